@@ -1,0 +1,32 @@
+/* diagnostics.h — posterior summaries and MCMC diagnostics as R's posterior
+ * package and stansummary compute them (Vehtari, Gelman, Simpson, Carpenter,
+ * Bürkner 2021): rank-normalised split R-hat (max with folded), bulk and tail
+ * ESS, MCSE of the mean, quantiles; and their importance-weighted forms. */
+#ifndef PPL_DIAGNOSTICS_H
+#define PPL_DIAGNOSTICS_H
+
+#include <stdbool.h>
+
+/* x[c][i]: chain c (0..m-1), draw i (0..n-1). All chains have n draws. */
+double diag_ess_basic(int m, int n, const double *const *x); /* Geyer initial monotone sequence */
+double diag_ess_bulk(int m, int n, const double *const *x);
+double diag_ess_tail(int m, int n, const double *const *x);
+double diag_rhat(int m, int n, const double *const *x);      /* NaN when m*n < 4 */
+/* Quantile with type-7 interpolation (R's default, as posterior uses). */
+double diag_quantile(int n, const double *x, double p);
+
+typedef struct SummaryStats {
+  double mean, sd, mcse, q5, q50, q95, ess_bulk, ess_tail, rhat;
+} SummaryStats;
+
+/* Unweighted: all of SummaryStats (rhat NaN with one chain -> reported null). */
+void diag_summarise(int m, int n, const double *const *x, SummaryStats *s);
+/* Weighted (log weights lw, same layout): self-normalised mean, sd, weighted
+ * quantiles, ess = Kish ESS (both ess fields), mcse = sd / sqrt(ess), rhat NaN. */
+void diag_summarise_weighted(int m, int n, const double *const *x,
+                             const double *const *lw, SummaryStats *s);
+/* Log evidence estimate log mean exp(lw) over all m*n weights and its standard
+ * error (delta method: sd(w) / (sqrt(N) mean(w)) computed stably). */
+void diag_log_evidence(int m, int n, const double *const *lw, double *est, double *se);
+
+#endif

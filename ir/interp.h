@@ -1,0 +1,110 @@
+/* interp.h — the IR interpreter and the handler interface engines implement.
+ *
+ * The interpreter keeps its whole execution state in an explicit stack
+ * (frames, each with its register file and a stack of block cursors), never in
+ * C recursion.  That makes an execution a first-class object: it can stop
+ * after an observation and resume later, and it can be forked (copy-on-write:
+ * containers shared between forks are copied on first write), which is what
+ * SMC's particles are.
+ *
+ * Every random choice, observation and factor goes to a Handler (in the sense of
+ * effect handlers: Pyro's poutine, Gen's generative-function interface).  The
+ * engines (inference/) are written against this interface only:
+ *   - simulate:  sample() draws from dc (dist_call_rng) and records it;
+ *   - score:     sample() returns the value stored in a given trace;
+ *   - replay with changes: sample() returns stored values except at chosen
+ *     addresses (MH), and draws fresh values for addresses not in the trace.
+ *
+ * Addresses: the latent's name, prefixed by the call path and suffixed by the
+ * indices of the enclosing `for` loops of its own frame; each call segment
+ * carries the loop indices of the caller at the call site:
+ *     theta            top-level latent
+ *     x[3]             `real x ~ ...` inside for (i in 1:N), iteration i = 3
+ *     walk/step[2]/x   x inside step(), called from walk() in its loop
+ *                      iteration 2, walk called from the top level
+ * If an address repeats within one run (a latent in a while loop, two calls of
+ * one function at the same place), the second occurrence gets "#2", the third
+ * "#3", ...: "x#2".  Addresses are therefore unique and stable across runs.
+ */
+#ifndef PPL_INTERP_H
+#define PPL_INTERP_H
+
+#include <stdio.h>
+
+#include "../stdlib/builtins.h"
+#include "../stdlib/dist.h"
+#include "../stdlib/rng.h"
+#include "ir.h"
+
+/* ---- handlers ---- */
+
+typedef enum {
+  HR_CONTINUE = 0, /* go on */
+  HR_SUSPEND,      /* (observe/factor only) stop after this event; interp_run
+                      returns RUN_SUSPENDED and a later interp_run resumes */
+  HR_ERROR,        /* abort the run; the handler has filled the Diag */
+} HandlerResult;
+
+typedef struct Handler Handler;
+struct Handler {
+  /* A latent choice at address `addr` (a GC string, stable and unique in the run).
+     Must set *out to a value of dc's type and sizes. */
+  HandlerResult (*sample)(Handler *h, const char *addr, const DistCall *dc, Value *out,
+                          SrcPos pos, Diag *d);
+  /* An observation of x under dc. */
+  HandlerResult (*observe)(Handler *h, const DistCall *dc, Value x, SrcPos pos, Diag *d);
+  /* factor(lw) and target += lw; condition(false) arrives as factor(-INFINITY). */
+  HandlerResult (*factor)(Handler *h, double lw, SrcPos pos, Diag *d);
+};
+
+/* ---- data ---- */
+
+/* Where IR_DATA gets its values (inference/ and lang/ implement it: the JSON
+ * loader, typed arrays from the embedding API). */
+typedef struct DataSource DataSource;
+struct DataSource {
+  /* Produce data variable `name` of type t with the given sizes (array dims,
+     then vector length or matrix rows, cols), satisfying the constraint
+     (lo/hi are NaN when absent).  Return false and fill d (DIAG_DATA) with
+     messages such as 'data.json: "y": expected 8 reals (J = 8), got 7' (the
+     caller supplies the "(J = 8)" part in size_desc: a GC string like "J = 8",
+     or NULL). */
+  bool (*get)(DataSource *src, const char *name, Type t, int nsizes, const int *sizes,
+              const char *size_desc, ConKind con, double lo, double hi, Value *out,
+              Diag *d);
+};
+
+/* ---- the interpreter ---- */
+
+typedef struct Interp Interp;           /* a program with its data loaded: immutable, shared */
+typedef struct InterpState InterpState; /* one execution of the model */
+
+typedef enum { RUN_DONE = 0, RUN_SUSPENDED, RUN_ERROR } RunStatus;
+
+/* Create an interpreter for p; `out` receives print() output (NULL = stdout). */
+Interp *interp_new(const IrProgram *p, FILE *out);
+/* Runs the data block: IR_DATA asks src (which may be NULL if the program has no
+ * data declarations; then a data variable is an error "missing data 'J'").
+ * Data-block statements are evaluated once here. False + d on error. */
+bool interp_load_data(Interp *in, DataSource *src, Diag *d);
+const IrProgram *interp_program(const Interp *in);
+
+/* A fresh execution of the model block (and, with gen = true, the generated
+ * block after it). The state holds its own Rng (used by *_rng builtins only;
+ * handlers bring their own randomness). */
+InterpState *interp_start(const Interp *in, uint64_t seed, uint64_t stream, bool gen);
+/* Run until the end, a suspension or an error. Runtime errors are DIAG_RUNTIME
+ * with the statement's position: "model.ppl:9:3: index 11 out of range for
+ * array of size 10". */
+RunStatus interp_run(InterpState *st, Handler *h, Diag *d);
+/* Copy-on-write fork of a (suspended) execution; the copy gets the given Rng
+ * stream for *_rng builtins. */
+InterpState *interp_fork(const InterpState *st, uint64_t seed, uint64_t stream);
+/* After RUN_DONE: the value of output i (IrProgram.outputs[i]); V_NONE if the
+ * variable was never assigned. */
+Value interp_output(const InterpState *st, int i);
+/* Number of observations (IR_OBSERVE and IR_FACTOR/IR_CONDITION events)
+ * executed so far, for SMC's bookkeeping. */
+long interp_events(const InterpState *st);
+
+#endif

@@ -1,0 +1,229 @@
+/* ir.h — the typed intermediate representation every backend consumes.
+ *
+ * The checked AST (lang/check.c) is lowered (ir/lower.c) into structured,
+ * three-address code over typed virtual registers:
+ *
+ *   - A function has a register file; registers are mutable slots (variables and
+ *     temporaries alike), each with a static Type.  Parameters are registers
+ *     0..nparams-1.
+ *   - Control flow stays structured (IF / FOR / WHILE own nested blocks), which
+ *     keeps the interpreter resumable with an explicit stack (SMC needs to stop at
+ *     an observation and fork a particle), keeps the analyses simple, and maps
+ *     directly onto LLVM basic blocks for the JIT.
+ *   - Random choices, observations and factors are explicit instructions; the
+ *     interpreter hands each one to the engine's handler (ir/interp.h).
+ *
+ * The three program blocks (data, model, generated) are lowered into one
+ * function, `main`, sharing one register file, so later blocks see earlier
+ * variables by register number.
+ *
+ * The IR is immutable once built and shared by all chains/particles/threads.
+ */
+#ifndef PPL_IR_H
+#define PPL_IR_H
+
+#include "../lang/diag.h"
+#include "../lang/value.h"
+#include "types.h"
+
+struct DistFamily; /* stdlib/dist.h */
+struct Builtin;    /* stdlib/builtins.h */
+
+typedef enum {
+  /* dst = imm (a constant Value of dst's type) */
+  IR_CONST,
+  /* dst = args[0], containers deep-copied (value semantics), int->real
+     promotion when dst is real and the source int, real[] <-> vector conversion
+     when the types differ that way */
+  IR_MOVE,
+  /* dst = op args[0];  sub: OP_NEG, OP_NOT, OP_TRANSPOSE (AstOp values) */
+  IR_UNARY,
+  /* dst = args[0] op args[1];  sub: OP_ADD ... OP_OR except OP_AND/OP_OR, which
+     are lowered to IR_IF for short-circuiting.  Broadcasting of a scalar over
+     a vector/matrix/row vector, elementwise .* ./, matrix products with *,
+     integer arithmetic on ints, string + string concatenation, comparisons of
+     numbers and strings (== != on strings). */
+  IR_BINARY,
+  /* dst = builtin(args...); dst = -1 when the builtin returns void (print) */
+  IR_BUILTIN,
+  /* dst = funcs[callee](args...); dst = -1 for void functions */
+  IR_CALL,
+  /* dst = args[0][idx...] */
+  IR_INDEX,
+  /* register dst is updated in place: dst[idx...] = args[0]  (dst is a variable
+     register; the interpreter makes it unshared before writing) */
+  IR_STORE,
+  /* dst = {args...}: array literal; element type = dst type minus one dim */
+  IR_ARRAY,
+  /* dst = [args...]: row vector of scalars, or matrix from row vectors */
+  IR_ROWVEC,
+  /* dst = a new value of dst's type with the sizes in `sizes` (array dims first,
+     then vector length / matrix rows, cols): reals are NaN, ints 0, bools false,
+     strings "" -- a declaration without initializer */
+  IR_DECL,
+  /* dst = data variable `name`, of dst's type with the sizes in `sizes`, checked
+     against constraint `con` (only in the data part of main) */
+  IR_DATA,
+  /* dst = latent random choice: address name `name`, distribution `dist`, shape
+     from dst's type and `sizes`, declared constraint `con` */
+  IR_SAMPLE,
+  /* observation of args[0] under `dist` (y ~ dist(...), observe(dist(...), y)) */
+  IR_OBSERVE,
+  /* add args[0] (a real) to the log weight: factor(x), target += x */
+  IR_FACTOR,
+  /* hard constraint args[0] (bool): false means log weight -inf */
+  IR_CONDITION,
+  /* if (args[0]) then_b else else_b */
+  IR_IF,
+  /* for (var in args[0] : args[1]) body  -- ints, inclusive, var is an int register.
+     Loops marked addressed (always for `for`) contribute their index to the
+     addresses of the latents inside them. */
+  IR_FOR,
+  /* while: run cond_b, test register cond; if true run body and repeat */
+  IR_WHILE,
+  IR_BREAK,
+  IR_CONTINUE,
+  /* return args[0] (nargs 0 for void) */
+  IR_RETURN,
+  /* reject(args...): runtime error with the printed arguments as message */
+  IR_REJECT,
+  /* print(args...): prints the arguments separated by nothing, then newline */
+  IR_PRINT,
+} IrOpcode;
+
+/* One index position in IR_INDEX / IR_STORE. Registers are ints (or an int
+   array for IX_MULTI); -1 means open. */
+typedef enum {
+  IX_SINGLE, /* [i]       lo */
+  IX_RANGE,  /* [lo:hi]   lo or -1, hi or -1 (both inclusive, 1-based) */
+  IX_ALL,    /* [:] */
+  IX_MULTI,  /* [idxs]    lo = register of an int array */
+} IrIndexKind;
+
+typedef struct IrIndex {
+  uint8_t kind;
+  int lo, hi;
+} IrIndex;
+
+typedef struct IrBlock {
+  int n;
+  struct IrInstr *ins;
+} IrBlock;
+
+typedef struct IrDist {
+  const struct DistFamily *fam;
+  int nparams;
+  int *params; /* registers */
+} IrDist;
+
+typedef struct IrCon {
+  uint8_t kind; /* ConKind */
+  int lower, upper; /* registers, or -1 */
+} IrCon;
+
+typedef struct IrInstr {
+  uint8_t op;  /* IrOpcode */
+  uint8_t sub; /* IR_UNARY/IR_BINARY: AstOp */
+  SrcPos pos;
+  int dst;     /* destination register, -1 if none */
+  int nargs;
+  int *args;   /* operand registers */
+  /* op-specific parts (only the ones the op uses are set) */
+  Value imm;                          /* IR_CONST */
+  const struct Builtin *builtin;      /* IR_BUILTIN */
+  int callee;                         /* IR_CALL: index into IrProgram.funcs */
+  int nidx; IrIndex *idx;             /* IR_INDEX, IR_STORE */
+  const char *name;                   /* IR_DATA, IR_SAMPLE: variable name */
+  IrDist dist;                        /* IR_SAMPLE, IR_OBSERVE */
+  IrCon con;                          /* IR_DATA, IR_SAMPLE (and IR_DECL, informative) */
+  int nsizes; int *sizes;             /* IR_DECL, IR_DATA, IR_SAMPLE: size registers */
+  IrBlock then_b, else_b;             /* IR_IF */
+  int var;                            /* IR_FOR: loop variable register */
+  IrBlock body;                       /* IR_FOR, IR_WHILE */
+  IrBlock cond_b; int cond;           /* IR_WHILE: block computing register `cond` */
+} IrInstr;
+
+typedef struct IrFunc {
+  const char *name;
+  SrcPos pos;
+  int nparams;        /* parameters are registers 0..nparams-1 */
+  Type ret;           /* TY_VOID for procedures */
+  int nregs;
+  Type *regtypes;     /* nregs */
+  const char **regnames; /* nregs; source name or NULL for temporaries */
+  IrBlock body;
+  bool stochastic;    /* contains (or calls something that contains) SAMPLE/OBSERVE/FACTOR/CONDITION */
+} IrFunc;
+
+/* Where an output variable is reported: the user-visible quantities of a draw. */
+typedef enum { OUT_LATENT, OUT_DERIVED, OUT_GENERATED } IrOutKind;
+
+typedef struct IrOutput {
+  const char *name; /* source name */
+  int reg;          /* register of main */
+  Type type;
+  IrOutKind kind;   /* latent (declared with ~), deterministic model variable, generated */
+} IrOutput;
+
+typedef struct IrProgram {
+  const char *file;
+  int nfuncs;
+  IrFunc *funcs;     /* user functions */
+  IrFunc main;       /* body unused; the three blocks below share main's registers */
+  IrBlock data_b;    /* IR_DATA reads and data-only computations */
+  IrBlock model_b;
+  IrBlock gen_b;
+  int noutputs;
+  IrOutput *outputs; /* top-level model variables (latents, derived) then generated,
+                        in declaration order */
+} IrProgram;
+
+/* Lower a checked AST (see lang/check.h) to IR. Never fails on a checked AST
+ * except for internal errors. */
+struct CheckedProgram;
+IrProgram *ir_lower(const struct CheckedProgram *cp, Diag *d);
+
+/* Readable listing for `ppl ir`. */
+char *ir_print(const IrProgram *p);
+
+/* ---- structural analysis (ir/analysis.c), printed by `ppl check` ---- */
+
+typedef enum { LK_CONTINUOUS, LK_DISCRETE, LK_STRING } LatentKind;
+
+typedef struct IrLatentInfo {
+  const char *name;     /* address name of the SAMPLE */
+  SrcPos pos;
+  LatentKind kind;
+  ConKind con;          /* effective constraint: declared ∩ family support */
+  const char *support;  /* human readable: "real", "(0, inf)", "[0, 1]", "simplex", "{0, 1}", "int >= 0" */
+  const char *family;   /* distribution name */
+  bool in_loop;         /* inside a for/while: one address per iteration */
+  bool in_function;     /* inside a user function: the address carries the call path */
+  bool fixed_size;      /* number of scalars known once data is loaded */
+} IrLatentInfo;
+
+typedef struct IrObsInfo {
+  SrcPos pos;
+  const char *what;     /* "y ~ normal", "observe(bernoulli)", "factor", "condition" */
+  bool in_loop;
+  bool depends_on_latent_control; /* inside control flow whose condition depends on a latent */
+} IrObsInfo;
+
+typedef struct IrAnalysis {
+  bool fixed_structure;   /* the set and shapes of latents cannot change between runs */
+  const char *dynamic_reason; /* why not, with a position: "model.ppl:7:5: while loop whose condition depends on latent 'x'" */
+  bool all_continuous;    /* every latent continuous (NUTS/HMC/ADVI/JIT candidates) */
+  bool has_discrete;
+  bool has_string;
+  bool interleaved_observations; /* observations inside loops between latents (SMC-friendly) */
+  int nlatents;
+  IrLatentInfo *latents;
+  int nobs;
+  IrObsInfo *obs;
+} IrAnalysis;
+
+IrAnalysis *ir_analyze(const IrProgram *p);
+/* Text for `ppl check`; `unconstrained_size` is -1 when unknown (no data). */
+char *ir_analysis_print(const IrProgram *p, const IrAnalysis *a, long unconstrained_size);
+
+#endif

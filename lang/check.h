@@ -1,0 +1,39 @@
+/* check.h — semantic analysis: scopes, types, shapes of literals, the rules for
+ * `~`, and which names are data, latents, locals or functions.
+ *
+ * The checker annotates the AST in place (Ast.ty, Ast.ref, Ast.builtin,
+ * Ast.dist, Ast.block) and returns the pieces the lowering needs.
+ */
+#ifndef PPL_CHECK_H
+#define PPL_CHECK_H
+
+#include "../parser/ast.h"
+
+/* A function supplied by the host program (ppl_register_function): all
+ * arguments and the result are reals. */
+typedef struct HostFunc {
+  const char *name;
+  int arity;
+  double (*fn)(void *ud, const double *args, int nargs, int *err);
+  void *ud;
+} HostFunc;
+
+typedef struct CheckedProgram {
+  const char *file;
+  Ast *program;
+  int nfuncs;
+  Ast **funcs;      /* AST_FUNCDEF in source order */
+  Ast *data, *model, *generated; /* AST_BLOCK or NULL */
+  int nhost;
+  const HostFunc *host;
+} CheckedProgram;
+
+/* Errors (DIAG_TYPE) name the place: "model.ppl:7:12: unknown variable 'thta'",
+ * "... '~' needs data or a new declaration on its left: 'mu' is a latent; use
+ * observe() or declare a new variable", "... normal expects 2 arguments, got 3",
+ * "... cannot assign vector to real", "... function 'f' does not return a value
+ * on every path", ... */
+CheckedProgram *check_program(Ast *program, const char *file, int nhost,
+                              const HostFunc *host, Diag *d);
+
+#endif

@@ -1,0 +1,78 @@
+/* gc.c — the allocator behind every runtime object: Boehm GC, or calloc when
+ * built with -Dgc=false so that ASan and valgrind see every block. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ppl_config.h"
+#include "value.h"
+
+#if PPL_USE_GC
+#define GC_THREADS
+#include <gc/gc.h>
+#include <pthread.h>
+
+static pthread_once_t gc_once = PTHREAD_ONCE_INIT;
+static void gc_init_once(void) {
+  GC_INIT();
+  GC_allow_register_threads();
+}
+void gc_init(void) { pthread_once(&gc_once, gc_init_once); }
+
+static void *checked(void *p, size_t n) {
+  if (!p && n) {
+    /* Out of memory is the one condition the library cannot report through a
+       Diag at every call site; fail loudly rather than corrupt results. */
+    fprintf(stderr, "ppl: out of memory allocating %zu bytes\n", n);
+    abort();
+  }
+  return p;
+}
+void *gc_alloc(size_t n) { return checked(GC_MALLOC(n ? n : 1), n); }
+void *gc_alloc_atomic(size_t n) {
+  void *p = checked(GC_MALLOC_ATOMIC(n ? n : 1), n);
+  memset(p, 0, n ? n : 1);
+  return p;
+}
+void gc_thread_enter(void) {
+  struct GC_stack_base sb;
+  gc_init();
+  if (GC_get_stack_base(&sb) == GC_SUCCESS) GC_register_my_thread(&sb);
+}
+void gc_thread_leave(void) { GC_unregister_my_thread(); }
+#else
+void gc_init(void) {}
+static void *checked(void *p, size_t n) {
+  if (!p && n) {
+    fprintf(stderr, "ppl: out of memory allocating %zu bytes\n", n);
+    abort();
+  }
+  return p;
+}
+void *gc_alloc(size_t n) { return checked(calloc(1, n ? n : 1), n); }
+void *gc_alloc_atomic(size_t n) { return checked(calloc(1, n ? n : 1), n); }
+void gc_thread_enter(void) {}
+void gc_thread_leave(void) {}
+#endif
+
+char *gc_strndup(const char *s, size_t n) {
+  char *p = gc_alloc_atomic(n + 1);
+  memcpy(p, s, n);
+  p[n] = 0;
+  return p;
+}
+
+char *gc_strdup(const char *s) { return gc_strndup(s, strlen(s)); }
+
+char *gc_printf(const char *fmt, ...) {
+  va_list ap, ap2;
+  va_start(ap, fmt);
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  char *p = gc_alloc_atomic((size_t)n + 1);
+  vsnprintf(p, (size_t)n + 1, fmt, ap2);
+  va_end(ap2);
+  return p;
+}

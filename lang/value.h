@@ -1,0 +1,109 @@
+/* value.h — runtime values of the interpreter and the memory they live in.
+ *
+ * Every runtime object (strings, arrays, vectors, matrices, traces) is allocated
+ * with gc_alloc / gc_alloc_atomic, which is the Boehm GC heap in normal builds and
+ * plain calloc when the project is configured with -Dgc=false (for ASan/UBSan and
+ * valgrind runs, where leaks are tolerated).  Nothing allocated here is ever freed
+ * by hand.
+ *
+ * A Value is a small tagged union passed by value.  Containers are immutable from
+ * the point of view of sharing: code that mutates a container in place (indexed
+ * assignment) must own it, which the interpreter guarantees by copying on
+ * assignment (val_copy) — see ir/interp.c.
+ */
+#ifndef PPL_VALUE_H
+#define PPL_VALUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- memory ------------------------------------------------------------- */
+
+void *gc_alloc(size_t n);        /* zeroed, may hold pointers */
+void *gc_alloc_atomic(size_t n); /* zeroed, holds no pointers (numbers, chars) */
+char *gc_strdup(const char *s);
+char *gc_strndup(const char *s, size_t n);
+char *gc_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Call once per process before any allocation (idempotent, thread-safe). */
+void gc_init(void);
+/* Threads other than the main one that allocate must register (no-op without GC). */
+void gc_thread_enter(void);
+void gc_thread_leave(void);
+
+/* ---- values ------------------------------------------------------------- */
+
+typedef enum {
+  V_NONE = 0, /* no value: void returns, unset variables */
+  V_INT,      /* int64 */
+  V_REAL,     /* double */
+  V_BOOL,
+  V_STR,      /* immutable string */
+  V_ARR,      /* array of Values (any element kind, nested for more dims) */
+  V_VEC,      /* column vector of doubles:  t->rows = n, t->cols = 1 */
+  V_ROWVEC,   /* row vector of doubles:     t->rows = 1, t->cols = n */
+  V_MAT,      /* matrix of doubles, column-major: d[(j)*rows + i], 0-based i,j */
+} ValKind;
+
+typedef struct PplStr {
+  size_t len;
+  char data[]; /* NUL-terminated */
+} PplStr;
+
+typedef struct ValArr {
+  int n;
+  struct Value *e; /* n elements */
+} ValArr;
+
+typedef struct ValTen {
+  int rows, cols;
+  double *d;   /* rows*cols doubles, column-major (atomic allocation) */
+  int32_t *ad; /* reserved for reverse-mode AD (issue 3): tape node per element, NULL = constant */
+} ValTen;
+
+typedef struct Value {
+  uint8_t k;  /* ValKind */
+  int32_t ad; /* reserved for reverse-mode AD (issue 3): tape node of a V_REAL, 0 = constant */
+  union {
+    int64_t i;
+    double r;
+    bool b;
+    PplStr *s;
+    ValArr *a;
+    ValTen *t;
+  };
+} Value;
+
+static inline Value val_int(int64_t i) { Value v = {.k = V_INT}; v.i = i; return v; }
+static inline Value val_real(double r) { Value v = {.k = V_REAL}; v.r = r; return v; }
+static inline Value val_bool(bool b) { Value v = {.k = V_BOOL}; v.b = b; return v; }
+static inline Value val_none(void) { Value v = {.k = V_NONE}; return v; }
+
+Value val_str(const char *s);             /* copies */
+Value val_strn(const char *s, size_t n);  /* copies n bytes */
+Value val_arr(int n);                     /* n V_NONE elements */
+Value val_vec(int n);                     /* zero-filled */
+Value val_rowvec(int n);
+Value val_mat(int rows, int cols);
+
+/* Deep copy of containers (scalars and strings are returned as is). */
+Value val_copy(Value v);
+
+/* Number of scalar elements: 1 for scalars, product of sizes for containers. */
+size_t val_numel(Value v);
+/* Numeric scalar as double (int, real or bool); NaN for anything else. */
+double val_as_real(Value v);
+/* Flatten every numeric scalar of v (any nesting) into out[0..numel) in
+ * row-major index order for arrays and column-major order inside matrices
+ * (i.e. the natural "first index slowest" order for arrays, Stan's storage
+ * order for matrices). Returns the count written. */
+size_t val_flatten(Value v, double *out);
+/* Structural equality (same kind, shape and elements; NaN != NaN). */
+bool val_equal(Value a, Value b);
+/* Print v for print() and messages: 3, 2.5, true, "text" unquoted,
+ * [1, 2, 3] for arrays and vectors, [[1, 2], [3, 4]] for matrices (by rows).
+ * Reals print with %.6g; integral reals print like "2" only if shown as "2". */
+char *val_to_string(Value v);
+const char *val_kind_name(ValKind k);
+
+#endif

@@ -1,0 +1,43 @@
+/* builtins.h — the functions a model can call: math, containers, strings,
+ * and the distribution functions NAME_rng / NAME_lpdf / NAME_lpmf / NAME_lcdf /
+ * NAME_lccdf derived from every family in stdlib/dist.h.
+ *
+ * Each builtin has a static type rule (used by the checker) and an evaluator
+ * (used by the interpreter).  Overloads are resolved inside `check` / `eval` by
+ * argument types/kinds, like Stan's function signatures.
+ */
+#ifndef PPL_BUILTINS_H
+#define PPL_BUILTINS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "../ir/types.h"
+#include "../lang/value.h"
+#include "rng.h"
+
+typedef struct BuiltinCtx {
+  Rng *rng;          /* for *_rng */
+  FILE *out;         /* where print() writes (stdout for the CLI) */
+} BuiltinCtx;
+
+typedef struct Builtin {
+  const char *name;
+  /* Static typing: true and *ret set if the call is valid; otherwise a message
+     such as "exp expects (real) or a container of reals, got (string)". */
+  bool (*check)(const struct Builtin *b, int nargs, const Type *args, Type *ret,
+                char *err, size_t errsz);
+  /* Evaluation: false with a message for domain errors ("cholesky_decompose:
+     matrix is not positive definite"); the interpreter adds the position. */
+  bool (*eval)(const struct Builtin *b, BuiltinCtx *ctx, int nargs, const Value *args,
+               Value *out, char *err, size_t errsz);
+  const void *data;  /* e.g. the DistFamily of NAME_rng, a libm function pointer */
+  bool uses_rng;     /* *_rng: random, not allowed where gradients are needed */
+} Builtin;
+
+/* NULL if unknown. Distribution-derived builtins are created on first lookup
+ * and cached (thread-safe). */
+const Builtin *builtin_lookup(const char *name);
+
+#endif

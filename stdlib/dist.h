@@ -1,0 +1,126 @@
+/* dist.h — the distribution families and the generic, vectorised layer over them.
+ *
+ * A family (stdlib/dist_NAME.c) keeps its log density, sampler, CDFs and
+ * support side by side, and fills one DistFamily record.  Univariate families
+ * give scalar kernels and let dist.c broadcast them; families with vector or
+ * matrix values (dirichlet, multi_normal, lkj_corr_cholesky, ...) give whole-
+ * value kernels.  Every log density is normalised (all constants included):
+ * evidence estimates depend on it.
+ *
+ * dist.c also owns parameter checking (clear messages), truncation to declared
+ * bounds (normalised with the CDFs) and the effective constraint of a latent
+ * (declared constraint intersected with the family's support).
+ */
+#ifndef PPL_DIST_H
+#define PPL_DIST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../ir/types.h"
+#include "../lang/value.h"
+#include "rng.h"
+
+#define DIST_MAX_PARAMS 4
+
+/* Domain of a scalar parameter, checked by dist.c before any kernel runs. */
+typedef enum {
+  PD_ANY,        /* finite real */
+  PD_POS,        /* finite, > 0 */
+  PD_NONNEG,     /* finite, >= 0 */
+  PD_PROB,       /* in [0, 1] */
+  PD_INT_NONNEG, /* integer >= 0 */
+  PD_INT,        /* integer */
+  PD_ANY_INF,    /* any non-NaN real, +-inf allowed (e.g. uniform bounds are not: use PD_ANY) */
+  PD_CUSTOM,     /* the family's own check (vectors, matrices) */
+} ParamDomain;
+
+typedef struct DistFamily {
+  const char *name;      /* "normal" */
+  int nparams;
+  const char *pnames[DIST_MAX_PARAMS]; /* "mu", "sigma": used in messages */
+  Type ptype[DIST_MAX_PARAMS];         /* type of each parameter for ONE draw:
+                                          real, int, vector, matrix, ... */
+  uint8_t pdom[DIST_MAX_PARAMS];       /* ParamDomain for scalar parameters */
+  Type vtype;            /* type of one draw: real, int, vector, matrix, string */
+  bool discrete;         /* integer-valued */
+  ConKind support_con;   /* structured support of vector/matrix draws: CON_SIMPLEX
+                            (dirichlet), CON_CHOL_CORR (lkj_corr_cholesky), CON_COV
+                            (wishart...), else CON_NONE */
+
+  /* Scalar families (vtype int or real, scalar parameters): */
+  /* support given the parameters: [*lo, *hi] (use +-INFINITY; for discrete
+     families integer bounds). May be NULL: support is all reals (or all ints). */
+  void (*support)(const double *p, double *lo, double *hi);
+  double (*lpdf1)(double x, const double *p); /* log density/mass at x; -inf outside support */
+  double (*rng1)(Rng *r, const double *p);
+  double (*lcdf1)(double x, const double *p);  /* log P(X <= x); NULL if not provided */
+  double (*lccdf1)(double x, const double *p); /* log P(X > x) */
+
+  /* Whole-value families (anything else: vector params or values): */
+  /* log density of ONE draw x (type vtype) given params p (types ptype);
+     return false with a message in err for invalid parameters/shape mismatch */
+  bool (*lpdf)(const Value *p, Value x, double *out, char *err, size_t errsz);
+  /* one draw with the size implied by the params */
+  bool (*rng)(Rng *r, const Value *p, Value *out, char *err, size_t errsz);
+  /* parameter check (PD_CUSTOM params); NULL = none */
+  bool (*check)(const Value *p, char *err, size_t errsz);
+} DistFamily;
+
+/* Lookup by name ("normal"); NULL if unknown. */
+const DistFamily *dist_lookup(const char *name);
+/* All families, NULL-terminated, for docs and tests. */
+const DistFamily *const *dist_all(void);
+
+/* Can a call with these argument types be vectorised over this family?
+ * Scalar families accept, for each parameter, its scalar type or any container
+ * of it (real[], vector, row_vector; int promotes to real).  Whole-value
+ * families accept exactly their types, or arrays of them.  The value x may be
+ * a draw type or a container/array of draws.  On failure writes e.g.
+ * "normal: argument 2 (sigma) must be real or a container of reals, got string". */
+bool dist_check_types(const DistFamily *f, int nargs, const Type *args, Type x,
+                      char *err, size_t errsz);
+
+/* A distribution applied at run time: what the interpreter hands to handlers. */
+typedef struct DistCall {
+  const DistFamily *fam;
+  int np;
+  const Value *p;   /* np parameter values */
+  /* effective bounds for scalar families: declared bounds intersected with the
+     support (lower = -INFINITY / upper = INFINITY when open) */
+  double lower, upper;
+  ConKind con;      /* effective constraint (CON_NONE, CON_LOWER, ..., CON_SIMPLEX, ...) */
+  bool truncated;   /* declared bounds cut the support: density renormalised */
+  /* shape of the value (for SAMPLE; for OBSERVE the observed value gives it) */
+  Type type;
+  int nsizes;
+  int sizes[8];
+} DistCall;
+
+/* Prepare a DistCall: checks parameter domains and broadcast sizes, computes the
+ * effective bounds/constraint from the declared ones (con, lo, hi; pass
+ * -INFINITY/INFINITY when absent).  Messages: "normal: sigma must be positive,
+ * got -1", "normal: sizes do not match: mu has 3 elements, sigma has 4",
+ * "declared bounds [5, 3] are empty". */
+bool dist_call_init(DistCall *dc, const DistFamily *f, int np, const Value *p,
+                    ConKind con, double lo, double hi, Type type, int nsizes,
+                    const int *sizes, char *err, size_t errsz);
+/* Sum of log densities of x (a draw, or a container of draws broadcast against
+ * the parameters), normalised over the truncation when dc->truncated. A value
+ * outside the support gives -inf, not an error. Errors: shape mismatch. */
+bool dist_call_lpdf(const DistCall *dc, Value x, double *out, char *err, size_t errsz);
+/* Draw a value of dc's type and sizes (truncated draws by inverse CDF or
+ * rejection). */
+bool dist_call_rng(const DistCall *dc, Rng *r, Value *out, char *err, size_t errsz);
+
+/* The language's NAME_rng(params...): shape from the parameters (a scalar if
+ * all are scalars, else an array of reals/ints as long as the containers). */
+bool dist_rng_value(const DistFamily *f, Rng *r, int np, const Value *p, Value *out,
+                    char *err, size_t errsz);
+/* NAME_lpdf / NAME_lpmf(x, params...), NAME_lcdf, NAME_lccdf: summed over elements. */
+bool dist_lpdf_value(const DistFamily *f, Value x, int np, const Value *p, double *out,
+                     char *err, size_t errsz);
+bool dist_lcdf_value(const DistFamily *f, Value x, int np, const Value *p, bool upper_tail,
+                     double *out, char *err, size_t errsz);
+
+#endif

@@ -1,0 +1,22 @@
+/* transform.h — maps between a constrained value and unconstrained reals, with
+ * the log absolute Jacobian determinant of the constraining map (Stan's
+ * transforms: log / logit for bounds, stick-breaking for simplex, cumulative exp
+ * for ordered, Cholesky-based for corr and cov matrices, normalisation for unit
+ * vectors).  Used by MH random-walk moves now and by NUTS/ADVI later. */
+#ifndef PPL_TRANSFORM_H
+#define PPL_TRANSFORM_H
+
+#include "../ir/types.h"
+
+/* Number of unconstrained reals for a constrained value of n scalars with the
+ * given kind: e.g. simplex of K -> K-1, chol_corr KxK -> K(K-1)/2, cov KxK ->
+ * K(K+1)/2 (n = K for vectors, n = K*K for matrices, K = side). */
+int tf_free_size(ConKind con, int n);
+
+/* x (n constrained scalars, column-major for matrices) -> u (tf_free_size
+ * reals). Returns false if x is not in the constraint set. */
+bool tf_unconstrain(ConKind con, double lo, double hi, int n, const double *x, double *u);
+/* u -> x, returning log|det J| of the map u -> x (added to the log density). */
+double tf_constrain(ConKind con, double lo, double hi, int n, const double *u, double *x);
+
+#endif
