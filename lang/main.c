@@ -1,1 +1,272 @@
-int main(void) { return 0; }
+/* main.c — the `ppl` command: a host program of libppl like any other, using
+ * only ppl.h.  Parses the command line, compiles the model, loads data and
+ * runs an engine; every failure is a message naming the place and an exit
+ * status from sysexits (64 usage, 65 model or data error, 66 unreadable input,
+ * 70 internal error, 73 output file not writable). */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ppl.h"
+
+enum { EX_OK = 0, EX_USAGE_ = 64, EX_DATAERR_ = 65, EX_NOINPUT_ = 66, EX_SOFTWARE_ = 70,
+       EX_CANTCREAT_ = 73 };
+
+static const char usage_text[] =
+    "usage: ppl <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run MODEL.ppl [options]   run inference and print a summary\n"
+    "  check MODEL.ppl [--data F] print the structural analysis and the engine choice\n"
+    "  ir MODEL.ppl              print the intermediate representation\n"
+    "  exec MODEL.ppl [--data F] [--seed N]\n"
+    "                            run the program once forward (latents from the prior)\n"
+    "  version                   print the version\n"
+    "\n"
+    "options of run:\n"
+    "  --data FILE.json      data in CmdStan's JSON layout\n"
+    "  --engine NAME         prior, is, mh (default: chosen by analysis, reason printed)\n"
+    "  --seed N              random seed (default 1); same seed, same output\n"
+    "  --chains N            chains (default 4)\n"
+    "  --draws N             draws per chain (default 1000)\n"
+    "  --warmup N            warmup iterations per chain (default 1000)\n"
+    "  --thin N              keep every N-th draw (default 1)\n"
+    "  --threads N           worker threads (default: min(chains, CPUs))\n"
+    "  --output FILE.csv     draws in CmdStan's CSV layout (FILE_1.csv ... for chains > 1)\n"
+    "  --summary FILE.json   summary as JSON\n"
+    "  --quiet               no summary table on stdout\n";
+
+static int usage_error(const char *fmt, const char *arg) {
+  fprintf(stderr, "ppl: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\n(run 'ppl help' for usage)\n");
+  return EX_USAGE_;
+}
+
+/* Exit status for a library error. */
+static int exit_code(ppl_status s) {
+  switch (s) {
+  case PPL_OK: return EX_OK;
+  case PPL_ERR_USAGE: return EX_USAGE_;
+  case PPL_ERR_SYNTAX:
+  case PPL_ERR_TYPE:
+  case PPL_ERR_DATA:
+  case PPL_ERR_RUNTIME: return EX_DATAERR_;
+  case PPL_ERR_IO: return EX_NOINPUT_;
+  default: return EX_SOFTWARE_;
+  }
+}
+
+/* Print the error with the offending source line and a caret under the column. */
+static int report(ppl_context *ctx) {
+  const char *file = NULL;
+  int line = 0, col = 0;
+  ppl_status s = ppl_errpos(ctx, &file, &line, &col);
+  fprintf(stderr, "%s\n", ppl_errmsg(ctx));
+  if (file && line > 0 && col > 0) {
+    FILE *f = fopen(file, "r");
+    if (f) {
+      char buf[4096];
+      int ln = 1;
+      while (fgets(buf, sizeof buf, f)) {
+        if (ln == line) {
+          size_t n = strcspn(buf, "\r\n");
+          buf[n] = 0;
+          if (n < 300) {
+            fprintf(stderr, "  %s\n  ", buf);
+            for (int i = 1; i < col && (size_t)i <= n; i++) fputc(buf[i - 1] == '\t' ? '\t' : ' ', stderr);
+            fprintf(stderr, "^\n");
+          }
+          break;
+        }
+        if (strchr(buf, '\n')) ln++;
+      }
+      fclose(f);
+    }
+  }
+  return exit_code(s);
+}
+
+static int parse_int_opt(const char *opt, const char *val, long lo, long hi, long *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(val, &end, 10);
+  if (errno || end == val || *end || v < lo || v > hi) {
+    fprintf(stderr, "ppl: %s expects an integer from %ld to %ld, got '%s'\n", opt, lo, hi, val);
+    return 0;
+  }
+  *out = v;
+  return 1;
+}
+
+typedef struct Args {
+  const char *cmd, *model, *data, *engine, *output, *summary;
+  long seed, chains, draws, warmup, thin, threads;
+  int quiet;
+} Args;
+
+static int parse_args(int argc, char **argv, Args *a) {
+  a->seed = 1;
+  a->chains = -1;
+  a->draws = -1;
+  a->warmup = -1;
+  a->thin = 1;
+  a->threads = 0;
+  for (int i = 2; i < argc; i++) {
+    const char *o = argv[i];
+    const char *val = NULL;
+    if (o[0] == '-' && o[1] == '-') {
+      /* --opt=value or --opt value */
+      char name[64];
+      const char *eq = strchr(o, '=');
+      size_t n = eq ? (size_t)(eq - o) : strlen(o);
+      if (n >= sizeof name) return usage_error("unknown option '%s'", o);
+      memcpy(name, o, n);
+      name[n] = 0;
+      if (!strcmp(name, "--quiet")) {
+        if (eq) return usage_error("--quiet takes no value: '%s'", o);
+        a->quiet = 1;
+        continue;
+      }
+      static const char *const valued[] = {"--data", "--engine", "--seed", "--chains", "--draws",
+                                           "--warmup", "--thin", "--threads", "--output",
+                                           "--summary", NULL};
+      int known = 0;
+      for (int k = 0; valued[k]; k++)
+        if (!strcmp(name, valued[k])) known = 1;
+      if (!known) return usage_error("unknown option '%s'", name);
+      if (eq) val = eq + 1;
+      else if (i + 1 < argc) val = argv[++i];
+      else return usage_error("option %s needs a value", name);
+      if (!*val) return usage_error("option %s needs a non-empty value", name);
+      if (!strcmp(name, "--data")) a->data = val;
+      else if (!strcmp(name, "--engine")) a->engine = val;
+      else if (!strcmp(name, "--output")) a->output = val;
+      else if (!strcmp(name, "--summary")) a->summary = val;
+      else if (!strcmp(name, "--seed")) {
+        if (!parse_int_opt(name, val, 0, LONG_MAX, &a->seed)) return EX_USAGE_;
+      } else if (!strcmp(name, "--chains")) {
+        if (!parse_int_opt(name, val, 1, 1024, &a->chains)) return EX_USAGE_;
+      } else if (!strcmp(name, "--draws")) {
+        if (!parse_int_opt(name, val, 1, 100000000, &a->draws)) return EX_USAGE_;
+      } else if (!strcmp(name, "--warmup")) {
+        if (!parse_int_opt(name, val, 0, 100000000, &a->warmup)) return EX_USAGE_;
+      } else if (!strcmp(name, "--thin")) {
+        if (!parse_int_opt(name, val, 1, 1000000, &a->thin)) return EX_USAGE_;
+      } else if (!strcmp(name, "--threads")) {
+        if (!parse_int_opt(name, val, 1, 1024, &a->threads)) return EX_USAGE_;
+      }
+    } else if (o[0] == '-' && o[1]) {
+      return usage_error("unknown option '%s'", o);
+    } else if (!a->model) {
+      a->model = o;
+    } else {
+      return usage_error("unexpected argument '%s' (one model file per run)", o);
+    }
+  }
+  return EX_OK;
+}
+
+static int cmd_model(ppl_context *ctx, const Args *a, ppl_model **m) {
+  if (!a->model) return usage_error("%s needs a model file", a->cmd);
+  if (ppl_compile_file(ctx, a->model, m) != PPL_OK) return report(ctx);
+  if (a->data) {
+    if (ppl_set_data_file(*m, a->data) != PPL_OK) return report(ctx);
+  } else if (ppl_data_commit(*m) != PPL_OK) {
+    /* no --data: fine when the program declares no data */
+    return report(ctx);
+  }
+  return EX_OK;
+}
+
+int main(int argc, char **argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  if (argc < 2) {
+    fputs(usage_text, stderr);
+    return EX_USAGE_;
+  }
+  Args a = {0};
+  a.cmd = argv[1];
+  if (!strcmp(a.cmd, "help") || !strcmp(a.cmd, "--help") || !strcmp(a.cmd, "-h")) {
+    fputs(usage_text, stdout);
+    return EX_OK;
+  }
+  if (!strcmp(a.cmd, "version") || !strcmp(a.cmd, "--version")) {
+    printf("ppl %s\n", ppl_version_string());
+    return EX_OK;
+  }
+  if (strcmp(a.cmd, "run") && strcmp(a.cmd, "check") && strcmp(a.cmd, "ir") && strcmp(a.cmd, "exec"))
+    return usage_error("unknown command '%s'", a.cmd);
+  int rc = parse_args(argc, argv, &a);
+  if (rc != EX_OK) return rc;
+
+  ppl_config cfg;
+  ppl_config_default(&cfg);
+  cfg.threads = (int)a.threads;
+  ppl_context *ctx = ppl_context_new(&cfg);
+  if (!ctx) {
+    fprintf(stderr, "ppl: out of memory\n");
+    return EX_SOFTWARE_;
+  }
+  ppl_model *m = NULL;
+  ppl_result *r = NULL;
+
+  if (!strcmp(a.cmd, "ir")) {
+    if (!a.model) rc = usage_error("%s needs a model file", a.cmd);
+    else if (ppl_compile_file(ctx, a.model, &m) != PPL_OK) rc = report(ctx);
+    else fputs(ppl_model_ir(m), stdout);
+    goto done;
+  }
+  if ((rc = cmd_model(ctx, &a, &m)) != EX_OK) goto done;
+
+  if (!strcmp(a.cmd, "check")) {
+    const char *text = ppl_model_analysis(m);
+    if (!text) rc = report(ctx);
+    else fputs(text, stdout);
+    goto done;
+  }
+
+  ppl_run_options ro;
+  ppl_run_options_default(&ro);
+  ro.seed = (uint64_t)a.seed;
+  if (!strcmp(a.cmd, "exec")) {
+    ro.engine = "prior";
+    ro.chains = 1;
+    ro.draws = 1;
+    ro.warmup = 0;
+  } else {
+    ro.engine = a.engine;
+    if (a.chains > 0) ro.chains = (int)a.chains;
+    if (a.draws > 0) ro.draws = (int)a.draws;
+    if (a.warmup >= 0) ro.warmup = (int)a.warmup;
+    ro.thin = (int)a.thin;
+    ro.output_csv = a.output;
+    ro.summary_json = a.summary;
+  }
+  ro.progress = !strcmp(a.cmd, "run") && isatty(2);
+  if (strcmp(a.cmd, "exec")) {
+    const char *name, *why;
+    if (ppl_model_engine(m, ro.engine, &name, &why) != PPL_OK) {
+      rc = report(ctx);
+      goto done;
+    }
+    fprintf(stderr, "engine: %s\n", why);
+  }
+  if (ppl_run(m, &ro, &r) != PPL_OK) {
+    rc = report(ctx);
+    goto done;
+  }
+  if (!strcmp(a.cmd, "run") && !a.quiet) {
+    const char *table = ppl_result_summary_text(r);
+    fputs(table, stdout);
+  }
+
+done:
+  ppl_result_free(r);
+  ppl_model_free(m);
+  ppl_context_free(ctx);
+  return rc;
+}

@@ -1,0 +1,205 @@
+/* ppl.h — the one public header of libppl, the ppl probabilistic programming
+ * language.  A host program compiles a model, gives it data, runs an inference
+ * engine and reads draws and summaries:
+ *
+ *     ppl_config cfg;
+ *     ppl_config_default(&cfg);
+ *     ppl_context *ctx = ppl_context_new(&cfg);
+ *     ppl_model *m;
+ *     if (ppl_compile_file(ctx, "eight_schools.ppl", &m) != PPL_OK)
+ *       fprintf(stderr, "%s\n", ppl_errmsg(ctx));
+ *     ppl_set_data_file(m, "eight_schools.data.json");
+ *     ppl_run_options ro;
+ *     ppl_run_options_default(&ro);
+ *     ppl_result *r;
+ *     ppl_run(m, &ro, &r);
+ *     ...
+ *     ppl_result_free(r); ppl_model_free(m); ppl_context_free(ctx);
+ *
+ * Conventions:
+ *  - Handles are opaque.  Every object belongs to the context it was made in and
+ *    must be freed before it (ppl_model_free, ppl_result_free, then
+ *    ppl_context_free).
+ *  - Functions that can fail return ppl_status; on failure the context holds the
+ *    message (ppl_errmsg) and the source position (ppl_errpos), e.g.
+ *    "model.ppl:12:7: unknown variable 'thta'".  The library never exits, aborts
+ *    or prints on its own (print() statements of a model go to
+ *    ppl_config.print_out).
+ *  - Strings returned by the library belong to the object they came from and stay
+ *    valid until it is freed.  Strings and arrays passed in are copied.
+ *  - No global state: contexts are independent; one context may be used by one
+ *    thread at a time, and different contexts in different threads at once.
+ */
+#ifndef PPL_H
+#define PPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- version ----------------------------------------------------------- */
+
+#define PPL_VERSION_MAJOR 0
+#define PPL_VERSION_MINOR 1
+#define PPL_VERSION_PATCH 0
+#define PPL_VERSION_NUMBER (PPL_VERSION_MAJOR * 10000 + PPL_VERSION_MINOR * 100 + PPL_VERSION_PATCH)
+
+/* The version of the library actually linked (compare with PPL_VERSION_NUMBER). */
+int ppl_version(void);
+/* "0.1.0"; static storage. */
+const char *ppl_version_string(void);
+
+/* ---- status ------------------------------------------------------------ */
+
+typedef enum ppl_status {
+  PPL_OK = 0,
+  PPL_ERR_USAGE = 1,    /* bad argument or option, API misuse */
+  PPL_ERR_SYNTAX = 2,   /* lexical or syntax error in a model */
+  PPL_ERR_TYPE = 3,     /* semantic error in a model: names, types, shapes, misuse of ~ */
+  PPL_ERR_DATA = 4,     /* data missing, malformed or not matching the data block */
+  PPL_ERR_RUNTIME = 5,  /* error while running a model */
+  PPL_ERR_IO = 6,       /* a file could not be read or written */
+  PPL_ERR_INTERNAL = 7  /* a bug in ppl: please report it */
+} ppl_status;
+
+/* "syntax error", "data error", ...; static storage. */
+const char *ppl_status_name(ppl_status s);
+
+/* ---- context ----------------------------------------------------------- */
+
+typedef struct ppl_config {
+  FILE *print_out; /* where model print() output goes; default stdout */
+  int threads;     /* worker threads for chains; 0 (default) = min(chains, CPUs) */
+} ppl_config;
+
+/* Fills *cfg with the defaults. */
+void ppl_config_default(ppl_config *cfg);
+
+typedef struct ppl_context ppl_context;
+
+/* New context; cfg may be NULL for the defaults. Returns NULL only when out of
+ * memory. The caller owns the context and frees it with ppl_context_free. */
+ppl_context *ppl_context_new(const ppl_config *cfg);
+/* Frees the context. Models and results made from it must be freed first. */
+void ppl_context_free(ppl_context *ctx);
+
+/* The message of the last failed call on this context ("" if none): owned by the
+ * context, valid until the next call on it. */
+const char *ppl_errmsg(const ppl_context *ctx);
+/* The status and source position of the last failed call (file may be NULL,
+ * line/col 0 when the error has no position). Any out pointer may be NULL. */
+ppl_status ppl_errpos(const ppl_context *ctx, const char **file, int *line, int *col);
+
+/* A host function callable from models by `name` with `arity` real arguments,
+ * returning a real. It must be registered before the models that call it are
+ * compiled. fn sets *err = 1 (and returns anything) to signal a domain error;
+ * it may be called from several threads at once with the same ud. */
+typedef double (*ppl_host_fn)(void *ud, const double *args, int nargs, int *err);
+ppl_status ppl_register_function(ppl_context *ctx, const char *name, int arity, ppl_host_fn fn,
+                                 void *ud);
+
+/* ---- models ------------------------------------------------------------ */
+
+typedef struct ppl_model ppl_model;
+
+/* Compile a model from a file, or from source text (`name` is used in messages,
+ * e.g. "model.ppl"). On success *out is a new model owned by the caller (free
+ * with ppl_model_free); on failure *out is NULL. */
+ppl_status ppl_compile_file(ppl_context *ctx, const char *path, ppl_model **out);
+ppl_status ppl_compile_string(ppl_context *ctx, const char *source, const char *name,
+                              ppl_model **out);
+void ppl_model_free(ppl_model *m);
+
+/* Give the model its data, replacing any data given before. JSON in CmdStan's
+ * layout (`name` is used in messages, e.g. "data.json"), or a file. The data are
+ * validated against the data block at once. */
+ppl_status ppl_set_data_json(ppl_model *m, const char *json, const char *name);
+ppl_status ppl_set_data_file(ppl_model *m, const char *path);
+/* Data as typed arrays, one variable at a time, then ppl_data_commit to validate
+ * them against the data block: `dims` has `ndims` sizes; values are row-major for
+ * arrays (first index slowest) and for matrices (row by row, as in JSON). */
+ppl_status ppl_data_int(ppl_model *m, const char *name, const int64_t *values, int ndims,
+                        const int *dims);
+ppl_status ppl_data_real(ppl_model *m, const char *name, const double *values, int ndims,
+                         const int *dims);
+ppl_status ppl_data_commit(ppl_model *m);
+
+/* The IR listing (`ppl ir`) and the structural analysis (`ppl check`) as text
+ * owned by the model. */
+const char *ppl_model_ir(ppl_model *m);
+const char *ppl_model_analysis(ppl_model *m);
+
+/* ---- log density ------------------------------------------------------- */
+
+/* For fixed-structure programs with data set: the number of unconstrained
+ * parameters (0 with an error for dynamic-structure programs). */
+ppl_status ppl_num_unconstrained(ppl_model *m, size_t *n);
+/* Log density (up to nothing: fully normalised, including the log-Jacobians of
+ * the constraining transforms) at the unconstrained point theta[0..n). */
+ppl_status ppl_log_density(ppl_model *m, const double *theta, size_t n, double *lp);
+/* theta (unconstrained, n) -> the constrained latents in output order
+ * (ppl_num_constrained of them), and back. */
+ppl_status ppl_num_constrained(ppl_model *m, size_t *n);
+ppl_status ppl_constrain(ppl_model *m, const double *theta, double *x);
+ppl_status ppl_unconstrain(ppl_model *m, const double *x, double *theta);
+
+/* ---- running ----------------------------------------------------------- */
+
+typedef struct ppl_run_options {
+  const char *engine;      /* "prior", "is", "mh", ...; NULL = chosen by analysis */
+  int chains;              /* default 4 */
+  int draws;               /* per chain, default 1000 */
+  int warmup;              /* per chain, default 1000 (engines without warmup ignore it) */
+  int thin;                /* default 1 */
+  uint64_t seed;           /* default 1 */
+  const char *output_csv;  /* CmdStan CSV path, or NULL; several chains write
+                              NAME_1.csv, NAME_2.csv, ... */
+  const char *summary_json;/* summary JSON path, or NULL */
+  int progress;            /* nonzero: a progress line on stderr (default 0) */
+} ppl_run_options;
+
+void ppl_run_options_default(ppl_run_options *o);
+
+/* The engine ppl_run would use: `requested` (NULL = let the analysis choose)
+ * after validation, and why, e.g. "mh — 10 continuous latents, fixed structure: ...".
+ * Strings are owned by the model. */
+ppl_status ppl_model_engine(ppl_model *m, const char *requested, const char **name,
+                            const char **why);
+
+typedef struct ppl_result ppl_result;
+
+/* Run inference. On success *out is a new result owned by the caller (free with
+ * ppl_result_free). */
+ppl_status ppl_run(ppl_model *m, const ppl_run_options *o, ppl_result **out);
+void ppl_result_free(ppl_result *r);
+
+/* The engine that ran and why it was chosen (owned by the result). */
+const char *ppl_result_engine(const ppl_result *r);
+const char *ppl_result_engine_reason(const ppl_result *r);
+int ppl_result_num_chains(const ppl_result *r);
+int ppl_result_num_draws(const ppl_result *r); /* per chain */
+/* Columns: lp__, the engine's columns (accept_stat__, log_weight__, ...) and
+ * the model's outputs in CmdStan naming (theta.1, m.1.2). */
+int ppl_result_num_columns(const ppl_result *r);
+const char *ppl_result_column_name(const ppl_result *r, int col);
+/* Index of a column by CmdStan name ("theta.1") or summary name ("theta[1]"); -1 if none. */
+int ppl_result_column_index(const ppl_result *r, const char *name);
+double ppl_result_draw(const ppl_result *r, int chain, int draw, int col);
+
+typedef struct ppl_summary {
+  double mean, sd, mcse, q5, q50, q95, ess_bulk, ess_tail, rhat; /* NaN when not applicable */
+} ppl_summary;
+ppl_status ppl_result_summary(const ppl_result *r, int col, ppl_summary *out);
+/* The stansummary-like table the command line prints (owned by the result). */
+const char *ppl_result_summary_text(const ppl_result *r);
+/* Log evidence and its standard error; PPL_ERR_USAGE if the engine does not estimate it. */
+ppl_status ppl_result_log_evidence(const ppl_result *r, double *estimate, double *se);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -30,4 +30,13 @@ double m_gamma_p(double a, double x);
 double m_gamma_q(double a, double x);
 double m_inc_beta(double a, double b, double x);
 
+/* Added by stdlib-cont (additive): logs of the regularised incomplete
+ * functions, accurate where the value itself would underflow or round to 1.
+ * m_gamma_pq_log gives log P(a, x) and log Q(a, x) together; m_inc_beta_log
+ * gives log I_x(a, b) and log(1 - I_x(a, b)) and takes y = 1 - x separately
+ * so a caller that knows 1 - x exactly (student_t) loses nothing. */
+void m_gamma_pq_log(double a, double x, double *log_p, double *log_q);
+void m_inc_beta_log(double a, double b, double x, double y, double *log_i, double *log_ic);
+double m_log1pmx(double x); /* log(1 + x) - x, accurate near 0 */
+
 #endif

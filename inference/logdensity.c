@@ -1,0 +1,1 @@
+/* logdensity.c — being written */

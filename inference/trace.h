@@ -1,0 +1,110 @@
+/* trace.h — the record of one run of a model: its latent choices in execution
+ * order with their log densities, plus the log-likelihood and log prior; and the
+ * recording/replaying handler that builds traces.
+ *
+ * A trace is immutable once its run has finished: engines build new traces
+ * instead of editing old ones, so later engines (SMC) can share them between
+ * particles.  Lightweight MH (Wingate, Stuhlmüller, Goodman 2011) needs, per
+ * choice, whether it was reused from the previous trace or drawn fresh, and the
+ * number of proposal sites; both are kept here.
+ */
+#ifndef PPL_TRACE_H
+#define PPL_TRACE_H
+
+#include "../ir/interp.h"
+
+typedef struct TraceChoice {
+  const char *addr;            /* GC string, unique within the run */
+  Value val;
+  const DistFamily *fam;
+  double lp;                   /* log density of val under its DistCall (incl. truncation) */
+  bool continuous;             /* real-valued family (not discrete, not string) */
+  bool fresh;                  /* drawn from the DistCall, not reused from the previous trace */
+  bool structured;             /* con is simplex, ordered, cholesky, cov...: proposals move whole units */
+  ConKind con;                 /* effective constraint */
+  double lower, upper;         /* effective scalar bounds (+-INFINITY when open) */
+  Type type;                   /* declared type and sizes of the value */
+  int nsizes;
+  int sizes[8];
+  int numel;                   /* scalars in val (strings count 1 each) */
+  int unit_len;                /* scalars in one draw of the family: 1 for scalar
+                                  families, K for a vector draw, K*K for a matrix */
+  int nsites;                  /* MH proposal sites of this choice */
+} TraceChoice;
+
+typedef struct Trace {
+  int n;                       /* choices, in execution order */
+  TraceChoice *c;
+  int hcap;                    /* hash index: address -> choice + 1 (0 = empty slot) */
+  int *hidx;
+  double loglik;               /* observations + factors */
+  double logprior;             /* sum of the choices' lp */
+  long nsites;                 /* sum of the choices' nsites */
+  long *site_start;            /* n + 1 prefix sums of nsites */
+} Trace;
+
+const TraceChoice *trace_find(const Trace *t, const char *addr);
+static inline double trace_logjoint(const Trace *t) { return t->loglik + t->logprior; }
+/* The choice holding proposal site s (0 <= s < t->nsites); *local = index of
+ * the site inside that choice. */
+int trace_site(const Trace *t, long s, int *local);
+
+/* ---- values by shape ---- */
+
+/* A zero-filled value (ints 0, reals 0, strings "") of type t with the sizes in
+ * sizes (array dims first, then vector length or matrix rows, cols). */
+Value trace_value_new(Type t, int nsizes, const int *sizes);
+/* Does v have exactly type t (scalar kinds by base) and these sizes? */
+bool trace_value_has_shape(Value v, Type t, int nsizes, const int *sizes);
+/* Scalar element e of v in val_flatten order (row-major arrays, column-major
+ * matrices); set writes in place (v must be owned). */
+double trace_value_get(Value v, size_t e);
+void trace_value_set(Value v, size_t e, double x);
+
+/* ---- the recording / replaying handler ---- */
+
+typedef struct TraceHandler TraceHandler;
+
+/* A proposal at the target address: given the DistCall there and the old
+ * value, produce the new value and log q(old | new) - log q(new | old).
+ * Return false with a message in err to make the run fail. */
+typedef bool (*TraceProposeFn)(void *ctx, const DistCall *dc, Value old, Rng *r,
+                               Value *out, double *log_q_ratio, char *err, size_t errsz);
+
+struct TraceHandler {
+  Handler h;                   /* first: a TraceHandler* is a Handler* */
+  Rng *rng;                    /* draws of fresh choices */
+  const Trace *prev;           /* values to reuse; NULL = simulate from the prior */
+  const char *target;          /* address to propose at, or NULL */
+  TraceProposeFn propose;
+  void *propose_ctx;
+  /* results */
+  Trace *tr;                   /* being built; complete after trace_handler_finish */
+  int cap;
+  bool target_seen;
+  double log_q_ratio;          /* from the proposal at the target */
+  double fresh_lp;             /* sum of lp over fresh choices (target excluded) */
+};
+
+void trace_handler_init(TraceHandler *th, Rng *rng, const Trace *prev, const char *target,
+                        TraceProposeFn propose, void *propose_ctx);
+/* Seal the trace (hash index, site counts) and return it. */
+Trace *trace_handler_finish(TraceHandler *th);
+
+/* One run of the model block (and the generated block when gen) with th;
+ * st = interp_start(in, seed, stream, gen).  Returns the finished trace, or NULL
+ * with d filled when the program or the handler failed.  *state_out (may be
+ * NULL) receives the finished execution, for interp_output. */
+Trace *trace_run(const Interp *in, TraceHandler *th, uint64_t seed, uint64_t stream,
+                 bool gen, InterpState **state_out, Diag *d);
+
+/* Log-probability of the old trace's choices that the new trace did not reuse
+ * (absent there or drawn fresh), the target excluded: the R term of
+ * lightweight MH. */
+double trace_stale_lp(const Trace *old, const Trace *new_, const char *target);
+
+/* Number of MH sites of a choice of this shape: one per scalar element, except
+ * one per unit for structured constraints and one per string choice. */
+int trace_choice_sites(const TraceChoice *c);
+
+#endif

@@ -1,0 +1,23 @@
+#!/usr/bin/perl
+# tally.pl testlog.json — counts TAP subtests over a meson test run and prints
+# "N passed, N failed" (what CI reads), listing the failures first.
+use strict;
+use warnings;
+use JSON::PP;
+my ($pass, $fail) = (0, 0);
+open my $fh, '<', $ARGV[0] or die "cannot read $ARGV[0]: $!\n";
+while (my $line = <$fh>) {
+  my $t = eval { decode_json($line) } or next;
+  my $out = $t->{stdout} // '';
+  my $subtests = 0;
+  for (split /\n/, $out) {
+    if (/^ok \d+/) { $pass++; $subtests++; }
+    elsif (/^not ok \d+/) { $fail++; $subtests++; print "FAILED: $t->{name}: $_\n"; }
+  }
+  # a test that crashed or printed no TAP counts as one failure
+  if ($t->{result} ne 'OK' && $t->{result} ne 'SKIP' && $subtests == 0) {
+    $fail++;
+    print "FAILED: $t->{name}: $t->{result}\n";
+  }
+}
+print "$pass passed, $fail failed\n";

@@ -1,0 +1,26 @@
+#!/bin/sh
+# run_examples.sh PPL EXAMPLES_DIR — every example model runs end to end under
+# its default engine (short chains) and prints a summary; TAP output.
+ppl=$1
+dir=$2
+n=0
+failed=0
+out=$(mktemp)
+for model in "$dir"/*.ppl; do
+  n=$((n + 1))
+  base=${model%.ppl}
+  data=
+  [ -f "$base.data.json" ] && data="--data $base.data.json"
+  # shellcheck disable=SC2086
+  if "$ppl" run "$model" $data --chains 2 --warmup 200 --draws 200 --seed 7 >"$out" 2>&1 &&
+     grep -q "lp__" "$out"; then
+    echo "ok $n - $(basename "$model")"
+  else
+    failed=$((failed + 1))
+    echo "not ok $n - $(basename "$model")"
+    sed 's/^/#   /' "$out" | head -20
+  fi
+done
+rm -f "$out"
+echo "1..$n"
+[ "$failed" -eq 0 ]
