@@ -35,12 +35,43 @@ void *gc_alloc_atomic(size_t n) {
   memset(p, 0, n ? n : 1);
   return p;
 }
+/* Worker threads (chains, particles) bracket their work with enter/leave.
+ * A thread that was already registered (the main thread, or a host thread seen
+ * by gc_ensure_thread) is left as it was. */
+static __thread int gc_registered_here;
 void gc_thread_enter(void) {
-  struct GC_stack_base sb;
   gc_init();
-  if (GC_get_stack_base(&sb) == GC_SUCCESS) GC_register_my_thread(&sb);
+  if (GC_thread_is_registered()) return;
+  struct GC_stack_base sb;
+  if (GC_get_stack_base(&sb) == GC_SUCCESS && GC_register_my_thread(&sb) == GC_SUCCESS)
+    gc_registered_here = 1;
 }
-void gc_thread_leave(void) { GC_unregister_my_thread(); }
+void gc_thread_leave(void) {
+  if (gc_registered_here) {
+    gc_registered_here = 0;
+    GC_unregister_my_thread();
+  }
+}
+
+static pthread_key_t gc_thread_key;
+static pthread_once_t gc_key_once = PTHREAD_ONCE_INIT;
+static void gc_thread_exit(void *unused) {
+  (void)unused;
+  GC_unregister_my_thread();
+}
+static void gc_key_init(void) { pthread_key_create(&gc_thread_key, gc_thread_exit); }
+
+void gc_ensure_thread(void) {
+  gc_init();
+  if (GC_thread_is_registered()) return;
+  pthread_once(&gc_key_once, gc_key_init);
+  struct GC_stack_base sb;
+  if (GC_get_stack_base(&sb) == GC_SUCCESS && GC_register_my_thread(&sb) == GC_SUCCESS)
+    pthread_setspecific(gc_thread_key, (void *)1);
+}
+
+void *gc_alloc_root(size_t n) { return checked(GC_MALLOC_UNCOLLECTABLE(n ? n : 1), n); }
+void gc_free_root(void *p) { GC_FREE(p); }
 #else
 void gc_init(void) {}
 static void *checked(void *p, size_t n) {
@@ -54,6 +85,9 @@ void *gc_alloc(size_t n) { return checked(calloc(1, n ? n : 1), n); }
 void *gc_alloc_atomic(size_t n) { return checked(calloc(1, n ? n : 1), n); }
 void gc_thread_enter(void) {}
 void gc_thread_leave(void) {}
+void gc_ensure_thread(void) {}
+void *gc_alloc_root(size_t n) { return checked(calloc(1, n ? n : 1), n); }
+void gc_free_root(void *p) { free(p); }
 #endif
 
 char *gc_strndup(const char *s, size_t n) {

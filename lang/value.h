@@ -27,6 +27,14 @@ char *gc_strndup(const char *s, size_t n);
 char *gc_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Call once per process before any allocation (idempotent, thread-safe). */
 void gc_init(void);
+/* Make sure the calling thread may allocate: registers it with the collector on
+ * first use and unregisters it when the thread exits. The public API calls it on
+ * entry, so hosts can use libppl from threads the GC has never seen. */
+void gc_ensure_thread(void);
+/* Blocks owned by a host-visible handle (ppl_model, ppl_result ...): scanned by
+ * the collector for pointers but never collected; freed with gc_free_root. */
+void *gc_alloc_root(size_t n);
+void gc_free_root(void *p);
 /* Threads other than the main one that allocate must register (no-op without GC). */
 void gc_thread_enter(void);
 void gc_thread_leave(void);
