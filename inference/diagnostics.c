@@ -1,1 +1,565 @@
-/* placeholder: being written */
+/* diagnostics.c — R-hat, ESS, MCSE and quantiles exactly as R's posterior
+ * package (and so cmdstanr, stansummary 2.33) computes them, after Vehtari,
+ * Gelman, Simpson, Carpenter and Bürkner (2021), "Rank-normalization,
+ * folding, and localization".  Users compare our numbers with posterior's, so
+ * every quirk of posterior is kept on purpose and marked where it is (the
+ * max_t == 0 sum, the ESS cap, constant input giving NaN).  The definitions
+ * are written out in docs/output.md.
+ *
+ * Draws come as x[c][i] (chain c, draw i).  Work arrays are GC allocations:
+ * diagnostics run once per column at the end of a run, never in a hot loop. */
+#include "diagnostics.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lang/value.h"
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static double *dg_alloc(size_t n) { return gc_alloc_atomic(sizeof(double) * (n ? n : 1)); }
+
+static bool dg_all_finite(size_t n, const double *x) {
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(x[i])) return false;
+  return true;
+}
+
+static bool dg_any_nan(size_t n, const double *x) {
+  for (size_t i = 0; i < n; i++)
+    if (isnan(x[i])) return true;
+  return false;
+}
+
+/* posterior's is_constant: range below machine epsilon (absolute). */
+static bool dg_is_constant(size_t n, const double *x) {
+  double lo = x[0], hi = x[0];
+  for (size_t i = 1; i < n; i++) {
+    if (x[i] < lo) lo = x[i];
+    if (x[i] > hi) hi = x[i];
+  }
+  return fabs(hi - lo) < DBL_EPSILON;
+}
+
+static double dg_mean(size_t n, const double *x) {
+  double s = 0;
+  for (size_t i = 0; i < n; i++) s += x[i];
+  return s / (double)n;
+}
+
+/* Sample variance (n - 1 denominator), as R's var(); NaN for n < 2. */
+static double dg_var(size_t n, const double *x) {
+  if (n < 2) return NAN;
+  double m = dg_mean(n, x), s = 0;
+  for (size_t i = 0; i < n; i++) s += (x[i] - m) * (x[i] - m);
+  return s / (double)(n - 1);
+}
+
+static int dg_cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double *dg_sorted_copy(size_t n, const double *x) {
+  double *s = dg_alloc(n);
+  memcpy(s, x, sizeof(double) * n);
+  qsort(s, n, sizeof(double), dg_cmp_double);
+  return s;
+}
+
+/* Type-7 quantile of already sorted data, in R's arithmetic:
+ * index = 1 + (n-1) p, then (1-h) x[lo] + h x[hi]. */
+static double dg_quantile_sorted(size_t n, const double *s, double p) {
+  if (n == 0 || isnan(p)) return NAN;
+  double index = 1 + (double)(n - 1) * p;
+  double lo = floor(index), hi = ceil(index);
+  double q = s[(size_t)lo - 1];
+  double xh = s[(size_t)hi - 1];
+  if (index > lo && xh != q) {
+    double h = index - lo;
+    q = (1 - h) * q + h * xh;
+  }
+  return q;
+}
+
+double diag_quantile(int n, const double *x, double p) {
+  if (n <= 0 || p < 0 || p > 1 || dg_any_nan((size_t)n, x)) return NAN;
+  return dg_quantile_sorted((size_t)n, dg_sorted_copy((size_t)n, x), p);
+}
+
+static double dg_median(size_t n, const double *x) {
+  double *s = dg_sorted_copy(n, x);
+  return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+/* ---- inverse normal CDF ------------------------------------------------- */
+
+/* Wichura's AS241 (PPND16), relative accuracy about 1e-16: the algorithm R's
+ * qnorm uses, so rank-normalised values match posterior's to rounding.
+ * TODO(stdlib): switch to m_std_normal_qf once stdlib/mathfn.c provides it. */
+static double dg_poly(const double *c, int n, double r) {
+  double s = c[n - 1];
+  for (int i = n - 2; i >= 0; i--) s = s * r + c[i];
+  return s;
+}
+
+static double dg_qnorm(double p) {
+  static const double a[8] = {3.387132872796366608,    133.14166789178437745,
+                              1971.5909503065514427,   13731.693765509461125,
+                              45921.953931549871457,   67265.770927008700853,
+                              33430.575583588128105,   2509.0809287301226727};
+  static const double b[8] = {1.0,                     42.313330701600911252,
+                              687.1870074920579083,    5394.1960214247511077,
+                              21213.794301586595867,   39307.89580009271061,
+                              28729.085735721942674,   5226.495278852854561};
+  static const double c[8] = {1.42343711074968357734,  4.6303378461565452959,
+                              5.7694972214606914055,   3.64784832476320460504,
+                              1.27045825245236838258,  0.24178072517745061177,
+                              0.0227238449892691845833, 7.7454501427834140764e-4};
+  static const double d[8] = {1.0,                     2.05319162663775882187,
+                              1.6763848301838038494,   0.68976733498510000455,
+                              0.14810397642748007459,  0.0151986665636164571966,
+                              5.475938084995344946e-4, 1.05075007164441684324e-9};
+  static const double e[8] = {6.6579046435011037772,   5.4637849111641143699,
+                              1.7848265399172913358,   0.29656057182850489123,
+                              0.026532189526576123093, 0.0012426609473880784386,
+                              2.71155556874348757815e-5, 2.01033439929228813265e-7};
+  static const double f[8] = {1.0,                     0.59983220655588793769,
+                              0.13692988092273580531,  0.0148753612908506148525,
+                              7.868691311456132591e-4, 1.8463183175100546818e-5,
+                              1.4215117583164458887e-7, 2.04426310338993978564e-15};
+  if (isnan(p) || p < 0 || p > 1) return NAN;
+  if (p == 0) return -INFINITY;
+  if (p == 1) return INFINITY;
+  double q = p - 0.5;
+  if (fabs(q) <= 0.425) {
+    double r = 0.180625 - q * q;
+    return q * dg_poly(a, 8, r) / dg_poly(b, 8, r);
+  }
+  double r = sqrt(-log(q < 0 ? p : 1 - p)), x;
+  if (r <= 5) {
+    r -= 1.6;
+    x = dg_poly(c, 8, r) / dg_poly(d, 8, r);
+  } else {
+    r -= 5;
+    x = dg_poly(e, 8, r) / dg_poly(f, 8, r);
+  }
+  return q < 0 ? -x : x;
+}
+
+/* ---- split chains and rank normalisation -------------------------------- */
+
+/* A set of M chains of L draws each, stored chain after chain. */
+typedef struct Chains {
+  int m, l;
+  double *v; /* v[c * l + i] */
+} Chains;
+
+/* posterior's .split_chains: each chain becomes its first floor(n/2) and its
+ * last floor(n/2) draws (the middle draw of an odd chain is dropped); a chain
+ * of one draw is left whole. */
+static Chains dg_split(int m, int n, const double *const *x) {
+  Chains s;
+  if (n == 1) {
+    s.m = m, s.l = 1;
+    s.v = dg_alloc((size_t)m);
+    for (int c = 0; c < m; c++) s.v[c] = x[c][0];
+    return s;
+  }
+  int h = n / 2;
+  s.m = 2 * m, s.l = h;
+  s.v = dg_alloc((size_t)s.m * (size_t)h);
+  for (int c = 0; c < m; c++) {
+    memcpy(s.v + (size_t)(2 * c) * (size_t)h, x[c], sizeof(double) * (size_t)h);
+    memcpy(s.v + (size_t)(2 * c + 1) * (size_t)h, x[c] + (n - h), sizeof(double) * (size_t)h);
+  }
+  return s;
+}
+
+typedef struct RankItem {
+  double v;
+  size_t i;
+} RankItem;
+
+static int dg_cmp_rank(const void *a, const void *b) {
+  const RankItem *x = a, *y = b;
+  if (x->v < y->v) return -1;
+  if (x->v > y->v) return 1;
+  return (x->i > y->i) - (x->i < y->i);
+}
+
+/* z_scale: fractional ranks (ties get their average rank), back-transformed
+ * with Blom's offset, (r - 3/8) / (S + 1/4), then through the normal
+ * quantile. Callers have excluded NaN. */
+static void dg_rank_normalise(size_t n, double *v) {
+  RankItem *it = gc_alloc_atomic(sizeof(RankItem) * (n ? n : 1));
+  for (size_t i = 0; i < n; i++) it[i].v = v[i], it[i].i = i;
+  qsort(it, n, sizeof(RankItem), dg_cmp_rank);
+  double denom = (double)n + 0.25;
+  for (size_t a = 0; a < n;) {
+    size_t b = a;
+    while (b + 1 < n && it[b + 1].v == it[a].v) b++;
+    double r = ((double)(a + 1) + (double)(b + 1)) / 2;
+    double z = dg_qnorm((r - 0.375) / denom);
+    for (size_t k = a; k <= b; k++) v[it[k].i] = z;
+    a = b + 1;
+  }
+}
+
+/* ---- R-hat -------------------------------------------------------------- */
+
+/* posterior's .rhat on (already split) chains: NaN for non-finite or
+ * constant input, or when a chain has fewer than 2 draws. */
+static double dg_rhat_chains(const Chains *s) {
+  size_t total = (size_t)s->m * (size_t)s->l;
+  if (s->m < 2 || s->l < 2 || !dg_all_finite(total, s->v) || dg_is_constant(total, s->v))
+    return NAN;
+  double *cmean = dg_alloc((size_t)s->m);
+  double wsum = 0;
+  for (int c = 0; c < s->m; c++) {
+    const double *y = s->v + (size_t)c * (size_t)s->l;
+    cmean[c] = dg_mean((size_t)s->l, y);
+    wsum += dg_var((size_t)s->l, y);
+  }
+  double n = s->l;
+  double between = n * dg_var((size_t)s->m, cmean);
+  double within = wsum / s->m;
+  return sqrt((between / within + n - 1) / n);
+}
+
+double diag_rhat(int m, int n, const double *const *x) {
+  if (m < 1 || n < 1 || (long)m * n < 4) return NAN;
+  size_t total = (size_t)m * (size_t)n;
+  for (int c = 0; c < m; c++)
+    if (dg_any_nan((size_t)n, x[c])) return NAN;
+
+  Chains bulk = dg_split(m, n, x);
+  dg_rank_normalise((size_t)bulk.m * (size_t)bulk.l, bulk.v);
+  double rb = dg_rhat_chains(&bulk);
+
+  /* folded draws |x - median(x)|, median over all draws before splitting */
+  double *all = dg_alloc(total);
+  for (int c = 0; c < m; c++) memcpy(all + (size_t)c * (size_t)n, x[c], sizeof(double) * (size_t)n);
+  double med = dg_median(total, all);
+  const double **fx = gc_alloc(sizeof(double *) * (size_t)m);
+  for (int c = 0; c < m; c++) {
+    double *f = all + (size_t)c * (size_t)n;
+    for (int i = 0; i < n; i++) f[i] = fabs(f[i] - med);
+    fx[c] = f;
+  }
+  if (dg_any_nan(total, all)) return NAN;
+  Chains tail = dg_split(m, n, fx);
+  dg_rank_normalise((size_t)tail.m * (size_t)tail.l, tail.v);
+  double rt = dg_rhat_chains(&tail);
+  if (isnan(rb) || isnan(rt)) return NAN; /* R's max() propagates NA */
+  return rb > rt ? rb : rt;
+}
+
+/* ---- autocovariance by FFT ---------------------------------------------- */
+
+/* In-place iterative radix-2 FFT of length p (a power of two); sign -1 for
+ * the forward transform, +1 for the (unnormalised) inverse. cs/sn hold
+ * cos/sin(2 pi k / p) for k < p/2, computed directly (no recurrences) to keep
+ * rounding at the 1e-16 level. */
+static void dg_fft(size_t p, double *re, double *im, int sign, const double *cs, const double *sn) {
+  for (size_t i = 1, j = 0; i < p; i++) {
+    size_t bit = p >> 1;
+    for (; j & bit; bit >>= 1) j ^= bit;
+    j ^= bit;
+    if (i < j) {
+      double t = re[i]; re[i] = re[j]; re[j] = t;
+      t = im[i]; im[i] = im[j]; im[j] = t;
+    }
+  }
+  for (size_t len = 2; len <= p; len <<= 1) {
+    size_t half = len / 2, step = p / len;
+    for (size_t s = 0; s < p; s += len)
+      for (size_t k = 0; k < half; k++) {
+        double wr = cs[k * step], wi = sign * sn[k * step];
+        size_t a = s + k, b = a + half;
+        double tr = re[b] * wr - im[b] * wi;
+        double ti = re[b] * wi + im[b] * wr;
+        re[b] = re[a] - tr, im[b] = im[a] - ti;
+        re[a] += tr, im[a] += ti;
+      }
+  }
+}
+
+/* Biased autocovariances ac[t] = (1/l) sum_i (y_i - ybar)(y_{i+t} - ybar) for
+ * t < l, added into acc[] (so the caller can average over chains).  Zero
+ * padding to at least 2l makes the circular correlation linear. */
+typedef struct FftPlan {
+  size_t p;
+  double *cs, *sn, *re, *im;
+} FftPlan;
+
+static FftPlan dg_fft_plan(size_t l) {
+  FftPlan f;
+  f.p = 2;
+  while (f.p < 2 * l) f.p <<= 1;
+  f.cs = dg_alloc(f.p / 2);
+  f.sn = dg_alloc(f.p / 2);
+  for (size_t k = 0; k < f.p / 2; k++) {
+    double a = 2 * M_PI * (double)k / (double)f.p;
+    f.cs[k] = cos(a), f.sn[k] = sin(a);
+  }
+  f.re = dg_alloc(f.p);
+  f.im = dg_alloc(f.p);
+  return f;
+}
+
+static void dg_autocov_add(FftPlan *f, size_t l, const double *y, double *acc) {
+  double m = dg_mean(l, y);
+  bool constant = true;
+  for (size_t i = 0; i < l; i++)
+    if (y[i] != y[0]) constant = false;
+  if (constant) return; /* posterior: zero variance, all autocovariances 0 */
+  for (size_t i = 0; i < f->p; i++) {
+    f->re[i] = i < l ? y[i] - m : 0;
+    f->im[i] = 0;
+  }
+  dg_fft(f->p, f->re, f->im, -1, f->cs, f->sn);
+  for (size_t i = 0; i < f->p; i++) {
+    f->re[i] = f->re[i] * f->re[i] + f->im[i] * f->im[i];
+    f->im[i] = 0;
+  }
+  dg_fft(f->p, f->re, f->im, 1, f->cs, f->sn);
+  double scale = 1.0 / ((double)f->p * (double)l);
+  for (size_t t = 0; t < l; t++) acc[t] += f->re[t] * scale;
+}
+
+/* ---- ESS ---------------------------------------------------------------- */
+
+/* posterior's .ess on (already split) chains: Geyer's initial positive then
+ * initial monotone sequence over the multi-chain autocorrelation estimate,
+ * with the "improved" last term and the cap ESS <= S log10(S). */
+static double dg_ess_chains(const Chains *s) {
+  int m = s->m;
+  size_t l = (size_t)s->l, total = (size_t)m * l;
+  if (l < 3 || !dg_all_finite(total, s->v) || dg_is_constant(total, s->v)) return NAN;
+
+  double *acov = dg_alloc(l), *cmean = dg_alloc((size_t)m);
+  FftPlan plan = dg_fft_plan(l);
+  for (int c = 0; c < m; c++) {
+    const double *y = s->v + (size_t)c * l;
+    dg_autocov_add(&plan, l, y, acov);
+    cmean[c] = dg_mean(l, y);
+  }
+  for (size_t t = 0; t < l; t++) acov[t] /= m;
+
+  double n = (double)l;
+  double mean_var = acov[0] * n / (n - 1);
+  double var_plus = mean_var * (n - 1) / n;
+  if (m > 1) var_plus += dg_var((size_t)m, cmean);
+
+  double *rho = dg_alloc(l);
+  size_t t = 0;
+  double even = 1, odd = 1 - (mean_var - acov[1]) / var_plus;
+  rho[0] = even, rho[1] = odd;
+  while ((long)t < (long)l - 5 && !isnan(even + odd) && even + odd > 0) {
+    t += 2;
+    even = 1 - (mean_var - acov[t]) / var_plus;
+    odd = 1 - (mean_var - acov[t + 1]) / var_plus;
+    if (even + odd >= 0) rho[t] = even, rho[t + 1] = odd;
+  }
+  size_t max_t = t;
+  if (even > 0) rho[max_t] = even;
+
+  for (t = 0; t + 4 <= max_t;) {
+    t += 2;
+    if (rho[t] + rho[t + 1] > rho[t - 2] + rho[t - 1]) {
+      rho[t] = (rho[t - 2] + rho[t - 1]) / 2;
+      rho[t + 1] = rho[t];
+    }
+  }
+
+  double ess = (double)total, sum = 0;
+  /* R's sum(rho_hat_t[1:max_t]) with max_t == 0 is sum(rho_hat_t[c(1, 0)]),
+     i.e. rho[0]: kept so short chains agree with posterior. */
+  if (max_t == 0)
+    sum = rho[0];
+  else
+    for (t = 0; t < max_t; t++) sum += rho[t];
+  double tau = -1 + 2 * sum + rho[max_t];
+  double bound = 1 / log10(ess);
+  if (tau < bound) tau = bound;
+  return ess / tau;
+}
+
+static bool dg_any_nonfinite(int m, int n, const double *const *x) {
+  for (int c = 0; c < m; c++)
+    if (!dg_all_finite((size_t)n, x[c])) return true;
+  return false;
+}
+
+double diag_ess_basic(int m, int n, const double *const *x) {
+  if (m < 1 || n < 1) return NAN;
+  Chains s = dg_split(m, n, x);
+  return dg_ess_chains(&s);
+}
+
+double diag_ess_bulk(int m, int n, const double *const *x) {
+  if (m < 1 || n < 1) return NAN;
+  for (int c = 0; c < m; c++)
+    if (dg_any_nan((size_t)n, x[c])) return NAN;
+  Chains s = dg_split(m, n, x);
+  dg_rank_normalise((size_t)s.m * (size_t)s.l, s.v);
+  return dg_ess_chains(&s);
+}
+
+/* ESS of the indicator x <= quantile(x, p), p in (0, 1). */
+static double dg_ess_quantile(int m, int n, const double *const *x, const double *sorted,
+                              double p) {
+  double q = dg_quantile_sorted((size_t)m * (size_t)n, sorted, p);
+  const double **ind = gc_alloc(sizeof(double *) * (size_t)m);
+  for (int c = 0; c < m; c++) {
+    double *v = dg_alloc((size_t)n);
+    for (int i = 0; i < n; i++) v[i] = x[c][i] <= q;
+    ind[c] = v;
+  }
+  Chains s = dg_split(m, n, ind);
+  return dg_ess_chains(&s);
+}
+
+double diag_ess_tail(int m, int n, const double *const *x) {
+  if (m < 1 || n < 1 || dg_any_nonfinite(m, n, x)) return NAN;
+  size_t total = (size_t)m * (size_t)n;
+  double *all = dg_alloc(total);
+  for (int c = 0; c < m; c++) memcpy(all + (size_t)c * (size_t)n, x[c], sizeof(double) * (size_t)n);
+  if (dg_is_constant(total, all)) return NAN;
+  qsort(all, total, sizeof(double), dg_cmp_double);
+  double e5 = dg_ess_quantile(m, n, x, all, 0.05);
+  double e95 = dg_ess_quantile(m, n, x, all, 0.95);
+  if (isnan(e5) || isnan(e95)) return NAN;
+  return e5 < e95 ? e5 : e95;
+}
+
+/* ---- summaries ---------------------------------------------------------- */
+
+void diag_summarise(int m, int n, const double *const *x, SummaryStats *s) {
+  s->mean = s->sd = s->mcse = s->q5 = s->q50 = s->q95 = NAN;
+  s->ess_bulk = s->ess_tail = s->rhat = NAN;
+  if (m < 1 || n < 1) return;
+  size_t total = (size_t)m * (size_t)n;
+  double *all = dg_alloc(total);
+  for (int c = 0; c < m; c++) memcpy(all + (size_t)c * (size_t)n, x[c], sizeof(double) * (size_t)n);
+  s->mean = dg_mean(total, all);
+  s->sd = sqrt(dg_var(total, all));
+  if (!dg_any_nan(total, all)) {
+    double *sorted = dg_sorted_copy(total, all);
+    s->q5 = dg_quantile_sorted(total, sorted, 0.05);
+    s->q50 = dg_quantile_sorted(total, sorted, 0.5);
+    s->q95 = dg_quantile_sorted(total, sorted, 0.95);
+  }
+  s->ess_bulk = diag_ess_bulk(m, n, x);
+  s->ess_tail = diag_ess_tail(m, n, x);
+  /* posterior's mcse_mean: sd / sqrt(ess_mean), ess_mean = basic split ESS */
+  s->mcse = s->sd / sqrt(diag_ess_basic(m, n, x));
+  s->rhat = m > 1 ? diag_rhat(m, n, x) : NAN;
+}
+
+/* Normalised weights w_i = exp(lw_i - max lw) (pooled over chains); returns
+ * their sum, or NaN when no weight is positive and finite. */
+static double dg_weights(int m, int n, const double *const *lw, double *w) {
+  double mx = -INFINITY;
+  for (int c = 0; c < m; c++)
+    for (int i = 0; i < n; i++) {
+      if (isnan(lw[c][i])) return NAN;
+      if (lw[c][i] > mx) mx = lw[c][i];
+    }
+  if (!isfinite(mx)) return NAN;
+  double sum = 0;
+  for (int c = 0; c < m; c++)
+    for (int i = 0; i < n; i++) sum += w[(size_t)c * (size_t)n + (size_t)i] = exp(lw[c][i] - mx);
+  return sum;
+}
+
+typedef struct WItem {
+  double x, w;
+} WItem;
+
+static int dg_cmp_witem(const void *a, const void *b) {
+  double x = ((const WItem *)a)->x, y = ((const WItem *)b)->x;
+  return (x > y) - (x < y);
+}
+
+/* Weighted quantile: sorted draw k sits at cumulative probability
+ * W_{<k} + w_k / 2 (Hazen's plotting position, R's type 5 for equal
+ * weights), linear in between, the extreme draws outside. */
+static double dg_wquantile(size_t n, const WItem *it, double p) {
+  double cum = 0, prev_pos = 0, prev_x = 0;
+  for (size_t k = 0; k < n; k++) {
+    double pos = cum + it[k].w / 2;
+    cum += it[k].w;
+    if (p <= pos) {
+      if (k == 0 || pos == prev_pos) return it[k].x;
+      double h = (p - prev_pos) / (pos - prev_pos);
+      return prev_x + h * (it[k].x - prev_x);
+    }
+    prev_pos = pos, prev_x = it[k].x;
+  }
+  return it[n - 1].x;
+}
+
+void diag_summarise_weighted(int m, int n, const double *const *x, const double *const *lw,
+                             SummaryStats *s) {
+  s->mean = s->sd = s->mcse = s->q5 = s->q50 = s->q95 = NAN;
+  s->ess_bulk = s->ess_tail = s->rhat = NAN;
+  if (m < 1 || n < 1) return;
+  size_t total = (size_t)m * (size_t)n;
+  double *w = dg_alloc(total);
+  double wsum = dg_weights(m, n, lw, w);
+  if (!(wsum > 0)) return;
+  WItem *it = gc_alloc_atomic(sizeof(WItem) * total);
+  double mean = 0, w2 = 0;
+  for (int c = 0; c < m; c++)
+    for (int i = 0; i < n; i++) {
+      size_t k = (size_t)c * (size_t)n + (size_t)i;
+      it[k].x = x[c][i];
+      it[k].w = w[k] / wsum;
+      mean += it[k].w * it[k].x;
+      w2 += it[k].w * it[k].w;
+    }
+  double var = 0;
+  for (size_t k = 0; k < total; k++) var += it[k].w * (it[k].x - mean) * (it[k].x - mean);
+  s->mean = mean;
+  s->sd = sqrt(var);
+  s->ess_bulk = s->ess_tail = 1 / w2; /* Kish: (sum w)^2 / sum w^2 */
+  s->mcse = s->sd / sqrt(s->ess_bulk);
+  bool nan = false;
+  for (size_t k = 0; k < total; k++) nan |= isnan(it[k].x);
+  if (!nan) {
+    qsort(it, total, sizeof(WItem), dg_cmp_witem);
+    s->q5 = dg_wquantile(total, it, 0.05);
+    s->q50 = dg_wquantile(total, it, 0.5);
+    s->q95 = dg_wquantile(total, it, 0.95);
+  }
+}
+
+void diag_log_evidence(int m, int n, const double *const *lw, double *est, double *se) {
+  *est = *se = NAN;
+  if (m < 1 || n < 1) return;
+  size_t total = (size_t)m * (size_t)n;
+  double mx = -INFINITY;
+  for (int c = 0; c < m; c++)
+    for (int i = 0; i < n; i++) {
+      if (isnan(lw[c][i])) return;
+      if (lw[c][i] > mx) mx = lw[c][i];
+    }
+  if (mx == -INFINITY) {
+    *est = -INFINITY; /* every weight zero: the evidence estimate is 0 */
+    return;
+  }
+  if (!isfinite(mx)) return;
+  double *w = dg_alloc(total);
+  double sum = 0;
+  for (int c = 0; c < m; c++)
+    for (int i = 0; i < n; i++) sum += w[(size_t)c * (size_t)n + (size_t)i] = exp(lw[c][i] - mx);
+  double mean = sum / (double)total;
+  *est = mx + log(mean);
+  /* delta method: se(log Zhat) = sd(w) / (sqrt(N) mean(w)); the common
+     factor exp(mx) cancels */
+  if (total > 1) *se = sqrt(dg_var(total, w)) / (sqrt((double)total) * mean);
+}

@@ -1,1 +1,81 @@
-/* placeholder: being written */
+/* engine.c — the list of engines and the selector that picks one per program
+ * from the IR's structural analysis and says why.
+ *
+ * The selector is a table of rules tried in order; the first whose predicate
+ * holds wins.  Engines added later (NUTS for fixed-structure continuous
+ * programs, SMC for sequential observations) slot in as rows above the
+ * catch-all "mh" row. */
+#include <stdio.h>
+#include <string.h>
+
+#include "engine.h"
+#include "trace.h"
+
+static const EngineVT *const engines[] = {&engine_prior, &engine_is, &engine_mh, NULL};
+
+const EngineVT *const *engine_all(void) { return engines; }
+
+const EngineVT *engine_lookup(const char *name) {
+  if (!name) return NULL;
+  for (int i = 0; engines[i]; i++)
+    if (strcmp(engines[i]->name, name) == 0) return engines[i];
+  return NULL;
+}
+
+/* ---- selection rules ---- */
+
+typedef struct SelectRule {
+  const char *engine;
+  bool (*fits)(const IrAnalysis *a);
+  char *(*why)(const IrAnalysis *a); /* the text after "name — " */
+} SelectRule;
+
+static bool no_latents(const IrAnalysis *a) { return a->nlatents == 0; }
+static bool any_program(const IrAnalysis *a) { return true; }
+
+static char *why_prior(const IrAnalysis *a) {
+  return gc_strdup("the program has no latent variables");
+}
+
+/* "10 continuous latents", "3 continuous and 2 discrete latents",
+ * "1 continuous, 1 discrete and 1 string latents" */
+static char *describe_latents(const IrAnalysis *a) {
+  int n[3] = {0, 0, 0};
+  static const char *const kind[3] = {"continuous", "discrete", "string"};
+  for (int i = 0; i < a->nlatents; i++)
+    if (a->latents[i].kind <= LK_STRING) n[a->latents[i].kind]++;
+  int parts[3], np = 0;
+  for (int k = 0; k < 3; k++)
+    if (n[k]) parts[np++] = k;
+  char buf[256];
+  size_t len = 0;
+  buf[0] = 0;
+  for (int i = 0; i < np; i++) {
+    const char *sep = i == 0 ? "" : i == np - 1 ? " and " : ", ";
+    len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%d %s", sep, n[parts[i]],
+                            kind[parts[i]]);
+    if (len >= sizeof buf) len = sizeof buf - 1;
+  }
+  return gc_printf("%s latent%s", buf, a->nlatents == 1 ? "" : "s");
+}
+
+static char *why_mh(const IrAnalysis *a) {
+  return gc_printf("%s, %s structure: single-site Metropolis–Hastings over the trace",
+                   describe_latents(a), a->fixed_structure ? "fixed" : "dynamic");
+}
+
+static const SelectRule rules[] = {
+    {"prior", no_latents, why_prior},
+    {"mh", any_program, why_mh},
+};
+
+const EngineVT *engine_select(const IrAnalysis *a, const char **why) {
+  for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
+    const EngineVT *e = engine_lookup(rules[i].engine);
+    if (!e || !rules[i].fits(a)) continue;
+    if (why) *why = gc_printf("%s — %s", e->name, rules[i].why(a));
+    return e;
+  }
+  if (why) *why = "mh — no rule matched";
+  return &engine_mh;
+}

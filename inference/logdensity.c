@@ -1,1 +1,328 @@
-/* logdensity.c — being written */
+/* logdensity.c — log p(theta) on the unconstrained vector of a fixed-structure
+ * program, by running the interpreter with a handler that hands out latents
+ * from theta.  The bounds of each latent are taken from its DistCall at the
+ * moment it is sampled, so bounds that depend on data or on earlier latents
+ * are handled exactly as the program states them. */
+#include "logdensity.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../stdlib/transform.h"
+#include "trace.h"
+
+#define LD_DISCOVER_TRIES 100
+
+typedef struct LdLatent {
+  const char *addr;
+  Type type;
+  int nsizes;
+  int sizes[8];
+  int numel;
+  int unit_len;    /* scalars per constrained unit (structured only) */
+  bool structured;
+  size_t off;      /* start in theta */
+  size_t free;     /* reals in theta */
+  size_t xoff;     /* start in x */
+} LdLatent;
+
+struct LogDensity {
+  const Interp *in;
+  int n;
+  LdLatent *lat;
+  size_t dim, xdim;
+  const char **names;
+};
+
+size_t ld_dim(const LogDensity *ld) { return ld->dim; }
+size_t ld_num_constrained(const LogDensity *ld) { return ld->xdim; }
+const char *const *ld_param_names(const LogDensity *ld) { return ld->names; }
+int ld_nlatents(const LogDensity *ld) { return ld->n; }
+const char *ld_latent_name(const LogDensity *ld, int k) {
+  return k >= 0 && k < ld->n ? ld->lat[k].addr : NULL;
+}
+
+/* ---- CmdStan element order: first index fastest ---- */
+
+/* Dimensions of v: array sizes, then vector length or matrix rows, cols. */
+static int value_dims(Value v, int *dims) {
+  int nd = 0;
+  while (v.k == V_ARR && nd < 8) {
+    dims[nd++] = v.a->n;
+    if (v.a->n == 0) return nd;
+    v = v.a->e[0];
+  }
+  if (v.k == V_VEC && nd < 8) dims[nd++] = v.t->rows;
+  else if (v.k == V_ROWVEC && nd < 8) dims[nd++] = v.t->cols;
+  else if (v.k == V_MAT && nd + 1 < 8) {
+    dims[nd++] = v.t->rows;
+    dims[nd++] = v.t->cols;
+  }
+  return nd;
+}
+
+/* The scalar slot at index tuple idx: either *d (tensor) or *s (scalar Value). */
+static void value_slot(Value *v, const int *idx, double **d, Value **s) {
+  int i = 0;
+  while (v->k == V_ARR) v = &v->a->e[idx[i++]];
+  *d = NULL;
+  *s = NULL;
+  if (v->k == V_VEC || v->k == V_ROWVEC) *d = &v->t->d[idx[i]];
+  else if (v->k == V_MAT) *d = &v->t->d[(size_t)idx[i + 1] * (size_t)v->t->rows + (size_t)idx[i]];
+  else *s = v;
+}
+
+/* Visit every scalar of v in CmdStan order: f(slot, position, idx). */
+static size_t cmdstan_walk(Value v, double *out, const double *in, const char *base,
+                           const char **names) {
+  int dims[8], idx[8];
+  int nd = value_dims(v, dims);
+  size_t total = 1;
+  for (int k = 0; k < nd; k++) total *= (size_t)dims[k];
+  for (size_t i = 0; i < total; i++) {
+    size_t r = i;
+    for (int k = 0; k < nd; k++) {
+      idx[k] = (int)(r % (size_t)dims[k]);
+      r /= (size_t)dims[k];
+    }
+    double *d;
+    Value *s;
+    value_slot(&v, idx, &d, &s);
+    if (in) {
+      if (d) *d = in[i];
+      else s->r = in[i];
+    }
+    if (out) out[i] = d ? *d : val_as_real(*s);
+    if (names) {
+      char buf[256];
+      size_t len = (size_t)snprintf(buf, sizeof buf, "%s", base);
+      for (int k = 0; k < nd && len < sizeof buf; k++)
+        len += (size_t)snprintf(buf + len, sizeof buf - len, ".%d", idx[k] + 1);
+      names[i] = gc_strdup(buf);
+    }
+  }
+  return total;
+}
+
+/* "x[2,5]" -> "x.2.5", "walk/step[2]/x" -> "walk/step.2/x" */
+static char *cmdstan_base(const char *addr) {
+  char *s = gc_strdup(addr);
+  char *w = s;
+  for (const char *p = addr; *p; p++) {
+    if (*p == '[' || *p == ',') *w++ = '.';
+    else if (*p != ']' && *p != ' ') *w++ = *p;
+  }
+  *w = 0;
+  return s;
+}
+
+/* ---- the handler ---- */
+
+typedef enum { LD_EVAL, LD_UNCONSTRAIN } LdMode;
+
+typedef struct LdHandler {
+  Handler h;
+  const LogDensity *ld;
+  LdMode mode;
+  const double *theta; /* LD_EVAL */
+  double *x_out;       /* LD_EVAL: constrained values (may be NULL) */
+  const double *x_in;  /* LD_UNCONSTRAIN */
+  double *theta_out;
+  int k;               /* next latent */
+  double lp;
+} LdHandler;
+
+static HandlerResult ld_fail(Diag *d, SrcPos pos, const char *msg) {
+  diag_error(d, DIAG_RUNTIME, pos, "%s", msg);
+  return HR_ERROR;
+}
+
+/* theta block -> value (+ log-Jacobian) */
+static double ld_constrain_value(const LdLatent *L, const DistCall *dc, const double *u, Value v) {
+  double lj = 0;
+  if (L->structured) {
+    int m = tf_free_size(dc->con, L->unit_len);
+    double *x = gc_alloc_atomic(sizeof(double) * (size_t)L->unit_len);
+    for (int q = 0; q * L->unit_len < L->numel; q++) {
+      lj += tf_constrain(dc->con, dc->lower, dc->upper, L->unit_len, u + (size_t)q * (size_t)m, x);
+      for (int i = 0; i < L->unit_len; i++)
+        trace_value_set(v, (size_t)q * (size_t)L->unit_len + (size_t)i, x[i]);
+    }
+    return lj;
+  }
+  for (int e = 0; e < L->numel; e++) {
+    double x = u[e];
+    if (dc->con != CON_NONE) lj += tf_constrain(dc->con, dc->lower, dc->upper, 1, &u[e], &x);
+    trace_value_set(v, (size_t)e, x);
+  }
+  return lj;
+}
+
+/* value -> theta block; false if outside the constraint */
+static bool ld_unconstrain_value(const LdLatent *L, const DistCall *dc, Value v, double *u) {
+  if (L->structured) {
+    int m = tf_free_size(dc->con, L->unit_len);
+    double *x = gc_alloc_atomic(sizeof(double) * (size_t)L->unit_len);
+    for (int q = 0; q * L->unit_len < L->numel; q++) {
+      for (int i = 0; i < L->unit_len; i++)
+        x[i] = trace_value_get(v, (size_t)q * (size_t)L->unit_len + (size_t)i);
+      if (!tf_unconstrain(dc->con, dc->lower, dc->upper, L->unit_len, x,
+                          u + (size_t)q * (size_t)m))
+        return false;
+    }
+    return true;
+  }
+  for (int e = 0; e < L->numel; e++) {
+    double x = trace_value_get(v, (size_t)e);
+    if (dc->con == CON_NONE) u[e] = x;
+    else if (!tf_unconstrain(dc->con, dc->lower, dc->upper, 1, &x, &u[e])) return false;
+  }
+  return true;
+}
+
+static HandlerResult ldh_sample(Handler *h, const char *addr, const DistCall *dc, Value *out,
+                                SrcPos pos, Diag *d) {
+  LdHandler *lh = (LdHandler *)h;
+  const LogDensity *ld = lh->ld;
+  if (lh->k >= ld->n)
+    return ld_fail(d, pos, gc_printf("log density: latent '%s' was not in the first run", addr));
+  const LdLatent *L = &ld->lat[lh->k++];
+  if (strcmp(L->addr, addr) != 0 || dc->nsizes != L->nsizes ||
+      memcmp(dc->sizes, L->sizes, sizeof(int) * (size_t)L->nsizes) != 0)
+    return ld_fail(d, pos,
+                   gc_printf("log density: the program's latents changed between runs "
+                             "(expected '%s', got '%s')",
+                             L->addr, addr));
+  Value v = trace_value_new(dc->type, dc->nsizes, dc->sizes);
+  if (lh->mode == LD_EVAL) {
+    lh->lp += ld_constrain_value(L, dc, lh->theta + L->off, v);
+    if (lh->x_out) cmdstan_walk(v, lh->x_out + L->xoff, NULL, NULL, NULL);
+  } else {
+    cmdstan_walk(v, NULL, lh->x_in + L->xoff, NULL, NULL);
+    if (!ld_unconstrain_value(L, dc, v, lh->theta_out + L->off))
+      return ld_fail(d, pos, gc_printf("value of '%s' is outside its constraint", addr));
+  }
+  char err[512] = "";
+  double lp;
+  if (!dist_call_lpdf(dc, v, &lp, err, sizeof err)) return ld_fail(d, pos, err);
+  lh->lp += lp;
+  *out = v;
+  return HR_CONTINUE;
+}
+
+static HandlerResult ldh_observe(Handler *h, const DistCall *dc, Value x, SrcPos pos, Diag *d) {
+  LdHandler *lh = (LdHandler *)h;
+  char err[512] = "";
+  double lp;
+  if (!dist_call_lpdf(dc, x, &lp, err, sizeof err)) return ld_fail(d, pos, err);
+  lh->lp += lp;
+  return HR_CONTINUE;
+}
+
+static HandlerResult ldh_factor(Handler *h, double lw, SrcPos pos, Diag *d) {
+  ((LdHandler *)h)->lp += lw;
+  return HR_CONTINUE;
+}
+
+static bool ld_run(const LogDensity *ld, LdHandler *lh, Diag *d) {
+  lh->h.sample = ldh_sample;
+  lh->h.observe = ldh_observe;
+  lh->h.factor = ldh_factor;
+  lh->ld = ld;
+  InterpState *st = interp_start(ld->in, 0, 0, false);
+  RunStatus rs;
+  do rs = interp_run(st, &lh->h, d);
+  while (rs == RUN_SUSPENDED);
+  if (rs != RUN_DONE) {
+    if (!diag_failed(d)) diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "model run failed");
+    return false;
+  }
+  if (lh->k != ld->n) {
+    diag_error(d, DIAG_RUNTIME, (SrcPos){0},
+               "log density: the program's latents changed between runs (%d instead of %d)",
+               lh->k, ld->n);
+    return false;
+  }
+  return true;
+}
+
+bool ld_eval(const LogDensity *ld, const double *theta, double *lp, Diag *d) {
+  LdHandler lh = {.mode = LD_EVAL, .theta = theta};
+  if (!ld_run(ld, &lh, d)) return false;
+  *lp = lh.lp;
+  return true;
+}
+
+bool ld_constrain(const LogDensity *ld, const double *theta, double *x, Diag *d) {
+  LdHandler lh = {.mode = LD_EVAL, .theta = theta, .x_out = x};
+  return ld_run(ld, &lh, d);
+}
+
+bool ld_unconstrain(const LogDensity *ld, const double *x, double *theta, Diag *d) {
+  LdHandler lh = {.mode = LD_UNCONSTRAIN, .x_in = x, .theta_out = theta};
+  return ld_run(ld, &lh, d);
+}
+
+/* ---- discovery ---- */
+
+static const char *const ld_prefix = "log density on an unconstrained vector needs";
+
+static Trace *discover(const Interp *in, Diag *d) {
+  Rng rng;
+  rng_seed(&rng, 0x6c64, 0);
+  Diag rd;
+  for (int tries = 0; tries < LD_DISCOVER_TRIES; tries++) {
+    TraceHandler th;
+    trace_handler_init(&th, &rng, NULL, NULL, NULL, NULL);
+    diag_init(&rd);
+    Trace *t = trace_run(in, &th, 0, 0, false, NULL, &rd);
+    if (t) return t;
+  }
+  *d = rd;
+  return NULL;
+}
+
+LogDensity *ld_new(const Interp *in, Diag *d) {
+  const IrProgram *p = interp_program(in);
+  IrAnalysis *a = ir_analyze(p);
+  if (!a->fixed_structure) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "%s a fixed-structure program: %s", ld_prefix,
+               a->dynamic_reason ? a->dynamic_reason : "the set of latents can change");
+    return NULL;
+  }
+  Trace *t = discover(in, d);
+  if (!t) return NULL;
+  LogDensity *ld = gc_alloc(sizeof(LogDensity));
+  ld->in = in;
+  ld->n = t->n;
+  ld->lat = gc_alloc(sizeof(LdLatent) * (size_t)(t->n > 0 ? t->n : 1));
+  for (int k = 0; k < t->n; k++) {
+    const TraceChoice *c = &t->c[k];
+    LdLatent *L = &ld->lat[k];
+    if (!c->continuous) {
+      diag_error(d, DIAG_USAGE, (SrcPos){0}, "%s continuous latents: '%s' is %s", ld_prefix,
+                 c->addr, c->type.base == TY_STRING ? "a string" : "discrete");
+      return NULL;
+    }
+    L->addr = c->addr;
+    L->type = c->type;
+    L->nsizes = c->nsizes;
+    memcpy(L->sizes, c->sizes, sizeof L->sizes);
+    L->numel = c->numel;
+    L->unit_len = c->unit_len;
+    L->structured = c->structured;
+    L->off = ld->dim;
+    L->xoff = ld->xdim;
+    L->free = L->structured && L->unit_len > 0
+                  ? (size_t)(L->numel / L->unit_len) * (size_t)tf_free_size(c->con, L->unit_len)
+                  : (size_t)L->numel;
+    ld->dim += L->free;
+    ld->xdim += (size_t)L->numel;
+  }
+  ld->names = gc_alloc(sizeof(char *) * (ld->xdim + 1));
+  for (int k = 0; k < t->n; k++)
+    cmdstan_walk(val_copy(t->c[k].val), NULL, NULL, cmdstan_base(t->c[k].addr),
+                 ld->names + ld->lat[k].xoff);
+  return ld;
+}

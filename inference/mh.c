@@ -1,1 +1,347 @@
-/* placeholder: being written */
+/* mh.c — single-site Metropolis–Hastings over traces ("lightweight MH",
+ * Wingate, Stuhlmüller, Goodman 2011): correct for every program, including
+ * ones whose set of latents changes from run to run.
+ *
+ * One step is a sweep of as many proposals as the current trace has sites.  A
+ * site is one scalar element of a latent (one whole unit for simplex, ordered,
+ * Cholesky and covariance constraints; one whole choice for strings).  Each
+ * proposal re-runs the program with the trace handler: every other choice is
+ * reused when still valid, new ones are drawn from their prior, and the
+ * acceptance ratio carries the fresh/stale and |sites| corrections.
+ *
+ * Kernels: continuous sites take a Gaussian random walk on the unconstrained
+ * scale (step size per site, adapted towards acceptance 0.44 during warmup,
+ * frozen after) or, with probability 0.1, an independent draw from the prior
+ * DistCall so that the chain can jump between modes; discrete sites propose
+ * from the prior or, for small finite supports, a uniformly chosen other value.
+ *
+ * The model block of every run uses one fixed interpreter seed per chain, so
+ * `_rng` calls inside the model block are part of the fixed program rather
+ * than extra randomness MH cannot account for; the generated block runs once
+ * per draw with a fresh seed from the chain's stream.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../stdlib/transform.h"
+#include "engine.h"
+#include "trace.h"
+
+#define MH_PRIOR_PROB 0.1   /* independent prior proposals for continuous sites */
+#define MH_TARGET_ACCEPT 0.44
+#define MH_SMALL_SUPPORT 256 /* discrete supports up to this size get uniform moves */
+#define MH_INIT_TRIES 100
+#define MH_MAX_UNIT 4096     /* scalars in one structured unit (a 64x64 matrix) */
+
+typedef enum { K_RW_ELEM, K_RW_UNIT, K_PRIOR_UNIT, K_PRIOR_WHOLE, K_UNIFORM } Kernel;
+
+/* Adapted random-walk scale of one site: log sigma and its update count. */
+typedef struct SiteStep {
+  const char *addr;
+  int local;
+  double log_sigma;
+  long n;
+} SiteStep;
+
+typedef struct MhState {
+  const Interp *in;
+  const IrProgram *prog;
+  int chain;
+  Rng rng;
+  uint64_t model_seed;
+  bool has_gen;
+  Trace *cur;
+  InterpState *cur_st;
+  int scap, sn; /* open-addressing table of SiteStep */
+  SiteStep *steps;
+} MhState;
+
+typedef struct Proposal {
+  Kernel k;
+  int local;     /* element (RW_ELEM, UNIFORM, PRIOR_UNIT) or unit (RW_UNIT) */
+  int unit_len;
+  bool structured;
+  double sigma;
+  double lower, upper;
+} Proposal;
+
+/* ---- step sizes ---- */
+
+static uint64_t site_hash(const char *s, int local) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return (h ^ (uint64_t)(unsigned)local) * 0x9E3779B97F4A7C15ull;
+}
+
+static SiteStep *step_find(MhState *s, const char *addr, int local, bool create) {
+  if (create && 2 * (s->sn + 1) > s->scap) {
+    int cap = s->scap ? 2 * s->scap : 64;
+    SiteStep *t = gc_alloc(sizeof(SiteStep) * (size_t)cap);
+    for (int i = 0; i < s->scap; i++) {
+      if (!s->steps[i].addr) continue;
+      size_t j = site_hash(s->steps[i].addr, s->steps[i].local) & (size_t)(cap - 1);
+      while (t[j].addr) j = (j + 1) & (size_t)(cap - 1);
+      t[j] = s->steps[i];
+    }
+    s->steps = t;
+    s->scap = cap;
+  }
+  if (s->scap == 0) return NULL;
+  size_t mask = (size_t)s->scap - 1;
+  for (size_t j = site_hash(addr, local) & mask;; j = (j + 1) & mask) {
+    SiteStep *e = &s->steps[j];
+    if (!e->addr) {
+      if (!create) return NULL;
+      e->addr = addr;
+      e->local = local;
+      e->log_sigma = 0; /* unit scale: priors are O(1) on the unconstrained scale */
+      s->sn++;
+      return e;
+    }
+    if (e->local == local && strcmp(e->addr, addr) == 0) return e;
+  }
+}
+
+/* Robbins–Monro on log sigma with gain n^-0.6: fast early, settling later. */
+static void step_adapt(SiteStep *e, double accept_prob) {
+  e->n++;
+  e->log_sigma += pow((double)e->n, -0.6) * (accept_prob - MH_TARGET_ACCEPT);
+  if (e->log_sigma > 10) e->log_sigma = 10;
+  if (e->log_sigma < -20) e->log_sigma = -20;
+}
+
+/* ---- proposals (called by the trace handler at the target address) ---- */
+
+static bool unit_random_walk(const DistCall *dc, const Proposal *p, Value nv, Rng *r,
+                             double *lq, char *err, size_t errsz) {
+  int L = p->unit_len;
+  if (L <= 0 || L > MH_MAX_UNIT) {
+    snprintf(err, errsz, "mh: cannot propose for a constrained value of %d elements", L);
+    return false;
+  }
+  double x[MH_MAX_UNIT], u[MH_MAX_UNIT];
+  size_t base = (size_t)p->local * (size_t)L;
+  for (int i = 0; i < L; i++) x[i] = trace_value_get(nv, base + (size_t)i);
+  int m = tf_free_size(dc->con, L);
+  if (m < 0 || m > MH_MAX_UNIT || !tf_unconstrain(dc->con, dc->lower, dc->upper, L, x, u)) {
+    snprintf(err, errsz, "mh: current value is outside its constraint");
+    return false;
+  }
+  double lj_old = tf_constrain(dc->con, dc->lower, dc->upper, L, u, x);
+  for (int i = 0; i < m; i++) u[i] += p->sigma * rng_normal(r);
+  double lj_new = tf_constrain(dc->con, dc->lower, dc->upper, L, u, x);
+  for (int i = 0; i < L; i++) trace_value_set(nv, base + (size_t)i, x[i]);
+  /* projecting a Gaussian step onto the sphere is symmetric: no Jacobian */
+  *lq = dc->con == CON_UNIT_VECTOR ? 0 : lj_new - lj_old;
+  return true;
+}
+
+static bool elem_random_walk(const DistCall *dc, const Proposal *p, Value nv, Rng *r,
+                             double *lq, char *err, size_t errsz) {
+  double x = trace_value_get(nv, (size_t)p->local);
+  if (dc->con == CON_NONE) {
+    trace_value_set(nv, (size_t)p->local, x + p->sigma * rng_normal(r));
+    *lq = 0;
+    return true;
+  }
+  double u, xn;
+  if (!tf_unconstrain(dc->con, dc->lower, dc->upper, 1, &x, &u)) {
+    snprintf(err, errsz, "mh: current value %g is outside its bounds", x);
+    return false;
+  }
+  double lj_old = tf_constrain(dc->con, dc->lower, dc->upper, 1, &u, &xn);
+  u += p->sigma * rng_normal(r);
+  double lj_new = tf_constrain(dc->con, dc->lower, dc->upper, 1, &u, &xn);
+  trace_value_set(nv, (size_t)p->local, xn);
+  *lq = lj_new - lj_old;
+  return true;
+}
+
+/* Replace the draw unit holding the site by a fresh one from the DistCall;
+ * units are independent given the parameters, so the proposal ratio is the
+ * ratio of the whole choice's densities. */
+static bool prior_unit(const DistCall *dc, const Proposal *p, Value old, Value nv, Rng *r,
+                       double *lq, char *err, size_t errsz) {
+  Value fresh;
+  if (!dist_call_rng(dc, r, &fresh, err, errsz)) return false;
+  int L = p->unit_len > 0 ? p->unit_len : 1;
+  size_t unit = p->structured ? (size_t)p->local : (size_t)p->local / (size_t)L;
+  for (size_t i = unit * (size_t)L; i < (unit + 1) * (size_t)L; i++)
+    trace_value_set(nv, i, trace_value_get(fresh, i));
+  double lo, ln;
+  if (!dist_call_lpdf(dc, old, &lo, err, errsz) || !dist_call_lpdf(dc, nv, &ln, err, errsz))
+    return false;
+  *lq = lo - ln;
+  return true;
+}
+
+static bool mh_propose_fn(void *ctx, const DistCall *dc, Value old, Rng *r, Value *out,
+                          double *lq, char *err, size_t errsz) {
+  const Proposal *p = ctx;
+  if (p->k == K_PRIOR_WHOLE) {
+    double lo, ln;
+    if (!dist_call_rng(dc, r, out, err, errsz) || !dist_call_lpdf(dc, old, &lo, err, errsz) ||
+        !dist_call_lpdf(dc, *out, &ln, err, errsz))
+      return false;
+    *lq = lo - ln;
+    return true;
+  }
+  Value nv = val_copy(old);
+  *out = nv;
+  switch (p->k) {
+  case K_RW_ELEM: return elem_random_walk(dc, p, nv, r, lq, err, errsz);
+  case K_RW_UNIT: return unit_random_walk(dc, p, nv, r, lq, err, errsz);
+  case K_PRIOR_UNIT: return prior_unit(dc, p, old, nv, r, lq, err, errsz);
+  case K_UNIFORM: {
+    /* uniform over the other values of a small support: symmetric */
+    double x = trace_value_get(nv, (size_t)p->local);
+    int64_t lo = (int64_t)p->lower, hi = (int64_t)p->upper;
+    if (!(x >= p->lower && x <= p->upper)) return prior_unit(dc, p, old, nv, r, lq, err, errsz);
+    int64_t y = rng_int(r, lo, hi - 1);
+    if (y >= (int64_t)x) y++;
+    trace_value_set(nv, (size_t)p->local, (double)y);
+    *lq = 0;
+    return true;
+  }
+  default: return false;
+  }
+}
+
+/* Pick the kernel for a site of choice c. */
+static void choose_kernel(MhState *s, const TraceChoice *c, int local, Proposal *p) {
+  memset(p, 0, sizeof *p);
+  p->local = local;
+  p->unit_len = c->unit_len;
+  p->structured = c->structured;
+  p->lower = c->lower;
+  p->upper = c->upper;
+  if (c->type.base == TY_STRING) {
+    p->k = K_PRIOR_WHOLE;
+  } else if (c->continuous) {
+    if (rng_uniform(&s->rng) < MH_PRIOR_PROB) p->k = K_PRIOR_UNIT;
+    else p->k = c->structured ? K_RW_UNIT : K_RW_ELEM;
+  } else {
+    double k = c->upper - c->lower + 1;
+    bool small = isfinite(k) && k >= 2 && k <= MH_SMALL_SUPPORT;
+    p->k = small && rng_uniform(&s->rng) < 0.5 ? K_UNIFORM : K_PRIOR_UNIT;
+  }
+  if (p->k == K_RW_ELEM || p->k == K_RW_UNIT) {
+    SiteStep *e = step_find(s, c->addr, local, false);
+    p->sigma = exp(e ? e->log_sigma : 0);
+  }
+}
+
+/* One proposal from the current trace. False only for internal errors. */
+static bool mh_one(MhState *s, bool warmup, bool *accepted, Diag *fatal) {
+  Trace *cur = s->cur;
+  long site = (long)rng_int(&s->rng, 0, cur->nsites - 1);
+  int local;
+  const TraceChoice *c = &cur->c[trace_site(cur, site, &local)];
+  Proposal p;
+  choose_kernel(s, c, local, &p);
+  TraceHandler th;
+  trace_handler_init(&th, &s->rng, cur, c->addr, mh_propose_fn, &p);
+  Diag d;
+  diag_init(&d);
+  InterpState *st = NULL;
+  Trace *nt = trace_run(s->in, &th, s->model_seed, (uint64_t)s->chain, false, &st, &d);
+  double a = -INFINITY;
+  if (!nt) {
+    /* a proposed value the program rejects (failed parameter check,
+       reject(), ...) is a rejected move; a bug in ppl is not */
+    if (d.code == DIAG_INTERNAL) {
+      *fatal = d;
+      return false;
+    }
+  } else if (th.target_seen) {
+    a = trace_mh_log_accept(cur, nt, c->addr, th.log_q_ratio, th.fresh_lp);
+  }
+  *accepted = log(rng_uniform(&s->rng)) < a;
+  if (*accepted) {
+    s->cur = nt;
+    s->cur_st = st;
+  }
+  if (warmup && (p.k == K_RW_ELEM || p.k == K_RW_UNIT))
+    step_adapt(step_find(s, c->addr, local, true), a >= 0 ? 1 : exp(a));
+  return true;
+}
+
+/* ---- the engine ---- */
+
+static void *mh_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
+  MhState *s = gc_alloc(sizeof(MhState));
+  s->in = in;
+  s->prog = interp_program(in);
+  s->chain = chain;
+  rng_seed(&s->rng, o->seed, (uint64_t)chain);
+  s->model_seed = o->seed ^ 0x6d68u; /* distinct from the engine's own stream */
+  s->has_gen = s->prog->gen_b.n > 0;
+  char reason[sizeof d->msg] = "";
+  for (int tries = 0; tries < MH_INIT_TRIES; tries++) {
+    TraceHandler th;
+    trace_handler_init(&th, &s->rng, NULL, NULL, NULL, NULL);
+    Diag rd;
+    diag_init(&rd);
+    InterpState *st = NULL;
+    Trace *t = trace_run(in, &th, s->model_seed, (uint64_t)chain, false, &st, &rd);
+    if (!t) {
+      snprintf(reason, sizeof reason, "%s", rd.msg);
+      continue;
+    }
+    if (!(t->logprior > -INFINITY)) {
+      snprintf(reason, sizeof reason, "the log prior density is %g", t->logprior);
+      continue;
+    }
+    if (!(t->loglik > -INFINITY)) {
+      snprintf(reason, sizeof reason, "the log-likelihood is %g", t->loglik);
+      continue;
+    }
+    s->cur = t;
+    s->cur_st = st;
+    return s;
+  }
+  diag_error(d, DIAG_RUNTIME, (SrcPos){0},
+             "could not find an initial point with finite log density after %d tries: %s",
+             MH_INIT_TRIES, reason);
+  return NULL;
+}
+
+static bool mh_step(void *state, bool warmup, Draw *out, Diag *d) {
+  MhState *s = state;
+  long n = s->cur->nsites, acc = 0;
+  for (long i = 0; i < n; i++) {
+    bool ok;
+    if (!mh_one(s, warmup, &ok, d)) return false;
+    acc += ok;
+  }
+  InterpState *st = s->cur_st;
+  if (s->has_gen) {
+    /* replay the accepted trace exactly, this time with the generated block */
+    TraceHandler th;
+    trace_handler_init(&th, &s->rng, s->cur, NULL, NULL, NULL);
+    if (!trace_run(s->in, &th, rng_u64(&s->rng), (uint64_t)s->chain, true, &st, d))
+      return false;
+  }
+  int no = s->prog->noutputs;
+  out->outputs = gc_alloc(sizeof(Value) * (size_t)(no > 0 ? no : 1));
+  for (int i = 0; i < no; i++) out->outputs[i] = interp_output(st, i);
+  out->lp = trace_logjoint(s->cur);
+  out->log_weight = 0;
+  out->stats[0] = n > 0 ? (double)acc / (double)n : 1.0;
+  return true;
+}
+
+static void mh_free(void *state) { (void)state; /* GC memory */ }
+
+const EngineVT engine_mh = {
+    .name = "mh",
+    .summary = "single-site Metropolis-Hastings over the trace; works for every program",
+    .nstats = 1,
+    .stat_names = {"accept_stat__"},
+    .weighted = false,
+    .uses_warmup = true,
+    .init = mh_init,
+    .step = mh_step,
+    .free = mh_free,
+};

@@ -148,8 +148,6 @@ int trace_site(const Trace *t, long s, int *local) {
     if (t->site_start[mid] <= s) lo = mid;
     else hi = mid - 1;
   }
-  /* skip choices without sites that share the same start */
-  while (lo < t->n - 1 && t->site_start[lo + 1] <= s) lo++;
   *local = (int)(s - t->site_start[lo]);
   return lo;
 }
@@ -171,6 +169,15 @@ double trace_stale_lp(const Trace *old, const Trace *new_, const char *target) {
   return r;
 }
 
+double trace_mh_log_accept(const Trace *old, const Trace *new_, const char *target,
+                           double log_q_ratio, double fresh_lp) {
+  double l1 = trace_logjoint(new_);
+  if (!(l1 > -INFINITY) || new_->nsites <= 0 || old->nsites <= 0) return -INFINITY;
+  double a = l1 - trace_logjoint(old) + log_q_ratio + log((double)old->nsites) -
+             log((double)new_->nsites) + trace_stale_lp(old, new_, target) - fresh_lp;
+  return isnan(a) ? -INFINITY : a;
+}
+
 /* ---- the handler ---- */
 
 static bool is_structured(ConKind c) {
@@ -178,10 +185,12 @@ static bool is_structured(ConKind c) {
          c == CON_UNIT_VECTOR || c == CON_CHOL_CORR || c == CON_COV;
 }
 
-/* Scalars in the innermost non-array value (one draw of a vector family). */
-static int unit_len_of(const DistFamily *f, Value v) {
+/* Scalars in the innermost non-array value: one draw of a vector family, or
+ * one vector under a structured constraint (ordered[K] x ~ normal(...)). */
+static int unit_len_of(const DistFamily *f, bool structured, Value v) {
   Type vt = f->vtype;
-  if (vt.ndims != 0 || (vt.base != TY_VECTOR && vt.base != TY_ROWVEC && vt.base != TY_MATRIX))
+  if (!structured && (vt.ndims != 0 || (vt.base != TY_VECTOR && vt.base != TY_ROWVEC &&
+                                        vt.base != TY_MATRIX)))
     return 1;
   while (v.k == V_ARR && v.a->n > 0) v = v.a->e[0];
   if (v.k == V_VEC || v.k == V_ROWVEC || v.k == V_MAT) return v.t->rows * v.t->cols;
@@ -266,7 +275,7 @@ static HandlerResult th_sample(Handler *h, const char *addr, const DistCall *dc,
   c->lp = lp;
   c->fresh = fresh;
   c->numel = (int)val_numel(v);
-  c->unit_len = unit_len_of(dc->fam, v);
+  c->unit_len = unit_len_of(dc->fam, c->structured, v);
   c->nsites = trace_choice_sites(c);
   th->tr->logprior += lp;
   /* the interpreter owns what it is given; the trace keeps its own copy */

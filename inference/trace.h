@@ -11,7 +11,7 @@
 #ifndef PPL_TRACE_H
 #define PPL_TRACE_H
 
-#include "../ir/interp.h"
+#include "engine.h"
 
 typedef struct TraceChoice {
   const char *addr;            /* GC string, unique within the run */
@@ -103,8 +103,25 @@ Trace *trace_run(const Interp *in, TraceHandler *th, uint64_t seed, uint64_t str
  * lightweight MH. */
 double trace_stale_lp(const Trace *old, const Trace *new_, const char *target);
 
+/* Log acceptance ratio of a lightweight-MH move from old to new_ that proposed
+ * at `target` (Wingate et al. 2011, eq. for single-site MH with structure
+ * change):  log p(new) - log p(old) + log_q_ratio + log|sites(old)| -
+ * log|sites(new)| + R - F, where R = trace_stale_lp and F = fresh_lp (the new
+ * trace's fresh choices).  -inf when the new trace has a non-finite log joint
+ * or no sites. */
+double trace_mh_log_accept(const Trace *old, const Trace *new_, const char *target,
+                           double log_q_ratio, double fresh_lp);
+
 /* Number of MH sites of a choice of this shape: one per scalar element, except
  * one per unit for structured constraints and one per string choice. */
 int trace_choice_sites(const TraceChoice *c);
+
+/* ---- the trace-based engines (prior.c, is.c, mh.c), listed by engine.c ---- */
+
+extern const EngineVT engine_prior, engine_is, engine_mh;
+/* One forward run of the whole program (latents from the prior, generated
+ * block included) filling out->outputs; shared by prior and is.  NULL + d on
+ * error. */
+Trace *prior_run(const Interp *in, Rng *rng, int chain, Draw *out, Diag *d);
 
 #endif

@@ -1,1 +1,610 @@
-/* placeholder: being written */
+/* api.c — the public API of ppl.h over the internal stages: parse, check,
+ * lower, analyse, load data, run an engine through the driver.
+ *
+ * Handles are root allocations (scanned by the collector, never collected) so
+ * the GC objects they point to stay alive while the host holds them.  Every
+ * entry point registers the calling thread with the collector first, so hosts
+ * may call in from any thread.
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../inference/driver.h"
+#include "../inference/engine.h"
+#include "../inference/logdensity.h"
+#include "../ir/interp.h"
+#include "../parser/ast.h"
+#include "check.h"
+#include "data.h"
+#include "ppl.h"
+#include "ppl_config.h"
+
+struct ppl_context {
+  ppl_config cfg;
+  Diag err;
+  int nhost;
+  HostFunc *host; /* root allocation, grown by ppl_register_function */
+};
+
+struct ppl_model {
+  ppl_context *ctx;
+  const char *file;
+  IrProgram *ir;
+  IrAnalysis *an;
+  Interp *in;         /* NULL until data are committed */
+  json_t *pending;    /* typed-array data not yet committed */
+  LogDensity *ld;     /* built on first use */
+  char *ir_text, *analysis_text;
+};
+
+struct ppl_result {
+  ppl_context *ctx;
+  RunResult *rr;
+  const char *engine, *reason;
+};
+
+/* ---- errors ----------------------------------------------------------- */
+
+static ppl_status fail(ppl_context *ctx, DiagCode code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static ppl_status fail(ppl_context *ctx, DiagCode code, const char *fmt, ...) {
+  diag_init(&ctx->err);
+  va_list ap;
+  va_start(ap, fmt);
+  diag_verror(&ctx->err, code, (SrcPos){0}, fmt, ap);
+  va_end(ap);
+  return (ppl_status)code;
+}
+
+/* Take over a stage's Diag as the context's last error. */
+static ppl_status fail_diag(ppl_context *ctx, const Diag *d) {
+  ctx->err = *d;
+  if (ctx->err.code == DIAG_OK) {
+    ctx->err.code = DIAG_INTERNAL;
+    snprintf(ctx->err.msg, sizeof ctx->err.msg, "internal error: a stage failed without a message");
+  }
+  return (ppl_status)ctx->err.code;
+}
+
+static ppl_status ok(ppl_context *ctx) {
+  diag_init(&ctx->err);
+  return PPL_OK;
+}
+
+int ppl_version(void) { return PPL_VERSION_NUMBER; }
+const char *ppl_version_string(void) { return PPL_VERSION_STRING; }
+
+const char *ppl_status_name(ppl_status s) {
+  switch (s) {
+  case PPL_OK: return "ok";
+  case PPL_ERR_USAGE: return "usage error";
+  case PPL_ERR_SYNTAX: return "syntax error";
+  case PPL_ERR_TYPE: return "type error";
+  case PPL_ERR_DATA: return "data error";
+  case PPL_ERR_RUNTIME: return "runtime error";
+  case PPL_ERR_IO: return "i/o error";
+  case PPL_ERR_INTERNAL: return "internal error";
+  }
+  return "unknown status";
+}
+
+/* ---- context ---------------------------------------------------------- */
+
+void ppl_config_default(ppl_config *cfg) {
+  if (!cfg) return;
+  memset(cfg, 0, sizeof *cfg);
+  cfg->print_out = NULL; /* stdout, resolved at use: stdout is not a constant */
+  cfg->threads = 0;
+}
+
+ppl_context *ppl_context_new(const ppl_config *cfg) {
+  gc_ensure_thread();
+  ppl_context *ctx = gc_alloc_root(sizeof *ctx);
+  if (cfg) ctx->cfg = *cfg;
+  else ppl_config_default(&ctx->cfg);
+  if (ctx->cfg.threads < 0) ctx->cfg.threads = 0;
+  diag_init(&ctx->err);
+  return ctx;
+}
+
+void ppl_context_free(ppl_context *ctx) {
+  if (!ctx) return;
+  gc_ensure_thread();
+  if (ctx->host) gc_free_root(ctx->host);
+  gc_free_root(ctx);
+}
+
+const char *ppl_errmsg(const ppl_context *ctx) { return ctx ? ctx->err.msg : "no context"; }
+
+ppl_status ppl_errpos(const ppl_context *ctx, const char **file, int *line, int *col) {
+  if (!ctx) return PPL_ERR_USAGE;
+  if (file) *file = ctx->err.pos.file;
+  if (line) *line = ctx->err.pos.line;
+  if (col) *col = ctx->err.pos.col;
+  return (ppl_status)ctx->err.code;
+}
+
+static bool valid_name(const char *s) {
+  if (!s || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z'))) return false;
+  for (const char *p = s; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_'))
+      return false;
+  return true;
+}
+
+ppl_status ppl_register_function(ppl_context *ctx, const char *name, int arity, ppl_host_fn fn,
+                                 void *ud) {
+  if (!ctx) return PPL_ERR_USAGE;
+  gc_ensure_thread();
+  if (!valid_name(name))
+    return fail(ctx, DIAG_USAGE, "ppl_register_function: invalid function name '%s'",
+                name ? name : "(null)");
+  if (!fn) return fail(ctx, DIAG_USAGE, "ppl_register_function: NULL function for '%s'", name);
+  if (arity < 0 || arity > 16)
+    return fail(ctx, DIAG_USAGE, "ppl_register_function: arity of '%s' must be 0..16, got %d", name,
+                arity);
+  if (builtin_lookup(name) || dist_lookup(name))
+    return fail(ctx, DIAG_USAGE, "ppl_register_function: '%s' is already a built-in function",
+                name);
+  for (int i = 0; i < ctx->nhost; i++)
+    if (!strcmp(ctx->host[i].name, name))
+      return fail(ctx, DIAG_USAGE, "ppl_register_function: '%s' is already registered", name);
+  HostFunc *h = gc_alloc_root(sizeof(HostFunc) * (size_t)(ctx->nhost + 1));
+  if (ctx->nhost) memcpy(h, ctx->host, sizeof(HostFunc) * (size_t)ctx->nhost);
+  /* the name is copied into a root block too: the GC does not see the host's memory */
+  char *nm = gc_alloc_root(strlen(name) + 1);
+  strcpy(nm, name);
+  h[ctx->nhost] = (HostFunc){.name = nm, .arity = arity, .fn = fn, .ud = ud};
+  if (ctx->host) gc_free_root(ctx->host);
+  ctx->host = h;
+  ctx->nhost++;
+  return ok(ctx);
+}
+
+/* ---- models ----------------------------------------------------------- */
+
+static ppl_status compile_ast(ppl_context *ctx, Ast *ast, const char *file, ppl_model **out) {
+  Diag d;
+  diag_init(&d);
+  CheckedProgram *cp = check_program(ast, file, ctx->nhost, ctx->host, &d);
+  if (!cp) return fail_diag(ctx, &d);
+  IrProgram *ir = ir_lower(cp, &d);
+  if (!ir) return fail_diag(ctx, &d);
+  ppl_model *m = gc_alloc_root(sizeof *m);
+  m->ctx = ctx;
+  m->file = file;
+  m->ir = ir;
+  m->an = ir_analyze(ir);
+  *out = m;
+  return ok(ctx);
+}
+
+ppl_status ppl_compile_file(ppl_context *ctx, const char *path, ppl_model **out) {
+  if (!ctx) return PPL_ERR_USAGE;
+  if (!out) return fail(ctx, DIAG_USAGE, "ppl_compile_file: out is NULL");
+  *out = NULL;
+  if (!path) return fail(ctx, DIAG_USAGE, "ppl_compile_file: path is NULL");
+  gc_ensure_thread();
+  Diag d;
+  diag_init(&d);
+  Ast *ast = parse_file(path, &d);
+  if (!ast) return fail_diag(ctx, &d);
+  return compile_ast(ctx, ast, gc_strdup(path), out);
+}
+
+ppl_status ppl_compile_string(ppl_context *ctx, const char *source, const char *name,
+                              ppl_model **out) {
+  if (!ctx) return PPL_ERR_USAGE;
+  if (!out) return fail(ctx, DIAG_USAGE, "ppl_compile_string: out is NULL");
+  *out = NULL;
+  if (!source) return fail(ctx, DIAG_USAGE, "ppl_compile_string: source is NULL");
+  gc_ensure_thread();
+  const char *file = gc_strdup(name ? name : "<string>");
+  Diag d;
+  diag_init(&d);
+  Ast *ast = parse_string(source, strlen(source), file, &d);
+  if (!ast) return fail_diag(ctx, &d);
+  return compile_ast(ctx, ast, file, out);
+}
+
+void ppl_model_free(ppl_model *m) {
+  if (!m) return;
+  gc_ensure_thread();
+  if (m->pending) json_decref(m->pending);
+  gc_free_root(m);
+}
+
+static bool has_data_decls(const IrBlock *b) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *ins = &b->ins[i];
+    if (ins->op == IR_DATA) return true;
+    if (ins->op == IR_IF && (has_data_decls(&ins->then_b) || has_data_decls(&ins->else_b))) return true;
+    if ((ins->op == IR_FOR || ins->op == IR_WHILE) && has_data_decls(&ins->body)) return true;
+  }
+  return false;
+}
+
+static FILE *print_out(const ppl_model *m) {
+  return m->ctx->cfg.print_out ? m->ctx->cfg.print_out : stdout;
+}
+
+/* Load data from src (NULL: no data given) into a fresh interpreter. */
+static ppl_status load(ppl_model *m, DataSource *src) {
+  Diag d;
+  diag_init(&d);
+  Interp *in = interp_new(m->ir, print_out(m));
+  bool none = !src;
+  if (none) src = data_empty();
+  if (!interp_load_data(in, src, &d)) {
+    if (none && d.code == DIAG_DATA && has_data_decls(&m->ir->data_b))
+      snprintf(d.msg + strlen(d.msg), sizeof d.msg - strlen(d.msg),
+               " (the model has a data block: pass --data FILE.json)");
+    m->in = NULL;
+    return fail_diag(m->ctx, &d);
+  }
+  m->in = in;
+  m->ld = NULL;
+  return ok(m->ctx);
+}
+
+ppl_status ppl_set_data_json(ppl_model *m, const char *json, const char *name) {
+  if (!m) return PPL_ERR_USAGE;
+  if (!json) return fail(m->ctx, DIAG_USAGE, "ppl_set_data_json: json is NULL");
+  gc_ensure_thread();
+  Diag d;
+  diag_init(&d);
+  DataSource *src = data_json_string(json, strlen(json), name ? name : "<data>", &d);
+  if (!src) return fail_diag(m->ctx, &d);
+  return load(m, src);
+}
+
+ppl_status ppl_set_data_file(ppl_model *m, const char *path) {
+  if (!m) return PPL_ERR_USAGE;
+  if (!path) return fail(m->ctx, DIAG_USAGE, "ppl_set_data_file: path is NULL");
+  gc_ensure_thread();
+  Diag d;
+  diag_init(&d);
+  DataSource *src = data_json_file(path, &d);
+  if (!src) return fail_diag(m->ctx, &d);
+  return load(m, src);
+}
+
+/* Typed arrays are gathered into a JSON object in CmdStan's layout, so that
+ * one loader validates every kind of data the same way. */
+static json_t *nest(const char *kind, const void *values, int ndims, const int *dims, size_t *pos) {
+  if (ndims == 0) {
+    size_t i = (*pos)++;
+    if (kind[0] == 'i') return json_integer((json_int_t)((const int64_t *)values)[i]);
+    double x = ((const double *)values)[i];
+    if (isnan(x)) return json_string("NaN");
+    if (isinf(x)) return json_string(x > 0 ? "Inf" : "-Inf");
+    return json_real(x);
+  }
+  json_t *a = json_array();
+  for (int i = 0; i < dims[0]; i++) json_array_append_new(a, nest(kind, values, ndims - 1, dims + 1, pos));
+  return a;
+}
+
+static ppl_status put_typed(ppl_model *m, const char *fn, const char *name, const char *kind,
+                            const void *values, int ndims, const int *dims) {
+  if (!m) return PPL_ERR_USAGE;
+  gc_ensure_thread();
+  if (!valid_name(name))
+    return fail(m->ctx, DIAG_USAGE, "%s: invalid variable name '%s'", fn, name ? name : "(null)");
+  if (ndims < 0 || ndims > 8 || (ndims > 0 && !dims))
+    return fail(m->ctx, DIAG_USAGE, "%s: \"%s\": ndims must be 0..8 with dims given", fn, name);
+  size_t total = 1;
+  for (int i = 0; i < ndims; i++) {
+    if (dims[i] < 0) return fail(m->ctx, DIAG_USAGE, "%s: \"%s\": negative size %d", fn, name, dims[i]);
+    total *= (size_t)dims[i];
+  }
+  if (total > 0 && !values) return fail(m->ctx, DIAG_USAGE, "%s: \"%s\": values is NULL", fn, name);
+  if (!m->pending) m->pending = json_object();
+  size_t pos = 0;
+  json_object_set_new(m->pending, name, nest(kind, values, ndims, dims, &pos));
+  return ok(m->ctx);
+}
+
+ppl_status ppl_data_int(ppl_model *m, const char *name, const int64_t *values, int ndims,
+                        const int *dims) {
+  return put_typed(m, "ppl_data_int", name, "int", values, ndims, dims);
+}
+
+ppl_status ppl_data_real(ppl_model *m, const char *name, const double *values, int ndims,
+                         const int *dims) {
+  return put_typed(m, "ppl_data_real", name, "real", values, ndims, dims);
+}
+
+ppl_status ppl_data_commit(ppl_model *m) {
+  if (!m) return PPL_ERR_USAGE;
+  gc_ensure_thread();
+  if (!m->pending) return load(m, NULL);
+  char *text = json_dumps(m->pending, JSON_COMPACT);
+  if (!text) return fail(m->ctx, DIAG_INTERNAL, "could not serialise the data");
+  Diag d;
+  diag_init(&d);
+  DataSource *src = data_json_string(text, strlen(text), "<data>", &d);
+  free(text);
+  json_decref(m->pending);
+  m->pending = NULL;
+  if (!src) return fail_diag(m->ctx, &d);
+  return load(m, src);
+}
+
+const char *ppl_model_ir(ppl_model *m) {
+  if (!m) return NULL;
+  gc_ensure_thread();
+  if (!m->ir_text) m->ir_text = ir_print(m->ir);
+  return m->ir_text;
+}
+
+static ppl_status need_data(ppl_model *m) {
+  if (m->in) return PPL_OK;
+  /* no data given: fine when the program declares none */
+  return load(m, NULL);
+}
+
+static ppl_status need_ld(ppl_model *m) {
+  ppl_status s = need_data(m);
+  if (s != PPL_OK) return s;
+  if (m->ld) return PPL_OK;
+  Diag d;
+  diag_init(&d);
+  m->ld = ld_new(m->in, &d);
+  if (!m->ld) return fail_diag(m->ctx, &d);
+  return PPL_OK;
+}
+
+const char *ppl_model_analysis(ppl_model *m) {
+  if (!m) return NULL;
+  gc_ensure_thread();
+  if (m->analysis_text) return m->analysis_text;
+  long n = -1;
+  if (m->an->fixed_structure && need_ld(m) == PPL_OK) n = (long)ld_dim(m->ld);
+  diag_init(&m->ctx->err);
+  const char *why = NULL;
+  const EngineVT *e = engine_select(m->an, &why);
+  char *text = ir_analysis_print(m->ir, m->an, n);
+  m->analysis_text = gc_printf("%sengine: %s\n", text, e ? why : "none");
+  return m->analysis_text;
+}
+
+/* ---- log density ------------------------------------------------------- */
+
+ppl_status ppl_num_unconstrained(ppl_model *m, size_t *n) {
+  if (!m) return PPL_ERR_USAGE;
+  if (!n) return fail(m->ctx, DIAG_USAGE, "ppl_num_unconstrained: n is NULL");
+  gc_ensure_thread();
+  *n = 0;
+  ppl_status s = need_ld(m);
+  if (s != PPL_OK) return s;
+  *n = ld_dim(m->ld);
+  return ok(m->ctx);
+}
+
+static ppl_status check_dim(ppl_model *m, const char *fn, const void *p, size_t n) {
+  ppl_status s = need_ld(m);
+  if (s != PPL_OK) return s;
+  if (!p) return fail(m->ctx, DIAG_USAGE, "%s: NULL array", fn);
+  if (n != ld_dim(m->ld))
+    return fail(m->ctx, DIAG_USAGE, "%s: the model has %zu unconstrained parameters, got %zu", fn,
+                ld_dim(m->ld), n);
+  return PPL_OK;
+}
+
+ppl_status ppl_log_density(ppl_model *m, const double *theta, size_t n, double *lp) {
+  if (!m) return PPL_ERR_USAGE;
+  gc_ensure_thread();
+  ppl_status s = check_dim(m, "ppl_log_density", theta, n);
+  if (s != PPL_OK) return s;
+  if (!lp) return fail(m->ctx, DIAG_USAGE, "ppl_log_density: lp is NULL");
+  Diag d;
+  diag_init(&d);
+  if (!ld_eval(m->ld, theta, lp, &d)) return fail_diag(m->ctx, &d);
+  return ok(m->ctx);
+}
+
+ppl_status ppl_num_constrained(ppl_model *m, size_t *n) {
+  if (!m) return PPL_ERR_USAGE;
+  if (!n) return fail(m->ctx, DIAG_USAGE, "ppl_num_constrained: n is NULL");
+  gc_ensure_thread();
+  *n = 0;
+  ppl_status s = need_ld(m);
+  if (s != PPL_OK) return s;
+  *n = ld_num_constrained(m->ld);
+  return ok(m->ctx);
+}
+
+ppl_status ppl_constrain(ppl_model *m, const double *theta, double *x) {
+  if (!m) return PPL_ERR_USAGE;
+  gc_ensure_thread();
+  ppl_status s = need_ld(m);
+  if (s != PPL_OK) return s;
+  if (!theta || !x) return fail(m->ctx, DIAG_USAGE, "ppl_constrain: NULL array");
+  Diag d;
+  diag_init(&d);
+  if (!ld_constrain(m->ld, theta, x, &d)) return fail_diag(m->ctx, &d);
+  return ok(m->ctx);
+}
+
+ppl_status ppl_unconstrain(ppl_model *m, const double *x, double *theta) {
+  if (!m) return PPL_ERR_USAGE;
+  gc_ensure_thread();
+  ppl_status s = need_ld(m);
+  if (s != PPL_OK) return s;
+  if (!theta || !x) return fail(m->ctx, DIAG_USAGE, "ppl_unconstrain: NULL array");
+  Diag d;
+  diag_init(&d);
+  if (!ld_unconstrain(m->ld, x, theta, &d)) return fail_diag(m->ctx, &d);
+  return ok(m->ctx);
+}
+
+/* ---- running ----------------------------------------------------------- */
+
+void ppl_run_options_default(ppl_run_options *o) {
+  if (!o) return;
+  memset(o, 0, sizeof *o);
+  o->chains = 4;
+  o->draws = 1000;
+  o->warmup = 1000;
+  o->thin = 1;
+  o->seed = 1;
+}
+
+static const char *engine_names(void) {
+  const EngineVT *const *all = engine_all();
+  const char *s = "";
+  for (int i = 0; all[i]; i++) s = gc_printf("%s%s%s", s, i ? ", " : "", all[i]->name);
+  return s;
+}
+
+static ppl_status choose_engine(ppl_model *m, const char *requested, const EngineVT **eng,
+                                const char **why) {
+  if (requested) {
+    const EngineVT *e = engine_lookup(requested);
+    if (!e)
+      return fail(m->ctx, DIAG_USAGE, "unknown engine '%s' (available: %s)", requested,
+                  engine_names());
+    *eng = e;
+    *why = gc_printf("%s — chosen with --engine", e->name);
+    return PPL_OK;
+  }
+  const char *reason = NULL;
+  const EngineVT *e = engine_select(m->an, &reason);
+  if (!e) return fail(m->ctx, DIAG_INTERNAL, "no engine can run this program");
+  *eng = e;
+  *why = reason;
+  return PPL_OK;
+}
+
+ppl_status ppl_model_engine(ppl_model *m, const char *requested, const char **name,
+                            const char **why) {
+  if (!m) return PPL_ERR_USAGE;
+  gc_ensure_thread();
+  const EngineVT *e;
+  const char *w;
+  ppl_status s = choose_engine(m, requested, &e, &w);
+  if (s != PPL_OK) return s;
+  if (name) *name = e->name;
+  if (why) *why = w;
+  return ok(m->ctx);
+}
+
+ppl_status ppl_run(ppl_model *m, const ppl_run_options *o, ppl_result **out) {
+  if (!m) return PPL_ERR_USAGE;
+  if (!out) return fail(m->ctx, DIAG_USAGE, "ppl_run: out is NULL");
+  *out = NULL;
+  gc_ensure_thread();
+  ppl_run_options def;
+  if (!o) {
+    ppl_run_options_default(&def);
+    o = &def;
+  }
+  if (o->chains < 1 || o->chains > 1024)
+    return fail(m->ctx, DIAG_USAGE, "ppl_run: chains must be 1..1024, got %d", o->chains);
+  if (o->draws < 1) return fail(m->ctx, DIAG_USAGE, "ppl_run: draws must be positive, got %d", o->draws);
+  if (o->warmup < 0) return fail(m->ctx, DIAG_USAGE, "ppl_run: warmup must be >= 0, got %d", o->warmup);
+  if (o->thin < 1) return fail(m->ctx, DIAG_USAGE, "ppl_run: thin must be positive, got %d", o->thin);
+  const EngineVT *eng;
+  const char *why;
+  ppl_status s = choose_engine(m, o->engine, &eng, &why);
+  if (s != PPL_OK) return s;
+  if ((s = need_data(m)) != PPL_OK) return s;
+
+  DriverOpts d_o;
+  memset(&d_o, 0, sizeof d_o);
+  d_o.eng.chains = o->chains;
+  d_o.eng.draws = o->draws;
+  d_o.eng.warmup = o->warmup;
+  d_o.eng.thin = o->thin;
+  d_o.eng.seed = o->seed;
+  d_o.output_csv = o->output_csv;
+  d_o.summary_json = o->summary_json;
+  d_o.summary_out = NULL;
+  d_o.progress = o->progress != 0;
+  d_o.threads = m->ctx->cfg.threads;
+  d_o.model_file = m->file;
+  d_o.model_name = m->file;
+  d_o.data_file = NULL;
+  d_o.engine_reason = why;
+  Diag d;
+  diag_init(&d);
+  RunResult *rr = NULL;
+  if (!driver_run(m->in, eng, &d_o, &rr, &d)) return fail_diag(m->ctx, &d);
+  ppl_result *r = gc_alloc_root(sizeof *r);
+  r->ctx = m->ctx;
+  r->rr = rr;
+  r->engine = eng->name;
+  r->reason = why;
+  *out = r;
+  return ok(m->ctx);
+}
+
+void ppl_result_free(ppl_result *r) {
+  if (!r) return;
+  gc_ensure_thread();
+  gc_free_root(r);
+}
+
+const char *ppl_result_engine(const ppl_result *r) { return r ? r->engine : NULL; }
+const char *ppl_result_engine_reason(const ppl_result *r) { return r ? r->reason : NULL; }
+int ppl_result_num_chains(const ppl_result *r) { return r ? rr_num_chains(r->rr) : 0; }
+int ppl_result_num_draws(const ppl_result *r) { return r ? rr_num_draws(r->rr) : 0; }
+int ppl_result_num_columns(const ppl_result *r) { return r ? rr_num_columns(r->rr) : 0; }
+
+const char *ppl_result_column_name(const ppl_result *r, int col) {
+  if (!r || col < 0 || col >= rr_num_columns(r->rr)) return NULL;
+  return rr_column_name(r->rr, col);
+}
+
+/* "theta[1,2]" -> "theta.1.2" */
+static void summary_to_csv_name(const char *in, char *out, size_t n) {
+  size_t j = 0;
+  for (const char *p = in; *p && j + 1 < n; p++) {
+    if (*p == '[' || *p == ',') out[j++] = '.';
+    else if (*p != ']' && *p != ' ') out[j++] = *p;
+  }
+  out[j] = 0;
+}
+
+int ppl_result_column_index(const ppl_result *r, const char *name) {
+  if (!r || !name) return -1;
+  char buf[512];
+  summary_to_csv_name(name, buf, sizeof buf);
+  for (int i = 0; i < rr_num_columns(r->rr); i++)
+    if (!strcmp(rr_column_name(r->rr, i), buf)) return i;
+  return -1;
+}
+
+double ppl_result_draw(const ppl_result *r, int chain, int draw, int col) {
+  if (!r || chain < 0 || chain >= rr_num_chains(r->rr) || draw < 0 || draw >= rr_num_draws(r->rr) ||
+      col < 0 || col >= rr_num_columns(r->rr))
+    return NAN;
+  return rr_draw(r->rr, chain, draw, col);
+}
+
+ppl_status ppl_result_summary(const ppl_result *r, int col, ppl_summary *out) {
+  if (!r) return PPL_ERR_USAGE;
+  if (!out) return fail(r->ctx, DIAG_USAGE, "ppl_result_summary: out is NULL");
+  if (col < 0 || col >= rr_num_columns(r->rr))
+    return fail(r->ctx, DIAG_USAGE, "ppl_result_summary: no column %d (the result has %d)", col,
+                rr_num_columns(r->rr));
+  const SummaryStats *s = rr_summary(r->rr, col);
+  *out = (ppl_summary){s->mean, s->sd, s->mcse, s->q5, s->q50, s->q95, s->ess_bulk, s->ess_tail, s->rhat};
+  return ok(r->ctx);
+}
+
+const char *ppl_result_summary_text(const ppl_result *r) { return r ? rr_summary_text(r->rr) : NULL; }
+
+ppl_status ppl_result_log_evidence(const ppl_result *r, double *estimate, double *se) {
+  if (!r) return PPL_ERR_USAGE;
+  double e, s;
+  if (!rr_log_evidence(r->rr, &e, &s))
+    return fail(r->ctx, DIAG_USAGE, "engine '%s' does not estimate the log evidence", r->engine);
+  if (estimate) *estimate = e;
+  if (se) *se = s;
+  return ok(r->ctx);
+}

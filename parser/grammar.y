@@ -1,3 +1,587 @@
+/* grammar.y — the ppl grammar (pure bison, LALR(1) with LAC, no conflicts).
+ *
+ * Expressions are written as one nonterminal per precedence level rather than
+ * with %left declarations because constraint bounds (`real<lower=a+b>`) need
+ * the additive level by name: a top-level `>` there closes the constraint.
+ *
+ * A few checks that are syntactic in spirit but awkward to express in the
+ * grammar (the left side of an assignment, what may stand alone as a
+ * statement, the number of sizes a type takes) are made in the actions; they
+ * record a DIAG_SYNTAX error and abort the parse.
+ */
+
+%define api.pure full
+%define api.prefix {pplyy}
+%define api.token.prefix {TK_}
+%define parse.error detailed
+%define parse.lac full
+%locations
+%expect 0
+
+%param {yyscan_t scanner}
+%parse-param {ParseCtx *ctx}
+
+%code requires {
+#include <locale.h>
+#include <setjmp.h>
+#include <stdint.h>
+
+#include "lang/diag.h"
+#include "lang/value.h"
+#include "parser/ast.h"
+
+#ifndef YY_TYPEDEF_YY_SCANNER_T
+#define YY_TYPEDEF_YY_SCANNER_T
+typedef void *yyscan_t;
+#endif
+
+/* Limits that keep hostile input from exhausting the C stack of the parser or
+   of the recursive passes that walk the tree after it. */
+#define PARSE_MAX_NESTING 1000 /* open brackets at once */
+#define PARSE_MAX_DEPTH 2500   /* depth of the finished tree */
+
+/* State shared by the scanner and the parser during one parse_string call. */
+typedef struct ParseCtx {
+  const char *file; /* for SrcPos.file */
+  Diag *d;
+  Ast *result;
+  int line, col;    /* position of the next character (1-based) */
+  int depth;        /* brackets currently open */
+  locale_t cloc;    /* the C locale, for strtod_l */
+  jmp_buf fatal;    /* where a flex fatal error unwinds to */
+} ParseCtx;
+
+/* Unwinds to parse_string (parse.c) with an internal error. */
+void parse_fatal(ParseCtx *ctx, const char *msg) __attribute__((noreturn));
+}
+
+%code provides {
+int pplyylex(PPLYYSTYPE *lval, PPLYYLTYPE *lloc, yyscan_t scanner);
+}
+
+%code {
+#include <stdlib.h>
+#include <string.h>
+
+#include "ppl_config.h"
+
+/* Bison moves a deep parse stack to the heap; the GC must see the AST
+   pointers held there, so that memory is uncollectable but scanned. */
+#if PPL_USE_GC
+#include <gc/gc.h>
+#define YYMALLOC GC_MALLOC_UNCOLLECTABLE
+#define YYFREE GC_FREE
+#else
+#define YYMALLOC malloc
+#define YYFREE free
+#endif
+
+static void pplyyerror(PPLYYLTYPE *loc, yyscan_t scanner, ParseCtx *ctx, const char *msg);
+
+static SrcPos P(ParseCtx *ctx, PPLYYLTYPE loc) {
+  SrcPos p = {ctx->file, loc.first_line, loc.first_column};
+  return p;
+}
+
+#define FAIL(loc, ...)                                                    \
+  do {                                                                    \
+    diag_error(ctx->d, DIAG_SYNTAX, P(ctx, loc), __VA_ARGS__);            \
+    YYABORT;                                                              \
+  } while (0)
+
+static Ast *mk(AstKind k, SrcPos pos) { return ast_new(k, pos); }
+
+static Ast *mk_bin(AstOp op, SrcPos pos, Ast *a, Ast *b) {
+  Ast *n = ast_new(AST_BINARY, pos);
+  n->op = op, n->a = a, n->b = b;
+  return n;
+}
+
+static Ast *mk_un(AstOp op, SrcPos pos, Ast *a) {
+  Ast *n = ast_new(AST_UNARY, pos);
+  n->op = op, n->a = a;
+  return n;
+}
+
+static AstList list1(Ast *a) {
+  AstList l = {0, 0, NULL};
+  ast_list_push(&l, a);
+  return l;
+}
+
+static AstList list0(void) {
+  AstList l = {0, 0, NULL};
+  return l;
+}
+
+/* Sizes a type takes inside its brackets: vector[n], matrix[r, c]. */
+static int type_nsizes(AstTypeBase b) {
+  switch (b) {
+  case TB_VOID: case TB_INT: case TB_REAL: case TB_BOOL: case TB_STRING: return 0;
+  case TB_MATRIX: return 2;
+  default: return 1;
+  }
+}
+
+/* Attach sizes (or report their misuse); returns an error message or NULL. */
+static const char *type_set_sizes(AstType *t, AstList *sizes, bool given) {
+  int want = type_nsizes(t->base);
+  const char *name = ast_type_base_name(t->base);
+  if (!given && want == 1) return gc_printf("'%s' needs a size: %s[n]", name, name);
+  if (!given && want == 2) return gc_printf("'%s' needs two sizes: %s[rows, cols]", name, name);
+  if (given && want == 0)
+    return gc_printf("'%s' takes no size; an array is written %s x[n] or array[n] %s x",
+                     name, name, name);
+  if (given && sizes->n != want)
+    return gc_printf("'%s' takes %s, got %d", name, want == 1 ? "one size" : "two sizes",
+                     sizes->n);
+  if (given) {
+    t->size1 = sizes->items[0];
+    if (want == 2) t->size2 = sizes->items[1];
+  }
+  return NULL;
+}
+
+static void type_set_dims(AstType *t, AstList *dims) {
+  t->ndims = dims->n;
+  t->dims = dims->items;
+}
+
+/* real[,] / array[,] real in signatures: ndims NULL entries. */
+static void type_set_sig_dims(AstType *t, int n) {
+  t->ndims = n;
+  t->dims = gc_alloc(sizeof(Ast *) * (size_t)n);
+}
+
+/* An lvalue is a variable, possibly indexed (several times). */
+static bool is_lvalue(const Ast *e) {
+  while (e->kind == AST_INDEX) e = e->a;
+  return e->kind == AST_VAR;
+}
+}
+
+%union {
+  Ast *node;
+  AstType *type;
+  AstList list;
+  int64_t ival;
+  double rval;
+  char *sval;
+  int n;
+  AstOp op;
+  AstTypeBase base;
+}
+
+%token YYEOF 0 "end of input"
+%token <sval> IDENT "identifier"
+%token <ival> INT_LIT "integer"
+%token <rval> REAL_LIT "real number"
+%token <sval> STRING_LIT "string"
+
+%token DATA "'data'" MODEL "'model'" GENERATED "'generated'" QUANTITIES "'quantities'"
+%token FUNCTIONS "'functions'"
+%token INT "'int'" REAL "'real'" BOOL "'bool'" STRING "'string'" VECTOR "'vector'"
+%token ROW_VECTOR "'row_vector'" MATRIX "'matrix'" SIMPLEX "'simplex'" ORDERED "'ordered'"
+%token POSITIVE_ORDERED "'positive_ordered'" UNIT_VECTOR "'unit_vector'"
+%token CHOLESKY_FACTOR_CORR "'cholesky_factor_corr'" COV_MATRIX "'cov_matrix'"
+%token ARRAY "'array'" VOID "'void'"
+%token IF "'if'" ELSE "'else'" FOR "'for'" IN "'in'" WHILE "'while'" BREAK "'break'"
+%token CONTINUE "'continue'" RETURN "'return'" TRUE "'true'" FALSE "'false'"
+%token TARGET "'target'"
+
+%token LE "'<='" GE "'>='" EQ "'=='" NE "'!='" AND "'&&'" OR "'||'"
+%token PLUS_ASSIGN "'+='" MINUS_ASSIGN "'-='" TIMES_ASSIGN "'*='" DIVIDE_ASSIGN "'/='"
+%token EMUL_ASSIGN "'.*='" EDIV_ASSIGN "'./='"
+%token EMUL "'.*'" EDIV "'./'" IDIV "'%/%'"
+
+/* if-else: `else` binds to the nearest `if` */
+%precedence THEN
+%precedence ELSE
+
+%type <node> top_item fundef param block_body stmt decl decl_tail
+%type <node> expr or_expr and_expr eq_expr rel_expr add_expr mul_expr unary pow_expr
+%type <node> postfix primary index
+%type <list> top_items fundefs params params_opt stmt_list exprs args_opt indices
+%type <list> old_dims_opt
+%type <type> decl_type sized_type sig_type ret_type constraint_opt bounds bound
+%type <base> base_kw
+%type <n> commas
+%type <op> assign_op
+
 %%
-start: %empty ;
+
+program:
+    top_items {
+      Ast *p = mk(AST_PROGRAM, (SrcPos){ctx->file, 1, 1});
+      p->list = $1;
+      ctx->result = p;
+    }
+  ;
+
+top_items:
+    %empty { $$ = list0(); }
+  | top_items top_item {
+      $$ = $1;
+      if ($2) ast_list_push(&$$, $2);
+    }
+  | top_items FUNCTIONS '{' fundefs '}' {
+      $$ = $1;
+      for (int i = 0; i < $4.n; i++) ast_list_push(&$$, $4.items[i]);
+    }
+  ;
+
+top_item:
+    fundef
+  | DATA block_body { $$ = $2; $$->kind = AST_BLOCK; $$->name = "data"; $$->pos = P(ctx, @1); }
+  | MODEL block_body { $$ = $2; $$->kind = AST_BLOCK; $$->name = "model"; $$->pos = P(ctx, @1); }
+  | GENERATED block_body {
+      $$ = $2; $$->kind = AST_BLOCK; $$->name = "generated"; $$->pos = P(ctx, @1);
+    }
+  | GENERATED QUANTITIES block_body {
+      $$ = $3; $$->kind = AST_BLOCK; $$->name = "generated"; $$->pos = P(ctx, @1);
+    }
+  ;
+
+fundefs:
+    %empty { $$ = list0(); }
+  | fundefs fundef { $$ = $1; ast_list_push(&$$, $2); }
+  ;
+
+fundef:
+    ret_type IDENT '(' params_opt ')' block_body {
+      $$ = mk(AST_FUNCDEF, P(ctx, @2));
+      $$->name = $2;
+      $$->type = $1;
+      $$->list = $4;
+      $$->a = $6;
+    }
+  ;
+
+ret_type:
+    VOID { $$ = ast_type_new(TB_VOID, P(ctx, @1)); }
+  | sig_type
+  ;
+
+params_opt:
+    %empty { $$ = list0(); }
+  | params
+  ;
+
+params:
+    param { $$ = list1($1); }
+  | params ',' param { $$ = $1; ast_list_push(&$$, $3); }
+  ;
+
+param:
+    sig_type IDENT {
+      $$ = mk(AST_PARAM, P(ctx, @2));
+      $$->name = $2;
+      $$->type = $1;
+    }
+  ;
+
+/* A type in a signature: no sizes, no bounds, array dimensions as commas. */
+sig_type:
+    base_kw { $$ = ast_type_new($1, P(ctx, @1)); }
+  | base_kw '[' commas ']' {
+      $$ = ast_type_new($1, P(ctx, @1));
+      type_set_sig_dims($$, $3);
+    }
+  | ARRAY '[' commas ']' base_kw {
+      $$ = ast_type_new($5, P(ctx, @1));
+      type_set_sig_dims($$, $3);
+    }
+  ;
+
+commas:
+    %empty { $$ = 1; }
+  | commas ',' { $$ = $1 + 1; }
+  ;
+
+base_kw:
+    INT { $$ = TB_INT; }
+  | REAL { $$ = TB_REAL; }
+  | BOOL { $$ = TB_BOOL; }
+  | STRING { $$ = TB_STRING; }
+  | VECTOR { $$ = TB_VECTOR; }
+  | ROW_VECTOR { $$ = TB_ROWVEC; }
+  | MATRIX { $$ = TB_MATRIX; }
+  | SIMPLEX { $$ = TB_SIMPLEX; }
+  | ORDERED { $$ = TB_ORDERED; }
+  | POSITIVE_ORDERED { $$ = TB_POS_ORDERED; }
+  | UNIT_VECTOR { $$ = TB_UNIT_VECTOR; }
+  | CHOLESKY_FACTOR_CORR { $$ = TB_CHOL_CORR; }
+  | COV_MATRIX { $$ = TB_COV; }
+  ;
+
+/* ---- statements ---- */
+
+/* Non-empty statement list: `{` followed by an expression could also start an
+   array literal, so an empty list must never need reducing after `{`. */
+block_body:
+    '{' '}' { $$ = mk(AST_STMTS, P(ctx, @1)); }
+  | '{' stmt_list '}' { $$ = mk(AST_STMTS, P(ctx, @1)); $$->list = $2; }
+  ;
+
+stmt_list:
+    stmt { $$ = list1($1); }
+  | stmt_list stmt { $$ = $1; ast_list_push(&$$, $2); }
+  ;
+
+stmt:
+    decl
+  | block_body
+  | ';' { $$ = mk(AST_STMTS, P(ctx, @1)); }
+  | expr ';' {
+      if ($1->kind != AST_CALL) FAIL(@1, "expression statement must be a function call");
+      $$ = mk(AST_EXPRSTMT, P(ctx, @1));
+      $$->a = $1;
+    }
+  | expr assign_op expr ';' {
+      if (!is_lvalue($1))
+        FAIL(@1, "left side of '%s' must be a variable, optionally indexed", ast_op_name($2));
+      $$ = mk(AST_ASSIGN, P(ctx, @1));
+      $$->op = $2, $$->a = $1, $$->b = $3;
+    }
+  | expr '~' IDENT '(' args_opt ')' ';' {
+      Ast *call = mk(AST_CALL, P(ctx, @3));
+      call->name = $3, call->list = $5;
+      $$ = mk(AST_TILDE, P(ctx, @1));
+      $$->a = $1, $$->b = call;
+    }
+  | TARGET PLUS_ASSIGN expr ';' { $$ = mk(AST_TARGET, P(ctx, @1)); $$->a = $3; }
+  | IF '(' expr ')' stmt %prec THEN {
+      $$ = mk(AST_IF, P(ctx, @1));
+      $$->a = $3, $$->b = $5;
+    }
+  | IF '(' expr ')' stmt ELSE stmt {
+      $$ = mk(AST_IF, P(ctx, @1));
+      $$->a = $3, $$->b = $5, $$->c = $7;
+    }
+  | FOR '(' IDENT IN expr ':' expr ')' stmt {
+      $$ = mk(AST_FOR, P(ctx, @1));
+      $$->name = $3, $$->a = $5, $$->b = $7, $$->c = $9;
+    }
+  | FOR '(' IDENT IN expr ')' stmt {
+      $$ = mk(AST_FOR, P(ctx, @1));
+      $$->name = $3, $$->a = $5, $$->c = $7;
+    }
+  | WHILE '(' expr ')' stmt {
+      $$ = mk(AST_WHILE, P(ctx, @1));
+      $$->a = $3, $$->b = $5;
+    }
+  | BREAK ';' { $$ = mk(AST_BREAK, P(ctx, @1)); }
+  | CONTINUE ';' { $$ = mk(AST_CONTINUE, P(ctx, @1)); }
+  | RETURN ';' { $$ = mk(AST_RETURN, P(ctx, @1)); }
+  | RETURN expr ';' { $$ = mk(AST_RETURN, P(ctx, @1)); $$->a = $2; }
+  ;
+
+assign_op:
+    '=' { $$ = OP_ASSIGN; }
+  | PLUS_ASSIGN { $$ = OP_ADD; }
+  | MINUS_ASSIGN { $$ = OP_SUB; }
+  | TIMES_ASSIGN { $$ = OP_MUL; }
+  | DIVIDE_ASSIGN { $$ = OP_DIV; }
+  | EMUL_ASSIGN { $$ = OP_EMUL; }
+  | EDIV_ASSIGN { $$ = OP_EDIV; }
+  ;
+
+/* T x;  T x = e;  T x ~ d(...);  with dimensions after the name or array[...] */
+decl:
+    decl_type IDENT old_dims_opt decl_tail {
+      if ($3.n > 0 && $1->ndims > 0)
+        FAIL(@3, "array dimensions given twice: use either array[...] or dimensions "
+                 "after the name");
+      if ($3.n > 0) type_set_dims($1, &$3);
+      $$ = $4;
+      $$->pos = P(ctx, @2);
+      $$->name = $2;
+      $$->type = $1;
+    }
+  ;
+
+old_dims_opt:
+    %empty { $$ = list0(); }
+  | '[' exprs ']' { $$ = $2; }
+  ;
+
+decl_tail:
+    ';' { $$ = mk(AST_DECL, P(ctx, @1)); }
+  | '=' expr ';' { $$ = mk(AST_DECL, P(ctx, @1)); $$->a = $2; }
+  | '~' IDENT '(' args_opt ')' ';' {
+      Ast *call = mk(AST_CALL, P(ctx, @2));
+      call->name = $2, call->list = $4;
+      $$ = mk(AST_DECL, P(ctx, @1));
+      $$->b = call;
+    }
+  ;
+
+decl_type:
+    sized_type
+  | ARRAY '[' exprs ']' sized_type { $$ = $5; $$->pos = P(ctx, @1); type_set_dims($$, &$3); }
+  ;
+
+sized_type:
+    base_kw constraint_opt {
+      $$ = $2 ? $2 : ast_type_new($1, P(ctx, @1));
+      $$->base = $1, $$->pos = P(ctx, @1);
+      const char *err = type_set_sizes($$, NULL, false);
+      if (err) FAIL(@1, "%s", err);
+    }
+  | base_kw constraint_opt '[' exprs ']' {
+      $$ = $2 ? $2 : ast_type_new($1, P(ctx, @1));
+      $$->base = $1, $$->pos = P(ctx, @1);
+      const char *err = type_set_sizes($$, &$4, true);
+      if (err) FAIL(@3, "%s", err);
+    }
+  ;
+
+constraint_opt:
+    %empty { $$ = NULL; }
+  | '<' bounds '>' { $$ = $2; }
+  ;
+
+bounds:
+    bound
+  | bound ',' bound {
+      $$ = $1;
+      if (($1->lower && $3->lower) || ($1->upper && $3->upper))
+        FAIL(@3, "duplicate '%s' bound", $3->lower ? "lower" : "upper");
+      if ($3->lower) $$->lower = $3->lower;
+      if ($3->upper) $$->upper = $3->upper;
+    }
+  ;
+
+bound:
+    IDENT '=' add_expr {
+      $$ = ast_type_new(TB_REAL, P(ctx, @1));
+      if (strcmp($1, "lower") == 0) $$->lower = $3;
+      else if (strcmp($1, "upper") == 0) $$->upper = $3;
+      else FAIL(@1, "expected 'lower' or 'upper', got '%s'", $1);
+    }
+  ;
+
+/* ---- expressions, lowest precedence first ---- */
+
+expr:
+    or_expr
+  | or_expr '?' expr ':' expr {
+      $$ = mk(AST_TERNARY, P(ctx, @2));
+      $$->a = $1, $$->b = $3, $$->c = $5;
+    }
+  ;
+
+or_expr:
+    and_expr
+  | or_expr OR and_expr { $$ = mk_bin(OP_OR, P(ctx, @2), $1, $3); }
+  ;
+
+and_expr:
+    eq_expr
+  | and_expr AND eq_expr { $$ = mk_bin(OP_AND, P(ctx, @2), $1, $3); }
+  ;
+
+eq_expr:
+    rel_expr
+  | eq_expr EQ rel_expr { $$ = mk_bin(OP_EQ, P(ctx, @2), $1, $3); }
+  | eq_expr NE rel_expr { $$ = mk_bin(OP_NE, P(ctx, @2), $1, $3); }
+  ;
+
+rel_expr:
+    add_expr
+  | rel_expr '<' add_expr { $$ = mk_bin(OP_LT, P(ctx, @2), $1, $3); }
+  | rel_expr LE add_expr { $$ = mk_bin(OP_LE, P(ctx, @2), $1, $3); }
+  | rel_expr '>' add_expr { $$ = mk_bin(OP_GT, P(ctx, @2), $1, $3); }
+  | rel_expr GE add_expr { $$ = mk_bin(OP_GE, P(ctx, @2), $1, $3); }
+  ;
+
+add_expr:
+    mul_expr
+  | add_expr '+' mul_expr { $$ = mk_bin(OP_ADD, P(ctx, @2), $1, $3); }
+  | add_expr '-' mul_expr { $$ = mk_bin(OP_SUB, P(ctx, @2), $1, $3); }
+  ;
+
+mul_expr:
+    unary
+  | mul_expr '*' unary { $$ = mk_bin(OP_MUL, P(ctx, @2), $1, $3); }
+  | mul_expr '/' unary { $$ = mk_bin(OP_DIV, P(ctx, @2), $1, $3); }
+  | mul_expr '%' unary { $$ = mk_bin(OP_MOD, P(ctx, @2), $1, $3); }
+  | mul_expr EMUL unary { $$ = mk_bin(OP_EMUL, P(ctx, @2), $1, $3); }
+  | mul_expr EDIV unary { $$ = mk_bin(OP_EDIV, P(ctx, @2), $1, $3); }
+  | mul_expr IDIV unary { $$ = mk_bin(OP_IDIV, P(ctx, @2), $1, $3); }
+  ;
+
+/* -2^2 is -(2^2): `^` binds tighter than prefix operators, and its exponent
+   may carry its own sign (2^-1). */
+unary:
+    pow_expr
+  | '-' unary { $$ = mk_un(OP_NEG, P(ctx, @1), $2); }
+  | '!' unary { $$ = mk_un(OP_NOT, P(ctx, @1), $2); }
+  | '+' unary { $$ = mk_un(OP_PLUS, P(ctx, @1), $2); }
+  ;
+
+pow_expr:
+    postfix
+  | postfix '^' unary { $$ = mk_bin(OP_POW, P(ctx, @2), $1, $3); }
+  ;
+
+postfix:
+    primary
+  | postfix '[' indices ']' {
+      $$ = mk(AST_INDEX, P(ctx, @1));
+      $$->a = $1, $$->list = $3;
+    }
+  | postfix '\'' { $$ = mk_un(OP_TRANSPOSE, P(ctx, @2), $1); }
+  ;
+
+indices:
+    index { $$ = list1($1); }
+  | indices ',' index { $$ = $1; ast_list_push(&$$, $3); }
+  ;
+
+index:
+    expr
+  | expr ':' expr { $$ = mk(AST_SLICE, P(ctx, @1)); $$->a = $1, $$->b = $3; }
+  | expr ':' { $$ = mk(AST_SLICE, P(ctx, @1)); $$->a = $1; }
+  | ':' expr { $$ = mk(AST_SLICE, P(ctx, @1)); $$->b = $2; }
+  | ':' { $$ = mk(AST_SLICE, P(ctx, @1)); }
+  ;
+
+primary:
+    INT_LIT { $$ = mk(AST_INT, P(ctx, @1)); $$->ival = $1; }
+  | REAL_LIT { $$ = mk(AST_REAL, P(ctx, @1)); $$->rval = $1; }
+  | STRING_LIT { $$ = mk(AST_STRING, P(ctx, @1)); $$->sval = $1; }
+  | TRUE { $$ = mk(AST_BOOL, P(ctx, @1)); $$->ival = 1; }
+  | FALSE { $$ = mk(AST_BOOL, P(ctx, @1)); $$->ival = 0; }
+  | IDENT { $$ = mk(AST_VAR, P(ctx, @1)); $$->name = $1; }
+  | IDENT '(' args_opt ')' {
+      $$ = mk(AST_CALL, P(ctx, @1));
+      $$->name = $1, $$->list = $3;
+    }
+  | '(' expr ')' { $$ = $2; }
+  | '{' exprs '}' { $$ = mk(AST_ARRAY, P(ctx, @1)); $$->list = $2; }
+  | '[' exprs ']' { $$ = mk(AST_ROWVEC, P(ctx, @1)); $$->list = $2; }
+  ;
+
+args_opt:
+    %empty { $$ = list0(); }
+  | exprs
+  ;
+
+exprs:
+    expr { $$ = list1($1); }
+  | exprs ',' expr { $$ = $1; ast_list_push(&$$, $3); }
+  ;
+
 %%
+
+/* Bison's detailed messages start with "syntax error, "; the position and the
+   error class already say that. */
+static void pplyyerror(PPLYYLTYPE *loc, yyscan_t scanner, ParseCtx *ctx, const char *msg) {
+  (void)scanner;
+  static const char prefix[] = "syntax error, ";
+  if (strncmp(msg, prefix, sizeof prefix - 1) == 0) msg += sizeof prefix - 1;
+  if (strcmp(msg, "memory exhausted") == 0)
+    msg = "program nested too deeply";
+  diag_error(ctx->d, DIAG_SYNTAX, P(ctx, *loc), "%s", msg);
+}

@@ -14,8 +14,12 @@ while (my $line = <$fh>) {
     if (/^ok \d+/) { $pass++; $subtests++; }
     elsif (/^not ok \d+/) { $fail++; $subtests++; print "FAILED: $t->{name}: $_\n"; }
   }
-  # a test that crashed or printed no TAP counts as one failure
-  if ($t->{result} ne 'OK' && $t->{result} ne 'SKIP' && $subtests == 0) {
+  # a test without TAP subtests (or one that crashed before any) counts once
+  if ($subtests == 0) {
+    if ($t->{result} eq 'OK') { $pass++; }
+    elsif ($t->{result} ne 'SKIP') { $fail++; print "FAILED: $t->{name}: $t->{result}\n"; }
+  } elsif ($t->{result} ne 'OK' && $t->{result} ne 'SKIP' && $t->{result} ne 'FAIL') {
+    # crashed or timed out after some subtests
     $fail++;
     print "FAILED: $t->{name}: $t->{result}\n";
   }

@@ -65,6 +65,20 @@ typedef struct DistFamily {
   bool (*rng)(Rng *r, const Value *p, Value *out, char *err, size_t errsz);
   /* parameter check (PD_CUSTOM params); NULL = none */
   bool (*check)(const Value *p, char *err, size_t errsz);
+
+  /* Added by stdlib-cont (additive, last so designated initialisers elsewhere
+     are unaffected): quantile function of a scalar continuous family, u in
+     (0, 1); NULL if none.  dist.c uses it for truncated draws and falls back to
+     numerical inversion of lcdf1/lccdf1 without it. */
+  double (*qf1)(double u, const double *p);
+
+  /* Added by stdlib-disc (additive, last): one draw of a whole-value family
+     whose size the parameters do not imply (lkj_corr_cholesky(eta) needs K).
+     sizes are those of ONE draw ({K, K} for a matrix, {K} for a vector; array
+     dimensions stripped).  NULL = use rng.  Families that set it accept sizes
+     that agree with their parameters and report a mismatch in err. */
+  bool (*rng_sized)(Rng *r, const Value *p, int nsizes, const int *sizes, Value *out,
+                    char *err, size_t errsz);
 } DistFamily;
 
 /* Lookup by name ("normal"); NULL if unknown. */

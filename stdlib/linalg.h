@@ -1,14 +1,23 @@
-/* linalg.h — the small dense linear algebra the multivariate families and the
- * matrix transforms need (Cholesky factors, triangular solves).  Matrices are
- * column-major like ValTen: A[j*n + i] is row i, column j.  Sizes are small
- * (a covariance of a few dozen dimensions), so plain loops are the right tool;
- * nothing here allocates. */
+/* linalg.h — numerical kernels shared by the discrete and multivariate
+ * families and the matrix transforms: small dense linear algebra (Cholesky
+ * factors, triangular solves), views of vector-like values, and the
+ * saddle-point terms that keep binomial/Poisson/negative-binomial log masses
+ * accurate for large counts.
+ *
+ * Matrices are column-major like ValTen: A[j*n + i] is row i, column j.
+ * Sizes are small (a covariance of a few dozen dimensions), so plain loops are
+ * the right tool; nothing here allocates except la_vec on real[] values. */
 #ifndef PPL_LINALG_H
 #define PPL_LINALG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
-/* |A[i,j] - A[j,i]| <= tol for all i, j (Stan's absolute 1e-8 tolerance). */
+#include "../lang/value.h"
+
+/* ---- dense linear algebra ---------------------------------------------- */
+
+/* |A[i,j] - A[j,i]| <= tol for all i, j (Stan uses an absolute 1e-8). */
 bool la_is_symmetric(int n, const double *A, double tol);
 /* Lower Cholesky factor L of the symmetric matrix A (only its lower triangle is
  * read); the strict upper triangle of L is set to 0.  False when A is not
@@ -18,5 +27,34 @@ bool la_cholesky(int n, const double *A, double *L);
 void la_solve_lower(int n, const double *L, const double *b, double *x);
 /* sum_i log L[i,i] = 0.5 log det(L L^T). */
 double la_log_diag_sum(int n, const double *L);
+
+/* ---- values ------------------------------------------------------------- */
+
+/* The numbers of a vector-like value (vector, row vector, or a 1-d array of
+ * ints/reals/bools) and their count; NULL if v is none of these. */
+const double *la_vec(Value v, int *n);
+/* Is x (n entries) a simplex: entries >= 0 and |sum - 1| <= 1e-8 (Stan's
+ * tolerance)?  On failure, if msg is non-NULL, writes the reason, e.g.
+ * "sums to 0.9" or "theta[2] = -0.1 is negative" using name. */
+bool la_is_simplex(const double *x, int n, const char *name, char *msg, size_t msgsz);
+
+/* ---- saddle-point log masses (Loader 2000) ------------------------------ */
+
+/* log Gamma(n+1) - [(n+1/2) log n - n + log sqrt(2 pi)], for n > 0. */
+double la_stirlerr(double n);
+/* x log(x/m) + m - x without cancellation when x is close to m (x, m > 0). */
+double la_bd0(double x, double m);
+/* log [Gamma(k+m+1) / (Gamma(k+1) Gamma(m+1)) p^k q^m] for k, m > 0 and
+ * p + q = 1 (p, q passed separately so callers keep both accurate): the
+ * binomial log mass with k successes and m failures, also used by the
+ * negative binomial.  Accurate in absolute terms for any size of k, m. */
+double la_binom_raw(double k, double m, double p, double q);
+/* log Poisson(x | lambda) for x >= 0 integral, lambda >= 0. */
+double la_pois_raw(double x, double lambda);
+/* Binomial(N, p) log mass at n, and log P(X <= n) (upper = false) or
+ * log P(X > n) (upper = true), with q = 1 - p given separately (binomial
+ * passes 1 - theta, binomial_logit inv_logit(-alpha): both exact). */
+double la_binom_lpmf(double n, double N, double p, double q);
+double la_binom_ltail(double n, double N, double p, double q, bool upper);
 
 #endif

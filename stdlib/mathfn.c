@@ -237,7 +237,10 @@ double m_std_normal_qf(double p) {
    against lgamma(a) by writing it through log1pmx((x-a)/a). */
 static double mf_gamma_prefix_log(double a, double x) {
   if (a < 10.0) return a * log(x) - x - m_lgamma(a);
-  return a * m_log1pmx((x - a) / a) + 0.5 * log(a) - PPL_LOG_SQRT_2PI - mf_stirling_diff(a);
+  double t = (x - a) / a;
+  /* 1 + t would lose x/a's low digits when x << a: use log(x/a) there */
+  double core = fabs(t) < 0.25 ? a * m_log1pmx(t) : a * log(x / a) - x + a;
+  return core + 0.5 * log(a) - PPL_LOG_SQRT_2PI - mf_stirling_diff(a);
 }
 
 void m_gamma_pq_log(double a, double x, double *log_p, double *log_q) {

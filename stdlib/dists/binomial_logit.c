@@ -1,1 +1,39 @@
-/* placeholder: being written */
+/* binomial_logit.c — binomial_logit(N, alpha) = binomial(N, inv_logit(alpha)).
+ * theta and 1 - theta both come from inv_logit, so neither loses digits when
+ * alpha is far from 0. */
+#include "../dist.h"
+#include "../linalg.h"
+#include "../mathfn.h"
+
+static void bl_support(const double *p, double *lo, double *hi) {
+  *lo = 0;
+  *hi = p[0];
+}
+
+static double bl_lpmf(double n, const double *p) {
+  return la_binom_lpmf(n, p[0], m_inv_logit(p[1]), m_inv_logit(-p[1]));
+}
+static double bl_lcdf(double n, const double *p) {
+  return la_binom_ltail(n, p[0], m_inv_logit(p[1]), m_inv_logit(-p[1]), false);
+}
+static double bl_lccdf(double n, const double *p) {
+  return la_binom_ltail(n, p[0], m_inv_logit(p[1]), m_inv_logit(-p[1]), true);
+}
+static double bl_rng(Rng *r, const double *p) {
+  return (double)rng_binomial(r, (int64_t)p[0], m_inv_logit(p[1]));
+}
+
+const DistFamily dist_binomial_logit = {
+  .name = "binomial_logit",
+  .nparams = 2,
+  .pnames = {"N", "alpha"},
+  .ptype = {{TY_INT, 0}, {TY_REAL, 0}},
+  .pdom = {PD_INT_NONNEG, PD_ANY},
+  .vtype = {TY_INT, 0},
+  .discrete = true,
+  .support = bl_support,
+  .lpdf1 = bl_lpmf,
+  .rng1 = bl_rng,
+  .lcdf1 = bl_lcdf,
+  .lccdf1 = bl_lccdf,
+};

@@ -1,1 +1,54 @@
-/* placeholder: being written */
+/* geometric.c — geometric(theta): the number of failures before the first
+ * success in Bernoulli(theta) trials, support 0, 1, 2, ...  (not the number
+ * of trials): P(n) = theta (1-theta)^n, mean (1-theta)/theta.  theta = 1 puts
+ * all mass on 0; theta = 0 has no distribution (every mass is 0). */
+#include <math.h>
+
+#include "../dist.h"
+#include "../mathfn.h"
+
+static void geom_support(const double *p, double *lo, double *hi) {
+  (void)p;
+  *lo = 0;
+  *hi = INFINITY;
+}
+
+static double geom_lpmf(double n, const double *p) {
+  if (n < 0 || n != floor(n)) return -INFINITY;
+  if (n == 0) return log(p[0]);
+  return log(p[0]) + n * log1p(-p[0]);
+}
+
+/* P(X > n) = (1-theta)^(n+1) */
+static double geom_lccdf(double n, const double *p) {
+  n = floor(n);
+  if (n < 0) return 0;
+  if (p[0] == 1) return -INFINITY;
+  return (n + 1) * log1p(-p[0]);
+}
+
+static double geom_lcdf(double n, const double *p) {
+  if (floor(n) < 0) return -INFINITY;
+  return m_log1m_exp(geom_lccdf(n, p));
+}
+
+/* inversion: floor(log U / log(1-theta)) */
+static double geom_rng(Rng *r, const double *p) {
+  if (p[0] == 1) return 0;
+  return floor(log(rng_uniform(r)) / log1p(-p[0]));
+}
+
+const DistFamily dist_geometric = {
+  .name = "geometric",
+  .nparams = 1,
+  .pnames = {"theta"},
+  .ptype = {{TY_REAL, 0}},
+  .pdom = {PD_PROB},
+  .vtype = {TY_INT, 0},
+  .discrete = true,
+  .support = geom_support,
+  .lpdf1 = geom_lpmf,
+  .rng1 = geom_rng,
+  .lcdf1 = geom_lcdf,
+  .lccdf1 = geom_lccdf,
+};

@@ -1,0 +1,50 @@
+/* logdensity.h — the log density of a fixed-structure program on the flat
+ * unconstrained parameter vector theta, for the embedding API
+ * (ppl_log_density) and gradient-based engines.
+ *
+ * Layout of theta: the latents in execution order; inside a latent, its
+ * scalars in val_flatten order (row-major arrays, column-major matrices), each
+ * mapped by its scalar bound transform, except constrained vectors and
+ * matrices (simplex, ordered, cholesky_factor_corr, cov_matrix, ...), which
+ * take tf_free_size(con, K) consecutive reals each.
+ *
+ * Layout of the constrained vector x (ld_constrain / ld_unconstrain): the
+ * latents in execution order, each flattened in CmdStan's order (first index
+ * fastest), named by ld_param_names ("mu", "eta.1", "L.2.1", "x.3" for a
+ * latent at address x[3]).
+ *
+ * A LogDensity is immutable after ld_new: evaluation allocates its own
+ * execution state, so any number of threads may call ld_eval at once.
+ */
+#ifndef PPL_LOGDENSITY_H
+#define PPL_LOGDENSITY_H
+
+#include <stddef.h>
+
+#include "../ir/interp.h"
+
+typedef struct LogDensity LogDensity;
+
+/* One prior run discovers the latents (names, shapes, constraints). Errors:
+ * "log density on an unconstrained vector needs a fixed-structure program:
+ * <reason>", "... needs continuous latents: 'z' is discrete". */
+LogDensity *ld_new(const Interp *in, Diag *d);
+/* Length of theta. */
+size_t ld_dim(const LogDensity *ld);
+/* Length of the constrained vector x and its CmdStan names. */
+size_t ld_num_constrained(const LogDensity *ld);
+const char *const *ld_param_names(const LogDensity *ld);
+/* Log joint density at theta, log-Jacobians of the constraining maps included
+ * (what HMC samples from).  -inf is a valid answer; false + d for program
+ * errors (e.g. a failed parameter check at this theta). */
+bool ld_eval(const LogDensity *ld, const double *theta, double *lp, Diag *d);
+/* theta -> x (ld_num_constrained reals). */
+bool ld_constrain(const LogDensity *ld, const double *theta, double *x, Diag *d);
+/* x -> theta; error if x is outside a constraint. */
+bool ld_unconstrain(const LogDensity *ld, const double *x, double *theta, Diag *d);
+
+/* Latent metadata, for engines and the API. */
+int ld_nlatents(const LogDensity *ld);
+const char *ld_latent_name(const LogDensity *ld, int k); /* its address */
+
+#endif

@@ -1,0 +1,814 @@
+/* interp_ops.c — value operations of the IR interpreter: arithmetic with
+ * broadcasting and matrix products, indexing and slicing, indexed stores,
+ * declarations and conversions (see interp_ops.h).
+ *
+ * Scalars never allocate.  Containers are column-major ValTen or ValArr trees;
+ * every result built here is fresh, so the interpreter may own it.
+ */
+#include "interp_ops.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../parser/ast.h"
+
+#define ERR(...) (snprintf(err, errsz, __VA_ARGS__), false)
+
+static const char *op_sym(int op) {
+  switch (op) {
+  case OP_ADD: return "+";
+  case OP_SUB: return "-";
+  case OP_MUL: return "*";
+  case OP_DIV: return "/";
+  case OP_MOD: return "%";
+  case OP_POW: return "^";
+  case OP_EMUL: return ".*";
+  case OP_EDIV: return "./";
+  case OP_IDIV: return "%/%";
+  case OP_EQ: return "==";
+  case OP_NE: return "!=";
+  case OP_LT: return "<";
+  case OP_LE: return "<=";
+  case OP_GT: return ">";
+  case OP_GE: return ">=";
+  case OP_AND: return "&&";
+  case OP_OR: return "||";
+  case OP_NEG: return "-";
+  case OP_NOT: return "!";
+  case OP_PLUS: return "+";
+  case OP_TRANSPOSE: return "'";
+  default: return "?";
+  }
+}
+
+static bool is_ten(Value v) { return v.k == V_VEC || v.k == V_ROWVEC || v.k == V_MAT; }
+static bool is_num(Value v) { return v.k == V_INT || v.k == V_REAL || v.k == V_BOOL; }
+static double num(Value v) {
+  return v.k == V_REAL ? v.r : v.k == V_INT ? (double)v.i : v.k == V_BOOL ? (double)v.b : NAN;
+}
+static int64_t inum(Value v) { return v.k == V_BOOL ? (int64_t)v.b : v.i; }
+static size_t ten_n(const ValTen *t) { return (size_t)t->rows * (size_t)t->cols; }
+
+static Value ten_new(ValKind k, int rows, int cols) {
+  return k == V_VEC ? val_vec(rows) : k == V_ROWVEC ? val_rowvec(cols) : val_mat(rows, cols);
+}
+
+const char *op_shape_desc(Value v) {
+  switch (v.k) {
+  case V_VEC: return gc_printf("vector of %d", v.t->rows);
+  case V_ROWVEC: return gc_printf("row_vector of %d", v.t->cols);
+  case V_MAT: return gc_printf("matrix of %dx%d", v.t->rows, v.t->cols);
+  case V_ARR: return gc_printf("array of %d", v.a->n);
+  case V_STR: return "string";
+  default: return val_kind_name((ValKind)v.k);
+  }
+}
+
+const char *op_type_name(Type t) {
+  static const char *const base[] = {"void", "int", "real", "bool", "string",
+                                     "vector", "row_vector", "matrix", "distribution"};
+  const char *b = t.base < sizeof base / sizeof base[0] ? base[t.base] : "?";
+  if (t.ndims == 0) return b;
+  char dims[64];
+  int k = 0;
+  dims[k++] = '[';
+  for (int i = 1; i < t.ndims && k < 60; i++) dims[k++] = ',';
+  dims[k++] = ']';
+  dims[k] = 0;
+  return gc_printf("%s%s", b, dims);
+}
+
+/* ---- scalar arithmetic ---------------------------------------------------- */
+
+static bool int_binary(int op, int64_t x, int64_t y, Value *out, char *err, size_t errsz) {
+  int64_t r;
+  switch (op) {
+  case OP_ADD:
+    if (__builtin_add_overflow(x, y, &r)) return ERR("integer overflow in '+'");
+    break;
+  case OP_SUB:
+    if (__builtin_sub_overflow(x, y, &r)) return ERR("integer overflow in '-'");
+    break;
+  case OP_MUL:
+  case OP_EMUL:
+    if (__builtin_mul_overflow(x, y, &r)) return ERR("integer overflow in '*'");
+    break;
+  case OP_DIV:
+  case OP_EDIV:
+  case OP_IDIV:
+    if (y == 0) return ERR("integer division by zero");
+    if (x == INT64_MIN && y == -1) return ERR("integer overflow in '%s'", op_sym(op));
+    r = x / y;
+    break;
+  case OP_MOD:
+    if (y == 0) return ERR("integer division by zero in '%%'");
+    r = y == -1 ? 0 : x % y;
+    break;
+  case OP_POW: *out = val_real(pow((double)x, (double)y)); return true;
+  case OP_EQ: *out = val_bool(x == y); return true;
+  case OP_NE: *out = val_bool(x != y); return true;
+  case OP_LT: *out = val_bool(x < y); return true;
+  case OP_LE: *out = val_bool(x <= y); return true;
+  case OP_GT: *out = val_bool(x > y); return true;
+  case OP_GE: *out = val_bool(x >= y); return true;
+  case OP_AND: *out = val_bool(x && y); return true;
+  case OP_OR: *out = val_bool(x || y); return true;
+  default: return ERR("operator '%s' is not defined for int and int", op_sym(op));
+  }
+  *out = val_int(r);
+  return true;
+}
+
+/* Real arithmetic for the element-wise operators; comparisons handled by the caller. */
+static inline double real_arith(int op, double x, double y) {
+  switch (op) {
+  case OP_ADD: return x + y;
+  case OP_SUB: return x - y;
+  case OP_MUL:
+  case OP_EMUL: return x * y;
+  case OP_DIV:
+  case OP_EDIV: return x / y;
+  case OP_POW: return pow(x, y);
+  case OP_MOD: return fmod(x, y);
+  default: return NAN;
+  }
+}
+
+static bool is_arith(int op) {
+  return op == OP_ADD || op == OP_SUB || op == OP_MUL || op == OP_EMUL || op == OP_DIV ||
+         op == OP_EDIV || op == OP_POW || op == OP_MOD;
+}
+
+static bool real_binary(int op, double x, double y, Value *out, char *err, size_t errsz) {
+  switch (op) {
+  case OP_EQ: *out = val_bool(x == y); return true;
+  case OP_NE: *out = val_bool(x != y); return true;
+  case OP_LT: *out = val_bool(x < y); return true;
+  case OP_LE: *out = val_bool(x <= y); return true;
+  case OP_GT: *out = val_bool(x > y); return true;
+  case OP_GE: *out = val_bool(x >= y); return true;
+  case OP_AND: *out = val_bool(x != 0 && y != 0); return true;
+  case OP_OR: *out = val_bool(x != 0 || y != 0); return true;
+  case OP_IDIV: return ERR("operator '%%/%%' needs integers");
+  default:
+    if (!is_arith(op)) return ERR("operator '%s' is not defined for real and real", op_sym(op));
+    *out = val_real(real_arith(op, x, y));
+    return true;
+  }
+}
+
+static bool str_binary(int op, Value a, Value b, Value *out, char *err, size_t errsz) {
+  if (op == OP_ADD) {
+    size_t n = a.s->len + b.s->len;
+    PplStr *p = gc_alloc_atomic(sizeof(PplStr) + n + 1);
+    p->len = n;
+    memcpy(p->data, a.s->data, a.s->len);
+    memcpy(p->data + a.s->len, b.s->data, b.s->len);
+    p->data[n] = 0;
+    out->k = V_STR;
+    out->ad = 0;
+    out->s = p;
+    return true;
+  }
+  size_t m = a.s->len < b.s->len ? a.s->len : b.s->len;
+  int c = memcmp(a.s->data, b.s->data, m);
+  if (c == 0) c = a.s->len < b.s->len ? -1 : a.s->len > b.s->len ? 1 : 0;
+  switch (op) {
+  case OP_EQ: *out = val_bool(c == 0); return true;
+  case OP_NE: *out = val_bool(c != 0); return true;
+  case OP_LT: *out = val_bool(c < 0); return true;
+  case OP_LE: *out = val_bool(c <= 0); return true;
+  case OP_GT: *out = val_bool(c > 0); return true;
+  case OP_GE: *out = val_bool(c >= 0); return true;
+  default: return ERR("operator '%s' is not defined for string and string", op_sym(op));
+  }
+}
+
+/* ---- containers ----------------------------------------------------------- */
+
+static bool mismatch(int op, Value a, Value b, char *err, size_t errsz) {
+  return ERR("size mismatch in '%s': %s and %s", op_sym(op), op_shape_desc(a), op_shape_desc(b));
+}
+
+static bool undefined(int op, Value a, Value b, char *err, size_t errsz) {
+  if (a.k == V_ARR || b.k == V_ARR)
+    return ERR("operator '%s': arithmetic on arrays is not supported; use a vector", op_sym(op));
+  return ERR("operator '%s' is not defined for %s and %s", op_sym(op),
+             val_kind_name((ValKind)a.k), val_kind_name((ValKind)b.k));
+}
+
+/* Matrix products with '*': the five shapes of linear algebra. */
+static bool ten_product(Value a, Value b, Value *out, char *err, size_t errsz) {
+  const ValTen *A = a.t, *B = b.t;
+  if (a.k == V_ROWVEC && b.k == V_VEC) {
+    if (A->cols != B->rows) return mismatch(OP_MUL, a, b, err, errsz);
+    double s = 0;
+    for (int i = 0; i < A->cols; i++) s += A->d[i] * B->d[i];
+    *out = val_real(s);
+    return true;
+  }
+  if (a.k == V_VEC && b.k == V_ROWVEC) {
+    Value r = val_mat(A->rows, B->cols);
+    for (int j = 0; j < B->cols; j++)
+      for (int i = 0; i < A->rows; i++) r.t->d[(size_t)j * A->rows + i] = A->d[i] * B->d[j];
+    *out = r;
+    return true;
+  }
+  ValKind rk;
+  if (a.k == V_MAT && b.k == V_VEC) rk = V_VEC;
+  else if (a.k == V_MAT && b.k == V_MAT) rk = V_MAT;
+  else if (a.k == V_ROWVEC && b.k == V_MAT) rk = V_ROWVEC;
+  else
+    return ERR("operator '*' is not defined for %s and %s (use .* for element-wise products)",
+               val_kind_name((ValKind)a.k), val_kind_name((ValKind)b.k));
+  if (A->cols != B->rows) return mismatch(OP_MUL, a, b, err, errsz);
+  int n = A->rows, m = B->cols, K = A->cols;
+  Value r = ten_new(rk, n, m);
+  double *R = r.t->d;
+  /* column-major: accumulate scaled columns of A, reading both operands in order */
+  for (int j = 0; j < m; j++) {
+    double *rc = R + (size_t)j * n;
+    for (int k = 0; k < K; k++) {
+      double bkj = B->d[(size_t)j * K + k];
+      const double *ac = A->d + (size_t)k * n;
+      for (int i = 0; i < n; i++) rc[i] += ac[i] * bkj;
+    }
+  }
+  *out = r;
+  return true;
+}
+
+static bool ten_binary(int op, Value a, Value b, Value *out, char *err, size_t errsz) {
+  bool ta = is_ten(a), tb = is_ten(b);
+  if (ta && tb) {
+    if (op == OP_MUL) return ten_product(a, b, out, err, errsz);
+    if (op != OP_ADD && op != OP_SUB && op != OP_EMUL && op != OP_EDIV && op != OP_POW)
+      return undefined(op, a, b, err, errsz);
+    if (a.k != b.k || a.t->rows != b.t->rows || a.t->cols != b.t->cols)
+      return mismatch(op, a, b, err, errsz);
+    size_t n = ten_n(a.t);
+    Value r = ten_new((ValKind)a.k, a.t->rows, a.t->cols);
+    const double *x = a.t->d, *y = b.t->d;
+    double *z = r.t->d;
+    switch (op) {
+    case OP_ADD: for (size_t i = 0; i < n; i++) z[i] = x[i] + y[i]; break;
+    case OP_SUB: for (size_t i = 0; i < n; i++) z[i] = x[i] - y[i]; break;
+    case OP_EMUL: for (size_t i = 0; i < n; i++) z[i] = x[i] * y[i]; break;
+    case OP_EDIV: for (size_t i = 0; i < n; i++) z[i] = x[i] / y[i]; break;
+    default: for (size_t i = 0; i < n; i++) z[i] = pow(x[i], y[i]); break;
+    }
+    *out = r;
+    return true;
+  }
+  /* broadcasting a scalar over a container, on either side */
+  if (!(ta ? is_num(b) : is_num(a)) || !is_arith(op) || op == OP_MOD)
+    return undefined(op, a, b, err, errsz);
+  Value t = ta ? a : b;
+  double s = ta ? num(b) : num(a);
+  size_t n = ten_n(t.t);
+  Value r = ten_new((ValKind)t.k, t.t->rows, t.t->cols);
+  const double *x = t.t->d;
+  double *z = r.t->d;
+  if (ta) {
+    switch (op) {
+    case OP_ADD: for (size_t i = 0; i < n; i++) z[i] = x[i] + s; break;
+    case OP_SUB: for (size_t i = 0; i < n; i++) z[i] = x[i] - s; break;
+    case OP_MUL: case OP_EMUL: for (size_t i = 0; i < n; i++) z[i] = x[i] * s; break;
+    default: for (size_t i = 0; i < n; i++) z[i] = real_arith(op, x[i], s); break;
+    }
+  } else {
+    switch (op) {
+    case OP_ADD: for (size_t i = 0; i < n; i++) z[i] = s + x[i]; break;
+    case OP_SUB: for (size_t i = 0; i < n; i++) z[i] = s - x[i]; break;
+    case OP_MUL: case OP_EMUL: for (size_t i = 0; i < n; i++) z[i] = s * x[i]; break;
+    default: for (size_t i = 0; i < n; i++) z[i] = real_arith(op, s, x[i]); break;
+    }
+  }
+  *out = r;
+  return true;
+}
+
+bool op_binary(int op, Value a, Value b, Value *out, char *err, size_t errsz) {
+  if (a.k == V_REAL && b.k == V_REAL) return real_binary(op, a.r, b.r, out, err, errsz);
+  bool ia = a.k == V_INT || a.k == V_BOOL, ib = b.k == V_INT || b.k == V_BOOL;
+  if (ia && ib) {
+    if (a.k == V_BOOL && b.k == V_BOOL && (op == OP_EQ || op == OP_NE)) {
+      *out = val_bool(op == OP_EQ ? a.b == b.b : a.b != b.b);
+      return true;
+    }
+    return int_binary(op, inum(a), inum(b), out, err, errsz);
+  }
+  if (is_num(a) && is_num(b)) return real_binary(op, num(a), num(b), out, err, errsz);
+  if (a.k == V_STR && b.k == V_STR) return str_binary(op, a, b, out, err, errsz);
+  if (is_ten(a) || is_ten(b)) return ten_binary(op, a, b, out, err, errsz);
+  return undefined(op, a, b, err, errsz);
+}
+
+static Value ten_transpose(Value a) {
+  const ValTen *t = a.t;
+  if (a.k != V_MAT) {
+    Value r = a.k == V_VEC ? val_rowvec(t->rows) : val_vec(t->cols);
+    memcpy(r.t->d, t->d, sizeof(double) * ten_n(t));
+    return r;
+  }
+  Value r = val_mat(t->cols, t->rows);
+  for (int j = 0; j < t->cols; j++)
+    for (int i = 0; i < t->rows; i++) r.t->d[(size_t)i * t->cols + j] = t->d[(size_t)j * t->rows + i];
+  return r;
+}
+
+bool op_unary(int op, Value a, Value *out, char *err, size_t errsz) {
+  switch (op) {
+  case OP_PLUS:
+    if (!is_num(a) && !is_ten(a)) break;
+    *out = is_ten(a) ? val_copy(a) : a;
+    return true;
+  case OP_NEG:
+    if (a.k == V_INT || a.k == V_BOOL) {
+      int64_t x = inum(a);
+      if (x == INT64_MIN) return ERR("integer overflow in unary '-'");
+      *out = val_int(-x);
+      return true;
+    }
+    if (a.k == V_REAL) { *out = val_real(-a.r); return true; }
+    if (is_ten(a)) {
+      Value r = ten_new((ValKind)a.k, a.t->rows, a.t->cols);
+      size_t n = ten_n(a.t);
+      for (size_t i = 0; i < n; i++) r.t->d[i] = -a.t->d[i];
+      *out = r;
+      return true;
+    }
+    break;
+  case OP_NOT:
+    if (!is_num(a)) break;
+    *out = val_bool(!op_truthy(a));
+    return true;
+  case OP_TRANSPOSE:
+    if (is_ten(a)) { *out = ten_transpose(a); return true; }
+    if (is_num(a)) { *out = a; return true; }
+    break;
+  default:
+    break;
+  }
+  return ERR("operator '%s' is not defined for %s", op_sym(op), val_kind_name((ValKind)a.k));
+}
+
+/* ---- indexing ------------------------------------------------------------- */
+
+/* One evaluated index position: a single index, or a selection of n indices
+   (a range lo, lo+1, ... or the elements of an int array). */
+typedef struct Sel {
+  bool single;
+  int n;
+  int64_t lo;
+  const Value *multi;
+} Sel;
+
+static inline int64_t sel_at(const Sel *s, int k) { return s->multi ? s->multi[k].i : s->lo + k; }
+
+/* `what` names the dimension in messages: "array of size 10", "matrix with 3 rows". */
+static bool range_err(int64_t i, const char *what, int size, char *err, size_t errsz) {
+  return ERR("index %lld out of range for %s %d", (long long)i, what, size);
+}
+
+static bool sel_make(const IrIndex *ix, const Value *regs, int size, const char *what, Sel *s,
+                     char *err, size_t errsz) {
+  memset(s, 0, sizeof *s);
+  switch (ix->kind) {
+  case IX_SINGLE: {
+    Value v = regs[ix->lo];
+    int64_t i = v.k == V_INT ? v.i : (int64_t)num(v);
+    if (i < 1 || i > size) return range_err(i, what, size, err, errsz);
+    s->single = true;
+    s->lo = i;
+    s->n = 1;
+    return true;
+  }
+  case IX_ALL:
+    s->lo = 1;
+    s->n = size;
+    return true;
+  case IX_RANGE: {
+    int64_t lo = ix->lo >= 0 ? inum(regs[ix->lo]) : 1;
+    int64_t hi = ix->hi >= 0 ? inum(regs[ix->hi]) : size;
+    if (hi < lo) {
+      s->lo = 1;
+      s->n = 0;
+      return true;
+    }
+    if (lo < 1 || lo > size) return range_err(lo, what, size, err, errsz);
+    if (hi > size) return range_err(hi, what, size, err, errsz);
+    s->lo = lo;
+    s->n = (int)(hi - lo + 1);
+    return true;
+  }
+  case IX_MULTI: {
+    Value m = regs[ix->lo];
+    if (m.k != V_ARR) return ERR("multi-index must be an int array, got %s", op_shape_desc(m));
+    for (int k = 0; k < m.a->n; k++) {
+      if (m.a->e[k].k != V_INT) return ERR("multi-index must be an int array");
+      int64_t i = m.a->e[k].i;
+      if (i < 1 || i > size) return range_err(i, what, size, err, errsz);
+    }
+    s->multi = m.a->e;
+    s->n = m.a->n;
+    return true;
+  }
+  default:
+    return ERR("bad index kind %d", ix->kind);
+  }
+}
+
+static const char *ten_what(ValKind k) {
+  return k == V_VEC ? "vector of size" : k == V_ROWVEC ? "row_vector of size" : "matrix of size";
+}
+
+static bool index_rec(Value v, int nidx, const IrIndex *ix, const Value *regs, Value *out,
+                      char *err, size_t errsz) {
+  if (nidx == 0) {
+    *out = val_copy(v); /* an element reached through single indices must not alias */
+    return true;
+  }
+  Sel s;
+  switch (v.k) {
+  case V_ARR: {
+    if (!sel_make(ix, regs, v.a->n, "array of size", &s, err, errsz)) return false;
+    if (s.single) return index_rec(v.a->e[s.lo - 1], nidx - 1, ix + 1, regs, out, err, errsz);
+    Value r = val_arr(s.n);
+    for (int k = 0; k < s.n; k++)
+      if (!index_rec(v.a->e[sel_at(&s, k) - 1], nidx - 1, ix + 1, regs, &r.a->e[k], err, errsz))
+        return false;
+    *out = r;
+    return true;
+  }
+  case V_VEC:
+  case V_ROWVEC: {
+    if (nidx > 1) return ERR("too many indexes for %s", val_kind_name((ValKind)v.k));
+    int n = v.k == V_VEC ? v.t->rows : v.t->cols;
+    if (!sel_make(ix, regs, n, ten_what((ValKind)v.k), &s, err, errsz)) return false;
+    if (s.single) {
+      *out = val_real(v.t->d[s.lo - 1]);
+      return true;
+    }
+    Value r = v.k == V_VEC ? val_vec(s.n) : val_rowvec(s.n);
+    for (int k = 0; k < s.n; k++) r.t->d[k] = v.t->d[sel_at(&s, k) - 1];
+    *out = r;
+    return true;
+  }
+  case V_MAT: {
+    if (nidx > 2) return ERR("too many indexes for matrix");
+    const ValTen *t = v.t;
+    Sel c;
+    if (!sel_make(ix, regs, t->rows, "matrix with rows", &s, err, errsz)) return false;
+    if (nidx == 2) {
+      if (!sel_make(ix + 1, regs, t->cols, "matrix with columns", &c, err, errsz)) return false;
+    } else {
+      c.single = false;
+      c.multi = NULL;
+      c.lo = 1;
+      c.n = t->cols;
+    }
+    if (s.single && c.single) {
+      *out = val_real(t->d[(size_t)(c.lo - 1) * t->rows + (size_t)(s.lo - 1)]);
+      return true;
+    }
+    Value r = s.single ? val_rowvec(c.n) : c.single ? val_vec(s.n) : val_mat(s.n, c.n);
+    for (int j = 0; j < c.n; j++) {
+      size_t col = (size_t)(sel_at(&c, j) - 1) * t->rows;
+      for (int i = 0; i < s.n; i++) r.t->d[(size_t)j * s.n + i] = t->d[col + sel_at(&s, i) - 1];
+    }
+    *out = r;
+    return true;
+  }
+  default:
+    return ERR("cannot index a value of kind %s", val_kind_name((ValKind)v.k));
+  }
+}
+
+bool op_index(Value v, int nidx, const IrIndex *ix, const Value *regs, Value *out, char *err,
+              size_t errsz) {
+  return index_rec(v, nidx, ix, regs, out, err, errsz);
+}
+
+/* ---- conversions ---------------------------------------------------------- */
+
+static Value arr_of_reals(const double *d, int n) {
+  Value r = val_arr(n);
+  for (int i = 0; i < n; i++) r.a->e[i] = val_real(d[i]);
+  return r;
+}
+
+Value op_convert(Value v, Type t, bool *fresh) {
+  *fresh = false;
+  if (t.ndims == 0) {
+    switch (t.base) {
+    case TY_REAL:
+      if (v.k == V_INT || v.k == V_BOOL) return val_real(num(v));
+      return v;
+    case TY_INT:
+      if (v.k == V_BOOL) return val_int(v.b);
+      return v;
+    case TY_BOOL:
+      if (v.k == V_INT) return val_bool(v.i != 0);
+      return v;
+    case TY_VECTOR:
+    case TY_ROWVEC: {
+      ValKind want = t.base == TY_VECTOR ? V_VEC : V_ROWVEC;
+      if (v.k == want) return v;
+      Value r;
+      if (v.k == V_ARR) {
+        r = want == V_VEC ? val_vec(v.a->n) : val_rowvec(v.a->n);
+        for (int i = 0; i < v.a->n; i++) r.t->d[i] = num(v.a->e[i]);
+      } else if (v.k == V_VEC || v.k == V_ROWVEC) {
+        r = ten_transpose(v);
+      } else {
+        return v;
+      }
+      *fresh = true;
+      return r;
+    }
+    default:
+      return v;
+    }
+  }
+  if (t.ndims == 1 && t.base == TY_REAL && (v.k == V_VEC || v.k == V_ROWVEC)) {
+    *fresh = true;
+    return arr_of_reals(v.t->d, (int)ten_n(v.t));
+  }
+  if (v.k != V_ARR) return v;
+  Type et = ty_make((TyBase)t.base, t.ndims - 1);
+  Value r = v;
+  for (int i = 0; i < v.a->n; i++) {
+    bool f;
+    Value e = op_convert(v.a->e[i], et, &f);
+    if (!f && !*fresh) continue;
+    if (!*fresh) { /* first change: the result becomes a fresh deep copy */
+      r = val_arr(v.a->n);
+      for (int j = 0; j < i; j++) r.a->e[j] = val_copy(v.a->e[j]);
+      *fresh = true;
+    }
+    r.a->e[i] = f ? e : val_copy(e);
+  }
+  return r;
+}
+
+/* ---- stores --------------------------------------------------------------- */
+
+/* Replace a whole slot with a copy of rhs, keeping the slot's shape and scalar kind. */
+static bool store_leaf(Value *slot, Value rhs, TyBase base, char *err, size_t errsz) {
+  switch (slot->k) {
+  case V_REAL:
+    if (!is_num(rhs)) break;
+    *slot = val_real(num(rhs));
+    return true;
+  case V_INT:
+    if (rhs.k != V_INT && rhs.k != V_BOOL) break;
+    *slot = val_int(inum(rhs));
+    return true;
+  case V_BOOL:
+    if (!is_num(rhs)) break;
+    *slot = val_bool(op_truthy(rhs));
+    return true;
+  case V_STR:
+    if (rhs.k != V_STR) break;
+    *slot = rhs;
+    return true;
+  case V_NONE: {
+    bool f;
+    Value c = op_convert(rhs, ty_make(base, 0), &f);
+    *slot = f ? c : val_copy(c);
+    return true;
+  }
+  default: {
+    bool f = false;
+    Value c = rhs;
+    if (slot->k == V_ARR) {
+      int depth = 0;
+      for (Value e = *slot; e.k == V_ARR && e.a->n > 0; e = e.a->e[0]) depth++;
+      c = op_convert(rhs, ty_make(base, depth), &f);
+    }
+    if (!op_same_shape(*slot, c))
+      return ERR("size mismatch in assignment: %s assigned to %s", op_shape_desc(rhs),
+                 op_shape_desc(*slot));
+    *slot = f ? c : val_copy(c);
+    return true;
+  }
+  }
+  return ERR("cannot assign %s to %s", op_shape_desc(rhs), op_shape_desc(*slot));
+}
+
+/* The n values of a one-dimensional rhs (vector, row_vector or array of numbers). */
+static bool rhs_1d(Value rhs, int n, double *buf, char *err, size_t errsz) {
+  int m;
+  if (rhs.k == V_VEC || rhs.k == V_ROWVEC) m = (int)ten_n(rhs.t);
+  else if (rhs.k == V_ARR) m = rhs.a->n;
+  else return ERR("cannot assign %s to a slice of %d elements", op_shape_desc(rhs), n);
+  if (m != n)
+    return ERR("size mismatch in assignment: %s assigned to a slice of %d elements",
+               op_shape_desc(rhs), n);
+  for (int i = 0; i < n; i++) {
+    if (rhs.k == V_ARR) {
+      if (!is_num(rhs.a->e[i])) return ERR("cannot assign %s to a slice of reals", op_shape_desc(rhs));
+      buf[i] = num(rhs.a->e[i]);
+    } else {
+      buf[i] = rhs.t->d[i];
+    }
+  }
+  return true;
+}
+
+static bool store_rec(Value *slot, int nidx, const IrIndex *ix, const Value *regs, Value rhs,
+                      TyBase base, char *err, size_t errsz) {
+  if (nidx == 0) return store_leaf(slot, rhs, base, err, errsz);
+  Sel s;
+  switch (slot->k) {
+  case V_ARR: {
+    ValArr *a = slot->a;
+    if (!sel_make(ix, regs, a->n, "array of size", &s, err, errsz)) return false;
+    if (s.single) return store_rec(&a->e[s.lo - 1], nidx - 1, ix + 1, regs, rhs, base, err, errsz);
+    if (rhs.k != V_ARR || rhs.a->n != s.n)
+      return ERR("size mismatch in assignment: %s assigned to a slice of %d elements",
+                 op_shape_desc(rhs), s.n);
+    if (rhs.a == a) rhs = val_copy(rhs); /* x[2:3] = x[1:2] must read the old values */
+    for (int k = 0; k < s.n; k++)
+      if (!store_rec(&a->e[sel_at(&s, k) - 1], nidx - 1, ix + 1, regs, rhs.a->e[k], base, err,
+                     errsz))
+        return false;
+    return true;
+  }
+  case V_VEC:
+  case V_ROWVEC: {
+    if (nidx > 1) return ERR("too many indexes for %s", val_kind_name((ValKind)slot->k));
+    ValTen *t = slot->t;
+    int n = (int)ten_n(t);
+    if (!sel_make(ix, regs, n, ten_what((ValKind)slot->k), &s, err, errsz)) return false;
+    if (s.single) {
+      if (!is_num(rhs)) return ERR("cannot assign %s to an element of a vector", op_shape_desc(rhs));
+      t->d[s.lo - 1] = num(rhs);
+      return true;
+    }
+    double *buf = gc_alloc_atomic(sizeof(double) * (size_t)(s.n ? s.n : 1));
+    if (!rhs_1d(rhs, s.n, buf, err, errsz)) return false;
+    for (int k = 0; k < s.n; k++) t->d[sel_at(&s, k) - 1] = buf[k];
+    return true;
+  }
+  case V_MAT: {
+    if (nidx > 2) return ERR("too many indexes for matrix");
+    ValTen *t = slot->t;
+    Sel c;
+    if (!sel_make(ix, regs, t->rows, "matrix with rows", &s, err, errsz)) return false;
+    if (nidx == 2) {
+      if (!sel_make(ix + 1, regs, t->cols, "matrix with columns", &c, err, errsz)) return false;
+    } else {
+      c.single = false;
+      c.multi = NULL;
+      c.lo = 1;
+      c.n = t->cols;
+    }
+    if (s.single && c.single) {
+      if (!is_num(rhs)) return ERR("cannot assign %s to an element of a matrix", op_shape_desc(rhs));
+      t->d[(size_t)(c.lo - 1) * t->rows + (size_t)(s.lo - 1)] = num(rhs);
+      return true;
+    }
+    size_t total = (size_t)s.n * (size_t)c.n;
+    double *buf = gc_alloc_atomic(sizeof(double) * (total ? total : 1));
+    if (s.single || c.single) {
+      if (!rhs_1d(rhs, s.single ? c.n : s.n, buf, err, errsz)) return false;
+    } else {
+      if (rhs.k != V_MAT || rhs.t->rows != s.n || rhs.t->cols != c.n)
+        return ERR("size mismatch in assignment: %s assigned to a block of %dx%d",
+                   op_shape_desc(rhs), s.n, c.n);
+      memcpy(buf, rhs.t->d, sizeof(double) * total);
+    }
+    for (int j = 0; j < c.n; j++) {
+      size_t col = (size_t)(sel_at(&c, j) - 1) * t->rows;
+      for (int i = 0; i < s.n; i++) t->d[col + sel_at(&s, i) - 1] = buf[(size_t)j * s.n + i];
+    }
+    return true;
+  }
+  default:
+    return ERR("cannot index a value of kind %s", val_kind_name((ValKind)slot->k));
+  }
+}
+
+bool op_store(Value *dst, int nidx, const IrIndex *ix, const Value *regs, Value rhs, TyBase base,
+              char *err, size_t errsz) {
+  return store_rec(dst, nidx, ix, regs, rhs, base, err, errsz);
+}
+
+/* ---- declarations and shapes ---------------------------------------------- */
+
+static Value decl_rec(Type t, int depth, const int64_t *sz, Value empty_str) {
+  if (depth < t.ndims) {
+    Value a = val_arr((int)sz[depth]);
+    for (int i = 0; i < a.a->n; i++) a.a->e[i] = decl_rec(t, depth + 1, sz, empty_str);
+    return a;
+  }
+  Value r;
+  switch (t.base) {
+  case TY_INT: return val_int(0);
+  case TY_BOOL: return val_bool(false);
+  case TY_STRING: return empty_str;
+  case TY_VECTOR: r = val_vec((int)sz[depth]); break;
+  case TY_ROWVEC: r = val_rowvec((int)sz[depth]); break;
+  case TY_MATRIX: r = val_mat((int)sz[depth], (int)sz[depth + 1]); break;
+  default: return val_real(NAN);
+  }
+  size_t n = ten_n(r.t);
+  for (size_t i = 0; i < n; i++) r.t->d[i] = NAN;
+  return r;
+}
+
+static int tensor_dims(TyBase b) { return b == TY_MATRIX ? 2 : (b == TY_VECTOR || b == TY_ROWVEC) ? 1 : 0; }
+
+bool op_decl(Type t, int nsizes, const int64_t *sizes, Value *out, char *err, size_t errsz) {
+  int64_t sz[260];
+  int need = t.ndims + tensor_dims((TyBase)t.base);
+  for (int i = 0; i < need; i++) {
+    int64_t s = i < nsizes ? sizes[i] : 0;
+    if (s < 0) return ERR("size must be non-negative, got %lld", (long long)s);
+    if (s > INT_MAX) return ERR("size %lld is too large", (long long)s);
+    sz[i] = s;
+  }
+  if (t.base == TY_MATRIX && sz[t.ndims] * sz[t.ndims + 1] > INT_MAX)
+    return ERR("matrix of %lldx%lld is too large", (long long)sz[t.ndims], (long long)sz[t.ndims + 1]);
+  *out = decl_rec(t, 0, sz, val_str(""));
+  return true;
+}
+
+static bool kind_fits(Value v, TyBase b) {
+  switch (b) {
+  case TY_INT: return v.k == V_INT;
+  case TY_REAL: return v.k == V_REAL;
+  case TY_BOOL: return v.k == V_BOOL;
+  case TY_STRING: return v.k == V_STR;
+  case TY_VECTOR: return v.k == V_VEC;
+  case TY_ROWVEC: return v.k == V_ROWVEC;
+  case TY_MATRIX: return v.k == V_MAT;
+  default: return false;
+  }
+}
+
+static bool shape_rec(Value v, Type t, int depth, int nsizes, const int64_t *sz) {
+  if (depth < t.ndims) {
+    if (v.k != V_ARR) return false;
+    if (depth < nsizes && v.a->n != sz[depth]) return false;
+    for (int i = 0; i < v.a->n; i++)
+      if (!shape_rec(v.a->e[i], t, depth + 1, nsizes, sz)) return false;
+    return true;
+  }
+  if (!kind_fits(v, (TyBase)t.base)) return false;
+  switch (v.k) {
+  case V_VEC: return depth >= nsizes || v.t->rows == sz[depth];
+  case V_ROWVEC: return depth >= nsizes || v.t->cols == sz[depth];
+  case V_MAT:
+    return (depth >= nsizes || v.t->rows == sz[depth]) &&
+           (depth + 1 >= nsizes || v.t->cols == sz[depth + 1]);
+  default: return true;
+  }
+}
+
+bool op_shape_ok(Value v, Type t, int nsizes, const int64_t *sizes) {
+  return shape_rec(v, t, 0, nsizes, sizes);
+}
+
+bool op_same_shape(Value a, Value b) {
+  for (;;) {
+    if (a.k != b.k) return false;
+    switch (a.k) {
+    case V_ARR:
+      if (a.a->n != b.a->n) return false;
+      if (a.a->n == 0) return true;
+      a = a.a->e[0];
+      b = b.a->e[0];
+      continue;
+    case V_VEC:
+    case V_ROWVEC:
+    case V_MAT:
+      return a.t->rows == b.t->rows && a.t->cols == b.t->cols;
+    default:
+      return true;
+    }
+  }
+}
+
+int op_shape_sizes(Value v, int *sizes, int max) {
+  int n = 0;
+  while (v.k == V_ARR) {
+    if (n < max) sizes[n] = v.a->n;
+    n++;
+    if (v.a->n == 0) return n < max ? n : max;
+    v = v.a->e[0];
+  }
+  if (v.k == V_VEC) { if (n < max) sizes[n] = v.t->rows; n++; }
+  else if (v.k == V_ROWVEC) { if (n < max) sizes[n] = v.t->cols; n++; }
+  else if (v.k == V_MAT) {
+    if (n < max) sizes[n] = v.t->rows;
+    n++;
+    if (n < max) sizes[n] = v.t->cols;
+    n++;
+  }
+  return n < max ? n : max;
+}
