@@ -1,1 +1,243 @@
-/* placeholder: being written */
+/* csv.c — CmdStan-layout CSV: column naming and flattening of output values,
+ * the comment block, rows and the elapsed-time trailer.  What readers rely
+ * on (and so what must not change) is listed in /work/shared/INTEROP.md and
+ * docs/output.md: `key = value` comment lines with ints as plain digits
+ * (ArviZ parses save_warmup with int()), one '=' per line at most (cmdstanr
+ * splits on it), names like m.2.1 in column-major order, the exact
+ * "Elapsed Time" wording. */
+#include "csv.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ppl_config.h"
+
+/* ---- columns ------------------------------------------------------------ */
+
+void csv_cols_init(CsvCols *c) { memset(c, 0, sizeof *c); }
+
+static void cv_reserve(CsvCols *c, int extra) {
+  if (c->n + extra <= c->cap) return;
+  int cap = c->cap ? c->cap : 16;
+  while (cap < c->n + extra) cap *= 2;
+  const char **names = gc_alloc(sizeof(char *) * (size_t)cap);
+  double *vals = gc_alloc_atomic(sizeof(double) * (size_t)cap);
+  bool *is_int = gc_alloc_atomic(sizeof(bool) * (size_t)cap);
+  if (c->n) {
+    memcpy(names, c->names, sizeof(char *) * (size_t)c->n);
+    memcpy(vals, c->vals, sizeof(double) * (size_t)c->n);
+    memcpy(is_int, c->is_int, sizeof(bool) * (size_t)c->n);
+  }
+  c->names = names, c->vals = vals, c->is_int = is_int, c->cap = cap;
+}
+
+static int cv_tensor_dims(Value v, int *dims) {
+  switch (v.k) {
+  case V_VEC: dims[0] = v.t->rows; return 1;
+  case V_ROWVEC: dims[0] = v.t->cols; return 1;
+  case V_MAT: dims[0] = v.t->rows, dims[1] = v.t->cols; return 2;
+  default: return 0;
+  }
+}
+
+/* Shapes of all elements of an array must agree (rectangular). */
+static bool cv_same_shape(Value a, Value b) {
+  int da[CSV_MAX_DIMS], db[CSV_MAX_DIMS];
+  int na = csv_shape(a, da), nb = csv_shape(b, db);
+  if (na != nb) return false;
+  for (int i = 0; i < na; i++)
+    if (da[i] != db[i]) return false;
+  return true;
+}
+
+int csv_shape(Value v, int dims[CSV_MAX_DIMS]) {
+  switch (v.k) {
+  case V_STR: return -1;
+  case V_VEC:
+  case V_ROWVEC:
+  case V_MAT: return cv_tensor_dims(v, dims);
+  case V_ARR: {
+    dims[0] = v.a->n;
+    if (v.a->n == 0) return 1;
+    int inner[CSV_MAX_DIMS];
+    int ni = csv_shape(v.a->e[0], inner);
+    if (ni < 0) return ni;
+    if (ni + 1 > CSV_MAX_DIMS) return -2;
+    for (int i = 1; i < v.a->n; i++)
+      if (!cv_same_shape(v.a->e[0], v.a->e[i])) return -2;
+    memcpy(dims + 1, inner, sizeof(int) * (size_t)ni);
+    return ni + 1;
+  }
+  default: return 0; /* int, real, bool, none */
+  }
+}
+
+/* The scalar at multi-index idx (0-based, over all dims) of v. */
+static double cv_element(Value v, const int *idx, bool *is_int) {
+  while (v.k == V_ARR) {
+    v = v.a->e[*idx];
+    idx++;
+  }
+  *is_int = false;
+  switch (v.k) {
+  case V_INT: *is_int = true; return (double)v.i;
+  case V_BOOL: *is_int = true; return v.b ? 1 : 0;
+  case V_REAL: return v.r;
+  case V_VEC:
+  case V_ROWVEC: return v.t->d[idx[0]];
+  case V_MAT: return v.t->d[(size_t)idx[1] * (size_t)v.t->rows + (size_t)idx[0]];
+  default: return NAN;
+  }
+}
+
+static char *cv_name(const char *name, int nd, const int *idx) {
+  char buf[1024];
+  size_t len = (size_t)snprintf(buf, sizeof buf, "%s", name);
+  for (int k = 0; k < nd && len < sizeof buf; k++)
+    len += (size_t)snprintf(buf + len, sizeof buf - len, ".%d", idx[k] + 1);
+  return gc_strdup(buf);
+}
+
+int csv_columns(const char *name, Value v, CsvCols *out, bool want_names, char *err,
+                size_t errsz) {
+  int dims[CSV_MAX_DIMS];
+  int nd = csv_shape(v, dims);
+  if (nd == -1) return 0;
+  if (nd < 0) {
+    snprintf(err, errsz, "output '%s' is a ragged or too deeply nested array; CSV columns need a rectangular shape", name);
+    return -1;
+  }
+  long count = 1;
+  for (int k = 0; k < nd; k++) count *= dims[k];
+  if (count == 0) return 0;
+  cv_reserve(out, (int)count);
+  int idx[CSV_MAX_DIMS] = {0};
+  for (long e = 0; e < count; e++) {
+    int at = out->n++;
+    out->vals[at] = cv_element(v, idx, &out->is_int[at]);
+    if (want_names) out->names[at] = cv_name(name, nd, idx);
+    for (int k = 0; k < nd; k++) { /* first index fastest */
+      if (++idx[k] < dims[k]) break;
+      idx[k] = 0;
+    }
+  }
+  return (int)count;
+}
+
+char *csv_label(const char *csv_name) {
+  const char *dot = strchr(csv_name, '.');
+  if (!dot) return gc_strdup(csv_name);
+  size_t n = strlen(csv_name);
+  char *s = gc_alloc_atomic(n + 2);
+  size_t j = 0;
+  for (const char *p = csv_name; *p; p++) s[j++] = *p == '.' ? (p == dot ? '[' : ',') : *p;
+  s[j++] = ']';
+  s[j] = 0;
+  return s;
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+char *csv_format_value(char *buf, double v, bool is_int) {
+  if (isnan(v))
+    strcpy(buf, "nan"); /* never "-nan" */
+  else if (isinf(v))
+    strcpy(buf, v > 0 ? "inf" : "-inf");
+  else if (is_int && fabs(v) < 9.2e18 && v == floor(v))
+    snprintf(buf, 32, "%lld", (long long)v);
+  else
+    snprintf(buf, 32, "%.6g", v);
+  return buf;
+}
+
+/* Comment values must stay on one line and hold no '=' (cmdstanr splits the
+ * line on '='): replace both. */
+static void cv_comment_text(FILE *f, const char *s) {
+  for (; *s; s++) fputc(*s == '\n' || *s == '\r' ? ' ' : *s == '=' ? ':' : *s, f);
+}
+
+static const char *cv_or_empty(const char *s) { return s ? s : ""; }
+
+bool csv_write_config(FILE *f, const CsvConfig *c) {
+  fprintf(f, "# stan_version_major = 2\n# stan_version_minor = 33\n# stan_version_patch = 0\n");
+  fprintf(f, "# ppl_version = %s\n", PPL_VERSION_STRING);
+  fprintf(f, "# model = ");
+  cv_comment_text(f, c->model_name ? c->model_name : "ppl");
+  fprintf(f, "_model\n");
+  if (c->model_file) {
+    fprintf(f, "# model_file = ");
+    cv_comment_text(f, c->model_file);
+    fputc('\n', f);
+  }
+  fprintf(f, "# method = sample\n");
+  fprintf(f, "#   sample\n");
+  fprintf(f, "#     num_samples = %d\n", c->num_samples);
+  fprintf(f, "#     num_warmup = %d\n", c->num_warmup);
+  fprintf(f, "#     save_warmup = 0\n");
+  fprintf(f, "#     thin = %d\n", c->thin);
+  fprintf(f, "#     algorithm = ppl\n");
+  fprintf(f, "#       ppl\n");
+  fprintf(f, "#         engine = ");
+  cv_comment_text(f, cv_or_empty(c->engine));
+  fputc('\n', f);
+  fprintf(f, "#     num_chains = %d\n", c->num_chains);
+  fprintf(f, "# id = %d\n", c->id);
+  fprintf(f, "# data\n#   file = ");
+  cv_comment_text(f, cv_or_empty(c->data_file));
+  fprintf(f, "\n# random\n#   seed = %llu\n", (unsigned long long)c->seed);
+  fprintf(f, "# output\n#   file = ");
+  cv_comment_text(f, cv_or_empty(c->output_file));
+  fputc('\n', f);
+  if (c->engine_reason) {
+    fprintf(f, "# engine: ");
+    cv_comment_text(f, c->engine_reason);
+    fputc('\n', f);
+  }
+  if (c->nskipped > 0) {
+    fprintf(f, "# string outputs have no column (CmdStan CSV holds numbers): ");
+    for (int i = 0; i < c->nskipped; i++) {
+      if (i) fprintf(f, ", ");
+      cv_comment_text(f, c->skipped[i]);
+    }
+    fputc('\n', f);
+  }
+  return fflush(f) == 0 && !ferror(f);
+}
+
+bool csv_write_header(FILE *f, int n, const char *const *names) {
+  for (int i = 0; i < n; i++) {
+    if (i) fputc(',', f);
+    fputs(names[i], f);
+  }
+  fputc('\n', f);
+  return fflush(f) == 0 && !ferror(f);
+}
+
+bool csv_write_row(FILE *f, int n, const double *vals, const bool *is_int) {
+  char buf[32];
+  for (int i = 0; i < n; i++) {
+    if (i) fputc(',', f);
+    fputs(csv_format_value(buf, vals[i], is_int && is_int[i]), f);
+  }
+  fputc('\n', f);
+  return fflush(f) == 0 && !ferror(f);
+}
+
+bool csv_write_timing(FILE *f, double warmup_seconds, double sampling_seconds) {
+  fprintf(f, "# \n");
+  fprintf(f, "#  Elapsed Time: %g seconds (Warm-up)\n", warmup_seconds);
+  fprintf(f, "#                %g seconds (Sampling)\n", sampling_seconds);
+  fprintf(f, "#                %g seconds (Total)\n", warmup_seconds + sampling_seconds);
+  fprintf(f, "# \n");
+  return fflush(f) == 0 && !ferror(f);
+}
+
+char *csv_chain_path(const char *path, int chain, int nchains) {
+  if (nchains <= 1) return gc_strdup(path);
+  const char *slash = strrchr(path, '/');
+  const char *dot = strrchr(path, '.');
+  if (!dot || (slash && dot < slash) || dot == (slash ? slash + 1 : path))
+    return gc_printf("%s_%d", path, chain + 1);
+  return gc_printf("%.*s_%d%s", (int)(dot - path), path, chain + 1, dot);
+}

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "../lang/value.h"
+#include "../stdlib/mathfn.h"
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -94,61 +95,6 @@ static double dg_median(size_t n, const double *x) {
   return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
-/* ---- inverse normal CDF ------------------------------------------------- */
-
-/* Wichura's AS241 (PPND16), relative accuracy about 1e-16: the algorithm R's
- * qnorm uses, so rank-normalised values match posterior's to rounding.
- * TODO(stdlib): switch to m_std_normal_qf once stdlib/mathfn.c provides it. */
-static double dg_poly(const double *c, int n, double r) {
-  double s = c[n - 1];
-  for (int i = n - 2; i >= 0; i--) s = s * r + c[i];
-  return s;
-}
-
-static double dg_qnorm(double p) {
-  static const double a[8] = {3.387132872796366608,    133.14166789178437745,
-                              1971.5909503065514427,   13731.693765509461125,
-                              45921.953931549871457,   67265.770927008700853,
-                              33430.575583588128105,   2509.0809287301226727};
-  static const double b[8] = {1.0,                     42.313330701600911252,
-                              687.1870074920579083,    5394.1960214247511077,
-                              21213.794301586595867,   39307.89580009271061,
-                              28729.085735721942674,   5226.495278852854561};
-  static const double c[8] = {1.42343711074968357734,  4.6303378461565452959,
-                              5.7694972214606914055,   3.64784832476320460504,
-                              1.27045825245236838258,  0.24178072517745061177,
-                              0.0227238449892691845833, 7.7454501427834140764e-4};
-  static const double d[8] = {1.0,                     2.05319162663775882187,
-                              1.6763848301838038494,   0.68976733498510000455,
-                              0.14810397642748007459,  0.0151986665636164571966,
-                              5.475938084995344946e-4, 1.05075007164441684324e-9};
-  static const double e[8] = {6.6579046435011037772,   5.4637849111641143699,
-                              1.7848265399172913358,   0.29656057182850489123,
-                              0.026532189526576123093, 0.0012426609473880784386,
-                              2.71155556874348757815e-5, 2.01033439929228813265e-7};
-  static const double f[8] = {1.0,                     0.59983220655588793769,
-                              0.13692988092273580531,  0.0148753612908506148525,
-                              7.868691311456132591e-4, 1.8463183175100546818e-5,
-                              1.4215117583164458887e-7, 2.04426310338993978564e-15};
-  if (isnan(p) || p < 0 || p > 1) return NAN;
-  if (p == 0) return -INFINITY;
-  if (p == 1) return INFINITY;
-  double q = p - 0.5;
-  if (fabs(q) <= 0.425) {
-    double r = 0.180625 - q * q;
-    return q * dg_poly(a, 8, r) / dg_poly(b, 8, r);
-  }
-  double r = sqrt(-log(q < 0 ? p : 1 - p)), x;
-  if (r <= 5) {
-    r -= 1.6;
-    x = dg_poly(c, 8, r) / dg_poly(d, 8, r);
-  } else {
-    r -= 5;
-    x = dg_poly(e, 8, r) / dg_poly(f, 8, r);
-  }
-  return q < 0 ? -x : x;
-}
-
 /* ---- split chains and rank normalisation -------------------------------- */
 
 /* A set of M chains of L draws each, stored chain after chain. */
@@ -202,7 +148,7 @@ static void dg_rank_normalise(size_t n, double *v) {
     size_t b = a;
     while (b + 1 < n && it[b + 1].v == it[a].v) b++;
     double r = ((double)(a + 1) + (double)(b + 1)) / 2;
-    double z = dg_qnorm((r - 0.375) / denom);
+    double z = m_std_normal_qf((r - 0.375) / denom);
     for (size_t k = a; k <= b; k++) v[it[k].i] = z;
     a = b + 1;
   }

@@ -1,1 +1,568 @@
-/* placeholder: being written */
+/* driver.c — chains, threads, CSV files, progress and the summary of a run.
+ *
+ * Determinism: chain k always runs engine state init(..., k), writes only its
+ * own CSV file and its own Chain slot, and threads merely decide which chain
+ * runs when.  So files and draws are identical for any thread count; only
+ * the elapsed times in the CSV trailers differ.
+ *
+ * Columns come from the first kept draw of each chain (output sizes are
+ * known only at run time); every later draw, and every other chain, must
+ * produce the same shapes, because a CSV file has one header. */
+#define _GNU_SOURCE /* strerror_r returning char * (thread-safe messages) */
+#include "driver.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include "csv.h"
+#include "summary.h"
+
+struct RunResult {
+  const char *engine, *engine_reason;
+  int nchains, ndraws, ncols;
+  const char **names, **labels;
+  double **data; /* data[c][col * ndraws + i] */
+  double **lw;   /* weighted engines: lw[c][i]; else NULL */
+  SummaryStats *stats;
+  bool weighted;
+  double logz, logz_se;
+  char *summary_text;
+  double *warm_s, *samp_s;
+};
+
+/* One chain's state and results; written only by the thread running it. */
+typedef struct Chain {
+  int id; /* 0-based */
+  FILE *csv;
+  const char *csv_path;
+  CsvCols cols;         /* the current draw's columns (names from the first) */
+  const char **names;   /* fixed at the first kept draw */
+  bool *is_int;
+  int ncols;
+  int *out_nd;          /* per output: csv_shape() at the first kept draw */
+  int (*out_dims)[CSV_MAX_DIMS];
+  double *data, *lw;
+  bool failed;          /* an engine or output error (not a stop request) */
+  Diag d;
+  double warm_s, samp_s;
+} Chain;
+
+typedef struct Run {
+  const Interp *in;
+  const EngineVT *eng;
+  const DriverOpts *o;
+  int noutputs;
+  const IrOutput *outputs;
+  int warmup, iters;    /* warmup iterations used, sampling iterations */
+  Chain *chains;
+  pthread_mutex_t mu;   /* guards next_chain and the progress line */
+  int next_chain;
+  atomic_int stop;      /* set when a chain fails: the others end early */
+  atomic_long done;     /* iterations finished, all chains (progress) */
+  long total, shown;
+} Run;
+
+void driver_opts_default(DriverOpts *o) {
+  memset(o, 0, sizeof *o);
+  o->eng.chains = 4;
+  o->eng.draws = 1000;
+  o->eng.warmup = 1000;
+  o->eng.thin = 1;
+  o->eng.seed = 1;
+}
+
+static double dr_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static const char *dr_strerror(int e, char *buf, size_t n) { return strerror_r(e, buf, n); }
+
+/* "examples/eight_schools.ppl" -> "eight_schools" */
+static const char *dr_short_name(const char *s) {
+  if (!s) return NULL;
+  const char *b = strrchr(s, '/');
+  b = b ? b + 1 : s;
+  const char *dot = strrchr(b, '.');
+  return dot && dot != b ? gc_strndup(b, (size_t)(dot - b)) : gc_strdup(b);
+}
+
+static bool dr_is_string(Type t) { return t.base == TY_STRING; }
+
+static bool dr_is_scalar(Type t) {
+  return t.ndims == 0 && (t.base == TY_INT || t.base == TY_REAL || t.base == TY_BOOL);
+}
+
+/* ---- progress ----------------------------------------------------------- */
+
+static void dr_progress(Run *r, long add) {
+  long done = atomic_fetch_add(&r->done, add) + add;
+  if (!r->o->progress || r->total <= 0) return;
+  long step = r->total / 100 > 0 ? r->total / 100 : 1;
+  if (done < r->shown + step && done != r->total) return;
+  pthread_mutex_lock(&r->mu);
+  if (done > r->shown) {
+    r->shown = done;
+    fprintf(stderr, "\rppl: %3d%%  %ld/%ld iterations", (int)(100.0 * (double)done / (double)r->total),
+            done, r->total);
+    fflush(stderr);
+  }
+  pthread_mutex_unlock(&r->mu);
+}
+
+/* ---- one kept draw ------------------------------------------------------ */
+
+static bool dr_fail(Chain *ch, DiagCode code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static bool dr_fail(Chain *ch, DiagCode code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  diag_verror(&ch->d, code, (SrcPos){0}, fmt, ap);
+  va_end(ap);
+  ch->failed = true;
+  return false;
+}
+
+/* Columns of draw k into ch->cols: lp__, engine stats, outputs. */
+static bool dr_columns(Run *r, Chain *ch, const Draw *dr, int k) {
+  bool first = k == 0;
+  CsvCols *c = &ch->cols;
+  c->n = 0;
+  char err[256];
+  Value lp = val_real(dr->lp);
+  csv_columns("lp__", lp, c, first, err, sizeof err);
+  for (int s = 0; s < r->eng->nstats; s++)
+    csv_columns(r->eng->stat_names[s], val_real(dr->stats[s]), c, first, err, sizeof err);
+  for (int j = 0; j < r->noutputs; j++) {
+    const IrOutput *out = &r->outputs[j];
+    if (dr_is_string(out->type)) continue;
+    Value v = dr->outputs ? dr->outputs[j] : val_none();
+    if (v.k == V_NONE && !dr_is_scalar(out->type)) continue; /* never assigned container */
+    int dims[CSV_MAX_DIMS];
+    int nd = csv_shape(v, dims);
+    if (nd == -1) continue;
+    if (nd < -1)
+      return dr_fail(ch, DIAG_RUNTIME, "output '%s' is a ragged array; CSV columns need a rectangular shape",
+                     out->name);
+    if (first) {
+      ch->out_nd[j] = nd;
+      memcpy(ch->out_dims[j], dims, sizeof(int) * (size_t)nd);
+    } else if (nd != ch->out_nd[j] || memcmp(dims, ch->out_dims[j], sizeof(int) * (size_t)nd)) {
+      long was = 1, now = 1;
+      for (int q = 0; q < ch->out_nd[j]; q++) was *= ch->out_dims[j][q];
+      for (int q = 0; q < nd; q++) now *= dims[q];
+      return dr_fail(ch, DIAG_RUNTIME,
+                     "output '%s' changed shape between draws (%ld element%s at the first draw of "
+                     "chain %d, %ld at draw %d): a CSV file needs a fixed set of columns",
+                     out->name, was, was == 1 ? "" : "s", ch->id + 1, now, k + 1);
+    }
+    if (csv_columns(out->name, v, c, first, err, sizeof err) < 0)
+      return dr_fail(ch, DIAG_RUNTIME, "%s", err);
+  }
+  return true;
+}
+
+static bool dr_record(Run *r, Chain *ch, const Draw *dr, int k) {
+  if (!dr_columns(r, ch, dr, k)) return false;
+  int nd = r->o->eng.draws;
+  if (k == 0) {
+    ch->ncols = ch->cols.n;
+    ch->names = gc_alloc(sizeof(char *) * (size_t)(ch->ncols ? ch->ncols : 1));
+    memcpy(ch->names, ch->cols.names, sizeof(char *) * (size_t)ch->ncols);
+    ch->is_int = gc_alloc_atomic(sizeof(bool) * (size_t)(ch->ncols ? ch->ncols : 1));
+    memcpy(ch->is_int, ch->cols.is_int, sizeof(bool) * (size_t)ch->ncols);
+    ch->data = gc_alloc_atomic(sizeof(double) * (size_t)ch->ncols * (size_t)nd);
+    if (r->eng->weighted) ch->lw = gc_alloc_atomic(sizeof(double) * (size_t)nd);
+    if (ch->csv && !csv_write_header(ch->csv, ch->ncols, ch->names)) goto io;
+  } else if (ch->cols.n != ch->ncols) {
+    return dr_fail(ch, DIAG_INTERNAL, "draw %d of chain %d has %d columns, the first had %d",
+                   k + 1, ch->id + 1, ch->cols.n, ch->ncols);
+  }
+  for (int col = 0; col < ch->ncols; col++)
+    ch->data[(size_t)col * (size_t)nd + (size_t)k] = ch->cols.vals[col];
+  if (ch->lw) ch->lw[k] = dr->log_weight;
+  if (ch->csv && !csv_write_row(ch->csv, ch->ncols, ch->cols.vals, ch->is_int)) goto io;
+  return true;
+io:;
+  char buf[128];
+  return dr_fail(ch, DIAG_IO, "error writing '%s': %s", ch->csv_path, dr_strerror(errno, buf, sizeof buf));
+}
+
+/* ---- one chain ---------------------------------------------------------- */
+
+static bool dr_step(Run *r, Chain *ch, void *state, bool warmup, Draw *dr) {
+  memset(dr, 0, sizeof *dr);
+  if (r->eng->step(state, warmup, dr, &ch->d)) return true;
+  if (!diag_failed(&ch->d))
+    diag_error(&ch->d, DIAG_INTERNAL, (SrcPos){0}, "engine '%s' failed without a message",
+               r->eng->name);
+  ch->failed = true;
+  return false;
+}
+
+static void dr_run_chain(Run *r, Chain *ch) {
+  const EngineOpts *eo = &r->o->eng;
+  void *state = r->eng->init(r->in, eo, ch->id, &ch->d);
+  if (!state) {
+    if (!diag_failed(&ch->d))
+      diag_error(&ch->d, DIAG_INTERNAL, (SrcPos){0}, "engine '%s' could not start chain %d",
+                 r->eng->name, ch->id + 1);
+    ch->failed = true;
+    atomic_store(&r->stop, 1);
+    return;
+  }
+  Draw dr;
+  double t0 = dr_now();
+  bool ok = true;
+  for (int w = 0; ok && w < r->warmup; w++) {
+    if (atomic_load(&r->stop)) ok = false;
+    else ok = dr_step(r, ch, state, true, &dr);
+    if (ok) dr_progress(r, 1);
+  }
+  double t1 = dr_now();
+  for (int it = 0, k = 0; ok && it < r->iters; it++) {
+    if (atomic_load(&r->stop)) ok = false;
+    else ok = dr_step(r, ch, state, false, &dr);
+    /* CmdStan keeps iterations 0, thin, 2 thin, ... */
+    if (ok && it % eo->thin == 0) ok = dr_record(r, ch, &dr, k++);
+    if (ok) dr_progress(r, 1);
+  }
+  double t2 = dr_now();
+  if (r->eng->free) r->eng->free(state);
+  ch->warm_s = t1 - t0, ch->samp_s = t2 - t1;
+  if (ch->failed) atomic_store(&r->stop, 1);
+  if (ok && ch->csv && !csv_write_timing(ch->csv, ch->warm_s, ch->samp_s)) {
+    char buf[128];
+    dr_fail(ch, DIAG_IO, "error writing '%s': %s", ch->csv_path, dr_strerror(errno, buf, sizeof buf));
+    atomic_store(&r->stop, 1);
+  }
+}
+
+static bool dr_take_chain(Run *r, int *c) {
+  pthread_mutex_lock(&r->mu);
+  *c = r->next_chain < r->o->eng.chains ? r->next_chain++ : -1;
+  pthread_mutex_unlock(&r->mu);
+  return *c >= 0;
+}
+
+static void *dr_worker(void *arg) {
+  Run *r = arg;
+  gc_thread_enter();
+  int c;
+  while (dr_take_chain(r, &c)) dr_run_chain(r, &r->chains[c]);
+  gc_thread_leave();
+  return NULL;
+}
+
+/* ---- the run ------------------------------------------------------------ */
+
+static bool dr_check_opts(const EngineVT *eng, const DriverOpts *o, Diag *d) {
+  const EngineOpts *e = &o->eng;
+  const char *bad = NULL;
+  if (!eng || !eng->init || !eng->step) bad = "no engine";
+  else if (eng->nstats < 0 || eng->nstats > ENGINE_MAX_STATS) bad = "engine has a bad number of stat columns";
+  else if (e->chains < 1) bad = "chains must be at least 1";
+  else if (e->draws < 1) bad = "draws must be at least 1";
+  else if (e->warmup < 0) bad = "warmup must not be negative";
+  else if (e->thin < 1) bad = "thin must be at least 1";
+  else if ((long long)e->draws * e->thin > 2147483647LL) bad = "draws * thin is too large";
+  if (bad) diag_error(d, DIAG_USAGE, (SrcPos){0}, "%s", bad);
+  return !bad;
+}
+
+static void dr_close_files(Run *r) {
+  for (int c = 0; c < r->o->eng.chains; c++)
+    if (r->chains[c].csv) {
+      fclose(r->chains[c].csv);
+      r->chains[c].csv = NULL;
+    }
+}
+
+static bool dr_open_files(Run *r, Diag *d) {
+  const DriverOpts *o = r->o;
+  if (!o->output_csv) return true;
+  int nskip = 0;
+  const char **skipped = gc_alloc(sizeof(char *) * (size_t)(r->noutputs + 1));
+  for (int j = 0; j < r->noutputs; j++)
+    if (dr_is_string(r->outputs[j].type)) skipped[nskip++] = r->outputs[j].name;
+  for (int c = 0; c < o->eng.chains; c++) {
+    Chain *ch = &r->chains[c];
+    ch->csv_path = csv_chain_path(o->output_csv, c, o->eng.chains);
+    ch->csv = fopen(ch->csv_path, "w");
+    char buf[128];
+    if (!ch->csv) {
+      diag_error(d, DIAG_IO, (SrcPos){0}, "cannot write '%s': %s", ch->csv_path,
+                 dr_strerror(errno, buf, sizeof buf));
+      dr_close_files(r);
+      return false;
+    }
+    CsvConfig cfg = {
+        .model_name = dr_short_name(o->model_name ? o->model_name : o->model_file),
+        .model_file = o->model_file,
+        .engine = r->eng->name,
+        .engine_reason = o->engine_reason,
+        .num_samples = r->iters,
+        .num_warmup = r->warmup,
+        .thin = o->eng.thin,
+        .num_chains = o->eng.chains,
+        .id = c + 1,
+        .seed = o->eng.seed,
+        .data_file = o->data_file,
+        .output_file = ch->csv_path,
+        .nskipped = nskip,
+        .skipped = skipped,
+    };
+    if (!csv_write_config(ch->csv, &cfg)) {
+      diag_error(d, DIAG_IO, (SrcPos){0}, "error writing '%s': %s", ch->csv_path,
+                 dr_strerror(errno, buf, sizeof buf));
+      dr_close_files(r);
+      return false;
+    }
+  }
+  return true;
+}
+
+static void dr_run_all(Run *r) {
+  int nch = r->o->eng.chains;
+  int nt = r->o->threads > 0 ? r->o->threads : 2;
+  if (nt > nch) nt = nch;
+  pthread_t *tid = gc_alloc_atomic(sizeof(pthread_t) * (size_t)nt);
+  int started = 0;
+  for (int t = 0; t < nt && nt > 1; t++)
+    if (pthread_create(&tid[t], NULL, dr_worker, r) == 0) started++;
+  /* The calling thread works too: with one thread (or if no thread could be
+     created) it runs every chain itself. */
+  int c;
+  if (started == 0)
+    while (dr_take_chain(r, &c)) dr_run_chain(r, &r->chains[c]);
+  for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
+}
+
+/* The error to report: the lowest-numbered chain that really failed. */
+static bool dr_first_error(Run *r, Diag *d) {
+  for (int c = 0; c < r->o->eng.chains; c++)
+    if (r->chains[c].failed) {
+      *d = r->chains[c].d;
+      return true;
+    }
+  return false;
+}
+
+static bool dr_same_columns(Run *r, Diag *d) {
+  Chain *a = &r->chains[0];
+  for (int c = 1; c < r->o->eng.chains; c++) {
+    Chain *b = &r->chains[c];
+    int n = a->ncols < b->ncols ? a->ncols : b->ncols;
+    for (int i = 0; i <= n; i++) {
+      if (i < n && !strcmp(a->names[i], b->names[i])) continue;
+      if (i == n && a->ncols == b->ncols) break;
+      diag_error(d, DIAG_RUNTIME, (SrcPos){0},
+                 "chain %d's outputs have other shapes than chain 1's (column %d: '%s' vs '%s'): "
+                 "the chains' CSV files and summary need the same columns",
+                 c + 1, i + 1, i < b->ncols ? b->names[i] : "(none)", i < a->ncols ? a->names[i] : "(none)");
+      return false;
+    }
+  }
+  return true;
+}
+
+static void dr_summarise(Run *r, RunResult *rr) {
+  int m = rr->nchains, n = rr->ndraws;
+  const double **x = gc_alloc(sizeof(double *) * (size_t)m);
+  for (int col = 0; col < rr->ncols; col++) {
+    for (int c = 0; c < m; c++) x[c] = rr->data[c] + (size_t)col * (size_t)n;
+    /* Sampler columns describe the sampler, not the posterior: unweighted. */
+    size_t len = strlen(rr->names[col]);
+    bool stat = len > 2 && !strcmp(rr->names[col] + len - 2, "__") && strcmp(rr->names[col], "lp__");
+    if (rr->weighted && !stat)
+      diag_summarise_weighted(m, n, x, (const double *const *)rr->lw, &rr->stats[col]);
+    else
+      diag_summarise(m, n, x, &rr->stats[col]);
+  }
+  rr->logz = rr->logz_se = NAN;
+  if (rr->weighted) diag_log_evidence(m, n, (const double *const *)rr->lw, &rr->logz, &rr->logz_se);
+  (void)r;
+}
+
+static RunResult *dr_result(Run *r) {
+  const DriverOpts *o = r->o;
+  RunResult *rr = gc_alloc(sizeof *rr);
+  int m = o->eng.chains;
+  rr->engine = r->eng->name;
+  rr->engine_reason = o->engine_reason;
+  rr->nchains = m;
+  rr->ndraws = o->eng.draws;
+  rr->ncols = r->chains[0].ncols;
+  rr->names = r->chains[0].names;
+  rr->labels = gc_alloc(sizeof(char *) * (size_t)(rr->ncols ? rr->ncols : 1));
+  for (int i = 0; i < rr->ncols; i++) rr->labels[i] = csv_label(rr->names[i]);
+  rr->data = gc_alloc(sizeof(double *) * (size_t)m);
+  rr->warm_s = gc_alloc_atomic(sizeof(double) * (size_t)m);
+  rr->samp_s = gc_alloc_atomic(sizeof(double) * (size_t)m);
+  rr->weighted = r->eng->weighted;
+  if (rr->weighted) rr->lw = gc_alloc(sizeof(double *) * (size_t)m);
+  for (int c = 0; c < m; c++) {
+    rr->data[c] = r->chains[c].data;
+    if (rr->weighted) rr->lw[c] = r->chains[c].lw;
+    rr->warm_s[c] = r->chains[c].warm_s;
+    rr->samp_s[c] = r->chains[c].samp_s;
+  }
+  rr->stats = gc_alloc_atomic(sizeof(SummaryStats) * (size_t)(rr->ncols ? rr->ncols : 1));
+  dr_summarise(r, rr);
+  SummaryRun sr = {
+      .model_name = dr_short_name(o->model_name ? o->model_name : o->model_file),
+      .engine = rr->engine,
+      .engine_reason = rr->engine_reason,
+      .chains = m,
+      .draws = rr->ndraws,
+      .warmup = r->warmup,
+      .thin = o->eng.thin,
+      .weighted = rr->weighted,
+      .log_evidence = rr->logz,
+      .log_evidence_se = rr->logz_se,
+  };
+  rr->summary_text = summary_table(&sr, rr->ncols, rr->labels, rr->stats);
+  return rr;
+}
+
+static bool dr_write_json(Run *r, RunResult *rr, Diag *d) {
+  const DriverOpts *o = r->o;
+  SummaryRun sr = {
+      .model_name = dr_short_name(o->model_name ? o->model_name : o->model_file),
+      .engine = rr->engine,
+      .engine_reason = rr->engine_reason,
+      .chains = rr->nchains,
+      .draws = rr->ndraws,
+      .warmup = r->warmup,
+      .thin = o->eng.thin,
+      .weighted = rr->weighted,
+      .log_evidence = rr->logz,
+      .log_evidence_se = rr->logz_se,
+  };
+  return summary_write_json(o->summary_json, &sr, rr->ncols, rr->labels, rr->stats, d);
+}
+
+bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
+                        const EngineVT *eng, const DriverOpts *o, RunResult **out, Diag *d) {
+  *out = NULL;
+  if (!dr_check_opts(eng, o, d)) return false;
+  Run *r = gc_alloc(sizeof *r);
+  r->in = in, r->eng = eng, r->o = o;
+  r->noutputs = noutputs, r->outputs = outputs;
+  r->warmup = eng->uses_warmup ? o->eng.warmup : 0;
+  r->iters = o->eng.draws * o->eng.thin;
+  int m = o->eng.chains;
+  r->chains = gc_alloc(sizeof(Chain) * (size_t)m);
+  for (int c = 0; c < m; c++) {
+    Chain *ch = &r->chains[c];
+    ch->id = c;
+    diag_init(&ch->d);
+    csv_cols_init(&ch->cols);
+    ch->out_nd = gc_alloc_atomic(sizeof(int) * (size_t)(noutputs + 1));
+    ch->out_dims = gc_alloc_atomic(sizeof(int[CSV_MAX_DIMS]) * (size_t)(noutputs + 1));
+  }
+  pthread_mutex_init(&r->mu, NULL);
+  atomic_init(&r->stop, 0);
+  atomic_init(&r->done, 0);
+  r->total = (long)m * (r->warmup + r->iters);
+
+  bool ok = dr_open_files(r, d);
+  if (ok) {
+    dr_run_all(r);
+    if (o->progress) {
+      fprintf(stderr, "\r%60s\r", "");
+      fflush(stderr);
+    }
+    if (dr_first_error(r, d)) ok = false;
+    else ok = dr_same_columns(r, d);
+  }
+  for (int c = 0; c < m; c++) {
+    Chain *ch = &r->chains[c];
+    if (ch->csv && fclose(ch->csv) != 0 && ok) {
+      char buf[128];
+      diag_error(d, DIAG_IO, (SrcPos){0}, "error writing '%s': %s", ch->csv_path,
+                 dr_strerror(errno, buf, sizeof buf));
+      ok = false;
+    }
+    ch->csv = NULL;
+  }
+  pthread_mutex_destroy(&r->mu);
+  if (!ok) return false;
+
+  RunResult *rr = dr_result(r);
+  if (o->summary_out) {
+    fputs(rr->summary_text, o->summary_out);
+    fflush(o->summary_out);
+  }
+  if (o->summary_json && !dr_write_json(r, rr, d)) return false;
+  *out = rr;
+  return true;
+}
+
+/* ---- accessors ---------------------------------------------------------- */
+
+int rr_num_chains(const RunResult *r) { return r->nchains; }
+int rr_num_draws(const RunResult *r) { return r->ndraws; }
+int rr_num_columns(const RunResult *r) { return r->ncols; }
+
+const char *rr_column_name(const RunResult *r, int col) {
+  return col >= 0 && col < r->ncols ? r->names[col] : NULL;
+}
+
+const char *rr_column_label(const RunResult *r, int col) {
+  return col >= 0 && col < r->ncols ? r->labels[col] : NULL;
+}
+
+int rr_column_index(const RunResult *r, const char *name) {
+  for (int i = 0; i < r->ncols; i++)
+    if (!strcmp(r->names[i], name) || !strcmp(r->labels[i], name)) return i;
+  /* tolerate spaces after commas in labels: "m[1, 2]" */
+  char buf[512];
+  size_t j = 0;
+  for (const char *p = name; *p && j + 1 < sizeof buf; p++)
+    if (*p != ' ') buf[j++] = *p;
+  buf[j] = 0;
+  for (int i = 0; i < r->ncols; i++)
+    if (!strcmp(r->labels[i], buf)) return i;
+  return -1;
+}
+
+double rr_draw(const RunResult *r, int chain, int draw, int col) {
+  if (chain < 0 || chain >= r->nchains || draw < 0 || draw >= r->ndraws || col < 0 || col >= r->ncols)
+    return NAN;
+  return r->data[chain][(size_t)col * (size_t)r->ndraws + (size_t)draw];
+}
+
+const double *rr_column_draws(const RunResult *r, int chain, int col) {
+  if (chain < 0 || chain >= r->nchains || col < 0 || col >= r->ncols) return NULL;
+  return r->data[chain] + (size_t)col * (size_t)r->ndraws;
+}
+
+const double *rr_log_weights(const RunResult *r, int chain) {
+  return r->weighted && chain >= 0 && chain < r->nchains ? r->lw[chain] : NULL;
+}
+
+const SummaryStats *rr_summary(const RunResult *r, int col) {
+  return col >= 0 && col < r->ncols ? &r->stats[col] : NULL;
+}
+
+bool rr_log_evidence(const RunResult *r, double *est, double *se) {
+  if (!r->weighted) return false;
+  if (est) *est = r->logz;
+  if (se) *se = r->logz_se;
+  return true;
+}
+
+const char *rr_engine(const RunResult *r) { return r->engine; }
+const char *rr_engine_reason(const RunResult *r) { return r->engine_reason; }
+const char *rr_summary_text(const RunResult *r) { return r->summary_text; }
+
+double rr_chain_seconds(const RunResult *r, int chain, bool warmup) {
+  if (chain < 0 || chain >= r->nchains) return NAN;
+  return warmup ? r->warm_s[chain] : r->samp_s[chain];
+}

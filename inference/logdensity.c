@@ -73,11 +73,12 @@ static void value_slot(Value *v, const int *idx, double **d, Value **s) {
   else *s = v;
 }
 
-/* Visit every scalar of v in CmdStan order: f(slot, position, idx). */
-static size_t cmdstan_walk(Value v, double *out, const double *in, const char *base,
+/* Every scalar of *v in CmdStan order: copied to out, overwritten from in,
+ * named into names (each optional). */
+static size_t cmdstan_walk(Value *v, double *out, const double *in, const char *base,
                            const char **names) {
   int dims[8], idx[8];
-  int nd = value_dims(v, dims);
+  int nd = value_dims(*v, dims);
   size_t total = 1;
   for (int k = 0; k < nd; k++) total *= (size_t)dims[k];
   for (size_t i = 0; i < total; i++) {
@@ -88,7 +89,7 @@ static size_t cmdstan_walk(Value v, double *out, const double *in, const char *b
     }
     double *d;
     Value *s;
-    value_slot(&v, idx, &d, &s);
+    value_slot(v, idx, &d, &s);
     if (in) {
       if (d) *d = in[i];
       else s->r = in[i];
@@ -139,7 +140,7 @@ static HandlerResult ld_fail(Diag *d, SrcPos pos, const char *msg) {
 }
 
 /* theta block -> value (+ log-Jacobian) */
-static double ld_constrain_value(const LdLatent *L, const DistCall *dc, const double *u, Value v) {
+static double ld_constrain_value(const LdLatent *L, const DistCall *dc, const double *u, Value *v) {
   double lj = 0;
   if (L->structured) {
     int m = tf_free_size(dc->con, L->unit_len);
@@ -196,10 +197,10 @@ static HandlerResult ldh_sample(Handler *h, const char *addr, const DistCall *dc
                              L->addr, addr));
   Value v = trace_value_new(dc->type, dc->nsizes, dc->sizes);
   if (lh->mode == LD_EVAL) {
-    lh->lp += ld_constrain_value(L, dc, lh->theta + L->off, v);
-    if (lh->x_out) cmdstan_walk(v, lh->x_out + L->xoff, NULL, NULL, NULL);
+    lh->lp += ld_constrain_value(L, dc, lh->theta + L->off, &v);
+    if (lh->x_out) cmdstan_walk(&v, lh->x_out + L->xoff, NULL, NULL, NULL);
   } else {
-    cmdstan_walk(v, NULL, lh->x_in + L->xoff, NULL, NULL);
+    cmdstan_walk(&v, NULL, lh->x_in + L->xoff, NULL, NULL);
     if (!ld_unconstrain_value(L, dc, v, lh->theta_out + L->off))
       return ld_fail(d, pos, gc_printf("value of '%s' is outside its constraint", addr));
   }
@@ -322,7 +323,7 @@ LogDensity *ld_new(const Interp *in, Diag *d) {
   }
   ld->names = gc_alloc(sizeof(char *) * (ld->xdim + 1));
   for (int k = 0; k < t->n; k++)
-    cmdstan_walk(val_copy(t->c[k].val), NULL, NULL, cmdstan_base(t->c[k].addr),
+    cmdstan_walk(&t->c[k].val, NULL, NULL, cmdstan_base(t->c[k].addr),
                  ld->names + ld->lat[k].xoff);
   return ld;
 }

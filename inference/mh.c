@@ -2,12 +2,18 @@
  * Wingate, Stuhlmüller, Goodman 2011): correct for every program, including
  * ones whose set of latents changes from run to run.
  *
- * One step is a sweep of as many proposals as the current trace has sites.  A
+ * One step is a sweep of as many proposals as the trace has sites.  A
  * site is one scalar element of a latent (one whole unit for simplex, ordered,
  * Cholesky and covariance constraints; one whole choice for strings).  Each
  * proposal re-runs the program with the trace handler: every other choice is
  * reused when still valid, new ones are drawn from their prior, and the
  * acceptance ratio carries the fresh/stale and |sites| corrections.
+ *
+ * The sweep length must not depend on the state a sweep starts from: reading
+ * the chain only at the ends of state-dependent sweeps would favour states
+ * with few sites (they move less before being recorded).  So it is the site
+ * count of the current trace during warmup, then frozen at the mean site
+ * count seen in warmup (for fixed-structure programs: the site count).
  *
  * Kernels: continuous sites take a Gaussian random walk on the unconstrained
  * scale (step size per site, adapted towards acceptance 0.44 during warmup,
@@ -32,7 +38,6 @@
 #define MH_TARGET_ACCEPT 0.44
 #define MH_SMALL_SUPPORT 256 /* discrete supports up to this size get uniform moves */
 #define MH_INIT_TRIES 100
-#define MH_MAX_UNIT 4096     /* scalars in one structured unit (a 64x64 matrix) */
 
 typedef enum { K_RW_ELEM, K_RW_UNIT, K_PRIOR_UNIT, K_PRIOR_WHOLE, K_UNIFORM } Kernel;
 
@@ -51,6 +56,9 @@ typedef struct MhState {
   Rng rng;
   uint64_t model_seed;
   bool has_gen;
+  long sweep;       /* proposals per step after warmup */
+  double sites_sum; /* site counts seen in warmup, for `sweep` */
+  long sites_n;
   Trace *cur;
   InterpState *cur_st;
   int scap, sn; /* open-addressing table of SiteStep */
@@ -113,18 +121,18 @@ static void step_adapt(SiteStep *e, double accept_prob) {
 
 /* ---- proposals (called by the trace handler at the target address) ---- */
 
-static bool unit_random_walk(const DistCall *dc, const Proposal *p, Value nv, Rng *r,
+static bool unit_random_walk(const DistCall *dc, const Proposal *p, Value *nv, Rng *r,
                              double *lq, char *err, size_t errsz) {
-  int L = p->unit_len;
-  if (L <= 0 || L > MH_MAX_UNIT) {
+  int L = p->unit_len, m = tf_free_size(dc->con, L);
+  if (L <= 0 || m < 0) {
     snprintf(err, errsz, "mh: cannot propose for a constrained value of %d elements", L);
     return false;
   }
-  double x[MH_MAX_UNIT], u[MH_MAX_UNIT];
+  double *x = gc_alloc_atomic(sizeof(double) * (size_t)L);
+  double *u = gc_alloc_atomic(sizeof(double) * (size_t)(m > L ? m : L));
   size_t base = (size_t)p->local * (size_t)L;
-  for (int i = 0; i < L; i++) x[i] = trace_value_get(nv, base + (size_t)i);
-  int m = tf_free_size(dc->con, L);
-  if (m < 0 || m > MH_MAX_UNIT || !tf_unconstrain(dc->con, dc->lower, dc->upper, L, x, u)) {
+  for (int i = 0; i < L; i++) x[i] = trace_value_get(*nv, base + (size_t)i);
+  if (!tf_unconstrain(dc->con, dc->lower, dc->upper, L, x, u)) {
     snprintf(err, errsz, "mh: current value is outside its constraint");
     return false;
   }
@@ -137,9 +145,9 @@ static bool unit_random_walk(const DistCall *dc, const Proposal *p, Value nv, Rn
   return true;
 }
 
-static bool elem_random_walk(const DistCall *dc, const Proposal *p, Value nv, Rng *r,
+static bool elem_random_walk(const DistCall *dc, const Proposal *p, Value *nv, Rng *r,
                              double *lq, char *err, size_t errsz) {
-  double x = trace_value_get(nv, (size_t)p->local);
+  double x = trace_value_get(*nv, (size_t)p->local);
   if (dc->con == CON_NONE) {
     trace_value_set(nv, (size_t)p->local, x + p->sigma * rng_normal(r));
     *lq = 0;
@@ -161,7 +169,7 @@ static bool elem_random_walk(const DistCall *dc, const Proposal *p, Value nv, Rn
 /* Replace the draw unit holding the site by a fresh one from the DistCall;
  * units are independent given the parameters, so the proposal ratio is the
  * ratio of the whole choice's densities. */
-static bool prior_unit(const DistCall *dc, const Proposal *p, Value old, Value nv, Rng *r,
+static bool prior_unit(const DistCall *dc, const Proposal *p, Value old, Value *nv, Rng *r,
                        double *lq, char *err, size_t errsz) {
   Value fresh;
   if (!dist_call_rng(dc, r, &fresh, err, errsz)) return false;
@@ -170,7 +178,7 @@ static bool prior_unit(const DistCall *dc, const Proposal *p, Value old, Value n
   for (size_t i = unit * (size_t)L; i < (unit + 1) * (size_t)L; i++)
     trace_value_set(nv, i, trace_value_get(fresh, i));
   double lo, ln;
-  if (!dist_call_lpdf(dc, old, &lo, err, errsz) || !dist_call_lpdf(dc, nv, &ln, err, errsz))
+  if (!dist_call_lpdf(dc, old, &lo, err, errsz) || !dist_call_lpdf(dc, *nv, &ln, err, errsz))
     return false;
   *lq = lo - ln;
   return true;
@@ -187,15 +195,15 @@ static bool mh_propose_fn(void *ctx, const DistCall *dc, Value old, Rng *r, Valu
     *lq = lo - ln;
     return true;
   }
-  Value nv = val_copy(old);
-  *out = nv;
+  *out = val_copy(old);
+  Value *nv = out;
   switch (p->k) {
   case K_RW_ELEM: return elem_random_walk(dc, p, nv, r, lq, err, errsz);
   case K_RW_UNIT: return unit_random_walk(dc, p, nv, r, lq, err, errsz);
   case K_PRIOR_UNIT: return prior_unit(dc, p, old, nv, r, lq, err, errsz);
   case K_UNIFORM: {
     /* uniform over the other values of a small support: symmetric */
-    double x = trace_value_get(nv, (size_t)p->local);
+    double x = trace_value_get(*nv, (size_t)p->local);
     int64_t lo = (int64_t)p->lower, hi = (int64_t)p->upper;
     if (!(x >= p->lower && x <= p->upper)) return prior_unit(dc, p, old, nv, r, lq, err, errsz);
     int64_t y = rng_int(r, lo, hi - 1);
@@ -299,6 +307,7 @@ static void *mh_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) 
     }
     s->cur = t;
     s->cur_st = st;
+    s->sweep = t->nsites;
     return s;
   }
   diag_error(d, DIAG_RUNTIME, (SrcPos){0},
@@ -309,8 +318,15 @@ static void *mh_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) 
 
 static bool mh_step(void *state, bool warmup, Draw *out, Diag *d) {
   MhState *s = state;
-  long n = s->cur->nsites, acc = 0;
-  for (long i = 0; i < n; i++) {
+  long n = s->sweep, acc = 0;
+  if (warmup) {
+    n = s->cur->nsites;
+    s->sites_sum += (double)n;
+    s->sites_n++;
+    s->sweep = lround(s->sites_sum / (double)s->sites_n);
+    if (s->sweep < 1 && n > 0) s->sweep = 1;
+  }
+  for (long i = 0; i < n && s->cur->nsites > 0; i++) {
     bool ok;
     if (!mh_one(s, warmup, &ok, d)) return false;
     acc += ok;

@@ -1,1 +1,202 @@
-/* placeholder: being written */
+/* summary.c — the stansummary-like table and the JSON summary of a run.
+ * Both are built as strings so the CLI, the embedding API
+ * (ppl_result_summary_text) and the tests share one rendering; JSON goes
+ * through jansson so escaping and number syntax are right by construction. */
+#define _GNU_SOURCE /* strerror_r returning char * (thread-safe messages) */
+#include "summary.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lang/value.h"
+
+/* ---- a growing GC string ------------------------------------------------ */
+
+typedef struct SBuf {
+  char *s;
+  size_t len, cap;
+} SBuf;
+
+static void sb_vadd(SBuf *b, const char *fmt, va_list ap) {
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap2);
+  va_end(ap2);
+  if (n < 0) return;
+  if (b->len + (size_t)n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + (size_t)n + 1) cap *= 2;
+    char *s = gc_alloc_atomic(cap);
+    if (b->len) memcpy(s, b->s, b->len);
+    b->s = s, b->cap = cap;
+  }
+  vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+  b->len += (size_t)n;
+}
+
+__attribute__((format(printf, 2, 3))) static void sb_add(SBuf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  sb_vadd(b, fmt, ap);
+  va_end(ap);
+}
+
+/* ---- the table ---------------------------------------------------------- */
+
+enum { SM_GENERAL, SM_MCSE, SM_ESS, SM_RHAT };
+
+/* One cell: "-" for NaN (not applicable / not computable). */
+static const char *sm_cell(char *buf, double v, int kind) {
+  if (isnan(v)) return "-";
+  if (isinf(v)) return v > 0 ? "inf" : "-inf";
+  switch (kind) {
+  case SM_MCSE: snprintf(buf, 32, "%.2g", v); break;
+  case SM_ESS: snprintf(buf, 32, "%.0f", v); break;
+  case SM_RHAT: snprintf(buf, 32, "%.3f", v); break;
+  default: snprintf(buf, 32, "%.3g", v); break;
+  }
+  return buf;
+}
+
+/* Decimals that show a standard error with two significant digits at most
+ * (and at least two decimals): -108.61 ± 0.02, -3.003 ± 0.0041. */
+static int sm_decimals(double se) {
+  if (!(se > 0) || !isfinite(se)) return 2;
+  int d = (int)ceil(-log10(se)) + 1;
+  if (d < 2) d = 2;
+  if (d > 8) d = 8;
+  return d;
+}
+
+char *summary_table(const SummaryRun *run, int ncols, const char *const *labels,
+                    const SummaryStats *stats) {
+  SBuf b = {0};
+  sb_add(&b, "Inference for ppl model: %s\n", run->model_name ? run->model_name : "(unnamed)");
+  const char *eng = run->engine ? run->engine : "?";
+  const char *why = run->engine_reason;
+  if (why && strncmp(why, eng, strlen(eng)) == 0)
+    sb_add(&b, "engine: %s\n", why);
+  else if (why)
+    sb_add(&b, "engine: %s — %s\n", eng, why);
+  else
+    sb_add(&b, "engine: %s\n", eng);
+  sb_add(&b, "%d chain%s, %d draw%s each", run->chains, run->chains == 1 ? "" : "s", run->draws,
+         run->draws == 1 ? "" : "s");
+  if (run->warmup > 0) sb_add(&b, " after %d warmup iterations", run->warmup);
+  if (run->thin > 1) sb_add(&b, " (thin %d)", run->thin);
+  sb_add(&b, ": %ld draws in total\n\n", (long)run->chains * run->draws);
+
+  int w = 4;
+  for (int i = 0; i < ncols; i++)
+    if ((int)strlen(labels[i]) > w) w = (int)strlen(labels[i]);
+  sb_add(&b, "%-*s %9s %9s %9s %9s %9s %9s %9s %9s %6s\n", w, "", "Mean", "MCSE", "StdDev", "5%",
+         "50%", "95%", "ESS_bulk", "ESS_tail", "R_hat");
+  for (int i = 0; i < ncols; i++) {
+    const SummaryStats *s = &stats[i];
+    char c[10][32];
+    sb_add(&b, "%-*s %9s %9s %9s %9s %9s %9s %9s %9s %6s\n", w, labels[i],
+           sm_cell(c[0], s->mean, SM_GENERAL), sm_cell(c[1], s->mcse, SM_MCSE),
+           sm_cell(c[2], s->sd, SM_GENERAL), sm_cell(c[3], s->q5, SM_GENERAL),
+           sm_cell(c[4], s->q50, SM_GENERAL), sm_cell(c[5], s->q95, SM_GENERAL),
+           sm_cell(c[6], s->ess_bulk, SM_ESS), sm_cell(c[7], s->ess_tail, SM_ESS),
+           sm_cell(c[8], s->rhat, SM_RHAT));
+  }
+  sb_add(&b, "\n");
+  if (!isnan(run->log_evidence)) {
+    if (isnan(run->log_evidence_se)) {
+      sb_add(&b, "log evidence: %.2f (standard error not available)\n", run->log_evidence);
+    } else {
+      int d = sm_decimals(run->log_evidence_se);
+      sb_add(&b, "log evidence: %.*f ± %.*f\n", d, run->log_evidence, d, run->log_evidence_se);
+    }
+  }
+  if (run->weighted)
+    sb_add(&b, "Draws are importance weighted: Mean, StdDev and quantiles are self-normalised\n"
+               "estimates; ESS is Kish's effective sample size of the weights.\n");
+  else
+    sb_add(&b, "R_hat is the rank-normalised split R-hat (max with folded); ESS_bulk and\n"
+               "ESS_tail are rank-normalised effective sample sizes (Vehtari et al. 2021).\n");
+  return b.s;
+}
+
+/* ---- JSON --------------------------------------------------------------- */
+
+static json_t *sm_num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+static json_t *sm_doc(const SummaryRun *run, int ncols, const char *const *labels,
+                      const SummaryStats *stats) {
+  json_t *root = json_object();
+  if (!root) return NULL;
+  json_object_set_new(root, "engine", json_string(run->engine ? run->engine : ""));
+  json_object_set_new(root, "engine_reason",
+                      run->engine_reason ? json_string(run->engine_reason) : json_null());
+  json_object_set_new(root, "model", run->model_name ? json_string(run->model_name) : json_null());
+  json_object_set_new(root, "chains", json_integer(run->chains));
+  json_object_set_new(root, "draws", json_integer(run->draws));
+  json_object_set_new(root, "warmup", json_integer(run->warmup));
+  json_object_set_new(root, "thin", json_integer(run->thin));
+  json_object_set_new(root, "weighted", json_boolean(run->weighted));
+  json_t *vars = json_object();
+  for (int i = 0; i < ncols; i++) {
+    const SummaryStats *s = &stats[i];
+    json_t *v = json_object();
+    json_object_set_new(v, "mean", sm_num(s->mean));
+    json_object_set_new(v, "sd", sm_num(s->sd));
+    json_object_set_new(v, "mcse", sm_num(s->mcse));
+    json_object_set_new(v, "q5", sm_num(s->q5));
+    json_object_set_new(v, "q50", sm_num(s->q50));
+    json_object_set_new(v, "q95", sm_num(s->q95));
+    json_object_set_new(v, "ess_bulk", sm_num(s->ess_bulk));
+    json_object_set_new(v, "ess_tail", sm_num(s->ess_tail));
+    json_object_set_new(v, "rhat", sm_num(s->rhat));
+    json_object_set_new(vars, labels[i], v);
+  }
+  json_object_set_new(root, "variables", vars);
+  if (isnan(run->log_evidence)) {
+    json_object_set_new(root, "log_evidence", json_null());
+  } else {
+    json_t *le = json_object();
+    json_object_set_new(le, "estimate", sm_num(run->log_evidence));
+    json_object_set_new(le, "se", sm_num(run->log_evidence_se));
+    json_object_set_new(root, "log_evidence", le);
+  }
+  return root;
+}
+
+char *summary_json(const SummaryRun *run, int ncols, const char *const *labels,
+                   const SummaryStats *stats) {
+  json_t *doc = sm_doc(run, ncols, labels, stats);
+  if (!doc) return NULL;
+  char *text = json_dumps(doc, JSON_INDENT(2));
+  json_decref(doc);
+  if (!text) return NULL;
+  /* jansson allocates with malloc; hand back a GC string like everything else */
+  char *s = gc_strdup(text);
+  free(text);
+  return s;
+}
+
+bool summary_write_json(const char *path, const SummaryRun *run, int ncols,
+                        const char *const *labels, const SummaryStats *stats, Diag *d) {
+  char *text = summary_json(run, ncols, labels, stats);
+  if (!text) {
+    diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "%s: could not build the summary JSON", path);
+    return false;
+  }
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    char buf[128];
+    diag_error(d, DIAG_IO, (SrcPos){0}, "cannot write summary '%s': %s", path,
+               strerror_r(errno, buf, sizeof buf));
+    return false;
+  }
+  bool ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+  ok = (fclose(f) == 0) && ok;
+  if (!ok) diag_error(d, DIAG_IO, (SrcPos){0}, "error writing summary '%s'", path);
+  return ok;
+}

@@ -48,8 +48,22 @@ static Value value_new_at(Type t, int dim, int nsizes, const int *sizes) {
   }
 }
 
+/* A square matrix type (cholesky_factor_corr[K], cov_matrix[K]) may come with
+ * one size for both sides. */
+static int full_sizes(Type t, int nsizes, const int *sizes, int *out) {
+  int n = nsizes < 7 ? nsizes : 7;
+  memcpy(out, sizes, sizeof(int) * (size_t)n);
+  if (t.base == TY_MATRIX && n == t.ndims + 1 && n > 0) {
+    out[n] = out[n - 1];
+    n++;
+  }
+  return n;
+}
+
 Value trace_value_new(Type t, int nsizes, const int *sizes) {
-  return value_new_at(t, 0, nsizes, sizes);
+  int full[8];
+  int n = full_sizes(t, nsizes, sizes, full);
+  return value_new_at(t, 0, n, full);
 }
 
 static bool shape_at(Value v, Type t, int dim, int nsizes, const int *sizes) {
@@ -74,8 +88,10 @@ static bool shape_at(Value v, Type t, int dim, int nsizes, const int *sizes) {
 }
 
 bool trace_value_has_shape(Value v, Type t, int nsizes, const int *sizes) {
-  if (nsizes != t.ndims + shape_extra(t)) return false;
-  return shape_at(v, t, 0, nsizes, sizes);
+  int full[8];
+  int n = full_sizes(t, nsizes, sizes, full);
+  if (n != t.ndims + shape_extra(t)) return false;
+  return shape_at(v, t, 0, n, full);
 }
 
 /* Walks v in val_flatten order to element e; returns the slot's container. */
@@ -113,10 +129,10 @@ double trace_value_get(Value v, size_t e) {
   return d ? *d : val_as_real(*s);
 }
 
-void trace_value_set(Value v, size_t e, double x) {
+void trace_value_set(Value *v, size_t e, double x) {
   Value *s = NULL;
   double *d = NULL;
-  if (!elem_locate(&v, &e, &s, &d)) return;
+  if (!elem_locate(v, &e, &s, &d)) return;
   if (d) *d = x;
   else if (s->k == V_INT) s->i = (int64_t)x;
   else if (s->k == V_BOOL) s->b = x != 0;
@@ -169,10 +185,35 @@ double trace_stale_lp(const Trace *old, const Trace *new_, const char *target) {
   return r;
 }
 
+static bool same_shape(const TraceChoice *a, const TraceChoice *b) {
+  return a->fam == b->fam && ty_eq(a->type, b->type) && a->nsizes == b->nsizes &&
+         memcmp(a->sizes, b->sizes, sizeof(int) * (size_t)a->nsizes) == 0;
+}
+
+/* Would replaying from the new trace in the old one's context reuse nc's
+ * value?  Then the reverse move cannot regenerate the old value there.
+ * Support is judged by the old choice's effective bounds, which is exact for
+ * scalar families; other supports do not depend on the parameters. */
+static bool reverse_would_reuse(const TraceChoice *oc, const TraceChoice *nc) {
+  if (!same_shape(oc, nc)) return false;
+  if (nc->type.base == TY_STRING || nc->structured) return true;
+  for (int e = 0; e < nc->numel; e++) {
+    double x = trace_value_get(nc->val, (size_t)e);
+    if (!(x >= oc->lower && x <= oc->upper)) return false;
+  }
+  return true;
+}
+
 double trace_mh_log_accept(const Trace *old, const Trace *new_, const char *target,
                            double log_q_ratio, double fresh_lp) {
   double l1 = trace_logjoint(new_);
   if (!(l1 > -INFINITY) || new_->nsites <= 0 || old->nsites <= 0) return -INFINITY;
+  for (int i = 0; i < new_->n; i++) {
+    const TraceChoice *nc = &new_->c[i];
+    if (!nc->fresh) continue;
+    const TraceChoice *oc = trace_find(old, nc->addr);
+    if (oc && reverse_would_reuse(oc, nc)) return -INFINITY;
+  }
   double a = l1 - trace_logjoint(old) + log_q_ratio + log((double)old->nsites) -
              log((double)new_->nsites) + trace_stale_lp(old, new_, target) - fresh_lp;
   return isnan(a) ? -INFINITY : a;
@@ -242,8 +283,9 @@ static HandlerResult th_sample(Handler *h, const char *addr, const DistCall *dc,
   TraceHandler *th = (TraceHandler *)h;
   char err[512] = "";
   const TraceChoice *old = th->prev ? trace_find(th->prev, addr) : NULL;
-  bool valid = old && old->fam == dc->fam &&
-               trace_value_has_shape(old->val, dc->type, dc->nsizes, dc->sizes);
+  TraceChoice cur = {0};
+  choice_meta(&cur, addr, dc);
+  bool valid = old && same_shape(old, &cur);
   Value v = val_none();
   double lp = -INFINITY;
   bool fresh = true;
@@ -270,7 +312,7 @@ static HandlerResult th_sample(Handler *h, const char *addr, const DistCall *dc,
     th->fresh_lp += lp;
   }
   TraceChoice *c = push_choice(th);
-  choice_meta(c, addr, dc);
+  *c = cur;
   c->val = v;
   c->lp = lp;
   c->fresh = fresh;

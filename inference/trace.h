@@ -57,9 +57,10 @@ Value trace_value_new(Type t, int nsizes, const int *sizes);
 /* Does v have exactly type t (scalar kinds by base) and these sizes? */
 bool trace_value_has_shape(Value v, Type t, int nsizes, const int *sizes);
 /* Scalar element e of v in val_flatten order (row-major arrays, column-major
- * matrices); set writes in place (v must be owned). */
+ * matrices); set writes in place (v must be owned; a scalar *v is
+ * replaced). */
 double trace_value_get(Value v, size_t e);
-void trace_value_set(Value v, size_t e, double x);
+void trace_value_set(Value *v, size_t e, double x);
 
 /* ---- the recording / replaying handler ---- */
 
@@ -108,7 +109,9 @@ double trace_stale_lp(const Trace *old, const Trace *new_, const char *target);
  * change):  log p(new) - log p(old) + log_q_ratio + log|sites(old)| -
  * log|sites(new)| + R - F, where R = trace_stale_lp and F = fresh_lp (the new
  * trace's fresh choices).  -inf when the new trace has a non-finite log joint
- * or no sites. */
+ * or no sites, or when the reverse move could not regenerate the old trace (a
+ * choice redrawn because its old value left the support, whose new value
+ * would be reused by the reverse move). */
 double trace_mh_log_accept(const Trace *old, const Trace *new_, const char *target,
                            double log_q_ratio, double fresh_lp);
 

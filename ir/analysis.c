@@ -1,1 +1,843 @@
-/* placeholder: being written */
+/* analysis.c — the structural analysis of a lowered program (printed by
+ * `ppl check`, read by the engine selector).
+ *
+ * Taint analysis: a register is "random" when its value can differ between
+ * runs given the same data: it depends on a latent (an IR_SAMPLE) or on an
+ * *_rng builtin, through data flow (moves, stores, calls and returns) and
+ * through control flow (anything written under a random branch or loop).  The
+ * analysis is flow-insensitive over each function's register file and
+ * context-insensitive over calls (a parameter is random if any call passes a
+ * random argument), iterated to a fixed point; it is conservative, never
+ * optimistic.  Only the model block and the functions it reaches matter: the
+ * data block runs once, and the generated block cannot change the latents.
+ *
+ * For every random register we keep the first cause ("latent 'x'",
+ * "poisson_rng()"), so a dynamic program is explained in words:
+ *   model.ppl:7:5: latent 'y' is inside a while loop whose condition depends on latent 'x'
+ *
+ * Fixed structure: no latent (directly or through a call) under random control,
+ * no latent with random sizes, no recursion through a function that samples.
+ */
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../parser/ast.h" /* AstOp values of IR_UNARY/IR_BINARY */
+#include "../stdlib/builtins.h"
+#include "../stdlib/dist.h"
+#include "ir.h"
+
+typedef struct FnInfo {
+  const IrFunc *f;
+  const char **src;        /* per register: first cause of randomness, NULL if none */
+  const char *ret_src;     /* return value random */
+  const char *early_src;   /* a return under random control */
+  int *ndefs;              /* writes of each register, for constant folding */
+  const IrInstr **def;     /* the defining instruction when ndefs == 1 */
+  bool has_sample, has_obs;/* directly or through calls */
+  bool reachable;          /* called (transitively) from the model block */
+  bool recursive;          /* on a call cycle */
+  bool checked;            /* structure of the body examined */
+  bool visiting;           /* guard for walks that follow calls */
+} FnInfo;
+
+/* Per latent, what the printed form shows beyond IrLatentInfo. */
+typedef struct LatExtra {
+  Type type;
+  const char *trunc; /* "truncated to lower=0" or NULL */
+  const char *func;  /* enclosing function or NULL */
+} LatExtra;
+
+/* Random control around the code being walked. */
+typedef struct Ctl {
+  const char *src;  /* NULL = not random */
+  const char *what; /* "an if whose condition", "a for loop whose bounds", ... */
+  SrcPos pos;
+} Ctl;
+
+typedef struct Ana {
+  const IrProgram *p;
+  FnInfo *fi; /* nfuncs entries, then main */
+  int imain;
+  bool changed;
+  IrAnalysis *a;
+  int caplat, capobs;
+  LatExtra *extra;
+  bool ev_seen_s, ev_o_after_s; /* interleaving walk */
+} Ana;
+
+/* ---- register facts ------------------------------------------------------ */
+
+static const char *src_of(const Ana *A, int fn, int r) {
+  const FnInfo *f = &A->fi[fn];
+  return r >= 0 && r < f->f->nregs ? f->src[r] : NULL;
+}
+
+static void taint(Ana *A, int fn, int r, const char *s) {
+  FnInfo *f = &A->fi[fn];
+  if (s && r >= 0 && r < f->f->nregs && !f->src[r]) {
+    f->src[r] = s;
+    A->changed = true;
+  }
+}
+
+static const char *first(const char *a, const char *b) { return a ? a : b; }
+
+/* Cause of randomness among everything an instruction reads (not its blocks). */
+static const char *operand_src(const Ana *A, int fn, const IrInstr *in) {
+  const char *s = NULL;
+  for (int i = 0; i < in->nargs && !s; i++) s = src_of(A, fn, in->args[i]);
+  for (int i = 0; i < in->nidx && !s; i++)
+    s = first(src_of(A, fn, in->idx[i].lo), src_of(A, fn, in->idx[i].hi));
+  for (int i = 0; i < in->dist.nparams && !s; i++) s = src_of(A, fn, in->dist.params[i]);
+  for (int i = 0; i < in->nsizes && !s; i++) s = src_of(A, fn, in->sizes[i]);
+  if (!s) s = first(src_of(A, fn, in->con.lower), src_of(A, fn, in->con.upper));
+  return s;
+}
+
+static void count_defs(FnInfo *f, const IrBlock *b) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    int d = in->op == IR_FOR ? in->var : in->dst;
+    if (d >= 0 && d < f->f->nregs) {
+      f->ndefs[d]++;
+      f->def[d] = in;
+    }
+    count_defs(f, &in->then_b);
+    count_defs(f, &in->else_b);
+    count_defs(f, &in->body);
+    count_defs(f, &in->cond_b);
+  }
+}
+
+/* Value of a register written once from constants (folding - and + - * /). */
+static bool const_of(const Ana *A, int fn, int r, double *v, int depth) {
+  const FnInfo *f = &A->fi[fn];
+  if (r < 0 || r >= f->f->nregs || f->ndefs[r] != 1 || depth > 16) return false;
+  const IrInstr *in = f->def[r];
+  double a, b;
+  switch (in->op) {
+  case IR_CONST:
+    if (in->imm.k == V_INT) *v = (double)in->imm.i;
+    else if (in->imm.k == V_REAL) *v = in->imm.r;
+    else return false;
+    return true;
+  case IR_MOVE: return const_of(A, fn, in->args[0], v, depth + 1);
+  case IR_UNARY:
+    if (in->sub != OP_NEG || !const_of(A, fn, in->args[0], &a, depth + 1)) return false;
+    *v = -a;
+    return true;
+  case IR_BINARY:
+    if (!const_of(A, fn, in->args[0], &a, depth + 1) ||
+        !const_of(A, fn, in->args[1], &b, depth + 1))
+      return false;
+    switch (in->sub) {
+    case OP_ADD: *v = a + b; return true;
+    case OP_SUB: *v = a - b; return true;
+    case OP_MUL: *v = a * b; return true;
+    case OP_DIV:
+      if (f->f->regtypes[r].base != TY_REAL || b == 0) return false;
+      *v = a / b;
+      return true;
+    default: return false;
+    }
+  default: return false;
+  }
+}
+
+static char *num_text(double x) {
+  if (isinf(x)) return x > 0 ? "inf" : "-inf";
+  return gc_printf("%.6g", x);
+}
+
+/* How to show a bound register: its value, its variable name, or "?". */
+static const char *reg_text(const Ana *A, int fn, int r) {
+  double v;
+  if (const_of(A, fn, r, &v, 0)) return num_text(v);
+  const IrFunc *f = A->fi[fn].f;
+  if (r >= 0 && r < f->nregs && f->regnames[r]) return f->regnames[r];
+  return "?";
+}
+
+/* ---- calls: reachability, recursion, who samples ---------------------------- */
+
+typedef void (*InstrFn)(Ana *A, int fn, const IrInstr *in, void *ud);
+
+static void each_instr(Ana *A, int fn, const IrBlock *b, InstrFn cb, void *ud) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    cb(A, fn, in, ud);
+    each_instr(A, fn, &in->then_b, cb, ud);
+    each_instr(A, fn, &in->else_b, cb, ud);
+    each_instr(A, fn, &in->cond_b, cb, ud);
+    each_instr(A, fn, &in->body, cb, ud);
+  }
+}
+
+static const IrBlock *fn_body(const Ana *A, int fn) {
+  return fn == A->imain ? &A->p->model_b : &A->p->funcs[fn].body;
+}
+
+static void mark_calls(Ana *A, int fn, const IrInstr *in, void *ud) {
+  bool *edges = ud;
+  int n = A->p->nfuncs + 1;
+  if (in->op == IR_CALL && in->callee >= 0 && in->callee < A->p->nfuncs)
+    edges[fn * n + in->callee] = true;
+  if (in->op == IR_SAMPLE) A->fi[fn].has_sample = true;
+  if (in->op == IR_OBSERVE || in->op == IR_FACTOR || in->op == IR_CONDITION)
+    A->fi[fn].has_obs = true;
+}
+
+static void call_graph(Ana *A) {
+  int n = A->p->nfuncs + 1;
+  bool *reach = gc_alloc_atomic(sizeof(bool) * (size_t)(n * n));
+  for (int f = 0; f < n; f++) each_instr(A, f, fn_body(A, f), mark_calls, reach);
+  /* transitive closure; programs have few functions */
+  for (int k = 0; k < n; k++)
+    for (int i = 0; i < n; i++)
+      if (reach[i * n + k])
+        for (int j = 0; j < n; j++)
+          if (reach[k * n + j]) reach[i * n + j] = true;
+  for (int i = 0; i < n; i++) {
+    for (int j = 0; j < n; j++)
+      if (reach[i * n + j]) {
+        A->fi[i].has_sample |= A->fi[j].has_sample;
+        A->fi[i].has_obs |= A->fi[j].has_obs;
+      }
+    A->fi[i].recursive = reach[i * n + i];
+  }
+  A->fi[A->imain].reachable = true;
+  for (int j = 0; j < A->p->nfuncs; j++) A->fi[j].reachable = reach[A->imain * n + j];
+}
+
+/* ---- taint ------------------------------------------------------------------ */
+
+static void taint_block(Ana *A, int fn, const IrBlock *b, const char *ctl);
+
+/* A break/continue of this loop under random control makes the number of
+   iterations random. */
+static const char *escape_src(const Ana *A, int fn, const IrBlock *b, const char *ctl) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    if ((in->op == IR_BREAK || in->op == IR_CONTINUE) && ctl) return ctl;
+    if (in->op == IR_IF) {
+      const char *c = first(ctl, src_of(A, fn, in->args[0]));
+      const char *s = first(escape_src(A, fn, &in->then_b, c), escape_src(A, fn, &in->else_b, c));
+      if (s) return s;
+    }
+  }
+  return NULL;
+}
+
+static void taint_instr(Ana *A, int fn, const IrInstr *in, const char *ctl) {
+  FnInfo *f = &A->fi[fn];
+  const char *s = first(ctl, operand_src(A, fn, in));
+  switch (in->op) {
+  case IR_SAMPLE:
+    taint(A, fn, in->dst, gc_printf("latent '%s'", in->name ? in->name : "?"));
+    return;
+  case IR_BUILTIN:
+    if (in->builtin && in->builtin->uses_rng)
+      s = first(s, gc_printf("%s()", in->builtin->name ? in->builtin->name : "?"));
+    break;
+  case IR_CALL: {
+    if (in->callee < 0 || in->callee >= A->p->nfuncs) break;
+    FnInfo *g = &A->fi[in->callee];
+    for (int i = 0; i < in->nargs && i < g->f->nparams; i++)
+      taint(A, in->callee, i, first(ctl, src_of(A, fn, in->args[i])));
+    s = first(s, g->ret_src);
+    if (g->has_sample) s = first(s, gc_printf("the latents of '%s'", g->f->name));
+    break;
+  }
+  case IR_RETURN:
+    if (s && !f->ret_src) {
+      f->ret_src = s;
+      A->changed = true;
+    }
+    if (ctl && !f->early_src) {
+      f->early_src = ctl;
+      A->changed = true;
+    }
+    return;
+  case IR_IF: {
+    const char *c = first(ctl, src_of(A, fn, in->args[0]));
+    taint_block(A, fn, &in->then_b, c);
+    taint_block(A, fn, &in->else_b, c);
+    return;
+  }
+  case IR_FOR: {
+    const char *c = first(s, escape_src(A, fn, &in->body, NULL));
+    taint(A, fn, in->var, c);
+    taint_block(A, fn, &in->body, c);
+    return;
+  }
+  case IR_WHILE: {
+    taint_block(A, fn, &in->cond_b, ctl);
+    const char *c = first(ctl, first(src_of(A, fn, in->cond), escape_src(A, fn, &in->body, NULL)));
+    taint_block(A, fn, &in->cond_b, c);
+    taint_block(A, fn, &in->body, c);
+    return;
+  }
+  default: break;
+  }
+  taint(A, fn, in->dst, s);
+}
+
+static void taint_block(Ana *A, int fn, const IrBlock *b, const char *ctl) {
+  for (int i = 0; i < b->n; i++) taint_instr(A, fn, &b->ins[i], ctl);
+}
+
+static void taint_all(Ana *A) {
+  do {
+    A->changed = false;
+    for (int f = 0; f <= A->p->nfuncs; f++)
+      if (A->fi[f].reachable) taint_block(A, f, fn_body(A, f), NULL);
+  } while (A->changed);
+}
+
+/* ---- structure ---------------------------------------------------------------- */
+
+static void dynamic(Ana *A, SrcPos pos, const char *msg) {
+  if (!A->a->fixed_structure) return;
+  A->a->fixed_structure = false;
+  const char *file = pos.file ? pos.file : A->p->file;
+  A->a->dynamic_reason = pos.line > 0 ? gc_printf("%s:%d:%d: %s", file ? file : "<model>",
+                                                  pos.line, pos.col, msg)
+                                      : msg;
+}
+
+static void struct_block(Ana *A, int fn, const IrBlock *b, Ctl ctl);
+
+static void struct_func(Ana *A, int callee) {
+  FnInfo *g = &A->fi[callee];
+  if (g->checked || !g->has_sample) return;
+  g->checked = true;
+  if (g->recursive) {
+    dynamic(A, g->f->pos, gc_printf("recursive stochastic function '%s'", g->f->name));
+    return;
+  }
+  Ctl c = {NULL, NULL, g->f->pos};
+  if (g->early_src) {
+    c.src = g->early_src;
+    c.what = gc_printf("function '%s', which may return early depending on", g->f->name);
+  }
+  struct_block(A, callee, &g->f->body, c);
+}
+
+static Ctl inner_ctl(Ctl outer, const char *src, const char *what, SrcPos pos) {
+  if (outer.src || !src) return outer;
+  Ctl c = {src, what, pos};
+  return c;
+}
+
+static void struct_block(Ana *A, int fn, const IrBlock *b, Ctl ctl) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    switch (in->op) {
+    case IR_SAMPLE:
+      if (ctl.src)
+        dynamic(A, ctl.pos, gc_printf("latent '%s' is inside %s %s", in->name, ctl.what, ctl.src));
+      for (int k = 0; k < in->nsizes; k++) {
+        const char *s = src_of(A, fn, in->sizes[k]);
+        if (s) dynamic(A, in->pos, gc_printf("latent '%s' has a size that depends on %s",
+                                             in->name, s));
+      }
+      break;
+    case IR_CALL:
+      if (in->callee < 0 || in->callee >= A->p->nfuncs) break;
+      if (A->fi[in->callee].has_sample && ctl.src)
+        dynamic(A, ctl.pos, gc_printf("call of '%s' (which declares latents) is inside %s %s",
+                                      A->fi[in->callee].f->name, ctl.what, ctl.src));
+      struct_func(A, in->callee);
+      break;
+    case IR_IF: {
+      Ctl c = inner_ctl(ctl, src_of(A, fn, in->args[0]), "an if whose condition depends on",
+                        in->pos);
+      struct_block(A, fn, &in->then_b, c);
+      struct_block(A, fn, &in->else_b, c);
+      break;
+    }
+    case IR_FOR: {
+      const char *s = first(src_of(A, fn, in->args[0]), src_of(A, fn, in->args[1]));
+      Ctl c = inner_ctl(ctl, s, "a for loop whose bounds depend on", in->pos);
+      c = inner_ctl(c, escape_src(A, fn, &in->body, NULL),
+                    "a for loop left early (break/continue) depending on", in->pos);
+      struct_block(A, fn, &in->body, c);
+      break;
+    }
+    case IR_WHILE: {
+      Ctl c = inner_ctl(ctl, src_of(A, fn, in->cond), "a while loop whose condition depends on",
+                        in->pos);
+      c = inner_ctl(c, escape_src(A, fn, &in->body, NULL),
+                    "a while loop left early (break/continue) depending on", in->pos);
+      struct_block(A, fn, &in->cond_b, c);
+      struct_block(A, fn, &in->body, c);
+      break;
+    }
+    default: break;
+    }
+  }
+}
+
+/* ---- latents ------------------------------------------------------------------ */
+
+/* A bound: absent (infinite), a number, or text (a variable's name). */
+typedef struct Bound {
+  int state; /* 0 none, 1 number, 2 text */
+  double v;
+  const char *text;
+} Bound;
+
+static Bound bound_reg(const Ana *A, int fn, int r) {
+  Bound b = {0, 0, NULL};
+  if (r < 0) return b;
+  double v;
+  if (const_of(A, fn, r, &v, 0)) {
+    b.state = isinf(v) ? 0 : 1;
+    b.v = v;
+  } else {
+    b.state = 2;
+    b.text = reg_text(A, fn, r);
+  }
+  return b;
+}
+
+static Bound bound_num(double v) {
+  Bound b = {isinf(v) ? 0 : 1, v, NULL};
+  return b;
+}
+
+/* The family's support for this call: from constant parameters when all are
+   constants; otherwise probed with two parameter sets to see whether a bound
+   is fixed or equal to one of the parameters (uniform(a, b) -> a, b). */
+static void family_support(const Ana *A, int fn, const DistFamily *f, const IrDist *d,
+                           Bound *lo, Bound *hi) {
+  *lo = bound_num(-INFINITY);
+  *hi = bound_num(INFINITY);
+  if (!f->support) return;
+  double p[DIST_MAX_PARAMS] = {0};
+  bool all = true;
+  for (int i = 0; i < d->nparams && i < DIST_MAX_PARAMS; i++)
+    if (!const_of(A, fn, d->params[i], &p[i], 0)) all = false;
+  double l, h;
+  if (all) {
+    f->support(p, &l, &h);
+    *lo = bound_num(l);
+    *hi = bound_num(h);
+    return;
+  }
+  double p1[DIST_MAX_PARAMS], p2[DIST_MAX_PARAMS], l1, h1, l2, h2;
+  for (int i = 0; i < DIST_MAX_PARAMS; i++) {
+    p1[i] = 3 + i;
+    p2[i] = 11 + 2 * i;
+  }
+  f->support(p1, &l1, &h1);
+  f->support(p2, &l2, &h2);
+  double got1[2] = {l1, h1}, got2[2] = {l2, h2};
+  Bound *out[2] = {lo, hi};
+  for (int k = 0; k < 2; k++) {
+    if (got1[k] == got2[k]) {
+      *out[k] = bound_num(got1[k]);
+      continue;
+    }
+    out[k]->state = 2;
+    out[k]->text = "?";
+    for (int i = 0; i < d->nparams && i < DIST_MAX_PARAMS; i++)
+      if (got1[k] == p1[i] && got2[k] == p2[i]) {
+        *out[k] = bound_reg(A, fn, d->params[i]);
+        break;
+      }
+  }
+}
+
+static const char *bound_text(Bound b, bool upper) {
+  if (b.state == 0) return upper ? "inf" : "-inf";
+  if (b.state == 1) return num_text(b.v);
+  return b.text;
+}
+
+/* Effective bound: declared intersected with the family's. */
+static Bound bound_meet(Bound decl, Bound fam, bool upper, bool *cuts) {
+  *cuts = false;
+  if (decl.state == 0) return fam;
+  if (decl.state == 1 && fam.state == 1) {
+    bool tighter = upper ? decl.v < fam.v : decl.v > fam.v;
+    *cuts = tighter;
+    return tighter ? decl : fam;
+  }
+  if (decl.state == 1 && fam.state == 2) return decl;
+  *cuts = fam.state == 0 || decl.state == 1;
+  if (decl.state == 2 && fam.state == 1) *cuts = false; /* cannot tell */
+  return decl;
+}
+
+static const char *structured_text(int con) {
+  switch (con) {
+  case CON_SIMPLEX: return "simplex";
+  case CON_ORDERED: return "ordered";
+  case CON_POS_ORDERED: return "positive_ordered";
+  case CON_UNIT_VECTOR: return "unit_vector";
+  case CON_CHOL_CORR: return "cholesky_factor_corr";
+  case CON_COV: return "cov_matrix";
+  default: return NULL;
+  }
+}
+
+static void latent_support(Ana *A, int fn, const IrInstr *in, IrLatentInfo *li, LatExtra *x) {
+  const DistFamily *f = in->dist.fam;
+  li->con = CON_NONE;
+  if (!f) {
+    li->support = "?";
+    return;
+  }
+  if (f->vtype.base == TY_STRING) {
+    li->support = "string";
+    return;
+  }
+  const char *st = structured_text(in->con.kind);
+  if (st) {
+    li->con = (ConKind)in->con.kind;
+    li->support = st;
+    return;
+  }
+  st = structured_text(f->support_con);
+  if (st) {
+    li->con = f->support_con;
+    li->support = st;
+    return;
+  }
+  Bound flo, fhi;
+  family_support(A, fn, f, &in->dist, &flo, &fhi);
+  bool cut_lo, cut_hi;
+  Bound lo = bound_meet(bound_reg(A, fn, in->con.lower), flo, false, &cut_lo);
+  Bound hi = bound_meet(bound_reg(A, fn, in->con.upper), fhi, true, &cut_hi);
+  if (lo.state && hi.state) li->con = CON_LOWER_UPPER;
+  else if (lo.state) li->con = CON_LOWER;
+  else if (hi.state) li->con = CON_UPPER;
+  if (cut_lo || cut_hi) {
+    const char *l = cut_lo ? gc_printf("lower=%s", bound_text(lo, false)) : "";
+    const char *h = cut_hi ? gc_printf("upper=%s", bound_text(hi, true)) : "";
+    x->trunc = gc_printf("truncated to %s%s%s", l, cut_lo && cut_hi ? ", " : "", h);
+  }
+  const char *L = bound_text(lo, false), *H = bound_text(hi, true);
+  if (!f->discrete) {
+    li->support = !lo.state && !hi.state ? "real" : gc_printf("(%s, %s)", L, H);
+    return;
+  }
+  if (!lo.state && !hi.state) li->support = "int";
+  else if (!hi.state) li->support = gc_printf("int >= %s", L);
+  else if (!lo.state) li->support = gc_printf("int <= %s", H);
+  else if (lo.state == 1 && hi.state == 1 && hi.v - lo.v == 1)
+    li->support = gc_printf("{%s, %s}", L, H);
+  else li->support = gc_printf("{%s, ..., %s}", L, H);
+}
+
+static void add_latent(Ana *A, int fn, const IrInstr *in, bool in_loop) {
+  IrAnalysis *a = A->a;
+  if (a->nlatents == A->caplat) {
+    A->caplat = A->caplat ? 2 * A->caplat : 16;
+    IrLatentInfo *nl = gc_alloc(sizeof(IrLatentInfo) * (size_t)A->caplat);
+    LatExtra *ne = gc_alloc(sizeof(LatExtra) * (size_t)A->caplat);
+    if (a->nlatents) {
+      memcpy(nl, a->latents, sizeof(IrLatentInfo) * (size_t)a->nlatents);
+      memcpy(ne, A->extra, sizeof(LatExtra) * (size_t)a->nlatents);
+    }
+    a->latents = nl;
+    A->extra = ne;
+  }
+  IrLatentInfo *li = &a->latents[a->nlatents];
+  LatExtra *x = &A->extra[a->nlatents];
+  a->nlatents++;
+  const DistFamily *f = in->dist.fam;
+  li->name = in->name ? in->name : "?";
+  li->pos = in->pos;
+  li->family = f ? f->name : "?";
+  li->kind = f && f->vtype.base == TY_STRING ? LK_STRING
+             : f && f->discrete            ? LK_DISCRETE
+                                           : LK_CONTINUOUS;
+  li->in_loop = in_loop;
+  li->in_function = fn != A->imain;
+  li->fixed_size = true;
+  for (int k = 0; k < in->nsizes; k++)
+    if (src_of(A, fn, in->sizes[k])) li->fixed_size = false;
+  const IrFunc *fd = A->fi[fn].f;
+  x->type = in->dst >= 0 && in->dst < fd->nregs ? fd->regtypes[in->dst] : ty_make(TY_REAL, 0);
+  x->func = fn != A->imain ? fd->name : NULL;
+  latent_support(A, fn, in, li, x);
+  if (li->kind == LK_DISCRETE) a->has_discrete = true;
+  if (li->kind == LK_STRING) a->has_string = true;
+}
+
+/* What an observed register is, for the listing: "y", "y[...]", or "..." */
+static const char *obs_lhs(const Ana *A, int fn, int r) {
+  const FnInfo *f = &A->fi[fn];
+  if (r < 0 || r >= f->f->nregs) return "...";
+  if (f->f->regnames[r]) return f->f->regnames[r];
+  if (f->ndefs[r] == 1 && f->def[r]->op == IR_INDEX) {
+    int b = f->def[r]->args[0];
+    if (b >= 0 && b < f->f->nregs && f->f->regnames[b])
+      return gc_printf("%s[...]", f->f->regnames[b]);
+  }
+  return "...";
+}
+
+static void add_obs(Ana *A, int fn, const IrInstr *in, bool in_loop, bool random_ctl) {
+  IrAnalysis *a = A->a;
+  if (a->nobs == A->capobs) {
+    A->capobs = A->capobs ? 2 * A->capobs : 16;
+    IrObsInfo *no = gc_alloc(sizeof(IrObsInfo) * (size_t)A->capobs);
+    if (a->nobs) memcpy(no, a->obs, sizeof(IrObsInfo) * (size_t)a->nobs);
+    a->obs = no;
+  }
+  IrObsInfo *o = &a->obs[a->nobs++];
+  o->pos = in->pos;
+  o->in_loop = in_loop;
+  o->depends_on_latent_control = random_ctl;
+  if (in->op == IR_FACTOR) o->what = "factor";
+  else if (in->op == IR_CONDITION) o->what = "condition";
+  else {
+    const char *fam = in->dist.fam ? in->dist.fam->name : "?";
+    bool vec = false;
+    int r = in->nargs > 0 ? in->args[0] : -1;
+    const IrFunc *fd = A->fi[fn].f;
+    if (r >= 0 && r < fd->nregs) {
+      Type t = fd->regtypes[r];
+      vec = t.ndims > 0 || t.base == TY_VECTOR || t.base == TY_ROWVEC || t.base == TY_MATRIX;
+    }
+    o->what = gc_printf("%s ~ %s%s", obs_lhs(A, fn, r), fam, vec ? "  vectorised" : "");
+  }
+}
+
+/* Collects latents and observations in walk order. */
+static void collect(Ana *A, int fn, const IrBlock *b, bool in_loop, bool rnd) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    switch (in->op) {
+    case IR_SAMPLE: add_latent(A, fn, in, in_loop); break;
+    case IR_OBSERVE: case IR_FACTOR: case IR_CONDITION: add_obs(A, fn, in, in_loop, rnd); break;
+    case IR_IF: {
+      bool r = rnd || src_of(A, fn, in->args[0]);
+      collect(A, fn, &in->then_b, in_loop, r);
+      collect(A, fn, &in->else_b, in_loop, r);
+      break;
+    }
+    case IR_FOR: {
+      bool r = rnd || src_of(A, fn, in->args[0]) || src_of(A, fn, in->args[1]);
+      collect(A, fn, &in->body, true, r);
+      break;
+    }
+    case IR_WHILE: {
+      bool r = rnd || src_of(A, fn, in->cond);
+      collect(A, fn, &in->cond_b, true, r);
+      collect(A, fn, &in->body, true, r);
+      break;
+    }
+    default: break;
+    }
+  }
+}
+
+/* ---- interleaving ---------------------------------------------------------------- */
+
+typedef struct Ev {
+  bool s, o;
+} Ev;
+
+static Ev ev_block(Ana *A, int fn, const IrBlock *b) {
+  Ev ev = {false, false};
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    Ev sub = {false, false};
+    switch (in->op) {
+    case IR_SAMPLE:
+      if (A->ev_o_after_s) A->a->interleaved_observations = true;
+      A->ev_seen_s = true;
+      ev.s = true;
+      break;
+    case IR_OBSERVE: case IR_FACTOR: case IR_CONDITION:
+      if (A->ev_seen_s) A->ev_o_after_s = true;
+      ev.o = true;
+      break;
+    case IR_CALL:
+      if (in->callee >= 0 && in->callee < A->p->nfuncs && !A->fi[in->callee].visiting) {
+        A->fi[in->callee].visiting = true;
+        sub = ev_block(A, in->callee, &A->p->funcs[in->callee].body);
+        A->fi[in->callee].visiting = false;
+      }
+      break;
+    case IR_IF: {
+      Ev t = ev_block(A, fn, &in->then_b), e = ev_block(A, fn, &in->else_b);
+      sub.s = t.s || e.s;
+      sub.o = t.o || e.o;
+      break;
+    }
+    case IR_FOR: case IR_WHILE: {
+      Ev c = ev_block(A, fn, &in->cond_b), body = ev_block(A, fn, &in->body);
+      sub.s = c.s || body.s;
+      sub.o = c.o || body.o;
+      if (sub.s && sub.o) A->a->interleaved_observations = true;
+      break;
+    }
+    default: break;
+    }
+    ev.s |= sub.s;
+    ev.o |= sub.o;
+  }
+  return ev;
+}
+
+/* ---- entry points ------------------------------------------------------------------ */
+
+static IrAnalysis *analyze(const IrProgram *p, LatExtra **extra) {
+  Ana A;
+  memset(&A, 0, sizeof A);
+  A.p = p;
+  A.imain = p->nfuncs;
+  A.fi = gc_alloc(sizeof(FnInfo) * (size_t)(p->nfuncs + 1));
+  A.a = gc_alloc(sizeof(IrAnalysis));
+  A.a->fixed_structure = true;
+  for (int f = 0; f <= p->nfuncs; f++) {
+    FnInfo *fi = &A.fi[f];
+    fi->f = f == A.imain ? &p->main : &p->funcs[f];
+    int n = fi->f->nregs;
+    fi->src = gc_alloc(sizeof(char *) * (size_t)(n + 1));
+    fi->ndefs = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+    fi->def = gc_alloc(sizeof(IrInstr *) * (size_t)(n + 1));
+    for (int r = 0; r < fi->f->nparams && r < n; r++) fi->ndefs[r]++;
+    if (f == A.imain) {
+      count_defs(fi, &p->data_b);
+      count_defs(fi, &p->model_b);
+      count_defs(fi, &p->gen_b);
+    } else {
+      count_defs(fi, &fi->f->body);
+    }
+  }
+  call_graph(&A);
+  taint_all(&A);
+  Ctl none = {NULL, NULL, {0}};
+  struct_block(&A, A.imain, &p->model_b, none);
+  collect(&A, A.imain, &p->model_b, false, false);
+  for (int f = 0; f < p->nfuncs; f++)
+    if (A.fi[f].reachable) collect(&A, f, &p->funcs[f].body, false, false);
+  ev_block(&A, A.imain, &p->model_b);
+  A.a->all_continuous = !A.a->has_discrete && !A.a->has_string;
+  if (extra) *extra = A.extra;
+  return A.a;
+}
+
+IrAnalysis *ir_analyze(const IrProgram *p) { return analyze(p, NULL); }
+
+/* ---- printing ------------------------------------------------------------------------ */
+
+typedef struct Out {
+  char *s;
+  size_t n, cap;
+} Out;
+
+static void out_str(Out *o, const char *s) {
+  size_t len = strlen(s);
+  if (o->n + len + 1 > o->cap) {
+    size_t cap = o->cap ? o->cap : 256;
+    while (o->n + len + 1 > cap) cap *= 2;
+    char *ns = gc_alloc_atomic(cap);
+    if (o->n) memcpy(ns, o->s, o->n);
+    o->s = ns;
+    o->cap = cap;
+  }
+  memcpy(o->s + o->n, s, len + 1);
+  o->n += len;
+}
+
+/* Rows of cells printed as aligned columns (two spaces apart, no trailing
+   blanks). */
+static void out_table(Out *o, int nrows, int ncols, const char **cells) {
+  int w[8] = {0};
+  for (int r = 0; r < nrows; r++)
+    for (int c = 0; c < ncols; c++) {
+      int l = (int)strlen(cells[r * ncols + c]);
+      if (l > w[c]) w[c] = l;
+    }
+  for (int r = 0; r < nrows; r++) {
+    int last = ncols - 1;
+    while (last > 0 && !cells[r * ncols + last][0]) last--;
+    out_str(o, "  ");
+    for (int c = 0; c <= last; c++) {
+      const char *s = cells[r * ncols + c];
+      out_str(o, s);
+      if (c < last)
+        for (int k = (int)strlen(s); k < w[c] + 2; k++) out_str(o, " ");
+    }
+    out_str(o, "\n");
+  }
+}
+
+static const char *pos_text(const IrProgram *p, SrcPos pos) {
+  const char *f = pos.file ? pos.file : p->file ? p->file : "<model>";
+  return gc_printf("%s:%d:%d", f, pos.line, pos.col);
+}
+
+char *ir_analysis_print(const IrProgram *p, const IrAnalysis *a, long unconstrained_size) {
+  Out o = {0};
+  out_str(&o, "");
+  if (!p || !a) return o.s;
+  LatExtra *extra = NULL;
+  IrAnalysis *again = analyze(p, &extra);
+  if (again->nlatents != a->nlatents) extra = NULL;
+  if (a->fixed_structure) out_str(&o, "structure: fixed\n");
+  else {
+    out_str(&o, "structure: dynamic\n  reason: ");
+    out_str(&o, a->dynamic_reason ? a->dynamic_reason : "unknown");
+    out_str(&o, "\n");
+  }
+  if (a->nlatents == 0) out_str(&o, "latents: none\n");
+  else {
+    out_str(&o, gc_printf("latents (%d):\n", a->nlatents));
+    enum { NC = 6 };
+    const char **cells = gc_alloc(sizeof(char *) * (size_t)(a->nlatents * NC));
+    for (int i = 0; i < a->nlatents; i++) {
+      const IrLatentInfo *li = &a->latents[i];
+      const LatExtra *x = extra ? &extra[i] : NULL;
+      const char **row = cells + i * NC;
+      row[0] = li->name;
+      row[1] = pos_text(p, li->pos);
+      row[2] = li->kind == LK_STRING ? "string" : li->kind == LK_DISCRETE ? "discrete"
+                                                                          : "continuous";
+      row[3] = li->support ? li->support : "?";
+      row[4] = x && x->trunc ? gc_printf("%s (%s)", li->family, x->trunc) : li->family;
+      const char *shape = "";
+      if (x && (x->type.ndims > 0 || x->type.base == TY_VECTOR || x->type.base == TY_ROWVEC ||
+                x->type.base == TY_MATRIX))
+        shape = ty_name(x->type);
+      const char *where = li->in_function && x && x->func ? gc_printf("in %s()", x->func) : "";
+      const char *loop = li->in_loop ? "in loop" : "";
+      row[5] = gc_printf("%s%s%s%s%s", shape, shape[0] && (where[0] || loop[0]) ? "  " : "",
+                         where, where[0] && loop[0] ? ", " : "", loop);
+    }
+    out_table(&o, a->nlatents, NC, cells);
+  }
+  if (!a->fixed_structure)
+    out_str(&o, "unconstrained parameters: none (dynamic structure)\n");
+  else if (unconstrained_size >= 0)
+    out_str(&o, gc_printf("unconstrained parameters: %ld\n", unconstrained_size));
+  else
+    out_str(&o, "unconstrained parameters: unknown until data is loaded\n");
+  if (a->nobs == 0) out_str(&o, "observations: none\n");
+  else {
+    out_str(&o, gc_printf("observations (%d):\n", a->nobs));
+    const char **cells = gc_alloc(sizeof(char *) * (size_t)(a->nobs * 3));
+    for (int i = 0; i < a->nobs; i++) {
+      const IrObsInfo *ob = &a->obs[i];
+      cells[i * 3] = pos_text(p, ob->pos);
+      cells[i * 3 + 1] = ob->what ? ob->what : "?";
+      cells[i * 3 + 2] = gc_printf("%s%s%s", ob->in_loop ? "in loop" : "",
+                                   ob->in_loop && ob->depends_on_latent_control ? ", " : "",
+                                   ob->depends_on_latent_control ? "under latent-dependent control"
+                                                                 : "");
+    }
+    out_table(&o, a->nobs, 3, cells);
+  }
+  if (a->interleaved_observations)
+    out_str(&o, "observations interleaved with latents: yes\n");
+  return o.s;
+}

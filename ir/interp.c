@@ -1,1 +1,899 @@
-/* placeholder: being written */
+/* interp.c — the resumable, forkable IR interpreter (see interp.h).
+ *
+ * An execution is data, not a C call stack: an InterpState holds frames (one
+ * per active user-function call: its register file and a stack of block
+ * cursors), so a run can stop after any observation, be resumed later, or be
+ * forked into independent copies (SMC particles).  Control flow and calls never
+ * recurse in C; recursion of user functions is bounded by INTERP_MAX_FRAMES.
+ *
+ * Copy-on-write: each frame has one "owned" bit per register.  A register is
+ * owned when its value (the whole container tree) is referenced from nowhere
+ * else, and only then is IR_STORE allowed to write into it in place; otherwise
+ * the store first deep-copies.  Moves, calls, data, handler results and forks
+ * share containers and clear the bits, so forking costs one pass over the
+ * registers, never over the containers.
+ */
+#include "interp.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../parser/ast.h"
+#include "interp_ops.h"
+
+#define INTERP_MAX_FRAMES 10000
+#define ERRSZ 512
+
+typedef enum { CK_BLOCK, CK_FOR, CK_WCOND, CK_WBODY } CursorKind;
+
+/* Where a frame is in one (nested) block; loops keep their state here. */
+typedef struct Cursor {
+  const IrBlock *blk;
+  int pc;                /* next instruction */
+  uint8_t kind;          /* CursorKind */
+  const IrInstr *loop;   /* the IR_FOR / IR_WHILE owning this cursor */
+  int64_t i, hi;         /* for: current index and inclusive bound */
+} Cursor;
+
+typedef struct Frame {
+  const IrFunc *fn;
+  Value *regs;
+  uint8_t *owned;        /* per register: value referenced from nowhere else */
+  int regcap;            /* capacity of regs/owned (buffers are reused by later calls) */
+  int ret_dst;           /* caller's register for the result, -1 if none */
+  Cursor *cur;
+  int ncur, capcur;
+  const char *prefix;    /* address prefix "walk/step[2]/", NULL until first needed */
+} Frame;
+
+/* Addresses used so far in a run: address -> number of occurrences.  Shared
+   between forks until one of them inserts (copy on write). */
+typedef struct AddrSet {
+  int cap, n;
+  bool shared;
+  const char **keys;
+  int *counts;
+} AddrSet;
+
+struct Interp {
+  const IrProgram *p;
+  FILE *out;
+  Value *data_regs;      /* main's registers after the data block */
+};
+
+enum { PH_DATA, PH_MODEL, PH_GEN, PH_DONE, PH_ERROR };
+
+struct InterpState {
+  const Interp *in;
+  Rng rng;
+  Frame *frames;
+  int nframes, capframes;
+  uint8_t phase;
+  bool gen;
+  AddrSet *addrs;
+  long events;
+};
+
+/* ---- frames and cursors ---------------------------------------------------- */
+
+static Cursor *push_cursor(Frame *f, const IrBlock *b, CursorKind k) {
+  if (f->ncur == f->capcur) {
+    int cap = f->capcur ? 2 * f->capcur : 8;
+    Cursor *c = gc_alloc(sizeof(Cursor) * (size_t)cap);
+    if (f->ncur) memcpy(c, f->cur, sizeof(Cursor) * (size_t)f->ncur);
+    f->cur = c;
+    f->capcur = cap;
+  }
+  Cursor *c = &f->cur[f->ncur++];
+  c->blk = b;
+  c->pc = 0;
+  c->kind = (uint8_t)k;
+  c->loop = NULL;
+  c->i = c->hi = 0;
+  return c;
+}
+
+/* A new frame for fn on top of the stack, its registers unset. */
+static Frame *push_frame(InterpState *st, const IrFunc *fn, int ret_dst) {
+  if (st->nframes == st->capframes) {
+    int cap = st->capframes ? 2 * st->capframes : 16;
+    Frame *fr = gc_alloc(sizeof(Frame) * (size_t)cap);
+    if (st->nframes) memcpy(fr, st->frames, sizeof(Frame) * (size_t)st->nframes);
+    st->frames = fr;
+    st->capframes = cap;
+  }
+  Frame *f = &st->frames[st->nframes++];
+  int n = fn->nregs;
+  if (f->regcap < n || !f->regs) {
+    f->regcap = n;
+    f->regs = gc_alloc(sizeof(Value) * (size_t)(n ? n : 1));
+    f->owned = gc_alloc_atomic((size_t)(n ? n : 1));
+  } else {
+    memset(f->regs, 0, sizeof(Value) * (size_t)n);
+    memset(f->owned, 0, (size_t)n);
+  }
+  f->fn = fn;
+  f->ret_dst = ret_dst;
+  f->ncur = 0;
+  f->prefix = NULL;
+  push_cursor(f, &fn->body, CK_BLOCK);
+  return f;
+}
+
+/* ---- addresses ------------------------------------------------------------- */
+
+/* "[2,5]" for the enclosing for loops of frame f (outermost first), "" if none. */
+static const char *loop_suffix(const Frame *f) {
+  char buf[256];
+  size_t k = 0;
+  int nloops = 0;
+  for (int i = 0; i < f->ncur; i++) {
+    if (f->cur[i].kind != CK_FOR) continue;
+    int w = snprintf(buf + k, sizeof buf - k, "%s%lld", nloops ? "," : "[", (long long)f->cur[i].i);
+    if (w < 0 || (size_t)w >= sizeof buf - k) break;
+    k += (size_t)w;
+    nloops++;
+  }
+  if (!nloops) return "";
+  if (k + 2 <= sizeof buf) {
+    buf[k++] = ']';
+    buf[k] = 0;
+  }
+  return gc_strdup(buf);
+}
+
+/* Prefix of frame k: the caller's prefix, the callee's name and the caller's
+   loop indices at the call site.  Frames below are suspended at their call, so
+   their cursors still describe the call site. */
+static const char *frame_prefix(InterpState *st, int k) {
+  int j = k;
+  while (j > 0 && !st->frames[j].prefix) j--;
+  if (!st->frames[j].prefix) st->frames[j].prefix = "";
+  for (int m = j + 1; m <= k; m++) {
+    const Frame *caller = &st->frames[m - 1];
+    st->frames[m].prefix =
+        gc_printf("%s%s%s/", caller->prefix, st->frames[m].fn->name, loop_suffix(caller));
+  }
+  return st->frames[k].prefix;
+}
+
+static uint64_t str_hash(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+  return h;
+}
+
+static AddrSet *addrs_new(int cap) {
+  AddrSet *a = gc_alloc(sizeof(AddrSet));
+  a->cap = cap;
+  a->keys = gc_alloc(sizeof(char *) * (size_t)cap);
+  a->counts = gc_alloc_atomic(sizeof(int) * (size_t)cap);
+  return a;
+}
+
+/* Slot of key s in a (its own slot if present, else the empty slot to fill). */
+static int addrs_slot(const AddrSet *a, const char *s) {
+  size_t mask = (size_t)a->cap - 1, i = (size_t)str_hash(s) & mask;
+  while (a->keys[i] && strcmp(a->keys[i], s) != 0) i = (i + 1) & mask;
+  return (int)i;
+}
+
+/* A private copy with room for one more entry (grows at 70% load). */
+static AddrSet *addrs_writable(InterpState *st) {
+  AddrSet *a = st->addrs;
+  bool grow = (a->n + 1) * 10 > a->cap * 7;
+  if (!a->shared && !grow) return a;
+  AddrSet *b = addrs_new(grow ? a->cap * 2 : a->cap);
+  for (int i = 0; i < a->cap; i++) {
+    if (!a->keys[i]) continue;
+    int j = addrs_slot(b, a->keys[i]);
+    b->keys[j] = a->keys[i];
+    b->counts[j] = a->counts[i];
+  }
+  b->n = a->n;
+  st->addrs = b;
+  return b;
+}
+
+/* The unique address of the next occurrence of `base` in this run. */
+static const char *addr_unique(InterpState *st, const char *base) {
+  AddrSet *a = addrs_writable(st);
+  int i = addrs_slot(a, base);
+  if (!a->keys[i]) {
+    a->keys[i] = base;
+    a->counts[i] = 1;
+    a->n++;
+    return base;
+  }
+  return gc_printf("%s#%d", base, ++a->counts[i]);
+}
+
+static const char *sample_address(InterpState *st, const char *name) {
+  const char *prefix = frame_prefix(st, st->nframes - 1);
+  const char *loops = loop_suffix(&st->frames[st->nframes - 1]);
+  const char *base = (*prefix || *loops) ? gc_printf("%s%s%s", prefix, name, loops) : name;
+  return addr_unique(st, base);
+}
+
+/* ---- the interpreter object ------------------------------------------------ */
+
+Interp *interp_new(const IrProgram *p, FILE *out) {
+  Interp *in = gc_alloc(sizeof(Interp));
+  in->p = p;
+  in->out = out;
+  in->data_regs = gc_alloc(sizeof(Value) * (size_t)(p->main.nregs ? p->main.nregs : 1));
+  return in;
+}
+
+const IrProgram *interp_program(const Interp *in) { return in->p; }
+
+static InterpState *state_new(const Interp *in, uint64_t seed, uint64_t stream) {
+  InterpState *st = gc_alloc(sizeof(InterpState));
+  st->in = in;
+  rng_seed(&st->rng, seed, stream);
+  st->addrs = addrs_new(16);
+  return st;
+}
+
+/* The main frame over a shared copy of the data registers (nothing owned). */
+static void start_main(InterpState *st, const IrBlock *first) {
+  const IrFunc *m = &st->in->p->main;
+  Frame *f = push_frame(st, m, -1);
+  memcpy(f->regs, st->in->data_regs, sizeof(Value) * (size_t)m->nregs);
+  f->cur[0].blk = first;
+}
+
+InterpState *interp_start(const Interp *in, uint64_t seed, uint64_t stream, bool gen) {
+  InterpState *st = state_new(in, seed, stream);
+  st->gen = gen;
+  st->phase = PH_MODEL;
+  start_main(st, &in->p->model_b);
+  return st;
+}
+
+InterpState *interp_fork(const InterpState *st, uint64_t seed, uint64_t stream) {
+  InterpState *c = gc_alloc(sizeof(InterpState));
+  *c = *st;
+  rng_seed(&c->rng, seed, stream);
+  c->capframes = st->nframes ? st->nframes : 1;
+  c->frames = gc_alloc(sizeof(Frame) * (size_t)c->capframes);
+  for (int k = 0; k < st->nframes; k++) {
+    const Frame *f = &st->frames[k];
+    Frame *g = &c->frames[k];
+    int n = f->fn->nregs;
+    *g = *f;
+    g->regcap = n;
+    g->regs = gc_alloc(sizeof(Value) * (size_t)(n ? n : 1));
+    memcpy(g->regs, f->regs, sizeof(Value) * (size_t)n);
+    g->owned = gc_alloc_atomic((size_t)(n ? n : 1));
+    memset(f->owned, 0, (size_t)n); /* the parent shares its containers from now on */
+    g->capcur = f->ncur ? f->ncur : 1;
+    g->cur = gc_alloc(sizeof(Cursor) * (size_t)g->capcur);
+    memcpy(g->cur, f->cur, sizeof(Cursor) * (size_t)f->ncur);
+  }
+  st->addrs->shared = true;
+  return c;
+}
+
+Value interp_output(const InterpState *st, int i) {
+  const IrProgram *p = st->in->p;
+  if (i < 0 || i >= p->noutputs || st->nframes < 1) return val_none();
+  int r = p->outputs[i].reg;
+  if (r < 0 || r >= p->main.nregs) return val_none();
+  return st->frames[0].regs[r];
+}
+
+long interp_events(const InterpState *st) { return st->events; }
+
+/* ---- helpers of the run loop ----------------------------------------------- */
+
+static int64_t reg_int(const Value *R, int r) {
+  Value v = R[r];
+  return v.k == V_INT ? v.i : v.k == V_BOOL ? v.b : (int64_t)val_as_real(v);
+}
+
+/* Evaluated size registers (at most 8 + array dims). */
+static int eval_sizes(const IrInstr *ins, const Value *R, int64_t *out, int max) {
+  int n = ins->nsizes < max ? ins->nsizes : max;
+  for (int i = 0; i < n; i++) out[i] = reg_int(R, ins->sizes[i]);
+  return n;
+}
+
+static double bound_of(const Value *R, int r, double absent) {
+  return r < 0 ? absent : val_as_real(R[r]);
+}
+
+/* A register now holding a value shared with another place. */
+static inline void share(Frame *f, int r) { f->owned[r] = 0; }
+
+static bool is_container(Value v) { return v.k >= V_ARR; }
+
+/* Concatenated print form of the arguments (print, reject). */
+static char *join_args(const IrInstr *ins, const Value *R) {
+  size_t len = 0, cap = 64;
+  char *buf = gc_alloc_atomic(cap);
+  for (int i = 0; i < ins->nargs; i++) {
+    Value v = R[ins->args[i]];
+    const char *s = v.k == V_STR ? v.s->data : val_to_string(v);
+    size_t n = strlen(s);
+    if (len + n + 1 > cap) {
+      while (len + n + 1 > cap) cap *= 2;
+      char *b = gc_alloc_atomic(cap);
+      memcpy(b, buf, len);
+      buf = b;
+    }
+    memcpy(buf + len, s, n);
+    len += n;
+  }
+  buf[len] = 0;
+  return buf;
+}
+
+/* "J = 8, K = 3" from the named size registers of an IR_DATA, or NULL. */
+static const char *size_desc(const IrFunc *fn, const IrInstr *ins, const Value *R) {
+  const char *desc = NULL;
+  for (int i = 0; i < ins->nsizes; i++) {
+    int r = ins->sizes[i];
+    const char *nm = fn->regnames ? fn->regnames[r] : NULL;
+    if (!nm) continue;
+    const char *item = gc_printf("%s = %lld", nm, (long long)reg_int(R, r));
+    desc = desc ? gc_printf("%s, %s", desc, item) : item;
+  }
+  return desc;
+}
+
+static const char *sizes_text(int n, const int64_t *sz) {
+  const char *s = "";
+  for (int i = 0; i < n; i++) s = gc_printf("%s%s%lld", s, i ? "x" : "", (long long)sz[i]);
+  return s;
+}
+
+/* ---- instructions with handlers or data ------------------------------------ */
+
+static bool exec_data(InterpState *st, Frame *f, const IrInstr *ins, DataSource *src, Diag *d) {
+  const Value *R = f->regs;
+  int64_t sz64[8];
+  int sizes[8];
+  int n = eval_sizes(ins, R, sz64, 8);
+  for (int i = 0; i < n; i++) {
+    if (sz64[i] < 0) {
+      diag_error(d, DIAG_DATA, ins->pos, "size of data '%s' must be non-negative, got %lld",
+                 ins->name, (long long)sz64[i]);
+      return false;
+    }
+    sizes[i] = (int)sz64[i];
+  }
+  Type t = f->fn->regtypes[ins->dst];
+  if (!src) {
+    diag_error(d, DIAG_DATA, ins->pos, "missing data \"%s\"", ins->name);
+    return false;
+  }
+  Value v = val_none();
+  if (!src->get(src, ins->name, t, n, sizes, size_desc(f->fn, ins, R), (ConKind)ins->con.kind,
+                bound_of(R, ins->con.lower, NAN), bound_of(R, ins->con.upper, NAN), &v, d)) {
+    if (!diag_failed(d)) diag_error(d, DIAG_DATA, ins->pos, "could not read data \"%s\"", ins->name);
+    return false;
+  }
+  bool fresh;
+  v = op_convert(v, t, &fresh);
+  if (!op_shape_ok(v, t, n, sz64)) {
+    diag_error(d, DIAG_INTERNAL, ins->pos, "data source returned %s for '%s' of type %s [%s]",
+               op_shape_desc(v), ins->name, op_type_name(t), sizes_text(n, sz64));
+    return false;
+  }
+  f->regs[ins->dst] = v;
+  share(f, ins->dst);
+  return true;
+}
+
+static HandlerResult handler_failed(Diag *d, SrcPos pos, const char *what) {
+  if (!diag_failed(d)) diag_error(d, DIAG_RUNTIME, pos, "%s failed", what);
+  return HR_ERROR;
+}
+
+/* The parameters of a distribution, snapshotted for the handler: the values
+   are shared (their registers lose ownership) and the array outlives the
+   call, so a handler may keep the DistCall. */
+static const Value *dist_params(Frame *f, const IrDist *ds) {
+  Value *p = gc_alloc(sizeof(Value) * (size_t)(ds->nparams ? ds->nparams : 1));
+  for (int k = 0; k < ds->nparams; k++) {
+    p[k] = f->regs[ds->params[k]];
+    share(f, ds->params[k]);
+  }
+  return p;
+}
+
+static HandlerResult exec_sample(InterpState *st, Frame *f, const IrInstr *ins, Handler *h,
+                                 char *err, Diag *d) {
+  const Value *R = f->regs;
+  int64_t sz64[8];
+  int sizes[8];
+  int n = eval_sizes(ins, R, sz64, 8);
+  for (int i = 0; i < n; i++) {
+    if (sz64[i] < 0) {
+      diag_error(d, DIAG_RUNTIME, ins->pos, "size must be non-negative, got %lld", (long long)sz64[i]);
+      return HR_ERROR;
+    }
+    sizes[i] = (int)sz64[i];
+  }
+  Type t = f->fn->regtypes[ins->dst];
+  DistCall dc;
+  const Value *p = dist_params(f, &ins->dist);
+  if (!dist_call_init(&dc, ins->dist.fam, ins->dist.nparams, p, (ConKind)ins->con.kind,
+                      bound_of(R, ins->con.lower, -INFINITY), bound_of(R, ins->con.upper, INFINITY),
+                      t, n, sizes, err, ERRSZ)) {
+    diag_error(d, DIAG_RUNTIME, ins->pos, "%s", err);
+    return HR_ERROR;
+  }
+  if (!h || !h->sample) {
+    diag_error(d, DIAG_INTERNAL, ins->pos, "latent '%s' reached without a handler", ins->name);
+    return HR_ERROR;
+  }
+  const char *addr = sample_address(st, ins->name);
+  Value v = val_none();
+  HandlerResult hr = h->sample(h, addr, &dc, &v, ins->pos, d);
+  if (hr == HR_ERROR) return handler_failed(d, ins->pos, "sample");
+  if (t.ndims == 0 && t.base == TY_REAL && v.k == V_INT) v = val_real((double)v.i);
+  f = &st->frames[st->nframes - 1];
+  if (!op_shape_ok(v, t, n, sz64)) {
+    diag_error(d, DIAG_INTERNAL, ins->pos, "handler returned %s for latent '%s' of type %s [%s]",
+               op_shape_desc(v), addr, op_type_name(t), sizes_text(n, sz64));
+    return HR_ERROR;
+  }
+  f->regs[ins->dst] = v;
+  share(f, ins->dst);
+  return hr;
+}
+
+static HandlerResult exec_observe(InterpState *st, Frame *f, const IrInstr *ins, Handler *h,
+                                  char *err, Diag *d) {
+  Value x = f->regs[ins->args[0]];
+  share(f, ins->args[0]);
+  int sizes[8];
+  int n = op_shape_sizes(x, sizes, 8);
+  DistCall dc;
+  const Value *p = dist_params(f, &ins->dist);
+  if (!dist_call_init(&dc, ins->dist.fam, ins->dist.nparams, p, CON_NONE, -INFINITY, INFINITY,
+                      f->fn->regtypes[ins->args[0]], n, sizes, err, ERRSZ)) {
+    diag_error(d, DIAG_RUNTIME, ins->pos, "%s", err);
+    return HR_ERROR;
+  }
+  if (!h || !h->observe) {
+    diag_error(d, DIAG_INTERNAL, ins->pos, "observation reached without a handler");
+    return HR_ERROR;
+  }
+  st->events++;
+  HandlerResult hr = h->observe(h, &dc, x, ins->pos, d);
+  return hr == HR_ERROR ? handler_failed(d, ins->pos, "observe") : hr;
+}
+
+static HandlerResult exec_factor(InterpState *st, Frame *f, const IrInstr *ins, Handler *h, Diag *d) {
+  Value v = f->regs[ins->args[0]];
+  double lw = ins->op == IR_CONDITION ? (op_truthy(v) ? 0.0 : -INFINITY) : val_as_real(v);
+  if (!h || !h->factor) {
+    diag_error(d, DIAG_INTERNAL, ins->pos, "factor reached without a handler");
+    return HR_ERROR;
+  }
+  st->events++;
+  HandlerResult hr = h->factor(h, lw, ins->pos, d);
+  return hr == HR_ERROR ? handler_failed(d, ins->pos, "factor") : hr;
+}
+
+/* ---- the run loop ----------------------------------------------------------- */
+
+/* Move the result of a finished call into the caller. */
+static void return_to_caller(InterpState *st, Value rv, bool owned) {
+  const Frame *callee = &st->frames[st->nframes - 1];
+  int dst = callee->ret_dst;
+  bool fresh = false;
+  if (rv.k != V_NONE) rv = op_convert(rv, callee->fn->ret, &fresh);
+  st->nframes--;
+  Frame *f = &st->frames[st->nframes - 1];
+  if (dst >= 0) {
+    f->regs[dst] = rv;
+    f->owned[dst] = owned || fresh;
+  }
+}
+
+static RunStatus fail(InterpState *st) {
+  st->phase = PH_ERROR;
+  return RUN_ERROR;
+}
+
+/* The main frame finished a block: go on with the next program block or stop. */
+static bool main_block_done(InterpState *st) {
+  Frame *f = &st->frames[0];
+  if (st->phase == PH_MODEL && st->gen && st->in->p->gen_b.n > 0) {
+    st->phase = PH_GEN;
+    push_cursor(f, &st->in->p->gen_b, CK_BLOCK);
+    return false;
+  }
+  st->phase = PH_DONE;
+  return true;
+}
+
+static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d) {
+  const Interp *in = st->in;
+  const IrProgram *prog = in->p;
+  char err[ERRSZ];
+  for (;;) {
+    Frame *f = &st->frames[st->nframes - 1];
+    Cursor *c = &f->cur[f->ncur - 1];
+    Value *R = f->regs;
+
+    if (c->pc >= c->blk->n) { /* end of a block: loop back, leave it, or return */
+      switch (c->kind) {
+      case CK_FOR:
+        if (c->i < c->hi) {
+          c->i++;
+          R[c->loop->var] = val_int(c->i);
+          c->pc = 0;
+          continue;
+        }
+        f->ncur--;
+        continue;
+      case CK_WCOND:
+        if (op_truthy(R[c->loop->cond])) {
+          c->kind = CK_WBODY;
+          c->blk = &c->loop->body;
+        } else {
+          f->ncur--;
+        }
+        c->pc = 0;
+        continue;
+      case CK_WBODY:
+        c->kind = CK_WCOND;
+        c->blk = &c->loop->cond_b;
+        c->pc = 0;
+        continue;
+      default:
+        if (--f->ncur > 0) continue;
+        if (st->nframes == 1) {
+          if (st->phase == PH_DATA || main_block_done(st)) {
+            st->phase = PH_DONE;
+            return RUN_DONE;
+          }
+          continue;
+        }
+        if (f->fn->ret.base != TY_VOID) {
+          diag_error(d, DIAG_RUNTIME, f->fn->pos, "function '%s' ended without returning a value",
+                     f->fn->name);
+          return fail(st);
+        }
+        return_to_caller(st, val_none(), false);
+        continue;
+      }
+    }
+
+    const IrInstr *ins = &c->blk->ins[c->pc++];
+    const int *A = ins->args;
+    switch ((IrOpcode)ins->op) {
+    case IR_CONST:
+      R[ins->dst] = ins->imm;
+      share(f, ins->dst);
+      break;
+
+    case IR_MOVE: {
+      Value v = R[A[0]];
+      Type t = f->fn->regtypes[ins->dst];
+      bool fresh = false;
+      if (v.k == V_INT && t.ndims == 0 && t.base == TY_REAL) {
+        R[ins->dst] = val_real((double)v.i);
+        break;
+      }
+      if (!is_container(v)) {
+        R[ins->dst] = v.k == V_STR ? v : op_convert(v, t, &fresh);
+        break;
+      }
+      v = op_convert(v, t, &fresh);
+      if (ins->nsizes > 0) {
+        int64_t sz[8];
+        int n = eval_sizes(ins, R, sz, 8);
+        if (!op_shape_ok(v, t, n, sz)) {
+          diag_error(d, DIAG_RUNTIME, ins->pos, "size mismatch: assigning %s to '%s' declared with size %s",
+                     op_shape_desc(v), f->fn->regnames && f->fn->regnames[ins->dst] ?
+                     f->fn->regnames[ins->dst] : "?", sizes_text(n, sz));
+          return fail(st);
+        }
+      } else if (f->fn->regnames && f->fn->regnames[ins->dst] && is_container(R[ins->dst]) &&
+                 !op_same_shape(R[ins->dst], v)) {
+        int sz[8];
+        int64_t sz64[8];
+        int n = op_shape_sizes(R[ins->dst], sz, 8);
+        for (int i = 0; i < n; i++) sz64[i] = sz[i];
+        diag_error(d, DIAG_RUNTIME, ins->pos, "size mismatch: assigning %s to '%s' declared with size %s",
+                   op_shape_desc(v), f->fn->regnames[ins->dst], sizes_text(n, sz64));
+        return fail(st);
+      }
+      R[ins->dst] = v;
+      f->owned[ins->dst] = fresh;
+      if (!fresh) share(f, A[0]);
+      break;
+    }
+
+    case IR_UNARY: {
+      Value a = R[A[0]];
+      if (a.k == V_REAL && ins->sub == OP_NEG) {
+        R[ins->dst] = val_real(-a.r);
+        break;
+      }
+      Value r;
+      if (!op_unary(ins->sub, a, &r, err, ERRSZ)) goto runtime_error;
+      bool fresh;
+      R[ins->dst] = op_convert(r, f->fn->regtypes[ins->dst], &fresh);
+      f->owned[ins->dst] = 1;
+      break;
+    }
+
+    case IR_BINARY: {
+      Value a = R[A[0]], b = R[A[1]];
+      if (a.k == V_REAL && b.k == V_REAL) { /* the hot path: no calls */
+        double x = a.r, y = b.r;
+        switch (ins->sub) {
+        case OP_ADD: R[ins->dst] = val_real(x + y); continue;
+        case OP_SUB: R[ins->dst] = val_real(x - y); continue;
+        case OP_MUL: case OP_EMUL: R[ins->dst] = val_real(x * y); continue;
+        case OP_DIV: case OP_EDIV: R[ins->dst] = val_real(x / y); continue;
+        case OP_LT: R[ins->dst] = val_bool(x < y); continue;
+        case OP_GT: R[ins->dst] = val_bool(x > y); continue;
+        default: break;
+        }
+      } else if (a.k == V_INT && b.k == V_INT) {
+        int64_t x = a.i, y = b.i, z;
+        switch (ins->sub) {
+        case OP_ADD:
+          if (__builtin_add_overflow(x, y, &z)) break;
+          R[ins->dst] = val_int(z);
+          goto int_done;
+        case OP_SUB:
+          if (__builtin_sub_overflow(x, y, &z)) break;
+          R[ins->dst] = val_int(z);
+          goto int_done;
+        case OP_LT: R[ins->dst] = val_bool(x < y); continue;
+        case OP_LE: R[ins->dst] = val_bool(x <= y); continue;
+        case OP_EQ: R[ins->dst] = val_bool(x == y); continue;
+        default: break;
+        }
+      }
+      {
+        Value r;
+        if (!op_binary(ins->sub, a, b, &r, err, ERRSZ)) goto runtime_error;
+        R[ins->dst] = r;
+        f->owned[ins->dst] = 1;
+      }
+    int_done: {
+        Type t = f->fn->regtypes[ins->dst];
+        Value r = R[ins->dst];
+        if (t.ndims == 0 && (r.k == V_INT || r.k == V_BOOL) && t.base != (r.k == V_INT ? TY_INT : TY_BOOL)) {
+          bool fresh;
+          R[ins->dst] = op_convert(r, t, &fresh);
+        }
+      }
+      break;
+    }
+
+    case IR_INDEX: {
+      Value r;
+      if (!op_index(R[A[0]], ins->nidx, ins->idx, R, &r, err, ERRSZ)) goto runtime_error;
+      bool fresh;
+      R[ins->dst] = op_convert(r, f->fn->regtypes[ins->dst], &fresh);
+      f->owned[ins->dst] = 1;
+      break;
+    }
+
+    case IR_STORE: {
+      int r = ins->dst;
+      if (!f->owned[r]) { /* copy on write */
+        R[r] = val_copy(R[r]);
+        f->owned[r] = 1;
+      }
+      if (!op_store(&R[r], ins->nidx, ins->idx, R, R[A[0]], (TyBase)f->fn->regtypes[r].base, err,
+                    ERRSZ))
+        goto runtime_error;
+      break;
+    }
+
+    case IR_ARRAY: {
+      Type t = f->fn->regtypes[ins->dst];
+      Type et = ty_make((TyBase)t.base, t.ndims > 0 ? t.ndims - 1 : 0);
+      Value arr = val_arr(ins->nargs);
+      for (int i = 0; i < ins->nargs; i++) {
+        bool fresh;
+        Value e = op_convert(R[A[i]], et, &fresh);
+        if (!fresh) e = val_copy(e);
+        if (i > 0 && !op_same_shape(arr.a->e[0], e)) {
+          snprintf(err, ERRSZ, "array literal elements differ in size: %s and %s",
+                   op_shape_desc(arr.a->e[0]), op_shape_desc(e));
+          goto runtime_error;
+        }
+        arr.a->e[i] = e;
+      }
+      R[ins->dst] = arr;
+      f->owned[ins->dst] = 1;
+      break;
+    }
+
+    case IR_ROWVEC: {
+      Type t = f->fn->regtypes[ins->dst];
+      Value r;
+      if (t.base == TY_MATRIX || (ins->nargs > 0 && R[A[0]].k == V_ROWVEC)) {
+        int cols = ins->nargs ? (int)val_numel(R[A[0]]) : 0;
+        r = val_mat(ins->nargs, cols);
+        for (int i = 0; i < ins->nargs; i++) {
+          Value row = R[A[i]];
+          if ((row.k != V_ROWVEC && row.k != V_VEC) || (int)val_numel(row) != cols) {
+            snprintf(err, ERRSZ, "matrix literal rows differ in size: row 1 is %s, row %d is %s",
+                     op_shape_desc(R[A[0]]), i + 1, op_shape_desc(row));
+            goto runtime_error;
+          }
+          for (int j = 0; j < cols; j++) r.t->d[(size_t)j * ins->nargs + i] = row.t->d[j];
+        }
+      } else {
+        r = val_rowvec(ins->nargs);
+        for (int i = 0; i < ins->nargs; i++) r.t->d[i] = val_as_real(R[A[i]]);
+      }
+      R[ins->dst] = r;
+      f->owned[ins->dst] = 1;
+      break;
+    }
+
+    case IR_DECL: {
+      int64_t sz[260];
+      int n = eval_sizes(ins, R, sz, 260);
+      Value v;
+      if (!op_decl(f->fn->regtypes[ins->dst], n, sz, &v, err, ERRSZ)) goto runtime_error;
+      R[ins->dst] = v;
+      f->owned[ins->dst] = 1;
+      break;
+    }
+
+    case IR_DATA:
+      if (st->phase != PH_DATA) {
+        diag_error(d, DIAG_INTERNAL, ins->pos, "data variable '%s' read outside the data block",
+                   ins->name);
+        return fail(st);
+      }
+      if (!exec_data(st, f, ins, src, d)) return fail(st);
+      break;
+
+    case IR_SAMPLE:
+    case IR_OBSERVE:
+    case IR_FACTOR:
+    case IR_CONDITION: {
+      HandlerResult hr = ins->op == IR_SAMPLE    ? exec_sample(st, f, ins, h, err, d)
+                         : ins->op == IR_OBSERVE ? exec_observe(st, f, ins, h, err, d)
+                                                 : exec_factor(st, f, ins, h, d);
+      if (hr == HR_ERROR) return fail(st);
+      if (hr == HR_SUSPEND) return RUN_SUSPENDED;
+      break;
+    }
+
+    case IR_IF: {
+      const IrBlock *b = op_truthy(R[A[0]]) ? &ins->then_b : &ins->else_b;
+      if (b->n > 0) push_cursor(f, b, CK_BLOCK);
+      break;
+    }
+
+    case IR_FOR: {
+      int64_t lo = reg_int(R, A[0]), hi = reg_int(R, A[1]);
+      if (lo > hi) break;
+      Cursor *fc = push_cursor(f, &ins->body, CK_FOR);
+      fc->loop = ins;
+      fc->i = lo;
+      fc->hi = hi;
+      R[ins->var] = val_int(lo);
+      break;
+    }
+
+    case IR_WHILE: {
+      Cursor *wc = push_cursor(f, &ins->cond_b, CK_WCOND);
+      wc->loop = ins;
+      break;
+    }
+
+    case IR_BREAK:
+      while (f->ncur > 1) {
+        uint8_t k = f->cur[--f->ncur].kind;
+        if (k != CK_BLOCK) break;
+      }
+      break;
+
+    case IR_CONTINUE:
+      while (f->ncur > 1 && f->cur[f->ncur - 1].kind == CK_BLOCK) f->ncur--;
+      
+      break;
+
+    case IR_RETURN: {
+      if (st->nframes == 1) {
+        diag_error(d, DIAG_INTERNAL, ins->pos, "return outside a function");
+        return fail(st);
+      }
+      Value rv = ins->nargs ? R[A[0]] : val_none();
+      bool own = ins->nargs ? f->owned[A[0]] : false;
+      return_to_caller(st, rv, own);
+      break;
+    }
+
+    case IR_CALL: {
+      const IrFunc *fn = &prog->funcs[ins->callee];
+      if (st->nframes >= INTERP_MAX_FRAMES) {
+        diag_error(d, DIAG_RUNTIME, ins->pos, "stack overflow: recursion deeper than %d calls",
+                   INTERP_MAX_FRAMES);
+        return fail(st);
+      }
+      int caller = st->nframes - 1;
+      Frame *nf = push_frame(st, fn, ins->dst);
+      Frame *cf = &st->frames[caller];
+      for (int i = 0; i < ins->nargs && i < fn->nparams; i++) {
+        bool fresh;
+        nf->regs[i] = op_convert(cf->regs[A[i]], fn->regtypes[i], &fresh);
+        nf->owned[i] = fresh;
+        if (!fresh) share(cf, A[i]);
+      }
+      break;
+    }
+
+    case IR_BUILTIN: {
+      Value argv[16];
+      Value *av = ins->nargs <= 16 ? argv : gc_alloc(sizeof(Value) * (size_t)ins->nargs);
+      for (int i = 0; i < ins->nargs; i++) av[i] = R[A[i]];
+      BuiltinCtx ctx = {&st->rng, in->out ? in->out : stdout};
+      Value r = val_none();
+      err[0] = 0;
+      if (!ins->builtin->eval(ins->builtin, &ctx, ins->nargs, av, &r, err, ERRSZ)) {
+        if (!err[0]) snprintf(err, ERRSZ, "%s failed", ins->builtin->name);
+        goto runtime_error;
+      }
+      if (ins->dst >= 0) {
+        bool fresh;
+        R[ins->dst] = op_convert(r, f->fn->regtypes[ins->dst], &fresh);
+        f->owned[ins->dst] = 0;
+        /* the result may alias an argument: none of them is exclusive any more */
+        if (is_container(r))
+          for (int i = 0; i < ins->nargs; i++) share(f, A[i]);
+      }
+      break;
+    }
+
+    case IR_PRINT: {
+      FILE *out = in->out ? in->out : stdout;
+      fputs(join_args(ins, R), out);
+      fputc('\n', out);
+      fflush(out);
+      break;
+    }
+
+    case IR_REJECT:
+      snprintf(err, ERRSZ, "reject: %s", join_args(ins, R));
+      goto runtime_error;
+
+    default:
+      diag_error(d, DIAG_INTERNAL, ins->pos, "unknown IR opcode %d", ins->op);
+      return fail(st);
+    }
+    continue;
+
+  runtime_error:
+    diag_error(d, DIAG_RUNTIME, ins->pos, "%s", err);
+    return fail(st);
+  }
+}
+
+RunStatus interp_run(InterpState *st, Handler *h, Diag *d) {
+  if (st->phase == PH_DONE) return RUN_DONE;
+  if (st->phase == PH_ERROR) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "interp_run: this execution already failed");
+    return RUN_ERROR;
+  }
+  return run(st, h, NULL, d);
+}
+
+bool interp_load_data(Interp *in, DataSource *src, Diag *d) {
+  InterpState *st = state_new(in, 0, 0);
+  st->phase = PH_DATA;
+  start_main(st, &in->p->data_b);
+  if (run(st, NULL, src, d) != RUN_DONE) return false;
+  in->data_regs = st->frames[0].regs;
+  return true;
+}

@@ -4,6 +4,11 @@
  * with %left declarations because constraint bounds (`real<lower=a+b>`) need
  * the additive level by name: a top-level `>` there closes the constraint.
  *
+ * Syntax errors use bison's "detailed" wording ("unexpected ';', expecting
+ * ')' or ','"), with a custom reporter (below) that also summarises long
+ * lists of expected tokens instead of dropping them: "expecting '}'" at the
+ * end of an unfinished block, "expecting an expression" after an operator.
+ *
  * A few checks that are syntactic in spirit but awkward to express in the
  * grammar (the left side of an assignment, what may stand alone as a
  * statement, the number of sizes a type takes) are made in the actions; they
@@ -13,7 +18,7 @@
 %define api.pure full
 %define api.prefix {pplyy}
 %define api.token.prefix {TK_}
-%define parse.error detailed
+%define parse.error custom
 %define parse.lac full
 %locations
 %expect 0
@@ -60,6 +65,7 @@ int pplyylex(PPLYYSTYPE *lval, PPLYYLTYPE *lloc, yyscan_t scanner);
 }
 
 %code {
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,23 +129,36 @@ static int type_nsizes(AstTypeBase b) {
   }
 }
 
-/* Attach sizes (or report their misuse); returns an error message or NULL. */
-static const char *type_set_sizes(AstType *t, AstList *sizes, bool given) {
+/* Attach the sizes written in brackets; returns an error message or NULL. */
+static const char *type_set_sizes(AstType *t, AstList *sizes) {
   int want = type_nsizes(t->base);
   const char *name = ast_type_base_name(t->base);
-  if (!given && want == 1) return gc_printf("'%s' needs a size: %s[n]", name, name);
-  if (!given && want == 2) return gc_printf("'%s' needs two sizes: %s[rows, cols]", name, name);
-  if (given && want == 0)
+  if (want == 0)
     return gc_printf("'%s' takes no size; an array is written %s x[n] or array[n] %s x",
                      name, name, name);
-  if (given && sizes->n != want)
+  if (sizes->n != want)
     return gc_printf("'%s' takes %s, got %d", name, want == 1 ? "one size" : "two sizes",
                      sizes->n);
-  if (given) {
-    t->size1 = sizes->items[0];
-    if (want == 2) t->size2 = sizes->items[1];
-  }
+  t->size1 = sizes->items[0];
+  if (want == 2) t->size2 = sizes->items[1];
   return NULL;
+}
+
+/* A declaration without initialiser needs every size; returns a message or NULL. */
+static const char *type_check_sizes(const AstType *t) {
+  const char *name = ast_type_base_name(t->base);
+  int want = type_nsizes(t->base);
+  if (want == 1 && !t->size1) return gc_printf("'%s' needs a size: %s[n]", name, name);
+  if (want == 2 && !t->size1) return gc_printf("'%s' needs two sizes: %s[rows, cols]", name, name);
+  for (int i = 0; i < t->ndims; i++)
+    if (!t->dims[i]) return "array sizes may be left out only when the declaration has an initialiser";
+  return NULL;
+}
+
+static AstList null_list(int n) {
+  AstList l = {0, 0, NULL};
+  for (int i = 0; i < n; i++) ast_list_push(&l, NULL);
+  return l;
 }
 
 static void type_set_dims(AstType *t, AstList *dims) {
@@ -386,13 +405,19 @@ assign_op:
   | EDIV_ASSIGN { $$ = OP_EDIV; }
   ;
 
-/* T x;  T x = e;  T x ~ d(...);  with dimensions after the name or array[...] */
+/* T x;  T x = e;  T x ~ d(...);  with dimensions after the name or array[...].
+   Sizes and dimensions may be left out (vector v = e; real x[] = e;) only
+   when an initialiser gives the value. */
 decl:
     decl_type IDENT old_dims_opt decl_tail {
       if ($3.n > 0 && $1->ndims > 0)
         FAIL(@3, "array dimensions given twice: use either array[...] or dimensions "
                  "after the name");
       if ($3.n > 0) type_set_dims($1, &$3);
+      if (!$4->a) {
+        const char *err = type_check_sizes($1);
+        if (err) FAIL(@1, "%s", err);
+      }
       $$ = $4;
       $$->pos = P(ctx, @2);
       $$->name = $2;
@@ -403,6 +428,7 @@ decl:
 old_dims_opt:
     %empty { $$ = list0(); }
   | '[' exprs ']' { $$ = $2; }
+  | '[' commas ']' { $$ = null_list($2); }
   ;
 
 decl_tail:
@@ -419,19 +445,22 @@ decl_tail:
 decl_type:
     sized_type
   | ARRAY '[' exprs ']' sized_type { $$ = $5; $$->pos = P(ctx, @1); type_set_dims($$, &$3); }
+  | ARRAY '[' commas ']' sized_type {
+      $$ = $5;
+      $$->pos = P(ctx, @1);
+      type_set_sig_dims($$, $3);
+    }
   ;
 
 sized_type:
     base_kw constraint_opt {
       $$ = $2 ? $2 : ast_type_new($1, P(ctx, @1));
       $$->base = $1, $$->pos = P(ctx, @1);
-      const char *err = type_set_sizes($$, NULL, false);
-      if (err) FAIL(@1, "%s", err);
     }
   | base_kw constraint_opt '[' exprs ']' {
       $$ = $2 ? $2 : ast_type_new($1, P(ctx, @1));
       $$->base = $1, $$->pos = P(ctx, @1);
-      const char *err = type_set_sizes($$, &$4, true);
+      const char *err = type_set_sizes($$, &$4);
       if (err) FAIL(@3, "%s", err);
     }
   ;
@@ -575,13 +604,103 @@ exprs:
 
 %%
 
-/* Bison's detailed messages start with "syntax error, "; the position and the
-   error class already say that. */
+/* ---- error messages ---- */
+
+static bool name_in(const char *name, const char *const *set) {
+  for (; *set; set++)
+    if (strcmp(name, *set) == 0) return true;
+  return false;
+}
+
+/* Tokens that can start an expression, that can follow one (operators), and
+   that start a statement: a long list of these is summarised in words. */
+static const char *const expr_start[] = {
+    "identifier", "integer", "real number", "string", "'true'", "'false'", "'('", "'{'", "'['",
+    "'-'", "'!'", "'+'", NULL};
+static const char *const operators[] = {
+    "'+'", "'-'", "'*'", "'/'", "'%'", "'^'", "'.*'", "'./'", "'%/%'", "'<'", "'<='", "'>'",
+    "'>='", "'=='", "'!='", "'&&'", "'||'", "'?'", "'['", "'\\''", "'='", "'+='", "'-='",
+    "'*='", "'/='", "'.*='", "'./='", "'~'", NULL};
+static const char *const stmt_start[] = {
+    "'int'", "'real'", "'bool'", "'string'", "'vector'", "'row_vector'", "'matrix'",
+    "'simplex'", "'ordered'", "'positive_ordered'", "'unit_vector'", "'cholesky_factor_corr'",
+    "'cov_matrix'", "'array'", "'if'", "'for'", "'while'", "'break'", "'continue'",
+    "'return'", "'target'", NULL};
+
+static void msg_add(char *buf, size_t cap, const char *s) {
+  size_t n = strlen(buf);
+  snprintf(buf + n, cap - n, "%s", s);
+}
+
+static int yyreport_syntax_error(const yypcontext_t *pc, yyscan_t scanner, ParseCtx *ctx) {
+  (void)scanner;
+  char msg[512] = "";
+  yysymbol_kind_t tok = yypcontext_token(pc);
+  if (tok == YYSYMBOL_YYEMPTY) {
+    diag_error(ctx->d, DIAG_SYNTAX, P(ctx, *yypcontext_location(pc)), "syntax error");
+    return 0;
+  }
+  msg_add(msg, sizeof msg, "unexpected ");
+  msg_add(msg, sizeof msg, yysymbol_name(tok));
+
+  yysymbol_kind_t exp[YYNTOKENS];
+  int n = yypcontext_expected_tokens(pc, exp, YYNTOKENS);
+  if (n < 0) return n; /* YYENOMEM */
+  const char *keep[YYNTOKENS];
+  int nkeep = 0;
+  const char *phrase = NULL;
+  if (n <= 4) {
+    for (int i = 0; i < n; i++) keep[nkeep++] = yysymbol_name(exp[i]);
+  } else {
+    bool has_stmt = false, has_type = false, has_expr = false, has_op = false;
+    bool has_block = false, has_lt = false;
+    for (int i = 0; i < n; i++) {
+      const char *name = yysymbol_name(exp[i]);
+      has_stmt |= strcmp(name, "'if'") == 0;
+      has_type |= strcmp(name, "'real'") == 0;
+      has_expr |= strcmp(name, "identifier") == 0;
+      has_op |= strcmp(name, "'*'") == 0;
+      has_block |= strcmp(name, "'model'") == 0;
+      has_lt |= strcmp(name, "'<'") == 0;
+    }
+    for (int i = 0; i < n; i++) {
+      const char *name = yysymbol_name(exp[i]);
+      /* '>' without '<' is the end of a constraint, not a comparison */
+      bool closes_bounds = strcmp(name, "'>'") == 0 && !has_lt;
+      if (!closes_bounds &&
+          (name_in(name, expr_start) || name_in(name, operators) || name_in(name, stmt_start)))
+        continue;
+      if (has_stmt && (strcmp(name, "';'") == 0 || strcmp(name, "'{'") == 0)) continue;
+      keep[nkeep++] = name;
+    }
+    if (has_block) {
+      nkeep = 0;
+      phrase = "a block (data, model, generated) or a function definition";
+    } else if (nkeep == 0 && has_stmt) {
+      phrase = "a statement";
+    } else if (has_type && !has_stmt) {
+      phrase = "a type";
+    } else if (has_expr && !has_op && !has_stmt) {
+      phrase = "an expression";
+    }
+    if (nkeep > 4) nkeep = 0, phrase = NULL;
+  }
+  for (int i = 0; i < nkeep; i++) {
+    msg_add(msg, sizeof msg, i == 0 ? ", expecting " : " or ");
+    msg_add(msg, sizeof msg, keep[i]);
+  }
+  if (phrase) {
+    msg_add(msg, sizeof msg, nkeep == 0 ? ", expecting " : " or ");
+    msg_add(msg, sizeof msg, phrase);
+  }
+  diag_error(ctx->d, DIAG_SYNTAX, P(ctx, *yypcontext_location(pc)), "%s", msg);
+  return 0;
+}
+
+/* Only "memory exhausted" arrives here (syntax errors go through the reporter
+   above): the parser stack hit YYMAXDEPTH. */
 static void pplyyerror(PPLYYLTYPE *loc, yyscan_t scanner, ParseCtx *ctx, const char *msg) {
   (void)scanner;
-  static const char prefix[] = "syntax error, ";
-  if (strncmp(msg, prefix, sizeof prefix - 1) == 0) msg += sizeof prefix - 1;
-  if (strcmp(msg, "memory exhausted") == 0)
-    msg = "program nested too deeply";
+  if (strcmp(msg, "memory exhausted") == 0) msg = "program nested too deeply";
   diag_error(ctx->d, DIAG_SYNTAX, P(ctx, *loc), "%s", msg);
 }

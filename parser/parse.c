@@ -61,8 +61,7 @@ static bool parse_check_depth(const Ast *root, const char *file, Diag *d) {
     if (it.depth > PARSE_MAX_DEPTH) {
       SrcPos pos = a->pos;
       if (!pos.file) pos.file = file;
-      diag_error(d, DIAG_SYNTAX, pos, "program nested too deeply (more than %d levels)",
-                 PARSE_MAX_DEPTH);
+      diag_error(d, DIAG_SYNTAX, pos, "program nested too deeply");
       return false;
     }
     const Ast *kids[7];
@@ -85,6 +84,17 @@ static bool parse_check_depth(const Ast *root, const char *file, Diag *d) {
   return true;
 }
 
+/* setjmp lives in its own small function so that no local of parse_string
+   is live across it (-Wclobbered). Returns yyparse's result, or -1 after a
+   fatal scanner error. */
+static int parse_run(ParseCtx *ctx, yyscan_t scanner, const char *src, int len) {
+  if (setjmp(ctx->fatal)) return -1;
+  YY_BUFFER_STATE buf = pplyy_scan_bytes(src, len, scanner);
+  int rc = pplyyparse(scanner, ctx);
+  pplyy_delete_buffer(buf, scanner);
+  return rc;
+}
+
 Ast *parse_string(const char *src, size_t len, const char *file, Diag *d) {
   gc_init();
   if (!file) file = "<string>";
@@ -103,24 +113,16 @@ Ast *parse_string(const char *src, size_t len, const char *file, Diag *d) {
     diag_error(d, DIAG_INTERNAL, (SrcPos){ctx.file, 0, 0}, "cannot create the C locale");
     return NULL;
   }
-  /* The scanner is unusable after a fatal error; it is then leaked, which only
-     happens when memory is exhausted anyway. */
-  yyscan_t volatile scanner = NULL;
-  if (setjmp(ctx.fatal)) {
-    freelocale(ctx.cloc);
-    return NULL;
-  }
-  yyscan_t s;
-  if (pplyylex_init_extra(&ctx, &s) != 0) {
+  yyscan_t scanner;
+  if (pplyylex_init_extra(&ctx, &scanner) != 0) {
     freelocale(ctx.cloc);
     diag_error(d, DIAG_INTERNAL, (SrcPos){ctx.file, 0, 0}, "cannot create the scanner");
     return NULL;
   }
-  scanner = s;
-  YY_BUFFER_STATE buf = pplyy_scan_bytes(src ? src : "", (int)len, scanner);
-  int rc = pplyyparse(scanner, &ctx);
-  pplyy_delete_buffer(buf, scanner);
-  pplyylex_destroy(scanner);
+  int rc = parse_run(&ctx, scanner, src ? src : "", (int)len);
+  /* After a fatal scanner error the scanner is unusable and is leaked; that
+     only happens when memory is exhausted anyway. */
+  if (rc >= 0) pplyylex_destroy(scanner);
   freelocale(ctx.cloc);
   if (rc != 0 || !ctx.result) {
     /* every failing path records its own message; this is a safety net */

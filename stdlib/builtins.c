@@ -75,7 +75,8 @@ const char *bi_type_name(Type t, char *buf, size_t n) {
   if (t.ndims && k >= 0 && (size_t)k < n) {
     char dims[64] = "[";
     size_t d = 1;
-    for (int i = 1; i < t.ndims && d + 2 < sizeof dims; i++) dims[d++] = ',';
+    for (int i = 1; i < t.ndims && d + 2 < sizeof dims; i++)
+      dims[d++] = ',';
     dims[d++] = ']';
     dims[d] = 0;
     snprintf(buf + k, n - (size_t)k, "%s", dims);
@@ -102,20 +103,25 @@ bool bi_ty_num(Type t) {
 
 bool bi_ty_numlike(Type t) {
   switch (t.base) {
-  case TY_INT: case TY_REAL: case TY_BOOL: case TY_VECTOR: case TY_ROWVEC: case TY_MATRIX:
-    return true;
-  default:
-    return false;
+  case TY_INT:
+  case TY_REAL:
+  case TY_BOOL:
+  case TY_VECTOR:
+  case TY_ROWVEC:
+  case TY_MATRIX: return true;
+  default: return false;
   }
 }
 
 /* ---- signature strings ------------------------------------------------------- */
 
 static const char *parse_base(const char *s, int *base) {
-  static const struct { const char *w; int base; } words[] = {
-      {"row_vector", TY_ROWVEC}, {"vector", TY_VECTOR}, {"matrix", TY_MATRIX},
-      {"real", TY_REAL},         {"int", TY_INT},       {"bool", TY_BOOL},
-      {"string", TY_STRING},     {"void", TY_VOID}};
+  static const struct {
+    const char *w;
+    int base;
+  } words[] = {{"row_vector", TY_ROWVEC}, {"vector", TY_VECTOR}, {"matrix", TY_MATRIX},
+               {"real", TY_REAL},         {"int", TY_INT},       {"bool", TY_BOOL},
+               {"string", TY_STRING},     {"void", TY_VOID}};
   for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
     size_t n = strlen(words[i].w);
     if (strncmp(s, words[i].w, n) == 0) {
@@ -135,7 +141,8 @@ static const char *parse_type(const char *s, Type *t) {
   int nd = 0;
   if (*s == '[') {
     nd = 1;
-    for (s++; *s == ','; s++) nd++;
+    for (s++; *s == ','; s++)
+      nd++;
     if (*s++ != ']') return NULL;
   }
   *t = ty_make((TyBase)base, nd);
@@ -187,7 +194,8 @@ bool bi_check_sig(BI_CHECK_ARGS) {
     while (next_sig(&s, &g)) {
       if (g.n != nargs) continue;
       int i = 0;
-      while (i < nargs && ty_accepts(g.p[i], args[i], pass == 1)) i++;
+      while (i < nargs && ty_accepts(g.p[i], args[i], pass == 1))
+        i++;
       if (i == nargs) {
         *ret = g.ret;
         return true;
@@ -198,7 +206,8 @@ bool bi_check_sig(BI_CHECK_ARGS) {
   unsigned arities = 0;
   const char *s = sigs;
   Sig g;
-  while (next_sig(&s, &g)) arities |= 1u << g.n;
+  while (next_sig(&s, &g))
+    arities |= 1u << g.n;
   if (nargs < 0 || nargs >= 32 || !(arities & (1u << nargs))) {
     char want[64] = "";
     size_t used = 0;
@@ -249,7 +258,8 @@ Value bi_ten_new(ValKind k, int rows, int cols) {
 
 Value bi_real_arr(const double *d, int n) {
   Value a = val_arr(n);
-  for (int i = 0; i < n; i++) a.a->e[i] = val_real(d[i]);
+  for (int i = 0; i < n; i++)
+    a.a->e[i] = val_real(d[i]);
   return a;
 }
 
@@ -283,8 +293,11 @@ bool bi_seq(const Builtin *b, Value v, const double **d, int *n, char *err, size
 }
 
 const char *bi_fmt_real(double x, char *buf, size_t n) {
-  if (isnan(x)) snprintf(buf, n, "nan");
-  else if (isinf(x)) snprintf(buf, n, x > 0 ? "inf" : "-inf");
-  else snprintf(buf, n, "%.15g", x);
+  if (isnan(x))
+    snprintf(buf, n, "nan");
+  else if (isinf(x))
+    snprintf(buf, n, x > 0 ? "inf" : "-inf");
+  else
+    snprintf(buf, n, "%.15g", x);
   return buf;
 }

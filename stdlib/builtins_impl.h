@@ -26,14 +26,15 @@ typedef struct BiSpec {
 
 #define BI_SPEC(b) ((const BiSpec *)(b)->data)
 
-#define BI_CHECK_ARGS const Builtin *b, int nargs, const Type *args, Type *ret, char *err, size_t errsz
-#define BI_EVAL_ARGS                                                                         \
-  const Builtin *b, BuiltinCtx *ctx, int nargs, const Value *args, Value *out, char *err, \
+#define BI_CHECK_ARGS                                                                              \
+  const Builtin *b, int nargs, const Type *args, Type *ret, char *err, size_t errsz
+#define BI_EVAL_ARGS                                                                               \
+  const Builtin *b, BuiltinCtx *ctx, int nargs, const Value *args, Value *out, char *err,          \
       size_t errsz
 
 /* A table entry whose type rule is its signature string. */
-#define BI_SIG(nm, sg, ev, opv) \
-  {nm, bi_check_sig, ev, &(const BiSpec){.sig = sg, .op = opv}, false}
+#define BI_SIG(nm, sg, ev, opv)                                                                    \
+  { nm, bi_check_sig, ev, &(const BiSpec){.sig = sg, .op = opv}, false }
 
 /* The parts' tables, each ending with a NULL name. */
 extern const Builtin bi_math_table[];

@@ -64,7 +64,8 @@ enum { UV_REAL = 0, UV_ABS, UV_LOG2, UV_LOG10 };
 
 static bool check_uv(BI_CHECK_ARGS) {
   const BiSpec *s = BI_SPEC(b);
-  if (nargs == 0 && (s->op == UV_LOG2 || s->op == UV_LOG10)) { /* Stan's constants log2(), log10() */
+  if (nargs == 0 &&
+      (s->op == UV_LOG2 || s->op == UV_LOG10)) { /* Stan's constants log2(), log10() */
     *ret = ty_make(TY_REAL, 0);
     return true;
   }
@@ -139,10 +140,12 @@ static bool eval_uv(BI_EVAL_ARGS) {
   return map1(b, args[0], out, err, errsz);
 }
 
-#define UV(nm, fn) {nm, check_uv, eval_uv, &(const BiSpec){.f1 = fn}, false}
-#define UVD(nm, fn, in, msg) \
-  {nm, check_uv, eval_uv, &(const BiSpec){.f1 = fn, .indom = in, .dom = msg}, false}
-#define UVO(nm, fn, opv) {nm, check_uv, eval_uv, &(const BiSpec){.f1 = fn, .op = opv}, false}
+#define UV(nm, fn)                                                                                 \
+  { nm, check_uv, eval_uv, &(const BiSpec){.f1 = fn}, false }
+#define UVD(nm, fn, in, msg)                                                                       \
+  { nm, check_uv, eval_uv, &(const BiSpec){.f1 = fn, .indom = in, .dom = msg}, false }
+#define UVO(nm, fn, opv)                                                                           \
+  { nm, check_uv, eval_uv, &(const BiSpec){.f1 = fn, .op = opv}, false }
 
 /* ---- scalar predicates ------------------------------------------------------- */
 
@@ -150,7 +153,7 @@ static bool eval_pred(BI_EVAL_ARGS) {
   double x = val_as_real(args[0]);
   switch (BI_SPEC(b)->op) {
   case 0: *out = val_real(x < 0 ? 0.0 : 1.0); break; /* step: step(0) = step(NaN) = 1 */
-  case 1: *out = val_int(x > 0); break;               /* int_step */
+  case 1: *out = val_int(x > 0); break;              /* int_step */
   case 2: *out = val_bool(isinf(x)); break;
   default: *out = val_bool(isnan(x)); break;
   }
@@ -160,7 +163,9 @@ static bool eval_pred(BI_EVAL_ARGS) {
 /* ---- binary, broadcasting ----------------------------------------------------- */
 
 /* min and max of two ints stay int */
-static bool is_minmax(const Builtin *b) { return BI_SPEC(b)->f2 == k_min || BI_SPEC(b)->f2 == k_max; }
+static bool is_minmax(const Builtin *b) {
+  return BI_SPEC(b)->f2 == k_min || BI_SPEC(b)->f2 == k_max;
+}
 
 static bool check_bv(BI_CHECK_ARGS) {
   if (nargs != 2) return bi_arity_fail(b, nargs, "2 arguments", err, errsz);
@@ -204,14 +209,14 @@ static bool map2(const Builtin *b, Value x, Value y, Value *out, char *err, size
   Value c = bi_is_num(x) ? y : x;
   if (!bi_is_num(x) && !bi_is_num(y)) {
     bool same = x.k == y.k;
-    if (same && x.k == V_ARR) same = x.a->n == y.a->n;
-    else if (same && bi_is_ten(x)) same = x.t->rows == y.t->rows && x.t->cols == y.t->cols;
+    if (same && x.k == V_ARR)
+      same = x.a->n == y.a->n;
+    else if (same && bi_is_ten(x))
+      same = x.t->rows == y.t->rows && x.t->cols == y.t->cols;
     if (!same) {
-      char xs[40], ys[40];
-      snprintf(xs, sizeof xs, "%zu", val_numel(x));
-      snprintf(ys, sizeof ys, "%zu", val_numel(y));
-      return bi_efail(b, err, errsz, "sizes do not match: %s %s elements and %s %s",
-                      val_kind_name((ValKind)x.k), xs, val_kind_name((ValKind)y.k), ys);
+      return bi_efail(b, err, errsz, "sizes do not match: %s of %zu elements and %s of %zu",
+                      val_kind_name((ValKind)x.k), val_numel(x), val_kind_name((ValKind)y.k),
+                      val_numel(y));
     }
   }
   if (c.k == V_ARR) {
@@ -244,15 +249,16 @@ static bool map2(const Builtin *b, Value x, Value y, Value *out, char *err, size
 
 static bool eval_bv(BI_EVAL_ARGS) { return map2(b, args[0], args[1], out, err, errsz); }
 
-#define BV(nm, fn) {nm, check_bv, eval_bv, &(const BiSpec){.f2 = fn}, false}
+#define BV(nm, fn)                                                                                 \
+  { nm, check_bv, eval_bv, &(const BiSpec){.f2 = fn}, false }
 
 /* ---- integer and special scalar functions ------------------------------------------- */
 
 static bool eval_choose(BI_EVAL_ARGS) {
   int64_t n = bi_int(args[0]), k = bi_int(args[1]);
   if (n < 0 || k < 0)
-    return bi_efail(b, err, errsz, "arguments must be non-negative, got (%lld, %lld)",
-                    (long long)n, (long long)k);
+    return bi_efail(b, err, errsz, "arguments must be non-negative, got (%lld, %lld)", (long long)n,
+                    (long long)k);
   if (k > n) {
     *out = val_int(0);
     return true;
@@ -286,7 +292,8 @@ static bool eval_special2(BI_EVAL_ARGS) {
 }
 
 static bool eval_const(BI_EVAL_ARGS) {
-  static const double c[] = {M_PI, M_E, M_SQRT2, M_LN10, NAN, INFINITY, -INFINITY, 2.220446049250313e-16};
+  static const double c[] = {M_PI, M_E,      M_SQRT2,   M_LN10,
+                             NAN,  INFINITY, -INFINITY, 2.220446049250313e-16};
   *out = val_real(c[BI_SPEC(b)->op]);
   return true;
 }
@@ -329,7 +336,8 @@ static bool eval_log_mix(BI_EVAL_ARGS) {
   int n, m;
   if (!bi_seq(b, args[0], &th, &n, err, errsz) || !bi_seq(b, args[1], &lp, &m, err, errsz))
     return false;
-  if (n != m) return bi_efail(b, err, errsz, "sizes do not match: theta has %d elements, lps has %d", n, m);
+  if (n != m)
+    return bi_efail(b, err, errsz, "sizes do not match: theta has %d elements, lps has %d", n, m);
   if (n == 0) return bi_efail(b, err, errsz, "empty container");
   double acc = -INFINITY;
   for (int i = 0; i < n; i++) {
@@ -344,7 +352,9 @@ static bool eval_log_mix(BI_EVAL_ARGS) {
 
 enum { R_SUM, R_PROD, R_MEAN, R_VAR, R_SD, R_LSE, R_MIN, R_MAX };
 
-static bool red_keeps_int(int op) { return op == R_SUM || op == R_PROD || op == R_MIN || op == R_MAX; }
+static bool red_keeps_int(int op) {
+  return op == R_SUM || op == R_PROD || op == R_MIN || op == R_MAX;
+}
 
 static bool check_red(BI_CHECK_ARGS) {
   int op = BI_SPEC(b)->op;
@@ -360,7 +370,10 @@ static bool check_red(BI_CHECK_ARGS) {
     }
     return check_bv(b, nargs, args, ret, err, errsz);
   }
-  if (nargs != 1) return bi_arity_fail(b, nargs, op == R_MIN || op == R_MAX || op == R_LSE ? "1 or 2 arguments" : "1 argument", err, errsz);
+  if (nargs != 1)
+    return bi_arity_fail(
+        b, nargs, op == R_MIN || op == R_MAX || op == R_LSE ? "1 or 2 arguments" : "1 argument",
+        err, errsz);
   if (!bi_ty_numlike(args[0]) || bi_ty_num(args[0])) {
     char tb[80];
     return bi_fail(err, errsz, "%s expects a container of numbers, got %s", b->name,
@@ -391,9 +404,12 @@ static bool red_int(const Builtin *b, Value v, int op, Value *out, char *err, si
   if ((op == R_MIN || op == R_MAX) && n == 0) return bi_efail(b, err, errsz, "empty container");
   for (size_t i = 0; i < n; i++) {
     bool ovf = false;
-    if (op == R_SUM) ovf = __builtin_add_overflow(acc, x[i], &acc);
-    else if (op == R_PROD) ovf = __builtin_mul_overflow(acc, x[i], &acc);
-    else if (i == 0 || (op == R_MIN ? x[i] < acc : x[i] > acc)) acc = x[i];
+    if (op == R_SUM)
+      ovf = __builtin_add_overflow(acc, x[i], &acc);
+    else if (op == R_PROD)
+      ovf = __builtin_mul_overflow(acc, x[i], &acc);
+    else if (i == 0 || (op == R_MIN ? x[i] < acc : x[i] > acc))
+      acc = x[i];
     if (ovf) return bi_efail(b, err, errsz, "integer overflow");
   }
   *out = val_int(acc);
@@ -410,10 +426,20 @@ static bool eval_red(BI_EVAL_ARGS) {
     return map2(b, args[0], args[1], out, err, errsz);
   }
   Value v = args[0];
+  if (v.k == V_ARR && val_numel(v) == 0) {
+    /* An empty array does not say whether it holds ints or reals; an int
+       answer is safe for both (ints promote), and min/max have no answer. */
+    if (op == R_SUM || op == R_PROD) {
+      *out = val_int(op == R_PROD);
+      return true;
+    }
+    return bi_efail(b, err, errsz, "empty container");
+  }
   if (v.k == V_ARR && red_keeps_int(op)) {
     /* an int array stays int; peek at the first leaf to tell */
     Value leaf = v;
-    while (leaf.k == V_ARR && leaf.a->n > 0) leaf = leaf.a->e[0];
+    while (leaf.k == V_ARR && leaf.a->n > 0)
+      leaf = leaf.a->e[0];
     if (leaf.k == V_INT || leaf.k == V_BOOL) return red_int(b, v, op, out, err, errsz);
   }
   size_t n = val_numel(v);
@@ -422,25 +448,29 @@ static bool eval_red(BI_EVAL_ARGS) {
   double r = 0;
   switch (op) {
   case R_SUM:
-    for (size_t i = 0; i < n; i++) r += x[i];
+    for (size_t i = 0; i < n; i++)
+      r += x[i];
     break;
   case R_PROD:
     r = 1;
-    for (size_t i = 0; i < n; i++) r *= x[i];
+    for (size_t i = 0; i < n; i++)
+      r *= x[i];
     break;
   case R_MEAN:
   case R_VAR:
   case R_SD: {
     if (n == 0) return bi_efail(b, err, errsz, "empty container");
     double m = 0;
-    for (size_t i = 0; i < n; i++) m += x[i];
+    for (size_t i = 0; i < n; i++)
+      m += x[i];
     m /= (double)n;
     if (op == R_MEAN) {
       r = m;
       break;
     }
     double ss = 0; /* two passes: no cancellation from sum of squares minus square of sums */
-    for (size_t i = 0; i < n; i++) ss += (x[i] - m) * (x[i] - m);
+    for (size_t i = 0; i < n; i++)
+      ss += (x[i] - m) * (x[i] - m);
     r = n == 1 ? 0 : ss / (double)(n - 1);
     if (op == R_SD) r = sqrt(r);
     break;
@@ -450,13 +480,18 @@ static bool eval_red(BI_EVAL_ARGS) {
     double mx = -INFINITY;
     bool nan = false;
     for (size_t i = 0; i < n; i++) {
-      if (isnan(x[i])) nan = true;
-      else if (x[i] > mx) mx = x[i];
+      if (isnan(x[i]))
+        nan = true;
+      else if (x[i] > mx)
+        mx = x[i];
     }
-    if (nan) r = NAN;
-    else if (isinf(mx)) r = mx; /* all -inf, or some +inf */
+    if (nan)
+      r = NAN;
+    else if (isinf(mx))
+      r = mx; /* all -inf, or some +inf */
     else {
-      for (size_t i = 0; i < n; i++) r += exp(x[i] - mx);
+      for (size_t i = 0; i < n; i++)
+        r += exp(x[i] - mx);
       r = mx + log(r);
     }
     break;
@@ -477,7 +512,8 @@ static bool eval_red(BI_EVAL_ARGS) {
   return true;
 }
 
-#define RED(nm, opv, fn) {nm, check_red, eval_red, &(const BiSpec){.f2 = fn, .op = opv}, false}
+#define RED(nm, opv, fn)                                                                           \
+  { nm, check_red, eval_red, &(const BiSpec){.f2 = fn, .op = opv}, false }
 
 /* ---- sizes ----------------------------------------------------------------------------- */
 
@@ -504,11 +540,16 @@ static bool eval_size(BI_EVAL_ARGS) {
   Value v = args[0];
   int op = BI_SPEC(b)->op;
   int64_t n;
-  if (v.k == V_STR) n = (int64_t)v.s->len;
-  else if (op == SZ_NUMEL) n = (int64_t)val_numel(v);
-  else if (v.k == V_ARR) n = v.a->n;
-  else if (bi_is_ten(v)) n = (int64_t)v.t->rows * v.t->cols;
-  else n = 1;
+  if (v.k == V_STR)
+    n = (int64_t)v.s->len;
+  else if (op == SZ_NUMEL)
+    n = (int64_t)val_numel(v);
+  else if (v.k == V_ARR)
+    n = v.a->n;
+  else if (bi_is_ten(v))
+    n = (int64_t)v.t->rows * v.t->cols;
+  else
+    n = 1;
   *out = val_int(n);
   return true;
 }
@@ -523,7 +564,8 @@ static bool to_int1(const Builtin *b, Value v, Value *out, char *err, size_t err
     *out = a;
     return true;
   }
-  if (!bi_is_num(v)) return bi_efail(b, err, errsz, "expected a number, got %s", val_kind_name((ValKind)v.k));
+  if (!bi_is_num(v))
+    return bi_efail(b, err, errsz, "expected a number, got %s", val_kind_name((ValKind)v.k));
   if (v.k != V_REAL) {
     *out = val_int(bi_int(v));
     return true;
@@ -531,7 +573,8 @@ static bool to_int1(const Builtin *b, Value v, Value *out, char *err, size_t err
   double x = trunc(v.r);
   if (!(x >= -9223372036854775808.0 && x < 9223372036854775808.0)) {
     char xb[40];
-    return bi_efail(b, err, errsz, "%s is out of the range of int", bi_fmt_real(v.r, xb, sizeof xb));
+    return bi_efail(b, err, errsz, "%s is out of the range of int",
+                    bi_fmt_real(v.r, xb, sizeof xb));
   }
   *out = val_int((int64_t)x);
   return true;
@@ -542,37 +585,79 @@ static bool eval_to_int(BI_EVAL_ARGS) { return to_int1(b, args[0], out, err, err
 /* ---- the table ------------------------------------------------------------------------- */
 
 const Builtin bi_math_table[] = {
-    UV("exp", exp), UV("log", log), UVO("log2", log2, UV_LOG2), UVO("log10", log10, UV_LOG10),
-    UV("log1p", log1p), UV("expm1", expm1), UV("sqrt", sqrt), UV("cbrt", cbrt),
-    UV("square", k_square), UV("inv", k_inv), UV("inv_sqrt", k_inv_sqrt),
-    UV("inv_square", k_inv_square), UV("fabs", fabs), UVO("abs", fabs, UV_ABS),
-    UV("floor", floor), UV("ceil", ceil), UV("round", round), UV("trunc", trunc),
-    UV("sin", sin), UV("cos", cos), UV("tan", tan), UV("asin", asin), UV("acos", acos),
-    UV("atan", atan), UV("sinh", sinh), UV("cosh", cosh), UV("tanh", tanh),
-    UV("asinh", asinh), UV("acosh", acosh), UV("atanh", atanh), UV("lgamma", k_lgamma),
-    UV("tgamma", tgamma), UV("digamma", k_digamma), UV("trigamma", k_trigamma),
-    UV("erf", erf), UV("erfc", erfc), UV("Phi", k_Phi), UV("Phi_approx", k_Phi_approx),
-    UVD("inv_Phi", k_inv_Phi, in_unit, "must be in [0, 1]"), UV("logit", k_logit),
-    UV("inv_logit", k_inv_logit), UV("log_inv_logit", k_log_inv_logit),
+    UV("exp", exp),
+    UV("log", log),
+    UVO("log2", log2, UV_LOG2),
+    UVO("log10", log10, UV_LOG10),
+    UV("log1p", log1p),
+    UV("expm1", expm1),
+    UV("sqrt", sqrt),
+    UV("cbrt", cbrt),
+    UV("square", k_square),
+    UV("inv", k_inv),
+    UV("inv_sqrt", k_inv_sqrt),
+    UV("inv_square", k_inv_square),
+    UV("fabs", fabs),
+    UVO("abs", fabs, UV_ABS),
+    UV("floor", floor),
+    UV("ceil", ceil),
+    UV("round", round),
+    UV("trunc", trunc),
+    UV("sin", sin),
+    UV("cos", cos),
+    UV("tan", tan),
+    UV("asin", asin),
+    UV("acos", acos),
+    UV("atan", atan),
+    UV("sinh", sinh),
+    UV("cosh", cosh),
+    UV("tanh", tanh),
+    UV("asinh", asinh),
+    UV("acosh", acosh),
+    UV("atanh", atanh),
+    UV("lgamma", k_lgamma),
+    UV("tgamma", tgamma),
+    UV("digamma", k_digamma),
+    UV("trigamma", k_trigamma),
+    UV("erf", erf),
+    UV("erfc", erfc),
+    UV("Phi", k_Phi),
+    UV("Phi_approx", k_Phi_approx),
+    UVD("inv_Phi", k_inv_Phi, in_unit, "must be in [0, 1]"),
+    UV("logit", k_logit),
+    UV("inv_logit", k_inv_logit),
+    UV("log_inv_logit", k_log_inv_logit),
     UV("log1m_inv_logit", k_log1m_inv_logit),
-    UVD("log1m", k_log1m, le_one, "must be <= 1"), UV("log1p_exp", k_log1p_exp),
-    UV("log1m_exp", k_log1m_exp), UV("inv_cloglog", k_inv_cloglog),
+    UVD("log1m", k_log1m, le_one, "must be <= 1"),
+    UV("log1p_exp", k_log1p_exp),
+    UV("log1m_exp", k_log1m_exp),
+    UV("inv_cloglog", k_inv_cloglog),
     BI_SIG("step", "(real)real", eval_pred, 0),
     BI_SIG("int_step", "(real)int", eval_pred, 1),
     BI_SIG("is_inf", "(real)bool", eval_pred, 2),
     BI_SIG("is_nan", "(real)bool", eval_pred, 3),
 
-    BV("pow", pow), BV("fmin", fmin), BV("fmax", fmax), BV("fmod", fmod), BV("hypot", hypot),
-    BV("atan2", atan2), BV("fdim", fdim), BV("lbeta", k_lbeta), BV("lchoose", k_lchoose),
-    BV("binomial_coefficient_log", k_lchoose), BV("log_diff_exp", k_log_diff_exp),
-    BV("lmultiply", k_lmultiply), BV("multiply_log", k_lmultiply),
+    BV("pow", pow),
+    BV("fmin", fmin),
+    BV("fmax", fmax),
+    BV("fmod", fmod),
+    BV("hypot", hypot),
+    BV("atan2", atan2),
+    BV("fdim", fdim),
+    BV("lbeta", k_lbeta),
+    BV("lchoose", k_lchoose),
+    BV("binomial_coefficient_log", k_lchoose),
+    BV("log_diff_exp", k_log_diff_exp),
+    BV("lmultiply", k_lmultiply),
+    BV("multiply_log", k_lmultiply),
     BI_SIG("choose", "(int,int)int", eval_choose, 0),
     {"log_mix", check_log_mix, eval_log_mix, &(const BiSpec){0}, false},
     BI_SIG("inc_beta", "(real,real,real)real", eval_special3, 0),
     BI_SIG("fma", "(real,real,real)real", eval_special3, 1),
     BI_SIG("gamma_p", "(real,real)real", eval_special2, 0),
     BI_SIG("gamma_q", "(real,real)real", eval_special2, 1),
-    BI_SIG("pi", "()real", eval_const, 0), BI_SIG("e", "()real", eval_const, 1),
+    BI_SIG("pi", "()real", eval_const, 0),
+    BI_SIG("e", "()real", eval_const, 1),
     BI_SIG("sqrt2", "()real", eval_const, 2),
     BI_SIG("not_a_number", "()real", eval_const, 4),
     BI_SIG("positive_infinity", "()real", eval_const, 5),
@@ -580,9 +665,14 @@ const Builtin bi_math_table[] = {
     BI_SIG("machine_precision", "()real", eval_const, 7),
     BI_SIG("to_int", "(real)int;(real[])int[];(real[,])int[,];(real[,,])int[,,]", eval_to_int, 0),
 
-    RED("sum", R_SUM, NULL), RED("prod", R_PROD, NULL), RED("mean", R_MEAN, NULL),
-    RED("variance", R_VAR, NULL), RED("sd", R_SD, NULL),
-    RED("log_sum_exp", R_LSE, k_log_sum_exp2), RED("min", R_MIN, k_min), RED("max", R_MAX, k_max),
+    RED("sum", R_SUM, NULL),
+    RED("prod", R_PROD, NULL),
+    RED("mean", R_MEAN, NULL),
+    RED("variance", R_VAR, NULL),
+    RED("sd", R_SD, NULL),
+    RED("log_sum_exp", R_LSE, k_log_sum_exp2),
+    RED("min", R_MIN, k_min),
+    RED("max", R_MAX, k_max),
     {"size", check_size, eval_size, &(const BiSpec){.op = SZ_SIZE}, false},
     {"num_elements", check_size, eval_size, &(const BiSpec){.op = SZ_NUMEL}, false},
     {"length", check_size, eval_size, &(const BiSpec){.op = SZ_LENGTH}, false},

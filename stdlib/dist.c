@@ -1,1 +1,795 @@
-/* placeholder: being written */
+/* dist.c — the generic distribution layer: the family table, argument type
+ * checks, broadcasting of scalar kernels over containers, parameter domain
+ * checks, truncation to declared bounds and the effective constraint of a
+ * latent.
+ *
+ * Families only supply kernels for ONE value (dists/NAME.c); everything that
+ * is the same for all of them lives here, so that a message such as
+ * "normal: sigma must be positive, got -1" reads the same for every family
+ * and every engine.  Truncated log densities are normalised with log CDFs
+ * chosen to stay accurate in either tail.
+ */
+#include "dist.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mathfn.h"
+
+/* ---- the family table ------------------------------------------------------ */
+
+extern const DistFamily dist_normal, dist_std_normal, dist_student_t, dist_cauchy,
+    dist_logistic, dist_lognormal, dist_exponential, dist_gamma, dist_inv_gamma, dist_weibull,
+    dist_beta, dist_uniform, dist_bernoulli, dist_bernoulli_logit, dist_binomial,
+    dist_binomial_logit, dist_poisson, dist_poisson_log, dist_neg_binomial_2, dist_geometric,
+    dist_discrete_uniform, dist_categorical, dist_categorical_logit, dist_dirichlet,
+    dist_multi_normal, dist_multi_normal_cholesky, dist_lkj_corr_cholesky;
+
+static const DistFamily *const dist_table[] = {
+    &dist_normal,        &dist_std_normal,       &dist_student_t,
+    &dist_cauchy,        &dist_logistic,         &dist_lognormal,
+    &dist_exponential,   &dist_gamma,            &dist_inv_gamma,
+    &dist_weibull,       &dist_beta,             &dist_uniform,
+    &dist_bernoulli,     &dist_bernoulli_logit,  &dist_binomial,
+    &dist_binomial_logit, &dist_poisson,         &dist_poisson_log,
+    &dist_neg_binomial_2, &dist_geometric,       &dist_discrete_uniform,
+    &dist_categorical,   &dist_categorical_logit, &dist_dirichlet,
+    &dist_multi_normal,  &dist_multi_normal_cholesky, &dist_lkj_corr_cholesky,
+    NULL,
+};
+
+const DistFamily *dist_lookup(const char *name) {
+  if (!name) return NULL;
+  for (int i = 0; dist_table[i]; i++)
+    if (dist_table[i]->name && strcmp(dist_table[i]->name, name) == 0) return dist_table[i];
+  return NULL;
+}
+
+const DistFamily *const *dist_all(void) { return dist_table; }
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+__attribute__((format(printf, 3, 4))) static bool dist_fail(char *err, size_t errsz,
+                                                            const char *fmt, ...) {
+  if (err && errsz) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errsz, fmt, ap);
+    va_end(ap);
+  }
+  return false;
+}
+
+/* A scalar family has per-value kernels; dist.c broadcasts them. */
+static bool dist_is_scalar(const DistFamily *f) { return f->lpdf1 != NULL; }
+
+/* "-inf", "inf", "nan" or %g: messages print bounds and parameter values. */
+static const char *dist_num(double v, char *buf, size_t n) {
+  if (isnan(v)) snprintf(buf, n, "nan");
+  else if (isinf(v)) snprintf(buf, n, v > 0 ? "inf" : "-inf");
+  else snprintf(buf, n, "%g", v);
+  return buf;
+}
+
+static const char *dist_base_name(int b) {
+  switch (b) {
+  case TY_INT: return "int";
+  case TY_REAL: return "real";
+  case TY_BOOL: return "bool";
+  case TY_STRING: return "string";
+  case TY_VECTOR: return "vector";
+  case TY_ROWVEC: return "row_vector";
+  case TY_MATRIX: return "matrix";
+  case TY_DIST: return "distribution";
+  default: return "void";
+  }
+}
+
+/* "real", "real[]", "vector[,]" — written here so messages need nothing else */
+static const char *dist_type_name(Type t, char *buf, size_t n) {
+  int k = snprintf(buf, n, "%s", dist_base_name(t.base));
+  if (t.ndims && k > 0 && (size_t)k + t.ndims + 2 < n) {
+    buf[k++] = '[';
+    for (int i = 1; i < t.ndims; i++) buf[k++] = ',';
+    buf[k++] = ']';
+    buf[k] = 0;
+  }
+  return buf;
+}
+
+/* ---- type checks -------------------------------------------------------------- */
+
+static bool dist_real_like(Type t) {
+  return t.base == TY_INT || t.base == TY_REAL || t.base == TY_BOOL || t.base == TY_VECTOR ||
+         t.base == TY_ROWVEC || t.base == TY_MATRIX;
+}
+
+static bool dist_int_like(Type t) { return t.base == TY_INT || t.base == TY_BOOL; }
+
+/* whole-value families: the declared type, or an array of it (int promotes) */
+static bool dist_whole_ok(Type want, Type got) {
+  bool base_ok = got.base == want.base ||
+                 (want.base == TY_REAL && (got.base == TY_INT || got.base == TY_BOOL));
+  return base_ok && (got.ndims == want.ndims || got.ndims == want.ndims + 1);
+}
+
+bool dist_check_types(const DistFamily *f, int nargs, const Type *args, Type x, char *err,
+                      size_t errsz) {
+  char tb[64], wb[64];
+  if (nargs != f->nparams)
+    return dist_fail(err, errsz, "%s: expected %d argument%s, got %d", f->name, f->nparams,
+                     f->nparams == 1 ? "" : "s", nargs);
+  for (int i = 0; i < nargs; i++) {
+    Type want = f->ptype[i], got = args[i];
+    if (dist_is_scalar(f)) {
+      if (want.base == TY_INT && !dist_int_like(got))
+        return dist_fail(err, errsz, "%s: argument %d (%s) must be int or an array of ints, got %s",
+                         f->name, i + 1, f->pnames[i], dist_type_name(got, tb, sizeof tb));
+      if (want.base != TY_INT && !dist_real_like(got))
+        return dist_fail(err, errsz, "%s: argument %d (%s) must be real or a container of reals, got %s",
+                         f->name, i + 1, f->pnames[i], dist_type_name(got, tb, sizeof tb));
+    } else if (!dist_whole_ok(want, got)) {
+      return dist_fail(err, errsz, "%s: argument %d (%s) must be %s or an array of them, got %s",
+                       f->name, i + 1, f->pnames[i], dist_type_name(want, wb, sizeof wb),
+                       dist_type_name(got, tb, sizeof tb));
+    }
+  }
+  if (x.base == TY_VOID) return true; /* no value to check (NAME_rng) */
+  if (dist_is_scalar(f)) {
+    if (f->discrete && !dist_int_like(x))
+      return dist_fail(err, errsz, "%s: y must be int or an array of ints, got %s", f->name,
+                       dist_type_name(x, tb, sizeof tb));
+    if (!f->discrete && !dist_real_like(x))
+      return dist_fail(err, errsz, "%s: y must be real or a container of reals, got %s", f->name,
+                       dist_type_name(x, tb, sizeof tb));
+  } else if (!dist_whole_ok(f->vtype, x)) {
+    return dist_fail(err, errsz, "%s: y must be %s or an array of them, got %s", f->name,
+                     dist_type_name(f->vtype, wb, sizeof wb), dist_type_name(x, tb, sizeof tb));
+  }
+  return true;
+}
+
+/* ---- flat numeric views of arguments -------------------------------------------- */
+
+/* One argument seen as n doubles; a scalar broadcasts to any count. */
+typedef struct DArg {
+  const double *d;
+  size_t n;
+  bool scalar;
+  double one; /* storage for a scalar */
+} DArg;
+
+static bool dist_numeric_leaves(Value v) {
+  switch (v.k) {
+  case V_INT: case V_REAL: case V_BOOL: case V_VEC: case V_ROWVEC: case V_MAT: return true;
+  case V_ARR:
+    for (int i = 0; i < v.a->n; i++)
+      if (!dist_numeric_leaves(v.a->e[i])) return false;
+    return true;
+  default: return false;
+  }
+}
+
+static bool dist_int_leaves(Value v) {
+  if (v.k == V_INT || v.k == V_BOOL) return true;
+  if (v.k != V_ARR) return false;
+  for (int i = 0; i < v.a->n; i++)
+    if (!dist_int_leaves(v.a->e[i])) return false;
+  return true;
+}
+
+/* Vectors and matrices are viewed in place; arrays are flattened once. */
+static bool darg_make(DArg *a, Value v) {
+  switch (v.k) {
+  case V_INT: case V_REAL: case V_BOOL:
+    a->one = val_as_real(v);
+    a->d = &a->one;
+    a->n = 1;
+    a->scalar = true;
+    return true;
+  case V_VEC: case V_ROWVEC: case V_MAT:
+    a->d = v.t->d;
+    a->n = (size_t)v.t->rows * (size_t)v.t->cols;
+    a->scalar = false;
+    return true;
+  case V_ARR: {
+    if (!dist_numeric_leaves(v)) return false;
+    size_t n = val_numel(v);
+    double *buf = gc_alloc_atomic(sizeof(double) * (n ? n : 1));
+    val_flatten(v, buf);
+    a->d = buf;
+    a->n = n;
+    a->scalar = false;
+    return true;
+  }
+  default: return false;
+  }
+}
+
+static inline double darg_at(const DArg *a, size_t j) { return a->scalar ? a->d[0] : a->d[j]; }
+
+/* Broadcast count of the non-scalar arguments; names the first mismatch. */
+static bool dist_common_size(const DistFamily *f, int np, const DArg *args, const DArg *x,
+                             size_t *n, char *err, size_t errsz) {
+  size_t cnt = 1;
+  int who = -1; /* -1: none yet, np: y, i < np: parameter i */
+  for (int i = 0; i <= np; i++) {
+    const DArg *a = i == np ? x : &args[i];
+    if (!a || a->scalar) continue;
+    if (who < 0) {
+      cnt = a->n;
+      who = i;
+    } else if (a->n != cnt) {
+      return dist_fail(err, errsz, "%s: sizes do not match: %s has %zu element%s, %s has %zu",
+                       f->name, who == np ? "y" : f->pnames[who], cnt, cnt == 1 ? "" : "s",
+                       i == np ? "y" : f->pnames[i], a->n);
+    }
+  }
+  *n = cnt;
+  return true;
+}
+
+/* ---- parameter checks ------------------------------------------------------------- */
+
+static bool dist_dom_ok(int dom, double v, const char **what) {
+  switch (dom) {
+  case PD_ANY: *what = "finite"; return isfinite(v);
+  case PD_POS: *what = isinf(v) && v > 0 ? "finite" : "positive"; return isfinite(v) && v > 0;
+  case PD_NONNEG:
+    *what = isinf(v) && v > 0 ? "finite" : "non-negative";
+    return isfinite(v) && v >= 0;
+  case PD_PROB: *what = "in [0, 1]"; return v >= 0 && v <= 1;
+  case PD_INT_NONNEG: *what = "a non-negative integer"; return isfinite(v) && v >= 0 && v == floor(v);
+  case PD_INT: *what = "an integer"; return isfinite(v) && v == floor(v);
+  case PD_ANY_INF: *what = "a number"; return !isnan(v);
+  default: return true;
+  }
+}
+
+static bool dist_check_params(const DistFamily *f, int np, const DArg *args, size_t n,
+                              char *err, size_t errsz) {
+  char nb[32];
+  for (int i = 0; i < np; i++) {
+    const DArg *a = &args[i];
+    for (size_t j = 0; j < a->n; j++) {
+      const char *what = "";
+      if (dist_dom_ok(f->pdom[i], a->d[j], &what)) continue;
+      if (a->scalar)
+        return dist_fail(err, errsz, "%s: %s must be %s, got %s", f->name, f->pnames[i], what,
+                         dist_num(a->d[j], nb, sizeof nb));
+      return dist_fail(err, errsz, "%s: %s[%zu] must be %s, got %s", f->name, f->pnames[i], j + 1,
+                       what, dist_num(a->d[j], nb, sizeof nb));
+    }
+  }
+  /* parameter-dependent supports (uniform) must not be empty */
+  if (f->support && np >= 2) {
+    double p[DIST_MAX_PARAMS];
+    for (size_t j = 0; j < n; j++) {
+      for (int i = 0; i < np; i++) p[i] = darg_at(&args[i], j);
+      double lo, hi;
+      f->support(p, &lo, &hi);
+      if (lo > hi || (!f->discrete && lo == hi)) {
+        char b2[32];
+        return dist_fail(err, errsz, "%s: %s must be less than %s%s, got %s and %s", f->name,
+                         f->pnames[0], f->discrete ? "or equal to " : "", f->pnames[1],
+                         dist_num(p[0], nb, sizeof nb), dist_num(p[1], b2, sizeof b2));
+      }
+    }
+  }
+  return true;
+}
+
+static void dist_support(const DistFamily *f, const double *p, double *lo, double *hi) {
+  *lo = -INFINITY;
+  *hi = INFINITY;
+  if (f->support) f->support(p, lo, hi);
+}
+
+/* ---- truncation ------------------------------------------------------------------- */
+
+/* log P(lo <= X <= hi), from whichever tail keeps the digits.  For discrete
+   families P(X >= lo) = P(X > lo - 1). */
+static double dist_log_mass(const DistFamily *f, const double *p, double lo, double hi) {
+  if (lo == -INFINITY && hi == INFINITY) return 0.0;
+  double a = f->discrete ? lo - 1.0 : lo;
+  if (lo == -INFINITY) return f->lcdf1(hi, p);
+  if (hi == INFINITY) return f->lccdf1(a, p);
+  double lfa = f->lcdf1(a, p), lsa = f->lccdf1(a, p);
+  double lfb = f->lcdf1(hi, p), lsb = f->lccdf1(hi, p);
+  if (lsa < -PPL_LOG2) return m_log_diff_exp(lsa, lsb); /* both bounds in the upper tail */
+  if (lfb < -PPL_LOG2) return m_log_diff_exp(lfb, lfa); /* both in the lower tail */
+  return m_log1m_exp(m_log_sum_exp2(lfa, lsb));       /* straddles the median */
+}
+
+/* Midpoint that also shrinks brackets spanning many orders of magnitude, so
+   deep tails (x ~ 1e-200) take tens of steps, not a thousand. */
+static double dist_mid(double a, double b) {
+  if (a > 0 && b > 4 * a) return sqrt(a) * sqrt(b);
+  if (b < 0 && a < 4 * b) return -sqrt(-a) * sqrt(-b);
+  if (a == 0 && b > 1) return b / 16;
+  if (b == 0 && a < -1) return a / 16;
+  return a + 0.5 * (b - a);
+}
+
+/* Solve for the draw by inverting the CDF numerically in log space.
+   upper: use the survival function (lower bound already past the median). */
+static double dist_invert(const DistFamily *f, const double *p, double lo, double hi,
+                          double target, bool upper) {
+  bool disc = f->discrete;
+  /* pred(x): is the answer <= x ?  (monotone in x) */
+#define DIST_PRED(x) (upper ? f->lccdf1((x), p) <= target : f->lcdf1((x), p) >= target)
+  double a = disc ? lo - 1.0 : lo, b = hi;
+  if (a == -INFINITY) {
+    double step = 1.0;
+    a = (b < 0 ? b : 0.0) - 1.0;
+    while (DIST_PRED(a) && isfinite(a)) {
+      a -= step;
+      step *= 2;
+    }
+  }
+  if (b == INFINITY) {
+    double step = 1.0;
+    b = (a > 0 ? a : 0.0) + 1.0;
+    while (!DIST_PRED(b) && isfinite(b)) {
+      b += step;
+      step *= 2;
+    }
+  }
+  for (int it = 0; it < 2200; it++) {
+    double m = dist_mid(a, b);
+    if (disc) {
+      m = floor(m);
+      if (b - a <= 1.0) break;
+      if (m <= a) m = a + 1.0;
+    } else if (!(m > a && m < b)) {
+      break;
+    }
+    if (DIST_PRED(m)) b = m;
+    else a = m;
+  }
+#undef DIST_PRED
+  if (disc) return b;
+  double x = a + 0.5 * (b - a);
+  return x < lo ? lo : x > hi ? hi : x;
+}
+
+/* One draw from f(p) restricted to [lo, hi] (already clipped to the support). */
+static bool dist_trunc_draw(const DistFamily *f, Rng *r, const double *p, double lo, double hi,
+                            double *out, char *err, size_t errsz) {
+  double lm = dist_log_mass(f, p, lo, hi);
+  if (!(lm > -INFINITY)) {
+    char b1[32], b2[32];
+    return dist_fail(err, errsz, "%s: the bounds [%s, %s] have probability zero", f->name,
+                     dist_num(lo, b1, sizeof b1), dist_num(hi, b2, sizeof b2));
+  }
+  if (lm > log(0.3)) {
+    /* most of the mass is inside: plain rejection is exact and cheap */
+    for (int t = 0; t < 100; t++) {
+      double x = f->rng1(r, p);
+      if (x >= lo && x <= hi) {
+        *out = x;
+        return true;
+      }
+    }
+  }
+  double a = f->discrete ? lo - 1.0 : lo;
+  double lfa = lo == -INFINITY ? -INFINITY : f->lcdf1(a, p);
+  double u = rng_uniform(r);
+  bool upper = lfa > -PPL_LOG2;
+  if (f->qf1 && !upper) {
+    /* p-space is accurate here: F(lo) <= 1/2 */
+    double q = exp(m_log_sum_exp2(lfa, log(u) + lm));
+    double x = f->qf1(q, p);
+    if (x >= lo && x <= hi) {
+      *out = x;
+      return true;
+    }
+  }
+  double target;
+  if (upper) {
+    double lsb = hi == INFINITY ? -INFINITY : f->lccdf1(hi, p);
+    target = m_log_sum_exp2(lsb, log1p(-u) + lm);
+  } else {
+    target = m_log_sum_exp2(lfa, log(u) + lm);
+  }
+  *out = dist_invert(f, p, lo, hi, target, upper);
+  return true;
+}
+
+/* ---- DistCall ----------------------------------------------------------------------- */
+
+static bool dist_make_args(const DistFamily *f, int np, const Value *p, DArg *args, char *err,
+                           size_t errsz) {
+  for (int i = 0; i < np; i++)
+    if (!darg_make(&args[i], p[i]))
+      return dist_fail(err, errsz, "%s: %s must be numeric, got %s", f->name, f->pnames[i],
+                       val_kind_name((ValKind)p[i].k));
+  return true;
+}
+
+/* Nesting depth of arrays around the first leaf. */
+static int dist_depth(Value v) {
+  int d = 0;
+  while (v.k == V_ARR && v.a->n > 0) {
+    v = v.a->e[0];
+    d++;
+  }
+  if (v.k == V_ARR) d++; /* empty array */
+  return d;
+}
+
+/* For whole-value families: how many draws a parameter/value stands for
+   (-1: one value, shared by all draws; k >= 0: an array of k). */
+static bool dist_whole_count(Value v, Type t, int *cnt) {
+  int d = dist_depth(v);
+  if (d == t.ndims) *cnt = -1;
+  else if (d == t.ndims + 1) *cnt = v.a->n;
+  else return false;
+  return true;
+}
+
+static bool dist_whole_params(const DistFamily *f, int np, const Value *p, int *n, char *err,
+                              size_t errsz) {
+  int cnt = -1, who = -1;
+  for (int i = 0; i < np; i++) {
+    int c;
+    if (!dist_whole_count(p[i], f->ptype[i], &c)) {
+      char tb[32];
+      return dist_fail(err, errsz, "%s: %s must be %s or an array of them", f->name, f->pnames[i],
+                       dist_type_name(f->ptype[i], tb, sizeof tb));
+    }
+    if (c < 0) continue;
+    if (who >= 0 && c != cnt)
+      return dist_fail(err, errsz, "%s: sizes do not match: %s has %d elements, %s has %d", f->name,
+                       f->pnames[who], cnt, f->pnames[i], c);
+    cnt = c;
+    who = i;
+  }
+  *n = cnt;
+  return true;
+}
+
+/* The parameters of draw j of a whole-value family. */
+static void dist_whole_pick(const DistFamily *f, int np, const Value *p, int j, Value *out) {
+  for (int i = 0; i < np; i++) {
+    int c = -1;
+    dist_whole_count(p[i], f->ptype[i], &c);
+    out[i] = c >= 0 ? p[i].a->e[j] : p[i];
+  }
+}
+
+static bool dist_init_whole(DistCall *dc, const DistFamily *f, int np, const Value *p,
+                            ConKind con, char *err, size_t errsz) {
+  int n;
+  if (!dist_whole_params(f, np, p, &n, err, errsz)) return false;
+  if (f->check) {
+    Value pj[DIST_MAX_PARAMS];
+    for (int j = 0; j < (n >= 0 ? n : 1); j++) {
+      dist_whole_pick(f, np, p, j, pj);
+      if (!f->check(pj, err, errsz)) return false;
+    }
+  }
+  dc->con = f->support_con != CON_NONE ? f->support_con : con;
+  dc->lower = -INFINITY;
+  dc->upper = INFINITY;
+  dc->truncated = false;
+  return true;
+}
+
+bool dist_call_init(DistCall *dc, const DistFamily *f, int np, const Value *p, ConKind con,
+                    double lo, double hi, Type type, int nsizes, const int *sizes, char *err,
+                    size_t errsz) {
+  char b1[32], b2[32], b3[32], b4[32];
+  memset(dc, 0, sizeof *dc);
+  dc->fam = f;
+  dc->np = np;
+  dc->p = p;
+  dc->type = type;
+  dc->nsizes = nsizes < 0 ? 0 : nsizes > 8 ? 8 : nsizes;
+  for (int i = 0; i < dc->nsizes; i++) dc->sizes[i] = sizes[i];
+  if (np != f->nparams)
+    return dist_fail(err, errsz, "%s: expected %d argument%s, got %d", f->name, f->nparams,
+                     f->nparams == 1 ? "" : "s", np);
+  if (!dist_is_scalar(f)) return dist_init_whole(dc, f, np, p, con, err, errsz);
+
+  DArg args[DIST_MAX_PARAMS];
+  size_t n;
+  if (!dist_make_args(f, np, p, args, err, errsz)) return false;
+  if (!dist_common_size(f, np, args, NULL, &n, err, errsz)) return false;
+  if (!dist_check_params(f, np, args, n, err, errsz)) return false;
+
+  bool scalar_bounds = con == CON_NONE || con == CON_LOWER || con == CON_UPPER ||
+                       con == CON_LOWER_UPPER;
+  double dlo = con == CON_LOWER || con == CON_LOWER_UPPER ? lo : -INFINITY;
+  double dhi = con == CON_UPPER || con == CON_LOWER_UPPER ? hi : INFINITY;
+  if (isnan(dlo) || isnan(dhi) || dlo > dhi || (!f->discrete && dlo == dhi))
+    return dist_fail(err, errsz, "declared bounds [%s, %s] are empty", dist_num(dlo, b1, sizeof b1),
+                     dist_num(dhi, b2, sizeof b2));
+
+  /* the support over all elements (param-dependent only for e.g. uniform) */
+  double slo = INFINITY, shi = -INFINITY, pj[DIST_MAX_PARAMS];
+  if (n == 0) slo = -INFINITY, shi = INFINITY; /* empty containers: no values to bound */
+  for (size_t j = 0; j < n; j++) {
+    for (int i = 0; i < np; i++) pj[i] = darg_at(&args[i], j);
+    double a, b;
+    dist_support(f, pj, &a, &b);
+    if (a < slo) slo = a;
+    if (b > shi) shi = b;
+  }
+  if (!scalar_bounds) {
+    /* structured constraints (ordered, ...) pass through without truncation */
+    dc->con = con;
+    dc->lower = slo;
+    dc->upper = shi;
+    return true;
+  }
+  double elo = dlo > slo ? dlo : slo, ehi = dhi < shi ? dhi : shi;
+  if (f->discrete) {
+    elo = ceil(elo);
+    ehi = floor(ehi);
+  }
+  if (elo > ehi || (!f->discrete && elo == ehi))
+    return dist_fail(err, errsz, "%s: declared bounds [%s, %s] do not meet the support [%s, %s]",
+                     f->name, dist_num(dlo, b1, sizeof b1), dist_num(dhi, b2, sizeof b2),
+                     dist_num(slo, b3, sizeof b3), dist_num(shi, b4, sizeof b4));
+  dc->lower = elo;
+  dc->upper = ehi;
+  dc->truncated = dlo > slo || dhi < shi;
+  if (dc->truncated && (!f->lcdf1 || !f->lccdf1))
+    return dist_fail(err, errsz, "%s: cannot truncate to the declared bounds: the family has no CDF",
+                     f->name);
+  bool has_lo = isfinite(elo), has_hi = isfinite(ehi);
+  dc->con = has_lo && has_hi ? CON_LOWER_UPPER : has_lo ? CON_LOWER : has_hi ? CON_UPPER : CON_NONE;
+  return true;
+}
+
+/* Check and view the value of a scalar family. */
+static bool dist_value_arg(const DistFamily *f, Value x, DArg *xa, char *err, size_t errsz) {
+  if (f->discrete && !dist_int_leaves(x)) return dist_fail(err, errsz, "%s: y must be an int", f->name);
+  if (!darg_make(xa, x)) return dist_fail(err, errsz, "%s: y must be a real or a container of reals", f->name);
+  for (size_t j = 0; j < xa->n; j++)
+    if (isnan(xa->d[j])) return dist_fail(err, errsz, "%s: y must not be NaN", f->name);
+  return true;
+}
+
+static bool dist_lpdf_whole(const DistCall *dc, Value x, double *out, char *err, size_t errsz) {
+  const DistFamily *f = dc->fam;
+  int n, nx;
+  if (!dist_whole_params(f, dc->np, dc->p, &n, err, errsz)) return false;
+  if (!dist_whole_count(x, f->vtype, &nx)) {
+    char tb[32];
+    return dist_fail(err, errsz, "%s: y must be %s or an array of them", f->name,
+                     dist_type_name(f->vtype, tb, sizeof tb));
+  }
+  if (n >= 0 && nx >= 0 && n != nx) {
+    int who = 0;
+    for (int i = 0; i < dc->np; i++) {
+      int c = -1;
+      dist_whole_count(dc->p[i], f->ptype[i], &c);
+      if (c >= 0) { who = i; break; }
+    }
+    return dist_fail(err, errsz, "%s: sizes do not match: %s has %d elements, y has %d", f->name,
+                     f->pnames[who], n, nx);
+  }
+  /* an array of values, or a single value scored under each parameter set */
+  int cnt = nx >= 0 ? nx : n;
+  double total = 0.0;
+  Value pj[DIST_MAX_PARAMS];
+  for (int j = 0; j < (cnt >= 0 ? cnt : 1); j++) {
+    dist_whole_pick(f, dc->np, dc->p, j, pj);
+    double lp;
+    if (!f->lpdf(pj, nx >= 0 ? x.a->e[j] : x, &lp, err, errsz)) return false;
+    total += lp;
+  }
+  *out = total;
+  return true;
+}
+
+bool dist_call_lpdf(const DistCall *dc, Value x, double *out, char *err, size_t errsz) {
+  const DistFamily *f = dc->fam;
+  if (!dist_is_scalar(f)) return dist_lpdf_whole(dc, x, out, err, errsz);
+  DArg args[DIST_MAX_PARAMS], xa;
+  size_t n;
+  if (!dist_make_args(f, dc->np, dc->p, args, err, errsz)) return false;
+  if (!dist_value_arg(f, x, &xa, err, errsz)) return false;
+  if (!dist_common_size(f, dc->np, args, &xa, &n, err, errsz)) return false;
+
+  bool params_scalar = true;
+  for (int i = 0; i < dc->np; i++) params_scalar = params_scalar && args[i].scalar;
+  double p[DIST_MAX_PARAMS], lz = 0.0, total = 0.0;
+  if (params_scalar) {
+    for (int i = 0; i < dc->np; i++) p[i] = args[i].d[0];
+    if (dc->truncated) lz = dist_log_mass(f, p, dc->lower, dc->upper);
+  }
+  for (size_t j = 0; j < n; j++) {
+    double xj = darg_at(&xa, j);
+    if (!params_scalar) {
+      for (int i = 0; i < dc->np; i++) p[i] = darg_at(&args[i], j);
+      if (dc->truncated) lz = dist_log_mass(f, p, dc->lower, dc->upper);
+    }
+    if (dc->truncated && (xj < dc->lower || xj > dc->upper)) {
+      *out = -INFINITY;
+      return true;
+    }
+    total += f->lpdf1(xj, p) - lz;
+  }
+  *out = total;
+  return true;
+}
+
+/* ---- drawing values --------------------------------------------------------------------- */
+
+/* Build a value of type t with the given sizes from a flat buffer (the
+   flatten order: arrays row-major, matrices column-major). */
+static Value dist_build(Type t, int depth, int nsizes, const int *sizes, const double *src,
+                        size_t *pos, bool ints) {
+  if (depth < t.ndims) {
+    int n = depth < nsizes ? sizes[depth] : 0;
+    Value a = val_arr(n);
+    for (int i = 0; i < n; i++)
+      a.a->e[i] = dist_build(t, depth + 1, nsizes, sizes, src, pos, ints);
+    return a;
+  }
+  int r = depth < nsizes ? sizes[depth] : 0, c = depth + 1 < nsizes ? sizes[depth + 1] : 0;
+  Value v;
+  switch (t.base) {
+  case TY_VECTOR: v = val_vec(r); break;
+  case TY_ROWVEC: v = val_rowvec(r); break;
+  case TY_MATRIX: v = val_mat(r, c); break;
+  case TY_INT: return val_int((int64_t)src[(*pos)++]);
+  default: /* a discrete family's scalar draw is an int whatever the declared base */
+    return ints ? val_int((int64_t)src[(*pos)++]) : val_real(src[(*pos)++]);
+  }
+  size_t m = (size_t)v.t->rows * (size_t)v.t->cols;
+  memcpy(v.t->d, src + *pos, m * sizeof(double));
+  *pos += m;
+  return v;
+}
+
+/* Number of scalars in a value of type t with these sizes. */
+static size_t dist_shape_numel(Type t, int nsizes, const int *sizes) {
+  int dims = t.ndims + (t.base == TY_VECTOR || t.base == TY_ROWVEC ? 1 : t.base == TY_MATRIX ? 2 : 0);
+  size_t n = 1;
+  for (int i = 0; i < dims; i++) n *= (size_t)(i < nsizes && sizes[i] > 0 ? sizes[i] : 0);
+  return n;
+}
+
+static bool dist_draw_scalars(const DistCall *dc, Rng *r, const DArg *args, size_t count,
+                              double *buf, char *err, size_t errsz) {
+  const DistFamily *f = dc->fam;
+  double p[DIST_MAX_PARAMS];
+  for (size_t j = 0; j < count; j++) {
+    for (int i = 0; i < dc->np; i++) p[i] = darg_at(&args[i], j);
+    if (dc->truncated) {
+      double lo, hi;
+      dist_support(f, p, &lo, &hi);
+      if (dc->lower > lo) lo = dc->lower;
+      if (dc->upper < hi) hi = dc->upper;
+      if (!dist_trunc_draw(f, r, p, lo, hi, &buf[j], err, errsz)) return false;
+    } else {
+      buf[j] = f->rng1(r, p);
+    }
+  }
+  return true;
+}
+
+static bool dist_rng_whole(const DistCall *dc, Rng *r, Value *out, char *err, size_t errsz);
+
+bool dist_call_rng(const DistCall *dc, Rng *r, Value *out, char *err, size_t errsz) {
+  const DistFamily *f = dc->fam;
+  if (!dist_is_scalar(f)) return dist_rng_whole(dc, r, out, err, errsz);
+  DArg args[DIST_MAX_PARAMS];
+  size_t n;
+  if (!dist_make_args(f, dc->np, dc->p, args, err, errsz)) return false;
+  if (!dist_common_size(f, dc->np, args, NULL, &n, err, errsz)) return false;
+  bool params_scalar = true;
+  for (int i = 0; i < dc->np; i++) params_scalar = params_scalar && args[i].scalar;
+
+  Type t = dc->type;
+  if (t.base == TY_VOID) t = ty_make(f->discrete ? TY_INT : TY_REAL, params_scalar ? 0 : 1);
+  int sz1 = (int)n;
+  const int *sizes = dc->nsizes ? dc->sizes : &sz1;
+  int nsizes = dc->nsizes ? dc->nsizes : (params_scalar ? 0 : 1);
+  size_t total = dist_shape_numel(t, nsizes, sizes);
+  if (!params_scalar && total != n) {
+    int who = 0;
+    while (who < dc->np && args[who].scalar) who++;
+    return dist_fail(err, errsz, "%s: sizes do not match: %s has %zu elements, the value has %zu",
+                     f->name, f->pnames[who], n, total);
+  }
+  double one;
+  double *buf = total <= 1 ? &one : gc_alloc_atomic(sizeof(double) * total);
+  if (!dist_draw_scalars(dc, r, args, total, buf, err, errsz)) return false;
+  size_t pos = 0;
+  *out = dist_build(t, 0, nsizes, sizes, buf, &pos, f->discrete);
+  return true;
+}
+
+/* whole-value draws; arrays of draws loop over the outer array dimensions */
+static bool dist_rng_whole_rec(const DistCall *dc, Rng *r, int depth, int extra, int index,
+                               int nparam_draws, Value *out, char *err, size_t errsz) {
+  const DistFamily *f = dc->fam;
+  if (depth < extra) {
+    int n = depth < dc->nsizes ? dc->sizes[depth] : nparam_draws;
+    if (n < 0) n = 0;
+    if (depth == 0 && nparam_draws >= 0 && n != nparam_draws)
+      return dist_fail(err, errsz, "%s: sizes do not match: the parameters give %d draws, the value has %d",
+                       f->name, nparam_draws, n);
+    Value a = val_arr(n);
+    for (int i = 0; i < n; i++)
+      if (!dist_rng_whole_rec(dc, r, depth + 1, extra, depth == 0 ? i : index, nparam_draws,
+                              &a.a->e[i], err, errsz))
+        return false;
+    *out = a;
+    return true;
+  }
+  Value pj[DIST_MAX_PARAMS];
+  dist_whole_pick(f, dc->np, dc->p, nparam_draws >= 0 ? index : 0, pj);
+  if (!f->rng(r, pj, out, err, errsz)) return false;
+  /* the declared size of one draw must agree with what the parameters imply */
+  if (dc->nsizes > extra && dc->type.base != TY_VOID) {
+    Type one = ty_make((TyBase)dc->type.base, 0);
+    size_t want = dist_shape_numel(one, dc->nsizes - extra, dc->sizes + extra);
+    size_t got = val_numel(*out);
+    if (want != got)
+      return dist_fail(err, errsz, "%s: the parameters give a draw of %zu elements, the variable has %zu",
+                       f->name, got, want);
+  }
+  return true;
+}
+
+static bool dist_rng_whole(const DistCall *dc, Rng *r, Value *out, char *err, size_t errsz) {
+  int n;
+  if (!dist_whole_params(dc->fam, dc->np, dc->p, &n, err, errsz)) return false;
+  int extra = dc->type.base == TY_VOID ? (n >= 0 ? 1 : 0) : dc->type.ndims - dc->fam->vtype.ndims;
+  if (extra < 0) extra = 0;
+  if (n >= 0 && extra == 0)
+    return dist_fail(err, errsz, "%s: array parameters need an array of values", dc->fam->name);
+  return dist_rng_whole_rec(dc, r, 0, extra, 0, n, out, err, errsz);
+}
+
+/* ---- the language's NAME_rng, NAME_lpdf, NAME_lcdf -------------------------------------- */
+
+bool dist_rng_value(const DistFamily *f, Rng *r, int np, const Value *p, Value *out, char *err,
+                    size_t errsz) {
+  DistCall dc;
+  Type none = ty_make(TY_VOID, 0);
+  if (!dist_call_init(&dc, f, np, p, CON_NONE, -INFINITY, INFINITY, none, 0, NULL, err, errsz))
+    return false;
+  return dist_call_rng(&dc, r, out, err, errsz);
+}
+
+bool dist_lpdf_value(const DistFamily *f, Value x, int np, const Value *p, double *out, char *err,
+                     size_t errsz) {
+  DistCall dc;
+  Type none = ty_make(TY_VOID, 0);
+  if (!dist_call_init(&dc, f, np, p, CON_NONE, -INFINITY, INFINITY, none, 0, NULL, err, errsz))
+    return false;
+  return dist_call_lpdf(&dc, x, out, err, errsz);
+}
+
+bool dist_lcdf_value(const DistFamily *f, Value x, int np, const Value *p, bool upper_tail,
+                     double *out, char *err, size_t errsz) {
+  double (*cdf)(double, const double *) = upper_tail ? f->lccdf1 : f->lcdf1;
+  if (!dist_is_scalar(f) || !cdf)
+    return dist_fail(err, errsz, "%s: no %s is available for this family", f->name,
+                     upper_tail ? "lccdf" : "lcdf");
+  DistCall dc;
+  Type none = ty_make(TY_VOID, 0);
+  if (!dist_call_init(&dc, f, np, p, CON_NONE, -INFINITY, INFINITY, none, 0, NULL, err, errsz))
+    return false;
+  DArg args[DIST_MAX_PARAMS], xa;
+  size_t n;
+  if (!dist_make_args(f, np, p, args, err, errsz)) return false;
+  if (!dist_value_arg(f, x, &xa, err, errsz)) return false;
+  if (!dist_common_size(f, np, args, &xa, &n, err, errsz)) return false;
+  double pj[DIST_MAX_PARAMS], total = 0.0;
+  for (size_t j = 0; j < n; j++) {
+    for (int i = 0; i < np; i++) pj[i] = darg_at(&args[i], j);
+    total += cdf(darg_at(&xa, j), pj);
+  }
+  *out = total;
+  return true;
+}

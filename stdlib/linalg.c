@@ -87,6 +87,68 @@ bool la_is_simplex(const double *x, int n, const char *name, char *msg, size_t m
   return true;
 }
 
+/* ---- multivariate normal ------------------------------------------------- */
+
+const double *la_mvn_mu(const char *fam, Value p, int *K, char *err, size_t errsz) {
+  const double *mu = la_vec(p, K);
+  if (!mu) {
+    snprintf(err, errsz, "%s: mu must be a vector, got %s", fam, val_kind_name((ValKind)p.k));
+    return NULL;
+  }
+  for (int i = 0; i < *K; i++)
+    if (!isfinite(mu[i])) {
+      snprintf(err, errsz, "%s: mu[%d] must be finite, got %g", fam, i + 1, mu[i]);
+      return NULL;
+    }
+  return mu;
+}
+
+bool la_mvn_sum(const char *fam, const double *mu, int K, const double *L, Value y, double *acc,
+                char *err, size_t errsz) {
+  if (y.k == V_ARR && y.a->n > 0 && y.a->e[0].k != V_INT && y.a->e[0].k != V_REAL) {
+    for (int i = 0; i < y.a->n; i++)
+      if (!la_mvn_sum(fam, mu, K, L, y.a->e[i], acc, err, errsz)) return false;
+    return true;
+  }
+  int n;
+  const double *yv = la_vec(y, &n);
+  if (!yv) {
+    snprintf(err, errsz, "%s: y must be a vector, got %s", fam, val_kind_name((ValKind)y.k));
+    return false;
+  }
+  if (n != K) {
+    snprintf(err, errsz, "%s: sizes do not match: mu has %d elements, y has %d", fam, K, n);
+    return false;
+  }
+  double zbuf[64];
+  double *z = K <= 64 ? zbuf : gc_alloc_atomic(sizeof(double) * (size_t)K);
+  for (int i = 0; i < K; i++) {
+    if (isnan(yv[i])) {
+      snprintf(err, errsz, "%s: y[%d] is not a number", fam, i + 1);
+      return false;
+    }
+    z[i] = yv[i] - mu[i];
+  }
+  la_solve_lower(K, L, z, z);
+  double q = 0;
+  for (int i = 0; i < K; i++) q += z[i] * z[i];
+  *acc += -K * PPL_LOG_SQRT_2PI - la_log_diag_sum(K, L) - 0.5 * q;
+  return true;
+}
+
+Value la_mvn_draw(Rng *r, const double *mu, int K, const double *L) {
+  Value v = val_vec(K);
+  double zbuf[64];
+  double *z = K <= 64 ? zbuf : gc_alloc_atomic(sizeof(double) * (size_t)K);
+  for (int i = 0; i < K; i++) z[i] = rng_normal(r);
+  for (int i = 0; i < K; i++) {
+    double s = mu[i];
+    for (int k = 0; k <= i; k++) s += L[k * K + i] * z[k];
+    v.t->d[i] = s;
+  }
+  return v;
+}
+
 /* ---- saddle-point log masses --------------------------------------------- */
 
 double la_stirlerr(double n) {
@@ -128,6 +190,45 @@ double la_pois_raw(double x, double lambda) {
   return -la_stirlerr(x) - la_bd0(x, lambda) - 0.5 * log(2 * M_PI * x);
 }
 
+/* log sum of masses from k0 in direction dir, relative to pmf(k0) = e^l0 */
+static bool la_tail_sum(double l0, double k0, int dir, double (*ratio)(double, const double *),
+                        const double *p, double kmin, double kmax, int maxterms, double *out) {
+  double t = 1, s = 1, k = k0;
+  for (int i = 0;; i++) {
+    if (i == maxterms) return false;
+    double k1 = k + dir;
+    if (k1 < kmin || k1 > kmax) break;
+    double t1 = t * (dir > 0 ? ratio(k, p) : 1 / ratio(k1, p));
+    s += t1;
+    if (!isfinite(s)) return false;
+    if (t1 < t && t1 < 1e-17 * s) break;
+    t = t1;
+    k = k1;
+  }
+  *out = l0 + log(s);
+  return true;
+}
+
+bool la_disc_ltail(double n, double ln, double ln1, bool upper,
+                   double (*ratio)(double k, const double *p), const double *p, double kmin,
+                   double kmax, int maxterms, double *out) {
+  /* does the mass fall going down from n, going up from n+1? */
+  bool down = n <= kmin || ratio(n - 1, p) >= 1;
+  bool up = n + 1 >= kmax || ratio(n + 1, p) <= 1;
+  bool first_up = upper ? up : !down; /* the asked-for tail itself when it can be summed */
+  for (int pass = 0; pass < 2; pass++) {
+    bool use_up = (pass == 0) == first_up;
+    double l;
+    if (!(use_up ? up : down)) continue;
+    if (!la_tail_sum(use_up ? ln1 : ln, use_up ? n + 1 : n, use_up ? 1 : -1, ratio, p, kmin,
+                     kmax, maxterms, &l))
+      continue;
+    *out = use_up == upper ? l : m_log1m_exp(l);
+    return true;
+  }
+  return false;
+}
+
 /* The two ends use log1p to keep tiny p or q accurate. */
 double la_binom_lpmf(double n, double N, double p, double q) {
   if (n < 0 || n > N || n != floor(n)) return -INFINITY;
@@ -138,12 +239,21 @@ double la_binom_lpmf(double n, double N, double p, double q) {
   return la_binom_raw(n, N - n, p, q);
 }
 
-/* P(X > n) = I_p(n+1, N-n); the log-space incomplete beta gives both tails. */
+static double la_binom_ratio(double k, const double *bp) {
+  return (bp[0] - k) / (k + 1) * bp[1];
+}
+
+/* Direct sums first (at most 10^5 terms: about 40 standard deviations of a
+   binomial with N p q = 10^6); beyond, P(X > n) = I_p(n+1, N-n). */
 double la_binom_ltail(double n, double N, double p, double q, bool upper) {
   n = floor(n);
   if (n < 0) return upper ? 0 : -INFINITY;
   if (n >= N || p == 0) return upper ? -INFINITY : 0;
   if (q == 0) return upper ? 0 : -INFINITY;
+  double bp[2] = {N, p / q}, out;
+  if (la_disc_ltail(n, la_binom_lpmf(n, N, p, q), la_binom_lpmf(n + 1, N, p, q), upper,
+                    la_binom_ratio, bp, 0, N, 100000, &out))
+    return out;
   double li, lic;
   m_inc_beta_log(n + 1, N - n, p, q, &li, &lic);
   return upper ? li : lic;

@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "../lang/value.h"
+#include "rng.h"
 
 /* ---- dense linear algebra ---------------------------------------------- */
 
@@ -38,6 +39,19 @@ const double *la_vec(Value v, int *n);
  * "sums to 0.9" or "theta[2] = -0.1 is negative" using name. */
 bool la_is_simplex(const double *x, int n, const char *name, char *msg, size_t msgsz);
 
+/* ---- multivariate normal (shared by multi_normal and its Cholesky form) -- */
+
+/* mu: K finite numbers from p (a vector-like value), else false with
+ * "FAM: mu must be a vector" / "FAM: mu[2] must be finite, got inf". */
+const double *la_mvn_mu(const char *fam, Value p, int *K, char *err, size_t errsz);
+/* Adds to *acc the log density of y (a vector, or an array of vectors: each a
+ * draw) under N(mu, L L^T), L lower triangular with positive diagonal.
+ * Errors: "FAM: sizes do not match: mu has 3 elements, y has 2", NaN in y. */
+bool la_mvn_sum(const char *fam, const double *mu, int K, const double *L, Value y, double *acc,
+                char *err, size_t errsz);
+/* A draw mu + L z, z standard normal, as a new vector. */
+Value la_mvn_draw(Rng *r, const double *mu, int K, const double *L);
+
 /* ---- saddle-point log masses (Loader 2000) ------------------------------ */
 
 /* log Gamma(n+1) - [(n+1/2) log n - n + log sqrt(2 pi)], for n > 0. */
@@ -51,6 +65,17 @@ double la_bd0(double x, double m);
 double la_binom_raw(double k, double m, double p, double q);
 /* log Poisson(x | lambda) for x >= 0 integral, lambda >= 0. */
 double la_pois_raw(double x, double lambda);
+/* Tail of a unimodal mass function by direct summation, which keeps full
+ * relative accuracy where the incomplete beta's prefix would cancel (large
+ * counts, extreme shapes).  ratio(k, p) = pmf(k+1)/pmf(k); ln = log pmf(n),
+ * ln1 = log pmf(n+1); support [kmin, kmax].  The side whose masses fall away
+ * from n is summed (the other tail is log1m_exp of it).  Sets *out to
+ * log P(X <= n) or log P(X > n) and returns true, or returns false when the
+ * sum would need more than maxterms terms (the caller falls back to the
+ * incomplete functions). */
+bool la_disc_ltail(double n, double ln, double ln1, bool upper,
+                   double (*ratio)(double k, const double *p), const double *p, double kmin,
+                   double kmax, int maxterms, double *out);
 /* Binomial(N, p) log mass at n, and log P(X <= n) (upper = false) or
  * log P(X > n) (upper = true), with q = 1 - p given separately (binomial
  * passes 1 - theta, binomial_logit inv_logit(-alpha): both exact). */

@@ -1,1 +1,299 @@
-/* placeholder: being written */
+/* transform.c — Stan's constraining transforms (stdlib/transform.h).
+ *
+ * Each kind maps unconstrained reals u to a constrained value x and returns
+ * log|det J| of that map, taken with respect to x's free coordinates (all
+ * scalars for bounds and ordered vectors, the first K-1 entries of a simplex,
+ * the strict lower triangle of a correlation Cholesky factor, the lower
+ * triangle of a covariance matrix).  The formulas, coordinate orders and
+ * Jacobians are exactly Stan's, so a model's unconstrained vector means the
+ * same thing here as there.
+ *
+ * The inverse maps reject values outside the open constraint set (a bound hit
+ * exactly, a zero simplex entry, ties in an ordered vector): those have no
+ * finite unconstrained image. */
+#include "transform.h"
+
+#include <math.h>
+
+#include "linalg.h"
+#include "mathfn.h"
+
+/* side of a K x K matrix stored as n = K*K scalars; -1 if n is not a square */
+static int tf_side(int n) {
+  if (n < 0) return -1;
+  int K = (int)llround(sqrt((double)n));
+  return K * K == n ? K : -1;
+}
+
+int tf_free_size(ConKind con, int n) {
+  int K;
+  switch (con) {
+  case CON_SIMPLEX: return n > 0 ? n - 1 : 0;
+  case CON_CHOL_CORR: K = tf_side(n); return K < 0 ? -1 : K * (K - 1) / 2;
+  case CON_COV: K = tf_side(n); return K < 0 ? -1 : K * (K + 1) / 2;
+  default: return n;
+  }
+}
+
+/* ---- scalar bounds, elementwise ------------------------------------------ */
+
+/* Infinite bounds fall back to the one-sided or identity transform. */
+static ConKind tf_bound_kind(ConKind con, double lo, double hi) {
+  bool has_lo = (con == CON_LOWER || con == CON_LOWER_UPPER) && lo > -INFINITY;
+  bool has_hi = (con == CON_UPPER || con == CON_LOWER_UPPER) && hi < INFINITY;
+  return has_lo && has_hi ? CON_LOWER_UPPER : has_lo ? CON_LOWER : has_hi ? CON_UPPER : CON_NONE;
+}
+
+static bool tf_bound_free(ConKind k, double lo, double hi, double x, double *u) {
+  switch (k) {
+  case CON_LOWER:
+    if (!(x > lo)) return false;
+    *u = log(x - lo);
+    break;
+  case CON_UPPER:
+    if (!(x < hi)) return false;
+    *u = log(hi - x);
+    break;
+  case CON_LOWER_UPPER:
+    if (!(x > lo && x < hi)) return false;
+    *u = log(x - lo) - log(hi - x); /* logit((x-lo)/(hi-lo)) without losing the top end */
+    break;
+  default:
+    if (isnan(x)) return false;
+    *u = x;
+  }
+  return isfinite(*u);
+}
+
+static double tf_bound_map(ConKind k, double lo, double hi, double u, double *x) {
+  switch (k) {
+  case CON_LOWER: *x = lo + exp(u); return u;
+  case CON_UPPER: *x = hi - exp(u); return u;
+  case CON_LOWER_UPPER: {
+    double d = hi - lo;
+    /* from the nearer bound, so x never crosses it by rounding */
+    *x = u > 0 ? hi - d * m_inv_logit(-u) : lo + d * m_inv_logit(u);
+    return log(d) + m_log_inv_logit(u) + m_log1m_inv_logit(u);
+  }
+  default: *x = u; return 0;
+  }
+}
+
+/* ---- simplex: stick-breaking ---------------------------------------------- */
+
+/* x[k] = stick * inv_logit(u[k] - log(K-1-k)) (0-based k < K-1), the last entry
+   takes the remaining stick; the offset makes u = 0 the uniform simplex. */
+static double tf_simplex_map(int K, const double *u, double *x) {
+  if (K == 0) return 0;
+  double stick = 1, lj = 0;
+  for (int k = 0; k < K - 1; k++) {
+    double a = u[k] - log((double)(K - 1 - k));
+    x[k] = stick * m_inv_logit(a);
+    lj += log(stick) + m_log_inv_logit(a) + m_log1m_inv_logit(a);
+    stick *= m_inv_logit(-a);
+  }
+  x[K - 1] = stick;
+  return lj;
+}
+
+static bool tf_simplex_free(int K, const double *x, double *u) {
+  if (!la_is_simplex(x, K, "x", NULL, 0)) return false;
+  if (K == 0) return true;
+  double stick = x[K - 1]; /* summed from the end: the remaining stick, exactly */
+  if (!(stick > 0)) return false;
+  for (int k = K - 2; k >= 0; k--) {
+    if (!(x[k] > 0)) return false;
+    double rest = stick;
+    stick += x[k];
+    u[k] = log(x[k]) - log(rest) + log((double)(K - 1 - k));
+  }
+  return true;
+}
+
+/* ---- ordered and positive_ordered ------------------------------------------ */
+
+static double tf_ordered_map(bool pos, int n, const double *u, double *x) {
+  double lj = 0;
+  for (int k = 0; k < n; k++) {
+    if (k == 0 && !pos) {
+      x[0] = u[0];
+      continue;
+    }
+    x[k] = (k == 0 ? 0 : x[k - 1]) + exp(u[k]);
+    lj += u[k];
+  }
+  return lj;
+}
+
+static bool tf_ordered_free(bool pos, int n, const double *x, double *u) {
+  for (int k = 0; k < n; k++) {
+    double prev = k == 0 ? 0 : x[k - 1];
+    if (k == 0 && !pos) {
+      if (!isfinite(x[0])) return false;
+      u[0] = x[0];
+      continue;
+    }
+    if (!(x[k] > prev) || !isfinite(x[k])) return false;
+    u[k] = log(x[k] - prev);
+  }
+  return true;
+}
+
+/* ---- unit_vector ------------------------------------------------------------ */
+
+/* x = u / |u|.  The map is not one-to-one (u has one more dimension than the
+   sphere), so like Stan we add -|u|^2/2 instead of a Jacobian: it makes u
+   standard normal a priori, keeps |u| away from 0 and gives u's direction the
+   uniform distribution on the sphere.  u = 0 has no direction: -inf. */
+static double tf_unit_map(int n, const double *u, double *x) {
+  double r2 = 0;
+  for (int k = 0; k < n; k++) r2 += u[k] * u[k];
+  if (!(r2 > 0)) {
+    for (int k = 0; k < n; k++) x[k] = k == 0;
+    return -INFINITY;
+  }
+  double r = sqrt(r2);
+  for (int k = 0; k < n; k++) x[k] = u[k] / r;
+  return -0.5 * r2;
+}
+
+static bool tf_unit_free(int n, const double *x, double *u) {
+  double r2 = 0;
+  for (int k = 0; k < n; k++) r2 += x[k] * x[k];
+  if (!(fabs(r2 - 1) <= 1e-8)) return false;
+  for (int k = 0; k < n; k++) u[k] = x[k];
+  return true;
+}
+
+/* ---- cholesky_factor_corr: canonical partial correlations ----------------- */
+
+/* log(1 - tanh(u)^2) = 2 log sech(u), without tanh rounding to 1 */
+static double tf_log1m_tanh2(double u) {
+  double a = fabs(u);
+  return 2 * (PPL_LOG2 - a - log1p(exp(-2 * a)));
+}
+
+/* Row by row (Stan's order: row i = 1..K-1, column j = 0..i-1), the CPC
+   z = tanh(u) scales what is left of the row's unit length. */
+static double tf_chol_corr_map(int K, const double *u, double *x) {
+  for (int q = 0; q < K * K; q++) x[q] = 0;
+  if (K == 0) return 0;
+  x[0] = 1;
+  double lj = 0;
+  int k = 0;
+  for (int i = 1; i < K; i++) {
+    double ss = 0;
+    for (int j = 0; j < i; j++, k++) {
+      double z = tanh(u[k]);
+      lj += tf_log1m_tanh2(u[k]);
+      double v = z;
+      if (j > 0) {
+        lj += 0.5 * log1p(-ss);
+        v = z * sqrt(1 - ss);
+      }
+      x[j * K + i] = v;
+      ss += v * v;
+    }
+    x[i * K + i] = sqrt(fmax(0, 1 - ss));
+  }
+  return lj;
+}
+
+static bool tf_chol_corr_free(int K, const double *x, double *u) {
+  for (int i = 0; i < K; i++) {
+    double ss = 0;
+    for (int j = 0; j < K; j++) {
+      double v = x[j * K + i];
+      if (j > i && !(fabs(v) <= 1e-8)) return false;
+      if (j <= i) ss += v * v;
+    }
+    if (!(x[i * K + i] > 0) || !(fabs(ss - 1) <= 1e-8)) return false;
+  }
+  int k = 0;
+  for (int i = 1; i < K; i++) {
+    double ss = 0;
+    for (int j = 0; j < i; j++, k++) {
+      double v = x[j * K + i];
+      double z = j == 0 ? v : v / sqrt(1 - ss);
+      if (!(fabs(z) < 1)) return false;
+      u[k] = atanh(z);
+      ss += v * v;
+    }
+  }
+  return true;
+}
+
+/* ---- cov_matrix: Cholesky factor with log diagonal -------------------------- */
+
+/* u fills L row by row (row m: m off-diagonal entries, then log L[m,m]);
+   x = L L'.  log|J| = K log 2 + sum_k (K - k + 1) log L[k,k] (0-based k): the
+   Jacobian of L -> L L' on the lower triangle plus the exp on the diagonal. */
+static double tf_cov_map(int K, const double *u, double *x) {
+  double Lbuf[256];
+  double *L = K * K <= 256 ? Lbuf : gc_alloc_atomic(sizeof(double) * (size_t)(K * K));
+  int k = 0;
+  double lj = K * PPL_LOG2;
+  for (int m = 0; m < K; m++) {
+    for (int j = 0; j < K; j++) L[j * K + m] = 0;
+    for (int j = 0; j < m; j++) L[j * K + m] = u[k++];
+    L[m * K + m] = exp(u[k]);
+    lj += (K - m + 1) * u[k++];
+  }
+  for (int i = 0; i < K; i++)
+    for (int j = 0; j <= i; j++) {
+      double s = 0;
+      for (int q = 0; q <= j; q++) s += L[q * K + i] * L[q * K + j];
+      x[j * K + i] = x[i * K + j] = s;
+    }
+  return lj;
+}
+
+static bool tf_cov_free(int K, const double *x, double *u) {
+  double Lbuf[256];
+  double *L = K * K <= 256 ? Lbuf : gc_alloc_atomic(sizeof(double) * (size_t)(K * K));
+  if (!la_is_symmetric(K, x, 1e-8) || !la_cholesky(K, x, L)) return false;
+  int k = 0;
+  for (int m = 0; m < K; m++) {
+    for (int j = 0; j < m; j++) u[k++] = L[j * K + m];
+    u[k++] = log(L[m * K + m]);
+  }
+  return true;
+}
+
+/* ---- dispatch ------------------------------------------------------------------ */
+
+bool tf_unconstrain(ConKind con, double lo, double hi, int n, const double *x, double *u) {
+  int K;
+  switch (con) {
+  case CON_SIMPLEX: return tf_simplex_free(n, x, u);
+  case CON_ORDERED: return tf_ordered_free(false, n, x, u);
+  case CON_POS_ORDERED: return tf_ordered_free(true, n, x, u);
+  case CON_UNIT_VECTOR: return tf_unit_free(n, x, u);
+  case CON_CHOL_CORR: return (K = tf_side(n)) >= 0 && tf_chol_corr_free(K, x, u);
+  case CON_COV: return (K = tf_side(n)) >= 0 && tf_cov_free(K, x, u);
+  default: {
+    ConKind k = tf_bound_kind(con, lo, hi);
+    for (int i = 0; i < n; i++)
+      if (!tf_bound_free(k, lo, hi, x[i], &u[i])) return false;
+    return true;
+  }
+  }
+}
+
+double tf_constrain(ConKind con, double lo, double hi, int n, const double *u, double *x) {
+  int K;
+  switch (con) {
+  case CON_SIMPLEX: return tf_simplex_map(n, u, x);
+  case CON_ORDERED: return tf_ordered_map(false, n, u, x);
+  case CON_POS_ORDERED: return tf_ordered_map(true, n, u, x);
+  case CON_UNIT_VECTOR: return tf_unit_map(n, u, x);
+  case CON_CHOL_CORR: return (K = tf_side(n)) >= 0 ? tf_chol_corr_map(K, u, x) : NAN;
+  case CON_COV: return (K = tf_side(n)) >= 0 ? tf_cov_map(K, u, x) : NAN;
+  default: {
+    ConKind k = tf_bound_kind(con, lo, hi);
+    double lj = 0;
+    for (int i = 0; i < n; i++) lj += tf_bound_map(k, lo, hi, u[i], &x[i]);
+    return lj;
+  }
+  }
+}

@@ -34,7 +34,7 @@ static double du_lccdf(double n, const double *p) {
 }
 
 static double du_rng(Rng *r, const double *p) {
-  if (p[1] < p[0]) return NAN;
+  if (p[1] < p[0]) return p[0]; /* dist.c rejects an empty support before drawing */
   return (double)rng_int(r, (int64_t)p[0], (int64_t)p[1]);
 }
 

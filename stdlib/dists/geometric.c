@@ -1,7 +1,8 @@
 /* geometric.c — geometric(theta): the number of failures before the first
  * success in Bernoulli(theta) trials, support 0, 1, 2, ...  (not the number
  * of trials): P(n) = theta (1-theta)^n, mean (1-theta)/theta.  theta = 1 puts
- * all mass on 0; theta = 0 has no distribution (every mass is 0). */
+ * all mass on 0; theta = 0 has no distribution (every mass is 0, draws are
+ * 2^62). */
 #include <math.h>
 
 #include "../dist.h"
@@ -32,10 +33,12 @@ static double geom_lcdf(double n, const double *p) {
   return m_log1m_exp(geom_lccdf(n, p));
 }
 
-/* inversion: floor(log U / log(1-theta)) */
+/* Inversion: floor(log U / log(1-theta)).  Capped at 2^62 so the caller's
+   conversion to int64 stays defined when theta is 0 or astronomically small. */
 static double geom_rng(Rng *r, const double *p) {
   if (p[0] == 1) return 0;
-  return floor(log(rng_uniform(r)) / log1p(-p[0]));
+  double n = floor(log(rng_uniform(r)) / log1p(-p[0]));
+  return n < 0x1p62 ? n : 0x1p62;
 }
 
 const DistFamily dist_geometric = {

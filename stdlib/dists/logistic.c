@@ -1,1 +1,34 @@
-/* placeholder: being written */
+/* logistic.c — logistic(mu, s): location mu, scale s. */
+#include <math.h>
+
+#include "../dist.h"
+#include "../mathfn.h"
+
+static double logistic_lpdf(double x, const double *p) {
+  double z = (x - p[0]) / p[1];
+  /* -z - 2 log(1 + e^-z) is symmetric; use |z| so nothing overflows */
+  double az = fabs(z);
+  return -az - log(p[1]) - 2.0 * m_log1p_exp(-az);
+}
+
+static double logistic_lcdf(double x, const double *p) { return m_log_inv_logit((x - p[0]) / p[1]); }
+
+static double logistic_lccdf(double x, const double *p) { return m_log1m_inv_logit((x - p[0]) / p[1]); }
+
+static double logistic_qf(double u, const double *p) { return p[0] + p[1] * m_logit(u); }
+
+static double logistic_rng(Rng *r, const double *p) { return logistic_qf(rng_uniform(r), p); }
+
+const DistFamily dist_logistic = {
+    .name = "logistic",
+    .nparams = 2,
+    .pnames = {"mu", "sigma"},
+    .ptype = {{TY_REAL, 0}, {TY_REAL, 0}},
+    .pdom = {PD_ANY, PD_POS},
+    .vtype = {TY_REAL, 0},
+    .lpdf1 = logistic_lpdf,
+    .rng1 = logistic_rng,
+    .lcdf1 = logistic_lcdf,
+    .lccdf1 = logistic_lccdf,
+    .qf1 = logistic_qf,
+};

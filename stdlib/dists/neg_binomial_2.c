@@ -5,7 +5,8 @@
  *   Gamma(n+phi)/(Gamma(phi) n!) p^phi (1-p)^n
  *   = phi/(n+phi) * [binomial-like mass with phi "successes", n "failures"],
  * so the saddle-point form of linalg.h applies and large phi or n lose nothing.
- * P(X <= n) = I_p(phi, n+1). */
+ * P(X <= n) = I_p(phi, n+1), used when direct sums of the masses would be
+ * too long. */
 #include <math.h>
 
 #include "../dist.h"
@@ -26,10 +27,20 @@ static double nb_lpmf(double n, const double *p) {
   return -log1p(n / phi) + la_binom_raw(phi, n, pp, q);
 }
 
+/* pmf(k+1)/pmf(k) = (k + phi)/(k + 1) * mu/(mu + phi) */
+static double nb_ratio(double k, const double *p) {
+  return (k + p[1]) / (k + 1) * (p[0] / (p[0] + p[1]));
+}
+
+/* Direct sums of the masses where they converge within 10^5 terms (they
+   keep every digit); otherwise the incomplete beta. */
 static double nb_tail(double n, const double *p, bool upper) {
-  double mu = p[0], phi = p[1];
+  double mu = p[0], phi = p[1], out;
   n = floor(n);
   if (n < 0) return upper ? 0 : -INFINITY;
+  if (la_disc_ltail(n, nb_lpmf(n, p), nb_lpmf(n + 1, p), upper, nb_ratio, p, 0, INFINITY,
+                    100000, &out))
+    return out;
   double li, lic;
   m_inc_beta_log(phi, n + 1, phi / (mu + phi), mu / (mu + phi), &li, &lic);
   return upper ? lic : li;

@@ -1,0 +1,80 @@
+/* driver.h — runs an engine's chains (in parallel threads), writes each
+ * chain's CmdStan CSV as draws are made, and summarises the run.
+ *
+ * Each chain has its own engine state, seeded from (seed, chain), and writes
+ * only its own file and its own slot of the result, so the draws and files
+ * are identical whatever the number of threads.  The summary is computed
+ * after every chain has finished. */
+#ifndef PPL_DRIVER_H
+#define PPL_DRIVER_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "../ir/interp.h"
+#include "diagnostics.h"
+#include "engine.h"
+
+typedef struct DriverOpts {
+  EngineOpts eng;
+  const char *output_csv;    /* NULL = no CSV; with several chains "out.csv" is
+                                written as out_1.csv, out_2.csv, ... (CmdStan) */
+  const char *summary_json;  /* NULL = no JSON summary */
+  FILE *summary_out;         /* NULL = no table printed (it is kept in the result) */
+  bool progress;             /* a progress line on stderr, redrawn with \r: only
+                                when the caller knows stderr is a terminal */
+  int threads;               /* 0 = min(chains, 2) */
+  const char *model_name;    /* for "model = NAME_model"; a path is reduced to its
+                                base name without extension; NULL = from model_file */
+  const char *model_file, *data_file; /* recorded in the CSV; may be NULL */
+  const char *engine_reason; /* "mh — ..." for the table, CSV and JSON; may be NULL */
+} DriverOpts;
+
+/* chains 4, draws 1000, warmup 1000, thin 1, seed 1; everything else off. */
+void driver_opts_default(DriverOpts *o);
+
+typedef struct RunResult RunResult;
+
+/* The run proper, with the program's output list given explicitly:
+ * outputs[i] names Draw.outputs[i] (see IrProgram.outputs). */
+bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
+                        const EngineVT *eng, const DriverOpts *o, RunResult **out, Diag *d);
+
+/* Run eng on the program of `in`. On success *out is the result (GC memory).
+ * Errors: DIAG_USAGE for bad options, DIAG_IO when a file cannot be written,
+ * the engine's Diag when a chain fails (the other chains stop; what was
+ * written stays on disk, flushed), DIAG_RUNTIME when an output changes shape
+ * between draws or chains (CSV needs fixed columns).  Inline so that only
+ * callers depend on the interpreter library. */
+static inline bool driver_run(const Interp *in, const EngineVT *eng, const DriverOpts *o,
+                              RunResult **out, Diag *d) {
+  const IrProgram *p = interp_program(in);
+  return driver_run_outputs(in, p->noutputs, p->outputs, eng, o, out, d);
+}
+
+/* ---- the result ---- */
+
+int rr_num_chains(const RunResult *r);
+int rr_num_draws(const RunResult *r); /* kept draws per chain */
+/* Columns: lp__, the engine's stat columns, then the outputs' elements. */
+int rr_num_columns(const RunResult *r);
+const char *rr_column_name(const RunResult *r, int col);  /* CmdStan: "theta.1" */
+const char *rr_column_label(const RunResult *r, int col); /* summary: "theta[1]" */
+/* Column by either name form ("theta.1" or "theta[1]"); -1 if none. */
+int rr_column_index(const RunResult *r, const char *name);
+double rr_draw(const RunResult *r, int chain, int draw, int col);
+/* The rr_num_draws values of one column of one chain, contiguous. */
+const double *rr_column_draws(const RunResult *r, int chain, int col);
+/* Importance log weights of one chain (weighted engines), else NULL. */
+const double *rr_log_weights(const RunResult *r, int chain);
+const SummaryStats *rr_summary(const RunResult *r, int col);
+/* False when the engine does not estimate it. */
+bool rr_log_evidence(const RunResult *r, double *est, double *se);
+const char *rr_engine(const RunResult *r);
+const char *rr_engine_reason(const RunResult *r); /* may be NULL */
+/* The summary table (as summary_out receives it). */
+const char *rr_summary_text(const RunResult *r);
+/* Wall-clock seconds of a chain's warmup and sampling phases. */
+double rr_chain_seconds(const RunResult *r, int chain, bool warmup);
+
+#endif

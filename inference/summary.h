@@ -1,0 +1,54 @@
+/* summary.h — the posterior summary of a run: a stansummary-like table and
+ * a JSON file, both over per-column SummaryStats (inference/diagnostics.h).
+ * Names are printed as users write them: theta[1], m[1,2] (csv_label).
+ * Formats are documented in docs/output.md. */
+#ifndef PPL_SUMMARY_H
+#define PPL_SUMMARY_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "../lang/diag.h"
+#include "diagnostics.h"
+
+/* What the summary says about the run besides the columns. */
+typedef struct SummaryRun {
+  const char *model_name;    /* short name ("eight_schools"); may be NULL */
+  const char *engine;        /* "mh" */
+  const char *engine_reason; /* "mh — 2 discrete latents; ..." or NULL */
+  int chains, draws, warmup, thin; /* draws: kept per chain; warmup 0 if none */
+  bool weighted;             /* importance-weighted draws (ESS is Kish's) */
+  double log_evidence, log_evidence_se; /* NaN when not estimated */
+} SummaryRun;
+
+/* The table as text (a GC string), e.g.
+ *   Inference for ppl model: coin
+ *   engine: mh — ...
+ *   4 chains, 1000 draws each after 1000 warmup iterations (thin 1): 4000 draws
+ *
+ *              Mean    MCSE  StdDev      5%     50%     95%  ESS_bulk  ESS_tail  R_hat
+ *   lp__      -7.27   0.021    0.72   -8.71   -6.99   -6.75      1620      2000  1.002
+ *   theta      0.25  0.0031    0.12   0.078    0.24    0.47      1540      1880  1.001
+ *
+ *   log evidence: -108.61 ± 0.02
+ * A "-" marks a statistic that does not apply or cannot be computed (R-hat
+ * of one chain or of weighted draws, ESS of a constant). */
+char *summary_table(const SummaryRun *run, int ncols, const char *const *labels,
+                    const SummaryStats *stats);
+
+/* The JSON document (a GC string):
+ *   {"engine": "mh", "engine_reason": ..., "chains": 4, "draws": 1000,
+ *    "warmup": 1000, "thin": 1,
+ *    "variables": {"theta[1]": {"mean": ..., "sd": ..., "mcse": ..., "q5": ...,
+ *                  "q50": ..., "q95": ..., "ess_bulk": ..., "ess_tail": ...,
+ *                  "rhat": ...}, ...},
+ *    "log_evidence": {"estimate": ..., "se": ...} or null}
+ * Non-finite numbers are null. NULL only if out of memory. */
+char *summary_json(const SummaryRun *run, int ncols, const char *const *labels,
+                   const SummaryStats *stats);
+
+/* summary_json written to path; DIAG_IO on failure. */
+bool summary_write_json(const char *path, const SummaryRun *run, int ncols,
+                        const char *const *labels, const SummaryStats *stats, Diag *d);
+
+#endif

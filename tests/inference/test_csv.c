@@ -1,0 +1,177 @@
+/* test_csv.c — CmdStan column naming and ordering (column-major over all
+ * dimensions), value formatting, labels, per-chain file names and the
+ * comment block readers parse. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inference/csv.h"
+#include "lang/value.h"
+#include "tests/tap.h"
+
+static char *joined(const CsvCols *c) {
+  static char buf[4096];
+  buf[0] = 0;
+  for (int i = 0; i < c->n; i++) {
+    if (i) strcat(buf, ",");
+    strcat(buf, c->names[i]);
+  }
+  return buf;
+}
+
+static char *joined_vals(const CsvCols *c) {
+  static char buf[4096];
+  char v[32];
+  buf[0] = 0;
+  for (int i = 0; i < c->n; i++) {
+    if (i) strcat(buf, ",");
+    strcat(buf, csv_format_value(v, c->vals[i], c->is_int[i]));
+  }
+  return buf;
+}
+
+static void test_matrix(void) {
+  /* m[i][j] = 10 i + j (1-based), stored column-major */
+  Value m = val_mat(2, 3);
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 3; j++) m.t->d[j * 2 + i] = 10 * (i + 1) + (j + 1);
+  CsvCols c;
+  csv_cols_init(&c);
+  char err[128];
+  int n = csv_columns("m", m, &c, true, err, sizeof err);
+  tap_ok(n == 6, "matrix 2x3 has 6 columns");
+  tap_streq(joined(&c), "m.1.1,m.2.1,m.1.2,m.2.2,m.1.3,m.2.3", "matrix names column-major");
+  tap_streq(joined_vals(&c), "11,21,12,22,13,23", "matrix values in the same order");
+}
+
+static void test_2d_array(void) {
+  /* int a[2][3], a[i][j] = 10 i + j */
+  Value a = val_arr(2);
+  for (int i = 0; i < 2; i++) {
+    a.a->e[i] = val_arr(3);
+    for (int j = 0; j < 3; j++) a.a->e[i].a->e[j] = val_int(10 * (i + 1) + (j + 1));
+  }
+  CsvCols c;
+  csv_cols_init(&c);
+  char err[128];
+  csv_columns("a", a, &c, true, err, sizeof err);
+  tap_streq(joined(&c), "a.1.1,a.2.1,a.1.2,a.2.2,a.1.3,a.2.3", "2-d array names column-major");
+  tap_streq(joined_vals(&c), "11,21,12,22,13,23", "2-d array values in the same order");
+  tap_ok(c.is_int[0] && c.is_int[5], "int array elements are integers");
+}
+
+static void test_array_of_vectors(void) {
+  /* vector[3] z[2]: z[i][k] = 10 i + k */
+  Value z = val_arr(2);
+  for (int i = 0; i < 2; i++) {
+    z.a->e[i] = val_vec(3);
+    for (int k = 0; k < 3; k++) z.a->e[i].t->d[k] = 10 * (i + 1) + (k + 1);
+  }
+  CsvCols c;
+  csv_cols_init(&c);
+  char err[128];
+  csv_columns("z", z, &c, true, err, sizeof err);
+  tap_streq(joined(&c), "z.1.1,z.2.1,z.1.2,z.2.2,z.1.3,z.2.3", "array of vectors: first index fastest");
+  tap_streq(joined_vals(&c), "11,21,12,22,13,23", "array of vectors values");
+  int dims[CSV_MAX_DIMS];
+  tap_ok(csv_shape(z, dims) == 2 && dims[0] == 2 && dims[1] == 3, "shape of vector[3] z[2] is 2x3");
+}
+
+static void test_scalars_and_strings(void) {
+  CsvCols c;
+  csv_cols_init(&c);
+  char err[128];
+  csv_columns("lp__", val_real(-7.25), &c, true, err, sizeof err);
+  csv_columns("k", val_int(123456789), &c, true, err, sizeof err);
+  csv_columns("b", val_bool(true), &c, true, err, sizeof err);
+  int ns = csv_columns("s", val_str("text"), &c, true, err, sizeof err);
+  Value sa = val_arr(2);
+  sa.a->e[0] = val_str("x"), sa.a->e[1] = val_str("y");
+  int nsa = csv_columns("sa", sa, &c, true, err, sizeof err);
+  Value rv = val_rowvec(2);
+  rv.t->d[0] = 1e-7, rv.t->d[1] = 123456789.0;
+  csv_columns("r", rv, &c, true, err, sizeof err);
+  tap_ok(ns == 0 && nsa == 0, "strings and string arrays have no columns");
+  tap_streq(joined(&c), "lp__,k,b,r.1,r.2", "scalar and row-vector names");
+  tap_streq(joined_vals(&c), "-7.25,123456789,1,1e-07,1.23457e+08", "ints exact, reals %%.6g");
+
+  Value rag = val_arr(2);
+  rag.a->e[0] = val_vec(2), rag.a->e[1] = val_vec(3);
+  int bad = csv_columns("rag", rag, &c, true, err, sizeof err);
+  tap_ok(bad == -1 && strstr(err, "'rag'") != NULL, "ragged array is an error naming it: %s", err);
+}
+
+static void test_format(void) {
+  char b[32];
+  tap_streq(csv_format_value(b, NAN, false), "nan", "NaN is nan");
+  tap_streq(csv_format_value(b, -NAN, false), "nan", "negative NaN is nan, not -nan");
+  tap_streq(csv_format_value(b, INFINITY, false), "inf", "inf");
+  tap_streq(csv_format_value(b, -INFINITY, true), "-inf", "-inf (int column)");
+  tap_streq(csv_format_value(b, 0.1 + 0.2, false), "0.3", "six significant digits");
+  tap_streq(csv_format_value(b, -3, true), "-3", "negative integer");
+}
+
+static void test_labels_paths(void) {
+  tap_streq(csv_label("theta.1"), "theta[1]", "label theta[1]");
+  tap_streq(csv_label("m.1.2"), "m[1,2]", "label m[1,2]");
+  tap_streq(csv_label("lp__"), "lp__", "label lp__");
+  tap_streq(csv_chain_path("out.csv", 0, 1), "out.csv", "one chain keeps the name");
+  tap_streq(csv_chain_path("out.csv", 0, 4), "out_1.csv", "chain 1 of 4");
+  tap_streq(csv_chain_path("dir.d/out.csv", 3, 4), "dir.d/out_4.csv", "chain 4, dotted dir");
+  tap_streq(csv_chain_path("dir.d/out", 1, 2), "dir.d/out_2", "no extension");
+  tap_streq(csv_chain_path(".hidden", 1, 2), ".hidden_2", "dot file");
+}
+
+/* The comment block, as text, has the lines cmdstanr and ArviZ look for. */
+static void test_config(void) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  const char *skipped[] = {"answer"};
+  CsvConfig cfg = {.model_name = "coin", .engine = "mh",
+                   .engine_reason = "mh — 1 latent (J = 8)\nsecond line",
+                   .num_samples = 2000, .num_warmup = 500, .thin = 2, .num_chains = 4, .id = 3,
+                   .seed = 18446744073709551615ULL, .data_file = "coin.json",
+                   .output_file = "out_3.csv", .nskipped = 1, .skipped = skipped};
+  tap_ok(csv_write_config(f, &cfg), "config written");
+  csv_write_timing(f, 0.25, 1.5);
+  fclose(f);
+  const char *want[] = {
+      "# stan_version_major = 2\n", "# stan_version_minor = 33\n", "# stan_version_patch = 0\n",
+      "# ppl_version = 0.1.0\n", "# model = coin_model\n", "# method = sample\n",
+      "#     num_samples = 2000\n", "#     num_warmup = 500\n", "#     save_warmup = 0\n",
+      "#     thin = 2\n", "#     algorithm = ppl\n", "#         engine = mh\n",
+      "#     num_chains = 4\n", "# id = 3\n", "#   file = coin.json\n",
+      "#   seed = 18446744073709551615\n", "#   file = out_3.csv\n",
+      "# engine: mh — 1 latent (J : 8) second line\n",
+      "# string outputs have no column (CmdStan CSV holds numbers): answer\n",
+      "#  Elapsed Time: 0.25 seconds (Warm-up)\n", "#                1.5 seconds (Sampling)\n",
+      "#                1.75 seconds (Total)\n"};
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+    tap_ok(strstr(buf, want[i]) != NULL, "config has line: %.*s", (int)strlen(want[i]) - 1, want[i]);
+  /* every line is a comment, and none has two '=' (cmdstanr splits on it) */
+  int bad = 0;
+  for (char *line = buf; *line;) {
+    char *end = strchr(line, '\n');
+    if (line[0] != '#') bad++;
+    int eq = 0;
+    for (char *p = line; p < end; p++) eq += *p == '=';
+    if (eq > 1) bad++;
+    line = end + 1;
+  }
+  tap_ok(bad == 0, "all comment lines, at most one '=' each");
+  free(buf);
+}
+
+int main(void) {
+  gc_init();
+  test_matrix();
+  test_2d_array();
+  test_array_of_vectors();
+  test_scalars_and_strings();
+  test_format();
+  test_labels_paths();
+  test_config();
+  return tap_done();
+}

@@ -1,0 +1,208 @@
+/* test_logdensity.c — the log density on the unconstrained vector: values
+ * against log densities written out by hand in gen_engines_reference.py
+ * (Jacobians of the log, logit and stick-breaking maps included), the
+ * constrain/unconstrain round trip, CmdStan element names and order, errors
+ * for dynamic and discrete programs and for failed parameter checks, and
+ * concurrent evaluation from two threads. */
+#include <pthread.h>
+
+#include "engines_reference.h"
+#include "inference/logdensity.h"
+#include "test_engines_util.h"
+
+static const char *SRC_G =
+    "data { int N; vector[N] y; }\n"
+    "model {\n"
+    "  real mu ~ normal(1, 2);\n"
+    "  real<lower=0> sigma ~ lognormal(0, 1);\n"
+    "  y ~ normal(mu, sigma);\n"
+    "}\n";
+
+static void test_normal_model(LogDensity **keep) {
+  TData td;
+  tdata_init(&td);
+  tdata_add(&td, "N", val_int(5));
+  tdata_add(&td, "y", tvec(5, A_y));
+  Diag d;
+  Interp *in = tcompile(SRC_G, &td, &d);
+  if (!tap_ok(in != NULL, "model G compiles")) return;
+  LogDensity *ld = ld_new(in, &d);
+  if (!tap_ok(ld != NULL, "ld_new: %s", d.msg)) return;
+  *keep = ld;
+  tap_ok(ld_dim(ld) == 2 && ld_num_constrained(ld) == 2, "dims 2 and 2");
+  const char *const *names = ld_param_names(ld);
+  tap_streq(names[0], "mu", "name 1");
+  tap_streq(names[1], "sigma", "name 2");
+  for (int k = 0; k < 3; k++) {
+    double lp = NAN;
+    diag_init(&d);
+    bool ok = ld_eval(ld, G_theta + 2 * k, &lp, &d);
+    tap_ok(ok, "ld_eval point %d %s", k, d.msg);
+    tap_near(lp, G_lp[k], 1e-11, "log density with Jacobian at point %d", k);
+  }
+  double x[2], th[2];
+  ld_constrain(ld, G_theta + 2, x, &d);
+  tap_near(x[0], -1.0, 1e-15, "constrain: mu unchanged");
+  tap_near(x[1], exp(0.5), 1e-14, "constrain: sigma = exp(theta)");
+  tap_ok(ld_unconstrain(ld, x, th, &d), "unconstrain");
+  tap_near(th[1], 0.5, 1e-14, "round trip sigma");
+  double bad[2] = {0, -1};
+  diag_init(&d);
+  tap_ok(!ld_unconstrain(ld, bad, th, &d) && strstr(d.msg, "sigma") != NULL,
+         "unconstrain outside the constraint: %s", d.msg);
+}
+
+static void test_simplex_and_bounds(void) {
+  TData td;
+  tdata_init(&td);
+  tdata_add(&td, "alpha", tvec(3, F_alpha));
+  Diag d;
+  Interp *in = tcompile("data { vector[3] alpha; }\n"
+                        "model {\n"
+                        "  real<lower=-1, upper=2> a ~ uniform(-1, 2);\n"
+                        "  simplex[3] th ~ dirichlet(alpha);\n"
+                        "}\n",
+                        &td, &d);
+  if (!tap_ok(in != NULL, "model H compiles")) return;
+  LogDensity *ld = ld_new(in, &d);
+  if (!tap_ok(ld != NULL, "ld_new: %s", d.msg)) return;
+  tap_ok(ld_dim(ld) == 3 && ld_num_constrained(ld) == 4, "simplex[3] has 2 free coordinates");
+  const char *const *names = ld_param_names(ld);
+  tap_streq(names[1], "th.1", "simplex names th.1");
+  tap_streq(names[3], "th.3", "simplex names th.3");
+  for (int k = 0; k < 2; k++) {
+    double lp = NAN, x[4], th[3];
+    diag_init(&d);
+    ld_eval(ld, H_theta + 3 * k, &lp, &d);
+    tap_near(lp, H_lp[k], 1e-11, "lower-upper + simplex log density at point %d %s", k, d.msg);
+    ld_constrain(ld, H_theta + 3 * k, x, &d);
+    int ok = 1;
+    for (int i = 0; i < 4; i++) ok &= fabs(x[i] - H_x[4 * k + i]) < 1e-13;
+    tap_ok(ok, "constrain point %d: a = %g, th = (%g, %g, %g)", k, x[0], x[1], x[2], x[3]);
+    ld_unconstrain(ld, H_x + 4 * k, th, &d);
+    ok = 1;
+    for (int i = 0; i < 3; i++) ok &= fabs(th[i] - H_theta[3 * k + i]) < 1e-10;
+    tap_ok(ok, "unconstrain round trip point %d", k);
+  }
+}
+
+static void test_order_and_loops(void) {
+  Diag d;
+  Interp *in = tcompile("model {\n"
+                        "  real w[2, 3] ~ normal(0, 1);\n"
+                        "  for (i in 1:2) { real z ~ normal(0, 1); }\n"
+                        "}\n",
+                        NULL, &d);
+  if (!tap_ok(in != NULL, "array model compiles")) return;
+  LogDensity *ld = ld_new(in, &d);
+  if (!tap_ok(ld != NULL, "ld_new: %s", d.msg)) return;
+  tap_ok(ld_dim(ld) == 8 && ld_num_constrained(ld) == 8, "8 reals");
+  const char *const *nm = ld_param_names(ld);
+  const char *want[8] = {"w.1.1", "w.2.1", "w.1.2", "w.2.2", "w.1.3", "w.2.3", "z.1", "z.2"};
+  int ok = 1;
+  for (int i = 0; i < 8; i++) ok &= strcmp(nm[i], want[i]) == 0;
+  tap_ok(ok, "CmdStan names, first index fastest; loop addresses z[1] -> z.1 (%s %s %s)", nm[1],
+         nm[2], nm[6]);
+  double theta[8] = {0, 1, 2, 3, 4, 5, 6, 7}, x[8], back[8];
+  ld_constrain(ld, theta, x, &d);
+  const double xw[8] = {0, 3, 1, 4, 2, 5, 6, 7};
+  ok = 1;
+  for (int i = 0; i < 8; i++) ok &= x[i] == xw[i];
+  tap_ok(ok, "theta row-major, x column-major: x = %g %g %g %g %g %g", x[0], x[1], x[2], x[3],
+         x[4], x[5]);
+  ld_unconstrain(ld, x, back, &d);
+  tap_ok(memcmp(back, theta, sizeof theta) == 0, "round trip through x");
+  double lp;
+  ld_eval(ld, theta, &lp, &d);
+  double want_lp = 0;
+  for (int i = 0; i < 8; i++) want_lp += -0.91893853320467274178 - theta[i] * theta[i] / 2;
+  tap_near(lp, want_lp, 1e-12, "log density sums all eight");
+}
+
+static void test_errors(void) {
+  Diag d;
+  TData te;
+  tdata_init(&te);
+  tdata_add(&te, "y", val_real(E_Y));
+  Interp *in = tcompile("data { real y; }\n"
+                        "model {\n"
+                        "  int K = 1;\n"
+                        "  int go = 1;\n"
+                        "  while (go == 1) { int c ~ bernoulli(0.4); go = c; K = K + c; }\n"
+                        "  real s = 0;\n"
+                        "  for (i in 1:K) { real x ~ normal(0, 1); s = s + x; }\n"
+                        "  y ~ normal(s, 1);\n"
+                        "}\n",
+                        &te, &d);
+  if (in) {
+    diag_init(&d);
+    tap_ok(ld_new(in, &d) == NULL &&
+               strncmp(d.msg,
+                       "log density on an unconstrained vector needs a fixed-structure program: ",
+                       72) == 0,
+           "dynamic program refused: %s", d.msg);
+  }
+  in = tcompile("model { int z ~ bernoulli(0.3); real m ~ normal(z, 1); }\n", NULL, &d);
+  if (in) {
+    diag_init(&d);
+    tap_ok(ld_new(in, &d) == NULL &&
+               strstr(d.msg, "needs continuous latents: 'z' is discrete") != NULL,
+           "discrete latent refused: %s", d.msg);
+  }
+  in = tcompile("model { real s ~ normal(0, 1); real x ~ normal(0, s); }\n", NULL, &d);
+  if (in) {
+    diag_init(&d);
+    LogDensity *ld = ld_new(in, &d);
+    double theta[2] = {-1, 0}, lp;
+    diag_init(&d);
+    tap_ok(ld && !ld_eval(ld, theta, &lp, &d) && d.code == DIAG_RUNTIME &&
+               strstr(d.msg, "sigma") != NULL,
+           "failed parameter check is an error: %s", d.msg);
+  }
+}
+
+typedef struct ThreadArg {
+  const LogDensity *ld;
+  double sum;
+} ThreadArg;
+
+static void eval_loop(ThreadArg *a) {
+  for (int i = 0; i < 300; i++) {
+    double th[2] = {0.01 * i, -0.005 * i}, lp = 0;
+    Diag d;
+    diag_init(&d);
+    ld_eval(a->ld, th, &lp, &d);
+    a->sum += lp;
+  }
+}
+
+static void *eval_thread(void *p) {
+  gc_thread_enter();
+  eval_loop(p);
+  gc_thread_leave();
+  return NULL;
+}
+
+static void test_threads(const LogDensity *ld) {
+  if (!ld) return;
+  ThreadArg serial = {ld, 0}, a = {ld, 0}, b = {ld, 0};
+  eval_loop(&serial);
+  pthread_t t1, t2;
+  pthread_create(&t1, NULL, eval_thread, &a);
+  pthread_create(&t2, NULL, eval_thread, &b);
+  pthread_join(t1, NULL);
+  pthread_join(t2, NULL);
+  tap_ok(a.sum == serial.sum && b.sum == serial.sum,
+         "two threads evaluating at once agree with the serial result");
+}
+
+int main(void) {
+  gc_init();
+  LogDensity *ld = NULL;
+  test_normal_model(&ld);
+  test_simplex_and_bounds();
+  test_order_and_loops();
+  test_errors();
+  test_threads(ld);
+  return tap_done();
+}

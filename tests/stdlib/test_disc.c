@@ -1,0 +1,192 @@
+/* test_disc.c — the discrete families against mpmath reference values
+ * (disc_reference.h, from gen_disc_reference.py), their samplers' first two
+ * moments against the analytic ones, and their DistFamily records. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "disc_reference.h"
+#include "stdlib/dist.h"
+#include "tap.h"
+
+extern const DistFamily dist_bernoulli, dist_bernoulli_logit, dist_binomial,
+    dist_binomial_logit, dist_poisson, dist_poisson_log, dist_neg_binomial_2, dist_geometric,
+    dist_discrete_uniform;
+
+static const DistFamily *const fams[] = {
+    &dist_bernoulli, &dist_bernoulli_logit, &dist_binomial, &dist_binomial_logit,
+    &dist_poisson, &dist_poisson_log, &dist_neg_binomial_2, &dist_geometric,
+    &dist_discrete_uniform};
+#define NFAMS (int)(sizeof fams / sizeof fams[0])
+
+static const DistFamily *fam(const char *name) {
+  for (int i = 0; i < NFAMS; i++)
+    if (strcmp(fams[i]->name, name) == 0) return fams[i];
+  return NULL;
+}
+
+/* Relative 1e-10; exact for infinities; absolute 1e-12 only where the true
+   value is 0 (tiny tails must keep their relative digits). */
+static int near_rel(double got, double want, const char *what, const DiscRef *r) {
+  int ok;
+  if (want == 0) ok = fabs(got) <= 1e-12;
+  else if (isinf(want)) ok = got == want;
+  else ok = fabs(got - want) <= 1e-10 * fabs(want);
+  tap_ok(ok, "%s %s(%g, %g) at %g", what, r->fam, r->p[0], r->p[1], r->n);
+  if (!ok) tap_diag("got %.17g, want %.17g", got, want);
+  return ok;
+}
+
+static void test_reference(void) {
+  for (size_t i = 0; i < sizeof disc_ref / sizeof disc_ref[0]; i++) {
+    const DiscRef *r = &disc_ref[i];
+    const DistFamily *f = fam(r->fam);
+    if (!tap_ok(f != NULL, "family %s exists", r->fam)) continue;
+    near_rel(f->lpdf1(r->n, r->p), r->lpmf, "lpmf", r);
+    near_rel(f->lcdf1(r->n, r->p), r->lcdf, "lcdf", r);
+    near_rel(f->lccdf1(r->n, r->p), r->lccdf, "lccdf", r);
+  }
+}
+
+/* ---- sampler moments ------------------------------------------------------ */
+
+#define NDRAW 200000
+
+/* mean and variance of n draws within 5 standard errors of the analytic
+   values; the variance's standard error comes from the analytic 4th central
+   moment m4: Var(s^2) ~ (m4 - var^2)/n. */
+static void moments(const DistFamily *f, const double *p, double mean, double var, double m4,
+                    uint64_t seed) {
+  Rng r;
+  rng_seed(&r, seed, 0);
+  double s = 0, ss = 0;
+  int bad = 0;
+  for (int i = 0; i < NDRAW; i++) {
+    double x = f->rng1(&r, p);
+    double lo = -INFINITY, hi = INFINITY;
+    if (f->support) f->support(p, &lo, &hi);
+    if (x != floor(x) || x < lo || x > hi) bad++;
+    s += x;
+    ss += x * x;
+  }
+  double m = s / NDRAW, v = (ss - NDRAW * m * m) / (NDRAW - 1);
+  double se_m = sqrt(var / NDRAW), se_v = sqrt((m4 - var * var) / NDRAW);
+  tap_ok(bad == 0, "%s(%g, %g) draws are integers in the support (%d bad)", f->name, p[0], p[1],
+         bad);
+  tap_ok(fabs(m - mean) <= 5 * se_m, "%s(%g, %g) mean %g vs %g (se %g)", f->name, p[0], p[1], m,
+         mean, se_m);
+  tap_ok(fabs(v - var) <= 5 * se_v, "%s(%g, %g) variance %g vs %g (se %g)", f->name, p[0], p[1],
+         v, var, se_v);
+}
+
+static double inv_logit(double a) { return 1 / (1 + exp(-a)); }
+
+/* negative binomial with r successes, success probability q: failures' moments */
+static void nb_moments(double r, double q, double *var, double *m4) {
+  *var = r * (1 - q) / (q * q);
+  *m4 = *var * *var * (3 + 6 / r + q * q / (r * (1 - q)));
+}
+
+static void test_moments(void) {
+  double p[3], pq, v, m4;
+
+  p[0] = 0.3, pq = 0.3 * 0.7;
+  moments(&dist_bernoulli, p, 0.3, pq, pq * (1 - 3 * pq), 11);
+  p[0] = -1.2;
+  double th = inv_logit(-1.2);
+  pq = th * (1 - th);
+  moments(&dist_bernoulli_logit, p, th, pq, pq * (1 - 3 * pq), 12);
+
+  /* binomial: small N*p (inversion) and large (rejection) */
+  double bin[][2] = {{20, 0.3}, {1000, 0.4}, {7, 0.999}};
+  for (int i = 0; i < 3; i++) {
+    double N = bin[i][0], t = bin[i][1];
+    p[0] = N, p[1] = t, pq = t * (1 - t);
+    moments(&dist_binomial, p, N * t, N * pq, N * pq * (1 + 3 * (N - 2) * pq), 13 + i);
+  }
+  p[0] = 50, p[1] = 0.7, th = inv_logit(0.7), pq = th * (1 - th);
+  moments(&dist_binomial_logit, p, 50 * th, 50 * pq, 50 * pq * (1 + 3 * 48 * pq), 17);
+
+  double lams[] = {3.5, 250, 0.05};
+  for (int i = 0; i < 3; i++) {
+    p[0] = lams[i];
+    moments(&dist_poisson, p, lams[i], lams[i], lams[i] * (1 + 3 * lams[i]), 20 + i);
+  }
+  p[0] = 1.5;
+  double lam = exp(1.5);
+  moments(&dist_poisson_log, p, lam, lam, lam * (1 + 3 * lam), 24);
+
+  double nb[][2] = {{4, 2.5}, {100, 0.7}, {3, 50}};
+  for (int i = 0; i < 3; i++) {
+    double mu = nb[i][0], phi = nb[i][1];
+    p[0] = mu, p[1] = phi;
+    nb_moments(phi, phi / (mu + phi), &v, &m4);
+    tap_ok(fabs(v - (mu + mu * mu / phi)) < 1e-9 * v, "neg_binomial_2 variance identity");
+    moments(&dist_neg_binomial_2, p, mu, v, m4, 30 + i);
+  }
+
+  double geo[] = {0.3, 0.02, 0.9};
+  for (int i = 0; i < 3; i++) {
+    p[0] = geo[i];
+    nb_moments(1, geo[i], &v, &m4);
+    moments(&dist_geometric, p, (1 - geo[i]) / geo[i], v, m4, 40 + i);
+  }
+
+  p[0] = -3, p[1] = 7;
+  double n = 11;
+  moments(&dist_discrete_uniform, p, 2, (n * n - 1) / 12, (n * n - 1) * (3 * n * n - 7) / 240,
+          50);
+}
+
+/* ---- the records themselves ------------------------------------------------ */
+
+static void test_records(void) {
+  for (int i = 0; i < NFAMS; i++) {
+    const DistFamily *f = fams[i];
+    tap_ok(f->discrete && f->vtype.base == TY_INT && f->vtype.ndims == 0 && f->lpdf1 &&
+               f->rng1 && f->lcdf1 && f->lccdf1 && f->support && !f->lpdf &&
+               f->support_con == CON_NONE,
+           "%s is a complete scalar discrete family", f->name);
+  }
+  double lo, hi, p[2] = {12, 0.4};
+  dist_binomial.support(p, &lo, &hi);
+  tap_ok(lo == 0 && hi == 12, "binomial support is [0, N]");
+  p[0] = -2, p[1] = 5;
+  dist_discrete_uniform.support(p, &lo, &hi);
+  tap_ok(lo == -2 && hi == 5, "discrete_uniform support is [lower, upper]");
+  dist_poisson.support(p, &lo, &hi);
+  tap_ok(lo == 0 && hi == INFINITY, "poisson support is [0, inf)");
+  tap_ok(dist_binomial.pdom[0] == PD_INT_NONNEG && dist_binomial.pdom[1] == PD_PROB &&
+             dist_neg_binomial_2.pdom[0] == PD_POS && dist_neg_binomial_2.pdom[1] == PD_POS &&
+             dist_poisson.pdom[0] == PD_NONNEG && dist_geometric.pdom[0] == PD_PROB,
+         "parameter domains");
+  tap_streq(dist_neg_binomial_2.pnames[1], "phi", "neg_binomial_2 parameter names");
+
+  /* the masses sum to 1 (a check on normalisation independent of mpmath) */
+  double s = 0;
+  p[0] = 7.3, p[1] = 0.8;
+  for (int k = 0; k < 2000; k++) s += exp(dist_neg_binomial_2.lpdf1(k, p));
+  tap_ok(fabs(s - 1) < 1e-12, "neg_binomial_2(7.3, 0.8) masses sum to 1 (%.15g)", s);
+  s = 0;
+  p[0] = 40, p[1] = 0.37;
+  for (int k = 0; k <= 40; k++) s += exp(dist_binomial.lpdf1(k, p));
+  tap_ok(fabs(s - 1) < 1e-13, "binomial(40, 0.37) masses sum to 1 (%.15g)", s);
+  /* the CDF is the running sum of the masses */
+  p[0] = 37.5;
+  double c = 0;
+  int ok = 1;
+  for (int k = 0; k < 60; k++) {
+    c += exp(dist_poisson.lpdf1(k, p));
+    if (fabs(exp(dist_poisson.lcdf1(k, p)) - c) > 1e-13) ok = 0;
+  }
+  tap_ok(ok, "poisson lcdf is the running sum of the masses");
+  tap_ok(dist_poisson.lpdf1(2.5, p) == -INFINITY, "non-integer value has mass 0");
+}
+
+int main(void) {
+  gc_init();
+  test_reference();
+  test_moments();
+  test_records();
+  return tap_done();
+}
