@@ -801,7 +801,7 @@ static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d) {
 
     case IR_CONTINUE:
       while (f->ncur > 1 && f->cur[f->ncur - 1].kind == CK_BLOCK) f->ncur--;
-      
+      f->cur[f->ncur - 1].pc = f->cur[f->ncur - 1].blk->n;
       break;
 
     case IR_RETURN: {

@@ -869,6 +869,19 @@ static void chk_decl(Checker *c, Ast *s) {
       return;
     }
     if (c->func) c->stoch[c->funcidx] = true;
+    /* observed ints may meet continuous families, but a latent takes the
+       family's kind of value */
+    const DistFamily *f = s->b->kind == AST_CALL ? dist_lookup(s->b->name) : NULL;
+    if (f && f->vtype.base == TY_REAL && t.base == TY_INT) {
+      chk_error(c, s->pos, "'%s' is declared int, but %s is a continuous distribution; declare "
+                           "it real", s->name, f->name);
+      return;
+    }
+    if (f && f->discrete && t.base != TY_INT) {
+      chk_error(c, s->pos, "'%s' is declared %s, but %s is a discrete distribution; declare it "
+                           "int", s->name, ty_name(t), f->name);
+      return;
+    }
     chk_dist(c, s->b, t);
     if (FAILED(c)) return;
   }
@@ -1024,9 +1037,10 @@ static void chk_stmt(Checker *c, Ast *s) {
     if (s->a->kind == AST_VAR) {
       Sym *y = sym_find(c, s->a->name);
       if (y && y->kind == SK_LATENT) {
+        const char *tn = y->decl->type ? ast_type_base_name(y->decl->type->base) : "real";
         chk_error(c, s->a->pos, "'~' needs data or a new declaration on its left: '%s' is a "
-                                "latent; write 'real %s ~ ...' to declare it, or use observe()",
-                  s->a->name, s->a->name);
+                                "latent; write '%s %s ~ ...' to declare it, or use observe()",
+                  s->a->name, tn, s->a->name);
         return;
       }
     }

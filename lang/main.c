@@ -65,7 +65,8 @@ static int report(ppl_context *ctx) {
   const char *file = NULL;
   int line = 0, col = 0;
   ppl_status s = ppl_errpos(ctx, &file, &line, &col);
-  fprintf(stderr, "%s\n", ppl_errmsg(ctx));
+  /* usage errors carry no place: say who is speaking, as for option errors */
+  fprintf(stderr, "%s%s\n", s == PPL_ERR_USAGE ? "ppl: " : "", ppl_errmsg(ctx));
   if (file && line > 0 && col > 0) {
     FILE *f = fopen(file, "r");
     if (f) {

@@ -7,6 +7,7 @@
 #ifndef PPL_AST_H
 #define PPL_AST_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "../lang/diag.h"

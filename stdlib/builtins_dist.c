@@ -34,7 +34,9 @@ typedef struct {
 static pthread_once_t dist_once = PTHREAD_ONCE_INIT;
 static DistTable dist_table; /* written once inside pthread_once, then read-only */
 
-#define DB(b) ((const DistBuiltin *)(b)->data)
+/* data is the DistFamily (as builtins.h promises); the entry embeds the
+   Builtin as its first member, so the entry is the Builtin's address. */
+#define DB(b) ((const DistBuiltin *)(b))
 
 static bool scalar_family(const DistFamily *f) {
   if (f->vtype.ndims || (f->vtype.base != TY_REAL && f->vtype.base != TY_INT)) return false;
@@ -108,7 +110,7 @@ static void add(DistTable *t, const DistFamily *f, int kind, const char *suffix)
   e->b.name = e->name;
   e->b.check = dist_check;
   e->b.eval = dist_eval;
-  e->b.data = e;
+  e->b.data = f;
   e->b.uses_rng = kind == DK_RNG;
   t->n++;
 }

@@ -1073,12 +1073,14 @@ static Value realify(Value v) {
   if (v.k == V_INT || v.k == V_BOOL) return val_real(val_as_real(v));
   if (v.k != V_ARR) return val_copy(v);
   Value a = val_arr(v.a->n);
-  for (int i = 0; i < v.a->n; i++) a.a->e[i] = realify(v.a->e[i]);
+  for (int i = 0; i < v.a->n; i++)
+    a.a->e[i] = realify(v.a->e[i]);
   return a;
 }
 
 static Value first_leaf(Value v) {
-  while (v.k == V_ARR && v.a->n > 0) v = v.a->e[0];
+  while (v.k == V_ARR && v.a->n > 0)
+    v = v.a->e[0];
   return v;
 }
 
@@ -1109,7 +1111,8 @@ static bool eval_quantile(BI_EVAL_ARGS) {
     x[i] = d[i];
   }
   SortItem *s = gc_alloc_atomic(sizeof(SortItem) * (size_t)n);
-  for (int i = 0; i < n; i++) s[i] = (SortItem){x[i], 0, i};
+  for (int i = 0; i < n; i++)
+    s[i] = (SortItem){x[i], 0, i};
   qsort(s, (size_t)n, sizeof *s, cmp_real);
   /* Hyndman and Fan's type 7, as Stan and R's default */
   double h = (n - 1) * p;
@@ -1152,7 +1155,8 @@ static bool eval_gp_exp_quad(BI_EVAL_ARGS) {
   double alpha = val_as_real(args[cross ? 2 : 1]), rho = val_as_real(args[cross ? 3 : 2]);
   if (!(alpha > 0) || !isfinite(alpha))
     return bi_efail(b, err, errsz, "alpha must be positive, got %g", alpha);
-  if (!(rho > 0) || !isfinite(rho)) return bi_efail(b, err, errsz, "rho must be positive, got %g", rho);
+  if (!(rho > 0) || !isfinite(rho))
+    return bi_efail(b, err, errsz, "rho must be positive, got %g", rho);
   int n1, n2, d1, d2;
   const double **x1, **x2;
   if (!gp_points(b, args[0], &n1, &d1, &x1, err, errsz) ||
@@ -1164,7 +1168,8 @@ static bool eval_gp_exp_quad(BI_EVAL_ARGS) {
   for (int j = 0; j < n2; j++)
     for (int i = 0; i < n1; i++) {
       double sq = 0;
-      for (int k = 0; k < d1; k++) sq += (x1[i][k] - x2[j][k]) * (x1[i][k] - x2[j][k]);
+      for (int k = 0; k < d1; k++)
+        sq += (x1[i][k] - x2[j][k]) * (x1[i][k] - x2[j][k]);
       AT(r.t, i, j) = alpha * alpha * exp(-0.5 * sq / (rho * rho));
     }
   *out = r;

@@ -461,7 +461,7 @@ static void dist_whole_pick(const DistFamily *f, int np, const Value *p, int j, 
 }
 
 static bool dist_init_whole(DistCall *dc, const DistFamily *f, int np, const Value *p,
-                            ConKind con, char *err, size_t errsz) {
+                            ConKind con, double lo, double hi, char *err, size_t errsz) {
   int n;
   if (!dist_whole_params(f, np, p, &n, err, errsz)) return false;
   if (f->check) {
@@ -472,8 +472,10 @@ static bool dist_init_whole(DistCall *dc, const DistFamily *f, int np, const Val
     }
   }
   dc->con = f->support_con != CON_NONE ? f->support_con : con;
-  dc->lower = -INFINITY;
-  dc->upper = INFINITY;
+  /* declared scalar bounds (int<lower=1> z ~ categorical) are kept as they are:
+     whole-value densities are not renormalised */
+  dc->lower = dc->con == CON_LOWER || dc->con == CON_LOWER_UPPER ? lo : -INFINITY;
+  dc->upper = dc->con == CON_UPPER || dc->con == CON_LOWER_UPPER ? hi : INFINITY;
   dc->truncated = false;
   return true;
 }
@@ -492,7 +494,7 @@ bool dist_call_init(DistCall *dc, const DistFamily *f, int np, const Value *p, C
   if (np != f->nparams)
     return dist_fail(err, errsz, "%s: expected %d argument%s, got %d", f->name, f->nparams,
                      f->nparams == 1 ? "" : "s", np);
-  if (!dist_is_scalar(f)) return dist_init_whole(dc, f, np, p, con, err, errsz);
+  if (!dist_is_scalar(f)) return dist_init_whole(dc, f, np, p, con, lo, hi, err, errsz);
 
   DArg args[DIST_MAX_PARAMS];
   size_t n;
@@ -727,6 +729,8 @@ static bool dist_rng_whole_rec(const DistCall *dc, Rng *r, int depth, int extra,
   }
   Value pj[DIST_MAX_PARAMS];
   dist_whole_pick(f, dc->np, dc->p, nparam_draws >= 0 ? index : 0, pj);
+  if (f->rng_sized && dc->nsizes > extra) /* the size comes from the declaration (lkj) */
+    return f->rng_sized(r, pj, dc->nsizes - extra, dc->sizes + extra, out, err, errsz);
   if (!f->rng(r, pj, out, err, errsz)) return false;
   /* the declared size of one draw must agree with what the parameters imply */
   if (dc->nsizes > extra && dc->type.base != TY_VOID) {

@@ -105,6 +105,12 @@ static const Bad bad[] = {
    "m.ppl:2:13: target += is not allowed in the generated block"},
   {"data { string s; }\nmodel { s ~ normal(0, 1); }",
    "m.ppl:2:13: normal: y must be real or a container of reals, got string"},
+  {"model { int k ~ normal(0, 1); }",
+   "m.ppl:1:13: 'k' is declared int, but normal is a continuous distribution; declare it real"},
+  {"model { vector[2] v; real y = 1; y ~ normal(0, 1); v ~ normal(0, 1); real p ~ bernoulli(0.5); }",
+   "m.ppl:1:75: 'p' is declared real, but bernoulli is a discrete distribution; declare it int"},
+  {"model { vector[2] v ~ normal(0, 1); v ~ normal(0, 1); }",
+   "m.ppl:1:37: '~' needs data or a new declaration on its left: 'v' is a latent; write 'vector v ~ ...' to declare it, or use observe()"},
   /* assignment */
   {"data { int N; }\nmodel { N = 3; }", "m.ppl:2:9: cannot assign to data variable 'N'"},
   {"model { real mu ~ normal(0, 1); mu = 2; }", "m.ppl:1:33: cannot assign to latent 'mu'"},

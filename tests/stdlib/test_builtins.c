@@ -560,13 +560,15 @@ static void test_vectors(void) {
   v = CALL("append_array", ARR_I(1), ARR_R(2.5));
   tap_ok(v.a->e[0].k == V_REAL && v.a->e[1].r == 2.5, "append_array(int[], real[]) is real[]");
   v = CALL("append_array", ARR_V(VEC(1)), ARR_V(VEC(2, 3)));
-  tap_ok(v.a->n == 2 && v.a->e[1].k == V_VEC && v.a->e[1].t->rows == 2, "append_array(vector[], vector[])");
+  tap_ok(v.a->n == 2 && v.a->e[1].k == V_VEC && v.a->e[1].t->rows == 2,
+         "append_array(vector[], vector[])");
   tap_streq(RULE("append_array", T_RARR, ty_make(TY_STRING, 1)),
             "append_array expects two arrays of the same type, got (real[], string[])",
             "append_array(real[], string[]) rejected");
   tap_near(CALL("quantile", ARR_R(3, 1, 4, 1, 5), R(0.3)).r, 1.4, 1e-15, "quantile type 7");
   tap_near(CALL("quantile", VEC(3, 1, 4, 1, 5), R(1)).r, 5, 0, "quantile(v, 1) is the maximum");
-  tap_streq(ERR("quantile", VEC(1), R(1.5)), "quantile: p must be in [0, 1], got 1.5", "quantile p");
+  tap_streq(ERR("quantile", VEC(1), R(1.5)), "quantile: p must be in [0, 1], got 1.5",
+            "quantile p");
   v = CALL("gp_exp_quad_cov", ARR_R(0, 1, 3), R(2), R(1.5));
   near_all(v, ref_gp, 9, 1e-15, "gp_exp_quad_cov(real[], 2, 1.5)");
   v = CALL("cov_exp_quad", ARR_R(0, 1, 3), ARR_R(0.5), R(2), R(1.5));
@@ -574,8 +576,8 @@ static void test_vectors(void) {
   near_all(v, ref_gp_cross, 3, 1e-15, "cov_exp_quad(x1, x2, 2, 1.5)");
   v = CALL("gp_exp_quad_cov", ARR_V(VEC(0, 0), VEC(1, 2)), R(2), R(1.5));
   tap_near(v.t->d[1], ref_gp_vec01, 1e-15, "gp_exp_quad_cov on vector points");
-  tap_streq(ERR("gp_exp_quad_cov", ARR_R(0), R(1), R(0)), "gp_exp_quad_cov: rho must be positive, got 0",
-            "gp_exp_quad_cov rho");
+  tap_streq(ERR("gp_exp_quad_cov", ARR_R(0), R(1), R(0)),
+            "gp_exp_quad_cov: rho must be positive, got 0", "gp_exp_quad_cov rho");
   NEAR_ALL(CALL("columns_dot_self", MAT(2, 2, 1, 2, 3, 4)), 0, "columns_dot_self", 10, 20);
   NEAR_ALL(CALL("rows_dot_self", MAT(2, 2, 1, 2, 3, 4)), 0, "rows_dot_self", 5, 25);
   v = CALL("dims", ARR_V(VEC(1, 2, 3), VEC(4, 5, 6)));
@@ -827,6 +829,9 @@ static void test_distributions(void) {
   tap_near(CALL("normal_lccdf", R(1.3), R(0.5), R(2)).r, ref_normal_lccdf, 1e-13, "normal_lccdf");
   tap_near(CALL("normal_cdf", R(1.3), R(0.5), R(2)).r, ref_normal_cdf, 1e-13, "normal_cdf");
   tap_ok(b->uses_rng == false && builtin_lookup("normal_rng")->uses_rng, "only _rng uses the RNG");
+  tap_ok(builtin_lookup("normal_rng")->data == dist_lookup("normal") &&
+             b->data == dist_lookup("normal"),
+         "a distribution builtin's data is its DistFamily");
   rng_seed(&rng, 42, 0);
   Value v = CALL("normal_rng", R(3), R(1e-9));
   tap_ok(v.k == V_REAL && fabs(v.r - 3) < 1e-6, "normal_rng(3, 1e-9) is a real near 3");
@@ -885,7 +890,8 @@ static bool fuzz_type_ok(Value v, Type t) {
 static void fuzz_one(const Builtin *b, int n, const Value *args) {
   Type ts[8], ret;
   char err[512];
-  for (int i = 0; i < n; i++) ts[i] = type_of(args[i]);
+  for (int i = 0; i < n; i++)
+    ts[i] = type_of(args[i]);
   if (!b->check(b, n, ts, &ret, err, sizeof err)) return;
   Value out = val_none();
   err[0] = 0;
@@ -899,12 +905,33 @@ static void fuzz_one(const Builtin *b, int n, const Value *args) {
 }
 
 static void test_fuzz(void) {
-  Value pool[] = {I(-1), I(0), I(2), I(3), R(0.5), R(-1), R(NAN), R(INFINITY), B(true),
-                  S(""), S("a,b"), val_arr(0), ARR_R(1, 2), ARR_I(2, 1, 3),
-                  ARR_V(ARR_R(1, 2), ARR_R(3, 4)), ARR_V(S("x")), ARR_V(VEC(1, 2), VEC(3, 4)),
-                  mkten(V_VEC, 0, 1, NULL), VEC(1, 2), VEC(4, 1, 2), ROWV(1, 2),
-                  mkten(V_ROWVEC, 1, 0, NULL), mkten(V_MAT, 0, 0, NULL), MAT(2, 3, 1, 2, 3, 4, 5, 6),
-                  mkten(V_MAT, 3, 3, ref_A), MAT(2, 2, 1, 2, 2, 4), MAT(2, 2, NAN, 0, 0, 1)};
+  Value pool[] = {I(-1),
+                  I(0),
+                  I(2),
+                  I(3),
+                  R(0.5),
+                  R(-1),
+                  R(NAN),
+                  R(INFINITY),
+                  B(true),
+                  S(""),
+                  S("a,b"),
+                  val_arr(0),
+                  ARR_R(1, 2),
+                  ARR_I(2, 1, 3),
+                  ARR_V(ARR_R(1, 2), ARR_R(3, 4)),
+                  ARR_V(S("x")),
+                  ARR_V(VEC(1, 2), VEC(3, 4)),
+                  mkten(V_VEC, 0, 1, NULL),
+                  VEC(1, 2),
+                  VEC(4, 1, 2),
+                  ROWV(1, 2),
+                  mkten(V_ROWVEC, 1, 0, NULL),
+                  mkten(V_MAT, 0, 0, NULL),
+                  MAT(2, 3, 1, 2, 3, 4, 5, 6),
+                  mkten(V_MAT, 3, 3, ref_A),
+                  MAT(2, 2, 1, 2, 2, 4),
+                  MAT(2, 2, NAN, 0, 0, 1)};
   Value small[] = {I(-1), I(1), I(2), R(0.5), R(NAN), VEC(1, 2), S("%d")};
   int np = (int)(sizeof pool / sizeof pool[0]), ns = (int)(sizeof small / sizeof small[0]);
   const Builtin *tables[] = {bi_math_table, bi_linalg_table, bi_str_table};
@@ -934,7 +961,8 @@ static void test_fuzz(void) {
       }
     }
   tap_ok(fuzz_calls > 5000, "fuzz: %d accepted calls evaluated without crashing", fuzz_calls);
-  tap_ok(fuzz_bad_type == 0, "fuzz: every result has its declared type (%d did not)", fuzz_bad_type);
+  tap_ok(fuzz_bad_type == 0, "fuzz: every result has its declared type (%d did not)",
+         fuzz_bad_type);
   tap_ok(fuzz_no_msg == 0, "fuzz: every failure names the function (%d did not)", fuzz_no_msg);
 }
 

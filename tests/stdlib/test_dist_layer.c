@@ -393,6 +393,14 @@ int main(void) {
   tap_ok(dist_rng_value(dist_lookup("dirichlet"), &r, 1, pd2, &out, err, sizeof err) && out.k == V_ARR &&
              out.a->n == 2 && out.a->e[1].k == V_VEC,
          "dirichlet_rng(vector[]) is vector[]");
+  /* a whole-value family whose size comes from the declaration (rng_sized) */
+  Value pl[1] = {val_real(2)};
+  err[0] = 0;
+  tap_ok(dist_call_init(&dc, dist_lookup("lkj_corr_cholesky"), 1, pl, CON_NONE, -INFINITY, INFINITY,
+                        ty_make(TY_MATRIX, 1), 3, (int[]){2, 3, 3}, err, sizeof err) &&
+             dist_call_rng(&dc, &r, &out, err, sizeof err) && out.k == V_ARR && out.a->n == 2 &&
+             out.a->e[1].k == V_MAT && out.a->e[1].t->rows == 3 && fabs(out.a->e[1].t->d[0] - 1) < 1e-15,
+         "lkj_corr_cholesky draws sized by the declaration, matrix[3,3][2] (%s)", err);
   /* whole-value lpdf over an array of draws is the sum of single draws */
   const double s1[3] = {0.2, 0.3, 0.5}, s2[3] = {0.6, 0.3, 0.1};
   double l1, l2, l12;
