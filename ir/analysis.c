@@ -115,7 +115,8 @@ static void count_defs(FnInfo *f, const IrBlock *b) {
 static bool const_of(const Ana *A, int fn, int r, double *v, int depth) {
   const FnInfo *f = &A->fi[fn];
   if (r < 0 || r >= f->f->nregs || f->ndefs[r] != 1 || depth > 16) return false;
-  const IrInstr *in = f->def[r];
+  const IrInstr *in = f->def[r]; /* NULL for parameters */
+  if (!in) return false;
   double a, b;
   switch (in->op) {
   case IR_CONST:
@@ -574,7 +575,7 @@ static const char *obs_lhs(const Ana *A, int fn, int r) {
   const FnInfo *f = &A->fi[fn];
   if (r < 0 || r >= f->f->nregs) return "...";
   if (f->f->regnames[r]) return f->f->regnames[r];
-  if (f->ndefs[r] == 1 && f->def[r]->op == IR_INDEX) {
+  if (f->ndefs[r] == 1 && f->def[r] && f->def[r]->op == IR_INDEX) {
     int b = f->def[r]->args[0];
     if (b >= 0 && b < f->f->nregs && f->f->regnames[b])
       return gc_printf("%s[...]", f->f->regnames[b]);

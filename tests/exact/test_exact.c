@@ -140,26 +140,37 @@ out:
   ppl_context_free(ctx);
 }
 
+#define MEAN(c, p) {.column = c, .path = p}
+#define PROB(c, p) {.column = c, .path = p, .is_prob = true}
+#define CAT(c, p, k) {.column = c, .path = p, .category = k}
+
 static const Case cases[] = {
-    {"normal_mean", "is", 4, 0, 25000, 400, true, {{"mu", "mu"}}},
-    {"normal_mean", "mh", 4, 500, 2000, 400, false, {{"mu", "mu"}}},
-    {"beta_binomial", "is", 4, 0, 10000, 400, true, {{"theta", "theta"}}},
-    {"beta_binomial", "mh", 4, 500, 2000, 400, false, {{"theta", "theta"}}},
-    {"gamma_poisson", "is", 4, 0, 10000, 400, true, {{"lambda", "lambda"}}},
-    {"gamma_poisson", "mh", 4, 500, 2000, 400, false, {{"lambda", "lambda"}}},
-    {"linreg_known_sigma", "mh", 4, 1000, 2000, 200, false,
-     {{"beta[1]", "beta#1"}, {"beta[2]", "beta#2"}, {"beta[3]", "beta#3"}, {"beta[4]", "beta#4"},
-      {"beta[5]", "beta#5"}}},
-    {"kalman", "mh", 2, 1000, 3000, 100, false,
-     {{"x_last", "x_last_filter"}, {"x_first", "x_first_smooth"}}},
-    {"hmm3", "mh", 2, 500, 2000, 100, false,
-     {{"z_last", "z_last_probs#1", false, 1}, {"z_last", "z_last_probs#2", false, 2},
-      {"z_last", "z_last_probs#3", false, 3}}},
-    {"mix2_enum", "is", 4, 0, 50000, 0, true, {{NULL}}},
-    {"mix2_enum", "mh", 4, 500, 2000, 0, false,
-     {{"z[1]", "z_is_second_probs#1", true}, {"z[2]", "z_is_second_probs#2", true},
-      {"z[3]", "z_is_second_probs#3", true}, {"z[6]", "z_is_second_probs#6", true},
-      {"z[12]", "z_is_second_probs#12", true}}},
+    {.model = "normal_mean", .engine = "is", .chains = 4, .draws = 25000, .min_ess = 400,
+     .evidence = true, .checks = {MEAN("mu", "mu")}},
+    {.model = "normal_mean", .engine = "mh", .chains = 4, .warmup = 500, .draws = 2000,
+     .min_ess = 400, .checks = {MEAN("mu", "mu")}},
+    {.model = "beta_binomial", .engine = "is", .chains = 4, .draws = 10000, .min_ess = 400,
+     .evidence = true, .checks = {MEAN("theta", "theta")}},
+    {.model = "beta_binomial", .engine = "mh", .chains = 4, .warmup = 500, .draws = 2000,
+     .min_ess = 400, .checks = {MEAN("theta", "theta")}},
+    {.model = "gamma_poisson", .engine = "is", .chains = 4, .draws = 10000, .min_ess = 400,
+     .evidence = true, .checks = {MEAN("lambda", "lambda")}},
+    {.model = "gamma_poisson", .engine = "mh", .chains = 4, .warmup = 500, .draws = 2000,
+     .min_ess = 400, .checks = {MEAN("lambda", "lambda")}},
+    {.model = "linreg_known_sigma", .engine = "mh", .chains = 4, .warmup = 1000, .draws = 2000,
+     .min_ess = 200,
+     .checks = {MEAN("beta[1]", "beta#1"), MEAN("beta[2]", "beta#2"), MEAN("beta[3]", "beta#3"),
+                MEAN("beta[4]", "beta#4"), MEAN("beta[5]", "beta#5")}},
+    {.model = "kalman", .engine = "mh", .chains = 2, .warmup = 1000, .draws = 3000, .min_ess = 100,
+     .checks = {MEAN("x_last", "x_last_filter"), MEAN("x_first", "x_first_smooth")}},
+    {.model = "hmm3", .engine = "mh", .chains = 2, .warmup = 500, .draws = 2000, .min_ess = 100,
+     .checks = {CAT("z_last", "z_last_probs#1", 1), CAT("z_last", "z_last_probs#2", 2),
+                CAT("z_last", "z_last_probs#3", 3)}},
+    {.model = "mix2_enum", .engine = "is", .chains = 4, .draws = 50000, .evidence = true},
+    {.model = "mix2_enum", .engine = "mh", .chains = 4, .warmup = 500, .draws = 2000,
+     .checks = {PROB("z[1]", "z_is_second_probs#1"), PROB("z[2]", "z_is_second_probs#2"),
+                PROB("z[3]", "z_is_second_probs#3"), PROB("z[6]", "z_is_second_probs#6"),
+                PROB("z[12]", "z_is_second_probs#12")}},
 };
 
 int main(int argc, char **argv) {

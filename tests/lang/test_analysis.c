@@ -157,6 +157,16 @@ static void test_latents(void) {
   a = analyze_src("real f(real x) { real z ~ normal(x, 1); return z; }\nmodel { real y = f(1); }\n");
   const IrLatentInfo *z = latent(a, "z");
   tap_ok(z && z->in_function && a->all_continuous && !a->has_discrete, "latent in a function");
+
+  /* a parameter as a distribution argument (no defining instruction) */
+  a = analyze_src("int coin(real p) { int c ~ bernoulli(p); return c; }\n"
+                  "real w(real lo) { real x ~ uniform(lo, 2); return x; }\n"
+                  "model { int k = coin(0.5); real y = w(1); }\n");
+  const IrLatentInfo *cl = latent(a, "c"), *xl = latent(a, "x");
+  tap_ok(cl && strcmp(cl->support, "{0, 1}") == 0 && cl->kind == LK_DISCRETE,
+         "bernoulli of a parameter: {0, 1}");
+  tap_ok(xl && strcmp(xl->support, "(lo, 2)") == 0, "uniform bounded by a parameter: (lo, 2) (%s)",
+         xl ? xl->support : "-");
 }
 
 /* Strings: no string family ships yet, so give the SAMPLE a stand-in family. */

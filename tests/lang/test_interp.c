@@ -13,14 +13,16 @@
 #include "tests/tap.h"
 #include "test_interp_build.h"
 
-/* ---- a distribution family and, until stdlib/dist.c exists, a stand-in for
-   dist_call_init (weak: the real one wins when it is linked in) ---- */
+/* ---- a distribution family of the test's own (a normal), through the real
+   generic layer (stdlib/dist.c) ---- */
 
 static double fake_lpdf1(double x, const double *p) {
   double z = (x - p[0]) / p[1];
   return -0.5 * z * z - log(p[1]) - 0.91893853320467274178;
 }
 static double fake_rng1(Rng *r, const double *p) { (void)r; return p[0]; }
+static double fake_lcdf1(double x, const double *p) { return log(0.5 * erfc(-(x - p[0]) / p[1] / sqrt(2))); }
+static double fake_lccdf1(double x, const double *p) { return log(0.5 * erfc((x - p[0]) / p[1] / sqrt(2))); }
 
 static const DistFamily FAKE = {
     .name = "fake",
@@ -31,29 +33,9 @@ static const DistFamily FAKE = {
     .vtype = {TY_REAL, 0},
     .lpdf1 = fake_lpdf1,
     .rng1 = fake_rng1,
+    .lcdf1 = fake_lcdf1,
+    .lccdf1 = fake_lccdf1,
 };
-
-__attribute__((weak)) bool dist_call_init(DistCall *dc, const DistFamily *f, int np, const Value *p,
-                                          ConKind con, double lo, double hi, Type type, int nsizes,
-                                          const int *sizes, char *err, size_t errsz) {
-  memset(dc, 0, sizeof *dc);
-  for (int i = 0; i < np; i++)
-    if (f->pdom[i] == PD_POS && p[i].k != V_ARR && !(val_as_real(p[i]) > 0)) {
-      snprintf(err, errsz, "%s: %s must be positive, got %g", f->name, f->pnames[i],
-               val_as_real(p[i]));
-      return false;
-    }
-  dc->fam = f;
-  dc->np = np;
-  dc->p = p;
-  dc->lower = lo;
-  dc->upper = hi;
-  dc->con = con;
-  dc->type = type;
-  dc->nsizes = nsizes;
-  for (int i = 0; i < nsizes && i < 8; i++) dc->sizes[i] = sizes[i];
-  return true;
-}
 
 /* ---- a recording handler ---- */
 
@@ -352,8 +334,19 @@ static void test_indexing(void) {
   int u = VEC(m, b, 2, (double[]){1, 2});
   STORE(b, vs, u, 1, ixv(1, IXS(one)));
   STORE(b, vs, KR(m, b, 8), 2, ixv(2, IXS(one), IXS(i2)));
-  int o_vs2 = OUT(p, vs);
   int o_u = OUT(p, u);
+  /* e = vs[1]; vs[1, 1] = 42 -> e keeps its value */
+  int e = reg(m, T_VEC, "e");
+  MOVE(b, e, INDEX(m, b, T_VEC, vs, 1, ixv(1, IXS(one))));
+  STORE(b, vs, KR(m, b, 42), 2, ixv(2, IXS(one), IXS(one)));
+  int o_e2 = OUT(p, e), o_vs3 = OUT(p, vs);
+  /* w2 = src; src[1] = 0 -> w2 keeps its value */
+  int src = reg(m, T_VEC, "src"), w2 = reg(m, T_VEC, "w2");
+  MOVE(b, src, VEC(m, b, 2, (double[]){3, 4}));
+  STORE(b, src, KR(m, b, 4), 1, ixv(1, IXS(i2))); /* src is now owned: written in place below */
+  MOVE(b, w2, src);
+  STORE(b, src, KR(m, b, 0), 1, ixv(1, IXS(one)));
+  int o_w2 = OUT(p, w2), o_src = OUT(p, src);
 
   Run *r = run_prog(p, false);
   tap_ok(r->rs == RUN_DONE, "indexing program runs (%s)", r->d.msg);
@@ -380,8 +373,11 @@ static void test_indexing(void) {
   tap_ok(outv(r, o_x23).k == V_REAL && outv(r, o_x23).r == 5, "x[2, 3] = 5 stored as a real");
   tap_ok(isnan(outr(r, o_x11)), "declared reals are NaN");
   tap_ok(outv(r, o_x).a->n == 2 && outv(r, o_x).a->e[0].a->n == 3, "real x[2, 3] has shape 2x3");
-  tap_streq(outs(r, o_vs2), "[[1, 8], [nan, nan]]", "array of vectors: element and nested stores");
   tap_streq(outs(r, o_u), "[1, 2]", "the stored vector was copied, not aliased");
+  tap_streq(outs(r, o_e2), "[1, 8]", "an indexed element is a copy: later stores into the array do not show");
+  tap_streq(outs(r, o_vs3), "[[42, 8], [nan, nan]]", "array of vectors: element, nested and later stores");
+  tap_streq(outs(r, o_w2), "[3, 4]", "assignment copies: writing the source later does not change the target");
+  tap_streq(outs(r, o_src), "[0, 4]", "the source changed");
 }
 
 static void test_index_errors(void) {
@@ -544,6 +540,11 @@ static void test_functions(void) {
   int hn = param(half, T_INT, "n");
   with_args(I(&half->body, IR_RETURN, -1), 1, ints(1, hn));
 
+  /* real[] id(real[] a) { return a; } */
+  IrFunc *idf = prog_func(p, "id", arr_of(T_REAL, 1));
+  int ia = param(idf, arr_of(T_REAL, 1), "a");
+  OP(&idf->body, IR_RETURN, -1, 1, ia);
+
   int r_fib = reg(m, T_INT, "f");
   OP(b, IR_CALL, r_fib, 1, KI(m, b, 20))->callee = 0;
   int r_dep = reg(m, T_INT, "d");
@@ -553,12 +554,18 @@ static void test_functions(void) {
   with_args(I(b, IR_CALL, -1), 1, ints(1, xs))->callee = 2;
   int r_half = reg(m, T_REAL, "h");
   OP(b, IR_CALL, r_half, 1, KI(m, b, 3))->callee = 3;
+  int ys = reg(m, arr_of(T_REAL, 1), "ys");
+  STORE(b, xs, KR(m, b, 1), 1, ixv(1, IXS(KI(m, b, 1)))); /* xs owned from here */
+  OP(b, IR_CALL, ys, 1, xs)->callee = 4;
+  STORE(b, xs, KR(m, b, 50), 1, ixv(1, IXS(KI(m, b, 2))));
+  int oys = OUT(p, ys);
   int ofib = OUT(p, r_fib), odep = OUT(p, r_dep), oxs = OUT(p, xs), ohalf = OUT(p, r_half);
   Run *r = run_prog(p, false);
   tap_ok(r->rs == RUN_DONE, "function program runs (%s)", r->d.msg);
   tap_ok(outv(r, ofib).i == 6765, "fib(20) = 6765 through recursion");
   tap_ok(outv(r, odep).i == 5000, "recursion 5000 deep works");
-  tap_streq(outs(r, oxs), "[1, 2]", "arguments are passed by value");
+  tap_streq(outs(r, oxs), "[1, 50]", "arguments are passed by value");
+  tap_streq(outs(r, oys), "[1, 2]", "a returned parameter does not alias the caller's variable");
   tap_ok(outv(r, ohalf).k == V_REAL && outv(r, ohalf).r == 3, "int returned from a real function is promoted");
 
   /* depth(20000): stack overflow as a runtime error at the call */
@@ -804,6 +811,7 @@ static void test_fork(void) {
   interp_run(par, &rec.h, &d);
   ValTen *before = interp_output(par, ob).t;
   InterpState *ch = interp_fork(par, 7, 1);
+  InterpState *ch2 = interp_fork(par, 8, 2);
   tap_ok(interp_output(ch, ob).t == before, "fork shares the 1000-vector (no copy)");
   tap_ok(interp_events(ch) == 1, "fork keeps the event count");
   Rec rc;
@@ -821,6 +829,12 @@ static void test_fork(void) {
   tap_ok(sp == RUN_DONE && pv.t->d[1] == 5 && rp.nsample == 1 && strcmp(rp.addr[0], "z") == 0,
          "the parent resumes independently with the same address");
   tap_ok(interp_output(ch, ob).t->d[1] == 5 && cv.t != pv.t, "parent and fork end with separate vectors");
+  tap_ok(isnan(interp_output(ch2, ob).t->d[1]), "a fork does not see the parent's later writes");
+  Rec r2;
+  rec_init(&r2);
+  tap_ok(interp_run(ch2, &r2.h, &d) == RUN_DONE && interp_output(ch2, ob).t->d[1] == 5 &&
+             interp_output(ch2, ob).t != interp_output(par, ob).t,
+         "the second fork runs on its own copy");
 }
 
 /* ---- data ---- */
