@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "csv.h"
 #include "summary.h"
@@ -329,7 +330,9 @@ static bool dr_open_files(Run *r, Diag *d) {
 
 static void dr_run_all(Run *r) {
   int nch = r->o->eng.chains;
-  int nt = r->o->threads > 0 ? r->o->threads : 2;
+  /* default: one thread per chain up to the number of processors */
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  int nt = r->o->threads > 0 ? r->o->threads : (ncpu > 0 ? (int)ncpu : 1);
   if (nt > nch) nt = nch;
   pthread_t *tid = gc_alloc_atomic(sizeof(pthread_t) * (size_t)nt);
   int started = 0;

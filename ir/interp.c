@@ -12,6 +12,10 @@
  * the store first deep-copies.  Moves, calls, data, handler results and forks
  * share containers and clear the bits, so forking costs one pass over the
  * registers, never over the containers.
+ *
+ * A second bit marks registers of variables declared with sizes (IR_DECL,
+ * IR_SAMPLE, IR_DATA): any later container written into them must keep that
+ * shape, as in Stan.  Unsized locals (function code) may change size.
  */
 #include "interp.h"
 
@@ -39,8 +43,9 @@ typedef struct Cursor {
 typedef struct Frame {
   const IrFunc *fn;
   Value *regs;
-  uint8_t *owned;        /* per register: value referenced from nowhere else */
-  int regcap;            /* capacity of regs/owned (buffers are reused by later calls) */
+  uint8_t *flags;        /* per register: F_OWNED, F_SIZED */
+  int regcap;            /* capacity of regs/flags (buffers are reused by later calls) */
+  SrcPos call_pos;       /* position of the call that made this frame */
   int ret_dst;           /* caller's register for the result, -1 if none */
   Cursor *cur;
   int ncur, capcur;
@@ -63,6 +68,11 @@ struct Interp {
 };
 
 enum { PH_DATA, PH_MODEL, PH_GEN, PH_DONE, PH_ERROR };
+
+enum {
+  F_OWNED = 1, /* the value is referenced from nowhere else: writable in place */
+  F_SIZED = 2, /* a variable declared with sizes: its shape is fixed */
+};
 
 struct InterpState {
   const Interp *in;
@@ -108,10 +118,10 @@ static Frame *push_frame(InterpState *st, const IrFunc *fn, int ret_dst) {
   if (f->regcap < n || !f->regs) {
     f->regcap = n;
     f->regs = gc_alloc(sizeof(Value) * (size_t)(n ? n : 1));
-    f->owned = gc_alloc_atomic((size_t)(n ? n : 1));
+    f->flags = gc_alloc_atomic((size_t)(n ? n : 1));
   } else {
     memset(f->regs, 0, sizeof(Value) * (size_t)n);
-    memset(f->owned, 0, (size_t)n);
+    memset(f->flags, 0, (size_t)n);
   }
   f->fn = fn;
   f->ret_dst = ret_dst;
@@ -266,8 +276,11 @@ InterpState *interp_fork(const InterpState *st, uint64_t seed, uint64_t stream) 
     g->regcap = n;
     g->regs = gc_alloc(sizeof(Value) * (size_t)(n ? n : 1));
     memcpy(g->regs, f->regs, sizeof(Value) * (size_t)n);
-    g->owned = gc_alloc_atomic((size_t)(n ? n : 1));
-    memset(f->owned, 0, (size_t)n); /* the parent shares its containers from now on */
+    g->flags = gc_alloc_atomic((size_t)(n ? n : 1));
+    for (int r = 0; r < n; r++) { /* both share every container from now on */
+      f->flags[r] &= (uint8_t)~F_OWNED;
+      g->flags[r] = f->flags[r];
+    }
     g->capcur = f->ncur ? f->ncur : 1;
     g->cur = gc_alloc(sizeof(Cursor) * (size_t)g->capcur);
     memcpy(g->cur, f->cur, sizeof(Cursor) * (size_t)f->ncur);
@@ -305,7 +318,11 @@ static double bound_of(const Value *R, int r, double absent) {
 }
 
 /* A register now holding a value shared with another place. */
-static inline void share(Frame *f, int r) { f->owned[r] = 0; }
+static inline void share(Frame *f, int r) { f->flags[r] &= (uint8_t)~F_OWNED; }
+static inline void set_owned(Frame *f, int r, bool own) {
+  f->flags[r] = (uint8_t)((f->flags[r] & ~F_OWNED) | (own ? F_OWNED : 0));
+}
+static inline bool owned(const Frame *f, int r) { return f->flags[r] & F_OWNED; }
 
 static bool is_container(Value v) { return v.k >= V_ARR; }
 

@@ -37,6 +37,7 @@ struct ppl_model {
   Interp *in;         /* NULL until data are committed */
   json_t *pending;    /* typed-array data not yet committed */
   LogDensity *ld;     /* built on first use */
+  const char *data_file; /* for the CSV header */
   char *ir_text, *analysis_text;
 };
 
@@ -258,6 +259,7 @@ ppl_status ppl_set_data_json(ppl_model *m, const char *json, const char *name) {
   diag_init(&d);
   DataSource *src = data_json_string(json, strlen(json), name ? name : "<data>", &d);
   if (!src) return fail_diag(m->ctx, &d);
+  m->data_file = gc_strdup(name ? name : "<data>");
   return load(m, src);
 }
 
@@ -269,6 +271,7 @@ ppl_status ppl_set_data_file(ppl_model *m, const char *path) {
   diag_init(&d);
   DataSource *src = data_json_file(path, &d);
   if (!src) return fail_diag(m->ctx, &d);
+  m->data_file = gc_strdup(path);
   return load(m, src);
 }
 
@@ -528,7 +531,7 @@ ppl_status ppl_run(ppl_model *m, const ppl_run_options *o, ppl_result **out) {
   d_o.threads = m->ctx->cfg.threads;
   d_o.model_file = m->file;
   d_o.model_name = m->file;
-  d_o.data_file = NULL;
+  d_o.data_file = m->data_file;
   d_o.engine_reason = why;
   Diag d;
   diag_init(&d);

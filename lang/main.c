@@ -263,6 +263,7 @@ int main(int argc, char **argv) {
   if (!strcmp(a.cmd, "run") && !a.quiet) {
     const char *table = ppl_result_summary_text(r);
     fputs(table, stdout);
+    if (*table && table[strlen(table) - 1] != '\n') fputc('\n', stdout);
   }
 
 done:
