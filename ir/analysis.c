@@ -821,6 +821,8 @@ char *ir_analysis_print(const IrProgram *p, const IrAnalysis *a, long unconstrai
     out_str(&o, "unconstrained parameters: none (dynamic structure)\n");
   else if (unconstrained_size >= 0)
     out_str(&o, gc_printf("unconstrained parameters: %ld\n", unconstrained_size));
+  else if (!a->all_continuous)
+    out_str(&o, "unconstrained parameters: none (not all latents are continuous)\n");
   else
     out_str(&o, "unconstrained parameters: unknown until data is loaded\n");
   if (a->nobs == 0) out_str(&o, "observations: none\n");

@@ -262,6 +262,10 @@ InterpState *interp_start(const Interp *in, uint64_t seed, uint64_t stream, bool
   return st;
 }
 
+/* The parent is logically const, but its containers become shared with the
+   fork, so its owned bits are cleared too (through the frames' flag arrays):
+   its next store into a shared container copies it.  Fork one state from one
+   thread at a time. */
 InterpState *interp_fork(const InterpState *st, uint64_t seed, uint64_t stream) {
   InterpState *c = gc_alloc(sizeof(InterpState));
   *c = *st;
@@ -306,7 +310,7 @@ static int64_t reg_int(const Value *R, int r) {
   return v.k == V_INT ? v.i : v.k == V_BOOL ? v.b : (int64_t)val_as_real(v);
 }
 
-/* Evaluated size registers (at most 8 + array dims). */
+/* The first `max` size registers of ins, as ints. */
 static int eval_sizes(const IrInstr *ins, const Value *R, int64_t *out, int max) {
   int n = ins->nsizes < max ? ins->nsizes : max;
   for (int i = 0; i < n; i++) out[i] = reg_int(R, ins->sizes[i]);
@@ -400,7 +404,7 @@ static bool exec_data(InterpState *st, Frame *f, const IrInstr *ins, DataSource 
     return false;
   }
   f->regs[ins->dst] = v;
-  share(f, ins->dst);
+  f->flags[ins->dst] = F_SIZED;
   return true;
 }
 
@@ -459,7 +463,7 @@ static HandlerResult exec_sample(InterpState *st, Frame *f, const IrInstr *ins, 
     return HR_ERROR;
   }
   f->regs[ins->dst] = v;
-  share(f, ins->dst);
+  f->flags[ins->dst] = F_SIZED;
   return hr;
 }
 
@@ -499,18 +503,36 @@ static HandlerResult exec_factor(InterpState *st, Frame *f, const IrInstr *ins, 
 
 /* ---- the run loop ----------------------------------------------------------- */
 
-/* Move the result of a finished call into the caller. */
-static void return_to_caller(InterpState *st, Value rv, bool owned) {
+/* Write v into register r (own: v is referenced from nowhere else).  A
+   variable declared with sizes keeps its shape: "size mismatch: assigning
+   vector of 3 to 'theta' declared with size 4". */
+static bool put(Frame *f, int r, Value v, bool own, SrcPos pos, Diag *d) {
+  Value old = f->regs[r];
+  if ((f->flags[r] & F_SIZED) && is_container(v) && is_container(old) && !op_same_shape(old, v)) {
+    int sz[8];
+    int64_t sz64[8];
+    int n = op_shape_sizes(old, sz, 8);
+    for (int i = 0; i < n; i++) sz64[i] = sz[i];
+    const char *name = f->fn->regnames && f->fn->regnames[r] ? f->fn->regnames[r] : "?";
+    diag_error(d, DIAG_RUNTIME, pos, "size mismatch: assigning %s to '%s' declared with size %s",
+               op_shape_desc(v), name, sizes_text(n, sz64));
+    return false;
+  }
+  f->regs[r] = v;
+  set_owned(f, r, own);
+  return true;
+}
+
+/* Move the result of a finished call into the caller's register. */
+static bool return_to_caller(InterpState *st, Value rv, bool own, Diag *d) {
   const Frame *callee = &st->frames[st->nframes - 1];
   int dst = callee->ret_dst;
+  SrcPos pos = callee->call_pos;
   bool fresh = false;
   if (rv.k != V_NONE) rv = op_convert(rv, callee->fn->ret, &fresh);
   st->nframes--;
-  Frame *f = &st->frames[st->nframes - 1];
-  if (dst >= 0) {
-    f->regs[dst] = rv;
-    f->owned[dst] = owned || fresh;
-  }
+  if (dst < 0) return true;
+  return put(&st->frames[st->nframes - 1], dst, rv, own || fresh, pos, d);
 }
 
 static RunStatus fail(InterpState *st) {
@@ -578,7 +600,7 @@ static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d) {
                      f->fn->name);
           return fail(st);
         }
-        return_to_caller(st, val_none(), false);
+        return_to_caller(st, val_none(), false, d);
         continue;
       }
     }
@@ -604,27 +626,7 @@ static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d) {
         break;
       }
       v = op_convert(v, t, &fresh);
-      if (ins->nsizes > 0) {
-        int64_t sz[8];
-        int n = eval_sizes(ins, R, sz, 8);
-        if (!op_shape_ok(v, t, n, sz)) {
-          diag_error(d, DIAG_RUNTIME, ins->pos, "size mismatch: assigning %s to '%s' declared with size %s",
-                     op_shape_desc(v), f->fn->regnames && f->fn->regnames[ins->dst] ?
-                     f->fn->regnames[ins->dst] : "?", sizes_text(n, sz));
-          return fail(st);
-        }
-      } else if (f->fn->regnames && f->fn->regnames[ins->dst] && is_container(R[ins->dst]) &&
-                 !op_same_shape(R[ins->dst], v)) {
-        int sz[8];
-        int64_t sz64[8];
-        int n = op_shape_sizes(R[ins->dst], sz, 8);
-        for (int i = 0; i < n; i++) sz64[i] = sz[i];
-        diag_error(d, DIAG_RUNTIME, ins->pos, "size mismatch: assigning %s to '%s' declared with size %s",
-                   op_shape_desc(v), f->fn->regnames[ins->dst], sizes_text(n, sz64));
-        return fail(st);
-      }
-      R[ins->dst] = v;
-      f->owned[ins->dst] = fresh;
+      if (!put(f, ins->dst, v, fresh, ins->pos, d)) return fail(st);
       if (!fresh) share(f, A[0]);
       break;
     }
@@ -638,8 +640,8 @@ static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d) {
       Value r;
       if (!op_unary(ins->sub, a, &r, err, ERRSZ)) goto runtime_error;
       bool fresh;
-      R[ins->dst] = op_convert(r, f->fn->regtypes[ins->dst], &fresh);
-      f->owned[ins->dst] = 1;
+      if (!put(f, ins->dst, op_convert(r, f->fn->regtypes[ins->dst], &fresh), true, ins->pos, d))
+        return fail(st);
       break;
     }
 
@@ -676,8 +678,7 @@ static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d) {
       {
         Value r;
         if (!op_binary(ins->sub, a, b, &r, err, ERRSZ)) goto runtime_error;
-        R[ins->dst] = r;
-        f->owned[ins->dst] = 1;
+        if (!put(f, ins->dst, r, true, ins->pos, d)) return fail(st);
       }
     int_done: {
         Type t = f->fn->regtypes[ins->dst];
@@ -691,19 +692,31 @@ static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d) {
     }
 
     case IR_INDEX: {
-      Value r;
+      Value r, xv = R[A[0]];
+      if (ins->nidx == 1 && ins->idx[0].kind == IX_SINGLE && R[ins->idx[0].lo].k == V_INT) {
+        int64_t i = R[ins->idx[0].lo].i; /* x[i] on a vector or an array of scalars */
+        if ((xv.k == V_VEC || xv.k == V_ROWVEC) && i >= 1 && i <= (int64_t)xv.t->rows * xv.t->cols) {
+          R[ins->dst] = val_real(xv.t->d[i - 1]);
+          break;
+        }
+        if (xv.k == V_ARR && i >= 1 && i <= xv.a->n && !is_container(xv.a->e[i - 1]) &&
+            (xv.a->e[i - 1].k != V_INT || f->fn->regtypes[ins->dst].base == TY_INT)) {
+          R[ins->dst] = xv.a->e[i - 1];
+          break;
+        }
+      }
       if (!op_index(R[A[0]], ins->nidx, ins->idx, R, &r, err, ERRSZ)) goto runtime_error;
       bool fresh;
-      R[ins->dst] = op_convert(r, f->fn->regtypes[ins->dst], &fresh);
-      f->owned[ins->dst] = 1;
+      if (!put(f, ins->dst, op_convert(r, f->fn->regtypes[ins->dst], &fresh), true, ins->pos, d))
+        return fail(st);
       break;
     }
 
     case IR_STORE: {
       int r = ins->dst;
-      if (!f->owned[r]) { /* copy on write */
+      if (!owned(f, r)) { /* copy on write */
         R[r] = val_copy(R[r]);
-        f->owned[r] = 1;
+        set_owned(f, r, true);
       }
       if (!op_store(&R[r], ins->nidx, ins->idx, R, R[A[0]], (TyBase)f->fn->regtypes[r].base, err,
                     ERRSZ))
@@ -726,8 +739,7 @@ static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d) {
         }
         arr.a->e[i] = e;
       }
-      R[ins->dst] = arr;
-      f->owned[ins->dst] = 1;
+      if (!put(f, ins->dst, arr, true, ins->pos, d)) return fail(st);
       break;
     }
 
@@ -750,8 +762,7 @@ static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d) {
         r = val_rowvec(ins->nargs);
         for (int i = 0; i < ins->nargs; i++) r.t->d[i] = val_as_real(R[A[i]]);
       }
-      R[ins->dst] = r;
-      f->owned[ins->dst] = 1;
+      if (!put(f, ins->dst, r, true, ins->pos, d)) return fail(st);
       break;
     }
 
@@ -761,7 +772,7 @@ static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d) {
       Value v;
       if (!op_decl(f->fn->regtypes[ins->dst], n, sz, &v, err, ERRSZ)) goto runtime_error;
       R[ins->dst] = v;
-      f->owned[ins->dst] = 1;
+      f->flags[ins->dst] = F_OWNED | F_SIZED;
       break;
     }
 
@@ -827,8 +838,8 @@ static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d) {
         return fail(st);
       }
       Value rv = ins->nargs ? R[A[0]] : val_none();
-      bool own = ins->nargs ? f->owned[A[0]] : false;
-      return_to_caller(st, rv, own);
+      bool own = ins->nargs ? owned(f, A[0]) : false;
+      if (!return_to_caller(st, rv, own, d)) return fail(st);
       break;
     }
 
@@ -842,10 +853,11 @@ static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d) {
       int caller = st->nframes - 1;
       Frame *nf = push_frame(st, fn, ins->dst);
       Frame *cf = &st->frames[caller];
+      nf->call_pos = ins->pos;
       for (int i = 0; i < ins->nargs && i < fn->nparams; i++) {
         bool fresh;
         nf->regs[i] = op_convert(cf->regs[A[i]], fn->regtypes[i], &fresh);
-        nf->owned[i] = fresh;
+        set_owned(nf, i, fresh);
         if (!fresh) share(cf, A[i]);
       }
       break;
@@ -864,11 +876,11 @@ static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d) {
       }
       if (ins->dst >= 0) {
         bool fresh;
-        R[ins->dst] = op_convert(r, f->fn->regtypes[ins->dst], &fresh);
-        f->owned[ins->dst] = 0;
         /* the result may alias an argument: none of them is exclusive any more */
         if (is_container(r))
           for (int i = 0; i < ins->nargs; i++) share(f, A[i]);
+        if (!put(f, ins->dst, op_convert(r, f->fn->regtypes[ins->dst], &fresh), false, ins->pos, d))
+          return fail(st);
       }
       break;
     }

@@ -48,7 +48,7 @@ static bool is_num(Value v) { return v.k == V_INT || v.k == V_REAL || v.k == V_B
 static double num(Value v) {
   return v.k == V_REAL ? v.r : v.k == V_INT ? (double)v.i : v.k == V_BOOL ? (double)v.b : NAN;
 }
-static int64_t inum(Value v) { return v.k == V_BOOL ? (int64_t)v.b : v.i; }
+static int64_t inum(Value v) { return v.k == V_INT ? v.i : v.k == V_BOOL ? (int64_t)v.b : (int64_t)num(v); }
 static size_t ten_n(const ValTen *t) { return (size_t)t->rows * (size_t)t->cols; }
 
 static Value ten_new(ValKind k, int rows, int cols) {

@@ -287,12 +287,6 @@ static void sym_declare(Checker *c, const char *name, Ast *decl, SymKind kind) {
 static Type chk_expr(Checker *c, Ast *e);
 static Type chk_call(Checker *c, Ast *e, bool stmt);
 
-/* An expression that must produce a value (not void, not a distribution). */
-static Type chk_value(Checker *c, Ast *e) {
-  Type t = chk_expr(c, e);
-  return t;
-}
-
 static Type chk_binop(Checker *c, SrcPos pos, AstOp op, Type a, Type b) {
   const char *o = ast_op_name(op);
   switch (op) {
@@ -378,7 +372,7 @@ static Type chk_binop(Checker *c, SrcPos pos, AstOp op, Type a, Type b) {
 }
 
 static Type chk_unary(Checker *c, Ast *e) {
-  Type t = chk_value(c, e->a);
+  Type t = chk_expr(c, e->a);
   if (FAILED(c)) return T_VOID;
   switch (e->op) {
   case OP_NEG: case OP_PLUS:
@@ -412,7 +406,7 @@ static char chk_one_index(Checker *c, Ast *ix) {
     Ast *ends[2] = {ix->a, ix->b};
     for (int k = 0; k < 2; k++) {
       if (!ends[k]) continue;
-      Type t = chk_value(c, ends[k]);
+      Type t = chk_expr(c, ends[k]);
       if (FAILED(c)) return 0;
       if (!is_int(t)) {
         chk_error(c, ends[k]->pos, "slice bounds must be ints, got %s", ty_name(t));
@@ -422,7 +416,7 @@ static char chk_one_index(Checker *c, Ast *ix) {
     ix->ty = T_VOID;
     return 'k';
   }
-  Type t = chk_value(c, ix);
+  Type t = chk_expr(c, ix);
   if (FAILED(c)) return 0;
   if (is_int(t)) return 's';
   if (is_int_array1(t)) return 'k';
@@ -465,7 +459,7 @@ static Type index_result(Checker *c, SrcPos pos, Type t, int n, const char *kind
 }
 
 static Type chk_index(Checker *c, Ast *e) {
-  Type t = chk_value(c, e->a);
+  Type t = chk_expr(c, e->a);
   if (FAILED(c)) return T_VOID;
   int n = e->list.n;
   char *kinds = gc_alloc_atomic((size_t)n + 1);
@@ -485,7 +479,7 @@ static Type chk_array_lit(Checker *c, Ast *e) {
   Type el = T_VOID;
   for (int i = 0; i < e->list.n; i++) {
     Ast *x = e->list.items[i];
-    Type t = chk_value(c, x);
+    Type t = chk_expr(c, x);
     if (FAILED(c)) return T_VOID;
     if (i == 0) el = t;
     else if (assignable(el, t)) { /* keep el */
@@ -512,7 +506,7 @@ static Type chk_rowvec_lit(Checker *c, Ast *e) {
   int nscal = 0, nrow = 0;
   for (int i = 0; i < e->list.n; i++) {
     Ast *x = e->list.items[i];
-    Type t = chk_value(c, x);
+    Type t = chk_expr(c, x);
     if (FAILED(c)) return T_VOID;
     if (is_num(t)) nscal++;
     else if (t.ndims == 0 && t.base == TY_ROWVEC) nrow++;
@@ -530,15 +524,15 @@ static Type chk_rowvec_lit(Checker *c, Ast *e) {
 }
 
 static Type chk_ternary(Checker *c, Ast *e) {
-  Type ct = chk_value(c, e->a);
+  Type ct = chk_expr(c, e->a);
   if (FAILED(c)) return T_VOID;
   if (!is_truthy(ct)) {
     chk_error(c, e->a->pos, "condition must be bool or int, got %s", ty_name(ct));
     return T_VOID;
   }
-  Type a = chk_value(c, e->b);
+  Type a = chk_expr(c, e->b);
   if (FAILED(c)) return T_VOID;
-  Type b = chk_value(c, e->c);
+  Type b = chk_expr(c, e->c);
   if (FAILED(c)) return T_VOID;
   if (assignable(a, b)) return a;
   if (assignable(b, a)) return b;
@@ -575,9 +569,9 @@ static Type chk_expr(Checker *c, Ast *e) {
   case AST_INDEX: t = chk_index(c, e); break;
   case AST_UNARY: t = chk_unary(c, e); break;
   case AST_BINARY: {
-    Type a = chk_value(c, e->a);
+    Type a = chk_expr(c, e->a);
     if (FAILED(c)) return T_VOID;
-    Type b = chk_value(c, e->b);
+    Type b = chk_expr(c, e->b);
     if (FAILED(c)) return T_VOID;
     t = chk_binop(c, e->pos, e->op, a, b);
     break;
@@ -600,7 +594,7 @@ static Type chk_expr(Checker *c, Ast *e) {
 
 static bool chk_args(Checker *c, Ast *e, Type *types) {
   for (int i = 0; i < e->list.n; i++) {
-    types[i] = chk_value(c, e->list.items[i]);
+    types[i] = chk_expr(c, e->list.items[i]);
     if (FAILED(c)) return false;
   }
   return true;
@@ -663,7 +657,7 @@ static Type chk_special(Checker *c, Ast *e, bool stmt) {
   if (strcmp(n, "factor") == 0) {
     if (!allowed_in_block(c, e->pos, "factor()") || !check_arity(c, e, "factor", 1))
       return T_VOID;
-    Type t = chk_value(c, e->list.items[0]);
+    Type t = chk_expr(c, e->list.items[0]);
     if (!FAILED(c) && !is_num(t))
       chk_error(c, e->list.items[0]->pos, "factor() needs a real, got %s%s", ty_name(t),
                 t.ndims || is_linalg(t) ? "; use sum()" : "");
@@ -672,7 +666,7 @@ static Type chk_special(Checker *c, Ast *e, bool stmt) {
   if (strcmp(n, "condition") == 0) {
     if (!allowed_in_block(c, e->pos, "condition()") || !check_arity(c, e, "condition", 1))
       return T_VOID;
-    Type t = chk_value(c, e->list.items[0]);
+    Type t = chk_expr(c, e->list.items[0]);
     if (!FAILED(c) && !is_truthy(t))
       chk_error(c, e->list.items[0]->pos, "condition() needs a bool, got %s", ty_name(t));
     return T_VOID;
@@ -690,7 +684,7 @@ static Type chk_special(Checker *c, Ast *e, bool stmt) {
                             "normal(0, 1)");
     return T_VOID;
   }
-  Type x = chk_value(c, val);
+  Type x = chk_expr(c, val);
   if (FAILED(c)) return T_VOID;
   chk_dist(c, dist, x);
   return T_VOID;
@@ -792,7 +786,7 @@ static SymKind decl_kind(Checker *c, Ast *s) {
 }
 
 static bool chk_size_expr(Checker *c, Ast *e) {
-  Type t = chk_value(c, e);
+  Type t = chk_expr(c, e);
   if (FAILED(c)) return false;
   if (!is_int(t)) {
     chk_error(c, e->pos, "sizes must be ints, got %s", ty_name(t));
@@ -801,7 +795,7 @@ static bool chk_size_expr(Checker *c, Ast *e) {
   return true;
 }
 
-static bool chk_bounds(Checker *c, Ast *s, const AstType *at) {
+static bool chk_bounds(Checker *c, const AstType *at) {
   Ast *bnd[2] = {at->lower, at->upper};
   if (!bnd[0] && !bnd[1]) return true;
   bool ok_base = at->base == TB_INT || at->base == TB_REAL || at->base == TB_VECTOR ||
@@ -812,7 +806,7 @@ static bool chk_bounds(Checker *c, Ast *s, const AstType *at) {
   }
   for (int k = 0; k < 2; k++) {
     if (!bnd[k]) continue;
-    Type t = chk_value(c, bnd[k]);
+    Type t = chk_expr(c, bnd[k]);
     if (FAILED(c)) return false;
     if (!is_num(t)) {
       chk_error(c, bnd[k]->pos, "bounds must be int or real scalars (container bounds are not "
@@ -824,7 +818,6 @@ static bool chk_bounds(Checker *c, Ast *s, const AstType *at) {
       return false;
     }
   }
-  (void)s;
   return true;
 }
 
@@ -851,10 +844,10 @@ static void chk_decl(Checker *c, Ast *s) {
     if (at->dims[i] && !chk_size_expr(c, at->dims[i])) return;
   if (at->size1 && !chk_size_expr(c, at->size1)) return;
   if (at->size2 && !chk_size_expr(c, at->size2)) return;
-  if (!chk_bounds(c, s, at)) return;
+  if (!chk_bounds(c, at)) return;
   s->ty = t;
   if (s->a) {
-    Type v = chk_value(c, s->a);
+    Type v = chk_expr(c, s->a);
     if (FAILED(c)) return;
     if (!assignable(t, v)) {
       chk_error(c, s->a->pos, "cannot assign %s to %s%s", ty_name(v), ty_name(t),
@@ -914,7 +907,7 @@ static Ast *lvalue_root(Checker *c, Ast *lv) {
 }
 
 static void chk_assign(Checker *c, Ast *s) {
-  Type lt = chk_value(c, s->a);
+  Type lt = chk_expr(c, s->a);
   if (FAILED(c)) return;
   Ast *root = lvalue_root(c, s->a);
   if (!root) return;
@@ -938,7 +931,7 @@ static void chk_assign(Checker *c, Ast *s) {
     break;
   default: break;
   }
-  Type rt = chk_value(c, s->b);
+  Type rt = chk_expr(c, s->b);
   if (FAILED(c)) return;
   if (s->op != OP_ASSIGN && s->op != OP_NONE) {
     rt = chk_binop(c, s->pos, s->op, lt, rt);
@@ -950,7 +943,7 @@ static void chk_assign(Checker *c, Ast *s) {
 }
 
 static void chk_cond(Checker *c, Ast *e) {
-  Type t = chk_value(c, e);
+  Type t = chk_expr(c, e);
   if (!FAILED(c) && !is_truthy(t))
     chk_error(c, e->pos, "condition must be bool or int, got %s", ty_name(t));
 }
@@ -967,16 +960,16 @@ static void chk_sub(Checker *c, Ast *s) {
 static void chk_for(Checker *c, Ast *s) {
   Type vt = T_INT;
   if (s->b) {
-    Type a = chk_value(c, s->a);
+    Type a = chk_expr(c, s->a);
     if (FAILED(c)) return;
-    Type b = chk_value(c, s->b);
+    Type b = chk_expr(c, s->b);
     if (FAILED(c)) return;
     if (!is_int(a) || !is_int(b)) {
       chk_error(c, s->pos, "loop bounds must be ints, got %s and %s", ty_name(a), ty_name(b));
       return;
     }
   } else {
-    Type a = chk_value(c, s->a);
+    Type a = chk_expr(c, s->a);
     if (FAILED(c)) return;
     if (a.ndims > 0) vt = ty_make((TyBase)a.base, a.ndims - 1);
     else if (a.base == TY_VECTOR || a.base == TY_ROWVEC) vt = T_REAL;
@@ -1009,7 +1002,7 @@ static void chk_return(Checker *c, Ast *s) {
                 ty_name(want));
     return;
   }
-  Type t = chk_value(c, s->a);
+  Type t = chk_expr(c, s->a);
   if (FAILED(c)) return;
   if (want.base == TY_VOID) {
     chk_error(c, s->pos, "void function '%s' cannot return a value", c->func->name);
@@ -1044,14 +1037,14 @@ static void chk_stmt(Checker *c, Ast *s) {
         return;
       }
     }
-    Type x = chk_value(c, s->a);
+    Type x = chk_expr(c, s->a);
     if (FAILED(c)) return;
     chk_dist(c, s->b, x);
     break;
   }
   case AST_TARGET: {
     if (!allowed_in_block(c, s->pos, "target +=")) return;
-    Type t = chk_value(c, s->a);
+    Type t = chk_expr(c, s->a);
     if (!FAILED(c) && !is_num(t))
       chk_error(c, s->a->pos, "target += needs a real, got %s%s", ty_name(t),
                 t.ndims || is_linalg(t) ? "; use sum()" : "");

@@ -243,6 +243,14 @@ static void test_print(void) {
             "unconstrained parameters: none (dynamic structure)\n"
             "observations: none\n",
             "printed analysis of a dynamic program");
+  p = lower_src("data { int N; }\nmodel {\n  for (i in 1:N) { int<lower=0, upper=1> z ~ bernoulli(0.3); }\n}\n");
+  tap_streq(p ? ir_analysis_print(p, ir_analyze(p), -1) : "",
+            "structure: fixed\n"
+            "latents (1):\n"
+            "  z  m.ppl:3:42  discrete  {0, 1}  bernoulli  in loop\n"
+            "unconstrained parameters: none (not all latents are continuous)\n"
+            "observations: none\n",
+            "printed analysis with a discrete latent");
   p = lower_src("model { }\n");
   tap_streq(p ? ir_analysis_print(p, ir_analyze(p), -1) : "",
             "structure: fixed\nlatents: none\nunconstrained parameters: unknown until data is loaded\n"
