@@ -50,6 +50,9 @@ typedef struct Chain {
   bool failed;          /* an engine or output error (not a stop request) */
   Diag d;
   double warm_s, samp_s;
+  const char *adapt;    /* engine's adaptation lines, written after the header */
+  double logz;          /* engine's own log evidence estimate (NAN if none) */
+  const char *notes;    /* engine's line for the summary */
 } Chain;
 
 typedef struct Run {
@@ -69,11 +72,7 @@ typedef struct Run {
 
 void driver_opts_default(DriverOpts *o) {
   memset(o, 0, sizeof *o);
-  o->eng.chains = 4;
-  o->eng.draws = 1000;
-  o->eng.warmup = 1000;
-  o->eng.thin = 1;
-  o->eng.seed = 1;
+  engine_opts_default(&o->eng);
 }
 
 static double dr_now(void) {
@@ -168,6 +167,18 @@ static bool dr_columns(Run *r, Chain *ch, const Draw *dr, int k) {
   return true;
 }
 
+/* Each line of text as a CSV comment "# line". */
+static bool dr_write_comments(FILE *f, const char *text) {
+  const char *p = text;
+  while (*p) {
+    size_t n = strcspn(p, "\n");
+    if (fprintf(f, "# %.*s\n", (int)n, p) < 0) return false;
+    p += n;
+    if (*p) p++;
+  }
+  return fflush(f) == 0;
+}
+
 static bool dr_record(Run *r, Chain *ch, const Draw *dr, int k) {
   if (!dr_columns(r, ch, dr, k)) return false;
   int nd = r->o->eng.draws;
@@ -180,6 +191,7 @@ static bool dr_record(Run *r, Chain *ch, const Draw *dr, int k) {
     ch->data = gc_alloc_atomic(sizeof(double) * (size_t)ch->ncols * (size_t)nd);
     if (r->eng->weighted) ch->lw = gc_alloc_atomic(sizeof(double) * (size_t)nd);
     if (ch->csv && !csv_write_header(ch->csv, ch->ncols, ch->names)) goto io;
+    if (ch->csv && ch->adapt && !dr_write_comments(ch->csv, ch->adapt)) goto io;
   } else if (ch->cols.n != ch->ncols) {
     return dr_fail(ch, DIAG_INTERNAL, "draw %d of chain %d has %d columns, the first had %d",
                    k + 1, ch->id + 1, ch->cols.n, ch->ncols);
@@ -226,6 +238,7 @@ static void dr_run_chain(Run *r, Chain *ch) {
     if (ok) dr_progress(r, 1);
   }
   double t1 = dr_now();
+  if (ok && r->eng->adaptation_info) ch->adapt = r->eng->adaptation_info(state);
   for (int it = 0, k = 0; ok && it < r->iters; it++) {
     if (atomic_load(&r->stop)) ok = false;
     else ok = dr_step(r, ch, state, false, &dr);
@@ -234,6 +247,9 @@ static void dr_run_chain(Run *r, Chain *ch) {
     if (ok) dr_progress(r, 1);
   }
   double t2 = dr_now();
+  ch->logz = NAN;
+  if (ok && r->eng->log_evidence && !r->eng->log_evidence(state, &ch->logz)) ch->logz = NAN;
+  if (ok && r->eng->chain_notes) ch->notes = r->eng->chain_notes(state);
   if (r->eng->free) r->eng->free(state);
   ch->warm_s = t1 - t0, ch->samp_s = t2 - t1;
   if (ch->failed) atomic_store(&r->stop, 1);
@@ -388,8 +404,29 @@ static void dr_summarise(Run *r, RunResult *rr) {
       diag_summarise(m, n, x, &rr->stats[col]);
   }
   rr->logz = rr->logz_se = NAN;
-  if (rr->weighted) diag_log_evidence(m, n, (const double *const *)rr->lw, &rr->logz, &rr->logz_se);
-  (void)r;
+  if (r->eng->log_evidence) {
+    /* independent estimates of Z from the chains: average them on the natural
+       scale; the standard error of log Z by the delta method from their spread */
+    double mx = -INFINITY;
+    for (int c = 0; c < m; c++)
+      if (r->chains[c].logz > mx) mx = r->chains[c].logz;
+    if (isfinite(mx)) {
+      double s1 = 0, s2 = 0;
+      for (int c = 0; c < m; c++) {
+        double z = exp(r->chains[c].logz - mx);
+        s1 += z;
+        s2 += z * z;
+      }
+      double mean = s1 / m;
+      rr->logz = mx + log(mean);
+      if (m > 1) {
+        double var = (s2 - m * mean * mean) / (m - 1);
+        rr->logz_se = sqrt(var > 0 ? var : 0) / (sqrt((double)m) * mean);
+      }
+    }
+  } else if (rr->weighted) {
+    diag_log_evidence(m, n, (const double *const *)rr->lw, &rr->logz, &rr->logz_se);
+  }
 }
 
 static RunResult *dr_result(Run *r) {
@@ -430,6 +467,10 @@ static RunResult *dr_result(Run *r) {
       .log_evidence_se = rr->logz_se,
   };
   rr->summary_text = summary_table(&sr, rr->ncols, rr->labels, rr->stats);
+  /* the engines' own remarks (divergences, tree depth ...), chain by chain */
+  for (int c = 0; c < m; c++)
+    if (r->chains[c].notes && *r->chains[c].notes)
+      rr->summary_text = gc_printf("%s\nchain %d: %s", rr->summary_text, c + 1, r->chains[c].notes);
   return rr;
 }
 

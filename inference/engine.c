@@ -15,6 +15,24 @@ static const EngineVT *const engines[] = {&engine_prior, &engine_is, &engine_mh,
 
 const EngineVT *const *engine_all(void) { return engines; }
 
+void engine_opts_default(EngineOpts *o) {
+  memset(o, 0, sizeof *o);
+  o->chains = 4;
+  o->draws = 1000;
+  o->warmup = 1000;
+  o->thin = 1;
+  o->seed = 1;
+  o->metric = METRIC_DIAG;
+  o->max_depth = 10;
+  o->adapt_delta = 0.8;
+  o->stepsize = 1;
+  o->int_time = 6.283185307179586;
+  o->particles = 1000;
+  o->resample = RESAMPLE_SYSTEMATIC;
+  o->ess_threshold = 0.5;
+  o->rejuvenate = 0;
+}
+
 const EngineVT *engine_lookup(const char *name) {
   if (!name) return NULL;
   for (int i = 0; engines[i]; i++)

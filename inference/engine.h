@@ -18,7 +18,26 @@ typedef struct EngineOpts {
                        warmup ignore it) */
   int thin;         /* keep every thin-th draw (default 1) */
   uint64_t seed;
+
+  /* gradient-based engines (nuts, hmc) */
+  int metric;          /* METRIC_DIAG (default), METRIC_DENSE, METRIC_UNIT */
+  int max_depth;       /* NUTS tree depth limit (default 10) */
+  double adapt_delta;  /* target acceptance statistic (default 0.8) */
+  double stepsize;     /* initial step size (default 1) */
+  double int_time;     /* static HMC integration time (default 2 pi) */
+
+  /* particle engines (smc, pgibbs) */
+  int particles;       /* default 1000 */
+  int resample;        /* RESAMPLE_SYSTEMATIC (default), _MULTINOMIAL, _STRATIFIED, _RESIDUAL */
+  double ess_threshold;/* resample when ESS / N falls below this (default 0.5) */
+  int rejuvenate;      /* MH moves per particle after each resampling (default 0) */
 } EngineOpts;
+
+enum { METRIC_DIAG = 0, METRIC_DENSE, METRIC_UNIT };
+enum { RESAMPLE_SYSTEMATIC = 0, RESAMPLE_MULTINOMIAL, RESAMPLE_STRATIFIED, RESAMPLE_RESIDUAL };
+
+/* Defaults for every field (chains 4, draws 1000, warmup 1000, thin 1, seed 1, ...). */
+void engine_opts_default(EngineOpts *o);
 
 #define ENGINE_MAX_STATS 8
 
@@ -44,6 +63,21 @@ typedef struct EngineVT {
   /* one iteration; warmup = true during warmup (draw not reported) */
   bool (*step)(void *state, bool warmup, Draw *out, Diag *d);
   void (*free)(void *state);
+
+  /* Optional hooks (NULL = not provided). */
+  /* After warmup: the adaptation result as CSV comment lines without the "# "
+     prefix, in CmdStan's exact wording, e.g. "Adaptation terminated\nStep size =
+     0.813694\nDiagonal elements of inverse mass matrix:\n1.02, 0.98". Written
+     after the CSV header, before the first draw. */
+  const char *(*adaptation_info)(void *state);
+  /* After the last step: this chain's log evidence estimate, for engines whose
+     final draw weights do not carry it (SMC: the running product of mean
+     incremental weights). The driver combines chains: log mean exp of the
+     estimates, with the standard error from their spread. */
+  bool (*log_evidence)(void *state, double *est);
+  /* After the last step: one line for the summary, e.g. "12 of 1000
+     transitions diverged; increase --adapt-delta ..." (NULL or "" = nothing). */
+  const char *(*chain_notes)(void *state);
 } EngineVT;
 
 const EngineVT *engine_lookup(const char *name);

@@ -455,6 +455,20 @@ void ppl_run_options_default(ppl_run_options *o) {
   o->warmup = 1000;
   o->thin = 1;
   o->seed = 1;
+  o->metric = "diag";
+  o->max_depth = 10;
+  o->adapt_delta = 0.8;
+  o->particles = 1000;
+  o->resample = "systematic";
+  o->ess_threshold = 0.5;
+  o->rejuvenate = 0;
+}
+
+/* Index of s in the NULL-terminated names, or -1. */
+static int pick(const char *s, const char *const *names) {
+  for (int i = 0; names[i]; i++)
+    if (s && !strcmp(s, names[i])) return i;
+  return -1;
 }
 
 static const char *engine_names(void) {
@@ -511,6 +525,26 @@ ppl_status ppl_run(ppl_model *m, const ppl_run_options *o, ppl_result **out) {
   if (o->draws < 1) return fail(m->ctx, DIAG_USAGE, "ppl_run: draws must be positive, got %d", o->draws);
   if (o->warmup < 0) return fail(m->ctx, DIAG_USAGE, "ppl_run: warmup must be >= 0, got %d", o->warmup);
   if (o->thin < 1) return fail(m->ctx, DIAG_USAGE, "ppl_run: thin must be positive, got %d", o->thin);
+  static const char *const metrics[] = {"diag", "dense", "unit", NULL};
+  static const char *const schemes[] = {"systematic", "multinomial", "stratified", "residual", NULL};
+  int metric = o->metric ? pick(o->metric, metrics) : METRIC_DIAG;
+  if (metric < 0)
+    return fail(m->ctx, DIAG_USAGE, "unknown metric '%s' (diag, dense or unit)", o->metric);
+  int scheme = o->resample ? pick(o->resample, schemes) : RESAMPLE_SYSTEMATIC;
+  if (scheme < 0)
+    return fail(m->ctx, DIAG_USAGE,
+                "unknown resampling scheme '%s' (systematic, multinomial, stratified or residual)",
+                o->resample);
+  if (o->max_depth < 1 || o->max_depth > 30)
+    return fail(m->ctx, DIAG_USAGE, "max depth must be 1..30, got %d", o->max_depth);
+  if (!(o->adapt_delta > 0 && o->adapt_delta < 1))
+    return fail(m->ctx, DIAG_USAGE, "adapt delta must be in (0, 1), got %g", o->adapt_delta);
+  if (o->particles < 1)
+    return fail(m->ctx, DIAG_USAGE, "particles must be positive, got %d", o->particles);
+  if (!(o->ess_threshold >= 0 && o->ess_threshold <= 1))
+    return fail(m->ctx, DIAG_USAGE, "ESS threshold must be in [0, 1], got %g", o->ess_threshold);
+  if (o->rejuvenate < 0)
+    return fail(m->ctx, DIAG_USAGE, "rejuvenate must be >= 0, got %d", o->rejuvenate);
   const EngineVT *eng;
   const char *why;
   ppl_status s = choose_engine(m, o->engine, &eng, &why);
@@ -518,7 +552,14 @@ ppl_status ppl_run(ppl_model *m, const ppl_run_options *o, ppl_result **out) {
   if ((s = need_data(m)) != PPL_OK) return s;
 
   DriverOpts d_o;
-  memset(&d_o, 0, sizeof d_o);
+  driver_opts_default(&d_o);
+  d_o.eng.metric = metric;
+  d_o.eng.max_depth = o->max_depth;
+  d_o.eng.adapt_delta = o->adapt_delta;
+  d_o.eng.particles = o->particles;
+  d_o.eng.resample = scheme;
+  d_o.eng.ess_threshold = o->ess_threshold;
+  d_o.eng.rejuvenate = o->rejuvenate;
   d_o.eng.chains = o->chains;
   d_o.eng.draws = o->draws;
   d_o.eng.warmup = o->warmup;

@@ -37,7 +37,16 @@ static const char usage_text[] =
     "  --threads N           worker threads (default: min(chains, CPUs))\n"
     "  --output FILE.csv     draws in CmdStan's CSV layout (FILE_1.csv ... for chains > 1)\n"
     "  --summary FILE.json   summary as JSON\n"
-    "  --quiet               no summary table on stdout\n";
+    "  --quiet               no summary table on stdout\n"
+    "gradient-based engines:\n"
+    "  --metric diag|dense|unit   mass matrix adaptation (default diag)\n"
+    "  --max-depth N              NUTS tree depth limit (default 10)\n"
+    "  --adapt-delta X            target acceptance statistic (default 0.8)\n"
+    "particle engines:\n"
+    "  --particles N              particles (default 1000)\n"
+    "  --resample SCHEME          systematic (default), multinomial, stratified, residual\n"
+    "  --ess-threshold X          resample when ESS/N < X (default 0.5)\n"
+    "  --rejuvenate K             MH moves per particle after resampling (default 0)\n";
 
 static int usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, "ppl: ");
@@ -104,10 +113,23 @@ static int parse_int_opt(const char *opt, const char *val, long lo, long hi, lon
 }
 
 typedef struct Args {
-  const char *cmd, *model, *data, *engine, *output, *summary;
-  long seed, chains, draws, warmup, thin, threads;
+  const char *cmd, *model, *data, *engine, *output, *summary, *metric, *resample;
+  long seed, chains, draws, warmup, thin, threads, max_depth, particles, rejuvenate;
+  double adapt_delta, ess_threshold;
   int quiet;
 } Args;
+
+static int parse_real_opt(const char *opt, const char *val, double lo, double hi, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(val, &end);
+  if (errno || end == val || *end || !(v >= lo && v <= hi)) {
+    fprintf(stderr, "ppl: %s expects a number from %g to %g, got '%s'\n", opt, lo, hi, val);
+    return 0;
+  }
+  *out = v;
+  return 1;
+}
 
 static int parse_args(int argc, char **argv, Args *a) {
   a->seed = 1;
@@ -116,6 +138,7 @@ static int parse_args(int argc, char **argv, Args *a) {
   a->warmup = -1;
   a->thin = 1;
   a->threads = 0;
+  a->adapt_delta = a->ess_threshold = -1; /* not given */
   for (int i = 2; i < argc; i++) {
     const char *o = argv[i];
     const char *val = NULL;
@@ -134,7 +157,9 @@ static int parse_args(int argc, char **argv, Args *a) {
       }
       static const char *const valued[] = {"--data", "--engine", "--seed", "--chains", "--draws",
                                            "--warmup", "--thin", "--threads", "--output",
-                                           "--summary", NULL};
+                                           "--summary", "--metric", "--max-depth",
+                                           "--adapt-delta", "--particles", "--resample",
+                                           "--ess-threshold", "--rejuvenate", NULL};
       int known = 0;
       for (int k = 0; valued[k]; k++)
         if (!strcmp(name, valued[k])) known = 1;
@@ -147,6 +172,19 @@ static int parse_args(int argc, char **argv, Args *a) {
       else if (!strcmp(name, "--engine")) a->engine = val;
       else if (!strcmp(name, "--output")) a->output = val;
       else if (!strcmp(name, "--summary")) a->summary = val;
+      else if (!strcmp(name, "--metric")) a->metric = val;
+      else if (!strcmp(name, "--resample")) a->resample = val;
+      else if (!strcmp(name, "--max-depth")) {
+        if (!parse_int_opt(name, val, 1, 30, &a->max_depth)) return EX_USAGE_;
+      } else if (!strcmp(name, "--particles")) {
+        if (!parse_int_opt(name, val, 1, 100000000, &a->particles)) return EX_USAGE_;
+      } else if (!strcmp(name, "--rejuvenate")) {
+        if (!parse_int_opt(name, val, 0, 1000000, &a->rejuvenate)) return EX_USAGE_;
+      } else if (!strcmp(name, "--adapt-delta")) {
+        if (!parse_real_opt(name, val, 1e-6, 1 - 1e-9, &a->adapt_delta)) return EX_USAGE_;
+      } else if (!strcmp(name, "--ess-threshold")) {
+        if (!parse_real_opt(name, val, 0, 1, &a->ess_threshold)) return EX_USAGE_;
+      }
       else if (!strcmp(name, "--seed")) {
         if (!parse_int_opt(name, val, 0, LONG_MAX, &a->seed)) return EX_USAGE_;
       } else if (!strcmp(name, "--chains")) {
@@ -246,6 +284,13 @@ int main(int argc, char **argv) {
     ro.thin = (int)a.thin;
     ro.output_csv = a.output;
     ro.summary_json = a.summary;
+    if (a.metric) ro.metric = a.metric;
+    if (a.resample) ro.resample = a.resample;
+    if (a.max_depth) ro.max_depth = (int)a.max_depth;
+    if (a.particles) ro.particles = (int)a.particles;
+    if (a.rejuvenate) ro.rejuvenate = (int)a.rejuvenate;
+    if (a.adapt_delta > 0) ro.adapt_delta = a.adapt_delta;
+    if (a.ess_threshold >= 0) ro.ess_threshold = a.ess_threshold;
   }
   ro.progress = !strcmp(a.cmd, "run") && isatty(2);
   if (strcmp(a.cmd, "exec")) {

@@ -160,6 +160,15 @@ typedef struct ppl_run_options {
                               NAME_1.csv, NAME_2.csv, ... */
   const char *summary_json;/* summary JSON path, or NULL */
   int progress;            /* nonzero: a progress line on stderr (default 0) */
+  /* gradient-based engines (nuts, hmc) */
+  const char *metric;      /* "diag" (default), "dense", "unit" */
+  int max_depth;           /* NUTS tree depth limit, default 10 */
+  double adapt_delta;      /* target acceptance statistic in (0, 1), default 0.8 */
+  /* particle engines (smc, pgibbs) */
+  int particles;           /* default 1000 */
+  const char *resample;    /* "systematic" (default), "multinomial", "stratified", "residual" */
+  double ess_threshold;    /* resample when ESS/N falls below it, in [0, 1], default 0.5 */
+  int rejuvenate;          /* MH moves per particle after resampling, default 0 */
 } ppl_run_options;
 
 void ppl_run_options_default(ppl_run_options *o);
