@@ -10,6 +10,9 @@ if [ "${1:-}" = "--sanitize" ]; then
   export MESON_ARGS="-Db_sanitize=address,undefined -Db_lundef=false -Dgc=false -Dbuildtype=debug"
   export ASAN_OPTIONS=detect_leaks=0:abort_on_error=0
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  # nothing is collected with the GC off and every run is slower: statistical
+  # tests draw fewer samples (their tolerances widen with the standard errors)
+  export PPL_TEST_SCALE=${PPL_TEST_SCALE:-0.1}
 fi
 BUILD=${BUILD:-build}
 sh scripts/setup.sh
