@@ -1,5 +1,6 @@
 /* gc.c — the allocator behind every runtime object: Boehm GC, or calloc when
  * built with -Dgc=false so that ASan and valgrind see every block. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +99,36 @@ char *gc_strndup(const char *s, size_t n) {
 }
 
 char *gc_strdup(const char *s) { return gc_strndup(s, strlen(s)); }
+
+char *gc_read_file(const char *path, size_t *len, int *errnum) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    *errnum = errno;
+    return NULL;
+  }
+  size_t cap = 1 << 14, n = 0;
+  char *text = gc_alloc_atomic(cap + 1);
+  for (;;) {
+    if (n == cap) {
+      char *bigger = gc_alloc_atomic(cap * 2 + 1);
+      memcpy(bigger, text, n);
+      text = bigger;
+      cap *= 2;
+    }
+    size_t got = fread(text + n, 1, cap - n, f);
+    n += got;
+    if (got == 0) break;
+  }
+  int e = ferror(f) ? (errno ? errno : EIO) : 0;
+  fclose(f);
+  if (e) {
+    *errnum = e;
+    return NULL;
+  }
+  text[n] = 0;
+  *len = n;
+  return text;
+}
 
 char *gc_printf(const char *fmt, ...) {
   va_list ap, ap2;

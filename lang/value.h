@@ -25,6 +25,9 @@ void *gc_alloc_atomic(size_t n); /* zeroed, holds no pointers (numbers, chars) *
 char *gc_strdup(const char *s);
 char *gc_strndup(const char *s, size_t n);
 char *gc_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The whole file as a NUL-terminated GC string (*len bytes before the NUL);
+ * NULL with *errnum set to the errno value when it cannot be read. */
+char *gc_read_file(const char *path, size_t *len, int *errnum);
 /* Call once per process before any allocation (idempotent, thread-safe). */
 void gc_init(void);
 /* Make sure the calling thread may allocate: registers it with the collector on

@@ -134,31 +134,12 @@ Ast *parse_string(const char *src, size_t len, const char *file, Diag *d) {
 }
 
 Ast *parse_file(const char *path, Diag *d) {
-  FILE *f = fopen(path, "rb");
-  char ebuf[256];
-  if (!f) {
-    diag_error(d, DIAG_IO, (SrcPos){0}, "cannot read %s: %s", path,
-               strerror_r(errno, ebuf, sizeof ebuf));
-    return NULL;
-  }
-  size_t cap = 4096, n = 0;
-  char *text = gc_alloc_atomic(cap);
-  for (;;) {
-    if (n == cap) {
-      char *t2 = gc_alloc_atomic(cap * 2);
-      memcpy(t2, text, n);
-      text = t2;
-      cap *= 2;
-    }
-    size_t got = fread(text + n, 1, cap - n, f);
-    n += got;
-    if (got == 0) break;
-  }
-  int err = ferror(f) ? errno : 0;
-  fclose(f);
-  if (err) {
-    diag_error(d, DIAG_IO, (SrcPos){0}, "cannot read %s: %s", path,
-               strerror_r(err, ebuf, sizeof ebuf));
+  size_t n;
+  int err;
+  char *text = gc_read_file(path, &n, &err);
+  if (!text) {
+    char ebuf[256];
+    diag_error(d, DIAG_IO, (SrcPos){0}, "cannot read %s: %s", path, strerror_r(err, ebuf, sizeof ebuf));
     return NULL;
   }
   return parse_string(text, n, path, d);
