@@ -159,6 +159,34 @@ static void cv_comment_text(FILE *f, const char *s) {
 
 static const char *cv_or_empty(const char *s) { return s ? s : ""; }
 
+/* CmdStan's adapt and algorithm blocks for nuts / static HMC (the adaptation
+ * constants are Stan's and fixed in ppl). */
+static void cv_write_hmc(FILE *f, const CsvConfig *c) {
+  fprintf(f, "#     adapt\n");
+  fprintf(f, "#       engaged = %d\n", c->adapt_engaged ? 1 : 0);
+  fprintf(f, "#       gamma = 0.05\n");
+  fprintf(f, "#       delta = %g\n", c->adapt_delta);
+  fprintf(f, "#       kappa = 0.75\n");
+  fprintf(f, "#       t0 = 10\n");
+  fprintf(f, "#       init_buffer = 75\n");
+  fprintf(f, "#       term_buffer = 50\n");
+  fprintf(f, "#       window = 25\n");
+  fprintf(f, "#     algorithm = hmc\n");
+  fprintf(f, "#       hmc\n");
+  fprintf(f, "#         engine = ");
+  cv_comment_text(f, c->hmc_engine);
+  fputc('\n', f);
+  if (strcmp(c->hmc_engine, "nuts") == 0)
+    fprintf(f, "#           nuts\n#             max_depth = %d\n", c->max_depth);
+  else
+    fprintf(f, "#           static\n#             int_time = %.17g\n", c->int_time);
+  fprintf(f, "#         metric = ");
+  cv_comment_text(f, c->metric ? c->metric : "diag_e");
+  fprintf(f, "\n#         metric_file = \n");
+  fprintf(f, "#         stepsize = %g\n", c->stepsize);
+  fprintf(f, "#         stepsize_jitter = %g\n", c->stepsize_jitter);
+}
+
 bool csv_write_config(FILE *f, const CsvConfig *c) {
   fprintf(f, "# stan_version_major = 2\n# stan_version_minor = 33\n# stan_version_patch = 0\n");
   fprintf(f, "# ppl_version = %s\n", PPL_VERSION_STRING);
@@ -176,11 +204,15 @@ bool csv_write_config(FILE *f, const CsvConfig *c) {
   fprintf(f, "#     num_warmup = %d\n", c->num_warmup);
   fprintf(f, "#     save_warmup = 0\n");
   fprintf(f, "#     thin = %d\n", c->thin);
-  fprintf(f, "#     algorithm = ppl\n");
-  fprintf(f, "#       ppl\n");
-  fprintf(f, "#         engine = ");
-  cv_comment_text(f, cv_or_empty(c->engine));
-  fputc('\n', f);
+  if (c->hmc_engine) {
+    cv_write_hmc(f, c);
+  } else {
+    fprintf(f, "#     algorithm = ppl\n");
+    fprintf(f, "#       ppl\n");
+    fprintf(f, "#         engine = ");
+    cv_comment_text(f, cv_or_empty(c->engine));
+    fputc('\n', f);
+  }
   fprintf(f, "#     num_chains = %d\n", c->num_chains);
   fprintf(f, "# id = %d\n", c->id);
   fprintf(f, "# data\n#   file = ");

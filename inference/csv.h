@@ -64,6 +64,16 @@ typedef struct CsvConfig {
   const char *output_file;  /* this chain's file */
   int nskipped;             /* string outputs that have no column */
   const char *const *skipped;
+  /* Gradient engines: hmc_engine "nuts" or "static" writes CmdStan's adapt
+     block and "algorithm = hmc" with its settings instead of "algorithm =
+     ppl" (NULL: another engine; the fields below are then unused). */
+  const char *hmc_engine;
+  const char *metric;       /* "diag_e", "dense_e" or "unit_e" */
+  int max_depth;            /* nuts */
+  double int_time;          /* static */
+  double stepsize, stepsize_jitter;
+  bool adapt_engaged;       /* warmup > 0 */
+  double adapt_delta;
 } CsvConfig;
 
 /* Each returns false when the stream reports an error (the caller reports it

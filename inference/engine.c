@@ -9,9 +9,10 @@
 #include <string.h>
 
 #include "engine.h"
+#include "nuts.h"
 #include "trace.h"
 
-static const EngineVT *const engines[] = {&engine_prior, &engine_is, &engine_mh, NULL};
+static const EngineVT *const engines[] = {&engine_prior, &engine_is, &engine_mh, &engine_smc, &engine_pgibbs, &engine_nuts, &engine_hmc, NULL};
 
 const EngineVT *const *engine_all(void) { return engines; }
 
@@ -82,8 +83,41 @@ static char *why_mh(const IrAnalysis *a) {
                    describe_latents(a), a->fixed_structure ? "fixed" : "dynamic");
 }
 
+/* Sequential observations between discrete latents, or a structure that
+ * changes between runs along the observations: particles follow the program
+ * from one observation to the next.  Not when some latent is drawn once
+ * outside every loop (a static parameter): without rejuvenation moves the
+ * particles would keep only a few of its initial values. */
+static bool smc_fits(const IrAnalysis *a) {
+  if (!a->interleaved_observations || (!a->has_discrete && a->fixed_structure)) return false;
+  for (int i = 0; i < a->nlatents; i++)
+    if (!a->latents[i].in_loop && !a->latents[i].in_function) return false;
+  return true;
+}
+
+static char *why_smc(const IrAnalysis *a) {
+  return gc_printf("%s, %s structure, observations interleaved with the latents: sequential "
+                   "Monte Carlo follows the program from one observation to the next and "
+                   "estimates the evidence (no static parameters to degenerate)",
+                   describe_latents(a),
+                   a->fixed_structure ? "fixed" : "dynamic");
+}
+
+/* Every latent continuous and the set of latents fixed: the log density on the
+ * unconstrained vector exists and has a gradient, so NUTS applies. */
+static bool nuts_fits(const IrAnalysis *a) {
+  return a->fixed_structure && a->all_continuous && a->nlatents > 0;
+}
+
+static char *why_nuts(const IrAnalysis *a) {
+  return gc_printf("%s, fixed structure: gradient-based no-U-turn sampler with Stan's warmup",
+                   describe_latents(a));
+}
+
 static const SelectRule rules[] = {
     {"prior", no_latents, why_prior},
+    {"nuts", nuts_fits, why_nuts},
+    {"smc", smc_fits, why_smc},
     {"mh", any_program, why_mh},
 };
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../stdlib/ad.h"
 #include "../stdlib/transform.h"
 #include "trace.h"
 
@@ -33,6 +34,10 @@ struct LogDensity {
   LdLatent *lat;
   size_t dim, xdim;
   const char **names;
+  /* a cached gradient workspace for ld_eval_grad: taken and given back with
+     atomic exchanges, so concurrent callers never share one (a caller that
+     finds it taken makes its own) */
+  struct LdWork *spare;
 };
 
 size_t ld_dim(const LogDensity *ld) { return ld->dim; }
@@ -132,7 +137,17 @@ typedef struct LdHandler {
   double *theta_out;
   int k;               /* next latent */
   double lp;
+  /* gradient runs: theta's nodes are 1..dim, lp accumulates on the tape */
+  Tape *tape;
+  int32_t lp_node;
+  InterpState *st;
 } LdHandler;
+
+/* lp += v, with its node on gradient runs */
+static void ld_add(LdHandler *lh, double v, int32_t node) {
+  lh->lp += v;
+  if (lh->tape) lh->lp_node = tape_binary(lh->tape, lh->lp_node, 1, node, 1);
+}
 
 static HandlerResult ld_fail(Diag *d, SrcPos pos, const char *msg) {
   diag_error(d, DIAG_RUNTIME, pos, "%s", msg);
@@ -158,6 +173,64 @@ static double ld_constrain_value(const LdLatent *L, const DistCall *dc, const do
     trace_value_set(v, (size_t)e, x);
   }
   return lj;
+}
+
+/* Give each real of *v (val_flatten order) its node. */
+static void ld_set_nodes(Value *v, const int32_t *nodes, size_t *k) {
+  switch (v->k) {
+  case V_ARR:
+    for (int i = 0; i < v->a->n; i++) ld_set_nodes(&v->a->e[i], nodes, k);
+    break;
+  case V_VEC:
+  case V_ROWVEC:
+  case V_MAT: {
+    size_t m = (size_t)v->t->rows * (size_t)v->t->cols;
+    v->t->ad = gc_alloc_atomic(sizeof(int32_t) * (m ? m : 1));
+    memcpy(v->t->ad, nodes + *k, sizeof(int32_t) * m);
+    *k += m;
+    break;
+  }
+  case V_REAL: v->ad = nodes[(*k)++]; break;
+  default: (*k)++; break;
+  }
+}
+
+/* ld_constrain_value on the tape: theta's entry i is node i + 1. */
+static void ld_constrain_value_ad(LdHandler *lh, const LdLatent *L, const DistCall *dc,
+                                  Value *v) {
+  Tape *t = lh->tape;
+  const double *u0 = lh->theta + L->off;
+  int32_t n0 = (int32_t)L->off + 1;
+  int32_t *nodes = gc_alloc_atomic(sizeof(int32_t) * (size_t)(L->numel ? L->numel : 1));
+  AdNum lo = {dc->lower, dc->lower_ad}, hi = {dc->upper, dc->upper_ad};
+  if (L->structured) {
+    int m = tf_free_size(dc->con, L->unit_len);
+    AdNum *u = gc_alloc_atomic(sizeof(AdNum) * (size_t)(m > 0 ? m : 1));
+    AdNum *x = gc_alloc_atomic(sizeof(AdNum) * (size_t)L->unit_len);
+    for (int q = 0; q * L->unit_len < L->numel; q++) {
+      for (int i = 0; i < m; i++)
+        u[i] = (AdNum){u0[q * m + i], n0 + q * m + i};
+      AdNum lj = tf_constrain_ad(t, dc->con, lo, hi, L->unit_len, u, x);
+      ld_add(lh, lj.v, lj.n);
+      for (int i = 0; i < L->unit_len; i++) {
+        size_t e = (size_t)q * (size_t)L->unit_len + (size_t)i;
+        trace_value_set(v, e, x[i].v);
+        nodes[e] = x[i].n;
+      }
+    }
+  } else {
+    for (int e = 0; e < L->numel; e++) {
+      AdNum u = {u0[e], n0 + e}, x = u;
+      if (dc->con != CON_NONE) {
+        AdNum lj = tf_constrain_ad(t, dc->con, lo, hi, 1, &u, &x);
+        ld_add(lh, lj.v, lj.n);
+      }
+      trace_value_set(v, (size_t)e, x.v);
+      nodes[e] = x.n;
+    }
+  }
+  size_t k = 0;
+  ld_set_nodes(v, nodes, &k);
 }
 
 /* value -> theta block; false if outside the constraint */
@@ -196,6 +269,17 @@ static HandlerResult ldh_sample(Handler *h, const char *addr, const DistCall *dc
                              "(expected '%s', got '%s')",
                              L->addr, addr));
   Value v = trace_value_new(dc->type, dc->nsizes, dc->sizes);
+  char err[512] = "";
+  double lp;
+  if (lh->tape) {
+    int32_t node;
+    ld_constrain_value_ad(lh, L, dc, &v);
+    if (!dist_call_lpdf_ad(dc, lh->tape, v, &lp, &node, err, sizeof err))
+      return ld_fail(d, pos, err);
+    ld_add(lh, lp, node);
+    *out = v;
+    return HR_CONTINUE;
+  }
   if (lh->mode == LD_EVAL) {
     lh->lp += ld_constrain_value(L, dc, lh->theta + L->off, &v);
     if (lh->x_out) cmdstan_walk(&v, lh->x_out + L->xoff, NULL, NULL, NULL);
@@ -204,8 +288,6 @@ static HandlerResult ldh_sample(Handler *h, const char *addr, const DistCall *dc
     if (!ld_unconstrain_value(L, dc, v, lh->theta_out + L->off))
       return ld_fail(d, pos, gc_printf("value of '%s' is outside its constraint", addr));
   }
-  char err[512] = "";
-  double lp;
   if (!dist_call_lpdf(dc, v, &lp, err, sizeof err)) return ld_fail(d, pos, err);
   lh->lp += lp;
   *out = v;
@@ -216,13 +298,23 @@ static HandlerResult ldh_observe(Handler *h, const DistCall *dc, Value x, SrcPos
   LdHandler *lh = (LdHandler *)h;
   char err[512] = "";
   double lp;
+  if (lh->tape) {
+    int32_t node;
+    if (!dist_call_lpdf_ad(dc, lh->tape, x, &lp, &node, err, sizeof err))
+      return ld_fail(d, pos, err);
+    ld_add(lh, lp, node);
+    return HR_CONTINUE;
+  }
   if (!dist_call_lpdf(dc, x, &lp, err, sizeof err)) return ld_fail(d, pos, err);
   lh->lp += lp;
   return HR_CONTINUE;
 }
 
 static HandlerResult ldh_factor(Handler *h, double lw, SrcPos pos, Diag *d) {
-  ((LdHandler *)h)->lp += lw;
+  (void)pos;
+  (void)d;
+  LdHandler *lh = (LdHandler *)h;
+  ld_add(lh, lw, lh->tape ? interp_factor_node(lh->st) : 0);
   return HR_CONTINUE;
 }
 
@@ -232,6 +324,8 @@ static bool ld_run(const LogDensity *ld, LdHandler *lh, Diag *d) {
   lh->h.factor = ldh_factor;
   lh->ld = ld;
   InterpState *st = interp_start(ld->in, 0, 0, false);
+  lh->st = st;
+  if (lh->tape) interp_set_tape(st, lh->tape);
   RunStatus rs;
   do rs = interp_run(st, &lh->h, d);
   while (rs == RUN_SUSPENDED);
@@ -255,6 +349,50 @@ bool ld_eval(const LogDensity *ld, const double *theta, double *lp, Diag *d) {
   return true;
 }
 
+/* ---- gradients ---- */
+
+struct LdWork {
+  const LogDensity *ld;
+  Tape *tape;
+  double *adj;
+  size_t adjcap;
+};
+
+LdWork *ld_work_new(const LogDensity *ld) {
+  LdWork *w = gc_alloc(sizeof(LdWork));
+  w->ld = ld;
+  w->tape = tape_new();
+  return w;
+}
+
+bool ld_eval_grad_w(LdWork *w, const double *theta, double *lp, double *grad, Diag *d) {
+  const LogDensity *ld = w->ld;
+  Tape *t = w->tape;
+  tape_reset(t);
+  for (size_t i = 0; i < ld->dim; i++) tape_var(t, theta[i]); /* nodes 1..dim */
+  LdHandler lh = {.mode = LD_EVAL, .theta = theta, .tape = t};
+  if (!ld_run(ld, &lh, d)) return false;
+  *lp = lh.lp;
+  size_t n = tape_size(t) + 1;
+  if (n > w->adjcap) {
+    w->adjcap = 2 * n;
+    w->adj = gc_alloc_atomic(sizeof(double) * w->adjcap);
+  }
+  tape_backward(t, lh.lp_node, w->adj);
+  for (size_t i = 0; i < ld->dim; i++) grad[i] = w->adj[i + 1];
+  return true;
+}
+
+bool ld_eval_grad(const LogDensity *ld, const double *theta, double *lp, double *grad,
+                  Diag *d) {
+  LogDensity *m = (LogDensity *)ld; /* only the atomic cache slot is written */
+  LdWork *w = __atomic_exchange_n(&m->spare, NULL, __ATOMIC_ACQ_REL);
+  if (!w) w = ld_work_new(ld);
+  bool ok = ld_eval_grad_w(w, theta, lp, grad, d);
+  __atomic_store_n(&m->spare, w, __ATOMIC_RELEASE);
+  return ok;
+}
+
 bool ld_constrain(const LogDensity *ld, const double *theta, double *x, Diag *d) {
   LdHandler lh = {.mode = LD_EVAL, .theta = theta, .x_out = x};
   return ld_run(ld, &lh, d);
@@ -269,15 +407,45 @@ bool ld_unconstrain(const LogDensity *ld, const double *x, double *theta, Diag *
 
 static const char *const ld_prefix = "log density on an unconstrained vector needs";
 
+/* Discovery runs the prior, except that improper latents (flat), which
+   cannot be drawn, take Stan's initial value (dist_call_init_value): the
+   recording handler is handed that value as a previous one to reuse. */
+typedef struct DiscHandler {
+  TraceHandler th; /* first: a DiscHandler* is a Handler* */
+  HandlerResult (*sample)(Handler *, const char *, const DistCall *, Value *, SrcPos, Diag *);
+} DiscHandler;
+
+static HandlerResult disc_sample(Handler *h, const char *addr, const DistCall *dc, Value *out,
+                                 SrcPos pos, Diag *d) {
+  DiscHandler *dh = (DiscHandler *)h;
+  if (!dc->fam->improper) return dh->sample(h, addr, dc, out, pos, d);
+  char err[512] = "";
+  TraceChoice c;
+  memset(&c, 0, sizeof c);
+  if (!dist_call_init_value(dc, dh->th.rng, &c.val, err, sizeof err)) return ld_fail(d, pos, err);
+  c.addr = addr;
+  c.fam = dc->fam;
+  c.type = dc->type;
+  c.nsizes = dc->nsizes;
+  memcpy(c.sizes, dc->sizes, sizeof c.sizes);
+  c.numel = (int)val_numel(c.val);
+  dh->th.prev = trace_from_choices(1, &c, 0);
+  HandlerResult r = dh->sample(h, addr, dc, out, pos, d);
+  dh->th.prev = NULL;
+  return r;
+}
+
 static Trace *discover(const Interp *in, Diag *d) {
   Rng rng;
   rng_seed(&rng, 0x6c64, 0);
   Diag rd;
   for (int tries = 0; tries < LD_DISCOVER_TRIES; tries++) {
-    TraceHandler th;
-    trace_handler_init(&th, &rng, NULL, NULL, NULL, NULL);
+    DiscHandler dh;
+    trace_handler_init(&dh.th, &rng, NULL, NULL, NULL, NULL);
+    dh.sample = dh.th.h.sample;
+    dh.th.h.sample = disc_sample;
     diag_init(&rd);
-    Trace *t = trace_run(in, &th, 0, 0, false, NULL, &rd);
+    Trace *t = trace_run(in, &dh.th, 0, 0, false, NULL, &rd);
     if (t) return t;
   }
   *d = rd;

@@ -14,7 +14,9 @@
  * latent at address x[3]).
  *
  * A LogDensity is immutable after ld_new: evaluation allocates its own
- * execution state, so any number of threads may call ld_eval at once.
+ * execution state, so any number of threads may call ld_eval at once (and
+ * ld_eval_grad: it keeps one spare gradient workspace, taken and returned
+ * atomically).
  */
 #ifndef PPL_LOGDENSITY_H
 #define PPL_LOGDENSITY_H
@@ -38,6 +40,17 @@ const char *const *ld_param_names(const LogDensity *ld);
  * (what HMC samples from).  -inf is a valid answer; false + d for program
  * errors (e.g. a failed parameter check at this theta). */
 bool ld_eval(const LogDensity *ld, const double *theta, double *lp, Diag *d);
+/* ld_eval plus the gradient of lp with respect to theta (ld_dim reals in
+ * grad), by reverse-mode AD (stdlib/ad.h).  Thread-safe like ld_eval.  When lp is -inf or NaN the gradient is
+ * unspecified (engines treat such a point as divergent). */
+bool ld_eval_grad(const LogDensity *ld, const double *theta, double *lp, double *grad,
+                  Diag *d);
+/* The same with a reusable workspace (its tape and buffers), for engines that
+ * evaluate gradients many times: one LdWork per thread, no allocation in the
+ * steady state beyond the interpreter's own. */
+typedef struct LdWork LdWork;
+LdWork *ld_work_new(const LogDensity *ld);
+bool ld_eval_grad_w(LdWork *w, const double *theta, double *lp, double *grad, Diag *d);
 /* theta -> x (ld_num_constrained reals). */
 bool ld_constrain(const LogDensity *ld, const double *theta, double *x, Diag *d);
 /* x -> theta; error if x is outside a constraint. */

@@ -63,6 +63,12 @@ typedef struct MhState {
   InterpState *cur_st;
   int scap, sn; /* open-addressing table of SiteStep */
   SiteStep *steps;
+  /* rejuvenation moves for particle engines (mh_mover_*): runs stop at this
+     event (0 = run to the end) and include the generated block when gen */
+  long stop_events;
+  bool gen;
+  bool cur_done;
+  const char *only; /* propose only at this choice (particle Gibbs), or NULL */
 } MhState;
 
 typedef struct Proposal {
@@ -227,7 +233,9 @@ static void choose_kernel(MhState *s, const TraceChoice *c, int local, Proposal 
   if (c->type.base == TY_STRING) {
     p->k = K_PRIOR_WHOLE;
   } else if (c->continuous) {
-    if (rng_uniform(&s->rng) < MH_PRIOR_PROB) p->k = K_PRIOR_UNIT;
+    /* an improper prior (flat) cannot propose: random walk only */
+    bool prior_ok = !c->fam->improper;
+    if (rng_uniform(&s->rng) < MH_PRIOR_PROB && prior_ok) p->k = K_PRIOR_UNIT;
     else p->k = c->structured ? K_RW_UNIT : K_RW_ELEM;
   } else {
     double k = c->upper - c->lower + 1;
@@ -243,9 +251,19 @@ static void choose_kernel(MhState *s, const TraceChoice *c, int local, Proposal 
 /* One proposal from the current trace. False only for internal errors. */
 static bool mh_one(MhState *s, bool warmup, bool *accepted, Diag *fatal) {
   Trace *cur = s->cur;
-  long site = (long)rng_int(&s->rng, 0, cur->nsites - 1);
   int local;
-  const TraceChoice *c = &cur->c[trace_site(cur, site, &local)];
+  const TraceChoice *c;
+  if (s->only) {
+    c = trace_find(cur, s->only);
+    if (!c || c->nsites <= 0) {
+      *accepted = false;
+      return true;
+    }
+    local = (int)rng_int(&s->rng, 0, c->nsites - 1);
+  } else {
+    long site = (long)rng_int(&s->rng, 0, cur->nsites - 1);
+    c = &cur->c[trace_site(cur, site, &local)];
+  }
   Proposal p;
   choose_kernel(s, c, local, &p);
   TraceHandler th;
@@ -253,7 +271,14 @@ static bool mh_one(MhState *s, bool warmup, bool *accepted, Diag *fatal) {
   Diag d;
   diag_init(&d);
   InterpState *st = NULL;
-  Trace *nt = trace_run(s->in, &th, s->model_seed, (uint64_t)s->chain, false, &st, &d);
+  bool done = true;
+  Trace *nt;
+  if (s->stop_events > 0 || s->gen) {
+    th.stop_events = s->stop_events;
+    nt = trace_run_until(s->in, &th, s->model_seed, (uint64_t)s->chain, s->gen, &st, &done, &d);
+  } else {
+    nt = trace_run(s->in, &th, s->model_seed, (uint64_t)s->chain, false, &st, &d);
+  }
   double a = -INFINITY;
   if (!nt) {
     /* a proposed value the program rejects (failed parameter check,
@@ -264,11 +289,16 @@ static bool mh_one(MhState *s, bool warmup, bool *accepted, Diag *fatal) {
     }
   } else if (th.target_seen) {
     a = trace_mh_log_accept(cur, nt, c->addr, th.log_q_ratio, th.fresh_lp);
+    const TraceChoice *nc = s->only ? trace_find(nt, s->only) : NULL;
+    if (nc && a > -INFINITY) /* the site was chosen within this choice, not the trace */
+      a += log((double)nt->nsites) - log((double)cur->nsites) + log((double)c->nsites) -
+           log((double)nc->nsites);
   }
   *accepted = log(rng_uniform(&s->rng)) < a;
   if (*accepted) {
     s->cur = nt;
     s->cur_st = st;
+    s->cur_done = done;
   }
   if (warmup && (p.k == K_RW_ELEM || p.k == K_RW_UNIT))
     step_adapt(step_find(s, c->addr, local, true), a >= 0 ? 1 : exp(a));
@@ -345,6 +375,55 @@ static bool mh_step(void *state, bool warmup, Draw *out, Diag *d) {
   out->lp = trace_logjoint(s->cur);
   out->log_weight = 0;
   out->stats[0] = n > 0 ? (double)acc / (double)n : 1.0;
+  return true;
+}
+
+/* ---- moves for particle engines ---- */
+
+MhMover *mh_mover_new(const Interp *in, uint64_t model_seed, uint64_t stream, uint64_t seed,
+                      bool gen) {
+  MhState *s = gc_alloc(sizeof(MhState));
+  s->in = in;
+  s->prog = interp_program(in);
+  s->chain = (int)stream;
+  rng_seed(&s->rng, seed, stream);
+  s->model_seed = model_seed;
+  s->gen = gen;
+  return (MhMover *)s;
+}
+
+bool mh_mover_move(MhMover *m, Trace **cur, InterpState **st, long stop_events, bool *done,
+                   bool *accepted, Diag *fatal) {
+  MhState *s = (MhState *)m;
+  *accepted = false;
+  if ((*cur)->nsites <= 0) return true;
+  s->cur = *cur;
+  s->cur_st = *st;
+  s->cur_done = *done;
+  s->stop_events = stop_events;
+  s->only = NULL;
+  /* step sizes adapt from earlier moves only: each move is a valid MH move */
+  if (!mh_one(s, true, accepted, fatal)) return false;
+  *cur = s->cur;
+  *st = s->cur_st;
+  *done = s->cur_done;
+  return true;
+}
+
+bool mh_mover_move_at(MhMover *m, const char *addr, bool adapt, Trace **cur, InterpState **st,
+                      bool *accepted, Diag *fatal) {
+  MhState *s = (MhState *)m;
+  *accepted = false;
+  s->cur = *cur;
+  s->cur_st = *st;
+  s->cur_done = true;
+  s->stop_events = 0;
+  s->only = addr;
+  bool ok = mh_one(s, adapt, accepted, fatal);
+  s->only = NULL;
+  if (!ok) return false;
+  *cur = s->cur;
+  *st = s->cur_st;
   return true;
 }
 

@@ -73,6 +73,17 @@ static int sm_decimals(double se) {
   return d;
 }
 
+/* Sampler tuning columns (the step size, static HMC's integration time) are
+ * constant within a chain after warmup and differ between chains by design:
+ * their MCSE, ESS and R-hat say nothing, so they are left out ("-"). */
+static const SummaryStats *sm_tuning_stats(const char *label, const SummaryStats *s,
+                                           SummaryStats *tmp) {
+  if (strcmp(label, "stepsize__") != 0 && strcmp(label, "int_time__") != 0) return s;
+  *tmp = *s;
+  tmp->mcse = tmp->ess_bulk = tmp->ess_tail = tmp->rhat = NAN;
+  return tmp;
+}
+
 char *summary_table(const SummaryRun *run, int ncols, const char *const *labels,
                     const SummaryStats *stats) {
   SBuf b = {0};
@@ -97,7 +108,8 @@ char *summary_table(const SummaryRun *run, int ncols, const char *const *labels,
   sb_add(&b, "%-*s %9s %9s %9s %9s %9s %9s %9s %9s %6s\n", w, "", "Mean", "MCSE", "StdDev", "5%",
          "50%", "95%", "ESS_bulk", "ESS_tail", "R_hat");
   for (int i = 0; i < ncols; i++) {
-    const SummaryStats *s = &stats[i];
+    SummaryStats tuned;
+    const SummaryStats *s = sm_tuning_stats(labels[i], &stats[i], &tuned);
     char c[10][32];
     sb_add(&b, "%-*s %9s %9s %9s %9s %9s %9s %9s %9s %6s\n", w, labels[i],
            sm_cell(c[0], s->mean, SM_GENERAL), sm_cell(c[1], s->mcse, SM_MCSE),
@@ -143,7 +155,8 @@ static json_t *sm_doc(const SummaryRun *run, int ncols, const char *const *label
   json_object_set_new(root, "weighted", json_boolean(run->weighted));
   json_t *vars = json_object();
   for (int i = 0; i < ncols; i++) {
-    const SummaryStats *s = &stats[i];
+    SummaryStats tuned;
+    const SummaryStats *s = sm_tuning_stats(labels[i], &stats[i], &tuned);
     json_t *v = json_object();
     json_object_set_new(v, "mean", sm_num(s->mean));
     json_object_set_new(v, "sd", sm_num(s->sd));

@@ -307,7 +307,12 @@ static HandlerResult th_sample(Handler *h, const char *addr, const DistCall *dc,
     }
   }
   if (fresh) {
-    if (!dist_call_rng(dc, th->rng, &v, err, sizeof err)) return fail(d, pos, err);
+    /* an improper prior cannot be drawn from: start it where Stan would
+       (uniform(-2, 2) on the unconstrained scale); only MCMC engines accept
+       such programs (engine_check_proper) */
+    bool ok = dc->fam->improper ? dist_call_init_value(dc, th->rng, &v, err, sizeof err)
+                                : dist_call_rng(dc, th->rng, &v, err, sizeof err);
+    if (!ok) return fail(d, pos, err);
     if (!dist_call_lpdf(dc, v, &lp, err, sizeof err)) return fail(d, pos, err);
     th->fresh_lp += lp;
   }
@@ -331,13 +336,13 @@ static HandlerResult th_observe(Handler *h, const DistCall *dc, Value x, SrcPos 
   double lp;
   if (!dist_call_lpdf(dc, x, &lp, err, sizeof err)) return fail(d, pos, err);
   th->tr->loglik += lp;
-  return HR_CONTINUE;
+  return ++th->events == th->stop_events ? HR_SUSPEND : HR_CONTINUE;
 }
 
 static HandlerResult th_factor(Handler *h, double lw, SrcPos pos, Diag *d) {
   TraceHandler *th = (TraceHandler *)h;
   th->tr->loglik += lw;
-  return HR_CONTINUE;
+  return ++th->events == th->stop_events ? HR_SUSPEND : HR_CONTINUE;
 }
 
 void trace_handler_init(TraceHandler *th, Rng *rng, const Trace *prev, const char *target,
@@ -386,4 +391,30 @@ Trace *trace_run(const Interp *in, TraceHandler *th, uint64_t seed, uint64_t str
   }
   if (state_out) *state_out = st;
   return trace_handler_finish(th);
+}
+
+Trace *trace_run_until(const Interp *in, TraceHandler *th, uint64_t seed, uint64_t stream,
+                       bool gen, InterpState **state_out, bool *done, Diag *d) {
+  InterpState *st = interp_start(in, seed, stream, gen);
+  RunStatus rs = interp_run(st, &th->h, d);
+  if (rs == RUN_ERROR) {
+    if (!diag_failed(d)) diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "model run failed");
+    return NULL;
+  }
+  *done = rs == RUN_DONE;
+  if (state_out) *state_out = st;
+  return trace_handler_finish(th);
+}
+
+Trace *trace_from_choices(int n, const TraceChoice *c, double loglik) {
+  TraceHandler th;
+  trace_handler_init(&th, NULL, NULL, NULL, NULL, NULL);
+  th.tr->n = n;
+  th.cap = n;
+  if (n < 0) n = 0;
+  th.tr->c = gc_alloc(sizeof(TraceChoice) * (size_t)(n > 0 ? n : 1));
+  if (n > 0) memcpy(th.tr->c, c, sizeof(TraceChoice) * (size_t)n);
+  for (int i = 0; i < n; i++) th.tr->logprior += c[i].lp;
+  th.tr->loglik = loglik;
+  return trace_handler_finish(&th);
 }

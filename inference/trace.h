@@ -85,6 +85,10 @@ struct TraceHandler {
   bool target_seen;
   double log_q_ratio;          /* from the proposal at the target */
   double fresh_lp;             /* sum of lp over fresh choices (target excluded) */
+  /* particle engines: suspend the run at this observe/factor event of this
+     handler (1 = the first one it sees); 0 = never */
+  long stop_events;
+  long events;                 /* observe/factor events seen */
 };
 
 void trace_handler_init(TraceHandler *th, Rng *rng, const Trace *prev, const char *target,
@@ -98,6 +102,16 @@ Trace *trace_handler_finish(TraceHandler *th);
  * NULL) receives the finished execution, for interp_output. */
 Trace *trace_run(const Interp *in, TraceHandler *th, uint64_t seed, uint64_t stream,
                  bool gen, InterpState **state_out, Diag *d);
+
+/* Like trace_run, but the run suspends at event th->stop_events (when > 0):
+ * returns the trace so far and the suspended (or finished) state in *state_out,
+ * *done telling which.  Used by SMC to re-run a particle's trace up to its
+ * current event count after an MH move. */
+Trace *trace_run_until(const Interp *in, TraceHandler *th, uint64_t seed, uint64_t stream,
+                       bool gen, InterpState **state_out, bool *done, Diag *d);
+
+/* A sealed trace from n choices (copied) and the log-likelihood so far. */
+Trace *trace_from_choices(int n, const TraceChoice *c, double loglik);
 
 /* Log-probability of the old trace's choices that the new trace did not reuse
  * (absent there or drawn fresh), the target excluded: the R term of
@@ -119,9 +133,31 @@ double trace_mh_log_accept(const Trace *old, const Trace *new_, const char *targ
  * one per unit for structured constraints and one per string choice. */
 int trace_choice_sites(const TraceChoice *c);
 
+/* ---- MH moves for particle engines (mh.c) ---- */
+
+/* The kernels of engine mh as moves on a particle's trace: a uniformly chosen
+ * site is proposed and the program re-run (seeded with model_seed, stream) up
+ * to event `stop_events` (0 = to the end), with the generated block when gen.
+ * Random-walk scales adapt across moves (each move uses the scale chosen
+ * before it, so each is an exact MH move). */
+typedef struct MhMover MhMover;
+MhMover *mh_mover_new(const Interp *in, uint64_t model_seed, uint64_t stream, uint64_t seed,
+                      bool gen);
+/* One move from (*cur, *st, *done); on acceptance they are replaced by the new
+ * trace, its state and whether it finished.  False only for internal errors
+ * (fatal filled); a run the program rejects is a rejected move. */
+bool mh_mover_move(MhMover *m, Trace **cur, InterpState **st, long stop_events, bool *done,
+                   bool *accepted, Diag *fatal);
+
+/* One move at choice `addr` of a complete trace (a site chosen uniformly
+ * within that choice), the program run to the end; step sizes adapt only when
+ * adapt.  For particle Gibbs's static parameters. */
+bool mh_mover_move_at(MhMover *m, const char *addr, bool adapt, Trace **cur, InterpState **st,
+                      bool *accepted, Diag *fatal);
+
 /* ---- the trace-based engines (prior.c, is.c, mh.c), listed by engine.c ---- */
 
-extern const EngineVT engine_prior, engine_is, engine_mh;
+extern const EngineVT engine_prior, engine_is, engine_mh, engine_smc, engine_pgibbs;
 /* One forward run of the whole program (latents from the prior, generated
  * block included) filling out->outputs; shared by prior and is.  NULL + d on
  * error. */

@@ -83,6 +83,8 @@ struct InterpState {
   bool gen;
   AddrSet *addrs;
   long events;
+  Tape *tape;        /* AD runs: operations on node-carrying reals are recorded */
+  int32_t factor_ad; /* node of the last factor passed to the handler */
 };
 
 /* ---- frames and cursors ---------------------------------------------------- */
@@ -303,6 +305,9 @@ Value interp_output(const InterpState *st, int i) {
 
 long interp_events(const InterpState *st) { return st->events; }
 
+void interp_set_tape(InterpState *st, Tape *t) { st->tape = t; }
+int32_t interp_factor_node(const InterpState *st) { return st->factor_ad; }
+
 /* ---- helpers of the run loop ----------------------------------------------- */
 
 static int64_t reg_int(const Value *R, int r) {
@@ -447,6 +452,12 @@ static HandlerResult exec_sample(InterpState *st, Frame *f, const IrInstr *ins, 
     diag_error(d, DIAG_RUNTIME, ins->pos, "%s", err);
     return HR_ERROR;
   }
+  if (st->tape) { /* bounds computed from parameters: their nodes, where they bind */
+    if (ins->con.lower >= 0 && R[ins->con.lower].k == V_REAL && dc.lower == R[ins->con.lower].r)
+      dc.lower_ad = R[ins->con.lower].ad;
+    if (ins->con.upper >= 0 && R[ins->con.upper].k == V_REAL && dc.upper == R[ins->con.upper].r)
+      dc.upper_ad = R[ins->con.upper].ad;
+  }
   if (!h || !h->sample) {
     diag_error(d, DIAG_INTERNAL, ins->pos, "latent '%s' reached without a handler", ins->name);
     return HR_ERROR;
@@ -492,6 +503,7 @@ static HandlerResult exec_observe(InterpState *st, Frame *f, const IrInstr *ins,
 static HandlerResult exec_factor(InterpState *st, Frame *f, const IrInstr *ins, Handler *h, Diag *d) {
   Value v = f->regs[ins->args[0]];
   double lw = ins->op == IR_CONDITION ? (op_truthy(v) ? 0.0 : -INFINITY) : val_as_real(v);
+  st->factor_ad = ins->op == IR_CONDITION || v.k != V_REAL ? 0 : v.ad;
   if (!h || !h->factor) {
     diag_error(d, DIAG_INTERNAL, ins->pos, "factor reached without a handler");
     return HR_ERROR;
@@ -552,7 +564,12 @@ static bool main_block_done(InterpState *st) {
   return true;
 }
 
-static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d) {
+/* The run loop is compiled twice (AD a constant): without a tape every AD
+   test folds away, so plain runs execute exactly the code they did before AD
+   existed; with a tape, operations on node-carrying values record. */
+static inline __attribute__((always_inline)) RunStatus run_loop(InterpState *st, Handler *h,
+                                                                 DataSource *src, Diag *d,
+                                                                 const bool AD) {
   const Interp *in = st->in;
   const IrProgram *prog = in->p;
   char err[ERRSZ];
@@ -633,12 +650,14 @@ static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d) {
 
     case IR_UNARY: {
       Value a = R[A[0]];
-      if (a.k == V_REAL && ins->sub == OP_NEG) {
+      if (a.k == V_REAL && ins->sub == OP_NEG && !(AD && a.ad)) {
         R[ins->dst] = val_real(-a.r);
         break;
       }
       Value r;
-      if (!op_unary(ins->sub, a, &r, err, ERRSZ)) goto runtime_error;
+      if (!(AD ? op_unary_ad(st->tape, ins->sub, a, &r, err, ERRSZ)
+               : op_unary(ins->sub, a, &r, err, ERRSZ)))
+        goto runtime_error;
       bool fresh;
       if (!put(f, ins->dst, op_convert(r, f->fn->regtypes[ins->dst], &fresh), true, ins->pos, d))
         return fail(st);
@@ -647,7 +666,7 @@ static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d) {
 
     case IR_BINARY: {
       Value a = R[A[0]], b = R[A[1]];
-      if (a.k == V_REAL && b.k == V_REAL) { /* the hot path: no calls */
+      if (a.k == V_REAL && b.k == V_REAL && !(AD && (a.ad | b.ad))) { /* the hot path: no calls */
         double x = a.r, y = b.r;
         switch (ins->sub) {
         case OP_ADD: R[ins->dst] = val_real(x + y); continue;
@@ -677,7 +696,9 @@ static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d) {
       }
       {
         Value r;
-        if (!op_binary(ins->sub, a, b, &r, err, ERRSZ)) goto runtime_error;
+        if (!(AD ? op_binary_ad(st->tape, ins->sub, a, b, &r, err, ERRSZ)
+                 : op_binary(ins->sub, a, b, &r, err, ERRSZ)))
+          goto runtime_error;
         if (!put(f, ins->dst, r, true, ins->pos, d)) return fail(st);
       }
     int_done: {
@@ -697,6 +718,7 @@ static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d) {
         int64_t i = R[ins->idx[0].lo].i; /* x[i] on a vector or an array of scalars */
         if ((xv.k == V_VEC || xv.k == V_ROWVEC) && i >= 1 && i <= (int64_t)xv.t->rows * xv.t->cols) {
           R[ins->dst] = val_real(xv.t->d[i - 1]);
+          if (AD && xv.t->ad) R[ins->dst].ad = xv.t->ad[i - 1];
           break;
         }
         if (xv.k == V_ARR && i >= 1 && i <= xv.a->n && !is_container(xv.a->e[i - 1]) &&
@@ -757,10 +779,21 @@ static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d) {
             goto runtime_error;
           }
           for (int j = 0; j < cols; j++) r.t->d[(size_t)j * ins->nargs + i] = row.t->d[j];
+          if (row.t->ad) {
+            if (!r.t->ad) r.t->ad = gc_alloc_atomic(sizeof(int32_t) * (size_t)(ins->nargs * cols));
+            for (int j = 0; j < cols; j++) r.t->ad[(size_t)j * ins->nargs + i] = row.t->ad[j];
+          }
         }
       } else {
         r = val_rowvec(ins->nargs);
-        for (int i = 0; i < ins->nargs; i++) r.t->d[i] = val_as_real(R[A[i]]);
+        for (int i = 0; i < ins->nargs; i++) {
+          Value e = R[A[i]];
+          r.t->d[i] = val_as_real(e);
+          if (e.k == V_REAL && e.ad) {
+            if (!r.t->ad) r.t->ad = gc_alloc_atomic(sizeof(int32_t) * (size_t)ins->nargs);
+            r.t->ad[i] = e.ad;
+          }
+        }
       }
       if (!put(f, ins->dst, r, true, ins->pos, d)) return fail(st);
       break;
@@ -870,7 +903,11 @@ static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d) {
       BuiltinCtx ctx = {&st->rng, in->out ? in->out : stdout};
       Value r = val_none();
       err[0] = 0;
-      if (!ins->builtin->eval(ins->builtin, &ctx, ins->nargs, av, &r, err, ERRSZ)) {
+      bool ad = false;
+      if (AD)
+        for (int i = 0; i < ins->nargs && !ad; i++) ad = builtin_has_nodes(av[i]);
+      if (!(ad ? builtin_eval_ad(ins->builtin, &ctx, st->tape, ins->nargs, av, &r, err, ERRSZ)
+               : ins->builtin->eval(ins->builtin, &ctx, ins->nargs, av, &r, err, ERRSZ))) {
         if (!err[0]) snprintf(err, ERRSZ, "%s failed", ins->builtin->name);
         goto runtime_error;
       }
@@ -907,6 +944,10 @@ static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d) {
     diag_error(d, DIAG_RUNTIME, ins->pos, "%s", err);
     return fail(st);
   }
+}
+
+static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d) {
+  return st->tape ? run_loop(st, h, src, d, true) : run_loop(st, h, src, d, false);
 }
 
 RunStatus interp_run(InterpState *st, Handler *h, Diag *d) {

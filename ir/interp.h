@@ -107,4 +107,13 @@ Value interp_output(const InterpState *st, int i);
  * executed so far, for SMC's bookkeeping. */
 long interp_events(const InterpState *st);
 
+/* Reverse-mode AD (stdlib/ad.h): with a tape set, every operation on reals
+ * that carry nodes records itself, so values computed from node-carrying
+ * latents (a handler gives them nodes) carry nodes too.  Without a tape
+ * (the default) nothing is recorded.  The tape must outlive the run. */
+void interp_set_tape(InterpState *st, Tape *t);
+/* The node of the value of the factor / target += the handler was last
+ * called with (0 = constant); handlers read it from inside factor(). */
+int32_t interp_factor_node(const InterpState *st);
+
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../parser/ast.h"
+#include "../stdlib/ad.h"
 
 #define ERR(...) (snprintf(err, errsz, __VA_ARGS__), false)
 
@@ -54,6 +55,27 @@ static size_t ten_n(const ValTen *t) { return (size_t)t->rows * (size_t)t->cols;
 static Value ten_new(ValKind k, int rows, int cols) {
   return k == V_VEC ? val_vec(rows) : k == V_ROWVEC ? val_rowvec(cols) : val_mat(rows, cols);
 }
+
+/* ---- tape nodes of container elements (AD runs only) ---- */
+
+static int32_t *ad_nodes_new(size_t n) { return gc_alloc_atomic(sizeof(int32_t) * (n ? n : 1)); }
+static int32_t *ad_nodes_copy(const int32_t *a, size_t n) {
+  int32_t *r = ad_nodes_new(n);
+  memcpy(r, a, sizeof(int32_t) * n);
+  return r;
+}
+/* Element i's node, 0 for constant tensors. */
+static inline int32_t ten_node(const ValTen *t, size_t i) { return t->ad ? t->ad[i] : 0; }
+/* Set element i's node, creating the node array on the first non-constant. */
+static inline void ten_set_node(ValTen *t, size_t i, int32_t n) {
+  if (!t->ad) {
+    if (!n) return;
+    t->ad = ad_nodes_new(ten_n(t));
+  }
+  t->ad[i] = n;
+}
+/* A numeric scalar with its node (ints and bools never carry one). */
+static inline int32_t num_node(Value v) { return v.k == V_REAL ? v.ad : 0; }
 
 const char *op_shape_desc(Value v) {
   switch (v.k) {
@@ -290,6 +312,97 @@ static bool ten_binary(int op, Value a, Value b, Value *out, char *err, size_t e
   return true;
 }
 
+/* ---- recording arithmetic on the tape ------------------------------------ */
+
+static bool has_nodes(Value v) {
+  return v.k == V_REAL ? v.ad != 0 : is_ten(v) ? v.t->ad != NULL : false;
+}
+
+/* d(x op y)/dx and d(x op y)/dy, given z = x op y. */
+static void arith_partials(int op, double x, double y, double z, double *dx, double *dy) {
+  switch (op) {
+  case OP_ADD: *dx = 1; *dy = 1; break;
+  case OP_SUB: *dx = 1; *dy = -1; break;
+  case OP_MUL:
+  case OP_EMUL: *dx = y; *dy = x; break;
+  case OP_DIV:
+  case OP_EDIV: *dx = 1 / y; *dy = -z / y; break;
+  case OP_POW:
+    *dx = y == 0 ? 0 : y * pow(x, y - 1);
+    *dy = x == 0 ? 0 : z * log(x);
+    break;
+  case OP_MOD: *dx = 1; *dy = -trunc(x / y); break;
+  default: *dx = *dy = 0; break;
+  }
+}
+
+/* Matrix products: each output element depends on one row of A and one column of B. */
+static void ad_product(Tape *T, Value a, Value b, Value *out) {
+  const ValTen *A = a.t, *B = b.t;
+  if (a.k == V_VEC && b.k == V_ROWVEC) {
+    for (int j = 0; j < B->cols; j++)
+      for (int i = 0; i < A->rows; i++)
+        ten_set_node(out->t, (size_t)j * A->rows + i,
+                     tape_binary(T, ten_node(A, i), B->d[j], ten_node(B, j), A->d[i]));
+    return;
+  }
+  int n = A->rows, m = B->cols, K = A->cols;
+  int32_t pb[64];
+  double db[64];
+  int32_t *par = 2 * K <= 64 ? pb : ad_nodes_new((size_t)(2 * K));
+  double *dv = 2 * K <= 64 ? db : gc_alloc_atomic(sizeof(double) * (size_t)(2 * K));
+  for (int j = 0; j < m; j++)
+    for (int i = 0; i < n; i++) {
+      int np = 0;
+      for (int k = 0; k < K; k++) {
+        size_t ia = (size_t)k * n + i, ib = (size_t)j * K + k;
+        if (A->ad && A->ad[ia]) {
+          par[np] = A->ad[ia];
+          dv[np++] = B->d[ib];
+        }
+        if (B->ad && B->ad[ib]) {
+          par[np] = B->ad[ib];
+          dv[np++] = A->d[ia];
+        }
+      }
+      int32_t node = tape_push(T, np, par, dv);
+      if (out->k == V_REAL) out->ad = node;
+      else ten_set_node(out->t, (size_t)j * n + i, node);
+    }
+}
+
+/* Attach the nodes of a op b to the already computed *out. */
+static void ad_binary(Tape *T, int op, Value a, Value b, Value *out) {
+  if (!is_arith(op) || op == OP_IDIV) return;
+  bool ta = is_ten(a), tb = is_ten(b);
+  double dx, dy;
+  if (ta && tb && op == OP_MUL) {
+    ad_product(T, a, b, out);
+    return;
+  }
+  if (out->k == V_REAL) {
+    arith_partials(op, num(a), num(b), out->r, &dx, &dy);
+    out->ad = tape_binary(T, num_node(a), dx, num_node(b), dy);
+    return;
+  }
+  if (!is_ten(*out)) return;
+  size_t n = ten_n(out->t);
+  double sx = ta ? 0 : num(a), sy = tb ? 0 : num(b);
+  int32_t nx = ta ? 0 : num_node(a), ny = tb ? 0 : num_node(b);
+  for (size_t i = 0; i < n; i++) {
+    double x = ta ? a.t->d[i] : sx, y = tb ? b.t->d[i] : sy;
+    arith_partials(op, x, y, out->t->d[i], &dx, &dy);
+    int32_t node = tape_binary(T, ta ? ten_node(a.t, i) : nx, dx, tb ? ten_node(b.t, i) : ny, dy);
+    ten_set_node(out->t, i, node);
+  }
+}
+
+bool op_binary_ad(Tape *T, int op, Value a, Value b, Value *out, char *err, size_t errsz) {
+  if (!op_binary(op, a, b, out, err, errsz)) return false;
+  if (has_nodes(a) || has_nodes(b)) ad_binary(T, op, a, b, out);
+  return true;
+}
+
 bool op_binary(int op, Value a, Value b, Value *out, char *err, size_t errsz) {
   if (a.k == V_REAL && b.k == V_REAL) return real_binary(op, a.r, b.r, out, err, errsz);
   bool ia = a.k == V_INT || a.k == V_BOOL, ib = b.k == V_INT || b.k == V_BOOL;
@@ -311,12 +424,29 @@ static Value ten_transpose(Value a) {
   if (a.k != V_MAT) {
     Value r = a.k == V_VEC ? val_rowvec(t->rows) : val_vec(t->cols);
     memcpy(r.t->d, t->d, sizeof(double) * ten_n(t));
+    if (t->ad) r.t->ad = ad_nodes_copy(t->ad, ten_n(t));
     return r;
   }
   Value r = val_mat(t->cols, t->rows);
   for (int j = 0; j < t->cols; j++)
     for (int i = 0; i < t->rows; i++) r.t->d[(size_t)i * t->cols + j] = t->d[(size_t)j * t->rows + i];
+  if (t->ad) {
+    r.t->ad = ad_nodes_new(ten_n(t));
+    for (int j = 0; j < t->cols; j++)
+      for (int i = 0; i < t->rows; i++)
+        r.t->ad[(size_t)i * t->cols + j] = t->ad[(size_t)j * t->rows + i];
+  }
   return r;
+}
+
+bool op_unary_ad(Tape *T, int op, Value a, Value *out, char *err, size_t errsz) {
+  if (!op_unary(op, a, out, err, errsz)) return false;
+  if (op == OP_NEG && has_nodes(a)) {
+    if (out->k == V_REAL) out->ad = tape_unary(T, a.ad, -1);
+    else
+      for (size_t i = 0; i < ten_n(a.t); i++) ten_set_node(out->t, i, tape_unary(T, a.t->ad[i], -1));
+  }
+  return true;
 }
 
 bool op_unary(int op, Value a, Value *out, char *err, size_t errsz) {
@@ -450,10 +580,13 @@ static bool index_rec(Value v, int nidx, const IrIndex *ix, const Value *regs, V
     if (!sel_make(ix, regs, n, ten_what((ValKind)v.k), &s, err, errsz)) return false;
     if (s.single) {
       *out = val_real(v.t->d[s.lo - 1]);
+      out->ad = ten_node(v.t, (size_t)s.lo - 1);
       return true;
     }
     Value r = v.k == V_VEC ? val_vec(s.n) : val_rowvec(s.n);
     for (int k = 0; k < s.n; k++) r.t->d[k] = v.t->d[sel_at(&s, k) - 1];
+    if (v.t->ad)
+      for (int k = 0; k < s.n; k++) ten_set_node(r.t, (size_t)k, v.t->ad[sel_at(&s, k) - 1]);
     *out = r;
     return true;
   }
@@ -471,13 +604,18 @@ static bool index_rec(Value v, int nidx, const IrIndex *ix, const Value *regs, V
       c.n = t->cols;
     }
     if (s.single && c.single) {
-      *out = val_real(t->d[(size_t)(c.lo - 1) * t->rows + (size_t)(s.lo - 1)]);
+      size_t q = (size_t)(c.lo - 1) * t->rows + (size_t)(s.lo - 1);
+      *out = val_real(t->d[q]);
+      out->ad = ten_node(t, q);
       return true;
     }
     Value r = s.single ? val_rowvec(c.n) : c.single ? val_vec(s.n) : val_mat(s.n, c.n);
     for (int j = 0; j < c.n; j++) {
       size_t col = (size_t)(sel_at(&c, j) - 1) * t->rows;
       for (int i = 0; i < s.n; i++) r.t->d[(size_t)j * s.n + i] = t->d[col + sel_at(&s, i) - 1];
+      if (t->ad)
+        for (int i = 0; i < s.n; i++)
+          ten_set_node(r.t, (size_t)j * s.n + i, t->ad[col + sel_at(&s, i) - 1]);
     }
     *out = r;
     return true;
@@ -494,9 +632,12 @@ bool op_index(Value v, int nidx, const IrIndex *ix, const Value *regs, Value *ou
 
 /* ---- conversions ---------------------------------------------------------- */
 
-static Value arr_of_reals(const double *d, int n) {
+static Value arr_of_reals(const double *d, const int32_t *ad, int n) {
   Value r = val_arr(n);
-  for (int i = 0; i < n; i++) r.a->e[i] = val_real(d[i]);
+  for (int i = 0; i < n; i++) {
+    r.a->e[i] = val_real(d[i]);
+    if (ad) r.a->e[i].ad = ad[i];
+  }
   return r;
 }
 
@@ -520,7 +661,10 @@ Value op_convert(Value v, Type t, bool *fresh) {
       Value r;
       if (v.k == V_ARR) {
         r = want == V_VEC ? val_vec(v.a->n) : val_rowvec(v.a->n);
-        for (int i = 0; i < v.a->n; i++) r.t->d[i] = num(v.a->e[i]);
+        for (int i = 0; i < v.a->n; i++) {
+          r.t->d[i] = num(v.a->e[i]);
+          ten_set_node(r.t, (size_t)i, num_node(v.a->e[i]));
+        }
       } else if (v.k == V_VEC || v.k == V_ROWVEC) {
         r = ten_transpose(v);
       } else {
@@ -535,7 +679,7 @@ Value op_convert(Value v, Type t, bool *fresh) {
   }
   if (t.ndims == 1 && t.base == TY_REAL && (v.k == V_VEC || v.k == V_ROWVEC)) {
     *fresh = true;
-    return arr_of_reals(v.t->d, (int)ten_n(v.t));
+    return arr_of_reals(v.t->d, v.t->ad, (int)ten_n(v.t));
   }
   if (v.k != V_ARR) return v;
   Type et = ty_make((TyBase)t.base, t.ndims - 1);
@@ -562,6 +706,7 @@ static bool store_leaf(Value *slot, Value rhs, TyBase base, char *err, size_t er
   case V_REAL:
     if (!is_num(rhs)) break;
     *slot = val_real(num(rhs));
+    slot->ad = num_node(rhs);
     return true;
   case V_INT:
     if (rhs.k != V_INT && rhs.k != V_BOOL) break;
@@ -600,7 +745,7 @@ static bool store_leaf(Value *slot, Value rhs, TyBase base, char *err, size_t er
 }
 
 /* The n values of a one-dimensional rhs (vector, row_vector or array of numbers). */
-static bool rhs_1d(Value rhs, int n, double *buf, char *err, size_t errsz) {
+static bool rhs_1d(Value rhs, int n, double *buf, int32_t *nodes, char *err, size_t errsz) {
   int m;
   if (rhs.k == V_VEC || rhs.k == V_ROWVEC) m = (int)ten_n(rhs.t);
   else if (rhs.k == V_ARR) m = rhs.a->n;
@@ -612,8 +757,10 @@ static bool rhs_1d(Value rhs, int n, double *buf, char *err, size_t errsz) {
     if (rhs.k == V_ARR) {
       if (!is_num(rhs.a->e[i])) return ERR("cannot assign %s to a slice of reals", op_shape_desc(rhs));
       buf[i] = num(rhs.a->e[i]);
+      nodes[i] = num_node(rhs.a->e[i]);
     } else {
       buf[i] = rhs.t->d[i];
+      nodes[i] = ten_node(rhs.t, (size_t)i);
     }
   }
   return true;
@@ -647,11 +794,16 @@ static bool store_rec(Value *slot, int nidx, const IrIndex *ix, const Value *reg
     if (s.single) {
       if (!is_num(rhs)) return ERR("cannot assign %s to an element of a vector", op_shape_desc(rhs));
       t->d[s.lo - 1] = num(rhs);
+      ten_set_node(t, (size_t)s.lo - 1, num_node(rhs));
       return true;
     }
     double *buf = gc_alloc_atomic(sizeof(double) * (size_t)(s.n ? s.n : 1));
-    if (!rhs_1d(rhs, s.n, buf, err, errsz)) return false;
-    for (int k = 0; k < s.n; k++) t->d[sel_at(&s, k) - 1] = buf[k];
+    int32_t *nodes = ad_nodes_new((size_t)s.n);
+    if (!rhs_1d(rhs, s.n, buf, nodes, err, errsz)) return false;
+    for (int k = 0; k < s.n; k++) {
+      t->d[sel_at(&s, k) - 1] = buf[k];
+      ten_set_node(t, (size_t)sel_at(&s, k) - 1, nodes[k]);
+    }
     return true;
   }
   case V_MAT: {
@@ -669,22 +821,29 @@ static bool store_rec(Value *slot, int nidx, const IrIndex *ix, const Value *reg
     }
     if (s.single && c.single) {
       if (!is_num(rhs)) return ERR("cannot assign %s to an element of a matrix", op_shape_desc(rhs));
-      t->d[(size_t)(c.lo - 1) * t->rows + (size_t)(s.lo - 1)] = num(rhs);
+      size_t q = (size_t)(c.lo - 1) * t->rows + (size_t)(s.lo - 1);
+      t->d[q] = num(rhs);
+      ten_set_node(t, q, num_node(rhs));
       return true;
     }
     size_t total = (size_t)s.n * (size_t)c.n;
     double *buf = gc_alloc_atomic(sizeof(double) * (total ? total : 1));
+    int32_t *nodes = ad_nodes_new(total);
     if (s.single || c.single) {
-      if (!rhs_1d(rhs, s.single ? c.n : s.n, buf, err, errsz)) return false;
+      if (!rhs_1d(rhs, s.single ? c.n : s.n, buf, nodes, err, errsz)) return false;
     } else {
       if (rhs.k != V_MAT || rhs.t->rows != s.n || rhs.t->cols != c.n)
         return ERR("size mismatch in assignment: %s assigned to a block of %dx%d",
                    op_shape_desc(rhs), s.n, c.n);
       memcpy(buf, rhs.t->d, sizeof(double) * total);
+      if (rhs.t->ad) memcpy(nodes, rhs.t->ad, sizeof(int32_t) * total);
     }
     for (int j = 0; j < c.n; j++) {
       size_t col = (size_t)(sel_at(&c, j) - 1) * t->rows;
-      for (int i = 0; i < s.n; i++) t->d[col + sel_at(&s, i) - 1] = buf[(size_t)j * s.n + i];
+      for (int i = 0; i < s.n; i++) {
+        t->d[col + sel_at(&s, i) - 1] = buf[(size_t)j * s.n + i];
+        ten_set_node(t, col + sel_at(&s, i) - 1, nodes[(size_t)j * s.n + i]);
+      }
     }
     return true;
   }

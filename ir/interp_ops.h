@@ -15,12 +15,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "../stdlib/ad.h"
 #include "ir.h"
 
-/* a op b for every AstOp binary operator (OP_ADD ... OP_OR) */
+/* a op b for every AstOp binary operator (OP_ADD ... OP_OR). */
 bool op_binary(int op, Value a, Value b, Value *out, char *err, size_t errsz);
 /* op a for OP_NEG, OP_NOT, OP_PLUS, OP_TRANSPOSE */
 bool op_unary(int op, Value a, Value *out, char *err, size_t errsz);
+/* The same for AD runs: the result's reals get tape nodes (on T) when an
+   operand carries nodes.  Indexing, stores, conversions and transposes need
+   no tape: they always move the elements' nodes along with their values. */
+bool op_binary_ad(Tape *T, int op, Value a, Value b, Value *out, char *err, size_t errsz);
+bool op_unary_ad(Tape *T, int op, Value a, Value *out, char *err, size_t errsz);
 
 /* v[ix...]: 1-based, with range checks; index registers are read from regs. */
 bool op_index(Value v, int nidx, const IrIndex *ix, const Value *regs, Value *out,

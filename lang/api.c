@@ -410,6 +410,20 @@ ppl_status ppl_log_density(ppl_model *m, const double *theta, size_t n, double *
   return ok(m->ctx);
 }
 
+ppl_status ppl_log_density_gradient(ppl_model *m, const double *theta, size_t n, double *lp,
+                                    double *grad) {
+  if (!m) return PPL_ERR_USAGE;
+  gc_ensure_thread();
+  ppl_status s = check_dim(m, "ppl_log_density_gradient", theta, n);
+  if (s != PPL_OK) return s;
+  if (!lp || (n > 0 && !grad))
+    return fail(m->ctx, DIAG_USAGE, "ppl_log_density_gradient: lp or grad is NULL");
+  Diag d;
+  diag_init(&d);
+  if (!ld_eval_grad(m->ld, theta, lp, grad, &d)) return fail_diag(m->ctx, &d);
+  return ok(m->ctx);
+}
+
 ppl_status ppl_num_constrained(ppl_model *m, size_t *n) {
   if (!m) return PPL_ERR_USAGE;
   if (!n) return fail(m->ctx, DIAG_USAGE, "ppl_num_constrained: n is NULL");
@@ -478,13 +492,34 @@ static const char *engine_names(void) {
   return s;
 }
 
+/* The first latent with an improper prior (flat()), or NULL. */
+static const IrLatentInfo *improper_latent(const IrAnalysis *an) {
+  for (int i = 0; i < an->nlatents; i++) {
+    const DistFamily *f = dist_lookup(an->latents[i].family);
+    if (f && f->improper) return &an->latents[i];
+  }
+  return NULL;
+}
+
+/* Engines that never draw from the prior can run improper priors. */
+static bool accepts_improper(const EngineVT *e) {
+  return !strcmp(e->name, "nuts") || !strcmp(e->name, "hmc") || !strcmp(e->name, "mh");
+}
+
 static ppl_status choose_engine(ppl_model *m, const char *requested, const EngineVT **eng,
                                 const char **why) {
+  const IrLatentInfo *imp = improper_latent(m->an);
   if (requested) {
     const EngineVT *e = engine_lookup(requested);
     if (!e)
       return fail(m->ctx, DIAG_USAGE, "unknown engine '%s' (available: %s)", requested,
                   engine_names());
+    if (imp && !accepts_improper(e))
+      return fail(m->ctx, DIAG_USAGE,
+                  "engine '%s' draws from the prior, but latent '%s' has the improper prior %s() "
+                  "(%s:%d); use nuts or mh",
+                  e->name, imp->name, imp->family, imp->pos.file ? imp->pos.file : m->file,
+                  imp->pos.line);
     *eng = e;
     *why = gc_printf("%s — chosen with --engine", e->name);
     return PPL_OK;
@@ -492,6 +527,11 @@ static ppl_status choose_engine(ppl_model *m, const char *requested, const Engin
   const char *reason = NULL;
   const EngineVT *e = engine_select(m->an, &reason);
   if (!e) return fail(m->ctx, DIAG_INTERNAL, "no engine can run this program");
+  if (imp && !accepts_improper(e)) {
+    e = engine_lookup("mh");
+    reason = gc_printf("mh — latent '%s' has an improper prior, which %s cannot sample", imp->name,
+                       reason);
+  }
   *eng = e;
   *why = reason;
   return PPL_OK;

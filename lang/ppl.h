@@ -141,6 +141,10 @@ ppl_status ppl_num_unconstrained(ppl_model *m, size_t *n);
 /* Log density (up to nothing: fully normalised, including the log-Jacobians of
  * the constraining transforms) at the unconstrained point theta[0..n). */
 ppl_status ppl_log_density(ppl_model *m, const double *theta, size_t n, double *lp);
+/* The same log density and its gradient with respect to theta (grad has n
+ * entries), by reverse-mode automatic differentiation. */
+ppl_status ppl_log_density_gradient(ppl_model *m, const double *theta, size_t n, double *lp,
+                                    double *grad);
 /* theta (unconstrained, n) -> the constrained latents in output order
  * (ppl_num_constrained of them), and back. */
 ppl_status ppl_num_constrained(ppl_model *m, size_t *n);

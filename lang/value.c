@@ -52,7 +52,12 @@ Value val_copy(Value v) {
   case V_ROWVEC:
   case V_MAT: {
     Value c = ten((ValKind)v.k, v.t->rows, v.t->cols);
-    memcpy(c.t->d, v.t->d, sizeof(double) * (size_t)v.t->rows * (size_t)v.t->cols);
+    size_t n = (size_t)v.t->rows * (size_t)v.t->cols;
+    memcpy(c.t->d, v.t->d, sizeof(double) * n);
+    if (v.t->ad) { /* tape nodes travel with the elements (AD runs) */
+      c.t->ad = gc_alloc_atomic(sizeof(int32_t) * (n ? n : 1));
+      memcpy(c.t->ad, v.t->ad, sizeof(int32_t) * n);
+    }
     return c;
   }
   default:

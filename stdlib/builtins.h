@@ -15,6 +15,7 @@
 
 #include "../ir/types.h"
 #include "../lang/value.h"
+#include "ad.h"
 #include "rng.h"
 
 typedef struct BuiltinCtx {
@@ -39,5 +40,14 @@ typedef struct Builtin {
 /* NULL if unknown. Distribution-derived builtins are created on first lookup
  * and cached (thread-safe). */
 const Builtin *builtin_lookup(const char *name);
+
+/* Does v (any nesting) hold a real that carries a tape node? */
+bool builtin_has_nodes(Value v);
+/* b->eval plus the result's nodes on tape t, for calls whose arguments carry
+ * nodes (AD runs of the interpreter).  A builtin without a derivative rule
+ * whose result has reals is an error: "gradient of 'fdim' is not
+ * implemented"; int, bool and string results need no rule. */
+bool builtin_eval_ad(const Builtin *b, BuiltinCtx *ctx, Tape *t, int nargs, const Value *args,
+                     Value *out, char *err, size_t errsz);
 
 #endif

@@ -102,6 +102,24 @@ static bool dist_eval(BI_EVAL_ARGS) {
   return true;
 }
 
+bool bi_dist_eval_ad(const Builtin *b, Tape *t, int nargs, const Value *args, Value *out,
+                     char *err, size_t errsz, bool *handled) {
+  *handled = false;
+  if (b->eval != dist_eval) return true;
+  const DistBuiltin *d = DB(b);
+  if (d->kind != DK_LPDF) return true; /* lcdf, lccdf, cdf, rng: no rule */
+  *handled = true;
+  if (nargs != d->fam->nparams + 1)
+    return bi_efail(b, err, errsz, "expected %d arguments, got %d", d->fam->nparams + 1, nargs);
+  double r;
+  int32_t node;
+  if (!dist_lpdf_value_ad(d->fam, t, args[0], nargs - 1, args + 1, &r, &node, err, errsz))
+    return false;
+  *out = val_real(r);
+  out->ad = node;
+  return true;
+}
+
 static void add(DistTable *t, const DistFamily *f, int kind, const char *suffix) {
   DistBuiltin *e = &t->e[t->n];
   if (snprintf(e->name, sizeof e->name, "%s_%s", f->name, suffix) >= (int)sizeof e->name) return;

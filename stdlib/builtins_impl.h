@@ -42,6 +42,14 @@ extern const Builtin bi_linalg_table[];
 extern const Builtin bi_str_table[];
 /* NAME_rng, NAME_lpdf, ... built on first use from dist_all(). */
 const Builtin *bi_dist_lookup(const char *name);
+/* NAME_lpdf / NAME_lpmf with derivatives (builtin_eval_ad): *handled is false
+   when b is not one of them. */
+/* The linear-algebra rules (builtins_adla.c), by name; *handled is false
+   when name has none.  *out is the evaluator's (private) result. */
+bool bi_ad_linalg(Tape *T, const char *name, int nargs, const Value *args, Value *out,
+                  char *err, size_t errsz, bool *handled);
+bool bi_dist_eval_ad(const Builtin *b, Tape *t, int nargs, const Value *args, Value *out,
+                     char *err, size_t errsz, bool *handled);
 
 /* ---- type rules ---- */
 bool bi_check_sig(BI_CHECK_ARGS);

@@ -12,11 +12,14 @@
 #include "dist.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "ad.h"
 #include "mathfn.h"
+#include "transform.h"
 
 /* ---- the family table ------------------------------------------------------ */
 
@@ -25,7 +28,7 @@ extern const DistFamily dist_normal, dist_std_normal, dist_student_t, dist_cauch
     dist_beta, dist_uniform, dist_bernoulli, dist_bernoulli_logit, dist_binomial,
     dist_binomial_logit, dist_poisson, dist_poisson_log, dist_neg_binomial_2, dist_geometric,
     dist_discrete_uniform, dist_categorical, dist_categorical_logit, dist_dirichlet,
-    dist_multi_normal, dist_multi_normal_cholesky, dist_lkj_corr_cholesky;
+    dist_multi_normal, dist_multi_normal_cholesky, dist_lkj_corr_cholesky, dist_flat;
 
 static const DistFamily *const dist_table[] = {
     &dist_normal,        &dist_std_normal,       &dist_student_t,
@@ -37,6 +40,7 @@ static const DistFamily *const dist_table[] = {
     &dist_neg_binomial_2, &dist_geometric,       &dist_discrete_uniform,
     &dist_categorical,   &dist_categorical_logit, &dist_dirichlet,
     &dist_multi_normal,  &dist_multi_normal_cholesky, &dist_lkj_corr_cholesky,
+    &dist_flat,
     NULL,
 };
 
@@ -538,7 +542,8 @@ bool dist_call_init(DistCall *dc, const DistFamily *f, int np, const Value *p, C
                      dist_num(slo, b3, sizeof b3), dist_num(shi, b4, sizeof b4));
   dc->lower = elo;
   dc->upper = ehi;
-  dc->truncated = dlo > slo || dhi < shi;
+  /* an improper density has no normaliser: the bounds only restrict it */
+  dc->truncated = !f->improper && (dlo > slo || dhi < shi);
   if (dc->truncated && (!f->lcdf1 || !f->lccdf1))
     return dist_fail(err, errsz, "%s: cannot truncate to the declared bounds: the family has no CDF",
                      f->name);
@@ -589,6 +594,69 @@ static bool dist_lpdf_whole(const DistCall *dc, Value x, double *out, char *err,
   return true;
 }
 
+/* Ordered vectors (ordered[K], positive_ordered[K]) under a scalar family with
+   the same parameters for every element are the order statistics of K iid
+   draws: their density is K! times the product, so log K! per vector keeps the
+   density normalised. (With element-specific parameters the mass of the
+   ordered region has no closed form and is left out; docs/constraints.md.) */
+static bool dist_is_ordered(const DistCall *dc) {
+  return (dc->con == CON_ORDERED || dc->con == CON_POS_ORDERED) && dc->nsizes > 0 &&
+         dc->sizes[dc->nsizes - 1] > 1;
+}
+
+static double dist_order_norm(const DistCall *dc, bool params_scalar, size_t n) {
+  if (!params_scalar || !dist_is_ordered(dc)) return 0.0;
+  int k = dc->sizes[dc->nsizes - 1];
+  return (double)(n / (size_t)k) * lgamma((double)k + 1.0);
+}
+
+static int dist_cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Draw ordered vectors: sort iid draws, or (element-specific parameters)
+   redraw until ordered. positive_ordered draws are cut to (0, inf) first. */
+static bool dist_draw_ordered(const DistCall *dc, Rng *r, const DArg *args, bool params_scalar,
+                              size_t count, double *buf, char *err, size_t errsz) {
+  const DistFamily *f = dc->fam;
+  size_t k = (size_t)dc->sizes[dc->nsizes - 1];
+  double p[DIST_MAX_PARAMS];
+  for (size_t start = 0; start + k <= count; start += k) {
+    for (int tries = 0;; tries++) {
+      for (size_t j = start; j < start + k; j++) {
+        for (int i = 0; i < dc->np; i++) p[i] = darg_at(&args[i], j);
+        double lo, hi;
+        dist_support(f, p, &lo, &hi);
+        if (dc->truncated) {
+          if (dc->lower > lo) lo = dc->lower;
+          if (dc->upper < hi) hi = dc->upper;
+        }
+        if (dc->con == CON_POS_ORDERED && lo < 0) lo = 0;
+        double slo, shi;
+        dist_support(f, p, &slo, &shi);
+        if (lo > slo || hi < shi) {
+          if (!dist_trunc_draw(f, r, p, lo, hi, &buf[j], err, errsz)) return false;
+        } else {
+          buf[j] = f->rng1(r, p);
+        }
+      }
+      if (params_scalar) {
+        qsort(buf + start, k, sizeof(double), dist_cmp_double);
+        break;
+      }
+      bool sorted = true;
+      for (size_t j = start + 1; j < start + k; j++) sorted = sorted && buf[j - 1] < buf[j];
+      if (sorted) break;
+      if (tries == 10000)
+        return dist_fail(err, errsz,
+                         "%s: could not draw an ordered vector of %zu from these parameters "
+                         "(10000 tries); give the elements the same distribution", f->name, k);
+    }
+  }
+  return true;
+}
+
 bool dist_call_lpdf(const DistCall *dc, Value x, double *out, char *err, size_t errsz) {
   const DistFamily *f = dc->fam;
   if (!dist_is_scalar(f)) return dist_lpdf_whole(dc, x, out, err, errsz);
@@ -611,13 +679,13 @@ bool dist_call_lpdf(const DistCall *dc, Value x, double *out, char *err, size_t 
       for (int i = 0; i < dc->np; i++) p[i] = darg_at(&args[i], j);
       if (dc->truncated) lz = dist_log_mass(f, p, dc->lower, dc->upper);
     }
-    if (dc->truncated && (xj < dc->lower || xj > dc->upper)) {
+    if ((dc->truncated || f->improper) && (xj < dc->lower || xj > dc->upper)) {
       *out = -INFINITY;
       return true;
     }
     total += f->lpdf1(xj, p) - lz;
   }
-  *out = total;
+  *out = total + (isfinite(total) ? dist_order_norm(dc, params_scalar, n) : 0.0);
   return true;
 }
 
@@ -679,8 +747,15 @@ static bool dist_draw_scalars(const DistCall *dc, Rng *r, const DArg *args, size
 
 static bool dist_rng_whole(const DistCall *dc, Rng *r, Value *out, char *err, size_t errsz);
 
+static bool dist_improper_fail(const DistFamily *f, char *err, size_t errsz) {
+  return dist_fail(err, errsz,
+                   "%s: an improper prior cannot be sampled; give an initial value or use a "
+                   "gradient-based or MCMC engine", f->name);
+}
+
 bool dist_call_rng(const DistCall *dc, Rng *r, Value *out, char *err, size_t errsz) {
   const DistFamily *f = dc->fam;
+  if (f->improper) return dist_improper_fail(f, err, errsz);
   if (!dist_is_scalar(f)) return dist_rng_whole(dc, r, out, err, errsz);
   DArg args[DIST_MAX_PARAMS];
   size_t n;
@@ -703,7 +778,11 @@ bool dist_call_rng(const DistCall *dc, Rng *r, Value *out, char *err, size_t err
   }
   double one;
   double *buf = total <= 1 ? &one : gc_alloc_atomic(sizeof(double) * total);
-  if (!dist_draw_scalars(dc, r, args, total, buf, err, errsz)) return false;
+  if (dist_is_ordered(dc)) {
+    if (!dist_draw_ordered(dc, r, args, params_scalar, total, buf, err, errsz)) return false;
+  } else if (!dist_draw_scalars(dc, r, args, total, buf, err, errsz)) {
+    return false;
+  }
   size_t pos = 0;
   *out = dist_build(t, 0, nsizes, sizes, buf, &pos, f->discrete);
   return true;
@@ -795,5 +874,405 @@ bool dist_lcdf_value(const DistFamily *f, Value x, int np, const Value *p, bool 
     total += cdf(darg_at(&xa, j), pj);
   }
   *out = total;
+  return true;
+}
+
+/* ---- reverse-mode AD -------------------------------------------------------------------- */
+
+/* Numerical d/dp[i] of a log CDF: two central differences combined by
+   Richardson extrapolation (error O(h^4)). */
+double dist_cdf_dparam(double (*cdf)(double, const double *), double x, const double *p, int np,
+                       int i) {
+  double q[DIST_MAX_PARAMS];
+  for (int k = 0; k < np && k < DIST_MAX_PARAMS; k++) q[k] = p[k];
+  double h = 1e-3 * (fabs(p[i]) > 1e-3 ? fabs(p[i]) : 1e-3), d[2];
+  for (int s = 0; s < 2; s++) {
+    double hs = s ? h / 2 : h;
+    q[i] = p[i] + hs;
+    double up = cdf(x, q);
+    q[i] = p[i] - hs;
+    double dn = cdf(x, q);
+    d[s] = (up - dn) / (2 * hs);
+  }
+  double r = (4 * d[1] - d[0]) / 3;
+  return isfinite(r) ? r : 0.0;
+}
+
+/* Partials of a log CDF with respect to the parameters (dp[0..np)), from the
+   family's kernel or numerically. */
+static void dist_cdf_grad(const DistFamily *f, bool upper, double x, const double *p,
+                          double *dp) {
+  void (*g)(double, const double *, double *, double *) = upper ? f->lccdf_grad1 : f->lcdf_grad1;
+  double dx;
+  for (int i = 0; i < DIST_MAX_PARAMS; i++) dp[i] = 0;
+  if (g) {
+    g(x, p, &dx, dp);
+    return;
+  }
+  for (int i = 0; i < f->nparams; i++)
+    if (f->pdom[i] != PD_INT && f->pdom[i] != PD_INT_NONNEG)
+      dp[i] = dist_cdf_dparam(upper ? f->lccdf1 : f->lcdf1, x, p, f->nparams, i);
+}
+
+/* Partials of lz = dist_log_mass(f, p, lo, hi) with respect to the parameters
+   and the two bounds, using the same tail as dist_log_mass. */
+static void dist_log_mass_grad(const DistFamily *f, const double *p, double lo, double hi,
+                               double lz, double *dp, double *dlo, double *dhi) {
+  double ga[DIST_MAX_PARAMS], gb[DIST_MAX_PARAMS];
+  int np = f->nparams;
+  for (int i = 0; i < DIST_MAX_PARAMS; i++) dp[i] = 0;
+  *dlo = *dhi = 0;
+  if (lo == -INFINITY && hi == INFINITY) return;
+  double a = f->discrete ? lo - 1.0 : lo;
+  if (!f->discrete) {
+    if (lo != -INFINITY) *dlo = -exp(f->lpdf1(lo, p) - lz);
+    if (hi != INFINITY) *dhi = exp(f->lpdf1(hi, p) - lz);
+  }
+  if (lo == -INFINITY) {
+    dist_cdf_grad(f, false, hi, p, dp);
+    return;
+  }
+  if (hi == INFINITY) {
+    dist_cdf_grad(f, true, a, p, dp);
+    return;
+  }
+  double lsa = f->lccdf1(a, p);
+  bool upper = lsa < -PPL_LOG2;
+  double la = upper ? lsa : f->lcdf1(a, p);
+  double lb = upper ? f->lccdf1(hi, p) : f->lcdf1(hi, p);
+  dist_cdf_grad(f, upper, a, p, ga);
+  dist_cdf_grad(f, upper, hi, p, gb);
+  /* mass = F(hi) - F(a) = S(a) - S(hi) */
+  double wa = la > -INFINITY ? exp(la - lz) : 0.0, wb = lb > -INFINITY ? exp(lb - lz) : 0.0;
+  for (int i = 0; i < np; i++)
+    dp[i] = upper ? wa * ga[i] - wb * gb[i] : wb * gb[i] - wa * ga[i];
+}
+
+/* Tape nodes of v's scalars in val_flatten order; false when none carries a
+   node (then nothing is written). */
+static bool dist_has_nodes(Value v) {
+  switch (v.k) {
+  case V_REAL: return v.ad != 0;
+  case V_VEC: case V_ROWVEC: case V_MAT: {
+    if (!v.t->ad) return false;
+    size_t n = (size_t)v.t->rows * (size_t)v.t->cols;
+    for (size_t i = 0; i < n; i++)
+      if (v.t->ad[i]) return true;
+    return false;
+  }
+  case V_ARR:
+    for (int i = 0; i < v.a->n; i++)
+      if (dist_has_nodes(v.a->e[i])) return true;
+    return false;
+  default: return false;
+  }
+}
+
+static size_t dist_flatten_nodes(Value v, int32_t *out) {
+  switch (v.k) {
+  case V_REAL: out[0] = v.ad; return 1;
+  case V_INT: case V_BOOL: out[0] = 0; return 1;
+  case V_VEC: case V_ROWVEC: case V_MAT: {
+    size_t n = (size_t)v.t->rows * (size_t)v.t->cols;
+    if (v.t->ad) memcpy(out, v.t->ad, n * sizeof(int32_t));
+    else memset(out, 0, n * sizeof(int32_t));
+    return n;
+  }
+  case V_ARR: {
+    size_t k = 0;
+    for (int i = 0; i < v.a->n; i++) k += dist_flatten_nodes(v.a->e[i], out + k);
+    return k;
+  }
+  default: return 0;
+  }
+}
+
+/* The nodes of an argument viewed as a DArg: a scalar's node, a tensor's own
+   node array (in place), or an array's nodes flattened once; NULL = none. */
+typedef struct DAd {
+  const int32_t *ad; /* NULL: every element constant */
+  int32_t one;
+} DAd;
+
+static void dad_make(DAd *a, Value v) {
+  a->ad = NULL;
+  a->one = 0;
+  if (v.k == V_REAL) {
+    a->one = v.ad;
+    if (v.ad) a->ad = &a->one;
+  } else if (v.k == V_VEC || v.k == V_ROWVEC || v.k == V_MAT) {
+    a->ad = v.t->ad;
+  } else if (v.k == V_ARR && dist_has_nodes(v)) {
+    size_t n = val_numel(v);
+    int32_t *buf = gc_alloc_atomic(sizeof(int32_t) * (n ? n : 1));
+    dist_flatten_nodes(v, buf);
+    a->ad = buf;
+  }
+}
+
+/* Parents of the result node, collected in a fixed buffer: when it fills,
+   the collected parents become one intermediate node which heads the next
+   batch, so any number of elements costs no allocation. */
+#define DIST_AD_CHUNK 256
+
+typedef struct DistAdAcc {
+  Tape *t;
+  int n;
+  int32_t par[DIST_AD_CHUNK];
+  double part[DIST_AD_CHUNK];
+} DistAdAcc;
+
+static void adacc_flush(DistAdAcc *a) {
+  int32_t nd = a->n ? tape_push(a->t, a->n, a->par, a->part) : 0;
+  a->n = 0;
+  if (nd) {
+    a->par[0] = nd;
+    a->part[0] = 1.0;
+    a->n = 1;
+  }
+}
+
+static inline void adacc_add(DistAdAcc *a, int32_t node, double d) {
+  if (!node) return;
+  if (a->n == DIST_AD_CHUNK) adacc_flush(a);
+  a->par[a->n] = node;
+  a->part[a->n++] = d;
+}
+
+static int32_t adacc_finish(DistAdAcc *a) {
+  return a->n ? tape_push(a->t, a->n, a->par, a->part) : 0;
+}
+
+static bool dist_lpdf_whole_ad(const DistCall *dc, Tape *t, Value x, double *lp, int32_t *node,
+                               char *err, size_t errsz);
+
+bool dist_call_lpdf_ad(const DistCall *dc, Tape *t, Value x, double *lp, int32_t *node,
+                       char *err, size_t errsz) {
+  const DistFamily *f = dc->fam;
+  *node = 0;
+  if (!dist_is_scalar(f)) return dist_lpdf_whole_ad(dc, t, x, lp, node, err, errsz);
+  if (!f->grad1) return dist_fail(err, errsz, "%s: no gradient is available for this family", f->name);
+  int np = dc->np;
+  DArg args[DIST_MAX_PARAMS], xa;
+  DAd pad[DIST_MAX_PARAMS], xad;
+  size_t n;
+  if (!dist_make_args(f, np, dc->p, args, err, errsz)) return false;
+  if (!dist_value_arg(f, x, &xa, err, errsz)) return false;
+  if (!dist_common_size(f, np, args, &xa, &n, err, errsz)) return false;
+  bool params_scalar = true, any = false;
+  for (int i = 0; i < np; i++) {
+    params_scalar = params_scalar && args[i].scalar;
+    dad_make(&pad[i], dc->p[i]);
+    any = any || pad[i].ad;
+  }
+  dad_make(&xad, x);
+  if (f->discrete) xad.ad = NULL;
+  any = any || xad.ad;
+  /* bounds matter only where they cut the support of the family */
+  bool trunc = dc->truncated;
+  int32_t lo_ad = trunc && !f->discrete ? dc->lower_ad : 0;
+  int32_t hi_ad = trunc && !f->discrete ? dc->upper_ad : 0;
+  any = any || lo_ad || hi_ad;
+
+  DistAdAcc acc;
+  acc.t = t;
+  acc.n = 0;
+  /* sums for scalar arguments (one node, many elements) */
+  double gp[DIST_MAX_PARAMS] = {0}, gx = 0, glo = 0, ghi = 0;
+  double p[DIST_MAX_PARAMS] = {0}, lz = 0.0, total = 0.0;
+  double dlz[DIST_MAX_PARAMS] = {0}, dlzlo = 0, dlzhi = 0;
+  bool cut_lo = false, cut_hi = false;
+  for (size_t j = 0; j < n; j++) {
+    if (j == 0 || !params_scalar) {
+      for (int i = 0; i < np; i++) p[i] = darg_at(&args[i], j);
+      if (trunc) {
+        lz = dist_log_mass(f, p, dc->lower, dc->upper);
+        if (any) dist_log_mass_grad(f, p, dc->lower, dc->upper, lz, dlz, &dlzlo, &dlzhi);
+        double slo, shi;
+        dist_support(f, p, &slo, &shi);
+        cut_lo = dc->lower > slo;
+        cut_hi = dc->upper < shi;
+      }
+    }
+    double xj = darg_at(&xa, j);
+    if ((trunc || f->improper) && (xj < dc->lower || xj > dc->upper)) {
+      *lp = -INFINITY;
+      return true;
+    }
+    double lj = f->lpdf1(xj, p);
+    total += lj - lz;
+    if (!any || !isfinite(lj)) continue;
+    double dx = 0, dp[DIST_MAX_PARAMS] = {0};
+    f->grad1(xj, p, &dx, dp);
+    if (trunc) {
+      for (int i = 0; i < np; i++) dp[i] -= dlz[i];
+      if (cut_lo) glo -= dlzlo;
+      if (cut_hi) ghi -= dlzhi;
+    }
+    if (xad.ad) {
+      if (xa.scalar) gx += dx;
+      else adacc_add(&acc, xad.ad[j], dx);
+    }
+    for (int i = 0; i < np; i++) {
+      if (!pad[i].ad) continue;
+      if (args[i].scalar) gp[i] += dp[i];
+      else adacc_add(&acc, pad[i].ad[j], dp[i]);
+    }
+  }
+  *lp = total + (isfinite(total) ? dist_order_norm(dc, params_scalar, n) : 0.0);
+  if (!any || !isfinite(total)) return true;
+  if (xad.ad && xa.scalar) adacc_add(&acc, xad.ad[0], gx);
+  for (int i = 0; i < np; i++)
+    if (pad[i].ad && args[i].scalar) adacc_add(&acc, pad[i].ad[0], gp[i]);
+  adacc_add(&acc, lo_ad, glo);
+  adacc_add(&acc, hi_ad, ghi);
+  *node = adacc_finish(&acc);
+  return true;
+}
+
+/* Offsets (in flatten order) of the draws of an array value: off[j] is where
+   draw j's scalars start. */
+static size_t *dist_draw_offsets(Value v, int cnt) {
+  size_t *off = gc_alloc_atomic(sizeof(size_t) * (size_t)(cnt + 1));
+  off[0] = 0;
+  for (int j = 0; j < cnt; j++) off[j + 1] = off[j] + val_numel(v.a->e[j]);
+  return off;
+}
+
+static bool dist_lpdf_whole_ad(const DistCall *dc, Tape *t, Value x, double *lp, int32_t *node,
+                               char *err, size_t errsz) {
+  const DistFamily *f = dc->fam;
+  int np = dc->np;
+  if (!f->lpdf_grad)
+    return dist_fail(err, errsz, "%s: no gradient is available for this family", f->name);
+  int n, nx;
+  if (!dist_whole_params(f, np, dc->p, &n, err, errsz)) return false;
+  if (!dist_whole_count(x, f->vtype, &nx)) {
+    char tb[32];
+    return dist_fail(err, errsz, "%s: y must be %s or an array of them", f->name,
+                     dist_type_name(f->vtype, tb, sizeof tb));
+  }
+  if (n >= 0 && nx >= 0 && n != nx) {
+    int who = 0;
+    for (int i = 0; i < np; i++) {
+      int c = -1;
+      dist_whole_count(dc->p[i], f->ptype[i], &c);
+      if (c >= 0) { who = i; break; }
+    }
+    return dist_fail(err, errsz, "%s: sizes do not match: %s has %d elements, y has %d", f->name,
+                     f->pnames[who], n, nx);
+  }
+  bool xnodes = !f->discrete && dist_has_nodes(x), pnodes[DIST_MAX_PARAMS], any = xnodes;
+  for (int i = 0; i < np; i++) any = (pnodes[i] = dist_has_nodes(dc->p[i])) || any;
+  if (!any) return dist_lpdf_whole(dc, x, lp, err, errsz);
+
+  /* gradient buffers over the whole of x and of each parameter */
+  double *gx = NULL, *gp[DIST_MAX_PARAMS] = {NULL};
+  size_t *xoff = NULL, *poff[DIST_MAX_PARAMS] = {NULL};
+  int pcnt[DIST_MAX_PARAMS];
+  if (xnodes) gx = gc_alloc_atomic(sizeof(double) * (val_numel(x) + 1));
+  if (xnodes && nx >= 0) xoff = dist_draw_offsets(x, nx);
+  for (int i = 0; i < np; i++) {
+    pcnt[i] = -1;
+    dist_whole_count(dc->p[i], f->ptype[i], &pcnt[i]);
+    if (!pnodes[i]) continue;
+    gp[i] = gc_alloc_atomic(sizeof(double) * (val_numel(dc->p[i]) + 1));
+    if (pcnt[i] >= 0) poff[i] = dist_draw_offsets(dc->p[i], pcnt[i]);
+  }
+  int cnt = nx >= 0 ? nx : n;
+  double total = 0.0;
+  Value pj[DIST_MAX_PARAMS];
+  for (int j = 0; j < (cnt >= 0 ? cnt : 1); j++) {
+    dist_whole_pick(f, np, dc->p, j, pj);
+    double *dxj = gx ? gx + (xoff ? xoff[j] : 0) : NULL, *dpj[DIST_MAX_PARAMS];
+    for (int i = 0; i < np; i++)
+      dpj[i] = gp[i] ? gp[i] + (poff[i] ? poff[i][j] : 0) : NULL;
+    double l;
+    if (!f->lpdf_grad(pj, nx >= 0 ? x.a->e[j] : x, &l, dxj, dpj, err, errsz)) return false;
+    total += l;
+  }
+  *lp = total;
+  if (!isfinite(total)) return true;
+  DistAdAcc acc;
+  acc.t = t;
+  acc.n = 0;
+  for (int i = -1; i < np; i++) {
+    Value v = i < 0 ? x : dc->p[i];
+    double *g = i < 0 ? gx : gp[i];
+    if (!g) continue;
+    size_t m = val_numel(v);
+    int32_t *nodes = gc_alloc_atomic(sizeof(int32_t) * (m + 1));
+    dist_flatten_nodes(v, nodes);
+    for (size_t k = 0; k < m; k++) adacc_add(&acc, nodes[k], g[k]);
+  }
+  *node = adacc_finish(&acc);
+  return true;
+}
+
+bool dist_lpdf_value_ad(const DistFamily *f, Tape *t, Value x, int np, const Value *p,
+                        double *out, int32_t *node, char *err, size_t errsz) {
+  DistCall dc;
+  Type none = ty_make(TY_VOID, 0);
+  *node = 0;
+  if (!dist_call_init(&dc, f, np, p, CON_NONE, -INFINITY, INFINITY, none, 0, NULL, err, errsz))
+    return false;
+  return dist_call_lpdf_ad(&dc, t, x, out, node, err, errsz);
+}
+
+/* ---- Stan's default initialisation --------------------------------------------------------- */
+
+/* Scalars per constrained unit: 1 for elementwise bounds, else one vector
+   (last size) or one matrix (last two sizes). */
+static int dist_con_unit(ConKind con, Type t, int nsizes, const int *sizes) {
+  if (con == CON_NONE || con == CON_LOWER || con == CON_UPPER || con == CON_LOWER_UPPER) return 1;
+  if (t.base == TY_MATRIX && nsizes >= 2) return sizes[nsizes - 2] * sizes[nsizes - 1];
+  return nsizes >= 1 ? sizes[nsizes - 1] : 1;
+}
+
+bool dist_call_init_value(const DistCall *dc, Rng *r, Value *out, char *err, size_t errsz) {
+  const DistFamily *f = dc->fam;
+  if (f->discrete) {
+    if (f->improper) return dist_improper_fail(f, err, errsz);
+    return dist_call_rng(dc, r, out, err, errsz);
+  }
+  Type t = dc->type;
+  int nsizes = dc->nsizes;
+  const int *sizes = dc->sizes;
+  int one = 1;
+  if (t.base == TY_VOID) {
+    /* no declared shape: the shape a draw would have (scalar families: one
+       per parameter element) */
+    if (!dist_is_scalar(f)) {
+      if (f->improper) return dist_improper_fail(f, err, errsz);
+      return dist_call_rng(dc, r, out, err, errsz);
+    }
+    DArg args[DIST_MAX_PARAMS];
+    size_t n;
+    if (!dist_make_args(f, dc->np, dc->p, args, err, errsz)) return false;
+    if (!dist_common_size(f, dc->np, args, NULL, &n, err, errsz)) return false;
+    bool ps = true;
+    for (int i = 0; i < dc->np; i++) ps = ps && args[i].scalar;
+    t = ty_make(TY_REAL, ps ? 0 : 1);
+    one = (int)n;
+    sizes = &one;
+    nsizes = ps ? 0 : 1;
+  } else if (!dist_is_scalar(f) && dc->con == CON_NONE) {
+    /* an unconstrained vector/matrix family (multi_normal): a draw from the
+       prior is as good a start as any and has the right size */
+    return dist_call_rng(dc, r, out, err, errsz);
+  }
+  size_t total = dist_shape_numel(t, nsizes, sizes);
+  int unit = dist_con_unit(dc->con, t, nsizes, sizes);
+  if (unit <= 0 || total % (size_t)unit) unit = 1;
+  int free = tf_free_size(dc->con, unit);
+  if (free < 0) return dist_fail(err, errsz, "%s: cannot initialise a value of this shape", f->name);
+  double *buf = gc_alloc_atomic(sizeof(double) * (total + 1));
+  double *u = gc_alloc_atomic(sizeof(double) * ((size_t)free + 1));
+  for (size_t k = 0; k < total; k += (size_t)unit) {
+    for (int i = 0; i < free; i++) u[i] = -2.0 + 4.0 * rng_uniform(r);
+    tf_constrain(dc->con, dc->lower, dc->upper, unit, u, buf + k);
+  }
+  size_t pos = 0;
+  *out = dist_build(t, 0, nsizes, sizes, buf, &pos, false);
   return true;
 }

@@ -79,6 +79,30 @@ typedef struct DistFamily {
      that agree with their parameters and report a mismatch in err. */
   bool (*rng_sized)(Rng *r, const Value *p, int nsizes, const int *sizes, Value *out,
                     char *err, size_t errsz);
+
+  /* Added by ad-dist (additive, last): gradients for reverse-mode AD.
+   * grad1: partials of lpdf1 at x with respect to x (*dx; discrete families
+   * may leave it alone, callers ignore it) and to each parameter (dp[i]; int
+   * parameters may be left 0).  Only called where lpdf1 is finite.
+   * lcdf_grad1 / lccdf_grad1: partials of lcdf1 / lccdf1 with respect to x and
+   * the parameters (truncation: the normaliser depends on both).  NULL = dist.c
+   * differentiates the log CDF numerically (Richardson-extrapolated central
+   * differences, ~1e-10 relative) for the parameters it needs. */
+  void (*grad1)(double x, const double *p, double *dx, double *dp);
+  void (*lcdf_grad1)(double x, const double *p, double *dx, double *dp);
+  void (*lccdf_grad1)(double x, const double *p, double *dx, double *dp);
+  /* Whole-value families: like lpdf (x one draw, or the arrays of draws that
+   * lpdf itself accepts), and ADDS the partials to dx[k] (one per scalar of x in
+   * val_flatten order; NULL for discrete values) and dp[i][k] (one per scalar
+   * of p[i] in val_flatten order; dp[i] may be NULL: not wanted).  A matrix
+   * parameter read through one triangle only (multi_normal's Sigma) splits the
+   * partial evenly between A[i,j] and A[j,i], as Stan does, so the sum over a
+   * symmetric perturbation is the derivative. */
+  bool (*lpdf_grad)(const Value *p, Value x, double *out, double *dx, double *const *dp,
+                    char *err, size_t errsz);
+  /* An improper family (flat): log density 0 on the support, never
+   * renormalised by declared bounds, cannot be sampled. */
+  bool improper;
 } DistFamily;
 
 /* Lookup by name ("normal"); NULL if unknown. */
@@ -109,6 +133,10 @@ typedef struct DistCall {
   Type type;
   int nsizes;
   int sizes[8];
+  /* Added by ad-dist: tape nodes of the declared bounds (0 = constant; set by
+   * the caller after dist_call_init, which zeroes them).  A node only matters
+   * when its bound truncates the density. */
+  int32_t lower_ad, upper_ad;
 } DistCall;
 
 /* Prepare a DistCall: checks parameter domains and broadcast sizes, computes the
@@ -136,5 +164,38 @@ bool dist_lpdf_value(const DistFamily *f, Value x, int np, const Value *p, doubl
                      char *err, size_t errsz);
 bool dist_lcdf_value(const DistFamily *f, Value x, int np, const Value *p, bool upper_tail,
                      double *out, char *err, size_t errsz);
+
+/* ---- reverse-mode AD (added by ad-dist) ------------------------------------------------ */
+
+typedef struct Tape Tape; /* stdlib/ad.h */
+
+/* dist_call_lpdf with derivatives: *lp as dist_call_lpdf gives it, and *node a
+ * single tape node for it whose parents are every node-carrying element of x
+ * and of the parameters (Value.ad, ValTen.ad) and the bound nodes of dc, with
+ * their summed partials (0 when nothing carries a node, or when *lp is not
+ * finite).  Scalar families over long vectors record a short chain of nodes
+ * built from fixed stack buffers: nothing is allocated per element. */
+bool dist_call_lpdf_ad(const DistCall *dc, Tape *t, Value x, double *lp, int32_t *node,
+                       char *err, size_t errsz);
+/* NAME_lpdf / NAME_lpmf(x, params...) with derivatives (see dist_lpdf_value). */
+bool dist_lpdf_value_ad(const DistFamily *f, Tape *t, Value x, int np, const Value *p,
+                        double *out, int32_t *node, char *err, size_t errsz);
+
+/* For family files: d/dp[i] of a log CDF by Richardson-extrapolated central
+ * differences (relative step 1e-3, error ~1e-10 relative), for the shape
+ * parameters whose CDF derivatives have no closed form (gamma's alpha, beta's
+ * shapes, student_t's nu, neg_binomial_2's phi).  Positive parameters stay
+ * positive. */
+double dist_cdf_dparam(double (*cdf)(double, const double *), double x, const double *p, int np,
+                       int i);
+
+/* Stan's default initial value for a latent drawn from dc: uniform(-2, 2) on
+ * the unconstrained scale of dc's effective constraint, mapped back (lower
+ * bound lo + e^u, both bounds through the inverse logit, simplex by stick-
+ * breaking, ...).  Works for every family, including improper ones (flat),
+ * which cannot be sampled; engines that initialise from the prior use it for
+ * those.  Discrete families fall back to a draw (there is no unconstrained
+ * scale). */
+bool dist_call_init_value(const DistCall *dc, Rng *r, Value *out, char *err, size_t errsz);
 
 #endif

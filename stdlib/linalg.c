@@ -136,6 +136,62 @@ bool la_mvn_sum(const char *fam, const double *mu, int K, const double *L, Value
   return true;
 }
 
+void la_solve_lower_t(int n, const double *L, const double *b, double *x) {
+  for (int i = n - 1; i >= 0; i--) {
+    double s = b[i];
+    for (int k = i + 1; k < n; k++) s -= L[i * n + k] * x[k];
+    x[i] = s / L[i * n + i];
+  }
+}
+
+typedef struct LaMvnGrad {
+  double *dy, *dmu, *dSigma, *dL;
+  size_t pos; /* next scalar of y in flatten order */
+  int ndraws;
+} LaMvnGrad;
+
+static bool la_mvn_grad_rec(const char *fam, const double *mu, int K, const double *L, Value y,
+                            double *acc, LaMvnGrad *g, char *err, size_t errsz) {
+  if (y.k == V_ARR && y.a->n > 0 && y.a->e[0].k != V_INT && y.a->e[0].k != V_REAL) {
+    for (int i = 0; i < y.a->n; i++)
+      if (!la_mvn_grad_rec(fam, mu, K, L, y.a->e[i], acc, g, err, errsz)) return false;
+    return true;
+  }
+  if (!la_mvn_sum(fam, mu, K, L, y, acc, err, errsz)) return false;
+  int n;
+  const double *yv = la_vec(y, &n);
+  double buf[128];
+  double *z = K <= 64 ? buf : gc_alloc_atomic(sizeof(double) * 2 * (size_t)K);
+  double *w = z + K;
+  for (int i = 0; i < K; i++) z[i] = yv[i] - mu[i];
+  la_solve_lower(K, L, z, z);
+  la_solve_lower_t(K, L, z, w);
+  for (int i = 0; i < K; i++) {
+    if (g->dy) g->dy[g->pos + (size_t)i] -= w[i];
+    if (g->dmu) g->dmu[i] += w[i];
+  }
+  if (g->dSigma)
+    for (int j = 0; j < K; j++)
+      for (int i = 0; i < K; i++) g->dSigma[j * K + i] += 0.5 * w[i] * w[j];
+  if (g->dL)
+    for (int j = 0; j < K; j++) {
+      g->dL[j * K + j] -= 1 / L[j * K + j];
+      for (int i = j; i < K; i++) g->dL[j * K + i] += w[i] * z[j];
+    }
+  g->pos += (size_t)K;
+  g->ndraws++;
+  return true;
+}
+
+bool la_mvn_sum_grad(const char *fam, const double *mu, int K, const double *L, Value y,
+                     double *acc, double *dy, double *dmu, double *dSigma, double *dL,
+                     int *ndraws, char *err, size_t errsz) {
+  LaMvnGrad g = {dy, dmu, dSigma, dL, 0, 0};
+  if (!la_mvn_grad_rec(fam, mu, K, L, y, acc, &g, err, errsz)) return false;
+  if (ndraws) *ndraws = g.ndraws;
+  return true;
+}
+
 Value la_mvn_draw(Rng *r, const double *mu, int K, const double *L) {
   Value v = val_vec(K);
   double zbuf[64];

@@ -49,6 +49,17 @@ const double *la_mvn_mu(const char *fam, Value p, int *K, char *err, size_t errs
  * Errors: "FAM: sizes do not match: mu has 3 elements, y has 2", NaN in y. */
 bool la_mvn_sum(const char *fam, const double *mu, int K, const double *L, Value y, double *acc,
                 char *err, size_t errsz);
+/* Added by ad-dist: la_mvn_sum with derivatives.  Per draw, with
+ * z = L^-1 (y - mu) and w = L^-T z, ADDS -w to dy (flatten order over the
+ * draws; may be NULL), w to dmu, w w'/2 to dSigma (the Sigma-side term; the
+ * caller adds -ndraws Sigma^-1/2) and w z' - diag(1/L[i,i]) to the lower
+ * triangle of dL (the Cholesky form); NULL = not wanted.  *ndraws (may be
+ * NULL) gets the number of draws. */
+bool la_mvn_sum_grad(const char *fam, const double *mu, int K, const double *L, Value y,
+                     double *acc, double *dy, double *dmu, double *dSigma, double *dL,
+                     int *ndraws, char *err, size_t errsz);
+/* Solve L^T x = b for lower-triangular L (back substitution); x may alias b. */
+void la_solve_lower_t(int n, const double *L, const double *b, double *x);
 /* A draw mu + L z, z standard normal, as a new vector. */
 Value la_mvn_draw(Rng *r, const double *mu, int K, const double *L);
 

@@ -39,4 +39,10 @@ void m_gamma_pq_log(double a, double x, double *log_p, double *log_q);
 void m_inc_beta_log(double a, double b, double x, double y, double *log_i, double *log_ic);
 double m_log1pmx(double x); /* log(1 + x) - x, accurate near 0 */
 
+/* Added by ad-dist: d/dz log Phi(z) = phi(z)/Phi(z) (the inverse Mills ratio
+ * of -z), accurate in both tails; d/dz log(1 - Phi(z)) is -m_std_normal_dlcdf(-z). */
+double m_std_normal_dlcdf(double z);
+/* x / expm1(x) for x >= 0 (1 at 0), used by the gradients of log(1 - e^-t). */
+double m_x_over_expm1(double x);
+
 #endif

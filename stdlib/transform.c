@@ -297,3 +297,151 @@ double tf_constrain(ConKind con, double lo, double hi, int n, const double *u, d
   }
   }
 }
+
+/* ---- the same maps on a tape ------------------------------------------------ */
+
+/* Each mirrors its double version above operation by operation, so values
+   agree bit for bit wherever the operations are the same. */
+
+/* The bounds may carry nodes too (bounds computed from parameters). */
+static AdNum tfa_bound(Tape *t, ConKind k, AdNum lo, AdNum hi, AdNum u, AdNum *x) {
+  switch (k) {
+  case CON_LOWER: {
+    double e = exp(u.v);
+    *x = (AdNum){lo.v + e, tape_binary(t, u.n, e, lo.n, 1)};
+    return u;
+  }
+  case CON_UPPER: {
+    double e = exp(u.v);
+    *x = (AdNum){hi.v - e, tape_binary(t, u.n, -e, hi.n, 1)};
+    return u;
+  }
+  case CON_LOWER_UPPER: {
+    double d = hi.v - lo.v, p = m_inv_logit(u.v), q = m_inv_logit(-u.v);
+    double v = u.v > 0 ? hi.v - d * q : lo.v + d * p;
+    int32_t par[3] = {u.n, lo.n, hi.n};
+    double dx[3] = {d * p * q, q, p};
+    *x = (AdNum){v, tape_push(t, 3, par, dx)};
+    /* d/du [log p + log q] = q - p; d/dlo log d = -1/d */
+    double dl[3] = {q - p, -1 / d, 1 / d};
+    return (AdNum){log(d) + m_log_inv_logit(u.v) + m_log1m_inv_logit(u.v),
+                   tape_push(t, 3, par, dl)};
+  }
+  default: *x = u; return ad_const(0);
+  }
+}
+
+static AdNum tfa_simplex(Tape *t, int K, const AdNum *u, AdNum *x) {
+  if (K == 0) return ad_const(0);
+  AdNum stick = ad_const(1), lj = ad_const(0);
+  for (int k = 0; k < K - 1; k++) {
+    AdNum a = ad_add(t, u[k], ad_const(-log((double)(K - 1 - k))));
+    x[k] = ad_mul(t, stick, ad_inv_logit(t, a));
+    AdNum terms[3] = {ad_log(t, stick), ad_log_inv_logit(t, a), ad_log1m_inv_logit(t, a)};
+    lj = ad_add(t, lj, ad_sum(t, 3, terms));
+    stick = ad_mul(t, stick, ad_inv_logit(t, ad_scale(t, a, -1)));
+  }
+  x[K - 1] = stick;
+  return lj;
+}
+
+static AdNum tfa_ordered(Tape *t, bool pos, int n, const AdNum *u, AdNum *x) {
+  AdNum lj = ad_const(0);
+  for (int k = 0; k < n; k++) {
+    if (k == 0 && !pos) {
+      x[0] = u[0];
+      continue;
+    }
+    x[k] = ad_add(t, k == 0 ? ad_const(0) : x[k - 1], ad_exp(t, u[k]));
+    lj = ad_add(t, lj, u[k]);
+  }
+  return lj;
+}
+
+static AdNum tfa_unit(Tape *t, int n, const AdNum *u, AdNum *x) {
+  AdNum r2 = ad_const(0);
+  for (int k = 0; k < n; k++) r2 = ad_add(t, r2, ad_mul(t, u[k], u[k]));
+  if (!(r2.v > 0)) {
+    for (int k = 0; k < n; k++) x[k] = ad_const(k == 0);
+    return ad_const(-INFINITY);
+  }
+  AdNum r = ad_sqrt(t, r2);
+  for (int k = 0; k < n; k++) x[k] = ad_div(t, u[k], r);
+  return ad_scale(t, r2, -0.5);
+}
+
+static AdNum tfa_chol_corr(Tape *t, int K, const AdNum *u, AdNum *x) {
+  for (int q = 0; q < K * K; q++) x[q] = ad_const(0);
+  if (K == 0) return ad_const(0);
+  x[0] = ad_const(1);
+  AdNum lj = ad_const(0);
+  int k = 0;
+  for (int i = 1; i < K; i++) {
+    AdNum ss = ad_const(0);
+    for (int j = 0; j < i; j++, k++) {
+      AdNum z = ad_tanh(t, u[k]);
+      /* d/du log(1 - tanh^2 u) = -2 tanh u */
+      lj = ad_add(t, lj, (AdNum){tf_log1m_tanh2(u[k].v), tape_unary(t, u[k].n, -2 * z.v)});
+      AdNum v = z;
+      if (j > 0) {
+        AdNum om = ad_sub(t, ad_const(1), ss);
+        lj = ad_add(t, lj, ad_scale(t, ad_log(t, om), 0.5));
+        v = ad_mul(t, z, ad_sqrt(t, om));
+      }
+      x[j * K + i] = v;
+      ss = ad_add(t, ss, ad_mul(t, v, v));
+    }
+    AdNum om = ad_sub(t, ad_const(1), ss);
+    x[i * K + i] = om.v > 0 ? ad_sqrt(t, om) : ad_const(0);
+  }
+  return lj;
+}
+
+static AdNum tfa_cov(Tape *t, int K, const AdNum *u, AdNum *x) {
+  AdNum *L = gc_alloc_atomic(sizeof(AdNum) * (size_t)(K * K > 0 ? K * K : 1));
+  int k = 0;
+  AdNum lj = ad_const(K * PPL_LOG2);
+  for (int m = 0; m < K; m++) {
+    for (int j = 0; j < K; j++) L[j * K + m] = ad_const(0);
+    for (int j = 0; j < m; j++) L[j * K + m] = u[k++];
+    L[m * K + m] = ad_exp(t, u[k]);
+    lj = ad_add(t, lj, ad_scale(t, u[k++], K - m + 1));
+  }
+  int32_t *par = gc_alloc_atomic(sizeof(int32_t) * (size_t)(2 * K + 1));
+  double *dv = gc_alloc_atomic(sizeof(double) * (size_t)(2 * K + 1));
+  for (int i = 0; i < K; i++)
+    for (int j = 0; j <= i; j++) {
+      double s = 0;
+      int np = 0;
+      for (int q = 0; q <= j; q++) {
+        AdNum a = L[q * K + i], b = L[q * K + j];
+        s += a.v * b.v;
+        par[np] = a.n;
+        dv[np++] = b.v;
+        par[np] = b.n;
+        dv[np++] = a.v;
+      }
+      x[j * K + i] = x[i * K + j] = (AdNum){s, tape_push(t, np, par, dv)};
+    }
+  return lj;
+}
+
+AdNum tf_constrain_ad(Tape *t, ConKind con, AdNum lo, AdNum hi, int n, const AdNum *u,
+                      AdNum *x) {
+  int K;
+  switch (con) {
+  case CON_SIMPLEX: return tfa_simplex(t, n, u, x);
+  case CON_ORDERED: return tfa_ordered(t, false, n, u, x);
+  case CON_POS_ORDERED: return tfa_ordered(t, true, n, u, x);
+  case CON_UNIT_VECTOR: return tfa_unit(t, n, u, x);
+  case CON_CHOL_CORR:
+    return (K = tf_side(n)) >= 0 ? tfa_chol_corr(t, K, u, x) : ad_const(NAN);
+  case CON_COV: return (K = tf_side(n)) >= 0 ? tfa_cov(t, K, u, x) : ad_const(NAN);
+  default: {
+    ConKind k = tf_bound_kind(con, lo.v, hi.v);
+    AdNum lj = ad_const(0);
+    for (int i = 0; i < n; i++) lj = ad_add(t, lj, tfa_bound(t, k, lo, hi, u[i], &x[i]));
+    return lj;
+  }
+  }
+}

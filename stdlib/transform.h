@@ -7,6 +7,7 @@
 #define PPL_TRANSFORM_H
 
 #include "../ir/types.h"
+#include "ad.h"
 
 /* Number of unconstrained reals for a constrained value of n scalars with the
  * given kind: e.g. simplex of K -> K-1, chol_corr KxK -> K(K-1)/2, cov KxK ->
@@ -18,5 +19,10 @@ int tf_free_size(ConKind con, int n);
 bool tf_unconstrain(ConKind con, double lo, double hi, int n, const double *x, double *u);
 /* u -> x, returning log|det J| of the map u -> x (added to the log density). */
 double tf_constrain(ConKind con, double lo, double hi, int n, const double *u, double *x);
+/* tf_constrain recorded on tape t: u (and the scalar bounds lo, hi) carry
+ * nodes, x receives the constrained values with their nodes, and the returned
+ * log|det J| has its own node.  Same values as tf_constrain. */
+AdNum tf_constrain_ad(Tape *t, ConKind con, AdNum lo, AdNum hi, int n, const AdNum *u,
+                      AdNum *x);
 
 #endif

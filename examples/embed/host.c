@@ -73,6 +73,17 @@ static int run_once(unsigned seed, double *mean, int verbose) {
     fprintf(stderr, "host: log density %.15g, expected %.15g\n", lp, want);
     goto out;
   }
+  /* its gradient: d/dmu = -mu/100 + sum (y_i - mu) */
+  double grad = 0, lp2 = 0, want_grad = -3.0 / 100;
+  for (int i = 0; i < 20; i++) want_grad += y[i] - 3;
+  if (ppl_log_density_gradient(m, &theta, 1, &lp2, &grad) != PPL_OK) {
+    rc = fail(ctx, "ppl_log_density_gradient");
+    goto out;
+  }
+  if (fabs(grad - want_grad) > 1e-9 || fabs(lp2 - lp) > 1e-12 * fabs(lp)) {
+    fprintf(stderr, "host: gradient %.15g, expected %.15g\n", grad, want_grad);
+    goto out;
+  }
   ppl_run_options ro;
   ppl_run_options_default(&ro);
   ro.engine = "mh";

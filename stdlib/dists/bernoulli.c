@@ -27,6 +27,20 @@ static double bern_lccdf(double y, const double *p) {
   return y < 1 ? log(p[0]) : -INFINITY;
 }
 
+/* Gradients with respect to theta (the value is an int: no dx). */
+static void bern_grad(double y, const double *p, double *dx, double *dp) {
+  (void)dx;
+  dp[0] = y == 1 ? 1.0 / p[0] : -1.0 / (1.0 - p[0]);
+}
+static void bern_lcdf_grad(double y, const double *p, double *dx, double *dp) {
+  (void)dx;
+  dp[0] = y >= 0 && y < 1 ? -1.0 / (1.0 - p[0]) : 0.0;
+}
+static void bern_lccdf_grad(double y, const double *p, double *dx, double *dp) {
+  (void)dx;
+  dp[0] = y >= 0 && y < 1 ? 1.0 / p[0] : 0.0;
+}
+
 const DistFamily dist_bernoulli = {
   .name = "bernoulli",
   .nparams = 1,
@@ -40,4 +54,7 @@ const DistFamily dist_bernoulli = {
   .rng1 = bern_rng,
   .lcdf1 = bern_lcdf,
   .lccdf1 = bern_lccdf,
+    .grad1 = bern_grad,
+    .lcdf_grad1 = bern_lcdf_grad,
+    .lccdf_grad1 = bern_lccdf_grad,
 };

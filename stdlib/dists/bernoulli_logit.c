@@ -31,6 +31,21 @@ static double bl_lccdf(double y, const double *p) {
   return y < 1 ? m_log_inv_logit(p[0]) : -INFINITY;
 }
 
+/* d/dalpha log inv_logit(alpha) = inv_logit(-alpha), and of the other outcome
+   -inv_logit(alpha): no cancellation for large |alpha|. */
+static void bl_grad(double y, const double *p, double *dx, double *dp) {
+  (void)dx;
+  dp[0] = y == 1 ? m_inv_logit(-p[0]) : -m_inv_logit(p[0]);
+}
+static void bl_lcdf_grad(double y, const double *p, double *dx, double *dp) {
+  (void)dx;
+  dp[0] = y >= 0 && y < 1 ? -m_inv_logit(p[0]) : 0.0;
+}
+static void bl_lccdf_grad(double y, const double *p, double *dx, double *dp) {
+  (void)dx;
+  dp[0] = y >= 0 && y < 1 ? m_inv_logit(-p[0]) : 0.0;
+}
+
 const DistFamily dist_bernoulli_logit = {
   .name = "bernoulli_logit",
   .nparams = 1,
@@ -44,4 +59,7 @@ const DistFamily dist_bernoulli_logit = {
   .rng1 = bl_rng,
   .lcdf1 = bl_lcdf,
   .lccdf1 = bl_lccdf,
+    .grad1 = bl_grad,
+    .lcdf_grad1 = bl_lcdf_grad,
+    .lccdf_grad1 = bl_lccdf_grad,
 };

@@ -38,6 +38,31 @@ static double beta_lccdf(double x, const double *p) {
   return lc;
 }
 
+static void beta_grad(double x, const double *p, double *dx, double *dp) {
+  double a = p[0], b = p[1], dab = m_digamma(a + b);
+  *dx = (a - 1.0) / x - (b - 1.0) / (1.0 - x);
+  dp[0] = log(x) - m_digamma(a) + dab;
+  dp[1] = log1p(-x) - m_digamma(b) + dab;
+}
+
+/* x through the density; the shapes numerically (dist.h) */
+static void beta_cdf_grad(double x, const double *p, double *dx, double *dp, bool upper) {
+  if (!(x > 0.0 && x < 1.0)) {
+    *dx = dp[0] = dp[1] = 0.0;
+    return;
+  }
+  double (*c)(double, const double *) = upper ? beta_lccdf : beta_lcdf;
+  *dx = (upper ? -1.0 : 1.0) * exp(beta_lpdf(x, p) - c(x, p));
+  dp[0] = dist_cdf_dparam(c, x, p, 2, 0);
+  dp[1] = dist_cdf_dparam(c, x, p, 2, 1);
+}
+static void beta_lcdf_grad(double x, const double *p, double *dx, double *dp) {
+  beta_cdf_grad(x, p, dx, dp, false);
+}
+static void beta_lccdf_grad(double x, const double *p, double *dx, double *dp) {
+  beta_cdf_grad(x, p, dx, dp, true);
+}
+
 const DistFamily dist_beta = {
     .name = "beta",
     .nparams = 2,
@@ -50,4 +75,7 @@ const DistFamily dist_beta = {
     .rng1 = beta_rng,
     .lcdf1 = beta_lcdf,
     .lccdf1 = beta_lccdf,
+    .grad1 = beta_grad,
+    .lcdf_grad1 = beta_lcdf_grad,
+    .lccdf_grad1 = beta_lccdf_grad,
 };

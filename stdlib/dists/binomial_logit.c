@@ -1,6 +1,8 @@
 /* binomial_logit.c — binomial_logit(N, alpha) = binomial(N, inv_logit(alpha)).
  * theta and 1 - theta both come from inv_logit, so neither loses digits when
  * alpha is far from 0. */
+#include <math.h>
+
 #include "../dist.h"
 #include "../linalg.h"
 #include "../mathfn.h"
@@ -23,6 +25,30 @@ static double bl_rng(Rng *r, const double *p) {
   return (double)rng_binomial(r, (int64_t)p[0], m_inv_logit(p[1]));
 }
 
+/* As binomial's, chained through dtheta/dalpha = theta (1 - theta). */
+static void bl_grad(double n, const double *p, double *dx, double *dp) {
+  (void)dx;
+  dp[0] = 0;
+  dp[1] = n - p[0] * m_inv_logit(p[1]);
+}
+static void bl_cdf_grad(double n, const double *p, double *dp, bool upper) {
+  dp[0] = 0;
+  dp[1] = 0;
+  n = floor(n);
+  if (n < 0 || n >= p[0]) return;
+  double lc = upper ? bl_lccdf(n, p) : bl_lcdf(n, p);
+  double g = (p[0] - n) * m_inv_logit(p[1]) * exp(bl_lpmf(n, p) - lc);
+  dp[1] = upper ? g : -g;
+}
+static void bl_lcdf_grad(double n, const double *p, double *dx, double *dp) {
+  (void)dx;
+  bl_cdf_grad(n, p, dp, false);
+}
+static void bl_lccdf_grad(double n, const double *p, double *dx, double *dp) {
+  (void)dx;
+  bl_cdf_grad(n, p, dp, true);
+}
+
 const DistFamily dist_binomial_logit = {
   .name = "binomial_logit",
   .nparams = 2,
@@ -36,4 +62,7 @@ const DistFamily dist_binomial_logit = {
   .rng1 = bl_rng,
   .lcdf1 = bl_lcdf,
   .lccdf1 = bl_lccdf,
+    .grad1 = bl_grad,
+    .lcdf_grad1 = bl_lcdf_grad,
+    .lccdf_grad1 = bl_lccdf_grad,
 };

@@ -69,6 +69,31 @@ static bool cat_rng(Rng *r, const Value *p, Value *out, char *err, size_t errsz)
   return true;
 }
 
+/* Gradient: each draw y adds 1/theta[y] to d/dtheta[y]. */
+static bool cat_grad_sum(const double *th, int K, Value y, double *acc, double *dth, char *err,
+                         size_t errsz) {
+  if (y.k == V_ARR) {
+    for (int i = 0; i < y.a->n; i++)
+      if (!cat_grad_sum(th, K, y.a->e[i], acc, dth, err, errsz)) return false;
+    return true;
+  }
+  if (!cat_sum(th, K, y, acc, err, errsz)) return false;
+  if (dth && y.i >= 1 && y.i <= K) dth[y.i - 1] += 1 / th[y.i - 1];
+  return true;
+}
+
+static bool cat_lpmf_grad(const Value *p, Value y, double *out, double *dx, double *const *dp,
+                          char *err, size_t errsz) {
+  (void)dx;
+  int K;
+  const double *th = cat_theta(p, &K, err, errsz);
+  if (!th) return false;
+  double acc = 0;
+  if (!cat_grad_sum(th, K, y, &acc, dp ? dp[0] : NULL, err, errsz)) return false;
+  *out = acc;
+  return true;
+}
+
 const DistFamily dist_categorical = {
   .name = "categorical",
   .nparams = 1,
@@ -80,4 +105,5 @@ const DistFamily dist_categorical = {
   .lpdf = cat_lpmf,
   .rng = cat_rng,
   .check = cat_check,
+    .lpdf_grad = cat_lpmf_grad,
 };

@@ -77,6 +77,34 @@ static bool cl_rng(Rng *r, const Value *p, Value *out, char *err, size_t errsz) 
   return true;
 }
 
+/* Gradient: each draw y adds 1 to d/dbeta[y] and -softmax(beta) to all. */
+static bool cl_grad_sum(const double *b, int K, double lse, Value y, double *acc, double *db,
+                        char *err, size_t errsz) {
+  if (y.k == V_ARR) {
+    for (int i = 0; i < y.a->n; i++)
+      if (!cl_grad_sum(b, K, lse, y.a->e[i], acc, db, err, errsz)) return false;
+    return true;
+  }
+  if (!cl_sum(b, K, lse, y, acc, err, errsz)) return false;
+  if (db && y.i >= 1 && y.i <= K) {
+    db[y.i - 1] += 1;
+    for (int k = 0; k < K; k++) db[k] -= exp(b[k] - lse);
+  }
+  return true;
+}
+
+static bool cl_lpmf_grad(const Value *p, Value y, double *out, double *dx, double *const *dp,
+                         char *err, size_t errsz) {
+  (void)dx;
+  int K;
+  const double *b = cl_beta(p, &K, err, errsz);
+  if (!b) return false;
+  double acc = 0;
+  if (!cl_grad_sum(b, K, cl_lse(b, K), y, &acc, dp ? dp[0] : NULL, err, errsz)) return false;
+  *out = acc;
+  return true;
+}
+
 const DistFamily dist_categorical_logit = {
   .name = "categorical_logit",
   .nparams = 1,
@@ -88,4 +116,5 @@ const DistFamily dist_categorical_logit = {
   .lpdf = cl_lpmf,
   .rng = cl_rng,
   .check = cl_check,
+    .lpdf_grad = cl_lpmf_grad,
 };

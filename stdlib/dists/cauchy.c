@@ -33,6 +33,30 @@ static double cauchy_qf(double u, const double *p) {
 
 static double cauchy_rng(Rng *r, const double *p) { return cauchy_qf(rng_uniform(r), p); }
 
+/* Gradients: with z = (x - mu)/sigma, d/dz log density = -2z/(1 + z^2). */
+static void cauchy_grad(double x, const double *p, double *dx, double *dp) {
+  double z = (x - p[0]) / p[1], g = -2.0 * z / (1.0 + z * z);
+  *dx = g / p[1];
+  dp[0] = -g / p[1];
+  dp[1] = (-g * z - 1.0) / p[1];
+}
+
+/* d/dz log F(z) = f(z)/F(z), f(z) = 1/(pi (1 + z^2)); the survival side is
+   the same at -z */
+static void cauchy_cdf_grad(double x, const double *p, double *dx, double *dp, bool upper) {
+  double z = (x - p[0]) / p[1], zz = upper ? -z : z;
+  double g = exp(-PPL_LOG_PI - log1p(zz * zz) - cauchy_lcdf_z(zz)) * (upper ? -1.0 : 1.0);
+  *dx = g / p[1];
+  dp[0] = -g / p[1];
+  dp[1] = -g * z / p[1];
+}
+static void cauchy_lcdf_grad(double x, const double *p, double *dx, double *dp) {
+  cauchy_cdf_grad(x, p, dx, dp, false);
+}
+static void cauchy_lccdf_grad(double x, const double *p, double *dx, double *dp) {
+  cauchy_cdf_grad(x, p, dx, dp, true);
+}
+
 const DistFamily dist_cauchy = {
     .name = "cauchy",
     .nparams = 2,
@@ -45,4 +69,7 @@ const DistFamily dist_cauchy = {
     .lcdf1 = cauchy_lcdf,
     .lccdf1 = cauchy_lccdf,
     .qf1 = cauchy_qf,
+    .grad1 = cauchy_grad,
+    .lcdf_grad1 = cauchy_lcdf_grad,
+    .lccdf_grad1 = cauchy_lccdf_grad,
 };

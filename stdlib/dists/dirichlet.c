@@ -97,6 +97,50 @@ static bool dir_rng(Rng *r, const Value *p, Value *out, char *err, size_t errsz)
   return true;
 }
 
+/* Gradient, per draw: d/dtheta_k = (alpha_k - 1)/theta_k and
+   d/dalpha_k = digamma(sum alpha) - digamma(alpha_k) + log theta_k.  dx
+   advances through the draws in flatten order (*pos). */
+static bool dir_grad_one(const double *a, int K, double lnorm, Value x, double *acc, double *dx,
+                         size_t *pos, double *da, double dsum, char *err, size_t errsz) {
+  if (x.k == V_ARR && x.a->n > 0 && x.a->e[0].k != V_INT && x.a->e[0].k != V_REAL) {
+    for (int i = 0; i < x.a->n; i++)
+      if (!dir_grad_one(a, K, lnorm, x.a->e[i], acc, dx, pos, da, dsum, err, errsz)) return false;
+    return true;
+  }
+  double lp = 0;
+  if (!dir_one(a, K, lnorm, x, &lp, err, errsz)) return false;
+  *acc += lp;
+  int n;
+  const double *th = la_vec(x, &n);
+  if (isfinite(lp)) {
+    for (int k = 0; k < K; k++) {
+      if (dx) dx[*pos + (size_t)k] += (a[k] - 1) / th[k];
+      if (da) da[k] += dsum - m_digamma(a[k]) + log(th[k]);
+    }
+  }
+  *pos += (size_t)K;
+  return true;
+}
+
+static bool dir_lpdf_grad(const Value *p, Value x, double *out, double *dx, double *const *dp,
+                          char *err, size_t errsz) {
+  int K;
+  const double *a = dir_alpha(p, &K, err, errsz);
+  if (!a) return false;
+  double sum = 0, lnorm = 0;
+  for (int k = 0; k < K; k++) {
+    sum += a[k];
+    lnorm -= m_lgamma(a[k]);
+  }
+  lnorm += m_lgamma(sum);
+  double acc = 0;
+  size_t pos = 0;
+  if (!dir_grad_one(a, K, lnorm, x, &acc, dx, &pos, dp ? dp[0] : NULL, m_digamma(sum), err, errsz))
+    return false;
+  *out = acc;
+  return true;
+}
+
 const DistFamily dist_dirichlet = {
   .name = "dirichlet",
   .nparams = 1,
@@ -108,4 +152,5 @@ const DistFamily dist_dirichlet = {
   .lpdf = dir_lpdf,
   .rng = dir_rng,
   .check = dir_check,
+    .lpdf_grad = dir_lpdf_grad,
 };

@@ -38,6 +38,12 @@ static double du_rng(Rng *r, const double *p) {
   return (double)rng_int(r, (int64_t)p[0], (int64_t)p[1]);
 }
 
+/* Both parameters are ints: nothing to differentiate. */
+static void du_grad(double n, const double *p, double *dx, double *dp) {
+  (void)n, (void)p, (void)dx;
+  dp[0] = dp[1] = 0;
+}
+
 const DistFamily dist_discrete_uniform = {
   .name = "discrete_uniform",
   .nparams = 2,
@@ -51,4 +57,7 @@ const DistFamily dist_discrete_uniform = {
   .rng1 = du_rng,
   .lcdf1 = du_lcdf,
   .lccdf1 = du_lccdf,
+    .grad1 = du_grad,
+    .lcdf_grad1 = du_grad,
+    .lccdf_grad1 = du_grad,
 };

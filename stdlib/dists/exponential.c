@@ -28,6 +28,29 @@ static double exponential_lccdf(double x, const double *p) {
 
 static double exponential_qf(double u, const double *p) { return -log1p(-u) / p[0]; }
 
+static void exponential_grad(double x, const double *p, double *dx, double *dp) {
+  *dx = -p[0];
+  dp[0] = 1.0 / p[0] - x;
+}
+/* log(1 - e^-t), t = beta x: d/dt = 1/expm1(t) = (t/expm1(t))/t */
+static void exponential_lcdf_grad(double x, const double *p, double *dx, double *dp) {
+  if (!(x > 0.0)) {
+    *dx = dp[0] = 0.0;
+    return;
+  }
+  double r = m_x_over_expm1(p[0] * x);
+  *dx = r / x;
+  dp[0] = r / p[0];
+}
+static void exponential_lccdf_grad(double x, const double *p, double *dx, double *dp) {
+  if (!(x > 0.0)) {
+    *dx = dp[0] = 0.0;
+    return;
+  }
+  *dx = -p[0];
+  dp[0] = -x;
+}
+
 const DistFamily dist_exponential = {
     .name = "exponential",
     .nparams = 1,
@@ -41,4 +64,7 @@ const DistFamily dist_exponential = {
     .lcdf1 = exponential_lcdf,
     .lccdf1 = exponential_lccdf,
     .qf1 = exponential_qf,
+    .grad1 = exponential_grad,
+    .lcdf_grad1 = exponential_lcdf_grad,
+    .lccdf_grad1 = exponential_lccdf_grad,
 };

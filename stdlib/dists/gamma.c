@@ -33,6 +33,32 @@ static double gamma_lccdf(double x, const double *p) {
   return lq;
 }
 
+static void gamma_grad(double x, const double *p, double *dx, double *dp) {
+  double a = p[0], b = p[1];
+  *dx = (a - 1.0) / x - b;
+  dp[0] = log(b) - m_digamma(a) + log(x);
+  dp[1] = a / b - x;
+}
+
+/* P(alpha, beta x): x and beta through the density, alpha numerically */
+static void gamma_cdf_grad(double x, const double *p, double *dx, double *dp, bool upper) {
+  if (!(x > 0.0)) {
+    *dx = dp[0] = dp[1] = 0.0;
+    return;
+  }
+  double lc = upper ? gamma_lccdf(x, p) : gamma_lcdf(x, p);
+  double g = (upper ? -1.0 : 1.0) * exp(gamma_lpdf(x, p) - lc);
+  *dx = g;
+  dp[1] = g * x / p[1];
+  dp[0] = dist_cdf_dparam(upper ? gamma_lccdf : gamma_lcdf, x, p, 2, 0);
+}
+static void gamma_lcdf_grad(double x, const double *p, double *dx, double *dp) {
+  gamma_cdf_grad(x, p, dx, dp, false);
+}
+static void gamma_lccdf_grad(double x, const double *p, double *dx, double *dp) {
+  gamma_cdf_grad(x, p, dx, dp, true);
+}
+
 const DistFamily dist_gamma = {
     .name = "gamma",
     .nparams = 2,
@@ -45,4 +71,7 @@ const DistFamily dist_gamma = {
     .rng1 = gamma_rng,
     .lcdf1 = gamma_lcdf,
     .lccdf1 = gamma_lccdf,
+    .grad1 = gamma_grad,
+    .lcdf_grad1 = gamma_lcdf_grad,
+    .lccdf_grad1 = gamma_lccdf_grad,
 };

@@ -41,6 +41,27 @@ static double geom_rng(Rng *r, const double *p) {
   return n < 0x1p62 ? n : 0x1p62;
 }
 
+static void geom_grad(double n, const double *p, double *dx, double *dp) {
+  (void)dx;
+  dp[0] = 1 / p[0] - (n == 0 ? 0 : n / (1 - p[0]));
+}
+/* log P(X > n) = (n+1) log(1 - theta); log P(X <= n) = log1m_exp of it */
+static void geom_lccdf_grad(double n, const double *p, double *dx, double *dp) {
+  (void)dx;
+  n = floor(n);
+  dp[0] = n < 0 ? 0 : -(n + 1) / (1 - p[0]);
+}
+static void geom_lcdf_grad(double n, const double *p, double *dx, double *dp) {
+  (void)dx;
+  n = floor(n);
+  if (n < 0) {
+    dp[0] = 0;
+    return;
+  }
+  double ls = geom_lccdf(n, p); /* d log(1 - e^ls) = -d ls / expm1(-ls) */
+  dp[0] = (n + 1) / (1 - p[0]) / expm1(-ls);
+}
+
 const DistFamily dist_geometric = {
   .name = "geometric",
   .nparams = 1,
@@ -54,4 +75,7 @@ const DistFamily dist_geometric = {
   .rng1 = geom_rng,
   .lcdf1 = geom_lcdf,
   .lccdf1 = geom_lccdf,
+    .grad1 = geom_grad,
+    .lcdf_grad1 = geom_lcdf_grad,
+    .lccdf_grad1 = geom_lccdf_grad,
 };

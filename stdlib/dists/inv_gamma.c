@@ -33,6 +33,32 @@ static double inv_gamma_lccdf(double x, const double *p) {
   return lp;
 }
 
+static void inv_gamma_grad(double x, const double *p, double *dx, double *dp) {
+  double a = p[0], b = p[1];
+  *dx = -(a + 1.0) / x + b / (x * x);
+  dp[0] = log(b) - m_digamma(a) - log(x);
+  dp[1] = a / b - 1.0 / x;
+}
+
+/* Q(alpha, beta/x): d/dbeta F = -(x/beta) f(x); alpha numerically */
+static void inv_gamma_cdf_grad(double x, const double *p, double *dx, double *dp, bool upper) {
+  if (!(x > 0.0)) {
+    *dx = dp[0] = dp[1] = 0.0;
+    return;
+  }
+  double lc = upper ? inv_gamma_lccdf(x, p) : inv_gamma_lcdf(x, p);
+  double g = (upper ? -1.0 : 1.0) * exp(inv_gamma_lpdf(x, p) - lc);
+  *dx = g;
+  dp[1] = -g * x / p[1];
+  dp[0] = dist_cdf_dparam(upper ? inv_gamma_lccdf : inv_gamma_lcdf, x, p, 2, 0);
+}
+static void inv_gamma_lcdf_grad(double x, const double *p, double *dx, double *dp) {
+  inv_gamma_cdf_grad(x, p, dx, dp, false);
+}
+static void inv_gamma_lccdf_grad(double x, const double *p, double *dx, double *dp) {
+  inv_gamma_cdf_grad(x, p, dx, dp, true);
+}
+
 const DistFamily dist_inv_gamma = {
     .name = "inv_gamma",
     .nparams = 2,
@@ -45,4 +71,7 @@ const DistFamily dist_inv_gamma = {
     .rng1 = inv_gamma_rng,
     .lcdf1 = inv_gamma_lcdf,
     .lccdf1 = inv_gamma_lccdf,
+    .grad1 = inv_gamma_grad,
+    .lcdf_grad1 = inv_gamma_lcdf_grad,
+    .lccdf_grad1 = inv_gamma_lccdf_grad,
 };

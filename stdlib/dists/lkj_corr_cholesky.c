@@ -132,6 +132,53 @@ static bool lkj_rng(Rng *r, const Value *p, Value *out, char *err, size_t errsz)
   return false;
 }
 
+/* d log c_K / d eta: lbeta(b, b)' = 2 (digamma(b) - digamma(2b)). */
+static double lkj_dlog_const(double eta, int K) {
+  double c = 0;
+  for (int k = 1; k < K; k++) {
+    double b = eta + 0.5 * (k - 1);
+    c += k * (2 * PPL_LOG2 + 2 * (m_digamma(b) - m_digamma(2 * b)));
+  }
+  return c;
+}
+
+/* Gradient, per draw: d/dL[i,i] = (K - i + 2 eta - 3)/L[i,i] (0-based i >= 1),
+   d/deta = -d log c_K/d eta + 2 sum log L[i,i]. */
+static bool lkj_grad_one(double eta, Value x, double *acc, double *dx, size_t *pos, double *deta,
+                         char *err, size_t errsz) {
+  if (x.k == V_ARR) {
+    for (int i = 0; i < x.a->n; i++)
+      if (!lkj_grad_one(eta, x.a->e[i], acc, dx, pos, deta, err, errsz)) return false;
+    return true;
+  }
+  double lp = 0;
+  if (!lkj_one(eta, x, &lp, err, errsz)) return false;
+  *acc += lp;
+  int K = x.t->rows;
+  const double *L = x.t->d;
+  if (isfinite(lp)) {
+    double s = 0;
+    for (int i = 1; i < K; i++) {
+      if (dx) dx[*pos + (size_t)(i * K + i)] += (K - i + 2 * eta - 3) / L[i * K + i];
+      s += log(L[i * K + i]);
+    }
+    if (deta) *deta += 2 * s - lkj_dlog_const(eta, K);
+  }
+  *pos += (size_t)K * (size_t)K;
+  return true;
+}
+
+static bool lkj_lpdf_grad(const Value *p, Value x, double *out, double *dx, double *const *dp,
+                          char *err, size_t errsz) {
+  double eta;
+  if (!lkj_eta(p, &eta, err, errsz)) return false;
+  double acc = 0;
+  size_t pos = 0;
+  if (!lkj_grad_one(eta, x, &acc, dx, &pos, dp ? dp[0] : NULL, err, errsz)) return false;
+  *out = acc;
+  return true;
+}
+
 const DistFamily dist_lkj_corr_cholesky = {
   .name = "lkj_corr_cholesky",
   .nparams = 1,
@@ -144,4 +191,5 @@ const DistFamily dist_lkj_corr_cholesky = {
   .rng = lkj_rng,
   .check = lkj_check,
   .rng_sized = lkj_rng_sized,
+    .lpdf_grad = lkj_lpdf_grad,
 };

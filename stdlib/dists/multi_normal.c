@@ -3,6 +3,7 @@
  * Cholesky factor, which also gives the density):
  *   log p = -K/2 log(2 pi) - 1/2 log det Sigma - 1/2 (y-mu)' Sigma^-1 (y-mu).
  * y may be an array of vectors (independent draws): Sigma is factored once. */
+#include <math.h>
 #include <stdio.h>
 
 #include "../dist.h"
@@ -59,6 +60,35 @@ static bool mvn_rng(Rng *r, const Value *p, Value *out, char *err, size_t errsz)
   return true;
 }
 
+/* Gradient: with w = Sigma^-1 (y - mu), d/dy = -w, d/dmu = w and
+   d/dSigma = (w w' - Sigma^-1)/2 per draw (symmetric: the partial of an
+   off-diagonal pair is split evenly between its two entries). */
+static bool mvn_lpdf_grad(const Value *p, Value y, double *out, double *dx, double *const *dp,
+                          char *err, size_t errsz) {
+  const double *mu;
+  double *L;
+  int K;
+  if (!mvn_params(p, &mu, &K, &L, err, errsz)) return false;
+  double acc = 0;
+  int ndraws = 0;
+  double *dS = dp ? dp[1] : NULL;
+  if (!la_mvn_sum_grad("multi_normal", mu, K, L, y, &acc, dx, dp ? dp[0] : NULL, dS, NULL,
+                       &ndraws, err, errsz))
+    return false;
+  if (dS && ndraws > 0 && isfinite(acc)) {
+    /* -ndraws/2 Sigma^-1, Sigma^-1 = L^-T L^-1 column by column */
+    double *e = gc_alloc_atomic(sizeof(double) * (size_t)K);
+    for (int j = 0; j < K; j++) {
+      for (int i = 0; i < K; i++) e[i] = i == j;
+      la_solve_lower(K, L, e, e);
+      la_solve_lower_t(K, L, e, e);
+      for (int i = 0; i < K; i++) dS[j * K + i] -= 0.5 * ndraws * e[i];
+    }
+  }
+  *out = acc;
+  return true;
+}
+
 const DistFamily dist_multi_normal = {
   .name = "multi_normal",
   .nparams = 2,
@@ -69,4 +99,5 @@ const DistFamily dist_multi_normal = {
   .lpdf = mvn_lpdf,
   .rng = mvn_rng,
   .check = mvn_check,
+    .lpdf_grad = mvn_lpdf_grad,
 };

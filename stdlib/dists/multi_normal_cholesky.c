@@ -67,6 +67,21 @@ static bool mvnc_rng(Rng *r, const Value *p, Value *out, char *err, size_t errsz
   return true;
 }
 
+/* Gradient: z = L^-1 (y - mu), w = L^-T z: d/dy = -w, d/dmu = w,
+   d/dL[i,j] = w_i z_j (i >= j) - [i == j]/L[i,i] per draw. */
+static bool mvnc_lpdf_grad(const Value *p, Value y, double *out, double *dx, double *const *dp,
+                           char *err, size_t errsz) {
+  const double *mu, *L;
+  int K;
+  if (!mvnc_params(p, &mu, &K, &L, err, errsz)) return false;
+  double acc = 0;
+  if (!la_mvn_sum_grad("multi_normal_cholesky", mu, K, L, y, &acc, dx, dp ? dp[0] : NULL, NULL,
+                       dp ? dp[1] : NULL, NULL, err, errsz))
+    return false;
+  *out = acc;
+  return true;
+}
+
 const DistFamily dist_multi_normal_cholesky = {
   .name = "multi_normal_cholesky",
   .nparams = 2,
@@ -77,4 +92,5 @@ const DistFamily dist_multi_normal_cholesky = {
   .lpdf = mvnc_lpdf,
   .rng = mvnc_rng,
   .check = mvnc_check,
+    .lpdf_grad = mvnc_lpdf_grad,
 };

@@ -54,6 +54,34 @@ static double nb_rng(Rng *r, const double *p) {
   return (double)rng_poisson(r, lambda);
 }
 
+/* Gradients: d/dmu = n/mu - (n + phi)/(mu + phi),
+   d/dphi = digamma(n + phi) - digamma(phi) - log1p(mu/phi) + (mu - n)/(mu + phi).
+   The CDF I_p(phi, n+1), p = phi/(mu + phi): d/dmu F = -(n + phi)/(mu + phi) pmf(n);
+   phi numerically (dist.h). */
+static void nb_grad(double n, const double *p, double *dx, double *dp) {
+  (void)dx;
+  double mu = p[0], phi = p[1];
+  dp[0] = n / mu - (n + phi) / (mu + phi);
+  dp[1] = m_digamma(n + phi) - m_digamma(phi) - log1p(mu / phi) + (mu - n) / (mu + phi);
+}
+static void nb_cdf_grad(double n, const double *p, double *dp, bool upper) {
+  n = floor(n);
+  dp[0] = dp[1] = 0;
+  if (n < 0) return;
+  double lc = nb_tail(n, p, upper);
+  double g = (n + p[1]) / (p[0] + p[1]) * exp(nb_lpmf(n, p) - lc);
+  dp[0] = upper ? g : -g;
+  dp[1] = dist_cdf_dparam(upper ? nb_lccdf : nb_lcdf, n, p, 2, 1);
+}
+static void nb_lcdf_grad(double n, const double *p, double *dx, double *dp) {
+  (void)dx;
+  nb_cdf_grad(n, p, dp, false);
+}
+static void nb_lccdf_grad(double n, const double *p, double *dx, double *dp) {
+  (void)dx;
+  nb_cdf_grad(n, p, dp, true);
+}
+
 const DistFamily dist_neg_binomial_2 = {
   .name = "neg_binomial_2",
   .nparams = 2,
@@ -67,4 +95,7 @@ const DistFamily dist_neg_binomial_2 = {
   .rng1 = nb_rng,
   .lcdf1 = nb_lcdf,
   .lccdf1 = nb_lccdf,
+    .grad1 = nb_grad,
+    .lcdf_grad1 = nb_lcdf_grad,
+    .lccdf_grad1 = nb_lccdf_grad,
 };

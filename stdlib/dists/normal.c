@@ -17,6 +17,30 @@ static double normal_lccdf(double x, const double *p) { return m_std_normal_lccd
 
 static double normal_qf(double u, const double *p) { return p[0] + p[1] * m_std_normal_qf(u); }
 
+/* Gradients (reverse-mode AD): with z = (x - mu)/sigma, the log density's
+   partials are -z/sigma, z/sigma and (z^2 - 1)/sigma. */
+static void normal_grad(double x, const double *p, double *dx, double *dp) {
+  double z = (x - p[0]) / p[1];
+  *dx = -z / p[1];
+  dp[0] = z / p[1];
+  dp[1] = (z * z - 1.0) / p[1];
+}
+
+/* d/dz of log Phi(+-z), chained through z = (x - mu)/sigma */
+static void normal_cdf_grad(double x, const double *p, double *dx, double *dp, bool upper) {
+  double z = (x - p[0]) / p[1];
+  double g = upper ? -m_std_normal_dlcdf(-z) : m_std_normal_dlcdf(z);
+  *dx = g / p[1];
+  dp[0] = -g / p[1];
+  dp[1] = -g * z / p[1];
+}
+static void normal_lcdf_grad(double x, const double *p, double *dx, double *dp) {
+  normal_cdf_grad(x, p, dx, dp, false);
+}
+static void normal_lccdf_grad(double x, const double *p, double *dx, double *dp) {
+  normal_cdf_grad(x, p, dx, dp, true);
+}
+
 const DistFamily dist_normal = {
     .name = "normal",
     .nparams = 2,
@@ -29,4 +53,7 @@ const DistFamily dist_normal = {
     .lcdf1 = normal_lcdf,
     .lccdf1 = normal_lccdf,
     .qf1 = normal_qf,
+    .grad1 = normal_grad,
+    .lcdf_grad1 = normal_lcdf_grad,
+    .lccdf_grad1 = normal_lccdf_grad,
 };

@@ -28,6 +28,28 @@ static double pois_lcdf(double n, const double *p) { return pois_tail(n, p[0], f
 static double pois_lccdf(double n, const double *p) { return pois_tail(n, p[0], true); }
 static double pois_rng(Rng *r, const double *p) { return (double)rng_poisson(r, p[0]); }
 
+/* d/dlambda: n/lambda - 1; of P(X <= n) = Q(n+1, lambda) it is -pmf(n). */
+static void pois_grad(double n, const double *p, double *dx, double *dp) {
+  (void)dx;
+  dp[0] = n / p[0] - 1;
+}
+static void pois_cdf_grad(double n, const double *p, double *dp, bool upper) {
+  n = floor(n);
+  dp[0] = 0;
+  if (n < 0 || p[0] == 0) return;
+  double lc = pois_tail(n, p[0], upper);
+  double g = exp(pois_lpmf(n, p) - lc);
+  dp[0] = upper ? g : -g;
+}
+static void pois_lcdf_grad(double n, const double *p, double *dx, double *dp) {
+  (void)dx;
+  pois_cdf_grad(n, p, dp, false);
+}
+static void pois_lccdf_grad(double n, const double *p, double *dx, double *dp) {
+  (void)dx;
+  pois_cdf_grad(n, p, dp, true);
+}
+
 const DistFamily dist_poisson = {
   .name = "poisson",
   .nparams = 1,
@@ -41,4 +63,7 @@ const DistFamily dist_poisson = {
   .rng1 = pois_rng,
   .lcdf1 = pois_lcdf,
   .lccdf1 = pois_lccdf,
+    .grad1 = pois_grad,
+    .lcdf_grad1 = pois_lcdf_grad,
+    .lccdf_grad1 = pois_lccdf_grad,
 };

@@ -39,6 +39,28 @@ static double pl_lcdf(double n, const double *p) { return pl_tail(n, p[0], false
 static double pl_lccdf(double n, const double *p) { return pl_tail(n, p[0], true); }
 static double pl_rng(Rng *r, const double *p) { return (double)rng_poisson(r, exp(p[0])); }
 
+/* As poisson's, chained through dlambda/dalpha = lambda. */
+static void pl_grad(double n, const double *p, double *dx, double *dp) {
+  (void)dx;
+  dp[0] = n - exp(p[0]);
+}
+static void pl_cdf_grad(double n, const double *p, double *dp, bool upper) {
+  n = floor(n);
+  dp[0] = 0;
+  if (n < 0) return;
+  double lc = pl_tail(n, p[0], upper);
+  double g = exp(pl_lpmf(n, p) + p[0] - lc);
+  dp[0] = upper ? g : -g;
+}
+static void pl_lcdf_grad(double n, const double *p, double *dx, double *dp) {
+  (void)dx;
+  pl_cdf_grad(n, p, dp, false);
+}
+static void pl_lccdf_grad(double n, const double *p, double *dx, double *dp) {
+  (void)dx;
+  pl_cdf_grad(n, p, dp, true);
+}
+
 const DistFamily dist_poisson_log = {
   .name = "poisson_log",
   .nparams = 1,
@@ -52,4 +74,7 @@ const DistFamily dist_poisson_log = {
   .rng1 = pl_rng,
   .lcdf1 = pl_lcdf,
   .lccdf1 = pl_lccdf,
+    .grad1 = pl_grad,
+    .lcdf_grad1 = pl_lcdf_grad,
+    .lccdf_grad1 = pl_lccdf_grad,
 };

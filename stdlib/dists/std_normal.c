@@ -14,6 +14,19 @@ static double std_normal_lccdf(double x, const double *p) { return m_std_normal_
 
 static double std_normal_qf(double u, const double *p) { return m_std_normal_qf(u); }
 
+static void std_normal_grad(double x, const double *p, double *dx, double *dp) {
+  (void)p, (void)dp;
+  *dx = -x;
+}
+static void std_normal_lcdf_grad(double x, const double *p, double *dx, double *dp) {
+  (void)p, (void)dp;
+  *dx = m_std_normal_dlcdf(x);
+}
+static void std_normal_lccdf_grad(double x, const double *p, double *dx, double *dp) {
+  (void)p, (void)dp;
+  *dx = -m_std_normal_dlcdf(-x);
+}
+
 const DistFamily dist_std_normal = {
     .name = "std_normal",
     .nparams = 0,
@@ -23,4 +36,7 @@ const DistFamily dist_std_normal = {
     .lcdf1 = std_normal_lcdf,
     .lccdf1 = std_normal_lccdf,
     .qf1 = std_normal_qf,
+    .grad1 = std_normal_grad,
+    .lcdf_grad1 = std_normal_lcdf_grad,
+    .lccdf_grad1 = std_normal_lccdf_grad,
 };

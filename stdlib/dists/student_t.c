@@ -50,6 +50,37 @@ static double student_t_lccdf(double x, const double *p) {
   return z > 0.0 ? tail : rest;
 }
 
+/* Gradients: with z = (x - mu)/sigma and w = (nu + 1)/(nu + z^2),
+   d/dx = -w z/sigma, d/dsigma = (w z^2 - 1)/sigma, and d/dnu collects the
+   digamma terms of the normalising constant. */
+static void student_t_grad(double x, const double *p, double *dx, double *dp) {
+  double nu = p[0], s = p[2], z = (x - p[1]) / s, z2 = z * z;
+  double w = (nu + 1.0) / (nu + z2);
+  *dx = -w * z / s;
+  dp[1] = -*dx;
+  dp[2] = (w * z2 - 1.0) / s;
+  dp[0] = 0.5 * (m_digamma(0.5 * (nu + 1.0)) - m_digamma(0.5 * nu)) - 0.5 / nu -
+          0.5 * log1p(z2 / nu) + 0.5 * w * z2 / nu;
+}
+
+/* x, mu and sigma through z: d/dz log F = +-f/F; nu numerically (dist.h) */
+static void student_t_cdf_grad(double x, const double *p, double *dx, double *dp, bool upper) {
+  double lf = student_t_lpdf(x, p);
+  double lc = upper ? student_t_lccdf(x, p) : student_t_lcdf(x, p);
+  double g = (upper ? -1.0 : 1.0) * exp(lf - lc) * p[2]; /* d/dz */
+  double z = (x - p[1]) / p[2];
+  *dx = g / p[2];
+  dp[1] = -g / p[2];
+  dp[2] = -g * z / p[2];
+  dp[0] = dist_cdf_dparam(upper ? student_t_lccdf : student_t_lcdf, x, p, 3, 0);
+}
+static void student_t_lcdf_grad(double x, const double *p, double *dx, double *dp) {
+  student_t_cdf_grad(x, p, dx, dp, false);
+}
+static void student_t_lccdf_grad(double x, const double *p, double *dx, double *dp) {
+  student_t_cdf_grad(x, p, dx, dp, true);
+}
+
 const DistFamily dist_student_t = {
     .name = "student_t",
     .nparams = 3,
@@ -61,4 +92,7 @@ const DistFamily dist_student_t = {
     .rng1 = student_t_rng,
     .lcdf1 = student_t_lcdf,
     .lccdf1 = student_t_lccdf,
+    .grad1 = student_t_grad,
+    .lcdf_grad1 = student_t_lcdf_grad,
+    .lccdf_grad1 = student_t_lccdf_grad,
 };

@@ -40,6 +40,30 @@ static double uniform_qf(double u, const double *p) {
 
 static double uniform_rng(Rng *r, const double *p) { return uniform_qf(rng_uniform(r), p); }
 
+static void uniform_grad(double x, const double *p, double *dx, double *dp) {
+  (void)x;
+  double w = p[1] - p[0];
+  *dx = 0.0;
+  dp[0] = 1.0 / w;
+  dp[1] = -1.0 / w;
+}
+static void uniform_lcdf_grad(double x, const double *p, double *dx, double *dp) {
+  double w = p[1] - p[0];
+  *dx = dp[0] = dp[1] = 0.0;
+  if (!(x > p[0] && x < p[1])) return;
+  *dx = 1.0 / (x - p[0]);
+  dp[0] = 1.0 / w - 1.0 / (x - p[0]);
+  dp[1] = -1.0 / w;
+}
+static void uniform_lccdf_grad(double x, const double *p, double *dx, double *dp) {
+  double w = p[1] - p[0];
+  *dx = dp[0] = dp[1] = 0.0;
+  if (!(x > p[0] && x < p[1])) return;
+  *dx = -1.0 / (p[1] - x);
+  dp[0] = 1.0 / w;
+  dp[1] = 1.0 / (p[1] - x) - 1.0 / w;
+}
+
 const DistFamily dist_uniform = {
     .name = "uniform",
     .nparams = 2,
@@ -53,4 +77,7 @@ const DistFamily dist_uniform = {
     .lcdf1 = uniform_lcdf,
     .lccdf1 = uniform_lccdf,
     .qf1 = uniform_qf,
+    .grad1 = uniform_grad,
+    .lcdf_grad1 = uniform_lcdf_grad,
+    .lccdf_grad1 = uniform_lccdf_grad,
 };

@@ -39,6 +39,36 @@ static double weibull_rng(Rng *r, const double *p) {
   return p[1] * pow(rng_exponential(r), 1.0 / p[0]);
 }
 
+/* Gradients, with lz = log(x/sigma) and t = (x/sigma)^alpha. */
+static void weibull_grad(double x, const double *p, double *dx, double *dp) {
+  double a = p[0], s = p[1], lz = log(x / s), t = exp(a * lz);
+  *dx = (a - 1.0 - a * t) / x;
+  dp[0] = 1.0 / a + lz * (1.0 - t);
+  dp[1] = a * (t - 1.0) / s;
+}
+/* log P(X > x) = -t; log P(X <= x) = log(1 - e^-t), d/dt = 1/expm1(t) */
+static void weibull_lccdf_grad(double x, const double *p, double *dx, double *dp) {
+  if (!(x > 0.0)) {
+    *dx = dp[0] = dp[1] = 0.0;
+    return;
+  }
+  double a = p[0], s = p[1], lz = log(x / s), t = exp(a * lz);
+  *dx = -a * t / x;
+  dp[0] = -t * lz;
+  dp[1] = a * t / s;
+}
+static void weibull_lcdf_grad(double x, const double *p, double *dx, double *dp) {
+  if (!(x > 0.0)) {
+    *dx = dp[0] = dp[1] = 0.0;
+    return;
+  }
+  double a = p[0], s = p[1], lz = log(x / s), t = exp(a * lz);
+  double r = m_x_over_expm1(t); /* t/expm1(t): d log(1 - e^-t) = r dt/t = r d log t */
+  *dx = r * a / x;
+  dp[0] = r * lz;
+  dp[1] = -r * a / s;
+}
+
 const DistFamily dist_weibull = {
     .name = "weibull",
     .nparams = 2,
@@ -52,4 +82,7 @@ const DistFamily dist_weibull = {
     .lcdf1 = weibull_lcdf,
     .lccdf1 = weibull_lccdf,
     .qf1 = weibull_qf,
+    .grad1 = weibull_grad,
+    .lcdf_grad1 = weibull_lcdf_grad,
+    .lccdf_grad1 = weibull_lccdf_grad,
 };

@@ -174,6 +174,20 @@ static const Case cases[] = {
                 MEAN("beta[4]", "beta#4"), MEAN("beta[5]", "beta#5")}},
     {.model = "kalman", .engine = "mh", .chains = 2, .warmup = 1000, .draws = 3000, .min_ess = 100,
      .checks = {MEAN("x_last", "x_last_filter"), MEAN("x_first", "x_first_smooth")}},
+    /* nuts: Stan's defaults (4 chains, 1000 warmup + 1000 draws) */
+    {.model = "normal_mean", .engine = "nuts", .chains = 4, .warmup = 1000, .draws = 1000,
+     .min_ess = 400, .checks = {MEAN("mu", "mu")}},
+    {.model = "beta_binomial", .engine = "nuts", .chains = 4, .warmup = 1000, .draws = 1000,
+     .min_ess = 400, .checks = {MEAN("theta", "theta")}},
+    {.model = "gamma_poisson", .engine = "nuts", .chains = 4, .warmup = 1000, .draws = 1000,
+     .min_ess = 400, .checks = {MEAN("lambda", "lambda")}},
+    {.model = "linreg_known_sigma", .engine = "nuts", .chains = 4, .warmup = 1000, .draws = 1000,
+     .min_ess = 400,
+     .checks = {MEAN("beta[1]", "beta#1"), MEAN("beta[2]", "beta#2"), MEAN("beta[3]", "beta#3"),
+                MEAN("beta[4]", "beta#4"), MEAN("beta[5]", "beta#5")}},
+    {.model = "kalman", .engine = "nuts", .chains = 4, .warmup = 1000, .draws = 1000,
+     .min_ess = 400,
+     .checks = {MEAN("x_last", "x_last_filter"), MEAN("x_first", "x_first_smooth")}},
     {.model = "hmm3", .engine = "mh", .chains = 2, .warmup = 500, .draws = 2000, .min_ess = 100,
      .checks = {CAT("z_last", "z_last_probs#1", 1), CAT("z_last", "z_last_probs#2", 2),
                 CAT("z_last", "z_last_probs#3", 3)}},
@@ -182,6 +196,13 @@ static const Case cases[] = {
      .checks = {PROB("z[1]", "z_is_second_probs#1"), PROB("z[2]", "z_is_second_probs#2"),
                 PROB("z[3]", "z_is_second_probs#3"), PROB("z[6]", "z_is_second_probs#6"),
                 PROB("z[12]", "z_is_second_probs#12")}},
+    /* smc: --particles 1000 (default), so draws 2000 = two SMC runs per chain;
+       hmm3's z_last probabilities are weighted and checked in
+       tests/inference/test_smc_exact.c (CAT counts draws unweighted) */
+    {.model = "kalman", .engine = "smc", .chains = 8, .draws = 2000, .min_ess = 400,
+     .evidence = true, .checks = {MEAN("x_last", "x_last_filter")}},
+    {.model = "hmm3", .engine = "smc", .chains = 8, .draws = 2000, .evidence = true},
+    {.model = "mix2_enum", .engine = "smc", .chains = 4, .draws = 50000, .evidence = true},
 };
 
 int main(int argc, char **argv) {

@@ -372,15 +372,16 @@ static void test_selector(void) {
   const char *why = NULL;
   tap_ok(engine_select(fake_analysis(0, 0, true), &why) == &engine_prior, "no latents: prior");
   tap_streq(why, "prior — the program has no latent variables", "prior reason");
-  tap_ok(engine_select(fake_analysis(10, 0, true), &why) == &engine_mh, "continuous: mh");
+  const EngineVT *e = engine_select(fake_analysis(10, 0, true), &why);
+  tap_ok(e && strcmp(e->name, "nuts") == 0, "continuous and fixed: nuts");
   tap_streq(why,
-            "mh — 10 continuous latents, fixed structure: single-site Metropolis–Hastings over "
-            "the trace",
-            "mh reason, 10 continuous");
+            "nuts — 10 continuous latents, fixed structure: gradient-based no-U-turn sampler "
+            "with Stan's warmup",
+            "nuts reason, 10 continuous");
   engine_select(fake_analysis(1, 0, true), &why);
-  tap_streq(why, "mh — 1 continuous latent, fixed structure: single-site Metropolis–Hastings "
-                 "over the trace",
-            "mh reason, singular");
+  tap_streq(why, "nuts — 1 continuous latent, fixed structure: gradient-based no-U-turn sampler "
+                 "with Stan's warmup",
+            "nuts reason, singular");
   engine_select(fake_analysis(3, 2, false), &why);
   tap_streq(why,
             "mh — 3 continuous and 2 discrete latents, dynamic structure: single-site "
@@ -391,8 +392,8 @@ static void test_selector(void) {
   if (in) {
     engine_select(ir_analyze(interp_program(in)), &why);
     tap_streq(why,
-              "mh — 1 continuous latent, fixed structure: single-site Metropolis–Hastings over "
-              "the trace",
+              "nuts — 1 continuous latent, fixed structure: gradient-based no-U-turn sampler "
+              "with Stan's warmup",
               "selector on the analysis of model A");
   }
   in = tcompile("generated { real r = normal_rng(0, 1); }\n", NULL, &d);

@@ -1,0 +1,166 @@
+/* ad.c — the reverse-mode tape of stdlib/ad.h.
+ *
+ * Nodes live in three growing arrays: for node k, its parents and the local
+ * partials d(k)/d(parent) occupy [start[k], start[k+1]) of par/dv.  Nothing is
+ * allocated per node, a reset only rewinds the counters, and the backward
+ * sweep is one pass over the arrays from the output down. */
+#include "ad.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "../lang/value.h"
+#include "mathfn.h"
+
+struct Tape {
+  size_t n, cap;         /* nodes 1..n; start has cap + 2 slots */
+  size_t m, mcap;        /* parent entries in par/dv */
+  size_t *start;         /* node k's parents: start[k] .. start[k+1] */
+  int32_t *par;
+  double *dv;
+};
+
+Tape *tape_new(void) {
+  Tape *t = gc_alloc(sizeof(Tape));
+  t->cap = 256;
+  t->mcap = 512;
+  t->start = gc_alloc_atomic(sizeof(size_t) * (t->cap + 2));
+  t->par = gc_alloc_atomic(sizeof(int32_t) * t->mcap);
+  t->dv = gc_alloc_atomic(sizeof(double) * t->mcap);
+  return t;
+}
+
+void tape_reset(Tape *t) {
+  t->n = 0;
+  t->m = 0;
+  t->start[1] = 0;
+}
+
+size_t tape_size(const Tape *t) { return t->n; }
+
+/* Room for one more node with k parents. */
+static void tape_grow(Tape *t, size_t k) {
+  if (t->n + 1 > t->cap) {
+    size_t cap = 2 * t->cap;
+    size_t *s = gc_alloc_atomic(sizeof(size_t) * (cap + 2));
+    memcpy(s, t->start, sizeof(size_t) * (t->n + 2));
+    t->start = s;
+    t->cap = cap;
+  }
+  if (t->m + k > t->mcap) {
+    size_t cap = 2 * t->mcap;
+    while (cap < t->m + k) cap *= 2;
+    int32_t *p = gc_alloc_atomic(sizeof(int32_t) * cap);
+    double *d = gc_alloc_atomic(sizeof(double) * cap);
+    memcpy(p, t->par, sizeof(int32_t) * t->m);
+    memcpy(d, t->dv, sizeof(double) * t->m);
+    t->par = p;
+    t->dv = d;
+    t->mcap = cap;
+  }
+}
+
+int32_t tape_var(Tape *t, double v) {
+  (void)v;
+  tape_grow(t, 0);
+  t->n++;
+  t->start[t->n + 1] = t->m;
+  return (int32_t)t->n;
+}
+
+int32_t tape_push(Tape *t, int n, const int32_t *parents, const double *partials) {
+  int live = 0;
+  for (int i = 0; i < n; i++) live += parents[i] != 0;
+  if (!live) return 0;
+  tape_grow(t, (size_t)live);
+  for (int i = 0; i < n; i++) {
+    if (!parents[i]) continue;
+    t->par[t->m] = parents[i];
+    t->dv[t->m] = partials[i];
+    t->m++;
+  }
+  t->n++;
+  t->start[t->n + 1] = t->m;
+  return (int32_t)t->n;
+}
+
+int32_t tape_unary(Tape *t, int32_t a, double da) {
+  if (!a) return 0;
+  return tape_push(t, 1, &a, &da);
+}
+
+int32_t tape_binary(Tape *t, int32_t a, double da, int32_t b, double db) {
+  if (!a) return tape_unary(t, b, db);
+  if (!b) return tape_unary(t, a, da);
+  int32_t p[2] = {a, b};
+  double d[2] = {da, db};
+  return tape_push(t, 2, p, d);
+}
+
+void tape_backward(const Tape *t, int32_t out, double *adj) {
+  memset(adj, 0, sizeof(double) * (t->n + 1));
+  if (out <= 0 || (size_t)out > t->n) return;
+  adj[out] = 1;
+  for (size_t k = (size_t)out; k >= 1; k--) {
+    double a = adj[k];
+    if (a == 0) continue;
+    for (size_t q = t->start[k]; q < t->start[k + 1]; q++) adj[t->par[q]] += a * t->dv[q];
+  }
+}
+
+/* ---- composed scalar operations ---- */
+
+AdNum ad_add(Tape *t, AdNum a, AdNum b) {
+  return (AdNum){a.v + b.v, tape_binary(t, a.n, 1, b.n, 1)};
+}
+AdNum ad_sub(Tape *t, AdNum a, AdNum b) {
+  return (AdNum){a.v - b.v, tape_binary(t, a.n, 1, b.n, -1)};
+}
+AdNum ad_mul(Tape *t, AdNum a, AdNum b) {
+  return (AdNum){a.v * b.v, tape_binary(t, a.n, b.v, b.n, a.v)};
+}
+AdNum ad_div(Tape *t, AdNum a, AdNum b) {
+  double r = a.v / b.v;
+  return (AdNum){r, tape_binary(t, a.n, 1 / b.v, b.n, -r / b.v)};
+}
+AdNum ad_scale(Tape *t, AdNum a, double c) { return (AdNum){c * a.v, tape_unary(t, a.n, c)}; }
+AdNum ad_exp(Tape *t, AdNum a) {
+  double e = exp(a.v);
+  return (AdNum){e, tape_unary(t, a.n, e)};
+}
+AdNum ad_log(Tape *t, AdNum a) { return (AdNum){log(a.v), tape_unary(t, a.n, 1 / a.v)}; }
+AdNum ad_log1p(Tape *t, AdNum a) {
+  return (AdNum){log1p(a.v), tape_unary(t, a.n, 1 / (1 + a.v))};
+}
+AdNum ad_sqrt(Tape *t, AdNum a) {
+  double s = sqrt(a.v);
+  return (AdNum){s, tape_unary(t, a.n, 0.5 / s)};
+}
+AdNum ad_tanh(Tape *t, AdNum a) {
+  double th = tanh(a.v);
+  return (AdNum){th, tape_unary(t, a.n, 1 - th * th)};
+}
+AdNum ad_inv_logit(Tape *t, AdNum a) {
+  double p = m_inv_logit(a.v);
+  return (AdNum){p, tape_unary(t, a.n, p * m_inv_logit(-a.v))};
+}
+AdNum ad_log_inv_logit(Tape *t, AdNum a) {
+  return (AdNum){m_log_inv_logit(a.v), tape_unary(t, a.n, m_inv_logit(-a.v))};
+}
+AdNum ad_log1m_inv_logit(Tape *t, AdNum a) {
+  return (AdNum){m_log1m_inv_logit(a.v), tape_unary(t, a.n, -m_inv_logit(a.v))};
+}
+
+AdNum ad_sum(Tape *t, int n, const AdNum *a) {
+  int32_t pb[32];
+  double db[32];
+  int32_t *p = n <= 32 ? pb : gc_alloc_atomic(sizeof(int32_t) * (size_t)n);
+  double *d = n <= 32 ? db : gc_alloc_atomic(sizeof(double) * (size_t)n);
+  double s = 0;
+  for (int i = 0; i < n; i++) {
+    s += a[i].v;
+    p[i] = a[i].n;
+    d[i] = 1;
+  }
+  return (AdNum){s, tape_push(t, n, p, d)};
+}

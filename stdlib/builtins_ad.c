@@ -1,0 +1,601 @@
+/* builtins_ad.c — derivative rules of the builtins for reverse-mode AD.
+ *
+ * builtin_eval_ad computes the value with the builtin's own evaluator, then
+ * gives every real of the result its tape node from a rule keyed by the
+ * builtin's name:
+ *   - elementwise functions: a derivative of one or two scalars, applied
+ *     across containers (with a scalar broadcast, as the evaluators do);
+ *   - reductions and vector functions (sum, softmax, dot_product ...): their
+ *     own rules on the flattened arguments;
+ *   - pure data movement (to_vector, head, append_row, rep_array ...): the
+ *     builtin is run a second time on the arguments' node ids in place of
+ *     their values, so the result's "values" are exactly the nodes that moved
+ *     to each place (constants are 0, and 0 stays 0).
+ * A builtin with no rule whose result holds reals fails loudly rather than
+ * passing a wrong (zero) derivative on.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "builtins_impl.h"
+#include "mathfn.h"
+
+#define AD_SQRT_2PI 2.50662827463100050242
+
+/* ---- flat views of values ---------------------------------------------------- */
+
+/* values and nodes of every numeric scalar of v, in val_flatten order */
+typedef struct Flat {
+  int n;
+  double *d;
+  int32_t *nd;
+} Flat;
+
+static void flat_rec(Value v, Flat *f) {
+  switch (v.k) {
+  case V_ARR:
+    for (int i = 0; i < v.a->n; i++) flat_rec(v.a->e[i], f);
+    break;
+  case V_VEC:
+  case V_ROWVEC:
+  case V_MAT: {
+    int m = v.t->rows * v.t->cols;
+    memcpy(f->d + f->n, v.t->d, sizeof(double) * (size_t)m);
+    if (v.t->ad) memcpy(f->nd + f->n, v.t->ad, sizeof(int32_t) * (size_t)m);
+    f->n += m;
+    break;
+  }
+  case V_REAL:
+    f->d[f->n] = v.r;
+    f->nd[f->n++] = v.ad;
+    break;
+  case V_INT:
+  case V_BOOL:
+    f->d[f->n++] = val_as_real(v);
+    break;
+  default:
+    break;
+  }
+}
+
+static Flat flat_of(Value v) {
+  size_t n = val_numel(v);
+  Flat f = {0, gc_alloc_atomic(sizeof(double) * (n ? n : 1)),
+            gc_alloc_atomic(sizeof(int32_t) * (n ? n : 1))};
+  flat_rec(v, &f);
+  return f;
+}
+
+/* Overwrite the node of every real of *v from nd (val_flatten order). */
+static void set_nodes(Value *v, const int32_t *nd, size_t *k) {
+  switch (v->k) {
+  case V_ARR:
+    for (int i = 0; i < v->a->n; i++) set_nodes(&v->a->e[i], nd, k);
+    break;
+  case V_VEC:
+  case V_ROWVEC:
+  case V_MAT: {
+    size_t m = (size_t)v->t->rows * (size_t)v->t->cols;
+    v->t->ad = gc_alloc_atomic(sizeof(int32_t) * (m ? m : 1));
+    memcpy(v->t->ad, nd + *k, sizeof(int32_t) * m);
+    *k += m;
+    break;
+  }
+  case V_REAL: v->ad = nd[(*k)++]; break;
+  case V_INT:
+  case V_BOOL: (*k)++; break;
+  default: break;
+  }
+}
+
+static void put_nodes(Value *v, const int32_t *nd) {
+  size_t k = 0;
+  set_nodes(v, nd, &k);
+}
+
+static bool has_reals(Value v) {
+  switch (v.k) {
+  case V_REAL:
+  case V_VEC:
+  case V_ROWVEC:
+  case V_MAT: return true;
+  case V_ARR:
+    for (int i = 0; i < v.a->n; i++)
+      if (has_reals(v.a->e[i])) return true;
+    return false;
+  default: return false;
+  }
+}
+
+bool builtin_has_nodes(Value v) {
+  switch (v.k) {
+  case V_REAL: return v.ad != 0;
+  case V_VEC:
+  case V_ROWVEC:
+  case V_MAT: {
+    if (!v.t->ad) return false;
+    size_t m = (size_t)v.t->rows * (size_t)v.t->cols;
+    for (size_t i = 0; i < m; i++)
+      if (v.t->ad[i]) return true;
+    return false;
+  }
+  case V_ARR:
+    for (int i = 0; i < v.a->n; i++)
+      if (builtin_has_nodes(v.a->e[i])) return true;
+    return false;
+  default: return false;
+  }
+}
+
+/* ---- elementwise rules ---------------------------------------------------------- */
+
+/* dy/dx given x and y = f(x) */
+typedef double (*D1)(double x, double y);
+
+static double d_exp(double x, double y) { (void)x; return y; }
+static double d_log(double x, double y) { (void)y; return 1 / x; }
+static double d_log2(double x, double y) { (void)y; return 1 / (x * PPL_LOG2); }
+static double d_log10(double x, double y) { (void)y; return 1 / (x * M_LN10); }
+static double d_log1p(double x, double y) { (void)y; return 1 / (1 + x); }
+static double d_expm1(double x, double y) { (void)x; return y + 1; }
+static double d_sqrt(double x, double y) { (void)x; return 0.5 / y; }
+static double d_cbrt(double x, double y) { (void)x; return 1 / (3 * y * y); }
+static double d_square(double x, double y) { (void)y; return 2 * x; }
+static double d_inv(double x, double y) { (void)y; return -1 / (x * x); }
+static double d_inv_sqrt(double x, double y) { return -0.5 * y / x; }
+static double d_inv_square(double x, double y) { (void)y; return -2 / (x * x * x); }
+static double d_abs(double x, double y) { (void)y; return x > 0 ? 1 : x < 0 ? -1 : 0; }
+static double d_zero(double x, double y) { (void)x; (void)y; return 0; }
+static double d_sin(double x, double y) { (void)y; return cos(x); }
+static double d_cos(double x, double y) { (void)y; return -sin(x); }
+static double d_tan(double x, double y) { (void)x; return 1 + y * y; }
+static double d_asin(double x, double y) { (void)y; return 1 / sqrt(1 - x * x); }
+static double d_acos(double x, double y) { (void)y; return -1 / sqrt(1 - x * x); }
+static double d_atan(double x, double y) { (void)y; return 1 / (1 + x * x); }
+static double d_sinh(double x, double y) { (void)y; return cosh(x); }
+static double d_cosh(double x, double y) { (void)y; return sinh(x); }
+static double d_tanh(double x, double y) { (void)x; return 1 - y * y; }
+static double d_asinh(double x, double y) { (void)y; return 1 / sqrt(x * x + 1); }
+static double d_acosh(double x, double y) { (void)y; return 1 / sqrt(x * x - 1); }
+static double d_atanh(double x, double y) { (void)y; return 1 / (1 - x * x); }
+static double d_lgamma(double x, double y) { (void)y; return m_digamma(x); }
+static double d_tgamma(double x, double y) { return y * m_digamma(x); }
+static double d_digamma(double x, double y) { (void)y; return m_trigamma(x); }
+static double d_erf(double x, double y) { (void)y; return M_2_SQRTPI * exp(-x * x); }
+static double d_erfc(double x, double y) { (void)y; return -M_2_SQRTPI * exp(-x * x); }
+static double d_Phi(double x, double y) { (void)y; return exp(-0.5 * x * x) / AD_SQRT_2PI; }
+static double d_Phi_approx(double x, double y) {
+  return y * (1 - y) * (3 * 0.07056 * x * x + 1.5976);
+}
+static double d_inv_Phi(double x, double y) { (void)x; return AD_SQRT_2PI * exp(0.5 * y * y); }
+static double d_logit(double x, double y) { (void)y; return 1 / (x * (1 - x)); }
+static double d_inv_logit(double x, double y) { (void)y; return m_inv_logit(x) * m_inv_logit(-x); }
+static double d_log_inv_logit(double x, double y) { (void)y; return m_inv_logit(-x); }
+static double d_log1m_inv_logit(double x, double y) { (void)y; return -m_inv_logit(x); }
+static double d_log1m(double x, double y) { (void)y; return -1 / (1 - x); }
+static double d_log1p_exp(double x, double y) { (void)y; return m_inv_logit(x); }
+static double d_log1m_exp(double x, double y) { (void)y; return -1 / expm1(-x); }
+static double d_inv_cloglog(double x, double y) { (void)y; return exp(x - exp(x)); }
+
+/* dz/dx, dz/dy given x, y and z = f(x, y) */
+typedef void (*D2)(double x, double y, double z, double *dx, double *dy);
+
+static void d2_pow(double x, double y, double z, double *dx, double *dy) {
+  *dx = y == 0 ? 0 : y * pow(x, y - 1);
+  *dy = x == 0 ? 0 : z * log(x);
+}
+static void d2_fmin(double x, double y, double z, double *dx, double *dy) {
+  (void)z;
+  *dx = x <= y;
+  *dy = !(x <= y);
+}
+static void d2_fmax(double x, double y, double z, double *dx, double *dy) {
+  (void)z;
+  *dx = x >= y;
+  *dy = !(x >= y);
+}
+static void d2_fmod(double x, double y, double z, double *dx, double *dy) {
+  (void)z;
+  *dx = 1;
+  *dy = -trunc(x / y);
+}
+static void d2_hypot(double x, double y, double z, double *dx, double *dy) {
+  *dx = x / z;
+  *dy = y / z;
+}
+static void d2_atan2(double x, double y, double z, double *dx, double *dy) {
+  (void)z;
+  double r = x * x + y * y;
+  *dx = y / r;
+  *dy = -x / r;
+}
+static void d2_lbeta(double x, double y, double z, double *dx, double *dy) {
+  (void)z;
+  double s = m_digamma(x + y);
+  *dx = m_digamma(x) - s;
+  *dy = m_digamma(y) - s;
+}
+static void d2_lchoose(double n, double k, double z, double *dn, double *dk) {
+  (void)z;
+  double s = m_digamma(n - k + 1);
+  *dn = m_digamma(n + 1) - s;
+  *dk = s - m_digamma(k + 1);
+}
+static void d2_log_diff_exp(double x, double y, double z, double *dx, double *dy) {
+  (void)z;
+  *dx = -1 / expm1(y - x);
+  *dy = y == -INFINITY ? 0 : -1 / expm1(x - y);
+}
+static void d2_lmultiply(double x, double y, double z, double *dx, double *dy) {
+  (void)z;
+  *dx = x == 0 && y == 0 ? 0 : log(y);
+  *dy = x / y;
+}
+static void d2_log_sum_exp(double x, double y, double z, double *dx, double *dy) {
+  *dx = x == -INFINITY ? 0 : exp(x - z);
+  *dy = y == -INFINITY ? 0 : exp(y - z);
+}
+
+static bool rule_d1(Tape *T, D1 f, Value a, Value *out) {
+  Flat x = flat_of(a), y = flat_of(*out);
+  for (int i = 0; i < y.n; i++) y.nd[i] = tape_unary(T, x.nd[i], f(x.d[i], y.d[i]));
+  put_nodes(out, y.nd);
+  return true;
+}
+
+static bool rule_d2(Tape *T, D2 f, Value a, Value b, Value *out) {
+  Flat x = flat_of(a), y = flat_of(b), z = flat_of(*out);
+  for (int i = 0; i < z.n; i++) {
+    int ix = x.n == 1 ? 0 : i, iy = y.n == 1 ? 0 : i;
+    double dx, dy;
+    f(x.d[ix], y.d[iy], z.d[i], &dx, &dy);
+    z.nd[i] = tape_binary(T, x.nd[ix], dx, y.nd[iy], dy);
+  }
+  put_nodes(out, z.nd);
+  return true;
+}
+
+/* ---- reductions and vector functions ------------------------------------------------- */
+
+static int32_t push_flat(Tape *T, int n, const int32_t *nd, const double *dv) {
+  return tape_push(T, n, nd, dv);
+}
+
+static double *dbuf(int n) { return gc_alloc_atomic(sizeof(double) * (size_t)(n ? n : 1)); }
+
+enum { RD_SUM, RD_PROD, RD_MEAN, RD_VAR, RD_SD, RD_LSE, RD_MIN, RD_MAX, RD_DOT_SELF, RD_NORM1,
+       RD_NORM2 };
+
+static bool rule_reduce(Tape *T, int op, Value a, Value *out) {
+  Flat x = flat_of(a);
+  double *dv = dbuf(x.n), z = out->r, mean = 0;
+  for (int i = 0; i < x.n; i++) mean += x.d[i];
+  mean /= x.n > 0 ? x.n : 1;
+  int arg = 0;
+  for (int i = 1; i < x.n; i++)
+    if (op == RD_MIN ? x.d[i] < x.d[arg] : x.d[i] > x.d[arg]) arg = i;
+  for (int i = 0; i < x.n; i++) {
+    switch (op) {
+    case RD_SUM: dv[i] = 1; break;
+    case RD_PROD: {
+      double p = 1;
+      for (int j = 0; j < x.n; j++)
+        if (j != i) p *= x.d[j];
+      dv[i] = p;
+      break;
+    }
+    case RD_MEAN: dv[i] = 1.0 / x.n; break;
+    case RD_VAR: dv[i] = 2 * (x.d[i] - mean) / (x.n - 1); break;
+    case RD_SD: dv[i] = (x.d[i] - mean) / ((x.n - 1) * z); break;
+    case RD_LSE: dv[i] = x.d[i] == -INFINITY ? 0 : exp(x.d[i] - z); break;
+    case RD_MIN:
+    case RD_MAX: dv[i] = i == arg; break;
+    case RD_DOT_SELF: dv[i] = 2 * x.d[i]; break;
+    case RD_NORM1: dv[i] = x.d[i] > 0 ? 1 : x.d[i] < 0 ? -1 : 0; break;
+    default: dv[i] = x.d[i] / z; break;
+    }
+  }
+  out->ad = push_flat(T, x.n, x.nd, dv);
+  return true;
+}
+
+/* dot_product, squared_distance, distance of two 1-d sequences */
+enum { DT_DOT, DT_SQDIST, DT_DIST };
+static bool rule_dot(Tape *T, int op, Value a, Value b, Value *out) {
+  Flat x = flat_of(a), y = flat_of(b);
+  int n = x.n;
+  int32_t *nd = gc_alloc_atomic(sizeof(int32_t) * (size_t)(2 * n + 1));
+  double *dv = dbuf(2 * n);
+  for (int i = 0; i < n; i++) {
+    double gx, gy;
+    if (op == DT_DOT) {
+      gx = y.d[i];
+      gy = x.d[i];
+    } else {
+      gx = 2 * (x.d[i] - y.d[i]);
+      if (op == DT_DIST) gx = out->r > 0 ? (x.d[i] - y.d[i]) / out->r : 0;
+      gy = -gx;
+    }
+    nd[2 * i] = x.nd[i];
+    dv[2 * i] = gx;
+    nd[2 * i + 1] = y.nd[i];
+    dv[2 * i + 1] = gy;
+  }
+  out->ad = tape_push(T, 2 * n, nd, dv);
+  return true;
+}
+
+static bool rule_softmax(Tape *T, bool logsm, Value a, Value *out) {
+  Flat x = flat_of(a), y = flat_of(*out);
+  int n = x.n;
+  double *s = dbuf(n), *dv = dbuf(n);
+  for (int j = 0; j < n; j++) s[j] = logsm ? exp(y.d[j]) : y.d[j];
+  for (int i = 0; i < n; i++) {
+    for (int j = 0; j < n; j++)
+      dv[j] = logsm ? (i == j) - s[j] : s[i] * ((i == j) - s[j]);
+    y.nd[i] = tape_push(T, n, x.nd, dv);
+  }
+  put_nodes(out, y.nd);
+  return true;
+}
+
+static bool rule_cumsum(Tape *T, Value a, Value *out) {
+  Flat x = flat_of(a), y = flat_of(*out);
+  int32_t prev = 0;
+  for (int i = 0; i < y.n; i++) prev = y.nd[i] = tape_binary(T, prev, 1, x.nd[i], 1);
+  put_nodes(out, y.nd);
+  return true;
+}
+
+static bool rule_log_mix(Tape *T, int nargs, const Value *args, Value *out) {
+  double z = out->r;
+  if (nargs == 3) {
+    double t = val_as_real(args[0]), a = val_as_real(args[1]), c = val_as_real(args[2]);
+    double ea = exp(a - z), ec = exp(c - z);
+    int32_t nd[3] = {args[0].k == V_REAL ? args[0].ad : 0, args[1].k == V_REAL ? args[1].ad : 0,
+                     args[2].k == V_REAL ? args[2].ad : 0};
+    double dv[3] = {ea - ec, t * ea, (1 - t) * ec};
+    out->ad = tape_push(T, 3, nd, dv);
+    return true;
+  }
+  Flat th = flat_of(args[0]), lp = flat_of(args[1]);
+  int n = th.n;
+  int32_t *nd = gc_alloc_atomic(sizeof(int32_t) * (size_t)(2 * n + 1));
+  double *dv = dbuf(2 * n);
+  for (int i = 0; i < n; i++) {
+    double e = exp(lp.d[i] - z);
+    nd[2 * i] = th.nd[i];
+    dv[2 * i] = e;
+    nd[2 * i + 1] = lp.nd[i];
+    dv[2 * i + 1] = th.d[i] * e;
+  }
+  out->ad = tape_push(T, 2 * n, nd, dv);
+  return true;
+}
+
+static bool rule_fma(Tape *T, const Value *args, Value *out) {
+  int32_t nd[3];
+  double dv[3] = {val_as_real(args[1]), val_as_real(args[0]), 1};
+  for (int i = 0; i < 3; i++) nd[i] = args[i].k == V_REAL ? args[i].ad : 0;
+  out->ad = tape_push(T, 3, nd, dv);
+  return true;
+}
+
+/* sort_asc / sort_desc: each output takes the node of the input it came from */
+typedef struct SortItem {
+  double v;
+  int32_t n;
+} SortItem;
+static int sort_cmp(const void *p, const void *q) {
+  double a = ((const SortItem *)p)->v, b = ((const SortItem *)q)->v;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+static bool rule_sort(bool desc, Value a, Value *out) {
+  Flat x = flat_of(a);
+  SortItem *it = gc_alloc_atomic(sizeof(SortItem) * (size_t)(x.n ? x.n : 1));
+  for (int i = 0; i < x.n; i++) it[i] = (SortItem){x.d[i], x.nd[i]};
+  qsort(it, (size_t)x.n, sizeof(SortItem), sort_cmp);
+  for (int i = 0; i < x.n; i++) x.nd[i] = it[desc ? x.n - 1 - i : i].n;
+  put_nodes(out, x.nd);
+  return true;
+}
+
+/* ---- data movement: rerun on node ids ------------------------------------------------ */
+
+/* v with each real replaced by its node id; int containers zeroed (their
+   values could otherwise pass for node ids), int scalars kept (sizes and
+   indices) unless `data` says they are values that move into the result. */
+static Value ids_of(Value v, bool data) {
+  switch (v.k) {
+  case V_ARR: {
+    Value r = val_arr(v.a->n);
+    for (int i = 0; i < v.a->n; i++) {
+      Value e = v.a->e[i];
+      r.a->e[i] = e.k == V_INT ? val_int(0) : e.k == V_BOOL ? val_bool(false) : ids_of(e, data);
+    }
+    return r;
+  }
+  case V_VEC:
+  case V_ROWVEC:
+  case V_MAT: {
+    Value r = val_copy(v);
+    size_t m = (size_t)v.t->rows * (size_t)v.t->cols;
+    for (size_t i = 0; i < m; i++) r.t->d[i] = v.t->ad ? (double)v.t->ad[i] : 0;
+    r.t->ad = NULL;
+    return r;
+  }
+  case V_REAL: return val_real((double)v.ad);
+  case V_INT: return data ? val_int(0) : v;
+  default: return v;
+  }
+}
+
+static bool rule_move(const Builtin *b, BuiltinCtx *ctx, bool data, int nargs, const Value *args,
+                      Value *out, char *err, size_t errsz) {
+  Value ib[16];
+  Value *ia = nargs <= 16 ? ib : gc_alloc(sizeof(Value) * (size_t)nargs);
+  for (int i = 0; i < nargs; i++) ia[i] = ids_of(args[i], data);
+  Value r = val_none();
+  if (!b->eval(b, ctx, nargs, ia, &r, err, errsz)) return false;
+  Flat f = flat_of(r);
+  for (int i = 0; i < f.n; i++) f.nd[i] = (int32_t)f.d[i];
+  put_nodes(out, f.nd);
+  return true;
+}
+
+/* ---- host functions ---------------------------------------------------------------- */
+
+/* Functions a host registers through the embedding API (ppl_register_function)
+   come with no derivative, and the host's code cannot be differentiated, so
+   their partials are Richardson-extrapolated central differences: error
+   O(h^4) plus rounding, about 1e-10 relative for smooth functions. */
+static bool rule_host(const Builtin *b, BuiltinCtx *ctx, Tape *T, int nargs, const Value *args,
+                      Value *out, char *err, size_t errsz) {
+  if (out->k != V_REAL) return bi_fail(err, errsz, "gradient of '%s' is not implemented", b->name);
+  Value ab[16];
+  if (nargs > 16) return bi_fail(err, errsz, "gradient of '%s' is not implemented", b->name);
+  int32_t nd[16];
+  double dv[16];
+  for (int i = 0; i < nargs; i++) {
+    if (!bi_is_num(args[i]))
+      return bi_fail(err, errsz, "gradient of '%s' is not implemented", b->name);
+    ab[i] = args[i];
+  }
+  for (int i = 0; i < nargs; i++) {
+    nd[i] = args[i].k == V_REAL ? args[i].ad : 0;
+    dv[i] = 0;
+    if (!nd[i]) continue;
+    double x = args[i].r, h = 1e-3 * fmax(1, fabs(x)), d[2];
+    for (int k = 0; k < 2; k++, h /= 2) {
+      Value fp, fm;
+      ab[i] = val_real(x + h);
+      if (!b->eval(b, ctx, nargs, ab, &fp, err, errsz)) return false;
+      ab[i] = val_real(x - h);
+      if (!b->eval(b, ctx, nargs, ab, &fm, err, errsz)) return false;
+      d[k] = (val_as_real(fp) - val_as_real(fm)) / (2 * h);
+    }
+    ab[i] = args[i];
+    dv[i] = (4 * d[1] - d[0]) / 3;
+  }
+  out->ad = tape_push(T, nargs, nd, dv);
+  return true;
+}
+
+/* ---- the rule table ------------------------------------------------------------------- */
+
+typedef enum { K_D1, K_D2, K_RED, K_DOT, K_MOVE, K_SOFTMAX, K_LOGSOFTMAX, K_CUMSUM, K_LOGMIX,
+               K_FMA, K_SORT_ASC, K_SORT_DESC, K_LSE, K_MINMAX } RuleKind;
+
+typedef struct AdRule {
+  const char *name;
+  RuleKind kind;
+  D1 d1;
+  D2 d2;
+  int op;
+} AdRule;
+
+static const AdRule ad_rules[] = {
+    {"exp", K_D1, d_exp, NULL, 0}, {"log", K_D1, d_log, NULL, 0},
+    {"log2", K_D1, d_log2, NULL, 0}, {"log10", K_D1, d_log10, NULL, 0},
+    {"log1p", K_D1, d_log1p, NULL, 0}, {"expm1", K_D1, d_expm1, NULL, 0},
+    {"sqrt", K_D1, d_sqrt, NULL, 0}, {"cbrt", K_D1, d_cbrt, NULL, 0},
+    {"square", K_D1, d_square, NULL, 0}, {"inv", K_D1, d_inv, NULL, 0},
+    {"inv_sqrt", K_D1, d_inv_sqrt, NULL, 0}, {"inv_square", K_D1, d_inv_square, NULL, 0},
+    {"fabs", K_D1, d_abs, NULL, 0}, {"abs", K_D1, d_abs, NULL, 0},
+    {"floor", K_D1, d_zero, NULL, 0}, {"ceil", K_D1, d_zero, NULL, 0},
+    {"round", K_D1, d_zero, NULL, 0}, {"trunc", K_D1, d_zero, NULL, 0},
+    {"step", K_D1, d_zero, NULL, 0},
+    {"sin", K_D1, d_sin, NULL, 0}, {"cos", K_D1, d_cos, NULL, 0},
+    {"tan", K_D1, d_tan, NULL, 0}, {"asin", K_D1, d_asin, NULL, 0},
+    {"acos", K_D1, d_acos, NULL, 0}, {"atan", K_D1, d_atan, NULL, 0},
+    {"sinh", K_D1, d_sinh, NULL, 0}, {"cosh", K_D1, d_cosh, NULL, 0},
+    {"tanh", K_D1, d_tanh, NULL, 0}, {"asinh", K_D1, d_asinh, NULL, 0},
+    {"acosh", K_D1, d_acosh, NULL, 0}, {"atanh", K_D1, d_atanh, NULL, 0},
+    {"lgamma", K_D1, d_lgamma, NULL, 0}, {"tgamma", K_D1, d_tgamma, NULL, 0},
+    {"digamma", K_D1, d_digamma, NULL, 0}, {"erf", K_D1, d_erf, NULL, 0},
+    {"erfc", K_D1, d_erfc, NULL, 0}, {"Phi", K_D1, d_Phi, NULL, 0},
+    {"Phi_approx", K_D1, d_Phi_approx, NULL, 0}, {"inv_Phi", K_D1, d_inv_Phi, NULL, 0},
+    {"logit", K_D1, d_logit, NULL, 0}, {"inv_logit", K_D1, d_inv_logit, NULL, 0},
+    {"log_inv_logit", K_D1, d_log_inv_logit, NULL, 0},
+    {"log1m_inv_logit", K_D1, d_log1m_inv_logit, NULL, 0},
+    {"log1m", K_D1, d_log1m, NULL, 0}, {"log1p_exp", K_D1, d_log1p_exp, NULL, 0},
+    {"log1m_exp", K_D1, d_log1m_exp, NULL, 0}, {"inv_cloglog", K_D1, d_inv_cloglog, NULL, 0},
+    {"pow", K_D2, NULL, d2_pow, 0}, {"fmin", K_D2, NULL, d2_fmin, 0},
+    {"fmax", K_D2, NULL, d2_fmax, 0}, {"fmod", K_D2, NULL, d2_fmod, 0},
+    {"hypot", K_D2, NULL, d2_hypot, 0}, {"atan2", K_D2, NULL, d2_atan2, 0},
+    {"lbeta", K_D2, NULL, d2_lbeta, 0}, {"lchoose", K_D2, NULL, d2_lchoose, 0},
+    {"binomial_coefficient_log", K_D2, NULL, d2_lchoose, 0},
+    {"log_diff_exp", K_D2, NULL, d2_log_diff_exp, 0},
+    {"lmultiply", K_D2, NULL, d2_lmultiply, 0}, {"multiply_log", K_D2, NULL, d2_lmultiply, 0},
+    {"sum", K_RED, NULL, NULL, RD_SUM}, {"prod", K_RED, NULL, NULL, RD_PROD},
+    {"mean", K_RED, NULL, NULL, RD_MEAN}, {"variance", K_RED, NULL, NULL, RD_VAR},
+    {"sd", K_RED, NULL, NULL, RD_SD}, {"log_sum_exp", K_LSE, NULL, d2_log_sum_exp, RD_LSE},
+    {"min", K_MINMAX, NULL, d2_fmin, RD_MIN}, {"max", K_MINMAX, NULL, d2_fmax, RD_MAX},
+    {"dot_self", K_RED, NULL, NULL, RD_DOT_SELF}, {"norm1", K_RED, NULL, NULL, RD_NORM1},
+    {"norm2", K_RED, NULL, NULL, RD_NORM2},
+    {"dot_product", K_DOT, NULL, NULL, DT_DOT}, {"dot", K_DOT, NULL, NULL, DT_DOT},
+    {"squared_distance", K_DOT, NULL, NULL, DT_SQDIST},
+    {"distance", K_DOT, NULL, NULL, DT_DIST},
+    {"softmax", K_SOFTMAX, NULL, NULL, 0}, {"log_softmax", K_LOGSOFTMAX, NULL, NULL, 0},
+    {"cumulative_sum", K_CUMSUM, NULL, NULL, 0}, {"log_mix", K_LOGMIX, NULL, NULL, 0},
+    {"fma", K_FMA, NULL, NULL, 0},
+    {"sort_asc", K_SORT_ASC, NULL, NULL, 0}, {"sort_desc", K_SORT_DESC, NULL, NULL, 0},
+    {"rep_vector", K_MOVE, NULL, NULL, 0}, {"rep_row_vector", K_MOVE, NULL, NULL, 0},
+    {"rep_matrix", K_MOVE, NULL, NULL, 0}, {"rep_array", K_MOVE, NULL, NULL, 0},
+    {"to_vector", K_MOVE, NULL, NULL, 0}, {"to_row_vector", K_MOVE, NULL, NULL, 0},
+    {"to_matrix", K_MOVE, NULL, NULL, 0}, {"to_array_1d", K_MOVE, NULL, NULL, 0},
+    {"to_array_2d", K_MOVE, NULL, NULL, 0}, {"diag_matrix", K_MOVE, NULL, NULL, 0},
+    {"diagonal", K_MOVE, NULL, NULL, 0}, {"transpose", K_MOVE, NULL, NULL, 0},
+    /* op 1: int scalars are values here, not sizes */
+    {"append_row", K_MOVE, NULL, NULL, 1}, {"append_col", K_MOVE, NULL, NULL, 1},
+    {"append_array", K_MOVE, NULL, NULL, 0}, {"block", K_MOVE, NULL, NULL, 0},
+    {"col", K_MOVE, NULL, NULL, 0}, {"row", K_MOVE, NULL, NULL, 0},
+    {"sub_col", K_MOVE, NULL, NULL, 0}, {"sub_row", K_MOVE, NULL, NULL, 0},
+    {"head", K_MOVE, NULL, NULL, 0}, {"tail", K_MOVE, NULL, NULL, 0},
+    {"segment", K_MOVE, NULL, NULL, 0}, {"reverse", K_MOVE, NULL, NULL, 0},
+    {NULL, K_D1, NULL, NULL, 0},
+};
+
+static const AdRule *rule_find(const char *name) {
+  for (const AdRule *r = ad_rules; r->name; r++)
+    if (strcmp(r->name, name) == 0) return r;
+  return NULL;
+}
+
+bool builtin_eval_ad(const Builtin *b, BuiltinCtx *ctx, Tape *T, int nargs, const Value *args,
+                     Value *out, char *err, size_t errsz) {
+  bool handled;
+  if (T) {
+    bool ok = bi_dist_eval_ad(b, T, nargs, args, out, err, errsz, &handled);
+    if (handled) return ok;
+  }
+  if (!b->eval(b, ctx, nargs, args, out, err, errsz)) return false;
+  if (!T || !has_reals(*out)) return true; /* int, bool and string results have no derivative */
+  if (b->uses_rng) return bi_fail(err, errsz, "gradient of '%s' is not implemented", b->name);
+  *out = val_copy(*out); /* it may share storage with an argument */
+  bool ok = bi_ad_linalg(T, b->name, nargs, args, out, err, errsz, &handled);
+  if (handled) return ok;
+  const AdRule *r = rule_find(b->name);
+  if (!r && builtin_lookup(b->name) != b) return rule_host(b, ctx, T, nargs, args, out, err, errsz);
+  if (!r) return bi_fail(err, errsz, "gradient of '%s' is not implemented", b->name);
+  switch (r->kind) {
+  case K_D1: return rule_d1(T, r->d1, args[0], out);
+  case K_D2: return rule_d2(T, r->d2, args[0], args[1], out);
+  case K_RED: return rule_reduce(T, r->op, args[0], out);
+  case K_LSE:
+  case K_MINMAX:
+    return nargs == 2 ? rule_d2(T, r->d2, args[0], args[1], out)
+                      : rule_reduce(T, r->op, args[0], out);
+  case K_DOT: return rule_dot(T, r->op, args[0], args[1], out);
+  case K_SOFTMAX: return rule_softmax(T, false, args[0], out);
+  case K_LOGSOFTMAX: return rule_softmax(T, true, args[0], out);
+  case K_CUMSUM: return rule_cumsum(T, args[0], out);
+  case K_LOGMIX: return rule_log_mix(T, nargs, args, out);
+  case K_FMA: return rule_fma(T, args, out);
+  case K_SORT_ASC: return rule_sort(false, args[0], out);
+  case K_SORT_DESC: return rule_sort(true, args[0], out);
+  case K_MOVE: return rule_move(b, ctx, r->op, nargs, args, out, err, errsz);
+  }
+  return bi_fail(err, errsz, "gradient of '%s' is not implemented", b->name);
+}

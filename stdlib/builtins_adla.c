@@ -1,0 +1,424 @@
+/* builtins_adla.c — derivative rules of the linear-algebra builtins (see
+ * builtins_ad.c for the scheme).  Every output element becomes one tape node
+ * whose parents are the input elements it depends on, with the partials of
+ * the usual matrix calculus: products and quadratic forms by the product
+ * rule, Cholesky factors and triangular solves by differentiating the
+ * substitution recurrences step by step, inverses, determinants and general
+ * solves through dA^-1 = -A^-1 dA A^-1.  Values are the evaluator's; only
+ * nodes are added here. */
+#include <math.h>
+#include <string.h>
+
+#include "builtins_impl.h"
+
+/* a strided matrix view: element (i, j) at v[i * si + j * sj] */
+typedef struct AM {
+  int r, c;
+  size_t si, sj;
+  const double *v;
+  const int32_t *n; /* NULL: constant */
+} AM;
+
+static AM am_of(Value v) {
+  if (v.k == V_REAL) return (AM){1, 1, 0, 0, &v.r, NULL};
+  const ValTen *t = v.t;
+  if (v.k == V_ROWVEC) return (AM){1, t->cols, 0, 1, t->d, t->ad};
+  return (AM){t->rows, t->cols, 1, (size_t)t->rows, t->d, t->ad};
+}
+/* a scalar Value's view needs storage that outlives the call */
+static AM am_scalar(const Value *v) {
+  return (AM){1, 1, 0, 0, &v->r, v->k == V_REAL && v->ad ? &v->ad : NULL};
+}
+static AM am_t(AM a) {
+  AM b = a;
+  b.r = a.c;
+  b.c = a.r;
+  b.si = a.sj;
+  b.sj = a.si;
+  return b;
+}
+static inline double av(AM a, int i, int j) { return a.v[(size_t)i * a.si + (size_t)j * a.sj]; }
+static inline int32_t an(AM a, int i, int j) {
+  return a.n ? a.n[(size_t)i * a.si + (size_t)j * a.sj] : 0;
+}
+
+/* A growable list of (parent, partial) for one node. */
+typedef struct Parts {
+  int n, cap;
+  int32_t *p;
+  double *d;
+} Parts;
+static void parts_add(Parts *q, int32_t p, double d) {
+  if (!p) return;
+  if (q->n == q->cap) {
+    int cap = q->cap ? 2 * q->cap : 32;
+    int32_t *np = gc_alloc_atomic(sizeof(int32_t) * (size_t)cap);
+    double *nd = gc_alloc_atomic(sizeof(double) * (size_t)cap);
+    if (q->n) {
+      memcpy(np, q->p, sizeof(int32_t) * (size_t)q->n);
+      memcpy(nd, q->d, sizeof(double) * (size_t)q->n);
+    }
+    q->p = np;
+    q->d = nd;
+    q->cap = cap;
+  }
+  q->p[q->n] = p;
+  q->d[q->n++] = d;
+}
+static int32_t parts_push(Tape *T, Parts *q) {
+  int32_t r = tape_push(T, q->n, q->p, q->d);
+  q->n = 0;
+  return r;
+}
+
+/* A computed matrix with nodes (column-major), for intermediate results. */
+typedef struct MN {
+  int r, c;
+  double *v;
+  int32_t *n;
+} MN;
+static MN mn_new(int r, int c) {
+  size_t k = (size_t)r * (size_t)c;
+  return (MN){r, c, gc_alloc_atomic(sizeof(double) * (k ? k : 1)),
+              gc_alloc_atomic(sizeof(int32_t) * (k ? k : 1))};
+}
+static AM mn_am(MN m) { return (AM){m.r, m.c, 1, (size_t)m.r, m.v, m.n}; }
+
+/* C = A B with nodes */
+static MN am_mul(Tape *T, AM A, AM B, Parts *q) {
+  MN C = mn_new(A.r, B.c);
+  for (int j = 0; j < B.c; j++)
+    for (int i = 0; i < A.r; i++) {
+      double s = 0;
+      for (int k = 0; k < A.c; k++) {
+        double a = av(A, i, k), b = av(B, k, j);
+        s += a * b;
+        parts_add(q, an(A, i, k), b);
+        parts_add(q, an(B, k, j), a);
+      }
+      C.v[(size_t)j * A.r + i] = s;
+      C.n[(size_t)j * A.r + i] = parts_push(T, q);
+    }
+  return C;
+}
+
+/* Put a column-major node array (rows x cols of out) into *out. */
+static void out_nodes(Value *out, const int32_t *n) {
+  if (out->k == V_REAL) {
+    out->ad = n[0];
+    return;
+  }
+  size_t k = (size_t)out->t->rows * (size_t)out->t->cols;
+  out->t->ad = gc_alloc_atomic(sizeof(int32_t) * (k ? k : 1));
+  memcpy(out->t->ad, n, sizeof(int32_t) * k);
+}
+
+/* Inverse of the n x n matrix A (column-major) by Gauss-Jordan with partial
+   pivoting; false if singular. */
+static bool inv_of(AM A, double *X) {
+  int n = A.r;
+  double *W = gc_alloc_atomic(sizeof(double) * (size_t)(n * n > 0 ? n * n : 1));
+  for (int j = 0; j < n; j++)
+    for (int i = 0; i < n; i++) {
+      W[j * n + i] = av(A, i, j);
+      X[j * n + i] = i == j;
+    }
+  for (int c = 0; c < n; c++) {
+    int p = c;
+    for (int i = c + 1; i < n; i++)
+      if (fabs(W[c * n + i]) > fabs(W[c * n + p])) p = i;
+    if (W[c * n + p] == 0) return false;
+    if (p != c)
+      for (int j = 0; j < n; j++) {
+        double t = W[j * n + c];
+        W[j * n + c] = W[j * n + p];
+        W[j * n + p] = t;
+        t = X[j * n + c];
+        X[j * n + c] = X[j * n + p];
+        X[j * n + p] = t;
+      }
+    double piv = W[c * n + c];
+    for (int j = 0; j < n; j++) {
+      W[j * n + c] /= piv;
+      X[j * n + c] /= piv;
+    }
+    for (int i = 0; i < n; i++) {
+      if (i == c) continue;
+      double f = W[c * n + i];
+      if (f == 0) continue;
+      for (int j = 0; j < n; j++) {
+        W[j * n + i] -= f * W[j * n + c];
+        X[j * n + i] -= f * X[j * n + c];
+      }
+    }
+  }
+  return true;
+}
+
+/* ---- rules ---- */
+
+static bool r_product_like(Tape *T, const char *name, const Value *args, Value *out, Parts *q) {
+  AM A = am_of(args[0]);
+  MN C;
+  if (!strcmp(name, "crossprod")) C = am_mul(T, am_t(A), A, q);
+  else if (!strcmp(name, "tcrossprod")) C = am_mul(T, A, am_t(A), q);
+  else if (!strcmp(name, "multiply_lower_tri_self_transpose")) {
+    MN L = mn_new(A.r, A.c);
+    for (int j = 0; j < A.c; j++)
+      for (int i = 0; i < A.r; i++) {
+        L.v[(size_t)j * A.r + i] = i >= j ? av(A, i, j) : 0;
+        L.n[(size_t)j * A.r + i] = i >= j ? an(A, i, j) : 0;
+      }
+    C = am_mul(T, mn_am(L), am_t(mn_am(L)), q);
+  } else { /* quad_form, quad_form_sym: B' A B */
+    AM B = am_of(args[1]);
+    MN AB = am_mul(T, A, B, q);
+    C = am_mul(T, am_t(B), mn_am(AB), q);
+    if (!strcmp(name, "quad_form_sym") && C.r > 1)
+      for (int j = 0; j < C.c; j++)
+        for (int i = j + 1; i < C.r; i++) {
+          int32_t s = tape_binary(T, C.n[(size_t)j * C.r + i], 0.5, C.n[(size_t)i * C.r + j], 0.5);
+          C.n[(size_t)j * C.r + i] = C.n[(size_t)i * C.r + j] = s;
+        }
+  }
+  out_nodes(out, C.n);
+  return true;
+}
+
+/* diag_pre_multiply(v, m), diag_post_multiply(m, v), quad_form_diag(m, v) */
+static bool r_diag_mult(Tape *T, const char *name, const Value *args, Value *out, Parts *q) {
+  bool pre = !strcmp(name, "diag_pre_multiply");
+  AM M = am_of(args[pre ? 1 : 0]), v = am_of(args[pre ? 0 : 1]);
+  int vs = v.r > 1 ? 0 : 1; /* v is a vector (use i) or row vector (use j) */
+  MN C = mn_new(M.r, M.c);
+  for (int j = 0; j < M.c; j++)
+    for (int i = 0; i < M.r; i++) {
+      double m = av(M, i, j);
+      double vi = vs ? av(v, 0, i) : av(v, i, 0), vj = vs ? av(v, 0, j) : av(v, j, 0);
+      int32_t ni = vs ? an(v, 0, i) : an(v, i, 0), nj = vs ? an(v, 0, j) : an(v, j, 0);
+      if (pre) {
+        parts_add(q, an(M, i, j), vi);
+        parts_add(q, ni, m);
+      } else if (!strcmp(name, "diag_post_multiply")) {
+        parts_add(q, an(M, i, j), vj);
+        parts_add(q, nj, m);
+      } else {
+        parts_add(q, an(M, i, j), vi * vj);
+        parts_add(q, ni, m * vj);
+        parts_add(q, nj, vi * m);
+      }
+      C.n[(size_t)j * M.r + i] = parts_push(T, q);
+    }
+  out_nodes(out, C.n);
+  return true;
+}
+
+static bool r_add_diag(Tape *T, const Value *args, Value *out) {
+  AM M = am_of(args[0]);
+  AM d = bi_is_num(args[1]) ? am_scalar(&args[1]) : am_of(args[1]);
+  int32_t *n = gc_alloc_atomic(sizeof(int32_t) * (size_t)(M.r * M.c > 0 ? M.r * M.c : 1));
+  for (int j = 0; j < M.c; j++)
+    for (int i = 0; i < M.r; i++) {
+      int32_t m = an(M, i, j);
+      if (i == j) {
+        int32_t dn = d.r * d.c == 1 ? an(d, 0, 0) : d.r > 1 ? an(d, i, 0) : an(d, 0, i);
+        m = tape_binary(T, m, 1, dn, 1);
+      }
+      n[(size_t)j * M.r + i] = m;
+    }
+  out_nodes(out, n);
+  return true;
+}
+
+static bool r_trace(Tape *T, const Value *args, Value *out, Parts *q) {
+  AM M = am_of(args[0]);
+  for (int i = 0; i < M.r && i < M.c; i++) parts_add(q, an(M, i, i), 1);
+  out->ad = parts_push(T, q);
+  return true;
+}
+
+/* columns_dot_product, rows_dot_product, columns_dot_self, rows_dot_self */
+static bool r_rc_dot(Tape *T, bool rows, bool self, const Value *args, Value *out, Parts *q) {
+  AM a = am_of(args[0]), b = self ? a : am_of(args[1]);
+  if (rows) {
+    a = am_t(a);
+    b = am_t(b);
+  }
+  int32_t *n = gc_alloc_atomic(sizeof(int32_t) * (size_t)(a.c ? a.c : 1));
+  for (int j = 0; j < a.c; j++) {
+    for (int i = 0; i < a.r; i++) {
+      parts_add(q, an(a, i, j), av(b, i, j));
+      parts_add(q, an(b, i, j), av(a, i, j));
+    }
+    n[j] = parts_push(T, q);
+  }
+  out_nodes(out, n);
+  return true;
+}
+
+/* Cholesky: L_jj = sqrt(A_jj - sum_k L_jk^2), L_ij = (A_ij - sum_k L_ik L_jk) / L_jj,
+   from the lower triangle of A, as the evaluator reads it. */
+static bool r_cholesky(Tape *T, const Value *args, Value *out, Parts *q) {
+  AM A = am_of(args[0]);
+  const double *L = out->t->d;
+  int n = A.r;
+  int32_t *N = gc_alloc_atomic(sizeof(int32_t) * (size_t)(n * n > 0 ? n * n : 1));
+  for (int j = 0; j < n; j++) {
+    double ljj = L[j * n + j];
+    /* L_jj^2 = A_jj - sum_k L_jk^2 */
+    parts_add(q, an(A, j, j), 0.5 / ljj);
+    for (int k = 0; k < j; k++) parts_add(q, N[k * n + j], -L[k * n + j] / ljj);
+    N[j * n + j] = parts_push(T, q);
+    for (int i = j + 1; i < n; i++) {
+      double lij = L[j * n + i];
+      parts_add(q, an(A, i, j), 1 / ljj);
+      for (int k = 0; k < j; k++) {
+        parts_add(q, N[k * n + i], -L[k * n + j] / ljj);
+        parts_add(q, N[k * n + j], -L[k * n + i] / ljj);
+      }
+      parts_add(q, N[j * n + j], -lij / ljj);
+      N[j * n + i] = parts_push(T, q);
+    }
+  }
+  out_nodes(out, N);
+  return true;
+}
+
+static bool r_inverse(Tape *T, const Value *args, Value *out, Parts *q) {
+  AM A = am_of(args[0]);
+  const double *X = out->t->d;
+  int n = A.r;
+  int32_t *N = gc_alloc_atomic(sizeof(int32_t) * (size_t)(n * n > 0 ? n * n : 1));
+  for (int j = 0; j < n; j++)
+    for (int i = 0; i < n; i++) {
+      for (int l = 0; l < n; l++)
+        for (int k = 0; k < n; k++) parts_add(q, an(A, k, l), -X[k * n + i] * X[j * n + l]);
+      N[j * n + i] = parts_push(T, q);
+    }
+  out_nodes(out, N);
+  return true;
+}
+
+static bool r_det(Tape *T, bool logd, const Value *args, Value *out, Parts *q, char *err,
+                  size_t errsz) {
+  AM A = am_of(args[0]);
+  int n = A.r;
+  double *X = gc_alloc_atomic(sizeof(double) * (size_t)(n * n > 0 ? n * n : 1));
+  if (!inv_of(A, X)) return bi_fail(err, errsz, "gradient of a determinant: matrix is singular");
+  double s = logd ? 1 : out->r;
+  for (int l = 0; l < n; l++)
+    for (int k = 0; k < n; k++) parts_add(q, an(A, k, l), s * X[k * n + l]);
+  out->ad = parts_push(T, q);
+  return true;
+}
+
+/* x = A^-1 b (left) or b A^-1 (right), for general and triangular A */
+static bool r_mdivide(Tape *T, bool right, bool tri, const Value *args, Value *out, Parts *q,
+                      char *err, size_t errsz) {
+  AM A = am_of(args[right ? 1 : 0]), b = am_of(args[right ? 0 : 1]);
+  if (tri) { /* the triangular solves read only the lower triangle */
+    MN L = mn_new(A.r, A.c);
+    for (int j = 0; j < A.c; j++)
+      for (int i = 0; i < A.r; i++) {
+        L.v[(size_t)j * A.r + i] = i >= j ? av(A, i, j) : 0;
+        L.n[(size_t)j * A.r + i] = i >= j ? an(A, i, j) : 0;
+      }
+    A = mn_am(L);
+  }
+  AM x = am_of(*out);
+  int n = A.r;
+  double *X = gc_alloc_atomic(sizeof(double) * (size_t)(n * n > 0 ? n * n : 1));
+  if (!inv_of(A, X)) return bi_fail(err, errsz, "gradient of a solve: matrix is singular");
+  AM Xi = {n, n, 1, (size_t)n, X, NULL};
+  int32_t *N = gc_alloc_atomic(sizeof(int32_t) * (size_t)(x.r * x.c > 0 ? x.r * x.c : 1));
+  for (int j = 0; j < x.c; j++)
+    for (int i = 0; i < x.r; i++) {
+      if (!right) { /* x_ij = sum_k Xi_ik b_kj; dx_ij/dA_kl = -Xi_ik x_lj */
+        for (int k = 0; k < n; k++) {
+          parts_add(q, an(b, k, j), av(Xi, i, k));
+          if (A.n)
+            for (int l = 0; l < n; l++) parts_add(q, an(A, k, l), -av(Xi, i, k) * av(x, l, j));
+        }
+      } else { /* x_ij = sum_k b_ik Xi_kj; dx_ij/dA_kl = -x_ik Xi_lj */
+        for (int k = 0; k < n; k++) {
+          parts_add(q, an(b, i, k), av(Xi, k, j));
+          if (A.n)
+            for (int l = 0; l < n; l++) parts_add(q, an(A, k, l), -av(x, i, k) * av(Xi, l, j));
+        }
+      }
+      N[(size_t)j * x.r + i] = parts_push(T, q);
+    }
+  out_nodes(out, N);
+  return true;
+}
+
+/* coordinate k of a GP point (a number or a vector) and its node */
+static double pt_val(Value p, int k) { return bi_is_ten(p) ? p.t->d[k] : val_as_real(p); }
+static int32_t pt_node(Value p, int k) {
+  return bi_is_ten(p) ? (p.t->ad ? p.t->ad[k] : 0) : p.k == V_REAL ? p.ad : 0;
+}
+
+/* gp_exp_quad_cov(x, alpha, rho) and (x1, x2, alpha, rho) */
+static bool r_gp(Tape *T, int nargs, const Value *args, Value *out, Parts *q) {
+  bool cross = nargs == 4;
+  Value pa = args[cross ? 2 : 1], pr = args[cross ? 3 : 2];
+  double alpha = val_as_real(pa), rho = val_as_real(pr);
+  int32_t na = pa.k == V_REAL ? pa.ad : 0, nr = pr.k == V_REAL ? pr.ad : 0;
+  Value x1 = args[0], x2 = args[cross ? 1 : 0];
+  int n1 = x1.a->n, n2 = x2.a->n;
+  int32_t *N = gc_alloc_atomic(sizeof(int32_t) * (size_t)(n1 * n2 > 0 ? n1 * n2 : 1));
+  for (int j = 0; j < n2; j++)
+    for (int i = 0; i < n1; i++) {
+      Value a = x1.a->e[i], b = x2.a->e[j];
+      int d = (int)val_numel(a);
+      double sq = 0;
+      for (int k = 0; k < d; k++) sq += (pt_val(a, k) - pt_val(b, k)) * (pt_val(a, k) - pt_val(b, k));
+      double K = out->t->d[(size_t)j * n1 + i];
+      parts_add(q, na, 2 * K / alpha);
+      parts_add(q, nr, K * sq / (rho * rho * rho));
+      for (int k = 0; k < d; k++) {
+        double g = -K * (pt_val(a, k) - pt_val(b, k)) / (rho * rho);
+        parts_add(q, pt_node(a, k), g);
+        parts_add(q, pt_node(b, k), -g);
+      }
+      N[(size_t)j * n1 + i] = parts_push(T, q);
+    }
+  out_nodes(out, N);
+  return true;
+}
+
+bool bi_ad_linalg(Tape *T, const char *name, int nargs, const Value *args, Value *out,
+                  char *err, size_t errsz, bool *handled) {
+  Parts q = {0, 0, NULL, NULL};
+  *handled = true;
+  if (!strcmp(name, "crossprod") || !strcmp(name, "tcrossprod") ||
+      !strcmp(name, "multiply_lower_tri_self_transpose") || !strcmp(name, "quad_form") ||
+      !strcmp(name, "quad_form_sym"))
+    return r_product_like(T, name, args, out, &q);
+  if (!strcmp(name, "diag_pre_multiply") || !strcmp(name, "diag_post_multiply") ||
+      !strcmp(name, "quad_form_diag"))
+    return r_diag_mult(T, name, args, out, &q);
+  if (!strcmp(name, "add_diag")) return r_add_diag(T, args, out);
+  if (!strcmp(name, "trace")) return r_trace(T, args, out, &q);
+  if (!strcmp(name, "columns_dot_product")) return r_rc_dot(T, false, false, args, out, &q);
+  if (!strcmp(name, "rows_dot_product")) return r_rc_dot(T, true, false, args, out, &q);
+  if (!strcmp(name, "columns_dot_self")) return r_rc_dot(T, false, true, args, out, &q);
+  if (!strcmp(name, "rows_dot_self")) return r_rc_dot(T, true, true, args, out, &q);
+  if (!strcmp(name, "cholesky_decompose")) return r_cholesky(T, args, out, &q);
+  if (!strcmp(name, "inverse") || !strcmp(name, "inverse_spd")) return r_inverse(T, args, out, &q);
+  if (!strcmp(name, "determinant")) return r_det(T, false, args, out, &q, err, errsz);
+  if (!strcmp(name, "log_determinant") || !strcmp(name, "log_determinant_spd"))
+    return r_det(T, true, args, out, &q, err, errsz);
+  if (!strcmp(name, "mdivide_left") || !strcmp(name, "solve") ||
+      !strcmp(name, "mdivide_left_spd"))
+    return r_mdivide(T, false, false, args, out, &q, err, errsz);
+  if (!strcmp(name, "mdivide_left_tri_low"))
+    return r_mdivide(T, false, true, args, out, &q, err, errsz);
+  if (!strcmp(name, "mdivide_right")) return r_mdivide(T, true, false, args, out, &q, err, errsz);
+  if (!strcmp(name, "mdivide_right_tri_low"))
+    return r_mdivide(T, true, true, args, out, &q, err, errsz);
+  if (!strcmp(name, "gp_exp_quad_cov") || !strcmp(name, "cov_exp_quad"))
+    return r_gp(T, nargs, args, out, &q);
+  *handled = false;
+  return true;
+}

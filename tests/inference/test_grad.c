@@ -1,0 +1,430 @@
+/* test_grad.c — ld_eval_grad (reverse-mode AD through the interpreter, the
+ * builtins, the transforms and the distributions) against central finite
+ * differences of ld_eval, an independent computation of the same derivative.
+ *
+ *   test_grad EXAMPLES_DIR EXACT_MODELS_DIR SHARED_EXACT_DIR
+ *
+ * Covered: every example and exact-posterior model with fixed structure and
+ * continuous latents; small models for each constraint kind (bounds, simplex,
+ * ordered, positive_ordered, cholesky_factor_corr),
+ * for bounds computed from parameters, for the interpreter's operations
+ * (broadcasting, matrix products, indexing, slicing, stores, literals,
+ * conditionals, user functions) and for each differentiable builtin; the
+ * error for a builtin without a derivative rule; two threads at once. */
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+
+#include "inference/logdensity.h"
+#include "lang/data.h"
+#include "stdlib/rng.h"
+#include "test_engines_util.h"
+
+/* 5-point central difference of ld_eval in coordinate i: error O(h^4) */
+static double fd_partial(const LogDensity *ld, const double *theta, size_t i, bool *ok) {
+  size_t n = ld_dim(ld);
+  double *th = malloc(sizeof(double) * n), f[4];
+  memcpy(th, theta, sizeof(double) * n);
+  double h = 1e-3 * fmax(1, fabs(theta[i]));
+  const double off[4] = {2, 1, -1, -2};
+  *ok = true;
+  for (int k = 0; k < 4; k++) {
+    Diag d;
+    diag_init(&d);
+    th[i] = theta[i] + off[k] * h;
+    if (!ld_eval(ld, th, &f[k], &d)) *ok = false;
+  }
+  free(th);
+  return (-f[0] + 8 * f[1] - 8 * f[2] + f[3]) / (12 * h);
+}
+
+/* Gradient at `npoints` random points (theta ~ scale * N(0,1)) against finite
+   differences; one TAP line per point. */
+static void check_grad(const char *what, const LogDensity *ld, int npoints, double scale,
+                       uint64_t seed) {
+  size_t n = ld_dim(ld);
+  Rng rng;
+  rng_seed(&rng, seed, 7);
+  double *theta = malloc(sizeof(double) * (n ? n : 1)), *g = malloc(sizeof(double) * (n ? n : 1));
+  for (int p = 0; p < npoints; p++) {
+    for (size_t i = 0; i < n; i++) theta[i] = scale * rng_normal(&rng);
+    double lp = NAN, lp0 = NAN;
+    Diag d;
+    diag_init(&d);
+    bool ok = ld_eval_grad(ld, theta, &lp, g, &d);
+    if (!tap_ok(ok, "%s: ld_eval_grad at point %d (%s)", what, p, d.msg)) continue;
+    diag_init(&d);
+    ld_eval(ld, theta, &lp0, &d);
+    double worst = 0;
+    size_t wi = 0;
+    double wfd = 0;
+    bool fdok = true;
+    for (size_t i = 0; i < n; i++) {
+      bool okk;
+      double fd = fd_partial(ld, theta, i, &okk);
+      fdok &= okk;
+      /* finite differences carry roundoff ~ eps |lp| / h on top of the
+         truncation error, so large log densities get a matching allowance */
+      double err = fabs(g[i] - fd) / (fmax(1, fabs(fd)) + 1e-9 * fabs(lp0));
+      if (!(err <= worst)) {
+        worst = err;
+        wi = i;
+        wfd = fd;
+      }
+    }
+    tap_ok(fdok && fabs(lp - lp0) <= 1e-12 * fmax(1, fabs(lp0)) && worst <= 1e-6,
+           "%s: point %d, lp %.6g, %zu partials within 1e-6 of finite differences "
+           "(worst %.2g at %zu: %.12g vs %.12g)",
+           what, p, lp, n, worst, wi, n ? g[wi] : 0, wfd);
+  }
+  free(theta);
+  free(g);
+}
+
+static LogDensity *ld_of(const char *src, TData *td, const char *what) {
+  Diag d;
+  Interp *in = tcompile(src, td, &d);
+  if (!tap_ok(in != NULL, "%s compiles", what)) return NULL;
+  LogDensity *ld = ld_new(in, &d);
+  if (!tap_ok(ld != NULL, "%s: ld_new (%s)", what, d.msg)) return NULL;
+  return ld;
+}
+
+static void grad_model(const char *what, const char *src, TData *td, double scale) {
+  LogDensity *ld = ld_of(src, td, what);
+  if (ld) check_grad(what, ld, 3, scale, 11);
+}
+
+/* ---- model files ---- */
+
+static char *read_text(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *s = malloc((size_t)n + 1);
+  size_t got = fread(s, 1, (size_t)n, f);
+  s[got] = 0;
+  fclose(f);
+  return s;
+}
+
+static void grad_file(const char *model, const char *data) {
+  Diag d;
+  diag_init(&d);
+  char *src = read_text(model);
+  if (!tap_ok(src != NULL, "read %s", model)) return;
+  Ast *a = parse_string(src, strlen(src), model, &d);
+  CheckedProgram *cp = a ? check_program(a, model, 0, NULL, &d) : NULL;
+  IrProgram *p = cp ? ir_lower(cp, &d) : NULL;
+  Interp *in = p ? interp_new(p, NULL) : NULL;
+  DataSource *ds = NULL;
+  FILE *df = fopen(data, "rb");
+  if (df) {
+    fclose(df);
+    ds = in ? data_json_file(data, &d) : NULL;
+  }
+  if (!tap_ok(in && (ds || !df) && interp_load_data(in, ds, &d), "%s compiles with its data (%s)",
+              model, d.msg))
+    return;
+  LogDensity *ld = ld_new(in, &d);
+  if (!ld) {
+    tap_diag("%s: no fixed-structure continuous log density (%s)", model, d.msg);
+    return;
+  }
+  const char *base = strrchr(model, '/');
+  check_grad(base ? base + 1 : model, ld, 3, 0.7, 5);
+}
+
+static bool has_suffix(const char *s, const char *suf) {
+  size_t n = strlen(s), m = strlen(suf);
+  return n >= m && strcmp(s + n - m, suf) == 0;
+}
+
+/* every NAME.ppl in dir, with data NAME.data.json beside it (or in
+   shared/NAME/data.json when shared is given) */
+static void grad_dir(const char *dir, const char *shared) {
+  DIR *dp = opendir(dir);
+  if (!tap_ok(dp != NULL, "open %s", dir)) return;
+  char *names[256];
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(dp)) && n < 256)
+    if (has_suffix(e->d_name, ".ppl")) names[n++] = strdup(e->d_name);
+  closedir(dp);
+  for (int i = 0; i < n; i++) /* a stable order */
+    for (int j = i + 1; j < n; j++)
+      if (strcmp(names[j], names[i]) < 0) {
+        char *t = names[i];
+        names[i] = names[j];
+        names[j] = t;
+      }
+  for (int i = 0; i < n; i++) {
+    char model[1024], data[1024];
+    snprintf(model, sizeof model, "%s/%s", dir, names[i]);
+    names[i][strlen(names[i]) - 4] = 0;
+    if (shared) snprintf(data, sizeof data, "%s/%s/data.json", shared, names[i]);
+    else snprintf(data, sizeof data, "%s/%s.data.json", dir, names[i]);
+    grad_file(model, data);
+    free(names[i]);
+  }
+}
+
+/* ---- transforms ---- */
+
+static void test_transforms(void) {
+  grad_model("lower/upper bounds",
+             "model {\n"
+             "  real<lower=1> a ~ normal(2, 3);\n"
+             "  real<upper=-1> b ~ normal(-2, 1);\n"
+             "  real<lower=-2, upper=5> c ~ normal(0, 4);\n"
+             "  real<lower=0, upper=1> p[3] ~ beta(2, 3);\n"
+             "}\n",
+             NULL, 1.0);
+  grad_model("simplex", "model { simplex[4] s ~ dirichlet([1.5, 2, 3, 0.7]'); }\n", NULL, 1.0);
+  grad_model("ordered",
+             "model { ordered[4] o ~ normal(0, 3); positive_ordered[3] q ~ gamma(2, 1); }\n",
+             NULL, 0.8);
+  grad_model("cholesky_factor_corr",
+             "model { cholesky_factor_corr[3] L ~ lkj_corr_cholesky(2.5); }\n", NULL, 0.8);
+  /* unit_vector and cov_matrix have no family to sample them yet: their
+     transforms are tested directly in tests/lang/test_ad.c */
+  grad_model("bounds from parameters",
+             "model {\n"
+             "  real a ~ normal(0, 1);\n"
+             "  real<lower=a> b ~ normal(a + 1, 2);\n"
+             "  real<lower=a - 1, upper=b + 2> c ~ normal(0, 3);\n"
+             "  real<upper=exp(a)> e ~ normal(0, 2);\n"
+             "}\n",
+             NULL, 0.8);
+}
+
+/* ---- interpreter operations ---- */
+
+static void test_interp_ops(void) {
+  grad_model("broadcasting and elementwise",
+             "model {\n"
+             "  real a ~ normal(0, 1);\n"
+             "  vector[3] v ~ normal(0, 1);\n"
+             "  row_vector[3] r ~ normal(0, 1);\n"
+             "  vector[3] w = (a * v + 2) ./ (1.5 + v .* v) - v / 3 + (v - a);\n"
+             "  row_vector[3] s = 2 - r * a + r .* r;\n"
+             "  target += w[1] * w[2] - w[3] ^ 2 + s[1] - s[3] * s[2] + a ^ 3 + (2 + a) ^ a;\n"
+             "  target += -(a * a) + v[2] ^ 2 + (-v)[3] * 0.5 + fmod(a, 0.7);\n"
+             "}\n",
+             NULL, 0.8);
+  grad_model("matrix products and transpose",
+             "model {\n"
+             "  matrix[2, 3] A ~ normal(0, 1);\n"
+             "  vector[3] x ~ normal(0, 1);\n"
+             "  row_vector[2] r ~ normal(0, 1);\n"
+             "  matrix[3, 2] B = A';\n"
+             "  vector[2] y = A * x;\n"
+             "  matrix[2, 2] C = A * B;\n"
+             "  row_vector[3] z = r * A;\n"
+             "  matrix[3, 3] O = x * x';\n"
+             "  real q = r * y;\n"
+             "  target += y[1] * y[2] + C[1, 2] - C[2, 2] ^ 2 + z[3] * z[1] + O[2, 3] + q;\n"
+             "  target += (x' * B)[2] + (B * [1, 2]')[3];\n"
+             "}\n",
+             NULL, 0.8);
+  grad_model("indexing, slicing, stores and literals",
+             "functions {\n"
+             "  real f(vector v, real s) { return v[1] * s + sum(v[2:3]); }\n"
+             "}\n"
+             "model {\n"
+             "  real a ~ normal(0, 1);\n"
+             "  real b ~ normal(0, 1);\n"
+             "  vector[4] v ~ normal(0, 1);\n"
+             "  matrix[2, 2] M ~ normal(0, 1);\n"
+             "  vector[3] w;\n"
+             "  w[1] = a * b;\n"
+             "  w[2:3] = v[3:4];\n"
+             "  matrix[2, 2] N = M;\n"
+             "  N[1, 2] = a;\n"
+             "  N[2] = [b, a * 2];\n"
+             "  N[:, 1] = v[1:2];\n"
+             "  real arr[3] = {a, b, a * b};\n"
+             "  arr[2] = v[4];\n"
+             "  vector[3] lit = [a, 1, b]';\n"
+             "  matrix[2, 2] ML = [[a, b], [1, a]];\n"
+             "  real t = 0;\n"
+             "  for (i in 1:3) t = t + w[i] * lit[i] + arr[i];\n"
+             "  if (a > 0) t = t + a * M[2, 1]; else t = t - b * M[1, 2];\n"
+             "  real c = b > 0 ? a * a : b;\n"
+             "  target += t + c + N[1, 1] * N[1, 2] + N[2, 1] + N[2, 2] + f(v, a) + ML[1, 2] * ML[2, 2];\n"
+             "  target += to_vector(arr)[3] + M[2][1];\n"
+             "}\n",
+             NULL, 0.8);
+  grad_model("factor, observe with parameter arguments",
+             "data { int N; vector[N] y; }\n"
+             "model {\n"
+             "  real mu ~ normal(0, 1);\n"
+             "  real<lower=0> s ~ lognormal(0, 1);\n"
+             "  y ~ normal(mu, s);\n"
+             "  factor(-0.5 * mu * mu * s);\n"
+             "}\n",
+             ({
+               static TData td;
+               static const double yv[4] = {0.3, -1.2, 2.5, 0.1};
+               tdata_init(&td);
+               tdata_add(&td, "N", val_int(4));
+               tdata_add(&td, "y", tvec(4, yv));
+               &td;
+             }),
+             0.8);
+}
+
+/* ---- builtins ---- */
+
+/* Each expression is the whole target of a model over a, p (in (0,1)),
+   q (> 0), v (vector[3]), r (row_vector[3]), M (matrix[3,3]). */
+static const char *const builtin_exprs[] = {
+    "exp(a) + log(q) + log2(q) + log10(q) + log1p(q) + expm1(a)",
+    "sqrt(q) + cbrt(q) + square(a) + inv(q) + inv_sqrt(q) + inv_square(q) + fabs(a) + abs(a)",
+    "sin(a) + cos(a) + tan(0.3 * a) + asin(p) + acos(p) + atan(a)",
+    "sinh(a) + cosh(a) + tanh(a) + asinh(a) + acosh(1 + q) + atanh(p - 0.5)",
+    "lgamma(q) + tgamma(q + 0.5) + digamma(q + 0.3) + erf(a) + erfc(a)",
+    "Phi(a) + Phi_approx(a) + inv_Phi(p) + logit(p) + inv_logit(a) + inv_cloglog(a)",
+    "log_inv_logit(a) + log1m_inv_logit(a) + log1m(p) + log1p_exp(a) + log1m_exp(-q)",
+    "pow(q, a) + fmin(a, v[1]) + fmax(a, v[2]) + fmod(q + 3, 1.3) + hypot(a, q)",
+    "atan2(a, q) + lbeta(q, p + 1) + lchoose(q + 4, p + 1) + log_diff_exp(q + 1, a - 3)",
+    "lmultiply(q, p) + multiply_log(p, q) + log_sum_exp(a, q) + log_mix(p, a, v[1])",
+    "fma(a, q, p) + floor(a) + ceil(a) + round(a) + trunc(a) + step(a) + sum(exp(v))",
+    "sum(v) + prod(v) + mean(r) + variance(v) + sd(r) + log_sum_exp(v) + min(v) + max(r)",
+    "dot_product(v, r) + dot_self(v) + squared_distance(v, r') + distance(v, r') + norm1(v) + "
+    "norm2(r)",
+    "sum(softmax(v) .* [1, 2, 3]') + log_softmax(v)[2] + cumulative_sum(v)[3] * cumulative_sum(r)[2]",
+    "log_mix(softmax(v), [a, q, p]') + sum(sort_asc(v) .* [1, 2, 3]') + sort_desc(r)[1]",
+    "sum(rep_vector(a, 3) .* v) + rep_row_vector(q, 2)[2] + rep_matrix(a, 2, 2)[1, 2] * q + "
+    "rep_array(q, 2)[1] * a",
+    "to_vector(r)[2] * to_row_vector(v)[3] + to_vector(M)[4] + to_array_1d(v)[1] + "
+    "to_matrix(v, 3, 1)[2, 1] + to_array_2d(M)[2, 3]",
+    "sum(diag_matrix(v) * v) + diagonal(M)[2] + transpose(M)[1, 3] + append_row(v, a)[4] + "
+    "sum(append_row(3, v) .* [1, 2, 3, 4]') + append_col(r, 2)[1] + "
+    "append_col(r, q)[4] + block(M, 2, 2, 2, 2)[1, 2] + col(M, 1)[3] + row(M, 2)[1]",
+    "sub_col(M, 1, 2, 2)[2] + sub_row(M, 3, 1, 2)[1] + head(v, 2)[2] + tail(r, 2)[1] + "
+    "segment(v, 2, 2)[1] + reverse(v)[1] + append_array({a}, {q})[2]",
+    "sum(exp(M)) + sum(log(exp(v) + 1)) + sum(square(r)) + sum(pow(v, 2)) + sum(pow(q, v))",
+    "sum(inv_logit(M) .* M) + sum(fmax(v, 0.1)) + sum(lgamma(exp(r)))",
+    "sum(crossprod(M)) + tcrossprod(M)[1, 2] + sum(multiply_lower_tri_self_transpose(M)) + "
+    "quad_form(M, v) + sum(quad_form(M, M))",
+    "sum(quad_form_sym(add_diag(crossprod(M), 1), M)) + "
+    "quad_form_sym(add_diag(crossprod(M), 1.0), v)",
+    "sum(diag_pre_multiply(v, M)) + sum(diag_post_multiply(M, r)) + sum(quad_form_diag(M, v)) + "
+    "sum(add_diag(M, v)) + sum(add_diag(M, a)) + trace(M)",
+    "sum(columns_dot_product(M, M)) + sum(rows_dot_product(M, crossprod(M))) + "
+    "sum(columns_dot_self(M)) + sum(rows_dot_self(M)) + sum(columns_dot_product(v, v))",
+    "sum(cholesky_decompose(add_diag(crossprod(M), 1))) + sum(inverse(add_diag(M, 4))) + "
+    "log_determinant(add_diag(M, 4)) + determinant(M)",
+    "sum(mdivide_left_tri_low(add_diag(M, 4), v)) + sum(mdivide_right_tri_low(r, add_diag(M, 4))) + "
+    "sum(mdivide_left(add_diag(M, 4), v)) + sum(mdivide_right(r, add_diag(M, 4))) + "
+    "sum(mdivide_left_tri_low(add_diag(M, 4), M)) + sum(mdivide_right_tri_low(M, add_diag(M, 4)))",
+    "sum(inverse_spd(add_diag(crossprod(M), 1))) + log_determinant_spd(add_diag(crossprod(M), 1)) + "
+    "sum(mdivide_left_spd(add_diag(crossprod(M), 1), v)) + sum(solve(add_diag(M, 4), M))",
+    "sum(gp_exp_quad_cov({a, q, p}, q, exp(a))) + sum(gp_exp_quad_cov({v, r'}, q + 0.5, 1.3)) + "
+    "sum(gp_exp_quad_cov({a}, {q, p}, q, 2.0)) + sum(cov_exp_quad({1.0, 2.5}, q, p + 1))",
+    "normal_lpdf(v, a, q) + poisson_lpmf(3, q) + gamma_lpdf(q, 2, 1.5) + beta_lpdf(p, q, 2) + "
+    "student_t_lpdf(a, q + 1, v[1], 2) + multi_normal_lpdf(v, r', add_diag(crossprod(M), 1))",
+};
+
+static void test_builtins(void) {
+  char src[2048], what[64];
+  for (size_t k = 0; k < sizeof builtin_exprs / sizeof builtin_exprs[0]; k++) {
+    snprintf(src, sizeof src,
+             "model {\n"
+             "  real a ~ normal(0, 1);\n"
+             "  real<lower=0.05, upper=0.95> p ~ uniform(0.05, 0.95);\n"
+             "  real<lower=0> q ~ gamma(3, 2);\n"
+             "  vector[3] v ~ normal(0, 1);\n"
+             "  row_vector[3] r ~ normal(0, 1);\n"
+             "  matrix[3, 3] M ~ normal(0, 1);\n"
+             "  target += %s;\n"
+             "}\n",
+             builtin_exprs[k]);
+    snprintf(what, sizeof what, "builtins %zu", k + 1);
+    grad_model(what, src, NULL, 0.6);
+  }
+}
+
+static void test_no_rule(void) {
+  LogDensity *ld = ld_of("model { real a ~ normal(0, 1); target += fdim(a, 0.5); }\n", NULL,
+                         "fdim model");
+  if (!ld) return;
+  double th = 0.2, lp, g;
+  Diag d;
+  diag_init(&d);
+  bool ok = ld_eval_grad(ld, &th, &lp, &g, &d);
+  tap_ok(!ok && strstr(d.msg, "gradient of 'fdim' is not implemented") != NULL,
+         "a builtin without a derivative rule is an error: %s", d.msg);
+  diag_init(&d);
+  tap_ok(ld_eval(ld, &th, &lp, &d), "... while ld_eval of the same model works");
+}
+
+/* ---- threads ---- */
+
+typedef struct {
+  const LogDensity *ld;
+  double sum;
+} ThreadArg;
+
+static void grad_loop(ThreadArg *a) {
+  LdWork *w = ld_work_new(a->ld);
+  size_t n = ld_dim(a->ld);
+  double th[16], g[16];
+  for (int i = 0; i < 200; i++) {
+    for (size_t k = 0; k < n; k++) th[k] = 0.01 * i - 0.02 * (double)k;
+    double lp = 0;
+    Diag d;
+    diag_init(&d);
+    ld_eval_grad_w(w, th, &lp, g, &d);
+    a->sum += lp;
+    for (size_t k = 0; k < n; k++) a->sum += g[k] * (double)(k + 1);
+  }
+}
+
+static void *grad_thread(void *p) {
+  gc_thread_enter();
+  grad_loop(p);
+  gc_thread_leave();
+  return NULL;
+}
+
+static void test_threads(void) {
+  LogDensity *ld = ld_of("model {\n"
+                         "  real mu ~ normal(0, 5);\n"
+                         "  real<lower=0> tau ~ cauchy(0, 5);\n"
+                         "  vector[8] eta ~ normal(0, 1);\n"
+                         "  vector[8] th = mu + tau * eta;\n"
+                         "  [28, 8, -3, 7, -1, 1, 18, 12]' ~ normal(th, [15, 10, 16, 11, 9, 11, 10, 18]');\n"
+                         "}\n",
+                         NULL, "threads model");
+  if (!ld) return;
+  ThreadArg serial = {ld, 0}, a = {ld, 0}, b = {ld, 0};
+  grad_loop(&serial);
+  pthread_t t1, t2;
+  pthread_create(&t1, NULL, grad_thread, &a);
+  pthread_create(&t2, NULL, grad_thread, &b);
+  pthread_join(t1, NULL);
+  pthread_join(t2, NULL);
+  tap_ok(a.sum == serial.sum && b.sum == serial.sum,
+         "two threads computing gradients at once agree with the serial result");
+}
+
+int main(int argc, char **argv) {
+  gc_init();
+  test_transforms();
+  test_interp_ops();
+  test_builtins();
+  test_no_rule();
+  test_threads();
+  if (argc >= 2) {
+    grad_dir(argv[1], NULL);
+    char pdb[1024];
+    snprintf(pdb, sizeof pdb, "%s/posteriordb", argv[1]);
+    grad_dir(pdb, NULL);
+  }
+  if (argc >= 4) grad_dir(argv[2], argv[3]);
+  return tap_done();
+}

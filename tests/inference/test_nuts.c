@@ -1,0 +1,394 @@
+/* test_nuts.c — the "nuts" and "hmc" engines on programs, through the driver
+ * as `ppl run` uses them:
+ *
+ *   - constrained latents of every kind (lower bound, interval, simplex,
+ *     matrix, Cholesky factor of a correlation) with known posteriors (here:
+ *     the priors themselves, whose moments are known in closed form), so the
+ *     transforms, their Jacobians and the per-draw outputs (CmdStan element
+ *     order, generated quantities) are all checked;
+ *   - eight schools (non-centred) runs cleanly; the centred form diverges and
+ *     the run notes say so with advice; max-treedepth hits are counted;
+ *   - static HMC on the same known posteriors;
+ *   - the selector picks nuts for fixed-structure continuous programs only;
+ *   - CSV: CmdStan's sampler columns, config lines and adaptation lines for
+ *     the diagonal and dense metrics;
+ *   - same seed, same draws; an initialisation that cannot succeed names the
+ *     failing statement.
+ *
+ * Tolerances: means within 4 MCSE, E[(x - m)^2] within 4 MCSE of the exact
+ * variance, a minimum ESS so that a stuck chain cannot pass. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "inference/driver.h"
+#include "inference/nuts.h"
+#include "test_engines_util.h"
+
+static char *tmp_path(const char *name) {
+  const char *dir = getenv("TMPDIR");
+  return gc_printf("%s/ppl_test_nuts_%ld_%s", dir && *dir ? dir : "/tmp", (long)getpid(), name);
+}
+
+static RunResult *drive(const Interp *in, const char *engine, int chains, int warmup, int draws,
+                        uint64_t seed, int metric, const char *csv, Diag *d) {
+  DriverOpts o;
+  driver_opts_default(&o);
+  o.eng.chains = chains, o.eng.warmup = warmup, o.eng.draws = draws, o.eng.seed = seed;
+  o.eng.metric = metric;
+  o.threads = 2;
+  o.output_csv = csv;
+  o.model_name = "test";
+  RunResult *rr = NULL;
+  diag_init(d);
+  if (!driver_run(in, engine_lookup(engine), &o, &rr, d)) return NULL;
+  return rr;
+}
+
+/* mean and E[(x - mean)^2] of a column against exact values */
+static void check_col(const RunResult *rr, const char *col, double mean, double var,
+                      double min_ess, const char *what) {
+  int c = rr_column_index(rr, col);
+  if (!tap_ok(c >= 0, "%s: column %s", what, col)) return;
+  int m = rr_num_chains(rr), n = rr_num_draws(rr);
+  const double **x = malloc(sizeof(double *) * (size_t)m);
+  double **sq = malloc(sizeof(double *) * (size_t)m);
+  for (int k = 0; k < m; k++) {
+    x[k] = rr_column_draws(rr, k, c);
+    sq[k] = malloc(sizeof(double) * (size_t)n);
+    for (int i = 0; i < n; i++) sq[k][i] = (x[k][i] - mean) * (x[k][i] - mean);
+  }
+  SummaryStats s, s2;
+  diag_summarise(m, n, x, &s);
+  diag_summarise(m, n, (const double *const *)sq, &s2);
+  tap_ok(fabs(s.mean - mean) <= 4 * s.mcse && s.ess_bulk >= min_ess,
+         "%s: %s mean %.4f within 4 MCSE (%.4f) of %g, ESS %.0f", what, col, s.mean, s.mcse, mean,
+         s.ess_bulk);
+  if (var > 0)
+    tap_ok(fabs(s2.mean - var) <= 4 * s2.mcse, "%s: %s variance %.4f within 4 MCSE (%.4f) of %g",
+           what, col, s2.mean, s2.mcse, var);
+  for (int k = 0; k < m; k++) free(sq[k]);
+  free(x), free(sq);
+}
+
+/* ---- known posteriors with every kind of constraint ---- */
+
+static const char *src_priors =
+    "data { matrix[2, 3] M; }\n"
+    "model {\n"
+    "  real<lower=0> s ~ gamma(2, 1);\n"
+    "  real<lower=0, upper=1> p ~ beta(2, 3);\n"
+    "  vector[3] w ~ dirichlet([1, 2, 3]');\n"
+    "  matrix[2, 3] Z ~ normal(M, 0.1);\n"
+    "  cholesky_factor_corr[2] L ~ lkj_corr_cholesky(2);\n"
+    "}\n"
+    "generated {\n"
+    "  real s2 = s * s;\n"
+    "  real r2 = L[2, 1] * L[2, 1] + L[2, 2] * L[2, 2];\n"
+    "}\n";
+
+static Interp *compile_priors(void) {
+  TData td;
+  tdata_init(&td);
+  Value M = val_mat(2, 3);
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 3; j++) M.t->d[j * 2 + i] = 10 * (i + 1) + (j + 1); /* column-major */
+  tdata_add(&td, "M", M);
+  Diag d;
+  return tcompile(src_priors, &td, &d);
+}
+
+static void check_priors(const RunResult *rr, const char *what) {
+  check_col(rr, "s", 2, 2, 400, what);              /* gamma(2, 1) */
+  check_col(rr, "p", 0.4, 0.04, 400, what);         /* beta(2, 3): var 6/150 */
+  check_col(rr, "w[1]", 1.0 / 6, 5.0 / 252, 400, what); /* dirichlet: a_i(a0-a_i)/(a0^2(a0+1)) */
+  check_col(rr, "w[3]", 0.5, 9.0 / 252, 400, what);
+  /* CmdStan order: Z.2.1 is row 2, column 1 */
+  check_col(rr, "Z[1,1]", 11, 0.01, 400, what);
+  check_col(rr, "Z[2,1]", 21, 0.01, 400, what);
+  check_col(rr, "Z[1,3]", 13, 0.01, 400, what);
+  check_col(rr, "Z[2,3]", 23, 0.01, 400, what);
+  /* LKJ(2) on 2x2: the correlation L[2,1] ~ 2 Beta(2, 2) - 1, variance 1/5 */
+  check_col(rr, "L[2,1]", 0, 0.2, 400, what);
+  check_col(rr, "s2", 6, 0, 400, what);            /* E[s^2] = k(k+1) = 6 */
+  int c11 = rr_column_index(rr, "L[1,1]"), c12 = rr_column_index(rr, "L[1,2]");
+  int cr = rr_column_index(rr, "r2");
+  bool unit = c11 >= 0 && c12 >= 0 && cr >= 0;
+  for (int k = 0; unit && k < rr_num_chains(rr); k++)
+    for (int i = 0; unit && i < rr_num_draws(rr); i++)
+      unit = rr_draw(rr, k, i, c11) == 1 && rr_draw(rr, k, i, c12) == 0 &&
+             fabs(rr_draw(rr, k, i, cr) - 1) < 1e-12;
+  tap_ok(unit, "%s: every draw of L is a Cholesky factor of a correlation matrix", what);
+}
+
+static void test_priors(void) {
+  Interp *in = compile_priors();
+  if (!tap_ok(in != NULL, "constrained model compiles")) return;
+  Diag d;
+  RunResult *rr = drive(in, "nuts", 4, 1000, 1000, 7, METRIC_DIAG, NULL, &d);
+  if (tap_ok(rr != NULL, "nuts runs the constrained model (%s)", d.msg)) check_priors(rr, "nuts");
+  rr = drive(in, "nuts", 4, 1000, 1000, 8, METRIC_DENSE, NULL, &d);
+  if (tap_ok(rr != NULL, "nuts dense runs the constrained model (%s)", d.msg)) {
+    check_col(rr, "s", 2, 2, 400, "nuts dense");
+    check_col(rr, "w[3]", 0.5, 9.0 / 252, 400, "nuts dense");
+    check_col(rr, "Z[2,3]", 23, 0.01, 400, "nuts dense");
+  }
+  rr = drive(in, "hmc", 4, 1000, 1000, 9, METRIC_DIAG, NULL, &d);
+  if (tap_ok(rr != NULL, "hmc runs the constrained model (%s)", d.msg)) {
+    check_col(rr, "s", 2, 2, 150, "hmc");
+    check_col(rr, "p", 0.4, 0.04, 150, "hmc");
+    check_col(rr, "w[1]", 1.0 / 6, 5.0 / 252, 150, "hmc");
+    check_col(rr, "Z[2,1]", 21, 0.01, 150, "hmc");
+  }
+}
+
+/* ---- eight schools ---- */
+
+static const double es_y[8] = {28, 8, -3, 7, -1, 1, 18, 12};
+static const double es_sigma[8] = {15, 10, 16, 11, 9, 11, 10, 18};
+
+static Interp *compile_es(bool centred) {
+  const char *nc =
+      "data { int J; real y[J]; real<lower=0> sigma[J]; }\n"
+      "model {\n"
+      "  real mu ~ normal(0, 5);\n"
+      "  real<lower=0> tau ~ cauchy(0, 5);\n"
+      "  vector[J] eta ~ normal(0, 1);\n"
+      "  vector[J] theta = mu + tau * eta;\n"
+      "  y ~ normal(theta, sigma);\n"
+      "}\n";
+  const char *c =
+      "data { int J; real y[J]; real<lower=0> sigma[J]; }\n"
+      "model {\n"
+      "  real mu ~ normal(0, 5);\n"
+      "  real<lower=0> tau ~ cauchy(0, 5);\n"
+      "  vector[J] theta ~ normal(mu, tau);\n"
+      "  y ~ normal(theta, sigma);\n"
+      "}\n";
+  TData td;
+  tdata_init(&td);
+  tdata_add(&td, "J", val_int(8));
+  Value y = val_arr(8), s = val_arr(8);
+  for (int i = 0; i < 8; i++) y.a->e[i] = val_real(es_y[i]), s.a->e[i] = val_real(es_sigma[i]);
+  tdata_add(&td, "y", y);
+  tdata_add(&td, "sigma", s);
+  Diag d;
+  return tcompile(centred ? c : nc, &td, &d);
+}
+
+static void test_eight_schools(void) {
+  Interp *in = compile_es(false);
+  if (!tap_ok(in != NULL, "eight schools compiles")) return;
+  Diag d;
+  RunResult *rr = drive(in, "nuts", 4, 1000, 1000, 1, METRIC_DIAG, NULL, &d);
+  if (!tap_ok(rr != NULL, "eight schools (non-centred) runs (%s)", d.msg)) return;
+  /* posteriordb reference: mu 4.39 (sd 3.3), tau 3.6 (sd 3.2) */
+  const SummaryStats *mu = rr_summary(rr, rr_column_index(rr, "mu"));
+  const SummaryStats *tau = rr_summary(rr, rr_column_index(rr, "tau"));
+  tap_ok(fabs(mu->mean - 4.39) < 4 * mu->mcse + 0.05 * 3.3, "eight schools: mu mean %.3f", mu->mean);
+  tap_ok(fabs(tau->mean - 3.6) < 4 * tau->mcse + 0.05 * 3.2, "eight schools: tau mean %.3f", tau->mean);
+  tap_ok(mu->rhat < 1.01 && tau->rhat < 1.01 && tau->ess_bulk > 800,
+         "eight schools: R-hat %.3f %.3f, tau ESS %.0f", mu->rhat, tau->rhat, tau->ess_bulk);
+  int dv = rr_column_index(rr, "divergent__");
+  double ndiv = 0;
+  for (int k = 0; k < 4; k++)
+    for (int i = 0; i < 1000; i++) ndiv += rr_draw(rr, k, i, dv);
+  tap_ok(ndiv <= 20, "eight schools non-centred: %.0f divergences of 4000 (few)", ndiv);
+
+  /* the centred form has a funnel: NUTS must report divergences with advice */
+  in = compile_es(true);
+  rr = drive(in, "nuts", 4, 1000, 1000, 2, METRIC_DIAG, NULL, &d);
+  if (!tap_ok(rr != NULL, "eight schools (centred) runs (%s)", d.msg)) return;
+  ndiv = 0;
+  for (int k = 0; k < 4; k++)
+    for (int i = 0; i < 1000; i++) ndiv += rr_draw(rr, k, i, dv);
+  const char *txt = rr_summary_text(rr);
+  tap_ok(ndiv > 0, "eight schools centred: %.0f divergences detected", ndiv);
+  tap_ok(strstr(txt, "transitions after warmup diverged; increase --adapt-delta towards 0.95 or "
+                     "reparameterise") != NULL,
+         "eight schools centred: the summary gives advice on divergences");
+}
+
+/* max tree depth 2 on a correlated target: hits counted and reported */
+static void test_treedepth_notes(void) {
+  const char *src = "model { real a ~ normal(0, 1); real b ~ normal(a, 0.01); }\n";
+  Diag d;
+  Interp *in = tcompile(src, NULL, &d);
+  if (!tap_ok(in != NULL, "treedepth model compiles")) return;
+  DriverOpts o;
+  driver_opts_default(&o);
+  o.eng.chains = 1, o.eng.warmup = 200, o.eng.draws = 200, o.eng.max_depth = 2;
+  o.eng.metric = METRIC_UNIT;
+  RunResult *rr = NULL;
+  diag_init(&d);
+  bool ok = driver_run(in, engine_lookup("nuts"), &o, &rr, &d);
+  if (!tap_ok(ok, "max depth 2 runs (%s)", d.msg)) return;
+  int td = rr_column_index(rr, "treedepth__"), nl = rr_column_index(rr, "n_leapfrog__");
+  double maxd = 0, maxl = 0;
+  for (int i = 0; i < 200; i++) {
+    if (rr_draw(rr, 0, i, td) > maxd) maxd = rr_draw(rr, 0, i, td);
+    if (rr_draw(rr, 0, i, nl) > maxl) maxl = rr_draw(rr, 0, i, nl);
+  }
+  tap_ok(maxd == 2 && maxl <= 7, "max depth 2: treedepth__ reaches but never exceeds 2 (%g, %g)",
+         maxd, maxl);
+  tap_ok(strstr(rr_summary_text(rr), "hit the maximum tree depth of 2; increase --max-depth") != NULL,
+         "max depth hits are reported with advice");
+}
+
+/* ---- the selector ---- */
+
+static void test_selector(void) {
+  const char *srcs[] = {
+      "model { real mu ~ normal(0, 1); vector[3] x ~ normal(mu, 1); }\n",
+      "model { real p ~ beta(1, 1); int k ~ bernoulli(p); }\n",
+      "model { real n ~ normal(0, 1); if (n > 0) { real z ~ normal(0, 1); } }\n",
+  };
+  const char *want[] = {"nuts", "mh", "mh"};
+  for (int i = 0; i < 3; i++) {
+    Diag d;
+    Interp *in = tcompile(srcs[i], NULL, &d);
+    if (!tap_ok(in != NULL, "selector program %d compiles", i)) continue;
+    const char *why = NULL;
+    const EngineVT *e = engine_select(ir_analyze(interp_program(in)), &why);
+    tap_ok(strcmp(e->name, want[i]) == 0,
+           "selector program %d: %s (%s)", i, e->name, why);
+  }
+  Diag d;
+  Interp *in = tcompile(srcs[0], NULL, &d);
+  const char *why = NULL;
+  engine_select(ir_analyze(interp_program(in)), &why);
+  tap_streq(why, "nuts — 2 continuous latents, fixed structure: gradient-based no-U-turn sampler "
+                 "with Stan's warmup", "selector reason for nuts");
+}
+
+/* ---- CSV ---- */
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  char *buf = gc_alloc_atomic(1 << 20);
+  size_t n = fread(buf, 1, (1 << 20) - 1, f);
+  buf[n] = 0;
+  fclose(f);
+  return buf;
+}
+
+/* the line after the one starting with `prefix`, or NULL */
+static const char *line_after(const char *text, const char *prefix) {
+  const char *p = strstr(text, prefix);
+  if (!p) return NULL;
+  p = strchr(p, '\n');
+  return p ? p + 1 : NULL;
+}
+
+static int count_fields(const char *line) {
+  int n = 1;
+  for (; *line && *line != '\n'; line++) n += *line == ',';
+  return n;
+}
+
+static void test_csv(void) {
+  const char *src = "model { real mu ~ normal(1, 2); vector[2] x ~ normal(mu, 1); }\n"
+                    "generated { real y = mu + 1; }\n";
+  Diag d;
+  Interp *in = tcompile(src, NULL, &d);
+  if (!tap_ok(in != NULL, "csv model compiles")) return;
+  char *path = tmp_path("diag.csv");
+  RunResult *rr = drive(in, "nuts", 1, 150, 20, 3, METRIC_DIAG, path, &d);
+  if (!tap_ok(rr != NULL, "csv run (%s)", d.msg)) return;
+  char *t = slurp(path);
+  if (!tap_ok(t != NULL, "csv written")) return;
+  tap_ok(strstr(t, "\nlp__,accept_stat__,stepsize__,treedepth__,n_leapfrog__,divergent__,energy__,"
+                   "mu,x.1,x.2,y\n") != NULL,
+         "CmdStan's sampler columns, then the outputs");
+  const char *cfg[] = {"#     adapt\n#       engaged = 1\n#       gamma = 0.05\n#       delta = 0.8\n",
+                       "#     algorithm = hmc\n#       hmc\n#         engine = nuts\n#           nuts\n"
+                       "#             max_depth = 10\n#         metric = diag_e\n",
+                       "#         stepsize = 1\n#         stepsize_jitter = 0\n"};
+  for (int i = 0; i < 3; i++) tap_ok(strstr(t, cfg[i]) != NULL, "config block %d as CmdStan writes it", i);
+  const char *a = strstr(t, "\n# Adaptation terminated\n# Step size = ");
+  tap_ok(a != NULL, "adaptation lines follow the header");
+  const char *diag = line_after(t, "# Diagonal elements of inverse mass matrix:");
+  tap_ok(diag && strncmp(diag, "# ", 2) == 0 && count_fields(diag) == 3,
+         "one line of 3 inverse-metric values");
+  const char *first = diag ? strchr(diag, '\n') + 1 : NULL;
+  tap_ok(first && count_fields(first) == 11 && first[0] != '#', "then the draws (11 columns)");
+  unlink(path);
+
+  rr = drive(in, "nuts", 1, 150, 20, 3, METRIC_DENSE, path, &d);
+  t = rr ? slurp(path) : NULL;
+  tap_ok(t && strstr(t, "#         metric = dense_e\n"), "dense: metric = dense_e");
+  const char *row = t ? line_after(t, "# Elements of inverse mass matrix:") : NULL;
+  bool rows = row != NULL;
+  for (int i = 0; rows && i < 3; i++) {
+    rows = strncmp(row, "# ", 2) == 0 && count_fields(row) == 3;
+    row = strchr(row, '\n') + 1;
+  }
+  tap_ok(rows && row[0] != '#', "dense: 3 rows of 3 inverse-metric values");
+  unlink(path);
+
+  rr = drive(in, "hmc", 1, 150, 20, 3, METRIC_UNIT, path, &d);
+  t = rr ? slurp(path) : NULL;
+  tap_ok(t && strstr(t, "\nlp__,accept_stat__,stepsize__,int_time__,energy__,mu,") &&
+             strstr(t, "#         engine = static\n#           static\n#             int_time = 6.28") &&
+             strstr(t, "#         metric = unit_e\n") &&
+             strstr(t, "# No free parameters for unit metric\n"),
+         "hmc with unit metric: CmdStan's static HMC columns and lines");
+  unlink(path);
+}
+
+/* ---- reproducibility and initialisation ---- */
+
+static void test_same_seed(void) {
+  Interp *in = compile_es(false);
+  Diag d;
+  RunResult *a = drive(in, "nuts", 2, 100, 50, 11, METRIC_DIAG, NULL, &d);
+  RunResult *b = drive(in, "nuts", 2, 100, 50, 11, METRIC_DIAG, NULL, &d);
+  RunResult *c = drive(in, "nuts", 2, 100, 50, 12, METRIC_DIAG, NULL, &d);
+  if (!tap_ok(a && b && c, "three short runs")) return;
+  bool same = rr_num_columns(a) == rr_num_columns(b);
+  for (int k = 0; same && k < 2; k++)
+    for (int i = 0; same && i < 50; i++)
+      for (int j = 0; same && j < rr_num_columns(a); j++)
+        same = rr_draw(a, k, i, j) == rr_draw(b, k, i, j);
+  tap_ok(same, "same seed, same draws and outputs (generated quantities included)");
+  tap_ok(rr_draw(a, 0, 49, 8) != rr_draw(c, 0, 49, 8), "another seed, other draws");
+}
+
+static void test_init_failure(void) {
+  /* the prior run is fine (x near 0), but at uniform(-2, 2) inits the scale
+     1 - dot_self(x) is negative: the error names that statement */
+  const char *src = "model {\n"
+                    "  vector[20] x ~ normal(0, 0.01);\n"
+                    "  0.5 ~ normal(0, 1 - dot_self(x));\n"
+                    "}\n";
+  Diag d;
+  Interp *in = tcompile(src, NULL, &d);
+  if (!tap_ok(in != NULL, "init-failure model compiles")) return;
+  RunResult *rr = drive(in, "nuts", 1, 10, 10, 1, METRIC_DIAG, NULL, &d);
+  tap_ok(rr == NULL && strstr(d.msg, "could not find an initial point") && strstr(d.msg, "test.ppl:3:"),
+         "init failure names the statement: %s", d.msg);
+  const char *src2 = "model { real x ~ normal(0, 1); factor(x > 5 ? 0 : negative_infinity()); }\n";
+  in = tcompile(src2, NULL, &d);
+  if (!in) {
+    tap_ok(0, "init -inf model compiles");
+    return;
+  }
+  rr = drive(in, "nuts", 1, 10, 10, 1, METRIC_DIAG, NULL, &d);
+  tap_ok(rr == NULL && strstr(d.msg, "could not find an initial point") && strstr(d.msg, "-inf"),
+         "init failure when the density is -inf says so: %s", d.msg);
+}
+
+int main(void) {
+  gc_init();
+  test_selector();
+  test_csv();
+  test_same_seed();
+  test_init_failure();
+  test_treedepth_notes();
+  test_priors();
+  test_eight_schools();
+  return tap_done();
+}

@@ -1,0 +1,108 @@
+/* test_resample.c — the resampling schemes: unbiasedness (the mean offspring
+ * count of particle i over many resamplings is N w_i, within 4 standard
+ * errors), the structural guarantees of each scheme (sorted ancestors, no
+ * zero-weight ancestors, systematic counts within one of N w_i, residual
+ * counts at least floor(N w_i)), and the weight helpers.  The expected counts
+ * N w_i are exact arithmetic on the test's own weights. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inference/engine.h"
+#include "inference/resample.h"
+#include "tests/tap.h"
+
+#define N 7
+#define REPS 40000
+
+static const double W[N] = {0.31, 0.0, 0.05, 0.002, 0.228, 0.17, 0.24};
+
+static void test_scheme(int scheme) {
+  const char *name = resample_name(scheme);
+  Rng r;
+  rng_seed(&r, 99, (uint64_t)scheme);
+  double sum[N] = {0}, sum2[N] = {0};
+  int anc[N];
+  bool sorted = true, zero_never = true, bounds = true, ok = true;
+  for (int k = 0; k < REPS; k++) {
+    ok &= resample(scheme, N, W, &r, anc);
+    int cnt[N] = {0};
+    for (int j = 0; j < N; j++) {
+      if (anc[j] < 0 || anc[j] >= N) {
+        ok = false;
+        continue;
+      }
+      cnt[anc[j]]++;
+      if (j && anc[j] < anc[j - 1]) sorted = false;
+    }
+    for (int i = 0; i < N; i++) {
+      sum[i] += cnt[i];
+      sum2[i] += (double)cnt[i] * cnt[i];
+      double nw = N * W[i];
+      if (W[i] == 0 && cnt[i]) zero_never = false;
+      if ((scheme == RESAMPLE_SYSTEMATIC) && (cnt[i] < floor(nw) || cnt[i] > ceil(nw)))
+        bounds = false;
+      if (scheme == RESAMPLE_RESIDUAL && cnt[i] < floor(nw)) bounds = false;
+    }
+  }
+  tap_ok(ok, "%s: valid ancestor indices", name);
+  tap_ok(sorted, "%s: ancestors in increasing order", name);
+  tap_ok(zero_never, "%s: a zero-weight particle is never chosen", name);
+  if (scheme == RESAMPLE_SYSTEMATIC)
+    tap_ok(bounds, "%s: every count is floor or ceil of N w_i", name);
+  if (scheme == RESAMPLE_RESIDUAL) tap_ok(bounds, "%s: every count is at least floor(N w_i)", name);
+  bool unbiased = true;
+  for (int i = 0; i < N; i++) {
+    double m = sum[i] / REPS, v = sum2[i] / REPS - m * m;
+    double se = sqrt(fmax(v, 0) / REPS), want = N * W[i];
+    /* a deterministic count (variance 0) must be exact */
+    bool ok_i = fabs(m - want) <= 4 * se + 1e-12;
+    if (!ok_i) tap_diag("%s: particle %d: mean count %.5f, want %.5f (se %.5f)", name, i, m, want, se);
+    unbiased &= ok_i;
+  }
+  tap_ok(unbiased, "%s: mean offspring counts = N w_i", name);
+}
+
+/* lower-variance schemes must have lower offspring variance than multinomial */
+static double count_var(int scheme) {
+  Rng r;
+  rng_seed(&r, 7, 1);
+  int anc[N];
+  double v = 0;
+  for (int k = 0; k < 5000; k++) {
+    resample(scheme, N, W, &r, anc);
+    int cnt[N] = {0};
+    for (int j = 0; j < N; j++) cnt[anc[j]]++;
+    for (int i = 0; i < N; i++) v += (cnt[i] - N * W[i]) * (cnt[i] - N * W[i]);
+  }
+  return v / 5000;
+}
+
+int main(void) {
+  gc_init();
+  for (int s = RESAMPLE_SYSTEMATIC; s <= RESAMPLE_RESIDUAL; s++) test_scheme(s);
+  double vm = count_var(RESAMPLE_MULTINOMIAL);
+  tap_ok(count_var(RESAMPLE_SYSTEMATIC) < vm && count_var(RESAMPLE_STRATIFIED) < vm &&
+             count_var(RESAMPLE_RESIDUAL) < vm,
+         "systematic, stratified and residual have lower count variance than multinomial (%.3f)", vm);
+
+  tap_ok(resample_scheme("residual") == RESAMPLE_RESIDUAL && resample_scheme("bogus") == -1 &&
+             !strcmp(resample_name(RESAMPLE_STRATIFIED), "stratified"),
+         "scheme names");
+  double lw[3] = {0, log(3.0), -INFINITY}, w[3];
+  double lz = resample_normalise(3, lw, w);
+  tap_near(lz, log(4.0 / 3), 1e-14, "log mean weight of {1, 3, 0}");
+  tap_ok(fabs(w[0] - 0.25) < 1e-15 && fabs(w[1] - 0.75) < 1e-15 && w[2] == 0, "normalised weights");
+  tap_near(resample_ess(3, w), 1 / (0.0625 + 0.5625), 1e-14, "ESS = 1 / sum w^2");
+  double big[2] = {1000, 1000 + log(0.5)};
+  tap_near(resample_normalise(2, big, w), 1000 + log(0.75), 1e-14, "no overflow at large log weights");
+  double dead[2] = {-INFINITY, -INFINITY};
+  tap_ok(resample_normalise(2, dead, w) == -INFINITY && w[0] == 0.5, "all -inf: -inf, uniform");
+  int anc[1];
+  Rng r;
+  rng_seed(&r, 1, 1);
+  tap_ok(!resample(17, 1, w, &r, anc) && !resample(RESAMPLE_SYSTEMATIC, 0, w, &r, anc),
+         "unknown scheme or no particles: false");
+  return tap_done();
+}

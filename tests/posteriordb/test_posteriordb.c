@@ -1,0 +1,184 @@
+/* test_posteriordb.c — every posteriordb model of examples/posteriordb
+ * against its reference posterior (tests/posteriordb/reference, copied from
+ * posteriordb's reference draws: 10 chains x 1000 draws of Stan's NUTS).
+ *
+ * Per model, through the public API: 4 chains x 1000 warmup + 1000 draws
+ * with a fixed seed; every reference quantity's posterior mean must lie within
+ * 4 MCSE (ours and the reference's, combined) plus 1% of the reference sd of
+ * the reference mean, and its sd within 10% of the reference sd.  A minimum
+ * bulk ESS keeps a stuck chain from passing on a huge MCSE.
+ *
+ *   test_posteriordb EXAMPLES_DIR REFERENCE_DIR [model-filter]
+ *
+ * The engine is "nuts".  While it is not registered the whole test is skipped
+ * (TAP plan "1..0 # SKIP": meson's TAP protocol counts exit status 77 as an
+ * error).  PPL_PDB_ENGINE=mh and PPL_PDB_ITER=N (warmup = draws = N per chain)
+ * run the same checks with another engine and longer chains, to validate the
+ * model code without NUTS.
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ppl.h"
+#include "tap.h"
+
+#define PDB_MIN_ESS 100.0
+
+static const char *const pdb_models[] = {
+    "arK-arK",
+    "earnings-logearn_interaction_z",
+    "eight_schools-eight_schools_noncentered",
+    "gp_pois_regr-gp_regr",
+    "hmm_example-hmm_example",
+    "kidiq-kidscore_interaction",
+    "low_dim_gauss_mix-low_dim_gauss_mix",
+    "sblrc-blr",
+};
+/* Pending:
+ * - hudson_lynx_hare-lotka_volterra needs ode_rk45 with a function argument,
+ *   which the language does not have yet.
+ * - arma-arma11 (examples/posteriordb/arma-arma11.ppl): chains initialised
+ *   with |theta| > 1 (uniform(-2, 2) on the unconstrained scale, as Stan does)
+ *   start where the error recursion explodes; their step size collapses to
+ *   ~1e-13 and they stay stuck (1 chain in 24 over seeds 1-6), which also
+ *   takes minutes. It passes with healthy chains; it needs a better
+ *   initialisation strategy before it can be a test. */
+
+/* Checks known to fail, reported as TAP TODO with the reason (and counted as
+ * passes when they pass). */
+static const struct {
+  const char *model, *param, *why;
+} sd_todo[] = {
+    {"eight_schools-eight_schools_noncentered", "tau",
+     "tau's sd is heavy-tailed: at 4000 draws its Monte Carlo error is 5-7%, so a 10% band "
+     "fails for some seeds (seeds 1-8 give 3.12-3.65 against 3.20)"},
+};
+
+static const char *todo_reason(const char *model, const char *param) {
+  for (size_t i = 0; i < sizeof sd_todo / sizeof sd_todo[0]; i++)
+    if (!strcmp(sd_todo[i].model, model) && !strcmp(sd_todo[i].param, param)) return sd_todo[i].why;
+  return NULL;
+}
+
+static const char *engine = "nuts";
+static int iters = 1000;
+
+static double ref_field(json_t *param, const char *field) {
+  json_t *v = json_object_get(param, field);
+  return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+/* One model: compile, run, compare every reference quantity. */
+static void check_model(ppl_context *ctx, const char *ex_dir, const char *ref_dir,
+                        const char *name, uint64_t seed) {
+  char path[1024], data[1024], refpath[1024];
+  snprintf(path, sizeof path, "%s/%s.ppl", ex_dir, name);
+  snprintf(data, sizeof data, "%s/%s.data.json", ex_dir, name);
+  snprintf(refpath, sizeof refpath, "%s/%s.json", ref_dir, name);
+
+  json_error_t jerr;
+  json_t *ref = json_load_file(refpath, 0, &jerr);
+  if (!tap_ok(ref != NULL, "%s: reference loads", name)) {
+    tap_diag("%s", jerr.text);
+    return;
+  }
+  ppl_model *m = NULL;
+  ppl_result *r = NULL;
+  bool ok = ppl_compile_file(ctx, path, &m) == PPL_OK && ppl_set_data_file(m, data) == PPL_OK;
+  if (ok) {
+    ppl_run_options ro;
+    ppl_run_options_default(&ro);
+    ro.engine = engine;
+    ro.chains = 4;
+    ro.warmup = iters;
+    ro.draws = iters;
+    ro.seed = seed;
+    ok = ppl_run(m, &ro, &r) == PPL_OK;
+  }
+  if (!tap_ok(ok, "%s: runs with %s", name, engine)) {
+    tap_diag("%s", ppl_errmsg(ctx));
+    if (m) ppl_model_free(m);
+    json_decref(ref);
+    return;
+  }
+
+  json_t *names = json_object_get(ref, "parameter_names");
+  json_t *params = json_object_get(ref, "parameters");
+  size_t i;
+  json_t *jn;
+  json_array_foreach(names, i, jn) {
+    const char *p = json_string_value(jn);
+    json_t *rp = json_object_get(params, p);
+    double rmean = ref_field(rp, "mean"), rsd = ref_field(rp, "sd");
+    double rmcse = ref_field(rp, "mcse_mean_iid");
+    if (isnan(rmcse)) rmcse = 0;
+    int col = ppl_result_column_index(r, p);
+    ppl_summary s;
+    if (!tap_ok(col >= 0 && ppl_result_summary(r, col, &s) == PPL_OK, "%s: %s is an output",
+                name, p))
+      continue;
+    double mcse = sqrt(s.mcse * s.mcse + rmcse * rmcse);
+    double tol = 4 * mcse + 0.01 * rsd;
+    if (!tap_ok(fabs(s.mean - rmean) <= tol && s.ess_bulk >= PDB_MIN_ESS,
+                "%s: mean of %s within 4 MCSE + 1%% sd", name, p))
+      tap_diag("got %.6g (mcse %.3g, ess_bulk %.0f), reference %.6g, tolerance %.3g", s.mean,
+               s.mcse, s.ess_bulk, rmean, tol);
+    bool sd_ok = fabs(s.sd - rsd) <= 0.10 * rsd;
+    const char *todo = todo_reason(name, p);
+    if (!sd_ok && todo) {
+      /* a known failure stays visible as TODO instead of being loosened */
+      printf("not ok %d - %s: sd of %s within 10%% # TODO %s\n", ++tap_n_, name, p, todo);
+      tap_diag("got %.6g, reference %.6g", s.sd, rsd);
+    } else if (!tap_ok(sd_ok, "%s: sd of %s within 10%%", name, p)) {
+      tap_diag("got %.6g, reference %.6g", s.sd, rsd);
+    }
+  }
+  ppl_result_free(r);
+  ppl_model_free(m);
+  json_decref(ref);
+}
+
+/* Whether `engine` exists, asked of the simplest model. */
+static bool engine_available(ppl_context *ctx, const char *ex_dir) {
+  char path[1024], data[1024];
+  snprintf(path, sizeof path, "%s/%s.ppl", ex_dir, "sblrc-blr");
+  snprintf(data, sizeof data, "%s/%s.data.json", ex_dir, "sblrc-blr");
+  ppl_model *m = NULL;
+  if (ppl_compile_file(ctx, path, &m) != PPL_OK || ppl_set_data_file(m, data) != PPL_OK) {
+    if (m) ppl_model_free(m);
+    return true; /* let the test itself report the failure */
+  }
+  const char *nm, *why;
+  bool ok = ppl_model_engine(m, engine, &nm, &why) == PPL_OK ||
+            strstr(ppl_errmsg(ctx), "unknown engine") == NULL;
+  ppl_model_free(m);
+  return ok;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: test_posteriordb EXAMPLES_DIR REFERENCE_DIR [model-filter]\n");
+    return 2;
+  }
+  const char *filter = argc > 3 ? argv[3] : NULL;
+  if (getenv("PPL_PDB_ENGINE")) engine = getenv("PPL_PDB_ENGINE");
+  if (getenv("PPL_PDB_ITER")) iters = atoi(getenv("PPL_PDB_ITER"));
+  if (iters < 100) iters = 100;
+
+  ppl_context *ctx = ppl_context_new(NULL);
+  if (!engine_available(ctx, argv[1])) {
+    printf("1..0 # SKIP engine '%s' is not available: %s\n", engine, ppl_errmsg(ctx));
+    ppl_context_free(ctx);
+    return 0;
+  }
+  for (size_t k = 0; k < sizeof pdb_models / sizeof *pdb_models; k++) {
+    if (filter && !strstr(pdb_models[k], filter)) continue;
+    check_model(ctx, argv[1], argv[2], pdb_models[k], 20261128u + k);
+  }
+  ppl_context_free(ctx);
+  return tap_done();
+}

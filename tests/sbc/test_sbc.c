@@ -1,0 +1,243 @@
+/* test_sbc.c — simulation-based calibration (Talts, Betancourt, Simpson,
+ * Vehtari, Gelman 2018) of the engines on small models.
+ *
+ * One replicate: draw the parameters from the prior and simulate a data set
+ * from them, here in C with a generator of our own (so the simulation shares
+ * no code with the engine under test), fit the model to those data through
+ * the public API, keep L thinned posterior draws and record the rank of the
+ * prior draw among them (0..L).  If the engine samples the posterior, each
+ * rank is uniform on 0..L; a biased or over/under-dispersed sampler piles
+ * ranks at one end or at both.  Uniformity is tested by a chi-square over
+ * SBC_BINS bins of the S ranks, against the chi-square quantile at 0.999
+ * (computed by chi2_threshold.py).  Seeds are fixed, so the outcome is
+ * deterministic; the threshold is what keeps an honest test from being
+ * tuned to its seed.
+ *
+ * A negative control fits a deliberately wrong model (likelihood sd half the
+ * one that simulated the data: an overconfident posterior) and must FAIL the
+ * uniformity test, which shows the test has the power to catch a real bug.
+ *
+ * Engines: "mh" always; "nuts" as well once it is registered.
+ *   test_sbc [replicates]
+ */
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ppl.h"
+#include "tap.h"
+
+#define SBC_L 19          /* posterior draws per replicate: ranks 0..19 */
+#define SBC_BINS 10       /* two adjacent ranks per bin */
+#define SBC_CHI2_999 27.877164871256573 /* chi-square, 9 df, 0.999 quantile */
+#define SBC_MAXPAR 4
+#define SBC_MAXN 32
+
+/* ---- our own generator: splitmix64-seeded xoshiro256** ---- */
+
+typedef struct { uint64_t s[4]; } SbcRng;
+
+static uint64_t sbc_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t sbc_next(SbcRng *r) {
+  uint64_t *s = r->s, out = sbc_rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+  s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
+  s[2] ^= t; s[3] = sbc_rotl(s[3], 45);
+  return out;
+}
+
+static void sbc_seed(SbcRng *r, uint64_t seed) {
+  for (int i = 0; i < 4; i++) {
+    uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    r->s[i] = z ^ (z >> 31);
+  }
+}
+
+static double sbc_unif(SbcRng *r) { return ((sbc_next(r) >> 11) + 0.5) * 0x1.0p-53; }
+
+static double sbc_normal(SbcRng *r) {
+  /* Box–Muller; the second variate is dropped for simplicity. */
+  return sqrt(-2 * log(sbc_unif(r))) * cos(2 * M_PI * sbc_unif(r));
+}
+
+/* ---- the models: a simulator in C and the ppl program that fits it ---- */
+
+typedef struct {
+  const char *name;
+  const char *source;
+  int npar;
+  const char *par[SBC_MAXPAR];
+  /* Draws the parameters into par and writes the data set as JSON. */
+  void (*simulate)(SbcRng *r, double *par, char *json, size_t jsz);
+} SbcModel;
+
+static size_t sbc_vec(char *buf, size_t sz, const char *name, const double *v, int n) {
+  size_t k = (size_t)snprintf(buf, sz, "\"%s\": [", name);
+  for (int i = 0; i < n && k < sz; i++)
+    k += (size_t)snprintf(buf + k, sz - k, "%s%.17g", i ? ", " : "", v[i]);
+  if (k < sz) k += (size_t)snprintf(buf + k, sz - k, "]");
+  return k;
+}
+
+static void sim_normal_mean(SbcRng *r, double *par, char *json, size_t jsz) {
+  double y[10];
+  par[0] = sbc_normal(r);
+  for (int i = 0; i < 10; i++) y[i] = par[0] + sbc_normal(r);
+  size_t k = (size_t)snprintf(json, jsz, "{\"N\": 10, ");
+  k += sbc_vec(json + k, jsz - k, "y", y, 10);
+  snprintf(json + k, jsz - k, "}");
+}
+
+static void sim_normal_scale(SbcRng *r, double *par, char *json, size_t jsz) {
+  double y[8];
+  par[0] = 2 * sbc_normal(r);
+  par[1] = exp(0.5 * sbc_normal(r));
+  for (int i = 0; i < 8; i++) y[i] = par[0] + par[1] * sbc_normal(r);
+  size_t k = (size_t)snprintf(json, jsz, "{\"N\": 8, ");
+  k += sbc_vec(json + k, jsz - k, "y", y, 8);
+  snprintf(json + k, jsz - k, "}");
+}
+
+static void sim_logistic(SbcRng *r, double *par, char *json, size_t jsz) {
+  enum { N = 20 };
+  double x[N], y[N];
+  par[0] = sbc_normal(r);
+  par[1] = sbc_normal(r);
+  for (int i = 0; i < N; i++) {
+    x[i] = -2 + 4.0 * i / (N - 1);
+    double p = 1 / (1 + exp(-(par[0] + par[1] * x[i])));
+    y[i] = sbc_unif(r) < p ? 1 : 0;
+  }
+  size_t k = (size_t)snprintf(json, jsz, "{\"N\": %d, ", N);
+  k += sbc_vec(json + k, jsz - k, "x", x, N);
+  k += (size_t)snprintf(json + k, jsz - k, ", \"y\": [");
+  for (int i = 0; i < N; i++) k += (size_t)snprintf(json + k, jsz - k, "%s%d", i ? ", " : "", (int)y[i]);
+  snprintf(json + k, jsz - k, "]}");
+}
+
+static const SbcModel sbc_models[] = {
+    {"normal_mean",
+     "data { int N; vector[N] y; }\n"
+     "model { real mu ~ normal(0, 1); y ~ normal(mu, 1); }\n",
+     1, {"mu"}, sim_normal_mean},
+    {"normal_scale",
+     "data { int N; vector[N] y; }\n"
+     "model { real mu ~ normal(0, 2); real sigma ~ lognormal(0, 0.5);\n"
+     "        y ~ normal(mu, sigma); }\n",
+     2, {"mu", "sigma"}, sim_normal_scale},
+    {"logistic",
+     "data { int N; vector[N] x; int y[N]; }\n"
+     "model { real alpha ~ normal(0, 1); real beta ~ normal(0, 1);\n"
+     "        y ~ bernoulli_logit(alpha + beta * x); }\n",
+     2, {"alpha", "beta"}, sim_logistic},
+};
+
+/* The negative control: the data of normal_mean, fitted with the wrong sd. */
+static const SbcModel sbc_wrong = {
+    "normal_mean with a wrong likelihood sd",
+    "data { int N; vector[N] y; }\n"
+    "model { real mu ~ normal(0, 1); y ~ normal(mu, 0.5); }\n",
+    1, {"mu"}, sim_normal_mean};
+
+/* ---- running ---- */
+
+typedef struct {
+  const char *engine;
+  int warmup, stride; /* draws = SBC_L * stride; every stride-th draw is kept */
+} SbcEngine;
+
+/* Runs S replicates and fills chi2[p] for each parameter; false on an error. */
+static bool sbc_run(ppl_context *ctx, const SbcModel *sm, const SbcEngine *se, int S,
+                    uint64_t seed, double *chi2) {
+  ppl_model *m = NULL;
+  if (ppl_compile_string(ctx, sm->source, sm->name, &m) != PPL_OK) {
+    tap_diag("%s: %s", sm->name, ppl_errmsg(ctx));
+    return false;
+  }
+  int counts[SBC_MAXPAR][SBC_BINS] = {{0}};
+  SbcRng rng;
+  sbc_seed(&rng, seed);
+  static char json[8192];
+  bool ok = true;
+  for (int s = 0; s < S && ok; s++) {
+    double par[SBC_MAXPAR];
+    sm->simulate(&rng, par, json, sizeof json);
+    ppl_run_options ro;
+    ppl_run_options_default(&ro);
+    ro.engine = se->engine;
+    ro.chains = 1;
+    ro.warmup = se->warmup;
+    ro.draws = SBC_L * se->stride;
+    ro.seed = seed * 1000003u + (uint64_t)s;
+    ppl_result *r = NULL;
+    if (ppl_set_data_json(m, json, "sim.json") != PPL_OK || ppl_run(m, &ro, &r) != PPL_OK) {
+      tap_diag("%s, replicate %d: %s", sm->name, s, ppl_errmsg(ctx));
+      ok = false;
+      break;
+    }
+    for (int p = 0; p < sm->npar; p++) {
+      int col = ppl_result_column_index(r, sm->par[p]), rank = 0;
+      for (int l = 1; l <= SBC_L; l++)
+        if (ppl_result_draw(r, 0, l * se->stride - 1, col) < par[p]) rank++;
+      counts[p][rank * SBC_BINS / (SBC_L + 1)]++;
+    }
+    ppl_result_free(r);
+  }
+  ppl_model_free(m);
+  if (!ok) return false;
+  double expect = (double)S / SBC_BINS;
+  for (int p = 0; p < sm->npar; p++) {
+    chi2[p] = 0;
+    char line[256];
+    size_t k = 0;
+    for (int b = 0; b < SBC_BINS; b++) {
+      chi2[p] += (counts[p][b] - expect) * (counts[p][b] - expect) / expect;
+      k += (size_t)snprintf(line + k, sizeof line - k, " %d", counts[p][b]);
+    }
+    tap_diag("%s/%s %s: rank histogram%s (chi2 %.2f)", sm->name, se->engine, sm->par[p], line,
+             chi2[p]);
+  }
+  return true;
+}
+
+static bool engine_exists(ppl_context *ctx, const char *name) {
+  ppl_model *m = NULL;
+  if (ppl_compile_string(ctx, sbc_models[0].source, "probe", &m) != PPL_OK) return false;
+  const char *nm, *why;
+  bool ok = ppl_set_data_json(m, "{\"N\": 1, \"y\": [0]}", "probe.json") == PPL_OK &&
+            ppl_model_engine(m, name, &nm, &why) == PPL_OK;
+  ppl_model_free(m);
+  return ok;
+}
+
+int main(int argc, char **argv) {
+  int S = argc > 1 ? atoi(argv[1]) : 400;
+  if (S < SBC_BINS) S = SBC_BINS;
+  ppl_context *ctx = ppl_context_new(NULL);
+  const SbcEngine engines[] = {{"mh", 300, 20}, {"nuts", 300, 5}};
+  double chi2[SBC_MAXPAR];
+  for (size_t e = 0; e < sizeof engines / sizeof *engines; e++) {
+    const SbcEngine *se = &engines[e];
+    if (!engine_exists(ctx, se->engine)) {
+      tap_ok(1, "# SKIP engine %s is not available", se->engine);
+      continue;
+    }
+    for (size_t k = 0; k < sizeof sbc_models / sizeof *sbc_models; k++) {
+      const SbcModel *sm = &sbc_models[k];
+      bool ran = sbc_run(ctx, sm, se, S, 1000 + k, chi2);
+      for (int p = 0; p < sm->npar; p++)
+        tap_ok(ran && chi2[p] < SBC_CHI2_999, "%s/%s: ranks of %s are uniform", sm->name,
+               se->engine, sm->par[p]);
+    }
+    bool ran = sbc_run(ctx, &sbc_wrong, se, S, 1000, chi2);
+    tap_ok(ran && chi2[0] > SBC_CHI2_999, "%s/%s: ranks are not uniform (negative control)",
+           sbc_wrong.name, se->engine);
+  }
+  ppl_context_free(ctx);
+  return tap_done();
+}
