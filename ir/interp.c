@@ -52,13 +52,26 @@ typedef struct Frame {
   const char *prefix;    /* address prefix "walk/step[2]/", NULL until first needed */
 } Frame;
 
-/* Addresses used so far in a run: address -> number of occurrences.  Shared
-   between forks until one of them inserts (copy on write). */
+/* Addresses used so far in a run: address -> number of occurrences, as a
+   persistent hash trie (16 children per level on the key's 64-bit hash).  An
+   insertion copies only the nodes on its path, so forks share the whole set
+   and a particle that adds an address pays O(log n), not a copy of the set:
+   SMC's memory then grows with the particles' distinct histories, not N * T. */
+typedef struct AddrLeaf {
+  bool leaf; /* true */
+  uint64_t h;
+  const char *key;
+  int count;
+  const struct AddrLeaf *next; /* other keys with the same full hash */
+} AddrLeaf;
+
+typedef struct AddrBranch {
+  bool leaf; /* false */
+  const void *child[16];
+} AddrBranch;
+
 typedef struct AddrSet {
-  int cap, n;
-  bool shared;
-  const char **keys;
-  int *counts;
+  const void *root; /* AddrLeaf, AddrBranch or NULL; never mutated */
 } AddrSet;
 
 struct Interp {
@@ -81,7 +94,7 @@ struct InterpState {
   int nframes, capframes;
   uint8_t phase;
   bool gen;
-  AddrSet *addrs;
+  AddrSet addrs;
   long events;
   Tape *tape;        /* AD runs: operations on node-carrying reals are recorded */
   int32_t factor_ad; /* node of the last factor passed to the handler */
@@ -176,49 +189,61 @@ static uint64_t str_hash(const char *s) {
   return h;
 }
 
-static AddrSet *addrs_new(int cap) {
-  AddrSet *a = gc_alloc(sizeof(AddrSet));
-  a->cap = cap;
-  a->keys = gc_alloc(sizeof(char *) * (size_t)cap);
-  a->counts = gc_alloc_atomic(sizeof(int) * (size_t)cap);
-  return a;
-}
-
-/* Slot of key s in a (its own slot if present, else the empty slot to fill). */
-static int addrs_slot(const AddrSet *a, const char *s) {
-  size_t mask = (size_t)a->cap - 1, i = (size_t)str_hash(s) & mask;
-  while (a->keys[i] && strcmp(a->keys[i], s) != 0) i = (i + 1) & mask;
-  return (int)i;
-}
-
-/* A private copy with room for one more entry (grows at 70% load). */
-static AddrSet *addrs_writable(InterpState *st) {
-  AddrSet *a = st->addrs;
-  bool grow = (a->n + 1) * 10 > a->cap * 7;
-  if (!a->shared && !grow) return a;
-  AddrSet *b = addrs_new(grow ? a->cap * 2 : a->cap);
-  for (int i = 0; i < a->cap; i++) {
-    if (!a->keys[i]) continue;
-    int j = addrs_slot(b, a->keys[i]);
-    b->keys[j] = a->keys[i];
-    b->counts[j] = a->counts[i];
+/* Occurrences of key (hash h) in the trie rooted at n. */
+static int addrs_count(const void *n, uint64_t h, const char *key) {
+  for (int depth = 0; n; depth++) {
+    if (((const AddrLeaf *)n)->leaf) {
+      for (const AddrLeaf *l = n; l; l = l->next)
+        if (l->h == h && !strcmp(l->key, key)) return l->count;
+      return 0;
+    }
+    n = ((const AddrBranch *)n)->child[(h >> (4 * depth)) & 15];
   }
-  b->n = a->n;
-  st->addrs = b;
-  return b;
+  return 0;
+}
+
+static const AddrLeaf *leaf_new(uint64_t h, const char *key, int count, const AddrLeaf *next) {
+  AddrLeaf *l = gc_alloc(sizeof(AddrLeaf));
+  *l = (AddrLeaf){true, h, key, count, next};
+  return l;
+}
+
+/* A new trie equal to n with key's count set to `count` (path copying). */
+static const void *addrs_put(const void *n, int depth, uint64_t h, const char *key, int count) {
+  if (!n) return leaf_new(h, key, count, NULL);
+  if (((const AddrLeaf *)n)->leaf) {
+    const AddrLeaf *l = n;
+    if (l->h == h || depth >= 16) {
+      /* same full hash: rebuild the (short) chain with the key set */
+      const AddrLeaf *chain = NULL;
+      bool found = false;
+      for (const AddrLeaf *e = l; e; e = e->next) {
+        bool hit = e->h == h && !strcmp(e->key, key);
+        found = found || hit;
+        chain = leaf_new(e->h, e->key, hit ? count : e->count, chain);
+      }
+      return found ? chain : leaf_new(h, key, count, chain);
+    }
+    /* two different hashes: push the old leaf one level down and retry */
+    AddrBranch *b = gc_alloc(sizeof(AddrBranch));
+    b->leaf = false;
+    b->child[(l->h >> (4 * depth)) & 15] = l;
+    return addrs_put(b, depth, h, key, count);
+  }
+  const AddrBranch *b = n;
+  AddrBranch *c = gc_alloc(sizeof(AddrBranch));
+  *c = *b;
+  int k = (int)((h >> (4 * depth)) & 15);
+  c->child[k] = addrs_put(b->child[k], depth + 1, h, key, count);
+  return c;
 }
 
 /* The unique address of the next occurrence of `base` in this run. */
 static const char *addr_unique(InterpState *st, const char *base) {
-  AddrSet *a = addrs_writable(st);
-  int i = addrs_slot(a, base);
-  if (!a->keys[i]) {
-    a->keys[i] = base;
-    a->counts[i] = 1;
-    a->n++;
-    return base;
-  }
-  return gc_printf("%s#%d", base, ++a->counts[i]);
+  uint64_t h = str_hash(base);
+  int k = addrs_count(st->addrs.root, h, base) + 1;
+  st->addrs.root = addrs_put(st->addrs.root, 0, h, base, k);
+  return k == 1 ? base : gc_printf("%s#%d", base, k);
 }
 
 static const char *sample_address(InterpState *st, const char *name) {
@@ -244,7 +269,6 @@ static InterpState *state_new(const Interp *in, uint64_t seed, uint64_t stream) 
   InterpState *st = gc_alloc(sizeof(InterpState));
   st->in = in;
   rng_seed(&st->rng, seed, stream);
-  st->addrs = addrs_new(16);
   return st;
 }
 
@@ -291,7 +315,6 @@ InterpState *interp_fork(const InterpState *st, uint64_t seed, uint64_t stream) 
     g->cur = gc_alloc(sizeof(Cursor) * (size_t)g->capcur);
     memcpy(g->cur, f->cur, sizeof(Cursor) * (size_t)f->ncur);
   }
-  st->addrs->shared = true;
   return c;
 }
 
