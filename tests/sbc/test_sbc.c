@@ -205,38 +205,32 @@ static bool sbc_run(ppl_context *ctx, const SbcModel *sm, const SbcEngine *se, i
   return true;
 }
 
-static bool engine_exists(ppl_context *ctx, const char *name) {
-  ppl_model *m = NULL;
-  if (ppl_compile_string(ctx, sbc_models[0].source, "probe", &m) != PPL_OK) return false;
-  const char *nm, *why;
-  bool ok = ppl_set_data_json(m, "{\"N\": 1, \"y\": [0]}", "probe.json") == PPL_OK &&
-            ppl_model_engine(m, name, &nm, &why) == PPL_OK;
-  ppl_model_free(m);
-  return ok;
-}
-
 int main(int argc, char **argv) {
   int S = argc > 1 ? atoi(argv[1]) : 400;
+  /* sanitizer builds (PPL_TEST_SCALE < 1, nothing collected): a smoke run of
+     every fit without the uniformity tests, which need all the replicates */
+  const char *env = getenv("PPL_TEST_SCALE");
+  bool smoke = env && atof(env) > 0 && atof(env) < 1;
+  if (smoke) {
+    S = SBC_BINS;
+    tap_diag("PPL_TEST_SCALE=%s: smoke run, uniformity not tested", env);
+  }
   if (S < SBC_BINS) S = SBC_BINS;
   ppl_context *ctx = ppl_context_new(NULL);
   const SbcEngine engines[] = {{"mh", 300, 20}, {"nuts", 300, 5}};
   double chi2[SBC_MAXPAR];
   for (size_t e = 0; e < sizeof engines / sizeof *engines; e++) {
     const SbcEngine *se = &engines[e];
-    if (!engine_exists(ctx, se->engine)) {
-      tap_ok(1, "# SKIP engine %s is not available", se->engine);
-      continue;
-    }
     for (size_t k = 0; k < sizeof sbc_models / sizeof *sbc_models; k++) {
       const SbcModel *sm = &sbc_models[k];
       bool ran = sbc_run(ctx, sm, se, S, 1000 + k, chi2);
       for (int p = 0; p < sm->npar; p++)
-        tap_ok(ran && chi2[p] < SBC_CHI2_999, "%s/%s: ranks of %s are uniform", sm->name,
-               se->engine, sm->par[p]);
+        tap_ok(ran && (smoke || chi2[p] < SBC_CHI2_999), "%s/%s: ranks of %s are uniform",
+               sm->name, se->engine, sm->par[p]);
     }
     bool ran = sbc_run(ctx, &sbc_wrong, se, S, 1000, chi2);
-    tap_ok(ran && chi2[0] > SBC_CHI2_999, "%s/%s: ranks are not uniform (negative control)",
-           sbc_wrong.name, se->engine);
+    tap_ok(ran && (smoke || chi2[0] > SBC_CHI2_999),
+           "%s/%s: ranks are not uniform (negative control)", sbc_wrong.name, se->engine);
   }
   ppl_context_free(ctx);
   return tap_done();
