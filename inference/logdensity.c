@@ -175,26 +175,6 @@ static double ld_constrain_value(const LdLatent *L, const DistCall *dc, const do
   return lj;
 }
 
-/* Give each real of *v (val_flatten order) its node. */
-static void ld_set_nodes(Value *v, const int32_t *nodes, size_t *k) {
-  switch (v->k) {
-  case V_ARR:
-    for (int i = 0; i < v->a->n; i++) ld_set_nodes(&v->a->e[i], nodes, k);
-    break;
-  case V_VEC:
-  case V_ROWVEC:
-  case V_MAT: {
-    size_t m = (size_t)v->t->rows * (size_t)v->t->cols;
-    v->t->ad = gc_alloc_atomic(sizeof(int32_t) * (m ? m : 1));
-    memcpy(v->t->ad, nodes + *k, sizeof(int32_t) * m);
-    *k += m;
-    break;
-  }
-  case V_REAL: v->ad = nodes[(*k)++]; break;
-  default: (*k)++; break;
-  }
-}
-
 /* ld_constrain_value on the tape: theta's entry i is node i + 1. */
 static void ld_constrain_value_ad(LdHandler *lh, const LdLatent *L, const DistCall *dc,
                                   Value *v) {
@@ -230,7 +210,7 @@ static void ld_constrain_value_ad(LdHandler *lh, const LdLatent *L, const DistCa
     }
   }
   size_t k = 0;
-  ld_set_nodes(v, nodes, &k);
+  val_set_nodes(v, nodes, &k);
 }
 
 /* value -> theta block; false if outside the constraint */

@@ -17,32 +17,7 @@
 
 #define ERR(...) (snprintf(err, errsz, __VA_ARGS__), false)
 
-static const char *op_sym(int op) {
-  switch (op) {
-  case OP_ADD: return "+";
-  case OP_SUB: return "-";
-  case OP_MUL: return "*";
-  case OP_DIV: return "/";
-  case OP_MOD: return "%";
-  case OP_POW: return "^";
-  case OP_EMUL: return ".*";
-  case OP_EDIV: return "./";
-  case OP_IDIV: return "%/%";
-  case OP_EQ: return "==";
-  case OP_NE: return "!=";
-  case OP_LT: return "<";
-  case OP_LE: return "<=";
-  case OP_GT: return ">";
-  case OP_GE: return ">=";
-  case OP_AND: return "&&";
-  case OP_OR: return "||";
-  case OP_NEG: return "-";
-  case OP_NOT: return "!";
-  case OP_PLUS: return "+";
-  case OP_TRANSPOSE: return "'";
-  default: return "?";
-  }
-}
+static const char *op_sym(int op) { return ast_op_name((AstOp)op); }
 
 static bool is_ten(Value v) { return v.k == V_VEC || v.k == V_ROWVEC || v.k == V_MAT; }
 static bool is_num(Value v) { return v.k == V_INT || v.k == V_REAL || v.k == V_BOOL; }

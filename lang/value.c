@@ -116,6 +116,27 @@ size_t val_flatten(Value v, double *out) {
   }
 }
 
+void val_set_nodes(Value *v, const int32_t *nodes, size_t *k) {
+  switch (v->k) {
+  case V_ARR:
+    for (int i = 0; i < v->a->n; i++) val_set_nodes(&v->a->e[i], nodes, k);
+    break;
+  case V_VEC:
+  case V_ROWVEC:
+  case V_MAT: {
+    size_t m = (size_t)v->t->rows * (size_t)v->t->cols;
+    v->t->ad = gc_alloc_atomic(sizeof(int32_t) * (m ? m : 1));
+    memcpy(v->t->ad, nodes + *k, sizeof(int32_t) * m);
+    *k += m;
+    break;
+  }
+  case V_REAL: v->ad = nodes[(*k)++]; break;
+  case V_INT:
+  case V_BOOL: (*k)++; break;
+  default: break;
+  }
+}
+
 bool val_equal(Value a, Value b) {
   if (a.k != b.k) return false;
   switch (a.k) {

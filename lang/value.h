@@ -109,6 +109,9 @@ double val_as_real(Value v);
  * (i.e. the natural "first index slowest" order for arrays, Stan's storage
  * order for matrices). Returns the count written. */
 size_t val_flatten(Value v, double *out);
+/* Give each numeric scalar of *v its tape node from nodes[*k], nodes[*k + 1],
+ * ... in val_flatten order (ints and bools take a slot but keep no node). */
+void val_set_nodes(Value *v, const int32_t *nodes, size_t *k);
 /* Structural equality (same kind, shape and elements; NaN != NaN). */
 bool val_equal(Value a, Value b);
 /* Print v for print() and messages: 3, 2.5, true, "text" unquoted,

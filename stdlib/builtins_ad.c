@@ -67,31 +67,9 @@ static Flat flat_of(Value v) {
   return f;
 }
 
-/* Overwrite the node of every real of *v from nd (val_flatten order). */
-static void set_nodes(Value *v, const int32_t *nd, size_t *k) {
-  switch (v->k) {
-  case V_ARR:
-    for (int i = 0; i < v->a->n; i++) set_nodes(&v->a->e[i], nd, k);
-    break;
-  case V_VEC:
-  case V_ROWVEC:
-  case V_MAT: {
-    size_t m = (size_t)v->t->rows * (size_t)v->t->cols;
-    v->t->ad = gc_alloc_atomic(sizeof(int32_t) * (m ? m : 1));
-    memcpy(v->t->ad, nd + *k, sizeof(int32_t) * m);
-    *k += m;
-    break;
-  }
-  case V_REAL: v->ad = nd[(*k)++]; break;
-  case V_INT:
-  case V_BOOL: (*k)++; break;
-  default: break;
-  }
-}
-
 static void put_nodes(Value *v, const int32_t *nd) {
   size_t k = 0;
-  set_nodes(v, nd, &k);
+  val_set_nodes(v, nd, &k);
 }
 
 static bool has_reals(Value v) {
