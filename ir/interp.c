@@ -20,6 +20,7 @@
 #include "interp.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -53,26 +54,43 @@ typedef struct Frame {
 } Frame;
 
 /* Addresses used so far in a run: address -> number of occurrences, as a
-   persistent hash trie (16 children per level on the key's 64-bit hash).  An
-   insertion copies only the nodes on its path, so forks share the whole set
-   and a particle that adds an address pays O(log n), not a copy of the set:
-   SMC's memory then grows with the particles' distinct histories, not N * T. */
+   persistent hash trie (16 children per level on the key's 64-bit hash).  A
+   fork shares the whole trie; an insertion copies only the nodes on its path
+   that the state does not own, so SMC's memory grows with the particles'
+   distinct histories, not N * T.  Nodes carry the epoch of the state that
+   made them: a state updates its own nodes in place (a run without forks
+   allocates one node per new address, like a hash table), and a fork gives
+   both sides fresh epochs, so neither writes to what they now share. */
 typedef struct AddrLeaf {
   bool leaf; /* true */
+  uint64_t epoch;
   uint64_t h;
   const char *key;
   int count;
-  const struct AddrLeaf *next; /* other keys with the same full hash */
+  struct AddrLeaf *next; /* other keys with the same full hash */
 } AddrLeaf;
 
 typedef struct AddrBranch {
   bool leaf; /* false */
-  const void *child[16];
+  uint64_t epoch;
+  void *child[16];
 } AddrBranch;
 
 typedef struct AddrSet {
-  const void *root; /* AddrLeaf, AddrBranch or NULL; never mutated */
+  void *root;     /* AddrLeaf, AddrBranch or NULL */
+  uint64_t epoch; /* nodes with this epoch belong to this state alone */
 } AddrSet;
+
+/* Epochs only need to be distinct: a process-wide counter hands them out. */
+static _Atomic uint64_t addr_epochs = 1;
+static uint64_t epoch_new(void) { return atomic_fetch_add(&addr_epochs, 1); }
+
+static AddrSet *addrs_new(void *root) {
+  AddrSet *a = gc_alloc(sizeof(AddrSet));
+  a->root = root;
+  a->epoch = epoch_new();
+  return a;
+}
 
 struct Interp {
   const IrProgram *p;
@@ -94,7 +112,7 @@ struct InterpState {
   int nframes, capframes;
   uint8_t phase;
   bool gen;
-  AddrSet addrs;
+  AddrSet *addrs;
   long events;
   Tape *tape;        /* AD runs: operations on node-carrying reals are recorded */
   int32_t factor_ad; /* node of the last factor passed to the handler */
@@ -202,47 +220,58 @@ static int addrs_count(const void *n, uint64_t h, const char *key) {
   return 0;
 }
 
-static const AddrLeaf *leaf_new(uint64_t h, const char *key, int count, const AddrLeaf *next) {
+static AddrLeaf *leaf_new(uint64_t e, uint64_t h, const char *key, int count, AddrLeaf *next) {
   AddrLeaf *l = gc_alloc(sizeof(AddrLeaf));
-  *l = (AddrLeaf){true, h, key, count, next};
+  *l = (AddrLeaf){true, e, h, key, count, next};
   return l;
 }
 
-/* A new trie equal to n with key's count set to `count` (path copying). */
-static const void *addrs_put(const void *n, int depth, uint64_t h, const char *key, int count) {
-  if (!n) return leaf_new(h, key, count, NULL);
-  if (((const AddrLeaf *)n)->leaf) {
-    const AddrLeaf *l = n;
+/* The trie n with key's count set to `count`: nodes of epoch e are updated in
+   place, others copied. */
+static void *addrs_put(void *n, uint64_t e, int depth, uint64_t h, const char *key, int count) {
+  if (!n) return leaf_new(e, h, key, count, NULL);
+  if (((AddrLeaf *)n)->leaf) {
+    AddrLeaf *l = n;
     if (l->h == h || depth >= 16) {
-      /* same full hash: rebuild the (short) chain with the key set */
-      const AddrLeaf *chain = NULL;
+      /* same full hash: the (short) chain, with the key set */
+      for (AddrLeaf *x = l; x; x = x->next)
+        if (x->h == h && !strcmp(x->key, key) && x->epoch == e) {
+          x->count = count;
+          return l;
+        }
+      AddrLeaf *chain = NULL;
       bool found = false;
-      for (const AddrLeaf *e = l; e; e = e->next) {
-        bool hit = e->h == h && !strcmp(e->key, key);
+      for (AddrLeaf *x = l; x; x = x->next) {
+        bool hit = x->h == h && !strcmp(x->key, key);
         found = found || hit;
-        chain = leaf_new(e->h, e->key, hit ? count : e->count, chain);
+        chain = leaf_new(e, x->h, x->key, hit ? count : x->count, chain);
       }
-      return found ? chain : leaf_new(h, key, count, chain);
+      return found ? chain : leaf_new(e, h, key, count, chain);
     }
-    /* two different hashes: push the old leaf one level down and retry */
+    /* two different hashes: push the old leaf one level down */
     AddrBranch *b = gc_alloc(sizeof(AddrBranch));
     b->leaf = false;
+    b->epoch = e;
     b->child[(l->h >> (4 * depth)) & 15] = l;
-    return addrs_put(b, depth, h, key, count);
+    return addrs_put(b, e, depth, h, key, count);
   }
-  const AddrBranch *b = n;
-  AddrBranch *c = gc_alloc(sizeof(AddrBranch));
-  *c = *b;
+  AddrBranch *b = n;
+  if (b->epoch != e) {
+    AddrBranch *c = gc_alloc(sizeof(AddrBranch));
+    *c = *b;
+    c->epoch = e;
+    b = c;
+  }
   int k = (int)((h >> (4 * depth)) & 15);
-  c->child[k] = addrs_put(b->child[k], depth + 1, h, key, count);
-  return c;
+  b->child[k] = addrs_put(b->child[k], e, depth + 1, h, key, count);
+  return b;
 }
 
 /* The unique address of the next occurrence of `base` in this run. */
 static const char *addr_unique(InterpState *st, const char *base) {
   uint64_t h = str_hash(base);
-  int k = addrs_count(st->addrs.root, h, base) + 1;
-  st->addrs.root = addrs_put(st->addrs.root, 0, h, base, k);
+  int k = addrs_count(st->addrs->root, h, base) + 1;
+  st->addrs->root = addrs_put(st->addrs->root, st->addrs->epoch, 0, h, base, k);
   return k == 1 ? base : gc_printf("%s#%d", base, k);
 }
 
@@ -269,6 +298,7 @@ static InterpState *state_new(const Interp *in, uint64_t seed, uint64_t stream) 
   InterpState *st = gc_alloc(sizeof(InterpState));
   st->in = in;
   rng_seed(&st->rng, seed, stream);
+  st->addrs = addrs_new(NULL);
   return st;
 }
 
@@ -315,6 +345,9 @@ InterpState *interp_fork(const InterpState *st, uint64_t seed, uint64_t stream) 
     g->cur = gc_alloc(sizeof(Cursor) * (size_t)g->capcur);
     memcpy(g->cur, f->cur, sizeof(Cursor) * (size_t)f->ncur);
   }
+  /* both sides share the trie; neither may write to it in place any more */
+  c->addrs = addrs_new(st->addrs->root);
+  st->addrs->epoch = epoch_new();
   return c;
 }
 
