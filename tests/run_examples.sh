@@ -1,12 +1,13 @@
 #!/bin/sh
-# run_examples.sh PPL EXAMPLES_DIR — every example model runs end to end under
-# its default engine (short chains) and prints a summary; TAP output.
+# run_examples.sh PPL EXAMPLES_DIR — every example model (examples/*.ppl and
+# examples/posteriordb/*.ppl) runs end to end under its default engine (short
+# chains) and prints a summary; TAP output.
 ppl=$1
 dir=$2
 n=0
 failed=0
 out=$(mktemp)
-for model in "$dir"/*.ppl; do
+for model in "$dir"/*.ppl "$dir"/posteriordb/*.ppl; do
   n=$((n + 1))
   base=${model%.ppl}
   data=
