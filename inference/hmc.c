@@ -22,7 +22,6 @@
 
 typedef struct HmcEngine {
   const Interp *in;
-  const IrProgram *prog;
   const LogDensity *ld;
   LdWork *work;     /* this chain's gradient workspace (no allocation per call) */
   size_t dim, xdim;
@@ -138,9 +137,7 @@ static bool engine_outputs(HmcEngine *e, Draw *out, Diag *d) {
     if (!diag_failed(d)) diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "output run failed");
     return false;
   }
-  int no = e->prog->noutputs;
-  out->outputs = gc_alloc(sizeof(Value) * (size_t)(no > 0 ? no : 1));
-  for (int i = 0; i < no; i++) out->outputs[i] = interp_output(st, i);
+  out->outputs = interp_outputs(st);
   return true;
 }
 
@@ -183,7 +180,6 @@ static bool engine_find_init(HmcEngine *e, double *q, Diag *d) {
 static void *engine_init(const Interp *in, const EngineOpts *o, int chain, bool nuts, Diag *d) {
   HmcEngine *e = gc_alloc(sizeof(HmcEngine));
   e->in = in;
-  e->prog = interp_program(in);
   e->chain = chain;
   e->nuts = nuts;
   e->max_depth = o->max_depth > 0 ? o->max_depth : 10;

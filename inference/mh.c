@@ -369,9 +369,7 @@ static bool mh_step(void *state, bool warmup, Draw *out, Diag *d) {
     if (!trace_run(s->in, &th, rng_u64(&s->rng), (uint64_t)s->chain, true, &st, d))
       return false;
   }
-  int no = s->prog->noutputs;
-  out->outputs = gc_alloc(sizeof(Value) * (size_t)(no > 0 ? no : 1));
-  for (int i = 0; i < no; i++) out->outputs[i] = interp_output(st, i);
+  out->outputs = interp_outputs(st);
   out->lp = trace_logjoint(s->cur);
   out->log_weight = 0;
   out->stats[0] = n > 0 ? (double)acc / (double)n : 1.0;

@@ -257,9 +257,7 @@ static bool pg_step(void *state, bool warmup, Draw *out, Diag *d) {
     trace_handler_init(&th, &s->rng, s->ref, NULL, NULL, NULL);
     if (!trace_run(s->in, &th, rng_u64(&s->rng), (uint64_t)s->chain, true, &st, d)) return false;
   }
-  int no = s->prog->noutputs;
-  out->outputs = gc_alloc(sizeof(Value) * (size_t)(no > 0 ? no : 1));
-  for (int k = 0; k < no; k++) out->outputs[k] = interp_output(st, k);
+  out->outputs = interp_outputs(st);
   out->lp = trace_logjoint(s->ref);
   out->stats[0] = moves ? (double)acc / (double)moves : 1.0;
   return true;

@@ -25,9 +25,7 @@ Trace *prior_run(const Interp *in, Rng *rng, int chain, Draw *out, Diag *d) {
   InterpState *st = NULL;
   Trace *t = trace_run(in, &th, rng_u64(rng), (uint64_t)chain, true, &st, d);
   if (!t) return NULL;
-  int no = interp_program(in)->noutputs;
-  out->outputs = gc_alloc(sizeof(Value) * (size_t)(no > 0 ? no : 1));
-  for (int i = 0; i < no; i++) out->outputs[i] = interp_output(st, i);
+  out->outputs = interp_outputs(st);
   out->log_weight = 0;
   return t;
 }

@@ -324,9 +324,7 @@ static bool smc_step(void *state, bool warmup, Draw *out, Diag *d) {
     trace_handler_init(&th, &s->rng, smc_trace(p), NULL, NULL, NULL);
     if (!trace_run(s->in, &th, rng_u64(&s->rng), (uint64_t)s->chain, true, &st, d)) return false;
   }
-  int no = s->prog->noutputs;
-  out->outputs = gc_alloc(sizeof(Value) * (size_t)(no > 0 ? no : 1));
-  for (int k = 0; k < no; k++) out->outputs[k] = interp_output(st, k);
+  out->outputs = interp_outputs(st);
   out->lp = p->logprior + p->loglik;
   out->log_weight = s->w[i] > 0 ? s->run_logz + log(s->N * s->w[i]) : -INFINITY;
   out->stats[0] = out->log_weight;

@@ -359,6 +359,13 @@ Value interp_output(const InterpState *st, int i) {
   return st->frames[0].regs[r];
 }
 
+Value *interp_outputs(const InterpState *st) {
+  int n = st->in->p->noutputs;
+  Value *v = gc_alloc(sizeof(Value) * (size_t)(n > 0 ? n : 1));
+  for (int i = 0; i < n; i++) v[i] = interp_output(st, i);
+  return v;
+}
+
 long interp_events(const InterpState *st) { return st->events; }
 
 void interp_set_tape(InterpState *st, Tape *t) { st->tape = t; }

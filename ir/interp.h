@@ -103,6 +103,9 @@ InterpState *interp_fork(const InterpState *st, uint64_t seed, uint64_t stream);
 /* After RUN_DONE: the value of output i (IrProgram.outputs[i]); V_NONE if the
  * variable was never assigned. */
 Value interp_output(const InterpState *st, int i);
+/* All outputs at once, in IrProgram.outputs order: a new GC array (what an
+ * engine puts in Draw.outputs). */
+Value *interp_outputs(const InterpState *st);
 /* Number of observations (IR_OBSERVE and IR_FACTOR/IR_CONDITION events)
  * executed so far, for SMC's bookkeeping. */
 long interp_events(const InterpState *st);

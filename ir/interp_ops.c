@@ -526,6 +526,17 @@ static bool sel_make(const IrIndex *ix, const Value *regs, int size, const char 
   }
 }
 
+/* Row and column selections of m[i], m[i, j] (a lone row index takes every
+   column), shared by indexing and stores. */
+static bool mat_sels(const IrIndex *ix, int nidx, const Value *regs, const ValTen *t, Sel *r,
+                     Sel *c, char *err, size_t errsz) {
+  if (nidx > 2) return ERR("too many indexes for matrix");
+  if (!sel_make(ix, regs, t->rows, "matrix with rows", r, err, errsz)) return false;
+  if (nidx == 2) return sel_make(ix + 1, regs, t->cols, "matrix with columns", c, err, errsz);
+  *c = (Sel){.single = false, .n = t->cols, .lo = 1, .multi = NULL};
+  return true;
+}
+
 static const char *ten_what(ValKind k) {
   return k == V_VEC ? "vector of size" : k == V_ROWVEC ? "row_vector of size" : "matrix of size";
 }
@@ -566,18 +577,9 @@ static bool index_rec(Value v, int nidx, const IrIndex *ix, const Value *regs, V
     return true;
   }
   case V_MAT: {
-    if (nidx > 2) return ERR("too many indexes for matrix");
     const ValTen *t = v.t;
     Sel c;
-    if (!sel_make(ix, regs, t->rows, "matrix with rows", &s, err, errsz)) return false;
-    if (nidx == 2) {
-      if (!sel_make(ix + 1, regs, t->cols, "matrix with columns", &c, err, errsz)) return false;
-    } else {
-      c.single = false;
-      c.multi = NULL;
-      c.lo = 1;
-      c.n = t->cols;
-    }
+    if (!mat_sels(ix, nidx, regs, t, &s, &c, err, errsz)) return false;
     if (s.single && c.single) {
       size_t q = (size_t)(c.lo - 1) * t->rows + (size_t)(s.lo - 1);
       *out = val_real(t->d[q]);
@@ -782,18 +784,9 @@ static bool store_rec(Value *slot, int nidx, const IrIndex *ix, const Value *reg
     return true;
   }
   case V_MAT: {
-    if (nidx > 2) return ERR("too many indexes for matrix");
     ValTen *t = slot->t;
     Sel c;
-    if (!sel_make(ix, regs, t->rows, "matrix with rows", &s, err, errsz)) return false;
-    if (nidx == 2) {
-      if (!sel_make(ix + 1, regs, t->cols, "matrix with columns", &c, err, errsz)) return false;
-    } else {
-      c.single = false;
-      c.multi = NULL;
-      c.lo = 1;
-      c.n = t->cols;
-    }
+    if (!mat_sels(ix, nidx, regs, t, &s, &c, err, errsz)) return false;
     if (s.single && c.single) {
       if (!is_num(rhs)) return ERR("cannot assign %s to an element of a matrix", op_shape_desc(rhs));
       size_t q = (size_t)(c.lo - 1) * t->rows + (size_t)(s.lo - 1);
