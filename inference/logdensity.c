@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../ir/jit.h"
 #include "../stdlib/ad.h"
 #include "../stdlib/transform.h"
 #include "trace.h"
@@ -38,6 +39,16 @@ struct LogDensity {
      atomic exchanges, so concurrent callers never share one (a caller that
      finds it taken makes its own) */
   struct LdWork *spare;
+  Jit *jit;            /* compiled log density, or NULL: the interpreter */
+  const char *jit_why; /* why not, when compilation was refused */
+};
+
+struct LdWork {
+  const LogDensity *ld;
+  Tape *tape;
+  double *adj;
+  size_t adjcap;
+  JitCtx *jcx;
 };
 
 size_t ld_dim(const LogDensity *ld) { return ld->dim; }
@@ -175,14 +186,13 @@ static double ld_constrain_value(const LdLatent *L, const DistCall *dc, const do
   return lj;
 }
 
-/* ld_constrain_value on the tape: theta's entry i is node i + 1. */
-static void ld_constrain_value_ad(LdHandler *lh, const LdLatent *L, const DistCall *dc,
-                                  Value *v) {
-  Tape *t = lh->tape;
-  const double *u0 = lh->theta + L->off;
-  int32_t n0 = (int32_t)L->off + 1;
+/* ld_constrain_value on tape t: theta's block u0 carries nodes n0, n0 + 1, ...
+   Returns the log-Jacobian with its node. */
+static AdNum ld_constrain_ad(Tape *t, const LdLatent *L, const DistCall *dc, const double *u0,
+                             int32_t n0, Value *v) {
   int32_t *nodes = gc_alloc_atomic(sizeof(int32_t) * (size_t)(L->numel ? L->numel : 1));
   AdNum lo = {dc->lower, dc->lower_ad}, hi = {dc->upper, dc->upper_ad};
+  AdNum ljs = ad_const(0);
   if (L->structured) {
     int m = tf_free_size(dc->con, L->unit_len);
     AdNum *u = gc_alloc_atomic(sizeof(AdNum) * (size_t)(m > 0 ? m : 1));
@@ -190,8 +200,7 @@ static void ld_constrain_value_ad(LdHandler *lh, const LdLatent *L, const DistCa
     for (int q = 0; q * L->unit_len < L->numel; q++) {
       for (int i = 0; i < m; i++)
         u[i] = (AdNum){u0[q * m + i], n0 + q * m + i};
-      AdNum lj = tf_constrain_ad(t, dc->con, lo, hi, L->unit_len, u, x);
-      ld_add(lh, lj.v, lj.n);
+      ljs = ad_add(t, ljs, tf_constrain_ad(t, dc->con, lo, hi, L->unit_len, u, x));
       for (int i = 0; i < L->unit_len; i++) {
         size_t e = (size_t)q * (size_t)L->unit_len + (size_t)i;
         trace_value_set(v, e, x[i].v);
@@ -201,16 +210,14 @@ static void ld_constrain_value_ad(LdHandler *lh, const LdLatent *L, const DistCa
   } else {
     for (int e = 0; e < L->numel; e++) {
       AdNum u = {u0[e], n0 + e}, x = u;
-      if (dc->con != CON_NONE) {
-        AdNum lj = tf_constrain_ad(t, dc->con, lo, hi, 1, &u, &x);
-        ld_add(lh, lj.v, lj.n);
-      }
+      if (dc->con != CON_NONE) ljs = ad_add(t, ljs, tf_constrain_ad(t, dc->con, lo, hi, 1, &u, &x));
       trace_value_set(v, (size_t)e, x.v);
       nodes[e] = x.n;
     }
   }
   size_t k = 0;
   val_set_nodes(v, nodes, &k);
+  return ljs;
 }
 
 /* value -> theta block; false if outside the constraint */
@@ -253,7 +260,8 @@ static HandlerResult ldh_sample(Handler *h, const char *addr, const DistCall *dc
   double lp;
   if (lh->tape) {
     int32_t node;
-    ld_constrain_value_ad(lh, L, dc, &v);
+    AdNum lj = ld_constrain_ad(lh->tape, L, dc, lh->theta + L->off, (int32_t)L->off + 1, &v);
+    ld_add(lh, lj.v, lj.n);
     if (!dist_call_lpdf_ad(dc, lh->tape, v, &lp, &node, err, sizeof err))
       return ld_fail(d, pos, err);
     ld_add(lh, lp, node);
@@ -322,7 +330,25 @@ static bool ld_run(const LogDensity *ld, LdHandler *lh, Diag *d) {
   return true;
 }
 
+static LdWork *work_take(const LogDensity *ld) {
+  LogDensity *m = (LogDensity *)ld; /* only the atomic cache slot is written */
+  LdWork *w = __atomic_exchange_n(&m->spare, NULL, __ATOMIC_ACQ_REL);
+  return w ? w : ld_work_new(ld);
+}
+
+static void work_give(const LogDensity *ld, LdWork *w) {
+  LogDensity *m = (LogDensity *)ld;
+  __atomic_store_n(&m->spare, w, __ATOMIC_RELEASE);
+}
+
 bool ld_eval(const LogDensity *ld, const double *theta, double *lp, Diag *d) {
+  if (ld->jit) {
+    LdWork *w = work_take(ld);
+    if (!w->jcx) w->jcx = jit_ctx_new(ld->jit);
+    bool ok = jit_eval(w->jcx, theta, lp, NULL);
+    work_give(ld, w);
+    if (ok) return true;
+  }
   LdHandler lh = {.mode = LD_EVAL, .theta = theta};
   if (!ld_run(ld, &lh, d)) return false;
   *lp = lh.lp;
@@ -331,12 +357,6 @@ bool ld_eval(const LogDensity *ld, const double *theta, double *lp, Diag *d) {
 
 /* ---- gradients ---- */
 
-struct LdWork {
-  const LogDensity *ld;
-  Tape *tape;
-  double *adj;
-  size_t adjcap;
-};
 
 LdWork *ld_work_new(const LogDensity *ld) {
   LdWork *w = gc_alloc(sizeof(LdWork));
@@ -347,6 +367,10 @@ LdWork *ld_work_new(const LogDensity *ld) {
 
 bool ld_eval_grad_w(LdWork *w, const double *theta, double *lp, double *grad, Diag *d) {
   const LogDensity *ld = w->ld;
+  if (ld->jit) { /* on a runtime error the interpreter below says what it was */
+    if (!w->jcx) w->jcx = jit_ctx_new(ld->jit);
+    if (jit_eval(w->jcx, theta, lp, grad)) return true;
+  }
   Tape *t = w->tape;
   tape_reset(t);
   for (size_t i = 0; i < ld->dim; i++) tape_var(t, theta[i]); /* nodes 1..dim */
@@ -365,11 +389,9 @@ bool ld_eval_grad_w(LdWork *w, const double *theta, double *lp, double *grad, Di
 
 bool ld_eval_grad(const LogDensity *ld, const double *theta, double *lp, double *grad,
                   Diag *d) {
-  LogDensity *m = (LogDensity *)ld; /* only the atomic cache slot is written */
-  LdWork *w = __atomic_exchange_n(&m->spare, NULL, __ATOMIC_ACQ_REL);
-  if (!w) w = ld_work_new(ld);
+  LdWork *w = work_take(ld);
   bool ok = ld_eval_grad_w(w, theta, lp, grad, d);
-  __atomic_store_n(&m->spare, w, __ATOMIC_RELEASE);
+  work_give(ld, w);
   return ok;
 }
 
@@ -474,4 +496,68 @@ LogDensity *ld_new(const Interp *in, Diag *d) {
     cmdstan_walk(&t->c[k].val, NULL, NULL, cmdstan_base(t->c[k].addr),
                  ld->names + ld->lat[k].xoff);
   return ld;
+}
+
+/* ---- the JIT ---- */
+
+/* The k-th latent for compiled code: the same transform and density as the
+   handler above, on the compiled code's tape. */
+static bool ld_jit_sample(void *ud, int k, const DistCall *dc, Tape *t, const double *theta,
+                          Value *out, double *lp, int32_t *lpnode, size_t *off, size_t *nfree,
+                          int32_t *node0, char *err, size_t errsz) {
+  const LogDensity *ld = ud;
+  const LdLatent *L = k < ld->n ? &ld->lat[k] : NULL;
+  if (!L || dc->nsizes != L->nsizes ||
+      memcmp(dc->sizes, L->sizes, sizeof(int) * (size_t)L->nsizes) != 0) {
+    snprintf(err, errsz, "log density: the program's latents changed between runs");
+    return false;
+  }
+  *off = L->off;
+  *nfree = L->free;
+  *node0 = (int32_t)tape_size(t) + 1;
+  for (size_t i = 0; i < L->free; i++) tape_var(t, theta[L->off + i]);
+  Value v = trace_value_new(dc->type, dc->nsizes, dc->sizes);
+  AdNum lj = ld_constrain_ad(t, L, dc, theta + L->off, *node0, &v);
+  double l;
+  int32_t node;
+  if (!dist_call_lpdf_ad(dc, t, v, &l, &node, err, errsz)) return false;
+  *lp = lj.v + l;
+  *lpnode = tape_binary(t, lj.n, 1, node, 1);
+  *out = v;
+  return true;
+}
+
+bool ld_use_jit(LogDensity *ld, bool keep_ir) {
+  JitLatents L = {.ud = ld, .n = ld->n, .sample = ld_jit_sample};
+  const char *why = NULL;
+  ld->jit = jit_compile(ld->in, &L, ld->dim, keep_ir, &why);
+  ld->jit_why = ld->jit ? NULL : why;
+  return ld->jit != NULL;
+}
+
+const char *ld_backend(const LogDensity *ld) {
+  if (ld->jit) return gc_printf("LLVM JIT (compiled in %.0f ms)", jit_compile_ms(ld->jit));
+  if (ld->jit_why) return gc_printf("interpreter (not compiled: %s)", ld->jit_why);
+  return "interpreter";
+}
+
+const char *ld_llvm_ir(const LogDensity *ld) { return ld->jit ? jit_llvm_ir(ld->jit) : NULL; }
+
+const char *ld_jit_refusal(const LogDensity *ld) { return ld->jit_why; }
+
+const Interp *ld_interp(const LogDensity *ld) { return ld->in; }
+
+bool ld_eval_grad_jit(const LogDensity *ld, const double *theta, double *lp, double *grad) {
+  if (!ld->jit) return false;
+  LdWork *w = work_take(ld);
+  if (!w->jcx) w->jcx = jit_ctx_new(ld->jit);
+  bool ok = jit_eval(w->jcx, theta, lp, grad);
+  work_give(ld, w);
+  return ok;
+}
+
+void ld_free(LogDensity *ld) {
+  if (!ld) return;
+  jit_free(ld->jit);
+  ld->jit = NULL;
 }

@@ -56,6 +56,25 @@ bool ld_constrain(const LogDensity *ld, const double *theta, double *x, Diag *d)
 /* x -> theta; error if x is outside a constraint. */
 bool ld_unconstrain(const LogDensity *ld, const double *x, double *theta, Diag *d);
 
+/* Compile the log density and its gradient to native code (ir/jit.h); later
+ * evaluations run it, falling back to the interpreter for the message when
+ * compiled code reports a runtime error.  False when the program is outside
+ * what the JIT takes (ld_backend says why); ld keeps interpreting. */
+bool ld_use_jit(LogDensity *ld, bool keep_ir);
+/* "LLVM JIT (compiled in 23 ms)", "interpreter (not compiled: model.ppl:4:3: ...)"
+ * or "interpreter". */
+const char *ld_backend(const LogDensity *ld);
+/* The reason compilation was refused, or NULL. */
+const char *ld_jit_refusal(const LogDensity *ld);
+/* The optimised LLVM IR (ld_use_jit with keep_ir), or NULL. */
+const char *ld_llvm_ir(const LogDensity *ld);
+/* The compiled code alone, without falling back to the interpreter (tests,
+ * benchmarks): false if there is none or it reported a runtime error. grad may
+ * be NULL. */
+bool ld_eval_grad_jit(const LogDensity *ld, const double *theta, double *lp, double *grad);
+const Interp *ld_interp(const LogDensity *ld);
+/* Release compiled code (the LogDensity itself is collected memory). */
+void ld_free(LogDensity *ld);
 /* Latent metadata, for engines and the API. */
 int ld_nlatents(const LogDensity *ld);
 const char *ld_latent_name(const LogDensity *ld, int k); /* its address */

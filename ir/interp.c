@@ -1030,3 +1030,5 @@ bool interp_load_data(Interp *in, DataSource *src, Diag *d) {
   in->data_regs = st->frames[0].regs;
   return true;
 }
+
+const Value *interp_data_regs(const Interp *in) { return in->data_regs; }

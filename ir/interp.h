@@ -88,6 +88,8 @@ Interp *interp_new(const IrProgram *p, FILE *out);
  * Data-block statements are evaluated once here. False + d on error. */
 bool interp_load_data(Interp *in, DataSource *src, Diag *d);
 const IrProgram *interp_program(const Interp *in);
+/* main's registers after the data block (read-only; the JIT folds them in). */
+const Value *interp_data_regs(const Interp *in);
 
 /* A fresh execution of the model block (and, with gen = true, the generated
  * block after it). The state holds its own Rng (used by *_rng builtins only;

@@ -164,3 +164,11 @@ AdNum ad_sum(Tape *t, int n, const AdNum *a) {
   }
   return (AdNum){s, tape_push(t, n, p, d)};
 }
+
+void tape_backward_seeded(const Tape *t, double *adj) {
+  for (size_t k = t->n; k >= 1; k--) {
+    double a = adj[k];
+    if (a == 0) continue;
+    for (size_t q = t->start[k]; q < t->start[k + 1]; q++) adj[t->par[q]] += a * t->dv[q];
+  }
+}

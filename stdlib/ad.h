@@ -40,6 +40,9 @@ int32_t tape_binary(Tape *t, int32_t a, double da, int32_t b, double db);
 /* Backward sweep from node `out`: adj must have tape_size(t) + 1 entries; on
  * return adj[k] = d(out)/d(node k) (adj[0] is unused). */
 void tape_backward(const Tape *t, int32_t out, double *adj);
+/* Backward sweep over every node with adj (tape_size(t) + 1 entries) already
+ * seeded with the adjoints of the outputs: for a vector-valued recording. */
+void tape_backward_seeded(const Tape *t, double *adj);
 
 /* A real with its node, for code that composes several recorded operations
  * (the transforms, the builtins' rules).  Each helper records one node. */

@@ -38,10 +38,71 @@ static double fd_partial(const LogDensity *ld, const double *theta, size_t i, bo
   return (-f[0] + 8 * f[1] - 8 * f[2] + f[3]) / (12 * h);
 }
 
+#ifdef TEST_JIT
+/* Built as test_jit: the same models, the compiled log density and gradient
+   against the interpreter's at random points, to 1e-12 (relative for
+   magnitudes above 1, absolute below). */
+static int jit_compiled, jit_refused;
+
+static bool close12(double a, double b) {
+  if (isnan(a) || isnan(b)) return isnan(a) && isnan(b);
+  if (isinf(a) || isinf(b)) return a == b;
+  return fabs(a - b) <= 1e-12 * fmax(1, fmax(fabs(a), fabs(b)));
+}
+
+static bool jit_compare(const char *what, const LogDensity *ld, int npoints, double scale,
+                        uint64_t seed) {
+  Diag d;
+  diag_init(&d);
+  LogDensity *lj = ld_new(ld_interp(ld), &d);
+  if (!lj || !ld_use_jit(lj, false)) {
+    tap_diag("%s: not compiled: %s", what, lj ? ld_jit_refusal(lj) : d.msg);
+    jit_refused++;
+    return false;
+  }
+  jit_compiled++;
+  size_t n = ld_dim(ld);
+  Rng rng;
+  rng_seed(&rng, seed, 7);
+  double *theta = malloc(sizeof(double) * (n ? n : 1)), *g = malloc(sizeof(double) * (n ? n : 1));
+  double *gj = malloc(sizeof(double) * (n ? n : 1));
+  for (int p = 0; p < npoints; p++) {
+    for (size_t i = 0; i < n; i++) theta[i] = scale * rng_normal(&rng);
+    double lp = NAN, lpj = NAN;
+    diag_init(&d);
+    bool ok = ld_eval_grad(ld, theta, &lp, g, &d);
+    bool okj = ld_eval_grad_jit(lj, theta, &lpj, gj);
+    if (!ok) { /* the interpreter reports an error here: so must the compiled code */
+      tap_ok(!okj, "%s: point %d: compiled code fails where the interpreter does (%s)", what, p,
+             d.msg);
+      continue;
+    }
+    bool same = okj && close12(lpj, lp);
+    size_t wi = 0;
+    for (size_t i = 0; i < n && same && isfinite(lp); i++)
+      if (!close12(gj[i], g[i])) {
+        same = false;
+        wi = i;
+      }
+    tap_ok(same, "%s: point %d: JIT lp %.17g vs %.17g, gradient agrees (first difference at %zu: "
+           "%.17g vs %.17g)", what, p, lpj, lp, wi, n ? gj[wi] : 0, n ? g[wi] : 0);
+  }
+  ld_free(lj);
+  free(theta);
+  free(g);
+  free(gj);
+  return true;
+}
+#endif
+
 /* Gradient at `npoints` random points (theta ~ scale * N(0,1)) against finite
    differences; one TAP line per point. */
 static void check_grad(const char *what, const LogDensity *ld, int npoints, double scale,
                        uint64_t seed) {
+#ifdef TEST_JIT
+  jit_compare(what, ld, npoints + 2, scale, seed);
+  return;
+#endif
   size_t n = ld_dim(ld);
   Rng rng;
   rng_seed(&rng, seed, 7);
@@ -134,6 +195,11 @@ static void grad_file(const char *model, const char *data) {
     return;
   }
   const char *base = strrchr(model, '/');
+#ifdef TEST_JIT
+  /* every fixed-structure continuous model of the examples must compile */
+  tap_ok(jit_compare(base ? base + 1 : model, ld, 5, 0.7, 5), "%s compiles to native code", model);
+  return;
+#endif
   check_grad(base ? base + 1 : model, ld, 3, 0.7, 5);
 }
 
@@ -426,5 +492,8 @@ int main(int argc, char **argv) {
     grad_dir(pdb, NULL);
   }
   if (argc >= 4) grad_dir(argv[2], argv[3]);
+#ifdef TEST_JIT
+  tap_diag("%d log densities compiled, %d left to the interpreter", jit_compiled, jit_refused);
+#endif
   return tap_done();
 }

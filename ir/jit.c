@@ -1,0 +1,1330 @@
+/* jit.c — lowering the model block to LLVM IR, with its adjoint, and running
+ * it through ORC LLJIT.
+ *
+ * One function per program:  i32 ppl_ld(JitCtx *cx, double *theta, double *grad,
+ * double *lp).  Its forward part is the model block: registers become stack
+ * slots that LLVM promotes to machine registers, structured control flow
+ * becomes basic blocks, scalar arithmetic and element access become
+ * instructions.  Its reverse part is generated from the same IR walked
+ * backwards (source-transformation AD, "store all"): each scalar register
+ * that depends on theta has an adjoint slot, each instruction's adjoint rule
+ * reads the partial derivatives its forward part computed, and loops and
+ * branches replay backwards from their trip counts and conditions.  Values
+ * computed inside control flow reach the reverse part through a stack
+ * (JitCtx.stk); values computed at top level are used directly, since they
+ * dominate everything after them.
+ *
+ * Everything else (container arithmetic, builtins, distributions, latents)
+ * is a call into ir/jit_rt.c, whose forward call returns a record that the
+ * reverse part hands back.
+ */
+#include "jit.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "../parser/ast.h"
+#include "interp_ops.h"
+#include "jit_rt.h"
+#include "ppl_config.h"
+
+#if PPL_HAVE_LLVM
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#endif
+
+typedef int (*JitFn)(JitCtx *cx, const double *theta, double *grad, double *lp);
+
+struct Jit {
+  JitFn fn;
+  JitSite *sites;
+  int nsites;
+  JitBox **boxes; /* the data containers the code refers to */
+  int nboxes;
+  JitLatents lat;
+  const Interp *in;
+  size_t dim;
+  const char *ir_text;
+  double ms;
+#if PPL_HAVE_LLVM
+  LLVMOrcLLJITRef lljit;
+#endif
+};
+
+const JitSite *jit_site(const Jit *j, int i) { return &j->sites[i]; }
+const JitLatents *jit_latents(const Jit *j) { return &j->lat; }
+const Interp *jit_interp(const Jit *j) { return j->in; }
+const char *jit_llvm_ir(const Jit *j) { return j->ir_text; }
+double jit_compile_ms(const Jit *j) { return j->ms; }
+
+bool jit_eval(JitCtx *cx, const double *theta, double *lp, double *grad) {
+  const Jit *j = cx->jit;
+  if (grad) memset(grad, 0, sizeof(double) * j->dim);
+  return j->fn(cx, theta, grad, lp) == 0;
+}
+
+#if !PPL_HAVE_LLVM
+
+Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_ir,
+                 const char **why) {
+  (void)in, (void)lat, (void)dim, (void)keep_ir;
+  *why = "ppl was built without LLVM";
+  return NULL;
+}
+void jit_free(Jit *j) { (void)j; }
+
+#else
+
+/* ---- register classes and activity ---- */
+
+enum { RC_NONE = 0, RC_INT, RC_BOOL, RC_REAL, RC_BOX, RC_BAD };
+
+static uint8_t reg_class(Type t) {
+  if (t.ndims > 0) return t.base == TY_STRING ? RC_BAD : RC_BOX;
+  switch (t.base) {
+  case TY_INT: return RC_INT;
+  case TY_BOOL: return RC_BOOL;
+  case TY_REAL: return RC_REAL;
+  case TY_VECTOR: case TY_ROWVEC: case TY_MATRIX: return RC_BOX;
+  default: return RC_BAD;
+  }
+}
+
+static bool real_based(Type t) {
+  return t.base == TY_REAL || t.base == TY_VECTOR || t.base == TY_ROWVEC || t.base == TY_MATRIX;
+}
+
+/* ---- what the reverse part needs of each forward instruction ---- */
+
+#define MAX_SAVE 8
+#define MAX_PART 4
+
+typedef struct RevItem RevItem;
+typedef struct RevList {
+  RevItem **v;
+  int n, cap;
+} RevList;
+
+typedef enum {
+  RV_NONE,     /* nothing to undo */
+  RV_SCALAR,   /* dst real: adjoint flows to operands through partials */
+  RV_SITE,     /* a runtime call */
+  RV_INDEX,    /* dst = box[i]: box.adj[i] += adj(dst) */
+  RV_STORE,    /* box[i] = src */
+  RV_FACTOR,   /* lp += x */
+  RV_IF,
+  RV_FOR,
+  RV_WHILE,
+} RevKind;
+
+struct RevItem {
+  uint8_t kind;
+  bool pushed; /* the saved values are on the stack (inside control flow) */
+  const IrInstr *ins;
+  int nsave;
+  LLVMValueRef save[MAX_SAVE];
+  LLVMTypeRef stype[MAX_SAVE];
+  /* RV_SCALAR: adj(dst) * part[k] flows to register preg[k]; psave[k] >= 0 is
+     the saved value holding the partial, else pconst[k] */
+  int dst, np;
+  int preg[MAX_PART], psave[MAX_PART];
+  double pconst[MAX_PART];
+  /* RV_SITE */
+  int site;
+  int nops;
+  int *opreg; /* operand registers (-1: not a register) */
+  /* control flow */
+  RevList a, b; /* then/else, body/-, cond/body for while: a = cond, b = body */
+};
+
+typedef struct Gen {
+  LLVMContextRef C;
+  LLVMModuleRef M;
+  LLVMBuilderRef B;
+  LLVMTypeRef i1, i8, i32, i64, f64, ptr, vd;
+  LLVMValueRef fn, cx, theta, grad, lpout;
+  LLVMValueRef lp, sp;
+  LLVMBasicBlockRef errbb, entry;
+  LLVMValueRef entry_end; /* allocas go before this */
+  LLVMValueRef *slot, *adj;
+  uint8_t *rc;
+  bool *act, *isdata;
+  const Value *data;
+  LLVMValueRef *datav; /* folded data registers (lazily) */
+  const IrProgram *p;
+  const IrFunc *f;
+  int depth;
+  const char *why;
+  Jit *j;
+  int nsites, capsites;
+  int maxops;
+  LLVMValueRef argbuf, resbuf, sadjbuf;
+  /* runtime functions */
+  LLVMTypeRef t_op, t_oprev, t_grow, t_begin, t_un, t_bin;
+  LLVMValueRef f_op, f_oprev, f_grow, f_begin;
+} Gen;
+
+static void refuse(Gen *g, const IrInstr *ins, const char *what) {
+  if (g->why) return;
+  g->why = ins ? (const char *)gc_printf("%s:%d:%d: %s", g->p->file ? g->p->file : "model", ins->pos.line,
+                           ins->pos.col, what)
+               : what;
+}
+
+static RevItem *rev_add(Gen *g, RevList *l, uint8_t kind, const IrInstr *ins) {
+  RevItem *it = gc_alloc(sizeof(RevItem));
+  it->kind = kind;
+  it->ins = ins;
+  it->pushed = g->depth > 0;
+  if (l->n == l->cap) {
+    int cap = l->cap ? 2 * l->cap : 8;
+    RevItem **v = gc_alloc(sizeof(RevItem *) * (size_t)cap);
+    if (l->n) memcpy(v, l->v, sizeof(RevItem *) * (size_t)l->n);
+    l->v = v;
+    l->cap = cap;
+  }
+  l->v[l->n++] = it;
+  return it;
+}
+
+static int save(RevItem *it, LLVMValueRef v) {
+  it->save[it->nsave] = v;
+  it->stype[it->nsave] = LLVMTypeOf(v);
+  return it->nsave++;
+}
+
+/* ---- small emitters ---- */
+
+static LLVMValueRef cf(Gen *g, double x) { return LLVMConstReal(g->f64, x); }
+static LLVMValueRef ci(Gen *g, int64_t x) { return LLVMConstInt(g->i64, (unsigned long long)x, 1); }
+
+static LLVMValueRef entry_alloca(Gen *g, LLVMTypeRef t, const char *name) {
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(g->C);
+  LLVMPositionBuilderBefore(b, g->entry_end);
+  LLVMValueRef a = LLVMBuildAlloca(b, t, name);
+  LLVMDisposeBuilder(b);
+  return a;
+}
+
+static LLVMValueRef call(Gen *g, LLVMTypeRef t, LLVMValueRef f, LLVMValueRef *a, int n) {
+  return LLVMBuildCall2(g->B, t, f, a, (unsigned)n, "");
+}
+
+static LLVMValueRef intrinsic1(Gen *g, const char *name, LLVMValueRef x) {
+  LLVMTypeRef ft = LLVMFunctionType(g->f64, &g->f64, 1, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(g->M, name);
+  if (!f) f = LLVMAddFunction(g->M, name, ft);
+  return call(g, ft, f, &x, 1);
+}
+
+static LLVMValueRef intrinsic2(Gen *g, const char *name, LLVMValueRef x, LLVMValueRef y) {
+  LLVMTypeRef ps[2] = {g->f64, g->f64};
+  LLVMTypeRef ft = LLVMFunctionType(g->f64, ps, 2, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(g->M, name);
+  if (!f) f = LLVMAddFunction(g->M, name, ft);
+  LLVMValueRef a[2] = {x, y};
+  return call(g, ft, f, a, 2);
+}
+
+static LLVMValueRef gep(Gen *g, LLVMTypeRef t, LLVMValueRef base, LLVMValueRef idx) {
+  return LLVMBuildGEP2(g->B, t, base, &idx, 1, "");
+}
+
+static LLVMValueRef field(Gen *g, LLVMValueRef base, int off) {
+  LLVMValueRef o = ci(g, off);
+  return LLVMBuildGEP2(g->B, g->i8, base, &o, 1, "");
+}
+
+static LLVMBasicBlockRef new_bb(Gen *g, const char *name) {
+  return LLVMAppendBasicBlockInContext(g->C, g->fn, name);
+}
+
+/* branch to the error exit unless ok */
+static void check(Gen *g, LLVMValueRef ok) {
+  LLVMBasicBlockRef cont = new_bb(g, "ok");
+  LLVMBuildCondBr(g->B, ok, cont, g->errbb);
+  LLVMPositionBuilderAtEnd(g->B, cont);
+}
+
+/* ---- registers ---- */
+
+static LLVMTypeRef class_type(Gen *g, uint8_t rc) {
+  switch (rc) {
+  case RC_INT: return g->i64;
+  case RC_BOOL: return g->i1;
+  case RC_REAL: return g->f64;
+  default: return g->ptr;
+  }
+}
+
+/* A data register's value as a constant: scalars folded, containers as a
+   pointer to a box made once (data never changes). */
+static LLVMValueRef data_value(Gen *g, int r) {
+  if (g->datav[r]) return g->datav[r];
+  Value v = g->data[r];
+  LLVMValueRef c;
+  switch (g->rc[r]) {
+  case RC_INT: c = ci(g, v.k == V_INT ? v.i : (int64_t)val_as_real(v)); break;
+  case RC_BOOL: c = LLVMConstInt(g->i1, v.k == V_BOOL ? v.b : v.i != 0, 0); break;
+  case RC_REAL: c = cf(g, val_as_real(v)); break;
+  default: {
+    JitBox *b = gc_alloc(sizeof(JitBox));
+    b->v = v;
+    b->n = (int64_t)val_numel(v);
+    c = LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)b, 0), g->ptr);
+    /* the code refers to b: the Jit (a root) keeps it alive */
+    Jit *j = g->j;
+    JitBox **nb = gc_alloc(sizeof(JitBox *) * (size_t)(j->nboxes + 1));
+    if (j->nboxes) memcpy(nb, j->boxes, sizeof(JitBox *) * (size_t)j->nboxes);
+    nb[j->nboxes++] = b;
+    j->boxes = nb;
+    break;
+  }
+  }
+  return g->datav[r] = c;
+}
+
+static LLVMValueRef rd(Gen *g, int r) {
+  if (g->isdata[r]) return data_value(g, r);
+  return LLVMBuildLoad2(g->B, class_type(g, g->rc[r]), g->slot[r], "");
+}
+
+static void wr(Gen *g, int r, LLVMValueRef v) { LLVMBuildStore(g->B, v, g->slot[r]); }
+
+static LLVMValueRef as_f64(Gen *g, int r) {
+  LLVMValueRef v = rd(g, r);
+  switch (g->rc[r]) {
+  case RC_INT: return LLVMBuildSIToFP(g->B, v, g->f64, "");
+  case RC_BOOL: return LLVMBuildUIToFP(g->B, v, g->f64, "");
+  default: return v;
+  }
+}
+
+static LLVMValueRef as_i64(Gen *g, int r) {
+  LLVMValueRef v = rd(g, r);
+  switch (g->rc[r]) {
+  case RC_BOOL: return LLVMBuildZExt(g->B, v, g->i64, "");
+  case RC_REAL: return LLVMBuildFPToSI(g->B, v, g->i64, "");
+  default: return v;
+  }
+}
+
+static LLVMValueRef truthy(Gen *g, int r) {
+  LLVMValueRef v = rd(g, r);
+  switch (g->rc[r]) {
+  case RC_BOOL: return v;
+  case RC_INT: return LLVMBuildICmp(g->B, LLVMIntNE, v, ci(g, 0), "");
+  case RC_REAL: return LLVMBuildFCmp(g->B, LLVMRealUNE, v, cf(g, 0), "");
+  default: return LLVMConstInt(g->i1, 0, 0);
+  }
+}
+
+/* Store a scalar value of class `from` into register r, converting. */
+static void wr_conv(Gen *g, int r, LLVMValueRef v, uint8_t from) {
+  uint8_t to = g->rc[r];
+  if (to == from) {
+    wr(g, r, v);
+    return;
+  }
+  if (to == RC_REAL)
+    v = from == RC_INT ? LLVMBuildSIToFP(g->B, v, g->f64, "") : LLVMBuildUIToFP(g->B, v, g->f64, "");
+  else if (to == RC_INT)
+    v = from == RC_BOOL ? LLVMBuildZExt(g->B, v, g->i64, "") : LLVMBuildFPToSI(g->B, v, g->i64, "");
+  else if (to == RC_BOOL)
+    v = from == RC_INT ? LLVMBuildICmp(g->B, LLVMIntNE, v, ci(g, 0), "")
+                       : LLVMBuildFCmp(g->B, LLVMRealUNE, v, cf(g, 0), "");
+  wr(g, r, v);
+}
+
+static bool active(Gen *g, int r) { return r >= 0 && !g->isdata[r] && g->act[r]; }
+
+/* ---- the stack of saved values ---- */
+
+static LLVMValueRef to_word(Gen *g, LLVMValueRef v) {
+  LLVMTypeRef t = LLVMTypeOf(v);
+  if (t == g->f64) return v;
+  if (t == g->ptr) v = LLVMBuildPtrToInt(g->B, v, g->i64, "");
+  else if (t == g->i1) v = LLVMBuildZExt(g->B, v, g->i64, "");
+  return LLVMBuildBitCast(g->B, v, g->f64, "");
+}
+
+static LLVMValueRef from_word(Gen *g, LLVMValueRef w, LLVMTypeRef t) {
+  if (t == g->f64) return w;
+  LLVMValueRef v = LLVMBuildBitCast(g->B, w, g->i64, "");
+  if (t == g->ptr) return LLVMBuildIntToPtr(g->B, v, g->ptr, "");
+  if (t == g->i1) return LLVMBuildTrunc(g->B, v, g->i1, "");
+  return v;
+}
+
+static void push_saved(Gen *g, RevItem *it) {
+  if (!it->pushed || it->nsave == 0) return;
+  LLVMValueRef sp = LLVMBuildLoad2(g->B, g->i64, g->sp, "sp");
+  LLVMValueRef end = LLVMBuildAdd(g->B, sp, ci(g, it->nsave), "");
+  LLVMValueRef cap = LLVMBuildLoad2(g->B, g->i64, field(g, g->cx, 8), "cap");
+  LLVMBasicBlockRef grow = new_bb(g, "grow"), cont = new_bb(g, "pushed");
+  LLVMBuildCondBr(g->B, LLVMBuildICmp(g->B, LLVMIntSGT, end, cap, ""), grow, cont);
+  LLVMPositionBuilderAtEnd(g->B, grow);
+  LLVMValueRef a[2] = {g->cx, end};
+  call(g, g->t_grow, g->f_grow, a, 2);
+  LLVMBuildBr(g->B, cont);
+  LLVMPositionBuilderAtEnd(g->B, cont);
+  LLVMValueRef base = LLVMBuildLoad2(g->B, g->ptr, g->cx, "stk");
+  for (int i = 0; i < it->nsave; i++) {
+    LLVMValueRef p = gep(g, g->f64, base, LLVMBuildAdd(g->B, sp, ci(g, i), ""));
+    LLVMBuildStore(g->B, to_word(g, it->save[i]), p);
+  }
+  LLVMBuildStore(g->B, end, g->sp);
+}
+
+static void pop_saved(Gen *g, RevItem *it) {
+  if (!it->pushed || it->nsave == 0) return;
+  LLVMValueRef sp = LLVMBuildLoad2(g->B, g->i64, g->sp, "sp");
+  LLVMValueRef s0 = LLVMBuildSub(g->B, sp, ci(g, it->nsave), "");
+  LLVMValueRef base = LLVMBuildLoad2(g->B, g->ptr, g->cx, "stk");
+  for (int i = 0; i < it->nsave; i++) {
+    LLVMValueRef p = gep(g, g->f64, base, LLVMBuildAdd(g->B, s0, ci(g, i), ""));
+    it->save[i] = from_word(g, LLVMBuildLoad2(g->B, g->f64, p, ""), it->stype[i]);
+  }
+  LLVMBuildStore(g->B, s0, g->sp);
+}
+
+/* ---- runtime call sites ---- */
+
+static JitSite *site_new(Gen *g, const IrInstr *ins, int nops, int *site_index) {
+  Jit *j = g->j;
+  if (g->nsites == g->capsites) {
+    int cap = g->capsites ? 2 * g->capsites : 16;
+    JitSite *s = gc_alloc(sizeof(JitSite) * (size_t)cap);
+    if (g->nsites) memcpy(s, j->sites, sizeof(JitSite) * (size_t)g->nsites);
+    j->sites = s;
+    g->capsites = cap;
+  }
+  *site_index = g->nsites;
+  JitSite *s = &j->sites[g->nsites++];
+  memset(s, 0, sizeof *s);
+  s->ins = ins;
+  s->fn = g->f;
+  s->nargs = nops;
+  s->akind = gc_alloc_atomic((size_t)(nops + 1));
+  if (nops > g->maxops) g->maxops = nops;
+  return s;
+}
+
+static uint8_t arg_kind(Gen *g, int r) {
+  switch (g->rc[r]) {
+  case RC_INT: return JA_INT;
+  case RC_BOOL: return JA_BOOL;
+  case RC_REAL: return active(g, r) ? JA_REAL_ACT : JA_REAL;
+  case RC_BOX: return active(g, r) ? JA_BOX_ACT : JA_BOX;
+  default: return JA_NONE;
+  }
+}
+
+/* A runtime call over the operand registers ops[0..n), result into dst. */
+static void emit_site(Gen *g, RevList *l, const IrInstr *ins, const int *ops, int n, int dst,
+                      bool adds_lp) {
+  for (int k = 0; k < n; k++)
+    if (g->rc[ops[k]] == RC_BAD || g->rc[ops[k]] == RC_NONE) {
+      refuse(g, ins, gc_printf("a %s value is not compiled",
+                               op_type_name(g->f->regtypes[ops[k]])));
+      return;
+    }
+  if (dst >= 0 && g->rc[dst] == RC_BAD) {
+    refuse(g, ins, gc_printf("a %s value is not compiled", op_type_name(g->f->regtypes[dst])));
+    return;
+  }
+  int si;
+  JitSite *s = site_new(g, ins, n, &si);
+  for (int k = 0; k < n; k++) s->akind[k] = arg_kind(g, ops[k]);
+  s->rkind = dst >= 0 ? arg_kind(g, dst) : JA_NONE;
+  RevItem *it = rev_add(g, l, RV_SITE, ins);
+  it->site = si;
+  it->dst = dst;
+  it->nops = n;
+  it->opreg = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+  if (n) memcpy(it->opreg, ops, sizeof(int) * (size_t)n);
+  LLVMTypeRef argt = LLVMArrayType2(g->i8, 24);
+  for (int k = 0; k < n; k++) {
+    LLVMValueRef idx[2] = {ci(g, 0), ci(g, k)};
+    LLVMValueRef a = LLVMBuildGEP2(g->B, LLVMArrayType2(argt, 64), g->argbuf, idx, 2, "");
+    switch (g->rc[ops[k]]) {
+    case RC_REAL: LLVMBuildStore(g->B, rd(g, ops[k]), a); break;
+    case RC_INT: LLVMBuildStore(g->B, rd(g, ops[k]), field(g, a, 8)); break;
+    case RC_BOOL: LLVMBuildStore(g->B, LLVMBuildZExt(g->B, rd(g, ops[k]), g->i64, ""), field(g, a, 8)); break;
+    default: LLVMBuildStore(g->B, rd(g, ops[k]), field(g, a, 16)); break;
+    }
+  }
+  /* the site's address is a constant of the code; the table is rooted by the Jit */
+  LLVMValueRef sitep = LLVMConstInt(g->i64, (unsigned long long)si, 0);
+  LLVMValueRef a[4] = {g->cx, sitep, g->argbuf, g->resbuf};
+  LLVMValueRef rec = call(g, g->t_op, g->f_op, a, 4);
+  check(g, LLVMBuildICmp(g->B, LLVMIntNE, LLVMBuildPtrToInt(g->B, rec, g->i64, ""), ci(g, 0), ""));
+  if (dst >= 0) {
+    switch (g->rc[dst]) {
+    case RC_REAL: wr(g, dst, LLVMBuildLoad2(g->B, g->f64, g->resbuf, "")); break;
+    case RC_INT: wr(g, dst, LLVMBuildLoad2(g->B, g->i64, field(g, g->resbuf, 8), "")); break;
+    case RC_BOOL:
+      wr(g, dst, LLVMBuildTrunc(g->B, LLVMBuildLoad2(g->B, g->i64, field(g, g->resbuf, 8), ""), g->i1, ""));
+      break;
+    default: wr(g, dst, LLVMBuildLoad2(g->B, g->ptr, field(g, g->resbuf, 16), "")); break;
+    }
+  }
+  if (adds_lp) {
+    LLVMValueRef lpv = LLVMBuildLoad2(g->B, g->f64, field(g, g->resbuf, 24), "");
+    LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, g->lp, ""), lpv, ""), g->lp);
+  }
+  save(it, rec);
+  push_saved(g, it);
+}
+
+/* ---- forward lowering of one instruction ---- */
+
+static void emit_block(Gen *g, const IrBlock *b, RevList *l);
+
+static RevItem *scalar_item(Gen *g, RevList *l, const IrInstr *ins) {
+  RevItem *it = rev_add(g, l, RV_SCALAR, ins);
+  it->dst = ins->dst;
+  return it;
+}
+
+static void part(RevItem *it, int reg, int psave, double pconst) {
+  it->preg[it->np] = reg;
+  it->psave[it->np] = psave;
+  it->pconst[it->np] = pconst;
+  it->np++;
+}
+
+static void emit_binary_scalar(Gen *g, RevList *l, const IrInstr *ins) {
+  int a = ins->args[0], b = ins->args[1], d = ins->dst;
+  uint8_t ca = g->rc[a], cb = g->rc[b];
+  int op = ins->sub;
+  bool ints = ca != RC_REAL && cb != RC_REAL;
+  bool cmp = op == OP_EQ || op == OP_NE || op == OP_LT || op == OP_LE || op == OP_GT || op == OP_GE;
+  if (ints && op != OP_POW) {
+    LLVMValueRef x = as_i64(g, a), y = as_i64(g, b), z = NULL;
+    if (cmp) {
+      LLVMIntPredicate p = op == OP_EQ ? LLVMIntEQ : op == OP_NE ? LLVMIntNE : op == OP_LT ? LLVMIntSLT
+                         : op == OP_LE ? LLVMIntSLE : op == OP_GT ? LLVMIntSGT : LLVMIntSGE;
+      wr_conv(g, d, LLVMBuildICmp(g->B, p, x, y, ""), RC_BOOL);
+      return;
+    }
+    const char *ov = op == OP_ADD ? "llvm.sadd.with.overflow.i64"
+                   : op == OP_SUB ? "llvm.ssub.with.overflow.i64"
+                   : op == OP_MUL || op == OP_EMUL ? "llvm.smul.with.overflow.i64" : NULL;
+    if (ov) {
+      LLVMTypeRef st[2] = {g->i64, g->i1};
+      LLVMTypeRef rt = LLVMStructTypeInContext(g->C, st, 2, 0);
+      LLVMTypeRef ps[2] = {g->i64, g->i64};
+      LLVMTypeRef ft = LLVMFunctionType(rt, ps, 2, 0);
+      LLVMValueRef f = LLVMGetNamedFunction(g->M, ov);
+      if (!f) f = LLVMAddFunction(g->M, ov, ft);
+      LLVMValueRef av[2] = {x, y};
+      LLVMValueRef r = call(g, ft, f, av, 2);
+      check(g, LLVMBuildNot(g->B, LLVMBuildExtractValue(g->B, r, 1, ""), ""));
+      z = LLVMBuildExtractValue(g->B, r, 0, "");
+    } else if (op == OP_DIV || op == OP_EDIV || op == OP_IDIV || op == OP_MOD) {
+      check(g, LLVMBuildICmp(g->B, LLVMIntNE, y, ci(g, 0), ""));
+      LLVMValueRef m1 = LLVMBuildICmp(g->B, LLVMIntEQ, y, ci(g, -1), "");
+      if (op == OP_MOD) { /* x % -1 is 0 (and x % y never overflows then) */
+        LLVMValueRef ysafe = LLVMBuildSelect(g->B, m1, ci(g, 1), y, "");
+        z = LLVMBuildSelect(g->B, m1, ci(g, 0), LLVMBuildSRem(g->B, x, ysafe, ""), "");
+      } else {
+        LLVMValueRef bad = LLVMBuildAnd(g->B, m1, LLVMBuildICmp(g->B, LLVMIntEQ, x, ci(g, INT64_MIN), ""), "");
+        check(g, LLVMBuildNot(g->B, bad, ""));
+        z = LLVMBuildSDiv(g->B, x, y, "");
+      }
+    } else {
+      refuse(g, ins, gc_printf("operator '%s' on integers is not compiled", ast_op_name((AstOp)op)));
+      return;
+    }
+    wr_conv(g, d, z, RC_INT);
+    return;
+  }
+  LLVMValueRef x = as_f64(g, a), y = as_f64(g, b), z;
+  if (cmp) {
+    LLVMRealPredicate p = op == OP_EQ ? LLVMRealOEQ : op == OP_NE ? LLVMRealUNE : op == OP_LT ? LLVMRealOLT
+                        : op == OP_LE ? LLVMRealOLE : op == OP_GT ? LLVMRealOGT : LLVMRealOGE;
+    wr_conv(g, d, LLVMBuildFCmp(g->B, p, x, y, ""), RC_BOOL);
+    return;
+  }
+  bool want = active(g, d) && (active(g, a) || active(g, b));
+  RevItem *it = want ? scalar_item(g, l, ins) : NULL;
+  if (!want && active(g, d)) { /* dst overwritten by a constant: its adjoint dies */
+    it = scalar_item(g, l, ins);
+  }
+  switch (op) {
+  case OP_ADD: z = LLVMBuildFAdd(g->B, x, y, ""); break;
+  case OP_SUB: z = LLVMBuildFSub(g->B, x, y, ""); break;
+  case OP_MUL: case OP_EMUL: z = LLVMBuildFMul(g->B, x, y, ""); break;
+  case OP_DIV: case OP_EDIV: z = LLVMBuildFDiv(g->B, x, y, ""); break;
+  case OP_POW: z = intrinsic2(g, "llvm.pow.f64", x, y); break;
+  case OP_MOD: z = LLVMBuildFRem(g->B, x, y, ""); break;
+  default:
+    refuse(g, ins, gc_printf("operator '%s' on reals is not compiled", ast_op_name((AstOp)op)));
+    return;
+  }
+  if (want) {
+    bool aa = active(g, a), ab = active(g, b);
+    switch (op) {
+    case OP_ADD:
+      if (aa) part(it, a, -1, 1);
+      if (ab) part(it, b, -1, 1);
+      break;
+    case OP_SUB:
+      if (aa) part(it, a, -1, 1);
+      if (ab) part(it, b, -1, -1);
+      break;
+    case OP_MUL: case OP_EMUL:
+      if (aa) part(it, a, save(it, y), 0);
+      if (ab) part(it, b, save(it, x), 0);
+      break;
+    case OP_DIV: case OP_EDIV:
+      if (aa) part(it, a, save(it, LLVMBuildFDiv(g->B, cf(g, 1), y, "")), 0);
+      if (ab) part(it, b, save(it, LLVMBuildFDiv(g->B, LLVMBuildFNeg(g->B, z, ""), y, "")), 0);
+      break;
+    case OP_POW:
+      if (aa) {
+        LLVMValueRef pw = intrinsic2(g, "llvm.pow.f64", x, LLVMBuildFSub(g->B, y, cf(g, 1), ""));
+        LLVMValueRef dx = LLVMBuildFMul(g->B, y, pw, "");
+        dx = LLVMBuildSelect(g->B, LLVMBuildFCmp(g->B, LLVMRealOEQ, y, cf(g, 0), ""), cf(g, 0), dx, "");
+        part(it, a, save(it, dx), 0);
+      }
+      if (ab) {
+        LLVMValueRef dy = LLVMBuildFMul(g->B, z, intrinsic1(g, "llvm.log.f64", x), "");
+        dy = LLVMBuildSelect(g->B, LLVMBuildFCmp(g->B, LLVMRealOEQ, x, cf(g, 0), ""), cf(g, 0), dy, "");
+        part(it, b, save(it, dy), 0);
+      }
+      break;
+    case OP_MOD:
+      if (aa) part(it, a, -1, 1);
+      if (ab) {
+        LLVMValueRef q = intrinsic1(g, "llvm.trunc.f64", LLVMBuildFDiv(g->B, x, y, ""));
+        part(it, b, save(it, LLVMBuildFNeg(g->B, q, "")), 0);
+      }
+      break;
+    }
+  }
+  wr_conv(g, d, z, RC_REAL);
+  if (it) push_saved(g, it);
+}
+
+static void emit_unary_scalar(Gen *g, RevList *l, const IrInstr *ins) {
+  int a = ins->args[0], d = ins->dst;
+  uint8_t ca = g->rc[a];
+  switch (ins->sub) {
+  case OP_NOT: wr_conv(g, d, LLVMBuildNot(g->B, truthy(g, a), ""), RC_BOOL); return;
+  case OP_PLUS:
+  case OP_NEG: {
+    bool neg = ins->sub == OP_NEG;
+    if (ca == RC_REAL) {
+      LLVMValueRef x = rd(g, a);
+      if (active(g, d)) {
+        RevItem *it = scalar_item(g, l, ins);
+        if (active(g, a)) part(it, a, -1, neg ? -1 : 1);
+      }
+      wr_conv(g, d, neg ? LLVMBuildFNeg(g->B, x, "") : x, RC_REAL);
+    } else {
+      LLVMValueRef x = as_i64(g, a);
+      if (active(g, d)) scalar_item(g, l, ins);
+      wr_conv(g, d, neg ? LLVMBuildSub(g->B, ci(g, 0), x, "") : x, RC_INT);
+    }
+    return;
+  }
+  default: refuse(g, ins, "this unary operator is not compiled");
+  }
+}
+
+/* Address of element i (0-based, i64) of box register r's reals, and of its
+   adjoint; vectors/row vectors/matrices (doubles) and arrays of scalars
+   (Values: the payload at offset 8). */
+static LLVMValueRef elem_ptr(Gen *g, LLVMValueRef box, Type t, LLVMValueRef i) {
+  LLVMValueRef inner = LLVMBuildLoad2(g->B, g->ptr, field(g, box, 8), "");
+  if (t.ndims == 0) {
+    LLVMValueRef d = LLVMBuildLoad2(g->B, g->ptr, field(g, inner, 8), "");
+    return gep(g, g->f64, d, i);
+  }
+  LLVMValueRef e = LLVMBuildLoad2(g->B, g->ptr, field(g, inner, 8), "");
+  LLVMValueRef off = LLVMBuildAdd(g->B, LLVMBuildMul(g->B, i, ci(g, 16), ""), ci(g, 8), "");
+  return gep(g, g->i8, e, off);
+}
+
+/* 0-based flat position of box[idx...] for single indexes, range-checked;
+   NULL if this indexing is not one the JIT lowers itself. */
+static LLVMValueRef flat_index(Gen *g, const IrInstr *ins, int boxreg, LLVMValueRef box) {
+  Type t = g->f->regtypes[boxreg];
+  for (int k = 0; k < ins->nidx; k++)
+    if (ins->idx[k].kind != IX_SINGLE || g->rc[ins->idx[k].lo] != RC_INT) return NULL;
+  bool vec = t.ndims == 0 && (t.base == TY_VECTOR || t.base == TY_ROWVEC);
+  bool arr1 = t.ndims == 1 && (t.base == TY_REAL || t.base == TY_INT);
+  bool mat = t.ndims == 0 && t.base == TY_MATRIX;
+  if (!((vec || arr1) && ins->nidx == 1) && !(mat && ins->nidx == 2)) return NULL;
+  LLVMValueRef n = LLVMBuildLoad2(g->B, g->i64, field(g, box, 24), "n");
+  if (!mat) {
+    LLVMValueRef i = rd(g, ins->idx[0].lo);
+    check(g, LLVMBuildAnd(g->B, LLVMBuildICmp(g->B, LLVMIntSGE, i, ci(g, 1), ""),
+                          LLVMBuildICmp(g->B, LLVMIntSLE, i, n, ""), ""));
+    return LLVMBuildSub(g->B, i, ci(g, 1), "");
+  }
+  LLVMValueRef ten = LLVMBuildLoad2(g->B, g->ptr, field(g, box, 8), "");
+  LLVMValueRef rows = LLVMBuildSExt(g->B, LLVMBuildLoad2(g->B, g->i32, ten, ""), g->i64, "");
+  LLVMValueRef cols = LLVMBuildSExt(g->B, LLVMBuildLoad2(g->B, g->i32, field(g, ten, 4), ""), g->i64, "");
+  LLVMValueRef i = rd(g, ins->idx[0].lo), j = rd(g, ins->idx[1].lo);
+  LLVMValueRef ok = LLVMBuildAnd(g->B, LLVMBuildICmp(g->B, LLVMIntSGE, i, ci(g, 1), ""),
+                                 LLVMBuildICmp(g->B, LLVMIntSLE, i, rows, ""), "");
+  ok = LLVMBuildAnd(g->B, ok, LLVMBuildICmp(g->B, LLVMIntSGE, j, ci(g, 1), ""), "");
+  ok = LLVMBuildAnd(g->B, ok, LLVMBuildICmp(g->B, LLVMIntSLE, j, cols, ""), "");
+  check(g, ok);
+  return LLVMBuildAdd(g->B, LLVMBuildMul(g->B, LLVMBuildSub(g->B, j, ci(g, 1), ""), rows, ""),
+                      LLVMBuildSub(g->B, i, ci(g, 1), ""), "");
+}
+
+static void emit_index(Gen *g, RevList *l, const IrInstr *ins) {
+  int src = ins->args[0], d = ins->dst;
+  Type t = g->f->regtypes[src];
+  if (g->rc[d] == RC_REAL || g->rc[d] == RC_INT) {
+    LLVMValueRef box = rd(g, src);
+    LLVMValueRef i = flat_index(g, ins, src, box);
+    if (i) {
+      bool ints = t.base == TY_INT;
+      LLVMValueRef p = elem_ptr(g, box, t, i);
+      LLVMValueRef v = LLVMBuildLoad2(g->B, ints ? g->i64 : g->f64, p, "");
+      if (active(g, d)) {
+        RevItem *it = rev_add(g, l, active(g, src) ? RV_INDEX : RV_SCALAR, ins);
+        it->dst = d;
+        if (active(g, src)) {
+          save(it, box);
+          save(it, i);
+        }
+        push_saved(g, it);
+      }
+      wr_conv(g, d, v, ints ? RC_INT : RC_REAL);
+      return;
+    }
+  }
+  int ops[24], n = 0;
+  ops[n++] = src;
+  for (int k = 0; k < ins->nidx && n < 22; k++) {
+    if (ins->idx[k].lo >= 0) ops[n++] = ins->idx[k].lo;
+    if (ins->idx[k].hi >= 0) ops[n++] = ins->idx[k].hi;
+  }
+  emit_site(g, l, ins, ops, n, d, false);
+}
+
+static void emit_store(Gen *g, RevList *l, const IrInstr *ins) {
+  int d = ins->dst, src = ins->args[0];
+  Type t = g->f->regtypes[d];
+  if (g->rc[src] == RC_REAL || g->rc[src] == RC_INT || g->rc[src] == RC_BOOL) {
+    LLVMValueRef box = rd(g, d);
+    LLVMValueRef i = flat_index(g, ins, d, box);
+    if (i) {
+      LLVMValueRef p = elem_ptr(g, box, t, i);
+      if (t.base == TY_INT) LLVMBuildStore(g->B, as_i64(g, src), p);
+      else LLVMBuildStore(g->B, as_f64(g, src), p);
+      if (t.ndims > 0) /* an array element is a Value: say what it holds */
+        LLVMBuildStore(g->B, LLVMConstInt(g->i8, t.base == TY_INT ? V_INT : V_REAL, 0),
+                       gep(g, g->i8, p, ci(g, -8)));
+      if (active(g, d)) {
+        RevItem *it = rev_add(g, l, RV_STORE, ins);
+        it->dst = src;
+        save(it, box);
+        save(it, i);
+        push_saved(g, it);
+      }
+      return;
+    }
+  }
+  int ops[24], n = 0;
+  ops[n++] = d;
+  ops[n++] = src;
+  for (int k = 0; k < ins->nidx && n < 22; k++) {
+    if (ins->idx[k].lo >= 0) ops[n++] = ins->idx[k].lo;
+    if (ins->idx[k].hi >= 0) ops[n++] = ins->idx[k].hi;
+  }
+  emit_site(g, l, ins, ops, n, d, false);
+}
+
+static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
+  int d = ins->dst;
+  if (g->why) return;
+  switch ((IrOpcode)ins->op) {
+  case IR_CONST:
+    if (g->rc[d] == RC_BOX) {
+      emit_site(g, l, ins, NULL, 0, d, false);
+      return;
+    }
+    if (g->rc[d] == RC_BAD) break;
+    if (active(g, d)) scalar_item(g, l, ins);
+    switch (g->rc[d]) {
+    case RC_REAL: wr(g, d, cf(g, val_as_real(ins->imm))); break;
+    case RC_INT: wr(g, d, ci(g, ins->imm.k == V_INT ? ins->imm.i : (int64_t)val_as_real(ins->imm))); break;
+    case RC_BOOL: wr(g, d, LLVMConstInt(g->i1, op_truthy(ins->imm), 0)); break;
+    }
+    return;
+  case IR_MOVE: {
+    int a = ins->args[0];
+    if (g->rc[d] == RC_BOX || g->rc[a] == RC_BOX) {
+      emit_site(g, l, ins, &a, 1, d, false);
+      return;
+    }
+    if (g->rc[d] == RC_BAD || g->rc[a] == RC_BAD) break;
+    if (active(g, d)) {
+      RevItem *it = scalar_item(g, l, ins);
+      if (active(g, a)) part(it, a, -1, 1);
+    }
+    wr_conv(g, d, rd(g, a), g->rc[a]);
+    return;
+  }
+  case IR_UNARY:
+    if (g->rc[d] == RC_BOX || g->rc[ins->args[0]] == RC_BOX) {
+      emit_site(g, l, ins, ins->args, 1, d, false);
+      return;
+    }
+    if (g->rc[ins->args[0]] == RC_BAD) break;
+    emit_unary_scalar(g, l, ins);
+    return;
+  case IR_BINARY: {
+    uint8_t ca = g->rc[ins->args[0]], cb = g->rc[ins->args[1]];
+    if (ca == RC_BOX || cb == RC_BOX || g->rc[d] == RC_BOX) {
+      emit_site(g, l, ins, ins->args, 2, d, false);
+      return;
+    }
+    if (ca == RC_BAD || cb == RC_BAD) break;
+    emit_binary_scalar(g, l, ins);
+    return;
+  }
+  case IR_BUILTIN:
+    if (ins->builtin->uses_rng) {
+      refuse(g, ins, gc_printf("'%s' draws random numbers", ins->builtin->name));
+      return;
+    }
+    if (d < 0) break;
+    emit_site(g, l, ins, ins->args, ins->nargs, d, false);
+    return;
+  case IR_INDEX: emit_index(g, l, ins); return;
+  case IR_STORE: emit_store(g, l, ins); return;
+  case IR_ARRAY:
+  case IR_ROWVEC: emit_site(g, l, ins, ins->args, ins->nargs, d, false); return;
+  case IR_DECL:
+    if (g->rc[d] == RC_BOX) {
+      emit_site(g, l, ins, ins->sizes, ins->nsizes, d, false);
+      return;
+    }
+    if (g->rc[d] == RC_BAD) break;
+    if (active(g, d)) scalar_item(g, l, ins);
+    switch (g->rc[d]) {
+    case RC_REAL: wr(g, d, cf(g, NAN)); break;
+    case RC_INT: wr(g, d, ci(g, 0)); break;
+    case RC_BOOL: wr(g, d, LLVMConstInt(g->i1, 0, 0)); break;
+    }
+    return;
+  case IR_SAMPLE: {
+    int ops[24], n = 0;
+    for (int k = 0; k < ins->dist.nparams; k++) ops[n++] = ins->dist.params[k];
+    if (ins->con.lower >= 0) ops[n++] = ins->con.lower;
+    if (ins->con.upper >= 0) ops[n++] = ins->con.upper;
+    int ns = 0;
+    for (int k = 0; k < ins->nsizes && n < 24; k++, ns++) ops[n++] = ins->sizes[k];
+    int before = g->nsites;
+    emit_site(g, l, ins, ops, n, d, true);
+    if (g->nsites > before) g->j->sites[before].nsizes = ns;
+    return;
+  }
+  case IR_OBSERVE: {
+    int ops[24], n = 0;
+    ops[n++] = ins->args[0];
+    for (int k = 0; k < ins->dist.nparams; k++) ops[n++] = ins->dist.params[k];
+    emit_site(g, l, ins, ops, n, -1, true);
+    return;
+  }
+  case IR_FACTOR: {
+    int a = ins->args[0];
+    if (g->rc[a] != RC_REAL && g->rc[a] != RC_INT && g->rc[a] != RC_BOOL) break;
+    LLVMValueRef x = as_f64(g, a);
+    LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, g->lp, ""), x, ""), g->lp);
+    if (active(g, a)) {
+      RevItem *it = rev_add(g, l, RV_FACTOR, ins);
+      it->dst = a;
+    }
+    return;
+  }
+  case IR_CONDITION: {
+    LLVMValueRef c = truthy(g, ins->args[0]);
+    LLVMValueRef add = LLVMBuildSelect(g->B, c, cf(g, 0), cf(g, -INFINITY), "");
+    LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, g->lp, ""), add, ""), g->lp);
+    return;
+  }
+  case IR_IF: {
+    RevItem *it = rev_add(g, l, RV_IF, ins);
+    LLVMValueRef c = truthy(g, ins->args[0]);
+    save(it, c);
+    push_saved(g, it);
+    LLVMBasicBlockRef tb = new_bb(g, "then"), eb = new_bb(g, "else"), jb = new_bb(g, "endif");
+    LLVMBuildCondBr(g->B, c, tb, eb);
+    g->depth++;
+    LLVMPositionBuilderAtEnd(g->B, tb);
+    emit_block(g, &ins->then_b, &it->a);
+    LLVMBuildBr(g->B, jb);
+    LLVMPositionBuilderAtEnd(g->B, eb);
+    emit_block(g, &ins->else_b, &it->b);
+    LLVMBuildBr(g->B, jb);
+    g->depth--;
+    LLVMPositionBuilderAtEnd(g->B, jb);
+    return;
+  }
+  case IR_FOR: {
+    RevItem *it = rev_add(g, l, RV_FOR, ins);
+    LLVMValueRef lo = as_i64(g, ins->args[0]), hi = as_i64(g, ins->args[1]);
+    LLVMValueRef n = LLVMBuildSub(g->B, LLVMBuildAdd(g->B, hi, ci(g, 1), ""), lo, "");
+    n = LLVMBuildSelect(g->B, LLVMBuildICmp(g->B, LLVMIntSLT, hi, lo, ""), ci(g, 0), n, "trips");
+    save(it, n);
+    push_saved(g, it);
+    LLVMValueRef k = entry_alloca(g, g->i64, "k");
+    LLVMBuildStore(g->B, ci(g, 0), k);
+    LLVMBasicBlockRef hb = new_bb(g, "for"), bb = new_bb(g, "body"), xb = new_bb(g, "endfor");
+    LLVMBuildBr(g->B, hb);
+    LLVMPositionBuilderAtEnd(g->B, hb);
+    LLVMValueRef kv = LLVMBuildLoad2(g->B, g->i64, k, "");
+    LLVMBuildCondBr(g->B, LLVMBuildICmp(g->B, LLVMIntSLT, kv, n, ""), bb, xb);
+    LLVMPositionBuilderAtEnd(g->B, bb);
+    wr(g, ins->var, LLVMBuildAdd(g->B, lo, kv, ""));
+    g->depth++;
+    emit_block(g, &ins->body, &it->a);
+    g->depth--;
+    LLVMBuildStore(g->B, LLVMBuildAdd(g->B, LLVMBuildLoad2(g->B, g->i64, k, ""), ci(g, 1), ""), k);
+    LLVMBuildBr(g->B, hb);
+    LLVMPositionBuilderAtEnd(g->B, xb);
+    return;
+  }
+  case IR_WHILE: {
+    RevItem *it = rev_add(g, l, RV_WHILE, ins);
+    LLVMValueRef k = entry_alloca(g, g->i64, "w");
+    LLVMBuildStore(g->B, ci(g, 0), k);
+    LLVMBasicBlockRef hb = new_bb(g, "while"), bb = new_bb(g, "wbody"), xb = new_bb(g, "endwhile");
+    LLVMBuildBr(g->B, hb);
+    LLVMPositionBuilderAtEnd(g->B, hb);
+    g->depth++;
+    emit_block(g, &ins->cond_b, &it->a);
+    LLVMValueRef c = truthy(g, ins->cond);
+    LLVMBuildCondBr(g->B, c, bb, xb);
+    LLVMPositionBuilderAtEnd(g->B, bb);
+    emit_block(g, &ins->body, &it->b);
+    g->depth--;
+    LLVMBuildStore(g->B, LLVMBuildAdd(g->B, LLVMBuildLoad2(g->B, g->i64, k, ""), ci(g, 1), ""), k);
+    LLVMBuildBr(g->B, hb);
+    LLVMPositionBuilderAtEnd(g->B, xb);
+    save(it, LLVMBuildLoad2(g->B, g->i64, k, ""));
+    push_saved(g, it);
+    return;
+  }
+  case IR_REJECT: /* the interpreter, re-run on failure, reports the message */
+    LLVMBuildBr(g->B, g->errbb);
+    LLVMPositionBuilderAtEnd(g->B, new_bb(g, "dead"));
+    return;
+  case IR_CALL: refuse(g, ins, "user function calls are not compiled"); return;
+  case IR_BREAK:
+  case IR_CONTINUE: refuse(g, ins, "break and continue are not compiled"); return;
+  case IR_PRINT: refuse(g, ins, "print is not compiled (it would print at every gradient)"); return;
+  default: break;
+  }
+  refuse(g, ins, gc_printf("this instruction is not compiled (%s)",
+                           d >= 0 ? op_type_name(g->f->regtypes[d]) : "no result"));
+}
+
+static void emit_block(Gen *g, const IrBlock *b, RevList *l) {
+  for (int i = 0; i < b->n && !g->why; i++) emit_ins(g, l, &b->ins[i]);
+}
+
+/* ---- reverse part ---- */
+
+static LLVMValueRef adj_of(Gen *g, int r) { return g->adj[r]; }
+
+static void adj_add(Gen *g, int r, LLVMValueRef v) {
+  LLVMValueRef a = adj_of(g, r);
+  LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, a, ""), v, ""), a);
+}
+
+/* adj(dst), which then dies (dst is overwritten by this instruction) */
+static LLVMValueRef take_adj(Gen *g, int r) {
+  LLVMValueRef a = adj_of(g, r);
+  LLVMValueRef v = LLVMBuildLoad2(g->B, g->f64, a, "");
+  LLVMBuildStore(g->B, cf(g, 0), a);
+  return v;
+}
+
+static void rev_list(Gen *g, RevList *l);
+
+/* A loop running `body` n times (n an i64 value) in the reverse part. */
+static void rev_repeat(Gen *g, LLVMValueRef n, RevList *body, RevList *after_each) {
+  LLVMValueRef k = entry_alloca(g, g->i64, "rk");
+  LLVMBuildStore(g->B, n, k);
+  LLVMBasicBlockRef hb = new_bb(g, "rloop"), bb = new_bb(g, "rbody"), xb = new_bb(g, "rend");
+  LLVMBuildBr(g->B, hb);
+  LLVMPositionBuilderAtEnd(g->B, hb);
+  LLVMValueRef kv = LLVMBuildLoad2(g->B, g->i64, k, "");
+  LLVMBuildCondBr(g->B, LLVMBuildICmp(g->B, LLVMIntSGT, kv, ci(g, 0), ""), bb, xb);
+  LLVMPositionBuilderAtEnd(g->B, bb);
+  rev_list(g, body);
+  if (after_each) rev_list(g, after_each);
+  LLVMBuildStore(g->B, LLVMBuildSub(g->B, LLVMBuildLoad2(g->B, g->i64, k, ""), ci(g, 1), ""), k);
+  LLVMBuildBr(g->B, hb);
+  LLVMPositionBuilderAtEnd(g->B, xb);
+}
+
+static void rev_item(Gen *g, RevItem *it) {
+  pop_saved(g, it);
+  switch (it->kind) {
+  case RV_SCALAR: {
+    LLVMValueRef gd = take_adj(g, it->dst);
+    for (int k = 0; k < it->np; k++) {
+      LLVMValueRef p = it->psave[k] >= 0 ? it->save[it->psave[k]] : cf(g, it->pconst[k]);
+      adj_add(g, it->preg[k], it->psave[k] < 0 && it->pconst[k] == 1 ? gd
+                              : it->psave[k] < 0 && it->pconst[k] == -1 ? LLVMBuildFNeg(g->B, gd, "")
+                              : LLVMBuildFMul(g->B, gd, p, ""));
+    }
+    break;
+  }
+  case RV_INDEX: {
+    LLVMValueRef gd = take_adj(g, it->dst);
+    LLVMValueRef adj = LLVMBuildLoad2(g->B, g->ptr, field(g, it->save[0], 16), "");
+    LLVMValueRef p = gep(g, g->f64, adj, it->save[1]);
+    LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, p, ""), gd, ""), p);
+    break;
+  }
+  case RV_STORE: {
+    LLVMValueRef adj = LLVMBuildLoad2(g->B, g->ptr, field(g, it->save[0], 16), "");
+    LLVMValueRef p = gep(g, g->f64, adj, it->save[1]);
+    LLVMValueRef v = LLVMBuildLoad2(g->B, g->f64, p, "");
+    LLVMBuildStore(g->B, cf(g, 0), p);
+    if (active(g, it->dst)) adj_add(g, it->dst, v);
+    break;
+  }
+  case RV_FACTOR: adj_add(g, it->dst, cf(g, 1)); break;
+  case RV_SITE: {
+    const JitSite *s = &g->j->sites[it->site];
+    LLVMValueRef out = cf(g, 0);
+    if (s->rkind == JA_REAL_ACT) out = take_adj(g, it->dst);
+    LLVMValueRef a[4] = {g->cx, it->save[0], out, g->sadjbuf};
+    call(g, g->t_oprev, g->f_oprev, a, 4);
+    for (int k = 0; k < it->nops; k++)
+      if (s->akind[k] == JA_REAL_ACT) {
+        LLVMValueRef p = gep(g, g->f64, g->sadjbuf, ci(g, k));
+        adj_add(g, it->opreg[k], LLVMBuildLoad2(g->B, g->f64, p, ""));
+      }
+    break;
+  }
+  case RV_IF: {
+    LLVMBasicBlockRef tb = new_bb(g, "rthen"), eb = new_bb(g, "relse"), jb = new_bb(g, "rendif");
+    LLVMBuildCondBr(g->B, it->save[0], tb, eb);
+    LLVMPositionBuilderAtEnd(g->B, tb);
+    rev_list(g, &it->a);
+    LLVMBuildBr(g->B, jb);
+    LLVMPositionBuilderAtEnd(g->B, eb);
+    rev_list(g, &it->b);
+    LLVMBuildBr(g->B, jb);
+    LLVMPositionBuilderAtEnd(g->B, jb);
+    break;
+  }
+  case RV_FOR: rev_repeat(g, it->save[0], &it->a, NULL); break;
+  case RV_WHILE:
+    rev_list(g, &it->a); /* the last, failing test */
+    rev_repeat(g, it->save[0], &it->b, &it->a);
+    break;
+  default: break;
+  }
+}
+
+static void rev_list(Gen *g, RevList *l) {
+  for (int i = l->n - 1; i >= 0; i--) rev_item(g, l->v[i]);
+}
+
+/* ---- analysis ---- */
+
+static void mark_written(const IrBlock *b, bool *w) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *ins = &b->ins[i];
+    if (ins->dst >= 0) w[ins->dst] = true;
+    if (ins->op == IR_FOR) w[ins->var] = true;
+    mark_written(&ins->then_b, w);
+    mark_written(&ins->else_b, w);
+    mark_written(&ins->body, w);
+    mark_written(&ins->cond_b, w);
+  }
+}
+
+static bool act_block(const IrBlock *b, const IrFunc *f, bool *act) {
+  bool changed = false;
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *ins = &b->ins[i];
+    changed |= act_block(&ins->then_b, f, act) | act_block(&ins->else_b, f, act) |
+               act_block(&ins->body, f, act) | act_block(&ins->cond_b, f, act);
+    int d = ins->dst;
+    if (d < 0 || act[d] || !real_based(f->regtypes[d])) continue;
+    bool a = ins->op == IR_SAMPLE;
+    for (int k = 0; k < ins->nargs && !a; k++) a = act[ins->args[k]];
+    if (ins->op == IR_SAMPLE) a = true;
+    if (a) {
+      act[d] = true;
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+/* ---- LLVM set-up ---- */
+
+static pthread_once_t llvm_once = PTHREAD_ONCE_INIT;
+static void llvm_init(void) {
+  LLVMInitializeNativeTarget();
+  LLVMInitializeNativeAsmPrinter();
+}
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void declare_runtime(Gen *g) {
+  LLVMTypeRef p4[4] = {g->ptr, g->i64, g->ptr, g->ptr};
+  g->t_op = LLVMFunctionType(g->ptr, p4, 4, 0);
+  g->f_op = LLVMAddFunction(g->M, "ppl_jit_op", g->t_op);
+  LLVMTypeRef r4[4] = {g->ptr, g->ptr, g->f64, g->ptr};
+  g->t_oprev = LLVMFunctionType(g->vd, r4, 4, 0);
+  g->f_oprev = LLVMAddFunction(g->M, "ppl_jit_op_rev", g->t_oprev);
+  LLVMTypeRef g2[2] = {g->ptr, g->i64};
+  g->t_grow = LLVMFunctionType(g->ptr, g2, 2, 0);
+  g->f_grow = LLVMAddFunction(g->M, "ppl_jit_grow", g->t_grow);
+  LLVMTypeRef b3[3] = {g->ptr, g->ptr, g->ptr};
+  g->t_begin = LLVMFunctionType(g->vd, b3, 3, 0);
+  g->f_begin = LLVMAddFunction(g->M, "ppl_jit_begin", g->t_begin);
+}
+
+/* The runtime entry points as compiled code calls them: sites by index. */
+static JitRec *rt_op(JitCtx *cx, int64_t site, JitArg *args, JitArg *res) {
+  return jit_rt_op(cx, jit_site(cx->jit, (int)site), args, res);
+}
+
+static char *take_error(LLVMErrorRef e) {
+  char *m = LLVMGetErrorMessage(e);
+  char *s = gc_strdup(m);
+  LLVMDisposeErrorMessage(m);
+  return s;
+}
+
+static bool lower(Gen *g, const IrProgram *p, size_t dim) {
+  (void)dim;
+  const IrFunc *f = &p->main;
+  int nr = f->nregs;
+  g->f = f;
+  g->rc = gc_alloc_atomic((size_t)nr + 1);
+  g->act = gc_alloc_atomic(sizeof(bool) * ((size_t)nr + 1));
+  g->isdata = gc_alloc_atomic(sizeof(bool) * ((size_t)nr + 1));
+  g->slot = gc_alloc(sizeof(LLVMValueRef) * ((size_t)nr + 1));
+  g->adj = gc_alloc(sizeof(LLVMValueRef) * ((size_t)nr + 1));
+  g->datav = gc_alloc(sizeof(LLVMValueRef) * ((size_t)nr + 1));
+  bool *wmodel = gc_alloc_atomic(sizeof(bool) * ((size_t)nr + 1));
+  mark_written(&p->data_b, g->isdata);
+  mark_written(&p->model_b, wmodel);
+  for (int r = 0; r < nr; r++) {
+    g->rc[r] = reg_class(f->regtypes[r]);
+    if (wmodel[r]) g->isdata[r] = false;
+  }
+  while (act_block(&p->model_b, f, g->act)) {
+  }
+
+  LLVMTypeRef ps[4] = {g->ptr, g->ptr, g->ptr, g->ptr};
+  g->fn = LLVMAddFunction(g->M, "ppl_ld", LLVMFunctionType(g->i32, ps, 4, 0));
+  g->cx = LLVMGetParam(g->fn, 0);
+  g->theta = LLVMGetParam(g->fn, 1);
+  g->grad = LLVMGetParam(g->fn, 2);
+  g->lpout = LLVMGetParam(g->fn, 3);
+  g->entry = LLVMAppendBasicBlockInContext(g->C, g->fn, "entry");
+  LLVMPositionBuilderAtEnd(g->B, g->entry);
+  /* a marker instruction: allocas are inserted before it */
+  g->entry_end = LLVMBuildAlloca(g->B, g->i8, "mark");
+  g->lp = entry_alloca(g, g->f64, "lp");
+  g->sp = entry_alloca(g, g->i64, "sp");
+  g->argbuf = entry_alloca(g, LLVMArrayType2(LLVMArrayType2(g->i8, 24), 64), "args");
+  g->resbuf = entry_alloca(g, LLVMArrayType2(g->i8, 48), "res");
+  g->sadjbuf = entry_alloca(g, LLVMArrayType2(g->f64, 64), "sadj");
+  LLVMBuildStore(g->B, cf(g, 0), g->lp);
+  LLVMBuildStore(g->B, ci(g, 0), g->sp);
+  for (int r = 0; r < nr; r++) {
+    if (g->isdata[r] || !wmodel[r] || g->rc[r] == RC_BAD || g->rc[r] == RC_NONE) continue;
+    LLVMTypeRef t = class_type(g, g->rc[r]);
+    g->slot[r] = entry_alloca(g, t, f->regnames && f->regnames[r] ? f->regnames[r] : "");
+    LLVMBuildStore(g->B, LLVMConstNull(t), g->slot[r]);
+    if (g->rc[r] == RC_REAL && g->act[r]) {
+      g->adj[r] = entry_alloca(g, g->f64, "adj");
+      LLVMBuildStore(g->B, cf(g, 0), g->adj[r]);
+    }
+  }
+  LLVMValueRef ba[3] = {g->cx, g->theta, g->grad};
+  call(g, g->t_begin, g->f_begin, ba, 3);
+  LLVMBasicBlockRef body = new_bb(g, "model");
+  g->errbb = new_bb(g, "error");
+  LLVMBuildBr(g->B, body);
+  LLVMPositionBuilderAtEnd(g->B, body);
+
+  RevList top = {0};
+  emit_block(g, &p->model_b, &top);
+  if (g->why) return false;
+  if (g->maxops > 64) {
+    refuse(g, NULL, "an operation with more than 64 operands is not compiled");
+    return false;
+  }
+  LLVMBuildStore(g->B, LLVMBuildLoad2(g->B, g->f64, g->lp, ""), g->lpout);
+  LLVMBasicBlockRef rev = new_bb(g, "reverse"), done = new_bb(g, "done");
+  LLVMValueRef nograd = LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildPtrToInt(g->B, g->grad, g->i64, ""),
+                                      ci(g, 0), "");
+  LLVMBuildCondBr(g->B, nograd, done, rev);
+  LLVMPositionBuilderAtEnd(g->B, rev);
+  rev_list(g, &top);
+  LLVMBuildBr(g->B, done);
+  LLVMPositionBuilderAtEnd(g->B, done);
+  LLVMBuildRet(g->B, LLVMConstInt(g->i32, 0, 0));
+  LLVMPositionBuilderAtEnd(g->B, g->errbb);
+  LLVMBuildRet(g->B, LLVMConstInt(g->i32, 1, 0));
+  LLVMInstructionEraseFromParent(g->entry_end);
+  return true;
+}
+
+Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_ir,
+                 const char **why) {
+  double t0 = now_ms();
+  pthread_once(&llvm_once, llvm_init);
+  const IrProgram *p = interp_program(in);
+  Jit *j = gc_alloc_root(sizeof(Jit));
+  j->lat = *lat;
+  j->in = in;
+  j->dim = dim;
+
+  LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
+  Gen G;
+  memset(&G, 0, sizeof G);
+  Gen *g = &G;
+  g->j = j;
+  g->p = p;
+  g->data = interp_data_regs(in);
+  g->C = LLVMOrcThreadSafeContextGetContext(tsc);
+  g->M = LLVMModuleCreateWithNameInContext("ppl", g->C);
+  g->B = LLVMCreateBuilderInContext(g->C);
+  g->i1 = LLVMInt1TypeInContext(g->C);
+  g->i8 = LLVMInt8TypeInContext(g->C);
+  g->i32 = LLVMInt32TypeInContext(g->C);
+  g->i64 = LLVMInt64TypeInContext(g->C);
+  g->f64 = LLVMDoubleTypeInContext(g->C);
+  g->ptr = LLVMPointerTypeInContext(g->C, 0);
+  g->vd = LLVMVoidTypeInContext(g->C);
+  declare_runtime(g);
+  bool ok = lower(g, p, dim);
+  LLVMDisposeBuilder(g->B);
+  if (!ok) {
+    *why = g->why ? g->why : "the program could not be compiled";
+    LLVMDisposeModule(g->M);
+    LLVMOrcDisposeThreadSafeContext(tsc);
+    gc_free_root(j);
+    return NULL;
+  }
+  j->nsites = g->nsites;
+  char *msg = NULL;
+  if (LLVMVerifyModule(g->M, LLVMReturnStatusAction, &msg)) {
+    *why = gc_printf("internal error: invalid LLVM IR: %s", msg);
+    LLVMDisposeMessage(msg);
+    LLVMDisposeModule(g->M);
+    LLVMOrcDisposeThreadSafeContext(tsc);
+    gc_free_root(j);
+    return NULL;
+  }
+  if (msg) LLVMDisposeMessage(msg);
+
+  LLVMOrcLLJITRef J;
+  LLVMErrorRef e = LLVMOrcCreateLLJIT(&J, LLVMOrcCreateLLJITBuilder());
+  if (e) {
+    *why = gc_printf("LLVM: %s", take_error(e));
+    LLVMDisposeModule(g->M);
+    LLVMOrcDisposeThreadSafeContext(tsc);
+    gc_free_root(j);
+    return NULL;
+  }
+  j->lljit = J;
+  const char *triple = LLVMOrcLLJITGetTripleString(J);
+  LLVMSetTarget(g->M, triple);
+  LLVMSetDataLayout(g->M, LLVMOrcLLJITGetDataLayoutStr(J));
+  /* optimise for this machine */
+  LLVMTargetRef T;
+  char *terr = NULL;
+  if (LLVMGetTargetFromTriple(triple, &T, &terr) == 0) {
+    char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
+    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(T, triple, cpu, feat, LLVMCodeGenLevelDefault,
+                                                      LLVMRelocDefault, LLVMCodeModelJITDefault);
+    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+    LLVMErrorRef pe = LLVMRunPasses(g->M, "default<O2>", tm, po);
+    if (pe) LLVMConsumeError(pe);
+    LLVMDisposePassBuilderOptions(po);
+    LLVMDisposeTargetMachine(tm);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(feat);
+  } else if (terr) {
+    LLVMDisposeMessage(terr);
+  }
+  if (keep_ir) {
+    char *s = LLVMPrintModuleToString(g->M);
+    j->ir_text = gc_strdup(s);
+    LLVMDisposeMessage(s);
+  }
+  /* the runtime's entry points, bound by address */
+  struct { const char *name; void *addr; } syms[] = {
+      {"ppl_jit_op", (void *)rt_op},
+      {"ppl_jit_op_rev", (void *)jit_rt_op_rev},
+      {"ppl_jit_grow", (void *)jit_rt_grow},
+      {"ppl_jit_begin", (void *)jit_rt_begin},
+  };
+  int ns = (int)(sizeof syms / sizeof syms[0]);
+  LLVMOrcCSymbolMapPair pairs[8];
+  for (int i = 0; i < ns; i++) {
+    pairs[i].Name = LLVMOrcLLJITMangleAndIntern(J, syms[i].name);
+    pairs[i].Sym.Address = (LLVMOrcExecutorAddress)(uintptr_t)syms[i].addr;
+    pairs[i].Sym.Flags.GenericFlags = LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable;
+    pairs[i].Sym.Flags.TargetFlags = 0;
+  }
+  LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(J);
+  e = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(pairs, (size_t)ns));
+  LLVMOrcDefinitionGeneratorRef gen = NULL;
+  if (!e) e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(J), NULL, NULL);
+  if (!e) {
+    LLVMOrcJITDylibAddGenerator(jd, gen);
+    e = LLVMOrcLLJITAddLLVMIRModule(J, jd, LLVMOrcCreateNewThreadSafeModule(g->M, tsc));
+  } else {
+    LLVMDisposeModule(g->M);
+  }
+  LLVMOrcDisposeThreadSafeContext(tsc);
+  LLVMOrcExecutorAddress addr = 0;
+  if (!e) e = LLVMOrcLLJITLookup(J, &addr, "ppl_ld");
+  if (e) {
+    *why = gc_printf("LLVM: %s", take_error(e));
+    LLVMOrcDisposeLLJIT(J);
+    gc_free_root(j);
+    return NULL;
+  }
+  j->fn = (JitFn)(uintptr_t)addr;
+  j->ms = now_ms() - t0;
+  return j;
+}
+
+void jit_free(Jit *j) {
+  if (!j) return;
+  if (j->lljit) LLVMOrcDisposeLLJIT(j->lljit);
+  gc_free_root(j);
+}
+
+#endif

@@ -1,0 +1,67 @@
+/* jit.h — native log densities and gradients through LLVM (ORC LLJIT).
+ *
+ * jit_compile lowers the model block of a fixed-structure program to one LLVM
+ * function that computes the log density on the unconstrained vector and,
+ * by adjoint code generated from the same IR, its gradient.  Control flow,
+ * scalar arithmetic, indexing and element stores become straight native code;
+ * container operations, builtins and distributions call the runtime library
+ * of ir/jit_rt.c, which reuses the interpreter's own operations (one
+ * implementation of every function, so the two backends agree to rounding).
+ *
+ * The data block has already run in the interpreter: data values are
+ * constants of the compiled code (scalars folded in, containers referenced).
+ *
+ * What the JIT cannot take (strings, user function calls, break/continue,
+ * arrays of containers, print) makes jit_compile fail with the reason and the
+ * source position; callers fall back to the interpreter.  A runtime error in
+ * compiled code (a failed parameter check, an index out of range) is reported
+ * as such and the caller re-runs the interpreter for its message.
+ */
+#ifndef PPL_JIT_H
+#define PPL_JIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../stdlib/ad.h"
+#include "../stdlib/dist.h"
+#include "interp.h"
+
+/* How latents are handed out: the log density's owner (inference/logdensity.c)
+ * knows the layout of theta.  Called for the k-th latent executed (k = 0, 1,
+ * ...): record the latent's constrained value on tape t from its block of
+ * theta (its entries become new tape variables, *node0 the first, *nfree of
+ * them, theta[*off ...]), and its log prior density plus log-Jacobian as one
+ * node *lpnode with value *lp. */
+typedef struct JitLatents {
+  void *ud;
+  int n; /* number of latents */
+  bool (*sample)(void *ud, int k, const DistCall *dc, Tape *t, const double *theta, Value *out,
+                 double *lp, int32_t *lpnode, size_t *off, size_t *nfree, int32_t *node0,
+                 char *err, size_t errsz);
+} JitLatents;
+
+typedef struct Jit Jit;       /* compiled code; immutable, shared by threads */
+typedef struct JitCtx JitCtx; /* one evaluation workspace; one per thread */
+
+/* Compile the model block of in's program (data loaded).  NULL when the program
+ * is outside what the JIT takes: *why (a GC string) says why, with the source
+ * position: "model.ppl:7:3: user function calls are not compiled".
+ * keep_ir: keep the optimised LLVM IR text for jit_llvm_ir. */
+Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_ir,
+                 const char **why);
+/* The optimised LLVM IR (NULL unless compiled with keep_ir). */
+const char *jit_llvm_ir(const Jit *j);
+/* Milliseconds spent in jit_compile (lowering, optimisation, machine code). */
+double jit_compile_ms(const Jit *j);
+/* Release the machine code and LLVM state (compiled code must no longer run). */
+void jit_free(Jit *j);
+
+/* A workspace (collected memory: no free). */
+JitCtx *jit_ctx_new(const Jit *j);
+/* Log density at theta (dim reals) and, when grad is not NULL, its gradient.
+ * False when the compiled code hit a runtime error (the caller re-runs the
+ * interpreter for the message); *lp may be -inf. */
+bool jit_eval(JitCtx *cx, const double *theta, double *lp, double *grad);
+
+#endif

@@ -1,0 +1,97 @@
+/* jit_rt.h — what compiled code and its runtime library (ir/jit_rt.c) share
+ * (private to ir/jit*.c).
+ *
+ * Compiled code keeps scalars in machine registers and containers in boxes:
+ * a box is a Value of the interpreter (so every interpreter operation applies
+ * to it unchanged) plus, for containers of reals that depend on theta, their
+ * adjoints in val_flatten order.
+ *
+ * Operations the JIT does not lower to native code run in the runtime on a
+ * small tape of their own (stdlib/ad.h): the forward call records the
+ * operation's derivative, the reverse call sweeps it back from the adjoints of
+ * its results to those of its operands.  Forward calls return the record that
+ * the compiled code hands back to the reverse call; records are consumed in
+ * reverse order of creation, as the generated adjoint code runs.
+ *
+ * The field offsets of JitBox, JitArg and the first fields of JitCtx are read
+ * by generated code: keep them in step with ir/jit.c.
+ */
+#ifndef PPL_JIT_RT_H
+#define PPL_JIT_RT_H
+
+#include <stdint.h>
+
+#include "jit.h"
+
+typedef struct JitBox {
+  Value v;     /* the container (offset 0; Value.t / Value.a at offset 8) */
+  double *adj; /* offset 16: adjoints, or NULL for a constant container */
+  int64_t n;   /* offset 24: number of scalars */
+} JitBox;
+
+/* An operand or result of a runtime call: by the register's class, one of
+   the three fields is meaningful. */
+typedef struct JitArg {
+  double r;  /* offset 0 */
+  int64_t i; /* offset 8: ints and bools */
+  JitBox *b; /* offset 16 */
+} JitArg;
+
+/* How a runtime call site treats one operand or result. */
+typedef enum {
+  JA_NONE = 0,
+  JA_REAL,      /* scalar real, constant */
+  JA_REAL_ACT,  /* scalar real depending on theta: gets a node, adjoint returned */
+  JA_INT,
+  JA_BOOL,
+  JA_BOX,       /* container, constant */
+  JA_BOX_ACT,   /* container with adjoints */
+} JitArgKind;
+
+typedef struct JitSite {
+  const IrInstr *ins;
+  const IrFunc *fn;   /* for register types */
+  int nargs;          /* operands as the site passes them (see jit.c: args, then
+                         distribution parameters, bounds, sizes, index registers) */
+  uint8_t *akind;     /* JitArgKind per operand */
+  uint8_t rkind;      /* JitArgKind of the result (JA_NONE: none) */
+  int nsizes, nidx;   /* how many of the operands are sizes / index registers */
+} JitSite;
+
+typedef struct JitRec JitRec;
+
+struct JitCtx {
+  double *stk;  /* offset 0: the stack of values saved for the adjoint code */
+  int64_t cap;  /* offset 8: its capacity in doubles */
+  const Jit *jit;
+  const double *theta;
+  double *grad;
+  int k;        /* next latent */
+  /* arena for boxes and records of one evaluation: chunks reused between
+     evaluations (rooted: boxes reference GC memory) */
+  char **chunks;
+  int nchunks, chunk, capchunks;
+  size_t used;
+  char **big; /* blocks too big for a chunk: freed by the next begin */
+  int nbig, capbig;
+  /* one tape per runtime record, reused between evaluations */
+  Tape **tapes;
+  int ntapes, captapes, ntape_used;
+  double *adj;
+  size_t adjcap;
+  BuiltinCtx bctx;
+  Rng rng;
+};
+
+/* Called by compiled code (addresses bound in jit.c). */
+void jit_rt_begin(JitCtx *cx, const double *theta, double *grad);
+double *jit_rt_grow(JitCtx *cx, int64_t need);
+JitRec *jit_rt_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res);
+void jit_rt_op_rev(JitCtx *cx, JitRec *r, double out_adj, double *sadj);
+
+/* Sites, latents and code of a compiled program: what jit_rt.c needs of a Jit. */
+const JitSite *jit_site(const Jit *j, int i);
+const JitLatents *jit_latents(const Jit *j);
+const Interp *jit_interp(const Jit *j);
+
+#endif
