@@ -815,7 +815,9 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
   case IR_ROWVEC: emit_site(g, l, ins, ins->args, ins->nargs, d, false); return;
   case IR_DECL:
     if (g->rc[d] == RC_BOX) {
+      int before = g->nsites;
       emit_site(g, l, ins, ins->sizes, ins->nsizes, d, false);
+      if (g->nsites > before) g->j->sites[before].nsizes = ins->nsizes;
       return;
     }
     if (g->rc[d] == RC_BAD) break;
@@ -865,8 +867,7 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
   case IR_IF: {
     RevItem *it = rev_add(g, l, RV_IF, ins);
     LLVMValueRef c = truthy(g, ins->args[0]);
-    save(it, c);
-    push_saved(g, it);
+    save(it, c); /* pushed after the branches: the reverse part pops it before them */
     LLVMBasicBlockRef tb = new_bb(g, "then"), eb = new_bb(g, "else"), jb = new_bb(g, "endif");
     LLVMBuildCondBr(g->B, c, tb, eb);
     g->depth++;
@@ -878,6 +879,7 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
     LLVMBuildBr(g->B, jb);
     g->depth--;
     LLVMPositionBuilderAtEnd(g->B, jb);
+    push_saved(g, it);
     return;
   }
   case IR_FOR: {
@@ -885,8 +887,7 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
     LLVMValueRef lo = as_i64(g, ins->args[0]), hi = as_i64(g, ins->args[1]);
     LLVMValueRef n = LLVMBuildSub(g->B, LLVMBuildAdd(g->B, hi, ci(g, 1), ""), lo, "");
     n = LLVMBuildSelect(g->B, LLVMBuildICmp(g->B, LLVMIntSLT, hi, lo, ""), ci(g, 0), n, "trips");
-    save(it, n);
-    push_saved(g, it);
+    save(it, n); /* pushed after the loop: the reverse part pops it before the body */
     LLVMValueRef k = entry_alloca(g, g->i64, "k");
     LLVMBuildStore(g->B, ci(g, 0), k);
     LLVMBasicBlockRef hb = new_bb(g, "for"), bb = new_bb(g, "body"), xb = new_bb(g, "endfor");
@@ -902,6 +903,7 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
     LLVMBuildStore(g->B, LLVMBuildAdd(g->B, LLVMBuildLoad2(g->B, g->i64, k, ""), ci(g, 1), ""), k);
     LLVMBuildBr(g->B, hb);
     LLVMPositionBuilderAtEnd(g->B, xb);
+    push_saved(g, it);
     return;
   }
   case IR_WHILE: {
