@@ -1,5 +1,6 @@
-/* grad_bench.c — how fast the interpreter computes the gradient of a log
- * density, against a hand-written C gradient of the same log density, on
+/* grad_bench.c — how fast the interpreter and the LLVM JIT compute the
+ * gradient of a log density, against a hand-written C gradient of the same
+ * log density, on
  * eight schools (non-centred, 10 parameters) and on a logistic regression
  * with N = 5000 rows and K = 10 predictors (data generated here from a fixed
  * seed).  Prints gradient evaluations per second for both and their ratio,
@@ -196,6 +197,15 @@ static void gb_model(const char *name, const char *src, const char *json, HandGr
                      const void *ud, double secs) {
   LogDensity *ld = gb_compile(src, json);
   if (!ld) return;
+  /* compile latency: from source text to the first compiled gradient */
+  double c0 = gb_now();
+  LogDensity *lj = gb_compile(src, json);
+  bool jit = lj && ld_use_jit(lj, false);
+  double *thj = calloc(ld_dim(ld), sizeof(double)), *gj = calloc(ld_dim(ld), sizeof(double));
+  double lpj = NAN;
+  if (jit) ld_eval_grad_jit(lj, thj, &lpj, gj);
+  double compile_ms = 1e3 * (gb_now() - c0);
+  if (!jit) printf("  JIT: not compiled: %s\n", lj ? ld_backend(lj) : "?");
   size_t n = ld_dim(ld);
   double *th = calloc(n, sizeof *th), *g1 = calloc(n, sizeof *g1), *g2 = calloc(n, sizeof *g2);
   for (size_t i = 0; i < n; i++) th[i] = 0.3 * gb_normal();
@@ -214,18 +224,35 @@ static void gb_model(const char *name, const char *src, const char *json, HandGr
   printf("%s (%zu parameters): lp %.10g (hand %.10g), max relative gradient difference %.2g%s\n",
          name, n, lp1, lp2, maxd, maxd > 1e-5 || fabs(lp1 - lp2) > 1e-8 * fmax(1, fabs(lp2))
                                       ? "  ** MISMATCH **" : "");
+  if (jit) {
+    double maxj = 0;
+    bool ok = ld_eval_grad_jit(lj, th, &lpj, gj);
+    for (size_t i = 0; i < n; i++) maxj = fmax(maxj, fabs(gj[i] - g1[i]) / fmax(1, fabs(g1[i])));
+    printf("  JIT: source to first gradient %.1f ms; lp %.10g, max relative gradient difference "
+           "from the interpreter %.2g%s\n",
+           compile_ms, lpj, maxj, !ok || maxj > 1e-12 || fabs(lpj - lp1) > 1e-12 * fmax(1, fabs(lp1))
+                                      ? "  ** MISMATCH **" : "");
+  }
   /* Alternating short rounds, best rate of each: other processes on the
    * machine slow both sides alike instead of whichever ran during a burst. */
-  double base0 = th[0], r_interp = 0, r_hand = 0, r;
+  double base0 = th[0], r_interp = 0, r_hand = 0, r_jit = 0, r;
   for (int round = 0; round < GB_ROUNDS; round++) {
     GB_MEASURE(r, secs / GB_ROUNDS, ld_eval_grad(ld, th, &lp1, g1, &d));
     if (r > r_interp) r_interp = r;
     GB_MEASURE(r, secs / GB_ROUNDS, hand(ud, th, &lp2, g2));
     if (r > r_hand) r_hand = r;
+    if (jit) {
+      GB_MEASURE(r, secs / GB_ROUNDS, ld_eval_grad_jit(lj, th, &lpj, gj));
+      if (r > r_jit) r_jit = r;
+    }
   }
-  printf("  gradient evaluations/s: interpreted %.4g, hand-written C %.4g, ratio %.1fx\n",
-         r_interp, r_hand, r_hand / r_interp);
-  free(th), free(g1), free(g2);
+  printf("  gradient evaluations/s: interpreted %.4g, JIT %.4g, hand-written C %.4g\n", r_interp,
+         r_jit, r_hand);
+  printf("  ratios: JIT / interpreter %.1fx, hand-written C / JIT %.2fx, hand-written C / "
+         "interpreter %.1fx\n",
+         r_jit / r_interp, r_hand / r_jit, r_hand / r_interp);
+  if (lj) ld_free(lj);
+  free(th), free(g1), free(g2), free(thj), free(gj);
 }
 
 /* NUTS effective samples per second, when the engine exists. */

@@ -527,8 +527,20 @@ static bool ld_jit_sample(void *ud, int k, const DistCall *dc, Tape *t, const do
   return true;
 }
 
+static bool ld_jit_layout(void *ud, int k, int nsizes, const int *sizes, size_t *off,
+                          size_t *n) {
+  const LogDensity *ld = ud;
+  const LdLatent *L = k < ld->n ? &ld->lat[k] : NULL;
+  if (!L || L->structured || nsizes != L->nsizes ||
+      memcmp(sizes, L->sizes, sizeof(int) * (size_t)nsizes) != 0)
+    return false;
+  *off = L->off;
+  *n = L->free;
+  return true;
+}
+
 bool ld_use_jit(LogDensity *ld, bool keep_ir) {
-  JitLatents L = {.ud = ld, .n = ld->n, .sample = ld_jit_sample};
+  JitLatents L = {.ud = ld, .n = ld->n, .sample = ld_jit_sample, .layout = ld_jit_layout};
   const char *why = NULL;
   ld->jit = jit_compile(ld->in, &L, ld->dim, keep_ir, &why);
   ld->jit_why = ld->jit ? NULL : why;

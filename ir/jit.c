@@ -22,6 +22,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -124,6 +125,10 @@ typedef enum {
   RV_IF,
   RV_FOR,
   RV_WHILE,
+  RV_EW,       /* element-wise container arithmetic */
+  RV_COPY,     /* container copy */
+  RV_SAMPLE,   /* a latent of a scalar family, lowered natively */
+  RV_OBS,      /* an observation of a scalar family, lowered natively */
 } RevKind;
 
 struct RevItem {
@@ -142,6 +147,9 @@ struct RevItem {
   int site;
   int nops;
   int *opreg; /* operand registers (-1: not a register) */
+  /* native container operations and densities */
+  const void *aux;
+  int sub;
   /* control flow */
   RevList a, b; /* then/else, body/-, cond/body for while: a = cond, b = body */
 };
@@ -158,6 +166,9 @@ typedef struct Gen {
   LLVMValueRef *slot, *adj;
   uint8_t *rc;
   bool *act, *isdata;
+  bool *stored;  /* the target of an element store somewhere in the model */
+  bool *konst;   /* a value known when compiling (data, or one constant assignment) */
+  int k_static;  /* index of the next latent while it is known when compiling, else -1 */
   const Value *data;
   LLVMValueRef *datav; /* folded data registers (lazily) */
   const IrProgram *p;
@@ -169,8 +180,9 @@ typedef struct Gen {
   int maxops;
   LLVMValueRef argbuf, resbuf, sadjbuf;
   /* runtime functions */
-  LLVMTypeRef t_op, t_oprev, t_grow, t_begin, t_un, t_bin;
-  LLVMValueRef f_op, f_oprev, f_grow, f_begin;
+  LLVMTypeRef t_op, t_oprev, t_grow, t_begin, t_ten, t_lpdf1, t_grad1, t_d1, t_lub;
+  LLVMValueRef f_op, f_oprev, f_grow, f_begin, f_ten, f_log1p, f_lub;
+  Value *kval;   /* konst registers' values */
 } Gen;
 
 static void refuse(Gen *g, const IrInstr *ins, const char *what) {
@@ -280,6 +292,11 @@ static LLVMValueRef data_value(Gen *g, int r) {
     JitBox *b = gc_alloc(sizeof(JitBox));
     b->v = v;
     b->n = (int64_t)val_numel(v);
+    b->data = true;
+    if (v.k == V_ARR) { /* flat once, for the runtime's loops */
+      b->flat = gc_alloc_atomic(sizeof(double) * (size_t)(b->n ? b->n : 1));
+      val_flatten(v, b->flat);
+    }
     c = LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)b, 0), g->ptr);
     /* the code refers to b: the Jit (a root) keeps it alive */
     Jit *j = g->j;
@@ -445,6 +462,7 @@ static void emit_site(Gen *g, RevList *l, const IrInstr *ins, const int *ops, in
   int si;
   JitSite *s = site_new(g, ins, n, &si);
   for (int k = 0; k < n; k++) s->akind[k] = arg_kind(g, ops[k]);
+  if (ins->op == IR_BUILTIN) s->lpdf = jit_rt_lpdf_family(ins->builtin);
   s->rkind = dst >= 0 ? arg_kind(g, dst) : JA_NONE;
   RevItem *it = rev_add(g, l, RV_SITE, ins);
   it->site = si;
@@ -752,6 +770,713 @@ static void emit_store(Gen *g, RevList *l, const IrInstr *ins) {
   emit_site(g, l, ins, ops, n, d, false);
 }
 
+static LLVMValueRef adj_of(Gen *g, int r) { return g->adj[r]; }
+
+static void adj_add(Gen *g, int r, LLVMValueRef v) {
+  LLVMValueRef a = adj_of(g, r);
+  LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, a, ""), v, ""), a);
+}
+
+/* adj(dst), which then dies (dst is overwritten by this instruction) */
+static LLVMValueRef take_adj(Gen *g, int r) {
+  LLVMValueRef a = adj_of(g, r);
+  LLVMValueRef v = LLVMBuildLoad2(g->B, g->f64, a, "");
+  LLVMBuildStore(g->B, cf(g, 0), a);
+  return v;
+}
+
+/* ---- native container arithmetic and densities ----
+ *
+ * The hot operations of typical models lowered to loops in the compiled
+ * code itself: element-wise arithmetic on vectors and matrices, container
+ * copies, and the latents and observations of scalar families.  Each checks
+ * what the interpreter checks (sizes, parameter domains) and leaves the
+ * message to it: a failed check is a runtime error of the compiled code.
+ * Cases outside these patterns go through the runtime (emit_site). */
+
+typedef void (*LoopBody)(Gen *g, LLVMValueRef i, void *ud);
+
+/* for (i = 0; i < n; i++) body(i) */
+static void emit_loop(Gen *g, LLVMValueRef n, LoopBody body, void *ud) {
+  LLVMValueRef k = entry_alloca(g, g->i64, "i");
+  LLVMBuildStore(g->B, ci(g, 0), k);
+  LLVMBasicBlockRef hb = new_bb(g, "loop"), bb = new_bb(g, "lbody"), xb = new_bb(g, "lend");
+  LLVMBuildBr(g->B, hb);
+  LLVMPositionBuilderAtEnd(g->B, hb);
+  LLVMValueRef i = LLVMBuildLoad2(g->B, g->i64, k, "");
+  LLVMBuildCondBr(g->B, LLVMBuildICmp(g->B, LLVMIntSLT, i, n, ""), bb, xb);
+  LLVMPositionBuilderAtEnd(g->B, bb);
+  body(g, i, ud);
+  LLVMBuildStore(g->B, LLVMBuildAdd(g->B, i, ci(g, 1), ""), k);
+  LLVMBuildBr(g->B, hb);
+  LLVMPositionBuilderAtEnd(g->B, xb);
+}
+
+static LLVMValueRef box_ten(Gen *g, LLVMValueRef box) {
+  return LLVMBuildLoad2(g->B, g->ptr, field(g, box, 8), "ten");
+}
+static LLVMValueRef box_data(Gen *g, LLVMValueRef box) {
+  return LLVMBuildLoad2(g->B, g->ptr, field(g, box_ten(g, box), 8), "data");
+}
+static LLVMValueRef box_adjp(Gen *g, LLVMValueRef box) {
+  return LLVMBuildLoad2(g->B, g->ptr, field(g, box, 16), "adjs");
+}
+static LLVMValueRef box_n(Gen *g, LLVMValueRef box) {
+  return LLVMBuildLoad2(g->B, g->i64, field(g, box, 24), "n");
+}
+static LLVMValueRef box_rows(Gen *g, LLVMValueRef box) {
+  return LLVMBuildSExt(g->B, LLVMBuildLoad2(g->B, g->i32, box_ten(g, box), ""), g->i64, "rows");
+}
+static LLVMValueRef box_cols(Gen *g, LLVMValueRef box) {
+  return LLVMBuildSExt(g->B, LLVMBuildLoad2(g->B, g->i32, field(g, box_ten(g, box), 4), ""), g->i64,
+                       "cols");
+}
+static LLVMValueRef ld_f64(Gen *g, LLVMValueRef base, LLVMValueRef i) {
+  return LLVMBuildLoad2(g->B, g->f64, gep(g, g->f64, base, i), "");
+}
+static void st_f64(Gen *g, LLVMValueRef base, LLVMValueRef i, LLVMValueRef v) {
+  LLVMBuildStore(g->B, v, gep(g, g->f64, base, i));
+}
+static void add_f64(Gen *g, LLVMValueRef base, LLVMValueRef i, LLVMValueRef v) {
+  LLVMValueRef p = gep(g, g->f64, base, i);
+  LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, p, ""), v, ""), p);
+}
+
+static bool is_tensor(Type t) {
+  return t.ndims == 0 && (t.base == TY_VECTOR || t.base == TY_ROWVEC || t.base == TY_MATRIX);
+}
+static int ten_kind(Type t) { return t.base == TY_VECTOR ? V_VEC : t.base == TY_ROWVEC ? V_ROWVEC : V_MAT; }
+
+/* a new tensor box from the runtime's arena (reals NaN when nan) */
+static LLVMValueRef new_ten(Gen *g, int kind, LLVMValueRef rows, LLVMValueRef cols, bool active,
+                            bool nan) {
+  LLVMValueRef a[6] = {g->cx, ci(g, kind), rows, cols, ci(g, active), ci(g, nan)};
+  return call(g, g->t_ten, g->f_ten, a, 6);
+}
+
+/* ---- element-wise arithmetic ---- */
+
+typedef struct EwCtx {
+  int op;
+  LLVMValueRef a, b;   /* box data pointers, or NULL for scalars */
+  LLVMValueRef sa, sb; /* scalar operands */
+  LLVMValueRef z;      /* result data */
+  /* reverse */
+  LLVMValueRef zadj, aadj, badj, ga, gb; /* ga/gb: allocas summing scalar adjoints */
+} EwCtx;
+
+static LLVMValueRef ew_val(Gen *g, const EwCtx *e, LLVMValueRef i, bool second) {
+  LLVMValueRef p = second ? e->b : e->a;
+  return p ? ld_f64(g, p, i) : second ? e->sb : e->sa;
+}
+
+static void ew_fwd(Gen *g, LLVMValueRef i, void *ud) {
+  EwCtx *e = ud;
+  LLVMValueRef x = ew_val(g, e, i, false), y = ew_val(g, e, i, true), z;
+  switch (e->op) {
+  case OP_ADD: z = LLVMBuildFAdd(g->B, x, y, ""); break;
+  case OP_SUB: z = LLVMBuildFSub(g->B, x, y, ""); break;
+  case OP_MUL: case OP_EMUL: z = LLVMBuildFMul(g->B, x, y, ""); break;
+  default: z = LLVMBuildFDiv(g->B, x, y, ""); break;
+  }
+  st_f64(g, e->z, i, z);
+}
+
+static void ew_rev(Gen *g, LLVMValueRef i, void *ud) {
+  EwCtx *e = ud;
+  LLVMValueRef gz = ld_f64(g, e->zadj, i);
+  st_f64(g, e->zadj, i, cf(g, 0));
+  LLVMValueRef da = NULL, db = NULL;
+  switch (e->op) {
+  case OP_ADD: da = gz, db = gz; break;
+  case OP_SUB: da = gz, db = LLVMBuildFNeg(g->B, gz, ""); break;
+  case OP_MUL: case OP_EMUL:
+    if (e->aadj || e->ga) da = LLVMBuildFMul(g->B, gz, ew_val(g, e, i, true), "");
+    if (e->badj || e->gb) db = LLVMBuildFMul(g->B, gz, ew_val(g, e, i, false), "");
+    break;
+  default: {
+    LLVMValueRef x = ew_val(g, e, i, false), y = ew_val(g, e, i, true);
+    if (e->aadj || e->ga) da = LLVMBuildFMul(g->B, gz, LLVMBuildFDiv(g->B, cf(g, 1), y, ""), "");
+    if (e->badj || e->gb)
+      db = LLVMBuildFMul(g->B, gz, LLVMBuildFDiv(g->B, LLVMBuildFNeg(g->B, LLVMBuildFDiv(g->B, x, y, ""), ""), y, ""), "");
+    break;
+  }
+  }
+  if (e->aadj) add_f64(g, e->aadj, i, da);
+  if (e->badj) add_f64(g, e->badj, i, db);
+  if (e->ga) LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, e->ga, ""), da, ""), e->ga);
+  if (e->gb) LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, e->gb, ""), db, ""), e->gb);
+}
+
+static bool emit_ew(Gen *g, RevList *l, const IrInstr *ins) {
+  int a = ins->args[0], b = ins->args[1], d = ins->dst, op = ins->sub;
+  Type ta = g->f->regtypes[a], tb = g->f->regtypes[b], td = g->f->regtypes[d];
+  bool ba = g->rc[a] == RC_BOX, bb = g->rc[b] == RC_BOX;
+  if (!is_tensor(td) || (ba && !is_tensor(ta)) || (bb && !is_tensor(tb))) return false;
+  if ((!ba && g->rc[a] != RC_REAL && g->rc[a] != RC_INT) || (!bb && g->rc[b] != RC_REAL && g->rc[b] != RC_INT))
+    return false;
+  if (ba && bb) {
+    if (ta.base != tb.base || !(op == OP_ADD || op == OP_SUB || op == OP_EMUL || op == OP_EDIV))
+      return false;
+  } else if (!(op == OP_ADD || op == OP_SUB || op == OP_MUL || op == OP_EMUL ||
+               (ba && (op == OP_DIV || op == OP_EDIV)))) {
+    return false;
+  }
+  bool mul = op != OP_ADD && op != OP_SUB;
+  /* the adjoint reads the operands: they must not change in between */
+  if (mul && ((ba && g->stored[a]) || (bb && g->stored[b]))) return false;
+  EwCtx e = {.op = op};
+  LLVMValueRef A = ba ? rd(g, a) : NULL, Bx = bb ? rd(g, b) : NULL, T = ba ? A : Bx;
+  LLVMValueRef n = box_n(g, T), rows = box_rows(g, T), cols = box_cols(g, T);
+  if (ba && bb)
+    check(g, LLVMBuildAnd(g->B, LLVMBuildICmp(g->B, LLVMIntEQ, n, box_n(g, Bx), ""),
+                          LLVMBuildICmp(g->B, LLVMIntEQ, rows, box_rows(g, Bx), ""), ""));
+  if (ba) e.a = box_data(g, A);
+  else e.sa = as_f64(g, a);
+  if (bb) e.b = box_data(g, Bx);
+  else e.sb = as_f64(g, b);
+  LLVMValueRef Z = new_ten(g, ten_kind(td), rows, cols, active(g, d), false);
+  e.z = box_data(g, Z);
+  emit_loop(g, n, ew_fwd, &e);
+  wr(g, d, Z);
+  if (!active(g, d)) return true;
+  RevItem *it = rev_add(g, l, RV_EW, ins);
+  it->sub = op;
+  save(it, Z);           /* 0 */
+  save(it, n);           /* 1 */
+  save(it, ba ? A : e.sa); /* 2 */
+  save(it, bb ? Bx : e.sb); /* 3 */
+  push_saved(g, it);
+  return true;
+}
+
+static void rev_ew(Gen *g, RevItem *it) {
+  const IrInstr *ins = it->ins;
+  int a = ins->args[0], b = ins->args[1];
+  bool ba = g->rc[a] == RC_BOX, bb = g->rc[b] == RC_BOX;
+  EwCtx e = {.op = it->sub};
+  e.zadj = box_adjp(g, it->save[0]);
+  if (ba) e.a = box_data(g, it->save[2]);
+  else e.sa = it->save[2];
+  if (bb) e.b = box_data(g, it->save[3]);
+  else e.sb = it->save[3];
+  if (active(g, a)) {
+    if (ba) e.aadj = box_adjp(g, it->save[2]);
+    else e.ga = entry_alloca(g, g->f64, "ga");
+  }
+  if (active(g, b)) {
+    if (bb) e.badj = box_adjp(g, it->save[3]);
+    else e.gb = entry_alloca(g, g->f64, "gb");
+  }
+  if (e.ga) LLVMBuildStore(g->B, cf(g, 0), e.ga);
+  if (e.gb) LLVMBuildStore(g->B, cf(g, 0), e.gb);
+  emit_loop(g, it->save[1], ew_rev, &e);
+  if (e.ga) adj_add(g, a, LLVMBuildLoad2(g->B, g->f64, e.ga, ""));
+  if (e.gb) adj_add(g, b, LLVMBuildLoad2(g->B, g->f64, e.gb, ""));
+}
+
+/* ---- copies ---- */
+
+typedef struct CpCtx {
+  LLVMValueRef src, dst;
+} CpCtx;
+
+static void cp_fwd(Gen *g, LLVMValueRef i, void *ud) {
+  CpCtx *c = ud;
+  st_f64(g, c->dst, i, ld_f64(g, c->src, i));
+}
+
+static void cp_rev(Gen *g, LLVMValueRef i, void *ud) {
+  CpCtx *c = ud; /* src: the copy's adjoints, dst: the original's */
+  LLVMValueRef v = ld_f64(g, c->src, i);
+  st_f64(g, c->src, i, cf(g, 0));
+  if (c->dst) add_f64(g, c->dst, i, v);
+}
+
+static void cp_zero(Gen *g, LLVMValueRef i, void *ud) { st_f64(g, ((CpCtx *)ud)->src, i, cf(g, 0)); }
+
+/* dst = src for two tensors of the same type; a declared dst keeps its shape */
+static bool emit_copy(Gen *g, RevList *l, const IrInstr *ins) {
+  int a = ins->args[0], d = ins->dst;
+  Type ta = g->f->regtypes[a], td = g->f->regtypes[d];
+  if (!is_tensor(ta) || !ty_eq(ta, td) || g->rc[a] != RC_BOX) return false;
+  LLVMValueRef S = rd(g, a);
+  LLVMValueRef n = box_n(g, S), rows = box_rows(g, S), cols = box_cols(g, S);
+  /* a variable declared with sizes keeps them: compare with its current value */
+  LLVMValueRef old = LLVMBuildLoad2(g->B, g->ptr, g->slot[d], "");
+  LLVMValueRef isnull = LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildPtrToInt(g->B, old, g->i64, ""), ci(g, 0), "");
+  LLVMBasicBlockRef cb = new_bb(g, "shape"), ok = new_bb(g, "shaped");
+  LLVMBuildCondBr(g->B, isnull, ok, cb);
+  LLVMPositionBuilderAtEnd(g->B, cb);
+  check(g, LLVMBuildAnd(g->B, LLVMBuildICmp(g->B, LLVMIntEQ, n, box_n(g, old), ""),
+                        LLVMBuildICmp(g->B, LLVMIntEQ, rows, box_rows(g, old), ""), ""));
+  LLVMBuildBr(g->B, ok);
+  LLVMPositionBuilderAtEnd(g->B, ok);
+  LLVMValueRef Z = new_ten(g, ten_kind(td), rows, cols, active(g, d), false);
+  CpCtx c = {box_data(g, S), box_data(g, Z)};
+  emit_loop(g, n, cp_fwd, &c);
+  wr(g, d, Z);
+  if (!active(g, d)) return true;
+  RevItem *it = rev_add(g, l, RV_COPY, ins);
+  save(it, Z);
+  save(it, S);
+  save(it, n);
+  push_saved(g, it);
+  return true;
+}
+
+static void rev_copy(Gen *g, RevItem *it) {
+  int a = it->ins->args[0];
+  CpCtx c = {box_adjp(g, it->save[0]), active(g, a) ? box_adjp(g, it->save[1]) : NULL};
+  emit_loop(g, it->save[2], c.dst ? cp_rev : cp_zero, &c);
+}
+
+/* ---- scalar-family densities ---- */
+
+extern const DistFamily dist_normal, dist_bernoulli_logit;
+
+static LLVMValueRef fn_const(Gen *g, const void *f) {
+  return LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)f, 0), g->ptr);
+}
+
+/* log density of one x under f with parameters p (f64 values), and its
+   partials (dx, dp[]) when want: normal and bernoulli_logit inline, the
+   others by calling the family's kernels */
+static LLVMValueRef emit_lpdf1(Gen *g, const DistFamily *f, LLVMValueRef x, LLVMValueRef *p,
+                               bool want, LLVMValueRef *dx, LLVMValueRef *dp) {
+  if (f == &dist_normal) { /* as stdlib/dists/normal.c computes them */
+    LLVMValueRef z = LLVMBuildFDiv(g->B, LLVMBuildFSub(g->B, x, p[0], ""), p[1], "");
+    LLVMValueRef lp = LLVMBuildFMul(g->B, LLVMBuildFMul(g->B, cf(g, -0.5), z, ""), z, "");
+    lp = LLVMBuildFSub(g->B, lp, intrinsic1(g, "llvm.log.f64", p[1]), "");
+    lp = LLVMBuildFSub(g->B, lp, cf(g, 0.91893853320467274178), "");
+    if (want) {
+      *dx = LLVMBuildFDiv(g->B, LLVMBuildFNeg(g->B, z, ""), p[1], "");
+      dp[0] = LLVMBuildFDiv(g->B, z, p[1], "");
+      dp[1] = LLVMBuildFDiv(g->B, LLVMBuildFSub(g->B, LLVMBuildFMul(g->B, z, z, ""), cf(g, 1), ""), p[1], "");
+    }
+    return lp;
+  }
+  if (f == &dist_bernoulli_logit) { /* jit_rt.c's bl_fused: one exp, one log1p */
+    LLVMValueRef y1 = LLVMBuildFCmp(g->B, LLVMRealOEQ, x, cf(g, 1), "");
+    LLVMValueRef y0 = LLVMBuildFCmp(g->B, LLVMRealOEQ, x, cf(g, 0), "");
+    LLVMValueRef t = LLVMBuildSelect(g->B, y1, LLVMBuildFNeg(g->B, p[0], ""), p[0], "");
+    LLVMValueRef pos = LLVMBuildFCmp(g->B, LLVMRealOGT, t, cf(g, 0), "");
+    LLVMValueRef e = intrinsic1(g, "llvm.exp.f64", LLVMBuildSelect(g->B, pos, LLVMBuildFNeg(g->B, t, ""), t, ""));
+    LLVMValueRef l1 = call(g, g->t_d1, g->f_log1p, &e, 1);
+    LLVMValueRef lp = LLVMBuildFNeg(g->B, LLVMBuildSelect(g->B, pos, LLVMBuildFAdd(g->B, t, l1, ""), l1, ""), "");
+    LLVMValueRef ok = LLVMBuildOr(g->B, y1, y0, "");
+    lp = LLVMBuildSelect(g->B, ok, lp, cf(g, -INFINITY), "");
+    if (want) {
+      LLVMValueRef nonneg = LLVMBuildFCmp(g->B, LLVMRealOGE, t, cf(g, 0), "");
+      LLVMValueRef den = LLVMBuildFAdd(g->B, cf(g, 1), LLVMBuildSelect(g->B, pos, e, cf(g, 1), ""), "");
+      LLVMValueRef pr = LLVMBuildSelect(g->B, nonneg, LLVMBuildFDiv(g->B, cf(g, 1), den, ""),
+                                        LLVMBuildFDiv(g->B, e, LLVMBuildFAdd(g->B, cf(g, 1), e, ""), ""), "");
+      LLVMValueRef d = LLVMBuildSelect(g->B, y1, pr, LLVMBuildFNeg(g->B, pr, ""), "");
+      dp[0] = LLVMBuildSelect(g->B, ok, d, cf(g, 0), "");
+      *dx = cf(g, 0);
+    }
+    return lp;
+  }
+  LLVMValueRef pa = entry_alloca(g, LLVMArrayType2(g->f64, DIST_MAX_PARAMS), "p");
+  for (int i = 0; i < f->nparams; i++) st_f64(g, pa, ci(g, i), p[i]);
+  LLVMValueRef a[2] = {x, pa};
+  LLVMValueRef lp = call(g, g->t_lpdf1, fn_const(g, (const void *)f->lpdf1), a, 2);
+  if (want) {
+    LLVMValueRef dxa = entry_alloca(g, g->f64, "dx");
+    LLVMValueRef dpa = entry_alloca(g, LLVMArrayType2(g->f64, DIST_MAX_PARAMS), "dp");
+    LLVMBuildStore(g->B, cf(g, 0), dxa);
+    for (int i = 0; i < DIST_MAX_PARAMS; i++) st_f64(g, dpa, ci(g, i), cf(g, 0));
+    LLVMValueRef b[4] = {x, pa, dxa, dpa};
+    call(g, g->t_grad1, fn_const(g, (const void *)f->grad1), b, 4);
+    *dx = LLVMBuildLoad2(g->B, g->f64, dxa, "");
+    for (int i = 0; i < f->nparams; i++) dp[i] = ld_f64(g, dpa, ci(g, i));
+    /* the interpreter records no partials where the density is not finite */
+    LLVMValueRef fin = LLVMBuildFCmp(g->B, LLVMRealOLT, intrinsic1(g, "llvm.fabs.f64", lp), cf(g, INFINITY), "");
+    *dx = LLVMBuildSelect(g->B, fin, *dx, cf(g, 0), "");
+    for (int i = 0; i < f->nparams; i++) dp[i] = LLVMBuildSelect(g->B, fin, dp[i], cf(g, 0), "");
+  }
+  return lp;
+}
+
+/* the parameter domain check of stdlib/dist.c (dist_dom_ok) */
+static LLVMValueRef dom_ok(Gen *g, int dom, LLVMValueRef v) {
+  LLVMValueRef fin = LLVMBuildFCmp(g->B, LLVMRealOLT, intrinsic1(g, "llvm.fabs.f64", v), cf(g, INFINITY), "");
+  switch (dom) {
+  case PD_ANY: return fin;
+  case PD_POS: return LLVMBuildAnd(g->B, fin, LLVMBuildFCmp(g->B, LLVMRealOGT, v, cf(g, 0), ""), "");
+  case PD_NONNEG: return LLVMBuildAnd(g->B, fin, LLVMBuildFCmp(g->B, LLVMRealOGE, v, cf(g, 0), ""), "");
+  case PD_PROB:
+    return LLVMBuildAnd(g->B, LLVMBuildFCmp(g->B, LLVMRealOGE, v, cf(g, 0), ""),
+                        LLVMBuildFCmp(g->B, LLVMRealOLE, v, cf(g, 1), ""), "");
+  case PD_INT_NONNEG:
+  case PD_INT: {
+    LLVMValueRef r = LLVMBuildAnd(g->B, fin, LLVMBuildFCmp(g->B, LLVMRealOEQ, v, intrinsic1(g, "llvm.floor.f64", v), ""), "");
+    return dom == PD_INT ? r : LLVMBuildAnd(g->B, r, LLVMBuildFCmp(g->B, LLVMRealOGE, v, cf(g, 0), ""), "");
+  }
+  case PD_ANY_INF: return LLVMBuildFCmp(g->B, LLVMRealORD, v, v, "");
+  default: return LLVMConstInt(g->i1, 1, 0);
+  }
+}
+
+/* An operand of a density: a scalar register or a container of reals. */
+typedef struct DOp {
+  int reg;
+  bool box, act;
+  LLVMValueRef v;    /* scalar value, or the box */
+  LLVMValueRef data; /* box data */
+  LLVMValueRef adj;  /* reverse: box adjoints */
+  LLVMValueRef gsum; /* reverse: alloca summing a scalar's adjoint */
+} DOp;
+
+static LLVMValueRef dop_at(Gen *g, const DOp *o, LLVMValueRef i) {
+  return o->box ? ld_f64(g, o->data, i) : o->v;
+}
+
+typedef struct DensCtx {
+  const DistFamily *f;
+  DOp x, p[DIST_MAX_PARAMS];
+  LLVMValueRef lp;  /* alloca: the sum */
+  bool rev;         /* partials into the adjoints */
+} DensCtx;
+
+static void dens_body(Gen *g, LLVMValueRef i, void *ud) {
+  DensCtx *c = ud;
+  const DistFamily *f = c->f;
+  LLVMValueRef p[DIST_MAX_PARAMS], dx = NULL, dp[DIST_MAX_PARAMS] = {0};
+  for (int k = 0; k < f->nparams; k++) {
+    p[k] = dop_at(g, &c->p[k], i);
+    if (!c->rev && c->p[k].box) /* scalars are checked once, before the loop */
+      check(g, dom_ok(g, f->pdom[k], p[k]));
+  }
+  LLVMValueRef lp = emit_lpdf1(g, f, dop_at(g, &c->x, i), p, c->rev, &dx, dp);
+  if (!c->rev) {
+    LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, c->lp, ""), lp, ""), c->lp);
+    return;
+  }
+  DOp *ops[DIST_MAX_PARAMS + 1];
+  LLVMValueRef ds[DIST_MAX_PARAMS + 1];
+  ops[0] = &c->x;
+  ds[0] = dx;
+  for (int k = 0; k < f->nparams; k++) ops[k + 1] = &c->p[k], ds[k + 1] = dp[k];
+  for (int k = 0; k <= f->nparams; k++) {
+    DOp *o = ops[k];
+    if (!o->act || (k == 0 && f->discrete)) continue;
+    if (o->box) add_f64(g, o->adj, i, ds[k]);
+    else LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, o->gsum, ""), ds[k], ""), o->gsum);
+  }
+}
+
+static bool dens_family_ok(const DistFamily *f) {
+  return f->lpdf1 && f->grad1 && !f->improper && !(f->support && f->nparams >= 2) &&
+         f->nparams <= DIST_MAX_PARAMS;
+}
+
+static bool dop_make(Gen *g, int r, DOp *o) {
+  memset(o, 0, sizeof *o);
+  o->reg = r;
+  Type t = g->f->regtypes[r];
+  if (g->rc[r] == RC_REAL || g->rc[r] == RC_INT || g->rc[r] == RC_BOOL) {
+    o->v = as_f64(g, r);
+  } else if (g->rc[r] == RC_BOX && (is_tensor(t) || (t.ndims == 1 && (t.base == TY_REAL || t.base == TY_INT)))) {
+    if (!is_tensor(t) && !g->isdata[r]) return false; /* arrays: data only (flat in the box) */
+    if (g->stored[r]) return false;
+    o->box = true;
+    o->v = rd(g, r);
+    o->data = is_tensor(t) ? box_data(g, o->v) : LLVMBuildLoad2(g->B, g->ptr, field(g, o->v, 32), "flat");
+  } else {
+    return false;
+  }
+  o->act = active(g, r);
+  return true;
+}
+
+/* y ~ f(params) for a scalar family over scalars and containers of equal size */
+static bool emit_observe_native(Gen *g, RevList *l, const IrInstr *ins) {
+  const DistFamily *f = ins->dist.fam;
+  if (!dens_family_ok(f) || ins->dist.nparams != f->nparams) return false;
+  DensCtx c = {.f = f};
+  if (!dop_make(g, ins->args[0], &c.x)) return false;
+  bool anybox = c.x.box;
+  for (int k = 0; k < f->nparams; k++) {
+    if (!dop_make(g, ins->dist.params[k], &c.p[k])) return false;
+    anybox |= c.p[k].box;
+  }
+  if (anybox && !c.x.box) return false; /* one value against many parameters: the runtime */
+  LLVMValueRef n = c.x.box ? box_n(g, c.x.v) : ci(g, 1);
+  for (int k = 0; k < f->nparams; k++)
+    if (c.p[k].box) check(g, LLVMBuildICmp(g->B, LLVMIntEQ, box_n(g, c.p[k].v), n, ""));
+    else check(g, dom_ok(g, f->pdom[k], c.p[k].v));
+  c.lp = entry_alloca(g, g->f64, "obs");
+  LLVMBuildStore(g->B, cf(g, 0), c.lp);
+  emit_loop(g, n, dens_body, &c);
+  LLVMValueRef sum = LLVMBuildLoad2(g->B, g->f64, c.lp, "");
+  LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, g->lp, ""), sum, ""), g->lp);
+  bool any = c.x.act && !f->discrete;
+  for (int k = 0; k < f->nparams; k++) any |= c.p[k].act;
+  if (!any) return true;
+  RevItem *it = rev_add(g, l, RV_OBS, ins);
+  it->aux = f;
+  save(it, n);
+  save(it, sum);
+  save(it, c.x.v);
+  for (int k = 0; k < f->nparams; k++) save(it, c.p[k].v);
+  push_saved(g, it);
+  return true;
+}
+
+static void rev_observe(Gen *g, RevItem *it) {
+  const IrInstr *ins = it->ins;
+  const DistFamily *f = it->aux;
+  DensCtx c = {.f = f, .rev = true};
+  int regs[DIST_MAX_PARAMS + 1];
+  regs[0] = ins->args[0];
+  for (int k = 0; k < f->nparams; k++) regs[k + 1] = ins->dist.params[k];
+  DOp *ops[DIST_MAX_PARAMS + 1];
+  ops[0] = &c.x;
+  for (int k = 0; k < f->nparams; k++) ops[k + 1] = &c.p[k];
+  for (int k = 0; k <= f->nparams; k++) {
+    DOp *o = ops[k];
+    int r = regs[k];
+    Type t = g->f->regtypes[r];
+    o->reg = r;
+    o->box = g->rc[r] == RC_BOX;
+    o->act = active(g, r);
+    o->v = it->save[2 + k];
+    if (o->box) {
+      o->data = is_tensor(t) ? box_data(g, o->v) : LLVMBuildLoad2(g->B, g->ptr, field(g, o->v, 32), "");
+      if (o->act) o->adj = box_adjp(g, o->v);
+    } else if (o->act) {
+      o->gsum = entry_alloca(g, g->f64, "gs");
+      LLVMBuildStore(g->B, cf(g, 0), o->gsum);
+    }
+  }
+  /* where the total is not finite the interpreter records no partials */
+  LLVMValueRef fin = LLVMBuildFCmp(g->B, LLVMRealOLT, intrinsic1(g, "llvm.fabs.f64", it->save[1]), cf(g, INFINITY), "");
+  LLVMBasicBlockRef yes = new_bb(g, "obsrev"), done = new_bb(g, "obsdone");
+  LLVMBuildCondBr(g->B, fin, yes, done);
+  LLVMPositionBuilderAtEnd(g->B, yes);
+  emit_loop(g, it->save[0], dens_body, &c);
+  for (int k = 0; k <= f->nparams; k++)
+    if (ops[k]->gsum) adj_add(g, regs[k], LLVMBuildLoad2(g->B, g->f64, ops[k]->gsum, ""));
+  LLVMBuildBr(g->B, done);
+  LLVMPositionBuilderAtEnd(g->B, done);
+}
+
+/* ---- latents of scalar families ---- */
+
+typedef struct SampCtx {
+  const DistFamily *f;
+  ConKind con;
+  double lower, upper, lz;
+  bool trunc;
+  int64_t off;
+  DOp p[DIST_MAX_PARAMS];
+  LLVMValueRef x;      /* tensor data, or NULL for a scalar (then xs) */
+  LLVMValueRef xs;     /* alloca for a scalar value */
+  LLVMValueRef ljs, lp, bad; /* allocas */
+  bool rev;
+  LLVMValueRef xadj;   /* reverse: the value's adjoints (tensor), or */
+  LLVMValueRef xsadj;  /* the scalar's adjoint */
+  LLVMValueRef fin;    /* reverse: the density part was finite */
+} SampCtx;
+
+/* x = transform(u) with dx/du and d log|J| / du, as stdlib/transform.c */
+static LLVMValueRef emit_constrain(Gen *g, const SampCtx *c, LLVMValueRef u, LLVMValueRef *lj,
+                                   LLVMValueRef *dxdu, LLVMValueRef *dlj) {
+  switch (c->con) {
+  case CON_LOWER:
+  case CON_UPPER: {
+    LLVMValueRef e = intrinsic1(g, "llvm.exp.f64", u);
+    *lj = u;
+    *dlj = cf(g, 1);
+    *dxdu = c->con == CON_LOWER ? e : LLVMBuildFNeg(g->B, e, "");
+    return c->con == CON_LOWER ? LLVMBuildFAdd(g->B, cf(g, c->lower), e, "")
+                               : LLVMBuildFSub(g->B, cf(g, c->upper), e, "");
+  }
+  case CON_LOWER_UPPER: {
+    LLVMValueRef o = entry_alloca(g, LLVMArrayType2(g->f64, 3), "lub");
+    LLVMValueRef a[4] = {u, cf(g, c->lower), cf(g, c->upper), o};
+    *lj = call(g, g->t_lub, g->f_lub, a, 4);
+    *dxdu = ld_f64(g, o, ci(g, 1));
+    *dlj = ld_f64(g, o, ci(g, 2));
+    return ld_f64(g, o, ci(g, 0));
+  }
+  default:
+    *lj = cf(g, 0);
+    *dlj = cf(g, 0);
+    *dxdu = cf(g, 1);
+    return u;
+  }
+}
+
+static void samp_body(Gen *g, LLVMValueRef i, void *ud) {
+  SampCtx *c = ud;
+  const DistFamily *f = c->f;
+  LLVMValueRef th = gep(g, g->f64, c->rev ? g->grad : g->theta, LLVMBuildAdd(g->B, ci(g, c->off), i, ""));
+  LLVMValueRef u = c->rev ? ld_f64(g, g->theta, LLVMBuildAdd(g->B, ci(g, c->off), i, "")) : LLVMBuildLoad2(g->B, g->f64, th, "");
+  LLVMValueRef lj, dxdu, dlj;
+  LLVMValueRef x = emit_constrain(g, c, u, &lj, &dxdu, &dlj);
+  LLVMValueRef p[DIST_MAX_PARAMS], dx = NULL, dp[DIST_MAX_PARAMS] = {0};
+  for (int k = 0; k < f->nparams; k++) {
+    p[k] = dop_at(g, &c->p[k], i);
+    if (!c->rev && c->p[k].box) check(g, dom_ok(g, f->pdom[k], p[k]));
+  }
+  LLVMValueRef l = emit_lpdf1(g, f, x, p, c->rev, &dx, dp);
+  if (!c->rev) {
+    if (c->x) st_f64(g, c->x, i, x);
+    else LLVMBuildStore(g->B, x, c->xs);
+    LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, c->ljs, ""), lj, ""), c->ljs);
+    if (c->trunc) {
+      l = LLVMBuildFSub(g->B, l, cf(g, c->lz), "");
+      LLVMValueRef out = LLVMBuildOr(g->B, LLVMBuildFCmp(g->B, LLVMRealOLT, x, cf(g, c->lower), ""),
+                                     LLVMBuildFCmp(g->B, LLVMRealOGT, x, cf(g, c->upper), ""), "");
+      LLVMBuildStore(g->B, LLVMBuildOr(g->B, LLVMBuildLoad2(g->B, g->i1, c->bad, ""), out, ""), c->bad);
+    }
+    LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, c->lp, ""), l, ""), c->lp);
+    return;
+  }
+  /* d lp / du = (adj(x) + d lpdf/dx) dx/du + d log|J|/du */
+  LLVMValueRef ax;
+  if (c->x) {
+    ax = ld_f64(g, c->xadj, i);
+    st_f64(g, c->xadj, i, cf(g, 0));
+  } else {
+    ax = c->xsadj;
+  }
+  LLVMValueRef dens = LLVMBuildSelect(g->B, c->fin, dx, cf(g, 0), "");
+  LLVMValueRef du = LLVMBuildFAdd(g->B, LLVMBuildFMul(g->B, LLVMBuildFAdd(g->B, ax, dens, ""), dxdu, ""), dlj, "");
+  LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, th, ""), du, ""), th);
+  for (int k = 0; k < f->nparams; k++) {
+    DOp *o = &c->p[k];
+    if (!o->act) continue;
+    LLVMValueRef d = LLVMBuildSelect(g->B, c->fin, dp[k], cf(g, 0), "");
+    if (o->box) add_f64(g, o->adj, i, d);
+    else LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, o->gsum, ""), d, ""), o->gsum);
+  }
+}
+
+static bool konst_f64(Gen *g, int r, double *v) {
+  if (r < 0 || !g->konst[r]) return false;
+  *v = val_as_real(g->kval[r]);
+  return true;
+}
+
+static bool emit_sample_native(Gen *g, RevList *l, const IrInstr *ins) {
+  const DistFamily *f = ins->dist.fam;
+  const JitLatents *lat = &g->j->lat;
+  int d = ins->dst, np = ins->dist.nparams;
+  Type t = g->f->regtypes[d];
+  ConKind con = (ConKind)ins->con.kind;
+  if (g->k_static < 0 || g->depth > 0 || !lat->layout || !dens_family_ok(f) || f->discrete ||
+      np != f->nparams || !(con == CON_NONE || con == CON_LOWER || con == CON_UPPER || con == CON_LOWER_UPPER) ||
+      !((t.ndims == 0 && t.base == TY_REAL) || is_tensor(t)))
+    return false;
+  double lo = -INFINITY, hi = INFINITY;
+  if ((ins->con.lower >= 0 && !konst_f64(g, ins->con.lower, &lo)) ||
+      (ins->con.upper >= 0 && !konst_f64(g, ins->con.upper, &hi)))
+    return false;
+  int sizes[8], ns = ins->nsizes;
+  if (ns > 2) return false;
+  for (int k = 0; k < ns; k++) {
+    double v;
+    if (!konst_f64(g, ins->sizes[k], &v) || v < 0) return false;
+    sizes[k] = (int)v;
+  }
+  size_t off, n;
+  if (!lat->layout(lat->ud, g->k_static, ns, sizes, &off, &n)) return false;
+  SampCtx c = {.f = f};
+  bool pk = true;
+  double pv[DIST_MAX_PARAMS];
+  for (int k = 0; k < np; k++) pk = pk && konst_f64(g, ins->dist.params[k], &pv[k]);
+  if (pk) { /* effective bounds, truncation and its normaliser, once */
+    Value pvals[DIST_MAX_PARAMS];
+    for (int k = 0; k < np; k++) pvals[k] = val_real(pv[k]);
+    DistCall dc;
+    char err[256];
+    if (!dist_call_init(&dc, f, np, pvals, con, lo, hi, t, ns, sizes, err, sizeof err)) return false;
+    c.con = dc.con;
+    c.lower = dc.lower;
+    c.upper = dc.upper;
+    c.trunc = dc.truncated;
+    c.lz = c.trunc ? dist_trunc_log_mass(f, pv, dc.lower, dc.upper) : 0;
+  } else {
+    if (f->support || isfinite(lo) || isfinite(hi)) return false; /* bounds that depend on params */
+    c.con = CON_NONE;
+    c.lower = -INFINITY;
+    c.upper = INFINITY;
+  }
+  for (int k = 0; k < np; k++) {
+    if (!dop_make(g, ins->dist.params[k], &c.p[k])) return false;
+    if (c.p[k].box) check(g, LLVMBuildICmp(g->B, LLVMIntEQ, box_n(g, c.p[k].v), ci(g, (int64_t)n), ""));
+    else if (!pk) check(g, dom_ok(g, f->pdom[k], c.p[k].v));
+  }
+  c.off = (int64_t)off;
+  LLVMValueRef Z = NULL;
+  if (is_tensor(t)) {
+    int64_t rows = t.base == TY_ROWVEC ? 1 : sizes[0];
+    int64_t cols = t.base == TY_MATRIX ? sizes[1] : t.base == TY_ROWVEC ? sizes[0] : 1;
+    Z = new_ten(g, ten_kind(t), ci(g, rows), ci(g, cols), true, false);
+    c.x = box_data(g, Z);
+  } else {
+    c.xs = entry_alloca(g, g->f64, "x");
+  }
+  c.ljs = entry_alloca(g, g->f64, "ljs");
+  c.lp = entry_alloca(g, g->f64, "lps");
+  c.bad = entry_alloca(g, g->i1, "bad");
+  LLVMBuildStore(g->B, cf(g, 0), c.ljs);
+  LLVMBuildStore(g->B, cf(g, 0), c.lp);
+  LLVMBuildStore(g->B, LLVMConstInt(g->i1, 0, 0), c.bad);
+  emit_loop(g, ci(g, (int64_t)n), samp_body, &c);
+  LLVMValueRef total = LLVMBuildLoad2(g->B, g->f64, c.lp, "");
+  total = LLVMBuildSelect(g->B, LLVMBuildLoad2(g->B, g->i1, c.bad, ""), cf(g, -INFINITY), total, "");
+  LLVMValueRef site = LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, c.ljs, ""), total, "");
+  LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, g->lp, ""), site, ""), g->lp);
+  wr(g, d, Z ? Z : LLVMBuildLoad2(g->B, g->f64, c.xs, ""));
+  /* the runtime counts latents too */
+  LLVMBuildStore(g->B, LLVMConstInt(g->i32, (unsigned long long)(g->k_static + 1), 0),
+                 field(g, g->cx, (int)offsetof(JitCtx, k)));
+  g->k_static++;
+  RevItem *it = rev_add(g, l, RV_SAMPLE, ins);
+  SampCtx *keep = gc_alloc(sizeof(SampCtx));
+  *keep = c;
+  it->aux = keep;
+  it->sub = (int)n;
+  save(it, Z ? Z : cf(g, 0));
+  save(it, total);
+  for (int k = 0; k < np; k++) save(it, c.p[k].v);
+  return true;
+}
+
+static void rev_sample(Gen *g, RevItem *it) {
+  const IrInstr *ins = it->ins;
+  SampCtx c = *(const SampCtx *)it->aux;
+  c.rev = true;
+  int np = ins->dist.nparams;
+  c.fin = LLVMBuildFCmp(g->B, LLVMRealOLT, intrinsic1(g, "llvm.fabs.f64", it->save[1]), cf(g, INFINITY), "");
+  if (c.x) {
+    c.x = NULL; /* recomputed from theta */
+    c.xadj = box_adjp(g, it->save[0]);
+    c.x = c.xadj; /* non-NULL: a tensor */
+  } else {
+    c.xsadj = take_adj(g, ins->dst);
+  }
+  for (int k = 0; k < np; k++) {
+    DOp *o = &c.p[k];
+    o->v = it->save[2 + k];
+    if (o->box) {
+      Type t = g->f->regtypes[o->reg];
+      o->data = is_tensor(t) ? box_data(g, o->v) : LLVMBuildLoad2(g->B, g->ptr, field(g, o->v, 32), "");
+      if (o->act) o->adj = box_adjp(g, o->v);
+    } else if (o->act) {
+      o->gsum = entry_alloca(g, g->f64, "gs");
+      LLVMBuildStore(g->B, cf(g, 0), o->gsum);
+    }
+  }
+  emit_loop(g, ci(g, it->sub), samp_body, &c);
+  for (int k = 0; k < np; k++)
+    if (c.p[k].gsum) adj_add(g, c.p[k].reg, LLVMBuildLoad2(g->B, g->f64, c.p[k].gsum, ""));
+}
+
 static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
   int d = ins->dst;
   if (g->why) return;
@@ -772,7 +1497,7 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
   case IR_MOVE: {
     int a = ins->args[0];
     if (g->rc[d] == RC_BOX || g->rc[a] == RC_BOX) {
-      emit_site(g, l, ins, &a, 1, d, false);
+      if (!emit_copy(g, l, ins)) emit_site(g, l, ins, &a, 1, d, false);
       return;
     }
     if (g->rc[d] == RC_BAD || g->rc[a] == RC_BAD) break;
@@ -794,7 +1519,7 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
   case IR_BINARY: {
     uint8_t ca = g->rc[ins->args[0]], cb = g->rc[ins->args[1]];
     if (ca == RC_BOX || cb == RC_BOX || g->rc[d] == RC_BOX) {
-      emit_site(g, l, ins, ins->args, 2, d, false);
+      if (!emit_ew(g, l, ins)) emit_site(g, l, ins, ins->args, 2, d, false);
       return;
     }
     if (ca == RC_BAD || cb == RC_BAD) break;
@@ -814,6 +1539,16 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
   case IR_ARRAY:
   case IR_ROWVEC: emit_site(g, l, ins, ins->args, ins->nargs, d, false); return;
   case IR_DECL:
+    if (g->rc[d] == RC_BOX && is_tensor(g->f->regtypes[d])) { /* NaN-filled, no adjoint to pass on */
+      Type t = g->f->regtypes[d];
+      LLVMValueRef rows = t.base == TY_ROWVEC ? ci(g, 1) : as_i64(g, ins->sizes[0]);
+      LLVMValueRef cols = t.base == TY_MATRIX ? as_i64(g, ins->sizes[1])
+                        : t.base == TY_ROWVEC ? as_i64(g, ins->sizes[0]) : ci(g, 1);
+      check(g, LLVMBuildAnd(g->B, LLVMBuildICmp(g->B, LLVMIntSGE, rows, ci(g, 0), ""),
+                            LLVMBuildICmp(g->B, LLVMIntSGE, cols, ci(g, 0), ""), ""));
+      wr(g, d, new_ten(g, ten_kind(t), rows, cols, active(g, d), true));
+      return;
+    }
     if (g->rc[d] == RC_BOX) {
       int before = g->nsites;
       emit_site(g, l, ins, ins->sizes, ins->nsizes, d, false);
@@ -829,6 +1564,9 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
     }
     return;
   case IR_SAMPLE: {
+    if (emit_sample_native(g, l, ins)) return;
+    if (g->depth > 0) g->k_static = -1;
+    else if (g->k_static >= 0) g->k_static++;
     int ops[24], n = 0;
     for (int k = 0; k < ins->dist.nparams; k++) ops[n++] = ins->dist.params[k];
     if (ins->con.lower >= 0) ops[n++] = ins->con.lower;
@@ -841,6 +1579,7 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
     return;
   }
   case IR_OBSERVE: {
+    if (emit_observe_native(g, l, ins)) return;
     int ops[24], n = 0;
     ops[n++] = ins->args[0];
     for (int k = 0; k < ins->dist.nparams; k++) ops[n++] = ins->dist.params[k];
@@ -941,26 +1680,26 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
                            d >= 0 ? op_type_name(g->f->regtypes[d]) : "no result"));
 }
 
+static void konst_block(const IrBlock *b, const int *w, Gen *g) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *ins = &b->ins[i];
+    int d = ins->dst;
+    if (ins->op == IR_CONST && d >= 0 && w[d] == 1 && ins->imm.k != V_STR && ins->imm.k < V_ARR) {
+      g->konst[d] = true;
+      g->kval[d] = ins->imm;
+    }
+    konst_block(&ins->then_b, w, g);
+    konst_block(&ins->else_b, w, g);
+    konst_block(&ins->body, w, g);
+    konst_block(&ins->cond_b, w, g);
+  }
+}
+
 static void emit_block(Gen *g, const IrBlock *b, RevList *l) {
   for (int i = 0; i < b->n && !g->why; i++) emit_ins(g, l, &b->ins[i]);
 }
 
 /* ---- reverse part ---- */
-
-static LLVMValueRef adj_of(Gen *g, int r) { return g->adj[r]; }
-
-static void adj_add(Gen *g, int r, LLVMValueRef v) {
-  LLVMValueRef a = adj_of(g, r);
-  LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, a, ""), v, ""), a);
-}
-
-/* adj(dst), which then dies (dst is overwritten by this instruction) */
-static LLVMValueRef take_adj(Gen *g, int r) {
-  LLVMValueRef a = adj_of(g, r);
-  LLVMValueRef v = LLVMBuildLoad2(g->B, g->f64, a, "");
-  LLVMBuildStore(g->B, cf(g, 0), a);
-  return v;
-}
 
 static void rev_list(Gen *g, RevList *l);
 
@@ -1040,6 +1779,10 @@ static void rev_item(Gen *g, RevItem *it) {
     rev_list(g, &it->a); /* the last, failing test */
     rev_repeat(g, it->save[0], &it->b, &it->a);
     break;
+  case RV_EW: rev_ew(g, it); break;
+  case RV_COPY: rev_copy(g, it); break;
+  case RV_SAMPLE: rev_sample(g, it); break;
+  case RV_OBS: rev_observe(g, it); break;
   default: break;
   }
 }
@@ -1061,6 +1804,22 @@ static void mark_written(const IrBlock *b, bool *w) {
     mark_written(&ins->cond_b, w);
   }
 }
+
+static void count_writes(const IrBlock *b, int *w, bool *stored) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *ins = &b->ins[i];
+    if (ins->dst >= 0) w[ins->dst]++;
+    if (ins->op == IR_FOR) w[ins->var] += 2;
+    if (ins->op == IR_STORE) stored[ins->dst] = true;
+    count_writes(&ins->then_b, w, stored);
+    count_writes(&ins->else_b, w, stored);
+    count_writes(&ins->body, w, stored);
+    count_writes(&ins->cond_b, w, stored);
+  }
+}
+
+/* registers assigned once, by a constant: their value is known here */
+static void konst_block(const IrBlock *b, const int *w, struct Gen *g);
 
 static bool act_block(const IrBlock *b, const IrFunc *f, bool *act) {
   bool changed = false;
@@ -1108,6 +1867,18 @@ static void declare_runtime(Gen *g) {
   LLVMTypeRef b3[3] = {g->ptr, g->ptr, g->ptr};
   g->t_begin = LLVMFunctionType(g->vd, b3, 3, 0);
   g->f_begin = LLVMAddFunction(g->M, "ppl_jit_begin", g->t_begin);
+  LLVMTypeRef t6[6] = {g->ptr, g->i64, g->i64, g->i64, g->i64, g->i64};
+  g->t_ten = LLVMFunctionType(g->ptr, t6, 6, 0);
+  g->f_ten = LLVMAddFunction(g->M, "ppl_jit_tensor", g->t_ten);
+  LLVMTypeRef l4[4] = {g->f64, g->f64, g->f64, g->ptr};
+  g->t_lub = LLVMFunctionType(g->f64, l4, 4, 0);
+  g->f_lub = LLVMAddFunction(g->M, "ppl_jit_lub", g->t_lub);
+  g->t_d1 = LLVMFunctionType(g->f64, &g->f64, 1, 0);
+  g->f_log1p = LLVMAddFunction(g->M, "log1p", g->t_d1);
+  LLVMTypeRef lp2[2] = {g->f64, g->ptr};
+  g->t_lpdf1 = LLVMFunctionType(g->f64, lp2, 2, 0);
+  LLVMTypeRef gr4[4] = {g->f64, g->ptr, g->ptr, g->ptr};
+  g->t_grad1 = LLVMFunctionType(g->vd, gr4, 4, 0);
 }
 
 /* The runtime entry points as compiled code calls them: sites by index. */
@@ -1127,6 +1898,7 @@ static bool lower(Gen *g, const IrProgram *p, size_t dim) {
   const IrFunc *f = &p->main;
   int nr = f->nregs;
   g->f = f;
+  g->k_static = 0;
   g->rc = gc_alloc_atomic((size_t)nr + 1);
   g->act = gc_alloc_atomic(sizeof(bool) * ((size_t)nr + 1));
   g->isdata = gc_alloc_atomic(sizeof(bool) * ((size_t)nr + 1));
@@ -1142,6 +1914,18 @@ static bool lower(Gen *g, const IrProgram *p, size_t dim) {
   }
   while (act_block(&p->model_b, f, g->act)) {
   }
+  g->stored = gc_alloc_atomic(sizeof(bool) * ((size_t)nr + 1));
+  g->konst = gc_alloc_atomic(sizeof(bool) * ((size_t)nr + 1));
+  g->kval = gc_alloc(sizeof(Value) * ((size_t)nr + 1));
+  int *writes = gc_alloc_atomic(sizeof(int) * ((size_t)nr + 1));
+  count_writes(&p->model_b, writes, g->stored);
+  for (int r = 0; r < nr; r++) {
+    if (g->isdata[r] && (g->rc[r] == RC_INT || g->rc[r] == RC_REAL || g->rc[r] == RC_BOOL)) {
+      g->konst[r] = true;
+      g->kval[r] = g->data[r];
+    }
+  }
+  konst_block(&p->model_b, writes, g);
 
   LLVMTypeRef ps[4] = {g->ptr, g->ptr, g->ptr, g->ptr};
   g->fn = LLVMAddFunction(g->M, "ppl_ld", LLVMFunctionType(g->i32, ps, 4, 0));
@@ -1290,6 +2074,8 @@ Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_
       {"ppl_jit_op_rev", (void *)jit_rt_op_rev},
       {"ppl_jit_grow", (void *)jit_rt_grow},
       {"ppl_jit_begin", (void *)jit_rt_begin},
+      {"ppl_jit_tensor", (void *)jit_rt_tensor},
+      {"ppl_jit_lub", (void *)jit_rt_lub},
   };
   int ns = (int)(sizeof syms / sizeof syms[0]);
   LLVMOrcCSymbolMapPair pairs[8];

@@ -36,6 +36,10 @@
 typedef struct JitLatents {
   void *ud;
   int n; /* number of latents */
+  /* Where the k-th latent's scalars sit in theta when it has these sizes and
+     each scalar is transformed on its own (no simplex, ordered, ...): false
+     otherwise (the sample callback then handles it). */
+  bool (*layout)(void *ud, int k, int nsizes, const int *sizes, size_t *off, size_t *n);
   bool (*sample)(void *ud, int k, const DistCall *dc, Tape *t, const double *theta, Value *out,
                  double *lp, int32_t *lpnode, size_t *off, size_t *nfree, int32_t *node0,
                  char *err, size_t errsz);

@@ -19,13 +19,27 @@
 #include <math.h>
 #include <string.h>
 
+#include "../parser/ast.h"
+#include "../stdlib/mathfn.h"
+#include "../stdlib/transform.h"
 #include "interp_ops.h"
 
 #define JIT_CHUNK (1u << 20)
 #define JIT_ERRSZ 512
 
+typedef enum { FR_NONE = 0, FR_DIST, FR_SAMPLE, FR_EW, FR_MATVEC, FR_COPY } FastKind;
+
 struct JitRec {
   const JitSite *s;
+  uint8_t fast;      /* FastKind: a record of the fast paths below, not a tape */
+  double **g;        /* FR_DIST/FR_SAMPLE: per operand, partials per element ... */
+  double *gs;        /* ... or summed, for scalar operands */
+  double *du, *dxdu; /* FR_SAMPLE: d lp / d u and d x / d u per scalar */
+  size_t n;
+  const double *a, *b; /* FR_EW, FR_MATVEC: operand values (copies where they may change) */
+  double sa, sb;       /* scalar operands */
+  int op;
+  int rows, cols;
   Tape *t;
   int32_t *in_node;  /* per operand: its (first) tape variable, 0 if none */
   JitBox **in_box;   /* per operand: the box, for containers with adjoints */
@@ -304,7 +318,626 @@ static bool run_array(const IrInstr *ins, Type t, const Value *v, Value *out, ch
   return true;
 }
 
+/* ---- for natively lowered operations ---- */
+
+/* A new vector / row vector / matrix of the evaluation (its numbers in the
+   arena), reals NaN when nan (a declaration), else 0; adjoints when active. */
+JitBox *jit_rt_tensor(JitCtx *cx, int64_t kind, int64_t rows, int64_t cols, int64_t active,
+                      int64_t nan) {
+  size_t n = (size_t)rows * (size_t)cols;
+  ValTen *t = arena_alloc(cx, sizeof(ValTen));
+  t->rows = (int)rows;
+  t->cols = (int)cols;
+  t->d = arena_alloc(cx, sizeof(double) * (n ? n : 1));
+  if (nan)
+    for (size_t i = 0; i < n; i++) t->d[i] = NAN;
+  JitBox *b = arena_alloc(cx, sizeof(JitBox));
+  b->v.k = (uint8_t)kind;
+  b->v.t = t;
+  b->n = (int64_t)n;
+  if (active) b->adj = arena_alloc(cx, sizeof(double) * (n ? n : 1));
+  return b;
+}
+
+/* x = lo + (hi - lo) inv_logit(u) as tf_constrain computes it, with dx/du
+   (out[1]) and d log|J| / du (out[2]); returns log|J|. */
+double jit_rt_lub(double u, double lo, double hi, double *out) {
+  double x;
+  double lj = tf_constrain(CON_LOWER_UPPER, lo, hi, 1, &u, &x);
+  double d = hi - lo, p = m_inv_logit(u), q = m_inv_logit(-u);
+  out[0] = x;
+  out[1] = d * p * q;
+  out[2] = q - p;
+  return lj;
+}
+
+/* ---- fast paths: the common operations without a tape ----
+ *
+ * Scalar-family densities (observations, NAME_lpdf, latents with scalar
+ * bounds), element-wise arithmetic and matrix-vector products run here over
+ * flat arrays and keep their partial derivatives in the record: the same
+ * numbers the interpreter computes, in the same order, without tape nodes.
+ * Anything else (or anything unusual about the operands) takes the general
+ * path below. */
+
+typedef struct Flat {
+  const double *d;
+  size_t n;
+  bool scalar;
+} Flat;
+
+static bool is_ten_kind(int k) { return k == V_VEC || k == V_ROWVEC || k == V_MAT; }
+
+static bool numeric_leaves(Value v) {
+  if (v.k == V_ARR) {
+    for (int i = 0; i < v.a->n; i++)
+      if (!numeric_leaves(v.a->e[i])) return false;
+    return true;
+  }
+  return v.k == V_INT || v.k == V_REAL || v.k == V_BOOL || is_ten_kind(v.k);
+}
+
+static bool flat_of(JitCtx *cx, const JitArg *a, uint8_t kind, Flat *f) {
+  switch (kind) {
+  case JA_REAL:
+  case JA_REAL_ACT:
+    f->d = &a->r;
+    f->n = 1;
+    f->scalar = true;
+    return true;
+  case JA_INT:
+  case JA_BOOL: {
+    double *d = arena_alloc(cx, sizeof(double));
+    *d = (double)a->i;
+    f->d = d;
+    f->n = 1;
+    f->scalar = true;
+    return true;
+  }
+  case JA_BOX:
+  case JA_BOX_ACT: {
+    JitBox *b = a->b;
+    f->n = (size_t)b->n;
+    f->scalar = false;
+    if (is_ten_kind(b->v.k)) {
+      f->d = b->v.t->d;
+      return true;
+    }
+    if (b->flat) {
+      f->d = b->flat;
+      return true;
+    }
+    if (b->v.k != V_ARR || !numeric_leaves(b->v)) return false;
+    double *d = arena_alloc(cx, sizeof(double) * (f->n ? f->n : 1));
+    val_flatten(b->v, d);
+    f->d = d;
+    return true;
+  }
+  default: return false;
+  }
+}
+
+static Value arg_plain(const JitArg *a, uint8_t kind) {
+  switch (kind) {
+  case JA_REAL: case JA_REAL_ACT: return val_real(a->r);
+  case JA_INT: return val_int(a->i);
+  case JA_BOOL: return val_bool(a->i != 0);
+  case JA_BOX: case JA_BOX_ACT: return a->b->v;
+  default: return val_none();
+  }
+}
+
+static JitRec *rec_new(JitCtx *cx, const JitSite *s, uint8_t fast) {
+  JitRec *r = arena_alloc(cx, sizeof(JitRec));
+  r->s = s;
+  r->fast = fast;
+  r->g = arena_alloc(cx, sizeof(double *) * (size_t)(s->nargs + 1));
+  r->gs = arena_alloc(cx, sizeof(double) * (size_t)(s->nargs + 1));
+  r->in_box = arena_alloc(cx, sizeof(JitBox *) * (size_t)(s->nargs + 1));
+  return r;
+}
+
+/* Partials of a density with respect to operand k, for element j. */
+static inline void acc_partial(JitRec *r, int k, bool scalar, size_t j, double d) {
+  if (scalar) r->gs[k] += d;
+  else if (r->g[k]) r->g[k][j] = d;
+}
+
+static void alloc_partials(JitCtx *cx, JitRec *r, int k, const Flat *f, JitArg *args) {
+  uint8_t kind = r->s->akind[k];
+  if (kind == JA_BOX_ACT && !f->scalar && args[k].b->adj) {
+    r->g[k] = arena_alloc(cx, sizeof(double) * (f->n ? f->n : 1));
+    r->in_box[k] = args[k].b;
+  }
+}
+
+extern const DistFamily dist_bernoulli_logit;
+
+/* bernoulli_logit's log mass and its derivative with one exp and one log1p:
+   the same operations, in the same order, as m_log1p_exp and m_inv_logit
+   called by the family's kernels, so the same bits. */
+static inline double bl_fused(double y, double a, double *da) {
+  if (y != 0 && y != 1) {
+    *da = 0;
+    return -INFINITY;
+  }
+  double t = y == 1 ? -a : a;
+  double e = t > 0 ? exp(-t) : exp(t);
+  double lp = -(t > 0 ? t + log1p(e) : log1p(e));
+  double p = t >= 0 ? 1.0 / (1.0 + (t > 0 ? e : 1.0)) : e / (1.0 + e);
+  *da = y == 1 ? p : -p;
+  return lp;
+}
+
+/* x ~ family(params) over flat operands: observations and NAME_lpdf.
+   ops: operand positions of x and of the parameters. */
+static int fast_density(JitCtx *cx, const JitSite *s, const DistFamily *f, const int *ops,
+                        JitArg *args, Type xt, double *lp, JitRec **out) {
+  int np = f->nparams;
+  if (!f->lpdf1 || !f->grad1 || np > DIST_MAX_PARAMS) return 0;
+  Flat fx, fp[DIST_MAX_PARAMS];
+  Value pv[DIST_MAX_PARAMS];
+  if (!flat_of(cx, &args[ops[0]], s->akind[ops[0]], &fx)) return 0;
+  for (int i = 0; i < np; i++) {
+    if (!flat_of(cx, &args[ops[1 + i]], s->akind[ops[1 + i]], &fp[i])) return 0;
+    pv[i] = arg_plain(&args[ops[1 + i]], s->akind[ops[1 + i]]);
+  }
+  Value xv = arg_plain(&args[ops[0]], s->akind[ops[0]]);
+  int sizes[8];
+  int nsz = op_shape_sizes(xv, sizes, 8);
+  DistCall dc;
+  char err[JIT_ERRSZ];
+  if (!dist_call_init(&dc, f, np, pv, CON_NONE, -INFINITY, INFINITY, xt, nsz, sizes, err,
+                      sizeof err))
+    return -1;
+  size_t n = fx.scalar ? 1 : fx.n;
+  bool params_scalar = true;
+  for (int i = 0; i < np; i++)
+    if (!fp[i].scalar) {
+      if (!fx.scalar && fp[i].n != fx.n) return -1;
+      if (fx.scalar && n != 1 && fp[i].n != n) return -1;
+      n = fp[i].n;
+      params_scalar = false;
+    }
+  if (fx.scalar && !params_scalar) return 0; /* one value against many parameters: rare */
+  JitRec *r = rec_new(cx, s, FR_DIST);
+  r->n = n;
+  bool any = s->akind[ops[0]] == JA_REAL_ACT || s->akind[ops[0]] == JA_BOX_ACT;
+  if (f->discrete) any = false;
+  for (int i = 0; i < np; i++)
+    any = any || s->akind[ops[1 + i]] == JA_REAL_ACT || s->akind[ops[1 + i]] == JA_BOX_ACT;
+  if (!f->discrete) alloc_partials(cx, r, ops[0], &fx, args);
+  for (int i = 0; i < np; i++) alloc_partials(cx, r, ops[1 + i], &fp[i], args);
+  double p[DIST_MAX_PARAMS] = {0}, total = 0;
+  for (int i = 0; i < np; i++) p[i] = fp[i].d[0];
+  for (size_t j = 0; j < n; j++) {
+    if (!params_scalar)
+      for (int i = 0; i < np; i++) p[i] = fp[i].scalar ? fp[i].d[0] : fp[i].d[j];
+    double xj = fx.scalar ? fx.d[0] : fx.d[j];
+    if (f->improper && (xj < dc.lower || xj > dc.upper)) {
+      *lp = -INFINITY;
+      *out = r;
+      return 1;
+    }
+    double dx = 0, dp[DIST_MAX_PARAMS] = {0}, lj;
+    if (f == &dist_bernoulli_logit) {
+      lj = bl_fused(xj, p[0], &dp[0]);
+      total += lj;
+      if (!any || !isfinite(lj)) continue;
+    } else {
+      lj = f->lpdf1(xj, p);
+      total += lj;
+      if (!any || !isfinite(lj)) continue;
+      f->grad1(xj, p, &dx, dp);
+    }
+    if (!f->discrete) acc_partial(r, ops[0], fx.scalar, j, dx);
+    for (int i = 0; i < np; i++) acc_partial(r, ops[1 + i], fp[i].scalar, j, dp[i]);
+  }
+  *lp = total + (isfinite(total) ? dist_ordered_norm(&dc, params_scalar, n) : 0.0);
+  if (!isfinite(total)) /* the interpreter records no partials then */
+    for (int k = 0; k < s->nargs; k++) {
+      r->gs[k] = 0;
+      if (r->g[k]) memset(r->g[k], 0, sizeof(double) * n);
+    }
+  *out = r;
+  return 1;
+}
+
+/* A latent of a scalar family with scalar bounds, element by element. */
+static int fast_sample(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitRec **out) {
+  const IrInstr *ins = s->ins;
+  const DistFamily *f = ins->dist.fam;
+  const JitLatents *lat = jit_latents(cx->jit);
+  int np = ins->dist.nparams;
+  ConKind con = (ConKind)ins->con.kind;
+  if (!f->lpdf1 || !f->grad1 || !lat->layout || np > DIST_MAX_PARAMS ||
+      !(con == CON_NONE || con == CON_LOWER || con == CON_UPPER || con == CON_LOWER_UPPER))
+    return 0;
+  Type t = s->fn->regtypes[ins->dst];
+  if (!(t.base == TY_REAL || (t.ndims == 0 && (t.base == TY_VECTOR || t.base == TY_ROWVEC ||
+                                               t.base == TY_MATRIX))))
+    return 0;
+  if (t.base == TY_REAL && t.ndims > 1) return 0;
+  int lo = ins->con.lower >= 0 ? np : -1;
+  int hi = ins->con.upper >= 0 ? np + (lo >= 0) : -1;
+  int sz0 = np + (lo >= 0) + (hi >= 0);
+  if ((lo >= 0 && s->akind[lo] != JA_REAL && s->akind[lo] != JA_INT) ||
+      (hi >= 0 && s->akind[hi] != JA_REAL && s->akind[hi] != JA_INT))
+    return 0; /* bounds that depend on theta: the general path */
+  Flat fp[DIST_MAX_PARAMS];
+  Value pv[DIST_MAX_PARAMS];
+  for (int i = 0; i < np; i++) {
+    if (!flat_of(cx, &args[i], s->akind[i], &fp[i])) return 0;
+    pv[i] = arg_plain(&args[i], s->akind[i]);
+  }
+  int sizes[8], nsz = s->nsizes < 8 ? s->nsizes : 8;
+  for (int i = 0; i < nsz; i++) {
+    if (args[sz0 + i].i < 0) return -1;
+    sizes[i] = (int)args[sz0 + i].i;
+  }
+  size_t off, n;
+  if (cx->k >= lat->n || !lat->layout(lat->ud, cx->k, nsz, sizes, &off, &n)) return 0;
+  double dlo = lo >= 0 ? (s->akind[lo] == JA_INT ? (double)args[lo].i : args[lo].r) : -INFINITY;
+  double dhi = hi >= 0 ? (s->akind[hi] == JA_INT ? (double)args[hi].i : args[hi].r) : INFINITY;
+  DistCall dc;
+  char err[JIT_ERRSZ];
+  if (!dist_call_init(&dc, f, np, pv, con, dlo, dhi, t, nsz, sizes, err, sizeof err)) return -1;
+  bool params_scalar = true;
+  for (int i = 0; i < np; i++)
+    if (!fp[i].scalar) {
+      if (fp[i].n != n) return -1;
+      params_scalar = false;
+    }
+  cx->k++;
+  JitRec *r = rec_new(cx, s, FR_SAMPLE);
+  r->n = n;
+  r->th_off = off;
+  r->du = arena_alloc(cx, sizeof(double) * (n ? n : 1));
+  r->dxdu = arena_alloc(cx, sizeof(double) * (n ? n : 1));
+  for (int i = 0; i < np; i++) alloc_partials(cx, r, i, &fp[i], args);
+  /* the value, with the log-Jacobian */
+  JitBox *b = NULL;
+  double *x;
+  if (t.base == TY_REAL && t.ndims == 0) {
+    x = arena_alloc(cx, sizeof(double));
+  } else if (t.ndims == 1) {
+    Value v = val_arr((int)n);
+    for (size_t e = 0; e < n; e++) v.a->e[e] = val_real(0); /* filled below */
+    b = box_new(cx, v, true);
+    x = arena_alloc(cx, sizeof(double) * (n ? n : 1));
+  } else {
+    int rows = t.base == TY_ROWVEC ? 1 : sizes[0];
+    int cols = t.base == TY_MATRIX ? sizes[1] : t.base == TY_ROWVEC ? sizes[0] : 1;
+    Value v = t.base == TY_VECTOR ? val_vec(rows) : t.base == TY_ROWVEC ? val_rowvec(cols)
+                                                                       : val_mat(rows, cols);
+    b = box_new(cx, v, true);
+    x = v.t->d;
+  }
+  const double *u = cx->theta + off;
+  double ljs = 0;
+  for (size_t e = 0; e < n; e++) {
+    double xe = u[e];
+    if (dc.con != CON_NONE) ljs += tf_constrain(dc.con, dc.lower, dc.upper, 1, &u[e], &xe);
+    x[e] = xe;
+    switch (dc.con) {
+    case CON_LOWER: r->dxdu[e] = exp(u[e]); r->du[e] = 1; break;
+    case CON_UPPER: r->dxdu[e] = -exp(u[e]); r->du[e] = 1; break;
+    case CON_LOWER_UPPER: {
+      double d = dc.upper - dc.lower, pp = m_inv_logit(u[e]), q = m_inv_logit(-u[e]);
+      r->dxdu[e] = d * pp * q;
+      r->du[e] = q - pp;
+      break;
+    }
+    default: r->dxdu[e] = 1; r->du[e] = 0; break;
+    }
+  }
+  /* the density, as dist_call_lpdf_ad computes it */
+  bool trunc = dc.truncated;
+  double p[DIST_MAX_PARAMS] = {0}, lz = 0, total = 0, dlz[DIST_MAX_PARAMS] = {0};
+  bool any_p = false;
+  for (int i = 0; i < np; i++) any_p = any_p || s->akind[i] == JA_REAL_ACT || s->akind[i] == JA_BOX_ACT;
+  bool bad = false;
+  for (size_t j = 0; j < n && !bad; j++) {
+    if (j == 0 || !params_scalar) {
+      for (int i = 0; i < np; i++) p[i] = fp[i].scalar ? fp[i].d[0] : fp[i].d[j];
+      if (trunc) {
+        lz = dist_trunc_log_mass(f, p, dc.lower, dc.upper);
+        if (any_p) dist_trunc_log_mass_grad(f, p, dc.lower, dc.upper, lz, dlz);
+      }
+    }
+    double xj = x[j];
+    if ((trunc || f->improper) && (xj < dc.lower || xj > dc.upper)) {
+      bad = true;
+      break;
+    }
+    double lj = f->lpdf1(xj, p);
+    total += lj - lz;
+    if (!isfinite(lj)) continue;
+    double dx = 0, dp[DIST_MAX_PARAMS] = {0};
+    f->grad1(xj, p, &dx, dp);
+    if (trunc)
+      for (int i = 0; i < np; i++) dp[i] -= dlz[i];
+    r->du[j] += dx * r->dxdu[j];
+    for (int i = 0; i < np; i++) acc_partial(r, i, fp[i].scalar, j, dp[i]);
+  }
+  double l = bad ? -INFINITY : total + (isfinite(total) ? dist_ordered_norm(&dc, params_scalar, n) : 0.0);
+  if (bad || !isfinite(total)) { /* no partials, as on the interpreter's tape */
+    for (size_t e = 0; e < n; e++) r->du[e] = dc.con != CON_NONE && !bad ? r->du[e] : 0;
+    for (int k = 0; k < s->nargs; k++) {
+      r->gs[k] = 0;
+      if (r->g[k]) memset(r->g[k], 0, sizeof(double) * n);
+    }
+  }
+  res[1].r = ljs + l;
+  if (!b) {
+    res[0].r = x[0];
+  } else {
+    if (t.ndims == 1)
+      for (size_t e = 0; e < n; e++) b->v.a->e[e] = val_real(x[e]);
+    res[0].b = b;
+    r->out_box = b;
+  }
+  *out = r;
+  return 1;
+}
+
+/* Element-wise arithmetic, scalars broadcast: a op b, as ir/interp_ops.c
+   computes it. */
+static int fast_ew(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitRec **out) {
+  const IrInstr *ins = s->ins;
+  int op = ins->sub;
+  bool ba = s->akind[0] == JA_BOX || s->akind[0] == JA_BOX_ACT;
+  bool bb = s->akind[1] == JA_BOX || s->akind[1] == JA_BOX_ACT;
+  if (s->rkind != JA_BOX && s->rkind != JA_BOX_ACT) return 0;
+  if ((ba && !is_ten_kind(args[0].b->v.k)) || (bb && !is_ten_kind(args[1].b->v.k))) return 0;
+  if (ba && bb) {
+    if (op != OP_ADD && op != OP_SUB && op != OP_EMUL && op != OP_EDIV) return 0;
+    const ValTen *A = args[0].b->v.t, *B = args[1].b->v.t;
+    if (args[0].b->v.k != args[1].b->v.k || A->rows != B->rows || A->cols != B->cols) return 0;
+  } else if (!(op == OP_ADD || op == OP_SUB || op == OP_MUL || op == OP_EMUL ||
+               (ba && (op == OP_DIV || op == OP_EDIV)))) {
+    return 0;
+  }
+  JitBox *tb = ba ? args[0].b : args[1].b;
+  const ValTen *T = tb->v.t;
+  size_t n = (size_t)T->rows * (size_t)T->cols;
+  double sa = ba ? 0 : s->akind[0] == JA_INT ? (double)args[0].i : args[0].r;
+  double sb = bb ? 0 : s->akind[1] == JA_INT ? (double)args[1].i : args[1].r;
+  if ((!ba && s->akind[0] != JA_REAL && s->akind[0] != JA_REAL_ACT && s->akind[0] != JA_INT) ||
+      (!bb && s->akind[1] != JA_REAL && s->akind[1] != JA_REAL_ACT && s->akind[1] != JA_INT))
+    return 0;
+  Value ov = tb->v.k == V_VEC ? val_vec(T->rows) : tb->v.k == V_ROWVEC ? val_rowvec(T->cols)
+                                                                        : val_mat(T->rows, T->cols);
+  JitBox *o = box_new(cx, ov, s->rkind == JA_BOX_ACT);
+  double *z = ov.t->d;
+  const double *x = ba ? args[0].b->v.t->d : NULL, *y = bb ? args[1].b->v.t->d : NULL;
+  bool mul = op == OP_MUL || op == OP_EMUL;
+  switch (op) {
+  case OP_ADD:
+    if (ba && bb) for (size_t i = 0; i < n; i++) z[i] = x[i] + y[i];
+    else if (ba) for (size_t i = 0; i < n; i++) z[i] = x[i] + sb;
+    else for (size_t i = 0; i < n; i++) z[i] = sa + y[i];
+    break;
+  case OP_SUB:
+    if (ba && bb) for (size_t i = 0; i < n; i++) z[i] = x[i] - y[i];
+    else if (ba) for (size_t i = 0; i < n; i++) z[i] = x[i] - sb;
+    else for (size_t i = 0; i < n; i++) z[i] = sa - y[i];
+    break;
+  default:
+    if (mul) {
+      if (ba && bb) for (size_t i = 0; i < n; i++) z[i] = x[i] * y[i];
+      else if (ba) for (size_t i = 0; i < n; i++) z[i] = x[i] * sb;
+      else for (size_t i = 0; i < n; i++) z[i] = sa * y[i];
+    } else {
+      if (ba && bb) for (size_t i = 0; i < n; i++) z[i] = x[i] / y[i];
+      else for (size_t i = 0; i < n; i++) z[i] = x[i] / sb;
+    }
+  }
+  JitRec *r = rec_new(cx, s, FR_EW);
+  r->op = mul ? OP_EMUL : op == OP_DIV ? OP_EDIV : op;
+  r->n = n;
+  r->sa = sa;
+  r->sb = sb;
+  r->out_box = o;
+  if (!(op == OP_ADD || op == OP_SUB)) { /* the adjoint needs the operands as they are now */
+    if (ba) {
+      double *c = arena_alloc(cx, sizeof(double) * (n ? n : 1));
+      memcpy(c, x, sizeof(double) * n);
+      r->a = c;
+    }
+    if (bb) {
+      double *c = arena_alloc(cx, sizeof(double) * (n ? n : 1));
+      memcpy(c, y, sizeof(double) * n);
+      r->b = c;
+    }
+  }
+  if (ba && args[0].b->adj) r->in_box[0] = args[0].b;
+  if (bb && args[1].b->adj) r->in_box[1] = args[1].b;
+  res[0].b = o;
+  *out = r;
+  return 1;
+}
+
+/* matrix * vector and row_vector * vector, as ir/interp_ops.c's ten_product */
+static int fast_matvec(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitRec **out) {
+  if (s->akind[0] != JA_BOX && s->akind[0] != JA_BOX_ACT) return 0;
+  if (s->akind[1] != JA_BOX && s->akind[1] != JA_BOX_ACT) return 0;
+  JitBox *A = args[0].b, *B = args[1].b;
+  bool dot = A->v.k == V_ROWVEC && B->v.k == V_VEC;
+  if (!(A->v.k == V_MAT && B->v.k == V_VEC) && !dot) return 0;
+  int n = dot ? 1 : A->v.t->rows, K = A->v.t->cols;
+  if (K != B->v.t->rows) return 0;
+  const double *a = A->v.t->d, *b = B->v.t->d;
+  JitRec *r = rec_new(cx, s, FR_MATVEC);
+  r->rows = n;
+  r->cols = K;
+  double *bc = arena_alloc(cx, sizeof(double) * (size_t)(K ? K : 1));
+  memcpy(bc, b, sizeof(double) * (size_t)K);
+  r->b = bc;
+  if (A->data || !A->adj) {
+    r->a = a; /* constant: data never changes (an inactive matrix is copied below if it may) */
+    if (!A->data) {
+      double *c = arena_alloc(cx, sizeof(double) * (size_t)n * (size_t)K + 8);
+      memcpy(c, a, sizeof(double) * (size_t)n * (size_t)K);
+      r->a = c;
+    }
+  } else {
+    double *c = arena_alloc(cx, sizeof(double) * (size_t)n * (size_t)K + 8);
+    memcpy(c, a, sizeof(double) * (size_t)n * (size_t)K);
+    r->a = c;
+  }
+  if (A->adj) r->in_box[0] = A;
+  if (B->adj) r->in_box[1] = B;
+  if (dot) {
+    double sum = 0;
+    for (int i = 0; i < K; i++) sum += a[i] * b[i];
+    res[0].r = sum;
+  } else {
+    Value ov = val_vec(n);
+    JitBox *o = box_new(cx, ov, s->rkind == JA_BOX_ACT);
+    double *R = ov.t->d;
+    for (int k = 0; k < K; k++) {
+      double bk = b[k];
+      const double *ac = a + (size_t)k * (size_t)n;
+      for (int i = 0; i < n; i++) R[i] += ac[i] * bk;
+    }
+    r->out_box = o;
+    res[0].b = o;
+  }
+  *out = r;
+  return 1;
+}
+
+const DistFamily *jit_rt_lpdf_family(const Builtin *b) {
+  size_t n = strlen(b->name);
+  if (!b->data || n < 6) return NULL;
+  const char *suf = b->name + n - 5;
+  if (strcmp(suf, "_lpdf") != 0 && strcmp(suf, "_lpmf") != 0) return NULL;
+  const DistFamily *f = dist_lookup(gc_strndup(b->name, n - 5));
+  return f == b->data ? f : NULL;
+}
+
+/* 1: done (*out set), 0: not a fast case, -1: error */
+static int fast_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitRec **out) {
+  const IrInstr *ins = s->ins;
+  switch ((IrOpcode)ins->op) {
+  case IR_OBSERVE: {
+    int ops[DIST_MAX_PARAMS + 1];
+    for (int i = 0; i <= ins->dist.nparams && i <= DIST_MAX_PARAMS; i++) ops[i] = i;
+    double lp;
+    int rc = fast_density(cx, s, ins->dist.fam, ops, args, s->fn->regtypes[ins->args[0]], &lp, out);
+    if (rc == 1) res[1].r = lp;
+    return rc;
+  }
+  case IR_BUILTIN: {
+    const DistFamily *f = s->lpdf;
+    if (!f || s->nargs != f->nparams + 1) return 0;
+    int ops[DIST_MAX_PARAMS + 1];
+    for (int i = 0; i <= f->nparams; i++) ops[i] = i;
+    double lp;
+    int rc = fast_density(cx, s, f, ops, args, s->fn->regtypes[ins->args[0]], &lp, out);
+    if (rc == 1) {
+      res[0].r = lp;
+      (*out)->op = 1; /* scaled by the adjoint of the result */
+    }
+    return rc;
+  }
+  case IR_SAMPLE: return fast_sample(cx, s, args, res, out);
+  case IR_BINARY:
+    if (ins->sub == OP_MUL && (s->akind[0] == JA_BOX || s->akind[0] == JA_BOX_ACT) &&
+        (s->akind[1] == JA_BOX || s->akind[1] == JA_BOX_ACT))
+      return fast_matvec(cx, s, args, res, out);
+    return fast_ew(cx, s, args, res, out);
+  default: return 0;
+  }
+}
+
+static void rev_params(JitRec *r, int k0, int np, double w, double *sadj) {
+  const JitSite *s = r->s;
+  for (int k = k0; k < k0 + np; k++) {
+    if (s->akind[k] == JA_REAL_ACT) sadj[k] = w * r->gs[k];
+    else if (r->in_box[k] && r->g[k]) {
+      double *adj = r->in_box[k]->adj;
+      const double *g = r->g[k];
+      for (size_t e = 0; e < r->n; e++) adj[e] += w * g[e];
+    }
+  }
+}
+
+static void fast_rev(JitCtx *cx, JitRec *r, double out_adj, double *sadj) {
+  const JitSite *s = r->s;
+  size_t n = r->n;
+  switch (r->fast) {
+  case FR_DIST: rev_params(r, 0, s->nargs, r->op ? out_adj : 1.0, sadj); break;
+  case FR_SAMPLE: {
+    double *g = cx->grad ? cx->grad + r->th_off : NULL;
+    JitBox *o = r->out_box;
+    for (size_t e = 0; e < n; e++) {
+      double oa = o ? o->adj[e] : out_adj;
+      if (o) o->adj[e] = 0;
+      if (g) g[e] += oa * r->dxdu[e] + r->du[e];
+    }
+    rev_params(r, 0, s->ins->dist.nparams, 1.0, sadj);
+    break;
+  }
+  case FR_EW: {
+    JitBox *o = r->out_box, *A = r->in_box[0], *B = r->in_box[1];
+    if (!o->adj) break;
+    bool sa = s->akind[0] == JA_REAL_ACT, sb = s->akind[1] == JA_REAL_ACT;
+    double ga = 0, gb = 0;
+    for (size_t e = 0; e < n; e++) {
+      double g = o->adj[e];
+      o->adj[e] = 0;
+      double x = r->a ? r->a[e] : r->sa, y = r->b ? r->b[e] : r->sb, da, db;
+      switch (r->op) {
+      case OP_ADD: da = 1, db = 1; break;
+      case OP_SUB: da = 1, db = -1; break;
+      case OP_EMUL: da = y, db = x; break;
+      default: da = 1 / y, db = -(x / y) / y; break;
+      }
+      if (A) A->adj[e] += g * da;
+      if (B) B->adj[e] += g * db;
+      if (sa) ga += g * da;
+      if (sb) gb += g * db;
+    }
+    if (sa) sadj[0] = ga;
+    if (sb) sadj[1] = gb;
+    break;
+  }
+  case FR_MATVEC: {
+    int rows = r->rows, K = r->cols;
+    JitBox *o = r->out_box, *A = r->in_box[0], *B = r->in_box[1];
+    const double *g;
+    double one = out_adj;
+    if (o) {
+      if (!o->adj) break;
+      g = o->adj;
+    } else {
+      g = &one;
+    }
+    for (int k = 0; k < K; k++) {
+      const double *ac = r->a + (size_t)k * (size_t)rows;
+      if (B) {
+        double sum = 0;
+        for (int i = 0; i < rows; i++) sum += ac[i] * g[i];
+        B->adj[k] += sum;
+      }
+      if (A) {
+        double *aa = A->adj + (size_t)k * (size_t)rows, bk = r->b[k];
+        for (int i = 0; i < rows; i++) aa[i] += g[i] * bk;
+      }
+    }
+    if (o) memset(o->adj, 0, sizeof(double) * (size_t)rows);
+    break;
+  }
+  default: break;
+  }
+}
+
 JitRec *jit_rt_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res) {
+  JitRec *fr = NULL;
+  int rc = fast_op(cx, s, args, res, &fr);
+  if (rc != 0) return rc > 0 ? fr : NULL;
   const IrInstr *ins = s->ins;
   Tape *t = next_tape(cx);
   JitRec *r = arena_alloc(cx, sizeof(JitRec));
@@ -404,6 +1037,10 @@ JitRec *jit_rt_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res) {
 }
 
 void jit_rt_op_rev(JitCtx *cx, JitRec *r, double out_adj, double *sadj) {
+  if (r->fast) {
+    fast_rev(cx, r, out_adj, sadj);
+    return;
+  }
   const JitSite *s = r->s;
   Tape *t = r->t;
   size_t n = tape_size(t) + 1;

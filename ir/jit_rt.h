@@ -24,9 +24,11 @@
 #include "jit.h"
 
 typedef struct JitBox {
-  Value v;     /* the container (offset 0; Value.t / Value.a at offset 8) */
-  double *adj; /* offset 16: adjoints, or NULL for a constant container */
-  int64_t n;   /* offset 24: number of scalars */
+  Value v;      /* the container (offset 0; Value.t / Value.a at offset 8) */
+  double *adj;  /* offset 16: adjoints, or NULL for a constant container */
+  int64_t n;    /* offset 24: number of scalars */
+  double *flat; /* data arrays: their scalars in val_flatten order, made once */
+  bool data;    /* a data value: never changes */
 } JitBox;
 
 /* An operand or result of a runtime call: by the register's class, one of
@@ -56,6 +58,7 @@ typedef struct JitSite {
   uint8_t *akind;     /* JitArgKind per operand */
   uint8_t rkind;      /* JitArgKind of the result (JA_NONE: none) */
   int nsizes, nidx;   /* how many of the operands are sizes / index registers */
+  const DistFamily *lpdf; /* IR_BUILTIN NAME_lpdf / NAME_lpmf: the family */
 } JitSite;
 
 typedef struct JitRec JitRec;
@@ -88,6 +91,13 @@ void jit_rt_begin(JitCtx *cx, const double *theta, double *grad);
 double *jit_rt_grow(JitCtx *cx, int64_t need);
 JitRec *jit_rt_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res);
 void jit_rt_op_rev(JitCtx *cx, JitRec *r, double out_adj, double *sadj);
+
+JitBox *jit_rt_tensor(JitCtx *cx, int64_t kind, int64_t rows, int64_t cols, int64_t active,
+                      int64_t nan);
+double jit_rt_lub(double u, double lo, double hi, double *out);
+
+/* The family of a NAME_lpdf / NAME_lpmf builtin, else NULL. */
+const DistFamily *jit_rt_lpdf_family(const Builtin *b);
 
 /* Sites, latents and code of a compiled program: what jit_rt.c needs of a Jit. */
 const JitSite *jit_site(const Jit *j, int i);

@@ -1276,3 +1276,19 @@ bool dist_call_init_value(const DistCall *dc, Rng *r, Value *out, char *err, siz
   *out = dist_build(t, 0, nsizes, sizes, buf, &pos, false);
   return true;
 }
+
+/* ---- for compiled code (ir/jit_rt.c) ---- */
+
+double dist_trunc_log_mass(const DistFamily *f, const double *p, double lo, double hi) {
+  return dist_log_mass(f, p, lo, hi);
+}
+
+void dist_trunc_log_mass_grad(const DistFamily *f, const double *p, double lo, double hi,
+                              double lz, double *dp) {
+  double dlo, dhi;
+  dist_log_mass_grad(f, p, lo, hi, lz, dp, &dlo, &dhi);
+}
+
+double dist_ordered_norm(const DistCall *dc, bool params_scalar, size_t n) {
+  return dist_order_norm(dc, params_scalar, n);
+}

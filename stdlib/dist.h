@@ -198,4 +198,13 @@ double dist_cdf_dparam(double (*cdf)(double, const double *), double x, const do
  * scale). */
 bool dist_call_init_value(const DistCall *dc, Rng *r, Value *out, char *err, size_t errsz);
 
+/* For compiled code (ir/jit_rt.c), which runs the scalar families' kernels
+ * over flat arrays itself: log P(lo <= X <= hi) as truncation normalises it,
+ * its partials with respect to the parameters (dp[0..nparams)), and the
+ * constant of ordered draws (see dist_call_lpdf). */
+double dist_trunc_log_mass(const DistFamily *f, const double *p, double lo, double hi);
+void dist_trunc_log_mass_grad(const DistFamily *f, const double *p, double lo, double hi,
+                              double lz, double *dp);
+double dist_ordered_norm(const DistCall *dc, bool params_scalar, size_t n);
+
 #endif
