@@ -256,7 +256,7 @@ static void gb_model(const char *name, const char *src, const char *json, HandGr
 }
 
 /* NUTS effective samples per second, when the engine exists. */
-static void gb_nuts(const char *name, const char *src, const char *json) {
+static void gb_nuts(const char *name, const char *src, const char *json, bool no_jit) {
   ppl_config cfg;
   ppl_config_default(&cfg);
   ppl_context *ctx = ppl_context_new(&cfg);
@@ -272,6 +272,7 @@ static void gb_nuts(const char *name, const char *src, const char *json) {
     ppl_run_options_default(&ro);
     ro.engine = "nuts";
     ro.seed = 42;
+    ro.no_jit = no_jit;
     ppl_result *r = NULL;
     double t0 = gb_now();
     if (ppl_run(m, &ro, &r) != PPL_OK) {
@@ -285,8 +286,8 @@ static void gb_nuts(const char *name, const char *src, const char *json) {
         if (strncmp(cn, "theta.", 6) == 0) continue; /* derived, not a parameter */
         if (s.ess_bulk < min_ess) min_ess = s.ess_bulk;
       }
-      printf("  NUTS 4 x (1000 + 1000): %.2f s wall, min bulk ESS %.0f, %.4g ESS/s\n", secs,
-             min_ess, min_ess / secs);
+      printf("  NUTS 4 x (1000 + 1000), %s: %.2f s wall, min bulk ESS %.0f, %.4g ESS/s\n",
+             no_jit ? "interpreted" : "JIT", secs, min_ess, min_ess / secs);
       ppl_result_free(r);
     }
   }
@@ -300,9 +301,11 @@ int main(int argc, char **argv) {
   logit_data(&D);
   char *lj = logit_json(&D);
   gb_model("eight schools", es_src, es_json, es_hand, NULL, secs);
-  gb_nuts("eight schools", es_src, es_json);
+  gb_nuts("eight schools", es_src, es_json, true);
+  gb_nuts("eight schools", es_src, es_json, false);
   gb_model("logistic regression N=5000 K=10", logit_src, lj, logit_hand, &D, secs);
-  gb_nuts("logistic regression", logit_src, lj);
+  gb_nuts("logistic regression", logit_src, lj, true);
+  gb_nuts("logistic regression", logit_src, lj, false);
   free(lj);
   return 0;
 }

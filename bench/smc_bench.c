@@ -4,9 +4,15 @@
  * with N and T.  Each configuration runs in its own child process so that its
  * peak RSS (getrusage) is its own.  The last column is what N particles
  * holding private copies of their T-choice traces would take for the traces
- * alone (N T sizeof(TraceChoice)), the cost copy-on-write avoids.
+ * alone (N T sizeof(TraceChoice)), the cost copy-on-write avoids.  "cpu s" is
+ * the process's user + system time (all threads, setup included): on a shared
+ * machine it tells contention apart from the engine's own cost.
  *
- *   smc_bench [N T]...      (default: N in 1000 3000 10000, T in 100 300 1000)
+ *   smc_bench [-t THREADS] [N T]...
+ *       (default: one thread; N in 1000 3000 10000, T in 100 300 1000)
+ *
+ * With -t, the particles of the one SMC run advance in THREADS threads (one
+ * chain: the whole budget goes to its particles).
  *
  * Not a test: it prints a table. */
 #include <math.h>
@@ -60,7 +66,7 @@ static double now(void) {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int bench_one(int N, int T) {
+static int bench_one(int N, int T, int threads) {
   KData kd = {.src.get = kdata_get, .T = T, .y = val_arr(T)};
   Rng r;
   rng_seed(&r, 42, 0);
@@ -82,6 +88,8 @@ static int bench_one(int N, int T) {
   EngineOpts o;
   engine_opts_default(&o);
   o.particles = o.draws = N;
+  o.chains = 1;
+  o.threads = threads;
   double t0 = now();
   void *st = engine_smc.init(in, &o, 0, &d);
   Draw dr;
@@ -95,7 +103,9 @@ static int bench_one(int N, int T) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   double steps = (double)N * T;
-  printf("%6d %5d %9.2f %12.0f %10.1f %14.1f %12.2f\n", N, T, secs, steps / secs,
+  double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec +
+               ru.ru_stime.tv_usec * 1e-6;
+  printf("%6d %5d %9.2f %9.2f %12.0f %10.1f %14.1f %12.2f\n", N, T, secs, cpu, steps / secs,
          ru.ru_maxrss / 1024.0, steps * sizeof(TraceChoice) / 1048576.0, logz);
   fflush(stdout);
   return 0;
@@ -103,7 +113,13 @@ static int bench_one(int N, int T) {
 
 int main(int argc, char **argv) {
   static const int defN[] = {1000, 3000, 10000}, defT[] = {100, 300, 1000};
-  int cfg[64][2], n = 0;
+  int cfg[64][2], n = 0, threads = 1;
+  if (argc > 2 && !strcmp(argv[1], "-t")) {
+    threads = atoi(argv[2]);
+    argc -= 2;
+    argv += 2;
+    if (threads < 1) threads = 1;
+  }
   if (argc > 2) {
     for (int i = 1; i + 1 < argc && n < 64; i += 2, n++) {
       cfg[n][0] = atoi(argv[i]);
@@ -116,15 +132,16 @@ int main(int argc, char **argv) {
         cfg[n][1] = defT[j];
       }
   }
-  printf("smc on the Kalman model, systematic resampling at ESS < N/2, one thread\n");
-  printf("%6s %5s %9s %12s %10s %14s %12s\n", "N", "T", "seconds", "steps/s", "peak MiB",
-         "N*T copies MiB", "log Z");
+  printf("smc on the Kalman model, systematic resampling at ESS < N/2, %d thread%s\n", threads,
+         threads == 1 ? "" : "s");
+  printf("%6s %5s %9s %9s %12s %10s %14s %12s\n", "N", "T", "seconds", "cpu s", "steps/s",
+         "peak MiB", "N*T copies MiB", "log Z");
   for (int i = 0; i < n; i++) {
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
       gc_init();
-      exit(bench_one(cfg[i][0], cfg[i][1]));
+      exit(bench_one(cfg[i][0], cfg[i][1], threads));
     }
     int status = 0;
     if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))

@@ -24,6 +24,7 @@
 
 struct RunResult {
   const char *engine, *engine_reason;
+  const char *backend; /* chain 1's (EngineVT.backend), or NULL */
   int nchains, ndraws, ncols;
   const char **names, **labels;
   double **data; /* data[c][col * ndraws + i] */
@@ -53,6 +54,7 @@ typedef struct Chain {
   const char *adapt;    /* engine's adaptation lines, written after the header */
   double logz;          /* engine's own log evidence estimate (NAN if none) */
   const char *notes;    /* engine's line for the summary */
+  const char *backend;  /* how the engine runs the log density (EngineVT.backend) */
 } Chain;
 
 typedef struct Run {
@@ -250,6 +252,7 @@ static void dr_run_chain(Run *r, Chain *ch) {
   ch->logz = NAN;
   if (ok && r->eng->log_evidence && !r->eng->log_evidence(state, &ch->logz)) ch->logz = NAN;
   if (ok && r->eng->chain_notes) ch->notes = r->eng->chain_notes(state);
+  if (r->eng->backend) ch->backend = r->eng->backend(state); /* after the draws: all is compiled */
   if (r->eng->free) r->eng->free(state);
   ch->warm_s = t1 - t0, ch->samp_s = t2 - t1;
   if (ch->failed) atomic_store(&r->stop, 1);
@@ -311,7 +314,7 @@ static void dr_hmc_config(CsvConfig *cfg, const EngineVT *eng, const EngineOpts 
   cfg->max_depth = e->max_depth;
   cfg->int_time = e->int_time;
   cfg->stepsize = e->stepsize;
-  cfg->stepsize_jitter = 0;
+  cfg->stepsize_jitter = e->stepsize_jitter;
   cfg->adapt_engaged = e->warmup > 0;
   cfg->adapt_delta = e->adapt_delta;
 }
@@ -471,10 +474,12 @@ static RunResult *dr_result(Run *r) {
   }
   rr->stats = gc_alloc_atomic(sizeof(SummaryStats) * (size_t)(rr->ncols ? rr->ncols : 1));
   dr_summarise(r, rr);
+  rr->backend = r->chains[0].backend;
   SummaryRun sr = {
       .model_name = dr_short_name(o->model_name ? o->model_name : o->model_file),
       .engine = rr->engine,
       .engine_reason = rr->engine_reason,
+      .backend = rr->backend,
       .chains = m,
       .draws = rr->ndraws,
       .warmup = r->warmup,
@@ -497,6 +502,7 @@ static bool dr_write_json(Run *r, RunResult *rr, Diag *d) {
       .model_name = dr_short_name(o->model_name ? o->model_name : o->model_file),
       .engine = rr->engine,
       .engine_reason = rr->engine_reason,
+      .backend = rr->backend,
       .chains = rr->nchains,
       .draws = rr->ndraws,
       .warmup = r->warmup,
@@ -621,6 +627,7 @@ bool rr_log_evidence(const RunResult *r, double *est, double *se) {
 
 const char *rr_engine(const RunResult *r) { return r->engine; }
 const char *rr_engine_reason(const RunResult *r) { return r->engine_reason; }
+const char *rr_backend(const RunResult *r) { return r->backend; }
 const char *rr_summary_text(const RunResult *r) { return r->summary_text; }
 
 double rr_chain_seconds(const RunResult *r, int chain, bool warmup) {

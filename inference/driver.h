@@ -72,6 +72,7 @@ const SummaryStats *rr_summary(const RunResult *r, int col);
 bool rr_log_evidence(const RunResult *r, double *est, double *se);
 const char *rr_engine(const RunResult *r);
 const char *rr_engine_reason(const RunResult *r); /* may be NULL */
+const char *rr_backend(const RunResult *r);       /* EngineVT.backend of chain 1; may be NULL */
 /* The summary table (as summary_out receives it). */
 const char *rr_summary_text(const RunResult *r);
 /* Wall-clock seconds of a chain's warmup and sampling phases. */

@@ -28,6 +28,7 @@ void engine_opts_default(EngineOpts *o) {
   o->adapt_delta = 0.8;
   o->stepsize = 1;
   o->int_time = 6.283185307179586;
+  o->init_radius = 2;
   o->particles = 1000;
   o->resample = RESAMPLE_SYSTEMATIC;
   o->ess_threshold = 0.5;

@@ -25,12 +25,22 @@ typedef struct EngineOpts {
   double adapt_delta;  /* target acceptance statistic (default 0.8) */
   double stepsize;     /* initial step size (default 1) */
   double int_time;     /* static HMC integration time (default 2 pi) */
+  double stepsize_jitter; /* each transition's step size is the nominal one times
+                             uniform(1 - j, 1 + j), j in [0, 1] (default 0) */
+  double init_radius;  /* initial unconstrained values uniform(-R, R) (default 2;
+                          0 = every coordinate 0), as CmdStan's init=R */
 
   /* particle engines (smc, pgibbs) */
   int particles;       /* default 1000 */
   int resample;        /* RESAMPLE_SYSTEMATIC (default), _MULTINOMIAL, _STRATIFIED, _RESIDUAL */
   double ess_threshold;/* resample when ESS / N falls below this (default 0.5) */
   int rejuvenate;      /* MH moves per particle after each resampling (default 0) */
+  int threads;         /* the run's worker-thread budget (DriverOpts.threads; 0 =
+                          number of CPUs): particle engines advance each chain's
+                          particles in max(1, threads / chains) threads */
+  bool ancestor_sampling; /* pgibbs: resample the reference's ancestor (PGAS) */
+  bool no_jit;         /* gradient-based engines: interpret the log density even
+                          where the LLVM JIT could compile it */
 } EngineOpts;
 
 enum { METRIC_DIAG = 0, METRIC_DENSE, METRIC_UNIT };
@@ -78,6 +88,9 @@ typedef struct EngineVT {
   /* After the last step: one line for the summary, e.g. "12 of 1000
      transitions diverged; increase --adapt-delta ..." (NULL or "" = nothing). */
   const char *(*chain_notes)(void *state);
+  /* After init: how the log density runs, for the summary ("LLVM JIT
+     (compiled in 12 ms)", "interpreter (not compiled: ...)"); NULL = no line. */
+  const char *(*backend)(void *state);
 } EngineVT;
 
 const EngineVT *engine_lookup(const char *name);

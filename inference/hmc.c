@@ -3,28 +3,26 @@
  * Stan's initialisation, per-draw outputs and run notes.
  *
  * Each draw's outputs come from one more run of the program (generated block
- * included) in which every latent takes the draw's constrained value, so
- * transformed and generated quantities are computed exactly as the program
- * states them.  lp__ is the log density on the unconstrained scale with the
- * log-Jacobians, as Stan reports it, except that ppl keeps the normalising
- * constants that Stan drops. */
+ * included) in which every latent takes its value constrained from the
+ * sampler's position, so transformed and generated quantities are computed
+ * exactly as the program states them, without scoring the model again.
+ * lp__ is the log density on the unconstrained scale with the log-Jacobians,
+ * as Stan reports it, except that ppl keeps the normalising constants that
+ * Stan drops. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "csv.h"
 #include "logdensity.h"
 #include "nuts.h"
-#include "trace.h"
 
 #define HMC_INIT_TRIES 100
-#define HMC_INIT_RADIUS 2.0
 
 typedef struct HmcEngine {
   const Interp *in;
   const LogDensity *ld;
   LdWork *work;     /* this chain's gradient workspace (no allocation per call) */
-  size_t dim, xdim;
+  size_t dim;
   int chain;
   bool nuts;
   int max_depth;
@@ -32,8 +30,7 @@ typedef struct HmcEngine {
   Rng rng;          /* the sampler's randomness */
   Rng out_rng;      /* seeds of the per-draw output runs */
   Hmc *h;
-  double *x;        /* constrained values of the current draw */
-  int **perm;       /* per latent: CmdStan position -> val_flatten index */
+  double init_radius;
   long draws, divergent, max_depth_hits;
   Diag last_fail;   /* the last program error met while evaluating */
 } HmcEngine;
@@ -61,96 +58,30 @@ static bool engine_density(void *ctx, const double *q, double *lp, double *g, Di
   return true;
 }
 
-/* ---- outputs: one run of the program at the draw's values ---- */
+/* ---- outputs ---- */
 
-typedef struct ReplayHandler {
-  Handler h;
-  HmcEngine *e;
-  int k;       /* next latent */
-  size_t xoff; /* its start in e->x */
-} ReplayHandler;
-
-/* CmdStan order -> val_flatten order for a value of this shape: number the
- * elements in flatten order and read them back in CSV column order. */
-static int *replay_perm(const DistCall *dc, int *count) {
-  Value v = trace_value_new(dc->type, dc->nsizes, dc->sizes);
-  int dims[CSV_MAX_DIMS];
-  int nd = csv_shape(v, dims);
-  long total = 1;
-  for (int i = 0; i < nd; i++) total *= dims[i];
-  for (long i = 0; i < total; i++) trace_value_set(&v, (size_t)i, (double)i);
-  CsvCols cols;
-  csv_cols_init(&cols);
-  char err[128];
-  int n = csv_columns("v", v, &cols, false, err, sizeof err);
-  if (n < 0) n = 0;
-  int *perm = gc_alloc_atomic(sizeof(int) * (size_t)(n > 0 ? n : 1));
-  for (int i = 0; i < n; i++) perm[i] = (int)cols.vals[i];
-  *count = n;
-  return perm;
-}
-
-static HandlerResult replay_sample(Handler *hd, const char *addr, const DistCall *dc, Value *out,
-                                   SrcPos pos, Diag *d) {
-  ReplayHandler *rh = (ReplayHandler *)hd;
-  HmcEngine *e = rh->e;
-  int k = rh->k++;
-  if (k >= ld_nlatents(e->ld)) {
-    diag_error(d, DIAG_RUNTIME, pos, "latent '%s' was not in the first run", addr);
-    return HR_ERROR;
-  }
-  Value v = trace_value_new(dc->type, dc->nsizes, dc->sizes);
-  int count;
-  if (!e->perm[k]) e->perm[k] = replay_perm(dc, &count);
-  int dims[CSV_MAX_DIMS];
-  int nd = csv_shape(v, dims);
-  long total = 1;
-  for (int i = 0; i < nd; i++) total *= dims[i];
-  if (rh->xoff + (size_t)total > e->xdim) {
-    diag_error(d, DIAG_RUNTIME, pos, "the program's latents changed between runs at '%s'", addr);
-    return HR_ERROR;
-  }
-  for (long i = 0; i < total; i++) trace_value_set(&v, (size_t)e->perm[k][i], e->x[rh->xoff + (size_t)i]);
-  rh->xoff += (size_t)total;
-  *out = v;
-  return HR_CONTINUE;
-}
-
-static HandlerResult replay_observe(Handler *hd, const DistCall *dc, Value x, SrcPos pos, Diag *d) {
-  (void)hd, (void)dc, (void)x, (void)pos, (void)d;
-  return HR_CONTINUE;
-}
-
-static HandlerResult replay_factor(Handler *hd, double lw, SrcPos pos, Diag *d) {
-  (void)hd, (void)lw, (void)pos, (void)d;
-  return HR_CONTINUE;
-}
-
+/* One draw: the constrained latents, the model's derived quantities and the
+ * generated ones at the sampler's position (ld_draw: compiled where the JIT
+ * took the program).  The random numbers of the generated block come from
+ * this chain's output stream. */
 static bool engine_outputs(HmcEngine *e, Draw *out, Diag *d) {
-  if (!ld_constrain(e->ld, hmc_position(e->h), e->x, d)) return false;
-  ReplayHandler rh = {.h = {replay_sample, replay_observe, replay_factor}, .e = e};
-  InterpState *st = interp_start(e->in, rng_u64(&e->out_rng), (uint64_t)e->chain, true);
-  RunStatus rs;
-  do rs = interp_run(st, &rh.h, d);
-  while (rs == RUN_SUSPENDED);
-  if (rs != RUN_DONE) {
-    if (!diag_failed(d)) diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "output run failed");
-    return false;
-  }
-  out->outputs = interp_outputs(st);
-  return true;
+  out->outputs = ld_draw(e->work, hmc_position(e->h), rng_u64(&e->out_rng), (uint64_t)e->chain, d);
+  return out->outputs != NULL;
 }
 
 /* ---- the engine ---- */
 
-/* Stan's initialisation: uniform(-2, 2) on every unconstrained coordinate
- * until the log density and its gradient are finite. */
+/* Stan's initialisation: uniform(-R, R) on every unconstrained coordinate
+ * (R = --init, default 2) until the log density and its gradient are
+ * finite; R = 0 is the single point 0, as CmdStan's init=0. */
 static bool engine_find_init(HmcEngine *e, double *q, Diag *d) {
   double *g = gc_alloc_atomic(sizeof(double) * (e->dim > 0 ? e->dim : 1));
   char reason[sizeof d->msg] = "";
-  for (int t = 0; t < HMC_INIT_TRIES; t++) {
+  double radius = e->init_radius;
+  int tries = radius > 0 ? HMC_INIT_TRIES : 1;
+  for (int t = 0; t < tries; t++) {
     for (size_t i = 0; i < e->dim; i++)
-      q[i] = HMC_INIT_RADIUS * (2 * rng_uniform(&e->rng) - 1);
+      q[i] = radius > 0 ? radius * (2 * rng_uniform(&e->rng) - 1) : 0;
     double lp;
     diag_init(&e->last_fail);
     if (!engine_density(e, q, &lp, g, d)) return false;
@@ -170,10 +101,16 @@ static bool engine_find_init(HmcEngine *e, double *q, Diag *d) {
     }
     return true;
   }
-  diag_error(d, DIAG_RUNTIME, (SrcPos){0},
-             "could not find an initial point with finite log density and gradient after %d "
-             "tries (uniform(-2, 2) on the unconstrained scale): %s",
-             HMC_INIT_TRIES, reason);
+  if (radius > 0)
+    diag_error(d, DIAG_RUNTIME, (SrcPos){0},
+               "could not find an initial point with finite log density and gradient after %d "
+               "tries (uniform(-%g, %g) on the unconstrained scale): %s",
+               HMC_INIT_TRIES, radius, radius, reason);
+  else
+    diag_error(d, DIAG_RUNTIME, (SrcPos){0},
+               "the initial point (0 on the unconstrained scale, --init 0) has no finite log "
+               "density and gradient: %s",
+               reason);
   return false;
 }
 
@@ -186,20 +123,20 @@ static void *engine_init(const Interp *in, const EngineOpts *o, int chain, bool 
   e->int_time = o->int_time > 0 ? o->int_time : 2 * M_PI;
   rng_seed(&e->rng, o->seed, (uint64_t)chain);
   rng_seed(&e->out_rng, o->seed ^ 0x6e757473u, (uint64_t)chain);
-  LogDensity *ld = ld_new(in, d);
+  /* one log density for all chains, compiled once (unless --no-jit or the
+     JIT refuses the program: then it interprets) */
+  LogDensity *ld = ld_shared(in, !o->no_jit, d);
   if (!ld) return NULL;
   e->ld = ld;
   e->work = ld_work_new(ld);
   e->dim = ld_dim(ld);
-  e->xdim = ld_num_constrained(ld);
   if (e->dim == 0) {
     diag_error(d, DIAG_USAGE, (SrcPos){0},
                "%s needs at least one continuous latent; this program has none (use --engine prior)",
                nuts ? "nuts" : "hmc");
     return NULL;
   }
-  e->x = gc_alloc_atomic(sizeof(double) * e->xdim);
-  e->perm = gc_alloc(sizeof(int *) * (size_t)(ld_nlatents(ld) + 1));
+  e->init_radius = o->init_radius;
   double *q = gc_alloc_atomic(sizeof(double) * e->dim);
   if (!engine_find_init(e, q, d)) return NULL;
   e->h = hmc_new(e->dim, engine_density, e, o, nuts, &e->rng, q, d);
@@ -240,15 +177,28 @@ static bool engine_step(void *state, bool warmup, Draw *out, Diag *d) {
   return true;
 }
 
-static void engine_free(void *state) { (void)state; /* GC memory */ }
+static void engine_free(void *state) { (void)state; /* GC memory; the log density is shared */ }
+
+static const char *engine_backend(void *state) { return ld_backend(((HmcEngine *)state)->ld); }
 
 static const char *engine_adaptation(void *state) {
   return hmc_adaptation_info(((HmcEngine *)state)->h);
 }
 
+/* An adapted step far below the usual 0.1-1 means the warmup settled where
+   the curvature is extreme: typically a chain stuck on a narrow ridge far
+   from the others (arma11 started at |theta| > 1 does this, in Stan too). */
+#define HMC_TINY_STEP 1e-4
+
 static const char *engine_notes(void *state) {
   HmcEngine *e = state;
-  const char *div = "", *depth = "";
+  const char *div = "", *depth = "", *tiny = "";
+  double eps = hmc_stepsize(e->h);
+  if (e->draws > 0 && eps < HMC_TINY_STEP)
+    tiny = gc_printf("the adapted step size is %g: this chain is probably stuck where the "
+                     "curvature is extreme (compare R-hat); a smaller --init radius (e.g. "
+                     "--init 0.5) or a reparameterisation may help",
+                     eps);
   if (e->divergent > 0)
     div = gc_printf("%ld of %ld transitions after warmup diverged; increase --adapt-delta "
                     "towards 0.95 or reparameterise",
@@ -257,8 +207,9 @@ static const char *engine_notes(void *state) {
     depth = gc_printf("%ld of %ld transitions after warmup hit the maximum tree depth of %d; "
                       "increase --max-depth or reparameterise",
                       e->max_depth_hits, e->draws, e->max_depth);
-  if (!*div && !*depth) return NULL;
-  return gc_printf("%s%s%s", div, *div && *depth ? "; " : "", depth);
+  if (!*div && !*depth && !*tiny) return NULL;
+  return gc_printf("%s%s%s%s%s", div, *div && *depth ? "; " : "", depth,
+                   (*div || *depth) && *tiny ? "; " : "", tiny);
 }
 
 const EngineVT engine_nuts = {
@@ -275,6 +226,7 @@ const EngineVT engine_nuts = {
     .free = engine_free,
     .adaptation_info = engine_adaptation,
     .chain_notes = engine_notes,
+    .backend = engine_backend,
 };
 
 const EngineVT engine_hmc = {
@@ -290,4 +242,5 @@ const EngineVT engine_hmc = {
     .free = engine_free,
     .adaptation_info = engine_adaptation,
     .chain_notes = engine_notes,
+    .backend = engine_backend,
 };

@@ -548,7 +548,13 @@ bool ld_use_jit(LogDensity *ld, bool keep_ir) {
 }
 
 const char *ld_backend(const LogDensity *ld) {
-  if (ld->jit) return gc_printf("LLVM JIT (compiled in %.0f ms)", jit_compile_ms(ld->jit));
+  if (ld->jit && jit_has_draw(ld->jit))
+    return gc_printf("LLVM JIT: log density and gradient compiled in %.0f ms, draws in %.0f ms",
+                     jit_compile_ms(ld->jit), jit_draw_ms(ld->jit));
+  if (ld->jit)
+    return gc_printf("LLVM JIT: log density and gradient compiled in %.0f ms; draws "
+                     "interpreted (%s)",
+                     jit_compile_ms(ld->jit), jit_draw_refusal(ld->jit));
   if (ld->jit_why) return gc_printf("interpreter (not compiled: %s)", ld->jit_why);
   return "interpreter";
 }
@@ -559,6 +565,76 @@ const char *ld_jit_refusal(const LogDensity *ld) { return ld->jit_why; }
 
 const Interp *ld_interp(const LogDensity *ld) { return ld->in; }
 
+/* ---- one draw's outputs ---- */
+
+/* The run that reports a draw hands every latent its value constrained from
+   theta, by the same maps and layout as the log density, and runs the
+   generated block; observations and factors are not scored (lp__ comes from
+   the sampler). */
+typedef struct DrawHandler {
+  Handler h;
+  const LogDensity *ld;
+  const double *theta;
+  int k;
+} DrawHandler;
+
+static HandlerResult draw_sample(Handler *h, const char *addr, const DistCall *dc, Value *out,
+                                 SrcPos pos, Diag *d) {
+  DrawHandler *dh = (DrawHandler *)h;
+  const LogDensity *ld = dh->ld;
+  const LdLatent *L = dh->k < ld->n ? &ld->lat[dh->k] : NULL;
+  dh->k++;
+  if (!L || dc->nsizes != L->nsizes ||
+      memcmp(dc->sizes, L->sizes, sizeof(int) * (size_t)L->nsizes) != 0)
+    return ld_fail(d, pos, gc_printf("the program's latents changed between runs at '%s'", addr));
+  Value v = trace_value_new(dc->type, dc->nsizes, dc->sizes);
+  ld_constrain_value(L, dc, dh->theta + L->off, &v);
+  *out = v;
+  return HR_CONTINUE;
+}
+
+static HandlerResult draw_observe(Handler *h, const DistCall *dc, Value x, SrcPos pos, Diag *d) {
+  (void)h, (void)dc, (void)x, (void)pos, (void)d;
+  return HR_CONTINUE;
+}
+
+static HandlerResult draw_factor(Handler *h, double lw, SrcPos pos, Diag *d) {
+  (void)h, (void)lw, (void)pos, (void)d;
+  return HR_CONTINUE;
+}
+
+Value *ld_draw_interp(const LogDensity *ld, const double *theta, uint64_t seed, uint64_t stream,
+                      Diag *d) {
+  DrawHandler dh = {.h = {draw_sample, draw_observe, draw_factor}, .ld = ld, .theta = theta};
+  InterpState *st = interp_start(ld->in, seed, stream, true);
+  RunStatus rs;
+  do rs = interp_run(st, &dh.h, d);
+  while (rs == RUN_SUSPENDED);
+  if (rs != RUN_DONE) {
+    if (!diag_failed(d)) diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "output run failed");
+    return NULL;
+  }
+  if (dh.k != ld->n) {
+    diag_error(d, DIAG_RUNTIME, (SrcPos){0},
+               "the program's latents changed between runs (%d latents instead of %d)", dh.k,
+               ld->n);
+    return NULL;
+  }
+  return interp_outputs(st);
+}
+
+Value *ld_draw(LdWork *w, const double *theta, uint64_t seed, uint64_t stream, Diag *d) {
+  Value *out = ld_draw_jit(w, theta, seed, stream);
+  return out ? out : ld_draw_interp(w->ld, theta, seed, stream, d);
+}
+
+Value *ld_draw_jit(LdWork *w, const double *theta, uint64_t seed, uint64_t stream) {
+  const LogDensity *ld = w->ld;
+  if (!ld->jit || !jit_has_draw(ld->jit)) return NULL;
+  if (!w->jcx) w->jcx = jit_ctx_new(ld->jit);
+  return jit_draw(w->jcx, theta, seed, stream);
+}
+
 bool ld_eval_grad_jit(const LogDensity *ld, const double *theta, double *lp, double *grad) {
   if (!ld->jit) return false;
   LdWork *w = work_take(ld);
@@ -566,6 +642,28 @@ bool ld_eval_grad_jit(const LogDensity *ld, const double *theta, double *lp, dou
   bool ok = jit_eval(w->jcx, theta, lp, grad);
   work_give(ld, w);
   return ok;
+}
+
+typedef struct SharedArg {
+  bool jit;
+  Diag *d;
+} SharedArg;
+
+static void *make_shared(const Interp *in, void *arg) {
+  SharedArg *a = arg;
+  LogDensity *ld = ld_new(in, a->d);
+  if (ld && a->jit) ld_use_jit(ld, false);
+  return ld;
+}
+
+LogDensity *ld_shared(const Interp *in, bool jit, Diag *d) {
+  SharedArg a = {jit, d};
+  return interp_cache(in, jit ? 0 : 1, make_shared, &a);
+}
+
+void ld_shared_free(const Interp *in) {
+  if (!in) return;
+  for (int k = 0; k < 2; k++) ld_free(interp_cache(in, k, NULL, NULL));
 }
 
 void ld_free(LogDensity *ld) {

@@ -73,6 +73,25 @@ const char *ld_llvm_ir(const LogDensity *ld);
  * be NULL. */
 bool ld_eval_grad_jit(const LogDensity *ld, const double *theta, double *lp, double *grad);
 const Interp *ld_interp(const LogDensity *ld);
+/* One draw's outputs (IrProgram.outputs order) at theta by compiled code: the
+ * model and generated blocks, random numbers seeded as interp_start(in, seed,
+ * stream) seeds them, so the interpreter gives the same draw.  NULL when the
+ * draw is not compiled or compiled code reported an error (run the
+ * interpreter then). */
+Value *ld_draw_jit(LdWork *w, const double *theta, uint64_t seed, uint64_t stream);
+/* The same by the interpreter: one run of the program (model and generated
+ * blocks) whose latents take their values from theta; nothing is scored. */
+Value *ld_draw_interp(const LogDensity *ld, const double *theta, uint64_t seed, uint64_t stream,
+                      Diag *d);
+/* Compiled where possible, else (or for the message of a runtime error) the
+ * interpreter: what engines call for each draw. */
+Value *ld_draw(LdWork *w, const double *theta, uint64_t seed, uint64_t stream, Diag *d);
+/* One LogDensity per program and data, shared by the chains of every run
+ * (built on first use, compiled when jit and the JIT takes the program):
+ * engines take it here instead of ld_new, so compilation happens once.
+ * Released by ld_shared_free (ppl_model_free), never by the engines. */
+LogDensity *ld_shared(const Interp *in, bool jit, Diag *d);
+void ld_shared_free(const Interp *in);
 /* Release compiled code (the LogDensity itself is collected memory). */
 void ld_free(LogDensity *ld);
 /* Latent metadata, for engines and the API. */

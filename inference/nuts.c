@@ -11,7 +11,9 @@
  * energy error above 1000 is a divergence and ends the trajectory.
  *
  * Static HMC integrates for L = int_time / stepsize leapfrog steps and
- * accepts the end point by Metropolis.
+ * accepts the end point by Metropolis.  With a step-size jitter j, each
+ * transition uses the nominal step times uniform(1 - j, 1 + j), as Stan does;
+ * adaptation tunes the nominal step.
  *
  * The Hamiltonian is H(q, p) = -log p(q) + p' M^-1 p / 2, with M^-1 the
  * adapted inverse metric (unit, diagonal or dense). */
@@ -46,7 +48,9 @@ struct Hmc {
   int metric;
   int max_depth;
   double int_time;
-  double eps;          /* nominal step size */
+  double eps;          /* nominal step size (what adaptation tunes) */
+  double jitter;       /* the step of a transition is eps * uniform(1 - jitter, 1 + jitter) */
+  double step;         /* this transition's step size */
   double *inv;         /* inverse metric: n (unit, diag) or n * n (dense) */
   double *chol;        /* dense: lower Cholesky factor of inv */
   /* adaptation */
@@ -213,7 +217,7 @@ static bool build_tree(Hmc *h, int depth, Point *z_propose, double *ps_beg, doub
                        bool *fatal, Diag *d) {
   size_t n = h->n;
   if (depth == 0) {
-    if (!leapfrog(h, &h->z, sign * h->eps, d)) {
+    if (!leapfrog(h, &h->z, sign * h->step, d)) {
       *fatal = true;
       return false;
     }
@@ -335,13 +339,13 @@ static bool nuts_transition(Hmc *h, HmcStats *s, Diag *d) {
 
 static bool static_transition(Hmc *h, HmcStats *s, Diag *d) {
   size_t n = h->n;
-  int steps = (int)(h->int_time / h->eps);
+  int steps = (int)(h->int_time / h->step);
   if (steps < 1) steps = 1;
   sample_momentum(h, h->z.p);
   point_copy(&h->z_init, &h->z, n);
   double H0 = hamiltonian(h, &h->z);
   for (int i = 0; i < steps; i++)
-    if (!leapfrog(h, &h->z, h->eps, d)) return false;
+    if (!leapfrog(h, &h->z, h->step, d)) return false;
   double a = exp(H0 - hamiltonian(h, &h->z));
   if (a < 1 && rng_uniform(h->rng) > a) point_copy(&h->z, &h->z_init, n);
   s->accept_stat = a > 1 ? 1 : a;
@@ -400,6 +404,7 @@ Hmc *hmc_new(size_t dim, HmcDensityFn fn, void *ctx, const EngineOpts *o, bool n
   h->max_depth = o->max_depth > 0 ? o->max_depth : 10;
   h->int_time = o->int_time > 0 ? o->int_time : 2 * M_PI;
   h->eps = o->stepsize > 0 ? o->stepsize : 1;
+  h->jitter = o->stepsize_jitter > 0 && o->stepsize_jitter <= 1 ? o->stepsize_jitter : 0;
   bool dense = h->metric == METRIC_DENSE;
   h->inv = vec_new(dense ? n * n : n);
   for (size_t i = 0; i < n; i++) h->inv[dense ? i * n + i : i] = 1;
@@ -433,14 +438,20 @@ Hmc *hmc_new(size_t dim, HmcDensityFn fn, void *ctx, const EngineOpts *o, bool n
   da_init(&h->da, o->adapt_delta > 0 && o->adapt_delta < 1 ? o->adapt_delta : 0.8);
   da_set_mu(&h->da, log(10 * h->eps));
   if (h->metric != METRIC_UNIT) madapt_init(&h->ma, n, dense, o->warmup);
-  if (!init_stepsize(h, d)) return NULL;
+  /* as CmdStan: the step-size search belongs to adaptation; without warmup
+     the given step size is used as it is */
+  if (o->warmup > 0 && !init_stepsize(h, d)) return NULL;
   return h;
 }
 
 bool hmc_transition(Hmc *h, bool warmup, HmcStats *s, Diag *d) {
   if (!warmup) end_adaptation(h);
   memset(s, 0, sizeof *s);
-  s->stepsize = h->eps;
+  /* Stan's sample_stepsize: no random draw at all without jitter, so runs
+     without it do not depend on it */
+  h->step = h->eps;
+  if (h->jitter > 0) h->step *= 1 + h->jitter * (2 * rng_uniform(h->rng) - 1);
+  s->stepsize = h->step;
   if (!(h->nuts ? nuts_transition(h, s, d) : static_transition(h, s, d))) return false;
   s->lp = h->z.lp;
   s->energy = hamiltonian(h, &h->z);

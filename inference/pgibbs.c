@@ -1,6 +1,7 @@
 /* pgibbs.c — particle Gibbs (Andrieu, Doucet & Holenstein 2010) as an MCMC
  * kernel over traces, for programs that mix static parameters with long
- * latent sequences.
+ * latent sequences, with optional ancestor sampling (PGAS: Lindsten, Jordan
+ * & Schön 2014).
  *
  * The state is one complete trace, the reference.  Its choices split into
  * static ones (addresses with no loop index and no repeat mark: declared
@@ -10,13 +11,49 @@
  *      the statics given the latents);
  *   2. conditional SMC over the rest given the statics: N particles run the
  *      program event by event, reusing the static values and drawing the other
- *      choices from the prior; particle 0 replays the reference exactly and is
- *      never resampled away (its ancestor is itself), the others are
- *      resampled multinomially from all N when ESS / N < --ess-threshold;
+ *      choices from the prior; particle 0 follows the reference and is never
+ *      resampled away; the others are resampled multinomially from all N when
+ *      ESS / N < --ess-threshold;
  *   3. the new reference is drawn from the final particles by weight.
  * Both steps leave the posterior invariant, so the chain is a valid MCMC
- * sampler with one draw per iteration.  No ancestor resampling: with few
- * particles over very long sequences the early latents mix slowly.
+ * sampler with one draw per iteration.
+ *
+ * Ancestor sampling (--ancestor-sampling).  Without it particle 0 keeps the
+ * reference's own history, and with few particles over long series the early
+ * latents hardly move (every other lineage dies out).  With it, at every
+ * resampling after event k particle 0 takes a new ancestor i with probability
+ * proportional to
+ *     w_i * p(x'_{k+1:T}, y_{k+1:T} | x^i_{1:k}),
+ * the weight of candidate i times the density of the reference's remaining
+ * path (its choices after event k, and every later event) continued from
+ * candidate i's history — the exact non-Markovian form of the PGAS weights.
+ * The interpreter computes it by forking candidate i's suspended execution and
+ * running it to the end while replaying the reference's remaining choices.  The
+ * joined path must be a path of the program: every choice the continuation
+ * makes must be a remaining reference choice, made between the same two
+ * events, all of them used, the same total number of events; otherwise the
+ * candidate's weight is 0.  Exact for every program, at a cost of one run of
+ * the rest of the program per particle and resampling: O(N T^2) per sweep
+ * instead of O(N T) (the candidates run in parallel threads).  Where the
+ * reference has already finished (dynamic structure), no ancestor is drawn.
+ *
+ * Most of those runs can stop early, exactly.  The reference's own
+ * continuation is run first, keeping a snapshot of its execution after every
+ * event; a candidate's run stops as soon as its execution equals the
+ * reference's at the same event (interp_same_continuation), because from there
+ * both would make the same choices with the same densities: its weight is what
+ * it has accumulated plus the rest of the reference's.  "Equal" ignores the
+ * main registers that no later density, address, branch or call can read
+ * (pg_relevant: a flow-insensitive backward slice over the model block), such
+ * as kalman.ppl's x_first.  For programs that carry their state in a few
+ * variables (state-space models, HMMs) candidates merge after one event and a
+ * sweep costs O(N T) again.  Programs whose model block calls _rng builtins
+ * never merge (their streams differ between particles).
+ *
+ * Threads: particles advance, and candidates are scored, in the chain's share
+ * of --threads (resample.h); each particle has its own Rng stream, and
+ * everything order-dependent runs in the chain's thread, so the draws do not
+ * depend on the number of threads.
  */
 #include <math.h>
 #include <stdio.h>
@@ -27,6 +64,11 @@
 #include "trace.h"
 
 #define PG_INIT_TRIES 100
+/* how far ahead (events) the reference's execution is kept for candidates to
+   join it; state-space models join after one or two events */
+#define PG_SNAPS 8
+/* particles per worker below which a round stays in one thread */
+#define PG_GRAIN 64
 
 typedef struct PgSeg {
   const struct PgSeg *parent;
@@ -37,10 +79,16 @@ typedef struct PgSeg {
 typedef struct PgParticle {
   InterpState *st;
   const PgSeg *seg;
-  long nchoices;
-  double loglik;
+  long nchoices, events;
+  double loglik, lp; /* lp: log density of its whole path so far */
   bool done, is_ref;
+  Rng rng;
 } PgParticle;
+
+typedef struct PgWorker {
+  int fatal_at; /* lowest particle whose advance failed fatally; -1 = none */
+  Diag fatal;
+} PgWorker;
 
 typedef struct PgState {
   const Interp *in;
@@ -52,12 +100,30 @@ typedef struct PgState {
   bool has_gen;
   Trace *ref;
   InterpState *ref_st;
+  bool *relevant; /* main registers a later density can depend on; NULL = no merging */
+  long *ref_ev;   /* ancestor sampling: events passed before each choice of ref */
+  double ref_total; /* log density of the reference path (its history may change) */
+  long ref_events;/* events of the whole reference run */
   Trace *statics; /* the reference's static choices */
   MhMover *mover;
   PgParticle *p, *q;
-  double *lw, *w;
+  double *lw, *w, *inc, *cont, *contw;
   int *anc;
-  long iters, static_moves, static_accepts;
+  int workers;
+  Pool *pool;
+  PgWorker *wk;
+  uint64_t round_seed;
+  /* the reference's remaining path at the current resampling */
+  const Trace *suffix;
+  const long *suffix_ev;
+  long at_event;
+  /* the reference's own continuation: its execution after j more events
+     (j = 0..nsnap-1), the log density so far and the choices of segment j */
+  InterpState **snap;
+  double *snap_lp, snap_total;
+  long *snap_cnt;
+  int nsnap;
+  long iters, static_moves, static_accepts, as_draws, as_moved;
 } PgState;
 
 static bool is_static(const char *addr) { return !strchr(addr, '[') && !strchr(addr, '#'); }
@@ -81,10 +147,12 @@ static Trace *pg_trace(const PgParticle *p) {
 }
 
 /* Advance one particle to its next event: the reference replays its trace,
- * the others keep the statics and draw everything else. */
-static bool pg_advance(PgState *s, PgParticle *p, double *inc, Diag *d) {
+ * the others keep the statics and draw everything else from their own
+ * stream.  Returns false (d filled) for internal errors and a failing
+ * reference; a run the program rejects kills the particle. */
+static bool pg_advance(PgParticle *p, const Trace *prev, double *inc, Diag *d) {
   TraceHandler th;
-  trace_handler_init(&th, &s->rng, p->is_ref ? s->ref : s->statics, NULL, NULL, NULL);
+  trace_handler_init(&th, &p->rng, prev, NULL, NULL, NULL);
   th.stop_events = 1;
   Diag rd;
   diag_init(&rd);
@@ -110,10 +178,290 @@ static bool pg_advance(PgState *s, PgParticle *p, double *inc, Diag *d) {
     p->nchoices += g->n;
   }
   p->loglik += th.tr->loglik;
+  p->lp += th.tr->logprior + th.tr->loglik;
   *inc = th.tr->loglik;
   if (rs == RUN_DONE) p->done = true;
+  else p->events++;
   return true;
 }
+
+static void pg_advance_fn(void *ctx, int worker, int lo, int hi) {
+  PgState *s = ctx;
+  PgWorker *w = &s->wk[worker];
+  for (int i = lo; i < hi; i++) {
+    PgParticle *p = &s->p[i];
+    s->inc[i] = 0;
+    if (p->done) continue;
+    Diag d;
+    diag_init(&d);
+    if (!pg_advance(p, p->is_ref ? s->ref : s->statics, &s->inc[i], &d) &&
+        (w->fatal_at < 0 || i < w->fatal_at)) {
+      w->fatal_at = i;
+      w->fatal = d;
+    }
+  }
+}
+
+/* Runs fn over the particles in the pool; the lowest-numbered fatal error. */
+static bool pg_round(PgState *s, PoolFn fn, int grain, Diag *d) {
+  for (int k = 0; k < s->workers; k++) s->wk[k].fatal_at = -1;
+  pool_run(s->pool, s->N, grain, fn, s);
+  int bad = -1;
+  for (int k = 0; k < s->workers; k++)
+    if (s->wk[k].fatal_at >= 0 && (bad < 0 || s->wk[k].fatal_at < s->wk[bad].fatal_at)) bad = k;
+  if (bad >= 0) *d = s->wk[bad].fatal;
+  return bad < 0;
+}
+
+/* ---- ancestor sampling ---- */
+
+/* The reference replayed event by event: its choices in execution order with
+ * the number of events passed before each (s->ref_ev), and its event count. */
+static bool pg_index_ref(PgState *s, Diag *d) {
+  PgParticle r;
+  memset(&r, 0, sizeof r);
+  r.st = interp_start(s->in, s->model_seed, (uint64_t)s->chain, false);
+  r.is_ref = true;
+  long *ev = gc_alloc_atomic(sizeof(long) * (size_t)(s->ref->n + 1));
+  while (!r.done) {
+    long before = r.nchoices, at = r.events;
+    double inc;
+    if (!pg_advance(&r, s->ref, &inc, d)) return false;
+    if (r.nchoices > s->ref->n) break;
+    for (long j = before; j < r.nchoices; j++) ev[j] = at;
+  }
+  Trace *t = pg_trace(&r);
+  if (t->n != s->ref->n) {
+    diag_error(d, DIAG_INTERNAL, (SrcPos){0},
+               "pgibbs: replaying the reference made %d choices instead of %d", t->n, s->ref->n);
+    return false;
+  }
+  s->ref = t;
+  s->ref_ev = ev;
+  s->ref_events = r.events;
+  s->ref_total = r.lp;
+  return true;
+}
+
+/* ---- which main registers matter for the rest of a run ---- */
+
+typedef struct Slice {
+  bool *rel;
+  bool changed, rng;
+} Slice;
+
+static void slice_mark(Slice *sl, int r) {
+  if (r >= 0 && !sl->rel[r]) {
+    sl->rel[r] = true;
+    sl->changed = true;
+  }
+}
+
+static void slice_index(Slice *sl, const IrInstr *ins) {
+  for (int k = 0; k < ins->nidx; k++) {
+    slice_mark(sl, ins->idx[k].lo);
+    if (ins->idx[k].kind == IX_RANGE) slice_mark(sl, ins->idx[k].hi);
+  }
+}
+
+static void slice_block(Slice *sl, const IrBlock *b) {
+  for (int j = 0; j < b->n; j++) {
+    const IrInstr *ins = &b->ins[j];
+    bool all = false; /* every operand matters */
+    switch (ins->op) {
+    case IR_SAMPLE:
+      for (int k = 0; k < ins->dist.nparams; k++) slice_mark(sl, ins->dist.params[k]);
+      slice_mark(sl, ins->con.lower);
+      slice_mark(sl, ins->con.upper);
+      for (int k = 0; k < ins->nsizes; k++) slice_mark(sl, ins->sizes[k]);
+      break;
+    case IR_OBSERVE:
+      for (int k = 0; k < ins->dist.nparams; k++) slice_mark(sl, ins->dist.params[k]);
+      all = true;
+      break;
+    case IR_FACTOR: case IR_CONDITION: case IR_IF: case IR_FOR: case IR_CALL:
+      all = true;
+      break;
+    case IR_WHILE:
+      slice_mark(sl, ins->cond);
+      break;
+    case IR_STORE: case IR_INDEX:
+      if (ins->dst >= 0 && sl->rel[ins->dst]) {
+        all = true;
+        slice_index(sl, ins);
+      }
+      break;
+    case IR_PRINT: case IR_REJECT: case IR_BREAK: case IR_CONTINUE: case IR_RETURN:
+      break;
+    default: /* computes dst from its operands (and sizes) */
+      if (ins->op == IR_BUILTIN && ins->builtin && ins->builtin->uses_rng) sl->rng = true;
+      if (ins->dst >= 0 && sl->rel[ins->dst]) {
+        all = true;
+        for (int k = 0; k < ins->nsizes; k++) slice_mark(sl, ins->sizes[k]);
+      }
+      break;
+    }
+    if (all)
+      for (int k = 0; k < ins->nargs; k++) slice_mark(sl, ins->args[k]);
+    slice_block(sl, &ins->then_b);
+    slice_block(sl, &ins->else_b);
+    slice_block(sl, &ins->cond_b);
+    slice_block(sl, &ins->body);
+  }
+}
+
+static void slice_rng(Slice *sl, const IrBlock *b) {
+  for (int j = 0; j < b->n; j++) {
+    const IrInstr *ins = &b->ins[j];
+    if (ins->op == IR_BUILTIN && ins->builtin && ins->builtin->uses_rng) sl->rng = true;
+    slice_rng(sl, &ins->then_b);
+    slice_rng(sl, &ins->else_b);
+    slice_rng(sl, &ins->cond_b);
+    slice_rng(sl, &ins->body);
+  }
+}
+
+/* The main registers that a later density, address, branch, loop bound or
+ * call of the model block can read (to a fixpoint); NULL when executions
+ * must never be merged (the model draws from _rng builtins). */
+static bool *pg_relevant(const IrProgram *p) {
+  Slice sl = {gc_alloc_atomic((size_t)(p->main.nregs > 0 ? p->main.nregs : 1)), true, false};
+  while (sl.changed) {
+    sl.changed = false;
+    slice_block(&sl, &p->model_b);
+  }
+  for (int f = 0; f < p->nfuncs; f++) slice_rng(&sl, &p->funcs[f].body);
+  return sl.rng ? NULL : sl.rel;
+}
+
+/* ---- continuations ---- */
+
+/* Runs st on with the reference's remaining choices, one event at a time,
+ * checking that the joined path is a path of the program.  Before the run
+ * (j = 0) and after each event j, stop(s, j, st, cnt, lp, &out) sees the
+ * execution, the number of choices of the segment just run and the log
+ * density so far; returning true ends the run with *out as the result.
+ * Returns the log density of the whole continuation, or -inf. */
+typedef bool (*PgStopFn)(PgState *s, int j, InterpState *st, long cnt, double lp, double *out);
+
+static double pg_continue(PgState *s, InterpState *st, uint64_t stream, PgStopFn stop) {
+  Rng rng; /* a fresh draw rejects the candidate whatever its value */
+  rng_seed(&rng, s->round_seed, stream);
+  long ev = s->at_event, used = 0;
+  double lp = 0, out;
+  if (stop && stop(s, 0, st, -1, 0, &out)) return out;
+  for (int j = 0;; j++) {
+    TraceHandler th;
+    trace_handler_init(&th, &rng, s->suffix, NULL, NULL, NULL);
+    th.stop_events = 1;
+    Diag rd;
+    diag_init(&rd);
+    RunStatus rs = interp_run(st, &th.h, &rd);
+    if (rs == RUN_ERROR) return -INFINITY;
+    for (int k = 0; k < th.tr->n; k++) {
+      const TraceChoice *c = &th.tr->c[k];
+      const TraceChoice *f = c->fresh ? NULL : trace_find(s->suffix, c->addr);
+      if (!f || s->suffix_ev[f - s->suffix->c] != ev) return -INFINITY;
+    }
+    used += th.tr->n;
+    lp += th.tr->logprior + th.tr->loglik;
+    if (!(lp > -INFINITY)) return -INFINITY;
+    if (rs == RUN_DONE) break;
+    if (++ev > s->ref_events) return -INFINITY;
+    if (stop && stop(s, j + 1, st, th.tr->n, lp, &out)) return out;
+  }
+  return used == s->suffix->n && ev == s->ref_events ? lp : -INFINITY;
+}
+
+/* The reference's continuation: a snapshot of its execution after each event. */
+static bool pg_snap(PgState *s, int j, InterpState *st, long cnt, double lp, double *out) {
+  (void)out;
+  if (j >= s->nsnap) {
+    int cap = 2 * s->nsnap + 16;
+    InterpState **a = gc_alloc(sizeof(InterpState *) * (size_t)cap);
+    double *b = gc_alloc_atomic(sizeof(double) * (size_t)cap);
+    long *c = gc_alloc_atomic(sizeof(long) * (size_t)cap);
+    memcpy(a, s->snap, sizeof(InterpState *) * (size_t)s->nsnap);
+    memcpy(b, s->snap_lp, sizeof(double) * (size_t)s->nsnap);
+    memcpy(c, s->snap_cnt, sizeof(long) * (size_t)s->nsnap);
+    s->snap = a, s->snap_lp = b, s->snap_cnt = c;
+  }
+  s->snap[j] = interp_fork(st, s->round_seed, 0);
+  s->snap_lp[j] = lp;
+  s->snap_cnt[j] = cnt;
+  s->nsnap = j + 1;
+  return s->nsnap >= PG_SNAPS;
+}
+
+/* A candidate stops where its execution joins the reference's. */
+static bool pg_join(PgState *s, int j, InterpState *st, long cnt, double lp, double *out) {
+  if (j >= s->nsnap || (j > 0 && cnt != s->snap_cnt[j]) ||
+      !interp_same_continuation(st, s->snap[j], s->relevant))
+    return false;
+  *out = lp + (s->snap_total - s->snap_lp[j]);
+  return true;
+}
+
+/* log p(remaining reference path | candidate i's history), or -inf unless the
+ * joined path is a path of the program (see the header comment). */
+static double pg_continuation(PgState *s, int i) {
+  const PgParticle *p = &s->p[i];
+  if (p->done || p->events != s->at_event) return -INFINITY;
+  if (i == 0) return s->snap_total;
+  InterpState *st = interp_fork(p->st, s->round_seed, (uint64_t)i);
+  return pg_continue(s, st, (uint64_t)i, s->relevant && s->nsnap > 0 ? pg_join : NULL);
+}
+
+static void pg_continuation_fn(void *ctx, int worker, int lo, int hi) {
+  PgState *s = ctx;
+  (void)worker;
+  for (int i = lo; i < hi; i++) s->cont[i] = pg_continuation(s, i);
+}
+
+/* The reference's new ancestor at a resampling after event k (or 0 = its
+ * own history when the reference has finished). */
+static bool pg_ref_ancestor(PgState *s, int *a0, Diag *d) {
+  *a0 = 0;
+  const PgParticle *ref = &s->p[0];
+  if (ref->done) return true;
+  long k = ref->events, pos = 0;
+  while (pos < s->ref->n && s->ref_ev[pos] < k) pos++;
+  s->suffix = trace_from_choices((int)(s->ref->n - pos), s->ref->c + pos, 0);
+  s->suffix_ev = s->ref_ev + pos;
+  s->at_event = k;
+  s->round_seed = rng_u64(&s->rng);
+  /* The rest of the reference's own path is known (s->ref_total); its
+     execution is run only PG_SNAPS events ahead, for the others to join. */
+  s->snap_total = s->ref_total - ref->lp;
+  s->nsnap = 0;
+  if (s->relevant) pg_continue(s, interp_fork(ref->st, s->round_seed, 0), 0, pg_snap);
+  /* a candidate that must run to the end is worth a thread on its own */
+  if (!pg_round(s, pg_continuation_fn, s->relevant ? PG_GRAIN : 1, d)) return false;
+  int N = s->N;
+  double mx = -INFINITY;
+  for (int i = 0; i < N; i++) {
+    s->contw[i] = s->w[i] > 0 ? log(s->w[i]) + s->cont[i] : -INFINITY;
+    if (s->contw[i] > mx) mx = s->contw[i];
+  }
+  if (!(mx > -INFINITY)) return true; /* cannot happen: the reference continues itself */
+  double tot = 0;
+  for (int i = 0; i < N; i++) tot += s->contw[i] = exp(s->contw[i] - mx);
+  double u = rng_uniform(&s->rng) * tot, c = 0;
+  *a0 = N - 1;
+  for (int i = 0; i < N; i++) {
+    c += s->contw[i];
+    if (u < c && s->contw[i] > 0) {
+      *a0 = i;
+      break;
+    }
+  }
+  s->ref_total = s->p[*a0].lp + s->cont[*a0];
+  s->as_draws++;
+  s->as_moved += *a0 != 0;
+  return true;
+}
+
+/* ---- conditional SMC ---- */
 
 /* Ancestors of particles 1..N-1: independent draws from the weights of all
  * N (binary search on the cumulative weights). */
@@ -134,41 +482,52 @@ static void pg_ancestors(PgState *s) {
   }
 }
 
+static bool pg_resample(PgState *s, Diag *d) {
+  int N = s->N, a0 = 0;
+  if (s->o.ancestor_sampling && !pg_ref_ancestor(s, &a0, d)) return false;
+  pg_ancestors(s);
+  uint64_t seed = rng_u64(&s->rng);
+  s->q[0] = s->p[a0];
+  s->q[0].is_ref = true;
+  if (a0 != 0) s->q[0].st = interp_fork(s->p[a0].st, seed, 0);
+  rng_seed(&s->q[0].rng, seed ^ 0x9E3779B97F4A7C15ull, 0);
+  for (int k = 1; k < N; k++) {
+    const PgParticle *a = &s->p[s->anc[k]];
+    s->q[k] = *a;
+    s->q[k].is_ref = false;
+    if (!a->done) s->q[k].st = interp_fork(a->st, seed, (uint64_t)k);
+    rng_seed(&s->q[k].rng, seed ^ 0x9E3779B97F4A7C15ull, (uint64_t)k);
+  }
+  PgParticle *t = s->p;
+  s->p = s->q;
+  s->q = t;
+  for (int k = 0; k < N; k++) s->lw[k] = 0;
+  return true;
+}
+
 /* Conditional SMC given the statics; replaces the reference. */
 static bool pg_csmc(PgState *s, Diag *d) {
   int N = s->N;
+  if (s->o.ancestor_sampling && !pg_index_ref(s, d)) return false;
   s->statics = pg_statics(s->ref);
+  uint64_t seed = rng_u64(&s->rng);
   for (int i = 0; i < N; i++) {
     memset(&s->p[i], 0, sizeof(PgParticle));
     s->p[i].st = interp_start(s->in, s->model_seed, (uint64_t)s->chain, false);
     s->p[i].is_ref = i == 0;
+    rng_seed(&s->p[i].rng, seed, (uint64_t)i);
     s->lw[i] = 0;
   }
   for (;;) {
+    if (!pg_round(s, pg_advance_fn, PG_GRAIN, d)) return false;
     int alive = 0;
     for (int i = 0; i < N; i++) {
-      if (s->p[i].done) continue;
-      double inc;
-      if (!pg_advance(s, &s->p[i], &inc, d)) return false;
-      s->lw[i] += inc;
+      s->lw[i] += s->inc[i];
       alive += !s->p[i].done;
     }
     resample_normalise(N, s->lw, s->w);
     if (alive == 0) break;
-    if (resample_ess(N, s->w) < s->o.ess_threshold * N) {
-      pg_ancestors(s);
-      s->q[0] = s->p[0]; /* the reference keeps its own lineage */
-      for (int k = 1; k < N; k++) {
-        const PgParticle *a = &s->p[s->anc[k]];
-        s->q[k] = *a;
-        s->q[k].is_ref = false;
-        if (!a->done) s->q[k].st = interp_fork(a->st, rng_u64(&s->rng), (uint64_t)k);
-      }
-      PgParticle *t = s->p;
-      s->p = s->q;
-      s->q = t;
-      for (int k = 0; k < N; k++) s->lw[k] = 0;
-    }
+    if (resample_ess(N, s->w) < s->o.ess_threshold * N && !pg_resample(s, d)) return false;
   }
   /* the new reference, by final weight */
   double u = rng_uniform(&s->rng), c = 0;
@@ -206,7 +565,14 @@ static void *pg_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) 
   s->q = gc_alloc(sizeof(PgParticle) * N);
   s->lw = gc_alloc_atomic(sizeof(double) * N);
   s->w = gc_alloc_atomic(sizeof(double) * N);
+  s->inc = gc_alloc_atomic(sizeof(double) * N);
+  s->cont = gc_alloc_atomic(sizeof(double) * N);
+  s->contw = gc_alloc_atomic(sizeof(double) * N);
   s->anc = gc_alloc_atomic(sizeof(int) * N);
+  s->workers = pool_particle_workers(o);
+  if (s->workers > s->N) s->workers = s->N;
+  s->wk = gc_alloc(sizeof(PgWorker) * (size_t)s->workers);
+  if (o->ancestor_sampling) s->relevant = pg_relevant(s->prog);
   char reason[sizeof d->msg] = "";
   for (int tries = 0; tries < PG_INIT_TRIES; tries++) {
     TraceHandler th;
@@ -248,8 +614,13 @@ static bool pg_step(void *state, bool warmup, Draw *out, Diag *d) {
   }
   s->static_moves += moves;
   s->static_accepts += acc;
-  /* 2–3. conditional SMC over the rest */
-  if (!pg_csmc(s, d)) return false;
+  /* 2–3. conditional SMC over the rest; the worker threads live for one sweep
+     (the driver may never call free) */
+  s->pool = pool_new(s->workers);
+  bool ok = pg_csmc(s, d);
+  pool_free(s->pool);
+  s->pool = NULL;
+  if (!ok) return false;
   s->iters++;
   InterpState *st = s->ref_st;
   if (s->has_gen) {
@@ -265,11 +636,18 @@ static bool pg_step(void *state, bool warmup, Draw *out, Diag *d) {
 
 static const char *pg_notes(void *state) {
   PgState *s = state;
+  const char *as = s->o.ancestor_sampling
+                       ? gc_printf("; ancestor sampling: %ld draws, %.0f%% moved the reference",
+                                   s->as_draws,
+                                   s->as_draws ? 100.0 * (double)s->as_moved / (double)s->as_draws
+                                               : 0.0)
+                       : "";
   return gc_printf("pgibbs: %d particles per conditional SMC sweep, %ld static MH moves "
-                   "(%.0f%% accepted)",
+                   "(%.0f%% accepted)%s",
                    s->N, s->static_moves,
                    s->static_moves ? 100.0 * (double)s->static_accepts / (double)s->static_moves
-                                   : 0.0);
+                                   : 0.0,
+                   as);
 }
 
 static void pg_free(void *state) { (void)state; /* GC memory */ }

@@ -1,12 +1,24 @@
-/* resample.c — multinomial, stratified, systematic and residual resampling.
+/* resample.c — multinomial, stratified, systematic and residual resampling,
+ * and the worker pool of the particle engines.
  *
- * All four work from the running sum of the weights and sorted uniforms, so
- * they are O(N) and deterministic given the Rng.  The sorted uniforms for
- * multinomial come from normalised exponential spacings (no sort needed). */
+ * All four schemes work from the running sum of the weights and sorted
+ * uniforms, so they are O(N) and deterministic given the Rng.  The sorted
+ * uniforms for multinomial come from normalised exponential spacings (no sort
+ * needed).
+ *
+ * The pool runs rounds: the engine hands it n independent items (particles to
+ * advance to their next event), its threads and the calling thread take
+ * chunks from a shared counter, and pool_run returns when all are done.  The
+ * threads sleep on a condition variable between rounds, so a round costs two
+ * wake-ups, not thread creations (an SMC run has one round per event). */
 #include "resample.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../lang/value.h"
 #include "engine.h"
@@ -118,4 +130,145 @@ bool resample(int scheme, int n, const double *w, Rng *r, int *anc) {
   }
   from_sorted(n, w, n, u, anc);
   return true;
+}
+
+/* ---- the worker pool ---- */
+
+/* One round's work.  A thread that wakes late may find a finished round (it
+ * then claims nothing) but never a half-reset one: each round has its own. */
+typedef struct Round {
+  PoolFn fn;
+  void *ctx;
+  int n, chunk;
+  atomic_int next; /* first unclaimed item */
+  atomic_int done; /* items finished */
+} Round;
+
+typedef struct PoolArg {
+  struct Pool *p;
+  int worker;
+} PoolArg;
+
+struct Pool {
+  pthread_mutex_t mu;
+  pthread_cond_t go, finished;
+  int workers;      /* the caller plus the started threads */
+  pthread_t *tid;
+  PoolArg *args;    /* the threads' arguments: kept reachable for the collector,
+                       which does not scan what pthread_create holds */
+  atomic_long round;   /* bumped to start a round (after cur is set) */
+  _Atomic(Round *) cur;
+  atomic_bool quit;
+};
+
+int pool_particle_workers(const EngineOpts *o) {
+  long t = o->threads;
+  if (t <= 0) t = sysconf(_SC_NPROCESSORS_ONLN);
+  int chains = o->chains > 0 ? o->chains : 1;
+  long w = t / chains;
+  return w < 1 ? 1 : w > 256 ? 256 : (int)w;
+}
+
+/* Claims and runs chunks until none is left.  The round ends when every item
+ * is done, not when every thread has looked in: a thread the scheduler keeps
+ * asleep delays a round only if it holds a claimed chunk (hence small
+ * chunks), which matters on a machine busy with other work. */
+static void pool_work(Pool *p, Round *r, int worker) {
+  for (;;) {
+    int lo = atomic_fetch_add(&r->next, r->chunk);
+    if (lo >= r->n) return;
+    int hi = lo + r->chunk < r->n ? lo + r->chunk : r->n;
+    r->fn(r->ctx, worker, lo, hi);
+    if (atomic_fetch_add(&r->done, hi - lo) + (hi - lo) == r->n) {
+      pthread_mutex_lock(&p->mu);
+      pthread_cond_broadcast(&p->finished);
+      pthread_mutex_unlock(&p->mu);
+    }
+  }
+}
+
+/* Between rounds a thread first polls for a while (the engine's sequential
+ * part between two rounds is short, and a wake-up from the condition
+ * variable can take longer than a whole round on a busy machine), then
+ * sleeps. */
+#define POOL_SPIN 20000
+
+static void *pool_thread(void *arg) {
+  PoolArg *a = arg;
+  Pool *p = a->p;
+  gc_thread_enter();
+  long seen = 0;
+  for (;;) {
+    for (int k = 0; k < POOL_SPIN && atomic_load(&p->round) == seen && !atomic_load(&p->quit); k++)
+      if (k % 64 == 63) sched_yield();
+    pthread_mutex_lock(&p->mu);
+    while (atomic_load(&p->round) == seen && !atomic_load(&p->quit))
+      pthread_cond_wait(&p->go, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    if (atomic_load(&p->quit)) break;
+    seen = atomic_load(&p->round);
+    pool_work(p, atomic_load(&p->cur), a->worker);
+  }
+  gc_thread_leave();
+  return NULL;
+}
+
+Pool *pool_new(int workers) {
+  Pool *p = gc_alloc(sizeof(Pool));
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->go, NULL);
+  pthread_cond_init(&p->finished, NULL);
+  p->workers = 1;
+  if (workers > 1) {
+    p->tid = gc_alloc_atomic(sizeof(pthread_t) * (size_t)(workers - 1));
+    p->args = gc_alloc(sizeof(PoolArg) * (size_t)(workers - 1));
+    for (int k = 1; k < workers; k++) {
+      PoolArg *a = &p->args[k - 1];
+      a->p = p;
+      a->worker = p->workers;
+      if (pthread_create(&p->tid[p->workers - 1], NULL, pool_thread, a) != 0) break;
+      p->workers++;
+    }
+  }
+  return p;
+}
+
+int pool_workers(const Pool *p) { return p->workers; }
+
+void pool_run(Pool *p, int n, int grain, PoolFn fn, void *ctx) {
+  if (n <= 0) return;
+  if (p->workers == 1 || n < 2 * grain) {
+    fn(ctx, 0, 0, n);
+    return;
+  }
+  Round *r = gc_alloc(sizeof(Round));
+  int chunk = n / (p->workers * 64);
+  r->fn = fn;
+  r->ctx = ctx;
+  r->n = n;
+  r->chunk = chunk < 8 ? 8 : chunk;
+  atomic_store(&r->next, 0);
+  atomic_store(&r->done, 0);
+  pthread_mutex_lock(&p->mu);
+  atomic_store(&p->cur, r);
+  atomic_fetch_add(&p->round, 1);
+  pthread_cond_broadcast(&p->go);
+  pthread_mutex_unlock(&p->mu);
+  pool_work(p, r, 0);
+  pthread_mutex_lock(&p->mu);
+  while (atomic_load(&r->done) < n) pthread_cond_wait(&p->finished, &p->mu);
+  pthread_mutex_unlock(&p->mu);
+}
+
+void pool_free(Pool *p) {
+  if (!p) return;
+  pthread_mutex_lock(&p->mu);
+  atomic_store(&p->quit, true);
+  pthread_cond_broadcast(&p->go);
+  pthread_mutex_unlock(&p->mu);
+  for (int k = 0; k < p->workers - 1; k++) pthread_join(p->tid[k], NULL);
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->go);
+  pthread_cond_destroy(&p->finished);
+  p->workers = 1;
 }

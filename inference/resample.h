@@ -1,4 +1,6 @@
-/* resample.h — the resampling schemes of the particle engines (smc, pgibbs).
+/* resample.h — what the particle engines (smc, pgibbs) share: the resampling
+ * schemes, weight helpers, and the worker pool that advances particles in
+ * parallel threads.
  *
  * Each scheme turns N normalised weights into N ancestor indices such that the
  * expected number of offspring of particle i is N w_i (unbiasedness: the
@@ -15,6 +17,8 @@
 
 #include "../stdlib/rng.h"
 
+struct EngineOpts;
+
 /* The scheme named s ("systematic", ...) as RESAMPLE_* (engine.h); -1 if none. */
 int resample_scheme(const char *s);
 const char *resample_name(int scheme);
@@ -29,5 +33,30 @@ double resample_ess(int n, const double *w);
 /* Fill anc[0..n) with ancestor indices drawn by `scheme` from the normalised
  * weights w[0..n). False only for an unknown scheme or n < 1. */
 bool resample(int scheme, int n, const double *w, Rng *r, int *anc);
+
+/* ---- parallel rounds ----
+ *
+ * A round applies fn to every index of [0, n) in chunks, spread over the
+ * pool's workers (the calling thread is worker 0).  Results must not depend
+ * on which worker runs which chunk: fn may write only to the slots of its
+ * indices and to per-worker scratch (worker = 0..workers-1), so a round gives
+ * the same bytes for any number of workers.  Worker threads live from
+ * pool_new to pool_free and are registered with the collector. */
+typedef struct Pool Pool;
+typedef void (*PoolFn)(void *ctx, int worker, int lo, int hi);
+
+/* How many particle workers one chain gets from the run's thread budget
+ * (o->threads, 0 = the number of CPUs): chains run in min(threads, chains)
+ * threads first, and each chain's particles get max(1, threads / chains). */
+int pool_particle_workers(const struct EngineOpts *o);
+/* A pool of `workers` workers (workers - 1 threads are started; if a thread
+ * cannot be started the pool simply has fewer).  Never NULL. */
+Pool *pool_new(int workers);
+int pool_workers(const Pool *p);
+/* Items cheaper than a thread wake-up are not worth spreading: with fewer
+ * than 2 * grain items the caller runs them all itself (worker 0). */
+void pool_run(Pool *p, int n, int grain, PoolFn fn, void *ctx);
+/* Stops and joins the threads; NULL is allowed. */
+void pool_free(Pool *p);
 
 #endif

@@ -31,6 +31,16 @@
  * exact in expectation for multinomial resampling, conservative for the
  * lower-variance schemes; it is reported in the chain notes.
  *
+ * Threads.  Between two events the particles are independent, so each round
+ * (every particle to its next event) runs on a pool of worker threads
+ * (pool_particle_workers: the chain's share of --threads), and so do the forks
+ * after a resampling (one ancestor's children per work item: a fork writes to
+ * its parent).  Everything order-dependent stays in the chain's thread, in
+ * index order: weights, ESS, resampling, rejuvenation, draws.  Each particle
+ * draws its choices from its own Rng stream, seeded from the chain's stream
+ * when the run starts or the particle is resampled, so the draws, weights and
+ * evidence are the same bytes for any number of threads.
+ *
  * The model block's _rng calls: particles start with one seed per chain as in
  * engine mh; forks after resampling get their own streams.  The generated block
  * is run once per emitted draw by replaying the particle's trace.
@@ -42,6 +52,10 @@
 #include "engine.h"
 #include "resample.h"
 #include "trace.h"
+
+/* Particles per worker below which a round is not spread over threads (one
+ * advance costs about a microsecond, a thread wake-up tens). */
+#define SMC_GRAIN 64
 
 /* Choices made between two events of one lineage; shared by descendants. */
 typedef struct Segment {
@@ -56,9 +70,21 @@ typedef struct Particle {
   long events;        /* events passed (the run is suspended after the last) */
   long nchoices;
   double loglik, logprior;
-  bool done;
+  bool done, killed; /* killed: its program failed with a runtime error */
   int eve;
+  Rng rng; /* this particle's own stream: its fresh choices */
 } Particle;
+
+/* Scratch of one worker thread: the handler and the growing choice buffer
+ * every advance records into before its segment is copied out. */
+typedef struct SmcWorker {
+  TraceHandler th;
+  Trace tr;
+  TraceChoice *scratch;
+  int scap;
+  int fatal_at; /* lowest particle whose advance failed internally; -1 = none */
+  Diag fatal;
+} SmcWorker;
 
 typedef struct SmcState {
   const Interp *in;
@@ -72,14 +98,17 @@ typedef struct SmcState {
   Particle *p, *q; /* population and resampling scratch */
   double *lw, *w;
   int *anc, *perm;
-  TraceHandler th; /* reused for every advance */
-  Trace scratch_tr;
-  TraceChoice *scratch;
-  int scap;
+  int workers;      /* particle worker threads of this chain */
+  Pool *pool;       /* during a run */
+  SmcWorker *wk;    /* [workers] */
+  double *inc;      /* a round's log weight increments, per particle */
+  const char **perr;/* a round's runtime errors (killed particles), per particle */
+  uint64_t fork_seed;
   MhMover *mover;
   /* the current run */
   double run_logz;
   int next; /* next particle of the current run to emit; N = run exhausted */
+  int heavy; /* the current run's heaviest particle */
   /* per chain */
   int nruns;
   double logz_max, logz_sum; /* sum exp(logz - logz_max) over runs */
@@ -91,33 +120,38 @@ typedef struct SmcState {
 
 /* ---- particles ---- */
 
-/* Run particle p to its next event; *inc = the event's log density (0 when the
- * program finished instead).  A run the program rejects (a runtime error)
- * kills the particle; internal errors fail the engine. */
-static bool smc_advance(SmcState *s, Particle *p, double *inc, Diag *d) {
-  TraceHandler *th = &s->th;
-  trace_handler_init(th, &s->rng, NULL, NULL, NULL, NULL);
-  memset(&s->scratch_tr, 0, sizeof s->scratch_tr);
-  th->tr = &s->scratch_tr;
-  th->tr->c = s->scratch;
-  th->cap = s->scap;
+/* Run particle p to its next event with worker w's scratch; s->inc[i] = the
+ * event's log density (0 when the program finished instead).  A run the
+ * program rejects (a runtime error) kills the particle (s->perr[i] says why);
+ * internal errors go to w->fatal.  Touches only p, slot i and w: safe to run
+ * for different particles in different threads. */
+static void smc_advance(SmcState *s, SmcWorker *w, Particle *p, int i) {
+  TraceHandler *th = &w->th;
+  trace_handler_init(th, &p->rng, NULL, NULL, NULL, NULL);
+  memset(&w->tr, 0, sizeof w->tr);
+  th->tr = &w->tr;
+  th->tr->c = w->scratch;
+  th->cap = w->scap;
   th->stop_events = 1;
   Diag rd;
   diag_init(&rd);
   RunStatus rs = interp_run(p->st, &th->h, &rd);
-  s->scratch = th->tr->c; /* push_choice may have grown it */
-  s->scap = th->cap;
-  *inc = 0;
+  w->scratch = th->tr->c; /* push_choice may have grown it */
+  w->scap = th->cap;
+  s->inc[i] = 0;
+  s->perr[i] = NULL;
   if (rs == RUN_ERROR) {
     if (rd.code == DIAG_INTERNAL) {
-      *d = rd;
-      return false;
+      if (w->fatal_at < 0 || i < w->fatal_at) {
+        w->fatal_at = i;
+        w->fatal = rd;
+      }
+      return;
     }
-    if (!s->first_err[0]) snprintf(s->first_err, sizeof s->first_err, "%s", rd.msg);
-    s->killed++;
-    p->done = true;
-    *inc = -INFINITY;
-    return true;
+    s->perr[i] = gc_strdup(rd.msg);
+    p->done = p->killed = true;
+    s->inc[i] = -INFINITY;
+    return;
   }
   int n = th->tr->n;
   if (n > 0) {
@@ -132,9 +166,44 @@ static bool smc_advance(SmcState *s, Particle *p, double *inc, Diag *d) {
   }
   p->logprior += th->tr->logprior;
   p->loglik += th->tr->loglik;
-  *inc = th->tr->loglik;
+  s->inc[i] = th->tr->loglik;
   if (rs == RUN_DONE) p->done = true;
   else p->events++;
+}
+
+static void smc_advance_fn(void *ctx, int worker, int lo, int hi) {
+  SmcState *s = ctx;
+  for (int i = lo; i < hi; i++)
+    if (!s->p[i].done) smc_advance(s, &s->wk[worker], &s->p[i], i);
+}
+
+/* Every live particle to its next event, in parallel; then, in index order,
+ * the log weights, the kill count and the first runtime error.  *alive = the
+ * particles whose programs have not finished. */
+static bool smc_round(SmcState *s, int *alive, Diag *d) {
+  int N = s->N;
+  for (int k = 0; k < s->workers; k++) s->wk[k].fatal_at = -1;
+  for (int i = 0; i < N; i++) {
+    s->inc[i] = 0;
+    s->perr[i] = NULL;
+  }
+  pool_run(s->pool, N, SMC_GRAIN, smc_advance_fn, s);
+  int bad = -1;
+  for (int k = 0; k < s->workers; k++)
+    if (s->wk[k].fatal_at >= 0 && (bad < 0 || s->wk[k].fatal_at < s->wk[bad].fatal_at)) bad = k;
+  if (bad >= 0) {
+    *d = s->wk[bad].fatal;
+    return false;
+  }
+  *alive = 0;
+  for (int i = 0; i < N; i++) {
+    if (s->perr[i]) {
+      if (!s->first_err[0]) snprintf(s->first_err, sizeof s->first_err, "%s", s->perr[i]);
+      s->killed++;
+    }
+    s->lw[i] += s->inc[i];
+    *alive += !s->p[i].done;
+  }
   return true;
 }
 
@@ -176,17 +245,31 @@ static bool smc_rejuvenate(SmcState *s, Particle *p, Diag *d) {
   return true;
 }
 
-/* Replace the population by offspring of anc[]; the first child of each
- * ancestor takes its execution, the others fork it. */
+/* The children of one ancestor (a run of equal anc[] starting at k): the
+ * first takes its execution, the others fork it.  Ancestors are sorted, so
+ * each parent is forked by one worker only. */
+static void smc_children_fn(void *ctx, int worker, int lo, int hi) {
+  SmcState *s = ctx;
+  (void)worker;
+  int N = s->N;
+  for (int k = lo; k < hi; k++) {
+    if (k > 0 && s->anc[k] == s->anc[k - 1]) continue;
+    const Particle *a = &s->p[s->anc[k]];
+    for (int j = k; j < N && s->anc[j] == s->anc[k]; j++) {
+      s->q[j] = *a;
+      if (j > k && !a->done)
+        s->q[j].st = interp_fork(a->st, s->fork_seed, (uint64_t)j);
+      rng_seed(&s->q[j].rng, s->fork_seed ^ 0x9E3779B97F4A7C15ull, (uint64_t)j);
+    }
+  }
+}
+
+/* Replace the population by offspring of anc[]. */
 static void smc_resample(SmcState *s) {
   int N = s->N;
   resample(s->o.resample, N, s->w, &s->rng, s->anc);
-  for (int k = 0; k < N; k++) {
-    const Particle *a = &s->p[s->anc[k]];
-    s->q[k] = *a;
-    if (k > 0 && s->anc[k] == s->anc[k - 1] && !a->done)
-      s->q[k].st = interp_fork(a->st, rng_u64(&s->rng), (uint64_t)k);
-  }
+  s->fork_seed = rng_u64(&s->rng);
+  pool_run(s->pool, N, SMC_GRAIN, smc_children_fn, s);
   Particle *t = s->p;
   s->p = s->q;
   s->q = t;
@@ -196,12 +279,14 @@ static void smc_resample(SmcState *s) {
 
 /* One complete SMC run: afterwards s->p holds the final particles, s->lw
  * their log weights since the last resampling and s->run_logz the estimate. */
-static bool smc_run(SmcState *s, Diag *d) {
+static bool smc_run_pool(SmcState *s, Diag *d) {
   int N = s->N;
+  uint64_t seed = rng_u64(&s->rng);
   for (int i = 0; i < N; i++) {
     memset(&s->p[i], 0, sizeof(Particle));
     s->p[i].st = interp_start(s->in, s->model_seed, (uint64_t)s->chain, false);
     s->p[i].eve = i;
+    rng_seed(&s->p[i].rng, seed, (uint64_t)i);
     s->lw[i] = 0;
   }
   double logz = 0;
@@ -209,14 +294,7 @@ static bool smc_run(SmcState *s, Diag *d) {
   long events = 0;
   for (;;) {
     int alive = 0;
-    for (int i = 0; i < N; i++) {
-      Particle *p = &s->p[i];
-      if (p->done) continue;
-      double inc;
-      if (!smc_advance(s, p, &inc, d)) return false;
-      s->lw[i] += inc;
-      alive += !p->done;
-    }
+    if (!smc_round(s, &alive, d)) return false;
     events++;
     double lz = resample_normalise(N, s->lw, s->w);
     if (!(lz > -INFINITY)) {
@@ -262,8 +340,24 @@ static bool smc_run(SmcState *s, Diag *d) {
     s->perm[i] = s->perm[j];
     s->perm[j] = t;
   }
+  /* A particle killed by a runtime error has no outputs (its run stopped half
+     way; re-running its trace for the generated block fails again): its draw
+     shows the heaviest particle's values with weight 0, so the CSV keeps its
+     columns and every weighted estimate is unchanged. */
+  s->heavy = 0;
+  for (int j = 1; j < N; j++)
+    if (s->w[j] > s->w[s->heavy]) s->heavy = j;
   s->next = 0;
   return true;
+}
+
+/* The worker threads live for one run (the driver may never call free). */
+static bool smc_run(SmcState *s, Diag *d) {
+  s->pool = pool_new(s->workers);
+  bool ok = smc_run_pool(s, d);
+  pool_free(s->pool);
+  s->pool = NULL;
+  return ok;
 }
 
 /* ---- the engine ---- */
@@ -302,8 +396,15 @@ static void *smc_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
   s->w = gc_alloc_atomic(sizeof(double) * N);
   s->anc = gc_alloc_atomic(sizeof(int) * N);
   s->perm = gc_alloc_atomic(sizeof(int) * N);
-  s->scap = 64;
-  s->scratch = gc_alloc(sizeof(TraceChoice) * (size_t)s->scap);
+  s->inc = gc_alloc_atomic(sizeof(double) * N);
+  s->perr = gc_alloc(sizeof(char *) * N);
+  s->workers = pool_particle_workers(o);
+  if (s->workers > s->N) s->workers = s->N;
+  s->wk = gc_alloc(sizeof(SmcWorker) * (size_t)s->workers);
+  for (int k = 0; k < s->workers; k++) {
+    s->wk[k].scap = 64;
+    s->wk[k].scratch = gc_alloc(sizeof(TraceChoice) * 64);
+  }
   if (o->rejuvenate > 0)
     s->mover = mh_mover_new(in, s->model_seed, (uint64_t)chain, o->seed ^ 0x72656au, false);
   s->next = s->N; /* no run yet */
@@ -318,6 +419,7 @@ static bool smc_step(void *state, bool warmup, Draw *out, Diag *d) {
   if (s->next >= s->N && !smc_run(s, d)) return false;
   int i = s->perm[s->next++];
   const Particle *p = &s->p[i];
+  if (p->killed) p = &s->p[s->heavy]; /* no outputs of its own (see smc_run_pool) */
   InterpState *st = p->st;
   if (s->has_gen) {
     TraceHandler th;
@@ -326,7 +428,7 @@ static bool smc_step(void *state, bool warmup, Draw *out, Diag *d) {
   }
   out->outputs = interp_outputs(st);
   out->lp = p->logprior + p->loglik;
-  out->log_weight = s->w[i] > 0 ? s->run_logz + log(s->N * s->w[i]) : -INFINITY;
+  out->log_weight = s->w[i] > 0 && !s->p[i].killed ? s->run_logz + log(s->N * s->w[i]) : -INFINITY;
   out->stats[0] = out->log_weight;
   return true;
 }

@@ -96,6 +96,7 @@ char *summary_table(const SummaryRun *run, int ncols, const char *const *labels,
     sb_add(&b, "engine: %s — %s\n", eng, why);
   else
     sb_add(&b, "engine: %s\n", eng);
+  if (run->backend) sb_add(&b, "backend: %s\n", run->backend);
   sb_add(&b, "%d chain%s, %d draw%s each", run->chains, run->chains == 1 ? "" : "s", run->draws,
          run->draws == 1 ? "" : "s");
   if (run->warmup > 0) sb_add(&b, " after %d warmup iterations", run->warmup);
@@ -147,6 +148,7 @@ static json_t *sm_doc(const SummaryRun *run, int ncols, const char *const *label
   json_object_set_new(root, "engine", json_string(run->engine ? run->engine : ""));
   json_object_set_new(root, "engine_reason",
                       run->engine_reason ? json_string(run->engine_reason) : json_null());
+  json_object_set_new(root, "backend", run->backend ? json_string(run->backend) : json_null());
   json_object_set_new(root, "model", run->model_name ? json_string(run->model_name) : json_null());
   json_object_set_new(root, "chains", json_integer(run->chains));
   json_object_set_new(root, "draws", json_integer(run->draws));

@@ -16,6 +16,7 @@ typedef struct SummaryRun {
   const char *model_name;    /* short name ("eight_schools"); may be NULL */
   const char *engine;        /* "mh" */
   const char *engine_reason; /* "mh — 2 discrete latents; ..." or NULL */
+  const char *backend;       /* "LLVM JIT (compiled in 12 ms)" or NULL */
   int chains, draws, warmup, thin; /* draws: kept per chain; warmup 0 if none */
   bool weighted;             /* importance-weighted draws (ESS is Kish's) */
   double log_evidence, log_evidence_se; /* NaN when not estimated */

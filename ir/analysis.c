@@ -183,7 +183,8 @@ static const IrBlock *fn_body(const Ana *A, int fn) {
 static void mark_calls(Ana *A, int fn, const IrInstr *in, void *ud) {
   bool *edges = ud;
   int n = A->p->nfuncs + 1;
-  if (in->op == IR_CALL && in->callee >= 0 && in->callee < A->p->nfuncs)
+  /* IR_ODE runs its (deterministic) function too: an edge like a call */
+  if ((in->op == IR_CALL || in->op == IR_ODE) && in->callee >= 0 && in->callee < A->p->nfuncs)
     edges[fn * n + in->callee] = true;
   if (in->op == IR_SAMPLE) A->fi[fn].has_sample = true;
   if (in->op == IR_OBSERVE || in->op == IR_FACTOR || in->op == IR_CONDITION)

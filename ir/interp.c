@@ -20,11 +20,13 @@
 #include "interp.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "../parser/ast.h"
+#include "../stdlib/ode.h"
 #include "interp_ops.h"
 
 #define INTERP_MAX_FRAMES 10000
@@ -96,9 +98,12 @@ struct Interp {
   const IrProgram *p;
   FILE *out;
   Value *data_regs;      /* main's registers after the data block */
+  pthread_mutex_t cache_mu; /* guards cache: what engines build once per program and data */
+  void *cache[INTERP_CACHE_SLOTS];
 };
 
-enum { PH_DATA, PH_MODEL, PH_GEN, PH_DONE, PH_ERROR };
+/* PH_CALL: a state that runs one function for ode_rk45's solver */
+enum { PH_DATA, PH_MODEL, PH_GEN, PH_DONE, PH_ERROR, PH_CALL };
 
 enum {
   F_OWNED = 1, /* the value is referenced from nowhere else: writable in place */
@@ -116,6 +121,7 @@ struct InterpState {
   long events;
   Tape *tape;        /* AD runs: operations on node-carrying reals are recorded */
   int32_t factor_ad; /* node of the last factor passed to the handler */
+  int ode_depth;     /* ode_rk45 calls this state runs inside of (nested solves) */
 };
 
 /* ---- frames and cursors ---------------------------------------------------- */
@@ -289,7 +295,18 @@ Interp *interp_new(const IrProgram *p, FILE *out) {
   in->p = p;
   in->out = out;
   in->data_regs = gc_alloc(sizeof(Value) * (size_t)(p->main.nregs ? p->main.nregs : 1));
+  pthread_mutex_init(&in->cache_mu, NULL);
   return in;
+}
+
+void *interp_cache(const Interp *in, int slot, void *(*make)(const Interp *, void *), void *arg) {
+  Interp *m = (Interp *)in; /* the cache is the only mutable part, under its lock */
+  if (slot < 0 || slot >= INTERP_CACHE_SLOTS) return NULL;
+  pthread_mutex_lock(&m->cache_mu);
+  if (!m->cache[slot] && make) m->cache[slot] = make(in, arg);
+  void *v = m->cache[slot];
+  pthread_mutex_unlock(&m->cache_mu);
+  return v;
 }
 
 const IrProgram *interp_program(const Interp *in) { return in->p; }
@@ -574,6 +591,258 @@ static HandlerResult exec_factor(InterpState *st, Frame *f, const IrInstr *ins, 
   st->events++;
   HandlerResult hr = h->factor(h, lw, ins->pos, d);
   return hr == HR_ERROR ? handler_failed(d, ins->pos, "factor") : hr;
+}
+
+/* ---- ode_rk45 ------------------------------------------------------------------
+
+   The solver (stdlib/ode.c) calls the user's right-hand side synchronously:
+   each call is a nested run of the function on a private InterpState of the
+   same Interp, whose frame 0 is a one-register stub that receives the result
+   (the function's own return does the rest, as for IR_CALL).  No handler is
+   needed: the checker makes sure the function has no random choices.
+
+   Gradients: with a tape, the parameters are y0's node-carrying elements and
+   the extra arguments' node-carrying reals.  Each right-hand side call then
+   runs on a private tape where y and those reals are fresh variables, and one
+   backward sweep per component of f gives a row of J_y and J_p; the solver
+   integrates the sensitivities dy/dp, which become the partials of the
+   result's nodes on the outer tape. */
+
+#define ODE_MAX_NESTING 8
+
+typedef struct OdeCall {
+  InterpState *sub; /* runs the function */
+  const IrFunc *fn;
+  IrFunc stub;      /* frame 0 of sub: one register for the result */
+  Type ret;         /* its type */
+  SrcPos pos;
+  int n;            /* states */
+  int nargs;        /* t, y, then the extra arguments */
+  Value *args;
+  Tape *tape;       /* private tape; NULL without sensitivities */
+  int njp;          /* parameters on the private tape: nodes n+1 .. n+njp */
+  double *adj;
+  size_t adjcap;
+  Diag *d;
+} OdeCall;
+
+static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d);
+static bool put(Frame *f, int r, Value v, bool own, SrcPos pos, Diag *d);
+
+/* fn(args) on the private state; the result in *out. */
+static bool ode_call_fn(OdeCall *oc, Value *out) {
+  InterpState *sub = oc->sub;
+  sub->nframes = 0;
+  sub->phase = PH_CALL;
+  push_frame(sub, &oc->stub, -1);
+  Frame *nf = push_frame(sub, oc->fn, 0);
+  nf->call_pos = oc->pos;
+  for (int i = 0; i < oc->nargs; i++) {
+    bool fresh;
+    nf->regs[i] = op_convert(oc->args[i], oc->fn->regtypes[i], &fresh);
+    set_owned(nf, i, fresh);
+  }
+  if (run(sub, NULL, NULL, oc->d) != RUN_DONE) return false;
+  *out = sub->frames[0].regs[0];
+  return true;
+}
+
+/* The solver's callback (OdeRhsFn). */
+static bool ode_rhs(void *ctx, double t, const double *y, double *dy, double *jy, double *jp,
+                    char *err, size_t errsz) {
+  OdeCall *oc = ctx;
+  int n = oc->n;
+  Value yv = val_vec(n);
+  memcpy(yv.t->d, y, sizeof(double) * (size_t)n);
+  if (jy) {
+    tape_reset(oc->tape);
+    yv.t->ad = gc_alloc_atomic(sizeof(int32_t) * (size_t)(n ? n : 1));
+    for (int i = 0; i < n; i++) yv.t->ad[i] = tape_var(oc->tape, y[i]);
+    for (int k = 0; k < oc->njp; k++) tape_var(oc->tape, 0); /* the extras' nodes */
+  }
+  oc->args[0] = val_real(t);
+  oc->args[1] = yv;
+  Value r;
+  if (!ode_call_fn(oc, &r)) {
+    snprintf(err, errsz, "%s", oc->d->msg);
+    return false;
+  }
+  if (r.k != V_VEC || r.t->rows != n) {
+    snprintf(err, errsz, "the ODE function '%s' returned %s, but the state y0 is a vector of %d",
+             oc->fn->name, op_shape_desc(r), n);
+    return false;
+  }
+  memcpy(dy, r.t->d, sizeof(double) * (size_t)n);
+  if (!jy) return true;
+  memset(jy, 0, sizeof(double) * (size_t)n * (size_t)n);
+  memset(jp, 0, sizeof(double) * (size_t)n * (size_t)oc->njp);
+  size_t need = tape_size(oc->tape) + 1;
+  if (oc->adjcap < need) {
+    oc->adjcap = 2 * need;
+    oc->adj = gc_alloc_atomic(sizeof(double) * oc->adjcap);
+  }
+  for (int i = 0; i < n; i++) {
+    int32_t node = r.t->ad ? r.t->ad[i] : 0;
+    if (!node) continue; /* a constant component: its row is zero */
+    tape_backward(oc->tape, node, oc->adj);
+    for (int j = 0; j < n; j++) jy[(size_t)j * (size_t)n + i] = oc->adj[1 + j];
+    for (int k = 0; k < oc->njp; k++) jp[(size_t)k * (size_t)n + i] = oc->adj[1 + n + k];
+  }
+  return true;
+}
+
+/* Tape nodes of v's numeric scalars in val_flatten order (0 = constant). */
+static void ode_nodes(Value v, int32_t *out, size_t *k) {
+  switch (v.k) {
+  case V_ARR:
+    for (int i = 0; i < v.a->n; i++) ode_nodes(v.a->e[i], out, k);
+    break;
+  case V_VEC:
+  case V_ROWVEC:
+  case V_MAT: {
+    size_t m = (size_t)v.t->rows * (size_t)v.t->cols;
+    for (size_t i = 0; i < m; i++) out[(*k)++] = v.t->ad ? v.t->ad[i] : 0;
+    break;
+  }
+  case V_REAL: out[(*k)++] = v.ad; break;
+  case V_INT:
+  case V_BOOL: out[(*k)++] = 0; break;
+  default: break;
+  }
+}
+
+/* The gradient parameters of a solve on a tape: y0's node-carrying elements
+   (their sensitivities start as unit vectors), then the node-carrying reals of
+   the extra arguments (forced through J_p), which get private-tape nodes in
+   copies of those arguments.  Fills sys's sensitivity part and returns the
+   outer nodes, one per parameter (sys->nsens of them; none: no tape needed). */
+static int32_t *ode_params(OdeCall *oc, Value y0, OdeSystem *sys) {
+  int n = oc->n, nextra = oc->nargs - 2;
+  size_t total = (size_t)n;
+  for (int i = 0; i < nextra; i++) total += val_numel(oc->args[2 + i]);
+  int32_t *pnode = gc_alloc_atomic(sizeof(int32_t) * (total ? total : 1));
+  int *pcol = gc_alloc_atomic(sizeof(int) * (total ? total : 1));
+  int np = 0;
+  for (int i = 0; i < n; i++)
+    if (y0.t->ad && y0.t->ad[i]) {
+      pcol[np] = -1;
+      pnode[np++] = y0.t->ad[i];
+    }
+  int ny0 = np;
+  for (int i = 0; i < nextra; i++) {
+    Value v = oc->args[2 + i];
+    if (!builtin_has_nodes(v)) continue;
+    size_t m = val_numel(v), k = 0;
+    int32_t *outer = gc_alloc_atomic(sizeof(int32_t) * (m ? m : 1));
+    int32_t *local = gc_alloc_atomic(sizeof(int32_t) * (m ? m : 1));
+    ode_nodes(v, outer, &k);
+    for (size_t s = 0; s < k; s++) {
+      if (!outer[s]) continue;
+      local[s] = (int32_t)(n + 1 + oc->njp);
+      pcol[np] = oc->njp++;
+      pnode[np++] = outer[s];
+    }
+    Value c = val_copy(v);
+    k = 0;
+    val_set_nodes(&c, local, &k);
+    oc->args[2 + i] = c;
+  }
+  if (np == 0) return pnode;
+  double *s0 = gc_alloc_atomic(sizeof(double) * (size_t)n * (size_t)np);
+  for (int j = 0, i = 0; j < ny0; j++, i++) {
+    while (!y0.t->ad[i]) i++;
+    s0[(size_t)j * (size_t)n + i] = 1;
+  }
+  sys->nsens = np;
+  sys->njp = oc->njp;
+  sys->s0 = s0;
+  sys->pcol = pcol;
+  oc->tape = tape_new();
+  oc->sub->tape = oc->tape;
+  return pnode;
+}
+
+bool interp_ode(const Interp *in, const IrInstr *ins, const Value *args, Tape *tape, int depth,
+                Value *result, Diag *d) {
+  const char *name = ins->sub ? "ode_rk45_tol" : "ode_rk45";
+  char err[ERRSZ];
+  Value y0 = args[0], tsv = args[2];
+  if (y0.k != V_VEC || tsv.k != V_ARR) {
+    diag_error(d, DIAG_INTERNAL, ins->pos, "%s: unexpected argument kinds", name);
+    return false;
+  }
+  if (depth >= ODE_MAX_NESTING) {
+    diag_error(d, DIAG_RUNTIME, ins->pos, "%s: ODE solves nested deeper than %d", name,
+               ODE_MAX_NESTING);
+    return false;
+  }
+  int n = y0.t->rows, nts = tsv.a->n, nextra = ins->nargs - 6;
+  double *ts = gc_alloc_atomic(sizeof(double) * (size_t)(nts ? nts : 1));
+  bool time_nodes = args[1].k == V_REAL && args[1].ad;
+  for (int k = 0; k < nts; k++) {
+    ts[k] = val_as_real(tsv.a->e[k]);
+    time_nodes |= tsv.a->e[k].k == V_REAL && tsv.a->e[k].ad;
+  }
+  if (tape && time_nodes) {
+    diag_error(d, DIAG_RUNTIME, ins->pos, "%s: gradients with respect to the times t0 and ts "
+                                          "are not supported; they must not depend on latents",
+               name);
+    return false;
+  }
+  OdeOptions opt = {val_as_real(args[3]), val_as_real(args[4]), (long)(args[5].k == V_INT ? args[5].i : (int64_t)val_as_real(args[5]))};
+
+  OdeCall oc = {.fn = &in->p->funcs[ins->callee], .pos = ins->pos, .n = n, .d = d};
+  oc.stub.name = "ode";
+  oc.stub.nregs = 1;
+  oc.ret = oc.fn->ret;
+  oc.stub.regtypes = &oc.ret;
+  oc.sub = state_new(in, 0, 0);
+  oc.sub->ode_depth = depth + 1;
+  oc.nargs = 2 + nextra;
+  oc.args = gc_alloc(sizeof(Value) * (size_t)oc.nargs);
+  for (int i = 0; i < nextra; i++) oc.args[2 + i] = args[6 + i];
+
+  OdeSystem sys = {.n = n, .rhs = ode_rhs, .ctx = &oc};
+  int32_t *pnode = tape ? ode_params(&oc, y0, &sys) : NULL;
+
+  double *yout = gc_alloc_atomic(sizeof(double) * (size_t)n * (size_t)(nts ? nts : 1));
+  double *sout = sys.nsens ? gc_alloc_atomic(sizeof(double) * (size_t)n * (size_t)nts *
+                                             (size_t)sys.nsens)
+                           : NULL;
+  err[0] = 0;
+  if (!ode_rk45_solve(&sys, y0.t->d, val_as_real(args[1]), nts, ts, &opt, yout, sout, err,
+                      ERRSZ)) {
+    if (!diag_failed(d)) diag_error(d, DIAG_RUNTIME, ins->pos, "%s: %s", name, err);
+    return false;
+  }
+
+  Value out = val_arr(nts);
+  double *part = sys.nsens ? gc_alloc_atomic(sizeof(double) * (size_t)sys.nsens) : NULL;
+  for (int k = 0; k < nts; k++) {
+    Value v = val_vec(n);
+    memcpy(v.t->d, yout + (size_t)k * (size_t)n, sizeof(double) * (size_t)n);
+    if (sys.nsens) {
+      v.t->ad = gc_alloc_atomic(sizeof(int32_t) * (size_t)(n ? n : 1));
+      for (int i = 0; i < n; i++) {
+        for (int j = 0; j < sys.nsens; j++)
+          part[j] = sout[((size_t)k * (size_t)sys.nsens + (size_t)j) * (size_t)n + i];
+        v.t->ad[i] = tape_push(tape, sys.nsens, pnode, part);
+      }
+    }
+    out.a->e[k] = v;
+  }
+  *result = out;
+  return true;
+}
+
+static bool exec_ode(InterpState *st, Frame *f, const IrInstr *ins, Diag *d) {
+  Value argv[32];
+  Value *av = ins->nargs <= 32 ? argv : gc_alloc(sizeof(Value) * (size_t)ins->nargs);
+  for (int i = 0; i < ins->nargs; i++) av[i] = f->regs[ins->args[i]];
+  Value out;
+  if (!interp_ode(st->in, ins, av, st->tape, st->ode_depth, &out, d)) return false;
+  f = &st->frames[st->nframes - 1];
+  return put(f, ins->dst, out, true, ins->pos, d);
 }
 
 /* ---- the run loop ----------------------------------------------------------- */
@@ -997,6 +1266,10 @@ static inline __attribute__((always_inline)) RunStatus run_loop(InterpState *st,
       snprintf(err, ERRSZ, "reject: %s", join_args(ins, R));
       goto runtime_error;
 
+    case IR_ODE:
+      if (!exec_ode(st, f, ins, d)) return fail(st);
+      break;
+
     default:
       diag_error(d, DIAG_INTERNAL, ins->pos, "unknown IR opcode %d", ins->op);
       return fail(st);
@@ -1032,3 +1305,58 @@ bool interp_load_data(Interp *in, DataSource *src, Diag *d) {
 }
 
 const Value *interp_data_regs(const Interp *in) { return in->data_regs; }
+
+/* ---- comparing executions (particle Gibbs with ancestor sampling) ---------- */
+
+/* Equal tries; false may be a false negative (collision chains compared in
+   order), which only costs the caller a longer run. */
+static bool addrs_same(const void *a, const void *b) {
+  if (a == b) return true;
+  if (!a || !b) return false;
+  const AddrLeaf *la = a, *lb = b;
+  if (la->leaf != lb->leaf) return false;
+  if (la->leaf) {
+    for (; la && lb; la = la->next, lb = lb->next)
+      if (la->h != lb->h || la->count != lb->count || strcmp(la->key, lb->key)) return false;
+    return !la && !lb;
+  }
+  const AddrBranch *ba = a, *bb = b;
+  for (int k = 0; k < 16; k++)
+    if (!addrs_same(ba->child[k], bb->child[k])) return false;
+  return true;
+}
+
+/* Same value for the rest of a run: scalars bit for bit (NaN = NaN), shared
+   containers, or equal ones. */
+static bool reg_same(Value a, Value b) {
+  if (a.k != b.k) return false;
+  switch (a.k) {
+  case V_NONE: return true;
+  case V_INT: return a.i == b.i;
+  case V_REAL: return memcmp(&a.r, &b.r, sizeof(double)) == 0;
+  case V_BOOL: return a.b == b.b;
+  default: return a.s == b.s || val_equal(a, b);
+  }
+}
+
+bool interp_same_continuation(const InterpState *a, const InterpState *b, const bool *main_regs) {
+  if (a->in != b->in || a->phase != b->phase || a->gen != b->gen || a->nframes != b->nframes ||
+      a->events != b->events || a->tape || b->tape)
+    return false;
+  for (int k = 0; k < a->nframes; k++) {
+    const Frame *f = &a->frames[k], *g = &b->frames[k];
+    if (f->fn != g->fn || f->ret_dst != g->ret_dst || f->ncur != g->ncur) return false;
+    for (int c = 0; c < f->ncur; c++) {
+      const Cursor *x = &f->cur[c], *y = &g->cur[c];
+      if (x->blk != y->blk || x->pc != y->pc || x->kind != y->kind || x->loop != y->loop ||
+          x->i != y->i || x->hi != y->hi)
+        return false;
+    }
+    for (int r = 0; r < f->fn->nregs; r++) {
+      if (k == 0 && main_regs && !main_regs[r]) continue;
+      if ((f->flags[r] & F_SIZED) != (g->flags[r] & F_SIZED) || !reg_same(f->regs[r], g->regs[r]))
+        return false;
+    }
+  }
+  return addrs_same(a->addrs->root, b->addrs->root);
+}

@@ -90,6 +90,18 @@ bool interp_load_data(Interp *in, DataSource *src, Diag *d);
 const IrProgram *interp_program(const Interp *in);
 /* main's registers after the data block (read-only; the JIT folds them in). */
 const Value *interp_data_regs(const Interp *in);
+/* What engines build once per program and data and share between chains (the
+ * compiled log density): slot's value, made by make(in, arg) on first use
+ * (under a lock: one maker at a time; make may return NULL, then the next
+ * call tries again).  make == NULL only reads. */
+/* IR_ODE on values (args[i] is the value of ins->args[i]), for the JIT's
+ * runtime: the solution, with tape nodes carrying the sensitivities when
+ * tape is not NULL and an argument carries nodes.  depth: ODE solves this one
+ * is nested in.  Errors in d with ins's position. */
+bool interp_ode(const Interp *in, const IrInstr *ins, const Value *args, Tape *tape, int depth,
+                Value *result, Diag *d);
+#define INTERP_CACHE_SLOTS 4
+void *interp_cache(const Interp *in, int slot, void *(*make)(const Interp *, void *), void *arg);
 
 /* A fresh execution of the model block (and, with gen = true, the generated
  * block after it). The state holds its own Rng (used by *_rng builtins only;
@@ -120,5 +132,15 @@ void interp_set_tape(InterpState *st, Tape *t);
 /* The node of the value of the factor / target += the handler was last
  * called with (0 = constant); handlers read it from inside factor(). */
 int32_t interp_factor_node(const InterpState *st);
+
+/* Will a and b (two suspended executions of one program) run identically from
+ * here, given the same handler answers?  True when they are at the same place
+ * (frames, loop positions, events), have used the same addresses, and hold
+ * the same values in their registers, where main_regs (NULL = all) says which
+ * of the main frame's registers matter (particle Gibbs passes the registers a
+ * later density, address or branch can depend on).  The model block's _rng
+ * streams are not compared.  False negatives are allowed (they only cost the
+ * caller time); false positives are not. */
+bool interp_same_continuation(const InterpState *a, const InterpState *b, const bool *main_regs);
 
 #endif

@@ -89,6 +89,15 @@ typedef enum {
   IR_REJECT,
   /* print(args...): prints the arguments separated by nothing, then newline */
   IR_PRINT,
+  /* dst = ode_rk45 / ode_rk45_tol: the solution of y' = funcs[callee](t, y,
+     args[6..]) at the output times.  args: y0 (vector), t0 (real), ts (real[]),
+     rel_tol, abs_tol (reals), max_num_steps (int), then the extra arguments
+     converted to the function's parameter types; the plain ode_rk45 gets
+     Stan's default tolerances as constants (sub is 1 for ode_rk45_tol, which
+     only messages use).  dst is a vector[]; on a tape its
+     reals carry nodes with the forward sensitivities as partials.  The
+     function is deterministic (the checker makes sure). */
+  IR_ODE,
 } IrOpcode;
 
 /* One index position in IR_INDEX / IR_STORE. Registers are ints (or an int
@@ -131,7 +140,7 @@ typedef struct IrInstr {
   /* op-specific parts (only the ones the op uses are set) */
   Value imm;                          /* IR_CONST */
   const struct Builtin *builtin;      /* IR_BUILTIN */
-  int callee;                         /* IR_CALL: index into IrProgram.funcs */
+  int callee;                         /* IR_CALL, IR_ODE: index into IrProgram.funcs */
   int nidx; IrIndex *idx;             /* IR_INDEX, IR_STORE */
   const char *name;                   /* IR_DATA, IR_SAMPLE: variable name */
   IrDist dist;                        /* IR_SAMPLE, IR_OBSERVE */
@@ -182,6 +191,17 @@ typedef struct IrProgram {
  * except for internal errors. */
 struct CheckedProgram;
 IrProgram *ir_lower(const struct CheckedProgram *cp, Diag *d);
+
+/* User-function calls inlined (ir/inline.c), for the JIT: a new program whose
+ * data, model and generated blocks contain no IR_CALL (arguments moved into
+ * fresh copies of the callee's registers, appended to main's register file;
+ * main's registers, outputs and funcs unchanged).  Latents inside inlined
+ * functions keep their execution order but not the interpreter's addresses,
+ * so the result is not for the address-based engines.  NULL when a function
+ * is recursive, returns early or makes the program too big: *why (a GC
+ * string) says so with the position, "model.ppl:3:5: recursive function
+ * 'fib' cannot be inlined". */
+IrProgram *ir_inline_calls(const IrProgram *p, const char **why);
 
 /* Readable listing for `ppl ir`. */
 char *ir_print(const IrProgram *p);

@@ -20,9 +20,11 @@
  */
 #include "jit.h"
 
+#include <dlfcn.h>
 #include <math.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -47,12 +49,27 @@ typedef int (*JitFn)(JitCtx *cx, const double *theta, double *grad, double *lp);
 
 struct Jit {
   JitFn fn;
+  /* the draw is compiled on first use (not before the first gradient) */
+  pthread_mutex_t mu;
+  bool draw_tried;
+  JitFn draw;           /* NULL when the generated block is not compiled */
+  const char *draw_why; /* why not */
+  double draw_ms;
+  bool keep_ir;
+  int capsites;
   JitSite *sites;
   int nsites;
   JitBox **boxes; /* the data containers the code refers to */
   int nboxes;
+  void **keep;    /* other memory it refers to */
+  int nkeep;
   JitLatents lat;
   const Interp *in;
+  /* what is compiled: in's program, or a copy with its calls inlined
+     (jit_program), and main's registers after the data block, sized for it */
+  const IrProgram *prog;
+  const Value *data;
+  const char *gen_why; /* the generated block's calls could not be inlined */
   size_t dim;
   const char *ir_text;
   double ms;
@@ -62,10 +79,54 @@ struct Jit {
 };
 
 const JitSite *jit_site(const Jit *j, int i) { return &j->sites[i]; }
+
+/* Memory the code refers to: the Jit (a root) keeps it alive. */
+static void jit_keep(Jit *j, void *p) {
+  void **k = gc_alloc(sizeof(void *) * (size_t)(j->nkeep + 1));
+  if (j->nkeep) memcpy(k, j->keep, sizeof(void *) * (size_t)j->nkeep);
+  k[j->nkeep++] = p;
+  j->keep = k;
+}
 const JitLatents *jit_latents(const Jit *j) { return &j->lat; }
 const Interp *jit_interp(const Jit *j) { return j->in; }
 const char *jit_llvm_ir(const Jit *j) { return j->ir_text; }
 double jit_compile_ms(const Jit *j) { return j->ms; }
+
+#if PPL_HAVE_LLVM
+static JitFn compile_draw(Jit *j);
+static double now_ms(void);
+#endif
+
+bool jit_has_draw(const Jit *j) {
+#if PPL_HAVE_LLVM
+  Jit *m = (Jit *)j; /* compiles on first use, under the lock */
+  pthread_mutex_lock(&m->mu);
+  if (!m->draw_tried) {
+    m->draw_tried = true;
+    double t0 = now_ms();
+    m->draw = compile_draw(m);
+    m->draw_ms = now_ms() - t0;
+  }
+  pthread_mutex_unlock(&m->mu);
+#endif
+  return j->draw != NULL;
+}
+const char *jit_draw_refusal(const Jit *j) { return j->draw_why; }
+double jit_draw_ms(const Jit *j) { return j->draw_ms; }
+
+Value *jit_draw(JitCtx *cx, const double *theta, uint64_t seed, uint64_t stream) {
+  const Jit *j = cx->jit;
+  if (!cx->draw_ready) {
+    if (!jit_has_draw(j)) return NULL;
+    cx->draw_ready = true;
+  }
+  const IrProgram *p = interp_program(j->in);
+  rng_seed(&cx->rng, seed, stream);
+  cx->outputs = gc_alloc(sizeof(Value) * (size_t)(p->noutputs ? p->noutputs : 1));
+  double lp;
+  if (j->draw(cx, theta, NULL, &lp) != 0) return NULL;
+  return cx->outputs;
+}
 
 bool jit_eval(JitCtx *cx, const double *theta, double *lp, double *grad) {
   const Jit *j = cx->jit;
@@ -129,6 +190,7 @@ typedef enum {
   RV_COPY,     /* container copy */
   RV_SAMPLE,   /* a latent of a scalar family, lowered natively */
   RV_OBS,      /* an observation of a scalar family, lowered natively */
+  RV_MATVEC,   /* matrix * vector */
 } RevKind;
 
 struct RevItem {
@@ -169,6 +231,13 @@ typedef struct Gen {
   bool *stored;  /* the target of an element store somewhere in the model */
   bool *konst;   /* a value known when compiling (data, or one constant assignment) */
   int k_static;  /* index of the next latent while it is known when compiling, else -1 */
+  bool *written; /* assigned in the model or generated block */
+  bool fwd;      /* no adjoint: nothing is saved for a reverse part */
+  bool draw;     /* compiling a draw: random number builtins allowed */
+  int64_t *krows, *kcols; /* shape of a tensor register's value where known here, else -1 */
+  int simd;      /* vector width of the host for densities (2, 4, 8), 0 without libmvec */
+  const char *mvec; /* libmvec's name prefix for that width: "_ZGVeN8v_" */
+  int vw;        /* the width being emitted now (0: scalars) */
   const Value *data;
   LLVMValueRef *datav; /* folded data registers (lazily) */
   const IrProgram *p;
@@ -180,8 +249,8 @@ typedef struct Gen {
   int maxops;
   LLVMValueRef argbuf, resbuf, sadjbuf;
   /* runtime functions */
-  LLVMTypeRef t_op, t_oprev, t_grow, t_begin, t_ten, t_lpdf1, t_grad1, t_d1, t_lub;
-  LLVMValueRef f_op, f_oprev, f_grow, f_begin, f_ten, f_log1p, f_lub;
+  LLVMTypeRef t_op, t_oprev, t_grow, t_begin, t_ten, t_lpdf1, t_grad1, t_d1, t_lub, t_scratch;
+  LLVMValueRef f_op, f_oprev, f_grow, f_begin, f_ten, f_log1p, f_lub, f_scratch;
   Value *kval;   /* konst registers' values */
 } Gen;
 
@@ -383,7 +452,7 @@ static LLVMValueRef from_word(Gen *g, LLVMValueRef w, LLVMTypeRef t) {
 }
 
 static void push_saved(Gen *g, RevItem *it) {
-  if (!it->pushed || it->nsave == 0) return;
+  if (!it->pushed || it->nsave == 0 || g->fwd) return;
   LLVMValueRef sp = LLVMBuildLoad2(g->B, g->i64, g->sp, "sp");
   LLVMValueRef end = LLVMBuildAdd(g->B, sp, ci(g, it->nsave), "");
   LLVMValueRef cap = LLVMBuildLoad2(g->B, g->i64, field(g, g->cx, 8), "cap");
@@ -487,6 +556,7 @@ static void emit_site(Gen *g, RevList *l, const IrInstr *ins, const int *ops, in
   LLVMValueRef rec = call(g, g->t_op, g->f_op, a, 4);
   check(g, LLVMBuildICmp(g->B, LLVMIntNE, LLVMBuildPtrToInt(g->B, rec, g->i64, ""), ci(g, 0), ""));
   if (dst >= 0) {
+    g->krows[dst] = g->kcols[dst] = -1;
     switch (g->rc[dst]) {
     case RC_REAL: wr(g, dst, LLVMBuildLoad2(g->B, g->f64, g->resbuf, "")); break;
     case RC_INT: wr(g, dst, LLVMBuildLoad2(g->B, g->i64, field(g, g->resbuf, 8), "")); break;
@@ -831,6 +901,29 @@ static LLVMValueRef box_cols(Gen *g, LLVMValueRef box) {
   return LLVMBuildSExt(g->B, LLVMBuildLoad2(g->B, g->i32, field(g, box_ten(g, box), 4), ""), g->i64,
                        "cols");
 }
+/* The shape of tensor register r's current value: constants where known here
+   (data, or a value made outside control flow with known sizes). */
+static void shape_of(Gen *g, int r, LLVMValueRef box, LLVMValueRef *rows, LLVMValueRef *cols,
+                     LLVMValueRef *n) {
+  if (g->depth == 0 && g->krows[r] >= 0) {
+    *rows = ci(g, g->krows[r]);
+    *cols = ci(g, g->kcols[r]);
+    *n = ci(g, g->krows[r] * g->kcols[r]);
+    return;
+  }
+  *rows = box_rows(g, box);
+  *cols = box_cols(g, box);
+  *n = box_n(g, box);
+}
+
+/* Write a tensor box into r, remembering its shape when it is known here. */
+static void wr_ten(Gen *g, int r, LLVMValueRef box, LLVMValueRef rows, LLVMValueRef cols) {
+  wr(g, r, box);
+  bool known = g->depth == 0 && LLVMIsAConstantInt(rows) && LLVMIsAConstantInt(cols);
+  g->krows[r] = known ? LLVMConstIntGetSExtValue(rows) : -1;
+  g->kcols[r] = known ? LLVMConstIntGetSExtValue(cols) : -1;
+}
+
 static LLVMValueRef ld_f64(Gen *g, LLVMValueRef base, LLVMValueRef i) {
   return LLVMBuildLoad2(g->B, g->f64, gep(g, g->f64, base, i), "");
 }
@@ -847,10 +940,46 @@ static bool is_tensor(Type t) {
 }
 static int ten_kind(Type t) { return t.base == TY_VECTOR ? V_VEC : t.base == TY_ROWVEC ? V_ROWVEC : V_MAT; }
 
-/* a new tensor box from the runtime's arena (reals NaN when nan) */
+static void fill_f64(Gen *g, LLVMValueRef p, int64_t n, double v) {
+  for (int64_t i = 0; i < n; i++) st_f64(g, p, ci(g, i), cf(g, v));
+}
+
+/* How a new tensor's numbers start: written over anyway, zero (a sum
+   accumulates into them), NaN (a declaration). */
+enum { FILL_NONE = 0, FILL_ZERO, FILL_NAN };
+
+/* A new tensor box.  Outside control flow and with sizes known here it lives
+   in the compiled function's frame (one per evaluation, and LLVM sees through
+   it); else in the runtime's arena. */
 static LLVMValueRef new_ten(Gen *g, int kind, LLVMValueRef rows, LLVMValueRef cols, bool active,
-                            bool nan) {
-  LLVMValueRef a[6] = {g->cx, ci(g, kind), rows, cols, ci(g, active), ci(g, nan)};
+                            int fill) {
+  if (g->depth == 0 && LLVMIsAConstantInt(rows) && LLVMIsAConstantInt(cols)) {
+    int64_t r = LLVMConstIntGetSExtValue(rows), c = LLVMConstIntGetSExtValue(cols), n = r * c;
+    if (r >= 0 && c >= 0 && n <= 64) {
+      LLVMValueRef box = entry_alloca(g, LLVMArrayType2(g->i64, 6), "box");
+      LLVMValueRef ten = entry_alloca(g, LLVMArrayType2(g->i64, 3), "ten");
+      LLVMValueRef d = entry_alloca(g, LLVMArrayType2(g->f64, (uint64_t)(n ? n : 1)), "el");
+      LLVMBuildStore(g->B, LLVMConstInt(g->i8, (unsigned long long)kind, 0), box);
+      LLVMBuildStore(g->B, LLVMConstInt(g->i32, 0, 0), field(g, box, 4));
+      LLVMBuildStore(g->B, ten, field(g, box, 8));
+      LLVMBuildStore(g->B, ci(g, n), field(g, box, 24));
+      LLVMBuildStore(g->B, LLVMConstNull(g->ptr), field(g, box, 32));
+      LLVMBuildStore(g->B, LLVMConstInt(g->i8, 0, 0), field(g, box, 40));
+      LLVMBuildStore(g->B, LLVMConstInt(g->i32, (unsigned long long)r, 0), ten);
+      LLVMBuildStore(g->B, LLVMConstInt(g->i32, (unsigned long long)c, 0), field(g, ten, 4));
+      LLVMBuildStore(g->B, d, field(g, ten, 8));
+      LLVMBuildStore(g->B, LLVMConstNull(g->ptr), field(g, ten, 16));
+      if (fill != FILL_NONE) fill_f64(g, d, n, fill == FILL_NAN ? NAN : 0);
+      LLVMValueRef adj = LLVMConstNull(g->ptr);
+      if (active) {
+        adj = entry_alloca(g, LLVMArrayType2(g->f64, (uint64_t)(n ? n : 1)), "eladj");
+        fill_f64(g, adj, n, 0);
+      }
+      LLVMBuildStore(g->B, adj, field(g, box, 16));
+      return box;
+    }
+  }
+  LLVMValueRef a[6] = {g->cx, ci(g, kind), rows, cols, ci(g, active), ci(g, fill)};
   return call(g, g->t_ten, g->f_ten, a, 6);
 }
 
@@ -927,18 +1056,22 @@ static bool emit_ew(Gen *g, RevList *l, const IrInstr *ins) {
   if (mul && ((ba && g->stored[a]) || (bb && g->stored[b]))) return false;
   EwCtx e = {.op = op};
   LLVMValueRef A = ba ? rd(g, a) : NULL, Bx = bb ? rd(g, b) : NULL, T = ba ? A : Bx;
-  LLVMValueRef n = box_n(g, T), rows = box_rows(g, T), cols = box_cols(g, T);
-  if (ba && bb)
-    check(g, LLVMBuildAnd(g->B, LLVMBuildICmp(g->B, LLVMIntEQ, n, box_n(g, Bx), ""),
-                          LLVMBuildICmp(g->B, LLVMIntEQ, rows, box_rows(g, Bx), ""), ""));
+  LLVMValueRef n, rows, cols;
+  shape_of(g, ba ? a : b, T, &rows, &cols, &n);
+  if (ba && bb) {
+    LLVMValueRef n2, r2, c2;
+    shape_of(g, b, Bx, &r2, &c2, &n2);
+    check(g, LLVMBuildAnd(g->B, LLVMBuildICmp(g->B, LLVMIntEQ, n, n2, ""),
+                          LLVMBuildICmp(g->B, LLVMIntEQ, rows, r2, ""), ""));
+  }
   if (ba) e.a = box_data(g, A);
   else e.sa = as_f64(g, a);
   if (bb) e.b = box_data(g, Bx);
   else e.sb = as_f64(g, b);
-  LLVMValueRef Z = new_ten(g, ten_kind(td), rows, cols, active(g, d), false);
+  LLVMValueRef Z = new_ten(g, ten_kind(td), rows, cols, active(g, d), FILL_NONE);
   e.z = box_data(g, Z);
   emit_loop(g, n, ew_fwd, &e);
-  wr(g, d, Z);
+  wr_ten(g, d, Z, rows, cols);
   if (!active(g, d)) return true;
   RevItem *it = rev_add(g, l, RV_EW, ins);
   it->sub = op;
@@ -1001,7 +1134,8 @@ static bool emit_copy(Gen *g, RevList *l, const IrInstr *ins) {
   Type ta = g->f->regtypes[a], td = g->f->regtypes[d];
   if (!is_tensor(ta) || !ty_eq(ta, td) || g->rc[a] != RC_BOX) return false;
   LLVMValueRef S = rd(g, a);
-  LLVMValueRef n = box_n(g, S), rows = box_rows(g, S), cols = box_cols(g, S);
+  LLVMValueRef n, rows, cols;
+  shape_of(g, a, S, &rows, &cols, &n);
   /* a variable declared with sizes keeps them: compare with its current value */
   LLVMValueRef old = LLVMBuildLoad2(g->B, g->ptr, g->slot[d], "");
   LLVMValueRef isnull = LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildPtrToInt(g->B, old, g->i64, ""), ci(g, 0), "");
@@ -1012,10 +1146,10 @@ static bool emit_copy(Gen *g, RevList *l, const IrInstr *ins) {
                         LLVMBuildICmp(g->B, LLVMIntEQ, rows, box_rows(g, old), ""), ""));
   LLVMBuildBr(g->B, ok);
   LLVMPositionBuilderAtEnd(g->B, ok);
-  LLVMValueRef Z = new_ten(g, ten_kind(td), rows, cols, active(g, d), false);
+  LLVMValueRef Z = new_ten(g, ten_kind(td), rows, cols, active(g, d), FILL_NONE);
   CpCtx c = {box_data(g, S), box_data(g, Z)};
   emit_loop(g, n, cp_fwd, &c);
-  wr(g, d, Z);
+  wr_ten(g, d, Z, rows, cols);
   if (!active(g, d)) return true;
   RevItem *it = rev_add(g, l, RV_COPY, ins);
   save(it, Z);
@@ -1031,6 +1165,117 @@ static void rev_copy(Gen *g, RevItem *it) {
   emit_loop(g, it->save[2], c.dst ? cp_rev : cp_zero, &c);
 }
 
+
+/* A data container's numbers (val_flatten order) as a constant of the code,
+   and optionally their logarithms, computed once here. */
+static LLVMValueRef data_numbers(Gen *g, int r, bool logs) {
+  JitBox *b = NULL;
+  data_value(g, r);
+  for (int i = 0; i < g->j->nboxes; i++)
+    if (g->j->boxes[i]->v.t == g->data[r].t) b = g->j->boxes[i];
+  if (!b) return NULL;
+  const double *d = b->flat ? b->flat : (b->v.k == V_VEC || b->v.k == V_ROWVEC || b->v.k == V_MAT) ? b->v.t->d : NULL;
+  if (!d) return NULL;
+  if (logs) {
+    double *l = gc_alloc_atomic(sizeof(double) * (size_t)(b->n ? b->n : 1));
+    for (int64_t i = 0; i < b->n; i++) l[i] = log(d[i]);
+    jit_keep(g->j, l);
+    d = l;
+  }
+  return LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)d, 0), g->ptr);
+}
+
+/* ---- matrix * vector ---- */
+
+typedef struct MvCtx {
+  LLVMValueRef A, b, R, rows; /* forward: data pointers */
+  LLVMValueRef k, bk;         /* the current column */
+  LLVMValueRef g, aadj, badj; /* reverse */
+  LLVMValueRef sum;           /* alloca */
+} MvCtx;
+
+static void mv_fwd_i(Gen *g, LLVMValueRef i, void *ud) {
+  MvCtx *m = ud;
+  LLVMValueRef a = ld_f64(g, m->A, LLVMBuildAdd(g->B, LLVMBuildMul(g->B, m->k, m->rows, ""), i, ""));
+  add_f64(g, m->R, i, LLVMBuildFMul(g->B, a, m->bk, ""));
+}
+
+static void mv_fwd_k(Gen *g, LLVMValueRef k, void *ud) {
+  MvCtx *m = ud;
+  m->k = k;
+  m->bk = ld_f64(g, m->b, k);
+  emit_loop(g, m->rows, mv_fwd_i, m);
+}
+
+/* the adjoint's sum over rows may be reassociated: it is a dot product */
+static LLVMValueRef reassoc(LLVMValueRef v) {
+  LLVMSetFastMathFlags(v, LLVMFastMathAllowReassoc | LLVMFastMathAllowContract);
+  return v;
+}
+
+static void mv_rev_i(Gen *g, LLVMValueRef i, void *ud) {
+  MvCtx *m = ud;
+  LLVMValueRef idx = LLVMBuildAdd(g->B, LLVMBuildMul(g->B, m->k, m->rows, ""), i, "");
+  LLVMValueRef gi = ld_f64(g, m->g, i);
+  if (m->badj) {
+    LLVMValueRef prod = reassoc(LLVMBuildFMul(g->B, ld_f64(g, m->A, idx), gi, ""));
+    LLVMBuildStore(g->B, reassoc(LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, m->sum, ""), prod, "")), m->sum);
+  }
+  if (m->aadj) add_f64(g, m->aadj, idx, LLVMBuildFMul(g->B, gi, m->bk, ""));
+}
+
+static void mv_rev_k(Gen *g, LLVMValueRef k, void *ud) {
+  MvCtx *m = ud;
+  m->k = k;
+  m->bk = ld_f64(g, m->b, k);
+  LLVMBuildStore(g->B, cf(g, 0), m->sum);
+  emit_loop(g, m->rows, mv_rev_i, m);
+  if (m->badj) add_f64(g, m->badj, k, LLVMBuildLoad2(g->B, g->f64, m->sum, ""));
+}
+
+static void mv_zero(Gen *g, LLVMValueRef i, void *ud) { st_f64(g, ((MvCtx *)ud)->g, i, cf(g, 0)); }
+
+static bool emit_matvec(Gen *g, RevList *l, const IrInstr *ins) {
+  int a = ins->args[0], b = ins->args[1], d = ins->dst;
+  Type ta = g->f->regtypes[a], tb = g->f->regtypes[b];
+  if (ins->sub != OP_MUL || g->rc[a] != RC_BOX || g->rc[b] != RC_BOX || ta.ndims || tb.ndims ||
+      ta.base != TY_MATRIX || tb.base != TY_VECTOR || g->stored[a] || g->stored[b])
+    return false;
+  LLVMValueRef A = rd(g, a), Bv = rd(g, b);
+  LLVMValueRef rows, cols, n, br, bc, bn;
+  shape_of(g, a, A, &rows, &cols, &n);
+  shape_of(g, b, Bv, &br, &bc, &bn);
+  check(g, LLVMBuildICmp(g->B, LLVMIntEQ, cols, br, ""));
+  LLVMValueRef R = new_ten(g, V_VEC, rows, ci(g, 1), active(g, d), FILL_ZERO);
+  MvCtx m = {.A = g->isdata[a] ? data_numbers(g, a, false) : NULL, .b = box_data(g, Bv),
+             .R = box_data(g, R), .rows = rows};
+  if (!m.A) m.A = box_data(g, A);
+  emit_loop(g, cols, mv_fwd_k, &m);
+  wr_ten(g, d, R, rows, ci(g, 1));
+  if (!active(g, d)) return true;
+  RevItem *it = rev_add(g, l, RV_MATVEC, ins);
+  save(it, R);
+  save(it, A);
+  save(it, Bv);
+  save(it, rows);
+  save(it, cols);
+  push_saved(g, it);
+  return true;
+}
+
+static void rev_matvec(Gen *g, RevItem *it) {
+  const IrInstr *ins = it->ins;
+  int a = ins->args[0], b = ins->args[1];
+  MvCtx m = {.A = g->isdata[a] ? data_numbers(g, a, false) : NULL, .b = box_data(g, it->save[2]),
+             .g = box_adjp(g, it->save[0]), .rows = it->save[3]};
+  if (!m.A) m.A = box_data(g, it->save[1]);
+  if (active(g, a)) m.aadj = box_adjp(g, it->save[1]);
+  if (active(g, b)) m.badj = box_adjp(g, it->save[2]);
+  m.sum = entry_alloca(g, g->f64, "dot");
+  emit_loop(g, it->save[4], mv_rev_k, &m);
+  emit_loop(g, it->save[3], mv_zero, &m);
+}
+
 /* ---- scalar-family densities ---- */
 
 extern const DistFamily dist_normal, dist_bernoulli_logit;
@@ -1039,41 +1284,124 @@ static LLVMValueRef fn_const(Gen *g, const void *f) {
   return LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)f, 0), g->ptr);
 }
 
+/* ---- vector code: densities over several elements at once ----
+ * The normal and bernoulli_logit kernels are written once over a width g->vw:
+ * 0 emits scalar code, W emits <W x double> code calling glibc's libmvec for
+ * exp, log and log1p.  Constants and math go through these helpers. */
+
+static LLVMTypeRef vty(Gen *g) { return g->vw ? LLVMVectorType(g->f64, (unsigned)g->vw) : g->f64; }
+
+static LLVMValueRef cv(Gen *g, double x) {
+  if (!g->vw) return cf(g, x);
+  LLVMValueRef e[16];
+  for (int i = 0; i < g->vw; i++) e[i] = cf(g, x);
+  return LLVMConstVector(e, (unsigned)g->vw);
+}
+
+static LLVMValueRef splat(Gen *g, LLVMValueRef s) {
+  if (!g->vw) return s;
+  LLVMValueRef v = LLVMBuildInsertElement(g->B, LLVMGetUndef(vty(g)), s, LLVMConstInt(g->i32, 0, 0), "");
+  LLVMValueRef zeros[16];
+  for (int i = 0; i < g->vw; i++) zeros[i] = LLVMConstInt(g->i32, 0, 0);
+  return LLVMBuildShuffleVector(g->B, v, LLVMGetUndef(vty(g)), LLVMConstVector(zeros, (unsigned)g->vw), "");
+}
+
+static LLVMValueRef vload(Gen *g, LLVMValueRef base, LLVMValueRef i) {
+  LLVMValueRef v = LLVMBuildLoad2(g->B, vty(g), gep(g, g->f64, base, i), "");
+  LLVMSetAlignment(v, 8);
+  return v;
+}
+
+static void vstore(Gen *g, LLVMValueRef base, LLVMValueRef i, LLVMValueRef v) {
+  LLVMValueRef s = LLVMBuildStore(g->B, v, gep(g, g->f64, base, i));
+  LLVMSetAlignment(s, 8);
+}
+
+/* an overloaded intrinsic (fabs, floor) at the current width */
+static LLVMValueRef vintr(Gen *g, const char *name, LLVMValueRef x) {
+  char nm[64];
+  if (g->vw) snprintf(nm, sizeof nm, "llvm.%s.v%df64", name, g->vw);
+  else snprintf(nm, sizeof nm, "llvm.%s.f64", name);
+  LLVMTypeRef t = vty(g);
+  LLVMTypeRef ft = LLVMFunctionType(t, &t, 1, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(g->M, nm);
+  if (!f) f = LLVMAddFunction(g->M, nm, ft);
+  return call(g, ft, f, &x, 1);
+}
+
+/* exp, log, log1p: libm (or LLVM's intrinsic) for scalars, libmvec for vectors */
+static LLVMValueRef vmath(Gen *g, const char *name, LLVMValueRef x) {
+  if (!g->vw) {
+    if (!strcmp(name, "log1p")) return call(g, g->t_d1, g->f_log1p, &x, 1);
+    char nm[32];
+    snprintf(nm, sizeof nm, "llvm.%s.f64", name);
+    return intrinsic1(g, nm, x);
+  }
+  char nm[64];
+  snprintf(nm, sizeof nm, "%s%s", g->mvec, name);
+  LLVMTypeRef t = vty(g);
+  LLVMTypeRef ft = LLVMFunctionType(t, &t, 1, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(g->M, nm);
+  if (!f) f = LLVMAddFunction(g->M, nm, ft);
+  return call(g, ft, f, &x, 1);
+}
+
+/* all lanes true */
+static LLVMValueRef all_true(Gen *g, LLVMValueRef c) {
+  if (!g->vw) return c;
+  char nm[64];
+  snprintf(nm, sizeof nm, "llvm.vector.reduce.and.v%di1", g->vw);
+  LLVMTypeRef t = LLVMVectorType(g->i1, (unsigned)g->vw);
+  LLVMTypeRef ft = LLVMFunctionType(g->i1, &t, 1, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(g->M, nm);
+  if (!f) f = LLVMAddFunction(g->M, nm, ft);
+  return call(g, ft, f, &c, 1);
+}
+
+/* the sum of the lanes of v (a scalar passes through) */
+static LLVMValueRef hsum(Gen *g, LLVMValueRef v, int w) {
+  if (!w) return v;
+  LLVMValueRef s = LLVMBuildExtractElement(g->B, v, LLVMConstInt(g->i32, 0, 0), "");
+  for (int i = 1; i < w; i++)
+    s = LLVMBuildFAdd(g->B, s, LLVMBuildExtractElement(g->B, v, LLVMConstInt(g->i32, (unsigned long long)i, 0), ""), "");
+  return s;
+}
+
 /* log density of one x under f with parameters p (f64 values), and its
    partials (dx, dp[]) when want: normal and bernoulli_logit inline, the
    others by calling the family's kernels */
 static LLVMValueRef emit_lpdf1(Gen *g, const DistFamily *f, LLVMValueRef x, LLVMValueRef *p,
-                               bool want, LLVMValueRef *dx, LLVMValueRef *dp) {
+                               bool want, LLVMValueRef *dx, LLVMValueRef *dp, LLVMValueRef logsig) {
   if (f == &dist_normal) { /* as stdlib/dists/normal.c computes them */
     LLVMValueRef z = LLVMBuildFDiv(g->B, LLVMBuildFSub(g->B, x, p[0], ""), p[1], "");
-    LLVMValueRef lp = LLVMBuildFMul(g->B, LLVMBuildFMul(g->B, cf(g, -0.5), z, ""), z, "");
-    lp = LLVMBuildFSub(g->B, lp, intrinsic1(g, "llvm.log.f64", p[1]), "");
-    lp = LLVMBuildFSub(g->B, lp, cf(g, 0.91893853320467274178), "");
+    LLVMValueRef lp = LLVMBuildFMul(g->B, LLVMBuildFMul(g->B, cv(g, -0.5), z, ""), z, "");
+    lp = LLVMBuildFSub(g->B, lp, logsig ? logsig : vmath(g, "log", p[1]), "");
+    lp = LLVMBuildFSub(g->B, lp, cv(g, 0.91893853320467274178), "");
     if (want) {
       *dx = LLVMBuildFDiv(g->B, LLVMBuildFNeg(g->B, z, ""), p[1], "");
       dp[0] = LLVMBuildFDiv(g->B, z, p[1], "");
-      dp[1] = LLVMBuildFDiv(g->B, LLVMBuildFSub(g->B, LLVMBuildFMul(g->B, z, z, ""), cf(g, 1), ""), p[1], "");
+      dp[1] = LLVMBuildFDiv(g->B, LLVMBuildFSub(g->B, LLVMBuildFMul(g->B, z, z, ""), cv(g, 1), ""), p[1], "");
     }
     return lp;
   }
   if (f == &dist_bernoulli_logit) { /* jit_rt.c's bl_fused: one exp, one log1p */
-    LLVMValueRef y1 = LLVMBuildFCmp(g->B, LLVMRealOEQ, x, cf(g, 1), "");
-    LLVMValueRef y0 = LLVMBuildFCmp(g->B, LLVMRealOEQ, x, cf(g, 0), "");
+    LLVMValueRef y1 = LLVMBuildFCmp(g->B, LLVMRealOEQ, x, cv(g, 1), "");
+    LLVMValueRef y0 = LLVMBuildFCmp(g->B, LLVMRealOEQ, x, cv(g, 0), "");
     LLVMValueRef t = LLVMBuildSelect(g->B, y1, LLVMBuildFNeg(g->B, p[0], ""), p[0], "");
-    LLVMValueRef pos = LLVMBuildFCmp(g->B, LLVMRealOGT, t, cf(g, 0), "");
-    LLVMValueRef e = intrinsic1(g, "llvm.exp.f64", LLVMBuildSelect(g->B, pos, LLVMBuildFNeg(g->B, t, ""), t, ""));
-    LLVMValueRef l1 = call(g, g->t_d1, g->f_log1p, &e, 1);
+    LLVMValueRef pos = LLVMBuildFCmp(g->B, LLVMRealOGT, t, cv(g, 0), "");
+    LLVMValueRef e = vmath(g, "exp", LLVMBuildSelect(g->B, pos, LLVMBuildFNeg(g->B, t, ""), t, ""));
+    LLVMValueRef l1 = vmath(g, "log1p", e);
     LLVMValueRef lp = LLVMBuildFNeg(g->B, LLVMBuildSelect(g->B, pos, LLVMBuildFAdd(g->B, t, l1, ""), l1, ""), "");
     LLVMValueRef ok = LLVMBuildOr(g->B, y1, y0, "");
-    lp = LLVMBuildSelect(g->B, ok, lp, cf(g, -INFINITY), "");
+    lp = LLVMBuildSelect(g->B, ok, lp, cv(g, -INFINITY), "");
     if (want) {
-      LLVMValueRef nonneg = LLVMBuildFCmp(g->B, LLVMRealOGE, t, cf(g, 0), "");
-      LLVMValueRef den = LLVMBuildFAdd(g->B, cf(g, 1), LLVMBuildSelect(g->B, pos, e, cf(g, 1), ""), "");
-      LLVMValueRef pr = LLVMBuildSelect(g->B, nonneg, LLVMBuildFDiv(g->B, cf(g, 1), den, ""),
-                                        LLVMBuildFDiv(g->B, e, LLVMBuildFAdd(g->B, cf(g, 1), e, ""), ""), "");
+      LLVMValueRef nonneg = LLVMBuildFCmp(g->B, LLVMRealOGE, t, cv(g, 0), "");
+      LLVMValueRef den = LLVMBuildFAdd(g->B, cv(g, 1), LLVMBuildSelect(g->B, pos, e, cv(g, 1), ""), "");
+      LLVMValueRef pr = LLVMBuildSelect(g->B, nonneg, LLVMBuildFDiv(g->B, cv(g, 1), den, ""),
+                                        LLVMBuildFDiv(g->B, e, LLVMBuildFAdd(g->B, cv(g, 1), e, ""), ""), "");
       LLVMValueRef d = LLVMBuildSelect(g->B, y1, pr, LLVMBuildFNeg(g->B, pr, ""), "");
-      dp[0] = LLVMBuildSelect(g->B, ok, d, cf(g, 0), "");
-      *dx = cf(g, 0);
+      dp[0] = LLVMBuildSelect(g->B, ok, d, cv(g, 0), "");
+      *dx = cv(g, 0);
     }
     return lp;
   }
@@ -1100,21 +1428,21 @@ static LLVMValueRef emit_lpdf1(Gen *g, const DistFamily *f, LLVMValueRef x, LLVM
 
 /* the parameter domain check of stdlib/dist.c (dist_dom_ok) */
 static LLVMValueRef dom_ok(Gen *g, int dom, LLVMValueRef v) {
-  LLVMValueRef fin = LLVMBuildFCmp(g->B, LLVMRealOLT, intrinsic1(g, "llvm.fabs.f64", v), cf(g, INFINITY), "");
+  LLVMValueRef fin = LLVMBuildFCmp(g->B, LLVMRealOLT, vintr(g, "fabs", v), cv(g, INFINITY), "");
   switch (dom) {
   case PD_ANY: return fin;
-  case PD_POS: return LLVMBuildAnd(g->B, fin, LLVMBuildFCmp(g->B, LLVMRealOGT, v, cf(g, 0), ""), "");
-  case PD_NONNEG: return LLVMBuildAnd(g->B, fin, LLVMBuildFCmp(g->B, LLVMRealOGE, v, cf(g, 0), ""), "");
+  case PD_POS: return LLVMBuildAnd(g->B, fin, LLVMBuildFCmp(g->B, LLVMRealOGT, v, cv(g, 0), ""), "");
+  case PD_NONNEG: return LLVMBuildAnd(g->B, fin, LLVMBuildFCmp(g->B, LLVMRealOGE, v, cv(g, 0), ""), "");
   case PD_PROB:
-    return LLVMBuildAnd(g->B, LLVMBuildFCmp(g->B, LLVMRealOGE, v, cf(g, 0), ""),
-                        LLVMBuildFCmp(g->B, LLVMRealOLE, v, cf(g, 1), ""), "");
+    return LLVMBuildAnd(g->B, LLVMBuildFCmp(g->B, LLVMRealOGE, v, cv(g, 0), ""),
+                        LLVMBuildFCmp(g->B, LLVMRealOLE, v, cv(g, 1), ""), "");
   case PD_INT_NONNEG:
   case PD_INT: {
-    LLVMValueRef r = LLVMBuildAnd(g->B, fin, LLVMBuildFCmp(g->B, LLVMRealOEQ, v, intrinsic1(g, "llvm.floor.f64", v), ""), "");
-    return dom == PD_INT ? r : LLVMBuildAnd(g->B, r, LLVMBuildFCmp(g->B, LLVMRealOGE, v, cf(g, 0), ""), "");
+    LLVMValueRef r = LLVMBuildAnd(g->B, fin, LLVMBuildFCmp(g->B, LLVMRealOEQ, v, vintr(g, "floor", v), ""), "");
+    return dom == PD_INT ? r : LLVMBuildAnd(g->B, r, LLVMBuildFCmp(g->B, LLVMRealOGE, v, cv(g, 0), ""), "");
   }
   case PD_ANY_INF: return LLVMBuildFCmp(g->B, LLVMRealORD, v, v, "");
-  default: return LLVMConstInt(g->i1, 1, 0);
+  default: return LLVMBuildFCmp(g->B, LLVMRealPredicateTrue, v, v, "");
   }
 }
 
@@ -1124,11 +1452,14 @@ typedef struct DOp {
   bool box, act;
   LLVMValueRef v;    /* scalar value, or the box */
   LLVMValueRef data; /* box data */
+  LLVMValueRef logd; /* data: the logs of its numbers, made once (normal's sigma) */
   LLVMValueRef adj;  /* reverse: box adjoints */
   LLVMValueRef gsum; /* reverse: alloca summing a scalar's adjoint */
+  LLVMValueRef gsumv; /* the same, lane by lane, in vector code */
 } DOp;
 
 static LLVMValueRef dop_at(Gen *g, const DOp *o, LLVMValueRef i) {
+  if (g->vw) return o->box ? vload(g, o->data, i) : splat(g, o->v);
   return o->box ? ld_f64(g, o->data, i) : o->v;
 }
 
@@ -1136,8 +1467,60 @@ typedef struct DensCtx {
   const DistFamily *f;
   DOp x, p[DIST_MAX_PARAMS];
   LLVMValueRef lp;  /* alloca: the sum */
-  bool rev;         /* partials into the adjoints */
+  LLVMValueRef lpv; /* alloca: the sum, lane by lane, in vector code */
+  bool rev;         /* partials: stored into each box operand's `adj` (a scratch
+                       array), summed into `gsum` for scalar operands */
 } DensCtx;
+
+static void emit_range(Gen *g, LLVMValueRef lo, LLVMValueRef hi, int step, LoopBody body, void *ud) {
+  LLVMValueRef k = entry_alloca(g, g->i64, "i");
+  LLVMBuildStore(g->B, lo, k);
+  LLVMBasicBlockRef hb = new_bb(g, "vloop"), bb = new_bb(g, "vbody"), xb = new_bb(g, "vend");
+  LLVMBuildBr(g->B, hb);
+  LLVMPositionBuilderAtEnd(g->B, hb);
+  LLVMValueRef i = LLVMBuildLoad2(g->B, g->i64, k, "");
+  LLVMBuildCondBr(g->B, LLVMBuildICmp(g->B, LLVMIntSLT, i, hi, ""), bb, xb);
+  LLVMPositionBuilderAtEnd(g->B, bb);
+  body(g, i, ud);
+  LLVMBuildStore(g->B, LLVMBuildAdd(g->B, i, ci(g, step), ""), k);
+  LLVMBuildBr(g->B, hb);
+  LLVMPositionBuilderAtEnd(g->B, xb);
+}
+
+static void dens_body(Gen *g, LLVMValueRef i, void *ud);
+
+/* The density loop over n elements: W at a time where the host and the
+   family allow (the kernels above), then the rest one by one. */
+static void dens_loop(Gen *g, DensCtx *c, LLVMValueRef n) {
+  int w = g->simd;
+  if (!w || !(c->f == &dist_normal || c->f == &dist_bernoulli_logit)) {
+    emit_loop(g, n, dens_body, c);
+    return;
+  }
+  LLVMTypeRef vt = LLVMVectorType(g->f64, (unsigned)w);
+  DOp *ops[DIST_MAX_PARAMS + 1];
+  ops[0] = &c->x;
+  for (int k = 0; k < c->f->nparams; k++) ops[k + 1] = &c->p[k];
+  g->vw = w;
+  c->lpv = entry_alloca(g, vt, "lpv");
+  LLVMBuildStore(g->B, cv(g, 0), c->lpv);
+  for (int k = 0; k <= c->f->nparams; k++)
+    if (ops[k]->gsum) {
+      ops[k]->gsumv = entry_alloca(g, vt, "gsv");
+      LLVMBuildStore(g->B, cv(g, 0), ops[k]->gsumv);
+    }
+  LLVMValueRef nv = LLVMBuildAnd(g->B, n, ci(g, -(int64_t)w), "");
+  emit_range(g, ci(g, 0), nv, w, dens_body, c);
+  g->vw = 0;
+  LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, c->lp, ""),
+                                     hsum(g, LLVMBuildLoad2(g->B, vt, c->lpv, ""), w), ""), c->lp);
+  for (int k = 0; k <= c->f->nparams; k++)
+    if (ops[k]->gsumv)
+      LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, ops[k]->gsum, ""),
+                                         hsum(g, LLVMBuildLoad2(g->B, vt, ops[k]->gsumv, ""), w), ""),
+                     ops[k]->gsum);
+  emit_range(g, nv, n, 1, dens_body, c);
+}
 
 static void dens_body(Gen *g, LLVMValueRef i, void *ud) {
   DensCtx *c = ud;
@@ -1146,13 +1529,17 @@ static void dens_body(Gen *g, LLVMValueRef i, void *ud) {
   for (int k = 0; k < f->nparams; k++) {
     p[k] = dop_at(g, &c->p[k], i);
     if (!c->rev && c->p[k].box) /* scalars are checked once, before the loop */
-      check(g, dom_ok(g, f->pdom[k], p[k]));
+      check(g, all_true(g, dom_ok(g, f->pdom[k], p[k])));
   }
-  LLVMValueRef lp = emit_lpdf1(g, f, dop_at(g, &c->x, i), p, c->rev, &dx, dp);
-  if (!c->rev) {
-    LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, c->lp, ""), lp, ""), c->lp);
-    return;
+  LLVMValueRef ls = NULL;
+  if (f == &dist_normal && c->p[1].box && g->isdata[c->p[1].reg]) {
+    LLVMValueRef logs = data_numbers(g, c->p[1].reg, true);
+    ls = g->vw ? vload(g, logs, i) : ld_f64(g, logs, i);
   }
+  LLVMValueRef lp = emit_lpdf1(g, f, dop_at(g, &c->x, i), p, c->rev, &dx, dp, ls);
+  LLVMValueRef acc = g->vw ? c->lpv : c->lp;
+  LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, vty(g), acc, ""), lp, ""), acc);
+  if (!c->rev) return;
   DOp *ops[DIST_MAX_PARAMS + 1];
   LLVMValueRef ds[DIST_MAX_PARAMS + 1];
   ops[0] = &c->x;
@@ -1161,8 +1548,14 @@ static void dens_body(Gen *g, LLVMValueRef i, void *ud) {
   for (int k = 0; k <= f->nparams; k++) {
     DOp *o = ops[k];
     if (!o->act || (k == 0 && f->discrete)) continue;
-    if (o->box) add_f64(g, o->adj, i, ds[k]);
-    else LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, o->gsum, ""), ds[k], ""), o->gsum);
+    if (o->box && g->vw) {
+      vstore(g, o->adj, i, ds[k]);
+    } else if (o->box) {
+      st_f64(g, o->adj, i, ds[k]);
+    } else {
+      LLVMValueRef gs = g->vw ? o->gsumv : o->gsum;
+      LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, vty(g), gs, ""), ds[k], ""), gs);
+    }
   }
 }
 
@@ -1182,7 +1575,9 @@ static bool dop_make(Gen *g, int r, DOp *o) {
     if (g->stored[r]) return false;
     o->box = true;
     o->v = rd(g, r);
-    o->data = is_tensor(t) ? box_data(g, o->v) : LLVMBuildLoad2(g->B, g->ptr, field(g, o->v, 32), "flat");
+    o->data = g->isdata[r] ? data_numbers(g, r, false) : NULL;
+    if (!o->data)
+      o->data = is_tensor(t) ? box_data(g, o->v) : LLVMBuildLoad2(g->B, g->ptr, field(g, o->v, 32), "flat");
   } else {
     return false;
   }
@@ -1191,6 +1586,23 @@ static bool dop_make(Gen *g, int r, DOp *o) {
 }
 
 /* y ~ f(params) for a scalar family over scalars and containers of equal size */
+/* scratch for n partials: in the frame when small and outside control flow */
+static LLVMValueRef scratch(Gen *g, LLVMValueRef n) {
+  if (g->depth == 0 && LLVMIsAConstantInt(n) && LLVMConstIntGetSExtValue(n) <= 64)
+    return entry_alloca(g, LLVMArrayType2(g->f64, (uint64_t)(LLVMConstIntGetSExtValue(n) + 1)), "part");
+  LLVMValueRef a[2] = {g->cx, n};
+  return call(g, g->t_scratch, g->f_scratch, a, 2);
+}
+
+static void obs_add(Gen *g, LLVMValueRef i, void *ud) {
+  LLVMValueRef *ad = ud; /* {adjoints, partials} */
+  add_f64(g, ad[0], i, ld_f64(g, ad[1], i));
+}
+
+/* y ~ f(params) for a scalar family over scalars and containers of equal size.
+   The partials are computed with the density, in one pass (vectorised for
+   normal and bernoulli_logit), and kept for the adjoint: the log density's
+   own adjoint is 1, so the reverse part only adds them in. */
 static bool emit_observe_native(Gen *g, RevList *l, const IrInstr *ins) {
   const DistFamily *f = ins->dist.fam;
   if (!dens_family_ok(f) || ins->dist.nparams != f->nparams) return false;
@@ -1202,24 +1614,58 @@ static bool emit_observe_native(Gen *g, RevList *l, const IrInstr *ins) {
     anybox |= c.p[k].box;
   }
   if (anybox && !c.x.box) return false; /* one value against many parameters: the runtime */
-  LLVMValueRef n = c.x.box ? box_n(g, c.x.v) : ci(g, 1);
+  /* the number of elements: known here for data and tensors of known shape */
+  int xr = ins->args[0];
+  LLVMValueRef n = ci(g, 1);
+  if (c.x.box && g->isdata[xr]) {
+    n = ci(g, (int64_t)val_numel(g->data[xr]));
+  } else if (c.x.box) {
+    LLVMValueRef rows, cols;
+    shape_of(g, xr, c.x.v, &rows, &cols, &n);
+  }
   for (int k = 0; k < f->nparams; k++)
     if (c.p[k].box) check(g, LLVMBuildICmp(g->B, LLVMIntEQ, box_n(g, c.p[k].v), n, ""));
     else check(g, dom_ok(g, f->pdom[k], c.p[k].v));
+  DOp *ops[DIST_MAX_PARAMS + 1];
+  int regs[DIST_MAX_PARAMS + 1];
+  ops[0] = &c.x;
+  regs[0] = ins->args[0];
+  for (int k = 0; k < f->nparams; k++) ops[k + 1] = &c.p[k], regs[k + 1] = ins->dist.params[k];
+  if (f->discrete) c.x.act = false;
+  bool any = false;
+  for (int k = 0; k <= f->nparams; k++) any |= ops[k]->act;
+  c.rev = any && !g->fwd;
+  for (int k = 0; c.rev && k <= f->nparams; k++) {
+    DOp *o = ops[k];
+    if (!o->act) continue;
+    if (o->box) {
+      o->adj = scratch(g, n);
+    } else {
+      o->gsum = entry_alloca(g, g->f64, "gs");
+      LLVMBuildStore(g->B, cf(g, 0), o->gsum);
+    }
+  }
   c.lp = entry_alloca(g, g->f64, "obs");
   LLVMBuildStore(g->B, cf(g, 0), c.lp);
-  emit_loop(g, n, dens_body, &c);
+  dens_loop(g, &c, n);
   LLVMValueRef sum = LLVMBuildLoad2(g->B, g->f64, c.lp, "");
   LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, g->lp, ""), sum, ""), g->lp);
-  bool any = c.x.act && !f->discrete;
-  for (int k = 0; k < f->nparams; k++) any |= c.p[k].act;
-  if (!any) return true;
+  if (!c.rev) return true;
   RevItem *it = rev_add(g, l, RV_OBS, ins);
   it->aux = f;
   save(it, n);
   save(it, sum);
-  save(it, c.x.v);
-  for (int k = 0; k < f->nparams; k++) save(it, c.p[k].v);
+  for (int k = 0; k <= f->nparams; k++) {
+    DOp *o = ops[k];
+    if (!o->act) continue;
+    if (o->box) {
+      save(it, o->v);   /* the box: its adjoints */
+      save(it, o->adj); /* the partials */
+    } else {
+      save(it, LLVMBuildLoad2(g->B, g->f64, o->gsum, ""));
+    }
+  }
+  (void)regs;
   push_saved(g, it);
   return true;
 }
@@ -1227,37 +1673,26 @@ static bool emit_observe_native(Gen *g, RevList *l, const IrInstr *ins) {
 static void rev_observe(Gen *g, RevItem *it) {
   const IrInstr *ins = it->ins;
   const DistFamily *f = it->aux;
-  DensCtx c = {.f = f, .rev = true};
   int regs[DIST_MAX_PARAMS + 1];
   regs[0] = ins->args[0];
   for (int k = 0; k < f->nparams; k++) regs[k + 1] = ins->dist.params[k];
-  DOp *ops[DIST_MAX_PARAMS + 1];
-  ops[0] = &c.x;
-  for (int k = 0; k < f->nparams; k++) ops[k + 1] = &c.p[k];
-  for (int k = 0; k <= f->nparams; k++) {
-    DOp *o = ops[k];
-    int r = regs[k];
-    Type t = g->f->regtypes[r];
-    o->reg = r;
-    o->box = g->rc[r] == RC_BOX;
-    o->act = active(g, r);
-    o->v = it->save[2 + k];
-    if (o->box) {
-      o->data = is_tensor(t) ? box_data(g, o->v) : LLVMBuildLoad2(g->B, g->ptr, field(g, o->v, 32), "");
-      if (o->act) o->adj = box_adjp(g, o->v);
-    } else if (o->act) {
-      o->gsum = entry_alloca(g, g->f64, "gs");
-      LLVMBuildStore(g->B, cf(g, 0), o->gsum);
-    }
-  }
   /* where the total is not finite the interpreter records no partials */
   LLVMValueRef fin = LLVMBuildFCmp(g->B, LLVMRealOLT, intrinsic1(g, "llvm.fabs.f64", it->save[1]), cf(g, INFINITY), "");
   LLVMBasicBlockRef yes = new_bb(g, "obsrev"), done = new_bb(g, "obsdone");
   LLVMBuildCondBr(g->B, fin, yes, done);
   LLVMPositionBuilderAtEnd(g->B, yes);
-  emit_loop(g, it->save[0], dens_body, &c);
-  for (int k = 0; k <= f->nparams; k++)
-    if (ops[k]->gsum) adj_add(g, regs[k], LLVMBuildLoad2(g->B, g->f64, ops[k]->gsum, ""));
+  int s = 2;
+  for (int k = 0; k <= f->nparams; k++) {
+    int r = regs[k];
+    if (!active(g, r) || (k == 0 && f->discrete)) continue;
+    if (g->rc[r] == RC_BOX) {
+      LLVMValueRef ad[2] = {box_adjp(g, it->save[s]), it->save[s + 1]};
+      emit_loop(g, it->save[0], obs_add, ad);
+      s += 2;
+    } else {
+      adj_add(g, r, it->save[s++]);
+    }
+  }
   LLVMBuildBr(g->B, done);
   LLVMPositionBuilderAtEnd(g->B, done);
 }
@@ -1321,7 +1756,7 @@ static void samp_body(Gen *g, LLVMValueRef i, void *ud) {
     p[k] = dop_at(g, &c->p[k], i);
     if (!c->rev && c->p[k].box) check(g, dom_ok(g, f->pdom[k], p[k]));
   }
-  LLVMValueRef l = emit_lpdf1(g, f, x, p, c->rev, &dx, dp);
+  LLVMValueRef l = emit_lpdf1(g, f, x, p, c->rev, &dx, dp, NULL);
   if (!c->rev) {
     if (c->x) st_f64(g, c->x, i, x);
     else LLVMBuildStore(g->B, x, c->xs);
@@ -1415,7 +1850,7 @@ static bool emit_sample_native(Gen *g, RevList *l, const IrInstr *ins) {
   if (is_tensor(t)) {
     int64_t rows = t.base == TY_ROWVEC ? 1 : sizes[0];
     int64_t cols = t.base == TY_MATRIX ? sizes[1] : t.base == TY_ROWVEC ? sizes[0] : 1;
-    Z = new_ten(g, ten_kind(t), ci(g, rows), ci(g, cols), true, false);
+    Z = new_ten(g, ten_kind(t), ci(g, rows), ci(g, cols), true, FILL_NONE);
     c.x = box_data(g, Z);
   } else {
     c.xs = entry_alloca(g, g->f64, "x");
@@ -1431,7 +1866,9 @@ static bool emit_sample_native(Gen *g, RevList *l, const IrInstr *ins) {
   total = LLVMBuildSelect(g->B, LLVMBuildLoad2(g->B, g->i1, c.bad, ""), cf(g, -INFINITY), total, "");
   LLVMValueRef site = LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, c.ljs, ""), total, "");
   LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, g->lp, ""), site, ""), g->lp);
-  wr(g, d, Z ? Z : LLVMBuildLoad2(g->B, g->f64, c.xs, ""));
+  if (Z) wr_ten(g, d, Z, ci(g, t.base == TY_ROWVEC ? 1 : sizes[0]),
+                ci(g, t.base == TY_MATRIX ? sizes[1] : t.base == TY_ROWVEC ? sizes[0] : 1));
+  else wr(g, d, LLVMBuildLoad2(g->B, g->f64, c.xs, ""));
   /* the runtime counts latents too */
   LLVMBuildStore(g->B, LLVMConstInt(g->i32, (unsigned long long)(g->k_static + 1), 0),
                  field(g, g->cx, (int)offsetof(JitCtx, k)));
@@ -1519,7 +1956,7 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
   case IR_BINARY: {
     uint8_t ca = g->rc[ins->args[0]], cb = g->rc[ins->args[1]];
     if (ca == RC_BOX || cb == RC_BOX || g->rc[d] == RC_BOX) {
-      if (!emit_ew(g, l, ins)) emit_site(g, l, ins, ins->args, 2, d, false);
+      if (!emit_matvec(g, l, ins) && !emit_ew(g, l, ins)) emit_site(g, l, ins, ins->args, 2, d, false);
       return;
     }
     if (ca == RC_BAD || cb == RC_BAD) break;
@@ -1527,7 +1964,7 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
     return;
   }
   case IR_BUILTIN:
-    if (ins->builtin->uses_rng) {
+    if (ins->builtin->uses_rng && !g->draw) {
       refuse(g, ins, gc_printf("'%s' draws random numbers", ins->builtin->name));
       return;
     }
@@ -1546,7 +1983,7 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
                         : t.base == TY_ROWVEC ? as_i64(g, ins->sizes[0]) : ci(g, 1);
       check(g, LLVMBuildAnd(g->B, LLVMBuildICmp(g->B, LLVMIntSGE, rows, ci(g, 0), ""),
                             LLVMBuildICmp(g->B, LLVMIntSGE, cols, ci(g, 0), ""), ""));
-      wr(g, d, new_ten(g, ten_kind(t), rows, cols, active(g, d), true));
+      wr_ten(g, d, new_ten(g, ten_kind(t), rows, cols, active(g, d), FILL_NAN), rows, cols);
       return;
     }
     if (g->rc[d] == RC_BOX) {
@@ -1670,6 +2107,9 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
     LLVMBuildBr(g->B, g->errbb);
     LLVMPositionBuilderAtEnd(g->B, new_bb(g, "dead"));
     return;
+  case IR_ODE: /* the solver and its sensitivities run in the runtime */
+    emit_site(g, l, ins, ins->args, ins->nargs, d, false);
+    return;
   case IR_CALL: refuse(g, ins, "user function calls are not compiled"); return;
   case IR_BREAK:
   case IR_CONTINUE: refuse(g, ins, "break and continue are not compiled"); return;
@@ -1783,6 +2223,7 @@ static void rev_item(Gen *g, RevItem *it) {
   case RV_COPY: rev_copy(g, it); break;
   case RV_SAMPLE: rev_sample(g, it); break;
   case RV_OBS: rev_observe(g, it); break;
+  case RV_MATVEC: rev_matvec(g, it); break;
   default: break;
   }
 }
@@ -1843,9 +2284,29 @@ static bool act_block(const IrBlock *b, const IrFunc *f, bool *act) {
 /* ---- LLVM set-up ---- */
 
 static pthread_once_t llvm_once = PTHREAD_ONCE_INIT;
+static bool mvec_loaded; /* written once, under llvm_once */
+
 static void llvm_init(void) {
   LLVMInitializeNativeTarget();
   LLVMInitializeNativeAsmPrinter();
+  /* glibc's vector math (exp, log, log1p over 2, 4 or 8 doubles), which the
+     process does not load by itself; its symbols then resolve like libm's */
+  mvec_loaded = dlopen("libmvec.so.1", RTLD_NOW | RTLD_GLOBAL) != NULL;
+}
+
+/* The widest vector math this machine runs: libmvec's name prefix. */
+static int host_simd(const char **prefix) {
+#if defined(__x86_64__)
+  if (!mvec_loaded) return 0;
+  char *feat = LLVMGetHostCPUFeatures();
+  int w = strstr(feat, "+avx512f") ? 8 : strstr(feat, "+avx2") ? 4 : 2;
+  LLVMDisposeMessage(feat);
+  *prefix = w == 8 ? "_ZGVeN8v_" : w == 4 ? "_ZGVdN4v_" : "_ZGVbN2v_";
+  return w;
+#else
+  (void)prefix;
+  return 0;
+#endif
 }
 
 static double now_ms(void) {
@@ -1872,6 +2333,9 @@ static void declare_runtime(Gen *g) {
   g->f_ten = LLVMAddFunction(g->M, "ppl_jit_tensor", g->t_ten);
   LLVMTypeRef l4[4] = {g->f64, g->f64, g->f64, g->ptr};
   g->t_lub = LLVMFunctionType(g->f64, l4, 4, 0);
+  LLVMTypeRef sc2[2] = {g->ptr, g->i64};
+  g->t_scratch = LLVMFunctionType(g->ptr, sc2, 2, 0);
+  g->f_scratch = LLVMAddFunction(g->M, "ppl_jit_scratch", g->t_scratch);
   g->f_lub = LLVMAddFunction(g->M, "ppl_jit_lub", g->t_lub);
   g->t_d1 = LLVMFunctionType(g->f64, &g->f64, 1, 0);
   g->f_log1p = LLVMAddFunction(g->M, "log1p", g->t_d1);
@@ -1893,24 +2357,22 @@ static char *take_error(LLVMErrorRef e) {
   return s;
 }
 
-static bool lower(Gen *g, const IrProgram *p, size_t dim) {
-  (void)dim;
+/* Register classes, data, activity, element stores and constants of main. */
+static void analyze(Gen *g, const IrProgram *p) {
   const IrFunc *f = &p->main;
   int nr = f->nregs;
   g->f = f;
-  g->k_static = 0;
   g->rc = gc_alloc_atomic((size_t)nr + 1);
   g->act = gc_alloc_atomic(sizeof(bool) * ((size_t)nr + 1));
   g->isdata = gc_alloc_atomic(sizeof(bool) * ((size_t)nr + 1));
-  g->slot = gc_alloc(sizeof(LLVMValueRef) * ((size_t)nr + 1));
-  g->adj = gc_alloc(sizeof(LLVMValueRef) * ((size_t)nr + 1));
+  g->written = gc_alloc_atomic(sizeof(bool) * ((size_t)nr + 1));
   g->datav = gc_alloc(sizeof(LLVMValueRef) * ((size_t)nr + 1));
-  bool *wmodel = gc_alloc_atomic(sizeof(bool) * ((size_t)nr + 1));
   mark_written(&p->data_b, g->isdata);
-  mark_written(&p->model_b, wmodel);
+  mark_written(&p->model_b, g->written);
+  mark_written(&p->gen_b, g->written);
   for (int r = 0; r < nr; r++) {
     g->rc[r] = reg_class(f->regtypes[r]);
-    if (wmodel[r]) g->isdata[r] = false;
+    if (g->written[r]) g->isdata[r] = false;
   }
   while (act_block(&p->model_b, f, g->act)) {
   }
@@ -1919,16 +2381,35 @@ static bool lower(Gen *g, const IrProgram *p, size_t dim) {
   g->kval = gc_alloc(sizeof(Value) * ((size_t)nr + 1));
   int *writes = gc_alloc_atomic(sizeof(int) * ((size_t)nr + 1));
   count_writes(&p->model_b, writes, g->stored);
-  for (int r = 0; r < nr; r++) {
+  count_writes(&p->gen_b, writes, g->stored);
+  for (int r = 0; r < nr; r++)
     if (g->isdata[r] && (g->rc[r] == RC_INT || g->rc[r] == RC_REAL || g->rc[r] == RC_BOOL)) {
       g->konst[r] = true;
       g->kval[r] = g->data[r];
     }
-  }
   konst_block(&p->model_b, writes, g);
+  konst_block(&p->gen_b, writes, g);
+}
 
+/* i32 NAME(JitCtx *cx, double *theta, double *grad, double *lp): the entry
+   block with every register's slot, and the error exit. */
+static void open_function(Gen *g, const char *name) {
+  const IrFunc *f = g->f;
+  int nr = f->nregs;
+  g->slot = gc_alloc(sizeof(LLVMValueRef) * ((size_t)nr + 1));
+  g->adj = gc_alloc(sizeof(LLVMValueRef) * ((size_t)nr + 1));
+  g->krows = gc_alloc_atomic(sizeof(int64_t) * ((size_t)nr + 1));
+  g->kcols = gc_alloc_atomic(sizeof(int64_t) * ((size_t)nr + 1));
+  for (int r = 0; r < nr; r++) {
+    Value v = g->data[r];
+    bool ten = g->isdata[r] && (v.k == V_VEC || v.k == V_ROWVEC || v.k == V_MAT);
+    g->krows[r] = ten ? v.t->rows : -1;
+    g->kcols[r] = ten ? v.t->cols : -1;
+  }
+  g->k_static = 0;
+  g->depth = 0;
   LLVMTypeRef ps[4] = {g->ptr, g->ptr, g->ptr, g->ptr};
-  g->fn = LLVMAddFunction(g->M, "ppl_ld", LLVMFunctionType(g->i32, ps, 4, 0));
+  g->fn = LLVMAddFunction(g->M, name, LLVMFunctionType(g->i32, ps, 4, 0));
   g->cx = LLVMGetParam(g->fn, 0);
   g->theta = LLVMGetParam(g->fn, 1);
   g->grad = LLVMGetParam(g->fn, 2);
@@ -1945,7 +2426,7 @@ static bool lower(Gen *g, const IrProgram *p, size_t dim) {
   LLVMBuildStore(g->B, cf(g, 0), g->lp);
   LLVMBuildStore(g->B, ci(g, 0), g->sp);
   for (int r = 0; r < nr; r++) {
-    if (g->isdata[r] || !wmodel[r] || g->rc[r] == RC_BAD || g->rc[r] == RC_NONE) continue;
+    if (g->isdata[r] || !g->written[r] || g->rc[r] == RC_BAD || g->rc[r] == RC_NONE) continue;
     LLVMTypeRef t = class_type(g, g->rc[r]);
     g->slot[r] = entry_alloca(g, t, f->regnames && f->regnames[r] ? f->regnames[r] : "");
     LLVMBuildStore(g->B, LLVMConstNull(t), g->slot[r]);
@@ -1960,7 +2441,18 @@ static bool lower(Gen *g, const IrProgram *p, size_t dim) {
   g->errbb = new_bb(g, "error");
   LLVMBuildBr(g->B, body);
   LLVMPositionBuilderAtEnd(g->B, body);
+}
 
+static void close_function(Gen *g) {
+  LLVMBuildRet(g->B, LLVMConstInt(g->i32, 0, 0));
+  LLVMPositionBuilderAtEnd(g->B, g->errbb);
+  LLVMBuildRet(g->B, LLVMConstInt(g->i32, 1, 0));
+  LLVMInstructionEraseFromParent(g->entry_end);
+}
+
+/* ppl_ld: the model block, then (when grad is not NULL) its adjoint. */
+static bool lower_ld(Gen *g, const IrProgram *p) {
+  open_function(g, "ppl_ld");
   RevList top = {0};
   emit_block(g, &p->model_b, &top);
   if (g->why) return false;
@@ -1977,32 +2469,61 @@ static bool lower(Gen *g, const IrProgram *p, size_t dim) {
   rev_list(g, &top);
   LLVMBuildBr(g->B, done);
   LLVMPositionBuilderAtEnd(g->B, done);
-  LLVMBuildRet(g->B, LLVMConstInt(g->i32, 0, 0));
-  LLVMPositionBuilderAtEnd(g->B, g->errbb);
-  LLVMBuildRet(g->B, LLVMConstInt(g->i32, 1, 0));
-  LLVMInstructionEraseFromParent(g->entry_end);
+  close_function(g);
   return true;
 }
 
-Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_ir,
-                 const char **why) {
-  double t0 = now_ms();
-  pthread_once(&llvm_once, llvm_init);
-  const IrProgram *p = interp_program(in);
-  Jit *j = gc_alloc_root(sizeof(Jit));
-  j->lat = *lat;
-  j->in = in;
-  j->dim = dim;
+/* ppl_draw: one draw's outputs at theta, the model block forward (nothing
+   differentiated) and the generated block, random numbers from cx->rng. */
+static bool lower_draw(Gen *g, const IrProgram *p) {
+  memset(g->act, 0, sizeof(bool) * (size_t)(g->f->nregs + 1));
+  g->fwd = true;
+  g->draw = true;
+  open_function(g, "ppl_draw");
+  RevList top = {0};
+  emit_block(g, &p->model_b, &top);
+  emit_block(g, &p->gen_b, &top);
+  if (g->why) return false;
+  if (g->maxops > 64) {
+    refuse(g, NULL, "an operation with more than 64 operands is not compiled");
+    return false;
+  }
+  LLVMTypeRef ps[6] = {g->ptr, g->i64, g->f64, g->i64, g->ptr, g->i64};
+  LLVMTypeRef ft = LLVMFunctionType(g->vd, ps, 6, 0);
+  LLVMValueRef fo = LLVMAddFunction(g->M, "ppl_jit_out", ft);
+  for (int i = 0; i < p->noutputs; i++) {
+    int r = p->outputs[i].reg;
+    uint8_t rc = g->rc[r];
+    if (rc == RC_BAD || rc == RC_NONE || (!g->slot[r] && !g->isdata[r])) {
+      refuse(g, NULL, gc_printf("output '%s' (%s) is not compiled", p->outputs[i].name,
+                                op_type_name(p->outputs[i].type)));
+      return false;
+    }
+    LLVMValueRef v = rd(g, r);
+    LLVMValueRef a[6] = {g->cx, ci(g, i), rc == RC_REAL ? v : cf(g, 0),
+                         rc == RC_INT ? v : rc == RC_BOOL ? LLVMBuildZExt(g->B, v, g->i64, "") : ci(g, 0),
+                         rc == RC_BOX ? v : LLVMConstNull(g->ptr), ci(g, rc)};
+    call(g, ft, fo, a, 6);
+  }
+  close_function(g);
+  return true;
+}
 
+/* One module in its own context: ppl_ld, or ppl_draw (draw), lowered from p,
+   verified and optimised for this machine; NULL with *why if not compiled. */
+static LLVMOrcThreadSafeModuleRef build_module(Jit *j, bool draw, bool keep_ir, const char **why) {
+  const IrProgram *p = j->prog;
   LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
   Gen G;
   memset(&G, 0, sizeof G);
   Gen *g = &G;
   g->j = j;
   g->p = p;
-  g->data = interp_data_regs(in);
+  g->data = j->data;
+  g->nsites = j->nsites;
+  g->capsites = j->capsites;
   g->C = LLVMOrcThreadSafeContextGetContext(tsc);
-  g->M = LLVMModuleCreateWithNameInContext("ppl", g->C);
+  g->M = LLVMModuleCreateWithNameInContext(draw ? "ppl_draw" : "ppl_ld", g->C);
   g->B = LLVMCreateBuilderInContext(g->C);
   g->i1 = LLVMInt1TypeInContext(g->C);
   g->i8 = LLVMInt8TypeInContext(g->C);
@@ -2012,41 +2533,27 @@ Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_
   g->ptr = LLVMPointerTypeInContext(g->C, 0);
   g->vd = LLVMVoidTypeInContext(g->C);
   declare_runtime(g);
-  bool ok = lower(g, p, dim);
+  g->simd = host_simd(&g->mvec);
+  analyze(g, p);
+  bool ok = draw ? lower_draw(g, p) : lower_ld(g, p);
   LLVMDisposeBuilder(g->B);
+  j->nsites = g->nsites;
+  j->capsites = g->capsites;
+  char *msg = NULL;
+  if (ok && LLVMVerifyModule(g->M, LLVMReturnStatusAction, &msg)) {
+    g->why = gc_printf("internal error: invalid LLVM IR: %s", msg);
+    ok = false;
+  }
+  if (msg) LLVMDisposeMessage(msg);
   if (!ok) {
     *why = g->why ? g->why : "the program could not be compiled";
     LLVMDisposeModule(g->M);
     LLVMOrcDisposeThreadSafeContext(tsc);
-    gc_free_root(j);
     return NULL;
   }
-  j->nsites = g->nsites;
-  char *msg = NULL;
-  if (LLVMVerifyModule(g->M, LLVMReturnStatusAction, &msg)) {
-    *why = gc_printf("internal error: invalid LLVM IR: %s", msg);
-    LLVMDisposeMessage(msg);
-    LLVMDisposeModule(g->M);
-    LLVMOrcDisposeThreadSafeContext(tsc);
-    gc_free_root(j);
-    return NULL;
-  }
-  if (msg) LLVMDisposeMessage(msg);
-
-  LLVMOrcLLJITRef J;
-  LLVMErrorRef e = LLVMOrcCreateLLJIT(&J, LLVMOrcCreateLLJITBuilder());
-  if (e) {
-    *why = gc_printf("LLVM: %s", take_error(e));
-    LLVMDisposeModule(g->M);
-    LLVMOrcDisposeThreadSafeContext(tsc);
-    gc_free_root(j);
-    return NULL;
-  }
-  j->lljit = J;
-  const char *triple = LLVMOrcLLJITGetTripleString(J);
+  const char *triple = LLVMOrcLLJITGetTripleString(j->lljit);
   LLVMSetTarget(g->M, triple);
-  LLVMSetDataLayout(g->M, LLVMOrcLLJITGetDataLayoutStr(J));
-  /* optimise for this machine */
+  LLVMSetDataLayout(g->M, LLVMOrcLLJITGetDataLayoutStr(j->lljit));
   LLVMTargetRef T;
   char *terr = NULL;
   if (LLVMGetTargetFromTriple(triple, &T, &terr) == 0) {
@@ -2064,11 +2571,34 @@ Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_
     LLVMDisposeMessage(terr);
   }
   if (keep_ir) {
-    char *s = LLVMPrintModuleToString(g->M);
-    j->ir_text = gc_strdup(s);
-    LLVMDisposeMessage(s);
+    char *text = LLVMPrintModuleToString(g->M);
+    j->ir_text = j->ir_text ? gc_printf("%s\n%s", j->ir_text, text) : gc_strdup(text);
+    LLVMDisposeMessage(text);
   }
-  /* the runtime's entry points, bound by address */
+  LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(g->M, tsc);
+  LLVMOrcDisposeThreadSafeContext(tsc);
+  return tsm;
+}
+
+/* Add a module to the JIT and look its function up (which compiles it). */
+static JitFn load_module(Jit *j, LLVMOrcThreadSafeModuleRef tsm, const char *name,
+                         const char **why) {
+  LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(j->lljit);
+  LLVMErrorRef e = LLVMOrcLLJITAddLLVMIRModule(j->lljit, jd, tsm);
+  LLVMOrcExecutorAddress addr = 0;
+  if (!e) e = LLVMOrcLLJITLookup(j->lljit, &addr, name);
+  if (e) {
+    *why = gc_printf("LLVM: %s", take_error(e));
+    return NULL;
+  }
+  return (JitFn)(uintptr_t)addr;
+}
+
+/* The JIT with the runtime's entry points (bound by address) and the
+   process's libraries (libm, libmvec) for everything else. */
+static LLVMErrorRef make_lljit(Jit *j) {
+  LLVMErrorRef e = LLVMOrcCreateLLJIT(&j->lljit, LLVMOrcCreateLLJITBuilder());
+  if (e) return e;
   struct { const char *name; void *addr; } syms[] = {
       {"ppl_jit_op", (void *)rt_op},
       {"ppl_jit_op_rev", (void *)jit_rt_op_rev},
@@ -2076,42 +2606,115 @@ Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_
       {"ppl_jit_begin", (void *)jit_rt_begin},
       {"ppl_jit_tensor", (void *)jit_rt_tensor},
       {"ppl_jit_lub", (void *)jit_rt_lub},
+      {"ppl_jit_out", (void *)jit_rt_out},
+      {"ppl_jit_scratch", (void *)jit_rt_scratch},
   };
   int ns = (int)(sizeof syms / sizeof syms[0]);
-  LLVMOrcCSymbolMapPair pairs[8];
+  LLVMOrcCSymbolMapPair pairs[12];
   for (int i = 0; i < ns; i++) {
-    pairs[i].Name = LLVMOrcLLJITMangleAndIntern(J, syms[i].name);
+    pairs[i].Name = LLVMOrcLLJITMangleAndIntern(j->lljit, syms[i].name);
     pairs[i].Sym.Address = (LLVMOrcExecutorAddress)(uintptr_t)syms[i].addr;
     pairs[i].Sym.Flags.GenericFlags = LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable;
     pairs[i].Sym.Flags.TargetFlags = 0;
   }
-  LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(J);
+  LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(j->lljit);
   e = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(pairs, (size_t)ns));
   LLVMOrcDefinitionGeneratorRef gen = NULL;
-  if (!e) e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(J), NULL, NULL);
-  if (!e) {
-    LLVMOrcJITDylibAddGenerator(jd, gen);
-    e = LLVMOrcLLJITAddLLVMIRModule(J, jd, LLVMOrcCreateNewThreadSafeModule(g->M, tsc));
-  } else {
-    LLVMDisposeModule(g->M);
+  if (!e)
+    e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(j->lljit),
+                                                            NULL, NULL);
+  if (!e) LLVMOrcJITDylibAddGenerator(jd, gen);
+  return e;
+}
+
+static bool block_calls(const IrBlock *b) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *ins = &b->ins[i];
+    if (ins->op == IR_CALL || block_calls(&ins->then_b) || block_calls(&ins->else_b) ||
+        block_calls(&ins->body) || block_calls(&ins->cond_b))
+      return true;
   }
-  LLVMOrcDisposeThreadSafeContext(tsc);
-  LLVMOrcExecutorAddress addr = 0;
-  if (!e) e = LLVMOrcLLJITLookup(J, &addr, "ppl_ld");
-  if (e) {
-    *why = gc_printf("LLVM: %s", take_error(e));
-    LLVMOrcDisposeLLJIT(J);
-    gc_free_root(j);
+  return false;
+}
+
+/* What j compiles: in's program, or, when the model or generated block calls
+   user functions, a copy with the calls inlined (ir/inline.c).  The inlined
+   functions' registers come after main's, so data registers keep their
+   numbers; the copy keeps the original data block (it ran in the
+   interpreter), so the appended registers are never data.  Calls that cannot
+   be inlined refuse the program, or only its draws when they are all in the
+   generated block. */
+static bool jit_program(Jit *j, const char **why) {
+  const IrProgram *p = interp_program(j->in);
+  j->prog = p;
+  j->data = interp_data_regs(j->in);
+  if (!block_calls(&p->model_b) && !block_calls(&p->gen_b)) return true;
+  IrProgram src = *p;
+  src.data_b = (IrBlock){0};
+  const char *gwhy = NULL;
+  IrProgram *q = ir_inline_calls(&src, &gwhy);
+  if (!q) {
+    src.gen_b = (IrBlock){0};
+    if (!(q = ir_inline_calls(&src, why))) return false;
+    q->gen_b = p->gen_b;
+    j->gen_why = gwhy;
+  }
+  q->data_b = p->data_b;
+  Value *data = gc_alloc(sizeof(Value) * ((size_t)q->main.nregs + 1));
+  for (int r = 0; r < q->main.nregs; r++)
+    data[r] = r < p->main.nregs && j->data ? j->data[r] : val_none();
+  j->prog = q;
+  j->data = data;
+  return true;
+}
+
+Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_ir,
+                 const char **why) {
+  double t0 = now_ms();
+  pthread_once(&llvm_once, llvm_init);
+  Jit *j = gc_alloc_root(sizeof(Jit));
+  j->lat = *lat;
+  j->in = in;
+  j->dim = dim;
+  j->keep_ir = keep_ir;
+  pthread_mutex_init(&j->mu, NULL);
+  if (!jit_program(j, why)) {
+    jit_free(j);
     return NULL;
   }
-  j->fn = (JitFn)(uintptr_t)addr;
+  LLVMErrorRef e = make_lljit(j);
+  if (e) {
+    *why = gc_printf("LLVM: %s", take_error(e));
+    jit_free(j);
+    return NULL;
+  }
+  LLVMOrcThreadSafeModuleRef tsm = build_module(j, false, keep_ir, why);
+  j->fn = tsm ? load_module(j, tsm, "ppl_ld", why) : NULL;
+  if (!j->fn) {
+    jit_free(j);
+    return NULL;
+  }
   j->ms = now_ms() - t0;
+  if (keep_ir) jit_has_draw(j); /* all of the IR now */
   return j;
+}
+
+static JitFn compile_draw(Jit *j) {
+  const char *why = NULL;
+  if (j->gen_why) {
+    j->draw_why = j->gen_why;
+    return NULL;
+  }
+  LLVMOrcThreadSafeModuleRef tsm = build_module(j, true, j->keep_ir, &why);
+  JitFn f = tsm ? load_module(j, tsm, "ppl_draw", &why) : NULL;
+  if (!f) j->draw_why = why ? why : "the generated block could not be compiled";
+  return f;
 }
 
 void jit_free(Jit *j) {
   if (!j) return;
   if (j->lljit) LLVMOrcDisposeLLJIT(j->lljit);
+  pthread_mutex_destroy(&j->mu);
   gc_free_root(j);
 }
 

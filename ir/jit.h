@@ -11,9 +11,10 @@
  * The data block has already run in the interpreter: data values are
  * constants of the compiled code (scalars folded in, containers referenced).
  *
- * What the JIT cannot take (strings, user function calls, break/continue,
- * arrays of containers, print) makes jit_compile fail with the reason and the
- * source position; callers fall back to the interpreter.  A runtime error in
+ * User function calls are inlined first (ir/inline.c).  What the JIT cannot
+ * take (recursive functions, early returns, strings, break/continue, print in
+ * the model block) makes jit_compile fail with the reason and the source
+ * position; callers fall back to the interpreter.  A runtime error in
  * compiled code (a failed parameter check, an index out of range) is reported
  * as such and the caller re-runs the interpreter for its message.
  */
@@ -50,7 +51,7 @@ typedef struct JitCtx JitCtx; /* one evaluation workspace; one per thread */
 
 /* Compile the model block of in's program (data loaded).  NULL when the program
  * is outside what the JIT takes: *why (a GC string) says why, with the source
- * position: "model.ppl:7:3: user function calls are not compiled".
+ * position: "model.ppl:7:3: break and continue are not compiled".
  * keep_ir: keep the optimised LLVM IR text for jit_llvm_ir. */
 Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_ir,
                  const char **why);
@@ -63,6 +64,16 @@ void jit_free(Jit *j);
 
 /* A workspace (collected memory: no free). */
 JitCtx *jit_ctx_new(const Jit *j);
+/* One draw's outputs (IrProgram.outputs order, a new GC array) at theta: the
+ * model block and the generated block, *_rng builtins from a generator seeded
+ * with (seed, stream) as interp_start seeds the interpreter's, so both give
+ * the same numbers.  NULL when the draw is not compiled (jit_draw_refusal
+ * says why) or hit a runtime error (re-run the interpreter for the message). */
+bool jit_has_draw(const Jit *j); /* compiles the draw on first call */
+const char *jit_draw_refusal(const Jit *j);
+/* Milliseconds spent compiling the draw (on its first use). */
+double jit_draw_ms(const Jit *j);
+Value *jit_draw(JitCtx *cx, const double *theta, uint64_t seed, uint64_t stream);
 /* Log density at theta (dim reals) and, when grad is not NULL, its gradient.
  * False when the compiled code hit a runtime error (the caller re-runs the
  * interpreter for the message); *lp may be -inf. */

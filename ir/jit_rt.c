@@ -62,11 +62,19 @@ static char **grow_list(char **l, int n, int *cap) {
   return m;
 }
 
+static void *arena_alloc_raw(JitCtx *cx, size_t n);
+
 static void *arena_alloc(JitCtx *cx, size_t n) {
+  void *p = arena_alloc_raw(cx, n);
+  memset(p, 0, n);
+  return p;
+}
+
+static void *arena_alloc_raw(JitCtx *cx, size_t n) {
   n = (n + 15) & ~(size_t)15;
   if (n > JIT_CHUNK / 4) { /* a big block of its own, released by the next begin */
     cx->big = grow_list(cx->big, cx->nbig, &cx->capbig);
-    return cx->big[cx->nbig++] = gc_alloc(n);
+    return cx->big[cx->nbig++] = gc_alloc(n); /* zeroed anyway */
   }
   if (cx->nchunks == 0 || cx->used + n > JIT_CHUNK) {
     if (cx->nchunks > 0 && cx->chunk + 1 < cx->nchunks) {
@@ -80,7 +88,6 @@ static void *arena_alloc(JitCtx *cx, size_t n) {
   }
   void *p = cx->chunks[cx->chunk] + cx->used;
   cx->used += n;
-  memset(p, 0, n);
   return p;
 }
 
@@ -321,21 +328,29 @@ static bool run_array(const IrInstr *ins, Type t, const Value *v, Value *out, ch
 /* ---- for natively lowered operations ---- */
 
 /* A new vector / row vector / matrix of the evaluation (its numbers in the
-   arena), reals NaN when nan (a declaration), else 0; adjoints when active. */
+   arena, left as they are, zero or NaN by fill); adjoints (zero) when active. */
 JitBox *jit_rt_tensor(JitCtx *cx, int64_t kind, int64_t rows, int64_t cols, int64_t active,
-                      int64_t nan) {
-  size_t n = (size_t)rows * (size_t)cols;
-  ValTen *t = arena_alloc(cx, sizeof(ValTen));
+                      int64_t fill) {
+  size_t n = (size_t)rows * (size_t)cols, m = n ? n : 1;
+  /* one block: the box, its ValTen, the numbers, the adjoints */
+  size_t hb = (sizeof(JitBox) + 15) & ~(size_t)15, ht = (sizeof(ValTen) + 15) & ~(size_t)15;
+  char *mem = arena_alloc_raw(cx, hb + ht + sizeof(double) * m * (active ? 2 : 1));
+  JitBox *b = (JitBox *)mem;
+  ValTen *t = (ValTen *)(mem + hb);
+  memset(b, 0, sizeof *b);
   t->rows = (int)rows;
   t->cols = (int)cols;
-  t->d = arena_alloc(cx, sizeof(double) * (n ? n : 1));
-  if (nan)
-    for (size_t i = 0; i < n; i++) t->d[i] = NAN;
-  JitBox *b = arena_alloc(cx, sizeof(JitBox));
+  t->ad = NULL;
+  t->d = (double *)(mem + hb + ht);
+  if (fill) /* 1: zeros (sums accumulate into them), 2: NaN (a declaration) */
+    for (size_t i = 0; i < n; i++) t->d[i] = fill == 2 ? NAN : 0.0;
   b->v.k = (uint8_t)kind;
   b->v.t = t;
   b->n = (int64_t)n;
-  if (active) b->adj = arena_alloc(cx, sizeof(double) * (n ? n : 1));
+  if (active) {
+    b->adj = t->d + m;
+    memset(b->adj, 0, sizeof(double) * m);
+  }
   return b;
 }
 
@@ -349,6 +364,24 @@ double jit_rt_lub(double u, double lo, double hi, double *out) {
   out[1] = d * p * q;
   out[2] = q - p;
   return lj;
+}
+
+/* n doubles for one evaluation (not zeroed) */
+double *jit_rt_scratch(JitCtx *cx, int64_t n) {
+  return arena_alloc_raw(cx, sizeof(double) * (size_t)(n > 0 ? n : 1));
+}
+
+/* Output i of a draw (rc: the register class of ir/jit.c: 1 int, 2 bool,
+   3 real, 4 container); containers are copied out of the arena. */
+void jit_rt_out(JitCtx *cx, int64_t i, double r, int64_t iv, JitBox *b, int64_t rc) {
+  Value v;
+  switch (rc) {
+  case 1: v = val_int(iv); break;
+  case 2: v = val_bool(iv != 0); break;
+  case 3: v = val_real(r); break;
+  default: v = b ? val_copy(b->v) : val_none(); break;
+  }
+  cx->outputs[i] = v;
 }
 
 /* ---- fast paths: the common operations without a tape ----
@@ -993,6 +1026,14 @@ JitRec *jit_rt_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res) {
     break;
   }
   case IR_SAMPLE: ok = run_sample(cx, r, v, t, &out, &lp, err); break;
+  case IR_ODE: {
+    bool ad = false;
+    for (int k = 0; k < s->nargs && !ad; k++) ad = builtin_has_nodes(v[k]);
+    Diag od;
+    diag_init(&od);
+    ok = interp_ode(jit_interp(cx->jit), ins, v, ad ? t : NULL, 0, &out, &od);
+    break;
+  }
   case IR_OBSERVE: ok = run_observe(r, v, t, &lp, err); break;
   default: ok = false; break;
   }

@@ -84,6 +84,8 @@ struct JitCtx {
   size_t adjcap;
   BuiltinCtx bctx;
   Rng rng;
+  Value *outputs; /* jit_draw's */
+  bool draw_ready; /* the draw function has been compiled */
 };
 
 /* Called by compiled code (addresses bound in jit.c). */
@@ -93,8 +95,10 @@ JitRec *jit_rt_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res);
 void jit_rt_op_rev(JitCtx *cx, JitRec *r, double out_adj, double *sadj);
 
 JitBox *jit_rt_tensor(JitCtx *cx, int64_t kind, int64_t rows, int64_t cols, int64_t active,
-                      int64_t nan);
+                      int64_t fill);
 double jit_rt_lub(double u, double lo, double hi, double *out);
+double *jit_rt_scratch(JitCtx *cx, int64_t n);
+void jit_rt_out(JitCtx *cx, int64_t i, double r, int64_t iv, JitBox *b, int64_t rc);
 
 /* The family of a NAME_lpdf / NAME_lpmf builtin, else NULL. */
 const DistFamily *jit_rt_lpdf_family(const Builtin *b);

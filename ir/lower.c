@@ -19,6 +19,7 @@
 #include "../lang/check.h"
 #include "../stdlib/builtins.h"
 #include "../stdlib/dist.h"
+#include "../stdlib/ode.h"
 #include "ir.h"
 
 enum { BLK_DATA = 0, BLK_MODEL = 1, BLK_GEN = 2, BLK_FUNC = 3 };
@@ -367,10 +368,48 @@ static IrDist lower_dist(Lower *L, const Ast *call) {
 
 static bool name_is(const Ast *e, const char *n) { return strcmp(e->name, n) == 0; }
 
+/* ode_rk45(f, y0, t0, ts, extra...) and ode_rk45_tol(f, y0, t0, ts, rtol,
+   atol, max_steps, extra...) as one IR_ODE with the tolerances always
+   present (Stan's defaults for the plain form). */
+static int lower_ode(Lower *L, const Ast *e) {
+  const Ast *f = e->list.items[0]->ref;
+  bool tol = name_is(e, "ode_rk45_tol");
+  int fixed = tol ? 7 : 4, nextra = e->list.n - fixed;
+  IrInstr in = ins_new(IR_ODE, e->pos);
+  in.sub = tol;
+  in.callee = func_index(L, f);
+  if (in.callee < 0) {
+    internal(L, e->pos, "ode_rk45 without a function");
+    return -1;
+  }
+  in.nargs = 6 + nextra;
+  in.args = int_array(in.nargs);
+  const Type treal = ty_make(TY_REAL, 0);
+  in.args[0] = lower_expr(L, e->list.items[1]);
+  in.args[1] = lower_as(L, e->list.items[2], treal);
+  in.args[2] = lower_as(L, e->list.items[3], ty_make(TY_REAL, 1));
+  if (tol) {
+    in.args[3] = lower_as(L, e->list.items[4], treal);
+    in.args[4] = lower_as(L, e->list.items[5], treal);
+    in.args[5] = lower_expr(L, e->list.items[6]);
+  } else {
+    in.args[3] = emit_const(L, e->pos, treal, val_real(ODE_RK45_RTOL));
+    in.args[4] = emit_const(L, e->pos, treal, val_real(ODE_RK45_ATOL));
+    in.args[5] = emit_const(L, e->pos, ty_make(TY_INT, 0), val_int(ODE_RK45_MAX_STEPS));
+  }
+  for (int i = 0; i < nextra; i++)
+    in.args[6 + i] = lower_as(L, e->list.items[fixed + i], f->list.items[2 + i]->ty);
+  in.dst = reg_new(L, ty_make(TY_VECTOR, 1), NULL);
+  emit(L, &in);
+  return in.dst;
+}
+
 /* Calls: user functions, builtins, host functions and the special statements.
    Returns the result register, or -1 for void. */
 static int lower_call(Lower *L, const Ast *e) {
   int n = e->list.n;
+  if (!e->ref && !e->builtin && (name_is(e, "ode_rk45") || name_is(e, "ode_rk45_tol")))
+    return lower_ode(L, e);
   if (e->ref) { /* user function */
     const Ast *f = e->ref;
     IrInstr in = ins_new(IR_CALL, e->pos);

@@ -247,10 +247,11 @@ static void out_instr(Ctx *c, const IrInstr *in, int depth) {
     out_str(o, ")");
     out_type_of(c, in->dst);
     break;
-  case IR_CALL: {
+  case IR_CALL:
+  case IR_ODE: {
     const char *n = in->callee >= 0 && in->callee < c->p->nfuncs ? c->p->funcs[in->callee].name
                                                                    : "?";
-    out_fmt(o, "call %s(", n);
+    out_fmt(o, in->op == IR_CALL ? "call %s(" : in->sub ? "ode_rk45_tol %s(" : "ode_rk45 %s(", n);
     out_regs(o, in->nargs, in->args);
     out_str(o, ")");
     out_type_of(c, in->dst);

@@ -37,6 +37,9 @@ struct ppl_model {
   Interp *in;         /* NULL until data are committed */
   json_t *pending;    /* typed-array data not yet committed */
   LogDensity *ld;     /* built on first use */
+  bool jit_tried;     /* ld compiled (where the JIT takes it) for the density calls */
+  LogDensity *ld_ir;  /* for ppl_model_llvm_ir */
+  const char *llvm_ir;
   const char *data_file; /* for the CSV header */
   char *ir_text, *analysis_text;
 };
@@ -215,6 +218,9 @@ void ppl_model_free(ppl_model *m) {
   if (!m) return;
   gc_ensure_thread();
   if (m->pending) json_decref(m->pending);
+  ld_free(m->ld);
+  ld_free(m->ld_ir);
+  ld_shared_free(m->in);
   gc_free_root(m);
 }
 
@@ -246,8 +252,13 @@ static ppl_status load(ppl_model *m, DataSource *src) {
     m->in = NULL;
     return fail_diag(m->ctx, &d);
   }
+  ld_shared_free(m->in);
   m->in = in;
-  m->ld = NULL;
+  ld_free(m->ld);
+  ld_free(m->ld_ir);
+  m->ld = m->ld_ir = NULL;
+  m->llvm_ir = NULL;
+  m->jit_tried = false;
   return ok(m->ctx);
 }
 
@@ -398,11 +409,40 @@ static ppl_status check_dim(ppl_model *m, const char *fn, const void *p, size_t 
   return PPL_OK;
 }
 
+/* The density calls run compiled code where the JIT takes the program. */
+static void want_jit(ppl_model *m) {
+  if (m->jit_tried || !m->ld) return;
+  m->jit_tried = true;
+  if (!m->ctx->cfg.no_jit) ld_use_jit(m->ld, false);
+}
+
+const char *ppl_model_llvm_ir(ppl_model *m) {
+  if (!m) return NULL;
+  gc_ensure_thread();
+  if (m->llvm_ir) return m->llvm_ir;
+  if (need_ld(m) != PPL_OK) return NULL;
+  Diag d;
+  diag_init(&d);
+  if (!m->ld_ir) m->ld_ir = ld_new(m->in, &d);
+  if (!m->ld_ir) {
+    fail_diag(m->ctx, &d);
+    return NULL;
+  }
+  if (!ld_use_jit(m->ld_ir, true)) {
+    fail(m->ctx, DIAG_USAGE, "the JIT does not compile this program: %s", ld_jit_refusal(m->ld_ir));
+    return NULL;
+  }
+  m->llvm_ir = ld_llvm_ir(m->ld_ir);
+  ok(m->ctx);
+  return m->llvm_ir;
+}
+
 ppl_status ppl_log_density(ppl_model *m, const double *theta, size_t n, double *lp) {
   if (!m) return PPL_ERR_USAGE;
   gc_ensure_thread();
   ppl_status s = check_dim(m, "ppl_log_density", theta, n);
   if (s != PPL_OK) return s;
+  want_jit(m);
   if (!lp) return fail(m->ctx, DIAG_USAGE, "ppl_log_density: lp is NULL");
   Diag d;
   diag_init(&d);
@@ -418,6 +458,7 @@ ppl_status ppl_log_density_gradient(ppl_model *m, const double *theta, size_t n,
   if (s != PPL_OK) return s;
   if (!lp || (n > 0 && !grad))
     return fail(m->ctx, DIAG_USAGE, "ppl_log_density_gradient: lp or grad is NULL");
+  want_jit(m);
   Diag d;
   diag_init(&d);
   if (!ld_eval_grad(m->ld, theta, lp, grad, &d)) return fail_diag(m->ctx, &d);
@@ -476,6 +517,10 @@ void ppl_run_options_default(ppl_run_options *o) {
   o->resample = "systematic";
   o->ess_threshold = 0.5;
   o->rejuvenate = 0;
+  o->stepsize = 1;
+  o->stepsize_jitter = 0;
+  o->int_time = 6.283185307179586;
+  o->init_radius = 2;
 }
 
 /* Index of s in the NULL-terminated names, or -1. */
@@ -585,6 +630,15 @@ ppl_status ppl_run(ppl_model *m, const ppl_run_options *o, ppl_result **out) {
     return fail(m->ctx, DIAG_USAGE, "ESS threshold must be in [0, 1], got %g", o->ess_threshold);
   if (o->rejuvenate < 0)
     return fail(m->ctx, DIAG_USAGE, "rejuvenate must be >= 0, got %d", o->rejuvenate);
+  if (!(o->stepsize > 0 && isfinite(o->stepsize)))
+    return fail(m->ctx, DIAG_USAGE, "step size must be positive, got %g", o->stepsize);
+  if (!(o->stepsize_jitter >= 0 && o->stepsize_jitter <= 1))
+    return fail(m->ctx, DIAG_USAGE, "step size jitter must be in [0, 1], got %g",
+                o->stepsize_jitter);
+  if (!(o->int_time > 0 && isfinite(o->int_time)))
+    return fail(m->ctx, DIAG_USAGE, "integration time must be positive, got %g", o->int_time);
+  if (!(o->init_radius >= 0 && isfinite(o->init_radius)))
+    return fail(m->ctx, DIAG_USAGE, "init radius must be >= 0, got %g", o->init_radius);
   const EngineVT *eng;
   const char *why;
   ppl_status s = choose_engine(m, o->engine, &eng, &why);
@@ -600,6 +654,10 @@ ppl_status ppl_run(ppl_model *m, const ppl_run_options *o, ppl_result **out) {
   d_o.eng.resample = scheme;
   d_o.eng.ess_threshold = o->ess_threshold;
   d_o.eng.rejuvenate = o->rejuvenate;
+  d_o.eng.stepsize = o->stepsize;
+  d_o.eng.stepsize_jitter = o->stepsize_jitter;
+  d_o.eng.int_time = o->int_time;
+  d_o.eng.init_radius = o->init_radius;
   d_o.eng.chains = o->chains;
   d_o.eng.draws = o->draws;
   d_o.eng.warmup = o->warmup;
@@ -610,6 +668,9 @@ ppl_status ppl_run(ppl_model *m, const ppl_run_options *o, ppl_result **out) {
   d_o.summary_out = NULL;
   d_o.progress = o->progress != 0;
   d_o.threads = m->ctx->cfg.threads;
+  d_o.eng.threads = m->ctx->cfg.threads; /* particle engines split it with the chains */
+  d_o.eng.ancestor_sampling = o->ancestor_sampling != 0;
+  d_o.eng.no_jit = o->no_jit != 0;
   d_o.model_file = m->file;
   d_o.model_name = m->file;
   d_o.data_file = m->data_file;
@@ -635,6 +696,7 @@ void ppl_result_free(ppl_result *r) {
 
 const char *ppl_result_engine(const ppl_result *r) { return r ? r->engine : NULL; }
 const char *ppl_result_engine_reason(const ppl_result *r) { return r ? r->reason : NULL; }
+const char *ppl_result_backend(const ppl_result *r) { return r ? rr_backend(r->rr) : NULL; }
 int ppl_result_num_chains(const ppl_result *r) { return r ? rr_num_chains(r->rr) : 0; }
 int ppl_result_num_draws(const ppl_result *r) { return r ? rr_num_draws(r->rr) : 0; }
 int ppl_result_num_columns(const ppl_result *r) { return r ? rr_num_columns(r->rr) : 0; }

@@ -5,7 +5,8 @@
  * and annotates the AST in place for the lowering (ir/lower.c):
  *   Ast.ty       static type of every expression; the variable's type on AST_DECL
  *                and AST_PARAM; the loop variable's type on AST_FOR
- *   Ast.ref      AST_VAR -> its AST_DECL / AST_PARAM / AST_FOR;
+ *   Ast.ref      AST_VAR -> its AST_DECL / AST_PARAM / AST_FOR, or the
+ *                AST_FUNCDEF it names as the first argument of ode_rk45;
  *                AST_CALL of a user function -> its AST_FUNCDEF
  *   Ast.builtin  AST_CALL of a builtin
  *   Ast.dist     AST_CALL used as a distribution (after ~ or inside observe)
@@ -65,7 +66,11 @@ typedef struct Checker {
   int loops;     /* loop nesting depth */
   int depth;     /* statement nesting inside the block (0 = top level) */
   bool *stoch;   /* per function: samples, observes or factors (transitively after closure) */
+  bool *rng;     /* per function: calls a *_rng builtin (transitively after closure) */
   bool *calls;   /* nfuncs x nfuncs call matrix, filled while checking bodies */
+  bool closed;   /* stoch and rng are final (function bodies are all checked) */
+  int nodecalls, capodecalls;
+  Ast **odecalls; /* ode_rk45 calls met in function bodies, checked once closed */
 } Checker;
 
 #define FAILED(c) diag_failed((c)->d)
@@ -717,10 +722,122 @@ static Type chk_user_call(Checker *c, Ast *e, int fi, bool stmt) {
   return f->ty;
 }
 
+/* ---- ode_rk45: a function passed by name ----------------------------------- */
+
+static bool is_ode_name(const char *n) {
+  return strcmp(n, "ode_rk45") == 0 || strcmp(n, "ode_rk45_tol") == 0;
+}
+
+/* "vector f(real, vector, real[])" */
+static const char *signature_text(const Ast *f) {
+  const char *s = gc_printf("%s %s(", ty_name(f->ty), f->name);
+  for (int i = 0; i < f->list.n; i++)
+    s = gc_printf("%s%s%s", s, i ? ", " : "", ty_name(f->list.items[i]->ty));
+  return gc_printf("%s)", s);
+}
+
+/* The right-hand side runs inside the solver, many times per solve: it must
+   be a pure function of its arguments. */
+static void chk_ode_pure(Checker *c, const Ast *e) {
+  const Ast *fa = e->list.items[0];
+  int fi = func_index(c, fa->name);
+  if (fi < 0) return;
+  if (c->stoch[fi])
+    chk_error(c, fa->pos, "%s: the ODE function '%s' must be deterministic, but it declares "
+                          "latents, observes or adds to the log density (directly or through "
+                          "the functions it calls)", e->name, fa->name);
+  else if (c->rng[fi])
+    chk_error(c, fa->pos, "%s: the ODE function '%s' must be deterministic, but it calls a "
+                          "*_rng function (directly or through the functions it calls)",
+              e->name, fa->name);
+}
+
+/* ode_rk45(f, y0, t0, ts, ...) and ode_rk45_tol(f, y0, t0, ts, rel_tol,
+   abs_tol, max_num_steps, ...): the first argument names a user function
+   vector f(real t, vector y, ...) whose further parameters take the
+   trailing arguments.  The name gets Ast.ref (its AST_FUNCDEF); the call
+   itself gets neither ref nor builtin, and the lowering knows it by name. */
+static Type chk_ode(Checker *c, Ast *e) {
+  const char *n = e->name;
+  bool tol = strcmp(n, "ode_rk45_tol") == 0;
+  int fixed = tol ? 7 : 4;
+  const char *usage = tol ? "ode_rk45_tol(f, y0, t0, ts, rel_tol, abs_tol, max_num_steps, ...)"
+                          : "ode_rk45(f, y0, t0, ts, ...)";
+  if (e->list.n < fixed) {
+    chk_error(c, e->pos, "%s expects at least %d arguments, got %d: %s", n, fixed, e->list.n,
+              usage);
+    return T_VOID;
+  }
+  Ast *fa = e->list.items[0];
+  int fi = fa->kind == AST_VAR ? func_index(c, fa->name) : -1;
+  if (fi < 0) {
+    if (fa->kind == AST_VAR && !sym_find(c, fa->name)) {
+      Suggest s = {fa->name, NULL, 99};
+      for (int i = 0; i < c->cp->nfuncs; i++) suggest_try(&s, c->cp->funcs[i]->name);
+      chk_error(c, fa->pos, "%s: unknown function '%s'%s", n, fa->name, suggestion_text(&s));
+    } else {
+      chk_error(c, fa->pos, "the first argument of %s must be the name of a user function "
+                            "vector f(real t, vector y, ...): %s", n, usage);
+    }
+    return T_VOID;
+  }
+  Ast *f = c->cp->funcs[fi];
+  fa->ref = f;
+  fa->ty = T_VOID;
+  if (c->func) c->calls[c->funcidx * c->cp->nfuncs + fi] = true;
+  int nextra = e->list.n - fixed;
+  const Type T_VEC = ty_make(TY_VECTOR, 0);
+  Type *types = gc_alloc_atomic(sizeof(Type) * (size_t)(e->list.n + 1));
+  for (int i = 1; i < e->list.n; i++) {
+    types[i] = chk_expr(c, e->list.items[i]);
+    if (FAILED(c)) return T_VOID;
+  }
+  if (!ty_eq(f->ty, T_VEC) || f->list.n != 2 + nextra || !ty_eq(f->list.items[0]->ty, T_REAL) ||
+      !ty_eq(f->list.items[1]->ty, T_VEC)) {
+    const char *want = gc_printf("vector %s(real, vector", f->name);
+    for (int i = fixed; i < e->list.n; i++) want = gc_printf("%s, %s", want, ty_name(types[i]));
+    chk_error(c, fa->pos, "%s: the ODE function must have the form %s) for this call, but it "
+                          "is %s", n, want, signature_text(f));
+    return T_VOID;
+  }
+  static const char *const what[] = {NULL, "the initial state y0", "the initial time t0",
+                                     "the output times ts", "rel_tol", "abs_tol",
+                                     "max_num_steps"};
+  Type want[7] = {T_VOID, T_VEC, T_REAL, ty_make(TY_REAL, 1), T_REAL, T_REAL, T_INT};
+  for (int i = 1; i < fixed; i++)
+    if (!assignable(want[i], types[i])) {
+      chk_error(c, e->list.items[i]->pos, "%s: %s must be %s, got %s%s", n, what[i],
+                ty_name(want[i]), ty_name(types[i]), assign_hint(want[i], types[i]));
+      return T_VOID;
+    }
+  for (int i = fixed; i < e->list.n; i++) {
+    const Ast *p = f->list.items[2 + i - fixed];
+    if (!assignable(p->ty, types[i])) {
+      chk_error(c, e->list.items[i]->pos, "%s: argument %d is passed to '%s' as '%s', which is "
+                                          "%s; got %s%s", n, i + 1, f->name, p->name,
+                ty_name(p->ty), ty_name(types[i]), assign_hint(p->ty, types[i]));
+      return T_VOID;
+    }
+  }
+  if (c->closed) {
+    chk_ode_pure(c, e);
+  } else {
+    if (c->nodecalls == c->capodecalls) {
+      c->capodecalls = c->capodecalls ? 2 * c->capodecalls : 8;
+      Ast **o = gc_alloc(sizeof(Ast *) * (size_t)c->capodecalls);
+      if (c->nodecalls) memcpy(o, c->odecalls, sizeof(Ast *) * (size_t)c->nodecalls);
+      c->odecalls = o;
+    }
+    c->odecalls[c->nodecalls++] = e;
+  }
+  return ty_make(TY_VECTOR, 1);
+}
+
 static Type chk_call(Checker *c, Ast *e, bool stmt) {
   const char *n = e->name;
   for (int i = 0; special_names[i]; i++)
     if (strcmp(n, special_names[i]) == 0) return chk_special(c, e, stmt);
+  if (is_ode_name(n)) return chk_ode(c, e);
   int fi = func_index(c, n);
   if (fi >= 0) return chk_user_call(c, e, fi, stmt);
   const HostFunc *h = host_find(c, n);
@@ -755,6 +872,7 @@ static Type chk_call(Checker *c, Ast *e, bool stmt) {
       return T_VOID;
     }
     e->builtin = b;
+    if (b->uses_rng && c->func) c->rng[c->funcidx] = true;
     if (ret.base == TY_VOID && !stmt) {
       chk_error(c, e->pos, "%s() has no value", n);
       return T_VOID;
@@ -1174,15 +1292,23 @@ static void chk_body(Checker *c, Ast *f, int idx) {
   c->func = NULL;
 }
 
-/* A function is stochastic if it, or anything it calls, samples or observes. */
-static void close_stochastic(Checker *c) {
+/* A function is stochastic if it, or anything it calls, samples or observes;
+   it draws random numbers if it, or anything it calls, uses a *_rng. */
+static void close_over_calls(Checker *c, bool *flag) {
   int n = c->cp->nfuncs;
   for (bool changed = true; changed;) {
     changed = false;
     for (int i = 0; i < n; i++)
-      for (int j = 0; j < n && !c->stoch[i]; j++)
-        if (c->calls[i * n + j] && c->stoch[j]) c->stoch[i] = changed = true;
+      for (int j = 0; j < n && !flag[i]; j++)
+        if (c->calls[i * n + j] && flag[j]) flag[i] = changed = true;
   }
+}
+
+static void close_stochastic(Checker *c) {
+  close_over_calls(c, c->stoch);
+  close_over_calls(c, c->rng);
+  c->closed = true;
+  for (int i = 0; i < c->nodecalls && !FAILED(c); i++) chk_ode_pure(c, c->odecalls[i]);
 }
 
 /* ---- program --------------------------------------------------------------- */
@@ -1275,11 +1401,13 @@ CheckedProgram *check_program(Ast *program, const char *file, int nhost,
   if (FAILED(&c)) return NULL;
   int n = cp->nfuncs;
   c.stoch = gc_alloc_atomic(sizeof(bool) * (size_t)(n + 1));
+  c.rng = gc_alloc_atomic(sizeof(bool) * (size_t)(n + 1));
   c.calls = gc_alloc_atomic(sizeof(bool) * (size_t)(n * n + 1));
   for (int i = 0; i < n && !FAILED(&c); i++) chk_signature(&c, cp->funcs[i], i);
   for (int i = 0; i < n && !FAILED(&c); i++) chk_body(&c, cp->funcs[i], i);
   if (FAILED(&c)) return NULL;
   close_stochastic(&c);
+  if (FAILED(&c)) return NULL;
   /* data, model and generated share one top-level scope: later blocks see the
      variables of earlier ones, and a name is declared once across them. */
   c.scope = NULL;

@@ -5,6 +5,7 @@
  * 70 internal error, 73 output file not writable). */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,8 @@ static const char usage_text[] =
     "  run MODEL.ppl [options]   run inference and print a summary\n"
     "  check MODEL.ppl [--data F] print the structural analysis and the engine choice\n"
     "  ir MODEL.ppl              print the intermediate representation\n"
+    "  ir --llvm MODEL.ppl [--data F]\n"
+    "                            print the optimised LLVM IR of the compiled log density\n"
     "  exec MODEL.ppl [--data F] [--seed N]\n"
     "                            run the program once forward (latents from the prior)\n"
     "  version                   print the version\n"
@@ -35,7 +38,8 @@ static const char usage_text[] =
     "  --draws N             draws per chain (default 1000)\n"
     "  --warmup N            warmup iterations per chain (default 1000)\n"
     "  --thin N              keep every N-th draw (default 1)\n"
-    "  --threads N           worker threads (default: min(chains, CPUs))\n"
+    "  --threads N           worker threads (default: CPUs): chains first, and particle\n"
+    "                        engines give each chain's particles max(1, N / chains)\n"
     "  --output FILE.csv     draws in CmdStan's CSV layout (FILE_1.csv ... for chains > 1)\n"
     "  --summary FILE.json   summary as JSON\n"
     "  --quiet               no summary table on stdout\n"
@@ -43,11 +47,19 @@ static const char usage_text[] =
     "  --metric diag|dense|unit   mass matrix adaptation (default diag)\n"
     "  --max-depth N              NUTS tree depth limit (default 10)\n"
     "  --adapt-delta X            target acceptance statistic (default 0.8)\n"
+    "  --stepsize X               initial step size before adaptation (default 1)\n"
+    "  --stepsize-jitter X        step size times uniform(1-X, 1+X) per transition (default 0)\n"
+    "  --int-time X               hmc: integration time (default 2 pi)\n"
+    "  --init R                   initial values uniform(-R, R) on the unconstrained scale\n"
+    "                             (default 2; 0: all zero)\n"
+    "  --no-jit                   interpret the log density instead of compiling it with\n"
+    "                             LLVM (the summary's 'backend:' line says which ran)\n"
     "particle engines:\n"
     "  --particles N              particles (default 1000)\n"
     "  --resample SCHEME          systematic (default), multinomial, stratified, residual\n"
     "  --ess-threshold X          resample when ESS/N < X (default 0.5)\n"
-    "  --rejuvenate K             MH moves per particle after resampling (default 0)\n";
+    "  --rejuvenate K             MH moves per particle after resampling (default 0)\n"
+    "  --ancestor-sampling        pgibbs: resample the reference's ancestor (PGAS)\n";
 
 static int usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, "ppl: ");
@@ -117,7 +129,8 @@ typedef struct Args {
   const char *cmd, *model, *data, *engine, *output, *summary, *metric, *resample;
   long seed, chains, draws, warmup, thin, threads, max_depth, particles, rejuvenate;
   double adapt_delta, ess_threshold;
-  int quiet;
+  double stepsize, stepsize_jitter, int_time, init_radius; /* < 0: not given */
+  int quiet, ancestor_sampling, no_jit, llvm;
 } Args;
 
 static int parse_real_opt(const char *opt, const char *val, double lo, double hi, double *out) {
@@ -132,6 +145,20 @@ static int parse_real_opt(const char *opt, const char *val, double lo, double hi
   return 1;
 }
 
+/* A finite number > 0 (or >= 0 with zero_ok). */
+static int parse_positive_opt(const char *opt, const char *val, int zero_ok, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(val, &end);
+  if (errno || end == val || *end || !(zero_ok ? v >= 0 : v > 0) || !isfinite(v)) {
+    fprintf(stderr, "ppl: %s expects a %s number, got '%s'\n", opt,
+            zero_ok ? "non-negative" : "positive", val);
+    return 0;
+  }
+  *out = v;
+  return 1;
+}
+
 static int parse_args(int argc, char **argv, Args *a) {
   a->seed = 1;
   a->chains = -1;
@@ -140,6 +167,7 @@ static int parse_args(int argc, char **argv, Args *a) {
   a->thin = 1;
   a->threads = 0;
   a->adapt_delta = a->ess_threshold = -1; /* not given */
+  a->stepsize = a->stepsize_jitter = a->int_time = a->init_radius = -1;
   for (int i = 2; i < argc; i++) {
     const char *o = argv[i];
     const char *val = NULL;
@@ -156,11 +184,23 @@ static int parse_args(int argc, char **argv, Args *a) {
         a->quiet = 1;
         continue;
       }
+      if (!strcmp(name, "--no-jit") || !strcmp(name, "--llvm")) {
+        if (eq) return usage_error("%s takes no value", name);
+        if (name[2] == 'n') a->no_jit = 1;
+        else a->llvm = 1;
+        continue;
+      }
+      if (!strcmp(name, "--ancestor-sampling")) {
+        if (eq) return usage_error("--ancestor-sampling takes no value: '%s'", o);
+        a->ancestor_sampling = 1;
+        continue;
+      }
       static const char *const valued[] = {"--data", "--engine", "--seed", "--chains", "--draws",
                                            "--warmup", "--thin", "--threads", "--output",
                                            "--summary", "--metric", "--max-depth",
                                            "--adapt-delta", "--particles", "--resample",
-                                           "--ess-threshold", "--rejuvenate", NULL};
+                                           "--ess-threshold", "--rejuvenate", "--stepsize",
+                                           "--stepsize-jitter", "--int-time", "--init", NULL};
       int known = 0;
       for (int k = 0; valued[k]; k++)
         if (!strcmp(name, valued[k])) known = 1;
@@ -185,6 +225,14 @@ static int parse_args(int argc, char **argv, Args *a) {
         if (!parse_real_opt(name, val, 1e-6, 1 - 1e-9, &a->adapt_delta)) return EX_USAGE_;
       } else if (!strcmp(name, "--ess-threshold")) {
         if (!parse_real_opt(name, val, 0, 1, &a->ess_threshold)) return EX_USAGE_;
+      } else if (!strcmp(name, "--stepsize")) {
+        if (!parse_positive_opt(name, val, 0, &a->stepsize)) return EX_USAGE_;
+      } else if (!strcmp(name, "--stepsize-jitter")) {
+        if (!parse_real_opt(name, val, 0, 1, &a->stepsize_jitter)) return EX_USAGE_;
+      } else if (!strcmp(name, "--int-time")) {
+        if (!parse_positive_opt(name, val, 0, &a->int_time)) return EX_USAGE_;
+      } else if (!strcmp(name, "--init")) {
+        if (!parse_positive_opt(name, val, 1, &a->init_radius)) return EX_USAGE_;
       }
       else if (!strcmp(name, "--seed")) {
         if (!parse_int_opt(name, val, 0, LONG_MAX, &a->seed)) return EX_USAGE_;
@@ -254,6 +302,13 @@ int main(int argc, char **argv) {
   ppl_model *m = NULL;
   ppl_result *r = NULL;
 
+  if (!strcmp(a.cmd, "ir") && a.llvm) { /* the compiled log density: needs the data */
+    if ((rc = cmd_model(ctx, &a, &m)) != EX_OK) goto done;
+    const char *text = ppl_model_llvm_ir(m);
+    if (!text) rc = report(ctx);
+    else fputs(text, stdout);
+    goto done;
+  }
   if (!strcmp(a.cmd, "ir")) {
     if (!a.model) rc = usage_error("%s needs a model file", a.cmd);
     else if (ppl_compile_file(ctx, a.model, &m) != PPL_OK) rc = report(ctx);
@@ -290,8 +345,14 @@ int main(int argc, char **argv) {
     if (a.max_depth) ro.max_depth = (int)a.max_depth;
     if (a.particles) ro.particles = (int)a.particles;
     if (a.rejuvenate) ro.rejuvenate = (int)a.rejuvenate;
+    ro.ancestor_sampling = a.ancestor_sampling;
+    ro.no_jit = a.no_jit;
     if (a.adapt_delta > 0) ro.adapt_delta = a.adapt_delta;
     if (a.ess_threshold >= 0) ro.ess_threshold = a.ess_threshold;
+    if (a.stepsize > 0) ro.stepsize = a.stepsize;
+    if (a.stepsize_jitter >= 0) ro.stepsize_jitter = a.stepsize_jitter;
+    if (a.int_time > 0) ro.int_time = a.int_time;
+    if (a.init_radius >= 0) ro.init_radius = a.init_radius;
   }
   ro.progress = !strcmp(a.cmd, "run") && isatty(2);
   if (strcmp(a.cmd, "exec")) {

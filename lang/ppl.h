@@ -73,7 +73,11 @@ const char *ppl_status_name(ppl_status s);
 
 typedef struct ppl_config {
   FILE *print_out; /* where model print() output goes; default stdout */
-  int threads;     /* worker threads for chains; 0 (default) = min(chains, CPUs) */
+  int threads;     /* worker threads; 0 (default) = number of CPUs.  Chains run in
+                      min(threads, chains) of them; smc and pgibbs also advance
+                      each chain's particles in max(1, threads / chains) */
+  int no_jit;      /* nonzero: ppl_log_density* interpret instead of compiling the
+                      log density with LLVM (default 0: compile where possible) */
 } ppl_config;
 
 /* Fills *cfg with the defaults. */
@@ -132,6 +136,10 @@ ppl_status ppl_data_commit(ppl_model *m);
  * owned by the model. */
 const char *ppl_model_ir(ppl_model *m);
 const char *ppl_model_analysis(ppl_model *m);
+/* The model block's log density and gradient compiled by the LLVM JIT, as
+ * optimised LLVM IR text (`ppl ir --llvm`), owned by the model; needs the data.
+ * NULL on failure (ppl_errmsg says why, e.g. why the JIT refused the program). */
+const char *ppl_model_llvm_ir(ppl_model *m);
 
 /* ---- log density ------------------------------------------------------- */
 
@@ -173,6 +181,16 @@ typedef struct ppl_run_options {
   const char *resample;    /* "systematic" (default), "multinomial", "stratified", "residual" */
   double ess_threshold;    /* resample when ESS/N falls below it, in [0, 1], default 0.5 */
   int rejuvenate;          /* MH moves per particle after resampling, default 0 */
+  int ancestor_sampling;   /* pgibbs: nonzero = ancestor sampling (PGAS), default 0 */
+  int no_jit;              /* nuts/hmc: nonzero = interpret the log density instead of
+                              compiling it with LLVM (default 0) */
+  /* gradient-based engines, continued (CmdStan's names) */
+  double stepsize;         /* initial step size before adaptation, > 0, default 1 */
+  double stepsize_jitter;  /* each transition's step size times uniform(1 - j, 1 + j),
+                              j in [0, 1], default 0 */
+  double int_time;         /* static HMC integration time, > 0, default 2 pi */
+  double init_radius;      /* initial values uniform(-R, R) on the unconstrained scale,
+                              R >= 0 (0: all zero), default 2 */
 } ppl_run_options;
 
 void ppl_run_options_default(ppl_run_options *o);
@@ -193,6 +211,9 @@ void ppl_result_free(ppl_result *r);
 /* The engine that ran and why it was chosen (owned by the result). */
 const char *ppl_result_engine(const ppl_result *r);
 const char *ppl_result_engine_reason(const ppl_result *r);
+/* How the engine ran the log density: "LLVM JIT (compiled in 12 ms)",
+ * "interpreter (not compiled: ...)"; NULL for engines without one. */
+const char *ppl_result_backend(const ppl_result *r);
 int ppl_result_num_chains(const ppl_result *r);
 int ppl_result_num_draws(const ppl_result *r); /* per chain */
 /* Columns: lp__, the engine's columns (accept_stat__, log_weight__, ...) and

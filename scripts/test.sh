@@ -19,6 +19,23 @@ if [ "${1:-}" = "--sanitize" ]; then
 fi
 BUILD=${BUILD:-build}
 sh scripts/setup.sh
+# R's rstan and posterior read ppl's CmdStan CSV in the csv-readers test
+# (tests/inference/csv_readers.sh skips without them); PPL_NO_R=1 leaves
+# them out.  About 70 MB from Debian, once.
+if [ -z "${PPL_NO_R:-}" ]; then
+  rmissing=
+  for p in r-cran-rstan r-cran-posterior r-cran-jsonlite; do
+    dpkg -s "$p" >/dev/null 2>&1 || rmissing="$rmissing $p"
+  done
+  if [ -n "$rmissing" ]; then
+    echo "installing:$rmissing"
+    SUDO=
+    [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    { $SUDO apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        $rmissing >/dev/null; } || echo "could not install$rmissing: csv-readers will be skipped"
+  fi
+fi
 status=0
 meson test -C "$BUILD" --print-errorlogs --num-processes "${NPROC:-2}" ${MESON_TEST_ARGS:-} || status=$?
 perl scripts/tally.pl "$BUILD/meson-logs/testlog.json"

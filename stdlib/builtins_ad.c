@@ -7,6 +7,8 @@
  *     across containers (with a scalar broadcast, as the evaluators do);
  *   - reductions and vector functions (sum, softmax, dot_product ...): their
  *     own rules on the flattened arguments;
+ *   - the families' NAME_lcdf, NAME_lccdf and NAME_cdf: their CDF gradients
+ *     per element, summed as the builtins sum;
  *   - pure data movement (to_vector, head, append_row, rep_array ...): the
  *     builtin is run a second time on the arguments' node ids in place of
  *     their values, so the result's "values" are exactly the nodes that moved
@@ -19,6 +21,7 @@
 #include <string.h>
 
 #include "builtins_impl.h"
+#include "dist.h"
 #include "mathfn.h"
 
 #define AD_SQRT_2PI 2.50662827463100050242
@@ -140,6 +143,27 @@ static double d_atanh(double x, double y) { (void)y; return 1 / (1 - x * x); }
 static double d_lgamma(double x, double y) { (void)y; return m_digamma(x); }
 static double d_tgamma(double x, double y) { return y * m_digamma(x); }
 static double d_digamma(double x, double y) { (void)y; return m_trigamma(x); }
+
+/* psi''(x), the derivative of m_trigamma: the same reflection and upward
+   recurrence, then the asymptotic series differentiated term by term
+   (-1/x^2 - 1/x^3 - sum (2k+1) B_2k / x^(2k+2)), accurate to ~1e-14 from
+   x = 10. */
+static double ad_tetragamma(double x) {
+  if (isnan(x) || x == -INFINITY) return NAN;
+  if (x == INFINITY) return 0.0;
+  if (x <= 0.0) {
+    if (x == floor(x)) return NAN;
+    double t = M_PI * (x - floor(x)), sn = sin(t);
+    return -2 * M_PI * M_PI * M_PI * cos(t) / (sn * sn * sn) + ad_tetragamma(1.0 - x);
+  }
+  double r = 0.0;
+  for (; x < 10.0; x += 1.0) r -= 2.0 / (x * x * x);
+  double z = 1.0 / (x * x);
+  double s = 0.5 - z * (1.0 / 6 - z * (1.0 / 6 - z * (3.0 / 10 - z * (5.0 / 6 -
+             z * (691.0 / 210 - z * (35.0 / 2))))));
+  return r - z - z / x - s * z * z;
+}
+static double d_trigamma(double x, double y) { (void)y; return ad_tetragamma(x); }
 static double d_erf(double x, double y) { (void)y; return M_2_SQRTPI * exp(-x * x); }
 static double d_erfc(double x, double y) { (void)y; return -M_2_SQRTPI * exp(-x * x); }
 static double d_Phi(double x, double y) { (void)y; return exp(-0.5 * x * x) / AD_SQRT_2PI; }
@@ -187,6 +211,11 @@ static void d2_atan2(double x, double y, double z, double *dx, double *dy) {
   double r = x * x + y * y;
   *dx = y / r;
   *dy = -x / r;
+}
+static void d2_fdim(double x, double y, double z, double *dx, double *dy) {
+  (void)z;
+  *dx = x > y;
+  *dy = -(double)(x > y);
 }
 static void d2_lbeta(double x, double y, double z, double *dx, double *dy) {
   (void)z;
@@ -379,6 +408,125 @@ static bool rule_sort(bool desc, Value a, Value *out) {
   return true;
 }
 
+/* ---- incomplete gamma and beta -------------------------------------------------------- */
+
+enum { SP_INC_BETA, SP_GAMMA_P, SP_GAMMA_Q };
+
+/* log of the lower (or upper) regularised function at v = (a, b, x) for
+   inc_beta, (a, x) for gamma_p / gamma_q */
+static double sp_log_tail(int op, bool upper, const double *v) {
+  double lo, hi;
+  if (op == SP_INC_BETA) m_inc_beta_log(v[0], v[1], v[2], 1 - v[2], &lo, &hi);
+  else m_gamma_pq_log(v[0], v[1], &lo, &hi);
+  return upper ? hi : lo;
+}
+
+/* d/dv[i] of that log by two central differences combined by Richardson
+   extrapolation (error O(h^4), ~1e-10 relative), as dist.c does for the
+   shape parameters of CDFs: the shape derivatives of the incomplete
+   functions have no closed form. The step keeps a positive shape positive. */
+static double sp_dlog(int op, bool upper, const double *v, int nv, int i) {
+  double w[3] = {v[0], v[1], nv > 2 ? v[2] : 0};
+  double h = 1e-3 * fmax(fabs(v[i]), 1e-3), d[2];
+  for (int k = 0; k < 2; k++, h /= 2) {
+    w[i] = v[i] + h;
+    double up = sp_log_tail(op, upper, w);
+    w[i] = v[i] - h;
+    d[k] = (up - sp_log_tail(op, upper, w)) / (2 * h);
+  }
+  return (4 * d[1] - d[0]) / 3;
+}
+
+/* inc_beta(a, b, x), gamma_p(a, x), gamma_q(a, x): the derivative in x is the
+   density of the beta / gamma distribution; those in the shapes come from
+   the log of the smaller tail, where the relative accuracy is. */
+static bool rule_special(Tape *T, int op, const Value *args, Value *out) {
+  int nv = op == SP_INC_BETA ? 3 : 2;
+  double v[3] = {0, 0, 0}, dv[3] = {0, 0, 0};
+  int32_t nd[3] = {0, 0, 0};
+  for (int i = 0; i < nv; i++) {
+    v[i] = val_as_real(args[i]);
+    nd[i] = args[i].k == V_REAL ? args[i].ad : 0;
+  }
+  double x = v[nv - 1], sign = op == SP_GAMMA_Q ? -1 : 1; /* Q = 1 - P */
+  if (nd[nv - 1]) {
+    double lf = op == SP_INC_BETA
+                    ? (x > 0 && x < 1 ? (v[0] - 1) * log(x) + (v[1] - 1) * log1p(-x) -
+                                            m_lbeta(v[0], v[1])
+                                      : -INFINITY)
+                    : (x > 0 ? (v[0] - 1) * log(x) - x - m_lgamma(v[0]) : -INFINITY);
+    dv[nv - 1] = sign * exp(lf);
+  }
+  double lo = sp_log_tail(op, false, v), hi = sp_log_tail(op, true, v);
+  bool upper = hi < lo; /* differentiate the smaller tail */
+  double tail = exp(upper ? hi : lo);
+  for (int i = 0; i < nv - 1; i++)
+    if (nd[i] && tail > 0) {
+      double dlow = (upper ? -tail : tail) * sp_dlog(op, upper, v, nv, i); /* d(lower)/dv[i] */
+      dv[i] = sign * (isfinite(dlow) ? dlow : 0);
+    }
+  out->ad = tape_push(T, nv, nd, dv);
+  return true;
+}
+
+/* ---- NAME_lcdf, NAME_lccdf, NAME_cdf ----------------------------------------------------- */
+
+/* The family's CDF builtins sum lcdf1 (or lccdf1) over the broadcast
+   elements; NAME_cdf is exp of that sum.  Partials per element from the
+   family's lcdf_grad1 / lccdf_grad1 (every family with a CDF has them); a
+   family without them has no rule. */
+static bool rule_dist_cdf(Tape *T, const DistFamily *f, bool upper, bool prob, int nargs,
+                          const Value *args, Value *out) {
+  int np = f->nparams;
+  double (*cdf)(double, const double *) = upper ? f->lccdf1 : f->lcdf1;
+  void (*grad)(double, const double *, double *, double *) =
+      upper ? f->lccdf_grad1 : f->lcdf_grad1;
+  if (nargs != np + 1 || np > DIST_MAX_PARAMS || !cdf || !grad) return false;
+  Flat fl[DIST_MAX_PARAMS + 1];
+  double *acc[DIST_MAX_PARAMS + 1];
+  int n = 1, total = 0;
+  for (int i = 0; i < nargs; i++) {
+    fl[i] = flat_of(args[i]);
+    acc[i] = dbuf(fl[i].n);
+    if (fl[i].n != 1) n = fl[i].n;
+    total += fl[i].n;
+  }
+  double scale = prob ? out->r : 1; /* d exp(s) = exp(s) ds */
+  for (int j = 0; j < n; j++) {
+    double p[DIST_MAX_PARAMS], dp[DIST_MAX_PARAMS], dx = 0;
+    int at[DIST_MAX_PARAMS + 1];
+    for (int i = 0; i < nargs; i++) at[i] = fl[i].n == 1 ? 0 : j;
+    double x = fl[0].d[at[0]];
+    for (int i = 0; i < np; i++) p[i] = fl[i + 1].d[at[i + 1]];
+    double lc = cdf(x, p);
+    if (!isfinite(lc)) continue; /* a flat (or impossible) point: no slope to follow */
+    for (int i = 0; i < np; i++) dp[i] = 0;
+    grad(x, p, &dx, dp);
+    if (!f->discrete) acc[0][at[0]] += scale * dx;
+    for (int i = 0; i < np; i++) acc[i + 1][at[i + 1]] += scale * dp[i];
+  }
+  int32_t *nd = gc_alloc_atomic(sizeof(int32_t) * (size_t)(total ? total : 1));
+  double *dv = dbuf(total);
+  int k = 0;
+  for (int i = 0; i < nargs; i++)
+    for (int e = 0; e < fl[i].n; e++, k++) {
+      nd[k] = fl[i].nd[e];
+      dv[k] = acc[i][e];
+    }
+  out->ad = tape_push(T, total, nd, dv);
+  return true;
+}
+
+/* NAME_lcdf / NAME_lccdf / NAME_cdf of a family: its rule, or not handled. */
+static bool dist_cdf_kind(const Builtin *b, bool *upper, bool *prob) {
+  if (bi_dist_lookup(b->name) != b || !b->data) return false;
+  const char *s = strrchr(b->name, '_');
+  if (!s) return false;
+  *upper = strcmp(s, "_lccdf") == 0;
+  *prob = strcmp(s, "_cdf") == 0;
+  return *upper || *prob || strcmp(s, "_lcdf") == 0;
+}
+
 /* ---- data movement: rerun on node ids ------------------------------------------------ */
 
 /* v with each real replaced by its node id; int containers zeroed (their
@@ -463,7 +611,7 @@ static bool rule_host(const Builtin *b, BuiltinCtx *ctx, Tape *T, int nargs, con
 /* ---- the rule table ------------------------------------------------------------------- */
 
 typedef enum { K_D1, K_D2, K_RED, K_DOT, K_MOVE, K_SOFTMAX, K_LOGSOFTMAX, K_CUMSUM, K_LOGMIX,
-               K_FMA, K_SORT_ASC, K_SORT_DESC, K_LSE, K_MINMAX } RuleKind;
+               K_FMA, K_SORT_ASC, K_SORT_DESC, K_LSE, K_MINMAX, K_SPECIAL } RuleKind;
 
 typedef struct AdRule {
   const char *name;
@@ -491,7 +639,8 @@ static const AdRule ad_rules[] = {
     {"tanh", K_D1, d_tanh, NULL, 0}, {"asinh", K_D1, d_asinh, NULL, 0},
     {"acosh", K_D1, d_acosh, NULL, 0}, {"atanh", K_D1, d_atanh, NULL, 0},
     {"lgamma", K_D1, d_lgamma, NULL, 0}, {"tgamma", K_D1, d_tgamma, NULL, 0},
-    {"digamma", K_D1, d_digamma, NULL, 0}, {"erf", K_D1, d_erf, NULL, 0},
+    {"digamma", K_D1, d_digamma, NULL, 0}, {"trigamma", K_D1, d_trigamma, NULL, 0},
+    {"erf", K_D1, d_erf, NULL, 0},
     {"erfc", K_D1, d_erfc, NULL, 0}, {"Phi", K_D1, d_Phi, NULL, 0},
     {"Phi_approx", K_D1, d_Phi_approx, NULL, 0}, {"inv_Phi", K_D1, d_inv_Phi, NULL, 0},
     {"logit", K_D1, d_logit, NULL, 0}, {"inv_logit", K_D1, d_inv_logit, NULL, 0},
@@ -502,6 +651,7 @@ static const AdRule ad_rules[] = {
     {"pow", K_D2, NULL, d2_pow, 0}, {"fmin", K_D2, NULL, d2_fmin, 0},
     {"fmax", K_D2, NULL, d2_fmax, 0}, {"fmod", K_D2, NULL, d2_fmod, 0},
     {"hypot", K_D2, NULL, d2_hypot, 0}, {"atan2", K_D2, NULL, d2_atan2, 0},
+    {"fdim", K_D2, NULL, d2_fdim, 0},
     {"lbeta", K_D2, NULL, d2_lbeta, 0}, {"lchoose", K_D2, NULL, d2_lchoose, 0},
     {"binomial_coefficient_log", K_D2, NULL, d2_lchoose, 0},
     {"log_diff_exp", K_D2, NULL, d2_log_diff_exp, 0},
@@ -518,6 +668,8 @@ static const AdRule ad_rules[] = {
     {"softmax", K_SOFTMAX, NULL, NULL, 0}, {"log_softmax", K_LOGSOFTMAX, NULL, NULL, 0},
     {"cumulative_sum", K_CUMSUM, NULL, NULL, 0}, {"log_mix", K_LOGMIX, NULL, NULL, 0},
     {"fma", K_FMA, NULL, NULL, 0},
+    {"inc_beta", K_SPECIAL, NULL, NULL, SP_INC_BETA},
+    {"gamma_p", K_SPECIAL, NULL, NULL, SP_GAMMA_P}, {"gamma_q", K_SPECIAL, NULL, NULL, SP_GAMMA_Q},
     {"sort_asc", K_SORT_ASC, NULL, NULL, 0}, {"sort_desc", K_SORT_DESC, NULL, NULL, 0},
     {"rep_vector", K_MOVE, NULL, NULL, 0}, {"rep_row_vector", K_MOVE, NULL, NULL, 0},
     {"rep_matrix", K_MOVE, NULL, NULL, 0}, {"rep_array", K_MOVE, NULL, NULL, 0},
@@ -554,6 +706,11 @@ bool builtin_eval_ad(const Builtin *b, BuiltinCtx *ctx, Tape *T, int nargs, cons
   *out = val_copy(*out); /* it may share storage with an argument */
   bool ok = bi_ad_linalg(T, b->name, nargs, args, out, err, errsz, &handled);
   if (handled) return ok;
+  bool upper, prob;
+  if (dist_cdf_kind(b, &upper, &prob)) {
+    if (rule_dist_cdf(T, b->data, upper, prob, nargs, args, out)) return true;
+    return bi_fail(err, errsz, "gradient of '%s' is not implemented", b->name);
+  }
   const AdRule *r = rule_find(b->name);
   if (!r && builtin_lookup(b->name) != b) return rule_host(b, ctx, T, nargs, args, out, err, errsz);
   if (!r) return bi_fail(err, errsz, "gradient of '%s' is not implemented", b->name);
@@ -571,6 +728,7 @@ bool builtin_eval_ad(const Builtin *b, BuiltinCtx *ctx, Tape *T, int nargs, cons
   case K_CUMSUM: return rule_cumsum(T, args[0], out);
   case K_LOGMIX: return rule_log_mix(T, nargs, args, out);
   case K_FMA: return rule_fma(T, args, out);
+  case K_SPECIAL: return rule_special(T, r->op, args, out);
   case K_SORT_ASC: return rule_sort(false, args[0], out);
   case K_SORT_DESC: return rule_sort(true, args[0], out);
   case K_MOVE: return rule_move(b, ctx, r->op, nargs, args, out, err, errsz);

@@ -13,6 +13,7 @@
 
 #include "builtins_impl.h"
 #include "mathfn.h"
+#include "ode.h"
 
 /* ---- kernels ------------------------------------------------------------- */
 
@@ -676,5 +677,8 @@ const Builtin bi_math_table[] = {
     {"size", check_size, eval_size, &(const BiSpec){.op = SZ_SIZE}, false},
     {"num_elements", check_size, eval_size, &(const BiSpec){.op = SZ_NUMEL}, false},
     {"length", check_size, eval_size, &(const BiSpec){.op = SZ_LENGTH}, false},
+    /* checked by lang/check.c (a function-name argument), run as IR_ODE */
+    {"ode_rk45", ode_builtin_check, ode_builtin_eval, NULL, false},
+    {"ode_rk45_tol", ode_builtin_check, ode_builtin_eval, NULL, false},
     {NULL, NULL, NULL, NULL, false},
 };

@@ -86,6 +86,8 @@ static void run_case(const Case *c) {
     goto out;
   ppl_run_options ro;
   ppl_run_options_default(&ro);
+  /* PPL_TEST_NO_JIT: the same test under the interpreter (meson runs both) */
+  ro.no_jit = getenv("PPL_TEST_NO_JIT") != NULL;
   ro.engine = c->engine;
   ro.chains = c->chains;
   ro.warmup = scaled(c->warmup);

@@ -13,7 +13,7 @@
  *   - CSV: CmdStan's sampler columns, config lines and adaptation lines for
  *     the diagonal and dense metrics;
  *   - same seed, same draws; an initialisation that cannot succeed names the
- *     failing statement.
+ *     failing statement; the --init radius (0: the point 0).
  *
  * Tolerances: means within 4 MCSE, E[(x - m)^2] within 4 MCSE of the exact
  * variance, a minimum ESS so that a stuck chain cannot pass. */
@@ -381,8 +381,44 @@ static void test_init_failure(void) {
          "init failure when the density is -inf says so: %s", d.msg);
 }
 
+/* --init R: uniform(-R, R) starts; R = 0 is the single point 0. */
+static void test_init_radius(void) {
+  Diag d;
+  Interp *in = tcompile("model { real a ~ normal(0, 1); target += log(a); }\n", NULL, &d);
+  if (!tap_ok(in != NULL, "init-radius model compiles")) return;
+  DriverOpts o;
+  driver_opts_default(&o);
+  o.eng.chains = 1, o.eng.warmup = 0, o.eng.draws = 1, o.eng.seed = 3;
+  o.model_name = "test";
+  tap_ok(o.eng.init_radius == 2, "default init radius 2, as CmdStan");
+  /* log(a) is -inf at a = 0: --init 0 has nothing else to try */
+  o.eng.init_radius = 0;
+  RunResult *rr = NULL;
+  diag_init(&d);
+  bool ok = driver_run(in, engine_lookup("nuts"), &o, &rr, &d);
+  tap_ok(!ok && strstr(d.msg, "--init 0") && strstr(d.msg, "-inf"),
+         "--init 0 where the density is -inf at 0 fails and says so: %s", d.msg);
+  /* a start within 1e-9 of 0 and steps of 1e-12 stay within ~1e-9 of 0: the
+     draw shows where the chain started */
+  o.eng.init_radius = 1e-9;
+  o.eng.stepsize = 1e-12;
+  o.eng.int_time = 1e-11;
+  diag_init(&d);
+  ok = driver_run(in, engine_lookup("hmc"), &o, &rr, &d);
+  int col = ok ? rr_column_index(rr, "a") : -1;
+  double a0 = col >= 0 ? rr_draw(rr, 0, 0, col) : NAN;
+  tap_ok(ok && a0 > 0 && a0 < 1.1e-9, "--init 1e-9 starts within 1e-9 of 0 (a = %g) %s", a0,
+         ok ? "" : d.msg);
+  o.eng.init_radius = 2;
+  diag_init(&d);
+  ok = driver_run(in, engine_lookup("hmc"), &o, &rr, &d);
+  a0 = ok ? rr_draw(rr, 0, 0, col) : NAN;
+  tap_ok(ok && a0 > 1e-6, "--init 2 starts far from it (a = %g)", a0);
+}
+
 int main(void) {
   gc_init();
+  test_init_radius();
   test_selector();
   test_csv();
   test_same_seed();

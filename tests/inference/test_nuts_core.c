@@ -9,7 +9,9 @@
  *     (of the squared deviations) and reasonable ESS;
  *   - tree-building invariants (2^d - 1 <= n_leapfrog < 2^(d+1), depth limit),
  *     mean acceptance statistic near adapt_delta after warmup, the adapted
- *     metric near the target's (co)variance, reproducibility from the seed.
+ *     metric near the target's (co)variance, reproducibility from the seed;
+ *   - step-size jitter (steps within the band, still correct) and the given
+ *     step size used as it is without warmup.
  *
  * Exact answers are the targets' own moments. */
 #include <math.h>
@@ -65,6 +67,7 @@ typedef struct Run {
   double accept_mean;
   double eps[8];
   const double *inv[8];
+  double step_min, step_max; /* stepsize__ over the draws (of the last chain) */
 } Run;
 
 static Run run(Gauss *t, const EngineOpts *o, bool nuts, const double *mean) {
@@ -109,7 +112,13 @@ static Run run(Gauss *t, const EngineOpts *o, bool nuts, const double *mean) {
         if (s.n_leapfrog < lo || s.n_leapfrog > hi) r.leapfrog_bad++;
         if (s.treedepth > o->max_depth) r.depth_over++;
       }
-      if (s.stepsize != hmc_stepsize(h)) r.leapfrog_bad++;
+      /* jitter j: the transition's step is the nominal one times
+         uniform(1 - j, 1 + j); without it, exactly the nominal one */
+      double j = o->stepsize_jitter, e = hmc_stepsize(h);
+      if (j == 0 ? s.stepsize != e : !(s.stepsize >= (1 - j) * e && s.stepsize <= (1 + j) * e))
+        r.leapfrog_bad++;
+      if (k == 0) r.step_min = r.step_max = s.stepsize;
+      r.step_min = fmin(r.step_min, s.stepsize), r.step_max = fmax(r.step_max, s.stepsize);
     }
     if (c < 8) r.eps[c] = hmc_stepsize(h), r.inv[c] = hmc_inv_metric(h);
     free(q0);
@@ -271,6 +280,40 @@ static void test_reproducible(void) {
   tap_ok(c.x[0][49] != a.x[0][49], "another seed, other draws");
 }
 
+/* --stepsize-jitter: each transition's step varies around the nominal one
+   (checked per draw in run()), and the sampler stays correct. */
+static void test_jitter(void) {
+  double sd[2] = {1, 3};
+  Gauss t = {.n = 2, .sd = sd, .wall = INFINITY};
+  EngineOpts o = opts(4, 500, 1000, 21);
+  o.stepsize_jitter = 0.5;
+  Run r = run(&t, &o, true, NULL);
+  check_moments(&r, 0, 0, 1, "jitter 0.5", false);
+  check_moments(&r, 1, 0, 9, "jitter 0.5", false);
+  tap_ok(r.leapfrog_bad == 0, "jitter 0.5: every step within [0.5, 1.5] x the nominal one");
+  tap_ok(r.step_max / r.step_min > 2, "jitter 0.5: the steps spread (%.3g to %.3g)", r.step_min,
+         r.step_max);
+  o.stepsize_jitter = 0;
+  Run r0 = run(&t, &o, true, NULL);
+  tap_ok(r0.step_min == r0.step_max, "no jitter: one step size after warmup");
+}
+
+/* Without warmup the given step size is used as it is (CmdStan with
+   adaptation off): no search, no dual averaging. */
+static void test_no_warmup_stepsize(void) {
+  double sd[1] = {1};
+  Gauss t = {.n = 1, .sd = sd, .wall = INFINITY};
+  EngineOpts o = opts(1, 0, 20, 22);
+  o.stepsize = 0.0123;
+  Run r = run(&t, &o, true, NULL);
+  tap_ok(r.step_min == 0.0123 && r.step_max == 0.0123 && r.eps[0] == 0.0123,
+         "warmup 0: stepsize__ is --stepsize throughout (%g to %g)", r.step_min, r.step_max);
+  o.warmup = 100;
+  Run a = run(&t, &o, true, NULL);
+  tap_ok(a.eps[0] != 0.0123 && a.eps[0] > 0.1, "with warmup the step adapts away from it (%g)",
+         a.eps[0]);
+}
+
 static void test_adaptation_text(void) {
   double sd[2] = {1, 2};
   Gauss t = {.n = 2, .sd = sd, .wall = INFINITY};
@@ -313,5 +356,7 @@ int main(int argc, char **argv) {
   test_unit_and_depth();
   test_reproducible();
   test_adaptation_text();
+  test_jitter();
+  test_no_warmup_stepsize();
   return tap_done();
 }

@@ -3,7 +3,11 @@
  * errors), the structural guarantees of each scheme (sorted ancestors, no
  * zero-weight ancestors, systematic counts within one of N w_i, residual
  * counts at least floor(N w_i)), and the weight helpers.  The expected counts
- * N w_i are exact arithmetic on the test's own weights. */
+ * N w_i are exact arithmetic on the test's own weights.  Then the worker pool
+ * of the particle engines: every item of every round is run exactly once, by
+ * a valid worker, over many back-to-back rounds (a round-reset race would
+ * show as a lost or doubled item); small rounds stay in the calling thread;
+ * and how --threads is split between chains and particles. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,8 +83,72 @@ static double count_var(int scheme) {
   return v / 5000;
 }
 
+typedef struct PoolCheck {
+  int *count, *worker;
+  int round;
+} PoolCheck;
+
+static void pool_check_fn(void *ctx, int worker, int lo, int hi) {
+  PoolCheck *c = ctx;
+  for (int i = lo; i < hi; i++) {
+    volatile double x = i; /* some work, so that the other workers join in */
+    for (int k = 0; k < 200; k++) x = x * 0.999 + 1;
+    c->count[i] += 1;
+    c->worker[i] = worker;
+  }
+}
+
+static void test_pool(void) {
+  Pool *p = pool_new(3);
+  int W = pool_workers(p), n = 5000, R = 300;
+  tap_ok(W >= 1 && W <= 3, "pool of 3 workers has %d", W);
+  PoolCheck c = {calloc((size_t)n, sizeof(int)), calloc((size_t)n, sizeof(int)), 0};
+  bool once = true, valid = true;
+  int used = 0;
+  for (int r = 0; r < R; r++) {
+    int m = 1000 + (r * 37) % (n - 1000); /* rounds of different sizes */
+    memset(c.count, 0, sizeof(int) * (size_t)n);
+    pool_run(p, m, 1, pool_check_fn, &c);
+    for (int i = 0; i < n; i++) {
+      once = once && c.count[i] == (i < m);
+      if (i < m) {
+        valid = valid && c.worker[i] >= 0 && c.worker[i] < W;
+        used |= 1 << c.worker[i];
+      }
+    }
+  }
+  tap_ok(once, "%d rounds: every item run exactly once", R);
+  tap_ok(valid, "worker numbers in [0, %d)", W);
+  tap_diag("workers that ran items: mask %d", used);
+  memset(c.worker, 0xff, sizeof(int) * (size_t)n);
+  memset(c.count, 0, sizeof(int) * (size_t)n);
+  pool_run(p, 100, 64, pool_check_fn, &c);
+  bool inline_ok = true;
+  for (int i = 0; i < 100; i++) inline_ok = inline_ok && c.count[i] == 1 && c.worker[i] == 0;
+  tap_ok(inline_ok, "a round below 2 * grain runs in the calling thread");
+  pool_free(p);
+  pool_free(NULL);
+  free(c.count);
+  free(c.worker);
+
+  EngineOpts o;
+  engine_opts_default(&o);
+  o.threads = 8;
+  o.chains = 4;
+  int a = pool_particle_workers(&o);
+  o.threads = 3;
+  int b = pool_particle_workers(&o);
+  o.chains = 1;
+  int c1 = pool_particle_workers(&o);
+  o.threads = 0;
+  int d = pool_particle_workers(&o);
+  tap_ok(a == 2 && b == 1 && c1 == 3 && d >= 1,
+         "--threads split: 8 for 4 chains -> 2 per chain, 3 for 4 -> 1, 3 for 1 -> 3, default %d", d);
+}
+
 int main(void) {
   gc_init();
+  test_pool();
   for (int s = RESAMPLE_SYSTEMATIC; s <= RESAMPLE_RESIDUAL; s++) test_scheme(s);
   double vm = count_var(RESAMPLE_MULTINOMIAL);
   tap_ok(count_var(RESAMPLE_SYSTEMATIC) < vm && count_var(RESAMPLE_STRATIFIED) < vm &&

@@ -3,7 +3,8 @@
  * dynamic-structure loop (random number of observations), the recursive
  * geometric example (generated block), a static parameter with sequential
  * observations under resample-move; every resampling scheme; determinism;
- * errors; engine pgibbs on a static mean with one latent per observation.
+ * errors; engine pgibbs on a static mean with one latent per observation, and
+ * pgibbs with ancestor sampling on the dynamic-structure loop.
  *
  * Each statistical check uses R independent SMC runs (chains): the evidence
  * is averaged on the natural scale with its standard error from the spread of
@@ -350,6 +351,51 @@ static void test_pgibbs(void) {
   }
 }
 
+/* pgibbs --ancestor-sampling on the dynamic-structure loop: a candidate whose
+ * history cannot continue the reference's remaining path (a different number
+ * of iterations) must get weight 0; P(len = m) against the enumeration. */
+static void test_pgas_dynamic(void) {
+  Diag d;
+  Interp *in = dyn_interp(&d);
+  if (!in) return;
+  int out = toutput(in, "len");
+  double *x = calloc(3000, sizeof(double));
+  int n = 0;
+  long moved = 0;
+  for (int chain = 0; chain < 2; chain++) {
+    EngineOpts o;
+    engine_opts_default(&o);
+    o.chains = 1;
+    o.particles = 10;
+    o.seed = 19;
+    o.ancestor_sampling = true;
+    o.ess_threshold = 1.0; /* resample (and draw the reference's ancestor) at every event */
+    diag_init(&d);
+    void *st = engine_pgibbs.init(in, &o, chain, &d);
+    if (!tap_ok(st != NULL, "pgas dyn chain %d: starts (%s)", chain, d.msg)) continue;
+    bool ok = true;
+    for (int i = 0; ok && i < 1600; i++) {
+      Draw dr;
+      memset(&dr, 0, sizeof dr);
+      ok = engine_pgibbs.step(st, i < 100, &dr, &d);
+      if (ok && i >= 100) x[n++] = val_as_real(dr.outputs[out]);
+    }
+    tap_ok(ok, "pgas dyn chain %d: runs (%s)", chain, d.msg);
+    const char *notes = engine_pgibbs.chain_notes(st), *p = strstr(notes, "draws, ");
+    moved += p ? atol(p + strlen("draws, ")) : 0;
+  }
+  for (int m = 1; m <= 3; m++) {
+    double *ind = calloc((size_t)n, sizeof(double));
+    for (int i = 0; i < n; i++) ind[i] = x[i] == m;
+    double est = tmean(n, ind), se = sqrt(dyn_len_prob[m - 1] * (1 - dyn_len_prob[m - 1]) / tess(n, ind));
+    tap_ok(fabs(est - dyn_len_prob[m - 1]) <= 4 * se, "pgas dyn: P(len = %d) = %.4f, exact %.4f (4 se %.4f)",
+           m, est, dyn_len_prob[m - 1], 4 * se);
+    free(ind);
+  }
+  tap_ok(moved > 0, "pgas dyn: ancestor sampling moved the reference (%ld%% of draws)", moved / 2);
+  free(x);
+}
+
 static void test_determinism_and_errors(void) {
   Diag d;
   Interp *in = dyn_interp(&d);
@@ -407,5 +453,6 @@ int main(void) {
   test_resample_move();
   test_determinism_and_errors();
   test_pgibbs();
+  test_pgas_dynamic();
   return tap_done();
 }

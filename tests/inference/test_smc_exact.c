@@ -6,7 +6,9 @@
  * SMC draws are weighted: every estimate is self-normalised within a chain (one
  * SMC run), averaged over the chains, with its standard error from their
  * spread; a probability's tolerance is never below that of an ideal sample of
- * all the draws.  Tolerance 4 SE.
+ * all the draws.  Tolerance 4 SE.  Every run has a budget of 2 threads per
+ * chain, so the particles advance in 2 threads (the kalman evidence check is
+ * the correctness test of the threaded engine).
  *
  *   test_smc_exact SHARED_EXACT_DIR TESTS_EXACT_DIR
  */
@@ -47,7 +49,12 @@ static bool run(Run *R, const char *model, int chains, int particles, int rejuve
   json_error_t jerr;
   R->ex = json_load_file(ex, 0, &jerr);
   if (!tap_ok(R->ex != NULL, "%s: read %s", model, ex)) return false;
-  R->ctx = ppl_context_new(NULL);
+  /* two particle threads per chain: results are the same bytes as with one
+     (test_smc_threads.c), so these checks also cover the threaded engine */
+  ppl_config cfg;
+  ppl_config_default(&cfg);
+  cfg.threads = 2 * chains;
+  R->ctx = ppl_context_new(&cfg);
   if (!tap_ok(ppl_compile_file(R->ctx, path, &R->m) == PPL_OK &&
                   ppl_set_data_file(R->m, data) == PPL_OK,
               "%s: compiles with its data (%s)", model, ppl_errmsg(R->ctx)))

@@ -169,6 +169,8 @@ static bool sbc_run(ppl_context *ctx, const SbcModel *sm, const SbcEngine *se, i
     sm->simulate(&rng, par, json, sizeof json);
     ppl_run_options ro;
     ppl_run_options_default(&ro);
+    /* PPL_TEST_NO_JIT: the same test under the interpreter (meson runs both) */
+    ro.no_jit = getenv("PPL_TEST_NO_JIT") != NULL;
     ro.engine = se->engine;
     ro.chains = 1;
     ro.warmup = se->warmup;
