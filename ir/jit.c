@@ -249,8 +249,8 @@ typedef struct Gen {
   int maxops;
   LLVMValueRef argbuf, resbuf, sadjbuf;
   /* runtime functions */
-  LLVMTypeRef t_op, t_oprev, t_grow, t_begin, t_ten, t_lpdf1, t_grad1, t_d1, t_lub, t_scratch;
-  LLVMValueRef f_op, f_oprev, f_grow, f_begin, f_ten, f_log1p, f_lub, f_scratch;
+  LLVMTypeRef t_op, t_oprev, t_grow, t_begin, t_ten, t_lpdf1, t_grad1, t_d1, t_lub;
+  LLVMValueRef f_op, f_oprev, f_grow, f_begin, f_ten, f_log1p, f_lub;
   Value *kval;   /* konst registers' values */
 } Gen;
 
@@ -983,6 +983,12 @@ static LLVMValueRef new_ten(Gen *g, int kind, LLVMValueRef rows, LLVMValueRef co
   return call(g, g->t_ten, g->f_ten, a, 6);
 }
 
+/* a sum whose order may change (dot products, reductions): lets LLVM vectorise it */
+static LLVMValueRef reassoc(LLVMValueRef v) {
+  LLVMSetFastMathFlags(v, LLVMFastMathAllowReassoc | LLVMFastMathAllowContract);
+  return v;
+}
+
 /* ---- element-wise arithmetic ---- */
 
 typedef struct EwCtx {
@@ -1033,8 +1039,10 @@ static void ew_rev(Gen *g, LLVMValueRef i, void *ud) {
   }
   if (e->aadj) add_f64(g, e->aadj, i, da);
   if (e->badj) add_f64(g, e->badj, i, db);
-  if (e->ga) LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, e->ga, ""), da, ""), e->ga);
-  if (e->gb) LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, e->gb, ""), db, ""), e->gb);
+  /* a scalar operand's adjoint is a sum over the elements: reassociable, so
+     the loop vectorises */
+  if (e->ga) LLVMBuildStore(g->B, reassoc(LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, e->ga, ""), da, "")), e->ga);
+  if (e->gb) LLVMBuildStore(g->B, reassoc(LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, e->gb, ""), db, "")), e->gb);
 }
 
 static bool emit_ew(Gen *g, RevList *l, const IrInstr *ins) {
@@ -1207,11 +1215,6 @@ static void mv_fwd_k(Gen *g, LLVMValueRef k, void *ud) {
   emit_loop(g, m->rows, mv_fwd_i, m);
 }
 
-/* the adjoint's sum over rows may be reassociated: it is a dot product */
-static LLVMValueRef reassoc(LLVMValueRef v) {
-  LLVMSetFastMathFlags(v, LLVMFastMathAllowReassoc | LLVMFastMathAllowContract);
-  return v;
-}
 
 static void mv_rev_i(Gen *g, LLVMValueRef i, void *ud) {
   MvCtx *m = ud;
@@ -1549,9 +1552,9 @@ static void dens_body(Gen *g, LLVMValueRef i, void *ud) {
     DOp *o = ops[k];
     if (!o->act || (k == 0 && f->discrete)) continue;
     if (o->box && g->vw) {
-      vstore(g, o->adj, i, ds[k]);
+      vstore(g, o->adj, i, LLVMBuildFAdd(g->B, vload(g, o->adj, i), ds[k], ""));
     } else if (o->box) {
-      st_f64(g, o->adj, i, ds[k]);
+      add_f64(g, o->adj, i, ds[k]);
     } else {
       LLVMValueRef gs = g->vw ? o->gsumv : o->gsum;
       LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, vty(g), gs, ""), ds[k], ""), gs);
@@ -1585,24 +1588,16 @@ static bool dop_make(Gen *g, int r, DOp *o) {
   return true;
 }
 
-/* y ~ f(params) for a scalar family over scalars and containers of equal size */
-/* scratch for n partials: in the frame when small and outside control flow */
-static LLVMValueRef scratch(Gen *g, LLVMValueRef n) {
-  if (g->depth == 0 && LLVMIsAConstantInt(n) && LLVMConstIntGetSExtValue(n) <= 64)
-    return entry_alloca(g, LLVMArrayType2(g->f64, (uint64_t)(LLVMConstIntGetSExtValue(n) + 1)), "part");
-  LLVMValueRef a[2] = {g->cx, n};
-  return call(g, g->t_scratch, g->f_scratch, a, 2);
-}
 
-static void obs_add(Gen *g, LLVMValueRef i, void *ud) {
-  LLVMValueRef *ad = ud; /* {adjoints, partials} */
-  add_f64(g, ad[0], i, ld_f64(g, ad[1], i));
-}
 
 /* y ~ f(params) for a scalar family over scalars and containers of equal size.
    The partials are computed with the density, in one pass (vectorised for
-   normal and bernoulli_logit), and kept for the adjoint: the log density's
-   own adjoint is 1, so the reverse part only adds them in. */
+   normal and bernoulli_logit).  The log density's own adjoint is 1, so a
+   container operand's partials go straight into its adjoints (sums commute,
+   and no element store can come between: dop_make refuses stored-into
+   registers); a scalar's sum waits for the reverse part, since its register
+   may be assigned again later.  Where the density is not finite the gradient
+   is unspecified (logdensity.h), so nothing is undone then. */
 static bool emit_observe_native(Gen *g, RevList *l, const IrInstr *ins) {
   const DistFamily *f = ins->dist.fam;
   if (!dens_family_ok(f) || ins->dist.nparams != f->nparams) return false;
@@ -1639,7 +1634,7 @@ static bool emit_observe_native(Gen *g, RevList *l, const IrInstr *ins) {
     DOp *o = ops[k];
     if (!o->act) continue;
     if (o->box) {
-      o->adj = scratch(g, n);
+      o->adj = box_adjp(g, o->v);
     } else {
       o->gsum = entry_alloca(g, g->f64, "gs");
       LLVMBuildStore(g->B, cf(g, 0), o->gsum);
@@ -1650,21 +1645,13 @@ static bool emit_observe_native(Gen *g, RevList *l, const IrInstr *ins) {
   dens_loop(g, &c, n);
   LLVMValueRef sum = LLVMBuildLoad2(g->B, g->f64, c.lp, "");
   LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, g->lp, ""), sum, ""), g->lp);
-  if (!c.rev) return true;
+  bool scalars = false;
+  for (int k = 0; k <= f->nparams; k++) scalars |= ops[k]->act && !ops[k]->box;
+  if (!c.rev || !scalars) return true;
   RevItem *it = rev_add(g, l, RV_OBS, ins);
   it->aux = f;
-  save(it, n);
-  save(it, sum);
-  for (int k = 0; k <= f->nparams; k++) {
-    DOp *o = ops[k];
-    if (!o->act) continue;
-    if (o->box) {
-      save(it, o->v);   /* the box: its adjoints */
-      save(it, o->adj); /* the partials */
-    } else {
-      save(it, LLVMBuildLoad2(g->B, g->f64, o->gsum, ""));
-    }
-  }
+  for (int k = 0; k <= f->nparams; k++)
+    if (ops[k]->act && !ops[k]->box) save(it, LLVMBuildLoad2(g->B, g->f64, ops[k]->gsum, ""));
   (void)regs;
   push_saved(g, it);
   return true;
@@ -1673,28 +1660,12 @@ static bool emit_observe_native(Gen *g, RevList *l, const IrInstr *ins) {
 static void rev_observe(Gen *g, RevItem *it) {
   const IrInstr *ins = it->ins;
   const DistFamily *f = it->aux;
-  int regs[DIST_MAX_PARAMS + 1];
-  regs[0] = ins->args[0];
-  for (int k = 0; k < f->nparams; k++) regs[k + 1] = ins->dist.params[k];
-  /* where the total is not finite the interpreter records no partials */
-  LLVMValueRef fin = LLVMBuildFCmp(g->B, LLVMRealOLT, intrinsic1(g, "llvm.fabs.f64", it->save[1]), cf(g, INFINITY), "");
-  LLVMBasicBlockRef yes = new_bb(g, "obsrev"), done = new_bb(g, "obsdone");
-  LLVMBuildCondBr(g->B, fin, yes, done);
-  LLVMPositionBuilderAtEnd(g->B, yes);
-  int s = 2;
+  int s = 0;
   for (int k = 0; k <= f->nparams; k++) {
-    int r = regs[k];
-    if (!active(g, r) || (k == 0 && f->discrete)) continue;
-    if (g->rc[r] == RC_BOX) {
-      LLVMValueRef ad[2] = {box_adjp(g, it->save[s]), it->save[s + 1]};
-      emit_loop(g, it->save[0], obs_add, ad);
-      s += 2;
-    } else {
-      adj_add(g, r, it->save[s++]);
-    }
+    int r = k == 0 ? ins->args[0] : ins->dist.params[k - 1];
+    if (!active(g, r) || (k == 0 && f->discrete) || g->rc[r] == RC_BOX) continue;
+    adj_add(g, r, it->save[s++]);
   }
-  LLVMBuildBr(g->B, done);
-  LLVMPositionBuilderAtEnd(g->B, done);
 }
 
 /* ---- latents of scalar families ---- */
@@ -2333,9 +2304,6 @@ static void declare_runtime(Gen *g) {
   g->f_ten = LLVMAddFunction(g->M, "ppl_jit_tensor", g->t_ten);
   LLVMTypeRef l4[4] = {g->f64, g->f64, g->f64, g->ptr};
   g->t_lub = LLVMFunctionType(g->f64, l4, 4, 0);
-  LLVMTypeRef sc2[2] = {g->ptr, g->i64};
-  g->t_scratch = LLVMFunctionType(g->ptr, sc2, 2, 0);
-  g->f_scratch = LLVMAddFunction(g->M, "ppl_jit_scratch", g->t_scratch);
   g->f_lub = LLVMAddFunction(g->M, "ppl_jit_lub", g->t_lub);
   g->t_d1 = LLVMFunctionType(g->f64, &g->f64, 1, 0);
   g->f_log1p = LLVMAddFunction(g->M, "log1p", g->t_d1);
@@ -2607,7 +2575,6 @@ static LLVMErrorRef make_lljit(Jit *j) {
       {"ppl_jit_tensor", (void *)jit_rt_tensor},
       {"ppl_jit_lub", (void *)jit_rt_lub},
       {"ppl_jit_out", (void *)jit_rt_out},
-      {"ppl_jit_scratch", (void *)jit_rt_scratch},
   };
   int ns = (int)(sizeof syms / sizeof syms[0]);
   LLVMOrcCSymbolMapPair pairs[12];

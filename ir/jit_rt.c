@@ -366,11 +366,6 @@ double jit_rt_lub(double u, double lo, double hi, double *out) {
   return lj;
 }
 
-/* n doubles for one evaluation (not zeroed) */
-double *jit_rt_scratch(JitCtx *cx, int64_t n) {
-  return arena_alloc_raw(cx, sizeof(double) * (size_t)(n > 0 ? n : 1));
-}
-
 /* Output i of a draw (rc: the register class of ir/jit.c: 1 int, 2 bool,
    3 real, 4 container); containers are copied out of the arena. */
 void jit_rt_out(JitCtx *cx, int64_t i, double r, int64_t iv, JitBox *b, int64_t rc) {

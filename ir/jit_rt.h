@@ -97,7 +97,6 @@ void jit_rt_op_rev(JitCtx *cx, JitRec *r, double out_adj, double *sadj);
 JitBox *jit_rt_tensor(JitCtx *cx, int64_t kind, int64_t rows, int64_t cols, int64_t active,
                       int64_t fill);
 double jit_rt_lub(double u, double lo, double hi, double *out);
-double *jit_rt_scratch(JitCtx *cx, int64_t n);
 void jit_rt_out(JitCtx *cx, int64_t i, double r, int64_t iv, JitBox *b, int64_t rc);
 
 /* The family of a NAME_lpdf / NAME_lpmf builtin, else NULL. */

@@ -15,8 +15,9 @@
  *   - same seed, same draws; an initialisation that cannot succeed names the
  *     failing statement; the --init radius (0: the point 0).
  *
- * Tolerances: means within 4 MCSE, E[(x - m)^2] within 4 MCSE of the exact
- * variance, a minimum ESS so that a stuck chain cannot pass. */
+ * Tolerances: means within 4 MCSE; the mass between the exact quartiles
+ * within 4 MCSE of 1/2 (the spread check; see check_col for why not the
+ * variance); a minimum ESS so that a stuck chain cannot pass. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,12 +33,14 @@ static char *tmp_path(const char *name) {
   return gc_printf("%s/ppl_test_nuts_%ld_%s", dir && *dir ? dir : "/tmp", (long)getpid(), name);
 }
 
-static RunResult *drive(const Interp *in, const char *engine, int chains, int warmup, int draws,
-                        uint64_t seed, int metric, const char *csv, Diag *d) {
+/* int_time: static HMC's integration time, 0 for the default */
+static RunResult *drive_t(const Interp *in, const char *engine, int chains, int warmup, int draws,
+                          uint64_t seed, int metric, double int_time, const char *csv, Diag *d) {
   DriverOpts o;
   driver_opts_default(&o);
   o.eng.chains = chains, o.eng.warmup = warmup, o.eng.draws = draws, o.eng.seed = seed;
   o.eng.metric = metric;
+  if (int_time > 0) o.eng.int_time = int_time;
   o.threads = 2;
   o.output_csv = csv;
   o.model_name = "test";
@@ -47,30 +50,57 @@ static RunResult *drive(const Interp *in, const char *engine, int chains, int wa
   return rr;
 }
 
-/* mean and E[(x - mean)^2] of a column against exact values */
-static void check_col(const RunResult *rr, const char *col, double mean, double var,
+static RunResult *drive(const Interp *in, const char *engine, int chains, int warmup, int draws,
+                        uint64_t seed, int metric, const char *csv, Diag *d) {
+  return drive_t(in, engine, chains, warmup, draws, seed, metric, 0, csv, d);
+}
+
+/* A column against its exact distribution: the mean within 4 MCSE, and the
+ * spread through the mass between the exact quartiles q1 < x <= q3, which
+ * must be 1/2 within 4 MCSE.
+ *
+ * Why not E[(x - mean)^2] within 4 MCSE, as this test first did: that
+ * check's MCSE is the sample sd of the squared deviations over sqrt(ESS),
+ * and the squared deviations are right-skewed (chi-square-like), so a run
+ * that under-samples the tails gets a low variance and, with it, a low MCSE
+ * (correlation 0.5-0.7 across runs) and a low ESS estimate looks better.
+ * The ESS itself is right (it matches R's posterior to 1e-12, and over 1400
+ * runs of this model the spread of the variance estimates, 0.00100 for
+ * w[3], equals the mean MCSE, 0.00100), but the ratio error / MCSE is
+ * left-skewed: over 9800 such checks (7 columns x 1400 seeds) 44 fell below
+ * -3 and 4 above +3 (13 expected each), and 4 beyond 4 MCSE (0.6 expected),
+ * so the 4-MCSE test failed far more often than its nominal rate.  The
+ * indicator of the interquartile range is a Bernoulli(1/2) series: bounded,
+ * not skewed, and its sd sqrt(p (1 - p)) is flat at p = 1/2, so the MCSE
+ * cannot move with the error; on the same runs 15 fell below -3 and 15
+ * above +3, 1 beyond 4.  It needs the exact quartiles, not a fourth moment.
+ * It sees a pure scale error about 0.6 times as strongly as the variance
+ * would (ESS ~2000 for these indicators): a 10% wider w[3] is ~4 MCSE off.
+ * q1 >= q3 skips the spread check. */
+static void check_col(const RunResult *rr, const char *col, double mean, double q1, double q3,
                       double min_ess, const char *what) {
   int c = rr_column_index(rr, col);
   if (!tap_ok(c >= 0, "%s: column %s", what, col)) return;
   int m = rr_num_chains(rr), n = rr_num_draws(rr);
   const double **x = malloc(sizeof(double *) * (size_t)m);
-  double **sq = malloc(sizeof(double *) * (size_t)m);
+  double **in = malloc(sizeof(double *) * (size_t)m);
   for (int k = 0; k < m; k++) {
     x[k] = rr_column_draws(rr, k, c);
-    sq[k] = malloc(sizeof(double) * (size_t)n);
-    for (int i = 0; i < n; i++) sq[k][i] = (x[k][i] - mean) * (x[k][i] - mean);
+    in[k] = malloc(sizeof(double) * (size_t)n);
+    for (int i = 0; i < n; i++) in[k][i] = x[k][i] > q1 && x[k][i] <= q3;
   }
-  SummaryStats s, s2;
+  SummaryStats s, si;
   diag_summarise(m, n, x, &s);
-  diag_summarise(m, n, (const double *const *)sq, &s2);
+  diag_summarise(m, n, (const double *const *)in, &si);
   tap_ok(fabs(s.mean - mean) <= 4 * s.mcse && s.ess_bulk >= min_ess,
          "%s: %s mean %.4f within 4 MCSE (%.4f) of %g, ESS %.0f", what, col, s.mean, s.mcse, mean,
          s.ess_bulk);
-  if (var > 0)
-    tap_ok(fabs(s2.mean - var) <= 4 * s2.mcse, "%s: %s variance %.4f within 4 MCSE (%.4f) of %g",
-           what, col, s2.mean, s2.mcse, var);
-  for (int k = 0; k < m; k++) free(sq[k]);
-  free(x), free(sq);
+  if (q1 < q3)
+    tap_ok(fabs(si.mean - 0.5) <= 4 * si.mcse,
+           "%s: %s mass in (%.4g, %.4g] %.4f within 4 MCSE (%.4f) of 1/2", what, col, q1, q3,
+           si.mean, si.mcse);
+  for (int k = 0; k < m; k++) free(in[k]);
+  free(x), free(in);
 }
 
 /* ---- known posteriors with every kind of constraint ---- */
@@ -100,19 +130,49 @@ static Interp *compile_priors(void) {
   return tcompile(src_priors, &td, &d);
 }
 
+/* Exact quartiles, from mpmath (30 digits), e.g. for beta(a, b):
+ *   findroot(lambda x: betainc(a, b, 0, x, regularized=True) - p, a/(a+b))
+ * and gammainc(2, 0, x, regularized=True) for gamma(2, 1).  Marginals: w[1]
+ * ~ beta(1, 5) (closed form 1 - (1 - p)^(1/5)), w[3] ~ beta(3, 3), and
+ * LKJ(2) on 2x2 makes L[2,1] ~ 2 beta(2, 2) - 1 (quartiles -+2 sin(pi/18)). */
+#define Q_S1 0.96127876311477710   /* gamma(2, 1) */
+#define Q_S3 2.6926345288896958
+#define Q_P1 0.24302208375607630   /* beta(2, 3) */
+#define Q_P3 0.54367828541908029
+#define Q_W11 0.055912488705098018 /* beta(1, 5) */
+#define Q_W13 0.24214171674480096
+#define Q_W31 0.35943616478964709  /* beta(3, 3) */
+#define Q_W33 0.64056383521035291
+#define Q_L1 (-0.3472963553338607) /* 2 beta(2, 2) - 1 */
+#define Q_L3 0.3472963553338607
+#define Z_Q3 0.67448975019608174   /* standard normal */
+
+static void check_normal(const RunResult *rr, const char *col, double mu, double sd,
+                         double min_ess, const char *what) {
+  check_col(rr, col, mu, mu - sd * Z_Q3, mu + sd * Z_Q3, min_ess, what);
+}
+
 static void check_priors(const RunResult *rr, const char *what) {
-  check_col(rr, "s", 2, 2, 400, what);              /* gamma(2, 1) */
-  check_col(rr, "p", 0.4, 0.04, 400, what);         /* beta(2, 3): var 6/150 */
-  check_col(rr, "w[1]", 1.0 / 6, 5.0 / 252, 400, what); /* dirichlet: a_i(a0-a_i)/(a0^2(a0+1)) */
-  check_col(rr, "w[3]", 0.5, 9.0 / 252, 400, what);
+  check_col(rr, "s", 2, Q_S1, Q_S3, 400, what);
+  check_col(rr, "p", 0.4, Q_P1, Q_P3, 400, what);
+  check_col(rr, "w[1]", 1.0 / 6, Q_W11, Q_W13, 400, what);
+  check_col(rr, "w[3]", 0.5, Q_W31, Q_W33, 400, what);
   /* CmdStan order: Z.2.1 is row 2, column 1 */
-  check_col(rr, "Z[1,1]", 11, 0.01, 400, what);
-  check_col(rr, "Z[2,1]", 21, 0.01, 400, what);
-  check_col(rr, "Z[1,3]", 13, 0.01, 400, what);
-  check_col(rr, "Z[2,3]", 23, 0.01, 400, what);
-  /* LKJ(2) on 2x2: the correlation L[2,1] ~ 2 Beta(2, 2) - 1, variance 1/5 */
-  check_col(rr, "L[2,1]", 0, 0.2, 400, what);
-  check_col(rr, "s2", 6, 0, 400, what);            /* E[s^2] = k(k+1) = 6 */
+  check_normal(rr, "Z[1,1]", 11, 0.1, 400, what);
+  check_normal(rr, "Z[2,1]", 21, 0.1, 400, what);
+  check_normal(rr, "Z[1,3]", 13, 0.1, 400, what);
+  check_normal(rr, "Z[2,3]", 23, 0.1, 400, what);
+  check_col(rr, "L[2,1]", 0, Q_L1, Q_L3, 400, what);
+  /* the generated s2 is s * s of the same draw, exactly (a mean check of s^2
+     would be a second-moment check, skewed like the variance one) */
+  int cs = rr_column_index(rr, "s"), cs2 = rr_column_index(rr, "s2");
+  bool same = cs >= 0 && cs2 >= 0;
+  for (int k = 0; same && k < rr_num_chains(rr); k++)
+    for (int i = 0; same && i < rr_num_draws(rr); i++) {
+      double v = rr_draw(rr, k, i, cs);
+      same = rr_draw(rr, k, i, cs2) == v * v;
+    }
+  tap_ok(same, "%s: every draw's generated s2 is s * s", what);
   int c11 = rr_column_index(rr, "L[1,1]"), c12 = rr_column_index(rr, "L[1,2]");
   int cr = rr_column_index(rr, "r2");
   bool unit = c11 >= 0 && c12 >= 0 && cr >= 0;
@@ -131,16 +191,22 @@ static void test_priors(void) {
   if (tap_ok(rr != NULL, "nuts runs the constrained model (%s)", d.msg)) check_priors(rr, "nuts");
   rr = drive(in, "nuts", 4, 1000, 1000, 8, METRIC_DENSE, NULL, &d);
   if (tap_ok(rr != NULL, "nuts dense runs the constrained model (%s)", d.msg)) {
-    check_col(rr, "s", 2, 2, 400, "nuts dense");
-    check_col(rr, "w[3]", 0.5, 9.0 / 252, 400, "nuts dense");
-    check_col(rr, "Z[2,3]", 23, 0.01, 400, "nuts dense");
+    check_col(rr, "s", 2, Q_S1, Q_S3, 400, "nuts dense");
+    check_col(rr, "w[3]", 0.5, Q_W31, Q_W33, 400, "nuts dense");
+    check_normal(rr, "Z[2,3]", 23, 0.1, 400, "nuts dense");
   }
-  rr = drive(in, "hmc", 4, 1000, 1000, 9, METRIC_DIAG, NULL, &d);
+  /* Integration time pi/2, not the default 2 pi: with the adapted metric the
+     normal Z are unit-scale oscillators of period 2 pi, so a 2 pi trajectory
+     comes back almost to where it started and their ESS is a lottery (6 to
+     ~500 of 4000 across seeds, median ~100; s and p suffer too).  A quarter
+     period gives ESS ~900-2000 for every column, so the checks test the
+     draws, not the luck of the seed. */
+  rr = drive_t(in, "hmc", 4, 1000, 1000, 9, METRIC_DIAG, M_PI / 2, NULL, &d);
   if (tap_ok(rr != NULL, "hmc runs the constrained model (%s)", d.msg)) {
-    check_col(rr, "s", 2, 2, 150, "hmc");
-    check_col(rr, "p", 0.4, 0.04, 150, "hmc");
-    check_col(rr, "w[1]", 1.0 / 6, 5.0 / 252, 150, "hmc");
-    check_col(rr, "Z[2,1]", 21, 0.01, 150, "hmc");
+    check_col(rr, "s", 2, Q_S1, Q_S3, 400, "hmc");
+    check_col(rr, "p", 0.4, Q_P1, Q_P3, 400, "hmc");
+    check_col(rr, "w[1]", 1.0 / 6, Q_W11, Q_W13, 400, "hmc");
+    check_normal(rr, "Z[2,1]", 21, 0.1, 400, "hmc");
   }
 }
 
