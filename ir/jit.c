@@ -386,50 +386,33 @@ static LLVMValueRef rd(Gen *g, int r) {
 
 static void wr(Gen *g, int r, LLVMValueRef v) { LLVMBuildStore(g->B, v, g->slot[r]); }
 
-static LLVMValueRef as_f64(Gen *g, int r) {
-  LLVMValueRef v = rd(g, r);
-  switch (g->rc[r]) {
-  case RC_INT: return LLVMBuildSIToFP(g->B, v, g->f64, "");
-  case RC_BOOL: return LLVMBuildUIToFP(g->B, v, g->f64, "");
+/* A scalar of class `from` as class `to` (int, bool, real), with C's conversions. */
+static LLVMValueRef conv(Gen *g, LLVMValueRef v, uint8_t from, uint8_t to) {
+  if (from == to) return v;
+  switch (to) {
+  case RC_REAL:
+    return from == RC_INT ? LLVMBuildSIToFP(g->B, v, g->f64, "") : LLVMBuildUIToFP(g->B, v, g->f64, "");
+  case RC_INT:
+    return from == RC_BOOL ? LLVMBuildZExt(g->B, v, g->i64, "") : LLVMBuildFPToSI(g->B, v, g->i64, "");
+  case RC_BOOL:
+    return from == RC_INT ? LLVMBuildICmp(g->B, LLVMIntNE, v, ci(g, 0), "")
+                          : LLVMBuildFCmp(g->B, LLVMRealUNE, v, cf(g, 0), "");
   default: return v;
   }
 }
 
-static LLVMValueRef as_i64(Gen *g, int r) {
-  LLVMValueRef v = rd(g, r);
-  switch (g->rc[r]) {
-  case RC_BOOL: return LLVMBuildZExt(g->B, v, g->i64, "");
-  case RC_REAL: return LLVMBuildFPToSI(g->B, v, g->i64, "");
-  default: return v;
-  }
-}
+static LLVMValueRef as_f64(Gen *g, int r) { return conv(g, rd(g, r), g->rc[r], RC_REAL); }
+static LLVMValueRef as_i64(Gen *g, int r) { return conv(g, rd(g, r), g->rc[r], RC_INT); }
 
+/* The truth of a condition register (bool, or a number that is not 0). */
 static LLVMValueRef truthy(Gen *g, int r) {
-  LLVMValueRef v = rd(g, r);
-  switch (g->rc[r]) {
-  case RC_BOOL: return v;
-  case RC_INT: return LLVMBuildICmp(g->B, LLVMIntNE, v, ci(g, 0), "");
-  case RC_REAL: return LLVMBuildFCmp(g->B, LLVMRealUNE, v, cf(g, 0), "");
-  default: return LLVMConstInt(g->i1, 0, 0);
-  }
+  uint8_t rc = g->rc[r];
+  if (rc != RC_BOOL && rc != RC_INT && rc != RC_REAL) return LLVMConstInt(g->i1, 0, 0);
+  return conv(g, rd(g, r), rc, RC_BOOL);
 }
 
 /* Store a scalar value of class `from` into register r, converting. */
-static void wr_conv(Gen *g, int r, LLVMValueRef v, uint8_t from) {
-  uint8_t to = g->rc[r];
-  if (to == from) {
-    wr(g, r, v);
-    return;
-  }
-  if (to == RC_REAL)
-    v = from == RC_INT ? LLVMBuildSIToFP(g->B, v, g->f64, "") : LLVMBuildUIToFP(g->B, v, g->f64, "");
-  else if (to == RC_INT)
-    v = from == RC_BOOL ? LLVMBuildZExt(g->B, v, g->i64, "") : LLVMBuildFPToSI(g->B, v, g->i64, "");
-  else if (to == RC_BOOL)
-    v = from == RC_INT ? LLVMBuildICmp(g->B, LLVMIntNE, v, ci(g, 0), "")
-                       : LLVMBuildFCmp(g->B, LLVMRealUNE, v, cf(g, 0), "");
-  wr(g, r, v);
-}
+static void wr_conv(Gen *g, int r, LLVMValueRef v, uint8_t from) { wr(g, r, conv(g, v, from, g->rc[r])); }
 
 static bool active(Gen *g, int r) { return r >= 0 && !g->isdata[r] && g->act[r]; }
 
