@@ -1970,6 +1970,9 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
     return;
   }
   case IR_OBSERVE: {
+    /* a draw scores nothing: its point had a finite log density, so the
+       observations' checks passed there already */
+    if (g->draw) return;
     if (emit_observe_native(g, l, ins)) return;
     int ops[24], n = 0;
     ops[n++] = ins->args[0];
