@@ -1605,10 +1605,8 @@ static bool emit_observe_native(Gen *g, RevList *l, const IrInstr *ins) {
     if (c.p[k].box) check(g, LLVMBuildICmp(g->B, LLVMIntEQ, box_n(g, c.p[k].v), n, ""));
     else check(g, dom_ok(g, f->pdom[k], c.p[k].v));
   DOp *ops[DIST_MAX_PARAMS + 1];
-  int regs[DIST_MAX_PARAMS + 1];
   ops[0] = &c.x;
-  regs[0] = ins->args[0];
-  for (int k = 0; k < f->nparams; k++) ops[k + 1] = &c.p[k], regs[k + 1] = ins->dist.params[k];
+  for (int k = 0; k < f->nparams; k++) ops[k + 1] = &c.p[k];
   if (f->discrete) c.x.act = false;
   bool any = false;
   for (int k = 0; k <= f->nparams; k++) any |= ops[k]->act;
@@ -1635,7 +1633,6 @@ static bool emit_observe_native(Gen *g, RevList *l, const IrInstr *ins) {
   it->aux = f;
   for (int k = 0; k <= f->nparams; k++)
     if (ops[k]->act && !ops[k]->box) save(it, LLVMBuildLoad2(g->B, g->f64, ops[k]->gsum, ""));
-  (void)regs;
   push_saved(g, it);
   return true;
 }

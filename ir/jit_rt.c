@@ -197,7 +197,7 @@ static JitBox *box_new(JitCtx *cx, Value v, bool active) {
 
 /* ---- one operation ---- */
 
-static Value arg_value(JitCtx *cx, JitRec *r, int k, const JitArg *a, Tape *t) {
+static Value arg_value(JitRec *r, int k, const JitArg *a, Tape *t) {
   Value v = val_none();
   switch (r->s->akind[k]) {
   case JA_REAL: v = val_real(a->r); break;
@@ -218,7 +218,6 @@ static Value arg_value(JitCtx *cx, JitRec *r, int k, const JitArg *a, Tape *t) {
     break;
   default: break;
   }
-  (void)cx;
   return v;
 }
 
@@ -975,7 +974,7 @@ JitRec *jit_rt_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res) {
   r->in_box = arena_alloc(cx, sizeof(JitBox *) * (size_t)(s->nargs + 1));
   Value av[32];
   Value *v = s->nargs <= 32 ? av : arena_alloc(cx, sizeof(Value) * (size_t)s->nargs);
-  for (int k = 0; k < s->nargs; k++) v[k] = arg_value(cx, r, k, &args[k], t);
+  for (int k = 0; k < s->nargs; k++) v[k] = arg_value(r, k, &args[k], t);
   Type rt = ins->dst >= 0 ? s->fn->regtypes[ins->dst] : ty_make(TY_VOID, 0);
   char err[JIT_ERRSZ] = "";
   Value out = val_none();
