@@ -1,0 +1,1038 @@
+/* jit_native.c — the container arithmetic and densities the JIT lowers to
+ * loops of its own (ir/jit_gen.h): element-wise arithmetic with broadcasting,
+ * copies, matrix * vector, and the observations and latents of scalar
+ * families (normal and bernoulli_logit inline and vectorised with libmvec;
+ * other families through their C kernels).  Each checks what the interpreter
+ * checks and returns false for the cases it does not take, which then go to
+ * the runtime (emit_site in ir/jit.c).
+ */
+#include "jit_gen.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#if PPL_HAVE_LLVM
+
+/* ---- native container arithmetic and densities ----
+ *
+ * The hot operations of typical models lowered to loops in the compiled
+ * code itself: element-wise arithmetic on vectors and matrices, container
+ * copies, and the latents and observations of scalar families.  Each checks
+ * what the interpreter checks (sizes, parameter domains) and leaves the
+ * message to it: a failed check is a runtime error of the compiled code.
+ * Cases outside these patterns go through the runtime (emit_site). */
+
+typedef void (*LoopBody)(Gen *g, LLVMValueRef i, void *ud);
+
+/* for (i = 0; i < n; i++) body(i) */
+static void emit_loop(Gen *g, LLVMValueRef n, LoopBody body, void *ud) {
+  LLVMValueRef k = entry_alloca(g, g->i64, "i");
+  LLVMBuildStore(g->B, ci(g, 0), k);
+  LLVMBasicBlockRef hb = new_bb(g, "loop"), bb = new_bb(g, "lbody"), xb = new_bb(g, "lend");
+  LLVMBuildBr(g->B, hb);
+  LLVMPositionBuilderAtEnd(g->B, hb);
+  LLVMValueRef i = LLVMBuildLoad2(g->B, g->i64, k, "");
+  LLVMBuildCondBr(g->B, LLVMBuildICmp(g->B, LLVMIntSLT, i, n, ""), bb, xb);
+  LLVMPositionBuilderAtEnd(g->B, bb);
+  body(g, i, ud);
+  LLVMBuildStore(g->B, LLVMBuildAdd(g->B, i, ci(g, 1), ""), k);
+  LLVMBuildBr(g->B, hb);
+  LLVMPositionBuilderAtEnd(g->B, xb);
+}
+
+static LLVMValueRef box_ten(Gen *g, LLVMValueRef box) {
+  return LLVMBuildLoad2(g->B, g->ptr, field(g, box, 8), "ten");
+}
+static LLVMValueRef box_data(Gen *g, LLVMValueRef box) {
+  return LLVMBuildLoad2(g->B, g->ptr, field(g, box_ten(g, box), 8), "data");
+}
+static LLVMValueRef box_adjp(Gen *g, LLVMValueRef box) {
+  return LLVMBuildLoad2(g->B, g->ptr, field(g, box, 16), "adjs");
+}
+static LLVMValueRef box_n(Gen *g, LLVMValueRef box) {
+  return LLVMBuildLoad2(g->B, g->i64, field(g, box, 24), "n");
+}
+static LLVMValueRef box_rows(Gen *g, LLVMValueRef box) {
+  return LLVMBuildSExt(g->B, LLVMBuildLoad2(g->B, g->i32, box_ten(g, box), ""), g->i64, "rows");
+}
+static LLVMValueRef box_cols(Gen *g, LLVMValueRef box) {
+  return LLVMBuildSExt(g->B, LLVMBuildLoad2(g->B, g->i32, field(g, box_ten(g, box), 4), ""), g->i64,
+                       "cols");
+}
+/* The shape of tensor register r's current value: constants where known here
+   (data, or a value made outside control flow with known sizes). */
+static void shape_of(Gen *g, int r, LLVMValueRef box, LLVMValueRef *rows, LLVMValueRef *cols,
+                     LLVMValueRef *n) {
+  if (g->depth == 0 && g->krows[r] >= 0) {
+    *rows = ci(g, g->krows[r]);
+    *cols = ci(g, g->kcols[r]);
+    *n = ci(g, g->krows[r] * g->kcols[r]);
+    return;
+  }
+  *rows = box_rows(g, box);
+  *cols = box_cols(g, box);
+  *n = box_n(g, box);
+}
+
+/* Write a tensor box into r, remembering its shape when it is known here. */
+void jg_wr_ten(Gen *g, int r, LLVMValueRef box, LLVMValueRef rows, LLVMValueRef cols) {
+  wr(g, r, box);
+  bool known = g->depth == 0 && LLVMIsAConstantInt(rows) && LLVMIsAConstantInt(cols);
+  g->krows[r] = known ? LLVMConstIntGetSExtValue(rows) : -1;
+  g->kcols[r] = known ? LLVMConstIntGetSExtValue(cols) : -1;
+}
+
+static LLVMValueRef ld_f64(Gen *g, LLVMValueRef base, LLVMValueRef i) {
+  return LLVMBuildLoad2(g->B, g->f64, gep(g, g->f64, base, i), "");
+}
+static void st_f64(Gen *g, LLVMValueRef base, LLVMValueRef i, LLVMValueRef v) {
+  LLVMBuildStore(g->B, v, gep(g, g->f64, base, i));
+}
+static void add_f64(Gen *g, LLVMValueRef base, LLVMValueRef i, LLVMValueRef v) {
+  LLVMValueRef p = gep(g, g->f64, base, i);
+  LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, p, ""), v, ""), p);
+}
+
+
+static void fill_f64(Gen *g, LLVMValueRef p, int64_t n, double v) {
+  for (int64_t i = 0; i < n; i++) st_f64(g, p, ci(g, i), cf(g, v));
+}
+
+
+/* A new tensor box.  Outside control flow and with sizes known here it lives
+   in the compiled function's frame (one per evaluation, and LLVM sees through
+   it); else in the runtime's arena. */
+LLVMValueRef jg_new_ten(Gen *g, int kind, LLVMValueRef rows, LLVMValueRef cols, bool active,
+                            int fill) {
+  if (g->depth == 0 && LLVMIsAConstantInt(rows) && LLVMIsAConstantInt(cols)) {
+    int64_t r = LLVMConstIntGetSExtValue(rows), c = LLVMConstIntGetSExtValue(cols), n = r * c;
+    if (r >= 0 && c >= 0 && n <= 64) {
+      LLVMValueRef box = entry_alloca(g, LLVMArrayType2(g->i64, 6), "box");
+      LLVMValueRef ten = entry_alloca(g, LLVMArrayType2(g->i64, 3), "ten");
+      LLVMValueRef d = entry_alloca(g, LLVMArrayType2(g->f64, (uint64_t)(n ? n : 1)), "el");
+      LLVMBuildStore(g->B, LLVMConstInt(g->i8, (unsigned long long)kind, 0), box);
+      LLVMBuildStore(g->B, LLVMConstInt(g->i32, 0, 0), field(g, box, 4));
+      LLVMBuildStore(g->B, ten, field(g, box, 8));
+      LLVMBuildStore(g->B, ci(g, n), field(g, box, 24));
+      LLVMBuildStore(g->B, LLVMConstNull(g->ptr), field(g, box, 32));
+      LLVMBuildStore(g->B, LLVMConstInt(g->i8, 0, 0), field(g, box, 40));
+      LLVMBuildStore(g->B, LLVMConstInt(g->i32, (unsigned long long)r, 0), ten);
+      LLVMBuildStore(g->B, LLVMConstInt(g->i32, (unsigned long long)c, 0), field(g, ten, 4));
+      LLVMBuildStore(g->B, d, field(g, ten, 8));
+      LLVMBuildStore(g->B, LLVMConstNull(g->ptr), field(g, ten, 16));
+      if (fill != FILL_NONE) fill_f64(g, d, n, fill == FILL_NAN ? NAN : 0);
+      LLVMValueRef adj = LLVMConstNull(g->ptr);
+      if (active) {
+        adj = entry_alloca(g, LLVMArrayType2(g->f64, (uint64_t)(n ? n : 1)), "eladj");
+        fill_f64(g, adj, n, 0);
+      }
+      LLVMBuildStore(g->B, adj, field(g, box, 16));
+      return box;
+    }
+  }
+  LLVMValueRef a[6] = {g->cx, ci(g, kind), rows, cols, ci(g, active), ci(g, fill)};
+  return call(g, g->t_ten, g->f_ten, a, 6);
+}
+
+/* a sum whose order may change (dot products, reductions): lets LLVM vectorise it */
+static LLVMValueRef reassoc(LLVMValueRef v) {
+  LLVMSetFastMathFlags(v, LLVMFastMathAllowReassoc | LLVMFastMathAllowContract);
+  return v;
+}
+
+/* ---- element-wise arithmetic ---- */
+
+typedef struct EwCtx {
+  int op;
+  LLVMValueRef a, b;   /* box data pointers, or NULL for scalars */
+  LLVMValueRef sa, sb; /* scalar operands */
+  LLVMValueRef z;      /* result data */
+  /* reverse */
+  LLVMValueRef zadj, aadj, badj, ga, gb; /* ga/gb: allocas summing scalar adjoints */
+} EwCtx;
+
+static LLVMValueRef ew_val(Gen *g, const EwCtx *e, LLVMValueRef i, bool second) {
+  LLVMValueRef p = second ? e->b : e->a;
+  return p ? ld_f64(g, p, i) : second ? e->sb : e->sa;
+}
+
+static void ew_fwd(Gen *g, LLVMValueRef i, void *ud) {
+  EwCtx *e = ud;
+  LLVMValueRef x = ew_val(g, e, i, false), y = ew_val(g, e, i, true), z;
+  switch (e->op) {
+  case OP_ADD: z = LLVMBuildFAdd(g->B, x, y, ""); break;
+  case OP_SUB: z = LLVMBuildFSub(g->B, x, y, ""); break;
+  case OP_MUL: case OP_EMUL: z = LLVMBuildFMul(g->B, x, y, ""); break;
+  default: z = LLVMBuildFDiv(g->B, x, y, ""); break;
+  }
+  st_f64(g, e->z, i, z);
+}
+
+static void ew_rev(Gen *g, LLVMValueRef i, void *ud) {
+  EwCtx *e = ud;
+  LLVMValueRef gz = ld_f64(g, e->zadj, i);
+  st_f64(g, e->zadj, i, cf(g, 0));
+  LLVMValueRef da = NULL, db = NULL;
+  switch (e->op) {
+  case OP_ADD: da = gz, db = gz; break;
+  case OP_SUB: da = gz, db = LLVMBuildFNeg(g->B, gz, ""); break;
+  case OP_MUL: case OP_EMUL:
+    if (e->aadj || e->ga) da = LLVMBuildFMul(g->B, gz, ew_val(g, e, i, true), "");
+    if (e->badj || e->gb) db = LLVMBuildFMul(g->B, gz, ew_val(g, e, i, false), "");
+    break;
+  default: {
+    LLVMValueRef x = ew_val(g, e, i, false), y = ew_val(g, e, i, true);
+    if (e->aadj || e->ga) da = LLVMBuildFMul(g->B, gz, LLVMBuildFDiv(g->B, cf(g, 1), y, ""), "");
+    if (e->badj || e->gb)
+      db = LLVMBuildFMul(g->B, gz, LLVMBuildFDiv(g->B, LLVMBuildFNeg(g->B, LLVMBuildFDiv(g->B, x, y, ""), ""), y, ""), "");
+    break;
+  }
+  }
+  if (e->aadj) add_f64(g, e->aadj, i, da);
+  if (e->badj) add_f64(g, e->badj, i, db);
+  /* a scalar operand's adjoint is a sum over the elements: reassociable, so
+     the loop vectorises */
+  if (e->ga) LLVMBuildStore(g->B, reassoc(LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, e->ga, ""), da, "")), e->ga);
+  if (e->gb) LLVMBuildStore(g->B, reassoc(LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, e->gb, ""), db, "")), e->gb);
+}
+
+bool jg_emit_ew(Gen *g, RevList *l, const IrInstr *ins) {
+  int a = ins->args[0], b = ins->args[1], d = ins->dst, op = ins->sub;
+  Type ta = g->f->regtypes[a], tb = g->f->regtypes[b], td = g->f->regtypes[d];
+  bool ba = g->rc[a] == RC_BOX, bb = g->rc[b] == RC_BOX;
+  if (!is_tensor(td) || (ba && !is_tensor(ta)) || (bb && !is_tensor(tb))) return false;
+  if ((!ba && g->rc[a] != RC_REAL && g->rc[a] != RC_INT) || (!bb && g->rc[b] != RC_REAL && g->rc[b] != RC_INT))
+    return false;
+  if (ba && bb) {
+    if (ta.base != tb.base || !(op == OP_ADD || op == OP_SUB || op == OP_EMUL || op == OP_EDIV))
+      return false;
+  } else if (!(op == OP_ADD || op == OP_SUB || op == OP_MUL || op == OP_EMUL ||
+               (ba && (op == OP_DIV || op == OP_EDIV)))) {
+    return false;
+  }
+  bool mul = op != OP_ADD && op != OP_SUB;
+  /* the adjoint reads the operands: they must not change in between */
+  if (mul && ((ba && g->stored[a]) || (bb && g->stored[b]))) return false;
+  EwCtx e = {.op = op};
+  LLVMValueRef A = ba ? rd(g, a) : NULL, Bx = bb ? rd(g, b) : NULL, T = ba ? A : Bx;
+  LLVMValueRef n, rows, cols;
+  shape_of(g, ba ? a : b, T, &rows, &cols, &n);
+  if (ba && bb) {
+    LLVMValueRef n2, r2, c2;
+    shape_of(g, b, Bx, &r2, &c2, &n2);
+    check(g, LLVMBuildAnd(g->B, LLVMBuildICmp(g->B, LLVMIntEQ, n, n2, ""),
+                          LLVMBuildICmp(g->B, LLVMIntEQ, rows, r2, ""), ""));
+  }
+  if (ba) e.a = box_data(g, A);
+  else e.sa = as_f64(g, a);
+  if (bb) e.b = box_data(g, Bx);
+  else e.sb = as_f64(g, b);
+  LLVMValueRef Z = jg_new_ten(g, ten_kind(td), rows, cols, active(g, d), FILL_NONE);
+  e.z = box_data(g, Z);
+  emit_loop(g, n, ew_fwd, &e);
+  jg_wr_ten(g, d, Z, rows, cols);
+  if (!active(g, d)) return true;
+  RevItem *it = rev_add(g, l, RV_EW, ins);
+  it->sub = op;
+  save(it, Z);           /* 0 */
+  save(it, n);           /* 1 */
+  save(it, ba ? A : e.sa); /* 2 */
+  save(it, bb ? Bx : e.sb); /* 3 */
+  push_saved(g, it);
+  return true;
+}
+
+void jg_rev_ew(Gen *g, RevItem *it) {
+  const IrInstr *ins = it->ins;
+  int a = ins->args[0], b = ins->args[1];
+  bool ba = g->rc[a] == RC_BOX, bb = g->rc[b] == RC_BOX;
+  EwCtx e = {.op = it->sub};
+  e.zadj = box_adjp(g, it->save[0]);
+  if (ba) e.a = box_data(g, it->save[2]);
+  else e.sa = it->save[2];
+  if (bb) e.b = box_data(g, it->save[3]);
+  else e.sb = it->save[3];
+  if (active(g, a)) {
+    if (ba) e.aadj = box_adjp(g, it->save[2]);
+    else e.ga = entry_alloca(g, g->f64, "ga");
+  }
+  if (active(g, b)) {
+    if (bb) e.badj = box_adjp(g, it->save[3]);
+    else e.gb = entry_alloca(g, g->f64, "gb");
+  }
+  if (e.ga) LLVMBuildStore(g->B, cf(g, 0), e.ga);
+  if (e.gb) LLVMBuildStore(g->B, cf(g, 0), e.gb);
+  emit_loop(g, it->save[1], ew_rev, &e);
+  if (e.ga) adj_add(g, a, LLVMBuildLoad2(g->B, g->f64, e.ga, ""));
+  if (e.gb) adj_add(g, b, LLVMBuildLoad2(g->B, g->f64, e.gb, ""));
+}
+
+/* ---- copies ---- */
+
+typedef struct CpCtx {
+  LLVMValueRef src, dst;
+} CpCtx;
+
+static void cp_fwd(Gen *g, LLVMValueRef i, void *ud) {
+  CpCtx *c = ud;
+  st_f64(g, c->dst, i, ld_f64(g, c->src, i));
+}
+
+static void cp_rev(Gen *g, LLVMValueRef i, void *ud) {
+  CpCtx *c = ud; /* src: the copy's adjoints, dst: the original's */
+  LLVMValueRef v = ld_f64(g, c->src, i);
+  st_f64(g, c->src, i, cf(g, 0));
+  if (c->dst) add_f64(g, c->dst, i, v);
+}
+
+static void cp_zero(Gen *g, LLVMValueRef i, void *ud) { st_f64(g, ((CpCtx *)ud)->src, i, cf(g, 0)); }
+
+/* dst = src for two tensors of the same type; a declared dst keeps its shape */
+bool jg_emit_copy(Gen *g, RevList *l, const IrInstr *ins) {
+  int a = ins->args[0], d = ins->dst;
+  Type ta = g->f->regtypes[a], td = g->f->regtypes[d];
+  if (!is_tensor(ta) || !ty_eq(ta, td) || g->rc[a] != RC_BOX) return false;
+  LLVMValueRef S = rd(g, a);
+  LLVMValueRef n, rows, cols;
+  shape_of(g, a, S, &rows, &cols, &n);
+  /* a variable declared with sizes keeps them: compare with its current value */
+  LLVMValueRef old = LLVMBuildLoad2(g->B, g->ptr, g->slot[d], "");
+  LLVMValueRef isnull = LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildPtrToInt(g->B, old, g->i64, ""), ci(g, 0), "");
+  LLVMBasicBlockRef cb = new_bb(g, "shape"), ok = new_bb(g, "shaped");
+  LLVMBuildCondBr(g->B, isnull, ok, cb);
+  LLVMPositionBuilderAtEnd(g->B, cb);
+  check(g, LLVMBuildAnd(g->B, LLVMBuildICmp(g->B, LLVMIntEQ, n, box_n(g, old), ""),
+                        LLVMBuildICmp(g->B, LLVMIntEQ, rows, box_rows(g, old), ""), ""));
+  LLVMBuildBr(g->B, ok);
+  LLVMPositionBuilderAtEnd(g->B, ok);
+  LLVMValueRef Z = jg_new_ten(g, ten_kind(td), rows, cols, active(g, d), FILL_NONE);
+  CpCtx c = {box_data(g, S), box_data(g, Z)};
+  emit_loop(g, n, cp_fwd, &c);
+  jg_wr_ten(g, d, Z, rows, cols);
+  if (!active(g, d)) return true;
+  RevItem *it = rev_add(g, l, RV_COPY, ins);
+  save(it, Z);
+  save(it, S);
+  save(it, n);
+  push_saved(g, it);
+  return true;
+}
+
+void jg_rev_copy(Gen *g, RevItem *it) {
+  int a = it->ins->args[0];
+  CpCtx c = {box_adjp(g, it->save[0]), active(g, a) ? box_adjp(g, it->save[1]) : NULL};
+  emit_loop(g, it->save[2], c.dst ? cp_rev : cp_zero, &c);
+}
+
+
+/* A data container's numbers (val_flatten order) as a constant of the code,
+   and optionally their logarithms, computed once here. */
+static LLVMValueRef data_numbers(Gen *g, int r, bool logs) {
+  JitBox *b = NULL;
+  data_value(g, r);
+  for (int i = 0; i < g->j->nboxes; i++)
+    if (g->j->boxes[i]->v.t == g->data[r].t) b = g->j->boxes[i];
+  if (!b) return NULL;
+  const double *d = b->flat ? b->flat : (b->v.k == V_VEC || b->v.k == V_ROWVEC || b->v.k == V_MAT) ? b->v.t->d : NULL;
+  if (!d) return NULL;
+  if (logs) {
+    double *l = gc_alloc_atomic(sizeof(double) * (size_t)(b->n ? b->n : 1));
+    for (int64_t i = 0; i < b->n; i++) l[i] = log(d[i]);
+    jit_keep(g->j, l);
+    d = l;
+  }
+  return LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)d, 0), g->ptr);
+}
+
+/* ---- matrix * vector ---- */
+
+typedef struct MvCtx {
+  LLVMValueRef A, b, R, rows; /* forward: data pointers */
+  LLVMValueRef k, bk;         /* the current column */
+  LLVMValueRef g, aadj, badj; /* reverse */
+  LLVMValueRef sum;           /* alloca */
+} MvCtx;
+
+static void mv_fwd_i(Gen *g, LLVMValueRef i, void *ud) {
+  MvCtx *m = ud;
+  LLVMValueRef a = ld_f64(g, m->A, LLVMBuildAdd(g->B, LLVMBuildMul(g->B, m->k, m->rows, ""), i, ""));
+  add_f64(g, m->R, i, LLVMBuildFMul(g->B, a, m->bk, ""));
+}
+
+static void mv_fwd_k(Gen *g, LLVMValueRef k, void *ud) {
+  MvCtx *m = ud;
+  m->k = k;
+  m->bk = ld_f64(g, m->b, k);
+  emit_loop(g, m->rows, mv_fwd_i, m);
+}
+
+
+static void mv_rev_i(Gen *g, LLVMValueRef i, void *ud) {
+  MvCtx *m = ud;
+  LLVMValueRef idx = LLVMBuildAdd(g->B, LLVMBuildMul(g->B, m->k, m->rows, ""), i, "");
+  LLVMValueRef gi = ld_f64(g, m->g, i);
+  if (m->badj) {
+    LLVMValueRef prod = reassoc(LLVMBuildFMul(g->B, ld_f64(g, m->A, idx), gi, ""));
+    LLVMBuildStore(g->B, reassoc(LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, m->sum, ""), prod, "")), m->sum);
+  }
+  if (m->aadj) add_f64(g, m->aadj, idx, LLVMBuildFMul(g->B, gi, m->bk, ""));
+}
+
+static void mv_rev_k(Gen *g, LLVMValueRef k, void *ud) {
+  MvCtx *m = ud;
+  m->k = k;
+  m->bk = ld_f64(g, m->b, k);
+  LLVMBuildStore(g->B, cf(g, 0), m->sum);
+  emit_loop(g, m->rows, mv_rev_i, m);
+  if (m->badj) add_f64(g, m->badj, k, LLVMBuildLoad2(g->B, g->f64, m->sum, ""));
+}
+
+static void mv_zero(Gen *g, LLVMValueRef i, void *ud) { st_f64(g, ((MvCtx *)ud)->g, i, cf(g, 0)); }
+
+bool jg_emit_matvec(Gen *g, RevList *l, const IrInstr *ins) {
+  int a = ins->args[0], b = ins->args[1], d = ins->dst;
+  Type ta = g->f->regtypes[a], tb = g->f->regtypes[b];
+  if (ins->sub != OP_MUL || g->rc[a] != RC_BOX || g->rc[b] != RC_BOX || ta.ndims || tb.ndims ||
+      ta.base != TY_MATRIX || tb.base != TY_VECTOR || g->stored[a] || g->stored[b])
+    return false;
+  LLVMValueRef A = rd(g, a), Bv = rd(g, b);
+  LLVMValueRef rows, cols, n, br, bc, bn;
+  shape_of(g, a, A, &rows, &cols, &n);
+  shape_of(g, b, Bv, &br, &bc, &bn);
+  check(g, LLVMBuildICmp(g->B, LLVMIntEQ, cols, br, ""));
+  LLVMValueRef R = jg_new_ten(g, V_VEC, rows, ci(g, 1), active(g, d), FILL_ZERO);
+  MvCtx m = {.A = g->isdata[a] ? data_numbers(g, a, false) : NULL, .b = box_data(g, Bv),
+             .R = box_data(g, R), .rows = rows};
+  if (!m.A) m.A = box_data(g, A);
+  emit_loop(g, cols, mv_fwd_k, &m);
+  jg_wr_ten(g, d, R, rows, ci(g, 1));
+  if (!active(g, d)) return true;
+  RevItem *it = rev_add(g, l, RV_MATVEC, ins);
+  save(it, R);
+  save(it, A);
+  save(it, Bv);
+  save(it, rows);
+  save(it, cols);
+  push_saved(g, it);
+  return true;
+}
+
+void jg_rev_matvec(Gen *g, RevItem *it) {
+  const IrInstr *ins = it->ins;
+  int a = ins->args[0], b = ins->args[1];
+  MvCtx m = {.A = g->isdata[a] ? data_numbers(g, a, false) : NULL, .b = box_data(g, it->save[2]),
+             .g = box_adjp(g, it->save[0]), .rows = it->save[3]};
+  if (!m.A) m.A = box_data(g, it->save[1]);
+  if (active(g, a)) m.aadj = box_adjp(g, it->save[1]);
+  if (active(g, b)) m.badj = box_adjp(g, it->save[2]);
+  m.sum = entry_alloca(g, g->f64, "dot");
+  emit_loop(g, it->save[4], mv_rev_k, &m);
+  emit_loop(g, it->save[3], mv_zero, &m);
+}
+
+/* ---- scalar-family densities ---- */
+
+extern const DistFamily dist_normal, dist_bernoulli_logit;
+
+static LLVMValueRef fn_const(Gen *g, const void *f) {
+  return LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)f, 0), g->ptr);
+}
+
+/* ---- vector code: densities over several elements at once ----
+ * The normal and bernoulli_logit kernels are written once over a width g->vw:
+ * 0 emits scalar code, W emits <W x double> code calling glibc's libmvec for
+ * exp, log and log1p.  Constants and math go through these helpers. */
+
+static LLVMTypeRef vty(Gen *g) { return g->vw ? LLVMVectorType(g->f64, (unsigned)g->vw) : g->f64; }
+
+static LLVMValueRef cv(Gen *g, double x) {
+  if (!g->vw) return cf(g, x);
+  LLVMValueRef e[16];
+  for (int i = 0; i < g->vw; i++) e[i] = cf(g, x);
+  return LLVMConstVector(e, (unsigned)g->vw);
+}
+
+static LLVMValueRef splat(Gen *g, LLVMValueRef s) {
+  if (!g->vw) return s;
+  LLVMValueRef v = LLVMBuildInsertElement(g->B, LLVMGetUndef(vty(g)), s, LLVMConstInt(g->i32, 0, 0), "");
+  LLVMValueRef zeros[16];
+  for (int i = 0; i < g->vw; i++) zeros[i] = LLVMConstInt(g->i32, 0, 0);
+  return LLVMBuildShuffleVector(g->B, v, LLVMGetUndef(vty(g)), LLVMConstVector(zeros, (unsigned)g->vw), "");
+}
+
+static LLVMValueRef vload(Gen *g, LLVMValueRef base, LLVMValueRef i) {
+  LLVMValueRef v = LLVMBuildLoad2(g->B, vty(g), gep(g, g->f64, base, i), "");
+  LLVMSetAlignment(v, 8);
+  return v;
+}
+
+static void vstore(Gen *g, LLVMValueRef base, LLVMValueRef i, LLVMValueRef v) {
+  LLVMValueRef s = LLVMBuildStore(g->B, v, gep(g, g->f64, base, i));
+  LLVMSetAlignment(s, 8);
+}
+
+/* an overloaded intrinsic (fabs, floor) at the current width */
+static LLVMValueRef vintr(Gen *g, const char *name, LLVMValueRef x) {
+  char nm[64];
+  if (g->vw) snprintf(nm, sizeof nm, "llvm.%s.v%df64", name, g->vw);
+  else snprintf(nm, sizeof nm, "llvm.%s.f64", name);
+  LLVMTypeRef t = vty(g);
+  LLVMTypeRef ft = LLVMFunctionType(t, &t, 1, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(g->M, nm);
+  if (!f) f = LLVMAddFunction(g->M, nm, ft);
+  return call(g, ft, f, &x, 1);
+}
+
+/* exp, log, log1p: libm (or LLVM's intrinsic) for scalars, libmvec for vectors */
+static LLVMValueRef vmath(Gen *g, const char *name, LLVMValueRef x) {
+  if (!g->vw) {
+    if (!strcmp(name, "log1p")) return call(g, g->t_d1, g->f_log1p, &x, 1);
+    char nm[32];
+    snprintf(nm, sizeof nm, "llvm.%s.f64", name);
+    return intrinsic1(g, nm, x);
+  }
+  char nm[64];
+  snprintf(nm, sizeof nm, "%s%s", g->mvec, name);
+  LLVMTypeRef t = vty(g);
+  LLVMTypeRef ft = LLVMFunctionType(t, &t, 1, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(g->M, nm);
+  if (!f) f = LLVMAddFunction(g->M, nm, ft);
+  return call(g, ft, f, &x, 1);
+}
+
+/* all lanes true */
+static LLVMValueRef all_true(Gen *g, LLVMValueRef c) {
+  if (!g->vw) return c;
+  char nm[64];
+  snprintf(nm, sizeof nm, "llvm.vector.reduce.and.v%di1", g->vw);
+  LLVMTypeRef t = LLVMVectorType(g->i1, (unsigned)g->vw);
+  LLVMTypeRef ft = LLVMFunctionType(g->i1, &t, 1, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(g->M, nm);
+  if (!f) f = LLVMAddFunction(g->M, nm, ft);
+  return call(g, ft, f, &c, 1);
+}
+
+/* the sum of the lanes of v (a scalar passes through) */
+static LLVMValueRef hsum(Gen *g, LLVMValueRef v, int w) {
+  if (!w) return v;
+  LLVMValueRef s = LLVMBuildExtractElement(g->B, v, LLVMConstInt(g->i32, 0, 0), "");
+  for (int i = 1; i < w; i++)
+    s = LLVMBuildFAdd(g->B, s, LLVMBuildExtractElement(g->B, v, LLVMConstInt(g->i32, (unsigned long long)i, 0), ""), "");
+  return s;
+}
+
+/* log density of one x under f with parameters p (f64 values), and its
+   partials (dx, dp[]) when want: normal and bernoulli_logit inline, the
+   others by calling the family's kernels */
+static LLVMValueRef emit_lpdf1(Gen *g, const DistFamily *f, LLVMValueRef x, LLVMValueRef *p,
+                               bool want, LLVMValueRef *dx, LLVMValueRef *dp, LLVMValueRef logsig) {
+  if (f == &dist_normal) { /* as stdlib/dists/normal.c computes them */
+    LLVMValueRef z = LLVMBuildFDiv(g->B, LLVMBuildFSub(g->B, x, p[0], ""), p[1], "");
+    LLVMValueRef lp = LLVMBuildFMul(g->B, LLVMBuildFMul(g->B, cv(g, -0.5), z, ""), z, "");
+    lp = LLVMBuildFSub(g->B, lp, logsig ? logsig : vmath(g, "log", p[1]), "");
+    lp = LLVMBuildFSub(g->B, lp, cv(g, 0.91893853320467274178), "");
+    if (want) {
+      *dx = LLVMBuildFDiv(g->B, LLVMBuildFNeg(g->B, z, ""), p[1], "");
+      dp[0] = LLVMBuildFDiv(g->B, z, p[1], "");
+      dp[1] = LLVMBuildFDiv(g->B, LLVMBuildFSub(g->B, LLVMBuildFMul(g->B, z, z, ""), cv(g, 1), ""), p[1], "");
+    }
+    return lp;
+  }
+  if (f == &dist_bernoulli_logit) { /* jit_rt.c's bl_fused: one exp, one log1p */
+    LLVMValueRef y1 = LLVMBuildFCmp(g->B, LLVMRealOEQ, x, cv(g, 1), "");
+    LLVMValueRef y0 = LLVMBuildFCmp(g->B, LLVMRealOEQ, x, cv(g, 0), "");
+    LLVMValueRef t = LLVMBuildSelect(g->B, y1, LLVMBuildFNeg(g->B, p[0], ""), p[0], "");
+    LLVMValueRef pos = LLVMBuildFCmp(g->B, LLVMRealOGT, t, cv(g, 0), "");
+    LLVMValueRef e = vmath(g, "exp", LLVMBuildSelect(g->B, pos, LLVMBuildFNeg(g->B, t, ""), t, ""));
+    LLVMValueRef l1 = vmath(g, "log1p", e);
+    LLVMValueRef lp = LLVMBuildFNeg(g->B, LLVMBuildSelect(g->B, pos, LLVMBuildFAdd(g->B, t, l1, ""), l1, ""), "");
+    LLVMValueRef ok = LLVMBuildOr(g->B, y1, y0, "");
+    lp = LLVMBuildSelect(g->B, ok, lp, cv(g, -INFINITY), "");
+    if (want) {
+      LLVMValueRef nonneg = LLVMBuildFCmp(g->B, LLVMRealOGE, t, cv(g, 0), "");
+      LLVMValueRef den = LLVMBuildFAdd(g->B, cv(g, 1), LLVMBuildSelect(g->B, pos, e, cv(g, 1), ""), "");
+      LLVMValueRef pr = LLVMBuildSelect(g->B, nonneg, LLVMBuildFDiv(g->B, cv(g, 1), den, ""),
+                                        LLVMBuildFDiv(g->B, e, LLVMBuildFAdd(g->B, cv(g, 1), e, ""), ""), "");
+      LLVMValueRef d = LLVMBuildSelect(g->B, y1, pr, LLVMBuildFNeg(g->B, pr, ""), "");
+      dp[0] = LLVMBuildSelect(g->B, ok, d, cv(g, 0), "");
+      *dx = cv(g, 0);
+    }
+    return lp;
+  }
+  LLVMValueRef pa = entry_alloca(g, LLVMArrayType2(g->f64, DIST_MAX_PARAMS), "p");
+  for (int i = 0; i < f->nparams; i++) st_f64(g, pa, ci(g, i), p[i]);
+  LLVMValueRef a[2] = {x, pa};
+  LLVMValueRef lp = call(g, g->t_lpdf1, fn_const(g, (const void *)f->lpdf1), a, 2);
+  if (want) {
+    LLVMValueRef dxa = entry_alloca(g, g->f64, "dx");
+    LLVMValueRef dpa = entry_alloca(g, LLVMArrayType2(g->f64, DIST_MAX_PARAMS), "dp");
+    LLVMBuildStore(g->B, cf(g, 0), dxa);
+    for (int i = 0; i < DIST_MAX_PARAMS; i++) st_f64(g, dpa, ci(g, i), cf(g, 0));
+    LLVMValueRef b[4] = {x, pa, dxa, dpa};
+    call(g, g->t_grad1, fn_const(g, (const void *)f->grad1), b, 4);
+    *dx = LLVMBuildLoad2(g->B, g->f64, dxa, "");
+    for (int i = 0; i < f->nparams; i++) dp[i] = ld_f64(g, dpa, ci(g, i));
+    /* the interpreter records no partials where the density is not finite */
+    LLVMValueRef fin = LLVMBuildFCmp(g->B, LLVMRealOLT, intrinsic1(g, "llvm.fabs.f64", lp), cf(g, INFINITY), "");
+    *dx = LLVMBuildSelect(g->B, fin, *dx, cf(g, 0), "");
+    for (int i = 0; i < f->nparams; i++) dp[i] = LLVMBuildSelect(g->B, fin, dp[i], cf(g, 0), "");
+  }
+  return lp;
+}
+
+/* the parameter domain check of stdlib/dist.c (dist_dom_ok) */
+static LLVMValueRef dom_ok(Gen *g, int dom, LLVMValueRef v) {
+  LLVMValueRef fin = LLVMBuildFCmp(g->B, LLVMRealOLT, vintr(g, "fabs", v), cv(g, INFINITY), "");
+  switch (dom) {
+  case PD_ANY: return fin;
+  case PD_POS: return LLVMBuildAnd(g->B, fin, LLVMBuildFCmp(g->B, LLVMRealOGT, v, cv(g, 0), ""), "");
+  case PD_NONNEG: return LLVMBuildAnd(g->B, fin, LLVMBuildFCmp(g->B, LLVMRealOGE, v, cv(g, 0), ""), "");
+  case PD_PROB:
+    return LLVMBuildAnd(g->B, LLVMBuildFCmp(g->B, LLVMRealOGE, v, cv(g, 0), ""),
+                        LLVMBuildFCmp(g->B, LLVMRealOLE, v, cv(g, 1), ""), "");
+  case PD_INT_NONNEG:
+  case PD_INT: {
+    LLVMValueRef r = LLVMBuildAnd(g->B, fin, LLVMBuildFCmp(g->B, LLVMRealOEQ, v, vintr(g, "floor", v), ""), "");
+    return dom == PD_INT ? r : LLVMBuildAnd(g->B, r, LLVMBuildFCmp(g->B, LLVMRealOGE, v, cv(g, 0), ""), "");
+  }
+  case PD_ANY_INF: return LLVMBuildFCmp(g->B, LLVMRealORD, v, v, "");
+  default: return LLVMBuildFCmp(g->B, LLVMRealPredicateTrue, v, v, "");
+  }
+}
+
+/* An operand of a density: a scalar register or a container of reals. */
+typedef struct DOp {
+  int reg;
+  bool box, act;
+  LLVMValueRef v;    /* scalar value, or the box */
+  LLVMValueRef data; /* box data */
+  LLVMValueRef logd; /* data: the logs of its numbers, made once (normal's sigma) */
+  LLVMValueRef adj;  /* reverse: box adjoints */
+  LLVMValueRef gsum; /* reverse: alloca summing a scalar's adjoint */
+  LLVMValueRef gsumv; /* the same, lane by lane, in vector code */
+} DOp;
+
+static LLVMValueRef dop_at(Gen *g, const DOp *o, LLVMValueRef i) {
+  if (g->vw) return o->box ? vload(g, o->data, i) : splat(g, o->v);
+  return o->box ? ld_f64(g, o->data, i) : o->v;
+}
+
+typedef struct DensCtx {
+  const DistFamily *f;
+  DOp x, p[DIST_MAX_PARAMS];
+  LLVMValueRef lp;  /* alloca: the sum */
+  LLVMValueRef lpv; /* alloca: the sum, lane by lane, in vector code */
+  bool rev;         /* partials: stored into each box operand's `adj` (a scratch
+                       array), summed into `gsum` for scalar operands */
+} DensCtx;
+
+static void emit_range(Gen *g, LLVMValueRef lo, LLVMValueRef hi, int step, LoopBody body, void *ud) {
+  LLVMValueRef k = entry_alloca(g, g->i64, "i");
+  LLVMBuildStore(g->B, lo, k);
+  LLVMBasicBlockRef hb = new_bb(g, "vloop"), bb = new_bb(g, "vbody"), xb = new_bb(g, "vend");
+  LLVMBuildBr(g->B, hb);
+  LLVMPositionBuilderAtEnd(g->B, hb);
+  LLVMValueRef i = LLVMBuildLoad2(g->B, g->i64, k, "");
+  LLVMBuildCondBr(g->B, LLVMBuildICmp(g->B, LLVMIntSLT, i, hi, ""), bb, xb);
+  LLVMPositionBuilderAtEnd(g->B, bb);
+  body(g, i, ud);
+  LLVMBuildStore(g->B, LLVMBuildAdd(g->B, i, ci(g, step), ""), k);
+  LLVMBuildBr(g->B, hb);
+  LLVMPositionBuilderAtEnd(g->B, xb);
+}
+
+static void dens_body(Gen *g, LLVMValueRef i, void *ud);
+
+/* The density loop over n elements: W at a time where the host and the
+   family allow (the kernels above), then the rest one by one. */
+static void dens_loop(Gen *g, DensCtx *c, LLVMValueRef n) {
+  int w = g->simd;
+  if (!w || !(c->f == &dist_normal || c->f == &dist_bernoulli_logit)) {
+    emit_loop(g, n, dens_body, c);
+    return;
+  }
+  LLVMTypeRef vt = LLVMVectorType(g->f64, (unsigned)w);
+  DOp *ops[DIST_MAX_PARAMS + 1];
+  ops[0] = &c->x;
+  for (int k = 0; k < c->f->nparams; k++) ops[k + 1] = &c->p[k];
+  g->vw = w;
+  c->lpv = entry_alloca(g, vt, "lpv");
+  LLVMBuildStore(g->B, cv(g, 0), c->lpv);
+  for (int k = 0; k <= c->f->nparams; k++)
+    if (ops[k]->gsum) {
+      ops[k]->gsumv = entry_alloca(g, vt, "gsv");
+      LLVMBuildStore(g->B, cv(g, 0), ops[k]->gsumv);
+    }
+  LLVMValueRef nv = LLVMBuildAnd(g->B, n, ci(g, -(int64_t)w), "");
+  emit_range(g, ci(g, 0), nv, w, dens_body, c);
+  g->vw = 0;
+  LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, c->lp, ""),
+                                     hsum(g, LLVMBuildLoad2(g->B, vt, c->lpv, ""), w), ""), c->lp);
+  for (int k = 0; k <= c->f->nparams; k++)
+    if (ops[k]->gsumv)
+      LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, ops[k]->gsum, ""),
+                                         hsum(g, LLVMBuildLoad2(g->B, vt, ops[k]->gsumv, ""), w), ""),
+                     ops[k]->gsum);
+  emit_range(g, nv, n, 1, dens_body, c);
+}
+
+static void dens_body(Gen *g, LLVMValueRef i, void *ud) {
+  DensCtx *c = ud;
+  const DistFamily *f = c->f;
+  LLVMValueRef p[DIST_MAX_PARAMS], dx = NULL, dp[DIST_MAX_PARAMS] = {0};
+  for (int k = 0; k < f->nparams; k++) {
+    p[k] = dop_at(g, &c->p[k], i);
+    if (!c->rev && c->p[k].box) /* scalars are checked once, before the loop */
+      check(g, all_true(g, dom_ok(g, f->pdom[k], p[k])));
+  }
+  LLVMValueRef ls = NULL;
+  if (f == &dist_normal && c->p[1].box && g->isdata[c->p[1].reg]) {
+    LLVMValueRef logs = data_numbers(g, c->p[1].reg, true);
+    ls = g->vw ? vload(g, logs, i) : ld_f64(g, logs, i);
+  }
+  LLVMValueRef lp = emit_lpdf1(g, f, dop_at(g, &c->x, i), p, c->rev, &dx, dp, ls);
+  LLVMValueRef acc = g->vw ? c->lpv : c->lp;
+  LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, vty(g), acc, ""), lp, ""), acc);
+  if (!c->rev) return;
+  DOp *ops[DIST_MAX_PARAMS + 1];
+  LLVMValueRef ds[DIST_MAX_PARAMS + 1];
+  ops[0] = &c->x;
+  ds[0] = dx;
+  for (int k = 0; k < f->nparams; k++) ops[k + 1] = &c->p[k], ds[k + 1] = dp[k];
+  for (int k = 0; k <= f->nparams; k++) {
+    DOp *o = ops[k];
+    if (!o->act || (k == 0 && f->discrete)) continue;
+    if (o->box && g->vw) {
+      vstore(g, o->adj, i, LLVMBuildFAdd(g->B, vload(g, o->adj, i), ds[k], ""));
+    } else if (o->box) {
+      add_f64(g, o->adj, i, ds[k]);
+    } else {
+      LLVMValueRef gs = g->vw ? o->gsumv : o->gsum;
+      LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, vty(g), gs, ""), ds[k], ""), gs);
+    }
+  }
+}
+
+static bool dens_family_ok(const DistFamily *f) {
+  return f->lpdf1 && f->grad1 && !f->improper && !(f->support && f->nparams >= 2) &&
+         f->nparams <= DIST_MAX_PARAMS;
+}
+
+static bool dop_make(Gen *g, int r, DOp *o) {
+  memset(o, 0, sizeof *o);
+  o->reg = r;
+  Type t = g->f->regtypes[r];
+  if (g->rc[r] == RC_REAL || g->rc[r] == RC_INT || g->rc[r] == RC_BOOL) {
+    o->v = as_f64(g, r);
+  } else if (g->rc[r] == RC_BOX && (is_tensor(t) || (t.ndims == 1 && (t.base == TY_REAL || t.base == TY_INT)))) {
+    if (!is_tensor(t) && !g->isdata[r]) return false; /* arrays: data only (flat in the box) */
+    if (g->stored[r]) return false;
+    o->box = true;
+    o->v = rd(g, r);
+    o->data = g->isdata[r] ? data_numbers(g, r, false) : NULL;
+    if (!o->data)
+      o->data = is_tensor(t) ? box_data(g, o->v) : LLVMBuildLoad2(g->B, g->ptr, field(g, o->v, 32), "flat");
+  } else {
+    return false;
+  }
+  o->act = active(g, r);
+  return true;
+}
+
+
+
+/* y ~ f(params) for a scalar family over scalars and containers of equal size.
+   The partials are computed with the density, in one pass (vectorised for
+   normal and bernoulli_logit).  The log density's own adjoint is 1, so a
+   container operand's partials go straight into its adjoints (sums commute,
+   and no element store can come between: dop_make refuses stored-into
+   registers); a scalar's sum waits for the reverse part, since its register
+   may be assigned again later.  Where the density is not finite the gradient
+   is unspecified (logdensity.h), so nothing is undone then. */
+bool jg_emit_observe_native(Gen *g, RevList *l, const IrInstr *ins) {
+  const DistFamily *f = ins->dist.fam;
+  if (!dens_family_ok(f) || ins->dist.nparams != f->nparams) return false;
+  DensCtx c = {.f = f};
+  if (!dop_make(g, ins->args[0], &c.x)) return false;
+  bool anybox = c.x.box;
+  for (int k = 0; k < f->nparams; k++) {
+    if (!dop_make(g, ins->dist.params[k], &c.p[k])) return false;
+    anybox |= c.p[k].box;
+  }
+  if (anybox && !c.x.box) return false; /* one value against many parameters: the runtime */
+  /* the number of elements: known here for data and tensors of known shape */
+  int xr = ins->args[0];
+  LLVMValueRef n = ci(g, 1);
+  if (c.x.box && g->isdata[xr]) {
+    n = ci(g, (int64_t)val_numel(g->data[xr]));
+  } else if (c.x.box) {
+    LLVMValueRef rows, cols;
+    shape_of(g, xr, c.x.v, &rows, &cols, &n);
+  }
+  for (int k = 0; k < f->nparams; k++)
+    if (c.p[k].box) check(g, LLVMBuildICmp(g->B, LLVMIntEQ, box_n(g, c.p[k].v), n, ""));
+    else check(g, dom_ok(g, f->pdom[k], c.p[k].v));
+  DOp *ops[DIST_MAX_PARAMS + 1];
+  ops[0] = &c.x;
+  for (int k = 0; k < f->nparams; k++) ops[k + 1] = &c.p[k];
+  if (f->discrete) c.x.act = false;
+  bool any = false;
+  for (int k = 0; k <= f->nparams; k++) any |= ops[k]->act;
+  c.rev = any && !g->fwd;
+  for (int k = 0; c.rev && k <= f->nparams; k++) {
+    DOp *o = ops[k];
+    if (!o->act) continue;
+    if (o->box) {
+      o->adj = box_adjp(g, o->v);
+    } else {
+      o->gsum = entry_alloca(g, g->f64, "gs");
+      LLVMBuildStore(g->B, cf(g, 0), o->gsum);
+    }
+  }
+  c.lp = entry_alloca(g, g->f64, "obs");
+  LLVMBuildStore(g->B, cf(g, 0), c.lp);
+  dens_loop(g, &c, n);
+  LLVMValueRef sum = LLVMBuildLoad2(g->B, g->f64, c.lp, "");
+  LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, g->lp, ""), sum, ""), g->lp);
+  bool scalars = false;
+  for (int k = 0; k <= f->nparams; k++) scalars |= ops[k]->act && !ops[k]->box;
+  if (!c.rev || !scalars) return true;
+  RevItem *it = rev_add(g, l, RV_OBS, ins);
+  it->aux = f;
+  for (int k = 0; k <= f->nparams; k++)
+    if (ops[k]->act && !ops[k]->box) save(it, LLVMBuildLoad2(g->B, g->f64, ops[k]->gsum, ""));
+  push_saved(g, it);
+  return true;
+}
+
+void jg_rev_observe(Gen *g, RevItem *it) {
+  const IrInstr *ins = it->ins;
+  const DistFamily *f = it->aux;
+  int s = 0;
+  for (int k = 0; k <= f->nparams; k++) {
+    int r = k == 0 ? ins->args[0] : ins->dist.params[k - 1];
+    if (!active(g, r) || (k == 0 && f->discrete) || g->rc[r] == RC_BOX) continue;
+    adj_add(g, r, it->save[s++]);
+  }
+}
+
+/* ---- latents of scalar families ---- */
+
+typedef struct SampCtx {
+  const DistFamily *f;
+  ConKind con;
+  double lower, upper, lz;
+  bool trunc;
+  int64_t off;
+  DOp p[DIST_MAX_PARAMS];
+  LLVMValueRef x;      /* tensor data, or NULL for a scalar (then xs) */
+  LLVMValueRef xs;     /* alloca for a scalar value */
+  LLVMValueRef ljs, lp, bad; /* allocas */
+  bool rev;
+  LLVMValueRef xadj;   /* reverse: the value's adjoints (tensor), or */
+  LLVMValueRef xsadj;  /* the scalar's adjoint */
+  LLVMValueRef fin;    /* reverse: the density part was finite */
+} SampCtx;
+
+/* x = transform(u) with dx/du and d log|J| / du, as stdlib/transform.c */
+static LLVMValueRef emit_constrain(Gen *g, const SampCtx *c, LLVMValueRef u, LLVMValueRef *lj,
+                                   LLVMValueRef *dxdu, LLVMValueRef *dlj) {
+  switch (c->con) {
+  case CON_LOWER:
+  case CON_UPPER: {
+    LLVMValueRef e = intrinsic1(g, "llvm.exp.f64", u);
+    *lj = u;
+    *dlj = cf(g, 1);
+    *dxdu = c->con == CON_LOWER ? e : LLVMBuildFNeg(g->B, e, "");
+    return c->con == CON_LOWER ? LLVMBuildFAdd(g->B, cf(g, c->lower), e, "")
+                               : LLVMBuildFSub(g->B, cf(g, c->upper), e, "");
+  }
+  case CON_LOWER_UPPER: {
+    LLVMValueRef o = entry_alloca(g, LLVMArrayType2(g->f64, 3), "lub");
+    LLVMValueRef a[4] = {u, cf(g, c->lower), cf(g, c->upper), o};
+    *lj = call(g, g->t_lub, g->f_lub, a, 4);
+    *dxdu = ld_f64(g, o, ci(g, 1));
+    *dlj = ld_f64(g, o, ci(g, 2));
+    return ld_f64(g, o, ci(g, 0));
+  }
+  default:
+    *lj = cf(g, 0);
+    *dlj = cf(g, 0);
+    *dxdu = cf(g, 1);
+    return u;
+  }
+}
+
+static void samp_body(Gen *g, LLVMValueRef i, void *ud) {
+  SampCtx *c = ud;
+  const DistFamily *f = c->f;
+  LLVMValueRef th = gep(g, g->f64, c->rev ? g->grad : g->theta, LLVMBuildAdd(g->B, ci(g, c->off), i, ""));
+  LLVMValueRef u = c->rev ? ld_f64(g, g->theta, LLVMBuildAdd(g->B, ci(g, c->off), i, "")) : LLVMBuildLoad2(g->B, g->f64, th, "");
+  LLVMValueRef lj, dxdu, dlj;
+  LLVMValueRef x = emit_constrain(g, c, u, &lj, &dxdu, &dlj);
+  LLVMValueRef p[DIST_MAX_PARAMS], dx = NULL, dp[DIST_MAX_PARAMS] = {0};
+  for (int k = 0; k < f->nparams; k++) {
+    p[k] = dop_at(g, &c->p[k], i);
+    if (!c->rev && c->p[k].box) check(g, dom_ok(g, f->pdom[k], p[k]));
+  }
+  LLVMValueRef l = emit_lpdf1(g, f, x, p, c->rev, &dx, dp, NULL);
+  if (!c->rev) {
+    if (c->x) st_f64(g, c->x, i, x);
+    else LLVMBuildStore(g->B, x, c->xs);
+    LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, c->ljs, ""), lj, ""), c->ljs);
+    if (c->trunc) {
+      l = LLVMBuildFSub(g->B, l, cf(g, c->lz), "");
+      LLVMValueRef out = LLVMBuildOr(g->B, LLVMBuildFCmp(g->B, LLVMRealOLT, x, cf(g, c->lower), ""),
+                                     LLVMBuildFCmp(g->B, LLVMRealOGT, x, cf(g, c->upper), ""), "");
+      LLVMBuildStore(g->B, LLVMBuildOr(g->B, LLVMBuildLoad2(g->B, g->i1, c->bad, ""), out, ""), c->bad);
+    }
+    LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, c->lp, ""), l, ""), c->lp);
+    return;
+  }
+  /* d lp / du = (adj(x) + d lpdf/dx) dx/du + d log|J|/du */
+  LLVMValueRef ax;
+  if (c->x) {
+    ax = ld_f64(g, c->xadj, i);
+    st_f64(g, c->xadj, i, cf(g, 0));
+  } else {
+    ax = c->xsadj;
+  }
+  LLVMValueRef dens = LLVMBuildSelect(g->B, c->fin, dx, cf(g, 0), "");
+  LLVMValueRef du = LLVMBuildFAdd(g->B, LLVMBuildFMul(g->B, LLVMBuildFAdd(g->B, ax, dens, ""), dxdu, ""), dlj, "");
+  LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, th, ""), du, ""), th);
+  for (int k = 0; k < f->nparams; k++) {
+    DOp *o = &c->p[k];
+    if (!o->act) continue;
+    LLVMValueRef d = LLVMBuildSelect(g->B, c->fin, dp[k], cf(g, 0), "");
+    if (o->box) add_f64(g, o->adj, i, d);
+    else LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, o->gsum, ""), d, ""), o->gsum);
+  }
+}
+
+static bool konst_f64(Gen *g, int r, double *v) {
+  if (r < 0 || !g->konst[r]) return false;
+  *v = val_as_real(g->kval[r]);
+  return true;
+}
+
+bool jg_emit_sample_native(Gen *g, RevList *l, const IrInstr *ins) {
+  const DistFamily *f = ins->dist.fam;
+  const JitLatents *lat = &g->j->lat;
+  int d = ins->dst, np = ins->dist.nparams;
+  Type t = g->f->regtypes[d];
+  ConKind con = (ConKind)ins->con.kind;
+  if (g->k_static < 0 || g->depth > 0 || !lat->layout || !dens_family_ok(f) || f->discrete ||
+      np != f->nparams || !(con == CON_NONE || con == CON_LOWER || con == CON_UPPER || con == CON_LOWER_UPPER) ||
+      !((t.ndims == 0 && t.base == TY_REAL) || is_tensor(t)))
+    return false;
+  double lo = -INFINITY, hi = INFINITY;
+  if ((ins->con.lower >= 0 && !konst_f64(g, ins->con.lower, &lo)) ||
+      (ins->con.upper >= 0 && !konst_f64(g, ins->con.upper, &hi)))
+    return false;
+  int sizes[8], ns = ins->nsizes;
+  if (ns > 2) return false;
+  for (int k = 0; k < ns; k++) {
+    double v;
+    if (!konst_f64(g, ins->sizes[k], &v) || v < 0) return false;
+    sizes[k] = (int)v;
+  }
+  size_t off, n;
+  if (!lat->layout(lat->ud, g->k_static, ns, sizes, &off, &n)) return false;
+  SampCtx c = {.f = f};
+  bool pk = true;
+  double pv[DIST_MAX_PARAMS];
+  for (int k = 0; k < np; k++) pk = pk && konst_f64(g, ins->dist.params[k], &pv[k]);
+  if (pk) { /* effective bounds, truncation and its normaliser, once */
+    Value pvals[DIST_MAX_PARAMS];
+    for (int k = 0; k < np; k++) pvals[k] = val_real(pv[k]);
+    DistCall dc;
+    char err[256];
+    if (!dist_call_init(&dc, f, np, pvals, con, lo, hi, t, ns, sizes, err, sizeof err)) return false;
+    c.con = dc.con;
+    c.lower = dc.lower;
+    c.upper = dc.upper;
+    c.trunc = dc.truncated;
+    c.lz = c.trunc ? dist_trunc_log_mass(f, pv, dc.lower, dc.upper) : 0;
+  } else {
+    if (f->support || isfinite(lo) || isfinite(hi)) return false; /* bounds that depend on params */
+    c.con = CON_NONE;
+    c.lower = -INFINITY;
+    c.upper = INFINITY;
+  }
+  for (int k = 0; k < np; k++) {
+    if (!dop_make(g, ins->dist.params[k], &c.p[k])) return false;
+    if (c.p[k].box) check(g, LLVMBuildICmp(g->B, LLVMIntEQ, box_n(g, c.p[k].v), ci(g, (int64_t)n), ""));
+    else if (!pk) check(g, dom_ok(g, f->pdom[k], c.p[k].v));
+  }
+  c.off = (int64_t)off;
+  LLVMValueRef Z = NULL;
+  if (is_tensor(t)) {
+    int64_t rows = t.base == TY_ROWVEC ? 1 : sizes[0];
+    int64_t cols = t.base == TY_MATRIX ? sizes[1] : t.base == TY_ROWVEC ? sizes[0] : 1;
+    Z = jg_new_ten(g, ten_kind(t), ci(g, rows), ci(g, cols), true, FILL_NONE);
+    c.x = box_data(g, Z);
+  } else {
+    c.xs = entry_alloca(g, g->f64, "x");
+  }
+  c.ljs = entry_alloca(g, g->f64, "ljs");
+  c.lp = entry_alloca(g, g->f64, "lps");
+  c.bad = entry_alloca(g, g->i1, "bad");
+  LLVMBuildStore(g->B, cf(g, 0), c.ljs);
+  LLVMBuildStore(g->B, cf(g, 0), c.lp);
+  LLVMBuildStore(g->B, LLVMConstInt(g->i1, 0, 0), c.bad);
+  emit_loop(g, ci(g, (int64_t)n), samp_body, &c);
+  LLVMValueRef total = LLVMBuildLoad2(g->B, g->f64, c.lp, "");
+  total = LLVMBuildSelect(g->B, LLVMBuildLoad2(g->B, g->i1, c.bad, ""), cf(g, -INFINITY), total, "");
+  LLVMValueRef site = LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, c.ljs, ""), total, "");
+  LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, g->lp, ""), site, ""), g->lp);
+  if (Z) jg_wr_ten(g, d, Z, ci(g, t.base == TY_ROWVEC ? 1 : sizes[0]),
+                ci(g, t.base == TY_MATRIX ? sizes[1] : t.base == TY_ROWVEC ? sizes[0] : 1));
+  else wr(g, d, LLVMBuildLoad2(g->B, g->f64, c.xs, ""));
+  /* the runtime counts latents too */
+  LLVMBuildStore(g->B, LLVMConstInt(g->i32, (unsigned long long)(g->k_static + 1), 0),
+                 field(g, g->cx, (int)offsetof(JitCtx, k)));
+  g->k_static++;
+  RevItem *it = rev_add(g, l, RV_SAMPLE, ins);
+  SampCtx *keep = gc_alloc(sizeof(SampCtx));
+  *keep = c;
+  it->aux = keep;
+  it->sub = (int)n;
+  save(it, Z ? Z : cf(g, 0));
+  save(it, total);
+  for (int k = 0; k < np; k++) save(it, c.p[k].v);
+  return true;
+}
+
+void jg_rev_sample(Gen *g, RevItem *it) {
+  const IrInstr *ins = it->ins;
+  SampCtx c = *(const SampCtx *)it->aux;
+  c.rev = true;
+  int np = ins->dist.nparams;
+  c.fin = LLVMBuildFCmp(g->B, LLVMRealOLT, intrinsic1(g, "llvm.fabs.f64", it->save[1]), cf(g, INFINITY), "");
+  if (c.x) {
+    c.x = NULL; /* recomputed from theta */
+    c.xadj = box_adjp(g, it->save[0]);
+    c.x = c.xadj; /* non-NULL: a tensor */
+  } else {
+    c.xsadj = take_adj(g, ins->dst);
+  }
+  for (int k = 0; k < np; k++) {
+    DOp *o = &c.p[k];
+    o->v = it->save[2 + k];
+    if (o->box) {
+      Type t = g->f->regtypes[o->reg];
+      o->data = is_tensor(t) ? box_data(g, o->v) : LLVMBuildLoad2(g->B, g->ptr, field(g, o->v, 32), "");
+      if (o->act) o->adj = box_adjp(g, o->v);
+    } else if (o->act) {
+      o->gsum = entry_alloca(g, g->f64, "gs");
+      LLVMBuildStore(g->B, cf(g, 0), o->gsum);
+    }
+  }
+  emit_loop(g, ci(g, it->sub), samp_body, &c);
+  for (int k = 0; k < np; k++)
+    if (c.p[k].gsum) adj_add(g, c.p[k].reg, LLVMBuildLoad2(g->B, g->f64, c.p[k].gsum, ""));
+}
+
+#endif
