@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "inference/logdensity.h"
+#include "ppl_config.h"
 #include "lang/data.h"
 #include "stdlib/rng.h"
 #include "test_engines_util.h"
@@ -532,6 +533,10 @@ static void test_threads(void) {
 }
 
 int main(int argc, char **argv) {
+#if defined(TEST_JIT) && !PPL_HAVE_LLVM
+  printf("1..0 # SKIP ppl was built without LLVM (-Djit=disabled)\n");
+  return 0;
+#endif
   gc_init();
   test_transforms();
   test_interp_ops();
