@@ -330,6 +330,12 @@ static bool ld_run(const LogDensity *ld, LdHandler *lh, Diag *d) {
   return true;
 }
 
+/* The workspace's compiled-code context, made on first use. */
+static JitCtx *work_jit(LdWork *w) {
+  if (!w->jcx) w->jcx = jit_ctx_new(w->ld->jit);
+  return w->jcx;
+}
+
 static LdWork *work_take(const LogDensity *ld) {
   LogDensity *m = (LogDensity *)ld; /* only the atomic cache slot is written */
   LdWork *w = __atomic_exchange_n(&m->spare, NULL, __ATOMIC_ACQ_REL);
@@ -344,8 +350,7 @@ static void work_give(const LogDensity *ld, LdWork *w) {
 bool ld_eval(const LogDensity *ld, const double *theta, double *lp, Diag *d) {
   if (ld->jit) {
     LdWork *w = work_take(ld);
-    if (!w->jcx) w->jcx = jit_ctx_new(ld->jit);
-    bool ok = jit_eval(w->jcx, theta, lp, NULL);
+    bool ok = jit_eval(work_jit(w), theta, lp, NULL);
     work_give(ld, w);
     if (ok) return true;
   }
@@ -368,8 +373,7 @@ LdWork *ld_work_new(const LogDensity *ld) {
 bool ld_eval_grad_w(LdWork *w, const double *theta, double *lp, double *grad, Diag *d) {
   const LogDensity *ld = w->ld;
   if (ld->jit) { /* on a runtime error the interpreter below says what it was */
-    if (!w->jcx) w->jcx = jit_ctx_new(ld->jit);
-    if (jit_eval(w->jcx, theta, lp, grad)) return true;
+    if (jit_eval(work_jit(w), theta, lp, grad)) return true;
   }
   Tape *t = w->tape;
   tape_reset(t);
@@ -631,15 +635,13 @@ Value *ld_draw(LdWork *w, const double *theta, uint64_t seed, uint64_t stream, D
 Value *ld_draw_jit(LdWork *w, const double *theta, uint64_t seed, uint64_t stream) {
   const LogDensity *ld = w->ld;
   if (!ld->jit || !jit_has_draw(ld->jit)) return NULL;
-  if (!w->jcx) w->jcx = jit_ctx_new(ld->jit);
-  return jit_draw(w->jcx, theta, seed, stream);
+  return jit_draw(work_jit(w), theta, seed, stream);
 }
 
 bool ld_eval_grad_jit(const LogDensity *ld, const double *theta, double *lp, double *grad) {
   if (!ld->jit) return false;
   LdWork *w = work_take(ld);
-  if (!w->jcx) w->jcx = jit_ctx_new(ld->jit);
-  bool ok = jit_eval(w->jcx, theta, lp, grad);
+  bool ok = jit_eval(work_jit(w), theta, lp, grad);
   work_give(ld, w);
   return ok;
 }

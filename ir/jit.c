@@ -451,6 +451,18 @@ static void emit_store(Gen *g, RevList *l, const IrInstr *ins) {
   emit_site(g, l, ins, ops, n, d, false);
 }
 
+typedef struct ForCtx {
+  const IrInstr *ins;
+  RevItem *it;
+  LLVMValueRef lo;
+} ForCtx;
+
+static void for_body(Gen *g, LLVMValueRef k, void *ud) {
+  ForCtx *fc = ud;
+  wr(g, fc->ins->var, LLVMBuildAdd(g->B, fc->lo, k, ""));
+  emit_block(g, &fc->ins->body, &fc->it->a);
+}
+
 static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
   int d = ins->dst;
   if (g->why) return;
@@ -604,21 +616,10 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
     LLVMValueRef n = LLVMBuildSub(g->B, LLVMBuildAdd(g->B, hi, ci(g, 1), ""), lo, "");
     n = LLVMBuildSelect(g->B, LLVMBuildICmp(g->B, LLVMIntSLT, hi, lo, ""), ci(g, 0), n, "trips");
     save(it, n); /* pushed after the loop: the reverse part pops it before the body */
-    LLVMValueRef k = entry_alloca(g, g->i64, "k");
-    LLVMBuildStore(g->B, ci(g, 0), k);
-    LLVMBasicBlockRef hb = new_bb(g, "for"), bb = new_bb(g, "body"), xb = new_bb(g, "endfor");
-    LLVMBuildBr(g->B, hb);
-    LLVMPositionBuilderAtEnd(g->B, hb);
-    LLVMValueRef kv = LLVMBuildLoad2(g->B, g->i64, k, "");
-    LLVMBuildCondBr(g->B, LLVMBuildICmp(g->B, LLVMIntSLT, kv, n, ""), bb, xb);
-    LLVMPositionBuilderAtEnd(g->B, bb);
-    wr(g, ins->var, LLVMBuildAdd(g->B, lo, kv, ""));
+    ForCtx fc = {ins, it, lo};
     g->depth++;
-    emit_block(g, &ins->body, &it->a);
+    emit_loop(g, n, for_body, &fc);
     g->depth--;
-    LLVMBuildStore(g->B, LLVMBuildAdd(g->B, LLVMBuildLoad2(g->B, g->i64, k, ""), ci(g, 1), ""), k);
-    LLVMBuildBr(g->B, hb);
-    LLVMPositionBuilderAtEnd(g->B, xb);
     push_saved(g, it);
     return;
   }
@@ -684,20 +685,22 @@ static void emit_block(Gen *g, const IrBlock *b, RevList *l) {
 static void rev_list(Gen *g, RevList *l);
 
 /* A loop running `body` n times (n an i64 value) in the reverse part. */
+/* The reverse of a loop: its body's reverse as many times as it ran (and,
+   for while, the reverse of the test after each). */
+typedef struct RepCtx {
+  RevList *body, *after_each;
+} RepCtx;
+
+static void rep_body(Gen *g, LLVMValueRef k, void *ud) {
+  (void)k;
+  RepCtx *r = ud;
+  rev_list(g, r->body);
+  if (r->after_each) rev_list(g, r->after_each);
+}
+
 static void rev_repeat(Gen *g, LLVMValueRef n, RevList *body, RevList *after_each) {
-  LLVMValueRef k = entry_alloca(g, g->i64, "rk");
-  LLVMBuildStore(g->B, n, k);
-  LLVMBasicBlockRef hb = new_bb(g, "rloop"), bb = new_bb(g, "rbody"), xb = new_bb(g, "rend");
-  LLVMBuildBr(g->B, hb);
-  LLVMPositionBuilderAtEnd(g->B, hb);
-  LLVMValueRef kv = LLVMBuildLoad2(g->B, g->i64, k, "");
-  LLVMBuildCondBr(g->B, LLVMBuildICmp(g->B, LLVMIntSGT, kv, ci(g, 0), ""), bb, xb);
-  LLVMPositionBuilderAtEnd(g->B, bb);
-  rev_list(g, body);
-  if (after_each) rev_list(g, after_each);
-  LLVMBuildStore(g->B, LLVMBuildSub(g->B, LLVMBuildLoad2(g->B, g->i64, k, ""), ci(g, 1), ""), k);
-  LLVMBuildBr(g->B, hb);
-  LLVMPositionBuilderAtEnd(g->B, xb);
+  RepCtx r = {body, after_each};
+  emit_loop(g, n, rep_body, &r);
 }
 
 static void rev_item(Gen *g, RevItem *it) {

@@ -289,7 +289,6 @@ static inline LLVMValueRef data_value(Gen *g, int r) {
     JitBox *b = gc_alloc(sizeof(JitBox));
     b->v = v;
     b->n = (int64_t)val_numel(v);
-    b->data = true;
     if (v.k == V_ARR) { /* flat once, for the runtime's loops */
       b->flat = gc_alloc_atomic(sizeof(double) * (size_t)(b->n ? b->n : 1));
       val_flatten(v, b->flat);
@@ -431,6 +430,29 @@ void jg_rev_sample(Gen *g, RevItem *it);
 LLVMValueRef jg_new_ten(Gen *g, int kind, LLVMValueRef rows, LLVMValueRef cols, bool active,
                             int fill);
 void jg_wr_ten(Gen *g, int r, LLVMValueRef box, LLVMValueRef rows, LLVMValueRef cols);
+/* for (i = lo; i < hi; i += step) body(i): every loop the generator emits */
+typedef void (*LoopBody)(Gen *g, LLVMValueRef i, void *ud);
+
+static inline void emit_range(Gen *g, LLVMValueRef lo, LLVMValueRef hi, int step, LoopBody body,
+                              void *ud) {
+  LLVMValueRef k = entry_alloca(g, g->i64, "i");
+  LLVMBuildStore(g->B, lo, k);
+  LLVMBasicBlockRef hb = new_bb(g, "loop"), bb = new_bb(g, "body"), xb = new_bb(g, "end");
+  LLVMBuildBr(g->B, hb);
+  LLVMPositionBuilderAtEnd(g->B, hb);
+  LLVMValueRef i = LLVMBuildLoad2(g->B, g->i64, k, "");
+  LLVMBuildCondBr(g->B, LLVMBuildICmp(g->B, LLVMIntSLT, i, hi, ""), bb, xb);
+  LLVMPositionBuilderAtEnd(g->B, bb);
+  body(g, i, ud);
+  LLVMBuildStore(g->B, LLVMBuildAdd(g->B, LLVMBuildLoad2(g->B, g->i64, k, ""), ci(g, step), ""), k);
+  LLVMBuildBr(g->B, hb);
+  LLVMPositionBuilderAtEnd(g->B, xb);
+}
+
+static inline void emit_loop(Gen *g, LLVMValueRef n, LoopBody body, void *ud) {
+  emit_range(g, ci(g, 0), n, 1, body, ud);
+}
+
 #endif
 
 #endif

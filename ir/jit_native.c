@@ -24,24 +24,6 @@
  * message to it: a failed check is a runtime error of the compiled code.
  * Cases outside these patterns go through the runtime (emit_site). */
 
-typedef void (*LoopBody)(Gen *g, LLVMValueRef i, void *ud);
-
-/* for (i = 0; i < n; i++) body(i) */
-static void emit_loop(Gen *g, LLVMValueRef n, LoopBody body, void *ud) {
-  LLVMValueRef k = entry_alloca(g, g->i64, "i");
-  LLVMBuildStore(g->B, ci(g, 0), k);
-  LLVMBasicBlockRef hb = new_bb(g, "loop"), bb = new_bb(g, "lbody"), xb = new_bb(g, "lend");
-  LLVMBuildBr(g->B, hb);
-  LLVMPositionBuilderAtEnd(g->B, hb);
-  LLVMValueRef i = LLVMBuildLoad2(g->B, g->i64, k, "");
-  LLVMBuildCondBr(g->B, LLVMBuildICmp(g->B, LLVMIntSLT, i, n, ""), bb, xb);
-  LLVMPositionBuilderAtEnd(g->B, bb);
-  body(g, i, ud);
-  LLVMBuildStore(g->B, LLVMBuildAdd(g->B, i, ci(g, 1), ""), k);
-  LLVMBuildBr(g->B, hb);
-  LLVMPositionBuilderAtEnd(g->B, xb);
-}
-
 static LLVMValueRef box_ten(Gen *g, LLVMValueRef box) {
   return LLVMBuildLoad2(g->B, g->ptr, field(g, box, 8), "ten");
 }
@@ -624,24 +606,9 @@ typedef struct DensCtx {
   DOp x, p[DIST_MAX_PARAMS];
   LLVMValueRef lp;  /* alloca: the sum */
   LLVMValueRef lpv; /* alloca: the sum, lane by lane, in vector code */
-  bool rev;         /* partials: stored into each box operand's `adj` (a scratch
-                       array), summed into `gsum` for scalar operands */
+  bool rev;         /* partials too: added to each container operand's `adj`,
+                       summed into `gsum` for scalar operands */
 } DensCtx;
-
-static void emit_range(Gen *g, LLVMValueRef lo, LLVMValueRef hi, int step, LoopBody body, void *ud) {
-  LLVMValueRef k = entry_alloca(g, g->i64, "i");
-  LLVMBuildStore(g->B, lo, k);
-  LLVMBasicBlockRef hb = new_bb(g, "vloop"), bb = new_bb(g, "vbody"), xb = new_bb(g, "vend");
-  LLVMBuildBr(g->B, hb);
-  LLVMPositionBuilderAtEnd(g->B, hb);
-  LLVMValueRef i = LLVMBuildLoad2(g->B, g->i64, k, "");
-  LLVMBuildCondBr(g->B, LLVMBuildICmp(g->B, LLVMIntSLT, i, hi, ""), bb, xb);
-  LLVMPositionBuilderAtEnd(g->B, bb);
-  body(g, i, ud);
-  LLVMBuildStore(g->B, LLVMBuildAdd(g->B, i, ci(g, step), ""), k);
-  LLVMBuildBr(g->B, hb);
-  LLVMPositionBuilderAtEnd(g->B, xb);
-}
 
 static void dens_body(Gen *g, LLVMValueRef i, void *ud);
 

@@ -27,7 +27,7 @@
 #define JIT_CHUNK (1u << 20)
 #define JIT_ERRSZ 512
 
-typedef enum { FR_NONE = 0, FR_DIST, FR_SAMPLE, FR_EW, FR_MATVEC, FR_COPY } FastKind;
+typedef enum { FR_NONE = 0, FR_DIST, FR_SAMPLE } FastKind;
 
 struct JitRec {
   const JitSite *s;
@@ -36,10 +36,7 @@ struct JitRec {
   double *gs;        /* ... or summed, for scalar operands */
   double *du, *dxdu; /* FR_SAMPLE: d lp / d u and d x / d u per scalar */
   size_t n;
-  const double *a, *b; /* FR_EW, FR_MATVEC: operand values (copies where they may change) */
-  double sa, sb;       /* scalar operands */
-  int op;
-  int rows, cols;
+  bool scaled;       /* FR_DIST of NAME_lpdf: partials times its result's adjoint */
   Tape *t;
   int32_t *in_node;  /* per operand: its (first) tape variable, 0 if none */
   JitBox **in_box;   /* per operand: the box, for containers with adjoints */
@@ -381,11 +378,10 @@ void jit_rt_out(JitCtx *cx, int64_t i, double r, int64_t iv, JitBox *b, int64_t 
 /* ---- fast paths: the common operations without a tape ----
  *
  * Scalar-family densities (observations, NAME_lpdf, latents with scalar
- * bounds), element-wise arithmetic and matrix-vector products run here over
- * flat arrays and keep their partial derivatives in the record: the same
- * numbers the interpreter computes, in the same order, without tape nodes.
- * Anything else (or anything unusual about the operands) takes the general
- * path below. */
+ * bounds) that the compiled code does not lower itself (ir/jit_native.c) run
+ * here over flat arrays and keep their partial derivatives in the record: the
+ * same numbers the interpreter computes, in the same order, without tape
+ * nodes.  Anything else takes the general path below. */
 
 typedef struct Flat {
   const double *d;
@@ -708,133 +704,6 @@ static int fast_sample(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, 
   return 1;
 }
 
-/* Element-wise arithmetic, scalars broadcast: a op b, as ir/interp_ops.c
-   computes it. */
-static int fast_ew(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitRec **out) {
-  const IrInstr *ins = s->ins;
-  int op = ins->sub;
-  bool ba = s->akind[0] == JA_BOX || s->akind[0] == JA_BOX_ACT;
-  bool bb = s->akind[1] == JA_BOX || s->akind[1] == JA_BOX_ACT;
-  if (s->rkind != JA_BOX && s->rkind != JA_BOX_ACT) return 0;
-  if ((ba && !is_ten_kind(args[0].b->v.k)) || (bb && !is_ten_kind(args[1].b->v.k))) return 0;
-  if (ba && bb) {
-    if (op != OP_ADD && op != OP_SUB && op != OP_EMUL && op != OP_EDIV) return 0;
-    const ValTen *A = args[0].b->v.t, *B = args[1].b->v.t;
-    if (args[0].b->v.k != args[1].b->v.k || A->rows != B->rows || A->cols != B->cols) return 0;
-  } else if (!(op == OP_ADD || op == OP_SUB || op == OP_MUL || op == OP_EMUL ||
-               (ba && (op == OP_DIV || op == OP_EDIV)))) {
-    return 0;
-  }
-  JitBox *tb = ba ? args[0].b : args[1].b;
-  const ValTen *T = tb->v.t;
-  size_t n = (size_t)T->rows * (size_t)T->cols;
-  double sa = ba ? 0 : s->akind[0] == JA_INT ? (double)args[0].i : args[0].r;
-  double sb = bb ? 0 : s->akind[1] == JA_INT ? (double)args[1].i : args[1].r;
-  if ((!ba && s->akind[0] != JA_REAL && s->akind[0] != JA_REAL_ACT && s->akind[0] != JA_INT) ||
-      (!bb && s->akind[1] != JA_REAL && s->akind[1] != JA_REAL_ACT && s->akind[1] != JA_INT))
-    return 0;
-  Value ov = tb->v.k == V_VEC ? val_vec(T->rows) : tb->v.k == V_ROWVEC ? val_rowvec(T->cols)
-                                                                        : val_mat(T->rows, T->cols);
-  JitBox *o = box_new(cx, ov, s->rkind == JA_BOX_ACT);
-  double *z = ov.t->d;
-  const double *x = ba ? args[0].b->v.t->d : NULL, *y = bb ? args[1].b->v.t->d : NULL;
-  bool mul = op == OP_MUL || op == OP_EMUL;
-  switch (op) {
-  case OP_ADD:
-    if (ba && bb) for (size_t i = 0; i < n; i++) z[i] = x[i] + y[i];
-    else if (ba) for (size_t i = 0; i < n; i++) z[i] = x[i] + sb;
-    else for (size_t i = 0; i < n; i++) z[i] = sa + y[i];
-    break;
-  case OP_SUB:
-    if (ba && bb) for (size_t i = 0; i < n; i++) z[i] = x[i] - y[i];
-    else if (ba) for (size_t i = 0; i < n; i++) z[i] = x[i] - sb;
-    else for (size_t i = 0; i < n; i++) z[i] = sa - y[i];
-    break;
-  default:
-    if (mul) {
-      if (ba && bb) for (size_t i = 0; i < n; i++) z[i] = x[i] * y[i];
-      else if (ba) for (size_t i = 0; i < n; i++) z[i] = x[i] * sb;
-      else for (size_t i = 0; i < n; i++) z[i] = sa * y[i];
-    } else {
-      if (ba && bb) for (size_t i = 0; i < n; i++) z[i] = x[i] / y[i];
-      else for (size_t i = 0; i < n; i++) z[i] = x[i] / sb;
-    }
-  }
-  JitRec *r = rec_new(cx, s, FR_EW);
-  r->op = mul ? OP_EMUL : op == OP_DIV ? OP_EDIV : op;
-  r->n = n;
-  r->sa = sa;
-  r->sb = sb;
-  r->out_box = o;
-  if (!(op == OP_ADD || op == OP_SUB)) { /* the adjoint needs the operands as they are now */
-    if (ba) {
-      double *c = arena_alloc(cx, sizeof(double) * (n ? n : 1));
-      memcpy(c, x, sizeof(double) * n);
-      r->a = c;
-    }
-    if (bb) {
-      double *c = arena_alloc(cx, sizeof(double) * (n ? n : 1));
-      memcpy(c, y, sizeof(double) * n);
-      r->b = c;
-    }
-  }
-  if (ba && args[0].b->adj) r->in_box[0] = args[0].b;
-  if (bb && args[1].b->adj) r->in_box[1] = args[1].b;
-  res[0].b = o;
-  *out = r;
-  return 1;
-}
-
-/* matrix * vector and row_vector * vector, as ir/interp_ops.c's ten_product */
-static int fast_matvec(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitRec **out) {
-  if (s->akind[0] != JA_BOX && s->akind[0] != JA_BOX_ACT) return 0;
-  if (s->akind[1] != JA_BOX && s->akind[1] != JA_BOX_ACT) return 0;
-  JitBox *A = args[0].b, *B = args[1].b;
-  bool dot = A->v.k == V_ROWVEC && B->v.k == V_VEC;
-  if (!(A->v.k == V_MAT && B->v.k == V_VEC) && !dot) return 0;
-  int n = dot ? 1 : A->v.t->rows, K = A->v.t->cols;
-  if (K != B->v.t->rows) return 0;
-  const double *a = A->v.t->d, *b = B->v.t->d;
-  JitRec *r = rec_new(cx, s, FR_MATVEC);
-  r->rows = n;
-  r->cols = K;
-  double *bc = arena_alloc(cx, sizeof(double) * (size_t)(K ? K : 1));
-  memcpy(bc, b, sizeof(double) * (size_t)K);
-  r->b = bc;
-  if (A->data || !A->adj) {
-    r->a = a; /* constant: data never changes (an inactive matrix is copied below if it may) */
-    if (!A->data) {
-      double *c = arena_alloc(cx, sizeof(double) * (size_t)n * (size_t)K + 8);
-      memcpy(c, a, sizeof(double) * (size_t)n * (size_t)K);
-      r->a = c;
-    }
-  } else {
-    double *c = arena_alloc(cx, sizeof(double) * (size_t)n * (size_t)K + 8);
-    memcpy(c, a, sizeof(double) * (size_t)n * (size_t)K);
-    r->a = c;
-  }
-  if (A->adj) r->in_box[0] = A;
-  if (B->adj) r->in_box[1] = B;
-  if (dot) {
-    double sum = 0;
-    for (int i = 0; i < K; i++) sum += a[i] * b[i];
-    res[0].r = sum;
-  } else {
-    Value ov = val_vec(n);
-    JitBox *o = box_new(cx, ov, s->rkind == JA_BOX_ACT);
-    double *R = ov.t->d;
-    for (int k = 0; k < K; k++) {
-      double bk = b[k];
-      const double *ac = a + (size_t)k * (size_t)n;
-      for (int i = 0; i < n; i++) R[i] += ac[i] * bk;
-    }
-    r->out_box = o;
-    res[0].b = o;
-  }
-  *out = r;
-  return 1;
-}
-
 const DistFamily *jit_rt_lpdf_family(const Builtin *b) {
   size_t n = strlen(b->name);
   if (!b->data || n < 6) return NULL;
@@ -865,16 +734,11 @@ static int fast_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitR
     int rc = fast_density(cx, s, f, ops, args, s->fn->regtypes[ins->args[0]], &lp, out);
     if (rc == 1) {
       res[0].r = lp;
-      (*out)->op = 1; /* scaled by the adjoint of the result */
+      (*out)->scaled = true;
     }
     return rc;
   }
   case IR_SAMPLE: return fast_sample(cx, s, args, res, out);
-  case IR_BINARY:
-    if (ins->sub == OP_MUL && (s->akind[0] == JA_BOX || s->akind[0] == JA_BOX_ACT) &&
-        (s->akind[1] == JA_BOX || s->akind[1] == JA_BOX_ACT))
-      return fast_matvec(cx, s, args, res, out);
-    return fast_ew(cx, s, args, res, out);
   default: return 0;
   }
 }
@@ -895,7 +759,7 @@ static void fast_rev(JitCtx *cx, JitRec *r, double out_adj, double *sadj) {
   const JitSite *s = r->s;
   size_t n = r->n;
   switch (r->fast) {
-  case FR_DIST: rev_params(r, 0, s->nargs, r->op ? out_adj : 1.0, sadj); break;
+  case FR_DIST: rev_params(r, 0, s->nargs, r->scaled ? out_adj : 1.0, sadj); break;
   case FR_SAMPLE: {
     double *g = cx->grad ? cx->grad + r->th_off : NULL;
     JitBox *o = r->out_box;
@@ -905,56 +769,6 @@ static void fast_rev(JitCtx *cx, JitRec *r, double out_adj, double *sadj) {
       if (g) g[e] += oa * r->dxdu[e] + r->du[e];
     }
     rev_params(r, 0, s->ins->dist.nparams, 1.0, sadj);
-    break;
-  }
-  case FR_EW: {
-    JitBox *o = r->out_box, *A = r->in_box[0], *B = r->in_box[1];
-    if (!o->adj) break;
-    bool sa = s->akind[0] == JA_REAL_ACT, sb = s->akind[1] == JA_REAL_ACT;
-    double ga = 0, gb = 0;
-    for (size_t e = 0; e < n; e++) {
-      double g = o->adj[e];
-      o->adj[e] = 0;
-      double x = r->a ? r->a[e] : r->sa, y = r->b ? r->b[e] : r->sb, da, db;
-      switch (r->op) {
-      case OP_ADD: da = 1, db = 1; break;
-      case OP_SUB: da = 1, db = -1; break;
-      case OP_EMUL: da = y, db = x; break;
-      default: da = 1 / y, db = -(x / y) / y; break;
-      }
-      if (A) A->adj[e] += g * da;
-      if (B) B->adj[e] += g * db;
-      if (sa) ga += g * da;
-      if (sb) gb += g * db;
-    }
-    if (sa) sadj[0] = ga;
-    if (sb) sadj[1] = gb;
-    break;
-  }
-  case FR_MATVEC: {
-    int rows = r->rows, K = r->cols;
-    JitBox *o = r->out_box, *A = r->in_box[0], *B = r->in_box[1];
-    const double *g;
-    double one = out_adj;
-    if (o) {
-      if (!o->adj) break;
-      g = o->adj;
-    } else {
-      g = &one;
-    }
-    for (int k = 0; k < K; k++) {
-      const double *ac = r->a + (size_t)k * (size_t)rows;
-      if (B) {
-        double sum = 0;
-        for (int i = 0; i < rows; i++) sum += ac[i] * g[i];
-        B->adj[k] += sum;
-      }
-      if (A) {
-        double *aa = A->adj + (size_t)k * (size_t)rows, bk = r->b[k];
-        for (int i = 0; i < rows; i++) aa[i] += g[i] * bk;
-      }
-    }
-    if (o) memset(o->adj, 0, sizeof(double) * (size_t)rows);
     break;
   }
   default: break;

@@ -28,7 +28,6 @@ typedef struct JitBox {
   double *adj;  /* offset 16: adjoints, or NULL for a constant container */
   int64_t n;    /* offset 24: number of scalars */
   double *flat; /* data arrays: their scalars in val_flatten order, made once */
-  bool data;    /* a data value: never changes */
 } JitBox;
 
 /* An operand or result of a runtime call: by the register's class, one of
