@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "inference/diagnostics.h"
 #include "ppl.h"
 #include "tap.h"
 
@@ -79,32 +80,10 @@ static void done(Run *R) {
   ppl_context_free(R->ctx);
 }
 
-/* ESS of one series over all chains: Geyer's initial positive sequence on
- * the autocovariances averaged over chains. */
+/* ESS of one series over all chains: the summary's own estimator (split
+   chains, Geyer's initial monotone sequence; inference/diagnostics.c). */
 static double ess(int chains, int n, double *const *x) {
-  double mean = 0;
-  for (int c = 0; c < chains; c++)
-    for (int i = 0; i < n; i++) mean += x[c][i];
-  mean /= (double)chains * n;
-  double *acov = calloc((size_t)n, sizeof(double));
-  for (int c = 0; c < chains; c++)
-    for (int k = 0; k < n; k++) {
-      double s = 0;
-      for (int i = 0; i + k < n; i++) s += (x[c][i] - mean) * (x[c][i + k] - mean);
-      acov[k] += s / n / chains;
-    }
-  if (!(acov[0] > 0)) {
-    free(acov);
-    return 0;
-  }
-  double tau = -1;
-  for (int k = 0; k + 1 < n; k += 2) {
-    double pair = (acov[k] + acov[k + 1]) / acov[0];
-    if (pair <= 0) break;
-    tau += 2 * pair;
-  }
-  free(acov);
-  return (double)chains * n / (tau > 1e-9 ? tau : 1e-9);
+  return diag_ess_basic(chains, n, (const double *const *)x);
 }
 
 /* Series f(column) per chain (malloc'd), for ess(). */
