@@ -24,10 +24,9 @@
 #include <time.h>
 
 #include "inference/logdensity.h"
-#include "lang/check.h"
+#include "bench_util.h"
 #include "lang/data.h"
 #include "lang/ppl.h"
-#include "parser/ast.h"
 
 #define GB_N 5000
 #define GB_ROUNDS 5
@@ -163,10 +162,7 @@ static void logit_hand(const void *ud, const double *th, double *lp, double *g) 
 static LogDensity *gb_compile(const char *src, const char *json) {
   Diag d;
   diag_init(&d);
-  Ast *a = parse_string(src, strlen(src), "bench.ppl", &d);
-  CheckedProgram *cp = a ? check_program(a, "bench.ppl", 0, NULL, &d) : NULL;
-  IrProgram *p = cp ? ir_lower(cp, &d) : NULL;
-  Interp *in = p ? interp_new(p, NULL) : NULL;
+  Interp *in = bench_program(src, strlen(src), "bench.ppl", &d);
   DataSource *ds = in ? data_json_string(json, strlen(json), "bench.json", &d) : NULL;
   LogDensity *ld = ds && interp_load_data(in, ds, &d) ? ld_new(in, &d) : NULL;
   if (!ld) fprintf(stderr, "grad_bench: %s\n", d.msg);

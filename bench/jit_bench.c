@@ -15,9 +15,8 @@
 #include <time.h>
 
 #include "inference/logdensity.h"
-#include "lang/check.h"
+#include "bench_util.h"
 #include "lang/data.h"
-#include "parser/ast.h"
 
 /* CPU time of this thread: on a busy machine wall time measures the other
    processes too (the wall time is printed beside it) */
@@ -46,10 +45,7 @@ static LogDensity *jb_load(const char *model, const char *data, const char **why
   size_t len;
   int en;
   char *src = gc_read_file(model, &len, &en);
-  Ast *a = src ? parse_string(src, len, model, &d) : NULL;
-  CheckedProgram *cp = a ? check_program(a, model, 0, NULL, &d) : NULL;
-  IrProgram *p = cp ? ir_lower(cp, &d) : NULL;
-  Interp *in = p ? interp_new(p, NULL) : NULL;
+  Interp *in = bench_program(src, len, model, &d);
   FILE *f = fopen(data, "rb");
   DataSource *ds = NULL;
   if (f) {

@@ -26,8 +26,7 @@
 
 #include "inference/engine.h"
 #include "inference/trace.h"
-#include "lang/check.h"
-#include "parser/ast.h"
+#include "bench_util.h"
 
 static const char *kalman_src =
     "data { int T; real y[T]; real a; real<lower=0> q; real<lower=0> r; }\n"
@@ -77,10 +76,7 @@ static int bench_one(int N, int T, int threads) {
   }
   Diag d;
   diag_init(&d);
-  Ast *a = parse_string(kalman_src, strlen(kalman_src), "kalman.ppl", &d);
-  CheckedProgram *cp = a ? check_program(a, "kalman.ppl", 0, NULL, &d) : NULL;
-  IrProgram *p = cp ? ir_lower(cp, &d) : NULL;
-  Interp *in = p ? interp_new(p, NULL) : NULL;
+  Interp *in = bench_program(kalman_src, strlen(kalman_src), "kalman.ppl", &d);
   if (!in || !interp_load_data(in, &kd.src, &d)) {
     fprintf(stderr, "smc_bench: %s\n", d.msg);
     return 1;
