@@ -98,13 +98,7 @@ void jit_free(Jit *j) { (void)j; }
 
 static JitSite *site_new(Gen *g, const IrInstr *ins, int nops, int *site_index) {
   Jit *j = g->j;
-  if (g->nsites == g->capsites) {
-    int cap = g->capsites ? 2 * g->capsites : 16;
-    JitSite *s = gc_alloc(sizeof(JitSite) * (size_t)cap);
-    if (g->nsites) memcpy(s, j->sites, sizeof(JitSite) * (size_t)g->nsites);
-    j->sites = s;
-    g->capsites = cap;
-  }
+  j->sites = gc_grow(j->sites, g->nsites, &g->capsites, sizeof(JitSite));
   *site_index = g->nsites;
   JitSite *s = &j->sites[g->nsites++];
   memset(s, 0, sizeof *s);
@@ -907,6 +901,8 @@ static void analyze(Gen *g, const IrProgram *p) {
   g->isdata = gc_alloc_atomic(sizeof(bool) * ((size_t)nr + 1));
   g->written = gc_alloc_atomic(sizeof(bool) * ((size_t)nr + 1));
   g->datav = gc_alloc(sizeof(LLVMValueRef) * ((size_t)nr + 1));
+  g->dbox = gc_alloc(sizeof(JitBox *) * ((size_t)nr + 1));
+  g->dlogs = gc_alloc(sizeof(LLVMValueRef) * ((size_t)nr + 1));
   mark_written(&p->data_b, g->isdata);
   mark_written(&p->model_b, g->written);
   mark_written(&p->gen_b, g->written);

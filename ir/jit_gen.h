@@ -46,10 +46,8 @@ struct Jit {
   int capsites;
   JitSite *sites;
   int nsites;
-  JitBox **boxes; /* the data containers the code refers to */
-  int nboxes;
-  void **keep;    /* other memory it refers to */
-  int nkeep;
+  void **keep;    /* memory the code refers to (data boxes, tables) */
+  int nkeep, capkeep;
   JitLatents lat;
   const Interp *in;
   /* what is compiled: in's program, or a copy with its calls inlined
@@ -67,10 +65,8 @@ struct Jit {
 
 /* Memory the code refers to: the Jit (a root) keeps it alive. */
 static inline void jit_keep(Jit *j, void *p) {
-  void **k = gc_alloc(sizeof(void *) * (size_t)(j->nkeep + 1));
-  if (j->nkeep) memcpy(k, j->keep, sizeof(void *) * (size_t)j->nkeep);
-  k[j->nkeep++] = p;
-  j->keep = k;
+  j->keep = gc_grow(j->keep, j->nkeep, &j->capkeep, sizeof(void *));
+  j->keep[j->nkeep++] = p;
 }
 
 #if PPL_HAVE_LLVM
@@ -168,6 +164,8 @@ typedef struct Gen {
   int vw;        /* the width being emitted now (0: scalars) */
   const Value *data;
   LLVMValueRef *datav; /* folded data registers (lazily) */
+  JitBox **dbox;       /* the boxes of data containers among them */
+  LLVMValueRef *dlogs; /* the logs of a data container's numbers, once */
   const IrProgram *p;
   const IrFunc *f;
   int depth;
@@ -194,13 +192,7 @@ static inline RevItem *rev_add(Gen *g, RevList *l, uint8_t kind, const IrInstr *
   it->kind = kind;
   it->ins = ins;
   it->pushed = g->depth > 0;
-  if (l->n == l->cap) {
-    int cap = l->cap ? 2 * l->cap : 8;
-    RevItem **v = gc_alloc(sizeof(RevItem *) * (size_t)cap);
-    if (l->n) memcpy(v, l->v, sizeof(RevItem *) * (size_t)l->n);
-    l->v = v;
-    l->cap = cap;
-  }
+  l->v = gc_grow(l->v, l->n, &l->cap, sizeof(RevItem *));
   l->v[l->n++] = it;
   return it;
 }
@@ -294,12 +286,8 @@ static inline LLVMValueRef data_value(Gen *g, int r) {
       val_flatten(v, b->flat);
     }
     c = LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)b, 0), g->ptr);
-    /* the code refers to b: the Jit (a root) keeps it alive */
-    Jit *j = g->j;
-    JitBox **nb = gc_alloc(sizeof(JitBox *) * (size_t)(j->nboxes + 1));
-    if (j->nboxes) memcpy(nb, j->boxes, sizeof(JitBox *) * (size_t)j->nboxes);
-    nb[j->nboxes++] = b;
-    j->boxes = nb;
+    jit_keep(g->j, b); /* the code refers to b */
+    g->dbox[r] = b;
     break;
   }
   }

@@ -312,18 +312,17 @@ void jg_rev_copy(Gen *g, RevItem *it) {
 /* A data container's numbers (val_flatten order) as a constant of the code,
    and optionally their logarithms, computed once here. */
 static LLVMValueRef data_numbers(Gen *g, int r, bool logs) {
-  JitBox *b = NULL;
   data_value(g, r);
-  for (int i = 0; i < g->j->nboxes; i++)
-    if (g->j->boxes[i]->v.t == g->data[r].t) b = g->j->boxes[i];
+  JitBox *b = g->dbox[r];
   if (!b) return NULL;
+  if (logs && g->dlogs[r]) return g->dlogs[r];
   const double *d = b->flat ? b->flat : (b->v.k == V_VEC || b->v.k == V_ROWVEC || b->v.k == V_MAT) ? b->v.t->d : NULL;
   if (!d) return NULL;
   if (logs) {
     double *l = gc_alloc_atomic(sizeof(double) * (size_t)(b->n ? b->n : 1));
     for (int64_t i = 0; i < b->n; i++) l[i] = log(d[i]);
     jit_keep(g->j, l);
-    d = l;
+    return g->dlogs[r] = LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)l, 0), g->ptr);
   }
   return LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)d, 0), g->ptr);
 }

@@ -50,14 +50,6 @@ struct JitRec {
 
 /* ---- arena ---- */
 
-static char **grow_list(char **l, int n, int *cap) {
-  if (n < *cap) return l;
-  int c = *cap ? 2 * *cap : 8;
-  char **m = gc_alloc(sizeof(char *) * (size_t)c);
-  if (n) memcpy(m, l, sizeof(char *) * (size_t)n);
-  *cap = c;
-  return m;
-}
 
 static void *arena_alloc_raw(JitCtx *cx, size_t n);
 
@@ -70,14 +62,14 @@ static void *arena_alloc(JitCtx *cx, size_t n) {
 static void *arena_alloc_raw(JitCtx *cx, size_t n) {
   n = (n + 15) & ~(size_t)15;
   if (n > JIT_CHUNK / 4) { /* a big block of its own, released by the next begin */
-    cx->big = grow_list(cx->big, cx->nbig, &cx->capbig);
+    cx->big = gc_grow(cx->big, cx->nbig, &cx->capbig, sizeof(char *));
     return cx->big[cx->nbig++] = gc_alloc(n); /* zeroed anyway */
   }
   if (cx->nchunks == 0 || cx->used + n > JIT_CHUNK) {
     if (cx->nchunks > 0 && cx->chunk + 1 < cx->nchunks) {
       cx->chunk++;
     } else {
-      cx->chunks = grow_list(cx->chunks, cx->nchunks, &cx->capchunks);
+      cx->chunks = gc_grow(cx->chunks, cx->nchunks, &cx->capchunks, sizeof(char *));
       cx->chunks[cx->nchunks] = gc_alloc(JIT_CHUNK);
       cx->chunk = cx->nchunks++;
     }
@@ -122,13 +114,7 @@ double *jit_rt_grow(JitCtx *cx, int64_t need) {
 
 static Tape *next_tape(JitCtx *cx) {
   if (cx->ntape_used == cx->ntapes) {
-    if (cx->ntapes == cx->captapes) {
-      int cap = cx->captapes ? 2 * cx->captapes : 16;
-      Tape **t = gc_alloc(sizeof(Tape *) * (size_t)cap);
-      if (cx->ntapes) memcpy(t, cx->tapes, sizeof(Tape *) * (size_t)cx->ntapes);
-      cx->tapes = t;
-      cx->captapes = cap;
-    }
+    cx->tapes = gc_grow(cx->tapes, cx->ntapes, &cx->captapes, sizeof(Tape *));
     cx->tapes[cx->ntapes++] = tape_new();
   }
   Tape *t = cx->tapes[cx->ntape_used++];

@@ -70,7 +70,7 @@ struct JitCtx {
   double *grad;
   int k;        /* next latent */
   /* arena for boxes and records of one evaluation: chunks reused between
-     evaluations (rooted: boxes reference GC memory) */
+     evaluations (collected memory, reachable from here) */
   char **chunks;
   int nchunks, chunk, capchunks;
   size_t used;

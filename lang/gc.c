@@ -100,6 +100,15 @@ char *gc_strndup(const char *s, size_t n) {
 
 char *gc_strdup(const char *s) { return gc_strndup(s, strlen(s)); }
 
+void *gc_grow(void *a, int n, int *cap, size_t elem) {
+  if (n < *cap) return a;
+  int c = *cap ? 2 * *cap : 8;
+  void *m = gc_alloc(elem * (size_t)c);
+  if (n) memcpy(m, a, elem * (size_t)n);
+  *cap = c;
+  return m;
+}
+
 char *gc_read_file(const char *path, size_t *len, int *errnum) {
   FILE *f = fopen(path, "rb");
   if (!f) {

@@ -23,6 +23,9 @@
 void *gc_alloc(size_t n);        /* zeroed, may hold pointers */
 void *gc_alloc_atomic(size_t n); /* zeroed, holds no pointers (numbers, chars) */
 char *gc_strdup(const char *s);
+/* A GC array (pointers allowed) holding n elements of elem bytes, with room
+ * for one more: a, or a copy twice as big (at least 8) when n == *cap. */
+void *gc_grow(void *a, int n, int *cap, size_t elem);
 char *gc_strndup(const char *s, size_t n);
 char *gc_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The whole file as a NUL-terminated GC string (*len bytes before the NUL);
