@@ -338,14 +338,28 @@ JitBox *jit_rt_tensor(JitCtx *cx, int64_t kind, int64_t rows, int64_t cols, int6
 
 /* x = lo + (hi - lo) inv_logit(u) as tf_constrain computes it, with dx/du
    (out[1]) and d log|J| / du (out[2]); returns log|J|. */
-double jit_rt_lub(double u, double lo, double hi, double *out) {
-  double x;
-  double lj = tf_constrain(CON_LOWER_UPPER, lo, hi, 1, &u, &x);
-  double d = hi - lo, p = m_inv_logit(u), q = m_inv_logit(-u);
-  out[0] = x;
-  out[1] = d * p * q;
-  out[2] = q - p;
+/* One scalar through a bound transform, as tf_constrain maps it: x, dx/du
+   and d log|J| / du; returns log|J|. */
+static double constrain1(ConKind con, double lo, double hi, double u, double *x, double *dxdu,
+                         double *dlj) {
+  *x = u;
+  double lj = con == CON_NONE ? 0 : tf_constrain(con, lo, hi, 1, &u, x);
+  switch (con) {
+  case CON_LOWER: *dxdu = exp(u), *dlj = 1; break;
+  case CON_UPPER: *dxdu = -exp(u), *dlj = 1; break;
+  case CON_LOWER_UPPER: {
+    double p = m_inv_logit(u), q = m_inv_logit(-u);
+    *dxdu = (hi - lo) * p * q;
+    *dlj = q - p;
+    break;
+  }
+  default: *dxdu = 1, *dlj = 0; break;
+  }
   return lj;
+}
+
+double jit_rt_lub(double u, double lo, double hi, double *out) {
+  return constrain1(CON_LOWER_UPPER, lo, hi, u, &out[0], &out[1], &out[2]);
 }
 
 /* Output i of a draw (rc: the register class of ir/jit.c: 1 int, 2 bool,
@@ -624,22 +638,8 @@ static int fast_sample(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, 
   }
   const double *u = cx->theta + off;
   double ljs = 0;
-  for (size_t e = 0; e < n; e++) {
-    double xe = u[e];
-    if (dc.con != CON_NONE) ljs += tf_constrain(dc.con, dc.lower, dc.upper, 1, &u[e], &xe);
-    x[e] = xe;
-    switch (dc.con) {
-    case CON_LOWER: r->dxdu[e] = exp(u[e]); r->du[e] = 1; break;
-    case CON_UPPER: r->dxdu[e] = -exp(u[e]); r->du[e] = 1; break;
-    case CON_LOWER_UPPER: {
-      double d = dc.upper - dc.lower, pp = m_inv_logit(u[e]), q = m_inv_logit(-u[e]);
-      r->dxdu[e] = d * pp * q;
-      r->du[e] = q - pp;
-      break;
-    }
-    default: r->dxdu[e] = 1; r->du[e] = 0; break;
-    }
-  }
+  for (size_t e = 0; e < n; e++)
+    ljs += constrain1(dc.con, dc.lower, dc.upper, u[e], &x[e], &r->dxdu[e], &r->du[e]);
   /* the density, as dist_call_lpdf_ad computes it */
   bool trunc = dc.truncated;
   double p[DIST_MAX_PARAMS] = {0}, lz = 0, total = 0, dlz[DIST_MAX_PARAMS] = {0};
