@@ -134,6 +134,15 @@ static char *cmdstan_base(const char *addr) {
   return s;
 }
 
+/* The k-th latent of the layout if a run's k-th latent has its sizes, else
+   NULL (the program's latents changed between runs). */
+static const LdLatent *ld_latent_at(const LogDensity *ld, int k, int nsizes, const int *sizes) {
+  const LdLatent *L = k >= 0 && k < ld->n ? &ld->lat[k] : NULL;
+  if (!L || nsizes != L->nsizes || memcmp(sizes, L->sizes, sizeof(int) * (size_t)nsizes) != 0)
+    return NULL;
+  return L;
+}
+
 /* ---- the handler ---- */
 
 typedef enum { LD_EVAL, LD_UNCONSTRAIN } LdMode;
@@ -510,9 +519,8 @@ static bool ld_jit_sample(void *ud, int k, const DistCall *dc, Tape *t, const do
                           Value *out, double *lp, int32_t *lpnode, size_t *off, size_t *nfree,
                           int32_t *node0, char *err, size_t errsz) {
   const LogDensity *ld = ud;
-  const LdLatent *L = k < ld->n ? &ld->lat[k] : NULL;
-  if (!L || dc->nsizes != L->nsizes ||
-      memcmp(dc->sizes, L->sizes, sizeof(int) * (size_t)L->nsizes) != 0) {
+  const LdLatent *L = ld_latent_at(ld, k, dc->nsizes, dc->sizes);
+  if (!L) {
     snprintf(err, errsz, "log density: the program's latents changed between runs");
     return false;
   }
@@ -534,10 +542,8 @@ static bool ld_jit_sample(void *ud, int k, const DistCall *dc, Tape *t, const do
 static bool ld_jit_layout(void *ud, int k, int nsizes, const int *sizes, size_t *off,
                           size_t *n) {
   const LogDensity *ld = ud;
-  const LdLatent *L = k < ld->n ? &ld->lat[k] : NULL;
-  if (!L || L->structured || nsizes != L->nsizes ||
-      memcmp(sizes, L->sizes, sizeof(int) * (size_t)nsizes) != 0)
-    return false;
+  const LdLatent *L = ld_latent_at(ld, k, nsizes, sizes);
+  if (!L || L->structured) return false;
   *off = L->off;
   *n = L->free;
   return true;
@@ -586,10 +592,8 @@ static HandlerResult draw_sample(Handler *h, const char *addr, const DistCall *d
                                  SrcPos pos, Diag *d) {
   DrawHandler *dh = (DrawHandler *)h;
   const LogDensity *ld = dh->ld;
-  const LdLatent *L = dh->k < ld->n ? &ld->lat[dh->k] : NULL;
-  dh->k++;
-  if (!L || dc->nsizes != L->nsizes ||
-      memcmp(dc->sizes, L->sizes, sizeof(int) * (size_t)L->nsizes) != 0)
+  const LdLatent *L = ld_latent_at(ld, dh->k++, dc->nsizes, dc->sizes);
+  if (!L)
     return ld_fail(d, pos, gc_printf("the program's latents changed between runs at '%s'", addr));
   Value v = trace_value_new(dc->type, dc->nsizes, dc->sizes);
   ld_constrain_value(L, dc, dh->theta + L->off, &v);
