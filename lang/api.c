@@ -36,8 +36,8 @@ struct ppl_model {
   IrAnalysis *an;
   Interp *in;         /* NULL until data are committed */
   json_t *pending;    /* typed-array data not yet committed */
-  LogDensity *ld;     /* built on first use */
-  bool jit_tried;     /* ld compiled (where the JIT takes it) for the density calls */
+  LogDensity *ld;     /* built on first use: the runs' shared one (ld_shared) */
+  bool jit_tried;     /* ld is the compiled one for the density calls */
   LogDensity *ld_ir;  /* for ppl_model_llvm_ir */
   const char *llvm_ir;
   const char *data_file; /* for the CSV header */
@@ -218,9 +218,8 @@ void ppl_model_free(ppl_model *m) {
   if (!m) return;
   gc_ensure_thread();
   if (m->pending) json_decref(m->pending);
-  ld_free(m->ld);
   ld_free(m->ld_ir);
-  ld_shared_free(m->in);
+  ld_shared_free(m->in); /* m->ld among them */
   gc_free_root(m);
 }
 
@@ -252,9 +251,8 @@ static ppl_status load(ppl_model *m, DataSource *src) {
     m->in = NULL;
     return fail_diag(m->ctx, &d);
   }
-  ld_shared_free(m->in);
+  ld_shared_free(m->in); /* m->ld among them */
   m->in = in;
-  ld_free(m->ld);
   ld_free(m->ld_ir);
   m->ld = m->ld_ir = NULL;
   m->llvm_ir = NULL;
@@ -367,7 +365,7 @@ static ppl_status need_ld(ppl_model *m) {
   if (m->ld) return PPL_OK;
   Diag d;
   diag_init(&d);
-  m->ld = ld_new(m->in, &d);
+  m->ld = ld_shared(m->in, false, &d); /* the interpreted one: the analysis needs no compiling */
   if (!m->ld) return fail_diag(m->ctx, &d);
   return PPL_OK;
 }
@@ -413,7 +411,11 @@ static ppl_status check_dim(ppl_model *m, const char *fn, const void *p, size_t 
 static void want_jit(ppl_model *m) {
   if (m->jit_tried || !m->ld) return;
   m->jit_tried = true;
-  if (!m->ctx->cfg.no_jit) ld_use_jit(m->ld, false);
+  if (m->ctx->cfg.no_jit) return;
+  Diag d;
+  diag_init(&d);
+  LogDensity *lj = ld_shared(m->in, true, &d); /* the same one ppl_run's chains use */
+  if (lj) m->ld = lj;
 }
 
 const char *ppl_model_llvm_ir(ppl_model *m) {
