@@ -506,23 +506,26 @@ ppl_status ppl_unconstrain(ppl_model *m, const double *x, double *theta) {
 
 void ppl_run_options_default(ppl_run_options *o) {
   if (!o) return;
+  /* the engines' defaults, in the API's terms (one place for each number) */
+  EngineOpts e;
+  engine_opts_default(&e);
   memset(o, 0, sizeof *o);
-  o->chains = 4;
-  o->draws = 1000;
-  o->warmup = 1000;
-  o->thin = 1;
-  o->seed = 1;
-  o->metric = "diag";
-  o->max_depth = 10;
-  o->adapt_delta = 0.8;
-  o->particles = 1000;
-  o->resample = "systematic";
-  o->ess_threshold = 0.5;
-  o->rejuvenate = 0;
-  o->stepsize = 1;
-  o->stepsize_jitter = 0;
-  o->int_time = 6.283185307179586;
-  o->init_radius = 2;
+  o->chains = e.chains;
+  o->draws = e.draws;
+  o->warmup = e.warmup;
+  o->thin = e.thin;
+  o->seed = e.seed;
+  o->metric = "diag"; /* METRIC_DIAG */
+  o->max_depth = e.max_depth;
+  o->adapt_delta = e.adapt_delta;
+  o->particles = e.particles;
+  o->resample = "systematic"; /* RESAMPLE_SYSTEMATIC */
+  o->ess_threshold = e.ess_threshold;
+  o->rejuvenate = e.rejuvenate;
+  o->stepsize = e.stepsize;
+  o->stepsize_jitter = e.stepsize_jitter;
+  o->int_time = e.int_time;
+  o->init_radius = e.init_radius;
 }
 
 /* Index of s in the NULL-terminated names, or -1. */
