@@ -25,8 +25,8 @@
 
 #include "inference/logdensity.h"
 #include "bench_util.h"
-#include "lang/data.h"
-#include "lang/ppl.h"
+#include "api/data.h"
+#include "api/ppl.h"
 
 #define GB_N 5000
 #define GB_ROUNDS 5

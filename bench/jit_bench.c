@@ -16,7 +16,7 @@
 
 #include "inference/logdensity.h"
 #include "bench_util.h"
-#include "lang/data.h"
+#include "api/data.h"
 
 /* CPU time of this thread: on a busy machine wall time measures the other
    processes too (the wall time is printed beside it) */

@@ -13,7 +13,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "../lang/value.h"
+#include "../core/value.h"
 
 /* ---- dual averaging ---- */
 

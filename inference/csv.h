@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "../lang/value.h"
+#include "../core/value.h"
 
 /* Columns accumulated from one or more output values (GC arrays, grown on
  * demand). names is filled only when asked for. */

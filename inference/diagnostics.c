@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../lang/value.h"
+#include "../core/value.h"
 #include "../stdlib/mathfn.h"
 
 /* ---- small helpers ------------------------------------------------------ */

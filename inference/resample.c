@@ -20,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../lang/value.h"
+#include "../core/value.h"
 #include "engine.h"
 
 static const char *const names[] = {"systematic", "multinomial", "stratified", "residual"};

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../lang/value.h"
+#include "../core/value.h"
 
 /* ---- a growing GC string ------------------------------------------------ */
 

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "../lang/diag.h"
+#include "../core/diag.h"
 #include "diagnostics.h"
 
 /* What the summary says about the run besides the columns. */

@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../parser/ast.h" /* AstOp values of IR_UNARY/IR_BINARY */
 #include "../stdlib/builtins.h"
 #include "../stdlib/dist.h"
 #include "ir.h"

@@ -25,7 +25,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../parser/ast.h"
 #include "../stdlib/ode.h"
 #include "interp_ops.h"
 
@@ -485,7 +484,7 @@ static bool exec_data(InterpState *st, Frame *f, const IrInstr *ins, DataSource 
   v = op_convert(v, t, &fresh);
   if (!op_shape_ok(v, t, n, sz64)) {
     diag_error(d, DIAG_INTERNAL, ins->pos, "data source returned %s for '%s' of type %s [%s]",
-               op_shape_desc(v), ins->name, op_type_name(t), sizes_text(n, sz64));
+               op_shape_desc(v), ins->name, ty_name(t), sizes_text(n, sz64));
     return false;
   }
   f->regs[ins->dst] = v;
@@ -550,7 +549,7 @@ static HandlerResult exec_sample(InterpState *st, Frame *f, const IrInstr *ins, 
   f = &st->frames[st->nframes - 1];
   if (!op_shape_ok(v, t, n, sz64)) {
     diag_error(d, DIAG_INTERNAL, ins->pos, "handler returned %s for latent '%s' of type %s [%s]",
-               op_shape_desc(v), addr, op_type_name(t), sizes_text(n, sz64));
+               op_shape_desc(v), addr, ty_name(t), sizes_text(n, sz64));
     return HR_ERROR;
   }
   f->regs[ins->dst] = v;

@@ -12,12 +12,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../parser/ast.h"
 #include "../stdlib/ad.h"
 
 #define ERR(...) (snprintf(err, errsz, __VA_ARGS__), false)
 
-static const char *op_sym(int op) { return ast_op_name((AstOp)op); }
+static const char *op_sym(int op) { return ir_op_name((IrOp)op); }
 
 static bool is_ten(Value v) { return v.k == V_VEC || v.k == V_ROWVEC || v.k == V_MAT; }
 static bool is_num(Value v) { return v.k == V_INT || v.k == V_REAL || v.k == V_BOOL; }
@@ -61,20 +60,6 @@ const char *op_shape_desc(Value v) {
   case V_STR: return "string";
   default: return val_kind_name((ValKind)v.k);
   }
-}
-
-const char *op_type_name(Type t) {
-  static const char *const base[] = {"void", "int", "real", "bool", "string",
-                                     "vector", "row_vector", "matrix", "distribution"};
-  const char *b = t.base < sizeof base / sizeof base[0] ? base[t.base] : "?";
-  if (t.ndims == 0) return b;
-  char dims[64];
-  int k = 0;
-  dims[k++] = '[';
-  for (int i = 1; i < t.ndims && k < 60; i++) dims[k++] = ',';
-  dims[k++] = ']';
-  dims[k] = 0;
-  return gc_printf("%s%s", b, dims);
 }
 
 /* ---- scalar arithmetic ---------------------------------------------------- */

@@ -18,7 +18,7 @@
 #include "../stdlib/ad.h"
 #include "ir.h"
 
-/* a op b for every AstOp binary operator (OP_ADD ... OP_OR). */
+/* a op b for every IrOp binary operator (OP_ADD ... OP_OR). */
 bool op_binary(int op, Value a, Value b, Value *out, char *err, size_t errsz);
 /* op a for OP_NEG, OP_NOT, OP_PLUS, OP_TRANSPOSE */
 bool op_unary(int op, Value a, Value *out, char *err, size_t errsz);
@@ -55,8 +55,6 @@ bool op_same_shape(Value a, Value b);
 int op_shape_sizes(Value v, int *sizes, int max);
 /* "vector of 3", "matrix of 2x3", "array of 4", "real" */
 const char *op_shape_desc(Value v);
-/* "real", "vector", "int[,]" ... (own copy of ty_name, which lives in the checker) */
-const char *op_type_name(Type t);
 
 /* Truth value of a condition: bools, ints (non-zero) and reals (non-zero). */
 static inline bool op_truthy(Value v) {

@@ -22,12 +22,28 @@
 #ifndef PPL_IR_H
 #define PPL_IR_H
 
-#include "../lang/diag.h"
-#include "../lang/value.h"
-#include "types.h"
+#include "../core/diag.h"
+#include "../core/value.h"
+#include "../core/types.h"
 
 struct DistFamily; /* stdlib/dist.h */
 struct Builtin;    /* stdlib/builtins.h */
+
+/* The IR's operators (IrInstr.sub of IR_UNARY / IR_BINARY).  They are the
+ * IR's own, not the parser's: the lowering maps the AST's operators onto them
+ * (&& and || become IR_IF; unary + disappears). */
+typedef enum IrOp {
+  OP_NONE = 0,
+  OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_MOD, OP_POW, /* + - * / % ^ */
+  OP_EMUL, OP_EDIV, OP_IDIV,                      /* .* ./ %/% */
+  OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE,
+  OP_AND, OP_OR,                                  /* on bools, where not short-circuited */
+  OP_NEG, OP_NOT, OP_PLUS, OP_TRANSPOSE,
+} IrOp;
+
+/* The operator's spelling in the language ("+", "%/%", "'"): for the IR
+ * printer and messages. */
+const char *ir_op_name(IrOp op);
 
 typedef enum {
   /* dst = imm (a constant Value of dst's type) */
@@ -36,7 +52,7 @@ typedef enum {
      promotion when dst is real and the source int, real[] <-> vector conversion
      when the types differ that way */
   IR_MOVE,
-  /* dst = op args[0];  sub: OP_NEG, OP_NOT, OP_TRANSPOSE (AstOp values) */
+  /* dst = op args[0];  sub: OP_NEG, OP_NOT, OP_TRANSPOSE (IrOp) */
   IR_UNARY,
   /* dst = args[0] op args[1];  sub: OP_ADD ... OP_OR except OP_AND/OP_OR, which
      are lowered to IR_IF for short-circuiting.  Broadcasting of a scalar over
@@ -132,7 +148,7 @@ typedef struct IrCon {
 
 typedef struct IrInstr {
   uint8_t op;  /* IrOpcode */
-  uint8_t sub; /* IR_UNARY/IR_BINARY: AstOp */
+  uint8_t sub; /* IR_UNARY/IR_BINARY: IrOp */
   SrcPos pos;
   int dst;     /* destination register, -1 if none */
   int nargs;

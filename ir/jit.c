@@ -29,7 +29,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "../parser/ast.h"
 
 
 
@@ -126,11 +125,11 @@ static void emit_site(Gen *g, RevList *l, const IrInstr *ins, const int *ops, in
   for (int k = 0; k < n; k++)
     if (g->rc[ops[k]] == RC_BAD || g->rc[ops[k]] == RC_NONE) {
       refuse(g, ins, gc_printf("a %s value is not compiled",
-                               op_type_name(g->f->regtypes[ops[k]])));
+                               ty_name(g->f->regtypes[ops[k]])));
       return;
     }
   if (dst >= 0 && g->rc[dst] == RC_BAD) {
-    refuse(g, ins, gc_printf("a %s value is not compiled", op_type_name(g->f->regtypes[dst])));
+    refuse(g, ins, gc_printf("a %s value is not compiled", ty_name(g->f->regtypes[dst])));
     return;
   }
   int si;
@@ -236,7 +235,7 @@ static void emit_binary_scalar(Gen *g, RevList *l, const IrInstr *ins) {
         z = LLVMBuildSDiv(g->B, x, y, "");
       }
     } else {
-      refuse(g, ins, gc_printf("operator '%s' on integers is not compiled", ast_op_name((AstOp)op)));
+      refuse(g, ins, gc_printf("operator '%s' on integers is not compiled", ir_op_name((IrOp)op)));
       return;
     }
     wr_conv(g, d, z, RC_INT);
@@ -262,7 +261,7 @@ static void emit_binary_scalar(Gen *g, RevList *l, const IrInstr *ins) {
   case OP_POW: z = intrinsic2(g, "llvm.pow.f64", x, y); break;
   case OP_MOD: z = LLVMBuildFRem(g->B, x, y, ""); break;
   default:
-    refuse(g, ins, gc_printf("operator '%s' on reals is not compiled", ast_op_name((AstOp)op)));
+    refuse(g, ins, gc_printf("operator '%s' on reals is not compiled", ir_op_name((IrOp)op)));
     return;
   }
   if (want) {
@@ -652,7 +651,7 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
   default: break;
   }
   refuse(g, ins, gc_printf("this instruction is not compiled (%s)",
-                           d >= 0 ? op_type_name(g->f->regtypes[d]) : "no result"));
+                           d >= 0 ? ty_name(g->f->regtypes[d]) : "no result"));
 }
 
 static void konst_block(const IrBlock *b, const int *w, Gen *g) {
@@ -1032,7 +1031,7 @@ static bool lower_draw(Gen *g, const IrProgram *p) {
     uint8_t rc = g->rc[r];
     if (rc == RC_BAD || rc == RC_NONE || (!g->slot[r] && !g->isdata[r])) {
       refuse(g, NULL, gc_printf("output '%s' (%s) is not compiled", p->outputs[i].name,
-                                op_type_name(p->outputs[i].type)));
+                                ty_name(p->outputs[i].type)));
       return false;
     }
     LLVMValueRef v = rd(g, r);

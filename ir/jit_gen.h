@@ -16,7 +16,6 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "../parser/ast.h"
 #include "interp_ops.h"
 #include "jit_rt.h"
 #include "ppl_config.h"

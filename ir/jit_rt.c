@@ -19,7 +19,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "../parser/ast.h"
 #include "../stdlib/mathfn.h"
 #include "../stdlib/transform.h"
 #include "interp_ops.h"

@@ -55,6 +55,35 @@ typedef struct Lower {
 
 /* ---- small containers ------------------------------------------------------ */
 
+/* The AST's operator as the IR's (the two enums are separate on purpose: the
+ * IR does not depend on the parser's representation). */
+static uint8_t ir_op(AstOp op) {
+  switch (op) {
+  case AOP_ADD: return OP_ADD;
+  case AOP_SUB: return OP_SUB;
+  case AOP_MUL: return OP_MUL;
+  case AOP_DIV: return OP_DIV;
+  case AOP_MOD: return OP_MOD;
+  case AOP_POW: return OP_POW;
+  case AOP_EMUL: return OP_EMUL;
+  case AOP_EDIV: return OP_EDIV;
+  case AOP_IDIV: return OP_IDIV;
+  case AOP_EQ: return OP_EQ;
+  case AOP_NE: return OP_NE;
+  case AOP_LT: return OP_LT;
+  case AOP_LE: return OP_LE;
+  case AOP_GT: return OP_GT;
+  case AOP_GE: return OP_GE;
+  case AOP_AND: return OP_AND;
+  case AOP_OR: return OP_OR;
+  case AOP_NEG: return OP_NEG;
+  case AOP_NOT: return OP_NOT;
+  case AOP_PLUS: return OP_PLUS;
+  case AOP_TRANSPOSE: return OP_TRANSPOSE;
+  default: return OP_NONE;
+  }
+}
+
 static size_t ptr_hash(const void *p) {
   uint64_t x = (uint64_t)(uintptr_t)p;
   x ^= x >> 33;
@@ -202,7 +231,7 @@ static void lower_stmt(Lower *L, const Ast *s);
 
 /* e converted to type want; int literals become real constants directly. */
 static int lower_as(Lower *L, const Ast *e, Type want) {
-  bool neg = e->kind == AST_UNARY && e->op == OP_NEG && e->a->kind == AST_INT;
+  bool neg = e->kind == AST_UNARY && e->op == AOP_NEG && e->a->kind == AST_INT;
   const Ast *lit = neg ? e->a : e;
   if (lit->kind == AST_INT && want.ndims == 0 && want.base == TY_REAL)
     return emit_const(L, e->pos, want, val_real(neg ? -(double)lit->ival : (double)lit->ival));
@@ -267,7 +296,7 @@ static int lower_logic(Lower *L, const Ast *e) {
   in.nargs = 1;
   in.args = int_array(1);
   in.args[0] = t;
-  if (e->op == OP_AND) in.then_b = buf_freeze(&b);
+  if (e->op == AOP_AND) in.then_b = buf_freeze(&b);
   else in.else_b = buf_freeze(&b);
   emit(L, &in);
   return t;
@@ -474,15 +503,15 @@ static int lower_expr(Lower *L, const Ast *e) {
   case AST_INDEX: return lower_index(L, e);
   case AST_UNARY: {
     /* negative literals are constants (INT64_MIN cannot be negated) */
-    if (e->op == OP_NEG && e->a->kind == AST_REAL)
+    if (e->op == AOP_NEG && e->a->kind == AST_REAL)
       return emit_const(L, e->pos, e->ty, val_real(-e->a->rval));
-    if (e->op == OP_NEG && e->a->kind == AST_INT && e->a->ival != INT64_MIN)
+    if (e->op == AOP_NEG && e->a->kind == AST_INT && e->a->ival != INT64_MIN)
       return emit_const(L, e->pos, e->ty, val_int(-e->a->ival));
     int a = lower_expr(L, e->a);
-    if (e->op == OP_PLUS) return a;
-    if (e->op == OP_NOT) a = to_bool(L, e->a->pos, a);
+    if (e->op == AOP_PLUS) return a;
+    if (e->op == AOP_NOT) a = to_bool(L, e->a->pos, a);
     IrInstr in = ins_new(IR_UNARY, e->pos);
-    in.sub = (uint8_t)e->op;
+    in.sub = ir_op(e->op);
     in.nargs = 1;
     in.args = int_array(1);
     in.args[0] = a;
@@ -491,10 +520,10 @@ static int lower_expr(Lower *L, const Ast *e) {
     return in.dst;
   }
   case AST_BINARY: {
-    if (e->op == OP_AND || e->op == OP_OR) return lower_logic(L, e);
+    if (e->op == AOP_AND || e->op == AOP_OR) return lower_logic(L, e);
     int a = lower_expr(L, e->a), b = lower_expr(L, e->b);
     IrInstr in = ins_new(IR_BINARY, e->pos);
-    in.sub = (uint8_t)e->op;
+    in.sub = ir_op(e->op);
     in.nargs = 2;
     in.args = int_array(2);
     in.args[0] = a;
@@ -653,7 +682,7 @@ static const Ast *lvalue_parts(const Ast *lv, const Ast **chain, int *nchain) {
 
 static void lower_assign(Lower *L, const Ast *s) {
   const Ast *lv = s->a;
-  bool compound = s->op != OP_ASSIGN && s->op != OP_NONE;
+  bool compound = s->op != AOP_ASSIGN && s->op != AOP_NONE;
   if (lv->kind == AST_VAR) {
     int x = map_get(&L->vars, lv->ref);
     if (!compound) {
@@ -662,7 +691,7 @@ static void lower_assign(Lower *L, const Ast *s) {
     }
     int v = lower_expr(L, s->b);
     IrInstr in = ins_new(IR_BINARY, s->pos);
-    in.sub = (uint8_t)s->op;
+    in.sub = ir_op(s->op);
     in.nargs = 2;
     in.args = int_array(2);
     in.args[0] = x;
@@ -694,7 +723,7 @@ static void lower_assign(Lower *L, const Ast *s) {
     emit(L, &get);
     int rhs = lower_expr(L, s->b);
     IrInstr op = ins_new(IR_BINARY, s->pos);
-    op.sub = (uint8_t)s->op;
+    op.sub = ir_op(s->op);
     op.nargs = 2;
     op.args = int_array(2);
     op.args[0] = get.dst;

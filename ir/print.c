@@ -29,35 +29,35 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../parser/ast.h"
 #include "../stdlib/builtins.h"
 #include "../stdlib/dist.h"
 #include "ir.h"
 
-static const char *base_name(int b) {
-  switch (b) {
-  case TY_VOID: return "void";
-  case TY_INT: return "int";
-  case TY_REAL: return "real";
-  case TY_BOOL: return "bool";
-  case TY_STRING: return "string";
-  case TY_VECTOR: return "vector";
-  case TY_ROWVEC: return "row_vector";
-  case TY_MATRIX: return "matrix";
-  case TY_DIST: return "distribution";
+const char *ir_op_name(IrOp op) {
+  switch (op) {
+  case OP_ADD: return "+";
+  case OP_SUB: return "-";
+  case OP_MUL: return "*";
+  case OP_DIV: return "/";
+  case OP_MOD: return "%";
+  case OP_POW: return "^";
+  case OP_EMUL: return ".*";
+  case OP_EDIV: return "./";
+  case OP_IDIV: return "%/%";
+  case OP_EQ: return "==";
+  case OP_NE: return "!=";
+  case OP_LT: return "<";
+  case OP_LE: return "<=";
+  case OP_GT: return ">";
+  case OP_GE: return ">=";
+  case OP_AND: return "&&";
+  case OP_OR: return "||";
+  case OP_NEG: return "-";
+  case OP_NOT: return "!";
+  case OP_PLUS: return "+";
+  case OP_TRANSPOSE: return "'";
   default: return "?";
   }
-}
-
-const char *ty_name(Type t) {
-  if (t.ndims == 0) return base_name(t.base);
-  char dims[260];
-  int n = 0;
-  dims[n++] = '[';
-  for (int i = 1; i < t.ndims; i++) dims[n++] = ',';
-  dims[n++] = ']';
-  dims[n] = 0;
-  return gc_printf("%s%s", base_name(t.base), dims);
 }
 
 /* ---- output buffer --------------------------------------------------------- */
@@ -234,11 +234,11 @@ static void out_instr(Ctx *c, const IrInstr *in, int depth) {
     break;
   case IR_UNARY:
     if (in->sub == OP_TRANSPOSE) out_fmt(o, "%%%d'", in->args[0]);
-    else out_fmt(o, "%s%%%d", ast_op_name((AstOp)in->sub), in->args[0]);
+    else out_fmt(o, "%s%%%d", ir_op_name((IrOp)in->sub), in->args[0]);
     out_type_of(c, in->dst);
     break;
   case IR_BINARY:
-    out_fmt(o, "%%%d %s %%%d", in->args[0], ast_op_name((AstOp)in->sub), in->args[1]);
+    out_fmt(o, "%%%d %s %%%d", in->args[0], ir_op_name((IrOp)in->sub), in->args[1]);
     out_type_of(c, in->dst);
     break;
   case IR_BUILTIN:

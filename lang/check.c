@@ -28,7 +28,7 @@
 
 #include "../stdlib/builtins.h"
 #include "../stdlib/dist.h"
-#include "value.h"
+#include "../core/value.h"
 
 enum { BLK_DATA = 0, BLK_MODEL = 1, BLK_GEN = 2, BLK_FUNC = 3 };
 
@@ -295,20 +295,20 @@ static Type chk_call(Checker *c, Ast *e, bool stmt);
 static Type chk_binop(Checker *c, SrcPos pos, AstOp op, Type a, Type b) {
   const char *o = ast_op_name(op);
   switch (op) {
-  case OP_AND: case OP_OR:
+  case AOP_AND: case AOP_OR:
     if (!is_truthy(a) || !is_truthy(b)) {
       chk_error(c, pos, "operands of '%s' must be bool or int, got %s and %s", o, ty_name(a),
                 ty_name(b));
       return T_VOID;
     }
     return T_BOOL;
-  case OP_EQ: case OP_NE:
+  case AOP_EQ: case AOP_NE:
     if ((is_num(a) && is_num(b)) || (ty_eq(a, b) && a.ndims == 0 &&
                                      (a.base == TY_STRING || a.base == TY_BOOL)))
       return T_BOOL;
     chk_error(c, pos, "cannot compare %s and %s with '%s'", ty_name(a), ty_name(b), o);
     return T_VOID;
-  case OP_LT: case OP_LE: case OP_GT: case OP_GE:
+  case AOP_LT: case AOP_LE: case AOP_GT: case AOP_GE:
     if (is_num(a) && is_num(b)) return T_BOOL;
     chk_error(c, pos, "cannot compare %s and %s with '%s'", ty_name(a), ty_name(b), o);
     return T_VOID;
@@ -316,8 +316,8 @@ static Type chk_binop(Checker *c, SrcPos pos, AstOp op, Type a, Type b) {
   }
   bool sa = a.ndims == 0 && a.base == TY_STRING, sb = b.ndims == 0 && b.base == TY_STRING;
   if (sa || sb) {
-    if (op == OP_ADD && sa && sb) return a;
-    if (op == OP_ADD && (is_num(a) || is_num(b)))
+    if (op == AOP_ADD && sa && sb) return a;
+    if (op == AOP_ADD && (is_num(a) || is_num(b)))
       chk_error(c, pos, "cannot add %s and %s; use to_string() to convert the number",
                 ty_name(a), ty_name(b));
     else
@@ -332,29 +332,29 @@ static Type chk_binop(Checker *c, SrcPos pos, AstOp op, Type a, Type b) {
     chk_error(c, pos, "'%s' cannot be applied to %s and %s", o, ty_name(a), ty_name(b));
     return T_VOID;
   }
-  if (op == OP_MOD || op == OP_IDIV) {
+  if (op == AOP_MOD || op == AOP_IDIV) {
     if (is_int(a) && is_int(b)) return T_INT;
     chk_error(c, pos, "'%s' needs int operands, got %s and %s", o, ty_name(a), ty_name(b));
     return T_VOID;
   }
-  if (op == OP_POW) {
+  if (op == AOP_POW) {
     if (is_num(a) && is_num(b)) return T_REAL;
     chk_error(c, pos, "'^' needs scalar operands, got %s and %s", ty_name(a), ty_name(b));
     return T_VOID;
   }
   if (is_num(a) && is_num(b)) return is_int(a) && is_int(b) ? T_INT : T_REAL;
   if (is_num(a)) { /* scalar op container broadcasts */
-    if (op == OP_DIV || op == OP_EDIV || op == OP_MUL || op == OP_EMUL || op == OP_ADD ||
-        op == OP_SUB)
+    if (op == AOP_DIV || op == AOP_EDIV || op == AOP_MUL || op == AOP_EMUL || op == AOP_ADD ||
+        op == AOP_SUB)
       return b;
   }
   if (is_num(b)) return a;
   /* two containers */
   switch (op) {
-  case OP_ADD: case OP_SUB: case OP_EMUL: case OP_EDIV:
+  case AOP_ADD: case AOP_SUB: case AOP_EMUL: case AOP_EDIV:
     if (a.base == b.base) return a;
     break;
-  case OP_MUL:
+  case AOP_MUL:
     if (a.base == TY_MATRIX && b.base == TY_VECTOR) return b;
     if (a.base == TY_ROWVEC && b.base == TY_VECTOR) return T_REAL;
     if (a.base == TY_VECTOR && b.base == TY_ROWVEC) return ty_make(TY_MATRIX, 0);
@@ -366,7 +366,7 @@ static Type chk_binop(Checker *c, SrcPos pos, AstOp op, Type a, Type b) {
       return T_VOID;
     }
     break;
-  case OP_DIV:
+  case AOP_DIV:
     chk_error(c, pos, "cannot divide %s by %s; use './' for elementwise division", ty_name(a),
               ty_name(b));
     return T_VOID;
@@ -380,7 +380,7 @@ static Type chk_unary(Checker *c, Ast *e) {
   Type t = chk_expr(c, e->a);
   if (FAILED(c)) return T_VOID;
   switch (e->op) {
-  case OP_NEG: case OP_PLUS:
+  case AOP_NEG: case AOP_PLUS:
     if (is_num(t) || is_linalg(t)) return t;
     if (t.ndims > 0 && (t.base == TY_INT || t.base == TY_REAL)) {
       chk_error(c, e->pos, "arithmetic on arrays is not supported; use a vector");
@@ -388,11 +388,11 @@ static Type chk_unary(Checker *c, Ast *e) {
     }
     chk_error(c, e->pos, "unary '%s' cannot be applied to %s", ast_op_name(e->op), ty_name(t));
     return T_VOID;
-  case OP_NOT:
+  case AOP_NOT:
     if (is_truthy(t)) return T_BOOL;
     chk_error(c, e->pos, "'!' needs a bool or int, got %s", ty_name(t));
     return T_VOID;
-  case OP_TRANSPOSE:
+  case AOP_TRANSPOSE:
     if (t.ndims == 0 && t.base == TY_VECTOR) return ty_make(TY_ROWVEC, 0);
     if (t.ndims == 0 && t.base == TY_ROWVEC) return ty_make(TY_VECTOR, 0);
     if (t.ndims == 0 && t.base == TY_MATRIX) return t;
@@ -1051,7 +1051,7 @@ static void chk_assign(Checker *c, Ast *s) {
   }
   Type rt = chk_expr(c, s->b);
   if (FAILED(c)) return;
-  if (s->op != OP_ASSIGN && s->op != OP_NONE) {
+  if (s->op != AOP_ASSIGN && s->op != AOP_NONE) {
     rt = chk_binop(c, s->pos, s->op, lt, rt);
     if (FAILED(c)) return;
   }

@@ -35,7 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../lang/value.h"
+#include "../core/value.h"
 
 Ast *ast_new(AstKind kind, SrcPos pos) {
   Ast *a = gc_alloc(sizeof(Ast));
@@ -64,29 +64,29 @@ void ast_list_push(AstList *l, Ast *item) {
 
 const char *ast_op_name(AstOp op) {
   switch (op) {
-  case OP_NONE: return "?";
-  case OP_ADD: return "+";
-  case OP_SUB: return "-";
-  case OP_MUL: return "*";
-  case OP_DIV: return "/";
-  case OP_MOD: return "%";
-  case OP_POW: return "^";
-  case OP_EMUL: return ".*";
-  case OP_EDIV: return "./";
-  case OP_IDIV: return "%/%";
-  case OP_EQ: return "==";
-  case OP_NE: return "!=";
-  case OP_LT: return "<";
-  case OP_LE: return "<=";
-  case OP_GT: return ">";
-  case OP_GE: return ">=";
-  case OP_AND: return "&&";
-  case OP_OR: return "||";
-  case OP_NEG: return "-";
-  case OP_NOT: return "!";
-  case OP_PLUS: return "+";
-  case OP_TRANSPOSE: return "'";
-  case OP_ASSIGN: return "=";
+  case AOP_NONE: return "?";
+  case AOP_ADD: return "+";
+  case AOP_SUB: return "-";
+  case AOP_MUL: return "*";
+  case AOP_DIV: return "/";
+  case AOP_MOD: return "%";
+  case AOP_POW: return "^";
+  case AOP_EMUL: return ".*";
+  case AOP_EDIV: return "./";
+  case AOP_IDIV: return "%/%";
+  case AOP_EQ: return "==";
+  case AOP_NE: return "!=";
+  case AOP_LT: return "<";
+  case AOP_LE: return "<=";
+  case AOP_GT: return ">";
+  case AOP_GE: return ">=";
+  case AOP_AND: return "&&";
+  case AOP_OR: return "||";
+  case AOP_NEG: return "-";
+  case AOP_NOT: return "!";
+  case AOP_PLUS: return "+";
+  case AOP_TRANSPOSE: return "'";
+  case AOP_ASSIGN: return "=";
   }
   return "?";
 }
@@ -285,7 +285,7 @@ static void dump(Buf *b, const Ast *a) {
     buf_str(b, ")");
     break;
   case AST_ASSIGN:
-    buf_fmt(b, "(%s%s ", a->op == OP_ASSIGN ? "" : ast_op_name(a->op), "=");
+    buf_fmt(b, "(%s%s ", a->op == AOP_ASSIGN ? "" : ast_op_name(a->op), "=");
     dump(b, a->a);
     buf_str(b, " ");
     dump(b, a->b);

@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../lang/diag.h"
-#include "../ir/types.h"
+#include "../core/diag.h"
+#include "../core/types.h"
 
 typedef struct Ast Ast;
 
@@ -62,7 +62,7 @@ typedef enum {
   AST_DECL,     /* name, type, a: initializer expr or NULL, b: distribution (AST_CALL) for
                    `T x ~ dist(...)` or NULL.  At most one of a, b is set. */
   AST_ASSIGN,   /* a: lvalue (AST_VAR or AST_INDEX chain), b: expr, op: '=' or one of
-                   OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_EMUL, OP_EDIV for compound assignment */
+                   AOP_ADD, AOP_SUB, AOP_MUL, AOP_DIV, AOP_EMUL, AOP_EDIV for compound assignment */
   AST_TILDE,    /* a: expr observed, b: distribution (AST_CALL) -- `y ~ normal(mu, s);` */
   AST_TARGET,   /* a: expr -- `target += e;` (same as factor(e)) */
   AST_EXPRSTMT, /* a: expr (a call: print, factor, observe, condition, reject, user fn) */
@@ -84,7 +84,7 @@ typedef enum {
   AST_CALL,     /* name: function or distribution name, list: args */
   AST_INDEX,    /* a: indexed expr, list: indices (each an expr, or AST_SLICE) */
   AST_SLICE,    /* a: lower or NULL, b: upper or NULL  -- `lo:hi`, `lo:`, `:hi`, `:` */
-  AST_UNARY,    /* op: OP_NEG, OP_NOT, OP_PLUS, OP_TRANSPOSE (postfix '); a: operand */
+  AST_UNARY,    /* op: AOP_NEG, AOP_NOT, AOP_PLUS, AOP_TRANSPOSE (postfix '); a: operand */
   AST_BINARY,   /* op, a, b */
   AST_TERNARY,  /* a: cond, b: then, c: else */
   AST_ARRAY,    /* list: elements -- `{a, b, c}` array literal */
@@ -92,13 +92,13 @@ typedef enum {
 } AstKind;
 
 typedef enum {
-  OP_NONE = 0,
-  OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_MOD, OP_POW, /* + - * / % ^ */
-  OP_EMUL, OP_EDIV, OP_IDIV,                      /* .* ./ %/% */
-  OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE,
-  OP_AND, OP_OR,
-  OP_NEG, OP_NOT, OP_PLUS, OP_TRANSPOSE,
-  OP_ASSIGN, /* plain '=' in AST_ASSIGN */
+  AOP_NONE = 0,
+  AOP_ADD, AOP_SUB, AOP_MUL, AOP_DIV, AOP_MOD, AOP_POW, /* + - * / % ^ */
+  AOP_EMUL, AOP_EDIV, AOP_IDIV,                      /* .* ./ %/% */
+  AOP_EQ, AOP_NE, AOP_LT, AOP_LE, AOP_GT, AOP_GE,
+  AOP_AND, AOP_OR,
+  AOP_NEG, AOP_NOT, AOP_PLUS, AOP_TRANSPOSE,
+  AOP_ASSIGN, /* plain '=' in AST_ASSIGN */
 } AstOp;
 
 struct Ast {

@@ -31,8 +31,8 @@
 #include <setjmp.h>
 #include <stdint.h>
 
-#include "lang/diag.h"
-#include "lang/value.h"
+#include "core/diag.h"
+#include "core/value.h"
 #include "parser/ast.h"
 
 #ifndef YY_TYPEDEF_YY_SCANNER_T
@@ -396,13 +396,13 @@ stmt:
   ;
 
 assign_op:
-    '=' { $$ = OP_ASSIGN; }
-  | PLUS_ASSIGN { $$ = OP_ADD; }
-  | MINUS_ASSIGN { $$ = OP_SUB; }
-  | TIMES_ASSIGN { $$ = OP_MUL; }
-  | DIVIDE_ASSIGN { $$ = OP_DIV; }
-  | EMUL_ASSIGN { $$ = OP_EMUL; }
-  | EDIV_ASSIGN { $$ = OP_EDIV; }
+    '=' { $$ = AOP_ASSIGN; }
+  | PLUS_ASSIGN { $$ = AOP_ADD; }
+  | MINUS_ASSIGN { $$ = AOP_SUB; }
+  | TIMES_ASSIGN { $$ = AOP_MUL; }
+  | DIVIDE_ASSIGN { $$ = AOP_DIV; }
+  | EMUL_ASSIGN { $$ = AOP_EMUL; }
+  | EDIV_ASSIGN { $$ = AOP_EDIV; }
   ;
 
 /* T x;  T x = e;  T x ~ d(...);  with dimensions after the name or array[...].
@@ -502,56 +502,56 @@ expr:
 
 or_expr:
     and_expr
-  | or_expr OR and_expr { $$ = mk_bin(OP_OR, P(ctx, @2), $1, $3); }
+  | or_expr OR and_expr { $$ = mk_bin(AOP_OR, P(ctx, @2), $1, $3); }
   ;
 
 and_expr:
     eq_expr
-  | and_expr AND eq_expr { $$ = mk_bin(OP_AND, P(ctx, @2), $1, $3); }
+  | and_expr AND eq_expr { $$ = mk_bin(AOP_AND, P(ctx, @2), $1, $3); }
   ;
 
 eq_expr:
     rel_expr
-  | eq_expr EQ rel_expr { $$ = mk_bin(OP_EQ, P(ctx, @2), $1, $3); }
-  | eq_expr NE rel_expr { $$ = mk_bin(OP_NE, P(ctx, @2), $1, $3); }
+  | eq_expr EQ rel_expr { $$ = mk_bin(AOP_EQ, P(ctx, @2), $1, $3); }
+  | eq_expr NE rel_expr { $$ = mk_bin(AOP_NE, P(ctx, @2), $1, $3); }
   ;
 
 rel_expr:
     add_expr
-  | rel_expr '<' add_expr { $$ = mk_bin(OP_LT, P(ctx, @2), $1, $3); }
-  | rel_expr LE add_expr { $$ = mk_bin(OP_LE, P(ctx, @2), $1, $3); }
-  | rel_expr '>' add_expr { $$ = mk_bin(OP_GT, P(ctx, @2), $1, $3); }
-  | rel_expr GE add_expr { $$ = mk_bin(OP_GE, P(ctx, @2), $1, $3); }
+  | rel_expr '<' add_expr { $$ = mk_bin(AOP_LT, P(ctx, @2), $1, $3); }
+  | rel_expr LE add_expr { $$ = mk_bin(AOP_LE, P(ctx, @2), $1, $3); }
+  | rel_expr '>' add_expr { $$ = mk_bin(AOP_GT, P(ctx, @2), $1, $3); }
+  | rel_expr GE add_expr { $$ = mk_bin(AOP_GE, P(ctx, @2), $1, $3); }
   ;
 
 add_expr:
     mul_expr
-  | add_expr '+' mul_expr { $$ = mk_bin(OP_ADD, P(ctx, @2), $1, $3); }
-  | add_expr '-' mul_expr { $$ = mk_bin(OP_SUB, P(ctx, @2), $1, $3); }
+  | add_expr '+' mul_expr { $$ = mk_bin(AOP_ADD, P(ctx, @2), $1, $3); }
+  | add_expr '-' mul_expr { $$ = mk_bin(AOP_SUB, P(ctx, @2), $1, $3); }
   ;
 
 mul_expr:
     unary
-  | mul_expr '*' unary { $$ = mk_bin(OP_MUL, P(ctx, @2), $1, $3); }
-  | mul_expr '/' unary { $$ = mk_bin(OP_DIV, P(ctx, @2), $1, $3); }
-  | mul_expr '%' unary { $$ = mk_bin(OP_MOD, P(ctx, @2), $1, $3); }
-  | mul_expr EMUL unary { $$ = mk_bin(OP_EMUL, P(ctx, @2), $1, $3); }
-  | mul_expr EDIV unary { $$ = mk_bin(OP_EDIV, P(ctx, @2), $1, $3); }
-  | mul_expr IDIV unary { $$ = mk_bin(OP_IDIV, P(ctx, @2), $1, $3); }
+  | mul_expr '*' unary { $$ = mk_bin(AOP_MUL, P(ctx, @2), $1, $3); }
+  | mul_expr '/' unary { $$ = mk_bin(AOP_DIV, P(ctx, @2), $1, $3); }
+  | mul_expr '%' unary { $$ = mk_bin(AOP_MOD, P(ctx, @2), $1, $3); }
+  | mul_expr EMUL unary { $$ = mk_bin(AOP_EMUL, P(ctx, @2), $1, $3); }
+  | mul_expr EDIV unary { $$ = mk_bin(AOP_EDIV, P(ctx, @2), $1, $3); }
+  | mul_expr IDIV unary { $$ = mk_bin(AOP_IDIV, P(ctx, @2), $1, $3); }
   ;
 
 /* -2^2 is -(2^2): `^` binds tighter than prefix operators, and its exponent
    may carry its own sign (2^-1). */
 unary:
     pow_expr
-  | '-' unary { $$ = mk_un(OP_NEG, P(ctx, @1), $2); }
-  | '!' unary { $$ = mk_un(OP_NOT, P(ctx, @1), $2); }
-  | '+' unary { $$ = mk_un(OP_PLUS, P(ctx, @1), $2); }
+  | '-' unary { $$ = mk_un(AOP_NEG, P(ctx, @1), $2); }
+  | '!' unary { $$ = mk_un(AOP_NOT, P(ctx, @1), $2); }
+  | '+' unary { $$ = mk_un(AOP_PLUS, P(ctx, @1), $2); }
   ;
 
 pow_expr:
     postfix
-  | postfix '^' unary { $$ = mk_bin(OP_POW, P(ctx, @2), $1, $3); }
+  | postfix '^' unary { $$ = mk_bin(AOP_POW, P(ctx, @2), $1, $3); }
   ;
 
 postfix:
@@ -560,7 +560,7 @@ postfix:
       $$ = mk(AST_INDEX, P(ctx, @1));
       $$->a = $1, $$->list = $3;
     }
-  | postfix '\'' { $$ = mk_un(OP_TRANSPOSE, P(ctx, @2), $1); }
+  | postfix '\'' { $$ = mk_un(AOP_TRANSPOSE, P(ctx, @2), $1); }
   ;
 
 indices:

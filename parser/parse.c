@@ -16,7 +16,7 @@
 #include "ast.h"
 #include "grammar.h"
 #include "lexer.h"
-#include "../lang/value.h"
+#include "../core/value.h"
 
 void parse_fatal(ParseCtx *ctx, const char *msg) {
   diag_error(ctx->d, DIAG_INTERNAL, (SrcPos){ctx->file, 0, 0}, "internal scanner error: %s",

@@ -9,7 +9,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "../lang/value.h"
+#include "../core/value.h"
 #include "mathfn.h"
 
 struct Tape {

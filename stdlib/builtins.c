@@ -55,41 +55,11 @@ bool bi_arity_fail(const Builtin *b, int nargs, const char *want, char *err, siz
 
 /* ---- type names ------------------------------------------------------------ */
 
-static const char *base_name(int base) {
-  switch (base) {
-  case TY_VOID: return "void";
-  case TY_INT: return "int";
-  case TY_REAL: return "real";
-  case TY_BOOL: return "bool";
-  case TY_STRING: return "string";
-  case TY_VECTOR: return "vector";
-  case TY_ROWVEC: return "row_vector";
-  case TY_MATRIX: return "matrix";
-  case TY_DIST: return "distribution";
-  default: return "?";
-  }
-}
-
-const char *bi_type_name(Type t, char *buf, size_t n) {
-  int k = snprintf(buf, n, "%s", base_name(t.base));
-  if (t.ndims && k >= 0 && (size_t)k < n) {
-    char dims[64] = "[";
-    size_t d = 1;
-    for (int i = 1; i < t.ndims && d + 2 < sizeof dims; i++)
-      dims[d++] = ',';
-    dims[d++] = ']';
-    dims[d] = 0;
-    snprintf(buf + k, n - (size_t)k, "%s", dims);
-  }
-  return buf;
-}
-
 const char *bi_types_str(int nargs, const Type *args, char *buf, size_t n) {
   size_t used = 0;
   buf[0] = 0;
   for (int i = 0; i <= nargs && used < n; i++) {
-    char tb[80];
-    const char *piece = i == nargs ? ")" : bi_type_name(args[i], tb, sizeof tb);
+    const char *piece = i == nargs ? ")" : ty_name(args[i]);
     int k = snprintf(buf + used, n - used, "%s%s", i == 0 ? "(" : (i == nargs ? "" : ", "), piece);
     if (k < 0) break;
     used += (size_t)k;

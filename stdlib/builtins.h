@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "../ir/types.h"
-#include "../lang/value.h"
+#include "../core/types.h"
+#include "../core/value.h"
 #include "ad.h"
 #include "rng.h"
 

@@ -53,8 +53,6 @@ bool bi_dist_eval_ad(const Builtin *b, Tape *t, int nargs, const Value *args, Va
 
 /* ---- type rules ---- */
 bool bi_check_sig(BI_CHECK_ARGS);
-/* "real", "vector", "real[,]" into buf */
-const char *bi_type_name(Type t, char *buf, size_t n);
 /* "(vector, real)" into buf */
 const char *bi_types_str(int nargs, const Type *args, char *buf, size_t n);
 /* int, real, bool (bool counts as a number, like C) */

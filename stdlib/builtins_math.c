@@ -72,9 +72,8 @@ static bool check_uv(BI_CHECK_ARGS) {
   }
   if (nargs != 1) return bi_arity_fail(b, nargs, "1 argument", err, errsz);
   if (!bi_ty_numlike(args[0])) {
-    char tb[80];
     return bi_fail(err, errsz, "%s expects a real or a container of reals, got %s", b->name,
-                   bi_type_name(args[0], tb, sizeof tb));
+                   ty_name(args[0]));
   }
   int base = args[0].base;
   if (base == TY_BOOL) base = TY_INT;
@@ -376,9 +375,8 @@ static bool check_red(BI_CHECK_ARGS) {
         b, nargs, op == R_MIN || op == R_MAX || op == R_LSE ? "1 or 2 arguments" : "1 argument",
         err, errsz);
   if (!bi_ty_numlike(args[0]) || bi_ty_num(args[0])) {
-    char tb[80];
     return bi_fail(err, errsz, "%s expects a container of numbers, got %s", b->name,
-                   bi_type_name(args[0], tb, sizeof tb));
+                   ty_name(args[0]));
   }
   bool ints = args[0].base == TY_INT || args[0].base == TY_BOOL;
   *ret = ty_make(ints && red_keeps_int(op) ? TY_INT : TY_REAL, 0);
@@ -527,11 +525,10 @@ static bool check_size(BI_CHECK_ARGS) {
   bool ok = t.ndims > 0 || t.base == TY_VECTOR || t.base == TY_ROWVEC || t.base == TY_MATRIX ||
             (op == SZ_LENGTH && t.base == TY_STRING) || (op != SZ_LENGTH && bi_ty_num(t));
   if (!ok) {
-    char tb[80];
     return bi_fail(err, errsz, "%s expects %s, got %s", b->name,
                    op == SZ_LENGTH ? "a string, an array, a vector or a matrix"
                                    : "an array, a vector or a matrix",
-                   bi_type_name(t, tb, sizeof tb));
+                   ty_name(t));
   }
   *ret = ty_make(TY_INT, 0);
   return true;

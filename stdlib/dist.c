@@ -77,32 +77,6 @@ static const char *dist_num(double v, char *buf, size_t n) {
   return buf;
 }
 
-static const char *dist_base_name(int b) {
-  switch (b) {
-  case TY_INT: return "int";
-  case TY_REAL: return "real";
-  case TY_BOOL: return "bool";
-  case TY_STRING: return "string";
-  case TY_VECTOR: return "vector";
-  case TY_ROWVEC: return "row_vector";
-  case TY_MATRIX: return "matrix";
-  case TY_DIST: return "distribution";
-  default: return "void";
-  }
-}
-
-/* "real", "real[]", "vector[,]" — written here so messages need nothing else */
-static const char *dist_type_name(Type t, char *buf, size_t n) {
-  int k = snprintf(buf, n, "%s", dist_base_name(t.base));
-  if (t.ndims && k > 0 && (size_t)k + t.ndims + 2 < n) {
-    buf[k++] = '[';
-    for (int i = 1; i < t.ndims; i++) buf[k++] = ',';
-    buf[k++] = ']';
-    buf[k] = 0;
-  }
-  return buf;
-}
-
 /* ---- type checks -------------------------------------------------------------- */
 
 static bool dist_real_like(Type t) {
@@ -121,7 +95,6 @@ static bool dist_whole_ok(Type want, Type got) {
 
 bool dist_check_types(const DistFamily *f, int nargs, const Type *args, Type x, char *err,
                       size_t errsz) {
-  char tb[64], wb[64];
   if (nargs != f->nparams)
     return dist_fail(err, errsz, "%s: expected %d argument%s, got %d", f->name, f->nparams,
                      f->nparams == 1 ? "" : "s", nargs);
@@ -130,27 +103,27 @@ bool dist_check_types(const DistFamily *f, int nargs, const Type *args, Type x, 
     if (dist_is_scalar(f)) {
       if (want.base == TY_INT && !dist_int_like(got))
         return dist_fail(err, errsz, "%s: argument %d (%s) must be int or an array of ints, got %s",
-                         f->name, i + 1, f->pnames[i], dist_type_name(got, tb, sizeof tb));
+                         f->name, i + 1, f->pnames[i], ty_name(got));
       if (want.base != TY_INT && !dist_real_like(got))
         return dist_fail(err, errsz, "%s: argument %d (%s) must be real or a container of reals, got %s",
-                         f->name, i + 1, f->pnames[i], dist_type_name(got, tb, sizeof tb));
+                         f->name, i + 1, f->pnames[i], ty_name(got));
     } else if (!dist_whole_ok(want, got)) {
       return dist_fail(err, errsz, "%s: argument %d (%s) must be %s or an array of them, got %s",
-                       f->name, i + 1, f->pnames[i], dist_type_name(want, wb, sizeof wb),
-                       dist_type_name(got, tb, sizeof tb));
+                       f->name, i + 1, f->pnames[i], ty_name(want),
+                       ty_name(got));
     }
   }
   if (x.base == TY_VOID) return true; /* no value to check (NAME_rng) */
   if (dist_is_scalar(f)) {
     if (f->discrete && !dist_int_like(x))
       return dist_fail(err, errsz, "%s: y must be int or an array of ints, got %s", f->name,
-                       dist_type_name(x, tb, sizeof tb));
+                       ty_name(x));
     if (!f->discrete && !dist_real_like(x))
       return dist_fail(err, errsz, "%s: y must be real or a container of reals, got %s", f->name,
-                       dist_type_name(x, tb, sizeof tb));
+                       ty_name(x));
   } else if (!dist_whole_ok(f->vtype, x)) {
     return dist_fail(err, errsz, "%s: y must be %s or an array of them, got %s", f->name,
-                     dist_type_name(f->vtype, wb, sizeof wb), dist_type_name(x, tb, sizeof tb));
+                     ty_name(f->vtype), ty_name(x));
   }
   return true;
 }
@@ -440,9 +413,8 @@ static bool dist_whole_params(const DistFamily *f, int np, const Value *p, int *
   for (int i = 0; i < np; i++) {
     int c;
     if (!dist_whole_count(p[i], f->ptype[i], &c)) {
-      char tb[32];
       return dist_fail(err, errsz, "%s: %s must be %s or an array of them", f->name, f->pnames[i],
-                       dist_type_name(f->ptype[i], tb, sizeof tb));
+                       ty_name(f->ptype[i]));
     }
     if (c < 0) continue;
     if (who >= 0 && c != cnt)
@@ -566,9 +538,8 @@ static bool dist_lpdf_whole(const DistCall *dc, Value x, double *out, char *err,
   int n, nx;
   if (!dist_whole_params(f, dc->np, dc->p, &n, err, errsz)) return false;
   if (!dist_whole_count(x, f->vtype, &nx)) {
-    char tb[32];
     return dist_fail(err, errsz, "%s: y must be %s or an array of them", f->name,
-                     dist_type_name(f->vtype, tb, sizeof tb));
+                     ty_name(f->vtype));
   }
   if (n >= 0 && nx >= 0 && n != nx) {
     int who = 0;
@@ -1148,9 +1119,8 @@ static bool dist_lpdf_whole_ad(const DistCall *dc, Tape *t, Value x, double *lp,
   int n, nx;
   if (!dist_whole_params(f, np, dc->p, &n, err, errsz)) return false;
   if (!dist_whole_count(x, f->vtype, &nx)) {
-    char tb[32];
     return dist_fail(err, errsz, "%s: y must be %s or an array of them", f->name,
-                     dist_type_name(f->vtype, tb, sizeof tb));
+                     ty_name(f->vtype));
   }
   if (n >= 0 && nx >= 0 && n != nx) {
     int who = 0;

@@ -17,8 +17,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../ir/types.h"
-#include "../lang/value.h"
+#include "../core/types.h"
+#include "../core/value.h"
 #include "rng.h"
 
 #define DIST_MAX_PARAMS 4

@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../lang/value.h"
+#include "../core/value.h"
 #include "rng.h"
 
 /* ---- dense linear algebra ---------------------------------------------- */

@@ -29,7 +29,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../lang/value.h"
+#include "../core/value.h"
 
 /* Dormand–Prince tableau: nodes c, stage weights a, fifth-order weights b
    (also the last row of a: FSAL), and e = b - b_hat for the error. */

@@ -6,7 +6,7 @@
 #ifndef PPL_TRANSFORM_H
 #define PPL_TRANSFORM_H
 
-#include "../ir/types.h"
+#include "../core/types.h"
 #include "ad.h"
 
 /* Number of unconstrained reals for a constrained value of n scalars with the

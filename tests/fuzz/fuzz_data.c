@@ -9,7 +9,7 @@
 
 #include "../../ir/interp.h"
 #include "../../lang/check.h"
-#include "../../lang/data.h"
+#include "../../api/data.h"
 #include "../../parser/ast.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -8,7 +8,7 @@
 #include <stdio.h>
 
 #include "inference/adapt.h"
-#include "lang/value.h"
+#include "core/value.h"
 #include "tests/tap.h"
 
 #include "adapt_reference.h"

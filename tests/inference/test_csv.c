@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "inference/csv.h"
-#include "lang/value.h"
+#include "core/value.h"
 #include "tests/tap.h"
 
 static char *joined(const CsvCols *c) {

@@ -5,7 +5,7 @@
 #include <stdio.h>
 
 #include "inference/diagnostics.h"
-#include "lang/value.h"
+#include "core/value.h"
 #include "tests/tap.h"
 
 #include "diag_reference.h"

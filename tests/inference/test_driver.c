@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "inference/driver.h"
-#include "lang/value.h"
+#include "core/value.h"
 #include "stdlib/rng.h"
 #include "tests/tap.h"
 

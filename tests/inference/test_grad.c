@@ -17,7 +17,7 @@
 
 #include "inference/logdensity.h"
 #include "ppl_config.h"
-#include "lang/data.h"
+#include "api/data.h"
 #include "stdlib/rng.h"
 #include "test_engines_util.h"
 

@@ -21,7 +21,7 @@
 
 #include "inference/diagnostics.h"
 #include "inference/nuts.h"
-#include "lang/value.h"
+#include "core/value.h"
 #include "stdlib/rng.h"
 #include "tests/tap.h"
 

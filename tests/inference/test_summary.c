@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "inference/summary.h"
-#include "lang/value.h"
+#include "core/value.h"
 #include "tests/tap.h"
 
 static const char *labels[] = {"lp__", "theta[1]", "m[1,2]"};

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lang/value.h"
+#include "core/value.h"
 #include "stdlib/ad.h"
 #include "stdlib/rng.h"
 #include "stdlib/transform.h"

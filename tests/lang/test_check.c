@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "../../lang/check.h"
-#include "../../lang/value.h"
+#include "../../core/value.h"
 #include "../../stdlib/builtins.h"
 #include "../../stdlib/dist.h"
 #include "tap.h"

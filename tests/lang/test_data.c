@@ -13,8 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lang/data.h"
-#include "lang/value.h"
+#include "api/data.h"
+#include "core/value.h"
 #include "tap.h"
 
 /* One get() call: type base/ndims, sizes, size description, constraint. */

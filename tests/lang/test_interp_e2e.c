@@ -13,7 +13,7 @@
 
 #include "ir/interp.h"
 #include "lang/check.h"
-#include "lang/data.h"
+#include "api/data.h"
 #include "parser/ast.h"
 #include "tests/tap.h"
 

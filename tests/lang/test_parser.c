@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lang/value.h"
+#include "core/value.h"
 #include "parser/ast.h"
 #include "tap.h"
 
@@ -279,7 +279,7 @@ static void test_positions(void) {
   tap_ok(tl->kind == AST_TILDE && tl->pos.line == 6 && tl->pos.col == 3, "tilde at 6:3");
   tap_ok(tl->b->pos.col == 7 && strcmp(tl->b->name, "normal") == 0, "call normal at 6:7");
   Ast *plus = tl->b->list.items[0];
-  tap_ok(plus->kind == AST_BINARY && plus->op == OP_ADD && plus->pos.col == 17,
+  tap_ok(plus->kind == AST_BINARY && plus->op == AOP_ADD && plus->pos.col == 17,
          "binary '+' at its operator 6:17");
   tap_ok(plus->b->kind == AST_INT && plus->b->ival == 1, "literal 1");
 }
@@ -355,9 +355,9 @@ static void test_threads(void) {
 }
 
 static void test_names(void) {
-  tap_streq(ast_op_name(OP_IDIV), "%/%", "ast_op_name(OP_IDIV)");
-  tap_streq(ast_op_name(OP_EDIV), "./", "ast_op_name(OP_EDIV)");
-  tap_streq(ast_op_name(OP_TRANSPOSE), "'", "ast_op_name(OP_TRANSPOSE)");
+  tap_streq(ast_op_name(AOP_IDIV), "%/%", "ast_op_name(AOP_IDIV)");
+  tap_streq(ast_op_name(AOP_EDIV), "./", "ast_op_name(AOP_EDIV)");
+  tap_streq(ast_op_name(AOP_TRANSPOSE), "'", "ast_op_name(AOP_TRANSPOSE)");
   tap_streq(ast_type_base_name(TB_CHOL_CORR), "cholesky_factor_corr", "ast_type_base_name");
   tap_streq(ast_type_base_name(TB_ROWVEC), "row_vector", "ast_type_base_name(TB_ROWVEC)");
   AstList l = {0, 0, NULL};

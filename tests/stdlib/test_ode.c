@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "tap.h"
-#include "lang/value.h"
+#include "core/value.h"
 #include "ode_reference.h"
 #include "stdlib/ode.h"
 

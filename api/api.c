@@ -17,7 +17,7 @@
 #include "../inference/logdensity.h"
 #include "../ir/interp.h"
 #include "../parser/ast.h"
-#include "check.h"
+#include "../lang/check.h"
 #include "data.h"
 #include "ppl.h"
 #include "ppl_config.h"
