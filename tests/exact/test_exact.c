@@ -1,5 +1,5 @@
 /* test_exact.c — the engines against exact posteriors and exact log evidence
- * (../shared/exact: conjugate models, a Kalman filter, an HMM, an enumerated
+ * (tests/exact/problems: conjugate models, a Kalman filter, an HMM, an enumerated
  * mixture), through the public API as a host would use it.
  *
  * Tolerances come from the estimates' own standard errors: a posterior mean must

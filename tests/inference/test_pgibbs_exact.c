@@ -1,5 +1,5 @@
 /* test_pgibbs_exact.c — particle Gibbs with ancestor sampling (PGAS) against
- * the exact posteriors of ../shared/exact, through the public API.
+ * the exact posteriors of tests/exact/problems, through the public API.
  *
  * kalman: the smoothing posterior of the first state (x_first: what plain
  * particle Gibbs with few particles cannot move, every lineage but the

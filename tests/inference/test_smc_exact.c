@@ -1,4 +1,4 @@
-/* test_smc_exact.c — engine smc on the shared exact problems (../shared/exact)
+/* test_smc_exact.c — engine smc on the shared exact problems (tests/exact/problems)
  * through the public API: log evidence of kalman, hmm3 and mix2_enum, the
  * filtering mean and sd of kalman's last state, hmm3's posterior state
  * probabilities P(z_last = k) and mix2_enum's P(z[n] = 1) (with resample-move).
