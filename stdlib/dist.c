@@ -332,6 +332,34 @@ static double dist_invert(const DistFamily *f, const double *p, double lo, doubl
   return x < lo ? lo : x > hi ? hi : x;
 }
 
+/* One untruncated draw.  A count family's sampler works in doubles, which hold
+ * integers exactly only up to 2^53; past that (poisson_rng(1e300),
+ * poisson_log_rng(1000), binomial_rng of a huge n) there is no honest int to
+ * return, so the draw is an error, as in Stan, never a wrapped value. */
+static bool dist_draw1(const DistFamily *f, Rng *r, const double *p, double *out, char *err,
+                       size_t errsz) {
+  double x = f->rng1(r, p);
+  if (f->discrete) {
+    double lo, hi;
+    dist_support(f, p, &lo, &hi);
+    if (!(fabs(x) <= 9007199254740992.0) || x < lo || x > hi) {
+      char msg[160] = "", nb[32];
+      size_t used = 0;
+      for (int i = 0; i < f->nparams && used < sizeof msg; i++) {
+        int k = snprintf(msg + used, sizeof msg - used, "%s%s = %s", i ? ", " : "",
+                         f->pnames[i], dist_num(p[i], nb, sizeof nb));
+        if (k < 0) break;
+        used += (size_t)k;
+      }
+      return dist_fail(err, errsz,
+                       "%s: parameters too large to draw an int (%s): draws are exact up "
+                       "to 2^53", f->name, msg);
+    }
+  }
+  *out = x;
+  return true;
+}
+
 /* One draw from f(p) restricted to [lo, hi] (already clipped to the support). */
 static bool dist_trunc_draw(const DistFamily *f, Rng *r, const double *p, double lo, double hi,
                             double *out, char *err, size_t errsz) {
@@ -608,8 +636,8 @@ static bool dist_draw_ordered(const DistCall *dc, Rng *r, const DArg *args, bool
         dist_support(f, p, &slo, &shi);
         if (lo > slo || hi < shi) {
           if (!dist_trunc_draw(f, r, p, lo, hi, &buf[j], err, errsz)) return false;
-        } else {
-          buf[j] = f->rng1(r, p);
+        } else if (!dist_draw1(f, r, p, &buf[j], err, errsz)) {
+          return false;
         }
       }
       if (params_scalar) {
@@ -709,8 +737,8 @@ static bool dist_draw_scalars(const DistCall *dc, Rng *r, const DArg *args, size
       if (dc->lower > lo) lo = dc->lower;
       if (dc->upper < hi) hi = dc->upper;
       if (!dist_trunc_draw(f, r, p, lo, hi, &buf[j], err, errsz)) return false;
-    } else {
-      buf[j] = f->rng1(r, p);
+    } else if (!dist_draw1(f, r, p, &buf[j], err, errsz)) {
+      return false;
     }
   }
   return true;

@@ -134,7 +134,7 @@ static int64_t rng_poisson_ptrs(Rng *r, double lambda) {
 int64_t rng_poisson(Rng *r, double lambda) {
   if (!(lambda >= 0.0) || isinf(lambda)) return -1;
   if (lambda == 0.0) return 0;
-  if (lambda > 4e18) return (int64_t)lambda; /* beyond int64: no meaningful draw */
+  if (lambda > 4e18) return -1; /* beyond int64: no meaningful draw */
   return lambda < 10.0 ? rng_poisson_inv(r, lambda) : rng_poisson_ptrs(r, lambda);
 }
 

@@ -20,6 +20,7 @@ double rng_normal(Rng *r);              /* standard normal */
 double rng_exponential(Rng *r);         /* rate 1 */
 double rng_gamma(Rng *r, double shape); /* rate 1, any shape > 0 */
 double rng_beta(Rng *r, double a, double b);
+/* Counts; -1 when there is no meaningful draw (invalid parameters, lambda > 4e18). */
 int64_t rng_poisson(Rng *r, double lambda);
 int64_t rng_binomial(Rng *r, int64_t n, double p);
 int64_t rng_int(Rng *r, int64_t lo, int64_t hi); /* uniform on {lo..hi} */

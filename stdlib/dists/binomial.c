@@ -21,6 +21,7 @@ static double binom_lccdf(double n, const double *p) {
   return la_binom_ltail(n, p[0], p[1], 1 - p[1], true);
 }
 static double binom_rng(Rng *r, const double *p) {
+  if (!(p[0] <= 9007199254740992.0)) return NAN; /* no exact int draw: dist.c says so */
   return (double)rng_binomial(r, (int64_t)p[0], p[1]);
 }
 

@@ -22,6 +22,7 @@ static double bl_lccdf(double n, const double *p) {
   return la_binom_ltail(n, p[0], m_inv_logit(p[1]), m_inv_logit(-p[1]), true);
 }
 static double bl_rng(Rng *r, const double *p) {
+  if (!(p[0] <= 9007199254740992.0)) return NAN; /* no exact int draw: dist.c says so */
   return (double)rng_binomial(r, (int64_t)p[0], m_inv_logit(p[1]));
 }
 
