@@ -14,22 +14,18 @@
 #include <gc/gc.h>
 #include <pthread.h>
 
+static void *checked(void *p, size_t n);
+/* The collector's own warnings ("Repeated allocation of very large block")
+   would go to the host's stderr: the library never writes there. */
+static void gc_quiet(char *msg, GC_word arg) { (void)msg; (void)arg; }
 static pthread_once_t gc_once = PTHREAD_ONCE_INIT;
 static void gc_init_once(void) {
   GC_INIT();
   GC_allow_register_threads();
+  GC_set_warn_proc(gc_quiet);
 }
 void gc_init(void) { pthread_once(&gc_once, gc_init_once); }
 
-static void *checked(void *p, size_t n) {
-  if (!p && n) {
-    /* Out of memory is the one condition the library cannot report through a
-       Diag at every call site; fail loudly rather than corrupt results. */
-    fprintf(stderr, "ppl: out of memory allocating %zu bytes\n", n);
-    abort();
-  }
-  return p;
-}
 void *gc_alloc(size_t n) { return checked(GC_MALLOC(n ? n : 1), n); }
 void *gc_alloc_atomic(size_t n) {
   void *p = checked(GC_MALLOC_ATOMIC(n ? n : 1), n);
@@ -75,13 +71,7 @@ void *gc_alloc_root(size_t n) { return checked(GC_MALLOC_UNCOLLECTABLE(n ? n : 1
 void gc_free_root(void *p) { GC_FREE(p); }
 #else
 void gc_init(void) {}
-static void *checked(void *p, size_t n) {
-  if (!p && n) {
-    fprintf(stderr, "ppl: out of memory allocating %zu bytes\n", n);
-    abort();
-  }
-  return p;
-}
+static void *checked(void *p, size_t n);
 void *gc_alloc(size_t n) { return checked(calloc(1, n ? n : 1), n); }
 void *gc_alloc_atomic(size_t n) { return checked(calloc(1, n ? n : 1), n); }
 void gc_thread_enter(void) {}
@@ -90,6 +80,37 @@ void gc_ensure_thread(void) {}
 void *gc_alloc_root(size_t n) { return checked(calloc(1, n ? n : 1), n); }
 void gc_free_root(void *p) { free(p); }
 #endif
+
+/* The innermost guard of each thread (see value.h). */
+static __thread GcGuard *gc_guard_top;
+
+bool gc_guard_enter(GcGuard *g, int setjmp_result) {
+  if (setjmp_result) {
+    gc_guard_top = g->prev;
+    return false;
+  }
+  g->prev = gc_guard_top;
+  g->bytes = 0;
+  gc_guard_top = g;
+  return true;
+}
+
+void gc_guard_leave(GcGuard *g) {
+  if (gc_guard_top == g) gc_guard_top = g->prev;
+}
+
+static void *checked(void *p, size_t n) {
+  if (!p && n) {
+    GcGuard *g = gc_guard_top;
+    if (g) {
+      g->bytes = n;
+      longjmp(g->jb, 1);
+    }
+    fprintf(stderr, "ppl: out of memory allocating %zu bytes\n", n);
+    abort();
+  }
+  return p;
+}
 
 char *gc_strndup(const char *s, size_t n) {
   char *p = gc_alloc_atomic(n + 1);

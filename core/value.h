@@ -45,6 +45,30 @@ void gc_free_root(void *p);
 void gc_thread_enter(void);
 void gc_thread_leave(void);
 
+/* Out of memory.  An allocation that fails cannot be reported through a Diag
+ * at each of its thousands of call sites, and the library must not abort its
+ * host; so, as in Lua, the failure unwinds: every entry point of the API and
+ * every worker thread brackets its work with a guard, and a failed allocation
+ * jumps back to the innermost guard of its thread, which reports "out of
+ * memory" as an ordinary error.  Objects made in between are garbage.  With no
+ * guard in force (internal tools, tests of single modules) the process still
+ * stops with a message, the only place ppl aborts.
+ *
+ *     GcGuard g;
+ *     if (gc_guard_enter(&g, setjmp(g.jb))) { ...work...; gc_guard_leave(&g); }
+ *     else { report g.bytes; }   (the guard is already left)
+ */
+#include <setjmp.h>
+typedef struct GcGuard {
+  jmp_buf jb;
+  struct GcGuard *prev;
+  size_t bytes; /* after a failure: the size of the allocation that failed */
+} GcGuard;
+/* setjmp_result is setjmp(g->jb)'s: 0 pushes g and returns true (go on); non-zero
+ * (an allocation failed) pops g and returns false. */
+bool gc_guard_enter(GcGuard *g, int setjmp_result);
+void gc_guard_leave(GcGuard *g);
+
 /* ---- values ------------------------------------------------------------- */
 
 typedef enum {
