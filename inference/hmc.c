@@ -31,7 +31,7 @@ typedef struct HmcEngine {
   Rng out_rng;      /* seeds of the per-draw output runs */
   Hmc *h;
   double init_radius;
-  long draws, divergent, max_depth_hits;
+  long draws, divergent, max_depth_hits, capped;
   Diag last_fail;   /* the last program error met while evaluating */
 } HmcEngine;
 
@@ -159,6 +159,7 @@ static bool engine_step(void *state, bool warmup, Draw *out, Diag *d) {
     e->draws++;
     e->divergent += s.divergent;
     e->max_depth_hits += e->nuts && s.treedepth >= e->max_depth;
+    e->capped += !e->nuts && s.capped;
   }
   if (!engine_outputs(e, out, d)) return false;
   out->lp = s.lp;
@@ -207,6 +208,10 @@ static const char *engine_notes(void *state) {
     depth = gc_printf("%ld of %ld transitions after warmup hit the maximum tree depth of %d; "
                       "increase --max-depth or reparameterise",
                       e->max_depth_hits, e->draws, e->max_depth);
+  if (e->capped > 0)
+    depth = gc_printf("%ld of %ld transitions after warmup were cut at %d leapfrog steps "
+                      "(int_time / stepsize = %g); lower --int-time or raise --max-depth",
+                      e->capped, e->draws, 1 << e->max_depth, e->int_time / eps);
   if (!*div && !*depth && !*tiny) return NULL;
   return gc_printf("%s%s%s%s%s", div, *div && *depth ? "; " : "", depth,
                    (*div || *depth) && *tiny ? "; " : "", tiny);

@@ -339,8 +339,12 @@ static bool nuts_transition(Hmc *h, HmcStats *s, Diag *d) {
 
 static bool static_transition(Hmc *h, HmcStats *s, Diag *d) {
   size_t n = h->n;
-  int steps = (int)(h->int_time / h->step);
-  if (steps < 1) steps = 1;
+  /* A trajectory is bounded as NUTS's is, by 2^max_depth leapfrog steps:
+     --int-time 1e9 (or a collapsed step size) must not hang the run. */
+  double want = h->int_time / h->step;
+  int cap = 1 << h->max_depth;
+  int steps = want >= cap ? cap : want >= 1 ? (int)want : 1;
+  s->capped = want > cap;
   sample_momentum(h, h->z.p);
   point_copy(&h->z_init, &h->z, n);
   double H0 = hamiltonian(h, &h->z);

@@ -22,6 +22,8 @@ typedef struct HmcStats {
   int treedepth;      /* NUTS only */
   int n_leapfrog;
   bool divergent;     /* NUTS only: energy error above 1000 */
+  bool capped;        /* static HMC only: int_time / stepsize exceeded the
+                         2^max_depth leapfrog steps a transition may take */
   double energy;      /* Hamiltonian at the new state */
 } HmcStats;
 

@@ -13,13 +13,14 @@
 #   // data: FILE.json            pass --data FILE.json (relative to the script)
 #   // data-json: {...}           pass this JSON as the data (written to a temp file)
 #   // cmd: run|exec|check|ir     the ppl command (default exec)
-#   // args: ...                  extra command-line arguments (split on spaces)
+#   // args: ...                  extra command-line arguments (split on spaces);
+#                                 {tmp} stands for a fresh temporary directory
 #   // stdout-contains: TEXT      some stdout line contains TEXT (any order)
 # Scripts run with the script's directory as the working directory.
 use strict;
 use warnings;
 use File::Basename qw(basename dirname);
-use File::Temp qw(tempfile);
+use File::Temp qw(tempfile tempdir);
 use Cwd qw(abs_path);
 
 $| = 1;
@@ -83,6 +84,10 @@ for my $file (@files) {
     print $tfh $datajson;
     close $tfh;
     $data = $tmpdata;
+  }
+  if (grep { /\{tmp\}/ } @args) {
+    my $tmp = tempdir(CLEANUP => 1);
+    s/\{tmp\}/$tmp/g for @args;
   }
   my @cmdline = ($ppl, $cmd, $name, (defined $data ? ('--data', $data) : ()), @args);
   my ($status, $out, $err) = run_capture($dir, @cmdline);
