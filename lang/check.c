@@ -1154,6 +1154,19 @@ static void chk_stmt(Checker *c, Ast *s) {
                   s->a->name, tn, s->a->name);
         return;
       }
+    } else if (s->a->kind == AST_INDEX) {
+      /* b[1] ~ ... after `vector[2] b ~ ...` would silently add a second
+         density term for an element of a latent */
+      Ast *base = s->a;
+      while (base->kind == AST_INDEX) base = base->a;
+      Sym *y = base->kind == AST_VAR ? sym_find(c, base->name) : NULL;
+      if (y && y->kind == SK_LATENT) {
+        chk_error(c, s->a->pos, "'~' needs data or a new declaration on its left: '%s' is a "
+                                "latent, and its elements are given their distribution where it "
+                                "is declared; use observe() to add another density term",
+                  base->name);
+        return;
+      }
     }
     Type x = chk_expr(c, s->a);
     if (FAILED(c)) return;
