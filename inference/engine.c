@@ -31,15 +31,18 @@ static const OptSpec common_options[] = {
     {.name = "thin", .type = OPT_INT, .def = "1", .ilo = 1, .ihi = 1000000, .arg = "N",
      .help = "keep every N-th draw"},
     {.name = "seed", .type = OPT_INT, .def = "1", .ilo = 0, .ihi = INT64_MAX, .arg = "N",
-     .help = "random seed; same seed, same output"},
+     .help = "random seed; the same seed gives the same output bit for bit (whatever the "
+             "thread count)"},
     {.name = "threads", .type = OPT_INT, .def = "0", .ilo = 0, .ihi = 1024, .arg = "N",
-     .help = "worker threads (0: the context's, by default the CPUs): chains first, and "
-             "particle engines give each chain's particles max(1, N / chains)"},
+     .help = "worker threads (0: ppl_config.threads, by default the CPUs): chains run in "
+             "min(N, chains) threads, and particle engines advance each chain's particles in "
+             "max(1, N / chains); the output does not depend on N"},
     {.name = "init", .type = OPT_REAL, .def = "2", .rlo = 0, .rhi = INFINITY, .arg = "R",
-     .help = "initial values uniform(-R, R) on the unconstrained scale (0: all zero)"},
+     .help = "gradient-based engines: initial values uniform(-R, R) on the unconstrained "
+             "scale, 0 starts at 0 (CmdStan's init=R)"},
     {.name = "no-jit", .type = OPT_BOOL, .def = "false",
-     .help = "interpret the log density instead of compiling it with LLVM (the summary's "
-             "'backend:' line says which ran)"},
+     .help = "gradient-based engines: interpret the log density instead of compiling it with "
+             "LLVM (the summary's 'backend:' line says which ran)"},
     OPT_END,
 };
 

@@ -220,13 +220,13 @@ static const char *const metrics[] = {"diag", "dense", "unit", NULL}; /* METRIC_
 /* Shared by nuts and hmc. */
 static const OptSpec hmc_options[] = {
     {.name = "metric", .type = OPT_ENUM, .def = "diag", .choices = metrics, .arg = "KIND",
-     .help = "mass matrix adaptation: diag, dense or unit (none)"},
+     .help = "mass matrix adapted during warmup (unit: none)"},
     {.name = "adapt-delta", .type = OPT_REAL, .def = "0.8", .rlo = 1e-6, .rhi = 1 - 1e-9,
      .arg = "X", .help = "target acceptance statistic of the step-size adaptation"},
     {.name = "stepsize", .type = OPT_REAL, .def = "1", .rlo = 0, .rlo_open = true,
-     .rhi = INFINITY, .arg = "X", .help = "initial step size before adaptation"},
+     .rhi = INFINITY, .arg = "X", .help = "initial step size, where the warmup's step-size search starts (CmdStan's stepsize)"},
     {.name = "stepsize-jitter", .type = OPT_REAL, .def = "0", .rlo = 0, .rhi = 1, .arg = "X",
-     .help = "each transition's step size times uniform(1-X, 1+X)"},
+     .help = "each transition's step size times uniform(1-X, 1+X) (CmdStan's stepsize_jitter)"},
     OPT_END,
 };
 
@@ -239,7 +239,7 @@ static const OptSpec nuts_options[] = {
 static const OptSpec static_options[] = {
     {.name = "int-time", .type = OPT_REAL, .def = "6.283185307179586", .rlo = 0,
      .rlo_open = true, .rhi = INFINITY, .arg = "X",
-     .help = "integration time of each transition (default 2 pi)"},
+     .help = "integration time of each transition (2 pi; CmdStan's int_time)"},
     OPT_END,
 };
 

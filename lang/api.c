@@ -728,6 +728,26 @@ ppl_status ppl_model_engine(ppl_model *m, const char *requested, const char **na
   return ok(m->ctx);
 }
 
+/* The engine and the driver's options of a run, every option validated. */
+static ppl_status run_prepare(ppl_model *m, const ppl_run_options *o, const EngineVT **eng,
+                              const char **why, DriverOpts *d_o) {
+  ppl_status s = choose_engine(m, o->engine, eng, why);
+  if (s != PPL_OK) return s;
+  driver_opts_default(d_o);
+  return run_engine_opts(m->ctx, o, *eng, !o->engine, &d_o->eng);
+}
+
+ppl_status ppl_run_check(ppl_model *m, const ppl_run_options *o) {
+  if (!m) return PPL_ERR_USAGE;
+  if (!o) return fail(m->ctx, DIAG_USAGE, "ppl_run_check: o is NULL");
+  gc_ensure_thread();
+  const EngineVT *eng;
+  const char *why;
+  DriverOpts d_o;
+  ppl_status s = run_prepare(m, o, &eng, &why, &d_o);
+  return s != PPL_OK ? s : ok(m->ctx);
+}
+
 ppl_status ppl_run(ppl_model *m, const ppl_run_options *o, ppl_result **out) {
   if (!m) return PPL_ERR_USAGE;
   if (!out) return fail(m->ctx, DIAG_USAGE, "ppl_run: out is NULL");
@@ -740,11 +760,9 @@ ppl_status ppl_run(ppl_model *m, const ppl_run_options *o, ppl_result **out) {
   }
   const EngineVT *eng;
   const char *why;
-  ppl_status s = choose_engine(m, o->engine, &eng, &why);
-  if (s != PPL_OK) return s;
   DriverOpts d_o;
-  driver_opts_default(&d_o);
-  if ((s = run_engine_opts(m->ctx, o, eng, !o->engine, &d_o.eng)) != PPL_OK) return s;
+  ppl_status s = run_prepare(m, o, &eng, &why, &d_o);
+  if (s != PPL_OK) return s;
   if ((s = need_data(m)) != PPL_OK) return s;
 
   d_o.output_csv = o->output_csv;

@@ -252,6 +252,11 @@ ppl_status ppl_model_engine(ppl_model *m, const char *requested, const char **na
 
 typedef struct ppl_result ppl_result;
 
+/* What ppl_run checks before running, without running: the engine (as
+ * ppl_model_engine chooses it) and every option of o, validated against that
+ * engine's tables (hosts can report a bad option before starting a long run). */
+ppl_status ppl_run_check(ppl_model *m, const ppl_run_options *o);
+
 /* Run inference. On success *out is a new result owned by the caller (free with
  * ppl_result_free). */
 ppl_status ppl_run(ppl_model *m, const ppl_run_options *o, ppl_result **out);
