@@ -171,17 +171,17 @@ const EngineVT *engine_lookup(const char *name) {
 /* ---- what an engine can run ---- */
 
 bool engine_fits(const EngineVT *e, const IrAnalysis *a, const char **why_not) {
-  int other = 0; /* discrete and string latents */
-  for (int i = 0; i < a->nlatents; i++) other += a->latents[i].kind != LK_CONTINUOUS;
+  const IrLatentInfo *other = NULL; /* the first discrete or string latent */
+  for (int i = 0; i < a->nlatents && !other; i++)
+    if (a->latents[i].kind != LK_CONTINUOUS) other = &a->latents[i];
   const char *why = NULL;
   if ((e->traits & ENGINE_GRADIENT) && a->nlatents == 0)
-    why = "needs gradients, and the program has no latent variables";
+    why = "it needs a latent variable and the program has none (use --engine prior)";
   else if ((e->traits & (ENGINE_GRADIENT | ENGINE_DISCRETE)) != ENGINE_DISCRETE && other)
-    why = gc_printf("%s every latent continuous (%d %s not)",
-                    e->traits & ENGINE_GRADIENT ? "needs gradients:" : "needs", other,
-                    other == 1 ? "is" : "are");
+    why = gc_printf("it needs every latent continuous, and '%s' is %s", other->name,
+                    other->kind == LK_STRING ? "a string" : "discrete");
   else if (!(e->traits & ENGINE_DYNAMIC) && !a->fixed_structure)
-    why = gc_printf("needs a fixed structure (%s)",
+    why = gc_printf("it needs a fixed structure (%s)",
                     a->dynamic_reason ? a->dynamic_reason : "the latents change between runs");
   if (why_not) *why_not = why;
   return why == NULL;

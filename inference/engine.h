@@ -125,7 +125,7 @@ enum {
 };
 
 /* Whether e can run a program with this analysis, by its traits; if not,
- * *why_not says why ("needs every latent continuous (2 are discrete)"). */
+ * *why_not says why ("it needs every latent continuous, and 'k' is discrete"). */
 bool engine_fits(const EngineVT *e, const IrAnalysis *a, const char **why_not);
 
 /* ---- the option registry: the common table and every engine's tables ---- */

@@ -370,6 +370,9 @@ static ppl_status need_ld(ppl_model *m) {
   return PPL_OK;
 }
 
+static const IrLatentInfo *improper_latent(const IrAnalysis *an);
+static bool accepts_improper(const EngineVT *e);
+
 const char *ppl_model_analysis(ppl_model *m) {
   if (!m) return NULL;
   gc_ensure_thread();
@@ -380,7 +383,12 @@ const char *ppl_model_analysis(ppl_model *m) {
   const char *why = NULL;
   const EngineVT *e = engine_select(m->an, &why);
   char *text = ir_analysis_print(m->ir, m->an, n);
-  m->analysis_text = gc_printf("%sengine: %s\n", text, e ? why : "none");
+  const char *fit = ""; /* the engines whose traits fit the program */
+  const IrLatentInfo *imp = improper_latent(m->an);
+  for (const EngineVT *const *all = engine_all(); *all; all++)
+    if (engine_fits(*all, m->an, NULL) && (!imp || accepts_improper(*all))) fit = gc_printf("%s%s%s", fit, *fit ? ", " : "", (*all)->name);
+  m->analysis_text = gc_printf("%sengines that can run it: %s\nengine: %s\n", text, fit,
+                               e ? why : "none");
   return m->analysis_text;
 }
 
@@ -692,6 +700,9 @@ static ppl_status choose_engine(ppl_model *m, const char *requested, const Engin
     if (!e)
       return fail(m->ctx, DIAG_USAGE, "unknown engine '%s' (available: %s)", requested,
                   engine_names());
+    const char *why_not = NULL;
+    if (!engine_fits(e, m->an, &why_not))
+      return fail(m->ctx, DIAG_USAGE, "engine '%s' cannot run this program: %s", e->name, why_not);
     if (imp && !accepts_improper(e))
       return fail(m->ctx, DIAG_USAGE,
                   "engine '%s' draws from the prior, but latent '%s' has the improper prior %s() "

@@ -105,6 +105,9 @@ static void test_check(void) {
   if (!tap_ok(ppl_compile_string(ctx, cont_src, "cont.ppl", &m) == PPL_OK && ppl_data_commit(m) == PPL_OK,
               "continuous model compiles (%s)", ppl_errmsg(ctx)))
     return;
+  const char *an = ppl_model_analysis(m);
+  tap_ok(an && strstr(an, "engines that can run it: prior, is, mh, smc, pgibbs, nuts, hmc\nengine: nuts"),
+         "ppl check lists the engines whose traits fit");
   ppl_run_options ro;
   ppl_run_options_default(&ro);
   ro.particles = 5; /* a typed field nuts does not use: ignored, as always */
