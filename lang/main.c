@@ -101,13 +101,14 @@ static void print_option(FILE *f, const ppl_option_info *o) {
   char head[64];
   int n = snprintf(head, sizeof head, "  --%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
   fputs(head, f);
-  int col = n;
-  if (col < 28) fprintf(f, "%*s", 28 - col, ""), col = 28;
+  /* the help in column 28, on the next line after a long name */
+  if (n < 27) fprintf(f, "%*s", 28 - n, "");
+  else fprintf(f, "\n%28s", "");
   const char *def = show_default(o, buf, sizeof buf);
   char text[512];
   snprintf(text, sizeof text, "%s%s%s%s", o->help, def ? " (default " : "", def ? def : "",
            def ? ")" : "");
-  print_wrapped(f, text, col - 1, 28);
+  print_wrapped(f, text, 28, 28);
 }
 
 /* The options of one engine (NULL: of every engine) under a heading. */

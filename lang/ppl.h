@@ -44,13 +44,13 @@ extern "C" {
 /* ---- version ----------------------------------------------------------- */
 
 #define PPL_VERSION_MAJOR 0
-#define PPL_VERSION_MINOR 1
+#define PPL_VERSION_MINOR 2
 #define PPL_VERSION_PATCH 0
 #define PPL_VERSION_NUMBER (PPL_VERSION_MAJOR * 10000 + PPL_VERSION_MINOR * 100 + PPL_VERSION_PATCH)
 
 /* The version of the library actually linked (compare with PPL_VERSION_NUMBER). */
 int ppl_version(void);
-/* "0.1.0"; static storage. */
+/* "0.2.0"; static storage. */
 const char *ppl_version_string(void);
 
 /* ---- status ------------------------------------------------------------ */
