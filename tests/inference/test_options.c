@@ -175,7 +175,9 @@ static void test_fits(void) {
   const IrAnalysis *dyn = analyse(
       "model { int n ~ poisson(2); for (i in 1:n + 1) { real x ~ normal(0, 1); } }");
   const IrAnalysis *none = analyse("generated { real y = normal_rng(0, 1); }");
-  if (!tap_ok(cont && disc && dyn && none, "the four programs compile")) return;
+  const IrAnalysis *dyncont = analyse(
+      "model { real u ~ uniform(0, 1); if (u > 0.5) { real v ~ normal(0, 1); } }");
+  if (!tap_ok(cont && disc && dyn && none && dyncont, "the five programs compile")) return;
   const char *why = NULL;
   tap_ok(engine_fits(&engine_nuts, cont, &why) && why == NULL && engine_fits(&engine_hmc, cont, NULL) &&
              engine_fits(&engine_mh, cont, NULL),
@@ -187,6 +189,10 @@ static void test_fits(void) {
          "discrete latent: mh, smc, pgibbs, is fit");
   tap_ok(!engine_fits(&engine_hmc, dyn, &why) && why && strstr(why, "every latent continuous"),
          "dynamic with a discrete latent: hmc does not fit (%s)", why ? why : "");
+  tap_ok(dyncont->all_continuous && !dyncont->fixed_structure && !engine_fits(&engine_nuts, dyncont, &why) &&
+             why && !strncmp(why, "it needs a fixed structure (", 28) && engine_fits(&engine_mh, dyncont, NULL) &&
+             engine_fits(&engine_smc, dyncont, NULL),
+         "continuous but dynamic: nuts does not fit (%s); mh and smc do", why ? why : "");
   tap_ok(!engine_fits(&engine_nuts, none, &why) && why && strstr(why, "needs a latent variable") &&
              engine_fits(&engine_prior, none, NULL),
          "no latents: nuts does not fit (%s); prior does", why ? why : "");
