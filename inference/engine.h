@@ -1,4 +1,5 @@
-/* engine.h — the interface every inference engine implements, and the selector.
+/* engine.h — the interface every inference engine implements (with its
+ * traits and option tables), the registry of options, and the selector.
  *
  * An engine is a kernel over an explicit state: init / step / free.  The state
  * holds the engine's Rng (seeded from the run seed and the chain number), so a
@@ -44,16 +45,17 @@ void engine_opts_default(EngineOpts *o);
 /* Set an option by name from text, validated against its table entry: a
  * common one sets its field, an engine's goes to o->set (made on first use).
  * DIAG_USAGE for an unknown name (with a suggestion) or a bad value.  For
- * tests, benchmarks and the API; applicability to an engine is checked by
- * engine_opts_check. */
+ * tests and benchmarks; whether an option applies to the run's engine is
+ * the caller's check (engine_option_applies; the API does it at ppl_run). */
 bool engine_opts_set(EngineOpts *o, const char *name, const char *value, Diag *d);
 
 /* Set the option of spec to v (already validated): a common one's field, or
  * an engine's in o->set. */
 void engine_opts_put(EngineOpts *o, const OptSpec *spec, OptValue v);
 
-/* Engines read their own options with these: the value in o->set, else the
- * default of the table entry with that name. */
+/* Engines read their own options with these (at init): the value in o->set,
+ * else the default of the table entry with that name.  One name has one entry
+ * in all the tables (test_options checks), so the default is well defined. */
 int64_t engine_opt_int(const EngineOpts *o, const char *name);
 double engine_opt_real(const EngineOpts *o, const char *name);
 bool engine_opt_bool(const EngineOpts *o, const char *name);
