@@ -220,7 +220,7 @@ static const char *const metrics[] = {"diag", "dense", "unit", NULL}; /* METRIC_
 /* Shared by nuts and hmc. */
 static const OptSpec hmc_options[] = {
     {.name = "metric", .type = OPT_ENUM, .def = "diag", .choices = metrics, .arg = "KIND",
-     .help = "mass matrix adapted during warmup (unit: none)"},
+     .help = "the mass matrix adapted during warmup (unit: the identity, fixed)"},
     {.name = "adapt-delta", .type = OPT_REAL, .def = "0.8", .rlo = 1e-6, .rhi = 1 - 1e-9,
      .arg = "X", .help = "target acceptance statistic of the step-size adaptation"},
     {.name = "stepsize", .type = OPT_REAL, .def = "1", .rlo = 0, .rlo_open = true,
@@ -232,7 +232,7 @@ static const OptSpec hmc_options[] = {
 
 static const OptSpec nuts_options[] = {
     {.name = "max-depth", .type = OPT_INT, .def = "10", .ilo = 1, .ihi = 30, .arg = "N",
-     .help = "tree depth limit (at most 2^N leapfrog steps per transition)"},
+     .help = "tree depth limit: at most 2^N - 1 leapfrog steps per transition"},
     OPT_END,
 };
 

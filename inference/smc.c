@@ -451,7 +451,7 @@ static void smc_free(void *state) { (void)state; /* GC memory */ }
 
 static const OptSpec smc_options[] = {
     {.name = "resample", .type = OPT_ENUM, .def = "systematic", .choices = resample_names,
-     .arg = "SCHEME", .help = "resampling scheme: systematic, multinomial, stratified or residual"},
+     .arg = "SCHEME", .help = "the resampling scheme"},
     {.name = "rejuvenate", .type = OPT_INT, .def = "0", .ilo = 0, .ihi = 1000000, .arg = "K",
      .help = "single-site MH moves per particle after each resampling"},
     OPT_END,

@@ -105,9 +105,14 @@ static void print_option(FILE *f, const ppl_option_info *o) {
   if (n < 27) fprintf(f, "%*s", 28 - n, "");
   else fprintf(f, "\n%28s", "");
   const char *def = show_default(o, buf, sizeof buf);
+  /* "the resampling scheme: systematic, multinomial, stratified or residual
+     (default systematic)" */
   char text[512];
-  snprintf(text, sizeof text, "%s%s%s%s", o->help, def ? " (default " : "", def ? def : "",
-           def ? ")" : "");
+  size_t len = (size_t)snprintf(text, sizeof text, "%s", o->help);
+  for (int k = 0; o->choices && o->choices[k] && len < sizeof text; k++)
+    len += (size_t)snprintf(text + len, sizeof text - len, "%s%s", k == 0 ? ": " : o->choices[k + 1] ? ", " : " or ",
+                            o->choices[k]);
+  if (def && len < sizeof text) snprintf(text + len, sizeof text - len, " (default %s)", def);
   print_wrapped(f, text, 28, 28);
 }
 
