@@ -386,7 +386,8 @@ const char *ppl_model_analysis(ppl_model *m) {
   const char *fit = ""; /* the engines whose traits fit the program */
   const IrLatentInfo *imp = improper_latent(m->an);
   for (const EngineVT *const *all = engine_all(); *all; all++)
-    if (engine_fits(*all, m->an, NULL) && (!imp || accepts_improper(*all))) fit = gc_printf("%s%s%s", fit, *fit ? ", " : "", (*all)->name);
+    if (engine_fits(*all, m->an, NULL) && (!imp || accepts_improper(*all)))
+      fit = gc_printf("%s%s%s", fit, *fit ? ", " : "", (*all)->name);
   m->analysis_text = gc_printf("%sengines that can run it: %s\nengine: %s\n", text, fit,
                                e ? why : "none");
   return m->analysis_text;

@@ -71,6 +71,32 @@ static void test_set(void) {
   ppl_run_options_free(&ro); /* twice is harmless */
 }
 
+/* Every typed field follows its option set by name (the API's table of fields
+ * names each option right). */
+static void test_fields(void) {
+  ppl_run_options ro;
+  ppl_run_options_default(&ro);
+  struct { const char *name, *value; } set[] = {
+      {"chains", "3"},        {"draws", "7"},           {"warmup", "11"},
+      {"thin", "2"},          {"seed", "12345678901"},  {"metric", "unit"},
+      {"max-depth", "6"},     {"adapt-delta", "0.95"},  {"particles", "77"},
+      {"resample", "stratified"}, {"ess-threshold", "0.25"}, {"rejuvenate", "4"},
+      {"ancestor-sampling", "true"}, {"no-jit", "true"}, {"stepsize", "0.5"},
+      {"stepsize-jitter", "0.1"}, {"int-time", "3"},    {"init", "0.5"},
+  };
+  int bad = 0;
+  for (size_t k = 0; k < sizeof set / sizeof set[0]; k++)
+    if (ppl_run_set(&ro, set[k].name, set[k].value) != PPL_OK) bad++, tap_diag("%s", ppl_run_options_errmsg(&ro));
+  tap_ok(bad == 0 && ro.chains == 3 && ro.draws == 7 && ro.warmup == 11 && ro.thin == 2 &&
+             ro.seed == 12345678901ull && !strcmp(ro.metric, "unit") && ro.max_depth == 6 &&
+             ro.adapt_delta == 0.95 && ro.particles == 77 && !strcmp(ro.resample, "stratified") &&
+             ro.ess_threshold == 0.25 && ro.rejuvenate == 4 && ro.ancestor_sampling == 1 &&
+             ro.no_jit == 1 && ro.stepsize == 0.5 && ro.stepsize_jitter == 0.1 && ro.int_time == 3 &&
+             ro.init_radius == 0.5,
+         "each of the 18 typed fields follows its option set by name");
+  ppl_run_options_free(&ro);
+}
+
 static void test_listing(void) {
   int ne = 0;
   const char *summary = NULL;
@@ -185,6 +211,7 @@ static void test_reaches_engine(void) {
 
 int main(void) {
   test_set();
+  test_fields();
   test_listing();
   test_check();
   test_reaches_engine();
