@@ -2,9 +2,9 @@
  * only ppl.h.  Parses the command line, compiles the model, loads data and
  * runs an engine; every failure is a message naming the place and an exit
  * status from sysexits (64 usage, 65 model or data error, 66 unreadable input,
- * 70 internal error, 73 output file not writable). */
-#include <errno.h>
-#include <limits.h>
+ * 70 internal error, 73 output file not writable).  The engines' options are
+ * not spelled out here: they are parsed with ppl_run_set, and `--help` and
+ * `ppl help options --markdown` are generated from ppl_engine_options. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
