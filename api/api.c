@@ -370,6 +370,9 @@ static ppl_status need_ld(ppl_model *m) {
   return PPL_OK;
 }
 
+static const IrLatentInfo *improper_latent(const IrAnalysis *an);
+static bool accepts_improper(const EngineVT *e);
+
 const char *ppl_model_analysis(ppl_model *m) {
   if (!m) return NULL;
   gc_ensure_thread();
@@ -380,7 +383,13 @@ const char *ppl_model_analysis(ppl_model *m) {
   const char *why = NULL;
   const EngineVT *e = engine_select(m->an, &why);
   char *text = ir_analysis_print(m->ir, m->an, n);
-  m->analysis_text = gc_printf("%sengine: %s\n", text, e ? why : "none");
+  const char *fit = ""; /* the engines whose traits fit the program */
+  const IrLatentInfo *imp = improper_latent(m->an);
+  for (const EngineVT *const *all = engine_all(); *all; all++)
+    if (engine_fits(*all, m->an, NULL) && (!imp || accepts_improper(*all)))
+      fit = gc_printf("%s%s%s", fit, *fit ? ", " : "", (*all)->name);
+  m->analysis_text = gc_printf("%sengines that can run it: %s\nengine: %s\n", text, fit,
+                               e ? why : "none");
   return m->analysis_text;
 }
 
@@ -504,35 +513,165 @@ ppl_status ppl_unconstrain(ppl_model *m, const double *x, double *theta) {
 
 /* ---- running ----------------------------------------------------------- */
 
-void ppl_run_options_default(ppl_run_options *o) {
-  if (!o) return;
-  /* the engines' defaults, in the API's terms (one place for each number) */
-  EngineOpts e;
-  engine_opts_default(&e);
-  memset(o, 0, sizeof *o);
-  o->chains = e.chains;
-  o->draws = e.draws;
-  o->warmup = e.warmup;
-  o->thin = e.thin;
-  o->seed = e.seed;
-  o->metric = "diag"; /* METRIC_DIAG */
-  o->max_depth = e.max_depth;
-  o->adapt_delta = e.adapt_delta;
-  o->particles = e.particles;
-  o->resample = "systematic"; /* RESAMPLE_SYSTEMATIC */
-  o->ess_threshold = e.ess_threshold;
-  o->rejuvenate = e.rejuvenate;
-  o->stepsize = e.stepsize;
-  o->stepsize_jitter = e.stepsize_jitter;
-  o->int_time = e.int_time;
-  o->init_radius = e.init_radius;
+/* The typed fields of ppl_run_options and the options they hold: the API's
+ * compatibility layer over the option tables (new options have no field and
+ * are set by name only). */
+typedef struct RunField {
+  const char *name;
+  size_t off;
+  char kind; /* 'i' int, 'u' uint64_t (not range-checked), 'r' double, 'b' int flag,
+                's' enum as a string (NULL = the default) */
+} RunField;
+
+#define RF(name, field, kind) {name, offsetof(ppl_run_options, field), kind}
+static const RunField run_fields[] = {
+    RF("chains", chains, 'i'),         RF("draws", draws, 'i'),
+    RF("warmup", warmup, 'i'),         RF("thin", thin, 'i'),
+    RF("seed", seed, 'u'),             RF("metric", metric, 's'),
+    RF("max-depth", max_depth, 'i'),   RF("adapt-delta", adapt_delta, 'r'),
+    RF("particles", particles, 'i'),   RF("resample", resample, 's'),
+    RF("ess-threshold", ess_threshold, 'r'), RF("rejuvenate", rejuvenate, 'i'),
+    RF("ancestor-sampling", ancestor_sampling, 'b'), RF("no-jit", no_jit, 'b'),
+    RF("stepsize", stepsize, 'r'),     RF("stepsize-jitter", stepsize_jitter, 'r'),
+    RF("int-time", int_time, 'r'),     RF("init", init_radius, 'r'),
+};
+#undef RF
+
+static const RunField *run_field(const char *name) {
+  for (size_t k = 0; k < sizeof run_fields / sizeof run_fields[0]; k++)
+    if (!strcmp(run_fields[k].name, name)) return &run_fields[k];
+  return NULL;
 }
 
-/* Index of s in the NULL-terminated names, or -1. */
-static int pick(const char *s, const char *const *names) {
-  for (int i = 0; names[i]; i++)
-    if (s && !strcmp(s, names[i])) return i;
-  return -1;
+/* Write v into the field f of o. */
+static void field_put(ppl_run_options *o, const RunField *f, const OptSpec *s, OptValue v) {
+  char *p = (char *)o + f->off;
+  switch (f->kind) {
+  case 'i': *(int *)p = (int)v.i; break;
+  case 'u': *(uint64_t *)p = (uint64_t)v.i; break;
+  case 'r': *(double *)p = v.r; break;
+  case 'b': *(int *)p = (int)v.i; break;
+  case 's': *(const char **)p = s->choices[v.i]; break; /* static storage */
+  }
+}
+
+/* The value of field f of o, validated against s; false with err. */
+static bool field_get(const ppl_run_options *o, const RunField *f, const OptSpec *s, OptValue *v,
+                      char *err, size_t n) {
+  const char *p = (const char *)o + f->off;
+  *v = (OptValue){0};
+  switch (f->kind) {
+  case 'i': v->i = *(const int *)p; return opt_check_int(s, v->i, err, n);
+  case 'u': v->i = (int64_t) * (const uint64_t *)p; return true; /* any 64-bit seed */
+  case 'r': v->r = *(const double *)p; return opt_check_real(s, v->r, err, n);
+  case 'b': v->i = *(const int *)p != 0; return true;
+  case 's': {
+    const char *t = *(const char *const *)p;
+    if (!t) t = s->def;
+    return opt_parse(s, t, v, err, n);
+  }
+  }
+  return false;
+}
+
+/* What ppl_run_set recorded: the options given by name, and the last message. */
+struct ppl_run_named {
+  OptSet set;
+  char msg[256];
+};
+
+void ppl_run_options_default(ppl_run_options *o) {
+  if (!o) return;
+  gc_ensure_thread();
+  memset(o, 0, sizeof *o);
+  /* the tables' defaults, in the API's terms (one place for each number) */
+  for (size_t k = 0; k < sizeof run_fields / sizeof run_fields[0]; k++) {
+    const OptSpec *s = engine_option_find(run_fields[k].name);
+    if (s) field_put(o, &run_fields[k], s, opt_default(s));
+  }
+}
+
+ppl_status ppl_run_set(ppl_run_options *o, const char *name, const char *value) {
+  if (!o) return PPL_ERR_USAGE;
+  gc_ensure_thread();
+  if (!o->named) o->named = gc_alloc_root(sizeof *o->named);
+  struct ppl_run_named *st = o->named;
+  st->msg[0] = 0;
+  const OptSpec *s = name ? engine_option_find(name) : NULL;
+  if (!s) {
+    snprintf(st->msg, sizeof st->msg, "%s", engine_option_unknown(name ? name : "(null)"));
+    return PPL_ERR_USAGE;
+  }
+  OptValue v;
+  if (!opt_parse(s, value, &v, st->msg, sizeof st->msg)) return PPL_ERR_USAGE;
+  opt_set_put(&st->set, s, v);
+  const RunField *f = run_field(s->name);
+  if (f) field_put(o, f, s, v);
+  return PPL_OK;
+}
+
+const char *ppl_run_options_errmsg(const ppl_run_options *o) {
+  return o && o->named ? o->named->msg : "";
+}
+
+void ppl_run_options_free(ppl_run_options *o) {
+  if (!o || !o->named) return;
+  gc_ensure_thread();
+  gc_free_root(o->named);
+  o->named = NULL;
+}
+
+const char *ppl_engine_name(int i, const char **summary) {
+  const EngineVT *const *all = engine_all();
+  for (int k = 0; all[k]; k++)
+    if (k == i) {
+      if (summary) *summary = all[k]->summary;
+      return all[k]->name;
+    }
+  return NULL;
+}
+
+int ppl_engine_options(const char *engine, ppl_option_info *out, int max) {
+  const EngineVT *e = NULL;
+  if (engine && !(e = engine_lookup(engine))) return -1;
+  const OptSpec *buf[64];
+  int n = engine_options(e, buf, 64);
+  static const char *const types[] = {"int", "real", "bool", "enum"};
+  for (int k = 0; k < n && k < max && k < 64 && out; k++) {
+    const OptSpec *s = buf[k];
+    out[k] = (ppl_option_info){.name = s->name, .type = types[s->type], .def = s->def,
+                               .choices = s->choices, .imin = s->ilo, .imax = s->ihi,
+                               .min = s->rlo, .max = s->rhi, .min_open = s->rlo_open,
+                               .arg = s->arg, .help = s->help};
+  }
+  return n;
+}
+
+/* The options of one run: the typed fields, validated against the tables,
+ * then the options given by name, which must be the common ones or eng's. */
+static ppl_status run_engine_opts(ppl_context *ctx, const ppl_run_options *o, const EngineVT *eng,
+                                  bool chosen, EngineOpts *eo) {
+  engine_opts_default(eo);
+  eo->threads = ctx->cfg.threads;
+  char err[256];
+  for (size_t k = 0; k < sizeof run_fields / sizeof run_fields[0]; k++) {
+    const OptSpec *s = engine_option_find(run_fields[k].name);
+    OptValue v;
+    if (!s) continue;
+    if (!field_get(o, &run_fields[k], s, &v, err, sizeof err))
+      return fail(ctx, DIAG_USAGE, "%s", err);
+    engine_opts_put(eo, s, v);
+  }
+  const OptSet *named = o->named ? &o->named->set : NULL;
+  for (int k = 0; named && k < named->n; k++) {
+    const OptSpec *s = named->spec[k];
+    if (!engine_option_applies(eng, s->name))
+      return fail(ctx, DIAG_USAGE, "option --%s does not apply to engine '%s'%s (it applies to %s)",
+                  s->name, eng->name, chosen ? " chosen by the analysis" : "",
+                  engine_option_users(s->name));
+    if (!run_field(s->name)) engine_opts_put(eo, s, named->val[k]); /* fields are read above */
+  }
+  return PPL_OK;
 }
 
 static const char *engine_names(void) {
@@ -552,9 +691,7 @@ static const IrLatentInfo *improper_latent(const IrAnalysis *an) {
 }
 
 /* Engines that never draw from the prior can run improper priors. */
-static bool accepts_improper(const EngineVT *e) {
-  return !strcmp(e->name, "nuts") || !strcmp(e->name, "hmc") || !strcmp(e->name, "mh");
-}
+static bool accepts_improper(const EngineVT *e) { return (e->traits & ENGINE_IMPROPER) != 0; }
 
 static ppl_status choose_engine(ppl_model *m, const char *requested, const EngineVT **eng,
                                 const char **why) {
@@ -564,6 +701,9 @@ static ppl_status choose_engine(ppl_model *m, const char *requested, const Engin
     if (!e)
       return fail(m->ctx, DIAG_USAGE, "unknown engine '%s' (available: %s)", requested,
                   engine_names());
+    const char *why_not = NULL;
+    if (!engine_fits(e, m->an, &why_not))
+      return fail(m->ctx, DIAG_USAGE, "engine '%s' cannot run this program: %s", e->name, why_not);
     if (imp && !accepts_improper(e))
       return fail(m->ctx, DIAG_USAGE,
                   "engine '%s' draws from the prior, but latent '%s' has the improper prior %s() "
@@ -600,6 +740,26 @@ ppl_status ppl_model_engine(ppl_model *m, const char *requested, const char **na
   return ok(m->ctx);
 }
 
+/* The engine and the driver's options of a run, every option validated. */
+static ppl_status run_prepare(ppl_model *m, const ppl_run_options *o, const EngineVT **eng,
+                              const char **why, DriverOpts *d_o) {
+  ppl_status s = choose_engine(m, o->engine, eng, why);
+  if (s != PPL_OK) return s;
+  driver_opts_default(d_o);
+  return run_engine_opts(m->ctx, o, *eng, !o->engine, &d_o->eng);
+}
+
+ppl_status ppl_run_check(ppl_model *m, const ppl_run_options *o) {
+  if (!m) return PPL_ERR_USAGE;
+  if (!o) return fail(m->ctx, DIAG_USAGE, "ppl_run_check: o is NULL");
+  gc_ensure_thread();
+  const EngineVT *eng;
+  const char *why;
+  DriverOpts d_o;
+  ppl_status s = run_prepare(m, o, &eng, &why, &d_o);
+  return s != PPL_OK ? s : ok(m->ctx);
+}
+
 ppl_status ppl_run(ppl_model *m, const ppl_run_options *o, ppl_result **out) {
   if (!m) return PPL_ERR_USAGE;
   if (!out) return fail(m->ctx, DIAG_USAGE, "ppl_run: out is NULL");
@@ -610,72 +770,18 @@ ppl_status ppl_run(ppl_model *m, const ppl_run_options *o, ppl_result **out) {
     ppl_run_options_default(&def);
     o = &def;
   }
-  if (o->chains < 1 || o->chains > 1024)
-    return fail(m->ctx, DIAG_USAGE, "ppl_run: chains must be 1..1024, got %d", o->chains);
-  if (o->draws < 1) return fail(m->ctx, DIAG_USAGE, "ppl_run: draws must be positive, got %d", o->draws);
-  if (o->warmup < 0) return fail(m->ctx, DIAG_USAGE, "ppl_run: warmup must be >= 0, got %d", o->warmup);
-  if (o->thin < 1) return fail(m->ctx, DIAG_USAGE, "ppl_run: thin must be positive, got %d", o->thin);
-  static const char *const metrics[] = {"diag", "dense", "unit", NULL};
-  static const char *const schemes[] = {"systematic", "multinomial", "stratified", "residual", NULL};
-  int metric = o->metric ? pick(o->metric, metrics) : METRIC_DIAG;
-  if (metric < 0)
-    return fail(m->ctx, DIAG_USAGE, "unknown metric '%s' (diag, dense or unit)", o->metric);
-  int scheme = o->resample ? pick(o->resample, schemes) : RESAMPLE_SYSTEMATIC;
-  if (scheme < 0)
-    return fail(m->ctx, DIAG_USAGE,
-                "unknown resampling scheme '%s' (systematic, multinomial, stratified or residual)",
-                o->resample);
-  if (o->max_depth < 1 || o->max_depth > 30)
-    return fail(m->ctx, DIAG_USAGE, "max depth must be 1..30, got %d", o->max_depth);
-  if (!(o->adapt_delta > 0 && o->adapt_delta < 1))
-    return fail(m->ctx, DIAG_USAGE, "adapt delta must be in (0, 1), got %g", o->adapt_delta);
-  if (o->particles < 1)
-    return fail(m->ctx, DIAG_USAGE, "particles must be positive, got %d", o->particles);
-  if (!(o->ess_threshold >= 0 && o->ess_threshold <= 1))
-    return fail(m->ctx, DIAG_USAGE, "ESS threshold must be in [0, 1], got %g", o->ess_threshold);
-  if (o->rejuvenate < 0)
-    return fail(m->ctx, DIAG_USAGE, "rejuvenate must be >= 0, got %d", o->rejuvenate);
-  if (!(o->stepsize > 0 && isfinite(o->stepsize)))
-    return fail(m->ctx, DIAG_USAGE, "step size must be positive, got %g", o->stepsize);
-  if (!(o->stepsize_jitter >= 0 && o->stepsize_jitter <= 1))
-    return fail(m->ctx, DIAG_USAGE, "step size jitter must be in [0, 1], got %g",
-                o->stepsize_jitter);
-  if (!(o->int_time > 0 && isfinite(o->int_time)))
-    return fail(m->ctx, DIAG_USAGE, "integration time must be positive, got %g", o->int_time);
-  if (!(o->init_radius >= 0 && isfinite(o->init_radius)))
-    return fail(m->ctx, DIAG_USAGE, "init radius must be >= 0, got %g", o->init_radius);
   const EngineVT *eng;
   const char *why;
-  ppl_status s = choose_engine(m, o->engine, &eng, &why);
+  DriverOpts d_o;
+  ppl_status s = run_prepare(m, o, &eng, &why, &d_o);
   if (s != PPL_OK) return s;
   if ((s = need_data(m)) != PPL_OK) return s;
 
-  DriverOpts d_o;
-  driver_opts_default(&d_o);
-  d_o.eng.metric = metric;
-  d_o.eng.max_depth = o->max_depth;
-  d_o.eng.adapt_delta = o->adapt_delta;
-  d_o.eng.particles = o->particles;
-  d_o.eng.resample = scheme;
-  d_o.eng.ess_threshold = o->ess_threshold;
-  d_o.eng.rejuvenate = o->rejuvenate;
-  d_o.eng.stepsize = o->stepsize;
-  d_o.eng.stepsize_jitter = o->stepsize_jitter;
-  d_o.eng.int_time = o->int_time;
-  d_o.eng.init_radius = o->init_radius;
-  d_o.eng.chains = o->chains;
-  d_o.eng.draws = o->draws;
-  d_o.eng.warmup = o->warmup;
-  d_o.eng.thin = o->thin;
-  d_o.eng.seed = o->seed;
   d_o.output_csv = o->output_csv;
   d_o.summary_json = o->summary_json;
   d_o.summary_out = NULL;
   d_o.progress = o->progress != 0;
-  d_o.threads = m->ctx->cfg.threads;
-  d_o.eng.threads = m->ctx->cfg.threads; /* particle engines split it with the chains */
-  d_o.eng.ancestor_sampling = o->ancestor_sampling != 0;
-  d_o.eng.no_jit = o->no_jit != 0;
+  d_o.threads = d_o.eng.threads; /* particle engines split it with the chains */
   d_o.model_file = m->file;
   d_o.model_name = m->file;
   d_o.data_file = m->data_file;

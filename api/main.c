@@ -2,10 +2,11 @@
  * only ppl.h.  Parses the command line, compiles the model, loads data and
  * runs an engine; every failure is a message naming the place and an exit
  * status from sysexits (64 usage, 65 model or data error, 66 unreadable input,
- * 70 internal error, 73 output file not writable). */
-#include <errno.h>
-#include <limits.h>
+ * 70 internal error, 73 output file not writable).  The engines' options are
+ * not spelled out here: they are parsed with ppl_run_set, and `--help` and
+ * `ppl help options --markdown` are generated from ppl_engine_options. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,39 +28,170 @@ static const char usage_text[] =
     "                            print the optimised LLVM IR of the compiled log density\n"
     "  exec MODEL.ppl [--data F] [--seed N]\n"
     "                            run the program once forward (latents from the prior)\n"
+    "  help [options [--markdown]]\n"
+    "                            this text; the engines' options (as docs/cli.md lists them)\n"
     "  version                   print the version\n"
     "\n"
-    "options of run:\n"
+    "options of run (the engines' follow; 'ppl run --engine NAME --help' shows one's):\n"
     "  --data FILE.json      data in CmdStan's JSON layout\n"
-    "  --engine NAME         nuts, hmc, mh, smc, pgibbs, is, prior (default: chosen by\n"
+    "  --engine NAME         %s (default: chosen by\n"
     "                        analysis of the program, reason printed)\n"
-    "  --seed N              random seed (default 1); same seed, same output\n"
-    "  --chains N            chains (default 4)\n"
-    "  --draws N             draws per chain (default 1000)\n"
-    "  --warmup N            warmup iterations per chain (default 1000)\n"
-    "  --thin N              keep every N-th draw (default 1)\n"
-    "  --threads N           worker threads (default: CPUs): chains first, and particle\n"
-    "                        engines give each chain's particles max(1, N / chains)\n"
     "  --output FILE.csv     draws in CmdStan's CSV layout (FILE_1.csv ... for chains > 1)\n"
     "  --summary FILE.json   summary as JSON\n"
-    "  --quiet               no summary table on stdout\n"
-    "gradient-based engines:\n"
-    "  --metric diag|dense|unit   mass matrix adaptation (default diag)\n"
-    "  --max-depth N              NUTS tree depth limit (default 10)\n"
-    "  --adapt-delta X            target acceptance statistic (default 0.8)\n"
-    "  --stepsize X               initial step size before adaptation (default 1)\n"
-    "  --stepsize-jitter X        step size times uniform(1-X, 1+X) per transition (default 0)\n"
-    "  --int-time X               hmc: integration time (default 2 pi)\n"
-    "  --init R                   initial values uniform(-R, R) on the unconstrained scale\n"
-    "                             (default 2; 0: all zero)\n"
-    "  --no-jit                   interpret the log density instead of compiling it with\n"
-    "                             LLVM (the summary's 'backend:' line says which ran)\n"
-    "particle engines:\n"
-    "  --particles N              particles (default 1000)\n"
-    "  --resample SCHEME          systematic (default), multinomial, stratified, residual\n"
-    "  --ess-threshold X          resample when ESS/N < X (default 0.5)\n"
-    "  --rejuvenate K             MH moves per particle after resampling (default 0)\n"
-    "  --ancestor-sampling        pgibbs: resample the reference's ancestor (PGAS)\n";
+    "  --quiet               no summary table on stdout\n";
+
+/* The command's own options; the rest come from the engines' tables. */
+static const char *const cli_valued[] = {"data", "engine", "output", "summary", NULL};
+
+/* The table entry of option name (common or any engine's), or 0. */
+static int find_option(const char *name, ppl_option_info *out) {
+  ppl_option_info buf[64];
+  for (int e = -1; e < 0 || ppl_engine_name(e, NULL); e++) {
+    int n = ppl_engine_options(e < 0 ? NULL : ppl_engine_name(e, NULL), buf, 64);
+    for (int k = 0; k < n && k < 64; k++)
+      if (!strcmp(buf[k].name, name)) return *out = buf[k], 1;
+  }
+  return 0;
+}
+
+/* "prior, is, mh, ..." into buf */
+static const char *engine_list(char *buf, size_t size) {
+  size_t len = 0;
+  buf[0] = 0;
+  for (int e = 0; ppl_engine_name(e, NULL) && len < size; e++)
+    len += (size_t)snprintf(buf + len, size - len, "%s%s", e ? ", " : "",
+                            ppl_engine_name(e, NULL));
+  return buf;
+}
+
+/* Print text from column `col` on, wrapped at 79 columns with `indent`
+ * spaces before continuation lines. */
+static void print_wrapped(FILE *f, const char *text, int col, int indent) {
+  const char *p = text;
+  bool line_start = true; /* no word on this line yet */
+  while (*p) {
+    const char *word = p;
+    while (*p && *p != ' ') p++;
+    int len = (int)(p - word);
+    if (!line_start && col + 1 + len > 79) {
+      fprintf(f, "\n%*s", indent, "");
+      col = indent;
+    } else if (!line_start) {
+      fputc(' ', f);
+      col++;
+    }
+    line_start = false;
+    fprintf(f, "%.*s", len, word);
+    col += len;
+    while (*p == ' ') p++;
+  }
+  fputc('\n', f);
+}
+
+/* The default as help and docs show it: reals with %g ("6.28319"); NULL for flags. */
+static const char *show_default(const ppl_option_info *o, char *buf, size_t n) {
+  if (!strcmp(o->type, "bool")) return NULL;
+  if (strcmp(o->type, "real")) return o->def;
+  snprintf(buf, n, "%g", strtod(o->def, NULL));
+  return buf;
+}
+
+static void print_option(FILE *f, const ppl_option_info *o) {
+  char buf[64];
+  char head[64];
+  int n = snprintf(head, sizeof head, "  --%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+  fputs(head, f);
+  /* the help in column 28, on the next line after a long name */
+  if (n < 27) fprintf(f, "%*s", 28 - n, "");
+  else fprintf(f, "\n%28s", "");
+  const char *def = show_default(o, buf, sizeof buf);
+  /* "the resampling scheme: systematic, multinomial, stratified or residual
+     (default systematic)" */
+  char text[512];
+  size_t len = (size_t)snprintf(text, sizeof text, "%s", o->help);
+  for (int k = 0; o->choices && o->choices[k] && len < sizeof text; k++)
+    len += (size_t)snprintf(text + len, sizeof text - len, "%s%s", k == 0 ? ": " : o->choices[k + 1] ? ", " : " or ",
+                            o->choices[k]);
+  if (def && len < sizeof text) snprintf(text + len, sizeof text - len, " (default %s)", def);
+  print_wrapped(f, text, 28, 28);
+}
+
+/* The options of one engine (NULL: of every engine) under a heading. */
+static void print_engine_options(FILE *f, const char *engine) {
+  ppl_option_info buf[64];
+  int n = ppl_engine_options(engine, buf, 64);
+  if (!engine) {
+    fputs("options of every engine:\n", f);
+  } else {
+    const char *summary = "";
+    for (int e = 0; ppl_engine_name(e, NULL); e++)
+      if (!strcmp(ppl_engine_name(e, &summary), engine)) break;
+    char head[512];
+    snprintf(head, sizeof head, "%s — %s:", engine, summary);
+    print_wrapped(f, head, 0, 4);
+    if (n == 0) fputs("  (no options of its own)\n", f);
+  }
+  for (int k = 0; k < n && k < 64; k++) print_option(f, &buf[k]);
+}
+
+/* `ppl help`, `ppl run --help`: usage, then the options of every engine (or of one). */
+static void print_help(FILE *f, const char *engine) {
+  char engines[256];
+  fprintf(f, usage_text, engine_list(engines, sizeof engines));
+  fputc('\n', f);
+  print_engine_options(f, NULL);
+  for (int e = 0; ppl_engine_name(e, NULL); e++)
+    if (!engine || !strcmp(engine, ppl_engine_name(e, NULL))) {
+      fputc('\n', f);
+      print_engine_options(f, ppl_engine_name(e, NULL));
+    }
+}
+
+/* "integer, 1 to 1024", "number > 0", "diag, dense, unit" */
+static void md_value(FILE *f, const ppl_option_info *o) {
+  if (!strcmp(o->type, "int")) {
+    fprintf(f, "integer, %lld to %lld", (long long)o->imin, (long long)o->imax);
+  } else if (!strcmp(o->type, "real")) {
+    if (isinf(o->max)) fprintf(f, "number %s %g", o->min_open ? ">" : "≥", o->min);
+    else fprintf(f, "number, %g to %g", o->min, o->max);
+  } else if (!strcmp(o->type, "bool")) {
+    fputs("flag", f);
+  } else {
+    for (int k = 0; o->choices[k]; k++) fprintf(f, "%s`%s`", k ? ", " : "", o->choices[k]);
+  }
+}
+
+static void md_table(FILE *f, const char *engine) {
+  ppl_option_info buf[64];
+  int n = ppl_engine_options(engine, buf, 64);
+  if (n == 0) {
+    fputs("No options of its own.\n", f);
+    return;
+  }
+  fputs("| option | value | default | meaning |\n|---|---|---|---|\n", f);
+  for (int k = 0; k < n && k < 64; k++) {
+    const ppl_option_info *o = &buf[k];
+    fprintf(f, "| `--%s%s%s` | ", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+    md_value(f, o);
+    char dbuf[64];
+    const char *def = show_default(o, dbuf, sizeof dbuf);
+    fprintf(f, " | %s | %s |\n", def ? def : "off", o->help);
+  }
+}
+
+/* `ppl help options --markdown`: the section of docs/cli.md generated from
+ * the engines' option tables (a test checks that the file has it verbatim). */
+static void print_markdown(FILE *f) {
+  fputs("### Options of every engine\n\n", f);
+  md_table(f, NULL);
+  for (int e = 0; ppl_engine_name(e, NULL); e++) {
+    const char *summary;
+    const char *name = ppl_engine_name(e, &summary);
+    fprintf(f, "\n### `%s`\n\n%c%s.\n\n", name, summary[0] >= 'a' && summary[0] <= 'z' ? summary[0] - 32 : summary[0],
+            summary + 1);
+    md_table(f, name);
+  }
+}
 
 static int usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, "ppl: ");
@@ -113,61 +245,13 @@ static int report(ppl_context *ctx) {
   return exit_code(s);
 }
 
-static int parse_int_opt(const char *opt, const char *val, long lo, long hi, long *out) {
-  char *end;
-  errno = 0;
-  long v = strtol(val, &end, 10);
-  if (errno || end == val || *end || v < lo || v > hi) {
-    fprintf(stderr, "ppl: %s expects an integer from %ld to %ld, got '%s'\n", opt, lo, hi, val);
-    return 0;
-  }
-  *out = v;
-  return 1;
-}
-
 typedef struct Args {
-  const char *cmd, *model, *data, *engine, *output, *summary, *metric, *resample;
-  long seed, chains, draws, warmup, thin, threads, max_depth, particles, rejuvenate;
-  double adapt_delta, ess_threshold;
-  double stepsize, stepsize_jitter, int_time, init_radius; /* < 0: not given */
-  int quiet, ancestor_sampling, no_jit, llvm;
+  const char *cmd, *model, *data, *engine, *output, *summary;
+  int quiet, llvm, help, markdown;
+  ppl_run_options ro; /* the engines' options, set by name from their tables */
 } Args;
 
-static int parse_real_opt(const char *opt, const char *val, double lo, double hi, double *out) {
-  char *end;
-  errno = 0;
-  double v = strtod(val, &end);
-  if (errno || end == val || *end || !(v >= lo && v <= hi)) {
-    fprintf(stderr, "ppl: %s expects a number from %g to %g, got '%s'\n", opt, lo, hi, val);
-    return 0;
-  }
-  *out = v;
-  return 1;
-}
-
-/* A finite number > 0 (or >= 0 with zero_ok). */
-static int parse_positive_opt(const char *opt, const char *val, int zero_ok, double *out) {
-  char *end;
-  errno = 0;
-  double v = strtod(val, &end);
-  if (errno || end == val || *end || !(zero_ok ? v >= 0 : v > 0) || !isfinite(v)) {
-    fprintf(stderr, "ppl: %s expects a %s number, got '%s'\n", opt,
-            zero_ok ? "non-negative" : "positive", val);
-    return 0;
-  }
-  *out = v;
-  return 1;
-}
-
 static int parse_args(int argc, char **argv, Args *a) {
-  a->seed = 1;
-  a->chains = -1;
-  a->draws = -1;
-  a->warmup = -1;
-  a->thin = 1;
-  a->threads = 0;
-  a->adapt_delta = a->ess_threshold = -1; /* not given */
-  a->stepsize = a->stepsize_jitter = a->int_time = a->init_radius = -1;
   for (int i = 2; i < argc; i++) {
     const char *o = argv[i];
     const char *val = NULL;
@@ -179,74 +263,39 @@ static int parse_args(int argc, char **argv, Args *a) {
       if (n >= sizeof name) return usage_error("unknown option '%s'", o);
       memcpy(name, o, n);
       name[n] = 0;
-      if (!strcmp(name, "--quiet")) {
-        if (eq) return usage_error("--quiet takes no value: '%s'", o);
-        a->quiet = 1;
-        continue;
-      }
-      if (!strcmp(name, "--no-jit") || !strcmp(name, "--llvm")) {
+      const char *bare = name + 2;
+      if (!strcmp(bare, "quiet") || !strcmp(bare, "llvm") || !strcmp(bare, "help") ||
+          !strcmp(bare, "markdown")) {
         if (eq) return usage_error("%s takes no value", name);
-        if (name[2] == 'n') a->no_jit = 1;
-        else a->llvm = 1;
+        if (bare[0] == 'q') a->quiet = 1;
+        else if (bare[0] == 'l') a->llvm = 1;
+        else if (bare[0] == 'h') a->help = 1;
+        else a->markdown = 1;
         continue;
       }
-      if (!strcmp(name, "--ancestor-sampling")) {
-        if (eq) return usage_error("--ancestor-sampling takes no value: '%s'", o);
-        a->ancestor_sampling = 1;
-        continue;
+      int own = 0;
+      for (int k = 0; cli_valued[k]; k++)
+        if (!strcmp(bare, cli_valued[k])) own = 1;
+      ppl_option_info info;
+      if (!own && !find_option(bare, &info)) {
+        ppl_run_set(&a->ro, bare, ""); /* for its message, with a suggestion */
+        return usage_error("%s", ppl_run_options_errmsg(&a->ro));
       }
-      static const char *const valued[] = {"--data", "--engine", "--seed", "--chains", "--draws",
-                                           "--warmup", "--thin", "--threads", "--output",
-                                           "--summary", "--metric", "--max-depth",
-                                           "--adapt-delta", "--particles", "--resample",
-                                           "--ess-threshold", "--rejuvenate", "--stepsize",
-                                           "--stepsize-jitter", "--int-time", "--init", NULL};
-      int known = 0;
-      for (int k = 0; valued[k]; k++)
-        if (!strcmp(name, valued[k])) known = 1;
-      if (!known) return usage_error("unknown option '%s'", name);
-      if (eq) val = eq + 1;
-      else if (i + 1 < argc) val = argv[++i];
-      else return usage_error("option %s needs a value", name);
-      if (!*val) return usage_error("option %s needs a non-empty value", name);
-      if (!strcmp(name, "--data")) a->data = val;
-      else if (!strcmp(name, "--engine")) a->engine = val;
-      else if (!strcmp(name, "--output")) a->output = val;
-      else if (!strcmp(name, "--summary")) a->summary = val;
-      else if (!strcmp(name, "--metric")) a->metric = val;
-      else if (!strcmp(name, "--resample")) a->resample = val;
-      else if (!strcmp(name, "--max-depth")) {
-        if (!parse_int_opt(name, val, 1, 30, &a->max_depth)) return EX_USAGE_;
-      } else if (!strcmp(name, "--particles")) {
-        if (!parse_int_opt(name, val, 1, 100000000, &a->particles)) return EX_USAGE_;
-      } else if (!strcmp(name, "--rejuvenate")) {
-        if (!parse_int_opt(name, val, 0, 1000000, &a->rejuvenate)) return EX_USAGE_;
-      } else if (!strcmp(name, "--adapt-delta")) {
-        if (!parse_real_opt(name, val, 1e-6, 1 - 1e-9, &a->adapt_delta)) return EX_USAGE_;
-      } else if (!strcmp(name, "--ess-threshold")) {
-        if (!parse_real_opt(name, val, 0, 1, &a->ess_threshold)) return EX_USAGE_;
-      } else if (!strcmp(name, "--stepsize")) {
-        if (!parse_positive_opt(name, val, 0, &a->stepsize)) return EX_USAGE_;
-      } else if (!strcmp(name, "--stepsize-jitter")) {
-        if (!parse_real_opt(name, val, 0, 1, &a->stepsize_jitter)) return EX_USAGE_;
-      } else if (!strcmp(name, "--int-time")) {
-        if (!parse_positive_opt(name, val, 0, &a->int_time)) return EX_USAGE_;
-      } else if (!strcmp(name, "--init")) {
-        if (!parse_positive_opt(name, val, 1, &a->init_radius)) return EX_USAGE_;
+      if (!own && !strcmp(info.type, "bool")) { /* a flag */
+        if (eq) return usage_error("%s takes no value", name);
+        val = "true";
+      } else {
+        if (eq) val = eq + 1;
+        else if (i + 1 < argc) val = argv[++i];
+        else return usage_error("option %s needs a value", name);
+        if (!*val) return usage_error("option %s needs a non-empty value", name);
       }
-      else if (!strcmp(name, "--seed")) {
-        if (!parse_int_opt(name, val, 0, LONG_MAX, &a->seed)) return EX_USAGE_;
-      } else if (!strcmp(name, "--chains")) {
-        if (!parse_int_opt(name, val, 1, 1024, &a->chains)) return EX_USAGE_;
-      } else if (!strcmp(name, "--draws")) {
-        if (!parse_int_opt(name, val, 1, 100000000, &a->draws)) return EX_USAGE_;
-      } else if (!strcmp(name, "--warmup")) {
-        if (!parse_int_opt(name, val, 0, 100000000, &a->warmup)) return EX_USAGE_;
-      } else if (!strcmp(name, "--thin")) {
-        if (!parse_int_opt(name, val, 1, 1000000, &a->thin)) return EX_USAGE_;
-      } else if (!strcmp(name, "--threads")) {
-        if (!parse_int_opt(name, val, 1, 1024, &a->threads)) return EX_USAGE_;
-      }
+      if (!strcmp(bare, "data")) a->data = val;
+      else if (!strcmp(bare, "engine")) a->engine = val;
+      else if (!strcmp(bare, "output")) a->output = val;
+      else if (!strcmp(bare, "summary")) a->summary = val;
+      else if (ppl_run_set(&a->ro, bare, val) != PPL_OK)
+        return usage_error("%s", ppl_run_options_errmsg(&a->ro));
     } else if (o[0] == '-' && o[1]) {
       return usage_error("unknown option '%s'", o);
     } else if (!a->model) {
@@ -273,13 +322,23 @@ static int cmd_model(ppl_context *ctx, const Args *a, ppl_model **m) {
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 2) {
-    fputs(usage_text, stderr);
+    print_help(stderr, NULL);
     return EX_USAGE_;
   }
   Args a = {0};
   a.cmd = argv[1];
   if (!strcmp(a.cmd, "help") || !strcmp(a.cmd, "--help") || !strcmp(a.cmd, "-h")) {
-    fputs(usage_text, stdout);
+    /* ppl help [options [--markdown]] */
+    if (argc > 2 && !strcmp(argv[2], "options")) {
+      if (argc > 3 && !strcmp(argv[3], "--markdown")) print_markdown(stdout);
+      else
+        for (int e = -1; e < 0 || ppl_engine_name(e, NULL); e++) {
+          if (e >= 0) fputc('\n', stdout);
+          print_engine_options(stdout, e < 0 ? NULL : ppl_engine_name(e, NULL));
+        }
+    } else {
+      print_help(stdout, NULL);
+    }
     return EX_OK;
   }
   if (!strcmp(a.cmd, "version") || !strcmp(a.cmd, "--version")) {
@@ -288,15 +347,23 @@ int main(int argc, char **argv) {
   }
   if (strcmp(a.cmd, "run") && strcmp(a.cmd, "check") && strcmp(a.cmd, "ir") && strcmp(a.cmd, "exec"))
     return usage_error("unknown command '%s'", a.cmd);
+  ppl_run_options_default(&a.ro);
   int rc = parse_args(argc, argv, &a);
-  if (rc != EX_OK) return rc;
+  if (rc == EX_OK && a.help) {
+    if (a.engine && ppl_engine_options(a.engine, NULL, 0) < 0)
+      rc = usage_error("unknown engine '%s'", a.engine);
+    else
+      print_help(stdout, a.engine);
+  }
+  if (rc != EX_OK || a.help) {
+    ppl_run_options_free(&a.ro);
+    return rc;
+  }
 
-  ppl_config cfg;
-  ppl_config_default(&cfg);
-  cfg.threads = (int)a.threads;
-  ppl_context *ctx = ppl_context_new(&cfg);
+  ppl_context *ctx = ppl_context_new(NULL);
   if (!ctx) {
     fprintf(stderr, "ppl: out of memory\n");
+    ppl_run_options_free(&a.ro);
     return EX_SOFTWARE_;
   }
   ppl_model *m = NULL;
@@ -326,38 +393,22 @@ int main(int argc, char **argv) {
 
   ppl_run_options ro;
   ppl_run_options_default(&ro);
-  ro.seed = (uint64_t)a.seed;
-  if (!strcmp(a.cmd, "exec")) {
+  if (!strcmp(a.cmd, "exec")) { /* one forward run: only the seed applies */
+    ro.seed = a.ro.seed;
     ro.engine = "prior";
     ro.chains = 1;
     ro.draws = 1;
     ro.warmup = 0;
   } else {
+    ro = a.ro; /* shares the options set by name; freed once, below */
     ro.engine = a.engine;
-    if (a.chains > 0) ro.chains = (int)a.chains;
-    if (a.draws > 0) ro.draws = (int)a.draws;
-    if (a.warmup >= 0) ro.warmup = (int)a.warmup;
-    ro.thin = (int)a.thin;
     ro.output_csv = a.output;
     ro.summary_json = a.summary;
-    if (a.metric) ro.metric = a.metric;
-    if (a.resample) ro.resample = a.resample;
-    if (a.max_depth) ro.max_depth = (int)a.max_depth;
-    if (a.particles) ro.particles = (int)a.particles;
-    if (a.rejuvenate) ro.rejuvenate = (int)a.rejuvenate;
-    ro.ancestor_sampling = a.ancestor_sampling;
-    ro.no_jit = a.no_jit;
-    if (a.adapt_delta > 0) ro.adapt_delta = a.adapt_delta;
-    if (a.ess_threshold >= 0) ro.ess_threshold = a.ess_threshold;
-    if (a.stepsize > 0) ro.stepsize = a.stepsize;
-    if (a.stepsize_jitter >= 0) ro.stepsize_jitter = a.stepsize_jitter;
-    if (a.int_time > 0) ro.int_time = a.int_time;
-    if (a.init_radius >= 0) ro.init_radius = a.init_radius;
   }
   ro.progress = !strcmp(a.cmd, "run") && isatty(2);
   if (strcmp(a.cmd, "exec")) {
     const char *name, *why;
-    if (ppl_model_engine(m, ro.engine, &name, &why) != PPL_OK) {
+    if (ppl_model_engine(m, ro.engine, &name, &why) != PPL_OK || ppl_run_check(m, &ro) != PPL_OK) {
       rc = report(ctx);
       goto done;
     }
@@ -377,5 +428,6 @@ done:
   ppl_result_free(r);
   ppl_model_free(m);
   ppl_context_free(ctx);
+  ppl_run_options_free(&a.ro);
   return rc;
 }

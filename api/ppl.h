@@ -44,13 +44,13 @@ extern "C" {
 /* ---- version ----------------------------------------------------------- */
 
 #define PPL_VERSION_MAJOR 0
-#define PPL_VERSION_MINOR 1
+#define PPL_VERSION_MINOR 2
 #define PPL_VERSION_PATCH 0
 #define PPL_VERSION_NUMBER (PPL_VERSION_MAJOR * 10000 + PPL_VERSION_MINOR * 100 + PPL_VERSION_PATCH)
 
 /* The version of the library actually linked (compare with PPL_VERSION_NUMBER). */
 int ppl_version(void);
-/* "0.1.0"; static storage. */
+/* "0.2.0"; static storage. */
 const char *ppl_version_string(void);
 
 /* ---- status ------------------------------------------------------------ */
@@ -191,9 +191,58 @@ typedef struct ppl_run_options {
   double int_time;         /* static HMC integration time, > 0, default 2 pi */
   double init_radius;      /* initial values uniform(-R, R) on the unconstrained scale,
                               R >= 0 (0: all zero), default 2 */
+  /* The options given by name with ppl_run_set: private, owned by these
+     options (ppl_run_options_free); NULL after ppl_run_options_default. */
+  struct ppl_run_named *named;
 } ppl_run_options;
 
+/* Fills *o with the defaults (of the engines' option tables). Call
+ * ppl_run_options_free first if ppl_run_set was used on *o. */
 void ppl_run_options_default(ppl_run_options *o);
+
+/* Set an option by name, as the command line does: `name` is the CLI's
+ * spelling without the dashes ("particles", "adapt-delta", "no-jit"), `value`
+ * its text ("1000", "0.9", "true"); ppl_engine_options lists them.  The value is
+ * validated at once against the option's table; PPL_ERR_USAGE for an unknown
+ * name (the message suggests the closest known one) or a bad value ("--particles
+ * expects an integer from 1 to 100000000, got 'abc'"), the message then in
+ * ppl_run_options_errmsg.  An option with a field above sets that field too.
+ * At ppl_run, an option set by name that the run's engine does not have is an
+ * error naming the engines that have it (fields set directly are not checked:
+ * engines ignore the ones they do not use, as before).
+ * Memory: the first call allocates a store owned by *o (the strings passed in
+ * are not kept); release it with ppl_run_options_free.  Copies of *o share
+ * the store: free it once, and only after the last ppl_run with a copy. */
+ppl_status ppl_run_set(ppl_run_options *o, const char *name, const char *value);
+/* The message of the last failed ppl_run_set on o ("" if none); owned by o,
+ * valid until its next ppl_run_set or ppl_run_options_free. */
+const char *ppl_run_options_errmsg(const ppl_run_options *o);
+/* Frees what ppl_run_set allocated (the typed fields are left as they are);
+ * o->named is NULL afterwards. */
+void ppl_run_options_free(ppl_run_options *o);
+
+/* One option of an engine's table, as ppl_engine_options lists it.  Every
+ * string is static storage. */
+typedef struct ppl_option_info {
+  const char *name;   /* "particles" (--particles on the command line) */
+  const char *type;   /* "int", "real", "bool" or "enum" */
+  const char *def;    /* the default as text: "1000", "0.8", "diag", "false" */
+  const char *const *choices; /* enum: the values, NULL-terminated; else NULL */
+  int64_t imin, imax; /* int: the inclusive range */
+  double min, max;    /* real: the range, finite values only (max may be INFINITY) */
+  int min_open;       /* real: nonzero when min itself is excluded (> 0) */
+  const char *arg;    /* the value's name in help texts: "N", "X" (NULL for bool) */
+  const char *help;   /* one line */
+} ppl_option_info;
+
+/* The engines of this build: the i-th one's name ("nuts"), and its one-line
+ * summary in *summary if not NULL; NULL past the last.  Static storage. */
+const char *ppl_engine_name(int i, const char **summary);
+/* The options of `engine` ("smc"), or with engine NULL the common options every
+ * engine takes (chains, draws, seed, ...), into out[0..max) (out may be NULL
+ * when max is 0).  Returns how many there are (call again with a larger array
+ * when that is more than max), or -1 for an unknown engine. */
+int ppl_engine_options(const char *engine, ppl_option_info *out, int max);
 
 /* The engine ppl_run would use: `requested` (NULL = let the analysis choose)
  * after validation, and why, e.g. "mh — 10 continuous latents, fixed structure: ...".
@@ -202,6 +251,11 @@ ppl_status ppl_model_engine(ppl_model *m, const char *requested, const char **na
                             const char **why);
 
 typedef struct ppl_result ppl_result;
+
+/* What ppl_run checks before running, without running: the engine (as
+ * ppl_model_engine chooses it) and every option of o, validated against that
+ * engine's tables (hosts can report a bad option before starting a long run). */
+ppl_status ppl_run_check(ppl_model *m, const ppl_run_options *o);
 
 /* Run inference. On success *out is a new result owned by the caller (free with
  * ppl_result_free). */

@@ -83,8 +83,12 @@ static int bench_one(int N, int T, int threads) {
   }
   EngineOpts o;
   engine_opts_default(&o);
-  o.particles = o.draws = N;
+  o.draws = N;
   o.chains = 1;
+  if (!engine_opts_set(&o, "particles", gc_printf("%d", N), &d)) {
+    fprintf(stderr, "smc_bench: %s\n", d.msg);
+    return 1;
+  }
   o.threads = threads;
   double t0 = now();
   void *st = engine_smc.init(in, &o, 0, &d);

@@ -303,22 +303,6 @@ static void dr_close_files(Run *r) {
     }
 }
 
-/* The sampler settings CmdStan writes for its HMC engines, so readers that
- * look for "algorithm = hmc" and the metric find them. */
-static void dr_hmc_config(CsvConfig *cfg, const EngineVT *eng, const EngineOpts *e) {
-  bool nuts = strcmp(eng->name, "nuts") == 0;
-  if (!nuts && strcmp(eng->name, "hmc") != 0) return;
-  static const char *const metrics[] = {"diag_e", "dense_e", "unit_e"};
-  cfg->hmc_engine = nuts ? "nuts" : "static";
-  cfg->metric = e->metric >= 0 && e->metric <= 2 ? metrics[e->metric] : "diag_e";
-  cfg->max_depth = e->max_depth;
-  cfg->int_time = e->int_time;
-  cfg->stepsize = e->stepsize;
-  cfg->stepsize_jitter = e->stepsize_jitter;
-  cfg->adapt_engaged = e->warmup > 0;
-  cfg->adapt_delta = e->adapt_delta;
-}
-
 static bool dr_open_files(Run *r, Diag *d) {
   const DriverOpts *o = r->o;
   if (!o->output_csv) return true;
@@ -353,7 +337,7 @@ static bool dr_open_files(Run *r, Diag *d) {
         .nskipped = nskip,
         .skipped = skipped,
     };
-    dr_hmc_config(&cfg, r->eng, &o->eng);
+    if (r->eng->csv_config) r->eng->csv_config(&o->eng, &cfg);
     if (!csv_write_config(ch->csv, &cfg)) {
       diag_error(d, DIAG_IO, (SrcPos){0}, "error writing '%s': %s", ch->csv_path,
                  dr_strerror(errno, buf, sizeof buf));

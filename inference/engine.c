@@ -1,10 +1,13 @@
-/* engine.c — the list of engines and the selector that picks one per program
- * from the IR's structural analysis and says why.
+/* engine.c — the list of engines, the common options of every run and the
+ * registry over every engine's option tables, and the selector that picks an
+ * engine per program from the IR's structural analysis and says why.
  *
- * The selector is a table of rules tried in order; the first whose predicate
- * holds wins.  Engines added later (NUTS for fixed-structure continuous
- * programs, SMC for sequential observations) slot in as rows above the
- * catch-all "mh" row. */
+ * Whether an engine can run a program is decided by its traits
+ * (engine_fits); the selector's rules are preferences among the engines that
+ * can.  Adding an engine: its file (EngineVT with traits and option tables)
+ * and one entry in `engines` below. */
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,24 +19,147 @@ static const EngineVT *const engines[] = {&engine_prior, &engine_is, &engine_mh,
 
 const EngineVT *const *engine_all(void) { return engines; }
 
+/* The driver's options, which every engine takes (engines without warmup or
+ * a log density ignore warmup, init and no-jit). */
+static const OptSpec common_options[] = {
+    {.name = "chains", .type = OPT_INT, .def = "4", .ilo = 1, .ihi = 1024, .arg = "N",
+     .help = "independent chains"},
+    {.name = "draws", .type = OPT_INT, .def = "1000", .ilo = 1, .ihi = 100000000, .arg = "N",
+     .help = "kept draws per chain"},
+    {.name = "warmup", .type = OPT_INT, .def = "1000", .ilo = 0, .ihi = 100000000, .arg = "N",
+     .help = "warmup iterations per chain (engines without warmup ignore it)"},
+    {.name = "thin", .type = OPT_INT, .def = "1", .ilo = 1, .ihi = 1000000, .arg = "N",
+     .help = "keep every N-th draw"},
+    {.name = "seed", .type = OPT_INT, .def = "1", .ilo = 0, .ihi = INT64_MAX, .arg = "N",
+     .help = "random seed; the same seed gives the same output bit for bit (whatever the "
+             "thread count)"},
+    {.name = "threads", .type = OPT_INT, .def = "0", .ilo = 0, .ihi = 1024, .arg = "N",
+     .help = "worker threads (0: ppl_config.threads, by default the CPUs): chains run in "
+             "min(N, chains) threads, and particle engines advance each chain's particles in "
+             "max(1, N / chains); the output does not depend on N"},
+    {.name = "init", .type = OPT_REAL, .def = "2", .rlo = 0, .rhi = INFINITY, .arg = "R",
+     .help = "gradient-based engines: initial values uniform(-R, R) on the unconstrained "
+             "scale, 0 starts at 0 (CmdStan's init=R)"},
+    {.name = "no-jit", .type = OPT_BOOL, .def = "false",
+     .help = "gradient-based engines: interpret the log density instead of compiling it with "
+             "LLVM (the summary's 'backend:' line says which ran)"},
+    OPT_END,
+};
+
+const OptSpec *engine_common_options(void) { return common_options; }
+
+int engine_options(const EngineVT *e, const OptSpec **out, int max) {
+  int n = 0;
+  if (!e) {
+    for (const OptSpec *s = common_options; s->name; s++, n++)
+      if (n < max) out[n] = s;
+    return n;
+  }
+  for (int t = 0; t < 2; t++)
+    for (const OptSpec *s = e->options[t]; s && s->name; s++, n++)
+      if (n < max) out[n] = s;
+  return n;
+}
+
+static const OptSpec *find_in(const EngineVT *e, const char *name) {
+  const OptSpec *buf[64];
+  int n = engine_options(e, buf, 64);
+  for (int k = 0; k < n && k < 64; k++)
+    if (!strcmp(buf[k]->name, name)) return buf[k];
+  return NULL;
+}
+
+const OptSpec *engine_option_find(const char *name) {
+  if (!name) return NULL;
+  const OptSpec *s = find_in(NULL, name);
+  for (int i = 0; !s && engines[i]; i++) s = find_in(engines[i], name);
+  return s;
+}
+
+bool engine_option_applies(const EngineVT *e, const char *name) {
+  return find_in(NULL, name) || (e && find_in(e, name));
+}
+
+const char *engine_option_users(const char *name) {
+  const char *t = "";
+  for (int i = 0; engines[i]; i++)
+    if (find_in(engines[i], name)) t = gc_printf("%s%s%s", t, *t ? ", " : "", engines[i]->name);
+  return t;
+}
+
+const char *engine_option_suggest(const char *name) {
+  const char *best = NULL;
+  int bd = 1 << 30;
+  for (int i = -1; i < 0 || engines[i]; i++) {
+    const OptSpec *buf[64];
+    int n = engine_options(i < 0 ? NULL : engines[i], buf, 64);
+    for (int k = 0; k < n && k < 64; k++) {
+      int dist = opt_distance(name, buf[k]->name);
+      if (dist < bd) bd = dist, best = buf[k]->name;
+    }
+  }
+  /* a typo, not another word: at most 2 edits, and fewer than a third of the name */
+  size_t len = strlen(name);
+  return best && bd <= 2 && (size_t)bd * 3 <= len ? best : NULL;
+}
+
+const char *engine_option_unknown(const char *name) {
+  const char *near = engine_option_suggest(name);
+  return near ? gc_printf("unknown option '--%s' (did you mean '--%s'?)", name, near)
+              : gc_printf("unknown option '--%s'", name);
+}
+
 void engine_opts_default(EngineOpts *o) {
   memset(o, 0, sizeof *o);
-  o->chains = 4;
-  o->draws = 1000;
-  o->warmup = 1000;
-  o->thin = 1;
-  o->seed = 1;
-  o->metric = METRIC_DIAG;
-  o->max_depth = 10;
-  o->adapt_delta = 0.8;
-  o->stepsize = 1;
-  o->int_time = 6.283185307179586;
-  o->init_radius = 2;
-  o->particles = 1000;
-  o->resample = RESAMPLE_SYSTEMATIC;
-  o->ess_threshold = 0.5;
-  o->rejuvenate = 0;
+  Diag d;
+  diag_init(&d);
+  for (const OptSpec *s = common_options; s->name; s++) engine_opts_set(o, s->name, s->def, &d);
 }
+
+bool engine_opts_set(EngineOpts *o, const char *name, const char *value, Diag *d) {
+  const OptSpec *s = name ? engine_option_find(name) : NULL;
+  if (!s) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "%s", engine_option_unknown(name ? name : ""));
+    return false;
+  }
+  OptValue v;
+  char err[256];
+  if (!opt_parse(s, value, &v, err, sizeof err)) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "%s", err);
+    return false;
+  }
+  engine_opts_put(o, s, v);
+  return true;
+}
+
+void engine_opts_put(EngineOpts *o, const OptSpec *s, OptValue v) {
+  const char *name = s->name;
+  if (find_in(NULL, name) == s) {
+    if (!strcmp(name, "chains")) o->chains = (int)v.i;
+    else if (!strcmp(name, "draws")) o->draws = (int)v.i;
+    else if (!strcmp(name, "warmup")) o->warmup = (int)v.i;
+    else if (!strcmp(name, "thin")) o->thin = (int)v.i;
+    else if (!strcmp(name, "seed")) o->seed = (uint64_t)v.i;
+    else if (!strcmp(name, "threads")) o->threads = (int)v.i;
+    else if (!strcmp(name, "init")) o->init_radius = v.r;
+    else if (!strcmp(name, "no-jit")) o->no_jit = v.i != 0;
+    return;
+  }
+  if (!o->set) o->set = opt_set_new();
+  opt_set_put(o->set, s, v);
+}
+
+static OptValue get(const EngineOpts *o, const char *name) {
+  const OptValue *v = opt_set_get(o ? o->set : NULL, name);
+  if (v) return *v;
+  const OptSpec *s = engine_option_find(name);
+  return s ? opt_default(s) : (OptValue){0};
+}
+
+int64_t engine_opt_int(const EngineOpts *o, const char *name) { return get(o, name).i; }
+double engine_opt_real(const EngineOpts *o, const char *name) { return get(o, name).r; }
+bool engine_opt_bool(const EngineOpts *o, const char *name) { return get(o, name).i != 0; }
+int engine_opt_enum(const EngineOpts *o, const char *name) { return (int)get(o, name).i; }
 
 const EngineVT *engine_lookup(const char *name) {
   if (!name) return NULL;
@@ -42,16 +168,37 @@ const EngineVT *engine_lookup(const char *name) {
   return NULL;
 }
 
+/* ---- what an engine can run ---- */
+
+bool engine_fits(const EngineVT *e, const IrAnalysis *a, const char **why_not) {
+  const IrLatentInfo *other = NULL; /* the first discrete or string latent */
+  for (int i = 0; i < a->nlatents && !other; i++)
+    if (a->latents[i].kind != LK_CONTINUOUS) other = &a->latents[i];
+  const char *why = NULL;
+  if ((e->traits & ENGINE_GRADIENT) && a->nlatents == 0)
+    why = "it needs a latent variable and the program has none (use --engine prior)";
+  else if ((e->traits & (ENGINE_GRADIENT | ENGINE_DISCRETE)) != ENGINE_DISCRETE && other)
+    why = gc_printf("it needs every latent continuous, and '%s' is %s", other->name,
+                    other->kind == LK_STRING ? "a string" : "discrete");
+  else if (!(e->traits & ENGINE_DYNAMIC) && !a->fixed_structure)
+    why = gc_printf("it needs a fixed structure (%s)",
+                    a->dynamic_reason ? a->dynamic_reason : "the latents change between runs");
+  if (why_not) *why_not = why;
+  return why == NULL;
+}
+
 /* ---- selection rules ---- */
 
+/* The rules are preferences tried in order among the engines that fit the
+ * program (engine_fits): the first whose engine fits and whose predicate
+ * holds (NULL: always) wins. */
 typedef struct SelectRule {
   const char *engine;
-  bool (*fits)(const IrAnalysis *a);
+  bool (*prefers)(const IrAnalysis *a);
   char *(*why)(const IrAnalysis *a); /* the text after "name — " */
 } SelectRule;
 
 static bool no_latents(const IrAnalysis *a) { return a->nlatents == 0; }
-static bool any_program(const IrAnalysis *a) { return true; }
 
 static char *why_prior(const IrAnalysis *a) {
   return gc_strdup("the program has no latent variables");
@@ -89,7 +236,7 @@ static char *why_mh(const IrAnalysis *a) {
  * from one observation to the next.  Not when some latent is drawn once
  * outside every loop (a static parameter): without rejuvenation moves the
  * particles would keep only a few of its initial values. */
-static bool smc_fits(const IrAnalysis *a) {
+static bool smc_prefers(const IrAnalysis *a) {
   if (!a->interleaved_observations || (!a->has_discrete && a->fixed_structure)) return false;
   for (int i = 0; i < a->nlatents; i++)
     if (!a->latents[i].in_loop && !a->latents[i].in_function) return false;
@@ -104,12 +251,8 @@ static char *why_smc(const IrAnalysis *a) {
                    a->fixed_structure ? "fixed" : "dynamic");
 }
 
-/* Every latent continuous and the set of latents fixed: the log density on the
- * unconstrained vector exists and has a gradient, so NUTS applies. */
-static bool nuts_fits(const IrAnalysis *a) {
-  return a->fixed_structure && a->all_continuous && a->nlatents > 0;
-}
-
+/* Whenever the gradient-based sampler fits (its traits: every latent
+ * continuous, the set of latents fixed), it is preferred. */
 static char *why_nuts(const IrAnalysis *a) {
   return gc_printf("%s, fixed structure: gradient-based no-U-turn sampler with Stan's warmup",
                    describe_latents(a));
@@ -117,15 +260,15 @@ static char *why_nuts(const IrAnalysis *a) {
 
 static const SelectRule rules[] = {
     {"prior", no_latents, why_prior},
-    {"nuts", nuts_fits, why_nuts},
-    {"smc", smc_fits, why_smc},
-    {"mh", any_program, why_mh},
+    {"nuts", NULL, why_nuts},
+    {"smc", smc_prefers, why_smc},
+    {"mh", NULL, why_mh},
 };
 
 const EngineVT *engine_select(const IrAnalysis *a, const char **why) {
   for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
     const EngineVT *e = engine_lookup(rules[i].engine);
-    if (!e || !rules[i].fits(a)) continue;
+    if (!e || !engine_fits(e, a, NULL) || (rules[i].prefers && !rules[i].prefers(a))) continue;
     if (why) *why = gc_printf("%s — %s", e->name, rules[i].why(a));
     return e;
   }

@@ -1,4 +1,5 @@
-/* engine.h — the interface every inference engine implements, and the selector.
+/* engine.h — the interface every inference engine implements (with its
+ * traits and option tables), the registry of options, and the selector.
  *
  * An engine is a kernel over an explicit state: init / step / free.  The state
  * holds the engine's Rng (seeded from the run seed and the chain number), so a
@@ -10,7 +11,12 @@
 #define PPL_ENGINE_H
 
 #include "../ir/interp.h"
+#include "options.h"
 
+/* The options of one run.  The common options of every engine (the driver's:
+ * chains, draws, ...; the table `engine_common_options`) are fields; an
+ * engine's own options (its EngineVT.options tables) are in `set` and read
+ * with the engine_opt_* getters, so adding an engine adds no field here. */
 typedef struct EngineOpts {
   int chains;       /* independent chains (default 4; 1 for prior) */
   int draws;        /* kept draws per chain (default 1000) */
@@ -18,38 +24,46 @@ typedef struct EngineOpts {
                        warmup ignore it) */
   int thin;         /* keep every thin-th draw (default 1) */
   uint64_t seed;
-
-  /* gradient-based engines (nuts, hmc) */
-  int metric;          /* METRIC_DIAG (default), METRIC_DENSE, METRIC_UNIT */
-  int max_depth;       /* NUTS tree depth limit (default 10) */
-  double adapt_delta;  /* target acceptance statistic (default 0.8) */
-  double stepsize;     /* initial step size (default 1) */
-  double int_time;     /* static HMC integration time (default 2 pi) */
-  double stepsize_jitter; /* each transition's step size is the nominal one times
-                             uniform(1 - j, 1 + j), j in [0, 1] (default 0) */
-  double init_radius;  /* initial unconstrained values uniform(-R, R) (default 2;
-                          0 = every coordinate 0), as CmdStan's init=R */
-
-  /* particle engines (smc, pgibbs) */
-  int particles;       /* default 1000 */
-  int resample;        /* RESAMPLE_SYSTEMATIC (default), _MULTINOMIAL, _STRATIFIED, _RESIDUAL */
-  double ess_threshold;/* resample when ESS / N falls below this (default 0.5) */
-  int rejuvenate;      /* MH moves per particle after each resampling (default 0) */
   int threads;         /* the run's worker-thread budget (DriverOpts.threads; 0 =
                           number of CPUs): particle engines advance each chain's
                           particles in max(1, threads / chains) threads */
-  bool ancestor_sampling; /* pgibbs: resample the reference's ancestor (PGAS) */
-  bool no_jit;         /* gradient-based engines: interpret the log density even
-                          where the LLVM JIT could compile it */
+  double init_radius;  /* initial unconstrained values uniform(-R, R) (default 2;
+                          0 = every coordinate 0), as CmdStan's init=R */
+  bool no_jit;         /* interpret the log density even where the LLVM JIT
+                          could compile it */
+  OptSet *set;         /* the engine's own options given for this run; NULL or
+                          missing = the tables' defaults */
 } EngineOpts;
 
 enum { METRIC_DIAG = 0, METRIC_DENSE, METRIC_UNIT };
 enum { RESAMPLE_SYSTEMATIC = 0, RESAMPLE_MULTINOMIAL, RESAMPLE_STRATIFIED, RESAMPLE_RESIDUAL };
 
-/* Defaults for every field (chains 4, draws 1000, warmup 1000, thin 1, seed 1, ...). */
+/* The common options' defaults (chains 4, draws 1000, warmup 1000, thin 1,
+ * seed 1, ...: the table's), and no engine options set. */
 void engine_opts_default(EngineOpts *o);
 
+/* Set an option by name from text, validated against its table entry: a
+ * common one sets its field, an engine's goes to o->set (made on first use).
+ * DIAG_USAGE for an unknown name (with a suggestion) or a bad value.  For
+ * tests and benchmarks; whether an option applies to the run's engine is
+ * the caller's check (engine_option_applies; the API does it at ppl_run). */
+bool engine_opts_set(EngineOpts *o, const char *name, const char *value, Diag *d);
+
+/* Set the option of spec to v (already validated): a common one's field, or
+ * an engine's in o->set. */
+void engine_opts_put(EngineOpts *o, const OptSpec *spec, OptValue v);
+
+/* Engines read their own options with these (at init): the value in o->set,
+ * else the default of the table entry with that name.  One name has one entry
+ * in all the tables (test_options checks), so the default is well defined. */
+int64_t engine_opt_int(const EngineOpts *o, const char *name);
+double engine_opt_real(const EngineOpts *o, const char *name);
+bool engine_opt_bool(const EngineOpts *o, const char *name);
+int engine_opt_enum(const EngineOpts *o, const char *name);
+
 #define ENGINE_MAX_STATS 8
+
+struct CsvConfig; /* csv.h */
 
 /* One draw of one chain. */
 typedef struct Draw {
@@ -65,8 +79,15 @@ typedef struct EngineVT {
   const char *summary;     /* one line for --help and `ppl check` */
   int nstats;
   const char *stat_names[ENGINE_MAX_STATS]; /* CSV columns, e.g. "accept_stat__" */
-  bool weighted;           /* draws carry log_weight; log evidence is estimated */
-  bool uses_warmup;
+  /* Traits: what the engine needs and gives.  The selector, `ppl check` and
+     the API decide "can this engine run this program" from these. */
+  bool weighted;           /* gives evidence: draws carry log_weight; log
+                              evidence is estimated */
+  bool uses_warmup;        /* runs warmup iterations before the draws */
+  unsigned traits;         /* ENGINE_* flags below */
+  /* Its own options: up to two tables, each ending with OPT_END; a family's
+     shared table (hmc_options, particle_options) first.  NULL = none. */
+  const OptSpec *options[2];
   /* chain = 0..chains-1; the state must draw its randomness from
      rng_seed(seed, chain) streams only */
   void *(*init)(const Interp *in, const EngineOpts *o, int chain, Diag *d);
@@ -91,7 +112,42 @@ typedef struct EngineVT {
   /* After init: how the log density runs, for the summary ("LLVM JIT
      (compiled in 12 ms)", "interpreter (not compiled: ...)"); NULL = no line. */
   const char *(*backend)(void *state);
+  /* Before the files are opened: the engine's settings in CmdStan's CSV
+     header (nuts, hmc: "algorithm = hmc", the metric, the step size, ...). */
+  void (*csv_config)(const EngineOpts *o, struct CsvConfig *cfg);
 } EngineVT;
+
+enum {
+  ENGINE_GRADIENT = 1 << 0, /* needs the gradient: every latent continuous, a fixed
+                               structure and at least one latent */
+  ENGINE_DISCRETE = 1 << 1, /* accepts discrete (and string) latents */
+  ENGINE_DYNAMIC = 1 << 2,  /* accepts a structure that changes between runs */
+  ENGINE_IMPROPER = 1 << 3, /* never draws from the prior, so improper priors
+                               (flat()) are fine */
+};
+
+/* Whether e can run a program with this analysis, by its traits; if not,
+ * *why_not says why ("it needs every latent continuous, and 'k' is discrete"). */
+bool engine_fits(const EngineVT *e, const IrAnalysis *a, const char **why_not);
+
+/* ---- the option registry: the common table and every engine's tables ---- */
+
+/* The options of every run (chains, draws, warmup, thin, seed, threads,
+ * init, no-jit), ending with OPT_END. */
+const OptSpec *engine_common_options(void);
+/* The options of e (NULL: the common ones) in order into out[0..max);
+ * returns how many there are. */
+int engine_options(const EngineVT *e, const OptSpec **out, int max);
+/* The entry named name among the common options and every engine's, or NULL. */
+const OptSpec *engine_option_find(const char *name);
+/* True if name is a common option or one of e's. */
+bool engine_option_applies(const EngineVT *e, const char *name);
+/* "smc, pgibbs": the engines that have option name ("" if none). */
+const char *engine_option_users(const char *name);
+/* The known option name closest to name, if close enough to be a typo; else NULL. */
+const char *engine_option_suggest(const char *name);
+/* "unknown option '--particle' (did you mean '--particles'?)" */
+const char *engine_option_unknown(const char *name);
 
 const EngineVT *engine_lookup(const char *name);
 /* NULL-terminated list of the engines this build has. */

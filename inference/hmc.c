@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "csv.h"
 #include "logdensity.h"
 #include "nuts.h"
 
@@ -119,8 +120,8 @@ static void *engine_init(const Interp *in, const EngineOpts *o, int chain, bool 
   e->in = in;
   e->chain = chain;
   e->nuts = nuts;
-  e->max_depth = o->max_depth > 0 ? o->max_depth : 10;
-  e->int_time = o->int_time > 0 ? o->int_time : 2 * M_PI;
+  e->max_depth = (int)engine_opt_int(o, "max-depth");
+  e->int_time = engine_opt_real(o, "int-time");
   rng_seed(&e->rng, o->seed, (uint64_t)chain);
   rng_seed(&e->out_rng, o->seed ^ 0x6e757473u, (uint64_t)chain);
   /* one log density for all chains, compiled once (unless --no-jit or the
@@ -217,6 +218,50 @@ static const char *engine_notes(void *state) {
                    (*div || *depth) && *tiny ? "; " : "", tiny);
 }
 
+/* ---- options ---- */
+
+static const char *const metrics[] = {"diag", "dense", "unit", NULL}; /* METRIC_* order */
+
+/* Shared by nuts and hmc. */
+static const OptSpec hmc_options[] = {
+    {.name = "metric", .type = OPT_ENUM, .def = "diag", .choices = metrics, .arg = "KIND",
+     .help = "the mass matrix adapted during warmup (unit: the identity, fixed)"},
+    {.name = "adapt-delta", .type = OPT_REAL, .def = "0.8", .rlo = 1e-6, .rhi = 1 - 1e-9,
+     .arg = "X", .help = "target acceptance statistic of the step-size adaptation"},
+    {.name = "stepsize", .type = OPT_REAL, .def = "1", .rlo = 0, .rlo_open = true,
+     .rhi = INFINITY, .arg = "X", .help = "initial step size, where the warmup's step-size search starts (CmdStan's stepsize)"},
+    {.name = "stepsize-jitter", .type = OPT_REAL, .def = "0", .rlo = 0, .rhi = 1, .arg = "X",
+     .help = "each transition's step size times uniform(1-X, 1+X) (CmdStan's stepsize_jitter)"},
+    {.name = "max-depth", .type = OPT_INT, .def = "10", .ilo = 1, .ihi = 30, .arg = "N",
+     .help = "tree depth limit: at most 2^N - 1 leapfrog steps per transition (hmc: a "
+             "trajectory is cut at 2^N steps)"},
+    OPT_END,
+};
+
+static const OptSpec static_options[] = {
+    {.name = "int-time", .type = OPT_REAL, .def = "6.283185307179586", .rlo = 0,
+     .rlo_open = true, .rhi = INFINITY, .arg = "X",
+     .help = "integration time of each transition (2 pi; CmdStan's int_time)"},
+    OPT_END,
+};
+
+/* The sampler settings CmdStan writes for its HMC engines, so readers that
+ * look for "algorithm = hmc" and the metric find them. */
+static void csv_config(const EngineOpts *o, CsvConfig *cfg, bool nuts) {
+  static const char *const cmdstan_metrics[] = {"diag_e", "dense_e", "unit_e"};
+  cfg->hmc_engine = nuts ? "nuts" : "static";
+  cfg->metric = cmdstan_metrics[engine_opt_enum(o, "metric")];
+  cfg->max_depth = (int)engine_opt_int(o, "max-depth");
+  cfg->int_time = engine_opt_real(o, "int-time");
+  cfg->stepsize = engine_opt_real(o, "stepsize");
+  cfg->stepsize_jitter = engine_opt_real(o, "stepsize-jitter");
+  cfg->adapt_engaged = o->warmup > 0;
+  cfg->adapt_delta = engine_opt_real(o, "adapt-delta");
+}
+
+static void nuts_csv_config(const EngineOpts *o, CsvConfig *cfg) { csv_config(o, cfg, true); }
+static void static_csv_config(const EngineOpts *o, CsvConfig *cfg) { csv_config(o, cfg, false); }
+
 const EngineVT engine_nuts = {
     .name = "nuts",
     .summary = "no-U-turn sampler (Stan's multinomial NUTS with windowed warmup); "
@@ -226,6 +271,9 @@ const EngineVT engine_nuts = {
                    "energy__"},
     .weighted = false,
     .uses_warmup = true,
+    .traits = ENGINE_GRADIENT | ENGINE_IMPROPER,
+    .options = {hmc_options},
+    .csv_config = nuts_csv_config,
     .init = nuts_init,
     .step = engine_step,
     .free = engine_free,
@@ -242,6 +290,9 @@ const EngineVT engine_hmc = {
     .stat_names = {"accept_stat__", "stepsize__", "int_time__", "energy__"},
     .weighted = false,
     .uses_warmup = true,
+    .traits = ENGINE_GRADIENT | ENGINE_IMPROPER,
+    .options = {hmc_options, static_options},
+    .csv_config = static_csv_config,
     .init = static_init,
     .step = engine_step,
     .free = engine_free,

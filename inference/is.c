@@ -38,6 +38,7 @@ const EngineVT engine_is = {
     .stat_names = {"log_weight__"},
     .weighted = true,
     .uses_warmup = false,
+    .traits = ENGINE_DISCRETE | ENGINE_DYNAMIC,
     .init = is_init,
     .step = is_step,
     .free = is_free,

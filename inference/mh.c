@@ -434,6 +434,7 @@ const EngineVT engine_mh = {
     .stat_names = {"accept_stat__"},
     .weighted = false,
     .uses_warmup = true,
+    .traits = ENGINE_DISCRETE | ENGINE_DYNAMIC | ENGINE_IMPROPER,
     .init = mh_init,
     .step = mh_step,
     .free = mh_free,

@@ -404,11 +404,12 @@ Hmc *hmc_new(size_t dim, HmcDensityFn fn, void *ctx, const EngineOpts *o, bool n
   h->ctx = ctx;
   h->rng = rng;
   h->nuts = nuts;
-  h->metric = o->metric;
-  h->max_depth = o->max_depth > 0 ? o->max_depth : 10;
-  h->int_time = o->int_time > 0 ? o->int_time : 2 * M_PI;
-  h->eps = o->stepsize > 0 ? o->stepsize : 1;
-  h->jitter = o->stepsize_jitter > 0 && o->stepsize_jitter <= 1 ? o->stepsize_jitter : 0;
+  /* the values were validated against hmc.c's tables when they were set */
+  h->metric = engine_opt_enum(o, "metric");
+  h->max_depth = (int)engine_opt_int(o, "max-depth");
+  h->int_time = engine_opt_real(o, "int-time");
+  h->eps = engine_opt_real(o, "stepsize");
+  h->jitter = engine_opt_real(o, "stepsize-jitter");
   bool dense = h->metric == METRIC_DENSE;
   h->inv = vec_new(dense ? n * n : n);
   for (size_t i = 0; i < n; i++) h->inv[dense ? i * n + i : i] = 1;
@@ -439,7 +440,7 @@ Hmc *hmc_new(size_t dim, HmcDensityFn fn, void *ctx, const EngineOpts *o, bool n
   }
   h->warmup_total = o->warmup;
   h->adapting = o->warmup > 0;
-  da_init(&h->da, o->adapt_delta > 0 && o->adapt_delta < 1 ? o->adapt_delta : 0.8);
+  da_init(&h->da, engine_opt_real(o, "adapt-delta"));
   da_set_mu(&h->da, log(10 * h->eps));
   if (h->metric != METRIC_UNIT) madapt_init(&h->ma, n, dense, o->warmup);
   /* as CmdStan: the step-size search belongs to adaptation; without warmup

@@ -29,12 +29,12 @@ typedef struct HmcStats {
 
 typedef struct Hmc Hmc;
 
-/* A sampler at q0, whose log density and gradient must be finite.  Uses
- * o->metric, max_depth, adapt_delta, stepsize, stepsize_jitter, int_time and
- * warmup (the number of warmup transitions that will be requested: the window
+/* A sampler at q0, whose log density and gradient must be finite.  Uses the
+ * options metric, max-depth, adapt-delta, stepsize, stepsize-jitter and
+ * int-time (hmc.c's tables, read with engine_opt_*) and o->warmup (the number of warmup transitions that will be requested: the window
  * schedule depends on it).  rng is used for every random choice and must
  * outlive the sampler.  Performs Stan's initial step-size search when
- * warmup > 0 (without warmup o->stepsize is used as given, as CmdStan does).
+ * warmup > 0 (without warmup the stepsize option is used as given, as CmdStan does).
  * NULL + d on failure. */
 Hmc *hmc_new(size_t dim, HmcDensityFn fn, void *ctx, const EngineOpts *o, bool nuts, Rng *rng,
              const double *q0, Diag *d);

@@ -94,6 +94,8 @@ typedef struct PgState {
   const Interp *in;
   const IrProgram *prog;
   int chain, N;
+  double ess_threshold;   /* the options, read once */
+  bool ancestor_sampling;
   Rng rng;
   EngineOpts o;
   uint64_t model_seed;
@@ -484,7 +486,7 @@ static void pg_ancestors(PgState *s) {
 
 static bool pg_resample(PgState *s, Diag *d) {
   int N = s->N, a0 = 0;
-  if (s->o.ancestor_sampling && !pg_ref_ancestor(s, &a0, d)) return false;
+  if (s->ancestor_sampling && !pg_ref_ancestor(s, &a0, d)) return false;
   pg_ancestors(s);
   uint64_t seed = rng_u64(&s->rng);
   s->q[0] = s->p[a0];
@@ -508,7 +510,7 @@ static bool pg_resample(PgState *s, Diag *d) {
 /* Conditional SMC given the statics; replaces the reference. */
 static bool pg_csmc(PgState *s, Diag *d) {
   int N = s->N;
-  if (s->o.ancestor_sampling && !pg_index_ref(s, d)) return false;
+  if (s->ancestor_sampling && !pg_index_ref(s, d)) return false;
   s->statics = pg_statics(s->ref);
   uint64_t seed = rng_u64(&s->rng);
   for (int i = 0; i < N; i++) {
@@ -527,7 +529,7 @@ static bool pg_csmc(PgState *s, Diag *d) {
     }
     resample_normalise(N, s->lw, s->w);
     if (alive == 0) break;
-    if (resample_ess(N, s->w) < s->o.ess_threshold * N && !pg_resample(s, d)) return false;
+    if (resample_ess(N, s->w) < s->ess_threshold * N && !pg_resample(s, d)) return false;
   }
   /* the new reference, by final weight */
   double u = rng_uniform(&s->rng), c = 0;
@@ -545,16 +547,14 @@ static bool pg_csmc(PgState *s, Diag *d) {
 }
 
 static void *pg_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
-  if (o->particles < 1 || !(o->ess_threshold >= 0 && o->ess_threshold <= 1)) {
-    diag_error(d, DIAG_USAGE, (SrcPos){0},
-               "pgibbs needs --particles >= 1 and --ess-threshold in [0, 1]");
-    return NULL;
-  }
+  /* the options were validated against the tables when they were set */
   PgState *s = gc_alloc(sizeof(PgState));
   s->in = in;
   s->prog = interp_program(in);
   s->chain = chain;
-  s->N = o->particles;
+  s->N = (int)engine_opt_int(o, "particles");
+  s->ess_threshold = engine_opt_real(o, "ess-threshold");
+  s->ancestor_sampling = engine_opt_bool(o, "ancestor-sampling");
   s->o = *o;
   rng_seed(&s->rng, o->seed, (uint64_t)chain);
   s->model_seed = o->seed ^ 0x7067u;
@@ -572,7 +572,7 @@ static void *pg_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) 
   s->workers = pool_particle_workers(o);
   if (s->workers > s->N) s->workers = s->N;
   s->wk = gc_alloc(sizeof(PgWorker) * (size_t)s->workers);
-  if (o->ancestor_sampling) s->relevant = pg_relevant(s->prog);
+  if (s->ancestor_sampling) s->relevant = pg_relevant(s->prog);
   char reason[sizeof d->msg] = "";
   for (int tries = 0; tries < PG_INIT_TRIES; tries++) {
     TraceHandler th;
@@ -636,7 +636,7 @@ static bool pg_step(void *state, bool warmup, Draw *out, Diag *d) {
 
 static const char *pg_notes(void *state) {
   PgState *s = state;
-  const char *as = s->o.ancestor_sampling
+  const char *as = s->ancestor_sampling
                        ? gc_printf("; ancestor sampling: %ld draws, %.0f%% moved the reference",
                                    s->as_draws,
                                    s->as_draws ? 100.0 * (double)s->as_moved / (double)s->as_draws
@@ -652,6 +652,12 @@ static const char *pg_notes(void *state) {
 
 static void pg_free(void *state) { (void)state; /* GC memory */ }
 
+static const OptSpec pg_options[] = {
+    {.name = "ancestor-sampling", .type = OPT_BOOL, .def = "false",
+     .help = "resample the reference trajectory's ancestor at each step (PGAS)"},
+    OPT_END,
+};
+
 const EngineVT engine_pgibbs = {
     .name = "pgibbs",
     .summary = "particle Gibbs: conditional SMC over the latents, MH on the static parameters",
@@ -659,6 +665,8 @@ const EngineVT engine_pgibbs = {
     .stat_names = {"accept_stat__"},
     .weighted = false,
     .uses_warmup = true,
+    .traits = ENGINE_DISCRETE | ENGINE_DYNAMIC,
+    .options = {particle_options, pg_options},
     .init = pg_init,
     .step = pg_step,
     .free = pg_free,

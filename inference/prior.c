@@ -46,6 +46,7 @@ const EngineVT engine_prior = {
     .nstats = 0,
     .weighted = false,
     .uses_warmup = false,
+    .traits = ENGINE_DISCRETE | ENGINE_DYNAMIC,
     .init = prior_init,
     .step = prior_step,
     .free = prior_free,

@@ -23,16 +23,25 @@
 #include "../core/value.h"
 #include "engine.h"
 
-static const char *const names[] = {"systematic", "multinomial", "stratified", "residual"};
+const char *const resample_names[] = {"systematic", "multinomial", "stratified", "residual",
+                                      NULL};
+
+const OptSpec particle_options[] = {
+    {.name = "particles", .type = OPT_INT, .def = "1000", .ilo = 1, .ihi = 100000000, .arg = "N",
+     .help = "particles per chain"},
+    {.name = "ess-threshold", .type = OPT_REAL, .def = "0.5", .rlo = 0, .rhi = 1, .arg = "X",
+     .help = "resample when the effective sample size over N falls below X"},
+    OPT_END,
+};
 
 int resample_scheme(const char *s) {
   for (int i = 0; s && i < 4; i++)
-    if (strcmp(s, names[i]) == 0) return i;
+    if (strcmp(s, resample_names[i]) == 0) return i;
   return -1;
 }
 
 const char *resample_name(int scheme) {
-  return scheme >= 0 && scheme < 4 ? names[scheme] : "unknown";
+  return scheme >= 0 && scheme < 4 ? resample_names[scheme] : "unknown";
 }
 
 double resample_normalise(int n, const double *lw, double *w) {

@@ -17,8 +17,16 @@
 
 #include "../stdlib/rng.h"
 
+#include "options.h"
+
 struct EngineOpts;
 
+/* The options of every particle engine (particles, ess-threshold); smc and
+ * pgibbs list this table first in their EngineVT.options. */
+extern const OptSpec particle_options[];
+
+/* The schemes' names in RESAMPLE_* order, NULL-terminated. */
+extern const char *const resample_names[];
 /* The scheme named s ("systematic", ...) as RESAMPLE_* (engine.h); -1 if none. */
 int resample_scheme(const char *s);
 const char *resample_name(int scheme);

@@ -93,6 +93,8 @@ typedef struct SmcState {
   Rng rng;
   EngineOpts o;
   int N;
+  int scheme, rejuvenate; /* the options, read once */
+  double ess_threshold;
   uint64_t model_seed;
   bool has_gen;
   Particle *p, *q; /* population and resampling scratch */
@@ -225,7 +227,7 @@ static bool smc_rejuvenate(SmcState *s, Particle *p, Diag *d) {
   Trace *t = smc_trace(p);
   InterpState *st = p->st;
   bool done = p->done, moved = false;
-  for (int k = 0; k < s->o.rejuvenate; k++) {
+  for (int k = 0; k < s->rejuvenate; k++) {
     bool acc;
     if (!mh_mover_move(s->mover, &t, &st, done ? 0 : p->events, &done, &acc, d)) return false;
     s->moves++;
@@ -267,7 +269,7 @@ static void smc_children_fn(void *ctx, int worker, int lo, int hi) {
 /* Replace the population by offspring of anc[]. */
 static void smc_resample(SmcState *s) {
   int N = s->N;
-  resample(s->o.resample, N, s->w, &s->rng, s->anc);
+  resample(s->scheme, N, s->w, &s->rng, s->anc);
   s->fork_seed = rng_u64(&s->rng);
   pool_run(s->pool, N, SMC_GRAIN, smc_children_fn, s);
   Particle *t = s->p;
@@ -309,11 +311,11 @@ static bool smc_run_pool(SmcState *s, Diag *d) {
     }
     double ess = resample_ess(N, s->w);
     if (ess < s->ess_min || s->ess_min < 0) s->ess_min = ess;
-    if (ess < s->o.ess_threshold * N) {
+    if (ess < s->ess_threshold * N) {
       logz += lz;
       smc_resample(s);
       stages++;
-      for (int i = 0; s->o.rejuvenate > 0 && i < N; i++)
+      for (int i = 0; s->rejuvenate > 0 && i < N; i++)
         if (!smc_rejuvenate(s, &s->p[i], d)) return false;
     }
   }
@@ -363,29 +365,16 @@ static bool smc_run(SmcState *s, Diag *d) {
 /* ---- the engine ---- */
 
 static void *smc_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
-  if (o->particles < 1) {
-    diag_error(d, DIAG_USAGE, (SrcPos){0}, "--particles must be at least 1 (got %d)", o->particles);
-    return NULL;
-  }
-  if (o->resample < 0 || o->resample > RESAMPLE_RESIDUAL) {
-    diag_error(d, DIAG_USAGE, (SrcPos){0}, "unknown resampling scheme %d", o->resample);
-    return NULL;
-  }
-  if (!(o->ess_threshold >= 0 && o->ess_threshold <= 1)) {
-    diag_error(d, DIAG_USAGE, (SrcPos){0}, "--ess-threshold must be in [0, 1] (got %g)",
-               o->ess_threshold);
-    return NULL;
-  }
-  if (o->rejuvenate < 0) {
-    diag_error(d, DIAG_USAGE, (SrcPos){0}, "--rejuvenate must not be negative");
-    return NULL;
-  }
+  /* the options were validated against the tables when they were set */
   SmcState *s = gc_alloc(sizeof(SmcState));
   s->in = in;
   s->prog = interp_program(in);
   s->chain = chain;
   s->o = *o;
-  s->N = o->particles;
+  s->N = (int)engine_opt_int(o, "particles");
+  s->scheme = engine_opt_enum(o, "resample");
+  s->rejuvenate = (int)engine_opt_int(o, "rejuvenate");
+  s->ess_threshold = engine_opt_real(o, "ess-threshold");
   rng_seed(&s->rng, o->seed, (uint64_t)chain);
   s->model_seed = o->seed ^ 0x736d63u;
   s->has_gen = s->prog->gen_b.n > 0;
@@ -405,7 +394,7 @@ static void *smc_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
     s->wk[k].scap = 64;
     s->wk[k].scratch = gc_alloc(sizeof(TraceChoice) * 64);
   }
-  if (o->rejuvenate > 0)
+  if (s->rejuvenate > 0)
     s->mover = mh_mover_new(in, s->model_seed, (uint64_t)chain, o->seed ^ 0x72656au, false);
   s->next = s->N; /* no run yet */
   s->logz_max = -INFINITY;
@@ -451,7 +440,7 @@ static const char *smc_notes(void *state) {
                    "events, %ld %s resamplings, min ESS %.1f%s%s; log evidence %.4f, "
                    "within-run SE %.4f (Lee–Whiteley%s)",
                    s->nruns, s->nruns == 1 ? "" : "s", s->N, s->events_max, s->resamplings,
-                   resample_name(s->o.resample), s->ess_min, moves,
+                   resample_name(s->scheme), s->ess_min, moves,
                    s->killed ? gc_printf(", %ld particles killed by runtime errors", s->killed)
                              : "",
                    s->logz_max + log(s->logz_sum / s->nruns), se,
@@ -460,6 +449,14 @@ static const char *smc_notes(void *state) {
 
 static void smc_free(void *state) { (void)state; /* GC memory */ }
 
+static const OptSpec smc_options[] = {
+    {.name = "resample", .type = OPT_ENUM, .def = "systematic", .choices = resample_names,
+     .arg = "SCHEME", .help = "the resampling scheme"},
+    {.name = "rejuvenate", .type = OPT_INT, .def = "0", .ilo = 0, .ihi = 1000000, .arg = "K",
+     .help = "single-site MH moves per particle after each resampling"},
+    OPT_END,
+};
+
 const EngineVT engine_smc = {
     .name = "smc",
     .summary = "sequential Monte Carlo (particle filter over executions), with log evidence",
@@ -467,6 +464,8 @@ const EngineVT engine_smc = {
     .stat_names = {"log_weight__"},
     .weighted = true,
     .uses_warmup = false,
+    .traits = ENGINE_DISCRETE | ENGINE_DYNAMIC,
+    .options = {particle_options, smc_options},
     .init = smc_init,
     .step = smc_step,
     .free = smc_free,

@@ -33,14 +33,22 @@ static char *tmp_path(const char *name) {
   return gc_printf("%s/ppl_test_nuts_%ld_%s", dir && *dir ? dir : "/tmp", (long)getpid(), name);
 }
 
+/* A sampler option by name, validated against hmc.c's tables. */
+static void set_opt(EngineOpts *o, const char *name, const char *value) {
+  Diag d;
+  diag_init(&d);
+  if (!engine_opts_set(o, name, value, &d)) tap_diag("set_opt: %s", d.msg);
+}
+
 /* int_time: static HMC's integration time, 0 for the default */
 static RunResult *drive_t(const Interp *in, const char *engine, int chains, int warmup, int draws,
                           uint64_t seed, int metric, double int_time, const char *csv, Diag *d) {
   DriverOpts o;
   driver_opts_default(&o);
   o.eng.chains = chains, o.eng.warmup = warmup, o.eng.draws = draws, o.eng.seed = seed;
-  o.eng.metric = metric;
-  if (int_time > 0) o.eng.int_time = int_time;
+  static const char *const metrics[] = {"diag", "dense", "unit"}; /* METRIC_* */
+  set_opt(&o.eng, "metric", metrics[metric]);
+  if (int_time > 0) set_opt(&o.eng, "int-time", gc_printf("%.17g", int_time));
   o.threads = 2;
   o.output_csv = csv;
   o.model_name = "test";
@@ -281,8 +289,9 @@ static void test_treedepth_notes(void) {
   if (!tap_ok(in != NULL, "treedepth model compiles")) return;
   DriverOpts o;
   driver_opts_default(&o);
-  o.eng.chains = 1, o.eng.warmup = 200, o.eng.draws = 200, o.eng.max_depth = 2;
-  o.eng.metric = METRIC_UNIT;
+  o.eng.chains = 1, o.eng.warmup = 200, o.eng.draws = 200;
+  set_opt(&o.eng, "max-depth", "2");
+  set_opt(&o.eng, "metric", "unit");
   RunResult *rr = NULL;
   diag_init(&d);
   bool ok = driver_run(in, engine_lookup("nuts"), &o, &rr, &d);
@@ -463,8 +472,8 @@ static void test_init_radius(void) {
   /* a start within 1e-9 of 0 and steps of 1e-12 stay within ~1e-9 of 0: the
      draw shows where the chain started */
   o.eng.init_radius = 1e-9;
-  o.eng.stepsize = 1e-12;
-  o.eng.int_time = 1e-11;
+  set_opt(&o.eng, "stepsize", "1e-12");
+  set_opt(&o.eng, "int-time", "1e-11");
   diag_init(&d);
   ok = driver_run(in, engine_lookup("hmc"), &o, &rr, &d);
   int col = ok ? rr_column_index(rr, "a") : -1;

@@ -110,11 +110,11 @@ static Run run(Gauss *t, const EngineOpts *o, bool nuts, const double *mean) {
       if (nuts) {
         long lo = (1L << s.treedepth) - 1, hi = (1L << (s.treedepth + 1)) - 1;
         if (s.n_leapfrog < lo || s.n_leapfrog > hi) r.leapfrog_bad++;
-        if (s.treedepth > o->max_depth) r.depth_over++;
+        if (s.treedepth > engine_opt_int(o, "max-depth")) r.depth_over++;
       }
       /* jitter j: the transition's step is the nominal one times
          uniform(1 - j, 1 + j); without it, exactly the nominal one */
-      double j = o->stepsize_jitter, e = hmc_stepsize(h);
+      double j = engine_opt_real(o, "stepsize-jitter"), e = hmc_stepsize(h);
       if (j == 0 ? s.stepsize != e : !(s.stepsize >= (1 - j) * e && s.stepsize <= (1 + j) * e))
         r.leapfrog_bad++;
       if (k == 0) r.step_min = r.step_max = s.stepsize;
@@ -154,12 +154,19 @@ static double check_moments(const Run *r, size_t i, double want_mean, double wan
   return s.ess_bulk;
 }
 
+/* A sampler option by name, validated against hmc.c's tables. */
+static void set_opt(EngineOpts *o, const char *name, const char *value) {
+  Diag d;
+  diag_init(&d);
+  if (!engine_opts_set(o, name, value, &d)) tap_diag("set_opt: %s", d.msg);
+}
+
 static EngineOpts opts(int chains, int warmup, int draws, uint64_t seed) {
   EngineOpts o;
   memset(&o, 0, sizeof o);
   o.chains = chains, o.warmup = warmup, o.draws = draws, o.seed = seed, o.thin = 1;
-  o.metric = METRIC_DIAG, o.max_depth = 10, o.adapt_delta = 0.8, o.stepsize = 1;
-  o.int_time = 2 * M_PI;
+  /* the sampler's own options (metric, max-depth, ...) keep their table defaults:
+     diag, 10, adapt-delta 0.8, stepsize 1, int-time 2 pi */
   return o;
 }
 
@@ -213,7 +220,7 @@ static void test_correlated_dense(void) {
   double prec[4] = {cov[3] / det, -cov[1] / det, -cov[2] / det, cov[0] / det};
   Gauss t = {.n = 2, .prec = prec, .wall = INFINITY};
   EngineOpts o = opts(4, 1000, 1000, 13);
-  o.metric = METRIC_DENSE;
+  set_opt(&o, "metric", "dense");
   Run r = run(&t, &o, true, NULL);
   double e0 = check_moments(&r, 0, 0, cov[0], "correlated dense", false);
   double e1 = check_moments(&r, 1, 0, cov[3], "correlated dense", false);
@@ -224,7 +231,7 @@ static void test_correlated_dense(void) {
   tap_ok(close, "correlated dense: inverse metric [%.2f %.2f; %.2f %.2f] near the covariance",
          inv[0], inv[1], inv[2], inv[3]);
   /* the same target with the diagonal metric is still right, just slower */
-  o.metric = METRIC_DIAG;
+  set_opt(&o, "metric", "diag");
   o.seed = 14;
   Run r2 = run(&t, &o, true, NULL);
   check_moments(&r2, 1, 0, cov[3], "correlated diag", false);
@@ -259,8 +266,8 @@ static void test_unit_and_depth(void) {
   double sd[2] = {10, 0.1};
   Gauss t = {.n = 2, .sd = sd, .wall = INFINITY};
   EngineOpts o = opts(1, 200, 300, 17);
-  o.metric = METRIC_UNIT;
-  o.max_depth = 3;
+  set_opt(&o, "metric", "unit");
+  set_opt(&o, "max-depth", "3");
   Run r = run(&t, &o, true, NULL);
   tap_ok(r.depth_over == 0 && r.leapfrog_bad == 0, "unit metric, max depth 3: depth never exceeds 3");
   tap_ok(r.inv[0][0] == 1 && r.inv[0][1] == 1, "unit metric stays unit");
@@ -286,14 +293,14 @@ static void test_jitter(void) {
   double sd[2] = {1, 3};
   Gauss t = {.n = 2, .sd = sd, .wall = INFINITY};
   EngineOpts o = opts(4, 500, 1000, 21);
-  o.stepsize_jitter = 0.5;
+  set_opt(&o, "stepsize-jitter", "0.5");
   Run r = run(&t, &o, true, NULL);
   check_moments(&r, 0, 0, 1, "jitter 0.5", false);
   check_moments(&r, 1, 0, 9, "jitter 0.5", false);
   tap_ok(r.leapfrog_bad == 0, "jitter 0.5: every step within [0.5, 1.5] x the nominal one");
   tap_ok(r.step_max / r.step_min > 2, "jitter 0.5: the steps spread (%.3g to %.3g)", r.step_min,
          r.step_max);
-  o.stepsize_jitter = 0;
+  set_opt(&o, "stepsize-jitter", "0");
   Run r0 = run(&t, &o, true, NULL);
   tap_ok(r0.step_min == r0.step_max, "no jitter: one step size after warmup");
 }
@@ -304,7 +311,7 @@ static void test_no_warmup_stepsize(void) {
   double sd[1] = {1};
   Gauss t = {.n = 1, .sd = sd, .wall = INFINITY};
   EngineOpts o = opts(1, 0, 20, 22);
-  o.stepsize = 0.0123;
+  set_opt(&o, "stepsize", "0.0123");
   Run r = run(&t, &o, true, NULL);
   tap_ok(r.step_min == 0.0123 && r.step_max == 0.0123 && r.eps[0] == 0.0123,
          "warmup 0: stepsize__ is --stepsize throughout (%g to %g)", r.step_min, r.step_max);
@@ -331,7 +338,7 @@ static void test_adaptation_text(void) {
   snprintf(want, sizeof want, "Adaptation terminated\nStep size = %g\nDiagonal elements of inverse mass matrix:\n%g, %g",
            hmc_stepsize(h), hmc_inv_metric(h)[0], hmc_inv_metric(h)[1]);
   tap_streq(info, want, "adaptation lines, diagonal metric");
-  o.metric = METRIC_DENSE;
+  set_opt(&o, "metric", "dense");
   h = hmc_new(2, gauss_fn, &t, &o, true, &rng, q0, &d);
   for (int i = 0; i < 100; i++) hmc_transition(h, true, &s, &d);
   const double *m = hmc_inv_metric(h);

@@ -20,6 +20,13 @@
 #include "smc_reference.h"
 #include "test_engines_util.h"
 
+/* An engine option by name, as the API and CLI set it (validated). */
+static void set_opt(EngineOpts *o, const char *name, const char *value) {
+  Diag d;
+  diag_init(&d);
+  if (!engine_opts_set(o, name, value, &d)) tap_diag("set_opt: %s", d.msg);
+}
+
 static const char *dyn_src =
     "data { int K; int y[K]; }\n"
     "model {\n"
@@ -163,9 +170,10 @@ static void test_dynamic(void) {
   for (int k = 0; k < 4; k++) {
     EngineOpts o;
     engine_opts_default(&o);
-    o.particles = o.draws = 500;
-    o.resample = schemes[k];
-    o.ess_threshold = k == 1 ? 1.0 : 0.7; /* multinomial: resample at every event */
+    o.draws = 500;
+    set_opt(&o, "particles", "500");
+    set_opt(&o, "resample", resample_name(schemes[k]));
+    set_opt(&o, "ess-threshold", k == 1 ? "1" : "0.7"); /* multinomial: resample at every event */
     o.seed = 11 + (uint64_t)k;
     Runs rs;
     char what[64];
@@ -191,9 +199,10 @@ static void test_within_run_se(void) {
   if (!in) return;
   EngineOpts o;
   engine_opts_default(&o);
-  o.particles = o.draws = 100;
-  o.resample = RESAMPLE_MULTINOMIAL;
-  o.ess_threshold = 1.0;
+  o.draws = 100;
+  set_opt(&o, "particles", "100");
+  set_opt(&o, "resample", "multinomial");
+  set_opt(&o, "ess-threshold", "1");
   o.seed = 8;
   Runs rs;
   int R = 200;
@@ -220,7 +229,7 @@ static void test_geometric(void) {
   if (!tap_ok(in != NULL, "geo: compiles")) return;
   EngineOpts o;
   engine_opts_default(&o);
-  o.particles = 1000;
+  set_opt(&o, "particles", "1000");
   o.draws = 2000; /* two runs per chain */
   o.seed = 5;
   Runs rs;
@@ -259,13 +268,14 @@ static void test_resample_move(void) {
   if (!tap_ok(in != NULL, "seq: compiles")) return;
   EngineOpts o;
   engine_opts_default(&o);
-  o.particles = o.draws = 400;
-  o.ess_threshold = 0.8;
+  o.draws = 400;
+  set_opt(&o, "particles", "400");
+  set_opt(&o, "ess-threshold", "0.8");
   o.seed = 3;
   Runs plain, moved;
   if (!tap_ok(run_smc(in, &o, 1, "mu", &plain, &d), "seq without moves: runs (%s)", d.msg))
     return;
-  o.rejuvenate = 3;
+  set_opt(&o, "rejuvenate", "3");
   if (!tap_ok(run_smc(in, &o, 16, "mu", &moved, &d), "seq with --rejuvenate 3: runs (%s)", d.msg))
     return;
   /* without moves, mu only takes the values of the few initial particles that
@@ -317,7 +327,7 @@ static void test_pgibbs(void) {
     o.chains = 1;
     o.draws = 1500;
     o.warmup = 200;
-    o.particles = 20;
+    set_opt(&o, "particles", "20");
     o.seed = 77;
     diag_init(&d);
     void *st = engine_pgibbs.init(in, &o, chain, &d);
@@ -366,10 +376,10 @@ static void test_pgas_dynamic(void) {
     EngineOpts o;
     engine_opts_default(&o);
     o.chains = 1;
-    o.particles = 10;
+    set_opt(&o, "particles", "10");
     o.seed = 19;
-    o.ancestor_sampling = true;
-    o.ess_threshold = 1.0; /* resample (and draw the reference's ancestor) at every event */
+    set_opt(&o, "ancestor-sampling", "true");
+    set_opt(&o, "ess-threshold", "1"); /* resample (and draw the reference's ancestor) at every event */
     diag_init(&d);
     void *st = engine_pgibbs.init(in, &o, chain, &d);
     if (!tap_ok(st != NULL, "pgas dyn chain %d: starts (%s)", chain, d.msg)) continue;
@@ -402,8 +412,9 @@ static void test_determinism_and_errors(void) {
   if (!in) return;
   EngineOpts o;
   engine_opts_default(&o);
-  o.particles = o.draws = 200;
-  o.rejuvenate = 1;
+  o.draws = 200;
+  set_opt(&o, "particles", "200");
+  set_opt(&o, "rejuvenate", "1");
   Runs a, b;
   bool ok = run_smc(in, &o, 2, "len", &a, &d) && run_smc(in, &o, 2, "len", &b, &d);
   tap_ok(ok && a.logz[0] == b.logz[0] && a.logz[1] == b.logz[1] &&
@@ -417,20 +428,20 @@ static void test_determinism_and_errors(void) {
   for (int i = 0; i < 200; i++) s += exp(a.lw[0][i] - mx);
   tap_near(mx + log(s / 200), a.logz[0], 1e-9, "log-mean-exp of the draw weights = log evidence");
 
-  o.particles = 0;
+  /* bad values are refused where they are set, against smc's tables */
   diag_init(&d);
-  tap_ok(engine_smc.init(in, &o, 0, &d) == NULL && d.code == DIAG_USAGE &&
-             strstr(d.msg, "--particles"),
+  tap_ok(!engine_opts_set(&o, "particles", "0", &d) && d.code == DIAG_USAGE &&
+             !strcmp(d.msg, "--particles expects an integer from 1 to 100000000, got '0'"),
          "--particles 0 is a usage error (%s)", d.msg);
-  o.particles = 10;
-  o.ess_threshold = 1.5;
+  set_opt(&o, "particles", "10");
   diag_init(&d);
-  tap_ok(engine_smc.init(in, &o, 0, &d) == NULL && strstr(d.msg, "--ess-threshold"),
+  tap_ok(!engine_opts_set(&o, "ess-threshold", "1.5", &d) &&
+             !strcmp(d.msg, "--ess-threshold expects a number from 0 to 1, got '1.5'"),
          "--ess-threshold 1.5 is a usage error (%s)", d.msg);
 
   Interp *bad = tcompile("model { real x ~ normal(0, 1); target += negative_infinity(); }", NULL, &d);
   if (bad) {
-    o.ess_threshold = 0.5;
+    set_opt(&o, "ess-threshold", "0.5");
     diag_init(&d);
     void *st = engine_smc.init(bad, &o, 0, &d);
     Draw dr;

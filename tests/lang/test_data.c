@@ -3,7 +3,7 @@
  *
  * Expected values are the JSON literals themselves (plus the column-major
  * rule for matrices); expected messages follow the formats fixed in
- * lang/data.h and INTEROP.md.  Where a column number depends on jansson, the
+ * api/data.h and INTEROP.md.  Where a column number depends on jansson, the
  * test compares against jansson's own report for an equally long text.
  */
 #include <math.h>
