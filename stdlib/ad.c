@@ -166,7 +166,7 @@ void tape_backward(const Tape *t, int32_t out, double *adj) {
 
 int32_t tape_block(Tape *t, size_t n, TapeVjp vjp, void *ctx) {
   if (n == 0) return 0;
-  while (t->n + n > t->cap) {
+  if (t->n + n > t->cap) {
     size_t cap = 2 * t->cap;
     while (cap < t->n + n) cap *= 2;
     size_t *s = gc_alloc_atomic(sizeof(size_t) * (cap + 2));
