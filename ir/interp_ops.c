@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../stdlib/ad.h"
+#include "../stdlib/tensor.h"
 
 #define ERR(...) (snprintf(err, errsz, __VA_ARGS__), false)
 
@@ -296,7 +297,20 @@ static void arith_partials(int op, double x, double y, double z, double *dx, dou
   }
 }
 
-/* Matrix products: each output element depends on one row of A and one column of B. */
+/* An operand of a product as a row-major tensor on the tape: a column-major
+ * r x c matrix is the row-major [c, r] one.  Its values are copied into the
+ * tape's arena because the product's rule reads them in the backward sweep,
+ * after the program may have stored into the register. */
+static Tensor product_operand(Tape *T, const ValTen *t, int rank, const int *shape) {
+  if (t->ad) return tensor_gather(T, rank, shape, t->d, t->ad);
+  return tensor_keep(T, tensor_const(rank, shape, t->d));
+}
+
+/* Matrix products.  Those with a matrix operand record one block node
+ * (stdlib/tensor.h) whose rule is two BLAS calls, instead of one node per
+ * output with the 2K partials of a row of A and a column of B; the value stays
+ * the one op_binary computed.  In row-major terms C' = B'A', which is what is
+ * recorded. */
 static void ad_product(Tape *T, Value a, Value b, Value *out) {
   const ValTen *A = a.t, *B = b.t;
   if (a.k == V_VEC && b.k == V_ROWVEC) {
@@ -307,28 +321,36 @@ static void ad_product(Tape *T, Value a, Value b, Value *out) {
     return;
   }
   int n = A->rows, m = B->cols, K = A->cols;
+  if (a.k == V_MAT || b.k == V_MAT) {
+    Tensor bt = b.k == V_VEC ? product_operand(T, B, 1, (int[]){K})
+                             : product_operand(T, B, 2, (int[]){m, K});
+    Tensor at = a.k == V_ROWVEC ? product_operand(T, A, 1, (int[]){K})
+                                : product_operand(T, A, 2, (int[]){K, n});
+    Tensor c = tensor_matmul_given(T, bt, at, out->t->d);
+    if (c.node) {
+      size_t nc = ten_n(out->t);
+      out->t->ad = ad_nodes_new(nc);
+      for (size_t i = 0; i < nc; i++) out->t->ad[i] = c.node + (int32_t)i;
+    }
+    return;
+  }
+  /* row_vector * vector: one real depending on both */
   int32_t pb[64];
   double db[64];
   int32_t *par = 2 * K <= 64 ? pb : ad_nodes_new((size_t)(2 * K));
   double *dv = 2 * K <= 64 ? db : gc_alloc_atomic(sizeof(double) * (size_t)(2 * K));
-  for (int j = 0; j < m; j++)
-    for (int i = 0; i < n; i++) {
-      int np = 0;
-      for (int k = 0; k < K; k++) {
-        size_t ia = (size_t)k * n + i, ib = (size_t)j * K + k;
-        if (A->ad && A->ad[ia]) {
-          par[np] = A->ad[ia];
-          dv[np++] = B->d[ib];
-        }
-        if (B->ad && B->ad[ib]) {
-          par[np] = B->ad[ib];
-          dv[np++] = A->d[ia];
-        }
-      }
-      int32_t node = tape_push(T, np, par, dv);
-      if (out->k == V_REAL) out->ad = node;
-      else ten_set_node(out->t, (size_t)j * n + i, node);
+  int np = 0;
+  for (int k = 0; k < K; k++) {
+    if (A->ad && A->ad[k]) {
+      par[np] = A->ad[k];
+      dv[np++] = B->d[k];
     }
+    if (B->ad && B->ad[k]) {
+      par[np] = B->ad[k];
+      dv[np++] = A->d[k];
+    }
+  }
+  out->ad = tape_push(T, np, par, dv);
 }
 
 /* Attach the nodes of a op b to the already computed *out. */

@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PKGS="gcc g++ flex bison meson ninja-build pkg-config libgc-dev llvm-19-dev libjansson-dev perl"
+PKGS="gcc g++ flex bison meson ninja-build pkg-config libgc-dev llvm-19-dev libjansson-dev libopenblas-dev perl"
 missing=
 for p in $PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -3,14 +3,38 @@
  * Nodes live in three growing arrays: for node k, its parents and the local
  * partials d(k)/d(parent) occupy [start[k], start[k+1]) of par/dv.  Nothing is
  * allocated per node, a reset only rewinds the counters, and the backward
- * sweep is one pass over the arrays from the output down. */
+ * sweep is one pass over the arrays from the output down.
+ *
+ * Block nodes sit in a fourth array in id order; the sweep runs the scalar
+ * loop down to the next block's last id, calls the block's rule, jumps below
+ * its first id and goes on.  Their saved state lives in two arenas of chunks
+ * (scanned and atomic) that a reset rewinds, so a repeated recording reuses
+ * the same chunks. */
 #include "ad.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../core/value.h"
 #include "mathfn.h"
+
+typedef struct TapeBlock {
+  int32_t first, last; /* its ids */
+  TapeVjp vjp;
+  void *ctx;
+} TapeBlock;
+
+/* Chunks kept across resets; cur is the chunk being filled. */
+typedef struct Arena {
+  char **chunk;
+  size_t *size;
+  int n, cap, cur;
+  size_t used;
+  bool atomic;
+} Arena;
 
 struct Tape {
   size_t n, cap;         /* nodes 1..n; start has cap + 2 slots */
@@ -18,6 +42,10 @@ struct Tape {
   size_t *start;         /* node k's parents: start[k] .. start[k+1] */
   int32_t *par;
   double *dv;
+  TapeBlock *blk;        /* blocks in id order */
+  int nblk, capblk;
+  Arena mem, num;        /* tape_alloc, tape_alloc_atomic */
+  char err[200];
 };
 
 Tape *tape_new(void) {
@@ -27,6 +55,7 @@ Tape *tape_new(void) {
   t->start = gc_alloc_atomic(sizeof(size_t) * (t->cap + 2));
   t->par = gc_alloc_atomic(sizeof(int32_t) * t->mcap);
   t->dv = gc_alloc_atomic(sizeof(double) * t->mcap);
+  t->num.atomic = true;
   return t;
 }
 
@@ -34,6 +63,10 @@ void tape_reset(Tape *t) {
   t->n = 0;
   t->m = 0;
   t->start[1] = 0;
+  t->nblk = 0;
+  t->mem.cur = t->num.cur = 0;
+  t->mem.used = t->num.used = 0;
+  t->err[0] = 0;
 }
 
 size_t tape_size(const Tape *t) { return t->n; }
@@ -97,15 +130,115 @@ int32_t tape_binary(Tape *t, int32_t a, double da, int32_t b, double db) {
   return tape_push(t, 2, p, d);
 }
 
+/* The sweep from node `top` down.  Between blocks it is the scalar loop as it
+ * always was; a block's rule runs once every id above it is done. */
+static void sweep(const Tape *t, size_t top, double *adj) {
+  int b = t->nblk - 1;
+  while (b >= 0 && (size_t)t->blk[b].first > top) b--;
+  size_t k = top;
+  for (;;) {
+    size_t stop = b >= 0 ? (size_t)t->blk[b].last : 0;
+    for (; k > stop; k--) {
+      double a = adj[k];
+      if (a == 0) continue;
+      for (size_t q = t->start[k]; q < t->start[k + 1]; q++) adj[t->par[q]] += a * t->dv[q];
+    }
+    if (b < 0) return;
+    const TapeBlock *B = &t->blk[b--];
+    if (B->vjp) {
+      const double *g = adj + B->first;
+      size_t n = (size_t)(B->last - B->first) + 1, i = 0;
+      while (i < n && g[i] == 0) i++;
+      if (i < n) B->vjp(B->ctx, g, adj);
+    }
+    k = (size_t)B->first - 1;
+  }
+}
+
 void tape_backward(const Tape *t, int32_t out, double *adj) {
   memset(adj, 0, sizeof(double) * (t->n + 1));
   if (out <= 0 || (size_t)out > t->n) return;
   adj[out] = 1;
-  for (size_t k = (size_t)out; k >= 1; k--) {
-    double a = adj[k];
-    if (a == 0) continue;
-    for (size_t q = t->start[k]; q < t->start[k + 1]; q++) adj[t->par[q]] += a * t->dv[q];
+  sweep(t, (size_t)out, adj);
+}
+
+/* ---- block nodes ---- */
+
+int32_t tape_block(Tape *t, size_t n, TapeVjp vjp, void *ctx) {
+  if (n == 0) return 0;
+  if (t->n + n > t->cap) {
+    size_t cap = 2 * t->cap;
+    while (cap < t->n + n) cap *= 2;
+    size_t *s = gc_alloc_atomic(sizeof(size_t) * (cap + 2));
+    memcpy(s, t->start, sizeof(size_t) * (t->n + 2));
+    t->start = s;
+    t->cap = cap;
   }
+  t->blk = gc_grow(t->blk, t->nblk, &t->capblk, sizeof(TapeBlock));
+  int32_t first = (int32_t)t->n + 1;
+  t->blk[t->nblk++] = (TapeBlock){first, first + (int32_t)n - 1, vjp, ctx};
+  /* the elements have no scalar parents; only the next node's start is read */
+  t->n += n;
+  t->start[t->n + 1] = t->m;
+  return first;
+}
+
+static void *arena_alloc(Arena *a, size_t bytes) {
+  bytes = (bytes + 15) & ~(size_t)15;
+  for (;;) {
+    if (a->cur < a->n && a->used + bytes <= a->size[a->cur]) {
+      void *p = a->chunk[a->cur] + a->used;
+      a->used += bytes;
+      return p;
+    }
+    if (a->cur + 1 < a->n) { /* the next kept chunk */
+      a->cur++;
+      a->used = 0;
+      continue;
+    }
+    size_t size = a->n ? 2 * a->size[a->n - 1] : 4096;
+    while (size < bytes) size *= 2;
+    if (a->n == a->cap) {
+      int cap = a->cap ? 2 * a->cap : 8;
+      char **c = gc_alloc(sizeof(char *) * (size_t)cap);
+      size_t *z = gc_alloc_atomic(sizeof(size_t) * (size_t)cap);
+      if (a->n) {
+        memcpy(c, a->chunk, sizeof(char *) * (size_t)a->n);
+        memcpy(z, a->size, sizeof(size_t) * (size_t)a->n);
+      }
+      a->chunk = c;
+      a->size = z;
+      a->cap = cap;
+    }
+    a->chunk[a->n] = a->atomic ? gc_alloc_atomic(size) : gc_alloc(size);
+    a->size[a->n++] = size;
+    a->cur = a->n - 1;
+    a->used = 0;
+  }
+}
+
+void *tape_alloc(Tape *t, size_t bytes) { return arena_alloc(&t->mem, bytes); }
+void *tape_alloc_atomic(Tape *t, size_t bytes) { return arena_alloc(&t->num, bytes); }
+
+static size_t arena_bytes(const Arena *a) {
+  size_t s = 0;
+  for (int i = 0; i < a->n; i++) s += a->size[i];
+  return s;
+}
+
+size_t tape_bytes(const Tape *t) {
+  return sizeof(size_t) * (t->cap + 2) + (sizeof(int32_t) + sizeof(double)) * t->mcap +
+         sizeof(TapeBlock) * (size_t)t->capblk + arena_bytes(&t->mem) + arena_bytes(&t->num);
+}
+
+const char *tape_error(const Tape *t) { return t->err[0] ? t->err : NULL; }
+
+void tape_fail(Tape *t, const char *fmt, ...) {
+  if (t->err[0]) return; /* the first failure is the one to report */
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(t->err, sizeof t->err, fmt, ap);
+  va_end(ap);
 }
 
 /* ---- composed scalar operations ---- */
@@ -165,10 +298,4 @@ AdNum ad_sum(Tape *t, int n, const AdNum *a) {
   return (AdNum){s, tape_push(t, n, p, d)};
 }
 
-void tape_backward_seeded(const Tape *t, double *adj) {
-  for (size_t k = t->n; k >= 1; k--) {
-    double a = adj[k];
-    if (a == 0) continue;
-    for (size_t q = t->start[k]; q < t->start[k + 1]; q++) adj[t->par[q]] += a * t->dv[q];
-  }
-}
+void tape_backward_seeded(const Tape *t, double *adj) { sweep(t, t->n, adj); }

@@ -12,6 +12,19 @@
  *
  * A tape belongs to one evaluation in one thread; it is reset and reused
  * between evaluations so that steady-state evaluation allocates nothing.
+ *
+ * Block nodes.  A tensor-valued operation (a matrix product, an activation
+ * over a batch; stdlib/tensor.h) records one block node instead of one scalar
+ * node per element: the block takes n consecutive ids, one per element of its
+ * output, and keeps a vector-Jacobian-product callback with the inputs it
+ * saved.  The backward sweep reaches a block once all of its elements' adjoints
+ * are final and calls vjp(ctx, adj + first, adj), which reads the output
+ * adjoints in place and adds the inputs' adjoints into adj by the inputs' ids.
+ * Because a block's elements are ordinary ids, scalar nodes depend on tensor
+ * elements with no bridge node (parent first + i), and a block takes scalar
+ * nodes as inputs by id (tensor_gather).  Scalar recording is unchanged; the
+ * sweep runs its scalar loop between blocks exactly as before.  A block's
+ * saved state lives in the tape's arena (tape_alloc), rewound by tape_reset.
  */
 #ifndef PPL_AD_H
 #define PPL_AD_H
@@ -43,6 +56,29 @@ void tape_backward(const Tape *t, int32_t out, double *adj);
 /* Backward sweep over every node with adj (tape_size(t) + 1 entries) already
  * seeded with the adjoints of the outputs: for a vector-valued recording. */
 void tape_backward_seeded(const Tape *t, double *adj);
+
+/* ---- block nodes ---- */
+
+/* Backward rule of a block: gout = adj + first (the block's n output
+ * adjoints); add the inputs' adjoints into adj.  Called at most once per sweep,
+ * and not at all when every output adjoint is zero. */
+typedef void (*TapeVjp)(void *ctx, const double *gout, double *adj);
+/* Record a block of n > 0 consecutive ids; returns the first.  vjp NULL makes
+ * n independent variables (a tensor of parameters). */
+int32_t tape_block(Tape *t, size_t n, TapeVjp vjp, void *ctx);
+/* Memory that lives until the next tape_reset, for blocks' saved state and
+ * values: tape_alloc may hold pointers, tape_alloc_atomic only numbers.  Not
+ * zeroed (it is reused); 16-byte aligned. */
+void *tape_alloc(Tape *t, size_t bytes);
+void *tape_alloc_atomic(Tape *t, size_t bytes);
+/* Bytes the tape holds (nodes, parents, blocks, arena): constant once the
+ * recordings repeat, which is how tests see that reuse allocates nothing. */
+size_t tape_bytes(const Tape *t);
+/* The first failure of a recording (a shape mismatch in a tensor operation),
+ * NULL if none; cleared by tape_reset.  Operations record the failure here
+ * and return an invalid result instead of stopping the program. */
+const char *tape_error(const Tape *t);
+void tape_fail(Tape *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A real with its node, for code that composes several recorded operations
  * (the transforms, the builtins' rules).  Each helper records one node. */

@@ -1,15 +1,18 @@
 /* builtins_adla.c — derivative rules of the linear-algebra builtins (see
  * builtins_ad.c for the scheme).  Every output element becomes one tape node
  * whose parents are the input elements it depends on, with the partials of
- * the usual matrix calculus: products and quadratic forms by the product
- * rule, Cholesky factors and triangular solves by differentiating the
- * substitution recurrences step by step, inverses, determinants and general
+ * the usual matrix calculus, except products: crossprod, tcrossprod,
+ * quad_form and multiply_lower_tri_self_transpose record one block node per
+ * product (stdlib/tensor.h; BLAS in the backward rule).  Cholesky factors and
+ * triangular solves by differentiating the substitution recurrences step by
+ * step, inverses, determinants and general
  * solves through dA^-1 = -A^-1 dA A^-1.  Values are the evaluator's; only
  * nodes are added here. */
 #include <math.h>
 #include <string.h>
 
 #include "builtins_impl.h"
+#include "tensor.h"
 
 /* a strided matrix view: element (i, j) at v[i * si + j * sj] */
 typedef struct AM {
@@ -84,21 +87,35 @@ static MN mn_new(int r, int c) {
 }
 static AM mn_am(MN m) { return (AM){m.r, m.c, 1, (size_t)m.r, m.v, m.n}; }
 
-/* C = A B with nodes */
+/* X's elements in column-major order as a tensor on the tape, i.e. X' as a
+ * row-major [c, r] tensor (copied: the product's rule reads it later). */
+static Tensor am_tensor(Tape *T, AM X) {
+  size_t k = (size_t)X.r * (size_t)X.c;
+  double *v = tape_alloc_atomic(T, sizeof(double) * (k ? k : 1));
+  int32_t *n = tape_alloc_atomic(T, sizeof(int32_t) * (k ? k : 1));
+  for (int j = 0; j < X.c; j++)
+    for (int i = 0; i < X.r; i++) {
+      v[(size_t)j * X.r + i] = av(X, i, j);
+      n[(size_t)j * X.r + i] = an(X, i, j);
+    }
+  int shape[2] = {X.c, X.r};
+  return X.n ? tensor_gather(T, 2, shape, v, n) : tensor_const(2, shape, v);
+}
+
+/* C = A B with nodes: one block node (stdlib/tensor.h), recorded as
+ * C' = B'A' in row-major terms; the values are the plain loop's. */
 static MN am_mul(Tape *T, AM A, AM B, Parts *q) {
   MN C = mn_new(A.r, B.c);
   for (int j = 0; j < B.c; j++)
     for (int i = 0; i < A.r; i++) {
       double s = 0;
-      for (int k = 0; k < A.c; k++) {
-        double a = av(A, i, k), b = av(B, k, j);
-        s += a * b;
-        parts_add(q, an(A, i, k), b);
-        parts_add(q, an(B, k, j), a);
-      }
+      for (int k = 0; k < A.c; k++) s += av(A, i, k) * av(B, k, j);
       C.v[(size_t)j * A.r + i] = s;
-      C.n[(size_t)j * A.r + i] = parts_push(T, q);
     }
+  if (!A.n && !B.n) return C;
+  Tensor c = tensor_matmul_given(T, am_tensor(T, B), am_tensor(T, A), C.v);
+  if (c.node)
+    for (size_t e = 0, k = (size_t)A.r * (size_t)B.c; e < k; e++) C.n[e] = c.node + (int32_t)e;
   return C;
 }
 

@@ -334,6 +334,31 @@ static void test_interp_ops(void) {
              "  target += (x' * B)[2] + (B * [1, 2]')[3];\n"
              "}\n",
              NULL, 0.8);
+  /* products with a matrix operand record one block node (stdlib/tensor.h):
+   * data on one side, latents with scattered ids (a literal with a constant
+   * element, a constrained matrix), a product of products, and stores into an
+   * operand after the product (the block must keep the values it read) */
+  grad_model("block matrix products",
+             "model {\n"
+             "  real a ~ normal(0, 1);\n"
+             "  matrix[4, 5] A ~ normal(0, 1);\n"
+             "  matrix<lower=0>[5, 3] B ~ lognormal(0, 0.5);\n"
+             "  vector[5] x ~ normal(0, 1);\n"
+             "  row_vector[4] r ~ normal(0, 1);\n"
+             "  matrix[4, 5] L = A + 0;\n"
+             "  matrix[5, 3] E = B * 1.0;\n"
+             "  matrix[4, 3] C = L * E;\n"
+             "  vector[4] y = L * x;\n"
+             "  vector[5] w = [a, 1, a * a, x[2], -a]';\n"
+             "  vector[4] u = A * w;\n"
+             "  row_vector[5] z = r * L;\n"
+             "  L[2, 3] = 7;\n"
+             "  E[1, 1] = a;\n"
+             "  matrix[4, 3] D = (L * E) * (B' * E);\n"
+             "  target += C[1, 2] * C[4, 3] - C[2, 1] ^ 2 + y[3] * u[2] + z[5] * z[1] + u[4];\n"
+             "  target += D[3, 2] * 0.01 - D[1, 1] * 0.02 + ([1, -1, 2, 0.5] * C)[2];\n"
+             "}\n",
+             NULL, 0.6);
   grad_model("indexing, slicing, stores and literals",
              "functions {\n"
              "  real f(vector v, real s) { return v[1] * s + sum(v[2:3]); }\n"
