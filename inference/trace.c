@@ -345,12 +345,27 @@ static HandlerResult th_factor(Handler *h, double lw, SrcPos pos, Diag *d) {
   return ++th->events == th->stop_events ? HR_SUSPEND : HR_CONTINUE;
 }
 
+/* Simulated data (interp_load_data_sim): drawn from the observation's
+   distribution and scored like an observation, so the trace's log joint is
+   that of latents and data together. */
+static HandlerResult th_simulate(Handler *h, const DistCall *dc, Value *out, SrcPos pos,
+                                 Diag *d) {
+  TraceHandler *th = (TraceHandler *)h;
+  char err[512] = "";
+  double lp;
+  if (!dist_call_rng(dc, th->rng, out, err, sizeof err)) return fail(d, pos, err);
+  if (!dist_call_lpdf(dc, *out, &lp, err, sizeof err)) return fail(d, pos, err);
+  th->tr->loglik += lp;
+  return ++th->events == th->stop_events ? HR_SUSPEND : HR_CONTINUE;
+}
+
 void trace_handler_init(TraceHandler *th, Rng *rng, const Trace *prev, const char *target,
                         TraceProposeFn propose, void *propose_ctx) {
   memset(th, 0, sizeof *th);
   th->h.sample = th_sample;
   th->h.observe = th_observe;
   th->h.factor = th_factor;
+  th->h.simulate = th_simulate;
   th->rng = rng;
   th->prev = prev;
   th->target = target;

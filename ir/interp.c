@@ -100,6 +100,12 @@ struct Interp {
   Value *data_regs;      /* main's registers after the data block */
   pthread_mutex_t cache_mu; /* guards cache: what engines build once per program and data */
   void *cache[INTERP_CACHE_SLOTS];
+  /* simulated data (interp_load_data_sim): names, main registers (-1 until
+     the data block declares them), and per main register whether it is one */
+  int nsim;
+  const char **sim_names;
+  int *sim_reg;
+  bool *sim_mask;
 };
 
 /* PH_CALL: a state that runs one function for ode_rk45's solver */
@@ -122,6 +128,15 @@ struct InterpState {
   Tape *tape;        /* AD runs: operations on node-carrying reals are recorded */
   int32_t factor_ad; /* node of the last factor passed to the handler */
   int ode_depth;     /* ode_rk45 calls this state runs inside of (nested solves) */
+  /* A choice whose handler suspended (HR_SUSPEND from sample): the run waits
+     for interp_provide.  The record is a value, so a fork copies it and each
+     copy can be given its own value. */
+  bool pending;
+  bool provided;        /* interp_provide has filled the destination */
+  InterpChoice pend;
+  const IrInstr *pend_ins;
+  int pend_n;           /* sizes of the pending value */
+  int64_t pend_sz[8];
 };
 
 /* ---- frames and cursors ---------------------------------------------------- */
@@ -471,6 +486,22 @@ static bool exec_data(InterpState *st, Frame *f, const IrInstr *ins, DataSource 
     sizes[i] = (int)sz64[i];
   }
   Type t = f->fn->regtypes[ins->dst];
+  Interp *in = (Interp *)st->in; /* loading data is the one time it is written */
+  for (int k = 0; k < in->nsim; k++) {
+    if (strcmp(in->sim_names[k], ins->name) != 0) continue;
+    /* simulated: declared at its sizes (reals NaN) until an observation fills it */
+    char err[ERRSZ];
+    Value v;
+    if (!op_decl(t, n, sz64, &v, err, ERRSZ)) {
+      diag_error(d, DIAG_DATA, ins->pos, "%s", err);
+      return false;
+    }
+    f->regs[ins->dst] = v;
+    f->flags[ins->dst] = F_SIZED;
+    in->sim_reg[k] = ins->dst;
+    in->sim_mask[ins->dst] = true;
+    return true;
+  }
   if (!src) {
     diag_error(d, DIAG_DATA, ins->pos, "missing data \"%s\"", ins->name);
     return false;
@@ -510,6 +541,23 @@ static const Value *dist_params(Frame *f, const IrDist *ds) {
   return p;
 }
 
+/* The value of latent `addr` (instruction ins of the top frame) into its
+   register, checked against the declared shape. */
+static bool put_sample(InterpState *st, const IrInstr *ins, const char *addr, Value v, int n,
+                       const int64_t *sz64, Diag *d) {
+  Frame *f = &st->frames[st->nframes - 1];
+  Type t = f->fn->regtypes[ins->dst];
+  if (t.ndims == 0 && t.base == TY_REAL && v.k == V_INT) v = val_real((double)v.i);
+  if (!op_shape_ok(v, t, n, sz64)) {
+    diag_error(d, DIAG_INTERNAL, ins->pos, "handler returned %s for latent '%s' of type %s [%s]",
+               op_shape_desc(v), addr, op_type_name(t), sizes_text(n, sz64));
+    return false;
+  }
+  f->regs[ins->dst] = v;
+  f->flags[ins->dst] = F_SIZED;
+  return true;
+}
+
 static HandlerResult exec_sample(InterpState *st, Frame *f, const IrInstr *ins, Handler *h,
                                  char *err, Diag *d) {
   const Value *R = f->regs;
@@ -546,20 +594,76 @@ static HandlerResult exec_sample(InterpState *st, Frame *f, const IrInstr *ins, 
   Value v = val_none();
   HandlerResult hr = h->sample(h, addr, &dc, &v, ins->pos, d);
   if (hr == HR_ERROR) return handler_failed(d, ins->pos, "sample");
-  if (t.ndims == 0 && t.base == TY_REAL && v.k == V_INT) v = val_real((double)v.i);
-  f = &st->frames[st->nframes - 1];
-  if (!op_shape_ok(v, t, n, sz64)) {
-    diag_error(d, DIAG_INTERNAL, ins->pos, "handler returned %s for latent '%s' of type %s [%s]",
-               op_shape_desc(v), addr, op_type_name(t), sizes_text(n, sz64));
+  if (hr == HR_SUSPEND) { /* the value comes later, from interp_provide */
+    st->pending = true;
+    st->provided = false;
+    st->pend = (InterpChoice){addr, dc, ins->pos};
+    st->pend_ins = ins;
+    st->pend_n = n;
+    memcpy(st->pend_sz, sz64, sizeof(int64_t) * (size_t)n);
+    return HR_SUSPEND;
+  }
+  return put_sample(st, ins, addr, v, n, sz64, d) ? HR_CONTINUE : HR_ERROR;
+}
+
+/* An observation of simulated data: the handler's simulate() produces the
+   value, which is written where the program reads the data (the variable, or
+   its element), so later statements and the generated block see it. */
+static HandlerResult exec_simulate(InterpState *st, Frame *f, const IrInstr *ins, Handler *h,
+                                   char *err, Diag *d) {
+  Value x = f->regs[ins->args[0]];
+  Type t = f->fn->regtypes[ins->args[0]];
+  int sizes[8];
+  int64_t sz64[8];
+  int n = op_shape_sizes(x, sizes, 8);
+  for (int i = 0; i < n; i++) sz64[i] = sizes[i];
+  DistCall dc;
+  const Value *p = dist_params(f, &ins->dist);
+  if (!dist_call_init(&dc, ins->dist.fam, ins->dist.nparams, p, CON_NONE, -INFINITY, INFINITY, t,
+                      n, sizes, err, ERRSZ)) {
+    diag_error(d, DIAG_RUNTIME, ins->pos, "%s", err);
     return HR_ERROR;
   }
-  f->regs[ins->dst] = v;
-  f->flags[ins->dst] = F_SIZED;
+  const char *name = f->fn->regnames[ins->var] ? f->fn->regnames[ins->var] : "?";
+  if (!h || !h->simulate) {
+    diag_error(d, DIAG_RUNTIME, ins->pos,
+               "observation of simulated data '%s' reached a handler without simulate", name);
+    return HR_ERROR;
+  }
+  st->events++;
+  Value v = val_none();
+  HandlerResult hr = h->simulate(h, &dc, &v, ins->pos, d);
+  if (hr == HR_ERROR) return handler_failed(d, ins->pos, "simulate");
+  if (t.ndims == 0 && t.base == TY_REAL && v.k == V_INT) v = val_real((double)v.i);
+  if (!op_shape_ok(v, t, n, sz64)) {
+    diag_error(d, DIAG_INTERNAL, ins->pos, "handler simulated %s for '%s', expected %s [%s]",
+               op_shape_desc(v), name, op_type_name(t), sizes_text(n, sz64));
+    return HR_ERROR;
+  }
+  int r = ins->var;
+  if (ins->nidx == 0) {
+    f->regs[r] = v;
+    f->flags[r] = F_SIZED; /* shared with the handler */
+    return hr;
+  }
+  if (!owned(f, r)) { /* copy on write, as IR_STORE */
+    f->regs[r] = val_copy(f->regs[r]);
+    set_owned(f, r, true);
+  }
+  if (!op_store(&f->regs[r], ins->nidx, ins->idx, f->regs, v, (TyBase)f->fn->regtypes[r].base,
+                err, ERRSZ)) {
+    diag_error(d, DIAG_RUNTIME, ins->pos, "%s", err);
+    return HR_ERROR;
+  }
+  f->regs[ins->args[0]] = v;
+  share(f, ins->args[0]);
   return hr;
 }
 
 static HandlerResult exec_observe(InterpState *st, Frame *f, const IrInstr *ins, Handler *h,
                                   char *err, Diag *d) {
+  if (st->in->sim_mask && st->nframes == 1 && ins->var >= 0 && st->in->sim_mask[ins->var])
+    return exec_simulate(st, f, ins, h, err, d);
   Value x = f->regs[ins->args[0]];
   share(f, ins->args[0]);
   int sizes[8];
@@ -1292,7 +1396,34 @@ RunStatus interp_run(InterpState *st, Handler *h, Diag *d) {
     diag_error(d, DIAG_USAGE, (SrcPos){0}, "interp_run: this execution already failed");
     return RUN_ERROR;
   }
+  if (st->pending) {
+    if (!st->provided) {
+      diag_error(d, DIAG_USAGE, st->pend.pos,
+                 "interp_run: latent '%s' is waiting for a value (interp_provide)",
+                 st->pend.addr);
+      return RUN_ERROR;
+    }
+    st->pending = st->provided = false;
+  }
   return run(st, h, NULL, d);
+}
+
+const InterpChoice *interp_pending(const InterpState *st) {
+  return st->pending && !st->provided ? &st->pend : NULL;
+}
+
+bool interp_provide(InterpState *st, Value v, Diag *d) {
+  if (!st->pending || st->provided) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "interp_provide: no latent is waiting for a value");
+    return false;
+  }
+  if (!put_sample(st, st->pend_ins, st->pend.addr, v, st->pend_n, st->pend_sz, d)) return false;
+  st->provided = true;
+  return true;
+}
+
+RunStatus interp_resume_with(InterpState *st, Value v, Handler *h, Diag *d) {
+  return interp_provide(st, v, d) ? interp_run(st, h, d) : RUN_ERROR;
 }
 
 bool interp_load_data(Interp *in, DataSource *src, Diag *d) {
@@ -1302,6 +1433,36 @@ bool interp_load_data(Interp *in, DataSource *src, Diag *d) {
   if (run(st, NULL, src, d) != RUN_DONE) return false;
   in->data_regs = st->frames[0].regs;
   return true;
+}
+
+bool interp_load_data_sim(Interp *in, DataSource *src, int nsim, const char *const *names,
+                          Diag *d) {
+  in->nsim = nsim > 0 ? nsim : 0;
+  in->sim_names = gc_alloc(sizeof(char *) * (size_t)(in->nsim + 1));
+  in->sim_reg = gc_alloc_atomic(sizeof(int) * (size_t)(in->nsim + 1));
+  in->sim_mask = gc_alloc_atomic(sizeof(bool) * (size_t)(in->p->main.nregs + 1));
+  for (int k = 0; k < in->nsim; k++) {
+    in->sim_names[k] = gc_strdup(names[k]);
+    in->sim_reg[k] = -1;
+  }
+  if (!interp_load_data(in, src, d)) return false;
+  for (int k = 0; k < in->nsim; k++)
+    if (in->sim_reg[k] < 0) {
+      diag_error(d, DIAG_USAGE, (SrcPos){0}, "cannot simulate '%s': no such data variable",
+                 in->sim_names[k]);
+      return false;
+    }
+  return true;
+}
+
+int interp_simulated_count(const Interp *in) { return in->nsim; }
+const char *interp_simulated_name(const Interp *in, int i) {
+  return i >= 0 && i < in->nsim ? in->sim_names[i] : NULL;
+}
+Value interp_simulated_value(const InterpState *st, int i) {
+  const Interp *in = st->in;
+  if (i < 0 || i >= in->nsim || st->nframes < 1 || in->sim_reg[i] < 0) return val_none();
+  return st->frames[0].regs[in->sim_reg[i]];
 }
 
 const Value *interp_data_regs(const Interp *in) { return in->data_regs; }
@@ -1341,7 +1502,7 @@ static bool reg_same(Value a, Value b) {
 
 bool interp_same_continuation(const InterpState *a, const InterpState *b, const bool *main_regs) {
   if (a->in != b->in || a->phase != b->phase || a->gen != b->gen || a->nframes != b->nframes ||
-      a->events != b->events || a->tape || b->tape)
+      a->events != b->events || a->tape || b->tape || a->pending || b->pending)
     return false;
   for (int k = 0; k < a->nframes; k++) {
     const Frame *f = &a->frames[k], *g = &b->frames[k];

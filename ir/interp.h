@@ -40,8 +40,11 @@
 
 typedef enum {
   HR_CONTINUE = 0, /* go on */
-  HR_SUSPEND,      /* (observe/factor only) stop after this event; interp_run
-                      returns RUN_SUSPENDED and a later interp_run resumes */
+  HR_SUSPEND,      /* observe/factor: stop after this event; interp_run returns
+                      RUN_SUSPENDED and a later interp_run resumes.
+                      sample: stop *at* this choice without a value (*out is
+                      ignored); interp_pending describes the choice and
+                      interp_provide gives its value before the next interp_run */
   HR_ERROR,        /* abort the run; the handler has filled the Diag */
 } HandlerResult;
 
@@ -55,6 +58,11 @@ struct Handler {
   HandlerResult (*observe)(Handler *h, const DistCall *dc, Value x, SrcPos pos, Diag *d);
   /* factor(lw) and target += lw; condition(false) arrives as factor(-INFINITY). */
   HandlerResult (*factor)(Handler *h, double lw, SrcPos pos, Diag *d);
+  /* An observation of simulated data (interp_load_data_sim) instead of
+     observe: must set *out to a value of dc's type and sizes (the observed
+     expression's shape), typically a draw from dc.  The interpreter writes
+     it where the program reads that data.  NULL: such a run is an error. */
+  HandlerResult (*simulate)(Handler *h, const DistCall *dc, Value *out, SrcPos pos, Diag *d);
 };
 
 /* ---- data ---- */
@@ -87,6 +95,23 @@ Interp *interp_new(const IrProgram *p, FILE *out);
  * data declarations; then a data variable is an error "missing data 'J'").
  * Data-block statements are evaluated once here. False + d on error. */
 bool interp_load_data(Interp *in, DataSource *src, Diag *d);
+/* interp_load_data, with the data variables in names[0..nsim-1] simulated
+ * rather than read: src is not asked for them (their sizes still come from
+ * their declarations, so sizes such as N must be given), their reals start as
+ * NaN, and each observation of one of them, or of an element of one with
+ * single indices (`y ~ ...`, `y[n] ~ ...`, `observe(d, y[i, j])`, at the
+ * top level of the model block), calls the handler's simulate() instead of
+ * observe() and stores the value there, for the later statements and the
+ * generated block.  The data block itself must not compute with them.  An
+ * Interp loaded this way is for simulation (the prior predictive), not for
+ * inference.  False + d (DIAG_USAGE) for a name that is no data variable. */
+bool interp_load_data_sim(Interp *in, DataSource *src, int nsim, const char *const *names,
+                          Diag *d);
+/* The simulated data variables (0 when loaded by interp_load_data), their
+ * names, and their values in an execution (after RUN_DONE: complete). */
+int interp_simulated_count(const Interp *in);
+const char *interp_simulated_name(const Interp *in, int i);
+Value interp_simulated_value(const InterpState *st, int i);
 const IrProgram *interp_program(const Interp *in);
 /* main's registers after the data block (read-only; the JIT folds them in). */
 const Value *interp_data_regs(const Interp *in);
@@ -132,6 +157,27 @@ void interp_set_tape(InterpState *st, Tape *t);
 /* The node of the value of the factor / target += the handler was last
  * called with (0 = constant); handlers read it from inside factor(). */
 int32_t interp_factor_node(const InterpState *st);
+
+/* A latent choice the handler suspended (HR_SUSPEND from sample), waiting
+ * for its value: what an engine needs to choose it outside the run (batched
+ * network or language-model calls over many particles). */
+typedef struct InterpChoice {
+  const char *addr; /* as the handler's sample saw it */
+  DistCall dc;      /* its distribution (parameters snapshotted: keep it freely) */
+  SrcPos pos;
+} InterpChoice;
+
+/* The choice st waits for, or NULL (not suspended at a choice, or already
+ * provided).  A fork of a waiting state waits at the same choice; each copy is
+ * given its own value. */
+const InterpChoice *interp_pending(const InterpState *st);
+/* Give the waiting choice its value (of the DistCall's type and sizes, as
+ * sample's *out); the next interp_run goes on from there.  False + d when
+ * nothing is waiting or the value has the wrong shape.  interp_run on a state
+ * still waiting is a DIAG_USAGE error. */
+bool interp_provide(InterpState *st, Value v, Diag *d);
+/* interp_provide, then interp_run. */
+RunStatus interp_resume_with(InterpState *st, Value v, Handler *h, Diag *d);
 
 /* Will a and b (two suspended executions of one program) run identically from
  * here, given the same handler answers?  True when they are at the same place

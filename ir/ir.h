@@ -67,7 +67,11 @@ typedef enum {
   /* dst = latent random choice: address name `name`, distribution `dist`, shape
      from dst's type and `sizes`, declared constraint `con` */
   IR_SAMPLE,
-  /* observation of args[0] under `dist` (y ~ dist(...), observe(dist(...), y)) */
+  /* observation of args[0] under `dist` (y ~ dist(...), observe(dist(...), y)).
+     Where the observed value lives, for simulated data (interp_load_data_sim):
+     var = the observed variable's register and nidx/idx its single indices
+     (y[n], y[i, j]) when the observed expression is a variable or such an
+     element of one; var = -1 otherwise. */
   IR_OBSERVE,
   /* add args[0] (a real) to the log weight: factor(x), target += x */
   IR_FACTOR,
@@ -141,13 +145,13 @@ typedef struct IrInstr {
   Value imm;                          /* IR_CONST */
   const struct Builtin *builtin;      /* IR_BUILTIN */
   int callee;                         /* IR_CALL, IR_ODE: index into IrProgram.funcs */
-  int nidx; IrIndex *idx;             /* IR_INDEX, IR_STORE */
+  int nidx; IrIndex *idx;             /* IR_INDEX, IR_STORE, IR_OBSERVE */
   const char *name;                   /* IR_DATA, IR_SAMPLE: variable name */
   IrDist dist;                        /* IR_SAMPLE, IR_OBSERVE */
   IrCon con;                          /* IR_DATA, IR_SAMPLE (and IR_DECL, informative) */
   int nsizes; int *sizes;             /* IR_DECL, IR_DATA, IR_SAMPLE: size registers */
   IrBlock then_b, else_b;             /* IR_IF */
-  int var;                            /* IR_FOR: loop variable register */
+  int var;                            /* IR_FOR: loop variable register; IR_OBSERVE: see there */
   IrBlock body;                       /* IR_FOR, IR_WHILE */
   IrBlock cond_b; int cond;           /* IR_WHILE: block computing register `cond` */
 } IrInstr;
