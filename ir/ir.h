@@ -244,9 +244,37 @@ typedef struct IrAnalysis {
   IrLatentInfo *latents;
   int nobs;
   IrObsInfo *obs;
+  /* the dependency graph (read it through ir_dep_*): per node, see there */
+  int *dep_npar, *dep_nch, *dep_nmb;
+  int **dep_par, **dep_ch, **dep_mb;
+  bool *dep_self;
 } IrAnalysis;
 
 IrAnalysis *ir_analyze(const IrProgram *p);
+
+/* The latents' dependency graph, computed statically from the IR's data and
+ * control flow (conservative: an edge may be spurious, none is missing).
+ * Nodes: latent i is node i (IrAnalysis.latents order), observation j (obs
+ * order: ~, observe, factor, condition) is node nlatents + j.  One node per
+ * declaration: a latent declared in a loop (x[t]) is one node, and a container
+ * latent is one node.  Each call returns the number of nodes and sets *out to
+ * a sorted list owned by the analysis.
+ *   parents:  latents whose values the node's distribution (parameters, sizes,
+ *             bounds), its observed value, or whether and how often it runs
+ *             (the control flow around it) depend on; the node itself left out;
+ *   children: nodes (latents and observations) that have this latent as a
+ *             parent (none for an observation);
+ *   blanket:  the Markov blanket of a latent: its parents, its latent
+ *             children, and the other latent parents of all its children
+ *             (none for an observation). */
+int ir_dep_parents(const IrAnalysis *a, int node, const int **out);
+int ir_dep_children(const IrAnalysis *a, int node, const int **out);
+int ir_dep_blanket(const IrAnalysis *a, int node, const int **out);
+/* Does a latent depend on earlier occurrences of itself (x[t] on x[t-1]),
+ * which a one-node-per-declaration graph cannot show as an edge? */
+bool ir_dep_self(const IrAnalysis *a, int node);
+/* Text for `ppl check --deps`: one row per latent and observation. */
+char *ir_deps_print(const IrProgram *p, const IrAnalysis *a);
 /* Text for `ppl check`; `unconstrained_size` is -1 when unknown (no data). */
 char *ir_analysis_print(const IrProgram *p, const IrAnalysis *a, long unconstrained_size);
 

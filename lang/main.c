@@ -21,7 +21,9 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  run MODEL.ppl [options]   run inference and print a summary\n"
-    "  check MODEL.ppl [--data F] print the structural analysis and the engine choice\n"
+    "  check MODEL.ppl [--data F] [--deps]\n"
+    "                            print the structural analysis and the engine choice;\n"
+    "                            --deps: the latents' dependency graph as well\n"
     "  ir MODEL.ppl              print the intermediate representation\n"
     "  ir --llvm MODEL.ppl [--data F]\n"
     "                            print the optimised LLVM IR of the compiled log density\n"
@@ -130,7 +132,7 @@ typedef struct Args {
   long seed, chains, draws, warmup, thin, threads, max_depth, particles, rejuvenate;
   double adapt_delta, ess_threshold;
   double stepsize, stepsize_jitter, int_time, init_radius; /* < 0: not given */
-  int quiet, ancestor_sampling, no_jit, llvm;
+  int quiet, ancestor_sampling, no_jit, llvm, deps;
 } Args;
 
 static int parse_real_opt(const char *opt, const char *val, double lo, double hi, double *out) {
@@ -188,6 +190,11 @@ static int parse_args(int argc, char **argv, Args *a) {
         if (eq) return usage_error("%s takes no value", name);
         if (name[2] == 'n') a->no_jit = 1;
         else a->llvm = 1;
+        continue;
+      }
+      if (!strcmp(name, "--deps")) {
+        if (eq) return usage_error("--deps takes no value: '%s'", o);
+        a->deps = 1;
         continue;
       }
       if (!strcmp(name, "--ancestor-sampling")) {
@@ -321,6 +328,7 @@ int main(int argc, char **argv) {
     const char *text = ppl_model_analysis(m);
     if (!text) rc = report(ctx);
     else fputs(text, stdout);
+    if (text && a.deps) fputs(ppl_model_dependencies(m), stdout);
     goto done;
   }
 
