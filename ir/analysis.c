@@ -631,6 +631,23 @@ static void add_obs(Ana *A, int fn, const IrInstr *in, bool in_loop, bool random
   }
 }
 
+static void add_param(Ana *A, int fn, const IrInstr *in) {
+  IrAnalysis *a = A->a;
+  IrParamInfo *np = gc_alloc(sizeof(IrParamInfo) * (size_t)(a->nparams + 1));
+  if (a->nparams) memcpy(np, a->params, sizeof(IrParamInfo) * (size_t)a->nparams);
+  a->params = np;
+  IrParamInfo *pi = &a->params[a->nparams++];
+  const IrFunc *fd = A->fi[fn].f;
+  pi->name = in->name ? in->name : "?";
+  pi->pos = in->pos;
+  pi->type = in->dst >= 0 && in->dst < fd->nregs ? ty_name(fd->regtypes[in->dst]) : "?";
+  Bound lo = bound_reg(A, fn, in->con.lower), hi = bound_reg(A, fn, in->con.upper);
+  pi->support = !lo.state && !hi.state
+                    ? "real"
+                    : gc_printf("(%s, %s)", bound_text(lo, false), bound_text(hi, true));
+  pi->has_init = in->nargs > 0;
+}
+
 /* Collects latents and observations in walk order. */
 static void collect(Ana *A, int fn, const IrBlock *b, bool in_loop, bool rnd) {
   for (int i = 0; i < b->n; i++) {
@@ -638,6 +655,7 @@ static void collect(Ana *A, int fn, const IrBlock *b, bool in_loop, bool rnd) {
     switch (in->op) {
     case IR_SAMPLE: add_latent(A, fn, in, in_loop); break;
     case IR_OBSERVE: case IR_FACTOR: case IR_CONDITION: add_obs(A, fn, in, in_loop, rnd); break;
+    case IR_PARAM: add_param(A, fn, in); break;
     case IR_IF: {
       bool r = rnd || src_of(A, fn, in->args[0]);
       collect(A, fn, &in->then_b, in_loop, r);
@@ -1128,6 +1146,22 @@ char *ir_analysis_print(const IrProgram *p, const IrAnalysis *a, long unconstrai
                          where, where[0] && loop[0] ? ", " : "", loop);
     }
     out_table(&o, a->nlatents, NC, cells);
+  }
+  if (a->nparams > 0) {
+    out_str(&o, gc_printf("params (%d, learnable; held at their initial values by today's "
+                          "engines):\n", a->nparams));
+    enum { NC = 5 };
+    const char **cells = gc_alloc(sizeof(char *) * (size_t)(a->nparams * NC));
+    for (int i = 0; i < a->nparams; i++) {
+      const IrParamInfo *pi = &a->params[i];
+      const char **row = cells + i * NC;
+      row[0] = pi->name;
+      row[1] = pos_text(p, pi->pos);
+      row[2] = pi->type;
+      row[3] = pi->support;
+      row[4] = pi->has_init ? "initial value given" : "initial value zero (unconstrained)";
+    }
+    out_table(&o, a->nparams, NC, cells);
   }
   if (!a->fixed_structure)
     out_str(&o, "unconstrained parameters: none (dynamic structure)\n");

@@ -660,6 +660,101 @@ static HandlerResult exec_simulate(InterpState *st, Frame *f, const IrInstr *ins
   return hr;
 }
 
+/* Every real of v inside [lo, hi]? */
+static bool within(Value v, double lo, double hi) {
+  switch (v.k) {
+  case V_REAL: return v.r >= lo && v.r <= hi;
+  case V_INT: return (double)v.i >= lo && (double)v.i <= hi;
+  case V_ARR:
+    for (int i = 0; i < v.a->n; i++)
+      if (!within(v.a->e[i], lo, hi)) return false;
+    return true;
+  case V_VEC: case V_ROWVEC: case V_MAT:
+    for (size_t i = 0; i < (size_t)v.t->rows * (size_t)v.t->cols; i++)
+      if (!(v.t->d[i] >= lo && v.t->d[i] <= hi)) return false;
+    return true;
+  default: return true;
+  }
+}
+
+/* Every real of v (fresh, owned) set to x. */
+static void fill_reals(Value *v, double x) {
+  switch (v->k) {
+  case V_REAL: v->r = x; break;
+  case V_ARR:
+    for (int i = 0; i < v->a->n; i++) fill_reals(&v->a->e[i], x);
+    break;
+  case V_VEC: case V_ROWVEC: case V_MAT:
+    for (size_t i = 0; i < (size_t)v->t->rows * (size_t)v->t->cols; i++) v->t->d[i] = x;
+    break;
+  default: break;
+  }
+}
+
+static HandlerResult exec_param(InterpState *st, Frame *f, const IrInstr *ins, Handler *h,
+                                char *err, Diag *d) {
+  const Value *R = f->regs;
+  Type t = f->fn->regtypes[ins->dst];
+  ParamSpec ps = {.type = t, .con = (ConKind)ins->con.kind};
+  ps.lower = bound_of(R, ins->con.lower, -INFINITY);
+  ps.upper = bound_of(R, ins->con.upper, INFINITY);
+  int64_t sz64[8];
+  int n = eval_sizes(ins, R, sz64, 8);
+  Value init;
+  if (ins->nargs) {
+    bool fresh;
+    init = op_convert(R[ins->args[0]], t, &fresh);
+    share(f, ins->args[0]);
+    if (ins->nsizes == 0) { /* `param vector m = e;`: e gives the sizes */
+      int sz[8];
+      n = op_shape_sizes(init, sz, 8);
+      for (int i = 0; i < n; i++) sz64[i] = sz[i];
+    }
+  } else {
+    if (!op_decl(t, n, sz64, &init, err, ERRSZ)) {
+      diag_error(d, DIAG_RUNTIME, ins->pos, "%s", err);
+      return HR_ERROR;
+    }
+    double lo = ps.lower, hi = ps.upper; /* zero on the unconstrained scale */
+    double z = isfinite(lo) && isfinite(hi) ? lo + 0.5 * (hi - lo)
+               : isfinite(lo)               ? lo + 1
+               : isfinite(hi)               ? hi - 1
+                                            : 0;
+    fill_reals(&init, z);
+  }
+  ps.nsizes = n;
+  for (int i = 0; i < n; i++) ps.sizes[i] = (int)sz64[i];
+  if (!op_shape_ok(init, t, n, sz64)) {
+    diag_error(d, DIAG_RUNTIME, ins->pos, "param '%s': initial value %s does not have its "
+               "declared size %s", ins->name, op_shape_desc(init), sizes_text(n, sz64));
+    return HR_ERROR;
+  }
+  ps.init = init;
+  Value v = init;
+  HandlerResult hr = HR_CONTINUE;
+  const char *addr = sample_address(st, ins->name);
+  if (h && h->param) {
+    v = val_none();
+    hr = h->param(h, addr, &ps, &v, ins->pos, d);
+    if (hr == HR_ERROR) return handler_failed(d, ins->pos, "param");
+    if (t.ndims == 0 && t.base == TY_REAL && v.k == V_INT) v = val_real((double)v.i);
+    if (!op_shape_ok(v, t, n, sz64)) {
+      diag_error(d, DIAG_INTERNAL, ins->pos, "handler returned %s for param '%s' of type %s [%s]",
+                 op_shape_desc(v), addr, op_type_name(t), sizes_text(n, sz64));
+      return HR_ERROR;
+    }
+  }
+  if (!within(v, ps.lower, ps.upper)) {
+    diag_error(d, DIAG_RUNTIME, ins->pos, "param '%s' is %s, outside its bounds [%g, %g]", addr,
+               val_to_string(v), ps.lower, ps.upper);
+    return HR_ERROR;
+  }
+  f = &st->frames[st->nframes - 1];
+  f->regs[ins->dst] = v;
+  f->flags[ins->dst] = F_SIZED; /* shared with the handler or the initial value */
+  return hr;
+}
+
 static HandlerResult exec_observe(InterpState *st, Frame *f, const IrInstr *ins, Handler *h,
                                   char *err, Diag *d) {
   if (st->in->sim_mask && st->nframes == 1 && ins->var >= 0 && st->in->sim_mask[ins->var])
@@ -1257,9 +1352,11 @@ static inline __attribute__((always_inline)) RunStatus run_loop(InterpState *st,
     case IR_SAMPLE:
     case IR_OBSERVE:
     case IR_FACTOR:
-    case IR_CONDITION: {
+    case IR_CONDITION:
+    case IR_PARAM: {
       HandlerResult hr = ins->op == IR_SAMPLE    ? exec_sample(st, f, ins, h, err, d)
                          : ins->op == IR_OBSERVE ? exec_observe(st, f, ins, h, err, d)
+                         : ins->op == IR_PARAM   ? exec_param(st, f, ins, h, err, d)
                                                  : exec_factor(st, f, ins, h, d);
       if (hr == HR_ERROR) return fail(st);
       if (hr == HR_SUSPEND) return RUN_SUSPENDED;

@@ -44,9 +44,22 @@ typedef enum {
                       RUN_SUSPENDED and a later interp_run resumes.
                       sample: stop *at* this choice without a value (*out is
                       ignored); interp_pending describes the choice and
-                      interp_provide gives its value before the next interp_run */
+                      interp_provide gives its value before the next interp_run.
+                      simulate/param: stop after it, as observe */
   HR_ERROR,        /* abort the run; the handler has filled the Diag */
 } HandlerResult;
+
+/* A learnable parameter (`param real<lower=0> s = 1;`), as the handler's
+ * param() sees it. */
+typedef struct ParamSpec {
+  Type type;          /* declared type */
+  int nsizes;         /* sizes: array dims, then vector length / matrix rows, cols */
+  int sizes[8];
+  ConKind con;        /* CON_NONE, CON_LOWER, CON_UPPER, CON_LOWER_UPPER */
+  double lower, upper;/* bounds (-INFINITY / INFINITY when absent) */
+  Value init;         /* the initial value: the declaration's, or zero on the
+                         unconstrained scale (see IR_PARAM) */
+} ParamSpec;
 
 typedef struct Handler Handler;
 struct Handler {
@@ -63,6 +76,12 @@ struct Handler {
      expression's shape), typically a draw from dc.  The interpreter writes
      it where the program reads that data.  NULL: such a run is an error. */
   HandlerResult (*simulate)(Handler *h, const DistCall *dc, Value *out, SrcPos pos, Diag *d);
+  /* A learnable parameter at address `addr` (its name): set *out to a value of
+     the spec's type and sizes inside its bounds (an optimiser's current
+     value).  NULL: the parameter takes spec->init, so engines that know
+     nothing of params hold them constant. */
+  HandlerResult (*param)(Handler *h, const char *addr, const ParamSpec *spec, Value *out,
+                         SrcPos pos, Diag *d);
 };
 
 /* ---- data ---- */

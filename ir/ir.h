@@ -102,6 +102,12 @@ typedef enum {
      reals carry nodes with the forward sensitivities as partials.  The
      function is deterministic (the checker makes sure). */
   IR_ODE,
+  /* dst = learnable parameter `name` (`param T x [= init];`, top level of the
+     model block): the handler's param() gives its value; args[0] (nargs 1)
+     is the initial value, else zero on the unconstrained scale of constraint
+     `con` (0; lower + 1; upper - 1; the middle of [lower, upper]); shape from
+     dst's type and `sizes` (none: the initial value's) */
+  IR_PARAM,
 } IrOpcode;
 
 /* One index position in IR_INDEX / IR_STORE. Registers are ints (or an int
@@ -146,10 +152,10 @@ typedef struct IrInstr {
   const struct Builtin *builtin;      /* IR_BUILTIN */
   int callee;                         /* IR_CALL, IR_ODE: index into IrProgram.funcs */
   int nidx; IrIndex *idx;             /* IR_INDEX, IR_STORE, IR_OBSERVE */
-  const char *name;                   /* IR_DATA, IR_SAMPLE: variable name */
+  const char *name;                   /* IR_DATA, IR_SAMPLE, IR_PARAM: variable name */
   IrDist dist;                        /* IR_SAMPLE, IR_OBSERVE */
-  IrCon con;                          /* IR_DATA, IR_SAMPLE (and IR_DECL, informative) */
-  int nsizes; int *sizes;             /* IR_DECL, IR_DATA, IR_SAMPLE: size registers */
+  IrCon con;                          /* IR_DATA, IR_SAMPLE, IR_PARAM (and IR_DECL, informative) */
+  int nsizes; int *sizes;             /* IR_DECL, IR_DATA, IR_SAMPLE, IR_PARAM: size registers */
   IrBlock then_b, else_b;             /* IR_IF */
   int var;                            /* IR_FOR: loop variable register; IR_OBSERVE: see there */
   IrBlock body;                       /* IR_FOR, IR_WHILE */
@@ -233,6 +239,14 @@ typedef struct IrObsInfo {
   bool depends_on_latent_control; /* inside control flow whose condition depends on a latent */
 } IrObsInfo;
 
+typedef struct IrParamInfo {
+  const char *name;     /* `param T name` (also its address) */
+  SrcPos pos;
+  const char *type;     /* "real", "vector", "matrix[]", ... */
+  const char *support;  /* "real", "(0, inf)", "(-1, s)" */
+  bool has_init;        /* declared with '=' (else zero on the unconstrained scale) */
+} IrParamInfo;
+
 typedef struct IrAnalysis {
   bool fixed_structure;   /* the set and shapes of latents cannot change between runs */
   const char *dynamic_reason; /* why not, with a position: "model.ppl:7:5: while loop whose condition depends on latent 'x'" */
@@ -244,6 +258,9 @@ typedef struct IrAnalysis {
   IrLatentInfo *latents;
   int nobs;
   IrObsInfo *obs;
+  int nparams;          /* learnable parameters (`param`): not latents; engines that
+                           do not optimise them hold them at their initial values */
+  IrParamInfo *params;
   /* the dependency graph (read it through ir_dep_*): per node, see there */
   int *dep_npar, *dep_nch, *dep_nmb;
   int **dep_par, **dep_ch, **dep_mb;

@@ -616,6 +616,25 @@ static void lower_decl(Lower *L, const Ast *s) {
   if (at->lower) con.lower = lower_as(L, at->lower, bt);
   if (at->upper) con.upper = lower_as(L, at->upper, bt);
   bool top = L->depth == 0 && L->blk != BLK_FUNC;
+  if (s->is_param) { /* param T x [= init]; (the checker keeps it at the model's top level) */
+    int init = s->a ? lower_as(L, s->a, s->ty) : -1;
+    int r = reg_new(L, s->ty, s->name);
+    map_put(&L->vars, s, r);
+    IrInstr in = ins_new(IR_PARAM, s->pos);
+    in.dst = r;
+    in.name = s->name;
+    in.con = con;
+    in.nsizes = ns > 0 ? ns : 0;
+    in.sizes = sizes;
+    if (init >= 0) {
+      in.nargs = 1;
+      in.args = int_array(1);
+      in.args[0] = init;
+    }
+    emit(L, &in);
+    add_output(L, s->name, r, s->ty, OUT_DERIVED);
+    return;
+  }
   if (s->b) { /* T x ~ dist(...) */
     IrDist d = lower_dist(L, s->b);
     int r = reg_new(L, s->ty, s->name);

@@ -206,7 +206,7 @@ static bool is_lvalue(const Ast *e) {
 %token ARRAY "'array'" VOID "'void'"
 %token IF "'if'" ELSE "'else'" FOR "'for'" IN "'in'" WHILE "'while'" BREAK "'break'"
 %token CONTINUE "'continue'" RETURN "'return'" TRUE "'true'" FALSE "'false'"
-%token TARGET "'target'"
+%token TARGET "'target'" PARAM "'param'"
 
 %token LE "'<='" GE "'>='" EQ "'=='" NE "'!='" AND "'&&'" OR "'||'"
 %token PLUS_ASSIGN "'+='" MINUS_ASSIGN "'-='" TIMES_ASSIGN "'*='" DIVIDE_ASSIGN "'/='"
@@ -349,6 +349,7 @@ stmt_list:
 
 stmt:
     decl
+  | PARAM decl { $$ = $2; $$->is_param = true; }
   | block_body
   | ';' { $$ = mk(AST_STMTS, P(ctx, @1)); }
   | expr ';' {

@@ -398,11 +398,154 @@ static void test_simulate(void) {
          "loaded normally: observations are scored, no simulate needed (%s)", d.msg);
 }
 
+
+/* ---- learnable parameters ---- */
+
+/* The message of compiling src, or "" when it compiles. */
+static const char *compile_msg(const char *src) {
+  Diag d;
+  diag_init(&d);
+  return lower_src(src, &d) ? "" : gc_strdup(d.msg);
+}
+
+static void test_param_front(void) {
+  Diag d;
+  diag_init(&d);
+  const char *src = "model { param real<lower=0> s = 1; param vector[3] m; real x ~ normal(0, s); }";
+  Ast *a = parse_string(src, strlen(src), "m.ppl", &d);
+  tap_ok(a && strstr(ast_dump(a), "(param real<lower=0> s = 1)") &&
+             strstr(ast_dump(a), "(param vector[3] m)"),
+         "parser: param declarations (%s)", a ? ast_dump(a) : d.msg);
+  tap_streq(compile_msg("data { param real s; }\nmodel { }\n"),
+            "m.ppl:1:19: param 's' can only be declared in the model block", "not in data");
+  tap_streq(compile_msg("model { }\ngenerated { param real s; }\n"),
+            "m.ppl:2:24: param 's' can only be declared in the model block", "not in generated");
+  tap_streq(compile_msg("real f() { param real s; return s; }\nmodel { }\n"),
+            "m.ppl:1:23: param 's' can only be declared in the model block", "not in functions");
+  tap_streq(compile_msg("model {\n  param real s ~ normal(0, 1);\n}\n"),
+            "m.ppl:2:14: param 's' cannot be declared with '~': a param is learned, not drawn "
+            "(give its initial value with '=', or none for zero)",
+            "not with ~");
+  tap_streq(compile_msg("model {\n  for (i in 1:3) { param real s; }\n}\n"),
+            "m.ppl:2:31: param 's' must be declared at the top level of the model block",
+            "not in a loop");
+  tap_streq(compile_msg("model {\n  param int k;\n}\n"),
+            "m.ppl:2:13: param 'k' must be real, vector, row_vector or matrix (or an array of "
+            "them), not int",
+            "not int");
+  tap_streq(compile_msg("model {\n  param real s;\n  s = 2;\n}\n"),
+            "m.ppl:3:3: cannot assign to param 's'", "not assigned");
+  tap_streq(compile_msg("model {\n  param real param;\n}\n"),
+            "m.ppl:2:14: unexpected 'param', expecting identifier or '[' or '<'",
+            "param is a keyword");
+  tap_streq(compile_msg("data { int K; }\nmodel {\n  param array[2] vector[K] w;\n"
+                        "  param real<lower=-1, upper=1> r = 0.5;\n}\n"),
+            "", "arrays of vectors and bounded reals are params");
+
+  IrProgram *ir = lower_src("data { int K; }\nmodel {\n  param real<lower=0> s = 2;\n"
+                            "  param vector[K] m;\n  real x ~ normal(sum(m), s);\n}\n", &d);
+  const char *txt = ir ? ir_print(ir) : "";
+  tap_ok(strstr(txt, "  %3 = param s = %2 : real <lower=%1>\n") &&
+             strstr(txt, "  %4 = param m : vector sizes(%0)\n"),
+         "lowering: IR_PARAM with its initial value, bounds and sizes");
+  tap_ok(strstr(txt, "outputs: s (derived %3), m (derived %4), x (latent") != NULL,
+         "params are reported as model variables");
+  IrAnalysis *an = ir ? ir_analyze(ir) : NULL;
+  tap_ok(an && an->nparams == 2 && an->nlatents == 1 && strcmp(an->params[0].name, "s") == 0 &&
+             strcmp(an->params[0].support, "(0, inf)") == 0 && an->params[0].has_init &&
+             strcmp(an->params[1].type, "vector") == 0 && !an->params[1].has_init,
+         "analysis: params listed apart from the latents");
+  const char *chk = an ? ir_analysis_print(ir, an, -1) : "";
+  tap_ok(strstr(chk, "params (2, learnable; held at their initial values by today's engines):\n"
+                     "  s  m.ppl:3:23  real    (0, inf)  initial value given\n"
+                     "  m  m.ppl:4:19  vector  real      initial value zero (unconstrained)\n") != NULL,
+         "ppl check lists them");
+}
+
+/* Supplies params: s = 5, m = [1, 2, ...]; records the specs it saw. */
+typedef struct PH {
+  H base;
+  int n;
+  ParamSpec spec[8];
+  const char *addr[8];
+  bool out_of_bounds;
+} PH;
+
+static HandlerResult ph_param(Handler *h, const char *addr, const ParamSpec *ps, Value *out,
+                              SrcPos pos, Diag *d) {
+  PH *p = (PH *)h;
+  if (p->n < 8) {
+    p->spec[p->n] = *ps;
+    p->addr[p->n] = addr;
+  }
+  p->n++;
+  if (ps->type.base == TY_VECTOR) {
+    *out = val_vec(ps->sizes[0]);
+    for (int i = 0; i < ps->sizes[0]; i++) out->t->d[i] = i + 1;
+  } else {
+    *out = val_real(p->out_of_bounds ? -1 : isfinite(ps->upper) ? ps->upper - 0.5 : 5);
+  }
+  return HR_CONTINUE;
+}
+
+static void test_param_run(void) {
+  const char *src =
+      "data { int K; }\n"
+      "model {\n"
+      "  param real<lower=0> s = 2;\n"
+      "  param vector[K] m;\n"
+      "  param real<lower=-1, upper=3> u;\n"
+      "  param real<upper=4> v;\n"
+      "  real x ~ normal(sum(m), s);\n"
+      "}\n"
+      "generated { real g = s + u + v + sum(m); }\n";
+  Diag d;
+  diag_init(&d);
+  Interp *in = compile(src, "{\"K\": 3}", 0, NULL, &d);
+  tap_ok(in != NULL, "param model compiles (%s)", d.msg);
+  if (!in) return;
+  H h; /* no param(): the initial values */
+  h_init(&h, 1, false);
+  InterpState *st = interp_start(in, 1, 0, true);
+  tap_ok(interp_run(st, &h.h, &d) == RUN_DONE, "runs without a param handler (%s)", d.msg);
+  tap_ok(val_as_real(out_of(in, st, "s")) == 2, "s = 2 (its initial value)");
+  tap_streq(val_to_string(out_of(in, st, "m")), "[0, 0, 0]", "m = 0 (unbounded zero)");
+  tap_ok(val_as_real(out_of(in, st, "u")) == 1, "u = 1 (middle of [-1, 3])");
+  tap_ok(val_as_real(out_of(in, st, "v")) == 3, "v = 3 (upper - 1)");
+  tap_ok(val_as_real(out_of(in, st, "g")) == 6, "generated block sees them: 2 + 1 + 3 + 0");
+
+  PH ph;
+  memset(&ph, 0, sizeof ph);
+  h_init(&ph.base, 1, false);
+  ph.base.h.param = ph_param;
+  st = interp_start(in, 1, 0, true);
+  tap_ok(interp_run(st, &ph.base.h, &d) == RUN_DONE && ph.n == 4, "a param handler is asked 4 times");
+  tap_ok(strcmp(ph.addr[0], "s") == 0 && strcmp(ph.addr[1], "m") == 0 && ph.spec[0].con == CON_LOWER &&
+             ph.spec[0].lower == 0 && isinf(ph.spec[0].upper) && val_as_real(ph.spec[0].init) == 2,
+         "spec of s: lower 0, initial value 2");
+  tap_ok(ph.spec[1].type.base == TY_VECTOR && ph.spec[1].nsizes == 1 && ph.spec[1].sizes[0] == 3 &&
+             ph.spec[1].init.k == V_VEC,
+         "spec of m: vector of K = 3, initial value a vector");
+  tap_ok(ph.spec[2].con == CON_LOWER_UPPER && ph.spec[2].lower == -1 && ph.spec[2].upper == 3,
+         "spec of u: [-1, 3]");
+  tap_ok(val_as_real(out_of(in, st, "s")) == 5 && val_as_real(out_of(in, st, "u")) == 2.5 &&
+             val_as_real(out_of(in, st, "g")) == 5 + 2.5 + 3.5 + 6,
+         "the handler's values are used: g = 5 + 2.5 + 3.5 + (1 + 2 + 3)  (got %s)",
+         val_to_string(out_of(in, st, "g")));
+  ph.out_of_bounds = true;
+  st = interp_start(in, 1, 0, true);
+  diag_init(&d);
+  tap_ok(interp_run(st, &ph.base.h, &d) == RUN_ERROR, "a value outside the bounds fails");
+  tap_streq(d.msg, "m.ppl:3:23: param 's' is -1, outside its bounds [0, inf]", "... with a message");
+}
+
 int main(void) {
   gc_init();
   test_suspend_same();
   test_batched();
   test_fork_pending();
   test_simulate();
+  test_param_front();
+  test_param_run();
   return tap_done();
 }
