@@ -626,7 +626,7 @@ static const char *const stmt_start[] = {
     "'int'", "'real'", "'bool'", "'string'", "'vector'", "'row_vector'", "'matrix'",
     "'simplex'", "'ordered'", "'positive_ordered'", "'unit_vector'", "'cholesky_factor_corr'",
     "'cov_matrix'", "'array'", "'if'", "'for'", "'while'", "'break'", "'continue'",
-    "'return'", "'target'", NULL};
+    "'return'", "'target'", "'param'", NULL};
 
 static void msg_add(char *buf, size_t cap, const char *s) {
   size_t n = strlen(buf);
