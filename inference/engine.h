@@ -41,6 +41,9 @@ typedef struct EngineOpts {
   bool ancestor_sampling; /* pgibbs: resample the reference's ancestor (PGAS) */
   bool no_jit;         /* gradient-based engines: interpret the log density even
                           where the LLVM JIT could compile it */
+  /* mh: after each sweep, one joint random-walk move over all continuous
+     choices (mh_block_rw), its scale adapted in warmup (default false) */
+  bool mh_block;
 } EngineOpts;
 
 enum { METRIC_DIAG = 0, METRIC_DENSE, METRIC_UNIT };
