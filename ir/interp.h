@@ -15,6 +15,18 @@
  *   - replay with changes: sample() returns stored values except at chosen
  *     addresses (MH), and draws fresh values for addresses not in the trace.
  *
+ * Version 2 of the interface (docs/engines.md, "For engine writers") adds,
+ * all optional (a handler that ignores them runs programs as before):
+ *   - sample() may suspend without a value (HR_SUSPEND): the run stops at the
+ *     choice, interp_pending describes it, interp_provide gives its value; so
+ *     an engine can batch the choices of many particles (a network or a
+ *     language model answering them all at once), and fork at a choice;
+ *   - simulate(): observations of data loaded as simulated
+ *     (interp_load_data_sim) produce their values, written where the program
+ *     reads that data: the joint of latents and data from the program itself;
+ *   - param(): the value of a learnable parameter (`param real s;`); NULL
+ *     gives its initial value.
+ *
  * Addresses: the latent's name, prefixed by the call path and suffixed by the
  * indices of the enclosing `for` loops of its own frame; each call segment
  * carries the loop indices of the caller at the call site:
