@@ -130,8 +130,9 @@ bool interp_load_data(Interp *in, DataSource *src, Diag *d);
  * rather than read: src is not asked for them (their sizes still come from
  * their declarations, so sizes such as N must be given), their reals start as
  * NaN, and each observation of one of them, or of an element of one with
- * single indices (`y ~ ...`, `y[n] ~ ...`, `observe(d, y[i, j])`, at the
- * top level of the model block), calls the handler's simulate() instead of
+ * single indices (`y ~ ...`, `y[n] ~ ...`, `observe(d, y[i, j])`, in the
+ * model block itself, loops and ifs included, not inside a user function;
+ * y[i][j] and slices are not places), calls the handler's simulate() instead of
  * observe() and stores the value there, for the later statements and the
  * generated block.  The data block itself must not compute with them.  An
  * Interp loaded this way is for simulation (the prior predictive), not for
