@@ -760,6 +760,13 @@ static HandlerResult exec_observe(InterpState *st, Frame *f, const IrInstr *ins,
   if (st->in->sim_mask && st->nframes == 1 && ins->var >= 0 && st->in->sim_mask[ins->var])
     return exec_simulate(st, f, ins, h, err, d);
   Value x = f->regs[ins->args[0]];
+  if (st->in->sim_mask && !within(x, -INFINITY, INFINITY)) {
+    /* NaN: most likely simulated data reaching an observation that is no place */
+    diag_error(d, DIAG_RUNTIME, ins->pos,
+               "observed value is NaN; simulated data can only be observed in the model block "
+               "itself, as a variable or an element of one (y, y[n], y[i, j])");
+    return HR_ERROR;
+  }
   share(f, ins->args[0]);
   int sizes[8];
   int n = op_shape_sizes(x, sizes, 8);

@@ -387,6 +387,20 @@ static void test_simulate(void) {
   tap_ok(interp_run(st, &h4.h, &d) == RUN_ERROR, "a handler without simulate fails");
   tap_streq(d.msg, "m.ppl:5:5: observation of simulated data 'y' reached a handler without simulate",
             "... with the observation's position");
+  /* an observation that is no place (inside a function) cannot simulate */
+  const char *fsrc =
+      "void obs(real[] v, real m) { v ~ normal(m, 1); }\n"
+      "data { int N; real y[N]; }\n"
+      "model {\n  real mu ~ normal(0, 1);\n  obs(y, mu);\n}\n";
+  diag_init(&d);
+  in = compile(fsrc, "{\"N\": 2}", 1, names, &d);
+  H h6;
+  h_init(&h6, 1, false);
+  st = in ? interp_start(in, 1, 0, true) : NULL;
+  tap_ok(st && interp_run(st, &h6.h, &d) == RUN_ERROR, "simulated data observed in a function fails");
+  tap_streq(d.msg, "m.ppl:1:30: observed value is NaN; simulated data can only be observed in the "
+                   "model block itself, as a variable or an element of one (y, y[n], y[i, j])",
+            "... and says where it may be observed");
   /* loaded normally, the same program scores y */
   diag_init(&d);
   in = compile(SIM, "{\"N\": 2, \"y\": [1, 2], \"sigma\": 0.5}", 0, NULL, &d);
