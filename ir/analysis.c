@@ -65,7 +65,6 @@ typedef struct Ana {
   int caplat, capobs;
   LatExtra *extra;
   const IrInstr **lat_ins, **obs_ins; /* the instruction of each latent / observation */
-  int *lat_fn, *obs_fn;               /* and its function */
   bool ev_seen_s, ev_o_after_s; /* interleaving walk */
 } Ana;
 
@@ -544,20 +543,16 @@ static void add_latent(Ana *A, int fn, const IrInstr *in, bool in_loop) {
     IrLatentInfo *nl = gc_alloc(sizeof(IrLatentInfo) * (size_t)A->caplat);
     LatExtra *ne = gc_alloc(sizeof(LatExtra) * (size_t)A->caplat);
     const IrInstr **ni = gc_alloc(sizeof(IrInstr *) * (size_t)A->caplat);
-    int *nf = gc_alloc_atomic(sizeof(int) * (size_t)A->caplat);
     if (a->nlatents) {
       memcpy(nl, a->latents, sizeof(IrLatentInfo) * (size_t)a->nlatents);
       memcpy(ne, A->extra, sizeof(LatExtra) * (size_t)a->nlatents);
       memcpy(ni, A->lat_ins, sizeof(IrInstr *) * (size_t)a->nlatents);
-      memcpy(nf, A->lat_fn, sizeof(int) * (size_t)a->nlatents);
     }
     a->latents = nl;
     A->extra = ne;
     A->lat_ins = ni;
-    A->lat_fn = nf;
   }
   A->lat_ins[a->nlatents] = in;
-  A->lat_fn[a->nlatents] = fn;
   IrLatentInfo *li = &a->latents[a->nlatents];
   LatExtra *x = &A->extra[a->nlatents];
   a->nlatents++;
@@ -600,18 +595,14 @@ static void add_obs(Ana *A, int fn, const IrInstr *in, bool in_loop, bool random
     A->capobs = A->capobs ? 2 * A->capobs : 16;
     IrObsInfo *no = gc_alloc(sizeof(IrObsInfo) * (size_t)A->capobs);
     const IrInstr **ni = gc_alloc(sizeof(IrInstr *) * (size_t)A->capobs);
-    int *nf = gc_alloc_atomic(sizeof(int) * (size_t)A->capobs);
     if (a->nobs) {
       memcpy(no, a->obs, sizeof(IrObsInfo) * (size_t)a->nobs);
       memcpy(ni, A->obs_ins, sizeof(IrInstr *) * (size_t)a->nobs);
-      memcpy(nf, A->obs_fn, sizeof(int) * (size_t)a->nobs);
     }
     a->obs = no;
     A->obs_ins = ni;
-    A->obs_fn = nf;
   }
   A->obs_ins[a->nobs] = in;
-  A->obs_fn[a->nobs] = fn;
   IrObsInfo *o = &a->obs[a->nobs++];
   o->pos = in->pos;
   o->in_loop = in_loop;
