@@ -393,6 +393,12 @@ const char *ppl_model_analysis(ppl_model *m) {
   return m->analysis_text;
 }
 
+const char *ppl_model_dependencies(ppl_model *m) {
+  if (!m) return NULL;
+  gc_ensure_thread();
+  return ir_deps_print(m->ir, m->an);
+}
+
 /* ---- log density ------------------------------------------------------- */
 
 ppl_status ppl_num_unconstrained(ppl_model *m, size_t *n) {

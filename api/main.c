@@ -22,7 +22,9 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  run MODEL.ppl [options]   run inference and print a summary\n"
-    "  check MODEL.ppl [--data F] print the structural analysis and the engine choice\n"
+    "  check MODEL.ppl [--data F] [--deps]\n"
+    "                            print the structural analysis and the engine choice;\n"
+    "                            --deps: the latents' dependency graph as well\n"
     "  ir MODEL.ppl              print the intermediate representation\n"
     "  ir --llvm MODEL.ppl [--data F]\n"
     "                            print the optimised LLVM IR of the compiled log density\n"
@@ -247,7 +249,7 @@ static int report(ppl_context *ctx) {
 
 typedef struct Args {
   const char *cmd, *model, *data, *engine, *output, *summary;
-  int quiet, llvm, help, markdown;
+  int quiet, llvm, help, markdown, deps;
   ppl_run_options ro; /* the engines' options, set by name from their tables */
 } Args;
 
@@ -265,11 +267,12 @@ static int parse_args(int argc, char **argv, Args *a) {
       name[n] = 0;
       const char *bare = name + 2;
       if (!strcmp(bare, "quiet") || !strcmp(bare, "llvm") || !strcmp(bare, "help") ||
-          !strcmp(bare, "markdown")) {
+          !strcmp(bare, "markdown") || !strcmp(bare, "deps")) {
         if (eq) return usage_error("%s takes no value", name);
         if (bare[0] == 'q') a->quiet = 1;
         else if (bare[0] == 'l') a->llvm = 1;
         else if (bare[0] == 'h') a->help = 1;
+        else if (bare[0] == 'd') a->deps = 1;
         else a->markdown = 1;
         continue;
       }
@@ -388,6 +391,7 @@ int main(int argc, char **argv) {
     const char *text = ppl_model_analysis(m);
     if (!text) rc = report(ctx);
     else fputs(text, stdout);
+    if (text && a.deps) fputs(ppl_model_dependencies(m), stdout);
     goto done;
   }
 

@@ -136,6 +136,10 @@ ppl_status ppl_data_commit(ppl_model *m);
  * owned by the model. */
 const char *ppl_model_ir(ppl_model *m);
 const char *ppl_model_analysis(ppl_model *m);
+/* The latents' dependency graph (`ppl check --deps`): per latent and
+ * observation its parents, children and Markov blanket, as text owned by the
+ * model. */
+const char *ppl_model_dependencies(ppl_model *m);
 /* The model block's log density and gradient compiled by the LLVM JIT, as
  * optimised LLVM IR text (`ppl ir --llvm`), owned by the model; needs the data.
  * NULL on failure (ppl_errmsg says why, e.g. why the JIT refused the program). */

@@ -28,7 +28,7 @@
 
 #include "stdlib/ad.h"
 #include "stdlib/tensor.h"
-#include "value.h"
+#include "core/value.h"
 
 enum { TB_B = 128, TB_IN = 64, TB_H = 128, TB_OUT = 10, TB_ROUNDS = 5 };
 #define TB_NPAR (TB_IN * TB_H + TB_H + TB_H * TB_OUT + TB_OUT)

@@ -38,6 +38,7 @@
 #define MH_TARGET_ACCEPT 0.44
 #define MH_SMALL_SUPPORT 256 /* discrete supports up to this size get uniform moves */
 #define MH_INIT_TRIES 100
+#define MH_BLOCK_ACCEPT 0.234 /* optimal for high-dimensional random walks */
 
 typedef enum { K_RW_ELEM, K_RW_UNIT, K_PRIOR_UNIT, K_PRIOR_WHOLE, K_UNIFORM } Kernel;
 
@@ -69,6 +70,9 @@ typedef struct MhState {
   bool gen;
   bool cur_done;
   const char *only; /* propose only at this choice (particle Gibbs), or NULL */
+  bool block;       /* the `block` option: a joint move after each sweep */
+  MhBlockRw rw;     /* its scale (adapted in warmup towards MH_BLOCK_ACCEPT) */
+  long block_n;
 } MhState;
 
 typedef struct Proposal {
@@ -305,6 +309,119 @@ static bool mh_one(MhState *s, bool warmup, bool *accepted, Diag *fatal) {
   return true;
 }
 
+/* ---- block proposals ---- */
+
+bool mh_block_move(const Interp *in, const TraceBlockProposal *bp, Rng *rng, uint64_t model_seed,
+                   uint64_t stream, Trace **cur, InterpState **st, bool *accepted,
+                   double *accept_prob, Diag *fatal) {
+  *accepted = false;
+  *accept_prob = 0;
+  TraceBlock b = {0};
+  char err[512] = "";
+  if (!bp->propose(bp->ctx, *cur, rng, &b, err, sizeof err)) {
+    diag_error(fatal, DIAG_RUNTIME, (SrcPos){0}, "%s", err);
+    return false;
+  }
+  if (b.n == 0) return true;
+  TraceHandler th;
+  trace_handler_init(&th, rng, *cur, NULL, NULL, NULL);
+  if (!trace_handler_set_block(&th, &b, err, sizeof err)) {
+    diag_error(fatal, DIAG_INTERNAL, (SrcPos){0}, "%s", err);
+    return false;
+  }
+  Diag d;
+  diag_init(&d);
+  InterpState *nst = NULL;
+  Trace *nt = trace_run(in, &th, model_seed, stream, false, &nst, &d);
+  double a = -INFINITY;
+  if (!nt) {
+    if (d.code == DIAG_INTERNAL) { /* a run the program rejects is a rejected move */
+      *fatal = d;
+      return false;
+    }
+  } else if (!bp->check || bp->check(bp->ctx, *cur, nt, &b)) {
+    a = trace_block_log_accept(*cur, nt, &b, th.block_seen, th.fresh_lp);
+  }
+  *accept_prob = a >= 0 ? 1 : exp(a);
+  *accepted = log(rng_uniform(rng)) < a;
+  if (*accepted) {
+    *cur = nt;
+    *st = nst;
+  }
+  return true;
+}
+
+/* The choices the random walk moves: continuous, scalar bounds only. */
+static bool rw_member(const TraceChoice *c) {
+  return c->continuous && !c->structured && c->type.base != TY_STRING;
+}
+
+static bool rw_propose(void *ctx, const Trace *cur, Rng *r, TraceBlock *b, char *err,
+                       size_t errsz) {
+  const MhBlockRw *rw = ctx;
+  int n = 0;
+  long elems = 0;
+  for (int i = 0; i < cur->n; i++)
+    if (rw_member(&cur->c[i])) {
+      n++;
+      elems += cur->c[i].numel;
+    }
+  b->n = n;
+  b->addrs = gc_alloc(sizeof(char *) * (size_t)(n + 1));
+  b->vals = gc_alloc(sizeof(Value) * (size_t)(n + 1));
+  b->log_q_ratio = 0;
+  if (elems == 0) {
+    b->n = 0;
+    return true;
+  }
+  double sigma = exp(rw->log_sigma) * 2.38 / sqrt((double)elems);
+  int k = 0;
+  for (int i = 0; i < cur->n; i++) {
+    const TraceChoice *c = &cur->c[i];
+    if (!rw_member(c)) continue;
+    Value v = val_copy(c->val);
+    for (int e = 0; e < c->numel; e++) {
+      double x = trace_value_get(v, (size_t)e), u, xn;
+      if (!tf_unconstrain(c->con, c->lower, c->upper, 1, &x, &u)) {
+        snprintf(err, errsz, "mh: current value %g of '%s' is outside its bounds", x, c->addr);
+        return false;
+      }
+      double lj_old = tf_constrain(c->con, c->lower, c->upper, 1, &u, &xn);
+      u += sigma * rng_normal(r);
+      double lj_new = tf_constrain(c->con, c->lower, c->upper, 1, &u, &xn);
+      trace_value_set(&v, (size_t)e, xn);
+      b->log_q_ratio += lj_new - lj_old;
+    }
+    b->addrs[k] = c->addr;
+    b->vals[k] = v;
+    k++;
+  }
+  return true;
+}
+
+/* Same moved choices, in the same order, with the same bounds: then the
+   reverse move is this proposal with the same transforms. */
+static bool rw_check(void *ctx, const Trace *old, const Trace *new_, const TraceBlock *b) {
+  (void)ctx;
+  int k = 0;
+  for (int i = 0; i < new_->n; i++) {
+    const TraceChoice *nc = &new_->c[i];
+    if (!rw_member(nc)) continue;
+    if (k >= b->n || strcmp(nc->addr, b->addrs[k]) != 0) return false;
+    const TraceChoice *oc = trace_find(old, nc->addr);
+    if (!oc || oc->con != nc->con || oc->lower != nc->lower || oc->upper != nc->upper ||
+        oc->numel != nc->numel)
+      return false;
+    k++;
+  }
+  return k == b->n;
+}
+
+TraceBlockProposal mh_block_rw(MhBlockRw *rw) {
+  TraceBlockProposal p = {rw_propose, rw_check, rw};
+  return p;
+}
+
 /* ---- the engine ---- */
 
 static void *mh_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
@@ -315,6 +432,7 @@ static void *mh_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) 
   rng_seed(&s->rng, o->seed, (uint64_t)chain);
   s->model_seed = o->seed ^ 0x6d68u; /* distinct from the engine's own stream */
   s->has_gen = s->prog->gen_b.n > 0;
+  s->block = engine_opt_bool(o, "block");
   char reason[sizeof d->msg] = "";
   for (int tries = 0; tries < MH_INIT_TRIES; tries++) {
     TraceHandler th;
@@ -360,6 +478,20 @@ static bool mh_step(void *state, bool warmup, Draw *out, Diag *d) {
     bool ok;
     if (!mh_one(s, warmup, &ok, d)) return false;
     acc += ok;
+  }
+  if (s->block) {
+    TraceBlockProposal bp = mh_block_rw(&s->rw);
+    bool ok;
+    double pa;
+    if (!mh_block_move(s->in, &bp, &s->rng, s->model_seed, (uint64_t)s->chain, &s->cur,
+                       &s->cur_st, &ok, &pa, d))
+      return false;
+    if (warmup) { /* Robbins-Monro, as the single-site scales */
+      s->block_n++;
+      s->rw.log_sigma += pow((double)s->block_n, -0.6) * (pa - MH_BLOCK_ACCEPT);
+      if (s->rw.log_sigma > 10) s->rw.log_sigma = 10;
+      if (s->rw.log_sigma < -20) s->rw.log_sigma = -20;
+    }
   }
   InterpState *st = s->cur_st;
   if (s->has_gen) {
@@ -427,6 +559,13 @@ bool mh_mover_move_at(MhMover *m, const char *addr, bool adapt, Trace **cur, Int
 
 static void mh_free(void *state) { (void)state; /* GC memory */ }
 
+static const OptSpec mh_options[] = {
+    {.name = "block", .type = OPT_BOOL, .def = "false",
+     .help = "after each sweep, one joint random-walk move over all continuous choices, its "
+             "scale adapted in warmup"},
+    OPT_END,
+};
+
 const EngineVT engine_mh = {
     .name = "mh",
     .summary = "single-site Metropolis-Hastings over the trace; works for every program",
@@ -435,6 +574,7 @@ const EngineVT engine_mh = {
     .weighted = false,
     .uses_warmup = true,
     .traits = ENGINE_DISCRETE | ENGINE_DYNAMIC | ENGINE_IMPROPER,
+    .options = {mh_options},
     .init = mh_init,
     .step = mh_step,
     .free = mh_free,

@@ -204,16 +204,32 @@ static bool reverse_would_reuse(const TraceChoice *oc, const TraceChoice *nc) {
   return true;
 }
 
-double trace_mh_log_accept(const Trace *old, const Trace *new_, const char *target,
-                           double log_q_ratio, double fresh_lp) {
-  double l1 = trace_logjoint(new_);
-  if (!(l1 > -INFINITY) || new_->nsites <= 0 || old->nsites <= 0) return -INFINITY;
+/* Would the reverse move reuse one of new_'s fresh choices instead of
+   regenerating the old value there? */
+static bool irreversible(const Trace *old, const Trace *new_) {
   for (int i = 0; i < new_->n; i++) {
     const TraceChoice *nc = &new_->c[i];
     if (!nc->fresh) continue;
     const TraceChoice *oc = trace_find(old, nc->addr);
-    if (oc && reverse_would_reuse(oc, nc)) return -INFINITY;
+    if (oc && reverse_would_reuse(oc, nc)) return true;
   }
+  return false;
+}
+
+double trace_block_log_accept(const Trace *old, const Trace *new_, const TraceBlock *b,
+                              int block_seen, double fresh_lp) {
+  double l1 = trace_logjoint(new_);
+  if (!(l1 > -INFINITY) || block_seen != b->n || irreversible(old, new_)) return -INFINITY;
+  double a = l1 - trace_logjoint(old) + b->log_q_ratio + trace_stale_lp(old, new_, NULL) -
+             fresh_lp;
+  return isnan(a) ? -INFINITY : a;
+}
+
+double trace_mh_log_accept(const Trace *old, const Trace *new_, const char *target,
+                           double log_q_ratio, double fresh_lp) {
+  double l1 = trace_logjoint(new_);
+  if (!(l1 > -INFINITY) || new_->nsites <= 0 || old->nsites <= 0) return -INFINITY;
+  if (irreversible(old, new_)) return -INFINITY;
   double a = l1 - trace_logjoint(old) + log_q_ratio + log((double)old->nsites) -
              log((double)new_->nsites) + trace_stale_lp(old, new_, target) - fresh_lp;
   return isnan(a) ? -INFINITY : a;
@@ -299,6 +315,12 @@ static HandlerResult th_sample(Handler *h, const char *addr, const DistCall *dc,
     th->target_seen = true;
     th->log_q_ratio = lq;
     fresh = false;
+  } else if (valid && th->block_at && th->block_at[old - th->prev->c] >= 0) {
+    /* a block address: the proposed value (its shape is the old one's) */
+    v = th->block->vals[th->block_at[old - th->prev->c]];
+    if (!dist_call_lpdf(dc, v, &lp, err, sizeof err)) return fail(d, pos, err);
+    th->block_seen++;
+    fresh = false;
   } else if (valid) {
     if (!dist_call_lpdf(dc, old->val, &lp, err, sizeof err)) return fail(d, pos, err);
     if (lp > -INFINITY) { /* NaN and -inf: outside the current support */
@@ -345,18 +367,51 @@ static HandlerResult th_factor(Handler *h, double lw, SrcPos pos, Diag *d) {
   return ++th->events == th->stop_events ? HR_SUSPEND : HR_CONTINUE;
 }
 
+/* Simulated data (interp_load_data_sim): drawn from the observation's
+   distribution and scored like an observation, so the trace's log joint is
+   that of latents and data together. */
+static HandlerResult th_simulate(Handler *h, const DistCall *dc, Value *out, SrcPos pos,
+                                 Diag *d) {
+  TraceHandler *th = (TraceHandler *)h;
+  char err[512] = "";
+  double lp;
+  if (!dist_call_rng(dc, th->rng, out, err, sizeof err)) return fail(d, pos, err);
+  if (!dist_call_lpdf(dc, *out, &lp, err, sizeof err)) return fail(d, pos, err);
+  th->tr->loglik += lp;
+  return ++th->events == th->stop_events ? HR_SUSPEND : HR_CONTINUE;
+}
+
 void trace_handler_init(TraceHandler *th, Rng *rng, const Trace *prev, const char *target,
                         TraceProposeFn propose, void *propose_ctx) {
   memset(th, 0, sizeof *th);
   th->h.sample = th_sample;
   th->h.observe = th_observe;
   th->h.factor = th_factor;
+  th->h.simulate = th_simulate;
   th->rng = rng;
   th->prev = prev;
   th->target = target;
   th->propose = propose;
   th->propose_ctx = propose_ctx;
   th->tr = gc_alloc(sizeof(Trace));
+}
+
+bool trace_handler_set_block(TraceHandler *th, const TraceBlock *b, char *err, size_t errsz) {
+  const Trace *prev = th->prev;
+  int n = prev ? prev->n : 0;
+  th->block = b;
+  th->block_seen = 0;
+  th->block_at = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+  for (int i = 0; i < n; i++) th->block_at[i] = -1;
+  for (int k = 0; k < b->n; k++) {
+    const TraceChoice *c = prev ? trace_find(prev, b->addrs[k]) : NULL;
+    if (!c) {
+      snprintf(err, errsz, "block proposal: '%s' is not in the current trace", b->addrs[k]);
+      return false;
+    }
+    th->block_at[c - prev->c] = k;
+  }
+  return true;
 }
 
 Trace *trace_handler_finish(TraceHandler *th) {

@@ -72,6 +72,15 @@ typedef struct TraceHandler TraceHandler;
 typedef bool (*TraceProposeFn)(void *ctx, const DistCall *dc, Value old, Rng *r,
                                Value *out, double *log_q_ratio, char *err, size_t errsz);
 
+/* A block: new values for several addresses of the current trace at once,
+ * proposed together (see TraceBlockProposal). */
+typedef struct TraceBlock {
+  int n;
+  const char **addrs;  /* choices of the current trace, each once */
+  Value *vals;         /* their proposed values, of the same shapes */
+  double log_q_ratio;  /* log q(current values | proposed) - log q(proposed | current) */
+} TraceBlock;
+
 struct TraceHandler {
   Handler h;                   /* first: a TraceHandler* is a Handler* */
   Rng *rng;                    /* draws of fresh choices */
@@ -89,7 +98,17 @@ struct TraceHandler {
      handler (1 = the first one it sees); 0 = never */
   long stop_events;
   long events;                 /* observe/factor events seen */
+  /* block proposals: the block's values replace prev's at its addresses
+     (trace_handler_set_block) */
+  const TraceBlock *block;
+  int *block_at;               /* per choice of prev: index in the block, or -1 */
+  int block_seen;              /* block addresses met with a valid shape */
 };
+
+/* Replay prev with the block's values at its addresses (after
+ * trace_handler_init with prev, no target).  False + err when an address
+ * of the block is not in prev. */
+bool trace_handler_set_block(TraceHandler *th, const TraceBlock *b, char *err, size_t errsz);
 
 void trace_handler_init(TraceHandler *th, Rng *rng, const Trace *prev, const char *target,
                         TraceProposeFn propose, void *propose_ctx);
@@ -129,6 +148,16 @@ double trace_stale_lp(const Trace *old, const Trace *new_, const char *target);
 double trace_mh_log_accept(const Trace *old, const Trace *new_, const char *target,
                            double log_q_ratio, double fresh_lp);
 
+/* Log acceptance ratio of a block move from old to new_ (replayed with
+ * trace_handler_set_block): log p(new) - log p(old) + b->log_q_ratio + R - F
+ * (the fresh and stale corrections of trace_mh_log_accept, no site-count term:
+ * the block is chosen by the proposal, not uniformly).  -inf when the new
+ * trace is not finite, when an address of the block was not met with its
+ * shape (block_seen < b->n), or when the reverse move could not regenerate
+ * the old trace. */
+double trace_block_log_accept(const Trace *old, const Trace *new_, const TraceBlock *b,
+                              int block_seen, double fresh_lp);
+
 /* Number of MH sites of a choice of this shape: one per scalar element, except
  * one per unit for structured constraints and one per string choice. */
 int trace_choice_sites(const TraceChoice *c);
@@ -154,6 +183,40 @@ bool mh_mover_move(MhMover *m, Trace **cur, InterpState **st, long stop_events, 
  * adapt.  For particle Gibbs's static parameters. */
 bool mh_mover_move_at(MhMover *m, const char *addr, bool adapt, Trace **cur, InterpState **st,
                       bool *accepted, Diag *fatal);
+
+/* ---- block proposals (mh.c) ---- */
+
+/* A proposal over several addresses at once: propose() fills b (addresses of
+ * cur, their new values, the log proposal ratio) from the current trace;
+ * check() (may be NULL) vetoes a replayed move whose reverse would not be
+ * the same kind of proposal -- e.g. when the block's addresses or their bounds
+ * differ in the new trace.  The veto must be symmetric (check(old, new) ==
+ * check(new, old)); then a vetoed move is a rejection of a valid kernel. */
+typedef struct TraceBlockProposal {
+  bool (*propose)(void *ctx, const Trace *cur, Rng *r, TraceBlock *b, char *err, size_t errsz);
+  bool (*check)(void *ctx, const Trace *old, const Trace *new_, const TraceBlock *b);
+  void *ctx;
+} TraceBlockProposal;
+
+/* One MH move with a block proposal from the complete trace *cur (state *st):
+ * the program is replayed (model block only, seeded with model_seed, stream)
+ * with the block's values, reusing the other choices where still valid and
+ * drawing new addresses fresh, and accepted with trace_block_log_accept.  On
+ * acceptance *cur and *st are replaced.  *accept_prob gets min(1, ratio).
+ * False only for internal errors (fatal filled). */
+bool mh_block_move(const Interp *in, const TraceBlockProposal *bp, Rng *rng, uint64_t model_seed,
+                   uint64_t stream, Trace **cur, InterpState **st, bool *accepted,
+                   double *accept_prob, Diag *fatal);
+
+/* The block proposal of engine mh's `block` option: one Gaussian random walk
+ * on the unconstrained scale over every element of every continuous choice
+ * without a structured constraint (simplex, ordered, ...), step
+ * exp(log_sigma) * 2.38 / sqrt(elements).  It vetoes moves after which those
+ * choices (addresses, shapes, bounds) are not the same. */
+typedef struct MhBlockRw {
+  double log_sigma;
+} MhBlockRw;
+TraceBlockProposal mh_block_rw(MhBlockRw *rw);
 
 /* ---- the trace-based engines (prior.c, is.c, mh.c), listed by engine.c ---- */
 

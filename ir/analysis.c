@@ -63,6 +63,7 @@ typedef struct Ana {
   IrAnalysis *a;
   int caplat, capobs;
   LatExtra *extra;
+  const IrInstr **lat_ins, **obs_ins; /* the instruction of each latent / observation */
   bool ev_seen_s, ev_o_after_s; /* interleaving walk */
 } Ana;
 
@@ -540,13 +541,17 @@ static void add_latent(Ana *A, int fn, const IrInstr *in, bool in_loop) {
     A->caplat = A->caplat ? 2 * A->caplat : 16;
     IrLatentInfo *nl = gc_alloc(sizeof(IrLatentInfo) * (size_t)A->caplat);
     LatExtra *ne = gc_alloc(sizeof(LatExtra) * (size_t)A->caplat);
+    const IrInstr **ni = gc_alloc(sizeof(IrInstr *) * (size_t)A->caplat);
     if (a->nlatents) {
       memcpy(nl, a->latents, sizeof(IrLatentInfo) * (size_t)a->nlatents);
       memcpy(ne, A->extra, sizeof(LatExtra) * (size_t)a->nlatents);
+      memcpy(ni, A->lat_ins, sizeof(IrInstr *) * (size_t)a->nlatents);
     }
     a->latents = nl;
     A->extra = ne;
+    A->lat_ins = ni;
   }
+  A->lat_ins[a->nlatents] = in;
   IrLatentInfo *li = &a->latents[a->nlatents];
   LatExtra *x = &A->extra[a->nlatents];
   a->nlatents++;
@@ -588,9 +593,15 @@ static void add_obs(Ana *A, int fn, const IrInstr *in, bool in_loop, bool random
   if (a->nobs == A->capobs) {
     A->capobs = A->capobs ? 2 * A->capobs : 16;
     IrObsInfo *no = gc_alloc(sizeof(IrObsInfo) * (size_t)A->capobs);
-    if (a->nobs) memcpy(no, a->obs, sizeof(IrObsInfo) * (size_t)a->nobs);
+    const IrInstr **ni = gc_alloc(sizeof(IrInstr *) * (size_t)A->capobs);
+    if (a->nobs) {
+      memcpy(no, a->obs, sizeof(IrObsInfo) * (size_t)a->nobs);
+      memcpy(ni, A->obs_ins, sizeof(IrInstr *) * (size_t)a->nobs);
+    }
     a->obs = no;
+    A->obs_ins = ni;
   }
+  A->obs_ins[a->nobs] = in;
   IrObsInfo *o = &a->obs[a->nobs++];
   o->pos = in->pos;
   o->in_loop = in_loop;
@@ -610,6 +621,23 @@ static void add_obs(Ana *A, int fn, const IrInstr *in, bool in_loop, bool random
   }
 }
 
+static void add_param(Ana *A, int fn, const IrInstr *in) {
+  IrAnalysis *a = A->a;
+  IrParamInfo *np = gc_alloc(sizeof(IrParamInfo) * (size_t)(a->nparams + 1));
+  if (a->nparams) memcpy(np, a->params, sizeof(IrParamInfo) * (size_t)a->nparams);
+  a->params = np;
+  IrParamInfo *pi = &a->params[a->nparams++];
+  const IrFunc *fd = A->fi[fn].f;
+  pi->name = in->name ? in->name : "?";
+  pi->pos = in->pos;
+  pi->type = in->dst >= 0 && in->dst < fd->nregs ? ty_name(fd->regtypes[in->dst]) : "?";
+  Bound lo = bound_reg(A, fn, in->con.lower), hi = bound_reg(A, fn, in->con.upper);
+  pi->support = !lo.state && !hi.state
+                    ? "real"
+                    : gc_printf("(%s, %s)", bound_text(lo, false), bound_text(hi, true));
+  pi->has_init = in->nargs > 0;
+}
+
 /* Collects latents and observations in walk order. */
 static void collect(Ana *A, int fn, const IrBlock *b, bool in_loop, bool rnd) {
   for (int i = 0; i < b->n; i++) {
@@ -617,6 +645,7 @@ static void collect(Ana *A, int fn, const IrBlock *b, bool in_loop, bool rnd) {
     switch (in->op) {
     case IR_SAMPLE: add_latent(A, fn, in, in_loop); break;
     case IR_OBSERVE: case IR_FACTOR: case IR_CONDITION: add_obs(A, fn, in, in_loop, rnd); break;
+    case IR_PARAM: add_param(A, fn, in); break;
     case IR_IF: {
       bool r = rnd || src_of(A, fn, in->args[0]);
       collect(A, fn, &in->then_b, in_loop, r);
@@ -688,6 +717,296 @@ static Ev ev_block(Ana *A, int fn, const IrBlock *b) {
   return ev;
 }
 
+/* ---- the latents' dependency graph ------------------------------------------------
+
+   Which latents each register's value can depend on, as a bit set over the
+   latents, by the same flow-insensitive, context-insensitive propagation as
+   the taint above: data flow through moves, stores, calls and returns, and
+   control flow (writes under a branch or loop whose condition or bounds
+   depend on latents, early exits).  A latent's parents are the latents its
+   distribution's parameters, sizes and bounds, or the control around it
+   (including around the calls that reach it), depend on; an observation's
+   are those of its distribution, its observed value and its control.  One
+   node per SAMPLE instruction: a latent declared in a loop is one node for
+   all its iterations, and depending on earlier iterations of itself shows as
+   a self-dependence rather than an edge. */
+
+typedef struct Dep {
+  Ana *A;
+  int W;              /* words per set */
+  uint64_t **reg;     /* per function: nregs sets */
+  uint64_t **ctl_in;  /* per function: control of its call sites */
+  uint64_t **ret;     /* per function: what its result depends on */
+  bool changed;
+} Dep;
+
+static uint64_t *dset(const Dep *D, int fn, int r) {
+  return r >= 0 && r < D->A->fi[fn].f->nregs ? D->reg[fn] + (size_t)r * (size_t)D->W : NULL;
+}
+
+/* into |= from; notes a change */
+static void dor(Dep *D, uint64_t *into, const uint64_t *from) {
+  if (!into || !from) return;
+  for (int w = 0; w < D->W; w++)
+    if (from[w] & ~into[w]) {
+      into[w] |= from[w];
+      D->changed = true;
+    }
+}
+
+/* Everything an instruction reads (not its blocks), or-ed into acc. */
+static void dep_operands(Dep *D, int fn, const IrInstr *in, uint64_t *acc) {
+  for (int i = 0; i < in->nargs; i++) dor(D, acc, dset(D, fn, in->args[i]));
+  for (int i = 0; i < in->nidx; i++) {
+    if (in->idx[i].kind == IX_ALL) continue;
+    dor(D, acc, dset(D, fn, in->idx[i].lo));
+    dor(D, acc, dset(D, fn, in->idx[i].hi));
+  }
+  for (int i = 0; i < in->dist.nparams; i++) dor(D, acc, dset(D, fn, in->dist.params[i]));
+  for (int i = 0; i < in->nsizes; i++) dor(D, acc, dset(D, fn, in->sizes[i]));
+  dor(D, acc, dset(D, fn, in->con.lower));
+  dor(D, acc, dset(D, fn, in->con.upper));
+}
+
+static uint64_t *dnew(const Dep *D) { return gc_alloc_atomic(sizeof(uint64_t) * (size_t)(D->W + 1)); }
+
+static int latent_of(const Ana *A, const IrInstr *in) {
+  for (int i = 0; i < A->a->nlatents; i++)
+    if (A->lat_ins[i] == in) return i;
+  return -1;
+}
+
+/* Conditions of the ifs in b (not in nested loops) around a break/continue. */
+static void dep_escape(Dep *D, int fn, const IrBlock *b, const uint64_t *ctl, uint64_t *acc) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    if ((in->op == IR_BREAK || in->op == IR_CONTINUE) && ctl) dor(D, acc, ctl);
+    if (in->op == IR_IF) {
+      uint64_t *c = dnew(D);
+      bool saved = D->changed;
+      dor(D, c, ctl);
+      dor(D, c, dset(D, fn, in->args[0]));
+      D->changed = saved;
+      dep_escape(D, fn, &in->then_b, c, acc);
+      dep_escape(D, fn, &in->else_b, c, acc);
+    }
+  }
+}
+
+static void dep_block(Dep *D, int fn, const IrBlock *b, const uint64_t *ctl);
+
+/* ctl or-ed with what else is read: a new set (does not count as a change). */
+static uint64_t *dctl(Dep *D, const uint64_t *ctl, int fn, const int *regs, int n) {
+  uint64_t *c = dnew(D);
+  bool saved = D->changed;
+  dor(D, c, ctl);
+  for (int i = 0; i < n; i++) dor(D, c, dset(D, fn, regs[i]));
+  D->changed = saved;
+  return c;
+}
+
+static void dep_loop(Dep *D, int fn, const IrInstr *in, uint64_t *c) {
+  bool saved = D->changed;
+  dep_escape(D, fn, &in->body, NULL, c);
+  D->changed = saved;
+  if (in->op == IR_FOR) dor(D, dset(D, fn, in->var), c);
+  dep_block(D, fn, &in->cond_b, c);
+  dep_block(D, fn, &in->body, c);
+}
+
+static void dep_instr(Dep *D, int fn, const IrInstr *in, const uint64_t *ctl) {
+  Ana *A = D->A;
+  switch (in->op) {
+  case IR_SAMPLE: {
+    int k = latent_of(A, in);
+    uint64_t *d = dset(D, fn, in->dst);
+    if (d && k >= 0 && !(d[k / 64] >> (k % 64) & 1)) {
+      d[k / 64] |= 1ull << (k % 64);
+      D->changed = true;
+    }
+    return;
+  }
+  case IR_IF: {
+    uint64_t *c = dctl(D, ctl, fn, in->args, 1);
+    dep_block(D, fn, &in->then_b, c);
+    dep_block(D, fn, &in->else_b, c);
+    return;
+  }
+  case IR_FOR: dep_loop(D, fn, in, dctl(D, ctl, fn, in->args, 2)); return;
+  case IR_WHILE: {
+    dep_block(D, fn, &in->cond_b, ctl);
+    dep_loop(D, fn, in, dctl(D, ctl, fn, &in->cond, 1));
+    return;
+  }
+  case IR_RETURN:
+    dor(D, D->ret[fn], ctl);
+    for (int i = 0; i < in->nargs; i++) dor(D, D->ret[fn], dset(D, fn, in->args[i]));
+    return;
+  case IR_CALL:
+    if (in->callee >= 0 && in->callee < A->p->nfuncs) {
+      int g = in->callee;
+      dor(D, D->ctl_in[g], ctl);
+      dor(D, D->ctl_in[g], D->ctl_in[fn]);
+      for (int i = 0; i < in->nargs && i < A->fi[g].f->nparams; i++)
+        dor(D, dset(D, g, i), dset(D, fn, in->args[i]));
+      /* the arguments reach the result through the parameters and ret */
+      dor(D, dset(D, fn, in->dst), D->ret[g]);
+      dor(D, dset(D, fn, in->dst), ctl);
+      return;
+    }
+    break;
+  default: break;
+  }
+  uint64_t *d = dset(D, fn, in->dst);
+  if (!d) return;
+  dor(D, d, ctl);
+  dep_operands(D, fn, in, d);
+}
+
+static void dep_block(Dep *D, int fn, const IrBlock *b, const uint64_t *ctl) {
+  for (int i = 0; i < b->n; i++) dep_instr(D, fn, &b->ins[i], ctl);
+}
+
+/* The control sets around each latent / observation, found by walking again
+   after the fixed point: node -> its set. */
+typedef struct DepNodes {
+  uint64_t **par; /* nlatents + nobs sets */
+} DepNodes;
+
+static int obs_of(const Ana *A, const IrInstr *in) {
+  for (int j = 0; j < A->a->nobs; j++)
+    if (A->obs_ins[j] == in) return j;
+  return -1;
+}
+
+static void dep_collect(Dep *D, DepNodes *N, int fn, const IrBlock *b, const uint64_t *ctl) {
+  Ana *A = D->A;
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    int node = -1;
+    if (in->op == IR_SAMPLE) node = latent_of(A, in);
+    else if (in->op == IR_OBSERVE || in->op == IR_FACTOR || in->op == IR_CONDITION) {
+      int j = obs_of(A, in);
+      node = j >= 0 ? A->a->nlatents + j : -1;
+    }
+    if (node >= 0) {
+      uint64_t *p = N->par[node];
+      dor(D, p, ctl);
+      dor(D, p, D->ctl_in[fn]);
+      for (int k = 0; k < in->dist.nparams; k++) dor(D, p, dset(D, fn, in->dist.params[k]));
+      for (int k = 0; k < in->nsizes; k++) dor(D, p, dset(D, fn, in->sizes[k]));
+      dor(D, p, dset(D, fn, in->con.lower));
+      dor(D, p, dset(D, fn, in->con.upper));
+      if (in->op != IR_SAMPLE)
+        for (int k = 0; k < in->nargs; k++) dor(D, p, dset(D, fn, in->args[k]));
+    }
+    switch (in->op) {
+    case IR_IF: {
+      uint64_t *c = dctl(D, ctl, fn, in->args, 1);
+      dep_collect(D, N, fn, &in->then_b, c);
+      dep_collect(D, N, fn, &in->else_b, c);
+      break;
+    }
+    case IR_FOR: case IR_WHILE: {
+      uint64_t *c = in->op == IR_FOR ? dctl(D, ctl, fn, in->args, 2) : dctl(D, ctl, fn, &in->cond, 1);
+      dep_escape(D, fn, &in->body, NULL, c);
+      if (in->op == IR_WHILE) dep_collect(D, N, fn, &in->cond_b, ctl);
+      dep_collect(D, N, fn, &in->cond_b, c);
+      dep_collect(D, N, fn, &in->body, c);
+      break;
+    }
+    default: break;
+    }
+  }
+}
+
+/* Sorted list of the members of set (except `skip`) into a fresh int array. */
+static int set_list(const uint64_t *set, int n, int skip, int **out) {
+  int m = 0;
+  int *l = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+  for (int i = 0; i < n; i++)
+    if (i != skip && (set[i / 64] >> (i % 64) & 1)) l[m++] = i;
+  *out = l;
+  return m;
+}
+
+static void dependencies(Ana *A) {
+  IrAnalysis *a = A->a;
+  int nl = a->nlatents, nn = nl + a->nobs, nf = A->p->nfuncs + 1;
+  Dep D = {A, (nl + 63) / 64 + 1, NULL, NULL, NULL, false};
+  D.reg = gc_alloc(sizeof(uint64_t *) * (size_t)nf);
+  D.ctl_in = gc_alloc(sizeof(uint64_t *) * (size_t)nf);
+  D.ret = gc_alloc(sizeof(uint64_t *) * (size_t)nf);
+  for (int f = 0; f < nf; f++) {
+    D.reg[f] = gc_alloc_atomic(sizeof(uint64_t) * (size_t)D.W * (size_t)(A->fi[f].f->nregs + 1));
+    D.ctl_in[f] = dnew(&D);
+    D.ret[f] = dnew(&D);
+  }
+  do {
+    D.changed = false;
+    for (int f = 0; f < nf; f++)
+      if (A->fi[f].reachable) dep_block(&D, f, fn_body(A, f), NULL);
+  } while (D.changed);
+  DepNodes N = {gc_alloc(sizeof(uint64_t *) * (size_t)(nn + 1))};
+  for (int i = 0; i < nn; i++) N.par[i] = dnew(&D);
+  for (int f = 0; f < nf; f++)
+    if (A->fi[f].reachable) dep_collect(&D, &N, f, fn_body(A, f), NULL);
+
+  /* parents, children, blankets as index lists */
+  a->dep_self = gc_alloc_atomic(sizeof(bool) * (size_t)(nn + 1));
+  a->dep_npar = gc_alloc_atomic(sizeof(int) * (size_t)(nn + 1));
+  a->dep_nch = gc_alloc_atomic(sizeof(int) * (size_t)(nn + 1));
+  a->dep_nmb = gc_alloc_atomic(sizeof(int) * (size_t)(nn + 1));
+  a->dep_par = gc_alloc(sizeof(int *) * (size_t)(nn + 1));
+  a->dep_ch = gc_alloc(sizeof(int *) * (size_t)(nn + 1));
+  a->dep_mb = gc_alloc(sizeof(int *) * (size_t)(nn + 1));
+  for (int i = 0; i < nn; i++) {
+    a->dep_self[i] = i < nl && (N.par[i][i / 64] >> (i % 64) & 1);
+    a->dep_npar[i] = set_list(N.par[i], nl, i, &a->dep_par[i]);
+  }
+  for (int i = 0; i < nl; i++) {
+    int *ch = gc_alloc_atomic(sizeof(int) * (size_t)(nn + 1)), m = 0;
+    uint64_t *mb = dnew(&D);
+    dor(&D, mb, N.par[i]);
+    for (int j = 0; j < nn; j++) {
+      if (j == i || !(N.par[j][i / 64] >> (i % 64) & 1)) continue;
+      ch[m++] = j;
+      if (j < nl) mb[j / 64] |= 1ull << (j % 64);
+      dor(&D, mb, N.par[j]); /* the child's other parents */
+    }
+    a->dep_ch[i] = ch;
+    a->dep_nch[i] = m;
+    a->dep_nmb[i] = set_list(mb, nl, i, &a->dep_mb[i]);
+  }
+  for (int i = nl; i < nn; i++) {
+    a->dep_ch[i] = a->dep_mb[i] = NULL;
+    a->dep_nch[i] = a->dep_nmb[i] = 0;
+  }
+}
+
+static int dep_get(const IrAnalysis *a, int node, int *const *lists, const int *counts,
+                   const int **out) {
+  if (!a || node < 0 || node >= a->nlatents + a->nobs || !counts) {
+    if (out) *out = NULL;
+    return 0;
+  }
+  if (out) *out = lists[node];
+  return counts[node];
+}
+
+int ir_dep_parents(const IrAnalysis *a, int node, const int **out) {
+  return dep_get(a, node, a ? a->dep_par : NULL, a ? a->dep_npar : NULL, out);
+}
+int ir_dep_children(const IrAnalysis *a, int node, const int **out) {
+  return dep_get(a, node, a ? a->dep_ch : NULL, a ? a->dep_nch : NULL, out);
+}
+int ir_dep_blanket(const IrAnalysis *a, int node, const int **out) {
+  return dep_get(a, node, a ? a->dep_mb : NULL, a ? a->dep_nmb : NULL, out);
+}
+bool ir_dep_self(const IrAnalysis *a, int node) {
+  return a && a->dep_self && node >= 0 && node < a->nlatents + a->nobs && a->dep_self[node];
+}
+
 /* ---- entry points ------------------------------------------------------------------ */
 
 static IrAnalysis *analyze(const IrProgram *p, LatExtra **extra) {
@@ -722,6 +1041,7 @@ static IrAnalysis *analyze(const IrProgram *p, LatExtra **extra) {
   for (int f = 0; f < p->nfuncs; f++)
     if (A.fi[f].reachable) collect(&A, f, &p->funcs[f].body, false, false);
   ev_block(&A, A.imain, &p->model_b);
+  dependencies(&A);
   A.a->all_continuous = !A.a->has_discrete && !A.a->has_string;
   if (extra) *extra = A.extra;
   return A.a;
@@ -817,6 +1137,22 @@ char *ir_analysis_print(const IrProgram *p, const IrAnalysis *a, long unconstrai
     }
     out_table(&o, a->nlatents, NC, cells);
   }
+  if (a->nparams > 0) {
+    out_str(&o, gc_printf("params (%d, learnable; held at their initial values by today's "
+                          "engines):\n", a->nparams));
+    enum { NC = 5 };
+    const char **cells = gc_alloc(sizeof(char *) * (size_t)(a->nparams * NC));
+    for (int i = 0; i < a->nparams; i++) {
+      const IrParamInfo *pi = &a->params[i];
+      const char **row = cells + i * NC;
+      row[0] = pi->name;
+      row[1] = pos_text(p, pi->pos);
+      row[2] = pi->type;
+      row[3] = pi->support;
+      row[4] = pi->has_init ? "initial value given" : "initial value zero (unconstrained)";
+    }
+    out_table(&o, a->nparams, NC, cells);
+  }
   if (!a->fixed_structure)
     out_str(&o, "unconstrained parameters: none (dynamic structure)\n");
   else if (unconstrained_size >= 0)
@@ -842,5 +1178,58 @@ char *ir_analysis_print(const IrProgram *p, const IrAnalysis *a, long unconstrai
   }
   if (a->interleaved_observations)
     out_str(&o, "observations interleaved with latents: yes\n");
+  return o.s;
+}
+
+/* A node's name in the listing: the latent's name ("x (self)" when it depends
+   on its earlier occurrences), or the observation and its position. */
+static const char *dep_label(const IrAnalysis *a, int node) {
+  if (node < a->nlatents) return a->latents[node].name;
+  const IrObsInfo *o = &a->obs[node - a->nlatents];
+  const char *w = o->what ? o->what : "?";
+  const char *cut = strstr(w, "  vectorised");
+  if (cut) w = gc_printf("%.*s", (int)(cut - w), w);
+  return gc_printf("%s (%d:%d)", w, o->pos.line, o->pos.col);
+}
+
+static const char *dep_names(const IrAnalysis *a, int n, const int *l) {
+  if (n == 0) return "-";
+  const char *s = "";
+  for (int i = 0; i < n; i++) s = gc_printf("%s%s%s", s, i ? ", " : "", dep_label(a, l[i]));
+  return s;
+}
+
+char *ir_deps_print(const IrProgram *p, const IrAnalysis *a) {
+  Out o = {0};
+  out_str(&o, "");
+  if (!p || !a) return o.s;
+  int nn = a->nlatents + a->nobs;
+  if (nn == 0) {
+    out_str(&o, "dependencies: none (no latents or observations)\n");
+    return o.s;
+  }
+  out_str(&o, "dependencies (static; one node per declaration):\n");
+  enum { NC = 4 };
+  const char **cells = gc_alloc(sizeof(char *) * (size_t)((nn + 1) * NC));
+  cells[0] = "node";
+  cells[1] = "parents";
+  cells[2] = "children";
+  cells[3] = "Markov blanket";
+  bool any_self = false;
+  for (int i = 0; i < nn; i++) {
+    const int *l;
+    const char **row = cells + (i + 1) * NC;
+    any_self = any_self || ir_dep_self(a, i);
+    row[0] = ir_dep_self(a, i) ? gc_printf("%s (self)", dep_label(a, i)) : dep_label(a, i);
+    int n = ir_dep_parents(a, i, &l);
+    row[1] = dep_names(a, n, l);
+    n = ir_dep_children(a, i, &l);
+    row[2] = i < a->nlatents ? dep_names(a, n, l) : "";
+    n = ir_dep_blanket(a, i, &l);
+    row[3] = i < a->nlatents ? dep_names(a, n, l) : "";
+  }
+  out_table(&o, nn + 1, NC, cells);
+  if (any_self)
+    out_str(&o, "(self): depends on its own earlier occurrences (x[t] on x[t-1])\n");
   return o.s;
 }

@@ -99,6 +99,12 @@ struct Interp {
   Value *data_regs;      /* main's registers after the data block */
   pthread_mutex_t cache_mu; /* guards cache: what engines build once per program and data */
   void *cache[INTERP_CACHE_SLOTS];
+  /* simulated data (interp_load_data_sim): names, main registers (-1 until
+     the data block declares them), and per main register whether it is one */
+  int nsim;
+  const char **sim_names;
+  int *sim_reg;
+  bool *sim_mask;
 };
 
 /* PH_CALL: a state that runs one function for ode_rk45's solver */
@@ -121,6 +127,15 @@ struct InterpState {
   Tape *tape;        /* AD runs: operations on node-carrying reals are recorded */
   int32_t factor_ad; /* node of the last factor passed to the handler */
   int ode_depth;     /* ode_rk45 calls this state runs inside of (nested solves) */
+  /* A choice whose handler suspended (HR_SUSPEND from sample): the run waits
+     for interp_provide.  The record is a value, so a fork copies it and each
+     copy can be given its own value. */
+  bool pending;
+  bool provided;        /* interp_provide has filled the destination */
+  InterpChoice pend;
+  const IrInstr *pend_ins;
+  int pend_n;           /* sizes of the pending value */
+  int64_t pend_sz[8];
 };
 
 /* ---- frames and cursors ---------------------------------------------------- */
@@ -470,6 +485,22 @@ static bool exec_data(InterpState *st, Frame *f, const IrInstr *ins, DataSource 
     sizes[i] = (int)sz64[i];
   }
   Type t = f->fn->regtypes[ins->dst];
+  Interp *in = (Interp *)st->in; /* loading data is the one time it is written */
+  for (int k = 0; k < in->nsim; k++) {
+    if (strcmp(in->sim_names[k], ins->name) != 0) continue;
+    /* simulated: declared at its sizes (reals NaN) until an observation fills it */
+    char err[ERRSZ];
+    Value v;
+    if (!op_decl(t, n, sz64, &v, err, ERRSZ)) {
+      diag_error(d, DIAG_DATA, ins->pos, "%s", err);
+      return false;
+    }
+    f->regs[ins->dst] = v;
+    f->flags[ins->dst] = F_SIZED;
+    in->sim_reg[k] = ins->dst;
+    in->sim_mask[ins->dst] = true;
+    return true;
+  }
   if (!src) {
     diag_error(d, DIAG_DATA, ins->pos, "missing data \"%s\"", ins->name);
     return false;
@@ -509,6 +540,23 @@ static const Value *dist_params(Frame *f, const IrDist *ds) {
   return p;
 }
 
+/* The value of latent `addr` (instruction ins of the top frame) into its
+   register, checked against the declared shape. */
+static bool put_sample(InterpState *st, const IrInstr *ins, const char *addr, Value v, int n,
+                       const int64_t *sz64, Diag *d) {
+  Frame *f = &st->frames[st->nframes - 1];
+  Type t = f->fn->regtypes[ins->dst];
+  if (t.ndims == 0 && t.base == TY_REAL && v.k == V_INT) v = val_real((double)v.i);
+  if (!op_shape_ok(v, t, n, sz64)) {
+    diag_error(d, DIAG_INTERNAL, ins->pos, "handler returned %s for latent '%s' of type %s [%s]",
+               op_shape_desc(v), addr, ty_name(t), sizes_text(n, sz64));
+    return false;
+  }
+  f->regs[ins->dst] = v;
+  f->flags[ins->dst] = F_SIZED;
+  return true;
+}
+
 static HandlerResult exec_sample(InterpState *st, Frame *f, const IrInstr *ins, Handler *h,
                                  char *err, Diag *d) {
   const Value *R = f->regs;
@@ -545,21 +593,179 @@ static HandlerResult exec_sample(InterpState *st, Frame *f, const IrInstr *ins, 
   Value v = val_none();
   HandlerResult hr = h->sample(h, addr, &dc, &v, ins->pos, d);
   if (hr == HR_ERROR) return handler_failed(d, ins->pos, "sample");
-  if (t.ndims == 0 && t.base == TY_REAL && v.k == V_INT) v = val_real((double)v.i);
-  f = &st->frames[st->nframes - 1];
-  if (!op_shape_ok(v, t, n, sz64)) {
-    diag_error(d, DIAG_INTERNAL, ins->pos, "handler returned %s for latent '%s' of type %s [%s]",
-               op_shape_desc(v), addr, ty_name(t), sizes_text(n, sz64));
+  if (hr == HR_SUSPEND) { /* the value comes later, from interp_provide */
+    st->pending = true;
+    st->provided = false;
+    st->pend = (InterpChoice){addr, dc, ins->pos};
+    st->pend_ins = ins;
+    st->pend_n = n;
+    memcpy(st->pend_sz, sz64, sizeof(int64_t) * (size_t)n);
+    return HR_SUSPEND;
+  }
+  return put_sample(st, ins, addr, v, n, sz64, d) ? HR_CONTINUE : HR_ERROR;
+}
+
+/* An observation of simulated data: the handler's simulate() produces the
+   value, which is written where the program reads the data (the variable, or
+   its element), so later statements and the generated block see it. */
+static HandlerResult exec_simulate(InterpState *st, Frame *f, const IrInstr *ins, Handler *h,
+                                   char *err, Diag *d) {
+  Value x = f->regs[ins->args[0]];
+  Type t = f->fn->regtypes[ins->args[0]];
+  int sizes[8];
+  int64_t sz64[8];
+  int n = op_shape_sizes(x, sizes, 8);
+  for (int i = 0; i < n; i++) sz64[i] = sizes[i];
+  DistCall dc;
+  const Value *p = dist_params(f, &ins->dist);
+  if (!dist_call_init(&dc, ins->dist.fam, ins->dist.nparams, p, CON_NONE, -INFINITY, INFINITY, t,
+                      n, sizes, err, ERRSZ)) {
+    diag_error(d, DIAG_RUNTIME, ins->pos, "%s", err);
     return HR_ERROR;
   }
+  const char *name = f->fn->regnames[ins->var] ? f->fn->regnames[ins->var] : "?";
+  if (!h || !h->simulate) {
+    diag_error(d, DIAG_RUNTIME, ins->pos,
+               "observation of simulated data '%s' reached a handler without simulate", name);
+    return HR_ERROR;
+  }
+  st->events++;
+  Value v = val_none();
+  HandlerResult hr = h->simulate(h, &dc, &v, ins->pos, d);
+  if (hr == HR_ERROR) return handler_failed(d, ins->pos, "simulate");
+  if (t.ndims == 0 && t.base == TY_REAL && v.k == V_INT) v = val_real((double)v.i);
+  if (!op_shape_ok(v, t, n, sz64)) {
+    diag_error(d, DIAG_INTERNAL, ins->pos, "handler simulated %s for '%s', expected %s [%s]",
+               op_shape_desc(v), name, ty_name(t), sizes_text(n, sz64));
+    return HR_ERROR;
+  }
+  int r = ins->var;
+  if (ins->nidx == 0) {
+    f->regs[r] = v;
+    f->flags[r] = F_SIZED; /* shared with the handler */
+    return hr;
+  }
+  if (!owned(f, r)) { /* copy on write, as IR_STORE */
+    f->regs[r] = val_copy(f->regs[r]);
+    set_owned(f, r, true);
+  }
+  if (!op_store(&f->regs[r], ins->nidx, ins->idx, f->regs, v, (TyBase)f->fn->regtypes[r].base,
+                err, ERRSZ)) {
+    diag_error(d, DIAG_RUNTIME, ins->pos, "%s", err);
+    return HR_ERROR;
+  }
+  f->regs[ins->args[0]] = v;
+  share(f, ins->args[0]);
+  return hr;
+}
+
+/* Every real of v inside [lo, hi]? */
+static bool within(Value v, double lo, double hi) {
+  switch (v.k) {
+  case V_REAL: return v.r >= lo && v.r <= hi;
+  case V_INT: return (double)v.i >= lo && (double)v.i <= hi;
+  case V_ARR:
+    for (int i = 0; i < v.a->n; i++)
+      if (!within(v.a->e[i], lo, hi)) return false;
+    return true;
+  case V_VEC: case V_ROWVEC: case V_MAT:
+    for (size_t i = 0; i < (size_t)v.t->rows * (size_t)v.t->cols; i++)
+      if (!(v.t->d[i] >= lo && v.t->d[i] <= hi)) return false;
+    return true;
+  default: return true;
+  }
+}
+
+/* Every real of v (fresh, owned) set to x. */
+static void fill_reals(Value *v, double x) {
+  switch (v->k) {
+  case V_REAL: v->r = x; break;
+  case V_ARR:
+    for (int i = 0; i < v->a->n; i++) fill_reals(&v->a->e[i], x);
+    break;
+  case V_VEC: case V_ROWVEC: case V_MAT:
+    for (size_t i = 0; i < (size_t)v->t->rows * (size_t)v->t->cols; i++) v->t->d[i] = x;
+    break;
+  default: break;
+  }
+}
+
+static HandlerResult exec_param(InterpState *st, Frame *f, const IrInstr *ins, Handler *h,
+                                char *err, Diag *d) {
+  const Value *R = f->regs;
+  Type t = f->fn->regtypes[ins->dst];
+  ParamSpec ps = {.type = t, .con = (ConKind)ins->con.kind};
+  ps.lower = bound_of(R, ins->con.lower, -INFINITY);
+  ps.upper = bound_of(R, ins->con.upper, INFINITY);
+  int64_t sz64[8];
+  int n = eval_sizes(ins, R, sz64, 8);
+  Value init;
+  if (ins->nargs) {
+    bool fresh;
+    init = op_convert(R[ins->args[0]], t, &fresh);
+    share(f, ins->args[0]);
+    if (ins->nsizes == 0) { /* `param vector m = e;`: e gives the sizes */
+      int sz[8];
+      n = op_shape_sizes(init, sz, 8);
+      for (int i = 0; i < n; i++) sz64[i] = sz[i];
+    }
+  } else {
+    if (!op_decl(t, n, sz64, &init, err, ERRSZ)) {
+      diag_error(d, DIAG_RUNTIME, ins->pos, "%s", err);
+      return HR_ERROR;
+    }
+    double lo = ps.lower, hi = ps.upper; /* zero on the unconstrained scale */
+    double z = isfinite(lo) && isfinite(hi) ? lo + 0.5 * (hi - lo)
+               : isfinite(lo)               ? lo + 1
+               : isfinite(hi)               ? hi - 1
+                                            : 0;
+    fill_reals(&init, z);
+  }
+  ps.nsizes = n;
+  for (int i = 0; i < n; i++) ps.sizes[i] = (int)sz64[i];
+  if (!op_shape_ok(init, t, n, sz64)) {
+    diag_error(d, DIAG_RUNTIME, ins->pos, "param '%s': initial value %s does not have its "
+               "declared size %s", ins->name, op_shape_desc(init), sizes_text(n, sz64));
+    return HR_ERROR;
+  }
+  ps.init = init;
+  Value v = init;
+  HandlerResult hr = HR_CONTINUE;
+  const char *addr = sample_address(st, ins->name);
+  if (h && h->param) {
+    v = val_none();
+    hr = h->param(h, addr, &ps, &v, ins->pos, d);
+    if (hr == HR_ERROR) return handler_failed(d, ins->pos, "param");
+    if (t.ndims == 0 && t.base == TY_REAL && v.k == V_INT) v = val_real((double)v.i);
+    if (!op_shape_ok(v, t, n, sz64)) {
+      diag_error(d, DIAG_INTERNAL, ins->pos, "handler returned %s for param '%s' of type %s [%s]",
+                 op_shape_desc(v), addr, ty_name(t), sizes_text(n, sz64));
+      return HR_ERROR;
+    }
+  }
+  if (!within(v, ps.lower, ps.upper)) {
+    diag_error(d, DIAG_RUNTIME, ins->pos, "param '%s' is %s, outside its bounds [%g, %g]", addr,
+               val_to_string(v), ps.lower, ps.upper);
+    return HR_ERROR;
+  }
+  f = &st->frames[st->nframes - 1];
   f->regs[ins->dst] = v;
-  f->flags[ins->dst] = F_SIZED;
+  f->flags[ins->dst] = F_SIZED; /* shared with the handler or the initial value */
   return hr;
 }
 
 static HandlerResult exec_observe(InterpState *st, Frame *f, const IrInstr *ins, Handler *h,
                                   char *err, Diag *d) {
+  if (st->in->sim_mask && st->nframes == 1 && ins->var >= 0 && st->in->sim_mask[ins->var])
+    return exec_simulate(st, f, ins, h, err, d);
   Value x = f->regs[ins->args[0]];
+  if (st->in->sim_mask && !within(x, -INFINITY, INFINITY)) {
+    /* NaN: most likely simulated data reaching an observation that is no place */
+    diag_error(d, DIAG_RUNTIME, ins->pos,
+               "observed value is NaN; simulated data can only be observed in the model block "
+               "itself, as a variable or an element of one (y, y[n], y[i, j])");
+    return HR_ERROR;
+  }
   share(f, ins->args[0]);
   int sizes[8];
   int n = op_shape_sizes(x, sizes, 8);
@@ -1152,9 +1358,11 @@ static inline __attribute__((always_inline)) RunStatus run_loop(InterpState *st,
     case IR_SAMPLE:
     case IR_OBSERVE:
     case IR_FACTOR:
-    case IR_CONDITION: {
+    case IR_CONDITION:
+    case IR_PARAM: {
       HandlerResult hr = ins->op == IR_SAMPLE    ? exec_sample(st, f, ins, h, err, d)
                          : ins->op == IR_OBSERVE ? exec_observe(st, f, ins, h, err, d)
+                         : ins->op == IR_PARAM   ? exec_param(st, f, ins, h, err, d)
                                                  : exec_factor(st, f, ins, h, d);
       if (hr == HR_ERROR) return fail(st);
       if (hr == HR_SUSPEND) return RUN_SUSPENDED;
@@ -1291,7 +1499,34 @@ RunStatus interp_run(InterpState *st, Handler *h, Diag *d) {
     diag_error(d, DIAG_USAGE, (SrcPos){0}, "interp_run: this execution already failed");
     return RUN_ERROR;
   }
+  if (st->pending) {
+    if (!st->provided) {
+      diag_error(d, DIAG_USAGE, st->pend.pos,
+                 "interp_run: latent '%s' is waiting for a value (interp_provide)",
+                 st->pend.addr);
+      return RUN_ERROR;
+    }
+    st->pending = st->provided = false;
+  }
   return run(st, h, NULL, d);
+}
+
+const InterpChoice *interp_pending(const InterpState *st) {
+  return st->pending && !st->provided ? &st->pend : NULL;
+}
+
+bool interp_provide(InterpState *st, Value v, Diag *d) {
+  if (!st->pending || st->provided) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "interp_provide: no latent is waiting for a value");
+    return false;
+  }
+  if (!put_sample(st, st->pend_ins, st->pend.addr, v, st->pend_n, st->pend_sz, d)) return false;
+  st->provided = true;
+  return true;
+}
+
+RunStatus interp_resume_with(InterpState *st, Value v, Handler *h, Diag *d) {
+  return interp_provide(st, v, d) ? interp_run(st, h, d) : RUN_ERROR;
 }
 
 bool interp_load_data(Interp *in, DataSource *src, Diag *d) {
@@ -1301,6 +1536,36 @@ bool interp_load_data(Interp *in, DataSource *src, Diag *d) {
   if (run(st, NULL, src, d) != RUN_DONE) return false;
   in->data_regs = st->frames[0].regs;
   return true;
+}
+
+bool interp_load_data_sim(Interp *in, DataSource *src, int nsim, const char *const *names,
+                          Diag *d) {
+  in->nsim = nsim > 0 ? nsim : 0;
+  in->sim_names = gc_alloc(sizeof(char *) * (size_t)(in->nsim + 1));
+  in->sim_reg = gc_alloc_atomic(sizeof(int) * (size_t)(in->nsim + 1));
+  in->sim_mask = gc_alloc_atomic(sizeof(bool) * (size_t)(in->p->main.nregs + 1));
+  for (int k = 0; k < in->nsim; k++) {
+    in->sim_names[k] = gc_strdup(names[k]);
+    in->sim_reg[k] = -1;
+  }
+  if (!interp_load_data(in, src, d)) return false;
+  for (int k = 0; k < in->nsim; k++)
+    if (in->sim_reg[k] < 0) {
+      diag_error(d, DIAG_USAGE, (SrcPos){0}, "cannot simulate '%s': no such data variable",
+                 in->sim_names[k]);
+      return false;
+    }
+  return true;
+}
+
+int interp_simulated_count(const Interp *in) { return in->nsim; }
+const char *interp_simulated_name(const Interp *in, int i) {
+  return i >= 0 && i < in->nsim ? in->sim_names[i] : NULL;
+}
+Value interp_simulated_value(const InterpState *st, int i) {
+  const Interp *in = st->in;
+  if (i < 0 || i >= in->nsim || st->nframes < 1 || in->sim_reg[i] < 0) return val_none();
+  return st->frames[0].regs[in->sim_reg[i]];
 }
 
 const Value *interp_data_regs(const Interp *in) { return in->data_regs; }
@@ -1340,7 +1605,7 @@ static bool reg_same(Value a, Value b) {
 
 bool interp_same_continuation(const InterpState *a, const InterpState *b, const bool *main_regs) {
   if (a->in != b->in || a->phase != b->phase || a->gen != b->gen || a->nframes != b->nframes ||
-      a->events != b->events || a->tape || b->tape)
+      a->events != b->events || a->tape || b->tape || a->pending || b->pending)
     return false;
   for (int k = 0; k < a->nframes; k++) {
     const Frame *f = &a->frames[k], *g = &b->frames[k];

@@ -15,6 +15,18 @@
  *   - replay with changes: sample() returns stored values except at chosen
  *     addresses (MH), and draws fresh values for addresses not in the trace.
  *
+ * Version 2 of the interface (docs/engines.md, "For engine writers") adds,
+ * all optional (a handler that ignores them runs programs as before):
+ *   - sample() may suspend without a value (HR_SUSPEND): the run stops at the
+ *     choice, interp_pending describes it, interp_provide gives its value; so
+ *     an engine can batch the choices of many particles (a network or a
+ *     language model answering them all at once), and fork at a choice;
+ *   - simulate(): observations of data loaded as simulated
+ *     (interp_load_data_sim) produce their values, written where the program
+ *     reads that data: the joint of latents and data from the program itself;
+ *   - param(): the value of a learnable parameter (`param real s;`); NULL
+ *     gives its initial value.
+ *
  * Addresses: the latent's name, prefixed by the call path and suffixed by the
  * indices of the enclosing `for` loops of its own frame; each call segment
  * carries the loop indices of the caller at the call site:
@@ -40,10 +52,26 @@
 
 typedef enum {
   HR_CONTINUE = 0, /* go on */
-  HR_SUSPEND,      /* (observe/factor only) stop after this event; interp_run
-                      returns RUN_SUSPENDED and a later interp_run resumes */
+  HR_SUSPEND,      /* observe/factor: stop after this event; interp_run returns
+                      RUN_SUSPENDED and a later interp_run resumes.
+                      sample: stop *at* this choice without a value (*out is
+                      ignored); interp_pending describes the choice and
+                      interp_provide gives its value before the next interp_run.
+                      simulate/param: stop after it, as observe */
   HR_ERROR,        /* abort the run; the handler has filled the Diag */
 } HandlerResult;
+
+/* A learnable parameter (`param real<lower=0> s = 1;`), as the handler's
+ * param() sees it. */
+typedef struct ParamSpec {
+  Type type;          /* declared type */
+  int nsizes;         /* sizes: array dims, then vector length / matrix rows, cols */
+  int sizes[8];
+  ConKind con;        /* CON_NONE, CON_LOWER, CON_UPPER, CON_LOWER_UPPER */
+  double lower, upper;/* bounds (-INFINITY / INFINITY when absent) */
+  Value init;         /* the initial value: the declaration's, or zero on the
+                         unconstrained scale (see IR_PARAM) */
+} ParamSpec;
 
 typedef struct Handler Handler;
 struct Handler {
@@ -55,6 +83,17 @@ struct Handler {
   HandlerResult (*observe)(Handler *h, const DistCall *dc, Value x, SrcPos pos, Diag *d);
   /* factor(lw) and target += lw; condition(false) arrives as factor(-INFINITY). */
   HandlerResult (*factor)(Handler *h, double lw, SrcPos pos, Diag *d);
+  /* An observation of simulated data (interp_load_data_sim) instead of
+     observe: must set *out to a value of dc's type and sizes (the observed
+     expression's shape), typically a draw from dc.  The interpreter writes
+     it where the program reads that data.  NULL: such a run is an error. */
+  HandlerResult (*simulate)(Handler *h, const DistCall *dc, Value *out, SrcPos pos, Diag *d);
+  /* A learnable parameter at address `addr` (its name): set *out to a value of
+     the spec's type and sizes inside its bounds (an optimiser's current
+     value).  NULL: the parameter takes spec->init, so engines that know
+     nothing of params hold them constant. */
+  HandlerResult (*param)(Handler *h, const char *addr, const ParamSpec *spec, Value *out,
+                         SrcPos pos, Diag *d);
 };
 
 /* ---- data ---- */
@@ -87,6 +126,24 @@ Interp *interp_new(const IrProgram *p, FILE *out);
  * data declarations; then a data variable is an error "missing data 'J'").
  * Data-block statements are evaluated once here. False + d on error. */
 bool interp_load_data(Interp *in, DataSource *src, Diag *d);
+/* interp_load_data, with the data variables in names[0..nsim-1] simulated
+ * rather than read: src is not asked for them (their sizes still come from
+ * their declarations, so sizes such as N must be given), their reals start as
+ * NaN, and each observation of one of them, or of an element of one with
+ * single indices (`y ~ ...`, `y[n] ~ ...`, `observe(d, y[i, j])`, in the
+ * model block itself, loops and ifs included, not inside a user function;
+ * y[i][j] and slices are not places), calls the handler's simulate() instead of
+ * observe() and stores the value there, for the later statements and the
+ * generated block.  The data block itself must not compute with them.  An
+ * Interp loaded this way is for simulation (the prior predictive), not for
+ * inference.  False + d (DIAG_USAGE) for a name that is no data variable. */
+bool interp_load_data_sim(Interp *in, DataSource *src, int nsim, const char *const *names,
+                          Diag *d);
+/* The simulated data variables (0 when loaded by interp_load_data), their
+ * names, and their values in an execution (after RUN_DONE: complete). */
+int interp_simulated_count(const Interp *in);
+const char *interp_simulated_name(const Interp *in, int i);
+Value interp_simulated_value(const InterpState *st, int i);
 const IrProgram *interp_program(const Interp *in);
 /* main's registers after the data block (read-only; the JIT folds them in). */
 const Value *interp_data_regs(const Interp *in);
@@ -132,6 +189,27 @@ void interp_set_tape(InterpState *st, Tape *t);
 /* The node of the value of the factor / target += the handler was last
  * called with (0 = constant); handlers read it from inside factor(). */
 int32_t interp_factor_node(const InterpState *st);
+
+/* A latent choice the handler suspended (HR_SUSPEND from sample), waiting
+ * for its value: what an engine needs to choose it outside the run (batched
+ * network or language-model calls over many particles). */
+typedef struct InterpChoice {
+  const char *addr; /* as the handler's sample saw it */
+  DistCall dc;      /* its distribution (parameters snapshotted: keep it freely) */
+  SrcPos pos;
+} InterpChoice;
+
+/* The choice st waits for, or NULL (not suspended at a choice, or already
+ * provided).  A fork of a waiting state waits at the same choice; each copy is
+ * given its own value. */
+const InterpChoice *interp_pending(const InterpState *st);
+/* Give the waiting choice its value (of the DistCall's type and sizes, as
+ * sample's *out); the next interp_run goes on from there.  False + d when
+ * nothing is waiting or the value has the wrong shape.  interp_run on a state
+ * still waiting is a DIAG_USAGE error. */
+bool interp_provide(InterpState *st, Value v, Diag *d);
+/* interp_provide, then interp_run. */
+RunStatus interp_resume_with(InterpState *st, Value v, Handler *h, Diag *d);
 
 /* Will a and b (two suspended executions of one program) run identically from
  * here, given the same handler answers?  True when they are at the same place

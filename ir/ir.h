@@ -83,7 +83,11 @@ typedef enum {
   /* dst = latent random choice: address name `name`, distribution `dist`, shape
      from dst's type and `sizes`, declared constraint `con` */
   IR_SAMPLE,
-  /* observation of args[0] under `dist` (y ~ dist(...), observe(dist(...), y)) */
+  /* observation of args[0] under `dist` (y ~ dist(...), observe(dist(...), y)).
+     Where the observed value lives, for simulated data (interp_load_data_sim):
+     var = the observed variable's register and nidx/idx its single indices
+     (y[n], y[i, j]) when the observed expression is a variable or such an
+     element of one; var = -1 otherwise. */
   IR_OBSERVE,
   /* add args[0] (a real) to the log weight: factor(x), target += x */
   IR_FACTOR,
@@ -114,6 +118,12 @@ typedef enum {
      reals carry nodes with the forward sensitivities as partials.  The
      function is deterministic (the checker makes sure). */
   IR_ODE,
+  /* dst = learnable parameter `name` (`param T x [= init];`, top level of the
+     model block): the handler's param() gives its value; args[0] (nargs 1)
+     is the initial value, else zero on the unconstrained scale of constraint
+     `con` (0; lower + 1; upper - 1; the middle of [lower, upper]); shape from
+     dst's type and `sizes` (none: the initial value's) */
+  IR_PARAM,
 } IrOpcode;
 
 /* One index position in IR_INDEX / IR_STORE. Registers are ints (or an int
@@ -157,13 +167,13 @@ typedef struct IrInstr {
   Value imm;                          /* IR_CONST */
   const struct Builtin *builtin;      /* IR_BUILTIN */
   int callee;                         /* IR_CALL, IR_ODE: index into IrProgram.funcs */
-  int nidx; IrIndex *idx;             /* IR_INDEX, IR_STORE */
-  const char *name;                   /* IR_DATA, IR_SAMPLE: variable name */
+  int nidx; IrIndex *idx;             /* IR_INDEX, IR_STORE, IR_OBSERVE */
+  const char *name;                   /* IR_DATA, IR_SAMPLE, IR_PARAM: variable name */
   IrDist dist;                        /* IR_SAMPLE, IR_OBSERVE */
-  IrCon con;                          /* IR_DATA, IR_SAMPLE (and IR_DECL, informative) */
-  int nsizes; int *sizes;             /* IR_DECL, IR_DATA, IR_SAMPLE: size registers */
+  IrCon con;                          /* IR_DATA, IR_SAMPLE, IR_PARAM (and IR_DECL, informative) */
+  int nsizes; int *sizes;             /* IR_DECL, IR_DATA, IR_SAMPLE, IR_PARAM: size registers */
   IrBlock then_b, else_b;             /* IR_IF */
-  int var;                            /* IR_FOR: loop variable register */
+  int var;                            /* IR_FOR: loop variable register; IR_OBSERVE: see there */
   IrBlock body;                       /* IR_FOR, IR_WHILE */
   IrBlock cond_b; int cond;           /* IR_WHILE: block computing register `cond` */
 } IrInstr;
@@ -245,6 +255,14 @@ typedef struct IrObsInfo {
   bool depends_on_latent_control; /* inside control flow whose condition depends on a latent */
 } IrObsInfo;
 
+typedef struct IrParamInfo {
+  const char *name;     /* `param T name` (also its address) */
+  SrcPos pos;
+  const char *type;     /* "real", "vector", "matrix[]", ... */
+  const char *support;  /* "real", "(0, inf)", "(-1, s)" */
+  bool has_init;        /* declared with '=' (else zero on the unconstrained scale) */
+} IrParamInfo;
+
 typedef struct IrAnalysis {
   bool fixed_structure;   /* the set and shapes of latents cannot change between runs */
   const char *dynamic_reason; /* why not, with a position: "model.ppl:7:5: while loop whose condition depends on latent 'x'" */
@@ -256,9 +274,40 @@ typedef struct IrAnalysis {
   IrLatentInfo *latents;
   int nobs;
   IrObsInfo *obs;
+  int nparams;          /* learnable parameters (`param`): not latents; engines that
+                           do not optimise them hold them at their initial values */
+  IrParamInfo *params;
+  /* the dependency graph (read it through ir_dep_*): per node, see there */
+  int *dep_npar, *dep_nch, *dep_nmb;
+  int **dep_par, **dep_ch, **dep_mb;
+  bool *dep_self;
 } IrAnalysis;
 
 IrAnalysis *ir_analyze(const IrProgram *p);
+
+/* The latents' dependency graph, computed statically from the IR's data and
+ * control flow (conservative: an edge may be spurious, none is missing).
+ * Nodes: latent i is node i (IrAnalysis.latents order), observation j (obs
+ * order: ~, observe, factor, condition) is node nlatents + j.  One node per
+ * declaration: a latent declared in a loop (x[t]) is one node, and a container
+ * latent is one node.  Each call returns the number of nodes and sets *out to
+ * a sorted list owned by the analysis.
+ *   parents:  latents whose values the node's distribution (parameters, sizes,
+ *             bounds), its observed value, or whether and how often it runs
+ *             (the control flow around it) depend on; the node itself left out;
+ *   children: nodes (latents and observations) that have this latent as a
+ *             parent (none for an observation);
+ *   blanket:  the Markov blanket of a latent: its parents, its latent
+ *             children, and the other latent parents of all its children
+ *             (none for an observation). */
+int ir_dep_parents(const IrAnalysis *a, int node, const int **out);
+int ir_dep_children(const IrAnalysis *a, int node, const int **out);
+int ir_dep_blanket(const IrAnalysis *a, int node, const int **out);
+/* Does a latent depend on earlier occurrences of itself (x[t] on x[t-1]),
+ * which a one-node-per-declaration graph cannot show as an edge? */
+bool ir_dep_self(const IrAnalysis *a, int node);
+/* Text for `ppl check --deps`: one row per latent and observation. */
+char *ir_deps_print(const IrProgram *p, const IrAnalysis *a);
 /* Text for `ppl check`; `unconstrained_size` is -1 when unknown (no data). */
 char *ir_analysis_print(const IrProgram *p, const IrAnalysis *a, long unconstrained_size);
 

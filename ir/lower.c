@@ -433,6 +433,26 @@ static int lower_ode(Lower *L, const Ast *e) {
   return in.dst;
 }
 
+/* Where an observation's value lives, for simulating it (interp_load_data_sim):
+   a named variable, or an element of one with single indices, which is the
+   IR_INDEX just emitted for the observed expression.  Anything else (an
+   expression, a slice) keeps var = -1. */
+static void observed_place(Lower *L, IrInstr *in) {
+  int r = in->args[0];
+  if (!is_temp(L, r)) {
+    in->var = r;
+    return;
+  }
+  const Buf *b = L->cur;
+  const IrInstr *last = b->n > 0 ? &b->ins[b->n - 1] : NULL;
+  if (!last || last->op != IR_INDEX || last->dst != r || is_temp(L, last->args[0])) return;
+  for (int k = 0; k < last->nidx; k++)
+    if (last->idx[k].kind != IX_SINGLE) return;
+  in->var = last->args[0];
+  in->nidx = last->nidx;
+  in->idx = last->idx;
+}
+
 /* Calls: user functions, builtins, host functions and the special statements.
    Returns the result register, or -1 for void. */
 static int lower_call(Lower *L, const Ast *e) {
@@ -455,6 +475,7 @@ static int lower_call(Lower *L, const Ast *e) {
     in.nargs = 1;
     in.args = int_array(1);
     in.args[0] = lower_expr(L, e->list.items[1]);
+    observed_place(L, &in);
     in.dist = lower_dist(L, e->list.items[0]);
     emit(L, &in);
     return -1;
@@ -624,6 +645,25 @@ static void lower_decl(Lower *L, const Ast *s) {
   if (at->lower) con.lower = lower_as(L, at->lower, bt);
   if (at->upper) con.upper = lower_as(L, at->upper, bt);
   bool top = L->depth == 0 && L->blk != BLK_FUNC;
+  if (s->is_param) { /* param T x [= init]; (the checker keeps it at the model's top level) */
+    int init = s->a ? lower_as(L, s->a, s->ty) : -1;
+    int r = reg_new(L, s->ty, s->name);
+    map_put(&L->vars, s, r);
+    IrInstr in = ins_new(IR_PARAM, s->pos);
+    in.dst = r;
+    in.name = s->name;
+    in.con = con;
+    in.nsizes = ns > 0 ? ns : 0;
+    in.sizes = sizes;
+    if (init >= 0) {
+      in.nargs = 1;
+      in.args = int_array(1);
+      in.args[0] = init;
+    }
+    emit(L, &in);
+    add_output(L, s->name, r, s->ty, OUT_DERIVED);
+    return;
+  }
   if (s->b) { /* T x ~ dist(...) */
     IrDist d = lower_dist(L, s->b);
     int r = reg_new(L, s->ty, s->name);
@@ -822,6 +862,7 @@ static void lower_stmt(Lower *L, const Ast *s) {
     in.nargs = 1;
     in.args = int_array(1);
     in.args[0] = lower_expr(L, s->a);
+    observed_place(L, &in);
     in.dist = lower_dist(L, s->b);
     emit(L, &in);
     break;

@@ -279,6 +279,13 @@ static void out_instr(Ctx *c, const IrInstr *in, int depth) {
     out_con(o, in->con);
     out_sizes(o, in);
     break;
+  case IR_PARAM:
+    out_fmt(o, "param %s", decl_name(c, in));
+    if (in->nargs) out_fmt(o, " = %%%d", in->args[0]);
+    out_type_of(c, in->dst);
+    out_con(o, in->con);
+    out_sizes(o, in);
+    break;
   case IR_SAMPLE:
     out_fmt(o, "sample %s ~ ", decl_name(c, in));
     out_dist(o, &in->dist);

@@ -38,6 +38,7 @@ typedef enum {
   SK_DATA,      /* any other variable of the data block */
   SK_MODEL,     /* variable of the model block */
   SK_LATENT,    /* declared with ~ (model block or function) */
+  SK_LEARN,     /* declared with `param` (top level of the model block) */
   SK_GEN,       /* variable of the generated block */
   SK_LOCAL,     /* function local */
   SK_PARAM,     /* function parameter */
@@ -894,6 +895,7 @@ static Type chk_call(Checker *c, Ast *e, bool stmt) {
 static void chk_stmt(Checker *c, Ast *s);
 
 static SymKind decl_kind(Checker *c, Ast *s) {
+  if (s->is_param) return SK_LEARN;
   if (s->b) return SK_LATENT;
   switch (c->block) {
   case BLK_DATA: return (c->depth == 0 && !s->a) ? SK_DATA_READ : SK_DATA;
@@ -939,6 +941,32 @@ static bool chk_bounds(Checker *c, const AstType *at) {
   return true;
 }
 
+/* `param T x;`: learnable parameters are one fixed set of real values, so
+   they live at the top level of the model block and are given, never drawn. */
+static bool chk_param_decl(Checker *c, Ast *s) {
+  AstTypeBase b = s->type->base;
+  if (c->block != BLK_MODEL) {
+    chk_error(c, s->pos, "param '%s' can only be declared in the model block", s->name);
+    return false;
+  }
+  if (c->depth != 0) {
+    chk_error(c, s->pos, "param '%s' must be declared at the top level of the model block",
+              s->name);
+    return false;
+  }
+  if (s->b) {
+    chk_error(c, s->pos, "param '%s' cannot be declared with '~': a param is learned, not drawn "
+                         "(give its initial value with '=', or none for zero)", s->name);
+    return false;
+  }
+  if (b != TB_REAL && b != TB_VECTOR && b != TB_ROWVEC && b != TB_MATRIX) {
+    chk_error(c, s->pos, "param '%s' must be real, vector, row_vector or matrix (or an array of "
+                         "them), not %s", s->name, ast_type_base_name(b));
+    return false;
+  }
+  return true;
+}
+
 static void chk_decl(Checker *c, Ast *s) {
   AstType *at = s->type;
   Type t = type_of_ast(at);
@@ -947,6 +975,7 @@ static void chk_decl(Checker *c, Ast *s) {
     chk_error(c, s->pos, "variables cannot have type void");
     return;
   }
+  if (s->is_param && !chk_param_decl(c, s)) return;
   /* sizes: vectors and matrices need them unless an initialiser gives the value */
   bool need1 = at->base != TB_INT && at->base != TB_REAL && at->base != TB_BOOL &&
                at->base != TB_STRING;
@@ -1034,6 +1063,7 @@ static void chk_assign(Checker *c, Ast *s) {
   switch (y ? y->kind : SK_LOCAL) {
   case SK_LOOP: chk_error(c, root->pos, "cannot assign to loop variable '%s'", nm); return;
   case SK_LATENT: chk_error(c, root->pos, "cannot assign to latent '%s'", nm); return;
+  case SK_LEARN: chk_error(c, root->pos, "cannot assign to param '%s'", nm); return;
   case SK_DATA_READ: chk_error(c, root->pos, "cannot assign to data variable '%s'", nm); return;
   case SK_DATA:
     if (c->block != BLK_DATA) {

@@ -266,7 +266,7 @@ static void dump(Buf *b, const Ast *a) {
     buf_str(b, ")");
     break;
   case AST_DECL:
-    buf_str(b, "(decl ");
+    buf_str(b, a->is_param ? "(param " : "(decl ");
     dump_type(b, a->type);
     buf_str(b, " ");
     buf_str(b, a->name);

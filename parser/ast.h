@@ -120,6 +120,7 @@ struct Ast {
   const struct Builtin *builtin;    /* AST_CALL to a builtin */
   const struct DistFamily *dist;    /* AST_CALL used as a distribution */
   int block;          /* AST_DECL: 0 data, 1 model, 2 generated, 3 function body */
+  bool is_param;      /* AST_DECL: `param T x;` (set by the parser), a learnable parameter */
 };
 
 Ast *ast_new(AstKind kind, SrcPos pos);

@@ -206,7 +206,7 @@ static bool is_lvalue(const Ast *e) {
 %token ARRAY "'array'" VOID "'void'"
 %token IF "'if'" ELSE "'else'" FOR "'for'" IN "'in'" WHILE "'while'" BREAK "'break'"
 %token CONTINUE "'continue'" RETURN "'return'" TRUE "'true'" FALSE "'false'"
-%token TARGET "'target'"
+%token TARGET "'target'" PARAM "'param'"
 
 %token LE "'<='" GE "'>='" EQ "'=='" NE "'!='" AND "'&&'" OR "'||'"
 %token PLUS_ASSIGN "'+='" MINUS_ASSIGN "'-='" TIMES_ASSIGN "'*='" DIVIDE_ASSIGN "'/='"
@@ -349,6 +349,7 @@ stmt_list:
 
 stmt:
     decl
+  | PARAM decl { $$ = $2; $$->is_param = true; }
   | block_body
   | ';' { $$ = mk(AST_STMTS, P(ctx, @1)); }
   | expr ';' {
@@ -625,7 +626,7 @@ static const char *const stmt_start[] = {
     "'int'", "'real'", "'bool'", "'string'", "'vector'", "'row_vector'", "'matrix'",
     "'simplex'", "'ordered'", "'positive_ordered'", "'unit_vector'", "'cholesky_factor_corr'",
     "'cov_matrix'", "'array'", "'if'", "'for'", "'while'", "'break'", "'continue'",
-    "'return'", "'target'", NULL};
+    "'return'", "'target'", "'param'", NULL};
 
 static void msg_add(char *buf, size_t cap, const char *s) {
   size_t n = strlen(buf);

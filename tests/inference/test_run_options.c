@@ -116,8 +116,10 @@ static void test_listing(void) {
          "smc: particles, ess-threshold, resample (4 choices), rejuvenate");
   n = ppl_engine_options("nuts", info, 1);
   tap_ok(n == 5 && !strcmp(info[0].name, "metric"), "nuts: 5 options; a short array gets the first");
-  tap_ok(ppl_engine_options("mh", NULL, 0) == 0 && ppl_engine_options("magic", NULL, 0) == -1,
-         "mh has none of its own; an unknown engine is -1");
+  tap_ok(ppl_engine_options("mh", info, 8) == 1 && !strcmp(info[0].name, "block") &&
+             !strcmp(info[0].type, "bool") && ppl_engine_options("prior", NULL, 0) == 0 &&
+             ppl_engine_options("magic", NULL, 0) == -1,
+         "mh: its one option (block); prior has none of its own; an unknown engine is -1");
   n = ppl_engine_options("hmc", info, 16);
   bool stepsize_open = false;
   for (int k = 0; k < n; k++)

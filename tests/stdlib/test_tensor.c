@@ -14,7 +14,7 @@
 #include "stdlib/ad.h"
 #include "stdlib/tensor.h"
 #include "tap.h"
-#include "value.h"
+#include "core/value.h"
 
 #if PPL_USE_GC
 #include <gc/gc.h>
