@@ -46,7 +46,11 @@ static bool engine_density(void *ctx, const double *q, double *lp, double *g, Di
   Diag ed;
   diag_init(&ed);
   if (ld_eval_grad_w(e->work, q, lp, g, &ed)) {
-    if (isnan(*lp)) *lp = -INFINITY;
+    if (isnan(*lp) || *lp == INFINITY) { /* compiled code does not stop at the term */
+      diag_error(&e->last_fail, DIAG_RUNTIME, (SrcPos){0}, "the log density is %s",
+                 isnan(*lp) ? "NaN" : "+inf");
+      *lp = -INFINITY;
+    }
     return true;
   }
   if (ed.code == DIAG_INTERNAL) {

@@ -789,6 +789,11 @@ static HandlerResult exec_factor(InterpState *st, Frame *f, const IrInstr *ins, 
   Value v = f->regs[ins->args[0]];
   double lw = ins->op == IR_CONDITION ? (op_truthy(v) ? 0.0 : -INFINITY) : val_as_real(v);
   st->factor_ad = ins->op == IR_CONDITION || v.k != V_REAL ? 0 : v.ad;
+  if (isnan(lw) || lw == INFINITY) { /* as for densities (stdlib/dist.c): no engine can use it */
+    diag_error(d, DIAG_RUNTIME, ins->pos, "the log density term is %s",
+               isnan(lw) ? "NaN" : "+inf");
+    return HR_ERROR;
+  }
   if (!h || !h->factor) {
     diag_error(d, DIAG_INTERNAL, ins->pos, "factor reached without a handler");
     return HR_ERROR;

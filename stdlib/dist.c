@@ -656,7 +656,7 @@ static bool dist_draw_ordered(const DistCall *dc, Rng *r, const DArg *args, bool
   return true;
 }
 
-bool dist_call_lpdf(const DistCall *dc, Value x, double *out, char *err, size_t errsz) {
+static bool call_lpdf(const DistCall *dc, Value x, double *out, char *err, size_t errsz) {
   const DistFamily *f = dc->fam;
   if (!dist_is_scalar(f)) return dist_lpdf_whole(dc, x, out, err, errsz);
   DArg args[DIST_MAX_PARAMS], xa;
@@ -1045,8 +1045,8 @@ static int32_t adacc_finish(DistAdAcc *a) {
 static bool dist_lpdf_whole_ad(const DistCall *dc, Tape *t, Value x, double *lp, int32_t *node,
                                char *err, size_t errsz);
 
-bool dist_call_lpdf_ad(const DistCall *dc, Tape *t, Value x, double *lp, int32_t *node,
-                       char *err, size_t errsz) {
+static bool call_lpdf_ad(const DistCall *dc, Tape *t, Value x, double *lp, int32_t *node,
+                         char *err, size_t errsz) {
   const DistFamily *f = dc->fam;
   *node = 0;
   if (!dist_is_scalar(f)) return dist_lpdf_whole_ad(dc, t, x, lp, node, err, errsz);
@@ -1289,4 +1289,30 @@ void dist_trunc_log_mass_grad(const DistFamily *f, const double *p, double lo, d
 
 double dist_ordered_norm(const DistCall *dc, bool params_scalar, size_t n) {
   return dist_order_norm(dc, params_scalar, n);
+}
+
+/* ---- the scored density: NaN and +inf are errors ---------------------------------- */
+
+/* A density term that is NaN or +inf has no meaning for any engine (a NaN
+ * compares false with everything; +inf makes every other point impossible):
+ * the program fails at that statement, which every engine reports the same
+ * way (gradient engines and MCMC moves treat a failing point as impossible,
+ * as Stan does; at initialisation the message is the reason given). */
+static bool dist_lp_defined(const DistCall *dc, double lp, char *err, size_t errsz) {
+  if (isnan(lp))
+    return dist_fail(err, errsz, "%s: the log density is NaN", dc->fam->name);
+  if (lp == INFINITY)
+    return dist_fail(err, errsz,
+                     "%s: the log density is +inf (the density has no bound at this value)",
+                     dc->fam->name);
+  return true;
+}
+
+bool dist_call_lpdf(const DistCall *dc, Value x, double *out, char *err, size_t errsz) {
+  return call_lpdf(dc, x, out, err, errsz) && dist_lp_defined(dc, *out, err, errsz);
+}
+
+bool dist_call_lpdf_ad(const DistCall *dc, Tape *t, Value x, double *lp, int32_t *node,
+                       char *err, size_t errsz) {
+  return call_lpdf_ad(dc, t, x, lp, node, err, errsz) && dist_lp_defined(dc, *lp, err, errsz);
 }

@@ -16,6 +16,7 @@
 #   // args: ...                  extra command-line arguments (split on spaces);
 #                                 {tmp} stands for a fresh temporary directory
 #   // stdout-contains: TEXT      some stdout line contains TEXT (any order)
+#   // stderr-contains: TEXT      some stderr line contains TEXT (any order)
 # Scripts run with the script's directory as the working directory.
 use strict;
 use warnings;
@@ -60,7 +61,7 @@ for my $file (@files) {
   my $name = basename($file);
   my $dir = dirname(abs_path($file));
   open my $fh, '<', $file or die "$file: $!";
-  my (@expect, @contains, @args, $errline, $code, $data, $datajson);
+  my (@expect, @contains, @errcontains, @args, $errline, $code, $data, $datajson);
   my $cmd = 'exec';
   my $ln = 0;
   while (my $line = <$fh>) {
@@ -68,6 +69,7 @@ for my $file (@files) {
     if ($line =~ m{//\s*expect:\s?(.*?)\s*$}) { push @expect, $1; }
     elsif ($line =~ m{//\s*expect error:\s*(.*?)\s*$}) { $errline = "$name:$1"; $code //= 65; }
     elsif ($line =~ m{//\s*expect stderr:\s*(.*?)\s*$}) { $errline = $1; }
+    elsif ($line =~ m{//\s*stderr-contains:\s*(.*?)\s*$}) { push @errcontains, $1; }
     elsif ($line =~ m{//\s*exit:\s*(\d+)}) { $code = $1; }
     elsif ($line =~ m{//\s*data:\s*(\S+)}) { $data = $1; }
     elsif ($line =~ m{//\s*data-json:\s*(.*?)\s*$}) { $datajson = $1; }
@@ -109,6 +111,9 @@ for my $file (@files) {
   }
   for my $c (@contains) {
     push @problems, "no stdout line contains '$c'" unless grep { index($_, $c) >= 0 } @lines;
+  }
+  for my $c (@errcontains) {
+    push @problems, "no stderr line contains '$c'" unless grep { index($_, $c) >= 0 } split /\n/, $err;
   }
   if (defined $errline) {
     my ($first) = split /\n/, $err;
