@@ -875,8 +875,8 @@ static void declare_runtime(Gen *g) {
   g->f_log1p = LLVMAddFunction(g->M, "log1p", g->t_d1);
   LLVMTypeRef lp2[2] = {g->f64, g->ptr};
   g->t_lpdf1 = LLVMFunctionType(g->f64, lp2, 2, 0);
-  LLVMTypeRef gr4[4] = {g->f64, g->ptr, g->ptr, g->ptr};
-  g->t_grad1 = LLVMFunctionType(g->vd, gr4, 4, 0);
+  LLVMTypeRef lg5[5] = {g->ptr, g->f64, g->ptr, g->ptr, g->ptr};
+  g->t_lpdfg = LLVMFunctionType(g->f64, lg5, 5, 0);
 }
 
 /* The runtime entry points as compiled code calls them: sites by index. */

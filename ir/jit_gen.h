@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "../parser/ast.h"
+#include "../stdlib/dist_kernel.h"
 #include "interp_ops.h"
 #include "jit_rt.h"
 #include "ppl_config.h"
@@ -175,7 +176,7 @@ typedef struct Gen {
   int maxops;
   LLVMValueRef argbuf, resbuf, sadjbuf;
   /* runtime functions */
-  LLVMTypeRef t_op, t_oprev, t_grow, t_begin, t_ten, t_lpdf1, t_grad1, t_d1, t_lub;
+  LLVMTypeRef t_op, t_oprev, t_grow, t_begin, t_ten, t_lpdf1, t_lpdfg, t_d1, t_lub;
   LLVMValueRef f_op, f_oprev, f_grow, f_begin, f_ten, f_log1p, f_lub;
   Value *kval;   /* konst registers' values */
 } Gen;
