@@ -91,6 +91,13 @@ Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_
   return NULL;
 }
 void jit_free(Jit *j) { (void)j; }
+JitKernel *jit_kernel_compile(const DistFamily *f, int width, const char **why) {
+  (void)f, (void)width;
+  *why = "ppl was built without LLVM";
+  return NULL;
+}
+JitKernelFn jit_kernel_fn(const JitKernel *k) { (void)k; return NULL; }
+void jit_kernel_free(JitKernel *k) { (void)k; }
 
 #else
 
@@ -1045,6 +1052,29 @@ static bool lower_draw(Gen *g, const IrProgram *p) {
   return true;
 }
 
+/* Target M at this machine and run LLVM's O2 pipeline over it. */
+static void optimise(LLVMOrcLLJITRef lljit, LLVMModuleRef M) {
+  const char *triple = LLVMOrcLLJITGetTripleString(lljit);
+  LLVMSetTarget(M, triple);
+  LLVMSetDataLayout(M, LLVMOrcLLJITGetDataLayoutStr(lljit));
+  LLVMTargetRef T;
+  char *terr = NULL;
+  if (LLVMGetTargetFromTriple(triple, &T, &terr) == 0) {
+    char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
+    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(T, triple, cpu, feat, LLVMCodeGenLevelDefault,
+                                                      LLVMRelocDefault, LLVMCodeModelJITDefault);
+    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+    LLVMErrorRef pe = LLVMRunPasses(M, "default<O2>", tm, po);
+    if (pe) LLVMConsumeError(pe);
+    LLVMDisposePassBuilderOptions(po);
+    LLVMDisposeTargetMachine(tm);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(feat);
+  } else if (terr) {
+    LLVMDisposeMessage(terr);
+  }
+}
+
 /* One module in its own context: ppl_ld, or ppl_draw (draw), lowered from p,
    verified and optimised for this machine; NULL with *why if not compiled. */
 static LLVMOrcThreadSafeModuleRef build_module(Jit *j, bool draw, bool keep_ir, const char **why) {
@@ -1087,25 +1117,7 @@ static LLVMOrcThreadSafeModuleRef build_module(Jit *j, bool draw, bool keep_ir, 
     LLVMOrcDisposeThreadSafeContext(tsc);
     return NULL;
   }
-  const char *triple = LLVMOrcLLJITGetTripleString(j->lljit);
-  LLVMSetTarget(g->M, triple);
-  LLVMSetDataLayout(g->M, LLVMOrcLLJITGetDataLayoutStr(j->lljit));
-  LLVMTargetRef T;
-  char *terr = NULL;
-  if (LLVMGetTargetFromTriple(triple, &T, &terr) == 0) {
-    char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
-    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(T, triple, cpu, feat, LLVMCodeGenLevelDefault,
-                                                      LLVMRelocDefault, LLVMCodeModelJITDefault);
-    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-    LLVMErrorRef pe = LLVMRunPasses(g->M, "default<O2>", tm, po);
-    if (pe) LLVMConsumeError(pe);
-    LLVMDisposePassBuilderOptions(po);
-    LLVMDisposeTargetMachine(tm);
-    LLVMDisposeMessage(cpu);
-    LLVMDisposeMessage(feat);
-  } else if (terr) {
-    LLVMDisposeMessage(terr);
-  }
+  optimise(j->lljit, g->M);
   if (keep_ir) {
     char *text = LLVMPrintModuleToString(g->M);
     j->ir_text = j->ir_text ? gc_printf("%s\n%s", j->ir_text, text) : gc_strdup(text);
@@ -1251,6 +1263,90 @@ void jit_free(Jit *j) {
   if (j->lljit) LLVMOrcDisposeLLJIT(j->lljit);
   pthread_mutex_destroy(&j->mu);
   gc_free_root(j);
+}
+
+/* ---- a family's kernel on its own (tests) ---- */
+
+struct JitKernel {
+  LLVMOrcLLJITRef lljit;
+  JitKernelFn fn;
+};
+
+JitKernel *jit_kernel_compile(const DistFamily *f, int width, const char **why) {
+  pthread_once(&llvm_once, llvm_init);
+  if (!f->kernel) {
+    *why = gc_printf("%s has no kernel description", f->name);
+    return NULL;
+  }
+  const char *pre = NULL;
+  int host = host_simd(&pre);
+  if (width && (width > host || (width != 2 && width != 4 && width != 8))) {
+    *why = gc_printf("this machine has no %d-wide vector math", width);
+    return NULL;
+  }
+  Jit tmp;
+  memset(&tmp, 0, sizeof tmp);
+  LLVMErrorRef e = make_lljit(&tmp);
+  if (e) {
+    *why = gc_printf("LLVM: %s", take_error(e));
+    return NULL;
+  }
+  LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
+  Gen G;
+  memset(&G, 0, sizeof G);
+  Gen *g = &G;
+  g->C = LLVMOrcThreadSafeContextGetContext(tsc);
+  g->M = LLVMModuleCreateWithNameInContext("ppl_kernel", g->C);
+  g->B = LLVMCreateBuilderInContext(g->C);
+  g->i1 = LLVMInt1TypeInContext(g->C);
+  g->i8 = LLVMInt8TypeInContext(g->C);
+  g->i32 = LLVMInt32TypeInContext(g->C);
+  g->i64 = LLVMInt64TypeInContext(g->C);
+  g->f64 = LLVMDoubleTypeInContext(g->C);
+  g->ptr = LLVMPointerTypeInContext(g->C, 0);
+  g->vd = LLVMVoidTypeInContext(g->C);
+  declare_runtime(g);
+  g->simd = width;
+  g->mvec = width == 8 ? "_ZGVeN8v_" : width == 4 ? "_ZGVdN4v_" : "_ZGVbN2v_";
+  LLVMTypeRef ps[6] = {g->i64, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr};
+  g->fn = LLVMAddFunction(g->M, "ppl_kernel", LLVMFunctionType(g->vd, ps, 6, 0));
+  g->entry = LLVMAppendBasicBlockInContext(g->C, g->fn, "entry");
+  LLVMPositionBuilderAtEnd(g->B, g->entry);
+  g->entry_end = LLVMBuildAlloca(g->B, g->i8, "mark");
+  LLVMValueRef arg[5];
+  for (int i = 0; i < 5; i++) arg[i] = LLVMGetParam(g->fn, (unsigned)i + 1);
+  jg_kernel_body(g, f, LLVMGetParam(g->fn, 0), arg);
+  LLVMBuildRetVoid(g->B);
+  LLVMInstructionEraseFromParent(g->entry_end);
+  LLVMDisposeBuilder(g->B);
+  char *msg = NULL;
+  if (LLVMVerifyModule(g->M, LLVMReturnStatusAction, &msg)) {
+    *why = gc_printf("internal error: invalid LLVM IR: %s", msg);
+    LLVMDisposeMessage(msg);
+    LLVMDisposeModule(g->M);
+    LLVMOrcDisposeThreadSafeContext(tsc);
+    LLVMOrcDisposeLLJIT(tmp.lljit);
+    return NULL;
+  }
+  if (msg) LLVMDisposeMessage(msg);
+  optimise(tmp.lljit, g->M);
+  LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(g->M, tsc);
+  LLVMOrcDisposeThreadSafeContext(tsc);
+  JitFn fn = load_module(&tmp, tsm, "ppl_kernel", why);
+  if (!fn) {
+    LLVMOrcDisposeLLJIT(tmp.lljit);
+    return NULL;
+  }
+  JitKernel *k = gc_alloc(sizeof(JitKernel));
+  k->lljit = tmp.lljit;
+  k->fn = (JitKernelFn)(uintptr_t)fn;
+  return k;
+}
+
+JitKernelFn jit_kernel_fn(const JitKernel *k) { return k->fn; }
+
+void jit_kernel_free(JitKernel *k) {
+  if (k && k->lljit) LLVMOrcDisposeLLJIT(k->lljit);
 }
 
 #endif

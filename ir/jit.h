@@ -79,4 +79,18 @@ Value *jit_draw(JitCtx *cx, const double *theta, uint64_t seed, uint64_t stream)
  * interpreter for the message); *lp may be -inf. */
 bool jit_eval(JitCtx *cx, const double *theta, double *lp, double *grad);
 
+/* A family's kernel description (stdlib/dist_kernel.h) compiled on its own,
+ * as the JIT inlines it into programs, for tests: fn(n, x, p, lp, dx, dp)
+ * writes, for each of the n points, lp[i] and the partials dx[i] and
+ * dp[k*n + i] of x[i] under the parameters p[k*n + i].  width 0 emits scalar
+ * code; 2, 4 or 8 the vector code with libmvec (the rest of n, past a
+ * multiple of width, runs scalar).  NULL with *why when the family has no
+ * description or this machine has no vector math of that width. */
+typedef void (*JitKernelFn)(int64_t n, const double *x, const double *p, double *lp, double *dx,
+                            double *dp);
+typedef struct JitKernel JitKernel;
+JitKernel *jit_kernel_compile(const DistFamily *f, int width, const char **why);
+JitKernelFn jit_kernel_fn(const JitKernel *k);
+void jit_kernel_free(JitKernel *k);
+
 #endif

@@ -411,6 +411,7 @@ bool jg_emit_ew(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_matvec(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_observe_native(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_sample_native(Gen *g, RevList *l, const IrInstr *ins);
+void jg_kernel_body(Gen *g, const DistFamily *f, LLVMValueRef n, LLVMValueRef *arg);
 void jg_rev_ew(Gen *g, RevItem *it);
 void jg_rev_copy(Gen *g, RevItem *it);
 void jg_rev_matvec(Gen *g, RevItem *it);

@@ -576,6 +576,50 @@ static LLVMValueRef emit_lpdf1(Gen *g, const DistFamily *f, LLVMValueRef x, LLVM
   return lp;
 }
 
+/* jit_kernel_compile's loop: for i < n, lp[i], dx[i] and dp[k*n + i] of
+   x[i] under p[k*n + i] (arg: n, x, p, lp, dx, dp), g->simd at a time and
+   the rest one by one, as the density loops of programs run them. */
+typedef struct KernCtx {
+  const DistFamily *f;
+  LLVMValueRef n, x, p, lp, dx, dp;
+} KernCtx;
+
+static void kern_body(Gen *g, LLVMValueRef i, void *ud) {
+  KernCtx *c = ud;
+  const DistFamily *f = c->f;
+  LLVMValueRef p[DIST_MAX_PARAMS], dx, dp[DIST_MAX_PARAMS] = {0};
+  for (int k = 0; k < f->nparams; k++) {
+    LLVMValueRef j = LLVMBuildAdd(g->B, LLVMBuildMul(g->B, ci(g, k), c->n, ""), i, "");
+    p[k] = g->vw ? vload(g, c->p, j) : ld_f64(g, c->p, j);
+  }
+  LLVMValueRef x = g->vw ? vload(g, c->x, i) : ld_f64(g, c->x, i);
+  LLVMValueRef lp = emit_lpdf1(g, f, x, p, true, &dx, dp, NULL);
+  if (g->vw) {
+    vstore(g, c->lp, i, lp);
+    vstore(g, c->dx, i, dx);
+  } else {
+    st_f64(g, c->lp, i, lp);
+    st_f64(g, c->dx, i, dx);
+  }
+  for (int k = 0; k < f->nparams; k++) {
+    LLVMValueRef j = LLVMBuildAdd(g->B, LLVMBuildMul(g->B, ci(g, k), c->n, ""), i, "");
+    if (g->vw) vstore(g, c->dp, j, dp[k]);
+    else st_f64(g, c->dp, j, dp[k]);
+  }
+}
+
+void jg_kernel_body(Gen *g, const DistFamily *f, LLVMValueRef n, LLVMValueRef *arg) {
+  KernCtx c = {f, n, arg[0], arg[1], arg[2], arg[3], arg[4]};
+  LLVMValueRef nv = ci(g, 0);
+  if (g->simd) {
+    nv = LLVMBuildAnd(g->B, n, ci(g, -(int64_t)g->simd), "");
+    g->vw = g->simd;
+    emit_range(g, ci(g, 0), nv, g->simd, kern_body, &c);
+    g->vw = 0;
+  }
+  emit_range(g, nv, n, 1, kern_body, &c);
+}
+
 /* the parameter domain check of stdlib/dist.c, from its table (dist_domain) */
 static LLVMValueRef dom_ok(Gen *g, int dom, LLVMValueRef v) {
   const DistDomain *d = dist_domain(dom);

@@ -6,8 +6,9 @@
 #include "dist_kernel.h"
 
 #include <math.h>
+#include <stddef.h>
 
-static void dk_run(const DistKernel *k, int from, int to, double *r) {
+static void dk_run(const DistKernel *k, const DkMath *m, int from, int to, double *r) {
   for (int i = from; i < to; i++) {
     const DkIns *in = &k->ins[i];
     double a = r[in->a], b = r[in->b], v;
@@ -18,9 +19,9 @@ static void dk_run(const DistKernel *k, int from, int to, double *r) {
     case DK_MUL: v = a * b; break;
     case DK_DIV: v = a / b; break;
     case DK_NEG: v = -a; break;
-    case DK_LOG: v = log(a); break;
-    case DK_EXP: v = exp(a); break;
-    case DK_LOG1P: v = log1p(a); break;
+    case DK_LOG: v = m ? m->log(a) : log(a); break;
+    case DK_EXP: v = m ? m->exp(a) : exp(a); break;
+    case DK_LOG1P: v = m ? m->log1p(a) : log1p(a); break;
     case DK_EQ: v = a == b; break;
     case DK_GT: v = a > b; break;
     case DK_GE: v = a >= b; break;
@@ -40,22 +41,27 @@ static void dk_load(const DistKernel *k, double *r, double x, const double *p) {
 double dk_lpdf(const DistKernel *k, double x, const double *p) {
   double r[DK_MAXREG];
   dk_load(k, r, x, p);
-  dk_run(k, 0, k->nlp, r);
+  dk_run(k, NULL, 0, k->nlp, r);
   return r[k->lp];
 }
 
 double dk_lpdf_grad(const DistKernel *k, double x, const double *p, double *dx, double *dp) {
+  return dk_lpdf_grad_math(k, NULL, x, p, dx, dp);
+}
+
+double dk_lpdf_grad_math(const DistKernel *k, const DkMath *m, double x, const double *p,
+                         double *dx, double *dp) {
   double r[DK_MAXREG];
   int np = k->np;
   dk_load(k, r, x, p);
-  dk_run(k, 0, k->nlp, r);
+  dk_run(k, m, 0, k->nlp, r);
   double lp = r[k->lp];
   if (!isfinite(lp)) {
     *dx = 0;
     for (int i = 0; i < np; i++) dp[i] = 0;
     return lp;
   }
-  dk_run(k, k->nlp, k->n, r);
+  dk_run(k, m, k->nlp, k->n, r);
   *dx = k->dx == DK_NONE ? 0.0 : r[k->dx];
   for (int i = 0; i < np; i++) dp[i] = k->dp[i] == DK_NONE ? 0.0 : r[k->dp[i]];
   return lp;

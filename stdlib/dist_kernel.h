@@ -65,6 +65,16 @@ double dk_lpdf(const DistKernel *k, double x, const double *p);
 /* The log density and, where it is finite, its partials (*dx, dp[0..k->np));
    where it is not, the partials are 0 (as the tape records none). */
 double dk_lpdf_grad(const DistKernel *k, double x, const double *p, double *dx, double *dp);
+/* dk_lpdf_grad with other implementations of the three functions (NULL =
+   libm's): what the JIT's vector code computes lane by lane with libmvec's,
+   so tests can hold that code to the description bit for bit. */
+typedef struct DkMath {
+  double (*log)(double);
+  double (*exp)(double);
+  double (*log1p)(double);
+} DkMath;
+double dk_lpdf_grad_math(const DistKernel *k, const DkMath *m, double x, const double *p,
+                         double *dx, double *dp);
 /* Is the kernel well formed: registers read before written, outputs in
    range?  (For tests; a family's kernel is fixed data.) */
 bool dk_valid(const DistKernel *k);
