@@ -309,22 +309,19 @@ void jg_rev_copy(Gen *g, RevItem *it) {
 }
 
 
-/* A data container's numbers (val_flatten order) as a constant of the code,
-   and optionally their logarithms, computed once here. */
+/* A data container's numbers (val_flatten order) from the bound data set,
+   or with logs their logarithms (computed once per data set, jit_data_bind);
+   NULL when the value has none, or its logs are not bound. */
 static LLVMValueRef data_numbers(Gen *g, int r, bool logs) {
-  data_value(g, r);
-  JitBox *b = g->dbox[r];
-  if (!b) return NULL;
-  if (logs && g->dlogs[r]) return g->dlogs[r];
-  const double *d = b->flat ? b->flat : (b->v.k == V_VEC || b->v.k == V_ROWVEC || b->v.k == V_MAT) ? b->v.t->d : NULL;
-  if (!d) return NULL;
+  Value v = g->data[r];
+  if (!(v.k == V_ARR || v.k == V_VEC || v.k == V_ROWVEC || v.k == V_MAT)) return NULL;
   if (logs) {
-    double *l = gc_alloc_atomic(sizeof(double) * (size_t)(b->n ? b->n : 1));
-    for (int64_t i = 0; i < b->n; i++) l[i] = log(d[i]);
-    jit_keep(g->j, l);
-    return g->dlogs[r] = LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)l, 0), g->ptr);
+    if (!g->j->need_logs[r]) return NULL;
+    if (!g->dlogs[r]) g->dlogs[r] = data_slot(g, r, (int)offsetof(JitDataReg, logs), g->ptr);
+    return g->dlogs[r];
   }
-  return LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)d, 0), g->ptr);
+  if (!g->dnums[r]) g->dnums[r] = data_slot(g, r, (int)offsetof(JitDataReg, nums), g->ptr);
+  return g->dnums[r];
 }
 
 /* ---- matrix * vector ---- */
@@ -501,14 +498,6 @@ static LLVMValueRef hsum(Gen *g, LLVMValueRef v, int w) {
   for (int i = 1; i < w; i++)
     s = LLVMBuildFAdd(g->B, s, LLVMBuildExtractElement(g->B, v, LLVMConstInt(g->i32, (unsigned long long)i, 0), ""), "");
   return s;
-}
-
-/* Does the kernel take the log of parameter i (normal's log(sigma))?  Then
-   a data container given for it has its logs computed once, not per element. */
-static bool kernel_logs_param(const DistKernel *k, int i) {
-  for (int j = 0; j < k->nlp; j++)
-    if (k->ins[j].op == DK_LOG && k->ins[j].a == DK_P(i)) return true;
-  return false;
 }
 
 /* A family's description (stdlib/dist_kernel.h) as code at the current width:
@@ -774,7 +763,7 @@ bool jg_emit_observe_native(Gen *g, RevList *l, const IrInstr *ins) {
   for (int k = 0; k < f->nparams; k++) {
     if (!dop_make(g, ins->dist.params[k], &c.p[k])) return false;
     anybox |= c.p[k].box;
-    if (f->kernel && c.p[k].box && g->isdata[c.p[k].reg] && kernel_logs_param(f->kernel, k))
+    if (f->kernel && c.p[k].box && g->isdata[c.p[k].reg] && dk_logs_param(f->kernel, k))
       c.p[k].logd = data_numbers(g, c.p[k].reg, true);
   }
   if (anybox && !c.x.box) return false; /* one value against many parameters: the runtime */

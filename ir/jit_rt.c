@@ -88,8 +88,12 @@ JitCtx *jit_ctx_new(const Jit *j) {
   cx->bctx.out = stdout;
   cx->bctx.rng = &cx->rng;
   rng_seed(&cx->rng, 0x6a6974, 0);
+  const JitData *d = jit_data0(j);
+  cx->dregs = d ? d->reg : NULL;
   return cx;
 }
+
+void jit_ctx_set_data(JitCtx *cx, const JitData *d) { cx->dregs = d->reg; }
 
 void jit_rt_begin(JitCtx *cx, const double *theta, double *grad) {
   for (int i = 0; i < cx->nbig; i++) cx->big[i] = NULL; /* the collector takes them */

@@ -67,6 +67,12 @@ double dk_lpdf_grad_math(const DistKernel *k, const DkMath *m, double x, const d
   return lp;
 }
 
+bool dk_logs_param(const DistKernel *k, int i) {
+  for (int j = 0; j < k->nlp; j++)
+    if (k->ins[j].op == DK_LOG && k->ins[j].a == DK_P(i)) return true;
+  return false;
+}
+
 bool dk_valid(const DistKernel *k) {
   int np = k->np;
   if (k->n < k->nlp || DK_FIRST + k->n > DK_MAXREG || np > DK_FIRST - 1) return false;

@@ -75,6 +75,10 @@ typedef struct DkMath {
 } DkMath;
 double dk_lpdf_grad_math(const DistKernel *k, const DkMath *m, double x, const double *p,
                          double *dx, double *dp);
+/* Does the density take the log of parameter i (normal's log(sigma))?  The
+   JIT then computes the logs of a data container given for it once per data
+   set, not per evaluation. */
+bool dk_logs_param(const DistKernel *k, int i);
 /* Is the kernel well formed: registers read before written, outputs in
    range?  (For tests; a family's kernel is fixed data.) */
 bool dk_valid(const DistKernel *k);
