@@ -59,7 +59,7 @@ __attribute__((unused)) static Value tints(int n, const int *x) {
 }
 
 /* parse -> check -> lower -> interp with data; NULL (and a TAP diagnostic) on error */
-static Interp *tcompile(const char *src, TData *td, Diag *d) {
+__attribute__((unused)) static Interp *tcompile(const char *src, TData *td, Diag *d) {
   diag_init(d);
   Ast *a = parse_string(src, strlen(src), "test.ppl", d);
   if (!a) goto fail;
