@@ -5,17 +5,17 @@
  * registers 1..DIST_MAX_PARAMS the parameters, and instruction k writes
  * register DK_FIRST + k.  The first `nlp` instructions compute the log
  * density (register `lp`); the rest compute the partials (registers `dx`,
- * `dp[i]`).  The C evaluator below is the family's lpdf1 / lpdf_grad1 (the
- * interpreter and the JIT's runtime call it); the JIT emits the same
- * instructions as LLVM IR, inline, and over 2/4/8 lanes with libmvec's exp,
- * log and log1p (ir/jit_native.c).  So a family's formula lives in its family
+ * `dp[i]`).  The same list of instructions becomes the family's C kernels
+ * (lpdf1 / lpdf_grad1, which the interpreter and the JIT's runtime call) and
+ * the JIT's inline code, scalar and over 2/4/8 lanes with libmvec's exp, log
+ * and log1p (ir/jit_native.c).  So a family's formula lives in its family
  * file only, and the backends cannot drift apart.
  *
- * Each instruction is one IEEE operation, so the evaluator and the JIT's
+ * Each instruction is one IEEE operation, so the C kernels and the JIT's
  * scalar code give the same bits; the vector code differs only by libmvec's
- * error (tests/inference/test_jit_kernels.c states the bound).  Selects
- * compute both arms (no branches): an arm may be inf or NaN where it is not
- * chosen.
+ * error (tests/inference/test_jit_kernels.c states the bound).  The JIT's
+ * selects compute both arms (no branches): an arm may be inf or NaN where it
+ * is not chosen.
  */
 #ifndef PPL_DIST_KERNEL_H
 #define PPL_DIST_KERNEL_H
@@ -45,11 +45,39 @@ typedef struct DkIns {
   double k;
 } DkIns;
 
-/* Instruction builders for family files. */
-#define DK_K(v) {DK_CONST, 0, 0, 0, (v)}
-#define DK_1(op, a) {DK_##op, (a), 0, 0, 0}
-#define DK_2(op, a, b) {DK_##op, (a), (b), 0, 0}
-#define DK_3(op, a, b, c) {DK_##op, (a), (b), (c), 0}
+/* How a family file writes its kernel: once, as a list of instructions
+ *
+ *   #define NORMAL_LP(I) I(N_D, SUB, DK_X, DK_P(0), 0, 0) I(N_Z, DIV, N_D, DK_P(1), 0, 0) ...
+ *
+ * (I(dst, OP, a, b, c, k): dst = OP(a, b, c), k for CONST), expanded twice:
+ * with DK_TABLE into the description (DkIns array) that the JIT emits, and
+ * with DK_C into straight-line C over a local array `double r[...]` holding
+ * x and the parameters (DK_ARGS), which is the family's lpdf1 / lpdf_grad1
+ * and runs at the speed of hand-written C.  One list, so the two cannot
+ * differ; each DK_C statement is the IEEE operation of its instruction
+ * (built without FMA contraction, as the JIT's code is), and
+ * test_jit_kernels holds all of them to the same bits. */
+#define DK_TABLE(dst, op, a, b, c, k) [(dst) - DK_FIRST] = {DK_##op, (a), (b), (c), (k)},
+#define DK_C(dst, op, a, b, c, k) r[dst] = DKC_##op(r[a], r[b], r[c], (k));
+#define DK_ARGS(r, x, p, np)                                                                      \
+  do {                                                                                            \
+    (r)[DK_X] = (x);                                                                              \
+    for (int i_ = 0; i_ < (np); i_++) (r)[DK_P(i_)] = (p)[i_];                                    \
+  } while (0)
+#define DKC_CONST(a, b, c, k) (k)
+#define DKC_ADD(a, b, c, k) ((a) + (b))
+#define DKC_SUB(a, b, c, k) ((a) - (b))
+#define DKC_MUL(a, b, c, k) ((a) * (b))
+#define DKC_DIV(a, b, c, k) ((a) / (b))
+#define DKC_NEG(a, b, c, k) (-(a))
+#define DKC_LOG(a, b, c, k) log(a)
+#define DKC_EXP(a, b, c, k) exp(a)
+#define DKC_LOG1P(a, b, c, k) log1p(a)
+#define DKC_EQ(a, b, c, k) ((a) == (b) ? 1.0 : 0.0)
+#define DKC_GT(a, b, c, k) ((a) > (b) ? 1.0 : 0.0)
+#define DKC_GE(a, b, c, k) ((a) >= (b) ? 1.0 : 0.0)
+#define DKC_OR(a, b, c, k) ((a) != 0 || (b) != 0 ? 1.0 : 0.0)
+#define DKC_SEL(a, b, c, k) ((a) != 0 ? (b) : (c))
 
 typedef struct DistKernel {
   const DkIns *ins;
@@ -60,10 +88,12 @@ typedef struct DistKernel {
   uint8_t dp[4]; /* DIST_MAX_PARAMS; DK_NONE past the family's parameters */
 } DistKernel;
 
-/* The log density at x (the first nlp instructions). */
+/* The evaluator of descriptions (the reference the tests hold the DK_C
+ * functions and the JIT's code to): the log density at x (the first nlp
+ * instructions), and with dk_lpdf_grad, where it is finite, its partials
+ * (*dx, dp[0..k->np)); where it is not, the partials are 0 (as the tape
+ * records none: the DK_C functions must do the same). */
 double dk_lpdf(const DistKernel *k, double x, const double *p);
-/* The log density and, where it is finite, its partials (*dx, dp[0..k->np));
-   where it is not, the partials are 0 (as the tape records none). */
 double dk_lpdf_grad(const DistKernel *k, double x, const double *p, double *dx, double *dp);
 /* dk_lpdf_grad with other implementations of the three functions (NULL =
    libm's): what the JIT's vector code computes lane by lane with libmvec's,

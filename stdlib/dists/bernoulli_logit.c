@@ -12,55 +12,71 @@ static void bl_support(const double *p, double *lo, double *hi) {
   *hi = 1;
 }
 
-/* The log mass and its derivative as one description (stdlib/dist_kernel.h):
+/* The log mass and its derivative, written once (stdlib/dist_kernel.h):
    with t = -alpha for y = 1 and alpha for y = 0, lp = -log1p_exp(t) and
    d lp/d alpha = +-inv_logit(-t), with one exp and one log1p and no
    cancellation for large |alpha| (the operations of m_log1p_exp and
    m_inv_logit, in their order).  y outside {0, 1} has mass 0. */
 enum {
   B_ONE = DK_FIRST, B_ZERO, B_Y1, B_Y0, B_OK, B_NA, B_T, B_POS, B_NT, B_ET, B_E, B_L1, B_TL,
-  B_S, B_NEG, B_NINF, B_LP,                                   /* density */
-  B_NN, B_EP, B_DEN, B_INV, B_E1, B_EQ, B_PR, B_NPR, B_D, B_DA, /* derivative */
+  B_S, B_NEG, B_NINF, B_LP,                                         /* density */
+  B_NN, B_EP, B_DEN, B_INV, B_E1, B_EQ, B_PR, B_NPR, B_D, B_DA, B_END, /* derivative */
 };
-#define AT(r) [(r) - DK_FIRST]
-static const DkIns bl_code[] = {
-    AT(B_ONE) = DK_K(1.0),
-    AT(B_ZERO) = DK_K(0.0),
-    AT(B_Y1) = DK_2(EQ, DK_X, B_ONE),
-    AT(B_Y0) = DK_2(EQ, DK_X, B_ZERO),
-    AT(B_OK) = DK_2(OR, B_Y1, B_Y0),
-    AT(B_NA) = DK_1(NEG, DK_P(0)),
-    AT(B_T) = DK_3(SEL, B_Y1, B_NA, DK_P(0)),
-    AT(B_POS) = DK_2(GT, B_T, B_ZERO),
-    AT(B_NT) = DK_1(NEG, B_T),
-    AT(B_ET) = DK_3(SEL, B_POS, B_NT, B_T),
-    AT(B_E) = DK_1(EXP, B_ET),
-    AT(B_L1) = DK_1(LOG1P, B_E),
-    AT(B_TL) = DK_2(ADD, B_T, B_L1),
-    AT(B_S) = DK_3(SEL, B_POS, B_TL, B_L1),
-    AT(B_NEG) = DK_1(NEG, B_S),
-    AT(B_NINF) = DK_K(-INFINITY),
-    AT(B_LP) = DK_3(SEL, B_OK, B_NEG, B_NINF),
-    AT(B_NN) = DK_2(GE, B_T, B_ZERO),
-    AT(B_EP) = DK_3(SEL, B_POS, B_E, B_ONE),
-    AT(B_DEN) = DK_2(ADD, B_ONE, B_EP),
-    AT(B_INV) = DK_2(DIV, B_ONE, B_DEN),
-    AT(B_E1) = DK_2(ADD, B_ONE, B_E),
-    AT(B_EQ) = DK_2(DIV, B_E, B_E1),
-    AT(B_PR) = DK_3(SEL, B_NN, B_INV, B_EQ),
-    AT(B_NPR) = DK_1(NEG, B_PR),
-    AT(B_D) = DK_3(SEL, B_Y1, B_PR, B_NPR),
-    AT(B_DA) = DK_3(SEL, B_OK, B_D, B_ZERO),
-};
+#define BL_LP(I)                                                                                  \
+  I(B_ONE, CONST, 0, 0, 0, 1.0)                                                                   \
+  I(B_ZERO, CONST, 0, 0, 0, 0.0)                                                                  \
+  I(B_Y1, EQ, DK_X, B_ONE, 0, 0)                                                                  \
+  I(B_Y0, EQ, DK_X, B_ZERO, 0, 0)                                                                 \
+  I(B_OK, OR, B_Y1, B_Y0, 0, 0)                                                                   \
+  I(B_NA, NEG, DK_P(0), 0, 0, 0)                                                                  \
+  I(B_T, SEL, B_Y1, B_NA, DK_P(0), 0)                                                             \
+  I(B_POS, GT, B_T, B_ZERO, 0, 0)                                                                 \
+  I(B_NT, NEG, B_T, 0, 0, 0)                                                                      \
+  I(B_ET, SEL, B_POS, B_NT, B_T, 0)                                                               \
+  I(B_E, EXP, B_ET, 0, 0, 0)                                                                      \
+  I(B_L1, LOG1P, B_E, 0, 0, 0)                                                                    \
+  I(B_TL, ADD, B_T, B_L1, 0, 0)                                                                   \
+  I(B_S, SEL, B_POS, B_TL, B_L1, 0)                                                               \
+  I(B_NEG, NEG, B_S, 0, 0, 0)                                                                     \
+  I(B_NINF, CONST, 0, 0, 0, -INFINITY)                                                            \
+  I(B_LP, SEL, B_OK, B_NEG, B_NINF, 0)
+#define BL_GRAD(I)                                                                                \
+  I(B_NN, GE, B_T, B_ZERO, 0, 0)                                                                  \
+  I(B_EP, SEL, B_POS, B_E, B_ONE, 0)                                                              \
+  I(B_DEN, ADD, B_ONE, B_EP, 0, 0)                                                                \
+  I(B_INV, DIV, B_ONE, B_DEN, 0, 0)                                                               \
+  I(B_E1, ADD, B_ONE, B_E, 0, 0)                                                                  \
+  I(B_EQ, DIV, B_E, B_E1, 0, 0)                                                                   \
+  I(B_PR, SEL, B_NN, B_INV, B_EQ, 0)                                                              \
+  I(B_NPR, NEG, B_PR, 0, 0, 0)                                                                    \
+  I(B_D, SEL, B_Y1, B_PR, B_NPR, 0)                                                               \
+  I(B_DA, SEL, B_OK, B_D, B_ZERO, 0)
+
+static const DkIns bl_code[] = {BL_LP(DK_TABLE) BL_GRAD(DK_TABLE)};
 static const DistKernel bl_kernel = {
-    .ins = bl_code, .n = B_DA - DK_FIRST + 1, .nlp = B_LP - DK_FIRST + 1, .np = 1,
+    .ins = bl_code, .n = B_END - DK_FIRST, .nlp = B_LP - DK_FIRST + 1, .np = 1,
     .lp = B_LP, .dx = DK_NONE, .dp = {B_DA, DK_NONE, DK_NONE, DK_NONE},
 };
 
-static double bl_lpmf(double y, const double *p) { return dk_lpdf(&bl_kernel, y, p); }
+static double bl_lpmf(double y, const double *p) {
+  double r[B_END];
+  DK_ARGS(r, y, p, 1);
+  BL_LP(DK_C)
+  return r[B_LP];
+}
 
 static double bl_lpmf_grad(double y, const double *p, double *dx, double *dp) {
-  return dk_lpdf_grad(&bl_kernel, y, p, dx, dp);
+  double r[B_END];
+  DK_ARGS(r, y, p, 1);
+  BL_LP(DK_C)
+  *dx = 0;
+  if (!isfinite(r[B_LP])) {
+    dp[0] = 0;
+    return r[B_LP];
+  }
+  BL_GRAD(DK_C)
+  dp[0] = r[B_DA];
+  return r[B_LP];
 }
 
 static double bl_rng(Rng *r, const double *p) {

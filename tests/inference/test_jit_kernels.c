@@ -6,8 +6,10 @@
  * whole range of doubles (|x| from 1e-300 to 1e300, parameters likewise) plus
  * the awkward values (0, +-1, +-inf, NaN, the boundaries of the support and
  * of exp's range):
- *  - the scalar code the JIT emits equals the C evaluator (the family's own
- *    lpdf1 / lpdf_grad1) bit for bit: log density and every partial;
+ *  - the scalar code the JIT emits, the family's C kernels (lpdf1 and
+ *    lpdf_grad1, expanded from the same list of instructions) and the
+ *    evaluator of the description agree bit for bit: log density and every
+ *    partial;
  *  - the 2-, 4- and 8-wide code (where this CPU has that vector math) equals
  *    bit for bit the C evaluator with libmvec's log, exp and log1p in place
  *    of libm's, lane by lane: the emitter adds nothing of its own;
@@ -161,7 +163,12 @@ static void check_family(const DistFamily *f, Rng *r) {
                      : dk_lpdf_grad(f->kernel, x[i], q, &wdx, wdp);
       bool ok = same_bits(lp[i], wlp) && same_bits(dx[i], wdx);
       for (int k = 0; k < np; k++) ok = ok && same_bits(dp[k * n + i], wdp[k]);
-      if (!w) ok = ok && same_bits(lp[i], f->lpdf1(x[i], q)); /* the interpreter's kernel */
+      if (!w) { /* the C the same list expands to: the interpreter's kernels */
+        double cdx, cdp[4];
+        double clp = f->lpdf_grad1(x[i], q, &cdx, cdp);
+        ok = ok && same_bits(lp[i], f->lpdf1(x[i], q)) && same_bits(clp, wlp) && same_bits(cdx, wdx);
+        for (int k = 0; k < np; k++) ok = ok && same_bits(cdp[k], wdp[k]);
+      }
       finite += isfinite(wlp);
       if (!ok) {
         bad = i;
@@ -173,7 +180,7 @@ static void check_family(const DistFamily *f, Rng *r) {
       tap_ok(bad < 0, "%s: %d-wide code = the description with libmvec's functions, bit for bit, at %d points (%d finite)",
              f->name, w, n, finite);
     else
-      tap_ok(bad < 0, "%s: scalar code = the C kernels, bit for bit, at %d points (%d finite)", f->name,
+      tap_ok(bad < 0, "%s: scalar code = the C kernels = the description, bit for bit, at %d points (%d finite)", f->name,
              n, finite);
     if (w) {
       double e = fmax(worst_ulp[0], fmax(worst_ulp[1], worst_ulp[2]));
