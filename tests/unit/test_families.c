@@ -141,6 +141,10 @@ int main(void) {
               ppl_result_summary(r, ppl_result_column_index(r, "x"), &s) == PPL_OK;
     tap_ok(ok && fabs(s.mean - 0.5) < 0.08, "%s over myexp(2): mean %.3f (0.5)", engines[e],
            ok ? s.mean : NAN);
+    if (ok && e == 0) /* compiled: the runtime calls the host's callbacks */
+      tap_ok(strstr(ppl_result_backend(r), "LLVM JIT") || strstr(ppl_result_backend(r), "without LLVM"),
+             "nuts ran compiled code (where built with LLVM): %s",
+             ppl_result_backend(r));
     ppl_result_free(r);
   }
   tap_ok(draws >= 2000, "the prior's draws came from the quantile function with its ud (%d)", draws);
