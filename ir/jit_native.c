@@ -628,7 +628,7 @@ typedef struct DOp {
   bool box, act;
   LLVMValueRef v;    /* scalar value, or the box */
   LLVMValueRef data; /* box data */
-  LLVMValueRef logd; /* data: the logs of its numbers, made once (normal's sigma) */
+  LLVMValueRef logd; /* data: the logs of its numbers, made once per data set (normal's sigma) */
   LLVMValueRef adj;  /* reverse: box adjoints */
   LLVMValueRef gsum; /* reverse: alloca summing a scalar's adjoint */
   LLVMValueRef gsumv; /* the same, lane by lane, in vector code */

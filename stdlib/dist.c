@@ -633,7 +633,10 @@ static bool dist_lpdf_whole(const DistCall *dc, Value x, double *out, char *err,
   for (int j = 0; j < (cnt >= 0 ? cnt : 1); j++) {
     dist_whole_pick(f, dc->np, dc->p, j, pj);
     double lp;
-    if (!f->lpdf(pj, nx >= 0 ? x.a->e[j] : x, &lp, err, errsz)) return false;
+    Value xj = nx >= 0 ? x.a->e[j] : x;
+    bool ok = f->lpdf_ctx ? f->lpdf_ctx(f->ctx, pj, xj, &lp, err, errsz)
+                          : f->lpdf(pj, xj, &lp, err, errsz);
+    if (!ok) return false;
     total += lp;
   }
   *out = total;
@@ -856,7 +859,8 @@ static bool dist_rng_whole_rec(const DistCall *dc, Rng *r, int depth, int extra,
   dist_whole_pick(f, dc->np, dc->p, nparam_draws >= 0 ? index : 0, pj);
   if (f->rng_sized && dc->nsizes > extra) /* the size comes from the declaration (lkj) */
     return f->rng_sized(r, pj, dc->nsizes - extra, dc->sizes + extra, out, err, errsz);
-  if (!f->rng(r, pj, out, err, errsz)) return false;
+  bool ok = f->rng_ctx ? f->rng_ctx(f->ctx, r, pj, out, err, errsz) : f->rng(r, pj, out, err, errsz);
+  if (!ok) return false;
   /* the declared size of one draw must agree with what the parameters imply */
   if (dc->nsizes > extra && dc->type.base != TY_VOID) {
     Type one = ty_make((TyBase)dc->type.base, 0);
@@ -1189,8 +1193,6 @@ static bool dist_lpdf_whole_ad(const DistCall *dc, Tape *t, Value x, double *lp,
                                char *err, size_t errsz) {
   const DistFamily *f = dc->fam;
   int np = dc->np;
-  if (!f->lpdf_grad)
-    return dist_fail(err, errsz, "%s: no gradient is available for this family", f->name);
   int n, nx;
   if (!dist_whole_params(f, np, dc->p, &n, err, errsz)) return false;
   if (!dist_whole_count(x, f->vtype, &nx)) {
@@ -1211,6 +1213,8 @@ static bool dist_lpdf_whole_ad(const DistCall *dc, Tape *t, Value x, double *lp,
   bool xnodes = !f->discrete && dist_has_nodes(x), pnodes[DIST_MAX_PARAMS], any = xnodes;
   for (int i = 0; i < np; i++) any = (pnodes[i] = dist_has_nodes(dc->p[i])) || any;
   if (!any) return dist_lpdf_whole(dc, x, lp, err, errsz);
+  if (!f->lpdf_grad)
+    return dist_fail(err, errsz, "%s: no gradient is available for this family", f->name);
 
   /* gradient buffers over the whole of x and of each parameter */
   double *gx = NULL, *gp[DIST_MAX_PARAMS] = {NULL};

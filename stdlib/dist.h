@@ -116,12 +116,17 @@ typedef struct DistFamily {
   const struct DistKernel *kernel;
   /* A family with state (a host's family, an `lm` family's backend): ctx is
    * passed to the *_ctx kernels, which then stand for lpdf1 / lpdf_grad1 /
-   * rng1 (those stay NULL).  Call scalar kernels through dist_lpdf1,
-   * dist_lpdf_grad1 and dist_rng1, which pick the right one. */
+   * rng1 of a scalar family, or lpdf / rng of a whole-value family (those
+   * stay NULL).  Call scalar kernels through dist_lpdf1, dist_lpdf_grad1 and
+   * dist_rng1, which pick the right one; dist.c does so for whole values.  A
+   * whole-value family with a context has no gradient (no lpdf_grad form
+   * takes one yet). */
   void *ctx;
   double (*lpdf1_ctx)(void *ctx, double x, const double *p);
   double (*lpdf_grad1_ctx)(void *ctx, double x, const double *p, double *dx, double *dp);
   double (*rng1_ctx)(void *ctx, Rng *r, const double *p);
+  bool (*lpdf_ctx)(void *ctx, const Value *p, Value x, double *out, char *err, size_t errsz);
+  bool (*rng_ctx)(void *ctx, Rng *r, const Value *p, Value *out, char *err, size_t errsz);
 } DistFamily;
 
 /* A scalar family's kernels, whichever form the family gives them in. */
