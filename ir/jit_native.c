@@ -519,6 +519,7 @@ static LLVMValueRef emit_kernel(Gen *g, const DistKernel *k, LLVMValueRef x, LLV
     case DK_MUL: v = LLVMBuildFMul(g->B, a, b, ""); break;
     case DK_DIV: v = LLVMBuildFDiv(g->B, a, b, ""); break;
     case DK_NEG: v = LLVMBuildFNeg(g->B, a, ""); break;
+    case DK_ABS: v = vintr(g, "fabs", a); break;
     case DK_LOG: {
       int pi = in->a - DK_P(0);
       v = plog && in->a >= DK_P(0) && in->a < DK_FIRST && plog[pi] ? plog[pi] : vmath(g, "log", a);

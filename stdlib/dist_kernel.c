@@ -19,6 +19,7 @@ static void dk_run(const DistKernel *k, const DkMath *m, int from, int to, doubl
     case DK_MUL: v = a * b; break;
     case DK_DIV: v = a / b; break;
     case DK_NEG: v = -a; break;
+    case DK_ABS: v = fabs(a); break;
     case DK_LOG: v = m ? m->log(a) : log(a); break;
     case DK_EXP: v = m ? m->exp(a) : exp(a); break;
     case DK_LOG1P: v = m ? m->log1p(a) : log1p(a); break;
@@ -80,7 +81,7 @@ bool dk_valid(const DistKernel *k) {
     const DkIns *in = &k->ins[i];
     int top = DK_FIRST + i; /* registers below are defined */
     int nargs = in->op == DK_CONST ? 0
-                : (in->op == DK_NEG || in->op == DK_LOG || in->op == DK_EXP || in->op == DK_LOG1P) ? 1
+                : (in->op == DK_NEG || in->op == DK_ABS || in->op == DK_LOG || in->op == DK_EXP || in->op == DK_LOG1P) ? 1
                 : in->op == DK_SEL ? 3 : 2;
     if (in->op > DK_SEL) return false;
     const uint8_t reg[3] = {in->a, in->b, in->c};

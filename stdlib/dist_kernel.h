@@ -31,7 +31,7 @@
 
 typedef enum {
   DK_CONST, /* k */
-  DK_ADD, DK_SUB, DK_MUL, DK_DIV, DK_NEG,
+  DK_ADD, DK_SUB, DK_MUL, DK_DIV, DK_NEG, DK_ABS,
   DK_LOG, DK_EXP, DK_LOG1P,
   /* comparisons give a truth value (1 or 0 in the evaluator, i1 in LLVM),
      used only by DK_OR and as DK_SEL's condition */
@@ -70,6 +70,7 @@ typedef struct DkIns {
 #define DKC_MUL(a, b, c, k) ((a) * (b))
 #define DKC_DIV(a, b, c, k) ((a) / (b))
 #define DKC_NEG(a, b, c, k) (-(a))
+#define DKC_ABS(a, b, c, k) fabs(a)
 #define DKC_LOG(a, b, c, k) log(a)
 #define DKC_EXP(a, b, c, k) exp(a)
 #define DKC_LOG1P(a, b, c, k) log1p(a)
