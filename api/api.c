@@ -27,6 +27,7 @@ struct ppl_context {
   Diag err;
   int nhost;
   HostFunc *host; /* root allocation, grown by ppl_register_function */
+  DistRegistry fams; /* ppl_register_family's (reachable: the context is a root) */
 };
 
 struct ppl_model {
@@ -153,6 +154,8 @@ ppl_status ppl_register_function(ppl_context *ctx, const char *name, int arity, 
   if (builtin_lookup(name) || dist_lookup(name))
     return fail(ctx, DIAG_USAGE, "ppl_register_function: '%s' is already a built-in function",
                 name);
+  if (dist_find(&ctx->fams, name))
+    return fail(ctx, DIAG_USAGE, "ppl_register_function: '%s' is already a registered family", name);
   for (int i = 0; i < ctx->nhost; i++)
     if (!strcmp(ctx->host[i].name, name))
       return fail(ctx, DIAG_USAGE, "ppl_register_function: '%s' is already registered", name);
@@ -168,12 +171,103 @@ ppl_status ppl_register_function(ppl_context *ctx, const char *name, int arity, 
   return ok(ctx);
 }
 
+/* ---- host families ---------------------------------------------------- */
+
+/* A host's family as a DistFamily: the record is its own context, so the
+   *_ctx kernels reach the host's callbacks. */
+typedef struct HostFamily {
+  DistFamily f;
+  ppl_family h;
+} HostFamily;
+
+static double hf_lpdf(void *c, double x, const double *p) {
+  const HostFamily *hf = c;
+  return hf->h.lpdf(hf->h.ud, x, p);
+}
+
+static double hf_lpdf_grad(void *c, double x, const double *p, double *dx, double *dp) {
+  const HostFamily *hf = c;
+  *dx = 0;
+  for (int i = 0; i < hf->f.nparams; i++) dp[i] = 0;
+  double lp = hf->h.lpdf_grad(hf->h.ud, x, p, dx, dp);
+  if (!isfinite(lp) || hf->f.discrete) *dx = 0;
+  if (!isfinite(lp))
+    for (int i = 0; i < hf->f.nparams; i++) dp[i] = 0;
+  return lp;
+}
+
+static double hf_rng(void *c, Rng *r, const double *p) {
+  const HostFamily *hf = c;
+  return hf->h.quantile(hf->h.ud, rng_uniform(r), p);
+}
+
+static void hf_positive(const double *p, double *lo, double *hi) {
+  (void)p;
+  *lo = 0;
+  *hi = INFINITY;
+}
+static void hf_unit(const double *p, double *lo, double *hi) {
+  (void)p;
+  *lo = 0;
+  *hi = 1;
+}
+
+ppl_status ppl_register_family(ppl_context *ctx, const ppl_family *fam) {
+  if (!ctx) return PPL_ERR_USAGE;
+  gc_ensure_thread();
+  const char *name = fam ? fam->name : NULL;
+  if (!fam || !valid_name(name))
+    return fail(ctx, DIAG_USAGE, "ppl_register_family: invalid family name '%s'",
+                name ? name : "(null)");
+  if (fam->nparams < 1 || fam->nparams > DIST_MAX_PARAMS)
+    return fail(ctx, DIAG_USAGE, "ppl_register_family: '%s' must have 1..%d parameters, got %d", name,
+                DIST_MAX_PARAMS, fam->nparams);
+  if (!fam->lpdf || !fam->quantile)
+    return fail(ctx, DIAG_USAGE, "ppl_register_family: '%s' needs lpdf and quantile", name);
+  if (fam->support < PPL_SUPPORT_REAL || fam->support > PPL_SUPPORT_UNIT)
+    return fail(ctx, DIAG_USAGE, "ppl_register_family: '%s' has an unknown support", name);
+  if (builtin_lookup(name) || dist_lookup(name))
+    return fail(ctx, DIAG_USAGE, "ppl_register_family: '%s' is already a built-in name", name);
+  for (int i = 0; i < ctx->nhost; i++)
+    if (!strcmp(ctx->host[i].name, name))
+      return fail(ctx, DIAG_USAGE, "ppl_register_family: '%s' is already a host function", name);
+  if (dist_find(&ctx->fams, name))
+    return fail(ctx, DIAG_USAGE, "ppl_register_family: '%s' is already registered", name);
+  HostFamily *hf = gc_alloc(sizeof *hf);
+  hf->h = *fam;
+  hf->h.name = gc_strdup(name);
+  DistFamily *f = &hf->f;
+  f->name = hf->h.name;
+  f->nparams = fam->nparams;
+  static const uint8_t dom[] = {PD_ANY, PD_POS, PD_PROB};
+  for (int i = 0; i < fam->nparams; i++) {
+    f->pnames[i] = fam->param_names[i] ? gc_strdup(fam->param_names[i]) : gc_printf("p%d", i + 1);
+    hf->h.param_names[i] = f->pnames[i];
+    if (fam->param_kinds[i] < PPL_PARAM_REAL || fam->param_kinds[i] > PPL_PARAM_UNIT)
+      return fail(ctx, DIAG_USAGE, "ppl_register_family: '%s' parameter %d has an unknown kind", name,
+                  i + 1);
+    f->pdom[i] = dom[fam->param_kinds[i]];
+    f->ptype[i] = ty_make(TY_REAL, 0);
+  }
+  f->discrete = fam->discrete != 0;
+  f->vtype = ty_make(f->discrete ? TY_INT : TY_REAL, 0);
+  f->support = fam->support == PPL_SUPPORT_POSITIVE ? hf_positive
+               : fam->support == PPL_SUPPORT_UNIT   ? hf_unit
+                                                    : NULL;
+  f->ctx = hf;
+  f->lpdf1_ctx = hf_lpdf;
+  f->lpdf_grad1_ctx = fam->lpdf_grad ? hf_lpdf_grad : NULL;
+  f->rng1_ctx = hf_rng;
+  dist_registry_add(&ctx->fams, f);
+  return ok(ctx);
+}
+
 /* ---- models ----------------------------------------------------------- */
 
 static ppl_status compile_ast(ppl_context *ctx, Ast *ast, const char *file, ppl_model **out) {
   Diag d;
   diag_init(&d);
-  CheckedProgram *cp = check_program(ast, file, ctx->nhost, ctx->host, &d);
+  CheckedProgram *cp = check_program_fams(ast, file, ctx->nhost, ctx->host, &ctx->fams, &d);
   if (!cp) return fail_diag(ctx, &d);
   IrProgram *ir = ir_lower(cp, &d);
   if (!ir) return fail_diag(ctx, &d);
@@ -688,9 +782,10 @@ static const char *engine_names(void) {
 }
 
 /* The first latent with an improper prior (flat()), or NULL. */
-static const IrLatentInfo *improper_latent(const IrAnalysis *an) {
+static const IrLatentInfo *improper_latent(const ppl_model *m) {
+  const IrAnalysis *an = m->an;
   for (int i = 0; i < an->nlatents; i++) {
-    const DistFamily *f = dist_lookup(an->latents[i].family);
+    const DistFamily *f = dist_find(&m->ctx->fams, an->latents[i].family);
     if (f && f->improper) return &an->latents[i];
   }
   return NULL;
@@ -701,7 +796,7 @@ static bool accepts_improper(const EngineVT *e) { return (e->traits & ENGINE_IMP
 
 static ppl_status choose_engine(ppl_model *m, const char *requested, const EngineVT **eng,
                                 const char **why) {
-  const IrLatentInfo *imp = improper_latent(m->an);
+  const IrLatentInfo *imp = improper_latent(m);
   if (requested) {
     const EngineVT *e = engine_lookup(requested);
     if (!e)

@@ -106,6 +106,43 @@ typedef double (*ppl_host_fn)(void *ud, const double *args, int nargs, int *err)
 ppl_status ppl_register_function(ppl_context *ctx, const char *name, int arity, ppl_host_fn fn,
                                  void *ud);
 
+/* A distribution family supplied by the host, for `~` and observe() in the
+ * models compiled from this context afterwards (other contexts do not see it;
+ * built-in families, host functions and families already registered keep
+ * their names).  A scalar family: nparams real parameters, values real (or
+ * int when discrete).  Callbacks may run from several threads at once with
+ * the same ud. */
+typedef enum {
+  PPL_SUPPORT_REAL,     /* all reals (discrete: all ints) */
+  PPL_SUPPORT_POSITIVE, /* (0, inf) (discrete: ints >= 0) */
+  PPL_SUPPORT_UNIT,     /* (0, 1) (discrete: {0, 1}) */
+} ppl_support;
+typedef enum {
+  PPL_PARAM_REAL,     /* finite */
+  PPL_PARAM_POSITIVE, /* finite, > 0 */
+  PPL_PARAM_UNIT,     /* in [0, 1] */
+} ppl_param_kind;
+typedef struct ppl_family {
+  const char *name;
+  int nparams;                       /* 1..4 */
+  const char *param_names[4];        /* for messages; NULL: "p1", "p2", ... */
+  ppl_param_kind param_kinds[4];     /* checked before any callback runs */
+  int discrete;                      /* int values */
+  ppl_support support;
+  /* log density (mass) at x, normalised; -inf outside the support.  Required. */
+  double (*lpdf)(void *ud, double x, const double *params);
+  /* the same, and where it is finite its partials d/dx (continuous families)
+     and d/dparams[i]: what nuts and hmc need.  NULL: gradient engines report
+     "no gradient is available for this family". */
+  double (*lpdf_grad)(void *ud, double x, const double *params, double *dx, double *dparams);
+  /* the quantile function at u in (0, 1): draws (u from the run's random
+     stream, so runs stay reproducible).  Required. */
+  double (*quantile)(void *ud, double u, const double *params);
+  void *ud;
+} ppl_family;
+/* Copies *fam (and its strings); ud is kept as given. */
+ppl_status ppl_register_family(ppl_context *ctx, const ppl_family *fam);
+
 /* ---- models ------------------------------------------------------------ */
 
 typedef struct ppl_model ppl_model;

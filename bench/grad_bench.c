@@ -228,6 +228,15 @@ static void gb_model(const char *name, const char *src, const char *json, HandGr
            "from the interpreter %.2g%s\n",
            compile_ms, lpj, maxj, !ok || maxj > 1e-12 || fabs(lpj - lp1) > 1e-12 * fmax(1, fabs(lp1))
                                       ? "  ** MISMATCH **" : "");
+    /* amortised use: another data set of the program on the same code (data
+       are arguments of compiled code): load, discover latents, bind */
+    double b0 = gb_now();
+    Interp *in2 = interp_new(interp_program(ld_interp(lj)), NULL);
+    DataSource *ds2 = data_json_string(json, strlen(json), "bench.json", &d);
+    LogDensity *l2 = ds2 && interp_load_data(in2, ds2, &d) ? ld_new(in2, &d) : NULL;
+    bool bound = l2 && ld_use_jit_of(l2, lj, &d) && ld_eval_grad_jit(l2, thj, &lpj, gj);
+    printf("  JIT: another data set on the same code: data to first gradient %.2f ms%s\n",
+           1e3 * (gb_now() - b0), bound ? "" : "  ** FAILED **");
   }
   /* Alternating short rounds, best rate of each: other processes on the
    * machine slow both sides alike instead of whichever ran during a burst. */

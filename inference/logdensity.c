@@ -41,6 +41,8 @@ struct LogDensity {
   struct LdWork *spare;
   Jit *jit;            /* compiled log density, or NULL: the interpreter */
   const char *jit_why; /* why not, when compilation was refused */
+  JitData *jdata;      /* ld's data for code compiled for another (ld_use_jit_of) */
+  bool jit_borrowed;   /* jit is that other's: not ld's to free */
 };
 
 struct LdWork {
@@ -341,7 +343,10 @@ static bool ld_run(const LogDensity *ld, LdHandler *lh, Diag *d) {
 
 /* The workspace's compiled-code context, made on first use. */
 static JitCtx *work_jit(LdWork *w) {
-  if (!w->jcx) w->jcx = jit_ctx_new(w->ld->jit);
+  if (!w->jcx) {
+    w->jcx = jit_ctx_new(w->ld->jit);
+    if (w->ld->jdata) jit_ctx_set_data(w->jcx, w->ld->jdata);
+  }
   return w->jcx;
 }
 
@@ -557,6 +562,27 @@ bool ld_use_jit(LogDensity *ld, bool keep_ir) {
   return ld->jit != NULL;
 }
 
+bool ld_use_jit_of(LogDensity *ld, const LogDensity *from, Diag *d) {
+  const char *why = NULL;
+  if (!from->jit)
+    why = "it is not compiled";
+  else if (interp_program(ld->in) != interp_program(from->in))
+    why = "it is another program";
+  else if (ld->dim != from->dim || ld->n != from->n)
+    why = "its latents have other sizes";
+  JitData *jd = why ? NULL : jit_data_bind(from->jit, interp_data_regs(ld->in), &why);
+  if (!jd) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "log density: cannot use the compiled code of another: %s",
+               why);
+    return false;
+  }
+  ld->jit = from->jit;
+  ld->jdata = jd;
+  ld->jit_borrowed = true;
+  ld->jit_why = NULL;
+  return true;
+}
+
 const char *ld_backend(const LogDensity *ld) {
   if (ld->jit && jit_has_draw(ld->jit))
     return gc_printf("LLVM JIT: log density and gradient compiled in %.0f ms, draws in %.0f ms",
@@ -674,6 +700,6 @@ void ld_shared_free(const Interp *in) {
 
 void ld_free(LogDensity *ld) {
   if (!ld) return;
-  jit_free(ld->jit);
+  if (!ld->jit_borrowed) jit_free(ld->jit);
   ld->jit = NULL;
 }

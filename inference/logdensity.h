@@ -61,6 +61,14 @@ bool ld_unconstrain(const LogDensity *ld, const double *x, double *theta, Diag *
  * compiled code reports a runtime error.  False when the program is outside
  * what the JIT takes (ld_backend says why); ld keeps interpreting. */
 bool ld_use_jit(LogDensity *ld, bool keep_ir);
+/* Use the code compiled for `from` (ld_use_jit) with ld's own data: one
+ * compilation serves every data set of the same program with the same sizes
+ * and shapes (amortised inference runs one program on many data sets).  ld
+ * and from must run the same IrProgram (two interpreters of it, each with
+ * its data).  False with d when from is not compiled or the data differ in
+ * what the code folds (int scalars, shapes); ld keeps interpreting then.
+ * from's code must outlive ld's use of it (ld_free(ld) leaves it alone). */
+bool ld_use_jit_of(LogDensity *ld, const LogDensity *from, Diag *d);
 /* "LLVM JIT (compiled in 23 ms)", "interpreter (not compiled: model.ppl:4:3: ...)"
  * or "interpreter". */
 const char *ld_backend(const LogDensity *ld);

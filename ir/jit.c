@@ -36,6 +36,7 @@ const JitSite *jit_site(const Jit *j, int i) { return &j->sites[i]; }
 
 const JitLatents *jit_latents(const Jit *j) { return &j->lat; }
 const Interp *jit_interp(const Jit *j) { return j->in; }
+const JitData *jit_data0(const Jit *j) { return j->data0; }
 const char *jit_llvm_ir(const Jit *j) { return j->ir_text; }
 double jit_compile_ms(const Jit *j) { return j->ms; }
 
@@ -90,6 +91,18 @@ Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_
   return NULL;
 }
 void jit_free(Jit *j) { (void)j; }
+JitData *jit_data_bind(const Jit *j, const Value *data, const char **why) {
+  (void)j, (void)data;
+  *why = "ppl was built without LLVM";
+  return NULL;
+}
+JitKernel *jit_kernel_compile(const DistFamily *f, int width, const char **why) {
+  (void)f, (void)width;
+  *why = "ppl was built without LLVM";
+  return NULL;
+}
+JitKernelFn jit_kernel_fn(const JitKernel *k) { (void)k; return NULL; }
+void jit_kernel_free(JitKernel *k) { (void)k; }
 
 #else
 
@@ -875,8 +888,8 @@ static void declare_runtime(Gen *g) {
   g->f_log1p = LLVMAddFunction(g->M, "log1p", g->t_d1);
   LLVMTypeRef lp2[2] = {g->f64, g->ptr};
   g->t_lpdf1 = LLVMFunctionType(g->f64, lp2, 2, 0);
-  LLVMTypeRef gr4[4] = {g->f64, g->ptr, g->ptr, g->ptr};
-  g->t_grad1 = LLVMFunctionType(g->vd, gr4, 4, 0);
+  LLVMTypeRef lg5[5] = {g->ptr, g->f64, g->ptr, g->ptr, g->ptr};
+  g->t_lpdfg = LLVMFunctionType(g->f64, lg5, 5, 0);
 }
 
 /* The runtime entry points as compiled code calls them: sites by index. */
@@ -901,15 +914,12 @@ static void analyze(Gen *g, const IrProgram *p) {
   g->isdata = gc_alloc_atomic(sizeof(bool) * ((size_t)nr + 1));
   g->written = gc_alloc_atomic(sizeof(bool) * ((size_t)nr + 1));
   g->datav = gc_alloc(sizeof(LLVMValueRef) * ((size_t)nr + 1));
-  g->dbox = gc_alloc(sizeof(JitBox *) * ((size_t)nr + 1));
+  g->dnums = gc_alloc(sizeof(LLVMValueRef) * ((size_t)nr + 1));
   g->dlogs = gc_alloc(sizeof(LLVMValueRef) * ((size_t)nr + 1));
-  mark_written(&p->data_b, g->isdata);
+  memcpy(g->isdata, g->j->isdata, sizeof(bool) * ((size_t)nr + 1));
   mark_written(&p->model_b, g->written);
   mark_written(&p->gen_b, g->written);
-  for (int r = 0; r < nr; r++) {
-    g->rc[r] = reg_class(f->regtypes[r]);
-    if (g->written[r]) g->isdata[r] = false;
-  }
+  for (int r = 0; r < nr; r++) g->rc[r] = reg_class(f->regtypes[r]);
   while (act_block(&p->model_b, f, g->act)) {
   }
   g->stored = gc_alloc_atomic(sizeof(bool) * ((size_t)nr + 1));
@@ -918,8 +928,10 @@ static void analyze(Gen *g, const IrProgram *p) {
   int *writes = gc_alloc_atomic(sizeof(int) * ((size_t)nr + 1));
   count_writes(&p->model_b, writes, g->stored);
   count_writes(&p->gen_b, writes, g->stored);
+  /* data ints and bools are folded (jit_data_bind holds other data sets to
+     them); data reals are arguments, unknown here */
   for (int r = 0; r < nr; r++)
-    if (g->isdata[r] && (g->rc[r] == RC_INT || g->rc[r] == RC_REAL || g->rc[r] == RC_BOOL)) {
+    if (g->isdata[r] && (g->rc[r] == RC_INT || g->rc[r] == RC_BOOL)) {
       g->konst[r] = true;
       g->kval[r] = g->data[r];
     }
@@ -1045,6 +1057,29 @@ static bool lower_draw(Gen *g, const IrProgram *p) {
   return true;
 }
 
+/* Target M at this machine and run LLVM's O2 pipeline over it. */
+static void optimise(LLVMOrcLLJITRef lljit, LLVMModuleRef M) {
+  const char *triple = LLVMOrcLLJITGetTripleString(lljit);
+  LLVMSetTarget(M, triple);
+  LLVMSetDataLayout(M, LLVMOrcLLJITGetDataLayoutStr(lljit));
+  LLVMTargetRef T;
+  char *terr = NULL;
+  if (LLVMGetTargetFromTriple(triple, &T, &terr) == 0) {
+    char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
+    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(T, triple, cpu, feat, LLVMCodeGenLevelDefault,
+                                                      LLVMRelocDefault, LLVMCodeModelJITDefault);
+    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+    LLVMErrorRef pe = LLVMRunPasses(M, "default<O2>", tm, po);
+    if (pe) LLVMConsumeError(pe);
+    LLVMDisposePassBuilderOptions(po);
+    LLVMDisposeTargetMachine(tm);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(feat);
+  } else if (terr) {
+    LLVMDisposeMessage(terr);
+  }
+}
+
 /* One module in its own context: ppl_ld, or ppl_draw (draw), lowered from p,
    verified and optimised for this machine; NULL with *why if not compiled. */
 static LLVMOrcThreadSafeModuleRef build_module(Jit *j, bool draw, bool keep_ir, const char **why) {
@@ -1087,25 +1122,7 @@ static LLVMOrcThreadSafeModuleRef build_module(Jit *j, bool draw, bool keep_ir, 
     LLVMOrcDisposeThreadSafeContext(tsc);
     return NULL;
   }
-  const char *triple = LLVMOrcLLJITGetTripleString(j->lljit);
-  LLVMSetTarget(g->M, triple);
-  LLVMSetDataLayout(g->M, LLVMOrcLLJITGetDataLayoutStr(j->lljit));
-  LLVMTargetRef T;
-  char *terr = NULL;
-  if (LLVMGetTargetFromTriple(triple, &T, &terr) == 0) {
-    char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
-    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(T, triple, cpu, feat, LLVMCodeGenLevelDefault,
-                                                      LLVMRelocDefault, LLVMCodeModelJITDefault);
-    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-    LLVMErrorRef pe = LLVMRunPasses(g->M, "default<O2>", tm, po);
-    if (pe) LLVMConsumeError(pe);
-    LLVMDisposePassBuilderOptions(po);
-    LLVMDisposeTargetMachine(tm);
-    LLVMDisposeMessage(cpu);
-    LLVMDisposeMessage(feat);
-  } else if (terr) {
-    LLVMDisposeMessage(terr);
-  }
+  optimise(j->lljit, g->M);
   if (keep_ir) {
     char *text = LLVMPrintModuleToString(g->M);
     j->ir_text = j->ir_text ? gc_printf("%s\n%s", j->ir_text, text) : gc_strdup(text);
@@ -1203,6 +1220,107 @@ static bool jit_program(Jit *j, const char **why) {
   return true;
 }
 
+/* Which registers of main are data (set by the data block, never after),
+   and which data containers the densities take the logs of (dk_logs_param):
+   what binding a data set prepares. */
+static void need_logs_block(const IrBlock *b, Jit *j) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *ins = &b->ins[i];
+    const DistFamily *f = ins->op == IR_OBSERVE ? ins->dist.fam : NULL;
+    for (int k = 0; f && f->kernel && k < ins->dist.nparams && k < f->nparams; k++) {
+      int r = ins->dist.params[k];
+      if (r >= 0 && j->isdata[r] && dk_logs_param(f->kernel, k)) j->need_logs[r] = true;
+    }
+    need_logs_block(&ins->then_b, j);
+    need_logs_block(&ins->else_b, j);
+    need_logs_block(&ins->body, j);
+    need_logs_block(&ins->cond_b, j);
+  }
+}
+
+static void jit_data_regs(Jit *j) {
+  const IrProgram *p = j->prog;
+  int nr = p->main.nregs;
+  bool *written = gc_alloc_atomic(sizeof(bool) * ((size_t)nr + 1));
+  j->isdata = gc_alloc_atomic(sizeof(bool) * ((size_t)nr + 1));
+  j->need_logs = gc_alloc_atomic(sizeof(bool) * ((size_t)nr + 1));
+  memset(written, 0, sizeof(bool) * ((size_t)nr + 1));
+  memset(j->isdata, 0, sizeof(bool) * ((size_t)nr + 1));
+  memset(j->need_logs, 0, sizeof(bool) * ((size_t)nr + 1));
+  mark_written(&p->data_b, j->isdata);
+  mark_written(&p->model_b, written);
+  mark_written(&p->gen_b, written);
+  for (int r = 0; r < nr; r++)
+    if (written[r]) j->isdata[r] = false;
+  need_logs_block(&p->model_b, j);
+}
+
+/* Do two data values have the same shape (kind, sizes, nesting)? */
+static bool same_shape(Value a, Value b) {
+  if (a.k != b.k) return false;
+  switch (a.k) {
+  case V_VEC: case V_ROWVEC: case V_MAT: return a.t->rows == b.t->rows && a.t->cols == b.t->cols;
+  case V_ARR:
+    if (a.a->n != b.a->n) return false;
+    for (int i = 0; i < a.a->n; i++)
+      if (!same_shape(a.a->e[i], b.a->e[i])) return false;
+    return true;
+  default: return true;
+  }
+}
+
+JitData *jit_data_bind(const Jit *j, const Value *data, const char **why) {
+  const IrFunc *f = &j->prog->main;
+  int nr = f->nregs, norig = interp_program(j->in)->main.nregs;
+  JitData *d = gc_alloc(sizeof(JitData));
+  d->jit = j;
+  d->reg = gc_alloc(sizeof(JitDataReg) * ((size_t)nr + 1));
+  for (int r = 0; r < nr; r++) {
+    if (!j->isdata[r]) continue;
+    Value v = r < norig && data ? data[r] : val_none(), w = j->data[r];
+    const char *name = f->regnames && f->regnames[r] ? f->regnames[r] : "a data value";
+    switch (reg_class(f->regtypes[r])) {
+    case RC_INT:
+    case RC_BOOL:
+      if (v.k != w.k || val_as_real(v) != val_as_real(w)) {
+        *why = gc_printf("data differ from those compiled: %s is %s, was %s", name,
+                         val_to_string(v), val_to_string(w));
+        return NULL;
+      }
+      break;
+    case RC_REAL: d->reg[r].r = val_as_real(v); break;
+    case RC_BOX: {
+      if (!same_shape(v, w)) {
+        *why = gc_printf("data differ from those compiled: the shape of %s is not the one compiled",
+                         name);
+        return NULL;
+      }
+      JitBox *b = gc_alloc(sizeof(JitBox));
+      b->v = v;
+      b->n = (int64_t)val_numel(v);
+      const double *nums = NULL;
+      if (v.k == V_ARR) { /* flat once, for the runtime's loops */
+        b->flat = gc_alloc_atomic(sizeof(double) * (size_t)(b->n ? b->n : 1));
+        val_flatten(v, b->flat);
+        nums = b->flat;
+      } else if (v.k == V_VEC || v.k == V_ROWVEC || v.k == V_MAT) {
+        nums = v.t->d;
+      }
+      d->reg[r].b = b;
+      d->reg[r].nums = nums;
+      if (nums && j->need_logs[r]) {
+        double *l = gc_alloc_atomic(sizeof(double) * (size_t)(b->n ? b->n : 1));
+        for (int64_t i = 0; i < b->n; i++) l[i] = log(nums[i]);
+        d->reg[r].logs = l;
+      }
+      break;
+    }
+    default: break;
+    }
+  }
+  return d;
+}
+
 Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_ir,
                  const char **why) {
   double t0 = now_ms();
@@ -1214,6 +1332,12 @@ Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_
   j->keep_ir = keep_ir;
   pthread_mutex_init(&j->mu, NULL);
   if (!jit_program(j, why)) {
+    jit_free(j);
+    return NULL;
+  }
+  jit_data_regs(j);
+  j->data0 = jit_data_bind(j, interp_data_regs(in), why);
+  if (!j->data0) {
     jit_free(j);
     return NULL;
   }
@@ -1251,6 +1375,90 @@ void jit_free(Jit *j) {
   if (j->lljit) LLVMOrcDisposeLLJIT(j->lljit);
   pthread_mutex_destroy(&j->mu);
   gc_free_root(j);
+}
+
+/* ---- a family's kernel on its own (tests) ---- */
+
+struct JitKernel {
+  LLVMOrcLLJITRef lljit;
+  JitKernelFn fn;
+};
+
+JitKernel *jit_kernel_compile(const DistFamily *f, int width, const char **why) {
+  pthread_once(&llvm_once, llvm_init);
+  if (!f->kernel) {
+    *why = gc_printf("%s has no kernel description", f->name);
+    return NULL;
+  }
+  const char *pre = NULL;
+  int host = host_simd(&pre);
+  if (width && (width > host || (width != 2 && width != 4 && width != 8))) {
+    *why = gc_printf("this machine has no %d-wide vector math", width);
+    return NULL;
+  }
+  Jit tmp;
+  memset(&tmp, 0, sizeof tmp);
+  LLVMErrorRef e = make_lljit(&tmp);
+  if (e) {
+    *why = gc_printf("LLVM: %s", take_error(e));
+    return NULL;
+  }
+  LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
+  Gen G;
+  memset(&G, 0, sizeof G);
+  Gen *g = &G;
+  g->C = LLVMOrcThreadSafeContextGetContext(tsc);
+  g->M = LLVMModuleCreateWithNameInContext("ppl_kernel", g->C);
+  g->B = LLVMCreateBuilderInContext(g->C);
+  g->i1 = LLVMInt1TypeInContext(g->C);
+  g->i8 = LLVMInt8TypeInContext(g->C);
+  g->i32 = LLVMInt32TypeInContext(g->C);
+  g->i64 = LLVMInt64TypeInContext(g->C);
+  g->f64 = LLVMDoubleTypeInContext(g->C);
+  g->ptr = LLVMPointerTypeInContext(g->C, 0);
+  g->vd = LLVMVoidTypeInContext(g->C);
+  declare_runtime(g);
+  g->simd = width;
+  g->mvec = width == 8 ? "_ZGVeN8v_" : width == 4 ? "_ZGVdN4v_" : "_ZGVbN2v_";
+  LLVMTypeRef ps[6] = {g->i64, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr};
+  g->fn = LLVMAddFunction(g->M, "ppl_kernel", LLVMFunctionType(g->vd, ps, 6, 0));
+  g->entry = LLVMAppendBasicBlockInContext(g->C, g->fn, "entry");
+  LLVMPositionBuilderAtEnd(g->B, g->entry);
+  g->entry_end = LLVMBuildAlloca(g->B, g->i8, "mark");
+  LLVMValueRef arg[5];
+  for (int i = 0; i < 5; i++) arg[i] = LLVMGetParam(g->fn, (unsigned)i + 1);
+  jg_kernel_body(g, f, LLVMGetParam(g->fn, 0), arg);
+  LLVMBuildRetVoid(g->B);
+  LLVMInstructionEraseFromParent(g->entry_end);
+  LLVMDisposeBuilder(g->B);
+  char *msg = NULL;
+  if (LLVMVerifyModule(g->M, LLVMReturnStatusAction, &msg)) {
+    *why = gc_printf("internal error: invalid LLVM IR: %s", msg);
+    LLVMDisposeMessage(msg);
+    LLVMDisposeModule(g->M);
+    LLVMOrcDisposeThreadSafeContext(tsc);
+    LLVMOrcDisposeLLJIT(tmp.lljit);
+    return NULL;
+  }
+  if (msg) LLVMDisposeMessage(msg);
+  optimise(tmp.lljit, g->M);
+  LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(g->M, tsc);
+  LLVMOrcDisposeThreadSafeContext(tsc);
+  JitFn fn = load_module(&tmp, tsm, "ppl_kernel", why);
+  if (!fn) {
+    LLVMOrcDisposeLLJIT(tmp.lljit);
+    return NULL;
+  }
+  JitKernel *k = gc_alloc(sizeof(JitKernel));
+  k->lljit = tmp.lljit;
+  k->fn = (JitKernelFn)(uintptr_t)fn;
+  return k;
+}
+
+JitKernelFn jit_kernel_fn(const JitKernel *k) { return k->fn; }
+
+void jit_kernel_free(JitKernel *k) {
+  if (k && k->lljit) LLVMOrcDisposeLLJIT(k->lljit);
 }
 
 #endif

@@ -8,8 +8,11 @@
  * of ir/jit_rt.c, which reuses the interpreter's own operations (one
  * implementation of every function, so the two backends agree to rounding).
  *
- * The data block has already run in the interpreter: data values are
- * constants of the compiled code (scalars folded in, containers referenced).
+ * The data block has already run in the interpreter.  Its int and bool
+ * scalars (sizes, loop bounds) and the shapes of its containers are folded
+ * into the code; real scalars and containers' contents are arguments (a
+ * JitData), so the code serves any data set with the same sizes and shapes
+ * (jit_data_bind), e.g. one program amortised over many data sets.
  *
  * User function calls are inlined first (ir/inline.c).  What the JIT cannot
  * take (recursive functions, early returns, strings, break/continue, print in
@@ -62,8 +65,18 @@ double jit_compile_ms(const Jit *j);
 /* Release the machine code and LLVM state (compiled code must no longer run). */
 void jit_free(Jit *j);
 
-/* A workspace (collected memory: no free). */
+/* A workspace (collected memory: no free), on the data j was compiled with. */
 JitCtx *jit_ctx_new(const Jit *j);
+
+/* Another data set for j: data are the registers of main after the data
+ * block (interp_data_regs) of an interpreter of the same program.  NULL with
+ * *why when they differ from the compiled ones in what the code folds: "data
+ * differ from those compiled: N is 10, was 8", "... the size of y is 10, was
+ * 8". */
+typedef struct JitData JitData;
+JitData *jit_data_bind(const Jit *j, const Value *data, const char **why);
+/* Evaluate cx on d (bound for cx's Jit) from now on. */
+void jit_ctx_set_data(JitCtx *cx, const JitData *d);
 /* One draw's outputs (IrProgram.outputs order, a new GC array) at theta: the
  * model block and the generated block, *_rng builtins from a generator seeded
  * with (seed, stream) as interp_start seeds the interpreter's, so both give
@@ -78,5 +91,19 @@ Value *jit_draw(JitCtx *cx, const double *theta, uint64_t seed, uint64_t stream)
  * False when the compiled code hit a runtime error (the caller re-runs the
  * interpreter for the message); *lp may be -inf. */
 bool jit_eval(JitCtx *cx, const double *theta, double *lp, double *grad);
+
+/* A family's kernel description (stdlib/dist_kernel.h) compiled on its own,
+ * as the JIT inlines it into programs, for tests: fn(n, x, p, lp, dx, dp)
+ * writes, for each of the n points, lp[i] and the partials dx[i] and
+ * dp[k*n + i] of x[i] under the parameters p[k*n + i].  width 0 emits scalar
+ * code; 2, 4 or 8 the vector code with libmvec (the rest of n, past a
+ * multiple of width, runs scalar).  NULL with *why when the family has no
+ * description or this machine has no vector math of that width. */
+typedef void (*JitKernelFn)(int64_t n, const double *x, const double *p, double *lp, double *dx,
+                            double *dp);
+typedef struct JitKernel JitKernel;
+JitKernel *jit_kernel_compile(const DistFamily *f, int width, const char **why);
+JitKernelFn jit_kernel_fn(const JitKernel *k);
+void jit_kernel_free(JitKernel *k);
 
 #endif

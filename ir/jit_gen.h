@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "../stdlib/dist_kernel.h"
 #include "interp_ops.h"
 #include "jit_rt.h"
 #include "ppl_config.h"
@@ -52,7 +53,10 @@ struct Jit {
   /* what is compiled: in's program, or a copy with its calls inlined
      (jit_program), and main's registers after the data block, sized for it */
   const IrProgram *prog;
-  const Value *data;
+  const Value *data;   /* the data compiled with: their folded values and shapes */
+  bool *isdata;        /* registers of main set by the data block only */
+  bool *need_logs;     /* data containers whose logs the code reads */
+  JitData *data0;      /* the data compiled with, bound (jit_ctx_new's) */
   const char *gen_why; /* the generated block's calls could not be inlined */
   size_t dim;
   const char *ir_text;
@@ -161,10 +165,10 @@ typedef struct Gen {
   int simd;      /* vector width of the host for densities (2, 4, 8), 0 without libmvec */
   const char *mvec; /* libmvec's name prefix for that width: "_ZGVeN8v_" */
   int vw;        /* the width being emitted now (0: scalars) */
-  const Value *data;
-  LLVMValueRef *datav; /* folded data registers (lazily) */
-  JitBox **dbox;       /* the boxes of data containers among them */
-  LLVMValueRef *dlogs; /* the logs of a data container's numbers, once */
+  const Value *data;    /* the data compiled with (values of folded registers, shapes) */
+  LLVMValueRef *datav; /* data registers' values, loaded at entry (lazily) */
+  LLVMValueRef dregs;  /* cx->dregs, loaded at entry */
+  LLVMValueRef *dnums, *dlogs; /* a data container's numbers and their logs */
   const IrProgram *p;
   const IrFunc *f;
   int depth;
@@ -174,7 +178,7 @@ typedef struct Gen {
   int maxops;
   LLVMValueRef argbuf, resbuf, sadjbuf;
   /* runtime functions */
-  LLVMTypeRef t_op, t_oprev, t_grow, t_begin, t_ten, t_lpdf1, t_grad1, t_d1, t_lub;
+  LLVMTypeRef t_op, t_oprev, t_grow, t_begin, t_ten, t_lpdf1, t_lpdfg, t_d1, t_lub;
   LLVMValueRef f_op, f_oprev, f_grow, f_begin, f_ten, f_log1p, f_lub;
   Value *kval;   /* konst registers' values */
 } Gen;
@@ -266,8 +270,23 @@ static inline LLVMTypeRef class_type(Gen *g, uint8_t rc) {
   }
 }
 
-/* A data register's value as a constant: scalars folded, containers as a
-   pointer to a box made once (data never changes). */
+/* A field of data register r's slot in the bound data set (JitDataReg),
+   loaded once in the entry block: data are arguments of the code. */
+static inline LLVMValueRef data_slot(Gen *g, int r, int off, LLVMTypeRef t) {
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(g->C);
+  LLVMPositionBuilderBefore(b, g->entry_end);
+  if (!g->dregs) {
+    LLVMValueRef o = ci(g, (int64_t)offsetof(JitCtx, dregs));
+    g->dregs = LLVMBuildLoad2(b, g->ptr, LLVMBuildGEP2(b, g->i8, g->cx, &o, 1, ""), "dregs");
+  }
+  LLVMValueRef o = ci(g, (int64_t)r * (int64_t)sizeof(JitDataReg) + off);
+  LLVMValueRef v = LLVMBuildLoad2(b, t, LLVMBuildGEP2(b, g->i8, g->dregs, &o, 1, ""), "");
+  LLVMDisposeBuilder(b);
+  return v;
+}
+
+/* A data register's value: ints and bools (sizes, bounds) folded in as
+   constants; reals and containers read from the bound data set. */
 static inline LLVMValueRef data_value(Gen *g, int r) {
   if (g->datav[r]) return g->datav[r];
   Value v = g->data[r];
@@ -275,20 +294,8 @@ static inline LLVMValueRef data_value(Gen *g, int r) {
   switch (g->rc[r]) {
   case RC_INT: c = ci(g, v.k == V_INT ? v.i : (int64_t)val_as_real(v)); break;
   case RC_BOOL: c = LLVMConstInt(g->i1, v.k == V_BOOL ? v.b : v.i != 0, 0); break;
-  case RC_REAL: c = cf(g, val_as_real(v)); break;
-  default: {
-    JitBox *b = gc_alloc(sizeof(JitBox));
-    b->v = v;
-    b->n = (int64_t)val_numel(v);
-    if (v.k == V_ARR) { /* flat once, for the runtime's loops */
-      b->flat = gc_alloc_atomic(sizeof(double) * (size_t)(b->n ? b->n : 1));
-      val_flatten(v, b->flat);
-    }
-    c = LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)b, 0), g->ptr);
-    jit_keep(g->j, b); /* the code refers to b */
-    g->dbox[r] = b;
-    break;
-  }
+  case RC_REAL: c = data_slot(g, r, (int)offsetof(JitDataReg, r), g->f64); break;
+  default: c = data_slot(g, r, (int)offsetof(JitDataReg, b), g->ptr); break;
   }
   return g->datav[r] = c;
 }
@@ -409,6 +416,7 @@ bool jg_emit_ew(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_matvec(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_observe_native(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_sample_native(Gen *g, RevList *l, const IrInstr *ins);
+void jg_kernel_body(Gen *g, const DistFamily *f, LLVMValueRef n, LLVMValueRef *arg);
 void jg_rev_ew(Gen *g, RevItem *it);
 void jg_rev_copy(Gen *g, RevItem *it);
 void jg_rev_matvec(Gen *g, RevItem *it);

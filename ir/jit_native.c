@@ -309,22 +309,19 @@ void jg_rev_copy(Gen *g, RevItem *it) {
 }
 
 
-/* A data container's numbers (val_flatten order) as a constant of the code,
-   and optionally their logarithms, computed once here. */
+/* A data container's numbers (val_flatten order) from the bound data set,
+   or with logs their logarithms (computed once per data set, jit_data_bind);
+   NULL when the value has none, or its logs are not bound. */
 static LLVMValueRef data_numbers(Gen *g, int r, bool logs) {
-  data_value(g, r);
-  JitBox *b = g->dbox[r];
-  if (!b) return NULL;
-  if (logs && g->dlogs[r]) return g->dlogs[r];
-  const double *d = b->flat ? b->flat : (b->v.k == V_VEC || b->v.k == V_ROWVEC || b->v.k == V_MAT) ? b->v.t->d : NULL;
-  if (!d) return NULL;
+  Value v = g->data[r];
+  if (!(v.k == V_ARR || v.k == V_VEC || v.k == V_ROWVEC || v.k == V_MAT)) return NULL;
   if (logs) {
-    double *l = gc_alloc_atomic(sizeof(double) * (size_t)(b->n ? b->n : 1));
-    for (int64_t i = 0; i < b->n; i++) l[i] = log(d[i]);
-    jit_keep(g->j, l);
-    return g->dlogs[r] = LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)l, 0), g->ptr);
+    if (!g->j->need_logs[r]) return NULL;
+    if (!g->dlogs[r]) g->dlogs[r] = data_slot(g, r, (int)offsetof(JitDataReg, logs), g->ptr);
+    return g->dlogs[r];
   }
-  return LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)d, 0), g->ptr);
+  if (!g->dnums[r]) g->dnums[r] = data_slot(g, r, (int)offsetof(JitDataReg, nums), g->ptr);
+  return g->dnums[r];
 }
 
 /* ---- matrix * vector ---- */
@@ -415,16 +412,15 @@ void jg_rev_matvec(Gen *g, RevItem *it) {
 
 /* ---- scalar-family densities ---- */
 
-extern const DistFamily dist_normal, dist_bernoulli_logit;
-
 static LLVMValueRef fn_const(Gen *g, const void *f) {
   return LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)f, 0), g->ptr);
 }
 
 /* ---- vector code: densities over several elements at once ----
- * The normal and bernoulli_logit kernels are written once over a width g->vw:
- * 0 emits scalar code, W emits <W x double> code calling glibc's libmvec for
- * exp, log and log1p.  Constants and math go through these helpers. */
+ * The families' descriptions (stdlib/dist_kernel.h) are emitted at a width
+ * g->vw: 0 emits scalar code, W emits <W x double> code calling glibc's
+ * libmvec for exp, log and log1p.  Constants and math go through these
+ * helpers. */
 
 static LLVMTypeRef vty(Gen *g) { return g->vw ? LLVMVectorType(g->f64, (unsigned)g->vw) : g->f64; }
 
@@ -504,83 +500,127 @@ static LLVMValueRef hsum(Gen *g, LLVMValueRef v, int w) {
   return s;
 }
 
+/* A family's description (stdlib/dist_kernel.h) as code at the current width:
+   the log density, and its partials when want.  plog[i], when not NULL, is
+   log(p[i]) already computed. */
+static LLVMValueRef emit_kernel(Gen *g, const DistKernel *k, LLVMValueRef x, LLVMValueRef *p,
+                                LLVMValueRef *plog, bool want, LLVMValueRef *dx, LLVMValueRef *dp) {
+  LLVMValueRef r[DK_MAXREG];
+  r[DK_X] = x;
+  for (int i = 0; i < k->np; i++) r[DK_P(i)] = p[i];
+  int n = want ? k->n : k->nlp;
+  for (int j = 0; j < n; j++) {
+    const DkIns *in = &k->ins[j];
+    LLVMValueRef a = r[in->a], b = r[in->b], v;
+    switch (in->op) {
+    case DK_CONST: v = cv(g, in->k); break;
+    case DK_ADD: v = LLVMBuildFAdd(g->B, a, b, ""); break;
+    case DK_SUB: v = LLVMBuildFSub(g->B, a, b, ""); break;
+    case DK_MUL: v = LLVMBuildFMul(g->B, a, b, ""); break;
+    case DK_DIV: v = LLVMBuildFDiv(g->B, a, b, ""); break;
+    case DK_NEG: v = LLVMBuildFNeg(g->B, a, ""); break;
+    case DK_ABS: v = vintr(g, "fabs", a); break;
+    case DK_LOG: {
+      int pi = in->a - DK_P(0);
+      v = plog && in->a >= DK_P(0) && in->a < DK_FIRST && plog[pi] ? plog[pi] : vmath(g, "log", a);
+      break;
+    }
+    case DK_EXP: v = vmath(g, "exp", a); break;
+    case DK_LOG1P: v = vmath(g, "log1p", a); break;
+    case DK_EQ: v = LLVMBuildFCmp(g->B, LLVMRealOEQ, a, b, ""); break;
+    case DK_GT: v = LLVMBuildFCmp(g->B, LLVMRealOGT, a, b, ""); break;
+    case DK_GE: v = LLVMBuildFCmp(g->B, LLVMRealOGE, a, b, ""); break;
+    case DK_OR: v = LLVMBuildOr(g->B, a, b, ""); break;
+    default: v = LLVMBuildSelect(g->B, a, b, r[in->c], ""); break;
+    }
+    r[DK_FIRST + j] = v;
+  }
+  if (want) {
+    LLVMValueRef fin = LLVMBuildFCmp(g->B, LLVMRealOLT, vintr(g, "fabs", r[k->lp]), cv(g, INFINITY), "");
+    /* dk_lpdf_grad's rule: no partials where the density is not finite */
+    *dx = k->dx == DK_NONE ? cv(g, 0) : LLVMBuildSelect(g->B, fin, r[k->dx], cv(g, 0), "");
+    for (int i = 0; i < k->np; i++)
+      dp[i] = k->dp[i] == DK_NONE ? cv(g, 0) : LLVMBuildSelect(g->B, fin, r[k->dp[i]], cv(g, 0), "");
+  }
+  return r[k->lp];
+}
+
 /* log density of one x under f with parameters p (f64 values), and its
-   partials (dx, dp[]) when want: normal and bernoulli_logit inline, the
-   others by calling the family's kernels */
+   partials (dx, dp[]) when want: inline from the family's description, or
+   by calling its C kernels (dist_lpdf_grad1: one call for both). */
 static LLVMValueRef emit_lpdf1(Gen *g, const DistFamily *f, LLVMValueRef x, LLVMValueRef *p,
-                               bool want, LLVMValueRef *dx, LLVMValueRef *dp, LLVMValueRef logsig) {
-  if (f == &dist_normal) { /* as stdlib/dists/normal.c computes them */
-    LLVMValueRef z = LLVMBuildFDiv(g->B, LLVMBuildFSub(g->B, x, p[0], ""), p[1], "");
-    LLVMValueRef lp = LLVMBuildFMul(g->B, LLVMBuildFMul(g->B, cv(g, -0.5), z, ""), z, "");
-    lp = LLVMBuildFSub(g->B, lp, logsig ? logsig : vmath(g, "log", p[1]), "");
-    lp = LLVMBuildFSub(g->B, lp, cv(g, 0.91893853320467274178), "");
-    if (want) {
-      *dx = LLVMBuildFDiv(g->B, LLVMBuildFNeg(g->B, z, ""), p[1], "");
-      dp[0] = LLVMBuildFDiv(g->B, z, p[1], "");
-      dp[1] = LLVMBuildFDiv(g->B, LLVMBuildFSub(g->B, LLVMBuildFMul(g->B, z, z, ""), cv(g, 1), ""), p[1], "");
-    }
-    return lp;
-  }
-  if (f == &dist_bernoulli_logit) { /* jit_rt.c's bl_fused: one exp, one log1p */
-    LLVMValueRef y1 = LLVMBuildFCmp(g->B, LLVMRealOEQ, x, cv(g, 1), "");
-    LLVMValueRef y0 = LLVMBuildFCmp(g->B, LLVMRealOEQ, x, cv(g, 0), "");
-    LLVMValueRef t = LLVMBuildSelect(g->B, y1, LLVMBuildFNeg(g->B, p[0], ""), p[0], "");
-    LLVMValueRef pos = LLVMBuildFCmp(g->B, LLVMRealOGT, t, cv(g, 0), "");
-    LLVMValueRef e = vmath(g, "exp", LLVMBuildSelect(g->B, pos, LLVMBuildFNeg(g->B, t, ""), t, ""));
-    LLVMValueRef l1 = vmath(g, "log1p", e);
-    LLVMValueRef lp = LLVMBuildFNeg(g->B, LLVMBuildSelect(g->B, pos, LLVMBuildFAdd(g->B, t, l1, ""), l1, ""), "");
-    LLVMValueRef ok = LLVMBuildOr(g->B, y1, y0, "");
-    lp = LLVMBuildSelect(g->B, ok, lp, cv(g, -INFINITY), "");
-    if (want) {
-      LLVMValueRef nonneg = LLVMBuildFCmp(g->B, LLVMRealOGE, t, cv(g, 0), "");
-      LLVMValueRef den = LLVMBuildFAdd(g->B, cv(g, 1), LLVMBuildSelect(g->B, pos, e, cv(g, 1), ""), "");
-      LLVMValueRef pr = LLVMBuildSelect(g->B, nonneg, LLVMBuildFDiv(g->B, cv(g, 1), den, ""),
-                                        LLVMBuildFDiv(g->B, e, LLVMBuildFAdd(g->B, cv(g, 1), e, ""), ""), "");
-      LLVMValueRef d = LLVMBuildSelect(g->B, y1, pr, LLVMBuildFNeg(g->B, pr, ""), "");
-      dp[0] = LLVMBuildSelect(g->B, ok, d, cv(g, 0), "");
-      *dx = cv(g, 0);
-    }
-    return lp;
-  }
+                               bool want, LLVMValueRef *dx, LLVMValueRef *dp, LLVMValueRef *plog) {
+  if (f->kernel) return emit_kernel(g, f->kernel, x, p, plog, want, dx, dp);
   LLVMValueRef pa = entry_alloca(g, LLVMArrayType2(g->f64, DIST_MAX_PARAMS), "p");
   for (int i = 0; i < f->nparams; i++) st_f64(g, pa, ci(g, i), p[i]);
-  LLVMValueRef a[2] = {x, pa};
-  LLVMValueRef lp = call(g, g->t_lpdf1, fn_const(g, (const void *)f->lpdf1), a, 2);
-  if (want) {
-    LLVMValueRef dxa = entry_alloca(g, g->f64, "dx");
-    LLVMValueRef dpa = entry_alloca(g, LLVMArrayType2(g->f64, DIST_MAX_PARAMS), "dp");
-    LLVMBuildStore(g->B, cf(g, 0), dxa);
-    for (int i = 0; i < DIST_MAX_PARAMS; i++) st_f64(g, dpa, ci(g, i), cf(g, 0));
-    LLVMValueRef b[4] = {x, pa, dxa, dpa};
-    call(g, g->t_grad1, fn_const(g, (const void *)f->grad1), b, 4);
-    *dx = LLVMBuildLoad2(g->B, g->f64, dxa, "");
-    for (int i = 0; i < f->nparams; i++) dp[i] = ld_f64(g, dpa, ci(g, i));
-    /* the interpreter records no partials where the density is not finite */
-    LLVMValueRef fin = LLVMBuildFCmp(g->B, LLVMRealOLT, intrinsic1(g, "llvm.fabs.f64", lp), cf(g, INFINITY), "");
-    *dx = LLVMBuildSelect(g->B, fin, *dx, cf(g, 0), "");
-    for (int i = 0; i < f->nparams; i++) dp[i] = LLVMBuildSelect(g->B, fin, dp[i], cf(g, 0), "");
+  if (!want) {
+    LLVMValueRef a[2] = {x, pa};
+    return call(g, g->t_lpdf1, fn_const(g, (const void *)f->lpdf1), a, 2);
   }
+  LLVMValueRef dxa = entry_alloca(g, g->f64, "dx");
+  LLVMValueRef dpa = entry_alloca(g, LLVMArrayType2(g->f64, DIST_MAX_PARAMS), "dp");
+  LLVMValueRef b[5] = {fn_const(g, f), x, pa, dxa, dpa};
+  LLVMValueRef lp = call(g, g->t_lpdfg, fn_const(g, (const void *)dist_lpdf_grad1), b, 5);
+  *dx = LLVMBuildLoad2(g->B, g->f64, dxa, "");
+  for (int i = 0; i < f->nparams; i++) dp[i] = ld_f64(g, dpa, ci(g, i));
   return lp;
 }
 
-/* the parameter domain check of stdlib/dist.c (dist_dom_ok) */
+/* jit_kernel_compile's loop: for i < n, lp[i], dx[i] and dp[k*n + i] of
+   x[i] under p[k*n + i] (arg: n, x, p, lp, dx, dp), g->simd at a time and
+   the rest one by one, as the density loops of programs run them. */
+typedef struct KernCtx {
+  const DistFamily *f;
+  LLVMValueRef n, x, p, lp, dx, dp;
+} KernCtx;
+
+static void kern_body(Gen *g, LLVMValueRef i, void *ud) {
+  KernCtx *c = ud;
+  const DistFamily *f = c->f;
+  LLVMValueRef p[DIST_MAX_PARAMS], dx, dp[DIST_MAX_PARAMS] = {0};
+  for (int k = 0; k < f->nparams; k++) {
+    LLVMValueRef j = LLVMBuildAdd(g->B, LLVMBuildMul(g->B, ci(g, k), c->n, ""), i, "");
+    p[k] = g->vw ? vload(g, c->p, j) : ld_f64(g, c->p, j);
+  }
+  LLVMValueRef x = g->vw ? vload(g, c->x, i) : ld_f64(g, c->x, i);
+  LLVMValueRef lp = emit_lpdf1(g, f, x, p, true, &dx, dp, NULL);
+  if (g->vw) {
+    vstore(g, c->lp, i, lp);
+    vstore(g, c->dx, i, dx);
+  } else {
+    st_f64(g, c->lp, i, lp);
+    st_f64(g, c->dx, i, dx);
+  }
+  for (int k = 0; k < f->nparams; k++) {
+    LLVMValueRef j = LLVMBuildAdd(g->B, LLVMBuildMul(g->B, ci(g, k), c->n, ""), i, "");
+    if (g->vw) vstore(g, c->dp, j, dp[k]);
+    else st_f64(g, c->dp, j, dp[k]);
+  }
+}
+
+void jg_kernel_body(Gen *g, const DistFamily *f, LLVMValueRef n, LLVMValueRef *arg) {
+  KernCtx c = {f, n, arg[0], arg[1], arg[2], arg[3], arg[4]};
+  LLVMValueRef nv = ci(g, 0);
+  if (g->simd) {
+    nv = LLVMBuildAnd(g->B, n, ci(g, -(int64_t)g->simd), "");
+    g->vw = g->simd;
+    emit_range(g, ci(g, 0), nv, g->simd, kern_body, &c);
+    g->vw = 0;
+  }
+  emit_range(g, nv, n, 1, kern_body, &c);
+}
+
+/* the parameter domain check of stdlib/dist.c, from its table (dist_domain) */
 static LLVMValueRef dom_ok(Gen *g, int dom, LLVMValueRef v) {
-  LLVMValueRef fin = LLVMBuildFCmp(g->B, LLVMRealOLT, vintr(g, "fabs", v), cv(g, INFINITY), "");
-  switch (dom) {
-  case PD_ANY: return fin;
-  case PD_POS: return LLVMBuildAnd(g->B, fin, LLVMBuildFCmp(g->B, LLVMRealOGT, v, cv(g, 0), ""), "");
-  case PD_NONNEG: return LLVMBuildAnd(g->B, fin, LLVMBuildFCmp(g->B, LLVMRealOGE, v, cv(g, 0), ""), "");
-  case PD_PROB:
-    return LLVMBuildAnd(g->B, LLVMBuildFCmp(g->B, LLVMRealOGE, v, cv(g, 0), ""),
-                        LLVMBuildFCmp(g->B, LLVMRealOLE, v, cv(g, 1), ""), "");
-  case PD_INT_NONNEG:
-  case PD_INT: {
-    LLVMValueRef r = LLVMBuildAnd(g->B, fin, LLVMBuildFCmp(g->B, LLVMRealOEQ, v, vintr(g, "floor", v), ""), "");
-    return dom == PD_INT ? r : LLVMBuildAnd(g->B, r, LLVMBuildFCmp(g->B, LLVMRealOGE, v, cv(g, 0), ""), "");
-  }
-  case PD_ANY_INF: return LLVMBuildFCmp(g->B, LLVMRealORD, v, v, "");
-  default: return LLVMBuildFCmp(g->B, LLVMRealPredicateTrue, v, v, "");
-  }
+  const DistDomain *d = dist_domain(dom);
+  LLVMValueRef ok = LLVMBuildFCmp(g->B, LLVMRealPredicateTrue, v, v, "");
+  if (d->any) return ok;
+  if (d->finite)
+    ok = LLVMBuildAnd(g->B, ok, LLVMBuildFCmp(g->B, LLVMRealOLT, vintr(g, "fabs", v), cv(g, INFINITY), ""), "");
+  ok = LLVMBuildAnd(g->B, ok, LLVMBuildFCmp(g->B, d->lo_open ? LLVMRealOGT : LLVMRealOGE, v, cv(g, d->lo), ""), "");
+  ok = LLVMBuildAnd(g->B, ok, LLVMBuildFCmp(g->B, d->hi_open ? LLVMRealOLT : LLVMRealOLE, v, cv(g, d->hi), ""), "");
+  if (d->integer) ok = LLVMBuildAnd(g->B, ok, LLVMBuildFCmp(g->B, LLVMRealOEQ, v, vintr(g, "floor", v), ""), "");
+  return ok;
 }
 
 /* An operand of a density: a scalar register or a container of reals. */
@@ -589,7 +629,7 @@ typedef struct DOp {
   bool box, act;
   LLVMValueRef v;    /* scalar value, or the box */
   LLVMValueRef data; /* box data */
-  LLVMValueRef logd; /* data: the logs of its numbers, made once (normal's sigma) */
+  LLVMValueRef logd; /* data: the logs of its numbers, made once per data set (normal's sigma) */
   LLVMValueRef adj;  /* reverse: box adjoints */
   LLVMValueRef gsum; /* reverse: alloca summing a scalar's adjoint */
   LLVMValueRef gsumv; /* the same, lane by lane, in vector code */
@@ -615,7 +655,7 @@ static void dens_body(Gen *g, LLVMValueRef i, void *ud);
    family allow (the kernels above), then the rest one by one. */
 static void dens_loop(Gen *g, DensCtx *c, LLVMValueRef n) {
   int w = g->simd;
-  if (!w || !(c->f == &dist_normal || c->f == &dist_bernoulli_logit)) {
+  if (!w || !c->f->kernel) {
     emit_loop(g, n, dens_body, c);
     return;
   }
@@ -653,12 +693,10 @@ static void dens_body(Gen *g, LLVMValueRef i, void *ud) {
     if (!c->rev && c->p[k].box) /* scalars are checked once, before the loop */
       check(g, all_true(g, dom_ok(g, f->pdom[k], p[k])));
   }
-  LLVMValueRef ls = NULL;
-  if (f == &dist_normal && c->p[1].box && g->isdata[c->p[1].reg]) {
-    LLVMValueRef logs = data_numbers(g, c->p[1].reg, true);
-    ls = g->vw ? vload(g, logs, i) : ld_f64(g, logs, i);
-  }
-  LLVMValueRef lp = emit_lpdf1(g, f, dop_at(g, &c->x, i), p, c->rev, &dx, dp, ls);
+  LLVMValueRef plog[DIST_MAX_PARAMS] = {0};
+  for (int k = 0; k < f->nparams; k++)
+    if (c->p[k].logd) plog[k] = g->vw ? vload(g, c->p[k].logd, i) : ld_f64(g, c->p[k].logd, i);
+  LLVMValueRef lp = emit_lpdf1(g, f, dop_at(g, &c->x, i), p, c->rev, &dx, dp, plog);
   LLVMValueRef acc = g->vw ? c->lpv : c->lp;
   LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, vty(g), acc, ""), lp, ""), acc);
   if (!c->rev) return;
@@ -682,7 +720,7 @@ static void dens_body(Gen *g, LLVMValueRef i, void *ud) {
 }
 
 static bool dens_family_ok(const DistFamily *f) {
-  return f->lpdf1 && f->grad1 && !f->improper && !(f->support && f->nparams >= 2) &&
+  return f->lpdf1 && dist_has_grad1(f) && !f->improper && !(f->support && f->nparams >= 2) &&
          f->nparams <= DIST_MAX_PARAMS;
 }
 
@@ -726,6 +764,8 @@ bool jg_emit_observe_native(Gen *g, RevList *l, const IrInstr *ins) {
   for (int k = 0; k < f->nparams; k++) {
     if (!dop_make(g, ins->dist.params[k], &c.p[k])) return false;
     anybox |= c.p[k].box;
+    if (f->kernel && c.p[k].box && g->isdata[c.p[k].reg] && dk_logs_param(f->kernel, k))
+      c.p[k].logd = data_numbers(g, c.p[k].reg, true);
   }
   if (anybox && !c.x.box) return false; /* one value against many parameters: the runtime */
   /* the number of elements: known here for data and tensors of known shape */

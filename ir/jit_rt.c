@@ -87,8 +87,12 @@ JitCtx *jit_ctx_new(const Jit *j) {
   cx->bctx.out = stdout;
   cx->bctx.rng = &cx->rng;
   rng_seed(&cx->rng, 0x6a6974, 0);
+  const JitData *d = jit_data0(j);
+  cx->dregs = d ? d->reg : NULL;
   return cx;
 }
+
+void jit_ctx_set_data(JitCtx *cx, const JitData *d) { cx->dregs = d->reg; }
 
 void jit_rt_begin(JitCtx *cx, const double *theta, double *grad) {
   for (int i = 0; i < cx->nbig; i++) cx->big[i] = NULL; /* the collector takes them */
@@ -473,30 +477,12 @@ static void alloc_partials(JitCtx *cx, JitRec *r, int k, const Flat *f, JitArg *
   }
 }
 
-extern const DistFamily dist_bernoulli_logit;
-
-/* bernoulli_logit's log mass and its derivative with one exp and one log1p:
-   the same operations, in the same order, as m_log1p_exp and m_inv_logit
-   called by the family's kernels, so the same bits. */
-static inline double bl_fused(double y, double a, double *da) {
-  if (y != 0 && y != 1) {
-    *da = 0;
-    return -INFINITY;
-  }
-  double t = y == 1 ? -a : a;
-  double e = t > 0 ? exp(-t) : exp(t);
-  double lp = -(t > 0 ? t + log1p(e) : log1p(e));
-  double p = t >= 0 ? 1.0 / (1.0 + (t > 0 ? e : 1.0)) : e / (1.0 + e);
-  *da = y == 1 ? p : -p;
-  return lp;
-}
-
 /* x ~ family(params) over flat operands: observations and NAME_lpdf.
    ops: operand positions of x and of the parameters. */
 static int fast_density(JitCtx *cx, const JitSite *s, const DistFamily *f, const int *ops,
                         JitArg *args, Type xt, double *lp, JitRec **out) {
   int np = f->nparams;
-  if (!f->lpdf1 || !f->grad1 || np > DIST_MAX_PARAMS) return 0;
+  if (!dist_scalar_family(f) || !dist_has_grad1(f) || np > DIST_MAX_PARAMS) return 0;
   Flat fx, fp[DIST_MAX_PARAMS];
   Value pv[DIST_MAX_PARAMS];
   if (!flat_of(cx, &args[ops[0]], s->akind[ops[0]], &fx)) return 0;
@@ -541,17 +527,10 @@ static int fast_density(JitCtx *cx, const JitSite *s, const DistFamily *f, const
       *out = r;
       return 1;
     }
-    double dx = 0, dp[DIST_MAX_PARAMS] = {0}, lj;
-    if (f == &dist_bernoulli_logit) {
-      lj = bl_fused(xj, p[0], &dp[0]);
-      total += lj;
-      if (!any || !isfinite(lj)) continue;
-    } else {
-      lj = f->lpdf1(xj, p);
-      total += lj;
-      if (!any || !isfinite(lj)) continue;
-      f->grad1(xj, p, &dx, dp);
-    }
+    double dx = 0, dp[DIST_MAX_PARAMS] = {0};
+    double lj = any ? dist_lpdf_grad1(f, xj, p, &dx, dp) : dist_lpdf1(f, xj, p);
+    total += lj;
+    if (!any || !isfinite(lj)) continue;
     if (!f->discrete) acc_partial(r, ops[0], fx.scalar, j, dx);
     for (int i = 0; i < np; i++) acc_partial(r, ops[1 + i], fp[i].scalar, j, dp[i]);
   }
@@ -572,7 +551,7 @@ static int fast_sample(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, 
   const JitLatents *lat = jit_latents(cx->jit);
   int np = ins->dist.nparams;
   ConKind con = (ConKind)ins->con.kind;
-  if (!f->lpdf1 || !f->grad1 || !lat->layout || np > DIST_MAX_PARAMS ||
+  if (!dist_scalar_family(f) || !dist_has_grad1(f) || !lat->layout || np > DIST_MAX_PARAMS ||
       !(con == CON_NONE || con == CON_LOWER || con == CON_UPPER || con == CON_LOWER_UPPER))
     return 0;
   Type t = s->fn->regtypes[ins->dst];
@@ -658,11 +637,10 @@ static int fast_sample(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, 
       bad = true;
       break;
     }
-    double lj = f->lpdf1(xj, p);
+    double dx = 0, dp[DIST_MAX_PARAMS] = {0};
+    double lj = dist_lpdf_grad1(f, xj, p, &dx, dp);
     total += lj - lz;
     if (!isfinite(lj)) continue;
-    double dx = 0, dp[DIST_MAX_PARAMS] = {0};
-    f->grad1(xj, p, &dx, dp);
     if (trunc)
       for (int i = 0; i < np; i++) dp[i] -= dlz[i];
     r->du[j] += dx * r->dxdu[j];

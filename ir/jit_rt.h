@@ -62,6 +62,24 @@ typedef struct JitSite {
 
 typedef struct JitRec JitRec;
 
+/* One data set as compiled code reads it (jit_data_bind): per register of
+ * main, by the register's class, a real scalar or a container's box, its
+ * numbers in val_flatten order and, where the code takes their logarithms
+ * (normal's sigma), those.  Compiled code loads what it uses once, at entry:
+ * data are arguments, not constants, so one compiled program serves every
+ * data set of the same shapes.  Offsets are read by generated code. */
+typedef struct JitDataReg {
+  double r;           /* offset 0 */
+  JitBox *b;          /* offset 8 */
+  const double *nums; /* offset 16 */
+  const double *logs; /* offset 24 */
+} JitDataReg;
+
+struct JitData {
+  const Jit *jit;
+  JitDataReg *reg;
+};
+
 struct JitCtx {
   double *stk;  /* offset 0: the stack of values saved for the adjoint code */
   int64_t cap;  /* offset 8: its capacity in doubles */
@@ -84,6 +102,7 @@ struct JitCtx {
   BuiltinCtx bctx;
   Rng rng;
   Value *outputs; /* jit_draw's */
+  const JitDataReg *dregs; /* the data set (read by compiled code at entry) */
   bool draw_ready; /* the draw function has been compiled */
 };
 
@@ -105,5 +124,6 @@ const DistFamily *jit_rt_lpdf_family(const Builtin *b);
 const JitSite *jit_site(const Jit *j, int i);
 const JitLatents *jit_latents(const Jit *j);
 const Interp *jit_interp(const Jit *j);
+const JitData *jit_data0(const Jit *j);
 
 #endif

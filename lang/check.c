@@ -223,7 +223,9 @@ static void suggest_builtins(Suggest *s) {
   }
 }
 
-static void suggest_dists(Suggest *s, bool derived) {
+static void suggest_dists(const Checker *c, Suggest *s, bool derived) {
+  const DistRegistry *reg = c->cp->fams;
+  for (int i = 0; reg && i < reg->n; i++) suggest_try(s, reg->fam[i]->name);
   const DistFamily *const *all = dist_all();
   for (int i = 0; all && all[i]; i++) {
     const char *nm = all[i]->name;
@@ -629,10 +631,10 @@ static void chk_dist(Checker *c, Ast *call, Type x) {
     chk_error(c, call->pos, "expected a distribution such as normal(0, 1)");
     return;
   }
-  const DistFamily *f = dist_lookup(call->name);
+  const DistFamily *f = dist_find(c->cp->fams, call->name);
   if (!f) {
     Suggest s = {call->name, NULL, 99};
-    suggest_dists(&s, false);
+    suggest_dists(c, &s, false);
     chk_error(c, call->pos, "unknown distribution '%s'%s", call->name, suggestion_text(&s));
     return;
   }
@@ -681,7 +683,7 @@ static Type chk_special(Checker *c, Ast *e, bool stmt) {
   if (!allowed_in_block(c, e->pos, "observe()") || !check_arity(c, e, "observe", 2))
     return T_VOID;
   Ast *dist = e->list.items[0], *val = e->list.items[1];
-  if (dist->kind != AST_CALL || !dist_lookup(dist->name)) {
+  if (dist->kind != AST_CALL || !dist_find(c->cp->fams, dist->name)) {
     if (dist->kind == AST_CALL) {
       chk_dist(c, dist, T_VOID); /* reports the unknown distribution */
       return T_VOID;
@@ -854,7 +856,7 @@ static Type chk_call(Checker *c, Ast *e, bool stmt) {
       }
     return T_REAL;
   }
-  const DistFamily *f = dist_lookup(n);
+  const DistFamily *f = dist_find(c->cp->fams, n);
   if (f) {
     chk_error(c, e->pos, "distribution '%s' can only be used after '~' or in observe(); use "
                          "%s_rng() to draw from it or %s_%s() for its log density",
@@ -884,7 +886,7 @@ static Type chk_call(Checker *c, Ast *e, bool stmt) {
   for (int i = 0; i < c->cp->nfuncs; i++) suggest_try(&s, c->cp->funcs[i]->name);
   for (int i = 0; i < c->cp->nhost; i++) suggest_try(&s, c->cp->host[i].name);
   for (int i = 0; special_names[i]; i++) suggest_try(&s, special_names[i]);
-  suggest_dists(&s, true);
+  suggest_dists(c, &s, true);
   suggest_builtins(&s);
   chk_error(c, e->pos, "unknown function '%s'%s", n, suggestion_text(&s));
   return T_VOID;
@@ -1011,7 +1013,7 @@ static void chk_decl(Checker *c, Ast *s) {
     if (c->func) c->stoch[c->funcidx] = true;
     /* observed ints may meet continuous families, but a latent takes the
        family's kind of value */
-    const DistFamily *f = s->b->kind == AST_CALL ? dist_lookup(s->b->name) : NULL;
+    const DistFamily *f = s->b->kind == AST_CALL ? dist_find(c->cp->fams, s->b->name) : NULL;
     if (f && f->vtype.base == TY_REAL && t.base == TY_INT) {
       chk_error(c, s->pos, "'%s' is declared int, but %s is a continuous distribution; declare "
                            "it real", s->name, f->name);
@@ -1290,7 +1292,7 @@ static void chk_signature(Checker *c, Ast *f, int idx) {
       chk_error(c, f->pos, "function '%s' conflicts with a builtin function", n);
       return;
     }
-  if (dist_lookup(n)) {
+  if (dist_find(c->cp->fams, n)) {
     chk_error(c, f->pos, "function '%s' conflicts with a distribution", n);
     return;
   }
@@ -1430,6 +1432,11 @@ static void chk_block(Checker *c, Ast *b, int blk) {
 
 CheckedProgram *check_program(Ast *program, const char *file, int nhost,
                               const HostFunc *host, Diag *d) {
+  return check_program_fams(program, file, nhost, host, NULL, d);
+}
+
+CheckedProgram *check_program_fams(Ast *program, const char *file, int nhost,
+                                   const HostFunc *host, const DistRegistry *fams, Diag *d) {
   if (!program || program->kind != AST_PROGRAM) {
     diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "check_program: not a program");
     return NULL;
@@ -1439,6 +1446,7 @@ CheckedProgram *check_program(Ast *program, const char *file, int nhost,
   cp->program = program;
   cp->nhost = nhost;
   cp->host = host;
+  cp->fams = fams;
   Checker c = {.d = d, .cp = cp};
   collect(&c, program);
   if (FAILED(&c)) return NULL;

@@ -26,6 +26,7 @@ typedef struct CheckedProgram {
   Ast *data, *model, *generated; /* AST_BLOCK or NULL */
   int nhost;
   const HostFunc *host;
+  const struct DistRegistry *fams; /* the context's families (ppl_register_family), or NULL */
 } CheckedProgram;
 
 /* Errors (DIAG_TYPE) name the place: "model.ppl:7:12: unknown variable 'thta'",
@@ -35,5 +36,9 @@ typedef struct CheckedProgram {
  * on every path", ... */
 CheckedProgram *check_program(Ast *program, const char *file, int nhost,
                               const HostFunc *host, Diag *d);
+/* The same, with families registered by the host (stdlib/dist.h): found
+   before the built-in ones. */
+CheckedProgram *check_program_fams(Ast *program, const char *file, int nhost,
+                                   const HostFunc *host, const struct DistRegistry *fams, Diag *d);
 
 #endif

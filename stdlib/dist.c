@@ -44,6 +44,30 @@ static const DistFamily *const dist_table[] = {
     NULL,
 };
 
+const DistFamily *dist_find(const DistRegistry *reg, const char *name) {
+  if (!name) return NULL;
+  for (int i = 0; reg && i < reg->n; i++)
+    if (strcmp(reg->fam[i]->name, name) == 0) return reg->fam[i];
+  return dist_lookup(name);
+}
+
+bool dist_registry_add(DistRegistry *reg, const DistFamily *f) {
+  if (!f || !f->name || dist_find(reg, f->name)) return false;
+  reg->fam = gc_grow(reg->fam, reg->n, &reg->cap, sizeof(const DistFamily *));
+  reg->fam[reg->n++] = f;
+  return true;
+}
+
+double dist_lpdf_grad1(const DistFamily *f, double x, const double *p, double *dx, double *dp) {
+  if (f->lpdf_grad1) return f->lpdf_grad1(x, p, dx, dp);
+  if (f->lpdf_grad1_ctx) return f->lpdf_grad1_ctx(f->ctx, x, p, dx, dp);
+  double lp = dist_lpdf1(f, x, p);
+  *dx = 0;
+  for (int i = 0; i < f->nparams; i++) dp[i] = 0;
+  if (isfinite(lp)) f->grad1(x, p, dx, dp);
+  return lp;
+}
+
 const DistFamily *dist_lookup(const char *name) {
   if (!name) return NULL;
   for (int i = 0; dist_table[i]; i++)
@@ -67,7 +91,7 @@ __attribute__((format(printf, 3, 4))) static bool dist_fail(char *err, size_t er
 }
 
 /* A scalar family has per-value kernels; dist.c broadcasts them. */
-static bool dist_is_scalar(const DistFamily *f) { return f->lpdf1 != NULL; }
+static bool dist_is_scalar(const DistFamily *f) { return dist_scalar_family(f); }
 
 /* "-inf", "inf", "nan" or %g: messages print bounds and parameter values. */
 static const char *dist_num(double v, char *buf, size_t n) {
@@ -210,19 +234,41 @@ static bool dist_common_size(const DistFamily *f, int np, const DArg *args, cons
 
 /* ---- parameter checks ------------------------------------------------------------- */
 
+/* The domains as data (dist.h): the JIT emits its checks from this table. */
+static const DistDomain dist_domains[] = {
+    [PD_ANY] = {-INFINITY, INFINITY, false, false, true, false, false},
+    [PD_POS] = {0, INFINITY, true, false, true, false, false},
+    [PD_NONNEG] = {0, INFINITY, false, false, true, false, false},
+    [PD_PROB] = {0, 1, false, false, false, false, false},
+    [PD_INT_NONNEG] = {0, INFINITY, false, false, true, true, false},
+    [PD_INT] = {-INFINITY, INFINITY, false, false, true, true, false},
+    [PD_ANY_INF] = {-INFINITY, INFINITY, false, false, false, false, false},
+    [PD_CUSTOM] = {-INFINITY, INFINITY, false, false, false, false, true},
+};
+
+const DistDomain *dist_domain(int pd) {
+  return pd >= 0 && pd <= PD_CUSTOM ? &dist_domains[pd] : &dist_domains[PD_CUSTOM];
+}
+
+bool dist_domain_ok(int pd, double v) {
+  const DistDomain *d = dist_domain(pd);
+  if (d->any) return true;
+  if (d->finite && !isfinite(v)) return false;
+  if (!(d->lo_open ? v > d->lo : v >= d->lo)) return false;
+  if (!(d->hi_open ? v < d->hi : v <= d->hi)) return false;
+  return !d->integer || v == floor(v);
+}
+
+/* ok, and what the message says the value must be */
 static bool dist_dom_ok(int dom, double v, const char **what) {
-  switch (dom) {
-  case PD_ANY: *what = "finite"; return isfinite(v);
-  case PD_POS: *what = isinf(v) && v > 0 ? "finite" : "positive"; return isfinite(v) && v > 0;
-  case PD_NONNEG:
-    *what = isinf(v) && v > 0 ? "finite" : "non-negative";
-    return isfinite(v) && v >= 0;
-  case PD_PROB: *what = "in [0, 1]"; return v >= 0 && v <= 1;
-  case PD_INT_NONNEG: *what = "a non-negative integer"; return isfinite(v) && v >= 0 && v == floor(v);
-  case PD_INT: *what = "an integer"; return isfinite(v) && v == floor(v);
-  case PD_ANY_INF: *what = "a number"; return !isnan(v);
-  default: return true;
-  }
+  const DistDomain *d = dist_domain(dom);
+  bool inf = isinf(v) && v > 0; /* "must be finite", not "positive" */
+  if (d->integer) *what = d->lo == 0 ? "a non-negative integer" : "an integer";
+  else if (dom == PD_PROB) *what = "in [0, 1]";
+  else if (!d->finite) *what = "a number";
+  else if (d->lo == 0 && !inf) *what = d->lo_open ? "positive" : "non-negative";
+  else *what = "finite";
+  return dist_domain_ok(dom, v);
 }
 
 static bool dist_check_params(const DistFamily *f, int np, const DArg *args, size_t n,
@@ -338,7 +384,7 @@ static double dist_invert(const DistFamily *f, const double *p, double lo, doubl
  * return, so the draw is an error, as in Stan, never a wrapped value. */
 static bool dist_draw1(const DistFamily *f, Rng *r, const double *p, double *out, char *err,
                        size_t errsz) {
-  double x = f->rng1(r, p);
+  double x = dist_rng1(f, r, p);
   if (f->discrete) {
     double lo, hi;
     dist_support(f, p, &lo, &hi);
@@ -372,7 +418,7 @@ static bool dist_trunc_draw(const DistFamily *f, Rng *r, const double *p, double
   if (lm > log(0.3)) {
     /* most of the mass is inside: plain rejection is exact and cheap */
     for (int t = 0; t < 100; t++) {
-      double x = f->rng1(r, p);
+      double x = dist_rng1(f, r, p);
       if (x >= lo && x <= hi) {
         *out = x;
         return true;
@@ -586,7 +632,10 @@ static bool dist_lpdf_whole(const DistCall *dc, Value x, double *out, char *err,
   for (int j = 0; j < (cnt >= 0 ? cnt : 1); j++) {
     dist_whole_pick(f, dc->np, dc->p, j, pj);
     double lp;
-    if (!f->lpdf(pj, nx >= 0 ? x.a->e[j] : x, &lp, err, errsz)) return false;
+    Value xj = nx >= 0 ? x.a->e[j] : x;
+    bool ok = f->lpdf_ctx ? f->lpdf_ctx(f->ctx, pj, xj, &lp, err, errsz)
+                          : f->lpdf(pj, xj, &lp, err, errsz);
+    if (!ok) return false;
     total += lp;
   }
   *out = total;
@@ -682,7 +731,7 @@ static bool call_lpdf(const DistCall *dc, Value x, double *out, char *err, size_
       *out = -INFINITY;
       return true;
     }
-    total += f->lpdf1(xj, p) - lz;
+    total += dist_lpdf1(f, xj, p) - lz;
   }
   *out = total + (isfinite(total) ? dist_order_norm(dc, params_scalar, n) : 0.0);
   return true;
@@ -809,7 +858,8 @@ static bool dist_rng_whole_rec(const DistCall *dc, Rng *r, int depth, int extra,
   dist_whole_pick(f, dc->np, dc->p, nparam_draws >= 0 ? index : 0, pj);
   if (f->rng_sized && dc->nsizes > extra) /* the size comes from the declaration (lkj) */
     return f->rng_sized(r, pj, dc->nsizes - extra, dc->sizes + extra, out, err, errsz);
-  if (!f->rng(r, pj, out, err, errsz)) return false;
+  bool ok = f->rng_ctx ? f->rng_ctx(f->ctx, r, pj, out, err, errsz) : f->rng(r, pj, out, err, errsz);
+  if (!ok) return false;
   /* the declared size of one draw must agree with what the parameters imply */
   if (dc->nsizes > extra && dc->type.base != TY_VOID) {
     Type one = ty_make((TyBase)dc->type.base, 0);
@@ -924,8 +974,8 @@ static void dist_log_mass_grad(const DistFamily *f, const double *p, double lo, 
   if (lo == -INFINITY && hi == INFINITY) return;
   double a = f->discrete ? lo - 1.0 : lo;
   if (!f->discrete) {
-    if (lo != -INFINITY) *dlo = -exp(f->lpdf1(lo, p) - lz);
-    if (hi != INFINITY) *dhi = exp(f->lpdf1(hi, p) - lz);
+    if (lo != -INFINITY) *dlo = -exp(dist_lpdf1(f, lo, p) - lz);
+    if (hi != INFINITY) *dhi = exp(dist_lpdf1(f, hi, p) - lz);
   }
   if (lo == -INFINITY) {
     dist_cdf_grad(f, false, hi, p, dp);
@@ -1050,7 +1100,8 @@ static bool call_lpdf_ad(const DistCall *dc, Tape *t, Value x, double *lp, int32
   const DistFamily *f = dc->fam;
   *node = 0;
   if (!dist_is_scalar(f)) return dist_lpdf_whole_ad(dc, t, x, lp, node, err, errsz);
-  if (!f->grad1) return dist_fail(err, errsz, "%s: no gradient is available for this family", f->name);
+  if (!dist_has_grad1(f))
+    return dist_fail(err, errsz, "%s: no gradient is available for this family", f->name);
   int np = dc->np;
   DArg args[DIST_MAX_PARAMS], xa;
   DAd pad[DIST_MAX_PARAMS], xad;
@@ -1098,11 +1149,10 @@ static bool call_lpdf_ad(const DistCall *dc, Tape *t, Value x, double *lp, int32
       *lp = -INFINITY;
       return true;
     }
-    double lj = f->lpdf1(xj, p);
+    double dx = 0, dp[DIST_MAX_PARAMS] = {0};
+    double lj = any ? dist_lpdf_grad1(f, xj, p, &dx, dp) : dist_lpdf1(f, xj, p);
     total += lj - lz;
     if (!any || !isfinite(lj)) continue;
-    double dx = 0, dp[DIST_MAX_PARAMS] = {0};
-    f->grad1(xj, p, &dx, dp);
     if (trunc) {
       for (int i = 0; i < np; i++) dp[i] -= dlz[i];
       if (cut_lo) glo -= dlzlo;
@@ -1142,8 +1192,6 @@ static bool dist_lpdf_whole_ad(const DistCall *dc, Tape *t, Value x, double *lp,
                                char *err, size_t errsz) {
   const DistFamily *f = dc->fam;
   int np = dc->np;
-  if (!f->lpdf_grad)
-    return dist_fail(err, errsz, "%s: no gradient is available for this family", f->name);
   int n, nx;
   if (!dist_whole_params(f, np, dc->p, &n, err, errsz)) return false;
   if (!dist_whole_count(x, f->vtype, &nx)) {
@@ -1163,6 +1211,8 @@ static bool dist_lpdf_whole_ad(const DistCall *dc, Tape *t, Value x, double *lp,
   bool xnodes = !f->discrete && dist_has_nodes(x), pnodes[DIST_MAX_PARAMS], any = xnodes;
   for (int i = 0; i < np; i++) any = (pnodes[i] = dist_has_nodes(dc->p[i])) || any;
   if (!any) return dist_lpdf_whole(dc, x, lp, err, errsz);
+  if (!f->lpdf_grad)
+    return dist_fail(err, errsz, "%s: no gradient is available for this family", f->name);
 
   /* gradient buffers over the whole of x and of each parameter */
   double *gx = NULL, *gp[DIST_MAX_PARAMS] = {NULL};

@@ -103,9 +103,77 @@ typedef struct DistFamily {
   /* An improper family (flat): log density 0 on the support, never
    * renormalised by declared bounds, cannot be sampled. */
   bool improper;
+
+  /* Added by issue 9 (one implementation of each kernel).
+   * lpdf_grad1: the log density at x and, where it is finite, its partials
+   * (*dx, dp[0..nparams)), in one call; where it is not finite the partials
+   * are 0.  NULL = dist_lpdf_grad1 composes lpdf1 and grad1.  The AD path of
+   * both backends calls it through dist_lpdf_grad1.
+   * kernel: the density and partials as a description (stdlib/dist_kernel.h)
+   * that lpdf1 / lpdf_grad1 evaluate and the JIT emits inline and vectorised;
+   * NULL = the JIT calls the C kernels. */
+  double (*lpdf_grad1)(double x, const double *p, double *dx, double *dp);
+  const struct DistKernel *kernel;
+  /* A family with state (a host's family, an `lm` family's backend): ctx is
+   * passed to the *_ctx kernels, which then stand for lpdf1 / lpdf_grad1 /
+   * rng1 of a scalar family, or lpdf / rng of a whole-value family (those
+   * stay NULL).  Call scalar kernels through dist_lpdf1, dist_lpdf_grad1 and
+   * dist_rng1, which pick the right one; dist.c does so for whole values.  A
+   * whole-value family with a context has no gradient (no lpdf_grad form
+   * takes one yet). */
+  void *ctx;
+  double (*lpdf1_ctx)(void *ctx, double x, const double *p);
+  double (*lpdf_grad1_ctx)(void *ctx, double x, const double *p, double *dx, double *dp);
+  double (*rng1_ctx)(void *ctx, Rng *r, const double *p);
+  bool (*lpdf_ctx)(void *ctx, const Value *p, Value x, double *out, char *err, size_t errsz);
+  bool (*rng_ctx)(void *ctx, Rng *r, const Value *p, Value *out, char *err, size_t errsz);
 } DistFamily;
 
-/* Lookup by name ("normal"); NULL if unknown. */
+/* A scalar family's kernels, whichever form the family gives them in. */
+static inline bool dist_scalar_family(const DistFamily *f) {
+  return f->lpdf1 != NULL || f->lpdf1_ctx != NULL;
+}
+static inline double dist_lpdf1(const DistFamily *f, double x, const double *p) {
+  return f->lpdf1_ctx ? f->lpdf1_ctx(f->ctx, x, p) : f->lpdf1(x, p);
+}
+static inline double dist_rng1(const DistFamily *f, Rng *r, const double *p) {
+  return f->rng1_ctx ? f->rng1_ctx(f->ctx, r, p) : f->rng1(r, p);
+}
+/* Has the family partials (dist_lpdf_grad1 can run)? */
+static inline bool dist_has_grad1(const DistFamily *f) {
+  return f->lpdf_grad1 || f->grad1 || f->lpdf_grad1_ctx;
+}
+/* The log density and, where finite, its partials (0 where not): the one
+ * entry point of the AD paths (dist.c, the JIT's runtime and the code it
+ * calls).  Needs dist_has_grad1. */
+double dist_lpdf_grad1(const DistFamily *f, double x, const double *p, double *dx, double *dp);
+
+/* The parameter domains as data, read by dist.c's checks and emitted by the
+ * JIT: v is in the domain when (!finite || v is finite), v >= lo (> lo when
+ * lo_open), v <= hi (< hi when hi_open) and (!integer || v == floor(v)).
+ * NaN fails every comparison, so it is outside every domain but PD_CUSTOM's. */
+typedef struct DistDomain {
+  double lo, hi;
+  bool lo_open, hi_open, finite, integer, any; /* any: no check (PD_CUSTOM) */
+} DistDomain;
+const DistDomain *dist_domain(int pd);
+bool dist_domain_ok(int pd, double v);
+
+/* Families known to one program or context besides the built-in ones: a host's
+ * registered families (ppl_register_family).  Lookups through a registry see
+ * its families first, then the built-in table; two registries never see each
+ * other's. */
+typedef struct DistRegistry {
+  const DistFamily **fam;
+  int n, cap;
+} DistRegistry;
+/* Add f (kept by pointer: it must outlive the registry's users).  False when
+   the name is taken in reg or by a built-in family. */
+bool dist_registry_add(DistRegistry *reg, const DistFamily *f);
+/* reg may be NULL: the built-in table only. */
+const DistFamily *dist_find(const DistRegistry *reg, const char *name);
+
+/* Lookup of a built-in family by name ("normal"); NULL if unknown. */
 const DistFamily *dist_lookup(const char *name);
 /* All families, NULL-terminated, for docs and tests. */
 const DistFamily *const *dist_all(void);

@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "../dist.h"
+#include "../dist_kernel.h"
 #include "../mathfn.h"
 
 static void bl_support(const double *p, double *lo, double *hi) {
@@ -11,10 +12,71 @@ static void bl_support(const double *p, double *lo, double *hi) {
   *hi = 1;
 }
 
+/* The log mass and its derivative, written once (stdlib/dist_kernel.h):
+   with t = -alpha for y = 1 and alpha for y = 0, lp = -log1p_exp(t) and
+   d lp/d alpha = +-inv_logit(-t), with one exp and one log1p and no
+   cancellation for large |alpha| (the operations of m_log1p_exp and
+   m_inv_logit, in their order).  y outside {0, 1} has mass 0. */
+enum {
+  B_ONE = DK_FIRST, B_ZERO, B_Y1, B_Y0, B_OK, B_NA, B_T, B_POS, B_NT, B_ET, B_E, B_L1, B_TL,
+  B_S, B_NEG, B_NINF, B_LP,                                         /* density */
+  B_NN, B_EP, B_DEN, B_INV, B_E1, B_EQ, B_PR, B_NPR, B_D, B_DA, B_END, /* derivative */
+};
+#define BL_LP(I)                                                                                  \
+  I(B_ONE, CONST, 0, 0, 0, 1.0)                                                                   \
+  I(B_ZERO, CONST, 0, 0, 0, 0.0)                                                                  \
+  I(B_Y1, EQ, DK_X, B_ONE, 0, 0)                                                                  \
+  I(B_Y0, EQ, DK_X, B_ZERO, 0, 0)                                                                 \
+  I(B_OK, OR, B_Y1, B_Y0, 0, 0)                                                                   \
+  I(B_NA, NEG, DK_P(0), 0, 0, 0)                                                                  \
+  I(B_T, SEL, B_Y1, B_NA, DK_P(0), 0)                                                             \
+  I(B_POS, GT, B_T, B_ZERO, 0, 0)                                                                 \
+  I(B_NT, NEG, B_T, 0, 0, 0)                                                                      \
+  I(B_ET, SEL, B_POS, B_NT, B_T, 0)                                                               \
+  I(B_E, EXP, B_ET, 0, 0, 0)                                                                      \
+  I(B_L1, LOG1P, B_E, 0, 0, 0)                                                                    \
+  I(B_TL, ADD, B_T, B_L1, 0, 0)                                                                   \
+  I(B_S, SEL, B_POS, B_TL, B_L1, 0)                                                               \
+  I(B_NEG, NEG, B_S, 0, 0, 0)                                                                     \
+  I(B_NINF, CONST, 0, 0, 0, -INFINITY)                                                            \
+  I(B_LP, SEL, B_OK, B_NEG, B_NINF, 0)
+#define BL_GRAD(I)                                                                                \
+  I(B_NN, GE, B_T, B_ZERO, 0, 0)                                                                  \
+  I(B_EP, SEL, B_POS, B_E, B_ONE, 0)                                                              \
+  I(B_DEN, ADD, B_ONE, B_EP, 0, 0)                                                                \
+  I(B_INV, DIV, B_ONE, B_DEN, 0, 0)                                                               \
+  I(B_E1, ADD, B_ONE, B_E, 0, 0)                                                                  \
+  I(B_EQ, DIV, B_E, B_E1, 0, 0)                                                                   \
+  I(B_PR, SEL, B_NN, B_INV, B_EQ, 0)                                                              \
+  I(B_NPR, NEG, B_PR, 0, 0, 0)                                                                    \
+  I(B_D, SEL, B_Y1, B_PR, B_NPR, 0)                                                               \
+  I(B_DA, SEL, B_OK, B_D, B_ZERO, 0)
+
+static const DkIns bl_code[] = {BL_LP(DK_TABLE) BL_GRAD(DK_TABLE)};
+static const DistKernel bl_kernel = {
+    .ins = bl_code, .n = B_END - DK_FIRST, .nlp = B_LP - DK_FIRST + 1, .np = 1,
+    .lp = B_LP, .dx = DK_NONE, .dp = {B_DA, DK_NONE, DK_NONE, DK_NONE},
+};
+
 static double bl_lpmf(double y, const double *p) {
-  if (y == 1) return m_log_inv_logit(p[0]);
-  if (y == 0) return m_log1m_inv_logit(p[0]);
-  return -INFINITY;
+  double r[B_END];
+  DK_ARGS(r, y, p, 1);
+  BL_LP(DK_C)
+  return r[B_LP];
+}
+
+static double bl_lpmf_grad(double y, const double *p, double *dx, double *dp) {
+  double r[B_END];
+  DK_ARGS(r, y, p, 1);
+  BL_LP(DK_C)
+  *dx = 0;
+  if (!isfinite(r[B_LP])) {
+    dp[0] = 0;
+    return r[B_LP];
+  }
+  BL_GRAD(DK_C)
+  dp[0] = r[B_DA];
+  return r[B_LP];
 }
 
 static double bl_rng(Rng *r, const double *p) {
@@ -31,12 +93,7 @@ static double bl_lccdf(double y, const double *p) {
   return y < 1 ? m_log_inv_logit(p[0]) : -INFINITY;
 }
 
-/* d/dalpha log inv_logit(alpha) = inv_logit(-alpha), and of the other outcome
-   -inv_logit(alpha): no cancellation for large |alpha|. */
-static void bl_grad(double y, const double *p, double *dx, double *dp) {
-  (void)dx;
-  dp[0] = y == 1 ? m_inv_logit(-p[0]) : -m_inv_logit(p[0]);
-}
+/* d/dalpha of the log CDFs: -inv_logit(alpha) and inv_logit(-alpha) */
 static void bl_lcdf_grad(double y, const double *p, double *dx, double *dp) {
   (void)dx;
   dp[0] = y >= 0 && y < 1 ? -m_inv_logit(p[0]) : 0.0;
@@ -59,7 +116,8 @@ const DistFamily dist_bernoulli_logit = {
   .rng1 = bl_rng,
   .lcdf1 = bl_lcdf,
   .lccdf1 = bl_lccdf,
-    .grad1 = bl_grad,
-    .lcdf_grad1 = bl_lcdf_grad,
-    .lccdf_grad1 = bl_lccdf_grad,
+  .lpdf_grad1 = bl_lpmf_grad,
+  .kernel = &bl_kernel,
+  .lcdf_grad1 = bl_lcdf_grad,
+  .lccdf_grad1 = bl_lccdf_grad,
 };

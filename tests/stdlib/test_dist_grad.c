@@ -1,5 +1,5 @@
 /* test_dist_grad.c — gradients of the distribution families (ad-dist):
- * every scalar family's grad1 and CDF gradients against central finite
+ * every scalar family's partials (dist_lpdf_grad1) and CDF gradients against central finite
  * differences (Richardson-extrapolated) of its own log density / log CDF at
  * random valid points; dist_call_lpdf_ad through a real tape (x, parameters
  * and, for truncated densities, the declared bounds as tape variables); the
@@ -110,12 +110,13 @@ static void supp(const DistFamily *f, const double *p, double *lo, double *hi) {
   if (f->support) f->support(p, lo, hi);
 }
 
-/* grad1 against differences of lpdf1, and the CDF gradients against
-   differences of lcdf1/lccdf1 */
+/* the partials of dist_lpdf_grad1 (the family's fused kernel, or grad1)
+   against differences of lpdf1, and the CDF gradients against differences
+   of lcdf1/lccdf1 */
 static void test_kernels(Rng *r) {
   for (int k = 0; k < NRANGES; k++) {
     const DistFamily *f = dist_lookup(ranges[k].fam);
-    if (!tap_ok(f && f->grad1 && f->lcdf_grad1 && f->lccdf_grad1, "%s has gradient kernels",
+    if (!tap_ok(f && dist_has_grad1(f) && f->lcdf_grad1 && f->lccdf_grad1, "%s has gradient kernels",
                 ranges[k].fam))
       continue;
     int bad = 0, checks = 0;
@@ -129,13 +130,14 @@ static void test_kernels(Rng *r) {
       for (int kind = 0; kind < 3; kind++) {
         double dx = 0, dp[DIST_MAX_PARAMS] = {0};
         void (*g)(double, const double *, double *, double *) =
-            kind == 0 ? f->grad1 : kind == 1 ? f->lcdf_grad1 : f->lccdf_grad1;
+            kind == 1 ? f->lcdf_grad1 : f->lccdf_grad1;
         c.kind = kind;
         if (kind && !isfinite(pt_eval(&c, c.x))) continue;
         /* CDFs far in a tail (log CDF ~ -30) are checked by test_cont's tables;
            their differences here would measure rounding, not the derivative */
         if (kind && pt_eval(&c, c.x) < -30) continue;
-        g(c.x, c.p, &dx, dp);
+        if (kind) g(c.x, c.p, &dx, dp);
+        else dist_lpdf_grad1(f, c.x, c.p, &dx, dp);
         for (int w = f->discrete ? 0 : -1; w < f->nparams; w++) {
           if (w >= 0 && is_int_param(f, w)) continue;
           c.which = w;

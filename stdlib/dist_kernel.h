@@ -1,0 +1,117 @@
+/* dist_kernel.h — a scalar family's log density and its partials written
+ * once, as data, for both backends.
+ *
+ * A kernel is straight-line code over doubles: register 0 holds the value x,
+ * registers 1..DIST_MAX_PARAMS the parameters, and instruction k writes
+ * register DK_FIRST + k.  The first `nlp` instructions compute the log
+ * density (register `lp`); the rest compute the partials (registers `dx`,
+ * `dp[i]`).  The same list of instructions becomes the family's C kernels
+ * (lpdf1 / lpdf_grad1, which the interpreter and the JIT's runtime call) and
+ * the JIT's inline code, scalar and over 2/4/8 lanes with libmvec's exp, log
+ * and log1p (ir/jit_native.c).  So a family's formula lives in its family
+ * file only, and the backends cannot drift apart.
+ *
+ * Each instruction is one IEEE operation, so the C kernels and the JIT's
+ * scalar code give the same bits; the vector code differs only by libmvec's
+ * error (tests/inference/test_jit_kernels.c states the bound).  The JIT's
+ * selects compute both arms (no branches): an arm may be inf or NaN where it
+ * is not chosen.
+ */
+#ifndef PPL_DIST_KERNEL_H
+#define PPL_DIST_KERNEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define DK_X 0     /* the value */
+#define DK_P(i) (1 + (i)) /* parameter i */
+#define DK_FIRST 5 /* 1 + DIST_MAX_PARAMS: the first instruction's register */
+#define DK_MAXREG 48
+#define DK_NONE 0xff /* an output that is identically 0 */
+
+typedef enum {
+  DK_CONST, /* k */
+  DK_ADD, DK_SUB, DK_MUL, DK_DIV, DK_NEG, DK_ABS,
+  DK_LOG, DK_EXP, DK_LOG1P,
+  /* comparisons give a truth value (1 or 0 in the evaluator, i1 in LLVM),
+     used only by DK_OR and as DK_SEL's condition */
+  DK_EQ, DK_GT, DK_GE,
+  DK_OR,
+  DK_SEL, /* a ? b : c */
+} DkOp;
+
+typedef struct DkIns {
+  uint8_t op, a, b, c;
+  double k;
+} DkIns;
+
+/* How a family file writes its kernel: once, as a list of instructions
+ *
+ *   #define NORMAL_LP(I) I(N_D, SUB, DK_X, DK_P(0), 0, 0) I(N_Z, DIV, N_D, DK_P(1), 0, 0) ...
+ *
+ * (I(dst, OP, a, b, c, k): dst = OP(a, b, c), k for CONST), expanded twice:
+ * with DK_TABLE into the description (DkIns array) that the JIT emits, and
+ * with DK_C into straight-line C over a local array `double r[...]` holding
+ * x and the parameters (DK_ARGS), which is the family's lpdf1 / lpdf_grad1
+ * and runs at the speed of hand-written C.  One list, so the two cannot
+ * differ; each DK_C statement is the IEEE operation of its instruction
+ * (built without FMA contraction, as the JIT's code is), and
+ * test_jit_kernels holds all of them to the same bits. */
+#define DK_TABLE(dst, op, a, b, c, k) [(dst) - DK_FIRST] = {DK_##op, (a), (b), (c), (k)},
+#define DK_C(dst, op, a, b, c, k) r[dst] = DKC_##op(r[a], r[b], r[c], (k));
+#define DK_ARGS(r, x, p, np)                                                                      \
+  do {                                                                                            \
+    (r)[DK_X] = (x);                                                                              \
+    for (int i_ = 0; i_ < (np); i_++) (r)[DK_P(i_)] = (p)[i_];                                    \
+  } while (0)
+#define DKC_CONST(a, b, c, k) (k)
+#define DKC_ADD(a, b, c, k) ((a) + (b))
+#define DKC_SUB(a, b, c, k) ((a) - (b))
+#define DKC_MUL(a, b, c, k) ((a) * (b))
+#define DKC_DIV(a, b, c, k) ((a) / (b))
+#define DKC_NEG(a, b, c, k) (-(a))
+#define DKC_ABS(a, b, c, k) fabs(a)
+#define DKC_LOG(a, b, c, k) log(a)
+#define DKC_EXP(a, b, c, k) exp(a)
+#define DKC_LOG1P(a, b, c, k) log1p(a)
+#define DKC_EQ(a, b, c, k) ((a) == (b) ? 1.0 : 0.0)
+#define DKC_GT(a, b, c, k) ((a) > (b) ? 1.0 : 0.0)
+#define DKC_GE(a, b, c, k) ((a) >= (b) ? 1.0 : 0.0)
+#define DKC_OR(a, b, c, k) ((a) != 0 || (b) != 0 ? 1.0 : 0.0)
+#define DKC_SEL(a, b, c, k) ((a) != 0 ? (b) : (c))
+
+typedef struct DistKernel {
+  const DkIns *ins;
+  int n;    /* instructions */
+  int nlp;  /* of which the first nlp compute the log density */
+  int np;   /* parameters read (the family's nparams) */
+  uint8_t lp, dx;
+  uint8_t dp[4]; /* DIST_MAX_PARAMS; DK_NONE past the family's parameters */
+} DistKernel;
+
+/* The evaluator of descriptions (the reference the tests hold the DK_C
+ * functions and the JIT's code to): the log density at x (the first nlp
+ * instructions), and with dk_lpdf_grad, where it is finite, its partials
+ * (*dx, dp[0..k->np)); where it is not, the partials are 0 (as the tape
+ * records none: the DK_C functions must do the same). */
+double dk_lpdf(const DistKernel *k, double x, const double *p);
+double dk_lpdf_grad(const DistKernel *k, double x, const double *p, double *dx, double *dp);
+/* dk_lpdf_grad with other implementations of the three functions (NULL =
+   libm's): what the JIT's vector code computes lane by lane with libmvec's,
+   so tests can hold that code to the description bit for bit. */
+typedef struct DkMath {
+  double (*log)(double);
+  double (*exp)(double);
+  double (*log1p)(double);
+} DkMath;
+double dk_lpdf_grad_math(const DistKernel *k, const DkMath *m, double x, const double *p,
+                         double *dx, double *dp);
+/* Does the density take the log of parameter i (normal's log(sigma))?  The
+   JIT then computes the logs of a data container given for it once per data
+   set, not per evaluation. */
+bool dk_logs_param(const DistKernel *k, int i);
+/* Is the kernel well formed: registers read before written, outputs in
+   range?  (For tests; a family's kernel is fixed data.) */
+bool dk_valid(const DistKernel *k);
+
+#endif
