@@ -464,7 +464,7 @@ static ppl_status need_ld(ppl_model *m) {
   return PPL_OK;
 }
 
-static const IrLatentInfo *improper_latent(const IrAnalysis *an);
+static const IrLatentInfo *improper_latent(const ppl_model *m);
 static bool accepts_improper(const EngineVT *e);
 
 const char *ppl_model_analysis(ppl_model *m) {
@@ -478,7 +478,7 @@ const char *ppl_model_analysis(ppl_model *m) {
   const EngineVT *e = engine_select(m->an, &why);
   char *text = ir_analysis_print(m->ir, m->an, n);
   const char *fit = ""; /* the engines whose traits fit the program */
-  const IrLatentInfo *imp = improper_latent(m->an);
+  const IrLatentInfo *imp = improper_latent(m);
   for (const EngineVT *const *all = engine_all(); *all; all++)
     if (engine_fits(*all, m->an, NULL) && (!imp || accepts_improper(*all)))
       fit = gc_printf("%s%s%s", fit, *fit ? ", " : "", (*all)->name);
