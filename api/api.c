@@ -772,7 +772,22 @@ static ppl_status run_prepare(ppl_model *m, const ppl_run_options *o, const Engi
   ppl_status s = choose_engine(m, o->engine, eng, why);
   if (s != PPL_OK) return s;
   driver_opts_default(d_o);
-  return run_engine_opts(m->ctx, o, *eng, !o->engine, &d_o->eng);
+  if ((s = run_engine_opts(m->ctx, o, *eng, !o->engine, &d_o->eng)) != PPL_OK) return s;
+  d_o->output_csv = o->output_csv;
+  d_o->summary_json = o->summary_json;
+  d_o->summary_out = NULL;
+  d_o->progress = o->progress != 0;
+  d_o->threads = d_o->eng.threads; /* particle engines split it with the chains */
+  d_o->model_file = m->file;
+  d_o->model_name = m->file;
+  d_o->data_file = m->data_file;
+  d_o->engine_reason = *why;
+  d_o->interrupt = &m->ctx->interrupt;
+  /* outputs that are inputs or cannot be written, draws that cannot fit */
+  Diag d;
+  diag_init(&d);
+  if (!driver_check_outputs(*eng, d_o, m->ir->noutputs, m->ir->outputs, &d)) return fail_diag(m->ctx, &d);
+  return PPL_OK;
 }
 
 static ppl_status run_check_(ppl_model *m, const ppl_run_options *o) {
@@ -802,17 +817,6 @@ static ppl_status run_(ppl_model *m, const ppl_run_options *o, ppl_result **out)
   ppl_status s = run_prepare(m, o, &eng, &why, &d_o);
   if (s != PPL_OK) return s;
   if ((s = need_data(m)) != PPL_OK) return s;
-
-  d_o.output_csv = o->output_csv;
-  d_o.summary_json = o->summary_json;
-  d_o.summary_out = NULL;
-  d_o.progress = o->progress != 0;
-  d_o.threads = d_o.eng.threads; /* particle engines split it with the chains */
-  d_o.model_file = m->file;
-  d_o.model_name = m->file;
-  d_o.data_file = m->data_file;
-  d_o.engine_reason = why;
-  d_o.interrupt = &m->ctx->interrupt;
   Diag d;
   diag_init(&d);
   RunResult *rr = NULL;

@@ -82,7 +82,6 @@ typedef struct Run {
   Chain *chains;
   int m, n;             /* chains and draws per chain in the result: the options'
                            unless interrupted */
-  atomic_int mem_checked; /* the exact memory check of the first kept draw is done */
   pthread_mutex_t mu;   /* guards next_chain and the progress line */
   int next_chain;
   atomic_int stop;      /* set when a chain fails: the others end early */
@@ -218,9 +217,10 @@ static const char *dr_bytes_text(double b) {
  * and the ranks of one column over all chains).  A run that cannot fit in
  * physical memory is refused before it samples; `when` says which count of
  * columns this is ("at least" before the first draw). */
-static bool dr_check_memory(const Run *r, long ncols, const char *when, Diag *d) {
-  const EngineOpts *e = &r->o->eng;
-  double per_draw = (double)(ncols + (r->eng->weighted ? 1 : 0)) * 8.0;
+static bool dr_check_memory(const EngineVT *eng, const DriverOpts *o, long ncols, const char *when,
+                            Diag *d) {
+  const EngineOpts *e = &o->eng;
+  double per_draw = (double)(ncols + (eng->weighted ? 1 : 0)) * 8.0;
   double draws = (double)e->chains * (double)e->draws;
   double need = draws * per_draw + draws * 16.0;
   double have = dr_phys_bytes();
@@ -238,8 +238,9 @@ static bool dr_record(Run *r, Chain *ch, const Draw *dr, int k) {
   if (!dr_columns(r, ch, dr, k)) return false;
   int nd = r->o->eng.draws;
   if (k == 0) {
-    /* the columns are known now: the exact check, once for the run */
-    if (!atomic_exchange(&r->mem_checked, 1) && !dr_check_memory(r, ch->cols.n, "", &ch->d)) {
+    /* the columns are known now: the exact check (by every chain, before it
+       allocates, so no chain is left to run out of memory instead) */
+    if (!dr_check_memory(r->eng, r->o, ch->cols.n, "", &ch->d)) {
       ch->failed = true;
       return false;
     }
@@ -438,25 +439,56 @@ static bool dr_check_summary_path(const DriverOpts *o, Diag *d) {
   return false;
 }
 
-/* Open chain c's CSV: "-" is stdout, a character device or FIFO is the path
+typedef enum { DR_FILE, DR_STDOUT, DR_FIFO, DR_DEVICE } DrOutKind;
+
+/* Chain c's CSV path: "-" is stdout, a character device or FIFO is the path
  * itself, anything else NAME_c.csv when there are several chains. */
-static bool dr_open_csv(Run *r, Chain *ch, int c, Diag *d) {
-  const DriverOpts *o = r->o;
-  int nch = o->eng.chains;
+static const char *dr_csv_path(const DriverOpts *o, int c, DrOutKind *kind) {
   struct stat st;
-  bool is_stdout = !strcmp(o->output_csv, "-");
-  bool special = !is_stdout && stat(o->output_csv, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode));
-  if ((is_stdout || (special && S_ISFIFO(st.st_mode))) && nch > 1) {
-    diag_error(d, DIAG_USAGE, (SrcPos){0},
-               "output '%s' is %s, which takes the draws of one chain; the run has %d chains: "
-               "give a file name (one file a chain) or run one chain",
-               o->output_csv, is_stdout ? "standard output" : "a FIFO", nch);
-    return false;
+  *kind = DR_FILE;
+  if (!strcmp(o->output_csv, "-")) return *kind = DR_STDOUT, "(stdout)";
+  if (stat(o->output_csv, &st) == 0 && S_ISCHR(st.st_mode)) return *kind = DR_DEVICE, o->output_csv;
+  if (stat(o->output_csv, &st) == 0 && S_ISFIFO(st.st_mode)) return *kind = DR_FIFO, o->output_csv;
+  return csv_chain_path(o->output_csv, c, o->eng.chains);
+}
+
+bool driver_check_outputs(const EngineVT *eng, const DriverOpts *o, int noutputs,
+                          const IrOutput *outputs, Diag *d) {
+  /* a lower bound of the columns (lp__, the engine's, one a scalar output)
+     refuses the hopeless runs before any work; the first draw gives the rest */
+  long mincols = 1 + eng->nstats;
+  for (int j = 0; j < noutputs; j++) mincols += dr_is_scalar(outputs[j].type);
+  if (!dr_check_memory(eng, o, mincols, "at least ", d)) return false;
+  if (!dr_check_summary_path(o, d)) return false;
+  if (!o->output_csv) return true;
+  int nch = o->eng.chains;
+  for (int c = 0; c < nch; c++) {
+    DrOutKind kind;
+    const char *path = dr_csv_path(o, c, &kind);
+    if ((kind == DR_STDOUT || kind == DR_FIFO) && nch > 1) {
+      diag_error(d, DIAG_USAGE, (SrcPos){0},
+                 "output '%s' is %s, which takes the draws of one chain; the run has %d chains: "
+                 "give a file name (one file a chain) or run one chain",
+                 o->output_csv, kind == DR_STDOUT ? "standard output" : "a FIFO", nch);
+      return false;
+    }
+    if (kind == DR_STDOUT) continue;
+    if (!dr_not_an_input(o, path, "output", d)) return false;
+    int e = 0;
+    char buf[128];
+    if (kind == DR_FILE && !dr_writable(path, &e)) {
+      diag_error(d, DIAG_IO, (SrcPos){0}, "cannot write '%s': %s", path, dr_strerror(e, buf, sizeof buf));
+      return false;
+    }
   }
-  ch->csv_path = is_stdout ? "(stdout)" : special ? o->output_csv : csv_chain_path(o->output_csv, c, nch);
-  if (!is_stdout && !dr_not_an_input(o, ch->csv_path, "output", d)) return false;
-  ch->csv_shared = is_stdout;
-  ch->csv = is_stdout ? stdout : fopen(ch->csv_path, "w");
+  return true;
+}
+
+static bool dr_open_csv(Run *r, Chain *ch, int c, Diag *d) {
+  DrOutKind kind;
+  ch->csv_path = dr_csv_path(r->o, c, &kind);
+  ch->csv_shared = kind == DR_STDOUT;
+  ch->csv = kind == DR_STDOUT ? stdout : fopen(ch->csv_path, "w");
   if (ch->csv) return true;
   char buf[128];
   diag_error(d, DIAG_IO, (SrcPos){0}, "cannot write '%s': %s", ch->csv_path,
@@ -466,13 +498,7 @@ static bool dr_open_csv(Run *r, Chain *ch, int c, Diag *d) {
 
 static bool dr_open_files(Run *r, Diag *d) {
   const DriverOpts *o = r->o;
-  if (!dr_check_summary_path(o, d)) return false;
   if (!o->output_csv) return true;
-  /* every chain's path is checked before any file is opened (and truncated) */
-  for (int c = 0; c < o->eng.chains; c++)
-    if (strcmp(o->output_csv, "-") &&
-        !dr_not_an_input(o, csv_chain_path(o->output_csv, c, o->eng.chains), "output", d))
-      return false;
   int nskip = 0;
   const char **skipped = gc_alloc(sizeof(char *) * (size_t)(r->noutputs + 1));
   for (int j = 0; j < r->noutputs; j++)
@@ -703,13 +729,8 @@ bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
   atomic_init(&r->done, 0);
   r->total = (long)m * (r->warmup + r->iters);
   r->m = m, r->n = o->eng.draws;
-  atomic_init(&r->mem_checked, 0);
 
-  /* a lower bound of the columns (lp__, the engine's, one a scalar output)
-     refuses the hopeless runs before any work; the first draw gives the rest */
-  long mincols = 1 + eng->nstats;
-  for (int j = 0; j < noutputs; j++) mincols += dr_is_scalar(outputs[j].type);
-  bool ok = dr_check_memory(r, mincols, "at least ", d) && dr_open_files(r, d);
+  bool ok = driver_check_outputs(eng, o, noutputs, outputs, d) && dr_open_files(r, d);
   bool stopped = false;
   if (ok) {
     dr_run_all(r);

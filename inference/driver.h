@@ -47,6 +47,14 @@ typedef struct RunResult RunResult;
 bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
                         const EngineVT *eng, const DriverOpts *o, RunResult **out, Diag *d);
 
+/* What driver_run checks before it opens a file or samples: that no output
+ * is the model or data file (same device and inode; DIAG_USAGE), that every
+ * output can be written (DIAG_IO), that stdout and a FIFO take one chain, and
+ * that the draws can fit in physical memory (DIAG_USAGE; a lower bound of the
+ * columns here, the exact count at the first kept draw). */
+bool driver_check_outputs(const EngineVT *eng, const DriverOpts *o, int noutputs,
+                          const IrOutput *outputs, Diag *d);
+
 /* Run eng on the program of `in`. On success *out is the result (GC memory).
  * Before sampling, outputs are checked: an output that is the model or data
  * file (same device and inode) is DIAG_USAGE, an output that cannot be
