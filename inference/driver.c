@@ -288,6 +288,7 @@ static bool dr_interrupted(Run *r, Chain *ch) {
 
 static void dr_run_chain(Run *r, Chain *ch) {
   const EngineOpts *eo = &r->o->eng;
+  if (dr_interrupted(r, ch)) return; /* not started: no engine to set up */
   void *state = r->eng->init(r->in, eo, ch->id, &ch->d);
   if (!state) {
     if (!diag_failed(&ch->d))
