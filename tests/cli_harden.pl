@@ -71,6 +71,8 @@ spit("$dir/long.ppl", "model { real mu ~ normal(0, 1); }\ngenerated { real z = n
 spit("$dir/many.ppl", "model { real mu ~ normal(0, 1); }\ngenerated { vector[50] z = rep_vector(mu, 50); }\n");
 spit("$dir/slow.ppl", "model { real mu ~ normal(0, 1); }\n" .
      "generated { real s = 0; for (i in 1:300000000) { s = s + 1; } }\n");
+spit("$dir/smcoom.ppl", "model { real mu ~ normal(0, 1); 1.0 ~ normal(mu, 1);\n" .
+     "  vector[100000000] big = rep_vector(mu, 100000000); 1.0 ~ normal(big[1], 1); }\n");
 spit("$dir/huge.ppl", "model { real mu ~ normal(0, 1); }\n" .
      "generated { vector[100000000] z = rep_vector(mu, 100000000); real s = sum(z); }\n");
 
@@ -141,6 +143,22 @@ ok(($s >> 8) == 64 && $err =~ /^ppl: the run would keep .* at least 3 columns/, 
 }
 ok(($s & 127) == 0 && ($s >> 8) == 70, "an 800 MB vector under ulimit -v 700000: exit 70, no abort (status $s)");
 ok($err =~ /^out of memory \(allocating 800000000 bytes\)$/m, "out of memory (allocating 800000000 bytes)");
+
+# smc's particle threads: a failed allocation in a pool thread reaches the
+# chain (before, the pool thread had no guard and the process aborted)
+my $pool_ok = 0;
+for my $try (1 .. 3) {
+  my $p = fork();
+  if (!$p) {
+    chdir $dir;
+    open STDOUT, '>', "$dir/out.txt"; open STDERR, '>', "$dir/err.txt";
+    exec '/bin/sh', '-c', "ulimit -v 1200000; exec '$ppl' run smcoom.ppl --engine smc --chains 1 --threads 4 --particles 400 --draws 2 --quiet";
+    exit 127;
+  }
+  $s = wait_for($p, 60) // -1;
+  $pool_ok++ if ($s & 127) == 0 && ($s >> 8) == 70 && slurp("$dir/err.txt") =~ /^out of memory \(allocating 800000000 bytes\)$/m;
+}
+ok($pool_ok == 3, "smc with 4 particle threads out of memory: exit 70 with the message, 3 times of 3 ($pool_ok)");
 
 # ---- outputs that are not regular files -----------------------------------
 my $had = -e '/dev/null_1';

@@ -4,8 +4,9 @@
  *     starts (PPL_ERR_USAGE, the bytes it needs), both by ppl_run_check and
  *     ppl_run, and also when the columns are known only at the first draw;
  *   - an allocation that fails (address space limited in a child process)
- *     is PPL_ERR_NOMEM "out of memory (allocating N bytes)", the model is
- *     retired and the context still compiles and runs another model;
+ *     is PPL_ERR_NOMEM "out of memory (allocating N bytes)", in a chain's
+ *     thread and in smc's particle threads; the model is retired and the
+ *     context still compiles and runs another model;
  *   - ppl_interrupt: before a run it stops the run before any draw
  *     (PPL_ERR_INTERRUPTED); from another thread during a run the result has
  *     fewer draws than asked, says interrupted, and its draws are the first
@@ -35,6 +36,10 @@ static const char *many = "model { real mu ~ normal(0, 1); }\ngenerated { vector
 static const char *huge =
     "model { real mu ~ normal(0, 1); }\n"
     "generated { vector[100000000] z = rep_vector(mu, 100000000); real s = sum(z); }\n";
+
+static const char *particles_huge =
+    "model { real mu ~ normal(0, 1); 1.0 ~ normal(mu, 1);\n"
+    "        vector[100000000] big = rep_vector(mu, 100000000); 1.0 ~ normal(big[1], 1); }\n";
 
 static ppl_model *compile(ppl_context *ctx, const char *src) {
   ppl_model *m = NULL;
@@ -74,7 +79,7 @@ static int oom_child(void) {
   if (setrlimit(RLIMIT_AS, &rl) != 0) return 10;
   ppl_config cfg;
   ppl_config_default(&cfg);
-  cfg.threads = 2;
+  cfg.threads = 4; /* smc: 4 particle workers for its one chain */
   ppl_context *ctx = ppl_context_new(&cfg);
   if (!ctx) return 11;
   ppl_model *m = compile(ctx, huge);
@@ -90,6 +95,17 @@ static int oom_child(void) {
   if (ppl_run(m, &ro, &r) != PPL_ERR_USAGE || !strstr(ppl_errmsg(ctx), "ran out of memory in an earlier call"))
     return 15;
   ppl_model_free(m);
+  /* smc with particle threads: a pool thread's failure reaches the chain */
+  m = compile(ctx, particles_huge);
+  if (!m) return 17;
+  ro.engine = "smc";
+  ro.chains = 1;
+  ro.particles = 400;
+  if (ppl_run(m, &ro, &r) != PPL_ERR_NOMEM || strcmp(ppl_errmsg(ctx), "out of memory (allocating 800000000 bytes)"))
+    return 18;
+  ppl_model_free(m);
+  ro.engine = "prior";
+  ro.chains = 2;
   /* the context goes on */
   ppl_model *m2 = compile(ctx, simple);
   if (!m2 || ppl_run(m2, &ro, &r) != PPL_OK) return 16;
