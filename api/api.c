@@ -159,10 +159,8 @@ static bool valid_name(const char *s) {
   return true;
 }
 
-ppl_status ppl_register_function(ppl_context *ctx, const char *name, int arity, ppl_host_fn fn,
-                                 void *ud) {
-  if (!ctx) return PPL_ERR_USAGE;
-  gc_ensure_thread();
+static ppl_status register_function_(ppl_context *ctx, const char *name, int arity, ppl_host_fn fn,
+                                    void *ud) {
   if (!name) return fail(ctx, DIAG_USAGE, "ppl_register_function: name is NULL");
   if (!valid_name(name))
     return fail(ctx, DIAG_USAGE, "ppl_register_function: invalid function name '%s'", name);
@@ -616,7 +614,12 @@ void ppl_run_options_default(ppl_run_options *o) {
 ppl_status ppl_run_set(ppl_run_options *o, const char *name, const char *value) {
   if (!o) return PPL_ERR_USAGE;
   gc_ensure_thread();
-  if (!o->named) o->named = gc_alloc_root(sizeof *o->named);
+  if (!o->named) { /* the store of the options and of the message: no context to tell */
+    GcGuard g;
+    if (!gc_guard_enter(&g, setjmp(g.jb))) return PPL_ERR_NOMEM;
+    o->named = gc_alloc_root(sizeof *o->named);
+    gc_guard_leave(&g);
+  }
   struct ppl_run_named *st = o->named;
   st->msg[0] = 0;
   if (!name || !value) {
@@ -938,6 +941,12 @@ static ppl_status retired(ppl_model *m, const char *fn) {
     if ((m)->retired) return retired((m), fn);                                   \
     GUARDED((m)->ctx, (m), CALL);                                                \
   } while (0)
+
+ppl_status ppl_register_function(ppl_context *ctx, const char *name, int arity, ppl_host_fn fn,
+                                 void *ud) {
+  if (!ctx) return PPL_ERR_USAGE;
+  GUARDED(ctx, NULL, register_function_(ctx, name, arity, fn, ud));
+}
 
 ppl_status ppl_compile_file(ppl_context *ctx, const char *path, ppl_model **out) {
   if (!ctx) return PPL_ERR_USAGE;
