@@ -5,10 +5,18 @@
  * the GC objects they point to stay alive while the host holds them.  Every
  * entry point registers the calling thread with the collector first, so hosts
  * may call in from any thread.
+ *
+ * The entry points that allocate much run under an out-of-memory guard (see
+ * "guarded entry points" at the end): a failed allocation anywhere below
+ * becomes PPL_ERR_NOMEM.  The jump may leave a lock of the model's
+ * interpreter or JIT held, so the model of such a call is retired: later
+ * calls on it fail and ppl_model_free releases only its handle.
  */
 #include <jansson.h>
 #include <math.h>
+#include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,6 +36,7 @@ struct ppl_context {
   int nhost;
   HostFunc *host; /* root allocation, grown by ppl_register_function */
   DistRegistry fams; /* ppl_register_family's (reachable: the context is a root) */
+  atomic_int interrupt; /* set by ppl_interrupt, cleared when ppl_run returns */
 };
 
 struct ppl_model {
@@ -43,6 +52,7 @@ struct ppl_model {
   const char *llvm_ir;
   const char *data_file; /* for the CSV header */
   char *ir_text, *analysis_text;
+  bool retired;       /* ran out of memory: only ppl_model_free is allowed */
 };
 
 struct ppl_result {
@@ -92,6 +102,8 @@ const char *ppl_status_name(ppl_status s) {
   case PPL_ERR_RUNTIME: return "runtime error";
   case PPL_ERR_IO: return "i/o error";
   case PPL_ERR_INTERNAL: return "internal error";
+  case PPL_ERR_NOMEM: return "out of memory";
+  case PPL_ERR_INTERRUPTED: return "interrupted";
   }
   return "unknown status";
 }
@@ -107,12 +119,20 @@ void ppl_config_default(ppl_config *cfg) {
 
 ppl_context *ppl_context_new(const ppl_config *cfg) {
   gc_ensure_thread();
+  GcGuard g;
+  if (!gc_guard_enter(&g, setjmp(g.jb))) return NULL;
   ppl_context *ctx = gc_alloc_root(sizeof *ctx);
+  gc_guard_leave(&g);
   if (cfg) ctx->cfg = *cfg;
   else ppl_config_default(&ctx->cfg);
   if (ctx->cfg.threads < 0) ctx->cfg.threads = 0;
   diag_init(&ctx->err);
+  atomic_init(&ctx->interrupt, 0);
   return ctx;
+}
+
+void ppl_interrupt(ppl_context *ctx) {
+  if (ctx) atomic_store(&ctx->interrupt, 1); /* lock-free: async-signal-safe */
 }
 
 void ppl_context_free(ppl_context *ctx) {
@@ -140,13 +160,11 @@ static bool valid_name(const char *s) {
   return true;
 }
 
-ppl_status ppl_register_function(ppl_context *ctx, const char *name, int arity, ppl_host_fn fn,
-                                 void *ud) {
-  if (!ctx) return PPL_ERR_USAGE;
-  gc_ensure_thread();
+static ppl_status register_function_(ppl_context *ctx, const char *name, int arity, ppl_host_fn fn,
+                                    void *ud) {
+  if (!name) return fail(ctx, DIAG_USAGE, "ppl_register_function: name is NULL");
   if (!valid_name(name))
-    return fail(ctx, DIAG_USAGE, "ppl_register_function: invalid function name '%s'",
-                name ? name : "(null)");
+    return fail(ctx, DIAG_USAGE, "ppl_register_function: invalid function name '%s'", name);
   if (!fn) return fail(ctx, DIAG_USAGE, "ppl_register_function: NULL function for '%s'", name);
   if (arity < 0 || arity > 16)
     return fail(ctx, DIAG_USAGE, "ppl_register_function: arity of '%s' must be 0..16, got %d", name,
@@ -212,13 +230,12 @@ static void hf_unit(const double *p, double *lo, double *hi) {
   *hi = 1;
 }
 
-ppl_status ppl_register_family(ppl_context *ctx, const ppl_family *fam) {
-  if (!ctx) return PPL_ERR_USAGE;
-  gc_ensure_thread();
-  const char *name = fam ? fam->name : NULL;
-  if (!fam || !valid_name(name))
-    return fail(ctx, DIAG_USAGE, "ppl_register_family: invalid family name '%s'",
-                name ? name : "(null)");
+static ppl_status register_family_(ppl_context *ctx, const ppl_family *fam) {
+  if (!fam) return fail(ctx, DIAG_USAGE, "ppl_register_family: fam is NULL");
+  const char *name = fam->name;
+  if (!name) return fail(ctx, DIAG_USAGE, "ppl_register_family: name is NULL");
+  if (!valid_name(name))
+    return fail(ctx, DIAG_USAGE, "ppl_register_family: invalid family name '%s'", name);
   if (fam->nparams < 1 || fam->nparams > DIST_MAX_PARAMS)
     return fail(ctx, DIAG_USAGE, "ppl_register_family: '%s' must have 1..%d parameters, got %d", name,
                 DIST_MAX_PARAMS, fam->nparams);
@@ -280,7 +297,7 @@ static ppl_status compile_ast(ppl_context *ctx, Ast *ast, const char *file, ppl_
   return ok(ctx);
 }
 
-ppl_status ppl_compile_file(ppl_context *ctx, const char *path, ppl_model **out) {
+static ppl_status compile_file_(ppl_context *ctx, const char *path, ppl_model **out) {
   if (!ctx) return PPL_ERR_USAGE;
   if (!out) return fail(ctx, DIAG_USAGE, "ppl_compile_file: out is NULL");
   *out = NULL;
@@ -293,7 +310,7 @@ ppl_status ppl_compile_file(ppl_context *ctx, const char *path, ppl_model **out)
   return compile_ast(ctx, ast, gc_strdup(path), out);
 }
 
-ppl_status ppl_compile_string(ppl_context *ctx, const char *source, const char *name,
+static ppl_status compile_string_(ppl_context *ctx, const char *source, const char *name,
                               ppl_model **out) {
   if (!ctx) return PPL_ERR_USAGE;
   if (!out) return fail(ctx, DIAG_USAGE, "ppl_compile_string: out is NULL");
@@ -311,6 +328,10 @@ ppl_status ppl_compile_string(ppl_context *ctx, const char *source, const char *
 void ppl_model_free(ppl_model *m) {
   if (!m) return;
   gc_ensure_thread();
+  if (m->retired) { /* its locks may be held: leak the JIT's memory, not hang */
+    gc_free_root(m);
+    return;
+  }
   if (m->pending) json_decref(m->pending);
   ld_free(m->ld_ir);
   ld_shared_free(m->in); /* m->ld among them */
@@ -341,7 +362,7 @@ static ppl_status load(ppl_model *m, DataSource *src) {
   if (!interp_load_data(in, src, &d)) {
     if (none && d.code == DIAG_DATA && has_data_decls(&m->ir->data_b))
       snprintf(d.msg + strlen(d.msg), sizeof d.msg - strlen(d.msg),
-               " (the model has a data block: pass --data FILE.json)");
+               " (no data: call ppl_set_data_json/ppl_set_data_file first)");
     m->in = NULL;
     return fail_diag(m->ctx, &d);
   }
@@ -354,7 +375,7 @@ static ppl_status load(ppl_model *m, DataSource *src) {
   return ok(m->ctx);
 }
 
-ppl_status ppl_set_data_json(ppl_model *m, const char *json, const char *name) {
+static ppl_status set_data_json_(ppl_model *m, const char *json, const char *name) {
   if (!m) return PPL_ERR_USAGE;
   if (!json) return fail(m->ctx, DIAG_USAGE, "ppl_set_data_json: json is NULL");
   gc_ensure_thread();
@@ -366,7 +387,7 @@ ppl_status ppl_set_data_json(ppl_model *m, const char *json, const char *name) {
   return load(m, src);
 }
 
-ppl_status ppl_set_data_file(ppl_model *m, const char *path) {
+static ppl_status set_data_file_(ppl_model *m, const char *path) {
   if (!m) return PPL_ERR_USAGE;
   if (!path) return fail(m->ctx, DIAG_USAGE, "ppl_set_data_file: path is NULL");
   gc_ensure_thread();
@@ -398,8 +419,8 @@ static ppl_status put_typed(ppl_model *m, const char *fn, const char *name, cons
                             const void *values, int ndims, const int *dims) {
   if (!m) return PPL_ERR_USAGE;
   gc_ensure_thread();
-  if (!valid_name(name))
-    return fail(m->ctx, DIAG_USAGE, "%s: invalid variable name '%s'", fn, name ? name : "(null)");
+  if (!name) return fail(m->ctx, DIAG_USAGE, "%s: name is NULL", fn);
+  if (!valid_name(name)) return fail(m->ctx, DIAG_USAGE, "%s: invalid variable name '%s'", fn, name);
   if (ndims < 0 || ndims > 8 || (ndims > 0 && !dims))
     return fail(m->ctx, DIAG_USAGE, "%s: \"%s\": ndims must be 0..8 with dims given", fn, name);
   size_t total = 1;
@@ -424,7 +445,7 @@ ppl_status ppl_data_real(ppl_model *m, const char *name, const double *values, i
   return put_typed(m, "ppl_data_real", name, "real", values, ndims, dims);
 }
 
-ppl_status ppl_data_commit(ppl_model *m) {
+static ppl_status data_commit_(ppl_model *m) {
   if (!m) return PPL_ERR_USAGE;
   gc_ensure_thread();
   if (!m->pending) return load(m, NULL);
@@ -440,7 +461,7 @@ ppl_status ppl_data_commit(ppl_model *m) {
   return load(m, src);
 }
 
-const char *ppl_model_ir(ppl_model *m) {
+static const char *model_ir_(ppl_model *m) {
   if (!m) return NULL;
   gc_ensure_thread();
   if (!m->ir_text) m->ir_text = ir_print(m->ir);
@@ -467,7 +488,7 @@ static ppl_status need_ld(ppl_model *m) {
 static const IrLatentInfo *improper_latent(const ppl_model *m);
 static bool accepts_improper(const EngineVT *e);
 
-const char *ppl_model_analysis(ppl_model *m) {
+static const char *model_analysis_(ppl_model *m) {
   if (!m) return NULL;
   gc_ensure_thread();
   if (m->analysis_text) return m->analysis_text;
@@ -487,15 +508,11 @@ const char *ppl_model_analysis(ppl_model *m) {
   return m->analysis_text;
 }
 
-const char *ppl_model_dependencies(ppl_model *m) {
-  if (!m) return NULL;
-  gc_ensure_thread();
-  return ir_deps_print(m->ir, m->an);
-}
+static const char *model_dependencies_(ppl_model *m) { return ir_deps_print(m->ir, m->an); }
 
 /* ---- log density ------------------------------------------------------- */
 
-ppl_status ppl_num_unconstrained(ppl_model *m, size_t *n) {
+static ppl_status num_unconstrained_(ppl_model *m, size_t *n) {
   if (!m) return PPL_ERR_USAGE;
   if (!n) return fail(m->ctx, DIAG_USAGE, "ppl_num_unconstrained: n is NULL");
   gc_ensure_thread();
@@ -527,7 +544,7 @@ static void want_jit(ppl_model *m) {
   if (lj) m->ld = lj;
 }
 
-const char *ppl_model_llvm_ir(ppl_model *m) {
+static const char *model_llvm_ir_(ppl_model *m) {
   if (!m) return NULL;
   gc_ensure_thread();
   if (m->llvm_ir) return m->llvm_ir;
@@ -548,9 +565,8 @@ const char *ppl_model_llvm_ir(ppl_model *m) {
   return m->llvm_ir;
 }
 
-ppl_status ppl_log_density(ppl_model *m, const double *theta, size_t n, double *lp) {
-  if (!m) return PPL_ERR_USAGE;
-  gc_ensure_thread();
+static ppl_status log_density(ppl_model *m, const double *theta, size_t n, double *lp) {
+  if (lp) *lp = NAN; /* until there is a value */
   ppl_status s = check_dim(m, "ppl_log_density", theta, n);
   if (s != PPL_OK) return s;
   want_jit(m);
@@ -561,10 +577,9 @@ ppl_status ppl_log_density(ppl_model *m, const double *theta, size_t n, double *
   return ok(m->ctx);
 }
 
-ppl_status ppl_log_density_gradient(ppl_model *m, const double *theta, size_t n, double *lp,
-                                    double *grad) {
-  if (!m) return PPL_ERR_USAGE;
-  gc_ensure_thread();
+static ppl_status log_density_gradient(ppl_model *m, const double *theta, size_t n, double *lp,
+                                       double *grad) {
+  if (lp) *lp = NAN; /* until there is a value */
   ppl_status s = check_dim(m, "ppl_log_density_gradient", theta, n);
   if (s != PPL_OK) return s;
   if (!lp || (n > 0 && !grad))
@@ -576,7 +591,7 @@ ppl_status ppl_log_density_gradient(ppl_model *m, const double *theta, size_t n,
   return ok(m->ctx);
 }
 
-ppl_status ppl_num_constrained(ppl_model *m, size_t *n) {
+static ppl_status num_constrained_(ppl_model *m, size_t *n) {
   if (!m) return PPL_ERR_USAGE;
   if (!n) return fail(m->ctx, DIAG_USAGE, "ppl_num_constrained: n is NULL");
   gc_ensure_thread();
@@ -587,7 +602,7 @@ ppl_status ppl_num_constrained(ppl_model *m, size_t *n) {
   return ok(m->ctx);
 }
 
-ppl_status ppl_constrain(ppl_model *m, const double *theta, double *x) {
+static ppl_status constrain_(ppl_model *m, const double *theta, double *x) {
   if (!m) return PPL_ERR_USAGE;
   gc_ensure_thread();
   ppl_status s = need_ld(m);
@@ -599,7 +614,7 @@ ppl_status ppl_constrain(ppl_model *m, const double *theta, double *x) {
   return ok(m->ctx);
 }
 
-ppl_status ppl_unconstrain(ppl_model *m, const double *x, double *theta) {
+static ppl_status unconstrain_(ppl_model *m, const double *x, double *theta) {
   if (!m) return PPL_ERR_USAGE;
   gc_ensure_thread();
   ppl_status s = need_ld(m);
@@ -694,12 +709,21 @@ void ppl_run_options_default(ppl_run_options *o) {
 ppl_status ppl_run_set(ppl_run_options *o, const char *name, const char *value) {
   if (!o) return PPL_ERR_USAGE;
   gc_ensure_thread();
-  if (!o->named) o->named = gc_alloc_root(sizeof *o->named);
+  if (!o->named) { /* the store of the options and of the message: no context to tell */
+    GcGuard g;
+    if (!gc_guard_enter(&g, setjmp(g.jb))) return PPL_ERR_NOMEM;
+    o->named = gc_alloc_root(sizeof *o->named);
+    gc_guard_leave(&g);
+  }
   struct ppl_run_named *st = o->named;
   st->msg[0] = 0;
-  const OptSpec *s = name ? engine_option_find(name) : NULL;
+  if (!name || !value) {
+    snprintf(st->msg, sizeof st->msg, "ppl_run_set: %s is NULL", !name ? "name" : "value");
+    return PPL_ERR_USAGE;
+  }
+  const OptSpec *s = engine_option_find(name);
   if (!s) {
-    snprintf(st->msg, sizeof st->msg, "%s", engine_option_unknown(name ? name : "(null)"));
+    snprintf(st->msg, sizeof st->msg, "%s", engine_option_unknown(name));
     return PPL_ERR_USAGE;
   }
   OptValue v;
@@ -828,7 +852,7 @@ static ppl_status choose_engine(ppl_model *m, const char *requested, const Engin
   return PPL_OK;
 }
 
-ppl_status ppl_model_engine(ppl_model *m, const char *requested, const char **name,
+static ppl_status model_engine_(ppl_model *m, const char *requested, const char **name,
                             const char **why) {
   if (!m) return PPL_ERR_USAGE;
   gc_ensure_thread();
@@ -847,10 +871,25 @@ static ppl_status run_prepare(ppl_model *m, const ppl_run_options *o, const Engi
   ppl_status s = choose_engine(m, o->engine, eng, why);
   if (s != PPL_OK) return s;
   driver_opts_default(d_o);
-  return run_engine_opts(m->ctx, o, *eng, !o->engine, &d_o->eng);
+  if ((s = run_engine_opts(m->ctx, o, *eng, !o->engine, &d_o->eng)) != PPL_OK) return s;
+  d_o->output_csv = o->output_csv;
+  d_o->summary_json = o->summary_json;
+  d_o->summary_out = NULL;
+  d_o->progress = o->progress != 0;
+  d_o->threads = d_o->eng.threads; /* particle engines split it with the chains */
+  d_o->model_file = m->file;
+  d_o->model_name = m->file;
+  d_o->data_file = m->data_file;
+  d_o->engine_reason = *why;
+  d_o->interrupt = &m->ctx->interrupt;
+  /* outputs that are inputs or cannot be written, draws that cannot fit */
+  Diag d;
+  diag_init(&d);
+  if (!driver_check_outputs(*eng, d_o, m->ir->noutputs, m->ir->outputs, &d)) return fail_diag(m->ctx, &d);
+  return PPL_OK;
 }
 
-ppl_status ppl_run_check(ppl_model *m, const ppl_run_options *o) {
+static ppl_status run_check_(ppl_model *m, const ppl_run_options *o) {
   if (!m) return PPL_ERR_USAGE;
   if (!o) return fail(m->ctx, DIAG_USAGE, "ppl_run_check: o is NULL");
   gc_ensure_thread();
@@ -861,7 +900,7 @@ ppl_status ppl_run_check(ppl_model *m, const ppl_run_options *o) {
   return s != PPL_OK ? s : ok(m->ctx);
 }
 
-ppl_status ppl_run(ppl_model *m, const ppl_run_options *o, ppl_result **out) {
+static ppl_status run_(ppl_model *m, const ppl_run_options *o, ppl_result **out) {
   if (!m) return PPL_ERR_USAGE;
   if (!out) return fail(m->ctx, DIAG_USAGE, "ppl_run: out is NULL");
   *out = NULL;
@@ -877,20 +916,15 @@ ppl_status ppl_run(ppl_model *m, const ppl_run_options *o, ppl_result **out) {
   ppl_status s = run_prepare(m, o, &eng, &why, &d_o);
   if (s != PPL_OK) return s;
   if ((s = need_data(m)) != PPL_OK) return s;
-
-  d_o.output_csv = o->output_csv;
-  d_o.summary_json = o->summary_json;
-  d_o.summary_out = NULL;
-  d_o.progress = o->progress != 0;
-  d_o.threads = d_o.eng.threads; /* particle engines split it with the chains */
-  d_o.model_file = m->file;
-  d_o.model_name = m->file;
-  d_o.data_file = m->data_file;
-  d_o.engine_reason = why;
   Diag d;
   diag_init(&d);
   RunResult *rr = NULL;
-  if (!driver_run(m->in, eng, &d_o, &rr, &d)) return fail_diag(m->ctx, &d);
+  bool done = driver_run(m->in, eng, &d_o, &rr, &d);
+  atomic_store(&m->ctx->interrupt, 0);
+  if (!done) {
+    if (d.code == DIAG_NOMEM) m->retired = true; /* a chain's locks may be held */
+    return fail_diag(m->ctx, &d);
+  }
   ppl_result *r = gc_alloc_root(sizeof *r);
   r->ctx = m->ctx;
   r->rr = rr;
@@ -956,6 +990,7 @@ ppl_status ppl_result_summary(const ppl_result *r, int col, ppl_summary *out) {
 }
 
 const char *ppl_result_summary_text(const ppl_result *r) { return r ? rr_summary_text(r->rr) : NULL; }
+int ppl_result_interrupted(const ppl_result *r) { return r && rr_interrupted(r->rr); }
 
 ppl_status ppl_result_log_evidence(const ppl_result *r, double *estimate, double *se) {
   if (!r) return PPL_ERR_USAGE;
@@ -965,4 +1000,143 @@ ppl_status ppl_result_log_evidence(const ppl_result *r, double *estimate, double
   if (estimate) *estimate = e;
   if (se) *se = s;
   return ok(r->ctx);
+}
+
+/* ---- guarded entry points ----------------------------------------------- */
+
+/* An allocation failed under the guard of a call on ctx (and model m, which
+ * is retired: the jump may have left one of its locks held). */
+static ppl_status out_of_memory(ppl_context *ctx, ppl_model *m, size_t bytes) {
+  if (m) m->retired = true;
+  return fail(ctx, DIAG_NOMEM, "out of memory (allocating %zu bytes)", bytes);
+}
+
+static ppl_status retired(ppl_model *m, const char *fn) {
+  return fail(m->ctx, DIAG_USAGE,
+              "%s: the model ran out of memory in an earlier call; free it and compile it again", fn);
+}
+
+/* Run CALL (a ppl_status expression) under an out-of-memory guard; ctx and
+ * m as for out_of_memory.  The guard is the function's only state across
+ * setjmp, and its bytes are read through a volatile lvalue. */
+#define GUARDED(ctx, m, CALL)                                                    \
+  do {                                                                           \
+    GcGuard g_;                                                                  \
+    gc_ensure_thread();                                                          \
+    if (!gc_guard_enter(&g_, setjmp(g_.jb)))                                     \
+      return out_of_memory((ctx), (m), *(volatile size_t *)&g_.bytes);           \
+    ppl_status s_ = (CALL);                                                      \
+    gc_guard_leave(&g_);                                                         \
+    return s_;                                                                   \
+  } while (0)
+
+/* The model-level form: refuses a retired model first. */
+#define GUARDED_MODEL(m, fn, CALL)                                               \
+  do {                                                                           \
+    if (!(m)) return PPL_ERR_USAGE;                                              \
+    if ((m)->retired) return retired((m), fn);                                   \
+    GUARDED((m)->ctx, (m), CALL);                                                \
+  } while (0)
+
+ppl_status ppl_register_function(ppl_context *ctx, const char *name, int arity, ppl_host_fn fn,
+                                 void *ud) {
+  if (!ctx) return PPL_ERR_USAGE;
+  GUARDED(ctx, NULL, register_function_(ctx, name, arity, fn, ud));
+}
+
+ppl_status ppl_register_family(ppl_context *ctx, const ppl_family *fam) {
+  if (!ctx) return PPL_ERR_USAGE;
+  GUARDED(ctx, NULL, register_family_(ctx, fam));
+}
+
+ppl_status ppl_compile_file(ppl_context *ctx, const char *path, ppl_model **out) {
+  if (!ctx) return PPL_ERR_USAGE;
+  GUARDED(ctx, NULL, compile_file_(ctx, path, out));
+}
+
+ppl_status ppl_compile_string(ppl_context *ctx, const char *source, const char *name,
+                              ppl_model **out) {
+  if (!ctx) return PPL_ERR_USAGE;
+  GUARDED(ctx, NULL, compile_string_(ctx, source, name, out));
+}
+
+ppl_status ppl_set_data_json(ppl_model *m, const char *json, const char *name) {
+  GUARDED_MODEL(m, "ppl_set_data_json", set_data_json_(m, json, name));
+}
+
+ppl_status ppl_set_data_file(ppl_model *m, const char *path) {
+  GUARDED_MODEL(m, "ppl_set_data_file", set_data_file_(m, path));
+}
+
+ppl_status ppl_data_commit(ppl_model *m) { GUARDED_MODEL(m, "ppl_data_commit", data_commit_(m)); }
+
+ppl_status ppl_num_unconstrained(ppl_model *m, size_t *n) {
+  GUARDED_MODEL(m, "ppl_num_unconstrained", num_unconstrained_(m, n));
+}
+
+ppl_status ppl_num_constrained(ppl_model *m, size_t *n) {
+  GUARDED_MODEL(m, "ppl_num_constrained", num_constrained_(m, n));
+}
+
+ppl_status ppl_log_density(ppl_model *m, const double *theta, size_t n, double *lp) {
+  if (lp) *lp = NAN;
+  GUARDED_MODEL(m, "ppl_log_density", log_density(m, theta, n, lp));
+}
+
+ppl_status ppl_log_density_gradient(ppl_model *m, const double *theta, size_t n, double *lp,
+                                    double *grad) {
+  if (lp) *lp = NAN;
+  GUARDED_MODEL(m, "ppl_log_density_gradient", log_density_gradient(m, theta, n, lp, grad));
+}
+
+ppl_status ppl_constrain(ppl_model *m, const double *theta, double *x) {
+  GUARDED_MODEL(m, "ppl_constrain", constrain_(m, theta, x));
+}
+
+ppl_status ppl_unconstrain(ppl_model *m, const double *x, double *theta) {
+  GUARDED_MODEL(m, "ppl_unconstrain", unconstrain_(m, x, theta));
+}
+
+ppl_status ppl_model_engine(ppl_model *m, const char *requested, const char **name,
+                            const char **why) {
+  GUARDED_MODEL(m, "ppl_model_engine", model_engine_(m, requested, name, why));
+}
+
+ppl_status ppl_run_check(ppl_model *m, const ppl_run_options *o) {
+  GUARDED_MODEL(m, "ppl_run_check", run_check_(m, o));
+}
+
+ppl_status ppl_run(ppl_model *m, const ppl_run_options *o, ppl_result **out) {
+  if (out) *out = NULL;
+  GUARDED_MODEL(m, "ppl_run", run_(m, o, out));
+}
+
+/* The text accessors: NULL on failure, as before. */
+static const char *guarded_text(ppl_model *m, const char *name, const char *(*fn)(ppl_model *)) {
+  if (!m) return NULL;
+  if (m->retired) {
+    retired(m, name);
+    return NULL;
+  }
+  const char *volatile text = NULL;
+  GcGuard g;
+  gc_ensure_thread();
+  if (!gc_guard_enter(&g, setjmp(g.jb))) {
+    out_of_memory(m->ctx, m, *(volatile size_t *)&g.bytes);
+    return NULL;
+  }
+  text = fn(m);
+  gc_guard_leave(&g);
+  return text;
+}
+
+const char *ppl_model_ir(ppl_model *m) { return guarded_text(m, "ppl_model_ir", model_ir_); }
+const char *ppl_model_analysis(ppl_model *m) {
+  return guarded_text(m, "ppl_model_analysis", model_analysis_);
+}
+const char *ppl_model_llvm_ir(ppl_model *m) {
+  return guarded_text(m, "ppl_model_llvm_ir", model_llvm_ir_);
+}
+const char *ppl_model_dependencies(ppl_model *m) {
+  return guarded_text(m, "ppl_model_dependencies", model_dependencies_);
 }

@@ -2,10 +2,12 @@
  * only ppl.h.  Parses the command line, compiles the model, loads data and
  * runs an engine; every failure is a message naming the place and an exit
  * status from sysexits (64 usage, 65 model or data error, 66 unreadable input,
- * 70 internal error, 73 output file not writable).  The engines' options are
+ * 70 internal error or out of memory, 73 output file not writable; 130 after
+ * Ctrl-C, as a shell reports SIGINT).  The engines' options are
  * not spelled out here: they are parsed with ppl_run_set, and `--help` and
  * `ppl help options --markdown` are generated from ppl_engine_options. */
 #include <math.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +17,7 @@
 #include "ppl.h"
 
 enum { EX_OK = 0, EX_USAGE_ = 64, EX_DATAERR_ = 65, EX_NOINPUT_ = 66, EX_SOFTWARE_ = 70,
-       EX_CANTCREAT_ = 73 };
+       EX_CANTCREAT_ = 73, EX_INTERRUPTED = 130 };
 
 static const char usage_text[] =
     "usage: ppl <command> [options]\n"
@@ -38,7 +40,8 @@ static const char usage_text[] =
     "  --data FILE.json      data in CmdStan's JSON layout\n"
     "  --engine NAME         %s (default: chosen by\n"
     "                        analysis of the program, reason printed)\n"
-    "  --output FILE.csv     draws in CmdStan's CSV layout (FILE_1.csv ... for chains > 1)\n"
+    "  --output FILE.csv     draws in CmdStan's CSV layout (FILE_1.csv ... for chains > 1;\n"
+    "                        '-' for stdout, then the summary goes to stderr)\n"
     "  --summary FILE.json   summary as JSON\n"
     "  --quiet               no summary table on stdout\n";
 
@@ -212,7 +215,8 @@ static int exit_code(ppl_status s) {
   case PPL_ERR_DATA:
   case PPL_ERR_RUNTIME: return EX_DATAERR_;
   case PPL_ERR_IO: return EX_NOINPUT_;
-  default: return EX_SOFTWARE_;
+  case PPL_ERR_INTERRUPTED: return EX_INTERRUPTED;
+  default: return EX_SOFTWARE_; /* internal errors, out of memory */
   }
 }
 
@@ -291,6 +295,10 @@ static int parse_args(int argc, char **argv, Args *a) {
         if (eq) val = eq + 1;
         else if (i + 1 < argc) val = argv[++i];
         else return usage_error("option %s needs a value", name);
+        /* "--output --quiet": the value is missing, not named --quiet (a
+           negative number such as "--seed -1" reaches its range message) */
+        if (!eq && val[0] == '-' && val[1] == '-' && val[2] != 0 && !(val[2] >= '0' && val[2] <= '9'))
+          return usage_error("option %s needs a value", name);
         if (!*val) return usage_error("option %s needs a non-empty value", name);
       }
       if (!strcmp(bare, "data")) a->data = val;
@@ -310,16 +318,53 @@ static int parse_args(int argc, char **argv, Args *a) {
   return EX_OK;
 }
 
+/* The library's words for a missing data set, and the command's. */
+static const char no_data_api[] = " (no data: call ppl_set_data_json/ppl_set_data_file first)";
+static const char no_data_cli[] = " (the model has a data block: pass --data FILE.json)";
+
 static int cmd_model(ppl_context *ctx, const Args *a, ppl_model **m) {
   if (!a->model) return usage_error("%s needs a model file", a->cmd);
   if (ppl_compile_file(ctx, a->model, m) != PPL_OK) return report(ctx);
   if (a->data) {
     if (ppl_set_data_file(*m, a->data) != PPL_OK) return report(ctx);
   } else if (ppl_data_commit(*m) != PPL_OK) {
-    /* no --data: fine when the program declares no data */
+    /* no --data: fine when the program declares no data; if not, say it in
+       the command's terms */
+    const char *msg = ppl_errmsg(ctx);
+    size_t n = strlen(msg), k = sizeof no_data_api - 1;
+    if (n >= k && !strcmp(msg + n - k, no_data_api)) {
+      fprintf(stderr, "%.*s%s\n", (int)(n - k), msg, no_data_cli);
+      return EX_DATAERR_;
+    }
     return report(ctx);
   }
   return EX_OK;
+}
+
+/* Ctrl-C: the first asks the run to stop after the current iteration (the
+ * draws so far are summarised), the second ends the process at once.  Only
+ * async-signal-safe calls here: ppl_interrupt, write, _exit. */
+static ppl_context *volatile sigint_ctx;
+static volatile sig_atomic_t sigint_count;
+
+static void on_sigint(int sig) {
+  (void)sig;
+  if (sigint_count++ > 0 || !sigint_ctx) _exit(EX_INTERRUPTED);
+  ppl_interrupt(sigint_ctx);
+  static const char msg[] = "\nppl: interrupted: stopping after the current iteration "
+                            "(Ctrl-C again to quit at once)\n";
+  ssize_t w = write(2, msg, sizeof msg - 1);
+  (void)w;
+}
+
+static void catch_sigint(ppl_context *ctx) {
+  sigint_ctx = ctx;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigint;
+  sa.sa_flags = SA_RESTART; /* writes of the CSV go on */
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
 }
 
 int main(int argc, char **argv) {
@@ -418,15 +463,19 @@ int main(int argc, char **argv) {
     }
     fprintf(stderr, "engine: %s\n", why);
   }
+  if (!strcmp(a.cmd, "run")) catch_sigint(ctx);
   if (ppl_run(m, &ro, &r) != PPL_OK) {
     rc = report(ctx);
     goto done;
   }
   if (!strcmp(a.cmd, "run") && !a.quiet) {
+    /* with the draws on stdout (--output -) the table goes to stderr */
+    FILE *to = a.output && !strcmp(a.output, "-") ? stderr : stdout;
     const char *table = ppl_result_summary_text(r);
-    fputs(table, stdout);
-    if (*table && table[strlen(table) - 1] != '\n') fputc('\n', stdout);
+    fputs(table, to);
+    if (*table && table[strlen(table) - 1] != '\n') fputc('\n', to);
   }
+  if (ppl_result_interrupted(r)) rc = EX_INTERRUPTED;
 
 done:
   ppl_result_free(r);

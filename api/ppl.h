@@ -24,7 +24,12 @@
  *    message (ppl_errmsg) and the source position (ppl_errpos), e.g.
  *    "model.ppl:12:7: unknown variable 'thta'".  The library never exits, aborts
  *    or prints on its own (print() statements of a model go to
- *    ppl_config.print_out).
+ *    ppl_config.print_out; the progress line of ppl_run_options.progress and
+ *    a CSV output named "-" go to stderr and stdout because the host asked).
+ *  - Out of memory is an error like the others (PPL_ERR_NOMEM, "out of memory
+ *    (allocating N bytes)"), never an abort; see PPL_ERR_NOMEM for what stays
+ *    usable.  ppl_run refuses beforehand a run whose draws cannot fit in
+ *    physical memory (PPL_ERR_USAGE, saying how much it needs).
  *  - Strings returned by the library belong to the object they came from and stay
  *    valid until it is freed.  Strings and arrays passed in are copied.
  *  - No global state: contexts are independent; one context may be used by one
@@ -63,7 +68,11 @@ typedef enum ppl_status {
   PPL_ERR_DATA = 4,     /* data missing, malformed or not matching the data block */
   PPL_ERR_RUNTIME = 5,  /* error while running a model */
   PPL_ERR_IO = 6,       /* a file could not be read or written */
-  PPL_ERR_INTERNAL = 7  /* a bug in ppl: please report it */
+  PPL_ERR_INTERNAL = 7, /* a bug in ppl: please report it */
+  PPL_ERR_NOMEM = 8,    /* out of memory: "out of memory (allocating N bytes)".  After it
+                           the model of the call must only be freed; the context and
+                           its other models stay usable */
+  PPL_ERR_INTERRUPTED = 9 /* ppl_interrupt stopped a run before it kept any draw */
 } ppl_status;
 
 /* "syntax error", "data error", ...; static storage. */
@@ -90,6 +99,15 @@ typedef struct ppl_context ppl_context;
 ppl_context *ppl_context_new(const ppl_config *cfg);
 /* Frees the context. Models and results made from it must be freed first. */
 void ppl_context_free(ppl_context *ctx);
+
+/* Ask the running (or the next) ppl_run on ctx to stop at its next iteration:
+ * each chain stops between two draws, its CSV keeps whole rows, and ppl_run
+ * returns a result of the draws kept so far (the fewest any chain kept;
+ * ppl_result_interrupted says so, and the summary text and JSON are marked),
+ * or PPL_ERR_INTERRUPTED when no draw was kept yet.  The request is cleared
+ * when ppl_run returns.  Async-signal-safe: a host may call it from a SIGINT
+ * handler (it only sets an atomic flag of the context). */
+void ppl_interrupt(ppl_context *ctx);
 
 /* The message of the last failed call on this context ("" if none): owned by the
  * context, valid until the next call on it. */
@@ -210,8 +228,13 @@ typedef struct ppl_run_options {
   int thin;                /* default 1 */
   uint64_t seed;           /* default 1 */
   const char *output_csv;  /* CmdStan CSV path, or NULL; several chains write
-                              NAME_1.csv, NAME_2.csv, ... */
-  const char *summary_json;/* summary JSON path, or NULL */
+                              NAME_1.csv, NAME_2.csv, ...  "-" is stdout and a
+                              FIFO is written as is (one chain only); a
+                              character device (/dev/null) is written as is by
+                              every chain.  Refused (PPL_ERR_USAGE) when it is
+                              the model or data file */
+  const char *summary_json;/* summary JSON path, or NULL; checked writable (and
+                              not an input) before the run starts */
   int progress;            /* nonzero: a progress line on stderr (default 0) */
   /* gradient-based engines (nuts, hmc) */
   const char *metric;      /* "diag" (default), "dense", "unit" */
@@ -325,6 +348,9 @@ typedef struct ppl_summary {
 ppl_status ppl_result_summary(const ppl_result *r, int col, ppl_summary *out);
 /* The stansummary-like table the command line prints (owned by the result). */
 const char *ppl_result_summary_text(const ppl_result *r);
+/* Nonzero when ppl_interrupt stopped the run early: ppl_result_num_draws is
+ * then the draws kept, and chains that kept none are left out. */
+int ppl_result_interrupted(const ppl_result *r);
 /* Log evidence and its standard error; PPL_ERR_USAGE if the engine does not estimate it. */
 ppl_status ppl_result_log_evidence(const ppl_result *r, double *estimate, double *se);
 

@@ -25,7 +25,9 @@ typedef enum {
   DIAG_DATA = 4,    /* data file missing, malformed or not matching the data block */
   DIAG_RUNTIME = 5, /* error while running the model (bad parameter, index out of range, ...) */
   DIAG_IO = 6,      /* file could not be read or written */
-  DIAG_INTERNAL = 7 /* a bug in ppl */
+  DIAG_INTERNAL = 7, /* a bug in ppl */
+  DIAG_NOMEM = 8,    /* an allocation failed (a GcGuard caught it) */
+  DIAG_INTERRUPTED = 9 /* the host asked the run to stop before any draw was kept */
 } DiagCode;
 
 typedef struct Diag {

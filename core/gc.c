@@ -99,16 +99,18 @@ void gc_guard_leave(GcGuard *g) {
   if (gc_guard_top == g) gc_guard_top = g->prev;
 }
 
-static void *checked(void *p, size_t n) {
-  if (!p && n) {
-    GcGuard *g = gc_guard_top;
-    if (g) {
-      g->bytes = n;
-      longjmp(g->jb, 1);
-    }
-    fprintf(stderr, "ppl: out of memory allocating %zu bytes\n", n);
-    abort();
+void gc_out_of_memory(size_t n) {
+  GcGuard *g = gc_guard_top;
+  if (g) {
+    g->bytes = n;
+    longjmp(g->jb, 1);
   }
+  fprintf(stderr, "ppl: out of memory allocating %zu bytes\n", n);
+  abort();
+}
+
+static void *checked(void *p, size_t n) {
+  if (!p && n) gc_out_of_memory(n);
   return p;
 }
 

@@ -68,6 +68,10 @@ typedef struct GcGuard {
  * (an allocation failed) pops g and returns false. */
 bool gc_guard_enter(GcGuard *g, int setjmp_result);
 void gc_guard_leave(GcGuard *g);
+/* Fail as an allocation of n bytes would: to this thread's innermost guard.
+ * For a failure caught in another thread (a particle pool's worker) and
+ * handed back to the thread that waits for it. */
+_Noreturn void gc_out_of_memory(size_t n);
 
 /* ---- values ------------------------------------------------------------- */
 

@@ -7,7 +7,17 @@
  *
  * Columns come from the first kept draw of each chain (output sizes are
  * known only at run time); every later draw, and every other chain, must
- * produce the same shapes, because a CSV file has one header. */
+ * produce the same shapes, because a CSV file has one header.
+ *
+ * Out of memory: each chain runs under a GcGuard, so a failed allocation
+ * ends that chain with DIAG_NOMEM like any other chain error.  No driver lock
+ * is held while a chain allocates (r->mu guards only the chain counter and
+ * the progress line); locks below (the interpreter's cache, the JIT) may stay
+ * held after such a jump, which is why the API retires the model (ppl.h).
+ *
+ * Interrupts: the host's flag (DriverOpts.interrupt) is read before every
+ * iteration; a chain that sees it stops between draws, so its CSV holds whole
+ * rows, and the result keeps the fewest draws any chain kept. */
 #define _GNU_SOURCE /* strerror_r returning char * (thread-safe messages) */
 #include "driver.h"
 
@@ -16,6 +26,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +45,7 @@ struct RunResult {
   double logz, logz_se;
   char *summary_text;
   double *warm_s, *samp_s;
+  bool interrupted;
 };
 
 /* One chain's state and results; written only by the thread running it. */
@@ -41,6 +53,7 @@ typedef struct Chain {
   int id; /* 0-based */
   FILE *csv;
   const char *csv_path;
+  bool csv_shared;      /* stdout: flushed, never closed */
   CsvCols cols;         /* the current draw's columns (names from the first) */
   const char **names;   /* fixed at the first kept draw */
   bool *is_int;
@@ -55,6 +68,8 @@ typedef struct Chain {
   double logz;          /* engine's own log evidence estimate (NAN if none) */
   const char *notes;    /* engine's line for the summary */
   const char *backend;  /* how the engine runs the log density (EngineVT.backend) */
+  int kept;             /* draws recorded */
+  bool interrupted;     /* stopped by the host's interrupt flag */
 } Chain;
 
 typedef struct Run {
@@ -65,6 +80,8 @@ typedef struct Run {
   const IrOutput *outputs;
   int warmup, iters;    /* warmup iterations used, sampling iterations */
   Chain *chains;
+  int m, n;             /* chains and draws per chain in the result: the options'
+                           unless interrupted */
   pthread_mutex_t mu;   /* guards next_chain and the progress line */
   int next_chain;
   atomic_int stop;      /* set when a chain fails: the others end early */
@@ -181,10 +198,52 @@ static bool dr_write_comments(FILE *f, const char *text) {
   return fflush(f) == 0;
 }
 
+/* ---- memory ------------------------------------------------------------- */
+
+static double dr_phys_bytes(void) {
+  long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+  return pages > 0 && size > 0 ? (double)pages * (double)size : INFINITY;
+}
+
+/* "25.6 GB" */
+static const char *dr_bytes_text(double b) {
+  if (b >= 1e9) return gc_printf("%.1f GB", b / 1e9);
+  if (b >= 1e6) return gc_printf("%.1f MB", b / 1e6);
+  return gc_printf("%.0f bytes", b);
+}
+
+/* The memory the run keeps for its draws, with ncols columns a draw: every
+ * chain's draws (and log weights), and the summary's scratch (a sorted copy
+ * and the ranks of one column over all chains).  A run that cannot fit in
+ * physical memory is refused before it samples; `when` says which count of
+ * columns this is ("at least" before the first draw). */
+static bool dr_check_memory(const EngineVT *eng, const DriverOpts *o, long ncols, const char *when,
+                            Diag *d) {
+  const EngineOpts *e = &o->eng;
+  double per_draw = (double)(ncols + (eng->weighted ? 1 : 0)) * 8.0;
+  double draws = (double)e->chains * (double)e->draws;
+  double need = draws * per_draw + draws * 16.0;
+  double have = dr_phys_bytes();
+  if (need <= have) return true;
+  diag_error(d, DIAG_USAGE, (SrcPos){0},
+             "the run would keep %s of draws (%d chain%s x %d draws x %s%ld columns x 8 bytes, and the "
+             "summary's work space), more than the %s of physical memory: thin the draws (thin), "
+             "ask for fewer draws or chains, or output fewer variables",
+             dr_bytes_text(need), e->chains, e->chains == 1 ? "" : "s", e->draws, when, ncols,
+             dr_bytes_text(have));
+  return false;
+}
+
 static bool dr_record(Run *r, Chain *ch, const Draw *dr, int k) {
   if (!dr_columns(r, ch, dr, k)) return false;
   int nd = r->o->eng.draws;
   if (k == 0) {
+    /* the columns are known now: the exact check (by every chain, before it
+       allocates, so no chain is left to run out of memory instead) */
+    if (!dr_check_memory(r->eng, r->o, ch->cols.n, "", &ch->d)) {
+      ch->failed = true;
+      return false;
+    }
     ch->ncols = ch->cols.n;
     ch->names = gc_alloc(sizeof(char *) * (size_t)(ch->ncols ? ch->ncols : 1));
     memcpy(ch->names, ch->cols.names, sizeof(char *) * (size_t)ch->ncols);
@@ -220,8 +279,16 @@ static bool dr_step(Run *r, Chain *ch, void *state, bool warmup, Draw *dr) {
   return false;
 }
 
+/* The host asked the run to stop (ppl_interrupt). */
+static bool dr_interrupted(Run *r, Chain *ch) {
+  if (!r->o->interrupt || !atomic_load(r->o->interrupt)) return false;
+  ch->interrupted = true;
+  return true;
+}
+
 static void dr_run_chain(Run *r, Chain *ch) {
   const EngineOpts *eo = &r->o->eng;
+  if (dr_interrupted(r, ch)) return; /* not started: no engine to set up */
   void *state = r->eng->init(r->in, eo, ch->id, &ch->d);
   if (!state) {
     if (!diag_failed(&ch->d))
@@ -235,21 +302,23 @@ static void dr_run_chain(Run *r, Chain *ch) {
   double t0 = dr_now();
   bool ok = true;
   for (int w = 0; ok && w < r->warmup; w++) {
-    if (atomic_load(&r->stop)) ok = false;
+    if (atomic_load(&r->stop) || dr_interrupted(r, ch)) ok = false;
     else ok = dr_step(r, ch, state, true, &dr);
     if (ok) dr_progress(r, 1);
   }
   double t1 = dr_now();
   if (ok && r->eng->adaptation_info) ch->adapt = r->eng->adaptation_info(state);
-  for (int it = 0, k = 0; ok && it < r->iters; it++) {
-    if (atomic_load(&r->stop)) ok = false;
+  for (int it = 0; ok && it < r->iters; it++) {
+    if (atomic_load(&r->stop) || dr_interrupted(r, ch)) ok = false;
     else ok = dr_step(r, ch, state, false, &dr);
     /* CmdStan keeps iterations 0, thin, 2 thin, ... */
-    if (ok && it % eo->thin == 0) ok = dr_record(r, ch, &dr, k++);
+    if (ok && it % eo->thin == 0 && (ok = dr_record(r, ch, &dr, ch->kept))) ch->kept++;
     if (ok) dr_progress(r, 1);
   }
   double t2 = dr_now();
   ch->logz = NAN;
+  /* an interrupted chain is whole up to its last draw: it is summarised */
+  if (ch->interrupted && !ch->failed) ok = true;
   if (ok && r->eng->log_evidence && !r->eng->log_evidence(state, &ch->logz)) ch->logz = NAN;
   if (ok && r->eng->chain_notes) ch->notes = r->eng->chain_notes(state);
   if (r->eng->backend) ch->backend = r->eng->backend(state); /* after the draws: all is compiled */
@@ -270,11 +339,26 @@ static bool dr_take_chain(Run *r, int *c) {
   return *c >= 0;
 }
 
+/* A chain under an out-of-memory guard.  After a failed allocation the
+ * engine's state is abandoned (its GC memory is garbage; what it holds
+ * outside the GC heap leaks) and the chain fails with DIAG_NOMEM. */
+static void dr_run_chain_guarded(Run *r, Chain *ch) {
+  GcGuard g;
+  if (gc_guard_enter(&g, setjmp(g.jb))) {
+    dr_run_chain(r, ch);
+    gc_guard_leave(&g);
+    return;
+  }
+  diag_init(&ch->d);
+  dr_fail(ch, DIAG_NOMEM, "out of memory (allocating %zu bytes)", g.bytes);
+  atomic_store(&r->stop, 1);
+}
+
 static void *dr_worker(void *arg) {
   Run *r = arg;
   gc_thread_enter();
   int c;
-  while (dr_take_chain(r, &c)) dr_run_chain(r, &r->chains[c]);
+  while (dr_take_chain(r, &c)) dr_run_chain_guarded(r, &r->chains[c]);
   gc_thread_leave();
   return NULL;
 }
@@ -295,12 +379,122 @@ static bool dr_check_opts(const EngineVT *eng, const DriverOpts *o, Diag *d) {
   return !bad;
 }
 
+/* Close (or, for stdout, flush) a chain's CSV; false on a write error. */
+static bool dr_close_csv(Chain *ch) {
+  if (!ch->csv) return true;
+  bool ok = ch->csv_shared ? fflush(ch->csv) == 0 && !ferror(ch->csv) : fclose(ch->csv) == 0;
+  ch->csv = NULL;
+  return ok;
+}
+
 static void dr_close_files(Run *r) {
-  for (int c = 0; c < r->o->eng.chains; c++)
-    if (r->chains[c].csv) {
-      fclose(r->chains[c].csv);
-      r->chains[c].csv = NULL;
+  for (int c = 0; c < r->o->eng.chains; c++) dr_close_csv(&r->chains[c]);
+}
+
+/* ---- outputs -------------------------------------------------------------- */
+
+/* Output path is the existing file `input` (same device and inode). */
+static bool dr_same_file(const char *path, const char *input) {
+  struct stat a, b;
+  return input && stat(path, &a) == 0 && stat(input, &b) == 0 && a.st_dev == b.st_dev &&
+         a.st_ino == b.st_ino;
+}
+
+/* An output must not be one of the run's inputs: writing it would destroy
+ * the model or its data. */
+static bool dr_not_an_input(const DriverOpts *o, const char *path, const char *what, Diag *d) {
+  const char *in = dr_same_file(path, o->model_file) ? o->model_file
+                   : dr_same_file(path, o->data_file) ? o->data_file
+                                                      : NULL;
+  if (!in) return true;
+  diag_error(d, DIAG_USAGE, (SrcPos){0}, "%s '%s' is the run's %s file '%s': refusing to overwrite it",
+             what, path, in == o->model_file ? "model" : "data", in);
+  return false;
+}
+
+/* Whether path can be written, without creating or truncating it: the file
+ * if it exists, else its directory. */
+static bool dr_writable(const char *path, int *err) {
+  struct stat st;
+  if (stat(path, &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return *err = EISDIR, false;
+    if (access(path, W_OK) != 0) return *err = errno, false;
+    return true;
+  }
+  if (errno != ENOENT) return *err = errno, false;
+  const char *slash = strrchr(path, '/');
+  const char *dir = !slash ? "." : slash == path ? "/" : gc_strndup(path, (size_t)(slash - path));
+  if (access(dir, W_OK | X_OK) != 0) return *err = errno, false;
+  return true;
+}
+
+/* The summary JSON is written after sampling: check it before. */
+static bool dr_check_summary_path(const DriverOpts *o, Diag *d) {
+  if (!o->summary_json) return true;
+  if (!dr_not_an_input(o, o->summary_json, "summary", d)) return false;
+  int e = 0;
+  if (dr_writable(o->summary_json, &e)) return true;
+  char buf[128];
+  diag_error(d, DIAG_IO, (SrcPos){0}, "cannot write summary '%s': %s", o->summary_json,
+             dr_strerror(e, buf, sizeof buf));
+  return false;
+}
+
+typedef enum { DR_FILE, DR_STDOUT, DR_FIFO, DR_DEVICE } DrOutKind;
+
+/* Chain c's CSV path: "-" is stdout, a character device or FIFO is the path
+ * itself, anything else NAME_c.csv when there are several chains. */
+static const char *dr_csv_path(const DriverOpts *o, int c, DrOutKind *kind) {
+  struct stat st;
+  *kind = DR_FILE;
+  if (!strcmp(o->output_csv, "-")) return *kind = DR_STDOUT, "(stdout)";
+  if (stat(o->output_csv, &st) == 0 && S_ISCHR(st.st_mode)) return *kind = DR_DEVICE, o->output_csv;
+  if (stat(o->output_csv, &st) == 0 && S_ISFIFO(st.st_mode)) return *kind = DR_FIFO, o->output_csv;
+  return csv_chain_path(o->output_csv, c, o->eng.chains);
+}
+
+bool driver_check_outputs(const EngineVT *eng, const DriverOpts *o, int noutputs,
+                          const IrOutput *outputs, Diag *d) {
+  /* a lower bound of the columns (lp__, the engine's, one a scalar output)
+     refuses the hopeless runs before any work; the first draw gives the rest */
+  long mincols = 1 + eng->nstats;
+  for (int j = 0; j < noutputs; j++) mincols += dr_is_scalar(outputs[j].type);
+  if (!dr_check_memory(eng, o, mincols, "at least ", d)) return false;
+  if (!dr_check_summary_path(o, d)) return false;
+  if (!o->output_csv) return true;
+  int nch = o->eng.chains;
+  for (int c = 0; c < nch; c++) {
+    DrOutKind kind;
+    const char *path = dr_csv_path(o, c, &kind);
+    if ((kind == DR_STDOUT || kind == DR_FIFO) && nch > 1) {
+      diag_error(d, DIAG_USAGE, (SrcPos){0},
+                 "output '%s' is %s, which takes the draws of one chain; the run has %d chains: "
+                 "give a file name (one file a chain) or run one chain",
+                 o->output_csv, kind == DR_STDOUT ? "standard output" : "a FIFO", nch);
+      return false;
     }
+    if (kind == DR_STDOUT) continue;
+    if (!dr_not_an_input(o, path, "output", d)) return false;
+    int e = 0;
+    char buf[128];
+    if (kind == DR_FILE && !dr_writable(path, &e)) {
+      diag_error(d, DIAG_IO, (SrcPos){0}, "cannot write '%s': %s", path, dr_strerror(e, buf, sizeof buf));
+      return false;
+    }
+  }
+  return true;
+}
+
+static bool dr_open_csv(Run *r, Chain *ch, int c, Diag *d) {
+  DrOutKind kind;
+  ch->csv_path = dr_csv_path(r->o, c, &kind);
+  ch->csv_shared = kind == DR_STDOUT;
+  ch->csv = kind == DR_STDOUT ? stdout : fopen(ch->csv_path, "w");
+  if (ch->csv) return true;
+  char buf[128];
+  diag_error(d, DIAG_IO, (SrcPos){0}, "cannot write '%s': %s", ch->csv_path,
+             dr_strerror(errno, buf, sizeof buf));
+  return false;
 }
 
 static bool dr_open_files(Run *r, Diag *d) {
@@ -312,12 +506,8 @@ static bool dr_open_files(Run *r, Diag *d) {
     if (dr_is_string(r->outputs[j].type)) skipped[nskip++] = r->outputs[j].name;
   for (int c = 0; c < o->eng.chains; c++) {
     Chain *ch = &r->chains[c];
-    ch->csv_path = csv_chain_path(o->output_csv, c, o->eng.chains);
-    ch->csv = fopen(ch->csv_path, "w");
     char buf[128];
-    if (!ch->csv) {
-      diag_error(d, DIAG_IO, (SrcPos){0}, "cannot write '%s': %s", ch->csv_path,
-                 dr_strerror(errno, buf, sizeof buf));
+    if (!dr_open_csv(r, ch, c, d)) {
       dr_close_files(r);
       return false;
     }
@@ -362,7 +552,7 @@ static void dr_run_all(Run *r) {
      created) it runs every chain itself. */
   int c;
   if (started == 0)
-    while (dr_take_chain(r, &c)) dr_run_chain(r, &r->chains[c]);
+    while (dr_take_chain(r, &c)) dr_run_chain_guarded(r, &r->chains[c]);
   for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
 }
 
@@ -378,7 +568,7 @@ static bool dr_first_error(Run *r, Diag *d) {
 
 static bool dr_same_columns(Run *r, Diag *d) {
   Chain *a = &r->chains[0];
-  for (int c = 1; c < r->o->eng.chains; c++) {
+  for (int c = 1; c < r->m; c++) {
     Chain *b = &r->chains[c];
     int n = a->ncols < b->ncols ? a->ncols : b->ncols;
     for (int i = 0; i <= n; i++) {
@@ -387,7 +577,7 @@ static bool dr_same_columns(Run *r, Diag *d) {
       diag_error(d, DIAG_RUNTIME, (SrcPos){0},
                  "chain %d's outputs have other shapes than chain 1's (column %d: '%s' vs '%s'): "
                  "the chains' CSV files and summary need the same columns",
-                 c + 1, i + 1, i < b->ncols ? b->names[i] : "(none)", i < a->ncols ? a->names[i] : "(none)");
+                 b->id + 1, i + 1, i < b->ncols ? b->names[i] : "(none)", i < a->ncols ? a->names[i] : "(none)");
       return false;
     }
   }
@@ -433,14 +623,56 @@ static void dr_summarise(Run *r, RunResult *rr) {
   }
 }
 
+/* After an interrupt: the result keeps the chains that kept draws, each cut
+ * to the fewest any of them kept, its columns moved together (data[c] is laid
+ * out column by column with a stride of the draws asked for).  False when no
+ * chain kept a draw. */
+static bool dr_cut_interrupted(Run *r) {
+  int m = 0, n = r->o->eng.draws;
+  for (int c = 0; c < r->o->eng.chains; c++)
+    if (r->chains[c].kept > 0) {
+      if (r->chains[c].kept < n) n = r->chains[c].kept;
+      r->chains[m++] = r->chains[c];
+    }
+  if (m == 0) return false;
+  int nd = r->o->eng.draws;
+  for (int c = 0; c < m && n < nd; c++)
+    for (int col = 1; col < r->chains[c].ncols; col++)
+      memmove(r->chains[c].data + (size_t)col * (size_t)n, r->chains[c].data + (size_t)col * (size_t)nd,
+              sizeof(double) * (size_t)n);
+  r->m = m;
+  r->n = n;
+  return true;
+}
+
+static SummaryRun dr_summary_run(const Run *r, const RunResult *rr) {
+  const DriverOpts *o = r->o;
+  return (SummaryRun){
+      .model_name = dr_short_name(o->model_name ? o->model_name : o->model_file),
+      .engine = rr->engine,
+      .engine_reason = rr->engine_reason,
+      .backend = rr->backend,
+      .chains = rr->nchains,
+      .draws = rr->ndraws,
+      .warmup = r->warmup,
+      .thin = o->eng.thin,
+      .weighted = rr->weighted,
+      .log_evidence = rr->logz,
+      .log_evidence_se = rr->logz_se,
+      .planned_draws = rr->interrupted ? o->eng.draws : 0,
+      .planned_chains = rr->interrupted ? o->eng.chains : 0,
+  };
+}
+
 static RunResult *dr_result(Run *r) {
   const DriverOpts *o = r->o;
   RunResult *rr = gc_alloc(sizeof *rr);
-  int m = o->eng.chains;
+  int m = r->m;
   rr->engine = r->eng->name;
   rr->engine_reason = o->engine_reason;
   rr->nchains = m;
-  rr->ndraws = o->eng.draws;
+  rr->ndraws = r->n;
+  rr->interrupted = r->m < o->eng.chains || r->n < o->eng.draws;
   rr->ncols = r->chains[0].ncols;
   rr->names = r->chains[0].names;
   rr->labels = gc_alloc(sizeof(char *) * (size_t)(rr->ncols ? rr->ncols : 1));
@@ -459,43 +691,19 @@ static RunResult *dr_result(Run *r) {
   rr->stats = gc_alloc_atomic(sizeof(SummaryStats) * (size_t)(rr->ncols ? rr->ncols : 1));
   dr_summarise(r, rr);
   rr->backend = r->chains[0].backend;
-  SummaryRun sr = {
-      .model_name = dr_short_name(o->model_name ? o->model_name : o->model_file),
-      .engine = rr->engine,
-      .engine_reason = rr->engine_reason,
-      .backend = rr->backend,
-      .chains = m,
-      .draws = rr->ndraws,
-      .warmup = r->warmup,
-      .thin = o->eng.thin,
-      .weighted = rr->weighted,
-      .log_evidence = rr->logz,
-      .log_evidence_se = rr->logz_se,
-  };
+  SummaryRun sr = dr_summary_run(r, rr);
   rr->summary_text = summary_table(&sr, rr->ncols, rr->labels, rr->stats);
   /* the engines' own remarks (divergences, tree depth ...), chain by chain */
   for (int c = 0; c < m; c++)
     if (r->chains[c].notes && *r->chains[c].notes)
-      rr->summary_text = gc_printf("%s\nchain %d: %s", rr->summary_text, c + 1, r->chains[c].notes);
+      rr->summary_text = gc_printf("%s\nchain %d: %s", rr->summary_text, r->chains[c].id + 1,
+                                   r->chains[c].notes);
   return rr;
 }
 
 static bool dr_write_json(Run *r, RunResult *rr, Diag *d) {
-  const DriverOpts *o = r->o;
-  SummaryRun sr = {
-      .model_name = dr_short_name(o->model_name ? o->model_name : o->model_file),
-      .engine = rr->engine,
-      .engine_reason = rr->engine_reason,
-      .backend = rr->backend,
-      .chains = rr->nchains,
-      .draws = rr->ndraws,
-      .warmup = r->warmup,
-      .thin = o->eng.thin,
-      .weighted = rr->weighted,
-      .log_evidence = rr->logz,
-      .log_evidence_se = rr->logz_se,
-  };
-  return summary_write_json(o->summary_json, &sr, rr->ncols, rr->labels, rr->stats, d);
+  SummaryRun sr = dr_summary_run(r, rr);
+  return summary_write_json(r->o->summary_json, &sr, rr->ncols, rr->labels, rr->stats, d);
 }
 
 bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
@@ -521,27 +729,35 @@ bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
   atomic_init(&r->stop, 0);
   atomic_init(&r->done, 0);
   r->total = (long)m * (r->warmup + r->iters);
+  r->m = m, r->n = o->eng.draws;
 
-  bool ok = dr_open_files(r, d);
+  bool ok = driver_check_outputs(eng, o, noutputs, outputs, d) && dr_open_files(r, d);
+  bool stopped = false;
   if (ok) {
     dr_run_all(r);
     if (o->progress) {
       fprintf(stderr, "\r%60s\r", "");
       fflush(stderr);
     }
+    for (int c = 0; c < m; c++) stopped |= r->chains[c].interrupted;
     if (dr_first_error(r, d)) ok = false;
-    else ok = dr_same_columns(r, d);
   }
+  /* files are closed before the chains are cut to those that kept draws */
   for (int c = 0; c < m; c++) {
     Chain *ch = &r->chains[c];
-    if (ch->csv && fclose(ch->csv) != 0 && ok) {
+    const char *path = ch->csv_path;
+    if (!dr_close_csv(ch) && ok) {
       char buf[128];
-      diag_error(d, DIAG_IO, (SrcPos){0}, "error writing '%s': %s", ch->csv_path,
+      diag_error(d, DIAG_IO, (SrcPos){0}, "error writing '%s': %s", path,
                  dr_strerror(errno, buf, sizeof buf));
       ok = false;
     }
-    ch->csv = NULL;
   }
+  if (ok && stopped && !dr_cut_interrupted(r)) {
+    diag_error(d, DIAG_INTERRUPTED, (SrcPos){0}, "interrupted before any draw was kept");
+    ok = false;
+  }
+  if (ok) ok = dr_same_columns(r, d);
   pthread_mutex_destroy(&r->mu);
   if (!ok) return false;
 
@@ -613,6 +829,7 @@ const char *rr_engine(const RunResult *r) { return r->engine; }
 const char *rr_engine_reason(const RunResult *r) { return r->engine_reason; }
 const char *rr_backend(const RunResult *r) { return r->backend; }
 const char *rr_summary_text(const RunResult *r) { return r->summary_text; }
+bool rr_interrupted(const RunResult *r) { return r->interrupted; }
 
 double rr_chain_seconds(const RunResult *r, int chain, bool warmup) {
   if (chain < 0 || chain >= r->nchains) return NAN;

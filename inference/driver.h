@@ -8,6 +8,7 @@
 #ifndef PPL_DRIVER_H
 #define PPL_DRIVER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -18,7 +19,10 @@
 typedef struct DriverOpts {
   EngineOpts eng;
   const char *output_csv;    /* NULL = no CSV; with several chains "out.csv" is
-                                written as out_1.csv, out_2.csv, ... (CmdStan) */
+                                written as out_1.csv, out_2.csv, ... (CmdStan).
+                                Not a regular file: "-" is stdout and a FIFO is
+                                written as is, one chain only; a character device
+                                (/dev/null) is opened as is by every chain */
   const char *summary_json;  /* NULL = no JSON summary */
   FILE *summary_out;         /* NULL = no table printed (it is kept in the result) */
   bool progress;             /* a progress line on stderr, redrawn with \r: only
@@ -28,6 +32,9 @@ typedef struct DriverOpts {
                                 base name without extension; NULL = from model_file */
   const char *model_file, *data_file; /* recorded in the CSV; may be NULL */
   const char *engine_reason; /* "mh — ..." for the table, CSV and JSON; may be NULL */
+  atomic_int *interrupt;     /* NULL, or a flag the host sets (from a signal handler)
+                                to stop the run at the next iteration: the draws
+                                kept so far are summarised and marked interrupted */
 } DriverOpts;
 
 /* chains 4, draws 1000, warmup 1000, thin 1, seed 1; everything else off. */
@@ -40,7 +47,20 @@ typedef struct RunResult RunResult;
 bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
                         const EngineVT *eng, const DriverOpts *o, RunResult **out, Diag *d);
 
+/* What driver_run checks before it opens a file or samples: that no output
+ * is the model or data file (same device and inode; DIAG_USAGE), that every
+ * output can be written (DIAG_IO), that stdout and a FIFO take one chain, and
+ * that the draws can fit in physical memory (DIAG_USAGE; a lower bound of the
+ * columns here, the exact count at the first kept draw). */
+bool driver_check_outputs(const EngineVT *eng, const DriverOpts *o, int noutputs,
+                          const IrOutput *outputs, Diag *d);
+
 /* Run eng on the program of `in`. On success *out is the result (GC memory).
+ * Before sampling, outputs are checked: an output that is the model or data
+ * file (same device and inode) is DIAG_USAGE, an output that cannot be
+ * written DIAG_IO, and draws that cannot fit in physical memory DIAG_USAGE.
+ * An allocation failure in a chain is DIAG_NOMEM; an interrupt before any
+ * draw was kept DIAG_INTERRUPTED.
  * Errors: DIAG_USAGE for bad options, DIAG_IO when a file cannot be written,
  * the engine's Diag when a chain fails (the other chains stop; what was
  * written stays on disk, flushed), DIAG_RUNTIME when an output changes shape
@@ -75,6 +95,10 @@ const char *rr_engine_reason(const RunResult *r); /* may be NULL */
 const char *rr_backend(const RunResult *r);       /* EngineVT.backend of chain 1; may be NULL */
 /* The summary table (as summary_out receives it). */
 const char *rr_summary_text(const RunResult *r);
+/* Stopped by DriverOpts.interrupt: the draws kept are fewer than asked for
+ * (rr_num_draws, the fewest any chain kept; chains that kept none are left
+ * out of the result). */
+bool rr_interrupted(const RunResult *r);
 /* Wall-clock seconds of a chain's warmup and sampling phases. */
 double rr_chain_seconds(const RunResult *r, int chain, bool warmup);
 

@@ -149,6 +149,7 @@ typedef struct Round {
   PoolFn fn;
   void *ctx;
   int n, chunk;
+  atomic_size_t oom; /* nonzero: a chunk ran out of memory allocating this many bytes */
   atomic_int next; /* first unclaimed item */
   atomic_int done; /* items finished */
 } Round;
@@ -182,12 +183,25 @@ int pool_particle_workers(const EngineOpts *o) {
  * is done, not when every thread has looked in: a thread the scheduler keeps
  * asleep delays a round only if it holds a claimed chunk (hence small
  * chunks), which matters on a machine busy with other work. */
+/* One chunk under an out-of-memory guard: a pool thread has no guard of its
+ * own, and the round must end (every chunk counted done) even when one fails;
+ * pool_run then hands the failure to the waiting thread's guard. */
+static void pool_chunk(Round *r, int worker, int lo, int hi) {
+  GcGuard g;
+  if (!gc_guard_enter(&g, setjmp(g.jb))) {
+    atomic_store(&r->oom, *(volatile size_t *)&g.bytes);
+    return;
+  }
+  r->fn(r->ctx, worker, lo, hi);
+  gc_guard_leave(&g);
+}
+
 static void pool_work(Pool *p, Round *r, int worker) {
   for (;;) {
     int lo = atomic_fetch_add(&r->next, r->chunk);
     if (lo >= r->n) return;
     int hi = lo + r->chunk < r->n ? lo + r->chunk : r->n;
-    r->fn(r->ctx, worker, lo, hi);
+    if (!atomic_load(&r->oom)) pool_chunk(r, worker, lo, hi); /* after a failure: skip */
     if (atomic_fetch_add(&r->done, hi - lo) + (hi - lo) == r->n) {
       pthread_mutex_lock(&p->mu);
       pthread_cond_broadcast(&p->finished);
@@ -256,6 +270,7 @@ void pool_run(Pool *p, int n, int grain, PoolFn fn, void *ctx) {
   r->ctx = ctx;
   r->n = n;
   r->chunk = chunk < 8 ? 8 : chunk;
+  atomic_store(&r->oom, 0);
   atomic_store(&r->next, 0);
   atomic_store(&r->done, 0);
   pthread_mutex_lock(&p->mu);
@@ -267,6 +282,8 @@ void pool_run(Pool *p, int n, int grain, PoolFn fn, void *ctx) {
   pthread_mutex_lock(&p->mu);
   while (atomic_load(&r->done) < n) pthread_cond_wait(&p->finished, &p->mu);
   pthread_mutex_unlock(&p->mu);
+  size_t oom = atomic_load(&r->oom);
+  if (oom) gc_out_of_memory(oom); /* to the chain's guard: the chain fails */
 }
 
 void pool_free(Pool *p) {

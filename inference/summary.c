@@ -101,7 +101,14 @@ char *summary_table(const SummaryRun *run, int ncols, const char *const *labels,
          run->draws == 1 ? "" : "s");
   if (run->warmup > 0) sb_add(&b, " after %d warmup iterations", run->warmup);
   if (run->thin > 1) sb_add(&b, " (thin %d)", run->thin);
-  sb_add(&b, ": %ld draws in total\n\n", (long)run->chains * run->draws);
+  sb_add(&b, ": %ld draws in total\n", (long)run->chains * run->draws);
+  if (run->planned_draws > 0) {
+    sb_add(&b, "interrupted after %d of %d draws", run->draws, run->planned_draws);
+    if (run->planned_chains > run->chains)
+      sb_add(&b, " (%d of %d chains had kept draws)", run->chains, run->planned_chains);
+    sb_add(&b, "\n");
+  }
+  sb_add(&b, "\n");
 
   int w = 4;
   for (int i = 0; i < ncols; i++)
@@ -180,6 +187,7 @@ static json_t *sm_doc(const SummaryRun *run, int ncols, const char *const *label
     json_object_set_new(le, "se", sm_num(run->log_evidence_se));
     json_object_set_new(root, "log_evidence", le);
   }
+  json_object_set_new(root, "interrupted", json_boolean(run->planned_draws > 0));
   return root;
 }
 

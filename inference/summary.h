@@ -20,6 +20,9 @@ typedef struct SummaryRun {
   int chains, draws, warmup, thin; /* draws: kept per chain; warmup 0 if none */
   bool weighted;             /* importance-weighted draws (ESS is Kish's) */
   double log_evidence, log_evidence_se; /* NaN when not estimated */
+  /* A run stopped by the host (ppl_interrupt): the draws and chains it was
+     asked for; 0 when it ran to the end. */
+  int planned_draws, planned_chains;
 } SummaryRun;
 
 /* The table as text (a GC string), e.g.
@@ -32,6 +35,8 @@ typedef struct SummaryRun {
  *   theta      0.25  0.0031    0.12   0.078    0.24    0.47      1540      1880  1.001
  *
  *   log evidence: -108.61 ± 0.02
+ * An interrupted run says so under the draws line ("interrupted after 120 of
+ * 1000 draws").
  * A "-" marks a statistic that does not apply or cannot be computed (R-hat
  * of one chain or of weighted draws, ESS of a constant). */
 char *summary_table(const SummaryRun *run, int ncols, const char *const *labels,
@@ -43,7 +48,8 @@ char *summary_table(const SummaryRun *run, int ncols, const char *const *labels,
  *    "variables": {"theta[1]": {"mean": ..., "sd": ..., "mcse": ..., "q5": ...,
  *                  "q50": ..., "q95": ..., "ess_bulk": ..., "ess_tail": ...,
  *                  "rhat": ...}, ...},
- *    "log_evidence": {"estimate": ..., "se": ...} or null}
+ *    "log_evidence": {"estimate": ..., "se": ...} or null,
+ *    "interrupted": false}   (true for a run the host stopped early)
  * Non-finite numbers are null. NULL only if out of memory. */
 char *summary_json(const SummaryRun *run, int ncols, const char *const *labels,
                    const SummaryStats *stats);
