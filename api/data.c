@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,7 +142,7 @@ typedef struct Reader {
   const char *file, *name;
   Type t;
   int nsizes;
-  const int *sizes;
+  const int64_t *sizes;
   const char **desc; /* per size: "J = 8" or NULL */
   Diag *d;
   int idx[MAX_PATH]; /* 1-based indices of the element being read */
@@ -180,12 +181,12 @@ static const char *rd_desc(const Reader *r, int k) {
 }
 
 /* The size the declaration gives at position k, or -1 if none is known. */
-static int rd_size(const Reader *r, int k) { return k < r->nsizes ? r->sizes[k] : -1; }
+static int64_t rd_size(const Reader *r, int k) { return k < r->nsizes ? r->sizes[k] : -1; }
 
 /* Check that n is an array of the expected length (want < 0: any).
    `one`/`many` name an element ("real"/"reals"); `k` indexes sizes for the
    description; `row` > 0 prefixes "row N: " (matrix rows). */
-static bool rd_array(Reader *r, const JNode *n, int want, const char *one, const char *many,
+static bool rd_array(Reader *r, const JNode *n, int64_t want, const char *one, const char *many,
                      int k, int row) {
   const char *where = row > 0 ? gc_printf("row %d: ", row) : "";
   const char *noun = want == 1 ? one : many;
@@ -196,12 +197,13 @@ static bool rd_array(Reader *r, const JNode *n, int want, const char *one, const
     const char *got = n->kind == JK_INT || n->kind == JK_REAL ? "a number" : jnode_desc(n);
     if (want < 0)
       return rd_fail(r, "%sexpected an array of %s, got %s", where, many, got);
-    return rd_fail(r, "%sexpected an array of %d %s%s, got %s%s", where, want, noun,
+    return rd_fail(r, "%sexpected an array of %lld %s%s, got %s%s", where, (long long)want, noun,
                    rd_desc(r, k), got,
                    want == 1 && scalar ? " (a length-1 array is written [x])" : "");
   }
   if (want >= 0 && n->n != want)
-    return rd_fail(r, "%sexpected %d %s%s, got %d", where, want, noun, rd_desc(r, k), n->n);
+    return rd_fail(r, "%sexpected %lld %s%s, got %d", where, (long long)want, noun, rd_desc(r, k),
+                   n->n);
   return true;
 }
 
@@ -274,11 +276,13 @@ static bool rd_vector(Reader *r, const JNode *n, bool row, Value *out) {
 static bool rd_matrix(Reader *r, const JNode *n, Value *out) {
   int k = r->t.ndims;
   if (!rd_array(r, n, rd_size(r, k), "row", "rows", k, 0)) return false;
-  int rows = n->n, cols = rd_size(r, k + 1);
+  int rows = n->n;
+  int64_t cols = rd_size(r, k + 1);
   if (cols < 0) cols = rows > 0 && n->items[0]->kind == JK_ARRAY ? n->items[0]->n : 0;
+  if (rows == 0 && cols > INT_MAX) return rd_fail(r, "%lld columns are too many", (long long)cols);
   for (int i = 0; i < rows; i++)
     if (!rd_array(r, n->items[i], cols, "column", "columns", k + 1, i + 1)) return false;
-  Value m = val_mat(rows, cols);
+  Value m = val_mat(rows, (int)cols);
   for (int i = 0; i < rows; i++)
     for (int j = 0; j < cols; j++) {
       if (!rd_push(r, i + 1) || !rd_push(r, j + 1)) return false;
@@ -488,7 +492,7 @@ static bool con_check(Reader *r, const Con *c, Value v) {
 
 /* Split "J = 8, K = 3" into one description per size.  Items map to sizes by
    position when there is one per size, otherwise by value. */
-static const char **split_desc(const char *desc, int nsizes, const int *sizes) {
+static const char **split_desc(const char *desc, int nsizes, const int64_t *sizes) {
   if (!desc || nsizes <= 0) return NULL;
   const char **items = gc_alloc(sizeof(char *) * (size_t)(nsizes + 8));
   long long *vals = gc_alloc_atomic(sizeof(long long) * (size_t)(nsizes + 8));
@@ -517,7 +521,7 @@ static const char **split_desc(const char *desc, int nsizes, const int *sizes) {
   return out;
 }
 
-static bool json_get(DataSource *src, const char *name, Type t, int nsizes, const int *sizes,
+static bool json_get(DataSource *src, const char *name, Type t, int nsizes, const int64_t *sizes,
                      const char *size_desc, ConKind con, double lo, double hi, Value *out,
                      Diag *d) {
   JsonSource *js = (JsonSource *)src;

@@ -46,7 +46,7 @@ typedef struct KData {
   Value y;
 } KData;
 
-static bool kdata_get(DataSource *src, const char *name, Type t, int nsizes, const int *sizes,
+static bool kdata_get(DataSource *src, const char *name, Type t, int nsizes, const int64_t *sizes,
                       const char *size_desc, ConKind con, double lo, double hi, Value *out,
                       Diag *d) {
   KData *k = (KData *)src;

@@ -474,7 +474,6 @@ static const char *sizes_text(int n, const int64_t *sz) {
 static bool exec_data(InterpState *st, Frame *f, const IrInstr *ins, DataSource *src, Diag *d) {
   const Value *R = f->regs;
   int64_t sz64[8];
-  int sizes[8];
   int n = eval_sizes(ins, R, sz64, 8);
   for (int i = 0; i < n; i++) {
     if (sz64[i] < 0) {
@@ -482,7 +481,6 @@ static bool exec_data(InterpState *st, Frame *f, const IrInstr *ins, DataSource 
                  ins->name, (long long)sz64[i]);
       return false;
     }
-    sizes[i] = (int)sz64[i];
   }
   Type t = f->fn->regtypes[ins->dst];
   Interp *in = (Interp *)st->in; /* loading data is the one time it is written */
@@ -506,7 +504,7 @@ static bool exec_data(InterpState *st, Frame *f, const IrInstr *ins, DataSource 
     return false;
   }
   Value v = val_none();
-  if (!src->get(src, ins->name, t, n, sizes, size_desc(f->fn, ins, R), (ConKind)ins->con.kind,
+  if (!src->get(src, ins->name, t, n, sz64, size_desc(f->fn, ins, R), (ConKind)ins->con.kind,
                 bound_of(R, ins->con.lower, NAN), bound_of(R, ins->con.upper, NAN), &v, d)) {
     if (!diag_failed(d)) diag_error(d, DIAG_DATA, ins->pos, "could not read data \"%s\"", ins->name);
     return false;

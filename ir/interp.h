@@ -98,7 +98,7 @@ struct Handler {
 
 /* ---- data ---- */
 
-/* Where IR_DATA gets its values (inference/ and lang/ implement it: the JSON
+/* Where IR_DATA gets its values (api/ implements it: the JSON
  * loader, typed arrays from the embedding API). */
 typedef struct DataSource DataSource;
 struct DataSource {
@@ -107,8 +107,9 @@ struct DataSource {
      (lo/hi are NaN when absent).  Return false and fill d (DIAG_DATA) with
      messages such as 'data.json: "y": expected 8 reals (J = 8), got 7' (the
      caller supplies the "(J = 8)" part in size_desc: a GC string like "J = 8",
-     or NULL). */
-  bool (*get)(DataSource *src, const char *name, Type t, int nsizes, const int *sizes,
+     or NULL).  Sizes are 64-bit: a size read from data may exceed int's range,
+     and the message about the data must still be the ordinary one. */
+  bool (*get)(DataSource *src, const char *name, Type t, int nsizes, const int64_t *sizes,
               const char *size_desc, ConKind con, double lo, double hi, Value *out,
               Diag *d);
 };

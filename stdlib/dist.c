@@ -602,8 +602,18 @@ bool dist_call_init(DistCall *dc, const DistFamily *f, int np, const Value *p, C
 static bool dist_value_arg(const DistFamily *f, Value x, DArg *xa, char *err, size_t errsz) {
   if (f->discrete && !dist_int_leaves(x)) return dist_fail(err, errsz, "%s: y must be an int", f->name);
   if (!darg_make(xa, x)) return dist_fail(err, errsz, "%s: y must be a real or a container of reals", f->name);
-  for (size_t j = 0; j < xa->n; j++)
+  for (size_t j = 0; j < xa->n; j++) {
     if (isnan(xa->d[j])) return dist_fail(err, errsz, "%s: y must not be NaN", f->name);
+    /* no family has mass at infinity: an infinite value is a mistake in the
+       data (CmdStan JSON's "Infinity"), said here rather than as an
+       impossible point later */
+    if (isinf(xa->d[j])) {
+      char where[48] = "";
+      if (xa->n > 1) snprintf(where, sizeof where, " (element %zu)", j + 1);
+      return dist_fail(err, errsz, "%s: y must be finite, got %s%s", f->name,
+                       xa->d[j] > 0 ? "inf" : "-inf", where);
+    }
+  }
   return true;
 }
 

@@ -25,7 +25,7 @@ typedef struct TData {
   TDatum d[8];
 } TData;
 
-__attribute__((unused)) static bool tdata_get(DataSource *src, const char *name, Type t, int nsizes, const int *sizes,
+__attribute__((unused)) static bool tdata_get(DataSource *src, const char *name, Type t, int nsizes, const int64_t *sizes,
                       const char *size_desc, ConKind con, double lo, double hi, Value *out,
                       Diag *d) {
   TData *td = (TData *)src;

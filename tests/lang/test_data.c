@@ -22,7 +22,7 @@ typedef struct Req {
   TyBase base;
   int ndims;
   int nsizes;
-  int sizes[6];
+  int64_t sizes[6];
   const char *desc;
   ConKind con;
   double lo, hi;

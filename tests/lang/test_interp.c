@@ -850,14 +850,14 @@ typedef struct FakeSrc {
   int nsizes[8], size0[8];
 } FakeSrc;
 
-static bool fake_get(DataSource *src, const char *name, Type t, int nsizes, const int *sizes,
+static bool fake_get(DataSource *src, const char *name, Type t, int nsizes, const int64_t *sizes,
                      const char *size_desc, ConKind con, double lo, double hi, Value *out, Diag *d) {
   FakeSrc *fs = (FakeSrc *)src;
   int k = fs->calls++;
   fs->names[k] = name;
   fs->desc[k] = size_desc;
   fs->nsizes[k] = nsizes;
-  fs->size0[k] = nsizes ? sizes[0] : -1;
+  fs->size0[k] = nsizes ? (int)sizes[0] : -1;
   if (strcmp(name, "J") == 0) {
     *out = val_int(3);
     return true;
