@@ -19,8 +19,9 @@
  * (1) an event whose weights would push the ESS below the threshold is
  * entered in tempered steps: the k-th target becomes
  * p(x) L_1..L_{k-1} L_k^beta, beta raised from 0 to 1 by bisection so that
- * each step's ESS is the threshold (one event of 200 observations, as in a
- * vectorised regression, becomes as many steps as it needs); and (2) after
+ * each step's ESS is the threshold, at most SMC_TEMPER_ESS (one event of 200
+ * observations, as in a vectorised regression, becomes as many steps as it
+ * needs); and (2) after
  * every resampling each particle gets rounds of MH moves that leave the
  * current (tempered) target invariant: a joint Gaussian random walk over its
  * static continuous choices on the unconstrained scale, per element scaled by
@@ -81,6 +82,7 @@
 #define SMC_MAX_ROUNDS 30    /* automatic rounds after one resampling, at most */
 #define SMC_BLOCK_ACCEPT 0.234
 #define SMC_MAX_TEMPER 1000  /* tempering steps of one event, at most */
+#define SMC_TEMPER_ESS 0.8   /* tempering steps aim at most at this ESS / N */
 
 /* Choices made between two events of one lineage; shared by descendants. */
 typedef struct Segment {
@@ -546,7 +548,8 @@ static double smc_weights_at(SmcState *s, const double *base, double delta) {
  * resampled and moved.  Leaves s->lw with the rest of the event added. */
 static bool smc_temper(SmcState *s, double *base, double *logz, int *stages, Diag *d) {
   int N = s->N;
-  double target = s->ess_threshold * N, beta = 0;
+  /* a threshold near 1 would make every step tiny */
+  double target = fmin(s->ess_threshold, SMC_TEMPER_ESS) * N, beta = 0;
   for (int i = 0; i < N; i++)
     if (s->p[i].killed) base[i] = -INFINITY;
   for (int step = 0;; step++) {
