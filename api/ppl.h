@@ -244,7 +244,9 @@ typedef struct ppl_run_options {
   int particles;           /* default 1000 */
   const char *resample;    /* "systematic" (default), "multinomial", "stratified", "residual" */
   double ess_threshold;    /* resample when ESS/N falls below it, in [0, 1], default 0.5 */
-  int rejuvenate;          /* MH moves per particle after resampling, default 0 */
+  int rejuvenate;          /* rounds of MH moves per particle after each resampling,
+                              with tempered events; -1 (default): as many as needed
+                              when the program has static parameters; 0: none */
   int ancestor_sampling;   /* pgibbs: nonzero = ancestor sampling (PGAS), default 0 */
   int no_jit;              /* nuts/hmc: nonzero = interpret the log density instead of
                               compiling it with LLVM (default 0) */

@@ -69,6 +69,8 @@ typedef struct MhState {
   long stop_events;
   bool gen;
   bool cur_done;
+  double stop_scale;  /* tempering of the stop event (smc); 1 = none */
+  double cur_stop_lp; /* the accepted trace's untempered stop event density */
   const char *only; /* propose only at this choice (particle Gibbs), or NULL */
   bool block;       /* the `block` option: a joint move after each sweep */
   MhBlockRw rw;     /* its scale (adapted in warmup towards MH_BLOCK_ACCEPT) */
@@ -279,6 +281,7 @@ static bool mh_one(MhState *s, bool warmup, bool *accepted, Diag *fatal) {
   Trace *nt;
   if (s->stop_events > 0 || s->gen) {
     th.stop_events = s->stop_events;
+    if (s->stop_scale > 0) th.stop_scale = s->stop_scale;
     nt = trace_run_until(s->in, &th, s->model_seed, (uint64_t)s->chain, s->gen, &st, &done, &d);
   } else {
     nt = trace_run(s->in, &th, s->model_seed, (uint64_t)s->chain, false, &st, &d);
@@ -303,6 +306,7 @@ static bool mh_one(MhState *s, bool warmup, bool *accepted, Diag *fatal) {
     s->cur = nt;
     s->cur_st = st;
     s->cur_done = done;
+    s->cur_stop_lp = th.stop_lp;
   }
   if (warmup && (p.k == K_RW_ELEM || p.k == K_RW_UNIT))
     step_adapt(step_find(s, c->addr, local, true), a >= 0 ? 1 : exp(a));
@@ -519,6 +523,7 @@ MhMover *mh_mover_new(const Interp *in, uint64_t model_seed, uint64_t stream, ui
   rng_seed(&s->rng, seed, stream);
   s->model_seed = model_seed;
   s->gen = gen;
+  s->stop_scale = 1;
   return (MhMover *)s;
 }
 
@@ -539,6 +544,10 @@ bool mh_mover_move(MhMover *m, Trace **cur, InterpState **st, long stop_events, 
   *done = s->cur_done;
   return true;
 }
+
+void mh_mover_set_stop_scale(MhMover *m, double scale) { ((MhState *)m)->stop_scale = scale; }
+
+double mh_mover_stop_lp(const MhMover *m) { return ((const MhState *)m)->cur_stop_lp; }
 
 bool mh_mover_move_at(MhMover *m, const char *addr, bool adapt, Trace **cur, InterpState **st,
                       bool *accepted, Diag *fatal) {

@@ -12,9 +12,27 @@
  * structure) keeps its weight while the others go on, so the k-th target is
  * "the run up to its k-th event, or all of it if it has fewer".
  *
- * Resample-move: with --rejuvenate K each particle gets K single-site MH moves
- * of engine mh after each resampling, re-running its trace up to its current
- * event count (the interpreter is deterministic given the trace).
+ * Resample-move with tempering (Chopin 2002; Del Moral, Doucet, Jasra 2006).
+ * Latents drawn outside every loop (static parameters, from the analysis)
+ * would otherwise keep only the values of the few initial particles that
+ * survive resampling.  So, when the program has them (or --rejuvenate K > 0),
+ * (1) an event whose weights would push the ESS below the threshold is
+ * entered in tempered steps: the k-th target becomes
+ * p(x) L_1..L_{k-1} L_k^beta, beta raised from 0 to 1 by bisection so that
+ * each step's ESS is the threshold, at most SMC_TEMPER_ESS (one event of 200
+ * observations, as in a vectorised regression, becomes as many steps as it
+ * needs); and (2) after
+ * every resampling each particle gets rounds of MH moves that leave the
+ * current (tempered) target invariant: a joint Gaussian random walk over its
+ * static continuous choices on the unconstrained scale, per element scaled by
+ * the weighted population's sd before resampling (times a factor adapted to
+ * the acceptance rate), then one single-site move of engine mh over all its
+ * choices.  Every move re-runs the particle's trace up to its current event
+ * (the interpreter is deterministic given the trace) and scores everything
+ * seen so far.  --rejuvenate K gives K rounds; the default (-1) adapts the
+ * number of rounds until particles have made SMC_JUMPS accepted moves on
+ * average (at most SMC_MAX_ROUNDS), and does nothing for programs without
+ * static parameters (a particle filter, as before).
  *
  * Draws and evidence.  One SMC run with N = --particles particles gives N
  * weighted draws; the driver asks each chain for --draws draws, so a chain runs
@@ -46,9 +64,12 @@
  * is run once per emitted draw by replaying the particle's trace.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "../stdlib/transform.h"
 #include "engine.h"
 #include "resample.h"
 #include "trace.h"
@@ -56,6 +77,12 @@
 /* Particles per worker below which a round is not spread over threads (one
  * advance costs about a microsecond, a thread wake-up tens). */
 #define SMC_GRAIN 64
+
+#define SMC_JUMPS 3.0        /* automatic rounds: accepted moves per particle wanted */
+#define SMC_MAX_ROUNDS 30    /* automatic rounds after one resampling, at most */
+#define SMC_BLOCK_ACCEPT 0.234
+#define SMC_MAX_TEMPER 1000  /* tempering steps of one event, at most */
+#define SMC_TEMPER_ESS 0.8   /* tempering steps aim at most at this ESS / N */
 
 /* Choices made between two events of one lineage; shared by descendants. */
 typedef struct Segment {
@@ -70,6 +97,7 @@ typedef struct Particle {
   long events;        /* events passed (the run is suspended after the last) */
   long nchoices;
   double loglik, logprior;
+  double last_inc;    /* untempered log density of its latest event (0 when done) */
   bool done, killed; /* killed: its program failed with a runtime error */
   int eve;
   Rng rng; /* this particle's own stream: its fresh choices */
@@ -107,6 +135,14 @@ typedef struct SmcState {
   const char **perr;/* a round's runtime errors (killed particles), per particle */
   uint64_t fork_seed;
   MhMover *mover;
+  /* resample-move (see the header): on when moves > 0 */
+  bool moves_on;
+  int nstatic;               /* static latents' names (addresses) */
+  const char **static_names;
+  double lambda;             /* block step factor, adapted to SMC_BLOCK_ACCEPT */
+  int nscale;                /* population scales of the static elements */
+  struct SmcScale *scale;
+  Trace **tr;                /* moves: each particle's trace, tempered */
   /* the current run */
   double run_logz;
   int next; /* next particle of the current run to emit; N = run exhausted */
@@ -116,6 +152,8 @@ typedef struct SmcState {
   double logz_max, logz_sum; /* sum exp(logz - logz_max) over runs */
   double relvar_sum;         /* Lee–Whiteley relative variances, summed */
   long resamplings, events_max, moves, accepts, killed;
+  long block_moves, block_accepts, rounds, move_phases, temper_steps;
+  int distinct_min;          /* distinct final histories, fewest over runs */
   double ess_min;
   char first_err[sizeof ((Diag *)0)->msg];
 } SmcState;
@@ -169,6 +207,7 @@ static void smc_advance(SmcState *s, SmcWorker *w, Particle *p, int i) {
   p->logprior += th->tr->logprior;
   p->loglik += th->tr->loglik;
   s->inc[i] = th->tr->loglik;
+  p->last_inc = rs == RUN_DONE ? 0 : th->tr->loglik;
   if (rs == RUN_DONE) p->done = true;
   else p->events++;
 }
@@ -220,30 +259,235 @@ static Trace *smc_trace(const Particle *p) {
   return trace_from_choices((int)p->nchoices, c, p->loglik);
 }
 
-/* K MH moves on particle p; its weight is unchanged (the moves leave the
- * current target invariant). */
-static bool smc_rejuvenate(SmcState *s, Particle *p, Diag *d) {
-  if (p->nchoices == 0 || !(p->loglik > -INFINITY)) return true;
+/* The particle's trace scored for a target whose latest event counts beta
+ * times (its loglik keeps the whole event). */
+static Trace *smc_trace_at(const Particle *p, double beta) {
   Trace *t = smc_trace(p);
-  InterpState *st = p->st;
-  bool done = p->done, moved = false;
-  for (int k = 0; k < s->rejuvenate; k++) {
-    bool acc;
-    if (!mh_mover_move(s->mover, &t, &st, done ? 0 : p->events, &done, &acc, d)) return false;
-    s->moves++;
-    s->accepts += acc;
-    moved |= acc;
+  if (beta != 1 && !p->done) t->loglik = p->loglik - (1 - beta) * p->last_inc;
+  return t;
+}
+
+/* Population scale of one static choice: per element, the weighted sd of the
+ * unconstrained values before resampling. */
+typedef struct SmcScale {
+  const char *addr;
+  int numel;
+  double sw;
+  double *m1, *m2, *sd;
+} SmcScale;
+
+static bool smc_static_name(const SmcState *s, const char *addr) {
+  for (int k = 0; k < s->nstatic; k++)
+    if (!strcmp(s->static_names[k], addr)) return true;
+  return false;
+}
+
+/* The choices the block move proposes for: static, continuous, scalar bounds. */
+static const SmcScale *smc_block_scale(const SmcState *s, const TraceChoice *c) {
+  if (!c->continuous || c->structured || c->type.base == TY_STRING) return NULL;
+  for (int k = 0; k < s->nscale; k++)
+    if (!strcmp(s->scale[k].addr, c->addr)) return s->scale[k].numel == c->numel ? &s->scale[k] : NULL;
+  return NULL;
+}
+
+/* s->scale from the weighted population (s->p, s->w) about to be resampled. */
+static void smc_scales(SmcState *s) {
+  s->nscale = 0;
+  for (int i = 0; i < s->N; i++) {
+    const Particle *p = &s->p[i];
+    if (!(s->w[i] > 0) || p->killed) continue;
+    for (const Segment *g = p->seg; g; g = g->parent)
+      for (int j = 0; j < g->n; j++) {
+        const TraceChoice *c = &g->c[j];
+        if (!c->continuous || c->structured || c->type.base == TY_STRING ||
+            !smc_static_name(s, c->addr))
+          continue;
+        SmcScale *e = NULL;
+        for (int k = 0; k < s->nscale && !e; k++)
+          if (!strcmp(s->scale[k].addr, c->addr)) e = &s->scale[k];
+        if (!e) {
+          if (s->nscale == s->nstatic) continue;
+          e = &s->scale[s->nscale++];
+          e->addr = c->addr;
+          e->numel = c->numel;
+          e->sw = 0;
+          e->m1 = gc_alloc_atomic(sizeof(double) * (size_t)(3 * c->numel + 1));
+          e->m2 = e->m1 + c->numel;
+          e->sd = e->m2 + c->numel;
+          memset(e->m1, 0, sizeof(double) * (size_t)(3 * c->numel));
+        }
+        if (e->numel != c->numel) continue;
+        double w = s->w[i];
+        e->sw += w;
+        for (int k = 0; k < c->numel; k++) {
+          double x = trace_value_get(c->val, (size_t)k), u;
+          if (!tf_unconstrain(c->con, c->lower, c->upper, 1, &x, &u)) u = 0;
+          e->m1[k] += w * u;
+          e->m2[k] += w * u * u;
+        }
+      }
   }
-  if (!moved) return true;
-  Segment *g = gc_alloc(sizeof(Segment));
-  g->n = t->n;
-  g->c = t->c;
-  p->seg = g;
-  p->nchoices = t->n;
-  p->st = st;
-  p->done = done;
-  p->loglik = t->loglik;
-  p->logprior = t->logprior;
+  for (int k = 0; k < s->nscale; k++) {
+    SmcScale *e = &s->scale[k];
+    for (int j = 0; j < e->numel; j++) {
+      double m = e->m1[j] / e->sw, v = e->m2[j] / e->sw - m * m;
+      /* a collapsed population still moves (the factor adapts upwards) */
+      e->sd[j] = v > 1e-18 ? sqrt(v) : 1e-9;
+    }
+  }
+}
+
+/* Do old and new_ have the same block choices (addresses in order, bounds,
+ * sizes)?  Then the reverse move is the same proposal: symmetric veto. */
+static bool smc_same_block(const SmcState *s, const Trace *old, const Trace *new_) {
+  int i = 0, j = 0;
+  for (;;) {
+    while (i < old->n && !smc_block_scale(s, &old->c[i])) i++;
+    while (j < new_->n && !smc_block_scale(s, &new_->c[j])) j++;
+    if (i == old->n || j == new_->n) return i == old->n && j == new_->n;
+    const TraceChoice *a = &old->c[i++], *b = &new_->c[j++];
+    if (strcmp(a->addr, b->addr) || a->con != b->con || a->lower != b->lower ||
+        a->upper != b->upper)
+      return false;
+  }
+}
+
+/* One joint random-walk move over particle i's static continuous choices,
+ * for the target tempered by beta.  *tried = there were any. */
+static bool smc_block_move(SmcState *s, int i, double beta, bool *tried, bool *acc, Diag *d) {
+  Particle *p = &s->p[i];
+  const Trace *t = s->tr[i];
+  *tried = *acc = false;
+  int n = 0;
+  long elems = 0;
+  for (int k = 0; k < t->n; k++)
+    if (smc_block_scale(s, &t->c[k])) {
+      n++;
+      elems += t->c[k].numel;
+    }
+  if (n == 0 || elems == 0) return true;
+  *tried = true;
+  TraceBlock b = {0};
+  b.addrs = gc_alloc(sizeof(char *) * (size_t)n);
+  b.vals = gc_alloc(sizeof(Value) * (size_t)n);
+  double f = s->lambda * 2.38 / sqrt((double)elems);
+  for (int k = 0; k < t->n; k++) {
+    const TraceChoice *c = &t->c[k];
+    const SmcScale *e = smc_block_scale(s, c);
+    if (!e) continue;
+    Value v = val_copy(c->val);
+    for (int j = 0; j < c->numel; j++) {
+      double x = trace_value_get(v, (size_t)j), u, xn;
+      if (!tf_unconstrain(c->con, c->lower, c->upper, 1, &x, &u)) return true; /* rejected */
+      double lj_old = tf_constrain(c->con, c->lower, c->upper, 1, &u, &xn);
+      u += f * e->sd[j] * rng_normal(&s->rng);
+      double lj_new = tf_constrain(c->con, c->lower, c->upper, 1, &u, &xn);
+      trace_value_set(&v, (size_t)j, xn);
+      b.log_q_ratio += lj_new - lj_old;
+    }
+    b.addrs[b.n] = c->addr;
+    b.vals[b.n++] = v;
+  }
+  TraceHandler th;
+  char err[256] = "";
+  trace_handler_init(&th, &s->rng, t, NULL, NULL, NULL);
+  if (!trace_handler_set_block(&th, &b, err, sizeof err)) {
+    diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "smc: %s", err);
+    return false;
+  }
+  th.stop_events = p->done ? 0 : p->events;
+  th.stop_scale = beta;
+  Diag rd;
+  diag_init(&rd);
+  InterpState *nst = NULL;
+  bool ndone = true;
+  Trace *nt = trace_run_until(s->in, &th, s->model_seed, (uint64_t)s->chain, false, &nst,
+                              &ndone, &rd);
+  double a = -INFINITY;
+  if (!nt) {
+    if (rd.code == DIAG_INTERNAL) { /* a run the program rejects is a rejected move */
+      *d = rd;
+      return false;
+    }
+  } else if (smc_same_block(s, t, nt)) {
+    a = trace_block_log_accept(t, nt, &b, th.block_seen, th.fresh_lp);
+  }
+  *acc = log(rng_uniform(&s->rng)) < a;
+  if (*acc) {
+    s->tr[i] = nt;
+    p->st = nst;
+    p->done = ndone;
+    p->last_inc = ndone ? 0 : th.stop_lp;
+  }
+  return true;
+}
+
+/* One single-site move of engine mh on particle i (all its choices). */
+static bool smc_site_move(SmcState *s, int i, bool *acc, Diag *d) {
+  Particle *p = &s->p[i];
+  Trace *t = s->tr[i];
+  InterpState *st = p->st;
+  bool done = p->done;
+  if (!mh_mover_move(s->mover, &t, &st, done ? 0 : p->events, &done, acc, d)) return false;
+  if (*acc) {
+    s->tr[i] = t;
+    p->st = st;
+    p->done = done;
+    p->last_inc = done ? 0 : mh_mover_stop_lp(s->mover);
+  }
+  return true;
+}
+
+/* Rounds of moves on the freshly resampled population, for the target whose
+ * latest event counts beta times: --rejuvenate K rounds, or (automatic) until
+ * the particles have made SMC_JUMPS accepted moves on average. */
+static bool smc_moves(SmcState *s, double beta, Diag *d) {
+  int N = s->N;
+  Trace **orig = gc_alloc(sizeof(Trace *) * (size_t)N);
+  for (int i = 0; i < N; i++)
+    orig[i] = s->tr[i] = s->p[i].killed || s->p[i].nchoices == 0 ? NULL : smc_trace_at(&s->p[i], beta);
+  mh_mover_set_stop_scale(s->mover, beta);
+  double jumps = 0;
+  for (int r = 0;; r++) {
+    if (s->rejuvenate > 0 ? r >= s->rejuvenate : r >= SMC_MAX_ROUNDS || jumps >= SMC_JUMPS)
+      break;
+    long bt = 0, ba = 0, sa = 0, moved = 0;
+    for (int i = 0; i < N; i++) {
+      if (!s->tr[i] || !(trace_logjoint(s->tr[i]) > -INFINITY)) continue;
+      bool tried, acc;
+      if (!smc_block_move(s, i, beta, &tried, &acc, d)) return false;
+      bt += tried;
+      ba += acc;
+      if (!smc_site_move(s, i, &acc, d)) return false;
+      sa += acc;
+      moved++;
+    }
+    if (moved == 0) break;
+    s->rounds++;
+    s->block_moves += bt;
+    s->block_accepts += ba;
+    s->moves += moved;
+    s->accepts += sa;
+    if (bt > 0) { /* towards the random walk's optimal acceptance */
+      s->lambda *= exp((double)ba / (double)bt - SMC_BLOCK_ACCEPT);
+      if (s->lambda < 1e-4) s->lambda = 1e-4;
+      if (s->lambda > 1e4) s->lambda = 1e4;
+    }
+    jumps += (double)(ba + sa) / (double)moved;
+  }
+  for (int i = 0; i < N; i++) {
+    Particle *p = &s->p[i];
+    Trace *t = s->tr[i];
+    if (t == orig[i]) continue;
+    Segment *g = gc_alloc(sizeof(Segment));
+    g->n = t->n;
+    g->c = t->c;
+    p->seg = g;
+    p->nchoices = t->n;
+    p->logprior = t->logprior;
+    p->loglik = beta == 1 || p->done ? t->loglik : t->loglik + (1 - beta) * p->last_inc;
+  }
+  s->move_phases++;
   return true;
 }
 
@@ -279,6 +523,86 @@ static void smc_resample(SmcState *s) {
   s->resamplings++;
 }
 
+/* Resample, with moves for the target tempered by beta when they are on. */
+static bool smc_resample_move(SmcState *s, double beta, Diag *d) {
+  if (s->moves_on) smc_scales(s);
+  smc_resample(s);
+  return !s->moves_on || smc_moves(s, beta, d);
+}
+
+/* Log weights base + delta * (each particle's latest event), normalised into
+ * s->w; returns the ESS. */
+static double smc_weights_at(SmcState *s, const double *base, double delta) {
+  for (int i = 0; i < s->N; i++) {
+    const Particle *p = &s->p[i];
+    s->lw[i] = p->killed ? -INFINITY : p->done ? base[i] : base[i] + delta * p->last_inc;
+  }
+  resample_normalise(s->N, s->lw, s->w);
+  return resample_ess(s->N, s->w);
+}
+
+/* Enter the latest event (its densities are the particles' last_inc; base =
+ * the log weights before it) in tempered steps while taking it whole would
+ * bring the ESS below the threshold: each step's fraction is found by
+ * bisection so that its ESS is the threshold, then the population is
+ * resampled and moved.  Leaves s->lw with the rest of the event added. */
+static bool smc_temper(SmcState *s, double *base, double *logz, int *stages, Diag *d) {
+  int N = s->N;
+  /* a threshold near 1 would make every step tiny */
+  double target = fmin(s->ess_threshold, SMC_TEMPER_ESS) * N, beta = 0;
+  for (int i = 0; i < N; i++)
+    if (s->p[i].killed) base[i] = -INFINITY;
+  for (int step = 0;; step++) {
+    double rest = 1 - beta;
+    if (step >= SMC_MAX_TEMPER || smc_weights_at(s, base, rest) >= target) return true;
+    double lo = 0, hi = rest;
+    for (int k = 0; k < 50; k++) {
+      double mid = 0.5 * (lo + hi);
+      if (smc_weights_at(s, base, mid) >= target) lo = mid;
+      else hi = mid;
+    }
+    double delta = lo > 0 ? lo : hi / 1024;
+    smc_weights_at(s, base, delta);
+    double lz = resample_normalise(N, s->lw, s->w);
+    if (!(lz > -INFINITY)) return true; /* the caller reports it */
+    double ess = resample_ess(N, s->w);
+    if (ess < s->ess_min || s->ess_min < 0) s->ess_min = ess;
+    *logz += lz;
+    beta += delta;
+    if (beta > 1 - 1e-12) beta = 1;
+    s->temper_steps++;
+    (*stages)++;
+    if (!smc_resample_move(s, beta, d)) return false;
+    for (int i = 0; i < N; i++) base[i] = s->p[i].killed ? -INFINITY : 0;
+    if (beta == 1) {
+      smc_weights_at(s, base, 0);
+      return true;
+    }
+  }
+}
+
+static int cmp_ptr(const void *a, const void *b) {
+  uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Final particles with weight whose histories differ: offspring share their
+ * oldest segment until a move replaces it. */
+static int smc_distinct(const SmcState *s) {
+  uintptr_t *root = gc_alloc_atomic(sizeof(uintptr_t) * (size_t)s->N);
+  int n = 0;
+  for (int i = 0; i < s->N; i++) {
+    if (!(s->w[i] > 0)) continue;
+    const Segment *g = s->p[i].seg;
+    while (g && g->parent) g = g->parent;
+    root[n++] = (uintptr_t)g;
+  }
+  qsort(root, (size_t)n, sizeof *root, cmp_ptr);
+  int k = 0;
+  for (int i = 0; i < n; i++) k += i == 0 || root[i] != root[i - 1];
+  return k;
+}
+
 /* One complete SMC run: afterwards s->p holds the final particles, s->lw
  * their log weights since the last resampling and s->run_logz the estimate. */
 static bool smc_run_pool(SmcState *s, Diag *d) {
@@ -294,10 +618,13 @@ static bool smc_run_pool(SmcState *s, Diag *d) {
   double logz = 0;
   int stages = 1;
   long events = 0;
+  double *base = s->moves_on ? gc_alloc_atomic(sizeof(double) * (size_t)N) : NULL;
   for (;;) {
     int alive = 0;
+    if (base) memcpy(base, s->lw, sizeof(double) * (size_t)N);
     if (!smc_round(s, &alive, d)) return false;
     events++;
+    if (base && !smc_temper(s, base, &logz, &stages, d)) return false;
     double lz = resample_normalise(N, s->lw, s->w);
     if (!(lz > -INFINITY)) {
       diag_error(d, DIAG_RUNTIME, (SrcPos){0},
@@ -313,10 +640,8 @@ static bool smc_run_pool(SmcState *s, Diag *d) {
     if (ess < s->ess_min || s->ess_min < 0) s->ess_min = ess;
     if (ess < s->ess_threshold * N) {
       logz += lz;
-      smc_resample(s);
+      if (!smc_resample_move(s, 1, d)) return false;
       stages++;
-      for (int i = 0; s->rejuvenate > 0 && i < N; i++)
-        if (!smc_rejuvenate(s, &s->p[i], d)) return false;
     }
   }
   for (int i = 0; i < N; i++) /* the last round only finished the runs */
@@ -329,6 +654,8 @@ static bool smc_run_pool(SmcState *s, Diag *d) {
   for (int i = 0; i < N; i++) sq += mass[i] * mass[i];
   double relvar = N > 1 ? 1 - pow((double)N / (N - 1), stages) * (1 - sq) : NAN;
   s->relvar_sum += relvar;
+  int k = smc_distinct(s);
+  if (s->distinct_min < 0 || k < s->distinct_min) s->distinct_min = k;
   if (logz > s->logz_max) {
     s->logz_sum = s->nruns ? s->logz_sum * exp(s->logz_max - logz) : 0;
     s->logz_max = logz;
@@ -394,7 +721,18 @@ static void *smc_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
     s->wk[k].scap = 64;
     s->wk[k].scratch = gc_alloc(sizeof(TraceChoice) * 64);
   }
-  if (s->rejuvenate > 0)
+  /* static parameters: latents drawn outside every loop and function */
+  IrAnalysis *an = ir_analyze(s->prog);
+  s->static_names = gc_alloc(sizeof(char *) * (size_t)(an->nlatents + 1));
+  for (int k = 0; k < an->nlatents; k++)
+    if (!an->latents[k].in_loop && !an->latents[k].in_function)
+      s->static_names[s->nstatic++] = an->latents[k].name;
+  s->scale = gc_alloc(sizeof(SmcScale) * (size_t)(s->nstatic + 1));
+  s->tr = gc_alloc(sizeof(Trace *) * N);
+  s->lambda = 1;
+  s->distinct_min = -1;
+  s->moves_on = s->rejuvenate > 0 || (s->rejuvenate < 0 && s->nstatic > 0);
+  if (s->moves_on)
     s->mover = mh_mover_new(in, s->model_seed, (uint64_t)chain, o->seed ^ 0x72656au, false);
   s->next = s->N; /* no run yet */
   s->logz_max = -INFINITY;
@@ -433,18 +771,37 @@ static const char *smc_notes(void *state) {
   SmcState *s = state;
   if (s->nruns == 0) return "";
   double se = sqrt(fmax(s->relvar_sum / s->nruns, 0) / s->nruns);
-  char *moves = s->moves ? gc_printf(", %ld rejuvenation moves (%.0f%% accepted)", s->moves,
-                                     100.0 * (double)s->accepts / (double)s->moves)
-                         : "";
+  char *moves = "";
+  if (s->temper_steps)
+    moves = gc_printf(", %ld tempering steps", s->temper_steps);
+  if (s->move_phases)
+    moves = gc_printf("%s, resample-move: %ld rounds after %ld resamplings (%s), %ld single-site "
+                      "moves (%.0f%% accepted)",
+                      moves, s->rounds, s->move_phases,
+                      s->rejuvenate > 0 ? "--rejuvenate" : "automatic", s->moves,
+                      s->moves ? 100.0 * (double)s->accepts / (double)s->moves : 0.0);
+  if (s->block_moves)
+    moves = gc_printf("%s, %ld block moves of the static parameters (%.0f%% accepted)", moves,
+                      s->block_moves, 100.0 * (double)s->block_accepts / (double)s->block_moves);
+  char *distinct = "";
+  if (s->distinct_min >= 0 && s->N >= 10 && s->distinct_min < s->N / 10)
+    distinct = gc_printf("; DEGENERATE: only %d of %d final particles have distinct histories, so "
+                         "latents drawn early (and static ones) rest on few values%s",
+                         s->distinct_min, s->N,
+                         s->moves_on ? "; use more --particles or --rejuvenate K"
+                                     : s->nstatic ? "" : " (path degeneracy of a long series: "
+                                                         "late states and the evidence are fine)");
+  else if (s->distinct_min >= 0)
+    distinct = gc_printf("; %d of %d final particles distinct", s->distinct_min, s->N);
   return gc_printf("smc: %d run%s of %d particles (draws = particles per run), up to %ld "
                    "events, %ld %s resamplings, min ESS %.1f%s%s; log evidence %.4f, "
-                   "within-run SE %.4f (Lee–Whiteley%s)",
+                   "within-run SE %.4f (Lee–Whiteley%s)%s",
                    s->nruns, s->nruns == 1 ? "" : "s", s->N, s->events_max, s->resamplings,
                    resample_name(s->scheme), s->ess_min, moves,
                    s->killed ? gc_printf(", %ld particles killed by runtime errors", s->killed)
                              : "",
                    s->logz_max + log(s->logz_sum / s->nruns), se,
-                   se > 0 ? "" : "; the estimate was <= 0, clamped");
+                   se > 0 ? "" : "; the estimate was <= 0, clamped", distinct);
 }
 
 static void smc_free(void *state) { (void)state; /* GC memory */ }
@@ -452,8 +809,9 @@ static void smc_free(void *state) { (void)state; /* GC memory */ }
 static const OptSpec smc_options[] = {
     {.name = "resample", .type = OPT_ENUM, .def = "systematic", .choices = resample_names,
      .arg = "SCHEME", .help = "the resampling scheme"},
-    {.name = "rejuvenate", .type = OPT_INT, .def = "0", .ilo = 0, .ihi = 1000000, .arg = "K",
-     .help = "single-site MH moves per particle after each resampling"},
+    {.name = "rejuvenate", .type = OPT_INT, .def = "-1", .ilo = -1, .ihi = 1000000, .arg = "K",
+     .help = "rounds of MH moves per particle after each resampling, with tempered events; -1: "
+             "as many as needed when the program has static parameters, 0: none"},
     OPT_END,
 };
 

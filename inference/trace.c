@@ -352,19 +352,30 @@ static HandlerResult th_sample(Handler *h, const char *addr, const DistCall *dc,
   return HR_CONTINUE;
 }
 
+/* An observe/factor event of log density lp; the run suspends at the stop
+   event, whose density counts stop_scale times (tempered SMC targets). */
+static HandlerResult th_event(TraceHandler *th, double lp) {
+  if (++th->events == th->stop_events) {
+    th->stop_lp = lp;
+    th->tr->loglik += th->stop_scale == 1 ? lp : th->stop_scale * lp;
+    return HR_SUSPEND;
+  }
+  th->tr->loglik += lp;
+  return HR_CONTINUE;
+}
+
 static HandlerResult th_observe(Handler *h, const DistCall *dc, Value x, SrcPos pos, Diag *d) {
   TraceHandler *th = (TraceHandler *)h;
   char err[512] = "";
   double lp;
   if (!dist_call_lpdf(dc, x, &lp, err, sizeof err)) return fail(d, pos, err);
-  th->tr->loglik += lp;
-  return ++th->events == th->stop_events ? HR_SUSPEND : HR_CONTINUE;
+  return th_event(th, lp);
 }
 
 static HandlerResult th_factor(Handler *h, double lw, SrcPos pos, Diag *d) {
-  TraceHandler *th = (TraceHandler *)h;
-  th->tr->loglik += lw;
-  return ++th->events == th->stop_events ? HR_SUSPEND : HR_CONTINUE;
+  (void)pos;
+  (void)d;
+  return th_event((TraceHandler *)h, lw);
 }
 
 /* Simulated data (interp_load_data_sim): drawn from the observation's
@@ -377,8 +388,7 @@ static HandlerResult th_simulate(Handler *h, const DistCall *dc, Value *out, Src
   double lp;
   if (!dist_call_rng(dc, th->rng, out, err, sizeof err)) return fail(d, pos, err);
   if (!dist_call_lpdf(dc, *out, &lp, err, sizeof err)) return fail(d, pos, err);
-  th->tr->loglik += lp;
-  return ++th->events == th->stop_events ? HR_SUSPEND : HR_CONTINUE;
+  return th_event(th, lp);
 }
 
 void trace_handler_init(TraceHandler *th, Rng *rng, const Trace *prev, const char *target,
@@ -393,6 +403,7 @@ void trace_handler_init(TraceHandler *th, Rng *rng, const Trace *prev, const cha
   th->target = target;
   th->propose = propose;
   th->propose_ctx = propose_ctx;
+  th->stop_scale = 1;
   th->tr = gc_alloc(sizeof(Trace));
 }
 

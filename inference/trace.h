@@ -98,6 +98,10 @@ struct TraceHandler {
      handler (1 = the first one it sees); 0 = never */
   long stop_events;
   long events;                 /* observe/factor events seen */
+  /* tempering (smc): the stop event's log density counts stop_scale times in
+     tr->loglik (1 after trace_handler_init); stop_lp is its untempered value */
+  double stop_scale;
+  double stop_lp;
   /* block proposals: the block's values replace prev's at its addresses
      (trace_handler_set_block) */
   const TraceBlock *block;
@@ -177,6 +181,13 @@ MhMover *mh_mover_new(const Interp *in, uint64_t model_seed, uint64_t stream, ui
  * (fatal filled); a run the program rejects is a rejected move. */
 bool mh_mover_move(MhMover *m, Trace **cur, InterpState **st, long stop_events, bool *done,
                    bool *accepted, Diag *fatal);
+
+/* Tempered targets (smc): later moves count the stop event's log density
+ * `scale` times (1 = untempered; the traces given must be scored alike), and
+ * after an accepted move mh_mover_stop_lp is the new trace's untempered
+ * density of that event. */
+void mh_mover_set_stop_scale(MhMover *m, double scale);
+double mh_mover_stop_lp(const MhMover *m);
 
 /* One move at choice `addr` of a complete trace (a site chosen uniformly
  * within that choice), the program run to the end; step sizes adapt only when

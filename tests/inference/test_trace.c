@@ -283,8 +283,31 @@ static void test_errors(void) {
          "target without a previous value is an internal error");
 }
 
+/* Tempered stop events (smc): the stop event's density counts stop_scale
+ * times and is reported untempered; the events before it count whole. */
+static void test_stop_scale(void) {
+  Rng rng;
+  rng_seed(&rng, 7, 0);
+  Diag d;
+  diag_init(&d);
+  TraceHandler th;
+  trace_handler_init(&th, &rng, NULL, NULL, NULL, NULL);
+  tap_ok(th.stop_scale == 1, "stop_scale starts at 1 (untempered)");
+  th.stop_events = 2;
+  th.stop_scale = 0.25;
+  DistCall obs = scalar_call("normal", 0.5, 2);
+  tap_ok(th.h.observe(&th.h, &obs, val_real(1.0), P0, &d) == HR_CONTINUE,
+         "event 1 of 2 continues");
+  tap_ok(th.h.factor(&th.h, -3.0, P0, &d) == HR_SUSPEND, "the stop event suspends");
+  Trace *t = trace_handler_finish(&th);
+  tap_near(t->loglik, normal_lpdf(1.0, 0.5, 2) + 0.25 * -3.0, 1e-12,
+           "loglik: earlier events whole, the stop event times stop_scale");
+  tap_near(th.stop_lp, -3.0, 1e-12, "stop_lp: the stop event untempered");
+}
+
 int main(void) {
   gc_init();
+  test_stop_scale();
   test_values();
   test_simulate_and_replay();
   test_sites_and_kinds();
