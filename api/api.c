@@ -992,6 +992,25 @@ ppl_status ppl_result_summary(const ppl_result *r, int col, ppl_summary *out) {
 const char *ppl_result_summary_text(const ppl_result *r) { return r ? rr_summary_text(r->rr) : NULL; }
 int ppl_result_interrupted(const ppl_result *r) { return r && rr_interrupted(r->rr); }
 
+int ppl_result_num_warnings(const ppl_result *r) { return r ? rr_num_warnings(r->rr) : 0; }
+
+const char *ppl_result_warning(const ppl_result *r, int i, const char **kind,
+                               const char **advice) {
+  const RunWarning *w = r ? rr_warning(r->rr, i) : NULL;
+  if (kind) *kind = w ? w->kind : NULL;
+  if (advice) *advice = w ? w->advice : NULL;
+  return w ? w->message : NULL;
+}
+
+const char *ppl_result_warning_variable(const ppl_result *r, int i, int k) {
+  const RunWarning *w = r ? rr_warning(r->rr, i) : NULL;
+  return w && k >= 0 && k < w->nvars ? w->vars[k] : NULL;
+}
+
+const char *ppl_result_warnings_text(const ppl_result *r) {
+  return r ? rr_warnings_text(r->rr) : NULL;
+}
+
 ppl_status ppl_result_log_evidence(const ppl_result *r, double *estimate, double *se) {
   if (!r) return PPL_ERR_USAGE;
   double e, s;

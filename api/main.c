@@ -43,7 +43,7 @@ static const char usage_text[] =
     "  --output FILE.csv     draws in CmdStan's CSV layout (FILE_1.csv ... for chains > 1;\n"
     "                        '-' for stdout, then the summary goes to stderr)\n"
     "  --summary FILE.json   summary as JSON\n"
-    "  --quiet               no summary table on stdout\n";
+    "  --quiet               no summary table on stdout (warnings still go to stderr)\n";
 
 /* The command's own options; the rest come from the engines' tables. */
 static const char *const cli_valued[] = {"data", "engine", "output", "summary", NULL};
@@ -474,6 +474,9 @@ int main(int argc, char **argv) {
     const char *table = ppl_result_summary_text(r);
     fputs(table, to);
     if (*table && table[strlen(table) - 1] != '\n') fputc('\n', to);
+  } else if (!strcmp(a.cmd, "run")) {
+    /* --quiet keeps the table back, never the warnings */
+    fputs(ppl_result_warnings_text(r), stderr);
   }
   if (ppl_result_interrupted(r)) rc = EX_INTERRUPTED;
 
