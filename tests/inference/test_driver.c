@@ -319,7 +319,13 @@ static void test_weighted(void) {
   double e, se, e2, se2;
   tap_ok(rr_log_evidence(rr, &e, &se), "log evidence available");
   diag_log_evidence(2, 200, lw, &e2, &se2);
-  tap_ok(e == e2 && se == se2 && isfinite(e) && se > 0, "log evidence = diag_log_evidence(weights)");
+  /* the SE is the pooled one or, when larger, the one of the chains' own estimates */
+  double lz[2], lse[2], e3, se3;
+  for (int c = 0; c < 2; c++) diag_log_evidence(1, 200, &lw[c], &lz[c], &lse[c]);
+  diag_evidence_combine(2, lz, lse, &e3, &se3);
+  tap_ok(e == e2 && se == (se3 > se2 ? se3 : se2) && isfinite(e) && se > 0,
+         "log evidence = diag_log_evidence(weights), SE max(pooled, chains')");
+  tap_near(e3, e2, 1e-12, "the chains' combined estimate is the pooled one");
   int mu = rr_column_index(rr, "mu"), acc = rr_column_index(rr, "accept_stat__");
   int lwc = rr_column_index(rr, "log_weight__");
   tap_ok(lwc >= 0 && rr_draw(rr, 1, 7, lwc) == lw[1][7], "log_weight__ column equals the weights");
