@@ -52,6 +52,8 @@ struct ppl_model {
   const char *llvm_ir;
   const char *data_file; /* for the CSV header */
   char *ir_text, *analysis_text;
+  int nwarnings;         /* the checker's (CheckedProgram.warnings) */
+  const char **warnings;
   bool retired;       /* ran out of memory: only ppl_model_free is allowed */
 };
 
@@ -293,6 +295,8 @@ static ppl_status compile_ast(ppl_context *ctx, Ast *ast, const char *file, ppl_
   m->file = file;
   m->ir = ir;
   m->an = ir_analyze(ir);
+  m->nwarnings = cp->nwarnings;
+  m->warnings = cp->warnings;
   *out = m;
   return ok(ctx);
 }
@@ -323,6 +327,12 @@ static ppl_status compile_string_(ppl_context *ctx, const char *source, const ch
   Ast *ast = parse_string(source, strlen(source), file, &d);
   if (!ast) return fail_diag(ctx, &d);
   return compile_ast(ctx, ast, file, out);
+}
+
+int ppl_model_num_warnings(const ppl_model *m) { return m ? m->nwarnings : 0; }
+
+const char *ppl_model_warning(const ppl_model *m, int i) {
+  return m && i >= 0 && i < m->nwarnings ? m->warnings[i] : NULL;
 }
 
 void ppl_model_free(ppl_model *m) {

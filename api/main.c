@@ -325,6 +325,8 @@ static const char no_data_cli[] = " (the model has a data block: pass --data FIL
 static int cmd_model(ppl_context *ctx, const Args *a, ppl_model **m) {
   if (!a->model) return usage_error("%s needs a model file", a->cmd);
   if (ppl_compile_file(ctx, a->model, m) != PPL_OK) return report(ctx);
+  for (int i = 0; i < ppl_model_num_warnings(*m); i++)
+    fprintf(stderr, "%s\n", ppl_model_warning(*m, i));
   if (a->data) {
     if (ppl_set_data_file(*m, a->data) != PPL_OK) return report(ctx);
   } else if (ppl_data_commit(*m) != PPL_OK) {

@@ -172,6 +172,12 @@ ppl_status ppl_compile_file(ppl_context *ctx, const char *path, ppl_model **out)
 ppl_status ppl_compile_string(ppl_context *ctx, const char *source, const char *name,
                               ppl_model **out);
 void ppl_model_free(ppl_model *m);
+/* The compiler's warnings: the program is valid but probably not what was
+ * meant (e.g. "model.ppl:4:15: warning: integer division 1 / N rounds toward
+ * zero; ..."), one line each, in source order.  Never printed by the
+ * library; NULL if i is out of range.  Owned by the model. */
+int ppl_model_num_warnings(const ppl_model *m);
+const char *ppl_model_warning(const ppl_model *m, int i);
 
 /* Give the model its data, replacing any data given before. JSON in CmdStan's
  * layout (`name` is used in messages, e.g. "data.json"), or a file. The data are
