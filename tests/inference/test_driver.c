@@ -351,6 +351,18 @@ static void test_weighted(void) {
              json_real_value(json_object_get(le, "se")) == se,
          "JSON log_evidence has estimate and se");
   tap_streq(json_string_value(json_object_get(j, "engine")), "fakew", "JSON engine");
+  tap_ok(fabs(json_real_value(json_object_get(le, "weights_ess")) -
+              diag_kish_ess(2, 200, lw)) < 1e-9,
+         "JSON log_evidence has the weights' Kish ESS");
+  json_t *ws = json_object_get(j, "warnings");
+  bool shaped = json_is_array(ws) && json_array_size(ws) == (size_t)rr_num_warnings(rr);
+  for (size_t i = 0; shaped && i < json_array_size(ws); i++) {
+    json_t *w = json_array_get(ws, i);
+    shaped = json_is_string(json_object_get(w, "kind")) && json_is_array(json_object_get(w, "variables")) &&
+             json_is_string(json_object_get(w, "message")) && json_is_string(json_object_get(w, "advice")) &&
+             !strcmp(json_string_value(json_object_get(w, "kind")), rr_warning(rr, (int)i)->kind);
+  }
+  tap_ok(shaped, "JSON warnings: the result's, each with kind, variables, message, advice");
   json_t *vars = json_object_get(j, "variables");
   tap_ok(json_object_size(vars) == (size_t)rr_num_columns(rr), "JSON has every column");
   json_t *m21 = json_object_get(vars, "m[2,1]");
