@@ -51,7 +51,9 @@ char *summary_warnings_text(int n, const RunWarning *w);
  * An interrupted run says so under the draws line ("interrupted after 120 of
  * 1000 draws").
  * A "-" marks a statistic that does not apply or cannot be computed (R-hat
- * of one chain or of weighted draws, ESS of a constant). */
+ * of one chain or of weighted draws, ESS of a constant, MCSE/ESS/R-hat of
+ * stepsize__, int_time__ and log_weight__). The run's warnings end it, as
+ * summary_warnings_text gives them. */
 char *summary_table(const SummaryRun *run, int ncols, const char *const *labels,
                     const SummaryStats *stats);
 
