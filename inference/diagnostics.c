@@ -621,7 +621,21 @@ void diag_evidence_combine(int m, const double *logz, const double *within_se, d
     between = sqrt(var > 0 ? var : 0) / (sqrt((double)m) * mean);
   }
   if (have_within) within = sqrt(wv) / (m * mean);
-  if (isnan(between)) *se = within;
-  else if (isnan(within)) *se = between;
-  else *se = between > within ? between : within;
+  /* Chains that disagree by more than a unit of log Z make the delta method
+     collapse onto the largest estimate (it tops out near 1 however far apart
+     they are); the spread of the log estimates, sd(log Z_c) / sqrt(m), keeps
+     counting it.  For chains that agree the two are the same to first order. */
+  double logsd = NAN;
+  if (m > 1) {
+    double lm = 0, lv = 0;
+    for (int c = 0; c < m; c++) lm += logz[c];
+    lm /= m;
+    for (int c = 0; c < m; c++) lv += (logz[c] - lm) * (logz[c] - lm);
+    logsd = isfinite(lv) ? sqrt(lv / (m - 1)) / sqrt((double)m) : NAN;
+  }
+  double best = NAN;
+  const double cand[3] = {between, within, logsd};
+  for (int k = 0; k < 3; k++)
+    if (!isnan(cand[k]) && !(cand[k] <= best)) best = cand[k];
+  *se = best;
 }

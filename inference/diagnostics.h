@@ -38,10 +38,12 @@ double diag_kish_ess(int m, int n, const double *const *lw);
 void diag_log_evidence(int m, int n, const double *const *lw, double *est, double *se);
 /* The log evidence of m independent runs (chains) with estimates logz[c] and,
  * if within_se is not NULL, their own standard errors (on the log scale):
- * est = log mean exp(logz); se = the larger of the SE from the spread of the
- * chains' estimates (m > 1) and the SE the runs' own errors imply,
- * sqrt(sum Z_c^2 se_c^2) / (m mean Z), both by the delta method.  A run's
- * own SE cannot see a mode it never found; the spread can. */
+ * est = log mean exp(logz); se = the largest of the SE from the spread of the
+ * chains' estimates, sd(Z_c) / (sqrt(m) mean Z) (m > 1), the spread of their
+ * logs, sd(log Z_c) / sqrt(m) (m > 1; the delta method's tops out near 1
+ * when one chain dominates), and the SE the runs' own errors imply,
+ * sqrt(sum Z_c^2 se_c^2) / (m mean Z).  A run's own SE cannot see a mode it
+ * never found; the spread can. */
 void diag_evidence_combine(int m, const double *logz, const double *within_se, double *est,
                            double *se);
 

@@ -44,6 +44,7 @@ struct RunResult {
   bool weighted;
   double logz, logz_se;
   double weights_ess; /* weighted: Kish ESS of all the weights; else NaN */
+  double *chain_logz; /* each chain's log evidence estimate; NULL if none */
   RunWarning *warnings;
   int nwarnings;
   char *warnings_text; /* as the table prints them; "" when none */
@@ -624,6 +625,7 @@ static void dr_summarise(Run *r, RunResult *rr) {
     if (se > rr->logz_se) rr->logz_se = se;
   }
   if (rr->weighted) rr->weights_ess = diag_kish_ess(m, n, (const double *const *)rr->lw);
+  if (r->eng->log_evidence || rr->weighted) rr->chain_logz = lz;
 }
 
 static void dr_warnings(Run *r, RunResult *rr) {
@@ -635,6 +637,7 @@ static void dr_warnings(Run *r, RunResult *rr) {
       .random_walk = r->eng->random_walk,
       .adapt_delta = engine_opt_real(&r->o->eng, "adapt-delta"),
       .max_depth = (int)engine_opt_int(&r->o->eng, "max-depth"),
+      .chain_logz = rr->chain_logz,
   };
   rr->warnings = warn_collect(&in, &rr->nwarnings);
   rr->warnings_text = summary_warnings_text(rr->nwarnings, rr->warnings);

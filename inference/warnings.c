@@ -259,6 +259,29 @@ static void wn_collapse(const WarnInput *in, WList *l) {
            "or smc with --rejuvenate");
 }
 
+/* Independent runs that disagree about log Z by more than a unit: the
+ * estimate rests on whichever found the most mass. */
+static void wn_evidence(const WarnInput *in, WList *l) {
+  if (!in->chain_logz || in->m < 2) return;
+  double mean = 0, var = 0;
+  for (int c = 0; c < in->m; c++) {
+    if (!isfinite(in->chain_logz[c])) return;
+    mean += in->chain_logz[c];
+  }
+  mean /= in->m;
+  for (int c = 0; c < in->m; c++) var += (in->chain_logz[c] - mean) * (in->chain_logz[c] - mean);
+  double sd = sqrt(var / (in->m - 1));
+  if (!(sd > WARN_LOGZ_SD)) return;
+  char *list = "";
+  for (int c = 0; c < in->m && c < 8; c++)
+    list = gc_printf("%s%s%.2f", list, c ? ", " : "", in->chain_logz[c]);
+  if (in->m > 8) list = gc_printf("%s, ...", list);
+  wn_add(l, "evidence", 0, NULL,
+         gc_printf("the chains' log evidence estimates disagree (sd %.2f): %s", sd, list),
+         "the log evidence is not reliable: more particles or draws, more rejuvenation moves "
+         "(smc --rejuvenate K) or more chains; its standard error counts the disagreement");
+}
+
 RunWarning *warn_collect(const WarnInput *in, int *n) {
   WList l = {0};
   if (in->m >= 1 && in->n >= 1) {
@@ -269,6 +292,7 @@ RunWarning *warn_collect(const WarnInput *in, int *n) {
     wn_treedepth(in, &l);
     wn_acceptance(in, &l);
     wn_collapse(in, &l);
+    wn_evidence(in, &l);
   }
   *n = l.n;
   return l.w;

@@ -13,7 +13,7 @@
 
 typedef struct RunWarning {
   const char *kind;    /* "rhat", "ess", "ebfmi", "divergences", "treedepth",
-                          "collapse", "acceptance" */
+                          "collapse", "acceptance", "evidence" */
   int nvars;
   const char **vars;   /* the table's names (theta[1]); chains as "chain 2" */
   const char *message; /* one sentence with the figures */
@@ -32,6 +32,7 @@ typedef struct WarnInput {
   bool random_walk;               /* accept_stat__ is a random-walk acceptance rate */
   double adapt_delta;             /* the run's --adapt-delta (NaN: none) */
   int max_depth;                  /* the run's --max-depth (0: none) */
+  const double *chain_logz;       /* each chain's log evidence estimate, or NULL */
 } WarnInput;
 
 #define WARN_RHAT 1.01
@@ -40,6 +41,7 @@ typedef struct WarnInput {
 #define WARN_ACCEPT_LOW 0.05
 #define WARN_ACCEPT_HIGH 0.95
 #define WARN_KISH_COLLAPSED 10 /* Kish ESS of all the weights below this */
+#define WARN_LOGZ_SD 1.0       /* chains' log evidence estimates: sd above this */
 
 /* The warnings of a run (GC array, *n of them; NULL when none). */
 RunWarning *warn_collect(const WarnInput *in, int *n);

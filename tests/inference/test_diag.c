@@ -190,11 +190,24 @@ static void check_evidence_combine(void) {
   double lz[2] = {0, log(3.0)}, est, se;
   diag_evidence_combine(2, lz, NULL, &est, &se);
   tap_near(est, log(2.0), 1e-12, "combined estimate: log mean(1, 3) = log 2");
-  /* sd(1, 3) = sqrt 2; se(Zbar) = sqrt 2 / sqrt 2 = 1; over Zbar = 2 */
-  tap_near(se, 0.5, 1e-12, "SE from the spread: 0.5");
+  /* on the natural scale: sd(1, 3) = sqrt 2, se(Zbar) = sqrt 2 / sqrt 2 = 1,
+     over Zbar = 2: 0.5; of the logs: sd(0, log 3) = log 3 / sqrt 2, over
+     sqrt 2: log 3 / 2 = 0.549, the larger */
+  tap_near(se, log(3.0) / 2, 1e-12, "SE from the spread of the logs: log 3 / 2");
+  double close[2] = {0, 0.01};
+  diag_evidence_combine(2, close, NULL, &est, &se);
+  double z1 = exp(0.01), zbar = (1 + z1) / 2;
+  tap_near(se, 0.005, 1e-12, "chains that agree: sd of the logs 0.01 / 2");
+  tap_near(se, (z1 - 1) / sqrt(2.0) / (sqrt(2.0) * zbar), 1e-5,
+           "and the delta method's is the same to first order");
+  double apart[4] = {-232.15, -258.63, -199.97, -217.60};
+  diag_evidence_combine(4, apart, NULL, &est, &se);
+  double lm = (-232.15 - 258.63 - 199.97 - 217.60) / 4, lv = 0;
+  for (int c = 0; c < 4; c++) lv += (apart[c] - lm) * (apart[c] - lm);
+  tap_near(se, sqrt(lv / 3) / 2, 1e-12, "chains 60 apart in log Z: SE %.1f, not 1", se);
   double small[2] = {0.1, 0.1};
   diag_evidence_combine(2, lz, small, &est, &se);
-  tap_near(se, 0.5, 1e-12, "small own SEs: the spread's SE stands");
+  tap_near(se, log(3.0) / 2, 1e-12, "small own SEs: the spread's SE stands");
   double big[2] = {2, 2};
   diag_evidence_combine(2, lz, big, &est, &se);
   /* sqrt(1*4 + 9*4) / (2 * 2) */

@@ -162,6 +162,23 @@ static void test_collapse(void) {
          "collapsed weights: %s", c ? c->message : "");
 }
 
+static void test_evidence(void) {
+  static const char *names[] = {"lp__", "mu"};
+  Fake f;
+  fake_init(&f, 2, names);
+  double agree[M] = {-10.2, -10.9}, apart[M] = {-232.15, -199.97};
+  f.in.chain_logz = agree;
+  int n;
+  RunWarning *w = warn_collect(&f.in, &n);
+  tap_ok(!find(w, n, "evidence"), "chains within a unit of log Z: no warning");
+  f.in.chain_logz = apart;
+  w = warn_collect(&f.in, &n);
+  const RunWarning *e = find(w, n, "evidence");
+  /* sd of two values: |a - b| / sqrt 2 = 32.18 / 1.414 = 22.75 */
+  tap_ok(e && strstr(e->message, "(sd 22.75): -232.15, -199.97"),
+         "chains 32 apart in log Z: %s", e ? e->message : "");
+}
+
 static void test_render(void) {
   static const char *labels[] = {"lp__", "log_weight__", "mu"};
   SummaryStats st[3] = {{.mean = -1, .sd = 1, .mcse = 0.1, .ess_bulk = 500, .ess_tail = 500, .rhat = 1},
@@ -218,6 +235,7 @@ int main(void) {
   test_hmc();
   test_acceptance();
   test_collapse();
+  test_evidence();
   test_render();
   return tap_done();
 }
