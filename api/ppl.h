@@ -349,7 +349,9 @@ int ppl_result_column_index(const ppl_result *r, const char *name);
 double ppl_result_draw(const ppl_result *r, int chain, int draw, int col);
 
 typedef struct ppl_summary {
-  double mean, sd, mcse, q5, q50, q95, ess_bulk, ess_tail, rhat; /* NaN when not applicable */
+  double mean, sd, mcse, q5, q50, q95, ess_bulk, ess_tail, rhat; /* NaN when not applicable;
+                                                                    rhat +inf: chains each constant
+                                                                    at their own value */
 } ppl_summary;
 ppl_status ppl_result_summary(const ppl_result *r, int col, ppl_summary *out);
 /* The stansummary-like table the command line prints (owned by the result). */
