@@ -52,6 +52,8 @@ struct ppl_model {
   const char *llvm_ir;
   const char *data_file; /* for the CSV header */
   char *ir_text, *analysis_text;
+  int nwarnings;         /* the checker's (CheckedProgram.warnings) */
+  const char **warnings;
   bool retired;       /* ran out of memory: only ppl_model_free is allowed */
 };
 
@@ -293,6 +295,8 @@ static ppl_status compile_ast(ppl_context *ctx, Ast *ast, const char *file, ppl_
   m->file = file;
   m->ir = ir;
   m->an = ir_analyze(ir);
+  m->nwarnings = cp->nwarnings;
+  m->warnings = cp->warnings;
   *out = m;
   return ok(ctx);
 }
@@ -323,6 +327,12 @@ static ppl_status compile_string_(ppl_context *ctx, const char *source, const ch
   Ast *ast = parse_string(source, strlen(source), file, &d);
   if (!ast) return fail_diag(ctx, &d);
   return compile_ast(ctx, ast, file, out);
+}
+
+int ppl_model_num_warnings(const ppl_model *m) { return m ? m->nwarnings : 0; }
+
+const char *ppl_model_warning(const ppl_model *m, int i) {
+  return m && i >= 0 && i < m->nwarnings ? m->warnings[i] : NULL;
 }
 
 void ppl_model_free(ppl_model *m) {
@@ -991,6 +1001,25 @@ ppl_status ppl_result_summary(const ppl_result *r, int col, ppl_summary *out) {
 
 const char *ppl_result_summary_text(const ppl_result *r) { return r ? rr_summary_text(r->rr) : NULL; }
 int ppl_result_interrupted(const ppl_result *r) { return r && rr_interrupted(r->rr); }
+
+int ppl_result_num_warnings(const ppl_result *r) { return r ? rr_num_warnings(r->rr) : 0; }
+
+const char *ppl_result_warning(const ppl_result *r, int i, const char **kind,
+                               const char **advice) {
+  const RunWarning *w = r ? rr_warning(r->rr, i) : NULL;
+  if (kind) *kind = w ? w->kind : NULL;
+  if (advice) *advice = w ? w->advice : NULL;
+  return w ? w->message : NULL;
+}
+
+const char *ppl_result_warning_variable(const ppl_result *r, int i, int k) {
+  const RunWarning *w = r ? rr_warning(r->rr, i) : NULL;
+  return w && k >= 0 && k < w->nvars ? w->vars[k] : NULL;
+}
+
+const char *ppl_result_warnings_text(const ppl_result *r) {
+  return r ? rr_warnings_text(r->rr) : NULL;
+}
 
 ppl_status ppl_result_log_evidence(const ppl_result *r, double *estimate, double *se) {
   if (!r) return PPL_ERR_USAGE;

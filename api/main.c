@@ -43,7 +43,7 @@ static const char usage_text[] =
     "  --output FILE.csv     draws in CmdStan's CSV layout (FILE_1.csv ... for chains > 1;\n"
     "                        '-' for stdout, then the summary goes to stderr)\n"
     "  --summary FILE.json   summary as JSON\n"
-    "  --quiet               no summary table on stdout\n";
+    "  --quiet               no summary table on stdout (warnings still go to stderr)\n";
 
 /* The command's own options; the rest come from the engines' tables. */
 static const char *const cli_valued[] = {"data", "engine", "output", "summary", NULL};
@@ -325,6 +325,8 @@ static const char no_data_cli[] = " (the model has a data block: pass --data FIL
 static int cmd_model(ppl_context *ctx, const Args *a, ppl_model **m) {
   if (!a->model) return usage_error("%s needs a model file", a->cmd);
   if (ppl_compile_file(ctx, a->model, m) != PPL_OK) return report(ctx);
+  for (int i = 0; i < ppl_model_num_warnings(*m); i++)
+    fprintf(stderr, "%s\n", ppl_model_warning(*m, i));
   if (a->data) {
     if (ppl_set_data_file(*m, a->data) != PPL_OK) return report(ctx);
   } else if (ppl_data_commit(*m) != PPL_OK) {
@@ -474,6 +476,9 @@ int main(int argc, char **argv) {
     const char *table = ppl_result_summary_text(r);
     fputs(table, to);
     if (*table && table[strlen(table) - 1] != '\n') fputc('\n', to);
+  } else if (!strcmp(a.cmd, "run")) {
+    /* --quiet keeps the table back, never the warnings */
+    fputs(ppl_result_warnings_text(r), stderr);
   }
   if (ppl_result_interrupted(r)) rc = EX_INTERRUPTED;
 

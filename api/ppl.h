@@ -172,6 +172,12 @@ ppl_status ppl_compile_file(ppl_context *ctx, const char *path, ppl_model **out)
 ppl_status ppl_compile_string(ppl_context *ctx, const char *source, const char *name,
                               ppl_model **out);
 void ppl_model_free(ppl_model *m);
+/* The compiler's warnings: the program is valid but probably not what was
+ * meant (e.g. "model.ppl:4:15: warning: integer division 1 / N rounds toward
+ * zero; ..."), one line each, in source order.  Never printed by the
+ * library; NULL if i is out of range.  Owned by the model. */
+int ppl_model_num_warnings(const ppl_model *m);
+const char *ppl_model_warning(const ppl_model *m, int i);
 
 /* Give the model its data, replacing any data given before. JSON in CmdStan's
  * layout (`name` is used in messages, e.g. "data.json"), or a file. The data are
@@ -345,7 +351,9 @@ int ppl_result_column_index(const ppl_result *r, const char *name);
 double ppl_result_draw(const ppl_result *r, int chain, int draw, int col);
 
 typedef struct ppl_summary {
-  double mean, sd, mcse, q5, q50, q95, ess_bulk, ess_tail, rhat; /* NaN when not applicable */
+  double mean, sd, mcse, q5, q50, q95, ess_bulk, ess_tail, rhat; /* NaN when not applicable;
+                                                                    rhat +inf: chains each constant
+                                                                    at their own value */
 } ppl_summary;
 ppl_status ppl_result_summary(const ppl_result *r, int col, ppl_summary *out);
 /* The stansummary-like table the command line prints (owned by the result). */
@@ -355,6 +363,17 @@ const char *ppl_result_summary_text(const ppl_result *r);
 int ppl_result_interrupted(const ppl_result *r);
 /* Log evidence and its standard error; PPL_ERR_USAGE if the engine does not estimate it. */
 ppl_status ppl_result_log_evidence(const ppl_result *r, double *estimate, double *se);
+/* The warnings of the checks every run gets (R-hat, ESS, E-BFMI, divergences,
+ * tree depth, collapsed weights, MH acceptance; docs/output.md): how many,
+ * the i-th one's message (NULL if i is out of range) with its kind ("rhat",
+ * ...) and one line of advice, the variables it names (k-th, NULL past the
+ * last), and all of them as the summary table prints them ("" when none).
+ * Strings are owned by the result. */
+int ppl_result_num_warnings(const ppl_result *r);
+const char *ppl_result_warning(const ppl_result *r, int i, const char **kind,
+                               const char **advice);
+const char *ppl_result_warning_variable(const ppl_result *r, int i, int k);
+const char *ppl_result_warnings_text(const ppl_result *r);
 
 #ifdef __cplusplus
 }

@@ -175,11 +175,32 @@ static double dg_rhat_chains(const Chains *s) {
   return sqrt((between / within + n - 1) / n);
 }
 
+/* Every split chain constant while the draws as a whole are not: the chains
+ * are stuck at different values.  B/W is then B/0, which rank normalisation
+ * and rounding turn into a huge finite number or NaN (the folded draws of a
+ * 2/2 split are constant); the honest answer is +inf.  Here we depart from
+ * posterior on purpose. */
+static bool dg_stuck_apart(int m, int n, const double *const *x) {
+  if (n < 4 || !dg_all_finite((size_t)n, x[0])) return false;
+  double lo = x[0][0], hi = x[0][0];
+  for (int c = 0; c < m; c++) {
+    if (!dg_all_finite((size_t)n, x[c])) return false;
+    int h = n / 2;
+    if (!dg_is_constant((size_t)h, x[c]) || !dg_is_constant((size_t)h, x[c] + (n - h))) return false;
+    for (int i = 0; i < n; i++) {
+      if (x[c][i] < lo) lo = x[c][i];
+      if (x[c][i] > hi) hi = x[c][i];
+    }
+  }
+  return !(fabs(hi - lo) < DBL_EPSILON);
+}
+
 double diag_rhat(int m, int n, const double *const *x) {
   if (m < 1 || n < 1 || (long)m * n < 4) return NAN;
   size_t total = (size_t)m * (size_t)n;
   for (int c = 0; c < m; c++)
     if (dg_any_nan((size_t)n, x[c])) return NAN;
+  if (dg_stuck_apart(m, n, x)) return INFINITY;
 
   Chains bulk = dg_split(m, n, x);
   dg_rank_normalise((size_t)bulk.m * (size_t)bulk.l, bulk.v);
@@ -449,6 +470,52 @@ static double dg_wquantile(size_t n, const WItem *it, double p) {
   return it[n - 1].x;
 }
 
+/* Kish's ESS 1 / sum W_g^2 over the distinct values g of a column, W_g the
+ * total normalised weight of the draws equal to g (it[] sorted by value).
+ * Copies of one particle (resampling in SMC) are one draw, however many
+ * times they were copied.  A column of whole numbers is left ungrouped: a
+ * discrete quantity repeats its values without being a copy. */
+static double dg_kish_distinct(size_t n, const WItem *it) {
+  bool whole = true;
+  for (size_t k = 0; k < n && whole; k++) whole = it[k].x == nearbyint(it[k].x);
+  double s2 = 0;
+  for (size_t a = 0; a < n;) {
+    size_t b = a;
+    double g = it[a].w;
+    while (!whole && b + 1 < n && it[b + 1].x == it[a].x) g += it[++b].w;
+    s2 += g * g;
+    a = b + 1;
+  }
+  return s2 > 0 ? 1 / s2 : NAN;
+}
+
+/* Bulk and tail ESS of the importance-resampled draws: each chain is
+ * resampled by its own normalised weights with the deterministic systematic
+ * scheme (offset 1/2), which keeps the draws' order, so copies are adjacent
+ * and lower the ESS through their autocorrelation, and chains stuck at
+ * different values lower it through the between-chain variance. NaN when a
+ * chain has no positive weight or the resampled draws are constant. */
+static void dg_ess_resampled(int m, int n, const double *const *x, const double *const *lw,
+                             double *bulk, double *tail) {
+  *bulk = *tail = NAN;
+  const double **r = gc_alloc(sizeof(double *) * (size_t)m);
+  double *w = dg_alloc((size_t)n);
+  for (int c = 0; c < m; c++) {
+    double sum = dg_weights(1, n, &lw[c], w);
+    if (!(sum > 0)) return;
+    double *y = dg_alloc((size_t)n), cum = w[0] / sum;
+    int j = 0;
+    for (int k = 0; k < n; k++) {
+      double u = ((double)k + 0.5) / (double)n;
+      while (u > cum && j + 1 < n) cum += w[++j] / sum;
+      y[k] = x[c][j];
+    }
+    r[c] = y;
+  }
+  *bulk = diag_ess_bulk(m, n, r);
+  *tail = diag_ess_tail(m, n, r);
+}
+
 void diag_summarise_weighted(int m, int n, const double *const *x, const double *const *lw,
                              SummaryStats *s) {
   s->mean = s->sd = s->mcse = s->q5 = s->q50 = s->q95 = NAN;
@@ -459,21 +526,18 @@ void diag_summarise_weighted(int m, int n, const double *const *x, const double 
   double wsum = dg_weights(m, n, lw, w);
   if (!(wsum > 0)) return;
   WItem *it = gc_alloc_atomic(sizeof(WItem) * total);
-  double mean = 0, w2 = 0;
+  double mean = 0;
   for (int c = 0; c < m; c++)
     for (int i = 0; i < n; i++) {
       size_t k = (size_t)c * (size_t)n + (size_t)i;
       it[k].x = x[c][i];
       it[k].w = w[k] / wsum;
       mean += it[k].w * it[k].x;
-      w2 += it[k].w * it[k].w;
     }
   double var = 0;
   for (size_t k = 0; k < total; k++) var += it[k].w * (it[k].x - mean) * (it[k].x - mean);
   s->mean = mean;
   s->sd = sqrt(var);
-  s->ess_bulk = s->ess_tail = 1 / w2; /* Kish: (sum w)^2 / sum w^2 */
-  s->mcse = s->sd / sqrt(s->ess_bulk);
   bool nan = false;
   for (size_t k = 0; k < total; k++) nan |= isnan(it[k].x);
   if (!nan) {
@@ -481,7 +545,24 @@ void diag_summarise_weighted(int m, int n, const double *const *x, const double 
     s->q5 = dg_wquantile(total, it, 0.05);
     s->q50 = dg_wquantile(total, it, 0.5);
     s->q95 = dg_wquantile(total, it, 0.95);
+    /* it[] is sorted by value now: what the distinct-value Kish ESS needs */
+    double kish = dg_kish_distinct(total, it);
+    double eb, et;
+    dg_ess_resampled(m, n, x, lw, &eb, &et);
+    s->ess_bulk = isnan(eb) || eb > kish ? kish : eb;
+    s->ess_tail = isnan(et) || et > kish ? kish : et;
+    s->mcse = s->sd / sqrt(s->ess_bulk);
   }
+}
+
+double diag_kish_ess(int m, int n, const double *const *lw) {
+  if (m < 1 || n < 1) return NAN;
+  size_t total = (size_t)m * (size_t)n;
+  double *w = dg_alloc(total);
+  double sum = dg_weights(m, n, lw, w), s2 = 0;
+  if (!(sum > 0)) return NAN;
+  for (size_t k = 0; k < total; k++) s2 += (w[k] / sum) * (w[k] / sum);
+  return 1 / s2;
 }
 
 void diag_log_evidence(int m, int n, const double *const *lw, double *est, double *se) {
@@ -508,4 +589,53 @@ void diag_log_evidence(int m, int n, const double *const *lw, double *est, doubl
   /* delta method: se(log Zhat) = sd(w) / (sqrt(N) mean(w)); the common
      factor exp(mx) cancels */
   if (total > 1) *se = sqrt(dg_var(total, w)) / (sqrt((double)total) * mean);
+}
+
+void diag_evidence_combine(int m, const double *logz, const double *within_se, double *est,
+                           double *se) {
+  *est = *se = NAN;
+  double mx = -INFINITY;
+  for (int c = 0; c < m; c++) {
+    if (isnan(logz[c])) return;
+    if (logz[c] > mx) mx = logz[c];
+  }
+  if (m < 1 || !isfinite(mx)) {
+    if (m >= 1 && mx == -INFINITY) *est = -INFINITY;
+    return;
+  }
+  double s1 = 0, s2 = 0, wv = 0;
+  bool have_within = within_se != NULL;
+  for (int c = 0; c < m; c++) {
+    double z = exp(logz[c] - mx);
+    s1 += z;
+    s2 += z * z;
+    if (have_within && isfinite(within_se[c])) wv += z * z * within_se[c] * within_se[c];
+    else have_within = false;
+  }
+  double mean = s1 / m;
+  *est = mx + log(mean);
+  /* both on the log scale by the delta method: se(log Zbar) = se(Zbar) / Zbar */
+  double between = NAN, within = NAN;
+  if (m > 1) {
+    double var = (s2 - m * mean * mean) / (m - 1);
+    between = sqrt(var > 0 ? var : 0) / (sqrt((double)m) * mean);
+  }
+  if (have_within) within = sqrt(wv) / (m * mean);
+  /* Chains that disagree by more than a unit of log Z make the delta method
+     collapse onto the largest estimate (it tops out near 1 however far apart
+     they are); the spread of the log estimates, sd(log Z_c) / sqrt(m), keeps
+     counting it.  For chains that agree the two are the same to first order. */
+  double logsd = NAN;
+  if (m > 1) {
+    double lm = 0, lv = 0;
+    for (int c = 0; c < m; c++) lm += logz[c];
+    lm /= m;
+    for (int c = 0; c < m; c++) lv += (logz[c] - lm) * (logz[c] - lm);
+    logsd = isfinite(lv) ? sqrt(lv / (m - 1)) / sqrt((double)m) : NAN;
+  }
+  double best = NAN;
+  const double cand[3] = {between, within, logsd};
+  for (int k = 0; k < 3; k++)
+    if (!isnan(cand[k]) && !(cand[k] <= best)) best = cand[k];
+  *se = best;
 }

@@ -22,11 +22,29 @@ typedef struct SummaryStats {
 /* Unweighted: all of SummaryStats (rhat NaN with one chain -> reported null). */
 void diag_summarise(int m, int n, const double *const *x, SummaryStats *s);
 /* Weighted (log weights lw, same layout): self-normalised mean, sd, weighted
- * quantiles, ess = Kish ESS (both ess fields), mcse = sd / sqrt(ess), rhat NaN. */
+ * quantiles; each ESS is the smaller of (a) Kish's ESS over the column's
+ * distinct values (copies of one particle count once; columns of whole
+ * numbers are not grouped) and (b) the bulk / tail ESS of the draws
+ * importance-resampled chain by chain (systematic, deterministic), which
+ * sees autocorrelation, adjacent copies and chains that disagree;
+ * mcse = sd / sqrt(ess_bulk); rhat NaN. docs/output.md has the details. */
 void diag_summarise_weighted(int m, int n, const double *const *x,
                              const double *const *lw, SummaryStats *s);
+/* Kish's effective sample size (sum w)^2 / sum w^2 of all m*n weights; NaN
+ * when no weight is positive. */
+double diag_kish_ess(int m, int n, const double *const *lw);
 /* Log evidence estimate log mean exp(lw) over all m*n weights and its standard
  * error (delta method: sd(w) / (sqrt(N) mean(w)) computed stably). */
 void diag_log_evidence(int m, int n, const double *const *lw, double *est, double *se);
+/* The log evidence of m independent runs (chains) with estimates logz[c] and,
+ * if within_se is not NULL, their own standard errors (on the log scale):
+ * est = log mean exp(logz); se = the largest of the SE from the spread of the
+ * chains' estimates, sd(Z_c) / (sqrt(m) mean Z) (m > 1), the spread of their
+ * logs, sd(log Z_c) / sqrt(m) (m > 1; the delta method's tops out near 1
+ * when one chain dominates), and the SE the runs' own errors imply,
+ * sqrt(sum Z_c^2 se_c^2) / (m mean Z).  A run's own SE cannot see a mode it
+ * never found; the spread can. */
+void diag_evidence_combine(int m, const double *logz, const double *within_se, double *est,
+                           double *se);
 
 #endif

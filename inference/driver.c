@@ -43,6 +43,11 @@ struct RunResult {
   SummaryStats *stats;
   bool weighted;
   double logz, logz_se;
+  double weights_ess; /* weighted: Kish ESS of all the weights; else NaN */
+  double *chain_logz; /* each chain's log evidence estimate; NULL if none */
+  RunWarning *warnings;
+  int nwarnings;
+  char *warnings_text; /* as the table prints them; "" when none */
   char *summary_text;
   double *warm_s, *samp_s;
   bool interrupted;
@@ -66,6 +71,7 @@ typedef struct Chain {
   double warm_s, samp_s;
   const char *adapt;    /* engine's adaptation lines, written after the header */
   double logz;          /* engine's own log evidence estimate (NAN if none) */
+  double logz_se;       /* and its own standard error (NAN if none) */
   const char *notes;    /* engine's line for the summary */
   const char *backend;  /* how the engine runs the log density (EngineVT.backend) */
   int kept;             /* draws recorded */
@@ -320,6 +326,9 @@ static void dr_run_chain(Run *r, Chain *ch) {
   /* an interrupted chain is whole up to its last draw: it is summarised */
   if (ch->interrupted && !ch->failed) ok = true;
   if (ok && r->eng->log_evidence && !r->eng->log_evidence(state, &ch->logz)) ch->logz = NAN;
+  ch->logz_se = NAN;
+  if (ok && r->eng->log_evidence_se && !r->eng->log_evidence_se(state, &ch->logz_se))
+    ch->logz_se = NAN;
   if (ok && r->eng->chain_notes) ch->notes = r->eng->chain_notes(state);
   if (r->eng->backend) ch->backend = r->eng->backend(state); /* after the draws: all is compiled */
   if (r->eng->free) r->eng->free(state);
@@ -597,30 +606,41 @@ static void dr_summarise(Run *r, RunResult *rr) {
     else
       diag_summarise(m, n, x, &rr->stats[col]);
   }
-  rr->logz = rr->logz_se = NAN;
+  rr->logz = rr->logz_se = rr->weights_ess = NAN;
+  double *lz = gc_alloc_atomic(sizeof(double) * (size_t)m);
+  double *lse = gc_alloc_atomic(sizeof(double) * (size_t)m);
   if (r->eng->log_evidence) {
-    /* independent estimates of Z from the chains: average them on the natural
-       scale; the standard error of log Z by the delta method from their spread */
-    double mx = -INFINITY;
-    for (int c = 0; c < m; c++)
-      if (r->chains[c].logz > mx) mx = r->chains[c].logz;
-    if (isfinite(mx)) {
-      double s1 = 0, s2 = 0;
-      for (int c = 0; c < m; c++) {
-        double z = exp(r->chains[c].logz - mx);
-        s1 += z;
-        s2 += z * z;
-      }
-      double mean = s1 / m;
-      rr->logz = mx + log(mean);
-      if (m > 1) {
-        double var = (s2 - m * mean * mean) / (m - 1);
-        rr->logz_se = sqrt(var > 0 ? var : 0) / (sqrt((double)m) * mean);
-      }
-    }
+    /* independent estimates of Z from the chains: averaged on the natural
+       scale; the SE is the larger of their spread's and their own */
+    for (int c = 0; c < m; c++) lz[c] = r->chains[c].logz, lse[c] = r->chains[c].logz_se;
+    diag_evidence_combine(m, lz, r->eng->log_evidence_se ? lse : NULL, &rr->logz, &rr->logz_se);
   } else if (rr->weighted) {
     diag_log_evidence(m, n, (const double *const *)rr->lw, &rr->logz, &rr->logz_se);
+    /* the pooled delta-method SE cannot see chains that disagree: each chain
+       is an estimate of its own, and their spread counts too */
+    for (int c = 0; c < m; c++)
+      diag_log_evidence(1, n, (const double *const *)&rr->lw[c], &lz[c], &lse[c]);
+    double est, se;
+    diag_evidence_combine(m, lz, lse, &est, &se);
+    if (se > rr->logz_se) rr->logz_se = se;
   }
+  if (rr->weighted) rr->weights_ess = diag_kish_ess(m, n, (const double *const *)rr->lw);
+  if (r->eng->log_evidence || rr->weighted) rr->chain_logz = lz;
+}
+
+static void dr_warnings(Run *r, RunResult *rr) {
+  WarnInput in = {
+      .m = rr->nchains, .n = rr->ndraws, .ncols = rr->ncols,
+      .names = rr->names, .labels = rr->labels,
+      .data = (const double *const *)rr->data, .stats = rr->stats,
+      .weighted = rr->weighted, .lw = (const double *const *)rr->lw,
+      .random_walk = r->eng->random_walk,
+      .adapt_delta = engine_opt_real(&r->o->eng, "adapt-delta"),
+      .max_depth = (int)engine_opt_int(&r->o->eng, "max-depth"),
+      .chain_logz = rr->chain_logz,
+  };
+  rr->warnings = warn_collect(&in, &rr->nwarnings);
+  rr->warnings_text = summary_warnings_text(rr->nwarnings, rr->warnings);
 }
 
 /* After an interrupt: the result keeps the chains that kept draws, each cut
@@ -659,6 +679,9 @@ static SummaryRun dr_summary_run(const Run *r, const RunResult *rr) {
       .weighted = rr->weighted,
       .log_evidence = rr->logz,
       .log_evidence_se = rr->logz_se,
+      .weights_ess = rr->weights_ess,
+      .nwarnings = rr->nwarnings,
+      .warnings = rr->warnings,
       .planned_draws = rr->interrupted ? o->eng.draws : 0,
       .planned_chains = rr->interrupted ? o->eng.chains : 0,
   };
@@ -690,6 +713,7 @@ static RunResult *dr_result(Run *r) {
   }
   rr->stats = gc_alloc_atomic(sizeof(SummaryStats) * (size_t)(rr->ncols ? rr->ncols : 1));
   dr_summarise(r, rr);
+  dr_warnings(r, rr);
   rr->backend = r->chains[0].backend;
   SummaryRun sr = dr_summary_run(r, rr);
   rr->summary_text = summary_table(&sr, rr->ncols, rr->labels, rr->stats);
@@ -829,6 +853,11 @@ const char *rr_engine(const RunResult *r) { return r->engine; }
 const char *rr_engine_reason(const RunResult *r) { return r->engine_reason; }
 const char *rr_backend(const RunResult *r) { return r->backend; }
 const char *rr_summary_text(const RunResult *r) { return r->summary_text; }
+int rr_num_warnings(const RunResult *r) { return r->nwarnings; }
+const char *rr_warnings_text(const RunResult *r) { return r->warnings_text; }
+const RunWarning *rr_warning(const RunResult *r, int i) {
+  return i >= 0 && i < r->nwarnings ? &r->warnings[i] : NULL;
+}
 bool rr_interrupted(const RunResult *r) { return r->interrupted; }
 
 double rr_chain_seconds(const RunResult *r, int chain, bool warmup) {

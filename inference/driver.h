@@ -15,6 +15,7 @@
 #include "../ir/interp.h"
 #include "diagnostics.h"
 #include "engine.h"
+#include "warnings.h"
 
 typedef struct DriverOpts {
   EngineOpts eng;
@@ -95,6 +96,10 @@ const char *rr_engine_reason(const RunResult *r); /* may be NULL */
 const char *rr_backend(const RunResult *r);       /* EngineVT.backend of chain 1; may be NULL */
 /* The summary table (as summary_out receives it). */
 const char *rr_summary_text(const RunResult *r);
+/* The post-run checks' warnings (warnings.h), in the order the table prints them. */
+int rr_num_warnings(const RunResult *r);
+const RunWarning *rr_warning(const RunResult *r, int i);
+const char *rr_warnings_text(const RunResult *r); /* "" when none */
 /* Stopped by DriverOpts.interrupt: the draws kept are fewer than asked for
  * (rr_num_draws, the fewest any chain kept; chains that kept none are left
  * out of the result). */

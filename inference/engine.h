@@ -84,6 +84,8 @@ typedef struct EngineVT {
   bool weighted;           /* gives evidence: draws carry log_weight; log
                               evidence is estimated */
   bool uses_warmup;        /* runs warmup iterations before the draws */
+  bool random_walk;        /* accept_stat__ is a random-walk acceptance rate: the
+                              run warns when its mean is near 0 or 1 */
   unsigned traits;         /* ENGINE_* flags below */
   /* Its own options: up to two tables, each ending with OPT_END; a family's
      shared table (hmc_options, particle_options) first.  NULL = none. */
@@ -106,6 +108,10 @@ typedef struct EngineVT {
      incremental weights). The driver combines chains: log mean exp of the
      estimates, with the standard error from their spread. */
   bool (*log_evidence)(void *state, double *est);
+  /* After the last step: the standard error of that estimate as the run
+     itself gauges it (SMC: Lee and Whiteley's), on the log scale.  The
+     driver reports the larger of it and the chains' spread. */
+  bool (*log_evidence_se)(void *state, double *se);
   /* After the last step: one line for the summary, e.g. "12 of 1000
      transitions diverged; increase --adapt-delta ..." (NULL or "" = nothing). */
   const char *(*chain_notes)(void *state);

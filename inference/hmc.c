@@ -28,6 +28,7 @@ typedef struct HmcEngine {
   bool nuts;
   int max_depth;
   double int_time;  /* static HMC: reported as int_time__, as CmdStan does */
+  double adapt_delta; /* for the divergence note's advice */
   Rng rng;          /* the sampler's randomness */
   Rng out_rng;      /* seeds of the per-draw output runs */
   Hmc *h;
@@ -126,6 +127,7 @@ static void *engine_init(const Interp *in, const EngineOpts *o, int chain, bool 
   e->nuts = nuts;
   e->max_depth = (int)engine_opt_int(o, "max-depth");
   e->int_time = engine_opt_real(o, "int-time");
+  e->adapt_delta = engine_opt_real(o, "adapt-delta");
   rng_seed(&e->rng, o->seed, (uint64_t)chain);
   rng_seed(&e->out_rng, o->seed ^ 0x6e757473u, (uint64_t)chain);
   /* one log density for all chains, compiled once (unless --no-jit or the
@@ -205,10 +207,16 @@ static const char *engine_notes(void *state) {
                      "curvature is extreme (compare R-hat); a smaller --init radius (e.g. "
                      "--init 0.5) or a reparameterisation may help",
                      eps);
-  if (e->divergent > 0)
+  /* advice that is still true: at 0.95 already, "towards 0.95" is not */
+  if (e->divergent > 0 && e->adapt_delta < 0.95)
     div = gc_printf("%ld of %ld transitions after warmup diverged; increase --adapt-delta "
                     "towards 0.95 or reparameterise",
                     e->divergent, e->draws);
+  else if (e->divergent > 0)
+    div = gc_printf("%ld of %ld transitions after warmup diverged with --adapt-delta %g; "
+                    "reparameterise (e.g. non-centred)%s",
+                    e->divergent, e->draws, e->adapt_delta,
+                    e->adapt_delta < 0.99 ? " or try a value closer to 1 (0.99)" : "");
   if (e->max_depth_hits > 0)
     depth = gc_printf("%ld of %ld transitions after warmup hit the maximum tree depth of %d; "
                       "increase --max-depth or reparameterise",

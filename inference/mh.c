@@ -580,6 +580,7 @@ const EngineVT engine_mh = {
     .summary = "single-site Metropolis-Hastings over the trace; works for every program",
     .nstats = 1,
     .stat_names = {"accept_stat__"},
+    .random_walk = true,
     .weighted = false,
     .uses_warmup = true,
     .traits = ENGINE_DISCRETE | ENGINE_DYNAMIC | ENGINE_IMPROPER,

@@ -767,6 +767,13 @@ static bool smc_log_evidence(void *state, double *est) {
   return true;
 }
 
+static bool smc_log_evidence_se(void *state, double *se) {
+  SmcState *s = state;
+  if (s->nruns == 0) return false;
+  *se = sqrt(fmax(s->relvar_sum / s->nruns, 0) / s->nruns);
+  return true;
+}
+
 static const char *smc_notes(void *state) {
   SmcState *s = state;
   if (s->nruns == 0) return "";
@@ -828,5 +835,6 @@ const EngineVT engine_smc = {
     .step = smc_step,
     .free = smc_free,
     .log_evidence = smc_log_evidence,
+    .log_evidence_se = smc_log_evidence_se,
     .chain_notes = smc_notes,
 };

@@ -48,6 +48,12 @@ __attribute__((format(printf, 2, 3))) static void sb_add(SBuf *b, const char *fm
 
 /* ---- the table ---------------------------------------------------------- */
 
+/* The weights collapsed: an SE computed from them would look small and mean
+ * nothing (one weight dominates, so the sample variance says little). */
+static bool sm_collapsed(const SummaryRun *run) {
+  return run->weighted && run->weights_ess > 0 && run->weights_ess < WARN_KISH_COLLAPSED;
+}
+
 enum { SM_GENERAL, SM_MCSE, SM_ESS, SM_RHAT };
 
 /* One cell: "-" for NaN (not applicable / not computable). */
@@ -76,9 +82,14 @@ static int sm_decimals(double se) {
 /* Sampler tuning columns (the step size, static HMC's integration time) are
  * constant within a chain after warmup and differ between chains by design:
  * their MCSE, ESS and R-hat say nothing, so they are left out ("-"). */
+/* log_weight__ is no quantity to summarise either: its R-hat compares the
+ * chains' evidence estimates (they differ by design), and its ESS is the
+ * weights' own (the Kish ESS the log evidence line speaks of). */
 static const SummaryStats *sm_tuning_stats(const char *label, const SummaryStats *s,
                                            SummaryStats *tmp) {
-  if (strcmp(label, "stepsize__") != 0 && strcmp(label, "int_time__") != 0) return s;
+  if (strcmp(label, "stepsize__") != 0 && strcmp(label, "int_time__") != 0 &&
+      strcmp(label, "log_weight__") != 0)
+    return s;
   *tmp = *s;
   tmp->mcse = tmp->ess_bulk = tmp->ess_tail = tmp->rhat = NAN;
   return tmp;
@@ -128,7 +139,11 @@ char *summary_table(const SummaryRun *run, int ncols, const char *const *labels,
   }
   sb_add(&b, "\n");
   if (!isnan(run->log_evidence)) {
-    if (isnan(run->log_evidence_se)) {
+    if (sm_collapsed(run)) {
+      sb_add(&b, "log evidence: %.2f (unreliable: the weights collapsed onto a Kish ESS of %.1f "
+                 "draws; no standard error)\n",
+             run->log_evidence, run->weights_ess);
+    } else if (isnan(run->log_evidence_se)) {
       sb_add(&b, "log evidence: %.2f (standard error not available)\n", run->log_evidence);
     } else {
       int d = sm_decimals(run->log_evidence_se);
@@ -137,10 +152,23 @@ char *summary_table(const SummaryRun *run, int ncols, const char *const *labels,
   }
   if (run->weighted)
     sb_add(&b, "Draws are importance weighted: Mean, StdDev and quantiles are self-normalised\n"
-               "estimates; ESS is Kish's effective sample size of the weights.\n");
+               "estimates; ESS is the smaller of Kish's ESS over distinct values and the ESS\n"
+               "of the importance-resampled chains.\n");
   else
     sb_add(&b, "R_hat is the rank-normalised split R-hat (max with folded); ESS_bulk and\n"
                "ESS_tail are rank-normalised effective sample sizes (Vehtari et al. 2021).\n");
+  if (run->nwarnings) {
+    sb_add(&b, "\n");
+    sb_add(&b, "%s", summary_warnings_text(run->nwarnings, run->warnings));
+  }
+  return b.s;
+}
+
+char *summary_warnings_text(int n, const RunWarning *w) {
+  SBuf b = {0};
+  sb_add(&b, "%s", "");
+  for (int i = 0; i < n; i++)
+    sb_add(&b, "Warning (%s): %s\n  advice: %s\n", w[i].kind, w[i].message, w[i].advice);
   return b.s;
 }
 
@@ -184,10 +212,23 @@ static json_t *sm_doc(const SummaryRun *run, int ncols, const char *const *label
   } else {
     json_t *le = json_object();
     json_object_set_new(le, "estimate", sm_num(run->log_evidence));
-    json_object_set_new(le, "se", sm_num(run->log_evidence_se));
+    json_object_set_new(le, "se", sm_num(sm_collapsed(run) ? NAN : run->log_evidence_se));
+    json_object_set_new(le, "weights_ess", sm_num(run->weighted ? run->weights_ess : NAN));
     json_object_set_new(root, "log_evidence", le);
   }
   json_object_set_new(root, "interrupted", json_boolean(run->planned_draws > 0));
+  json_t *warns = json_array();
+  for (int i = 0; i < run->nwarnings; i++) {
+    const RunWarning *w = &run->warnings[i];
+    json_t *o = json_object(), *vs = json_array();
+    for (int k = 0; k < w->nvars; k++) json_array_append_new(vs, json_string(w->vars[k]));
+    json_object_set_new(o, "kind", json_string(w->kind));
+    json_object_set_new(o, "variables", vs);
+    json_object_set_new(o, "message", json_string(w->message));
+    json_object_set_new(o, "advice", json_string(w->advice));
+    json_array_append_new(warns, o);
+  }
+  json_object_set_new(root, "warnings", warns);
   return root;
 }
 

@@ -10,6 +10,7 @@
 
 #include "../core/diag.h"
 #include "diagnostics.h"
+#include "warnings.h"
 
 /* What the summary says about the run besides the columns. */
 typedef struct SummaryRun {
@@ -23,7 +24,19 @@ typedef struct SummaryRun {
   /* A run stopped by the host (ppl_interrupt): the draws and chains it was
      asked for; 0 when it ran to the end. */
   int planned_draws, planned_chains;
+  /* The post-run checks (warnings.h), printed after the table and listed in
+     the JSON's "warnings". */
+  int nwarnings;
+  const RunWarning *warnings;
+  /* Weighted runs: Kish's ESS of all the weights (0 or NaN: not known).  Below
+     WARN_KISH_COLLAPSED the log evidence is printed without a standard
+     error, as unreliable. */
+  double weights_ess;
 } SummaryRun;
+
+/* The warnings as the table prints them ("" when none): for the CLI to show
+ * them on their own under --quiet. */
+char *summary_warnings_text(int n, const RunWarning *w);
 
 /* The table as text (a GC string), e.g.
  *   Inference for ppl model: coin
@@ -38,7 +51,9 @@ typedef struct SummaryRun {
  * An interrupted run says so under the draws line ("interrupted after 120 of
  * 1000 draws").
  * A "-" marks a statistic that does not apply or cannot be computed (R-hat
- * of one chain or of weighted draws, ESS of a constant). */
+ * of one chain or of weighted draws, ESS of a constant, MCSE/ESS/R-hat of
+ * stepsize__, int_time__ and log_weight__). The run's warnings end it, as
+ * summary_warnings_text gives them. */
 char *summary_table(const SummaryRun *run, int ncols, const char *const *labels,
                     const SummaryStats *stats);
 
@@ -48,8 +63,10 @@ char *summary_table(const SummaryRun *run, int ncols, const char *const *labels,
  *    "variables": {"theta[1]": {"mean": ..., "sd": ..., "mcse": ..., "q5": ...,
  *                  "q50": ..., "q95": ..., "ess_bulk": ..., "ess_tail": ...,
  *                  "rhat": ...}, ...},
- *    "log_evidence": {"estimate": ..., "se": ...} or null,
- *    "interrupted": false}   (true for a run the host stopped early)
+ *    "log_evidence": {"estimate": ..., "se": ..., "weights_ess": ...} or null,
+ *    "interrupted": false,   (true for a run the host stopped early)
+ *    "warnings": [{"kind": "rhat", "variables": ["theta"], "message": ...,
+ *                  "advice": ...}, ...]}
  * Non-finite numbers are null. NULL only if out of memory. */
 char *summary_json(const SummaryRun *run, int ncols, const char *const *labels,
                    const SummaryStats *stats);

@@ -92,6 +92,42 @@ __attribute__((format(printf, 3, 4))) static void chk_error(Checker *c, SrcPos p
   va_end(ap);
 }
 
+/* A warning goes on the program, never to a stream: the host decides
+ * whether to show it.  The same position is warned about once (a function
+ * body may be checked again). */
+static void chk_warn(Checker *c, SrcPos pos, const char *msg) {
+  CheckedProgram *cp = c->cp;
+  const char *at = pos.file ? gc_printf("%s:%d:%d: ", pos.file, pos.line, pos.col)
+                            : gc_printf("%d:%d: ", pos.line, pos.col);
+  const char *w = gc_printf("%swarning: %s", at, msg);
+  for (int i = 0; i < cp->nwarnings; i++)
+    if (!strcmp(cp->warnings[i], w)) return;
+  const char **ws = gc_alloc(sizeof(char *) * (size_t)(cp->nwarnings + 1));
+  if (cp->nwarnings) memcpy(ws, cp->warnings, sizeof(char *) * (size_t)cp->nwarnings);
+  ws[cp->nwarnings++] = w;
+  cp->warnings = ws;
+}
+
+/* How an operand reads in a message: a name or a literal as written,
+ * anything longer as "..." (the position points at it). */
+static const char *chk_operand(const Ast *e) {
+  if (e->kind == AST_VAR) return e->name;
+  if (e->kind == AST_INT) return gc_printf("%lld", (long long)e->ival);
+  return "(...)";
+}
+
+/* int / int is integer division, as in Stan and C: 1 / N is 0 for N > 1.
+ * Valid, so a warning, not an error; Stan warns about it the same way. */
+static void chk_int_division(Checker *c, const Ast *e) {
+  const char *l = chk_operand(e->a), *r = chk_operand(e->b);
+  const char *real = e->a->kind == AST_INT ? gc_printf("%lld.0 / %s", (long long)e->a->ival, r)
+                                           : gc_printf("1.0 * %s / %s", l, r);
+  chk_warn(c, e->pos,
+           gc_printf("integer division %s / %s rounds toward zero; use %s for real division "
+                     "(or %s %%/%% %s if integer division is meant)",
+                     l, r, real, l, r));
+}
+
 static const char *block_name(int blk) {
   switch (blk) {
   case BLK_DATA: return "data";
@@ -582,6 +618,7 @@ static Type chk_expr(Checker *c, Ast *e) {
     Type b = chk_expr(c, e->b);
     if (FAILED(c)) return T_VOID;
     t = chk_binop(c, e->pos, e->op, a, b);
+    if (e->op == AOP_DIV && t.ndims == 0 && t.base == TY_INT) chk_int_division(c, e);
     break;
   }
   case AST_TERNARY: t = chk_ternary(c, e); break;

@@ -27,6 +27,10 @@ typedef struct CheckedProgram {
   int nhost;
   const HostFunc *host;
   const struct DistRegistry *fams; /* the context's families (ppl_register_family), or NULL */
+  /* Warnings (the program is valid but probably not what was meant), in
+     source order: "model.ppl:3:12: warning: integer division ...". */
+  int nwarnings;
+  const char **warnings;
 } CheckedProgram;
 
 /* Errors (DIAG_TYPE) name the place: "model.ppl:7:12: unknown variable 'thta'",

@@ -99,9 +99,132 @@ static void check_by_hand(void) {
   tap_ok(isnan(s.mean) && isnan(s.q50), "weighted summary with zero weights is NaN");
 }
 
+/* Chains each constant at its own value: R-hat +inf whatever the split
+ * (posterior gives a huge finite number for 3/1 and NaN for 2/2); constant
+ * across all chains stays NaN. */
+static void check_stuck_apart(void) {
+  double one[10], two[10];
+  for (int i = 0; i < 10; i++) one[i] = 1, two[i] = 2;
+  const double *split31[4] = {one, one, one, two};
+  const double *split22[4] = {one, one, two, two};
+  const double *same[4] = {one, one, one, one};
+  tap_ok(isinf(diag_rhat(4, 10, split31)) && diag_rhat(4, 10, split31) > 0,
+         "constant chains at 1,1,1,2: R-hat +inf");
+  tap_ok(isinf(diag_rhat(4, 10, split22)) && diag_rhat(4, 10, split22) > 0,
+         "constant chains at 1,1,2,2: R-hat +inf");
+  tap_ok(isnan(diag_rhat(4, 10, same)), "all chains constant at one value: R-hat NaN");
+  /* a chain that jumps once between its halves is constant per split chain too */
+  double jump[10];
+  for (int i = 0; i < 10; i++) jump[i] = i < 5 ? 1 : 2;
+  const double *jumped[2] = {jump, jump};
+  tap_ok(isinf(diag_rhat(2, 10, jumped)), "halves stuck at different values: R-hat +inf");
+  /* one moving chain among constant ones: an ordinary (finite) R-hat */
+  double mov[10] = {0.3, -1.2, 0.8, 2.0, -0.4, 1.1, -0.9, 0.2, 1.5, -0.1};
+  const double *mixed[2] = {one, mov};
+  double r = diag_rhat(2, 10, mixed);
+  tap_ok(isfinite(r) && r > 1, "one constant chain beside a moving one: finite R-hat (%g)", r);
+}
+
+/* The ESS of weighted draws, hand-computed. */
+static void check_weighted_ess(void) {
+  SummaryStats s;
+  /* copies of one particle: values 0.5 x3, 1.5 x1, equal weights; groups
+     weigh 3/4 and 1/4, Kish over them 1 / (9/16 + 1/16) = 1.6 (the chain is
+     too short for the resampled ESS, which is NaN) */
+  double xv[] = {0.5, 0.5, 0.5, 1.5}, eq[] = {0, 0, 0, 0};
+  const double *x[1] = {xv}, *lw[1] = {eq};
+  diag_summarise_weighted(1, 4, x, lw, &s);
+  tap_near(s.ess_bulk, 1.6, 1e-12, "copies count once: Kish over distinct values 1.6");
+  tap_near(s.ess_tail, 1.6, 1e-12, "ess_tail too");
+  tap_near(s.mcse, s.sd / sqrt(1.6), 1e-12, "mcse = sd / sqrt(ess_bulk)");
+  /* whole numbers repeat without being copies: not grouped, Kish = 4 */
+  double kv[] = {0, 0, 1, 1};
+  const double *k[1] = {kv};
+  diag_summarise_weighted(1, 4, k, lw, &s);
+  tap_near(s.ess_bulk, 4, 1e-12, "a column of whole numbers is not grouped: Kish 4");
+  tap_near(diag_kish_ess(1, 4, lw), 4, 1e-12, "diag_kish_ess of equal weights is N");
+  /* unequal weights, distinct values: Kish 1/sum w^2 with w = (1,1,2)/4 */
+  double uv[] = {0.1, 0.2, 0.3}, ul[] = {0, 0, log(2.0)};
+  const double *u[1] = {uv}, *ulw[1] = {ul};
+  diag_summarise_weighted(1, 3, u, ulw, &s);
+  tap_near(s.ess_bulk, 1 / (1.0 / 16 + 1.0 / 16 + 4.0 / 16), 1e-12, "Kish of weights 1,1,2: 8/3");
+  tap_near(diag_kish_ess(1, 3, ulw), 8.0 / 3, 1e-12, "diag_kish_ess of weights 1,1,2");
+
+  /* equal weights on long chains: the resampled draws are the draws, so the
+     ESS is the unweighted bulk / tail ESS whenever that is below Kish's N */
+  enum { N = 200 };
+  double a[N], b[N], lz[N];
+  for (int i = 0; i < N; i++) {
+    a[i] = sin(0.05 * i) + 0.3 * cos(1.7 * i * i); /* autocorrelated */
+    b[i] = cos(0.04 * i) + 0.3 * sin(2.3 * i * i);
+    lz[i] = -1;
+  }
+  const double *ab[2] = {a, b}, *lzz[2] = {lz, lz};
+  diag_summarise_weighted(2, N, ab, lzz, &s);
+  double bulk = diag_ess_bulk(2, N, ab), tail = diag_ess_tail(2, N, ab);
+  tap_ok(bulk < 2 * N, "the test chains are autocorrelated (bulk ESS %g)", bulk);
+  tap_near(s.ess_bulk, bulk, 1e-12, "equal weights: weighted ESS bulk = ESS bulk of the draws");
+  tap_near(s.ess_tail, tail < 2 * N ? tail : 2 * N, 1e-12, "equal weights: ESS tail likewise");
+
+  /* one draw carries all the weight: ESS 1, not N */
+  double one_w[N];
+  for (int i = 0; i < N; i++) one_w[i] = i == 17 ? 0 : -INFINITY;
+  const double *ow[1] = {one_w}, *aa[1] = {a};
+  diag_summarise_weighted(1, N, aa, ow, &s);
+  tap_near(s.ess_bulk, 1, 1e-12, "all weight on one draw: ESS 1");
+  tap_near(s.mean, a[17], 1e-12, "and the mean is that draw");
+
+  /* two chains, each a population of copies of its own particle: the
+     distinct-value Kish is 2, and the resampled chains (constant, apart)
+     say no more */
+  double c1[N], c2[N];
+  for (int i = 0; i < N; i++) c1[i] = 0.25, c2[i] = 0.75;
+  const double *cc[2] = {c1, c2};
+  diag_summarise_weighted(2, N, cc, lzz, &s);
+  tap_ok(s.ess_bulk <= 2 + 1e-12 && s.ess_bulk > 0, "collapsed populations: ESS <= 2 (got %g)",
+         s.ess_bulk);
+}
+
+/* Log evidence of several runs, hand-computed: Z = 1 and 3. */
+static void check_evidence_combine(void) {
+  double lz[2] = {0, log(3.0)}, est, se;
+  diag_evidence_combine(2, lz, NULL, &est, &se);
+  tap_near(est, log(2.0), 1e-12, "combined estimate: log mean(1, 3) = log 2");
+  /* on the natural scale: sd(1, 3) = sqrt 2, se(Zbar) = sqrt 2 / sqrt 2 = 1,
+     over Zbar = 2: 0.5; of the logs: sd(0, log 3) = log 3 / sqrt 2, over
+     sqrt 2: log 3 / 2 = 0.549, the larger */
+  tap_near(se, log(3.0) / 2, 1e-12, "SE from the spread of the logs: log 3 / 2");
+  double close[2] = {0, 0.01};
+  diag_evidence_combine(2, close, NULL, &est, &se);
+  double z1 = exp(0.01), zbar = (1 + z1) / 2;
+  tap_near(se, 0.005, 1e-12, "chains that agree: sd of the logs 0.01 / 2");
+  tap_near(se, (z1 - 1) / sqrt(2.0) / (sqrt(2.0) * zbar), 1e-5,
+           "and the delta method's is the same to first order");
+  double apart[4] = {-232.15, -258.63, -199.97, -217.60};
+  diag_evidence_combine(4, apart, NULL, &est, &se);
+  double lm = (-232.15 - 258.63 - 199.97 - 217.60) / 4, lv = 0;
+  for (int c = 0; c < 4; c++) lv += (apart[c] - lm) * (apart[c] - lm);
+  tap_near(se, sqrt(lv / 3) / 2, 1e-12, "chains 60 apart in log Z: SE %.1f, not 1", se);
+  double small[2] = {0.1, 0.1};
+  diag_evidence_combine(2, lz, small, &est, &se);
+  tap_near(se, log(3.0) / 2, 1e-12, "small own SEs: the spread's SE stands");
+  double big[2] = {2, 2};
+  diag_evidence_combine(2, lz, big, &est, &se);
+  /* sqrt(1*4 + 9*4) / (2 * 2) */
+  tap_near(se, sqrt(40.0) / 4, 1e-12, "large own SEs: sqrt(sum Z^2 se^2) / (m Zbar)");
+  double l5[1] = {log(5.0)}, s3[1] = {0.3};
+  diag_evidence_combine(1, l5, s3, &est, &se);
+  tap_near(se, 0.3, 1e-12, "one run: its own SE");
+  diag_evidence_combine(1, l5, NULL, &est, &se);
+  tap_ok(isnan(se) && fabs(est - log(5.0)) < 1e-12, "one run without its own SE: NaN");
+}
+
 int main(void) {
   gc_init();
   for (size_t i = 0; i < sizeof diag_refs / sizeof diag_refs[0]; i++) check_set(&diag_refs[i]);
   check_by_hand();
+  check_stuck_apart();
+  check_weighted_ess();
+  check_evidence_combine();
   return tap_done();
 }

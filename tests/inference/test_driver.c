@@ -319,7 +319,13 @@ static void test_weighted(void) {
   double e, se, e2, se2;
   tap_ok(rr_log_evidence(rr, &e, &se), "log evidence available");
   diag_log_evidence(2, 200, lw, &e2, &se2);
-  tap_ok(e == e2 && se == se2 && isfinite(e) && se > 0, "log evidence = diag_log_evidence(weights)");
+  /* the SE is the pooled one or, when larger, the one of the chains' own estimates */
+  double lz[2], lse[2], e3, se3;
+  for (int c = 0; c < 2; c++) diag_log_evidence(1, 200, &lw[c], &lz[c], &lse[c]);
+  diag_evidence_combine(2, lz, lse, &e3, &se3);
+  tap_ok(e == e2 && se == (se3 > se2 ? se3 : se2) && isfinite(e) && se > 0,
+         "log evidence = diag_log_evidence(weights), SE max(pooled, chains')");
+  tap_near(e3, e2, 1e-12, "the chains' combined estimate is the pooled one");
   int mu = rr_column_index(rr, "mu"), acc = rr_column_index(rr, "accept_stat__");
   int lwc = rr_column_index(rr, "log_weight__");
   tap_ok(lwc >= 0 && rr_draw(rr, 1, 7, lwc) == lw[1][7], "log_weight__ column equals the weights");
@@ -345,6 +351,18 @@ static void test_weighted(void) {
              json_real_value(json_object_get(le, "se")) == se,
          "JSON log_evidence has estimate and se");
   tap_streq(json_string_value(json_object_get(j, "engine")), "fakew", "JSON engine");
+  tap_ok(fabs(json_real_value(json_object_get(le, "weights_ess")) -
+              diag_kish_ess(2, 200, lw)) < 1e-9,
+         "JSON log_evidence has the weights' Kish ESS");
+  json_t *ws = json_object_get(j, "warnings");
+  bool shaped = json_is_array(ws) && json_array_size(ws) == (size_t)rr_num_warnings(rr);
+  for (size_t i = 0; shaped && i < json_array_size(ws); i++) {
+    json_t *w = json_array_get(ws, i);
+    shaped = json_is_string(json_object_get(w, "kind")) && json_is_array(json_object_get(w, "variables")) &&
+             json_is_string(json_object_get(w, "message")) && json_is_string(json_object_get(w, "advice")) &&
+             !strcmp(json_string_value(json_object_get(w, "kind")), rr_warning(rr, (int)i)->kind);
+  }
+  tap_ok(shaped, "JSON warnings: the result's, each with kind, variables, message, advice");
   json_t *vars = json_object_get(j, "variables");
   tap_ok(json_object_size(vars) == (size_t)rr_num_columns(rr), "JSON has every column");
   json_t *m21 = json_object_get(vars, "m[2,1]");

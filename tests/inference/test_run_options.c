@@ -211,7 +211,53 @@ static void test_reaches_engine(void) {
   ppl_context_free(ctx);
 }
 
+/* The compiler's warnings on the model and the run's warnings on the result
+ * (ppl_model_warning, ppl_result_warning...): the library collects them,
+ * the host shows them. */
+static void test_warnings(void) {
+  ppl_context *ctx = ppl_context_new(NULL);
+  ppl_model *m = NULL;
+  const char *src = "model {\n  real mu ~ normal(0, 10);\n  int k = 7 / 2;\n"
+                    "  real h = 7.0 / 2;\n  [3.01, 2.99, 3.0] ~ normal(mu, 0.01);\n}\n";
+  if (!tap_ok(ppl_compile_string(ctx, src, "w.ppl", &m) == PPL_OK && ppl_data_commit(m) == PPL_OK,
+              "warned model compiles (%s)", ppl_errmsg(ctx)))
+    return;
+  const char *w = ppl_model_warning(m, 0);
+  tap_ok(ppl_model_num_warnings(m) == 1 && w &&
+             !strcmp(w, "w.ppl:3:13: warning: integer division 7 / 2 rounds toward zero; use 7.0 / 2 "
+                        "for real division (or 7 %/% 2 if integer division is meant)"),
+         "one compile-time warning, with its position: %s", w ? w : "(none)");
+  tap_ok(ppl_model_warning(m, 1) == NULL && ppl_model_warning(m, -1) == NULL,
+         "ppl_model_warning out of range is NULL");
+  ppl_run_options ro;
+  ppl_run_options_default(&ro);
+  ro.engine = "is", ro.chains = 2, ro.draws = 300, ro.seed = 4;
+  ppl_result *r = NULL;
+  if (!tap_ok(ppl_run(m, &ro, &r) == PPL_OK, "is run (%s)", ppl_errmsg(ctx))) return;
+  int n = ppl_result_num_warnings(r), collapse = -1;
+  for (int i = 0; i < n; i++) {
+    const char *kind = NULL, *advice = NULL;
+    const char *msg = ppl_result_warning(r, i, &kind, &advice);
+    if (msg && kind && advice && !strcmp(kind, "collapse") && strstr(msg, "Kish ESS")) collapse = i;
+  }
+  tap_ok(collapse >= 0, "the collapsed weights are a warning of the result (%d warnings)", n);
+  const char *kind = "x";
+  tap_ok(ppl_result_warning(r, n, &kind, NULL) == NULL && kind == NULL,
+         "ppl_result_warning out of range is NULL");
+  tap_ok(ppl_result_warning_variable(r, collapse, 0) == NULL, "the weights' warning names no variable");
+  const char *text = ppl_result_warnings_text(r), *table = ppl_result_summary_text(r);
+  tap_ok(text && strstr(text, "Warning (collapse): ") && table && strstr(table, text),
+         "the warnings' text ends the summary table");
+  double est, se;
+  tap_ok(ppl_result_log_evidence(r, &est, &se) == PPL_OK && isfinite(est),
+         "log evidence still estimated");
+  ppl_result_free(r);
+  ppl_model_free(m);
+  ppl_context_free(ctx);
+}
+
 int main(void) {
+  test_warnings();
   test_set();
   test_fields();
   test_listing();
