@@ -102,6 +102,12 @@ JitKernel *jit_kernel_compile(const DistFamily *f, int width, const char **why) 
   return NULL;
 }
 JitKernelFn jit_kernel_fn(const JitKernel *k) { (void)k; return NULL; }
+JitRuleFn jit_rule_fn(const JitKernel *k) { (void)k; return NULL; }
+JitKernel *jit_rule_compile(const ScalarRule *r, const char **why) {
+  (void)r;
+  *why = "ppl was built without LLVM";
+  return NULL;
+}
 void jit_kernel_free(JitKernel *k) { (void)k; }
 
 #else
@@ -1379,18 +1385,11 @@ struct JitKernel {
   JitKernelFn fn;
 };
 
-JitKernel *jit_kernel_compile(const DistFamily *f, int width, const char **why) {
-  pthread_once(&llvm_once, llvm_init);
-  if (!f->kernel) {
-    *why = gc_printf("%s has no kernel description", f->name);
-    return NULL;
-  }
-  const char *pre = NULL;
-  int host = host_simd(&pre);
-  if (width && (width > host || (width != 2 && width != 4 && width != 8))) {
-    *why = gc_printf("this machine has no %d-wide vector math", width);
-    return NULL;
-  }
+/* One function `ppl_kernel` of nargs pointer-or-i64 arguments (the first an
+   i64 count, the rest pointers), its body emitted by body(g, ud, args). */
+typedef void (*TestBody)(Gen *g, const void *ud, LLVMValueRef n, LLVMValueRef *arg);
+static JitKernel *compile_test_fn(int width, int nptr, TestBody body, const void *ud,
+                                  const char **why) {
   Jit tmp;
   memset(&tmp, 0, sizeof tmp);
   LLVMErrorRef e = make_lljit(&tmp);
@@ -1415,14 +1414,14 @@ JitKernel *jit_kernel_compile(const DistFamily *f, int width, const char **why) 
   declare_runtime(g);
   g->simd = width;
   g->mvec = width == 8 ? "_ZGVeN8v_" : width == 4 ? "_ZGVdN4v_" : "_ZGVbN2v_";
-  LLVMTypeRef ps[6] = {g->i64, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr};
-  g->fn = LLVMAddFunction(g->M, "ppl_kernel", LLVMFunctionType(g->vd, ps, 6, 0));
+  LLVMTypeRef ps[8] = {g->i64, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr};
+  g->fn = LLVMAddFunction(g->M, "ppl_kernel", LLVMFunctionType(g->vd, ps, (unsigned)nptr + 1, 0));
   g->entry = LLVMAppendBasicBlockInContext(g->C, g->fn, "entry");
   LLVMPositionBuilderAtEnd(g->B, g->entry);
   g->entry_end = LLVMBuildAlloca(g->B, g->i8, "mark");
-  LLVMValueRef arg[5];
-  for (int i = 0; i < 5; i++) arg[i] = LLVMGetParam(g->fn, (unsigned)i + 1);
-  jg_kernel_body(g, f, LLVMGetParam(g->fn, 0), arg);
+  LLVMValueRef arg[7];
+  for (int i = 0; i < nptr; i++) arg[i] = LLVMGetParam(g->fn, (unsigned)i + 1);
+  body(g, ud, LLVMGetParam(g->fn, 0), arg);
   LLVMBuildRetVoid(g->B);
   LLVMInstructionEraseFromParent(g->entry_end);
   LLVMDisposeBuilder(g->B);
@@ -1450,7 +1449,55 @@ JitKernel *jit_kernel_compile(const DistFamily *f, int width, const char **why) 
   return k;
 }
 
+static void kernel_body(Gen *g, const void *ud, LLVMValueRef n, LLVMValueRef *arg) {
+  jg_kernel_body(g, ud, n, arg);
+}
+
+JitKernel *jit_kernel_compile(const DistFamily *f, int width, const char **why) {
+  pthread_once(&llvm_once, llvm_init);
+  if (!f->kernel) {
+    *why = gc_printf("%s has no kernel description", f->name);
+    return NULL;
+  }
+  const char *pre = NULL;
+  int host = host_simd(&pre);
+  if (width && (width > host || (width != 2 && width != 4 && width != 8))) {
+    *why = gc_printf("this machine has no %d-wide vector math", width);
+    return NULL;
+  }
+  return compile_test_fn(width, 5, kernel_body, f, why);
+}
+
+/* ---- a scalar rule on its own (tests) ---- */
+
+typedef struct RuleCtx {
+  const ScalarRule *r;
+  LLVMValueRef *arg;
+} RuleCtx;
+
+static void rule_point(Gen *g, LLVMValueRef i, void *ud) {
+  const RuleCtx *c = ud;
+  LLVMValueRef *arg = c->arg, v, da, db;
+  LLVMValueRef a = LLVMBuildLoad2(g->B, g->f64, gep(g, g->f64, arg[0], i), "");
+  LLVMValueRef b = LLVMBuildLoad2(g->B, g->f64, gep(g, g->f64, arg[1], i), "");
+  jg_emit_rule(g, c->r, a, c->r->nargs == 2 ? b : NULL, &v, &da, &db);
+  LLVMBuildStore(g->B, v, gep(g, g->f64, arg[2], i));
+  LLVMBuildStore(g->B, da, gep(g, g->f64, arg[3], i));
+  LLVMBuildStore(g->B, db, gep(g, g->f64, arg[4], i));
+}
+
+static void rule_body(Gen *g, const void *ud, LLVMValueRef n, LLVMValueRef *arg) {
+  RuleCtx c = {ud, arg};
+  emit_loop(g, n, rule_point, &c);
+}
+
+JitKernel *jit_rule_compile(const ScalarRule *r, const char **why) {
+  pthread_once(&llvm_once, llvm_init);
+  return compile_test_fn(0, 5, rule_body, r, why);
+}
+
 JitKernelFn jit_kernel_fn(const JitKernel *k) { return k->fn; }
+JitRuleFn jit_rule_fn(const JitKernel *k) { return (JitRuleFn)(uintptr_t)k->fn; }
 
 void jit_kernel_free(JitKernel *k) {
   if (k && k->lljit) LLVMOrcDisposeLLJIT(k->lljit);
