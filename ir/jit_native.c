@@ -498,8 +498,9 @@ static LLVMValueRef hsum(Gen *g, LLVMValueRef v, int w) {
   return s;
 }
 
-/* libm's f of each lane (the functions libmvec lacks or ppl does not take
-   from it), so vector code gives the scalar code's bits */
+/* f (LLVM's intrinsic or libm's function, by name) of each lane: the
+   functions libmvec lacks or ppl does not take from it, so vector code gives
+   the scalar code's bits */
 static LLVMValueRef lanes(Gen *g, const char *f, LLVMValueRef x, LLVMValueRef y) {
   if (!g->vw) return y ? intrinsic2(g, f, x, y) : intrinsic1(g, f, x);
   LLVMValueRef v = LLVMGetUndef(vty(g));
@@ -532,7 +533,7 @@ static LLVMValueRef dk_emit(Gen *g, const DkIns *in, LLVMValueRef *r) {
   case DK_GE: return LLVMBuildFCmp(g->B, LLVMRealOGE, a, b, "");
   case DK_OR: return LLVMBuildOr(g->B, a, b, "");
   case DK_SEL: return LLVMBuildSelect(g->B, a, b, r[in->c], "");
-  case DK_POW: return lanes(g, "pow", a, b);
+  case DK_POW: return lanes(g, "llvm.pow.f64", a, b);
   case DK_SQRT: return vintr(g, "sqrt", a);
   case DK_EXPM1: return lanes(g, "expm1", a, NULL);
   case DK_TRUNC: return vintr(g, "trunc", a);
