@@ -226,19 +226,11 @@ static void emit_rule_scalar(Gen *g, RevList *l, const IrInstr *ins, const Scala
   /* an active dst overwritten by a constant gets an item too: its adjoint dies */
   RevItem *it = active(g, d) ? scalar_item(g, l, ins) : NULL;
   LLVMValueRef z, pa = NULL, pb = NULL;
-  double k;
-  bool ka = sr_partial_const(sr, 0, &k), kb = b >= 0 && sr_partial_const(sr, 1, &k);
+  double ca = 0, cb = 0;
+  bool ka = sr_partial_const(sr, 0, &ca), kb = b >= 0 && sr_partial_const(sr, 1, &cb);
   jg_emit_rule(g, sr, x, y, &z, want && aa && !ka ? &pa : NULL, want && ab && !kb ? &pb : NULL);
-  if (want) {
-    if (aa) {
-      if (sr_partial_const(sr, 0, &k)) part(it, a, -1, k);
-      else part(it, a, save(it, pa), 0);
-    }
-    if (ab) {
-      if (sr_partial_const(sr, 1, &k)) part(it, b, -1, k);
-      else part(it, b, save(it, pb), 0);
-    }
-  }
+  if (want && aa) part(it, a, ka ? -1 : save(it, pa), ca);
+  if (want && ab) part(it, b, kb ? -1 : save(it, pb), cb);
   wr_conv(g, d, z, RC_REAL);
   if (it) push_saved(g, it);
 }
