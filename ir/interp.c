@@ -1191,7 +1191,7 @@ static inline __attribute__((always_inline)) RunStatus run_loop(InterpState *st,
     case IR_UNARY: {
       Value a = R[A[0]];
       if (a.k == V_REAL && ins->sub == OP_NEG && !(AD && a.ad)) {
-        R[ins->dst] = val_real(-a.r);
+        R[ins->dst] = val_real(sr_neg1(a.r));
         break;
       }
       Value r;
@@ -1209,10 +1209,10 @@ static inline __attribute__((always_inline)) RunStatus run_loop(InterpState *st,
       if (a.k == V_REAL && b.k == V_REAL && !(AD && (a.ad | b.ad))) { /* the hot path: no calls */
         double x = a.r, y = b.r;
         switch (ins->sub) {
-        case OP_ADD: R[ins->dst] = val_real(x + y); continue;
-        case OP_SUB: R[ins->dst] = val_real(x - y); continue;
-        case OP_MUL: case OP_EMUL: R[ins->dst] = val_real(x * y); continue;
-        case OP_DIV: case OP_EDIV: R[ins->dst] = val_real(x / y); continue;
+        case OP_ADD: R[ins->dst] = val_real(sr_add(x, y)); continue;
+        case OP_SUB: R[ins->dst] = val_real(sr_sub(x, y)); continue;
+        case OP_MUL: case OP_EMUL: R[ins->dst] = val_real(sr_mul(x, y)); continue;
+        case OP_DIV: case OP_EDIV: R[ins->dst] = val_real(sr_div(x, y)); continue;
         case OP_LT: R[ins->dst] = val_bool(x < y); continue;
         case OP_GT: R[ins->dst] = val_bool(x > y); continue;
         default: break;

@@ -89,7 +89,7 @@ static bool int_binary(int op, int64_t x, int64_t y, Value *out, char *err, size
     if (y == 0) return ERR("integer division by zero in '%%'");
     r = y == -1 ? 0 : x % y;
     break;
-  case OP_POW: *out = val_real(pow((double)x, (double)y)); return true;
+  case OP_POW: *out = val_real(sr_pow((double)x, (double)y)); return true;
   case OP_EQ: *out = val_bool(x == y); return true;
   case OP_NE: *out = val_bool(x != y); return true;
   case OP_LT: *out = val_bool(x < y); return true;
@@ -107,14 +107,14 @@ static bool int_binary(int op, int64_t x, int64_t y, Value *out, char *err, size
 /* Real arithmetic for the element-wise operators; comparisons handled by the caller. */
 static inline double real_arith(int op, double x, double y) {
   switch (op) {
-  case OP_ADD: return x + y;
-  case OP_SUB: return x - y;
+  case OP_ADD: return sr_add(x, y);
+  case OP_SUB: return sr_sub(x, y);
   case OP_MUL:
-  case OP_EMUL: return x * y;
+  case OP_EMUL: return sr_mul(x, y);
   case OP_DIV:
-  case OP_EDIV: return x / y;
-  case OP_POW: return pow(x, y);
-  case OP_MOD: return fmod(x, y);
+  case OP_EDIV: return sr_div(x, y);
+  case OP_POW: return sr_pow(x, y);
+  case OP_MOD: return sr_mod(x, y);
   default: return NAN;
   }
 }
@@ -236,11 +236,11 @@ static bool ten_binary(int op, Value a, Value b, Value *out, char *err, size_t e
     const double *x = a.t->d, *y = b.t->d;
     double *z = r.t->d;
     switch (op) {
-    case OP_ADD: for (size_t i = 0; i < n; i++) z[i] = x[i] + y[i]; break;
-    case OP_SUB: for (size_t i = 0; i < n; i++) z[i] = x[i] - y[i]; break;
-    case OP_EMUL: for (size_t i = 0; i < n; i++) z[i] = x[i] * y[i]; break;
-    case OP_EDIV: for (size_t i = 0; i < n; i++) z[i] = x[i] / y[i]; break;
-    default: for (size_t i = 0; i < n; i++) z[i] = pow(x[i], y[i]); break;
+    case OP_ADD: for (size_t i = 0; i < n; i++) z[i] = sr_add(x[i], y[i]); break;
+    case OP_SUB: for (size_t i = 0; i < n; i++) z[i] = sr_sub(x[i], y[i]); break;
+    case OP_EMUL: for (size_t i = 0; i < n; i++) z[i] = sr_mul(x[i], y[i]); break;
+    case OP_EDIV: for (size_t i = 0; i < n; i++) z[i] = sr_div(x[i], y[i]); break;
+    default: for (size_t i = 0; i < n; i++) z[i] = sr_pow(x[i], y[i]); break;
     }
     *out = r;
     return true;
@@ -256,16 +256,16 @@ static bool ten_binary(int op, Value a, Value b, Value *out, char *err, size_t e
   double *z = r.t->d;
   if (ta) {
     switch (op) {
-    case OP_ADD: for (size_t i = 0; i < n; i++) z[i] = x[i] + s; break;
-    case OP_SUB: for (size_t i = 0; i < n; i++) z[i] = x[i] - s; break;
-    case OP_MUL: case OP_EMUL: for (size_t i = 0; i < n; i++) z[i] = x[i] * s; break;
+    case OP_ADD: for (size_t i = 0; i < n; i++) z[i] = sr_add(x[i], s); break;
+    case OP_SUB: for (size_t i = 0; i < n; i++) z[i] = sr_sub(x[i], s); break;
+    case OP_MUL: case OP_EMUL: for (size_t i = 0; i < n; i++) z[i] = sr_mul(x[i], s); break;
     default: for (size_t i = 0; i < n; i++) z[i] = real_arith(op, x[i], s); break;
     }
   } else {
     switch (op) {
-    case OP_ADD: for (size_t i = 0; i < n; i++) z[i] = s + x[i]; break;
-    case OP_SUB: for (size_t i = 0; i < n; i++) z[i] = s - x[i]; break;
-    case OP_MUL: case OP_EMUL: for (size_t i = 0; i < n; i++) z[i] = s * x[i]; break;
+    case OP_ADD: for (size_t i = 0; i < n; i++) z[i] = sr_add(s, x[i]); break;
+    case OP_SUB: for (size_t i = 0; i < n; i++) z[i] = sr_sub(s, x[i]); break;
+    case OP_MUL: case OP_EMUL: for (size_t i = 0; i < n; i++) z[i] = sr_mul(s, x[i]); break;
     default: for (size_t i = 0; i < n; i++) z[i] = real_arith(op, s, x[i]); break;
     }
   }
@@ -279,21 +279,34 @@ static bool has_nodes(Value v) {
   return v.k == V_REAL ? v.ad != 0 : is_ten(v) ? v.t->ad != NULL : false;
 }
 
-/* d(x op y)/dx and d(x op y)/dy, given z = x op y. */
+/* d(x op y)/dx and d(x op y)/dy, given z = x op y: the scalar rules'
+   (stdlib/scalar_rule.h), which the JIT emits from the same lists. */
 static void arith_partials(int op, double x, double y, double z, double *dx, double *dy) {
   switch (op) {
-  case OP_ADD: *dx = 1; *dy = 1; break;
-  case OP_SUB: *dx = 1; *dy = -1; break;
+  case OP_ADD: sr_add_d(x, y, z, dx, dy); break;
+  case OP_SUB: sr_sub_d(x, y, z, dx, dy); break;
   case OP_MUL:
-  case OP_EMUL: *dx = y; *dy = x; break;
+  case OP_EMUL: sr_mul_d(x, y, z, dx, dy); break;
   case OP_DIV:
-  case OP_EDIV: *dx = 1 / y; *dy = -z / y; break;
-  case OP_POW:
-    *dx = y == 0 ? 0 : y * pow(x, y - 1);
-    *dy = x == 0 ? 0 : z * log(x);
-    break;
-  case OP_MOD: *dx = 1; *dy = -trunc(x / y); break;
+  case OP_EDIV: sr_div_d(x, y, z, dx, dy); break;
+  case OP_POW: sr_pow_d(x, y, z, dx, dy); break;
+  case OP_MOD: sr_mod_d(x, y, z, dx, dy); break;
   default: *dx = *dy = 0; break;
+  }
+}
+
+const ScalarRule *op_scalar_rule(int op) {
+  switch (op) {
+  case OP_ADD: return &sr_rules[SR_add];
+  case OP_SUB: return &sr_rules[SR_sub];
+  case OP_MUL:
+  case OP_EMUL: return &sr_rules[SR_mul];
+  case OP_DIV:
+  case OP_EDIV: return &sr_rules[SR_div];
+  case OP_POW: return &sr_rules[SR_pow];
+  case OP_MOD: return &sr_rules[SR_mod];
+  case OP_NEG: return &sr_rules[SR_neg];
+  default: return NULL;
   }
 }
 
@@ -424,9 +437,10 @@ static Value ten_transpose(Value a) {
 bool op_unary_ad(Tape *T, int op, Value a, Value *out, char *err, size_t errsz) {
   if (!op_unary(op, a, out, err, errsz)) return false;
   if (op == OP_NEG && has_nodes(a)) {
-    if (out->k == V_REAL) out->ad = tape_unary(T, a.ad, -1);
+    if (out->k == V_REAL) out->ad = tape_unary(T, a.ad, sr_neg_d1(a.r, out->r));
     else
-      for (size_t i = 0; i < ten_n(a.t); i++) ten_set_node(out->t, i, tape_unary(T, a.t->ad[i], -1));
+      for (size_t i = 0; i < ten_n(a.t); i++)
+        ten_set_node(out->t, i, tape_unary(T, a.t->ad[i], sr_neg_d1(a.t->d[i], out->t->d[i])));
   }
   return true;
 }
@@ -444,11 +458,11 @@ bool op_unary(int op, Value a, Value *out, char *err, size_t errsz) {
       *out = val_int(-x);
       return true;
     }
-    if (a.k == V_REAL) { *out = val_real(-a.r); return true; }
+    if (a.k == V_REAL) { *out = val_real(sr_neg1(a.r)); return true; }
     if (is_ten(a)) {
       Value r = ten_new((ValKind)a.k, a.t->rows, a.t->cols);
       size_t n = ten_n(a.t);
-      for (size_t i = 0; i < n; i++) r.t->d[i] = -a.t->d[i];
+      for (size_t i = 0; i < n; i++) r.t->d[i] = sr_neg1(a.t->d[i]);
       *out = r;
       return true;
     }

@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "../stdlib/ad.h"
+#include "../stdlib/scalar_rule.h"
 #include "ir.h"
 
 /* a op b for every IrOp binary operator (OP_ADD ... OP_OR). */
@@ -65,5 +66,10 @@ static inline bool op_truthy(Value v) {
   default: return false;
   }
 }
+
+/* The scalar rule (stdlib/scalar_rule.h) of a real operator: +, -, *, .*,
+   /, ./, ^, % and unary -; NULL for others.  The interpreter calls its C,
+   the JIT emits its description. */
+const ScalarRule *op_scalar_rule(int op);
 
 #endif

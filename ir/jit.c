@@ -102,6 +102,12 @@ JitKernel *jit_kernel_compile(const DistFamily *f, int width, const char **why) 
   return NULL;
 }
 JitKernelFn jit_kernel_fn(const JitKernel *k) { (void)k; return NULL; }
+JitRuleFn jit_rule_fn(const JitKernel *k) { (void)k; return NULL; }
+JitKernel *jit_rule_compile(const ScalarRule *r, const char **why) {
+  (void)r;
+  *why = "ppl was built without LLVM";
+  return NULL;
+}
 void jit_kernel_free(JitKernel *k) { (void)k; }
 
 #else
@@ -208,6 +214,27 @@ static void part(RevItem *it, int reg, int psave, double pconst) {
   it->np++;
 }
 
+/* A real operation whose value and partials are a scalar rule
+   (stdlib/scalar_rule.h), on operand registers a and b (-1 for a unary rule)
+   with values x and y: the value into ins->dst; for the adjoint, a partial
+   that is a constant is kept as one, the others are saved. */
+static void emit_rule_scalar(Gen *g, RevList *l, const IrInstr *ins, const ScalarRule *sr, int a,
+                             int b, LLVMValueRef x, LLVMValueRef y) {
+  int d = ins->dst;
+  bool aa = active(g, a), ab = b >= 0 && active(g, b);
+  bool want = active(g, d) && (aa || ab);
+  /* an active dst overwritten by a constant gets an item too: its adjoint dies */
+  RevItem *it = active(g, d) ? scalar_item(g, l, ins) : NULL;
+  LLVMValueRef z, pa = NULL, pb = NULL;
+  double ca = 0, cb = 0;
+  bool ka = sr_partial_const(sr, 0, &ca), kb = b >= 0 && sr_partial_const(sr, 1, &cb);
+  jg_emit_rule(g, sr, x, y, &z, want && aa && !ka ? &pa : NULL, want && ab && !kb ? &pb : NULL);
+  if (want && aa) part(it, a, ka ? -1 : save(it, pa), ca);
+  if (want && ab) part(it, b, kb ? -1 : save(it, pb), cb);
+  wr_conv(g, d, z, RC_REAL);
+  if (it) push_saved(g, it);
+}
+
 static void emit_binary_scalar(Gen *g, RevList *l, const IrInstr *ins) {
   int a = ins->args[0], b = ins->args[1], d = ins->dst;
   uint8_t ca = g->rc[a], cb = g->rc[b];
@@ -254,72 +281,35 @@ static void emit_binary_scalar(Gen *g, RevList *l, const IrInstr *ins) {
     wr_conv(g, d, z, RC_INT);
     return;
   }
-  LLVMValueRef x = as_f64(g, a), y = as_f64(g, b), z;
+  LLVMValueRef x = as_f64(g, a), y = as_f64(g, b);
   if (cmp) {
     LLVMRealPredicate p = op == OP_EQ ? LLVMRealOEQ : op == OP_NE ? LLVMRealUNE : op == OP_LT ? LLVMRealOLT
                         : op == OP_LE ? LLVMRealOLE : op == OP_GT ? LLVMRealOGT : LLVMRealOGE;
     wr_conv(g, d, LLVMBuildFCmp(g->B, p, x, y, ""), RC_BOOL);
     return;
   }
-  bool want = active(g, d) && (active(g, a) || active(g, b));
-  RevItem *it = want ? scalar_item(g, l, ins) : NULL;
-  if (!want && active(g, d)) { /* dst overwritten by a constant: its adjoint dies */
-    it = scalar_item(g, l, ins);
-  }
-  switch (op) {
-  case OP_ADD: z = LLVMBuildFAdd(g->B, x, y, ""); break;
-  case OP_SUB: z = LLVMBuildFSub(g->B, x, y, ""); break;
-  case OP_MUL: case OP_EMUL: z = LLVMBuildFMul(g->B, x, y, ""); break;
-  case OP_DIV: case OP_EDIV: z = LLVMBuildFDiv(g->B, x, y, ""); break;
-  case OP_POW: z = intrinsic2(g, "llvm.pow.f64", x, y); break;
-  case OP_MOD: z = LLVMBuildFRem(g->B, x, y, ""); break;
-  default:
+  const ScalarRule *sr = op_scalar_rule(op);
+  if (!sr) {
     refuse(g, ins, gc_printf("operator '%s' on reals is not compiled", ir_op_name((IrOp)op)));
     return;
   }
-  if (want) {
-    bool aa = active(g, a), ab = active(g, b);
-    switch (op) {
-    case OP_ADD:
-      if (aa) part(it, a, -1, 1);
-      if (ab) part(it, b, -1, 1);
-      break;
-    case OP_SUB:
-      if (aa) part(it, a, -1, 1);
-      if (ab) part(it, b, -1, -1);
-      break;
-    case OP_MUL: case OP_EMUL:
-      if (aa) part(it, a, save(it, y), 0);
-      if (ab) part(it, b, save(it, x), 0);
-      break;
-    case OP_DIV: case OP_EDIV:
-      if (aa) part(it, a, save(it, LLVMBuildFDiv(g->B, cf(g, 1), y, "")), 0);
-      if (ab) part(it, b, save(it, LLVMBuildFDiv(g->B, LLVMBuildFNeg(g->B, z, ""), y, "")), 0);
-      break;
-    case OP_POW:
-      if (aa) {
-        LLVMValueRef pw = intrinsic2(g, "llvm.pow.f64", x, LLVMBuildFSub(g->B, y, cf(g, 1), ""));
-        LLVMValueRef dx = LLVMBuildFMul(g->B, y, pw, "");
-        dx = LLVMBuildSelect(g->B, LLVMBuildFCmp(g->B, LLVMRealOEQ, y, cf(g, 0), ""), cf(g, 0), dx, "");
-        part(it, a, save(it, dx), 0);
-      }
-      if (ab) {
-        LLVMValueRef dy = LLVMBuildFMul(g->B, z, intrinsic1(g, "llvm.log.f64", x), "");
-        dy = LLVMBuildSelect(g->B, LLVMBuildFCmp(g->B, LLVMRealOEQ, x, cf(g, 0), ""), cf(g, 0), dy, "");
-        part(it, b, save(it, dy), 0);
-      }
-      break;
-    case OP_MOD:
-      if (aa) part(it, a, -1, 1);
-      if (ab) {
-        LLVMValueRef q = intrinsic1(g, "llvm.trunc.f64", LLVMBuildFDiv(g->B, x, y, ""));
-        part(it, b, save(it, LLVMBuildFNeg(g->B, q, "")), 0);
-      }
-      break;
-    }
-  }
-  wr_conv(g, d, z, RC_REAL);
-  if (it) push_saved(g, it);
+  emit_rule_scalar(g, l, ins, sr, a, b, x, y);
+}
+
+/* A builtin of scalars whose value and partials are a scalar rule (exp,
+   log, sqrt, pow ...) is lowered inline, from the description the
+   interpreter's evaluator and tape rule are expanded from; on containers,
+   and for a host's function of the same name, it stays a runtime call. */
+static bool emit_builtin_rule(Gen *g, RevList *l, const IrInstr *ins) {
+  const Builtin *bi = ins->builtin;
+  const ScalarRule *sr = sr_builtin(bi->name);
+  if (!sr || ins->nargs != sr->nargs || g->rc[ins->dst] != RC_REAL || builtin_lookup(bi->name) != bi)
+    return false;
+  for (int k = 0; k < ins->nargs; k++)
+    if (g->rc[ins->args[k]] != RC_REAL && g->rc[ins->args[k]] != RC_INT) return false;
+  int a = ins->args[0], b = sr->nargs == 2 ? ins->args[1] : -1;
+  emit_rule_scalar(g, l, ins, sr, a, b, as_f64(g, a), b >= 0 ? as_f64(g, b) : NULL);
+  return true;
 }
 
 static void emit_unary_scalar(Gen *g, RevList *l, const IrInstr *ins) {
@@ -330,13 +320,15 @@ static void emit_unary_scalar(Gen *g, RevList *l, const IrInstr *ins) {
   case OP_PLUS:
   case OP_NEG: {
     bool neg = ins->sub == OP_NEG;
-    if (ca == RC_REAL) {
+    if (ca == RC_REAL && neg) {
+      emit_rule_scalar(g, l, ins, op_scalar_rule(OP_NEG), a, -1, rd(g, a), NULL);
+    } else if (ca == RC_REAL) {
       LLVMValueRef x = rd(g, a);
       if (active(g, d)) {
         RevItem *it = scalar_item(g, l, ins);
-        if (active(g, a)) part(it, a, -1, neg ? -1 : 1);
+        if (active(g, a)) part(it, a, -1, 1);
       }
-      wr_conv(g, d, neg ? LLVMBuildFNeg(g->B, x, "") : x, RC_REAL);
+      wr_conv(g, d, x, RC_REAL);
     } else {
       LLVMValueRef x = as_i64(g, a);
       if (active(g, d)) scalar_item(g, l, ins);
@@ -524,6 +516,7 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
       return;
     }
     if (d < 0) break;
+    if (emit_builtin_rule(g, l, ins)) return;
     emit_site(g, l, ins, ins->args, ins->nargs, d, false);
     return;
   case IR_INDEX: emit_index(g, l, ins); return;
@@ -1384,18 +1377,11 @@ struct JitKernel {
   JitKernelFn fn;
 };
 
-JitKernel *jit_kernel_compile(const DistFamily *f, int width, const char **why) {
-  pthread_once(&llvm_once, llvm_init);
-  if (!f->kernel) {
-    *why = gc_printf("%s has no kernel description", f->name);
-    return NULL;
-  }
-  const char *pre = NULL;
-  int host = host_simd(&pre);
-  if (width && (width > host || (width != 2 && width != 4 && width != 8))) {
-    *why = gc_printf("this machine has no %d-wide vector math", width);
-    return NULL;
-  }
+/* One function `ppl_kernel` of nargs pointer-or-i64 arguments (the first an
+   i64 count, the rest pointers), its body emitted by body(g, ud, args). */
+typedef void (*TestBody)(Gen *g, const void *ud, LLVMValueRef n, LLVMValueRef *arg);
+static JitKernel *compile_test_fn(int width, int nptr, TestBody body, const void *ud,
+                                  const char **why) {
   Jit tmp;
   memset(&tmp, 0, sizeof tmp);
   LLVMErrorRef e = make_lljit(&tmp);
@@ -1420,14 +1406,14 @@ JitKernel *jit_kernel_compile(const DistFamily *f, int width, const char **why) 
   declare_runtime(g);
   g->simd = width;
   g->mvec = width == 8 ? "_ZGVeN8v_" : width == 4 ? "_ZGVdN4v_" : "_ZGVbN2v_";
-  LLVMTypeRef ps[6] = {g->i64, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr};
-  g->fn = LLVMAddFunction(g->M, "ppl_kernel", LLVMFunctionType(g->vd, ps, 6, 0));
+  LLVMTypeRef ps[8] = {g->i64, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr};
+  g->fn = LLVMAddFunction(g->M, "ppl_kernel", LLVMFunctionType(g->vd, ps, (unsigned)nptr + 1, 0));
   g->entry = LLVMAppendBasicBlockInContext(g->C, g->fn, "entry");
   LLVMPositionBuilderAtEnd(g->B, g->entry);
   g->entry_end = LLVMBuildAlloca(g->B, g->i8, "mark");
-  LLVMValueRef arg[5];
-  for (int i = 0; i < 5; i++) arg[i] = LLVMGetParam(g->fn, (unsigned)i + 1);
-  jg_kernel_body(g, f, LLVMGetParam(g->fn, 0), arg);
+  LLVMValueRef arg[7];
+  for (int i = 0; i < nptr; i++) arg[i] = LLVMGetParam(g->fn, (unsigned)i + 1);
+  body(g, ud, LLVMGetParam(g->fn, 0), arg);
   LLVMBuildRetVoid(g->B);
   LLVMInstructionEraseFromParent(g->entry_end);
   LLVMDisposeBuilder(g->B);
@@ -1455,7 +1441,55 @@ JitKernel *jit_kernel_compile(const DistFamily *f, int width, const char **why) 
   return k;
 }
 
+static void kernel_body(Gen *g, const void *ud, LLVMValueRef n, LLVMValueRef *arg) {
+  jg_kernel_body(g, ud, n, arg);
+}
+
+JitKernel *jit_kernel_compile(const DistFamily *f, int width, const char **why) {
+  pthread_once(&llvm_once, llvm_init);
+  if (!f->kernel) {
+    *why = gc_printf("%s has no kernel description", f->name);
+    return NULL;
+  }
+  const char *pre = NULL;
+  int host = host_simd(&pre);
+  if (width && (width > host || (width != 2 && width != 4 && width != 8))) {
+    *why = gc_printf("this machine has no %d-wide vector math", width);
+    return NULL;
+  }
+  return compile_test_fn(width, 5, kernel_body, f, why);
+}
+
+/* ---- a scalar rule on its own (tests) ---- */
+
+typedef struct RuleCtx {
+  const ScalarRule *r;
+  LLVMValueRef *arg;
+} RuleCtx;
+
+static void rule_point(Gen *g, LLVMValueRef i, void *ud) {
+  const RuleCtx *c = ud;
+  LLVMValueRef *arg = c->arg, v, da, db;
+  LLVMValueRef a = LLVMBuildLoad2(g->B, g->f64, gep(g, g->f64, arg[0], i), "");
+  LLVMValueRef b = LLVMBuildLoad2(g->B, g->f64, gep(g, g->f64, arg[1], i), "");
+  jg_emit_rule(g, c->r, a, c->r->nargs == 2 ? b : NULL, &v, &da, &db);
+  LLVMBuildStore(g->B, v, gep(g, g->f64, arg[2], i));
+  LLVMBuildStore(g->B, da, gep(g, g->f64, arg[3], i));
+  LLVMBuildStore(g->B, db, gep(g, g->f64, arg[4], i));
+}
+
+static void rule_body(Gen *g, const void *ud, LLVMValueRef n, LLVMValueRef *arg) {
+  RuleCtx c = {ud, arg};
+  emit_loop(g, n, rule_point, &c);
+}
+
+JitKernel *jit_rule_compile(const ScalarRule *r, const char **why) {
+  pthread_once(&llvm_once, llvm_init);
+  return compile_test_fn(0, 5, rule_body, r, why);
+}
+
 JitKernelFn jit_kernel_fn(const JitKernel *k) { return k->fn; }
+JitRuleFn jit_rule_fn(const JitKernel *k) { return (JitRuleFn)(uintptr_t)k->fn; }
 
 void jit_kernel_free(JitKernel *k) {
   if (k && k->lljit) LLVMOrcDisposeLLJIT(k->lljit);

@@ -29,6 +29,7 @@
 
 #include "../stdlib/ad.h"
 #include "../stdlib/dist.h"
+#include "../stdlib/scalar_rule.h"
 #include "interp.h"
 
 /* How latents are handed out: the log density's owner (inference/logdensity.c)
@@ -104,6 +105,14 @@ typedef void (*JitKernelFn)(int64_t n, const double *x, const double *p, double 
 typedef struct JitKernel JitKernel;
 JitKernel *jit_kernel_compile(const DistFamily *f, int width, const char **why);
 JitKernelFn jit_kernel_fn(const JitKernel *k);
+/* A scalar rule (stdlib/scalar_rule.h) compiled on its own, by the code that
+ * emits it into programs (jg_emit_rule), for tests: jit_rule_fn(k)(n, a,
+ * b, v, da, db) writes the
+ * value and both partials at each of the n points (a[i], b[i]). */
+typedef void (*JitRuleFn)(int64_t n, const double *a, const double *b, double *v, double *da,
+                          double *db);
+JitKernel *jit_rule_compile(const ScalarRule *r, const char **why);
+JitRuleFn jit_rule_fn(const JitKernel *k);
 void jit_kernel_free(JitKernel *k);
 
 #endif

@@ -413,6 +413,8 @@ enum { FILL_NONE = 0, FILL_ZERO, FILL_NAN };
 
 bool jg_emit_copy(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_ew(Gen *g, RevList *l, const IrInstr *ins);
+void jg_emit_rule(Gen *g, const ScalarRule *s, LLVMValueRef a, LLVMValueRef b, LLVMValueRef *v,
+                  LLVMValueRef *da, LLVMValueRef *db);
 bool jg_emit_matvec(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_observe_native(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_sample_native(Gen *g, RevList *l, const IrInstr *ins);

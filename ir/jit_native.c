@@ -140,38 +140,36 @@ static LLVMValueRef ew_val(Gen *g, const EwCtx *e, LLVMValueRef i, bool second) 
   return p ? ld_f64(g, p, i) : second ? e->sb : e->sa;
 }
 
+/* the value and the partials are the operator's scalar rule
+   (stdlib/scalar_rule.h), as the interpreter's */
 static void ew_fwd(Gen *g, LLVMValueRef i, void *ud) {
   EwCtx *e = ud;
   LLVMValueRef x = ew_val(g, e, i, false), y = ew_val(g, e, i, true), z;
-  switch (e->op) {
-  case OP_ADD: z = LLVMBuildFAdd(g->B, x, y, ""); break;
-  case OP_SUB: z = LLVMBuildFSub(g->B, x, y, ""); break;
-  case OP_MUL: case OP_EMUL: z = LLVMBuildFMul(g->B, x, y, ""); break;
-  default: z = LLVMBuildFDiv(g->B, x, y, ""); break;
-  }
+  jg_emit_rule(g, op_scalar_rule(e->op), x, y, &z, NULL, NULL);
   st_f64(g, e->z, i, z);
+}
+
+/* adjoint times a partial; a partial of 1 or -1 passes the adjoint on */
+static LLVMValueRef times(Gen *g, LLVMValueRef gz, LLVMValueRef p) {
+  if (LLVMIsAConstantFP(p)) {
+    LLVMBool lossy;
+    double k = LLVMConstRealGetDouble(p, &lossy);
+    if (k == 1) return gz;
+    if (k == -1) return LLVMBuildFNeg(g->B, gz, "");
+  }
+  return LLVMBuildFMul(g->B, gz, p, "");
 }
 
 static void ew_rev(Gen *g, LLVMValueRef i, void *ud) {
   EwCtx *e = ud;
   LLVMValueRef gz = ld_f64(g, e->zadj, i);
   st_f64(g, e->zadj, i, cf(g, 0));
-  LLVMValueRef da = NULL, db = NULL;
-  switch (e->op) {
-  case OP_ADD: da = gz, db = gz; break;
-  case OP_SUB: da = gz, db = LLVMBuildFNeg(g->B, gz, ""); break;
-  case OP_MUL: case OP_EMUL:
-    if (e->aadj || e->ga) da = LLVMBuildFMul(g->B, gz, ew_val(g, e, i, true), "");
-    if (e->badj || e->gb) db = LLVMBuildFMul(g->B, gz, ew_val(g, e, i, false), "");
-    break;
-  default: {
-    LLVMValueRef x = ew_val(g, e, i, false), y = ew_val(g, e, i, true);
-    if (e->aadj || e->ga) da = LLVMBuildFMul(g->B, gz, LLVMBuildFDiv(g->B, cf(g, 1), y, ""), "");
-    if (e->badj || e->gb)
-      db = LLVMBuildFMul(g->B, gz, LLVMBuildFDiv(g->B, LLVMBuildFNeg(g->B, LLVMBuildFDiv(g->B, x, y, ""), ""), y, ""), "");
-    break;
-  }
-  }
+  bool wa = e->aadj || e->ga, wb = e->badj || e->gb;
+  LLVMValueRef pa = NULL, pb = NULL, da = NULL, db = NULL;
+  jg_emit_rule(g, op_scalar_rule(e->op), ew_val(g, e, i, false), ew_val(g, e, i, true), NULL,
+               wa ? &pa : NULL, wb ? &pb : NULL);
+  if (wa) da = times(g, gz, pa);
+  if (wb) db = times(g, gz, pb);
   if (e->aadj) add_f64(g, e->aadj, i, da);
   if (e->badj) add_f64(g, e->badj, i, db);
   /* a scalar operand's adjoint is a sum over the elements: reassociable, so
@@ -500,6 +498,49 @@ static LLVMValueRef hsum(Gen *g, LLVMValueRef v, int w) {
   return s;
 }
 
+/* f (LLVM's intrinsic or libm's function, by name) of each lane: the
+   functions libmvec lacks or ppl does not take from it, so vector code gives
+   the scalar code's bits */
+static LLVMValueRef lanes(Gen *g, const char *f, LLVMValueRef x, LLVMValueRef y) {
+  if (!g->vw) return y ? intrinsic2(g, f, x, y) : intrinsic1(g, f, x);
+  LLVMValueRef v = LLVMGetUndef(vty(g));
+  for (int i = 0; i < g->vw; i++) {
+    LLVMValueRef at = LLVMConstInt(g->i32, (unsigned long long)i, 0);
+    LLVMValueRef xi = LLVMBuildExtractElement(g->B, x, at, "");
+    LLVMValueRef yi = y ? LLVMBuildExtractElement(g->B, y, at, "") : NULL;
+    v = LLVMBuildInsertElement(g->B, v, yi ? intrinsic2(g, f, xi, yi) : intrinsic1(g, f, xi), at, "");
+  }
+  return v;
+}
+
+/* One instruction of a description (stdlib/dist_kernel.h) at the current
+   width, its operands in r. */
+static LLVMValueRef dk_emit(Gen *g, const DkIns *in, LLVMValueRef *r) {
+  LLVMValueRef a = r[in->a], b = r[in->b];
+  switch (in->op) {
+  case DK_CONST: return cv(g, in->k);
+  case DK_ADD: return LLVMBuildFAdd(g->B, a, b, "");
+  case DK_SUB: return LLVMBuildFSub(g->B, a, b, "");
+  case DK_MUL: return LLVMBuildFMul(g->B, a, b, "");
+  case DK_DIV: return LLVMBuildFDiv(g->B, a, b, "");
+  case DK_NEG: return LLVMBuildFNeg(g->B, a, "");
+  case DK_ABS: return vintr(g, "fabs", a);
+  case DK_LOG: return vmath(g, "log", a);
+  case DK_EXP: return vmath(g, "exp", a);
+  case DK_LOG1P: return vmath(g, "log1p", a);
+  case DK_EQ: return LLVMBuildFCmp(g->B, LLVMRealOEQ, a, b, "");
+  case DK_GT: return LLVMBuildFCmp(g->B, LLVMRealOGT, a, b, "");
+  case DK_GE: return LLVMBuildFCmp(g->B, LLVMRealOGE, a, b, "");
+  case DK_OR: return LLVMBuildOr(g->B, a, b, "");
+  case DK_SEL: return LLVMBuildSelect(g->B, a, b, r[in->c], "");
+  case DK_POW: return lanes(g, "llvm.pow.f64", a, b);
+  case DK_SQRT: return vintr(g, "sqrt", a);
+  case DK_EXPM1: return lanes(g, "expm1", a, NULL);
+  case DK_TRUNC: return vintr(g, "trunc", a);
+  default: return LLVMBuildFRem(g->B, a, b, ""); /* DK_FMOD: fmod's bits */
+  }
+}
+
 /* A family's description (stdlib/dist_kernel.h) as code at the current width:
    the log density, and its partials when want.  plog[i], when not NULL, is
    log(p[i]) already computed. */
@@ -511,29 +552,11 @@ static LLVMValueRef emit_kernel(Gen *g, const DistKernel *k, LLVMValueRef x, LLV
   int n = want ? k->n : k->nlp;
   for (int j = 0; j < n; j++) {
     const DkIns *in = &k->ins[j];
-    LLVMValueRef a = r[in->a], b = r[in->b], v;
-    switch (in->op) {
-    case DK_CONST: v = cv(g, in->k); break;
-    case DK_ADD: v = LLVMBuildFAdd(g->B, a, b, ""); break;
-    case DK_SUB: v = LLVMBuildFSub(g->B, a, b, ""); break;
-    case DK_MUL: v = LLVMBuildFMul(g->B, a, b, ""); break;
-    case DK_DIV: v = LLVMBuildFDiv(g->B, a, b, ""); break;
-    case DK_NEG: v = LLVMBuildFNeg(g->B, a, ""); break;
-    case DK_ABS: v = vintr(g, "fabs", a); break;
-    case DK_LOG: {
-      int pi = in->a - DK_P(0);
-      v = plog && in->a >= DK_P(0) && in->a < DK_FIRST && plog[pi] ? plog[pi] : vmath(g, "log", a);
-      break;
-    }
-    case DK_EXP: v = vmath(g, "exp", a); break;
-    case DK_LOG1P: v = vmath(g, "log1p", a); break;
-    case DK_EQ: v = LLVMBuildFCmp(g->B, LLVMRealOEQ, a, b, ""); break;
-    case DK_GT: v = LLVMBuildFCmp(g->B, LLVMRealOGT, a, b, ""); break;
-    case DK_GE: v = LLVMBuildFCmp(g->B, LLVMRealOGE, a, b, ""); break;
-    case DK_OR: v = LLVMBuildOr(g->B, a, b, ""); break;
-    default: v = LLVMBuildSelect(g->B, a, b, r[in->c], ""); break;
-    }
-    r[DK_FIRST + j] = v;
+    int pi = in->a - DK_P(0);
+    if (in->op == DK_LOG && plog && in->a >= DK_P(0) && in->a < DK_FIRST && plog[pi])
+      r[DK_FIRST + j] = plog[pi];
+    else
+      r[DK_FIRST + j] = dk_emit(g, in, r);
   }
   if (want) {
     LLVMValueRef fin = LLVMBuildFCmp(g->B, LLVMRealOLT, vintr(g, "fabs", r[k->lp]), cv(g, INFINITY), "");
@@ -543,6 +566,34 @@ static LLVMValueRef emit_kernel(Gen *g, const DistKernel *k, LLVMValueRef x, LLV
       dp[i] = k->dp[i] == DK_NONE ? cv(g, 0) : LLVMBuildSelect(g->B, fin, r[k->dp[i]], cv(g, 0), "");
   }
   return r[k->lp];
+}
+
+/* A scalar rule (stdlib/scalar_rule.h) as scalar code: its value into *v
+   and its partials into *da, *db, each only if asked for (NULL: not), and
+   only the instructions those need.  b is NULL for a unary rule. */
+void jg_emit_rule(Gen *g, const ScalarRule *s, LLVMValueRef a, LLVMValueRef b, LLVMValueRef *v,
+                  LLVMValueRef *da, LLVMValueRef *db) {
+  bool need[DK_MAXREG] = {0};
+  if (v) need[s->v] = true;
+  if (da) need[s->da] = true;
+  if (db && s->db != DK_NONE) need[s->db] = true;
+  for (int j = s->n - 1; j >= 0; j--) {
+    if (!need[DK_FIRST + j]) continue;
+    const DkIns *in = &s->ins[j];
+    const uint8_t reg[3] = {in->a, in->b, in->c};
+    for (int k = 0; k < dk_nargs(in->op); k++) need[reg[k]] = true;
+  }
+  int vw = g->vw;
+  g->vw = 0;
+  LLVMValueRef r[DK_MAXREG] = {0};
+  r[SR_A] = a;
+  r[SR_B] = b ? b : cf(g, 0);
+  for (int j = 0; j < s->n; j++)
+    if (need[DK_FIRST + j]) r[DK_FIRST + j] = dk_emit(g, &s->ins[j], r);
+  g->vw = vw;
+  if (v) *v = r[s->v];
+  if (da) *da = r[s->da];
+  if (db) *db = s->db == DK_NONE ? cf(g, 0) : r[s->db];
 }
 
 /* log density of one x under f with parameters p (f64 values), and its

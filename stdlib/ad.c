@@ -20,6 +20,7 @@
 
 #include "../core/value.h"
 #include "mathfn.h"
+#include "scalar_rule.h"
 
 typedef struct TapeBlock {
   int32_t first, last; /* its ids */
@@ -243,32 +244,18 @@ void tape_fail(Tape *t, const char *fmt, ...) {
 
 /* ---- composed scalar operations ---- */
 
-AdNum ad_add(Tape *t, AdNum a, AdNum b) {
-  return (AdNum){a.v + b.v, tape_binary(t, a.n, 1, b.n, 1)};
-}
-AdNum ad_sub(Tape *t, AdNum a, AdNum b) {
-  return (AdNum){a.v - b.v, tape_binary(t, a.n, 1, b.n, -1)};
-}
-AdNum ad_mul(Tape *t, AdNum a, AdNum b) {
-  return (AdNum){a.v * b.v, tape_binary(t, a.n, b.v, b.n, a.v)};
-}
-AdNum ad_div(Tape *t, AdNum a, AdNum b) {
-  double r = a.v / b.v;
-  return (AdNum){r, tape_binary(t, a.n, 1 / b.v, b.n, -r / b.v)};
-}
+/* The value and partials of a scalar rule (scalar_rule.h), recorded. */
+#define AD_RULE2(name)                                                                              AdNum ad_##name(Tape *t, AdNum a, AdNum b) {                                                        double z = sr_##name(a.v, b.v), da, db;                                                           sr_##name##_d(a.v, b.v, z, &da, &db);                                                             return (AdNum){z, tape_binary(t, a.n, da, b.n, db)};                                            }
+#define AD_RULE1(name)                                                                              AdNum ad_##name(Tape *t, AdNum a) {                                                                 double z = sr_##name##1(a.v);                                                                     return (AdNum){z, tape_unary(t, a.n, sr_##name##_d1(a.v, z))};                                  }
+AD_RULE2(add)
+AD_RULE2(sub)
+AD_RULE2(mul)
+AD_RULE2(div)
+AD_RULE1(exp)
+AD_RULE1(log)
+AD_RULE1(log1p)
+AD_RULE1(sqrt)
 AdNum ad_scale(Tape *t, AdNum a, double c) { return (AdNum){c * a.v, tape_unary(t, a.n, c)}; }
-AdNum ad_exp(Tape *t, AdNum a) {
-  double e = exp(a.v);
-  return (AdNum){e, tape_unary(t, a.n, e)};
-}
-AdNum ad_log(Tape *t, AdNum a) { return (AdNum){log(a.v), tape_unary(t, a.n, 1 / a.v)}; }
-AdNum ad_log1p(Tape *t, AdNum a) {
-  return (AdNum){log1p(a.v), tape_unary(t, a.n, 1 / (1 + a.v))};
-}
-AdNum ad_sqrt(Tape *t, AdNum a) {
-  double s = sqrt(a.v);
-  return (AdNum){s, tape_unary(t, a.n, 0.5 / s)};
-}
 AdNum ad_tanh(Tape *t, AdNum a) {
   double th = tanh(a.v);
   return (AdNum){th, tape_unary(t, a.n, 1 - th * th)};

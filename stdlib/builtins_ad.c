@@ -23,6 +23,7 @@
 #include "builtins_impl.h"
 #include "dist.h"
 #include "mathfn.h"
+#include "scalar_rule.h"
 
 #define AD_SQRT_2PI 2.50662827463100050242
 
@@ -111,22 +112,13 @@ bool builtin_has_nodes(Value v) {
 
 /* ---- elementwise rules ---------------------------------------------------------- */
 
-/* dy/dx given x and y = f(x) */
+/* dy/dx given x and y = f(x); the functions the JIT lowers natively take
+   theirs from their scalar rules (scalar_rule.h: sr_NAME_d1, sr_NAME_d) */
 typedef double (*D1)(double x, double y);
 
-static double d_exp(double x, double y) { (void)x; return y; }
-static double d_log(double x, double y) { (void)y; return 1 / x; }
 static double d_log2(double x, double y) { (void)y; return 1 / (x * PPL_LOG2); }
 static double d_log10(double x, double y) { (void)y; return 1 / (x * M_LN10); }
-static double d_log1p(double x, double y) { (void)y; return 1 / (1 + x); }
-static double d_expm1(double x, double y) { (void)x; return y + 1; }
-static double d_sqrt(double x, double y) { (void)x; return 0.5 / y; }
 static double d_cbrt(double x, double y) { (void)x; return 1 / (3 * y * y); }
-static double d_square(double x, double y) { (void)y; return 2 * x; }
-static double d_inv(double x, double y) { (void)y; return -1 / (x * x); }
-static double d_inv_sqrt(double x, double y) { return -0.5 * y / x; }
-static double d_inv_square(double x, double y) { (void)y; return -2 / (x * x * x); }
-static double d_abs(double x, double y) { (void)y; return x > 0 ? 1 : x < 0 ? -1 : 0; }
 static double d_zero(double x, double y) { (void)x; (void)y; return 0; }
 static double d_sin(double x, double y) { (void)y; return cos(x); }
 static double d_cos(double x, double y) { (void)y; return -sin(x); }
@@ -183,10 +175,6 @@ static double d_inv_cloglog(double x, double y) { (void)y; return exp(x - exp(x)
 /* dz/dx, dz/dy given x, y and z = f(x, y) */
 typedef void (*D2)(double x, double y, double z, double *dx, double *dy);
 
-static void d2_pow(double x, double y, double z, double *dx, double *dy) {
-  *dx = y == 0 ? 0 : y * pow(x, y - 1);
-  *dy = x == 0 ? 0 : z * log(x);
-}
 static void d2_fmin(double x, double y, double z, double *dx, double *dy) {
   (void)z;
   *dx = x <= y;
@@ -196,11 +184,6 @@ static void d2_fmax(double x, double y, double z, double *dx, double *dy) {
   (void)z;
   *dx = x >= y;
   *dy = !(x >= y);
-}
-static void d2_fmod(double x, double y, double z, double *dx, double *dy) {
-  (void)z;
-  *dx = 1;
-  *dy = -trunc(x / y);
 }
 static void d2_hypot(double x, double y, double z, double *dx, double *dy) {
   *dx = x / z;
@@ -622,13 +605,13 @@ typedef struct AdRule {
 } AdRule;
 
 static const AdRule ad_rules[] = {
-    {"exp", K_D1, d_exp, NULL, 0}, {"log", K_D1, d_log, NULL, 0},
+    {"exp", K_D1, sr_exp_d1, NULL, 0}, {"log", K_D1, sr_log_d1, NULL, 0},
     {"log2", K_D1, d_log2, NULL, 0}, {"log10", K_D1, d_log10, NULL, 0},
-    {"log1p", K_D1, d_log1p, NULL, 0}, {"expm1", K_D1, d_expm1, NULL, 0},
-    {"sqrt", K_D1, d_sqrt, NULL, 0}, {"cbrt", K_D1, d_cbrt, NULL, 0},
-    {"square", K_D1, d_square, NULL, 0}, {"inv", K_D1, d_inv, NULL, 0},
-    {"inv_sqrt", K_D1, d_inv_sqrt, NULL, 0}, {"inv_square", K_D1, d_inv_square, NULL, 0},
-    {"fabs", K_D1, d_abs, NULL, 0}, {"abs", K_D1, d_abs, NULL, 0},
+    {"log1p", K_D1, sr_log1p_d1, NULL, 0}, {"expm1", K_D1, sr_expm1_d1, NULL, 0},
+    {"sqrt", K_D1, sr_sqrt_d1, NULL, 0}, {"cbrt", K_D1, d_cbrt, NULL, 0},
+    {"square", K_D1, sr_square_d1, NULL, 0}, {"inv", K_D1, sr_inv_d1, NULL, 0},
+    {"inv_sqrt", K_D1, sr_inv_sqrt_d1, NULL, 0}, {"inv_square", K_D1, sr_inv_square_d1, NULL, 0},
+    {"fabs", K_D1, sr_fabs_d1, NULL, 0}, {"abs", K_D1, sr_fabs_d1, NULL, 0},
     {"floor", K_D1, d_zero, NULL, 0}, {"ceil", K_D1, d_zero, NULL, 0},
     {"round", K_D1, d_zero, NULL, 0}, {"trunc", K_D1, d_zero, NULL, 0},
     {"step", K_D1, d_zero, NULL, 0},
@@ -648,8 +631,8 @@ static const AdRule ad_rules[] = {
     {"log1m_inv_logit", K_D1, d_log1m_inv_logit, NULL, 0},
     {"log1m", K_D1, d_log1m, NULL, 0}, {"log1p_exp", K_D1, d_log1p_exp, NULL, 0},
     {"log1m_exp", K_D1, d_log1m_exp, NULL, 0}, {"inv_cloglog", K_D1, d_inv_cloglog, NULL, 0},
-    {"pow", K_D2, NULL, d2_pow, 0}, {"fmin", K_D2, NULL, d2_fmin, 0},
-    {"fmax", K_D2, NULL, d2_fmax, 0}, {"fmod", K_D2, NULL, d2_fmod, 0},
+    {"pow", K_D2, NULL, sr_pow_d, 0}, {"fmin", K_D2, NULL, d2_fmin, 0},
+    {"fmax", K_D2, NULL, d2_fmax, 0}, {"fmod", K_D2, NULL, sr_mod_d, 0},
     {"hypot", K_D2, NULL, d2_hypot, 0}, {"atan2", K_D2, NULL, d2_atan2, 0},
     {"fdim", K_D2, NULL, d2_fdim, 0},
     {"lbeta", K_D2, NULL, d2_lbeta, 0}, {"lchoose", K_D2, NULL, d2_lchoose, 0},

@@ -14,13 +14,10 @@
 #include "builtins_impl.h"
 #include "mathfn.h"
 #include "ode.h"
+#include "scalar_rule.h"
 
 /* ---- kernels ------------------------------------------------------------- */
 
-static double k_square(double x) { return x * x; }
-static double k_inv(double x) { return 1.0 / x; }
-static double k_inv_sqrt(double x) { return 1.0 / sqrt(x); }
-static double k_inv_square(double x) { return 1.0 / (x * x); }
 static double k_lgamma(double x) { return m_lgamma(x); }
 static double k_digamma(double x) { return m_digamma(x); }
 static double k_trigamma(double x) { return m_trigamma(x); }
@@ -583,20 +580,20 @@ static bool eval_to_int(BI_EVAL_ARGS) { return to_int1(b, args[0], out, err, err
 /* ---- the table ------------------------------------------------------------------------- */
 
 const Builtin bi_math_table[] = {
-    UV("exp", exp),
-    UV("log", log),
+    UV("exp", sr_exp1),
+    UV("log", sr_log1),
     UVO("log2", log2, UV_LOG2),
     UVO("log10", log10, UV_LOG10),
-    UV("log1p", log1p),
-    UV("expm1", expm1),
-    UV("sqrt", sqrt),
+    UV("log1p", sr_log1p1),
+    UV("expm1", sr_expm11),
+    UV("sqrt", sr_sqrt1),
     UV("cbrt", cbrt),
-    UV("square", k_square),
-    UV("inv", k_inv),
-    UV("inv_sqrt", k_inv_sqrt),
-    UV("inv_square", k_inv_square),
-    UV("fabs", fabs),
-    UVO("abs", fabs, UV_ABS),
+    UV("square", sr_square1),
+    UV("inv", sr_inv1),
+    UV("inv_sqrt", sr_inv_sqrt1),
+    UV("inv_square", sr_inv_square1),
+    UV("fabs", sr_fabs1),
+    UVO("abs", sr_fabs1, UV_ABS),
     UV("floor", floor),
     UV("ceil", ceil),
     UV("round", round),
@@ -635,10 +632,10 @@ const Builtin bi_math_table[] = {
     BI_SIG("is_inf", "(real)bool", eval_pred, 2),
     BI_SIG("is_nan", "(real)bool", eval_pred, 3),
 
-    BV("pow", pow),
+    BV("pow", sr_pow),
     BV("fmin", fmin),
     BV("fmax", fmax),
-    BV("fmod", fmod),
+    BV("fmod", sr_mod),
     BV("hypot", hypot),
     BV("atan2", atan2),
     BV("fdim", fdim),

@@ -8,9 +8,9 @@
 #include <math.h>
 #include <stddef.h>
 
-static void dk_run(const DistKernel *k, const DkMath *m, int from, int to, double *r) {
+void dk_run(const DkIns *ins, const DkMath *m, int from, int to, double *r) {
   for (int i = from; i < to; i++) {
-    const DkIns *in = &k->ins[i];
+    const DkIns *in = &ins[i];
     double a = r[in->a], b = r[in->b], v;
     switch (in->op) {
     case DK_CONST: v = in->k; break;
@@ -28,6 +28,11 @@ static void dk_run(const DistKernel *k, const DkMath *m, int from, int to, doubl
     case DK_GE: v = a >= b; break;
     case DK_OR: v = a != 0 || b != 0; break;
     case DK_SEL: v = a != 0 ? b : r[in->c]; break;
+    case DK_POW: v = pow(a, b); break;
+    case DK_SQRT: v = sqrt(a); break;
+    case DK_EXPM1: v = expm1(a); break;
+    case DK_TRUNC: v = trunc(a); break;
+    case DK_FMOD: v = fmod(a, b); break;
     default: v = NAN; break;
     }
     r[DK_FIRST + i] = v;
@@ -42,7 +47,7 @@ static void dk_load(const DistKernel *k, double *r, double x, const double *p) {
 double dk_lpdf(const DistKernel *k, double x, const double *p) {
   double r[DK_MAXREG];
   dk_load(k, r, x, p);
-  dk_run(k, NULL, 0, k->nlp, r);
+  dk_run(k->ins, NULL, 0, k->nlp, r);
   return r[k->lp];
 }
 
@@ -55,14 +60,14 @@ double dk_lpdf_grad_math(const DistKernel *k, const DkMath *m, double x, const d
   double r[DK_MAXREG];
   int np = k->np;
   dk_load(k, r, x, p);
-  dk_run(k, m, 0, k->nlp, r);
+  dk_run(k->ins, m, 0, k->nlp, r);
   double lp = r[k->lp];
   if (!isfinite(lp)) {
     *dx = 0;
     for (int i = 0; i < np; i++) dp[i] = 0;
     return lp;
   }
-  dk_run(k, m, k->nlp, k->n, r);
+  dk_run(k->ins, m, k->nlp, k->n, r);
   *dx = k->dx == DK_NONE ? 0.0 : r[k->dx];
   for (int i = 0; i < np; i++) dp[i] = k->dp[i] == DK_NONE ? 0.0 : r[k->dp[i]];
   return lp;
@@ -74,16 +79,24 @@ bool dk_logs_param(const DistKernel *k, int i) {
   return false;
 }
 
+int dk_nargs(int op) {
+  switch (op) {
+  case DK_CONST: return 0;
+  case DK_NEG: case DK_ABS: case DK_LOG: case DK_EXP: case DK_LOG1P:
+  case DK_SQRT: case DK_EXPM1: case DK_TRUNC: return 1;
+  case DK_SEL: return 3;
+  default: return op >= 0 && op < DK_NOPS ? 2 : -1;
+  }
+}
+
 bool dk_valid(const DistKernel *k) {
   int np = k->np;
   if (k->n < k->nlp || DK_FIRST + k->n > DK_MAXREG || np > DK_FIRST - 1) return false;
   for (int i = 0; i < k->n; i++) {
     const DkIns *in = &k->ins[i];
     int top = DK_FIRST + i; /* registers below are defined */
-    int nargs = in->op == DK_CONST ? 0
-                : (in->op == DK_NEG || in->op == DK_ABS || in->op == DK_LOG || in->op == DK_EXP || in->op == DK_LOG1P) ? 1
-                : in->op == DK_SEL ? 3 : 2;
-    if (in->op > DK_SEL) return false;
+    int nargs = dk_nargs(in->op);
+    if (nargs < 0) return false;
     const uint8_t reg[3] = {in->a, in->b, in->c};
     for (int j = 0; j < nargs; j++) {
       if (reg[j] >= top) return false;

@@ -38,6 +38,10 @@ typedef enum {
   DK_EQ, DK_GT, DK_GE,
   DK_OR,
   DK_SEL, /* a ? b : c */
+  /* libm's pow, sqrt, expm1, trunc, fmod: used by the scalar rules
+     (scalar_rule.h); the JIT emits them per lane in vector code */
+  DK_POW, DK_SQRT, DK_EXPM1, DK_TRUNC, DK_FMOD,
+  DK_NOPS
 } DkOp;
 
 typedef struct DkIns {
@@ -79,6 +83,11 @@ typedef struct DkIns {
 #define DKC_GE(a, b, c, k) ((a) >= (b) ? 1.0 : 0.0)
 #define DKC_OR(a, b, c, k) ((a) != 0 || (b) != 0 ? 1.0 : 0.0)
 #define DKC_SEL(a, b, c, k) ((a) != 0 ? (b) : (c))
+#define DKC_POW(a, b, c, k) pow(a, b)
+#define DKC_SQRT(a, b, c, k) sqrt(a)
+#define DKC_EXPM1(a, b, c, k) expm1(a)
+#define DKC_TRUNC(a, b, c, k) trunc(a)
+#define DKC_FMOD(a, b, c, k) fmod(a, b)
 
 typedef struct DistKernel {
   const DkIns *ins;
@@ -106,6 +115,9 @@ typedef struct DkMath {
 } DkMath;
 double dk_lpdf_grad_math(const DistKernel *k, const DkMath *m, double x, const double *p,
                          double *dx, double *dp);
+/* Run instructions [from, to) of a list on registers r (the evaluator of
+   descriptions; scalar_rule.c runs the scalar rules with it). */
+void dk_run(const DkIns *ins, const DkMath *m, int from, int to, double *r);
 /* Does the density take the log of parameter i (normal's log(sigma))?  The
    JIT then computes the logs of a data container given for it once per data
    set, not per evaluation. */
@@ -113,5 +125,7 @@ bool dk_logs_param(const DistKernel *k, int i);
 /* Is the kernel well formed: registers read before written, outputs in
    range?  (For tests; a family's kernel is fixed data.) */
 bool dk_valid(const DistKernel *k);
+/* Registers an instruction reads (0..3), -1 for an unknown op. */
+int dk_nargs(int op);
 
 #endif
