@@ -1073,6 +1073,22 @@ static void optimise(LLVMOrcLLJITRef lljit, LLVMModuleRef M) {
   }
 }
 
+/* A new module in tsc's context with the types and runtime declarations every
+ * generated function uses. */
+static void jg_module_begin(Gen *g, LLVMOrcThreadSafeContextRef tsc, const char *name) {
+  g->C = LLVMOrcThreadSafeContextGetContext(tsc);
+  g->M = LLVMModuleCreateWithNameInContext(name, g->C);
+  g->B = LLVMCreateBuilderInContext(g->C);
+  g->i1 = LLVMInt1TypeInContext(g->C);
+  g->i8 = LLVMInt8TypeInContext(g->C);
+  g->i32 = LLVMInt32TypeInContext(g->C);
+  g->i64 = LLVMInt64TypeInContext(g->C);
+  g->f64 = LLVMDoubleTypeInContext(g->C);
+  g->ptr = LLVMPointerTypeInContext(g->C, 0);
+  g->vd = LLVMVoidTypeInContext(g->C);
+  declare_runtime(g);
+}
+
 /* One module in its own context: ppl_ld, or ppl_draw (draw), lowered from p,
    verified and optimised for this machine; NULL with *why if not compiled. */
 static LLVMOrcThreadSafeModuleRef build_module(Jit *j, bool draw, bool keep_ir, const char **why) {
@@ -1086,17 +1102,7 @@ static LLVMOrcThreadSafeModuleRef build_module(Jit *j, bool draw, bool keep_ir, 
   g->data = j->data;
   g->nsites = j->nsites;
   g->capsites = j->capsites;
-  g->C = LLVMOrcThreadSafeContextGetContext(tsc);
-  g->M = LLVMModuleCreateWithNameInContext(draw ? "ppl_draw" : "ppl_ld", g->C);
-  g->B = LLVMCreateBuilderInContext(g->C);
-  g->i1 = LLVMInt1TypeInContext(g->C);
-  g->i8 = LLVMInt8TypeInContext(g->C);
-  g->i32 = LLVMInt32TypeInContext(g->C);
-  g->i64 = LLVMInt64TypeInContext(g->C);
-  g->f64 = LLVMDoubleTypeInContext(g->C);
-  g->ptr = LLVMPointerTypeInContext(g->C, 0);
-  g->vd = LLVMVoidTypeInContext(g->C);
-  declare_runtime(g);
+  jg_module_begin(g, tsc, draw ? "ppl_draw" : "ppl_ld");
   g->simd = host_simd(&g->mvec);
   analyze(g, p);
   bool ok = draw ? lower_draw(g, p) : lower_ld(g, p);
@@ -1393,17 +1399,7 @@ static JitKernel *compile_test_fn(int width, int nptr, TestBody body, const void
   Gen G;
   memset(&G, 0, sizeof G);
   Gen *g = &G;
-  g->C = LLVMOrcThreadSafeContextGetContext(tsc);
-  g->M = LLVMModuleCreateWithNameInContext("ppl_kernel", g->C);
-  g->B = LLVMCreateBuilderInContext(g->C);
-  g->i1 = LLVMInt1TypeInContext(g->C);
-  g->i8 = LLVMInt8TypeInContext(g->C);
-  g->i32 = LLVMInt32TypeInContext(g->C);
-  g->i64 = LLVMInt64TypeInContext(g->C);
-  g->f64 = LLVMDoubleTypeInContext(g->C);
-  g->ptr = LLVMPointerTypeInContext(g->C, 0);
-  g->vd = LLVMVoidTypeInContext(g->C);
-  declare_runtime(g);
+  jg_module_begin(g, tsc, "ppl_kernel");
   g->simd = width;
   g->mvec = width == 8 ? "_ZGVeN8v_" : width == 4 ? "_ZGVdN4v_" : "_ZGVbN2v_";
   LLVMTypeRef ps[8] = {g->i64, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr};
