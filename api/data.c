@@ -692,12 +692,6 @@ DataSource *data_json_string(const char *json, size_t len, const char *name, Dia
 
 DataSource *data_json_file(const char *path, Diag *d) {
   size_t n;
-  int err;
-  char *text = gc_read_file(path, &n, &err);
-  if (!text) {
-    char ebuf[256];
-    diag_error(d, DIAG_IO, (SrcPos){0}, "cannot read %s: %s", path, strerror_r(err, ebuf, sizeof ebuf));
-    return NULL;
-  }
-  return data_json_string(text, n, path, d);
+  char *text = diag_read_file(path, &n, d);
+  return text ? data_json_string(text, n, path, d) : NULL;
 }

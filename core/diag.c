@@ -1,8 +1,22 @@
 /* diag.c — recording the first error of a stage with its source position. */
+#define _GNU_SOURCE /* GNU strerror_r */
 #include "diag.h"
 
 #include <stdio.h>
 #include <string.h>
+
+#include "value.h"
+
+char *diag_read_file(const char *path, size_t *len, Diag *d) {
+  int err;
+  char *text = gc_read_file(path, len, &err);
+  if (!text) {
+    char ebuf[256];
+    diag_error(d, DIAG_IO, (SrcPos){0}, "cannot read %s: %s", path,
+               strerror_r(err, ebuf, sizeof ebuf));
+  }
+  return text;
+}
 
 void diag_init(Diag *d) {
   d->code = DIAG_OK;

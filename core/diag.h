@@ -10,6 +10,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef struct SrcPos {
   const char *file; /* GC string or static; "<string>" for models given as text */
@@ -44,5 +45,8 @@ void diag_error(Diag *d, DiagCode code, SrcPos pos, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void diag_verror(Diag *d, DiagCode code, SrcPos pos, const char *fmt, va_list ap);
 static inline bool diag_failed(const Diag *d) { return d->code != DIAG_OK; }
+/* The whole file as a GC string (gc_read_file), or NULL with "cannot read
+ * PATH: REASON" (DIAG_IO) in d: what every reader of a named file says. */
+char *diag_read_file(const char *path, size_t *len, Diag *d);
 
 #endif

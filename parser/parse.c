@@ -135,12 +135,6 @@ Ast *parse_string(const char *src, size_t len, const char *file, Diag *d) {
 
 Ast *parse_file(const char *path, Diag *d) {
   size_t n;
-  int err;
-  char *text = gc_read_file(path, &n, &err);
-  if (!text) {
-    char ebuf[256];
-    diag_error(d, DIAG_IO, (SrcPos){0}, "cannot read %s: %s", path, strerror_r(err, ebuf, sizeof ebuf));
-    return NULL;
-  }
-  return parse_string(text, n, path, d);
+  char *text = diag_read_file(path, &n, d);
+  return text ? parse_string(text, n, path, d) : NULL;
 }
