@@ -256,6 +256,12 @@ bool csv_write_row(FILE *f, int n, const double *vals, const bool *is_int) {
   return fflush(f) == 0 && !ferror(f);
 }
 
+bool csv_write_evidence(FILE *f, double log_evidence, double se) {
+  fprintf(f, "# log_evidence = %.17g\n", log_evidence);
+  if (!isnan(se)) fprintf(f, "# log_evidence_se = %.17g\n", se);
+  return fflush(f) == 0 && !ferror(f);
+}
+
 bool csv_write_timing(FILE *f, double warmup_seconds, double sampling_seconds) {
   fprintf(f, "# \n");
   fprintf(f, "#  Elapsed Time: %g seconds (Warm-up)\n", warmup_seconds);

@@ -81,6 +81,10 @@ typedef struct CsvConfig {
 bool csv_write_config(FILE *f, const CsvConfig *c);
 bool csv_write_header(FILE *f, int n, const char *const *names);
 bool csv_write_row(FILE *f, int n, const double *vals, const bool *is_int);
+/* An engine's own estimate of the chain's log evidence (smc), before the
+ * timing: "# log_evidence = X" and, unless se is NaN, "# log_evidence_se = S"
+ * (%.17g, so a summary of the files gives the run's figures). */
+bool csv_write_evidence(FILE *f, double log_evidence, double se);
 bool csv_write_timing(FILE *f, double warmup_seconds, double sampling_seconds);
 
 /* One value as the CSV writes it: %.6g, integers exact, nan / inf / -inf.
