@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../inference/csvread.h"
 #include "../inference/driver.h"
 #include "../inference/engine.h"
 #include "../inference/logdensity.h"
@@ -1031,6 +1032,37 @@ ppl_status ppl_result_log_evidence(const ppl_result *r, double *estimate, double
   return ok(r->ctx);
 }
 
+/* ---- draws read back from CSV files ------------------------------------ */
+
+static ppl_status result_from_csv_(ppl_context *ctx, int nfiles, const char *const *paths,
+                                   ppl_result **out) {
+  if (!out) return fail(ctx, DIAG_USAGE, "ppl_result_from_csv: out is NULL");
+  *out = NULL;
+  if (nfiles < 1 || !paths) return fail(ctx, DIAG_USAGE, "ppl_result_from_csv: no files");
+  CsvFile *files = gc_alloc(sizeof(CsvFile) * (size_t)nfiles);
+  Diag d;
+  diag_init(&d);
+  for (int i = 0; i < nfiles; i++)
+    if (!paths[i]) return fail(ctx, DIAG_USAGE, "ppl_result_from_csv: paths[%d] is NULL", i);
+    else if (!csvr_read(paths[i], &files[i], &d)) return fail_diag(ctx, &d);
+  DriverDraws dd;
+  if (!csvr_draws(nfiles, files, &dd, &d)) return fail_diag(ctx, &d);
+  ppl_result *r = gc_alloc_root(sizeof *r);
+  r->ctx = ctx;
+  r->rr = driver_result(&dd);
+  r->engine = dd.engine;
+  r->reason = dd.engine_reason;
+  *out = r;
+  return ok(ctx);
+}
+
+static ppl_status result_write_summary_(const ppl_result *r, const char *path) {
+  if (!path) return fail(r->ctx, DIAG_USAGE, "ppl_result_write_summary: path is NULL");
+  Diag d;
+  diag_init(&d);
+  return rr_write_summary_json(r->rr, path, &d) ? ok(r->ctx) : fail_diag(r->ctx, &d);
+}
+
 /* ---- guarded entry points ----------------------------------------------- */
 
 /* An allocation failed under the guard of a call on ctx (and model m, which
@@ -1168,4 +1200,16 @@ const char *ppl_model_llvm_ir(ppl_model *m) {
 }
 const char *ppl_model_dependencies(ppl_model *m) {
   return guarded_text(m, "ppl_model_dependencies", model_dependencies_);
+}
+
+ppl_status ppl_result_from_csv(ppl_context *ctx, int nfiles, const char *const *paths,
+                               ppl_result **out) {
+  if (out) *out = NULL;
+  if (!ctx) return PPL_ERR_USAGE;
+  GUARDED(ctx, NULL, result_from_csv_(ctx, nfiles, paths, out));
+}
+
+ppl_status ppl_result_write_summary(const ppl_result *r, const char *path) {
+  if (!r) return PPL_ERR_USAGE;
+  GUARDED(r->ctx, NULL, result_write_summary_(r, path));
 }

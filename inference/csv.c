@@ -139,7 +139,9 @@ char *csv_label(const char *csv_name) {
 
 /* ---- writing ------------------------------------------------------------ */
 
-char *csv_format_value(char *buf, double v, bool is_int) {
+char *csv_format_value(char *buf, double v, bool is_int) { return csv_format_digits(buf, v, is_int, 6); }
+
+char *csv_format_digits(char *buf, double v, bool is_int, int digits) {
   if (isnan(v))
     strcpy(buf, "nan"); /* never "-nan" */
   else if (isinf(v))
@@ -147,7 +149,7 @@ char *csv_format_value(char *buf, double v, bool is_int) {
   else if (is_int && fabs(v) < 9.2e18 && v == floor(v))
     snprintf(buf, 32, "%lld", (long long)v);
   else
-    snprintf(buf, 32, "%.6g", v);
+    snprintf(buf, 32, "%.*g", digits, v);
   return buf;
 }
 
@@ -246,11 +248,11 @@ bool csv_write_header(FILE *f, int n, const char *const *names) {
   return fflush(f) == 0 && !ferror(f);
 }
 
-bool csv_write_row(FILE *f, int n, const double *vals, const bool *is_int) {
+bool csv_write_row(FILE *f, int n, const double *vals, const bool *is_int, int digits) {
   char buf[32];
   for (int i = 0; i < n; i++) {
     if (i) fputc(',', f);
-    fputs(csv_format_value(buf, vals[i], is_int && is_int[i]), f);
+    fputs(csv_format_digits(buf, vals[i], is_int && is_int[i], digits), f);
   }
   fputc('\n', f);
   return fflush(f) == 0 && !ferror(f);
