@@ -23,6 +23,7 @@
 #include "../inference/csvread.h"
 #include "../inference/driver.h"
 #include "../inference/engine.h"
+#include "../inference/generate.h"
 #include "../inference/logdensity.h"
 #include "../ir/interp.h"
 #include "../parser/ast.h"
@@ -1063,6 +1064,23 @@ static ppl_status result_write_summary_(const ppl_result *r, const char *path) {
   return rr_write_summary_json(r->rr, path, &d) ? ok(r->ctx) : fail_diag(r->ctx, &d);
 }
 
+static ppl_status generate_(ppl_model *m, int nfiles, const char *const *paths, const char *output,
+                            uint64_t seed) {
+  if (nfiles < 1 || !paths) return fail(m->ctx, DIAG_USAGE, "ppl_generate: no draws files");
+  for (int i = 0; i < nfiles; i++)
+    if (!paths[i]) return fail(m->ctx, DIAG_USAGE, "ppl_generate: paths[%d] is NULL", i);
+  ppl_status s = need_data(m);
+  if (s != PPL_OK) return s;
+  /* "dir/coin.ppl" -> "coin", as the run's CSV names the model */
+  const char *base = m->file ? strrchr(m->file, '/') : NULL;
+  base = base ? base + 1 : m->file;
+  const char *dot = base ? strrchr(base, '.') : NULL;
+  const char *name = base && dot && dot != base ? gc_strndup(base, (size_t)(dot - base)) : base;
+  Diag d;
+  diag_init(&d);
+  return gen_quantities(m->in, nfiles, paths, output, seed, name, &d) ? ok(m->ctx) : fail_diag(m->ctx, &d);
+}
+
 /* ---- guarded entry points ----------------------------------------------- */
 
 /* An allocation failed under the guard of a call on ctx (and model m, which
@@ -1212,4 +1230,9 @@ ppl_status ppl_result_from_csv(ppl_context *ctx, int nfiles, const char *const *
 ppl_status ppl_result_write_summary(const ppl_result *r, const char *path) {
   if (!r) return PPL_ERR_USAGE;
   GUARDED(r->ctx, NULL, result_write_summary_(r, path));
+}
+
+ppl_status ppl_generate(ppl_model *m, int nfiles, const char *const *paths, const char *output,
+                        uint64_t seed) {
+  GUARDED_MODEL(m, "ppl_generate", generate_(m, nfiles, paths, output, seed));
 }

@@ -35,6 +35,9 @@ static const char usage_text[] =
     "  summary FILE.csv... [--json F] [--quiet]\n"
     "                            the summary table and warnings of CSV draws (one file\n"
     "                            per chain; ppl's or CmdStan's), as the run printed them\n"
+    "  generate MODEL.ppl [--data F] --draws FILE.csv... [--output F] [--seed N]\n"
+    "                            the generated block recomputed for each draw of the\n"
+    "                            files (CmdStan's standalone generated quantities)\n"
     "  help [options [--markdown]]\n"
     "                            this text; the engines' options (as docs/cli.md lists them)\n"
     "  version                   print the version\n"
@@ -414,6 +417,45 @@ static int cmd_summary(int argc, char **argv) {
   return rc;
 }
 
+/* `ppl generate MODEL.ppl [--data F] --draws FILE.csv... [--output F]
+ * [--seed N]`: CmdStan's standalone generated quantities. */
+static int cmd_generate(int argc, char **argv) {
+  const char **files = calloc((size_t)argc, sizeof *files);
+  Args a = {.cmd = "generate"};
+  const char *output = "-", *seed_text = "1";
+  int n = 0, in_draws = 0;
+  if (!files) return fprintf(stderr, "ppl: out of memory\n"), EX_SOFTWARE_;
+  int rc = EX_OK;
+  for (int i = 2; i < argc && rc == EX_OK; i++) {
+    const char *o = argv[i];
+    const char **val = !strcmp(o, "--data") ? &a.data : !strcmp(o, "--output") ? &output
+                     : !strcmp(o, "--seed") ? &seed_text : NULL;
+    if (val && (i + 1 >= argc || !argv[i + 1][0])) rc = usage_error("option %s needs a value", o);
+    else if (val) *val = argv[++i], in_draws = 0;
+    else if (!strcmp(o, "--draws")) in_draws = 1;
+    else if (o[0] == '-' && o[1])
+      rc = usage_error("unknown option '%s' (generate takes --data, --draws, --output, --seed)", o);
+    else if (in_draws) files[n++] = o;
+    else if (!a.model) a.model = o;
+    else rc = usage_error("unexpected argument '%s' (the draws follow --draws)", o);
+  }
+  char *end;
+  unsigned long long seed = strtoull(seed_text, &end, 10);
+  if (rc == EX_OK && (*end || seed_text[0] == '-'))
+    rc = usage_error("--seed expects a non-negative integer, got '%s'", seed_text);
+  if (rc == EX_OK && n == 0) rc = usage_error("%s needs --draws FILE.csv (one file per chain)", "generate");
+  ppl_context *ctx = rc == EX_OK ? ppl_context_new(NULL) : NULL;
+  ppl_model *m = NULL;
+  if (rc == EX_OK && !ctx) rc = (fprintf(stderr, "ppl: out of memory\n"), EX_SOFTWARE_);
+  if (rc == EX_OK && (rc = cmd_model(ctx, &a, &m)) == EX_OK &&
+      ppl_generate(m, n, files, output, (uint64_t)seed) != PPL_OK)
+    rc = report(ctx);
+  ppl_model_free(m);
+  ppl_context_free(ctx);
+  free(files);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 2) {
@@ -441,6 +483,7 @@ int main(int argc, char **argv) {
     return EX_OK;
   }
   if (!strcmp(a.cmd, "summary")) return cmd_summary(argc, argv);
+  if (!strcmp(a.cmd, "generate")) return cmd_generate(argc, argv);
   if (strcmp(a.cmd, "run") && strcmp(a.cmd, "check") && strcmp(a.cmd, "ir") && strcmp(a.cmd, "exec"))
     return usage_error("unknown command '%s'", a.cmd);
   ppl_run_options_default(&a.ro);

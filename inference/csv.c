@@ -91,6 +91,26 @@ static double cv_element(Value v, const int *idx, bool *is_int) {
   }
 }
 
+void csv_set_element(Value *v, long k, double x) {
+  int dims[CSV_MAX_DIMS], idx[CSV_MAX_DIMS];
+  int nd = csv_shape(*v, dims);
+  for (int j = 0; j < nd; j++) { /* first index fastest, as csv_columns */
+    idx[j] = (int)(k % dims[j]);
+    k /= dims[j];
+  }
+  const int *at = idx;
+  while (v->k == V_ARR) v = &v->a->e[*at++];
+  switch (v->k) {
+  case V_INT: v->i = (int64_t)x; break;
+  case V_BOOL: v->b = x != 0; break;
+  case V_REAL: v->r = x; break;
+  case V_VEC:
+  case V_ROWVEC: v->t->d[at[0]] = x; break;
+  case V_MAT: v->t->d[(size_t)at[1] * (size_t)v->t->rows + (size_t)at[0]] = x; break;
+  default: break;
+  }
+}
+
 static char *cv_name(const char *name, int nd, const int *idx) {
   char buf[1024];
   size_t len = (size_t)snprintf(buf, sizeof buf, "%s", name);

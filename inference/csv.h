@@ -45,6 +45,11 @@ int csv_shape(Value v, int dims[CSV_MAX_DIMS]);
 int csv_columns(const char *name, Value v, CsvCols *out, bool want_names, char *err,
                 size_t errsz);
 
+/* The inverse of csv_columns for one element: set element k (in csv_columns'
+ * order) of *v, a value not shared with anything else, to x (ints and bools
+ * converted). */
+void csv_set_element(Value *v, long k, double x);
+
 /* "theta.1.2" -> "theta[1,2]" (a GC string); names without indices unchanged. */
 char *csv_label(const char *csv_name);
 
