@@ -43,6 +43,7 @@ static bool cr_ends_with(const char *s, const char *suffix) {
 typedef struct CrState {
   const char *algorithm; /* the last "algorithm = X" */
   long warmup_end;       /* rows before "# Adaptation terminated"; -1: none seen */
+  int iter;              /* rstan's "iter": num_warmup + num_samples */
 } CrState;
 
 /* One comment line (after the '#'): "key = value" settings and ppl's
@@ -58,17 +59,21 @@ static void cr_comment(CsvFile *f, CrState *st, char *text, long rows) {
     f->engine_reason = gc_strdup(cr_trim(text + 8));
     return;
   }
-  char *eq = strstr(text, " = ");
+  char *eq = strchr(text, '='); /* CmdStan's "key = value", rstan's "key=value" */
   if (!eq) return;
   *eq = 0;
-  const char *key = cr_trim(text), *val = cr_trim(eq + 3);
+  const char *key = cr_trim(text), *val = cr_trim(eq + 1);
   if (!strcmp(key, "ppl_version")) {
     f->from_ppl = true;
   } else if (!strcmp(key, "model")) {
     f->model_name = cr_ends_with(val, "_model") ? gc_strndup(val, strlen(val) - 6) : gc_strdup(val);
   } else if (!strcmp(key, "num_samples")) {
     f->num_samples = atoi(val);
-  } else if (!strcmp(key, "num_warmup")) {
+  } else if (!strcmp(key, "iter")) { /* rstan: warmup and sampling iterations */
+    st->iter = atoi(val);
+  } else if (!strcmp(key, "sampler_t")) { /* rstan: "NUTS(diag_e)" */
+    if (!strncmp(val, "NUTS", 4)) f->engine = "nuts";
+  } else if (!strcmp(key, "num_warmup") || !strcmp(key, "warmup")) {
     f->num_warmup = atoi(val);
   } else if (!strcmp(key, "thin")) {
     f->thin = atoi(val);
@@ -80,9 +85,9 @@ static void cr_comment(CsvFile *f, CrState *st, char *text, long rows) {
     /* CmdStan's hmc engines are ppl's nuts and (static) hmc */
     bool hmc = st->algorithm && !strcmp(st->algorithm, "hmc");
     f->engine = gc_strdup(hmc && !strcmp(val, "static") ? "hmc" : val);
-  } else if (!strcmp(key, "delta")) {
+  } else if (!strcmp(key, "delta") || !strcmp(key, "adapt_delta")) {
     f->adapt_delta = strtod(val, NULL);
-  } else if (!strcmp(key, "max_depth")) {
+  } else if (!strcmp(key, "max_depth") || !strcmp(key, "max_treedepth")) {
     f->max_depth = atoi(val);
   } else if (!strcmp(key, "log_evidence")) {
     f->log_evidence = strtod(val, NULL);
@@ -154,7 +159,7 @@ bool csvr_read(const char *path, CsvFile *out, Diag *d) {
     diag_error(d, DIAG_IO, (SrcPos){out->path, 0, 0}, "the file is empty (no header, no draws)");
     return false;
   }
-  CrState st = {NULL, -1};
+  CrState st = {NULL, -1, 0};
   CrVec vals = {0}, lines = {0};
   long rows = 0;
   int ln = 0;
@@ -184,6 +189,7 @@ bool csvr_read(const char *path, CsvFile *out, Diag *d) {
     return false;
   }
   if (out->thin < 1) out->thin = 1;
+  if (st.iter > 0 && out->num_samples == 0) out->num_samples = st.iter - out->num_warmup;
   /* warmup rows: before CmdStan's "Adaptation terminated"; engines without
      adaptation write ceil(num_warmup / thin) of them first */
   long skip = 0;

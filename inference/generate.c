@@ -117,7 +117,8 @@ static bool gen_draw(const Interp *in, const CsvFile *f, int c, int i, uint64_t 
   RunStatus rs = interp_run(st, &g.h, d);
   if (rs != RUN_DONE) {
     if (rs == RUN_SUSPENDED) diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "the run suspended");
-    /* say which draw the program failed on */
+    /* say which draw the program failed on (the handler's messages do) */
+    if (d->code != DIAG_RUNTIME) return false;
     const char *msg = gc_printf("%s (the draw at %s:%d)", d->msg, f->path, f->line[i]);
     snprintf(d->msg, sizeof d->msg, "%s", msg);
     return false;

@@ -17,7 +17,7 @@ my $tests = abs_path(shift @ARGV) or die "usage: csv_tools.pl PPL TESTS_DIR\n";
 my $dir = tempdir(CLEANUP => 1);
 chdir $dir or die;
 my $n = 0;
-sub ok {
+sub ok($$) { # ($$): the condition in scalar context (a failed match is then false, not an empty list)
   my ($cond, $name) = @_;
   $n++;
   print(($cond ? "ok" : "not ok") . " $n - $name\n");
@@ -117,6 +117,90 @@ for my $case (['nuts', '--warmup', '300'], ['mh', '--warmup', '300'], ['is'], ['
   ok($cnt == 400 && $out =~ /^mu\s+\Q$mean\E\s/m, "CmdStan files: mean of mu $mean over the 400 kept rows");
   ok($out =~ /^z\[2\]\s/m && $out =~ /^mu2\s/m && $out =~ /^treedepth__\s/m, 'CmdStan files: z.2 as z[2], the generated quantity, the sampler columns');
   ok(slurp('cmdstan.json') =~ /"engine": "nuts"/, 'CmdStan files: --json');
+}
+
+# ---- ppl generate ---------------------------------------------------------
+spit('gen.ppl', "data { int N; vector[N] y; }\n" .
+     "model { real mu ~ normal(0, 10); real<lower=0> sigma ~ exponential(1);\n" .
+     "  vector[2] z ~ normal(0, 1); y ~ normal(mu, sigma); }\n" .
+     "generated { real twice = mu * 2; vector[N] y_rep;\n" .
+     "  for (n in 1:N) y_rep[n] = normal_rng(mu, sigma); real zsum = z[1] + z[2]; }\n");
+# Rows of a CSV as hashes by column name.
+sub rows {
+  my @lines = grep { !/^#/ } split /\n/, slurp(shift);
+  my @h = split /,/, shift @lines;
+  return (\@h, [map { my @v = split /,/; my %r; @r{@h} = @v; \%r } @lines]);
+}
+for my $jit ([], ['--no-jit']) {
+  my $tag = @$jit ? 'interpreted run' : 'compiled run';
+  ppl('run', 'normal.ppl', '--data', 'normal.json', '--chains', '2', '--draws', '100', '--warmup', '200',
+      @$jit, '--output', 'post.csv', '--quiet');
+  my ($st, undef, $err) = ppl('generate', 'gen.ppl', '--data', 'normal.json', '--draws', 'post_1.csv',
+                              'post_2.csv', '--output', 'gq.csv', '--seed', '5');
+  ok($st == 0 && -f 'gq_1.csv' && -f 'gq_2.csv', "$tag: generate writes gq_1.csv, gq_2.csv ($st) $err");
+  my ($h, $rows) = rows('gq_1.csv');
+  my ($ph, $prows) = rows('post_1.csv');
+  my @yrep = grep { /^y_rep\.\d$/ } @$h;
+  ok(@$rows == 100 && @yrep == 8 && (grep { $_ eq 'lp__' } @$h) && (grep { $_ eq 'treedepth__' } @$h),
+     "$tag: 100 rows with the draw's columns and y_rep.1 .. y_rep.8");
+  my ($exact, $same, $varies) = (0, 0, 0);
+  my %seen;
+  for my $i (0 .. $#$rows) {
+    my ($r, $p) = ($rows->[$i], $prows->[$i]);
+    $exact++ if $r->{twice} == 2 * $r->{mu} && $r->{zsum} == $r->{'z.1'} + $r->{'z.2'};
+    $same++ if $r->{mu} == $p->{mu} && $r->{sigma} == $p->{sigma} && $r->{lp__} == $p->{lp__};
+    $seen{$r->{'y_rep.1'}}++;
+  }
+  ok($exact == 100, "$tag: twice == mu * 2 and zsum == z.1 + z.2 exactly in every row ($exact)");
+  ok($same == 100, "$tag: the draws' values copied unchanged ($same)");
+  ok(keys(%seen) == 100, "$tag: y_rep differs from draw to draw");
+  my ($sd, $mean, $n) = (0, 0, 0);
+  for my $r (@$rows) { my $e = $r->{'y_rep.3'} - $r->{mu}; $mean += $e / $r->{sigma}; $sd += ($e / $r->{sigma}) ** 2; $n++ }
+  $mean /= $n; $sd = sqrt($sd / $n - $mean ** 2);
+  ok(abs($mean) < 0.35 && $sd > 0.75 && $sd < 1.3, "$tag: (y_rep - mu) / sigma ~ normal(0, 1): mean $mean, sd $sd");
+}
+{
+  ppl('generate', 'gen.ppl', '--data', 'normal.json', '--draws', 'post_1.csv', '--output', 'a.csv', '--seed', '9');
+  ppl('generate', 'gen.ppl', '--data', 'normal.json', '--draws', 'post_1.csv', '--output', 'b.csv', '--seed', '9');
+  my ($st, $out) = ppl('generate', 'gen.ppl', '--data', 'normal.json', '--draws', 'post_1.csv', '--seed', '10');
+  ok(slurp('a.csv') eq slurp('b.csv') && slurp('a.csv') =~ /y_rep/, 'the same seed gives the same file');
+  (my $x = slurp('a.csv')) =~ s/seed = \d+//;
+  (my $y = $out) =~ s/seed = \d+//;
+  ok($st == 0 && $x ne $y && length($y) > 1000, 'another seed, other y_rep; no --output: stdout');
+  # CmdStan's files (rstan's, warmup rows left out) replay too
+  ($st, undef, my $err) = ppl('generate', 'gen.ppl', '--data', "$tests/csv/cmdstan_normal.json",
+                              '--draws', "$tests/csv/cmdstan_normal_1.csv", '--output', 'cs.csv');
+  my ($h, $rows) = rows('cs.csv');
+  ok($st == 0 && @$rows == 200 && (grep { $_->{twice} == 2 * $_->{mu} } @$rows) == 200,
+     "CmdStan's draws: 200 rows, twice == 2 mu ($st) $err");
+}
+# errors
+{
+  spit('nogen.ppl', "model { real mu ~ normal(0, 1); }\n");
+  my ($st, undef, $err) = ppl('generate', 'nogen.ppl', '--draws', 'post_1.csv');
+  ok($st == 64 && $err =~ /^ppl: nogen\.ppl has no generated block/m, "no generated block ($st) $err");
+  spit('other.ppl', "model { real mu ~ normal(0, 10); real tau ~ normal(0, 1); }\ngenerated { real t = tau; }\n");
+  ($st, undef, $err) = ppl('generate', 'other.ppl', '--draws', 'post_1.csv');
+  ok($st == 65 && $err =~ /^post_1\.csv: no column 'tau' for latent 'tau' of the model$/m, "a latent missing from the file ($st) $err");
+  my $csv = slurp('post_1.csv');
+  my @l = split /\n/, $csv;
+  my ($hl) = grep { $l[$_] =~ /^lp__/ } 0 .. $#l;
+  my @h = split /,/, $l[$hl];
+  my ($sc) = grep { $h[$_] eq 'sigma' } 0 .. $#h;
+  my @data = grep { $_ > $hl && $l[$_] !~ /^#/ } 0 .. $#l;
+  my $at = $data[2]; # the third draw
+  my @v = split /,/, $l[$at];
+  $v[$sc] = '-0.5';
+  $l[$at] = join(',', @v);
+  spit('neg.csv', join("\n", @l) . "\n");
+  my $ln = $at + 1;
+  ($st, undef, $err) = ppl('generate', 'gen.ppl', '--data', 'normal.json', '--draws', 'neg.csv');
+  ok($st == 65 && $err =~ /^neg\.csv:$ln: the draw's value of latent 'sigma' is outside its distribution's support/m,
+     "a value outside the support names the row ($st) $err");
+  ($st, undef, $err) = ppl('generate', 'gen.ppl', '--data', 'normal.json', '--draws', 'post_1.csv', 'post_2.csv');
+  ok($st == 64 && $err =~ /give --output/, "several files to stdout: usage ($st)");
+  ($st, undef, $err) = ppl('generate', 'gen.ppl', '--data', 'normal.json');
+  ok($st == 64 && $err =~ /needs --draws/, "no --draws: usage ($st)");
 }
 
 # ---- errors ---------------------------------------------------------------
