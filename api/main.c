@@ -427,11 +427,17 @@ static int cmd_generate(int argc, char **argv) {
   if (!files) return fprintf(stderr, "ppl: out of memory\n"), EX_SOFTWARE_;
   int rc = EX_OK;
   for (int i = 2; i < argc && rc == EX_OK; i++) {
-    const char *o = argv[i];
-    const char **val = !strcmp(o, "--data") ? &a.data : !strcmp(o, "--output") ? &output
-                     : !strcmp(o, "--seed") ? &seed_text : NULL;
-    if (val && (i + 1 >= argc || !argv[i + 1][0])) rc = usage_error("option %s needs a value", o);
-    else if (val) *val = argv[++i], in_draws = 0;
+    char name[16] = "";
+    const char *o = argv[i], *eq = strchr(o, '=');
+    if (o[0] == '-' && o[1] == '-' && eq && eq - o < (int)sizeof name) /* --opt=value */
+      memcpy(name, o, (size_t)(eq - o));
+    else
+      snprintf(name, sizeof name, "%s", o), eq = NULL;
+    const char **val = !strcmp(name, "--data") ? &a.data : !strcmp(name, "--output") ? &output
+                     : !strcmp(name, "--seed") ? &seed_text : NULL;
+    const char *v = eq ? eq + 1 : i + 1 < argc ? argv[i + 1] : "";
+    if (val && !*v) rc = usage_error("option %s needs a value", name);
+    else if (val) *val = v, i += !eq, in_draws = 0;
     else if (!strcmp(o, "--draws")) in_draws = 1;
     else if (o[0] == '-' && o[1])
       rc = usage_error("unknown option '%s' (generate takes --data, --draws, --output, --seed)", o);

@@ -190,11 +190,12 @@ bool csvr_read(const char *path, CsvFile *out, Diag *d) {
   }
   if (out->thin < 1) out->thin = 1;
   if (st.iter > 0 && out->num_samples == 0) out->num_samples = st.iter - out->num_warmup;
-  /* warmup rows: before CmdStan's "Adaptation terminated"; engines without
-     adaptation write ceil(num_warmup / thin) of them first */
+  /* warmup rows: before CmdStan's "Adaptation terminated"; when that line
+     has no rows before it (engines without adaptation, or adaptation
+     comments written before the rows) the first ceil(num_warmup / thin) */
   long skip = 0;
   if (out->save_warmup)
-    skip = st.warmup_end >= 0 ? st.warmup_end : (out->num_warmup + out->thin - 1) / out->thin;
+    skip = st.warmup_end > 0 ? st.warmup_end : (out->num_warmup + out->thin - 1) / out->thin;
   if (skip > rows) skip = rows;
   int nr = (int)(rows - skip), nc = out->ncols;
   out->nrows = nr;
@@ -229,7 +230,7 @@ bool csvr_draws(int nfiles, const CsvFile *files, DriverDraws *out, Diag *d) {
     return false;
   }
   const CsvFile *a = &files[0];
-  int n = a->nrows;
+  int n = a->nrows, fewest = 0;
   for (int c = 0; c < nfiles; c++) {
     const CsvFile *b = &files[c];
     int k = cr_first_difference(a, b);
@@ -244,15 +245,17 @@ bool csvr_draws(int nfiles, const CsvFile *files, DriverDraws *out, Diag *d) {
       diag_error(d, DIAG_DATA, (SrcPos){b->path, 0, 0}, "the file has no draws");
       return false;
     }
-    if (b->nrows < n) n = b->nrows;
+    if (b->nrows < n) n = b->nrows, fewest = c;
   }
   /* Chains of one run have the same number of draws unless the run was
-     interrupted: then it kept the fewest, and so does its summary. */
-  int planned = a->num_samples > 0 ? (a->num_samples + a->thin - 1) / a->thin : 0;
+     interrupted: then it kept the fewest, and so does its summary.  The file
+     with the fewest rows tells: fewer than it planned is an interrupted run. */
+  const CsvFile *lo = &files[fewest];
+  int planned = lo->num_samples > 0 ? (lo->num_samples + lo->thin - 1) / lo->thin : 0;
   for (int c = 0; c < nfiles; c++)
     if (files[c].nrows != n && n >= planned) {
       diag_error(d, DIAG_DATA, (SrcPos){0}, "%s has %d draws but %s has %d: the files must be "
-                 "chains of one run", files[c].path, files[c].nrows, a->path, n);
+                 "chains of one run", files[c].path, files[c].nrows, files[fewest].path, n);
       return false;
     }
   out->engine = a->engine ? a->engine : "?";

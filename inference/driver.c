@@ -268,7 +268,7 @@ static bool dr_record(Run *r, Chain *ch, const Draw *dr, int k) {
     ch->data[(size_t)col * (size_t)nd + (size_t)k] = ch->cols.vals[col];
   if (ch->lw) ch->lw[k] = dr->log_weight;
   if (ch->csv && !csv_write_row(ch->csv, ch->ncols, ch->cols.vals, ch->is_int,
-                                        (int)engine_opt_int(&r->o->eng, "sig-figs"))) goto io;
+                                        r->o->eng.sig_figs)) goto io;
   return true;
 io:;
   char buf[128];

@@ -147,10 +147,9 @@ void engine_opts_put(EngineOpts *o, const OptSpec *s, OptValue v) {
     else if (!strcmp(name, "threads")) o->threads = (int)v.i;
     else if (!strcmp(name, "init")) o->init_radius = v.r;
     else if (!strcmp(name, "no-jit")) o->no_jit = v.i != 0;
-    else goto in_set; /* no field: read with engine_opt_int like an engine's */
+    else if (!strcmp(name, "sig-figs")) o->sig_figs = (int)v.i;
     return;
   }
-in_set:
   if (!o->set) o->set = opt_set_new();
   opt_set_put(o->set, s, v);
 }

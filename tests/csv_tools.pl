@@ -20,6 +20,7 @@ my $n = 0;
 sub ok($$) { # ($$): the condition in scalar context (a failed match is then false, not an empty list)
   my ($cond, $name) = @_;
   $n++;
+  $name =~ s/\n.*//s; # a message's first line (the source line and caret follow)
   print(($cond ? "ok" : "not ok") . " $n - $name\n");
   return $cond;
 }
@@ -81,6 +82,25 @@ for my $case (['nuts', '--warmup', '300'], ['mh', '--warmup', '300'], ['is'], ['
   my @a = map { /^(\S+)\s+(\S+)/ ? "$1 $2" : () } grep { /^(mu|sigma|z\[\d\]|mu2)\s/ } split /\n/, $run;
   my @b = map { /^(\S+)\s+(\S+)/ ? "$1 $2" : () } grep { /^(mu|sigma|z\[\d\]|mu2)\s/ } split /\n/, $sum;
   ok($st2 == 0 && @a == 5 && "@a" eq "@b", "six significant digits: the same means (@b)");
+}
+
+# an interrupted run: chain 2 stopped after 150 of 200 draws (no trailer);
+# the summary keeps the fewest, as the run did, and says so
+{
+  ppl('run', 'normal.ppl', '--data', 'normal.json', '--engine', 'mh', '--chains', '2', '--draws', '200',
+      '--sig-figs', '17', '--output', 'cut.csv', '--quiet');
+  my @l = split /\n/, slurp('cut_2.csv');
+  my @data = grep { $l[$_] =~ /^-?\d/ } 0 .. $#l;
+  spit('cut_2.csv', join("\n", @l[0 .. $data[149]]) . "\n");
+  my ($st, $out) = ppl('summary', 'cut_1.csv', 'cut_2.csv');
+  ok($st == 0 && $out =~ /^2 chains, 150 draws each after \d+ warmup iterations: 300 draws in total\ninterrupted after 150 of 200 draws$/m,
+     'an interrupted run: the fewest draws, "interrupted after 150 of 200 draws"');
+  # the same files made to look like two runs of different lengths
+  (my $t = slurp('cut_2.csv')) =~ s/num_samples = 200/num_samples = 150/;
+  spit('cut_2.csv', $t);
+  ($st, undef, my $err) = ppl('summary', 'cut_1.csv', 'cut_2.csv');
+  ok($st == 65 && $err =~ /^cut_1\.csv has 200 draws but cut_2\.csv has 150: the files must be chains of one run$/m,
+     "files of different runs with different draw counts ($st) $err");
 }
 
 # --quiet: no table, the warnings on stderr (2 chains of 20 mh draws: low ESS)
