@@ -385,6 +385,7 @@ static int cmd_summary(int argc, char **argv) {
   if (!files) return fprintf(stderr, "ppl: out of memory\n"), EX_SOFTWARE_;
   for (int i = 2; i < argc; i++) {
     const char *o = argv[i];
+    if (!strcmp(o, "--help")) return free(files), print_help(stdout, NULL), EX_OK;
     if (!strcmp(o, "--quiet")) quiet = 1;
     else if (!strncmp(o, "--json=", 7) && o[7]) json = o + 7;
     else if (!strcmp(o, "--json") && i + 1 < argc && argv[i + 1][0]) json = argv[++i];
@@ -436,6 +437,7 @@ static int cmd_generate(int argc, char **argv) {
     const char **val = !strcmp(name, "--data") ? &a.data : !strcmp(name, "--output") ? &output
                      : !strcmp(name, "--seed") ? &seed_text : NULL;
     const char *v = eq ? eq + 1 : i + 1 < argc ? argv[i + 1] : "";
+    if (!strcmp(o, "--help")) return free(files), print_help(stdout, NULL), EX_OK;
     if (val && !*v) rc = usage_error("option %s needs a value", name);
     else if (val) *val = v, i += !eq, in_draws = 0;
     else if (!strcmp(o, "--draws")) in_draws = 1;

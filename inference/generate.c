@@ -74,16 +74,33 @@ static HandlerResult gen_factor(Handler *h, double lw, SrcPos pos, Diag *d) {
   return HR_CONTINUE;
 }
 
+/* Column `col` is (an element of) output `name`. */
+static bool gen_of(const char *col, const char *name) {
+  size_t n = strlen(name);
+  return !strncmp(col, name, n) && (!col[n] || col[n] == '.');
+}
+
 /* Column `name` belongs to a generated quantity of p (it is recomputed, not
  * copied from the draws). */
 static bool gen_is_generated(const IrProgram *p, const char *name) {
-  for (int j = 0; j < p->noutputs; j++) {
-    const char *o = p->outputs[j].name;
-    size_t n = strlen(o);
-    if (p->outputs[j].kind == OUT_GENERATED && !strncmp(name, o, n) && (!name[n] || name[n] == '.'))
-      return true;
-  }
+  for (int j = 0; j < p->noutputs; j++)
+    if (p->outputs[j].kind == OUT_GENERATED && gen_of(name, p->outputs[j].name)) return true;
   return false;
+}
+
+/* The outputs written after the draws' columns: every generated quantity,
+ * and the model's derived variables the draws do not have (a model given
+ * for generate may compute more than the one that made the draws). */
+static bool *gen_emitted(const IrProgram *p, const CsvFile *f) {
+  bool *emit = gc_alloc_atomic(sizeof(bool) * (size_t)(p->noutputs + 1));
+  for (int j = 0; j < p->noutputs; j++) {
+    emit[j] = p->outputs[j].kind == OUT_GENERATED;
+    if (p->outputs[j].kind == OUT_DERIVED) {
+      emit[j] = true;
+      for (int k = 0; k < f->ncols && emit[j]; k++) emit[j] = !gen_of(f->names[k], p->outputs[j].name);
+    }
+  }
+  return emit;
 }
 
 /* The shortest of %.6g ... %.17g that reads back as v: the draws' values
@@ -106,9 +123,10 @@ static void gen_comments(FILE *o, const char *model_name, const char *fitted, ui
   fprintf(o, "# random\n#   seed = %llu\n", (unsigned long long)seed);
 }
 
-/* One draw through the program: its generated columns appended to cols. */
+/* One draw through the program: the columns of the outputs in emit
+ * appended to cols. */
 static bool gen_draw(const Interp *in, const CsvFile *f, int c, int i, uint64_t seed,
-                     CsvCols *cols, bool names, Diag *d) {
+                     const bool *emit, CsvCols *cols, bool names, Diag *d) {
   GenHandler g = {.h = {.sample = gen_sample, .observe = gen_observe, .factor = gen_factor},
                   .f = f, .row = i};
   uint64_t stream = ((uint64_t)c << 32) + (uint64_t)i;
@@ -127,7 +145,7 @@ static bool gen_draw(const Interp *in, const CsvFile *f, int c, int i, uint64_t 
   Value *outs = interp_outputs(st);
   char err[256];
   for (int j = 0; j < p->noutputs; j++)
-    if (p->outputs[j].kind == OUT_GENERATED &&
+    if (emit[j] &&
         csv_columns(p->outputs[j].name, outs[j], cols, names, err, sizeof err) < 0) {
       diag_error(d, DIAG_RUNTIME, (SrcPos){0}, "%s", err);
       return false;
@@ -141,13 +159,14 @@ static bool gen_file(const Interp *in, const CsvFile *f, int c, FILE *o, const c
   const IrProgram *p = interp_program(in);
   bool *keep = gc_alloc_atomic(sizeof(bool) * (size_t)(f->ncols + 1));
   for (int k = 0; k < f->ncols; k++) keep[k] = !gen_is_generated(p, f->names[k]);
+  const bool *emit = gen_emitted(p, f);
   gen_comments(o, model_name, f->path, seed);
   int ngen = -1;
   char buf[32];
   for (int i = 0; i < f->nrows; i++) {
     CsvCols cols;
     csv_cols_init(&cols);
-    if (!gen_draw(in, f, c, i, seed, &cols, i == 0, d)) return false;
+    if (!gen_draw(in, f, c, i, seed, emit, &cols, i == 0, d)) return false;
     if (i == 0) { /* the header, once the generated quantities' shapes are known */
       bool first = true;
       for (int k = 0; k < f->ncols; k++)

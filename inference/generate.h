@@ -4,7 +4,8 @@
  * a replay handler (sample() returns the draw's value, observations and
  * factors are ignored), so its deterministic statements and its generated
  * block are computed afresh; the output CSV has the draw's columns and the
- * recomputed generated quantities. */
+ * recomputed generated quantities (and the model's derived variables the
+ * draws lack). */
 #ifndef PPL_GENERATE_H
 #define PPL_GENERATE_H
 

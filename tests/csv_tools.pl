@@ -194,6 +194,19 @@ for my $jit ([], ['--no-jit']) {
   ok($st == 0 && @$rows == 200 && (grep { $_->{twice} == 2 * $_->{mu} } @$rows) == 200,
      "CmdStan's draws: 200 rows, twice == 2 mu ($st) $err");
 }
+# a derived variable of the model that the draws lack is computed and written
+{
+  spit('derived.ppl', "data { int N; vector[N] y; }\n" .
+       "model { real mu ~ normal(0, 10); real<lower=0> sigma ~ exponential(1);\n" .
+       "  vector[2] z ~ normal(0, 1); real m3 = mu * 3; y ~ normal(mu, sigma); }\n" .
+       "generated { real m4 = m3 + mu; }\n");
+  my ($st, undef, $err) = ppl('generate', 'derived.ppl', '--data', 'normal.json', '--draws', 'post_1.csv',
+                              '--output', 'der.csv');
+  my ($h, $rows) = rows('der.csv');
+  my $good = grep { $_->{m3} == 3 * $_->{mu} && $_->{m4} == $_->{m3} + $_->{mu} } @$rows;
+  ok($st == 0 && $h->[-2] eq 'm3' && $h->[-1] eq 'm4' && $good == 100,
+     "a derived variable not in the draws: m3 == 3 mu, then m4 == m3 + mu in every row ($good) $err");
+}
 # errors
 {
   spit('nogen.ppl', "model { real mu ~ normal(0, 1); }\n");
