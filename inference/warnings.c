@@ -145,6 +145,20 @@ static long wn_count(const WarnInput *in, int col, double at_least) {
   return k;
 }
 
+/* "; per chain 39, 16, 56, 68": the counts of draws at or above at_least
+ * chain by chain (with several chains; the chain notes used to say this). */
+static const char *wn_per_chain(const WarnInput *in, int col, double at_least) {
+  if (in->m < 2) return "";
+  char *s = "; per chain ";
+  for (int c = 0; c < in->m; c++) {
+    const double *x = wn_draws(in, c, col);
+    long k = 0;
+    for (int i = 0; i < in->n; i++) k += x[i] >= at_least;
+    s = gc_printf("%s%s%ld", s, c ? ", " : "", k);
+  }
+  return s;
+}
+
 static void wn_divergences(const WarnInput *in, WList *l) {
   int col = wn_column(in, "divergent__");
   if (col < 0) return;
@@ -161,8 +175,8 @@ static void wn_divergences(const WarnInput *in, WList *l) {
           : gc_printf("reparameterise (e.g. non-centred) or tighten the priors: --adapt-delta "
                       "is already %g", ad);
   wn_add(l, "divergences", 0, NULL,
-         gc_printf("%ld of %ld transitions after warmup diverged (%.1f%%)", k, total,
-                   100.0 * (double)k / (double)total),
+         gc_printf("%ld of %ld transitions after warmup diverged (%.1f%%%s)", k, total,
+                   100.0 * (double)k / (double)total, wn_per_chain(in, col, 0.5)),
          advice);
 }
 
@@ -172,8 +186,9 @@ static void wn_treedepth(const WarnInput *in, WList *l) {
   long k = wn_count(in, col, in->max_depth), total = (long)in->m * in->n;
   if (!k) return;
   wn_add(l, "treedepth", 0, NULL,
-         gc_printf("%ld of %ld transitions after warmup hit the maximum tree depth of %d", k,
-                   total, in->max_depth),
+         gc_printf("%ld of %ld transitions after warmup hit the maximum tree depth of %d (%.1f%%%s)",
+                   k, total, in->max_depth, 100.0 * (double)k / (double)total,
+                   wn_per_chain(in, col, in->max_depth)),
          gc_printf("raise --max-depth (now %d) or reparameterise: the sampler is working hard "
                    "(strong correlations or very different scales)", in->max_depth));
 }
