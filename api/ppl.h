@@ -24,7 +24,7 @@
  *    message (ppl_errmsg) and the source position (ppl_errpos), e.g.
  *    "model.ppl:12:7: unknown variable 'thta'".  The library never exits, aborts
  *    or prints on its own (print() statements of a model go to
- *    ppl_config.print_out; the progress line of ppl_run_options.progress and
+ *    ppl_config.print_out; the progress lines of ppl_run_options.progress and
  *    a CSV output named "-" go to stderr and stdout because the host asked).
  *  - Out of memory is an error like the others (PPL_ERR_NOMEM, "out of memory
  *    (allocating N bytes)"), never an abort; see PPL_ERR_NOMEM for what stays
@@ -226,6 +226,8 @@ ppl_status ppl_unconstrain(ppl_model *m, const double *x, double *theta);
 
 /* ---- running ----------------------------------------------------------- */
 
+enum { PPL_PROGRESS_OFF = 0, PPL_PROGRESS_AUTO = 1, PPL_PROGRESS_LINES = 2 };
+
 typedef struct ppl_run_options {
   const char *engine;      /* "prior", "is", "mh", ...; NULL = chosen by analysis */
   int chains;              /* default 4 */
@@ -241,7 +243,12 @@ typedef struct ppl_run_options {
                               the model or data file */
   const char *summary_json;/* summary JSON path, or NULL; checked writable (and
                               not an input) before the run starts */
-  int progress;            /* nonzero: a progress line on stderr (default 0) */
+  int progress;            /* progress on stderr, one line per chain (phase, bar,
+                              iteration i/N, it/s, time left): 0 none (default);
+                              PPL_PROGRESS_AUTO (any other nonzero value) redrawn
+                              in place with ANSI codes when stderr is a terminal,
+                              else plain lines; PPL_PROGRESS_LINES plain lines at
+                              every tenth of a chain (no \r, no escape codes) */
   /* gradient-based engines (nuts, hmc) */
   const char *metric;      /* "diag" (default), "dense", "unit" */
   int max_depth;           /* NUTS tree depth limit, default 10 */

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "csv.h"
+#include "progress.h"
 #include "summary.h"
 
 struct RunResult {
@@ -88,11 +89,11 @@ typedef struct Run {
   Chain *chains;
   int m, n;             /* chains and draws per chain in the result: the options'
                            unless interrupted */
-  pthread_mutex_t mu;   /* guards next_chain and the progress line */
+  pthread_mutex_t mu;   /* guards next_chain */
   int next_chain;
   atomic_int stop;      /* set when a chain fails: the others end early */
-  atomic_long done;     /* iterations finished, all chains (progress) */
-  long total, shown;
+  Progress *prog;       /* NULL = no progress shown */
+  EngineOpts eo;        /* the run's engine options, with the progress hook */
 } Run;
 
 void driver_opts_default(DriverOpts *o) {
@@ -125,19 +126,9 @@ static bool dr_is_scalar(Type t) {
 
 /* ---- progress ----------------------------------------------------------- */
 
-static void dr_progress(Run *r, long add) {
-  long done = atomic_fetch_add(&r->done, add) + add;
-  if (!r->o->progress || r->total <= 0) return;
-  long step = r->total / 100 > 0 ? r->total / 100 : 1;
-  if (done < r->shown + step && done != r->total) return;
-  pthread_mutex_lock(&r->mu);
-  if (done > r->shown) {
-    r->shown = done;
-    fprintf(stderr, "\rppl: %3d%%  %ld/%ld iterations", (int)(100.0 * (double)done / (double)r->total),
-            done, r->total);
-    fflush(stderr);
-  }
-  pthread_mutex_unlock(&r->mu);
+/* EngineOpts.progress: an engine's own unit within a step. */
+static void dr_engine_progress(void *ctx, int chain, long done, long total, const char *unit) {
+  progress_unit(ctx, chain, done, total, unit);
 }
 
 /* ---- one kept draw ------------------------------------------------------ */
@@ -293,7 +284,7 @@ static bool dr_interrupted(Run *r, Chain *ch) {
 }
 
 static void dr_run_chain(Run *r, Chain *ch) {
-  const EngineOpts *eo = &r->o->eng;
+  const EngineOpts *eo = &r->eo;
   if (dr_interrupted(r, ch)) return; /* not started: no engine to set up */
   void *state = r->eng->init(r->in, eo, ch->id, &ch->d);
   if (!state) {
@@ -310,7 +301,7 @@ static void dr_run_chain(Run *r, Chain *ch) {
   for (int w = 0; ok && w < r->warmup; w++) {
     if (atomic_load(&r->stop) || dr_interrupted(r, ch)) ok = false;
     else ok = dr_step(r, ch, state, true, &dr);
-    if (ok) dr_progress(r, 1);
+    if (ok) progress_iter(r->prog, ch->id, true, w + 1);
   }
   double t1 = dr_now();
   if (ok && r->eng->adaptation_info) ch->adapt = r->eng->adaptation_info(state);
@@ -319,8 +310,9 @@ static void dr_run_chain(Run *r, Chain *ch) {
     else ok = dr_step(r, ch, state, false, &dr);
     /* CmdStan keeps iterations 0, thin, 2 thin, ... */
     if (ok && it % eo->thin == 0 && (ok = dr_record(r, ch, &dr, ch->kept))) ch->kept++;
-    if (ok) dr_progress(r, 1);
+    if (ok) progress_iter(r->prog, ch->id, false, it + 1);
   }
+  progress_chain_end(r->prog, ch->id);
   double t2 = dr_now();
   ch->logz = NAN;
   /* an interrupted chain is whole up to its last draw: it is summarised */
@@ -751,18 +743,16 @@ bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
   }
   pthread_mutex_init(&r->mu, NULL);
   atomic_init(&r->stop, 0);
-  atomic_init(&r->done, 0);
-  r->total = (long)m * (r->warmup + r->iters);
   r->m = m, r->n = o->eng.draws;
+  r->eo = o->eng;
+  r->prog = progress_new(stderr, (ProgressMode)o->progress, m, r->warmup, r->iters);
+  if (r->prog) r->eo.progress = dr_engine_progress, r->eo.progress_ctx = r->prog;
 
   bool ok = driver_check_outputs(eng, o, noutputs, outputs, d) && dr_open_files(r, d);
   bool stopped = false;
   if (ok) {
     dr_run_all(r);
-    if (o->progress) {
-      fprintf(stderr, "\r%60s\r", "");
-      fflush(stderr);
-    }
+    progress_end(r->prog);
     for (int c = 0; c < m; c++) stopped |= r->chains[c].interrupted;
     if (dr_first_error(r, d)) ok = false;
   }

@@ -26,8 +26,10 @@ typedef struct DriverOpts {
                                 (/dev/null) is opened as is by every chain */
   const char *summary_json;  /* NULL = no JSON summary */
   FILE *summary_out;         /* NULL = no table printed (it is kept in the result) */
-  bool progress;             /* a progress line on stderr, redrawn with \r: only
-                                when the caller knows stderr is a terminal */
+  int progress;              /* ProgressMode (progress.h): per-chain lines on
+                                stderr, redrawn in place (PROGRESS_TERMINAL: only
+                                when the caller knows stderr is a terminal) or
+                                plain lines (PROGRESS_LINES); 0 = none */
   int threads;               /* 0 = min(chains, 2) */
   const char *model_name;    /* for "model = NAME_model"; a path is reduced to its
                                 base name without extension; NULL = from model_file */

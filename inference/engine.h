@@ -33,7 +33,18 @@ typedef struct EngineOpts {
                           could compile it */
   OptSet *set;         /* the engine's own options given for this run; NULL or
                           missing = the tables' defaults */
+  /* Progress within one long step (smc: the events of a run), set by the
+     driver; NULL = nobody listens.  Call it through engine_progress. */
+  void (*progress)(void *ctx, int chain, long done, long total, const char *unit);
+  void *progress_ctx;
 } EngineOpts;
+
+/* Chain `chain` has done `done` of `total` (0: not known) `unit`s ("event")
+ * of its current step. */
+static inline void engine_progress(const EngineOpts *o, int chain, long done, long total,
+                                   const char *unit) {
+  if (o->progress) o->progress(o->progress_ctx, chain, done, total, unit);
+}
 
 enum { METRIC_DIAG = 0, METRIC_DENSE, METRIC_UNIT };
 enum { RESAMPLE_SYSTEMATIC = 0, RESAMPLE_MULTINOMIAL, RESAMPLE_STRATIFIED, RESAMPLE_RESIDUAL };

@@ -624,6 +624,8 @@ static bool smc_run_pool(SmcState *s, Diag *d) {
     if (base) memcpy(base, s->lw, sizeof(double) * (size_t)N);
     if (!smc_round(s, &alive, d)) return false;
     events++;
+    /* the events of a run are known once one run has finished */
+    engine_progress(&s->o, s->chain, events, s->nruns ? s->events_max + 1 : 0, "event");
     if (base && !smc_temper(s, base, &logz, &stages, d)) return false;
     double lz = resample_normalise(N, s->lw, s->w);
     if (!(lz > -INFINITY)) {
