@@ -254,7 +254,8 @@ typedef struct ppl_run_options {
   int max_depth;           /* NUTS tree depth limit, default 10 */
   double adapt_delta;      /* target acceptance statistic in (0, 1), default 0.8 */
   /* particle engines (smc, pgibbs) */
-  int particles;           /* default 1000 */
+  int particles;           /* default 0: the engine chooses (smc 1000, pgibbs from the
+                              program's size) */
   const char *resample;    /* "systematic" (default), "multinomial", "stratified", "residual" */
   double ess_threshold;    /* resample when ESS/N falls below it, in [0, 1], default 0.5 */
   int rejuvenate;          /* rounds of MH moves per particle after each resampling,

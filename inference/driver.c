@@ -32,6 +32,7 @@
 
 #include "csv.h"
 #include "progress.h"
+#include "psis.h"
 #include "summary.h"
 
 struct RunResult {
@@ -45,6 +46,7 @@ struct RunResult {
   bool weighted;
   double logz, logz_se;
   double weights_ess; /* weighted: Kish ESS of all the weights; else NaN */
+  double pareto_k;    /* weighted: PSIS k-hat of all the weights; else NaN */
   double *chain_logz; /* each chain's log evidence estimate; NULL if none */
   RunWarning *warnings;
   int nwarnings;
@@ -616,7 +618,14 @@ static void dr_summarise(Run *r, RunResult *rr) {
     diag_evidence_combine(m, lz, lse, &est, &se);
     if (se > rr->logz_se) rr->logz_se = se;
   }
-  if (rr->weighted) rr->weights_ess = diag_kish_ess(m, n, (const double *const *)rr->lw);
+  rr->pareto_k = NAN;
+  if (rr->weighted) {
+    rr->weights_ess = diag_kish_ess(m, n, (const double *const *)rr->lw);
+    /* the chains are independent importance samples: one tail for all */
+    double *all = gc_alloc_atomic(sizeof(double) * (size_t)m * (size_t)n);
+    for (int c = 0; c < m; c++) memcpy(all + (size_t)c * (size_t)n, rr->lw[c], sizeof(double) * (size_t)n);
+    rr->pareto_k = psis_k(m * n, all);
+  }
   if (r->eng->log_evidence || rr->weighted) rr->chain_logz = lz;
 }
 
@@ -630,6 +639,7 @@ static void dr_warnings(Run *r, RunResult *rr) {
       .adapt_delta = engine_opt_real(&r->o->eng, "adapt-delta"),
       .max_depth = (int)engine_opt_int(&r->o->eng, "max-depth"),
       .chain_logz = rr->chain_logz,
+      .pareto_k = rr->pareto_k,
   };
   rr->warnings = warn_collect(&in, &rr->nwarnings);
   rr->warnings_text = summary_warnings_text(rr->nwarnings, rr->warnings);
@@ -672,6 +682,7 @@ static SummaryRun dr_summary_run(const Run *r, const RunResult *rr) {
       .log_evidence = rr->logz,
       .log_evidence_se = rr->logz_se,
       .weights_ess = rr->weights_ess,
+      .pareto_k = rr->pareto_k,
       .nwarnings = rr->nwarnings,
       .warnings = rr->warnings,
       .planned_draws = rr->interrupted ? o->eng.draws : 0,
@@ -831,6 +842,8 @@ const double *rr_log_weights(const RunResult *r, int chain) {
 const SummaryStats *rr_summary(const RunResult *r, int col) {
   return col >= 0 && col < r->ncols ? &r->stats[col] : NULL;
 }
+
+double rr_pareto_k(const RunResult *r) { return r->pareto_k; }
 
 bool rr_log_evidence(const RunResult *r, double *est, double *se) {
   if (!r->weighted) return false;

@@ -91,6 +91,9 @@ const double *rr_column_draws(const RunResult *r, int chain, int col);
 /* Importance log weights of one chain (weighted engines), else NULL. */
 const double *rr_log_weights(const RunResult *r, int chain);
 const SummaryStats *rr_summary(const RunResult *r, int col);
+/* Weighted engines: the Pareto k-hat of all the draws' importance weights
+ * (psis.h); NaN otherwise or when it cannot be estimated. */
+double rr_pareto_k(const RunResult *r);
 /* False when the engine does not estimate it. */
 bool rr_log_evidence(const RunResult *r, double *est, double *se);
 const char *rr_engine(const RunResult *r);

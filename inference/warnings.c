@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../core/value.h"
+#include "psis.h"
 
 enum { WN_SHOWN = 5 }; /* variables named in one message */
 
@@ -297,6 +298,18 @@ static void wn_evidence(const WarnInput *in, WList *l) {
          "(smc --rejuvenate K) or more chains; its standard error counts the disagreement");
 }
 
+/* A heavy right tail of the importance weights (psis.h): above 0.7 no
+ * practical number of draws makes the weighted estimates reliable. */
+static void wn_pareto_k(const WarnInput *in, WList *l) {
+  if (!in->weighted || !(in->pareto_k > PSIS_K_WARN)) return;
+  wn_add(l, "pareto_k", 0, NULL,
+         gc_printf("the importance weights' Pareto k is %.2f (above %.1f): their tail is so heavy "
+                   "that the weighted estimates and the log evidence are unreliable",
+                   in->pareto_k, PSIS_K_WARN),
+         "more draws will not fix it: the proposal is far from the posterior; use an MCMC engine "
+         "(nuts, mh) or smc, whose moves bring the particles to the posterior");
+}
+
 RunWarning *warn_collect(const WarnInput *in, int *n) {
   WList l = {0};
   if (in->m >= 1 && in->n >= 1) {
@@ -308,6 +321,7 @@ RunWarning *warn_collect(const WarnInput *in, int *n) {
     wn_acceptance(in, &l);
     wn_collapse(in, &l);
     wn_evidence(in, &l);
+    wn_pareto_k(in, &l);
   }
   *n = l.n;
   return l.w;

@@ -48,7 +48,7 @@ static void test_set(void) {
          "ancestor-sampling yes: the flag field follows");
   tap_ok(ppl_run_set(&ro, "particles", "abc") == PPL_ERR_USAGE && ro.particles == 250 &&
              !strcmp(ppl_run_options_errmsg(&ro),
-                     "--particles expects an integer from 1 to 100000000, got 'abc'"),
+                     "--particles expects an integer from 0 to 100000000, got 'abc'"),
          "bad int: refused, field unchanged (%s)", ppl_run_options_errmsg(&ro));
   tap_ok(ppl_run_set(&ro, "ess-threshold", "2") == PPL_ERR_USAGE &&
              !strcmp(ppl_run_options_errmsg(&ro), "--ess-threshold expects a number from 0 to 1, got '2'"),
