@@ -886,6 +886,8 @@ static ppl_status run_prepare(ppl_model *m, const ppl_run_options *o, const Engi
   if ((s = run_engine_opts(m->ctx, o, *eng, !o->engine, &d_o->eng)) != PPL_OK) return s;
   d_o->output_csv = o->output_csv;
   d_o->summary_json = o->summary_json;
+  d_o->include = o->include;
+  d_o->exclude = o->exclude;
   d_o->summary_out = NULL;
   /* redrawn in place only on a terminal; plain lines when asked for them or
      when stderr is a file or a pipe */

@@ -271,6 +271,12 @@ typedef struct ppl_run_options {
   double int_time;         /* static HMC integration time, > 0, default 2 pi */
   double init_radius;      /* initial values uniform(-R, R) on the unconstrained scale,
                               R >= 0 (0: all zero), default 2 */
+  /* Which outputs get CSV and summary columns, by their names in the model
+     ("theta,sigma"); lp__ and the engine's columns always stay.  At most one
+     of the two; NULL = every output.  An unknown name is PPL_ERR_USAGE, the
+     message listing the model's outputs. */
+  const char *include;     /* only these */
+  const char *exclude;     /* all but these */
   /* The options given by name with ppl_run_set: private, owned by these
      options (ppl_run_options_free); NULL after ppl_run_options_default. */
   struct ppl_run_named *named;

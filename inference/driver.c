@@ -94,6 +94,7 @@ typedef struct Run {
   pthread_mutex_t mu;   /* guards next_chain */
   int next_chain;
   atomic_int stop;      /* set when a chain fails: the others end early */
+  bool *keep;           /* per output: written (--include / --exclude) */
   Progress *prog;       /* NULL = no progress shown */
   EngineOpts eo;        /* the run's engine options, with the progress hook */
 } Run;
@@ -124,6 +125,57 @@ static bool dr_is_string(Type t) { return t.base == TY_STRING; }
 
 static bool dr_is_scalar(Type t) {
   return t.ndims == 0 && (t.base == TY_INT || t.base == TY_REAL || t.base == TY_BOOL);
+}
+
+/* ---- output selection --------------------------------------------------- */
+
+/* The outputs named in list ("a,b"), marked in mark[]; false for a bad name. */
+static bool dr_mark_outputs(const char *opt, const char *list, int noutputs, const IrOutput *outputs,
+                            bool *mark, Diag *d) {
+  const char *p = list;
+  for (;;) {
+    size_t len = strcspn(p, ",");
+    const char *name = gc_strndup(p, len);
+    /* spaces around the names are typed after commas: "a, b" */
+    while (*name == ' ') name++;
+    size_t nl = strlen(name);
+    while (nl && name[nl - 1] == ' ') nl--;
+    name = gc_strndup(name, nl);
+    int found = -1;
+    for (int j = 0; j < noutputs && found < 0; j++)
+      if (!strcmp(outputs[j].name, name)) found = j;
+    if (found < 0) {
+      char *known = "";
+      for (int j = 0; j < noutputs; j++) known = gc_printf("%s%s%s", known, j ? ", " : "", outputs[j].name);
+      if (!*name)
+        diag_error(d, DIAG_USAGE, (SrcPos){0}, "--%s: an empty name in '%s'", opt, list);
+      else
+        diag_error(d, DIAG_USAGE, (SrcPos){0}, "--%s: the model has no output '%s' (its outputs: %s)", opt,
+                   name, noutputs ? known : "none");
+      return false;
+    }
+    mark[found] = true;
+    if (!p[len]) return true;
+    p += len + 1;
+  }
+}
+
+bool driver_select_outputs(const DriverOpts *o, int noutputs, const IrOutput *outputs, bool **keep,
+                           Diag *d) {
+  bool *k = gc_alloc_atomic(sizeof(bool) * (size_t)(noutputs + 1));
+  *keep = k;
+  if (o->include && o->exclude) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0},
+               "--include and --exclude cannot be used together: name the outputs to keep, or those to leave out");
+    return false;
+  }
+  const char *list = o->include ? o->include : o->exclude;
+  bool *mark = gc_alloc_atomic(sizeof(bool) * (size_t)(noutputs + 1));
+  memset(mark, 0, sizeof(bool) * (size_t)(noutputs + 1));
+  if (list && !dr_mark_outputs(o->include ? "include" : "exclude", list, noutputs, outputs, mark, d))
+    return false;
+  for (int j = 0; j < noutputs; j++) k[j] = !list || (o->include ? mark[j] : !mark[j]);
+  return true;
 }
 
 /* ---- progress ----------------------------------------------------------- */
@@ -158,7 +210,7 @@ static bool dr_columns(Run *r, Chain *ch, const Draw *dr, int k) {
     csv_columns(r->eng->stat_names[s], val_real(dr->stats[s]), c, first, err, sizeof err);
   for (int j = 0; j < r->noutputs; j++) {
     const IrOutput *out = &r->outputs[j];
-    if (dr_is_string(out->type)) continue;
+    if (dr_is_string(out->type) || !r->keep[j]) continue;
     Value v = dr->outputs ? dr->outputs[j] : val_none();
     if (v.k == V_NONE && !dr_is_scalar(out->type)) continue; /* never assigned container */
     int dims[CSV_MAX_DIMS];
@@ -460,8 +512,10 @@ bool driver_check_outputs(const EngineVT *eng, const DriverOpts *o, int noutputs
                           const IrOutput *outputs, Diag *d) {
   /* a lower bound of the columns (lp__, the engine's, one a scalar output)
      refuses the hopeless runs before any work; the first draw gives the rest */
+  bool *keep;
+  if (!driver_select_outputs(o, noutputs, outputs, &keep, d)) return false;
   long mincols = 1 + eng->nstats;
-  for (int j = 0; j < noutputs; j++) mincols += dr_is_scalar(outputs[j].type);
+  for (int j = 0; j < noutputs; j++) mincols += keep[j] && dr_is_scalar(outputs[j].type);
   if (!dr_check_memory(eng, o, mincols, "at least ", d)) return false;
   if (!dr_check_summary_path(o, d)) return false;
   if (!o->output_csv) return true;
@@ -759,7 +813,8 @@ bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
   r->prog = progress_new(stderr, (ProgressMode)o->progress, m, r->warmup, r->iters);
   if (r->prog) r->eo.progress = dr_engine_progress, r->eo.progress_ctx = r->prog;
 
-  bool ok = driver_check_outputs(eng, o, noutputs, outputs, d) && dr_open_files(r, d);
+  bool ok = driver_check_outputs(eng, o, noutputs, outputs, d) &&
+            driver_select_outputs(o, noutputs, outputs, &r->keep, d) && dr_open_files(r, d);
   bool stopped = false;
   if (ok) {
     dr_run_all(r);

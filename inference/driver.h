@@ -35,6 +35,11 @@ typedef struct DriverOpts {
                                 base name without extension; NULL = from model_file */
   const char *model_file, *data_file; /* recorded in the CSV; may be NULL */
   const char *engine_reason; /* "mh — ..." for the table, CSV and JSON; may be NULL */
+  const char *include;       /* NULL, or "a,b,...": only these outputs (by their
+                                names in the model) get CSV and summary columns;
+                                lp__ and the engine's columns always stay */
+  const char *exclude;       /* NULL, or "a,b,...": every output but these (not
+                                with include); an unknown name is DIAG_USAGE */
   atomic_int *interrupt;     /* NULL, or a flag the host sets (from a signal handler)
                                 to stop the run at the next iteration: the draws
                                 kept so far are summarised and marked interrupted */
@@ -49,6 +54,12 @@ typedef struct RunResult RunResult;
  * outputs[i] names Draw.outputs[i] (see IrProgram.outputs). */
 bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
                         const EngineVT *eng, const DriverOpts *o, RunResult **out, Diag *d);
+
+/* Which outputs the run writes (--include / --exclude): keep[j] for each of
+ * the noutputs (GC array).  False with DIAG_USAGE for both lists at once, an
+ * empty name, or a name that is no output (the message lists the outputs). */
+bool driver_select_outputs(const DriverOpts *o, int noutputs, const IrOutput *outputs, bool **keep,
+                           Diag *d);
 
 /* What driver_run checks before it opens a file or samples: that no output
  * is the model or data file (same device and inode; DIAG_USAGE), that every
