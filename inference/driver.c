@@ -200,7 +200,7 @@ static bool dr_fail(Chain *ch, DiagCode code, const char *fmt, ...) {
 
 /* Columns of draw k into ch->cols: lp__, engine stats, outputs. */
 static bool dr_columns(Run *r, Chain *ch, const Draw *dr, int k) {
-  bool first = k == 0;
+  bool first = ch->names == NULL; /* the chain's first written draw fixes the columns */
   CsvCols *c = &ch->cols;
   c->n = 0;
   char err[256];
@@ -285,10 +285,13 @@ static bool dr_check_memory(const EngineVT *eng, const DriverOpts *o, long ncols
   return false;
 }
 
-static bool dr_record(Run *r, Chain *ch, const Draw *dr, int k) {
+/* Draw k of the chain's sampling iterations (warm: of its warmup, written
+ * to the CSV only, under --save-warmup). */
+static bool dr_record(Run *r, Chain *ch, const Draw *dr, int k, bool warm) {
+  bool first = ch->names == NULL;
   if (!dr_columns(r, ch, dr, k)) return false;
   int nd = r->o->eng.draws;
-  if (k == 0) {
+  if (first) {
     /* the columns are known now: the exact check (by every chain, before it
        allocates, so no chain is left to run out of memory instead) */
     if (!dr_check_memory(r->eng, r->o, ch->cols.n, "", &ch->d)) {
@@ -303,14 +306,17 @@ static bool dr_record(Run *r, Chain *ch, const Draw *dr, int k) {
     ch->data = gc_alloc_atomic(sizeof(double) * (size_t)ch->ncols * (size_t)nd);
     if (r->eng->weighted) ch->lw = gc_alloc_atomic(sizeof(double) * (size_t)nd);
     if (ch->csv && !csv_write_header(ch->csv, ch->ncols, ch->names)) goto io;
-    if (ch->csv && ch->adapt && !dr_write_comments(ch->csv, ch->adapt)) goto io;
   } else if (ch->cols.n != ch->ncols) {
     return dr_fail(ch, DIAG_INTERNAL, "draw %d of chain %d has %d columns, the first had %d",
                    k + 1, ch->id + 1, ch->cols.n, ch->ncols);
   }
-  for (int col = 0; col < ch->ncols; col++)
-    ch->data[(size_t)col * (size_t)nd + (size_t)k] = ch->cols.vals[col];
-  if (ch->lw) ch->lw[k] = dr->log_weight;
+  /* CmdStan's layout: the adaptation comment separates warmup and sampling rows */
+  if (!warm && k == 0 && ch->csv && ch->adapt && !dr_write_comments(ch->csv, ch->adapt)) goto io;
+  if (!warm) {
+    for (int col = 0; col < ch->ncols; col++)
+      ch->data[(size_t)col * (size_t)nd + (size_t)k] = ch->cols.vals[col];
+    if (ch->lw) ch->lw[k] = dr->log_weight;
+  }
   if (ch->csv && !csv_write_row(ch->csv, ch->ncols, ch->cols.vals, ch->is_int)) goto io;
   return true;
 io:;
@@ -355,6 +361,8 @@ static void dr_run_chain(Run *r, Chain *ch) {
   for (int w = 0; ok && w < r->warmup; w++) {
     if (atomic_load(&r->stop) || dr_interrupted(r, ch)) ok = false;
     else ok = dr_step(r, ch, state, true, &dr);
+    /* thinned as the sampling draws are, as CmdStan does */
+    if (ok && eo->save_warmup && w % eo->thin == 0) ok = dr_record(r, ch, &dr, w / eo->thin, true);
     if (ok) progress_iter(r->prog, ch->id, true, w + 1);
   }
   double t1 = dr_now();
@@ -363,7 +371,7 @@ static void dr_run_chain(Run *r, Chain *ch) {
     if (atomic_load(&r->stop) || dr_interrupted(r, ch)) ok = false;
     else ok = dr_step(r, ch, state, false, &dr);
     /* CmdStan keeps iterations 0, thin, 2 thin, ... */
-    if (ok && it % eo->thin == 0 && (ok = dr_record(r, ch, &dr, ch->kept))) ch->kept++;
+    if (ok && it % eo->thin == 0 && (ok = dr_record(r, ch, &dr, ch->kept, false))) ch->kept++;
     if (ok) progress_iter(r->prog, ch->id, false, it + 1);
   }
   progress_chain_end(r->prog, ch->id);
@@ -575,6 +583,7 @@ static bool dr_open_files(Run *r, Diag *d) {
         .engine_reason = o->engine_reason,
         .num_samples = r->iters,
         .num_warmup = r->warmup,
+        .save_warmup = o->eng.save_warmup && r->warmup > 0,
         .thin = o->eng.thin,
         .num_chains = o->eng.chains,
         .id = c + 1,

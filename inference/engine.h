@@ -31,6 +31,7 @@ typedef struct EngineOpts {
                           0 = every coordinate 0), as CmdStan's init=R */
   bool no_jit;         /* interpret the log density even where the LLVM JIT
                           could compile it */
+  bool save_warmup;    /* the driver writes warmup draws to the CSV too */
   OptSet *set;         /* the engine's own options given for this run; NULL or
                           missing = the tables' defaults */
   /* Progress within one long step (smc: the events of a run), set by the
