@@ -548,24 +548,29 @@ static bool pg_csmc(PgState *s, Diag *d) {
 
 /* The particles of the conditional SMC when --particles is 0 (its default),
  * from the size of the reference run: L choices that are not static (what
- * the conditional SMC draws).  With L = 0 the sweep draws nothing (every
- * latent is a static one, moved by the MH block), so one particle, the
- * reference, is exact and free.  Otherwise N = L, clamped to [PG_AUTO_MIN,
- * PG_AUTO_MAX]: without ancestor sampling the conditional SMC keeps the
- * early latents of a sequence of L moving only when N grows linearly with L
- * (Andrieu, Doucet & Holenstein 2010; Lindsten, Douc & Moulines 2015), and
- * a sweep costs N times the run's events, so more is what a default run
- * cannot afford; with ancestor sampling a few particles mix well whatever L
- * (Lindsten, Jordan & Schön 2014): at most PG_AUTO_AS. */
+ * the conditional SMC draws) and T events.  With L = 0 the sweep draws
+ * nothing (every latent is a static one, moved by the MH block), so one
+ * particle, the reference, is exact and free.  Otherwise N = L, as the
+ * theory asks (without ancestor sampling the conditional SMC keeps the
+ * early latents of a sequence of L moving only when N grows linearly with
+ * L: Andrieu, Doucet & Holenstein 2010; Lindsten, Douc & Moulines 2015),
+ * but at most PG_AUTO_BUDGET / T, since a sweep costs N T particle
+ * advances (1 to 4 microseconds each, resampling included) and a default
+ * run of 4 x 2000 sweeps should take seconds to tens of seconds, not the
+ * hour the old default of 1000 particles took on 100 observations; and
+ * never fewer than PG_AUTO_MIN.  With ancestor sampling a few particles mix well
+ * whatever L (Lindsten, Jordan & Schön 2014): at most PG_AUTO_AS. */
 #define PG_AUTO_MIN 10
 #define PG_AUTO_MAX 1000
+#define PG_AUTO_BUDGET 1000
 #define PG_AUTO_AS 20
 
-static int pg_auto_particles(long nonstatic, bool ancestor_sampling) {
+static int pg_auto_particles(long nonstatic, long events, bool ancestor_sampling) {
   if (nonstatic == 0) return 1;
-  long n = nonstatic < PG_AUTO_MIN ? PG_AUTO_MIN : nonstatic > PG_AUTO_MAX ? PG_AUTO_MAX : nonstatic;
+  long n = nonstatic;
+  if (events > 0 && n > PG_AUTO_BUDGET / events) n = PG_AUTO_BUDGET / events;
   if (ancestor_sampling && n > PG_AUTO_AS) n = PG_AUTO_AS;
-  return (int)n;
+  return (int)(n < PG_AUTO_MIN ? PG_AUTO_MIN : n > PG_AUTO_MAX ? PG_AUTO_MAX : n);
 }
 
 static void *pg_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
@@ -604,7 +609,7 @@ static void *pg_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) 
   if (s->N == 0) {
     long nonstatic = 0;
     for (int i = 0; i < s->ref->n; i++) nonstatic += !is_static(s->ref->c[i].addr);
-    s->N = pg_auto_particles(nonstatic, s->ancestor_sampling);
+    s->N = pg_auto_particles(nonstatic, interp_events(s->ref_st), s->ancestor_sampling);
   }
   size_t N = (size_t)s->N;
   s->p = gc_alloc(sizeof(PgParticle) * N);

@@ -30,7 +30,8 @@ double psis_gpd_fit(int n, const double *x, int wip, double *sigma) {
   if (n < 1 || !(x[n - 1] > 0)) return NAN;
   const double prior = 3;
   int m = 30 + (int)floor(sqrt((double)n));
-  double xstar = x[(int)floor(n / 4.0 + 0.5) - 1 < 0 ? 0 : (int)floor(n / 4.0 + 0.5) - 1];
+  int q1 = (int)floor(n / 4.0 + 0.5) - 1; /* the first quartile, 0-based */
+  double xstar = x[q1 < 0 ? 0 : q1];
   if (!(xstar > 0)) xstar = x[n - 1]; /* ties at zero: any positive scale will do */
   double *theta = gc_alloc_atomic(sizeof(double) * (size_t)m);
   double *l = gc_alloc_atomic(sizeof(double) * (size_t)m);
