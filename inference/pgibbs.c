@@ -556,13 +556,15 @@ static bool pg_csmc(PgState *s, Diag *d) {
  * L: Andrieu, Doucet & Holenstein 2010; Lindsten, Douc & Moulines 2015),
  * but at most PG_AUTO_BUDGET / T, since a sweep costs N T particle
  * advances (1 to 4 microseconds each, resampling included) and a default
- * run of 4 x 2000 sweeps should take seconds to tens of seconds, not the
- * hour the old default of 1000 particles took on 100 observations; and
- * never fewer than PG_AUTO_MIN.  With ancestor sampling a few particles mix well
- * whatever L (Lindsten, Jordan & Schön 2014): at most PG_AUTO_AS. */
+ * run of 4 x 2000 sweeps should take seconds to a minute, not the hour the
+ * old default of 1000 particles took on 100 observations; and never fewer
+ * than PG_AUTO_MIN.  Less than 4000 / T fails where it matters: on an AR(1)
+ * state-space model of T = 100, 10 particles gave R-hat 2.4 and sigma 0.28
+ * against NUTS's 0.43, 40 particles the right posterior.  With ancestor
+ * sampling a few particles mix well whatever L (Lindsten, Jordan & Schön 2014): at most PG_AUTO_AS. */
 #define PG_AUTO_MIN 10
 #define PG_AUTO_MAX 1000
-#define PG_AUTO_BUDGET 1000
+#define PG_AUTO_BUDGET 4000
 #define PG_AUTO_AS 20
 
 static int pg_auto_particles(long nonstatic, long events, bool ancestor_sampling) {
