@@ -102,7 +102,8 @@ static const char *pr_terminal_line(const Progress *p, const PrChain *x, int c, 
   double since = warm ? x->t_start : x->t_samp;
   double rate = t > since && i > 0 ? (double)i / (t - since) : NAN;
   const char *tail = x->phase == PR_DONE
-                         ? gc_printf("done in %s", pr_duration(t - x->t_start))
+                         ? (t - x->t_start < 60 ? gc_printf("done in %.1f s", t - x->t_start)
+                                                : gc_printf("done in %s", pr_duration(t - x->t_start)))
                          : gc_printf("%s it/s  %s left", pr_rate(rate), pr_duration(pr_left(p, x, t)));
   return gc_printf("chain %d  %-8s [%s] %*ld/%ld  %s%s", c + 1, warm ? "warmup" : "sampling", bar,
                    (int)snprintf(NULL, 0, "%ld", n), i, n, tail, pr_unit(x, t));
