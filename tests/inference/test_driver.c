@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "inference/driver.h"
+#include "inference/psis.h"
 #include "core/value.h"
 #include "stdlib/rng.h"
 #include "tests/tap.h"
@@ -354,6 +355,14 @@ static void test_weighted(void) {
   tap_ok(fabs(json_real_value(json_object_get(le, "weights_ess")) -
               diag_kish_ess(2, 200, lw)) < 1e-9,
          "JSON log_evidence has the weights' Kish ESS");
+  /* the Pareto k of all the weights, pooled over the chains */
+  double *pooled = gc_alloc_atomic(sizeof(double) * 400);
+  memcpy(pooled, lw[0], sizeof(double) * 200);
+  memcpy(pooled + 200, lw[1], sizeof(double) * 200);
+  double pk = psis_k(400, pooled);
+  tap_ok(isfinite(pk) && rr_pareto_k(rr) == pk && json_real_value(json_object_get(le, "pareto_k")) == pk &&
+             strstr(rr_summary_text(rr), gc_printf("Pareto k of the importance weights: %.2f (", pk)),
+         "Pareto k %.3f of the pooled weights: result, JSON and table", pk);
   json_t *ws = json_object_get(j, "warnings");
   bool shaped = json_is_array(ws) && json_array_size(ws) == (size_t)rr_num_warnings(rr);
   for (size_t i = 0; shaped && i < json_array_size(ws); i++) {
