@@ -110,7 +110,8 @@ void ppl_context_free(ppl_context *ctx);
 void ppl_interrupt(ppl_context *ctx);
 
 /* The message of the last failed call on this context ("" if none): owned by the
- * context, valid until the next call on it. */
+ * context, valid until the next call on it.  It may have a second line, a hint
+ * with its own position ("model.ppl:3:3: hint: ..."), e.g. for a Stan habit. */
 const char *ppl_errmsg(const ppl_context *ctx);
 /* The status and source position of the last failed call (file may be NULL,
  * line/col 0 when the error has no position). Any out pointer may be NULL. */

@@ -168,6 +168,28 @@ static const char *assign_hint(Type to, Type from) {
   return "";
 }
 
+/* Stan has no bool: its comparisons are ints 0/1, stored in ints and reals and
+   used in arithmetic (`(age[n] == 2) * beta`).  Where a number is expected, a
+   bool converts the same way: *slot, when a bool scalar, is wrapped in an
+   AST_CONVERT to `to`.  Returns the type *slot has afterwards. */
+static Type bool_to(Ast **slot, TyBase to) {
+  Ast *e = *slot;
+  if (e->ty.ndims != 0 || e->ty.base != TY_BOOL || (to != TY_INT && to != TY_REAL)) return e->ty;
+  Ast *cv = ast_new(AST_CONVERT, e->pos);
+  cv->a = e;
+  cv->ty = ty_make(to, 0);
+  *slot = cv;
+  return cv->ty;
+}
+
+/* A bool where a value of type `want` is expected: converted when want is an
+   int or real scalar (assignment, declaration, argument, return). */
+static Type bool_to_want(Ast **slot, Type want) {
+  return want.ndims == 0 ? bool_to(slot, (TyBase)want.base) : (*slot)->ty;
+}
+
+static bool is_bool(Type t) { return t.ndims == 0 && t.base == TY_BOOL; }
+
 static Type type_of_ast(const AstType *at) {
   TyBase b = TY_VOID;
   switch (at->base) {
@@ -418,6 +440,7 @@ static Type chk_binop(Checker *c, SrcPos pos, AstOp op, Type a, Type b) {
 static Type chk_unary(Checker *c, Ast *e) {
   Type t = chk_expr(c, e->a);
   if (FAILED(c)) return T_VOID;
+  if (e->op == AOP_NEG || e->op == AOP_PLUS) t = bool_to(&e->a, TY_INT);
   switch (e->op) {
   case AOP_NEG: case AOP_PLUS:
     if (is_num(t) || is_linalg(t)) return t;
@@ -521,10 +544,12 @@ static Type chk_array_lit(Checker *c, Ast *e) {
     return T_VOID;
   }
   Type el = T_VOID;
+  bool nums = false;
+  for (int i = 0; i < e->list.n && !FAILED(c); i++) nums |= is_num(chk_expr(c, e->list.items[i]));
+  if (FAILED(c)) return T_VOID;
   for (int i = 0; i < e->list.n; i++) {
+    Type t = nums ? bool_to(&e->list.items[i], TY_INT) : e->list.items[i]->ty;
     Ast *x = e->list.items[i];
-    Type t = chk_expr(c, x);
-    if (FAILED(c)) return T_VOID;
     if (i == 0) el = t;
     else if (assignable(el, t)) { /* keep el */
     } else if (assignable(t, el)) el = t;
@@ -549,9 +574,10 @@ static Type chk_rowvec_lit(Checker *c, Ast *e) {
   }
   int nscal = 0, nrow = 0;
   for (int i = 0; i < e->list.n; i++) {
-    Ast *x = e->list.items[i];
-    Type t = chk_expr(c, x);
+    chk_expr(c, e->list.items[i]);
     if (FAILED(c)) return T_VOID;
+    Type t = bool_to(&e->list.items[i], TY_REAL);
+    Ast *x = e->list.items[i];
     if (is_num(t)) nscal++;
     else if (t.ndims == 0 && t.base == TY_ROWVEC) nrow++;
     else {
@@ -578,6 +604,10 @@ static Type chk_ternary(Checker *c, Ast *e) {
   if (FAILED(c)) return T_VOID;
   Type b = chk_expr(c, e->c);
   if (FAILED(c)) return T_VOID;
+  if (is_num(a) || is_num(b)) {
+    a = bool_to(&e->b, TY_INT);
+    b = bool_to(&e->c, TY_INT);
+  }
   if (assignable(a, b)) return a;
   if (assignable(b, a)) return b;
   chk_error(c, e->pos, "branches of '?:' have different types: %s and %s", ty_name(a),
@@ -617,6 +647,13 @@ static Type chk_expr(Checker *c, Ast *e) {
     if (FAILED(c)) return T_VOID;
     Type b = chk_expr(c, e->b);
     if (FAILED(c)) return T_VOID;
+    /* bools are numbers 0/1 in arithmetic and comparisons with numbers */
+    bool logic = e->op == AOP_AND || e->op == AOP_OR ||
+                 ((e->op == AOP_EQ || e->op == AOP_NE) && is_bool(a) && is_bool(b));
+    if (!logic) {
+      a = bool_to(&e->a, TY_INT);
+      b = bool_to(&e->b, TY_INT);
+    }
     t = chk_binop(c, e->pos, e->op, a, b);
     if (e->op == AOP_DIV && t.ndims == 0 && t.base == TY_INT) chk_int_division(c, e);
     break;
@@ -624,6 +661,10 @@ static Type chk_expr(Checker *c, Ast *e) {
   case AST_TERNARY: t = chk_ternary(c, e); break;
   case AST_ARRAY: t = chk_array_lit(c, e); break;
   case AST_ROWVEC: t = chk_rowvec_lit(c, e); break;
+  case AST_CONVERT: /* made by an earlier check of the same function body */
+    chk_expr(c, e->a);
+    t = e->ty;
+    break;
   case AST_SLICE:
     chk_error(c, e->pos, "a slice 'a:b' can only be used as an index");
     break;
@@ -678,6 +719,7 @@ static void chk_dist(Checker *c, Ast *call, Type x) {
   if (!check_arity(c, call, f->name, f->nparams)) return;
   Type *types = gc_alloc_atomic(sizeof(Type) * (size_t)(call->list.n + 1));
   if (!chk_args(c, call, types)) return;
+  for (int i = 0; i < call->list.n; i++) types[i] = bool_to(&call->list.items[i], TY_INT);
   char err[512];
   err[0] = 0;
   if (!dist_check_types(f, call->list.n, types, x, err, sizeof err)) {
@@ -702,7 +744,8 @@ static Type chk_special(Checker *c, Ast *e, bool stmt) {
   if (strcmp(n, "factor") == 0) {
     if (!allowed_in_block(c, e->pos, "factor()") || !check_arity(c, e, "factor", 1))
       return T_VOID;
-    Type t = chk_expr(c, e->list.items[0]);
+    chk_expr(c, e->list.items[0]);
+    Type t = FAILED(c) ? T_VOID : bool_to(&e->list.items[0], TY_REAL);
     if (!FAILED(c) && !is_num(t))
       chk_error(c, e->list.items[0]->pos, "factor() needs a real, got %s%s", ty_name(t),
                 t.ndims || is_linalg(t) ? "; use sum()" : "");
@@ -749,6 +792,7 @@ static Type chk_user_call(Checker *c, Ast *e, int fi, bool stmt) {
   if (!chk_args(c, e, types)) return T_VOID;
   for (int i = 0; i < e->list.n; i++) {
     Type want = f->list.items[i]->ty;
+    types[i] = bool_to_want(&e->list.items[i], want);
     if (!assignable(want, types[i])) {
       chk_error(c, e->list.items[i]->pos, "argument %d of '%s' must be %s, got %s%s", i + 1,
                 f->name, ty_name(want), ty_name(types[i]), assign_hint(want, types[i]));
@@ -886,7 +930,7 @@ static Type chk_call(Checker *c, Ast *e, bool stmt) {
     Type *types = gc_alloc_atomic(sizeof(Type) * (size_t)(e->list.n + 1));
     if (!chk_args(c, e, types)) return T_VOID;
     for (int i = 0; i < e->list.n; i++)
-      if (!is_num(types[i])) {
+      if (!is_num(types[i] = bool_to(&e->list.items[i], TY_REAL))) {
         chk_error(c, e->list.items[i]->pos, "argument %d of '%s' must be real, got %s", i + 1,
                   n, ty_name(types[i]));
         return T_VOID;
@@ -907,7 +951,21 @@ static Type chk_call(Checker *c, Ast *e, bool stmt) {
     Type ret = T_VOID;
     char err[512];
     err[0] = 0;
-    if (!b->check || !b->check(b, e->list.n, types, &ret, err, sizeof err)) {
+    bool ok = b->check && b->check(b, e->list.n, types, &ret, err, sizeof err);
+    if (!ok && b->check) { /* a builtin that takes no bool: try bools as ints 0/1 */
+      Type *conv = gc_alloc_atomic(sizeof(Type) * (size_t)(e->list.n + 1));
+      bool any = false;
+      for (int i = 0; i < e->list.n; i++) {
+        conv[i] = is_bool(types[i]) ? T_INT : types[i];
+        any |= is_bool(types[i]);
+      }
+      char err2[512];
+      if (any && b->check(b, e->list.n, conv, &ret, err2, sizeof err2)) {
+        ok = true;
+        for (int i = 0; i < e->list.n; i++) bool_to(&e->list.items[i], TY_INT);
+      }
+    }
+    if (!ok) {
       chk_error(c, e->pos, "%s", err[0] ? err : gc_printf("invalid arguments to %s", n));
       return T_VOID;
     }
@@ -1033,8 +1091,9 @@ static void chk_decl(Checker *c, Ast *s) {
   if (!chk_bounds(c, at)) return;
   s->ty = t;
   if (s->a) {
-    Type v = chk_expr(c, s->a);
+    chk_expr(c, s->a);
     if (FAILED(c)) return;
+    Type v = bool_to_want(&s->a, t);
     if (!assignable(t, v)) {
       chk_error(c, s->a->pos, "cannot assign %s to %s%s", ty_name(v), ty_name(t),
                 assign_hint(t, v));
@@ -1120,6 +1179,8 @@ static void chk_assign(Checker *c, Ast *s) {
   }
   Type rt = chk_expr(c, s->b);
   if (FAILED(c)) return;
+  if (s->op != AOP_ASSIGN && s->op != AOP_NONE) rt = bool_to(&s->b, TY_INT);
+  else rt = bool_to_want(&s->b, lt);
   if (s->op != AOP_ASSIGN && s->op != AOP_NONE) {
     rt = chk_binop(c, s->pos, s->op, lt, rt);
     if (FAILED(c)) return;
@@ -1189,8 +1250,9 @@ static void chk_return(Checker *c, Ast *s) {
                 ty_name(want));
     return;
   }
-  Type t = chk_expr(c, s->a);
+  chk_expr(c, s->a);
   if (FAILED(c)) return;
+  Type t = bool_to_want(&s->a, want);
   if (want.base == TY_VOID) {
     chk_error(c, s->pos, "void function '%s' cannot return a value", c->func->name);
     return;
@@ -1244,7 +1306,8 @@ static void chk_stmt(Checker *c, Ast *s) {
   }
   case AST_TARGET: {
     if (!allowed_in_block(c, s->pos, "target +=")) return;
-    Type t = chk_expr(c, s->a);
+    chk_expr(c, s->a);
+    Type t = FAILED(c) ? T_VOID : bool_to(&s->a, TY_REAL);
     if (!FAILED(c) && !is_num(t))
       chk_error(c, s->a->pos, "target += needs a real, got %s%s", ty_name(t),
                 t.ndims || is_linalg(t) ? "; use sum()" : "");

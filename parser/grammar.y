@@ -172,6 +172,41 @@ static void type_set_sig_dims(AstType *t, int n) {
   t->dims = gc_alloc(sizeof(Ast *) * (size_t)n);
 }
 
+/* Functions whose first argument is an outcome, which Stan separates with '|'. */
+static bool is_density_fn(const char *name) {
+  static const char *const suffix[] = {"_lpdf", "_lpmf", "_lupdf", "_lupmf", "_lcdf", "_lccdf",
+                                       "_cdf", NULL};
+  size_t n = strlen(name);
+  for (int i = 0; suffix[i]; i++) {
+    size_t k = strlen(suffix[i]);
+    if (n > k && strcmp(name + n - k, suffix[i]) == 0) return true;
+  }
+  return false;
+}
+
+/* A block ppl does not have: Stan's parameters, transformed parameters and
+   transformed data get the ppl way of saying them as a hint. */
+static void stan_block(ParseCtx *ctx, SrcPos pos, const char *w1, const char *w2) {
+  const char *name = w2 ? gc_printf("%s %s", w1, w2) : w1;
+  const char *hint = NULL;
+  if (strcmp(name, "parameters") == 0)
+    hint = "ppl declares latents where they are drawn: `real mu ~ normal(0, 1);` in the model "
+           "block (no parameters block)";
+  else if (strcmp(name, "transformed parameters") == 0)
+    hint = "compute them in the model block after the latents they use: `vector[J] theta = mu "
+           "+ tau * eta;` (top-level model variables are reported with every draw)";
+  else if (strcmp(name, "transformed data") == 0)
+    hint = "compute them in the data block after the data they use: `real mean_y = mean(y);` "
+           "(a data declaration with a value is computed, not read)";
+  if (!hint) {
+    diag_error(ctx->d, DIAG_SYNTAX, pos, "unexpected identifier, expecting a block (data, "
+                                         "model, generated) or a function definition");
+    return;
+  }
+  diag_error(ctx->d, DIAG_SYNTAX, pos, "ppl has no '%s' block", name);
+  diag_hint(ctx->d, pos, "%s", hint);
+}
+
 /* An lvalue is a variable, possibly indexed (several times). */
 static bool is_lvalue(const Ast *e) {
   while (e->kind == AST_INDEX) e = e->a;
@@ -259,6 +294,9 @@ top_item:
   | GENERATED QUANTITIES block_body {
       $$ = $3; $$->kind = AST_BLOCK; $$->name = "generated"; $$->pos = P(ctx, @1);
     }
+  /* Stan's other blocks: an error with the ppl way as a hint */
+  | IDENT block_body { stan_block(ctx, P(ctx, @1), $1, NULL); YYABORT; }
+  | IDENT IDENT block_body { stan_block(ctx, P(ctx, @1), $1, $2); YYABORT; }
   ;
 
 fundefs:
@@ -587,6 +625,15 @@ primary:
   | IDENT '(' args_opt ')' {
       $$ = mk(AST_CALL, P(ctx, @1));
       $$->name = $1, $$->list = $3;
+    }
+  /* Stan's normal_lpdf(y | mu, sigma): the same call as normal_lpdf(y, mu, sigma) */
+  | IDENT '(' expr '|' args_opt ')' {
+      if (!is_density_fn($1))
+        FAIL(@4, "'|' separates the outcome from the parameters only in the calls of "
+                 "_lpdf, _lpmf, _lcdf, _lccdf and _cdf functions; '%s' takes ',' there", $1);
+      $$ = mk(AST_CALL, P(ctx, @1));
+      $$->name = $1, $$->list = list1($3);
+      for (int i = 0; i < $5.n; i++) ast_list_push(&$$->list, $5.items[i]);
     }
   | '(' expr ')' { $$ = $2; }
   | '{' exprs '}' { $$ = mk(AST_ARRAY, P(ctx, @1)); $$->list = $2; }
