@@ -49,6 +49,7 @@ typedef struct Sym {
   const char *name;
   Ast *decl;
   SymKind kind;
+  bool assigned; /* some assignment to it (or an element) was checked already */
   struct Sym *next;
 } Sym;
 
@@ -1151,6 +1152,57 @@ static Ast *lvalue_root(Checker *c, Ast *lv) {
   return e;
 }
 
+/* A size as written, when short (N, 3, N + 1), else "n". */
+static const char *size_text(const Ast *e) {
+  if (e->kind == AST_VAR) return e->name;
+  if (e->kind == AST_INT) return gc_printf("%lld", (long long)e->ival);
+  if (e->kind == AST_BINARY && (e->a->kind == AST_VAR || e->a->kind == AST_INT) &&
+      (e->b->kind == AST_VAR || e->b->kind == AST_INT))
+    return gc_printf("%s %s %s", size_text(e->a), ast_op_name(e->op), size_text(e->b));
+  return "n";
+}
+
+/* A declared type as written: real, vector[N], array[N, 2] matrix[K, K]
+   (bounds left out). */
+static const char *type_text(const AstType *at) {
+  const char *base = ast_type_base_name(at->base);
+  const char *t = at->size2   ? gc_printf("%s[%s, %s]", base, size_text(at->size1),
+                                          size_text(at->size2))
+                  : at->size1 ? gc_printf("%s[%s]", base, size_text(at->size1))
+                              : base;
+  if (at->ndims == 0 || !at->dims) return t;
+  const char *dims = "";
+  for (int i = 0; i < at->ndims; i++)
+    dims = gc_printf("%s%s%s", dims, i ? ", " : "", at->dims[i] ? size_text(at->dims[i]) : "n");
+  return gc_printf("array[%s] %s", dims, t);
+}
+
+/* `vector[N] a = rep_vector(0, N);`: the declaration of `decl` with a zero
+   value, which makes a data variable computed instead of read. */
+static const char *decl_with_zero(const Ast *decl) {
+  const AstType *at = decl->type;
+  const char *zero;
+  const char *s1 = at->size1 ? size_text(at->size1) : NULL;
+  const char *s2 = at->size2 ? size_text(at->size2) : NULL;
+  switch (at->base) {
+  case TB_INT: zero = "0"; break;
+  case TB_REAL: zero = "0.0"; break;
+  case TB_VECTOR: zero = gc_printf("rep_vector(0, %s)", s1 ? s1 : "n"); break;
+  case TB_ROWVEC: zero = gc_printf("rep_row_vector(0, %s)", s1 ? s1 : "n"); break;
+  case TB_MATRIX:
+    zero = gc_printf("rep_matrix(0, %s, %s)", s1 ? s1 : "m", s2 ? s2 : "n");
+    break;
+  default: return NULL;
+  }
+  if (at->ndims > 0 && at->dims) {
+    const char *counts = "";
+    for (int i = 0; i < at->ndims; i++)
+      counts = gc_printf("%s, %s", counts, at->dims[i] ? size_text(at->dims[i]) : "n");
+    zero = gc_printf("rep_array(%s%s)", zero, counts);
+  }
+  return gc_printf("`%s %s = %s;`", type_text(at), decl->name, zero);
+}
+
 static void chk_assign(Checker *c, Ast *s) {
   Type lt = chk_expr(c, s->a);
   if (FAILED(c)) return;
@@ -1162,7 +1214,16 @@ static void chk_assign(Checker *c, Ast *s) {
   case SK_LOOP: chk_error(c, root->pos, "cannot assign to loop variable '%s'", nm); return;
   case SK_LATENT: chk_error(c, root->pos, "cannot assign to latent '%s'", nm); return;
   case SK_LEARN: chk_error(c, root->pos, "cannot assign to param '%s'", nm); return;
-  case SK_DATA_READ: chk_error(c, root->pos, "cannot assign to data variable '%s'", nm); return;
+  case SK_DATA_READ: {
+    chk_error(c, root->pos, "cannot assign to data variable '%s'", nm);
+    const char *decl = decl_with_zero(y->decl);
+    diag_hint(c->d, root->pos, "'%s' is read from the data file (a data declaration without a "
+                               "value); to compute it, declare it with a value in the data block "
+                               "and fill it: %s",
+              nm, decl ? decl : gc_printf("`%s %s = ...;`",
+                                          ast_type_base_name(y->decl->type->base), nm));
+    return;
+  }
   case SK_DATA:
     if (c->block != BLK_DATA) {
       chk_error(c, root->pos, "cannot assign to data variable '%s'", nm);
@@ -1179,6 +1240,7 @@ static void chk_assign(Checker *c, Ast *s) {
   }
   Type rt = chk_expr(c, s->b);
   if (FAILED(c)) return;
+  if (y) y->assigned = true;
   if (s->op != AOP_ASSIGN && s->op != AOP_NONE) rt = bool_to(&s->b, TY_INT);
   else rt = bool_to_want(&s->b, lt);
   if (s->op != AOP_ASSIGN && s->op != AOP_NONE) {
@@ -1262,6 +1324,44 @@ static void chk_return(Checker *c, Ast *s) {
               ty_name(t), assign_hint(want, t));
 }
 
+/* Stan declares a parameter and draws it apart (`real mu;` ... `mu ~ normal(0,
+   1);` or `target += normal_lpdf(mu | 0, 1);`); in ppl that variable is a
+   local without a value (NaN) and the statement observes it.  The error names
+   the variable, `what` the statement ("~" or "target +="), and the hint says
+   how ppl draws it. */
+static bool chk_unvalued(Checker *c, const Ast *e, const char *what, const char *dist) {
+  while (e->kind == AST_INDEX) e = e->a;
+  if (e->kind != AST_VAR) return true;
+  Sym *y = sym_find(c, e->name);
+  if (!y || y->assigned || y->decl->kind != AST_DECL || y->decl->a || y->decl->b ||
+      (y->kind != SK_MODEL && y->kind != SK_LOCAL))
+    return true;
+  TyBase b = (TyBase)y->decl->ty.base;
+  if (b != TY_REAL && b != TY_VECTOR && b != TY_ROWVEC && b != TY_MATRIX) return true;
+  bool tilde = strcmp(what, "~") == 0;
+  chk_error(c, e->pos, "'%s' has no value here: it is declared without one and not assigned, "
+                       "so %s", e->name, tilde ? "'~' would observe NaN"
+                                               : "target += would add the density of NaN");
+  diag_hint(c->d, y->decl->pos, "%sa latent is declared and drawn in one statement: `%s %s ~ "
+                                "%s(...);` (ppl has no parameters block)",
+            tilde ? "" : "target += adds to the log density but draws nothing; ",
+            type_text(y->decl->type), e->name, dist);
+  return false;
+}
+
+/* The family named by a density call: normal for normal_lpdf, NULL otherwise. */
+static const char *density_family(const Ast *call) {
+  if (call->kind != AST_CALL || call->list.n == 0) return NULL;
+  static const char *const suffix[] = {"_lpdf", "_lpmf", "_lupdf", "_lupmf", NULL};
+  size_t n = strlen(call->name);
+  for (int i = 0; suffix[i]; i++) {
+    size_t k = strlen(suffix[i]);
+    if (n > k && strcmp(call->name + n - k, suffix[i]) == 0)
+      return gc_printf("%.*s", (int)(n - k), call->name);
+  }
+  return NULL;
+}
+
 static void chk_stmt(Checker *c, Ast *s) {
   if (FAILED(c)) return;
   switch (s->kind) {
@@ -1301,12 +1401,15 @@ static void chk_stmt(Checker *c, Ast *s) {
     }
     Type x = chk_expr(c, s->a);
     if (FAILED(c)) return;
+    if (s->b->kind == AST_CALL && !chk_unvalued(c, s->a, "~", s->b->name)) return;
     chk_dist(c, s->b, x);
     break;
   }
   case AST_TARGET: {
     if (!allowed_in_block(c, s->pos, "target +=")) return;
     chk_expr(c, s->a);
+    const char *fam = FAILED(c) ? NULL : density_family(s->a);
+    if (fam && !chk_unvalued(c, s->a->list.items[0], "target +=", fam)) return;
     Type t = FAILED(c) ? T_VOID : bool_to(&s->a, TY_REAL);
     if (!FAILED(c) && !is_num(t))
       chk_error(c, s->a->pos, "target += needs a real, got %s%s", ty_name(t),

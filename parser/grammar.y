@@ -52,6 +52,7 @@ typedef struct ParseCtx {
   Ast *result;
   int line, col;    /* position of the next character (1-based) */
   int depth;        /* brackets currently open */
+  const char *ident; /* the last identifier read: what an error at an identifier names */
   locale_t cloc;    /* the C locale, for strtod_l */
   jmp_buf fatal;    /* where a flex fatal error unwinds to */
 } ParseCtx;
@@ -184,29 +185,6 @@ static bool is_density_fn(const char *name) {
   return false;
 }
 
-/* A block ppl does not have: Stan's parameters, transformed parameters and
-   transformed data get the ppl way of saying them as a hint. */
-static void stan_block(ParseCtx *ctx, SrcPos pos, const char *w1, const char *w2) {
-  const char *name = w2 ? gc_printf("%s %s", w1, w2) : w1;
-  const char *hint = NULL;
-  if (strcmp(name, "parameters") == 0)
-    hint = "ppl declares latents where they are drawn: `real mu ~ normal(0, 1);` in the model "
-           "block (no parameters block)";
-  else if (strcmp(name, "transformed parameters") == 0)
-    hint = "compute them in the model block after the latents they use: `vector[J] theta = mu "
-           "+ tau * eta;` (top-level model variables are reported with every draw)";
-  else if (strcmp(name, "transformed data") == 0)
-    hint = "compute them in the data block after the data they use: `real mean_y = mean(y);` "
-           "(a data declaration with a value is computed, not read)";
-  if (!hint) {
-    diag_error(ctx->d, DIAG_SYNTAX, pos, "unexpected identifier, expecting a block (data, "
-                                         "model, generated) or a function definition");
-    return;
-  }
-  diag_error(ctx->d, DIAG_SYNTAX, pos, "ppl has no '%s' block", name);
-  diag_hint(ctx->d, pos, "%s", hint);
-}
-
 /* An lvalue is a variable, possibly indexed (several times). */
 static bool is_lvalue(const Ast *e) {
   while (e->kind == AST_INDEX) e = e->a;
@@ -294,9 +272,6 @@ top_item:
   | GENERATED QUANTITIES block_body {
       $$ = $3; $$->kind = AST_BLOCK; $$->name = "generated"; $$->pos = P(ctx, @1);
     }
-  /* Stan's other blocks: an error with the ppl way as a hint */
-  | IDENT block_body { stan_block(ctx, P(ctx, @1), $1, NULL); YYABORT; }
-  | IDENT IDENT block_body { stan_block(ctx, P(ctx, @1), $1, $2); YYABORT; }
   ;
 
 fundefs:
@@ -680,6 +655,18 @@ static void msg_add(char *buf, size_t cap, const char *s) {
   snprintf(buf + n, cap - n, "%s", s);
 }
 
+/* Where a block is expected, Stan's other blocks get the ppl way as a hint. */
+static void stan_block_hint(ParseCtx *ctx, SrcPos pos, const char *word) {
+  if (strcmp(word, "parameters") == 0)
+    diag_hint(ctx->d, pos, "ppl declares latents where they are drawn: `real mu ~ normal(0, 1);` "
+                           "in the model block (no parameters block)");
+  else if (strcmp(word, "transformed") == 0)
+    diag_hint(ctx->d, pos, "ppl has no transformed blocks: compute transformed data in the data "
+                           "block after the data it uses (`real m = mean(y);`), transformed "
+                           "parameters in the model block after the latents they use "
+                           "(`vector[J] theta = mu + tau * eta;`, reported with every draw)");
+}
+
 static int yyreport_syntax_error(const yypcontext_t *pc, yyscan_t scanner, ParseCtx *ctx) {
   (void)scanner;
   char msg[512] = "";
@@ -697,6 +684,7 @@ static int yyreport_syntax_error(const yypcontext_t *pc, yyscan_t scanner, Parse
   const char *keep[YYNTOKENS];
   int nkeep = 0;
   const char *phrase = NULL;
+  bool has_block_word = false;
   if (n <= 4) {
     for (int i = 0; i < n; i++) keep[nkeep++] = yysymbol_name(exp[i]);
   } else {
@@ -722,6 +710,7 @@ static int yyreport_syntax_error(const yypcontext_t *pc, yyscan_t scanner, Parse
       keep[nkeep++] = name;
     }
     if (has_block) {
+      has_block_word = true;
       nkeep = 0;
       phrase = "a block (data, model, generated) or a function definition";
     } else if (nkeep == 0 && has_stmt) {
@@ -742,6 +731,8 @@ static int yyreport_syntax_error(const yypcontext_t *pc, yyscan_t scanner, Parse
     msg_add(msg, sizeof msg, phrase);
   }
   diag_error(ctx->d, DIAG_SYNTAX, P(ctx, *yypcontext_location(pc)), "%s", msg);
+  if (has_block_word && tok == YYSYMBOL_IDENT && ctx->ident)
+    stan_block_hint(ctx, P(ctx, *yypcontext_location(pc)), ctx->ident);
   return 0;
 }
 
