@@ -73,6 +73,8 @@ typedef struct Chain {
   double logz;          /* engine's own log evidence estimate (NAN if none) */
   double logz_se;       /* and its own standard error (NAN if none) */
   const char *notes;    /* engine's line for the summary */
+  long rejecting, transitions; /* EngineVT.rejections */
+  const char *reject_first, *reject_latent;
   const char *backend;  /* how the engine runs the log density (EngineVT.backend) */
   int kept;             /* draws recorded */
   bool interrupted;     /* stopped by the host's interrupt flag */
@@ -330,6 +332,9 @@ static void dr_run_chain(Run *r, Chain *ch) {
   if (ok && r->eng->log_evidence_se && !r->eng->log_evidence_se(state, &ch->logz_se))
     ch->logz_se = NAN;
   if (ok && r->eng->chain_notes) ch->notes = r->eng->chain_notes(state);
+  if (ok && r->eng->rejections)
+    ch->rejecting = r->eng->rejections(state, &ch->transitions, &ch->reject_first,
+                                       &ch->reject_latent);
   if (r->eng->backend) ch->backend = r->eng->backend(state); /* after the draws: all is compiled */
   if (r->eng->free) r->eng->free(state);
   ch->warm_s = t1 - t0, ch->samp_s = t2 - t1;
@@ -639,6 +644,14 @@ static void dr_warnings(Run *r, RunResult *rr) {
       .max_depth = (int)engine_opt_int(&r->o->eng, "max-depth"),
       .chain_logz = rr->chain_logz,
   };
+  for (int c = 0; c < rr->nchains; c++) {
+    in.rejecting += r->chains[c].rejecting;
+    in.transitions += r->chains[c].transitions;
+    if (!in.reject_first) {
+      in.reject_first = r->chains[c].reject_first;
+      in.reject_latent = r->chains[c].reject_latent;
+    }
+  }
   rr->warnings = warn_collect(&in, &rr->nwarnings);
   rr->warnings_text = summary_warnings_text(rr->nwarnings, rr->warnings);
 }

@@ -282,6 +282,41 @@ static void wn_evidence(const WarnInput *in, WList *l) {
          "(smc --rejuvenate K) or more chains; its standard error counts the disagreement");
 }
 
+/* Points the program rejected while sampling (a failed parameter check, the
+   log density -inf there): valid, as in Stan, but a scale that can go
+   negative is nearly always a constraint left out. */
+static void wn_rejections(const WarnInput *in, WList *l) {
+  if (in->rejecting <= 0 || !in->reject_first) return;
+  const char *latent = in->reject_latent;
+  const char **vars = NULL;
+  if (latent) {
+    vars = gc_alloc(sizeof(char *));
+    vars[0] = latent;
+  }
+  bool sign = strstr(in->reject_first, "must be positive") ||
+              strstr(in->reject_first, "must be nonnegative");
+  const char *advice;
+  if (sign && latent)
+    advice = gc_printf("declare '%s' with a lower bound, `real<lower=0> %s ~ ...;` (truncating "
+                       "its prior to the positive half), so the sampler never proposes a "
+                       "negative value", latent, latent);
+  else if (sign)
+    advice = "a parameter that must be positive went negative: declare the latents it is "
+             "computed from with <lower=0> (e.g. `real<lower=0> sigma ~ normal(0, 1);`), or "
+             "keep it positive by construction (exp(), softplus)";
+  else
+    advice = "the sampler treats these points as impossible; if they are not, widen the "
+             "declared bounds of the latents involved so the sampler never proposes them";
+  wn_add(l, "rejections", latent ? 1 : 0, vars,
+         gc_printf("%ld of %ld transitions (%.1f%%, warmup included) met points the program "
+                   "rejects; the first: %s%s",
+                   in->rejecting, in->transitions,
+                   in->transitions > 0 ? 100.0 * (double)in->rejecting / (double)in->transitions
+                                       : 0.0,
+                   in->reject_first, latent ? gc_printf(" (latent '%s')", latent) : ""),
+         advice);
+}
+
 RunWarning *warn_collect(const WarnInput *in, int *n) {
   WList l = {0};
   if (in->m >= 1 && in->n >= 1) {
@@ -293,6 +328,7 @@ RunWarning *warn_collect(const WarnInput *in, int *n) {
     wn_acceptance(in, &l);
     wn_collapse(in, &l);
     wn_evidence(in, &l);
+    wn_rejections(in, &l);
   }
   *n = l.n;
   return l.w;

@@ -353,6 +353,7 @@ static void sym_declare(Checker *c, const char *name, Ast *decl, SymKind kind) {
 
 static Type chk_expr(Checker *c, Ast *e);
 static Type chk_call(Checker *c, Ast *e, bool stmt);
+static const char *type_text_bounds(const AstType *at, const char *bounds);
 
 static Type chk_binop(Checker *c, SrcPos pos, AstOp op, Type a, Type b) {
   const char *o = ast_op_name(op);
@@ -704,6 +705,33 @@ static bool allowed_in_block(Checker *c, SrcPos pos, const char *what) {
   return true;
 }
 
+/* A latent drawn over all reals used directly as a positive parameter
+   (`real sigma ~ normal(0, 1); y ~ normal(mu, sigma);`): valid, but every
+   point where it is negative is impossible, so NUTS keeps rejecting steps
+   there.  Stan users write `real<lower=0> sigma;`: the warning says so. */
+static void chk_scale_latents(Checker *c, const Ast *call, const DistFamily *f) {
+  for (int i = 0; i < f->nparams && i < call->list.n; i++) {
+    if (f->pdom[i] != PD_POS && f->pdom[i] != PD_NONNEG) continue;
+    const Ast *arg = call->list.items[i];
+    while (arg->kind == AST_INDEX) arg = arg->a;
+    Sym *y = arg->kind == AST_VAR ? sym_find(c, arg->name) : NULL;
+    if (!y || y->kind != SK_LATENT || !y->decl->type || y->decl->type->lower ||
+        y->decl->type->upper || y->decl->b->kind != AST_CALL)
+      continue;
+    const DistFamily *g = dist_find(c->cp->fams, y->decl->b->name);
+    if (!g || g->support || g->discrete || g->vtype.ndims != 0 ||
+        (g->vtype.base != TY_REAL && g->vtype.base != TY_VECTOR))
+      continue; /* a family of positive values, or not one of all reals */
+    chk_warn(c, call->list.items[i]->pos,
+             gc_printf("latent '%s', the %s of %s (which must be %s), can be negative under "
+                       "its prior %s() and the sampler rejects every step there; declare it "
+                       "`%s %s ~ %s(...);` (truncated to the positive half)",
+                       y->name, f->pnames[i], f->name,
+                       f->pdom[i] == PD_POS ? "positive" : "nonnegative", g->name,
+                       type_text_bounds(y->decl->type, "<lower=0>"), y->name, g->name));
+  }
+}
+
 /* `dist(args)` after ~ or inside observe(): x is the type of the value. */
 static void chk_dist(Checker *c, Ast *call, Type x) {
   if (call->kind != AST_CALL) {
@@ -729,6 +757,7 @@ static void chk_dist(Checker *c, Ast *call, Type x) {
   }
   call->dist = f;
   call->ty = ty_make(TY_DIST, 0);
+  chk_scale_latents(c, call, f);
 }
 
 static Type chk_special(Checker *c, Ast *e, bool stmt) {
@@ -1162,10 +1191,10 @@ static const char *size_text(const Ast *e) {
   return "n";
 }
 
-/* A declared type as written: real, vector[N], array[N, 2] matrix[K, K]
-   (bounds left out). */
-static const char *type_text(const AstType *at) {
-  const char *base = ast_type_base_name(at->base);
+/* A declared type as written: real, vector[N], array[N, 2] matrix[K, K],
+   with `bounds` ("<lower=0>" or "") in place of the declared ones. */
+static const char *type_text_bounds(const AstType *at, const char *bounds) {
+  const char *base = gc_printf("%s%s", ast_type_base_name(at->base), bounds);
   const char *t = at->size2   ? gc_printf("%s[%s, %s]", base, size_text(at->size1),
                                           size_text(at->size2))
                   : at->size1 ? gc_printf("%s[%s]", base, size_text(at->size1))
@@ -1176,6 +1205,8 @@ static const char *type_text(const AstType *at) {
     dims = gc_printf("%s%s%s", dims, i ? ", " : "", at->dims[i] ? size_text(at->dims[i]) : "n");
   return gc_printf("array[%s] %s", dims, t);
 }
+
+static const char *type_text(const AstType *at) { return type_text_bounds(at, ""); }
 
 /* `vector[N] a = rep_vector(0, N);`: the declaration of `decl` with a zero
    value, which makes a data variable computed instead of read. */
