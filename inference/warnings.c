@@ -297,9 +297,10 @@ static void wn_rejections(const WarnInput *in, WList *l) {
               strstr(in->reject_first, "must be nonnegative");
   const char *advice;
   if (sign && latent)
-    advice = gc_printf("declare '%s' with a lower bound, `real<lower=0> %s ~ ...;` (truncating "
-                       "its prior to the positive half), so the sampler never proposes a "
-                       "negative value", latent, latent);
+    advice = gc_printf("declare '%s' with a lower bound of 0 (`real<lower=0> %s ~ ...;`, "
+                       "`vector<lower=0>[K] %s ~ ...;`), truncating its prior to the positive "
+                       "half, so the sampler never proposes a negative value",
+                       latent, latent, latent);
   else if (sign)
     advice = "a parameter that must be positive went negative: declare the latents it is "
              "computed from with <lower=0> (e.g. `real<lower=0> sigma ~ normal(0, 1);`), or "
