@@ -365,7 +365,8 @@ int ppl_result_interrupted(const ppl_result *r);
 /* Log evidence and its standard error; PPL_ERR_USAGE if the engine does not estimate it. */
 ppl_status ppl_result_log_evidence(const ppl_result *r, double *estimate, double *se);
 /* The warnings of the checks every run gets (R-hat, ESS, E-BFMI, divergences,
- * tree depth, collapsed weights, MH acceptance; docs/output.md): how many,
+ * tree depth, collapsed weights, MH acceptance, points the program rejected;
+ * docs/output.md): how many,
  * the i-th one's message (NULL if i is out of range) with its kind ("rhat",
  * ...) and one line of advice, the variables it names (k-th, NULL past the
  * last), and all of them as the summary table prints them ("" when none).
