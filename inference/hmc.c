@@ -217,7 +217,7 @@ static long engine_rejections(void *state, long *transitions, const char **first
   HmcEngine *e = state;
   *transitions = e->iterations;
   *latent = e->rejecting ? e->reject_latent : NULL;
-  *first = e->rejecting ? e->first_reject.msg : NULL;
+  *first = e->rejecting ? gc_strdup(e->first_reject.msg) : NULL; /* outlives the state */
   return e->rejecting;
 }
 
