@@ -374,7 +374,7 @@ static ppl_status load(ppl_model *m, DataSource *src) {
   bool none = !src;
   if (none) src = data_empty();
   if (!interp_load_data(in, src, &d)) {
-    if (none && d.code == DIAG_DATA && has_data_decls(&m->ir->data_b))
+    if (none && d.code == DIAG_DATA && has_data_decls(&m->ir->data_b) && !strchr(d.msg, '\n'))
       snprintf(d.msg + strlen(d.msg), sizeof d.msg - strlen(d.msg),
                " (no data: call ppl_set_data_json/ppl_set_data_file first)");
     m->in = NULL;

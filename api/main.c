@@ -237,7 +237,10 @@ static int report(ppl_context *ctx) {
   int line = 0, col = 0;
   ppl_status s = ppl_errpos(ctx, &file, &line, &col);
   /* usage errors carry no place: say who is speaking, as for option errors */
-  fprintf(stderr, "%s%s\n", s == PPL_ERR_USAGE ? "ppl: " : "", ppl_errmsg(ctx));
+  /* the error's first line, the source excerpt, then any hint lines */
+  const char *msg = ppl_errmsg(ctx), *hint = strchr(msg, '\n');
+  fprintf(stderr, "%s%.*s\n", s == PPL_ERR_USAGE ? "ppl: " : "",
+          hint ? (int)(hint - msg) : (int)strlen(msg), msg);
   if (file && line > 0 && col > 0) {
     FILE *f = fopen(file, "r");
     if (f) {
@@ -259,6 +262,7 @@ static int report(ppl_context *ctx) {
       fclose(f);
     }
   }
+  if (hint) fprintf(stderr, "%s\n", hint + 1);
   return exit_code(s);
 }
 

@@ -110,7 +110,8 @@ void ppl_context_free(ppl_context *ctx);
 void ppl_interrupt(ppl_context *ctx);
 
 /* The message of the last failed call on this context ("" if none): owned by the
- * context, valid until the next call on it. */
+ * context, valid until the next call on it.  It may have a second line, a hint
+ * with its own position ("model.ppl:3:3: hint: ..."), e.g. for a Stan habit. */
 const char *ppl_errmsg(const ppl_context *ctx);
 /* The status and source position of the last failed call (file may be NULL,
  * line/col 0 when the error has no position). Any out pointer may be NULL. */
@@ -378,7 +379,8 @@ int ppl_result_interrupted(const ppl_result *r);
 /* Log evidence and its standard error; PPL_ERR_USAGE if the engine does not estimate it. */
 ppl_status ppl_result_log_evidence(const ppl_result *r, double *estimate, double *se);
 /* The warnings of the checks every run gets (R-hat, ESS, E-BFMI, divergences,
- * tree depth, collapsed weights, MH acceptance; docs/output.md): how many,
+ * tree depth, collapsed weights, MH acceptance, points the program rejected;
+ * docs/output.md): how many,
  * the i-th one's message (NULL if i is out of range) with its kind ("rhat",
  * ...) and one line of advice, the variables it names (k-th, NULL past the
  * last), and all of them as the summary table prints them ("" when none).

@@ -34,7 +34,8 @@ typedef enum {
 typedef struct Diag {
   DiagCode code; /* DIAG_OK until the first error */
   SrcPos pos;
-  char msg[1024]; /* full message with position prefix, no trailing newline */
+  char msg[1024]; /* full message with position prefix, no trailing newline;
+                     a hint (diag_hint) follows on a second line */
 } Diag;
 
 void diag_init(Diag *d);
@@ -44,6 +45,11 @@ void diag_init(Diag *d);
 void diag_error(Diag *d, DiagCode code, SrcPos pos, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void diag_verror(Diag *d, DiagCode code, SrcPos pos, const char *fmt, va_list ap);
+/* Add a hint to the recorded error, on its own line after it:
+ * "file:line:col: hint: text" (how to say it the ppl way, for a habit from
+ * Stan).  Nothing happens without a recorded error, or when it has a hint.
+ * Hosts print the message's first line as the error and the rest after it. */
+void diag_hint(Diag *d, SrcPos pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static inline bool diag_failed(const Diag *d) { return d->code != DIAG_OK; }
 /* The whole file as a GC string (gc_read_file), or NULL with "cannot read
  * PATH: REASON" (DIAG_IO) in d: what every reader of a named file says. */

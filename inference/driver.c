@@ -77,6 +77,8 @@ typedef struct Chain {
   double logz;          /* engine's own log evidence estimate (NAN if none) */
   double logz_se;       /* and its own standard error (NAN if none) */
   const char *notes;    /* engine's line for the summary */
+  long rejecting, transitions; /* EngineVT.rejections */
+  const char *reject_first, *reject_latent;
   const char *backend;  /* how the engine runs the log density (EngineVT.backend) */
   int kept;             /* draws recorded */
   bool interrupted;     /* stopped by the host's interrupt flag */
@@ -386,6 +388,9 @@ static void dr_run_chain(Run *r, Chain *ch) {
   if (ok && r->eng->log_evidence_se && !r->eng->log_evidence_se(state, &ch->logz_se))
     ch->logz_se = NAN;
   if (ok && r->eng->chain_notes) ch->notes = r->eng->chain_notes(state);
+  if (ok && r->eng->rejections)
+    ch->rejecting = r->eng->rejections(state, &ch->transitions, &ch->reject_first,
+                                       &ch->reject_latent);
   if (r->eng->backend) ch->backend = r->eng->backend(state); /* after the draws: all is compiled */
   if (r->eng->free) r->eng->free(state);
   ch->warm_s = t1 - t0, ch->samp_s = t2 - t1;
@@ -731,6 +736,8 @@ static void dr_warnings(const DriverDraws *dd, RunResult *rr) {
       .max_depth = dd->max_depth,
       .chain_logz = rr->chain_logz,
       .pareto_k = rr->pareto_k,
+      .rejecting = dd->rejecting, .transitions = dd->transitions,
+      .reject_first = dd->reject_first, .reject_latent = dd->reject_latent,
   };
   rr->warnings = warn_collect(&in, &rr->nwarnings);
   rr->warnings_text = summary_warnings_text(rr->nwarnings, rr->warnings);
@@ -832,6 +839,9 @@ static RunResult *dr_result(Run *r) {
     dd.chain_ids[c] = ch->id + 1;
     if (lz) lz[c] = ch->logz;
     if (lse) lse[c] = ch->logz_se;
+    dd.rejecting += ch->rejecting;
+    dd.transitions += ch->transitions;
+    if (!dd.reject_first) dd.reject_first = ch->reject_first, dd.reject_latent = ch->reject_latent;
   }
   dd.chain_logz = lz, dd.chain_logz_se = lse;
   return driver_result(&dd);

@@ -108,6 +108,10 @@ typedef struct DriverDraws {
   double *warm_s, *samp_s;   /* per chain, or NULL */
   const char **notes;        /* the engine's remark per chain, or NULL */
   int *chain_ids;            /* the chains' numbers for the remarks, or NULL (1..m) */
+  long rejecting, transitions; /* transitions that met a point the program rejected,
+                                  of all, warmup included (EngineVT.rejections); 0: none */
+  const char *reject_first;  /* the first rejection's message, or NULL */
+  const char *reject_latent; /* the latent it is about, or NULL */
 } DriverDraws;
 
 /* Summary, warnings and table of dd (GC memory; never NULL). */

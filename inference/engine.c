@@ -186,9 +186,17 @@ bool engine_fits(const EngineVT *e, const IrAnalysis *a, const char **why_not) {
   const char *why = NULL;
   if ((e->traits & ENGINE_GRADIENT) && a->nlatents == 0)
     why = "it needs a latent variable and the program has none (use --engine prior)";
-  else if ((e->traits & (ENGINE_GRADIENT | ENGINE_DISCRETE)) != ENGINE_DISCRETE && other)
-    why = gc_printf("it needs every latent continuous, and '%s' is %s", other->name,
-                    other->kind == LK_STRING ? "a string" : "discrete");
+  else if ((e->traits & (ENGINE_GRADIENT | ENGINE_DISCRETE)) != ENGINE_DISCRETE && other) {
+    /* the place of the latent, and the engines that draw such latents */
+    const char *at = other->pos.line > 0
+                         ? gc_printf(" (%s%s%d:%d)", other->pos.file ? other->pos.file : "",
+                                     other->pos.file ? ":" : "", other->pos.line, other->pos.col)
+                         : "";
+    why = gc_printf("it needs every latent continuous, and '%s'%s is %s; use --engine mh, smc or "
+                    "pgibbs, which draw %s latents", other->name, at,
+                    other->kind == LK_STRING ? "a string" : "discrete",
+                    other->kind == LK_STRING ? "string" : "discrete");
+  }
   else if (!(e->traits & ENGINE_DYNAMIC) && !a->fixed_structure)
     why = gc_printf("it needs a fixed structure (%s)",
                     a->dynamic_reason ? a->dynamic_reason : "the latents change between runs");

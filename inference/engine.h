@@ -128,6 +128,12 @@ typedef struct EngineVT {
   /* After the last step: one line for the summary, e.g. "12 of 1000
      transitions diverged; increase --adapt-delta ..." (NULL or "" = nothing). */
   const char *(*chain_notes)(void *state);
+  /* After the last step: how many of the *transitions (warmup included) met a
+     point the program rejected (a failed parameter check: the point is
+     impossible), and the first such message ("model.ppl:5:3: normal: sigma
+     must be positive, got -0.3") with the latent that is that parameter
+     (*latent "sigma", or NULL when the program computes it otherwise). */
+  long (*rejections)(void *state, long *transitions, const char **first, const char **latent);
   /* After init: how the log density runs, for the summary ("LLVM JIT
      (compiled in 12 ms)", "interpreter (not compiled: ...)"); NULL = no line. */
   const char *(*backend)(void *state);

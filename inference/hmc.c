@@ -34,9 +34,26 @@ typedef struct HmcEngine {
   double init_radius;
   long draws, capped;
   Diag last_fail;   /* the last program error met while evaluating */
+  bool sampling;    /* in a transition (not the search for an initial point) */
+  long rejected;    /* points rejected by a program error in transitions */
+  long iterations;  /* transitions, warmup included */
+  long rejecting;   /* of them, those that met such a point */
+  Diag first_reject; /* the first of them */
+  const char *reject_latent; /* the latent it names, when the IR can tell */
 } HmcEngine;
 
 /* ---- the log density ---- */
+
+/* "model.ppl:5:3: normal: sigma must be positive, got -0.3": the latent
+   that is sigma there, when the program passes one directly. */
+static const char *rejected_latent(const Interp *in, const Diag *ed) {
+  const char *must = strstr(ed->msg, " must be ");
+  if (!must) return NULL;
+  const char *w = must;
+  while (w > ed->msg && w[-1] != ' ' && w[-1] != ':') w--;
+  if (w == must) return NULL;
+  return ir_param_latent(interp_program(in), ed->pos, gc_strndup(w, (size_t)(must - w)));
+}
 
 /* The density for the sampler: a program error at a point (a failed argument
  * check, an impossible value) makes that point impossible, as in Stan; only
@@ -58,6 +75,10 @@ static bool engine_density(void *ctx, const double *q, double *lp, double *g, Di
     return false;
   }
   e->last_fail = ed;
+  if (e->sampling && e->rejected++ == 0) {
+    e->first_reject = ed;
+    e->reject_latent = rejected_latent(e->in, &ed);
+  }
   *lp = -INFINITY;
   for (size_t i = 0; i < e->dim; i++) g[i] = 0;
   return true;
@@ -159,7 +180,13 @@ static void *static_init(const Interp *in, const EngineOpts *o, int chain, Diag 
 static bool engine_step(void *state, bool warmup, Draw *out, Diag *d) {
   HmcEngine *e = state;
   HmcStats s;
-  if (!hmc_transition(e->h, warmup, &s, d)) return false;
+  long rejected = e->rejected;
+  e->sampling = true;
+  bool ok = hmc_transition(e->h, warmup, &s, d);
+  e->sampling = false;
+  if (!ok) return false;
+  e->iterations++;
+  e->rejecting += e->rejected > rejected;
   if (!warmup) {
     e->draws++;
     e->capped += !e->nuts && s.capped;
@@ -179,6 +206,15 @@ static bool engine_step(void *state, bool warmup, Draw *out, Diag *d) {
     out->stats[3] = s.energy;
   }
   return true;
+}
+
+static long engine_rejections(void *state, long *transitions, const char **first,
+                              const char **latent) {
+  HmcEngine *e = state;
+  *transitions = e->iterations;
+  *latent = e->rejecting ? e->reject_latent : NULL;
+  *first = e->rejecting ? gc_strdup(e->first_reject.msg) : NULL; /* outlives the state */
+  return e->rejecting;
 }
 
 static void engine_free(void *state) { (void)state; /* GC memory; the log density is shared */ }
@@ -274,6 +310,7 @@ const EngineVT engine_nuts = {
     .free = engine_free,
     .adaptation_info = engine_adaptation,
     .chain_notes = engine_notes,
+    .rejections = engine_rejections,
     .backend = engine_backend,
 };
 
@@ -293,5 +330,6 @@ const EngineVT engine_hmc = {
     .free = engine_free,
     .adaptation_info = engine_adaptation,
     .chain_notes = engine_notes,
+    .rejections = engine_rejections,
     .backend = engine_backend,
 };

@@ -310,6 +310,46 @@ static void wn_pareto_k(const WarnInput *in, WList *l) {
          "(nuts, mh) or smc, whose moves bring the particles to the posterior");
 }
 
+/* Points the program rejected while sampling (a failed parameter check, the
+   log density -inf there): valid, as in Stan, but a scale that can go
+   negative is nearly always a constraint left out. */
+static void wn_rejections(const WarnInput *in, WList *l) {
+  if (in->rejecting <= 0 || !in->reject_first) return;
+  const char *latent = in->reject_latent;
+  /* A latent without the bound its use needs is a mistake however rare its
+     rejections; otherwise a few in warmup (a value underflowing to a bound
+     while the step size is still large) are ordinary, as in Stan. */
+  if (!latent && (double)in->rejecting < WARN_REJECT_FRACTION * (double)in->transitions) return;
+  const char **vars = NULL;
+  if (latent) {
+    vars = gc_alloc(sizeof(char *));
+    vars[0] = latent;
+  }
+  bool sign = strstr(in->reject_first, "must be positive") ||
+              strstr(in->reject_first, "must be nonnegative");
+  const char *advice;
+  if (sign && latent)
+    advice = gc_printf("declare '%s' with a lower bound of 0 (`real<lower=0> %s ~ ...;`, "
+                       "`vector<lower=0>[K] %s ~ ...;`), truncating its prior to the positive "
+                       "half, so the sampler never proposes a negative value",
+                       latent, latent, latent);
+  else if (sign)
+    advice = "a parameter that must be positive went negative: declare the latents it is "
+             "computed from with <lower=0> (e.g. `real<lower=0> sigma ~ normal(0, 1);`), or "
+             "keep it positive by construction (exp(), softplus)";
+  else
+    advice = "the sampler treats these points as impossible; if they are not, widen the "
+             "declared bounds of the latents involved so the sampler never proposes them";
+  wn_add(l, "rejections", latent ? 1 : 0, vars,
+         gc_printf("%ld of %ld transitions (%.1f%%, warmup included) met points the program "
+                   "rejects; the first: %s%s",
+                   in->rejecting, in->transitions,
+                   in->transitions > 0 ? 100.0 * (double)in->rejecting / (double)in->transitions
+                                       : 0.0,
+                   in->reject_first, latent ? gc_printf(" (latent '%s')", latent) : ""),
+         advice);
+}
+
 RunWarning *warn_collect(const WarnInput *in, int *n) {
   WList l = {0};
   if (in->m >= 1 && in->n >= 1) {
@@ -322,6 +362,7 @@ RunWarning *warn_collect(const WarnInput *in, int *n) {
     wn_collapse(in, &l);
     wn_evidence(in, &l);
     wn_pareto_k(in, &l);
+    wn_rejections(in, &l);
   }
   *n = l.n;
   return l.w;

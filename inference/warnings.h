@@ -13,7 +13,8 @@
 
 typedef struct RunWarning {
   const char *kind;    /* "rhat", "ess", "ebfmi", "divergences", "treedepth",
-                          "collapse", "acceptance", "evidence", "pareto_k" */
+                          "collapse", "acceptance", "evidence", "pareto_k",
+                          "rejections" */
   int nvars;
   const char **vars;   /* the table's names (theta[1]); chains as "chain 2" */
   const char *message; /* one sentence with the figures */
@@ -34,9 +35,14 @@ typedef struct WarnInput {
   int max_depth;                  /* the run's --max-depth (0: none) */
   const double *chain_logz;       /* each chain's log evidence estimate, or NULL */
   double pareto_k;                /* weighted: PSIS k-hat of all the weights (NaN: none) */
+  long rejecting, transitions;    /* transitions (warmup included) that met a point
+                                     the program rejected, of all (EngineVT.rejections) */
+  const char *reject_first;       /* the first rejection's message */
+  const char *reject_latent;      /* the latent it is about, or NULL */
 } WarnInput;
 
 #define WARN_RHAT 1.01
+#define WARN_REJECT_FRACTION 0.01 /* rejected transitions, when no latent is named */
 #define WARN_ESS_PER_CHAIN 100
 #define WARN_EBFMI 0.3
 #define WARN_ACCEPT_LOW 0.05

@@ -1233,3 +1233,57 @@ char *ir_deps_print(const IrProgram *p, const IrAnalysis *a) {
     out_str(&o, "(self): depends on its own earlier occurrences (x[t] on x[t-1])\n");
   return o.s;
 }
+
+/* ---- the latent behind a parameter ---- */
+
+/* The instruction at pos with a distribution (a `~` or a latent's
+   declaration), searched through nested blocks. */
+static const IrInstr *dist_at(const IrBlock *b, SrcPos pos) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    if ((in->op == IR_OBSERVE || in->op == IR_SAMPLE) && in->dist.fam &&
+        in->pos.line == pos.line && in->pos.col == pos.col)
+      return in;
+    const IrBlock *sub[4] = {&in->then_b, &in->else_b, &in->body, &in->cond_b};
+    for (int k = 0; k < 4; k++) {
+      const IrInstr *r = sub[k]->n ? dist_at(sub[k], pos) : NULL;
+      if (r) return r;
+    }
+  }
+  return NULL;
+}
+
+/* The instruction writing register r (the first met), through nested blocks. */
+static const IrInstr *writer_of(const IrBlock *b, int r) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    if (in->dst == r && in->op != IR_STORE) return in;
+    const IrBlock *sub[4] = {&in->then_b, &in->else_b, &in->body, &in->cond_b};
+    for (int k = 0; k < 4; k++) {
+      const IrInstr *w = sub[k]->n ? writer_of(sub[k], r) : NULL;
+      if (w) return w;
+    }
+  }
+  return NULL;
+}
+
+const char *ir_param_latent(const IrProgram *p, SrcPos pos, const char *pname) {
+  const IrInstr *in = pos.line > 0 ? dist_at(&p->model_b, pos) : NULL;
+  if (!in) return NULL;
+  const DistFamily *f = in->dist.fam;
+  int r = -1;
+  for (int k = 0; k < f->nparams && k < in->dist.nparams; k++)
+    if (f->pnames[k] && !strcmp(f->pnames[k], pname)) r = in->dist.params[k];
+  /* the latent itself, one element of it, or a copy: a few steps back */
+  for (int hops = 0; r >= 0 && hops < 4; hops++) {
+    const IrInstr *w = writer_of(&p->model_b, r);
+    if (!w) return NULL;
+    /* a latent with a lower bound cannot go negative: its rejections are
+       values that underflowed to the bound, not a constraint left out */
+    if (w->op == IR_SAMPLE)
+      return w->con.kind == CON_NONE || w->con.kind == CON_UPPER ? w->name : NULL;
+    if (w->op != IR_INDEX && w->op != IR_MOVE) return NULL;
+    r = w->args[0];
+  }
+  return NULL;
+}

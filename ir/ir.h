@@ -308,6 +308,13 @@ int ir_dep_blanket(const IrAnalysis *a, int node, const int **out);
 bool ir_dep_self(const IrAnalysis *a, int node);
 /* Text for `ppl check --deps`: one row per latent and observation. */
 char *ir_deps_print(const IrProgram *p, const IrAnalysis *a);
+/* The latent whose value is the parameter named `pname` ("sigma") of the
+ * distribution of the `~` or latent declaration at `pos`, directly or as one
+ * of its elements: what a rejection "normal: sigma must be positive" at pos
+ * is about, when that latent has no lower bound (a bounded one can only
+ * reach its bound by underflow).  NULL when the parameter is computed some
+ * other way. */
+const char *ir_param_latent(const IrProgram *p, SrcPos pos, const char *pname);
 /* Text for `ppl check`; `unconstrained_size` is -1 when unknown (no data). */
 char *ir_analysis_print(const IrProgram *p, const IrAnalysis *a, long unconstrained_size);
 

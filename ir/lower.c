@@ -556,6 +556,10 @@ static int lower_expr(Lower *L, const Ast *e) {
   case AST_TERNARY: return lower_ternary(L, e);
   case AST_ARRAY: return lower_list_op(L, e, IR_ARRAY);
   case AST_ROWVEC: return lower_list_op(L, e, IR_ROWVEC);
+  case AST_CONVERT: { /* bool -> int or real: IR_MOVE converts */
+    int r = lower_expr(L, e->a);
+    return r < 0 ? r : emit_move(L, e->pos, reg_new(L, e->ty, NULL), r);
+  }
   default:
     internal(L, e->pos, "unexpected expression");
     return -1;

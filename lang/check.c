@@ -49,6 +49,7 @@ typedef struct Sym {
   const char *name;
   Ast *decl;
   SymKind kind;
+  bool assigned; /* some assignment to it (or an element) was checked already */
   struct Sym *next;
 } Sym;
 
@@ -167,6 +168,28 @@ static const char *assign_hint(Type to, Type from) {
     return "; reals do not convert to ints implicitly";
   return "";
 }
+
+/* Stan has no bool: its comparisons are ints 0/1, stored in ints and reals and
+   used in arithmetic (`(age[n] == 2) * beta`).  Where a number is expected, a
+   bool converts the same way: *slot, when a bool scalar, is wrapped in an
+   AST_CONVERT to `to`.  Returns the type *slot has afterwards. */
+static Type bool_to(Ast **slot, TyBase to) {
+  Ast *e = *slot;
+  if (e->ty.ndims != 0 || e->ty.base != TY_BOOL || (to != TY_INT && to != TY_REAL)) return e->ty;
+  Ast *cv = ast_new(AST_CONVERT, e->pos);
+  cv->a = e;
+  cv->ty = ty_make(to, 0);
+  *slot = cv;
+  return cv->ty;
+}
+
+/* A bool where a value of type `want` is expected: converted when want is an
+   int or real scalar (assignment, declaration, argument, return). */
+static Type bool_to_want(Ast **slot, Type want) {
+  return want.ndims == 0 ? bool_to(slot, (TyBase)want.base) : (*slot)->ty;
+}
+
+static bool is_bool(Type t) { return t.ndims == 0 && t.base == TY_BOOL; }
 
 static Type type_of_ast(const AstType *at) {
   TyBase b = TY_VOID;
@@ -330,6 +353,7 @@ static void sym_declare(Checker *c, const char *name, Ast *decl, SymKind kind) {
 
 static Type chk_expr(Checker *c, Ast *e);
 static Type chk_call(Checker *c, Ast *e, bool stmt);
+static const char *type_text_bounds(const AstType *at, const char *bounds);
 
 static Type chk_binop(Checker *c, SrcPos pos, AstOp op, Type a, Type b) {
   const char *o = ast_op_name(op);
@@ -418,6 +442,7 @@ static Type chk_binop(Checker *c, SrcPos pos, AstOp op, Type a, Type b) {
 static Type chk_unary(Checker *c, Ast *e) {
   Type t = chk_expr(c, e->a);
   if (FAILED(c)) return T_VOID;
+  if (e->op == AOP_NEG || e->op == AOP_PLUS) t = bool_to(&e->a, TY_INT);
   switch (e->op) {
   case AOP_NEG: case AOP_PLUS:
     if (is_num(t) || is_linalg(t)) return t;
@@ -521,10 +546,12 @@ static Type chk_array_lit(Checker *c, Ast *e) {
     return T_VOID;
   }
   Type el = T_VOID;
+  bool nums = false;
+  for (int i = 0; i < e->list.n && !FAILED(c); i++) nums |= is_num(chk_expr(c, e->list.items[i]));
+  if (FAILED(c)) return T_VOID;
   for (int i = 0; i < e->list.n; i++) {
+    Type t = nums ? bool_to(&e->list.items[i], TY_INT) : e->list.items[i]->ty;
     Ast *x = e->list.items[i];
-    Type t = chk_expr(c, x);
-    if (FAILED(c)) return T_VOID;
     if (i == 0) el = t;
     else if (assignable(el, t)) { /* keep el */
     } else if (assignable(t, el)) el = t;
@@ -549,9 +576,10 @@ static Type chk_rowvec_lit(Checker *c, Ast *e) {
   }
   int nscal = 0, nrow = 0;
   for (int i = 0; i < e->list.n; i++) {
-    Ast *x = e->list.items[i];
-    Type t = chk_expr(c, x);
+    chk_expr(c, e->list.items[i]);
     if (FAILED(c)) return T_VOID;
+    Type t = bool_to(&e->list.items[i], TY_REAL);
+    Ast *x = e->list.items[i];
     if (is_num(t)) nscal++;
     else if (t.ndims == 0 && t.base == TY_ROWVEC) nrow++;
     else {
@@ -578,6 +606,10 @@ static Type chk_ternary(Checker *c, Ast *e) {
   if (FAILED(c)) return T_VOID;
   Type b = chk_expr(c, e->c);
   if (FAILED(c)) return T_VOID;
+  if (is_num(a) || is_num(b)) {
+    a = bool_to(&e->b, TY_INT);
+    b = bool_to(&e->c, TY_INT);
+  }
   if (assignable(a, b)) return a;
   if (assignable(b, a)) return b;
   chk_error(c, e->pos, "branches of '?:' have different types: %s and %s", ty_name(a),
@@ -617,6 +649,13 @@ static Type chk_expr(Checker *c, Ast *e) {
     if (FAILED(c)) return T_VOID;
     Type b = chk_expr(c, e->b);
     if (FAILED(c)) return T_VOID;
+    /* bools are numbers 0/1 in arithmetic and comparisons with numbers */
+    bool logic = e->op == AOP_AND || e->op == AOP_OR ||
+                 ((e->op == AOP_EQ || e->op == AOP_NE) && is_bool(a) && is_bool(b));
+    if (!logic) {
+      a = bool_to(&e->a, TY_INT);
+      b = bool_to(&e->b, TY_INT);
+    }
     t = chk_binop(c, e->pos, e->op, a, b);
     if (e->op == AOP_DIV && t.ndims == 0 && t.base == TY_INT) chk_int_division(c, e);
     break;
@@ -624,6 +663,10 @@ static Type chk_expr(Checker *c, Ast *e) {
   case AST_TERNARY: t = chk_ternary(c, e); break;
   case AST_ARRAY: t = chk_array_lit(c, e); break;
   case AST_ROWVEC: t = chk_rowvec_lit(c, e); break;
+  case AST_CONVERT: /* made by an earlier check of the same function body */
+    chk_expr(c, e->a);
+    t = e->ty;
+    break;
   case AST_SLICE:
     chk_error(c, e->pos, "a slice 'a:b' can only be used as an index");
     break;
@@ -662,6 +705,33 @@ static bool allowed_in_block(Checker *c, SrcPos pos, const char *what) {
   return true;
 }
 
+/* A latent drawn over all reals used directly as a positive parameter
+   (`real sigma ~ normal(0, 1); y ~ normal(mu, sigma);`): valid, but every
+   point where it is negative is impossible, so NUTS keeps rejecting steps
+   there.  Stan users write `real<lower=0> sigma;`: the warning says so. */
+static void chk_scale_latents(Checker *c, const Ast *call, const DistFamily *f) {
+  for (int i = 0; i < f->nparams && i < call->list.n; i++) {
+    if (f->pdom[i] != PD_POS && f->pdom[i] != PD_NONNEG) continue;
+    const Ast *arg = call->list.items[i];
+    while (arg->kind == AST_INDEX) arg = arg->a;
+    Sym *y = arg->kind == AST_VAR ? sym_find(c, arg->name) : NULL;
+    if (!y || y->kind != SK_LATENT || !y->decl->type || y->decl->type->lower ||
+        y->decl->type->upper || y->decl->b->kind != AST_CALL)
+      continue;
+    const DistFamily *g = dist_find(c->cp->fams, y->decl->b->name);
+    if (!g || g->support || g->discrete || g->vtype.ndims != 0 ||
+        (g->vtype.base != TY_REAL && g->vtype.base != TY_VECTOR))
+      continue; /* a family of positive values, or not one of all reals */
+    chk_warn(c, call->list.items[i]->pos,
+             gc_printf("latent '%s', the %s of %s (which must be %s), can be negative under "
+                       "its prior %s() and the sampler rejects every step there; declare it "
+                       "`%s %s ~ %s(...);` (truncated to the positive half)",
+                       y->name, f->pnames[i], f->name,
+                       f->pdom[i] == PD_POS ? "positive" : "nonnegative", g->name,
+                       type_text_bounds(y->decl->type, "<lower=0>"), y->name, g->name));
+  }
+}
+
 /* `dist(args)` after ~ or inside observe(): x is the type of the value. */
 static void chk_dist(Checker *c, Ast *call, Type x) {
   if (call->kind != AST_CALL) {
@@ -678,6 +748,7 @@ static void chk_dist(Checker *c, Ast *call, Type x) {
   if (!check_arity(c, call, f->name, f->nparams)) return;
   Type *types = gc_alloc_atomic(sizeof(Type) * (size_t)(call->list.n + 1));
   if (!chk_args(c, call, types)) return;
+  for (int i = 0; i < call->list.n; i++) types[i] = bool_to(&call->list.items[i], TY_INT);
   char err[512];
   err[0] = 0;
   if (!dist_check_types(f, call->list.n, types, x, err, sizeof err)) {
@@ -686,6 +757,7 @@ static void chk_dist(Checker *c, Ast *call, Type x) {
   }
   call->dist = f;
   call->ty = ty_make(TY_DIST, 0);
+  chk_scale_latents(c, call, f);
 }
 
 static Type chk_special(Checker *c, Ast *e, bool stmt) {
@@ -702,7 +774,8 @@ static Type chk_special(Checker *c, Ast *e, bool stmt) {
   if (strcmp(n, "factor") == 0) {
     if (!allowed_in_block(c, e->pos, "factor()") || !check_arity(c, e, "factor", 1))
       return T_VOID;
-    Type t = chk_expr(c, e->list.items[0]);
+    chk_expr(c, e->list.items[0]);
+    Type t = FAILED(c) ? T_VOID : bool_to(&e->list.items[0], TY_REAL);
     if (!FAILED(c) && !is_num(t))
       chk_error(c, e->list.items[0]->pos, "factor() needs a real, got %s%s", ty_name(t),
                 t.ndims || is_linalg(t) ? "; use sum()" : "");
@@ -749,6 +822,7 @@ static Type chk_user_call(Checker *c, Ast *e, int fi, bool stmt) {
   if (!chk_args(c, e, types)) return T_VOID;
   for (int i = 0; i < e->list.n; i++) {
     Type want = f->list.items[i]->ty;
+    types[i] = bool_to_want(&e->list.items[i], want);
     if (!assignable(want, types[i])) {
       chk_error(c, e->list.items[i]->pos, "argument %d of '%s' must be %s, got %s%s", i + 1,
                 f->name, ty_name(want), ty_name(types[i]), assign_hint(want, types[i]));
@@ -886,7 +960,7 @@ static Type chk_call(Checker *c, Ast *e, bool stmt) {
     Type *types = gc_alloc_atomic(sizeof(Type) * (size_t)(e->list.n + 1));
     if (!chk_args(c, e, types)) return T_VOID;
     for (int i = 0; i < e->list.n; i++)
-      if (!is_num(types[i])) {
+      if (!is_num(types[i] = bool_to(&e->list.items[i], TY_REAL))) {
         chk_error(c, e->list.items[i]->pos, "argument %d of '%s' must be real, got %s", i + 1,
                   n, ty_name(types[i]));
         return T_VOID;
@@ -907,7 +981,21 @@ static Type chk_call(Checker *c, Ast *e, bool stmt) {
     Type ret = T_VOID;
     char err[512];
     err[0] = 0;
-    if (!b->check || !b->check(b, e->list.n, types, &ret, err, sizeof err)) {
+    bool ok = b->check && b->check(b, e->list.n, types, &ret, err, sizeof err);
+    if (!ok && b->check) { /* a builtin that takes no bool: try bools as ints 0/1 */
+      Type *conv = gc_alloc_atomic(sizeof(Type) * (size_t)(e->list.n + 1));
+      bool any = false;
+      for (int i = 0; i < e->list.n; i++) {
+        conv[i] = is_bool(types[i]) ? T_INT : types[i];
+        any |= is_bool(types[i]);
+      }
+      char err2[512];
+      if (any && b->check(b, e->list.n, conv, &ret, err2, sizeof err2)) {
+        ok = true;
+        for (int i = 0; i < e->list.n; i++) bool_to(&e->list.items[i], TY_INT);
+      }
+    }
+    if (!ok) {
       chk_error(c, e->pos, "%s", err[0] ? err : gc_printf("invalid arguments to %s", n));
       return T_VOID;
     }
@@ -1033,8 +1121,9 @@ static void chk_decl(Checker *c, Ast *s) {
   if (!chk_bounds(c, at)) return;
   s->ty = t;
   if (s->a) {
-    Type v = chk_expr(c, s->a);
+    chk_expr(c, s->a);
     if (FAILED(c)) return;
+    Type v = bool_to_want(&s->a, t);
     if (!assignable(t, v)) {
       chk_error(c, s->a->pos, "cannot assign %s to %s%s", ty_name(v), ty_name(t),
                 assign_hint(t, v));
@@ -1092,6 +1181,59 @@ static Ast *lvalue_root(Checker *c, Ast *lv) {
   return e;
 }
 
+/* A size as written, when short (N, 3, N + 1), else "n". */
+static const char *size_text(const Ast *e) {
+  if (e->kind == AST_VAR) return e->name;
+  if (e->kind == AST_INT) return gc_printf("%lld", (long long)e->ival);
+  if (e->kind == AST_BINARY && (e->a->kind == AST_VAR || e->a->kind == AST_INT) &&
+      (e->b->kind == AST_VAR || e->b->kind == AST_INT))
+    return gc_printf("%s %s %s", size_text(e->a), ast_op_name(e->op), size_text(e->b));
+  return "n";
+}
+
+/* A declared type as written: real, vector[N], array[N, 2] matrix[K, K],
+   with `bounds` ("<lower=0>" or "") in place of the declared ones. */
+static const char *type_text_bounds(const AstType *at, const char *bounds) {
+  const char *base = gc_printf("%s%s", ast_type_base_name(at->base), bounds);
+  const char *t = at->size2   ? gc_printf("%s[%s, %s]", base, size_text(at->size1),
+                                          size_text(at->size2))
+                  : at->size1 ? gc_printf("%s[%s]", base, size_text(at->size1))
+                              : base;
+  if (at->ndims == 0 || !at->dims) return t;
+  const char *dims = "";
+  for (int i = 0; i < at->ndims; i++)
+    dims = gc_printf("%s%s%s", dims, i ? ", " : "", at->dims[i] ? size_text(at->dims[i]) : "n");
+  return gc_printf("array[%s] %s", dims, t);
+}
+
+static const char *type_text(const AstType *at) { return type_text_bounds(at, ""); }
+
+/* `vector[N] a = rep_vector(0, N);`: the declaration of `decl` with a zero
+   value, which makes a data variable computed instead of read. */
+static const char *decl_with_zero(const Ast *decl) {
+  const AstType *at = decl->type;
+  const char *zero;
+  const char *s1 = at->size1 ? size_text(at->size1) : NULL;
+  const char *s2 = at->size2 ? size_text(at->size2) : NULL;
+  switch (at->base) {
+  case TB_INT: zero = "0"; break;
+  case TB_REAL: zero = "0.0"; break;
+  case TB_VECTOR: zero = gc_printf("rep_vector(0, %s)", s1 ? s1 : "n"); break;
+  case TB_ROWVEC: zero = gc_printf("rep_row_vector(0, %s)", s1 ? s1 : "n"); break;
+  case TB_MATRIX:
+    zero = gc_printf("rep_matrix(0, %s, %s)", s1 ? s1 : "m", s2 ? s2 : "n");
+    break;
+  default: return NULL;
+  }
+  if (at->ndims > 0 && at->dims) {
+    const char *counts = "";
+    for (int i = 0; i < at->ndims; i++)
+      counts = gc_printf("%s, %s", counts, at->dims[i] ? size_text(at->dims[i]) : "n");
+    zero = gc_printf("rep_array(%s%s)", zero, counts);
+  }
+  return gc_printf("`%s %s = %s;`", type_text(at), decl->name, zero);
+}
+
 static void chk_assign(Checker *c, Ast *s) {
   Type lt = chk_expr(c, s->a);
   if (FAILED(c)) return;
@@ -1103,7 +1245,16 @@ static void chk_assign(Checker *c, Ast *s) {
   case SK_LOOP: chk_error(c, root->pos, "cannot assign to loop variable '%s'", nm); return;
   case SK_LATENT: chk_error(c, root->pos, "cannot assign to latent '%s'", nm); return;
   case SK_LEARN: chk_error(c, root->pos, "cannot assign to param '%s'", nm); return;
-  case SK_DATA_READ: chk_error(c, root->pos, "cannot assign to data variable '%s'", nm); return;
+  case SK_DATA_READ: {
+    chk_error(c, root->pos, "cannot assign to data variable '%s'", nm);
+    const char *decl = decl_with_zero(y->decl);
+    diag_hint(c->d, root->pos, "'%s' is read from the data file (a data declaration without a "
+                               "value); to compute it, declare it with a value in the data block "
+                               "and fill it: %s",
+              nm, decl ? decl : gc_printf("`%s %s = ...;`",
+                                          ast_type_base_name(y->decl->type->base), nm));
+    return;
+  }
   case SK_DATA:
     if (c->block != BLK_DATA) {
       chk_error(c, root->pos, "cannot assign to data variable '%s'", nm);
@@ -1120,6 +1271,9 @@ static void chk_assign(Checker *c, Ast *s) {
   }
   Type rt = chk_expr(c, s->b);
   if (FAILED(c)) return;
+  if (y) y->assigned = true;
+  if (s->op != AOP_ASSIGN && s->op != AOP_NONE) rt = bool_to(&s->b, TY_INT);
+  else rt = bool_to_want(&s->b, lt);
   if (s->op != AOP_ASSIGN && s->op != AOP_NONE) {
     rt = chk_binop(c, s->pos, s->op, lt, rt);
     if (FAILED(c)) return;
@@ -1189,8 +1343,9 @@ static void chk_return(Checker *c, Ast *s) {
                 ty_name(want));
     return;
   }
-  Type t = chk_expr(c, s->a);
+  chk_expr(c, s->a);
   if (FAILED(c)) return;
+  Type t = bool_to_want(&s->a, want);
   if (want.base == TY_VOID) {
     chk_error(c, s->pos, "void function '%s' cannot return a value", c->func->name);
     return;
@@ -1198,6 +1353,44 @@ static void chk_return(Checker *c, Ast *s) {
   if (!assignable(want, t))
     chk_error(c, s->a->pos, "function '%s' returns %s, got %s%s", c->func->name, ty_name(want),
               ty_name(t), assign_hint(want, t));
+}
+
+/* Stan declares a parameter and draws it apart (`real mu;` ... `mu ~ normal(0,
+   1);` or `target += normal_lpdf(mu | 0, 1);`); in ppl that variable is a
+   local without a value (NaN) and the statement observes it.  The error names
+   the variable, `what` the statement ("~" or "target +="), and the hint says
+   how ppl draws it. */
+static bool chk_unvalued(Checker *c, const Ast *e, const char *what, const char *dist) {
+  while (e->kind == AST_INDEX) e = e->a;
+  if (e->kind != AST_VAR) return true;
+  Sym *y = sym_find(c, e->name);
+  if (!y || y->assigned || y->decl->kind != AST_DECL || y->decl->a || y->decl->b ||
+      (y->kind != SK_MODEL && y->kind != SK_LOCAL))
+    return true;
+  TyBase b = (TyBase)y->decl->ty.base;
+  if (b != TY_REAL && b != TY_VECTOR && b != TY_ROWVEC && b != TY_MATRIX) return true;
+  bool tilde = strcmp(what, "~") == 0;
+  chk_error(c, e->pos, "'%s' has no value here: it is declared without one and not assigned, "
+                       "so %s", e->name, tilde ? "'~' would observe NaN"
+                                               : "target += would add the density of NaN");
+  diag_hint(c->d, y->decl->pos, "%sa latent is declared and drawn in one statement: `%s %s ~ "
+                                "%s(...);` (ppl has no parameters block)",
+            tilde ? "" : "target += adds to the log density but draws nothing; ",
+            type_text(y->decl->type), e->name, dist);
+  return false;
+}
+
+/* The family named by a density call: normal for normal_lpdf, NULL otherwise. */
+static const char *density_family(const Ast *call) {
+  if (call->kind != AST_CALL || call->list.n == 0) return NULL;
+  static const char *const suffix[] = {"_lpdf", "_lpmf", "_lupdf", "_lupmf", NULL};
+  size_t n = strlen(call->name);
+  for (int i = 0; suffix[i]; i++) {
+    size_t k = strlen(suffix[i]);
+    if (n > k && strcmp(call->name + n - k, suffix[i]) == 0)
+      return gc_printf("%.*s", (int)(n - k), call->name);
+  }
+  return NULL;
 }
 
 static void chk_stmt(Checker *c, Ast *s) {
@@ -1239,12 +1432,16 @@ static void chk_stmt(Checker *c, Ast *s) {
     }
     Type x = chk_expr(c, s->a);
     if (FAILED(c)) return;
+    if (s->b->kind == AST_CALL && !chk_unvalued(c, s->a, "~", s->b->name)) return;
     chk_dist(c, s->b, x);
     break;
   }
   case AST_TARGET: {
     if (!allowed_in_block(c, s->pos, "target +=")) return;
-    Type t = chk_expr(c, s->a);
+    chk_expr(c, s->a);
+    const char *fam = FAILED(c) ? NULL : density_family(s->a);
+    if (fam && !chk_unvalued(c, s->a->list.items[0], "target +=", fam)) return;
+    Type t = FAILED(c) ? T_VOID : bool_to(&s->a, TY_REAL);
     if (!FAILED(c) && !is_num(t))
       chk_error(c, s->a->pos, "target += needs a real, got %s%s", ty_name(t),
                 t.ndims || is_linalg(t) ? "; use sum()" : "");

@@ -401,6 +401,11 @@ static void dump(Buf *b, const Ast *a) {
     dump_list(b, &a->list);
     buf_str(b, ")");
     break;
+  case AST_CONVERT:
+    buf_fmt(b, "(%s ", ty_name(a->ty));
+    dump(b, a->a);
+    buf_str(b, ")");
+    break;
   }
 }
 

@@ -89,6 +89,8 @@ typedef enum {
   AST_TERNARY,  /* a: cond, b: then, c: else */
   AST_ARRAY,    /* list: elements -- `{a, b, c}` array literal */
   AST_ROWVEC,   /* list: elements -- `[a, b, c]` row vector (of row vectors: a matrix) */
+  AST_CONVERT,  /* a: a bool expression; ty: the int or real it converts to.  Made by the
+                   checker (never parsed) where Stan would use a comparison as 0/1 */
 } AstKind;
 
 typedef enum {

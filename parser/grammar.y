@@ -52,6 +52,7 @@ typedef struct ParseCtx {
   Ast *result;
   int line, col;    /* position of the next character (1-based) */
   int depth;        /* brackets currently open */
+  const char *ident; /* the last identifier read: what an error at an identifier names */
   locale_t cloc;    /* the C locale, for strtod_l */
   jmp_buf fatal;    /* where a flex fatal error unwinds to */
 } ParseCtx;
@@ -170,6 +171,18 @@ static void type_set_dims(AstType *t, AstList *dims) {
 static void type_set_sig_dims(AstType *t, int n) {
   t->ndims = n;
   t->dims = gc_alloc(sizeof(Ast *) * (size_t)n);
+}
+
+/* Functions whose first argument is an outcome, which Stan separates with '|'. */
+static bool is_density_fn(const char *name) {
+  static const char *const suffix[] = {"_lpdf", "_lpmf", "_lupdf", "_lupmf", "_lcdf", "_lccdf",
+                                       "_cdf", NULL};
+  size_t n = strlen(name);
+  for (int i = 0; suffix[i]; i++) {
+    size_t k = strlen(suffix[i]);
+    if (n > k && strcmp(name + n - k, suffix[i]) == 0) return true;
+  }
+  return false;
 }
 
 /* An lvalue is a variable, possibly indexed (several times). */
@@ -588,6 +601,15 @@ primary:
       $$ = mk(AST_CALL, P(ctx, @1));
       $$->name = $1, $$->list = $3;
     }
+  /* Stan's normal_lpdf(y | mu, sigma): the same call as normal_lpdf(y, mu, sigma) */
+  | IDENT '(' expr '|' args_opt ')' {
+      if (!is_density_fn($1))
+        FAIL(@4, "'|' separates the outcome from the parameters only in the calls of "
+                 "_lpdf, _lpmf, _lcdf, _lccdf and _cdf functions; '%s' takes ',' there", $1);
+      $$ = mk(AST_CALL, P(ctx, @1));
+      $$->name = $1, $$->list = list1($3);
+      for (int i = 0; i < $5.n; i++) ast_list_push(&$$->list, $5.items[i]);
+    }
   | '(' expr ')' { $$ = $2; }
   | '{' exprs '}' { $$ = mk(AST_ARRAY, P(ctx, @1)); $$->list = $2; }
   | '[' exprs ']' { $$ = mk(AST_ROWVEC, P(ctx, @1)); $$->list = $2; }
@@ -633,6 +655,18 @@ static void msg_add(char *buf, size_t cap, const char *s) {
   snprintf(buf + n, cap - n, "%s", s);
 }
 
+/* Where a block is expected, Stan's other blocks get the ppl way as a hint. */
+static void stan_block_hint(ParseCtx *ctx, SrcPos pos, const char *word) {
+  if (strcmp(word, "parameters") == 0)
+    diag_hint(ctx->d, pos, "ppl declares latents where they are drawn: `real mu ~ normal(0, 1);` "
+                           "in the model block (no parameters block)");
+  else if (strcmp(word, "transformed") == 0)
+    diag_hint(ctx->d, pos, "ppl has no transformed blocks: compute transformed data in the data "
+                           "block after the data it uses (`real m = mean(y);`), transformed "
+                           "parameters in the model block after the latents they use "
+                           "(`vector[J] theta = mu + tau * eta;`, reported with every draw)");
+}
+
 static int yyreport_syntax_error(const yypcontext_t *pc, yyscan_t scanner, ParseCtx *ctx) {
   (void)scanner;
   char msg[512] = "";
@@ -650,6 +684,7 @@ static int yyreport_syntax_error(const yypcontext_t *pc, yyscan_t scanner, Parse
   const char *keep[YYNTOKENS];
   int nkeep = 0;
   const char *phrase = NULL;
+  bool has_block_word = false;
   if (n <= 4) {
     for (int i = 0; i < n; i++) keep[nkeep++] = yysymbol_name(exp[i]);
   } else {
@@ -675,6 +710,7 @@ static int yyreport_syntax_error(const yypcontext_t *pc, yyscan_t scanner, Parse
       keep[nkeep++] = name;
     }
     if (has_block) {
+      has_block_word = true;
       nkeep = 0;
       phrase = "a block (data, model, generated) or a function definition";
     } else if (nkeep == 0 && has_stmt) {
@@ -695,6 +731,8 @@ static int yyreport_syntax_error(const yypcontext_t *pc, yyscan_t scanner, Parse
     msg_add(msg, sizeof msg, phrase);
   }
   diag_error(ctx->d, DIAG_SYNTAX, P(ctx, *yypcontext_location(pc)), "%s", msg);
+  if (has_block_word && tok == YYSYMBOL_IDENT && ctx->ident)
+    stan_block_hint(ctx, P(ctx, *yypcontext_location(pc)), ctx->ident);
   return 0;
 }
 

@@ -183,7 +183,8 @@ static void test_fits(void) {
   tap_ok(engine_fits(&engine_nuts, cont, &why) && why == NULL && engine_fits(&engine_hmc, cont, NULL) &&
              engine_fits(&engine_mh, cont, NULL),
          "continuous, fixed: nuts, hmc and mh fit");
-  tap_ok(!engine_fits(&engine_nuts, disc, &why) && why && !strcmp(why, "it needs every latent continuous, and 'k' is discrete"),
+  tap_ok(!engine_fits(&engine_nuts, disc, &why) && why && !strcmp(why, "it needs every latent continuous, and 'k' (test.ppl:1:13) is discrete; use "
+                                                                      "--engine mh, smc or pgibbs, which draw discrete latents"),
          "discrete latent: nuts does not fit (%s)", why ? why : "");
   tap_ok(engine_fits(&engine_mh, disc, NULL) && engine_fits(&engine_smc, disc, NULL) &&
              engine_fits(&engine_pgibbs, disc, NULL) && engine_fits(&engine_is, disc, NULL),

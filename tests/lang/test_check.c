@@ -107,12 +107,14 @@ static const Bad bad[] = {
    "m.ppl:2:13: normal: y must be real or a container of reals, got string"},
   {"model { int k ~ normal(0, 1); }",
    "m.ppl:1:13: 'k' is declared int, but normal is a continuous distribution; declare it real"},
-  {"model { vector[2] v; real y = 1; y ~ normal(0, 1); v ~ normal(0, 1); real p ~ bernoulli(0.5); }",
-   "m.ppl:1:75: 'p' is declared real, but bernoulli is a discrete distribution; declare it int"},
+  {"model { vector[2] v = [1, 2]'; real y = 1; y ~ normal(0, 1); v ~ normal(0, 1); real p ~ bernoulli(0.5); }",
+   "m.ppl:1:85: 'p' is declared real, but bernoulli is a discrete distribution; declare it int"},
   {"model { vector[2] v ~ normal(0, 1); v ~ normal(0, 1); }",
    "m.ppl:1:37: '~' needs data or a new declaration on its left: 'v' is a latent; write 'vector v ~ ...' to declare it, or use observe()"},
   /* assignment */
-  {"data { int N; }\nmodel { N = 3; }", "m.ppl:2:9: cannot assign to data variable 'N'"},
+  {"data { int N; }\nmodel { N = 3; }", "m.ppl:2:9: cannot assign to data variable 'N'\n"
+   "m.ppl:2:9: hint: 'N' is read from the data file (a data declaration without a value); to "
+   "compute it, declare it with a value in the data block and fill it: `int N = 0;`"},
   {"model { real mu ~ normal(0, 1); mu = 2; }", "m.ppl:1:33: cannot assign to latent 'mu'"},
   {"model { for (i in 1:3) { i = 2; } }", "m.ppl:1:26: cannot assign to loop variable 'i'"},
   {"model { real m = 1; }\ngenerated { m = 2; }",

@@ -130,6 +130,13 @@ static const Good good[] = {
      "(decl real b [,] = (array (array 1))) (decl matrix m = x)))"},
     {"model { { real x = 1; } ; }",
      "(program (block model (stmts (decl real x = 1)) (stmts)))"},
+    /* Stan's '|' is the first comma of a density call */
+    {"model { target += normal_lpdf(y | mu, 2) + poisson_lpmf(k | 3) + std_normal_lpdf(z |); }",
+     "(program (block model (target+= (+ (+ (call normal_lpdf y mu 2) (call poisson_lpmf k 3)) "
+     "(call std_normal_lpdf z)))))"},
+    {"model { real c = normal_lcdf(a[i] | 0, 1) - normal_lccdf(b || c | 0, 1); }",
+     "(program (block model (decl real c = (- (call normal_lcdf (index a i) 0 1) "
+     "(call normal_lccdf (|| b c) 0 1)))))"},
 };
 
 typedef struct {
@@ -170,6 +177,14 @@ static const Bad bad[] = {
     {"model { if (x) }", "m.ppl:1:16: unexpected '}', expecting a statement"},
     {"fun", "m.ppl:1:1: unexpected identifier, expecting a block (data, model, generated) or a "
             "function definition"},
+    {"parameters { real mu; }",
+     "m.ppl:1:1: unexpected identifier, expecting a block (data, model, generated) or a "
+     "function definition\nm.ppl:1:1: hint: ppl declares latents where they are drawn: `real mu "
+     "~ normal(0, 1);` in the model block (no parameters block)"},
+    {"model { real x = exp(2 | 3); }",
+     "m.ppl:1:24: '|' separates the outcome from the parameters only in the calls of _lpdf, "
+     "_lpmf, _lcdf, _lccdf and _cdf functions; 'exp' takes ',' there"},
+    {"model { real x = 1 | 2; }", "m.ppl:1:20: unexpected '|', expecting ';'"},
     {"model { x = (1 + 2; }", "m.ppl:1:19: unexpected ';', expecting ')'"},
     {"model { x = a && & b; }", "m.ppl:1:18: invalid character '&'"},
     {"data { int N } model { }", "m.ppl:1:14: unexpected '}', expecting '[' or ';' or '~' or '='"},
