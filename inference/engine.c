@@ -37,12 +37,17 @@ static const OptSpec common_options[] = {
      .help = "worker threads (0: ppl_config.threads, by default the CPUs): chains run in "
              "min(N, chains) threads, and particle engines advance each chain's particles in "
              "max(1, N / chains); the output does not depend on N"},
-    {.name = "init", .type = OPT_REAL, .def = "2", .rlo = 0, .rhi = INFINITY, .arg = "R",
+    {.name = "init", .type = OPT_REAL, .def = "2", .rlo = 0, .rhi = INFINITY, .arg = "R|FILE",
+     .or_file = true,
      .help = "gradient-based engines: initial values uniform(-R, R) on the unconstrained "
-             "scale, 0 starts at 0 (CmdStan's init=R)"},
+             "scale, 0 starts at 0 (CmdStan's init=R); a JSON file gives latents' initial "
+             "values by name, the others start as with R = 2 (nuts, hmc, mh)"},
     {.name = "no-jit", .type = OPT_BOOL, .def = "false",
      .help = "gradient-based engines: interpret the log density instead of compiling it with "
              "LLVM (the summary's 'backend:' line says which ran)"},
+    {.name = "save-metric", .type = OPT_BOOL, .def = "false",
+     .help = "nuts, hmc: after warmup write each chain's step size and inverse metric "
+             "to OUT_metric.json beside its CSV (CmdStan's save_metric), for --metric FILE"},
     OPT_END,
 };
 
@@ -141,8 +146,10 @@ void engine_opts_put(EngineOpts *o, const OptSpec *s, OptValue v) {
     else if (!strcmp(name, "thin")) o->thin = (int)v.i;
     else if (!strcmp(name, "seed")) o->seed = (uint64_t)v.i;
     else if (!strcmp(name, "threads")) o->threads = (int)v.i;
-    else if (!strcmp(name, "init")) o->init_radius = v.r;
+    else if (!strcmp(name, "init") && v.path) o->init_file = v.path; /* read by the API */
+    else if (!strcmp(name, "init")) o->init_radius = v.r, o->init_file = NULL;
     else if (!strcmp(name, "no-jit")) o->no_jit = v.i != 0;
+    else if (!strcmp(name, "save-metric")) o->save_metric = v.i != 0;
     return;
   }
   if (!o->set) o->set = opt_set_new();

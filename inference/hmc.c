@@ -80,8 +80,9 @@ static bool engine_outputs(HmcEngine *e, Draw *out, Diag *d) {
 /* Stan's initialisation: uniform(-R, R) on every unconstrained coordinate
  * (R = --init, default 2) until the log density and its gradient are
  * finite; R = 0 is the single point 0, as CmdStan's init=0. */
-static bool engine_find_init(HmcEngine *e, double *q, Diag *d) {
+static bool engine_find_init(HmcEngine *e, const EngineOpts *o, double *q, Diag *d) {
   double *g = gc_alloc_atomic(sizeof(double) * (e->dim > 0 ? e->dim : 1));
+  double *u = gc_alloc_atomic(sizeof(double) * (e->dim > 0 ? e->dim : 1));
   char reason[sizeof d->msg] = "";
   double radius = e->init_radius;
   int tries = radius > 0 ? HMC_INIT_TRIES : 1;
@@ -90,6 +91,19 @@ static bool engine_find_init(HmcEngine *e, double *q, Diag *d) {
       q[i] = radius > 0 ? radius * (2 * rng_uniform(&e->rng) - 1) : 0;
     double lp;
     diag_init(&e->last_fail);
+    if (o->init_values) { /* the latents the file names take its values */
+      memcpy(u, q, sizeof(double) * e->dim);
+      Diag id;
+      diag_init(&id);
+      if (!ld_init_point(e->ld, o->init_values, o->init_file, u, q, &id)) {
+        if (id.code == DIAG_DATA || id.code == DIAG_INTERNAL) { /* no retry helps */
+          *d = id;
+          return false;
+        }
+        snprintf(reason, sizeof reason, "%s", id.msg);
+        continue;
+      }
+    }
     if (!engine_density(e, q, &lp, g, d)) return false;
     if (diag_failed(&e->last_fail)) {
       snprintf(reason, sizeof reason, "%s", e->last_fail.msg);
@@ -110,8 +124,9 @@ static bool engine_find_init(HmcEngine *e, double *q, Diag *d) {
   if (radius > 0)
     diag_error(d, DIAG_RUNTIME, (SrcPos){0},
                "could not find an initial point with finite log density and gradient after %d "
-               "tries (uniform(-%g, %g) on the unconstrained scale): %s",
-               HMC_INIT_TRIES, radius, radius, reason);
+               "tries (uniform(-%g, %g) on the unconstrained scale%s%s): %s",
+               HMC_INIT_TRIES, radius, radius, o->init_values ? ", the latents in " : "",
+               o->init_values ? gc_printf("%s at its values", o->init_file) : "", reason);
   else
     diag_error(d, DIAG_RUNTIME, (SrcPos){0},
                "the initial point (0 on the unconstrained scale, --init 0) has no finite log "
@@ -145,7 +160,7 @@ static void *engine_init(const Interp *in, const EngineOpts *o, int chain, bool 
   }
   e->init_radius = o->init_radius;
   double *q = gc_alloc_atomic(sizeof(double) * e->dim);
-  if (!engine_find_init(e, q, d)) return NULL;
+  if (!engine_find_init(e, o, q, d)) return NULL;
   e->h = hmc_new(e->dim, engine_density, e, o, nuts, &e->rng, q, d);
   return e->h ? e : NULL;
 }
@@ -193,6 +208,10 @@ static const char *engine_adaptation(void *state) {
   return hmc_adaptation_info(((HmcEngine *)state)->h);
 }
 
+static const char *engine_metric_json(void *state) {
+  return hmc_metric_json(((HmcEngine *)state)->h);
+}
+
 /* An adapted step far below the usual 0.1-1 means the warmup settled where
    the curvature is extreme: typically a chain stuck on a narrow ridge far
    from the others (arma11 started at |theta| > 1 does this, in Stan too). */
@@ -236,8 +255,11 @@ static const char *const metrics[] = {"diag", "dense", "unit", NULL}; /* METRIC_
 
 /* Shared by nuts and hmc. */
 static const OptSpec hmc_options[] = {
-    {.name = "metric", .type = OPT_ENUM, .def = "diag", .choices = metrics, .arg = "KIND",
-     .help = "the mass matrix adapted during warmup (unit: the identity, fixed)"},
+    {.name = "metric", .type = OPT_ENUM, .def = "diag", .choices = metrics, .arg = "KIND|FILE",
+     .or_file = true,
+     .help = "the mass matrix adapted during warmup (unit: the identity, fixed), or a "
+             "metric file (CmdStan's, or --save-metric's) to start from, as is with "
+             "--warmup 0"},
     {.name = "adapt-delta", .type = OPT_REAL, .def = "0.8", .rlo = 1e-6, .rhi = 1 - 1e-9,
      .arg = "X", .help = "target acceptance statistic of the step-size adaptation"},
     {.name = "stepsize", .type = OPT_REAL, .def = "1", .rlo = 0, .rlo_open = true,
@@ -263,6 +285,7 @@ static void csv_config(const EngineOpts *o, CsvConfig *cfg, bool nuts) {
   static const char *const cmdstan_metrics[] = {"diag_e", "dense_e", "unit_e"};
   cfg->hmc_engine = nuts ? "nuts" : "static";
   cfg->metric = cmdstan_metrics[engine_opt_enum(o, "metric")];
+  cfg->metric_file = o->metric_file;
   cfg->max_depth = (int)engine_opt_int(o, "max-depth");
   cfg->int_time = engine_opt_real(o, "int-time");
   cfg->stepsize = engine_opt_real(o, "stepsize");
@@ -283,13 +306,14 @@ const EngineVT engine_nuts = {
                    "energy__"},
     .weighted = false,
     .uses_warmup = true,
-    .traits = ENGINE_GRADIENT | ENGINE_IMPROPER,
+    .traits = ENGINE_GRADIENT | ENGINE_IMPROPER | ENGINE_INITS,
     .options = {hmc_options},
     .csv_config = nuts_csv_config,
     .init = nuts_init,
     .step = engine_step,
     .free = engine_free,
     .adaptation_info = engine_adaptation,
+    .metric_json = engine_metric_json,
     .chain_notes = engine_notes,
     .backend = engine_backend,
 };
@@ -302,13 +326,14 @@ const EngineVT engine_hmc = {
     .stat_names = {"accept_stat__", "stepsize__", "int_time__", "energy__"},
     .weighted = false,
     .uses_warmup = true,
-    .traits = ENGINE_GRADIENT | ENGINE_IMPROPER,
+    .traits = ENGINE_GRADIENT | ENGINE_IMPROPER | ENGINE_INITS,
     .options = {hmc_options, static_options},
     .csv_config = static_csv_config,
     .init = static_init,
     .step = engine_step,
     .free = engine_free,
     .adaptation_info = engine_adaptation,
+    .metric_json = engine_metric_json,
     .chain_notes = engine_notes,
     .backend = engine_backend,
 };
