@@ -19,6 +19,19 @@
 
 #define HMC_INIT_TRIES 100
 
+/* Stan's initialisation takes the first random point where the log density
+ * and its gradient are finite.  Some of those points are finite but unusable:
+ * in arma11, |theta| > 1 makes the errors grow like theta^T, the log density
+ * is -1e100 there and its curvature so extreme that the initial step-size
+ * search ends near 1e-50; a chain started there can sit on that ridge for the
+ * whole warmup (its steps fall below the positions' rounding), and R-hat is
+ * 1.5.  A step below HMC_MIN_INIT_STEP needs 1e8 leapfrog steps to cross the
+ * init radius, so such a start is drawn again, up to HMC_INIT_STARTS times
+ * (the chain's note says so).  Starts with an ordinary step are kept as Stan
+ * keeps them: runs of other models are unchanged draw for draw. */
+#define HMC_MIN_INIT_STEP 1e-8
+#define HMC_INIT_STARTS 20
+
 typedef struct HmcEngine {
   const Interp *in;
   const LogDensity *ld;
@@ -34,6 +47,8 @@ typedef struct HmcEngine {
   Hmc *h;
   double init_radius;
   long draws, divergent, max_depth_hits, capped;
+  int restarts;     /* random starts redrawn for their step size (HMC_INIT_STARTS) */
+  double bad_step;  /* the last redrawn start's initial step size */
   Diag last_fail;   /* the last program error met while evaluating */
 } HmcEngine;
 
@@ -160,9 +175,21 @@ static void *engine_init(const Interp *in, const EngineOpts *o, int chain, bool 
   }
   e->init_radius = o->init_radius;
   double *q = gc_alloc_atomic(sizeof(double) * e->dim);
-  if (!engine_find_init(e, o, q, d)) return NULL;
-  e->h = hmc_new(e->dim, engine_density, e, o, nuts, &e->rng, q, d);
-  return e->h ? e : NULL;
+  /* A random start whose initial step-size search ends below
+     HMC_MIN_INIT_STEP cannot move (see HMC_INIT_STARTS): try another, and
+     if none does better, keep the one with the largest step.  Without warmup
+     there is no search, and --init 0 is one point. */
+  bool retry = o->warmup > 0 && e->init_radius > 0;
+  for (int k = 0; k < (retry ? HMC_INIT_STARTS : 1); k++) {
+    if (!engine_find_init(e, o, q, d)) return e->h ? e : NULL;
+    Hmc *h = hmc_new(e->dim, engine_density, e, o, nuts, &e->rng, q, d);
+    if (!h) return NULL;
+    if (!e->h || hmc_stepsize(h) > hmc_stepsize(e->h)) e->h = h;
+    if (hmc_stepsize(h) >= HMC_MIN_INIT_STEP) break;
+    e->restarts++;
+    e->bad_step = hmc_stepsize(h);
+  }
+  return e;
 }
 
 static void *nuts_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
@@ -244,6 +271,10 @@ static const char *engine_notes(void *state) {
     depth = gc_printf("%ld of %ld transitions after warmup were cut at %d leapfrog steps "
                       "(int_time / stepsize = %g); lower --int-time or raise --max-depth",
                       e->capped, e->draws, 1 << e->max_depth, e->int_time / eps);
+  if (e->restarts > 0) /* not a problem of the run: said after the others */
+    tiny = gc_printf("%s%s%d random start%s redrawn: the initial step size there was %g, "
+                     "too small to move", tiny, *tiny ? "; " : "", e->restarts,
+                     e->restarts > 1 ? "s" : "", e->bad_step);
   if (!*div && !*depth && !*tiny) return NULL;
   return gc_printf("%s%s%s%s%s", div, *div && *depth ? "; " : "", depth,
                    (*div || *depth) && *tiny ? "; " : "", tiny);

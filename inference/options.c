@@ -72,6 +72,12 @@ bool opt_check_real(const OptSpec *s, double v, char *err, size_t n) {
   return bad(s, gc_printf("%g", v), err, n);
 }
 
+/* A file is a path with a '.' or a '/' ("init.json", "./init"), or JSON text:
+   a mistyped kind or number ("dence", "abc") keeps its message. */
+static bool opt_is_file(const char *text) {
+  return text[0] == '{' || strchr(text, '.') || strchr(text, '/');
+}
+
 bool opt_parse(const OptSpec *s, const char *text, OptValue *out, char *err, size_t n) {
   *out = (OptValue){0};
   if (!text) text = "";
@@ -86,7 +92,8 @@ bool opt_parse(const OptSpec *s, const char *text, OptValue *out, char *err, siz
   }
   case OPT_REAL: {
     double v = strtod(text, &end);
-    if (s->or_file && *text && (end == text || *end)) return out->path = gc_strdup(text), true;
+    if (s->or_file && (end == text || *end) && opt_is_file(text))
+      return out->path = gc_strdup(text), true;
     if (errno || end == text || *end) return bad(s, text, err, n);
     out->r = v;
     return opt_check_real(s, v, err, n) || bad(s, text, err, n);
@@ -103,7 +110,7 @@ bool opt_parse(const OptSpec *s, const char *text, OptValue *out, char *err, siz
   case OPT_ENUM:
     for (int k = 0; s->choices && s->choices[k]; k++)
       if (!strcmp(text, s->choices[k])) return out->i = k, true;
-    if (s->or_file && *text) return out->path = gc_strdup(text), true;
+    if (s->or_file && opt_is_file(text)) return out->path = gc_strdup(text), true;
     return bad(s, text, err, n);
   }
   return bad(s, text, err, n);

@@ -29,8 +29,9 @@ typedef struct OptSpec {
   const char *arg;    /* the value's name in help: "N", "X", "SCHEME" */
   const char *help;   /* one line */
   bool or_file;       /* OPT_REAL, OPT_ENUM: text that is neither a number nor a
-                         choice is a file (or, starting with '{', JSON text),
-                         kept in OptValue.path: --init R|FILE, --metric KIND|FILE */
+                         choice and has a '.' or '/' is a file (starting with
+                         '{': JSON text), kept in OptValue.path: --init R|FILE,
+                         --metric KIND|FILE */
 } OptSpec;
 
 /* A table ends with an entry whose name is NULL. */
