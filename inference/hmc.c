@@ -288,9 +288,9 @@ static const char *const metrics[] = {"diag", "dense", "unit", NULL}; /* METRIC_
 static const OptSpec hmc_options[] = {
     {.name = "metric", .type = OPT_ENUM, .def = "diag", .choices = metrics, .arg = "KIND|FILE",
      .or_file = true,
-     .help = "the mass matrix adapted during warmup (unit: the identity, fixed), or a "
-             "metric file (CmdStan's, or --save-metric's) to start from, as is with "
-             "--warmup 0"},
+     .help = "the mass matrix adapted during warmup (unit: the identity, fixed), or FILE, "
+             "a metric file (CmdStan's, --save-metric's) to start from, used as is with "
+             "--warmup 0; KIND is one of"},
     {.name = "adapt-delta", .type = OPT_REAL, .def = "0.8", .rlo = 1e-6, .rhi = 1 - 1e-9,
      .arg = "X", .help = "target acceptance statistic of the step-size adaptation"},
     {.name = "stepsize", .type = OPT_REAL, .def = "1", .rlo = 0, .rlo_open = true,
