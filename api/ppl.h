@@ -262,7 +262,10 @@ typedef struct ppl_run_options {
                               j in [0, 1], default 0 */
   double int_time;         /* static HMC integration time, > 0, default 2 pi */
   double init_radius;      /* initial values uniform(-R, R) on the unconstrained scale,
-                              R >= 0 (0: all zero), default 2 */
+                              R >= 0 (0: all zero), default 2.  Initial values by
+                              name and a metric to start from: ppl_run_set with
+                              "init" / "metric" and a file path (or JSON text
+                              starting with '{'), see docs/embedding.md */
   /* The options given by name with ppl_run_set: private, owned by these
      options (ppl_run_options_free); NULL after ppl_run_options_default. */
   struct ppl_run_named *named;

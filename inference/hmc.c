@@ -27,8 +27,9 @@
  * whole warmup (its steps fall below the positions' rounding), and R-hat is
  * 1.5.  A step below HMC_MIN_INIT_STEP needs 1e8 leapfrog steps to cross the
  * init radius, so such a start is drawn again, up to HMC_INIT_STARTS times
- * (the chain's note says so).  Starts with an ordinary step are kept as Stan
- * keeps them: runs of other models are unchanged draw for draw. */
+ * (the chain's note says so).  A start with an ordinary step is kept as
+ * Stan keeps it and draws nothing more: the runs of models whose starts all
+ * have ordinary steps are unchanged draw for draw. */
 #define HMC_MIN_INIT_STEP 1e-8
 #define HMC_INIT_STARTS 20
 
@@ -181,9 +182,16 @@ static void *engine_init(const Interp *in, const EngineOpts *o, int chain, bool 
      there is no search, and --init 0 is one point. */
   bool retry = o->warmup > 0 && e->init_radius > 0;
   for (int k = 0; k < (retry ? HMC_INIT_STARTS : 1); k++) {
-    if (!engine_find_init(e, o, q, d)) return e->h ? e : NULL;
-    Hmc *h = hmc_new(e->dim, engine_density, e, o, nuts, &e->rng, q, d);
-    if (!h) return NULL;
+    /* the first start's failures are the run's, as without redrawing; a
+       later one that fails leaves the best start so far */
+    Diag later;
+    diag_init(&later);
+    Diag *dk = e->h ? &later : d;
+    Hmc *h = engine_find_init(e, o, q, dk)
+                 ? hmc_new(e->dim, engine_density, e, o, nuts, &e->rng, q, dk)
+                 : NULL;
+    if (later.code == DIAG_INTERNAL) *d = later;
+    if (!h) return later.code == DIAG_INTERNAL || !e->h ? NULL : e;
     if (!e->h || hmc_stepsize(h) > hmc_stepsize(e->h)) e->h = h;
     if (hmc_stepsize(h) >= HMC_MIN_INIT_STEP) break;
     e->restarts++;
