@@ -32,6 +32,7 @@
 #include "../lang/check.h"
 #include "data.h"
 #include "ppl.h"
+#include "start.h"
 #include "ppl_config.h"
 
 struct ppl_context {
@@ -675,6 +676,7 @@ static const RunField *run_field(const char *name) {
 /* Write v into the field f of o. */
 static void field_put(ppl_run_options *o, const RunField *f, const OptSpec *s, OptValue v) {
   char *p = (char *)o + f->off;
+  if (v.path) return; /* a file (--init FILE, --metric FILE) is set by name only */
   switch (f->kind) {
   case 'i': *(int *)p = (int)v.i; break;
   case 'u': *(uint64_t *)p = (uint64_t)v.i; break;
@@ -788,7 +790,7 @@ int ppl_engine_options(const char *engine, ppl_option_info *out, int max) {
 /* The options of one run: the typed fields, validated against the tables,
  * then the options given by name, which must be the common ones or eng's. */
 static ppl_status run_engine_opts(ppl_context *ctx, const ppl_run_options *o, const EngineVT *eng,
-                                  bool chosen, EngineOpts *eo) {
+                                  const IrAnalysis *an, bool chosen, EngineOpts *eo) {
   engine_opts_default(eo);
   eo->threads = ctx->cfg.threads;
   char err[256];
@@ -807,8 +809,15 @@ static ppl_status run_engine_opts(ppl_context *ctx, const ppl_run_options *o, co
       return fail(ctx, DIAG_USAGE, "option --%s does not apply to engine '%s'%s (it applies to %s)",
                   s->name, eng->name, chosen ? " chosen by the analysis" : "",
                   engine_option_users(s->name));
-    if (!run_field(s->name)) engine_opts_put(eo, s, named->val[k]); /* fields are read above */
+    if (!run_field(s->name) || named->val[k].path) /* fields are read above */
+      engine_opts_put(eo, s, named->val[k]);
   }
+  /* the files the run starts from: --init FILE, --metric FILE */
+  const OptSpec *step = engine_option_find("stepsize");
+  bool step_given = (named && opt_set_get(named, "stepsize")) || o->stepsize != opt_default(step).r;
+  Diag d;
+  diag_init(&d);
+  if (!start_read(eng, an, step_given, eo, &d)) return fail_diag(ctx, &d);
   return PPL_OK;
 }
 
@@ -885,7 +894,7 @@ static ppl_status run_prepare(ppl_model *m, const ppl_run_options *o, const Engi
   ppl_status s = choose_engine(m, o->engine, eng, why);
   if (s != PPL_OK) return s;
   driver_opts_default(d_o);
-  if ((s = run_engine_opts(m->ctx, o, *eng, !o->engine, &d_o->eng)) != PPL_OK) return s;
+  if ((s = run_engine_opts(m->ctx, o, *eng, m->an, !o->engine, &d_o->eng)) != PPL_OK) return s;
   d_o->output_csv = o->output_csv;
   d_o->summary_json = o->summary_json;
   d_o->include = o->include;

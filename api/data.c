@@ -548,10 +548,35 @@ static bool json_get(DataSource *src, const char *name, Type t, int nsizes, cons
   return true;
 }
 
+static bool json_has(DataSource *src, const char *name) {
+  JsonSource *js = (JsonSource *)src;
+  return js->root && jnode_member(js->root, name) != NULL;
+}
+
 DataSource *data_empty(void) {
   JsonSource *js = gc_alloc(sizeof(JsonSource));
   js->base.get = json_get;
+  js->base.has = json_has;
   return &js->base;
+}
+
+int data_json_keys(DataSource *src, const char *const **keys) {
+  JsonSource *js = (JsonSource *)src;
+  *keys = js->root ? js->root->keys : NULL;
+  return js->root ? js->root->n : 0;
+}
+
+int data_json_shape(DataSource *src, const char *name, int64_t *dims) {
+  JsonSource *js = (JsonSource *)src;
+  const JNode *n = js->root ? jnode_member(js->root, name) : NULL;
+  if (!n) return -1;
+  int rank = 0;
+  for (; n->kind == JK_ARRAY && rank < 2; rank++) {
+    dims[rank] = n->n;
+    if (n->n == 0) return rank + 1;
+    n = n->items[0];
+  }
+  return rank;
 }
 
 /* Python's json module (and so cmdstanpy) writes bare NaN, Infinity and
@@ -684,6 +709,7 @@ DataSource *data_json_string(const char *json, size_t len, const char *name, Dia
   }
   JsonSource *js = gc_alloc(sizeof(JsonSource));
   js->base.get = json_get;
+  js->base.has = json_has;
   js->file = file;
   js->root = jnode_from(root, true);
   json_decref(root);

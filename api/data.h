@@ -29,6 +29,14 @@ DataSource *data_json_string(const char *json, size_t len, const char *name, Dia
    directory" when it cannot be read. */
 DataSource *data_json_file(const char *path, Diag *d);
 
+/* The top-level names of a source made by the functions above, in file
+   order (*keys: GC memory owned by the source); returns how many. */
+int data_json_keys(DataSource *src, const char *const **keys);
+/* The shape of value `name`: -1 if absent, else its array nesting (0 for a
+   scalar, 1 for [..], 2 for [[..], ..]) with the lengths along the first
+   elements in dims[0..rank) (at most 2 levels are looked at). */
+int data_json_shape(DataSource *src, const char *name, int64_t *dims);
+
 /* A source without any data: every lookup fails with `missing data "N"`. */
 DataSource *data_empty(void);
 

@@ -187,7 +187,10 @@ static void md_table(FILE *f, const char *engine) {
   fputs("| option | value | default | meaning |\n|---|---|---|---|\n", f);
   for (int k = 0; k < n && k < 64; k++) {
     const ppl_option_info *o = &buf[k];
-    fprintf(f, "| `--%s%s%s` | ", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+    fprintf(f, "| `--%s%s", o->name, o->arg ? " " : "");
+    for (const char *c = o->arg ? o->arg : ""; *c; c++) /* "R|FILE": a | splits a table cell */
+      fputs(*c == '|' ? "\\|" : (char[]){*c, 0}, f);
+    fputs("` | ", f);
     md_value(f, o);
     char dbuf[64];
     const char *def = show_default(o, dbuf, sizeof dbuf);

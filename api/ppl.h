@@ -271,7 +271,10 @@ typedef struct ppl_run_options {
                               j in [0, 1], default 0 */
   double int_time;         /* static HMC integration time, > 0, default 2 pi */
   double init_radius;      /* initial values uniform(-R, R) on the unconstrained scale,
-                              R >= 0 (0: all zero), default 2 */
+                              R >= 0 (0: all zero), default 2.  Initial values by
+                              name and a metric to start from: ppl_run_set with
+                              "init" / "metric" and a file path (or JSON text
+                              starting with '{'), see docs/embedding.md */
   /* Which outputs get CSV and summary columns, by their names in the model
      ("theta,sigma"); lp__ and the engine's columns always stay.  At most one
      of the two; NULL = every output.  An unknown name is PPL_ERR_USAGE, the

@@ -204,7 +204,9 @@ static void cv_write_hmc(FILE *f, const CsvConfig *c) {
     fprintf(f, "#           static\n#             int_time = %.17g\n", c->int_time);
   fprintf(f, "#         metric = ");
   cv_comment_text(f, c->metric ? c->metric : "diag_e");
-  fprintf(f, "\n#         metric_file = \n");
+  fprintf(f, "\n#         metric_file = ");
+  cv_comment_text(f, cv_or_empty(c->metric_file));
+  fputc('\n', f);
   fprintf(f, "#         stepsize = %g\n", c->stepsize);
   fprintf(f, "#         stepsize_jitter = %g\n", c->stepsize_jitter);
 }

@@ -75,6 +75,7 @@ typedef struct CsvConfig {
      ppl" (NULL: another engine; the fields below are then unused). */
   const char *hmc_engine;
   const char *metric;       /* "diag_e", "dense_e" or "unit_e" */
+  const char *metric_file;  /* --metric FILE, or NULL */
   int max_depth;            /* nuts */
   double int_time;          /* static */
   double stepsize, stepsize_jitter;

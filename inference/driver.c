@@ -347,6 +347,27 @@ static bool dr_interrupted(Run *r, Chain *ch) {
   return true;
 }
 
+/* --save-metric: out_1.csv's metric is out_1_metric.json (CmdStan's
+   output_metric.json), so the chain can be repeated with --metric. */
+static const char *dr_metric_path(const char *csv_path) {
+  const char *slash = strrchr(csv_path, '/');
+  const char *dot = strrchr(csv_path, '.');
+  int stem = dot && (!slash || dot > slash + 1) && dot != csv_path ? (int)(dot - csv_path)
+                                                                   : (int)strlen(csv_path);
+  return gc_printf("%.*s_metric.json", stem, csv_path);
+}
+
+static bool dr_save_metric(Run *r, Chain *ch, void *state) {
+  const char *path = dr_metric_path(ch->csv_path);
+  const char *json = r->eng->metric_json(state);
+  FILE *f = fopen(path, "w");
+  bool ok = f && fputs(json, f) >= 0;
+  if (f && fclose(f) != 0) ok = false;
+  if (ok) return true;
+  char buf[128];
+  return dr_fail(ch, DIAG_IO, "cannot write '%s': %s", path, dr_strerror(errno, buf, sizeof buf));
+}
+
 static void dr_run_chain(Run *r, Chain *ch) {
   const EngineOpts *eo = &r->eo;
   if (dr_interrupted(r, ch)) return; /* not started: no engine to set up */
@@ -371,6 +392,7 @@ static void dr_run_chain(Run *r, Chain *ch) {
   }
   double t1 = dr_now();
   if (ok && r->eng->adaptation_info) ch->adapt = r->eng->adaptation_info(state);
+  if (ok && eo->save_metric && r->eng->metric_json) ok = dr_save_metric(r, ch, state);
   for (int it = 0; ok && it < r->iters; it++) {
     if (atomic_load(&r->stop) || dr_interrupted(r, ch)) ok = false;
     else ok = dr_step(r, ch, state, false, &dr);
@@ -536,6 +558,17 @@ bool driver_check_outputs(const EngineVT *eng, const DriverOpts *o, int noutputs
   for (int j = 0; j < noutputs; j++) mincols += keep[j] && dr_is_scalar(outputs[j].type);
   if (!dr_check_memory(eng, o, mincols, "at least ", d)) return false;
   if (!dr_check_summary_path(o, d)) return false;
+  if (o->eng.save_metric && !eng->metric_json) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0},
+               "--save-metric applies to engines that adapt a metric (nuts, hmc), not to '%s'",
+               eng->name);
+    return false;
+  }
+  if (o->eng.save_metric && (!o->output_csv || !strcmp(o->output_csv, "-"))) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0},
+               "--save-metric writes each chain's metric beside its CSV: give --output FILE.csv");
+    return false;
+  }
   if (!o->output_csv) return true;
   int nch = o->eng.chains;
   for (int c = 0; c < nch; c++) {
@@ -549,6 +582,12 @@ bool driver_check_outputs(const EngineVT *eng, const DriverOpts *o, int noutputs
       return false;
     }
     if (kind == DR_STDOUT) continue;
+    if (o->eng.save_metric && kind != DR_FILE) {
+      diag_error(d, DIAG_USAGE, (SrcPos){0},
+                 "--save-metric writes each chain's metric beside its CSV; '%s' is not a "
+                 "regular file: give --output FILE.csv", o->output_csv);
+      return false;
+    }
     if (!dr_not_an_input(o, path, "output", d)) return false;
     int e = 0;
     char buf[128];

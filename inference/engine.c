@@ -37,9 +37,11 @@ static const OptSpec common_options[] = {
      .help = "worker threads (0: ppl_config.threads, by default the CPUs): chains run in "
              "min(N, chains) threads, and particle engines advance each chain's particles in "
              "max(1, N / chains); the output does not depend on N"},
-    {.name = "init", .type = OPT_REAL, .def = "2", .rlo = 0, .rhi = INFINITY, .arg = "R",
+    {.name = "init", .type = OPT_REAL, .def = "2", .rlo = 0, .rhi = INFINITY, .arg = "R|FILE",
+     .or_file = true,
      .help = "gradient-based engines: initial values uniform(-R, R) on the unconstrained "
-             "scale, 0 starts at 0 (CmdStan's init=R)"},
+             "scale, 0 starts at 0 (CmdStan's init=R); a JSON file gives latents' initial "
+             "values by name, the others start as with R = 2 (nuts, hmc, mh)"},
     {.name = "sig-figs", .type = OPT_INT, .def = "6", .ilo = 1, .ihi = 18, .arg = "N",
      .help = "significant digits of the reals in the CSV files (CmdStan's sig_figs); 17 keeps "
              "every draw exactly, so 'ppl summary' of the files repeats the run's table digit "
@@ -50,6 +52,9 @@ static const OptSpec common_options[] = {
     {.name = "save-warmup", .type = OPT_BOOL, .def = "false",
      .help = "write the warmup iterations' draws to the CSV too, before the sampling draws "
              "(CmdStan's save_warmup=1); the summary uses the sampling draws only"},
+    {.name = "save-metric", .type = OPT_BOOL, .def = "false",
+     .help = "nuts, hmc: after warmup write each chain's step size and inverse metric "
+             "to OUT_metric.json beside its CSV (CmdStan's save_metric), for --metric FILE"},
     OPT_END,
 };
 
@@ -148,10 +153,12 @@ void engine_opts_put(EngineOpts *o, const OptSpec *s, OptValue v) {
     else if (!strcmp(name, "thin")) o->thin = (int)v.i;
     else if (!strcmp(name, "seed")) o->seed = (uint64_t)v.i;
     else if (!strcmp(name, "threads")) o->threads = (int)v.i;
-    else if (!strcmp(name, "init")) o->init_radius = v.r;
+    else if (!strcmp(name, "init") && v.path) o->init_file = v.path; /* read by the API */
+    else if (!strcmp(name, "init")) o->init_radius = v.r, o->init_file = NULL;
     else if (!strcmp(name, "no-jit")) o->no_jit = v.i != 0;
     else if (!strcmp(name, "sig-figs")) o->sig_figs = (int)v.i;
     else if (!strcmp(name, "save-warmup")) o->save_warmup = v.i != 0;
+    else if (!strcmp(name, "save-metric")) o->save_metric = v.i != 0;
     return;
   }
   if (!o->set) o->set = opt_set_new();

@@ -33,6 +33,20 @@ typedef struct EngineOpts {
                           could compile it */
   int sig_figs;        /* significant digits of the CSV's reals (default 6) */
   bool save_warmup;    /* the driver writes warmup draws to the CSV too */
+  bool save_metric;    /* write each chain's adapted step size and inverse metric
+                          beside its CSV (EngineVT.metric_json) */
+  /* Initial values by name (--init FILE.json): a JSON source whose keys are
+     latent addresses, checked when each chain starts (engines with
+     ENGINE_INITS); NULL = none.  init_file names it in messages. */
+  DataSource *init_values;
+  const char *init_file;
+  /* The inverse metric to start from (--metric FILE.json, CmdStan's metric
+     file; its step size, if any, is put in the stepsize option): metric_dim
+     reals (the metric option diag) or a row-major metric_dim x metric_dim
+     matrix (dense); NULL = the unit metric.  metric_file names it in messages. */
+  const double *metric_inv;
+  size_t metric_dim;
+  const char *metric_file;
   OptSet *set;         /* the engine's own options given for this run; NULL or
                           missing = the tables' defaults */
   /* Progress within one long step (smc: the events of a run), set by the
@@ -140,6 +154,10 @@ typedef struct EngineVT {
   /* Before the files are opened: the engine's settings in CmdStan's CSV
      header (nuts, hmc: "algorithm = hmc", the metric, the step size, ...). */
   void (*csv_config)(const EngineOpts *o, struct CsvConfig *cfg);
+  /* After warmup: the adaptation result as a JSON object in CmdStan's metric
+     file format ({"stepsize": ..., "metric_type": "diag_e", "inv_metric":
+     [...]}), which the driver writes beside the CSV under --save-metric. */
+  const char *(*metric_json)(void *state);
 } EngineVT;
 
 enum {
@@ -149,6 +167,7 @@ enum {
   ENGINE_DYNAMIC = 1 << 2,  /* accepts a structure that changes between runs */
   ENGINE_IMPROPER = 1 << 3, /* never draws from the prior, so improper priors
                                (flat()) are fine */
+  ENGINE_INITS = 1 << 4,    /* starts from initial values by name (init_values) */
 };
 
 /* Whether e can run a program with this analysis, by its traits; if not,

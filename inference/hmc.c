@@ -19,6 +19,20 @@
 
 #define HMC_INIT_TRIES 100
 
+/* Stan's initialisation takes the first random point where the log density
+ * and its gradient are finite.  Some of those points are finite but unusable:
+ * in arma11, |theta| > 1 makes the errors grow like theta^T, the log density
+ * is -1e100 there and its curvature so extreme that the initial step-size
+ * search ends near 1e-50; a chain started there can sit on that ridge for the
+ * whole warmup (its steps fall below the positions' rounding), and R-hat is
+ * 1.5.  A step below HMC_MIN_INIT_STEP needs 1e8 leapfrog steps to cross the
+ * init radius, so such a start is drawn again, up to HMC_INIT_STARTS times
+ * (the chain's note says so).  A start with an ordinary step is kept as
+ * Stan keeps it and draws nothing more: the runs of models whose starts all
+ * have ordinary steps are unchanged draw for draw. */
+#define HMC_MIN_INIT_STEP 1e-8
+#define HMC_INIT_STARTS 20
+
 typedef struct HmcEngine {
   const Interp *in;
   const LogDensity *ld;
@@ -33,6 +47,8 @@ typedef struct HmcEngine {
   Hmc *h;
   double init_radius;
   long draws, capped;
+  int restarts;     /* random starts redrawn for their step size (HMC_INIT_STARTS) */
+  double bad_step;  /* the last redrawn start's initial step size */
   Diag last_fail;   /* the last program error met while evaluating */
   bool sampling;    /* in a transition (not the search for an initial point) */
   long rejected;    /* points rejected by a program error in transitions */
@@ -100,8 +116,9 @@ static bool engine_outputs(HmcEngine *e, Draw *out, Diag *d) {
 /* Stan's initialisation: uniform(-R, R) on every unconstrained coordinate
  * (R = --init, default 2) until the log density and its gradient are
  * finite; R = 0 is the single point 0, as CmdStan's init=0. */
-static bool engine_find_init(HmcEngine *e, double *q, Diag *d) {
+static bool engine_find_init(HmcEngine *e, const EngineOpts *o, double *q, Diag *d) {
   double *g = gc_alloc_atomic(sizeof(double) * (e->dim > 0 ? e->dim : 1));
+  double *u = gc_alloc_atomic(sizeof(double) * (e->dim > 0 ? e->dim : 1));
   char reason[sizeof d->msg] = "";
   double radius = e->init_radius;
   int tries = radius > 0 ? HMC_INIT_TRIES : 1;
@@ -110,6 +127,19 @@ static bool engine_find_init(HmcEngine *e, double *q, Diag *d) {
       q[i] = radius > 0 ? radius * (2 * rng_uniform(&e->rng) - 1) : 0;
     double lp;
     diag_init(&e->last_fail);
+    if (o->init_values) { /* the latents the file names take its values */
+      memcpy(u, q, sizeof(double) * e->dim);
+      Diag id;
+      diag_init(&id);
+      if (!ld_init_point(e->ld, o->init_values, o->init_file, u, q, &id)) {
+        if (id.code == DIAG_DATA || id.code == DIAG_INTERNAL) { /* no retry helps */
+          *d = id;
+          return false;
+        }
+        snprintf(reason, sizeof reason, "%s", id.msg);
+        continue;
+      }
+    }
     if (!engine_density(e, q, &lp, g, d)) return false;
     if (diag_failed(&e->last_fail)) {
       snprintf(reason, sizeof reason, "%s", e->last_fail.msg);
@@ -130,8 +160,9 @@ static bool engine_find_init(HmcEngine *e, double *q, Diag *d) {
   if (radius > 0)
     diag_error(d, DIAG_RUNTIME, (SrcPos){0},
                "could not find an initial point with finite log density and gradient after %d "
-               "tries (uniform(-%g, %g) on the unconstrained scale): %s",
-               HMC_INIT_TRIES, radius, radius, reason);
+               "tries (uniform(-%g, %g) on the unconstrained scale%s%s): %s",
+               HMC_INIT_TRIES, radius, radius, o->init_values ? ", the latents in " : "",
+               o->init_values ? gc_printf("%s at its values", o->init_file) : "", reason);
   else
     diag_error(d, DIAG_RUNTIME, (SrcPos){0},
                "the initial point (0 on the unconstrained scale, --init 0) has no finite log "
@@ -164,9 +195,28 @@ static void *engine_init(const Interp *in, const EngineOpts *o, int chain, bool 
   }
   e->init_radius = o->init_radius;
   double *q = gc_alloc_atomic(sizeof(double) * e->dim);
-  if (!engine_find_init(e, q, d)) return NULL;
-  e->h = hmc_new(e->dim, engine_density, e, o, nuts, &e->rng, q, d);
-  return e->h ? e : NULL;
+  /* A random start whose initial step-size search ends below
+     HMC_MIN_INIT_STEP cannot move (see HMC_INIT_STARTS): try another, and
+     if none does better, keep the one with the largest step.  Without warmup
+     there is no search, and --init 0 is one point. */
+  bool retry = o->warmup > 0 && e->init_radius > 0;
+  for (int k = 0; k < (retry ? HMC_INIT_STARTS : 1); k++) {
+    /* the first start's failures are the run's, as without redrawing; a
+       later one that fails leaves the best start so far */
+    Diag later;
+    diag_init(&later);
+    Diag *dk = e->h ? &later : d;
+    Hmc *h = engine_find_init(e, o, q, dk)
+                 ? hmc_new(e->dim, engine_density, e, o, nuts, &e->rng, q, dk)
+                 : NULL;
+    if (later.code == DIAG_INTERNAL) *d = later;
+    if (!h) return later.code == DIAG_INTERNAL || !e->h ? NULL : e;
+    if (!e->h || hmc_stepsize(h) > hmc_stepsize(e->h)) e->h = h;
+    if (hmc_stepsize(h) >= HMC_MIN_INIT_STEP) break;
+    e->restarts++;
+    e->bad_step = hmc_stepsize(h);
+  }
+  return e;
 }
 
 static void *nuts_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
@@ -225,6 +275,10 @@ static const char *engine_adaptation(void *state) {
   return hmc_adaptation_info(((HmcEngine *)state)->h);
 }
 
+static const char *engine_metric_json(void *state) {
+  return hmc_metric_json(((HmcEngine *)state)->h);
+}
+
 /* An adapted step far below the usual 0.1-1 means the warmup settled where
    the curvature is extreme: typically a chain stuck on a narrow ridge far
    from the others (arma11 started at |theta| > 1 does this, in Stan too). */
@@ -245,6 +299,10 @@ static const char *engine_notes(void *state) {
     depth = gc_printf("%ld of %ld transitions after warmup were cut at %d leapfrog steps "
                       "(int_time / stepsize = %g); lower --int-time or raise --max-depth",
                       e->capped, e->draws, 1 << e->max_depth, e->int_time / eps);
+  if (e->restarts > 0) /* not a problem of the run: said after the others */
+    tiny = gc_printf("%s%s%d random start%s redrawn: the initial step size there was %g, "
+                     "too small to move", tiny, *tiny ? "; " : "", e->restarts,
+                     e->restarts > 1 ? "s" : "", e->bad_step);
   if (!*depth && !*tiny) return NULL;
   return gc_printf("%s%s%s", depth, *depth && *tiny ? "; " : "", tiny);
 }
@@ -255,8 +313,11 @@ static const char *const metrics[] = {"diag", "dense", "unit", NULL}; /* METRIC_
 
 /* Shared by nuts and hmc. */
 static const OptSpec hmc_options[] = {
-    {.name = "metric", .type = OPT_ENUM, .def = "diag", .choices = metrics, .arg = "KIND",
-     .help = "the mass matrix adapted during warmup (unit: the identity, fixed)"},
+    {.name = "metric", .type = OPT_ENUM, .def = "diag", .choices = metrics, .arg = "KIND|FILE",
+     .or_file = true,
+     .help = "the mass matrix adapted during warmup (unit: the identity, fixed), or FILE, "
+             "a metric file (CmdStan's, --save-metric's) to start from, used as is with "
+             "--warmup 0; KIND is one of"},
     {.name = "adapt-delta", .type = OPT_REAL, .def = "0.8", .rlo = 1e-6, .rhi = 1 - 1e-9,
      .arg = "X", .help = "target acceptance statistic of the step-size adaptation"},
     {.name = "stepsize", .type = OPT_REAL, .def = "1", .rlo = 0, .rlo_open = true,
@@ -282,6 +343,7 @@ static void csv_config(const EngineOpts *o, CsvConfig *cfg, bool nuts) {
   static const char *const cmdstan_metrics[] = {"diag_e", "dense_e", "unit_e"};
   cfg->hmc_engine = nuts ? "nuts" : "static";
   cfg->metric = cmdstan_metrics[engine_opt_enum(o, "metric")];
+  cfg->metric_file = o->metric_file;
   cfg->max_depth = (int)engine_opt_int(o, "max-depth");
   cfg->int_time = engine_opt_real(o, "int-time");
   cfg->stepsize = engine_opt_real(o, "stepsize");
@@ -302,13 +364,14 @@ const EngineVT engine_nuts = {
                    "energy__"},
     .weighted = false,
     .uses_warmup = true,
-    .traits = ENGINE_GRADIENT | ENGINE_IMPROPER,
+    .traits = ENGINE_GRADIENT | ENGINE_IMPROPER | ENGINE_INITS,
     .options = {hmc_options},
     .csv_config = nuts_csv_config,
     .init = nuts_init,
     .step = engine_step,
     .free = engine_free,
     .adaptation_info = engine_adaptation,
+    .metric_json = engine_metric_json,
     .chain_notes = engine_notes,
     .rejections = engine_rejections,
     .backend = engine_backend,
@@ -322,13 +385,14 @@ const EngineVT engine_hmc = {
     .stat_names = {"accept_stat__", "stepsize__", "int_time__", "energy__"},
     .weighted = false,
     .uses_warmup = true,
-    .traits = ENGINE_GRADIENT | ENGINE_IMPROPER,
+    .traits = ENGINE_GRADIENT | ENGINE_IMPROPER | ENGINE_INITS,
     .options = {hmc_options, static_options},
     .csv_config = static_csv_config,
     .init = static_init,
     .step = engine_step,
     .free = engine_free,
     .adaptation_info = engine_adaptation,
+    .metric_json = engine_metric_json,
     .chain_notes = engine_notes,
     .rejections = engine_rejections,
     .backend = engine_backend,

@@ -147,7 +147,7 @@ static const LdLatent *ld_latent_at(const LogDensity *ld, int k, int nsizes, con
 
 /* ---- the handler ---- */
 
-typedef enum { LD_EVAL, LD_UNCONSTRAIN } LdMode;
+typedef enum { LD_EVAL, LD_UNCONSTRAIN, LD_INIT } LdMode;
 
 typedef struct LdHandler {
   Handler h;
@@ -156,7 +156,9 @@ typedef struct LdHandler {
   const double *theta; /* LD_EVAL */
   double *x_out;       /* LD_EVAL: constrained values (may be NULL) */
   const double *x_in;  /* LD_UNCONSTRAIN */
-  double *theta_out;
+  double *theta_out;   /* LD_UNCONSTRAIN, LD_INIT */
+  DataSource *init;    /* LD_INIT: the values given by name (theta elsewhere) */
+  const char *init_file;
   int k;               /* next latent */
   double lp;
   /* gradient runs: theta's nodes are 1..dim, lp accumulates on the tape */
@@ -253,6 +255,27 @@ static bool ld_unconstrain_value(const LdLatent *L, const DistCall *dc, Value v,
   return true;
 }
 
+/* An initial value given by name: read with the latent's shape and checked
+   against its constraint by the source (whose messages name the file and the
+   variable), then mapped to theta, where it must be strictly inside. */
+static bool ld_init_given(LdHandler *lh, const LdLatent *L, const DistCall *dc, const char *addr,
+                          double *u, Diag *d) {
+  int64_t sizes[8];
+  for (int i = 0; i < dc->nsizes; i++) sizes[i] = dc->sizes[i];
+  Value v;
+  if (!lh->init->get(lh->init, addr, dc->type, dc->nsizes, sizes, NULL, dc->con, dc->lower,
+                     dc->upper, &v, d))
+    return false;
+  bool ok = ld_unconstrain_value(L, dc, v, u);
+  for (size_t i = 0; ok && i < L->free; i++) ok = isfinite(u[i]);
+  if (ok) return true;
+  diag_error(d, DIAG_DATA, (SrcPos){lh->init_file, 0, 0},
+             "\"%s\": the initial value is on the boundary of the latent's support; it must "
+             "lie strictly inside",
+             addr);
+  return false;
+}
+
 static HandlerResult ldh_sample(Handler *h, const char *addr, const DistCall *dc, Value *out,
                                 SrcPos pos, Diag *d) {
   LdHandler *lh = (LdHandler *)h;
@@ -279,7 +302,15 @@ static HandlerResult ldh_sample(Handler *h, const char *addr, const DistCall *dc
     *out = v;
     return HR_CONTINUE;
   }
-  if (lh->mode == LD_EVAL) {
+  if (lh->mode == LD_INIT) {
+    double *u = lh->theta_out + L->off;
+    if (lh->init->has && lh->init->has(lh->init, addr)) {
+      if (!ld_init_given(lh, L, dc, addr, u, d)) return HR_ERROR;
+    } else {
+      memcpy(u, lh->theta + L->off, sizeof(double) * L->free);
+    }
+    lh->lp += ld_constrain_value(L, dc, u, &v);
+  } else if (lh->mode == LD_EVAL) {
     lh->lp += ld_constrain_value(L, dc, lh->theta + L->off, &v);
     if (lh->x_out) cmdstan_walk(&v, lh->x_out + L->xoff, NULL, NULL, NULL);
   } else {
@@ -420,6 +451,13 @@ bool ld_constrain(const LogDensity *ld, const double *theta, double *x, Diag *d)
 
 bool ld_unconstrain(const LogDensity *ld, const double *x, double *theta, Diag *d) {
   LdHandler lh = {.mode = LD_UNCONSTRAIN, .x_in = x, .theta_out = theta};
+  return ld_run(ld, &lh, d);
+}
+
+bool ld_init_point(const LogDensity *ld, DataSource *init, const char *file, const double *theta,
+                   double *theta_out, Diag *d) {
+  LdHandler lh = {.mode = LD_INIT, .theta = theta, .theta_out = theta_out, .init = init,
+                  .init_file = file};
   return ld_run(ld, &lh, d);
 }
 

@@ -56,6 +56,14 @@ bool ld_constrain(const LogDensity *ld, const double *theta, double *x, Diag *d)
 /* x -> theta; error if x is outside a constraint. */
 bool ld_unconstrain(const LogDensity *ld, const double *x, double *theta, Diag *d);
 
+/* The initial point of a chain (--init FILE): the latents that init has a
+ * value for (by address) take it, read with the latent's shape and checked
+ * against its constraint as data are ("init.json: \"sigma\": -1 is below the
+ * lower bound 0"; DIAG_DATA), the others their block of theta; the point in
+ * theta_out (ld_dim reals). */
+bool ld_init_point(const LogDensity *ld, DataSource *init, const char *file, const double *theta,
+                   double *theta_out, Diag *d);
+
 /* Compile the log density and its gradient to native code (ir/jit.h); later
  * evaluations run it, falling back to the interpreter for the message when
  * compiled code reports a runtime error.  False when the program is outside

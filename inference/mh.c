@@ -426,6 +426,41 @@ TraceBlockProposal mh_block_rw(MhBlockRw *rw) {
   return p;
 }
 
+/* ---- initial values by name (--init FILE) ---- */
+
+/* The prior run that starts a chain, except that the latents the file names
+   take its values: each is handed to the trace handler as a previous value
+   to reuse, read with the latent's shape and checked against its constraint
+   by the source, whose messages name the file and the variable. */
+typedef struct InitHandler {
+  TraceHandler th; /* first: an InitHandler* is a Handler* */
+  HandlerResult (*sample)(Handler *, const char *, const DistCall *, Value *, SrcPos, Diag *);
+  DataSource *init;
+} InitHandler;
+
+static HandlerResult init_sample(Handler *h, const char *addr, const DistCall *dc, Value *out,
+                                 SrcPos pos, Diag *d) {
+  InitHandler *ih = (InitHandler *)h;
+  if (!ih->init->has(ih->init, addr)) return ih->sample(h, addr, dc, out, pos, d);
+  int64_t sizes[8];
+  for (int i = 0; i < dc->nsizes; i++) sizes[i] = dc->sizes[i];
+  TraceChoice c;
+  memset(&c, 0, sizeof c);
+  if (!ih->init->get(ih->init, addr, dc->type, dc->nsizes, sizes, NULL, dc->con, dc->lower,
+                     dc->upper, &c.val, d))
+    return HR_ERROR;
+  c.addr = addr;
+  c.fam = dc->fam;
+  c.type = dc->type;
+  c.nsizes = dc->nsizes;
+  memcpy(c.sizes, dc->sizes, sizeof c.sizes);
+  c.numel = (int)val_numel(c.val);
+  ih->th.prev = trace_from_choices(1, &c, 0);
+  HandlerResult r = ih->sample(h, addr, dc, out, pos, d);
+  ih->th.prev = NULL;
+  return r;
+}
+
 /* ---- the engine ---- */
 
 static void *mh_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
@@ -439,12 +474,22 @@ static void *mh_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) 
   s->block = engine_opt_bool(o, "block");
   char reason[sizeof d->msg] = "";
   for (int tries = 0; tries < MH_INIT_TRIES; tries++) {
-    TraceHandler th;
-    trace_handler_init(&th, &s->rng, NULL, NULL, NULL, NULL);
+    InitHandler ih;
+    TraceHandler *th = &ih.th;
+    trace_handler_init(th, &s->rng, NULL, NULL, NULL, NULL);
+    if (o->init_values) {
+      ih.sample = th->h.sample;
+      ih.init = o->init_values;
+      th->h.sample = init_sample;
+    }
     Diag rd;
     diag_init(&rd);
     InterpState *st = NULL;
-    Trace *t = trace_run(in, &th, s->model_seed, (uint64_t)chain, false, &st, &rd);
+    Trace *t = trace_run(in, th, s->model_seed, (uint64_t)chain, false, &st, &rd);
+    if (!t && rd.code == DIAG_DATA) { /* a value in the file: no retry helps */
+      *d = rd;
+      return NULL;
+    }
     if (!t) {
       snprintf(reason, sizeof reason, "%s", rd.msg);
       continue;
@@ -583,7 +628,7 @@ const EngineVT engine_mh = {
     .random_walk = true,
     .weighted = false,
     .uses_warmup = true,
-    .traits = ENGINE_DISCRETE | ENGINE_DYNAMIC | ENGINE_IMPROPER,
+    .traits = ENGINE_DISCRETE | ENGINE_DYNAMIC | ENGINE_IMPROPER | ENGINE_INITS,
     .options = {mh_options},
     .init = mh_init,
     .step = mh_step,

@@ -395,6 +395,38 @@ static bool adapt(Hmc *h, double accept_stat, Diag *d) {
 
 /* ---- the public functions ---- */
 
+/* The inverse metric of a metric file (--metric FILE): it must fit the
+   program and be a metric (positive diagonal; dense: positive definite). */
+static bool start_metric(Hmc *h, const EngineOpts *o, Diag *d) {
+  size_t n = h->n;
+  bool dense = h->metric == METRIC_DENSE;
+  const char *f = o->metric_file ? o->metric_file : "the metric";
+  if (o->metric_dim != n) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0},
+               "%s: \"inv_metric\" is for %zu unconstrained coordinates, but this program has %zu "
+               "(a metric file fits the program and data it was saved from)",
+               f, o->metric_dim, n);
+    return false;
+  }
+  memcpy(h->inv, o->metric_inv, sizeof(double) * (dense ? n * n : n));
+  for (size_t i = 0; i < n; i++) {
+    double v = h->inv[dense ? i * n + i : i];
+    if (!(v > 0) || !isfinite(v)) {
+      diag_error(d, DIAG_USAGE, (SrcPos){0},
+                 "%s: \"inv_metric\" has the diagonal element %g at %zu: an inverse metric's "
+                 "diagonal must be positive and finite",
+                 f, v, i + 1);
+      return false;
+    }
+  }
+  if (dense && !cholesky(h->inv, h->chol, n)) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0},
+               "%s: \"inv_metric\" is not symmetric positive definite", f);
+    return false;
+  }
+  return true;
+}
+
 Hmc *hmc_new(size_t dim, HmcDensityFn fn, void *ctx, const EngineOpts *o, bool nuts, Rng *rng,
              const double *q0, Diag *d) {
   Hmc *h = gc_alloc(sizeof(Hmc));
@@ -413,10 +445,9 @@ Hmc *hmc_new(size_t dim, HmcDensityFn fn, void *ctx, const EngineOpts *o, bool n
   bool dense = h->metric == METRIC_DENSE;
   h->inv = vec_new(dense ? n * n : n);
   for (size_t i = 0; i < n; i++) h->inv[dense ? i * n + i : i] = 1;
-  if (dense) {
-    h->chol = vec_new(n * n);
-    cholesky(h->inv, h->chol, n);
-  }
+  if (dense) h->chol = vec_new(n * n);
+  if (o->metric_inv && !start_metric(h, o, d)) return NULL;
+  if (dense) cholesky(h->inv, h->chol, n);
   Point *pts[] = {&h->z, &h->z_fwd, &h->z_bck, &h->z_sample, &h->z_propose, &h->z_init};
   for (size_t i = 0; i < sizeof pts / sizeof pts[0]; i++) point_init(pts[i], n);
   double **vecs[] = {&h->p_fwd_fwd, &h->ps_fwd_fwd, &h->p_fwd_bck, &h->ps_fwd_bck,
@@ -465,6 +496,27 @@ bool hmc_transition(Hmc *h, bool warmup, HmcStats *s, Diag *d) {
 }
 
 const double *hmc_position(const Hmc *h) { return h->z.q; }
+
+/* %.17g: the file must give back this step size and metric exactly. */
+const char *hmc_metric_json(Hmc *h) {
+  end_adaptation(h);
+  static const char *const kinds[] = {"diag_e", "dense_e", "unit_e"}; /* METRIC_* order */
+  size_t n = h->n;
+  bool dense = h->metric == METRIC_DENSE;
+  size_t cap = 128 + (dense ? n * n + n : n) * 26;
+  char *buf = gc_alloc_atomic(cap);
+  size_t len = (size_t)snprintf(buf, cap, "{\n  \"stepsize\": %.17g,\n  \"metric_type\": \"%s\",\n"
+                                "  \"inv_metric\": [", h->eps, kinds[h->metric]);
+  for (size_t r = 0; r < (dense ? n : 1); r++) {
+    if (dense) len += (size_t)snprintf(buf + len, cap - len, "%s\n    [", r ? "," : "");
+    for (size_t c = 0; c < n; c++)
+      len += (size_t)snprintf(buf + len, cap - len, "%s%.17g", c ? ", " : "",
+                              dense ? h->inv[r * n + c] : h->inv[c]);
+    if (dense) len += (size_t)snprintf(buf + len, cap - len, "]");
+  }
+  snprintf(buf + len, cap - len, "%s]\n}\n", dense ? "\n  " : "");
+  return buf;
+}
 double hmc_stepsize(const Hmc *h) { return h->eps; }
 const double *hmc_inv_metric(const Hmc *h) { return h->inv; }
 

@@ -31,7 +31,8 @@ typedef struct Hmc Hmc;
 
 /* A sampler at q0, whose log density and gradient must be finite.  Uses the
  * options metric, max-depth, adapt-delta, stepsize, stepsize-jitter and
- * int-time (hmc.c's tables, read with engine_opt_*) and o->warmup (the number of warmup transitions that will be requested: the window
+ * int-time (hmc.c's tables, read with engine_opt_*), the starting inverse
+ * metric o->metric_inv (checked against dim: DIAG_USAGE naming the file), and o->warmup (the number of warmup transitions that will be requested: the window
  * schedule depends on it).  rng is used for every random choice and must
  * outlive the sampler.  Performs Stan's initial step-size search when
  * warmup > 0 (without warmup the stepsize option is used as given, as CmdStan does).
@@ -49,6 +50,11 @@ const double *hmc_inv_metric(const Hmc *h);
 /* "Adaptation terminated\nStep size = ...\n..." as CmdStan writes it (without
  * the "# " prefixes); finishes the adaptation if needed. */
 const char *hmc_adaptation_info(Hmc *h);
+
+/* The step size and inverse metric as CmdStan's metric file ({"stepsize",
+ * "metric_type", "inv_metric"}), which --metric FILE reads back; finishes the
+ * adaptation if needed. */
+const char *hmc_metric_json(Hmc *h);
 
 /* The engines built on it (hmc.c), listed by engine.c. */
 extern const EngineVT engine_nuts, engine_hmc;

@@ -25,9 +25,9 @@ static const char *choices_text(const OptSpec *s) {
 const char *opt_type_text(const OptSpec *s) {
   switch (s->type) {
   case OPT_INT: return "integer";
-  case OPT_REAL: return "number";
+  case OPT_REAL: return s->or_file ? "number or file" : "number";
   case OPT_BOOL: return "bool";
-  case OPT_ENUM: return gc_printf("one of %s", choices_text(s));
+  case OPT_ENUM: return gc_printf("one of %s%s", choices_text(s), s->or_file ? ", or a file" : "");
   }
   return "";
 }
@@ -72,6 +72,12 @@ bool opt_check_real(const OptSpec *s, double v, char *err, size_t n) {
   return bad(s, gc_printf("%g", v), err, n);
 }
 
+/* A file is a path with a '.' or a '/' ("init.json", "./init"), or JSON text:
+   a mistyped kind or number ("dence", "abc") keeps its message. */
+static bool opt_is_file(const char *text) {
+  return text[0] == '{' || strchr(text, '.') || strchr(text, '/');
+}
+
 bool opt_parse(const OptSpec *s, const char *text, OptValue *out, char *err, size_t n) {
   *out = (OptValue){0};
   if (!text) text = "";
@@ -86,6 +92,8 @@ bool opt_parse(const OptSpec *s, const char *text, OptValue *out, char *err, siz
   }
   case OPT_REAL: {
     double v = strtod(text, &end);
+    if (s->or_file && (end == text || *end) && opt_is_file(text))
+      return out->path = gc_strdup(text), true;
     if (errno || end == text || *end) return bad(s, text, err, n);
     out->r = v;
     return opt_check_real(s, v, err, n) || bad(s, text, err, n);
@@ -102,6 +110,7 @@ bool opt_parse(const OptSpec *s, const char *text, OptValue *out, char *err, siz
   case OPT_ENUM:
     for (int k = 0; s->choices && s->choices[k]; k++)
       if (!strcmp(text, s->choices[k])) return out->i = k, true;
+    if (s->or_file && opt_is_file(text)) return out->path = gc_strdup(text), true;
     return bad(s, text, err, n);
   }
   return bad(s, text, err, n);
@@ -115,6 +124,7 @@ OptValue opt_default(const OptSpec *s) {
 }
 
 const char *opt_value_text(const OptSpec *s, OptValue v) {
+  if (v.path) return v.path;
   switch (s->type) {
   case OPT_INT: return gc_printf("%lld", (long long)v.i);
   case OPT_REAL: return gc_printf("%g", v.r);
@@ -161,7 +171,7 @@ void opt_set_put(OptSet *s, const OptSpec *spec, OptValue v) {
   if (s->n == s->cap) {
     int cap = s->cap ? 2 * s->cap : 16;
     const OptSpec **sp = gc_alloc(sizeof *sp * (size_t)cap);
-    OptValue *val = gc_alloc_atomic(sizeof *val * (size_t)cap);
+    OptValue *val = gc_alloc(sizeof *val * (size_t)cap); /* OptValue.path */
     if (s->n) {
       memcpy(sp, s->spec, sizeof *sp * (size_t)s->n);
       memcpy(val, s->val, sizeof *val * (size_t)s->n);

@@ -28,15 +28,21 @@ typedef struct OptSpec {
   const char *const *choices; /* OPT_ENUM: NULL-terminated; the value is the index */
   const char *arg;    /* the value's name in help: "N", "X", "SCHEME" */
   const char *help;   /* one line */
+  bool or_file;       /* OPT_REAL, OPT_ENUM: text that is neither a number nor a
+                         choice and has a '.' or '/' is a file (starting with
+                         '{': JSON text), kept in OptValue.path: --init R|FILE,
+                         --metric KIND|FILE */
 } OptSpec;
 
 /* A table ends with an entry whose name is NULL. */
 #define OPT_END {0}
 
-/* A parsed value: integers and enum indices in i, reals in r, bools as i 0/1. */
+/* A parsed value: integers and enum indices in i, reals in r, bools as i 0/1;
+ * for an or_file option given a file, path (GC memory) and i, r left 0. */
 typedef struct OptValue {
   int64_t i;
   double r;
+  const char *path;
 } OptValue;
 
 /* Parse text as a value of spec; false with a message in err ("--X expects

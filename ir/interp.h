@@ -112,6 +112,9 @@ struct DataSource {
   bool (*get)(DataSource *src, const char *name, Type t, int nsizes, const int64_t *sizes,
               const char *size_desc, ConKind con, double lo, double hi, Value *out,
               Diag *d);
+  /* Optional (NULL: unknown): whether the source has a value named `name`;
+     initial values (--init FILE) give some latents and leave the others. */
+  bool (*has)(DataSource *src, const char *name);
 };
 
 /* ---- the interpreter ---- */

@@ -891,7 +891,7 @@ static void test_data(void) {
   STORE(b, y, KR(m, b, 100), 1, ixv(1, IXS(KI(m, b, 1))));
   int os = OUT(p, s), oy = OUT(p, y);
   Interp *in = interp_new(p, NULL);
-  FakeSrc fs = {{fake_get}, 0, {0}, {0}, {0}, {0}};
+  FakeSrc fs = {{fake_get, NULL}, 0, {0}, {0}, {0}, {0}};
   Diag d;
   diag_init(&d);
   bool ok = interp_load_data(in, &fs.ds, &d);
