@@ -234,7 +234,23 @@ bool csv_write_config(FILE *f, const CsvConfig *c) {
     }
     fputc('\n', f);
   }
+  if (c->nested_note) {
+    fprintf(f, "# latents in loops, branches and functions have no column: ");
+    cv_comment_text(f, c->nested_note);
+    fputc('\n', f);
+  }
   return fflush(f) == 0 && !ferror(f);
+}
+
+char *csv_address_name(const char *addr) {
+  char *s = gc_strdup(addr);
+  char *w = s;
+  for (const char *p = addr; *p; p++) {
+    if (*p == '[' || *p == ',') *w++ = '.';
+    else if (*p != ']' && *p != ' ') *w++ = *p;
+  }
+  *w = 0;
+  return s;
 }
 
 bool csv_write_header(FILE *f, int n, const char *const *names) {
