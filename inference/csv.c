@@ -126,13 +126,19 @@ int csv_columns(const char *name, Value v, CsvCols *out, bool want_names, char *
 }
 
 char *csv_label(const char *csv_name) {
-  const char *dot = strchr(csv_name, '.');
-  if (!dot) return gc_strdup(csv_name);
-  size_t n = strlen(csv_name);
-  char *s = gc_alloc_atomic(n + 2);
+  /* each '/'-separated part of an address on its own: "stp.1/x" -> "stp[1]/x" */
+  char *s = gc_alloc_atomic(2 * strlen(csv_name) + 2);
   size_t j = 0;
-  for (const char *p = csv_name; *p; p++) s[j++] = *p == '.' ? (p == dot ? '[' : ',') : *p;
-  s[j++] = ']';
+  bool open = false;
+  for (const char *p = csv_name;; p++) {
+    if (*p == '.') s[j++] = open ? ',' : '[', open = true;
+    else if (*p == '/' || !*p) {
+      if (open) s[j++] = ']';
+      open = false;
+      if (!*p) break;
+      s[j++] = '/';
+    } else s[j++] = *p;
+  }
   s[j] = 0;
   return s;
 }

@@ -50,7 +50,8 @@ int csv_columns(const char *name, Value v, CsvCols *out, bool want_names, char *
  * string); its elements then append theirs ("z.2.1"). */
 char *csv_address_name(const char *addr);
 
-/* "theta.1.2" -> "theta[1,2]" (a GC string); names without indices unchanged. */
+/* "theta.1.2" -> "theta[1,2]", "stp.1/x" -> "stp[1]/x" (a GC string); names
+ * without indices unchanged. */
 char *csv_label(const char *csv_name);
 
 /* What the comment block says about a run. */
