@@ -765,6 +765,8 @@ static bool dr_write_json(Run *r, RunResult *rr, Diag *d) {
    changes from run to run and a CSV file has one header: they have no
    column, and the comment block says so. */
 static void dr_nested_rule(Run *r) {
+  r->nested_cols = true;
+  if (!r->in) return; /* a host's engine without a program: whatever it reports */
   const IrAnalysis *a = ir_analyze(interp_program(r->in));
   r->nested_cols = a->fixed_structure;
   if (a->fixed_structure) return;

@@ -581,6 +581,10 @@ bool ld_use_jit_of(LogDensity *ld, const LogDensity *from, Diag *d) {
 }
 
 const char *ld_backend(const LogDensity *ld) {
+  if (ld->jit && ld->nested)
+    return gc_printf("LLVM JIT: log density and gradient compiled in %.0f ms; draws interpreted "
+                     "(they keep the latents of loops, branches and functions)",
+                     jit_compile_ms(ld->jit));
   if (ld->jit && jit_has_draw(ld->jit))
     return gc_printf("LLVM JIT: log density and gradient compiled in %.0f ms, draws in %.0f ms",
                      jit_compile_ms(ld->jit), jit_draw_ms(ld->jit));
