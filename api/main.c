@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "ppl.h"
+#include "show.h"
 
 enum { EX_OK = 0, EX_USAGE_ = 64, EX_DATAERR_ = 65, EX_NOINPUT_ = 66, EX_SOFTWARE_ = 70,
        EX_CANTCREAT_ = 73, EX_INTERRUPTED = 130 };
@@ -30,8 +31,10 @@ static const char usage_text[] =
     "  ir MODEL.ppl              print the intermediate representation\n"
     "  ir --llvm MODEL.ppl [--data F]\n"
     "                            print the optimised LLVM IR of the compiled log density\n"
-    "  exec MODEL.ppl [--data F] [--seed N]\n"
+    "  exec MODEL.ppl [--data F] [--seed N] [--json] [--quiet]\n"
     "                            run the program once forward (latents from the prior)\n"
+    "                            and print its values, one 'name = value' a line (--json:\n"
+    "                            one JSON object; --quiet: only the program's print output)\n"
     "  help [options [--markdown]]\n"
     "                            this text; the engines' options (as docs/cli.md lists them)\n"
     "  version                   print the version\n"
@@ -253,7 +256,7 @@ static int report(ppl_context *ctx) {
 
 typedef struct Args {
   const char *cmd, *model, *data, *engine, *output, *summary;
-  int quiet, llvm, help, markdown, deps;
+  int quiet, llvm, help, markdown, deps, json;
   ppl_run_options ro; /* the engines' options, set by name from their tables */
 } Args;
 
@@ -271,12 +274,13 @@ static int parse_args(int argc, char **argv, Args *a) {
       name[n] = 0;
       const char *bare = name + 2;
       if (!strcmp(bare, "quiet") || !strcmp(bare, "llvm") || !strcmp(bare, "help") ||
-          !strcmp(bare, "markdown") || !strcmp(bare, "deps")) {
+          !strcmp(bare, "markdown") || !strcmp(bare, "deps") || !strcmp(bare, "json")) {
         if (eq) return usage_error("%s takes no value", name);
         if (bare[0] == 'q') a->quiet = 1;
         else if (bare[0] == 'l') a->llvm = 1;
         else if (bare[0] == 'h') a->help = 1;
         else if (bare[0] == 'd') a->deps = 1;
+        else if (bare[0] == 'j') a->json = 1;
         else a->markdown = 1;
         continue;
       }
@@ -480,6 +484,7 @@ int main(int argc, char **argv) {
     /* --quiet keeps the table back, never the warnings */
     fputs(ppl_result_warnings_text(r), stderr);
   }
+  if (!strcmp(a.cmd, "exec") && !a.quiet) show_values(stdout, r, a.json);
   if (ppl_result_interrupted(r)) rc = EX_INTERRUPTED;
 
 done:
