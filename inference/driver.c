@@ -760,13 +760,16 @@ static bool dr_write_json(Run *r, RunResult *rr, Diag *d) {
 }
 
 /* Latents in loops, branches and functions are written under their
-   addresses when the program's structure is fixed: then every draw has the
-   same addresses and the columns are known at the first.  Otherwise the set
+   addresses when the program's structure is fixed, or the run makes one
+   draw: then every draw has the same addresses and the columns are known at
+   the first.  Otherwise the set
    changes from run to run and a CSV file has one header: they have no
    column, and the comment block says so. */
 static void dr_nested_rule(Run *r) {
   r->nested_cols = true;
   if (!r->in) return; /* a host's engine without a program: whatever it reports */
+  /* one draw in all (`ppl exec`) has one set of addresses whatever the program */
+  if (r->o->eng.chains == 1 && r->o->eng.draws == 1) return;
   const IrAnalysis *a = ir_analyze(interp_program(r->in));
   r->nested_cols = a->fixed_structure;
   if (a->fixed_structure) return;
