@@ -20,8 +20,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../inference/csvread.h"
 #include "../inference/driver.h"
 #include "../inference/engine.h"
+#include "../inference/generate.h"
 #include "../inference/logdensity.h"
 #include "../ir/interp.h"
 #include "../parser/ast.h"
@@ -1053,6 +1055,54 @@ ppl_status ppl_result_log_evidence(const ppl_result *r, double *estimate, double
   return ok(r->ctx);
 }
 
+/* ---- draws read back from CSV files ------------------------------------ */
+
+static ppl_status result_from_csv_(ppl_context *ctx, int nfiles, const char *const *paths,
+                                   ppl_result **out) {
+  if (!out) return fail(ctx, DIAG_USAGE, "ppl_result_from_csv: out is NULL");
+  *out = NULL;
+  if (nfiles < 1 || !paths) return fail(ctx, DIAG_USAGE, "ppl_result_from_csv: no files");
+  CsvFile *files = gc_alloc(sizeof(CsvFile) * (size_t)nfiles);
+  Diag d;
+  diag_init(&d);
+  for (int i = 0; i < nfiles; i++)
+    if (!paths[i]) return fail(ctx, DIAG_USAGE, "ppl_result_from_csv: paths[%d] is NULL", i);
+    else if (!csvr_read(paths[i], &files[i], &d)) return fail_diag(ctx, &d);
+  DriverDraws dd;
+  if (!csvr_draws(nfiles, files, &dd, &d)) return fail_diag(ctx, &d);
+  ppl_result *r = gc_alloc_root(sizeof *r);
+  r->ctx = ctx;
+  r->rr = driver_result(&dd);
+  r->engine = dd.engine;
+  r->reason = dd.engine_reason;
+  *out = r;
+  return ok(ctx);
+}
+
+static ppl_status result_write_summary_(const ppl_result *r, const char *path) {
+  if (!path) return fail(r->ctx, DIAG_USAGE, "ppl_result_write_summary: path is NULL");
+  Diag d;
+  diag_init(&d);
+  return rr_write_summary_json(r->rr, path, &d) ? ok(r->ctx) : fail_diag(r->ctx, &d);
+}
+
+static ppl_status generate_(ppl_model *m, int nfiles, const char *const *paths, const char *output,
+                            uint64_t seed) {
+  if (nfiles < 1 || !paths) return fail(m->ctx, DIAG_USAGE, "ppl_generate: no draws files");
+  for (int i = 0; i < nfiles; i++)
+    if (!paths[i]) return fail(m->ctx, DIAG_USAGE, "ppl_generate: paths[%d] is NULL", i);
+  ppl_status s = need_data(m);
+  if (s != PPL_OK) return s;
+  /* "dir/coin.ppl" -> "coin", as the run's CSV names the model */
+  const char *base = m->file ? strrchr(m->file, '/') : NULL;
+  base = base ? base + 1 : m->file;
+  const char *dot = base ? strrchr(base, '.') : NULL;
+  const char *name = base && dot && dot != base ? gc_strndup(base, (size_t)(dot - base)) : base;
+  Diag d;
+  diag_init(&d);
+  return gen_quantities(m->in, nfiles, paths, output, seed, name, &d) ? ok(m->ctx) : fail_diag(m->ctx, &d);
+}
+
 /* ---- guarded entry points ----------------------------------------------- */
 
 /* An allocation failed under the guard of a call on ctx (and model m, which
@@ -1196,4 +1246,21 @@ const char *ppl_model_llvm_ir(ppl_model *m) {
 }
 const char *ppl_model_dependencies(ppl_model *m) {
   return guarded_text(m, "ppl_model_dependencies", model_dependencies_);
+}
+
+ppl_status ppl_result_from_csv(ppl_context *ctx, int nfiles, const char *const *paths,
+                               ppl_result **out) {
+  if (out) *out = NULL;
+  if (!ctx) return PPL_ERR_USAGE;
+  GUARDED(ctx, NULL, result_from_csv_(ctx, nfiles, paths, out));
+}
+
+ppl_status ppl_result_write_summary(const ppl_result *r, const char *path) {
+  if (!r) return PPL_ERR_USAGE;
+  GUARDED(r->ctx, NULL, result_write_summary_(r, path));
+}
+
+ppl_status ppl_generate(ppl_model *m, int nfiles, const char *const *paths, const char *output,
+                        uint64_t seed) {
+  GUARDED_MODEL(m, "ppl_generate", generate_(m, nfiles, paths, output, seed));
 }

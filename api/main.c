@@ -36,6 +36,12 @@ static const char usage_text[] =
     "                            run the program once forward (latents from the prior)\n"
     "                            and print its values, one 'name = value' a line (--json:\n"
     "                            one JSON object; --quiet: only the program's print output)\n"
+    "  summary FILE.csv... [--json F] [--quiet]\n"
+    "                            the summary table and warnings of CSV draws (one file\n"
+    "                            per chain; ppl's or CmdStan's), as the run printed them\n"
+    "  generate MODEL.ppl [--data F] --draws FILE.csv... [--output F] [--seed N]\n"
+    "                            the generated block recomputed for each draw of the\n"
+    "                            files (CmdStan's standalone generated quantities)\n"
     "  help [options [--markdown]]\n"
     "                            this text; the engines' options (as docs/cli.md lists them)\n"
     "  version                   print the version\n"
@@ -378,6 +384,95 @@ static void catch_sigint(ppl_context *ctx) {
   sigaction(SIGINT, &sa, NULL);
 }
 
+/* `ppl summary FILE.csv... [--json F] [--quiet]`: the table (and warnings)
+ * of the run that wrote the files, as stansummary gives CmdStan's. */
+static int cmd_summary(int argc, char **argv) {
+  const char **files = calloc((size_t)argc, sizeof *files);
+  const char *json = NULL;
+  const char *bad = NULL;
+  int n = 0, quiet = 0;
+  if (!files) return fprintf(stderr, "ppl: out of memory\n"), EX_SOFTWARE_;
+  for (int i = 2; i < argc; i++) {
+    const char *o = argv[i];
+    if (!strcmp(o, "--help")) return free(files), print_help(stdout, NULL), EX_OK;
+    if (!strcmp(o, "--quiet")) quiet = 1;
+    else if (!strncmp(o, "--json=", 7) && o[7]) json = o + 7;
+    else if (!strcmp(o, "--json") && i + 1 < argc && argv[i + 1][0]) json = argv[++i];
+    else if (!strcmp(o, "--json") || !strncmp(o, "--json=", 7)) bad = "option %s needs a value";
+    else if (o[0] == '-' && o[1]) bad = "unknown option '%s' (summary takes --json FILE and --quiet)";
+    else files[n++] = o;
+    if (bad) {
+      free(files);
+      return usage_error(bad, !strncmp(o, "--json", 6) ? "--json" : o);
+    }
+  }
+  if (n == 0) {
+    free(files);
+    return usage_error("%s needs CSV files (one per chain)", "summary");
+  }
+  ppl_context *ctx = ppl_context_new(NULL);
+  ppl_result *r = NULL;
+  int rc = EX_OK;
+  if (!ctx) rc = (fprintf(stderr, "ppl: out of memory\n"), EX_SOFTWARE_);
+  else if (ppl_result_from_csv(ctx, n, files, &r) != PPL_OK ||
+           (json && ppl_result_write_summary(r, json) != PPL_OK))
+    rc = report(ctx);
+  else if (!quiet)
+    fputs(ppl_result_summary_text(r), stdout);
+  else
+    fputs(ppl_result_warnings_text(r), stderr);
+  ppl_result_free(r);
+  ppl_context_free(ctx);
+  free(files);
+  return rc;
+}
+
+/* `ppl generate MODEL.ppl [--data F] --draws FILE.csv... [--output F]
+ * [--seed N]`: CmdStan's standalone generated quantities. */
+static int cmd_generate(int argc, char **argv) {
+  const char **files = calloc((size_t)argc, sizeof *files);
+  Args a = {.cmd = "generate"};
+  const char *output = "-", *seed_text = "1";
+  int n = 0, in_draws = 0;
+  if (!files) return fprintf(stderr, "ppl: out of memory\n"), EX_SOFTWARE_;
+  int rc = EX_OK;
+  for (int i = 2; i < argc && rc == EX_OK; i++) {
+    char name[16] = "";
+    const char *o = argv[i], *eq = strchr(o, '=');
+    if (o[0] == '-' && o[1] == '-' && eq && eq - o < (int)sizeof name) /* --opt=value */
+      memcpy(name, o, (size_t)(eq - o));
+    else
+      snprintf(name, sizeof name, "%s", o), eq = NULL;
+    const char **val = !strcmp(name, "--data") ? &a.data : !strcmp(name, "--output") ? &output
+                     : !strcmp(name, "--seed") ? &seed_text : NULL;
+    const char *v = eq ? eq + 1 : i + 1 < argc ? argv[i + 1] : "";
+    if (!strcmp(o, "--help")) return free(files), print_help(stdout, NULL), EX_OK;
+    if (val && !*v) rc = usage_error("option %s needs a value", name);
+    else if (val) *val = v, i += !eq, in_draws = 0;
+    else if (!strcmp(o, "--draws")) in_draws = 1;
+    else if (o[0] == '-' && o[1])
+      rc = usage_error("unknown option '%s' (generate takes --data, --draws, --output, --seed)", o);
+    else if (in_draws) files[n++] = o;
+    else if (!a.model) a.model = o;
+    else rc = usage_error("unexpected argument '%s' (the draws follow --draws)", o);
+  }
+  char *end;
+  unsigned long long seed = strtoull(seed_text, &end, 10);
+  if (rc == EX_OK && (*end || seed_text[0] == '-'))
+    rc = usage_error("--seed expects a non-negative integer, got '%s'", seed_text);
+  if (rc == EX_OK && n == 0) rc = usage_error("%s needs --draws FILE.csv (one file per chain)", "generate");
+  ppl_context *ctx = rc == EX_OK ? ppl_context_new(NULL) : NULL;
+  ppl_model *m = NULL;
+  if (rc == EX_OK && !ctx) rc = (fprintf(stderr, "ppl: out of memory\n"), EX_SOFTWARE_);
+  if (rc == EX_OK && (rc = cmd_model(ctx, &a, &m)) == EX_OK &&
+      ppl_generate(m, n, files, output, (uint64_t)seed) != PPL_OK)
+    rc = report(ctx);
+  ppl_model_free(m);
+  ppl_context_free(ctx);
+  free(files);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 2) {
@@ -404,6 +499,8 @@ int main(int argc, char **argv) {
     printf("ppl %s\n", ppl_version_string());
     return EX_OK;
   }
+  if (!strcmp(a.cmd, "summary")) return cmd_summary(argc, argv);
+  if (!strcmp(a.cmd, "generate")) return cmd_generate(argc, argv);
   if (strcmp(a.cmd, "run") && strcmp(a.cmd, "check") && strcmp(a.cmd, "ir") && strcmp(a.cmd, "exec"))
     return usage_error("unknown command '%s'", a.cmd);
   ppl_run_options_default(&a.ro);
@@ -414,6 +511,8 @@ int main(int argc, char **argv) {
     else
       print_help(stdout, a.engine);
   }
+  if (rc == EX_OK && a.json && strcmp(a.cmd, "exec"))
+    rc = usage_error("%s is an option of exec (ppl exec MODEL.ppl --json)", "--json");
   if (rc != EX_OK || a.help) {
     ppl_run_options_free(&a.ro);
     return rc;

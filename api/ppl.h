@@ -393,6 +393,42 @@ const char *ppl_result_warning(const ppl_result *r, int i, const char **kind,
 const char *ppl_result_warning_variable(const ppl_result *r, int i, int k);
 const char *ppl_result_warnings_text(const ppl_result *r);
 
+/* ---- draws read back from CSV files ------------------------------------ */
+
+/* A result from CSV files in CmdStan's layout, one file a chain, as `ppl
+ * summary` reads them: written by any ppl engine (--output) or by CmdStan /
+ * rstan.  The summary, its table, the warnings and the draws are then those
+ * of ppl_run's result for the run that wrote the files (less the backend line
+ * and the engines' chain remarks, which the files do not hold); the engine
+ * and its reason come from the files' comment block.  Warmup rows saved by
+ * save_warmup are left out.  Errors: PPL_ERR_IO for a missing or empty file,
+ * PPL_ERR_DATA for a malformed row ("out.csv:12:9: ...") or files whose
+ * columns differ.  On success *out is a new result owned by the caller (free
+ * with ppl_result_free); the paths are not kept. */
+ppl_status ppl_result_from_csv(ppl_context *ctx, int nfiles, const char *const *paths,
+                               ppl_result **out);
+/* The summary JSON of r (the document ppl_run_options.summary_json receives)
+ * written to path; PPL_ERR_IO if it cannot be written. */
+ppl_status ppl_result_write_summary(const ppl_result *r, const char *path);
+
+/* Standalone generated quantities (CmdStan's generate_quantities, `ppl
+ * generate`): for each draw of the CSV files (one file a chain, as ppl_run or
+ * CmdStan wrote them), the model's latents are set to the draw's values
+ * (matched by name: theta, theta.1, m.2.1; top-level latents only),
+ * observations are ignored, and the deterministic statements and the
+ * generated block run with a fresh *_rng stream per draw (the same seed
+ * gives the same output).  File c's draws go to output (one file) or to
+ * output's chain name (NAME_1.csv, ..., as ppl_run names them); "-" is
+ * stdout (one file only).  Each output row has the draw's columns (less the
+ * model's generated quantities) and the recomputed generated quantities.
+ * Needs the data (as ppl_run).  Errors: the model has no generated block
+ * (PPL_ERR_USAGE), a latent has no column in a file (PPL_ERR_DATA, naming
+ * both), a draw's value outside its latent's support (PPL_ERR_DATA,
+ * "out.csv:57: ..."), the files' and the program's own errors.  Nothing is
+ * kept: the files are written and closed before it returns. */
+ppl_status ppl_generate(ppl_model *m, int nfiles, const char *const *paths, const char *output,
+                        uint64_t seed);
+
 #ifdef __cplusplus
 }
 #endif

@@ -91,6 +91,26 @@ static double cv_element(Value v, const int *idx, bool *is_int) {
   }
 }
 
+void csv_set_element(Value *v, long k, double x) {
+  int dims[CSV_MAX_DIMS], idx[CSV_MAX_DIMS];
+  int nd = csv_shape(*v, dims);
+  for (int j = 0; j < nd; j++) { /* first index fastest, as csv_columns */
+    idx[j] = (int)(k % dims[j]);
+    k /= dims[j];
+  }
+  const int *at = idx;
+  while (v->k == V_ARR) v = &v->a->e[*at++];
+  switch (v->k) {
+  case V_INT: v->i = (int64_t)x; break;
+  case V_BOOL: v->b = x != 0; break;
+  case V_REAL: v->r = x; break;
+  case V_VEC:
+  case V_ROWVEC: v->t->d[at[0]] = x; break;
+  case V_MAT: v->t->d[(size_t)at[1] * (size_t)v->t->rows + (size_t)at[0]] = x; break;
+  default: break;
+  }
+}
+
 static char *cv_name(const char *name, int nd, const int *idx) {
   char buf[1024];
   size_t len = (size_t)snprintf(buf, sizeof buf, "%s", name);
@@ -145,7 +165,9 @@ char *csv_label(const char *csv_name) {
 
 /* ---- writing ------------------------------------------------------------ */
 
-char *csv_format_value(char *buf, double v, bool is_int) {
+char *csv_format_value(char *buf, double v, bool is_int) { return csv_format_digits(buf, v, is_int, 6); }
+
+char *csv_format_digits(char *buf, double v, bool is_int, int digits) {
   if (isnan(v))
     strcpy(buf, "nan"); /* never "-nan" */
   else if (isinf(v))
@@ -153,7 +175,7 @@ char *csv_format_value(char *buf, double v, bool is_int) {
   else if (is_int && fabs(v) < 9.2e18 && v == floor(v))
     snprintf(buf, 32, "%lld", (long long)v);
   else
-    snprintf(buf, 32, "%.6g", v);
+    snprintf(buf, 32, "%.*g", digits, v);
   return buf;
 }
 
@@ -268,13 +290,19 @@ bool csv_write_header(FILE *f, int n, const char *const *names) {
   return fflush(f) == 0 && !ferror(f);
 }
 
-bool csv_write_row(FILE *f, int n, const double *vals, const bool *is_int) {
+bool csv_write_row(FILE *f, int n, const double *vals, const bool *is_int, int digits) {
   char buf[32];
   for (int i = 0; i < n; i++) {
     if (i) fputc(',', f);
-    fputs(csv_format_value(buf, vals[i], is_int && is_int[i]), f);
+    fputs(csv_format_digits(buf, vals[i], is_int && is_int[i], digits), f);
   }
   fputc('\n', f);
+  return fflush(f) == 0 && !ferror(f);
+}
+
+bool csv_write_evidence(FILE *f, double log_evidence, double se) {
+  fprintf(f, "# log_evidence = %.17g\n", log_evidence);
+  if (!isnan(se)) fprintf(f, "# log_evidence_se = %.17g\n", se);
   return fflush(f) == 0 && !ferror(f);
 }
 

@@ -50,6 +50,11 @@ int csv_columns(const char *name, Value v, CsvCols *out, bool want_names, char *
  * string); its elements then append theirs ("z.2.1"). */
 char *csv_address_name(const char *addr);
 
+/* The inverse of csv_columns for one element: set element k (in csv_columns'
+ * order) of *v, a value not shared with anything else, to x (ints and bools
+ * converted). */
+void csv_set_element(Value *v, long k, double x);
+
 /* "theta.1.2" -> "theta[1,2]", "stp.1/x" -> "stp[1]/x" (a GC string); names
  * without indices unchanged. */
 char *csv_label(const char *csv_name);
@@ -88,12 +93,19 @@ typedef struct CsvConfig {
  * with the file name and errno). Rows are flushed as they are written. */
 bool csv_write_config(FILE *f, const CsvConfig *c);
 bool csv_write_header(FILE *f, int n, const char *const *names);
-bool csv_write_row(FILE *f, int n, const double *vals, const bool *is_int);
+/* digits: significant digits of the reals (6 as CmdStan; --sig-figs). */
+bool csv_write_row(FILE *f, int n, const double *vals, const bool *is_int, int digits);
+/* An engine's own estimate of the chain's log evidence (smc), before the
+ * timing: "# log_evidence = X" and, unless se is NaN, "# log_evidence_se = S"
+ * (%.17g, so a summary of the files gives the run's figures). */
+bool csv_write_evidence(FILE *f, double log_evidence, double se);
 bool csv_write_timing(FILE *f, double warmup_seconds, double sampling_seconds);
 
 /* One value as the CSV writes it: %.6g, integers exact, nan / inf / -inf.
  * buf must hold 32 bytes; returns buf. */
 char *csv_format_value(char *buf, double v, bool is_int);
+/* The same with `digits` significant digits for reals (%.17g: exact). */
+char *csv_format_digits(char *buf, double v, bool is_int, int digits);
 
 /* The file of chain `chain` (0-based) of nchains: with one chain the path
  * itself; otherwise "out.csv" -> "out_1.csv", "out" -> "out_1" (CmdStan's

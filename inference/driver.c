@@ -51,6 +51,7 @@ struct RunResult {
   char *summary_text;
   double *warm_s, *samp_s;
   bool interrupted;
+  SummaryRun sr; /* what the table and the JSON say besides the columns */
 };
 
 /* One chain's state and results; written only by the thread running it. */
@@ -294,7 +295,8 @@ static bool dr_record(Run *r, Chain *ch, const Draw *dr, int k) {
   for (int col = 0; col < ch->ncols; col++)
     ch->data[(size_t)col * (size_t)nd + (size_t)k] = ch->cols.vals[col];
   if (ch->lw) ch->lw[k] = dr->log_weight;
-  if (ch->csv && !csv_write_row(ch->csv, ch->ncols, ch->cols.vals, ch->is_int)) goto io;
+  if (ch->csv && !csv_write_row(ch->csv, ch->ncols, ch->cols.vals, ch->is_int,
+                                        r->o->eng.sig_figs)) goto io;
   return true;
 io:;
   char buf[128];
@@ -362,7 +364,10 @@ static void dr_run_chain(Run *r, Chain *ch) {
   if (r->eng->free) r->eng->free(state);
   ch->warm_s = t1 - t0, ch->samp_s = t2 - t1;
   if (ch->failed) atomic_store(&r->stop, 1);
-  if (ok && ch->csv && !csv_write_timing(ch->csv, ch->warm_s, ch->samp_s)) {
+  /* the engine's own evidence estimate, for a summary of the files (ppl summary) */
+  bool evidence = r->eng->log_evidence && !isnan(ch->logz);
+  if (ok && ch->csv && ((evidence && !csv_write_evidence(ch->csv, ch->logz, ch->logz_se)) ||
+                        !csv_write_timing(ch->csv, ch->warm_s, ch->samp_s))) {
     char buf[128];
     dr_fail(ch, DIAG_IO, "error writing '%s': %s", ch->csv_path, dr_strerror(errno, buf, sizeof buf));
     atomic_store(&r->stop, 1);
@@ -622,56 +627,6 @@ static bool dr_same_columns(Run *r, Diag *d) {
   return true;
 }
 
-static void dr_summarise(Run *r, RunResult *rr) {
-  int m = rr->nchains, n = rr->ndraws;
-  const double **x = gc_alloc(sizeof(double *) * (size_t)m);
-  for (int col = 0; col < rr->ncols; col++) {
-    for (int c = 0; c < m; c++) x[c] = rr->data[c] + (size_t)col * (size_t)n;
-    /* Sampler columns describe the sampler, not the posterior: unweighted. */
-    size_t len = strlen(rr->names[col]);
-    bool stat = len > 2 && !strcmp(rr->names[col] + len - 2, "__") && strcmp(rr->names[col], "lp__");
-    if (rr->weighted && !stat)
-      diag_summarise_weighted(m, n, x, (const double *const *)rr->lw, &rr->stats[col]);
-    else
-      diag_summarise(m, n, x, &rr->stats[col]);
-  }
-  rr->logz = rr->logz_se = rr->weights_ess = NAN;
-  double *lz = gc_alloc_atomic(sizeof(double) * (size_t)m);
-  double *lse = gc_alloc_atomic(sizeof(double) * (size_t)m);
-  if (r->eng->log_evidence) {
-    /* independent estimates of Z from the chains: averaged on the natural
-       scale; the SE is the larger of their spread's and their own */
-    for (int c = 0; c < m; c++) lz[c] = r->chains[c].logz, lse[c] = r->chains[c].logz_se;
-    diag_evidence_combine(m, lz, r->eng->log_evidence_se ? lse : NULL, &rr->logz, &rr->logz_se);
-  } else if (rr->weighted) {
-    diag_log_evidence(m, n, (const double *const *)rr->lw, &rr->logz, &rr->logz_se);
-    /* the pooled delta-method SE cannot see chains that disagree: each chain
-       is an estimate of its own, and their spread counts too */
-    for (int c = 0; c < m; c++)
-      diag_log_evidence(1, n, (const double *const *)&rr->lw[c], &lz[c], &lse[c]);
-    double est, se;
-    diag_evidence_combine(m, lz, lse, &est, &se);
-    if (se > rr->logz_se) rr->logz_se = se;
-  }
-  if (rr->weighted) rr->weights_ess = diag_kish_ess(m, n, (const double *const *)rr->lw);
-  if (r->eng->log_evidence || rr->weighted) rr->chain_logz = lz;
-}
-
-static void dr_warnings(Run *r, RunResult *rr) {
-  WarnInput in = {
-      .m = rr->nchains, .n = rr->ndraws, .ncols = rr->ncols,
-      .names = rr->names, .labels = rr->labels,
-      .data = (const double *const *)rr->data, .stats = rr->stats,
-      .weighted = rr->weighted, .lw = (const double *const *)rr->lw,
-      .random_walk = r->eng->random_walk,
-      .adapt_delta = engine_opt_real(&r->o->eng, "adapt-delta"),
-      .max_depth = (int)engine_opt_int(&r->o->eng, "max-depth"),
-      .chain_logz = rr->chain_logz,
-  };
-  rr->warnings = warn_collect(&in, &rr->nwarnings);
-  rr->warnings_text = summary_warnings_text(rr->nwarnings, rr->warnings);
-}
-
 /* After an interrupt: the result keeps the chains that kept draws, each cut
  * to the fewest any of them kept, its columns moved together (data[c] is laid
  * out column by column with a stride of the draws asked for).  False when no
@@ -694,69 +649,155 @@ static bool dr_cut_interrupted(Run *r) {
   return true;
 }
 
-static SummaryRun dr_summary_run(const Run *r, const RunResult *rr) {
-  const DriverOpts *o = r->o;
-  return (SummaryRun){
-      .model_name = dr_short_name(o->model_name ? o->model_name : o->model_file),
+/* The statistics of every column and the evidence.  Sampler columns
+ * describe the sampler, not the posterior: they are summarised unweighted. */
+static void dr_summarise(const DriverDraws *dd, RunResult *rr) {
+  int m = rr->nchains, n = rr->ndraws;
+  const double **x = gc_alloc(sizeof(double *) * (size_t)m);
+  for (int col = 0; col < rr->ncols; col++) {
+    for (int c = 0; c < m; c++) x[c] = rr->data[c] + (size_t)col * (size_t)n;
+    size_t len = strlen(rr->names[col]);
+    bool stat = len > 2 && !strcmp(rr->names[col] + len - 2, "__") && strcmp(rr->names[col], "lp__");
+    if (rr->weighted && !stat)
+      diag_summarise_weighted(m, n, x, (const double *const *)rr->lw, &rr->stats[col]);
+    else
+      diag_summarise(m, n, x, &rr->stats[col]);
+  }
+  rr->logz = rr->logz_se = rr->weights_ess = NAN;
+  double *lz = gc_alloc_atomic(sizeof(double) * (size_t)m);
+  double *lse = gc_alloc_atomic(sizeof(double) * (size_t)m);
+  if (dd->chain_logz) {
+    /* independent estimates of Z from the chains: averaged on the natural
+       scale; the SE is the larger of their spread's and their own */
+    for (int c = 0; c < m; c++) lz[c] = dd->chain_logz[c];
+    diag_evidence_combine(m, lz, dd->chain_logz_se, &rr->logz, &rr->logz_se);
+  } else if (rr->weighted) {
+    diag_log_evidence(m, n, (const double *const *)rr->lw, &rr->logz, &rr->logz_se);
+    /* the pooled delta-method SE cannot see chains that disagree: each chain
+       is an estimate of its own, and their spread counts too */
+    for (int c = 0; c < m; c++)
+      diag_log_evidence(1, n, (const double *const *)&rr->lw[c], &lz[c], &lse[c]);
+    double est, se;
+    diag_evidence_combine(m, lz, lse, &est, &se);
+    if (se > rr->logz_se) rr->logz_se = se;
+  }
+  if (rr->weighted) rr->weights_ess = diag_kish_ess(m, n, (const double *const *)rr->lw);
+  if (dd->chain_logz || rr->weighted) rr->chain_logz = lz;
+}
+
+static void dr_warnings(const DriverDraws *dd, RunResult *rr) {
+  WarnInput in = {
+      .m = rr->nchains, .n = rr->ndraws, .ncols = rr->ncols,
+      .names = rr->names, .labels = rr->labels,
+      .data = (const double *const *)rr->data, .stats = rr->stats,
+      .weighted = rr->weighted, .lw = (const double *const *)rr->lw,
+      .random_walk = dd->random_walk,
+      .adapt_delta = dd->adapt_delta,
+      .max_depth = dd->max_depth,
+      .chain_logz = rr->chain_logz,
+  };
+  rr->warnings = warn_collect(&in, &rr->nwarnings);
+  rr->warnings_text = summary_warnings_text(rr->nwarnings, rr->warnings);
+}
+
+RunResult *driver_result(const DriverDraws *dd) {
+  RunResult *rr = gc_alloc(sizeof *rr);
+  int m = dd->m;
+  rr->engine = dd->engine;
+  rr->engine_reason = dd->engine_reason;
+  rr->backend = dd->backend;
+  rr->nchains = m;
+  rr->ndraws = dd->n;
+  rr->interrupted = dd->planned_draws > 0;
+  rr->ncols = dd->ncols;
+  rr->names = dd->names;
+  rr->labels = gc_alloc(sizeof(char *) * (size_t)(rr->ncols ? rr->ncols : 1));
+  for (int i = 0; i < rr->ncols; i++) rr->labels[i] = csv_label(rr->names[i]);
+  rr->data = dd->data;
+  rr->lw = dd->lw;
+  rr->weighted = dd->lw != NULL;
+  rr->warm_s = gc_alloc_atomic(sizeof(double) * (size_t)m);
+  rr->samp_s = gc_alloc_atomic(sizeof(double) * (size_t)m);
+  for (int c = 0; c < m; c++) {
+    rr->warm_s[c] = dd->warm_s ? dd->warm_s[c] : NAN;
+    rr->samp_s[c] = dd->samp_s ? dd->samp_s[c] : NAN;
+  }
+  rr->stats = gc_alloc_atomic(sizeof(SummaryStats) * (size_t)(rr->ncols ? rr->ncols : 1));
+  dr_summarise(dd, rr);
+  dr_warnings(dd, rr);
+  rr->sr = (SummaryRun){
+      .model_name = dd->model_name,
       .engine = rr->engine,
       .engine_reason = rr->engine_reason,
       .backend = rr->backend,
       .chains = rr->nchains,
       .draws = rr->ndraws,
-      .warmup = r->warmup,
-      .thin = o->eng.thin,
+      .warmup = dd->warmup,
+      .thin = dd->thin,
       .weighted = rr->weighted,
       .log_evidence = rr->logz,
       .log_evidence_se = rr->logz_se,
       .weights_ess = rr->weights_ess,
       .nwarnings = rr->nwarnings,
       .warnings = rr->warnings,
-      .planned_draws = rr->interrupted ? o->eng.draws : 0,
-      .planned_chains = rr->interrupted ? o->eng.chains : 0,
+      .planned_draws = dd->planned_draws,
+      .planned_chains = dd->planned_chains,
   };
-}
-
-static RunResult *dr_result(Run *r) {
-  const DriverOpts *o = r->o;
-  RunResult *rr = gc_alloc(sizeof *rr);
-  int m = r->m;
-  rr->engine = r->eng->name;
-  rr->engine_reason = o->engine_reason;
-  rr->nchains = m;
-  rr->ndraws = r->n;
-  rr->interrupted = r->m < o->eng.chains || r->n < o->eng.draws;
-  rr->ncols = r->chains[0].ncols;
-  rr->names = r->chains[0].names;
-  rr->labels = gc_alloc(sizeof(char *) * (size_t)(rr->ncols ? rr->ncols : 1));
-  for (int i = 0; i < rr->ncols; i++) rr->labels[i] = csv_label(rr->names[i]);
-  rr->data = gc_alloc(sizeof(double *) * (size_t)m);
-  rr->warm_s = gc_alloc_atomic(sizeof(double) * (size_t)m);
-  rr->samp_s = gc_alloc_atomic(sizeof(double) * (size_t)m);
-  rr->weighted = r->eng->weighted;
-  if (rr->weighted) rr->lw = gc_alloc(sizeof(double *) * (size_t)m);
-  for (int c = 0; c < m; c++) {
-    rr->data[c] = r->chains[c].data;
-    if (rr->weighted) rr->lw[c] = r->chains[c].lw;
-    rr->warm_s[c] = r->chains[c].warm_s;
-    rr->samp_s[c] = r->chains[c].samp_s;
-  }
-  rr->stats = gc_alloc_atomic(sizeof(SummaryStats) * (size_t)(rr->ncols ? rr->ncols : 1));
-  dr_summarise(r, rr);
-  dr_warnings(r, rr);
-  rr->backend = r->chains[0].backend;
-  SummaryRun sr = dr_summary_run(r, rr);
-  rr->summary_text = summary_table(&sr, rr->ncols, rr->labels, rr->stats);
+  rr->summary_text = summary_table(&rr->sr, rr->ncols, rr->labels, rr->stats);
   /* the engines' own remarks (divergences, tree depth ...), chain by chain */
-  for (int c = 0; c < m; c++)
-    if (r->chains[c].notes && *r->chains[c].notes)
-      rr->summary_text = gc_printf("%s\nchain %d: %s", rr->summary_text, r->chains[c].id + 1,
-                                   r->chains[c].notes);
+  for (int c = 0; c < m && dd->notes; c++)
+    if (dd->notes[c] && *dd->notes[c])
+      rr->summary_text = gc_printf("%s\nchain %d: %s", rr->summary_text, dd->chain_ids ? dd->chain_ids[c] : c + 1,
+                                   dd->notes[c]);
   return rr;
 }
 
-static bool dr_write_json(Run *r, RunResult *rr, Diag *d) {
-  SummaryRun sr = dr_summary_run(r, rr);
-  return summary_write_json(r->o->summary_json, &sr, rr->ncols, rr->labels, rr->stats, d);
+bool rr_write_summary_json(const RunResult *rr, const char *path, Diag *d) {
+  return summary_write_json(path, &rr->sr, rr->ncols, (const char *const *)rr->labels, rr->stats, d);
+}
+
+/* The run's chains as driver_result takes them. */
+static RunResult *dr_result(Run *r) {
+  const DriverOpts *o = r->o;
+  int m = r->m;
+  bool interrupted = r->m < o->eng.chains || r->n < o->eng.draws;
+  DriverDraws dd = {
+      .engine = r->eng->name,
+      .engine_reason = o->engine_reason,
+      .backend = r->chains[0].backend,
+      .model_name = dr_short_name(o->model_name ? o->model_name : o->model_file),
+      .m = m, .n = r->n, .ncols = r->chains[0].ncols,
+      .warmup = r->warmup, .thin = o->eng.thin,
+      .names = r->chains[0].names,
+      .data = gc_alloc(sizeof(double *) * (size_t)m),
+      .lw = r->eng->weighted ? gc_alloc(sizeof(double *) * (size_t)m) : NULL,
+      .warm_s = gc_alloc_atomic(sizeof(double) * (size_t)m),
+      .samp_s = gc_alloc_atomic(sizeof(double) * (size_t)m),
+      .notes = gc_alloc(sizeof(char *) * (size_t)m),
+      .chain_ids = gc_alloc_atomic(sizeof(int) * (size_t)m),
+      .random_walk = r->eng->random_walk,
+      .adapt_delta = engine_opt_real(&o->eng, "adapt-delta"),
+      .max_depth = (int)engine_opt_int(&o->eng, "max-depth"),
+      .planned_draws = interrupted ? o->eng.draws : 0,
+      .planned_chains = interrupted ? o->eng.chains : 0,
+  };
+  double *lz = NULL, *lse = NULL;
+  if (r->eng->log_evidence) {
+    lz = gc_alloc_atomic(sizeof(double) * (size_t)m);
+    lse = r->eng->log_evidence_se ? gc_alloc_atomic(sizeof(double) * (size_t)m) : NULL;
+  }
+  for (int c = 0; c < m; c++) {
+    Chain *ch = &r->chains[c];
+    dd.data[c] = ch->data;
+    if (dd.lw) dd.lw[c] = ch->lw;
+    dd.warm_s[c] = ch->warm_s, dd.samp_s[c] = ch->samp_s;
+    dd.notes[c] = ch->notes;
+    dd.chain_ids[c] = ch->id + 1;
+    if (lz) lz[c] = ch->logz;
+    if (lse) lse[c] = ch->logz_se;
+  }
+  dd.chain_logz = lz, dd.chain_logz_se = lse;
+  return driver_result(&dd);
 }
 
 /* Latents in loops, branches and functions are written under their
@@ -842,7 +883,7 @@ bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
     fputs(rr->summary_text, o->summary_out);
     fflush(o->summary_out);
   }
-  if (o->summary_json && !dr_write_json(r, rr, d)) return false;
+  if (o->summary_json && !rr_write_summary_json(rr, o->summary_json, d)) return false;
   *out = rr;
   return true;
 }

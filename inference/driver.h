@@ -75,6 +75,34 @@ static inline bool driver_run(const Interp *in, const EngineVT *eng, const Drive
 
 /* ---- the result ---- */
 
+/* A finished run's draws, however they were made (the driver's chains, or
+ * CSV files read back by csvread.h): what the summary, the warnings and the
+ * result are computed from.  The arrays are kept by the result. */
+typedef struct DriverDraws {
+  const char *engine, *engine_reason, *backend; /* reason, backend may be NULL */
+  const char *model_name;    /* short name ("coin"), may be NULL */
+  int m, n, ncols;           /* chains, kept draws per chain, columns */
+  int warmup, thin;          /* as the table reports them */
+  const char **names;        /* CSV names, ncols */
+  double **data;             /* data[c][col * n + i] */
+  double **lw;               /* weighted draws: log weights lw[c][i]; else NULL */
+  const double *chain_logz;  /* the engine's own log evidence per chain, or NULL */
+  const double *chain_logz_se; /* and its standard errors, or NULL */
+  bool random_walk;          /* accept_stat__ is a random-walk acceptance rate */
+  double adapt_delta;        /* NaN: none */
+  int max_depth;             /* 0: none */
+  int planned_draws, planned_chains; /* interrupted runs: what was asked; else 0 */
+  double *warm_s, *samp_s;   /* per chain, or NULL */
+  const char **notes;        /* the engine's remark per chain, or NULL */
+  int *chain_ids;            /* the chains' numbers for the remarks, or NULL (1..m) */
+} DriverDraws;
+
+/* Summary, warnings and table of dd (GC memory; never NULL). */
+RunResult *driver_result(const DriverDraws *dd);
+/* The summary JSON (summary.h) of r written to path; DIAG_IO on failure. */
+bool rr_write_summary_json(const RunResult *r, const char *path, Diag *d);
+
+
 int rr_num_chains(const RunResult *r);
 int rr_num_draws(const RunResult *r); /* kept draws per chain */
 /* Columns: lp__, the engine's stat columns, then the outputs' elements. */

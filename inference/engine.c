@@ -40,6 +40,10 @@ static const OptSpec common_options[] = {
     {.name = "init", .type = OPT_REAL, .def = "2", .rlo = 0, .rhi = INFINITY, .arg = "R",
      .help = "gradient-based engines: initial values uniform(-R, R) on the unconstrained "
              "scale, 0 starts at 0 (CmdStan's init=R)"},
+    {.name = "sig-figs", .type = OPT_INT, .def = "6", .ilo = 1, .ihi = 18, .arg = "N",
+     .help = "significant digits of the reals in the CSV files (CmdStan's sig_figs); 17 keeps "
+             "every draw exactly, so 'ppl summary' of the files repeats the run's table digit "
+             "for digit"},
     {.name = "no-jit", .type = OPT_BOOL, .def = "false",
      .help = "gradient-based engines: interpret the log density instead of compiling it with "
              "LLVM (the summary's 'backend:' line says which ran)"},
@@ -143,6 +147,7 @@ void engine_opts_put(EngineOpts *o, const OptSpec *s, OptValue v) {
     else if (!strcmp(name, "threads")) o->threads = (int)v.i;
     else if (!strcmp(name, "init")) o->init_radius = v.r;
     else if (!strcmp(name, "no-jit")) o->no_jit = v.i != 0;
+    else if (!strcmp(name, "sig-figs")) o->sig_figs = (int)v.i;
     return;
   }
   if (!o->set) o->set = opt_set_new();

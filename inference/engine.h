@@ -31,6 +31,7 @@ typedef struct EngineOpts {
                           0 = every coordinate 0), as CmdStan's init=R */
   bool no_jit;         /* interpret the log density even where the LLVM JIT
                           could compile it */
+  int sig_figs;        /* significant digits of the CSV's reals (default 6) */
   OptSet *set;         /* the engine's own options given for this run; NULL or
                           missing = the tables' defaults */
 } EngineOpts;

@@ -174,7 +174,7 @@ static const Case cases[] = {
      .min_ess = 200,
      .checks = {MEAN("beta[1]", "beta#1"), MEAN("beta[2]", "beta#2"), MEAN("beta[3]", "beta#3"),
                 MEAN("beta[4]", "beta#4"), MEAN("beta[5]", "beta#5")}},
-    {.model = "kalman", .engine = "mh", .chains = 2, .warmup = 1000, .draws = 3000, .min_ess = 100,
+    {.model = "kalman", .engine = "mh", .chains = 2, .warmup = 500, .draws = 1000, .min_ess = 100,
      .checks = {MEAN("x_last", "x_last_filter"), MEAN("x_first", "x_first_smooth")}},
     /* nuts: Stan's defaults (4 chains, 1000 warmup + 1000 draws) */
     {.model = "normal_mean", .engine = "nuts", .chains = 4, .warmup = 1000, .draws = 1000,

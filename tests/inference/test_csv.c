@@ -164,8 +164,34 @@ static void test_config(void) {
   free(buf);
 }
 
+/* csv_set_element is csv_columns' inverse: writing back the columns of one
+ * value into a zeroed value of the same shape gives the same columns. */
+static void test_set_element(void) {
+  Value z = val_arr(2), zero = val_arr(2);
+  for (int i = 0; i < 2; i++) {
+    z.a->e[i] = val_mat(2, 3), zero.a->e[i] = val_mat(2, 3);
+    for (int k = 0; k < 6; k++) z.a->e[i].t->d[k] = 100 * i + k + 0.5;
+  }
+  CsvCols a, b;
+  csv_cols_init(&a);
+  csv_cols_init(&b);
+  char err[128];
+  csv_columns("z", z, &a, true, err, sizeof err);
+  for (int k = 0; k < a.n; k++) csv_set_element(&zero, k, a.vals[k]);
+  csv_columns("z", zero, &b, true, err, sizeof err);
+  char first[4096];
+  snprintf(first, sizeof first, "%s", joined_vals(&a));
+  tap_streq(joined_vals(&b), first, "csv_set_element writes array-of-matrix elements where csv_columns reads them");
+  tap_ok(zero.a->e[1].t->d[1 * 2 + 0] == 100 + 2 + 0.5, "z[2][1,2] is column z.2.1.2");
+  Value r = val_real(0), i = val_int(0);
+  csv_set_element(&r, 0, 2.5);
+  csv_set_element(&i, 0, 7);
+  tap_ok(r.r == 2.5 && i.i == 7, "scalars: real and int set");
+}
+
 int main(void) {
   gc_init();
+  test_set_element();
   test_matrix();
   test_2d_array();
   test_array_of_vectors();
