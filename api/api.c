@@ -19,12 +19,14 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../inference/csvread.h"
 #include "../inference/driver.h"
 #include "../inference/engine.h"
 #include "../inference/generate.h"
 #include "../inference/logdensity.h"
+#include "../inference/progress.h"
 #include "../ir/interp.h"
 #include "../parser/ast.h"
 #include "../lang/check.h"
@@ -908,8 +910,14 @@ static ppl_status run_prepare(ppl_model *m, const ppl_run_options *o, const Engi
   if ((s = run_engine_opts(m->ctx, o, *eng, !o->engine, &d_o->eng)) != PPL_OK) return s;
   d_o->output_csv = o->output_csv;
   d_o->summary_json = o->summary_json;
+  d_o->include = o->include;
+  d_o->exclude = o->exclude;
   d_o->summary_out = NULL;
-  d_o->progress = o->progress != 0;
+  /* redrawn in place only on a terminal; plain lines when asked for them or
+     when stderr is a file or a pipe */
+  d_o->progress = o->progress == PPL_PROGRESS_LINES || (o->progress && !isatty(2)) ? PROGRESS_LINES
+                  : o->progress                                                   ? PROGRESS_TERMINAL
+                                                                                  : PROGRESS_OFF;
   d_o->threads = d_o->eng.threads; /* particle engines split it with the chains */
   d_o->model_file = m->file;
   d_o->model_name = m->file;

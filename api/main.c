@@ -53,10 +53,15 @@ static const char usage_text[] =
     "  --output FILE.csv     draws in CmdStan's CSV layout (FILE_1.csv ... for chains > 1;\n"
     "                        '-' for stdout, then the summary goes to stderr)\n"
     "  --summary FILE.json   summary as JSON\n"
-    "  --quiet               no summary table on stdout (warnings still go to stderr)\n";
+    "  --include NAME,...    only these outputs in the CSV and the summary\n"
+    "  --exclude NAME,...    every output but these (lp__ and the engine's columns stay)\n"
+    "  --quiet               no summary table on stdout (warnings still go to stderr)\n"
+    "  --progress            progress of each chain on stderr (default when stderr is a\n"
+    "                        terminal: bars redrawn in place; else plain lines)\n"
+    "  --no-progress         no progress\n";
 
 /* The command's own options; the rest come from the engines' tables. */
-static const char *const cli_valued[] = {"data", "engine", "output", "summary", NULL};
+static const char *const cli_valued[] = {"data", "engine", "output", "summary", "include", "exclude", NULL};
 
 /* The table entry of option name (common or any engine's), or 0. */
 static int find_option(const char *name, ppl_option_info *out) {
@@ -263,7 +268,9 @@ static int report(ppl_context *ctx) {
 
 typedef struct Args {
   const char *cmd, *model, *data, *engine, *output, *summary;
+  const char *include, *exclude; /* --include / --exclude NAME,... */
   int quiet, llvm, help, markdown, deps, json;
+  int progress; /* --progress 1, --no-progress 0, neither -1 (on when stderr is a terminal) */
   ppl_run_options ro; /* the engines' options, set by name from their tables */
 } Args;
 
@@ -280,6 +287,11 @@ static int parse_args(int argc, char **argv, Args *a) {
       memcpy(name, o, n);
       name[n] = 0;
       const char *bare = name + 2;
+      if (!strcmp(bare, "progress") || !strcmp(bare, "no-progress")) {
+        if (eq) return usage_error("%s takes no value", name);
+        a->progress = bare[0] == 'p';
+        continue;
+      }
       if (!strcmp(bare, "quiet") || !strcmp(bare, "llvm") || !strcmp(bare, "help") ||
           !strcmp(bare, "markdown") || !strcmp(bare, "deps") || !strcmp(bare, "json")) {
         if (eq) return usage_error("%s takes no value", name);
@@ -316,6 +328,8 @@ static int parse_args(int argc, char **argv, Args *a) {
       else if (!strcmp(bare, "engine")) a->engine = val;
       else if (!strcmp(bare, "output")) a->output = val;
       else if (!strcmp(bare, "summary")) a->summary = val;
+      else if (!strcmp(bare, "include")) a->include = val;
+      else if (!strcmp(bare, "exclude")) a->exclude = val;
       else if (ppl_run_set(&a->ro, bare, val) != PPL_OK)
         return usage_error("%s", ppl_run_options_errmsg(&a->ro));
     } else if (o[0] == '-' && o[1]) {
@@ -481,6 +495,7 @@ int main(int argc, char **argv) {
   }
   Args a = {0};
   a.cmd = argv[1];
+  a.progress = -1;
   if (!strcmp(a.cmd, "help") || !strcmp(a.cmd, "--help") || !strcmp(a.cmd, "-h")) {
     /* ppl help [options [--markdown]] */
     if (argc > 2 && !strcmp(argv[2], "options")) {
@@ -563,8 +578,12 @@ int main(int argc, char **argv) {
     ro.engine = a.engine;
     ro.output_csv = a.output;
     ro.summary_json = a.summary;
+    ro.include = a.include;
+    ro.exclude = a.exclude;
   }
-  ro.progress = !strcmp(a.cmd, "run") && isatty(2);
+  /* the library draws bars on a terminal and plain lines elsewhere */
+  if (strcmp(a.cmd, "run")) ro.progress = PPL_PROGRESS_OFF;
+  else ro.progress = a.progress > 0 || (a.progress < 0 && isatty(2)) ? PPL_PROGRESS_AUTO : PPL_PROGRESS_OFF;
   if (strcmp(a.cmd, "exec")) {
     const char *name, *why;
     if (ppl_model_engine(m, ro.engine, &name, &why) != PPL_OK || ppl_run_check(m, &ro) != PPL_OK) {

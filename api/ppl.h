@@ -24,7 +24,7 @@
  *    message (ppl_errmsg) and the source position (ppl_errpos), e.g.
  *    "model.ppl:12:7: unknown variable 'thta'".  The library never exits, aborts
  *    or prints on its own (print() statements of a model go to
- *    ppl_config.print_out; the progress line of ppl_run_options.progress and
+ *    ppl_config.print_out; the progress lines of ppl_run_options.progress and
  *    a CSV output named "-" go to stderr and stdout because the host asked).
  *  - Out of memory is an error like the others (PPL_ERR_NOMEM, "out of memory
  *    (allocating N bytes)"), never an abort; see PPL_ERR_NOMEM for what stays
@@ -244,6 +244,8 @@ ppl_status ppl_unconstrain(ppl_model *m, const double *x, double *theta);
 
 /* ---- running ----------------------------------------------------------- */
 
+enum { PPL_PROGRESS_OFF = 0, PPL_PROGRESS_AUTO = 1, PPL_PROGRESS_LINES = 2 };
+
 typedef struct ppl_run_options {
   const char *engine;      /* "prior", "is", "mh", ...; NULL = chosen by analysis */
   int chains;              /* default 4 */
@@ -259,13 +261,19 @@ typedef struct ppl_run_options {
                               the model or data file */
   const char *summary_json;/* summary JSON path, or NULL; checked writable (and
                               not an input) before the run starts */
-  int progress;            /* nonzero: a progress line on stderr (default 0) */
+  int progress;            /* progress on stderr, one line per chain (phase, bar,
+                              iteration i/N, it/s, time left): 0 none (default);
+                              PPL_PROGRESS_AUTO (any other nonzero value) redrawn
+                              in place with ANSI codes when stderr is a terminal,
+                              else plain lines; PPL_PROGRESS_LINES plain lines at
+                              every tenth of a chain (no \r, no escape codes) */
   /* gradient-based engines (nuts, hmc) */
   const char *metric;      /* "diag" (default), "dense", "unit" */
   int max_depth;           /* NUTS tree depth limit, default 10 */
   double adapt_delta;      /* target acceptance statistic in (0, 1), default 0.8 */
   /* particle engines (smc, pgibbs) */
-  int particles;           /* default 1000 */
+  int particles;           /* default 0: the engine chooses (smc 1000, pgibbs from the
+                              program's size) */
   const char *resample;    /* "systematic" (default), "multinomial", "stratified", "residual" */
   double ess_threshold;    /* resample when ESS/N falls below it, in [0, 1], default 0.5 */
   int rejuvenate;          /* rounds of MH moves per particle after each resampling,
@@ -281,6 +289,12 @@ typedef struct ppl_run_options {
   double int_time;         /* static HMC integration time, > 0, default 2 pi */
   double init_radius;      /* initial values uniform(-R, R) on the unconstrained scale,
                               R >= 0 (0: all zero), default 2 */
+  /* Which outputs get CSV and summary columns, by their names in the model
+     ("theta,sigma"); lp__ and the engine's columns always stay.  At most one
+     of the two; NULL = every output.  An unknown name is PPL_ERR_USAGE, the
+     message listing the model's outputs. */
+  const char *include;     /* only these */
+  const char *exclude;     /* all but these */
   /* The options given by name with ppl_run_set: private, owned by these
      options (ppl_run_options_free); NULL after ppl_run_options_default. */
   struct ppl_run_named *named;

@@ -230,7 +230,7 @@ bool csv_write_config(FILE *f, const CsvConfig *c) {
   fprintf(f, "#   sample\n");
   fprintf(f, "#     num_samples = %d\n", c->num_samples);
   fprintf(f, "#     num_warmup = %d\n", c->num_warmup);
-  fprintf(f, "#     save_warmup = 0\n");
+  fprintf(f, "#     save_warmup = %d\n", c->save_warmup ? 1 : 0);
   fprintf(f, "#     thin = %d\n", c->thin);
   if (c->hmc_engine) {
     cv_write_hmc(f, c);

@@ -67,6 +67,7 @@ typedef struct CsvConfig {
   const char *engine_reason;/* may be NULL */
   int num_samples;          /* sampling iterations (kept draws * thin) */
   int num_warmup;           /* 0 for engines without warmup */
+  bool save_warmup;         /* warmup draws are written before the sampling draws */
   int thin;
   int num_chains;
   int id;                   /* chain number, 1-based */

@@ -31,6 +31,8 @@
 #include <unistd.h>
 
 #include "csv.h"
+#include "progress.h"
+#include "psis.h"
 #include "summary.h"
 
 struct RunResult {
@@ -44,6 +46,7 @@ struct RunResult {
   bool weighted;
   double logz, logz_se;
   double weights_ess; /* weighted: Kish ESS of all the weights; else NaN */
+  double pareto_k;    /* weighted: PSIS k-hat of all the weights; else NaN */
   double *chain_logz; /* each chain's log evidence estimate; NULL if none */
   RunWarning *warnings;
   int nwarnings;
@@ -93,11 +96,12 @@ typedef struct Run {
   Chain *chains;
   int m, n;             /* chains and draws per chain in the result: the options'
                            unless interrupted */
-  pthread_mutex_t mu;   /* guards next_chain and the progress line */
+  pthread_mutex_t mu;   /* guards next_chain */
   int next_chain;
   atomic_int stop;      /* set when a chain fails: the others end early */
-  atomic_long done;     /* iterations finished, all chains (progress) */
-  long total, shown;
+  bool *keep;           /* per output: written (--include / --exclude) */
+  Progress *prog;       /* NULL = no progress shown */
+  EngineOpts eo;        /* the run's engine options, with the progress hook */
 } Run;
 
 void driver_opts_default(DriverOpts *o) {
@@ -128,21 +132,62 @@ static bool dr_is_scalar(Type t) {
   return t.ndims == 0 && (t.base == TY_INT || t.base == TY_REAL || t.base == TY_BOOL);
 }
 
+/* ---- output selection --------------------------------------------------- */
+
+/* The outputs named in list ("a,b"), marked in mark[]; false for a bad name. */
+static bool dr_mark_outputs(const char *opt, const char *list, int noutputs, const IrOutput *outputs,
+                            bool *mark, Diag *d) {
+  const char *p = list;
+  for (;;) {
+    size_t len = strcspn(p, ",");
+    const char *name = gc_strndup(p, len);
+    /* spaces around the names are typed after commas: "a, b" */
+    while (*name == ' ') name++;
+    size_t nl = strlen(name);
+    while (nl && name[nl - 1] == ' ') nl--;
+    name = gc_strndup(name, nl);
+    int found = -1;
+    for (int j = 0; j < noutputs && found < 0; j++)
+      if (!strcmp(outputs[j].name, name)) found = j;
+    if (found < 0) {
+      char *known = "";
+      for (int j = 0; j < noutputs; j++) known = gc_printf("%s%s%s", known, j ? ", " : "", outputs[j].name);
+      if (!*name)
+        diag_error(d, DIAG_USAGE, (SrcPos){0}, "--%s: an empty name in '%s'", opt, list);
+      else
+        diag_error(d, DIAG_USAGE, (SrcPos){0}, "--%s: the model has no output '%s' (its outputs: %s)", opt,
+                   name, noutputs ? known : "none");
+      return false;
+    }
+    mark[found] = true;
+    if (!p[len]) return true;
+    p += len + 1;
+  }
+}
+
+bool driver_select_outputs(const DriverOpts *o, int noutputs, const IrOutput *outputs, bool **keep,
+                           Diag *d) {
+  bool *k = gc_alloc_atomic(sizeof(bool) * (size_t)(noutputs + 1));
+  *keep = k;
+  if (o->include && o->exclude) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0},
+               "--include and --exclude cannot be used together: name the outputs to keep, or those to leave out");
+    return false;
+  }
+  const char *list = o->include ? o->include : o->exclude;
+  bool *mark = gc_alloc_atomic(sizeof(bool) * (size_t)(noutputs + 1));
+  memset(mark, 0, sizeof(bool) * (size_t)(noutputs + 1));
+  if (list && !dr_mark_outputs(o->include ? "include" : "exclude", list, noutputs, outputs, mark, d))
+    return false;
+  for (int j = 0; j < noutputs; j++) k[j] = !list || (o->include ? mark[j] : !mark[j]);
+  return true;
+}
+
 /* ---- progress ----------------------------------------------------------- */
 
-static void dr_progress(Run *r, long add) {
-  long done = atomic_fetch_add(&r->done, add) + add;
-  if (!r->o->progress || r->total <= 0) return;
-  long step = r->total / 100 > 0 ? r->total / 100 : 1;
-  if (done < r->shown + step && done != r->total) return;
-  pthread_mutex_lock(&r->mu);
-  if (done > r->shown) {
-    r->shown = done;
-    fprintf(stderr, "\rppl: %3d%%  %ld/%ld iterations", (int)(100.0 * (double)done / (double)r->total),
-            done, r->total);
-    fflush(stderr);
-  }
-  pthread_mutex_unlock(&r->mu);
+/* EngineOpts.progress: an engine's own unit within a step. */
+static void dr_engine_progress(void *ctx, int chain, long done, long total, const char *unit) {
+  progress_unit(ctx, chain, done, total, unit);
 }
 
 /* ---- one kept draw ------------------------------------------------------ */
@@ -184,7 +229,7 @@ static bool dr_nested_columns(Chain *ch, const Draw *dr, int k) {
 
 /* Columns of draw k into ch->cols: lp__, engine stats, outputs. */
 static bool dr_columns(Run *r, Chain *ch, const Draw *dr, int k) {
-  bool first = k == 0;
+  bool first = ch->names == NULL; /* the chain's first written draw fixes the columns */
   CsvCols *c = &ch->cols;
   c->n = 0;
   char err[256];
@@ -194,7 +239,7 @@ static bool dr_columns(Run *r, Chain *ch, const Draw *dr, int k) {
     csv_columns(r->eng->stat_names[s], val_real(dr->stats[s]), c, first, err, sizeof err);
   for (int j = 0; j < r->noutputs; j++) {
     const IrOutput *out = &r->outputs[j];
-    if (dr_is_string(out->type)) continue;
+    if (dr_is_string(out->type) || !r->keep[j]) continue;
     Value v = dr->outputs ? dr->outputs[j] : val_none();
     if (v.k == V_NONE && !dr_is_scalar(out->type)) continue; /* never assigned container */
     int dims[CSV_MAX_DIMS];
@@ -269,10 +314,13 @@ static bool dr_check_memory(const EngineVT *eng, const DriverOpts *o, long ncols
   return false;
 }
 
-static bool dr_record(Run *r, Chain *ch, const Draw *dr, int k) {
+/* Draw k of the chain's sampling iterations (warm: of its warmup, written
+ * to the CSV only, under --save-warmup). */
+static bool dr_record(Run *r, Chain *ch, const Draw *dr, int k, bool warm) {
+  bool first = ch->names == NULL;
   if (!dr_columns(r, ch, dr, k)) return false;
   int nd = r->o->eng.draws;
-  if (k == 0) {
+  if (first) {
     /* the columns are known now: the exact check (by every chain, before it
        allocates, so no chain is left to run out of memory instead) */
     if (!dr_check_memory(r->eng, r->o, ch->cols.n, "", &ch->d)) {
@@ -287,14 +335,17 @@ static bool dr_record(Run *r, Chain *ch, const Draw *dr, int k) {
     ch->data = gc_alloc_atomic(sizeof(double) * (size_t)ch->ncols * (size_t)nd);
     if (r->eng->weighted) ch->lw = gc_alloc_atomic(sizeof(double) * (size_t)nd);
     if (ch->csv && !csv_write_header(ch->csv, ch->ncols, ch->names)) goto io;
-    if (ch->csv && ch->adapt && !dr_write_comments(ch->csv, ch->adapt)) goto io;
   } else if (ch->cols.n != ch->ncols) {
     return dr_fail(ch, DIAG_INTERNAL, "draw %d of chain %d has %d columns, the first had %d",
                    k + 1, ch->id + 1, ch->cols.n, ch->ncols);
   }
-  for (int col = 0; col < ch->ncols; col++)
-    ch->data[(size_t)col * (size_t)nd + (size_t)k] = ch->cols.vals[col];
-  if (ch->lw) ch->lw[k] = dr->log_weight;
+  /* CmdStan's layout: the adaptation comment separates warmup and sampling rows */
+  if (!warm && k == 0 && ch->csv && ch->adapt && !dr_write_comments(ch->csv, ch->adapt)) goto io;
+  if (!warm) {
+    for (int col = 0; col < ch->ncols; col++)
+      ch->data[(size_t)col * (size_t)nd + (size_t)k] = ch->cols.vals[col];
+    if (ch->lw) ch->lw[k] = dr->log_weight;
+  }
   if (ch->csv && !csv_write_row(ch->csv, ch->ncols, ch->cols.vals, ch->is_int,
                                         r->o->eng.sig_figs)) goto io;
   return true;
@@ -323,7 +374,7 @@ static bool dr_interrupted(Run *r, Chain *ch) {
 }
 
 static void dr_run_chain(Run *r, Chain *ch) {
-  const EngineOpts *eo = &r->o->eng;
+  const EngineOpts *eo = &r->eo;
   if (dr_interrupted(r, ch)) return; /* not started: no engine to set up */
   void *state = r->eng->init(r->in, eo, ch->id, &ch->d);
   if (!state) {
@@ -340,7 +391,9 @@ static void dr_run_chain(Run *r, Chain *ch) {
   for (int w = 0; ok && w < r->warmup; w++) {
     if (atomic_load(&r->stop) || dr_interrupted(r, ch)) ok = false;
     else ok = dr_step(r, ch, state, true, &dr);
-    if (ok) dr_progress(r, 1);
+    /* thinned as the sampling draws are, as CmdStan does */
+    if (ok && eo->save_warmup && w % eo->thin == 0) ok = dr_record(r, ch, &dr, w / eo->thin, true);
+    if (ok) progress_iter(r->prog, ch->id, true, w + 1);
   }
   double t1 = dr_now();
   if (ok && r->eng->adaptation_info) ch->adapt = r->eng->adaptation_info(state);
@@ -348,9 +401,10 @@ static void dr_run_chain(Run *r, Chain *ch) {
     if (atomic_load(&r->stop) || dr_interrupted(r, ch)) ok = false;
     else ok = dr_step(r, ch, state, false, &dr);
     /* CmdStan keeps iterations 0, thin, 2 thin, ... */
-    if (ok && it % eo->thin == 0 && (ok = dr_record(r, ch, &dr, ch->kept))) ch->kept++;
-    if (ok) dr_progress(r, 1);
+    if (ok && it % eo->thin == 0 && (ok = dr_record(r, ch, &dr, ch->kept, false))) ch->kept++;
+    if (ok) progress_iter(r->prog, ch->id, false, it + 1);
   }
+  progress_chain_end(r->prog, ch->id);
   double t2 = dr_now();
   ch->logz = NAN;
   /* an interrupted chain is whole up to its last draw: it is summarised */
@@ -499,8 +553,10 @@ bool driver_check_outputs(const EngineVT *eng, const DriverOpts *o, int noutputs
                           const IrOutput *outputs, Diag *d) {
   /* a lower bound of the columns (lp__, the engine's, one a scalar output)
      refuses the hopeless runs before any work; the first draw gives the rest */
+  bool *keep;
+  if (!driver_select_outputs(o, noutputs, outputs, &keep, d)) return false;
   long mincols = 1 + eng->nstats;
-  for (int j = 0; j < noutputs; j++) mincols += dr_is_scalar(outputs[j].type);
+  for (int j = 0; j < noutputs; j++) mincols += keep[j] && dr_is_scalar(outputs[j].type);
   if (!dr_check_memory(eng, o, mincols, "at least ", d)) return false;
   if (!dr_check_summary_path(o, d)) return false;
   if (!o->output_csv) return true;
@@ -561,6 +617,7 @@ static bool dr_open_files(Run *r, Diag *d) {
         .nested_note = r->nested_note,
         .num_samples = r->iters,
         .num_warmup = r->warmup,
+        .save_warmup = o->eng.save_warmup && r->warmup > 0,
         .thin = o->eng.thin,
         .num_chains = o->eng.chains,
         .id = c + 1,
@@ -681,7 +738,14 @@ static void dr_summarise(const DriverDraws *dd, RunResult *rr) {
     diag_evidence_combine(m, lz, lse, &est, &se);
     if (se > rr->logz_se) rr->logz_se = se;
   }
-  if (rr->weighted) rr->weights_ess = diag_kish_ess(m, n, (const double *const *)rr->lw);
+  rr->pareto_k = NAN;
+  if (rr->weighted) {
+    rr->weights_ess = diag_kish_ess(m, n, (const double *const *)rr->lw);
+    /* the chains are independent importance samples: one tail for all */
+    double *all = gc_alloc_atomic(sizeof(double) * (size_t)m * (size_t)n);
+    for (int c = 0; c < m; c++) memcpy(all + (size_t)c * (size_t)n, rr->lw[c], sizeof(double) * (size_t)n);
+    rr->pareto_k = psis_k(m * n, all);
+  }
   if (dd->chain_logz || rr->weighted) rr->chain_logz = lz;
 }
 
@@ -695,6 +759,7 @@ static void dr_warnings(const DriverDraws *dd, RunResult *rr) {
       .adapt_delta = dd->adapt_delta,
       .max_depth = dd->max_depth,
       .chain_logz = rr->chain_logz,
+      .pareto_k = rr->pareto_k,
   };
   rr->warnings = warn_collect(&in, &rr->nwarnings);
   rr->warnings_text = summary_warnings_text(rr->nwarnings, rr->warnings);
@@ -738,6 +803,7 @@ RunResult *driver_result(const DriverDraws *dd) {
       .log_evidence = rr->logz,
       .log_evidence_se = rr->logz_se,
       .weights_ess = rr->weights_ess,
+      .pareto_k = rr->pareto_k,
       .nwarnings = rr->nwarnings,
       .warnings = rr->warnings,
       .planned_draws = dd->planned_draws,
@@ -807,8 +873,8 @@ static RunResult *dr_result(Run *r) {
    changes from run to run and a CSV file has one header: they have no
    column, and the comment block says so. */
 static void dr_nested_rule(Run *r) {
-  r->nested_cols = true;
-  if (!r->in) return; /* a host's engine without a program: whatever it reports */
+  r->nested_cols = !r->o->include; /* --include keeps the named outputs only */
+  if (!r->in || r->o->include) return; /* no program (a host's engine): what it reports */
   /* one draw in all (`ppl exec`) has one set of addresses whatever the program */
   if (r->o->eng.chains == 1 && r->o->eng.draws == 1) return;
   const IrAnalysis *a = ir_analyze(interp_program(r->in));
@@ -844,18 +910,17 @@ bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
   }
   pthread_mutex_init(&r->mu, NULL);
   atomic_init(&r->stop, 0);
-  atomic_init(&r->done, 0);
-  r->total = (long)m * (r->warmup + r->iters);
   r->m = m, r->n = o->eng.draws;
+  r->eo = o->eng;
+  r->prog = progress_new(stderr, (ProgressMode)o->progress, m, r->warmup, r->iters);
+  if (r->prog) r->eo.progress = dr_engine_progress, r->eo.progress_ctx = r->prog;
 
-  bool ok = driver_check_outputs(eng, o, noutputs, outputs, d) && dr_open_files(r, d);
+  bool ok = driver_check_outputs(eng, o, noutputs, outputs, d) &&
+            driver_select_outputs(o, noutputs, outputs, &r->keep, d) && dr_open_files(r, d);
   bool stopped = false;
   if (ok) {
     dr_run_all(r);
-    if (o->progress) {
-      fprintf(stderr, "\r%60s\r", "");
-      fflush(stderr);
-    }
+    progress_end(r->prog);
     for (int c = 0; c < m; c++) stopped |= r->chains[c].interrupted;
     if (dr_first_error(r, d)) ok = false;
   }
@@ -934,6 +999,8 @@ const double *rr_log_weights(const RunResult *r, int chain) {
 const SummaryStats *rr_summary(const RunResult *r, int col) {
   return col >= 0 && col < r->ncols ? &r->stats[col] : NULL;
 }
+
+double rr_pareto_k(const RunResult *r) { return r->pareto_k; }
 
 bool rr_log_evidence(const RunResult *r, double *est, double *se) {
   if (!r->weighted) return false;

@@ -26,13 +26,20 @@ typedef struct DriverOpts {
                                 (/dev/null) is opened as is by every chain */
   const char *summary_json;  /* NULL = no JSON summary */
   FILE *summary_out;         /* NULL = no table printed (it is kept in the result) */
-  bool progress;             /* a progress line on stderr, redrawn with \r: only
-                                when the caller knows stderr is a terminal */
+  int progress;              /* ProgressMode (progress.h): per-chain lines on
+                                stderr, redrawn in place (PROGRESS_TERMINAL: only
+                                when the caller knows stderr is a terminal) or
+                                plain lines (PROGRESS_LINES); 0 = none */
   int threads;               /* 0 = min(chains, 2) */
   const char *model_name;    /* for "model = NAME_model"; a path is reduced to its
                                 base name without extension; NULL = from model_file */
   const char *model_file, *data_file; /* recorded in the CSV; may be NULL */
   const char *engine_reason; /* "mh — ..." for the table, CSV and JSON; may be NULL */
+  const char *include;       /* NULL, or "a,b,...": only these outputs (by their
+                                names in the model) get CSV and summary columns;
+                                lp__ and the engine's columns always stay */
+  const char *exclude;       /* NULL, or "a,b,...": every output but these (not
+                                with include); an unknown name is DIAG_USAGE */
   atomic_int *interrupt;     /* NULL, or a flag the host sets (from a signal handler)
                                 to stop the run at the next iteration: the draws
                                 kept so far are summarised and marked interrupted */
@@ -47,6 +54,12 @@ typedef struct RunResult RunResult;
  * outputs[i] names Draw.outputs[i] (see IrProgram.outputs). */
 bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
                         const EngineVT *eng, const DriverOpts *o, RunResult **out, Diag *d);
+
+/* Which outputs the run writes (--include / --exclude): keep[j] for each of
+ * the noutputs (GC array).  False with DIAG_USAGE for both lists at once, an
+ * empty name, or a name that is no output (the message lists the outputs). */
+bool driver_select_outputs(const DriverOpts *o, int noutputs, const IrOutput *outputs, bool **keep,
+                           Diag *d);
 
 /* What driver_run checks before it opens a file or samples: that no output
  * is the model or data file (same device and inode; DIAG_USAGE), that every
@@ -117,6 +130,9 @@ const double *rr_column_draws(const RunResult *r, int chain, int col);
 /* Importance log weights of one chain (weighted engines), else NULL. */
 const double *rr_log_weights(const RunResult *r, int chain);
 const SummaryStats *rr_summary(const RunResult *r, int col);
+/* Weighted engines: the Pareto k-hat of all the draws' importance weights
+ * (psis.h); NaN otherwise or when it cannot be estimated. */
+double rr_pareto_k(const RunResult *r);
 /* False when the engine does not estimate it. */
 bool rr_log_evidence(const RunResult *r, double *est, double *se);
 const char *rr_engine(const RunResult *r);

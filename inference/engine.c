@@ -47,6 +47,9 @@ static const OptSpec common_options[] = {
     {.name = "no-jit", .type = OPT_BOOL, .def = "false",
      .help = "gradient-based engines: interpret the log density instead of compiling it with "
              "LLVM (the summary's 'backend:' line says which ran)"},
+    {.name = "save-warmup", .type = OPT_BOOL, .def = "false",
+     .help = "write the warmup iterations' draws to the CSV too, before the sampling draws "
+             "(CmdStan's save_warmup=1); the summary uses the sampling draws only"},
     OPT_END,
 };
 
@@ -148,6 +151,7 @@ void engine_opts_put(EngineOpts *o, const OptSpec *s, OptValue v) {
     else if (!strcmp(name, "init")) o->init_radius = v.r;
     else if (!strcmp(name, "no-jit")) o->no_jit = v.i != 0;
     else if (!strcmp(name, "sig-figs")) o->sig_figs = (int)v.i;
+    else if (!strcmp(name, "save-warmup")) o->save_warmup = v.i != 0;
     return;
   }
   if (!o->set) o->set = opt_set_new();

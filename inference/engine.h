@@ -32,9 +32,21 @@ typedef struct EngineOpts {
   bool no_jit;         /* interpret the log density even where the LLVM JIT
                           could compile it */
   int sig_figs;        /* significant digits of the CSV's reals (default 6) */
+  bool save_warmup;    /* the driver writes warmup draws to the CSV too */
   OptSet *set;         /* the engine's own options given for this run; NULL or
                           missing = the tables' defaults */
+  /* Progress within one long step (smc: the events of a run), set by the
+     driver; NULL = nobody listens.  Call it through engine_progress. */
+  void (*progress)(void *ctx, int chain, long done, long total, const char *unit);
+  void *progress_ctx;
 } EngineOpts;
+
+/* Chain `chain` has done `done` of `total` (0: not known) `unit`s ("event")
+ * of its current step. */
+static inline void engine_progress(const EngineOpts *o, int chain, long done, long total,
+                                   const char *unit) {
+  if (o->progress) o->progress(o->progress_ctx, chain, done, total, unit);
+}
 
 enum { METRIC_DIAG = 0, METRIC_DENSE, METRIC_UNIT };
 enum { RESAMPLE_SYSTEMATIC = 0, RESAMPLE_MULTINOMIAL, RESAMPLE_STRATIFIED, RESAMPLE_RESIDUAL };

@@ -28,12 +28,11 @@ typedef struct HmcEngine {
   bool nuts;
   int max_depth;
   double int_time;  /* static HMC: reported as int_time__, as CmdStan does */
-  double adapt_delta; /* for the divergence note's advice */
   Rng rng;          /* the sampler's randomness */
   Rng out_rng;      /* seeds of the per-draw output runs */
   Hmc *h;
   double init_radius;
-  long draws, divergent, max_depth_hits, capped;
+  long draws, capped;
   Diag last_fail;   /* the last program error met while evaluating */
 } HmcEngine;
 
@@ -130,7 +129,6 @@ static void *engine_init(const Interp *in, const EngineOpts *o, int chain, bool 
   e->nuts = nuts;
   e->max_depth = (int)engine_opt_int(o, "max-depth");
   e->int_time = engine_opt_real(o, "int-time");
-  e->adapt_delta = engine_opt_real(o, "adapt-delta");
   rng_seed(&e->rng, o->seed, (uint64_t)chain);
   rng_seed(&e->out_rng, o->seed ^ 0x6e757473u, (uint64_t)chain);
   /* one log density for all chains, compiled once (unless --no-jit or the
@@ -167,8 +165,6 @@ static bool engine_step(void *state, bool warmup, Draw *out, Diag *d) {
   if (!hmc_transition(e->h, warmup, &s, d)) return false;
   if (!warmup) {
     e->draws++;
-    e->divergent += s.divergent;
-    e->max_depth_hits += e->nuts && s.treedepth >= e->max_depth;
     e->capped += !e->nuts && s.capped;
   }
   if (!engine_outputs(e, out, d)) return false;
@@ -203,34 +199,21 @@ static const char *engine_adaptation(void *state) {
 
 static const char *engine_notes(void *state) {
   HmcEngine *e = state;
-  const char *div = "", *depth = "", *tiny = "";
+  const char *depth = "", *tiny = "";
   double eps = hmc_stepsize(e->h);
   if (e->draws > 0 && eps < HMC_TINY_STEP)
     tiny = gc_printf("the adapted step size is %g: this chain is probably stuck where the "
                      "curvature is extreme (compare R-hat); a smaller --init radius (e.g. "
                      "--init 0.5) or a reparameterisation may help",
                      eps);
-  /* advice that is still true: at 0.95 already, "towards 0.95" is not */
-  if (e->divergent > 0 && e->adapt_delta < 0.95)
-    div = gc_printf("%ld of %ld transitions after warmup diverged; increase --adapt-delta "
-                    "towards 0.95 or reparameterise",
-                    e->divergent, e->draws);
-  else if (e->divergent > 0)
-    div = gc_printf("%ld of %ld transitions after warmup diverged with --adapt-delta %g; "
-                    "reparameterise (e.g. non-centred)%s",
-                    e->divergent, e->draws, e->adapt_delta,
-                    e->adapt_delta < 0.99 ? " or try a value closer to 1 (0.99)" : "");
-  if (e->max_depth_hits > 0)
-    depth = gc_printf("%ld of %ld transitions after warmup hit the maximum tree depth of %d; "
-                      "increase --max-depth or reparameterise",
-                      e->max_depth_hits, e->draws, e->max_depth);
+  /* divergences and max-depth hits are the run's warnings (warnings.c), with
+     the counts per chain: not repeated here */
   if (e->capped > 0)
     depth = gc_printf("%ld of %ld transitions after warmup were cut at %d leapfrog steps "
                       "(int_time / stepsize = %g); lower --int-time or raise --max-depth",
                       e->capped, e->draws, 1 << e->max_depth, e->int_time / eps);
-  if (!*div && !*depth && !*tiny) return NULL;
-  return gc_printf("%s%s%s%s%s", div, *div && *depth ? "; " : "", depth,
-                   (*div || *depth) && *tiny ? "; " : "", tiny);
+  if (!*depth && !*tiny) return NULL;
+  return gc_printf("%s%s%s", depth, *depth && *tiny ? "; " : "", tiny);
 }
 
 /* ---- options ---- */

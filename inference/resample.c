@@ -27,8 +27,9 @@ const char *const resample_names[] = {"systematic", "multinomial", "stratified",
                                       NULL};
 
 const OptSpec particle_options[] = {
-    {.name = "particles", .type = OPT_INT, .def = "1000", .ilo = 1, .ihi = 100000000, .arg = "N",
-     .help = "particles per chain"},
+    {.name = "particles", .type = OPT_INT, .def = "0", .ilo = 0, .ihi = 100000000, .arg = "N",
+     .help = "particles per chain; 0: the engine's choice (smc 1000, pgibbs from the program's "
+             "size, see engines.md)"},
     {.name = "ess-threshold", .type = OPT_REAL, .def = "0.5", .rlo = 0, .rhi = 1, .arg = "X",
      .help = "resample when the effective sample size over N falls below X"},
     OPT_END,

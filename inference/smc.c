@@ -78,6 +78,7 @@
  * advance costs about a microsecond, a thread wake-up tens). */
 #define SMC_GRAIN 64
 
+#define SMC_PARTICLES 1000   /* --particles 0 (the default) */
 #define SMC_JUMPS 3.0        /* automatic rounds: accepted moves per particle wanted */
 #define SMC_MAX_ROUNDS 30    /* automatic rounds after one resampling, at most */
 #define SMC_BLOCK_ACCEPT 0.234
@@ -624,6 +625,8 @@ static bool smc_run_pool(SmcState *s, Diag *d) {
     if (base) memcpy(base, s->lw, sizeof(double) * (size_t)N);
     if (!smc_round(s, &alive, d)) return false;
     events++;
+    /* the events of a run are known once one run has finished */
+    engine_progress(&s->o, s->chain, events, s->nruns ? s->events_max + 1 : 0, "event");
     if (base && !smc_temper(s, base, &logz, &stages, d)) return false;
     double lz = resample_normalise(N, s->lw, s->w);
     if (!(lz > -INFINITY)) {
@@ -699,6 +702,7 @@ static void *smc_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
   s->chain = chain;
   s->o = *o;
   s->N = (int)engine_opt_int(o, "particles");
+  if (s->N == 0) s->N = SMC_PARTICLES; /* the default */
   s->scheme = engine_opt_enum(o, "resample");
   s->rejuvenate = (int)engine_opt_int(o, "rejuvenate");
   s->ess_threshold = engine_opt_real(o, "ess-threshold");

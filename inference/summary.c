@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../core/value.h"
+#include "psis.h"
 
 /* ---- a growing GC string ------------------------------------------------ */
 
@@ -150,6 +151,11 @@ char *summary_table(const SummaryRun *run, int ncols, const char *const *labels,
       sb_add(&b, "log evidence: %.*f ± %.*f\n", d, run->log_evidence, d, run->log_evidence_se);
     }
   }
+  if (run->weighted && !isnan(run->pareto_k))
+    sb_add(&b, "Pareto k of the importance weights: %.2f (%s)\n", run->pareto_k,
+           run->pareto_k <= PSIS_K_NOTE  ? "below 0.5: reliable"
+           : run->pareto_k <= PSIS_K_WARN ? "0.5 to 0.7: the estimates converge slowly; more draws help"
+                                          : "above 0.7: unreliable, see the warning");
   if (run->weighted)
     sb_add(&b, "Draws are importance weighted: Mean, StdDev and quantiles are self-normalised\n"
                "estimates; ESS is the smaller of Kish's ESS over distinct values and the ESS\n"
@@ -214,6 +220,7 @@ static json_t *sm_doc(const SummaryRun *run, int ncols, const char *const *label
     json_object_set_new(le, "estimate", sm_num(run->log_evidence));
     json_object_set_new(le, "se", sm_num(sm_collapsed(run) ? NAN : run->log_evidence_se));
     json_object_set_new(le, "weights_ess", sm_num(run->weighted ? run->weights_ess : NAN));
+    json_object_set_new(le, "pareto_k", sm_num(run->weighted ? run->pareto_k : NAN));
     json_object_set_new(root, "log_evidence", le);
   }
   json_object_set_new(root, "interrupted", json_boolean(run->planned_draws > 0));

@@ -32,6 +32,8 @@ typedef struct SummaryRun {
      WARN_KISH_COLLAPSED the log evidence is printed without a standard
      error, as unreliable. */
   double weights_ess;
+  /* Weighted runs: the Pareto k-hat of the weights (psis.h); NaN: none. */
+  double pareto_k;
 } SummaryRun;
 
 /* The warnings as the table prints them ("" when none): for the CLI to show
@@ -63,7 +65,8 @@ char *summary_table(const SummaryRun *run, int ncols, const char *const *labels,
  *    "variables": {"theta[1]": {"mean": ..., "sd": ..., "mcse": ..., "q5": ...,
  *                  "q50": ..., "q95": ..., "ess_bulk": ..., "ess_tail": ...,
  *                  "rhat": ...}, ...},
- *    "log_evidence": {"estimate": ..., "se": ..., "weights_ess": ...} or null,
+ *    "log_evidence": {"estimate": ..., "se": ..., "weights_ess": ...,
+ *                     "pareto_k": ...} or null,
  *    "interrupted": false,   (true for a run the host stopped early)
  *    "warnings": [{"kind": "rhat", "variables": ["theta"], "message": ...,
  *                  "advice": ...}, ...]}

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../core/value.h"
+#include "psis.h"
 
 enum { WN_SHOWN = 5 }; /* variables named in one message */
 
@@ -145,6 +146,20 @@ static long wn_count(const WarnInput *in, int col, double at_least) {
   return k;
 }
 
+/* "; per chain 39, 16, 56, 68": the counts of draws at or above at_least
+ * chain by chain (with several chains; the chain notes used to say this). */
+static const char *wn_per_chain(const WarnInput *in, int col, double at_least) {
+  if (in->m < 2) return "";
+  char *s = "; per chain ";
+  for (int c = 0; c < in->m; c++) {
+    const double *x = wn_draws(in, c, col);
+    long k = 0;
+    for (int i = 0; i < in->n; i++) k += x[i] >= at_least;
+    s = gc_printf("%s%s%ld", s, c ? ", " : "", k);
+  }
+  return s;
+}
+
 static void wn_divergences(const WarnInput *in, WList *l) {
   int col = wn_column(in, "divergent__");
   if (col < 0) return;
@@ -161,8 +176,8 @@ static void wn_divergences(const WarnInput *in, WList *l) {
           : gc_printf("reparameterise (e.g. non-centred) or tighten the priors: --adapt-delta "
                       "is already %g", ad);
   wn_add(l, "divergences", 0, NULL,
-         gc_printf("%ld of %ld transitions after warmup diverged (%.1f%%)", k, total,
-                   100.0 * (double)k / (double)total),
+         gc_printf("%ld of %ld transitions after warmup diverged (%.1f%%%s)", k, total,
+                   100.0 * (double)k / (double)total, wn_per_chain(in, col, 0.5)),
          advice);
 }
 
@@ -172,8 +187,9 @@ static void wn_treedepth(const WarnInput *in, WList *l) {
   long k = wn_count(in, col, in->max_depth), total = (long)in->m * in->n;
   if (!k) return;
   wn_add(l, "treedepth", 0, NULL,
-         gc_printf("%ld of %ld transitions after warmup hit the maximum tree depth of %d", k,
-                   total, in->max_depth),
+         gc_printf("%ld of %ld transitions after warmup hit the maximum tree depth of %d (%.1f%%%s)",
+                   k, total, in->max_depth, 100.0 * (double)k / (double)total,
+                   wn_per_chain(in, col, in->max_depth)),
          gc_printf("raise --max-depth (now %d) or reparameterise: the sampler is working hard "
                    "(strong correlations or very different scales)", in->max_depth));
 }
@@ -282,6 +298,18 @@ static void wn_evidence(const WarnInput *in, WList *l) {
          "(smc --rejuvenate K) or more chains; its standard error counts the disagreement");
 }
 
+/* A heavy right tail of the importance weights (psis.h): above 0.7 no
+ * practical number of draws makes the weighted estimates reliable. */
+static void wn_pareto_k(const WarnInput *in, WList *l) {
+  if (!in->weighted || !(in->pareto_k > PSIS_K_WARN)) return;
+  wn_add(l, "pareto_k", 0, NULL,
+         gc_printf("the importance weights' Pareto k is %.2f (above %.1f): their tail is so heavy "
+                   "that the weighted estimates and the log evidence are unreliable",
+                   in->pareto_k, PSIS_K_WARN),
+         "more draws will not fix it: the proposal is far from the posterior; use an MCMC engine "
+         "(nuts, mh) or smc, whose moves bring the particles to the posterior");
+}
+
 RunWarning *warn_collect(const WarnInput *in, int *n) {
   WList l = {0};
   if (in->m >= 1 && in->n >= 1) {
@@ -293,6 +321,7 @@ RunWarning *warn_collect(const WarnInput *in, int *n) {
     wn_acceptance(in, &l);
     wn_collapse(in, &l);
     wn_evidence(in, &l);
+    wn_pareto_k(in, &l);
   }
   *n = l.n;
   return l.w;

@@ -13,7 +13,7 @@
 
 typedef struct RunWarning {
   const char *kind;    /* "rhat", "ess", "ebfmi", "divergences", "treedepth",
-                          "collapse", "acceptance", "evidence" */
+                          "collapse", "acceptance", "evidence", "pareto_k" */
   int nvars;
   const char **vars;   /* the table's names (theta[1]); chains as "chain 2" */
   const char *message; /* one sentence with the figures */
@@ -33,6 +33,7 @@ typedef struct WarnInput {
   double adapt_delta;             /* the run's --adapt-delta (NaN: none) */
   int max_depth;                  /* the run's --max-depth (0: none) */
   const double *chain_logz;       /* each chain's log evidence estimate, or NULL */
+  double pareto_k;                /* weighted: PSIS k-hat of all the weights (NaN: none) */
 } WarnInput;
 
 #define WARN_RHAT 1.01

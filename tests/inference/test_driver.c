@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "inference/driver.h"
+#include "inference/psis.h"
 #include "core/value.h"
 #include "stdlib/rng.h"
 #include "tests/tap.h"
@@ -354,6 +355,14 @@ static void test_weighted(void) {
   tap_ok(fabs(json_real_value(json_object_get(le, "weights_ess")) -
               diag_kish_ess(2, 200, lw)) < 1e-9,
          "JSON log_evidence has the weights' Kish ESS");
+  /* the Pareto k of all the weights, pooled over the chains */
+  double *pooled = gc_alloc_atomic(sizeof(double) * 400);
+  memcpy(pooled, lw[0], sizeof(double) * 200);
+  memcpy(pooled + 200, lw[1], sizeof(double) * 200);
+  double pk = psis_k(400, pooled);
+  tap_ok(isfinite(pk) && rr_pareto_k(rr) == pk && json_real_value(json_object_get(le, "pareto_k")) == pk &&
+             strstr(rr_summary_text(rr), gc_printf("Pareto k of the importance weights: %.2f (", pk)),
+         "Pareto k %.3f of the pooled weights: result, JSON and table", pk);
   json_t *ws = json_object_get(j, "warnings");
   bool shaped = json_is_array(ws) && json_array_size(ws) == (size_t)rr_num_warnings(rr);
   for (size_t i = 0; shaped && i < json_array_size(ws); i++) {
@@ -445,6 +454,53 @@ static void test_no_warmup_engine(void) {
          "engine without warmup: no warmup steps, num_warmup = 0");
 }
 
+/* --save-warmup: warmup draws (thinned like the others) are rows before the
+ * sampling draws, the adaptation comment between them, as CmdStan writes
+ * save_warmup=1; the result and its summary hold the sampling draws only. */
+static const char *fake_adapt(void *state) {
+  (void)state;
+  return "Adaptation terminated\nStep size = 1";
+}
+
+static void test_save_warmup(void) {
+  static const EngineVT eng_adapt = {.name = "fakeadapt", .summary = "test engine", .nstats = 1,
+                                     .stat_names = {"accept_stat__"}, .uses_warmup = true,
+                                     .init = init_plain, .step = fake_step, .free = fake_free,
+                                     .adaptation_info = fake_adapt};
+  DriverOpts o = opts(1, 3, 4, 2);
+  o.eng.save_warmup = true;
+  o.output_csv = tmp("warm.csv");
+  RunResult *rr;
+  Diag d;
+  diag_init(&d);
+  bool ok = driver_run_outputs(NULL, 9, fake_outputs, &eng_adapt, &o, &rr, &d);
+  if (!tap_ok(ok, "save-warmup run succeeds %s", d.msg)) return;
+  int n;
+  char **got = lines_of(slurp(o.output_csv), &n);
+  int h = -1, sw = -1;
+  for (int i = 0; i < n; i++) {
+    if (!strncmp(got[i], "lp__,", 5)) h = i;
+    if (!strcmp(got[i], "#     save_warmup = 1")) sw = i;
+  }
+  tap_ok(sw >= 0, "the header says save_warmup = 1");
+  /* steps 0..3 are warmup (thin 2: 0 and 2 written), 4..9 sampling (4, 6, 8 kept) */
+  const char *want[] = {"-0.5", "-2.5", "# Adaptation terminated", "# Step size = 1", "-4.5", "-6.5", "-8.5", "# "};
+  bool same = h >= 0 && h + 8 < n;
+  for (int i = 0; same && i < 8; i++) same = !strcmp(want[i][0] == '#' ? got[h + 1 + i] : field(got[h + 1 + i], 0), want[i]);
+  tap_ok(same, "two warmup rows, the adaptation comment, three sampling rows");
+  tap_ok(rr_num_draws(rr) == 3 && rr_draw(rr, 0, 0, 0) == -4.5 &&
+             fabs(rr_summary(rr, 0)->mean - -6.5) < 1e-12,
+         "the result and its summary hold the sampling draws only (lp__ mean %g)", rr_summary(rr, 0)->mean);
+  /* without the option: no warmup rows, the comment right after the header */
+  o.eng.save_warmup = false;
+  ok = driver_run_outputs(NULL, 9, fake_outputs, &eng_adapt, &o, &rr, &d);
+  got = lines_of(slurp(o.output_csv), &n);
+  for (int i = 0; i < n; i++)
+    if (!strncmp(got[i], "lp__,", 5)) h = i;
+  tap_ok(ok && h + 3 < n && !strcmp(got[h + 1], "# Adaptation terminated") && !strcmp(field(got[h + 3], 0), "-4.5"),
+         "without --save-warmup: the header, the comment, the sampling rows");
+}
+
 int main(void) {
   gc_init();
   init_outputs();
@@ -460,6 +516,7 @@ int main(void) {
   test_reshape();
   test_bad();
   test_no_warmup_engine();
+  test_save_warmup();
   int rc = tap_done();
   if (rc == 0) {
     char *cmd = gc_printf("rm -rf '%s'", tmpdir);

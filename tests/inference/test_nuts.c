@@ -276,9 +276,18 @@ static void test_eight_schools(void) {
     for (int i = 0; i < 1000; i++) ndiv += rr_draw(rr, k, i, dv);
   const char *txt = rr_summary_text(rr);
   tap_ok(ndiv > 0, "eight schools centred: %.0f divergences detected", ndiv);
-  tap_ok(strstr(txt, "transitions after warmup diverged; increase --adapt-delta towards 0.95 or "
-                     "reparameterise") != NULL,
+  tap_ok(strstr(txt, "Warning (divergences): ") != NULL &&
+             strstr(txt, "increase --adapt-delta (now 0.8) towards 0.95") != NULL,
          "eight schools centred: the summary gives advice on divergences");
+  /* one report: the warning carries the chains' counts, no chain note repeats them */
+  long per[4] = {0};
+  for (int k = 0; k < 4; k++)
+    for (int i = 0; i < 1000; i++) per[k] += rr_draw(rr, k, i, dv) > 0.5;
+  char want[128];
+  snprintf(want, sizeof want, "; per chain %ld, %ld, %ld, %ld)", per[0], per[1], per[2], per[3]);
+  tap_ok(strstr(txt, want) != NULL, "eight schools centred: the warning has the counts per chain (%s)", want);
+  tap_ok(strstr(txt, "diverged;") == NULL && strstr(txt, "chain 1: ") == NULL,
+         "eight schools centred: no chain note repeats the divergences");
 }
 
 /* max tree depth 2 on a correlated target: hits counted and reported */
@@ -304,8 +313,11 @@ static void test_treedepth_notes(void) {
   }
   tap_ok(maxd == 2 && maxl <= 7, "max depth 2: treedepth__ reaches but never exceeds 2 (%g, %g)",
          maxd, maxl);
-  tap_ok(strstr(rr_summary_text(rr), "hit the maximum tree depth of 2; increase --max-depth") != NULL,
+  tap_ok(strstr(rr_summary_text(rr), "hit the maximum tree depth of 2 (") != NULL &&
+             strstr(rr_summary_text(rr), "raise --max-depth (now 2)") != NULL,
          "max depth hits are reported with advice");
+  tap_ok(strstr(rr_summary_text(rr), "chain 1: ") == NULL,
+         "max depth hits are one warning, not also a chain note");
 }
 
 /* ---- the selector ---- */

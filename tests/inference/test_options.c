@@ -38,10 +38,10 @@ static void test_parse(void) {
   OptValue v;
   tap_ok(s && s->type == OPT_INT && opt_parse(s, "250", &v, err, sizeof err) && v.i == 250,
          "int: '250' is 250");
-  expect_bad("particles", "abc", "--particles expects an integer from 1 to 100000000, got 'abc'");
-  expect_bad("particles", "0", "--particles expects an integer from 1 to 100000000, got '0'");
-  expect_bad("particles", "12x", "--particles expects an integer from 1 to 100000000, got '12x'");
-  expect_bad("particles", "", "--particles expects an integer from 1 to 100000000, got ''");
+  expect_bad("particles", "abc", "--particles expects an integer from 0 to 100000000, got 'abc'");
+  expect_bad("particles", "-3", "--particles expects an integer from 0 to 100000000, got '-3'");
+  expect_bad("particles", "12x", "--particles expects an integer from 0 to 100000000, got '12x'");
+  expect_bad("particles", "", "--particles expects an integer from 0 to 100000000, got ''");
   expect_bad("seed", "99999999999999999999",
              "--seed expects an integer from 0 to 9223372036854775807, got '99999999999999999999'");
   s = engine_option_find("adapt-delta");
@@ -139,7 +139,7 @@ static void test_store(void) {
   tap_ok(o.chains == 4 && o.draws == 1000 && o.warmup == 1000 && o.thin == 1 && o.seed == 1 &&
              o.init_radius == 2 && !o.no_jit && o.set == NULL,
          "defaults of the common table in the fields, nothing else set");
-  tap_ok(engine_opt_int(&o, "particles") == 1000 && engine_opt_real(&o, "adapt-delta") == 0.8 &&
+  tap_ok(engine_opt_int(&o, "particles") == 0 && engine_opt_real(&o, "adapt-delta") == 0.8 &&
              engine_opt_enum(&o, "resample") == RESAMPLE_SYSTEMATIC &&
              !engine_opt_bool(&o, "ancestor-sampling") &&
              fabs(engine_opt_real(&o, "int-time") - 2 * M_PI) < 1e-15,

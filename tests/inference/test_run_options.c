@@ -36,7 +36,7 @@ static const char *seq_src =
 static void test_set(void) {
   ppl_run_options ro;
   ppl_run_options_default(&ro);
-  tap_ok(ro.chains == 4 && ro.draws == 1000 && ro.particles == 1000 && !strcmp(ro.metric, "diag") &&
+  tap_ok(ro.chains == 4 && ro.draws == 1000 && ro.particles == 0 && !strcmp(ro.metric, "diag") &&
              !strcmp(ro.resample, "systematic") && fabs(ro.int_time - 2 * M_PI) < 1e-15 &&
              ro.init_radius == 2 && ro.adapt_delta == 0.8 && ro.named == NULL,
          "defaults come from the tables");
@@ -48,7 +48,7 @@ static void test_set(void) {
          "ancestor-sampling yes: the flag field follows");
   tap_ok(ppl_run_set(&ro, "particles", "abc") == PPL_ERR_USAGE && ro.particles == 250 &&
              !strcmp(ppl_run_options_errmsg(&ro),
-                     "--particles expects an integer from 1 to 100000000, got 'abc'"),
+                     "--particles expects an integer from 0 to 100000000, got 'abc'"),
          "bad int: refused, field unchanged (%s)", ppl_run_options_errmsg(&ro));
   tap_ok(ppl_run_set(&ro, "ess-threshold", "2") == PPL_ERR_USAGE &&
              !strcmp(ppl_run_options_errmsg(&ro), "--ess-threshold expects a number from 0 to 1, got '2'"),
@@ -106,7 +106,7 @@ static void test_listing(void) {
          "7 engines listed with summaries");
   ppl_option_info info[16];
   int n = ppl_engine_options(NULL, info, 16);
-  tap_ok(n == 9 && !strcmp(info[0].name, "chains") && !strcmp(info[0].type, "int") &&
+  tap_ok(n == 10 && !strcmp(info[0].name, "chains") && !strcmp(info[0].type, "int") &&
              info[0].imin == 1 && info[0].imax == 1024 && !strcmp(info[0].def, "4"),
          "common options: %d, chains int 1..1024 default 4", n);
   n = ppl_engine_options("smc", info, 16);
@@ -256,7 +256,55 @@ static void test_warnings(void) {
   ppl_context_free(ctx);
 }
 
+/* --include / --exclude through ppl.h: which outputs get columns, on a model
+ * whose 300-element deterministic local would otherwise be written (and
+ * summarised) with every draw. */
+static void test_select(void) {
+  ppl_context *ctx = ppl_context_new(NULL);
+  ppl_model *m = NULL;
+  const char *src = "data { int N = 300; }\n"
+                    "model {\n  real mu ~ normal(0, 1);\n  vector[N] big = rep_vector(mu, N);\n"
+                    "  real twice = 2 * mu;\n}\ngenerated { real gen = mu + 1; }\n";
+  if (!tap_ok(ppl_compile_string(ctx, src, "sel.ppl", &m) == PPL_OK && ppl_data_commit(m) == PPL_OK,
+              "selection model compiles (%s)", ppl_errmsg(ctx)))
+    return;
+  ppl_run_options ro;
+  ppl_run_options_default(&ro);
+  ro.engine = "mh", ro.chains = 1, ro.draws = 20, ro.warmup = 20;
+  ppl_result *r = NULL;
+  int all = ppl_run(m, &ro, &r) == PPL_OK ? ppl_result_num_columns(r) : -1;
+  ppl_result_free(r);
+  ro.exclude = "big";
+  bool ok = ppl_run(m, &ro, &r) == PPL_OK;
+  int n = ok ? ppl_result_num_columns(r) : -1;
+  tap_ok(ok && all == n + 300 && !strcmp(ppl_result_column_name(r, n - 1), "gen") &&
+             !strcmp(ppl_result_column_name(r, n - 2), "twice") && !strcmp(ppl_result_column_name(r, 0), "lp__"),
+         "exclude big: its 300 columns are gone, the rest stay (%d of %d columns)", n, all);
+  ppl_result_free(r);
+  ro.exclude = NULL, ro.include = "gen, mu";
+  ok = ppl_run(m, &ro, &r) == PPL_OK;
+  n = ok ? ppl_result_num_columns(r) : -1;
+  tap_ok(ok && !strcmp(ppl_result_column_name(r, n - 1), "gen") &&
+             !strcmp(ppl_result_column_name(r, n - 2), "mu") && !strcmp(ppl_result_column_name(r, 0), "lp__") &&
+             !strcmp(ppl_result_column_name(r, 1), "accept_stat__") && n == 4,
+         "include gen, mu: lp__, the engine's column, mu and gen in model order (%d columns)", n);
+  ppl_result_free(r);
+  ro.include = "mu,bgi";
+  tap_ok(ppl_run_check(m, &ro) == PPL_ERR_USAGE &&
+             !strcmp(ppl_errmsg(ctx), "--include: the model has no output 'bgi' (its outputs: mu, big, twice, gen)"),
+         "an unknown name lists the outputs: %s", ppl_errmsg(ctx));
+  ro.include = "mu", ro.exclude = "big";
+  tap_ok(ppl_run(m, &ro, &r) == PPL_ERR_USAGE && strstr(ppl_errmsg(ctx), "cannot be used together"),
+         "include and exclude together: %s", ppl_errmsg(ctx));
+  ro.include = "mu,", ro.exclude = NULL;
+  tap_ok(ppl_run_check(m, &ro) == PPL_ERR_USAGE && strstr(ppl_errmsg(ctx), "an empty name in 'mu,'"),
+         "an empty name: %s", ppl_errmsg(ctx));
+  ppl_model_free(m);
+  ppl_context_free(ctx);
+}
+
 int main(void) {
+  test_select();
   test_warnings();
   test_set();
   test_fields();

@@ -431,9 +431,9 @@ static void test_determinism_and_errors(void) {
 
   /* bad values are refused where they are set, against smc's tables */
   diag_init(&d);
-  tap_ok(!engine_opts_set(&o, "particles", "0", &d) && d.code == DIAG_USAGE &&
-             !strcmp(d.msg, "--particles expects an integer from 1 to 100000000, got '0'"),
-         "--particles 0 is a usage error (%s)", d.msg);
+  tap_ok(!engine_opts_set(&o, "particles", "-1", &d) && d.code == DIAG_USAGE &&
+             !strcmp(d.msg, "--particles expects an integer from 0 to 100000000, got '-1'"),
+         "--particles -1 is a usage error (%s)", d.msg);
   set_opt(&o, "particles", "10");
   diag_init(&d);
   tap_ok(!engine_opts_set(&o, "ess-threshold", "1.5", &d) &&

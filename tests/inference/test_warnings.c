@@ -160,6 +160,18 @@ static void test_collapse(void) {
   tap_ok(c && c->nvars == 0 && strstr(c->message, "Kish ESS is 2.6 ") &&
              strstr(c->message, "of 400 draws"),
          "collapsed weights: %s", c ? c->message : "");
+  /* Pareto k: a warning above 0.7 only (0.5 to 0.7 is the table's note) */
+  f.in.pareto_k = 0.65;
+  w = warn_collect(&f.in, &n);
+  tap_ok(!find(w, n, "pareto_k"), "Pareto k 0.65: no warning");
+  f.in.pareto_k = 0.93;
+  w = warn_collect(&f.in, &n);
+  c = find(w, n, "pareto_k");
+  tap_ok(c && strstr(c->message, "Pareto k is 0.93 (above 0.7)") && strstr(c->advice, "MCMC engine"),
+         "Pareto k 0.93: %s", c ? c->message : "");
+  f.in.weighted = false;
+  w = warn_collect(&f.in, &n);
+  tap_ok(!find(w, n, "pareto_k"), "Pareto k: only for weighted draws");
 }
 
 static void test_evidence(void) {
