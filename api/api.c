@@ -167,33 +167,55 @@ static bool valid_name(const char *s) {
   return true;
 }
 
-static ppl_status register_function_(ppl_context *ctx, const char *name, int arity, ppl_host_fn fn,
-                                    void *ud) {
-  if (!name) return fail(ctx, DIAG_USAGE, "ppl_register_function: name is NULL");
-  if (!valid_name(name))
-    return fail(ctx, DIAG_USAGE, "ppl_register_function: invalid function name '%s'", name);
-  if (!fn) return fail(ctx, DIAG_USAGE, "ppl_register_function: NULL function for '%s'", name);
-  if (arity < 0 || arity > 16)
-    return fail(ctx, DIAG_USAGE, "ppl_register_function: arity of '%s' must be 0..16, got %d", name,
-                arity);
+/* Both registrations: `who` names the call in messages; f has the
+   callbacks, arity and kinds (the host's string, copied here). */
+static ppl_status register_host_(ppl_context *ctx, const char *who, const char *name, HostFunc f) {
+  if (!name) return fail(ctx, DIAG_USAGE, "%s: name is NULL", who);
+  if (!valid_name(name)) return fail(ctx, DIAG_USAGE, "%s: invalid function name '%s'", who, name);
+  if (!f.fn && !f.fn_ex) return fail(ctx, DIAG_USAGE, "%s: NULL function for '%s'", who, name);
+  if (f.arity < 0 || f.arity > 16)
+    return fail(ctx, DIAG_USAGE, "%s: arity of '%s' must be 0..16, got %d", who, name, f.arity);
   if (builtin_lookup(name) || dist_lookup(name))
-    return fail(ctx, DIAG_USAGE, "ppl_register_function: '%s' is already a built-in function",
-                name);
+    return fail(ctx, DIAG_USAGE, "%s: '%s' is already a built-in function", who, name);
   if (dist_find(&ctx->fams, name))
-    return fail(ctx, DIAG_USAGE, "ppl_register_function: '%s' is already a registered family", name);
+    return fail(ctx, DIAG_USAGE, "%s: '%s' is already a registered family", who, name);
   for (int i = 0; i < ctx->nhost; i++)
     if (!strcmp(ctx->host[i].name, name))
-      return fail(ctx, DIAG_USAGE, "ppl_register_function: '%s' is already registered", name);
+      return fail(ctx, DIAG_USAGE, "%s: '%s' is already registered", who, name);
   HostFunc *h = gc_alloc_root(sizeof(HostFunc) * (size_t)(ctx->nhost + 1));
   if (ctx->nhost) memcpy(h, ctx->host, sizeof(HostFunc) * (size_t)ctx->nhost);
-  /* the name is copied into a root block too: the GC does not see the host's memory */
+  /* the strings are copied into root blocks too: the GC does not see the host's memory */
   char *nm = gc_alloc_root(strlen(name) + 1);
   strcpy(nm, name);
-  h[ctx->nhost] = (HostFunc){.name = nm, .arity = arity, .fn = fn, .ud = ud};
+  f.name = nm;
+  if (f.kinds) {
+    char *k = gc_alloc_root(strlen(f.kinds) + 1);
+    strcpy(k, f.kinds);
+    f.kinds = k;
+  }
+  h[ctx->nhost] = f;
   if (ctx->host) gc_free_root(ctx->host);
   ctx->host = h;
   ctx->nhost++;
   return ok(ctx);
+}
+
+static ppl_status register_function_(ppl_context *ctx, const char *name, int arity, ppl_host_fn fn,
+                                    void *ud) {
+  return register_host_(ctx, "ppl_register_function", name,
+                        (HostFunc){.arity = arity, .fn = fn, .ud = ud});
+}
+
+static ppl_status register_function_ex_(ppl_context *ctx, const char *name, const char *args,
+                                       ppl_host_grad_fn fn, int has_gradient, void *ud) {
+  const char *who = "ppl_register_function_ex";
+  if (!args) return fail(ctx, DIAG_USAGE, "%s: args is NULL (one letter an argument: 'r' or 'v')", who);
+  if (strspn(args, "rv") != strlen(args))
+    return fail(ctx, DIAG_USAGE, "%s: args of '%s' must be letters 'r' (real) and 'v' (vector), got \"%s\"",
+                who, name ? name : "?", args);
+  return register_host_(ctx, who, name,
+                        (HostFunc){.arity = (int)strlen(args), .kinds = args, .fn_ex = fn,
+                                   .has_grad = has_gradient != 0, .ud = ud});
 }
 
 /* ---- host families ---------------------------------------------------- */
@@ -1138,6 +1160,12 @@ ppl_status ppl_register_function(ppl_context *ctx, const char *name, int arity, 
                                  void *ud) {
   if (!ctx) return PPL_ERR_USAGE;
   GUARDED(ctx, NULL, register_function_(ctx, name, arity, fn, ud));
+}
+
+ppl_status ppl_register_function_ex(ppl_context *ctx, const char *name, const char *args,
+                                    ppl_host_grad_fn fn, int has_gradient, void *ud) {
+  if (!ctx) return PPL_ERR_USAGE;
+  GUARDED(ctx, NULL, register_function_ex_(ctx, name, args, fn, has_gradient, ud));
 }
 
 ppl_status ppl_register_family(ppl_context *ctx, const ppl_family *fam) {

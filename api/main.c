@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "ppl.h"
+#include "show.h"
 
 enum { EX_OK = 0, EX_USAGE_ = 64, EX_DATAERR_ = 65, EX_NOINPUT_ = 66, EX_SOFTWARE_ = 70,
        EX_CANTCREAT_ = 73, EX_INTERRUPTED = 130 };
@@ -25,13 +26,16 @@ static const char usage_text[] =
     "commands:\n"
     "  run MODEL.ppl [options]   run inference and print a summary\n"
     "  check MODEL.ppl [--data F] [--deps]\n"
-    "                            print the structural analysis and the engine choice;\n"
+    "                            print the structural analysis and the engine choice\n"
+    "                            (without --data: sizes as declared, 'vector[N]');\n"
     "                            --deps: the latents' dependency graph as well\n"
     "  ir MODEL.ppl              print the intermediate representation\n"
     "  ir --llvm MODEL.ppl [--data F]\n"
     "                            print the optimised LLVM IR of the compiled log density\n"
-    "  exec MODEL.ppl [--data F] [--seed N]\n"
+    "  exec MODEL.ppl [--data F] [--seed N] [--json] [--quiet]\n"
     "                            run the program once forward (latents from the prior)\n"
+    "                            and print its values, one 'name = value' a line (--json:\n"
+    "                            one JSON object; --quiet: only the program's print output)\n"
     "  summary FILE.csv... [--json F] [--quiet]\n"
     "                            the summary table and warnings of CSV draws (one file\n"
     "                            per chain; ppl's or CmdStan's), as the run printed them\n"
@@ -272,7 +276,7 @@ static int report(ppl_context *ctx) {
 typedef struct Args {
   const char *cmd, *model, *data, *engine, *output, *summary;
   const char *include, *exclude; /* --include / --exclude NAME,... */
-  int quiet, llvm, help, markdown, deps;
+  int quiet, llvm, help, markdown, deps, json;
   int progress; /* --progress 1, --no-progress 0, neither -1 (on when stderr is a terminal) */
   ppl_run_options ro; /* the engines' options, set by name from their tables */
 } Args;
@@ -296,12 +300,13 @@ static int parse_args(int argc, char **argv, Args *a) {
         continue;
       }
       if (!strcmp(bare, "quiet") || !strcmp(bare, "llvm") || !strcmp(bare, "help") ||
-          !strcmp(bare, "markdown") || !strcmp(bare, "deps")) {
+          !strcmp(bare, "markdown") || !strcmp(bare, "deps") || !strcmp(bare, "json")) {
         if (eq) return usage_error("%s takes no value", name);
         if (bare[0] == 'q') a->quiet = 1;
         else if (bare[0] == 'l') a->llvm = 1;
         else if (bare[0] == 'h') a->help = 1;
         else if (bare[0] == 'd') a->deps = 1;
+        else if (bare[0] == 'j') a->json = 1;
         else a->markdown = 1;
         continue;
       }
@@ -362,6 +367,10 @@ static int cmd_model(ppl_context *ctx, const Args *a, ppl_model **m) {
     const char *msg = ppl_errmsg(ctx);
     size_t n = strlen(msg), k = sizeof no_data_api - 1;
     if (n >= k && !strcmp(msg + n - k, no_data_api)) {
+      if (!strcmp(a->cmd, "check")) { /* the structure from the declarations alone */
+        printf("data: none given (--data FILE.json): sizes as declared\n");
+        return EX_OK;
+      }
       fprintf(stderr, "%.*s%s\n", (int)(n - k), msg, no_data_cli);
       return EX_DATAERR_;
     }
@@ -524,6 +533,8 @@ int main(int argc, char **argv) {
     else
       print_help(stdout, a.engine);
   }
+  if (rc == EX_OK && a.json && strcmp(a.cmd, "exec"))
+    rc = usage_error("%s is an option of exec (ppl exec MODEL.ppl --json)", "--json");
   if (rc != EX_OK || a.help) {
     ppl_run_options_free(&a.ro);
     return rc;
@@ -603,6 +614,7 @@ int main(int argc, char **argv) {
     /* --quiet keeps the table back, never the warnings */
     fputs(ppl_result_warnings_text(r), stderr);
   }
+  if (!strcmp(a.cmd, "exec") && !a.quiet) show_values(stdout, r, a.json);
   if (ppl_result_interrupted(r)) rc = EX_INTERRUPTED;
 
 done:

@@ -120,10 +120,28 @@ ppl_status ppl_errpos(const ppl_context *ctx, const char **file, int *line, int 
 /* A host function callable from models by `name` with `arity` real arguments,
  * returning a real. It must be registered before the models that call it are
  * compiled. fn sets *err = 1 (and returns anything) to signal a domain error;
- * it may be called from several threads at once with the same ud. */
+ * it may be called from several threads at once with the same ud.  Its
+ * derivatives (NUTS, HMC, ppl_log_density_gradient) are numerical: central
+ * differences, Richardson-extrapolated (about 1e-10 relative for smooth
+ * functions), four more calls per argument that carries a gradient. */
 typedef double (*ppl_host_fn)(void *ud, const double *args, int nargs, int *err);
 ppl_status ppl_register_function(ppl_context *ctx, const char *name, int arity, ppl_host_fn fn,
                                  void *ud);
+
+/* The same with vector arguments and, optionally, the host's own derivative.
+ * args spells the arguments, one letter each (at most 16): 'r' a real, 'v' a
+ * vector of reals (a vector, row_vector or real[] of any length, known at
+ * the call).  fn receives the reals of all arguments in order in x, lens[i]
+ * of argument i (1 for 'r'), and returns the value; when grad is not NULL it
+ * also writes the partial derivative with respect to each x[k] into grad[k]
+ * (lens[0] + ... + lens[nargs-1] of them).  has_gradient != 0: gradients use
+ * these partials, one call per evaluation; 0: grad is always NULL and the
+ * partials are numerical, as for ppl_register_function.  Errors and threads
+ * as there. */
+typedef double (*ppl_host_grad_fn)(void *ud, int nargs, const int *lens, const double *x,
+                                   double *grad, int *err);
+ppl_status ppl_register_function_ex(ppl_context *ctx, const char *name, const char *args,
+                                    ppl_host_grad_fn fn, int has_gradient, void *ud);
 
 /* A distribution family supplied by the host, for `~` and observe() in the
  * models compiled from this context afterwards (other contexts do not see it;

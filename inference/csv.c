@@ -146,13 +146,19 @@ int csv_columns(const char *name, Value v, CsvCols *out, bool want_names, char *
 }
 
 char *csv_label(const char *csv_name) {
-  const char *dot = strchr(csv_name, '.');
-  if (!dot) return gc_strdup(csv_name);
-  size_t n = strlen(csv_name);
-  char *s = gc_alloc_atomic(n + 2);
+  /* each '/'-separated part of an address on its own: "stp.1/x" -> "stp[1]/x" */
+  char *s = gc_alloc_atomic(2 * strlen(csv_name) + 2);
   size_t j = 0;
-  for (const char *p = csv_name; *p; p++) s[j++] = *p == '.' ? (p == dot ? '[' : ',') : *p;
-  s[j++] = ']';
+  bool open = false;
+  for (const char *p = csv_name;; p++) {
+    if (*p == '.') s[j++] = open ? ',' : '[', open = true;
+    else if (*p == '/' || !*p) {
+      if (open) s[j++] = ']';
+      open = false;
+      if (!*p) break;
+      s[j++] = '/';
+    } else s[j++] = *p;
+  }
   s[j] = 0;
   return s;
 }
@@ -258,7 +264,23 @@ bool csv_write_config(FILE *f, const CsvConfig *c) {
     }
     fputc('\n', f);
   }
+  if (c->nested_note) {
+    fprintf(f, "# latents in loops, branches and functions have no column: ");
+    cv_comment_text(f, c->nested_note);
+    fputc('\n', f);
+  }
   return fflush(f) == 0 && !ferror(f);
+}
+
+char *csv_address_name(const char *addr) {
+  char *s = gc_strdup(addr);
+  char *w = s;
+  for (const char *p = addr; *p; p++) {
+    if (*p == '[' || *p == ',') *w++ = '.';
+    else if (*p != ']' && *p != ' ') *w++ = *p;
+  }
+  *w = 0;
+  return s;
 }
 
 bool csv_write_header(FILE *f, int n, const char *const *names) {

@@ -45,12 +45,18 @@ int csv_shape(Value v, int dims[CSV_MAX_DIMS]);
 int csv_columns(const char *name, Value v, CsvCols *out, bool want_names, char *err,
                 size_t errsz);
 
+/* A latent's address as a column name: the loop indices become CmdStan
+ * indices, "x[2,5]" -> "x.2.5", "walk/step[2]/x" -> "walk/step.2/x" (a GC
+ * string); its elements then append theirs ("z.2.1"). */
+char *csv_address_name(const char *addr);
+
 /* The inverse of csv_columns for one element: set element k (in csv_columns'
  * order) of *v, a value not shared with anything else, to x (ints and bools
  * converted). */
 void csv_set_element(Value *v, long k, double x);
 
-/* "theta.1.2" -> "theta[1,2]" (a GC string); names without indices unchanged. */
+/* "theta.1.2" -> "theta[1,2]", "stp.1/x" -> "stp[1]/x" (a GC string); names
+ * without indices unchanged. */
 char *csv_label(const char *csv_name);
 
 /* What the comment block says about a run. */
@@ -70,6 +76,8 @@ typedef struct CsvConfig {
   const char *output_file;  /* this chain's file */
   int nskipped;             /* string outputs that have no column */
   const char *const *skipped;
+  const char *nested_note;  /* why latents in loops, branches and functions
+                               have no column (NULL: they have) */
   /* Gradient engines: hmc_engine "nuts" or "static" writes CmdStan's adapt
      block and "algorithm = hmc" with its settings instead of "algorithm =
      ppl" (NULL: another engine; the fields below are then unused). */

@@ -67,6 +67,8 @@ typedef struct Chain {
   const char **names;   /* fixed at the first kept draw */
   bool *is_int;
   int ncols;
+  int nlat;             /* nested latents (Draw.latents) at the first kept draw */
+  const char **lat_addr;/* and their addresses: every later draw has the same */
   int *out_nd;          /* per output: csv_shape() at the first kept draw */
   int (*out_dims)[CSV_MAX_DIMS];
   double *data, *lw;
@@ -90,6 +92,8 @@ typedef struct Run {
   const DriverOpts *o;
   int noutputs;
   const IrOutput *outputs;
+  bool nested_cols;     /* fixed structure: nested latents get columns */
+  const char *nested_note; /* else, when it has some, why they have none */
   int warmup, iters;    /* warmup iterations used, sampling iterations */
   Chain *chains;
   int m, n;             /* chains and draws per chain in the result: the options'
@@ -201,6 +205,30 @@ static bool dr_fail(Chain *ch, DiagCode code, const char *fmt, ...) {
   return false;
 }
 
+/* The columns of the latents no output holds, after the outputs: one block
+   per address ("h[2]" -> h.2), in run order.  The structure is fixed, so
+   every draw has the addresses of the first. */
+static bool dr_nested_columns(Chain *ch, const Draw *dr, int k) {
+  bool first = k == 0;
+  char err[256];
+  if (first) {
+    ch->nlat = dr->nlatents;
+    ch->lat_addr = gc_alloc(sizeof(char *) * (size_t)(dr->nlatents + 1));
+    for (int i = 0; i < dr->nlatents; i++) ch->lat_addr[i] = dr->latents[i].addr;
+  }
+  for (int i = 0; i < dr->nlatents || i < ch->nlat; i++) {
+    const char *a = i < dr->nlatents ? dr->latents[i].addr : "(none)";
+    if (i >= ch->nlat || strcmp(a, ch->lat_addr[i]))
+      return dr_fail(ch, DIAG_RUNTIME,
+                     "the latents changed between draws (chain %d, draw %d: latent %d is '%s', "
+                     "at the first draw '%s')",
+                     ch->id + 1, k + 1, i + 1, a, i < ch->nlat ? ch->lat_addr[i] : "(none)");
+    if (csv_columns(csv_address_name(a), dr->latents[i].v, &ch->cols, first, err, sizeof err) < 0)
+      return dr_fail(ch, DIAG_RUNTIME, "%s", err);
+  }
+  return true;
+}
+
 /* Columns of draw k into ch->cols: lp__, engine stats, outputs. */
 static bool dr_columns(Run *r, Chain *ch, const Draw *dr, int k) {
   bool first = ch->names == NULL; /* the chain's first written draw fixes the columns */
@@ -237,7 +265,7 @@ static bool dr_columns(Run *r, Chain *ch, const Draw *dr, int k) {
     if (csv_columns(out->name, v, c, first, err, sizeof err) < 0)
       return dr_fail(ch, DIAG_RUNTIME, "%s", err);
   }
-  return true;
+  return r->nested_cols ? dr_nested_columns(ch, dr, k) : true;
 }
 
 /* Each line of text as a CSV comment "# line". */
@@ -630,6 +658,7 @@ static bool dr_open_files(Run *r, Diag *d) {
         .model_file = o->model_file,
         .engine = r->eng->name,
         .engine_reason = o->engine_reason,
+        .nested_note = r->nested_note,
         .num_samples = r->iters,
         .num_warmup = r->warmup,
         .save_warmup = o->eng.save_warmup && r->warmup > 0,
@@ -886,6 +915,28 @@ static RunResult *dr_result(Run *r) {
   return driver_result(&dd);
 }
 
+/* Latents in loops, branches and functions are written under their
+   addresses when the program's structure is fixed, or the run makes one
+   draw: then every draw has the same addresses and the columns are known at
+   the first.  Otherwise the set
+   changes from run to run and a CSV file has one header: they have no
+   column, and the comment block says so. */
+static void dr_nested_rule(Run *r) {
+  r->nested_cols = !r->o->include; /* --include keeps the named outputs only */
+  if (!r->in || r->o->include) return; /* no program (a host's engine): what it reports */
+  /* one draw in all (`ppl exec`) has one set of addresses whatever the program */
+  if (r->o->eng.chains == 1 && r->o->eng.draws == 1) return;
+  const IrAnalysis *a = ir_analyze(interp_program(r->in));
+  r->nested_cols = a->fixed_structure;
+  if (a->fixed_structure) return;
+  for (int i = 0; i < a->nlatents; i++)
+    if (a->latents[i].in_loop || a->latents[i].in_function) {
+      r->nested_note = gc_printf("the latents' addresses change between runs (%s)",
+                                 a->dynamic_reason ? a->dynamic_reason : "dynamic structure");
+      return;
+    }
+}
+
 bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
                         const EngineVT *eng, const DriverOpts *o, RunResult **out, Diag *d) {
   *out = NULL;
@@ -893,6 +944,7 @@ bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
   Run *r = gc_alloc(sizeof *r);
   r->in = in, r->eng = eng, r->o = o;
   r->noutputs = noutputs, r->outputs = outputs;
+  dr_nested_rule(r);
   r->warmup = eng->uses_warmup ? o->eng.warmup : 0;
   r->iters = o->eng.draws * o->eng.thin;
   int m = o->eng.chains;

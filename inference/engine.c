@@ -186,6 +186,11 @@ const EngineVT *engine_lookup(const char *name) {
 
 /* ---- what an engine can run ---- */
 
+void engine_draw_outputs(Draw *out, const InterpState *st) {
+  out->outputs = interp_outputs(st);
+  out->latents = interp_nested_latents(st, &out->nlatents);
+}
+
 bool engine_fits(const EngineVT *e, const IrAnalysis *a, const char **why_not) {
   const IrLatentInfo *other = NULL; /* the first discrete or string latent */
   for (int i = 0; i < a->nlatents && !other; i++)

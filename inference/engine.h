@@ -95,11 +95,16 @@ struct CsvConfig; /* csv.h */
 /* One draw of one chain. */
 typedef struct Draw {
   Value *outputs;    /* IrProgram.noutputs values (interp_output of the run) */
+  int nlatents;      /* the latents no output holds, by address, in run order */
+  const InterpLatent *latents; /* (interp_nested_latents of the run) */
   double lp;         /* lp__: log joint density of latents and observations
                         (prior: log prior density) */
   double log_weight; /* importance log weight (weighted engines), else 0 */
   double stats[ENGINE_MAX_STATS]; /* engine columns, as named in EngineVT.stat_names */
 } Draw;
+
+/* A finished run's outputs and nested latents into out. */
+void engine_draw_outputs(Draw *out, const InterpState *st);
 
 typedef struct EngineVT {
   const char *name;        /* "prior", "is", "mh" */

@@ -23,21 +23,18 @@ typedef struct GenHandler {
   Rng rng; /* only for a value of the right shape to fill in */
 } GenHandler;
 
+/* A latent's columns: its name, or its address for one declared in a loop,
+   a branch or a function (h[2] is h.2), as the run wrote them. */
 static HandlerResult gen_sample(Handler *h, const char *addr, const DistCall *dc, Value *out,
                                 SrcPos pos, Diag *d) {
   GenHandler *g = (GenHandler *)h;
   const CsvFile *f = g->f;
-  if (strpbrk(addr, "/[#")) {
-    diag_error(d, DIAG_USAGE, pos, "latent '%s' is inside a loop or a function: ppl generate "
-               "sets only top-level latents from the draws", addr);
-    return HR_ERROR;
-  }
   char err[256];
   Value v;
   CsvCols cols;
   csv_cols_init(&cols);
   if (!dist_call_init_value(dc, &g->rng, &v, err, sizeof err) ||
-      csv_columns(addr, v, &cols, true, err, sizeof err) < 0) {
+      csv_columns(csv_address_name(addr), v, &cols, true, err, sizeof err) < 0) {
     diag_error(d, DIAG_RUNTIME, pos, "%s", err);
     return HR_ERROR;
   }

@@ -107,7 +107,10 @@ static bool engine_density(void *ctx, const double *q, double *lp, double *g, Di
  * took the program).  The random numbers of the generated block come from
  * this chain's output stream. */
 static bool engine_outputs(HmcEngine *e, Draw *out, Diag *d) {
-  out->outputs = ld_draw(e->work, hmc_position(e->h), rng_u64(&e->out_rng), (uint64_t)e->chain, d);
+  InterpLatent *nested;
+  out->outputs = ld_draw(e->work, hmc_position(e->h), rng_u64(&e->out_rng), (uint64_t)e->chain,
+                         &nested, &out->nlatents, d);
+  out->latents = nested;
   return out->outputs != NULL;
 }
 

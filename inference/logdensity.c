@@ -12,6 +12,7 @@
 #include "../ir/jit.h"
 #include "../stdlib/ad.h"
 #include "../stdlib/transform.h"
+#include "csv.h"
 #include "trace.h"
 
 #define LD_DISCOVER_TRIES 100
@@ -43,6 +44,8 @@ struct LogDensity {
   const char *jit_why; /* why not, when compilation was refused */
   JitData *jdata;      /* ld's data for code compiled for another (ld_use_jit_of) */
   bool jit_borrowed;   /* jit is that other's: not ld's to free */
+  bool nested;         /* latents no output holds (in loops, functions): a draw
+                          reports them, which only the interpreter's run keeps */
 };
 
 struct LdWork {
@@ -122,18 +125,6 @@ static size_t cmdstan_walk(Value *v, double *out, const double *in, const char *
     }
   }
   return total;
-}
-
-/* "x[2,5]" -> "x.2.5", "walk/step[2]/x" -> "walk/step.2/x" */
-static char *cmdstan_base(const char *addr) {
-  char *s = gc_strdup(addr);
-  char *w = s;
-  for (const char *p = addr; *p; p++) {
-    if (*p == '[' || *p == ',') *w++ = '.';
-    else if (*p != ']' && *p != ' ') *w++ = *p;
-  }
-  *w = 0;
-  return s;
 }
 
 /* The k-th latent of the layout if a run's k-th latent has its sizes, else
@@ -493,7 +484,7 @@ static HandlerResult disc_sample(Handler *h, const char *addr, const DistCall *d
   return r;
 }
 
-static Trace *discover(const Interp *in, Diag *d) {
+static Trace *discover(const Interp *in, int *nnested, Diag *d) {
   Rng rng;
   rng_seed(&rng, 0x6c64, 0);
   Diag rd;
@@ -503,8 +494,12 @@ static Trace *discover(const Interp *in, Diag *d) {
     dh.sample = dh.th.h.sample;
     dh.th.h.sample = disc_sample;
     diag_init(&rd);
-    Trace *t = trace_run(in, &dh.th, 0, 0, false, NULL, &rd);
-    if (t) return t;
+    InterpState *st = NULL;
+    Trace *t = trace_run(in, &dh.th, 0, 0, false, &st, &rd);
+    if (t) {
+      interp_nested_latents(st, nnested);
+      return t;
+    }
   }
   *d = rd;
   return NULL;
@@ -518,10 +513,12 @@ LogDensity *ld_new(const Interp *in, Diag *d) {
                a->dynamic_reason ? a->dynamic_reason : "the set of latents can change");
     return NULL;
   }
-  Trace *t = discover(in, d);
+  int nnested = 0;
+  Trace *t = discover(in, &nnested, d);
   if (!t) return NULL;
   LogDensity *ld = gc_alloc(sizeof(LogDensity));
   ld->in = in;
+  ld->nested = nnested > 0;
   ld->n = t->n;
   ld->lat = gc_alloc(sizeof(LdLatent) * (size_t)(t->n > 0 ? t->n : 1));
   for (int k = 0; k < t->n; k++) {
@@ -549,7 +546,7 @@ LogDensity *ld_new(const Interp *in, Diag *d) {
   }
   ld->names = gc_alloc(sizeof(char *) * (ld->xdim + 1));
   for (int k = 0; k < t->n; k++)
-    cmdstan_walk(&t->c[k].val, NULL, NULL, cmdstan_base(t->c[k].addr),
+    cmdstan_walk(&t->c[k].val, NULL, NULL, csv_address_name(t->c[k].addr),
                  ld->names + ld->lat[k].xoff);
   return ld;
 }
@@ -622,6 +619,10 @@ bool ld_use_jit_of(LogDensity *ld, const LogDensity *from, Diag *d) {
 }
 
 const char *ld_backend(const LogDensity *ld) {
+  if (ld->jit && ld->nested)
+    return gc_printf("LLVM JIT: log density and gradient compiled in %.0f ms; draws interpreted "
+                     "(they keep the latents of loops, branches and functions)",
+                     jit_compile_ms(ld->jit));
   if (ld->jit && jit_has_draw(ld->jit))
     return gc_printf("LLVM JIT: log density and gradient compiled in %.0f ms, draws in %.0f ms",
                      jit_compile_ms(ld->jit), jit_draw_ms(ld->jit));
@@ -677,6 +678,11 @@ static HandlerResult draw_factor(Handler *h, double lw, SrcPos pos, Diag *d) {
 
 Value *ld_draw_interp(const LogDensity *ld, const double *theta, uint64_t seed, uint64_t stream,
                       Diag *d) {
+  return ld_draw_full(ld, theta, seed, stream, NULL, NULL, d);
+}
+
+Value *ld_draw_full(const LogDensity *ld, const double *theta, uint64_t seed, uint64_t stream,
+                    InterpLatent **nested, int *nnested, Diag *d) {
   DrawHandler dh = {.h = {draw_sample, draw_observe, draw_factor}, .ld = ld, .theta = theta};
   InterpState *st = interp_start(ld->in, seed, stream, true);
   RunStatus rs;
@@ -692,12 +698,16 @@ Value *ld_draw_interp(const LogDensity *ld, const double *theta, uint64_t seed, 
                ld->n);
     return NULL;
   }
+  if (nested) *nested = interp_nested_latents(st, nnested);
   return interp_outputs(st);
 }
 
-Value *ld_draw(LdWork *w, const double *theta, uint64_t seed, uint64_t stream, Diag *d) {
-  Value *out = ld_draw_jit(w, theta, seed, stream);
-  return out ? out : ld_draw_interp(w->ld, theta, seed, stream, d);
+Value *ld_draw(LdWork *w, const double *theta, uint64_t seed, uint64_t stream,
+               InterpLatent **nested, int *nnested, Diag *d) {
+  *nested = NULL, *nnested = 0;
+  /* the compiled draw keeps only the output registers */
+  Value *out = w->ld->nested ? NULL : ld_draw_jit(w, theta, seed, stream);
+  return out ? out : ld_draw_full(w->ld, theta, seed, stream, nested, nnested, d);
 }
 
 Value *ld_draw_jit(LdWork *w, const double *theta, uint64_t seed, uint64_t stream) {

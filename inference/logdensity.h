@@ -99,9 +99,16 @@ Value *ld_draw_jit(LdWork *w, const double *theta, uint64_t seed, uint64_t strea
  * blocks) whose latents take their values from theta; nothing is scored. */
 Value *ld_draw_interp(const LogDensity *ld, const double *theta, uint64_t seed, uint64_t stream,
                       Diag *d);
+/* ld_draw_interp that also gives the run's nested latents (those no output
+ * holds: interp_nested_latents) when nested is not NULL. */
+Value *ld_draw_full(const LogDensity *ld, const double *theta, uint64_t seed, uint64_t stream,
+                    InterpLatent **nested, int *nnested, Diag *d);
 /* Compiled where possible, else (or for the message of a runtime error) the
- * interpreter: what engines call for each draw. */
-Value *ld_draw(LdWork *w, const double *theta, uint64_t seed, uint64_t stream, Diag *d);
+ * interpreter: what engines call for each draw.  A program with nested
+ * latents draws by the interpreter (the compiled draw keeps only the output
+ * registers), its log density and gradient stay compiled. */
+Value *ld_draw(LdWork *w, const double *theta, uint64_t seed, uint64_t stream,
+               InterpLatent **nested, int *nnested, Diag *d);
 /* One LogDensity per program and data, shared by the chains of every run
  * (built on first use, compiled when jit and the JIT takes the program):
  * engines take it here instead of ld_new, so compilation happens once.

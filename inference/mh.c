@@ -550,7 +550,7 @@ static bool mh_step(void *state, bool warmup, Draw *out, Diag *d) {
     if (!trace_run(s->in, &th, rng_u64(&s->rng), (uint64_t)s->chain, true, &st, d))
       return false;
   }
-  out->outputs = interp_outputs(st);
+  engine_draw_outputs(out, st);
   out->lp = trace_logjoint(s->cur);
   out->log_weight = 0;
   out->stats[0] = n > 0 ? (double)acc / (double)n : 1.0;

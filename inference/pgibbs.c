@@ -661,7 +661,7 @@ static bool pg_step(void *state, bool warmup, Draw *out, Diag *d) {
     trace_handler_init(&th, &s->rng, s->ref, NULL, NULL, NULL);
     if (!trace_run(s->in, &th, rng_u64(&s->rng), (uint64_t)s->chain, true, &st, d)) return false;
   }
-  out->outputs = interp_outputs(st);
+  engine_draw_outputs(out, st);
   out->lp = trace_logjoint(s->ref);
   out->stats[0] = moves ? (double)acc / (double)moves : 1.0;
   return true;

@@ -25,7 +25,7 @@ Trace *prior_run(const Interp *in, Rng *rng, int chain, Draw *out, Diag *d) {
   InterpState *st = NULL;
   Trace *t = trace_run(in, &th, rng_u64(rng), (uint64_t)chain, true, &st, d);
   if (!t) return NULL;
-  out->outputs = interp_outputs(st);
+  engine_draw_outputs(out, st);
   out->log_weight = 0;
   return t;
 }

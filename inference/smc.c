@@ -757,7 +757,7 @@ static bool smc_step(void *state, bool warmup, Draw *out, Diag *d) {
     trace_handler_init(&th, &s->rng, smc_trace(p), NULL, NULL, NULL);
     if (!trace_run(s->in, &th, rng_u64(&s->rng), (uint64_t)s->chain, true, &st, d)) return false;
   }
-  out->outputs = interp_outputs(st);
+  engine_draw_outputs(out, st);
   out->lp = p->logprior + p->loglik;
   out->log_weight = s->w[i] > 0 && !s->p[i].killed ? s->run_logz + log(s->N * s->w[i]) : -INFINITY;
   out->stats[0] = out->log_weight;

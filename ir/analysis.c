@@ -21,6 +21,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../stdlib/builtins.h"
@@ -46,6 +47,12 @@ typedef struct LatExtra {
   Type type;
   const char *trunc; /* "truncated to lower=0" or NULL */
   const char *func;  /* enclosing function or NULL */
+  /* Sizes as the source says them, for a listing without data: */
+  const char *shape; /* "vector[J]", "real[N, 2]"; NULL for a scalar */
+  const char *loops; /* "t in 2:T, j in 1:2"; NULL outside loops */
+  const char *count; /* scalars over all iterations (per call in a
+                        function): "J", "T - 1", "3"; NULL when unknown */
+  const char *free;  /* unconstrained reals likewise ("K - 1" for a simplex) */
 } LatExtra;
 
 /* Random control around the code being walked. */
@@ -65,6 +72,8 @@ typedef struct Ana {
   LatExtra *extra;
   const IrInstr **lat_ins, **obs_ins; /* the instruction of each latent / observation */
   bool ev_seen_s, ev_o_after_s; /* interleaving walk */
+  const char *loops, *mult;     /* collect(): enclosing for loops, their iteration
+                                   count ("1" outside loops, NULL unknown) */
 } Ana;
 
 /* ---- register facts ------------------------------------------------------ */
@@ -150,6 +159,137 @@ static bool const_of(const Ana *A, int fn, int r, double *v, int depth) {
 static char *num_text(double x) {
   if (isinf(x)) return x > 0 ? "inf" : "-inf";
   return gc_printf("%.6g", x);
+}
+
+/* ---- sizes as the source says them (a listing without data) ---- */
+
+static bool sym_is_num(const char *s, double *v) {
+  char *end;
+  *v = s ? strtod(s, &end) : 0;
+  return s && *s && !*end;
+}
+
+static const char *sym_paren(const char *s) {
+  return strpbrk(s, " ") ? gc_printf("(%s)", s) : s;
+}
+
+/* a * b with the numbers among the factors folded in front ("2 * N * 3" is
+   "6 * N"); NULL (unknown) absorbs */
+static const char *sym_mul(const char *a, const char *b) {
+  if (!a || !b) return NULL;
+  double c = 1, v;
+  const char *f[64];
+  int n = 0;
+  const char *ab[2] = {a, b};
+  for (int i = 0; i < 2; i++) {
+    const char *t = ab[i];
+    bool product = !strpbrk(t, "(/%") && !strstr(t, " + ") && !strstr(t, " - ");
+    while (*t) { /* its factors: a product splits at " * ", anything else is one */
+      const char *e = product ? strstr(t, " * ") : NULL;
+      const char *x = e ? gc_strndup(t, (size_t)(e - t)) : t;
+      if (sym_is_num(x, &v)) c *= v;
+      else if (n < 64) f[n++] = x;
+      t = e ? e + 3 : "";
+    }
+  }
+  if (c == 0 || n == 0) return num_text(c);
+  if (n == 1 && c == 1) return f[0];
+  const char *s = c == 1 ? "" : num_text(c);
+  for (int i = 0; i < n; i++) s = gc_printf("%s%s%s", s, *s ? " * " : "", sym_paren(f[i]));
+  return s;
+}
+
+/* The source text of an int register: "J", "N - 1", "size(y)", "3"; NULL
+   when it is not a simple expression of constants and named variables. */
+static const char *sym_of(const Ana *A, int fn, int r, int depth) {
+  double v;
+  if (const_of(A, fn, r, &v, 0)) return num_text(v);
+  const FnInfo *f = &A->fi[fn];
+  if (r < 0 || r >= f->f->nregs || depth > 8) return NULL;
+  if (f->f->regnames[r]) return f->f->regnames[r];
+  const IrInstr *in = f->ndefs[r] == 1 ? f->def[r] : NULL;
+  if (!in) return NULL;
+  const char *a = in->nargs > 0 ? sym_of(A, fn, in->args[0], depth + 1) : NULL;
+  const char *b = in->nargs > 1 ? sym_of(A, fn, in->args[1], depth + 1) : NULL;
+  switch (in->op) {
+  case IR_MOVE: return a;
+  case IR_UNARY: return in->sub == OP_NEG && a ? gc_printf("-%s", sym_paren(a)) : NULL;
+  case IR_BINARY: {
+    static const char *const ops[] = {[OP_ADD] = "+", [OP_SUB] = "-", [OP_MUL] = "*",
+                                      [OP_DIV] = "/", [OP_IDIV] = "%/%"};
+    const char *op = in->sub < sizeof ops / sizeof ops[0] ? ops[in->sub] : NULL;
+    if (!op || !a || !b) return NULL;
+    bool tight = in->sub != OP_ADD; /* a - (b + c), a * (b + c) */
+    return gc_printf("%s %s %s", in->sub == OP_ADD || in->sub == OP_SUB ? a : sym_paren(a), op,
+                     tight ? sym_paren(b) : b);
+  }
+  case IR_BUILTIN: {
+    if (!in->builtin || in->nargs > 3) return NULL;
+    const char *t = gc_printf("%s(", in->builtin->name);
+    for (int k = 0; k < in->nargs; k++) {
+      const char *x = sym_of(A, fn, in->args[k], depth + 1);
+      if (!x) return NULL;
+      t = gc_printf("%s%s%s", t, k ? ", " : "", x);
+    }
+    return gc_printf("%s)", t);
+  }
+  default: return NULL;
+  }
+}
+
+/* Iterations of `for (v in lo:hi)`: "hi", "hi - 1", "hi - lo + 1", a number. */
+static const char *sym_iterations(const Ana *A, int fn, const IrInstr *in) {
+  double lo, hi;
+  bool nl = const_of(A, fn, in->args[0], &lo, 0), nh = const_of(A, fn, in->args[1], &hi, 0);
+  if (nl && nh) return num_text(hi >= lo ? hi - lo + 1 : 0);
+  const char *h = sym_of(A, fn, in->args[1], 0);
+  if (!h) return NULL;
+  if (nl && lo == 1) return h;
+  if (nl) return gc_printf("%s %s %s", h, lo > 1 ? "-" : "+", num_text(fabs(lo - 1)));
+  const char *l = sym_of(A, fn, in->args[0], 0);
+  return l ? gc_printf("%s - %s + 1", h, sym_paren(l)) : NULL;
+}
+
+/* A latent's declared shape with its sizes, and its scalars and unconstrained
+   reals per run of its declaration. */
+static void sym_latent(const Ana *A, int fn, const IrInstr *in, LatExtra *x) {
+  const char *numel = "1", *sizes = "";
+  for (int k = 0; k < in->nsizes; k++) {
+    const char *z = sym_of(A, fn, in->sizes[k], 0);
+    numel = sym_mul(numel, z);
+    sizes = gc_printf("%s%s%s", sizes, k ? ", " : "", z ? z : "?");
+  }
+  Type t = x->type;
+  t.ndims = 0;
+  x->shape = in->nsizes ? gc_printf("%s[%s]", ty_name(t), sizes) : NULL;
+  x->count = sym_mul(numel, A->mult);
+  const char *free = numel;
+  if (in->con.kind == CON_SIMPLEX && in->nsizes > 0) { /* K - 1 each */
+    const char *arrays = "1";
+    for (int k = 0; k + 1 < in->nsizes; k++) arrays = sym_mul(arrays, sym_of(A, fn, in->sizes[k], 0));
+    const char *K = sym_of(A, fn, in->sizes[in->nsizes - 1], 0);
+    double kv;
+    const char *k1 = !K ? NULL : sym_is_num(K, &kv) ? num_text(kv - 1) : gc_printf("%s - 1", K);
+    free = sym_mul(arrays, k1);
+  } else if (in->con.kind > CON_LOWER_UPPER) {
+    free = NULL; /* ordered, correlation and covariance factors: no simple count */
+    if (in->con.kind == CON_ORDERED || in->con.kind == CON_POS_ORDERED || in->con.kind == CON_UNIT_VECTOR)
+      free = numel;
+  }
+  x->free = sym_mul(free, A->mult);
+}
+
+/* The sum of the latents' counts: "2 + J", "10"; NULL when one is unknown. */
+static const char *sym_sum(const char *const *terms, int n) {
+  double c = 0, v;
+  const char *s = "";
+  for (int i = 0; i < n; i++) {
+    if (!terms[i]) return NULL;
+    if (sym_is_num(terms[i], &v)) c += v;
+    else s = gc_printf("%s%s%s", s, *s ? " + " : "", terms[i]);
+  }
+  if (!*s) return num_text(c);
+  return c != 0 ? gc_printf("%s + %s", num_text(c), s) : s;
 }
 
 /* How to show a bound register: its value, its variable name, or "?". */
@@ -571,6 +711,8 @@ static void add_latent(Ana *A, int fn, const IrInstr *in, bool in_loop) {
   x->type = in->dst >= 0 && in->dst < fd->nregs ? fd->regtypes[in->dst] : ty_make(TY_REAL, 0);
   x->func = fn != A->imain ? fd->name : NULL;
   latent_support(A, fn, in, li, x);
+  x->loops = A->loops;
+  sym_latent(A, fn, in, x);
   if (li->kind == LK_DISCRETE) a->has_discrete = true;
   if (li->kind == LK_STRING) a->has_string = true;
 }
@@ -654,13 +796,25 @@ static void collect(Ana *A, int fn, const IrBlock *b, bool in_loop, bool rnd) {
     }
     case IR_FOR: {
       bool r = rnd || src_of(A, fn, in->args[0]) || src_of(A, fn, in->args[1]);
+      const char *loops = A->loops, *mult = A->mult;
+      const IrFunc *f = A->fi[fn].f;
+      const char *lo = sym_of(A, fn, in->args[0], 0), *hi = sym_of(A, fn, in->args[1], 0);
+      A->loops = gc_printf("%s%s%s in %s:%s", loops ? loops : "", loops ? ", " : "",
+                           f->regnames[in->var] ? f->regnames[in->var] : "?", lo ? lo : "?",
+                           hi ? hi : "?");
+      A->mult = sym_mul(mult, sym_iterations(A, fn, in));
       collect(A, fn, &in->body, true, r);
+      A->loops = loops, A->mult = mult;
       break;
     }
     case IR_WHILE: {
       bool r = rnd || src_of(A, fn, in->cond);
+      const char *loops = A->loops, *mult = A->mult;
+      A->loops = gc_printf("%s%swhile", loops ? loops : "", loops ? ", " : "");
+      A->mult = NULL; /* as many as its iterations */
       collect(A, fn, &in->cond_b, true, r);
       collect(A, fn, &in->body, true, r);
+      A->loops = loops, A->mult = mult;
       break;
     }
     default: break;
@@ -1017,6 +1171,7 @@ static IrAnalysis *analyze(const IrProgram *p, LatExtra **extra) {
   A.fi = gc_alloc(sizeof(FnInfo) * (size_t)(p->nfuncs + 1));
   A.a = gc_alloc(sizeof(IrAnalysis));
   A.a->fixed_structure = true;
+  A.mult = "1";
   for (int f = 0; f <= p->nfuncs; f++) {
     FnInfo *fi = &A.fi[f];
     fi->f = f == A.imain ? &p->main : &p->funcs[f];
@@ -1127,13 +1282,22 @@ char *ir_analysis_print(const IrProgram *p, const IrAnalysis *a, long unconstrai
       row[3] = li->support ? li->support : "?";
       row[4] = x && x->trunc ? gc_printf("%s (%s)", li->family, x->trunc) : li->family;
       const char *shape = "";
-      if (x && (x->type.ndims > 0 || x->type.base == TY_VECTOR || x->type.base == TY_ROWVEC ||
-                x->type.base == TY_MATRIX))
+      if (x && x->shape) shape = x->shape;
+      else if (x && (x->type.ndims > 0 || x->type.base == TY_VECTOR || x->type.base == TY_ROWVEC ||
+                     x->type.base == TY_MATRIX))
         shape = ty_name(x->type);
       const char *where = li->in_function && x && x->func ? gc_printf("in %s()", x->func) : "";
-      const char *loop = li->in_loop ? "in loop" : "";
-      row[5] = gc_printf("%s%s%s%s%s", shape, shape[0] && (where[0] || loop[0]) ? "  " : "",
-                         where, where[0] && loop[0] ? ", " : "", loop);
+      const char *loop = !li->in_loop ? ""
+                         : x && x->loops ? gc_printf("in loop (%s)", x->loops)
+                                         : "in loop";
+      /* how many scalars, when not one: "J scalars", "T - 1 scalars per call" */
+      const char *count = "";
+      double one;
+      if (x && (shape[0] || li->in_loop) && !(sym_is_num(x->count, &one) && one == 1))
+        count = gc_printf(": %s scalars%s", x->count ? x->count : "?",
+                          li->in_function ? " per call" : "");
+      row[5] = gc_printf("%s%s%s%s%s%s", shape, shape[0] && (where[0] || loop[0]) ? "  " : "",
+                         where, where[0] && loop[0] ? ", " : "", loop, count);
     }
     out_table(&o, a->nlatents, NC, cells);
   }
@@ -1159,8 +1323,25 @@ char *ir_analysis_print(const IrProgram *p, const IrAnalysis *a, long unconstrai
     out_str(&o, gc_printf("unconstrained parameters: %ld\n", unconstrained_size));
   else if (!a->all_continuous)
     out_str(&o, "unconstrained parameters: none (not all latents are continuous)\n");
-  else
-    out_str(&o, "unconstrained parameters: unknown until data is loaded\n");
+  else {
+    /* without data: the sum of the declarations' sizes, as the source says them */
+    const char **terms = gc_alloc(sizeof(char *) * (size_t)(a->nlatents + 1));
+    int nt = 0;
+    const char *calls = ""; /* functions with latents: as many as their calls make */
+    for (int i = 0; i < a->nlatents; i++) {
+      if (!a->latents[i].in_function) terms[nt++] = extra ? extra[i].free : NULL;
+      else if (extra && extra[i].func && !strstr(calls, gc_printf("%s()", extra[i].func)))
+        calls = gc_printf("%s%s%s()", calls, *calls ? ", " : "", extra[i].func);
+    }
+    const char *sum = sym_sum(terms, nt);
+    double v;
+    const char *note = *calls ? gc_printf(" + those of each call of %s", calls) : "";
+    if (!sum) out_str(&o, "unconstrained parameters: unknown until data is loaded\n");
+    else if (sym_is_num(sum, &v) && !*calls)
+      out_str(&o, gc_printf("unconstrained parameters: %s\n", sum));
+    else
+      out_str(&o, gc_printf("unconstrained parameters: %s%s (sizes from the data)\n", sum, note));
+  }
   if (a->nobs == 0) out_str(&o, "observations: none\n");
   else {
     out_str(&o, gc_printf("observations (%d):\n", a->nobs));

@@ -136,7 +136,16 @@ struct InterpState {
   const IrInstr *pend_ins;
   int pend_n;           /* sizes of the pending value */
   int64_t pend_sz[8];
+  /* Latents no output register holds (in loops, branches, functions): newest
+     first, a persistent list, so a fork shares it and appends privately. */
+  const struct LatNode *nested;
+  int nnested;
 };
+
+typedef struct LatNode {
+  const struct LatNode *next;
+  InterpLatent l;
+} LatNode;
 
 /* ---- frames and cursors ---------------------------------------------------- */
 
@@ -397,6 +406,14 @@ Value *interp_outputs(const InterpState *st) {
   return v;
 }
 
+InterpLatent *interp_nested_latents(const InterpState *st, int *n) {
+  *n = st->nnested;
+  InterpLatent *a = gc_alloc(sizeof(InterpLatent) * (size_t)(st->nnested ? st->nnested : 1));
+  int k = st->nnested;
+  for (const LatNode *p = st->nested; p && k > 0; p = p->next) a[--k] = p->l;
+  return a;
+}
+
 long interp_events(const InterpState *st) { return st->events; }
 
 void interp_set_tape(InterpState *st, Tape *t) { st->tape = t; }
@@ -552,6 +569,15 @@ static bool put_sample(InterpState *st, const IrInstr *ins, const char *addr, Va
   }
   f->regs[ins->dst] = v;
   f->flags[ins->dst] = F_SIZED;
+  /* a latent of the model block's own statement list is an output register;
+     any other is overwritten by its next iteration or call: keep its value */
+  if (st->nframes > 1 || f->ncur > 1) {
+    LatNode *node = gc_alloc(sizeof(LatNode));
+    node->next = st->nested;
+    node->l = (InterpLatent){addr, v};
+    st->nested = node;
+    st->nnested++;
+  }
   return true;
 }
 

@@ -181,6 +181,15 @@ Value interp_output(const InterpState *st, int i);
 /* All outputs at once, in IrProgram.outputs order: a new GC array (what an
  * engine puts in Draw.outputs). */
 Value *interp_outputs(const InterpState *st);
+/* A latent that no output holds: one declared in a loop, a branch or a user
+ * function, whose variable is overwritten by the next iteration or call.
+ * The run keeps each such value under its address ("h[2]", "f/x"). */
+typedef struct InterpLatent {
+  const char *addr;
+  Value v;
+} InterpLatent;
+/* Those of this run so far, in execution order: a new GC array of *n. */
+InterpLatent *interp_nested_latents(const InterpState *st, int *n);
 /* Number of observations (IR_OBSERVE and IR_FACTOR/IR_CONDITION events)
  * executed so far, for SMC's bookkeeping. */
 long interp_events(const InterpState *st);

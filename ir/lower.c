@@ -340,20 +340,35 @@ static int lower_list_op(Lower *L, const Ast *e, IrOpcode op) {
   return in.dst;
 }
 
-/* Host functions are called through a Builtin made here: eval unpacks the
-   numeric arguments and calls the HostFunc kept in Builtin.data. */
-static bool host_eval(const Builtin *b, BuiltinCtx *ctx, int nargs, const Value *args,
-                      Value *out, char *err, size_t errsz) {
-  const HostFunc *h = b->data;
-  double small[16];
-  double *xs = nargs <= 16 ? small : gc_alloc_atomic(sizeof(double) * (size_t)nargs);
-  for (int i = 0; i < nargs; i++) xs[i] = val_as_real(args[i]);
+/* Host functions are called through a Builtin made here, whose BuiltinHost
+   calls the HostFunc on the arguments' reals (the AD rule calls it too,
+   stdlib/builtins_ad.c); eval unpacks the arguments for it. */
+static bool host_flat(const BuiltinHost *hb, int nargs, const int *lens, const double *x,
+                      double *val, double *grad, char *err, size_t errsz) {
+  const HostFunc *h = hb->reg;
   int e = 0;
-  double r = h->fn(h->ud, xs, nargs, &e);
+  int n = 0;
+  for (int i = 0; i < nargs; i++) n += lens[i];
+  *val = h->fn_ex ? h->fn_ex(h->ud, nargs, lens, x, h->has_grad ? grad : NULL, &e)
+                  : h->fn(h->ud, x, n, &e);
   if (e) {
     snprintf(err, errsz, "host function '%s' failed (error %d)", h->name, e);
     return false;
   }
+  return true;
+}
+
+static bool host_eval(const Builtin *b, BuiltinCtx *ctx, int nargs, const Value *args,
+                      Value *out, char *err, size_t errsz) {
+  int lens[16];
+  if (nargs > 16) return snprintf(err, errsz, "host function '%s': too many arguments", b->name), false;
+  size_t n = 0;
+  for (int i = 0; i < nargs; i++) n += (size_t)(lens[i] = (int)val_numel(args[i]));
+  double small[16];
+  double *xs = n <= 16 ? small : gc_alloc_atomic(sizeof(double) * n);
+  for (int i = 0, at = 0; i < nargs; at += lens[i++]) val_flatten(args[i], xs + at);
+  double r;
+  if (!host_flat(builtin_host(b), nargs, lens, xs, &r, NULL, err, errsz)) return false;
   *out = val_real(r);
   (void)ctx;
   return true;
@@ -365,8 +380,10 @@ static const Builtin *host_builtin(Lower *L, const char *name) {
     if (!L->hostb[i]) {
       Builtin *b = gc_alloc(sizeof *b);
       b->name = L->cp->host[i].name;
+      BuiltinHost *hb = gc_alloc(sizeof *hb);
+      *hb = (BuiltinHost){host_flat, L->cp->host[i].has_grad, &L->cp->host[i]};
       b->eval = host_eval;
-      b->data = &L->cp->host[i];
+      b->data = hb;
       L->hostb[i] = b;
     }
     return L->hostb[i];

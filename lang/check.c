@@ -959,12 +959,19 @@ static Type chk_call(Checker *c, Ast *e, bool stmt) {
     if (!check_arity(c, e, n, h->arity)) return T_VOID;
     Type *types = gc_alloc_atomic(sizeof(Type) * (size_t)(e->list.n + 1));
     if (!chk_args(c, e, types)) return T_VOID;
-    for (int i = 0; i < e->list.n; i++)
-      if (!is_num(types[i] = bool_to(&e->list.items[i], TY_REAL))) {
-        chk_error(c, e->list.items[i]->pos, "argument %d of '%s' must be real, got %s", i + 1,
-                  n, ty_name(types[i]));
+    for (int i = 0; i < e->list.n; i++) {
+      bool vec = h->kinds && h->kinds[i] == 'v';
+      Type t = vec ? types[i] : (types[i] = bool_to(&e->list.items[i], TY_REAL));
+      bool ok = vec ? t.base == TY_VECTOR && t.ndims == 0 ? true
+                      : t.base == TY_ROWVEC && t.ndims == 0 ? true
+                      : t.ndims == 1 && (t.base == TY_REAL || t.base == TY_INT)
+                    : is_num(t);
+      if (!ok) {
+        chk_error(c, e->list.items[i]->pos, "argument %d of '%s' must be %s, got %s", i + 1, n,
+                  vec ? "a vector of reals (vector, row_vector or real[])" : "real", ty_name(t));
         return T_VOID;
       }
+    }
     return T_REAL;
   }
   const DistFamily *f = dist_find(c->cp->fams, n);

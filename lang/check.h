@@ -9,13 +9,19 @@
 
 #include "../parser/ast.h"
 
-/* A function supplied by the host program (ppl_register_function): all
- * arguments and the result are reals. */
+/* A function supplied by the host program (ppl_register_function, _ex): it
+ * returns a real; its arguments are reals, or with kinds (one letter each)
+ * 'r' a real and 'v' a vector of reals (vector, row_vector or 1-d array). */
 typedef struct HostFunc {
   const char *name;
   int arity;
   double (*fn)(void *ud, const double *args, int nargs, int *err);
   void *ud;
+  const char *kinds;  /* NULL: arity reals (ppl_register_function) */
+  /* ppl_register_function_ex's: the reals of every argument in order
+     (lens[i] each), the partials into grad when it is not NULL */
+  double (*fn_ex)(void *ud, int nargs, const int *lens, const double *x, double *grad, int *err);
+  bool has_grad;      /* fn_ex fills grad (else numerical differences) */
 } HostFunc;
 
 typedef struct CheckedProgram {

@@ -37,6 +37,21 @@ typedef struct Builtin {
   bool uses_rng;     /* *_rng: random, not allowed where gradients are needed */
 } Builtin;
 
+/* A host's function (ppl_register_function, _ex) is a Builtin without a
+ * check (the checker types its calls from the registration) whose data is
+ * one of these: the function on its arguments' reals, flattened in order
+ * (lens[i] of argument i), giving the value and, when grad is not NULL, the
+ * partials with respect to each of x. */
+typedef struct BuiltinHost {
+  bool (*eval)(const struct BuiltinHost *h, int nargs, const int *lens, const double *x,
+               double *val, double *grad, char *err, size_t errsz);
+  bool has_grad;   /* eval fills grad: the host's derivative; else gradients
+                      take numerical differences of eval */
+  const void *reg; /* the registration (the checker's HostFunc) */
+} BuiltinHost;
+/* b's BuiltinHost, or NULL for a built-in function. */
+const BuiltinHost *builtin_host(const Builtin *b);
+
 /* NULL if unknown. Distribution-derived builtins are created on first lookup
  * and cached (thread-safe). */
 const Builtin *builtin_lookup(const char *name);

@@ -555,39 +555,54 @@ static bool rule_move(const Builtin *b, BuiltinCtx *ctx, bool data, int nargs, c
 
 /* ---- host functions ---------------------------------------------------------------- */
 
-/* Functions a host registers through the embedding API (ppl_register_function)
-   come with no derivative, and the host's code cannot be differentiated, so
-   their partials are Richardson-extrapolated central differences: error
-   O(h^4) plus rounding, about 1e-10 relative for smooth functions. */
-static bool rule_host(const Builtin *b, BuiltinCtx *ctx, Tape *T, int nargs, const Value *args,
-                      Value *out, char *err, size_t errsz) {
-  if (out->k != V_REAL) return bi_fail(err, errsz, "gradient of '%s' is not implemented", b->name);
-  Value ab[16];
-  if (nargs > 16) return bi_fail(err, errsz, "gradient of '%s' is not implemented", b->name);
-  int32_t nd[16];
-  double dv[16];
-  for (int i = 0; i < nargs; i++) {
-    if (!bi_is_num(args[i]))
-      return bi_fail(err, errsz, "gradient of '%s' is not implemented", b->name);
-    ab[i] = args[i];
+/* Functions a host registers through the embedding API come as a function of
+   their arguments' reals (BuiltinHost).  With the host's derivative
+   (ppl_register_function_ex) one call gives the value and every partial;
+   without, the host's code cannot be differentiated, so the partials are
+   Richardson-extrapolated central differences: error O(h^4) plus rounding,
+   about 1e-10 relative for smooth functions.  `out` holds the value already
+   (b->eval) except with the host's derivative, which computes it here. */
+const BuiltinHost *builtin_host(const Builtin *b) { return b->check ? NULL : b->data; }
+
+static bool rule_host(const Builtin *b, Tape *T, int nargs, const Value *args, Value *out,
+                      char *err, size_t errsz) {
+  const BuiltinHost *hb = builtin_host(b);
+  if (!hb) return bi_fail(err, errsz, "gradient of '%s' is not implemented", b->name);
+  int *lens = gc_alloc_atomic(sizeof(int) * (size_t)(nargs + 1));
+  int n = 0;
+  for (int i = 0; i < nargs; i++) n += lens[i] = (int)val_numel(args[i]);
+  double *x = gc_alloc_atomic(sizeof(double) * (size_t)(n + 1));
+  double *g = gc_alloc_atomic(sizeof(double) * (size_t)(n + 1));
+  int32_t *nd = gc_alloc_atomic(sizeof(int32_t) * (size_t)(n + 1));
+  for (int i = 0, at = 0; i < nargs; at += lens[i++]) {
+    Flat f = flat_of(args[i]);
+    memcpy(x + at, f.d, sizeof(double) * (size_t)f.n);
+    memcpy(nd + at, f.nd, sizeof(int32_t) * (size_t)f.n);
   }
-  for (int i = 0; i < nargs; i++) {
-    nd[i] = args[i].k == V_REAL ? args[i].ad : 0;
-    dv[i] = 0;
-    if (!nd[i]) continue;
-    double x = args[i].r, h = 1e-3 * fmax(1, fabs(x)), d[2];
-    for (int k = 0; k < 2; k++, h /= 2) {
-      Value fp, fm;
-      ab[i] = val_real(x + h);
-      if (!b->eval(b, ctx, nargs, ab, &fp, err, errsz)) return false;
-      ab[i] = val_real(x - h);
-      if (!b->eval(b, ctx, nargs, ab, &fm, err, errsz)) return false;
-      d[k] = (val_as_real(fp) - val_as_real(fm)) / (2 * h);
+  double val = out->k == V_REAL ? out->r : NAN;
+  if (hb->has_grad) {
+    if (!hb->eval(hb, nargs, lens, x, &val, g, err, errsz)) return false;
+    for (int k = 0; k < n; k++)
+      if (!nd[k]) g[k] = 0;
+  } else {
+    for (int k = 0; k < n; k++) {
+      g[k] = 0;
+      if (!nd[k]) continue;
+      double xk = x[k], h = 1e-3 * fmax(1, fabs(xk)), d[2];
+      for (int r = 0; r < 2; r++, h /= 2) {
+        double fp, fm;
+        x[k] = xk + h;
+        if (!hb->eval(hb, nargs, lens, x, &fp, NULL, err, errsz)) return false;
+        x[k] = xk - h;
+        if (!hb->eval(hb, nargs, lens, x, &fm, NULL, err, errsz)) return false;
+        d[r] = (fp - fm) / (2 * h);
+      }
+      x[k] = xk;
+      g[k] = (4 * d[1] - d[0]) / 3;
     }
-    ab[i] = args[i];
-    dv[i] = (4 * d[1] - d[0]) / 3;
   }
-  out->ad = tape_push(T, nargs, nd, dv);
+  *out = val_real(val);
+  out->ad = tape_push(T, n, nd, g);
   return true;
 }
 
@@ -682,6 +697,10 @@ bool builtin_eval_ad(const Builtin *b, BuiltinCtx *ctx, Tape *T, int nargs, cons
   if (T) {
     bool ok = bi_dist_eval_ad(b, T, nargs, args, out, err, errsz, &handled);
     if (handled) return ok;
+    if (builtin_host(b) && builtin_host(b)->has_grad) { /* the host's value and partials at once */
+      *out = val_none();
+      return rule_host(b, T, nargs, args, out, err, errsz);
+    }
   }
   if (!b->eval(b, ctx, nargs, args, out, err, errsz)) return false;
   if (!T || !has_reals(*out)) return true; /* int, bool and string results have no derivative */
@@ -695,7 +714,7 @@ bool builtin_eval_ad(const Builtin *b, BuiltinCtx *ctx, Tape *T, int nargs, cons
     return bi_fail(err, errsz, "gradient of '%s' is not implemented", b->name);
   }
   const AdRule *r = rule_find(b->name);
-  if (!r && builtin_lookup(b->name) != b) return rule_host(b, ctx, T, nargs, args, out, err, errsz);
+  if (!r && builtin_host(b)) return rule_host(b, T, nargs, args, out, err, errsz);
   if (!r) return bi_fail(err, errsz, "gradient of '%s' is not implemented", b->name);
   switch (r->kind) {
   case K_D1: return rule_d1(T, r->d1, args[0], out);

@@ -207,6 +207,21 @@ for my $jit ([], ['--no-jit']) {
   ok($st == 0 && $h->[-2] eq 'm3' && $h->[-1] eq 'm4' && $good == 100,
      "a derived variable not in the draws: m3 == 3 mu, then m4 == m3 + mu in every row ($good) $err");
 }
+# latents declared in a loop are set from their columns by address (h[2] is h.2)
+{
+  spit('loop.ppl', "data { int T; }\nmodel { real mu ~ normal(0, 1);\n" .
+       "  for (t in 2:T) { real h ~ normal(mu, 1); } }\n");
+  spit('loopgen.ppl', "data { int T; }\nmodel { real mu ~ normal(0, 1); real hs = 0;\n" .
+       "  for (t in 2:T) { real h ~ normal(mu, 1); hs += h; } }\ngenerated { real g = hs; }\n");
+  spit('t4.json', '{"T": 4}');
+  ppl('run', 'loop.ppl', '--data', 't4.json', '--engine', 'mh', '--chains', '1', '--draws', '50',
+      '--output', 'loop.csv', '--quiet');
+  my ($st, undef, $err) = ppl('generate', 'loopgen.ppl', '--data', 't4.json', '--draws', 'loop.csv',
+                              '--output', 'loopgq.csv');
+  my ($h, $rows) = rows('loopgq.csv');
+  my $good = grep { abs($_->{g} - ($_->{'h.2'} + $_->{'h.3'} + $_->{'h.4'})) <= 1e-9 * (1 + abs($_->{g})) } @$rows;
+  ok($st == 0 && $good == 50, "loop latents set from h.2, h.3, h.4: g == their sum in every row ($good) $err");
+}
 # errors
 {
   spit('nogen.ppl', "model { real mu ~ normal(0, 1); }\n");

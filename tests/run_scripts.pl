@@ -12,7 +12,9 @@
 #   // exit: N                    expected exit status (default 0, or 65 with errors)
 #   // data: FILE.json            pass --data FILE.json (relative to the script)
 #   // data-json: {...}           pass this JSON as the data (written to a temp file)
-#   // cmd: run|exec|check|ir     the ppl command (default exec)
+#   // cmd: run|exec|check|ir     the ppl command (default exec; exec runs with
+#                                 --quiet, print output only, unless `// values`)
+#   // values                     exec prints the run's values after the print output
 #   // args: ...                  extra command-line arguments (split on spaces);
 #                                 {tmp} stands for a fresh temporary directory
 #   // stdout-contains: TEXT      some stdout line contains TEXT (any order)
@@ -63,7 +65,7 @@ for my $file (@files) {
   my $name = basename($file);
   my $dir = dirname(abs_path($file));
   open my $fh, '<', $file or die "$file: $!";
-  my (@expect, @contains, @errcontains, @args, $errline, $code, $data, $datajson);
+  my (@expect, @contains, @errcontains, @args, $errline, $code, $data, $datajson, $values);
   my $cmd = 'exec';
   my $ln = 0;
   while (my $line = <$fh>) {
@@ -78,6 +80,7 @@ for my $file (@files) {
     elsif ($line =~ m{//\s*cmd:\s*(\S+)}) { $cmd = $1; }
     elsif ($line =~ m{//\s*args:\s*(.*?)\s*$}) { push @args, split(' ', $1); }
     elsif ($line =~ m{//\s*stdout-contains:\s*(.*?)\s*$}) { push @contains, $1; }
+    elsif ($line =~ m{//\s*values\s*$}) { $values = 1; }
   }
   close $fh;
   $code //= 0;
@@ -93,6 +96,7 @@ for my $file (@files) {
     my $tmp = tempdir(CLEANUP => 1);
     s/\{tmp\}/$tmp/g for @args;
   }
+  push @args, '--quiet' if $cmd eq 'exec' && !$values;
   my @cmdline = ($ppl, $cmd, $name, (defined $data ? ('--data', $data) : ()), @args);
   my ($status, $out, $err) = run_capture($dir, @cmdline);
   unlink $tmpdata if $tmpdata;

@@ -204,6 +204,17 @@ static const Case cases[] = {
     {.model = "kalman", .engine = "smc", .chains = 8, .draws = 2000, .min_ess = 400,
      .evidence = true, .checks = {MEAN("x_last", "x_last_filter")}},
     {.model = "hmm3", .engine = "smc", .chains = 8, .draws = 2000, .evidence = true},
+    /* latents declared in a loop are outputs under their addresses, whatever
+       the engine (and both backends under nuts) */
+    {.model = "loop_latents", .engine = "nuts", .chains = 4, .warmup = 1000, .draws = 1000,
+     .min_ess = 400,
+     .checks = {MEAN("h1", "h1"), MEAN("h[2]", "h#2"), MEAN("h[3]", "h#3"), MEAN("h[6]", "h#6")}},
+    {.model = "loop_latents", .engine = "mh", .chains = 4, .warmup = 1000, .draws = 2000,
+     .min_ess = 200,
+     .checks = {MEAN("h1", "h1"), MEAN("h[2]", "h#2"), MEAN("h[3]", "h#3"), MEAN("h[6]", "h#6")}},
+    {.model = "loop_latents", .engine = "smc", .chains = 8, .draws = 2000, .min_ess = 400,
+     .evidence = true,
+     .checks = {MEAN("h1", "h1"), MEAN("h[2]", "h#2"), MEAN("h[3]", "h#3"), MEAN("h[6]", "h#6")}},
     /* mix2_enum's mu1, mu2 and z are static parameters: smc's default moves
        them (resample-move, tempered events), about 1.5 s of CPU per run of
        1000 particles, and each run's evidence is then close (within-run SE

@@ -226,7 +226,7 @@ static void test_print(void) {
             "latents (3):\n"
             "  mu   m.ppl:7:8   continuous  real      normal\n"
             "  tau  m.ppl:8:17  continuous  (0, inf)  cauchy (truncated to lower=0)\n"
-            "  eta  m.ppl:9:13  continuous  real      normal                         vector\n"
+            "  eta  m.ppl:9:13  continuous  real      normal                         vector[J]: J scalars\n"
             "unconstrained parameters: 10\n"
             "observations (1):\n"
             "  m.ppl:11:3  y ~ normal  vectorised\n",
@@ -239,7 +239,7 @@ static void test_print(void) {
             "  reason: m.ppl:2:3: latent 'z' is inside a for loop whose bounds depend on latent 'k'\n"
             "latents (2):\n"
             "  k  m.ppl:6:16  discrete    int >= 0  poisson\n"
-            "  z  m.ppl:2:25  continuous  real      normal   in f(), in loop\n"
+            "  z  m.ppl:2:25  continuous  real      normal   in f(), in loop (i in 1:n): n scalars per call\n"
             "unconstrained parameters: none (dynamic structure)\n"
             "observations: none\n",
             "printed analysis of a dynamic program");
@@ -247,15 +247,44 @@ static void test_print(void) {
   tap_streq(p ? ir_analysis_print(p, ir_analyze(p), -1) : "",
             "structure: fixed\n"
             "latents (1):\n"
-            "  z  m.ppl:3:42  discrete  {0, 1}  bernoulli  in loop\n"
+            "  z  m.ppl:3:42  discrete  {0, 1}  bernoulli  in loop (i in 1:N): N scalars\n"
             "unconstrained parameters: none (not all latents are continuous)\n"
             "observations: none\n",
             "printed analysis with a discrete latent");
   p = lower_src("model { }\n");
   tap_streq(p ? ir_analysis_print(p, ir_analyze(p), -1) : "",
-            "structure: fixed\nlatents: none\nunconstrained parameters: unknown until data is loaded\n"
+            "structure: fixed\nlatents: none\nunconstrained parameters: 0\n"
             "observations: none\n",
             "printed analysis of an empty model");
+  /* without data (-1): sizes and counts as the declarations say them */
+  p = lower_src("data { int N; int K; int T; }\nmodel {\n"
+                "  real mu ~ normal(0, 1);\n"
+                "  simplex[K] th ~ dirichlet(rep_vector(1, K));\n"
+                "  matrix[N, K - 1] B ~ normal(0, 1);\n"
+                "  for (t in 2:T) { real h ~ normal(mu, 1); }\n"
+                "  for (i in 1:N) for (j in 1:3) { vector[2] w ~ normal(0, 1); }\n"
+                "  while (mu > 5) { real u ~ normal(0, 1); }\n}\n");
+  tap_streq(p ? ir_analysis_print(p, ir_analyze(p), -1) : "",
+            "structure: dynamic\n"
+            "  reason: m.ppl:8:3: latent 'u' is inside a while loop whose condition depends on latent 'mu'\n"
+            "latents (6):\n"
+            "  mu  m.ppl:3:8   continuous  real     normal\n"
+            "  th  m.ppl:4:14  continuous  simplex  dirichlet  vector[K]: K scalars\n"
+            "  B   m.ppl:5:20  continuous  real     normal     matrix[N, K - 1]: N * (K - 1) scalars\n"
+            "  h   m.ppl:6:25  continuous  real     normal     in loop (t in 2:T): T - 1 scalars\n"
+            "  w   m.ppl:7:45  continuous  real     normal     vector[2]  in loop (i in 1:N, j in 1:3): 6 * N scalars\n"
+            "  u   m.ppl:8:25  continuous  real     normal     in loop (while): ? scalars\n"
+            "unconstrained parameters: none (dynamic structure)\n"
+            "observations: none\n",
+            "printed analysis without data: symbolic sizes");
+  p = lower_src("data { int N; int K; int T; }\nmodel {\n"
+                "  real mu ~ normal(0, 1);\n"
+                "  simplex[K] th ~ dirichlet(rep_vector(1, K));\n"
+                "  array[2] vector[N] v ~ normal(0, 1);\n"
+                "  for (t in 2:T) { real h ~ normal(mu, 1); }\n}\n");
+  const char *txt = p ? ir_analysis_print(p, ir_analyze(p), -1) : "";
+  tap_ok(strstr(txt, "unconstrained parameters: 1 + K - 1 + 2 * N + T - 1 (sizes from the data)\n") != NULL,
+         "unconstrained parameters as the sum of the declared sizes: %s", txt);
 }
 
 int main(void) {

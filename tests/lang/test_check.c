@@ -313,7 +313,7 @@ static double host_twice(void *ud, const double *args, int nargs, int *err) {
 }
 
 static void test_host(void) {
-  HostFunc h = {"twice", 1, host_twice, NULL};
+  HostFunc h = {.name = "twice", .arity = 1, .fn = host_twice};
   const char *src = "model { real y = twice(3); }";
   Diag d;
   diag_init(&d);

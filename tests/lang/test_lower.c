@@ -488,7 +488,7 @@ static void test_run(void) {
            "log weight: observation + factor + target");
 
   /* host functions are called through a Builtin made at lowering */
-  HostFunc h = {"twice", 1, host_twice, NULL};
+  HostFunc h = {.name = "twice", .arity = 1, .fn = host_twice};
   src = "model { real y = twice(3) + 1; }";
   TestHandler th3 = {0};
   p = lower_src(src, "e.ppl", 1, &h, &d);
