@@ -444,18 +444,11 @@ static HandlerResult init_sample(Handler *h, const char *addr, const DistCall *d
   if (!ih->init->has(ih->init, addr)) return ih->sample(h, addr, dc, out, pos, d);
   int64_t sizes[8];
   for (int i = 0; i < dc->nsizes; i++) sizes[i] = dc->sizes[i];
-  TraceChoice c;
-  memset(&c, 0, sizeof c);
+  Value v;
   if (!ih->init->get(ih->init, addr, dc->type, dc->nsizes, sizes, NULL, dc->con, dc->lower,
-                     dc->upper, &c.val, d))
+                     dc->upper, &v, d))
     return HR_ERROR;
-  c.addr = addr;
-  c.fam = dc->fam;
-  c.type = dc->type;
-  c.nsizes = dc->nsizes;
-  memcpy(c.sizes, dc->sizes, sizeof c.sizes);
-  c.numel = (int)val_numel(c.val);
-  ih->th.prev = trace_from_choices(1, &c, 0);
+  ih->th.prev = trace_one_choice(addr, dc, v);
   HandlerResult r = ih->sample(h, addr, dc, out, pos, d);
   ih->th.prev = NULL;
   return r;

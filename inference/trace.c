@@ -472,6 +472,19 @@ Trace *trace_run_until(const Interp *in, TraceHandler *th, uint64_t seed, uint64
   return trace_handler_finish(th);
 }
 
+Trace *trace_one_choice(const char *addr, const DistCall *dc, Value val) {
+  TraceChoice c;
+  memset(&c, 0, sizeof c);
+  c.val = val;
+  c.addr = addr;
+  c.fam = dc->fam;
+  c.type = dc->type;
+  c.nsizes = dc->nsizes;
+  memcpy(c.sizes, dc->sizes, sizeof c.sizes);
+  c.numel = (int)val_numel(val);
+  return trace_from_choices(1, &c, 0);
+}
+
 Trace *trace_from_choices(int n, const TraceChoice *c, double loglik) {
   TraceHandler th;
   trace_handler_init(&th, NULL, NULL, NULL, NULL, NULL);

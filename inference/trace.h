@@ -135,6 +135,10 @@ Trace *trace_run_until(const Interp *in, TraceHandler *th, uint64_t seed, uint64
 
 /* A sealed trace from n choices (copied) and the log-likelihood so far. */
 Trace *trace_from_choices(int n, const TraceChoice *c, double loglik);
+/* A trace of one choice, `val` at addr with the shape and family of dc: a
+ * handler that wants a chosen value at a `sample` passes it as the previous
+ * trace of the plain trace handler, which then reuses it. */
+Trace *trace_one_choice(const char *addr, const DistCall *dc, Value val);
 
 /* Log-probability of the old trace's choices that the new trace did not reuse
  * (absent there or drawn fresh), the target excluded: the R term of
