@@ -49,13 +49,13 @@ extern "C" {
 /* ---- version ----------------------------------------------------------- */
 
 #define PPL_VERSION_MAJOR 0
-#define PPL_VERSION_MINOR 2
+#define PPL_VERSION_MINOR 3
 #define PPL_VERSION_PATCH 0
 #define PPL_VERSION_NUMBER (PPL_VERSION_MAJOR * 10000 + PPL_VERSION_MINOR * 100 + PPL_VERSION_PATCH)
 
 /* The version of the library actually linked (compare with PPL_VERSION_NUMBER). */
 int ppl_version(void);
-/* "0.2.0"; static storage. */
+/* "0.3.0"; static storage. */
 const char *ppl_version_string(void);
 
 /* ---- status ------------------------------------------------------------ */
@@ -433,7 +433,7 @@ ppl_status ppl_result_write_summary(const ppl_result *r, const char *path);
 /* Standalone generated quantities (CmdStan's generate_quantities, `ppl
  * generate`): for each draw of the CSV files (one file a chain, as ppl_run or
  * CmdStan wrote them), the model's latents are set to the draw's values
- * (matched by name: theta, theta.1, m.2.1; top-level latents only),
+ * (matched by name: theta, theta.1, m.2.1; a latent in a loop by address, h.2),
  * observations are ignored, and the deterministic statements and the
  * generated block run with a fresh *_rng stream per draw (the same seed
  * gives the same output).  File c's draws go to output (one file) or to

@@ -139,7 +139,7 @@ static void test_config(void) {
   fclose(f);
   const char *want[] = {
       "# stan_version_major = 2\n", "# stan_version_minor = 33\n", "# stan_version_patch = 0\n",
-      "# ppl_version = 0.2.0\n", "# model = coin_model\n", "# method = sample\n",
+      "# ppl_version = 0.3.0\n", "# model = coin_model\n", "# method = sample\n",
       "#     num_samples = 2000\n", "#     num_warmup = 500\n", "#     save_warmup = 0\n",
       "#     thin = 2\n", "#     algorithm = ppl\n", "#         engine = mh\n",
       "#     num_chains = 4\n", "# id = 3\n", "#   file = coin.json\n",

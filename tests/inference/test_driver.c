@@ -179,7 +179,7 @@ static void test_csv_lines(void) {
       "# stan_version_major = 2",
       "# stan_version_minor = 33",
       "# stan_version_patch = 0",
-      "# ppl_version = 0.2.0",
+      "# ppl_version = 0.3.0",
       "# model = fake_model",
       "# model_file = tests/fake.ppl",
       "# method = sample",
