@@ -936,7 +936,7 @@ static ppl_status run_prepare(ppl_model *m, const ppl_run_options *o, const Engi
   /* outputs that are inputs or cannot be written, draws that cannot fit */
   Diag d;
   diag_init(&d);
-  if (!driver_check_outputs(*eng, d_o, m->ir->noutputs, m->ir->outputs, &d)) return fail_diag(m->ctx, &d);
+  if (!driver_check_outputs(*eng, d_o, m->ir, m->ir->noutputs, m->ir->outputs, &d)) return fail_diag(m->ctx, &d);
   return PPL_OK;
 }
 
