@@ -154,6 +154,21 @@ static bool dr_is_nested_name(const IrProgram *prog, const char *name) {
   return false;
 }
 
+/* "; latents in loops, branches and functions: h, z" ("" when none). */
+static const char *dr_nested_names(const IrProgram *prog, int noutputs, const IrOutput *outputs) {
+  if (!prog) return "";
+  const IrAnalysis *a = ir_analyze(prog);
+  const char *s = "";
+  for (int i = 0; i < a->nlatents; i++) {
+    const char *n = a->latents[i].name;
+    bool seen = strstr(s, gc_printf(" %s,", n)) != NULL;
+    for (int j = 0; j < noutputs && !seen; j++) seen = !strcmp(outputs[j].name, n);
+    if (!seen) s = gc_printf("%s %s,", s, n);
+  }
+  if (!*s) return "";
+  return gc_printf("; latents in loops, branches and functions:%.*s", (int)strlen(s) - 1, s);
+}
+
 /* The outputs named in list ("a,b"), marked in mark[]; the names of nested
    latents (not outputs) into *nested when given; false for a bad name. */
 static bool dr_mark_outputs(const char *opt, const char *list, const IrProgram *prog, int noutputs,
@@ -179,8 +194,8 @@ static bool dr_mark_outputs(const char *opt, const char *list, const IrProgram *
       if (!*name)
         diag_error(d, DIAG_USAGE, (SrcPos){0}, "--%s: an empty name in '%s'", opt, list);
       else
-        diag_error(d, DIAG_USAGE, (SrcPos){0}, "--%s: the model has no output '%s' (its outputs: %s)", opt,
-                   name, noutputs ? known : "none");
+        diag_error(d, DIAG_USAGE, (SrcPos){0}, "--%s: the model has no output '%s' (its outputs: %s%s)", opt,
+                   name, noutputs ? known : "none", dr_nested_names(prog, noutputs, outputs));
       return false;
     }
     if (found >= 0) mark[found] = true;
