@@ -259,7 +259,14 @@ typedef struct ppl_run_options {
                               FIFO is written as is (one chain only); a
                               character device (/dev/null) is written as is by
                               every chain.  Refused (PPL_ERR_USAGE) when it is
-                              the model or data file */
+                              the model or data file.  Beside a regular file,
+                              NAME_choices.jsonl (NAME_1_choices.jsonl, ...)
+                              holds every random choice of each draw by
+                              address, one JSON object a CSV row: always for a
+                              program whose addresses change between runs (its
+                              latents in loops have no columns), else with
+                              ppl_run_set(&o, "choices", "true"); read it as
+                              JSON Lines (docs/output.md) */
   const char *summary_json;/* summary JSON path, or NULL; checked writable (and
                               not an input) before the run starts */
   int progress;            /* progress on stderr, one line per chain (phase, bar,
@@ -294,8 +301,9 @@ typedef struct ppl_run_options {
                               "init" / "metric" and a file path (or JSON text
                               starting with '{'), see docs/embedding.md */
   /* Which outputs get CSV and summary columns, by their names in the model
-     ("theta,sigma"); lp__ and the engine's columns always stay.  At most one
-     of the two; NULL = every output.  An unknown name is PPL_ERR_USAGE, the
+     ("theta,sigma"); lp__ and the engine's columns always stay.  A latent
+     declared in a loop, branch or function is named by its name too ("h"
+     selects h.2, h.3, ...).  At most one of the two; NULL = every output.  An unknown name is PPL_ERR_USAGE, the
      message listing the model's outputs. */
   const char *include;     /* only these */
   const char *exclude;     /* all but these */
