@@ -106,7 +106,7 @@ static void test_listing(void) {
          "7 engines listed with summaries");
   ppl_option_info info[16];
   int n = ppl_engine_options(NULL, info, 16);
-  tap_ok(n == 11 && !strcmp(info[0].name, "chains") && !strcmp(info[0].type, "int") &&
+  tap_ok(n == 12 && !strcmp(info[0].name, "chains") && !strcmp(info[0].type, "int") &&
              info[0].imin == 1 && info[0].imax == 1024 && !strcmp(info[0].def, "4"),
          "common options: %d, chains int 1..1024 default 4", n);
   n = ppl_engine_options("smc", info, 16);
