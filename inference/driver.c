@@ -149,8 +149,9 @@ static bool dr_is_scalar(Type t) {
 static bool dr_is_nested_name(const IrProgram *prog, const char *name) {
   if (!prog) return false;
   const IrAnalysis *a = ir_analyze(prog);
+  const char *slash = strrchr(name, '/'); /* "f/x": x of function f */
   for (int i = 0; i < a->nlatents; i++)
-    if (!strcmp(a->latents[i].name, name)) return true;
+    if (!strcmp(a->latents[i].name, slash ? slash + 1 : name)) return true;
   return false;
 }
 

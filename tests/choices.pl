@@ -179,6 +179,26 @@ EOF
      '--include of an unknown name lists the latents in loops') or print "# $err";
 }
 
+# A latent in a function, named by its name or function/name.
+spit('fn.ppl', <<'EOF');
+real f(real m) {
+  real x ~ normal(m, 1);
+  return x;
+}
+model {
+  real mu ~ normal(0, 1);
+  real a = f(mu);
+  real b = f(a);
+}
+EOF
+for my $case (['--include', 'x', 'lp__,accept_stat__,f/x,f/x#2'], ['--include', 'f/x', 'lp__,accept_stat__,f/x,f/x#2'],
+              ['--exclude', 'f/x', 'lp__,accept_stat__,mu,a,b']) {
+  my ($rc, $out, $err) = ppl('run', 'fn.ppl', '--engine', 'mh', '--chains', '1', '--draws', '3',
+                             '--output', 'fn.csv', $case->[0], $case->[1]);
+  ok($rc == 0 && join(',', @{(csv('fn.csv'))[0]}) eq $case->[2], "$case->[0] $case->[1]: a function's latent")
+    or print "# $err";
+}
+
 # A loop latent named as a later top-level vector: both would write h.1.
 spit('clash.ppl', <<'EOF');
 model {
