@@ -405,6 +405,10 @@ const char *ppl_result_summary_text(const ppl_result *r);
 /* Nonzero when ppl_interrupt stopped the run early: ppl_result_num_draws is
  * then the draws kept, and chains that kept none are left out. */
 int ppl_result_interrupted(const ppl_result *r);
+/* The choices file (every random choice of each draw, JSON Lines; see
+ * ppl_run_options.output_csv) that chain `chain` (0-based) of the result
+ * wrote, or NULL when the run wrote none.  Owned by the result. */
+const char *ppl_result_choices_file(const ppl_result *r, int chain);
 /* Log evidence and its standard error; PPL_ERR_USAGE if the engine does not estimate it. */
 ppl_status ppl_result_log_evidence(const ppl_result *r, double *estimate, double *se);
 /* The warnings of the checks every run gets (R-hat, ESS, E-BFMI, divergences,

@@ -56,6 +56,7 @@ struct RunResult {
   double *warm_s, *samp_s;
   bool interrupted;
   SummaryRun sr; /* what the table and the JSON say besides the columns */
+  const char **choices_paths; /* per chain, the choices file written; NULL: none */
 };
 
 /* One chain's state and results; written only by the thread running it. */
@@ -1153,6 +1154,10 @@ bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
 
   RunResult *rr = dr_result(r);
   if (r->chains[0].clog) rr->summary_text = gc_printf("%s%s", rr->summary_text, dr_choices_summary(r));
+  if (r->choices) {
+    rr->choices_paths = gc_alloc(sizeof(char *) * (size_t)r->m);
+    for (int c = 0; c < r->m; c++) rr->choices_paths[c] = r->chains[c].chf_path;
+  }
   if (o->summary_out) {
     fputs(rr->summary_text, o->summary_out);
     fflush(o->summary_out);
@@ -1228,6 +1233,10 @@ const RunWarning *rr_warning(const RunResult *r, int i) {
   return i >= 0 && i < r->nwarnings ? &r->warnings[i] : NULL;
 }
 bool rr_interrupted(const RunResult *r) { return r->interrupted; }
+
+const char *rr_choices_path(const RunResult *r, int chain) {
+  return r->choices_paths && chain >= 0 && chain < r->nchains ? r->choices_paths[chain] : NULL;
+}
 
 double rr_chain_seconds(const RunResult *r, int chain, bool warmup) {
   if (chain < 0 || chain >= r->nchains) return NAN;

@@ -155,6 +155,9 @@ const char *rr_warnings_text(const RunResult *r); /* "" when none */
  * (rr_num_draws, the fewest any chain kept; chains that kept none are left
  * out of the result). */
 bool rr_interrupted(const RunResult *r);
+/* The choices file (choices.h) chain `chain` of the result wrote, or NULL
+ * when the run wrote none. */
+const char *rr_choices_path(const RunResult *r, int chain);
 /* Wall-clock seconds of a chain's warmup and sampling phases. */
 double rr_chain_seconds(const RunResult *r, int chain, bool warmup);
 
