@@ -266,7 +266,8 @@ typedef struct ppl_run_options {
                               program whose addresses change between runs (its
                               latents in loops have no columns), else with
                               ppl_run_set(&o, "choices", "true"); read it as
-                              JSON Lines (docs/output.md) */
+                              JSON Lines (docs/output.md), its name from
+                              ppl_result_choices_file */
   const char *summary_json;/* summary JSON path, or NULL; checked writable (and
                               not an input) before the run starts */
   int progress;            /* progress on stderr, one line per chain (phase, bar,
