@@ -193,8 +193,11 @@ char *choices_summary(int m, int n, ChoiceLog *const *logs, const double *const 
   for (int c = 0; c < m; c++)
     for (size_t i = 0; i < logs[c]->setcap; i++)
       if (logs[c]->set[i]) ch_set_add(all, logs[c]->set[i]);
-  char *s = gc_printf("\nchoices: %zu address%s in %s (every random choice of each draw)\n",
-                      all->nset, all->nset == 1 ? "" : "es", where);
+  char *s = where ? gc_printf("\nchoices: %zu address%s in %s (every random choice of each draw)\n",
+                              all->nset, all->nset == 1 ? "" : "es", where)
+                  : gc_printf("\nchoices: %zu address%s (every random choice of each draw; a run "
+                              "with an output FILE.csv writes them to FILE_choices.jsonl)\n",
+                              all->nset, all->nset == 1 ? "" : "es");
   if (!with_table) return s;
   /* the base names in the order chain 1 met them, then the others' new ones */
   const char **names = NULL;

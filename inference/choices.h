@@ -43,7 +43,8 @@ void choices_log_draw(ChoiceLog *cl, int k, int noutputs, const IrOutput *output
 
 /* The summary's lines about the m chains' logs of n draws each (lw: each
  * chain's log weights for a weighted engine, else NULL): how many addresses
- * the files (`where`, e.g. "out_N_choices.jsonl") hold, and, when with_table,
+ * the files (`where`, e.g. "out_N_choices.jsonl"; NULL: none written) hold,
+ * and, when with_table,
  * for each base name of the nested latents the share of draws that have it,
  * how many addresses it has in those draws and its elements' mean (weighted
  * by the importance weights when lw is given); at most 20 names, then how

@@ -1042,7 +1042,7 @@ static const char *dr_choices_summary(Run *r) {
     logs[c] = r->chains[c].clog;
     if (lw) lw[c] = r->chains[c].lw;
   }
-  const char *where = "no file (a run with an output FILE.csv writes them to FILE_choices.jsonl)";
+  const char *where = NULL;
   if (r->choices)
     where = r->o->eng.chains == 1 ? r->chains[0].chf_path
                                   : gc_printf("%s ... %s", choices_path(csv_chain_path(r->o->output_csv, 0, r->o->eng.chains)),

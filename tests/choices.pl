@@ -116,6 +116,13 @@ for my $e ('smc', 'is', 'pgibbs', 'prior') {
      "$e: the summary's lines on the choices");
 }
 
+{ # no output file: the table all the same
+  my ($rc, $out, $err) = ppl('run', 'dyn.ppl', '--engine', 'smc', '--chains', '1', '--draws', '40');
+  ok($rc == 0 && $out =~ /^choices: \d+ addresses \(every random choice of each draw; a run with an output FILE\.csv writes them to FILE_choices\.jsonl\)$/m
+       && $out =~ /^x +\d+\.\d% / && !glob('*choices.jsonl.tmp'),
+     'no output file: the summary says where a run would write them, and has the table') or print "# $out";
+}
+
 { # warmup rows too, in the CSV's order
   my ($rc, $out, $err) = ppl('run', 'dyn.ppl', '--engine', 'mh', '--chains', '1', '--draws', '20',
                              '--warmup', '30', '--save-warmup', '--output', 'w.csv');
