@@ -119,7 +119,7 @@ for my $e ('smc', 'is', 'pgibbs', 'prior') {
 { # no output file: the table all the same
   my ($rc, $out, $err) = ppl('run', 'dyn.ppl', '--engine', 'smc', '--chains', '1', '--draws', '40');
   ok($rc == 0 && $out =~ /^choices: \d+ addresses \(every random choice of each draw; a run with an output FILE\.csv writes them to FILE_choices\.jsonl\)$/m
-       && $out =~ /^x +\d+\.\d% / && !glob('*choices.jsonl.tmp'),
+       && $out =~ /^x +\d+\.\d% /m,
      'no output file: the summary says where a run would write them, and has the table') or print "# $out";
 }
 
