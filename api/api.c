@@ -936,7 +936,7 @@ static ppl_status run_prepare(ppl_model *m, const ppl_run_options *o, const Engi
   /* outputs that are inputs or cannot be written, draws that cannot fit */
   Diag d;
   diag_init(&d);
-  if (!driver_check_outputs(*eng, d_o, m->ir->noutputs, m->ir->outputs, &d)) return fail_diag(m->ctx, &d);
+  if (!driver_check_outputs(*eng, d_o, m->ir, m->ir->noutputs, m->ir->outputs, &d)) return fail_diag(m->ctx, &d);
   return PPL_OK;
 }
 
@@ -1042,6 +1042,9 @@ ppl_status ppl_result_summary(const ppl_result *r, int col, ppl_summary *out) {
 
 const char *ppl_result_summary_text(const ppl_result *r) { return r ? rr_summary_text(r->rr) : NULL; }
 int ppl_result_interrupted(const ppl_result *r) { return r && rr_interrupted(r->rr); }
+const char *ppl_result_choices_file(const ppl_result *r, int chain) {
+  return r ? rr_choices_path(r->rr, chain) : NULL;
+}
 
 int ppl_result_num_warnings(const ppl_result *r) { return r ? rr_num_warnings(r->rr) : 0; }
 

@@ -259,7 +259,15 @@ typedef struct ppl_run_options {
                               FIFO is written as is (one chain only); a
                               character device (/dev/null) is written as is by
                               every chain.  Refused (PPL_ERR_USAGE) when it is
-                              the model or data file */
+                              the model or data file.  Beside a regular file,
+                              NAME_choices.jsonl (NAME_1_choices.jsonl, ...)
+                              holds every random choice of each draw by
+                              address, one JSON object a CSV row: always for a
+                              program whose addresses change between runs (its
+                              latents in loops have no columns), else with
+                              ppl_run_set(&o, "choices", "true"); read it as
+                              JSON Lines (docs/output.md), its name from
+                              ppl_result_choices_file */
   const char *summary_json;/* summary JSON path, or NULL; checked writable (and
                               not an input) before the run starts */
   int progress;            /* progress on stderr, one line per chain (phase, bar,
@@ -294,8 +302,9 @@ typedef struct ppl_run_options {
                               "init" / "metric" and a file path (or JSON text
                               starting with '{'), see docs/embedding.md */
   /* Which outputs get CSV and summary columns, by their names in the model
-     ("theta,sigma"); lp__ and the engine's columns always stay.  At most one
-     of the two; NULL = every output.  An unknown name is PPL_ERR_USAGE, the
+     ("theta,sigma"); lp__ and the engine's columns always stay.  A latent
+     declared in a loop, branch or function is named by its name too ("h"
+     selects h.2, h.3, ...).  At most one of the two; NULL = every output.  An unknown name is PPL_ERR_USAGE, the
      message listing the model's outputs. */
   const char *include;     /* only these */
   const char *exclude;     /* all but these */
@@ -397,6 +406,10 @@ const char *ppl_result_summary_text(const ppl_result *r);
 /* Nonzero when ppl_interrupt stopped the run early: ppl_result_num_draws is
  * then the draws kept, and chains that kept none are left out. */
 int ppl_result_interrupted(const ppl_result *r);
+/* The choices file (every random choice of each draw, JSON Lines; see
+ * ppl_run_options.output_csv) that chain `chain` (0-based) of the result
+ * wrote, or NULL when the run wrote none.  Owned by the result. */
+const char *ppl_result_choices_file(const ppl_result *r, int chain);
 /* Log evidence and its standard error; PPL_ERR_USAGE if the engine does not estimate it. */
 ppl_status ppl_result_log_evidence(const ppl_result *r, double *estimate, double *se);
 /* The warnings of the checks every run gets (R-hat, ESS, E-BFMI, divergences,

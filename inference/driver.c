@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "choices.h"
 #include "csv.h"
 #include "progress.h"
 #include "psis.h"
@@ -55,6 +56,7 @@ struct RunResult {
   double *warm_s, *samp_s;
   bool interrupted;
   SummaryRun sr; /* what the table and the JSON say besides the columns */
+  const char **choices_paths; /* per chain, the choices file written; NULL: none */
 };
 
 /* One chain's state and results; written only by the thread running it. */
@@ -82,6 +84,9 @@ typedef struct Chain {
   long rejecting, transitions; /* EngineVT.rejections */
   const char *reject_first, *reject_latent;
   const char *backend;  /* how the engine runs the log density (EngineVT.backend) */
+  FILE *chf;            /* the choices file (choices.h), or NULL */
+  const char *chf_path;
+  ChoiceLog *clog;      /* the kept draws' choices for the summary, or NULL */
   int kept;             /* draws recorded */
   bool interrupted;     /* stopped by the host's interrupt flag */
 } Chain;
@@ -94,6 +99,10 @@ typedef struct Run {
   const IrOutput *outputs;
   bool nested_cols;     /* fixed structure: nested latents get columns */
   const char *nested_note; /* else, when it has some, why they have none */
+  bool choices;         /* each chain writes its choices file */
+  bool choices_table;   /* nested latents without columns: the summary's table */
+  const char **nested_sel; /* --include / --exclude names that are nested latents' */
+  int nnested_sel;
   int warmup, iters;    /* warmup iterations used, sampling iterations */
   Chain *chains;
   int m, n;             /* chains and draws per chain in the result: the options'
@@ -136,9 +145,37 @@ static bool dr_is_scalar(Type t) {
 
 /* ---- output selection --------------------------------------------------- */
 
-/* The outputs named in list ("a,b"), marked in mark[]; false for a bad name. */
-static bool dr_mark_outputs(const char *opt, const char *list, int noutputs, const IrOutput *outputs,
-                            bool *mark, Diag *d) {
+/* Whether name is a latent's declared name that no output has: a latent in
+   a loop, a branch or a function, written under its addresses. */
+static bool dr_is_nested_name(const IrProgram *prog, const char *name) {
+  if (!prog) return false;
+  const IrAnalysis *a = ir_analyze(prog);
+  const char *slash = strrchr(name, '/'); /* "f/x": x of function f */
+  for (int i = 0; i < a->nlatents; i++)
+    if (!strcmp(a->latents[i].name, slash ? slash + 1 : name)) return true;
+  return false;
+}
+
+/* "; latents in loops, branches and functions: h, z" ("" when none). */
+static const char *dr_nested_names(const IrProgram *prog, int noutputs, const IrOutput *outputs) {
+  if (!prog) return "";
+  const IrAnalysis *a = ir_analyze(prog);
+  const char *s = "";
+  for (int i = 0; i < a->nlatents; i++) {
+    const char *n = a->latents[i].name;
+    bool seen = strstr(s, gc_printf(" %s,", n)) != NULL;
+    for (int j = 0; j < noutputs && !seen; j++) seen = !strcmp(outputs[j].name, n);
+    if (!seen) s = gc_printf("%s %s,", s, n);
+  }
+  if (!*s) return "";
+  return gc_printf("; latents in loops, branches and functions:%.*s", (int)strlen(s) - 1, s);
+}
+
+/* The outputs named in list ("a,b"), marked in mark[]; the names of nested
+   latents (not outputs) into *nested when given; false for a bad name. */
+static bool dr_mark_outputs(const char *opt, const char *list, const IrProgram *prog, int noutputs,
+                            const IrOutput *outputs, bool *mark, const char ***nested, int *nnested,
+                            Diag *d) {
   const char *p = list;
   for (;;) {
     size_t len = strcspn(p, ",");
@@ -151,24 +188,29 @@ static bool dr_mark_outputs(const char *opt, const char *list, int noutputs, con
     int found = -1;
     for (int j = 0; j < noutputs && found < 0; j++)
       if (!strcmp(outputs[j].name, name)) found = j;
-    if (found < 0) {
+    if (found < 0 && *name && dr_is_nested_name(prog, name)) {
+      if (nested) (*nested)[(*nnested)++] = name; /* room for every name of list */
+    } else if (found < 0) {
       char *known = "";
       for (int j = 0; j < noutputs; j++) known = gc_printf("%s%s%s", known, j ? ", " : "", outputs[j].name);
       if (!*name)
         diag_error(d, DIAG_USAGE, (SrcPos){0}, "--%s: an empty name in '%s'", opt, list);
       else
-        diag_error(d, DIAG_USAGE, (SrcPos){0}, "--%s: the model has no output '%s' (its outputs: %s)", opt,
-                   name, noutputs ? known : "none");
+        diag_error(d, DIAG_USAGE, (SrcPos){0}, "--%s: the model has no output '%s' (its outputs: %s%s)", opt,
+                   name, noutputs ? known : "none", dr_nested_names(prog, noutputs, outputs));
       return false;
     }
-    mark[found] = true;
+    if (found >= 0) mark[found] = true;
     if (!p[len]) return true;
     p += len + 1;
   }
 }
 
-bool driver_select_outputs(const DriverOpts *o, int noutputs, const IrOutput *outputs, bool **keep,
-                           Diag *d) {
+/* driver_select_outputs, with the names of nested latents in the list into
+   *nested (a GC array, *nnested of them) when nested is given. */
+static bool dr_select(const DriverOpts *o, const IrProgram *prog, int noutputs,
+                      const IrOutput *outputs, bool **keep, const char ***nested, int *nnested,
+                      Diag *d) {
   bool *k = gc_alloc_atomic(sizeof(bool) * (size_t)(noutputs + 1));
   *keep = k;
   if (o->include && o->exclude) {
@@ -179,10 +221,17 @@ bool driver_select_outputs(const DriverOpts *o, int noutputs, const IrOutput *ou
   const char *list = o->include ? o->include : o->exclude;
   bool *mark = gc_alloc_atomic(sizeof(bool) * (size_t)(noutputs + 1));
   memset(mark, 0, sizeof(bool) * (size_t)(noutputs + 1));
-  if (list && !dr_mark_outputs(o->include ? "include" : "exclude", list, noutputs, outputs, mark, d))
+  if (nested) *nested = gc_alloc(sizeof(char *) * (list ? strlen(list) + 1 : 1)), *nnested = 0;
+  if (list && !dr_mark_outputs(o->include ? "include" : "exclude", list, prog, noutputs, outputs,
+                               mark, nested, nnested, d))
     return false;
   for (int j = 0; j < noutputs; j++) k[j] = !list || (o->include ? mark[j] : !mark[j]);
   return true;
+}
+
+bool driver_select_outputs(const DriverOpts *o, const IrProgram *prog, int noutputs,
+                           const IrOutput *outputs, bool **keep, Diag *d) {
+  return dr_select(o, prog, noutputs, outputs, keep, NULL, NULL, d);
 }
 
 /* ---- progress ----------------------------------------------------------- */
@@ -205,11 +254,38 @@ static bool dr_fail(Chain *ch, DiagCode code, const char *fmt, ...) {
   return false;
 }
 
+/* Whether the nested latent at addr gets columns under --include / --exclude:
+   a name selects the addresses whose base is that name ("h" selects h[2],
+   h[3], ...; "x" or "f/x" selects f[2]/x). */
+static bool dr_nested_kept(const Run *r, const char *addr) {
+  if (!r->o->include && !r->o->exclude) return true;
+  const char *base = choices_base(addr);
+  const char *slash = strrchr(base, '/');
+  bool named = false;
+  for (int i = 0; i < r->nnested_sel && !named; i++)
+    named = !strcmp(r->nested_sel[i], base) || (slash && !strcmp(r->nested_sel[i], slash + 1));
+  return r->o->include ? named : !named;
+}
+
+/* A nested latent's column that an output has too: a latent in a loop named
+   as a top-level variable (h.2 of h[2] and of a vector h). */
+static bool dr_nested_clash(Chain *ch, int nout_cols, int from, const char *addr) {
+  for (int i = from; i < ch->cols.n; i++)
+    for (int j = 0; j < nout_cols; j++)
+      if (!strcmp(ch->cols.names[i], ch->cols.names[j]))
+        return dr_fail(ch, DIAG_RUNTIME,
+                       "the latent at address '%s' and an output both have column '%s': rename "
+                       "the latent declared in the loop, branch or function, or the other variable",
+                       addr, ch->cols.names[i]);
+  return true;
+}
+
 /* The columns of the latents no output holds, after the outputs: one block
    per address ("h[2]" -> h.2), in run order.  The structure is fixed, so
    every draw has the addresses of the first. */
-static bool dr_nested_columns(Chain *ch, const Draw *dr, int k) {
+static bool dr_nested_columns(Run *r, Chain *ch, const Draw *dr, int k) {
   bool first = k == 0;
+  int nout_cols = ch->cols.n;
   char err[256];
   if (first) {
     ch->nlat = dr->nlatents;
@@ -223,8 +299,11 @@ static bool dr_nested_columns(Chain *ch, const Draw *dr, int k) {
                      "the latents changed between draws (chain %d, draw %d: latent %d is '%s', "
                      "at the first draw '%s')",
                      ch->id + 1, k + 1, i + 1, a, i < ch->nlat ? ch->lat_addr[i] : "(none)");
+    if (!dr_nested_kept(r, a)) continue;
+    int from = ch->cols.n;
     if (csv_columns(csv_address_name(a), dr->latents[i].v, &ch->cols, first, err, sizeof err) < 0)
       return dr_fail(ch, DIAG_RUNTIME, "%s", err);
+    if (first && !dr_nested_clash(ch, nout_cols, from, a)) return false;
   }
   return true;
 }
@@ -265,7 +344,7 @@ static bool dr_columns(Run *r, Chain *ch, const Draw *dr, int k) {
     if (csv_columns(out->name, v, c, first, err, sizeof err) < 0)
       return dr_fail(ch, DIAG_RUNTIME, "%s", err);
   }
-  return r->nested_cols ? dr_nested_columns(ch, dr, k) : true;
+  return r->nested_cols ? dr_nested_columns(r, ch, dr, k) : true;
 }
 
 /* Each line of text as a CSV comment "# line". */
@@ -350,6 +429,14 @@ static bool dr_record(Run *r, Chain *ch, const Draw *dr, int k, bool warm) {
   }
   if (ch->csv && !csv_write_row(ch->csv, ch->ncols, ch->cols.vals, ch->is_int,
                                         r->o->eng.sig_figs)) goto io;
+  if (ch->chf && !choices_write(ch->chf, r->noutputs, r->outputs, dr->outputs, dr->nlatents,
+                                dr->latents, r->o->eng.sig_figs)) {
+    char buf[128];
+    return dr_fail(ch, DIAG_IO, "error writing '%s': %s", ch->chf_path,
+                   dr_strerror(errno, buf, sizeof buf));
+  }
+  if (!warm && ch->clog)
+    choices_log_draw(ch->clog, k, r->noutputs, r->outputs, dr->nlatents, dr->latents);
   return true;
 io:;
   char buf[128];
@@ -502,6 +589,13 @@ static bool dr_check_opts(const EngineVT *eng, const DriverOpts *o, Diag *d) {
   return !bad;
 }
 
+/* Close a chain's choices file; false on a write error. */
+static bool dr_close_choices(Chain *ch) {
+  bool ok = !ch->chf || fclose(ch->chf) == 0;
+  ch->chf = NULL;
+  return ok;
+}
+
 /* Close (or, for stdout, flush) a chain's CSV; false on a write error. */
 static bool dr_close_csv(Chain *ch) {
   if (!ch->csv) return true;
@@ -511,7 +605,7 @@ static bool dr_close_csv(Chain *ch) {
 }
 
 static void dr_close_files(Run *r) {
-  for (int c = 0; c < r->o->eng.chains; c++) dr_close_csv(&r->chains[c]);
+  for (int c = 0; c < r->o->eng.chains; c++) dr_close_csv(&r->chains[c]), dr_close_choices(&r->chains[c]);
 }
 
 /* ---- outputs -------------------------------------------------------------- */
@@ -576,12 +670,12 @@ static const char *dr_csv_path(const DriverOpts *o, int c, DrOutKind *kind) {
   return csv_chain_path(o->output_csv, c, o->eng.chains);
 }
 
-bool driver_check_outputs(const EngineVT *eng, const DriverOpts *o, int noutputs,
-                          const IrOutput *outputs, Diag *d) {
+bool driver_check_outputs(const EngineVT *eng, const DriverOpts *o, const IrProgram *prog,
+                          int noutputs, const IrOutput *outputs, Diag *d) {
   /* a lower bound of the columns (lp__, the engine's, one a scalar output)
      refuses the hopeless runs before any work; the first draw gives the rest */
   bool *keep;
-  if (!driver_select_outputs(o, noutputs, outputs, &keep, d)) return false;
+  if (!driver_select_outputs(o, prog, noutputs, outputs, &keep, d)) return false;
   long mincols = 1 + eng->nstats;
   for (int j = 0; j < noutputs; j++) mincols += keep[j] && dr_is_scalar(outputs[j].type);
   if (!dr_check_memory(eng, o, mincols, "at least ", d)) return false;
@@ -597,6 +691,11 @@ bool driver_check_outputs(const EngineVT *eng, const DriverOpts *o, int noutputs
                "--save-metric writes each chain's metric beside its CSV: give --output FILE.csv");
     return false;
   }
+  if (o->eng.choices && (!o->output_csv || !strcmp(o->output_csv, "-"))) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0},
+               "--choices writes each chain's choices beside its CSV: give --output FILE.csv");
+    return false;
+  }
   if (!o->output_csv) return true;
   int nch = o->eng.chains;
   for (int c = 0; c < nch; c++) {
@@ -610,6 +709,12 @@ bool driver_check_outputs(const EngineVT *eng, const DriverOpts *o, int noutputs
       return false;
     }
     if (kind == DR_STDOUT) continue;
+    if (o->eng.choices && kind != DR_FILE) {
+      diag_error(d, DIAG_USAGE, (SrcPos){0},
+                 "--choices writes each chain's choices beside its CSV; '%s' is not a "
+                 "regular file: give --output FILE.csv", o->output_csv);
+      return false;
+    }
     if (o->eng.save_metric && kind != DR_FILE) {
       diag_error(d, DIAG_USAGE, (SrcPos){0},
                  "--save-metric writes each chain's metric beside its CSV; '%s' is not a "
@@ -639,6 +744,17 @@ static bool dr_open_csv(Run *r, Chain *ch, int c, Diag *d) {
   return false;
 }
 
+/* The choices file beside a chain's CSV (a regular file: dr_choices_rule). */
+static bool dr_open_choices(Chain *ch, Diag *d) {
+  ch->chf_path = choices_path(ch->csv_path);
+  ch->chf = fopen(ch->chf_path, "w");
+  if (ch->chf) return true;
+  char buf[128];
+  diag_error(d, DIAG_IO, (SrcPos){0}, "cannot write '%s': %s", ch->chf_path,
+             dr_strerror(errno, buf, sizeof buf));
+  return false;
+}
+
 static bool dr_open_files(Run *r, Diag *d) {
   const DriverOpts *o = r->o;
   if (!o->output_csv) return true;
@@ -649,7 +765,7 @@ static bool dr_open_files(Run *r, Diag *d) {
   for (int c = 0; c < o->eng.chains; c++) {
     Chain *ch = &r->chains[c];
     char buf[128];
-    if (!dr_open_csv(r, ch, c, d)) {
+    if (!dr_open_csv(r, ch, c, d) || (r->choices && !dr_open_choices(ch, d))) {
       dr_close_files(r);
       return false;
     }
@@ -658,7 +774,10 @@ static bool dr_open_files(Run *r, Diag *d) {
         .model_file = o->model_file,
         .engine = r->eng->name,
         .engine_reason = o->engine_reason,
-        .nested_note = r->nested_note,
+        .nested_note = !r->nested_note ? NULL
+                       : ch->chf ? gc_printf("%s; every draw's choices are in %s", r->nested_note,
+                                             ch->chf_path)
+                                 : r->nested_note,
         .num_samples = r->iters,
         .num_warmup = r->warmup,
         .save_warmup = o->eng.save_warmup && r->warmup > 0,
@@ -915,26 +1034,57 @@ static RunResult *dr_result(Run *r) {
   return driver_result(&dd);
 }
 
+/* The summary's lines on the choices (choices_summary). */
+static const char *dr_choices_summary(Run *r) {
+  ChoiceLog **logs = gc_alloc(sizeof(ChoiceLog *) * (size_t)r->m);
+  const double **lw = r->eng->weighted ? gc_alloc(sizeof(double *) * (size_t)r->m) : NULL;
+  for (int c = 0; c < r->m; c++) {
+    logs[c] = r->chains[c].clog;
+    if (lw) lw[c] = r->chains[c].lw;
+  }
+  const char *where = NULL;
+  if (r->choices)
+    where = r->o->eng.chains == 1 ? r->chains[0].chf_path
+                                  : gc_printf("%s ... %s", choices_path(csv_chain_path(r->o->output_csv, 0, r->o->eng.chains)),
+                                              choices_path(csv_chain_path(r->o->output_csv, r->o->eng.chains - 1, r->o->eng.chains)));
+  return choices_summary(r->m, r->n, logs, lw, where, r->choices_table);
+}
+
 /* Latents in loops, branches and functions are written under their
    addresses when the program's structure is fixed, or the run makes one
    draw: then every draw has the same addresses and the columns are known at
-   the first.  Otherwise the set
-   changes from run to run and a CSV file has one header: they have no
-   column, and the comment block says so. */
+   the first.  Otherwise the set changes from run to run and a CSV file has
+   one header: they have no column, the comment block says so, and every
+   draw's choices go to the choices file instead (and the summary's table of
+   them). */
 static void dr_nested_rule(Run *r) {
-  r->nested_cols = !r->o->include; /* --include keeps the named outputs only */
-  if (!r->in || r->o->include) return; /* no program (a host's engine): what it reports */
+  r->nested_cols = true;
+  if (!r->in) return; /* no program (a host's engine): what it reports */
   /* one draw in all (`ppl exec`) has one set of addresses whatever the program */
   if (r->o->eng.chains == 1 && r->o->eng.draws == 1) return;
   const IrAnalysis *a = ir_analyze(interp_program(r->in));
   r->nested_cols = a->fixed_structure;
   if (a->fixed_structure) return;
-  for (int i = 0; i < a->nlatents; i++)
-    if (a->latents[i].in_loop || a->latents[i].in_function) {
-      r->nested_note = gc_printf("the latents' addresses change between runs (%s)",
-                                 a->dynamic_reason ? a->dynamic_reason : "dynamic structure");
-      return;
-    }
+  for (int i = 0; i < a->nlatents; i++) {
+    bool output = false;
+    for (int j = 0; j < r->noutputs && !output; j++)
+      output = r->outputs[j].kind == OUT_LATENT && !strcmp(r->outputs[j].name, a->latents[i].name) &&
+               !a->latents[i].in_loop && !a->latents[i].in_function;
+    if (output) continue;
+    r->nested_note = gc_printf("the latents' addresses change between runs (%s)",
+                               a->dynamic_reason ? a->dynamic_reason : "dynamic structure");
+    r->choices_table = true;
+    return;
+  }
+}
+
+/* Each chain writes its choices file when asked (--choices) and, for a
+   program whose nested latents have no columns, whenever its CSV is a
+   regular file. */
+static void dr_choices_rule(Run *r) {
+  DrOutKind kind = DR_STDOUT;
+  if (r->o->output_csv) dr_csv_path(r->o, 0, &kind);
+  r->choices = kind == DR_FILE && (r->o->eng.choices || r->choices_table);
 }
 
 bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
@@ -945,6 +1095,7 @@ bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
   r->in = in, r->eng = eng, r->o = o;
   r->noutputs = noutputs, r->outputs = outputs;
   dr_nested_rule(r);
+  dr_choices_rule(r);
   r->warmup = eng->uses_warmup ? o->eng.warmup : 0;
   r->iters = o->eng.draws * o->eng.thin;
   int m = o->eng.chains;
@@ -956,6 +1107,7 @@ bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
     csv_cols_init(&ch->cols);
     ch->out_nd = gc_alloc_atomic(sizeof(int) * (size_t)(noutputs + 1));
     ch->out_dims = gc_alloc_atomic(sizeof(int[CSV_MAX_DIMS]) * (size_t)(noutputs + 1));
+    if (r->choices || r->choices_table) ch->clog = choices_log_new(o->eng.draws);
   }
   pthread_mutex_init(&r->mu, NULL);
   atomic_init(&r->stop, 0);
@@ -964,8 +1116,10 @@ bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
   r->prog = progress_new(stderr, (ProgressMode)o->progress, m, r->warmup, r->iters);
   if (r->prog) r->eo.progress = dr_engine_progress, r->eo.progress_ctx = r->prog;
 
-  bool ok = driver_check_outputs(eng, o, noutputs, outputs, d) &&
-            driver_select_outputs(o, noutputs, outputs, &r->keep, d) && dr_open_files(r, d);
+  const IrProgram *prog = in ? interp_program(in) : NULL;
+  bool ok = driver_check_outputs(eng, o, prog, noutputs, outputs, d) &&
+            dr_select(o, prog, noutputs, outputs, &r->keep, &r->nested_sel, &r->nnested_sel, d) &&
+            dr_open_files(r, d);
   bool stopped = false;
   if (ok) {
     dr_run_all(r);
@@ -977,6 +1131,12 @@ bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
   for (int c = 0; c < m; c++) {
     Chain *ch = &r->chains[c];
     const char *path = ch->csv_path;
+    if (!dr_close_choices(ch) && ok) {
+      char buf[128];
+      diag_error(d, DIAG_IO, (SrcPos){0}, "error writing '%s': %s", ch->chf_path,
+                 dr_strerror(errno, buf, sizeof buf));
+      ok = false;
+    }
     if (!dr_close_csv(ch) && ok) {
       char buf[128];
       diag_error(d, DIAG_IO, (SrcPos){0}, "error writing '%s': %s", path,
@@ -993,6 +1153,11 @@ bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
   if (!ok) return false;
 
   RunResult *rr = dr_result(r);
+  if (r->chains[0].clog) rr->summary_text = gc_printf("%s%s", rr->summary_text, dr_choices_summary(r));
+  if (r->choices) {
+    rr->choices_paths = gc_alloc(sizeof(char *) * (size_t)r->m);
+    for (int c = 0; c < r->m; c++) rr->choices_paths[c] = r->chains[c].chf_path;
+  }
   if (o->summary_out) {
     fputs(rr->summary_text, o->summary_out);
     fflush(o->summary_out);
@@ -1068,6 +1233,10 @@ const RunWarning *rr_warning(const RunResult *r, int i) {
   return i >= 0 && i < r->nwarnings ? &r->warnings[i] : NULL;
 }
 bool rr_interrupted(const RunResult *r) { return r->interrupted; }
+
+const char *rr_choices_path(const RunResult *r, int chain) {
+  return r->choices_paths && chain >= 0 && chain < r->nchains ? r->choices_paths[chain] : NULL;
+}
 
 double rr_chain_seconds(const RunResult *r, int chain, bool warmup) {
   if (chain < 0 || chain >= r->nchains) return NAN;

@@ -56,18 +56,21 @@ bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
                         const EngineVT *eng, const DriverOpts *o, RunResult **out, Diag *d);
 
 /* Which outputs the run writes (--include / --exclude): keep[j] for each of
- * the noutputs (GC array).  False with DIAG_USAGE for both lists at once, an
- * empty name, or a name that is no output (the message lists the outputs). */
-bool driver_select_outputs(const DriverOpts *o, int noutputs, const IrOutput *outputs, bool **keep,
-                           Diag *d);
+ * the noutputs (GC array).  A name may also be a latent of prog's that no
+ * output holds (declared in a loop, a branch or a function; prog NULL:
+ * none): it selects every column of that latent's addresses (h -> h.2, h.3,
+ * ...).  False with DIAG_USAGE for both lists at once, an empty name, or a
+ * name that is neither (the message lists the outputs). */
+bool driver_select_outputs(const DriverOpts *o, const IrProgram *prog, int noutputs,
+                           const IrOutput *outputs, bool **keep, Diag *d);
 
 /* What driver_run checks before it opens a file or samples: that no output
  * is the model or data file (same device and inode; DIAG_USAGE), that every
  * output can be written (DIAG_IO), that stdout and a FIFO take one chain, and
  * that the draws can fit in physical memory (DIAG_USAGE; a lower bound of the
  * columns here, the exact count at the first kept draw). */
-bool driver_check_outputs(const EngineVT *eng, const DriverOpts *o, int noutputs,
-                          const IrOutput *outputs, Diag *d);
+bool driver_check_outputs(const EngineVT *eng, const DriverOpts *o, const IrProgram *prog,
+                          int noutputs, const IrOutput *outputs, Diag *d);
 
 /* Run eng on the program of `in`. On success *out is the result (GC memory).
  * Before sampling, outputs are checked: an output that is the model or data
@@ -152,6 +155,9 @@ const char *rr_warnings_text(const RunResult *r); /* "" when none */
  * (rr_num_draws, the fewest any chain kept; chains that kept none are left
  * out of the result). */
 bool rr_interrupted(const RunResult *r);
+/* The choices file (choices.h) chain `chain` of the result wrote, or NULL
+ * when the run wrote none. */
+const char *rr_choices_path(const RunResult *r, int chain);
 /* Wall-clock seconds of a chain's warmup and sampling phases. */
 double rr_chain_seconds(const RunResult *r, int chain, bool warmup);
 

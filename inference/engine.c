@@ -55,6 +55,10 @@ static const OptSpec common_options[] = {
     {.name = "save-metric", .type = OPT_BOOL, .def = "false",
      .help = "nuts, hmc: after warmup write each chain's step size and inverse metric "
              "to OUT_metric.json beside its CSV (CmdStan's save_metric), for --metric FILE"},
+    {.name = "choices", .type = OPT_BOOL, .def = "false",
+     .help = "write every random choice of each draw, by address, to OUT_choices.jsonl beside "
+             "each chain's CSV (one JSON object a row); always on for a program whose latents' "
+             "addresses change between runs"},
     OPT_END,
 };
 
@@ -159,6 +163,7 @@ void engine_opts_put(EngineOpts *o, const OptSpec *s, OptValue v) {
     else if (!strcmp(name, "sig-figs")) o->sig_figs = (int)v.i;
     else if (!strcmp(name, "save-warmup")) o->save_warmup = v.i != 0;
     else if (!strcmp(name, "save-metric")) o->save_metric = v.i != 0;
+    else if (!strcmp(name, "choices")) o->choices = v.i != 0;
     return;
   }
   if (!o->set) o->set = opt_set_new();

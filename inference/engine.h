@@ -35,6 +35,8 @@ typedef struct EngineOpts {
   bool save_warmup;    /* the driver writes warmup draws to the CSV too */
   bool save_metric;    /* write each chain's adapted step size and inverse metric
                           beside its CSV (EngineVT.metric_json) */
+  bool choices;        /* the driver writes every draw's random choices beside
+                          its CSV (choices.h), also for a fixed structure */
   /* Initial values by name (--init FILE.json): a JSON source whose keys are
      latent addresses, checked when each chain starts (engines with
      ENGINE_INITS); NULL = none.  init_file names it in messages. */

@@ -13,7 +13,9 @@
  *   - typed fields out of range are refused with the same words;
  *   - smc with particles set by name gives the same draws, bit for bit, as
  *     with the typed field, and other draws than the default's. */
+#define _DEFAULT_SOURCE /* mkdtemp */
 #include <math.h>
+#include <stdlib.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -106,7 +108,7 @@ static void test_listing(void) {
          "7 engines listed with summaries");
   ppl_option_info info[16];
   int n = ppl_engine_options(NULL, info, 16);
-  tap_ok(n == 11 && !strcmp(info[0].name, "chains") && !strcmp(info[0].type, "int") &&
+  tap_ok(n == 12 && !strcmp(info[0].name, "chains") && !strcmp(info[0].type, "int") &&
              info[0].imin == 1 && info[0].imax == 1024 && !strcmp(info[0].def, "4"),
          "common options: %d, chains int 1..1024 default 4", n);
   n = ppl_engine_options("smc", info, 16);
@@ -303,7 +305,63 @@ static void test_select(void) {
   ppl_context_free(ctx);
 }
 
+/* A dynamic program's run writes a choices file beside each CSV; the result
+   names it.  A fixed structure writes one only when asked ("choices"). */
+static void test_choices_file(void) {
+  ppl_context *ctx = ppl_context_new(NULL);
+  ppl_model *m = NULL;
+  const char *src = "model {\n  int K ~ poisson(2);\n  for (k in 1:K) { real x ~ normal(0, 1); }\n}\n";
+  if (!tap_ok(ppl_compile_string(ctx, src, "dyn.ppl", &m) == PPL_OK && ppl_data_commit(m) == PPL_OK,
+              "dynamic model compiles (%s)", ppl_errmsg(ctx)))
+    return;
+  char dir[] = "/tmp/ppl_choices_XXXXXX";
+  if (!tap_ok(mkdtemp(dir) != NULL, "a temporary directory")) return;
+  char csv[64], want0[64], want1[64], want[64];
+  snprintf(csv, sizeof csv, "%s/d.csv", dir);
+  snprintf(want0, sizeof want0, "%s/d_1_choices.jsonl", dir);
+  snprintf(want1, sizeof want1, "%s/d_2_choices.jsonl", dir);
+  snprintf(want, sizeof want, "%s/d_choices.jsonl", dir);
+  ppl_run_options ro;
+  ppl_run_options_default(&ro);
+  ro.engine = "mh", ro.chains = 2, ro.draws = 30, ro.warmup = 30, ro.output_csv = csv;
+  ppl_result *r = NULL;
+  bool ok = ppl_run(m, &ro, &r) == PPL_OK;
+  const char *f0 = ok ? ppl_result_choices_file(r, 0) : NULL, *f1 = ok ? ppl_result_choices_file(r, 1) : NULL;
+  FILE *f = f1 ? fopen(f1, "r") : NULL;
+  int lines = 0;
+  for (int ch; f && (ch = fgetc(f)) != EOF;) lines += ch == '\n';
+  if (f) fclose(f);
+  tap_ok(f0 && f1 && !strcmp(f0, want0) && !strcmp(f1, want1) && lines == 30 &&
+             !ppl_result_choices_file(r, 2),
+         "a dynamic program: each chain's choices file, named by the result (%s, %d lines)", f1 ? f1 : "none", lines);
+  ppl_result_free(r);
+  ppl_model_free(m);
+  if (!tap_ok(ppl_compile_string(ctx, cont_src, "cont.ppl", &m) == PPL_OK && ppl_data_commit(m) == PPL_OK,
+              "fixed model compiles"))
+    return;
+  ro.chains = 1;
+  ok = ppl_run(m, &ro, &r) == PPL_OK;
+  tap_ok(ok && !ppl_result_choices_file(r, 0), "a fixed structure: none unless asked");
+  ppl_result_free(r);
+  tap_ok(ppl_run_set(&ro, "choices", "true") == PPL_OK && ppl_run(m, &ro, &r) == PPL_OK &&
+             ppl_result_choices_file(r, 0) &&
+             !strcmp(ppl_result_choices_file(r, 0), want),
+         "choices = true: one chain's file beside d.csv");
+  ppl_result_free(r);
+  ppl_run_options_free(&ro);
+  ppl_model_free(m);
+  ppl_context_free(ctx);
+  const char *names[] = {"d_1.csv", "d_2.csv", "d_1_choices.jsonl", "d_2_choices.jsonl", "d.csv", "d_choices.jsonl"};
+  char path[128];
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+    remove(path);
+  }
+  remove(dir);
+}
+
 int main(void) {
+  test_choices_file();
   test_select();
   test_warnings();
   test_set();
