@@ -61,16 +61,6 @@ static HandlerResult gen_sample(Handler *h, const char *addr, const DistCall *dc
   return HR_CONTINUE;
 }
 
-static HandlerResult gen_observe(Handler *h, const DistCall *dc, Value x, SrcPos pos, Diag *d) {
-  (void)h, (void)dc, (void)x, (void)pos, (void)d;
-  return HR_CONTINUE;
-}
-
-static HandlerResult gen_factor(Handler *h, double lw, SrcPos pos, Diag *d) {
-  (void)h, (void)lw, (void)pos, (void)d;
-  return HR_CONTINUE;
-}
-
 /* Column `col` is (an element of) output `name`. */
 static bool gen_of(const char *col, const char *name) {
   size_t n = strlen(name);
@@ -124,7 +114,8 @@ static void gen_comments(FILE *o, const char *model_name, const char *fitted, ui
  * appended to cols. */
 static bool gen_draw(const Interp *in, const CsvFile *f, int c, int i, uint64_t seed,
                      const bool *emit, CsvCols *cols, bool names, Diag *d) {
-  GenHandler g = {.h = {.sample = gen_sample, .observe = gen_observe, .factor = gen_factor},
+  GenHandler g = {.h = {.sample = gen_sample, .observe = interp_observe_ignored,
+                        .factor = interp_factor_ignored},
                   .f = f, .row = i};
   uint64_t stream = ((uint64_t)c << 32) + (uint64_t)i;
   rng_seed(&g.rng, seed, stream);

@@ -659,16 +659,6 @@ static HandlerResult draw_sample(Handler *h, const char *addr, const DistCall *d
   return HR_CONTINUE;
 }
 
-static HandlerResult draw_observe(Handler *h, const DistCall *dc, Value x, SrcPos pos, Diag *d) {
-  (void)h, (void)dc, (void)x, (void)pos, (void)d;
-  return HR_CONTINUE;
-}
-
-static HandlerResult draw_factor(Handler *h, double lw, SrcPos pos, Diag *d) {
-  (void)h, (void)lw, (void)pos, (void)d;
-  return HR_CONTINUE;
-}
-
 Value *ld_draw_interp(const LogDensity *ld, const double *theta, uint64_t seed, uint64_t stream,
                       Diag *d) {
   return ld_draw_full(ld, theta, seed, stream, NULL, NULL, d);
@@ -676,7 +666,8 @@ Value *ld_draw_interp(const LogDensity *ld, const double *theta, uint64_t seed, 
 
 Value *ld_draw_full(const LogDensity *ld, const double *theta, uint64_t seed, uint64_t stream,
                     InterpLatent **nested, int *nnested, Diag *d) {
-  DrawHandler dh = {.h = {draw_sample, draw_observe, draw_factor}, .ld = ld, .theta = theta};
+  DrawHandler dh = {.h = {draw_sample, interp_observe_ignored, interp_factor_ignored},
+                    .ld = ld, .theta = theta};
   InterpState *st = interp_start(ld->in, seed, stream, true);
   RunStatus rs;
   do rs = interp_run(st, &dh.h, d);

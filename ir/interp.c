@@ -538,6 +538,16 @@ static bool exec_data(InterpState *st, Frame *f, const IrInstr *ins, DataSource 
   return true;
 }
 
+HandlerResult interp_observe_ignored(Handler *h, const DistCall *dc, Value x, SrcPos pos, Diag *d) {
+  (void)h, (void)dc, (void)x, (void)pos, (void)d;
+  return HR_CONTINUE;
+}
+
+HandlerResult interp_factor_ignored(Handler *h, double lw, SrcPos pos, Diag *d) {
+  (void)h, (void)lw, (void)pos, (void)d;
+  return HR_CONTINUE;
+}
+
 static HandlerResult handler_failed(Diag *d, SrcPos pos, const char *what) {
   if (!diag_failed(d)) diag_error(d, DIAG_RUNTIME, pos, "%s failed", what);
   return HR_ERROR;

@@ -96,6 +96,11 @@ struct Handler {
                          SrcPos pos, Diag *d);
 };
 
+/* observe and factor for handlers that only replay or set latents (a draw's
+ * outputs, standalone generated quantities): the evidence is not scored. */
+HandlerResult interp_observe_ignored(Handler *h, const DistCall *dc, Value x, SrcPos pos, Diag *d);
+HandlerResult interp_factor_ignored(Handler *h, double lw, SrcPos pos, Diag *d);
+
 /* ---- data ---- */
 
 /* Where IR_DATA gets its values (api/ implements it: the JSON
