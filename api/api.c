@@ -1003,6 +1003,11 @@ const char *ppl_result_column_name(const ppl_result *r, int col) {
   return rr_column_name(r->rr, col);
 }
 
+const char *ppl_result_column_label(const ppl_result *r, int col) {
+  if (!r || col < 0 || col >= rr_num_columns(r->rr)) return NULL;
+  return rr_column_label(r->rr, col);
+}
+
 /* "theta[1,2]" -> "theta.1.2" */
 static void summary_to_csv_name(const char *in, char *out, size_t n) {
   size_t j = 0;

@@ -391,6 +391,9 @@ int ppl_result_num_draws(const ppl_result *r); /* per chain */
  * the model's outputs in CmdStan naming (theta.1, m.1.2). */
 int ppl_result_num_columns(const ppl_result *r);
 const char *ppl_result_column_name(const ppl_result *r, int col);
+/* The same column as the summary table labels it ("theta[1]", "h[2]", "f[1]/x");
+ * owned by the result, NULL if col is out of range. */
+const char *ppl_result_column_label(const ppl_result *r, int col);
 /* Index of a column by CmdStan name ("theta.1") or summary name ("theta[1]"); -1 if none. */
 int ppl_result_column_index(const ppl_result *r, const char *name);
 double ppl_result_draw(const ppl_result *r, int chain, int draw, int col);

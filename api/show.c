@@ -87,21 +87,6 @@ static void show_name(FILE *f, const char *s, size_t n, bool json) {
 }
 
 /* The summary's name of an indexed column: "h.2" -> "h[2]". */
-static void show_label(FILE *f, const char *name, bool json) {
-  char buf[512];
-  size_t j = 0;
-  bool open = false;
-  for (const char *p = name; j + 3 < sizeof buf; p++) {
-    if (*p == '.') buf[j++] = open ? ',' : '[', open = true;
-    else if (*p == '/' || !*p) {
-      if (open) buf[j++] = ']';
-      open = false;
-      if (!*p) break;
-      buf[j++] = '/';
-    } else buf[j++] = *p;
-  }
-  show_name(f, buf, j, json);
-}
 
 static void show_var(FILE *f, const ppl_result *r, const ShowVar *v, bool json, bool *first) {
   if (v->nd < 0 || (v->nd == 0 && v->n > 1)) { /* column by column */
@@ -109,7 +94,8 @@ static void show_var(FILE *f, const ppl_result *r, const ShowVar *v, bool json, 
       int c = v->cols[i];
       fputs(json ? (*first ? "{" : ", ") : "", f);
       *first = false;
-      show_label(f, ppl_result_column_name(r, c), json);
+      const char *label = ppl_result_column_label(r, c);
+      show_name(f, label, strlen(label), json);
       fputs(json ? ": " : " = ", f);
       show_number(f, ppl_result_draw(r, 0, 0, c), json);
       if (!json) fputc('\n', f);

@@ -275,6 +275,12 @@ static void test_select(void) {
   ro.engine = "mh", ro.chains = 1, ro.draws = 20, ro.warmup = 20;
   ppl_result *r = NULL;
   int all = ppl_run(m, &ro, &r) == PPL_OK ? ppl_result_num_columns(r) : -1;
+  int big1 = r ? ppl_result_column_index(r, "big.1") : -1;
+  const char *label = big1 >= 0 ? ppl_result_column_label(r, big1) : NULL;
+  tap_ok(label && !strcmp(label, "big[1]") && !strcmp(ppl_result_column_label(r, 0), "lp__") &&
+             ppl_result_column_label(r, all) == NULL && ppl_result_column_label(NULL, 0) == NULL,
+         "column labels as the summary has them: big.1 is %s; out of range NULL",
+         label ? label : "(null)");
   ppl_result_free(r);
   ro.exclude = "big";
   bool ok = ppl_run(m, &ro, &r) == PPL_OK;
