@@ -1,8 +1,8 @@
 /* net.c — network values in the interpreter (see net.h).
  *
  * The weights Value is the flat vector nn.h lays out; its nodes (when an
- * engine differentiates) are usually one consecutive run, which
- * tensor_gather takes as the tensor's own ids without a block.  Inputs are
+ * engine differentiates) are usually one consecutive run, taken as the
+ * tensor's own ids (scattered ones go through one gather block).  Inputs are
  * copied into the tape's arena in row-major order: the backward rule of the
  * first product reads them after the program may have written into the
  * variable they came from.
@@ -35,6 +35,20 @@ Value net_initial(const NnMlp *m, const char *name) {
   return v;
 }
 
+/* The weights as a tensor: their own ids when they are one consecutive run
+   (a handler's tape_block), so a call in a loop copies nothing. */
+static Tensor weights(Tape *t, Value w, int np, bool ad) {
+  Tensor W = tensor_const(1, &np, w.t->d);
+  if (!ad || !w.t->ad) return W;
+  bool run = np > 0 && w.t->ad[0] != 0;
+  for (int i = 1; run && i < np; i++) run = w.t->ad[i] == w.t->ad[0] + i;
+  if (run) {
+    W.node = w.t->ad[0];
+    return W;
+  }
+  return tensor_gather(t, 1, &np, w.t->d, w.t->ad);
+}
+
 bool net_apply(Tape *t, Tape *scratch, const NnMlp *m, Value w, Value x, Value *out, char *err,
                size_t errsz) {
   int in = m->sizes[0], nout = m->sizes[m->nlayers];
@@ -54,7 +68,7 @@ bool net_apply(Tape *t, Tape *scratch, const NnMlp *m, Value w, Value x, Value *
     tape_reset(t);
   }
   int np = (int)m->nparams;
-  Tensor W = w.t->ad && ad ? tensor_gather(t, 1, &np, w.t->d, w.t->ad) : tensor_const(1, &np, w.t->d);
+  Tensor W = weights(t, w, np, ad);
   size_t n = (size_t)rows * (size_t)in;
   double *xv = tape_alloc_atomic(t, sizeof(double) * (n ? n : 1));
   int32_t *xn = x.t->ad && ad ? tape_alloc_atomic(t, sizeof(int32_t) * (n ? n : 1)) : NULL;
