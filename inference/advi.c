@@ -409,14 +409,14 @@ static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d
   a->phi0 = gc_alloc_atomic(sizeof(double) * np);
   memcpy(a->phi0, a->q->phi, sizeof(double) * np);
   a->eta = engine_opt_real(o, "eta");
-  if (engine_opt_bool(o, "adapt-engaged")) {
+  if (engine_opt_int(o, "adapt-engaged")) {
     bool found;
     if (!advi_adapt(a, &a->eta, &found, d)) return NULL;
     if (!found) {
       diag_error(d, DIAG_RUNTIME, (SrcPos){0},
                  "advi: every step size tried (eta = 100, 10, 1, 0.1, 0.01 for %d iterations "
                  "each) made the ELBO worse than at the start: the model may be ill-conditioned "
-                 "or misspecified; try --adapt-engaged false with a small --eta, or --engine nuts",
+                 "or misspecified; try --adapt-engaged 0 with a small --eta, or --engine nuts",
                  a->adapt_iter);
       return NULL;
     }
@@ -463,7 +463,7 @@ static const char *advi_adaptation(void *state) {
   Advi *a = state;
   const char *t = gc_printf("%s\neta = %g\nfamily = %s\nELBO trace: iter, ELBO, "
                             "delta_ELBO_mean, delta_ELBO_med",
-                            engine_opt_bool(a->o, "adapt-engaged")
+                            engine_opt_int(a->o, "adapt-engaged")
                                 ? "Stepsize adaptation complete."
                                 : "Stepsize adaptation off.",
                             a->eta, a->q->name);
@@ -515,9 +515,10 @@ const OptSpec vi_options[] = {
      .rhi = INFINITY, .arg = "X",
      .help = "converged when the mean or median relative ELBO change is below X"},
     {.name = "eta", .type = OPT_REAL, .def = "1", .rlo = 0, .rlo_open = true, .rhi = INFINITY,
-     .arg = "X", .help = "step-size scale, used as is with --adapt-engaged false"},
-    {.name = "adapt-engaged", .type = OPT_BOOL, .def = "true",
-     .help = "choose eta among 100, 10, 1, 0.1, 0.01 by short runs first, as Stan does"},
+     .arg = "X", .help = "step-size scale, used as is with --adapt-engaged 0"},
+    {.name = "adapt-engaged", .type = OPT_INT, .def = "1", .ilo = 0, .ihi = 1, .arg = "0|1",
+     .help = "1: choose eta among 100, 10, 1, 0.1, 0.01 by short runs first, as Stan does; "
+             "0: use --eta as given (CmdStan's adapt engaged)"},
     {.name = "adapt-iter", .type = OPT_INT, .def = "50", .ilo = 1, .ihi = 1000000, .arg = "N",
      .help = "iterations of each eta tried by the adaptation"},
     OPT_END,
