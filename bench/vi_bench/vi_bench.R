@@ -89,7 +89,7 @@ for (p in problems) {
       times <- c(times, f$time); iters <- c(iters, f$iter)
       e <- e + err(f, ref)^2 / nseeds
     }
-    rows[[method]] <- c(time = median(times), mean = sqrt(e[1]), sd = sqrt(e[2]))
+    rows[[method]] <- c(time = median(times), mean = sqrt(e[[1]]), sd = sqrt(e[[2]]))
     cat(sprintf("%-22s %-18s %9.3f %9s %11.3f %9.3f %7s\n", p$name, method, median(times),
                 if (all(is.na(iters))) "-" else format(median(iters)), sqrt(e[1]), sqrt(e[2]),
                 if (length(khats)) sprintf("%.2f", median(khats)) else "-"))

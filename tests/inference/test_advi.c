@@ -300,6 +300,73 @@ static void test_seed_and_flow(void) {
   ppl_context_free(ctx);
 }
 
+/* --save-params then --load-params (no optimisation): the same draws bit for
+ * bit, chain by chain; a file of another family or program is refused. */
+static void test_save_load(void) {
+  char dir[] = "/tmp/test_advi_q_XXXXXX";
+  if (!tap_ok(mkdtemp(dir) != NULL, "temporary directory")) return;
+  const char *file = "q.safetensors";
+  char path[256];
+  snprintf(path, sizeof path, "%s/%s", dir, file);
+  double draws[2][2][40];
+  ppl_result *r[2] = {NULL, NULL};
+  ppl_context *ctx[2];
+  ppl_model *m[2] = {NULL, NULL};
+  for (int k = 0; k < 2; k++) {
+    ctx[k] = ppl_context_new(NULL);
+    Opt o[] = {{k ? "load-params" : "save-params", path}, {NULL, NULL}};
+    r[k] = run(ctx[k], &m[k], NULL, corr_src, NULL,
+               "{\"N\": 3, \"x1\": [1, 2, 3], \"x2\": [1, 0, 2], \"y\": [0.5, 1, 2]}", 2, 40,
+               23, o);
+    for (int c = 0; r[k] && c < 2; c++)
+      for (int i = 0; i < 40; i++)
+        draws[k][c][i] = ppl_result_draw(r[k], c, i, ppl_result_column_index(r[k], "b"));
+  }
+  tap_ok(r[0] && r[1] && !memcmp(draws[0], draws[1], sizeof draws[0]),
+         "--save-params then --load-params: the same draws bit for bit in both chains");
+  json_t *vi = r[1] ? vi_json(r[1]) : NULL;
+  tap_ok(vi && json_integer_value(json_object_get(vi, "iterations")) == 0,
+         "--load-params: no optimisation (0 iterations)");
+  json_decref(vi);
+  for (int k = 0; k < 2; k++) {
+    ppl_result_free(r[k]);
+    ppl_model_free(m[k]);
+    ppl_context_free(ctx[k]);
+  }
+  /* another family, another program: refused with the file named */
+  const char *srcs[2] = {corr_src, funnel_src};
+  const char *want[2] = {"holds a meanfield approximation, and this run's --vi is fullrank",
+                         "trained for another program"};
+  for (int k = 0; k < 2; k++) {
+    ppl_context *cx = ppl_context_new(NULL);
+    ppl_model *mm = NULL;
+    ppl_result *rr = NULL;
+    ppl_run_options ro;
+    ppl_run_options_default(&ro);
+    ro.engine = "advi";
+    ro.chains = 2;
+    bool ok = ppl_compile_string(cx, srcs[k], "t.ppl", &mm) == PPL_OK &&
+              (k ? ppl_data_commit(mm)
+                 : ppl_set_data_json(mm, "{\"N\": 1, \"x1\": [1], \"x2\": [1], \"y\": [0]}",
+                                     "d.json")) == PPL_OK &&
+              ppl_run_set(&ro, "load-params", path) == PPL_OK &&
+              (k || ppl_run_set(&ro, "vi", "fullrank") == PPL_OK);
+    tap_ok(ok && ppl_run(mm, &ro, &rr) != PPL_OK && strstr(ppl_errmsg(cx), want[k]) &&
+               strstr(ppl_errmsg(cx), "q_1.safetensors"),
+           "--load-params refuses %s (%s)", k ? "another program's file" : "another family",
+           ppl_errmsg(cx));
+    ppl_run_options_free(&ro);
+    ppl_result_free(rr);
+    ppl_model_free(mm);
+    ppl_context_free(cx);
+  }
+  for (int c = 1; c <= 2; c++) {
+    snprintf(path, sizeof path, "%s/q_%d.safetensors", dir, c);
+    remove(path);
+  }
+  rmdir(dir);
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: test_advi EXACT_PROBLEMS_DIR EXACT_MODELS_DIR\n");
@@ -311,5 +378,6 @@ int main(int argc, char **argv) {
   test_correlated();
   test_funnel();
   test_seed_and_flow();
+  test_save_load();
   return tap_done();
 }
