@@ -24,6 +24,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../stdlib/safetensors.h"
 #include "advi.h"
@@ -65,6 +66,7 @@ typedef struct Advi {
   double eta, elbo;
   long iterations;
   bool converged;
+  double seconds; /* the fit's wall time */
   int ntrace, captrace;
   double (*trace)[4];
   Diag last_fail; /* the last program error met at a draw of q */
@@ -459,6 +461,12 @@ static void *advi_finish(Advi *a, Diag *d) {
   return a;
 }
 
+static double advi_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
   Advi *a = gc_alloc(sizeof *a);
   a->in = in;
@@ -504,6 +512,7 @@ static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d
   double *mu = gc_alloc_atomic(sizeof(double) * a->dim);
   if (!advi_start(a, o, mu, d)) return NULL;
   if (strcmp(a->q->name, "flow") != 0) memcpy(a->q->phi, mu, sizeof(double) * a->dim);
+  double t0 = advi_now();
   a->phi0 = gc_alloc_atomic(sizeof(double) * np);
   memcpy(a->phi0, a->q->phi, sizeof(double) * np);
   if (engine_opt_int(o, "adapt-engaged")) {
@@ -519,6 +528,7 @@ static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d
     }
   }
   if (!advi_fit(a, d)) return NULL;
+  a->seconds = advi_now() - t0;
   const char *save = advi_file_opt(a, "save-params");
   if (save && !advi_save(a, save, d)) return NULL;
   return advi_finish(a, d);
@@ -580,6 +590,7 @@ static bool advi_vi_report(void *state, ViReport *r) {
       .iterations = a->iterations,
       .converged = a->converged,
       .resampled = a->pool != NULL,
+      .seconds = a->seconds,
       .ntrace = a->ntrace,
       .trace = (const double(*)[4])a->trace,
       .n = a->nlw,
