@@ -563,22 +563,26 @@ static void advi_free(void *state) { (void)state; /* GC memory; the log density 
 
 static const char *advi_backend(void *state) { return ld_backend(((Advi *)state)->ld); }
 
-/* The CSV's lines after the header: CmdStan's two about eta, then the ELBO
- * trace as CmdStan prints it to the console, so the file keeps it. */
+/* The CSV's lines after the header: CmdStan's two about eta, the fit as
+ * "key = value" lines, then the ELBO trace as CmdStan prints it to the
+ * console, so the file keeps it and `ppl summary` of the files repeats the
+ * run's "vi" (csvread.c reads them back).  Reals with --sig-figs digits. */
 static const char *advi_adaptation(void *state) {
   Advi *a = state;
-  const char *t = gc_printf("%s\neta = %g\nfamily = %s\nELBO trace: iter, ELBO, "
-                            "delta_ELBO_mean, delta_ELBO_med",
-                            engine_opt_int(a->o, "adapt-engaged")
+  int g = a->o->sig_figs > 0 ? a->o->sig_figs : 6;
+  const char *t = gc_printf("%s\neta = %g\nfamily = %s\niterations = %ld\nconverged = %d\n"
+                            "elbo = %.*g\nfit_seconds = %.*g\npsis_resample = %d\n"
+                            "ELBO trace: iter, ELBO, delta_ELBO_mean, delta_ELBO_med",
+                            a->loaded ? "Approximation loaded (--load-params)."
+                            : engine_opt_int(a->o, "adapt-engaged")
                                 ? "Stepsize adaptation complete."
                                 : "Stepsize adaptation off.",
-                            a->eta, a->q->name);
+                            a->eta, a->q->name, a->iterations, a->converged, g, a->elbo, g,
+                            a->seconds, a->pool != NULL);
   for (int i = 0; i < a->ntrace; i++)
-    t = gc_printf("%s\n%.0f, %.6g, %.4g, %.4g", t, a->trace[i][0], a->trace[i][1],
-                  a->trace[i][2], a->trace[i][3]);
-  return gc_printf("%s\n%s after %ld iterations; ELBO = %.6g", t,
-                   a->converged ? "converged" : "not converged (--iter reached)", a->iterations,
-                   a->elbo);
+    t = gc_printf("%s\n%.0f, %.*g, %.*g, %.*g", t, a->trace[i][0], g, a->trace[i][1], g,
+                  a->trace[i][2], g, a->trace[i][3]);
+  return t;
 }
 
 static bool advi_vi_report(void *state, ViReport *r) {

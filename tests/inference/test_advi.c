@@ -367,6 +367,46 @@ static void test_save_load(void) {
   rmdir(dir);
 }
 
+/* `ppl summary` of advi's CSV files (ppl_result_from_csv) gives the run's
+ * "vi" (fit, ELBO trace, k-hat and evidence from log_p__ - log_g__) when
+ * the files keep every digit (--sig-figs 17). */
+static void test_files(void) {
+  char dir[] = "/tmp/test_advi_csv_XXXXXX";
+  if (!tap_ok(mkdtemp(dir) != NULL, "temporary directory")) return;
+  char out[256], f1[256], f2[256];
+  snprintf(out, sizeof out, "%s/o.csv", dir);
+  snprintf(f1, sizeof f1, "%s/o_1.csv", dir);
+  snprintf(f2, sizeof f2, "%s/o_2.csv", dir);
+  ppl_context *ctx = ppl_context_new(NULL);
+  ppl_model *m = NULL;
+  ppl_result *r = NULL, *back = NULL;
+  ppl_run_options ro;
+  ppl_run_options_default(&ro);
+  ro.engine = "advi";
+  ro.chains = 2;
+  ro.draws = 500;
+  ro.output_csv = out;
+  bool ok = ppl_compile_string(ctx, funnel_src, "f.ppl", &m) == PPL_OK &&
+            ppl_data_commit(m) == PPL_OK && ppl_run_set(&ro, "sig-figs", "17") == PPL_OK &&
+            ppl_run(m, &ro, &r) == PPL_OK;
+  const char *paths[2] = {f1, f2};
+  ok = tap_ok(ok && ppl_result_from_csv(ctx, 2, paths, &back) == PPL_OK,
+              "advi run and its files read back (%s)", ppl_errmsg(ctx));
+  json_t *a = ok ? vi_json(r) : NULL, *b = ok ? vi_json(back) : NULL;
+  tap_ok(a && b && json_equal(a, b) && json_array_size(json_object_get(a, "chains")) == 2,
+         "ppl summary of the files: the run's vi (family, ELBO and its trace, k-hat, evidence)");
+  json_decref(a);
+  json_decref(b);
+  ppl_run_options_free(&ro);
+  ppl_result_free(r);
+  ppl_result_free(back);
+  ppl_model_free(m);
+  ppl_context_free(ctx);
+  remove(f1);
+  remove(f2);
+  rmdir(dir);
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: test_advi EXACT_PROBLEMS_DIR EXACT_MODELS_DIR\n");
@@ -379,5 +419,6 @@ int main(int argc, char **argv) {
   test_funnel();
   test_seed_and_flow();
   test_save_load();
+  test_files();
   return tap_done();
 }
