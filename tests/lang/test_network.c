@@ -263,6 +263,31 @@ static void test_gradient(Interp *in, bool scatter) {
          worstu);
 }
 
+/* A trained file's model hash sees the network's layout: another activation
+   or size is another program, a comment is not. */
+static void test_hash(void) {
+  Diag d;
+  diag_init(&d);
+  const char *a = "data { int D; vector[D] x; }\nmodel { param network f = mlp(D, [4], 1, tanh); "
+                  "vector[1] z = f(x); }\n";
+  const char *b = "data { int D; vector[D] x; }  // the same\nmodel {\n  param network f = mlp(D, [4], 1, tanh);\n"
+                  "  vector[1] z = f(x);\n}\n";
+  const char *c = "data { int D; vector[D] x; }\nmodel { param network f = mlp(D, [4], 1, relu); "
+                  "vector[1] z = f(x); }\n";
+  const char *e = "data { int D; vector[D] x; }\nmodel { param network f = mlp(D, [5], 1, tanh); "
+                  "vector[1] z = f(x); }\n";
+  uint64_t h[4];
+  const char *src[4] = {a, b, c, e};
+  for (int i = 0; i < 4; i++) {
+    Ast *ast = parse_string(src[i], strlen(src[i]), "m.ppl", &d);
+    CheckedProgram *cp = ast ? check_program(ast, "m.ppl", 0, NULL, &d) : NULL;
+    IrProgram *ir = cp ? ir_lower(cp, &d) : NULL;
+    h[i] = ir ? ir_program_hash(ir) : (uint64_t)i;
+  }
+  tap_ok(h[0] == h[1], "hash: layout and comments do not count");
+  tap_ok(h[0] != h[2] && h[0] != h[3] && h[2] != h[3], "hash: another activation or hidden size is another program");
+}
+
 int main(void) {
   gc_init();
   Diag d;
@@ -273,5 +298,6 @@ int main(void) {
   test_values(in);
   test_gradient(in, false);
   test_gradient(in, true);
+  test_hash();
   return tap_done();
 }
