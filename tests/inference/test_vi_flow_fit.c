@@ -30,11 +30,12 @@
 
 #define FLOW_LAYERS 6
 #define FLOW_HIDDEN 32
-#define ITERS 3000
+#define ITERS 10000
 #define GRAD_SAMPLES 8
-#define EVAL_DRAWS 4000
+#define EVAL_DRAWS 40000
 #define TEST_DRAWS 500
 #define PERMUTATIONS 300
+#define BANANA_B 0.5
 #define BIMODAL_D 1.75
 
 static const double LOG_2PI = 1.8378770664093453;
@@ -42,16 +43,16 @@ static const double LOG_2PI = 1.8378770664093453;
 typedef double (*LogP)(const double *x, double *grad);
 
 static double banana(const double *x, double *g) {
-  double m = 0.5 * (x[0] * x[0] - 4), r = x[1] - m;
-  /* d/dx1 of -x1^2/8 - r^2/2 with r = x2 - m(x1), dm/dx1 = x1 */
-  g[0] = -x[0] / 4 + r * x[0];
+  double m = BANANA_B * (x[0] * x[0] - 4), r = x[1] - m;
+  /* d/dx1 of -x1^2/8 - r^2/2 with r = x2 - m(x1), dm/dx1 = 2 B x1 */
+  g[0] = -x[0] / 4 + r * 2 * BANANA_B * x[0];
   g[1] = -r;
   return -x[0] * x[0] / 8 - log(2.0) - r * r / 2 - LOG_2PI;
 }
 
 static void banana_draw(Rng *r, double *x) {
   x[0] = 2 * rng_normal(r);
-  x[1] = 0.5 * (x[0] * x[0] - 4) + rng_normal(r);
+  x[1] = BANANA_B * (x[0] * x[0] - 4) + rng_normal(r);
 }
 
 static double bimodal(const double *x, double *g) {
@@ -86,6 +87,9 @@ static void train(ViFamily *f, LogP logp, Rng *r) {
   OptimConfig c;
   optim_config_default(&c, OPTIM_ADAM);
   c.lr = 5e-3;
+  c.sched = OPTIM_SCHED_COSINE;
+  c.horizon = ITERS;
+  c.lr_min = 1e-4;
   Optim *o = optim_new(&c, f->nparams);
   double *g = malloc(sizeof(double) * f->nparams);
   double eps[2], theta[2], gt[2];
