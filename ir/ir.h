@@ -231,6 +231,11 @@ IrProgram *ir_inline_calls(const IrProgram *p, const char **why);
 
 /* Readable listing for `ppl ir`. */
 char *ir_print(const IrProgram *p);
+/* The program's identity for files trained on it (stdlib/safetensors.h's
+ * model_hash): FNV-1a 64 of ir_print's listing, which holds no source
+ * positions, so comments, whitespace and layout do not change it while any
+ * change to what the program computes does. */
+uint64_t ir_program_hash(const IrProgram *p);
 
 /* ---- structural analysis (ir/analysis.c), printed by `ppl check` ---- */
 

@@ -403,3 +403,9 @@ char *ir_print(const IrProgram *p) {
   }
   return o.s;
 }
+
+uint64_t ir_program_hash(const IrProgram *p) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const unsigned char *c = (const unsigned char *)ir_print(p); *c; c++) h = (h ^ *c) * 0x100000001b3ull;
+  return h;
+}
