@@ -56,6 +56,7 @@ struct RunResult {
   double *warm_s, *samp_s;
   bool interrupted;
   SummaryRun sr; /* what the table and the JSON say besides the columns */
+  SummaryVi *vi; /* variational runs; else NULL */
   const char **choices_paths; /* per chain, the choices file written; NULL: none */
 };
 
@@ -84,6 +85,8 @@ typedef struct Chain {
   long rejecting, transitions; /* EngineVT.rejections */
   const char *reject_first, *reject_latent;
   const char *backend;  /* how the engine runs the log density (EngineVT.backend) */
+  ViReport vi;          /* EngineVT.vi_report */
+  bool has_vi;
   FILE *chf;            /* the choices file (choices.h), or NULL */
   const char *chf_path;
   ChoiceLog *clog;      /* the kept draws' choices for the summary, or NULL */
@@ -525,6 +528,7 @@ static void dr_run_chain(Run *r, Chain *ch) {
   if (ok && r->eng->log_evidence_se && !r->eng->log_evidence_se(state, &ch->logz_se))
     ch->logz_se = NAN;
   if (ok && r->eng->chain_notes) ch->notes = r->eng->chain_notes(state);
+  if (ok && r->eng->vi_report) ch->has_vi = r->eng->vi_report(state, &ch->vi);
   if (ok && r->eng->rejections)
     ch->rejecting = r->eng->rejections(state, &ch->transitions, &ch->reject_first,
                                        &ch->reject_latent);
@@ -912,6 +916,41 @@ static void dr_summarise(const DriverDraws *dd, RunResult *rr) {
   if (dd->chain_logz || rr->weighted) rr->chain_logz = lz;
 }
 
+/* A variational run's diagnostics from its chains' fits: k-hat of all the
+ * draws' weights p / q pooled (one tail for the run, as for weighted
+ * engines), the log evidence of each chain's weights combined as
+ * independent estimates (each chain fitted its own q). */
+static void dr_vi(const DriverDraws *dd, RunResult *rr) {
+  int m = dd->m;
+  SummaryVi *vi = gc_alloc(sizeof *vi);
+  vi->family = dd->vi[0].family;
+  vi->nchains = m;
+  vi->chains = dd->vi;
+  vi->converged = true;
+  long total = 0;
+  for (int c = 0; c < m; c++) {
+    const ViReport *r = &dd->vi[c];
+    vi->elbo += r->elbo / m;
+    if (r->iterations > vi->iterations) vi->iterations = r->iterations;
+    vi->converged &= r->converged;
+    vi->resampled |= r->resampled;
+    total += r->n;
+  }
+  double *all = gc_alloc_atomic(sizeof(double) * (size_t)(total ? total : 1));
+  double *lz = gc_alloc_atomic(sizeof(double) * (size_t)m);
+  double *lse = gc_alloc_atomic(sizeof(double) * (size_t)m);
+  long k = 0;
+  for (int c = 0; c < m; c++) {
+    const ViReport *r = &dd->vi[c];
+    memcpy(all + k, r->lw, sizeof(double) * (size_t)r->n);
+    k += r->n;
+    diag_log_evidence(1, r->n, &r->lw, &lz[c], &lse[c]);
+  }
+  vi->khat = total > (long)INT32_MAX ? NAN : psis_k((int)total, all);
+  diag_evidence_combine(m, lz, lse, &vi->log_evidence, &vi->log_evidence_se);
+  rr->vi = vi;
+}
+
 static void dr_warnings(const DriverDraws *dd, RunResult *rr) {
   WarnInput in = {
       .m = rr->nchains, .n = rr->ndraws, .ncols = rr->ncols,
@@ -925,7 +964,10 @@ static void dr_warnings(const DriverDraws *dd, RunResult *rr) {
       .pareto_k = rr->pareto_k,
       .rejecting = dd->rejecting, .transitions = dd->transitions,
       .reject_first = dd->reject_first, .reject_latent = dd->reject_latent,
+      .vi_family = rr->vi ? rr->vi->family : NULL,
+      .vi_khat = rr->vi ? rr->vi->khat : NAN,
   };
+  for (int c = 0; rr->vi && c < rr->vi->nchains; c++) in.vi_unconverged += !rr->vi->chains[c].converged;
   rr->warnings = warn_collect(&in, &rr->nwarnings);
   rr->warnings_text = summary_warnings_text(rr->nwarnings, rr->warnings);
 }
@@ -954,6 +996,7 @@ RunResult *driver_result(const DriverDraws *dd) {
   }
   rr->stats = gc_alloc_atomic(sizeof(SummaryStats) * (size_t)(rr->ncols ? rr->ncols : 1));
   dr_summarise(dd, rr);
+  if (dd->vi && m > 0) dr_vi(dd, rr);
   dr_warnings(dd, rr);
   rr->sr = (SummaryRun){
       .model_name = dd->model_name,
@@ -973,6 +1016,7 @@ RunResult *driver_result(const DriverDraws *dd) {
       .warnings = rr->warnings,
       .planned_draws = dd->planned_draws,
       .planned_chains = dd->planned_chains,
+      .vi = rr->vi,
   };
   rr->summary_text = summary_table(&rr->sr, rr->ncols, rr->labels, rr->stats);
   /* the engines' own remarks (divergences, tree depth ...), chain by chain */
@@ -1012,6 +1056,7 @@ static RunResult *dr_result(Run *r) {
       .planned_draws = interrupted ? o->eng.draws : 0,
       .planned_chains = interrupted ? o->eng.chains : 0,
   };
+  ViReport *vi = r->eng->vi_report ? gc_alloc(sizeof(ViReport) * (size_t)m) : NULL;
   double *lz = NULL, *lse = NULL;
   if (r->eng->log_evidence) {
     lz = gc_alloc_atomic(sizeof(double) * (size_t)m);
@@ -1026,11 +1071,14 @@ static RunResult *dr_result(Run *r) {
     dd.chain_ids[c] = ch->id + 1;
     if (lz) lz[c] = ch->logz;
     if (lse) lse[c] = ch->logz_se;
+    if (vi && !ch->has_vi) vi = NULL; /* an interrupted chain may have none */
+    if (vi) vi[c] = ch->vi;
     dd.rejecting += ch->rejecting;
     dd.transitions += ch->transitions;
     if (!dd.reject_first) dd.reject_first = ch->reject_first, dd.reject_latent = ch->reject_latent;
   }
   dd.chain_logz = lz, dd.chain_logz_se = lse;
+  dd.vi = vi;
   return driver_result(&dd);
 }
 
@@ -1215,6 +1263,7 @@ const SummaryStats *rr_summary(const RunResult *r, int col) {
 }
 
 double rr_pareto_k(const RunResult *r) { return r->pareto_k; }
+const SummaryVi *rr_vi(const RunResult *r) { return r->vi; }
 
 bool rr_log_evidence(const RunResult *r, double *est, double *se) {
   if (!r->weighted) return false;

@@ -115,6 +115,7 @@ typedef struct DriverDraws {
                                   of all, warmup included (EngineVT.rejections); 0: none */
   const char *reject_first;  /* the first rejection's message, or NULL */
   const char *reject_latent; /* the latent it is about, or NULL */
+  const ViReport *vi;        /* variational engines: each chain's fit (m), or NULL */
 } DriverDraws;
 
 /* Summary, warnings and table of dd (GC memory; never NULL). */
@@ -140,6 +141,8 @@ const SummaryStats *rr_summary(const RunResult *r, int col);
 /* Weighted engines: the Pareto k-hat of all the draws' importance weights
  * (psis.h); NaN otherwise or when it cannot be estimated. */
 double rr_pareto_k(const RunResult *r);
+/* Variational runs: the fit and its PSIS diagnostics; NULL otherwise. */
+const SummaryVi *rr_vi(const RunResult *r);
 /* False when the engine does not estimate it. */
 bool rr_log_evidence(const RunResult *r, double *est, double *se);
 const char *rr_engine(const RunResult *r);

@@ -11,11 +11,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "advi.h"
 #include "engine.h"
 #include "nuts.h"
 #include "trace.h"
 
-static const EngineVT *const engines[] = {&engine_prior, &engine_is, &engine_mh, &engine_smc, &engine_pgibbs, &engine_nuts, &engine_hmc, NULL};
+static const EngineVT *const engines[] = {&engine_prior, &engine_is, &engine_mh, &engine_smc, &engine_pgibbs, &engine_nuts, &engine_hmc, &engine_advi, NULL};
 
 const EngineVT *const *engine_all(void) { return engines; }
 

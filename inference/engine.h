@@ -12,6 +12,7 @@
 
 #include "../ir/interp.h"
 #include "options.h"
+#include "summary.h"
 
 /* The options of one run.  The common options of every engine (the driver's:
  * chains, draws, ...; the table `engine_common_options`) are fields; an
@@ -94,6 +95,7 @@ int engine_opt_enum(const EngineOpts *o, const char *name);
 
 struct CsvConfig; /* csv.h */
 
+
 /* One draw of one chain. */
 typedef struct Draw {
   Value *outputs;    /* IrProgram.noutputs values (interp_output of the run) */
@@ -165,6 +167,11 @@ typedef struct EngineVT {
      file format ({"stepsize": ..., "metric_type": "diag_e", "inv_metric":
      [...]}), which the driver writes beside the CSV under --save-metric. */
   const char *(*metric_json)(void *state);
+  /* After the last step: a variational engine's fit and the log importance
+     weights of its draws from q, from which the driver computes the run's
+     PSIS k-hat and log evidence (the summary's "vi"); the draws themselves
+     are summarised unweighted, as the approximation gives them. */
+  bool (*vi_report)(void *state, ViReport *out);
 } EngineVT;
 
 enum {

@@ -72,3 +72,41 @@ double psis_k(int n, const double *lw) {
   for (int i = 0; i < tail; i++) x[i] = exp(s[n - tail + i] - mx) - ecut;
   return psis_gpd_fit(tail, x, 1, NULL);
 }
+
+typedef struct PsPair {
+  double v;
+  int i;
+} PsPair;
+
+static int ps_pair_cmp(const void *a, const void *b) {
+  const PsPair *x = a, *y = b;
+  if (x->v != y->v) return (x->v > y->v) - (x->v < y->v);
+  return (x->i > y->i) - (x->i < y->i); /* ties in a fixed order: deterministic */
+}
+
+bool psis_smooth(int n, double *lw) {
+  int tail = (int)ceil(fmin(0.2 * n, 3 * sqrt((double)n)));
+  if (n < 1 || tail < 5 || tail >= n) return false;
+  PsPair *s = gc_alloc_atomic(sizeof(PsPair) * (size_t)n);
+  for (int i = 0; i < n; i++) {
+    if (isnan(lw[i]) || lw[i] == INFINITY) return false;
+    s[i] = (PsPair){lw[i], i};
+  }
+  qsort(s, (size_t)n, sizeof(PsPair), ps_pair_cmp);
+  double mx = s[n - 1].v, cut = s[n - tail - 1].v;
+  if (!(mx > -INFINITY) || !(cut > -INFINITY && mx > cut)) return false;
+  double *x = gc_alloc_atomic(sizeof(double) * (size_t)tail);
+  double ecut = exp(cut - mx);
+  for (int i = 0; i < tail; i++) x[i] = exp(s[n - tail + i].v - mx) - ecut;
+  double sigma, k = psis_gpd_fit(tail, x, 1, &sigma);
+  if (!isfinite(k) || !(sigma > 0)) return false;
+  /* the tail's order statistics replaced by the fitted quantiles at
+     (j - 1/2) / tail, none above the largest raw weight */
+  for (int j = 0; j < tail; j++) {
+    double p = (j + 0.5) / tail;
+    double qv = fabs(k) < 1e-12 ? -sigma * log1p(-p) : sigma * expm1(-k * log1p(-p)) / k;
+    double w = fmin(ecut + qv, 1.0);
+    lw[s[n - tail + j].i] = mx + log(w);
+  }
+  return true;
+}

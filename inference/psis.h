@@ -7,6 +7,8 @@
 #ifndef PPL_PSIS_H
 #define PPL_PSIS_H
 
+#include <stdbool.h>
+
 #define PSIS_K_NOTE 0.5   /* from here: slow convergence, a note */
 #define PSIS_K_WARN 0.7   /* above: unreliable, a warning */
 
@@ -17,6 +19,12 @@
  * observations).  NaN when there are fewer than 5 tail weights or the tail
  * is flat (all equal: no tail at all). */
 double psis_k(int n, const double *lw);
+
+/* Pareto smoothing of n log weights in place (PSIS): the largest M (as
+ * psis_k) are replaced by the expected order statistics of the generalized
+ * Pareto fitted to them, none above the largest raw weight; the others are
+ * unchanged.  False (lw unchanged) when psis_k would be NaN. */
+bool psis_smooth(int n, double *lw);
 
 /* Zhang and Stephens' estimate of the shape k of a generalized Pareto from
  * n > 0 exceedances x (sorted ascending, positive), with the weakly

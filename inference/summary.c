@@ -96,6 +96,37 @@ static const SummaryStats *sm_tuning_stats(const char *label, const SummaryStats
   return tmp;
 }
 
+/* A variational run's lines: the fit, then how far its draws can be
+ * trusted (PSIS k-hat of the weights p / q of its draws). */
+static void sm_vi_text(SBuf *b, const SummaryVi *vi) {
+  sb_add(b, "variational family: %s; ELBO %.6g%s; %s after %ld iterations%s\n", vi->family,
+         vi->elbo, vi->nchains > 1 ? " (mean of the chains')" : "",
+         vi->converged ? "converged" : "NOT converged", vi->iterations,
+         vi->nchains > 1 ? " (the most of any chain)" : "");
+  if (isnan(vi->khat))
+    sb_add(b, "PSIS k-hat of the draws against the posterior: not available (too few draws)\n");
+  else
+    sb_add(b, "PSIS k-hat of the draws against the posterior: %.2f (%s)\n", vi->khat,
+           vi->khat <= PSIS_K_NOTE ? "below 0.5: the approximation is close; its draws can be used"
+           : vi->khat <= PSIS_K_WARN
+               ? "0.5 to 0.7: use the means only; sds and quantiles may be off"
+               : "above 0.7: do not trust these draws, see the warning");
+  if (!isnan(vi->log_evidence)) {
+    if (isfinite(vi->log_evidence_se)) {
+      int d = sm_decimals(vi->log_evidence_se);
+      sb_add(b, "log evidence (importance-weighted draws of q): %.*f ± %.*f\n", d,
+             vi->log_evidence, d, vi->log_evidence_se);
+    } else {
+      sb_add(b, "log evidence (importance-weighted draws of q): %.2f\n", vi->log_evidence);
+    }
+  }
+  sb_add(b, "%s", vi->resampled
+                      ? "Draws are importance-resampled (Pareto-smoothed weights) from draws of "
+                        "the\napproximation: they aim at the posterior itself.\n"
+                      : "Draws are the approximation's own (unweighted): Mean, StdDev and "
+                        "quantiles are\nthose of q, not of the posterior.\n");
+}
+
 char *summary_table(const SummaryRun *run, int ncols, const char *const *labels,
                     const SummaryStats *stats) {
   SBuf b = {0};
@@ -156,6 +187,7 @@ char *summary_table(const SummaryRun *run, int ncols, const char *const *labels,
            run->pareto_k <= PSIS_K_NOTE  ? "below 0.5: reliable"
            : run->pareto_k <= PSIS_K_WARN ? "0.5 to 0.7: the estimates converge slowly; more draws help"
                                           : "above 0.7: unreliable, see the warning");
+  if (run->vi) sm_vi_text(&b, run->vi);
   if (run->weighted)
     sb_add(&b, "Draws are importance weighted: Mean, StdDev and quantiles are self-normalised\n"
                "estimates; ESS is the smaller of Kish's ESS over distinct values and the ESS\n"
@@ -181,6 +213,40 @@ char *summary_warnings_text(int n, const RunWarning *w) {
 /* ---- JSON --------------------------------------------------------------- */
 
 static json_t *sm_num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+/* "vi": the fit, its diagnostics, and each chain's with its ELBO trace. */
+static json_t *sm_vi_json(const SummaryVi *vi) {
+  json_t *o = json_object();
+  json_object_set_new(o, "family", json_string(vi->family));
+  json_object_set_new(o, "elbo", sm_num(vi->elbo));
+  json_object_set_new(o, "khat", sm_num(vi->khat));
+  json_object_set_new(o, "log_evidence", sm_num(vi->log_evidence));
+  json_object_set_new(o, "log_evidence_se", sm_num(vi->log_evidence_se));
+  json_object_set_new(o, "iterations", json_integer(vi->iterations));
+  json_object_set_new(o, "converged", json_boolean(vi->converged));
+  json_object_set_new(o, "resampled", json_boolean(vi->resampled));
+  json_t *chains = json_array();
+  for (int c = 0; c < vi->nchains; c++) {
+    const ViReport *r = &vi->chains[c];
+    json_t *ch = json_object(), *tr = json_array();
+    json_object_set_new(ch, "elbo", sm_num(r->elbo));
+    json_object_set_new(ch, "eta", sm_num(r->eta));
+    json_object_set_new(ch, "iterations", json_integer(r->iterations));
+    json_object_set_new(ch, "converged", json_boolean(r->converged));
+    for (int k = 0; k < r->ntrace; k++) {
+      json_t *row = json_object();
+      json_object_set_new(row, "iter", json_integer((json_int_t)r->trace[k][0]));
+      json_object_set_new(row, "elbo", sm_num(r->trace[k][1]));
+      json_object_set_new(row, "rel_mean", sm_num(r->trace[k][2]));
+      json_object_set_new(row, "rel_median", sm_num(r->trace[k][3]));
+      json_array_append_new(tr, row);
+    }
+    json_object_set_new(ch, "trace", tr);
+    json_array_append_new(chains, ch);
+  }
+  json_object_set_new(o, "chains", chains);
+  return o;
+}
 
 static json_t *sm_doc(const SummaryRun *run, int ncols, const char *const *labels,
                       const SummaryStats *stats) {
@@ -223,6 +289,7 @@ static json_t *sm_doc(const SummaryRun *run, int ncols, const char *const *label
     json_object_set_new(le, "pareto_k", sm_num(run->weighted ? run->pareto_k : NAN));
     json_object_set_new(root, "log_evidence", le);
   }
+  if (run->vi) json_object_set_new(root, "vi", sm_vi_json(run->vi));
   json_object_set_new(root, "interrupted", json_boolean(run->planned_draws > 0));
   json_t *warns = json_array();
   for (int i = 0; i < run->nwarnings; i++) {

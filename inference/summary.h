@@ -12,6 +12,34 @@
 #include "diagnostics.h"
 #include "warnings.h"
 
+/* What a variational engine says of one chain's fit (EngineVT.vi_report). */
+typedef struct ViReport {
+  const char *family;      /* "meanfield", "fullrank", "flow" */
+  double elbo;             /* the fitted approximation's ELBO estimate */
+  double eta;              /* the step-size scale used (adapted or given) */
+  long iterations;         /* optimisation iterations run */
+  bool converged;          /* the relative ELBO change fell below tol-rel-obj */
+  bool resampled;          /* the draws are importance-resampled (--psis-resample) */
+  int ntrace;              /* ELBO evaluations: {iteration, ELBO, mean and median */
+  const double (*trace)[4];/* relative change}, as Stan prints them */
+  int n;                   /* log weights log p(theta) - log q(theta) of the chain's */
+  const double *lw;        /* draws from q (or of the pool it resampled) */
+} ViReport;
+
+/* A variational run's fit and diagnostics (the table's lines after the
+ * columns, the JSON's "vi"). */
+typedef struct SummaryVi {
+  const char *family;
+  double elbo;             /* the mean of the chains' ELBO estimates */
+  double khat;             /* PSIS k-hat of every draw's log weight (NaN: none) */
+  double log_evidence, log_evidence_se; /* log mean exp of the weights, its SE */
+  long iterations;         /* the most iterations a chain ran */
+  bool converged;          /* every chain converged */
+  bool resampled;          /* the draws are importance-resampled */
+  int nchains;
+  const ViReport *chains;  /* each chain's */
+} SummaryVi;
+
 /* What the summary says about the run besides the columns. */
 typedef struct SummaryRun {
   const char *model_name;    /* short name ("eight_schools"); may be NULL */
@@ -34,6 +62,8 @@ typedef struct SummaryRun {
   double weights_ess;
   /* Weighted runs: the Pareto k-hat of the weights (psis.h); NaN: none. */
   double pareto_k;
+  /* Variational runs: the fit and its diagnostics; NULL for the others. */
+  const SummaryVi *vi;
 } SummaryRun;
 
 /* The warnings as the table prints them ("" when none): for the CLI to show

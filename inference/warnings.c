@@ -350,6 +350,28 @@ static void wn_rejections(const WarnInput *in, WList *l) {
          advice);
 }
 
+/* A variational approximation whose importance weights against the posterior
+ * have a heavy tail (Yao et al. 2018, "Yes, but did it work?"): q misses
+ * mass the posterior has, and its draws say little about it. */
+static void wn_vi(const WarnInput *in, WList *l) {
+  if (!in->vi_family) return;
+  if (in->vi_khat > PSIS_K_WARN)
+    wn_add(l, "vi_khat", 0, NULL,
+           gc_printf("the %s approximation's PSIS k-hat is %.2f (above %.1f): q is far from the "
+                     "posterior (too light tails, a funnel or a missed mode), so the means, sds "
+                     "and quantiles of its draws cannot be trusted",
+                     in->vi_family, in->vi_khat, PSIS_K_WARN),
+           "do not use these draws: run --engine nuts (a richer family, --vi fullrank, may "
+           "help; --psis-resample corrects only mild mismatches)");
+  if (in->vi_unconverged > 0)
+    wn_add(l, "vi_converged", 0, NULL,
+           gc_printf("%d of %d chains' optimisation stopped at --iter before the relative ELBO "
+                     "change fell below --tol-rel-obj",
+                     in->vi_unconverged, in->m),
+           "raise --iter (or --tol-rel-obj); the ELBO trace is in each CSV's comments and the "
+           "summary JSON's vi.chains[].trace");
+}
+
 RunWarning *warn_collect(const WarnInput *in, int *n) {
   WList l = {0};
   if (in->m >= 1 && in->n >= 1) {
@@ -363,6 +385,7 @@ RunWarning *warn_collect(const WarnInput *in, int *n) {
     wn_evidence(in, &l);
     wn_pareto_k(in, &l);
     wn_rejections(in, &l);
+    wn_vi(in, &l);
   }
   *n = l.n;
   return l.w;

@@ -14,7 +14,7 @@
 typedef struct RunWarning {
   const char *kind;    /* "rhat", "ess", "ebfmi", "divergences", "treedepth",
                           "collapse", "acceptance", "evidence", "pareto_k",
-                          "rejections" */
+                          "rejections", "vi_khat", "vi_converged" */
   int nvars;
   const char **vars;   /* the table's names (theta[1]); chains as "chain 2" */
   const char *message; /* one sentence with the figures */
@@ -39,6 +39,11 @@ typedef struct WarnInput {
                                      the program rejected, of all (EngineVT.rejections) */
   const char *reject_first;       /* the first rejection's message */
   const char *reject_latent;      /* the latent it is about, or NULL */
+  /* Variational runs (vi not NULL): k-hat of the draws' weights p / q and
+     how many chains' optimisations did not converge. */
+  const char *vi_family;
+  double vi_khat;
+  int vi_unconverged;
 } WarnInput;
 
 #define WARN_RHAT 1.01

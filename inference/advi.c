@@ -1,0 +1,552 @@
+/* advi.c — the engine "advi": Stan's automatic differentiation variational
+ * inference (Kucukelbir et al. 2017) on the log density of a fixed-structure
+ * continuous program (logdensity.h), with a family of vi.h as q.
+ *
+ * init runs the whole optimisation, as CmdStan's `variational` does: the
+ * reparameterised stochastic gradient of the ELBO from --grad-samples draws
+ * of eps per iteration, Stan's adaptive step-size sequence
+ *     phi += eta k^(-1/2) g / (1 + sqrt(s_k)),  s_k = 0.1 g^2 + 0.9 s_{k-1}
+ * with eta chosen by Stan's search (100, 10, 1, 0.1, 0.01 tried for
+ * --adapt-iter iterations each from the same start), the ELBO estimated every
+ * --eval-elbo iterations from --elbo-samples draws, and convergence when the
+ * mean or the median of the recent relative ELBO changes (Stan's circular
+ * buffer) falls below --tol-rel-obj.  Each step then writes one draw theta =
+ * T(eps) from the fitted q, constrained and with its generated quantities as
+ * NUTS's draws are, and keeps its log importance weight log p - log q for the
+ * run's PSIS diagnostics (EngineVT.vi_report).  With --psis-resample the
+ * draws are instead importance-resampled from as many draws of q. */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "advi.h"
+#include "logdensity.h"
+#include "psis.h"
+#include "resample.h"
+#include "vi.h"
+
+#define ADVI_GRAD_TRIES 10   /* eps redrawn when log p or its gradient is not finite */
+#define ADVI_INIT_TRIES 100  /* random initial points, as HMC's initialisation */
+#define ADVI_TAU 1.0         /* Stan's stepsize_sequence: eta k^-1/2 / (tau + sqrt(s)) */
+#define ADVI_ALPHA 0.1       /* and s_k = alpha g^2 + (1 - alpha) s_{k-1} */
+
+enum { ADVI_MEANFIELD, ADVI_FULLRANK, ADVI_FLOW };
+static const char *const advi_families[] = {"meanfield", "fullrank", "flow", NULL};
+
+typedef struct Advi {
+  const Interp *in;
+  const LogDensity *ld;
+  LdWork *work;
+  const EngineOpts *o;
+  size_t dim;
+  int chain;
+  Rng rng;       /* eps of the optimisation and of the draws */
+  Rng out_rng;   /* seeds of the per-draw output runs */
+  ViFamily *q;
+  double *phi0;  /* q at the initial point: every eta tried and the fit start here */
+  /* scratch */
+  double *eps, *theta, *grad, *gphi, *hist;
+  /* options */
+  int grad_samples, elbo_samples, eval_elbo, adapt_iter;
+  long max_iter;
+  double tol;
+  /* the fit */
+  double eta, elbo;
+  long iterations;
+  bool converged;
+  int ntrace, captrace;
+  double (*trace)[4];
+  Diag last_fail; /* the last program error met at a draw of q */
+  /* the draws' log weights */
+  int nlw, caplw;
+  double *lw;
+  /* --psis-resample: the pool and the order its members are written in */
+  double *pool, *pool_lp, *pool_lq;
+  int *order, npool, next;
+} Advi;
+
+/* log p at theta (the gradient too when grad is not NULL); a program error
+ * there (a failed parameter check) makes the point impossible, as for NUTS;
+ * only ppl's own errors stop the run. */
+static bool advi_logp(Advi *a, const double *theta, double *lp, double *grad, Diag *d) {
+  Diag ed;
+  diag_init(&ed);
+  bool ok = grad ? ld_eval_grad_w(a->work, theta, lp, grad, &ed) : ld_eval(a->ld, theta, lp, &ed);
+  if (ok) {
+    if (isnan(*lp) || *lp == INFINITY) *lp = -INFINITY;
+    return true;
+  }
+  if (ed.code == DIAG_INTERNAL) {
+    *d = ed;
+    return false;
+  }
+  a->last_fail = ed;
+  *lp = -INFINITY;
+  return true;
+}
+
+/* log N(eps; 0, I) */
+static double advi_lognormal(size_t n, const double *eps) {
+  double s = 0;
+  for (size_t i = 0; i < n; i++) s += eps[i] * eps[i];
+  return -0.5 * s - 0.5 * (double)n * log(2 * M_PI);
+}
+
+static void advi_draw_eps(Advi *a) {
+  for (size_t i = 0; i < a->dim; i++) a->eps[i] = rng_normal(&a->rng);
+}
+
+/* The ELBO's stochastic gradient with respect to phi into a->gphi: the mean
+ * over grad_samples draws of eps of the backward pass of grad log p at
+ * T(eps), plus the log-det's (the entropy's) gradient.  A draw where log p or
+ * its gradient is not finite is drawn again, up to ADVI_GRAD_TRIES times;
+ * then *finite is false. */
+static bool advi_grad(Advi *a, bool *finite, Diag *d) {
+  ViFamily *q = a->q;
+  memset(a->gphi, 0, sizeof(double) * q->nparams);
+  double w = 1.0 / a->grad_samples;
+  *finite = true;
+  for (int s = 0; s < a->grad_samples; s++) {
+    bool ok = false;
+    for (int t = 0; t < ADVI_GRAD_TRIES && !ok; t++) {
+      double logdet, lp;
+      advi_draw_eps(a);
+      q->forward(q, a->eps, a->theta, &logdet);
+      if (!advi_logp(a, a->theta, &lp, a->grad, d)) return false;
+      ok = isfinite(lp);
+      for (size_t i = 0; i < a->dim && ok; i++) ok = isfinite(a->grad[i]);
+    }
+    if (!ok) {
+      *finite = false;
+      return true;
+    }
+    for (size_t i = 0; i < a->dim; i++) a->grad[i] *= w;
+    q->backward(q, a->eps, a->grad, w, a->gphi);
+  }
+  for (size_t i = 0; i < q->nparams && *finite; i++) *finite = isfinite(a->gphi[i]);
+  return true;
+}
+
+/* The ELBO E[log p(T(eps)) + logdet(eps)] + H[N(0, I)] from elbo_samples
+ * draws.  Draws where log p is -inf are dropped, as Stan drops them; -inf
+ * when a tenth or more are (Stan's limit), as q then puts mass where the
+ * program has none. */
+static bool advi_elbo(Advi *a, double *elbo, Diag *d) {
+  ViFamily *q = a->q;
+  double sum = 0;
+  int kept = 0, dropped = 0;
+  for (int s = 0; s < a->elbo_samples; s++) {
+    double logdet, lp;
+    advi_draw_eps(a);
+    q->forward(q, a->eps, a->theta, &logdet);
+    if (!advi_logp(a, a->theta, &lp, NULL, d)) return false;
+    if (!isfinite(lp) || !isfinite(logdet)) {
+      dropped++;
+      continue;
+    }
+    sum += lp + logdet;
+    kept++;
+  }
+  if (kept == 0 || dropped * 10 >= a->elbo_samples) *elbo = -INFINITY;
+  else *elbo = sum / kept + 0.5 * (double)a->dim * (1 + log(2 * M_PI));
+  return true;
+}
+
+/* One step of Stan's sequence at iteration k (1-based) of a phase. */
+static void advi_update(Advi *a, long k, double eta) {
+  size_t n = a->q->nparams;
+  double rate = eta / sqrt((double)k);
+  for (size_t i = 0; i < n; i++) {
+    double g = a->gphi[i];
+    a->hist[i] = k == 1 ? g * g : ADVI_ALPHA * g * g + (1 - ADVI_ALPHA) * a->hist[i];
+    a->q->phi[i] += rate * g / (ADVI_TAU + sqrt(a->hist[i]));
+  }
+}
+
+static void advi_reset(Advi *a) {
+  memcpy(a->q->phi, a->phi0, sizeof(double) * a->q->nparams);
+}
+
+/* Stan's adapt_eta: each eta of the sequence runs adapt_iter iterations from
+ * the start; the search stops at the first eta whose ELBO is worse than the
+ * previous one's once that one beat the start's.  An eta whose gradient or
+ * ELBO is not finite scores -inf.  False with *eta unset if none beats the
+ * start. */
+static bool advi_adapt(Advi *a, double *eta, bool *found, Diag *d) {
+  static const double seq[] = {100, 10, 1, 0.1, 0.01};
+  const int nseq = (int)(sizeof seq / sizeof seq[0]);
+  double elbo_init, best = -INFINITY, best_eta = seq[0];
+  advi_reset(a);
+  if (!advi_elbo(a, &elbo_init, d)) return false;
+  *found = false;
+  for (int e = 0; e < nseq; e++) {
+    advi_reset(a);
+    bool finite = true;
+    for (long k = 1; k <= a->adapt_iter && finite; k++) {
+      if (!advi_grad(a, &finite, d)) return false;
+      if (finite) advi_update(a, k, seq[e]);
+      engine_progress(a->o, a->chain, (long)e * a->adapt_iter + k, (long)nseq * a->adapt_iter,
+                      "adaptation iteration");
+    }
+    double elbo = -INFINITY;
+    if (finite && !advi_elbo(a, &elbo, d)) return false;
+    if (elbo < best && best > elbo_init) {
+      *found = true;
+      break;
+    }
+    if (e < nseq - 1) {
+      best = elbo, best_eta = seq[e];
+    } else if (elbo > elbo_init) {
+      best = elbo, best_eta = seq[e];
+      *found = true;
+    }
+  }
+  *eta = best_eta;
+  advi_reset(a);
+  return true;
+}
+
+static double advi_median(int n, const double *x) {
+  double s[64];
+  memcpy(s, x, sizeof(double) * (size_t)n);
+  for (int i = 1; i < n; i++) /* n is small: insertion sort */
+    for (int j = i; j > 0 && s[j - 1] > s[j]; j--) {
+      double t = s[j];
+      s[j] = s[j - 1], s[j - 1] = t;
+    }
+  return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+}
+
+static void advi_trace(Advi *a, long iter, double elbo, double rmean, double rmed) {
+  if (a->ntrace == a->captrace) {
+    int cap = a->captrace ? 2 * a->captrace : 32;
+    double(*t)[4] = gc_alloc_atomic(sizeof(double[4]) * (size_t)cap);
+    if (a->ntrace) memcpy(t, a->trace, sizeof(double[4]) * (size_t)a->ntrace);
+    a->trace = t, a->captrace = cap;
+  }
+  double *r = a->trace[a->ntrace++];
+  r[0] = (double)iter, r[1] = elbo, r[2] = rmean, r[3] = rmed;
+}
+
+/* Stan's stochastic_gradient_ascent: the relative ELBO changes of the last
+ * cb evaluations (cb = max(0.1 iter / eval_elbo, 2)) in a circular buffer. */
+static bool advi_fit(Advi *a, Diag *d) {
+  enum { CB_MAX = 64 };
+  int cb = (int)fmax(0.1 * (double)a->max_iter / a->eval_elbo, 2.0);
+  if (cb > CB_MAX) cb = CB_MAX;
+  double buf[CB_MAX];
+  int nbuf = 0, head = 0;
+  double elbo = 0, prev = -DBL_MAX; /* the first change is 1, as Stan prints it */
+  advi_reset(a);
+  for (long k = 1; k <= a->max_iter; k++) {
+    bool finite;
+    if (!advi_grad(a, &finite, d)) return false;
+    if (!finite) {
+      diag_error(d, DIAG_RUNTIME, (SrcPos){0},
+                 "advi: at iteration %ld the log density or its gradient was not finite at %d "
+                 "successive draws from the approximation%s%s; try a smaller --eta, or "
+                 "--engine nuts",
+                 k, ADVI_GRAD_TRIES, diag_failed(&a->last_fail) ? " (the last: " : "",
+                 diag_failed(&a->last_fail) ? gc_printf("%s)", a->last_fail.msg) : "");
+      return false;
+    }
+    advi_update(a, k, a->eta);
+    a->iterations = k;
+    engine_progress(a->o, a->chain, k, a->max_iter, "iteration");
+    if (k % a->eval_elbo != 0) continue;
+    if (!advi_elbo(a, &elbo, d)) return false;
+    if (!isfinite(elbo)) {
+      diag_error(d, DIAG_RUNTIME, (SrcPos){0},
+                 "advi: at iteration %ld the ELBO is not finite: the approximation puts mass "
+                 "where the log density is -inf%s%s; try a smaller --eta, or --engine nuts",
+                 k, diag_failed(&a->last_fail) ? " (" : "",
+                 diag_failed(&a->last_fail) ? gc_printf("%s)", a->last_fail.msg) : "");
+      return false;
+    }
+    double rel = fabs((elbo - prev) / prev);
+    prev = elbo;
+    buf[head] = rel;
+    head = (head + 1) % cb;
+    if (nbuf < cb) nbuf++;
+    double mean = 0;
+    for (int i = 0; i < nbuf; i++) mean += buf[i];
+    mean /= nbuf;
+    double med = advi_median(nbuf, buf);
+    advi_trace(a, k, elbo, mean, med);
+    if (mean < a->tol || med < a->tol) {
+      a->converged = true;
+      break;
+    }
+  }
+  a->elbo = elbo;
+  if (a->ntrace == 0 || a->trace[a->ntrace - 1][0] != (double)a->iterations) {
+    /* the last iteration was not an evaluation: the fit's ELBO is the last q's */
+    if (!advi_elbo(a, &a->elbo, d)) return false;
+  }
+  return true;
+}
+
+/* A random initial point (uniform(-R, R) on the unconstrained scale, or the
+ * latents of --init FILE) where log p is finite, as the HMC engines start. */
+static bool advi_start(Advi *a, const EngineOpts *o, double *mu, Diag *d) {
+  double R = o->init_radius, lp;
+  int tries = R > 0 ? ADVI_INIT_TRIES : 1;
+  double *u = gc_alloc_atomic(sizeof(double) * a->dim);
+  for (int t = 0; t < tries; t++) {
+    for (size_t i = 0; i < a->dim; i++) mu[i] = R > 0 ? R * (2 * rng_uniform(&a->rng) - 1) : 0;
+    if (o->init_values) {
+      memcpy(u, mu, sizeof(double) * a->dim);
+      if (!ld_init_point(a->ld, o->init_values, o->init_file, u, mu, d)) return false;
+    }
+    if (!advi_logp(a, mu, &lp, a->grad, d)) return false;
+    if (isfinite(lp)) return true;
+  }
+  diag_error(d, DIAG_RUNTIME, (SrcPos){0},
+             "advi: could not find an initial point with a finite log density after %d tries "
+             "(uniform(-%g, %g) on the unconstrained scale)%s%s",
+             tries, R, R, diag_failed(&a->last_fail) ? ": " : "",
+             diag_failed(&a->last_fail) ? a->last_fail.msg : "");
+  return false;
+}
+
+/* One draw of q: theta, log p (with the Jacobian) and log q at it. */
+static bool advi_sample(Advi *a, double *theta, double *lp, double *lq, Diag *d) {
+  double logdet;
+  advi_draw_eps(a);
+  a->q->forward(a->q, a->eps, theta, &logdet);
+  *lq = advi_lognormal(a->dim, a->eps) - logdet;
+  return advi_logp(a, theta, lp, NULL, d);
+}
+
+static void advi_keep_lw(Advi *a, double lw) {
+  if (a->nlw == a->caplw) {
+    int cap = a->caplw ? 2 * a->caplw : 256;
+    double *t = gc_alloc_atomic(sizeof(double) * (size_t)cap);
+    if (a->nlw) memcpy(t, a->lw, sizeof(double) * (size_t)a->nlw);
+    a->lw = t, a->caplw = cap;
+  }
+  a->lw[a->nlw++] = lw;
+}
+
+/* --psis-resample: as many draws of q as the run takes, resampled by their
+ * Pareto-smoothed importance weights (systematic resampling), written in a
+ * random order so the duplicates are not neighbours. */
+static bool advi_resample(Advi *a, int n, Diag *d) {
+  a->npool = n;
+  a->pool = gc_alloc_atomic(sizeof(double) * a->dim * (size_t)n);
+  a->pool_lp = gc_alloc_atomic(sizeof(double) * (size_t)n);
+  a->pool_lq = gc_alloc_atomic(sizeof(double) * (size_t)n);
+  for (int i = 0; i < n; i++) {
+    if (!advi_sample(a, a->pool + a->dim * (size_t)i, &a->pool_lp[i], &a->pool_lq[i], d))
+      return false;
+    advi_keep_lw(a, a->pool_lp[i] - a->pool_lq[i]);
+  }
+  double *lw = gc_alloc_atomic(sizeof(double) * (size_t)n);
+  double *w = gc_alloc_atomic(sizeof(double) * (size_t)n);
+  memcpy(lw, a->lw, sizeof(double) * (size_t)n);
+  psis_smooth(n, lw);
+  resample_normalise(n, lw, w);
+  a->order = gc_alloc_atomic(sizeof(int) * (size_t)n);
+  resample(RESAMPLE_SYSTEMATIC, n, w, &a->rng, a->order);
+  for (int i = n - 1; i > 0; i--) {
+    int j = (int)rng_int(&a->rng, 0, i);
+    int t = a->order[i];
+    a->order[i] = a->order[j], a->order[j] = t;
+  }
+  return true;
+}
+
+static ViFamily *advi_family(int kind, size_t dim, Diag *d) {
+  /* Until the flow family (inference/vi_flow.c) is merged, `--vi flow` is
+     refused here, in this one place. */
+  if (kind == ADVI_FLOW) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0},
+               "--vi flow is not available in this build yet (the Real NVP family is not "
+               "merged); use --vi meanfield or --vi fullrank");
+    return NULL;
+  }
+  return kind == ADVI_FULLRANK ? vi_fullrank_new(dim) : vi_meanfield_new(dim);
+}
+
+static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
+  Advi *a = gc_alloc(sizeof *a);
+  a->in = in;
+  a->o = o;
+  a->chain = chain;
+  rng_seed(&a->rng, o->seed, (uint64_t)chain);
+  rng_seed(&a->out_rng, o->seed ^ 0x61647669u, (uint64_t)chain);
+  a->grad_samples = (int)engine_opt_int(o, "grad-samples");
+  a->elbo_samples = (int)engine_opt_int(o, "elbo-samples");
+  a->eval_elbo = (int)engine_opt_int(o, "eval-elbo");
+  a->adapt_iter = (int)engine_opt_int(o, "adapt-iter");
+  a->max_iter = engine_opt_int(o, "iter");
+  a->tol = engine_opt_real(o, "tol-rel-obj");
+  LogDensity *ld = ld_shared(in, !o->no_jit, d);
+  if (!ld) return NULL;
+  a->ld = ld;
+  a->work = ld_work_new(ld);
+  a->dim = ld_dim(ld);
+  if (a->dim == 0) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0},
+               "advi needs at least one continuous latent; this program has none (use --engine "
+               "prior)");
+    return NULL;
+  }
+  if (!(a->q = advi_family(engine_opt_enum(o, "vi"), a->dim, d))) return NULL;
+  size_t np = a->q->nparams;
+  a->eps = gc_alloc_atomic(sizeof(double) * a->dim);
+  a->theta = gc_alloc_atomic(sizeof(double) * a->dim);
+  a->grad = gc_alloc_atomic(sizeof(double) * a->dim);
+  a->gphi = gc_alloc_atomic(sizeof(double) * np);
+  a->hist = gc_alloc_atomic(sizeof(double) * np);
+  diag_init(&a->last_fail);
+  /* The Gaussians' phi starts with the mean (vi.h): q is centred on the
+     chain's initial point, as in Stan; the flow starts near N(0, I). */
+  double *mu = gc_alloc_atomic(sizeof(double) * a->dim);
+  if (!advi_start(a, o, mu, d)) return NULL;
+  if (strcmp(a->q->name, "flow") != 0) memcpy(a->q->phi, mu, sizeof(double) * a->dim);
+  a->phi0 = gc_alloc_atomic(sizeof(double) * np);
+  memcpy(a->phi0, a->q->phi, sizeof(double) * np);
+  a->eta = engine_opt_real(o, "eta");
+  if (engine_opt_bool(o, "adapt-engaged")) {
+    bool found;
+    if (!advi_adapt(a, &a->eta, &found, d)) return NULL;
+    if (!found) {
+      diag_error(d, DIAG_RUNTIME, (SrcPos){0},
+                 "advi: every step size tried (eta = 100, 10, 1, 0.1, 0.01 for %d iterations "
+                 "each) made the ELBO worse than at the start: the model may be ill-conditioned "
+                 "or misspecified; try --adapt-engaged false with a small --eta, or --engine nuts",
+                 a->adapt_iter);
+      return NULL;
+    }
+  }
+  if (!advi_fit(a, d)) return NULL;
+  if (engine_opt_bool(o, "psis-resample") &&
+      !advi_resample(a, o->draws * o->thin, d))
+    return NULL;
+  return a;
+}
+
+static bool advi_step(void *state, bool warmup, Draw *out, Diag *d) {
+  (void)warmup;
+  Advi *a = state;
+  double lp, lq;
+  const double *theta = a->theta;
+  if (a->pool) {
+    int k = a->order[a->next++ % a->npool];
+    theta = a->pool + a->dim * (size_t)k;
+    lp = a->pool_lp[k], lq = a->pool_lq[k];
+  } else {
+    if (!advi_sample(a, a->theta, &lp, &lq, d)) return false;
+    advi_keep_lw(a, lp - lq);
+  }
+  InterpLatent *nested;
+  out->outputs = ld_draw(a->work, theta, rng_u64(&a->out_rng), (uint64_t)a->chain, &nested,
+                         &out->nlatents, d);
+  if (!out->outputs) return false;
+  out->latents = nested;
+  out->lp = lp;
+  out->log_weight = lp - lq;
+  out->stats[0] = lp;
+  out->stats[1] = lq;
+  return true;
+}
+
+static void advi_free(void *state) { (void)state; /* GC memory; the log density is shared */ }
+
+static const char *advi_backend(void *state) { return ld_backend(((Advi *)state)->ld); }
+
+/* The CSV's lines after the header: CmdStan's two about eta, then the ELBO
+ * trace as CmdStan prints it to the console, so the file keeps it. */
+static const char *advi_adaptation(void *state) {
+  Advi *a = state;
+  const char *t = gc_printf("%s\neta = %g\nfamily = %s\nELBO trace: iter, ELBO, "
+                            "delta_ELBO_mean, delta_ELBO_med",
+                            engine_opt_bool(a->o, "adapt-engaged")
+                                ? "Stepsize adaptation complete."
+                                : "Stepsize adaptation off.",
+                            a->eta, a->q->name);
+  for (int i = 0; i < a->ntrace; i++)
+    t = gc_printf("%s\n%.0f, %.6g, %.4g, %.4g", t, a->trace[i][0], a->trace[i][1],
+                  a->trace[i][2], a->trace[i][3]);
+  return gc_printf("%s\n%s after %ld iterations; ELBO = %.6g", t,
+                   a->converged ? "converged" : "not converged (--iter reached)", a->iterations,
+                   a->elbo);
+}
+
+static bool advi_vi_report(void *state, ViReport *r) {
+  Advi *a = state;
+  *r = (ViReport){
+      .family = a->q->name,
+      .elbo = a->elbo,
+      .eta = a->eta,
+      .iterations = a->iterations,
+      .converged = a->converged,
+      .resampled = a->pool != NULL,
+      .ntrace = a->ntrace,
+      .trace = (const double(*)[4])a->trace,
+      .n = a->nlw,
+      .lw = a->lw,
+  };
+  return true;
+}
+
+static const char *advi_notes(void *state) {
+  Advi *a = state;
+  if (a->converged) return NULL;
+  return gc_printf("the ELBO did not converge in %ld iterations (--iter); its last relative "
+                   "change was %.3g (--tol-rel-obj %g)",
+                   a->iterations, a->ntrace ? a->trace[a->ntrace - 1][2] : NAN, a->tol);
+}
+
+/* ---- options ---- */
+
+const OptSpec vi_options[] = {
+    {.name = "iter", .type = OPT_INT, .def = "10000", .ilo = 1, .ihi = 100000000, .arg = "N",
+     .help = "most optimisation iterations (CmdStan's iter)"},
+    {.name = "grad-samples", .type = OPT_INT, .def = "1", .ilo = 1, .ihi = 1000000, .arg = "N",
+     .help = "draws of the approximation per stochastic gradient of the ELBO"},
+    {.name = "elbo-samples", .type = OPT_INT, .def = "100", .ilo = 1, .ihi = 100000000,
+     .arg = "N", .help = "draws of the approximation per ELBO estimate"},
+    {.name = "eval-elbo", .type = OPT_INT, .def = "100", .ilo = 1, .ihi = 100000000, .arg = "N",
+     .help = "estimate the ELBO and test convergence every N iterations"},
+    {.name = "tol-rel-obj", .type = OPT_REAL, .def = "0.01", .rlo = 0, .rlo_open = true,
+     .rhi = INFINITY, .arg = "X",
+     .help = "converged when the mean or median relative ELBO change is below X"},
+    {.name = "eta", .type = OPT_REAL, .def = "1", .rlo = 0, .rlo_open = true, .rhi = INFINITY,
+     .arg = "X", .help = "step-size scale, used as is with --adapt-engaged false"},
+    {.name = "adapt-engaged", .type = OPT_BOOL, .def = "true",
+     .help = "choose eta among 100, 10, 1, 0.1, 0.01 by short runs first, as Stan does"},
+    {.name = "adapt-iter", .type = OPT_INT, .def = "50", .ilo = 1, .ihi = 1000000, .arg = "N",
+     .help = "iterations of each eta tried by the adaptation"},
+    OPT_END,
+};
+
+static const OptSpec advi_options[] = {
+    {.name = "vi", .type = OPT_ENUM, .def = "meanfield", .choices = advi_families,
+     .arg = "FAMILY", .help = "the variational family: one of"},
+    {.name = "psis-resample", .type = OPT_BOOL, .def = "false",
+     .help = "write draws importance-resampled (Pareto-smoothed weights) from as many draws "
+             "of the approximation, instead of the approximation's own draws"},
+    OPT_END,
+};
+
+const EngineVT engine_advi = {
+    .name = "advi",
+    .summary = "automatic differentiation variational inference (Stan's ADVI: mean-field or "
+               "full-rank Gaussian) with PSIS diagnostics; fixed-structure continuous programs",
+    .nstats = 2,
+    .stat_names = {"log_p__", "log_g__"},
+    .weighted = false,
+    .uses_warmup = false,
+    .traits = ENGINE_GRADIENT | ENGINE_IMPROPER | ENGINE_INITS,
+    .options = {vi_options, advi_options},
+    .init = advi_init,
+    .step = advi_step,
+    .free = advi_free,
+    .adaptation_info = advi_adaptation,
+    .chain_notes = advi_notes,
+    .backend = advi_backend,
+    .vi_report = advi_vi_report,
+};

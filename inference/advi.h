@@ -1,0 +1,14 @@
+/* advi.h — the engine "advi" (advi.c): Stan's ADVI over a family of vi.h,
+ * and the optimisation options variational engines share. */
+#ifndef PPL_ADVI_H
+#define PPL_ADVI_H
+
+#include "engine.h"
+
+/* iter, grad-samples, elbo-samples, eval-elbo, tol-rel-obj, eta,
+ * adapt-engaged, adapt-iter: the table advi lists first. */
+extern const OptSpec vi_options[];
+
+extern const EngineVT engine_advi;
+
+#endif

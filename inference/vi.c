@@ -1,0 +1,112 @@
+/* vi.c — the Gaussian variational families of ADVI (vi.h): mean-field
+ * theta = mu + exp(omega) .* eps and full-rank theta = mu + L eps.
+ *
+ * Both start at the standard normal (omega = 0, L = I), as Stan's ADVI does;
+ * the engine then moves mu to the chain's initial point.  Their log-det does
+ * not depend on eps (sum omega, sum log|L_ii|), so its gradient is the
+ * entropy's: 1 per omega, 1 / L_ii per diagonal entry. */
+#include "vi.h"
+
+#include <math.h>
+
+#include "../core/value.h"
+
+/* The tensors' metadata (names, ranks, shapes) lives beside the family. */
+typedef struct ViMeta {
+  const char *names[2];
+  int ranks[2];
+  int shapes[2][4];
+} ViMeta;
+
+/* phi = (mu[dim], scale[nparams - dim]): two tensors of rank 1 (the
+   full-rank L as its packed lower triangle, row by row). */
+static ViFamily *vi_alloc(const char *name, size_t dim, size_t nparams, const char *scale) {
+  ViFamily *f = gc_alloc(sizeof *f);
+  ViMeta *m = gc_alloc(sizeof *m);
+  f->name = name;
+  f->dim = dim;
+  f->nparams = nparams;
+  f->phi = gc_alloc_atomic(sizeof(double) * (nparams ? nparams : 1));
+  for (size_t i = 0; i < nparams; i++) f->phi[i] = 0;
+  m->names[0] = "mu";
+  m->names[1] = scale;
+  m->ranks[0] = m->ranks[1] = 1;
+  m->shapes[0][0] = (int)dim;
+  m->shapes[1][0] = (int)(nparams - dim);
+  f->ntensors = 2;
+  f->names = m->names;
+  f->ranks = m->ranks;
+  f->shapes = (const int(*)[4])m->shapes;
+  f->impl = m;
+  return f;
+}
+
+/* ---- mean-field ---- */
+
+static void mf_forward(ViFamily *f, const double *eps, double *theta, double *logdet) {
+  size_t n = f->dim;
+  const double *mu = f->phi, *omega = f->phi + n;
+  double ld = 0;
+  for (size_t i = 0; i < n; i++) {
+    theta[i] = mu[i] + exp(omega[i]) * eps[i];
+    ld += omega[i];
+  }
+  *logdet = ld;
+}
+
+static void mf_backward(ViFamily *f, const double *eps, const double *gtheta, double wlogdet,
+                        double *gphi) {
+  size_t n = f->dim;
+  const double *omega = f->phi + n;
+  for (size_t i = 0; i < n; i++) {
+    gphi[i] += gtheta[i];
+    gphi[n + i] += gtheta[i] * eps[i] * exp(omega[i]) + wlogdet;
+  }
+}
+
+ViFamily *vi_meanfield_new(size_t dim) {
+  ViFamily *f = vi_alloc("meanfield", dim, 2 * dim, "omega");
+  f->forward = mf_forward;
+  f->backward = mf_backward;
+  return f;
+}
+
+/* ---- full-rank: L's lower triangle row by row, entry (i, j) at i(i+1)/2 + j ---- */
+
+static void fr_forward(ViFamily *f, const double *eps, double *theta, double *logdet) {
+  size_t n = f->dim;
+  const double *mu = f->phi, *L = f->phi + n;
+  double ld = 0;
+  for (size_t i = 0; i < n; i++) {
+    const double *row = L + i * (i + 1) / 2;
+    double s = mu[i];
+    for (size_t j = 0; j <= i; j++) s += row[j] * eps[j];
+    theta[i] = s;
+    ld += log(fabs(row[i]));
+  }
+  *logdet = ld;
+}
+
+static void fr_backward(ViFamily *f, const double *eps, const double *gtheta, double wlogdet,
+                        double *gphi) {
+  size_t n = f->dim;
+  const double *L = f->phi + n;
+  double *gL = gphi + n;
+  for (size_t i = 0; i < n; i++) {
+    size_t r = i * (i + 1) / 2;
+    gphi[i] += gtheta[i];
+    for (size_t j = 0; j <= i; j++) gL[r + j] += gtheta[i] * eps[j];
+    gL[r + i] += wlogdet / L[r + i];
+  }
+}
+
+ViFamily *vi_fullrank_new(size_t dim) {
+  ViFamily *f = vi_alloc("fullrank", dim, dim + dim * (dim + 1) / 2, "L");
+  double *L = f->phi + dim;
+  for (size_t i = 0; i < dim; i++) L[i * (i + 1) / 2 + i] = 1;
+  f->forward = fr_forward;
+  f->backward = fr_backward;
+  return f;
+}
+
+void vi_family_free(ViFamily *f) { (void)f; /* GC memory */ }
