@@ -1198,6 +1198,7 @@ static IrAnalysis *analyze(const IrProgram *p, LatExtra **extra) {
   ev_block(&A, A.imain, &p->model_b);
   dependencies(&A);
   A.a->all_continuous = !A.a->has_discrete && !A.a->has_string;
+  A.a->has_guide = p->has_guide;
   if (extra) *extra = A.extra;
   return A.a;
 }
@@ -1212,6 +1213,7 @@ static const IrProgram *guide_as_program(const IrProgram *p) {
   g->model_b = p->guide_b;
   g->gen_b = (IrBlock){0};
   g->guide_b = (IrBlock){0};
+  g->has_guide = false;
   return g;
 }
 

@@ -216,6 +216,7 @@ typedef struct IrProgram {
      registers of their own (the checker keeps the model's out of its scope),
      and none of them is an output.  interp_start_guide runs it alone. */
   IrBlock guide_b;
+  bool has_guide;    /* the program has a guide block (possibly empty) */
   int noutputs;
   IrOutput *outputs; /* top-level model variables (latents, derived) then generated,
                         in declaration order */
@@ -285,6 +286,7 @@ typedef struct IrAnalysis {
   int nparams;          /* learnable parameters (`param`): not latents; engines that
                            do not optimise them hold them at their initial values */
   IrParamInfo *params;
+  bool has_guide;       /* the program has a guide block (engine svi) */
   /* the dependency graph (read it through ir_dep_*): per node, see there */
   int *dep_npar, *dep_nch, *dep_nmb;
   int **dep_par, **dep_ch, **dep_mb;

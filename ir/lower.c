@@ -1042,6 +1042,7 @@ IrProgram *ir_lower(const CheckedProgram *cp, Diag *d) {
   p->model_b = lower_program_block(&L, cp->model, BLK_MODEL);
   p->gen_b = lower_program_block(&L, cp->generated, BLK_GEN);
   p->guide_b = lower_program_block(&L, cp->guide, BLK_GUIDE);
+  p->has_guide = cp->guide != NULL;
   regs_store(&L, &p->main);
   p->noutputs = L.nout;
   p->outputs = L.outs;
