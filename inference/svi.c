@@ -403,8 +403,8 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
   }
   const TraceChoice *g = trace_find(r->q, addr);
   if (!g)
-    return svi_fail(d, pos, gc_printf("the guide does not draw model latent '%s' (%s)", addr,
-                                      svi_pos(pos)));
+    return svi_fail(d, (SrcPos){0}, gc_printf("the guide does not draw model latent '%s' (%s)",
+                                              addr, svi_pos(pos)));
   if (r->mode == SR_CHECK) {
     r->used[g - r->q->c] = true;
     if (!svi_same_support(dc, g)) {
@@ -479,7 +479,7 @@ static bool svi_pair(Svi *s, SviMode mode, Tape *t, AdNum *logp, AdNum *logq,
   if (mode == SR_CHECK)
     for (int i = 0; i < g.n; i++)
       if (!m.used[i]) {
-        diag_error(d, DIAG_RUNTIME, g.pos[i], "guide latent '%s' (%s) is not a latent of the "
+        diag_error(d, DIAG_RUNTIME, (SrcPos){0}, "guide latent '%s' (%s) is not a latent of the "
                    "model", g.c[i].addr, svi_pos(g.pos[i]));
         return false;
       }
