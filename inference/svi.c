@@ -58,7 +58,7 @@ typedef struct SviPlate {
   int64_t *idx;
 } SviPlate;
 
-typedef struct Svi {
+struct Svi {
   const Interp *in;
   const EngineOpts *o;
   int chain;
@@ -86,7 +86,8 @@ typedef struct Svi {
   /* the draws' log weights */
   int nlw, caplw;
   double *lw;
-} Svi;
+  bool whole;      /* run plates whole even when training (svi_gradient) */
+};
 
 typedef enum { SR_CHECK, SR_TRAIN, SR_DRAW } SviMode;
 
@@ -227,7 +228,7 @@ static HandlerResult svr_plate(Handler *h, const char *name, int64_t lo, int64_t
     return svi_fail(d, pos, gc_printf("plate '%s': the batch size must be at least 1, got %lld",
                                       name, (long long)batch));
   int64_t size = hi - lo + 1;
-  if (r->mode == SR_DRAW || batch >= size) return HR_CONTINUE; /* the whole loop */
+  if (r->mode == SR_DRAW || s->whole || batch >= size) return HR_CONTINUE; /* the whole loop */
   for (int i = 0; i < s->nplates; i++) {
     SviPlate *pl = &s->plates[i];
     if (strcmp(pl->name, name) != 0) continue;
@@ -506,9 +507,9 @@ static int svi_cmp(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* One optimisation step: the mean of grad_samples ELBO samples, its
-   gradient, and the optimiser's update.  *elbo gets the estimate. */
-static bool svi_step_opt(Svi *s, double *elbo, Diag *d) {
+/* The mean of grad_samples ELBO samples into *elbo and its gradient with
+   respect to x into grad, with fresh plate subsets. */
+static bool svi_grad(Svi *s, double *elbo, double *grad, Diag *d) {
   for (int tries = 0;; tries++) {
     tape_reset(s->tape);
     for (int i = 0; i < s->np; i++) s->p[i].node0 = 0;
@@ -548,11 +549,18 @@ static bool svi_step_opt(Svi *s, double *elbo, Diag *d) {
     if (total.n) tape_backward(s->tape, total.n, adj);
     for (int i = 0; i < s->np; i++)
       for (size_t e = 0; e < s->p[i].n; e++)
-        s->grad[s->p[i].off + e] = -adj[s->p[i].node0 + (int32_t)e] / s->grad_samples;
-    optim_step(s->opt, s->x, s->grad);
+        grad[s->p[i].off + e] = adj[s->p[i].node0 + (int32_t)e] / s->grad_samples;
     *elbo = total.v / s->grad_samples;
     return true;
   }
+}
+
+/* One optimisation step (the optimiser minimises: -ELBO). */
+static bool svi_step_opt(Svi *s, double *elbo, Diag *d) {
+  if (!svi_grad(s, elbo, s->grad, d)) return false;
+  for (size_t j = 0; j < s->nx; j++) s->grad[j] = -s->grad[j];
+  optim_step(s->opt, s->x, s->grad);
+  return true;
 }
 
 /* The ELBO of the fitted guide from elbo_samples fresh pairs. */
@@ -611,7 +619,7 @@ static void svi_train(Svi *s, Diag *d) {
 static const char *const svi_optimizers[] = {"adam", "sgd", NULL};
 static const char *const svi_schedules[] = {"constant", "step", "exp", "cosine", NULL};
 
-static void *svi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
+Svi *svi_prepare(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
   const IrProgram *prog = interp_program(in);
   static const char *const advi_only[] = {"eta", "adapt-engaged", "adapt-iter"};
   for (int i = 0; i < 3; i++)
@@ -654,6 +662,23 @@ static void *svi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
     diag_error(d, DIAG_NOMEM, (SrcPos){0}, "svi: out of memory");
     return NULL;
   }
+  return s;
+}
+
+size_t svi_dim(const Svi *s) { return s->nx; }
+double *svi_values(Svi *s) { return s->x; }
+
+bool svi_gradient(Svi *s, uint64_t seed, bool subsample, double *elbo, double *grad, Diag *d) {
+  rng_seed(&s->rng, seed, 0);
+  s->whole = !subsample;
+  bool ok = svi_grad(s, elbo, grad, d);
+  s->whole = false;
+  return ok;
+}
+
+static void *svi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
+  Svi *s = svi_prepare(in, o, chain, d);
+  if (!s) return NULL;
   svi_train(s, d);
   if (diag_failed(d)) return NULL;
   if (!svi_elbo(s, &s->elbo, d)) return NULL;
