@@ -514,16 +514,16 @@ const OptSpec vi_options[] = {
     {.name = "tol-rel-obj", .type = OPT_REAL, .def = "0.01", .rlo = 0, .rlo_open = true,
      .rhi = INFINITY, .arg = "X",
      .help = "converged when the mean or median relative ELBO change is below X"},
+    OPT_END,
+};
+
+static const OptSpec advi_options[] = {
     {.name = "eta", .type = OPT_REAL, .def = "1", .rlo = 0, .rlo_open = true, .rhi = INFINITY,
      .arg = "X", .help = "step-size scale, used as is with --adapt-engaged false"},
     {.name = "adapt-engaged", .type = OPT_BOOL, .def = "true",
      .help = "choose eta among 100, 10, 1, 0.1, 0.01 by short runs first, as Stan does"},
     {.name = "adapt-iter", .type = OPT_INT, .def = "50", .ilo = 1, .ihi = 1000000, .arg = "N",
      .help = "iterations of each eta tried by the adaptation"},
-    OPT_END,
-};
-
-static const OptSpec advi_options[] = {
     {.name = "vi", .type = OPT_ENUM, .def = "meanfield", .choices = advi_families,
      .arg = "FAMILY", .help = "the variational family: one of"},
     {.name = "psis-resample", .type = OPT_BOOL, .def = "false",

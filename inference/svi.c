@@ -621,13 +621,6 @@ static const char *const svi_schedules[] = {"constant", "step", "exp", "cosine",
 
 Svi *svi_prepare(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
   const IrProgram *prog = interp_program(in);
-  static const char *const advi_only[] = {"eta", "adapt-engaged", "adapt-iter"};
-  for (int i = 0; i < 3; i++)
-    if (opt_set_get(o->set, advi_only[i])) {
-      diag_error(d, DIAG_USAGE, (SrcPos){0}, "--%s is advi's step-size search; svi's optimiser "
-                 "takes --lr (and --optimizer, --lr-schedule)", advi_only[i]);
-      return NULL;
-    }
   Svi *s = gc_alloc(sizeof(Svi));
   s->in = in;
   s->o = o;
