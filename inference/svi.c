@@ -87,6 +87,8 @@ struct Svi {
   int nlw, caplw;
   double *lw;
   bool whole;      /* run plates whole even when training (svi_gradient) */
+  double baseline; /* the score-function estimator's: a decaying average of the ELBO */
+  bool has_baseline;
 };
 
 typedef enum { SR_CHECK, SR_TRAIN, SR_DRAW } SviMode;
@@ -100,6 +102,7 @@ typedef struct SviRun {
   InterpState *st;
   Tape *t;            /* SR_TRAIN */
   AdNum acc;          /* log q (guide) or log p (model) */
+  AdNum disc;         /* guide: the part of log q from discrete choices */
   /* the guide's choices (filled by the guide run, read by the model run) */
   int n, cap;
   TraceChoice *c;
@@ -270,11 +273,13 @@ static HandlerResult svr_plate(Handler *h, const char *name, int64_t lo, int64_t
 
 /* ---- the guide's choices ---- */
 
-static void svr_acc(SviRun *r, double lp, int32_t node) {
+/* acc += lp (weighed by the plates around); returns the weighed term. */
+static AdNum svr_acc(SviRun *r, double lp, int32_t node) {
   double w = interp_plate_scale(r->st);
   AdNum term = {lp, node};
   if (w != 1) term = r->t ? ad_scale(r->t, term, w) : ad_const(w * lp);
   r->acc = r->t ? ad_add(r->t, r->acc, term) : ad_const(r->acc.v + term.v);
+  return term;
 }
 
 enum { RP_NORMAL, RP_STD_NORMAL, RP_LOGNORMAL, RP_CAUCHY, RP_STUDENT, RP_EXPONENTIAL };
@@ -366,13 +371,10 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
   int32_t node = 0;
   if (r->guide) {
     Value v = trace_value_new(dc->type, dc->nsizes, dc->sizes);
-    if (r->mode == SR_CHECK && dc->fam->discrete)
-      return svi_fail(d, pos, gc_printf("svi: the guide draws '%s' from the discrete %s; discrete "
-                                        "latents are not supported by svi yet", addr,
-                                        dc->fam->name));
-    if (r->mode == SR_CHECK && svi_reparam_kind(dc, addr, err, sizeof err) < 0)
+    bool discrete = dc->fam->discrete;
+    if (r->mode == SR_CHECK && !discrete && svi_reparam_kind(dc, addr, err, sizeof err) < 0)
       return svi_fail(d, pos, err);
-    if (r->mode == SR_TRAIN) {
+    if (r->mode == SR_TRAIN && !discrete) {
       if (!svi_reparam(r, dc, &v, addr, err, sizeof err)) return svi_fail(d, pos, err);
     } else if (!dist_call_rng(dc, &r->s->rng, &v, err, sizeof err)) {
       return svi_fail(d, pos, err);
@@ -380,7 +382,8 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
     bool ok = r->t ? dist_call_lpdf_ad(dc, r->t, v, &lp, &node, err, sizeof err)
                    : dist_call_lpdf(dc, v, &lp, err, sizeof err);
     if (!ok) return svi_fail(d, pos, err);
-    svr_acc(r, lp, node);
+    AdNum term = svr_acc(r, lp, node);
+    if (discrete && r->t) r->disc = ad_add(r->t, r->disc, term);
     if (r->n == r->cap) {
       int cap = r->cap ? 2 * r->cap : 16;
       TraceChoice *nc = gc_alloc(sizeof(TraceChoice) * (size_t)cap);
@@ -462,7 +465,7 @@ static void svr_init(SviRun *r, Svi *s, SviMode mode, bool guide, Tape *t) {
 /* One run of the guide, then of the model replaying it: log p and log q with
    their nodes (training), the model's finished state in *model_st.  False
    with d set on a program error. */
-static bool svi_pair(Svi *s, SviMode mode, Tape *t, AdNum *logp, AdNum *logq,
+static bool svi_pair(Svi *s, SviMode mode, Tape *t, AdNum *logp, AdNum *logq, AdNum *logq_disc,
                      InterpState **model_st, Diag *d) {
   SviRun g, m;
   svr_init(&g, s, mode, true, t);
@@ -485,6 +488,7 @@ static bool svi_pair(Svi *s, SviMode mode, Tape *t, AdNum *logp, AdNum *logq,
         return false;
       }
   *logp = m.acc, *logq = g.acc;
+  if (logq_disc) *logq_disc = g.disc;
   if (model_st) *model_st = m.st;
   return true;
 }
@@ -518,13 +522,17 @@ static bool svi_grad(Svi *s, double *elbo, double *grad, Diag *d) {
     /* every param gets its variables first, so that their ids are known even
        when a block does not use one */
     for (int i = 0; i < s->np; i++) svi_param_value(s, &s->p[i], s->tape);
+    /* the surrogate whose gradient estimates the ELBO's: log p - log q,
+       plus for discrete guide choices the score-function term
+       (log p - log q - baseline) * log q_discrete, its factor a constant */
     AdNum total = ad_const(0);
-    bool finite = true;
+    double sum = 0;
+    bool finite = true, any_disc = false;
     for (int k = 0; k < s->grad_samples && finite; k++) {
-      AdNum lp, lq;
+      AdNum lp, lq, ld;
       Diag ed;
       diag_init(&ed);
-      if (!svi_pair(s, SR_TRAIN, s->tape, &lp, &lq, NULL, &ed)) {
+      if (!svi_pair(s, SR_TRAIN, s->tape, &lp, &lq, &ld, NULL, &ed)) {
         if (ed.code == DIAG_INTERNAL || tries + 1 >= SVI_TRIES) {
           *d = ed;
           return false;
@@ -532,8 +540,15 @@ static bool svi_grad(Svi *s, double *elbo, double *grad, Diag *d) {
         finite = false; /* a program error at this draw: try other noise */
         break;
       }
+      double e = lp.v - lq.v;
       total = ad_add(s->tape, total, ad_sub(s->tape, lp, lq));
-      finite = isfinite(total.v);
+      if (ld.n) {
+        double b = s->has_baseline ? s->baseline : e;
+        total = ad_add(s->tape, total, ad_scale(s->tape, ld, e - b));
+        any_disc = true;
+      }
+      sum += e;
+      finite = isfinite(total.v) && isfinite(e);
     }
     if (!finite) {
       if (tries + 1 >= SVI_TRIES) {
@@ -550,7 +565,11 @@ static bool svi_grad(Svi *s, double *elbo, double *grad, Diag *d) {
     for (int i = 0; i < s->np; i++)
       for (size_t e = 0; e < s->p[i].n; e++)
         grad[s->p[i].off + e] = adj[s->p[i].node0 + (int32_t)e] / s->grad_samples;
-    *elbo = total.v / s->grad_samples;
+    *elbo = sum / s->grad_samples;
+    if (any_disc) { /* Pyro's decaying average baseline */
+      s->baseline = s->has_baseline ? 0.9 * s->baseline + 0.1 * *elbo : *elbo;
+      s->has_baseline = true;
+    }
     return true;
   }
 }
@@ -569,7 +588,7 @@ static bool svi_elbo(Svi *s, double *out, Diag *d) {
   for (int k = 0; k < s->elbo_samples; k++) {
     AdNum lp, lq;
     s->nplates = 0;
-    if (!svi_pair(s, SR_DRAW, NULL, &lp, &lq, NULL, d)) return false;
+    if (!svi_pair(s, SR_DRAW, NULL, &lp, &lq, NULL, NULL, d)) return false;
     sum += lp.v - lq.v;
   }
   *out = sum / s->elbo_samples;
@@ -638,7 +657,7 @@ Svi *svi_prepare(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
   }
   /* one traced run of each block: params found, latents matched */
   AdNum lp, lq;
-  if (!svi_pair(s, SR_CHECK, NULL, &lp, &lq, NULL, d)) return NULL;
+  if (!svi_pair(s, SR_CHECK, NULL, &lp, &lq, NULL, NULL, d)) return NULL;
   OptimConfig oc;
   optim_config_default(&oc, engine_opt_enum(o, "optimizer") == 1 ? OPTIM_SGD : OPTIM_ADAM);
   oc.lr = engine_opt_real(o, "lr");
@@ -672,7 +691,8 @@ bool svi_gradient(Svi *s, uint64_t seed, bool subsample, double *elbo, double *g
 static void *svi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
   Svi *s = svi_prepare(in, o, chain, d);
   if (!s) return NULL;
-  svi_train(s, d);
+  if (s->nx == 0) s->converged = true; /* no params: nothing to fit, q is the guide as written */
+  else svi_train(s, d);
   if (diag_failed(d)) return NULL;
   if (!svi_elbo(s, &s->elbo, d)) return NULL;
   return s;
@@ -683,7 +703,7 @@ static bool svi_step(void *state, bool warmup, Draw *out, Diag *d) {
   Svi *s = state;
   AdNum lp, lq;
   InterpState *st;
-  if (!svi_pair(s, SR_DRAW, NULL, &lp, &lq, &st, d)) return false;
+  if (!svi_pair(s, SR_DRAW, NULL, &lp, &lq, NULL, &st, d)) return false;
   engine_draw_outputs(out, st);
   out->lp = lp.v;
   out->stats[0] = lp.v;
@@ -784,7 +804,7 @@ const EngineVT engine_svi = {
     .stat_names = {"log_p__", "log_g__"},
     .weighted = false,
     .uses_warmup = false,
-    .traits = ENGINE_GUIDE | ENGINE_IMPROPER,
+    .traits = ENGINE_GUIDE | ENGINE_IMPROPER | ENGINE_DISCRETE,
     .options = {vi_options, svi_options},
     .init = svi_init,
     .step = svi_step,
