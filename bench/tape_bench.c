@@ -1,7 +1,7 @@
 /* tape_bench.c — the gradient of a two-layer MLP's loss on the AD tape,
- * recorded with block nodes (stdlib/tensor.h: one node per tensor operation,
- * OpenBLAS in the products) against the same network recorded with scalar
- * tape_push nodes the way the interpreter recorded matrix products before
+ * recorded with block nodes (stdlib/nn.h's nn_mlp_forward on stdlib/tensor.h:
+ * one node per tensor operation, OpenBLAS in the products) against the same
+ * network recorded with scalar tape_push nodes the way the interpreter recorded matrix products before
  * block nodes (one node per output with its row's partials).
  *
  * The network: 64 inputs -> 128 hidden (tanh) -> 10 outputs, softmax
@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "stdlib/ad.h"
+#include "stdlib/nn.h"
 #include "stdlib/tensor.h"
 #include "core/value.h"
 
@@ -37,6 +38,7 @@ typedef struct {
   double X[TB_B * TB_IN];
   int y[TB_B];
   double p[TB_NPAR];
+  NnMlp m;
 } Net;
 
 static uint64_t tb_state = 0x7a9eb3c4d5e6f708ull;
@@ -47,6 +49,8 @@ static double tb_unif(void) {
 static double tb_normal(void) { return sqrt(-2 * log(tb_unif())) * cos(2 * M_PI * tb_unif()); }
 
 static void net_init(Net *N) {
+  char err[128];
+  nn_mlp_make(&N->m, TB_IN, 1, (int[]){TB_H}, TB_OUT, TENSOR_TANH, TENSOR_IDENTITY, err, sizeof err);
   for (int i = 0; i < TB_B * TB_IN; i++) N->X[i] = tb_normal();
   for (int b = 0; b < TB_B; b++) N->y[b] = (int)(tb_unif() * TB_OUT);
   double s1 = 1 / sqrt(TB_IN), s2 = 1 / sqrt(TB_H);
@@ -62,12 +66,8 @@ static void net_init(Net *N) {
 
 static AdNum loss_block(Tape *t, const Net *N) {
   Tensor X = tensor_const(2, (int[]){TB_B, TB_IN}, N->X);
-  Tensor W1 = tensor_var(t, 2, (int[]){TB_IN, TB_H}, N->p);
-  Tensor b1 = tensor_var(t, 1, (int[]){TB_H}, N->p + OFF_B1);
-  Tensor W2 = tensor_var(t, 2, (int[]){TB_H, TB_OUT}, N->p + OFF_W2);
-  Tensor b2 = tensor_var(t, 1, (int[]){TB_OUT}, N->p + OFF_B2);
-  Tensor h = tensor_act(t, TENSOR_TANH, tensor_add(t, tensor_matmul(t, X, W1), b1));
-  Tensor z = tensor_add(t, tensor_matmul(t, h, W2), b2);
+  Tensor p = tensor_var(t, 1, (int[]){TB_NPAR}, N->p); /* nn.h's layout: W1, b1, W2, b2 */
+  Tensor z = nn_mlp_forward(t, &N->m, p, X);
   return ad_scale(t, tensor_mean(t, tensor_pick(t, tensor_log_softmax(t, z), N->y)), -1);
 }
 

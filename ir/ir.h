@@ -125,8 +125,16 @@ typedef enum {
      model block): the handler's param() gives its value; args[0] (nargs 1)
      is the initial value, else zero on the unconstrained scale of constraint
      `con` (0; lower + 1; upper - 1; the middle of [lower, upper]); shape from
-     dst's type and `sizes` (none: the initial value's) */
+     dst's type and `sizes` (none: the initial value's).
+     A network param (dst of type network, `param network f = mlp(...)`): no
+     args; `sizes` are the layers' sizes (in, hidden..., out) and imm is
+     val_int(act | out_act << 8) (stdlib/nn.h's NnAct); its value is the flat
+     weight vector, initially nn_mlp_init's */
   IR_PARAM,
+  /* dst = network args[0] applied to args[1] (a vector or row_vector: a
+     vector; a matrix: a matrix, its rows a batch); args[2..] and imm repeat
+     the network's IR_PARAM sizes and activations */
+  IR_NET,
 } IrOpcode;
 
 /* One index position in IR_INDEX / IR_STORE. Registers are ints (or an int
@@ -240,6 +248,11 @@ IrProgram *ir_inline_calls(const IrProgram *p, const char **why);
 
 /* Readable listing for `ppl ir`. */
 char *ir_print(const IrProgram *p);
+/* The program's identity for files trained on it (stdlib/safetensors.h's
+ * model_hash): FNV-1a 64 of ir_print's listing, which holds no source
+ * positions, so comments, whitespace and layout do not change it while any
+ * change to what the program computes does. */
+uint64_t ir_program_hash(const IrProgram *p);
 
 /* ---- structural analysis (ir/analysis.c), printed by `ppl check` ---- */
 

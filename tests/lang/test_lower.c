@@ -498,6 +498,36 @@ static void test_run(void) {
   tap_ok(v.k == V_REAL && v.r == 7.0, "twice(3) + 1 = 7");
 }
 
+
+/* ir_program_hash: blind to comments, whitespace and the file's name; not to
+ * what the program computes. */
+static void test_hash(void) {
+  Diag d;
+  const char *other =
+      "// eight schools, reformatted\n"
+      "data { int J; real y[J];\n"
+      "       real<lower=0> sigma[J]; }\n"
+      "model {\n"
+      "  real mu ~ normal(0, 5);   /* the mean */\n"
+      "  real<lower=0> tau ~ cauchy(0, 5);\n"
+      "  vector[J] eta ~ normal(0, 1);\n"
+      "  vector[J] theta = mu + tau * eta;\n"
+      "  y ~ normal(theta, sigma);\n"
+      "}\n"
+      "generated { real y_rep[J] = normal_rng(theta, sigma); }\n";
+  IrProgram *a = lower_src(src_es, "es.ppl", 0, NULL, &d), *b = lower_src(other, "b.ppl", 0, NULL, &d);
+  tap_ok(a && b && ir_program_hash(a) == ir_program_hash(b), "hash: comments, layout and file name do not count");
+  char *changed = gc_strdup(src_es);
+  char *five = strstr(changed, "cauchy(0, 5)");
+  five[10] = '4';
+  IrProgram *c = lower_src(changed, "es.ppl", 0, NULL, &d);
+  tap_ok(a && c && ir_program_hash(a) != ir_program_hash(c), "hash: a changed constant changes it");
+  /* FNV-1a 64 of the listing, computed here byte by byte */
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const char *q = ir_es; *q; q++) h = (h ^ (unsigned char)*q) * 0x100000001b3ull;
+  tap_ok(a && ir_program_hash(a) == h, "hash: FNV-1a 64 of the IR listing");
+}
+
 int main(void) {
   gc_init();
   golden(src_es, "es.ppl", ir_es, "eight schools");
@@ -506,5 +536,6 @@ int main(void) {
   golden(src_w, "w.ppl", ir_w, "recursive stochastic function, ||");
   test_structure();
   test_run();
+  test_hash();
   return tap_done();
 }
