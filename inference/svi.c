@@ -730,8 +730,11 @@ static const char *svi_guide_params(Svi *s) {
   const char *t = "";
   for (int i = 0; i < s->np; i++) {
     if (!s->p[i].guide) continue;
-    t = gc_printf("%s%s%s = %s", t, *t ? ", " : "", s->p[i].name,
-                  val_to_string(svi_param_value(s, &s->p[i], NULL)));
+    const SviParam *p = &s->p[i];
+    const char *v = p->spec.net ? gc_printf("a network of %zu weights", p->n)
+                    : p->n > 8  ? gc_printf("%zu values", p->n)
+                                : val_to_string(svi_param_value(s, &s->p[i], NULL));
+    t = gc_printf("%s%s%s = %s", t, *t ? ", " : "", p->name, v);
   }
   return t;
 }
