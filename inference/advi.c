@@ -14,13 +14,21 @@
  * T(eps) from the fitted q, constrained and with its generated quantities as
  * NUTS's draws are, and keeps its log importance weight log p - log q for the
  * run's PSIS diagnostics (EngineVT.vi_report).  With --psis-resample the
- * draws are instead importance-resampled from as many draws of q. */
+ * draws are instead importance-resampled from as many draws of q.
+ *
+ * The draws take their randomness from a stream of their own, apart from the
+ * optimisation's, so q saved with --save-params and read back with
+ * --load-params (which skips the optimisation) gives the same draws bit for
+ * bit under the same seed. */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "../stdlib/safetensors.h"
 #include "advi.h"
+#include "csv.h"
 #include "logdensity.h"
 #include "psis.h"
 #include "resample.h"
@@ -33,6 +41,7 @@
 
 enum { ADVI_MEANFIELD, ADVI_FULLRANK, ADVI_FLOW };
 static const char *const advi_families[] = {"meanfield", "fullrank", "flow", NULL};
+static const char *const advi_none[] = {"none", NULL}; /* --save-params, --load-params */
 
 typedef struct Advi {
   const Interp *in;
@@ -41,8 +50,10 @@ typedef struct Advi {
   const EngineOpts *o;
   size_t dim;
   int chain;
-  Rng rng;       /* eps of the optimisation and of the draws */
+  Rng rng;       /* eps of the optimisation */
+  Rng draw_rng;  /* eps of the draws, and their resampling */
   Rng out_rng;   /* seeds of the per-draw output runs */
+  const char *loaded; /* the --load-params file q came from, or NULL */
   ViFamily *q;
   double *phi0;  /* q at the initial point: every eta tried and the fit start here */
   /* scratch */
@@ -55,6 +66,7 @@ typedef struct Advi {
   double eta, elbo;
   long iterations;
   bool converged;
+  double seconds; /* the fit's wall time */
   int ntrace, captrace;
   double (*trace)[4];
   Diag last_fail; /* the last program error met at a draw of q */
@@ -93,8 +105,8 @@ static double advi_lognormal(size_t n, const double *eps) {
   return -0.5 * s - 0.5 * (double)n * log(2 * M_PI);
 }
 
-static void advi_draw_eps(Advi *a) {
-  for (size_t i = 0; i < a->dim; i++) a->eps[i] = rng_normal(&a->rng);
+static void advi_draw_eps(Advi *a, Rng *r) {
+  for (size_t i = 0; i < a->dim; i++) a->eps[i] = rng_normal(r);
 }
 
 /* The ELBO's stochastic gradient with respect to phi into a->gphi: the mean
@@ -111,7 +123,7 @@ static bool advi_grad(Advi *a, bool *finite, Diag *d) {
     bool ok = false;
     for (int t = 0; t < ADVI_GRAD_TRIES && !ok; t++) {
       double logdet, lp;
-      advi_draw_eps(a);
+      advi_draw_eps(a, &a->rng);
       q->forward(q, a->eps, a->theta, &logdet);
       if (!advi_logp(a, a->theta, &lp, a->grad, d)) return false;
       ok = isfinite(lp);
@@ -138,7 +150,7 @@ static bool advi_elbo(Advi *a, double *elbo, Diag *d) {
   int kept = 0, dropped = 0;
   for (int s = 0; s < a->elbo_samples; s++) {
     double logdet, lp;
-    advi_draw_eps(a);
+    advi_draw_eps(a, &a->rng);
     q->forward(q, a->eps, a->theta, &logdet);
     if (!advi_logp(a, a->theta, &lp, NULL, d)) return false;
     if (!isfinite(lp) || !isfinite(logdet)) {
@@ -313,7 +325,7 @@ static bool advi_start(Advi *a, const EngineOpts *o, double *mu, Diag *d) {
 /* One draw of q: theta, log p (with the Jacobian) and log q at it. */
 static bool advi_sample(Advi *a, double *theta, double *lp, double *lq, Diag *d) {
   double logdet;
-  advi_draw_eps(a);
+  advi_draw_eps(a, &a->draw_rng);
   a->q->forward(a->q, a->eps, theta, &logdet);
   *lq = advi_lognormal(a->dim, a->eps) - logdet;
   return advi_logp(a, theta, lp, NULL, d);
@@ -348,12 +360,85 @@ static bool advi_resample(Advi *a, int n, Diag *d) {
   psis_smooth(n, lw);
   resample_normalise(n, lw, w);
   a->order = gc_alloc_atomic(sizeof(int) * (size_t)n);
-  resample(RESAMPLE_SYSTEMATIC, n, w, &a->rng, a->order);
+  resample(RESAMPLE_SYSTEMATIC, n, w, &a->draw_rng, a->order);
   for (int i = n - 1; i > 0; i--) {
-    int j = (int)rng_int(&a->rng, 0, i);
+    int j = (int)rng_int(&a->draw_rng, 0, i);
     int t = a->order[i];
     a->order[i] = a->order[j], a->order[j] = t;
   }
+  return true;
+}
+
+/* ---- saving and loading q (safetensors, stdlib/safetensors.h) ---- */
+
+/* This chain's file of a file option (FILE, or FILE_2.safetensors of
+ * several chains, as the CSVs are named), or NULL when not given. */
+static const char *advi_file_opt(const Advi *a, const char *name) {
+  const OptValue *v = opt_set_get(a->o->set, name);
+  return v && v->path ? csv_chain_path(v->path, a->chain, a->o->chains) : NULL;
+}
+
+static uint64_t advi_hash(const Advi *a) { return ir_program_hash(interp_program(a->in)); }
+
+/* q's tensors (vi.h's names and shapes) with ppl's metadata and the family. */
+static bool advi_save(const Advi *a, const char *path, Diag *d) {
+  const ViFamily *q = a->q;
+  StFile f = {.ntensors = q->ntensors, .tensors = gc_alloc(sizeof(StTensor) * (size_t)q->ntensors)};
+  size_t off = 0;
+  for (int t = 0; t < q->ntensors; t++) {
+    StTensor *s = &f.tensors[t];
+    s->name = q->names[t];
+    s->rank = q->ranks[t];
+    s->numel = 1;
+    for (int k = 0; k < s->rank; k++) s->shape[k] = q->shapes[t][k], s->numel *= (size_t)q->shapes[t][k];
+    s->data = q->phi + off;
+    off += s->numel;
+  }
+  st_set_ppl_meta(&f, advi_hash(a));
+  StMeta *meta = gc_alloc(sizeof(StMeta) * (size_t)(f.nmeta + 3));
+  memcpy(meta, f.meta, sizeof(StMeta) * (size_t)f.nmeta);
+  meta[f.nmeta++] = (StMeta){"family", q->name};
+  meta[f.nmeta++] = (StMeta){"dim", gc_printf("%zu", q->dim)};
+  meta[f.nmeta++] = (StMeta){"elbo", gc_printf("%.17g", a->elbo)};
+  f.meta = meta;
+  const char *err = NULL;
+  if (st_write(path, &f, &err)) return true;
+  diag_error(d, DIAG_IO, (SrcPos){0}, "--save-params: %s", err ? err : path);
+  return false;
+}
+
+/* q from a file --save-params wrote for this program, family and size. */
+static bool advi_load(Advi *a, const char *path, Diag *d) {
+  const char *err = NULL;
+  StFile *f = st_read(path, &err);
+  if (!f || !st_check_meta(f, path, advi_hash(a), &err)) {
+    diag_error(d, f ? DIAG_USAGE : DIAG_IO, (SrcPos){0}, "--load-params: %s", err ? err : path);
+    return false;
+  }
+  ViFamily *q = a->q;
+  const char *fam = st_meta_get(f, "family");
+  if (!fam || strcmp(fam, q->name) != 0) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0},
+               "--load-params: %s holds a %s approximation, and this run's --vi is %s", path,
+               fam ? fam : "(unnamed)", q->name);
+    return false;
+  }
+  size_t off = 0;
+  for (int t = 0; t < q->ntensors; t++) {
+    const StTensor *s = st_find(f, q->names[t]);
+    size_t numel = 1;
+    for (int k = 0; k < q->ranks[t]; k++) numel *= (size_t)q->shapes[t][k];
+    if (!s || s->numel != numel) {
+      diag_error(d, DIAG_USAGE, (SrcPos){0},
+                 "--load-params: %s: tensor '%s' %s (this run's %s family has %zu values)", path,
+                 q->names[t], s ? gc_printf("has %zu values", s->numel) : "is missing", q->name,
+                 numel);
+      return false;
+    }
+    memcpy(q->phi + off, s->data, sizeof(double) * numel);
+    off += numel;
+  }
+  a->loaded = path;
   return true;
 }
 
@@ -369,12 +454,26 @@ static ViFamily *advi_family(int kind, size_t dim, Diag *d) {
   return kind == ADVI_FULLRANK ? vi_fullrank_new(dim) : vi_meanfield_new(dim);
 }
 
+/* After the fit (or the load): the resampled pool, if asked for. */
+static void *advi_finish(Advi *a, Diag *d) {
+  if (engine_opt_bool(a->o, "psis-resample") && !advi_resample(a, a->o->draws * a->o->thin, d))
+    return NULL;
+  return a;
+}
+
+static double advi_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
   Advi *a = gc_alloc(sizeof *a);
   a->in = in;
   a->o = o;
   a->chain = chain;
   rng_seed(&a->rng, o->seed, (uint64_t)chain);
+  rng_seed(&a->draw_rng, o->seed ^ 0x64726177u, (uint64_t)chain);
   rng_seed(&a->out_rng, o->seed ^ 0x61647669u, (uint64_t)chain);
   a->grad_samples = (int)engine_opt_int(o, "grad-samples");
   a->elbo_samples = (int)engine_opt_int(o, "elbo-samples");
@@ -401,31 +500,38 @@ static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d
   a->gphi = gc_alloc_atomic(sizeof(double) * np);
   a->hist = gc_alloc_atomic(sizeof(double) * np);
   diag_init(&a->last_fail);
+  a->eta = engine_opt_real(o, "eta");
+  const char *load = advi_file_opt(a, "load-params");
+  if (load) { /* q as saved: no optimisation; its ELBO is estimated again */
+    if (!advi_load(a, load, d) || !advi_elbo(a, &a->elbo, d)) return NULL;
+    a->converged = true;
+    return advi_finish(a, d);
+  }
   /* The Gaussians' phi starts with the mean (vi.h): q is centred on the
      chain's initial point, as in Stan; the flow starts near N(0, I). */
   double *mu = gc_alloc_atomic(sizeof(double) * a->dim);
   if (!advi_start(a, o, mu, d)) return NULL;
   if (strcmp(a->q->name, "flow") != 0) memcpy(a->q->phi, mu, sizeof(double) * a->dim);
+  double t0 = advi_now();
   a->phi0 = gc_alloc_atomic(sizeof(double) * np);
   memcpy(a->phi0, a->q->phi, sizeof(double) * np);
-  a->eta = engine_opt_real(o, "eta");
-  if (engine_opt_bool(o, "adapt-engaged")) {
+  if (engine_opt_int(o, "adapt-engaged")) {
     bool found;
     if (!advi_adapt(a, &a->eta, &found, d)) return NULL;
     if (!found) {
       diag_error(d, DIAG_RUNTIME, (SrcPos){0},
                  "advi: every step size tried (eta = 100, 10, 1, 0.1, 0.01 for %d iterations "
                  "each) made the ELBO worse than at the start: the model may be ill-conditioned "
-                 "or misspecified; try --adapt-engaged false with a small --eta, or --engine nuts",
+                 "or misspecified; try --adapt-engaged 0 with a small --eta, or --engine nuts",
                  a->adapt_iter);
       return NULL;
     }
   }
   if (!advi_fit(a, d)) return NULL;
-  if (engine_opt_bool(o, "psis-resample") &&
-      !advi_resample(a, o->draws * o->thin, d))
-    return NULL;
-  return a;
+  a->seconds = advi_now() - t0;
+  const char *save = advi_file_opt(a, "save-params");
+  if (save && !advi_save(a, save, d)) return NULL;
+  return advi_finish(a, d);
 }
 
 static bool advi_step(void *state, bool warmup, Draw *out, Diag *d) {
@@ -457,22 +563,26 @@ static void advi_free(void *state) { (void)state; /* GC memory; the log density 
 
 static const char *advi_backend(void *state) { return ld_backend(((Advi *)state)->ld); }
 
-/* The CSV's lines after the header: CmdStan's two about eta, then the ELBO
- * trace as CmdStan prints it to the console, so the file keeps it. */
+/* The CSV's lines after the header: CmdStan's two about eta, the fit as
+ * "key = value" lines, then the ELBO trace as CmdStan prints it to the
+ * console, so the file keeps it and `ppl summary` of the files repeats the
+ * run's "vi" (csvread.c reads them back).  Reals with --sig-figs digits. */
 static const char *advi_adaptation(void *state) {
   Advi *a = state;
-  const char *t = gc_printf("%s\neta = %g\nfamily = %s\nELBO trace: iter, ELBO, "
-                            "delta_ELBO_mean, delta_ELBO_med",
-                            engine_opt_bool(a->o, "adapt-engaged")
+  int g = a->o->sig_figs > 0 ? a->o->sig_figs : 6;
+  const char *t = gc_printf("%s\neta = %g\nfamily = %s\niterations = %ld\nconverged = %d\n"
+                            "elbo = %.*g\nfit_seconds = %.*g\npsis_resample = %d\n"
+                            "ELBO trace: iter, ELBO, delta_ELBO_mean, delta_ELBO_med",
+                            a->loaded ? "Approximation loaded (--load-params)."
+                            : engine_opt_int(a->o, "adapt-engaged")
                                 ? "Stepsize adaptation complete."
                                 : "Stepsize adaptation off.",
-                            a->eta, a->q->name);
+                            a->eta, a->q->name, a->iterations, a->converged, g, a->elbo, g,
+                            a->seconds, a->pool != NULL);
   for (int i = 0; i < a->ntrace; i++)
-    t = gc_printf("%s\n%.0f, %.6g, %.4g, %.4g", t, a->trace[i][0], a->trace[i][1],
-                  a->trace[i][2], a->trace[i][3]);
-  return gc_printf("%s\n%s after %ld iterations; ELBO = %.6g", t,
-                   a->converged ? "converged" : "not converged (--iter reached)", a->iterations,
-                   a->elbo);
+    t = gc_printf("%s\n%.0f, %.*g, %.*g, %.*g", t, a->trace[i][0], g, a->trace[i][1], g,
+                  a->trace[i][2], g, a->trace[i][3]);
+  return t;
 }
 
 static bool advi_vi_report(void *state, ViReport *r) {
@@ -484,6 +594,7 @@ static bool advi_vi_report(void *state, ViReport *r) {
       .iterations = a->iterations,
       .converged = a->converged,
       .resampled = a->pool != NULL,
+      .seconds = a->seconds,
       .ntrace = a->ntrace,
       .trace = (const double(*)[4])a->trace,
       .n = a->nlw,
@@ -494,6 +605,7 @@ static bool advi_vi_report(void *state, ViReport *r) {
 
 static const char *advi_notes(void *state) {
   Advi *a = state;
+  if (a->loaded) return gc_printf("the approximation was read from %s (--load-params)", a->loaded);
   if (a->converged) return NULL;
   return gc_printf("the ELBO did not converge in %ld iterations (--iter); its last relative "
                    "change was %.3g (--tol-rel-obj %g)",
@@ -519,13 +631,23 @@ const OptSpec vi_options[] = {
 
 static const OptSpec advi_options[] = {
     {.name = "eta", .type = OPT_REAL, .def = "1", .rlo = 0, .rlo_open = true, .rhi = INFINITY,
-     .arg = "X", .help = "step-size scale, used as is with --adapt-engaged false"},
-    {.name = "adapt-engaged", .type = OPT_BOOL, .def = "true",
-     .help = "choose eta among 100, 10, 1, 0.1, 0.01 by short runs first, as Stan does"},
+     .arg = "X", .help = "step-size scale, used as is with --adapt-engaged 0"},
+    {.name = "adapt-engaged", .type = OPT_INT, .def = "1", .ilo = 0, .ihi = 1, .arg = "0|1",
+     .help = "1: choose eta among 100, 10, 1, 0.1, 0.01 by short runs first, as Stan does; "
+             "0: use --eta as given (CmdStan's adapt engaged)"},
     {.name = "adapt-iter", .type = OPT_INT, .def = "50", .ilo = 1, .ihi = 1000000, .arg = "N",
      .help = "iterations of each eta tried by the adaptation"},
     {.name = "vi", .type = OPT_ENUM, .def = "meanfield", .choices = advi_families,
      .arg = "FAMILY", .help = "the variational family: one of"},
+    {.name = "save-params", .type = OPT_ENUM, .def = "none", .choices = advi_none,
+     .or_file = true, .arg = "FILE",
+     .help = "write each chain's fitted approximation to FILE (safetensors; FILE_1, FILE_2, ... "
+             "for several chains, as the CSVs), for --load-params and other tools; FILE has a "
+             "'.' or '/'"},
+    {.name = "load-params", .type = OPT_ENUM, .def = "none", .choices = advi_none,
+     .or_file = true, .arg = "FILE",
+     .help = "skip the optimisation and draw from the approximation --save-params wrote for "
+             "this program, family and chain: the same seed gives the same draws"},
     {.name = "psis-resample", .type = OPT_BOOL, .def = "false",
      .help = "write draws importance-resampled (Pareto-smoothed weights) from as many draws "
              "of the approximation, instead of the approximation's own draws"},

@@ -5,7 +5,9 @@
  * the layout of the driver's chains, once the warmup rows are cut. */
 #include "csvread.h"
 
+#include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,7 +46,19 @@ typedef struct CrState {
   const char *algorithm; /* the last "algorithm = X" */
   long warmup_end;       /* rows before "# Adaptation terminated"; -1: none seen */
   int iter;              /* rstan's "iter": num_warmup + num_samples */
+  bool elbo_trace;       /* in advi's ELBO trace: "iter, ELBO, mean, median" lines */
 } CrState;
+
+/* One line of advi's ELBO trace ("100, -32.7, 1, 1"), appended. */
+static void cr_trace_line(ViReport *vi, const char *text) {
+  double r[4];
+  if (sscanf(text, "%lf , %lf , %lf , %lf", &r[0], &r[1], &r[2], &r[3]) != 4) return;
+  double(*t)[4] = gc_alloc_atomic(sizeof(double[4]) * (size_t)(vi->ntrace + 1));
+  if (vi->ntrace) memcpy(t, vi->trace, sizeof(double[4]) * (size_t)vi->ntrace);
+  memcpy(t[vi->ntrace], r, sizeof r);
+  vi->trace = (const double(*)[4])t;
+  vi->ntrace++;
+}
 
 /* One comment line (after the '#'): "key = value" settings and ppl's
  * "engine: reason"; everything else (timing, the adapted step size and
@@ -55,6 +69,15 @@ static void cr_comment(CsvFile *f, CrState *st, char *text, long rows) {
     return;
   }
   text = cr_trim(text);
+  if (!strncmp(text, "ELBO trace:", 11)) {
+    st->elbo_trace = true;
+    return;
+  }
+  if (st->elbo_trace && !strchr(text, '=') && isdigit((unsigned char)text[0])) {
+    cr_trace_line(&f->vi, text);
+    return;
+  }
+  st->elbo_trace = false;
   if (!strncmp(text, "engine: ", 8)) {
     f->engine_reason = gc_strdup(cr_trim(text + 8));
     return;
@@ -93,6 +116,20 @@ static void cr_comment(CsvFile *f, CrState *st, char *text, long rows) {
     f->log_evidence = strtod(val, NULL);
   } else if (!strcmp(key, "log_evidence_se")) {
     f->log_evidence_se = strtod(val, NULL);
+  } else if (!strcmp(key, "family")) { /* advi's fit */
+    f->vi.family = gc_strdup(val);
+  } else if (!strcmp(key, "eta")) {
+    f->vi.eta = strtod(val, NULL);
+  } else if (!strcmp(key, "elbo")) {
+    f->vi.elbo = strtod(val, NULL);
+  } else if (!strcmp(key, "iterations")) {
+    f->vi.iterations = atol(val);
+  } else if (!strcmp(key, "converged")) {
+    f->vi.converged = !strcmp(val, "1");
+  } else if (!strcmp(key, "fit_seconds")) {
+    f->vi.seconds = strtod(val, NULL);
+  } else if (!strcmp(key, "psis_resample")) {
+    f->vi.resampled = !strcmp(val, "1");
   }
 }
 
@@ -159,7 +196,7 @@ bool csvr_read(const char *path, CsvFile *out, Diag *d) {
     diag_error(d, DIAG_IO, (SrcPos){out->path, 0, 0}, "the file is empty (no header, no draws)");
     return false;
   }
-  CrState st = {NULL, -1, 0};
+  CrState st = {NULL, -1, 0, false};
   CrVec vals = {0}, lines = {0};
   long rows = 0;
   int ln = 0;
@@ -221,6 +258,27 @@ static int cr_first_difference(const CsvFile *a, const CsvFile *b) {
   for (int k = 0; k < n; k++)
     if (strcmp(a->names[k], b->names[k])) return k;
   return a->ncols == b->ncols ? -1 : n;
+}
+
+/* advi's files: each chain's fit from its comments, and its draws' log
+ * weights log_p__ - log_g__ (none for resampled draws: their weights are
+ * not those of draws of q). */
+static void cr_vi(int nfiles, const CsvFile *files, DriverDraws *out) {
+  int pcol = csvr_column(&files[0], "log_p__"), gcol = csvr_column(&files[0], "log_g__");
+  for (int c = 0; c < nfiles; c++)
+    if (!files[c].vi.family) return;
+  if (pcol < 0 || gcol < 0) return;
+  ViReport *vi = gc_alloc(sizeof(ViReport) * (size_t)nfiles);
+  size_t n = (size_t)out->n;
+  for (int c = 0; c < nfiles; c++) {
+    vi[c] = files[c].vi;
+    if (vi[c].resampled) continue;
+    double *lw = gc_alloc_atomic(sizeof(double) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++)
+      lw[i] = out->data[c][(size_t)pcol * n + i] - out->data[c][(size_t)gcol * n + i];
+    vi[c].lw = lw, vi[c].n = (int)n;
+  }
+  out->vi = vi;
 }
 
 bool csvr_draws(int nfiles, const CsvFile *files, DriverDraws *out, Diag *d) {
@@ -291,5 +349,6 @@ bool csvr_draws(int nfiles, const CsvFile *files, DriverDraws *out, Diag *d) {
   }
   if (have_lz) out->chain_logz = lz;
   if (have_lz && have_se) out->chain_logz_se = lse;
+  cr_vi(nfiles, files, out);
   return true;
 }

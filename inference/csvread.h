@@ -29,6 +29,9 @@ typedef struct CsvFile {
   double adapt_delta;        /* "delta = 0.8" of the adapt block */
   int max_depth;             /* "max_depth = 10" */
   double log_evidence, log_evidence_se; /* smc's trailer (csv_write_evidence) */
+  /* advi's fit ("family = ...", "elbo = ...", the ELBO trace); vi.family
+     NULL: none.  Its weights come from the log_p__ and log_g__ columns. */
+  ViReport vi;
 } CsvFile;
 
 /* Read one file.  Errors (false, d set): the file cannot be read or is empty

@@ -944,10 +944,14 @@ static void dr_vi(const DriverDraws *dd, RunResult *rr) {
     const ViReport *r = &dd->vi[c];
     memcpy(all + k, r->lw, sizeof(double) * (size_t)r->n);
     k += r->n;
-    diag_log_evidence(1, r->n, &r->lw, &lz[c], &lse[c]);
+    if (r->n > 0) diag_log_evidence(1, r->n, &r->lw, &lz[c], &lse[c]);
   }
-  vi->khat = total > (long)INT32_MAX ? NAN : psis_k((int)total, all);
-  diag_evidence_combine(m, lz, lse, &vi->log_evidence, &vi->log_evidence_se);
+  /* without weights (resampled draws read back from files) nothing is known */
+  bool weights = true;
+  for (int c = 0; c < m; c++) weights &= dd->vi[c].n > 0;
+  vi->khat = vi->log_evidence = vi->log_evidence_se = NAN;
+  if (weights && total <= (long)INT32_MAX) vi->khat = psis_k((int)total, all);
+  if (weights) diag_evidence_combine(m, lz, lse, &vi->log_evidence, &vi->log_evidence_se);
   rr->vi = vi;
 }
 

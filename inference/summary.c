@@ -232,6 +232,7 @@ static json_t *sm_vi_json(const SummaryVi *vi) {
     json_object_set_new(ch, "elbo", sm_num(r->elbo));
     json_object_set_new(ch, "eta", sm_num(r->eta));
     json_object_set_new(ch, "iterations", json_integer(r->iterations));
+    json_object_set_new(ch, "seconds", sm_num(r->seconds));
     json_object_set_new(ch, "converged", json_boolean(r->converged));
     for (int k = 0; k < r->ntrace; k++) {
       json_t *row = json_object();

@@ -20,6 +20,7 @@ typedef struct ViReport {
   long iterations;         /* optimisation iterations run */
   bool converged;          /* the relative ELBO change fell below tol-rel-obj */
   bool resampled;          /* the draws are importance-resampled (--psis-resample) */
+  double seconds;          /* wall time of the fit (the eta search and the optimisation) */
   int ntrace;              /* ELBO evaluations: {iteration, ELBO, mean and median */
   const double (*trace)[4];/* relative change}, as Stan prints them */
   int n;                   /* log weights log p(theta) - log q(theta) of the chain's */

@@ -77,11 +77,18 @@ static void wn_rhat(const WarnInput *in, WList *l) {
                    inf ? "; inf: each chain is constant at its own value" : ""),
          inf ? "the chains are stuck apart: look at where each starts (--init) and whether the "
                "engine can move between the values at all"
+         : in->vi_family
+             ? "each chain fitted its own approximation and the fits disagree: the optimisation "
+               "stopped short of the optimum; lower --tol-rel-obj, raise --grad-samples or "
+               "--iter, or run nuts"
              : "the chains disagree: run longer (--warmup, --draws) or reparameterise; do not "
                "trust the estimates yet");
 }
 
 static void wn_ess(const WarnInput *in, WList *l) {
+  /* a variational chain's draws are independent: a low ESS only restates
+     the chains' disagreement, which the R-hat warning reports */
+  if (in->vi_family) return;
   double min = WARN_ESS_PER_CHAIN * (double)in->m;
   const char **vars = gc_alloc(sizeof(char *) * (size_t)(in->ncols + 1));
   double *vals = gc_alloc_atomic(sizeof(double) * (size_t)(in->ncols + 1));

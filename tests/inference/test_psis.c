@@ -7,6 +7,7 @@
  * prior towards 0.5, 10 / (M + 10) of the distance), and the spread across
  * replications is near the asymptotic sd (1 + k) / sqrt(M). */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "core/value.h"
@@ -58,6 +59,32 @@ int main(void) {
   tap_ok(k < 0.5, "log weights with sd 0.1: k-hat %.2f below 0.5", k);
   lw[7] = NAN;
   tap_ok(isnan(psis_k(1000, lw)), "a NaN weight: NaN");
+
+  /* smoothing a heavy tail: the weights below the tail unchanged, the tail's
+     M = 95 replaced in the same order, none above the largest, the largest
+     pulled in (its raw value is an outlier of the fitted Pareto) */
+  double raw[1000], sm[1000];
+  for (int i = 0; i < 1000; i++) raw[i] = sm[i] = rng_normal(&rng) * 3;
+  int top = 0;
+  for (int i = 1; i < 1000; i++) top = raw[i] > raw[top] ? i : top;
+  bool ok = psis_smooth(1000, sm);
+  int changed = 0, below_kept = 1, order = 1, capped = 1;
+  for (int i = 0; i < 1000; i++) {
+    changed += sm[i] != raw[i];
+    capped &= sm[i] <= raw[top] + 1e-12;
+    for (int j = 0; j < 1000 && order; j++)
+      if (raw[i] < raw[j]) order = sm[i] <= sm[j];
+  }
+  for (int i = 0; i < 1000; i++) {
+    int rank = 0;
+    for (int j = 0; j < 1000; j++) rank += raw[j] > raw[i];
+    if (rank >= 95) below_kept &= sm[i] == raw[i];
+  }
+  tap_ok(ok && changed > 0 && changed <= 95 && below_kept && order && capped && sm[top] < raw[top],
+         "psis_smooth: %d of the 95 tail weights replaced, order kept, none above the largest, "
+         "the rest unchanged", changed);
+  for (int i = 0; i < 1000; i++) sm[i] = 0;
+  tap_ok(!psis_smooth(1000, sm) && sm[0] == 0, "psis_smooth of equal weights: no tail, unchanged");
   lw[7] = -INFINITY; /* a zero weight is fine */
   tap_ok(!isnan(psis_k(1000, lw)), "a zero weight is a weight");
   return tap_done();

@@ -1,0 +1,109 @@
+# vi_bench.R — ppl's ADVI beside rstan's vb() (Stan's ADVI) on the same
+# machine: eight schools (non-centred) and a logistic regression with N = 5000,
+# K = 10 simulated here with a fixed seed.  For each: the wall time of a whole
+# `ppl run --engine advi` (process start, JIT compilation and output included)
+# and of the vb() call alone (its model compiled beforehand, not timed), and
+# the fit alone (ppl: the summary JSON's vi.chains[0].seconds, the eta search
+# and the optimisation), and the accuracy of both against ppl's own NUTS: per parameter |mean - NUTS
+# mean| / NUTS sd and |log(sd / NUTS sd)|, rms over the parameters and the
+# seeds.  Not a test: the figures go to docs/engines.md.
+#
+#   Rscript bench/vi_bench/vi_bench.R build/ppl [SEEDS]     (run with nice)
+suppressMessages({library(rstan); library(jsonlite)})
+# Debian's r-cran-bh is a virtual package: Boost's headers are the system's
+if (!dir.exists(system.file("include", package = "BH")) && dir.exists("/usr/include/boost"))
+  rstan_options(boost_lib = "/usr/include")
+args <- commandArgs(trailingOnly = TRUE)
+ppl <- normalizePath(args[1])
+nseeds <- if (length(args) > 1) as.integer(args[2]) else 5
+here <- dirname(normalizePath(sub("--file=", "", grep("--file=", commandArgs(), value = TRUE))))
+root <- normalizePath(file.path(here, "..", ".."))
+tmp <- tempfile("vi_bench"); dir.create(tmp)
+
+# ---- the problems ----
+set.seed(20261207)
+N <- 5000; K <- 10
+X <- matrix(rnorm(N * K), N, K)
+beta <- rnorm(K, 0, 1); alpha <- -0.5
+y <- rbinom(N, 1, plogis(alpha + X %*% beta))
+logit_data <- list(N = N, K = K, X = X, y = as.integer(y))
+write(toJSON(logit_data, digits = NA, matrix = "rowmajor", auto_unbox = TRUE), file.path(tmp, "logit.json"))
+es_file <- file.path(root, "examples", "eight_schools.data.json")
+es_data <- fromJSON(es_file)
+
+stan_es <- "
+data { int<lower=0> J; real y[J]; real<lower=0> sigma[J]; }
+parameters { real mu; real<lower=0> tau; vector[J] eta; }
+transformed parameters { vector[J] theta = mu + tau * eta; }
+model { mu ~ normal(0, 5); tau ~ cauchy(0, 5); eta ~ normal(0, 1); y ~ normal(theta, sigma); }
+"
+stan_logit <- "
+data { int<lower=1> N; int<lower=1> K; matrix[N, K] X; int<lower=0, upper=1> y[N]; }
+parameters { real alpha; vector[K] beta; }
+model { alpha ~ normal(0, 2.5); beta ~ normal(0, 2.5); y ~ bernoulli_logit(alpha + X * beta); }
+"
+problems <- list(
+  list(name = "eight_schools", model = file.path(root, "examples", "eight_schools.ppl"),
+       data = es_file, stan = stan_es, standata = es_data,
+       pars = c("mu", "tau", paste0("eta[", 1:8, "]"))),
+  list(name = "logistic N=5000 K=10", model = file.path(root, "examples", "logistic_regression.ppl"),
+       data = file.path(tmp, "logit.json"), stan = stan_logit, standata = logit_data,
+       pars = c("alpha", paste0("beta[", 1:K, "]"))))
+
+ppl_run <- function(p, extra, seed) {
+  out <- file.path(tmp, "s.json")
+  t <- system.time(status <- system2(ppl, c("run", p$model, "--data", p$data, "--quiet",
+                                            "--seed", seed, "--summary", out, extra),
+                                     stdout = FALSE, stderr = FALSE))[["elapsed"]]
+  if (status != 0) stop("ppl failed: ", paste(extra, collapse = " "))
+  s <- fromJSON(out, simplifyVector = FALSE)
+  list(time = t, mean = sapply(p$pars, function(v) s$variables[[v]]$mean),
+       sd = sapply(p$pars, function(v) s$variables[[v]]$sd),
+       iter = if (!is.null(s$vi)) s$vi$iterations else NA,
+       fit = if (!is.null(s$vi)) s$vi$chains[[1]]$seconds else NA,
+       khat = if (!is.null(s$vi) && !is.null(s$vi$khat)) s$vi$khat else NA)
+}
+
+err <- function(fit, ref) c(mean = sqrt(mean(((fit$mean - ref$mean) / ref$sd)^2)),
+                            sd = sqrt(mean(log(fit$sd / ref$sd)^2)))
+
+cat(sprintf("%-22s %-18s %9s %9s %9s %11s %9s %7s\n", "problem", "method", "run (s)", "fit (s)",
+            "iter", "mean err", "sd err", "k-hat"))
+for (p in problems) {
+  ref <- ppl_run(p, c("--engine", "nuts", "--chains", "4", "--draws", "5000"), 1)
+  sm <- stan_model(model_code = p$stan)
+  rows <- list()
+  for (method in c("ppl advi meanfield", "ppl advi fullrank", "rstan vb meanfield", "rstan vb fullrank")) {
+    times <- c(); fits <- c(); iters <- c(); khats <- c(); e <- c(0, 0)
+    for (s in seq_len(nseeds)) {
+      if (startsWith(method, "ppl")) {
+        fam <- sub("ppl advi ", "", method)
+        f <- ppl_run(p, c("--engine", "advi", "--vi", fam, "--chains", "1", "--draws", "1000"), s)
+        khats <- c(khats, f$khat)
+      } else {
+        fam <- sub("rstan vb ", "", method)
+        t <- system.time(capture.output(v <- suppressMessages(suppressWarnings(
+          vb(sm, data = p$standata, seed = s, algorithm = fam, output_samples = 1000,
+             refresh = 0)))))[["elapsed"]]
+        m <- as.matrix(v)[, p$pars, drop = FALSE]
+        f <- list(time = t, fit = t, mean = colMeans(m), sd = apply(m, 2, sd), iter = NA)
+      }
+      times <- c(times, f$time); fits <- c(fits, f$fit); iters <- c(iters, f$iter)
+      e <- e + err(f, ref)^2 / nseeds
+    }
+    rows[[method]] <- c(time = median(times), fit = median(fits), mean = sqrt(e[[1]]),
+                        sd = sqrt(e[[2]]))
+    cat(sprintf("%-22s %-18s %9.3f %9.4f %9s %11.3f %9.3f %7s\n", p$name, method, median(times),
+                median(fits),
+                if (all(is.na(iters))) "-" else format(median(iters)), sqrt(e[1]), sqrt(e[2]),
+                if (length(khats)) sprintf("%.2f", median(khats)) else "-"))
+  }
+  for (fam in c("meanfield", "fullrank")) {
+    a <- rows[[paste("ppl advi", fam)]]; b <- rows[[paste("rstan vb", fam)]]
+    cat(sprintf(paste("%-22s %-18s vb() / ppl: %.1fx the whole run, %.1fx the fit;",
+                      "mean err ppl/vb %.2f; sd err ppl/vb %.2f\n"),
+                p$name, fam, b[["time"]] / a[["time"]], b[["fit"]] / a[["fit"]],
+                a[["mean"]] / b[["mean"]], a[["sd"]] / b[["sd"]]))
+  }
+}
+unlink(tmp, recursive = TRUE)
