@@ -34,8 +34,10 @@
 #include <string.h>
 
 #include "../stdlib/optim.h"
+#include "../stdlib/safetensors.h"
 #include "../stdlib/transform.h"
 #include "advi.h"
+#include "csv.h"
 #include "svi.h"
 #include "trace.h"
 
@@ -62,7 +64,11 @@ struct Svi {
   const Interp *in;
   const EngineOpts *o;
   int chain;
-  Rng rng;
+  Rng rng;         /* the optimisation's noise and subsets */
+  Rng draw_rng;    /* the draws' and the final ELBO's, apart so that a loaded fit
+                      (--load-params) draws what the trained one did */
+  Rng *r;          /* the one in use */
+  const char *loaded; /* the --load-params file, or NULL */
   /* params */
   int np, capp;
   SviParam *p;
@@ -255,7 +261,7 @@ static HandlerResult svr_plate(Handler *h, const char *name, int64_t lo, int64_t
   int64_t *pick = gc_alloc_atomic(sizeof(int64_t) * (size_t)batch);
   int64_t k = 0;
   for (int64_t j = size - batch; j < size; j++) {
-    int64_t t = rng_int(&s->rng, 0, j);
+    int64_t t = rng_int(s->r, 0, j);
     bool seen = false;
     for (int64_t q = 0; q < k && !seen; q++) seen = pick[q] == t;
     pick[k++] = seen ? j : t;
@@ -340,16 +346,16 @@ static bool svi_reparam(SviRun *r, const DistCall *dc, Value *v, const char *add
   for (size_t e = 0; e < n; e++) {
     AdNum x;
     switch (kind) {
-    case RP_STD_NORMAL: x = ad_const(rng_normal(&r->s->rng)); break;
-    case RP_EXPONENTIAL: x = ad_div(t, ad_const(rng_exponential(&r->s->rng)), P(0)); break;
+    case RP_STD_NORMAL: x = ad_const(rng_normal(r->s->r)); break;
+    case RP_EXPONENTIAL: x = ad_div(t, ad_const(rng_exponential(r->s->r)), P(0)); break;
     default: {
       int loc = kind == RP_STUDENT ? 1 : 0;
       double eps;
-      if (kind == RP_CAUCHY) eps = tan(M_PI * (rng_uniform(&r->s->rng) - 0.5));
+      if (kind == RP_CAUCHY) eps = tan(M_PI * (rng_uniform(r->s->r) - 0.5));
       else if (kind == RP_STUDENT) {
         double nu = P(0).v;
-        eps = rng_normal(&r->s->rng) / sqrt(2 * rng_gamma(&r->s->rng, nu / 2) / nu);
-      } else eps = rng_normal(&r->s->rng);
+        eps = rng_normal(r->s->r) / sqrt(2 * rng_gamma(r->s->r, nu / 2) / nu);
+      } else eps = rng_normal(r->s->r);
       x = ad_add(t, P(loc), ad_scale(t, P(loc + 1), eps));
       if (kind == RP_LOGNORMAL) x = ad_exp(t, x);
     }
@@ -376,7 +382,7 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
       return svi_fail(d, pos, err);
     if (r->mode == SR_TRAIN && !discrete) {
       if (!svi_reparam(r, dc, &v, addr, err, sizeof err)) return svi_fail(d, pos, err);
-    } else if (!dist_call_rng(dc, &r->s->rng, &v, err, sizeof err)) {
+    } else if (!dist_call_rng(dc, r->s->r, &v, err, sizeof err)) {
       return svi_fail(d, pos, err);
     }
     bool ok = r->t ? dist_call_lpdf_ad(dc, r->t, v, &lp, &node, err, sizeof err)
@@ -469,7 +475,7 @@ static bool svi_pair(Svi *s, SviMode mode, Tape *t, AdNum *logp, AdNum *logq, Ad
                      InterpState **model_st, Diag *d) {
   SviRun g, m;
   svr_init(&g, s, mode, true, t);
-  uint64_t seed = rng_u64(&s->rng);
+  uint64_t seed = rng_u64(s->r);
   g.st = interp_start_guide(s->in, seed, 0);
   if (t) interp_set_tape(g.st, t);
   if (interp_run(g.st, &g.h, d) != RUN_DONE) return false;
@@ -645,6 +651,8 @@ Svi *svi_prepare(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
   s->o = o;
   s->chain = chain;
   rng_seed(&s->rng, o->seed, (uint64_t)chain);
+  rng_seed(&s->draw_rng, o->seed, (uint64_t)chain | (UINT64_C(1) << 40));
+  s->r = &s->rng;
   s->max_iter = (long)engine_opt_int(o, "iter");
   s->grad_samples = (int)engine_opt_int(o, "grad-samples");
   s->elbo_samples = (int)engine_opt_int(o, "elbo-samples");
@@ -682,19 +690,102 @@ double *svi_values(Svi *s) { return s->x; }
 
 bool svi_gradient(Svi *s, uint64_t seed, bool subsample, double *elbo, double *grad, Diag *d) {
   rng_seed(&s->rng, seed, 0);
+  s->r = &s->rng;
   s->whole = !subsample;
   bool ok = svi_grad(s, elbo, grad, d);
   s->whole = false;
   return ok;
 }
 
+/* ---- saving and loading the params (safetensors, stdlib/safetensors.h) ---- */
+
+/* This chain's file of a file option (FILE, or FILE_2.safetensors of several
+   chains, as the CSVs are named), or NULL when not given. */
+static const char *svi_file_opt(const Svi *s, const char *name) {
+  const OptValue *v = opt_set_get(s->o->set, name);
+  return v && v->path ? csv_chain_path(v->path, s->chain, s->o->chains) : NULL;
+}
+
+/* A param's tensor name: its block and its name ("guide.m", "model.mu"). */
+static const char *svi_tensor_name(const SviParam *p) {
+  return gc_printf("%s.%s", p->guide ? "guide" : "model", p->name);
+}
+
+/* Every param at its fitted (constrained) value, with ppl's metadata. */
+static bool svi_save(Svi *s, const char *path, Diag *d) {
+  StFile f = {.ntensors = s->np, .tensors = gc_alloc(sizeof(StTensor) * (size_t)(s->np + 1))};
+  const char *err = NULL;
+  for (int i = 0; i < s->np; i++)
+    if (!st_tensor_of_value(svi_tensor_name(&s->p[i]), svi_param_value(s, &s->p[i], NULL),
+                            &f.tensors[i], &err))
+      break;
+  if (!err) {
+    st_set_ppl_meta(&f, ir_program_hash(interp_program(s->in)));
+    StMeta *meta = gc_alloc(sizeof(StMeta) * (size_t)(f.nmeta + 2));
+    memcpy(meta, f.meta, sizeof(StMeta) * (size_t)f.nmeta);
+    meta[f.nmeta++] = (StMeta){"family", "guide"};
+    meta[f.nmeta++] = (StMeta){"elbo", gc_printf("%.17g", s->elbo)};
+    f.meta = meta;
+    if (st_write(path, &f, &err)) return true;
+  }
+  diag_error(d, DIAG_IO, (SrcPos){0}, "--save-params: %s", err ? err : path);
+  return false;
+}
+
+/* The params from a file --save-params wrote for this program. */
+static bool svi_load(Svi *s, const char *path, Diag *d) {
+  const char *err = NULL;
+  StFile *f = st_read(path, &err);
+  if (f && !st_check_meta(f, path, ir_program_hash(interp_program(s->in)), &err)) f = NULL;
+  const char *fam = f ? st_meta_get(f, "family") : NULL;
+  if (f && (!fam || strcmp(fam, "guide") != 0))
+    err = gc_printf("%s holds %s fit, not svi's params", path,
+                    fam ? gc_printf("a %s", fam) : "another engine's");
+  for (int i = 0; f && !err && i < s->np; i++) {
+    SviParam *p = &s->p[i];
+    const StTensor *t = st_find(f, svi_tensor_name(p));
+    Value v;
+    if (!t) {
+      err = gc_printf("%s has no tensor '%s'", path, svi_tensor_name(p));
+      break;
+    }
+    if (!st_value_of_tensor(path, t, svi_param_value(s, p, NULL), &v, &err)) break;
+    double *x = gc_alloc_atomic(sizeof(double) * (p->n ? p->n : 1));
+    val_flatten(v, x);
+    for (size_t e = 0; e < p->n && !err; e++) {
+      double u = x[e];
+      if (p->spec.con != CON_NONE &&
+          (!tf_unconstrain(p->spec.con, p->spec.lower, p->spec.upper, 1, &x[e], &u) ||
+           !isfinite(u)))
+        err = gc_printf("%s: tensor '%s' has %g, outside the param's bounds", path,
+                        svi_tensor_name(p), x[e]);
+      s->x[p->off + e] = u;
+    }
+  }
+  if (f && !err) {
+    s->loaded = path;
+    return true;
+  }
+  diag_error(d, f ? DIAG_USAGE : DIAG_IO, (SrcPos){0}, "--load-params: %s", err ? err : path);
+  return false;
+}
+
 static void *svi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
   Svi *s = svi_prepare(in, o, chain, d);
   if (!s) return NULL;
-  if (s->nx == 0) s->converged = true; /* no params: nothing to fit, q is the guide as written */
-  else svi_train(s, d);
+  const char *load = svi_file_opt(s, "load-params"), *save = svi_file_opt(s, "save-params");
+  if (load) {
+    if (!svi_load(s, load, d)) return NULL;
+    s->converged = true;
+  } else if (s->nx == 0) {
+    s->converged = true; /* no params: nothing to fit, q is the guide as written */
+  } else {
+    svi_train(s, d);
+  }
   if (diag_failed(d)) return NULL;
+  s->r = &s->draw_rng;
   if (!svi_elbo(s, &s->elbo, d)) return NULL;
+  if (save && !svi_save(s, save, d)) return NULL;
   return s;
 }
 
@@ -741,6 +832,9 @@ static const char *svi_guide_params(Svi *s) {
 
 static const char *svi_adaptation(void *state) {
   Svi *s = state;
+  if (s->loaded) return gc_printf("Params loaded from %s (no optimisation).\nfamily = guide\n"
+                                  "guide params: %s\nELBO = %.6g", s->loaded,
+                                  svi_guide_params(s), s->elbo);
   const char *t = gc_printf("Optimisation complete.\noptimizer = %s\nlr = %g\nfamily = guide\n"
                             "guide params: %s\nELBO trace: iter, ELBO, delta_ELBO_mean, "
                             "delta_ELBO_med",

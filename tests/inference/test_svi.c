@@ -9,6 +9,8 @@
  */
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "api/data.h"
 #include "inference/svi.h"
@@ -353,6 +355,44 @@ static void test_determinism(const char *examples) {
          "draws bit for bit");
 }
 
+/* ---- --save-params, --load-params: the same draws bit for bit ---- */
+
+static void test_save_load(const char *examples) {
+  char path[1024], tmpl[] = "/tmp/test_svi_XXXXXX";
+  snprintf(path, sizeof path, "%s/eight_schools_svi.ppl", examples);
+  char *src = slurp(path);
+  snprintf(path, sizeof path, "%s/eight_schools_svi.data.json", examples);
+  char *data = slurp(path);
+  const char *dir = mkdtemp(tmpl);
+  Diag d;
+  Interp *in = src && data && dir ? compile(src, data, &d) : NULL;
+  if (!tap_ok(in != NULL, "save/load: compiled")) return;
+  const char *file = gc_printf("%s/fit.safetensors", dir);
+  EngineOpts os = opts((const char *const[]){"iter", "500", "chains", "1", "save-params", file,
+                                             NULL});
+  EngineOpts ol = opts((const char *const[]){"iter", "500", "chains", "1", "load-params", file,
+                                             NULL});
+  enum { N = 50 };
+  int cols[2] = {output_index(in, "mu"), output_index(in, "theta")}, els[2] = {0, 3};
+  double **a[2] = {alloc_draws(1, N), alloc_draws(1, N)}, **b[2] = {alloc_draws(1, N),
+                                                                     alloc_draws(1, N)};
+  bool ok = run_svi_n(in, &os, 1, N, 2, cols, els, a, NULL, &d) &&
+            run_svi_n(in, &ol, 1, N, 2, cols, els, b, NULL, &d);
+  if (!tap_ok(ok, "save/load: saved and loaded")) tap_diag("%s", d.msg);
+  tap_ok(ok && !memcmp(a[0][0], b[0][0], N * sizeof(double)) &&
+             !memcmp(a[1][0], b[1][0], N * sizeof(double)),
+         "save/load: the loaded params give the trained fit's draws bit for bit");
+  /* another program (one more param) refuses the file */
+  Interp *other = compile("model { real mu ~ normal(0, 1); }\n"
+                          "guide { param real m; real mu ~ normal(m, 1); }\n", NULL, &d);
+  diag_init(&d);
+  void *st = other ? engine_svi.init(other, &ol, 0, &d) : NULL;
+  tap_ok(!st && strstr(d.msg, "--load-params: ") && strstr(d.msg, "trained for another program"),
+         "save/load: a file of another program is refused (%s)", d.msg);
+  remove(file);
+  remove(dir);
+}
+
 /* ---- eight schools: a mean-field guide against NUTS's reference ---- */
 
 static void test_eight_schools(const char *examples, const char *refdir) {
@@ -485,6 +525,7 @@ int main(int argc, char **argv) {
   test_plate_unbiased();
   test_ml();
   test_determinism(argv[2]);
+  test_save_load(argv[2]);
   test_normal_mean(argv[1]);
   test_discrete();
   test_eight_schools(argv[2], argv[3]);
