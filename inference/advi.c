@@ -626,6 +626,19 @@ const OptSpec vi_options[] = {
     {.name = "tol-rel-obj", .type = OPT_REAL, .def = "0.01", .rlo = 0, .rlo_open = true,
      .rhi = INFINITY, .arg = "X",
      .help = "converged when the mean or median relative ELBO change is below X"},
+    {.name = "save-params", .type = OPT_ENUM, .def = "none", .choices = advi_none,
+     .or_file = true, .arg = "FILE",
+     .help = "write each chain's fit to FILE (safetensors: advi's approximation, svi's params; "
+             "FILE_1, FILE_2, ... for several chains, as the CSVs), for --load-params and other "
+             "tools; FILE has a '.' or '/'"},
+    {.name = "load-params", .type = OPT_ENUM, .def = "none", .choices = advi_none,
+     .or_file = true, .arg = "FILE",
+     .help = "skip the optimisation and draw from the fit --save-params wrote for this program "
+             "(and family) and chain: the same seed gives the same draws"},
+    OPT_END,
+};
+
+static const OptSpec advi_options[] = {
     {.name = "eta", .type = OPT_REAL, .def = "1", .rlo = 0, .rlo_open = true, .rhi = INFINITY,
      .arg = "X", .help = "step-size scale, used as is with --adapt-engaged 0"},
     {.name = "adapt-engaged", .type = OPT_INT, .def = "1", .ilo = 0, .ihi = 1, .arg = "0|1",
@@ -633,21 +646,8 @@ const OptSpec vi_options[] = {
              "0: use --eta as given (CmdStan's adapt engaged)"},
     {.name = "adapt-iter", .type = OPT_INT, .def = "50", .ilo = 1, .ihi = 1000000, .arg = "N",
      .help = "iterations of each eta tried by the adaptation"},
-    OPT_END,
-};
-
-static const OptSpec advi_options[] = {
     {.name = "vi", .type = OPT_ENUM, .def = "meanfield", .choices = advi_families,
      .arg = "FAMILY", .help = "the variational family: one of"},
-    {.name = "save-params", .type = OPT_ENUM, .def = "none", .choices = advi_none,
-     .or_file = true, .arg = "FILE",
-     .help = "write each chain's fitted approximation to FILE (safetensors; FILE_1, FILE_2, ... "
-             "for several chains, as the CSVs), for --load-params and other tools; FILE has a "
-             "'.' or '/'"},
-    {.name = "load-params", .type = OPT_ENUM, .def = "none", .choices = advi_none,
-     .or_file = true, .arg = "FILE",
-     .help = "skip the optimisation and draw from the approximation --save-params wrote for "
-             "this program, family and chain: the same seed gives the same draws"},
     {.name = "psis-resample", .type = OPT_BOOL, .def = "false",
      .help = "write draws importance-resampled (Pareto-smoothed weights) from as many draws "
              "of the approximation, instead of the approximation's own draws"},
