@@ -105,8 +105,8 @@ static double advi_lognormal(size_t n, const double *eps) {
   return -0.5 * s - 0.5 * (double)n * log(2 * M_PI);
 }
 
-static void advi_draw_eps(Advi *a) {
-  for (size_t i = 0; i < a->dim; i++) a->eps[i] = rng_normal(&a->rng);
+static void advi_draw_eps(Advi *a, Rng *r) {
+  for (size_t i = 0; i < a->dim; i++) a->eps[i] = rng_normal(r);
 }
 
 /* The ELBO's stochastic gradient with respect to phi into a->gphi: the mean
@@ -123,7 +123,7 @@ static bool advi_grad(Advi *a, bool *finite, Diag *d) {
     bool ok = false;
     for (int t = 0; t < ADVI_GRAD_TRIES && !ok; t++) {
       double logdet, lp;
-      advi_draw_eps(a);
+      advi_draw_eps(a, &a->rng);
       q->forward(q, a->eps, a->theta, &logdet);
       if (!advi_logp(a, a->theta, &lp, a->grad, d)) return false;
       ok = isfinite(lp);
@@ -141,26 +141,23 @@ static bool advi_grad(Advi *a, bool *finite, Diag *d) {
 }
 
 /* The ELBO E[log p(T(eps)) + logdet(eps)] + H[N(0, I)] from elbo_samples
- * draws.  Draws where log p is -inf are dropped, as Stan drops them; -inf
- * when a tenth or more are (Stan's limit), as q then puts mass where the
- * program has none. */
+ * draws.  Draws where log p is -inf are dropped, as Stan drops them (it
+ * fails when all are); the mean is over the others (Stan divides by all,
+ * counting a dropped draw as 0). */
 static bool advi_elbo(Advi *a, double *elbo, Diag *d) {
   ViFamily *q = a->q;
   double sum = 0;
-  int kept = 0, dropped = 0;
+  int kept = 0;
   for (int s = 0; s < a->elbo_samples; s++) {
     double logdet, lp;
-    advi_draw_eps(a);
+    advi_draw_eps(a, &a->rng);
     q->forward(q, a->eps, a->theta, &logdet);
     if (!advi_logp(a, a->theta, &lp, NULL, d)) return false;
-    if (!isfinite(lp) || !isfinite(logdet)) {
-      dropped++;
-      continue;
-    }
+    if (!isfinite(lp) || !isfinite(logdet)) continue;
     sum += lp + logdet;
     kept++;
   }
-  if (kept == 0 || dropped * 10 >= a->elbo_samples) *elbo = -INFINITY;
+  if (kept == 0) *elbo = -INFINITY;
   else *elbo = sum / kept + 0.5 * (double)a->dim * (1 + log(2 * M_PI));
   return true;
 }
@@ -325,7 +322,7 @@ static bool advi_start(Advi *a, const EngineOpts *o, double *mu, Diag *d) {
 /* One draw of q: theta, log p (with the Jacobian) and log q at it. */
 static bool advi_sample(Advi *a, double *theta, double *lp, double *lq, Diag *d) {
   double logdet;
-  for (size_t i = 0; i < a->dim; i++) a->eps[i] = rng_normal(&a->draw_rng);
+  advi_draw_eps(a, &a->draw_rng);
   a->q->forward(a->q, a->eps, theta, &logdet);
   *lq = advi_lognormal(a->dim, a->eps) - logdet;
   return advi_logp(a, theta, lp, NULL, d);

@@ -27,7 +27,7 @@ X <- matrix(rnorm(N * K), N, K)
 beta <- rnorm(K, 0, 1); alpha <- -0.5
 y <- rbinom(N, 1, plogis(alpha + X %*% beta))
 logit_data <- list(N = N, K = K, X = X, y = as.integer(y))
-write(toJSON(logit_data, digits = NA, matrix = "rowmajor"), file.path(tmp, "logit.json"))
+write(toJSON(logit_data, digits = NA, matrix = "rowmajor", auto_unbox = TRUE), file.path(tmp, "logit.json"))
 es_file <- file.path(root, "examples", "eight_schools.data.json")
 es_data <- fromJSON(es_file)
 

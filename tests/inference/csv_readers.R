@@ -141,5 +141,28 @@ ok(worst["rhat"] < 3e-3, "posterior's R-hat (rank-normalised, split, folded) equ
 ok(length(compared) >= 3 && worst["ess_bulk"] < 1e-9 && worst["ess_tail"] < 1e-9,
    sprintf("posterior's bulk and tail ESS equal ppl's (%d variables without ties)", length(compared)))
 
+# ---- advi: its files read as NUTS's are (every row a draw, no mean row) ----
+vout <- file.path(tmp, "vi.csv")
+vjson <- file.path(tmp, "vi.json")
+status <- system2(ppl, c("run", model, "--engine", "advi", "--chains", chains, "--draws", draws,
+                         "--seed", 7, "--quiet", "--output", vout, "--summary", vjson),
+                  stdout = FALSE, stderr = FALSE)
+vfiles <- file.path(tmp, sprintf("vi_%d.csv", seq_len(chains)))
+vfit <- if (status == 0) tryCatch(read_stan_csv(vfiles), error = function(e) {
+  note("read_stan_csv (advi):", conditionMessage(e))
+  NULL
+}) else NULL
+ok(!is.null(vfit), "rstan::read_stan_csv reads advi's files")
+if (!is.null(vfit)) {
+  va <- as.array(vfit)
+  vs <- fromJSON(vjson)$variables
+  vd <- summarise_draws(as_draws_array(va), "mean")
+  vraw <- read.csv(vfiles[1], comment.char = "#")
+  ok(identical(dim(va)[1:2], c(as.integer(draws), as.integer(chains))) &&
+       all(c("log_p__", "log_g__") %in% names(vraw)) &&
+       abs(vd$mean[vd$variable == "mu"] - vs[["mu"]]$mean) < 1e-5 * vs[["mu"]]$sd,
+     "advi: draws x chains, log_p__ and log_g__, mu's mean as ppl's summary")
+}
+
 cat(sprintf("1..%d\n", n))
 quit(status = if (failed > 0) 1 else 0)
