@@ -18,6 +18,7 @@ static const char *ty_base_name(int b) {
   case TY_ROWVEC: return "row_vector";
   case TY_MATRIX: return "matrix";
   case TY_DIST: return "distribution";
+  case TY_NETWORK: return "network";
   default: return "?";
   }
 }

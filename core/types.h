@@ -21,6 +21,8 @@ typedef enum {
   TY_ROWVEC,
   TY_MATRIX,
   TY_DIST, /* only as the type of a distribution expression inside ~ / observe */
+  TY_NETWORK, /* `param network f = mlp(...)`: only called, f(x); its value is the
+                 flat weight vector (stdlib/nn.h) */
 } TyBase;
 
 typedef struct Type {

@@ -141,26 +141,23 @@ static bool advi_grad(Advi *a, bool *finite, Diag *d) {
 }
 
 /* The ELBO E[log p(T(eps)) + logdet(eps)] + H[N(0, I)] from elbo_samples
- * draws.  Draws where log p is -inf are dropped, as Stan drops them; -inf
- * when a tenth or more are (Stan's limit), as q then puts mass where the
- * program has none. */
+ * draws.  Draws where log p is -inf are dropped, as Stan drops them (it
+ * fails when all are); the mean is over the others (Stan divides by all,
+ * counting a dropped draw as 0). */
 static bool advi_elbo(Advi *a, double *elbo, Diag *d) {
   ViFamily *q = a->q;
   double sum = 0;
-  int kept = 0, dropped = 0;
+  int kept = 0;
   for (int s = 0; s < a->elbo_samples; s++) {
     double logdet, lp;
     advi_draw_eps(a, &a->rng);
     q->forward(q, a->eps, a->theta, &logdet);
     if (!advi_logp(a, a->theta, &lp, NULL, d)) return false;
-    if (!isfinite(lp) || !isfinite(logdet)) {
-      dropped++;
-      continue;
-    }
+    if (!isfinite(lp) || !isfinite(logdet)) continue;
     sum += lp + logdet;
     kept++;
   }
-  if (kept == 0 || dropped * 10 >= a->elbo_samples) *elbo = -INFINITY;
+  if (kept == 0) *elbo = -INFINITY;
   else *elbo = sum / kept + 0.5 * (double)a->dim * (1 + log(2 * M_PI));
   return true;
 }

@@ -115,7 +115,7 @@ static bool known_op(uint8_t op) {
   case IR_INDEX: case IR_STORE: case IR_ARRAY: case IR_ROWVEC: case IR_DECL: case IR_DATA:
   case IR_SAMPLE: case IR_OBSERVE: case IR_FACTOR: case IR_CONDITION: case IR_IF: case IR_FOR:
   case IR_WHILE: case IR_BREAK: case IR_CONTINUE: case IR_RETURN: case IR_REJECT: case IR_PRINT:
-  case IR_ODE: case IR_PARAM:
+  case IR_ODE: case IR_PARAM: case IR_NET:
     return true;
   }
   return false;

@@ -27,6 +27,7 @@
 
 #include "../stdlib/ode.h"
 #include "interp_ops.h"
+#include "net.h"
 
 #define INTERP_MAX_FRAMES 10000
 #define ERRSZ 512
@@ -127,6 +128,7 @@ struct InterpState {
   Tape *tape;        /* AD runs: operations on node-carrying reals are recorded */
   int32_t factor_ad; /* node of the last factor passed to the handler */
   int ode_depth;     /* ode_rk45 calls this state runs inside of (nested solves) */
+  Tape *net_scratch; /* networks' arena in runs without a tape; not shared by forks */
   /* A choice whose handler suspended (HR_SUSPEND from sample): the run waits
      for interp_provide.  The record is a value, so a fork copies it and each
      copy can be given its own value. */
@@ -365,6 +367,7 @@ InterpState *interp_start(const Interp *in, uint64_t seed, uint64_t stream, bool
 InterpState *interp_fork(const InterpState *st, uint64_t seed, uint64_t stream) {
   InterpState *c = gc_alloc(sizeof(InterpState));
   *c = *st;
+  c->net_scratch = NULL; /* forks may run in other threads */
   rng_seed(&c->rng, seed, stream);
   c->capframes = st->nframes ? st->nframes : 1;
   c->frames = gc_alloc(sizeof(Frame) * (size_t)c->capframes);
@@ -724,10 +727,51 @@ static void fill_reals(Value *v, double x) {
   }
 }
 
+/* The layout of network instruction ins (IR_PARAM or IR_NET) from its size
+   registers; a runtime error naming the network when a size is below 1. */
+static bool net_of(const Value *R, const IrInstr *ins, const int *regs, int n, const char *name,
+                   NnMlp *m, Diag *d) {
+  int64_t sz[NN_MAXLAYERS + 1];
+  char err[ERRSZ];
+  for (int i = 0; i < n && i <= NN_MAXLAYERS; i++) sz[i] = reg_int(R, regs[i]);
+  if (net_layout(sz, n, (int)ins->imm.i, m, err, sizeof err)) return true;
+  diag_error(d, DIAG_RUNTIME, ins->pos, "network '%s': %s", name, err);
+  return false;
+}
+
+/* `param network f = mlp(...)`: the value is the flat weight vector. */
+static HandlerResult exec_param_net(InterpState *st, Frame *f, const IrInstr *ins, Handler *h,
+                                    Diag *d) {
+  NnMlp *m = gc_alloc_atomic(sizeof *m);
+  if (!net_of(f->regs, ins, ins->sizes, ins->nsizes, ins->name, m, d)) return HR_ERROR;
+  ParamSpec ps = {.type = ty_make(TY_VECTOR, 0), .nsizes = 1, .con = CON_NONE,
+                  .lower = -INFINITY, .upper = INFINITY, .net = m};
+  ps.sizes[0] = (int)m->nparams;
+  ps.init = net_initial(m, ins->name);
+  Value v = ps.init;
+  HandlerResult hr = HR_CONTINUE;
+  const char *addr = sample_address(st, ins->name);
+  if (h && h->param) {
+    v = val_none();
+    hr = h->param(h, addr, &ps, &v, ins->pos, d);
+    if (hr == HR_ERROR) return handler_failed(d, ins->pos, "param");
+    if (v.k != V_VEC || (size_t)v.t->rows != m->nparams) {
+      diag_error(d, DIAG_INTERNAL, ins->pos, "handler returned %s for network '%s' (a vector of %zu weights)",
+                 op_shape_desc(v), addr, m->nparams);
+      return HR_ERROR;
+    }
+  }
+  f = &st->frames[st->nframes - 1];
+  f->regs[ins->dst] = v;
+  f->flags[ins->dst] = F_SIZED;
+  return hr;
+}
+
 static HandlerResult exec_param(InterpState *st, Frame *f, const IrInstr *ins, Handler *h,
                                 char *err, Diag *d) {
   const Value *R = f->regs;
   Type t = f->fn->regtypes[ins->dst];
+  if (t.base == TY_NETWORK) return exec_param_net(st, f, ins, h, d);
   ParamSpec ps = {.type = t, .con = (ConKind)ins->con.kind};
   ps.lower = bound_of(R, ins->con.lower, -INFINITY);
   ps.upper = bound_of(R, ins->con.upper, INFINITY);
@@ -1077,6 +1121,23 @@ bool interp_ode(const Interp *in, const IrInstr *ins, const Value *args, Tape *t
   }
   *result = out;
   return true;
+}
+
+/* f(x) for a network f: one BLAS product per layer, on the run's tape when
+   the weights or the input carry nodes. */
+static bool exec_net(InterpState *st, Frame *f, const IrInstr *ins, Diag *d) {
+  const Value *R = f->regs;
+  const char *name = f->fn->regnames[ins->args[0]] ? f->fn->regnames[ins->args[0]] : "?";
+  NnMlp m;
+  if (!net_of(R, ins, ins->args + 2, ins->nargs - 2, name, &m, d)) return false;
+  if (!st->net_scratch) st->net_scratch = tape_new();
+  char err[ERRSZ];
+  Value out;
+  if (!net_apply(st->tape, st->net_scratch, &m, R[ins->args[0]], R[ins->args[1]], &out, err, sizeof err)) {
+    diag_error(d, DIAG_RUNTIME, ins->pos, "network '%s' %s", name, err);
+    return false;
+  }
+  return put(f, ins->dst, out, true, ins->pos, d);
 }
 
 static bool exec_ode(InterpState *st, Frame *f, const IrInstr *ins, Diag *d) {
@@ -1514,6 +1575,10 @@ static inline __attribute__((always_inline)) RunStatus run_loop(InterpState *st,
 
     case IR_ODE:
       if (!exec_ode(st, f, ins, d)) return fail(st);
+      break;
+
+    case IR_NET:
+      if (!exec_net(st, f, ins, d)) return fail(st);
       break;
 
     default:

@@ -45,6 +45,7 @@
 
 #include "../stdlib/builtins.h"
 #include "../stdlib/dist.h"
+#include "../stdlib/nn.h"
 #include "../stdlib/rng.h"
 #include "ir.h"
 
@@ -71,6 +72,10 @@ typedef struct ParamSpec {
   double lower, upper;/* bounds (-INFINITY / INFINITY when absent) */
   Value init;         /* the initial value: the declaration's, or zero on the
                          unconstrained scale (see IR_PARAM) */
+  const NnMlp *net;   /* a network param (`param network f = mlp(...)`): its
+                         layout, and the value is its flat weight vector (type
+                         vector, sizes {net->nparams}, no bounds; init from
+                         nn_mlp_init, see ir/net.h); NULL otherwise */
 } ParamSpec;
 
 typedef struct Handler Handler;

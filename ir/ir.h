@@ -122,8 +122,16 @@ typedef enum {
      model block): the handler's param() gives its value; args[0] (nargs 1)
      is the initial value, else zero on the unconstrained scale of constraint
      `con` (0; lower + 1; upper - 1; the middle of [lower, upper]); shape from
-     dst's type and `sizes` (none: the initial value's) */
+     dst's type and `sizes` (none: the initial value's).
+     A network param (dst of type network, `param network f = mlp(...)`): no
+     args; `sizes` are the layers' sizes (in, hidden..., out) and imm is
+     val_int(act | out_act << 8) (stdlib/nn.h's NnAct); its value is the flat
+     weight vector, initially nn_mlp_init's */
   IR_PARAM,
+  /* dst = network args[0] applied to args[1] (a vector or row_vector: a
+     vector; a matrix: a matrix, its rows a batch); args[2..] and imm repeat
+     the network's IR_PARAM sizes and activations */
+  IR_NET,
 } IrOpcode;
 
 /* One index position in IR_INDEX / IR_STORE. Registers are ints (or an int

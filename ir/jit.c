@@ -652,6 +652,7 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
     return;
   case IR_CALL: refuse(g, ins, "user function calls are not compiled"); return;
   case IR_PARAM: refuse(g, ins, "param is not compiled yet"); return;
+  case IR_NET: refuse(g, ins, "networks are not compiled yet"); return;
   case IR_BREAK:
   case IR_CONTINUE: refuse(g, ins, "break and continue are not compiled"); return;
   case IR_PRINT: refuse(g, ins, "print is not compiled (it would print at every gradient)"); return;

@@ -44,6 +44,9 @@ typedef struct Lower {
   Type *regtypes;
   const char **regnames;
   PtrMap vars;        /* declaration -> register */
+  PtrMap nets;        /* network param declaration -> index into netdefs */
+  int nnets, capnets;
+  IrInstr *netdefs;   /* their IR_PARAMs, whose sizes each call repeats */
   Buf *cur;           /* instructions go here */
   int depth;          /* statement nesting; 0 = top level of a program block */
   int blk;            /* BLK_* */
@@ -476,6 +479,19 @@ static int lower_call(Lower *L, const Ast *e) {
   int n = e->list.n;
   if (!e->ref && !e->builtin && (name_is(e, "ode_rk45") || name_is(e, "ode_rk45_tol")))
     return lower_ode(L, e);
+  if (e->ref && e->ref->kind == AST_DECL) { /* f(x) of a network param f */
+    const IrInstr *def = &L->netdefs[map_get(&L->nets, e->ref)];
+    IrInstr in = ins_new(IR_NET, e->pos);
+    in.nargs = def->nsizes + 2;
+    in.args = int_array(in.nargs);
+    in.args[0] = map_get(&L->vars, e->ref);
+    in.args[1] = lower_expr(L, e->list.items[0]);
+    memcpy(in.args + 2, def->sizes, sizeof(int) * (size_t)def->nsizes);
+    in.imm = def->imm;
+    in.dst = reg_new(L, e->ty, NULL);
+    emit(L, &in);
+    return in.dst;
+  }
   if (e->ref) { /* user function */
     const Ast *f = e->ref;
     IrInstr in = ins_new(IR_CALL, e->pos);
@@ -666,6 +682,28 @@ static void lower_decl(Lower *L, const Ast *s) {
   if (at->lower) con.lower = lower_as(L, at->lower, bt);
   if (at->upper) con.upper = lower_as(L, at->upper, bt);
   bool top = L->depth == 0 && L->blk != BLK_FUNC;
+  if (s->is_param && s->ty.base == TY_NETWORK) { /* param network f = mlp(...); */
+    const Ast *e = s->a, *hid = e->list.items[1];
+    int n = hid->list.n + 2;
+    int *sz = int_array(n);
+    sz[0] = lower_expr(L, e->list.items[0]);
+    for (int i = 0; i < hid->list.n; i++) sz[i + 1] = lower_expr(L, hid->list.items[i]);
+    sz[n - 1] = lower_expr(L, e->list.items[2]);
+    int r = reg_new(L, s->ty, s->name);
+    map_put(&L->vars, s, r);
+    IrInstr in = ins_new(IR_PARAM, s->pos);
+    in.dst = r;
+    in.name = s->name;
+    in.con = con;
+    in.nsizes = n;
+    in.sizes = sz;
+    in.imm = val_int(e->ival);
+    emit(L, &in);
+    map_put(&L->nets, s, L->nnets);
+    L->netdefs = gc_grow(L->netdefs, L->nnets, &L->capnets, sizeof(IrInstr));
+    L->netdefs[L->nnets++] = in;
+    return; /* not an output: a network's weights are saved apart (safetensors) */
+  }
   if (s->is_param) { /* param T x [= init]; (the checker keeps it at the model's top level) */
     int init = s->a ? lower_as(L, s->a, s->ty) : -1;
     int r = reg_new(L, s->ty, s->name);

@@ -31,6 +31,7 @@
 
 #include "../stdlib/builtins.h"
 #include "../stdlib/dist.h"
+#include "../stdlib/nn.h"
 #include "ir.h"
 
 const char *ir_op_name(IrOp op) {
@@ -218,6 +219,15 @@ static const char *decl_name(Ctx *c, const IrInstr *in) {
 
 static void out_block(Ctx *c, const IrBlock *b, int depth);
 
+/* A network's layout: mlp(%1, [%2, %3], %4, relu, identity). */
+static void out_mlp(Out *o, int n, const int *sizes, Value acts) {
+  int a = acts.k == V_INT ? (int)acts.i : 0;
+  out_fmt(o, "mlp(%%%d, [", n > 0 ? sizes[0] : -1);
+  for (int i = 1; i < n - 1; i++) out_fmt(o, "%s%%%d", i > 1 ? ", " : "", sizes[i]);
+  out_fmt(o, "], %%%d, %s, %s)", n > 1 ? sizes[n - 1] : -1, nn_act_name((NnAct)(a & 0xff)),
+          nn_act_name((NnAct)(a >> 8)));
+}
+
 static void out_instr(Ctx *c, const IrInstr *in, int depth) {
   Out *o = c->o;
   out_indent(o, depth);
@@ -279,7 +289,18 @@ static void out_instr(Ctx *c, const IrInstr *in, int depth) {
     out_con(o, in->con);
     out_sizes(o, in);
     break;
+  case IR_NET:
+    out_fmt(o, "net %%%d(%%%d) ", in->args[0], in->args[1]);
+    out_mlp(o, in->nargs - 2, in->args + 2, in->imm);
+    out_type_of(c, in->dst);
+    break;
   case IR_PARAM:
+    if (in->dst >= 0 && c->f->regtypes[in->dst].base == TY_NETWORK) {
+      out_fmt(o, "param %s = ", decl_name(c, in));
+      out_mlp(o, in->nsizes, in->sizes, in->imm);
+      out_type_of(c, in->dst);
+      break;
+    }
     out_fmt(o, "param %s", decl_name(c, in));
     if (in->nargs) out_fmt(o, " = %%%d", in->args[0]);
     out_type_of(c, in->dst);

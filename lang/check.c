@@ -28,6 +28,7 @@
 
 #include "../stdlib/builtins.h"
 #include "../stdlib/dist.h"
+#include "../stdlib/nn.h"
 #include "../core/value.h"
 
 enum { BLK_DATA = 0, BLK_MODEL = 1, BLK_GEN = 2, BLK_FUNC = 3 };
@@ -203,6 +204,7 @@ static Type type_of_ast(const AstType *at) {
     b = TY_VECTOR; break;
   case TB_ROWVEC: b = TY_ROWVEC; break;
   case TB_MATRIX: case TB_CHOL_CORR: case TB_COV: b = TY_MATRIX; break;
+  case TB_NETWORK: b = TY_NETWORK; break;
   }
   return ty_make(b, at->ndims);
 }
@@ -629,6 +631,10 @@ static Type chk_var(Checker *c, Ast *e) {
       chk_error(c, e->pos, "unknown variable '%s'%s", e->name, suggestion_text(&s));
     return T_VOID;
   }
+  if (y->decl->ty.base == TY_NETWORK) {
+    chk_error(c, e->pos, "'%s' is a network: call it, %s(x)", e->name, e->name);
+    return T_VOID;
+  }
   e->ref = y->decl;
   return y->decl->ty;
 }
@@ -947,8 +953,35 @@ static Type chk_ode(Checker *c, Ast *e) {
   return ty_make(TY_VECTOR, 1);
 }
 
+/* f(x) for a network param f: a vector or row_vector of its input size gives
+   a vector, a matrix with that many columns a matrix (rows are a batch).  The
+   sizes are known at run time only, so a wrong width is a runtime error. */
+static Type chk_net_call(Checker *c, Ast *e, Sym *y) {
+  if (e->list.n != 1) {
+    chk_error(c, e->pos, "network '%s' takes one argument (a vector, row_vector or matrix), got %d",
+              e->name, e->list.n);
+    return T_VOID;
+  }
+  Type t = chk_expr(c, e->list.items[0]);
+  if (FAILED(c)) return T_VOID;
+  if (t.ndims != 0 || (t.base != TY_VECTOR && t.base != TY_ROWVEC && t.base != TY_MATRIX)) {
+    chk_error(c, e->list.items[0]->pos, "network '%s' takes a vector, row_vector or matrix, got %s",
+              e->name, ty_name(t));
+    return T_VOID;
+  }
+  e->ref = y->decl;
+  return ty_make(t.base == TY_MATRIX ? TY_MATRIX : TY_VECTOR, 0);
+}
+
 static Type chk_call(Checker *c, Ast *e, bool stmt) {
   const char *n = e->name;
+  Sym *net = sym_find(c, n);
+  if (net && net->decl->ty.base == TY_NETWORK) return chk_net_call(c, e, net);
+  if (strcmp(n, "mlp") == 0) {
+    chk_error(c, e->pos, "mlp(...) makes a network only as the initial value of a network param: "
+                         "param network f = mlp(in, [hidden...], out, activation);");
+    return T_VOID;
+  }
   for (int i = 0; special_names[i]; i++)
     if (strcmp(n, special_names[i]) == 0) return chk_special(c, e, stmt);
   if (is_ode_name(n)) return chk_ode(c, e);
@@ -1093,12 +1126,56 @@ static bool chk_param_decl(Checker *c, Ast *s) {
                          "(give its initial value with '=', or none for zero)", s->name);
     return false;
   }
-  if (b != TB_REAL && b != TB_VECTOR && b != TB_ROWVEC && b != TB_MATRIX) {
+  if (b != TB_REAL && b != TB_VECTOR && b != TB_ROWVEC && b != TB_MATRIX && b != TB_NETWORK) {
     chk_error(c, s->pos, "param '%s' must be real, vector, row_vector or matrix (or an array of "
                          "them), not %s", s->name, ast_type_base_name(b));
     return false;
   }
   return true;
+}
+
+/* An activation argument of mlp: one of nn.h's names, written bare (relu). */
+static bool chk_act(Checker *c, const Ast *a, NnAct *out) {
+  if (a->kind == AST_VAR && nn_act_parse(a->name, out)) return true;
+  chk_error(c, a->pos, "%s is not an activation (relu, tanh, softplus, sigmoid, elu or identity)",
+            a->kind == AST_VAR ? gc_printf("'%s'", a->name) : "this");
+  return false;
+}
+
+/* `param network f = mlp(in, [hidden...], out, act[, out_act]);`: the sizes are
+   int expressions, the activations bare names; their codes go in the call's
+   ival (act | out_act << 8) for the lowering. */
+static void chk_network_decl(Checker *c, Ast *s) {
+  Ast *e = s->a;
+  const char *usage = "mlp(in, [hidden...], out, activation[, output activation])";
+  if (!e || e->kind != AST_CALL || strcmp(e->name, "mlp") != 0) {
+    chk_error(c, e ? e->pos : s->pos, "network param '%s' is made by %s", s->name, usage);
+    return;
+  }
+  if (e->list.n != 4 && e->list.n != 5) {
+    chk_error(c, e->pos, "mlp takes 4 or 5 arguments, %s; got %d", usage, e->list.n);
+    return;
+  }
+  Ast **a = e->list.items;
+  if (a[1]->kind != AST_ROWVEC) {
+    chk_error(c, a[1]->pos, "mlp's second argument lists the hidden layers' sizes in brackets: "
+                            "[128, 128]");
+    return;
+  }
+  if (a[1]->list.n + 1 > NN_MAXLAYERS) {
+    chk_error(c, a[1]->pos, "an mlp has at most %d hidden layers, not %d", NN_MAXLAYERS - 1,
+              a[1]->list.n);
+    return;
+  }
+  if (!chk_size_expr(c, a[0])) return;
+  for (int i = 0; i < a[1]->list.n; i++)
+    if (!chk_size_expr(c, a[1]->list.items[i])) return;
+  if (!chk_size_expr(c, a[2])) return;
+  NnAct act, out_act = TENSOR_IDENTITY;
+  if (!chk_act(c, a[3], &act) || (e->list.n == 5 && !chk_act(c, a[4], &out_act))) return;
+  e->ival = (int64_t)act | (int64_t)out_act << 8;
+  e->ty = s->ty = ty_make(TY_NETWORK, 0);
+  sym_declare(c, s->name, s, decl_kind(c, s));
 }
 
 static void chk_decl(Checker *c, Ast *s) {
@@ -1110,6 +1187,10 @@ static void chk_decl(Checker *c, Ast *s) {
     return;
   }
   if (s->is_param && !chk_param_decl(c, s)) return;
+  if (at->base == TB_NETWORK) {
+    chk_network_decl(c, s);
+    return;
+  }
   /* sizes: vectors and matrices need them unless an initialiser gives the value */
   bool need1 = at->base != TB_INT && at->base != TB_REAL && at->base != TB_BOOL &&
                at->base != TB_STRING;

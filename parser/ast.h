@@ -37,6 +37,7 @@ typedef enum {
   TB_UNIT_VECTOR,    /* unit_vector[K]: vector */
   TB_CHOL_CORR,      /* cholesky_factor_corr[K]: K x K matrix */
   TB_COV,            /* cov_matrix[K]: K x K matrix */
+  TB_NETWORK,        /* `param network f = mlp(...)` only */
 } AstTypeBase;
 
 typedef struct AstType {

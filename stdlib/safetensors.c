@@ -119,6 +119,118 @@ bool st_write(const char *path, const StFile *f, const char **err) {
   return ok;
 }
 
+/* ---- program values ---- */
+
+/* v's shape (array dims first), or false for strings and ragged arrays. */
+static bool value_shape(Value v, int *rank, int64_t *shape) {
+  switch (v.k) {
+  case V_REAL: case V_INT: case V_BOOL: *rank = 0; return true;
+  case V_VEC: case V_ROWVEC:
+    *rank = 1;
+    shape[0] = v.t->rows * v.t->cols;
+    return true;
+  case V_MAT:
+    *rank = 2;
+    shape[0] = v.t->rows, shape[1] = v.t->cols;
+    return true;
+  case V_ARR: {
+    int r0 = 0;
+    int64_t s0[ST_MAXRANK];
+    if (v.a->n == 0) { /* an empty array: only its own dimension is known */
+      *rank = 1;
+      shape[0] = 0;
+      return true;
+    }
+    for (int i = 0; i < v.a->n; i++) {
+      int r;
+      int64_t s[ST_MAXRANK];
+      if (!value_shape(v.a->e[i], &r, s) || r + 1 > ST_MAXRANK) return false;
+      if (i == 0) {
+        r0 = r;
+        memcpy(s0, s, sizeof(int64_t) * (size_t)r);
+      } else if (r != r0 || memcmp(s, s0, sizeof(int64_t) * (size_t)r) != 0) {
+        return false;
+      }
+    }
+    *rank = r0 + 1;
+    shape[0] = v.a->n;
+    memcpy(shape + 1, s0, sizeof(int64_t) * (size_t)r0);
+    return true;
+  }
+  default: return false;
+  }
+}
+
+/* Copy v's numbers to (dir 0) or from (dir 1) d[*k...], matrices row-major. */
+static void value_walk(Value *v, double *d, size_t *k, int dir) {
+  switch (v->k) {
+  case V_REAL:
+    if (dir) v->r = d[*k];
+    else d[*k] = v->r;
+    ++*k;
+    break;
+  case V_INT:
+    if (dir) v->i = (int64_t)d[*k];
+    else d[*k] = (double)v->i;
+    ++*k;
+    break;
+  case V_BOOL:
+    if (dir) v->b = d[*k] != 0;
+    else d[*k] = v->b;
+    ++*k;
+    break;
+  case V_VEC: case V_ROWVEC: case V_MAT: {
+    int rows = v->t->rows, cols = v->t->cols;
+    for (int i = 0; i < rows; i++)
+      for (int j = 0; j < cols; j++, ++*k) {
+        double *x = &v->t->d[(size_t)j * (size_t)rows + (size_t)i];
+        if (dir) *x = d[*k];
+        else d[*k] = *x;
+      }
+    break;
+  }
+  case V_ARR:
+    for (int i = 0; i < v->a->n; i++) value_walk(&v->a->e[i], d, k, dir);
+    break;
+  default: break;
+  }
+}
+
+static const char *shape_text(int rank, const int64_t *shape) {
+  const char *s = "[";
+  for (int i = 0; i < rank; i++) s = gc_printf("%s%s%" PRId64, s, i ? ", " : "", shape[i]);
+  return gc_printf("%s]", s);
+}
+
+bool st_tensor_of_value(const char *name, Value v, StTensor *out, const char **err) {
+  memset(out, 0, sizeof *out);
+  if (!value_shape(v, &out->rank, out->shape)) {
+    *err = gc_printf("safetensors: '%s' is not a real, a vector, a matrix or a rectangular array of them", name);
+    return false;
+  }
+  out->name = name;
+  out->numel = val_numel(v);
+  out->data = gc_alloc_atomic(sizeof(double) * (out->numel ? out->numel : 1));
+  size_t k = 0;
+  value_walk(&v, out->data, &k, 0);
+  return true;
+}
+
+bool st_value_of_tensor(const char *file, const StTensor *t, Value like, Value *out, const char **err) {
+  int rank;
+  int64_t shape[ST_MAXRANK];
+  if (!value_shape(like, &rank, shape) || rank != t->rank ||
+      memcmp(shape, t->shape, sizeof(int64_t) * (size_t)rank) != 0) {
+    *err = gc_printf("%s: tensor '%s' has shape %s, the program's value has shape %s", file, t->name,
+                     shape_text(t->rank, t->shape), value_shape(like, &rank, shape) ? shape_text(rank, shape) : "?");
+    return false;
+  }
+  *out = val_copy(like);
+  size_t k = 0;
+  value_walk(out, t->data, &k, 1);
+  return true;
+}
+
 /* ---- reading ---- */
 
 typedef struct {

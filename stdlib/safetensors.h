@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../core/value.h"
+
 #define ST_MAXRANK 8
 #define ST_FORMAT "ppl-params"
 #define ST_VERSION "1"
@@ -55,6 +57,18 @@ StFile *st_read(const char *path, const char **err);
 
 const StTensor *st_find(const StFile *f, const char *name);
 const char *st_meta_get(const StFile *f, const char *key);
+/* A program's value as a tensor named `name`: a real, int or bool (rank 0),
+ * vector or row_vector ([n]), matrix ([rows, cols], written row-major as
+ * numpy and torch read it: ppl's column-major storage is transposed), or a
+ * rectangular array of them (its dimensions first: vector[3] x[2] is
+ * [2, 3]).  false with *err for strings and ragged arrays. */
+bool st_tensor_of_value(const char *name, Value v, StTensor *out, const char **err);
+/* The inverse into the shape of `like` (a value of the program's type and
+ * sizes, e.g. a param's initial value): a new Value of like's kinds filled
+ * from t.  false when the shapes differ: "params.safetensors: tensor 's'
+ * has shape [3], the program's value has shape [4]" (`file` names the file). */
+bool st_value_of_tensor(const char *file, const StTensor *t, Value like, Value *out, const char **err);
+
 /* Replace f's metadata with ppl's: format, version, model_hash. */
 void st_set_ppl_meta(StFile *f, uint64_t model_hash);
 /* Whether f (read from `file`) is a ppl parameter file of this version trained

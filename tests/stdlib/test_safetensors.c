@@ -268,8 +268,69 @@ static void test_meta_checks(void) {
          "no hash: %s", err);
 }
 
+/* Program values <-> tensors: matrices row-major, arrays' dims first. */
+static void test_values(void) {
+  Value m = val_mat(2, 3); /* [[1, 2, 3], [4, 5, 6]], stored column-major */
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 3; j++) m.t->d[j * 2 + i] = 1 + 3 * i + j;
+  StTensor t;
+  const char *err = NULL;
+  OK_ERR(st_tensor_of_value("m", m, &t, &err) && t.rank == 2 && t.shape[0] == 2 && t.shape[1] == 3 &&
+             t.numel == 6,
+         "a 2 x 3 matrix is a [2, 3] tensor");
+  int rowmajor = 1;
+  for (int k = 0; k < 6; k++) rowmajor &= t.data[k] == k + 1;
+  OK_ERR(rowmajor, "its data row-major, as numpy reads it");
+  Value back;
+  OK_ERR(st_value_of_tensor("p.safetensors", &t, val_mat(2, 3), &back, &err) && val_equal(back, m),
+         "and back into a matrix of the program");
+  Value wrong = val_mat(3, 2);
+  OK_ERR(!st_value_of_tensor("p.safetensors", &t, wrong, &back, &err) &&
+             strcmp(err, "p.safetensors: tensor 'm' has shape [2, 3], the program's value has shape [3, 2]") == 0,
+         "a transposed shape is refused: %s", err);
+
+  Value arr = val_arr(2); /* vector[3] a[2] */
+  for (int i = 0; i < 2; i++) {
+    arr.a->e[i] = val_vec(3);
+    for (int j = 0; j < 3; j++) arr.a->e[i].t->d[j] = 10 * i + j;
+  }
+  OK_ERR(st_tensor_of_value("a", arr, &t, &err) && t.rank == 2 && t.shape[0] == 2 && t.shape[1] == 3 &&
+             t.data[4] == 11,
+         "an array of 2 vectors of 3 is [2, 3]");
+  OK_ERR(st_value_of_tensor("p.safetensors", &t, arr, &back, &err) && val_equal(back, arr) &&
+             back.a->e[0].t != arr.a->e[0].t,
+         "back into a fresh array");
+  arr.a->e[1] = val_vec(2);
+  OK_ERR(!st_tensor_of_value("a", arr, &t, &err) &&
+             strcmp(err, "safetensors: 'a' is not a real, a vector, a matrix or a rectangular array of them") == 0,
+         "a ragged array is refused: %s", err);
+  OK_ERR(st_tensor_of_value("s", val_real(-0.0), &t, &err) && t.rank == 0 && t.numel == 1 && signbit(t.data[0]),
+         "a real is rank 0");
+  OK_ERR(!st_tensor_of_value("s", val_str("x"), &t, &err), "a string is refused");
+
+  /* through a file: what is saved is what is loaded, bit for bit */
+  double nan = from_bits(0x7ff800000000beefull);
+  Value v = val_vec(2);
+  v.t->d[0] = nan;
+  v.t->d[1] = 1e-310;
+  StTensor two[2];
+  OK_ERR(st_tensor_of_value("m", m, &two[0], &err) && st_tensor_of_value("v", v, &two[1], &err), "two values");
+  StFile f = {.ntensors = 2, .tensors = two};
+  st_set_ppl_meta(&f, 42);
+  size_t n;
+  unsigned char *b = st_encode(&f, &n, &err);
+  StFile *g = b ? st_decode("p.safetensors", b, n, &err) : NULL;
+  Value vm, vv;
+  OK_ERR(g && st_check_meta(g, "p.safetensors", 42, &err) &&
+             st_value_of_tensor("p.safetensors", st_find(g, "m"), val_mat(2, 3), &vm, &err) &&
+             st_value_of_tensor("p.safetensors", st_find(g, "v"), val_vec(2), &vv, &err) && val_equal(vm, m) &&
+             bits(vv.t->d[0]) == bits(nan) && bits(vv.t->d[1]) == bits(1e-310),
+         "save -> load: the same values bit for bit");
+}
+
 int main(void) {
   gc_init();
+  test_values();
   test_round_trip();
   test_exact_bytes();
   test_python_layout();

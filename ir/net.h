@@ -1,0 +1,33 @@
+/* net.h — network values in the interpreter (`param network f = mlp(...)`,
+ * f(x)): between the interpreter's Values (column-major matrices, a node per
+ * element) and stdlib/nn.h's row-major tensors on the tape.
+ */
+#ifndef PPL_IR_NET_H
+#define PPL_IR_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../core/value.h"
+#include "../stdlib/nn.h"
+
+/* The layout from the sizes (in, hidden..., out: n of them) and the packed
+ * activations (act | out_act << 8, IR_PARAM's imm); false with a message. */
+bool net_layout(const int64_t *sizes, int n, int acts, NnMlp *m, char *err, size_t errsz);
+
+/* A network's initial weights: nn_mlp_init with an Rng seeded from the
+ * param's name alone (FNV-1a 64 of the name, stream 0), so every run,
+ * chain, engine and evaluation of a program sees the same network until an
+ * engine gives other weights through the handler's param(). */
+Value net_initial(const NnMlp *m, const char *name);
+
+/* f(x): w the weights (a vector of m->nparams), x a vector or row_vector of
+ * m's input size (-> a vector) or a matrix with that many columns (-> a
+ * matrix, one row per input row).  Records on tape t when w or x carry nodes
+ * (t not NULL); otherwise runs on `scratch`, a tape only used for its arena
+ * (reset here).  false with a message for a wrong input width ("takes 3
+ * inputs, got a vector of 4": the caller names the network). */
+bool net_apply(Tape *t, Tape *scratch, const NnMlp *m, Value w, Value x, Value *out, char *err,
+               size_t errsz);
+
+#endif
