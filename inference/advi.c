@@ -141,26 +141,23 @@ static bool advi_grad(Advi *a, bool *finite, Diag *d) {
 }
 
 /* The ELBO E[log p(T(eps)) + logdet(eps)] + H[N(0, I)] from elbo_samples
- * draws.  Draws where log p is -inf are dropped, as Stan drops them; -inf
- * when a tenth or more are (Stan's limit), as q then puts mass where the
- * program has none. */
+ * draws.  Draws where log p is -inf are dropped, as Stan drops them (it
+ * fails when all are); the mean is over the others (Stan divides by all,
+ * counting a dropped draw as 0). */
 static bool advi_elbo(Advi *a, double *elbo, Diag *d) {
   ViFamily *q = a->q;
   double sum = 0;
-  int kept = 0, dropped = 0;
+  int kept = 0;
   for (int s = 0; s < a->elbo_samples; s++) {
     double logdet, lp;
     advi_draw_eps(a, &a->rng);
     q->forward(q, a->eps, a->theta, &logdet);
     if (!advi_logp(a, a->theta, &lp, NULL, d)) return false;
-    if (!isfinite(lp) || !isfinite(logdet)) {
-      dropped++;
-      continue;
-    }
+    if (!isfinite(lp) || !isfinite(logdet)) continue;
     sum += lp + logdet;
     kept++;
   }
-  if (kept == 0 || dropped * 10 >= a->elbo_samples) *elbo = -INFINITY;
+  if (kept == 0) *elbo = -INFINITY;
   else *elbo = sum / kept + 0.5 * (double)a->dim * (1 + log(2 * M_PI));
   return true;
 }
@@ -442,16 +439,11 @@ static bool advi_load(Advi *a, const char *path, Diag *d) {
   return true;
 }
 
-static ViFamily *advi_family(int kind, size_t dim, Diag *d) {
-  /* Until the flow family (inference/vi_flow.c) is merged, `--vi flow` is
-     refused here, in this one place. */
-  if (kind == ADVI_FLOW) {
-    diag_error(d, DIAG_USAGE, (SrcPos){0},
-               "--vi flow is not available in this build yet (the Real NVP family is not "
-               "merged); use --vi meanfield or --vi fullrank");
-    return NULL;
-  }
-  return kind == ADVI_FULLRANK ? vi_fullrank_new(dim) : vi_meanfield_new(dim);
+static ViFamily *advi_family(Advi *a, int kind) {
+  if (kind == ADVI_FLOW) /* its networks' initial weights come from the fit's stream */
+    return vi_flow_new(a->dim, (int)engine_opt_int(a->o, "flow-layers"),
+                       (int)engine_opt_int(a->o, "flow-hidden"), &a->rng);
+  return kind == ADVI_FULLRANK ? vi_fullrank_new(a->dim) : vi_meanfield_new(a->dim);
 }
 
 /* After the fit (or the load): the resampled pool, if asked for. */
@@ -492,7 +484,10 @@ static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d
                "prior)");
     return NULL;
   }
-  if (!(a->q = advi_family(engine_opt_enum(o, "vi"), a->dim, d))) return NULL;
+  if (!(a->q = advi_family(a, engine_opt_enum(o, "vi")))) {
+    diag_error(d, DIAG_RUNTIME, (SrcPos){0}, "advi: could not make the variational family");
+    return NULL;
+  }
   size_t np = a->q->nparams;
   a->eps = gc_alloc_atomic(sizeof(double) * a->dim);
   a->theta = gc_alloc_atomic(sizeof(double) * a->dim);
@@ -507,11 +502,11 @@ static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d
     a->converged = true;
     return advi_finish(a, d);
   }
-  /* The Gaussians' phi starts with the mean (vi.h): q is centred on the
-     chain's initial point, as in Stan; the flow starts near N(0, I). */
+  /* Every family's phi starts with the mean (vi.h; the flow's base layer,
+     vi_flow.c): q is centred on the chain's initial point, as in Stan. */
   double *mu = gc_alloc_atomic(sizeof(double) * a->dim);
   if (!advi_start(a, o, mu, d)) return NULL;
-  if (strcmp(a->q->name, "flow") != 0) memcpy(a->q->phi, mu, sizeof(double) * a->dim);
+  memcpy(a->q->phi, mu, sizeof(double) * a->dim);
   double t0 = advi_now();
   a->phi0 = gc_alloc_atomic(sizeof(double) * np);
   memcpy(a->phi0, a->q->phi, sizeof(double) * np);
@@ -648,6 +643,11 @@ static const OptSpec advi_options[] = {
      .help = "iterations of each eta tried by the adaptation"},
     {.name = "vi", .type = OPT_ENUM, .def = "meanfield", .choices = advi_families,
      .arg = "FAMILY", .help = "the variational family: one of"},
+    {.name = "flow-layers", .type = OPT_INT, .def = "6", .ilo = 0, .ihi = 64, .arg = "N",
+     .help = "--vi flow: affine coupling layers of the Real NVP flow (0: the base affine "
+             "map alone, i.e. mean-field)"},
+    {.name = "flow-hidden", .type = OPT_INT, .def = "32", .ilo = 1, .ihi = 4096, .arg = "N",
+     .help = "--vi flow: units in each of the two hidden relu layers of each coupling's network"},
     {.name = "psis-resample", .type = OPT_BOOL, .def = "false",
      .help = "write draws importance-resampled (Pareto-smoothed weights) from as many draws "
              "of the approximation, instead of the approximation's own draws"},
@@ -657,7 +657,8 @@ static const OptSpec advi_options[] = {
 const EngineVT engine_advi = {
     .name = "advi",
     .summary = "automatic differentiation variational inference (Stan's ADVI: mean-field or "
-               "full-rank Gaussian) with PSIS diagnostics; fixed-structure continuous programs",
+               "full-rank Gaussian; or a Real NVP flow) with PSIS diagnostics; "
+               "fixed-structure continuous programs",
     .nstats = 2,
     .stat_names = {"log_p__", "log_g__"},
     .weighted = false,
