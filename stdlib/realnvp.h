@@ -1,0 +1,74 @@
+/* realnvp.h — the Real NVP normalizing flow (Dinh, Sohl-Dickstein, Bengio
+ * 2017) on the tensor tape: one implementation of its coupling math for the
+ * variational family of inference/vi_flow.c (`--vi flow`), the flow params
+ * of programs (`param flow q = realnvp(D, layers, hidden)`, ir/net.c) and
+ * their family `flow(q)` (stdlib/dists/flow.c).
+ *
+ * x = T(eps) = C_L o ... o C_1 (mu + exp(omega) * eps): an element-wise
+ * affine base layer followed by `layers` affine coupling layers.  Coupling k
+ * splits the coordinates into two contiguous halves (floor(dim/2) first, ceil
+ * after); even layers keep the first half fixed and move the second, odd
+ * layers the other way round.  With x_f the fixed half and x_m the moved:
+ *
+ *     (raw, shift) = MLP_k(x_f)               2 * |x_m| outputs
+ *     s = B * tanh(raw / B)                    B = RNVP_SCALE_BOUND
+ *     y_m = x_m * exp(s) + shift,   y_f = x_f, log|det| += sum(s)
+ *
+ * The soft bound keeps one layer from scaling by more than e^B, which keeps
+ * early optimisation steps from blowing up; its slope at 0 is 1, so near the
+ * identity the layer is the plain Real NVP one.  Each MLP (stdlib/nn.h) has
+ * two hidden relu layers of `hidden` units (relu nets extrapolate linearly
+ * where tanh nets go flat, which matters for a target's tails); its last layer
+ * starts at zero, so every coupling starts as the identity and the whole flow
+ * as the base affine, itself the identity (mu = 0, omega = 0).  A 1-D flow
+ * has nothing to condition on: it is the base affine alone.
+ *
+ * The weights w are one flat vector: mu [dim], omega [dim], then for each
+ * coupling k nn.h's flat layout of MLP k (W0 [in, out] row-major, b0 [out],
+ * ...).  The first |x_m| outputs of MLP k are raw scales, the next shifts.
+ * Both directions record on the caller's tape: with w a tensor_var (or a
+ * tensor_gather of nodes) and points with nodes they are differentiable in
+ * both; with constants they record nothing but the networks' arena use.
+ */
+#ifndef PPL_REALNVP_H
+#define PPL_REALNVP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "nn.h"
+#include "rng.h"
+#include "tensor.h"
+
+#define RNVP_SCALE_BOUND 3.0
+#define RNVP_MAXLAYERS 64
+#define RNVP_MAXDIM (1 << 20)
+
+typedef struct RnvpLayer {
+  int fixed0, nfixed; /* conditioning coordinates [fixed0, fixed0 + nfixed) */
+  int moved0, nmoved; /* transformed coordinates */
+  NnMlp mlp;          /* nfixed -> hidden -> hidden -> 2 * nmoved */
+  size_t off;         /* offset of the MLP's weights in w */
+} RnvpLayer;
+
+typedef struct Rnvp {
+  int dim, layers, hidden; /* as asked; layers is kept for a 1-D flow too */
+  int ncoupling;           /* coupling layers built (0 for dim 1) */
+  size_t nparams;          /* weights in the flat vector */
+  RnvpLayer layer[RNVP_MAXLAYERS];
+} Rnvp;
+
+/* Fill f; false with a message (err, errsz bytes) for dim outside
+ * [1, RNVP_MAXDIM], layers outside [0, RNVP_MAXLAYERS] or hidden < 1. */
+bool rnvp_make(Rnvp *f, int dim, int layers, int hidden, char *err, size_t errsz);
+/* Initial weights (f->nparams reals): mu = omega = 0 and every coupling's
+ * MLP from nn_mlp_init with its last layer at zero: the identity map. */
+void rnvp_init(const Rnvp *f, Rng *r, double *w);
+/* x = T(eps) (dim AdNums each); returns log|det dT/deps|.  w is rank 1 with
+ * f->nparams elements. */
+AdNum rnvp_forward(Tape *t, const Rnvp *f, Tensor w, const AdNum *eps, AdNum *x);
+/* eps = T^-1(x); returns log|det dT/deps| at that eps, so that
+ * log q(x) = log N(eps; 0, I) - the result. */
+AdNum rnvp_inverse(Tape *t, const Rnvp *f, Tensor w, const AdNum *x, AdNum *eps);
+
+#endif
