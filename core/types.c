@@ -19,6 +19,7 @@ static const char *ty_base_name(int b) {
   case TY_MATRIX: return "matrix";
   case TY_DIST: return "distribution";
   case TY_NETWORK: return "network";
+  case TY_FLOW: return "flow";
   default: return "?";
   }
 }

@@ -23,6 +23,8 @@ typedef enum {
   TY_DIST, /* only as the type of a distribution expression inside ~ / observe */
   TY_NETWORK, /* `param network f = mlp(...)`: only called, f(x); its value is the
                  flat weight vector (stdlib/nn.h) */
+  TY_FLOW,    /* `param flow q = realnvp(...)`: only drawn from, z ~ flow(q); its
+                 value is the flat weight vector (stdlib/realnvp.h) */
 } TyBase;
 
 typedef struct Type {

@@ -30,9 +30,11 @@
  * log weights log p - log q of the draws go to the driver as advi's do
  * (EngineVT.vi_report: the summary's PSIS k-hat and log evidence). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../ir/net.h"
 #include "../stdlib/optim.h"
 #include "../stdlib/safetensors.h"
 #include "../stdlib/transform.h"
@@ -288,7 +290,7 @@ static AdNum svr_acc(SviRun *r, double lp, int32_t node) {
   return term;
 }
 
-enum { RP_NORMAL, RP_STD_NORMAL, RP_LOGNORMAL, RP_CAUCHY, RP_STUDENT, RP_EXPONENTIAL };
+enum { RP_NORMAL, RP_STD_NORMAL, RP_LOGNORMAL, RP_CAUCHY, RP_STUDENT, RP_EXPONENTIAL, RP_FLOW };
 
 /* The reparameterisation of dc's family (RP_*), or -1 with a message. */
 static int svi_reparam_kind(const DistCall *dc, const char *addr, char *err, size_t errsz) {
@@ -300,10 +302,11 @@ static int svi_reparam_kind(const DistCall *dc, const char *addr, char *err, siz
   else if (!strcmp(f, "cauchy")) kind = RP_CAUCHY;
   else if (!strcmp(f, "student_t")) kind = RP_STUDENT;
   else if (!strcmp(f, "exponential")) kind = RP_EXPONENTIAL;
+  else if (dc->fam == &dist_flow) kind = RP_FLOW;
   else {
     snprintf(err, errsz, "svi: the guide's %s for '%s' cannot be reparameterised; draw it with "
-             "normal, std_normal, student_t, cauchy (real line), lognormal or exponential "
-             "(positive)", f, addr);
+             "normal, std_normal, student_t, cauchy (real line), flow(q) (vectors), lognormal or "
+             "exponential (positive)", f, addr);
     return -1;
   }
   if (dc->truncated) {
@@ -315,12 +318,46 @@ static int svi_reparam_kind(const DistCall *dc, const char *addr, char *err, siz
   return kind;
 }
 
+/* flow(q): every draw of v (a vector, or an array of them) is T_q(eps) for
+   eps ~ N(0, I), recorded on r->t with the nodes of q's weights. */
+static bool svi_reparam_flow(SviRun *r, const DistCall *dc, Value *v, const char *addr,
+                             char *err, size_t errsz) {
+  Rnvp *f = gc_alloc_atomic(sizeof *f);
+  int64_t sz[3] = {dc->p[1].i, dc->p[2].i, dc->p[3].i};
+  if (!net_flow_layout(sz, f, err, errsz)) return false;
+  Value w = dc->p[0];
+  size_t n = val_numel(*v);
+  if (w.k != V_VEC || (size_t)w.t->rows != f->nparams || n % (size_t)f->dim != 0) {
+    snprintf(err, errsz, "svi: '%s' has %zu elements, but its guide's flow draws vectors of %d",
+             addr, n, f->dim);
+    return false;
+  }
+  Tape *t = r->t;
+  int np = (int)f->nparams;
+  Tensor W = w.t->ad ? tensor_gather(t, 1, &np, w.t->d, w.t->ad) : tensor_const(1, &np, w.t->d);
+  AdNum *eps = gc_alloc_atomic(sizeof(AdNum) * (size_t)f->dim);
+  AdNum *x = gc_alloc_atomic(sizeof(AdNum) * (size_t)f->dim);
+  int32_t *nodes = gc_alloc_atomic(sizeof(int32_t) * (n ? n : 1));
+  for (size_t e0 = 0; e0 < n; e0 += (size_t)f->dim) {
+    for (int i = 0; i < f->dim; i++) eps[i] = ad_const(rng_normal(r->s->r));
+    rnvp_forward(t, f, W, eps, x);
+    for (int i = 0; i < f->dim; i++) {
+      trace_value_set(v, e0 + (size_t)i, x[i].v);
+      nodes[e0 + (size_t)i] = x[i].n;
+    }
+  }
+  size_t k = 0;
+  val_set_nodes(v, nodes, &k);
+  return true;
+}
+
 /* A reparameterised draw of every scalar of v under dc (on tape r->t): the
    value as a differentiable function of dc's parameters and noise eps. */
 static bool svi_reparam(SviRun *r, const DistCall *dc, Value *v, const char *addr, char *err,
                         size_t errsz) {
   int kind = svi_reparam_kind(dc, addr, err, errsz);
   if (kind < 0) return false;
+  if (kind == RP_FLOW) return svi_reparam_flow(r, dc, v, addr, err, errsz);
   size_t n = val_numel(*v);
   double *pv[3];
   int32_t *pn[3];
@@ -822,7 +859,8 @@ static const char *svi_guide_params(Svi *s) {
   for (int i = 0; i < s->np; i++) {
     if (!s->p[i].guide) continue;
     const SviParam *p = &s->p[i];
-    const char *v = p->spec.net ? gc_printf("a network of %zu weights", p->n)
+    const char *v = p->spec.net    ? gc_printf("a network of %zu weights", p->n)
+                    : p->spec.flow ? gc_printf("a flow of %zu weights", p->n)
                     : p->n > 8  ? gc_printf("%zu values", p->n)
                                 : val_to_string(svi_param_value(s, &s->p[i], NULL));
     t = gc_printf("%s%s%s = %s", t, *t ? ", " : "", p->name, v);

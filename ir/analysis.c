@@ -777,7 +777,7 @@ static void add_param(Ana *A, int fn, const IrInstr *in) {
   pi->support = !lo.state && !hi.state
                     ? "real"
                     : gc_printf("(%s, %s)", bound_text(lo, false), bound_text(hi, true));
-  pi->has_init = in->nargs > 0 || (in->dst >= 0 && in->dst < fd->nregs && fd->regtypes[in->dst].base == TY_NETWORK);
+  pi->has_init = in->nargs > 0 || (in->dst >= 0 && in->dst < fd->nregs && (fd->regtypes[in->dst].base == TY_NETWORK || fd->regtypes[in->dst].base == TY_FLOW));
 }
 
 /* Collects latents and observations in walk order. */

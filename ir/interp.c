@@ -790,11 +790,47 @@ static HandlerResult exec_param_net(InterpState *st, Frame *f, const IrInstr *in
   return hr;
 }
 
+/* `param flow q = realnvp(D, layers, hidden)`: as a network param, the value
+   is the flat weight vector. */
+static HandlerResult exec_param_flow(InterpState *st, Frame *f, const IrInstr *ins, Handler *h,
+                                     Diag *d) {
+  Rnvp *fl = gc_alloc_atomic(sizeof *fl);
+  char err[ERRSZ];
+  int64_t sz[3];
+  for (int i = 0; i < 3; i++) sz[i] = reg_int(f->regs, ins->sizes[i]);
+  if (!net_flow_layout(sz, fl, err, sizeof err)) {
+    diag_error(d, DIAG_RUNTIME, ins->pos, "flow '%s': %s", ins->name, err);
+    return HR_ERROR;
+  }
+  ParamSpec ps = {.type = ty_make(TY_VECTOR, 0), .nsizes = 1, .con = CON_NONE,
+                  .lower = -INFINITY, .upper = INFINITY, .flow = fl};
+  ps.sizes[0] = (int)fl->nparams;
+  ps.init = net_flow_initial(fl, ins->name);
+  Value v = ps.init;
+  HandlerResult hr = HR_CONTINUE;
+  const char *addr = sample_address(st, ins->name);
+  if (h && h->param) {
+    v = val_none();
+    hr = h->param(h, addr, &ps, &v, ins->pos, d);
+    if (hr == HR_ERROR) return handler_failed(d, ins->pos, "param");
+    if (v.k != V_VEC || (size_t)v.t->rows != fl->nparams) {
+      diag_error(d, DIAG_INTERNAL, ins->pos, "handler returned %s for flow '%s' (a vector of %zu weights)",
+                 op_shape_desc(v), addr, fl->nparams);
+      return HR_ERROR;
+    }
+  }
+  f = &st->frames[st->nframes - 1];
+  f->regs[ins->dst] = v;
+  f->flags[ins->dst] = F_SIZED;
+  return hr;
+}
+
 static HandlerResult exec_param(InterpState *st, Frame *f, const IrInstr *ins, Handler *h,
                                 char *err, Diag *d) {
   const Value *R = f->regs;
   Type t = f->fn->regtypes[ins->dst];
   if (t.base == TY_NETWORK) return exec_param_net(st, f, ins, h, d);
+  if (t.base == TY_FLOW) return exec_param_flow(st, f, ins, h, d);
   ParamSpec ps = {.type = t, .con = (ConKind)ins->con.kind};
   ps.lower = bound_of(R, ins->con.lower, -INFINITY);
   ps.upper = bound_of(R, ins->con.upper, INFINITY);

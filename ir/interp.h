@@ -46,6 +46,7 @@
 #include "../stdlib/builtins.h"
 #include "../stdlib/dist.h"
 #include "../stdlib/nn.h"
+#include "../stdlib/realnvp.h"
 #include "../stdlib/rng.h"
 #include "ir.h"
 
@@ -76,6 +77,10 @@ typedef struct ParamSpec {
                          layout, and the value is its flat weight vector (type
                          vector, sizes {net->nparams}, no bounds; init from
                          nn_mlp_init, see ir/net.h); NULL otherwise */
+  const Rnvp *flow;   /* a flow param (`param flow q = realnvp(...)`): its
+                         layout, and the value is its flat weight vector (type
+                         vector, sizes {flow->nparams}, no bounds; init from
+                         rnvp_init, see ir/net.h); NULL otherwise */
 } ParamSpec;
 
 typedef struct Handler Handler;

@@ -129,7 +129,12 @@ typedef enum {
      A network param (dst of type network, `param network f = mlp(...)`): no
      args; `sizes` are the layers' sizes (in, hidden..., out) and imm is
      val_int(act | out_act << 8) (stdlib/nn.h's NnAct); its value is the flat
-     weight vector, initially nn_mlp_init's */
+     weight vector, initially nn_mlp_init's.
+     A flow param (dst of type flow, `param flow q = realnvp(D, layers,
+     hidden)`): no args; `sizes` are D, layers and hidden; its value is the
+     flat weight vector of stdlib/realnvp.h, initially rnvp_init's.  flow(q)
+     in a SAMPLE/OBSERVE is the family dist_flow with params q and the three
+     size registers */
   IR_PARAM,
   /* dst = network args[0] applied to args[1] (a vector or row_vector: a
      vector; a matrix: a matrix, its rows a batch); args[2..] and imm repeat

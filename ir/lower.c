@@ -20,6 +20,7 @@
 #include "../stdlib/builtins.h"
 #include "../stdlib/dist.h"
 #include "../stdlib/ode.h"
+#include "../stdlib/realnvp.h"
 #include "ir.h"
 
 enum { BLK_DATA = 0, BLK_MODEL = 1, BLK_GEN = 2, BLK_FUNC = 3, BLK_GUIDE = 4 };
@@ -403,6 +404,14 @@ static int func_index(const Lower *L, const Ast *f) {
 /* Scalar int arguments of real parameters become reals here, so the
    interpreter and the JIT see the family's own parameter types. */
 static IrDist lower_dist(Lower *L, const Ast *call) {
+  if (call->dist == &dist_flow) { /* flow(q): q's weights, then its layout */
+    const Ast *q = call->list.items[0]->ref;
+    const IrInstr *def = &L->netdefs[map_get(&L->nets, q)];
+    IrDist d = {call->dist, 4, int_array(4)};
+    d.params[0] = map_get(&L->vars, q);
+    memcpy(d.params + 1, def->sizes, sizeof(int) * 3);
+    return d;
+  }
   IrDist d = {call->dist, call->list.n, int_array(call->list.n)};
   for (int i = 0; i < call->list.n; i++) {
     const Ast *a = call->list.items[i];
@@ -703,6 +712,23 @@ static void lower_decl(Lower *L, const Ast *s) {
     L->netdefs = gc_grow(L->netdefs, L->nnets, &L->capnets, sizeof(IrInstr));
     L->netdefs[L->nnets++] = in;
     return; /* not an output: a network's weights are saved apart (safetensors) */
+  }
+  if (s->is_param && s->ty.base == TY_FLOW) { /* param flow q = realnvp(D, layers, hidden); */
+    int *sz = int_array(3);
+    for (int i = 0; i < 3; i++) sz[i] = lower_expr(L, s->a->list.items[i]);
+    int r = reg_new(L, s->ty, s->name);
+    map_put(&L->vars, s, r);
+    IrInstr in = ins_new(IR_PARAM, s->pos);
+    in.dst = r;
+    in.name = s->name;
+    in.con = con;
+    in.nsizes = 3;
+    in.sizes = sz;
+    emit(L, &in);
+    map_put(&L->nets, s, L->nnets); /* flow(q) repeats its sizes, as f(x) a network's */
+    L->netdefs = gc_grow(L->netdefs, L->nnets, &L->capnets, sizeof(IrInstr));
+    L->netdefs[L->nnets++] = in;
+    return; /* not an output: its weights are saved apart (safetensors) */
   }
   if (s->is_param) { /* param T x [= init]; (the checker keeps it at the model's top level) */
     int init = s->a ? lower_as(L, s->a, s->ty) : -1;

@@ -25,13 +25,33 @@ bool net_layout(const int64_t *sizes, int n, int acts, NnMlp *m, char *err, size
                      err, errsz);
 }
 
-Value net_initial(const NnMlp *m, const char *name) {
+/* The initial weights' stream: FNV-1a 64 of the param's name, stream 0. */
+static void net_name_rng(Rng *r, const char *name) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (const unsigned char *c = (const unsigned char *)name; *c; c++) h = (h ^ *c) * 0x100000001b3ull;
+  rng_seed(r, h, 0);
+}
+
+Value net_initial(const NnMlp *m, const char *name) {
   Rng r;
-  rng_seed(&r, h, 0);
+  net_name_rng(&r, name);
   Value v = val_vec((int)m->nparams);
   nn_mlp_init(m, &r, 1, v.t->d);
+  return v;
+}
+
+bool net_flow_layout(const int64_t *sizes, Rnvp *f, char *err, size_t errsz) {
+  int sz[3];
+  for (int i = 0; i < 3; i++)
+    sz[i] = sizes[i] < INT_MIN ? INT_MIN : sizes[i] > INT_MAX ? INT_MAX : (int)sizes[i];
+  return rnvp_make(f, sz[0], sz[1], sz[2], err, errsz);
+}
+
+Value net_flow_initial(const Rnvp *f, const char *name) {
+  Rng r;
+  net_name_rng(&r, name);
+  Value v = val_vec((int)f->nparams);
+  rnvp_init(f, &r, v.t->d);
   return v;
 }
 

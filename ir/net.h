@@ -1,4 +1,4 @@
-/* net.h — network values in the interpreter (`param network f = mlp(...)`,
+/* net.h — network and flow values in the interpreter (`param network f = mlp(...)`,
  * f(x)): between the interpreter's Values (column-major matrices, a node per
  * element) and stdlib/nn.h's row-major tensors on the tape.
  */
@@ -10,6 +10,7 @@
 
 #include "../core/value.h"
 #include "../stdlib/nn.h"
+#include "../stdlib/realnvp.h"
 
 /* The layout from the sizes (in, hidden..., out: n of them) and the packed
  * activations (act | out_act << 8, IR_PARAM's imm); false with a message. */
@@ -20,6 +21,14 @@ bool net_layout(const int64_t *sizes, int n, int acts, NnMlp *m, char *err, size
  * chain, engine and evaluation of a program sees the same network until an
  * engine gives other weights through the handler's param(). */
 Value net_initial(const NnMlp *m, const char *name);
+
+/* A flow param's layout from its sizes (D, layers, hidden); false with a
+ * message for sizes out of range. */
+bool net_flow_layout(const int64_t *sizes, Rnvp *f, char *err, size_t errsz);
+/* A flow param's initial weights: rnvp_init with the Rng net_initial seeds
+ * from the param's name (the identity map; only the couplings' hidden
+ * layers are random). */
+Value net_flow_initial(const Rnvp *f, const char *name);
 
 /* f(x): w the weights (a vector of m->nparams), x a vector or row_vector of
  * m's input size (-> a vector) or a matrix with that many columns (-> a

@@ -29,6 +29,7 @@
 #include "../stdlib/builtins.h"
 #include "../stdlib/dist.h"
 #include "../stdlib/nn.h"
+#include "../stdlib/realnvp.h"
 #include "../core/value.h"
 
 enum { BLK_DATA = 0, BLK_MODEL = 1, BLK_GEN = 2, BLK_FUNC = 3, BLK_GUIDE = 4 };
@@ -206,6 +207,7 @@ static Type type_of_ast(const AstType *at) {
   case TB_ROWVEC: b = TY_ROWVEC; break;
   case TB_MATRIX: case TB_CHOL_CORR: case TB_COV: b = TY_MATRIX; break;
   case TB_NETWORK: b = TY_NETWORK; break;
+  case TB_FLOW: b = TY_FLOW; break;
   }
   return ty_make(b, at->ndims);
 }
@@ -636,6 +638,10 @@ static Type chk_var(Checker *c, Ast *e) {
     chk_error(c, e->pos, "'%s' is a network: call it, %s(x)", e->name, e->name);
     return T_VOID;
   }
+  if (y->decl->ty.base == TY_FLOW) {
+    chk_error(c, e->pos, "'%s' is a flow: draw from it, z ~ flow(%s)", e->name, e->name);
+    return T_VOID;
+  }
   e->ref = y->decl;
   return y->decl->ty;
 }
@@ -739,10 +745,43 @@ static void chk_scale_latents(Checker *c, const Ast *call, const DistFamily *f) 
   }
 }
 
+/* flow(q) for a flow param q (stdlib/dists/flow.c): over vectors, or arrays
+   of them (independent draws).  The lowering adds the flow's layout to the
+   arguments; the size of a draw is checked at run time. */
+static void chk_flow_dist(Checker *c, Ast *call, Type x) {
+  if (call->list.n != 1) {
+    chk_error(c, call->pos, "flow takes one argument, a flow param (param flow q = realnvp(D)); "
+                            "got %d", call->list.n);
+    return;
+  }
+  Ast *a = call->list.items[0];
+  Sym *y = a->kind == AST_VAR ? sym_find(c, a->name) : NULL;
+  if (!y || y->decl->ty.base != TY_FLOW) {
+    const char *what = !y ? NULL : y->decl->ty.base == TY_NETWORK ? "a network"
+                                 : gc_printf("a %s", ty_name(y->decl->ty));
+    chk_error(c, a->pos, "flow() takes a flow param (param flow q = realnvp(D);)%s",
+              what ? gc_printf(", and '%s' is %s", a->name, what)
+                   : a->kind == AST_VAR ? gc_printf(", and '%s' is not declared", a->name) : "");
+    return;
+  }
+  if (x.base != TY_VOID && x.base != TY_VECTOR) {
+    chk_error(c, call->pos, "flow(%s) draws vectors, not %s", a->name, ty_name(x));
+    return;
+  }
+  a->ref = y->decl;
+  a->ty = y->decl->ty;
+  call->dist = &dist_flow;
+  call->ty = ty_make(TY_DIST, 0);
+}
+
 /* `dist(args)` after ~ or inside observe(): x is the type of the value. */
 static void chk_dist(Checker *c, Ast *call, Type x) {
   if (call->kind != AST_CALL) {
     chk_error(c, call->pos, "expected a distribution such as normal(0, 1)");
+    return;
+  }
+  if (strcmp(call->name, "flow") == 0 && !dist_find(c->cp->fams, "flow")) {
+    chk_flow_dist(c, call, x);
     return;
   }
   const DistFamily *f = dist_find(c->cp->fams, call->name);
@@ -800,7 +839,8 @@ static Type chk_special(Checker *c, Ast *e, bool stmt) {
   if (!allowed_in_block(c, e->pos, "observe()") || !check_arity(c, e, "observe", 2))
     return T_VOID;
   Ast *dist = e->list.items[0], *val = e->list.items[1];
-  if (dist->kind != AST_CALL || !dist_find(c->cp->fams, dist->name)) {
+  if (dist->kind != AST_CALL ||
+      (!dist_find(c->cp->fams, dist->name) && strcmp(dist->name, "flow") != 0)) {
     if (dist->kind == AST_CALL) {
       chk_dist(c, dist, T_VOID); /* reports the unknown distribution */
       return T_VOID;
@@ -978,6 +1018,15 @@ static Type chk_call(Checker *c, Ast *e, bool stmt) {
   const char *n = e->name;
   Sym *net = sym_find(c, n);
   if (net && net->decl->ty.base == TY_NETWORK) return chk_net_call(c, e, net);
+  if (net && net->decl->ty.base == TY_FLOW) {
+    chk_error(c, e->pos, "'%s' is a flow, not a function: draw from it, z ~ flow(%s)", n, n);
+    return T_VOID;
+  }
+  if (strcmp(n, "realnvp") == 0) {
+    chk_error(c, e->pos, "realnvp(...) makes a flow only as the initial value of a flow param: "
+                         "param flow q = realnvp(D, layers, hidden);");
+    return T_VOID;
+  }
   if (strcmp(n, "mlp") == 0) {
     chk_error(c, e->pos, "mlp(...) makes a network only as the initial value of a network param: "
                          "param network f = mlp(in, [hidden...], out, activation);");
@@ -1128,7 +1177,8 @@ static bool chk_param_decl(Checker *c, Ast *s) {
                          "(give its initial value with '=', or none for zero)", s->name);
     return false;
   }
-  if (b != TB_REAL && b != TB_VECTOR && b != TB_ROWVEC && b != TB_MATRIX && b != TB_NETWORK) {
+  if (b != TB_REAL && b != TB_VECTOR && b != TB_ROWVEC && b != TB_MATRIX && b != TB_NETWORK &&
+      b != TB_FLOW) {
     chk_error(c, s->pos, "param '%s' must be real, vector, row_vector or matrix (or an array of "
                          "them), not %s", s->name, ast_type_base_name(b));
     return false;
@@ -1180,6 +1230,33 @@ static void chk_network_decl(Checker *c, Ast *s) {
   sym_declare(c, s->name, s, decl_kind(c, s));
 }
 
+/* `param flow q = realnvp(D[, layers[, hidden]]);`: int sizes; the missing
+   ones are filled with advi's --flow-layers and --flow-hidden defaults, so
+   the lowering always sees three. */
+static void chk_flow_decl(Checker *c, Ast *s) {
+  Ast *e = s->a;
+  const char *usage = "realnvp(D, layers, hidden) (layers and hidden optional: "
+                      "6 and 32)";
+  if (!e || e->kind != AST_CALL || strcmp(e->name, "realnvp") != 0) {
+    chk_error(c, e ? e->pos : s->pos, "flow param '%s' is made by %s", s->name, usage);
+    return;
+  }
+  if (e->list.n < 1 || e->list.n > 3) {
+    chk_error(c, e->pos, "realnvp takes 1 to 3 arguments, %s; got %d", usage, e->list.n);
+    return;
+  }
+  static const int64_t defaults[3] = {0, RNVP_DEFAULT_LAYERS, RNVP_DEFAULT_HIDDEN};
+  for (int i = e->list.n; i < 3; i++) {
+    Ast *lit = ast_new(AST_INT, e->pos);
+    lit->ival = defaults[i];
+    ast_list_push(&e->list, lit);
+  }
+  for (int i = 0; i < 3; i++)
+    if (!chk_size_expr(c, e->list.items[i])) return;
+  e->ty = s->ty = ty_make(TY_FLOW, 0);
+  sym_declare(c, s->name, s, decl_kind(c, s));
+}
+
 static void chk_decl(Checker *c, Ast *s) {
   AstType *at = s->type;
   Type t = type_of_ast(at);
@@ -1191,6 +1268,10 @@ static void chk_decl(Checker *c, Ast *s) {
   if (s->is_param && !chk_param_decl(c, s)) return;
   if (at->base == TB_NETWORK) {
     chk_network_decl(c, s);
+    return;
+  }
+  if (at->base == TB_FLOW) {
+    chk_flow_decl(c, s);
     return;
   }
   /* sizes: vectors and matrices need them unless an initialiser gives the value */

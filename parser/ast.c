@@ -108,6 +108,7 @@ const char *ast_type_base_name(AstTypeBase b) {
   case TB_CHOL_CORR: return "cholesky_factor_corr";
   case TB_COV: return "cov_matrix";
   case TB_NETWORK: return "network";
+  case TB_FLOW: return "flow";
   }
   return "?";
 }

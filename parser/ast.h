@@ -38,6 +38,7 @@ typedef enum {
   TB_CHOL_CORR,      /* cholesky_factor_corr[K]: K x K matrix */
   TB_COV,            /* cov_matrix[K]: K x K matrix */
   TB_NETWORK,        /* `param network f = mlp(...)` only */
+  TB_FLOW,           /* `param flow q = realnvp(...)` only */
 } AstTypeBase;
 
 typedef struct AstType {

@@ -364,14 +364,15 @@ stmt_list:
 stmt:
     decl
   | PARAM decl { $$ = $2; $$->is_param = true; }
-  | PARAM IDENT IDENT decl_tail { /* `network` is a word only here, not a keyword */
-      if (strcmp($2, "network") != 0)
-        FAIL(@2, "unknown type '%s' for param '%s' (real, vector, row_vector, matrix or network)",
-             $2, $3);
+  | PARAM IDENT IDENT decl_tail { /* `network`, `flow` are words only here, not keywords */
+      bool flow = strcmp($2, "flow") == 0;
+      if (strcmp($2, "network") != 0 && !flow)
+        FAIL(@2, "unknown type '%s' for param '%s' (real, vector, row_vector, matrix, network "
+             "or flow)", $2, $3);
       $$ = $4;
       $$->pos = P(ctx, @3);
       $$->name = $3;
-      $$->type = ast_type_new(TB_NETWORK, P(ctx, @2));
+      $$->type = ast_type_new(flow ? TB_FLOW : TB_NETWORK, P(ctx, @2));
       $$->is_param = true;
     }
   | block_body

@@ -36,6 +36,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "dist.h"
 #include "nn.h"
 #include "rng.h"
 #include "tensor.h"
@@ -43,6 +44,10 @@
 #define RNVP_SCALE_BOUND 3.0
 #define RNVP_MAXLAYERS 64
 #define RNVP_MAXDIM (1 << 20)
+/* A flow param's layers and hidden units when its declaration leaves them
+ * out: the defaults of advi's --flow-layers and --flow-hidden. */
+#define RNVP_DEFAULT_LAYERS 6
+#define RNVP_DEFAULT_HIDDEN 32
 
 typedef struct RnvpLayer {
   int fixed0, nfixed; /* conditioning coordinates [fixed0, fixed0 + nfixed) */
@@ -70,5 +75,10 @@ AdNum rnvp_forward(Tape *t, const Rnvp *f, Tensor w, const AdNum *eps, AdNum *x)
 /* eps = T^-1(x); returns log|det dT/deps| at that eps, so that
  * log q(x) = log N(eps; 0, I) - the result. */
 AdNum rnvp_inverse(Tape *t, const Rnvp *f, Tensor w, const AdNum *x, AdNum *eps);
+
+/* flow(q)'s family (stdlib/dists/flow.c), parameters (weights, D, layers,
+ * hidden).  Not in dist_all(): programs reach it only as flow(q) of a flow
+ * param, whose layout the lowering passes along. */
+extern const DistFamily dist_flow;
 
 #endif
