@@ -115,6 +115,20 @@ static bool flow_rng(Rng *r, const Value *p, Value *out, char *err, size_t errsz
   return true;
 }
 
+/* A declared size that is not the flow's dimension is named as such. */
+static bool flow_rng_sized(Rng *r, const Value *p, int nsizes, const int *sizes, Value *out,
+                           char *err, size_t errsz) {
+  Rnvp f;
+  const double *w;
+  if (!flow_params(p, &f, &w, err, errsz)) return false;
+  if (nsizes != 1 || sizes[0] != f.dim) {
+    snprintf(err, errsz, "flow: q is a flow over vectors of %d reals, the variable has %d", f.dim,
+             nsizes == 1 ? sizes[0] : -1);
+    return false;
+  }
+  return flow_rng(r, p, out, err, errsz);
+}
+
 const DistFamily dist_flow = {
     .name = "flow",
     .nparams = 4,
@@ -124,6 +138,7 @@ const DistFamily dist_flow = {
     .vtype = {TY_VECTOR, 0},
     .lpdf = flow_lpdf,
     .rng = flow_rng,
+    .rng_sized = flow_rng_sized,
     .check = flow_check,
     .lpdf_grad = flow_lpdf_grad,
 };

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "api/data.h"
+#include "inference/nuts.h"
 #include "inference/svi.h"
 #include "inference/trace.h"
 #include "inference/vi_flow.h"
@@ -293,11 +294,44 @@ static void test_banana(void) {
          mf, mm, margin, worst_f, best_m);
 }
 
+/* A flow prior in the model block: nuts runs it (the density through the
+   inverse, its gradient in z).  The param keeps its initial weights, the
+   identity map, so the prior is N(0, I). */
+static void test_nuts_prior(void) {
+  const char *src =
+      "model {\n"
+      "  param flow q = realnvp(2, 2, 8);\n"
+      "  vector[2] z ~ flow(q);\n"
+      "}\n";
+  Diag d;
+  Interp *in = compile(src, &d);
+  int out[2] = {in ? toutput(in, "z") : -1, in ? toutput(in, "z") : -1}, el[2] = {0, 1};
+  TChain c;
+  enum { N = 2000 };
+  if (!tap_ok(in && trun(&engine_nuts, in, 3, 0, 500, N, 2, out, el, &c, &d),
+              "nuts prior: runs a model with a flow prior")) {
+    tap_diag("%s", d.msg);
+    return;
+  }
+  int bad = 0;
+  for (int j = 0; j < 2; j++) {
+    double m = tmean(N, c.x[j]), sd = tsd(N, c.x[j]);
+    double sem = tmcse_mean(N, c.x[j]), ses = tmcse_sd(N, c.x[j]);
+    if (fabs(m) > 4 * sem || fabs(sd - 1) > 4 * ses) {
+      bad++;
+      tap_diag("z[%d]: mean %.4f (se %.3f), sd %.4f (se %.3f)", j + 1, m, sem, sd, ses);
+    }
+  }
+  tap_ok(bad == 0, "nuts prior: the initial flow is the identity, so z ~ N(0, I) (means and sds "
+                   "within 4 MCSE)");
+}
+
 int main(void) {
   gc_init();
   test_family();
   test_family_grad();
   test_svi_fd();
+  test_nuts_prior();
   test_banana();
   return tap_done();
 }
