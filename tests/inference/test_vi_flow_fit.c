@@ -26,6 +26,7 @@
 #include "../../inference/vi_flow.h"
 #include "../../stdlib/optim.h"
 #include "../../stdlib/rng.h"
+#include "energy_test.h"
 #include "tap.h"
 
 #define FLOW_LAYERS 6
@@ -124,48 +125,6 @@ static Fit evaluate(ViFamily *f, LogP logp, Rng *r) {
   return fit;
 }
 
-/* Energy distance between samples a and b (n each, 2-D) and its permutation
- * p-value: the share of relabelings of the pooled sample whose statistic is
- * at least the observed one. */
-static double energy_pvalue(int n, const double *a, const double *b, Rng *r, double *stat) {
-  int N = 2 * n;
-  double *D = malloc(sizeof(double) * (size_t)N * N);
-  int *lab = malloc(sizeof(int) * N);
-  for (int i = 0; i < N; i++) {
-    const double *p = i < n ? a + 2 * i : b + 2 * (i - n);
-    for (int j = 0; j < N; j++) {
-      const double *q = j < n ? a + 2 * j : b + 2 * (j - n);
-      D[(size_t)i * N + j] = hypot(p[0] - q[0], p[1] - q[1]);
-    }
-    lab[i] = i < n;
-  }
-  double obs = 0;
-  int ge = 0;
-  for (int perm = 0; perm <= PERMUTATIONS; perm++) {
-    double xy = 0, xx = 0, yy = 0;
-    for (int i = 0; i < N; i++)
-      for (int j = 0; j < N; j++) {
-        double d = D[(size_t)i * N + j];
-        if (lab[i] != lab[j]) xy += d;
-        else if (lab[i]) xx += d;
-        else yy += d;
-      }
-    /* sums over ordered pairs: 2E|X-Y| - E|X-X'| - E|Y-Y'| */
-    double e = (xy - xx - yy) / ((double)n * n);
-    if (perm == 0) obs = e;
-    else ge += e >= obs;
-    for (int i = N - 1; i > 0; i--) { /* Fisher-Yates on the labels */
-      int j = (int)rng_int(r, 0, i), t = lab[i];
-      lab[i] = lab[j];
-      lab[j] = t;
-    }
-  }
-  free(D);
-  free(lab);
-  *stat = obs;
-  return (ge + 1.0) / (PERMUTATIONS + 1.0);
-}
-
 static void run(const char *name, LogP logp, void (*exact)(Rng *, double *), uint64_t seed,
                 double elbo_margin, double khat_margin, int verbose) {
   Rng r;
@@ -180,9 +139,9 @@ static void run(const char *name, LogP logp, void (*exact)(Rng *, double *), uin
     draw_q(fl, logp, &r, eps, q + 2 * i, g);
     exact(&r, x + 2 * i);
   }
-  double p = energy_pvalue(TEST_DRAWS, q, x, &r, &stat);
+  double p = energy_pvalue(TEST_DRAWS, q, x, PERMUTATIONS, &r, &stat);
   for (int i = 0; i < TEST_DRAWS; i++) draw_q(mf, logp, &r, eps, q + 2 * i, g);
-  double statmf, pmf = energy_pvalue(TEST_DRAWS, q, x, &r, &statmf);
+  double statmf, pmf = energy_pvalue(TEST_DRAWS, q, x, PERMUTATIONS, &r, &statmf);
   if (verbose)
     fprintf(stderr, "%s seed %llu: meanfield elbo %.4f (se %.4f) khat %.3f energy %.4f p %.3f | flow elbo %.4f (se %.4f) khat %.3f energy %.4f p %.3f\n",
             name, (unsigned long long)seed, a.elbo, a.elbo_se, a.khat, statmf, pmf, b.elbo, b.elbo_se,
