@@ -430,6 +430,13 @@ static bool advi_load(Advi *a, const char *path, Diag *d) {
                fam ? fam : "(unnamed)", q->name);
     return false;
   }
+  if (f->ntensors != q->ntensors) { /* a flow of another --flow-layers */
+    diag_error(d, DIAG_USAGE, (SrcPos){0},
+               "--load-params: %s holds %d tensors, and this run's %s family has %d (was it "
+               "saved with other --flow-layers?)",
+               path, f->ntensors, q->name, q->ntensors);
+    return false;
+  }
   size_t off = 0;
   for (int t = 0; t < q->ntensors; t++) {
     const StTensor *s = st_find(f, q->names[t]);
