@@ -18,20 +18,22 @@
  * relu layers of `hidden` units (relu nets extrapolate linearly where tanh
  * nets go flat, which matters for a target's tails: on the banana of
  * tests/inference/test_vi_flow_fit.c relu gave an ELBO of -0.01 where tanh
- * stalled at -0.03, with lower k-hat); its last layer starts at zero (last_scale 0)
- * so every coupling starts as the identity and the whole flow starts as the
- * base affine, itself the identity (mu = 0, omega = 0).
+ * stalled at -0.03, with lower k-hat).  Each MLP's last layer starts at zero
+ * (last_scale 0), so every coupling starts as the identity and the whole flow
+ * as the base affine map, itself the identity (mu = 0, omega = 0) until the
+ * engine centres it on the chain's initial point.
  *
  * A 1-D flow has nothing to condition on: a coupling's MLP would see no
  * input and reduce to a constant affine map, which the base layer already is.
  * For dim 1 the flow is therefore the base affine alone (mean-field's
- * family); `layers` is recorded but no coupling layer is built.
+ * family) whatever `layers` says.
  *
  * Forward and backward both record the map on the family's tape: phi as
  * constants for forward (no nodes, plain BLAS), as one tensor_var for
  * backward, whose output adjoints are seeded with gtheta and wlogdet and swept
  * once.  The networks run through the tensor layer (one block node per dense
  * layer); the coupling arithmetic is scalar nodes, a handful per coordinate.
+ * The tape makes a family single-threaded: the engine makes one per chain.
  *
  * phi's layout, as the family's named tensors (safetensors order):
  *   mu [dim], omega [dim], then for k = 0..layers-1 and each dense layer l of
