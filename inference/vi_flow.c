@@ -7,11 +7,14 @@
  * ViFamily's forward/backward and names its tensors.  On the banana of
  * tests/inference/test_vi_flow_fit.c relu coupling nets gave an ELBO of -0.01
  * where tanh stalled at -0.03, with lower k-hat: hence realnvp.h's relu.
+ * The flow starts as the identity map until the engine centres it on the
+ * chain's initial point.
  *
  * Forward and backward both record the map on the family's tape: phi as
  * constants for forward (no nodes, plain BLAS), as one tensor_var for
  * backward, whose output adjoints are seeded with gtheta and wlogdet and swept
- * once.
+ * once.  The tape makes a family single-threaded: the engine makes one per
+ * chain.
  *
  * phi is realnvp.h's flat weight vector; as the family's named tensors
  * (safetensors order): mu [dim], omega [dim], then for k = 0..layers-1 and
