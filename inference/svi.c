@@ -128,6 +128,13 @@ static const char *svi_pos(SrcPos p) {
 
 /* "(0, inf)", "the real line", "[0, 1]"-style text of a DistCall's support. */
 static const char *svi_support(const DistCall *dc) {
+  if (dc->fam->discrete) {
+    bool lo = isfinite(dc->lower), hi = isfinite(dc->upper);
+    return lo && hi ? gc_printf("{%g, ..., %g}", dc->lower, dc->upper)
+           : lo     ? gc_printf("the integers >= %g", dc->lower)
+           : hi     ? gc_printf("the integers <= %g", dc->upper)
+                    : "the integers";
+  }
   switch (dc->con) {
   case CON_NONE: return dc->fam->discrete ? "the integers" : "the real line";
   case CON_LOWER: return gc_printf("(%g, inf)", dc->lower);
@@ -417,6 +424,12 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
                                               addr, svi_pos(pos)));
   if (r->mode == SR_CHECK) {
     r->used[g - r->q->c] = true;
+    if (dc->fam->discrete != g->fam->discrete)
+      return svi_fail(d, pos, gc_printf("'%s' is %s in the model (%s) but the guide draws it from "
+                                        "the %s %s: draw it from a %s family", addr,
+                                        dc->fam->discrete ? "discrete" : "continuous",
+                                        dc->fam->name, g->fam->discrete ? "discrete" : "continuous",
+                                        g->fam->name, dc->fam->discrete ? "discrete" : "continuous"));
     if (!svi_same_support(dc, g)) {
       DistCall gd = *dc;
       gd.con = g->con, gd.lower = g->lower, gd.upper = g->upper, gd.fam = g->fam;
