@@ -95,6 +95,9 @@ struct Svi {
   bool whole;      /* run plates whole even when training (svi_gradient) */
   double baseline; /* the score-function estimator's: a decaying average of the ELBO */
   bool has_baseline;
+  /* --relax: bernoulli choices trained through the binary Concrete */
+  bool relax;
+  double tau0, tau_min, tau_decay, tau;
 };
 
 typedef enum { SR_CHECK, SR_TRAIN, SR_DRAW } SviMode;
@@ -113,6 +116,10 @@ typedef struct SviRun {
   int n, cap;
   TraceChoice *c;
   SrcPos *pos;        /* where each was drawn */
+  AdNum *ry;          /* relaxed choices (--relax): the logit y of the value sigmoid(y) */
+  bool *rel;          /* ... which are */
+  const AdNum *gry;   /* model run: the guide's ry, rel */
+  const bool *grel;
   const Trace *q;     /* the guide's choices, indexed (model run) */
   bool *used;         /* SR_CHECK: which of them the model drew */
 } SviRun;
@@ -376,6 +383,29 @@ static bool svi_reparam(SviRun *r, const DistCall *dc, Value *v, const char *add
   return true;
 }
 
+/* ---- the binary Concrete relaxation (--relax) ---- */
+
+/* A scalar bernoulli or bernoulli_logit choice: its log-odds, with nodes. */
+static bool svi_relax_logit(Tape *t, const DistCall *dc, AdNum *la) {
+  bool logit = !strcmp(dc->fam->name, "bernoulli_logit");
+  if ((!logit && strcmp(dc->fam->name, "bernoulli")) || dc->type.ndims || dc->nsizes ||
+      dc->np != 1 || (dc->p[0].k != V_REAL && dc->p[0].k != V_INT))
+    return false;
+  AdNum p = {val_as_real(dc->p[0]), dc->p[0].k == V_REAL ? dc->p[0].ad : 0};
+  *la = logit ? p : ad_sub(t, ad_log(t, p), ad_log1p(t, ad_scale(t, p, -1)));
+  return true;
+}
+
+/* The log density of the logit y = (la + logistic noise) / tau of a binary
+   Concrete (Maddison et al. 2017): logistic with location la / tau and scale
+   1 / tau.  The guide's and the model's densities are both taken on y, so
+   the map to the value sigmoid(y) cancels from log p - log q. */
+static AdNum svi_relax_lp(Tape *t, AdNum y, AdNum la, double tau) {
+  AdNum w = ad_sub(t, la, ad_scale(t, y, tau));
+  AdNum sp = ad_log_inv_logit(t, ad_scale(t, w, -1)); /* -log(1 + e^w) */
+  return ad_add(t, ad_const(log(tau)), ad_add(t, w, ad_scale(t, sp, 2)));
+}
+
 static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc, Value *out,
                                 SrcPos pos, Diag *d) {
   SviRun *r = (SviRun *)h;
@@ -384,7 +414,19 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
   int32_t node = 0;
   if (r->guide) {
     Value v = trace_value_new(dc->type, dc->nsizes, dc->sizes);
-    bool discrete = dc->fam->discrete;
+    bool discrete = dc->fam->discrete, relaxed = false;
+    AdNum la, y = ad_const(0);
+    if (r->mode == SR_TRAIN && discrete && r->s->relax && svi_relax_logit(r->t, dc, &la)) {
+      double u = rng_uniform(r->s->r);
+      y = ad_scale(r->t, ad_add(r->t, la, ad_const(log(u) - log1p(-u))), 1 / r->s->tau);
+      AdNum z = ad_inv_logit(r->t, y);
+      v = val_real(z.v);
+      v.ad = z.n;
+      AdNum l = svi_relax_lp(r->t, y, la, r->s->tau);
+      lp = l.v, node = l.n;
+      relaxed = true;
+      goto record;
+    }
     if (r->mode == SR_CHECK && !discrete && svi_reparam_kind(dc, addr, err, sizeof err) < 0)
       return svi_fail(d, pos, err);
     if (r->mode == SR_TRAIN && !discrete) {
@@ -395,16 +437,23 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
     bool ok = r->t ? dist_call_lpdf_ad(dc, r->t, v, &lp, &node, err, sizeof err)
                    : dist_call_lpdf(dc, v, &lp, err, sizeof err);
     if (!ok) return svi_fail(d, pos, err);
+  record:;
     AdNum term = svr_acc(r, lp, node);
-    if (discrete && r->t) r->disc = ad_add(r->t, r->disc, term);
+    if (discrete && !relaxed && r->t) r->disc = ad_add(r->t, r->disc, term);
     if (r->n == r->cap) {
       int cap = r->cap ? 2 * r->cap : 16;
       TraceChoice *nc = gc_alloc(sizeof(TraceChoice) * (size_t)cap);
       SrcPos *np = gc_alloc(sizeof(SrcPos) * (size_t)cap);
+      AdNum *ny = gc_alloc_atomic(sizeof(AdNum) * (size_t)cap);
+      bool *nr = gc_alloc_atomic(sizeof(bool) * (size_t)cap);
       if (r->n) memcpy(nc, r->c, sizeof(TraceChoice) * (size_t)r->n);
       if (r->n) memcpy(np, r->pos, sizeof(SrcPos) * (size_t)r->n);
-      r->c = nc, r->pos = np, r->cap = cap;
+      if (r->n) memcpy(ny, r->ry, sizeof(AdNum) * (size_t)r->n);
+      if (r->n) memcpy(nr, r->rel, sizeof(bool) * (size_t)r->n);
+      r->c = nc, r->pos = np, r->ry = ny, r->rel = nr, r->cap = cap;
     }
+    r->ry[r->n] = y;
+    r->rel[r->n] = relaxed;
     r->pos[r->n] = pos;
     TraceChoice *c = &r->c[r->n++];
     memset(c, 0, sizeof *c);
@@ -443,6 +492,17 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
     if (!trace_value_has_shape(g->val, dc->type, dc->nsizes, dc->sizes))
       return svi_fail(d, pos, gc_printf("the guide draws '%s' as %s, but the model's is %s",
                                         addr, val_kind_name(g->val.k), ty_name(dc->type)));
+  }
+  if (r->grel && r->grel[g - r->q->c]) { /* a relaxed choice */
+    AdNum la;
+    if (!svi_relax_logit(r->t, dc, &la))
+      return svi_fail(d, pos, gc_printf("svi --relax: the guide relaxes '%s', but the model draws "
+                                        "it from %s, not a scalar bernoulli or bernoulli_logit",
+                                        addr, dc->fam->name));
+    AdNum l = svi_relax_lp(r->t, r->gry[g - r->q->c], la, r->s->tau);
+    svr_acc(r, l.v, l.n);
+    *out = g->val;
+    return HR_CONTINUE;
   }
   bool ok = r->t ? dist_call_lpdf_ad(dc, r->t, g->val, &lp, &node, err, sizeof err)
                  : dist_call_lpdf(dc, g->val, &lp, err, sizeof err);
@@ -491,12 +551,17 @@ static bool svi_pair(Svi *s, SviMode mode, Tape *t, AdNum *logp, AdNum *logq, Ad
   uint64_t seed = rng_u64(s->r);
   g.st = interp_start_guide(s->in, seed, 0);
   if (t) interp_set_tape(g.st, t);
+  if (mode == SR_TRAIN && s->relax) interp_set_relaxed(g.st, true);
   if (interp_run(g.st, &g.h, d) != RUN_DONE) return false;
   svr_init(&m, s, mode, false, t);
   m.q = trace_from_choices(g.n, g.c, 0);
   if (mode == SR_CHECK) m.used = gc_alloc_atomic(sizeof(bool) * (size_t)(g.n + 1));
   if (mode == SR_CHECK) memset(m.used, 0, sizeof(bool) * (size_t)(g.n + 1));
   m.st = interp_start(s->in, seed, 1, mode == SR_DRAW);
+  if (mode == SR_TRAIN && s->relax) {
+    interp_set_relaxed(m.st, true);
+    m.gry = g.ry, m.grel = g.rel;
+  }
   if (t) interp_set_tape(m.st, t);
   if (interp_run(m.st, &m.h, d) != RUN_DONE) return false;
   if (mode == SR_CHECK)
@@ -533,6 +598,7 @@ static int svi_cmp(const void *a, const void *b) {
 /* The mean of grad_samples ELBO samples into *elbo and its gradient with
    respect to x into grad, with fresh plate subsets. */
 static bool svi_grad(Svi *s, double *elbo, double *grad, Diag *d) {
+  s->tau = fmax(s->tau_min, s->tau0 * exp(-s->tau_decay * (double)s->iterations));
   for (int tries = 0;; tries++) {
     tape_reset(s->tape);
     for (int i = 0; i < s->np; i++) s->p[i].node0 = 0;
@@ -671,6 +737,10 @@ Svi *svi_prepare(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
   s->elbo_samples = (int)engine_opt_int(o, "elbo-samples");
   s->eval_elbo = (int)engine_opt_int(o, "eval-elbo");
   s->tol = engine_opt_real(o, "tol-rel-obj");
+  s->relax = engine_opt_bool(o, "relax");
+  s->tau0 = engine_opt_real(o, "temperature");
+  s->tau_min = fmin(engine_opt_real(o, "temperature-min"), s->tau0);
+  s->tau_decay = engine_opt_real(o, "temperature-decay");
   if (!prog->has_guide && ir_analyze(prog)->nlatents > 0) {
     diag_error(d, DIAG_USAGE, (SrcPos){0}, "--engine svi needs a guide block that draws the "
                "latents (docs/language.md, \"guide\"); write one, or use --engine advi");
@@ -903,6 +973,17 @@ static const OptSpec svi_options[] = {
      .help = "svi: steps between decays of the step schedule"},
     {.name = "lr-min", .type = OPT_REAL, .def = "0", .rlo = 0, .rhi = INFINITY, .arg = "X",
      .help = "svi: the cosine schedule's final learning rate"},
+    {.name = "relax", .type = OPT_BOOL, .def = "false",
+     .help = "svi: train scalar bernoulli choices through the binary Concrete (Gumbel-softmax) "
+             "relaxation instead of the score-function estimator; the model must use them "
+             "arithmetically only"},
+    {.name = "temperature", .type = OPT_REAL, .def = "1", .rlo = 0, .rlo_open = true,
+     .rhi = INFINITY, .arg = "X", .help = "svi --relax: the relaxation's first temperature"},
+    {.name = "temperature-min", .type = OPT_REAL, .def = "0.5", .rlo = 0, .rlo_open = true,
+     .rhi = INFINITY, .arg = "X",
+     .help = "svi --relax: the temperature's floor: max(X, temperature * exp(-decay * step))"},
+    {.name = "temperature-decay", .type = OPT_REAL, .def = "0.001", .rlo = 0, .rhi = INFINITY,
+     .arg = "X", .help = "svi --relax: the temperature's decay rate per step"},
     OPT_END,
 };
 
