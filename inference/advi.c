@@ -33,6 +33,7 @@
 #include "psis.h"
 #include "resample.h"
 #include "vi.h"
+#include "../stdlib/optim.h"
 
 #define ADVI_GRAD_TRIES 10   /* eps redrawn when log p or its gradient is not finite */
 #define ADVI_INIT_TRIES 100  /* random initial points, as HMC's initialisation */
@@ -40,6 +41,8 @@
 #define ADVI_ALPHA 0.1       /* and s_k = alpha g^2 + (1 - alpha) s_{k-1} */
 
 enum { ADVI_MEANFIELD, ADVI_FULLRANK, ADVI_FLOW };
+enum { ADVI_OPT_AUTO, ADVI_OPT_STAN, ADVI_OPT_ADAM, ADVI_OPT_SGD };
+static const char *const advi_optimizers[] = {"auto", "stan", "adam", "sgd", NULL}; /* shared with svi */
 static const char *const advi_families[] = {"meanfield", "fullrank", "flow", NULL};
 static const char *const advi_none[] = {"none", NULL}; /* --save-params, --load-params */
 
@@ -64,6 +67,7 @@ typedef struct Advi {
   double tol;
   /* the fit */
   double eta, elbo;
+  Optim *adam;   /* --optimizer adam (the flow's default): during the fit only */
   long iterations;
   bool converged;
   double seconds; /* the fit's wall time */
@@ -141,33 +145,36 @@ static bool advi_grad(Advi *a, bool *finite, Diag *d) {
 }
 
 /* The ELBO E[log p(T(eps)) + logdet(eps)] + H[N(0, I)] from elbo_samples
- * draws.  Draws where log p is -inf are dropped, as Stan drops them; -inf
- * when a tenth or more are (Stan's limit), as q then puts mass where the
- * program has none. */
+ * draws.  Draws where log p is -inf are dropped, as Stan drops them (it
+ * fails when all are); the mean is over the others (Stan divides by all,
+ * counting a dropped draw as 0). */
 static bool advi_elbo(Advi *a, double *elbo, Diag *d) {
   ViFamily *q = a->q;
   double sum = 0;
-  int kept = 0, dropped = 0;
+  int kept = 0;
   for (int s = 0; s < a->elbo_samples; s++) {
     double logdet, lp;
     advi_draw_eps(a, &a->rng);
     q->forward(q, a->eps, a->theta, &logdet);
     if (!advi_logp(a, a->theta, &lp, NULL, d)) return false;
-    if (!isfinite(lp) || !isfinite(logdet)) {
-      dropped++;
-      continue;
-    }
+    if (!isfinite(lp) || !isfinite(logdet)) continue;
     sum += lp + logdet;
     kept++;
   }
-  if (kept == 0 || dropped * 10 >= a->elbo_samples) *elbo = -INFINITY;
+  if (kept == 0) *elbo = -INFINITY;
   else *elbo = sum / kept + 0.5 * (double)a->dim * (1 + log(2 * M_PI));
   return true;
 }
 
-/* One step of Stan's sequence at iteration k (1-based) of a phase. */
+/* One step of Stan's sequence at iteration k (1-based) of a phase, or of
+ * Adam when the fit has one (it minimises: the ascent direction negated). */
 static void advi_update(Advi *a, long k, double eta) {
   size_t n = a->q->nparams;
+  if (a->adam) {
+    for (size_t i = 0; i < n; i++) a->gphi[i] = -a->gphi[i];
+    optim_step(a->adam, a->q->phi, a->gphi);
+    return;
+  }
   double rate = eta / sqrt((double)k);
   for (size_t i = 0; i < n; i++) {
     double g = a->gphi[i];
@@ -423,6 +430,13 @@ static bool advi_load(Advi *a, const char *path, Diag *d) {
                fam ? fam : "(unnamed)", q->name);
     return false;
   }
+  if (f->ntensors != q->ntensors) { /* a flow of another --flow-layers */
+    diag_error(d, DIAG_USAGE, (SrcPos){0},
+               "--load-params: %s holds %d tensors, and this run's %s family has %d (was it "
+               "saved with other --flow-layers?)",
+               path, f->ntensors, q->name, q->ntensors);
+    return false;
+  }
   size_t off = 0;
   for (int t = 0; t < q->ntensors; t++) {
     const StTensor *s = st_find(f, q->names[t]);
@@ -442,16 +456,16 @@ static bool advi_load(Advi *a, const char *path, Diag *d) {
   return true;
 }
 
-static ViFamily *advi_family(int kind, size_t dim, Diag *d) {
-  /* Until the flow family (inference/vi_flow.c) is merged, `--vi flow` is
-     refused here, in this one place. */
-  if (kind == ADVI_FLOW) {
-    diag_error(d, DIAG_USAGE, (SrcPos){0},
-               "--vi flow is not available in this build yet (the Real NVP family is not "
-               "merged); use --vi meanfield or --vi fullrank");
-    return NULL;
-  }
-  return kind == ADVI_FULLRANK ? vi_fullrank_new(dim) : vi_meanfield_new(dim);
+static ViFamily *advi_family(Advi *a, int kind) {
+  if (kind == ADVI_FLOW) /* its networks' initial weights come from the fit's stream */
+    return vi_flow_new(a->dim, (int)engine_opt_int(a->o, "flow-layers"),
+                       (int)engine_opt_int(a->o, "flow-hidden"), &a->rng);
+  return kind == ADVI_FULLRANK ? vi_fullrank_new(a->dim) : vi_meanfield_new(a->dim);
+}
+
+static bool advi_uses_adam(const Advi *a) {
+  int opt = engine_opt_enum(a->o, "optimizer");
+  return opt == ADVI_OPT_ADAM || (opt == ADVI_OPT_AUTO && !strcmp(a->q->name, "flow"));
 }
 
 /* After the fit (or the load): the resampled pool, if asked for. */
@@ -475,6 +489,11 @@ static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d
   rng_seed(&a->rng, o->seed, (uint64_t)chain);
   rng_seed(&a->draw_rng, o->seed ^ 0x64726177u, (uint64_t)chain);
   rng_seed(&a->out_rng, o->seed ^ 0x61647669u, (uint64_t)chain);
+  if (engine_opt_enum(o, "optimizer") == ADVI_OPT_SGD) { /* the shared table's svi choice */
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "--optimizer sgd is svi's; advi takes auto, stan or "
+               "adam");
+    return NULL;
+  }
   a->grad_samples = (int)engine_opt_int(o, "grad-samples");
   a->elbo_samples = (int)engine_opt_int(o, "elbo-samples");
   a->eval_elbo = (int)engine_opt_int(o, "eval-elbo");
@@ -492,7 +511,10 @@ static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d
                "prior)");
     return NULL;
   }
-  if (!(a->q = advi_family(engine_opt_enum(o, "vi"), a->dim, d))) return NULL;
+  if (!(a->q = advi_family(a, engine_opt_enum(o, "vi")))) {
+    diag_error(d, DIAG_RUNTIME, (SrcPos){0}, "advi: could not make the variational family");
+    return NULL;
+  }
   size_t np = a->q->nparams;
   a->eps = gc_alloc_atomic(sizeof(double) * a->dim);
   a->theta = gc_alloc_atomic(sizeof(double) * a->dim);
@@ -507,15 +529,19 @@ static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d
     a->converged = true;
     return advi_finish(a, d);
   }
-  /* The Gaussians' phi starts with the mean (vi.h): q is centred on the
-     chain's initial point, as in Stan; the flow starts near N(0, I). */
+  /* Every family's phi starts with the mean (vi.h; the flow's base layer,
+     vi_flow.c): q is centred on the chain's initial point, as in Stan. */
   double *mu = gc_alloc_atomic(sizeof(double) * a->dim);
   if (!advi_start(a, o, mu, d)) return NULL;
-  if (strcmp(a->q->name, "flow") != 0) memcpy(a->q->phi, mu, sizeof(double) * a->dim);
+  memcpy(a->q->phi, mu, sizeof(double) * a->dim);
   double t0 = advi_now();
   a->phi0 = gc_alloc_atomic(sizeof(double) * np);
   memcpy(a->phi0, a->q->phi, sizeof(double) * np);
-  if (engine_opt_int(o, "adapt-engaged")) {
+  /* Stan's sequence with its eta search suits the Gaussians' few parameters;
+     a flow's networks train better with Adam (tests/inference/test_advi_flow.c:
+     the banana's ELBO -0.02 against -0.36 with the same seed and budget). */
+  bool adam = advi_uses_adam(a);
+  if (!adam && engine_opt_int(o, "adapt-engaged")) {
     bool found;
     if (!advi_adapt(a, &a->eta, &found, d)) return NULL;
     if (!found) {
@@ -527,7 +553,22 @@ static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d
       return NULL;
     }
   }
-  if (!advi_fit(a, d)) return NULL;
+  if (adam) {
+    OptimConfig c;
+    optim_config_default(&c, OPTIM_ADAM);
+    c.lr = engine_opt_real(o, "lr");
+    c.sched = OPTIM_SCHED_COSINE;
+    c.horizon = a->max_iter;
+    c.lr_min = c.lr / 50;
+    if (!(a->adam = optim_new(&c, np))) {
+      diag_error(d, DIAG_RUNTIME, (SrcPos){0}, "advi: out of memory for Adam's moments");
+      return NULL;
+    }
+  }
+  bool fitted = advi_fit(a, d);
+  optim_free(a->adam);
+  a->adam = NULL;
+  if (!fitted) return NULL;
   a->seconds = advi_now() - t0;
   const char *save = advi_file_opt(a, "save-params");
   if (save && !advi_save(a, save, d)) return NULL;
@@ -574,7 +615,7 @@ static const char *advi_adaptation(void *state) {
                             "elbo = %.*g\nfit_seconds = %.*g\npsis_resample = %d\n"
                             "ELBO trace: iter, ELBO, delta_ELBO_mean, delta_ELBO_med",
                             a->loaded ? "Approximation loaded (--load-params)."
-                            : engine_opt_int(a->o, "adapt-engaged")
+                            : engine_opt_int(a->o, "adapt-engaged") && !advi_uses_adam(a)
                                 ? "Stepsize adaptation complete."
                                 : "Stepsize adaptation off.",
                             a->eta, a->q->name, a->iterations, a->converged, g, a->elbo, g,
@@ -635,6 +676,13 @@ const OptSpec vi_options[] = {
      .or_file = true, .arg = "FILE",
      .help = "skip the optimisation and draw from the fit --save-params wrote for this program "
              "(and family) and chain: the same seed gives the same draws"},
+    {.name = "optimizer", .type = OPT_ENUM, .def = "auto", .choices = advi_optimizers,
+     .arg = "NAME",
+     .help = "advi: stan (Stan's step-size sequence and eta search) or adam (Adam from --lr, "
+             "cosine-decayed to lr/50 over --iter; no eta search), auto: adam for --vi flow, "
+             "stan otherwise; svi: adam (auto) or sgd (momentum 0.9)"},
+    {.name = "lr", .type = OPT_REAL, .def = "0.005", .rlo = 0, .rlo_open = true, .rhi = 1,
+     .arg = "X", .help = "the initial learning rate of adam and sgd"},
     OPT_END,
 };
 
@@ -648,6 +696,11 @@ static const OptSpec advi_options[] = {
      .help = "iterations of each eta tried by the adaptation"},
     {.name = "vi", .type = OPT_ENUM, .def = "meanfield", .choices = advi_families,
      .arg = "FAMILY", .help = "the variational family: one of"},
+    {.name = "flow-layers", .type = OPT_INT, .def = "6", .ilo = 0, .ihi = 64, .arg = "N",
+     .help = "--vi flow: affine coupling layers of the Real NVP flow (0: the base affine "
+             "map alone, i.e. mean-field)"},
+    {.name = "flow-hidden", .type = OPT_INT, .def = "32", .ilo = 1, .ihi = 4096, .arg = "N",
+     .help = "--vi flow: units in each of the two hidden relu layers of each coupling's network"},
     {.name = "psis-resample", .type = OPT_BOOL, .def = "false",
      .help = "write draws importance-resampled (Pareto-smoothed weights) from as many draws "
              "of the approximation, instead of the approximation's own draws"},
@@ -657,7 +710,8 @@ static const OptSpec advi_options[] = {
 const EngineVT engine_advi = {
     .name = "advi",
     .summary = "automatic differentiation variational inference (Stan's ADVI: mean-field or "
-               "full-rank Gaussian) with PSIS diagnostics; fixed-structure continuous programs",
+               "full-rank Gaussian; or a Real NVP flow) with PSIS diagnostics; "
+               "fixed-structure continuous programs",
     .nstats = 2,
     .stat_names = {"log_p__", "log_g__"},
     .weighted = false,

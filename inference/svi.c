@@ -720,7 +720,8 @@ static void svi_train(Svi *s, Diag *d) {
 
 /* ---- the engine ---- */
 
-static const char *const svi_optimizers[] = {"adam", "sgd", NULL};
+/* --optimizer (vi_options, shared with advi): auto, stan, adam, sgd */
+enum { SVI_OPT_AUTO, SVI_OPT_STAN, SVI_OPT_ADAM, SVI_OPT_SGD };
 static const char *const svi_schedules[] = {"constant", "step", "exp", "cosine", NULL};
 
 Svi *svi_prepare(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
@@ -750,7 +751,13 @@ Svi *svi_prepare(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
   AdNum lp, lq;
   if (!svi_pair(s, SR_CHECK, NULL, &lp, &lq, NULL, NULL, d)) return NULL;
   OptimConfig oc;
-  optim_config_default(&oc, engine_opt_enum(o, "optimizer") == 1 ? OPTIM_SGD : OPTIM_ADAM);
+  int kind = engine_opt_enum(o, "optimizer");
+  if (kind == SVI_OPT_STAN) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "--optimizer stan is advi's step-size sequence; svi "
+               "takes adam (the default) or sgd");
+    return NULL;
+  }
+  optim_config_default(&oc, kind == SVI_OPT_SGD ? OPTIM_SGD : OPTIM_ADAM);
   oc.lr = engine_opt_real(o, "lr");
   oc.clip_norm = engine_opt_real(o, "clip-norm");
   oc.sched = (OptimSched)engine_opt_enum(o, "lr-schedule");
@@ -921,7 +928,7 @@ static const char *svi_adaptation(void *state) {
   const char *t = gc_printf("Optimisation complete.\noptimizer = %s\nlr = %g\nfamily = guide\n"
                             "guide params: %s\nELBO trace: iter, ELBO, delta_ELBO_mean, "
                             "delta_ELBO_med",
-                            svi_optimizers[engine_opt_enum(s->o, "optimizer")],
+                            engine_opt_enum(s->o, "optimizer") == SVI_OPT_SGD ? "sgd" : "adam",
                             engine_opt_real(s->o, "lr"), svi_guide_params(s));
   for (int i = 0; i < s->ntrace; i++)
     t = gc_printf("%s\n%.0f, %.6g, %.4g, %.4g", t, s->trace[i][0], s->trace[i][1],
@@ -958,10 +965,6 @@ static const char *svi_notes(void *state) {
 }
 
 static const OptSpec svi_options[] = {
-    {.name = "lr", .type = OPT_REAL, .def = "0.01", .rlo = 0, .rlo_open = true, .rhi = INFINITY,
-     .arg = "X", .help = "svi: the optimiser's learning rate"},
-    {.name = "optimizer", .type = OPT_ENUM, .def = "adam", .choices = svi_optimizers,
-     .arg = "NAME", .help = "svi: Adam (bias-corrected) or SGD with momentum 0.9: one of"},
     {.name = "clip-norm", .type = OPT_REAL, .def = "0", .rlo = 0, .rhi = INFINITY, .arg = "X",
      .help = "svi: clip each step's gradient to this L2 norm (0: no clipping)"},
     {.name = "lr-schedule", .type = OPT_ENUM, .def = "constant", .choices = svi_schedules,

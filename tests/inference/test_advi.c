@@ -270,7 +270,7 @@ static void test_funnel(void) {
          "funnel: sd of v %.3f resampled, %.3f from q: closer to the exact 3", sd_v[1], sd_v[0]);
 }
 
-/* The same seed gives the same draws; --vi flow is refused in this build. */
+/* The same seed gives the same draws; a flow without couplings is mean-field. */
 static void test_seed_and_flow(void) {
   double x[2];
   for (int k = 0; k < 2; k++) {
@@ -283,21 +283,24 @@ static void test_seed_and_flow(void) {
     ppl_context_free(ctx);
   }
   tap_ok(x[0] == x[1] && isfinite(x[0]), "same seed: the same draws (%.17g)", x[0]);
-  ppl_context *ctx = ppl_context_new(NULL);
-  ppl_model *m = NULL;
-  ppl_run_options ro;
-  ppl_run_options_default(&ro);
-  ro.engine = "advi";
-  ppl_result *r = NULL;
-  bool ok = ppl_compile_string(ctx, funnel_src, "f.ppl", &m) == PPL_OK &&
-            ppl_data_commit(m) == PPL_OK && ppl_run_set(&ro, "vi", "flow") == PPL_OK;
-  tap_ok(ok && ppl_run(m, &ro, &r) == PPL_ERR_USAGE &&
-             strstr(ppl_errmsg(ctx), "--vi flow is not available") != NULL,
-         "--vi flow refused until the flow family is merged (%s)", ppl_errmsg(ctx));
-  ppl_run_options_free(&ro);
-  ppl_result_free(r);
-  ppl_model_free(m);
-  ppl_context_free(ctx);
+  /* --vi flow with no coupling layer is mean-field's map with mean-field's
+     layout (mu, omega): with mean-field's optimiser, the same fit and draws
+     up to rounding. */
+  double y[2];
+  static const Opt mf_opts[] = {{"vi", "meanfield"}, {NULL, NULL}};
+  static const Opt flow0_opts[] = {
+      {"vi", "flow"}, {"flow-layers", "0"}, {"optimizer", "stan"}, {NULL, NULL}};
+  for (int k = 0; k < 2; k++) {
+    ppl_context *ctx = ppl_context_new(NULL);
+    ppl_model *m = NULL;
+    ppl_result *r = run(ctx, &m, NULL, funnel_src, NULL, NULL, 1, 50, 9, k ? flow0_opts : mf_opts);
+    y[k] = r ? ppl_result_draw(r, 0, 49, ppl_result_column_index(r, "x[3]")) : NAN;
+    ppl_result_free(r);
+    ppl_model_free(m);
+    ppl_context_free(ctx);
+  }
+  tap_ok(fabs(y[0] - y[1]) < 1e-9 * fmax(1, fabs(y[0])),
+         "--vi flow --flow-layers 0 draws as --vi meanfield (%.17g, %.17g)", y[0], y[1]);
 }
 
 /* --save-params then --load-params (no optimisation): the same draws bit for

@@ -174,6 +174,38 @@ static void test_collapse(void) {
   tap_ok(!find(w, n, "pareto_k"), "Pareto k: only for weighted draws");
 }
 
+/* Variational runs: k-hat above 0.7 and unconverged chains warn; their
+ * draws are independent, so no ESS warning, and R-hat's advice is about the
+ * fits. */
+static void test_vi(void) {
+  static const char *names[] = {"lp__", "log_p__", "log_g__", "mu"};
+  Fake f;
+  fake_init(&f, 4, names);
+  f.stats[3].rhat = 1.08;
+  f.stats[3].ess_bulk = 40;
+  f.in.vi_family = "meanfield";
+  f.in.vi_khat = 0.65;
+  int n;
+  RunWarning *w = warn_collect(&f.in, &n);
+  const RunWarning *r = find(w, n, "rhat");
+  tap_ok(!find(w, n, "vi_khat") && !find(w, n, "vi_converged") && !find(w, n, "ess"),
+         "vi: k-hat 0.65 and converged chains: no vi warning; no ESS warning for independent draws");
+  tap_ok(r && strstr(r->advice, "each chain fitted its own approximation"),
+         "vi: R-hat's advice is about the fits: %s", r ? r->advice : "");
+  f.in.vi_khat = 0.91;
+  f.in.vi_unconverged = 1;
+  w = warn_collect(&f.in, &n);
+  const RunWarning *k = find(w, n, "vi_khat"), *c = find(w, n, "vi_converged");
+  tap_ok(k && strstr(k->message, "meanfield approximation's PSIS k-hat is 0.91 (above 0.7)") &&
+             strstr(k->advice, "do not use these draws: run --engine nuts"),
+         "vi: k-hat 0.91 warns: %s", k ? k->message : "");
+  tap_ok(c && strstr(c->message, "1 of 2 chains"), "vi: an unconverged chain warns: %s",
+         c ? c->message : "");
+  f.in.vi_family = NULL;
+  w = warn_collect(&f.in, &n);
+  tap_ok(!find(w, n, "vi_khat") && find(w, n, "ess"), "not a vi run: no vi warning, ESS checked");
+}
+
 static void test_evidence(void) {
   static const char *names[] = {"lp__", "mu"};
   Fake f;
@@ -248,6 +280,7 @@ int main(void) {
   test_acceptance();
   test_collapse();
   test_evidence();
+  test_vi();
   test_render();
   return tap_done();
 }

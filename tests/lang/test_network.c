@@ -4,7 +4,8 @@
  * and f(matrix) against a loop written here, the initial weights without a
  * handler, and the gradient of the program's log density through f with
  * respect to the handler's weights (consecutive and scattered tape ids) and
- * to a latent input, against central finite differences. */
+ * to a latent input, against central finite differences; the model hash; and
+ * training as an engine would (tape ids from param(), Adam from optim.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "lang/check.h"
 #include "parser/ast.h"
 #include "stdlib/ad.h"
+#include "stdlib/optim.h"
 #include "tests/tap.h"
 
 enum { N = 3, D = 2, H1 = 5, H2 = 4, OUT = 2 };
@@ -288,6 +290,134 @@ static void test_hash(void) {
   tap_ok(h[0] != h[2] && h[0] != h[3] && h[2] != h[3], "hash: another activation or hidden size is another program");
 }
 
+/* A trainer's handler: the weights th.w (owned by the optimiser) with one
+   block of tape ids when a tape is set; the observation's log density and
+   its node. */
+typedef struct TH {
+  Handler h;
+  Tape *t;
+  double *w;
+  int np;
+  int32_t first, node;
+  double lp;
+} TH;
+
+static HandlerResult th_param(Handler *h, const char *addr, const ParamSpec *ps, Value *out, SrcPos pos,
+                              Diag *d) {
+  TH *s = (TH *)h;
+  if (!s->w) { /* the first run: take the program's initial weights */
+    s->np = ps->sizes[0];
+    s->w = gc_alloc_atomic(sizeof(double) * (size_t)s->np);
+    memcpy(s->w, ps->init.t->d, sizeof(double) * (size_t)s->np);
+  }
+  Value v = val_vec(s->np);
+  memcpy(v.t->d, s->w, sizeof(double) * (size_t)s->np);
+  if (s->t) {
+    s->first = tape_block(s->t, (size_t)s->np, NULL, NULL);
+    v.t->ad = gc_alloc_atomic(sizeof(int32_t) * (size_t)s->np);
+    for (int i = 0; i < s->np; i++) v.t->ad[i] = s->first + i;
+  }
+  *out = v;
+  return HR_CONTINUE;
+}
+
+static HandlerResult nh_observe_t(Handler *h, const DistCall *dc, Value x, SrcPos pos, Diag *d) {
+  TH *s = (TH *)h;
+  char err[256];
+  if (!(s->t ? dist_call_lpdf_ad(dc, s->t, x, &s->lp, &s->node, err, sizeof err)
+             : dist_call_lpdf(dc, x, &s->lp, err, sizeof err))) {
+    diag_error(d, DIAG_RUNTIME, pos, "%s", err);
+    return HR_ERROR;
+  }
+  return HR_CONTINUE;
+}
+
+/* What a training engine does, with the pieces of stdlib: the handler gives
+   the weights tape nodes, one backward sweep gives the log likelihood's
+   gradient, Adam (optim.h) steps.  The network must learn sin on [-3, 3]. */
+static void test_training(void) {
+  enum { NT = 40 };
+  const char *src = "data { int N; matrix[N, 1] X; vector[N] y; }\n"
+                    "model {\n"
+                    "  param network f = mlp(1, [16], 1, tanh);\n"
+                    "  matrix[N, 1] Z = f(X);\n"
+                    "  y ~ normal(Z[:, 1], 0.1);\n"
+                    "}\n";
+  char json[4096];
+  size_t k = (size_t)snprintf(json, sizeof json, "{\"N\": %d, \"X\": [", NT);
+  double xs[NT];
+  for (int i = 0; i < NT; i++) {
+    xs[i] = -3 + 6.0 * i / (NT - 1);
+    k += (size_t)snprintf(json + k, sizeof json - k, "%s[%.17g]", i ? ", " : "", xs[i]);
+  }
+  k += (size_t)snprintf(json + k, sizeof json - k, "], \"y\": [");
+  for (int i = 0; i < NT; i++) k += (size_t)snprintf(json + k, sizeof json - k, "%s%.17g", i ? ", " : "", sin(xs[i]));
+  snprintf(json + k, sizeof json - k, "]}");
+  Diag d;
+  diag_init(&d);
+  Interp *in = compile(src, json, &d);
+  if (!tap_ok(in != NULL, "training: the regression compiles (%s)", d.msg)) return;
+  TH th;
+  memset(&th, 0, sizeof th);
+  th.h.observe = nh_observe_t;
+  th.h.factor = interp_factor_ignored;
+  th.h.param = th_param;
+  /* start from the program's own initial weights */
+  InterpState *st = interp_start(in, 1, 0, false);
+  th.w = NULL;
+  if (!tap_ok(interp_run(st, &th.h, &d) == RUN_DONE && th.np == 49, "training: 49 weights (%s)", d.msg)) return;
+  OptimConfig c;
+  optim_config_default(&c, OPTIM_ADAM);
+  c.lr = 0.02;
+  c.sched = OPTIM_SCHED_COSINE;
+  c.horizon = 3000;
+  c.lr_min = 1e-4;
+  Optim *o = optim_new(&c, (size_t)th.np);
+  Tape *t = tape_new();
+  double *g = calloc((size_t)th.np, sizeof *g), first = NAN, last = NAN;
+  size_t cap = 0;
+  double *adj = NULL;
+  for (int it = 0; it < 3000; it++) {
+    tape_reset(t);
+    th.t = t;
+    th.lp = 0;
+    th.node = 0;
+    st = interp_start(in, 1, 0, false);
+    interp_set_tape(st, t);
+    if (interp_run(st, &th.h, &d) != RUN_DONE) break;
+    if (tape_size(t) + 1 > cap) {
+      free(adj);
+      adj = malloc(sizeof(double) * (cap = tape_size(t) + 1));
+    }
+    tape_backward(t, th.node, adj);
+    for (int i = 0; i < th.np; i++) g[i] = -adj[th.first + i]; /* minimise -log likelihood */
+    optim_step(o, th.w, g);
+    if (it == 0) first = th.lp;
+    last = th.lp;
+  }
+  /* the fit: residuals of the trained network on the data */
+  th.t = NULL;
+  st = interp_start(in, 1, 0, false);
+  bool ran = interp_run(st, &th.h, &d) == RUN_DONE;
+  const IrProgram *p = interp_program(in);
+  Value Z = val_none();
+  for (int i = 0; i < p->noutputs; i++)
+    if (strcmp(p->outputs[i].name, "Z") == 0) Z = interp_output(st, i);
+  double ss = 0;
+  for (int i = 0; ran && Z.k == V_MAT && i < NT; i++) ss += pow(Z.t->d[i] - sin(xs[i]), 2);
+  double rms = ran && Z.k == V_MAT ? sqrt(ss / NT) : INFINITY;
+  tap_ok(isfinite(first) && last > first, "training: the log likelihood rises (%.1f -> %.1f)", first, last);
+  double m = 0, v = 0;
+  for (int i = 0; i < NT; i++) m += sin(xs[i]) / NT;
+  for (int i = 0; i < NT; i++) v += pow(sin(xs[i]) - m, 2) / NT;
+  /* a network that learned nothing leaves about the data's sd */
+  tap_ok(rms < 0.05, "training: Adam through param() fits sin: residual rms %.3g (the data's sd %.2f)", rms,
+         sqrt(v));
+  free(g);
+  free(adj);
+  optim_free(o);
+}
+
 int main(void) {
   gc_init();
   Diag d;
@@ -299,5 +429,6 @@ int main(void) {
   test_gradient(in, false);
   test_gradient(in, true);
   test_hash();
+  test_training();
   return tap_done();
 }
