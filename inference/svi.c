@@ -32,6 +32,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../stdlib/optim.h"
 #include "../stdlib/safetensors.h"
@@ -89,6 +90,7 @@ struct Svi {
   bool converged;
   int ntrace, captrace;
   double (*trace)[4];
+  double seconds;  /* the fit's wall time */
   /* the draws' log weights */
   int nlw, caplw;
   double *lw;
@@ -870,7 +872,11 @@ static void *svi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
   } else if (s->nx == 0) {
     s->converged = true; /* no params: nothing to fit, q is the guide as written */
   } else {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     svi_train(s, d);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    s->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
   }
   if (diag_failed(d)) return NULL;
   s->r = &s->draw_rng;
@@ -920,22 +926,25 @@ static const char *svi_guide_params(Svi *s) {
   return t;
 }
 
+/* The CSV's lines after the header, in advi's "key = value" form (so that
+   `ppl summary` of the files rebuilds the vi block), then the ELBO trace. */
 static const char *svi_adaptation(void *state) {
   Svi *s = state;
-  if (s->loaded) return gc_printf("Params loaded from %s (no optimisation).\nfamily = guide\n"
-                                  "guide params: %s\nELBO = %.6g", s->loaded,
-                                  svi_guide_params(s), s->elbo);
-  const char *t = gc_printf("Optimisation complete.\noptimizer = %s\nlr = %g\nfamily = guide\n"
+  int g = s->o->sig_figs > 0 ? s->o->sig_figs : 6;
+  const char *t = gc_printf("%s\noptimizer = %s\nlr = %g\nfamily = guide\niterations = %ld\n"
+                            "converged = %d\nelbo = %.*g\nfit_seconds = %.*g\npsis_resample = 0\n"
                             "guide params: %s\nELBO trace: iter, ELBO, delta_ELBO_mean, "
                             "delta_ELBO_med",
+                            s->loaded ? gc_printf("Params loaded from %s (no optimisation).",
+                                                  s->loaded)
+                                      : "Optimisation complete.",
                             engine_opt_enum(s->o, "optimizer") == SVI_OPT_SGD ? "sgd" : "adam",
-                            engine_opt_real(s->o, "lr"), svi_guide_params(s));
+                            engine_opt_real(s->o, "lr"), s->iterations, s->converged, g, s->elbo,
+                            g, s->seconds, svi_guide_params(s));
   for (int i = 0; i < s->ntrace; i++)
-    t = gc_printf("%s\n%.0f, %.6g, %.4g, %.4g", t, s->trace[i][0], s->trace[i][1],
-                  s->trace[i][2], s->trace[i][3]);
-  return gc_printf("%s\n%s after %ld iterations; ELBO = %.6g", t,
-                   s->converged ? "converged" : "not converged (--iter reached)", s->iterations,
-                   s->elbo);
+    t = gc_printf("%s\n%.0f, %.*g, %.*g, %.*g", t, s->trace[i][0], g, s->trace[i][1], g,
+                  s->trace[i][2], g, s->trace[i][3]);
+  return t;
 }
 
 static bool svi_vi_report(void *state, ViReport *r) {
@@ -946,6 +955,7 @@ static bool svi_vi_report(void *state, ViReport *r) {
       .eta = engine_opt_real(s->o, "lr"),
       .iterations = s->iterations,
       .converged = s->converged,
+      .seconds = s->seconds,
       .ntrace = s->ntrace,
       .trace = (const double(*)[4])s->trace,
       .n = s->nlw,
