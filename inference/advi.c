@@ -7,8 +7,7 @@
  * of eps per iteration, Stan's adaptive step-size sequence
  *     phi += eta k^(-1/2) g / (1 + sqrt(s_k)),  s_k = 0.1 g^2 + 0.9 s_{k-1}
  * with eta chosen by Stan's search (100, 10, 1, 0.1, 0.01 tried for
- * --adapt-iter iterations each from the same start) — or Adam (stdlib/optim.h)
- * for the flow's networks (--optimizer) — the ELBO estimated every
+ * --adapt-iter iterations each from the same start), the ELBO estimated every
  * --eval-elbo iterations from --elbo-samples draws, and convergence when the
  * mean or the median of the recent relative ELBO changes (Stan's circular
  * buffer) falls below --tol-rel-obj.  Each step then writes one draw theta =
@@ -42,8 +41,8 @@
 #define ADVI_ALPHA 0.1       /* and s_k = alpha g^2 + (1 - alpha) s_{k-1} */
 
 enum { ADVI_MEANFIELD, ADVI_FULLRANK, ADVI_FLOW };
-enum { ADVI_OPT_AUTO, ADVI_OPT_STAN, ADVI_OPT_ADAM };
-static const char *const advi_optimizers[] = {"auto", "stan", "adam", NULL};
+enum { ADVI_OPT_AUTO, ADVI_OPT_STAN, ADVI_OPT_ADAM, ADVI_OPT_SGD };
+static const char *const advi_optimizers[] = {"auto", "stan", "adam", "sgd", NULL}; /* shared with svi */
 static const char *const advi_families[] = {"meanfield", "fullrank", "flow", NULL};
 static const char *const advi_none[] = {"none", NULL}; /* --save-params, --load-params */
 
@@ -490,6 +489,11 @@ static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d
   rng_seed(&a->rng, o->seed, (uint64_t)chain);
   rng_seed(&a->draw_rng, o->seed ^ 0x64726177u, (uint64_t)chain);
   rng_seed(&a->out_rng, o->seed ^ 0x61647669u, (uint64_t)chain);
+  if (engine_opt_enum(o, "optimizer") == ADVI_OPT_SGD) { /* the shared table's svi choice */
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "--optimizer sgd is svi's; advi takes auto, stan or "
+               "adam");
+    return NULL;
+  }
   a->grad_samples = (int)engine_opt_int(o, "grad-samples");
   a->elbo_samples = (int)engine_opt_int(o, "elbo-samples");
   a->eval_elbo = (int)engine_opt_int(o, "eval-elbo");
@@ -672,6 +676,13 @@ const OptSpec vi_options[] = {
      .or_file = true, .arg = "FILE",
      .help = "skip the optimisation and draw from the fit --save-params wrote for this program "
              "(and family) and chain: the same seed gives the same draws"},
+    {.name = "optimizer", .type = OPT_ENUM, .def = "auto", .choices = advi_optimizers,
+     .arg = "NAME",
+     .help = "advi: stan (Stan's step-size sequence and eta search) or adam (Adam from --lr, "
+             "cosine-decayed to lr/50 over --iter; no eta search), auto: adam for --vi flow, "
+             "stan otherwise; svi: adam (auto) or sgd (momentum 0.9)"},
+    {.name = "lr", .type = OPT_REAL, .def = "0.005", .rlo = 0, .rlo_open = true, .rhi = 1,
+     .arg = "X", .help = "the initial learning rate of adam and sgd"},
     OPT_END,
 };
 
@@ -690,13 +701,6 @@ static const OptSpec advi_options[] = {
              "map alone, i.e. mean-field)"},
     {.name = "flow-hidden", .type = OPT_INT, .def = "32", .ilo = 1, .ihi = 4096, .arg = "N",
      .help = "--vi flow: units in each of the two hidden relu layers of each coupling's network"},
-    {.name = "optimizer", .type = OPT_ENUM, .def = "auto", .choices = advi_optimizers,
-     .arg = "NAME",
-     .help = "stan: Stan's step-size sequence and eta search; adam: Adam from --lr, "
-             "cosine-decayed to lr/50 over --iter (no eta search); auto: adam for --vi flow, "
-             "stan otherwise"},
-    {.name = "lr", .type = OPT_REAL, .def = "0.005", .rlo = 0, .rlo_open = true, .rhi = 1,
-     .arg = "X", .help = "--optimizer adam: the initial learning rate"},
     {.name = "psis-resample", .type = OPT_BOOL, .def = "false",
      .help = "write draws importance-resampled (Pareto-smoothed weights) from as many draws "
              "of the approximation, instead of the approximation's own draws"},

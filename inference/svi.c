@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../ir/net.h"
 #include "../stdlib/optim.h"
@@ -91,12 +92,16 @@ struct Svi {
   bool converged;
   int ntrace, captrace;
   double (*trace)[4];
+  double seconds;  /* the fit's wall time */
   /* the draws' log weights */
   int nlw, caplw;
   double *lw;
   bool whole;      /* run plates whole even when training (svi_gradient) */
   double baseline; /* the score-function estimator's: a decaying average of the ELBO */
   bool has_baseline;
+  /* --relax: bernoulli choices trained through the binary Concrete */
+  bool relax;
+  double tau0, tau_min, tau_decay, tau;
 };
 
 typedef enum { SR_CHECK, SR_TRAIN, SR_DRAW } SviMode;
@@ -115,6 +120,10 @@ typedef struct SviRun {
   int n, cap;
   TraceChoice *c;
   SrcPos *pos;        /* where each was drawn */
+  AdNum *ry;          /* relaxed choices (--relax): the logit y of the value sigmoid(y) */
+  bool *rel;          /* ... which are */
+  const AdNum *gry;   /* model run: the guide's ry, rel */
+  const bool *grel;
   const Trace *q;     /* the guide's choices, indexed (model run) */
   bool *used;         /* SR_CHECK: which of them the model drew */
 } SviRun;
@@ -130,6 +139,13 @@ static const char *svi_pos(SrcPos p) {
 
 /* "(0, inf)", "the real line", "[0, 1]"-style text of a DistCall's support. */
 static const char *svi_support(const DistCall *dc) {
+  if (dc->fam->discrete) {
+    bool lo = isfinite(dc->lower), hi = isfinite(dc->upper);
+    return lo && hi ? gc_printf("{%g, ..., %g}", dc->lower, dc->upper)
+           : lo     ? gc_printf("the integers >= %g", dc->lower)
+           : hi     ? gc_printf("the integers <= %g", dc->upper)
+                    : "the integers";
+  }
   switch (dc->con) {
   case CON_NONE: return dc->fam->discrete ? "the integers" : "the real line";
   case CON_LOWER: return gc_printf("(%g, inf)", dc->lower);
@@ -406,6 +422,29 @@ static bool svi_reparam(SviRun *r, const DistCall *dc, Value *v, const char *add
   return true;
 }
 
+/* ---- the binary Concrete relaxation (--relax) ---- */
+
+/* A scalar bernoulli or bernoulli_logit choice: its log-odds, with nodes. */
+static bool svi_relax_logit(Tape *t, const DistCall *dc, AdNum *la) {
+  bool logit = !strcmp(dc->fam->name, "bernoulli_logit");
+  if ((!logit && strcmp(dc->fam->name, "bernoulli")) || dc->type.ndims || dc->nsizes ||
+      dc->np != 1 || (dc->p[0].k != V_REAL && dc->p[0].k != V_INT))
+    return false;
+  AdNum p = {val_as_real(dc->p[0]), dc->p[0].k == V_REAL ? dc->p[0].ad : 0};
+  *la = logit ? p : ad_sub(t, ad_log(t, p), ad_log1p(t, ad_scale(t, p, -1)));
+  return true;
+}
+
+/* The log density of the logit y = (la + logistic noise) / tau of a binary
+   Concrete (Maddison et al. 2017): logistic with location la / tau and scale
+   1 / tau.  The guide's and the model's densities are both taken on y, so
+   the map to the value sigmoid(y) cancels from log p - log q. */
+static AdNum svi_relax_lp(Tape *t, AdNum y, AdNum la, double tau) {
+  AdNum w = ad_sub(t, la, ad_scale(t, y, tau));
+  AdNum sp = ad_log_inv_logit(t, ad_scale(t, w, -1)); /* -log(1 + e^w) */
+  return ad_add(t, ad_const(log(tau)), ad_add(t, w, ad_scale(t, sp, 2)));
+}
+
 static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc, Value *out,
                                 SrcPos pos, Diag *d) {
   SviRun *r = (SviRun *)h;
@@ -414,7 +453,19 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
   int32_t node = 0;
   if (r->guide) {
     Value v = trace_value_new(dc->type, dc->nsizes, dc->sizes);
-    bool discrete = dc->fam->discrete;
+    bool discrete = dc->fam->discrete, relaxed = false;
+    AdNum la, y = ad_const(0);
+    if (r->mode == SR_TRAIN && discrete && r->s->relax && svi_relax_logit(r->t, dc, &la)) {
+      double u = rng_uniform(r->s->r);
+      y = ad_scale(r->t, ad_add(r->t, la, ad_const(log(u) - log1p(-u))), 1 / r->s->tau);
+      AdNum z = ad_inv_logit(r->t, y);
+      v = val_real(z.v);
+      v.ad = z.n;
+      AdNum l = svi_relax_lp(r->t, y, la, r->s->tau);
+      lp = l.v, node = l.n;
+      relaxed = true;
+      goto record;
+    }
     if (r->mode == SR_CHECK && !discrete && svi_reparam_kind(dc, addr, err, sizeof err) < 0)
       return svi_fail(d, pos, err);
     if (r->mode == SR_TRAIN && !discrete) {
@@ -425,16 +476,23 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
     bool ok = r->t ? dist_call_lpdf_ad(dc, r->t, v, &lp, &node, err, sizeof err)
                    : dist_call_lpdf(dc, v, &lp, err, sizeof err);
     if (!ok) return svi_fail(d, pos, err);
+  record:;
     AdNum term = svr_acc(r, lp, node);
-    if (discrete && r->t) r->disc = ad_add(r->t, r->disc, term);
+    if (discrete && !relaxed && r->t) r->disc = ad_add(r->t, r->disc, term);
     if (r->n == r->cap) {
       int cap = r->cap ? 2 * r->cap : 16;
       TraceChoice *nc = gc_alloc(sizeof(TraceChoice) * (size_t)cap);
       SrcPos *np = gc_alloc(sizeof(SrcPos) * (size_t)cap);
+      AdNum *ny = gc_alloc_atomic(sizeof(AdNum) * (size_t)cap);
+      bool *nr = gc_alloc_atomic(sizeof(bool) * (size_t)cap);
       if (r->n) memcpy(nc, r->c, sizeof(TraceChoice) * (size_t)r->n);
       if (r->n) memcpy(np, r->pos, sizeof(SrcPos) * (size_t)r->n);
-      r->c = nc, r->pos = np, r->cap = cap;
+      if (r->n) memcpy(ny, r->ry, sizeof(AdNum) * (size_t)r->n);
+      if (r->n) memcpy(nr, r->rel, sizeof(bool) * (size_t)r->n);
+      r->c = nc, r->pos = np, r->ry = ny, r->rel = nr, r->cap = cap;
     }
+    r->ry[r->n] = y;
+    r->rel[r->n] = relaxed;
     r->pos[r->n] = pos;
     TraceChoice *c = &r->c[r->n++];
     memset(c, 0, sizeof *c);
@@ -454,6 +512,12 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
                                               addr, svi_pos(pos)));
   if (r->mode == SR_CHECK) {
     r->used[g - r->q->c] = true;
+    if (dc->fam->discrete != g->fam->discrete)
+      return svi_fail(d, pos, gc_printf("'%s' is %s in the model (%s) but the guide draws it from "
+                                        "the %s %s: draw it from a %s family", addr,
+                                        dc->fam->discrete ? "discrete" : "continuous",
+                                        dc->fam->name, g->fam->discrete ? "discrete" : "continuous",
+                                        g->fam->name, dc->fam->discrete ? "discrete" : "continuous"));
     if (!svi_same_support(dc, g)) {
       DistCall gd = *dc;
       gd.con = g->con, gd.lower = g->lower, gd.upper = g->upper, gd.fam = g->fam;
@@ -467,6 +531,17 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
     if (!trace_value_has_shape(g->val, dc->type, dc->nsizes, dc->sizes))
       return svi_fail(d, pos, gc_printf("the guide draws '%s' as %s, but the model's is %s",
                                         addr, val_kind_name(g->val.k), ty_name(dc->type)));
+  }
+  if (r->grel && r->grel[g - r->q->c]) { /* a relaxed choice */
+    AdNum la;
+    if (!svi_relax_logit(r->t, dc, &la))
+      return svi_fail(d, pos, gc_printf("svi --relax: the guide relaxes '%s', but the model draws "
+                                        "it from %s, not a scalar bernoulli or bernoulli_logit",
+                                        addr, dc->fam->name));
+    AdNum l = svi_relax_lp(r->t, r->gry[g - r->q->c], la, r->s->tau);
+    svr_acc(r, l.v, l.n);
+    *out = g->val;
+    return HR_CONTINUE;
   }
   bool ok = r->t ? dist_call_lpdf_ad(dc, r->t, g->val, &lp, &node, err, sizeof err)
                  : dist_call_lpdf(dc, g->val, &lp, err, sizeof err);
@@ -515,12 +590,17 @@ static bool svi_pair(Svi *s, SviMode mode, Tape *t, AdNum *logp, AdNum *logq, Ad
   uint64_t seed = rng_u64(s->r);
   g.st = interp_start_guide(s->in, seed, 0);
   if (t) interp_set_tape(g.st, t);
+  if (mode == SR_TRAIN && s->relax) interp_set_relaxed(g.st, true);
   if (interp_run(g.st, &g.h, d) != RUN_DONE) return false;
   svr_init(&m, s, mode, false, t);
   m.q = trace_from_choices(g.n, g.c, 0);
   if (mode == SR_CHECK) m.used = gc_alloc_atomic(sizeof(bool) * (size_t)(g.n + 1));
   if (mode == SR_CHECK) memset(m.used, 0, sizeof(bool) * (size_t)(g.n + 1));
   m.st = interp_start(s->in, seed, 1, mode == SR_DRAW);
+  if (mode == SR_TRAIN && s->relax) {
+    interp_set_relaxed(m.st, true);
+    m.gry = g.ry, m.grel = g.rel;
+  }
   if (t) interp_set_tape(m.st, t);
   if (interp_run(m.st, &m.h, d) != RUN_DONE) return false;
   if (mode == SR_CHECK)
@@ -557,6 +637,7 @@ static int svi_cmp(const void *a, const void *b) {
 /* The mean of grad_samples ELBO samples into *elbo and its gradient with
    respect to x into grad, with fresh plate subsets. */
 static bool svi_grad(Svi *s, double *elbo, double *grad, Diag *d) {
+  s->tau = fmax(s->tau_min, s->tau0 * exp(-s->tau_decay * (double)s->iterations));
   for (int tries = 0;; tries++) {
     tape_reset(s->tape);
     for (int i = 0; i < s->np; i++) s->p[i].node0 = 0;
@@ -678,7 +759,8 @@ static void svi_train(Svi *s, Diag *d) {
 
 /* ---- the engine ---- */
 
-static const char *const svi_optimizers[] = {"adam", "sgd", NULL};
+/* --optimizer (vi_options, shared with advi): auto, stan, adam, sgd */
+enum { SVI_OPT_AUTO, SVI_OPT_STAN, SVI_OPT_ADAM, SVI_OPT_SGD };
 static const char *const svi_schedules[] = {"constant", "step", "exp", "cosine", NULL};
 
 Svi *svi_prepare(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
@@ -695,6 +777,10 @@ Svi *svi_prepare(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
   s->elbo_samples = (int)engine_opt_int(o, "elbo-samples");
   s->eval_elbo = (int)engine_opt_int(o, "eval-elbo");
   s->tol = engine_opt_real(o, "tol-rel-obj");
+  s->relax = engine_opt_bool(o, "relax");
+  s->tau0 = engine_opt_real(o, "temperature");
+  s->tau_min = fmin(engine_opt_real(o, "temperature-min"), s->tau0);
+  s->tau_decay = engine_opt_real(o, "temperature-decay");
   if (!prog->has_guide && ir_analyze(prog)->nlatents > 0) {
     diag_error(d, DIAG_USAGE, (SrcPos){0}, "--engine svi needs a guide block that draws the "
                "latents (docs/language.md, \"guide\"); write one, or use --engine advi");
@@ -704,7 +790,13 @@ Svi *svi_prepare(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
   AdNum lp, lq;
   if (!svi_pair(s, SR_CHECK, NULL, &lp, &lq, NULL, NULL, d)) return NULL;
   OptimConfig oc;
-  optim_config_default(&oc, engine_opt_enum(o, "optimizer") == 1 ? OPTIM_SGD : OPTIM_ADAM);
+  int kind = engine_opt_enum(o, "optimizer");
+  if (kind == SVI_OPT_STAN) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "--optimizer stan is advi's step-size sequence; svi "
+               "takes adam (the default) or sgd");
+    return NULL;
+  }
+  optim_config_default(&oc, kind == SVI_OPT_SGD ? OPTIM_SGD : OPTIM_ADAM);
   oc.lr = engine_opt_real(o, "lr");
   oc.clip_norm = engine_opt_real(o, "clip-norm");
   oc.sched = (OptimSched)engine_opt_enum(o, "lr-schedule");
@@ -817,7 +909,11 @@ static void *svi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
   } else if (s->nx == 0) {
     s->converged = true; /* no params: nothing to fit, q is the guide as written */
   } else {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     svi_train(s, d);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    s->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
   }
   if (diag_failed(d)) return NULL;
   s->r = &s->draw_rng;
@@ -868,22 +964,25 @@ static const char *svi_guide_params(Svi *s) {
   return t;
 }
 
+/* The CSV's lines after the header, in advi's "key = value" form (so that
+   `ppl summary` of the files rebuilds the vi block), then the ELBO trace. */
 static const char *svi_adaptation(void *state) {
   Svi *s = state;
-  if (s->loaded) return gc_printf("Params loaded from %s (no optimisation).\nfamily = guide\n"
-                                  "guide params: %s\nELBO = %.6g", s->loaded,
-                                  svi_guide_params(s), s->elbo);
-  const char *t = gc_printf("Optimisation complete.\noptimizer = %s\nlr = %g\nfamily = guide\n"
+  int g = s->o->sig_figs > 0 ? s->o->sig_figs : 6;
+  const char *t = gc_printf("%s\noptimizer = %s\nlr = %g\nfamily = guide\niterations = %ld\n"
+                            "converged = %d\nelbo = %.*g\nfit_seconds = %.*g\npsis_resample = 0\n"
                             "guide params: %s\nELBO trace: iter, ELBO, delta_ELBO_mean, "
                             "delta_ELBO_med",
-                            svi_optimizers[engine_opt_enum(s->o, "optimizer")],
-                            engine_opt_real(s->o, "lr"), svi_guide_params(s));
+                            s->loaded ? gc_printf("Params loaded from %s (no optimisation).",
+                                                  s->loaded)
+                                      : "Optimisation complete.",
+                            engine_opt_enum(s->o, "optimizer") == SVI_OPT_SGD ? "sgd" : "adam",
+                            engine_opt_real(s->o, "lr"), s->iterations, s->converged, g, s->elbo,
+                            g, s->seconds, svi_guide_params(s));
   for (int i = 0; i < s->ntrace; i++)
-    t = gc_printf("%s\n%.0f, %.6g, %.4g, %.4g", t, s->trace[i][0], s->trace[i][1],
-                  s->trace[i][2], s->trace[i][3]);
-  return gc_printf("%s\n%s after %ld iterations; ELBO = %.6g", t,
-                   s->converged ? "converged" : "not converged (--iter reached)", s->iterations,
-                   s->elbo);
+    t = gc_printf("%s\n%.0f, %.*g, %.*g, %.*g", t, s->trace[i][0], g, s->trace[i][1], g,
+                  s->trace[i][2], g, s->trace[i][3]);
+  return t;
 }
 
 static bool svi_vi_report(void *state, ViReport *r) {
@@ -894,6 +993,7 @@ static bool svi_vi_report(void *state, ViReport *r) {
       .eta = engine_opt_real(s->o, "lr"),
       .iterations = s->iterations,
       .converged = s->converged,
+      .seconds = s->seconds,
       .ntrace = s->ntrace,
       .trace = (const double(*)[4])s->trace,
       .n = s->nlw,
@@ -913,10 +1013,6 @@ static const char *svi_notes(void *state) {
 }
 
 static const OptSpec svi_options[] = {
-    {.name = "lr", .type = OPT_REAL, .def = "0.01", .rlo = 0, .rlo_open = true, .rhi = INFINITY,
-     .arg = "X", .help = "svi: the optimiser's learning rate"},
-    {.name = "optimizer", .type = OPT_ENUM, .def = "adam", .choices = svi_optimizers,
-     .arg = "NAME", .help = "svi: Adam (bias-corrected) or SGD with momentum 0.9: one of"},
     {.name = "clip-norm", .type = OPT_REAL, .def = "0", .rlo = 0, .rhi = INFINITY, .arg = "X",
      .help = "svi: clip each step's gradient to this L2 norm (0: no clipping)"},
     {.name = "lr-schedule", .type = OPT_ENUM, .def = "constant", .choices = svi_schedules,
@@ -928,6 +1024,17 @@ static const OptSpec svi_options[] = {
      .help = "svi: steps between decays of the step schedule"},
     {.name = "lr-min", .type = OPT_REAL, .def = "0", .rlo = 0, .rhi = INFINITY, .arg = "X",
      .help = "svi: the cosine schedule's final learning rate"},
+    {.name = "relax", .type = OPT_BOOL, .def = "false",
+     .help = "svi: train scalar bernoulli choices through the binary Concrete (Gumbel-softmax) "
+             "relaxation instead of the score-function estimator; the model must use them "
+             "arithmetically only"},
+    {.name = "temperature", .type = OPT_REAL, .def = "1", .rlo = 0, .rlo_open = true,
+     .rhi = INFINITY, .arg = "X", .help = "svi --relax: the relaxation's first temperature"},
+    {.name = "temperature-min", .type = OPT_REAL, .def = "0.5", .rlo = 0, .rlo_open = true,
+     .rhi = INFINITY, .arg = "X",
+     .help = "svi --relax: the temperature's floor: max(X, temperature * exp(-decay * step))"},
+    {.name = "temperature-decay", .type = OPT_REAL, .def = "0.001", .rlo = 0, .rhi = INFINITY,
+     .arg = "X", .help = "svi --relax: the temperature's decay rate per step"},
     OPT_END,
 };
 

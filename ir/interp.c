@@ -128,6 +128,7 @@ struct InterpState {
   int nframes, capframes;
   uint8_t phase;
   bool gen;
+  bool relaxed;      /* a handler may give an int scalar latent a real (interp_set_relaxed) */
   AddrSet *addrs;
   long events;
   Tape *tape;        /* AD runs: operations on node-carrying reals are recorded */
@@ -367,6 +368,8 @@ InterpState *interp_start_guide(const Interp *in, uint64_t seed, uint64_t stream
   return st;
 }
 
+void interp_set_relaxed(InterpState *st, bool on) { st->relaxed = on; }
+
 double interp_plate_scale(const InterpState *st) {
   double s = 1;
   for (int j = 0; j < st->nframes; j++)
@@ -598,7 +601,8 @@ static bool put_sample(InterpState *st, const IrInstr *ins, const char *addr, Va
   Frame *f = &st->frames[st->nframes - 1];
   Type t = f->fn->regtypes[ins->dst];
   if (t.ndims == 0 && t.base == TY_REAL && v.k == V_INT) v = val_real((double)v.i);
-  if (!op_shape_ok(v, t, n, sz64)) {
+  bool relaxed = st->relaxed && t.ndims == 0 && t.base == TY_INT && v.k == V_REAL;
+  if (!relaxed && !op_shape_ok(v, t, n, sz64)) {
     diag_error(d, DIAG_INTERNAL, ins->pos, "handler returned %s for latent '%s' of type %s [%s]",
                op_shape_desc(v), addr, ty_name(t), sizes_text(n, sz64));
     return false;

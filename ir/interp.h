@@ -200,6 +200,10 @@ InterpState *interp_start_guide(const Interp *in, uint64_t seed, uint64_t stream
  * an engine scales a log density so that the subsample's sum estimates the
  * whole loop's without bias. */
 double interp_plate_scale(const InterpState *st);
+/* Let the handler give an int scalar latent a real value (a continuous
+ * relaxation of a discrete choice, engine svi's Gumbel-softmax): the program
+ * then computes with the real where it uses the latent arithmetically. */
+void interp_set_relaxed(InterpState *st, bool on);
 /* Run until the end, a suspension or an error. Runtime errors are DIAG_RUNTIME
  * with the statement's position: "model.ppl:9:3: index 11 out of range for
  * array of size 10". */
