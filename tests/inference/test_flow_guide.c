@@ -8,6 +8,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "api/data.h"
 #include "inference/nuts.h"
@@ -326,6 +327,94 @@ static void test_nuts_prior(void) {
                    "within 4 MCSE)");
 }
 
+/* ---- a learnable density: `y ~ flow(q)` fitted by maximum likelihood ---- */
+
+/* n banana points, and the held-out log likelihood of the Gaussian fitted to
+   train by maximum likelihood (the flow's rival: a flow without couplings). */
+static Value banana_data(Rng *r, int n) {
+  Value a = val_arr(n);
+  for (int i = 0; i < n; i++) {
+    double x = 2 * rng_normal(r), y[2] = {x, 0.5 * (x * x - 4) + rng_normal(r)};
+    a.a->e[i] = vec_of(y, 2);
+  }
+  return a;
+}
+
+static double gauss_heldout(Value train, Value test) {
+  double m[2] = {0}, c[3] = {0}; /* mean; covariance xx, xy, yy */
+  int n = train.a->n;
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < 2; j++) m[j] += train.a->e[i].t->d[j] / n;
+  for (int i = 0; i < n; i++) {
+    double dx = train.a->e[i].t->d[0] - m[0], dy = train.a->e[i].t->d[1] - m[1];
+    c[0] += dx * dx / n, c[1] += dx * dy / n, c[2] += dy * dy / n;
+  }
+  double det = c[0] * c[2] - c[1] * c[1], ll = 0;
+  for (int i = 0; i < test.a->n; i++) {
+    double dx = test.a->e[i].t->d[0] - m[0], dy = test.a->e[i].t->d[1] - m[1];
+    double qf = (c[2] * dx * dx - 2 * c[1] * dx * dy + c[0] * dy * dy) / det;
+    ll += -0.5 * qf - 0.5 * log(det) - 2 * 0.91893853320467274178;
+  }
+  return ll;
+}
+
+/* svi on a program without latents: its ELBO is the model's log likelihood at
+   the fitted (or loaded) params, exactly. */
+static bool density_run(const char *src, Value y, const char *const *kv, double *ll, Diag *d) {
+  TData td;
+  tdata_init(&td);
+  tdata_add(&td, "N", val_int(y.a->n));
+  tdata_add(&td, "y", y);
+  Interp *in = tcompile(src, &td, d);
+  EngineOpts o = opts(kv);
+  void *st = in ? engine_svi.init(in, &o, 0, d) : NULL;
+  if (!st) return false;
+  ViReport rep;
+  engine_svi.vi_report(st, &rep);
+  *ll = rep.elbo;
+  engine_svi.free(st);
+  return true;
+}
+
+static void test_density(void) {
+  const char *src =
+      "data { int N; array[N] vector[2] y; }\n"
+      "model {\n"
+      "  param flow q = realnvp(2, 4, 8);\n"
+      "  plate (i in 1:N, batch = 50) {\n"
+      "    y[i] ~ flow(q);\n"
+      "  }\n"
+      "}\n";
+  enum { NTRAIN = 300, NTEST = 2000 };
+  Rng r;
+  rng_seed(&r, 2024, 0);
+  Value train = banana_data(&r, NTRAIN), test = banana_data(&r, NTEST);
+  char tmpl[] = "/tmp/test_flow_guide_XXXXXX";
+  const char *dir = mkdtemp(tmpl);
+  if (!tap_ok(dir != NULL, "density: temporary directory")) return;
+  char *path = gc_printf("%s/q.safetensors", dir);
+  Diag d;
+  double fit, held, identity;
+  bool ok = density_run(src, train, (const char *const[]){"iter", "2000", "lr", "0.01",
+                        "tol-rel-obj", "1e-9", "save-params", path, NULL}, &fit, &d) &&
+            density_run(src, test, (const char *const[]){"load-params", path, NULL}, &held, &d) &&
+            density_run(src, test, (const char *const[]){"iter", "1", "lr", "1e-12", NULL},
+                        &identity, &d);
+  remove(path);
+  rmdir(dir);
+  if (!tap_ok(ok, "density: fitted on %d points (minibatches of 50), loaded for %d held-out "
+              "points", NTRAIN, NTEST)) {
+    tap_diag("%s", d.msg);
+    return;
+  }
+  /* Per point: the banana's entropy is 3.53 nats; the best Gaussian's 4.63. */
+  double g = gauss_heldout(train, test) / NTEST, f = held / NTEST, u = identity / NTEST;
+  tap_ok(f > g + 0.5 && f < -3.53 + 0.2, "density: the fitted flow's held-out log likelihood "
+         "per point %.3f is above the ML Gaussian's %.3f by more than 0.5 (the banana's "
+         "entropy: 3.53; fit on the training points %.3f; the untrained flow %.3f)", f, g,
+         fit / NTRAIN, u);
+}
+
 int main(void) {
   gc_init();
   test_family();
@@ -333,5 +422,6 @@ int main(void) {
   test_svi_fd();
   test_nuts_prior();
   test_banana();
+  test_density();
   return tap_done();
 }
