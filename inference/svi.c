@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include "../ir/net.h"
+#include "../stdlib/mathfn.h"
 #include "../stdlib/optim.h"
 #include "../stdlib/safetensors.h"
 #include "../stdlib/transform.h"
@@ -120,6 +121,8 @@ typedef struct SviRun {
   int n, cap;
   TraceChoice *c;
   SrcPos *pos;        /* where each was drawn */
+  bool has_lq;        /* lq is log q of the draw just made (a flow's, from its forward map) */
+  AdNum lq;
   AdNum *ry;          /* relaxed choices (--relax): the logit y of the value sigmoid(y) */
   bool *rel;          /* ... which are */
   const AdNum *gry;   /* model run: the guide's ry, rel */
@@ -335,7 +338,9 @@ static int svi_reparam_kind(const DistCall *dc, const char *addr, char *err, siz
 }
 
 /* flow(q): every draw of v (a vector, or an array of them) is T_q(eps) for
-   eps ~ N(0, I), recorded on r->t with the nodes of q's weights. */
+   eps ~ N(0, I), recorded on r->t with the nodes of q's weights.  log q of
+   the draw, log N(eps) - log|det dT/deps|, comes with it in r->lq: the
+   family's density would run the inverse to find the eps we have. */
 static bool svi_reparam_flow(SviRun *r, const DistCall *dc, Value *v, const char *addr,
                              char *err, size_t errsz) {
   Rnvp *f = gc_alloc_atomic(sizeof *f);
@@ -354,9 +359,14 @@ static bool svi_reparam_flow(SviRun *r, const DistCall *dc, Value *v, const char
   AdNum *eps = gc_alloc_atomic(sizeof(AdNum) * (size_t)f->dim);
   AdNum *x = gc_alloc_atomic(sizeof(AdNum) * (size_t)f->dim);
   int32_t *nodes = gc_alloc_atomic(sizeof(int32_t) * (n ? n : 1));
+  double sq = 0;
+  AdNum logdet = ad_const(0);
   for (size_t e0 = 0; e0 < n; e0 += (size_t)f->dim) {
-    for (int i = 0; i < f->dim; i++) eps[i] = ad_const(rng_normal(r->s->r));
-    rnvp_forward(t, f, W, eps, x);
+    for (int i = 0; i < f->dim; i++) {
+      eps[i] = ad_const(rng_normal(r->s->r));
+      sq += eps[i].v * eps[i].v;
+    }
+    logdet = ad_add(t, logdet, rnvp_forward(t, f, W, eps, x));
     for (int i = 0; i < f->dim; i++) {
       trace_value_set(v, e0 + (size_t)i, x[i].v);
       nodes[e0 + (size_t)i] = x[i].n;
@@ -364,6 +374,8 @@ static bool svi_reparam_flow(SviRun *r, const DistCall *dc, Value *v, const char
   }
   size_t k = 0;
   val_set_nodes(v, nodes, &k);
+  r->lq = ad_sub(t, ad_const(-0.5 * sq - (double)n * PPL_LOG_SQRT_2PI), logdet);
+  r->has_lq = true;
   return true;
 }
 
@@ -468,13 +480,15 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
     }
     if (r->mode == SR_CHECK && !discrete && svi_reparam_kind(dc, addr, err, sizeof err) < 0)
       return svi_fail(d, pos, err);
+    r->has_lq = false;
     if (r->mode == SR_TRAIN && !discrete) {
       if (!svi_reparam(r, dc, &v, addr, err, sizeof err)) return svi_fail(d, pos, err);
     } else if (!dist_call_rng(dc, r->s->r, &v, err, sizeof err)) {
       return svi_fail(d, pos, err);
     }
-    bool ok = r->t ? dist_call_lpdf_ad(dc, r->t, v, &lp, &node, err, sizeof err)
-                   : dist_call_lpdf(dc, v, &lp, err, sizeof err);
+    bool ok = r->has_lq ? (lp = r->lq.v, node = r->lq.n, true)
+              : r->t    ? dist_call_lpdf_ad(dc, r->t, v, &lp, &node, err, sizeof err)
+                        : dist_call_lpdf(dc, v, &lp, err, sizeof err);
     if (!ok) return svi_fail(d, pos, err);
   record:;
     AdNum term = svr_acc(r, lp, node);
