@@ -6,6 +6,7 @@
 #include "realnvp.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -35,6 +36,10 @@ bool rnvp_make(Rnvp *f, int dim, int layers, int hidden, char *err, size_t errsz
     if (!nn_mlp_make(&L->mlp, L->nfixed, 2, hid, 2 * L->nmoved, TENSOR_RELU, TENSOR_IDENTITY, err,
                      errsz))
       return false;
+    if (L->mlp.nparams > (size_t)INT32_MAX - f->nparams) { /* tape ids are int32 */
+      snprintf(err, errsz, "a flow with these sizes has more than %d weights", INT32_MAX);
+      return false;
+    }
     L->off = f->nparams;
     f->nparams += L->mlp.nparams;
   }
