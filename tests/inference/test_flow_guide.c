@@ -176,6 +176,108 @@ static EngineOpts opts(const char *const *kv) {
   return o;
 }
 
+/* ---- what an engine sees: param() with the flow's layout, flow(q)'s call ---- */
+
+typedef struct FH {
+  Handler h;
+  const char *addr;
+  ParamSpec spec;
+  Value give;        /* the weights param() returns (none: the initial ones) */
+  DistCall dc;
+  Value dp[4];       /* dc's parameters, kept */
+  Rng rng;
+  Value z;
+  int nparam, nsample;
+} FH;
+
+static HandlerResult fh_param(Handler *h, const char *addr, const ParamSpec *spec, Value *out,
+                              SrcPos pos, Diag *d) {
+  (void)pos, (void)d;
+  FH *f = (FH *)h;
+  f->addr = addr, f->spec = *spec, f->nparam++;
+  *out = f->give.k == V_VEC ? f->give : spec->init;
+  return HR_CONTINUE;
+}
+
+static HandlerResult fh_sample(Handler *h, const char *addr, const DistCall *dc, Value *out,
+                               SrcPos pos, Diag *d) {
+  (void)addr;
+  FH *f = (FH *)h;
+  char err[256];
+  f->dc = *dc, f->nsample++;
+  for (int i = 0; i < dc->np && i < 4; i++) f->dp[i] = dc->p[i];
+  f->dc.p = f->dp;
+  if (!dist_call_rng(dc, &f->rng, out, err, sizeof err)) {
+    diag_error(d, DIAG_RUNTIME, pos, "%s", err);
+    return HR_ERROR;
+  }
+  f->z = *out;
+  return HR_CONTINUE;
+}
+
+static void test_handler_view(void) {
+  const char *src =
+      "model {\n"
+      "  param flow q = realnvp(3, 2, 5);\n"
+      "  vector[3] z ~ flow(q);\n"
+      "}\n";
+  Diag d;
+  Interp *in = compile(src, &d);
+  FH a, b;
+  memset(&a, 0, sizeof a);
+  a.h.sample = fh_sample;
+  a.h.factor = interp_factor_ignored;
+  a.h.param = fh_param;
+  rng_seed(&a.rng, 1, 0); /* a zero state would draw zeros forever */
+  b = a;
+  bool ran = in && interp_run(interp_start(in, 1, 0, true), &a.h, &d) == RUN_DONE &&
+             interp_run(interp_start(in, 77, 3, true), &b.h, &d) == RUN_DONE;
+  if (!tap_ok(ran && a.nparam == 1 && a.nsample == 1, "view: runs with a param handler")) {
+    tap_diag("%s", d.msg);
+    return;
+  }
+  Rnvp f;
+  char err[128];
+  rnvp_make(&f, 3, 2, 5, err, sizeof err);
+  const Rnvp *l = a.spec.flow;
+  tap_ok(strcmp(a.addr, "q") == 0 && l && !a.spec.net && l->dim == 3 && l->layers == 2 &&
+             l->hidden == 5 && l->nparams == f.nparams && a.spec.type.base == TY_VECTOR &&
+             a.spec.nsizes == 1 && a.spec.sizes[0] == (int)f.nparams && isinf(a.spec.lower) &&
+             isinf(a.spec.upper),
+         "view: param() sees 'q', a vector of %zu weights with the flow's layout", f.nparams);
+  /* the initial weights: the identity map, from the name alone */
+  Value w0 = a.spec.init;
+  bool same = w0.k == V_VEC && b.spec.init.k == V_VEC && (size_t)w0.t->rows == f.nparams &&
+              memcmp(w0.t->d, b.spec.init.t->d, sizeof(double) * f.nparams) == 0;
+  double base = 0, last = 0, hidden = 0;
+  for (int i = 0; same && i < 6; i++) base = fmax(base, fabs(w0.t->d[i]));
+  for (int k = 0; same && k < f.ncoupling; k++) {
+    const NnMlp *m = &f.layer[k].mlp;
+    size_t lastw = (size_t)m->sizes[2] * (size_t)m->sizes[3] + (size_t)m->sizes[3];
+    for (size_t i = 0; i < m->nparams; i++) {
+      double v = fabs(w0.t->d[f.layer[k].off + i]);
+      if (i >= m->nparams - lastw) last = fmax(last, v);
+      else hidden = fmax(hidden, v);
+    }
+  }
+  tap_ok(same && base == 0 && last == 0 && hidden > 0,
+         "view: the initial weights are the same in every run (name-seeded), mu = omega = 0, "
+         "each coupling's last layer zero (hidden layers random: max %.3g)", hidden);
+  Value zz = a.z;
+  tap_ok(a.dc.fam == &dist_flow && a.dc.np == 4 && a.dc.p[1].k == V_INT && a.dc.p[1].i == 3 &&
+             a.dc.p[2].i == 2 && a.dc.p[3].i == 5 && a.dc.p[0].k == V_VEC &&
+             memcmp(a.dc.p[0].t->d, w0.t->d, sizeof(double) * f.nparams) == 0 &&
+             zz.k == V_VEC && zz.t->rows == 3,
+         "view: z ~ flow(q) reaches sample() as flow(weights, 3, 2, 5)");
+  /* weights from param() are the ones flow(q) uses */
+  FH c = a;
+  c.give = val_vec((int)f.nparams);
+  for (size_t i = 0; i < f.nparams; i++) c.give.t->d[i] = 0.01 * (double)i;
+  tap_ok(interp_run(interp_start(in, 1, 0, true), &c.h, &d) == RUN_DONE &&
+             c.dc.p[0].t->d == c.give.t->d,
+         "view: the weights param() gives are flow(q)'s parameter");
+}
+
 /* The banana of tests/inference/test_vi_flow_fit.c with a vector latent:
    z1 ~ normal(0, 2), z2 ~ normal(0.5 (z1^2 - 4), 1), so log Z = 0. */
 #define BANANA_MODEL                                                                        \
@@ -419,6 +521,7 @@ int main(void) {
   gc_init();
   test_family();
   test_family_grad();
+  test_handler_view();
   test_svi_fd();
   test_nuts_prior();
   test_banana();
