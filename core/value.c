@@ -116,6 +116,25 @@ size_t val_flatten(Value v, double *out) {
   }
 }
 
+size_t val_flatten_nodes(Value v, int32_t *out) {
+  switch (v.k) {
+  case V_REAL: out[0] = v.ad; return 1;
+  case V_INT: case V_BOOL: out[0] = 0; return 1;
+  case V_VEC: case V_ROWVEC: case V_MAT: {
+    size_t n = (size_t)v.t->rows * (size_t)v.t->cols;
+    if (v.t->ad) memcpy(out, v.t->ad, n * sizeof(int32_t));
+    else memset(out, 0, n * sizeof(int32_t));
+    return n;
+  }
+  case V_ARR: {
+    size_t k = 0;
+    for (int i = 0; i < v.a->n; i++) k += val_flatten_nodes(v.a->e[i], out + k);
+    return k;
+  }
+  default: return 0;
+  }
+}
+
 void val_set_nodes(Value *v, const int32_t *nodes, size_t *k) {
   switch (v->k) {
   case V_ARR:

@@ -143,6 +143,9 @@ size_t val_flatten(Value v, double *out);
 /* Give each numeric scalar of *v its tape node from nodes[*k], nodes[*k + 1],
  * ... in val_flatten order (ints and bools take a slot but keep no node). */
 void val_set_nodes(Value *v, const int32_t *nodes, size_t *k);
+/* The tape nodes of v's numeric scalars into out[0..numel) in val_flatten
+ * order (0 for constants, ints and bools); returns the count. */
+size_t val_flatten_nodes(Value v, int32_t *out);
 /* Structural equality (same kind, shape and elements; NaN != NaN). */
 bool val_equal(Value a, Value b);
 /* Print v for print() and messages: 3, 2.5, true, "text" unquoted,

@@ -42,8 +42,8 @@
 #define ADVI_ALPHA 0.1       /* and s_k = alpha g^2 + (1 - alpha) s_{k-1} */
 
 enum { ADVI_MEANFIELD, ADVI_FULLRANK, ADVI_FLOW };
-enum { ADVI_OPT_AUTO, ADVI_OPT_STAN, ADVI_OPT_ADAM };
-static const char *const advi_optimizers[] = {"auto", "stan", "adam", NULL};
+enum { ADVI_OPT_AUTO, ADVI_OPT_STAN, ADVI_OPT_ADAM, ADVI_OPT_SGD };
+static const char *const advi_optimizers[] = {"auto", "stan", "adam", "sgd", NULL}; /* shared with svi */
 static const char *const advi_families[] = {"meanfield", "fullrank", "flow", NULL};
 static const char *const advi_none[] = {"none", NULL}; /* --save-params, --load-params */
 
@@ -490,6 +490,11 @@ static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d
   rng_seed(&a->rng, o->seed, (uint64_t)chain);
   rng_seed(&a->draw_rng, o->seed ^ 0x64726177u, (uint64_t)chain);
   rng_seed(&a->out_rng, o->seed ^ 0x61647669u, (uint64_t)chain);
+  if (engine_opt_enum(o, "optimizer") == ADVI_OPT_SGD) { /* the shared table's svi choice */
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "--optimizer sgd is svi's; advi takes auto, stan or "
+               "adam");
+    return NULL;
+  }
   a->grad_samples = (int)engine_opt_int(o, "grad-samples");
   a->elbo_samples = (int)engine_opt_int(o, "elbo-samples");
   a->eval_elbo = (int)engine_opt_int(o, "eval-elbo");
@@ -663,6 +668,26 @@ const OptSpec vi_options[] = {
     {.name = "tol-rel-obj", .type = OPT_REAL, .def = "0.01", .rlo = 0, .rlo_open = true,
      .rhi = INFINITY, .arg = "X",
      .help = "converged when the mean or median relative ELBO change is below X"},
+    {.name = "save-params", .type = OPT_ENUM, .def = "none", .choices = advi_none,
+     .or_file = true, .arg = "FILE",
+     .help = "write each chain's fit to FILE (safetensors: advi's approximation, svi's params; "
+             "FILE_1, FILE_2, ... for several chains, as the CSVs), for --load-params and other "
+             "tools; FILE has a '.' or '/'"},
+    {.name = "load-params", .type = OPT_ENUM, .def = "none", .choices = advi_none,
+     .or_file = true, .arg = "FILE",
+     .help = "skip the optimisation and draw from the fit --save-params wrote for this program "
+             "(and family) and chain: the same seed gives the same draws"},
+    {.name = "optimizer", .type = OPT_ENUM, .def = "auto", .choices = advi_optimizers,
+     .arg = "NAME",
+     .help = "advi: stan (Stan's step-size sequence and eta search) or adam (Adam from --lr, "
+             "cosine-decayed to lr/50 over --iter; no eta search), auto: adam for --vi flow, "
+             "stan otherwise; svi: adam (auto) or sgd (momentum 0.9)"},
+    {.name = "lr", .type = OPT_REAL, .def = "0.005", .rlo = 0, .rlo_open = true, .rhi = 1,
+     .arg = "X", .help = "the initial learning rate of adam and sgd"},
+    OPT_END,
+};
+
+static const OptSpec advi_options[] = {
     {.name = "eta", .type = OPT_REAL, .def = "1", .rlo = 0, .rlo_open = true, .rhi = INFINITY,
      .arg = "X", .help = "step-size scale, used as is with --adapt-engaged 0"},
     {.name = "adapt-engaged", .type = OPT_INT, .def = "1", .ilo = 0, .ihi = 1, .arg = "0|1",
@@ -670,33 +695,13 @@ const OptSpec vi_options[] = {
              "0: use --eta as given (CmdStan's adapt engaged)"},
     {.name = "adapt-iter", .type = OPT_INT, .def = "50", .ilo = 1, .ihi = 1000000, .arg = "N",
      .help = "iterations of each eta tried by the adaptation"},
-    OPT_END,
-};
-
-static const OptSpec advi_options[] = {
     {.name = "vi", .type = OPT_ENUM, .def = "meanfield", .choices = advi_families,
      .arg = "FAMILY", .help = "the variational family: one of"},
-    {.name = "save-params", .type = OPT_ENUM, .def = "none", .choices = advi_none,
-     .or_file = true, .arg = "FILE",
-     .help = "write each chain's fitted approximation to FILE (safetensors; FILE_1, FILE_2, ... "
-             "for several chains, as the CSVs), for --load-params and other tools; FILE has a "
-             "'.' or '/'"},
-    {.name = "load-params", .type = OPT_ENUM, .def = "none", .choices = advi_none,
-     .or_file = true, .arg = "FILE",
-     .help = "skip the optimisation and draw from the approximation --save-params wrote for "
-             "this program, family and chain: the same seed gives the same draws"},
     {.name = "flow-layers", .type = OPT_INT, .def = "6", .ilo = 0, .ihi = 64, .arg = "N",
      .help = "--vi flow: affine coupling layers of the Real NVP flow (0: the base affine "
              "map alone, i.e. mean-field)"},
     {.name = "flow-hidden", .type = OPT_INT, .def = "32", .ilo = 1, .ihi = 4096, .arg = "N",
      .help = "--vi flow: units in each of the two hidden relu layers of each coupling's network"},
-    {.name = "optimizer", .type = OPT_ENUM, .def = "auto", .choices = advi_optimizers,
-     .arg = "NAME",
-     .help = "stan: Stan's step-size sequence and eta search; adam: Adam from --lr, "
-             "cosine-decayed to lr/50 over --iter (no eta search); auto: adam for --vi flow, "
-             "stan otherwise"},
-    {.name = "lr", .type = OPT_REAL, .def = "0.005", .rlo = 0, .rlo_open = true, .rhi = 1,
-     .arg = "X", .help = "--optimizer adam: the initial learning rate"},
     {.name = "psis-resample", .type = OPT_BOOL, .def = "false",
      .help = "write draws importance-resampled (Pareto-smoothed weights) from as many draws "
              "of the approximation, instead of the approximation's own draws"},

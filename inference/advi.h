@@ -5,8 +5,8 @@
 
 #include "engine.h"
 
-/* iter, grad-samples, elbo-samples, eval-elbo, tol-rel-obj, eta,
- * adapt-engaged, adapt-iter: the table advi lists first. */
+/* iter, grad-samples, elbo-samples, eval-elbo, tol-rel-obj, save-params,
+ * load-params: the table advi and svi list first. */
 extern const OptSpec vi_options[];
 
 extern const EngineVT engine_advi;

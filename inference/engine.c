@@ -14,9 +14,10 @@
 #include "advi.h"
 #include "engine.h"
 #include "nuts.h"
+#include "svi.h"
 #include "trace.h"
 
-static const EngineVT *const engines[] = {&engine_prior, &engine_is, &engine_mh, &engine_smc, &engine_pgibbs, &engine_nuts, &engine_hmc, &engine_advi, NULL};
+static const EngineVT *const engines[] = {&engine_prior, &engine_is, &engine_mh, &engine_smc, &engine_pgibbs, &engine_nuts, &engine_hmc, &engine_advi, &engine_svi, NULL};
 
 const EngineVT *const *engine_all(void) { return engines; }
 
@@ -215,6 +216,9 @@ bool engine_fits(const EngineVT *e, const IrAnalysis *a, const char **why_not) {
                     other->kind == LK_STRING ? "a string" : "discrete",
                     other->kind == LK_STRING ? "string" : "discrete");
   }
+  else if ((e->traits & ENGINE_GUIDE) && !a->has_guide && a->nlatents > 0)
+    why = "it needs a guide block that draws the latents (docs/language.md, \"guide\"); "
+          "write one, or use --engine advi, which needs none";
   else if (!(e->traits & ENGINE_DYNAMIC) && !a->fixed_structure)
     why = gc_printf("it needs a fixed structure (%s)",
                     a->dynamic_reason ? a->dynamic_reason : "the latents change between runs");

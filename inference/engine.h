@@ -182,6 +182,8 @@ enum {
   ENGINE_IMPROPER = 1 << 3, /* never draws from the prior, so improper priors
                                (flat()) are fine */
   ENGINE_INITS = 1 << 4,    /* starts from initial values by name (init_values) */
+  ENGINE_GUIDE = 1 << 5,    /* draws the latents from the program's guide block, so
+                               needs one when the program has latents (svi) */
 };
 
 /* Whether e can run a program with this analysis, by its traits; if not,

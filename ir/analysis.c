@@ -1198,11 +1198,28 @@ static IrAnalysis *analyze(const IrProgram *p, LatExtra **extra) {
   ev_block(&A, A.imain, &p->model_b);
   dependencies(&A);
   A.a->all_continuous = !A.a->has_discrete && !A.a->has_string;
+  A.a->has_guide = p->has_guide;
   if (extra) *extra = A.extra;
   return A.a;
 }
 
 IrAnalysis *ir_analyze(const IrProgram *p) { return analyze(p, NULL); }
+
+/* The guide analysed as if it were the model block of a program of its own
+   (same data block, no generated block). */
+static const IrProgram *guide_as_program(const IrProgram *p) {
+  IrProgram *g = gc_alloc(sizeof *g);
+  *g = *p;
+  g->model_b = p->guide_b;
+  g->gen_b = (IrBlock){0};
+  g->guide_b = (IrBlock){0};
+  g->has_guide = false;
+  return g;
+}
+
+IrAnalysis *ir_analyze_guide(const IrProgram *p) {
+  return p->guide_b.n > 0 ? analyze(guide_as_program(p), NULL) : NULL;
+}
 
 /* ---- printing ------------------------------------------------------------------------ */
 
@@ -1253,22 +1270,14 @@ static const char *pos_text(const IrProgram *p, SrcPos pos) {
   return gc_printf("%s:%d:%d", f, pos.line, pos.col);
 }
 
-char *ir_analysis_print(const IrProgram *p, const IrAnalysis *a, long unconstrained_size) {
-  Out o = {0};
-  out_str(&o, "");
-  if (!p || !a) return o.s;
-  LatExtra *extra = NULL;
-  IrAnalysis *again = analyze(p, &extra);
-  if (again->nlatents != a->nlatents) extra = NULL;
-  if (a->fixed_structure) out_str(&o, "structure: fixed\n");
+/* The latents' and the params' tables of `ppl check`, each line of the
+   headings after prefix ("guide " for the guide's). */
+static void out_latents_params(Out *o, const IrProgram *p, const IrAnalysis *a,
+                               const LatExtra *extra, const char *prefix,
+                               const char *params_head) {
+  if (a->nlatents == 0) out_str(o, gc_printf("%slatents: none\n", prefix));
   else {
-    out_str(&o, "structure: dynamic\n  reason: ");
-    out_str(&o, a->dynamic_reason ? a->dynamic_reason : "unknown");
-    out_str(&o, "\n");
-  }
-  if (a->nlatents == 0) out_str(&o, "latents: none\n");
-  else {
-    out_str(&o, gc_printf("latents (%d):\n", a->nlatents));
+    out_str(o, gc_printf("%slatents (%d):\n", prefix, a->nlatents));
     enum { NC = 6 };
     const char **cells = gc_alloc(sizeof(char *) * (size_t)(a->nlatents * NC));
     for (int i = 0; i < a->nlatents; i++) {
@@ -1299,11 +1308,10 @@ char *ir_analysis_print(const IrProgram *p, const IrAnalysis *a, long unconstrai
       row[5] = gc_printf("%s%s%s%s%s%s", shape, shape[0] && (where[0] || loop[0]) ? "  " : "",
                          where, where[0] && loop[0] ? ", " : "", loop, count);
     }
-    out_table(&o, a->nlatents, NC, cells);
+    out_table(o, a->nlatents, NC, cells);
   }
   if (a->nparams > 0) {
-    out_str(&o, gc_printf("params (%d, learnable; held at their initial values by today's "
-                          "engines):\n", a->nparams));
+    out_str(o, gc_printf(params_head, a->nparams));
     enum { NC = 5 };
     const char **cells = gc_alloc(sizeof(char *) * (size_t)(a->nparams * NC));
     for (int i = 0; i < a->nparams; i++) {
@@ -1315,8 +1323,25 @@ char *ir_analysis_print(const IrProgram *p, const IrAnalysis *a, long unconstrai
       row[3] = pi->support;
       row[4] = pi->has_init ? "initial value given" : "initial value zero (unconstrained)";
     }
-    out_table(&o, a->nparams, NC, cells);
+    out_table(o, a->nparams, NC, cells);
   }
+}
+
+char *ir_analysis_print(const IrProgram *p, const IrAnalysis *a, long unconstrained_size) {
+  Out o = {0};
+  out_str(&o, "");
+  if (!p || !a) return o.s;
+  LatExtra *extra = NULL;
+  IrAnalysis *again = analyze(p, &extra);
+  if (again->nlatents != a->nlatents) extra = NULL;
+  if (a->fixed_structure) out_str(&o, "structure: fixed\n");
+  else {
+    out_str(&o, "structure: dynamic\n  reason: ");
+    out_str(&o, a->dynamic_reason ? a->dynamic_reason : "unknown");
+    out_str(&o, "\n");
+  }
+  out_latents_params(&o, p, a, extra, "", "params (%d, learnable; engine svi fits them, "
+                     "the others hold them at their initial values):\n");
   if (!a->fixed_structure)
     out_str(&o, "unconstrained parameters: none (dynamic structure)\n");
   else if (unconstrained_size >= 0)
@@ -1359,6 +1384,12 @@ char *ir_analysis_print(const IrProgram *p, const IrAnalysis *a, long unconstrai
   }
   if (a->interleaved_observations)
     out_str(&o, "observations interleaved with latents: yes\n");
+  if (p->guide_b.n > 0) {
+    const IrProgram *g = guide_as_program(p);
+    LatExtra *gx = NULL;
+    IrAnalysis *ga = analyze(g, &gx);
+    out_latents_params(&o, g, ga, gx, "guide ", "guide params (%d, fitted by engine svi):\n");
+  }
   return o.s;
 }
 

@@ -41,6 +41,11 @@ typedef struct Cursor {
   uint8_t kind;          /* CursorKind */
   const IrInstr *loop;   /* the IR_FOR / IR_WHILE owning this cursor */
   int64_t i, hi;         /* for: current index and inclusive bound */
+  /* a subsampled plate: its indices sub[0..nsub) (i = sub[k]), and the
+     factor N / nsub its events are scaled by (interp_plate_scale) */
+  const int64_t *sub;
+  int64_t k, nsub;
+  double scale;
 } Cursor;
 
 typedef struct Frame {
@@ -123,6 +128,7 @@ struct InterpState {
   int nframes, capframes;
   uint8_t phase;
   bool gen;
+  bool relaxed;      /* a handler may give an int scalar latent a real (interp_set_relaxed) */
   AddrSet *addrs;
   long events;
   Tape *tape;        /* AD runs: operations on node-carrying reals are recorded */
@@ -165,6 +171,9 @@ static Cursor *push_cursor(Frame *f, const IrBlock *b, CursorKind k) {
   c->kind = (uint8_t)k;
   c->loop = NULL;
   c->i = c->hi = 0;
+  c->sub = NULL;
+  c->k = c->nsub = 0;
+  c->scale = 1;
   return c;
 }
 
@@ -350,6 +359,23 @@ static void start_main(InterpState *st, const IrBlock *first) {
   Frame *f = push_frame(st, m, -1);
   memcpy(f->regs, st->in->data_regs, sizeof(Value) * (size_t)m->nregs);
   f->cur[0].blk = first;
+}
+
+InterpState *interp_start_guide(const Interp *in, uint64_t seed, uint64_t stream) {
+  InterpState *st = state_new(in, seed, stream);
+  st->phase = PH_MODEL;
+  start_main(st, &in->p->guide_b);
+  return st;
+}
+
+void interp_set_relaxed(InterpState *st, bool on) { st->relaxed = on; }
+
+double interp_plate_scale(const InterpState *st) {
+  double s = 1;
+  for (int j = 0; j < st->nframes; j++)
+    for (int i = 0; i < st->frames[j].ncur; i++)
+      if (st->frames[j].cur[i].kind == CK_FOR) s *= st->frames[j].cur[i].scale;
+  return s;
 }
 
 InterpState *interp_start(const Interp *in, uint64_t seed, uint64_t stream, bool gen) {
@@ -575,7 +601,8 @@ static bool put_sample(InterpState *st, const IrInstr *ins, const char *addr, Va
   Frame *f = &st->frames[st->nframes - 1];
   Type t = f->fn->regtypes[ins->dst];
   if (t.ndims == 0 && t.base == TY_REAL && v.k == V_INT) v = val_real((double)v.i);
-  if (!op_shape_ok(v, t, n, sz64)) {
+  bool relaxed = st->relaxed && t.ndims == 0 && t.base == TY_INT && v.k == V_REAL;
+  if (!relaxed && !op_shape_ok(v, t, n, sz64)) {
     diag_error(d, DIAG_INTERNAL, ins->pos, "handler returned %s for latent '%s' of type %s [%s]",
                op_shape_desc(v), addr, ty_name(t), sizes_text(n, sz64));
     return false;
@@ -1218,6 +1245,16 @@ static inline __attribute__((always_inline)) RunStatus run_loop(InterpState *st,
     if (c->pc >= c->blk->n) { /* end of a block: loop back, leave it, or return */
       switch (c->kind) {
       case CK_FOR:
+        if (c->sub) {
+          if (++c->k < c->nsub) {
+            c->i = c->sub[c->k];
+            R[c->loop->var] = val_int(c->i);
+            c->pc = 0;
+            continue;
+          }
+          f->ncur--;
+          continue;
+        }
         if (c->i < c->hi) {
           c->i++;
           R[c->loop->var] = val_int(c->i);
@@ -1478,11 +1515,27 @@ static inline __attribute__((always_inline)) RunStatus run_loop(InterpState *st,
     case IR_FOR: {
       int64_t lo = reg_int(R, A[0]), hi = reg_int(R, A[1]);
       if (lo > hi) break;
+      const int64_t *sub = NULL;
+      int64_t nsub = 0;
+      if (ins->nargs == 3 && h && h->plate) { /* a plate with a batch size */
+        HandlerResult hr = h->plate(h, ins->name, lo, hi, reg_int(R, A[2]), &sub, &nsub,
+                                    ins->pos, d);
+        if (hr == HR_ERROR) {
+          handler_failed(d, ins->pos, "plate");
+          return fail(st);
+        }
+        if (sub && nsub <= 0) break;
+      }
       Cursor *fc = push_cursor(f, &ins->body, CK_FOR);
       fc->loop = ins;
-      fc->i = lo;
+      fc->i = sub ? sub[0] : lo;
       fc->hi = hi;
-      R[ins->var] = val_int(lo);
+      if (sub) {
+        fc->sub = sub;
+        fc->nsub = nsub;
+        fc->scale = (double)(hi - lo + 1) / (double)nsub;
+      }
+      R[ins->var] = val_int(fc->i);
       break;
     }
 

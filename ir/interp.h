@@ -99,6 +99,14 @@ struct Handler {
      nothing of params hold them constant. */
   HandlerResult (*param)(Handler *h, const char *addr, const ParamSpec *spec, Value *out,
                          SrcPos pos, Diag *d);
+  /* A plate with a batch size (`plate (i in lo:hi, batch = B)`, named by its
+     loop variable) is about to run: set *idx to n indices in [lo, hi] in the
+     order to visit them (memory that outlives the loop, e.g. GC) to run it
+     over that subset, whose events interp_plate_scale then weighs by
+     (hi - lo + 1) / n; leave *idx NULL to run the whole loop.  NULL: every
+     plate is an ordinary loop (every engine but svi). */
+  HandlerResult (*plate)(Handler *h, const char *name, int64_t lo, int64_t hi, int64_t batch,
+                         const int64_t **idx, int64_t *n, SrcPos pos, Diag *d);
 };
 
 /* observe and factor for handlers that only replay or set latents (a draw's
@@ -178,6 +186,19 @@ void *interp_cache(const Interp *in, int slot, void *(*make)(const Interp *, voi
  * block after it). The state holds its own Rng (used by *_rng builtins only;
  * handlers bring their own randomness). */
 InterpState *interp_start(const Interp *in, uint64_t seed, uint64_t stream, bool gen);
+/* A fresh execution of the guide block alone (IrProgram.guide_b), over the
+ * data registers: its `~` declarations are the guide's choices, its params
+ * go to the handler's param(), as in the model. */
+InterpState *interp_start_guide(const Interp *in, uint64_t seed, uint64_t stream);
+/* The weight of the events the run is at: the product of N / n over the
+ * subsampled plates around the current statement (1 outside them), by which
+ * an engine scales a log density so that the subsample's sum estimates the
+ * whole loop's without bias. */
+double interp_plate_scale(const InterpState *st);
+/* Let the handler give an int scalar latent a real value (a continuous
+ * relaxation of a discrete choice, engine svi's Gumbel-softmax): the program
+ * then computes with the real where it uses the latent arithmetically. */
+void interp_set_relaxed(InterpState *st, bool on);
 /* Run until the end, a suspension or an error. Runtime errors are DIAG_RUNTIME
  * with the statement's position: "model.ppl:9:3: index 11 out of range for
  * array of size 10". */

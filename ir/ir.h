@@ -97,7 +97,10 @@ typedef enum {
   IR_IF,
   /* for (var in args[0] : args[1]) body  -- ints, inclusive, var is an int register.
      Loops marked addressed (always for `for`) contribute their index to the
-     addresses of the latents inside them. */
+     addresses of the latents inside them.  A plate (`plate (i in a:b, batch = B)`)
+     has `name` set (its loop variable's) and, with a batch size, nargs 3 and
+     args[2] = B: a handler with plate() may then run it over a subset of the
+     indices (interp.h); otherwise it is an ordinary loop. */
   IR_FOR,
   /* while: run cond_b, test register cond; if true run body and repeat */
   IR_WHILE,
@@ -216,6 +219,12 @@ typedef struct IrProgram {
   IrBlock data_b;    /* IR_DATA reads and data-only computations */
   IrBlock model_b;
   IrBlock gen_b;
+  /* The guide block (variational inference): its own block of main over the
+     same registers.  It reads the data registers; its variables have
+     registers of their own (the checker keeps the model's out of its scope),
+     and none of them is an output.  interp_start_guide runs it alone. */
+  IrBlock guide_b;
+  bool has_guide;    /* the program has a guide block (possibly empty) */
   int noutputs;
   IrOutput *outputs; /* top-level model variables (latents, derived) then generated,
                         in declaration order */
@@ -290,6 +299,7 @@ typedef struct IrAnalysis {
   int nparams;          /* learnable parameters (`param`): not latents; engines that
                            do not optimise them hold them at their initial values */
   IrParamInfo *params;
+  bool has_guide;       /* the program has a guide block (engine svi) */
   /* the dependency graph (read it through ir_dep_*): per node, see there */
   int *dep_npar, *dep_nch, *dep_nmb;
   int **dep_par, **dep_ch, **dep_mb;
@@ -297,6 +307,10 @@ typedef struct IrAnalysis {
 } IrAnalysis;
 
 IrAnalysis *ir_analyze(const IrProgram *p);
+/* The analysis of the guide block (IrProgram.guide_b) as a program of its
+ * own: its latents (the guide's choices, matched by address to the model's)
+ * and its params; NULL without a guide. */
+IrAnalysis *ir_analyze_guide(const IrProgram *p);
 
 /* The latents' dependency graph, computed statically from the IR's data and
  * control flow (conservative: an edge may be spurious, none is missing).

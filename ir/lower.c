@@ -22,7 +22,7 @@
 #include "../stdlib/ode.h"
 #include "ir.h"
 
-enum { BLK_DATA = 0, BLK_MODEL = 1, BLK_GEN = 2, BLK_FUNC = 3 };
+enum { BLK_DATA = 0, BLK_MODEL = 1, BLK_GEN = 2, BLK_FUNC = 3, BLK_GUIDE = 4 };
 
 typedef struct Buf {
   int n, cap;
@@ -720,7 +720,7 @@ static void lower_decl(Lower *L, const Ast *s) {
       in.args[0] = init;
     }
     emit(L, &in);
-    add_output(L, s->name, r, s->ty, OUT_DERIVED);
+    if (L->blk == BLK_MODEL) add_output(L, s->name, r, s->ty, OUT_DERIVED);
     return;
   }
   if (s->b) { /* T x ~ dist(...) */
@@ -735,7 +735,7 @@ static void lower_decl(Lower *L, const Ast *s) {
     in.nsizes = ns > 0 ? ns : 0;
     in.sizes = sizes;
     emit(L, &in);
-    if (top) add_output(L, s->name, r, s->ty, OUT_LATENT);
+    if (top && L->blk != BLK_GUIDE) add_output(L, s->name, r, s->ty, OUT_LATENT);
     return;
   }
   int init = s->a ? lower_as(L, s->a, s->ty) : -1;
@@ -854,6 +854,16 @@ static void lower_for(Lower *L, const Ast *s) {
     in.args[0] = lo;
     in.args[1] = hi;
     in.var = var;
+    if (s->sval && strcmp(s->sval, "plate") == 0) { /* see IR_FOR */
+      in.name = s->name;
+      if (s->list.n) {
+        in.nargs = 3;
+        in.args = int_array(3);
+        in.args[0] = lo;
+        in.args[1] = hi;
+        in.args[2] = lower_expr(L, s->list.items[0]);
+      }
+    }
     in.body = lower_block(L, s->c);
     emit(L, &in);
     return;
@@ -1069,6 +1079,8 @@ IrProgram *ir_lower(const CheckedProgram *cp, Diag *d) {
   p->data_b = lower_program_block(&L, cp->data, BLK_DATA);
   p->model_b = lower_program_block(&L, cp->model, BLK_MODEL);
   p->gen_b = lower_program_block(&L, cp->generated, BLK_GEN);
+  p->guide_b = lower_program_block(&L, cp->guide, BLK_GUIDE);
+  p->has_guide = cp->guide != NULL;
   regs_store(&L, &p->main);
   p->noutputs = L.nout;
   p->outputs = L.outs;

@@ -332,7 +332,10 @@ static void out_instr(Ctx *c, const IrInstr *in, int depth) {
     out_str(o, "}");
     break;
   case IR_FOR:
-    out_fmt(o, "for %%%d in %%%d .. %%%d {\n", in->var, in->args[0], in->args[1]);
+    out_fmt(o, "%s %%%d in %%%d .. %%%d", in->name ? "plate" : "for", in->var, in->args[0],
+            in->args[1]);
+    if (in->nargs == 3) out_fmt(o, " batch %%%d", in->args[2]);
+    out_str(o, " {\n");
     out_block(c, &in->body, depth + 1);
     out_indent(o, depth);
     out_str(o, "}");
@@ -405,9 +408,9 @@ char *ir_print(const IrProgram *p) {
   }
   Ctx c = {&o, p, &p->main};
   out_func_head(&o, &p->main, true);
-  const char *names[3] = {"data", "model", "generated"};
-  const IrBlock *blocks[3] = {&p->data_b, &p->model_b, &p->gen_b};
-  for (int b = 0; b < 3; b++) {
+  const char *names[4] = {"data", "model", "generated", "guide"};
+  const IrBlock *blocks[4] = {&p->data_b, &p->model_b, &p->gen_b, &p->guide_b};
+  for (int b = 0; b < 4; b++) {
     if (blocks[b]->n == 0) continue;
     out_fmt(&o, "%s:\n", names[b]);
     out_block(&c, blocks[b], 1);

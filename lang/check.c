@@ -31,7 +31,7 @@
 #include "../stdlib/nn.h"
 #include "../core/value.h"
 
-enum { BLK_DATA = 0, BLK_MODEL = 1, BLK_GEN = 2, BLK_FUNC = 3 };
+enum { BLK_DATA = 0, BLK_MODEL = 1, BLK_GEN = 2, BLK_FUNC = 3, BLK_GUIDE = 4 };
 
 /* What a name stands for; decides where it may be assigned. */
 typedef enum {
@@ -135,6 +135,7 @@ static const char *block_name(int blk) {
   case BLK_DATA: return "data";
   case BLK_MODEL: return "model";
   case BLK_GEN: return "generated";
+  case BLK_GUIDE: return "guide";
   default: return "function";
   }
 }
@@ -703,7 +704,7 @@ static bool check_arity(Checker *c, Ast *e, const char *name, int want) {
 
 /* Statements that only make sense where the log density is accumulated. */
 static bool allowed_in_block(Checker *c, SrcPos pos, const char *what) {
-  if (c->block == BLK_DATA || c->block == BLK_GEN) {
+  if (c->block == BLK_DATA || c->block == BLK_GEN || c->block == BLK_GUIDE) {
     chk_error(c, pos, "%s is not allowed in the %s block", what, block_name(c->block));
     return false;
   }
@@ -1066,7 +1067,7 @@ static SymKind decl_kind(Checker *c, Ast *s) {
   if (s->b) return SK_LATENT;
   switch (c->block) {
   case BLK_DATA: return (c->depth == 0 && !s->a) ? SK_DATA_READ : SK_DATA;
-  case BLK_MODEL: return SK_MODEL;
+  case BLK_MODEL: case BLK_GUIDE: return SK_MODEL;
   case BLK_GEN: return SK_GEN;
   default: return SK_LOCAL;
   }
@@ -1109,16 +1110,17 @@ static bool chk_bounds(Checker *c, const AstType *at) {
 }
 
 /* `param T x;`: learnable parameters are one fixed set of real values, so
-   they live at the top level of the model block and are given, never drawn. */
+   they live at the top level of the model or guide block and are given,
+   never drawn. */
 static bool chk_param_decl(Checker *c, Ast *s) {
   AstTypeBase b = s->type->base;
-  if (c->block != BLK_MODEL) {
-    chk_error(c, s->pos, "param '%s' can only be declared in the model block", s->name);
+  if (c->block != BLK_MODEL && c->block != BLK_GUIDE) {
+    chk_error(c, s->pos, "param '%s' can only be declared in the model or guide block", s->name);
     return false;
   }
   if (c->depth != 0) {
-    chk_error(c, s->pos, "param '%s' must be declared at the top level of the model block",
-              s->name);
+    chk_error(c, s->pos, "param '%s' must be declared at the top level of the %s block",
+              s->name, block_name(c->block));
     return false;
   }
   if (s->b) {
@@ -1397,6 +1399,15 @@ static void chk_for(Checker *c, Ast *s) {
       chk_error(c, s->pos, "loop bounds must be ints, got %s and %s", ty_name(a), ty_name(b));
       return;
     }
+    if (s->list.n) { /* plate (i in a:b, batch = e) */
+      Type bt = chk_expr(c, s->list.items[0]);
+      if (FAILED(c)) return;
+      if (!is_int(bt)) {
+        chk_error(c, s->list.items[0]->pos, "a plate's batch size must be an int, got %s",
+                  ty_name(bt));
+        return;
+      }
+    }
   } else {
     Type a = chk_expr(c, s->a);
     if (FAILED(c)) return;
@@ -1494,6 +1505,11 @@ static void chk_stmt(Checker *c, Ast *s) {
   case AST_DECL: chk_decl(c, s); break;
   case AST_ASSIGN: chk_assign(c, s); break;
   case AST_TILDE: {
+    if (c->block == BLK_GUIDE) {
+      chk_error(c, s->pos, "a guide only draws latents (`real mu ~ normal(m, s);`); observations "
+                           "belong in the model block");
+      return;
+    }
     if (!allowed_in_block(c, s->pos, "'~'")) return;
     if (s->a->kind == AST_VAR) {
       Sym *y = sym_find(c, s->a->name);
@@ -1680,10 +1696,11 @@ static void close_stochastic(Checker *c) {
 
 /* ---- program --------------------------------------------------------------- */
 
+/* Position in the source order data, model, guide, generated. */
 static int block_rank(const char *name) {
-  if (strcmp(name, "data") == 0) return BLK_DATA;
-  if (strcmp(name, "model") == 0) return BLK_MODEL;
-  if (strcmp(name, "generated") == 0) return BLK_GEN;
+  static const char *const order[] = {"data", "model", "guide", "generated"};
+  for (int r = 0; r < 4; r++)
+    if (strcmp(name, order[r]) == 0) return r;
   return -1;
 }
 
@@ -1700,7 +1717,7 @@ static void add_func(Checker *c, Ast *f, int *cap) {
 
 /* Splits the program into functions and blocks, checking their order. */
 static void collect(Checker *c, Ast *program) {
-  Ast *blocks[3] = {NULL, NULL, NULL};
+  Ast *blocks[4] = {NULL, NULL, NULL, NULL};
   bool seen_block = false;
   int cap = 0;
   for (int i = 0; i < program->list.n && !FAILED(c); i++) {
@@ -1730,7 +1747,7 @@ static void collect(Checker *c, Ast *program) {
       chk_error(c, it->pos, "duplicate '%s' block", it->name);
       return;
     }
-    for (int later = r + 1; later < 3; later++)
+    for (int later = r + 1; later < 4; later++)
       if (blocks[later]) {
         chk_error(c, blocks[later]->pos, "'%s' block must come after '%s'",
                   blocks[later]->name, it->name);
@@ -1741,7 +1758,8 @@ static void collect(Checker *c, Ast *program) {
   }
   c->cp->data = blocks[0];
   c->cp->model = blocks[1];
-  c->cp->generated = blocks[2];
+  c->cp->guide = blocks[2];
+  c->cp->generated = blocks[3];
 }
 
 static void chk_block(Checker *c, Ast *b, int blk) {
@@ -1786,7 +1804,15 @@ CheckedProgram *check_program_fams(Ast *program, const char *file, int nhost,
   c.scope = NULL;
   scope_push(&c);
   chk_block(&c, cp->data, BLK_DATA);
+  /* The guide sees the data but not the model: its own scope below the
+     data's, so its latents may (and must, to match) reuse the model's names. */
+  scope_push(&c);
   chk_block(&c, cp->model, BLK_MODEL);
+  Scope *model_scope = c.scope;
+  c.scope = model_scope->up;
+  scope_push(&c);
+  chk_block(&c, cp->guide, BLK_GUIDE);
+  c.scope = model_scope;
   chk_block(&c, cp->generated, BLK_GEN);
   if (FAILED(&c)) return NULL;
   return cp;

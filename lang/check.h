@@ -30,6 +30,7 @@ typedef struct CheckedProgram {
   int nfuncs;
   Ast **funcs;      /* AST_FUNCDEF in source order */
   Ast *data, *model, *generated; /* AST_BLOCK or NULL */
+  Ast *guide;       /* the `guide` block (variational inference), or NULL */
   int nhost;
   const HostFunc *host;
   const struct DistRegistry *fams; /* the context's families (ppl_register_family), or NULL */

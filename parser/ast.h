@@ -54,7 +54,7 @@ typedef struct AstType {
 typedef enum {
   /* ---- top level ---- */
   AST_PROGRAM,  /* list: items (AST_FUNCDEF and AST_BLOCK) */
-  AST_BLOCK,    /* name: "data" | "model" | "generated"; list: statements */
+  AST_BLOCK,    /* name: "data" | "model" | "guide" | "generated"; list: statements */
   AST_FUNCDEF,  /* name, type: return type, list: params (AST_PARAM), a: body (AST_STMTS) */
   AST_PARAM,    /* name, type */
 
@@ -70,7 +70,9 @@ typedef enum {
   AST_IF,       /* a: cond, b: then stmt, c: else stmt or NULL */
   AST_FOR,      /* name: loop variable, a: lower bound, b: upper bound (inclusive), c: body.
                    `for (i in a:b)`; with b == NULL, `for (x in a)` iterates over the
-                   elements of array/vector a */
+                   elements of array/vector a.  A plate, `plate (i in a:b, batch = e)`,
+                   is an AST_FOR with sval "plate" and the batch size e (if given) as
+                   list.items[0] */
   AST_WHILE,    /* a: cond, b: body */
   AST_BREAK,
   AST_CONTINUE,

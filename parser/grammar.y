@@ -211,7 +211,7 @@ static bool is_lvalue(const Ast *e) {
 %token <sval> STRING_LIT "string"
 
 %token DATA "'data'" MODEL "'model'" GENERATED "'generated'" QUANTITIES "'quantities'"
-%token FUNCTIONS "'functions'"
+%token FUNCTIONS "'functions'" GUIDE "'guide'" PLATE "'plate'"
 %token INT "'int'" REAL "'real'" BOOL "'bool'" STRING "'string'" VECTOR "'vector'"
 %token ROW_VECTOR "'row_vector'" MATRIX "'matrix'" SIMPLEX "'simplex'" ORDERED "'ordered'"
 %token POSITIVE_ORDERED "'positive_ordered'" UNIT_VECTOR "'unit_vector'"
@@ -266,6 +266,7 @@ top_item:
     fundef
   | DATA block_body { $$ = $2; $$->kind = AST_BLOCK; $$->name = "data"; $$->pos = P(ctx, @1); }
   | MODEL block_body { $$ = $2; $$->kind = AST_BLOCK; $$->name = "model"; $$->pos = P(ctx, @1); }
+  | GUIDE block_body { $$ = $2; $$->kind = AST_BLOCK; $$->name = "guide"; $$->pos = P(ctx, @1); }
   | GENERATED block_body {
       $$ = $2; $$->kind = AST_BLOCK; $$->name = "generated"; $$->pos = P(ctx, @1);
     }
@@ -408,6 +409,18 @@ stmt:
   | FOR '(' IDENT IN expr ')' stmt {
       $$ = mk(AST_FOR, P(ctx, @1));
       $$->name = $3, $$->a = $5, $$->c = $7;
+    }
+  | PLATE '(' IDENT IN expr ':' expr ')' stmt {
+      $$ = mk(AST_FOR, P(ctx, @1));
+      $$->name = $3, $$->a = $5, $$->b = $7, $$->c = $9;
+      $$->sval = "plate";
+    }
+  | PLATE '(' IDENT IN expr ':' expr ',' IDENT '=' expr ')' stmt {
+      if (strcmp($9, "batch") != 0) FAIL(@9, "a plate takes one option, 'batch = B', not '%s'", $9);
+      $$ = mk(AST_FOR, P(ctx, @1));
+      $$->name = $3, $$->a = $5, $$->b = $7, $$->c = $13;
+      $$->sval = "plate";
+      ast_list_push(&$$->list, $11);
     }
   | WHILE '(' expr ')' stmt {
       $$ = mk(AST_WHILE, P(ctx, @1));
@@ -658,7 +671,7 @@ static const char *const stmt_start[] = {
     "'int'", "'real'", "'bool'", "'string'", "'vector'", "'row_vector'", "'matrix'",
     "'simplex'", "'ordered'", "'positive_ordered'", "'unit_vector'", "'cholesky_factor_corr'",
     "'cov_matrix'", "'array'", "'if'", "'for'", "'while'", "'break'", "'continue'",
-    "'return'", "'target'", "'param'", NULL};
+    "'return'", "'target'", "'param'", "'plate'", NULL};
 
 static void msg_add(char *buf, size_t cap, const char *s) {
   size_t n = strlen(buf);
@@ -722,7 +735,7 @@ static int yyreport_syntax_error(const yypcontext_t *pc, yyscan_t scanner, Parse
     if (has_block) {
       has_block_word = true;
       nkeep = 0;
-      phrase = "a block (data, model, generated) or a function definition";
+      phrase = "a block (data, model, guide, generated) or a function definition";
     } else if (nkeep == 0 && has_stmt) {
       phrase = "a statement";
     } else if (has_type && !has_stmt) {

@@ -1027,24 +1027,6 @@ static bool dist_has_nodes(Value v) {
   }
 }
 
-static size_t dist_flatten_nodes(Value v, int32_t *out) {
-  switch (v.k) {
-  case V_REAL: out[0] = v.ad; return 1;
-  case V_INT: case V_BOOL: out[0] = 0; return 1;
-  case V_VEC: case V_ROWVEC: case V_MAT: {
-    size_t n = (size_t)v.t->rows * (size_t)v.t->cols;
-    if (v.t->ad) memcpy(out, v.t->ad, n * sizeof(int32_t));
-    else memset(out, 0, n * sizeof(int32_t));
-    return n;
-  }
-  case V_ARR: {
-    size_t k = 0;
-    for (int i = 0; i < v.a->n; i++) k += dist_flatten_nodes(v.a->e[i], out + k);
-    return k;
-  }
-  default: return 0;
-  }
-}
 
 /* The nodes of an argument viewed as a DArg: a scalar's node, a tensor's own
    node array (in place), or an array's nodes flattened once; NULL = none. */
@@ -1064,7 +1046,7 @@ static void dad_make(DAd *a, Value v) {
   } else if (v.k == V_ARR && dist_has_nodes(v)) {
     size_t n = val_numel(v);
     int32_t *buf = gc_alloc_atomic(sizeof(int32_t) * (n ? n : 1));
-    dist_flatten_nodes(v, buf);
+    val_flatten_nodes(v, buf);
     a->ad = buf;
   }
 }
@@ -1260,7 +1242,7 @@ static bool dist_lpdf_whole_ad(const DistCall *dc, Tape *t, Value x, double *lp,
     if (!g) continue;
     size_t m = val_numel(v);
     int32_t *nodes = gc_alloc_atomic(sizeof(int32_t) * (m + 1));
-    dist_flatten_nodes(v, nodes);
+    val_flatten_nodes(v, nodes);
     for (size_t k = 0; k < m; k++) adacc_add(&acc, nodes[k], g[k]);
   }
   *node = adacc_finish(&acc);

@@ -431,11 +431,11 @@ static void test_param_front(void) {
              strstr(ast_dump(a), "(param vector[3] m)"),
          "parser: param declarations (%s)", a ? ast_dump(a) : d.msg);
   tap_streq(compile_msg("data { param real s; }\nmodel { }\n"),
-            "m.ppl:1:19: param 's' can only be declared in the model block", "not in data");
+            "m.ppl:1:19: param 's' can only be declared in the model or guide block", "not in data");
   tap_streq(compile_msg("model { }\ngenerated { param real s; }\n"),
-            "m.ppl:2:24: param 's' can only be declared in the model block", "not in generated");
+            "m.ppl:2:24: param 's' can only be declared in the model or guide block", "not in generated");
   tap_streq(compile_msg("real f() { param real s; return s; }\nmodel { }\n"),
-            "m.ppl:1:23: param 's' can only be declared in the model block", "not in functions");
+            "m.ppl:1:23: param 's' can only be declared in the model or guide block", "not in functions");
   tap_streq(compile_msg("model {\n  param real s ~ normal(0, 1);\n}\n"),
             "m.ppl:2:14: param 's' cannot be declared with '~': a param is learned, not drawn "
             "(give its initial value with '=', or none for zero)",
@@ -470,7 +470,7 @@ static void test_param_front(void) {
              strcmp(an->params[1].type, "vector") == 0 && !an->params[1].has_init,
          "analysis: params listed apart from the latents");
   const char *chk = an ? ir_analysis_print(ir, an, -1) : "";
-  tap_ok(strstr(chk, "params (2, learnable; held at their initial values by today's engines):\n"
+  tap_ok(strstr(chk, "params (2, learnable; engine svi fits them, the others hold them at their initial values):\n"
                      "  s  m.ppl:3:23  real    (0, inf)  initial value given\n"
                      "  m  m.ppl:4:19  vector  real      initial value zero (unconstrained)\n") != NULL,
          "ppl check lists them");

@@ -175,10 +175,10 @@ static const Bad bad[] = {
     {"real f(real x, ) { }", "m.ppl:1:16: unexpected ')', expecting a type"},
     {"model { y ~ 3; }", "m.ppl:1:13: unexpected integer, expecting identifier"},
     {"model { if (x) }", "m.ppl:1:16: unexpected '}', expecting a statement"},
-    {"fun", "m.ppl:1:1: unexpected identifier, expecting a block (data, model, generated) or a "
+    {"fun", "m.ppl:1:1: unexpected identifier, expecting a block (data, model, guide, generated) or a "
             "function definition"},
     {"parameters { real mu; }",
-     "m.ppl:1:1: unexpected identifier, expecting a block (data, model, generated) or a "
+     "m.ppl:1:1: unexpected identifier, expecting a block (data, model, guide, generated) or a "
      "function definition\nm.ppl:1:1: hint: ppl declares latents where they are drawn: `real mu "
      "~ normal(0, 1);` in the model block (no parameters block)"},
     {"model { real x = exp(2 | 3); }",

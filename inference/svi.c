@@ -1,0 +1,1019 @@
+/* svi.c — the engine "svi": stochastic variational inference with the
+ * program's own guide block as q (Pyro's SVI with Trace_ELBO), fitting every
+ * `param` of the guide and of the model (the model's are maximum-likelihood,
+ * variational-EM parameters) with an optimiser of stdlib/optim.h.
+ *
+ * One ELBO sample is two runs on one tape.  The guide runs first under a
+ * handler whose sample() draws each latent by reparameterisation, so its
+ * value carries the nodes of the guide's params (loc + scale * eps for the
+ * location-scale families, exp of that for lognormal, eps / rate for the
+ * exponential), and adds log q of the value.  The model then runs under a
+ * handler whose sample() returns the guide's value at the same address and
+ * adds log p; observations and factors add to log p too.  log p - log q,
+ * averaged over --grad-samples such pairs, is swept backwards once, which
+ * gives the gradient for every param: each is an independent tape variable on
+ * the unconstrained scale, constrained through its declared bounds
+ * (stdlib/transform.h).  Params are matched by name within their block,
+ * latents by address between the blocks.
+ *
+ * A plate with a batch size (`plate (i in 1:N, batch = B)`) is run over B
+ * indices drawn without replacement each step, the same for the guide and the
+ * model (plates are matched by their loop variable's name), and every density
+ * inside is weighted by N / B (interp_plate_scale), so the ELBO's estimate and
+ * its gradient stay unbiased.
+ *
+ * Before training, one traced run of each block checks that they agree: every
+ * model latent drawn by the guide, every guide latent a model latent, with the
+ * same support.  init trains (so the driver's steps are the draws); each step
+ * then runs the guide with plain draws from its fitted families and replays
+ * the model with the generated block for the outputs.  The ELBO trace and the
+ * log weights log p - log q of the draws go to the driver as advi's do
+ * (EngineVT.vi_report: the summary's PSIS k-hat and log evidence). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../stdlib/optim.h"
+#include "../stdlib/safetensors.h"
+#include "../stdlib/transform.h"
+#include "advi.h"
+#include "csv.h"
+#include "svi.h"
+#include "trace.h"
+
+#define SVI_TRIES 10 /* noise redrawn when a step's ELBO is not finite */
+
+/* A learnable parameter: its block, name and spec, and where its
+   unconstrained reals live in the optimiser's vector. */
+typedef struct SviParam {
+  bool guide;
+  const char *name;
+  ParamSpec spec;
+  size_t off, n;
+  int32_t node0; /* its first tape variable in the current step (0: none yet) */
+} SviParam;
+
+/* One subsampled plate of the current step. */
+typedef struct SviPlate {
+  const char *name;
+  int64_t lo, hi, batch, n;
+  int64_t *idx;
+} SviPlate;
+
+struct Svi {
+  const Interp *in;
+  const EngineOpts *o;
+  int chain;
+  Rng rng;         /* the optimisation's noise and subsets */
+  Rng draw_rng;    /* the draws' and the final ELBO's, apart so that a loaded fit
+                      (--load-params) draws what the trained one did */
+  Rng *r;          /* the one in use */
+  const char *loaded; /* the --load-params file, or NULL */
+  /* params */
+  int np, capp;
+  SviParam *p;
+  size_t nx;
+  double *x, *grad;
+  Optim *opt;
+  Tape *tape;
+  long step;       /* steps taken: the plates' subsets are drawn once per step */
+  int nplates, capplates;
+  SviPlate *plates;
+  /* options */
+  long max_iter;
+  int grad_samples, elbo_samples, eval_elbo;
+  double tol;
+  /* the fit */
+  double elbo;
+  long iterations;
+  bool converged;
+  int ntrace, captrace;
+  double (*trace)[4];
+  double seconds;  /* the fit's wall time */
+  /* the draws' log weights */
+  int nlw, caplw;
+  double *lw;
+  bool whole;      /* run plates whole even when training (svi_gradient) */
+  double baseline; /* the score-function estimator's: a decaying average of the ELBO */
+  bool has_baseline;
+  /* --relax: bernoulli choices trained through the binary Concrete */
+  bool relax;
+  double tau0, tau_min, tau_decay, tau;
+};
+
+typedef enum { SR_CHECK, SR_TRAIN, SR_DRAW } SviMode;
+
+/* The handler of one run of either block. */
+typedef struct SviRun {
+  Handler h;
+  Svi *s;
+  SviMode mode;
+  bool guide;
+  InterpState *st;
+  Tape *t;            /* SR_TRAIN */
+  AdNum acc;          /* log q (guide) or log p (model) */
+  AdNum disc;         /* guide: the part of log q from discrete choices */
+  /* the guide's choices (filled by the guide run, read by the model run) */
+  int n, cap;
+  TraceChoice *c;
+  SrcPos *pos;        /* where each was drawn */
+  AdNum *ry;          /* relaxed choices (--relax): the logit y of the value sigmoid(y) */
+  bool *rel;          /* ... which are */
+  const AdNum *gry;   /* model run: the guide's ry, rel */
+  const bool *grel;
+  const Trace *q;     /* the guide's choices, indexed (model run) */
+  bool *used;         /* SR_CHECK: which of them the model drew */
+} SviRun;
+
+static HandlerResult svi_fail(Diag *d, SrcPos pos, const char *msg) {
+  diag_error(d, DIAG_RUNTIME, pos, "%s", msg);
+  return HR_ERROR;
+}
+
+static const char *svi_pos(SrcPos p) {
+  return gc_printf("%s%s%d:%d", p.file ? p.file : "", p.file ? ":" : "", p.line, p.col);
+}
+
+/* "(0, inf)", "the real line", "[0, 1]"-style text of a DistCall's support. */
+static const char *svi_support(const DistCall *dc) {
+  if (dc->fam->discrete) {
+    bool lo = isfinite(dc->lower), hi = isfinite(dc->upper);
+    return lo && hi ? gc_printf("{%g, ..., %g}", dc->lower, dc->upper)
+           : lo     ? gc_printf("the integers >= %g", dc->lower)
+           : hi     ? gc_printf("the integers <= %g", dc->upper)
+                    : "the integers";
+  }
+  switch (dc->con) {
+  case CON_NONE: return dc->fam->discrete ? "the integers" : "the real line";
+  case CON_LOWER: return gc_printf("(%g, inf)", dc->lower);
+  case CON_UPPER: return gc_printf("(-inf, %g)", dc->upper);
+  case CON_LOWER_UPPER: return gc_printf("(%g, %g)", dc->lower, dc->upper);
+  case CON_SIMPLEX: return "the simplex";
+  case CON_ORDERED: return "ordered vectors";
+  case CON_POS_ORDERED: return "positive ordered vectors";
+  case CON_UNIT_VECTOR: return "unit vectors";
+  case CON_CHOL_CORR: return "Cholesky factors of correlation matrices";
+  default: return "covariance matrices";
+  }
+}
+
+static bool svi_same_support(const DistCall *a, const TraceChoice *b) {
+  if (a->con != b->con) return false;
+  bool lo = a->con == CON_LOWER || a->con == CON_LOWER_UPPER;
+  bool hi = a->con == CON_UPPER || a->con == CON_LOWER_UPPER;
+  return (!lo || a->lower == b->lower) && (!hi || a->upper == b->upper);
+}
+
+/* ---- params ---- */
+
+static SviParam *svi_param_find(Svi *s, bool guide, const char *name) {
+  for (int i = 0; i < s->np; i++)
+    if (s->p[i].guide == guide && strcmp(s->p[i].name, name) == 0) return &s->p[i];
+  return NULL;
+}
+
+/* First met (the check run): its reals start at its initial value. */
+static SviParam *svi_param_add(Svi *s, bool guide, const char *name, const ParamSpec *spec,
+                               SrcPos pos, Diag *d) {
+  size_t n = val_numel(spec->init);
+  double *init = gc_alloc_atomic(sizeof(double) * (n ? n : 1));
+  val_flatten(spec->init, init);
+  if (s->np == s->capp) {
+    int cap = s->capp ? 2 * s->capp : 8;
+    SviParam *np = gc_alloc(sizeof(SviParam) * (size_t)cap);
+    if (s->np) memcpy(np, s->p, sizeof(SviParam) * (size_t)s->np);
+    s->p = np, s->capp = cap;
+  }
+  double *x = gc_alloc_atomic(sizeof(double) * (s->nx + n + 1));
+  if (s->nx) memcpy(x, s->x, sizeof(double) * s->nx);
+  for (size_t e = 0; e < n; e++) {
+    double u = init[e];
+    if (spec->con != CON_NONE &&
+        (!tf_unconstrain(spec->con, spec->lower, spec->upper, 1, &init[e], &u) || !isfinite(u))) {
+      diag_error(d, DIAG_RUNTIME, pos, "param '%s': its initial value %g is not strictly inside "
+                 "its bounds", name, init[e]);
+      return NULL;
+    }
+    x[s->nx + e] = u;
+  }
+  SviParam *p = &s->p[s->np++];
+  *p = (SviParam){.guide = guide, .name = name, .spec = *spec, .off = s->nx, .n = n};
+  s->x = x;
+  s->nx += n;
+  return p;
+}
+
+/* The param's value: constrained from x, with the nodes of this step's tape
+   variables when training. */
+static Value svi_param_value(Svi *s, SviParam *p, Tape *t) {
+  Value v = trace_value_new(p->spec.type, p->spec.nsizes, p->spec.sizes);
+  if (t && p->node0 == 0) {
+    p->node0 = tape_var(t, s->x[p->off]);
+    for (size_t e = 1; e < p->n; e++) tape_var(t, s->x[p->off + e]);
+  }
+  int32_t *nodes = t ? gc_alloc_atomic(sizeof(int32_t) * (p->n ? p->n : 1)) : NULL;
+  AdNum lo = ad_const(p->spec.lower), hi = ad_const(p->spec.upper);
+  for (size_t e = 0; e < p->n; e++) {
+    AdNum u = {s->x[p->off + e], t ? p->node0 + (int32_t)e : 0}, x = u;
+    if (p->spec.con != CON_NONE) {
+      if (t) tf_constrain_ad(t, p->spec.con, lo, hi, 1, &u, &x);
+      else tf_constrain(p->spec.con, p->spec.lower, p->spec.upper, 1, &u.v, &x.v);
+    }
+    trace_value_set(&v, e, x.v);
+    if (nodes) nodes[e] = x.n;
+  }
+  if (nodes) {
+    size_t k = 0;
+    val_set_nodes(&v, nodes, &k);
+  }
+  return v;
+}
+
+static HandlerResult svr_param(Handler *h, const char *addr, const ParamSpec *spec, Value *out,
+                               SrcPos pos, Diag *d) {
+  SviRun *r = (SviRun *)h;
+  SviParam *p = svi_param_find(r->s, r->guide, addr);
+  if (!p && r->mode == SR_CHECK) p = svi_param_add(r->s, r->guide, addr, spec, pos, d);
+  if (!p) return r->mode == SR_CHECK ? HR_ERROR
+                                     : svi_fail(d, pos, gc_printf("svi: param '%s' was not in the "
+                                                                  "first run", addr));
+  *out = svi_param_value(r->s, p, r->t);
+  return HR_CONTINUE;
+}
+
+/* ---- plates ---- */
+
+static HandlerResult svr_plate(Handler *h, const char *name, int64_t lo, int64_t hi,
+                               int64_t batch, const int64_t **idx, int64_t *n, SrcPos pos,
+                               Diag *d) {
+  SviRun *r = (SviRun *)h;
+  Svi *s = r->s;
+  if (batch < 1)
+    return svi_fail(d, pos, gc_printf("plate '%s': the batch size must be at least 1, got %lld",
+                                      name, (long long)batch));
+  int64_t size = hi - lo + 1;
+  if (r->mode == SR_DRAW || s->whole || batch >= size) return HR_CONTINUE; /* the whole loop */
+  for (int i = 0; i < s->nplates; i++) {
+    SviPlate *pl = &s->plates[i];
+    if (strcmp(pl->name, name) != 0) continue;
+    if (pl->lo != lo || pl->hi != hi || pl->batch != batch)
+      return svi_fail(d, pos, gc_printf("plate '%s' runs over %lld:%lld with batch %lld here but "
+                                        "over %lld:%lld with batch %lld before: plates of one name "
+                                        "must agree (the guide's and the model's are matched by "
+                                        "name)", name, (long long)lo, (long long)hi,
+                                        (long long)batch, (long long)pl->lo, (long long)pl->hi,
+                                        (long long)pl->batch));
+    *idx = pl->idx, *n = pl->n;
+    return HR_CONTINUE;
+  }
+  if (s->nplates == s->capplates) {
+    int cap = s->capplates ? 2 * s->capplates : 4;
+    SviPlate *np = gc_alloc(sizeof(SviPlate) * (size_t)cap);
+    if (s->nplates) memcpy(np, s->plates, sizeof(SviPlate) * (size_t)s->nplates);
+    s->plates = np, s->capplates = cap;
+  }
+  /* batch distinct indices (Floyd's sampling), visited in increasing order */
+  int64_t *pick = gc_alloc_atomic(sizeof(int64_t) * (size_t)batch);
+  int64_t k = 0;
+  for (int64_t j = size - batch; j < size; j++) {
+    int64_t t = rng_int(s->r, 0, j);
+    bool seen = false;
+    for (int64_t q = 0; q < k && !seen; q++) seen = pick[q] == t;
+    pick[k++] = seen ? j : t;
+  }
+  for (int64_t a = 1; a < k; a++) { /* insertion sort: batches are small */
+    int64_t v = pick[a], b = a - 1;
+    for (; b >= 0 && pick[b] > v; b--) pick[b + 1] = pick[b];
+    pick[b + 1] = v;
+  }
+  for (int64_t a = 0; a < k; a++) pick[a] += lo;
+  s->plates[s->nplates++] = (SviPlate){name, lo, hi, batch, k, pick};
+  *idx = pick, *n = k;
+  return HR_CONTINUE;
+}
+
+/* ---- the guide's choices ---- */
+
+/* acc += lp (weighed by the plates around); returns the weighed term. */
+static AdNum svr_acc(SviRun *r, double lp, int32_t node) {
+  double w = interp_plate_scale(r->st);
+  AdNum term = {lp, node};
+  if (w != 1) term = r->t ? ad_scale(r->t, term, w) : ad_const(w * lp);
+  r->acc = r->t ? ad_add(r->t, r->acc, term) : ad_const(r->acc.v + term.v);
+  return term;
+}
+
+enum { RP_NORMAL, RP_STD_NORMAL, RP_LOGNORMAL, RP_CAUCHY, RP_STUDENT, RP_EXPONENTIAL };
+
+/* The reparameterisation of dc's family (RP_*), or -1 with a message. */
+static int svi_reparam_kind(const DistCall *dc, const char *addr, char *err, size_t errsz) {
+  int kind;
+  const char *f = dc->fam->name;
+  if (!strcmp(f, "normal")) kind = RP_NORMAL;
+  else if (!strcmp(f, "std_normal")) kind = RP_STD_NORMAL;
+  else if (!strcmp(f, "lognormal")) kind = RP_LOGNORMAL;
+  else if (!strcmp(f, "cauchy")) kind = RP_CAUCHY;
+  else if (!strcmp(f, "student_t")) kind = RP_STUDENT;
+  else if (!strcmp(f, "exponential")) kind = RP_EXPONENTIAL;
+  else {
+    snprintf(err, errsz, "svi: the guide's %s for '%s' cannot be reparameterised; draw it with "
+             "normal, std_normal, student_t, cauchy (real line), lognormal or exponential "
+             "(positive)", f, addr);
+    return -1;
+  }
+  if (dc->truncated) {
+    snprintf(err, errsz, "svi: the guide's %s for '%s' is truncated by its declared bounds, which "
+             "cannot be reparameterised; declare it without bounds (use lognormal or exponential "
+             "for a positive latent)", f, addr);
+    return -1;
+  }
+  return kind;
+}
+
+/* A reparameterised draw of every scalar of v under dc (on tape r->t): the
+   value as a differentiable function of dc's parameters and noise eps. */
+static bool svi_reparam(SviRun *r, const DistCall *dc, Value *v, const char *addr, char *err,
+                        size_t errsz) {
+  int kind = svi_reparam_kind(dc, addr, err, errsz);
+  if (kind < 0) return false;
+  size_t n = val_numel(*v);
+  double *pv[3];
+  int32_t *pn[3];
+  size_t pc[3];
+  for (int i = 0; i < dc->np && i < 3; i++) {
+    pc[i] = val_numel(dc->p[i]);
+    pv[i] = gc_alloc_atomic(sizeof(double) * (pc[i] ? pc[i] : 1));
+    pn[i] = gc_alloc_atomic(sizeof(int32_t) * (pc[i] ? pc[i] : 1));
+    val_flatten(dc->p[i], pv[i]);
+    val_flatten_nodes(dc->p[i], pn[i]);
+  }
+  if (kind == RP_STUDENT)
+    for (size_t e = 0; e < pc[0]; e++)
+      if (pn[0][e]) {
+        snprintf(err, errsz, "svi: the guide's student_t for '%s' has degrees of freedom that "
+                 "depend on params, which cannot be reparameterised; give nu as data or a "
+                 "constant", addr);
+        return false;
+      }
+  Tape *t = r->t;
+  int32_t *nodes = gc_alloc_atomic(sizeof(int32_t) * (n ? n : 1));
+#define P(i) ((AdNum){pv[i][pc[i] == 1 ? 0 : e], pn[i][pc[i] == 1 ? 0 : e]})
+  for (size_t e = 0; e < n; e++) {
+    AdNum x;
+    switch (kind) {
+    case RP_STD_NORMAL: x = ad_const(rng_normal(r->s->r)); break;
+    case RP_EXPONENTIAL: x = ad_div(t, ad_const(rng_exponential(r->s->r)), P(0)); break;
+    default: {
+      int loc = kind == RP_STUDENT ? 1 : 0;
+      double eps;
+      if (kind == RP_CAUCHY) eps = tan(M_PI * (rng_uniform(r->s->r) - 0.5));
+      else if (kind == RP_STUDENT) {
+        double nu = P(0).v;
+        eps = rng_normal(r->s->r) / sqrt(2 * rng_gamma(r->s->r, nu / 2) / nu);
+      } else eps = rng_normal(r->s->r);
+      x = ad_add(t, P(loc), ad_scale(t, P(loc + 1), eps));
+      if (kind == RP_LOGNORMAL) x = ad_exp(t, x);
+    }
+    }
+    trace_value_set(v, e, x.v);
+    nodes[e] = x.n;
+  }
+#undef P
+  size_t k = 0;
+  val_set_nodes(v, nodes, &k);
+  return true;
+}
+
+/* ---- the binary Concrete relaxation (--relax) ---- */
+
+/* A scalar bernoulli or bernoulli_logit choice: its log-odds, with nodes. */
+static bool svi_relax_logit(Tape *t, const DistCall *dc, AdNum *la) {
+  bool logit = !strcmp(dc->fam->name, "bernoulli_logit");
+  if ((!logit && strcmp(dc->fam->name, "bernoulli")) || dc->type.ndims || dc->nsizes ||
+      dc->np != 1 || (dc->p[0].k != V_REAL && dc->p[0].k != V_INT))
+    return false;
+  AdNum p = {val_as_real(dc->p[0]), dc->p[0].k == V_REAL ? dc->p[0].ad : 0};
+  *la = logit ? p : ad_sub(t, ad_log(t, p), ad_log1p(t, ad_scale(t, p, -1)));
+  return true;
+}
+
+/* The log density of the logit y = (la + logistic noise) / tau of a binary
+   Concrete (Maddison et al. 2017): logistic with location la / tau and scale
+   1 / tau.  The guide's and the model's densities are both taken on y, so
+   the map to the value sigmoid(y) cancels from log p - log q. */
+static AdNum svi_relax_lp(Tape *t, AdNum y, AdNum la, double tau) {
+  AdNum w = ad_sub(t, la, ad_scale(t, y, tau));
+  AdNum sp = ad_log_inv_logit(t, ad_scale(t, w, -1)); /* -log(1 + e^w) */
+  return ad_add(t, ad_const(log(tau)), ad_add(t, w, ad_scale(t, sp, 2)));
+}
+
+static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc, Value *out,
+                                SrcPos pos, Diag *d) {
+  SviRun *r = (SviRun *)h;
+  char err[512] = "";
+  double lp;
+  int32_t node = 0;
+  if (r->guide) {
+    Value v = trace_value_new(dc->type, dc->nsizes, dc->sizes);
+    bool discrete = dc->fam->discrete, relaxed = false;
+    AdNum la, y = ad_const(0);
+    if (r->mode == SR_TRAIN && discrete && r->s->relax && svi_relax_logit(r->t, dc, &la)) {
+      double u = rng_uniform(r->s->r);
+      y = ad_scale(r->t, ad_add(r->t, la, ad_const(log(u) - log1p(-u))), 1 / r->s->tau);
+      AdNum z = ad_inv_logit(r->t, y);
+      v = val_real(z.v);
+      v.ad = z.n;
+      AdNum l = svi_relax_lp(r->t, y, la, r->s->tau);
+      lp = l.v, node = l.n;
+      relaxed = true;
+      goto record;
+    }
+    if (r->mode == SR_CHECK && !discrete && svi_reparam_kind(dc, addr, err, sizeof err) < 0)
+      return svi_fail(d, pos, err);
+    if (r->mode == SR_TRAIN && !discrete) {
+      if (!svi_reparam(r, dc, &v, addr, err, sizeof err)) return svi_fail(d, pos, err);
+    } else if (!dist_call_rng(dc, r->s->r, &v, err, sizeof err)) {
+      return svi_fail(d, pos, err);
+    }
+    bool ok = r->t ? dist_call_lpdf_ad(dc, r->t, v, &lp, &node, err, sizeof err)
+                   : dist_call_lpdf(dc, v, &lp, err, sizeof err);
+    if (!ok) return svi_fail(d, pos, err);
+  record:;
+    AdNum term = svr_acc(r, lp, node);
+    if (discrete && !relaxed && r->t) r->disc = ad_add(r->t, r->disc, term);
+    if (r->n == r->cap) {
+      int cap = r->cap ? 2 * r->cap : 16;
+      TraceChoice *nc = gc_alloc(sizeof(TraceChoice) * (size_t)cap);
+      SrcPos *np = gc_alloc(sizeof(SrcPos) * (size_t)cap);
+      AdNum *ny = gc_alloc_atomic(sizeof(AdNum) * (size_t)cap);
+      bool *nr = gc_alloc_atomic(sizeof(bool) * (size_t)cap);
+      if (r->n) memcpy(nc, r->c, sizeof(TraceChoice) * (size_t)r->n);
+      if (r->n) memcpy(np, r->pos, sizeof(SrcPos) * (size_t)r->n);
+      if (r->n) memcpy(ny, r->ry, sizeof(AdNum) * (size_t)r->n);
+      if (r->n) memcpy(nr, r->rel, sizeof(bool) * (size_t)r->n);
+      r->c = nc, r->pos = np, r->ry = ny, r->rel = nr, r->cap = cap;
+    }
+    r->ry[r->n] = y;
+    r->rel[r->n] = relaxed;
+    r->pos[r->n] = pos;
+    TraceChoice *c = &r->c[r->n++];
+    memset(c, 0, sizeof *c);
+    c->addr = addr, c->val = v, c->fam = dc->fam, c->lp = lp, c->con = dc->con;
+    c->lower = dc->lower, c->upper = dc->upper, c->type = dc->type, c->nsizes = dc->nsizes;
+    memcpy(c->sizes, dc->sizes, sizeof c->sizes);
+    c->numel = (int)val_numel(v);
+    c->unit_len = 1;
+    c->continuous = !dc->fam->discrete;
+    c->fresh = true;
+    *out = v;
+    return HR_CONTINUE;
+  }
+  const TraceChoice *g = trace_find(r->q, addr);
+  if (!g)
+    return svi_fail(d, (SrcPos){0}, gc_printf("the guide does not draw model latent '%s' (%s)",
+                                              addr, svi_pos(pos)));
+  if (r->mode == SR_CHECK) {
+    r->used[g - r->q->c] = true;
+    if (dc->fam->discrete != g->fam->discrete)
+      return svi_fail(d, pos, gc_printf("'%s' is %s in the model (%s) but the guide draws it from "
+                                        "the %s %s: draw it from a %s family", addr,
+                                        dc->fam->discrete ? "discrete" : "continuous",
+                                        dc->fam->name, g->fam->discrete ? "discrete" : "continuous",
+                                        g->fam->name, dc->fam->discrete ? "discrete" : "continuous"));
+    if (!svi_same_support(dc, g)) {
+      DistCall gd = *dc;
+      gd.con = g->con, gd.lower = g->lower, gd.upper = g->upper, gd.fam = g->fam;
+      const char *hint = dc->con == CON_LOWER && dc->lower == 0
+                             ? "use lognormal or exponential, or a family with those bounds"
+                             : "use a family with that support";
+      return svi_fail(d, pos, gc_printf("'%s' has support %s in the model but the guide's %s "
+                                        "draws it on %s: %s", addr, svi_support(dc),
+                                        g->fam->name, svi_support(&gd), hint));
+    }
+    if (!trace_value_has_shape(g->val, dc->type, dc->nsizes, dc->sizes))
+      return svi_fail(d, pos, gc_printf("the guide draws '%s' as %s, but the model's is %s",
+                                        addr, val_kind_name(g->val.k), ty_name(dc->type)));
+  }
+  if (r->grel && r->grel[g - r->q->c]) { /* a relaxed choice */
+    AdNum la;
+    if (!svi_relax_logit(r->t, dc, &la))
+      return svi_fail(d, pos, gc_printf("svi --relax: the guide relaxes '%s', but the model draws "
+                                        "it from %s, not a scalar bernoulli or bernoulli_logit",
+                                        addr, dc->fam->name));
+    AdNum l = svi_relax_lp(r->t, r->gry[g - r->q->c], la, r->s->tau);
+    svr_acc(r, l.v, l.n);
+    *out = g->val;
+    return HR_CONTINUE;
+  }
+  bool ok = r->t ? dist_call_lpdf_ad(dc, r->t, g->val, &lp, &node, err, sizeof err)
+                 : dist_call_lpdf(dc, g->val, &lp, err, sizeof err);
+  if (!ok) return svi_fail(d, pos, err);
+  svr_acc(r, lp, node);
+  *out = g->val;
+  return HR_CONTINUE;
+}
+
+static HandlerResult svr_observe(Handler *h, const DistCall *dc, Value x, SrcPos pos, Diag *d) {
+  SviRun *r = (SviRun *)h;
+  char err[512] = "";
+  double lp;
+  int32_t node = 0;
+  bool ok = r->t ? dist_call_lpdf_ad(dc, r->t, x, &lp, &node, err, sizeof err)
+                 : dist_call_lpdf(dc, x, &lp, err, sizeof err);
+  if (!ok) return svi_fail(d, pos, err);
+  svr_acc(r, lp, node);
+  return HR_CONTINUE;
+}
+
+static HandlerResult svr_factor(Handler *h, double lw, SrcPos pos, Diag *d) {
+  (void)pos, (void)d;
+  SviRun *r = (SviRun *)h;
+  svr_acc(r, lw, r->t ? interp_factor_node(r->st) : 0);
+  return HR_CONTINUE;
+}
+
+static void svr_init(SviRun *r, Svi *s, SviMode mode, bool guide, Tape *t) {
+  memset(r, 0, sizeof *r);
+  r->h.sample = svr_sample;
+  r->h.observe = svr_observe;
+  r->h.factor = svr_factor;
+  r->h.param = svr_param;
+  r->h.plate = svr_plate;
+  r->s = s, r->mode = mode, r->guide = guide, r->t = t;
+}
+
+/* One run of the guide, then of the model replaying it: log p and log q with
+   their nodes (training), the model's finished state in *model_st.  False
+   with d set on a program error. */
+static bool svi_pair(Svi *s, SviMode mode, Tape *t, AdNum *logp, AdNum *logq, AdNum *logq_disc,
+                     InterpState **model_st, Diag *d) {
+  SviRun g, m;
+  svr_init(&g, s, mode, true, t);
+  uint64_t seed = rng_u64(s->r);
+  g.st = interp_start_guide(s->in, seed, 0);
+  if (t) interp_set_tape(g.st, t);
+  if (mode == SR_TRAIN && s->relax) interp_set_relaxed(g.st, true);
+  if (interp_run(g.st, &g.h, d) != RUN_DONE) return false;
+  svr_init(&m, s, mode, false, t);
+  m.q = trace_from_choices(g.n, g.c, 0);
+  if (mode == SR_CHECK) m.used = gc_alloc_atomic(sizeof(bool) * (size_t)(g.n + 1));
+  if (mode == SR_CHECK) memset(m.used, 0, sizeof(bool) * (size_t)(g.n + 1));
+  m.st = interp_start(s->in, seed, 1, mode == SR_DRAW);
+  if (mode == SR_TRAIN && s->relax) {
+    interp_set_relaxed(m.st, true);
+    m.gry = g.ry, m.grel = g.rel;
+  }
+  if (t) interp_set_tape(m.st, t);
+  if (interp_run(m.st, &m.h, d) != RUN_DONE) return false;
+  if (mode == SR_CHECK)
+    for (int i = 0; i < g.n; i++)
+      if (!m.used[i]) {
+        diag_error(d, DIAG_RUNTIME, (SrcPos){0}, "guide latent '%s' (%s) is not a latent of the "
+                   "model", g.c[i].addr, svi_pos(g.pos[i]));
+        return false;
+      }
+  *logp = m.acc, *logq = g.acc;
+  if (logq_disc) *logq_disc = g.disc;
+  if (model_st) *model_st = m.st;
+  return true;
+}
+
+/* ---- training ---- */
+
+static void svi_trace_add(Svi *s, long iter, double elbo, double rmean, double rmed) {
+  if (s->ntrace == s->captrace) {
+    int cap = s->captrace ? 2 * s->captrace : 32;
+    double(*t)[4] = gc_alloc_atomic(sizeof(double[4]) * (size_t)cap);
+    if (s->ntrace) memcpy(t, s->trace, sizeof(double[4]) * (size_t)s->ntrace);
+    s->trace = t, s->captrace = cap;
+  }
+  double *r = s->trace[s->ntrace++];
+  r[0] = (double)iter, r[1] = elbo, r[2] = rmean, r[3] = rmed;
+}
+
+static int svi_cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The mean of grad_samples ELBO samples into *elbo and its gradient with
+   respect to x into grad, with fresh plate subsets. */
+static bool svi_grad(Svi *s, double *elbo, double *grad, Diag *d) {
+  s->tau = fmax(s->tau_min, s->tau0 * exp(-s->tau_decay * (double)s->iterations));
+  for (int tries = 0;; tries++) {
+    tape_reset(s->tape);
+    for (int i = 0; i < s->np; i++) s->p[i].node0 = 0;
+    s->nplates = 0;
+    s->step++;
+    /* every param gets its variables first, so that their ids are known even
+       when a block does not use one */
+    for (int i = 0; i < s->np; i++) svi_param_value(s, &s->p[i], s->tape);
+    /* the surrogate whose gradient estimates the ELBO's: log p - log q,
+       plus for discrete guide choices the score-function term
+       (log p - log q - baseline) * log q_discrete, its factor a constant */
+    AdNum total = ad_const(0);
+    double sum = 0;
+    bool finite = true, any_disc = false;
+    for (int k = 0; k < s->grad_samples && finite; k++) {
+      AdNum lp, lq, ld;
+      Diag ed;
+      diag_init(&ed);
+      if (!svi_pair(s, SR_TRAIN, s->tape, &lp, &lq, &ld, NULL, &ed)) {
+        if (ed.code == DIAG_INTERNAL || tries + 1 >= SVI_TRIES) {
+          *d = ed;
+          return false;
+        }
+        finite = false; /* a program error at this draw: try other noise */
+        break;
+      }
+      double e = lp.v - lq.v;
+      total = ad_add(s->tape, total, ad_sub(s->tape, lp, lq));
+      if (ld.n) {
+        double b = s->has_baseline ? s->baseline : e;
+        total = ad_add(s->tape, total, ad_scale(s->tape, ld, e - b));
+        any_disc = true;
+      }
+      sum += e;
+      finite = isfinite(total.v) && isfinite(e);
+    }
+    if (!finite) {
+      if (tries + 1 >= SVI_TRIES) {
+        diag_error(d, DIAG_RUNTIME, (SrcPos){0}, "svi: the ELBO was not finite at %d draws in a "
+                   "row at step %ld: the guide puts mass where the model has none",
+                   SVI_TRIES, s->iterations + 1);
+        return false;
+      }
+      continue;
+    }
+    double *adj = gc_alloc_atomic(sizeof(double) * (tape_size(s->tape) + 1));
+    memset(adj, 0, sizeof(double) * (tape_size(s->tape) + 1));
+    if (total.n) tape_backward(s->tape, total.n, adj);
+    for (int i = 0; i < s->np; i++)
+      for (size_t e = 0; e < s->p[i].n; e++)
+        grad[s->p[i].off + e] = adj[s->p[i].node0 + (int32_t)e] / s->grad_samples;
+    *elbo = sum / s->grad_samples;
+    if (any_disc) { /* Pyro's decaying average baseline */
+      s->baseline = s->has_baseline ? 0.9 * s->baseline + 0.1 * *elbo : *elbo;
+      s->has_baseline = true;
+    }
+    return true;
+  }
+}
+
+/* One optimisation step (the optimiser minimises: -ELBO). */
+static bool svi_step_opt(Svi *s, double *elbo, Diag *d) {
+  if (!svi_grad(s, elbo, s->grad, d)) return false;
+  for (size_t j = 0; j < s->nx; j++) s->grad[j] = -s->grad[j];
+  optim_step(s->opt, s->x, s->grad);
+  return true;
+}
+
+/* The ELBO of the fitted guide from elbo_samples fresh pairs. */
+static bool svi_elbo(Svi *s, double *out, Diag *d) {
+  double sum = 0;
+  for (int k = 0; k < s->elbo_samples; k++) {
+    AdNum lp, lq;
+    s->nplates = 0;
+    if (!svi_pair(s, SR_DRAW, NULL, &lp, &lq, NULL, NULL, d)) return false;
+    sum += lp.v - lq.v;
+  }
+  *out = sum / s->elbo_samples;
+  return true;
+}
+
+/* Stan's convergence test on the ELBO's relative changes: the mean or the
+   median of the recent ones (a circular buffer) below tol.  Here each ELBO
+   value is the mean of the training estimates over eval_elbo steps. */
+static void svi_train(Svi *s, Diag *d) {
+  int cb = (int)fmax(0.1 * (double)s->max_iter / s->eval_elbo, 2.0);
+  double *rel = gc_alloc_atomic(sizeof(double) * (size_t)cb), *tmp = gc_alloc_atomic(
+                                                                   sizeof(double) * (size_t)cb);
+  int nrel = 0;
+  double window = 0, prev = NAN;
+  for (long it = 1; it <= s->max_iter; it++) {
+    double e;
+    if (!svi_step_opt(s, &e, d)) return;
+    s->iterations = it;
+    window += e;
+    engine_progress(s->o, s->chain, it, s->max_iter, "iteration");
+    if (it % s->eval_elbo) continue;
+    double cur = window / s->eval_elbo;
+    window = 0;
+    double rmean = NAN, rmed = NAN;
+    if (!isnan(prev)) {
+      rel[nrel % cb] = fabs((cur - prev) / cur);
+      nrel++;
+      int m = nrel < cb ? nrel : cb;
+      double sum = 0;
+      for (int i = 0; i < m; i++) sum += rel[i], tmp[i] = rel[i];
+      qsort(tmp, (size_t)m, sizeof(double), svi_cmp);
+      rmean = sum / m;
+      rmed = m % 2 ? tmp[m / 2] : 0.5 * (tmp[m / 2 - 1] + tmp[m / 2]);
+    }
+    svi_trace_add(s, it, cur, rmean, rmed);
+    prev = cur;
+    if (rmean < s->tol || rmed < s->tol) {
+      s->converged = true;
+      return;
+    }
+  }
+}
+
+/* ---- the engine ---- */
+
+/* --optimizer (vi_options, shared with advi): auto, stan, adam, sgd */
+enum { SVI_OPT_AUTO, SVI_OPT_STAN, SVI_OPT_ADAM, SVI_OPT_SGD };
+static const char *const svi_schedules[] = {"constant", "step", "exp", "cosine", NULL};
+
+Svi *svi_prepare(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
+  const IrProgram *prog = interp_program(in);
+  Svi *s = gc_alloc(sizeof(Svi));
+  s->in = in;
+  s->o = o;
+  s->chain = chain;
+  rng_seed(&s->rng, o->seed, (uint64_t)chain);
+  rng_seed(&s->draw_rng, o->seed, (uint64_t)chain | (UINT64_C(1) << 40));
+  s->r = &s->rng;
+  s->max_iter = (long)engine_opt_int(o, "iter");
+  s->grad_samples = (int)engine_opt_int(o, "grad-samples");
+  s->elbo_samples = (int)engine_opt_int(o, "elbo-samples");
+  s->eval_elbo = (int)engine_opt_int(o, "eval-elbo");
+  s->tol = engine_opt_real(o, "tol-rel-obj");
+  s->relax = engine_opt_bool(o, "relax");
+  s->tau0 = engine_opt_real(o, "temperature");
+  s->tau_min = fmin(engine_opt_real(o, "temperature-min"), s->tau0);
+  s->tau_decay = engine_opt_real(o, "temperature-decay");
+  if (!prog->has_guide && ir_analyze(prog)->nlatents > 0) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "--engine svi needs a guide block that draws the "
+               "latents (docs/language.md, \"guide\"); write one, or use --engine advi");
+    return NULL;
+  }
+  /* one traced run of each block: params found, latents matched */
+  AdNum lp, lq;
+  if (!svi_pair(s, SR_CHECK, NULL, &lp, &lq, NULL, NULL, d)) return NULL;
+  OptimConfig oc;
+  int kind = engine_opt_enum(o, "optimizer");
+  if (kind == SVI_OPT_STAN) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "--optimizer stan is advi's step-size sequence; svi "
+               "takes adam (the default) or sgd");
+    return NULL;
+  }
+  optim_config_default(&oc, kind == SVI_OPT_SGD ? OPTIM_SGD : OPTIM_ADAM);
+  oc.lr = engine_opt_real(o, "lr");
+  oc.clip_norm = engine_opt_real(o, "clip-norm");
+  oc.sched = (OptimSched)engine_opt_enum(o, "lr-schedule");
+  oc.gamma = engine_opt_real(o, "lr-gamma");
+  oc.step_every = (long)engine_opt_int(o, "lr-step");
+  oc.horizon = s->max_iter;
+  oc.lr_min = engine_opt_real(o, "lr-min");
+  s->opt = optim_new(&oc, s->nx ? s->nx : 1);
+  s->grad = gc_alloc_atomic(sizeof(double) * (s->nx + 1));
+  s->tape = tape_new();
+  if (!s->opt || !s->tape) {
+    diag_error(d, DIAG_NOMEM, (SrcPos){0}, "svi: out of memory");
+    return NULL;
+  }
+  return s;
+}
+
+size_t svi_dim(const Svi *s) { return s->nx; }
+double *svi_values(Svi *s) { return s->x; }
+
+bool svi_gradient(Svi *s, uint64_t seed, bool subsample, double *elbo, double *grad, Diag *d) {
+  rng_seed(&s->rng, seed, 0);
+  s->r = &s->rng;
+  s->whole = !subsample;
+  bool ok = svi_grad(s, elbo, grad, d);
+  s->whole = false;
+  return ok;
+}
+
+/* ---- saving and loading the params (safetensors, stdlib/safetensors.h) ---- */
+
+/* This chain's file of a file option (FILE, or FILE_2.safetensors of several
+   chains, as the CSVs are named), or NULL when not given. */
+static const char *svi_file_opt(const Svi *s, const char *name) {
+  const OptValue *v = opt_set_get(s->o->set, name);
+  return v && v->path ? csv_chain_path(v->path, s->chain, s->o->chains) : NULL;
+}
+
+/* A param's tensor name: its block and its name ("guide.m", "model.mu"). */
+static const char *svi_tensor_name(const SviParam *p) {
+  return gc_printf("%s.%s", p->guide ? "guide" : "model", p->name);
+}
+
+/* Every param at its fitted (constrained) value, with ppl's metadata. */
+static bool svi_save(Svi *s, const char *path, Diag *d) {
+  StFile f = {.ntensors = s->np, .tensors = gc_alloc(sizeof(StTensor) * (size_t)(s->np + 1))};
+  const char *err = NULL;
+  for (int i = 0; i < s->np; i++)
+    if (!st_tensor_of_value(svi_tensor_name(&s->p[i]), svi_param_value(s, &s->p[i], NULL),
+                            &f.tensors[i], &err))
+      break;
+  if (!err) {
+    st_set_ppl_meta(&f, ir_program_hash(interp_program(s->in)));
+    StMeta *meta = gc_alloc(sizeof(StMeta) * (size_t)(f.nmeta + 2));
+    memcpy(meta, f.meta, sizeof(StMeta) * (size_t)f.nmeta);
+    meta[f.nmeta++] = (StMeta){"family", "guide"};
+    meta[f.nmeta++] = (StMeta){"elbo", gc_printf("%.17g", s->elbo)};
+    f.meta = meta;
+    if (st_write(path, &f, &err)) return true;
+  }
+  diag_error(d, DIAG_IO, (SrcPos){0}, "--save-params: %s", err ? err : path);
+  return false;
+}
+
+/* The params from a file --save-params wrote for this program. */
+static bool svi_load(Svi *s, const char *path, Diag *d) {
+  const char *err = NULL;
+  StFile *f = st_read(path, &err);
+  if (f && !st_check_meta(f, path, ir_program_hash(interp_program(s->in)), &err)) f = NULL;
+  const char *fam = f ? st_meta_get(f, "family") : NULL;
+  if (f && (!fam || strcmp(fam, "guide") != 0))
+    err = gc_printf("%s holds %s fit, not svi's params", path,
+                    fam ? gc_printf("a %s", fam) : "another engine's");
+  for (int i = 0; f && !err && i < s->np; i++) {
+    SviParam *p = &s->p[i];
+    const StTensor *t = st_find(f, svi_tensor_name(p));
+    Value v;
+    if (!t) {
+      err = gc_printf("%s has no tensor '%s'", path, svi_tensor_name(p));
+      break;
+    }
+    if (!st_value_of_tensor(path, t, svi_param_value(s, p, NULL), &v, &err)) break;
+    double *x = gc_alloc_atomic(sizeof(double) * (p->n ? p->n : 1));
+    val_flatten(v, x);
+    for (size_t e = 0; e < p->n && !err; e++) {
+      double u = x[e];
+      if (p->spec.con != CON_NONE &&
+          (!tf_unconstrain(p->spec.con, p->spec.lower, p->spec.upper, 1, &x[e], &u) ||
+           !isfinite(u)))
+        err = gc_printf("%s: tensor '%s' has %g, outside the param's bounds", path,
+                        svi_tensor_name(p), x[e]);
+      s->x[p->off + e] = u;
+    }
+  }
+  if (f && !err) {
+    s->loaded = path;
+    return true;
+  }
+  diag_error(d, f ? DIAG_USAGE : DIAG_IO, (SrcPos){0}, "--load-params: %s", err ? err : path);
+  return false;
+}
+
+static void *svi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
+  Svi *s = svi_prepare(in, o, chain, d);
+  if (!s) return NULL;
+  const char *load = svi_file_opt(s, "load-params"), *save = svi_file_opt(s, "save-params");
+  if (load) {
+    if (!svi_load(s, load, d)) return NULL;
+    s->converged = true;
+  } else if (s->nx == 0) {
+    s->converged = true; /* no params: nothing to fit, q is the guide as written */
+  } else {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    svi_train(s, d);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    s->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+  }
+  if (diag_failed(d)) return NULL;
+  s->r = &s->draw_rng;
+  if (!svi_elbo(s, &s->elbo, d)) return NULL;
+  if (save && !svi_save(s, save, d)) return NULL;
+  return s;
+}
+
+static bool svi_step(void *state, bool warmup, Draw *out, Diag *d) {
+  (void)warmup;
+  Svi *s = state;
+  AdNum lp, lq;
+  InterpState *st;
+  if (!svi_pair(s, SR_DRAW, NULL, &lp, &lq, NULL, &st, d)) return false;
+  engine_draw_outputs(out, st);
+  out->lp = lp.v;
+  out->stats[0] = lp.v;
+  out->stats[1] = lq.v;
+  if (s->nlw == s->caplw) {
+    int cap = s->caplw ? 2 * s->caplw : 256;
+    double *lw = gc_alloc_atomic(sizeof(double) * (size_t)cap);
+    if (s->nlw) memcpy(lw, s->lw, sizeof(double) * (size_t)s->nlw);
+    s->lw = lw, s->caplw = cap;
+  }
+  s->lw[s->nlw++] = lp.v - lq.v;
+  return true;
+}
+
+static void svi_free(void *state) {
+  Svi *s = state;
+  if (!s) return;
+  optim_free(s->opt);
+  s->opt = NULL;
+}
+
+/* "m = 1.23, s = [0.5, 0.7]": the fitted params of the guide. */
+static const char *svi_guide_params(Svi *s) {
+  const char *t = "";
+  for (int i = 0; i < s->np; i++) {
+    if (!s->p[i].guide) continue;
+    const SviParam *p = &s->p[i];
+    const char *v = p->spec.net ? gc_printf("a network of %zu weights", p->n)
+                    : p->n > 8  ? gc_printf("%zu values", p->n)
+                                : val_to_string(svi_param_value(s, &s->p[i], NULL));
+    t = gc_printf("%s%s%s = %s", t, *t ? ", " : "", p->name, v);
+  }
+  return t;
+}
+
+/* The CSV's lines after the header, in advi's "key = value" form (so that
+   `ppl summary` of the files rebuilds the vi block), then the ELBO trace. */
+static const char *svi_adaptation(void *state) {
+  Svi *s = state;
+  int g = s->o->sig_figs > 0 ? s->o->sig_figs : 6;
+  const char *t = gc_printf("%s\noptimizer = %s\nlr = %g\nfamily = guide\niterations = %ld\n"
+                            "converged = %d\nelbo = %.*g\nfit_seconds = %.*g\npsis_resample = 0\n"
+                            "guide params: %s\nELBO trace: iter, ELBO, delta_ELBO_mean, "
+                            "delta_ELBO_med",
+                            s->loaded ? gc_printf("Params loaded from %s (no optimisation).",
+                                                  s->loaded)
+                                      : "Optimisation complete.",
+                            engine_opt_enum(s->o, "optimizer") == SVI_OPT_SGD ? "sgd" : "adam",
+                            engine_opt_real(s->o, "lr"), s->iterations, s->converged, g, s->elbo,
+                            g, s->seconds, svi_guide_params(s));
+  for (int i = 0; i < s->ntrace; i++)
+    t = gc_printf("%s\n%.0f, %.*g, %.*g, %.*g", t, s->trace[i][0], g, s->trace[i][1], g,
+                  s->trace[i][2], g, s->trace[i][3]);
+  return t;
+}
+
+static bool svi_vi_report(void *state, ViReport *r) {
+  Svi *s = state;
+  *r = (ViReport){
+      .family = "guide",
+      .elbo = s->elbo,
+      .eta = engine_opt_real(s->o, "lr"),
+      .iterations = s->iterations,
+      .converged = s->converged,
+      .seconds = s->seconds,
+      .ntrace = s->ntrace,
+      .trace = (const double(*)[4])s->trace,
+      .n = s->nlw,
+      .lw = s->lw,
+  };
+  return true;
+}
+
+static const char *svi_notes(void *state) {
+  Svi *s = state;
+  const char *gp = svi_guide_params(s);
+  const char *t = *gp ? gc_printf("guide params: %s", gp) : "";
+  if (!s->converged)
+    t = gc_printf("%s%sthe ELBO did not converge in %ld iterations (--iter)", t, *t ? "; " : "",
+                  s->iterations);
+  return *t ? t : NULL;
+}
+
+static const OptSpec svi_options[] = {
+    {.name = "clip-norm", .type = OPT_REAL, .def = "0", .rlo = 0, .rhi = INFINITY, .arg = "X",
+     .help = "svi: clip each step's gradient to this L2 norm (0: no clipping)"},
+    {.name = "lr-schedule", .type = OPT_ENUM, .def = "constant", .choices = svi_schedules,
+     .arg = "KIND", .help = "svi: lr, lr * gamma^(t / lr-step), lr * gamma^t, or cosine from lr "
+                            "to lr-min over --iter steps: one of"},
+    {.name = "lr-gamma", .type = OPT_REAL, .def = "0.1", .rlo = 0, .rlo_open = true, .rhi = 1,
+     .arg = "X", .help = "svi: the decay factor of the step and exp schedules"},
+    {.name = "lr-step", .type = OPT_INT, .def = "1000", .ilo = 1, .ihi = 100000000, .arg = "N",
+     .help = "svi: steps between decays of the step schedule"},
+    {.name = "lr-min", .type = OPT_REAL, .def = "0", .rlo = 0, .rhi = INFINITY, .arg = "X",
+     .help = "svi: the cosine schedule's final learning rate"},
+    {.name = "relax", .type = OPT_BOOL, .def = "false",
+     .help = "svi: train scalar bernoulli choices through the binary Concrete (Gumbel-softmax) "
+             "relaxation instead of the score-function estimator; the model must use them "
+             "arithmetically only"},
+    {.name = "temperature", .type = OPT_REAL, .def = "1", .rlo = 0, .rlo_open = true,
+     .rhi = INFINITY, .arg = "X", .help = "svi --relax: the relaxation's first temperature"},
+    {.name = "temperature-min", .type = OPT_REAL, .def = "0.5", .rlo = 0, .rlo_open = true,
+     .rhi = INFINITY, .arg = "X",
+     .help = "svi --relax: the temperature's floor: max(X, temperature * exp(-decay * step))"},
+    {.name = "temperature-decay", .type = OPT_REAL, .def = "0.001", .rlo = 0, .rhi = INFINITY,
+     .arg = "X", .help = "svi --relax: the temperature's decay rate per step"},
+    OPT_END,
+};
+
+const EngineVT engine_svi = {
+    .name = "svi",
+    .summary = "stochastic variational inference with the program's guide block (Pyro's SVI): "
+               "fits the guide's and the model's params by the reparameterised ELBO",
+    .nstats = 2,
+    .stat_names = {"log_p__", "log_g__"},
+    .weighted = false,
+    .uses_warmup = false,
+    .traits = ENGINE_GUIDE | ENGINE_IMPROPER | ENGINE_DISCRETE,
+    .options = {vi_options, svi_options},
+    .init = svi_init,
+    .step = svi_step,
+    .free = svi_free,
+    .adaptation_info = svi_adaptation,
+    .chain_notes = svi_notes,
+    .vi_report = svi_vi_report,
+};
