@@ -495,6 +495,7 @@ static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d
     return NULL;
   }
   a->grad_samples = (int)engine_opt_int(o, "grad-samples");
+  if (a->grad_samples == 0) a->grad_samples = engine_opt_enum(o, "vi") == ADVI_FLOW ? 8 : 1;
   a->elbo_samples = (int)engine_opt_int(o, "elbo-samples");
   a->eval_elbo = (int)engine_opt_int(o, "eval-elbo");
   a->adapt_iter = (int)engine_opt_int(o, "adapt-iter");
@@ -658,8 +659,10 @@ static const char *advi_notes(void *state) {
 const OptSpec vi_options[] = {
     {.name = "iter", .type = OPT_INT, .def = "10000", .ilo = 1, .ihi = 100000000, .arg = "N",
      .help = "most optimisation iterations (CmdStan's iter)"},
-    {.name = "grad-samples", .type = OPT_INT, .def = "1", .ilo = 1, .ihi = 1000000, .arg = "N",
-     .help = "draws of the approximation per stochastic gradient of the ELBO"},
+    {.name = "grad-samples", .type = OPT_INT, .def = "0", .ilo = 0, .ihi = 1000000, .arg = "N",
+     .help = "draws of the approximation per stochastic gradient of the ELBO; 0: the engine "
+             "chooses (1, as Stan, for the Gaussians and for svi; 8 for --vi flow, whose "
+             "networks need less noisy gradients)"},
     {.name = "elbo-samples", .type = OPT_INT, .def = "100", .ilo = 1, .ihi = 100000000,
      .arg = "N", .help = "draws of the approximation per ELBO estimate"},
     {.name = "eval-elbo", .type = OPT_INT, .def = "100", .ilo = 1, .ihi = 100000000, .arg = "N",

@@ -788,6 +788,7 @@ Svi *svi_prepare(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
   s->r = &s->rng;
   s->max_iter = (long)engine_opt_int(o, "iter");
   s->grad_samples = (int)engine_opt_int(o, "grad-samples");
+  if (s->grad_samples == 0) s->grad_samples = 1;
   s->elbo_samples = (int)engine_opt_int(o, "elbo-samples");
   s->eval_elbo = (int)engine_opt_int(o, "eval-elbo");
   s->tol = engine_opt_real(o, "tol-rel-obj");

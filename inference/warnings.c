@@ -368,8 +368,17 @@ static void wn_vi(const WarnInput *in, WList *l) {
                      "posterior (too light tails, a funnel or a missed mode), so the means, sds "
                      "and quantiles of its draws cannot be trusted",
                      in->vi_family, in->vi_khat, PSIS_K_WARN),
-           "do not use these draws: run --engine nuts (a richer family, --vi fullrank, may "
-           "help; --psis-resample corrects only mild mismatches)");
+           strcmp(in->vi_family, "meanfield") == 0
+               ? "do not use these draws: run --engine nuts (a richer family, --vi fullrank or "
+                 "--vi flow, may help; --psis-resample corrects only mild mismatches)"
+           : strcmp(in->vi_family, "fullrank") == 0
+               ? "do not use these draws: run --engine nuts (--vi flow may help; "
+                 "--psis-resample corrects only mild mismatches)"
+           : strcmp(in->vi_family, "flow") == 0
+               ? "do not use these draws: run --engine nuts (more --grad-samples, --iter or "
+                 "--flow-layers may help; --psis-resample corrects only mild mismatches)"
+               : "do not use these draws: run --engine nuts (a guide family closer to the "
+                 "posterior may help; --psis-resample corrects only mild mismatches)");
   if (in->vi_unconverged > 0)
     wn_add(l, "vi_converged", 0, NULL,
            gc_printf("%d of %d chains' optimisation stopped at --iter before the relative ELBO "
