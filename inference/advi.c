@@ -7,7 +7,8 @@
  * of eps per iteration, Stan's adaptive step-size sequence
  *     phi += eta k^(-1/2) g / (1 + sqrt(s_k)),  s_k = 0.1 g^2 + 0.9 s_{k-1}
  * with eta chosen by Stan's search (100, 10, 1, 0.1, 0.01 tried for
- * --adapt-iter iterations each from the same start), the ELBO estimated every
+ * --adapt-iter iterations each from the same start) — or Adam (stdlib/optim.h)
+ * for the flow's networks (--optimizer) — the ELBO estimated every
  * --eval-elbo iterations from --elbo-samples draws, and convergence when the
  * mean or the median of the recent relative ELBO changes (Stan's circular
  * buffer) falls below --tol-rel-obj.  Each step then writes one draw theta =
