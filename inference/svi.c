@@ -304,7 +304,9 @@ static AdNum svr_acc(SviRun *r, double lp, int32_t node) {
   return term;
 }
 
-enum { RP_NORMAL, RP_STD_NORMAL, RP_LOGNORMAL, RP_CAUCHY, RP_STUDENT, RP_EXPONENTIAL };
+/* RP_IMPLICIT: any other scalar continuous family with a CDF, its draw the
+   family's own and its partials implicit (dist_implicit_dx). */
+enum { RP_NORMAL, RP_STD_NORMAL, RP_LOGNORMAL, RP_CAUCHY, RP_STUDENT, RP_EXPONENTIAL, RP_IMPLICIT };
 
 /* The reparameterisation of dc's family (RP_*), or -1 with a message. */
 static int svi_reparam_kind(const DistCall *dc, const char *addr, char *err, size_t errsz) {
@@ -316,16 +318,19 @@ static int svi_reparam_kind(const DistCall *dc, const char *addr, char *err, siz
   else if (!strcmp(f, "cauchy")) kind = RP_CAUCHY;
   else if (!strcmp(f, "student_t")) kind = RP_STUDENT;
   else if (!strcmp(f, "exponential")) kind = RP_EXPONENTIAL;
+  else if (!dc->fam->discrete && dc->fam->lcdf1 && dc->fam->lccdf1 && !dc->fam->ctx)
+    kind = RP_IMPLICIT;
   else {
     snprintf(err, errsz, "svi: the guide's %s for '%s' cannot be reparameterised; draw it with "
-             "normal, std_normal, student_t, cauchy (real line), lognormal or exponential "
-             "(positive)", f, addr);
+             "a univariate continuous family with a CDF: normal, student_t, cauchy, logistic "
+             "(real line), lognormal, gamma, exponential, weibull, inv_gamma (positive), beta, "
+             "uniform (an interval)", f, addr);
     return -1;
   }
   if (dc->truncated) {
     snprintf(err, errsz, "svi: the guide's %s for '%s' is truncated by its declared bounds, which "
-             "cannot be reparameterised; declare it without bounds (use lognormal or exponential "
-             "for a positive latent)", f, addr);
+             "cannot be reparameterised; declare it without bounds (use lognormal, gamma or "
+             "exponential for a positive latent, beta for one in (0, 1))", f, addr);
     return -1;
   }
   return kind;
@@ -338,30 +343,36 @@ static bool svi_reparam(SviRun *r, const DistCall *dc, Value *v, const char *add
   int kind = svi_reparam_kind(dc, addr, err, errsz);
   if (kind < 0) return false;
   size_t n = val_numel(*v);
-  double *pv[3];
-  int32_t *pn[3];
-  size_t pc[3];
-  for (int i = 0; i < dc->np && i < 3; i++) {
+  double *pv[DIST_MAX_PARAMS];
+  int32_t *pn[DIST_MAX_PARAMS];
+  size_t pc[DIST_MAX_PARAMS];
+  for (int i = 0; i < dc->np && i < DIST_MAX_PARAMS; i++) {
     pc[i] = val_numel(dc->p[i]);
     pv[i] = gc_alloc_atomic(sizeof(double) * (pc[i] ? pc[i] : 1));
     pn[i] = gc_alloc_atomic(sizeof(int32_t) * (pc[i] ? pc[i] : 1));
     val_flatten(dc->p[i], pv[i]);
     val_flatten_nodes(dc->p[i], pn[i]);
   }
-  if (kind == RP_STUDENT)
+  if (kind == RP_STUDENT) /* nu through params: no location-scale form */
     for (size_t e = 0; e < pc[0]; e++)
-      if (pn[0][e]) {
-        snprintf(err, errsz, "svi: the guide's student_t for '%s' has degrees of freedom that "
-                 "depend on params, which cannot be reparameterised; give nu as data or a "
-                 "constant", addr);
-        return false;
-      }
+      if (pn[0][e]) kind = RP_IMPLICIT;
+  if (kind == RP_IMPLICIT && !dist_call_rng(dc, r->s->r, v, err, errsz)) return false;
   Tape *t = r->t;
   int32_t *nodes = gc_alloc_atomic(sizeof(int32_t) * (n ? n : 1));
 #define P(i) ((AdNum){pv[i][pc[i] == 1 ? 0 : e], pn[i][pc[i] == 1 ? 0 : e]})
   for (size_t e = 0; e < n; e++) {
     AdNum x;
     switch (kind) {
+    case RP_IMPLICIT: {
+      double p[DIST_MAX_PARAMS], dxdp[DIST_MAX_PARAMS];
+      int32_t par[DIST_MAX_PARAMS];
+      for (int i = 0; i < dc->np; i++) p[i] = P(i).v, par[i] = P(i).n;
+      x = ad_const(trace_value_get(*v, e));
+      /* A draw where the density vanishes (a beta draw rounded to 0 or 1)
+         moves with nothing: its partials are left out, not made up. */
+      if (dist_implicit_dx(dc->fam, x.v, p, dxdp)) x.n = tape_push(t, dc->np, par, dxdp);
+      break;
+    }
     case RP_STD_NORMAL: x = ad_const(rng_normal(r->s->r)); break;
     case RP_EXPONENTIAL: x = ad_div(t, ad_const(rng_exponential(r->s->r)), P(0)); break;
     default: {
@@ -485,7 +496,9 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
       DistCall gd = *dc;
       gd.con = g->con, gd.lower = g->lower, gd.upper = g->upper, gd.fam = g->fam;
       const char *hint = dc->con == CON_LOWER && dc->lower == 0
-                             ? "use lognormal or exponential, or a family with those bounds"
+                             ? "use lognormal, gamma or exponential, or a family with those bounds"
+                         : dc->con == CON_LOWER_UPPER && dc->lower == 0 && dc->upper == 1
+                             ? "use beta, or a family with those bounds"
                              : "use a family with that support";
       return svi_fail(d, pos, gc_printf("'%s' has support %s in the model but the guide's %s "
                                         "draws it on %s: %s", addr, svi_support(dc),
