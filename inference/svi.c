@@ -34,6 +34,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../stdlib/mathfn.h"
 #include "../stdlib/optim.h"
 #include "../stdlib/safetensors.h"
 #include "../stdlib/transform.h"
@@ -97,7 +98,7 @@ struct Svi {
   bool whole;      /* run plates whole even when training (svi_gradient) */
   double baseline; /* the score-function estimator's: a decaying average of the ELBO */
   bool has_baseline;
-  /* --relax: bernoulli choices trained through the binary Concrete */
+  /* --relax: bernoulli and categorical choices trained through the Concrete */
   bool relax;
   double tau0, tau_min, tau_decay, tau;
 };
@@ -120,8 +121,12 @@ typedef struct SviRun {
   SrcPos *pos;        /* where each was drawn */
   AdNum *ry;          /* relaxed choices (--relax): the logit y of the value sigmoid(y) */
   bool *rel;          /* ... which are */
-  const AdNum *gry;   /* model run: the guide's ry, rel */
+  AdNum **rly;        /* relaxed categorical choices: log y (rk[i] of them); NULL for bernoulli */
+  int *rk;
+  const AdNum *gry;   /* model run: the guide's ry, rel, rly, rk */
   const bool *grel;
+  AdNum *const *grly;
+  const int *grk;
   const Trace *q;     /* the guide's choices, indexed (model run) */
   bool *used;         /* SR_CHECK: which of them the model drew */
 } SviRun;
@@ -419,6 +424,50 @@ static AdNum svi_relax_lp(Tape *t, AdNum y, AdNum la, double tau) {
   return ad_add(t, ad_const(log(tau)), ad_add(t, w, ad_scale(t, sp, 2)));
 }
 
+/* ---- the Concrete (Gumbel-softmax) relaxation of categorical choices ---- */
+
+/* A scalar categorical or categorical_logit choice: its K log-probabilities
+   (or logits: the Concrete is unchanged by a shift of them) with nodes, in a
+   new array *la; K, or 0 for another choice. */
+static int svi_relax_cat_logits(Tape *t, const DistCall *dc, AdNum **la) {
+  bool logit = !strcmp(dc->fam->name, "categorical_logit");
+  if ((!logit && strcmp(dc->fam->name, "categorical")) || dc->type.ndims || dc->nsizes ||
+      dc->np != 1 || dc->p[0].k != V_VEC)
+    return 0;
+  const ValTen *p = dc->p[0].t;
+  int k = p->rows * p->cols;
+  if (k < 2) return 0;
+  *la = gc_alloc_atomic(sizeof(AdNum) * (size_t)k);
+  for (int j = 0; j < k; j++) {
+    AdNum pj = {p->d[j], p->ad ? p->ad[j] : 0};
+    (*la)[j] = logit ? pj : ad_log(t, pj);
+  }
+  return k;
+}
+
+/* log sum exp of n numbers, as recorded operations */
+static AdNum svi_lse(Tape *t, int n, const AdNum *a) {
+  double m = -INFINITY;
+  for (int j = 0; j < n; j++) m = fmax(m, a[j].v);
+  AdNum *e = gc_alloc_atomic(sizeof(AdNum) * (size_t)n);
+  for (int j = 0; j < n; j++) e[j] = ad_exp(t, ad_add(t, a[j], ad_const(-m)));
+  return ad_add(t, ad_log(t, ad_sum(t, n, e)), ad_const(m));
+}
+
+/* The log density of a Concrete(exp(la), tau) at the point y of the simplex
+   given by its logs ly (Maddison, Mnih & Teh 2017, eq. 1):
+   log (K-1)! + (K-1) log tau + sum_k (la_k - (tau+1) ly_k)
+   - K logsumexp_k (la_k - tau ly_k).  Guide and model both score y itself. */
+static AdNum svi_concrete_lp(Tape *t, int k, const AdNum *ly, const AdNum *la, double tau) {
+  AdNum *w = gc_alloc_atomic(sizeof(AdNum) * (size_t)k), *u = gc_alloc_atomic(sizeof(AdNum) * (size_t)k);
+  for (int j = 0; j < k; j++) {
+    w[j] = ad_sub(t, la[j], ad_scale(t, ly[j], tau));
+    u[j] = ad_sub(t, la[j], ad_scale(t, ly[j], tau + 1));
+  }
+  AdNum s = ad_sub(t, ad_sum(t, k, u), ad_scale(t, svi_lse(t, k, w), k));
+  return ad_add(t, s, ad_const(m_lgamma(k) + (k - 1) * log(tau)));
+}
+
 static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc, Value *out,
                                 SrcPos pos, Diag *d) {
   SviRun *r = (SviRun *)h;
@@ -428,7 +477,8 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
   if (r->guide) {
     Value v = trace_value_new(dc->type, dc->nsizes, dc->sizes);
     bool discrete = dc->fam->discrete, relaxed = false;
-    AdNum la, y = ad_const(0);
+    AdNum la, y = ad_const(0), *lc = NULL, *ly = NULL;
+    int k = 0;
     if (r->mode == SR_TRAIN && discrete && r->s->relax && svi_relax_logit(r->t, dc, &la)) {
       double u = rng_uniform(r->s->r);
       y = ad_scale(r->t, ad_add(r->t, la, ad_const(log(u) - log1p(-u))), 1 / r->s->tau);
@@ -436,6 +486,26 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
       v = val_real(z.v);
       v.ad = z.n;
       AdNum l = svi_relax_lp(r->t, y, la, r->s->tau);
+      lp = l.v, node = l.n;
+      relaxed = true;
+      goto record;
+    }
+    if (r->mode == SR_TRAIN && discrete && r->s->relax &&
+        (k = svi_relax_cat_logits(r->t, dc, &lc)) > 0) {
+      ly = gc_alloc_atomic(sizeof(AdNum) * (size_t)k);
+      for (int j = 0; j < k; j++) { /* Gumbel noise */
+        double g = -log(-log(rng_uniform(r->s->r)));
+        ly[j] = ad_scale(r->t, ad_add(r->t, lc[j], ad_const(g)), 1 / r->s->tau);
+      }
+      AdNum lz = svi_lse(r->t, k, ly);
+      v = val_vec(k);
+      v.t->ad = gc_alloc_atomic(sizeof(int32_t) * (size_t)k);
+      for (int j = 0; j < k; j++) {
+        ly[j] = ad_sub(r->t, ly[j], lz);
+        AdNum yj = ad_exp(r->t, ly[j]);
+        v.t->d[j] = yj.v, v.t->ad[j] = yj.n;
+      }
+      AdNum l = svi_concrete_lp(r->t, k, ly, lc, r->s->tau);
       lp = l.v, node = l.n;
       relaxed = true;
       goto record;
@@ -459,13 +529,19 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
       SrcPos *np = gc_alloc(sizeof(SrcPos) * (size_t)cap);
       AdNum *ny = gc_alloc_atomic(sizeof(AdNum) * (size_t)cap);
       bool *nr = gc_alloc_atomic(sizeof(bool) * (size_t)cap);
+      AdNum **nl = gc_alloc(sizeof(AdNum *) * (size_t)cap);
+      int *nk = gc_alloc_atomic(sizeof(int) * (size_t)cap);
       if (r->n) memcpy(nc, r->c, sizeof(TraceChoice) * (size_t)r->n);
       if (r->n) memcpy(np, r->pos, sizeof(SrcPos) * (size_t)r->n);
       if (r->n) memcpy(ny, r->ry, sizeof(AdNum) * (size_t)r->n);
       if (r->n) memcpy(nr, r->rel, sizeof(bool) * (size_t)r->n);
-      r->c = nc, r->pos = np, r->ry = ny, r->rel = nr, r->cap = cap;
+      if (r->n) memcpy(nl, r->rly, sizeof(AdNum *) * (size_t)r->n);
+      if (r->n) memcpy(nk, r->rk, sizeof(int) * (size_t)r->n);
+      r->c = nc, r->pos = np, r->ry = ny, r->rel = nr, r->rly = nl, r->rk = nk, r->cap = cap;
     }
     r->ry[r->n] = y;
+    r->rly[r->n] = ly;
+    r->rk[r->n] = k;
     r->rel[r->n] = relaxed;
     r->pos[r->n] = pos;
     TraceChoice *c = &r->c[r->n++];
@@ -507,6 +583,19 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
     if (!trace_value_has_shape(g->val, dc->type, dc->nsizes, dc->sizes))
       return svi_fail(d, pos, gc_printf("the guide draws '%s' as %s, but the model's is %s",
                                         addr, val_kind_name(g->val.k), ty_name(dc->type)));
+  }
+  if (r->grel && r->grel[g - r->q->c] && r->grly[g - r->q->c]) { /* a relaxed category */
+    int k = r->grk[g - r->q->c];
+    AdNum *lc = NULL;
+    if (svi_relax_cat_logits(r->t, dc, &lc) != k)
+      return svi_fail(d, pos, gc_printf("svi --relax: the guide relaxes '%s' as a category of %d, "
+                                        "but the model draws it from %s%s", addr, k, dc->fam->name,
+                                        lc ? " with another number of categories" :
+                                        ", not a scalar categorical or categorical_logit"));
+    AdNum l = svi_concrete_lp(r->t, k, r->grly[g - r->q->c], lc, r->s->tau);
+    svr_acc(r, l.v, l.n);
+    *out = g->val;
+    return HR_CONTINUE;
   }
   if (r->grel && r->grel[g - r->q->c]) { /* a relaxed choice */
     AdNum la;
@@ -575,7 +664,7 @@ static bool svi_pair(Svi *s, SviMode mode, Tape *t, AdNum *logp, AdNum *logq, Ad
   m.st = interp_start(s->in, seed, 1, mode == SR_DRAW);
   if (mode == SR_TRAIN && s->relax) {
     interp_set_relaxed(m.st, true);
-    m.gry = g.ry, m.grel = g.rel;
+    m.gry = g.ry, m.grel = g.rel, m.grly = g.rly, m.grk = g.rk;
   }
   if (t) interp_set_tape(m.st, t);
   if (interp_run(m.st, &m.h, d) != RUN_DONE) return false;
@@ -739,6 +828,78 @@ static void svi_train(Svi *s, Diag *d) {
 enum { SVI_OPT_AUTO, SVI_OPT_STAN, SVI_OPT_ADAM, SVI_OPT_SGD };
 static const char *const svi_schedules[] = {"constant", "step", "exp", "cosine", NULL};
 
+/* ---- --relax: where a relaxed category may be used ---- */
+
+/* Under --relax a categorical latent holds a point of the simplex, which has
+   a meaning only as an index (x[z]: the y-weighted sum) and where its family
+   scores it: any other use of its register is refused before training, so a
+   comparison or a loop bound never computes with a vector. */
+typedef struct RelaxUse {
+  const IrFunc *fn;
+  bool *cat;        /* per register: a scalar int drawn from categorical(_logit) */
+  const IrInstr **at; /* ... by that draw */
+  const IrInstr *bad; /* the first other use */
+  int reg;
+} RelaxUse;
+
+static void relax_mark(RelaxUse *u, const IrBlock *b) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    if (in->op == IR_SAMPLE && in->dst >= 0 && u->fn->regtypes[in->dst].ndims == 0 &&
+        u->fn->regtypes[in->dst].base == TY_INT &&
+        (!strcmp(in->dist.fam->name, "categorical") ||
+         !strcmp(in->dist.fam->name, "categorical_logit")))
+      u->cat[in->dst] = true, u->at[in->dst] = in;
+    relax_mark(u, &in->then_b), relax_mark(u, &in->else_b);
+    relax_mark(u, &in->body), relax_mark(u, &in->cond_b);
+  }
+}
+
+static void relax_use(RelaxUse *u, const IrInstr *in, int r) {
+  if (r >= 0 && r < u->fn->nregs && u->cat[r] && !u->bad) u->bad = in, u->reg = r;
+}
+
+static void relax_scan(RelaxUse *u, const IrBlock *b) {
+  for (int i = 0; i < b->n && !u->bad; i++) {
+    const IrInstr *in = &b->ins[i];
+    for (int a = 0; a < in->nargs; a++) relax_use(u, in, in->args[a]);
+    bool soft = in->op == IR_INDEX && in->nidx == 1 && in->idx[0].kind == IX_SINGLE;
+    for (int k = 0; k < in->nidx; k++) {
+      if (!soft && in->idx[k].kind != IX_ALL) relax_use(u, in, in->idx[k].lo);
+      if (in->idx[k].kind == IX_RANGE) relax_use(u, in, in->idx[k].hi);
+    }
+    for (int k = 0; k < in->dist.nparams; k++) relax_use(u, in, in->dist.params[k]);
+    for (int k = 0; k < in->nsizes; k++) relax_use(u, in, in->sizes[k]);
+    if (in->op == IR_WHILE) relax_use(u, in, in->cond);
+    if (in->op == IR_OBSERVE) relax_use(u, in, in->var);
+    relax_scan(u, &in->then_b), relax_scan(u, &in->else_b);
+    relax_scan(u, &in->body), relax_scan(u, &in->cond_b);
+  }
+}
+
+static bool svi_relax_check(const IrProgram *p, Diag *d) {
+  for (int f = -1; f < p->nfuncs; f++) {
+    RelaxUse u = {.fn = f < 0 ? &p->main : &p->funcs[f]};
+    u.cat = gc_alloc_atomic(sizeof(bool) * (size_t)(u.fn->nregs + 1));
+    memset(u.cat, 0, sizeof(bool) * (size_t)(u.fn->nregs + 1));
+    u.at = gc_alloc(sizeof(IrInstr *) * (size_t)(u.fn->nregs + 1));
+    const IrBlock *blocks[2] = {f < 0 ? &p->model_b : &u.fn->body, f < 0 ? &p->guide_b : NULL};
+    for (int b = 0; b < 2; b++)
+      if (blocks[b]) relax_mark(&u, blocks[b]);
+    for (int b = 0; b < 2; b++)
+      if (blocks[b]) relax_scan(&u, blocks[b]);
+    if (u.bad) {
+      const IrInstr *at = u.at[u.reg];
+      diag_error(d, DIAG_USAGE, u.bad->pos, "svi --relax: the categorical latent '%s' (%s) is "
+                 "used other than as an index (x[%s]); relaxed, it holds a point of the simplex, "
+                 "which only indexing can use: drop --relax (the score-function estimator takes "
+                 "any use)", at->name, svi_pos(at->pos), at->name);
+      return false;
+    }
+  }
+  return true;
+}
+
 Svi *svi_prepare(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
   const IrProgram *prog = interp_program(in);
   Svi *s = gc_alloc(sizeof(Svi));
@@ -763,6 +924,7 @@ Svi *svi_prepare(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
                "latents (docs/language.md, \"guide\"); write one, or use --engine advi");
     return NULL;
   }
+  if (s->relax && !svi_relax_check(prog, d)) return NULL;
   /* one traced run of each block: params found, latents matched */
   AdNum lp, lq;
   if (!svi_pair(s, SR_CHECK, NULL, &lp, &lq, NULL, NULL, d)) return NULL;
@@ -1001,9 +1163,9 @@ static const OptSpec svi_options[] = {
     {.name = "lr-min", .type = OPT_REAL, .def = "0", .rlo = 0, .rhi = INFINITY, .arg = "X",
      .help = "svi: the cosine schedule's final learning rate"},
     {.name = "relax", .type = OPT_BOOL, .def = "false",
-     .help = "svi: train scalar bernoulli choices through the binary Concrete (Gumbel-softmax) "
-             "relaxation instead of the score-function estimator; the model must use them "
-             "arithmetically only"},
+     .help = "svi: train scalar bernoulli and categorical choices through the Concrete "
+             "(Gumbel-softmax) relaxation instead of the score-function estimator; the model "
+             "must use bernoulli ones arithmetically, categorical ones only as indices"},
     {.name = "temperature", .type = OPT_REAL, .def = "1", .rlo = 0, .rlo_open = true,
      .rhi = INFINITY, .arg = "X", .help = "svi --relax: the relaxation's first temperature"},
     {.name = "temperature-min", .type = OPT_REAL, .def = "0.5", .rlo = 0, .rlo_open = true,

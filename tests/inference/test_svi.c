@@ -624,6 +624,120 @@ static void test_relax(void) {
          "%.3f)", mean[0], mean[1], mean[2], mean[3]);
 }
 
+/* ---- --relax with categorical choices: the Concrete, soft indexing ---- */
+
+static const char *mix3_src =
+    "data { int N; vector[N] y; }\n"
+    "model {\n"
+    "  vector[3] mu = [-2, 0, 2]';\n"
+    "  for (i in 1:N) {\n"
+    "    int z ~ categorical([0.3, 0.4, 0.3]');\n"
+    "    y[i] ~ normal(mu[z], 1);\n"
+    "  }\n"
+    "}\n"
+    "guide {\n"
+    "  param matrix[N, 3] a;\n"
+    "  for (i in 1:N) {\n"
+    "    int z ~ categorical_logit(a[i]');\n"
+    "  }\n"
+    "}\n";
+
+static void test_relax_categorical(void) {
+  static const double y[4] = {-2.5, -0.1, 0.3, 2.4}, w[3] = {0.3, 0.4, 0.3}, mu[3] = {-2, 0, 2};
+  Diag d;
+  Interp *in = compile(mix3_src, "{\"N\": 4, \"y\": [-2.5, -0.1, 0.3, 2.4]}", &d);
+  EngineOpts o = opts((const char *const[]){"grad-samples", "3", "relax", "true",
+                                            "temperature", "0.7", NULL});
+  Svi *s = in ? svi_prepare(in, &o, 0, &d) : NULL;
+  if (!tap_ok(s != NULL, "relax categorical: prepared")) {
+    tap_diag("%s", d.msg);
+    return;
+  }
+  size_t n = svi_dim(s);
+  double *x = svi_values(s), g[12], g2[12], e0, ep, em, worst = 0;
+  for (size_t j = 0; j < n && j < 12; j++) x[j] = 0.2 * (double)(j % 5) - 0.4;
+  bool ok = n == 12 && svi_gradient(s, 7, true, &e0, g, &d);
+  int zero = 0;
+  for (size_t j = 0; ok && j < n; j++) {
+    double h = 1e-5, x0 = x[j];
+    x[j] = x0 + h;
+    ok = svi_gradient(s, 7, true, &ep, g2, &d);
+    x[j] = x0 - h;
+    ok = ok && svi_gradient(s, 7, true, &em, g2, &d);
+    x[j] = x0;
+    double err = fabs((ep - em) / (2 * h) - g[j]) / (1 + fabs(g[j]));
+    if (err > worst) worst = err;
+    zero += g[j] == 0;
+  }
+  if (!tap_ok(ok && worst < 1e-6, "relax categorical: the relaxed ELBO's gradient matches "
+              "central differences (worst relative error %.2g)", worst))
+    tap_diag("%s", d.msg);
+  tap_ok(ok && zero == 0, "relax categorical: every logit has a gradient (through the soft "
+         "index and the Concrete densities)");
+  /* exact P(z[i] = k | y[i]) */
+  double ex[4][3];
+  for (int i = 0; i < 4; i++) {
+    double t = 0;
+    for (int k = 0; k < 3; k++) t += ex[i][k] = w[k] * exp(-0.5 * (y[i] - mu[k]) * (y[i] - mu[k]));
+    for (int k = 0; k < 3; k++) ex[i][k] /= t;
+  }
+  EngineOpts of = opts((const char *const[]){"iter", "3000", "lr", "0.05", "grad-samples", "4",
+                                             "lr-schedule", "cosine", "tol-rel-obj", "1e-9",
+                                             "relax", "true", NULL});
+  void *st = engine_svi.init(in, &of, 0, &d);
+  enum { ND = 4000 };
+  double fr[4][3] = {{0}};
+  int discrete = 0;
+  for (int k = 0; st && k < ND; k++) {
+    Draw dr;
+    memset(&dr, 0, sizeof dr);
+    if (!engine_svi.step(st, false, &dr, &d) || dr.nlatents != 4) break;
+    for (int i = 0; i < 4; i++) {
+      Value v = dr.latents[i].v;
+      if (v.k == V_INT && v.i >= 1 && v.i <= 3) discrete++, fr[i][v.i - 1] += 1.0 / ND;
+    }
+  }
+  tap_ok(discrete == 4 * ND, "relax categorical: draws after training are categories 1..3 "
+         "(%d of %d)", discrete, 4 * ND);
+  /* biased at a positive temperature: only the direction is checked, each
+     point's most probable component the exact one, and P(z[i] = 1) falling,
+     P(z[i] = 3) rising along the sorted data as the exact ones do */
+  bool dir = true;
+  for (int i = 0; i < 4; i++) {
+    int fa = 0, ea = 0;
+    for (int k = 1; k < 3; k++) {
+      if (fr[i][k] > fr[i][fa]) fa = k;
+      if (ex[i][k] > ex[i][ea]) ea = k;
+    }
+    dir = dir && fa == ea;
+    if (i > 0) dir = dir && fr[i][0] < fr[i - 1][0] && fr[i][2] > fr[i - 1][2];
+    tap_diag("z[%d]: fitted %.3f %.3f %.3f, exact %.3f %.3f %.3f", i + 1, fr[i][0], fr[i][1],
+             fr[i][2], ex[i][0], ex[i][1], ex[i][2]);
+  }
+  tap_ok(st && dir, "relax categorical: a fit puts each z[i]'s mode on the exact one and orders "
+         "P(z[i] = 1), P(z[i] = 3) as the exact ones");
+  /* any use other than indexing is refused before training, naming the place */
+  const char *bad = "data { int N; vector[N] y; }\n"
+                    "model {\n"
+                    "  vector[3] mu = [-2, 0, 2]';\n"
+                    "  for (i in 1:N) {\n"
+                    "    int z ~ categorical([0.3, 0.4, 0.3]');\n"
+                    "    y[i] ~ normal(z > 1 ? mu[z] : 0.0, 1);\n"
+                    "  }\n"
+                    "}\n"
+                    "guide {\n"
+                    "  param matrix[N, 3] a;\n"
+                    "  for (i in 1:N) {\n"
+                    "    int z ~ categorical_logit(a[i]');\n"
+                    "  }\n"
+                    "}\n";
+  in = compile(bad, "{\"N\": 2, \"y\": [0.1, 0.2]}", &d);
+  s = in ? svi_prepare(in, &o, 0, &d) : NULL;
+  tap_ok(in && !s && strstr(d.msg, "the categorical latent 'z' (m.ppl:5:9) is used other than as "
+                            "an index") && d.pos.line == 6,
+         "relax categorical: a comparison with the category is refused at its place");
+}
+
 int main(int argc, char **argv) {
   if (argc < 4) {
     fprintf(stderr, "usage: test_svi EXACT_PROBLEMS_DIR EXAMPLES_DIR REFERENCE_DIR\n");
@@ -639,6 +753,7 @@ int main(int argc, char **argv) {
   test_implicit(argv[1]);
   test_discrete();
   test_relax();
+  test_relax_categorical();
   test_eight_schools(argv[2], argv[3]);
   return tap_done();
 }
