@@ -100,7 +100,7 @@ struct Svi {
   bool whole;      /* run plates whole even when training (svi_gradient) */
   double baseline; /* the score-function estimator's: a decaying average of the ELBO */
   bool has_baseline;
-  /* --relax: bernoulli choices trained through the binary Concrete */
+  /* --relax: bernoulli and categorical choices trained through the Concrete */
   bool relax;
   double tau0, tau_min, tau_decay, tau;
 };
@@ -125,8 +125,12 @@ typedef struct SviRun {
   AdNum lq;
   AdNum *ry;          /* relaxed choices (--relax): the logit y of the value sigmoid(y) */
   bool *rel;          /* ... which are */
-  const AdNum *gry;   /* model run: the guide's ry, rel */
+  AdNum **rly;        /* relaxed categorical choices: log y (rk[i] of them); NULL for bernoulli */
+  int *rk;
+  const AdNum *gry;   /* model run: the guide's ry, rel, rly, rk */
   const bool *grel;
+  AdNum *const *grly;
+  const int *grk;
   const Trace *q;     /* the guide's choices, indexed (model run) */
   bool *used;         /* SR_CHECK: which of them the model drew */
 } SviRun;
@@ -309,7 +313,11 @@ static AdNum svr_acc(SviRun *r, double lp, int32_t node) {
   return term;
 }
 
-enum { RP_NORMAL, RP_STD_NORMAL, RP_LOGNORMAL, RP_CAUCHY, RP_STUDENT, RP_EXPONENTIAL, RP_FLOW };
+/* RP_IMPLICIT: any other scalar continuous family with a CDF, its draw the
+   family's own and its partials implicit (dist_implicit_dx). */
+enum {
+  RP_NORMAL, RP_STD_NORMAL, RP_LOGNORMAL, RP_CAUCHY, RP_STUDENT, RP_EXPONENTIAL, RP_IMPLICIT, RP_FLOW
+};
 
 /* The reparameterisation of dc's family (RP_*), or -1 with a message. */
 static int svi_reparam_kind(const DistCall *dc, const char *addr, char *err, size_t errsz) {
@@ -322,16 +330,19 @@ static int svi_reparam_kind(const DistCall *dc, const char *addr, char *err, siz
   else if (!strcmp(f, "student_t")) kind = RP_STUDENT;
   else if (!strcmp(f, "exponential")) kind = RP_EXPONENTIAL;
   else if (dc->fam == &dist_flow) kind = RP_FLOW;
+  else if (!dc->fam->discrete && dc->fam->lcdf1 && dc->fam->lccdf1 && !dc->fam->ctx)
+    kind = RP_IMPLICIT;
   else {
     snprintf(err, errsz, "svi: the guide's %s for '%s' cannot be reparameterised; draw it with "
-             "normal, std_normal, student_t, cauchy (real line), flow(q) (vectors), lognormal or "
-             "exponential (positive)", f, addr);
+             "a univariate continuous family with a CDF: normal, student_t, cauchy, logistic "
+             "(real line), lognormal, gamma, exponential, weibull, inv_gamma (positive), beta, "
+             "uniform (an interval); flow(q) for a vector", f, addr);
     return -1;
   }
   if (dc->truncated) {
     snprintf(err, errsz, "svi: the guide's %s for '%s' is truncated by its declared bounds, which "
-             "cannot be reparameterised; declare it without bounds (use lognormal or exponential "
-             "for a positive latent)", f, addr);
+             "cannot be reparameterised; declare it without bounds (use lognormal, gamma or "
+             "exponential for a positive latent, beta for one in (0, 1))", f, addr);
     return -1;
   }
   return kind;
@@ -387,30 +398,36 @@ static bool svi_reparam(SviRun *r, const DistCall *dc, Value *v, const char *add
   if (kind < 0) return false;
   if (kind == RP_FLOW) return svi_reparam_flow(r, dc, v, addr, err, errsz);
   size_t n = val_numel(*v);
-  double *pv[3];
-  int32_t *pn[3];
-  size_t pc[3];
-  for (int i = 0; i < dc->np && i < 3; i++) {
+  double *pv[DIST_MAX_PARAMS];
+  int32_t *pn[DIST_MAX_PARAMS];
+  size_t pc[DIST_MAX_PARAMS];
+  for (int i = 0; i < dc->np && i < DIST_MAX_PARAMS; i++) {
     pc[i] = val_numel(dc->p[i]);
     pv[i] = gc_alloc_atomic(sizeof(double) * (pc[i] ? pc[i] : 1));
     pn[i] = gc_alloc_atomic(sizeof(int32_t) * (pc[i] ? pc[i] : 1));
     val_flatten(dc->p[i], pv[i]);
     val_flatten_nodes(dc->p[i], pn[i]);
   }
-  if (kind == RP_STUDENT)
+  if (kind == RP_STUDENT) /* nu through params: no location-scale form */
     for (size_t e = 0; e < pc[0]; e++)
-      if (pn[0][e]) {
-        snprintf(err, errsz, "svi: the guide's student_t for '%s' has degrees of freedom that "
-                 "depend on params, which cannot be reparameterised; give nu as data or a "
-                 "constant", addr);
-        return false;
-      }
+      if (pn[0][e]) kind = RP_IMPLICIT;
+  if (kind == RP_IMPLICIT && !dist_call_rng(dc, r->s->r, v, err, errsz)) return false;
   Tape *t = r->t;
   int32_t *nodes = gc_alloc_atomic(sizeof(int32_t) * (n ? n : 1));
 #define P(i) ((AdNum){pv[i][pc[i] == 1 ? 0 : e], pn[i][pc[i] == 1 ? 0 : e]})
   for (size_t e = 0; e < n; e++) {
     AdNum x;
     switch (kind) {
+    case RP_IMPLICIT: {
+      double p[DIST_MAX_PARAMS], dxdp[DIST_MAX_PARAMS];
+      int32_t par[DIST_MAX_PARAMS];
+      for (int i = 0; i < dc->np; i++) p[i] = P(i).v, par[i] = P(i).n;
+      x = ad_const(trace_value_get(*v, e));
+      /* A draw where the density vanishes (a beta draw rounded to 0 or 1)
+         moves with nothing: its partials are left out, not made up. */
+      if (dist_implicit_dx(dc->fam, x.v, p, dxdp)) x.n = tape_push(t, dc->np, par, dxdp);
+      break;
+    }
     case RP_STD_NORMAL: x = ad_const(rng_normal(r->s->r)); break;
     case RP_EXPONENTIAL: x = ad_div(t, ad_const(rng_exponential(r->s->r)), P(0)); break;
     default: {
@@ -457,6 +474,50 @@ static AdNum svi_relax_lp(Tape *t, AdNum y, AdNum la, double tau) {
   return ad_add(t, ad_const(log(tau)), ad_add(t, w, ad_scale(t, sp, 2)));
 }
 
+/* ---- the Concrete (Gumbel-softmax) relaxation of categorical choices ---- */
+
+/* A scalar categorical or categorical_logit choice: its K log-probabilities
+   (or logits: the Concrete is unchanged by a shift of them) with nodes, in a
+   new array *la; K, or 0 for another choice. */
+static int svi_relax_cat_logits(Tape *t, const DistCall *dc, AdNum **la) {
+  bool logit = !strcmp(dc->fam->name, "categorical_logit");
+  if ((!logit && strcmp(dc->fam->name, "categorical")) || dc->type.ndims || dc->nsizes ||
+      dc->np != 1 || dc->p[0].k != V_VEC)
+    return 0;
+  const ValTen *p = dc->p[0].t;
+  int k = p->rows * p->cols;
+  if (k < 2) return 0;
+  *la = gc_alloc_atomic(sizeof(AdNum) * (size_t)k);
+  for (int j = 0; j < k; j++) {
+    AdNum pj = {p->d[j], p->ad ? p->ad[j] : 0};
+    (*la)[j] = logit ? pj : ad_log(t, pj);
+  }
+  return k;
+}
+
+/* log sum exp of n numbers, as recorded operations */
+static AdNum svi_lse(Tape *t, int n, const AdNum *a) {
+  double m = -INFINITY;
+  for (int j = 0; j < n; j++) m = fmax(m, a[j].v);
+  AdNum *e = gc_alloc_atomic(sizeof(AdNum) * (size_t)n);
+  for (int j = 0; j < n; j++) e[j] = ad_exp(t, ad_add(t, a[j], ad_const(-m)));
+  return ad_add(t, ad_log(t, ad_sum(t, n, e)), ad_const(m));
+}
+
+/* The log density of a Concrete(exp(la), tau) at the point y of the simplex
+   given by its logs ly (Maddison, Mnih & Teh 2017, eq. 1):
+   log (K-1)! + (K-1) log tau + sum_k (la_k - (tau+1) ly_k)
+   - K logsumexp_k (la_k - tau ly_k).  Guide and model both score y itself. */
+static AdNum svi_concrete_lp(Tape *t, int k, const AdNum *ly, const AdNum *la, double tau) {
+  AdNum *w = gc_alloc_atomic(sizeof(AdNum) * (size_t)k), *u = gc_alloc_atomic(sizeof(AdNum) * (size_t)k);
+  for (int j = 0; j < k; j++) {
+    w[j] = ad_sub(t, la[j], ad_scale(t, ly[j], tau));
+    u[j] = ad_sub(t, la[j], ad_scale(t, ly[j], tau + 1));
+  }
+  AdNum s = ad_sub(t, ad_sum(t, k, u), ad_scale(t, svi_lse(t, k, w), k));
+  return ad_add(t, s, ad_const(m_lgamma(k) + (k - 1) * log(tau)));
+}
+
 static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc, Value *out,
                                 SrcPos pos, Diag *d) {
   SviRun *r = (SviRun *)h;
@@ -466,7 +527,8 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
   if (r->guide) {
     Value v = trace_value_new(dc->type, dc->nsizes, dc->sizes);
     bool discrete = dc->fam->discrete, relaxed = false;
-    AdNum la, y = ad_const(0);
+    AdNum la, y = ad_const(0), *lc = NULL, *ly = NULL;
+    int k = 0;
     if (r->mode == SR_TRAIN && discrete && r->s->relax && svi_relax_logit(r->t, dc, &la)) {
       double u = rng_uniform(r->s->r);
       y = ad_scale(r->t, ad_add(r->t, la, ad_const(log(u) - log1p(-u))), 1 / r->s->tau);
@@ -474,6 +536,26 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
       v = val_real(z.v);
       v.ad = z.n;
       AdNum l = svi_relax_lp(r->t, y, la, r->s->tau);
+      lp = l.v, node = l.n;
+      relaxed = true;
+      goto record;
+    }
+    if (r->mode == SR_TRAIN && discrete && r->s->relax &&
+        (k = svi_relax_cat_logits(r->t, dc, &lc)) > 0) {
+      ly = gc_alloc_atomic(sizeof(AdNum) * (size_t)k);
+      for (int j = 0; j < k; j++) { /* Gumbel noise */
+        double g = -log(-log(rng_uniform(r->s->r)));
+        ly[j] = ad_scale(r->t, ad_add(r->t, lc[j], ad_const(g)), 1 / r->s->tau);
+      }
+      AdNum lz = svi_lse(r->t, k, ly);
+      v = val_vec(k);
+      v.t->ad = gc_alloc_atomic(sizeof(int32_t) * (size_t)k);
+      for (int j = 0; j < k; j++) {
+        ly[j] = ad_sub(r->t, ly[j], lz);
+        AdNum yj = ad_exp(r->t, ly[j]);
+        v.t->d[j] = yj.v, v.t->ad[j] = yj.n;
+      }
+      AdNum l = svi_concrete_lp(r->t, k, ly, lc, r->s->tau);
       lp = l.v, node = l.n;
       relaxed = true;
       goto record;
@@ -499,13 +581,19 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
       SrcPos *np = gc_alloc(sizeof(SrcPos) * (size_t)cap);
       AdNum *ny = gc_alloc_atomic(sizeof(AdNum) * (size_t)cap);
       bool *nr = gc_alloc_atomic(sizeof(bool) * (size_t)cap);
+      AdNum **nl = gc_alloc(sizeof(AdNum *) * (size_t)cap);
+      int *nk = gc_alloc_atomic(sizeof(int) * (size_t)cap);
       if (r->n) memcpy(nc, r->c, sizeof(TraceChoice) * (size_t)r->n);
       if (r->n) memcpy(np, r->pos, sizeof(SrcPos) * (size_t)r->n);
       if (r->n) memcpy(ny, r->ry, sizeof(AdNum) * (size_t)r->n);
       if (r->n) memcpy(nr, r->rel, sizeof(bool) * (size_t)r->n);
-      r->c = nc, r->pos = np, r->ry = ny, r->rel = nr, r->cap = cap;
+      if (r->n) memcpy(nl, r->rly, sizeof(AdNum *) * (size_t)r->n);
+      if (r->n) memcpy(nk, r->rk, sizeof(int) * (size_t)r->n);
+      r->c = nc, r->pos = np, r->ry = ny, r->rel = nr, r->rly = nl, r->rk = nk, r->cap = cap;
     }
     r->ry[r->n] = y;
+    r->rly[r->n] = ly;
+    r->rk[r->n] = k;
     r->rel[r->n] = relaxed;
     r->pos[r->n] = pos;
     TraceChoice *c = &r->c[r->n++];
@@ -536,7 +624,9 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
       DistCall gd = *dc;
       gd.con = g->con, gd.lower = g->lower, gd.upper = g->upper, gd.fam = g->fam;
       const char *hint = dc->con == CON_LOWER && dc->lower == 0
-                             ? "use lognormal or exponential, or a family with those bounds"
+                             ? "use lognormal, gamma or exponential, or a family with those bounds"
+                         : dc->con == CON_LOWER_UPPER && dc->lower == 0 && dc->upper == 1
+                             ? "use beta, or a family with those bounds"
                              : "use a family with that support";
       return svi_fail(d, pos, gc_printf("'%s' has support %s in the model but the guide's %s "
                                         "draws it on %s: %s", addr, svi_support(dc),
@@ -545,6 +635,19 @@ static HandlerResult svr_sample(Handler *h, const char *addr, const DistCall *dc
     if (!trace_value_has_shape(g->val, dc->type, dc->nsizes, dc->sizes))
       return svi_fail(d, pos, gc_printf("the guide draws '%s' as %s, but the model's is %s",
                                         addr, val_kind_name(g->val.k), ty_name(dc->type)));
+  }
+  if (r->grel && r->grel[g - r->q->c] && r->grly[g - r->q->c]) { /* a relaxed category */
+    int k = r->grk[g - r->q->c];
+    AdNum *lc = NULL;
+    if (svi_relax_cat_logits(r->t, dc, &lc) != k)
+      return svi_fail(d, pos, gc_printf("svi --relax: the guide relaxes '%s' as a category of %d, "
+                                        "but the model draws it from %s%s", addr, k, dc->fam->name,
+                                        lc ? " with another number of categories" :
+                                        ", not a scalar categorical or categorical_logit"));
+    AdNum l = svi_concrete_lp(r->t, k, r->grly[g - r->q->c], lc, r->s->tau);
+    svr_acc(r, l.v, l.n);
+    *out = g->val;
+    return HR_CONTINUE;
   }
   if (r->grel && r->grel[g - r->q->c]) { /* a relaxed choice */
     AdNum la;
@@ -613,7 +716,7 @@ static bool svi_pair(Svi *s, SviMode mode, Tape *t, AdNum *logp, AdNum *logq, Ad
   m.st = interp_start(s->in, seed, 1, mode == SR_DRAW);
   if (mode == SR_TRAIN && s->relax) {
     interp_set_relaxed(m.st, true);
-    m.gry = g.ry, m.grel = g.rel;
+    m.gry = g.ry, m.grel = g.rel, m.grly = g.rly, m.grk = g.rk;
   }
   if (t) interp_set_tape(m.st, t);
   if (interp_run(m.st, &m.h, d) != RUN_DONE) return false;
@@ -777,6 +880,78 @@ static void svi_train(Svi *s, Diag *d) {
 enum { SVI_OPT_AUTO, SVI_OPT_STAN, SVI_OPT_ADAM, SVI_OPT_SGD };
 static const char *const svi_schedules[] = {"constant", "step", "exp", "cosine", NULL};
 
+/* ---- --relax: where a relaxed category may be used ---- */
+
+/* Under --relax a categorical latent holds a point of the simplex, which has
+   a meaning only as an index (x[z]: the y-weighted sum) and where its family
+   scores it: any other use of its register is refused before training, so a
+   comparison or a loop bound never computes with a vector. */
+typedef struct RelaxUse {
+  const IrFunc *fn;
+  bool *cat;        /* per register: a scalar int drawn from categorical(_logit) */
+  const IrInstr **at; /* ... by that draw */
+  const IrInstr *bad; /* the first other use */
+  int reg;
+} RelaxUse;
+
+static void relax_mark(RelaxUse *u, const IrBlock *b) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    if (in->op == IR_SAMPLE && in->dst >= 0 && u->fn->regtypes[in->dst].ndims == 0 &&
+        u->fn->regtypes[in->dst].base == TY_INT &&
+        (!strcmp(in->dist.fam->name, "categorical") ||
+         !strcmp(in->dist.fam->name, "categorical_logit")))
+      u->cat[in->dst] = true, u->at[in->dst] = in;
+    relax_mark(u, &in->then_b), relax_mark(u, &in->else_b);
+    relax_mark(u, &in->body), relax_mark(u, &in->cond_b);
+  }
+}
+
+static void relax_use(RelaxUse *u, const IrInstr *in, int r) {
+  if (r >= 0 && r < u->fn->nregs && u->cat[r] && !u->bad) u->bad = in, u->reg = r;
+}
+
+static void relax_scan(RelaxUse *u, const IrBlock *b) {
+  for (int i = 0; i < b->n && !u->bad; i++) {
+    const IrInstr *in = &b->ins[i];
+    for (int a = 0; a < in->nargs; a++) relax_use(u, in, in->args[a]);
+    bool soft = in->op == IR_INDEX && in->nidx == 1 && in->idx[0].kind == IX_SINGLE;
+    for (int k = 0; k < in->nidx; k++) {
+      if (!soft && in->idx[k].kind != IX_ALL) relax_use(u, in, in->idx[k].lo);
+      if (in->idx[k].kind == IX_RANGE) relax_use(u, in, in->idx[k].hi);
+    }
+    for (int k = 0; k < in->dist.nparams; k++) relax_use(u, in, in->dist.params[k]);
+    for (int k = 0; k < in->nsizes; k++) relax_use(u, in, in->sizes[k]);
+    if (in->op == IR_WHILE) relax_use(u, in, in->cond);
+    if (in->op == IR_OBSERVE) relax_use(u, in, in->var);
+    relax_scan(u, &in->then_b), relax_scan(u, &in->else_b);
+    relax_scan(u, &in->body), relax_scan(u, &in->cond_b);
+  }
+}
+
+static bool svi_relax_check(const IrProgram *p, Diag *d) {
+  for (int f = -1; f < p->nfuncs; f++) {
+    RelaxUse u = {.fn = f < 0 ? &p->main : &p->funcs[f]};
+    u.cat = gc_alloc_atomic(sizeof(bool) * (size_t)(u.fn->nregs + 1));
+    memset(u.cat, 0, sizeof(bool) * (size_t)(u.fn->nregs + 1));
+    u.at = gc_alloc(sizeof(IrInstr *) * (size_t)(u.fn->nregs + 1));
+    const IrBlock *blocks[2] = {f < 0 ? &p->model_b : &u.fn->body, f < 0 ? &p->guide_b : NULL};
+    for (int b = 0; b < 2; b++)
+      if (blocks[b]) relax_mark(&u, blocks[b]);
+    for (int b = 0; b < 2; b++)
+      if (blocks[b]) relax_scan(&u, blocks[b]);
+    if (u.bad) {
+      const IrInstr *at = u.at[u.reg];
+      diag_error(d, DIAG_USAGE, u.bad->pos, "svi --relax: the categorical latent '%s' (%s) is "
+                 "used other than as an index (x[%s]); relaxed, it holds a point of the simplex, "
+                 "which only indexing can use: drop --relax (the score-function estimator takes "
+                 "any use)", at->name, svi_pos(at->pos), at->name);
+      return false;
+    }
+  }
+  return true;
+}
+
 Svi *svi_prepare(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
   const IrProgram *prog = interp_program(in);
   Svi *s = gc_alloc(sizeof(Svi));
@@ -801,6 +976,7 @@ Svi *svi_prepare(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
                "latents (docs/language.md, \"guide\"); write one, or use --engine advi");
     return NULL;
   }
+  if (s->relax && !svi_relax_check(prog, d)) return NULL;
   /* one traced run of each block: params found, latents matched */
   AdNum lp, lq;
   if (!svi_pair(s, SR_CHECK, NULL, &lp, &lq, NULL, NULL, d)) return NULL;
@@ -1040,9 +1216,9 @@ static const OptSpec svi_options[] = {
     {.name = "lr-min", .type = OPT_REAL, .def = "0", .rlo = 0, .rhi = INFINITY, .arg = "X",
      .help = "svi: the cosine schedule's final learning rate"},
     {.name = "relax", .type = OPT_BOOL, .def = "false",
-     .help = "svi: train scalar bernoulli choices through the binary Concrete (Gumbel-softmax) "
-             "relaxation instead of the score-function estimator; the model must use them "
-             "arithmetically only"},
+     .help = "svi: train scalar bernoulli and categorical choices through the Concrete "
+             "(Gumbel-softmax) relaxation instead of the score-function estimator; the model "
+             "must use bernoulli ones arithmetically, categorical ones only as indices"},
     {.name = "temperature", .type = OPT_REAL, .def = "1", .rlo = 0, .rlo_open = true,
      .rhi = INFINITY, .arg = "X", .help = "svi --relax: the relaxation's first temperature"},
     {.name = "temperature-min", .type = OPT_REAL, .def = "0.5", .rlo = 0, .rlo_open = true,

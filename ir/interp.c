@@ -594,6 +594,32 @@ static const Value *dist_params(Frame *f, const IrDist *ds) {
   return p;
 }
 
+/* x[z] for a relaxed category z (engine svi's Concrete relaxation: z holds a
+   point y of the simplex): sum_k y_k x[k], recorded on the tape when there is
+   one.  x must hold as many reals as y has components. */
+static bool soft_index(Tape *t, Value x, Value y, Value *out, char *err, size_t errsz) {
+  int k = y.t->rows * y.t->cols;
+  bool vec = x.k == V_VEC || x.k == V_ROWVEC, ok = vec ? x.t->rows * x.t->cols == k : x.k == V_ARR && x.a->n == k;
+  for (int j = 0; ok && !vec && j < k; j++) ok = x.a->e[j].k == V_REAL || x.a->e[j].k == V_INT;
+  if (!ok) {
+    snprintf(err, errsz, "a relaxed category (svi --relax) of %d can only index a vector or an "
+             "array of %d reals, not %s; drop --relax", k, k, op_shape_desc(x));
+    return false;
+  }
+  double v = 0, *part = gc_alloc_atomic(sizeof(double) * 2 * (size_t)k);
+  int32_t *par = gc_alloc_atomic(sizeof(int32_t) * 2 * (size_t)k);
+  for (int j = 0; j < k; j++) {
+    double xj = vec ? x.t->d[j] : val_as_real(x.a->e[j]);
+    v += y.t->d[j] * xj;
+    par[j] = y.t->ad ? y.t->ad[j] : 0, part[j] = xj;
+    par[k + j] = vec ? (x.t->ad ? x.t->ad[j] : 0) : x.a->e[j].k == V_REAL ? x.a->e[j].ad : 0;
+    part[k + j] = y.t->d[j];
+  }
+  *out = val_real(v);
+  if (t) out->ad = tape_push(t, 2 * k, par, part);
+  return true;
+}
+
 /* The value of latent `addr` (instruction ins of the top frame) into its
    register, checked against the declared shape. */
 static bool put_sample(InterpState *st, const IrInstr *ins, const char *addr, Value v, int n,
@@ -601,7 +627,8 @@ static bool put_sample(InterpState *st, const IrInstr *ins, const char *addr, Va
   Frame *f = &st->frames[st->nframes - 1];
   Type t = f->fn->regtypes[ins->dst];
   if (t.ndims == 0 && t.base == TY_REAL && v.k == V_INT) v = val_real((double)v.i);
-  bool relaxed = st->relaxed && t.ndims == 0 && t.base == TY_INT && v.k == V_REAL;
+  /* relaxed: a real (binary Concrete) or a point of the simplex (Concrete) */
+  bool relaxed = st->relaxed && t.ndims == 0 && t.base == TY_INT && (v.k == V_REAL || v.k == V_VEC);
   if (!relaxed && !op_shape_ok(v, t, n, sz64)) {
     diag_error(d, DIAG_INTERNAL, ins->pos, "handler returned %s for latent '%s' of type %s [%s]",
                op_shape_desc(v), addr, ty_name(t), sizes_text(n, sz64));
@@ -1436,6 +1463,12 @@ static inline __attribute__((always_inline)) RunStatus run_loop(InterpState *st,
           R[ins->dst] = xv.a->e[i - 1];
           break;
         }
+      }
+      if (st->relaxed && ins->nidx == 1 && ins->idx[0].kind == IX_SINGLE &&
+          R[ins->idx[0].lo].k == V_VEC) { /* x[z], z a relaxed category */
+        if (!soft_index(st->tape, xv, R[ins->idx[0].lo], &r, err, ERRSZ)) goto runtime_error;
+        R[ins->dst] = r;
+        break;
       }
       if (!op_index(R[A[0]], ins->nidx, ins->idx, R, &r, err, ERRSZ)) goto runtime_error;
       bool fresh;

@@ -973,6 +973,24 @@ static void dist_cdf_grad(const DistFamily *f, bool upper, double x, const doubl
       dp[i] = dist_cdf_dparam(upper ? f->lccdf1 : f->lcdf1, x, p, f->nparams, i);
 }
 
+bool dist_implicit_dx(const DistFamily *f, double x, const double *p, double *dxdp) {
+  if (f->discrete || !f->lcdf1 || !f->lccdf1 || f->nparams > DIST_MAX_PARAMS) return false;
+  double lf = dist_lpdf1(f, x, p);
+  if (!isfinite(lf) || !isfinite(x)) return false;
+  /* The lower tail while F <= 1/2, the upper (S = 1 - F, dS = -dF) after. */
+  double lc = f->lcdf1(x, p);
+  bool upper = !(lc < -PPL_LOG2);
+  if (upper) lc = f->lccdf1(x, p);
+  if (!isfinite(lc)) return false;
+  double dl[DIST_MAX_PARAMS], w = (upper ? 1.0 : -1.0) * exp(lc - lf);
+  dist_cdf_grad(f, upper, x, p, dl);
+  for (int i = 0; i < f->nparams; i++) {
+    bool isint = f->pdom[i] == PD_INT || f->pdom[i] == PD_INT_NONNEG;
+    dxdp[i] = isint ? 0.0 : w * dl[i];
+  }
+  return true;
+}
+
 /* Partials of lz = dist_log_mass(f, p, lo, hi) with respect to the parameters
    and the two bounds, using the same tail as dist_log_mass. */
 static void dist_log_mass_grad(const DistFamily *f, const double *p, double lo, double hi,

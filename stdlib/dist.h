@@ -257,6 +257,16 @@ bool dist_lpdf_value_ad(const DistFamily *f, Tape *t, Value x, int np, const Val
 double dist_cdf_dparam(double (*cdf)(double, const double *), double x, const double *p, int np,
                        int i);
 
+/* Implicit reparameterisation (Figurnov, Mohamed & Mnih 2018) of a draw x of
+ * a scalar continuous family with a CDF: holding u = F(x; p) fixed, x moves
+ * with the parameters as dx/dp[i] = -(dF(x; p)/dp[i]) / f(x; p).  dF/dp[i]
+ * comes from the family's log-CDF partials (lcdf_grad1, which are analytic or
+ * Richardson differences of the log CDF, dist_cdf_dparam) on the smaller tail,
+ * so that F near 1 loses no digits.  Int parameters get 0.  false (dxdp
+ * untouched) if f has no CDF, is discrete or whole-valued, or x is outside
+ * the support or its density there is 0 or infinite. */
+bool dist_implicit_dx(const DistFamily *f, double x, const double *p, double *dxdp);
+
 /* Stan's default initial value for a latent drawn from dc: uniform(-2, 2) on
  * the unconstrained scale of dc's effective constraint, mapped back (lower
  * bound lo + e^u, both bounds through the inverse logit, simplex by stick-
