@@ -793,36 +793,48 @@ static bool net_of(const Value *R, const IrInstr *ins, const int *regs, int n, c
   return false;
 }
 
-/* `param network f = mlp(...)`: the value is the flat weight vector. */
-static HandlerResult exec_param_net(InterpState *st, Frame *f, const IrInstr *ins, Handler *h,
-                                    Diag *d) {
-  NnMlp *m = gc_alloc_atomic(sizeof *m);
-  if (!net_of(f->regs, ins, ins->sizes, ins->nsizes, ins->name, m, d)) return HR_ERROR;
-  ParamSpec ps = {.type = ty_make(TY_VECTOR, 0), .nsizes = 1, .con = CON_NONE,
-                  .lower = -INFINITY, .upper = INFINITY, .net = m};
-  ps.sizes[0] = (int)m->nparams;
-  ps.init = net_initial(m, ins->name);
-  Value v = ps.init;
+/* A param whose value is a flat weight vector (a network's or a flow's): the
+   handler's value, else the initial weights ps->init.  `what` names the kind
+   in messages. */
+static HandlerResult exec_param_weights(InterpState *st, const IrInstr *ins, Handler *h,
+                                        ParamSpec *ps, size_t nweights, const char *what,
+                                        Diag *d) {
+  ps->type = ty_make(TY_VECTOR, 0);
+  ps->nsizes = 1;
+  ps->sizes[0] = (int)nweights;
+  ps->con = CON_NONE;
+  ps->lower = -INFINITY;
+  ps->upper = INFINITY;
+  Value v = ps->init;
   HandlerResult hr = HR_CONTINUE;
   const char *addr = sample_address(st, ins->name);
   if (h && h->param) {
     v = val_none();
-    hr = h->param(h, addr, &ps, &v, ins->pos, d);
+    hr = h->param(h, addr, ps, &v, ins->pos, d);
     if (hr == HR_ERROR) return handler_failed(d, ins->pos, "param");
-    if (v.k != V_VEC || (size_t)v.t->rows != m->nparams) {
-      diag_error(d, DIAG_INTERNAL, ins->pos, "handler returned %s for network '%s' (a vector of %zu weights)",
-                 op_shape_desc(v), addr, m->nparams);
+    if (v.k != V_VEC || (size_t)v.t->rows != nweights) {
+      diag_error(d, DIAG_INTERNAL, ins->pos,
+                 "handler returned %s for %s '%s' (a vector of %zu weights)", op_shape_desc(v),
+                 what, addr, nweights);
       return HR_ERROR;
     }
   }
-  f = &st->frames[st->nframes - 1];
+  Frame *f = &st->frames[st->nframes - 1];
   f->regs[ins->dst] = v;
   f->flags[ins->dst] = F_SIZED;
   return hr;
 }
 
-/* `param flow q = realnvp(D, layers, hidden)`: as a network param, the value
-   is the flat weight vector. */
+/* `param network f = mlp(...)` */
+static HandlerResult exec_param_net(InterpState *st, Frame *f, const IrInstr *ins, Handler *h,
+                                    Diag *d) {
+  NnMlp *m = gc_alloc_atomic(sizeof *m);
+  if (!net_of(f->regs, ins, ins->sizes, ins->nsizes, ins->name, m, d)) return HR_ERROR;
+  ParamSpec ps = {.net = m, .init = net_initial(m, ins->name)};
+  return exec_param_weights(st, ins, h, &ps, m->nparams, "network", d);
+}
+
+/* `param flow q = realnvp(D, layers, hidden)` */
 static HandlerResult exec_param_flow(InterpState *st, Frame *f, const IrInstr *ins, Handler *h,
                                      Diag *d) {
   Rnvp *fl = gc_alloc_atomic(sizeof *fl);
@@ -833,27 +845,8 @@ static HandlerResult exec_param_flow(InterpState *st, Frame *f, const IrInstr *i
     diag_error(d, DIAG_RUNTIME, ins->pos, "flow '%s': %s", ins->name, err);
     return HR_ERROR;
   }
-  ParamSpec ps = {.type = ty_make(TY_VECTOR, 0), .nsizes = 1, .con = CON_NONE,
-                  .lower = -INFINITY, .upper = INFINITY, .flow = fl};
-  ps.sizes[0] = (int)fl->nparams;
-  ps.init = net_flow_initial(fl, ins->name);
-  Value v = ps.init;
-  HandlerResult hr = HR_CONTINUE;
-  const char *addr = sample_address(st, ins->name);
-  if (h && h->param) {
-    v = val_none();
-    hr = h->param(h, addr, &ps, &v, ins->pos, d);
-    if (hr == HR_ERROR) return handler_failed(d, ins->pos, "param");
-    if (v.k != V_VEC || (size_t)v.t->rows != fl->nparams) {
-      diag_error(d, DIAG_INTERNAL, ins->pos, "handler returned %s for flow '%s' (a vector of %zu weights)",
-                 op_shape_desc(v), addr, fl->nparams);
-      return HR_ERROR;
-    }
-  }
-  f = &st->frames[st->nframes - 1];
-  f->regs[ins->dst] = v;
-  f->flags[ins->dst] = F_SIZED;
-  return hr;
+  ParamSpec ps = {.flow = fl, .init = net_flow_initial(fl, ins->name)};
+  return exec_param_weights(st, ins, h, &ps, fl->nparams, "flow", d);
 }
 
 static HandlerResult exec_param(InterpState *st, Frame *f, const IrInstr *ins, Handler *h,
