@@ -502,6 +502,7 @@ static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d
   a->adapt_iter = (int)engine_opt_int(o, "adapt-iter");
   a->max_iter = engine_opt_int(o, "iter");
   a->tol = engine_opt_real(o, "tol-rel-obj");
+  if (a->tol == 0) a->tol = 0.01;
   LogDensity *ld = ld_shared(in, !o->no_jit, d);
   if (!ld) return NULL;
   a->ld = ld;
@@ -668,9 +669,10 @@ const OptSpec vi_options[] = {
      .arg = "N", .help = "draws of the approximation per ELBO estimate"},
     {.name = "eval-elbo", .type = OPT_INT, .def = "100", .ilo = 1, .ihi = 100000000, .arg = "N",
      .help = "estimate the ELBO and test convergence every N iterations"},
-    {.name = "tol-rel-obj", .type = OPT_REAL, .def = "0.01", .rlo = 0, .rlo_open = true,
-     .rhi = INFINITY, .arg = "X",
-     .help = "converged when the mean or median relative ELBO change is below X"},
+    {.name = "tol-rel-obj", .type = OPT_REAL, .def = "0", .rlo = 0, .rhi = INFINITY, .arg = "X",
+     .help = "converged when the mean or median relative ELBO change is below X; 0: the "
+             "engine's default (advi 0.01, as Stan; svi runs all --iter steps, as Pyro's "
+             "SVI its num_steps)"},
     {.name = "save-params", .type = OPT_ENUM, .def = "none", .choices = advi_none,
      .or_file = true, .arg = "FILE",
      .help = "write each chain's fit to FILE (safetensors: advi's approximation, svi's params; "

@@ -867,7 +867,7 @@ static void svi_train(Svi *s, Diag *d) {
     }
     svi_trace_add(s, it, cur, rmean, rmed);
     prev = cur;
-    if (rmean < s->tol || rmed < s->tol) {
+    if (s->tol > 0 && (rmean < s->tol || rmed < s->tol)) {
       s->converged = true;
       return;
     }
@@ -1103,6 +1103,7 @@ static void *svi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     svi_train(s, d);
+    if (s->tol == 0) s->converged = true; /* the criterion is the step count, as Pyro's */
     clock_gettime(CLOCK_MONOTONIC, &t1);
     s->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
   }
