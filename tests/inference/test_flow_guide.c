@@ -4,7 +4,7 @@
  * coupling code (stdlib/realnvp.c), its sampler and inverse, its gradient in
  * the value and the weights against finite differences, the ELBO gradient of
  * svi with a flow guide against finite differences, and svi with a flow guide
- * on a banana beating a mean-field guide.
+ * on a banana (examples/banana_flow_guide.ppl) beating a mean-field guide.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,14 +156,26 @@ static void test_family_grad(void) {
 
 /* ---- programs ---- */
 
-static Interp *compile(const char *src, Diag *d) {
-  diag_init(d);
-  Ast *a = parse_string(src, strlen(src), "m.ppl", d);
-  CheckedProgram *cp = a ? check_program(a, "m.ppl", 0, NULL, d) : NULL;
+static Interp *compile_ast(Ast *a, const char *file, Diag *d) {
+  CheckedProgram *cp = a ? check_program(a, file, 0, NULL, d) : NULL;
   IrProgram *p = cp ? ir_lower(cp, d) : NULL;
   if (!p) return NULL;
   Interp *in = interp_new(p, NULL);
   return interp_load_data(in, data_empty(), d) ? in : NULL;
+}
+
+static Interp *compile(const char *src, Diag *d) {
+  diag_init(d);
+  return compile_ast(parse_string(src, strlen(src), "m.ppl", d), "m.ppl", d);
+}
+
+/* examples/banana_flow_guide.ppl: the banana below with a flow guide
+   realnvp(2, 4, 16), as users run it. */
+static const char *example;
+
+static Interp *compile_example(Diag *d) {
+  diag_init(d);
+  return compile_ast(parse_file(example, d), example, d);
 }
 
 static EngineOpts opts(const char *const *kv) {
@@ -278,33 +290,26 @@ static void test_handler_view(void) {
          "view: the weights param() gives are flow(q)'s parameter");
 }
 
-/* The banana of tests/inference/test_vi_flow_fit.c with a vector latent:
-   z1 ~ normal(0, 2), z2 ~ normal(0.5 (z1^2 - 4), 1), so log Z = 0. */
-#define BANANA_MODEL                                                                        \
-  "model {\n"                                                                               \
-  "  vector[2] z ~ std_normal();\n"                                                         \
-  "  factor(normal_lpdf(z[1] | 0, 2) + normal_lpdf(z[2] | 0.5 * (square(z[1]) - 4), 1)\n" \
-  "         - std_normal_lpdf(z));\n"                                                       \
-  "}\n"
-
-static const char *flow_src = BANANA_MODEL
-    "guide {\n"
-    "  param flow q = realnvp(2, 4, 16);\n"
-    "  vector[2] z ~ flow(q);\n"
-    "}\n";
-
-static const char *mf_src = BANANA_MODEL
+/* The example's banana (that of tests/inference/test_vi_flow_fit.c with a
+   vector latent: x1 ~ normal(0, 2), x2 ~ normal(0.5 (x1^2 - 4), 1), so
+   log Z = 0) with a mean-field guide. */
+static const char *mf_src =
+    "model {\n"
+    "  vector[2] x ~ std_normal();\n"
+    "  factor(normal_lpdf(x[1] | 0, 2) + normal_lpdf(x[2] | 0.5 * (square(x[1]) - 4), 1)\n"
+    "         - std_normal_lpdf(x));\n"
+    "}\n"
     "guide {\n"
     "  param vector[2] m;\n"
     "  param vector<lower=0>[2] s = rep_vector(1, 2);\n"
-    "  vector[2] z ~ normal(m, s);\n"
+    "  vector[2] x ~ normal(m, s);\n"
     "}\n";
 
 /* The ELBO's gradient through the reparameterised flow draw, against central
    differences of the same-noise ELBO. */
 static void test_svi_fd(void) {
   Diag d;
-  Interp *in = compile(flow_src, &d);
+  Interp *in = compile_example(&d);
   EngineOpts o = opts((const char *const[]){"grad-samples", "3", NULL});
   Svi *s = in ? svi_prepare(in, &o, 0, &d) : NULL;
   if (!tap_ok(s != NULL, "svi fd: prepared")) {
@@ -369,7 +374,7 @@ static void test_banana(void) {
                             "tol-rel-obj", "1e-9", "draws", "4000", NULL};
   EngineOpts o = opts(kv);
   Diag d;
-  Interp *fin = compile(flow_src, &d), *min = fin ? compile(mf_src, &d) : NULL;
+  Interp *fin = compile_example(&d), *min = fin ? compile(mf_src, &d) : NULL;
   double ef[S], em[S], sef[S], sem[S];
   bool ok = fin && min;
   for (int c = 0; c < S && ok; c++)
@@ -517,7 +522,12 @@ static void test_density(void) {
          fit / NTRAIN, u);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: test_flow_guide examples/banana_flow_guide.ppl\n");
+    return 2;
+  }
+  example = argv[1];
   gc_init();
   test_family();
   test_family_grad();
