@@ -681,6 +681,26 @@ static int lower_sizes(Lower *L, const AstType *at, int *out) {
   return n;
 }
 
+/* A param whose value is a flat weight vector (a network's or a flow's):
+   IR_PARAM with the layout's sizes (imm: a network's activations; none for a
+   flow), recorded in netdefs so that calls (f(x)) and flow(q) find the
+   layout.  Not an output: the weights are saved apart (safetensors). */
+static void lower_weights_param(Lower *L, const Ast *s, IrCon con, int n, int *sz, Value imm) {
+  int r = reg_new(L, s->ty, s->name);
+  map_put(&L->vars, s, r);
+  IrInstr in = ins_new(IR_PARAM, s->pos);
+  in.dst = r;
+  in.name = s->name;
+  in.con = con;
+  in.nsizes = n;
+  in.sizes = sz;
+  in.imm = imm;
+  emit(L, &in);
+  map_put(&L->nets, s, L->nnets);
+  L->netdefs = gc_grow(L->netdefs, L->nnets, &L->capnets, sizeof(IrInstr));
+  L->netdefs[L->nnets++] = in;
+}
+
 static void lower_decl(Lower *L, const Ast *s) {
   const AstType *at = s->type;
   int *sizes = int_array(at->ndims + 2);
@@ -698,37 +718,14 @@ static void lower_decl(Lower *L, const Ast *s) {
     sz[0] = lower_expr(L, e->list.items[0]);
     for (int i = 0; i < hid->list.n; i++) sz[i + 1] = lower_expr(L, hid->list.items[i]);
     sz[n - 1] = lower_expr(L, e->list.items[2]);
-    int r = reg_new(L, s->ty, s->name);
-    map_put(&L->vars, s, r);
-    IrInstr in = ins_new(IR_PARAM, s->pos);
-    in.dst = r;
-    in.name = s->name;
-    in.con = con;
-    in.nsizes = n;
-    in.sizes = sz;
-    in.imm = val_int(e->ival);
-    emit(L, &in);
-    map_put(&L->nets, s, L->nnets);
-    L->netdefs = gc_grow(L->netdefs, L->nnets, &L->capnets, sizeof(IrInstr));
-    L->netdefs[L->nnets++] = in;
-    return; /* not an output: a network's weights are saved apart (safetensors) */
+    lower_weights_param(L, s, con, n, sz, val_int(e->ival));
+    return;
   }
   if (s->is_param && s->ty.base == TY_FLOW) { /* param flow q = realnvp(D, layers, hidden); */
     int *sz = int_array(3);
     for (int i = 0; i < 3; i++) sz[i] = lower_expr(L, s->a->list.items[i]);
-    int r = reg_new(L, s->ty, s->name);
-    map_put(&L->vars, s, r);
-    IrInstr in = ins_new(IR_PARAM, s->pos);
-    in.dst = r;
-    in.name = s->name;
-    in.con = con;
-    in.nsizes = 3;
-    in.sizes = sz;
-    emit(L, &in);
-    map_put(&L->nets, s, L->nnets); /* flow(q) repeats its sizes, as f(x) a network's */
-    L->netdefs = gc_grow(L->netdefs, L->nnets, &L->capnets, sizeof(IrInstr));
-    L->netdefs[L->nnets++] = in;
-    return; /* not an output: its weights are saved apart (safetensors) */
+    lower_weights_param(L, s, con, 3, sz, val_none());
+    return;
   }
   if (s->is_param) { /* param T x [= init]; (the checker keeps it at the model's top level) */
     int init = s->a ? lower_as(L, s->a, s->ty) : -1;
