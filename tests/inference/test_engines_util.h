@@ -82,6 +82,18 @@ __attribute__((unused)) static int toutput(const Interp *in, const char *name) {
   return -1;
 }
 
+/* Engine options from name/value pairs (NULL-terminated), the others at their
+ * defaults; a refused pair is a TAP diagnostic. */
+__attribute__((unused)) static EngineOpts topts(const char *const *kv) {
+  EngineOpts o;
+  engine_opts_default(&o);
+  Diag d;
+  diag_init(&d);
+  for (int i = 0; kv && kv[i]; i += 2)
+    if (!engine_opts_set(&o, kv[i], kv[i + 1], &d)) tap_diag("option %s: %s", kv[i], d.msg);
+  return o;
+}
+
 /* A chain of one engine: n kept draws of the scalar outputs asked for
  * (element `elem` of output `out[j]`, in val_flatten order), plus lp and
  * log weights. */

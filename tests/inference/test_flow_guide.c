@@ -178,16 +178,6 @@ static Interp *compile_example(Diag *d) {
   return compile_ast(parse_file(example, d), example, d);
 }
 
-static EngineOpts opts(const char *const *kv) {
-  EngineOpts o;
-  engine_opts_default(&o);
-  Diag d;
-  diag_init(&d);
-  for (int i = 0; kv && kv[i]; i += 2)
-    if (!engine_opts_set(&o, kv[i], kv[i + 1], &d)) tap_diag("option %s: %s", kv[i], d.msg);
-  return o;
-}
-
 /* ---- what an engine sees: param() with the flow's layout, flow(q)'s call ---- */
 
 typedef struct FH {
@@ -310,7 +300,7 @@ static const char *mf_src =
 static void test_svi_fd(void) {
   Diag d;
   Interp *in = compile_example(&d);
-  EngineOpts o = opts((const char *const[]){"grad-samples", "3", NULL});
+  EngineOpts o = topts((const char *const[]){"grad-samples", "3", NULL});
   Svi *s = in ? svi_prepare(in, &o, 0, &d) : NULL;
   if (!tap_ok(s != NULL, "svi fd: prepared")) {
     tap_diag("%s", d.msg);
@@ -372,7 +362,7 @@ static void test_banana(void) {
   enum { S = 4 };
   const char *const kv[] = {"iter", "2000", "lr", "0.003", "grad-samples", "8",
                             "tol-rel-obj", "1e-9", "draws", "4000", NULL};
-  EngineOpts o = opts(kv);
+  EngineOpts o = topts(kv);
   Diag d;
   Interp *fin = compile_example(&d), *min = fin ? compile(mf_src, &d) : NULL;
   double ef[S], em[S], sef[S], sem[S];
@@ -473,7 +463,7 @@ static bool density_run(const char *src, Value y, const char *const *kv, double 
   tdata_add(&td, "N", val_int(y.a->n));
   tdata_add(&td, "y", y);
   Interp *in = tcompile(src, &td, d);
-  EngineOpts o = opts(kv);
+  EngineOpts o = topts(kv);
   void *st = in ? engine_svi.init(in, &o, 0, d) : NULL;
   if (!st) return false;
   ViReport rep;

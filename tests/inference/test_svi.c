@@ -43,23 +43,6 @@ static Interp *compile(const char *src, const char *json, Diag *d) {
   return ds && interp_load_data(in, ds, d) ? in : NULL;
 }
 
-static EngineOpts opts(const char *const *kv) {
-  EngineOpts o;
-  engine_opts_default(&o);
-  Diag d;
-  diag_init(&d);
-  for (int i = 0; kv && kv[i]; i += 2)
-    if (!engine_opts_set(&o, kv[i], kv[i + 1], &d)) tap_diag("option %s: %s", kv[i], d.msg);
-  return o;
-}
-
-static int output_index(const Interp *in, const char *name) {
-  const IrProgram *p = interp_program(in);
-  for (int i = 0; i < p->noutputs; i++)
-    if (strcmp(p->outputs[i].name, name) == 0) return i;
-  return -1;
-}
-
 /* ---- the gradient against central differences of the same-noise ELBO ---- */
 
 static void test_fd(void) {
@@ -84,7 +67,7 @@ static void test_fd(void) {
       "}\n";
   Diag d;
   Interp *in = compile(src, "{\"N\": 4, \"y\": [0.5, 1.5, -0.3, 2.2]}", &d);
-  EngineOpts o = opts((const char *const[]){"grad-samples", "3", NULL});
+  EngineOpts o = topts((const char *const[]){"grad-samples", "3", NULL});
   Svi *s = in ? svi_prepare(in, &o, 0, &d) : NULL;
   if (!tap_ok(s != NULL, "fd: prepared")) {
     tap_diag("%s", d.msg);
@@ -137,7 +120,7 @@ static void test_plate_unbiased(void) {
   Diag d;
   Interp *in = compile(src, "{\"N\": 10, \"y\": [0.1, 1.2, -0.7, 2.5, 0.3, 1.9, -1.4, 0.8, "
                             "3.1, 0.0]}", &d);
-  EngineOpts o = opts(NULL);
+  EngineOpts o = topts(NULL);
   Svi *s = in ? svi_prepare(in, &o, 0, &d) : NULL;
   if (!tap_ok(s != NULL, "plate: prepared")) {
     tap_diag("%s", d.msg);
@@ -266,11 +249,11 @@ static void test_exact_fit(const char *problems, const char *name, const char *v
   double logz = json_number_value(json_object_get(ex, "log_evidence"));
   Diag d;
   Interp *in = compile(src, data, &d);
-  EngineOpts o = opts(kv);
+  EngineOpts o = topts(kv);
   enum { C = 8, N = 1000 };
   double **x = alloc_draws(C, N);
   ViReport rep[C];
-  bool ok = in && run_svi(in, &o, C, N, output_index(in, var), 0, x, rep, &d);
+  bool ok = in && run_svi(in, &o, C, N, toutput(in, var), 0, x, rep, &d);
   if (!tap_ok(ok, "%s: %d fits of %d draws", name, C, N)) {
     tap_diag("%s", d.msg);
     return;
@@ -363,11 +346,11 @@ static void test_ml(void) {
   for (int i = 0; i < n; i++) v += (y[i] - ybar) * (y[i] - ybar) / n;
   Diag d;
   Interp *in = compile(src, "{\"N\": 6, \"y\": [2.1, 3.4, 0.7, 5.0, 4.2, 3.3]}", &d);
-  EngineOpts o = opts((const char *const[]){"iter", "4000", "lr", "0.05", "lr-schedule", "cosine",
+  EngineOpts o = topts((const char *const[]){"iter", "4000", "lr", "0.05", "lr-schedule", "cosine",
                                             "tol-rel-obj", "1e-12", "chains", "1", NULL});
   double **mu = alloc_draws(1, 2), **s = alloc_draws(1, 2);
-  bool ok = in && run_svi(in, &o, 1, 2, output_index(in, "mu"), 0, mu, NULL, &d) &&
-            run_svi(in, &o, 1, 2, output_index(in, "s"), 0, s, NULL, &d);
+  bool ok = in && run_svi(in, &o, 1, 2, toutput(in, "mu"), 0, mu, NULL, &d) &&
+            run_svi(in, &o, 1, 2, toutput(in, "s"), 0, s, NULL, &d);
   if (!tap_ok(ok, "ml: fitted")) {
     tap_diag("%s", d.msg);
     return;
@@ -389,9 +372,9 @@ static void test_determinism(const char *examples) {
   char *data = slurp(path);
   Diag d;
   Interp *in = src && data ? compile(src, data, &d) : NULL;
-  EngineOpts o = opts((const char *const[]){"iter", "300", NULL});
+  EngineOpts o = topts((const char *const[]){"iter", "300", NULL});
   double **a = alloc_draws(1, 20), **b = alloc_draws(1, 20);
-  int col = in ? output_index(in, "tau") : -1;
+  int col = in ? toutput(in, "tau") : -1;
   bool ok = in && run_svi(in, &o, 1, 20, col, 0, a, NULL, &d) &&
             run_svi(in, &o, 1, 20, col, 0, b, NULL, &d);
   tap_ok(ok && memcmp(a[0], b[0], 20 * sizeof(double)) == 0, "determinism: a seed repeats its "
@@ -411,12 +394,12 @@ static void test_save_load(const char *examples) {
   Interp *in = src && data && dir ? compile(src, data, &d) : NULL;
   if (!tap_ok(in != NULL, "save/load: compiled")) return;
   const char *file = gc_printf("%s/fit.safetensors", dir);
-  EngineOpts os = opts((const char *const[]){"iter", "500", "chains", "1", "save-params", file,
+  EngineOpts os = topts((const char *const[]){"iter", "500", "chains", "1", "save-params", file,
                                              NULL});
-  EngineOpts ol = opts((const char *const[]){"iter", "500", "chains", "1", "load-params", file,
+  EngineOpts ol = topts((const char *const[]){"iter", "500", "chains", "1", "load-params", file,
                                              NULL});
   enum { N = 50 };
-  int cols[2] = {output_index(in, "mu"), output_index(in, "theta")}, els[2] = {0, 3};
+  int cols[2] = {toutput(in, "mu"), toutput(in, "theta")}, els[2] = {0, 3};
   double **a[2] = {alloc_draws(1, N), alloc_draws(1, N)}, **b[2] = {alloc_draws(1, N),
                                                                      alloc_draws(1, N)};
   bool ok = run_svi_n(in, &os, 1, N, 2, cols, els, a, NULL, &d) &&
@@ -450,7 +433,7 @@ static void test_eight_schools(const char *examples, const char *refdir) {
   Diag d;
   Interp *in = src && data && params ? compile(src, data, &d) : NULL;
   if (!tap_ok(in != NULL, "eight schools: compiled with the reference read")) return;
-  EngineOpts o = opts((const char *const[]){"iter", "6000", "lr-schedule", "cosine",
+  EngineOpts o = topts((const char *const[]){"iter", "6000", "lr-schedule", "cosine",
                                             "lr-min", "0.001", "tol-rel-obj", "1e-9", NULL});
   enum { C = 4, N = 1000 };
   const char *names[10] = {"mu", "tau"};
@@ -458,7 +441,7 @@ static void test_eight_schools(const char *examples, const char *refdir) {
   double **x[10];
   for (int k = 0; k < 10; k++) {
     if (k >= 2) names[k] = gc_printf("theta[%d]", k - 1);
-    cols[k] = output_index(in, k >= 2 ? "theta" : names[k]);
+    cols[k] = toutput(in, k >= 2 ? "theta" : names[k]);
     els[k] = k >= 2 ? k - 2 : 0;
     x[k] = alloc_draws(C, N);
   }
@@ -513,7 +496,7 @@ static void test_discrete(void) {
   }
   Diag d;
   Interp *in = compile(src, "{\"N\": 4, \"y\": [-1.2, 0.4, 1.1, 2.5]}", &d);
-  EngineOpts o = opts((const char *const[]){"iter", "3000", "lr", "0.05", "lr-schedule", "cosine",
+  EngineOpts o = topts((const char *const[]){"iter", "3000", "lr", "0.05", "lr-schedule", "cosine",
                                             "grad-samples", "4", "tol-rel-obj", "1e-9", NULL});
   enum { C = 8, N = 1000 };
   int cols[4], els[4] = {0, 0, 0, 0};
@@ -578,7 +561,7 @@ static const char *mix_src =
 static void test_relax(void) {
   Diag d;
   Interp *in = compile(mix_src, "{\"N\": 4, \"y\": [-1.2, 0.4, 1.1, 2.5]}", &d);
-  EngineOpts o = opts((const char *const[]){"grad-samples", "3", "relax", "true",
+  EngineOpts o = topts((const char *const[]){"grad-samples", "3", "relax", "true",
                                             "temperature", "0.7", NULL});
   Svi *s = in ? svi_prepare(in, &o, 0, &d) : NULL;
   if (!tap_ok(s != NULL, "relax: prepared")) {
@@ -607,7 +590,7 @@ static void test_relax(void) {
   /* a fit: the relaxation is biased at a positive temperature, so only the
      direction is checked: each P(z[i] = 1) on the exact posterior's side of
      0.5 (0.003, 0.24, 0.72, 0.994) */
-  EngineOpts of = opts((const char *const[]){"iter", "3000", "lr", "0.05", "grad-samples", "4",
+  EngineOpts of = topts((const char *const[]){"iter", "3000", "lr", "0.05", "grad-samples", "4",
                                              "lr-schedule", "cosine", "tol-rel-obj", "1e-9",
                                              "relax", "true", NULL});
   void *st = engine_svi.init(in, &of, 0, &d);
@@ -646,7 +629,7 @@ static void test_relax_categorical(void) {
   static const double y[4] = {-2.5, -0.1, 0.3, 2.4}, w[3] = {0.3, 0.4, 0.3}, mu[3] = {-2, 0, 2};
   Diag d;
   Interp *in = compile(mix3_src, "{\"N\": 4, \"y\": [-2.5, -0.1, 0.3, 2.4]}", &d);
-  EngineOpts o = opts((const char *const[]){"grad-samples", "3", "relax", "true",
+  EngineOpts o = topts((const char *const[]){"grad-samples", "3", "relax", "true",
                                             "temperature", "0.7", NULL});
   Svi *s = in ? svi_prepare(in, &o, 0, &d) : NULL;
   if (!tap_ok(s != NULL, "relax categorical: prepared")) {
@@ -681,7 +664,7 @@ static void test_relax_categorical(void) {
     for (int k = 0; k < 3; k++) t += ex[i][k] = w[k] * exp(-0.5 * (y[i] - mu[k]) * (y[i] - mu[k]));
     for (int k = 0; k < 3; k++) ex[i][k] /= t;
   }
-  EngineOpts of = opts((const char *const[]){"iter", "3000", "lr", "0.05", "grad-samples", "4",
+  EngineOpts of = topts((const char *const[]){"iter", "3000", "lr", "0.05", "grad-samples", "4",
                                              "lr-schedule", "cosine", "tol-rel-obj", "1e-9",
                                              "relax", "true", NULL});
   void *st = engine_svi.init(in, &of, 0, &d);
