@@ -227,17 +227,6 @@ static bool advi_adapt(Advi *a, double *eta, bool *found, Diag *d) {
   return true;
 }
 
-static double advi_median(int n, const double *x) {
-  double s[64];
-  memcpy(s, x, sizeof(double) * (size_t)n);
-  for (int i = 1; i < n; i++) /* n is small: insertion sort */
-    for (int j = i; j > 0 && s[j - 1] > s[j]; j--) {
-      double t = s[j];
-      s[j] = s[j - 1], s[j - 1] = t;
-    }
-  return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-}
-
 static void advi_trace(Advi *a, long iter, double elbo, double rmean, double rmed) {
   if (a->ntrace == a->captrace) {
     int cap = a->captrace ? 2 * a->captrace : 32;
@@ -255,8 +244,8 @@ static bool advi_fit(Advi *a, Diag *d) {
   enum { CB_MAX = 64 };
   int cb = (int)fmax(0.1 * (double)a->max_iter / a->eval_elbo, 2.0);
   if (cb > CB_MAX) cb = CB_MAX;
-  double buf[CB_MAX];
-  int nbuf = 0, head = 0;
+  ViRelTest rt;
+  vi_reltest_init(&rt, cb);
   double elbo = 0, prev = -DBL_MAX; /* the first change is 1, as Stan prints it */
   advi_reset(a);
   for (long k = 1; k <= a->max_iter; k++) {
@@ -286,13 +275,8 @@ static bool advi_fit(Advi *a, Diag *d) {
     }
     double rel = fabs((elbo - prev) / prev);
     prev = elbo;
-    buf[head] = rel;
-    head = (head + 1) % cb;
-    if (nbuf < cb) nbuf++;
-    double mean = 0;
-    for (int i = 0; i < nbuf; i++) mean += buf[i];
-    mean /= nbuf;
-    double med = advi_median(nbuf, buf);
+    double mean, med;
+    vi_reltest_push(&rt, rel, &mean, &med);
     advi_trace(a, k, elbo, mean, med);
     if (mean < a->tol || med < a->tol) {
       a->converged = true;

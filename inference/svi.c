@@ -44,6 +44,7 @@
 #include "csv.h"
 #include "svi.h"
 #include "trace.h"
+#include "vi.h"
 
 #define SVI_TRIES 10 /* noise redrawn when a step's ELBO is not finite */
 
@@ -746,11 +747,6 @@ static void svi_trace_add(Svi *s, long iter, double elbo, double rmean, double r
   r[0] = (double)iter, r[1] = elbo, r[2] = rmean, r[3] = rmed;
 }
 
-static int svi_cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
 /* The mean of grad_samples ELBO samples into *elbo and its gradient with
    respect to x into grad, with fresh plate subsets. */
 static bool svi_grad(Svi *s, double *elbo, double *grad, Diag *d) {
@@ -837,13 +833,12 @@ static bool svi_elbo(Svi *s, double *out, Diag *d) {
 }
 
 /* Stan's convergence test on the ELBO's relative changes: the mean or the
-   median of the recent ones (a circular buffer) below tol.  Here each ELBO
+   median of the recent ones (vi_reltest) below tol.  Here each ELBO
    value is the mean of the training estimates over eval_elbo steps. */
 static void svi_train(Svi *s, Diag *d) {
   int cb = (int)fmax(0.1 * (double)s->max_iter / s->eval_elbo, 2.0);
-  double *rel = gc_alloc_atomic(sizeof(double) * (size_t)cb), *tmp = gc_alloc_atomic(
-                                                                   sizeof(double) * (size_t)cb);
-  int nrel = 0;
+  ViRelTest rt;
+  vi_reltest_init(&rt, cb);
   double window = 0, prev = NAN;
   for (long it = 1; it <= s->max_iter; it++) {
     double e;
@@ -855,16 +850,7 @@ static void svi_train(Svi *s, Diag *d) {
     double cur = window / s->eval_elbo;
     window = 0;
     double rmean = NAN, rmed = NAN;
-    if (!isnan(prev)) {
-      rel[nrel % cb] = fabs((cur - prev) / cur);
-      nrel++;
-      int m = nrel < cb ? nrel : cb;
-      double sum = 0;
-      for (int i = 0; i < m; i++) sum += rel[i], tmp[i] = rel[i];
-      qsort(tmp, (size_t)m, sizeof(double), svi_cmp);
-      rmean = sum / m;
-      rmed = m % 2 ? tmp[m / 2] : 0.5 * (tmp[m / 2 - 1] + tmp[m / 2]);
-    }
+    if (!isnan(prev)) vi_reltest_push(&rt, fabs((cur - prev) / cur), &rmean, &rmed);
     svi_trace_add(s, it, cur, rmean, rmed);
     prev = cur;
     if (s->tol > 0 && (rmean < s->tol || rmed < s->tol)) {

@@ -110,3 +110,27 @@ ViFamily *vi_fullrank_new(size_t dim) {
 }
 
 void vi_family_free(ViFamily *f) { (void)f; /* GC memory */ }
+
+/* ---- Stan's relative-ELBO test ---- */
+
+void vi_reltest_init(ViRelTest *t, int cb) {
+  t->cb = cb;
+  t->n = t->head = 0;
+  t->buf = gc_alloc_atomic(sizeof(double) * 2 * (size_t)cb); /* the buffer, then a sorted copy */
+}
+
+void vi_reltest_push(ViRelTest *t, double rel, double *mean, double *median) {
+  t->buf[t->head] = rel;
+  t->head = (t->head + 1) % t->cb;
+  if (t->n < t->cb) t->n++;
+  int n = t->n;
+  double sum = 0, *s = t->buf + t->cb;
+  for (int i = 0; i < n; i++) sum += t->buf[i], s[i] = t->buf[i];
+  for (int i = 1; i < n; i++) /* n is small: insertion sort */
+    for (int j = i; j > 0 && s[j - 1] > s[j]; j--) {
+      double x = s[j];
+      s[j] = s[j - 1], s[j - 1] = x;
+    }
+  *mean = sum / n;
+  *median = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+}

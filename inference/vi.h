@@ -56,4 +56,15 @@ ViFamily *vi_fullrank_new(size_t dim);
 ViFamily *vi_flow_new(size_t dim, int layers, int hidden, Rng *r);
 void vi_family_free(ViFamily *f);
 
+/* Stan's convergence test of the ELBO (advi and svi): the mean and the median
+ * of the last cb relative changes, kept in a circular buffer.  Each engine
+ * computes its relative change and its stopping rule from these. */
+typedef struct ViRelTest {
+  int cb, n, head;
+  double *buf;
+} ViRelTest;
+void vi_reltest_init(ViRelTest *t, int cb);
+/* Add a relative change; the buffer's mean and median into *mean, *median. */
+void vi_reltest_push(ViRelTest *t, double rel, double *mean, double *median);
+
 #endif
