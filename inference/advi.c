@@ -386,7 +386,7 @@ static bool advi_save(const Advi *a, const char *path, Diag *d) {
     s->data = q->phi + off;
     off += s->numel;
   }
-  st_set_ppl_meta(&f, advi_hash(a));
+  st_set_ppl_meta(&f, advi_hash(a), ST_KIND_ADVI);
   StMeta *meta = gc_alloc(sizeof(StMeta) * (size_t)(f.nmeta + 3));
   memcpy(meta, f.meta, sizeof(StMeta) * (size_t)f.nmeta);
   meta[f.nmeta++] = (StMeta){"family", q->name};

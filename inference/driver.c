@@ -1167,6 +1167,7 @@ bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
   r->eo = o->eng;
   r->prog = progress_new(stderr, (ProgressMode)o->progress, m, r->warmup, r->iters);
   if (r->prog) r->eo.progress = dr_engine_progress, r->eo.progress_ctx = r->prog;
+  r->eo.interrupt = o->interrupt;
 
   const IrProgram *prog = in ? interp_program(in) : NULL;
   bool ok = driver_check_outputs(eng, o, prog, noutputs, outputs, d) &&

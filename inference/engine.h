@@ -10,6 +10,8 @@
 #ifndef PPL_ENGINE_H
 #define PPL_ENGINE_H
 
+#include <stdatomic.h>
+
 #include "../ir/interp.h"
 #include "options.h"
 #include "summary.h"
@@ -56,7 +58,15 @@ typedef struct EngineOpts {
      driver; NULL = nobody listens.  Call it through engine_progress. */
   void (*progress)(void *ctx, int chain, long done, long total, const char *unit);
   void *progress_ctx;
+  /* The host's stop flag (DriverOpts.interrupt; NULL = none): an engine whose
+     init runs long (a training loop) polls it with engine_interrupted and stops
+     early, keeping what it has (svi and npe save the params trained so far). */
+  atomic_int *interrupt;
 } EngineOpts;
+
+static inline bool engine_interrupted(const EngineOpts *o) {
+  return o->interrupt && atomic_load(o->interrupt);
+}
 
 /* Chain `chain` has done `done` of `total` (0: not known) `unit`s ("event")
  * of its current step. */

@@ -1026,7 +1026,7 @@ static bool svi_save(Svi *s, const char *path, Diag *d) {
                             &f.tensors[i], &err))
       break;
   if (!err) {
-    st_set_ppl_meta(&f, ir_program_hash(interp_program(s->in)));
+    st_set_ppl_meta(&f, ir_program_hash(interp_program(s->in)), ST_KIND_SVI);
     StMeta *meta = gc_alloc(sizeof(StMeta) * (size_t)(f.nmeta + 2));
     memcpy(meta, f.meta, sizeof(StMeta) * (size_t)f.nmeta);
     meta[f.nmeta++] = (StMeta){"family", "guide"};

@@ -407,12 +407,13 @@ const char *st_meta_get(const StFile *f, const char *key) {
   return NULL;
 }
 
-void st_set_ppl_meta(StFile *f, uint64_t model_hash) {
-  f->meta = gc_alloc(sizeof(StMeta) * 3);
+void st_set_ppl_meta(StFile *f, uint64_t model_hash, const char *kind) {
+  f->meta = gc_alloc(sizeof(StMeta) * 4);
   f->meta[0] = (StMeta){"format", ST_FORMAT};
   f->meta[1] = (StMeta){"version", ST_VERSION};
   f->meta[2] = (StMeta){"model_hash", gc_printf("%016" PRIx64, model_hash)};
   f->nmeta = 3;
+  if (kind) f->meta[f->nmeta++] = (StMeta){"kind", kind};
 }
 
 bool st_check_meta(const StFile *f, const char *file, uint64_t expected, const char **err) {

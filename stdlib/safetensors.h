@@ -26,6 +26,13 @@
 #define ST_MAXRANK 8
 #define ST_FORMAT "ppl-params"
 #define ST_VERSION "1"
+/* The "kind" metadata: which engine trained the file.  advi's q; svi's
+ * params (a guide, and the model's params); npe's conditional flow and
+ * summary network (`ppl train --amortize`).  The amortized engine reads
+ * "svi" and "npe" files. */
+#define ST_KIND_ADVI "advi"
+#define ST_KIND_SVI "svi"
+#define ST_KIND_NPE "npe"
 
 typedef struct StTensor {
   const char *name;
@@ -69,8 +76,9 @@ bool st_tensor_of_value(const char *name, Value v, StTensor *out, const char **e
  * has shape [3], the program's value has shape [4]" (`file` names the file). */
 bool st_value_of_tensor(const char *file, const StTensor *t, Value like, Value *out, const char **err);
 
-/* Replace f's metadata with ppl's: format, version, model_hash. */
-void st_set_ppl_meta(StFile *f, uint64_t model_hash);
+/* Replace f's metadata with ppl's: format, version, model_hash, and kind
+ * (what wrote it and what reads it back: ST_KIND_*; NULL = no kind). */
+void st_set_ppl_meta(StFile *f, uint64_t model_hash, const char *kind);
 /* Whether f (read from `file`) is a ppl parameter file of this version trained
  * for the program with hash `expected`:
  * "params.safetensors: trained for another program (model hash 1a2b...,

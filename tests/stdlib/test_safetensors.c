@@ -49,7 +49,7 @@ static void test_round_trip(void) {
       {.name = "enc.w", .rank = 2, .shape = {2, 3}, .numel = 6, .data = w},
   };
   StFile f = {.ntensors = 3, .tensors = ts};
-  st_set_ppl_meta(&f, 0x1a2b3c4d5e6f7081ull);
+  st_set_ppl_meta(&f, 0x1a2b3c4d5e6f7081ull, NULL);
   char path[] = "/tmp/ppl_st_XXXXXX";
   int fd = mkstemp(path);
   close(fd);
@@ -91,7 +91,7 @@ static void test_exact_bytes(void) {
   double v[2] = {1.0, -2.0};
   StTensor t = {.name = "w", .rank = 1, .shape = {2}, .numel = 2, .data = v};
   StFile f = {.ntensors = 1, .tensors = &t};
-  st_set_ppl_meta(&f, 0xabcull);
+  st_set_ppl_meta(&f, 0xabcull, NULL);
   size_t n;
   const char *err = NULL;
   unsigned char *b = st_encode(&f, &n, &err);
@@ -316,7 +316,7 @@ static void test_values(void) {
   StTensor two[2];
   OK_ERR(st_tensor_of_value("m", m, &two[0], &err) && st_tensor_of_value("v", v, &two[1], &err), "two values");
   StFile f = {.ntensors = 2, .tensors = two};
-  st_set_ppl_meta(&f, 42);
+  st_set_ppl_meta(&f, 42, NULL);
   size_t n;
   unsigned char *b = st_encode(&f, &n, &err);
   StFile *g = b ? st_decode("p.safetensors", b, n, &err) : NULL;
