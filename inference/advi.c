@@ -21,7 +21,6 @@
  * optimisation's, so q saved with --save-params and read back with
  * --load-params (which skips the optimisation) gives the same draws bit for
  * bit under the same seed. */
-#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,7 +245,7 @@ static bool advi_fit(Advi *a, Diag *d) {
   if (cb > CB_MAX) cb = CB_MAX;
   ViRelTest rt;
   vi_reltest_init(&rt, cb);
-  double elbo = 0, prev = -DBL_MAX; /* the first change is 1, as Stan prints it */
+  double elbo = 0, prev = 0; /* Stan's start: the first change is 1 */
   advi_reset(a);
   for (long k = 1; k <= a->max_iter; k++) {
     bool finite;
@@ -273,7 +272,7 @@ static bool advi_fit(Advi *a, Diag *d) {
                  diag_failed(&a->last_fail) ? gc_printf("%s)", a->last_fail.msg) : "");
       return false;
     }
-    double rel = fabs((elbo - prev) / prev);
+    double rel = fabs((prev - elbo) / elbo); /* Stan's rel_difference(elbo, elbo_prev) */
     prev = elbo;
     double mean, med;
     vi_reltest_push(&rt, rel, &mean, &med);
