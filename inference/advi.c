@@ -183,6 +183,14 @@ static void advi_update(Advi *a, long k, double eta) {
   }
 }
 
+/* False once the host interrupts (EngineOpts.interrupt): the fit stops
+ * there, and the driver ends the chain without draws. */
+static bool advi_go_on(Advi *a, Diag *d) {
+  if (!engine_interrupted(a->o)) return true;
+  diag_error(d, DIAG_RUNTIME, (SrcPos){0}, "advi: interrupted during the fit");
+  return false;
+}
+
 static void advi_reset(Advi *a) {
   memcpy(a->q->phi, a->phi0, sizeof(double) * a->q->nparams);
 }
@@ -203,7 +211,7 @@ static bool advi_adapt(Advi *a, double *eta, bool *found, Diag *d) {
     advi_reset(a);
     bool finite = true;
     for (long k = 1; k <= a->adapt_iter && finite; k++) {
-      if (!advi_grad(a, &finite, d)) return false;
+      if (!advi_grad(a, &finite, d) || !advi_go_on(a, d)) return false;
       if (finite) advi_update(a, k, seq[e]);
       engine_progress(a->o, a->chain, (long)e * a->adapt_iter + k, (long)nseq * a->adapt_iter,
                       "adaptation iteration");
@@ -249,7 +257,7 @@ static bool advi_fit(Advi *a, Diag *d) {
   advi_reset(a);
   for (long k = 1; k <= a->max_iter; k++) {
     bool finite;
-    if (!advi_grad(a, &finite, d)) return false;
+    if (!advi_grad(a, &finite, d) || !advi_go_on(a, d)) return false;
     if (!finite) {
       diag_error(d, DIAG_RUNTIME, (SrcPos){0},
                  "advi: at iteration %ld the log density or its gradient was not finite at %d "
