@@ -878,10 +878,19 @@ static bool dr_cut_interrupted(Run *r) {
 
 /* The statistics of every column and the evidence.  Sampler columns
  * describe the sampler, not the posterior: they are summarised unweighted. */
-static void dr_summarise(const DriverDraws *dd, RunResult *rr) {
+/* The columns' diagnostics are independent of each other, and with many
+ * draws (sorts, FFTs) they are the end of a run that no chain shares: they
+ * are spread over threads, each taking the next column. */
+typedef struct SumJob {
+  RunResult *rr;
+  atomic_int next;
+} SumJob;
+
+static void dr_summarise_cols(SumJob *j) {
+  RunResult *rr = j->rr;
   int m = rr->nchains, n = rr->ndraws;
   const double **x = gc_alloc(sizeof(double *) * (size_t)m);
-  for (int col = 0; col < rr->ncols; col++) {
+  for (int col; (col = atomic_fetch_add(&j->next, 1)) < rr->ncols;) {
     for (int c = 0; c < m; c++) x[c] = rr->data[c] + (size_t)col * (size_t)n;
     size_t len = strlen(rr->names[col]);
     bool stat = len > 2 && !strcmp(rr->names[col] + len - 2, "__") && strcmp(rr->names[col], "lp__");
@@ -890,6 +899,31 @@ static void dr_summarise(const DriverDraws *dd, RunResult *rr) {
     else
       diag_summarise(m, n, x, &rr->stats[col]);
   }
+}
+
+static void *dr_summarise_worker(void *arg) {
+  gc_thread_enter();
+  dr_summarise_cols(arg);
+  gc_thread_leave();
+  return NULL;
+}
+
+static void dr_summarise(const DriverDraws *dd, RunResult *rr) {
+  int m = rr->nchains, n = rr->ndraws;
+  SumJob job = {.rr = rr};
+  atomic_init(&job.next, 0);
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  int nt = dd->threads > 0 ? dd->threads : (ncpu > 0 ? (int)ncpu : 1);
+  /* a thread is worth it for a few columns of many draws, not for a few */
+  long work = (long)rr->ncols * m * n;
+  if (nt > rr->ncols / 4) nt = rr->ncols / 4;
+  if (work < 200000) nt = 1;
+  pthread_t tid[64];
+  int started = 0;
+  for (int t = 1; t < nt && t < 64; t++)
+    if (pthread_create(&tid[started], NULL, dr_summarise_worker, &job) == 0) started++;
+  dr_summarise_cols(&job); /* the calling thread takes columns too */
+  for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
   rr->logz = rr->logz_se = rr->weights_ess = NAN;
   double *lz = gc_alloc_atomic(sizeof(double) * (size_t)m);
   double *lse = gc_alloc_atomic(sizeof(double) * (size_t)m);
@@ -1062,6 +1096,7 @@ static RunResult *dr_result(Run *r) {
       .max_depth = (int)engine_opt_int(&o->eng, "max-depth"),
       .planned_draws = interrupted ? o->eng.draws : 0,
       .planned_chains = interrupted ? o->eng.chains : 0,
+      .threads = o->threads,
   };
   ViReport *vi = r->eng->vi_report ? gc_alloc(sizeof(ViReport) * (size_t)m) : NULL;
   double *lz = NULL, *lse = NULL;

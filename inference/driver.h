@@ -116,6 +116,7 @@ typedef struct DriverDraws {
   const char *reject_first;  /* the first rejection's message, or NULL */
   const char *reject_latent; /* the latent it is about, or NULL */
   const ViReport *vi;        /* variational engines: each chain's fit (m), or NULL */
+  int threads;               /* threads for the columns' diagnostics (0 = one per CPU) */
 } DriverDraws;
 
 /* Summary, warnings and table of dd (GC memory; never NULL). */
