@@ -1008,15 +1008,19 @@ static ppl_status train_(ppl_model *m, const ppl_run_options *o, const char *sav
     return fail(m->ctx, DIAG_USAGE, "ppl_train trains with svi (a program with a guide block) "
                 "or amortized (whole-program amortization), not '%s'", name);
   const char *why_not = NULL;
+  if (!amortize && !m->an->has_guide && m->an->nlatents > 0)
+    return fail(m->ctx, DIAG_USAGE, "train: the program has latents but no guide block: write a "
+                "guide whose encoders draw them (docs/language.md, \"guide\"), or train the whole "
+                "program with --amortize");
   if (!amortize && !engine_fits(eng, m->an, &why_not))
-    return fail(m->ctx, DIAG_USAGE, "ppl train: svi cannot train this program: %s", why_not);
+    return fail(m->ctx, DIAG_USAGE, "train: svi cannot train this program: %s", why_not);
   const OptSet *named = o->named ? &o->named->set : NULL;
   for (int k = 0; train_refused[k]; k++)
     if (opt_set_get(named, train_refused[k]))
-      return fail(m->ctx, DIAG_USAGE, "ppl train: --%s does not apply (training makes one fit "
+      return fail(m->ctx, DIAG_USAGE, "train: --%s does not apply (training makes one fit "
                   "and writes no draws)", train_refused[k]);
   if (o->output_csv || o->summary_json || o->include || o->exclude)
-    return fail(m->ctx, DIAG_USAGE, "ppl train writes no draws: --%s does not apply",
+    return fail(m->ctx, DIAG_USAGE, "train writes no draws: --%s does not apply",
                 o->output_csv ? "output" : o->summary_json ? "summary"
                 : o->include ? "include" : "exclude");
   DriverOpts d_o;

@@ -9,7 +9,7 @@ __attribute__((weak)) const OptSpec npe_options[] = {OPT_END};
 __attribute__((weak)) bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o,
                                      const char *save, NpeTrainInfo *info, Diag *d) {
   (void)p, (void)data, (void)o, (void)save, (void)info;
-  diag_error(d, DIAG_USAGE, (SrcPos){0}, "ppl train --amortize: whole-program amortization "
+  diag_error(d, DIAG_USAGE, (SrcPos){0}, "train --amortize: whole-program amortization "
              "(npe) is not in this build");
   return false;
 }

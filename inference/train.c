@@ -9,7 +9,8 @@
  * fit: chain 0 of the seed, so the same seed trains the same params.
  *
  * While training, one progress line on the host's stream (redrawn in place
- * on a terminal, else a plain line at every tenth of the steps): the epoch
+ * on a terminal, else a plain line at every tenth of the steps and at least
+ * every ten seconds): the epoch
  * over the batched plate, the step, the ELBO averaged over the last steps
  * (one step's estimate is one minibatch's, noisy), and examples (plate
  * elements) a second, or steps a second without a batched plate.  The host's
@@ -68,7 +69,7 @@ static void train_tick(void *ctx, const Svi *s, long step, double elbo) {
   double now = train_now();
   long tenth = 10 * step / sh->total;
   bool due = sh->t->progress == PROGRESS_TERMINAL ? now - sh->last >= 0.1 || step == sh->total
-                                                  : tenth > sh->shown;
+                                                  : tenth > sh->shown || now - sh->last >= 10;
   if (!due) return;
   sh->last = now, sh->shown = tenth;
   SviFitInfo fi;
@@ -82,11 +83,12 @@ static bool train_svi(const Interp *in, const EngineOpts *o, const TrainOpts *t,
   Svi *s = svi_prepare(in, o, 0, d);
   if (!s) return false;
   if (svi_dim(s) == 0) {
-    diag_error(d, DIAG_USAGE, (SrcPos){0}, "ppl train: the program has no param to train "
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "train: the program has no param to train "
                "(declare the guide's encoder weights with param or network; docs/language.md)");
     return false;
   }
   TrainShow sh = {.t = t, .t0 = train_now(), .total = (long)engine_opt_int(o, "iter")};
+  sh.last = sh.t0;
   bool ok = svi_fit(s, train_tick, &sh, d);
   if (sh.drawn) fputs("\n", t->progress_out);
   if (!ok) return false;
