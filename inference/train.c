@@ -32,8 +32,10 @@ static double train_now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-const char *train_line(long step, long total, double elapsed, double elbo, int64_t plate_size,
-                       int64_t batch) {
+/* The progress line after `step` of `total` steps, `elapsed` seconds in;
+   plate_size 0: no batched plate. */
+static const char *train_line(long step, long total, double elapsed, double elbo, int64_t plate_size,
+                              int64_t batch) {
   double rate = elapsed > 0 ? (double)step / elapsed : 0;
   if (plate_size > 0)
     return gc_printf("epoch %.2f  step %ld/%ld  ELBO %.6g (smoothed)  %.0f examples/s",

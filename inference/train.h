@@ -37,11 +37,4 @@ typedef struct TrainInfo {
 bool train_run(const IrProgram *p, const Interp *in, const EngineOpts *o, const TrainOpts *t, TrainInfo *info,
                Diag *d);
 
-/* The progress line of svi training after `step` of `total` steps (elapsed
- * seconds since the start, the smoothed ELBO, the batched plate's size and
- * batch, size 0 without one): "epoch 3.20  step 1200/5000  ELBO -1234.5
- * (smoothed)  10400 examples/s"; for the tests. */
-const char *train_line(long step, long total, double elapsed, double elbo, int64_t plate_size,
-                       int64_t batch);
-
 #endif
