@@ -818,8 +818,16 @@ int ppl_engine_options(const char *engine, ppl_option_info *out, int max) {
 
 /* The options of one run: the typed fields, validated against the tables,
  * then the options given by name, which must be the common ones or eng's. */
+static bool listed(const char *const *names, const char *name) {
+  for (int k = 0; names && names[k]; k++)
+    if (!strcmp(names[k], name)) return true;
+  return false;
+}
+
+/* ... also: names of other engines' options that apply too (NULL: none). */
 static ppl_status run_engine_opts(ppl_context *ctx, const ppl_run_options *o, const EngineVT *eng,
-                                  const IrAnalysis *an, bool chosen, EngineOpts *eo) {
+                                  const IrAnalysis *an, bool chosen, const char *const *also,
+                                  EngineOpts *eo) {
   engine_opts_default(eo);
   eo->threads = ctx->cfg.threads;
   char err[256];
@@ -834,7 +842,7 @@ static ppl_status run_engine_opts(ppl_context *ctx, const ppl_run_options *o, co
   const OptSet *named = o->named ? &o->named->set : NULL;
   for (int k = 0; named && k < named->n; k++) {
     const OptSpec *s = named->spec[k];
-    if (!engine_option_applies(eng, s->name))
+    if (!engine_option_applies(eng, s->name) && !listed(also, s->name))
       return fail(ctx, DIAG_USAGE, "option --%s does not apply to engine '%s'%s (it applies to %s)",
                   s->name, eng->name, chosen ? " chosen by the analysis" : "",
                   engine_option_users(s->name));
@@ -939,7 +947,8 @@ static ppl_status run_prepare(ppl_model *m, const ppl_run_options *o, const Engi
   ppl_status s = choose_engine(m, o->engine, load_path(o), eng, why);
   if (s != PPL_OK) return s;
   driver_opts_default(d_o);
-  if ((s = run_engine_opts(m->ctx, o, *eng, m->an, !o->engine, &d_o->eng)) != PPL_OK) return s;
+  if ((s = run_engine_opts(m->ctx, o, *eng, m->an, !o->engine, NULL, &d_o->eng)) != PPL_OK)
+    return s;
   d_o->output_csv = o->output_csv;
   d_o->summary_json = o->summary_json;
   d_o->include = o->include;
@@ -1025,7 +1034,8 @@ static ppl_status train_(ppl_model *m, const ppl_run_options *o, const char *sav
                 : o->include ? "include" : "exclude");
   DriverOpts d_o;
   driver_opts_default(&d_o);
-  ppl_status s = run_engine_opts(m->ctx, o, eng, m->an, false, &d_o.eng);
+  ppl_status s = run_engine_opts(m->ctx, o, eng, m->an, false,
+                                 amortize ? train_npe_borrowed : NULL, &d_o.eng);
   if (s != PPL_OK) return s;
   d_o.model_file = m->file;
   d_o.data_file = m->data_file;

@@ -17,6 +17,11 @@ typedef struct TrainOpts {
   FILE *progress_out;
 } TrainOpts;
 
+/* The options of other engines' tables that npe_train reads too (lr,
+ * flow-layers, flow-hidden: the same meaning as advi's): `ppl train
+ * --amortize` takes them beside the amortized engine's own. */
+extern const char *const train_npe_borrowed[];
+
 /* What a training run did (ppl_train_info's fields). */
 typedef struct TrainInfo {
   const char *method;  /* "svi" or "npe" */
