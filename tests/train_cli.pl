@@ -20,6 +20,8 @@
 #    never without it; --engine amortized without --load is a usage error;
 #  - a file of another program: exit 65; a truncated file: exit 65 with the
 #    file named; a missing one: exit 66;
+#  - train --amortize on data without the observed values, then run --load:
+#    the npe form is picked and named;
 #  - Ctrl-C during a long `ppl train`: exit 130, the file is written, and it
 #    loads.
 use strict;
@@ -212,6 +214,21 @@ ok($s == 64 && $err =~ /^ppl: train: --chains does not apply/, "train --chains: 
 spit("$dir/noguide.ppl", "model { real mu ~ normal(0, 1); }\n");
 ($s, $out, $err) = run_cmd('train', 'noguide.ppl', '--save', 'x.params');
 ok($s == 64 && $err =~ /^ppl: train: the program has latents but no guide block/, "train without a guide: exit 64");
+
+# ---- --amortize: whole-program amortization (npe), the data without y ----------
+spit("$dir/nm.ppl", "data { int N; vector[N] y; }\nmodel {\n  real mu ~ normal(0, 1);\n" .
+                    "  plate (i in 1:N) { y[i] ~ normal(mu, 1); }\n}\n");
+spit("$dir/shape.json", "{\"N\": 10}\n");
+spit("$dir/obs.json", "{\"N\": 10, \"y\": [0.5, 1.2, 0.3, 0.9, 1.5, 0.2, 0.8, 1.1, 0.4, 0.7]}\n");
+($s, $out, $err) = run_cmd('train', 'nm.ppl', '--amortize', '--data', 'shape.json', '--save', 'nm.params',
+                           '--simulations', '500', '--epochs', '3', '--lr', '0.002');
+ok($s == 0 && $out =~ /^trained: 500 simulations, 3 epochs, held-out loss [-\d.e+]+ in [\d.]+ s; saved nm\.params/m &&
+   $err =~ /^train: epoch 3\/3 /m, "train --amortize (data without the observed y): trained, epochs shown ($s)");
+($s, $out, $err) = run_cmd('run', 'nm.ppl', '--load', 'nm.params', '--data', 'obs.json', '--chains', '1');
+ok($s == 0 && $err =~ /^engine: amortized — --load nm\.params holds a conditional flow trained for this program/m &&
+   $out =~ /^mu\s+-?\d/m, "run --load of an npe file: amortized, and why");
+($s, $out, $err) = run_cmd('run', 'toy.ppl', '--amortize', '--data', 'new.json');
+ok($s == 64 && $err =~ /^ppl: --amortize is an option of train/, "--amortize outside train: exit 64");
 
 # ---- Ctrl-C saves what it has --------------------------------------------------
 my $pid = start("$dir/int.out", "$dir/int.err", @train[0 .. 4], 'int.params', '--iter',
