@@ -146,6 +146,12 @@ ok($err =~ /^train: epoch 40\.00  step 400\/4000  ELBO -[\d.]+ \(smoothed\)  \d+
 ($s, $out, $err) = run_cmd(@train[0 .. 4], 'quiet.params', '--iter', '10', '--no-progress', '--quiet');
 ok($s == 0 && $out eq '' && $err eq '', "--no-progress --quiet: nothing printed");
 
+spit("$dir/noplate.ppl", "model { real mu ~ normal(0, 1); 1.5 ~ normal(mu, 1); }\n" .
+     "guide { param real m; param real<lower=0> s = 1; real mu ~ normal(m, s); }\n");
+($s, $out, $err) = run_cmd('train', 'noplate.ppl', '--save', 'np.params', '--iter', '200');
+ok($s == 0 && $err =~ /^train: step 20\/200  ELBO -[\d.]+ \(smoothed\)  [\d.]+ steps\/s$/m &&
+   $out =~ /^trained: 200 steps, ELBO -[\d.]+ in /m, "without a batched plate: steps/s, no epoch");
+
 my @run = ('run', 'toy.ppl', '--load', 'toy.params', '--data', 'new.json', '--seed', '7');
 ($s, $out, $err) = run_cmd(@run, '--output', 'a.csv', '--quiet');
 ok($s == 0, "run --load without --engine: exit 0 (status $s)");
