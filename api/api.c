@@ -33,6 +33,7 @@
 #include "../ir/interp.h"
 #include "../parser/ast.h"
 #include "../lang/check.h"
+#include "../stdlib/tensor.h"
 #include "data.h"
 #include "ppl.h"
 #include "start.h"
@@ -139,6 +140,7 @@ ppl_context *ppl_context_new(const ppl_config *cfg) {
   if (ctx->cfg.threads < 0) ctx->cfg.threads = 0;
   diag_init(&ctx->err);
   atomic_init(&ctx->interrupt, 0);
+  tensor_blas_init(); /* now: OpenBLAS's idle threads spin from the moment it loads */
   return ctx;
 }
 
