@@ -999,7 +999,7 @@ static ppl_status run_engine_(ppl_model *m, const ppl_run_options *o, const char
 }
 
 /* Options of a run that one fit has no use for. */
-static const char *const train_refused[] = {"chains", "draws", "warmup", "thin", "load",
+static const char *const train_refused[] = {"chains", "draws", "warmup", "thin",
                                             "save-params", "load-params", "psis-resample",
                                             "save-warmup", "save-metric", "choices", NULL};
 
@@ -1036,8 +1036,12 @@ static ppl_status train_(ppl_model *m, const ppl_run_options *o, const char *sav
                 : o->include ? "include" : "exclude");
   DriverOpts d_o;
   driver_opts_default(&d_o);
+  static const char *const resume[] = {"load", NULL};
+  if (amortize && load_path(o))
+    return fail(m->ctx, DIAG_USAGE, "train --amortize: --load does not apply (it trains its "
+                "networks from the start)");
   ppl_status s = run_engine_opts(m->ctx, o, eng, m->an, false,
-                                 amortize ? train_npe_borrowed : NULL, &d_o.eng);
+                                 amortize ? train_npe_borrowed : resume, &d_o.eng);
   if (s != PPL_OK) return s;
   d_o.model_file = m->file;
   d_o.data_file = m->data_file;
@@ -1047,8 +1051,8 @@ static ppl_status train_(ppl_model *m, const ppl_run_options *o, const char *sav
   if (!amortize && (s = need_data(m)) != PPL_OK) return s;
   d_o.eng.chains = 1;
   d_o.eng.interrupt = &m->ctx->interrupt;
-  TrainOpts t = {.save = save, .amortize = amortize, .data = m->src ? m->src : data_empty(),
-                 .progress_out = stderr};
+  TrainOpts t = {.save = save, .amortize = amortize, .resume = load_path(o),
+                 .data = m->src ? m->src : data_empty(), .progress_out = stderr};
   t.progress = o->progress == PPL_PROGRESS_LINES || (o->progress && !isatty(2)) ? PROGRESS_LINES
                : o->progress                                                   ? PROGRESS_TERMINAL
                                                                                : PROGRESS_OFF;

@@ -1081,9 +1081,7 @@ StFile *svi_read_params(const char *path, const IrProgram *p, const char *opt, D
   return f;
 }
 
-/* The params from f, a file svi saved for this program (path and opt name
-   it in messages). */
-static bool svi_load(Svi *s, const StFile *f, const char *path, const char *opt, Diag *d) {
+bool svi_set_params(Svi *s, const StFile *f, const char *path, const char *opt, Diag *d) {
   const char *err = NULL;
   const char *fam = st_meta_get(f, "family"), *kind = st_meta_get(f, "kind");
   if ((kind && strcmp(kind, ST_KIND_SVI) != 0) || !fam || strcmp(fam, "guide") != 0)
@@ -1110,13 +1108,17 @@ static bool svi_load(Svi *s, const StFile *f, const char *path, const char *opt,
       s->x[p->off + e] = u;
     }
   }
-  if (!err) {
-    s->loaded = path;
-    s->converged = true;
-    return true;
-  }
+  if (!err) return true;
   diag_error(d, DIAG_DATA, (SrcPos){0}, "%s: %s", opt, err);
   return false;
+}
+
+/* The params of f for drawing, with no optimisation. */
+static bool svi_load(Svi *s, const StFile *f, const char *path, const char *opt, Diag *d) {
+  if (!svi_set_params(s, f, path, opt, d)) return false;
+  s->loaded = path;
+  s->converged = true;
+  return true;
 }
 
 /* --psis-resample: as many draws of the guide as the run takes, resampled by

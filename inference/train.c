@@ -87,6 +87,10 @@ static bool train_svi(const Interp *in, const EngineOpts *o, const TrainOpts *t,
                       Diag *d) {
   Svi *s = svi_prepare(in, o, 0, d);
   if (!s) return false;
+  if (t->resume) { /* the params trained so far; the optimiser's moments start afresh */
+    StFile *f = svi_read_params(t->resume, interp_program(in), "--load", d);
+    if (!f || !svi_set_params(s, f, t->resume, "--load", d)) return false;
+  }
   if (svi_dim(s) == 0) {
     diag_error(d, DIAG_USAGE, (SrcPos){0}, "train: the program has no param to train "
                "(declare the guide's encoder weights with param or network; docs/language.md)");

@@ -12,6 +12,7 @@
 typedef struct TrainOpts {
   const char *save;      /* the file to write */
   bool amortize;         /* whole-program amortization (npe_train) instead of svi */
+  const char *resume;    /* svi: a file ppl train wrote to start from (--load), or NULL */
   DataSource *data;      /* the data as given (npe: its sizes and inputs); NULL = none */
   ProgressMode progress; /* the progress line on progress_out */
   FILE *progress_out;

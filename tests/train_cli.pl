@@ -22,8 +22,8 @@
 #    file named; a missing one: exit 66;
 #  - train --amortize on data without the observed values, then run --load:
 #    the npe form is picked and named;
-#  - Ctrl-C during a long `ppl train`: exit 130, the file is written, and it
-#    loads.
+#  - Ctrl-C during a long `ppl train`: exit 130, the file is written, it
+#    loads, and `ppl train --load` resumes from it.
 use strict;
 use warnings;
 use File::Temp qw(tempdir);
@@ -247,6 +247,13 @@ if (!defined $ws) { kill 'KILL', $pid; waitpid($pid, 0); }
 ok(slurp("$dir/int.out") =~ /^interrupted: \d+ steps, .* saved what it had to int\.params/m, "it says it saved what it had");
 ($s, $out) = run_cmd(@run[0 .. 1], '--load', 'int.params', @run[4 .. 5], '--chains', '1');
 ok($s == 0 && $out =~ /^z\[1\]\s+-/m, "the interrupted file loads and draws");
+my ($gp) = $out =~ /^chain 1: guide params: (.*)$/m;
+($s, $out, $err) = run_cmd(@train[0 .. 4], 'resumed.params', '--load', 'int.params', '--iter', '1',
+                           '--lr', '1e-9');
+ok($s == 0 && $out =~ /^trained: 1 steps, 0\.10 epochs/m, "train --load int.params resumes from it ($s)");
+($s, $out) = run_cmd(@run[0 .. 1], '--load', 'resumed.params', @run[4 .. 5], '--chains', '1');
+ok(defined $gp && $out =~ /^chain 1: guide params: \Q$gp\E$/m,
+   "one step of lr 1e-9 from the interrupted params keeps them (" . ($gp // 'none') . ")");
 
 print "1..$n\n";
 exit($failed ? 1 : 0);
