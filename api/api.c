@@ -1036,12 +1036,12 @@ static ppl_status train_(ppl_model *m, const ppl_run_options *o, const char *sav
                 : o->include ? "include" : "exclude");
   DriverOpts d_o;
   driver_opts_default(&d_o);
-  static const char *const resume[] = {"load", NULL};
+  static const char *const svi_extra[] = {"load", "epochs", NULL}; /* resume; npe's entry */
   if (amortize && load_path(o))
     return fail(m->ctx, DIAG_USAGE, "train --amortize: --load does not apply (it trains its "
                 "networks from the start)");
   ppl_status s = run_engine_opts(m->ctx, o, eng, m->an, false,
-                                 amortize ? train_npe_borrowed : resume, &d_o.eng);
+                                 amortize ? train_npe_borrowed : svi_extra, &d_o.eng);
   if (s != PPL_OK) return s;
   d_o.model_file = m->file;
   d_o.data_file = m->data_file;

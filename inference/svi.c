@@ -1175,6 +1175,12 @@ bool svi_fit(Svi *s, SviTick tick, void *ctx, Diag *d) {
   return svi_elbo(s, &s->elbo, d);
 }
 
+bool svi_data_plate_of(Svi *s, int64_t *size, int64_t *batch) {
+  svi_data_plate(s);
+  *size = s->data_n, *batch = s->data_batch;
+  return s->data_n > 0;
+}
+
 bool svi_fit_info(const Svi *s, SviFitInfo *out) {
   *out = (SviFitInfo){.steps = s->iterations, .elbo = s->elbo, .converged = s->converged,
                       .interrupted = s->interrupted, .seconds = s->seconds,

@@ -146,11 +146,18 @@ ok($err =~ /^train: epoch 40\.00  step 400\/4000  ELBO -[\d.]+ \(smoothed\)  \d+
 ($s, $out, $err) = run_cmd(@train[0 .. 4], 'quiet.params', '--iter', '10', '--no-progress', '--quiet');
 ok($s == 0 && $out eq '' && $err eq '', "--no-progress --quiet: nothing printed");
 
+($s, $out, $err) = run_cmd(@train[0 .. 4], 'ep.params', '--epochs', '7', '--no-progress');
+ok($s == 0 && $out =~ /^trained: 70 steps, 7\.00 epochs \(1400 examples\)/m, "--epochs 7 of 200 in batches of 20: 70 steps");
+($s, $out, $err) = run_cmd(@train[0 .. 4], 'ep.params', '--epochs', '7', '--iter', '5');
+ok($s == 64 && $err =~ /^ppl: train: give --epochs or --iter, not both$/m, "--epochs with --iter: exit 64");
 spit("$dir/noplate.ppl", "model { real mu ~ normal(0, 1); 1.5 ~ normal(mu, 1); }\n" .
      "guide { param real m; param real<lower=0> s = 1; real mu ~ normal(m, s); }\n");
 ($s, $out, $err) = run_cmd('train', 'noplate.ppl', '--save', 'np.params', '--iter', '200');
 ok($s == 0 && $err =~ /^train: step 20\/200  ELBO -[\d.]+ \(smoothed\)  [\d.]+ steps\/s$/m &&
    $out =~ /^trained: 200 steps, ELBO -[\d.]+ in /m, "without a batched plate: steps/s, no epoch");
+($s, $out, $err) = run_cmd('train', 'noplate.ppl', '--save', 'np.params', '--epochs', '3');
+ok($s == 64 && $err =~ /^ppl: train: --epochs counts passes over a plate with a batch size/m,
+   "--epochs without a batched plate: exit 64");
 
 my @run = ('run', 'toy.ppl', '--load', 'toy.params', '--data', 'new.json', '--seed', '7');
 ($s, $out, $err) = run_cmd(@run, '--output', 'a.csv', '--quiet');
