@@ -1264,8 +1264,10 @@ static const char *svi_adaptation(void *state) {
                             "converged = %d\nelbo = %.*g\nfit_seconds = %.*g\npsis_resample = %d\n"
                             "guide params: %s\nELBO trace: iter, ELBO, delta_ELBO_mean, "
                             "delta_ELBO_med",
-                            s->loaded ? gc_printf("Params loaded from %s (no optimisation).",
-                                                  s->loaded)
+                            s->amortized ? gc_printf("Amortized guide loaded (--load %s): no "
+                                                     "optimisation.", s->loaded)
+                            : s->loaded ? gc_printf("Params loaded from %s (no optimisation).",
+                                                    s->loaded)
                                       : "Optimisation complete.",
                             engine_opt_enum(s->o, "optimizer") == SVI_OPT_SGD ? "sgd" : "adam",
                             engine_opt_real(s->o, "lr"), s->iterations, s->converged, g, s->elbo,
