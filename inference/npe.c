@@ -682,9 +682,12 @@ bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const 
   Diag firstfail;
   diag_init(&firstfail);
   for (long s = 0; s < S; s++) {
-    if (engine_interrupted(o)) {
-      info->interrupted = true;
-      break;
+    if (engine_interrupted(o)) { /* nothing trained yet: nothing to save */
+      diag_error(d, DIAG_INTERRUPTED, (SrcPos){0},
+                 "interrupted while simulating (%ld of %ld): nothing trained, nothing saved", s,
+                 S);
+      free(X), free(T);
+      return false;
     }
     SimDraw sd;
     Diag ed;
@@ -712,7 +715,7 @@ bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const 
   }
   long nval = kept < 10 ? 0 : (long)ceil(NPE_HOLDOUT * (double)kept);
   long ntrain = kept - nval;
-  if (ntrain < 2 && !info->interrupted) {
+  if (ntrain < 2) {
     diag_error(d, DIAG_RUNTIME, (SrcPos){0},
                "npe: only %ld of %ld simulations gave finite latents and data%s%s", kept,
                kept + dropped, diag_failed(&firstfail) ? "; the first failure: " : "",
@@ -773,7 +776,7 @@ bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const 
   double best_loss = INFINITY;
   int done = 0;
   int npi = (int)np;
-  for (int ep = 0; ep < epochs && !info->interrupted && ntrain >= 2; ep++) {
+  for (int ep = 0; ep < epochs && !info->interrupted; ep++) {
     for (long i = ntrain - 1; i > 0; i--) { /* reshuffle the training part */
       long j = (long)rng_int(&trng, 0, (int64_t)i), tmp = idx[i];
       idx[i] = idx[j], idx[j] = tmp;
@@ -808,7 +811,6 @@ bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const 
       for (size_t i = 0; i < np; i++) finite = finite && isfinite(grad[i] = adj[wt.node + (int32_t)i]);
       if (finite) optim_step(opt, M.w, grad);
     }
-    if (info->interrupted && done == 0 && !isfinite(best_loss)) break;
     /* held-out loss (the training loss when too few simulations to hold any out) */
     long v0 = nval > 0 ? ntrain : 0, vn = nval > 0 ? nval : ntrain;
     double sum = 0;
