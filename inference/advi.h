@@ -8,6 +8,14 @@
 /* iter, grad-samples, elbo-samples, eval-elbo, tol-rel-obj, save-params,
  * load-params: the table advi and svi list first. */
 extern const OptSpec vi_options[];
+/* psis-resample: what the engines that draw from a fitted q with log weights
+ * (advi, svi, amortized) share. */
+extern const OptSpec vi_draw_options[];
+/* lr: the learning rate of Adam and SGD (advi, svi, and npe's training,
+ * which the engine amortized lists). */
+extern const OptSpec lr_options[];
+/* flow-layers, flow-hidden: the Real NVP flow's sizes (advi --vi flow, npe). */
+extern const OptSpec flow_options[];
 
 extern const EngineVT engine_advi;
 

@@ -1011,7 +1011,11 @@ static void npe_free(void *state) { (void)state; /* GC memory; the log density i
 
 static const char *npe_backend(void *state) { return ld_backend(((NpeState *)state)->ld); }
 
-static const char *npe_notes(void *state) { return ((NpeState *)state)->notes; }
+/* The same for every chain: said once, by the first. */
+static const char *npe_notes(void *state) {
+  NpeState *s = state;
+  return s->chain == 0 ? s->notes : NULL;
+}
 
 static bool npe_vi_report(void *state, ViReport *r) {
   NpeState *s = state;
