@@ -711,7 +711,7 @@ bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const 
       if (!diag_failed(&firstfail) && diag_failed(&ed)) firstfail = ed;
       dropped++;
     }
-    if ((s + 1) % 256 == 0 || s + 1 == S) engine_progress(o, 0, s + 1, S, "simulation");
+    if ((s + 1) % (S / 10 > 0 ? S / 10 : 1) == 0) engine_progress(o, 0, s + 1, S, "simulation");
   }
   long nval = kept < 10 ? 0 : (long)ceil(NPE_HOLDOUT * (double)kept);
   long ntrain = kept - nval;
