@@ -87,15 +87,14 @@ static bool npe_elementwise_type(Type t) {
          (t.ndims == 0 && (t.base == TY_VECTOR || t.base == TY_ROWVEC));
 }
 
-/* y ~ d(scalars...) with y a 1-D container: its elements are iid. */
+/* y ~ d(scalars...) with y a 1-D container of scalars: its elements are iid. */
 static bool npe_iid(const IrProgram *p, const IrInstr *ins) {
   Type t = p->main.regtypes[ins->var];
-  if (t.ndims + (t.base == TY_VECTOR || t.base == TY_ROWVEC) != 1 ||
-      !(t.base == TY_INT || t.base == TY_REAL || t.ndims == 0))
-    return false;
-  for (int k = 0; k < ins->dist.nparams; k++)
-    if (!ty_is_scalar_num(p->main.regtypes[ins->dist.params[k]])) return false;
-  return true;
+  bool flat = (t.ndims == 1 && (t.base == TY_INT || t.base == TY_REAL)) ||
+              (t.ndims == 0 && (t.base == TY_VECTOR || t.base == TY_ROWVEC));
+  for (int k = 0; flat && k < ins->dist.nparams; k++)
+    flat = ty_is_scalar_num(p->main.regtypes[ins->dist.params[k]]);
+  return flat;
 }
 
 static void npe_walk(NpeWalk *w, IrBlock b, int plate, int depth) {
