@@ -661,14 +661,8 @@ const OptSpec vi_options[] = {
      .help = "advi: stan (Stan's step-size sequence and eta search) or adam (Adam from --lr, "
              "cosine-decayed to lr/50 over --iter; no eta search), auto: adam for --vi flow, "
              "stan otherwise; svi: adam (auto) or sgd (momentum 0.9)"},
-    OPT_END,
-};
-
-const OptSpec lr_options[] = {
     {.name = "lr", .type = OPT_REAL, .def = "0.005", .rlo = 0, .rlo_open = true, .rhi = 1,
-     .arg = "X",
-     .help = "the initial learning rate of adam and sgd (advi, svi; amortized: of training "
-             "with ppl train --amortize)"},
+     .arg = "X", .help = "the initial learning rate of adam and sgd"},
     OPT_END,
 };
 
@@ -682,16 +676,11 @@ static const OptSpec advi_options[] = {
      .help = "iterations of each eta tried by the adaptation"},
     {.name = "vi", .type = OPT_ENUM, .def = "meanfield", .choices = advi_families,
      .arg = "FAMILY", .help = "the variational family: one of"},
-    OPT_END,
-};
-
-const OptSpec flow_options[] = {
     {.name = "flow-layers", .type = OPT_INT, .def = "6", .ilo = 0, .ihi = 64, .arg = "N",
-     .help = "advi --vi flow, ppl train --amortize: affine coupling layers of the Real NVP flow "
-             "(0: the base affine map alone, i.e. mean-field)"},
+     .help = "--vi flow: affine coupling layers of the Real NVP flow (0: the base affine "
+             "map alone, i.e. mean-field)"},
     {.name = "flow-hidden", .type = OPT_INT, .def = "32", .ilo = 1, .ihi = 4096, .arg = "N",
-     .help = "advi --vi flow, ppl train --amortize: units in each of the two hidden relu layers "
-             "of each coupling's network"},
+     .help = "--vi flow: units in each of the two hidden relu layers of each coupling's network"},
     OPT_END,
 };
 
@@ -712,7 +701,7 @@ const EngineVT engine_advi = {
     .weighted = false,
     .uses_warmup = false,
     .traits = ENGINE_GRADIENT | ENGINE_IMPROPER | ENGINE_INITS,
-    .options = {vi_options, lr_options, advi_options, flow_options, vi_draw_options},
+    .options = {vi_options, advi_options, vi_draw_options},
     .init = advi_init,
     .step = advi_step,
     .free = advi_free,

@@ -11,11 +11,6 @@ extern const OptSpec vi_options[];
 /* psis-resample: what the engines that draw from a fitted q with log weights
  * (advi, svi, amortized) share. */
 extern const OptSpec vi_draw_options[];
-/* lr: the learning rate of Adam and SGD (advi, svi, and npe's training,
- * which the engine amortized lists). */
-extern const OptSpec lr_options[];
-/* flow-layers, flow-hidden: the Real NVP flow's sizes (advi --vi flow, npe). */
-extern const OptSpec flow_options[];
 
 extern const EngineVT engine_advi;
 

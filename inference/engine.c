@@ -74,7 +74,7 @@ int engine_options(const EngineVT *e, const OptSpec **out, int max) {
       if (n < max) out[n] = s;
     return n;
   }
-  for (int t = 0; t < 5; t++)
+  for (int t = 0; t < 4; t++)
     for (const OptSpec *s = e->options[t]; s && s->name; s++, n++)
       if (n < max) out[n] = s;
   return n;

@@ -133,9 +133,9 @@ typedef struct EngineVT {
   bool random_walk;        /* accept_stat__ is a random-walk acceptance rate: the
                               run warns when its mean is near 0 or 1 */
   unsigned traits;         /* ENGINE_* flags below */
-  /* Its own options: up to five tables, each ending with OPT_END; a family's
+  /* Its own options: up to four tables, each ending with OPT_END; a family's
      shared table (hmc_options, particle_options) first.  NULL = none. */
-  const OptSpec *options[5];
+  const OptSpec *options[4];
   /* chain = 0..chains-1; the state must draw its randomness from
      rng_seed(seed, chain) streams only */
   void *(*init)(const Interp *in, const EngineOpts *o, int chain, Diag *d);
