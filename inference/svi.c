@@ -1095,7 +1095,13 @@ bool svi_set_params(Svi *s, const StFile *f, const char *path, const char *opt, 
       err = gc_printf("%s has no tensor '%s'", path, svi_tensor_name(p));
       break;
     }
-    if (!st_value_of_tensor(path, t, svi_param_value(s, p, NULL), &v, &err)) break;
+    if (!st_value_of_tensor(path, t, svi_param_value(s, p, NULL), &v, &err)) {
+      if (!strcmp(opt, "--load")) /* new data of another size */
+        err = gc_printf("%s: a param whose size follows the data is fitted to the data it was "
+                        "trained on, not amortized: compute it with an encoder network of each "
+                        "datapoint instead", err);
+      break;
+    }
     double *x = gc_alloc_atomic(sizeof(double) * (p->n ? p->n : 1));
     val_flatten(v, x);
     for (size_t e = 0; e < p->n && !err; e++) {

@@ -228,6 +228,14 @@ spit("$dir/noguide.ppl", "model { real mu ~ normal(0, 1); }\n");
 ($s, $out, $err) = run_cmd('train', 'noguide.ppl', '--save', 'x.params');
 ok($s == 64 && $err =~ /^ppl: train: the program has latents but no guide block/, "train without a guide: exit 64");
 
+# a guide whose params follow the data's size is fitted, not amortized
+spit("$dir/local.ppl", "data { int N; vector[N] x; }\nmodel { vector[N] z ~ normal(0, 1); x ~ normal(z, 0.5); }\n" .
+     "guide { param vector[N] m = rep_vector(0, N); vector[N] z ~ normal(m, 1); }\n");
+($s) = run_cmd('train', 'local.ppl', '--data', 'train.json', '--save', 'local.params', '--iter', '10');
+($s, $out, $err) = run_cmd('run', 'local.ppl', '--data', 'new.json', '--load', 'local.params');
+ok($s == 65 && $err =~ /^--load: local\.params: tensor 'guide\.m' has shape \[200\], the program's value has shape \[26\]: a param whose size follows the data is fitted to the data it was trained on, not amortized/m,
+   "per-datapoint params on new data of another size: exit 65, and why ($s)");
+
 # ---- --amortize: whole-program amortization (npe), the data without y ----------
 spit("$dir/nm.ppl", "data { int N; vector[N] y; }\nmodel {\n  real mu ~ normal(0, 1);\n" .
                     "  plate (i in 1:N) { y[i] ~ normal(mu, 1); }\n}\n");
