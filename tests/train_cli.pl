@@ -188,6 +188,15 @@ ok($s == 0 && rows("$dir/a_1.csv") eq rows("$dir/c.csv"), "the same draws as svi
 ($s, $out) = run_cmd(@run, '--chains', '1', '--psis-resample');
 ok($s == 0 && $out =~ /PSIS k-hat/ && $out =~ /importance-resampled/, "--psis-resample: k-hat, resampled draws");
 
+# an encoder trained 5 steps, on data far from the training set: k-hat says so
+($s) = run_cmd(@train[0 .. 4], 'short.params', '--iter', '5', '--no-progress');
+spit("$dir/far.json", '{"N": 26, "x": [' . join(', ', ('4.0') x 26) . "]}\n");
+($s, $out) = run_cmd('run', 'toy.ppl', '--load', 'short.params', '--data', 'far.json');
+my ($khat) = $out =~ /^PSIS k-hat of the draws against the posterior: ([\d.]+)/m;
+ok($s == 0 && defined $khat && $khat > 0.7 && $out =~ /^variational family: amortized guide;/m &&
+   $out =~ /advice: the trained encoders do not fit these data .* run --engine nuts/,
+   "an untrained encoder on far data: k-hat " . ($khat // 'none') . " warns, and suggests nuts");
+
 # ---- the selector ------------------------------------------------------------
 ($s, $out) = run_cmd('check', 'toy.ppl', '--data', 'new.json', '--load', 'toy.params');
 ok($s == 0 && $out =~ /^engine: amortized — --load toy\.params holds a guide trained/m,
