@@ -21,12 +21,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../inference/amortized.h"
 #include "../inference/csvread.h"
 #include "../inference/driver.h"
 #include "../inference/engine.h"
 #include "../inference/generate.h"
 #include "../inference/logdensity.h"
 #include "../inference/progress.h"
+#include "../inference/svi.h"
+#include "../inference/train.h"
 #include "../ir/interp.h"
 #include "../parser/ast.h"
 #include "../lang/check.h"
@@ -57,6 +60,7 @@ struct ppl_model {
   LogDensity *ld_ir;  /* for ppl_model_llvm_ir */
   const char *llvm_ir;
   const char *data_file; /* for the CSV header */
+  DataSource *src;       /* the data as given (ppl_train --amortize reads it unvalidated) */
   char *ir_text, *analysis_text;
   int nwarnings;         /* the checker's (CheckedProgram.warnings) */
   const char **warnings;
@@ -423,6 +427,7 @@ static ppl_status set_data_json_(ppl_model *m, const char *json, const char *nam
   DataSource *src = data_json_string(json, strlen(json), name ? name : "<data>", &d);
   if (!src) return fail_diag(m->ctx, &d);
   m->data_file = gc_strdup(name ? name : "<data>");
+  m->src = src;
   return load(m, src);
 }
 
@@ -435,6 +440,7 @@ static ppl_status set_data_file_(ppl_model *m, const char *path) {
   DataSource *src = data_json_file(path, &d);
   if (!src) return fail_diag(m->ctx, &d);
   m->data_file = gc_strdup(path);
+  m->src = src;
   return load(m, src);
 }
 
@@ -497,6 +503,7 @@ static ppl_status data_commit_(ppl_model *m) {
   json_decref(m->pending);
   m->pending = NULL;
   if (!src) return fail_diag(m->ctx, &d);
+  m->src = src;
   return load(m, src);
 }
 
@@ -811,10 +818,18 @@ int ppl_engine_options(const char *engine, ppl_option_info *out, int max) {
   return n;
 }
 
+static bool listed(const char *const *names, const char *name) {
+  for (int k = 0; names && names[k]; k++)
+    if (!strcmp(names[k], name)) return true;
+  return false;
+}
+
 /* The options of one run: the typed fields, validated against the tables,
- * then the options given by name, which must be the common ones or eng's. */
+ * then the options given by name, which must be the common ones or eng's
+ * (or named in `also`: other engines' options that apply too; NULL: none). */
 static ppl_status run_engine_opts(ppl_context *ctx, const ppl_run_options *o, const EngineVT *eng,
-                                  const IrAnalysis *an, bool chosen, EngineOpts *eo) {
+                                  const IrAnalysis *an, bool chosen, const char *const *also,
+                                  EngineOpts *eo) {
   engine_opts_default(eo);
   eo->threads = ctx->cfg.threads;
   char err[256];
@@ -829,7 +844,7 @@ static ppl_status run_engine_opts(ppl_context *ctx, const ppl_run_options *o, co
   const OptSet *named = o->named ? &o->named->set : NULL;
   for (int k = 0; named && k < named->n; k++) {
     const OptSpec *s = named->spec[k];
-    if (!engine_option_applies(eng, s->name))
+    if (!engine_option_applies(eng, s->name) && !listed(also, s->name))
       return fail(ctx, DIAG_USAGE, "option --%s does not apply to engine '%s'%s (it applies to %s)",
                   s->name, eng->name, chosen ? " chosen by the analysis" : "",
                   engine_option_users(s->name));
@@ -865,9 +880,25 @@ static const IrLatentInfo *improper_latent(const ppl_model *m) {
 /* Engines that never draw from the prior can run improper priors. */
 static bool accepts_improper(const EngineVT *e) { return (e->traits & ENGINE_IMPROPER) != 0; }
 
-static ppl_status choose_engine(ppl_model *m, const char *requested, const EngineVT **eng,
-                                const char **why) {
+/* The file the option "load" names, or NULL. */
+static const char *load_path(const ppl_run_options *o) {
+  const OptValue *v = o && o->named ? opt_set_get(&o->named->set, "load") : NULL;
+  return v ? v->path : NULL;
+}
+
+/* The engine of a run (load: its --load file, or NULL) and why. */
+static ppl_status choose_engine(ppl_model *m, const char *requested, const char *load,
+                                const EngineVT **eng, const char **why) {
   const IrLatentInfo *imp = improper_latent(m);
+  if ((!requested && load) || (requested && !strcmp(requested, engine_amortized.name))) {
+    if (!load) return fail(m->ctx, DIAG_USAGE, "%s", AMORTIZED_NEEDS_LOAD);
+    Diag d;
+    diag_init(&d);
+    const char *reason;
+    if (!(*eng = amortized_select(m->ir, load, &reason, &d))) return fail_diag(m->ctx, &d);
+    *why = requested ? gc_printf("%s — chosen with --engine", engine_amortized.name) : reason;
+    return PPL_OK;
+  }
   if (requested) {
     const EngineVT *e = engine_lookup(requested);
     if (!e)
@@ -899,26 +930,32 @@ static ppl_status choose_engine(ppl_model *m, const char *requested, const Engin
   return PPL_OK;
 }
 
-static ppl_status model_engine_(ppl_model *m, const char *requested, const char **name,
-                            const char **why) {
-  if (!m) return PPL_ERR_USAGE;
+/* ppl_model_engine's and ppl_run_engine's answer. */
+static ppl_status engine_answer(ppl_model *m, const char *requested, const char *load,
+                                const char **name, const char **why) {
   gc_ensure_thread();
   const EngineVT *e;
   const char *w;
-  ppl_status s = choose_engine(m, requested, &e, &w);
+  ppl_status s = choose_engine(m, requested, load, &e, &w);
   if (s != PPL_OK) return s;
   if (name) *name = e->name;
   if (why) *why = w;
   return ok(m->ctx);
 }
 
+static ppl_status model_engine_(ppl_model *m, const char *requested, const char **name,
+                            const char **why) {
+  return engine_answer(m, requested, NULL, name, why);
+}
+
 /* The engine and the driver's options of a run, every option validated. */
 static ppl_status run_prepare(ppl_model *m, const ppl_run_options *o, const EngineVT **eng,
                               const char **why, DriverOpts *d_o) {
-  ppl_status s = choose_engine(m, o->engine, eng, why);
+  ppl_status s = choose_engine(m, o->engine, load_path(o), eng, why);
   if (s != PPL_OK) return s;
   driver_opts_default(d_o);
-  if ((s = run_engine_opts(m->ctx, o, *eng, m->an, !o->engine, &d_o->eng)) != PPL_OK) return s;
+  if ((s = run_engine_opts(m->ctx, o, *eng, m->an, !o->engine, NULL, &d_o->eng)) != PPL_OK)
+    return s;
   d_o->output_csv = o->output_csv;
   d_o->summary_json = o->summary_json;
   d_o->include = o->include;
@@ -951,6 +988,81 @@ static ppl_status run_check_(ppl_model *m, const ppl_run_options *o) {
   DriverOpts d_o;
   ppl_status s = run_prepare(m, o, &eng, &why, &d_o);
   return s != PPL_OK ? s : ok(m->ctx);
+}
+
+static ppl_status run_engine_(ppl_model *m, const ppl_run_options *o, const char **name,
+                              const char **why) {
+  return engine_answer(m, o ? o->engine : NULL, load_path(o), name, why);
+}
+
+/* Options of a run that one fit has no use for. */
+static const char *const train_refused[] = {"chains", "draws", "warmup", "thin",
+                                            "save-params", "load-params", "psis-resample",
+                                            "save-warmup", "save-metric", "choices", NULL};
+
+static ppl_status train_(ppl_model *m, const ppl_run_options *o, const char *save,
+                         ppl_train_info *info) {
+  if (!save || !*save) return fail(m->ctx, DIAG_USAGE, "ppl_train: save_path is %s",
+                                   save ? "empty" : "NULL");
+  ppl_run_options def;
+  if (!o) {
+    ppl_run_options_default(&def);
+    o = &def;
+  }
+  const char *name = o->engine ? o->engine : engine_svi.name;
+  const EngineVT *eng = engine_lookup(name);
+  bool amortize = eng == &engine_amortized;
+  if (!eng || (!amortize && strcmp(name, engine_svi.name) != 0))
+    return fail(m->ctx, DIAG_USAGE, "ppl_train trains with svi (a program with a guide block) "
+                "or amortized (whole-program amortization), not '%s'", name);
+  const char *why_not = NULL;
+  if (!amortize && !m->an->has_guide && m->an->nlatents > 0)
+    return fail(m->ctx, DIAG_USAGE, "train: the program has latents but no guide block: write a "
+                "guide whose encoders draw them (docs/language.md, \"guide\"), or train the whole "
+                "program with --amortize");
+  if (!amortize && !engine_fits(eng, m->an, &why_not))
+    return fail(m->ctx, DIAG_USAGE, "train: svi cannot train this program: %s", why_not);
+  const OptSet *named = o->named ? &o->named->set : NULL;
+  for (int k = 0; train_refused[k]; k++)
+    if (opt_set_get(named, train_refused[k]))
+      return fail(m->ctx, DIAG_USAGE, "train: --%s does not apply (training makes one fit "
+                  "and writes no draws)", train_refused[k]);
+  if (o->output_csv || o->summary_json || o->include || o->exclude)
+    return fail(m->ctx, DIAG_USAGE, "train writes no draws: --%s does not apply",
+                o->output_csv ? "output" : o->summary_json ? "summary"
+                : o->include ? "include" : "exclude");
+  DriverOpts d_o;
+  driver_opts_default(&d_o);
+  static const char *const svi_extra[] = {"load", "epochs", NULL}; /* resume; npe's entry */
+  if (amortize && load_path(o))
+    return fail(m->ctx, DIAG_USAGE, "train --amortize: --load does not apply (it trains its "
+                "networks from the start)");
+  ppl_status s = run_engine_opts(m->ctx, o, eng, m->an, false,
+                                 amortize ? train_npe_borrowed : svi_extra, &d_o.eng);
+  if (s != PPL_OK) return s;
+  d_o.model_file = m->file;
+  d_o.data_file = m->data_file;
+  Diag d;
+  diag_init(&d);
+  if (!driver_check_output_file(&d_o, save, "params file", &d)) return fail_diag(m->ctx, &d);
+  if (!amortize && (s = need_data(m)) != PPL_OK) return s;
+  d_o.eng.chains = 1;
+  d_o.eng.interrupt = &m->ctx->interrupt;
+  TrainOpts t = {.save = save, .amortize = amortize, .resume = load_path(o),
+                 .data = m->src ? m->src : data_empty(), .progress_out = stderr};
+  t.progress = o->progress == PPL_PROGRESS_LINES || (o->progress && !isatty(2)) ? PROGRESS_LINES
+               : o->progress                                                   ? PROGRESS_TERMINAL
+                                                                               : PROGRESS_OFF;
+  TrainInfo ti;
+  bool done = train_run(m->ir, m->in, &d_o.eng, &t, &ti, &d);
+  atomic_store(&m->ctx->interrupt, 0);
+  if (!done) return fail_diag(m->ctx, &d);
+  if (info)
+    *info = (ppl_train_info){.method = ti.method, .steps = ti.steps, .epochs = ti.epochs,
+                             .examples = ti.examples, .elbo = ti.elbo, .loss = ti.loss,
+                             .seconds = ti.seconds, .converged = ti.converged,
+                             .interrupted = ti.interrupted};
+  return ok(m->ctx);
 }
 
 static ppl_status run_(ppl_model *m, const ppl_run_options *o, ppl_result **out) {
@@ -1238,6 +1350,16 @@ ppl_status ppl_model_engine(ppl_model *m, const char *requested, const char **na
 
 ppl_status ppl_run_check(ppl_model *m, const ppl_run_options *o) {
   GUARDED_MODEL(m, "ppl_run_check", run_check_(m, o));
+}
+
+ppl_status ppl_run_engine(ppl_model *m, const ppl_run_options *o, const char **name,
+                          const char **why) {
+  GUARDED_MODEL(m, "ppl_run_engine", run_engine_(m, o, name, why));
+}
+
+ppl_status ppl_train(ppl_model *m, const ppl_run_options *o, const char *save_path,
+                     ppl_train_info *info) {
+  GUARDED_MODEL(m, "ppl_train", train_(m, o, save_path, info));
 }
 
 ppl_status ppl_run(ppl_model *m, const ppl_run_options *o, ppl_result **out) {

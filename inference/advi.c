@@ -353,18 +353,8 @@ static bool advi_resample(Advi *a, int n, Diag *d) {
       return false;
     advi_keep_lw(a, a->pool_lp[i] - a->pool_lq[i]);
   }
-  double *lw = gc_alloc_atomic(sizeof(double) * (size_t)n);
-  double *w = gc_alloc_atomic(sizeof(double) * (size_t)n);
-  memcpy(lw, a->lw, sizeof(double) * (size_t)n);
-  psis_smooth(n, lw);
-  resample_normalise(n, lw, w);
   a->order = gc_alloc_atomic(sizeof(int) * (size_t)n);
-  resample(RESAMPLE_SYSTEMATIC, n, w, &a->draw_rng, a->order);
-  for (int i = n - 1; i > 0; i--) {
-    int j = (int)rng_int(&a->draw_rng, 0, i);
-    int t = a->order[i];
-    a->order[i] = a->order[j], a->order[j] = t;
-  }
+  resample_psis_order(n, a->lw, &a->draw_rng, a->order);
   return true;
 }
 
@@ -698,6 +688,10 @@ static const OptSpec advi_options[] = {
              "map alone, i.e. mean-field)"},
     {.name = "flow-hidden", .type = OPT_INT, .def = "32", .ilo = 1, .ihi = 4096, .arg = "N",
      .help = "--vi flow: units in each of the two hidden relu layers of each coupling's network"},
+    OPT_END,
+};
+
+const OptSpec vi_draw_options[] = {
     {.name = "psis-resample", .type = OPT_BOOL, .def = "false",
      .help = "write draws importance-resampled (Pareto-smoothed weights) from as many draws "
              "of the approximation, instead of the approximation's own draws"},
@@ -714,7 +708,7 @@ const EngineVT engine_advi = {
     .weighted = false,
     .uses_warmup = false,
     .traits = ENGINE_GRADIENT | ENGINE_IMPROPER | ENGINE_INITS,
-    .options = {vi_options, advi_options},
+    .options = {vi_options, advi_options, vi_draw_options},
     .init = advi_init,
     .step = advi_step,
     .free = advi_free,
