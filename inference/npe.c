@@ -45,6 +45,7 @@
 
 #define NPE_HOLDOUT 0.1 /* share of the simulations kept for the held-out loss */
 #define NPE_CLIP 10.0   /* gradient-norm clipping of Adam's steps */
+#define NPE_DRAW_BATCH 256 /* draws of q made in one pass of the flow */
 
 /* ---- the layout of x ---- */
 
@@ -943,8 +944,9 @@ typedef struct NpeState {
   LdWork *work;
   Tape *tape;
   double *ctx;           /* the summary of the observed data, M->ctx reals */
-  double *eps, *theta;
-  AdNum *e, *x;
+  double *theta;
+  double *bth, *blq;     /* draws of q made a batch at a time (npe_refill) */
+  int bnext;             /* the next of them; NPE_DRAW_BATCH: none left */
   Rng draw_rng, out_rng;
   Diag last_fail;
   const char *notes;
@@ -954,22 +956,45 @@ typedef struct NpeState {
   int *order, npool, next;
 } NpeState;
 
+/* The next NPE_DRAW_BATCH draws of q in one pass of the flow (one BLAS
+ * product per layer for the batch): thetas in s->bth, log q in s->blq. */
+static void npe_refill(NpeState *s) {
+  NpeModel *M = s->M;
+  int dim = M->dim, ctx = M->ctx, nfl = (int)M->m.flow.nparams, B = NPE_DRAW_BATCH;
+  size_t n = (size_t)B * (size_t)dim;
+  Tape *t = s->tape;
+  tape_reset(t);
+  AdNum *e = tape_alloc_atomic(t, sizeof(AdNum) * n), *x = tape_alloc_atomic(t, sizeof(AdNum) * n);
+  AdNum *logdet = tape_alloc_atomic(t, sizeof(AdNum) * (size_t)B);
+  double *c = tape_alloc_atomic(t, sizeof(double) * (size_t)B * (size_t)ctx);
+  double lsd = 0;
+  for (int i = 0; i < dim; i++) lsd += log(M->tsd[i]);
+  for (int b = 0; b < B; b++) {
+    memcpy(c + (size_t)b * ctx, s->ctx, sizeof(double) * (size_t)ctx);
+    double q = -0.5 * dim * log(2 * M_PI) - lsd;
+    for (int i = 0; i < dim; i++) {
+      double eps = rng_normal(&s->draw_rng);
+      e[(size_t)b * dim + i] = ad_const(eps);
+      q -= 0.5 * eps * eps;
+    }
+    s->blq[b] = q;
+  }
+  rnvp_forward_batch(t, &M->m.flow, tensor_const(1, &nfl, M->w + M->m.ds.nparams), B,
+                     tensor_const(2, (int[]){B, ctx}, c), e, x, logdet);
+  for (int b = 0; b < B; b++) {
+    s->blq[b] -= logdet[b].v;
+    for (int i = 0; i < dim; i++)
+      s->bth[(size_t)b * dim + i] = M->tmean[i] + M->tsd[i] * x[(size_t)b * dim + i].v;
+  }
+  s->bnext = 0;
+}
+
 /* theta ~ q(. | x) with log q(theta | x) in *lq, log p(theta, x) in *lp. */
 static bool npe_sample(NpeState *s, double *theta, double *lp, double *lq, Diag *d) {
-  NpeModel *M = s->M;
-  int dim = M->dim, ctx = M->ctx, nfl = (int)M->m.flow.nparams;
-  tape_reset(s->tape);
-  double lq0 = -0.5 * dim * log(2 * M_PI);
-  for (int i = 0; i < dim; i++) {
-    s->eps[i] = rng_normal(&s->draw_rng);
-    s->e[i] = ad_const(s->eps[i]);
-    lq0 -= 0.5 * s->eps[i] * s->eps[i] + log(M->tsd[i]);
-  }
-  AdNum logdet;
-  rnvp_forward_batch(s->tape, &M->m.flow, tensor_const(1, &nfl, M->w + M->m.ds.nparams), 1,
-                     tensor_const(1, &ctx, s->ctx), s->e, s->x, &logdet);
-  for (int i = 0; i < dim; i++) theta[i] = M->tmean[i] + M->tsd[i] * s->x[i].v;
-  *lq = lq0 - logdet.v;
+  int dim = s->M->dim;
+  if (s->bnext == NPE_DRAW_BATCH) npe_refill(s);
+  memcpy(theta, s->bth + (size_t)s->bnext * dim, sizeof(double) * (size_t)dim);
+  *lq = s->blq[s->bnext++];
   Diag ed;
   diag_init(&ed);
   if (!ld_eval(s->ld, theta, lp, &ed)) {
@@ -1032,10 +1057,10 @@ static void *npe_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
   }
   s->ctx = gc_alloc_atomic(sizeof(double) * (size_t)M->ctx);
   memcpy(s->ctx, c.d, sizeof(double) * (size_t)M->ctx);
-  s->eps = gc_alloc_atomic(sizeof(double) * (size_t)M->dim);
   s->theta = gc_alloc_atomic(sizeof(double) * (size_t)M->dim);
-  s->e = gc_alloc_atomic(sizeof(AdNum) * (size_t)M->dim);
-  s->x = gc_alloc_atomic(sizeof(AdNum) * (size_t)M->dim);
+  s->bth = gc_alloc_atomic(sizeof(double) * (size_t)M->dim * NPE_DRAW_BATCH);
+  s->blq = gc_alloc_atomic(sizeof(double) * NPE_DRAW_BATCH);
+  s->bnext = NPE_DRAW_BATCH;
   s->notes = gc_printf("amortized posterior from %s (neural posterior estimation: %ld "
                        "simulations, %d epochs); no optimisation for these data",
                        lv->path, M->simulations, M->epochs);
