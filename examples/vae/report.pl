@@ -1,13 +1,15 @@
 #!/usr/bin/perl
 # report.pl OUT SVG — what run.sh prints and draws from the files it left in
-# OUT: the training's and the held-out run's ELBO per image (the "elbo" line
-# of their CSV files) and training speed; how well the 2-D latent means (the
-# means of the z draws, per image) separate the digits: a classifier trained
-# on the training images' means and scored on the held-out ones, 5 nearest
-# neighbours (Euclidean; a tied vote goes to the nearer) and the nearest class
-# centroid (chance is 0.1); and the picture SVG (plain SVG): (a) held-out
-# digits, the first of each class, above their reconstructions (the means of
-# xhat, the expected counts given z), (b) the held-out images' latent means
+# OUT: the training's speed (the last line of fit.log, `ppl train`'s), the
+# ELBO per image of the training and of the held-out images under the trained
+# encoder (the "elbo" line of train.csv and test.csv, `ppl run --engine
+# amortized`'s); how well the 2-D latent means (the means of the z draws, per
+# image) separate the digits: a classifier trained on the training images'
+# means and scored on the held-out ones, 5 nearest neighbours (Euclidean; a
+# tied vote goes to the nearer) and the nearest class centroid (chance is
+# 0.1); and the picture SVG (plain SVG): (a) held-out digits, the first of
+# each class, above their reconstructions (the means of xhat, the expected
+# counts given z), (b) the held-out images' latent means
 # coloured by label.  Perl's core modules only.
 use strict;
 use warnings;
@@ -58,9 +60,12 @@ my $ztr = latents($trmean);
 my $zte = latents($temean);
 my $ltr = labels("$out/train.labels", scalar @$ztr);
 my $lte = labels("$out/test.labels", scalar @$zte);
+my ($trained) = slurp("$out/fit.log") =~ /(trained: [^\n]*)/;
+die "report.pl: $out/fit.log has no 'trained:' line\n" unless $trained;
+if ($trained =~ /trained: (\d+) steps.*\((\d+) examples\).* in ([0-9.]+) s/ && $3 > 0) {
+  printf "training: %d steps in %.1f s, %.0f examples/s\n", $1, $3, $2 / $3;
+}
 printf "training ELBO per image: %.2f (%d images)\n", $trm->{elbo} / @$ztr, scalar @$ztr;
-printf "training: %d steps in %.1f s, %.0f examples/s\n", $trm->{iterations}, $trm->{fit_seconds},
-  100 * $trm->{iterations} / $trm->{fit_seconds} if $trm->{fit_seconds} > 0;
 printf "held-out ELBO per image: %.2f (%d images)\n", $tem->{elbo} / @$zte, scalar @$zte;
 
 # ---- the classifier on the latent means ----
