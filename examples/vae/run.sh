@@ -21,7 +21,7 @@ seed=${SEED:-1}
 perl "$here/data/split.pl" "$out"
 
 "$ppl" train "$here/vae.ppl" --data "$out/train.json" --save "$out/vae.params" --seed "$seed" \
-  --iter "$steps" --lr 0.01 --no-progress >"$out/fit.log" 2>&1
+  --iter "$steps" --lr 0.01 --elbo-samples 10 --no-progress >"$out/fit.log" 2>&1
 
 # the trained encoder on both sets: the latents' draws (their means feed the
 # classifier) and the reconstructions; the CSV's "elbo" line is the set's ELBO
