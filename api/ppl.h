@@ -465,13 +465,17 @@ typedef struct ppl_train_info {
  *     mapping each observation to its latent's posterior) and its model's
  *     params are trained jointly with svi's loop and options (iter, lr,
  *     optimizer, grad-samples, lr-schedule, ...); plates with a batch size are
- *     subsampled each step.  The file's kind is "svi".
+ *     subsampled each step ("epochs" E instead of "iter": E passes over
+ *     the plate).  The file's kind is "svi".
  *   o->engine "amortized": whole-program amortization (`ppl train
  *     --amortize`): a conditional flow trained on simulations from the
  *     program's prior predictive (its options: simulations, ...); observed
  *     values missing from the data are fine.  The file's kind is "npe".
  * One fit from the seed (o->seed); the options chains, draws, warmup, thin
- * and the output fields do not apply (PPL_ERR_USAGE when set by name).
+ * and the output fields do not apply (PPL_ERR_USAGE when set by name).  With
+ * "load" naming a file ppl_train wrote for this program, svi training starts
+ * from its params (resuming an interrupted training; the optimiser's moments
+ * and the learning-rate schedule start afresh).
  * o->progress: a progress line on stderr (epoch, step, smoothed ELBO,
  * examples/s).  ppl_interrupt stops it before its next step and the file is
  * still written, info->interrupted set (PPL_OK).  Errors: save_path the

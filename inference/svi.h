@@ -43,6 +43,9 @@ typedef struct SviFitInfo {
   int64_t plate_size, batch;
 } SviFitInfo;
 bool svi_fit_info(const Svi *s, SviFitInfo *out);
+/* The data plate of s's last run (after svi_prepare: of its check run), its
+ * size and batch; false without a subsampled plate. */
+bool svi_data_plate_of(Svi *s, int64_t *size, int64_t *batch);
 
 /* Every param at its fitted (constrained) value into the file `path`
  * (safetensors, kind ST_KIND_SVI, this program's hash). */
@@ -52,6 +55,12 @@ bool svi_write_params(Svi *s, const char *path, Diag *d);
  * opt ("--load: ").  NULL + d: unreadable (DIAG_IO); truncated, malformed,
  * not a ppl file, or another program's (DIAG_DATA). */
 StFile *svi_read_params(const char *path, const IrProgram *p, const char *opt, Diag *d);
+
+/* The params of f (read from path, of kind svi, for this program) as the
+ * point s starts from: `ppl train --load` resumes a training.  False + d
+ * (DIAG_DATA, messages starting with opt): another kind, a tensor missing,
+ * of another shape, or outside its param's bounds. */
+bool svi_set_params(Svi *s, const StFile *f, const char *path, const char *opt, Diag *d);
 
 /* A chain of svi with the params of f (read from path, of kind svi) and no
  * optimisation: the engine amortized's guide form, which shares engine_svi's

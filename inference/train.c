@@ -24,6 +24,8 @@
 #include "svi.h"
 #include "train.h"
 
+const char *const train_npe_borrowed[] = {"lr", "flow-layers", "flow-hidden", NULL};
+
 #define TRAIN_SMOOTH 100 /* steps in the progress line's running ELBO average */
 
 static double train_now(void) {
@@ -51,6 +53,7 @@ typedef struct TrainShow {
   double avg;       /* the running average of the steps' ELBO estimates */
   long shown;       /* the tenth last shown as a plain line */
   bool drawn;       /* a terminal line is up */
+  const char *unit; /* npe's current unit ("simulation", "epoch") */
 } TrainShow;
 
 static void train_show(TrainShow *sh, const char *line, bool final) {
@@ -80,10 +83,49 @@ static void train_tick(void *ctx, const Svi *s, long step, double elbo) {
              false);
 }
 
+/* --epochs E for svi: o with --iter = ceil(E N / B) of the data plate (N
+   elements, batches of B), which the check run of a first svi_prepare finds;
+   o itself without --epochs. */
+static const EngineOpts *train_epochs(const Interp *in, const EngineOpts *o, Diag *d) {
+  const OptValue *ep = opt_set_get(o->set, "epochs");
+  if (!ep) return o;
+  if (opt_set_get(o->set, "iter")) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "train: give --epochs or --iter, not both");
+    return NULL;
+  }
+  Svi *s = svi_prepare(in, o, 0, d);
+  int64_t n, b;
+  if (!s) return NULL;
+  if (!svi_data_plate_of(s, &n, &b)) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "train: --epochs counts passes over a plate with a "
+               "batch size (plate (i in 1:N, batch = B)), and the program has none: give --iter");
+    return NULL;
+  }
+  EngineOpts *eo = gc_alloc(sizeof *eo);
+  *eo = *o;
+  eo->set = opt_set_new();
+  for (int k = 0; k < o->set->n; k++) opt_set_put(eo->set, o->set->spec[k], o->set->val[k]);
+  const OptSpec *iter = engine_option_find("iter");
+  double steps = ceil((double)ep->i * (double)n / (double)b);
+  if (steps > (double)iter->ihi) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "train: --epochs %lld of %lld elements in batches of "
+               "%lld are %.0f steps, more than --iter's %lld", (long long)ep->i, (long long)n,
+               (long long)b, steps, (long long)iter->ihi);
+    return NULL;
+  }
+  opt_set_put(eo->set, iter, (OptValue){.i = (int64_t)steps});
+  return eo;
+}
+
 static bool train_svi(const Interp *in, const EngineOpts *o, const TrainOpts *t, TrainInfo *info,
                       Diag *d) {
+  if (!(o = train_epochs(in, o, d))) return false;
   Svi *s = svi_prepare(in, o, 0, d);
   if (!s) return false;
+  if (t->resume) { /* the params trained so far; the optimiser's moments start afresh */
+    StFile *f = svi_read_params(t->resume, interp_program(in), "--load", d);
+    if (!f || !svi_set_params(s, f, t->resume, "--load", d)) return false;
+  }
   if (svi_dim(s) == 0) {
     diag_error(d, DIAG_USAGE, (SrcPos){0}, "train: the program has no param to train "
                "(declare the guide's encoder weights with param or network; docs/language.md)");
@@ -111,13 +153,18 @@ static void train_npe_progress(void *ctx, int chain, long done, long total, cons
   (void)chain;
   TrainShow *sh = ctx;
   if (sh->t->progress == PROGRESS_OFF) return;
-  double el = train_now() - sh->t0;
-  train_show(sh, gc_printf("%s %ld/%ld  %.1f s", unit, done, total, el), false);
+  double now = train_now();
+  long tenth = total > 0 ? 10 * done / total : 0;
+  if (strcmp(unit, sh->unit ? sh->unit : "") != 0) sh->unit = unit, sh->shown = -1;
+  if (sh->t->progress != PROGRESS_TERMINAL && tenth <= sh->shown && now - sh->last < 10) return;
+  sh->shown = tenth, sh->last = now;
+  train_show(sh, gc_printf("%s %ld/%ld  %.1f s", unit, done, total, now - sh->t0), false);
 }
 
 static bool train_npe(const IrProgram *p, const EngineOpts *o, const TrainOpts *t, TrainInfo *info,
                       Diag *d) {
   TrainShow sh = {.t = t, .t0 = train_now()};
+  sh.last = sh.t0;
   EngineOpts eo = *o;
   eo.progress = train_npe_progress, eo.progress_ctx = &sh;
   NpeTrainInfo ni = {0};

@@ -12,10 +12,16 @@
 typedef struct TrainOpts {
   const char *save;      /* the file to write */
   bool amortize;         /* whole-program amortization (npe_train) instead of svi */
+  const char *resume;    /* svi: a file ppl train wrote to start from (--load), or NULL */
   DataSource *data;      /* the data as given (npe: its sizes and inputs); NULL = none */
   ProgressMode progress; /* the progress line on progress_out */
   FILE *progress_out;
 } TrainOpts;
+
+/* The options of other engines' tables that npe_train reads too (lr,
+ * flow-layers, flow-hidden: the same meaning as advi's): `ppl train
+ * --amortize` takes them beside the amortized engine's own. */
+extern const char *const train_npe_borrowed[];
 
 /* What a training run did (ppl_train_info's fields). */
 typedef struct TrainInfo {
