@@ -21,7 +21,6 @@
  * optimisation's, so q saved with --save-params and read back with
  * --load-params (which skips the optimisation) gives the same draws bit for
  * bit under the same seed. */
-#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +183,14 @@ static void advi_update(Advi *a, long k, double eta) {
   }
 }
 
+/* False once the host interrupts (EngineOpts.interrupt): the fit stops
+ * there, and the driver ends the chain without draws. */
+static bool advi_go_on(Advi *a, Diag *d) {
+  if (!engine_interrupted(a->o)) return true;
+  diag_error(d, DIAG_RUNTIME, (SrcPos){0}, "advi: interrupted during the fit");
+  return false;
+}
+
 static void advi_reset(Advi *a) {
   memcpy(a->q->phi, a->phi0, sizeof(double) * a->q->nparams);
 }
@@ -204,7 +211,7 @@ static bool advi_adapt(Advi *a, double *eta, bool *found, Diag *d) {
     advi_reset(a);
     bool finite = true;
     for (long k = 1; k <= a->adapt_iter && finite; k++) {
-      if (!advi_grad(a, &finite, d)) return false;
+      if (!advi_grad(a, &finite, d) || !advi_go_on(a, d)) return false;
       if (finite) advi_update(a, k, seq[e]);
       engine_progress(a->o, a->chain, (long)e * a->adapt_iter + k, (long)nseq * a->adapt_iter,
                       "adaptation iteration");
@@ -246,11 +253,11 @@ static bool advi_fit(Advi *a, Diag *d) {
   if (cb > CB_MAX) cb = CB_MAX;
   ViRelTest rt;
   vi_reltest_init(&rt, cb);
-  double elbo = 0, prev = -DBL_MAX; /* the first change is 1, as Stan prints it */
+  double elbo = 0, prev = 0; /* Stan's start: the first change is 1 */
   advi_reset(a);
   for (long k = 1; k <= a->max_iter; k++) {
     bool finite;
-    if (!advi_grad(a, &finite, d)) return false;
+    if (!advi_grad(a, &finite, d) || !advi_go_on(a, d)) return false;
     if (!finite) {
       diag_error(d, DIAG_RUNTIME, (SrcPos){0},
                  "advi: at iteration %ld the log density or its gradient was not finite at %d "
@@ -273,7 +280,7 @@ static bool advi_fit(Advi *a, Diag *d) {
                  diag_failed(&a->last_fail) ? gc_printf("%s)", a->last_fail.msg) : "");
       return false;
     }
-    double rel = fabs((elbo - prev) / prev);
+    double rel = fabs((prev - elbo) / elbo); /* Stan's rel_difference(elbo, elbo_prev) */
     prev = elbo;
     double mean, med;
     vi_reltest_push(&rt, rel, &mean, &med);

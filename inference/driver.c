@@ -503,6 +503,9 @@ static void dr_run_chain(Run *r, Chain *ch) {
   if (dr_interrupted(r, ch)) return; /* not started: no engine to set up */
   void *state = r->eng->init(r->in, eo, ch->id, &ch->d);
   if (!state) {
+    /* an engine that trains in init (advi) stops there when interrupted: the
+       chain has no draws, as one never started */
+    if (dr_interrupted(r, ch)) return;
     if (!diag_failed(&ch->d))
       diag_error(&ch->d, DIAG_INTERNAL, (SrcPos){0}, "engine '%s' could not start chain %d",
                  r->eng->name, ch->id + 1);

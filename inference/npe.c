@@ -87,15 +87,14 @@ static bool npe_elementwise_type(Type t) {
          (t.ndims == 0 && (t.base == TY_VECTOR || t.base == TY_ROWVEC));
 }
 
-/* y ~ d(scalars...) with y a 1-D container: its elements are iid. */
+/* y ~ d(scalars...) with y a 1-D container of scalars: its elements are iid. */
 static bool npe_iid(const IrProgram *p, const IrInstr *ins) {
   Type t = p->main.regtypes[ins->var];
-  if (t.ndims + (t.base == TY_VECTOR || t.base == TY_ROWVEC) != 1 ||
-      !(t.base == TY_INT || t.base == TY_REAL || t.ndims == 0))
-    return false;
-  for (int k = 0; k < ins->dist.nparams; k++)
-    if (!ty_is_scalar_num(p->main.regtypes[ins->dist.params[k]])) return false;
-  return true;
+  bool flat = (t.ndims == 1 && (t.base == TY_INT || t.base == TY_REAL)) ||
+              (t.ndims == 0 && (t.base == TY_VECTOR || t.base == TY_ROWVEC));
+  for (int k = 0; flat && k < ins->dist.nparams; k++)
+    flat = ty_is_scalar_num(p->main.regtypes[ins->dist.params[k]]);
+  return flat;
 }
 
 static void npe_walk(NpeWalk *w, IrBlock b, int plate, int depth) {
@@ -682,9 +681,12 @@ bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const 
   Diag firstfail;
   diag_init(&firstfail);
   for (long s = 0; s < S; s++) {
-    if (engine_interrupted(o)) {
-      info->interrupted = true;
-      break;
+    if (engine_interrupted(o)) { /* nothing trained yet: nothing to save */
+      diag_error(d, DIAG_INTERRUPTED, (SrcPos){0},
+                 "interrupted while simulating (%ld of %ld): nothing trained, nothing saved", s,
+                 S);
+      free(X), free(T);
+      return false;
     }
     SimDraw sd;
     Diag ed;
@@ -708,11 +710,11 @@ bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const 
       if (!diag_failed(&firstfail) && diag_failed(&ed)) firstfail = ed;
       dropped++;
     }
-    if ((s + 1) % 256 == 0 || s + 1 == S) engine_progress(o, 0, s + 1, S, "simulation");
+    if ((s + 1) % (S / 10 > 0 ? S / 10 : 1) == 0) engine_progress(o, 0, s + 1, S, "simulation");
   }
   long nval = kept < 10 ? 0 : (long)ceil(NPE_HOLDOUT * (double)kept);
   long ntrain = kept - nval;
-  if (ntrain < 2 && !info->interrupted) {
+  if (ntrain < 2) {
     diag_error(d, DIAG_RUNTIME, (SrcPos){0},
                "npe: only %ld of %ld simulations gave finite latents and data%s%s", kept,
                kept + dropped, diag_failed(&firstfail) ? "; the first failure: " : "",
@@ -773,7 +775,7 @@ bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const 
   double best_loss = INFINITY;
   int done = 0;
   int npi = (int)np;
-  for (int ep = 0; ep < epochs && !info->interrupted && ntrain >= 2; ep++) {
+  for (int ep = 0; ep < epochs && !info->interrupted; ep++) {
     for (long i = ntrain - 1; i > 0; i--) { /* reshuffle the training part */
       long j = (long)rng_int(&trng, 0, (int64_t)i), tmp = idx[i];
       idx[i] = idx[j], idx[j] = tmp;
@@ -808,7 +810,6 @@ bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const 
       for (size_t i = 0; i < np; i++) finite = finite && isfinite(grad[i] = adj[wt.node + (int32_t)i]);
       if (finite) optim_step(opt, M.w, grad);
     }
-    if (info->interrupted && done == 0 && !isfinite(best_loss)) break;
     /* held-out loss (the training loss when too few simulations to hold any out) */
     long v0 = nval > 0 ? ntrain : 0, vn = nval > 0 ? nval : ntrain;
     double sum = 0;
@@ -1009,7 +1010,11 @@ static void npe_free(void *state) { (void)state; /* GC memory; the log density i
 
 static const char *npe_backend(void *state) { return ld_backend(((NpeState *)state)->ld); }
 
-static const char *npe_notes(void *state) { return ((NpeState *)state)->notes; }
+/* The same for every chain: said once, by the first. */
+static const char *npe_notes(void *state) {
+  NpeState *s = state;
+  return s->chain == 0 ? s->notes : NULL;
+}
 
 static bool npe_vi_report(void *state, ViReport *r) {
   NpeState *s = state;

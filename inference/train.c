@@ -56,11 +56,13 @@ typedef struct TrainShow {
   const char *unit; /* npe's current unit ("simulation", "epoch") */
 } TrainShow;
 
-static void train_show(TrainShow *sh, const char *line, bool final) {
+/* The line, redrawn in place on a terminal (the caller ends it with a
+   newline when training is over: sh->drawn), else a line of its own. */
+static void train_show(TrainShow *sh, const char *line) {
   FILE *f = sh->t->progress_out;
   if (sh->t->progress == PROGRESS_TERMINAL) {
-    fprintf(f, "\r\033[K%s%s", line, final ? "\n" : "");
-    sh->drawn = !final;
+    fprintf(f, "\r\033[K%s", line);
+    sh->drawn = true;
   } else {
     fprintf(f, "train: %s\n", line);
   }
@@ -79,8 +81,7 @@ static void train_tick(void *ctx, const Svi *s, long step, double elbo) {
   sh->last = now, sh->shown = tenth;
   SviFitInfo fi;
   svi_fit_info(s, &fi);
-  train_show(sh, train_line(step, sh->total, now - sh->t0, sh->avg, fi.plate_size, fi.batch),
-             false);
+  train_show(sh, train_line(step, sh->total, now - sh->t0, sh->avg, fi.plate_size, fi.batch));
 }
 
 /* --epochs E for svi: o with --iter = ceil(E N / B) of the data plate (N
@@ -158,7 +159,7 @@ static void train_npe_progress(void *ctx, int chain, long done, long total, cons
   if (strcmp(unit, sh->unit ? sh->unit : "") != 0) sh->unit = unit, sh->shown = -1;
   if (sh->t->progress != PROGRESS_TERMINAL && tenth <= sh->shown && now - sh->last < 10) return;
   sh->shown = tenth, sh->last = now;
-  train_show(sh, gc_printf("%s %ld/%ld  %.1f s", unit, done, total, now - sh->t0), false);
+  train_show(sh, gc_printf("%s %ld/%ld  %.1f s", unit, done, total, now - sh->t0));
 }
 
 static bool train_npe(const IrProgram *p, const EngineOpts *o, const TrainOpts *t, TrainInfo *info,

@@ -132,5 +132,5 @@ void vi_reltest_push(ViRelTest *t, double rel, double *mean, double *median) {
       s[j] = s[j - 1], s[j - 1] = x;
     }
   *mean = sum / n;
-  *median = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+  *median = s[n / 2]; /* Stan's: nth_element at n/2, the upper middle of an even count */
 }

@@ -64,7 +64,8 @@ typedef struct ViRelTest {
   double *buf;
 } ViRelTest;
 void vi_reltest_init(ViRelTest *t, int cb);
-/* Add a relative change; the buffer's mean and median into *mean, *median. */
+/* Add a relative change; the buffer's mean and median (Stan's: the upper middle
+ * of an even count) into *mean, *median. */
 void vi_reltest_push(ViRelTest *t, double rel, double *mean, double *median);
 
 #endif

@@ -4,7 +4,7 @@
 #
 #   perl cli_harden.pl PPL_BINARY
 #
-#  - Ctrl-C (SIGINT) during a run: exit 130, every CSV row complete, the
+#  - Ctrl-C (SIGINT) during a run (and during advi's fit, before any draw): exit 130, every CSV row complete, the
 #    summary text and JSON say interrupted; a second SIGINT exits at once;
 #  - --draws 100000000 on a model with many outputs is refused fast (exit 64,
 #    no signal) saying how much memory it needs; an allocation that fails
@@ -105,6 +105,18 @@ for my $c (1, 2) {
      "chain $c: " . scalar(@lines) . " complete CSV rows, at least N, ending in a newline");
 }
 ok(slurp("$dir/err.txt") =~ /interrupted: stopping after the current iteration/, "stderr says it is stopping");
+
+# advi's fit runs in the engine's init, before any draw: SIGINT stops the fit
+# itself (EngineOpts.interrupt), not only the draws after it
+$pid = start("$dir/sum.txt", "$dir/err.txt", 'run', 'long.ppl', '--engine', 'advi', '--iter',
+             '100000000', '--tol-rel-obj', '1e-14', '--chains', '2', '--output', 'advi_int.csv');
+sleep 1;
+kill 'INT', $pid;
+$st = wait_for($pid, 5);
+ok(defined $st && ($st >> 8) == 130, "SIGINT during an advi fit of 1e8 iterations: exit 130 within 5 s");
+ok(slurp("$dir/sum.txt") . slurp("$dir/err.txt") =~ /interrupted before any draw/,
+   "advi interrupted in its fit: says no draw was kept");
+if (!defined $st) { kill 'KILL', $pid; waitpid($pid, 0); }
 
 # a second SIGINT ends the process at once, while the first waits for a draw
 # that takes seconds (a long loop in the generated block)

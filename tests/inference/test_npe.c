@@ -16,6 +16,7 @@
 
 #include "inference/npe.h"
 #include "inference/psis.h"
+#include "inference/warnings.h"
 #include "stdlib/deepset.h"
 #include "stdlib/realnvp.h"
 #include "stdlib/safetensors.h"
@@ -347,6 +348,55 @@ static void test_conjugate(void) {
   free(x), free(x2), free(lw), free(b1), free(b2);
 }
 
+/* Ctrl-C during training: the host's flag, raised here after two epochs. */
+static void stop_after_two(void *ctx, int chain, long done, long total, const char *unit) {
+  (void)chain, (void)total;
+  if (!strcmp(unit, "epoch") && done >= 2) atomic_store((atomic_int *)ctx, 1);
+}
+
+static void test_interrupt(void) {
+  TData sizes;
+  tdata_init(&sizes);
+  tdata_add(&sizes, "N", val_int(10));
+  double y[10] = {0.5, 0.1, -0.3, 1.2, 0.9, 0.4, 0.0, 0.7, -0.2, 0.3};
+  TData obs = sizes;
+  tdata_add(&obs, "y", tvec(10, y));
+  Interp *in;
+  const IrProgram *p = compile(conj_src, &obs, &in);
+  if (!p) return;
+  EngineOpts o = train_opts();
+  atomic_int flag = 0;
+  o.interrupt = &flag;
+  o.progress = stop_after_two, o.progress_ctx = &flag;
+  const char *f = tmp_path("int.safetensors");
+  NpeTrainInfo info;
+  Diag d;
+  diag_init(&d);
+  bool ok = npe_train(p, &sizes.src, &o, f, &info, &d);
+  double x[10];
+  bool drawn = ok && draws_of(in, f, 10, x, NULL, &d);
+  tap_ok(ok && info.interrupted && info.epochs == 2 && drawn,
+         "interrupted after 2 of 40 epochs: stopped, saved what it had (%d epochs), and the file "
+         "draws", info.epochs);
+  /* interrupted before any training: nothing saved */
+  remove(f);
+  flag = 1;
+  o.progress = NULL;
+  diag_init(&d);
+  ok = npe_train(p, &sizes.src, &o, f, &info, &d);
+  tap_ok(!ok && d.code == DIAG_INTERRUPTED && access(f, F_OK) != 0,
+         "interrupted while simulating: %s", d.msg);
+  /* the summary's advice when k-hat says the network does not fit */
+  WarnInput wi = {.m = 1, .n = 1, .adapt_delta = NAN, .pareto_k = NAN, .vi_family = "npe", .vi_khat = 0.93};
+  int nw = 0;
+  RunWarning *w = warn_collect(&wi, &nw);
+  bool found = false;
+  for (int i = 0; i < nw; i++)
+    found = found || (!strcmp(w[i].kind, "vi_khat") && strstr(w[i].advice, "--engine nuts") &&
+                      strstr(w[i].advice, "amortized network does not fit"));
+  tap_ok(found, "k-hat 0.93: the summary says the network does not fit and suggests nuts");
+}
+
 /* The layout the IR gives, read from a (barely) trained file's metadata. */
 static void test_layout(void) {
   const char *src =
@@ -413,5 +463,6 @@ int main(int argc, char **argv) {
   test_deepset();
   test_layout();
   test_conjugate();
+  test_interrupt();
   return tap_done();
 }
