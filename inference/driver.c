@@ -25,6 +25,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -270,16 +271,21 @@ static bool dr_nested_kept(const Run *r, const char *addr) {
   return r->o->include ? named : !named;
 }
 
+static int dr_strcmp_p(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 /* A nested latent's column that an output has too: a latent in a loop named
-   as a top-level variable (h.2 of h[2] and of a vector h). */
-static bool dr_nested_clash(Chain *ch, int nout_cols, int from, const char *addr) {
+   as a top-level variable (h.2 of h[2] and of a vector h).  sorted: the
+   outputs' nout_cols column names in strcmp order. */
+static bool dr_nested_clash(Chain *ch, const char **sorted, int nout_cols, int from,
+                            const char *addr) {
   for (int i = from; i < ch->cols.n; i++)
-    for (int j = 0; j < nout_cols; j++)
-      if (!strcmp(ch->cols.names[i], ch->cols.names[j]))
-        return dr_fail(ch, DIAG_RUNTIME,
-                       "the latent at address '%s' and an output both have column '%s': rename "
-                       "the latent declared in the loop, branch or function, or the other variable",
-                       addr, ch->cols.names[i]);
+    if (bsearch(&ch->cols.names[i], sorted, (size_t)nout_cols, sizeof(char *), dr_strcmp_p))
+      return dr_fail(ch, DIAG_RUNTIME,
+                     "the latent at address '%s' and an output both have column '%s': rename "
+                     "the latent declared in the loop, branch or function, or the other variable",
+                     addr, ch->cols.names[i]);
   return true;
 }
 
@@ -290,7 +296,13 @@ static bool dr_nested_columns(Run *r, Chain *ch, const Draw *dr, int k) {
   bool first = k == 0;
   int nout_cols = ch->cols.n;
   char err[256];
+  /* the outputs' column names, sorted for the clash test: a VAE's thousands
+     of per-image latents against its thousands of output columns */
+  const char **sorted = NULL;
   if (first) {
+    sorted = gc_alloc(sizeof(char *) * (size_t)(nout_cols + 1));
+    memcpy(sorted, ch->cols.names, sizeof(char *) * (size_t)nout_cols);
+    qsort(sorted, (size_t)nout_cols, sizeof(char *), dr_strcmp_p);
     ch->nlat = dr->nlatents;
     ch->lat_addr = gc_alloc(sizeof(char *) * (size_t)(dr->nlatents + 1));
     for (int i = 0; i < dr->nlatents; i++) ch->lat_addr[i] = dr->latents[i].addr;
@@ -306,7 +318,7 @@ static bool dr_nested_columns(Run *r, Chain *ch, const Draw *dr, int k) {
     int from = ch->cols.n;
     if (csv_columns(csv_address_name(a), dr->latents[i].v, &ch->cols, first, err, sizeof err) < 0)
       return dr_fail(ch, DIAG_RUNTIME, "%s", err);
-    if (first && !dr_nested_clash(ch, nout_cols, from, a)) return false;
+    if (first && !dr_nested_clash(ch, sorted, nout_cols, from, a)) return false;
   }
   return true;
 }

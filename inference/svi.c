@@ -57,6 +57,7 @@ typedef struct SviParam {
   ParamSpec spec;
   size_t off, n;
   int32_t node0; /* its first tape variable in the current step (0: none yet) */
+  Value val;     /* its value in the current step (training), shared by the runs */
 } SviParam;
 
 /* One subsampled plate of the current step. */
@@ -233,6 +234,14 @@ static Value svi_param_value(Svi *s, SviParam *p, Tape *t) {
     for (size_t e = 1; e < p->n; e++) tape_var(t, s->x[p->off + e]);
   }
   int32_t *nodes = t ? gc_alloc_atomic(sizeof(int32_t) * (p->n ? p->n : 1)) : NULL;
+  if (p->spec.con == CON_NONE && v.k == V_VEC) { /* networks and flows: their reals as they are */
+    memcpy(v.t->d, s->x + p->off, sizeof(double) * p->n);
+    if (nodes) {
+      for (size_t e = 0; e < p->n; e++) nodes[e] = p->node0 + (int32_t)e;
+      v.t->ad = nodes;
+    }
+    return v;
+  }
   AdNum lo = ad_const(p->spec.lower), hi = ad_const(p->spec.upper);
   for (size_t e = 0; e < p->n; e++) {
     AdNum u = {s->x[p->off + e], t ? p->node0 + (int32_t)e : 0}, x = u;
@@ -258,7 +267,7 @@ static HandlerResult svr_param(Handler *h, const char *addr, const ParamSpec *sp
   if (!p) return r->mode == SR_CHECK ? HR_ERROR
                                      : svi_fail(d, pos, gc_printf("svi: param '%s' was not in the "
                                                                   "first run", addr));
-  *out = svi_param_value(r->s, p, r->t);
+  *out = r->t && p->val.k != V_NONE ? p->val : svi_param_value(r->s, p, r->t);
   return HR_CONTINUE;
 }
 
@@ -763,12 +772,14 @@ static bool svi_grad(Svi *s, double *elbo, double *grad, Diag *d) {
   s->tau = fmax(s->tau_min, s->tau0 * exp(-s->tau_decay * (double)s->iterations));
   for (int tries = 0;; tries++) {
     tape_reset(s->tape);
-    for (int i = 0; i < s->np; i++) s->p[i].node0 = 0;
+    for (int i = 0; i < s->np; i++) s->p[i].node0 = 0, s->p[i].val = val_none();
     s->nplates = 0;
     s->step++;
     /* every param gets its variables first, so that their ids are known even
-       when a block does not use one */
-    for (int i = 0; i < s->np; i++) svi_param_value(s, &s->p[i], s->tape);
+       when a block does not use one; the runs share the values (a program
+       never writes a param), so a network's ten thousand weights are
+       constrained and given nodes once a step */
+    for (int i = 0; i < s->np; i++) s->p[i].val = svi_param_value(s, &s->p[i], s->tape);
     /* the surrogate whose gradient estimates the ELBO's: log p - log q,
        plus for discrete guide choices the score-function term
        (log p - log q - baseline) * log q_discrete, its factor a constant */

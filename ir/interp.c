@@ -135,6 +135,7 @@ struct InterpState {
   int32_t factor_ad; /* node of the last factor passed to the handler */
   int ode_depth;     /* ode_rk45 calls this state runs inside of (nested solves) */
   Tape *net_scratch; /* networks' arena in runs without a tape; not shared by forks */
+  NetMemo net_memo;  /* the weights' nodes last found consecutive (net.h) */
   /* A choice whose handler suspended (HR_SUSPEND from sample): the run waits
      for interp_provide.  The record is a value, so a fork copies it and each
      copy can be given its own value. */
@@ -1216,7 +1217,7 @@ static bool exec_net(InterpState *st, Frame *f, const IrInstr *ins, Diag *d) {
   if (!st->net_scratch) st->net_scratch = tape_new();
   char err[ERRSZ];
   Value out;
-  if (!net_apply(st->tape, st->net_scratch, &m, R[ins->args[0]], R[ins->args[1]], &out, err, sizeof err)) {
+  if (!net_apply(st->tape, st->net_scratch, &st->net_memo, &m, R[ins->args[0]], R[ins->args[1]], &out, err, sizeof err)) {
     diag_error(d, DIAG_RUNTIME, ins->pos, "network '%s' %s", name, err);
     return false;
   }

@@ -57,11 +57,15 @@ Value net_flow_initial(const Rnvp *f, const char *name) {
 
 /* The weights as a tensor: their own ids when they are one consecutive run
    (a handler's tape_block), so a call in a loop copies nothing. */
-static Tensor weights(Tape *t, Value w, int np, bool ad) {
+static Tensor weights(Tape *t, NetMemo *memo, Value w, int np, bool ad) {
   Tensor W = tensor_const(1, &np, w.t->d);
   if (!ad || !w.t->ad) return W;
-  bool run = np > 0 && w.t->ad[0] != 0;
-  for (int i = 1; run && i < np; i++) run = w.t->ad[i] == w.t->ad[0] + i;
+  bool run = memo && memo->ad == w.t->ad && memo->np == np;
+  if (!run) {
+    run = np > 0 && w.t->ad[0] != 0;
+    for (int i = 1; run && i < np; i++) run = w.t->ad[i] == w.t->ad[0] + i;
+    if (run && memo) *memo = (NetMemo){w.t->ad, np};
+  }
   if (run) {
     W.node = w.t->ad[0];
     return W;
@@ -69,7 +73,7 @@ static Tensor weights(Tape *t, Value w, int np, bool ad) {
   return tensor_gather(t, 1, &np, w.t->d, w.t->ad);
 }
 
-bool net_apply(Tape *t, Tape *scratch, const NnMlp *m, Value w, Value x, Value *out, char *err,
+bool net_apply(Tape *t, Tape *scratch, NetMemo *memo, const NnMlp *m, Value w, Value x, Value *out, char *err,
                size_t errsz) {
   int in = m->sizes[0], nout = m->sizes[m->nlayers];
   bool batch = x.k == V_MAT;
@@ -88,7 +92,7 @@ bool net_apply(Tape *t, Tape *scratch, const NnMlp *m, Value w, Value x, Value *
     tape_reset(t);
   }
   int np = (int)m->nparams;
-  Tensor W = weights(t, w, np, ad);
+  Tensor W = weights(t, memo, w, np, ad);
   size_t n = (size_t)rows * (size_t)in;
   double *xv = tape_alloc_atomic(t, sizeof(double) * (n ? n : 1));
   int32_t *xn = x.t->ad && ad ? tape_alloc_atomic(t, sizeof(int32_t) * (n ? n : 1)) : NULL;

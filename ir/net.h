@@ -30,13 +30,23 @@ bool net_flow_layout(const int64_t *sizes, Rnvp *f, char *err, size_t errsz);
  * layers are random). */
 Value net_flow_initial(const Rnvp *f, const char *name);
 
+/* The weights a run last found to be one consecutive run of tape nodes (their
+ * node array and length): a network called once per datapoint in a plate
+ * checks its thousands of weights' nodes at its first call, not at every
+ * call.  A run's param values are never written, so the array does not
+ * change under it.  Zeroed, it remembers nothing. */
+typedef struct NetMemo {
+  const int32_t *ad;
+  int np;
+} NetMemo;
+
 /* f(x): w the weights (a vector of m->nparams), x a vector or row_vector of
  * m's input size (-> a vector) or a matrix with that many columns (-> a
  * matrix, one row per input row).  Records on tape t when w or x carry nodes
  * (t not NULL); otherwise runs on `scratch`, a tape only used for its arena
- * (reset here).  false with a message for a wrong input width ("takes 3
+ * (reset here).  memo, if not NULL, is the caller's NetMemo.  false with a message for a wrong input width ("takes 3
  * inputs, got a vector of 4": the caller names the network). */
-bool net_apply(Tape *t, Tape *scratch, const NnMlp *m, Value w, Value x, Value *out, char *err,
+bool net_apply(Tape *t, Tape *scratch, NetMemo *memo, const NnMlp *m, Value w, Value x, Value *out, char *err,
                size_t errsz);
 
 #endif

@@ -1,7 +1,9 @@
 #!/bin/sh
 # run_examples.sh PPL EXAMPLES_DIR — every example model (examples/*.ppl and
 # examples/posteriordb/*.ppl) runs end to end under its default engine (short
-# chains) and prints a summary; TAP output.
+# chains) and prints a summary, and every example folder with a run.sh
+# (examples/vae) runs its script with a short budget (its first argument)
+# into a temporary folder and must draw its picture there; TAP output.
 ppl=$1
 dir=$2
 n=0
@@ -21,6 +23,21 @@ for model in "$dir"/*.ppl "$dir"/posteriordb/*.ppl; do
     echo "not ok $n - $(basename "$model")"
     sed 's/^/#   /' "$out" | head -20
   fi
+done
+for script in "$dir"/*/run.sh; do
+  [ -f "$script" ] || continue
+  n=$((n + 1))
+  name=$(basename "$(dirname "$script")")
+  tmp=$(mktemp -d)
+  if PPL=$ppl sh "$script" 20 "$tmp" >"$out" 2>&1 &&
+     ls "$tmp"/*.svg "$tmp"/*.png 2>/dev/null | grep -q .; then
+    echo "ok $n - $name/run.sh"
+  else
+    failed=$((failed + 1))
+    echo "not ok $n - $name/run.sh"
+    sed 's/^/#   /' "$out" | head -20
+  fi
+  rm -rf "$tmp"
 done
 rm -f "$out"
 echo "1..$n"

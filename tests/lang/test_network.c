@@ -4,8 +4,9 @@
  * and f(matrix) against a loop written here, the initial weights without a
  * handler, and the gradient of the program's log density through f with
  * respect to the handler's weights (consecutive and scattered tape ids) and
- * to a latent input, against central finite differences; the model hash; and
- * training as an engine would (tape ids from param(), Adam from optim.h). */
+ * to a latent input, against central finite differences; the model hash;
+ * training as an engine would (tape ids from param(), Adam from optim.h); and
+ * net_apply's memo of consecutive weight nodes (ir/net.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "api/data.h"
 #include "ir/interp.h"
+#include "ir/net.h"
 #include "lang/check.h"
 #include "parser/ast.h"
 #include "stdlib/ad.h"
@@ -418,6 +420,66 @@ static void test_training(void) {
   optim_free(o);
 }
 
+
+/* The weights' gradient of sum(f(x)) from one net_apply call on tape t;
+   false when the call fails. */
+static bool memo_call(Tape *t, NetMemo *memo, const NnMlp *m, Value w, Value x, double *g) {
+  char err[128];
+  Value y;
+  if (!net_apply(t, NULL, memo, m, w, x, &y, err, sizeof err)) return false;
+  AdNum sum = ad_const(0);
+  for (int i = 0; i < y.t->rows * y.t->cols; i++) sum = ad_add(t, sum, (AdNum){y.t->d[i], y.t->ad[i]});
+  double *adj = calloc(tape_size(t) + 1, sizeof(double));
+  tape_backward(t, sum.n, adj);
+  for (int i = 0; i < (int)m->nparams; i++) g[i] = adj[w.t->ad[i]];
+  free(adj);
+  return true;
+}
+
+/* A memo set by consecutive weights must not pass for other weights: the
+   same values with their nodes in reverse order (their first node the same
+   run's last) give the gradient permuted, element by element, and a memo
+   shared by two networks' weights gives each its own. */
+static void test_memo(void) {
+  NnMlp m;
+  char err[128];
+  int hid[1] = {H1};
+  tap_ok(nn_mlp_make(&m, D, 1, hid, OUT, TENSOR_TANH, TENSOR_IDENTITY, err, sizeof err), "memo: layout");
+  int np = (int)m.nparams;
+  Tape *t = tape_new();
+  Value w = net_initial(&m, "memo"), wr = net_initial(&m, "memo");
+  w.t->ad = calloc((size_t)np, sizeof(int32_t));
+  wr.t->ad = calloc((size_t)np, sizeof(int32_t));
+  for (int i = 0; i < np; i++) w.t->ad[i] = tape_var(t, w.t->d[i]);
+  for (int i = 0; i < np; i++) wr.t->ad[i] = w.t->ad[np - 1 - i], wr.t->d[i] = w.t->d[np - 1 - i];
+  Value x = val_vec(D);
+  x.t->d[0] = 0.4, x.t->d[1] = -1.1;
+  double *g = calloc((size_t)np, sizeof(double)), *gr = calloc((size_t)np, sizeof(double)),
+         *g2 = calloc((size_t)np, sizeof(double));
+  NetMemo memo = {0};
+  bool ok = memo_call(t, &memo, &m, w, x, g);
+  tap_ok(ok && memo.ad == w.t->ad && memo.np == np, "memo: consecutive weights are remembered");
+  /* wr's values are w's reversed: f(x) with wr's layout differs, so compare
+     with a call without memo on a fresh tape */
+  ok = ok && memo_call(t, &memo, &m, wr, x, gr);
+  tap_ok(ok && memo.ad == w.t->ad, "memo: scattered weights are gathered, the memo kept");
+  Tape *t2 = tape_new();
+  Value wr2 = wr;
+  ValTen ten2 = *wr.t;
+  wr2.t = &ten2;
+  ten2.ad = calloc((size_t)np, sizeof(int32_t));
+  for (int i = 0; i < np; i++) ten2.ad[i] = tape_var(t2, wr.t->d[i]);
+  ok = ok && memo_call(t2, NULL, &m, wr2, x, g2);
+  double diff = 0;
+  for (int i = 0; i < np; i++) diff = fmax(diff, fabs(gr[i] - g2[i]));
+  tap_ok(ok && diff == 0, "memo: the scattered call's gradient is the one without a memo (max diff %g)", diff);
+  ok = ok && memo_call(t, &memo, &m, w, x, g2);
+  diff = 0;
+  for (int i = 0; i < np; i++) diff = fmax(diff, fabs(g[i] - g2[i]));
+  tap_ok(ok && diff == 0, "memo: the consecutive weights again, the same gradient (max diff %g)", diff);
+  free(g), free(gr), free(g2);
+}
+
 int main(void) {
   gc_init();
   Diag d;
@@ -430,5 +492,6 @@ int main(void) {
   test_gradient(in, true);
   test_hash();
   test_training();
+  test_memo();
   return tap_done();
 }
