@@ -28,42 +28,11 @@
 #include <string.h>
 
 #include "ppl.h"
+#include "sbc.h"
 #include "tap.h"
 
-#define SBC_L 19          /* posterior draws per replicate: ranks 0..19 */
-#define SBC_BINS 10       /* two adjacent ranks per bin */
-#define SBC_CHI2_999 27.877164871256573 /* chi-square, 9 df, 0.999 quantile */
 #define SBC_MAXPAR 4
 #define SBC_MAXN 32
-
-/* ---- our own generator: splitmix64-seeded xoshiro256** ---- */
-
-typedef struct { uint64_t s[4]; } SbcRng;
-
-static uint64_t sbc_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t sbc_next(SbcRng *r) {
-  uint64_t *s = r->s, out = sbc_rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-  s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
-  s[2] ^= t; s[3] = sbc_rotl(s[3], 45);
-  return out;
-}
-
-static void sbc_seed(SbcRng *r, uint64_t seed) {
-  for (int i = 0; i < 4; i++) {
-    uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    r->s[i] = z ^ (z >> 31);
-  }
-}
-
-static double sbc_unif(SbcRng *r) { return ((sbc_next(r) >> 11) + 0.5) * 0x1.0p-53; }
-
-static double sbc_normal(SbcRng *r) {
-  /* Box–Muller; the second variate is dropped for simplicity. */
-  return sqrt(-2 * log(sbc_unif(r))) * cos(2 * M_PI * sbc_unif(r));
-}
 
 /* ---- the models: a simulator in C and the ppl program that fits it ---- */
 
@@ -75,14 +44,6 @@ typedef struct {
   /* Draws the parameters into par and writes the data set as JSON. */
   void (*simulate)(SbcRng *r, double *par, char *json, size_t jsz);
 } SbcModel;
-
-static size_t sbc_vec(char *buf, size_t sz, const char *name, const double *v, int n) {
-  size_t k = (size_t)snprintf(buf, sz, "\"%s\": [", name);
-  for (int i = 0; i < n && k < sz; i++)
-    k += (size_t)snprintf(buf + k, sz - k, "%s%.17g", i ? ", " : "", v[i]);
-  if (k < sz) k += (size_t)snprintf(buf + k, sz - k, "]");
-  return k;
-}
 
 static void sim_normal_mean(SbcRng *r, double *par, char *json, size_t jsz) {
   double y[10];
@@ -183,26 +144,19 @@ static bool sbc_run(ppl_context *ctx, const SbcModel *sm, const SbcEngine *se, i
       break;
     }
     for (int p = 0; p < sm->npar; p++) {
-      int col = ppl_result_column_index(r, sm->par[p]), rank = 0;
-      for (int l = 1; l <= SBC_L; l++)
-        if (ppl_result_draw(r, 0, l * se->stride - 1, col) < par[p]) rank++;
-      counts[p][rank * SBC_BINS / (SBC_L + 1)]++;
+      int col = ppl_result_column_index(r, sm->par[p]);
+      double draws[SBC_L];
+      for (int l = 0; l < SBC_L; l++) draws[l] = ppl_result_draw(r, 0, (l + 1) * se->stride - 1, col);
+      sbc_count(counts[p], par[p], draws);
     }
     ppl_result_free(r);
   }
   ppl_model_free(m);
   if (!ok) return false;
-  double expect = (double)S / SBC_BINS;
   for (int p = 0; p < sm->npar; p++) {
-    chi2[p] = 0;
-    char line[256];
-    size_t k = 0;
-    for (int b = 0; b < SBC_BINS; b++) {
-      chi2[p] += (counts[p][b] - expect) * (counts[p][b] - expect) / expect;
-      k += (size_t)snprintf(line + k, sizeof line - k, " %d", counts[p][b]);
-    }
-    tap_diag("%s/%s %s: rank histogram%s (chi2 %.2f)", sm->name, se->engine, sm->par[p], line,
-             chi2[p]);
+    char label[128];
+    snprintf(label, sizeof label, "%s/%s %s", sm->name, se->engine, sm->par[p]);
+    chi2[p] = sbc_chi2(counts[p], label);
   }
   return true;
 }

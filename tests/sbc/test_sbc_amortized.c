@@ -1,0 +1,220 @@
+/* test_sbc_amortized.c — is an amortized posterior right?  Simulation-based
+ * calibration (sbc.h) and exact accuracy on data the network never saw.
+ *
+ * The guide form (AEVB: an encoder network maps each observation to its
+ * latent's posterior) on the per-datapoint conjugate toy
+ *
+ *     z[i] ~ normal(0, 1);  x[i] ~ normal(z[i], s)
+ *     =>  z[i] | x[i] ~ normal(x[i] / (1 + s^2), s / sqrt(1 + s^2)),
+ *
+ * whose guide, normal(h[1], exp(h[2])) with h = enc(x[i]), contains the exact
+ * posterior.  Budget: the encoder (an mlp 1 -> 16 tanh -> 2) is trained by svi
+ * on TOY_TRAIN simulated points for TOY_ITER steps (minibatches of 100), once.
+ * Then, with no further optimisation, its draws for TOY_M new points (z*, x*)
+ * simulated in C give one SBC replicate each (the guide and the exact
+ * posterior factor over the points, so the ranks of the z*[i] among
+ * SBC_L draws of z[i] are independent); uniformity at the 0.999 chi-square
+ * quantile.  The direct check: for every new point, the mean and sd of
+ * TOY_DRAWS draws of z[i] within 4 Monte Carlo standard errors plus an
+ * allowance of 0.1 posterior sd (what an approximate network may be off by)
+ * of the exact ones.  The negative control trains the guide on a model with
+ * a likelihood sd half the simulator's (an overconfident posterior): its
+ * ranks must fail the same test.
+ *
+ *   test_sbc_amortized
+ *
+ * PPL_TEST_SCALE < 1 (sanitizer builds): a smoke run, budget and points cut,
+ * nothing tested but that every step runs.
+ */
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ppl.h"
+#include "sbc.h"
+#include "tap.h"
+
+/* ---- the guide form: the conjugate toy ---- */
+
+#define TOY_S 0.5         /* the simulator's likelihood sd */
+#define TOY_MAXN 2000
+static int toy_train = 2000, toy_iter = 6000, toy_m = 1000, toy_draws = 1000;
+
+/* The model's likelihood sd is data, so that the negative control is the same
+   program given a wrong s. */
+static const char toy_src[] =
+    "data { int N; vector[N] x; real<lower=0> s; }\n"
+    "model {\n"
+    "  plate (i in 1:N, batch = 100) {\n"
+    "    real z ~ normal(0, 1);\n"
+    "    x[i] ~ normal(z, s);\n"
+    "  }\n"
+    "}\n"
+    "guide {\n"
+    "  param network enc = mlp(1, [16], 2, relu);\n"
+    "  plate (i in 1:N, batch = 100) {\n"
+    "    vector[2] h = enc(rep_vector(x[i], 1));\n"
+    "    real z ~ normal(h[1], exp(h[2]));\n"
+    "  }\n"
+    "}\n";
+
+/* n points (z*, x*) from the prior predictive, as the program's data. */
+static void toy_simulate(SbcRng *r, int n, double s_model, double *z, double *x, char *json,
+                         size_t jsz) {
+  for (int i = 0; i < n; i++) {
+    z[i] = sbc_normal(r);
+    x[i] = z[i] + TOY_S * sbc_normal(r);
+  }
+  size_t k = (size_t)snprintf(json, jsz, "{\"N\": %d, \"s\": %.17g, ", n, s_model);
+  k += sbc_vec(json + k, jsz - k, "x", x, n);
+  snprintf(json + k, jsz - k, "}");
+}
+
+static bool run_ok(ppl_context *ctx, ppl_model *m, const ppl_run_options *ro, ppl_result **r,
+                   const char *what) {
+  if (ppl_run(m, ro, r) == PPL_OK) return true;
+  tap_diag("%s: %s", what, ppl_errmsg(ctx));
+  return false;
+}
+
+/* Trains the toy's guide on simulated data (model sd s_model), then draws for
+   new points: the SBC chi-square of their ranks into *chi2 and, when exact
+   is set, the direct check against the exact posterior.  False on an error. */
+static bool toy_run(ppl_context *ctx, const char *dir, double s_model, uint64_t seed, bool smoke,
+                    bool exact, double *chi2) {
+  static char json[TOY_MAXN * 26 + 128];
+  static double z[TOY_MAXN], x[TOY_MAXN];
+  char file[1024], label[128];
+  snprintf(file, sizeof file, "%s/toy_%g.params", dir, s_model);
+  ppl_model *m = NULL;
+  ppl_result *r = NULL;
+  bool ok = false;
+  if (ppl_compile_string(ctx, toy_src, "toy.ppl", &m) != PPL_OK) {
+    tap_diag("toy.ppl: %s", ppl_errmsg(ctx));
+    return false;
+  }
+  SbcRng rng;
+  sbc_seed(&rng, seed);
+
+  /* training, once */
+  toy_simulate(&rng, toy_train, s_model, z, x, json, sizeof json);
+  ppl_run_options ro;
+  ppl_run_options_default(&ro);
+  ro.engine = "svi";
+  ro.chains = 1;
+  ro.draws = 10;
+  ro.seed = seed;
+  char iter[32];
+  snprintf(iter, sizeof iter, "%d", toy_iter);
+  if (ppl_set_data_json(m, json, "train.json") != PPL_OK ||
+      ppl_run_set(&ro, "iter", iter) != PPL_OK || ppl_run_set(&ro, "lr", "0.01") != PPL_OK ||
+      ppl_run_set(&ro, "lr-schedule", "cosine") != PPL_OK ||
+      ppl_run_set(&ro, "save-params", file) != PPL_OK ||
+      !run_ok(ctx, m, &ro, &r, "toy: training"))
+    goto out;
+  ppl_result_free(r);
+  r = NULL;
+  ppl_run_options_free(&ro);
+
+  /* new points, drawn for with no optimisation */
+  toy_simulate(&rng, toy_m, s_model, z, x, json, sizeof json);
+  ppl_run_options_default(&ro);
+  ro.engine = "svi";
+  ro.chains = 1;
+  ro.draws = toy_draws;
+  ro.seed = seed + 1;
+  if (ppl_set_data_json(m, json, "new.json") != PPL_OK ||
+      ppl_run_set(&ro, "load-params", file) != PPL_OK ||
+      !run_ok(ctx, m, &ro, &r, "toy: drawing for new data"))
+    goto out;
+  /* the exact posterior given x[i] (the simulator's s: under the negative
+     control's model it is not what the guide was trained for) */
+  double shrink = 1 / (1 + TOY_S * TOY_S), post_sd = TOY_S * sqrt(shrink);
+  double worst_mean = 0, worst_sd = 0; /* in units of their tolerances */
+  /* the direct check covers the central 99% of the prior predictive of x,
+     normal(0, sqrt(1 + s^2)), where the training points are; the tails, where
+     a network extrapolates, are reported */
+  double bulk = 2.5758 * sqrt(1 + TOY_S * TOY_S), tail_mean = 0, tail_sd = 0;
+  int tail_n = 0;
+  int counts[SBC_BINS] = {0}, worst_i = 0, worst_j = 0;
+  for (int i = 0; i < toy_m; i++) {
+    char col_name[32];
+    snprintf(col_name, sizeof col_name, "z[%d]", i + 1);
+    int col = ppl_result_column_index(r, col_name);
+    if (col < 0) {
+      tap_diag("toy: no column %s", col_name);
+      goto out;
+    }
+    double draws[SBC_L], sum = 0, sum2 = 0;
+    for (int l = 0; l < SBC_L; l++) draws[l] = ppl_result_draw(r, 0, l, col);
+    sbc_count(counts, z[i], draws);
+    for (int l = 0; l < toy_draws; l++) {
+      double v = ppl_result_draw(r, 0, l, col);
+      sum += v;
+      sum2 += v * v;
+    }
+    double mean = sum / toy_draws, sd = sqrt((sum2 - toy_draws * mean * mean) / (toy_draws - 1));
+    /* 4 MC standard errors (of a mean, of an sd of normal draws) + 0.1 sd */
+    double tol_mean = 4 * post_sd / sqrt(toy_draws) + 0.1 * post_sd;
+    double tol_sd = 4 * post_sd / sqrt(2.0 * toy_draws) + 0.1 * post_sd;
+    double em = fabs(mean - shrink * x[i]) / tol_mean, es = fabs(sd - post_sd) / tol_sd;
+    if (fabs(x[i]) > bulk) {
+      tail_n++;
+      if (em > tail_mean) tail_mean = em;
+      if (es > tail_sd) tail_sd = es;
+      continue;
+    }
+    if (em > worst_mean) worst_mean = em, worst_i = i;
+    if (es > worst_sd) worst_sd = es, worst_j = i;
+  }
+  snprintf(label, sizeof label, "toy guide, model sd %g, %d new points", s_model, toy_m);
+  *chi2 = sbc_chi2(counts, label);
+  if (exact) {
+    tap_diag("worst mean at x = %.3f, worst sd at x = %.3f; the %d points beyond |x| = %.2f: "
+             "worst mean %.2f, sd %.2f of the tolerance", x[worst_i], x[worst_j], tail_n, bulk,
+             tail_mean, tail_sd);
+    tap_ok(smoke || worst_mean <= 1,
+           "guide form, toy: every new point's (|x| < %.2f) mean within 4 mcse + 0.1 sd of the exact "
+           "(worst: %.2f of the tolerance)", bulk, worst_mean);
+    tap_ok(smoke || worst_sd <= 1,
+           "guide form, toy: every new point's (|x| < %.2f) sd within 4 se + 0.1 sd of the exact %.4f "
+           "(worst: %.2f of the tolerance)", bulk, post_sd, worst_sd);
+  }
+  ok = true;
+out:
+  ppl_result_free(r);
+  ppl_run_options_free(&ro);
+  ppl_model_free(m);
+  return ok;
+}
+
+int main(void) {
+  const char *env = getenv("PPL_TEST_SCALE");
+  bool smoke = env && atof(env) > 0 && atof(env) < 1;
+  if (smoke) {
+    toy_train = 200, toy_iter = 50, toy_m = 50, toy_draws = 50;
+    tap_diag("PPL_TEST_SCALE=%s: smoke run, nothing tested but that it runs", env);
+  }
+  char tmpl[] = "/tmp/test_sbc_amortized_XXXXXX";
+  const char *dir = mkdtemp(tmpl);
+  if (!tap_ok(dir != NULL, "a temporary directory")) return tap_done();
+  ppl_context *ctx = ppl_context_new(NULL);
+
+  double chi2 = 0;
+  bool ran = toy_run(ctx, dir, TOY_S, 20261207, smoke, true, &chi2);
+  tap_ok(ran && (smoke || chi2 < SBC_CHI2_999),
+         "guide form, conjugate toy: ranks of z[i] on new points are uniform");
+  ran = toy_run(ctx, dir, TOY_S / 2, 20261207, smoke, false, &chi2);
+  tap_ok(ran && (smoke || chi2 > SBC_CHI2_999),
+         "guide form, toy trained with half the likelihood sd: ranks are not uniform "
+         "(negative control)");
+
+  ppl_context_free(ctx);
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0) tap_diag("could not remove %s", dir);
+  return tap_done();
+}
