@@ -1,0 +1,268 @@
+/* amortized_bench.c — once trained, how much faster than NUTS is an amortized
+ * posterior for a new data set, and how close is it?  For each program: train
+ * once (timed, reported), then on the same program and new data, wall time
+ * to 1,000 draws of one chain of the amortized draws and of nuts (1,000
+ * warmup + 1,000 draws, Stan's default), measured twice: the run itself
+ * (ppl_run through ppl.h, the program compiled and its data set beforehand;
+ * the median of several runs) and the whole command (`ppl run ...` in a
+ * child process: start-up, parsing, the JIT's compile, the CSV).  Accuracy:
+ * each latent's mean and sd against nuts's, the mean's difference in nuts's
+ * sds, and the sd's ratio (the worst and the median over the latents).
+ *
+ *   amortized_bench PPL_BINARY
+ *
+ * The issue's target is 1,000x faster than nuts once trained.  Not a test:
+ * it prints a table; the figures are in docs/engines.md ("amortized"). */
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ppl.h"
+#include "sbc.h"
+
+#define AB_DRAWS 1000
+#define AB_REPEAT 5
+
+static double ab_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static int ab_cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double ab_median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, ab_cmp);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static bool ab_write(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  if (!f) return false;
+  bool ok = fputs(text, f) >= 0;
+  return fclose(f) == 0 && ok;
+}
+
+/* Runs argv (NULL-terminated) with stdout and stderr to /dev/null; the wall
+   time, or -1 when it failed. */
+static double ab_command(char *const *argv) {
+  fflush(stdout);
+  double t0 = ab_now();
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(127);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+    return -1;
+  return ab_now() - t0;
+}
+
+/* One program: how to draw from its amortized posterior. */
+typedef struct AbCase {
+  const char *name;
+  char model[1024], train_data[1024], data[1024], params[1024];
+  const char *engine;   /* the amortized draws' engine */
+  const char *load_opt; /* its option naming the trained file */
+  /* the training run's extra options (name, value pairs, NULL-ended) */
+  const char *train_opts[12];
+} AbCase;
+
+static ppl_status ab_run(ppl_model *m, const char *engine, const char *load_opt,
+                         const char *params, ppl_result **r) {
+  ppl_run_options ro;
+  ppl_run_options_default(&ro);
+  ro.engine = engine;
+  ro.chains = 1;
+  ro.draws = AB_DRAWS;
+  ro.seed = 7;
+  ppl_status st = load_opt ? ppl_run_set(&ro, load_opt, params) : PPL_OK;
+  if (st == PPL_OK) st = ppl_run(m, &ro, r);
+  ppl_run_options_free(&ro);
+  return st;
+}
+
+static void ab_case(ppl_context *ctx, const char *ppl, const AbCase *c) {
+  ppl_model *m = NULL;
+  ppl_result *ra = NULL, *rn = NULL;
+  printf("\n%s\n", c->name);
+  if (ppl_compile_file(ctx, c->model, &m) != PPL_OK) goto fail;
+
+  /* training, once */
+  ppl_run_options ro;
+  ppl_run_options_default(&ro);
+  ro.engine = "svi";
+  ro.chains = 1;
+  ro.draws = 10;
+  ro.seed = 1;
+  ppl_status st = ppl_set_data_file(m, c->train_data);
+  for (int i = 0; st == PPL_OK && c->train_opts[i]; i += 2)
+    st = ppl_run_set(&ro, c->train_opts[i], c->train_opts[i + 1]);
+  if (st == PPL_OK) st = ppl_run_set(&ro, "save-params", c->params);
+  double t0 = ab_now();
+  ppl_result *rt = NULL;
+  if (st == PPL_OK) st = ppl_run(m, &ro, &rt);
+  double train_s = ab_now() - t0;
+  ppl_result_free(rt);
+  ppl_run_options_free(&ro);
+  if (st != PPL_OK) goto fail;
+  printf("  training (svi, once): %.2f s\n", train_s);
+
+  /* the run itself */
+  if (ppl_set_data_file(m, c->data) != PPL_OK) goto fail;
+  double ta[AB_REPEAT], tn[AB_REPEAT];
+  for (int k = 0; k < AB_REPEAT; k++) {
+    ppl_result_free(ra);
+    ra = NULL;
+    t0 = ab_now();
+    if (ab_run(m, c->engine, c->load_opt, c->params, &ra) != PPL_OK) goto fail;
+    ta[k] = ab_now() - t0;
+  }
+  int nrep = 3;
+  for (int k = 0; k < nrep; k++) {
+    ppl_result_free(rn);
+    rn = NULL;
+    t0 = ab_now();
+    if (ab_run(m, "nuts", NULL, NULL, &rn) != PPL_OK) goto fail;
+    tn[k] = ab_now() - t0;
+  }
+  double a = ab_median(ta, AB_REPEAT), n = ab_median(tn, nrep);
+  printf("  ppl_run, 1,000 draws:  amortized (%s) %.4f s   nuts (%s) %.4f s   nuts/amortized %.0fx\n",
+         c->engine, a, ppl_result_backend(rn), n, n / a);
+
+  /* the whole command */
+  char *common[] = {(char *)ppl, "run", (char *)c->model, "--data", (char *)c->data, "--chains",
+                    "1", "--draws", "1000", "--seed", "7", "--quiet", "--output", "/dev/null"};
+  enum { NC = sizeof common / sizeof *common };
+  char *argv_a[NC + 6], *argv_n[NC + 3];
+  memcpy(argv_a, common, sizeof common);
+  memcpy(argv_n, common, sizeof common);
+  char load_flag[64];
+  snprintf(load_flag, sizeof load_flag, "--%s", c->load_opt);
+  argv_a[NC] = "--engine", argv_a[NC + 1] = (char *)c->engine;
+  argv_a[NC + 2] = load_flag, argv_a[NC + 3] = (char *)c->params, argv_a[NC + 4] = NULL;
+  argv_n[NC] = "--engine", argv_n[NC + 1] = "nuts", argv_n[NC + 2] = NULL;
+  for (int k = 0; k < AB_REPEAT; k++) ta[k] = ab_command(argv_a);
+  for (int k = 0; k < nrep; k++) tn[k] = ab_command(argv_n);
+  a = ab_median(ta, AB_REPEAT), n = ab_median(tn, nrep);
+  if (a < 0 || n < 0) printf("  ppl run: a command failed\n");
+  else
+    printf("  ppl run, 1,000 draws:  amortized %.4f s   nuts %.4f s   nuts/amortized %.1fx\n", a,
+           n, n / a);
+
+  /* accuracy: every output column the two share, but the engines' own */
+  int ncols = ppl_result_num_columns(ra), nlat = 0;
+  double *dm = malloc(sizeof(double) * (size_t)ncols), *rs = malloc(sizeof(double) * (size_t)ncols);
+  for (int col = 0; col < ncols; col++) {
+    const char *name = ppl_result_column_name(ra, col);
+    size_t len = strlen(name);
+    if (len > 2 && name[len - 1] == '_' && name[len - 2] == '_') continue;
+    int cn = ppl_result_column_index(rn, name);
+    if (cn < 0) continue;
+    ppl_summary sa, sn;
+    ppl_result_summary(ra, col, &sa);
+    ppl_result_summary(rn, cn, &sn);
+    dm[nlat] = fabs(sa.mean - sn.mean) / sn.sd;
+    rs[nlat] = sa.sd / sn.sd;
+    nlat++;
+  }
+  if (nlat) {
+    double worst_ratio = 1;
+    for (int i = 0; i < nlat; i++)
+      if (fabs(log(rs[i])) > fabs(log(worst_ratio))) worst_ratio = rs[i];
+    double worst_dm = 0;
+    for (int i = 0; i < nlat; i++) worst_dm = fmax(worst_dm, dm[i]);
+    printf("  accuracy over %d latents against nuts: |mean difference| / nuts sd median %.3f, "
+           "worst %.3f; sd ratio median %.3f, worst %.3f\n",
+           nlat, ab_median(dm, nlat), worst_dm, ab_median(rs, nlat), worst_ratio);
+    printf("  (nuts's own Monte Carlo error in a mean: about 1/sqrt(ESS) = %.3f nuts sd at "
+           "ESS 1000)\n", 1 / sqrt(1000.0));
+  }
+  free(dm);
+  free(rs);
+  goto out;
+fail:
+  printf("  failed: %s\n", ppl_errmsg(ctx));
+out:
+  ppl_result_free(ra);
+  ppl_result_free(rn);
+  ppl_model_free(m);
+}
+
+/* ---- the programs ---- */
+
+/* The per-datapoint conjugate toy of tests/sbc/test_sbc_amortized.c, with an
+   encoder guide: trained on 2,000 simulated points, drawn for 100 new ones. */
+static const char toy_src[] =
+    "data { int N; vector[N] x; real<lower=0> s; }\n"
+    "model {\n"
+    "  plate (i in 1:N, batch = 100) {\n"
+    "    real z ~ normal(0, 1);\n"
+    "    x[i] ~ normal(z, s);\n"
+    "  }\n"
+    "}\n"
+    "guide {\n"
+    "  param network enc = mlp(1, [16], 2, relu);\n"
+    "  plate (i in 1:N, batch = 100) {\n"
+    "    vector[2] h = enc(rep_vector(x[i], 1));\n"
+    "    real z ~ normal(h[1], exp(h[2]));\n"
+    "  }\n"
+    "}\n";
+
+static bool toy_files(const char *dir, AbCase *c) {
+  static char json[2000 * 26 + 128];
+  double z[2000], x[2000];
+  SbcRng rng;
+  sbc_seed(&rng, 11);
+  snprintf(c->model, sizeof c->model, "%s/toy.ppl", dir);
+  snprintf(c->train_data, sizeof c->train_data, "%s/toy_train.json", dir);
+  snprintf(c->data, sizeof c->data, "%s/toy_new.json", dir);
+  snprintf(c->params, sizeof c->params, "%s/toy.params", dir);
+  if (!ab_write(c->model, toy_src)) return false;
+  for (int pass = 0; pass < 2; pass++) {
+    int n = pass ? 100 : 2000;
+    for (int i = 0; i < n; i++) {
+      z[i] = sbc_normal(&rng);
+      x[i] = z[i] + 0.5 * sbc_normal(&rng);
+    }
+    size_t k = (size_t)snprintf(json, sizeof json, "{\"N\": %d, \"s\": 0.5, ", n);
+    k += sbc_vec(json + k, sizeof json - k, "x", x, n);
+    snprintf(json + k, sizeof json - k, "}\n");
+    if (!ab_write(pass ? c->data : c->train_data, json)) return false;
+  }
+  return true;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: amortized_bench PPL_BINARY\n");
+    return 2;
+  }
+  char tmpl[] = "/tmp/amortized_bench_XXXXXX";
+  const char *dir = mkdtemp(tmpl);
+  if (!dir) return 1;
+  ppl_context *ctx = ppl_context_new(NULL);
+  printf("amortized posteriors against nuts (one chain, 1,000 draws; nuts 1,000 warmup)\n");
+
+  AbCase toy = {.name = "conjugate toy, guide form: 100 new points, 100 latents z[i]",
+                .engine = "svi",
+                .load_opt = "load-params",
+                .train_opts = {"iter", "6000", "lr", "0.01", "lr-schedule", "cosine", NULL}};
+  if (toy_files(dir, &toy)) ab_case(ctx, argv[1], &toy);
+  else printf("could not write the toy's files in %s\n", dir);
+
+  ppl_context_free(ctx);
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  return system(cmd) == 0 ? 0 : 1;
+}
