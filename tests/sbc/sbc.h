@@ -9,19 +9,27 @@
  * (0..L); if the draws come from the posterior it is uniform on 0..L.  The
  * S ranks are counted in SBC_BINS bins of equal width and compared with the
  * uniform by Pearson's chi-square, whose 0.999 quantile for SBC_BINS - 1
- * degrees of freedom is SBC_CHI2_999 (chi2_threshold.py computes it). */
+ * degrees of freedom is SBC_CHI2_999 (chi2_threshold.py computes it).
+ *
+ * sbc_run is one engine on one model: S replicates, each a prior draw, a
+ * data set simulated from it in C, a fit through the public API and the
+ * ranks of the prior draw's parameters among L thinned posterior draws. */
 #ifndef TESTS_SBC_H
 #define TESTS_SBC_H
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
+#include "ppl.h"
 #include "tap.h"
 
 #define SBC_L 19          /* posterior draws per replicate: ranks 0..19 */
 #define SBC_BINS 10       /* two adjacent ranks per bin */
 #define SBC_CHI2_999 27.877164871256573 /* chi-square, 9 df, 0.999 quantile */
+#define SBC_MAXPAR 8
 
 /* ---- splitmix64-seeded xoshiro256** ---- */
 
@@ -84,6 +92,85 @@ static inline double sbc_chi2(const int *counts, const char *label) {
   }
   tap_diag("%s: rank histogram%s (chi2 %.2f)", label, line, chi2);
   return chi2;
+}
+
+/* ---- the models: a simulator in C and the ppl program that fits it ---- */
+
+typedef struct {
+  const char *name;
+  const char *source;
+  int npar;
+  const char *par[SBC_MAXPAR];
+  /* Draws the parameters into par and writes the data set as JSON. */
+  void (*simulate)(SbcRng *r, double *par, char *json, size_t jsz);
+} SbcModel;
+
+/* mu ~ normal(0, 1); y[1..10] ~ normal(mu, 1) */
+static inline void sbc_sim_normal_mean(SbcRng *r, double *par, char *json, size_t jsz) {
+  double y[10];
+  par[0] = sbc_normal(r);
+  for (int i = 0; i < 10; i++) y[i] = par[0] + sbc_normal(r);
+  size_t k = (size_t)snprintf(json, jsz, "{\"N\": 10, ");
+  k += sbc_vec(json + k, jsz - k, "y", y, 10);
+  snprintf(json + k, jsz - k, "}");
+}
+
+/* ---- running ---- */
+
+typedef struct {
+  const char *engine;
+  int warmup, stride; /* draws = SBC_L * stride; every stride-th draw is kept */
+  const char *load;   /* a trained file for the run's --load (amortized), or NULL */
+} SbcEngine;
+
+/* Runs S replicates and fills chi2[p] for each parameter; false on an error. */
+static inline bool sbc_run(ppl_context *ctx, const SbcModel *sm, const SbcEngine *se, int S,
+                           uint64_t seed, double *chi2) {
+  ppl_model *m = NULL;
+  if (ppl_compile_string(ctx, sm->source, sm->name, &m) != PPL_OK) {
+    tap_diag("%s: %s", sm->name, ppl_errmsg(ctx));
+    return false;
+  }
+  int counts[SBC_MAXPAR][SBC_BINS] = {{0}};
+  SbcRng rng;
+  sbc_seed(&rng, seed);
+  static char json[8192];
+  bool ok = true;
+  for (int s = 0; s < S && ok; s++) {
+    double par[SBC_MAXPAR];
+    sm->simulate(&rng, par, json, sizeof json);
+    ppl_run_options ro;
+    ppl_run_options_default(&ro);
+    /* PPL_TEST_NO_JIT: the same test under the interpreter (meson runs both) */
+    ro.no_jit = getenv("PPL_TEST_NO_JIT") != NULL;
+    ro.engine = se->engine;
+    ro.chains = 1;
+    ro.warmup = se->warmup;
+    ro.draws = SBC_L * se->stride;
+    ro.seed = seed * 1000003u + (uint64_t)s;
+    ppl_result *r = NULL;
+    if ((se->load && ppl_run_set(&ro, "load", se->load) != PPL_OK) ||
+        ppl_set_data_json(m, json, "sim.json") != PPL_OK || ppl_run(m, &ro, &r) != PPL_OK) {
+      tap_diag("%s, replicate %d: %s", sm->name, s, ppl_errmsg(ctx));
+      ok = false;
+    }
+    for (int p = 0; ok && p < sm->npar; p++) {
+      int col = ppl_result_column_index(r, sm->par[p]);
+      double draws[SBC_L];
+      for (int l = 0; l < SBC_L; l++) draws[l] = ppl_result_draw(r, 0, (l + 1) * se->stride - 1, col);
+      sbc_count(counts[p], par[p], draws);
+    }
+    ppl_result_free(r);
+    ppl_run_options_free(&ro);
+  }
+  ppl_model_free(m);
+  if (!ok) return false;
+  for (int p = 0; p < sm->npar; p++) {
+    char label[128];
+    snprintf(label, sizeof label, "%s/%s %s", sm->name, se->engine, sm->par[p]);
+    chi2[p] = sbc_chi2(counts[p], label);
+  }
+  return true;
 }
 
 #endif

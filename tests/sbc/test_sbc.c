@@ -17,6 +17,9 @@
  * one that simulated the data: an overconfident posterior) and must FAIL the
  * uniformity test, which shows the test has the power to catch a real bug.
  *
+ * The generator, the models' struct, the replicates and the ranks are in sbc.h,
+ * which test_sbc_amortized.c shares.
+ *
  * Engines: "mh" always; "nuts" as well once it is registered.
  *   test_sbc [replicates]
  */
@@ -31,28 +34,7 @@
 #include "sbc.h"
 #include "tap.h"
 
-#define SBC_MAXPAR 4
-#define SBC_MAXN 32
-
 /* ---- the models: a simulator in C and the ppl program that fits it ---- */
-
-typedef struct {
-  const char *name;
-  const char *source;
-  int npar;
-  const char *par[SBC_MAXPAR];
-  /* Draws the parameters into par and writes the data set as JSON. */
-  void (*simulate)(SbcRng *r, double *par, char *json, size_t jsz);
-} SbcModel;
-
-static void sim_normal_mean(SbcRng *r, double *par, char *json, size_t jsz) {
-  double y[10];
-  par[0] = sbc_normal(r);
-  for (int i = 0; i < 10; i++) y[i] = par[0] + sbc_normal(r);
-  size_t k = (size_t)snprintf(json, jsz, "{\"N\": 10, ");
-  k += sbc_vec(json + k, jsz - k, "y", y, 10);
-  snprintf(json + k, jsz - k, "}");
-}
 
 static void sim_normal_scale(SbcRng *r, double *par, char *json, size_t jsz) {
   double y[8];
@@ -85,7 +67,7 @@ static const SbcModel sbc_models[] = {
     {"normal_mean",
      "data { int N; vector[N] y; }\n"
      "model { real mu ~ normal(0, 1); y ~ normal(mu, 1); }\n",
-     1, {"mu"}, sim_normal_mean},
+     1, {"mu"}, sbc_sim_normal_mean},
     {"normal_scale",
      "data { int N; vector[N] y; }\n"
      "model { real mu ~ normal(0, 2); real sigma ~ lognormal(0, 0.5);\n"
@@ -103,63 +85,7 @@ static const SbcModel sbc_wrong = {
     "normal_mean with a wrong likelihood sd",
     "data { int N; vector[N] y; }\n"
     "model { real mu ~ normal(0, 1); y ~ normal(mu, 0.5); }\n",
-    1, {"mu"}, sim_normal_mean};
-
-/* ---- running ---- */
-
-typedef struct {
-  const char *engine;
-  int warmup, stride; /* draws = SBC_L * stride; every stride-th draw is kept */
-} SbcEngine;
-
-/* Runs S replicates and fills chi2[p] for each parameter; false on an error. */
-static bool sbc_run(ppl_context *ctx, const SbcModel *sm, const SbcEngine *se, int S,
-                    uint64_t seed, double *chi2) {
-  ppl_model *m = NULL;
-  if (ppl_compile_string(ctx, sm->source, sm->name, &m) != PPL_OK) {
-    tap_diag("%s: %s", sm->name, ppl_errmsg(ctx));
-    return false;
-  }
-  int counts[SBC_MAXPAR][SBC_BINS] = {{0}};
-  SbcRng rng;
-  sbc_seed(&rng, seed);
-  static char json[8192];
-  bool ok = true;
-  for (int s = 0; s < S && ok; s++) {
-    double par[SBC_MAXPAR];
-    sm->simulate(&rng, par, json, sizeof json);
-    ppl_run_options ro;
-    ppl_run_options_default(&ro);
-    /* PPL_TEST_NO_JIT: the same test under the interpreter (meson runs both) */
-    ro.no_jit = getenv("PPL_TEST_NO_JIT") != NULL;
-    ro.engine = se->engine;
-    ro.chains = 1;
-    ro.warmup = se->warmup;
-    ro.draws = SBC_L * se->stride;
-    ro.seed = seed * 1000003u + (uint64_t)s;
-    ppl_result *r = NULL;
-    if (ppl_set_data_json(m, json, "sim.json") != PPL_OK || ppl_run(m, &ro, &r) != PPL_OK) {
-      tap_diag("%s, replicate %d: %s", sm->name, s, ppl_errmsg(ctx));
-      ok = false;
-      break;
-    }
-    for (int p = 0; p < sm->npar; p++) {
-      int col = ppl_result_column_index(r, sm->par[p]);
-      double draws[SBC_L];
-      for (int l = 0; l < SBC_L; l++) draws[l] = ppl_result_draw(r, 0, (l + 1) * se->stride - 1, col);
-      sbc_count(counts[p], par[p], draws);
-    }
-    ppl_result_free(r);
-  }
-  ppl_model_free(m);
-  if (!ok) return false;
-  for (int p = 0; p < sm->npar; p++) {
-    char label[128];
-    snprintf(label, sizeof label, "%s/%s %s", sm->name, se->engine, sm->par[p]);
-    chi2[p] = sbc_chi2(counts[p], label);
-  }
-  return true;
-}
+    1, {"mu"}, sbc_sim_normal_mean};
 
 int main(int argc, char **argv) {
   int S = argc > 1 ? atoi(argv[1]) : 400;
@@ -173,7 +99,7 @@ int main(int argc, char **argv) {
   }
   if (S < SBC_BINS) S = SBC_BINS;
   ppl_context *ctx = ppl_context_new(NULL);
-  const SbcEngine engines[] = {{"mh", 300, 20}, {"nuts", 300, 5}};
+  const SbcEngine engines[] = {{"mh", 300, 20, NULL}, {"nuts", 300, 5, NULL}};
   double chi2[SBC_MAXPAR];
   for (size_t e = 0; e < sizeof engines / sizeof *engines; e++) {
     const SbcEngine *se = &engines[e];
