@@ -21,12 +21,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../inference/amortized.h"
 #include "../inference/csvread.h"
 #include "../inference/driver.h"
 #include "../inference/engine.h"
 #include "../inference/generate.h"
 #include "../inference/logdensity.h"
 #include "../inference/progress.h"
+#include "../inference/svi.h"
+#include "../inference/train.h"
 #include "../ir/interp.h"
 #include "../parser/ast.h"
 #include "../lang/check.h"
@@ -56,6 +59,7 @@ struct ppl_model {
   LogDensity *ld_ir;  /* for ppl_model_llvm_ir */
   const char *llvm_ir;
   const char *data_file; /* for the CSV header */
+  DataSource *src;       /* the data as given (ppl_train --amortize reads it unvalidated) */
   char *ir_text, *analysis_text;
   int nwarnings;         /* the checker's (CheckedProgram.warnings) */
   const char **warnings;
@@ -421,6 +425,7 @@ static ppl_status set_data_json_(ppl_model *m, const char *json, const char *nam
   DataSource *src = data_json_string(json, strlen(json), name ? name : "<data>", &d);
   if (!src) return fail_diag(m->ctx, &d);
   m->data_file = gc_strdup(name ? name : "<data>");
+  m->src = src;
   return load(m, src);
 }
 
@@ -433,6 +438,7 @@ static ppl_status set_data_file_(ppl_model *m, const char *path) {
   DataSource *src = data_json_file(path, &d);
   if (!src) return fail_diag(m->ctx, &d);
   m->data_file = gc_strdup(path);
+  m->src = src;
   return load(m, src);
 }
 
@@ -495,6 +501,7 @@ static ppl_status data_commit_(ppl_model *m) {
   json_decref(m->pending);
   m->pending = NULL;
   if (!src) return fail_diag(m->ctx, &d);
+  m->src = src;
   return load(m, src);
 }
 
@@ -863,9 +870,25 @@ static const IrLatentInfo *improper_latent(const ppl_model *m) {
 /* Engines that never draw from the prior can run improper priors. */
 static bool accepts_improper(const EngineVT *e) { return (e->traits & ENGINE_IMPROPER) != 0; }
 
-static ppl_status choose_engine(ppl_model *m, const char *requested, const EngineVT **eng,
-                                const char **why) {
+/* The file the option "load" names, or NULL. */
+static const char *load_path(const ppl_run_options *o) {
+  const OptValue *v = o && o->named ? opt_set_get(&o->named->set, "load") : NULL;
+  return v ? v->path : NULL;
+}
+
+/* The engine of a run (load: its --load file, or NULL) and why. */
+static ppl_status choose_engine(ppl_model *m, const char *requested, const char *load,
+                                const EngineVT **eng, const char **why) {
   const IrLatentInfo *imp = improper_latent(m);
+  if ((!requested && load) || (requested && !strcmp(requested, engine_amortized.name))) {
+    if (!load) return fail(m->ctx, DIAG_USAGE, "%s", AMORTIZED_NEEDS_LOAD);
+    Diag d;
+    diag_init(&d);
+    const char *reason;
+    if (!(*eng = amortized_select(m->ir, load, &reason, &d))) return fail_diag(m->ctx, &d);
+    *why = requested ? gc_printf("%s — chosen with --engine", engine_amortized.name) : reason;
+    return PPL_OK;
+  }
   if (requested) {
     const EngineVT *e = engine_lookup(requested);
     if (!e)
@@ -903,7 +926,7 @@ static ppl_status model_engine_(ppl_model *m, const char *requested, const char 
   gc_ensure_thread();
   const EngineVT *e;
   const char *w;
-  ppl_status s = choose_engine(m, requested, &e, &w);
+  ppl_status s = choose_engine(m, requested, NULL, &e, &w);
   if (s != PPL_OK) return s;
   if (name) *name = e->name;
   if (why) *why = w;
@@ -913,7 +936,7 @@ static ppl_status model_engine_(ppl_model *m, const char *requested, const char 
 /* The engine and the driver's options of a run, every option validated. */
 static ppl_status run_prepare(ppl_model *m, const ppl_run_options *o, const EngineVT **eng,
                               const char **why, DriverOpts *d_o) {
-  ppl_status s = choose_engine(m, o->engine, eng, why);
+  ppl_status s = choose_engine(m, o->engine, load_path(o), eng, why);
   if (s != PPL_OK) return s;
   driver_opts_default(d_o);
   if ((s = run_engine_opts(m->ctx, o, *eng, m->an, !o->engine, &d_o->eng)) != PPL_OK) return s;
@@ -949,6 +972,84 @@ static ppl_status run_check_(ppl_model *m, const ppl_run_options *o) {
   DriverOpts d_o;
   ppl_status s = run_prepare(m, o, &eng, &why, &d_o);
   return s != PPL_OK ? s : ok(m->ctx);
+}
+
+static ppl_status run_engine_(ppl_model *m, const ppl_run_options *o, const char **name,
+                              const char **why) {
+  if (!o) return model_engine_(m, NULL, name, why);
+  gc_ensure_thread();
+  const EngineVT *e;
+  const char *w;
+  ppl_status s = choose_engine(m, o->engine, load_path(o), &e, &w);
+  if (s != PPL_OK) return s;
+  if (name) *name = e->name;
+  if (why) *why = w;
+  return ok(m->ctx);
+}
+
+/* Options of a run that one fit has no use for. */
+static const char *const train_refused[] = {"chains", "draws", "warmup", "thin", "load",
+                                            "save-params", "load-params", "psis-resample",
+                                            "save-warmup", "save-metric", "choices", NULL};
+
+static ppl_status train_(ppl_model *m, const ppl_run_options *o, const char *save,
+                         ppl_train_info *info) {
+  if (!save || !*save) return fail(m->ctx, DIAG_USAGE, "ppl_train: save_path is %s",
+                                   save ? "empty" : "NULL");
+  ppl_run_options def;
+  if (!o) {
+    ppl_run_options_default(&def);
+    o = &def;
+  }
+  const char *name = o->engine ? o->engine : engine_svi.name;
+  const EngineVT *eng = engine_lookup(name);
+  bool amortize = eng == &engine_amortized;
+  if (!eng || (!amortize && strcmp(name, engine_svi.name) != 0))
+    return fail(m->ctx, DIAG_USAGE, "ppl_train trains with svi (a program with a guide block) "
+                "or amortized (whole-program amortization), not '%s'", name);
+  const char *why_not = NULL;
+  if (!amortize && !m->an->has_guide && m->an->nlatents > 0)
+    return fail(m->ctx, DIAG_USAGE, "train: the program has latents but no guide block: write a "
+                "guide whose encoders draw them (docs/language.md, \"guide\"), or train the whole "
+                "program with --amortize");
+  if (!amortize && !engine_fits(eng, m->an, &why_not))
+    return fail(m->ctx, DIAG_USAGE, "train: svi cannot train this program: %s", why_not);
+  const OptSet *named = o->named ? &o->named->set : NULL;
+  for (int k = 0; train_refused[k]; k++)
+    if (opt_set_get(named, train_refused[k]))
+      return fail(m->ctx, DIAG_USAGE, "train: --%s does not apply (training makes one fit "
+                  "and writes no draws)", train_refused[k]);
+  if (o->output_csv || o->summary_json || o->include || o->exclude)
+    return fail(m->ctx, DIAG_USAGE, "train writes no draws: --%s does not apply",
+                o->output_csv ? "output" : o->summary_json ? "summary"
+                : o->include ? "include" : "exclude");
+  DriverOpts d_o;
+  driver_opts_default(&d_o);
+  ppl_status s = run_engine_opts(m->ctx, o, eng, m->an, false, &d_o.eng);
+  if (s != PPL_OK) return s;
+  d_o.model_file = m->file;
+  d_o.data_file = m->data_file;
+  Diag d;
+  diag_init(&d);
+  if (!driver_check_output_file(&d_o, save, "params file", &d)) return fail_diag(m->ctx, &d);
+  if (!amortize && (s = need_data(m)) != PPL_OK) return s;
+  d_o.eng.chains = 1;
+  d_o.eng.interrupt = &m->ctx->interrupt;
+  TrainOpts t = {.save = save, .amortize = amortize, .data = m->src ? m->src : data_empty(),
+                 .progress_out = stderr};
+  t.progress = o->progress == PPL_PROGRESS_LINES || (o->progress && !isatty(2)) ? PROGRESS_LINES
+               : o->progress                                                   ? PROGRESS_TERMINAL
+                                                                               : PROGRESS_OFF;
+  TrainInfo ti;
+  bool done = train_run(m->ir, m->in, &d_o.eng, &t, &ti, &d);
+  atomic_store(&m->ctx->interrupt, 0);
+  if (!done) return fail_diag(m->ctx, &d);
+  if (info)
+    *info = (ppl_train_info){.method = ti.method, .steps = ti.steps, .epochs = ti.epochs,
+                             .examples = ti.examples, .elbo = ti.elbo, .loss = ti.loss,
+                             .seconds = ti.seconds, .converged = ti.converged,
+                             .interrupted = ti.interrupted};
+  return ok(m->ctx);
 }
 
 static ppl_status run_(ppl_model *m, const ppl_run_options *o, ppl_result **out) {
@@ -1236,6 +1337,16 @@ ppl_status ppl_model_engine(ppl_model *m, const char *requested, const char **na
 
 ppl_status ppl_run_check(ppl_model *m, const ppl_run_options *o) {
   GUARDED_MODEL(m, "ppl_run_check", run_check_(m, o));
+}
+
+ppl_status ppl_run_engine(ppl_model *m, const ppl_run_options *o, const char **name,
+                          const char **why) {
+  GUARDED_MODEL(m, "ppl_run_engine", run_engine_(m, o, name, why));
+}
+
+ppl_status ppl_train(ppl_model *m, const ppl_run_options *o, const char *save_path,
+                     ppl_train_info *info) {
+  GUARDED_MODEL(m, "ppl_train", train_(m, o, save_path, info));
 }
 
 ppl_status ppl_run(ppl_model *m, const ppl_run_options *o, ppl_result **out) {

@@ -25,10 +25,17 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  run MODEL.ppl [options]   run inference and print a summary\n"
-    "  check MODEL.ppl [--data F] [--deps]\n"
+    "  train MODEL.ppl --data F --save FILE [--amortize] [options]\n"
+    "                            train the program's params once (its guide's encoders\n"
+    "                            and the model's params, with svi's options; --amortize:\n"
+    "                            a conditional flow over every latent, npe) and write\n"
+    "                            them to FILE for 'run --load FILE' (engine amortized);\n"
+    "                            Ctrl-C stops training and still writes FILE\n"
+    "  check MODEL.ppl [--data F] [--deps] [--load FILE]\n"
     "                            print the structural analysis and the engine choice\n"
     "                            (without --data: sizes as declared, 'vector[N]');\n"
-    "                            --deps: the latents' dependency graph as well\n"
+    "                            --deps: the latents' dependency graph as well;\n"
+    "                            --load: the choice for a run with that trained file\n"
     "  ir MODEL.ppl              print the intermediate representation\n"
     "  ir --llvm MODEL.ppl [--data F]\n"
     "                            print the optimised LLVM IR of the compiled log density\n"
@@ -61,7 +68,8 @@ static const char usage_text[] =
     "  --no-progress         no progress\n";
 
 /* The command's own options; the rest come from the engines' tables. */
-static const char *const cli_valued[] = {"data", "engine", "output", "summary", "include", "exclude", NULL};
+static const char *const cli_valued[] = {"data", "engine", "output", "summary", "include", "exclude",
+                                         "save", NULL};
 
 /* The table entry of option name (common or any engine's), or 0. */
 static int find_option(const char *name, ppl_option_info *out) {
@@ -275,6 +283,8 @@ static int report(ppl_context *ctx) {
 
 typedef struct Args {
   const char *cmd, *model, *data, *engine, *output, *summary;
+  const char *save, *load; /* train --save FILE; --load FILE (also set in ro) */
+  int amortize;            /* train --amortize */
   const char *include, *exclude; /* --include / --exclude NAME,... */
   int quiet, llvm, help, markdown, deps, json;
   int progress; /* --progress 1, --no-progress 0, neither -1 (on when stderr is a terminal) */
@@ -297,6 +307,12 @@ static int parse_args(int argc, char **argv, Args *a) {
       if (!strcmp(bare, "progress") || !strcmp(bare, "no-progress")) {
         if (eq) return usage_error("%s takes no value", name);
         a->progress = bare[0] == 'p';
+        continue;
+      }
+      if (!strcmp(bare, "amortize")) {
+        if (eq) return usage_error("%s takes no value", name);
+        if (strcmp(a->cmd, "train")) return usage_error("%s is an option of train", name);
+        a->amortize = 1;
         continue;
       }
       if (!strcmp(bare, "quiet") || !strcmp(bare, "llvm") || !strcmp(bare, "help") ||
@@ -337,8 +353,13 @@ static int parse_args(int argc, char **argv, Args *a) {
       else if (!strcmp(bare, "summary")) a->summary = val;
       else if (!strcmp(bare, "include")) a->include = val;
       else if (!strcmp(bare, "exclude")) a->exclude = val;
+      else if (!strcmp(bare, "save") && strcmp(a->cmd, "train"))
+        return usage_error("--save is an option of train (ppl train MODEL.ppl --save FILE); "
+                           "%s", "the engines save their fits with --save-params");
+      else if (!strcmp(bare, "save")) a->save = val;
       else if (ppl_run_set(&a->ro, bare, val) != PPL_OK)
         return usage_error("%s", ppl_run_options_errmsg(&a->ro));
+      if (!strcmp(bare, "load")) a->load = val;
     } else if (o[0] == '-' && o[1]) {
       return usage_error("unknown option '%s'", o);
     } else if (!a->model) {
@@ -360,7 +381,10 @@ static int cmd_model(ppl_context *ctx, const Args *a, ppl_model **m) {
   for (int i = 0; i < ppl_model_num_warnings(*m); i++)
     fprintf(stderr, "%s\n", ppl_model_warning(*m, i));
   if (a->data) {
-    if (ppl_set_data_file(*m, a->data) != PPL_OK) return report(ctx);
+    /* train --amortize simulates the observed values: data without them are fine */
+    if (ppl_set_data_file(*m, a->data) != PPL_OK &&
+        !(a->amortize && ppl_errpos(ctx, NULL, NULL, NULL) == PPL_ERR_DATA))
+      return report(ctx);
   } else if (ppl_data_commit(*m) != PPL_OK) {
     /* no --data: fine when the program declares no data; if not, say it in
        the command's terms */
@@ -403,6 +427,43 @@ static void catch_sigint(ppl_context *ctx) {
   sa.sa_flags = SA_RESTART; /* writes of the CSV go on */
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
+}
+
+/* `ppl train MODEL.ppl --data F --save FILE [--amortize] [options]`: one fit
+ * through ppl_train, a progress line on stderr (on unless --no-progress),
+ * then what it did.  After Ctrl-C the file holds what was trained and the
+ * exit status is 130, so that `ppl train ... && ppl run ...` does not go on
+ * with a half-trained network unnoticed. */
+static int cmd_train(ppl_context *ctx, Args *a, ppl_model *m) {
+  if (!a->save) return usage_error("%s needs --save FILE (where the trained params go)", "train");
+  if (a->engine)
+    return usage_error("train takes no --engine ('%s'): it trains a program's guide with svi, "
+                       "or with --amortize the whole program", a->engine);
+  ppl_run_options ro = a->ro; /* shares the options set by name; freed once, by main */
+  ro.engine = a->amortize ? "amortized" : NULL;
+  ro.output_csv = a->output;
+  ro.summary_json = a->summary;
+  ro.include = a->include;
+  ro.exclude = a->exclude;
+  ro.progress = a->progress != 0 ? PPL_PROGRESS_AUTO : PPL_PROGRESS_OFF;
+  ppl_train_info info;
+  catch_sigint(ctx);
+  if (ppl_train(m, &ro, a->save, &info) != PPL_OK) return report(ctx);
+  if (!a->quiet) {
+    char what[160];
+    if (!strcmp(info.method, "npe"))
+      snprintf(what, sizeof what, "%ld simulations, %.0f epochs, held-out loss %.6g",
+               info.steps, info.epochs, info.loss);
+    else if (info.examples > 0)
+      snprintf(what, sizeof what, "%ld steps, %.2f epochs (%ld examples), ELBO %.6g",
+               info.steps, info.epochs, info.examples, info.elbo);
+    else
+      snprintf(what, sizeof what, "%ld steps, ELBO %.6g", info.steps, info.elbo);
+    printf("%s: %s in %.1f s; %s %s (run it with --load %s)\n",
+           info.interrupted ? "interrupted" : "trained", what, info.seconds,
+           info.interrupted ? "saved what it had to" : "saved", a->save, a->save);
+  }
+  return info.interrupted ? EX_INTERRUPTED : EX_OK;
 }
 
 /* `ppl summary FILE.csv... [--json F] [--quiet]`: the table (and warnings)
@@ -523,7 +584,8 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(a.cmd, "summary")) return cmd_summary(argc, argv);
   if (!strcmp(a.cmd, "generate")) return cmd_generate(argc, argv);
-  if (strcmp(a.cmd, "run") && strcmp(a.cmd, "check") && strcmp(a.cmd, "ir") && strcmp(a.cmd, "exec"))
+  if (strcmp(a.cmd, "run") && strcmp(a.cmd, "check") && strcmp(a.cmd, "ir") && strcmp(a.cmd, "exec") &&
+      strcmp(a.cmd, "train"))
     return usage_error("unknown command '%s'", a.cmd);
   ppl_run_options_default(&a.ro);
   int rc = parse_args(argc, argv, &a);
@@ -564,9 +626,25 @@ int main(int argc, char **argv) {
   }
   if ((rc = cmd_model(ctx, &a, &m)) != EX_OK) goto done;
 
+  if (!strcmp(a.cmd, "train")) {
+    rc = cmd_train(ctx, &a, m);
+    goto done;
+  }
+
   if (!strcmp(a.cmd, "check")) {
     const char *text = ppl_model_analysis(m);
+    const char *name, *why = NULL;
+    if (text && a.load) { /* the choice for a run with the trained file */
+      ppl_run_options ro = a.ro;
+      ro.engine = a.engine;
+      if (ppl_run_engine(m, &ro, &name, &why) != PPL_OK) {
+        rc = report(ctx);
+        goto done;
+      }
+    }
+    const char *last = text ? strstr(text, "\nengine: ") : NULL;
     if (!text) rc = report(ctx);
+    else if (why && last) printf("%.*s\nengine: %s\n", (int)(last - text), text, why);
     else fputs(text, stdout);
     if (text && a.deps) fputs(ppl_model_dependencies(m), stdout);
     goto done;
@@ -593,7 +671,7 @@ int main(int argc, char **argv) {
   else ro.progress = a.progress > 0 || (a.progress < 0 && isatty(2)) ? PPL_PROGRESS_AUTO : PPL_PROGRESS_OFF;
   if (strcmp(a.cmd, "exec")) {
     const char *name, *why;
-    if (ppl_model_engine(m, ro.engine, &name, &why) != PPL_OK || ppl_run_check(m, &ro) != PPL_OK) {
+    if (ppl_run_engine(m, &ro, &name, &why) != PPL_OK || ppl_run_check(m, &ro) != PPL_OK) {
       rc = report(ctx);
       goto done;
     }

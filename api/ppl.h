@@ -367,6 +367,18 @@ int ppl_engine_options(const char *engine, ppl_option_info *out, int max);
 ppl_status ppl_model_engine(ppl_model *m, const char *requested, const char **name,
                             const char **why);
 
+/* The engine ppl_run(m, o) would use, and why: as ppl_model_engine with
+ * o->engine, and the run's other options seen too.  With the option "load"
+ * (ppl_run_set(&o, "load", "model.params")) naming a file that ppl_train
+ * wrote for this program, no engine requested picks "amortized" ("amortized
+ * — --load model.params holds a guide trained for this program ..."); the
+ * engine "amortized" without "load" is PPL_ERR_USAGE.  A file trained for
+ * another program (or truncated, or not a ppl parameter file) is
+ * PPL_ERR_DATA, an unreadable one PPL_ERR_IO.  Strings are owned by the
+ * model. */
+ppl_status ppl_run_engine(ppl_model *m, const ppl_run_options *o, const char **name,
+                          const char **why);
+
 typedef struct ppl_result ppl_result;
 
 /* What ppl_run checks before running, without running: the engine (as
@@ -427,6 +439,47 @@ const char *ppl_result_warning(const ppl_result *r, int i, const char **kind,
                                const char **advice);
 const char *ppl_result_warning_variable(const ppl_result *r, int i, int k);
 const char *ppl_result_warnings_text(const ppl_result *r);
+
+/* ---- training once, drawing for new data (amortized inference) -------- */
+
+/* What ppl_train did. */
+typedef struct ppl_train_info {
+  const char *method; /* "svi" (a guide program) or "npe" (whole-program); static storage */
+  long steps;         /* svi: optimisation steps taken; npe: simulations kept */
+  double epochs;      /* passes over the training data: svi, over the plate that has a
+                         batch size (0 without one); npe, over the simulations */
+  long examples;      /* svi: the elements of that plate the steps saw (0 without one) */
+  double elbo;        /* svi: the ELBO of the saved params on the whole data (--elbo-samples
+                         draws); npe: NaN */
+  double loss;        /* npe: the last epoch's held-out -log q(latents | data); svi: NaN */
+  double seconds;     /* wall time of the training */
+  int converged;      /* svi: ran its --iter steps (or met --tol-rel-obj) */
+  int interrupted;    /* ppl_interrupt stopped it early: the file holds what it had */
+} ppl_train_info;
+
+/* Train the model's params once, with its data, and write them to save_path
+ * (safetensors with ppl's metadata: this program's hash and the kind), for
+ * ppl_run with ppl_run_set(&o, "load", save_path): the engine "amortized"
+ * then draws for new data in one pass, with no further optimisation.
+ *   o->engine NULL or "svi": a program with a guide block (encoder networks
+ *     mapping each observation to its latent's posterior) and its model's
+ *     params are trained jointly with svi's loop and options (iter, lr,
+ *     optimizer, grad-samples, lr-schedule, ...); plates with a batch size are
+ *     subsampled each step.  The file's kind is "svi".
+ *   o->engine "amortized": whole-program amortization (`ppl train
+ *     --amortize`): a conditional flow trained on simulations from the
+ *     program's prior predictive (its options: simulations, ...); observed
+ *     values missing from the data are fine.  The file's kind is "npe".
+ * One fit from the seed (o->seed); the options chains, draws, warmup, thin
+ * and the output fields do not apply (PPL_ERR_USAGE when set by name).
+ * o->progress: a progress line on stderr (epoch, step, smoothed ELBO,
+ * examples/s).  ppl_interrupt stops it before its next step and the file is
+ * still written, info->interrupted set (PPL_OK).  Errors: save_path the
+ * model or data file (PPL_ERR_USAGE) or not writable (PPL_ERR_IO); a program
+ * svi cannot train (no guide for its latents, no param: PPL_ERR_USAGE); the
+ * program's errors.  info may be NULL; it is filled on success. */
+ppl_status ppl_train(ppl_model *m, const ppl_run_options *o, const char *save_path,
+                     ppl_train_info *info);
 
 /* ---- draws read back from CSV files ------------------------------------ */
 

@@ -691,6 +691,10 @@ static const OptSpec advi_options[] = {
              "map alone, i.e. mean-field)"},
     {.name = "flow-hidden", .type = OPT_INT, .def = "32", .ilo = 1, .ihi = 4096, .arg = "N",
      .help = "--vi flow: units in each of the two hidden relu layers of each coupling's network"},
+    OPT_END,
+};
+
+const OptSpec vi_draw_options[] = {
     {.name = "psis-resample", .type = OPT_BOOL, .def = "false",
      .help = "write draws importance-resampled (Pareto-smoothed weights) from as many draws "
              "of the approximation, instead of the approximation's own draws"},
@@ -707,7 +711,7 @@ const EngineVT engine_advi = {
     .weighted = false,
     .uses_warmup = false,
     .traits = ENGINE_GRADIENT | ENGINE_IMPROPER | ENGINE_INITS,
-    .options = {vi_options, advi_options},
+    .options = {vi_options, advi_options, vi_draw_options},
     .init = advi_init,
     .step = advi_step,
     .free = advi_free,

@@ -8,6 +8,9 @@
 /* iter, grad-samples, elbo-samples, eval-elbo, tol-rel-obj, save-params,
  * load-params: the table advi and svi list first. */
 extern const OptSpec vi_options[];
+/* psis-resample: what the engines that draw from a fitted q with log weights
+ * (advi, svi, amortized) share. */
+extern const OptSpec vi_draw_options[];
 
 extern const EngineVT engine_advi;
 

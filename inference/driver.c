@@ -649,6 +649,16 @@ static bool dr_writable(const char *path, int *err) {
   return true;
 }
 
+bool driver_check_output_file(const DriverOpts *o, const char *path, const char *what, Diag *d) {
+  if (!dr_not_an_input(o, path, what, d)) return false;
+  int e = 0;
+  if (dr_writable(path, &e)) return true;
+  char buf[128];
+  diag_error(d, DIAG_IO, (SrcPos){0}, "cannot write %s '%s': %s", what, path,
+             dr_strerror(e, buf, sizeof buf));
+  return false;
+}
+
 /* The summary JSON is written after sampling: check it before. */
 static bool dr_check_summary_path(const DriverOpts *o, Diag *d) {
   if (!o->summary_json) return true;

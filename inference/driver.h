@@ -72,6 +72,10 @@ bool driver_select_outputs(const DriverOpts *o, const IrProgram *prog, int noutp
 bool driver_check_outputs(const EngineVT *eng, const DriverOpts *o, const IrProgram *prog,
                           int noutputs, const IrOutput *outputs, Diag *d);
 
+/* One more output file of a run (`what`: "params file"): not the model or
+ * data file (DIAG_USAGE) and writable without creating it (DIAG_IO). */
+bool driver_check_output_file(const DriverOpts *o, const char *path, const char *what, Diag *d);
+
 /* Run eng on the program of `in`. On success *out is the result (GC memory).
  * Before sampling, outputs are checked: an output that is the model or data
  * file (same device and inode) is DIAG_USAGE, an output that cannot be

@@ -12,12 +12,13 @@
 #include <string.h>
 
 #include "advi.h"
+#include "amortized.h"
 #include "engine.h"
 #include "nuts.h"
 #include "svi.h"
 #include "trace.h"
 
-static const EngineVT *const engines[] = {&engine_prior, &engine_is, &engine_mh, &engine_smc, &engine_pgibbs, &engine_nuts, &engine_hmc, &engine_advi, &engine_svi, NULL};
+static const EngineVT *const engines[] = {&engine_prior, &engine_is, &engine_mh, &engine_smc, &engine_pgibbs, &engine_nuts, &engine_hmc, &engine_advi, &engine_svi, &engine_amortized, NULL};
 
 const EngineVT *const *engine_all(void) { return engines; }
 
@@ -73,7 +74,7 @@ int engine_options(const EngineVT *e, const OptSpec **out, int max) {
       if (n < max) out[n] = s;
     return n;
   }
-  for (int t = 0; t < 2; t++)
+  for (int t = 0; t < 4; t++)
     for (const OptSpec *s = e->options[t]; s && s->name; s++, n++)
       if (n < max) out[n] = s;
   return n;
@@ -203,7 +204,9 @@ bool engine_fits(const EngineVT *e, const IrAnalysis *a, const char **why_not) {
   for (int i = 0; i < a->nlatents && !other; i++)
     if (a->latents[i].kind != LK_CONTINUOUS) other = &a->latents[i];
   const char *why = NULL;
-  if ((e->traits & ENGINE_GRADIENT) && a->nlatents == 0)
+  if (e->traits & ENGINE_LOAD)
+    why = "it draws from a trained parameter file: give --load FILE ('ppl train' writes one)";
+  else if ((e->traits & ENGINE_GRADIENT) && a->nlatents == 0)
     why = "it needs a latent variable and the program has none (use --engine prior)";
   else if ((e->traits & (ENGINE_GRADIENT | ENGINE_DISCRETE)) != ENGINE_DISCRETE && other) {
     /* the place of the latent, and the engines that draw such latents */

@@ -133,9 +133,9 @@ typedef struct EngineVT {
   bool random_walk;        /* accept_stat__ is a random-walk acceptance rate: the
                               run warns when its mean is near 0 or 1 */
   unsigned traits;         /* ENGINE_* flags below */
-  /* Its own options: up to two tables, each ending with OPT_END; a family's
+  /* Its own options: up to four tables, each ending with OPT_END; a family's
      shared table (hmc_options, particle_options) first.  NULL = none. */
-  const OptSpec *options[2];
+  const OptSpec *options[4];
   /* chain = 0..chains-1; the state must draw its randomness from
      rng_seed(seed, chain) streams only */
   void *(*init)(const Interp *in, const EngineOpts *o, int chain, Diag *d);
@@ -194,6 +194,9 @@ enum {
   ENGINE_INITS = 1 << 4,    /* starts from initial values by name (init_values) */
   ENGINE_GUIDE = 1 << 5,    /* draws the latents from the program's guide block, so
                                needs one when the program has latents (svi) */
+  ENGINE_LOAD = 1 << 6,     /* draws from a trained parameter file (--load), so runs
+                               only with one: never picked by the analysis alone
+                               (amortized) */
 };
 
 /* Whether e can run a program with this analysis, by its traits; if not,

@@ -42,6 +42,8 @@
 #include "../stdlib/transform.h"
 #include "advi.h"
 #include "csv.h"
+#include "psis.h"
+#include "resample.h"
 #include "svi.h"
 #include "trace.h"
 #include "vi.h"
@@ -73,7 +75,8 @@ struct Svi {
   Rng draw_rng;    /* the draws' and the final ELBO's, apart so that a loaded fit
                       (--load-params) draws what the trained one did */
   Rng *r;          /* the one in use */
-  const char *loaded; /* the --load-params file, or NULL */
+  const char *loaded; /* the --load-params (or amortized's --load) file, or NULL */
+  bool amortized;     /* a chain of the engine amortized: the summary's words */
   /* params */
   int np, capp;
   SviParam *p;
@@ -99,6 +102,14 @@ struct Svi {
   int nlw, caplw;
   double *lw;
   bool whole;      /* run plates whole even when training (svi_gradient) */
+  SviTick tick;    /* svi_fit's listener, or NULL */
+  void *tick_ctx;
+  bool interrupted; /* the host's interrupt stopped the training */
+  int64_t data_n, data_batch; /* the data plate of the last training step (svi_fit_info) */
+  /* --psis-resample: a pool of draws, written in `order` */
+  int npool, next;
+  Draw *pool;
+  int *order;
   double baseline; /* the score-function estimator's: a decaying average of the ELBO */
   bool has_baseline;
   /* --relax: bernoulli and categorical choices trained through the Concrete */
@@ -832,6 +843,16 @@ static bool svi_elbo(Svi *s, double *out, Diag *d) {
   return true;
 }
 
+/* The data plate: the largest subsampled plate of the last step. */
+static void svi_data_plate(Svi *s) {
+  s->data_n = s->data_batch = 0;
+  for (int i = 0; i < s->nplates; i++)
+    if (s->plates[i].hi - s->plates[i].lo + 1 > s->data_n) {
+      s->data_n = s->plates[i].hi - s->plates[i].lo + 1;
+      s->data_batch = s->plates[i].n;
+    }
+}
+
 /* Stan's convergence test on the ELBO's relative changes: the mean or the
    median of the recent ones (vi_reltest) below tol.  Here each ELBO
    value is the mean of the training estimates over eval_elbo steps. */
@@ -842,10 +863,18 @@ static void svi_train(Svi *s, Diag *d) {
   double window = 0, prev = NAN;
   for (long it = 1; it <= s->max_iter; it++) {
     double e;
+    if (engine_interrupted(s->o)) { /* keep what it has: the caller saves it */
+      s->interrupted = true;
+      return;
+    }
     if (!svi_step_opt(s, &e, d)) return;
     s->iterations = it;
     window += e;
     engine_progress(s->o, s->chain, it, s->max_iter, "iteration");
+    if (s->tick) {
+      svi_data_plate(s);
+      s->tick(s->tick_ctx, s, it, e);
+    }
     if (it % s->eval_elbo) continue;
     double cur = window / s->eval_elbo;
     window = 0;
@@ -1017,8 +1046,7 @@ static const char *svi_tensor_name(const SviParam *p) {
   return gc_printf("%s.%s", p->guide ? "guide" : "model", p->name);
 }
 
-/* Every param at its fitted (constrained) value, with ppl's metadata. */
-static bool svi_save(Svi *s, const char *path, Diag *d) {
+bool svi_write_params(Svi *s, const char *path, Diag *d) {
   StFile f = {.ntensors = s->np, .tensors = gc_alloc(sizeof(StTensor) * (size_t)(s->np + 1))};
   const char *err = NULL;
   for (int i = 0; i < s->np; i++)
@@ -1038,16 +1066,31 @@ static bool svi_save(Svi *s, const char *path, Diag *d) {
   return false;
 }
 
-/* The params from a file --save-params wrote for this program. */
-static bool svi_load(Svi *s, const char *path, Diag *d) {
+StFile *svi_read_params(const char *path, const IrProgram *p, const char *opt, Diag *d) {
+  size_t len;
+  Diag rd;
+  diag_init(&rd);
+  char *bytes = diag_read_file(path, &len, &rd);
+  if (!bytes) {
+    diag_error(d, DIAG_IO, (SrcPos){0}, "%s: %s", opt, rd.msg);
+    return NULL;
+  }
   const char *err = NULL;
-  StFile *f = st_read(path, &err);
-  if (f && !st_check_meta(f, path, ir_program_hash(interp_program(s->in)), &err)) f = NULL;
-  const char *fam = f ? st_meta_get(f, "family") : NULL;
-  if (f && (!fam || strcmp(fam, "guide") != 0))
+  StFile *f = st_decode(path, (const unsigned char *)bytes, len, &err);
+  if (f && !st_check_meta(f, path, ir_program_hash(p), &err)) f = NULL;
+  if (!f) diag_error(d, DIAG_DATA, (SrcPos){0}, "%s: %s", opt, err);
+  return f;
+}
+
+/* The params from f, a file svi saved for this program (path and opt name
+   it in messages). */
+static bool svi_load(Svi *s, const StFile *f, const char *path, const char *opt, Diag *d) {
+  const char *err = NULL;
+  const char *fam = st_meta_get(f, "family"), *kind = st_meta_get(f, "kind");
+  if ((kind && strcmp(kind, ST_KIND_SVI) != 0) || !fam || strcmp(fam, "guide") != 0)
     err = gc_printf("%s holds %s fit, not svi's params", path,
                     fam ? gc_printf("a %s", fam) : "another engine's");
-  for (int i = 0; f && !err && i < s->np; i++) {
+  for (int i = 0; !err && i < s->np; i++) {
     SviParam *p = &s->p[i];
     const StTensor *t = st_find(f, svi_tensor_name(p));
     Value v;
@@ -1068,12 +1111,84 @@ static bool svi_load(Svi *s, const char *path, Diag *d) {
       s->x[p->off + e] = u;
     }
   }
-  if (f && !err) {
+  if (!err) {
     s->loaded = path;
+    s->converged = true;
     return true;
   }
-  diag_error(d, f ? DIAG_USAGE : DIAG_IO, (SrcPos){0}, "--load-params: %s", err ? err : path);
+  diag_error(d, DIAG_DATA, (SrcPos){0}, "%s: %s", opt, err);
   return false;
+}
+
+/* --psis-resample: as many draws of the guide as the run takes, resampled by
+   their Pareto-smoothed importance weights (systematic resampling) and
+   written in a random order, as advi's. */
+static bool svi_resample(Svi *s, int n, Diag *d) {
+  s->pool = gc_alloc(sizeof(Draw) * (size_t)n);
+  double *lw = gc_alloc_atomic(sizeof(double) * (size_t)n);
+  double *w = gc_alloc_atomic(sizeof(double) * (size_t)n);
+  s->lw = gc_alloc_atomic(sizeof(double) * (size_t)n);
+  s->caplw = n;
+  for (int i = 0; i < n; i++) {
+    AdNum lp, lq;
+    InterpState *st;
+    if (!svi_pair(s, SR_DRAW, NULL, &lp, &lq, NULL, &st, d)) return false;
+    Draw *dr = &s->pool[i];
+    memset(dr, 0, sizeof *dr);
+    engine_draw_outputs(dr, st);
+    dr->lp = dr->stats[0] = lp.v;
+    dr->stats[1] = lq.v;
+    lw[i] = s->lw[i] = lp.v - lq.v;
+  }
+  s->nlw = s->npool = n;
+  psis_smooth(n, lw);
+  resample_normalise(n, lw, w);
+  s->order = gc_alloc_atomic(sizeof(int) * (size_t)n);
+  resample(RESAMPLE_SYSTEMATIC, n, w, s->r, s->order);
+  for (int i = n - 1; i > 0; i--) {
+    int j = (int)rng_int(s->r, 0, i);
+    int t = s->order[i];
+    s->order[i] = s->order[j], s->order[j] = t;
+  }
+  return true;
+}
+
+/* After the fit or the load (and its ELBO): the file --save-params names,
+   the resampled pool. */
+static void *svi_finish(Svi *s, const char *save, Diag *d) {
+  if (save && !svi_write_params(s, save, d)) return NULL;
+  if (engine_opt_bool(s->o, "psis-resample") && !svi_resample(s, s->o->draws * s->o->thin, d))
+    return NULL;
+  return s;
+}
+
+/* The ELBO of the loaded params, from the draws' stream. */
+static bool svi_loaded_elbo(Svi *s, Diag *d) {
+  s->r = &s->draw_rng;
+  return svi_elbo(s, &s->elbo, d);
+}
+
+bool svi_fit(Svi *s, SviTick tick, void *ctx, Diag *d) {
+  struct timespec t0, t1;
+  s->tick = tick, s->tick_ctx = ctx;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  if (s->nx == 0) s->converged = true; /* no params: nothing to fit, q is the guide as written */
+  else svi_train(s, d);
+  if (s->tol == 0 && !s->interrupted) s->converged = true; /* the step count, as Pyro's */
+  svi_data_plate(s);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  s->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+  s->tick = NULL;
+  if (diag_failed(d)) return false;
+  s->r = &s->draw_rng;
+  return svi_elbo(s, &s->elbo, d);
+}
+
+bool svi_fit_info(const Svi *s, SviFitInfo *out) {
+  *out = (SviFitInfo){.steps = s->iterations, .elbo = s->elbo, .converged = s->converged,
+                      .interrupted = s->interrupted, .seconds = s->seconds,
+                      .plate_size = s->data_n, .batch = s->data_batch};
+  return out->plate_size > 0;
 }
 
 static void *svi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
@@ -1081,28 +1196,29 @@ static void *svi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
   if (!s) return NULL;
   const char *load = svi_file_opt(s, "load-params"), *save = svi_file_opt(s, "save-params");
   if (load) {
-    if (!svi_load(s, load, d)) return NULL;
-    s->converged = true;
-  } else if (s->nx == 0) {
-    s->converged = true; /* no params: nothing to fit, q is the guide as written */
-  } else {
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    svi_train(s, d);
-    if (s->tol == 0) s->converged = true; /* the criterion is the step count, as Pyro's */
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    s->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    StFile *f = svi_read_params(load, interp_program(in), "--load-params", d);
+    if (!f || !svi_load(s, f, load, "--load-params", d) || !svi_loaded_elbo(s, d)) return NULL;
+  } else if (!svi_fit(s, NULL, NULL, d)) {
+    return NULL;
   }
-  if (diag_failed(d)) return NULL;
-  s->r = &s->draw_rng;
-  if (!svi_elbo(s, &s->elbo, d)) return NULL;
-  if (save && !svi_save(s, save, d)) return NULL;
-  return s;
+  return svi_finish(s, save, d);
+}
+
+void *svi_init_loaded(const Interp *in, const EngineOpts *o, int chain, const StFile *f,
+                      const char *path, Diag *d) {
+  Svi *s = svi_prepare(in, o, chain, d);
+  if (!s || !svi_load(s, f, path, "--load", d) || !svi_loaded_elbo(s, d)) return NULL;
+  s->amortized = true;
+  return svi_finish(s, NULL, d);
 }
 
 static bool svi_step(void *state, bool warmup, Draw *out, Diag *d) {
   (void)warmup;
   Svi *s = state;
+  if (s->pool) {
+    *out = s->pool[s->order[s->next++ % s->npool]];
+    return true;
+  }
   AdNum lp, lq;
   InterpState *st;
   if (!svi_pair(s, SR_DRAW, NULL, &lp, &lq, NULL, &st, d)) return false;
@@ -1148,7 +1264,7 @@ static const char *svi_adaptation(void *state) {
   Svi *s = state;
   int g = s->o->sig_figs > 0 ? s->o->sig_figs : 6;
   const char *t = gc_printf("%s\noptimizer = %s\nlr = %g\nfamily = guide\niterations = %ld\n"
-                            "converged = %d\nelbo = %.*g\nfit_seconds = %.*g\npsis_resample = 0\n"
+                            "converged = %d\nelbo = %.*g\nfit_seconds = %.*g\npsis_resample = %d\n"
                             "guide params: %s\nELBO trace: iter, ELBO, delta_ELBO_mean, "
                             "delta_ELBO_med",
                             s->loaded ? gc_printf("Params loaded from %s (no optimisation).",
@@ -1156,7 +1272,7 @@ static const char *svi_adaptation(void *state) {
                                       : "Optimisation complete.",
                             engine_opt_enum(s->o, "optimizer") == SVI_OPT_SGD ? "sgd" : "adam",
                             engine_opt_real(s->o, "lr"), s->iterations, s->converged, g, s->elbo,
-                            g, s->seconds, svi_guide_params(s));
+                            g, s->seconds, s->pool != NULL, svi_guide_params(s));
   for (int i = 0; i < s->ntrace; i++)
     t = gc_printf("%s\n%.0f, %.*g, %.*g, %.*g", t, s->trace[i][0], g, s->trace[i][1], g,
                   s->trace[i][2], g, s->trace[i][3]);
@@ -1171,6 +1287,7 @@ static bool svi_vi_report(void *state, ViReport *r) {
       .eta = engine_opt_real(s->o, "lr"),
       .iterations = s->iterations,
       .converged = s->converged,
+      .resampled = s->pool != NULL,
       .seconds = s->seconds,
       .ntrace = s->ntrace,
       .trace = (const double(*)[4])s->trace,
@@ -1184,7 +1301,10 @@ static const char *svi_notes(void *state) {
   Svi *s = state;
   const char *gp = svi_guide_params(s);
   const char *t = *gp ? gc_printf("guide params: %s", gp) : "";
-  if (!s->converged)
+  if (s->interrupted)
+    t = gc_printf("%s%straining interrupted after %ld iterations", t, *t ? "; " : "",
+                  s->iterations);
+  else if (!s->converged)
     t = gc_printf("%s%sthe ELBO did not converge in %ld iterations (--iter)", t, *t ? "; " : "",
                   s->iterations);
   return *t ? t : NULL;
@@ -1225,7 +1345,7 @@ const EngineVT engine_svi = {
     .weighted = false,
     .uses_warmup = false,
     .traits = ENGINE_GUIDE | ENGINE_IMPROPER | ENGINE_DISCRETE,
-    .options = {vi_options, svi_options},
+    .options = {vi_options, svi_options, vi_draw_options},
     .init = svi_init,
     .step = svi_step,
     .free = svi_free,
