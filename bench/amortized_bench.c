@@ -12,10 +12,10 @@
  *   amortized_bench PPL_BINARY SOURCE_ROOT    (e.g. build/ppl .)
  *
  * Programs: the per-datapoint conjugate toy of tests/sbc/test_sbc_amortized.c
- * with an encoder guide (trained by svi on 2,000 simulated points, drawn for
- * 100 new ones), and npe on tests/exact's normal_mean and linreg_known_sigma
- * (trained by `ppl train --amortize` on 20,000 simulations, drawn for the
- * problems' data).
+ * with an encoder guide (trained by ppl_train, svi's loop, on 2,000 simulated
+ * points, drawn for 100 new ones), and npe on tests/exact's normal_mean and
+ * linreg_known_sigma (ppl_train with --amortize's 20,000 simulations, drawn
+ * for the problems' data).
  *
  * The issue's target is 1,000x faster than nuts once trained.  Not a test:
  * it prints a table; the figures are in docs/engines.md ("amortized"). */
@@ -30,7 +30,6 @@
 
 #include "ppl.h"
 #include "sbc.h"
-#include "train.h"
 
 #define AB_DRAWS 1000
 #define AB_REPEAT 5
@@ -81,10 +80,8 @@ typedef struct AbCase {
   char model[1024], train_data[1024], data[1024], params[1024];
   const char *engine;   /* the amortized draws' engine */
   const char *load_opt; /* its option naming the trained file */
-  /* the training run's extra options: svi's (name, value pairs, NULL-ended)
-     through ppl.h, or with cli set `ppl train`'s arguments */
-  const char *train_opts[12];
-  bool cli;
+  const char *train_engine; /* ppl_train's: NULL (svi, a guide) or "amortized" (npe) */
+  const char *train_opts[12]; /* its options: name, value pairs, NULL-ended */
 } AbCase;
 
 static ppl_status ab_run(ppl_model *m, const char *engine, const char *load_opt,
@@ -108,29 +105,19 @@ static void ab_case(ppl_context *ctx, const char *ppl, const AbCase *c) {
   if (ppl_compile_file(ctx, c->model, &m) != PPL_OK) goto fail;
 
   /* training, once */
-  double t0 = ab_now(), train_s;
-  ppl_status st = PPL_OK;
-  if (c->cli) {
-    if (!test_train(ppl, c->model, c->train_data, c->params, c->train_opts, &train_s)) goto fail;
-  } else {
-    ppl_run_options ro;
-    ppl_run_options_default(&ro);
-    ro.engine = "svi";
-    ro.chains = 1;
-    ro.draws = 10;
-    ro.seed = 1;
-    st = ppl_set_data_file(m, c->train_data);
-    for (int i = 0; st == PPL_OK && c->train_opts[i]; i += 2)
-      st = ppl_run_set(&ro, c->train_opts[i], c->train_opts[i + 1]);
-    if (st == PPL_OK) st = ppl_run_set(&ro, "save-params", c->params);
-    ppl_result *rt = NULL;
-    if (st == PPL_OK) st = ppl_run(m, &ro, &rt);
-    train_s = ab_now() - t0;
-    ppl_result_free(rt);
-    ppl_run_options_free(&ro);
-    if (st != PPL_OK) goto fail;
-  }
-  printf("  training (%s, once): %.2f s\n", c->cli ? "ppl train" : "svi", train_s);
+  ppl_run_options ro;
+  ppl_run_options_default(&ro);
+  ro.engine = c->train_engine;
+  ro.seed = 1;
+  ppl_status st = ppl_set_data_file(m, c->train_data);
+  for (int i = 0; st == PPL_OK && c->train_opts[i]; i += 2)
+    st = ppl_run_set(&ro, c->train_opts[i], c->train_opts[i + 1]);
+  double t0 = ab_now();
+  if (st == PPL_OK) st = ppl_train(m, &ro, c->params, NULL);
+  double train_s = ab_now() - t0;
+  ppl_run_options_free(&ro);
+  if (st != PPL_OK) goto fail;
+  printf("  training (ppl_train, once): %.2f s\n", train_s);
 
   /* the run itself */
   if (ppl_set_data_file(m, c->data) != PPL_OK) goto fail;
@@ -269,8 +256,8 @@ int main(int argc, char **argv) {
   printf("amortized posteriors against nuts (one chain, 1,000 draws; nuts 1,000 warmup)\n");
 
   AbCase toy = {.name = "conjugate toy, guide form: 100 new points, 100 latents z[i]",
-                .engine = "svi",
-                .load_opt = "load-params",
+                .engine = "amortized",
+                .load_opt = "load",
                 .train_opts = {"iter", "6000", "lr", "0.01", "lr-schedule", "cosine", NULL}};
   if (toy_files(dir, &toy)) ab_case(ctx, argv[1], &toy);
   else printf("could not write the toy's files in %s\n", dir);
@@ -279,8 +266,8 @@ int main(int argc, char **argv) {
      simulations given the problem's fixed inputs, drawn for its data */
   static const char *const names[] = {"normal_mean", "linreg_known_sigma"};
   for (int i = 0; i < 2; i++) {
-    AbCase c = {.engine = "amortized", .load_opt = "load", .cli = true,
-                .train_opts = {"--amortize", "--simulations", "20000", "--seed", "1", NULL}};
+    AbCase c = {.engine = "amortized", .load_opt = "load", .train_engine = "amortized",
+                .train_opts = {"simulations", "20000", NULL}};
     char title[128];
     snprintf(title, sizeof title, "%s (tests/exact), npe: ppl train --amortize --simulations 20000",
              names[i]);

@@ -6,7 +6,7 @@
  * beta ~ normal(0, 10), y ~ normal(X beta, sigma) (normal_mean's X a column
  * of ones), whose posterior is normal with precision X'X / sigma^2 + I / 100
  * and mean its inverse times X'y / sigma^2, computed here.  Each program's
- * conditional flow is trained once (`ppl train --amortize`, the budget in
+ * conditional flow is trained once (ppl_train: `ppl train --amortize`; the budget in
  * budget[]) on the program's prior-predictive simulations given the fixed
  * inputs of problems/NAME/data.json (N, sigma, X); then the engine amortized
  * draws for that file's y (whose exact.json also checks this test's formula)
@@ -17,7 +17,7 @@
  * (sd / sqrt(2 D) for D independent draws of a near-normal posterior) plus
  * the same allowance.
  *
- *   test_exact_amortized PPL PROBLEMS_DIR MODELS_DIR
+ *   test_exact_amortized PROBLEMS_DIR MODELS_DIR
  *
  * PPL_TEST_SCALE < 1: a smoke run (a small budget, nothing compared).
  * PPL_TEST_NO_JIT: the draws' log densities interpreted.
@@ -33,14 +33,14 @@
 #include "ppl.h"
 #include "sbc.h"
 #include "tap.h"
-#include "train.h"
 
 #define MAXK 5
 #define DRAWS 4000
 #define NEW_SETS 2
 #define PRIOR_SD 10.0
 
-static const char *budget[] = {"--amortize", "--simulations", "20000", "--seed", "1", NULL};
+/* the training budget (ppl_run_set name, value pairs) */
+static const char *budget[] = {"simulations", "20000", NULL};
 static bool smoke;
 
 typedef struct Problem {
@@ -146,7 +146,7 @@ out:
   ppl_run_options_free(&ro);
 }
 
-static void run_case(ppl_context *ctx, const char *ppl, const char *problems, const char *models,
+static void run_case(ppl_context *ctx, const char *problems, const char *models,
                      const char *dir, const char *name) {
   char model[1024], data[1024], exact[1024], file[1024];
   snprintf(model, sizeof model, "%s/%s.ppl", models, name);
@@ -172,14 +172,24 @@ static void run_case(ppl_context *ctx, const char *ppl, const char *problems, co
   }
   tap_ok(same, "%s: this test's exact posterior is exact.json's", name);
 
-  double secs = 0;
-  if (!tap_ok(test_train(ppl, model, data, file, budget, &secs), "%s: ppl train %s %s %s", name,
-              budget[0], budget[1], budget[2]))
-    goto out;
-  tap_diag("%s: trained in %.1f s", name, secs);
   if (!tap_ok(ppl_compile_file(ctx, model, &m) == PPL_OK && ppl_set_data_file(m, data) == PPL_OK,
               "%s: compiles (%s)", name, ppl_errmsg(ctx)))
     goto out;
+  ppl_run_options ro;
+  ppl_run_options_default(&ro);
+  ro.engine = "amortized";
+  ro.seed = 1;
+  ro.no_jit = getenv("PPL_TEST_NO_JIT") != NULL;
+  ppl_train_info info;
+  ppl_status st = PPL_OK;
+  for (int i = 0; st == PPL_OK && budget[i]; i += 2) st = ppl_run_set(&ro, budget[i], budget[i + 1]);
+  if (st == PPL_OK) st = ppl_train(m, &ro, file, &info);
+  ppl_run_options_free(&ro);
+  if (!tap_ok(st == PPL_OK, "%s: ppl_train, %s %s (%s)", name, budget[0], budget[1],
+              st == PPL_OK ? "" : ppl_errmsg(ctx)))
+    goto out;
+  tap_diag("%s: trained in %.1f s (%ld simulations, %.0f epochs, held-out loss %.3f)", name,
+           info.seconds, info.steps, info.epochs, info.loss);
   compare(ctx, m, name, file, &pb, "problems' data set", 7);
 
   /* new data sets: new coefficients from the prior, new noise, the same inputs */
@@ -211,24 +221,23 @@ out:
 }
 
 int main(int argc, char **argv) {
-  if (argc < 4) {
-    fprintf(stderr, "usage: test_exact_amortized PPL PROBLEMS_DIR MODELS_DIR\n");
+  if (argc < 3) {
+    fprintf(stderr, "usage: test_exact_amortized PROBLEMS_DIR MODELS_DIR\n");
     return 2;
   }
   const char *env = getenv("PPL_TEST_SCALE");
   smoke = env && atof(env) > 0 && atof(env) < 1;
   if (smoke) {
-    budget[2] = "500";
+    budget[1] = "500";
     tap_diag("PPL_TEST_SCALE=%s: smoke run, nothing compared", env);
   }
-  tap_diag("budget: %s %s %s; %d draws; tolerance 4 se + 0.1 exact sd", budget[0], budget[1],
-           budget[2], DRAWS);
+  tap_diag("budget: %s %s; %d draws; tolerance 4 se + 0.1 exact sd", budget[0], budget[1], DRAWS);
   char tmpl[] = "/tmp/test_exact_amortized_XXXXXX";
   const char *dir = mkdtemp(tmpl);
   if (!tap_ok(dir != NULL, "a temporary directory")) return tap_done();
   ppl_context *ctx = ppl_context_new(NULL);
-  run_case(ctx, argv[1], argv[2], argv[3], dir, "normal_mean");
-  run_case(ctx, argv[1], argv[2], argv[3], dir, "linreg_known_sigma");
+  run_case(ctx, argv[1], argv[2], dir, "normal_mean");
+  run_case(ctx, argv[1], argv[2], dir, "linreg_known_sigma");
   ppl_context_free(ctx);
   char cmd[1200];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -8,8 +8,8 @@
  *     =>  z[i] | x[i] ~ normal(x[i] / (1 + s^2), s / sqrt(1 + s^2)),
  *
  * whose guide, normal(h[1], exp(h[2])) with h = enc(x[i]), contains the exact
- * posterior.  Budget: the encoder (an mlp 1 -> 16 relu -> 2) is trained by svi
- * on toy_train (2,000) simulated points for toy_iter (6,000) steps in
+ * posterior.  Budget: the encoder (an mlp 1 -> 16 relu -> 2) is trained by
+ * ppl_train (`ppl train`, svi's loop) on toy_train (2,000) simulated points for toy_iter (6,000) steps in
  * minibatches of 100, Adam at lr 0.01 on a cosine schedule, once.  Then, with no further optimisation, its draws for TOY_M new points (z*, x*)
  * simulated in C give one SBC replicate each (the guide and the exact
  * posterior factor over the points, so the ranks of the z*[i] among
@@ -22,8 +22,8 @@
  * a likelihood sd half the simulator's (an overconfident posterior): its
  * ranks must fail the same test.
  *
- * Whole-program amortization (npe): a conditional flow trained once by `ppl
- * train --amortize` on the program's own prior-predictive simulations (the
+ * Whole-program amortization (npe): a conditional flow trained once by ppl_train
+ * (`ppl train --amortize`) on the program's own prior-predictive simulations (the
  * budget: npe_budget), then SBC as tests/sbc/test_sbc.c runs it for nuts
  * (sbc_run: S replicates, each a prior draw, a data set simulated in C and
  * SBC_L draws of the engine amortized from the file), on a conjugate
@@ -33,7 +33,7 @@
  * negative control: normal_mean's data drawn for by a flow trained for a
  * likelihood sd half the simulator's.
  *
- *   test_sbc_amortized PPL [replicates]     (PPL: the ppl binary, for ppl train)
+ *   test_sbc_amortized [replicates]
  *
  * PPL_TEST_NO_JIT: the npe part under the interpreter (the guide form always
  * interprets, so it runs only without it).
@@ -50,7 +50,6 @@
 #include "ppl.h"
 #include "sbc.h"
 #include "tap.h"
-#include "train.h"
 
 /* ---- the guide form: the conjugate toy ---- */
 
@@ -88,13 +87,6 @@ static void toy_simulate(SbcRng *r, int n, double s_model, double *z, double *x,
   snprintf(json + k, jsz - k, "}");
 }
 
-static bool run_ok(ppl_context *ctx, ppl_model *m, const ppl_run_options *ro, ppl_result **r,
-                   const char *what) {
-  if (ppl_run(m, ro, r) == PPL_OK) return true;
-  tap_diag("%s: %s", what, ppl_errmsg(ctx));
-  return false;
-}
-
 /* Trains the toy's guide on simulated data (model sd s_model), then draws for
    new points: the SBC chi-square of their ranks into *chi2 and, when exact
    is set, the direct check against the exact posterior.  False on an error. */
@@ -114,37 +106,34 @@ static bool toy_run(ppl_context *ctx, const char *dir, double s_model, uint64_t 
   SbcRng rng;
   sbc_seed(&rng, seed);
 
-  /* training, once */
+  /* training, once (ppl train: svi's loop) */
   toy_simulate(&rng, toy_train, s_model, z, x, json, sizeof json);
   ppl_run_options ro;
   ppl_run_options_default(&ro);
-  ro.engine = "svi";
-  ro.chains = 1;
-  ro.draws = 10;
   ro.seed = seed;
   char iter[32];
   snprintf(iter, sizeof iter, "%d", toy_iter);
   if (ppl_set_data_json(m, json, "train.json") != PPL_OK ||
       ppl_run_set(&ro, "iter", iter) != PPL_OK || ppl_run_set(&ro, "lr", "0.01") != PPL_OK ||
       ppl_run_set(&ro, "lr-schedule", "cosine") != PPL_OK ||
-      ppl_run_set(&ro, "save-params", file) != PPL_OK ||
-      !run_ok(ctx, m, &ro, &r, "toy: training"))
+      ppl_train(m, &ro, file, NULL) != PPL_OK) {
+    tap_diag("toy: training: %s", ppl_errmsg(ctx));
     goto out;
-  ppl_result_free(r);
-  r = NULL;
+  }
   ppl_run_options_free(&ro);
 
   /* new points, drawn for with no optimisation */
   toy_simulate(&rng, toy_m, s_model, z, x, json, sizeof json);
   ppl_run_options_default(&ro);
-  ro.engine = "svi";
+  ro.engine = "amortized";
   ro.chains = 1;
   ro.draws = toy_draws;
   ro.seed = seed + 1;
   if (ppl_set_data_json(m, json, "new.json") != PPL_OK ||
-      ppl_run_set(&ro, "load-params", file) != PPL_OK ||
-      !run_ok(ctx, m, &ro, &r, "toy: drawing for new data"))
+      ppl_run_set(&ro, "load", file) != PPL_OK || ppl_run(m, &ro, &r) != PPL_OK) {
+    tap_diag("toy: drawing for new data: %s", ppl_errmsg(ctx));
     goto out;
+  }
   /* the exact posterior given x[i] (the simulator's s: under the negative
      control's model it is not what the guide was trained for) */
   double shrink = 1 / (1 + TOY_S * TOY_S), post_sd = TOY_S * sqrt(shrink);
@@ -252,53 +241,51 @@ static const SbcModel npe_wrong = {
     "model { real mu ~ normal(0, 1); y ~ normal(mu, 0.5); }\n",
     1, {"mu"}, sbc_sim_normal_mean};
 
-/* The training budget every npe fit of this test states. */
-static const char *npe_budget[] = {"--amortize", "--simulations", "20000", "--seed", "1", NULL};
+/* The training budget every npe fit of this test states (ppl_run_set
+   name, value pairs). */
+static const char *npe_budget[] = {"simulations", "20000", NULL};
 
-/* Trains sm's flow once (`ppl train --amortize`, on a data set of its sizes
-   simulated with seed), then its S replicates: chi2[p] per parameter. */
-static bool npe_sbc(ppl_context *ctx, const char *ppl, const char *dir, const SbcModel *sm, int S,
-                    uint64_t seed, double *chi2) {
-  char model[1024], data[1024], file[1024];
+/* Trains sm's flow once (ppl_train, `ppl train --amortize`, on a data set of
+   its sizes simulated with seed), then its S replicates: chi2[p] per
+   parameter. */
+static bool npe_sbc(ppl_context *ctx, const char *dir, const SbcModel *sm, int S, uint64_t seed,
+                    double *chi2) {
+  char file[1024];
   static char json[8192];
-  snprintf(model, sizeof model, "%s/npe_%d.ppl", dir, (int)(sm - npe_models));
-  snprintf(data, sizeof data, "%s/npe_%d.json", dir, (int)(sm - npe_models));
-  snprintf(file, sizeof file, "%s/npe_%d.params", dir, (int)(sm - npe_models));
-  if (sm == &npe_wrong) {
-    snprintf(model, sizeof model, "%s/npe_wrong.ppl", dir);
-    snprintf(file, sizeof file, "%s/npe_wrong.params", dir);
-  }
+  snprintf(file, sizeof file, "%s/npe_%s.params", dir, sm == &npe_wrong ? "wrong" : sm->name);
   SbcRng rng;
   sbc_seed(&rng, seed ^ 0x5eed);
   double par[SBC_MAXPAR];
   sm->simulate(&rng, par, json, sizeof json);
-  FILE *f = fopen(model, "w"), *g = fopen(data, "w");
-  bool ok = f && g && fputs(sm->source, f) >= 0 && fputs(json, g) >= 0;
-  if (f) ok = fclose(f) == 0 && ok;
-  if (g) ok = fclose(g) == 0 && ok;
-  if (!ok) {
-    tap_diag("%s: could not write %s", sm->name, model);
-    return false;
-  }
-  double secs = 0;
-  if (!test_train(ppl, model, data, file, npe_budget, &secs)) return false;
-  tap_diag("%s: trained in %.1f s", sm->name, secs);
+  ppl_model *m = NULL;
+  ppl_run_options ro;
+  ppl_run_options_default(&ro);
+  ro.engine = "amortized";
+  ro.seed = seed;
+  ro.no_jit = getenv("PPL_TEST_NO_JIT") != NULL;
+  ppl_train_info info;
+  ppl_status st = ppl_compile_string(ctx, sm->source, sm->name, &m);
+  if (st == PPL_OK) st = ppl_set_data_json(m, json, "train.json");
+  for (int i = 0; st == PPL_OK && npe_budget[i]; i += 2)
+    st = ppl_run_set(&ro, npe_budget[i], npe_budget[i + 1]);
+  if (st == PPL_OK) st = ppl_train(m, &ro, file, &info);
+  if (st != PPL_OK) tap_diag("%s: training: %s", sm->name, ppl_errmsg(ctx));
+  else
+    tap_diag("%s: trained in %.1f s (%ld simulations, %.0f epochs, held-out loss %.3f)",
+             sm->name, info.seconds, info.steps, info.epochs, info.loss);
+  ppl_run_options_free(&ro);
+  ppl_model_free(m);
   SbcEngine se = {"amortized", 0, 1, file};
-  return sbc_run(ctx, sm, &se, S, seed, chi2);
+  return st == PPL_OK && sbc_run(ctx, sm, &se, S, seed, chi2);
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2) {
-    fprintf(stderr, "usage: test_sbc_amortized PPL [replicates]\n");
-    return 2;
-  }
-  const char *ppl = argv[1];
-  int S = argc > 2 ? atoi(argv[2]) : 400;
+  int S = argc > 1 ? atoi(argv[1]) : 400;
   const char *env = getenv("PPL_TEST_SCALE");
   bool smoke = env && atof(env) > 0 && atof(env) < 1;
   if (smoke) {
     toy_train = 200, toy_iter = 50, toy_m = 50, toy_draws = 50, S = SBC_BINS;
-    npe_budget[2] = "500";
+    npe_budget[1] = "500";
     tap_diag("PPL_TEST_SCALE=%s: smoke run, nothing tested but that it runs", env);
   }
   char tmpl[] = "/tmp/test_sbc_amortized_XXXXXX";
@@ -320,15 +307,15 @@ int main(int argc, char **argv) {
            "(negative control)");
   }
 
-  tap_diag("npe: budget %s %s %s, %d replicates", npe_budget[0], npe_budget[1], npe_budget[2], S);
+  tap_diag("npe: budget %s %s, %d replicates", npe_budget[0], npe_budget[1], S);
   for (size_t k = 0; k < sizeof npe_models / sizeof *npe_models; k++) {
     const SbcModel *sm = &npe_models[k];
-    bool ran = npe_sbc(ctx, ppl, dir, sm, S, 3000 + k, chi2);
+    bool ran = npe_sbc(ctx, dir, sm, S, 3000 + k, chi2);
     for (int p = 0; p < sm->npar; p++)
       tap_ok(ran && (smoke || chi2[p] < SBC_CHI2_999), "npe, %s: ranks of %s are uniform",
              sm->name, sm->par[p]);
   }
-  bool ran = npe_sbc(ctx, ppl, dir, &npe_wrong, S, 3000, chi2);
+  bool ran = npe_sbc(ctx, dir, &npe_wrong, S, 3000, chi2);
   tap_ok(ran && (smoke || chi2[0] > SBC_CHI2_999), "npe, %s: ranks are not uniform (negative control)",
          npe_wrong.name);
 
