@@ -18,7 +18,10 @@
  * prior predictive (where the training points are; the tails, where a network
  * extrapolates, are reported), the mean and sd of toy_draws (1,000) draws of
  * z[i] within 4 Monte Carlo standard errors plus an allowance of 0.1
- * posterior sd (what an approximate network may be off by) of the exact ones.  The negative control trains the guide on a model with
+ * posterior sd (what an approximate network may be off by) of the exact ones.
+ * The diagnostics: no k-hat warning and the log evidence within 4 SE of the
+ * exact one for these points; for points simulated with another likelihood
+ * sd, the k-hat warning.  The negative control trains the guide on a model with
  * a likelihood sd half the simulator's (an overconfident posterior): its
  * ranks must fail the same test.
  *
@@ -75,16 +78,32 @@ static const char toy_src[] =
     "  }\n"
     "}\n";
 
-/* n points (z*, x*) from the prior predictive, as the program's data. */
-static void toy_simulate(SbcRng *r, int n, double s_model, double *z, double *x, char *json,
-                         size_t jsz) {
+/* n points (z*, x*) from the prior predictive with likelihood sd s_sim, as
+   the program's data (whose s is s_model). */
+static void toy_simulate_sd(SbcRng *r, int n, double s_sim, double s_model, double *z, double *x,
+                            char *json, size_t jsz) {
   for (int i = 0; i < n; i++) {
     z[i] = sbc_normal(r);
-    x[i] = z[i] + TOY_S * sbc_normal(r);
+    x[i] = z[i] + s_sim * sbc_normal(r);
   }
   size_t k = (size_t)snprintf(json, jsz, "{\"N\": %d, \"s\": %.17g, ", n, s_model);
   k += sbc_vec(json + k, jsz - k, "x", x, n);
   snprintf(json + k, jsz - k, "}");
+}
+
+static void toy_simulate(SbcRng *r, int n, double s_model, double *z, double *x, char *json,
+                         size_t jsz) {
+  toy_simulate_sd(r, n, TOY_S, s_model, z, x, json, jsz);
+}
+
+/* Whether the run warned that its k-hat is too high (docs/output.md). */
+static bool toy_warned(const ppl_result *r) {
+  for (int i = 0; i < ppl_result_num_warnings(r); i++) {
+    const char *kind = NULL;
+    ppl_result_warning(r, i, &kind, NULL);
+    if (kind && !strcmp(kind, "vi_khat")) return true;
+  }
+  return false;
 }
 
 /* Trains the toy's guide on simulated data (model sd s_model), then draws for
@@ -186,6 +205,29 @@ static bool toy_run(ppl_context *ctx, const char *dir, double s_model, uint64_t 
     tap_ok(smoke || worst_sd <= 1,
            "guide form, toy: every new point's (|x| < %.2f) sd within 4 se + 0.1 sd of the exact %.4f "
            "(worst: %.2f of the tolerance)", bulk, post_sd, worst_sd);
+
+    /* the diagnostics: on these data (the kind it was trained on) no k-hat
+       warning and the log evidence, sum log normal(x[i] | 0, sqrt(1 + s^2)),
+       within 4 of its standard errors */
+    double want = 0, est = NAN, se = NAN;
+    for (int i = 0; i < toy_m; i++)
+      want += -0.5 * log(2 * M_PI * (1 + TOY_S * TOY_S)) - x[i] * x[i] / (2 * (1 + TOY_S * TOY_S));
+    bool have = ppl_result_log_evidence(r, &est, &se) == PPL_OK;
+    tap_ok(smoke || !toy_warned(r), "guide form, toy: no k-hat warning for new data of its kind");
+    tap_ok(smoke || (have && fabs(est - want) <= 4 * se),
+           "guide form, toy: log evidence %.4f ± %.4f, exact %.4f", est, se, want);
+
+    /* data unlike the training's (likelihood sd 1, not 0.5): the encoder
+       still gives 0.8 x and 0.447, the posterior is 0.5 x and 0.707 */
+    ppl_result_free(r);
+    r = NULL;
+    toy_simulate_sd(&rng, toy_m, 1.0, 1.0, z, x, json, sizeof json);
+    if (ppl_set_data_json(m, json, "other.json") != PPL_OK || ppl_run(m, &ro, &r) != PPL_OK) {
+      tap_diag("toy: drawing for other data: %s", ppl_errmsg(ctx));
+      goto out;
+    }
+    tap_ok(smoke || toy_warned(r),
+           "guide form, toy: data of another likelihood sd: k-hat warns (vi_khat)");
   }
   ok = true;
 out:
