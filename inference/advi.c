@@ -346,18 +346,8 @@ static bool advi_resample(Advi *a, int n, Diag *d) {
       return false;
     advi_keep_lw(a, a->pool_lp[i] - a->pool_lq[i]);
   }
-  double *lw = gc_alloc_atomic(sizeof(double) * (size_t)n);
-  double *w = gc_alloc_atomic(sizeof(double) * (size_t)n);
-  memcpy(lw, a->lw, sizeof(double) * (size_t)n);
-  psis_smooth(n, lw);
-  resample_normalise(n, lw, w);
   a->order = gc_alloc_atomic(sizeof(int) * (size_t)n);
-  resample(RESAMPLE_SYSTEMATIC, n, w, &a->draw_rng, a->order);
-  for (int i = n - 1; i > 0; i--) {
-    int j = (int)rng_int(&a->draw_rng, 0, i);
-    int t = a->order[i];
-    a->order[i] = a->order[j], a->order[j] = t;
-  }
+  resample_psis_order(n, a->lw, &a->draw_rng, a->order);
   return true;
 }
 

@@ -22,6 +22,7 @@
 
 #include "../core/value.h"
 #include "engine.h"
+#include "psis.h"
 
 const char *const resample_names[] = {"systematic", "multinomial", "stratified", "residual",
                                       NULL};
@@ -60,6 +61,20 @@ double resample_normalise(int n, const double *lw, double *w) {
   }
   for (int i = 0; i < n; i++) w[i] /= s;
   return mx + log(s / n);
+}
+
+void resample_psis_order(int n, const double *lw, Rng *r, int *order) {
+  double *sl = gc_alloc_atomic(sizeof(double) * (size_t)n);
+  double *w = gc_alloc_atomic(sizeof(double) * (size_t)n);
+  memcpy(sl, lw, sizeof(double) * (size_t)n);
+  psis_smooth(n, sl);
+  resample_normalise(n, sl, w);
+  resample(RESAMPLE_SYSTEMATIC, n, w, r, order);
+  for (int i = n - 1; i > 0; i--) {
+    int j = (int)rng_int(r, 0, i);
+    int t = order[i];
+    order[i] = order[j], order[j] = t;
+  }
 }
 
 double resample_ess(int n, const double *w) {

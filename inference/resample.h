@@ -42,6 +42,12 @@ double resample_ess(int n, const double *w);
  * weights w[0..n). False only for an unknown scheme or n < 1. */
 bool resample(int scheme, int n, const double *w, Rng *r, int *anc);
 
+/* --psis-resample of the variational engines (advi, amortized): order[0..n)
+ * gets n indices of draws resampled (systematic) by the Pareto-smoothed
+ * weights of their log weights lw[0..n), in a random order so that the
+ * duplicates are not neighbours. */
+void resample_psis_order(int n, const double *lw, Rng *r, int *order);
+
 /* ---- parallel rounds ----
  *
  * A round applies fn to every index of [0, n) in chunks, spread over the

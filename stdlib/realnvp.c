@@ -11,8 +11,23 @@
 #include <string.h>
 
 bool rnvp_make(Rnvp *f, int dim, int layers, int hidden, char *err, size_t errsz) {
+  return rnvp_make_cond(f, dim, 0, layers, hidden, err, errsz);
+}
+
+/* Room for n more weights in f (tape ids are int32). */
+static bool rnvp_fits(const Rnvp *f, size_t n, char *err, size_t errsz) {
+  if (n <= (size_t)INT32_MAX - f->nparams) return true;
+  snprintf(err, errsz, "a flow with these sizes has more than %d weights", INT32_MAX);
+  return false;
+}
+
+bool rnvp_make_cond(Rnvp *f, int dim, int ctx, int layers, int hidden, char *err, size_t errsz) {
   if (dim < 1 || dim > RNVP_MAXDIM) {
     snprintf(err, errsz, "a flow's dimension must be in [1, %d], got %d", RNVP_MAXDIM, dim);
+    return false;
+  }
+  if (ctx < 0 || ctx > RNVP_MAXDIM) {
+    snprintf(err, errsz, "a flow's context must have 0 to %d reals, got %d", RNVP_MAXDIM, ctx);
     return false;
   }
   if (layers < 0 || layers > RNVP_MAXLAYERS) {
@@ -23,9 +38,17 @@ bool rnvp_make(Rnvp *f, int dim, int layers, int hidden, char *err, size_t errsz
     snprintf(err, errsz, "a flow's coupling networks need at least 1 hidden unit, got %d", hidden);
     return false;
   }
-  f->dim = dim, f->layers = layers, f->hidden = hidden;
+  f->dim = dim, f->layers = layers, f->hidden = hidden, f->ctx = ctx;
   f->ncoupling = dim > 1 ? layers : 0;
   f->nparams = 2 * (size_t)dim;
+  f->base_off = f->nparams;
+  if (ctx > 0) {
+    if (!nn_mlp_make(&f->base, ctx, 0, NULL, 2 * dim, TENSOR_IDENTITY, TENSOR_IDENTITY, err,
+                     errsz) ||
+        !rnvp_fits(f, f->base.nparams, err, errsz))
+      return false;
+    f->nparams += f->base.nparams;
+  }
   int half = dim / 2, hid[2] = {hidden, hidden};
   for (int k = 0; k < f->ncoupling; k++) {
     RnvpLayer *L = &f->layer[k];
@@ -33,13 +56,10 @@ bool rnvp_make(Rnvp *f, int dim, int layers, int hidden, char *err, size_t errsz
       *L = (RnvpLayer){.fixed0 = 0, .nfixed = half, .moved0 = half, .nmoved = dim - half};
     else
       *L = (RnvpLayer){.fixed0 = half, .nfixed = dim - half, .moved0 = 0, .nmoved = half};
-    if (!nn_mlp_make(&L->mlp, L->nfixed, 2, hid, 2 * L->nmoved, TENSOR_RELU, TENSOR_IDENTITY, err,
-                     errsz))
+    if (!nn_mlp_make(&L->mlp, L->nfixed + ctx, 2, hid, 2 * L->nmoved, TENSOR_RELU,
+                     TENSOR_IDENTITY, err, errsz) ||
+        !rnvp_fits(f, L->mlp.nparams, err, errsz))
       return false;
-    if (L->mlp.nparams > (size_t)INT32_MAX - f->nparams) { /* tape ids are int32 */
-      snprintf(err, errsz, "a flow with these sizes has more than %d weights", INT32_MAX);
-      return false;
-    }
     L->off = f->nparams;
     f->nparams += L->mlp.nparams;
   }
@@ -48,6 +68,7 @@ bool rnvp_make(Rnvp *f, int dim, int layers, int hidden, char *err, size_t errsz
 
 void rnvp_init(const Rnvp *f, Rng *r, double *w) {
   memset(w, 0, sizeof(double) * 2 * (size_t)f->dim);
+  if (f->ctx > 0) memset(w + f->base_off, 0, sizeof(double) * f->base.nparams);
   for (int k = 0; k < f->ncoupling; k++) nn_mlp_init(&f->layer[k].mlp, r, 0.0, w + f->layer[k].off);
 }
 
@@ -61,65 +82,122 @@ static Tensor w_slice(Tensor w, size_t off, size_t n) {
   return s;
 }
 
-/* The moved half's scales s and shifts of layer L at the point x (raw MLP
- * outputs through the soft bound); s[j] and shift[j] for j < nmoved. */
-static void coupling(Tape *t, const RnvpLayer *L, Tensor w, const AdNum *x, AdNum *s,
-                     AdNum *shift) {
-  double *vals = tape_alloc_atomic(t, sizeof(double) * (size_t)L->nfixed);
-  int32_t *ids = tape_alloc_atomic(t, sizeof(int32_t) * (size_t)L->nfixed);
-  for (int j = 0; j < L->nfixed; j++) {
-    vals[j] = x[L->fixed0 + j].v;
-    ids[j] = x[L->fixed0 + j].n;
+/* The moved halves' scales s and shifts of layer L at the B points x (raw
+ * MLP outputs through the soft bound), each reading its row of the context:
+ * s[b * nmoved + j] and shift[b * nmoved + j]. */
+static void coupling(Tape *t, const RnvpLayer *L, Tensor w, int B, int ctx, Tensor c,
+                     const AdNum *x, int dim, AdNum *s, AdNum *shift) {
+  int in = L->nfixed + ctx;
+  size_t n = (size_t)B * (size_t)in;
+  double *vals = tape_alloc_atomic(t, sizeof(double) * n);
+  int32_t *ids = tape_alloc_atomic(t, sizeof(int32_t) * n);
+  for (int b = 0; b < B; b++) {
+    double *v = vals + (size_t)b * in;
+    int32_t *id = ids + (size_t)b * in;
+    const AdNum *xb = x + (size_t)b * dim;
+    for (int j = 0; j < L->nfixed; j++) {
+      v[j] = xb[L->fixed0 + j].v;
+      id[j] = xb[L->fixed0 + j].n;
+    }
+    for (int j = 0; j < ctx; j++) {
+      size_t e = (size_t)b * ctx + j;
+      v[L->nfixed + j] = c.d[e];
+      id[L->nfixed + j] = c.node ? c.node + (int32_t)e : 0;
+    }
   }
-  int shape = L->nfixed;
-  Tensor in = tensor_gather(t, 1, &shape, vals, ids);
-  Tensor out = nn_mlp_forward(t, &L->mlp, w_slice(w, L->off, L->mlp.nparams), in);
-  for (int j = 0; j < L->nmoved; j++) {
-    AdNum raw = tensor_at(out, (size_t)j);
-    s[j] = ad_scale(t, ad_tanh(t, ad_scale(t, raw, 1 / RNVP_SCALE_BOUND)), RNVP_SCALE_BOUND);
-    shift[j] = tensor_at(out, (size_t)(L->nmoved + j));
+  /* one point keeps the rank-1 form, whose products are the unbatched ones */
+  int shape[2] = {B, in};
+  Tensor inp = B == 1 ? tensor_gather(t, 1, &in, vals, ids) : tensor_gather(t, 2, shape, vals, ids);
+  Tensor out = nn_mlp_forward(t, &L->mlp, w_slice(w, L->off, L->mlp.nparams), inp);
+  if (!tensor_ok(out)) { /* tape_fail said why; the values are garbage, not a crash */
+    for (size_t e = 0; e < (size_t)B * L->nmoved; e++) s[e] = shift[e] = ad_const(NAN);
+    return;
+  }
+  for (int b = 0; b < B; b++)
+    for (int j = 0; j < L->nmoved; j++) {
+      size_t o = (size_t)b * 2 * L->nmoved;
+      AdNum raw = tensor_at(out, o + (size_t)j);
+      s[b * L->nmoved + j] =
+          ad_scale(t, ad_tanh(t, ad_scale(t, raw, 1 / RNVP_SCALE_BOUND)), RNVP_SCALE_BOUND);
+      shift[b * L->nmoved + j] = tensor_at(out, o + (size_t)(L->nmoved + j));
+    }
+}
+
+/* The base affine's mu and omega for each point: w's own, plus the linear
+ * layer's output at the point's context for a conditional flow. */
+static void base_affine(Tape *t, const Rnvp *f, Tensor w, int B, Tensor c, AdNum *mu,
+                        AdNum *omega) {
+  size_t d = (size_t)f->dim;
+  Tensor bo = {.rank = -1};
+  if (f->ctx > 0) bo = nn_mlp_forward(t, &f->base, w_slice(w, f->base_off, f->base.nparams), c);
+  for (int b = 0; b < B; b++)
+    for (size_t i = 0; i < d; i++) {
+      AdNum m = tensor_at(w, i), o = tensor_at(w, d + i);
+      if (f->ctx > 0) {
+        AdNum dm = tensor_ok(bo) ? tensor_at(bo, b * 2 * d + i) : ad_const(NAN);
+        AdNum dom = tensor_ok(bo) ? tensor_at(bo, b * 2 * d + d + i) : ad_const(NAN);
+        m = ad_add(t, m, dm), o = ad_add(t, o, dom);
+      }
+      mu[b * d + i] = m, omega[b * d + i] = o;
+    }
+}
+
+void rnvp_forward_batch(Tape *t, const Rnvp *f, Tensor w, int B, Tensor c, const AdNum *eps,
+                        AdNum *x, AdNum *logdet) {
+  size_t d = (size_t)f->dim, n = (size_t)B * d;
+  AdNum *s = tape_alloc_atomic(t, sizeof(AdNum) * n), *shift = tape_alloc_atomic(t, sizeof(AdNum) * n);
+  AdNum *mu = tape_alloc_atomic(t, sizeof(AdNum) * n), *omega = tape_alloc_atomic(t, sizeof(AdNum) * n);
+  base_affine(t, f, w, B, c, mu, omega);
+  for (size_t e = 0; e < n; e++) x[e] = ad_add(t, mu[e], ad_mul(t, ad_exp(t, omega[e]), eps[e]));
+  for (int b = 0; b < B; b++) logdet[b] = ad_sum(t, (int)d, omega + b * d);
+  for (int k = 0; k < f->ncoupling; k++) {
+    const RnvpLayer *L = &f->layer[k];
+    coupling(t, L, w, B, f->ctx, c, x, f->dim, s, shift);
+    for (int b = 0; b < B; b++) {
+      const AdNum *sb = s + (size_t)b * L->nmoved, *hb = shift + (size_t)b * L->nmoved;
+      for (int j = 0; j < L->nmoved; j++) {
+        AdNum *xm = &x[b * d + (size_t)(L->moved0 + j)];
+        *xm = ad_add(t, ad_mul(t, *xm, ad_exp(t, sb[j])), hb[j]);
+      }
+      logdet[b] = ad_add(t, logdet[b], ad_sum(t, L->nmoved, sb));
+    }
   }
 }
 
-AdNum rnvp_forward(Tape *t, const Rnvp *f, Tensor w, const AdNum *eps, AdNum *x) {
-  size_t d = (size_t)f->dim;
-  AdNum *s = tape_alloc_atomic(t, sizeof(AdNum) * d), *shift = tape_alloc_atomic(t, sizeof(AdNum) * d);
-  for (size_t i = 0; i < d; i++) {
-    AdNum omega = tensor_at(w, d + i);
-    x[i] = ad_add(t, tensor_at(w, i), ad_mul(t, ad_exp(t, omega), eps[i]));
-    s[i] = omega;
-  }
-  AdNum logdet = ad_sum(t, (int)d, s);
-  for (int k = 0; k < f->ncoupling; k++) {
+void rnvp_inverse_batch(Tape *t, const Rnvp *f, Tensor w, int B, Tensor c, const AdNum *x,
+                        AdNum *eps, AdNum *logdet) {
+  size_t d = (size_t)f->dim, n = (size_t)B * d;
+  AdNum *s = tape_alloc_atomic(t, sizeof(AdNum) * n), *shift = tape_alloc_atomic(t, sizeof(AdNum) * n);
+  memcpy(eps, x, sizeof(AdNum) * n); /* the points walk back through the layers in eps */
+  for (int b = 0; b < B; b++) logdet[b] = ad_const(0);
+  for (int k = f->ncoupling - 1; k >= 0; k--) {
     const RnvpLayer *L = &f->layer[k];
-    coupling(t, L, w, x, s, shift);
-    for (int j = 0; j < L->nmoved; j++) {
-      AdNum *xm = &x[L->moved0 + j];
-      *xm = ad_add(t, ad_mul(t, *xm, ad_exp(t, s[j])), shift[j]);
+    coupling(t, L, w, B, f->ctx, c, eps, f->dim, s, shift);
+    for (int b = 0; b < B; b++) {
+      const AdNum *sb = s + (size_t)b * L->nmoved, *hb = shift + (size_t)b * L->nmoved;
+      for (int j = 0; j < L->nmoved; j++) {
+        AdNum *xm = &eps[b * d + (size_t)(L->moved0 + j)];
+        *xm = ad_mul(t, ad_sub(t, *xm, hb[j]), ad_exp(t, ad_scale(t, sb[j], -1)));
+      }
+      logdet[b] = ad_add(t, logdet[b], ad_sum(t, L->nmoved, sb));
     }
-    logdet = ad_add(t, logdet, ad_sum(t, L->nmoved, s));
   }
+  AdNum *mu = tape_alloc_atomic(t, sizeof(AdNum) * n), *omega = tape_alloc_atomic(t, sizeof(AdNum) * n);
+  base_affine(t, f, w, B, c, mu, omega);
+  for (size_t e = 0; e < n; e++)
+    eps[e] = ad_mul(t, ad_sub(t, eps[e], mu[e]), ad_exp(t, ad_scale(t, omega[e], -1)));
+  for (int b = 0; b < B; b++)
+    logdet[b] = ad_add(t, logdet[b], ad_sum(t, (int)d, omega + b * d));
+}
+
+AdNum rnvp_forward(Tape *t, const Rnvp *f, Tensor w, const AdNum *eps, AdNum *x) {
+  AdNum logdet;
+  rnvp_forward_batch(t, f, w, 1, (Tensor){.rank = -1}, eps, x, &logdet);
   return logdet;
 }
 
 AdNum rnvp_inverse(Tape *t, const Rnvp *f, Tensor w, const AdNum *x, AdNum *eps) {
-  size_t d = (size_t)f->dim;
-  AdNum *s = tape_alloc_atomic(t, sizeof(AdNum) * d), *shift = tape_alloc_atomic(t, sizeof(AdNum) * d);
-  memcpy(eps, x, sizeof(AdNum) * d); /* the point walks back through the layers in eps */
-  AdNum logdet = ad_const(0);
-  for (int k = f->ncoupling - 1; k >= 0; k--) {
-    const RnvpLayer *L = &f->layer[k];
-    coupling(t, L, w, eps, s, shift);
-    for (int j = 0; j < L->nmoved; j++) {
-      AdNum *xm = &eps[L->moved0 + j];
-      *xm = ad_mul(t, ad_sub(t, *xm, shift[j]), ad_exp(t, ad_scale(t, s[j], -1)));
-    }
-    logdet = ad_add(t, logdet, ad_sum(t, L->nmoved, s));
-  }
-  for (size_t i = 0; i < d; i++) {
-    AdNum omega = tensor_at(w, d + i);
-    eps[i] = ad_mul(t, ad_sub(t, eps[i], tensor_at(w, i)), ad_exp(t, ad_scale(t, omega, -1)));
-    s[i] = omega;
-  }
-  return ad_add(t, logdet, ad_sum(t, (int)d, s));
+  AdNum logdet;
+  rnvp_inverse_batch(t, f, w, 1, (Tensor){.rank = -1}, x, eps, &logdet);
+  return logdet;
 }

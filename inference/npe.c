@@ -1,0 +1,1058 @@
+/* npe.c — neural posterior estimation (see npe.h): `ppl train --amortize`
+ * (npe_train) and the amortized engine's draws from an npe file (npe_draws).
+ *
+ * The data x a network reads is laid out from the IR (npe_layout):
+ *   - the observed data variables are those an observation reads (`y ~`,
+ *     `y[i] ~`, observe(d, y)), the ones simulated in training;
+ *   - a variable observed only as `y[i] ~ ...` inside `plate (i in ...)` is
+ *     a group of exchangeable elements y[1..N]: the program says that its
+ *     elements are conditionally independent given what the plate does not
+ *     index.  The data variables the same plate indexes by i (covariates,
+ *     `x[i]` in `y[i] ~ normal(a + b * x[i], s)`) join the element, so the
+ *     deep set sees the pairs (y[i], x[i]);
+ *   - a variable observed whole, outside loops, by a distribution whose
+ *     parameters are all scalars (`y ~ normal(mu, sigma)`) is a group of its
+ *     own: its elements are iid given those scalars;
+ *   - everything else observed (matrices, `y[i] ~` in a plain for, a vector
+ *     observed with vector parameters) is the flat rest, read by an MLP.
+ * Groups are at most DS_MAXGROUPS; past that a variable joins the rest.
+ *
+ * theta is the unconstrained vector of the program's log density (its
+ * latents in execution order), reached from a simulated trace through
+ * ld_init_point, which reads latents by address.  theta and x are
+ * standardised with the simulations' means and sds (x by column: a group's
+ * columns are shared by all its elements, so the summary stays
+ * order-invariant), and the file keeps both.
+ */
+#include "npe.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../stdlib/deepset.h"
+#include "../stdlib/optim.h"
+#include "../stdlib/realnvp.h"
+#include "../stdlib/safetensors.h"
+#include "csv.h"
+#include "logdensity.h"
+#include "psis.h"
+#include "resample.h"
+#include "simulate.h"
+
+#define NPE_HOLDOUT 0.1 /* share of the simulations kept for the held-out loss */
+#define NPE_CLIP 10.0   /* gradient-norm clipping of Adam's steps */
+
+/* ---- the layout of x ---- */
+
+typedef struct NpeVar {
+  const char *name;
+  int reg;      /* main's register */
+  int obs;      /* index among the observed (simulated) variables, -1: a covariate */
+  int group;    /* -1: the rest */
+  int width;    /* reals per element (groups), or all its reals (rest) */
+} NpeVar;
+
+typedef struct NpeLayout {
+  int nobs;
+  const char **obs;   /* observed data variables, in order of first observation */
+  int nvars, capvars;
+  NpeVar *vars;       /* the observed, then the groups' covariates */
+  int ngroups;
+  int gkey[DS_MAXGROUPS];           /* the plate's loop register, or -2 - var for a vector */
+  int n[DS_MAXGROUPS], width[DS_MAXGROUPS];
+  int rest;           /* reals of the rest */
+  int ncols;          /* standardisation columns: the groups' widths, then the rest */
+  size_t in;          /* reals of a row */
+} NpeLayout;
+
+typedef struct NpeWalk {
+  const IrProgram *p;
+  const char **data_name; /* by register: the data variable it holds, or NULL */
+  int *key;               /* by register: the observations' group key (-3: none seen) */
+  int ncov, capcov;
+  int (*cov)[2];          /* (data register, plate register) */
+  int nord, capord;
+  int *order;             /* observed registers in order of first observation */
+} NpeWalk;
+
+enum { KEY_NONE = -3, KEY_REST = -1, KEY_VECTOR = -2 };
+
+static bool npe_elementwise_type(Type t) {
+  return (t.ndims == 1 && (t.base == TY_INT || t.base == TY_REAL || t.base == TY_VECTOR ||
+                           t.base == TY_ROWVEC)) ||
+         (t.ndims == 0 && (t.base == TY_VECTOR || t.base == TY_ROWVEC));
+}
+
+/* y ~ d(scalars...) with y a 1-D container: its elements are iid. */
+static bool npe_iid(const IrProgram *p, const IrInstr *ins) {
+  Type t = p->main.regtypes[ins->var];
+  if (t.ndims + (t.base == TY_VECTOR || t.base == TY_ROWVEC) != 1 ||
+      !(t.base == TY_INT || t.base == TY_REAL || t.ndims == 0))
+    return false;
+  for (int k = 0; k < ins->dist.nparams; k++)
+    if (!ty_is_scalar_num(p->main.regtypes[ins->dist.params[k]])) return false;
+  return true;
+}
+
+static void npe_walk(NpeWalk *w, IrBlock b, int plate, int depth) {
+  for (int k = 0; k < b.n; k++) {
+    const IrInstr *ins = &b.ins[k];
+    switch (ins->op) {
+    case IR_OBSERVE: {
+      if (ins->var < 0 || !w->data_name[ins->var]) break;
+      int key = KEY_REST;
+      if (plate >= 0 && ins->nidx == 1 && ins->idx[0].kind == IX_SINGLE && ins->idx[0].lo == plate)
+        key = plate;
+      else if (depth == 0 && ins->nidx == 0 && npe_iid(w->p, ins))
+        key = KEY_VECTOR;
+      int *cur = &w->key[ins->var];
+      if (*cur == KEY_NONE) {
+        *cur = key;
+        w->order = gc_grow(w->order, w->nord, &w->capord, sizeof(int));
+        w->order[w->nord++] = ins->var;
+      } else if (*cur != key) {
+        *cur = KEY_REST; /* observed two ways: not a group */
+      }
+      break;
+    }
+    case IR_INDEX:
+      if (plate >= 0 && ins->nargs >= 1 && w->data_name[ins->args[0]] && ins->nidx == 1 &&
+          ins->idx[0].kind == IX_SINGLE && ins->idx[0].lo == plate) {
+        w->cov = gc_grow(w->cov, w->ncov, &w->capcov, sizeof(int[2]));
+        w->cov[w->ncov][0] = ins->args[0], w->cov[w->ncov][1] = plate;
+        w->ncov++;
+      }
+      break;
+    case IR_IF:
+      npe_walk(w, ins->then_b, plate, depth);
+      npe_walk(w, ins->else_b, plate, depth);
+      break;
+    case IR_FOR: npe_walk(w, ins->body, ins->name ? ins->var : -1, depth + 1); break;
+    case IR_WHILE:
+      npe_walk(w, ins->cond_b, -1, depth + 1);
+      npe_walk(w, ins->body, -1, depth + 1);
+      break;
+    default: break;
+    }
+  }
+}
+
+static NpeVar *npe_add_var(NpeLayout *L, const char *name, int reg, int obs, int group) {
+  L->vars = gc_grow(L->vars, L->nvars, &L->capvars, sizeof(NpeVar));
+  NpeVar *v = &L->vars[L->nvars++];
+  *v = (NpeVar){.name = name, .reg = reg, .obs = obs, .group = group};
+  return v;
+}
+
+/* Top-level length of a 1-D container or array (its elements). */
+static int npe_len(Value v) {
+  if (v.k == V_ARR) return v.a->n;
+  if (v.k == V_VEC || v.k == V_ROWVEC) return v.t->rows * v.t->cols;
+  return -1;
+}
+
+/* The observations of data variables in p's model block. */
+static NpeWalk *npe_scan(const IrProgram *p) {
+  NpeWalk *w = gc_alloc(sizeof *w);
+  w->p = p;
+  int nregs = p->main.nregs;
+  w->data_name = gc_alloc(sizeof(char *) * (size_t)(nregs + 1));
+  w->key = gc_alloc_atomic(sizeof(int) * (size_t)(nregs + 1));
+  for (int r = 0; r < nregs; r++) w->key[r] = KEY_NONE;
+  for (int k = 0; k < p->data_b.n; k++)
+    if (p->data_b.ins[k].op == IR_DATA) w->data_name[p->data_b.ins[k].dst] = p->data_b.ins[k].name;
+  npe_walk(w, p->model_b, -1, 0);
+  return w;
+}
+
+/* The variables and groups from the IR (values: main's registers after the
+ * data block, for the covariates' and the sizes' lengths; the observed
+ * variables' values there may be NaN, only their shapes count). */
+static NpeLayout *npe_layout(const IrProgram *p, const Value *regs) {
+  NpeWalk *wp = npe_scan(p), w = *wp;
+  NpeLayout *L = gc_alloc(sizeof *L);
+  L->obs = gc_alloc(sizeof(char *) * (size_t)(w.nord + 1));
+  for (int i = 0; i < w.nord; i++) {
+    int reg = w.order[i], key = w.key[reg], g = -1;
+    Type t = p->main.regtypes[reg];
+    int n = npe_len(regs[reg]);
+    if (key != KEY_REST && npe_elementwise_type(t) && n >= 1) {
+      int gk = key == KEY_VECTOR ? -2 - reg : key;
+      for (int j = 0; j < L->ngroups && g < 0; j++)
+        if (L->gkey[j] == gk && L->n[j] == n) g = j;
+      if (g < 0 && L->ngroups < DS_MAXGROUPS) {
+        g = L->ngroups++;
+        L->gkey[g] = gk, L->n[g] = n;
+      }
+    }
+    L->obs[L->nobs] = w.data_name[reg];
+    npe_add_var(L, w.data_name[reg], reg, L->nobs++, g);
+  }
+  /* covariates: data a plate indexes by its variable, not observed, of the group's length */
+  for (int c = 0; c < w.ncov; c++) {
+    int reg = w.cov[c][0];
+    bool seen = w.key[reg] != KEY_NONE;
+    for (int j = 0; j < L->nvars && !seen; j++) seen = L->vars[j].reg == reg;
+    if (seen || !npe_elementwise_type(p->main.regtypes[reg])) continue;
+    for (int g = 0; g < L->ngroups; g++)
+      if (L->gkey[g] == w.cov[c][1] && npe_len(regs[reg]) == L->n[g])
+        npe_add_var(L, w.data_name[reg], reg, -1, g);
+  }
+  /* widths (from the values' sizes: reals over elements) */
+  for (int j = 0; j < L->nvars; j++) {
+    NpeVar *v = &L->vars[j];
+    size_t numel = val_numel(regs[v->reg]);
+    if (v->group >= 0) {
+      v->width = (int)(numel / (size_t)L->n[v->group]);
+      L->width[v->group] += v->width;
+      L->in += numel;
+    } else {
+      v->width = (int)numel;
+      L->rest += v->width;
+    }
+  }
+  L->in += (size_t)L->rest;
+  for (int g = 0; g < L->ngroups; g++) L->ncols += L->width[g];
+  L->ncols += L->rest;
+  return L;
+}
+
+/* One row of x (L->in reals) from the variables' values (values[j] for
+ * L->vars[j]); cols[k] = the standardisation column of position k. */
+static void npe_row(const NpeLayout *L, const Value *values, double *row, int *cols) {
+  double **flat = gc_alloc(sizeof(double *) * (size_t)(L->nvars + 1));
+  for (int j = 0; j < L->nvars; j++) {
+    flat[j] = gc_alloc_atomic(sizeof(double) * (val_numel(values[j]) + 1));
+    val_flatten(values[j], flat[j]);
+  }
+  size_t pos = 0;
+  int col0 = 0;
+  for (int g = 0; g < L->ngroups; g++) {
+    for (int i = 0; i < L->n[g]; i++) {
+      int col = col0;
+      for (int j = 0; j < L->nvars; j++) {
+        const NpeVar *v = &L->vars[j];
+        if (v->group != g) continue;
+        for (int e = 0; e < v->width; e++, pos++, col++) {
+          row[pos] = flat[j][(size_t)i * (size_t)v->width + (size_t)e];
+          if (cols) cols[pos] = col;
+        }
+      }
+    }
+    col0 += L->width[g];
+  }
+  for (int j = 0; j < L->nvars; j++) {
+    const NpeVar *v = &L->vars[j];
+    if (v->group >= 0) continue;
+    memcpy(row + pos, flat[j], sizeof(double) * (size_t)v->width);
+    for (int e = 0; e < v->width; e++, pos++)
+      if (cols) cols[pos] = col0 + e;
+    col0 += v->width;
+  }
+}
+
+/* ---- options ---- */
+
+const OptSpec npe_options[] = {
+    {.name = "simulations", .type = OPT_INT, .def = "10000", .ilo = 10, .ihi = 100000000,
+     .arg = "N",
+     .help = "amortized training (ppl train --amortize): pairs (latents, data) simulated from "
+             "the program's prior predictive"},
+    {.name = "epochs", .type = OPT_INT, .def = "50", .ilo = 1, .ihi = 1000000, .arg = "N",
+     .help = "amortized training: passes over the simulations (the held-out loss picks the "
+             "epoch whose networks are kept)"},
+    {.name = "batch", .type = OPT_INT, .def = "64", .ilo = 1, .ihi = 1000000, .arg = "N",
+     .help = "amortized training: simulations per Adam step"},
+    {.name = "embed-dim", .type = OPT_INT, .def = "8", .ilo = 1, .ihi = 4096, .arg = "N",
+     .help = "amortized training: length of the data's summary that the flow is conditioned on"},
+    {.name = "embed-hidden", .type = OPT_INT, .def = "64", .ilo = 1, .ihi = 4096, .arg = "N",
+     .help = "amortized training: units of the summary network's hidden layers (the deep "
+             "set's per-element network and the network on its mean)"},
+    OPT_END,
+};
+
+/* An option's value: the run's, else the default of its entry here or in
+ * whichever table has it (flow-layers, flow-hidden, lr, psis-resample are
+ * advi's and the variational engines' entries, with the same meaning). */
+static OptValue npe_opt(const EngineOpts *o, const char *name) {
+  const OptValue *v = opt_set_get(o->set, name);
+  if (v) return *v;
+  for (const OptSpec *s = npe_options; s->name; s++)
+    if (!strcmp(s->name, name)) return opt_default(s);
+  const OptSpec *s = engine_option_find(name);
+  return s ? opt_default(s) : (OptValue){0};
+}
+
+/* ---- the networks ---- */
+
+typedef struct NpeNets {
+  DeepSet ds;
+  Rnvp flow;
+  size_t nparams; /* the summary's weights, then the flow's */
+} NpeNets;
+
+static bool npe_nets(NpeNets *m, const NpeLayout *L, int dim, int ctx, int ehidden, int layers,
+                     int fhidden, char *err, size_t errsz) {
+  if (!ds_make(&m->ds, L->ngroups, L->n, L->width, L->rest, ehidden, ctx, err, errsz) ||
+      !rnvp_make_cond(&m->flow, dim, ctx, layers, fhidden, err, errsz))
+    return false;
+  m->nparams = m->ds.nparams + m->flow.nparams;
+  return true;
+}
+
+static Tensor npe_slice(Tensor w, size_t off, size_t n) {
+  Tensor v = w;
+  v.rank = 1;
+  v.shape[0] = (int)n;
+  v.d = w.d + off;
+  v.node = w.node ? w.node + (int32_t)off : 0;
+  return v;
+}
+
+/* The mean over B rows of -log q(theta | x) in standardised units (theta
+ * B x dim, x B x in, both standardised), recorded on t with weights w. */
+static AdNum npe_loss(Tape *t, const NpeNets *m, Tensor w, int B, const double *x,
+                      const double *theta) {
+  size_t d = (size_t)m->flow.dim, n = (size_t)B * d;
+  Tensor c = ds_forward(t, &m->ds, npe_slice(w, 0, m->ds.nparams), B, x);
+  AdNum *th = tape_alloc_atomic(t, sizeof(AdNum) * n), *eps = tape_alloc_atomic(t, sizeof(AdNum) * n);
+  AdNum *ld = tape_alloc_atomic(t, sizeof(AdNum) * (size_t)B);
+  AdNum *terms = tape_alloc_atomic(t, sizeof(AdNum) * (n + (size_t)B));
+  for (size_t e = 0; e < n; e++) th[e] = ad_const(theta[e]);
+  if (!tensor_ok(c)) return ad_const(NAN);
+  rnvp_inverse_batch(t, &m->flow, npe_slice(w, m->ds.nparams, m->flow.nparams), B, c, th, eps, ld);
+  for (size_t e = 0; e < n; e++) terms[e] = ad_scale(t, ad_mul(t, eps[e], eps[e]), 0.5);
+  for (int b = 0; b < B; b++) terms[n + (size_t)b] = ld[b];
+  AdNum sum = ad_sum(t, (int)(n + (size_t)B), terms);
+  return ad_add(t, ad_scale(t, sum, 1.0 / B), ad_const(0.5 * (double)d * log(2 * M_PI)));
+}
+
+/* ---- simulation ---- */
+
+/* The data a normal Interp of the program reads: the user's source, with the
+ * observed variables taken from one simulation (training data files need
+ * not have them). */
+typedef struct SimSource {
+  DataSource src;
+  DataSource *user;
+  const SimDraw *sd;
+} SimSource;
+
+static bool simsrc_get(DataSource *src, const char *name, Type t, int nsizes, const int64_t *sizes,
+                       const char *size_desc, ConKind con, double lo, double hi, Value *out,
+                       Diag *d) {
+  SimSource *s = (SimSource *)src;
+  for (int i = 0; i < s->sd->ndata; i++)
+    if (!strcmp(s->sd->names[i], name)) {
+      *out = val_copy(s->sd->data[i]);
+      return true;
+    }
+  if (!s->user) {
+    diag_error(d, DIAG_DATA, (SrcPos){0}, "missing data '%s'", name);
+    return false;
+  }
+  return s->user->get(s->user, name, t, nsizes, sizes, size_desc, con, lo, hi, out, d);
+}
+
+static bool simsrc_has(DataSource *src, const char *name) {
+  SimSource *s = (SimSource *)src;
+  for (int i = 0; i < s->sd->ndata; i++)
+    if (!strcmp(s->sd->names[i], name)) return true;
+  return s->user && (!s->user->has || s->user->has(s->user, name));
+}
+
+/* A simulated trace's latents by address, for ld_init_point. */
+typedef struct TraceSource {
+  DataSource src;
+  const Trace *t;
+} TraceSource;
+
+static bool tracesrc_get(DataSource *src, const char *name, Type t, int nsizes, const int64_t *sizes,
+                         const char *size_desc, ConKind con, double lo, double hi, Value *out,
+                         Diag *d) {
+  (void)size_desc, (void)con, (void)lo, (void)hi;
+  const TraceChoice *c = trace_find(((TraceSource *)src)->t, name);
+  int sz[8];
+  for (int i = 0; i < nsizes && i < 8; i++) sz[i] = (int)sizes[i];
+  if (!c || nsizes > 8 || !trace_value_has_shape(c->val, t, nsizes, sz)) {
+    diag_error(d, DIAG_DATA, (SrcPos){0}, "simulation: latent '%s' has another shape", name);
+    return false;
+  }
+  *out = c->val;
+  return true;
+}
+
+static bool tracesrc_has(DataSource *src, const char *name) {
+  return trace_find(((TraceSource *)src)->t, name) != NULL;
+}
+
+static double npe_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* What a program must be to be amortized; false + d says why not. */
+static bool npe_fits(const IrProgram *p, Diag *d) {
+  IrAnalysis *a = ir_analyze(p);
+  const char *why = NULL;
+  if (a->nlatents == 0) why = "it has no latent variables";
+  else if (!a->fixed_structure)
+    why = gc_printf("it needs a fixed structure (%s)",
+                    a->dynamic_reason ? a->dynamic_reason : "the latents change between runs");
+  else
+    for (int i = 0; i < a->nlatents && !why; i++)
+      if (a->latents[i].kind != LK_CONTINUOUS)
+        why = gc_printf("it needs every latent continuous, and '%s' is %s", a->latents[i].name,
+                        a->latents[i].kind == LK_STRING ? "a string" : "discrete");
+  if (!why) return true;
+  diag_error(d, DIAG_USAGE, (SrcPos){0}, "%s: cannot amortize the program: %s", p->file, why);
+  return false;
+}
+
+/* The variables' values in one simulation (observed ones simulated,
+ * covariates from the data registers). */
+static Value *npe_values(const NpeLayout *L, const SimDraw *sd, const Value *regs) {
+  Value *v = gc_alloc(sizeof(Value) * (size_t)(L->nvars + 1));
+  for (int j = 0; j < L->nvars; j++)
+    v[j] = sd && L->vars[j].obs >= 0 ? sd->data[L->vars[j].obs] : regs[L->vars[j].reg];
+  return v;
+}
+
+static void npe_stats(int n, int stride, const double *x, int ncols, const int *cols,
+                      size_t width, double *mean, double *sd) {
+  double *cnt = calloc((size_t)ncols, sizeof(double)), *m2 = calloc((size_t)ncols, sizeof(double));
+  memset(mean, 0, sizeof(double) * (size_t)ncols);
+  for (int r = 0; r < n; r++) /* Welford by column */
+    for (size_t k = 0; k < width; k++) {
+      int c = cols ? cols[k] : (int)k;
+      double v = x[(size_t)r * (size_t)stride + k], dl = v - mean[c];
+      cnt[c] += 1;
+      mean[c] += dl / cnt[c];
+      m2[c] += dl * (v - mean[c]);
+    }
+  for (int c = 0; c < ncols; c++) {
+    sd[c] = cnt[c] > 1 ? sqrt(m2[c] / (cnt[c] - 1)) : 1;
+    if (!(sd[c] > 1e-12)) sd[c] = 1; /* a constant column: centred only */
+  }
+  free(cnt);
+  free(m2);
+}
+
+static void npe_standardise(int n, size_t width, double *x, const int *cols, const double *mean,
+                            const double *sd) {
+  for (int r = 0; r < n; r++)
+    for (size_t k = 0; k < width; k++) {
+      int c = cols ? cols[k] : (int)k;
+      double *v = &x[(size_t)r * width + k];
+      *v = (*v - mean[c]) / sd[c];
+    }
+}
+
+/* ---- the file ---- */
+
+static const char *npe_ints(int n, const int *v) {
+  const char *s = "";
+  for (int i = 0; i < n; i++) s = gc_printf("%s%s%d", s, i ? "," : "", v[i]);
+  return s;
+}
+
+static StTensor npe_tensor(const char *name, size_t n, double *data) {
+  StTensor t = {.name = name, .rank = 1, .numel = n, .data = data};
+  t.shape[0] = (int64_t)n;
+  return t;
+}
+
+typedef struct NpeModel {
+  NpeLayout *L;
+  NpeNets m;
+  int dim, ctx, ehidden, layers, fhidden;
+  double *w;                    /* m.nparams */
+  double *tmean, *tsd;          /* dim */
+  double *xmean, *xsd;          /* L->ncols */
+  int *cols;                    /* L->in: the column of each position */
+  long simulations;
+  int epochs;
+  double loss;
+  int trained_n[DS_MAXGROUPS];  /* the groups' sizes in training */
+} NpeModel;
+
+static bool npe_save(const NpeModel *M, const IrProgram *p, const char *path, Diag *d) {
+  StFile f = {.ntensors = 6, .tensors = gc_alloc(sizeof(StTensor) * 6)};
+  f.tensors[0] = npe_tensor("summary", M->m.ds.nparams, M->w);
+  f.tensors[1] = npe_tensor("flow", M->m.flow.nparams, M->w + M->m.ds.nparams);
+  f.tensors[2] = npe_tensor("theta_mean", (size_t)M->dim, M->tmean);
+  f.tensors[3] = npe_tensor("theta_sd", (size_t)M->dim, M->tsd);
+  f.tensors[4] = npe_tensor("x_mean", (size_t)M->L->ncols, M->xmean);
+  f.tensors[5] = npe_tensor("x_sd", (size_t)M->L->ncols, M->xsd);
+  st_set_ppl_meta(&f, ir_program_hash(p), ST_KIND_NPE);
+  const char *obs = "";
+  for (int i = 0; i < M->L->nobs; i++) obs = gc_printf("%s%s%s", obs, i ? "," : "", M->L->obs[i]);
+  StMeta extra[] = {
+      {"dim", gc_printf("%d", M->dim)},
+      {"embed_dim", gc_printf("%d", M->ctx)},
+      {"embed_hidden", gc_printf("%d", M->ehidden)},
+      {"flow_layers", gc_printf("%d", M->layers)},
+      {"flow_hidden", gc_printf("%d", M->fhidden)},
+      {"observed", obs},
+      {"group_sizes", npe_ints(M->L->ngroups, M->L->n)},
+      {"group_widths", npe_ints(M->L->ngroups, M->L->width)},
+      {"rest", gc_printf("%d", M->L->rest)},
+      {"simulations", gc_printf("%ld", M->simulations)},
+      {"epochs", gc_printf("%d", M->epochs)},
+      {"loss", gc_printf("%.17g", M->loss)},
+  };
+  int nx = (int)(sizeof extra / sizeof extra[0]);
+  StMeta *meta = gc_alloc(sizeof(StMeta) * (size_t)(f.nmeta + nx));
+  memcpy(meta, f.meta, sizeof(StMeta) * (size_t)f.nmeta);
+  memcpy(meta + f.nmeta, extra, sizeof extra);
+  f.meta = meta;
+  f.nmeta += nx;
+  const char *err = NULL;
+  if (st_write(path, &f, &err)) return true;
+  diag_error(d, DIAG_IO, (SrcPos){0}, "%s", err ? err : path);
+  return false;
+}
+
+static bool npe_meta_int(const StFile *f, const char *file, const char *key, int *out, Diag *d) {
+  const char *s = st_meta_get(f, key);
+  char *end;
+  long v = s ? strtol(s, &end, 10) : 0;
+  if (!s || *end || v < 0 || v > 1 << 30) {
+    diag_error(d, DIAG_DATA, (SrcPos){0}, "%s: the npe metadata '%s' is %s", file, key,
+               s ? "not a size" : "missing");
+    return false;
+  }
+  *out = (int)v;
+  return true;
+}
+
+static const double *npe_find(const StFile *f, const char *file, const char *name, size_t n,
+                              Diag *d) {
+  const StTensor *t = st_find(f, name);
+  if (t && t->numel == n) return t->data;
+  diag_error(d, DIAG_DATA, (SrcPos){0}, "%s: tensor '%s' %s (expected %zu values)", file, name,
+             t ? gc_printf("has %zu values", t->numel) : "is missing", n);
+  return NULL;
+}
+
+/* The model of an npe file for the program of `in` and its data. */
+static NpeModel *npe_load(const Interp *in, const char *path, Diag *d) {
+  const IrProgram *p = interp_program(in);
+  const char *err = NULL;
+  StFile *f = st_read(path, &err);
+  if (!f) {
+    diag_error(d, access(path, R_OK) == 0 ? DIAG_DATA : DIAG_IO, (SrcPos){0}, "%s",
+               err ? err : path);
+    return NULL;
+  }
+  if (!st_check_meta(f, path, ir_program_hash(p), &err)) {
+    diag_error(d, DIAG_DATA, (SrcPos){0}, "%s", err);
+    return NULL;
+  }
+  const char *kind = st_meta_get(f, "kind");
+  if (!kind || strcmp(kind, ST_KIND_NPE) != 0) {
+    diag_error(d, DIAG_DATA, (SrcPos){0},
+               "%s: holds %s parameters, not an amortized posterior (ppl train --amortize)", path,
+               kind ? kind : "unlabelled");
+    return NULL;
+  }
+  NpeModel *M = gc_alloc(sizeof *M);
+  M->L = npe_layout(p, interp_data_regs(in));
+  int rest, ng = 0;
+  if (!npe_meta_int(f, path, "dim", &M->dim, d) || !npe_meta_int(f, path, "embed_dim", &M->ctx, d) ||
+      !npe_meta_int(f, path, "embed_hidden", &M->ehidden, d) ||
+      !npe_meta_int(f, path, "flow_layers", &M->layers, d) ||
+      !npe_meta_int(f, path, "flow_hidden", &M->fhidden, d) || !npe_meta_int(f, path, "rest", &rest, d))
+    return NULL;
+  const char *gs = st_meta_get(f, "group_sizes"), *gw = st_meta_get(f, "group_widths");
+  int widths[DS_MAXGROUPS];
+  for (const char *s = gs ? gs : ""; *s && ng < DS_MAXGROUPS; ng++) {
+    char *e;
+    M->trained_n[ng] = (int)strtol(s, &e, 10);
+    s = *e == ',' ? e + 1 : e;
+  }
+  int nw = 0;
+  for (const char *s = gw ? gw : ""; *s && nw < DS_MAXGROUPS; nw++) {
+    char *e;
+    widths[nw] = (int)strtol(s, &e, 10);
+    s = *e == ',' ? e + 1 : e;
+  }
+  bool same = nw == ng && ng == M->L->ngroups && rest == M->L->rest;
+  for (int g = 0; same && g < ng; g++) same = widths[g] == M->L->width[g];
+  if (!same) {
+    diag_error(d, DIAG_DATA, (SrcPos){0},
+               "%s: trained for data laid out as groups of widths [%s] and %d other reals; these "
+               "data have groups of widths [%s] and %d other reals (the sizes the training data "
+               "fixed must stay the same)",
+               path, gw ? gw : "", rest, npe_ints(M->L->ngroups, M->L->width), M->L->rest);
+    return NULL;
+  }
+  char e2[256];
+  if (!npe_nets(&M->m, M->L, M->dim, M->ctx, M->ehidden, M->layers, M->fhidden, e2, sizeof e2)) {
+    diag_error(d, DIAG_DATA, (SrcPos){0}, "%s: %s", path, e2);
+    return NULL;
+  }
+  const double *sw, *fw, *tm, *ts, *xm, *xs;
+  if (!(sw = npe_find(f, path, "summary", M->m.ds.nparams, d)) ||
+      !(fw = npe_find(f, path, "flow", M->m.flow.nparams, d)) ||
+      !(tm = npe_find(f, path, "theta_mean", (size_t)M->dim, d)) ||
+      !(ts = npe_find(f, path, "theta_sd", (size_t)M->dim, d)) ||
+      !(xm = npe_find(f, path, "x_mean", (size_t)M->L->ncols, d)) ||
+      !(xs = npe_find(f, path, "x_sd", (size_t)M->L->ncols, d)))
+    return NULL;
+  M->w = gc_alloc_atomic(sizeof(double) * M->m.nparams);
+  memcpy(M->w, sw, sizeof(double) * M->m.ds.nparams);
+  memcpy(M->w + M->m.ds.nparams, fw, sizeof(double) * M->m.flow.nparams);
+  M->tmean = (double *)tm, M->tsd = (double *)ts, M->xmean = (double *)xm, M->xsd = (double *)xs;
+  const char *sims = st_meta_get(f, "simulations"), *ep = st_meta_get(f, "epochs");
+  M->simulations = sims ? atol(sims) : 0;
+  M->epochs = ep ? atoi(ep) : 0;
+  return M;
+}
+
+/* ---- training ---- */
+
+bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const char *save,
+               NpeTrainInfo *info, Diag *d) {
+  double t0 = npe_now();
+  NpeTrainInfo local;
+  if (!info) info = &local;
+  memset(info, 0, sizeof *info);
+  if (!npe_fits(p, d)) return false;
+  NpeWalk *w = npe_scan(p);
+  int nobs = w->nord;
+  const char **names = gc_alloc(sizeof(char *) * (size_t)(nobs + 1));
+  for (int i = 0; i < nobs; i++) names[i] = w->data_name[w->order[i]];
+  if (nobs == 0) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0},
+               "%s: cannot amortize the program: no observation reads a data variable (nothing "
+               "to condition on)",
+               p->file);
+    return false;
+  }
+  Interp *sim = interp_new(p, NULL);
+  if (!interp_load_data_sim(sim, data, nobs, names, d)) return false;
+  NpeLayout *L = npe_layout(p, interp_data_regs(sim));
+  const Value *sregs = interp_data_regs(sim);
+  Rng rng, trng;
+  rng_seed(&rng, o->seed, 0);
+  rng_seed(&trng, o->seed ^ 0x6e7065u, 0);
+  long S = npe_opt(o, "simulations").i;
+  /* the first simulation's data make the Interp whose log density maps
+     latents to theta (any data: only the latents' shapes matter) */
+  SimDraw first;
+  Diag fd;
+  diag_init(&fd);
+  bool got = false;
+  for (int tries = 0; tries < 100 && !got; tries++) {
+    diag_init(&fd);
+    got = sim_prior_predictive(sim, &rng, 0, &first, &fd);
+  }
+  if (!got) {
+    *d = fd;
+    return false;
+  }
+  SimSource ss = {.src = {.get = simsrc_get, .has = simsrc_has}, .user = data, .sd = &first};
+  Interp *real = interp_new(p, NULL);
+  if (!interp_load_data(real, &ss.src, d)) return false;
+  LogDensity *ld = ld_new(real, d);
+  if (!ld) return false;
+  int dim = (int)ld_dim(ld);
+  if (dim < 1) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "%s: cannot amortize the program: it has no "
+               "continuous latents", p->file);
+    return false;
+  }
+  /* simulate */
+  double *X = malloc(sizeof(double) * L->in * (size_t)S);
+  double *T = malloc(sizeof(double) * (size_t)dim * (size_t)S);
+  int *cols = gc_alloc_atomic(sizeof(int) * (L->in + 1));
+  double *zero = gc_alloc_atomic(sizeof(double) * (size_t)dim);
+  if (!X || !T) {
+    free(X), free(T);
+    diag_error(d, DIAG_NOMEM, (SrcPos){0}, "npe: no memory for %ld simulations", S);
+    return false;
+  }
+  long kept = 0, dropped = 0;
+  Diag firstfail;
+  diag_init(&firstfail);
+  for (long s = 0; s < S; s++) {
+    if (engine_interrupted(o)) { /* nothing trained yet: nothing to save */
+      diag_error(d, DIAG_INTERRUPTED, (SrcPos){0},
+                 "interrupted while simulating (%ld of %ld): nothing trained, nothing saved", s,
+                 S);
+      free(X), free(T);
+      return false;
+    }
+    SimDraw sd;
+    Diag ed;
+    diag_init(&ed);
+    bool ok = s == 0 ? (sd = first, true) : sim_prior_predictive(sim, &rng, 0, &sd, &ed);
+    double *x = X + (size_t)kept * L->in, *th = T + (size_t)kept * (size_t)dim;
+    if (ok) {
+      npe_row(L, npe_values(L, &sd, sregs), x, kept == 0 ? cols : NULL);
+      TraceSource ts = {.src = {.get = tracesrc_get, .has = tracesrc_has}, .t = sd.trace};
+      ok = ld_init_point(ld, &ts.src, "simulation", zero, th, &ed);
+    }
+    for (size_t k = 0; ok && k < L->in; k++) ok = isfinite(x[k]);
+    for (int k = 0; ok && k < dim; k++) ok = isfinite(th[k]);
+    if (ok) kept++;
+    else {
+      if (diag_failed(&ed) && ed.code == DIAG_INTERNAL) {
+        *d = ed;
+        free(X), free(T);
+        return false;
+      }
+      if (!diag_failed(&firstfail) && diag_failed(&ed)) firstfail = ed;
+      dropped++;
+    }
+    if ((s + 1) % 256 == 0 || s + 1 == S) engine_progress(o, 0, s + 1, S, "simulation");
+  }
+  long nval = kept < 10 ? 0 : (long)ceil(NPE_HOLDOUT * (double)kept);
+  long ntrain = kept - nval;
+  if (ntrain < 2) {
+    diag_error(d, DIAG_RUNTIME, (SrcPos){0},
+               "npe: only %ld of %ld simulations gave finite latents and data%s%s", kept,
+               kept + dropped, diag_failed(&firstfail) ? "; the first failure: " : "",
+               diag_failed(&firstfail) ? firstfail.msg : "");
+    free(X), free(T);
+    return false;
+  }
+  NpeModel M = {.L = L, .dim = dim, .cols = cols};
+  M.ctx = (int)npe_opt(o, "embed-dim").i;
+  M.ehidden = (int)npe_opt(o, "embed-hidden").i;
+  M.layers = (int)npe_opt(o, "flow-layers").i;
+  M.fhidden = (int)npe_opt(o, "flow-hidden").i;
+  M.simulations = kept;
+  char err[256];
+  if (!npe_nets(&M.m, L, dim, M.ctx, M.ehidden, M.layers, M.fhidden, err, sizeof err)) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "npe: %s", err);
+    free(X), free(T);
+    return false;
+  }
+  /* standardise */
+  M.tmean = gc_alloc_atomic(sizeof(double) * (size_t)dim);
+  M.tsd = gc_alloc_atomic(sizeof(double) * (size_t)dim);
+  M.xmean = gc_alloc_atomic(sizeof(double) * (size_t)L->ncols);
+  M.xsd = gc_alloc_atomic(sizeof(double) * (size_t)L->ncols);
+  npe_stats((int)kept, dim, T, dim, NULL, (size_t)dim, M.tmean, M.tsd);
+  npe_stats((int)kept, (int)L->in, X, L->ncols, cols, L->in, M.xmean, M.xsd);
+  npe_standardise((int)kept, (size_t)dim, T, NULL, M.tmean, M.tsd);
+  npe_standardise((int)kept, L->in, X, cols, M.xmean, M.xsd);
+  /* the held-out simulations are the last nval of a shuffled order */
+  long *idx = malloc(sizeof(long) * (size_t)(kept + 1));
+  for (long i = 0; i < kept; i++) idx[i] = i;
+  for (long i = kept - 1; i > 0; i--) {
+    long j = (long)rng_int(&trng, 0, (int64_t)i), tmp = idx[i];
+    idx[i] = idx[j], idx[j] = tmp;
+  }
+  size_t np = M.m.nparams;
+  M.w = gc_alloc_atomic(sizeof(double) * np);
+  ds_init(&M.m.ds, &trng, M.w);
+  rnvp_init(&M.m.flow, &trng, M.w + M.m.ds.nparams);
+  double *best = gc_alloc_atomic(sizeof(double) * np), *grad = gc_alloc_atomic(sizeof(double) * np);
+  memcpy(best, M.w, sizeof(double) * np);
+  int B = (int)npe_opt(o, "batch").i, epochs = (int)npe_opt(o, "epochs").i;
+  if (B > ntrain) B = (int)ntrain;
+  long nbatch = ntrain > 0 ? (ntrain + B - 1) / B : 0;
+  OptimConfig oc;
+  optim_config_default(&oc, OPTIM_ADAM);
+  oc.lr = npe_opt(o, "lr").r;
+  oc.clip_norm = NPE_CLIP;
+  oc.sched = OPTIM_SCHED_COSINE;
+  oc.horizon = (long)epochs * nbatch;
+  oc.lr_min = oc.lr / 20;
+  Optim *opt = optim_new(&oc, np);
+  Tape *t = tape_new();
+  double *bx = malloc(sizeof(double) * L->in * (size_t)(B > 0 ? B : 1));
+  double *bt = malloc(sizeof(double) * (size_t)dim * (size_t)(B > 0 ? B : 1));
+  double *adj = NULL;
+  size_t adjcap = 0;
+  double best_loss = INFINITY;
+  int done = 0;
+  int npi = (int)np;
+  for (int ep = 0; ep < epochs && !info->interrupted; ep++) {
+    for (long i = ntrain - 1; i > 0; i--) { /* reshuffle the training part */
+      long j = (long)rng_int(&trng, 0, (int64_t)i), tmp = idx[i];
+      idx[i] = idx[j], idx[j] = tmp;
+    }
+    for (long b0 = 0; b0 < ntrain; b0 += B) {
+      if (engine_interrupted(o)) {
+        info->interrupted = true;
+        break;
+      }
+      int nb = (int)(ntrain - b0 < B ? ntrain - b0 : B);
+      for (int r = 0; r < nb; r++) {
+        memcpy(bx + (size_t)r * L->in, X + (size_t)idx[b0 + r] * L->in, sizeof(double) * L->in);
+        memcpy(bt + (size_t)r * dim, T + (size_t)idx[b0 + r] * (size_t)dim, sizeof(double) * (size_t)dim);
+      }
+      tape_reset(t);
+      Tensor wt = tensor_var(t, 1, &npi, M.w);
+      AdNum loss = npe_loss(t, &M.m, wt, nb, bx, bt);
+      if (tape_error(t)) {
+        diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "npe: %s", tape_error(t));
+        goto fail;
+      }
+      if (!isfinite(loss.v)) continue; /* a step that would poison the weights */
+      size_t need = tape_size(t) + 1;
+      if (need > adjcap) {
+        free(adj);
+        adjcap = 2 * need;
+        adj = malloc(sizeof(double) * adjcap);
+      }
+      memset(adj, 0, sizeof(double) * need);
+      tape_backward(t, loss.n, adj);
+      bool finite = true;
+      for (size_t i = 0; i < np; i++) finite = finite && isfinite(grad[i] = adj[wt.node + (int32_t)i]);
+      if (finite) optim_step(opt, M.w, grad);
+    }
+    /* held-out loss (the training loss when too few simulations to hold any out) */
+    long v0 = nval > 0 ? ntrain : 0, vn = nval > 0 ? nval : ntrain;
+    double sum = 0;
+    int nvb = 0;
+    for (long b0 = 0; b0 < vn; b0 += B) {
+      int nb = (int)(vn - b0 < B ? vn - b0 : B);
+      for (int r = 0; r < nb; r++) {
+        memcpy(bx + (size_t)r * L->in, X + (size_t)idx[v0 + b0 + r] * L->in, sizeof(double) * L->in);
+        memcpy(bt + (size_t)r * dim, T + (size_t)idx[v0 + b0 + r] * (size_t)dim,
+               sizeof(double) * (size_t)dim);
+      }
+      tape_reset(t);
+      sum += npe_loss(t, &M.m, tensor_const(1, &npi, M.w), nb, bx, bt).v * nb;
+      nvb += nb;
+    }
+    double vloss = sum / nvb;
+    if (!info->interrupted) done = ep + 1;
+    if (vloss < best_loss) {
+      best_loss = vloss;
+      memcpy(best, M.w, sizeof(double) * np);
+    }
+    engine_progress(o, 0, ep + 1, epochs, "epoch");
+  }
+  /* back to theta's own units: log q(theta) = log q(z) - sum log sd */
+  for (int k = 0; k < dim; k++) best_loss += log(M.tsd[k]);
+  memcpy(M.w, best, sizeof(double) * np);
+  M.epochs = done;
+  M.loss = best_loss;
+  if (save && !npe_save(&M, p, save, d)) goto fail;
+  info->simulations = kept;
+  info->epochs = done;
+  info->loss = best_loss;
+  info->seconds = npe_now() - t0;
+  free(X), free(T), free(idx), free(bx), free(bt), free(adj);
+  optim_free(opt);
+  return true;
+fail:
+  free(X), free(T), free(idx), free(bx), free(bt), free(adj);
+  optim_free(opt);
+  return false;
+}
+
+/* ---- drawing: the amortized engine's half for npe files ---- */
+
+typedef struct NpeState {
+  const EngineOpts *o;
+  int chain;
+  const char *file;
+  NpeModel *M;
+  LogDensity *ld;
+  LdWork *work;
+  Tape *tape;
+  double *ctx;           /* the summary of the observed data, M->ctx reals */
+  double *eps, *theta;
+  AdNum *e, *x;
+  Rng draw_rng, out_rng;
+  Diag last_fail;
+  const char *notes;
+  int nlw, caplw;
+  double *lw;
+  double *pool, *pool_lp, *pool_lq;
+  int *order, npool, next;
+} NpeState;
+
+/* theta ~ q(. | x) with log q(theta | x) in *lq, log p(theta, x) in *lp. */
+static bool npe_sample(NpeState *s, double *theta, double *lp, double *lq, Diag *d) {
+  NpeModel *M = s->M;
+  int dim = M->dim, ctx = M->ctx, nfl = (int)M->m.flow.nparams;
+  tape_reset(s->tape);
+  double lq0 = -0.5 * dim * log(2 * M_PI);
+  for (int i = 0; i < dim; i++) {
+    s->eps[i] = rng_normal(&s->draw_rng);
+    s->e[i] = ad_const(s->eps[i]);
+    lq0 -= 0.5 * s->eps[i] * s->eps[i] + log(M->tsd[i]);
+  }
+  AdNum logdet;
+  rnvp_forward_batch(s->tape, &M->m.flow, tensor_const(1, &nfl, M->w + M->m.ds.nparams), 1,
+                     tensor_const(1, &ctx, s->ctx), s->e, s->x, &logdet);
+  for (int i = 0; i < dim; i++) theta[i] = M->tmean[i] + M->tsd[i] * s->x[i].v;
+  *lq = lq0 - logdet.v;
+  Diag ed;
+  diag_init(&ed);
+  if (!ld_eval(s->ld, theta, lp, &ed)) {
+    if (ed.code == DIAG_INTERNAL) {
+      *d = ed;
+      return false;
+    }
+    s->last_fail = ed;
+    *lp = -INFINITY;
+  }
+  if (isnan(*lp) || *lp == INFINITY) *lp = -INFINITY;
+  return true;
+}
+
+static void npe_keep_lw(NpeState *s, double lw) {
+  s->lw = gc_grow(s->lw, s->nlw, &s->caplw, sizeof(double));
+  s->lw[s->nlw++] = lw;
+}
+
+static void *npe_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
+  const OptValue *lv = opt_set_get(o->set, "load");
+  if (!lv || !lv->path) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0},
+               "the amortized engine needs the file `ppl train` wrote: --load FILE");
+    return NULL;
+  }
+  NpeState *s = gc_alloc(sizeof *s);
+  s->o = o, s->chain = chain, s->file = lv->path;
+  if (!(s->M = npe_load(in, lv->path, d))) return NULL;
+  NpeModel *M = s->M;
+  s->ld = ld_shared(in, !o->no_jit, d);
+  if (!s->ld) return NULL;
+  if ((int)ld_dim(s->ld) != M->dim) {
+    diag_error(d, DIAG_DATA, (SrcPos){0},
+               "%s: trained for %d unconstrained latents; with these data the program has %zu",
+               lv->path, M->dim, ld_dim(s->ld));
+    return NULL;
+  }
+  s->work = ld_work_new(s->ld);
+  s->tape = tape_new();
+  rng_seed(&s->draw_rng, o->seed ^ 0x64726177u, (uint64_t)chain);
+  rng_seed(&s->out_rng, o->seed ^ 0x6e706564u, (uint64_t)chain);
+  diag_init(&s->last_fail);
+  /* the observed data, embedded once */
+  NpeLayout *L = M->L;
+  double *row = gc_alloc_atomic(sizeof(double) * (L->in + 1));
+  int *cols = gc_alloc_atomic(sizeof(int) * (L->in + 1));
+  npe_row(L, npe_values(L, NULL, interp_data_regs(in)), row, cols);
+  for (size_t k = 0; k < L->in; k++) {
+    if (!isfinite(row[k])) {
+      diag_error(d, DIAG_DATA, (SrcPos){0}, "the amortized posterior needs finite data");
+      return NULL;
+    }
+    row[k] = (row[k] - M->xmean[cols[k]]) / M->xsd[cols[k]];
+  }
+  Tensor c = ds_forward(s->tape, &M->m.ds, tensor_const(1, (int[]){(int)M->m.ds.nparams}, M->w), 1, row);
+  if (!tensor_ok(c)) {
+    diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "npe: %s", tape_error(s->tape));
+    return NULL;
+  }
+  s->ctx = gc_alloc_atomic(sizeof(double) * (size_t)M->ctx);
+  memcpy(s->ctx, c.d, sizeof(double) * (size_t)M->ctx);
+  s->eps = gc_alloc_atomic(sizeof(double) * (size_t)M->dim);
+  s->theta = gc_alloc_atomic(sizeof(double) * (size_t)M->dim);
+  s->e = gc_alloc_atomic(sizeof(AdNum) * (size_t)M->dim);
+  s->x = gc_alloc_atomic(sizeof(AdNum) * (size_t)M->dim);
+  s->notes = gc_printf("amortized posterior from %s (neural posterior estimation: %ld "
+                       "simulations, %d epochs); no optimisation for these data",
+                       lv->path, M->simulations, M->epochs);
+  for (int g = 0; g < L->ngroups; g++)
+    if (M->trained_n[g] != L->n[g])
+      s->notes = gc_printf("%s; trained with %d exchangeable elements where these data have %d: "
+                           "check the k-hat",
+                           s->notes, M->trained_n[g], L->n[g]);
+  if (npe_opt(o, "psis-resample").i) {
+    int n = o->draws * o->thin;
+    s->npool = n;
+    s->pool = gc_alloc_atomic(sizeof(double) * (size_t)M->dim * (size_t)n);
+    s->pool_lp = gc_alloc_atomic(sizeof(double) * (size_t)n);
+    s->pool_lq = gc_alloc_atomic(sizeof(double) * (size_t)n);
+    for (int i = 0; i < n; i++) {
+      if (!npe_sample(s, s->pool + (size_t)M->dim * (size_t)i, &s->pool_lp[i], &s->pool_lq[i], d))
+        return NULL;
+      npe_keep_lw(s, s->pool_lp[i] - s->pool_lq[i]);
+    }
+    s->order = gc_alloc_atomic(sizeof(int) * (size_t)n);
+    resample_psis_order(n, s->lw, &s->draw_rng, s->order);
+  }
+  return s;
+}
+
+static bool npe_step(void *state, bool warmup, Draw *out, Diag *d) {
+  (void)warmup;
+  NpeState *s = state;
+  double lp, lq;
+  const double *theta = s->theta;
+  if (s->pool) {
+    int k = s->order[s->next++ % s->npool];
+    theta = s->pool + (size_t)s->M->dim * (size_t)k;
+    lp = s->pool_lp[k], lq = s->pool_lq[k];
+  } else {
+    if (!npe_sample(s, s->theta, &lp, &lq, d)) return false;
+    npe_keep_lw(s, lp - lq);
+  }
+  InterpLatent *nested;
+  out->outputs = ld_draw(s->work, theta, rng_u64(&s->out_rng), (uint64_t)s->chain, &nested,
+                         &out->nlatents, d);
+  if (!out->outputs) return false;
+  out->latents = nested;
+  out->lp = lp;
+  out->log_weight = lp - lq;
+  out->stats[0] = lp;
+  out->stats[1] = lq;
+  return true;
+}
+
+static void npe_free(void *state) { (void)state; /* GC memory; the log density is shared */ }
+
+static const char *npe_backend(void *state) { return ld_backend(((NpeState *)state)->ld); }
+
+static const char *npe_notes(void *state) { return ((NpeState *)state)->notes; }
+
+static bool npe_vi_report(void *state, ViReport *r) {
+  NpeState *s = state;
+  double sum = 0;
+  int n = 0;
+  for (int i = 0; i < s->nlw; i++)
+    if (isfinite(s->lw[i])) sum += s->lw[i], n++;
+  *r = (ViReport){
+      .family = "npe",
+      .elbo = n ? sum / n : -INFINITY, /* E_q[log p - log q] over the draws */
+      .iterations = s->M->epochs,
+      .converged = true,
+      .resampled = s->pool != NULL,
+      .n = s->nlw,
+      .lw = s->lw,
+  };
+  return true;
+}
+
+static const char *npe_csv_info(void *state) {
+  NpeState *s = state;
+  return gc_printf("Amortized posterior loaded (--load %s).\nfamily = npe\nsimulations = %ld\n"
+                   "epochs = %d\npsis_resample = %d",
+                   s->file, s->M->simulations, s->M->epochs, s->pool != NULL);
+}
+
+const EngineVT npe_draws = {
+    .name = "amortized",
+    .summary = "draws from an amortized posterior trained by `ppl train --amortize` (neural "
+               "posterior estimation), with PSIS diagnostics",
+    .nstats = 2,
+    .stat_names = {"log_p__", "log_g__"},
+    .weighted = false,
+    .uses_warmup = false,
+    .traits = ENGINE_GRADIENT | ENGINE_IMPROPER,
+    .options = {npe_options},
+    .init = npe_init,
+    .step = npe_step,
+    .free = npe_free,
+    .adaptation_info = npe_csv_info,
+    .chain_notes = npe_notes,
+    .backend = npe_backend,
+    .vi_report = npe_vi_report,
+};

@@ -1,0 +1,92 @@
+/* deepset.c — the deep-set summary network (see deepset.h).  Pooling is one
+ * batched product per group: [B, 1, n] of 1/n times the elements' features
+ * [B, n, hidden], so it is a block node like the networks' layers. */
+#include "deepset.h"
+
+#include <stdio.h>
+#include <string.h>
+
+bool ds_make(DeepSet *s, int ngroups, const int *n, const int *width, int rest, int hidden,
+             int out, char *err, size_t errsz) {
+  memset(s, 0, sizeof *s);
+  if (ngroups < 0 || ngroups > DS_MAXGROUPS) {
+    snprintf(err, errsz, "a summary network takes 0 to %d groups of exchangeable elements, not %d",
+             DS_MAXGROUPS, ngroups);
+    return false;
+  }
+  if (rest < 0 || (ngroups == 0 && rest == 0)) {
+    snprintf(err, errsz, "a summary network needs some data to summarise");
+    return false;
+  }
+  s->ngroups = ngroups, s->rest = rest, s->hidden = hidden, s->out = out;
+  s->in = (size_t)rest;
+  int hid[1] = {hidden};
+  for (int g = 0; g < ngroups; g++) {
+    if (n[g] < 1 || width[g] < 1) {
+      snprintf(err, errsz, "a group of a summary network needs elements of at least one real");
+      return false;
+    }
+    s->n[g] = n[g], s->width[g] = width[g];
+    s->in += (size_t)n[g] * (size_t)width[g];
+    if (!nn_mlp_make(&s->phi[g], width[g], 1, hid, hidden, TENSOR_RELU, TENSOR_RELU, err, errsz))
+      return false;
+    s->phi_off[g] = s->nparams;
+    s->nparams += s->phi[g].nparams;
+  }
+  if (!nn_mlp_make(&s->rho, ngroups * hidden + rest, 1, hid, out, TENSOR_RELU, TENSOR_IDENTITY,
+                   err, errsz))
+    return false;
+  s->rho_off = s->nparams;
+  s->nparams += s->rho.nparams;
+  return true;
+}
+
+void ds_init(const DeepSet *s, Rng *r, double *w) {
+  for (int g = 0; g < s->ngroups; g++) nn_mlp_init(&s->phi[g], r, 1.0, w + s->phi_off[g]);
+  nn_mlp_init(&s->rho, r, 1.0, w + s->rho_off);
+}
+
+static Tensor ds_slice(Tensor w, size_t off, size_t n) {
+  Tensor v = w;
+  v.rank = 1;
+  v.shape[0] = (int)n;
+  v.d = w.d + off;
+  v.node = w.node ? w.node + (int32_t)off : 0;
+  return v;
+}
+
+Tensor ds_forward(Tape *t, const DeepSet *s, Tensor w, int B, const double *rows) {
+  int rin = s->ngroups * s->hidden + s->rest;
+  size_t nr = (size_t)B * (size_t)rin;
+  double *vals = tape_alloc_atomic(t, sizeof(double) * nr);
+  int32_t *ids = tape_alloc_atomic(t, sizeof(int32_t) * nr);
+  size_t col = 0; /* where group g starts in a row */
+  for (int g = 0; g < s->ngroups; g++) {
+    int n = s->n[g], wd = s->width[g], h = s->hidden;
+    size_t ne = (size_t)n * (size_t)wd;
+    double *x = tape_alloc_atomic(t, sizeof(double) * (size_t)B * ne);
+    for (int b = 0; b < B; b++) memcpy(x + (size_t)b * ne, rows + (size_t)b * s->in + col, sizeof(double) * ne);
+    col += ne;
+    Tensor e = tensor_const(2, (int[]){B * n, wd}, x);
+    Tensor feat = nn_mlp_forward(t, &s->phi[g], ds_slice(w, s->phi_off[g], s->phi[g].nparams), e);
+    feat = tensor_reshape(t, feat, 3, (int[]){B, n, h});
+    double *avg = tape_alloc_atomic(t, sizeof(double) * (size_t)B * (size_t)n);
+    for (size_t i = 0; i < (size_t)B * (size_t)n; i++) avg[i] = 1.0 / n;
+    Tensor pool = tensor_matmul(t, tensor_const(3, (int[]){B, 1, n}, avg), feat); /* [B, 1, h] */
+    if (!tensor_ok(pool)) return pool;
+    for (int b = 0; b < B; b++)
+      for (int k = 0; k < h; k++) {
+        size_t src = (size_t)b * h + k, dst = (size_t)b * rin + (size_t)g * h + k;
+        vals[dst] = pool.d[src];
+        ids[dst] = pool.node ? pool.node + (int32_t)src : 0;
+      }
+  }
+  for (int b = 0; b < B; b++)
+    for (int k = 0; k < s->rest; k++) {
+      size_t dst = (size_t)b * rin + (size_t)s->ngroups * s->hidden + k;
+      vals[dst] = rows[(size_t)b * s->in + col + k];
+      ids[dst] = 0;
+    }
+  Tensor in = tensor_gather(t, 2, (int[]){B, rin}, vals, ids);
+  return nn_mlp_forward(t, &s->rho, ds_slice(w, s->rho_off, s->rho.nparams), in);
+}

@@ -1,0 +1,56 @@
+/* deepset.h — a summary network for data with exchangeable parts, on the
+ * tensor tape: neural posterior estimation's s(x) (inference/npe.c).
+ *
+ * The input is G groups of exchangeable elements (group g: n[g] elements of
+ * width[g] reals each, e.g. a plate's (y[i], x[i])) and `rest` reals that
+ * are not exchangeable.  Each group goes through a deep set (Zaheer et al.
+ * 2017): a per-element MLP phi_g (width -> hidden -> hidden, relu), the mean
+ * over the elements, so the summary does not depend on their order; the
+ * pooled vectors and the rest then go through one MLP rho (-> hidden ->
+ * out).  With no groups this is a plain MLP over the rest.
+ *
+ * Mean pooling also makes the weights independent of n: a network trained
+ * with n elements runs on data with another n (ds_make with the new sizes
+ * and the same weights), though what it learnt is for the n it saw.
+ *
+ * The weights are one flat vector (nn.h's layout): phi_0, ..., phi_{G-1},
+ * then rho.
+ */
+#ifndef PPL_DEEPSET_H
+#define PPL_DEEPSET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "nn.h"
+#include "rng.h"
+#include "tensor.h"
+
+#define DS_MAXGROUPS 8
+
+typedef struct DeepSet {
+  int ngroups;
+  int n[DS_MAXGROUPS];     /* elements of group g */
+  int width[DS_MAXGROUPS]; /* reals per element */
+  int rest;                /* reals outside the groups */
+  int hidden, out;
+  size_t in;               /* reals of one input row: sum of n * width, plus rest */
+  NnMlp phi[DS_MAXGROUPS];
+  size_t phi_off[DS_MAXGROUPS];
+  NnMlp rho;
+  size_t rho_off;
+  size_t nparams;
+} DeepSet;
+
+/* Fill s; false with a message for no input at all, more than DS_MAXGROUPS
+ * groups, or sizes < 1. */
+bool ds_make(DeepSet *s, int ngroups, const int *n, const int *width, int rest, int hidden,
+             int out, char *err, size_t errsz);
+/* Initial weights (s->nparams reals): nn_mlp_init's. */
+void ds_init(const DeepSet *s, Rng *r, double *w);
+/* The summaries of B input rows (B * s->in constants, each row: group 0's
+ * elements one after another, then group 1's, ..., then the rest): [B, out].
+ * w as nn_mlp_forward takes it (tensor_var to train, tensor_const to run). */
+Tensor ds_forward(Tape *t, const DeepSet *s, Tensor w, int B, const double *rows);
+
+#endif
