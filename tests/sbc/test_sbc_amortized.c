@@ -285,7 +285,7 @@ static const SbcModel npe_wrong = {
 
 /* The training budget every npe fit of this test states (ppl_run_set
    name, value pairs). */
-static const char *npe_budget[] = {"simulations", "20000", NULL};
+static const char *npe_budget[] = {"simulations", "4000", "epochs", "30", NULL};
 
 /* Trains sm's flow once (ppl_train, `ppl train --amortize`, on a data set of
    its sizes simulated with seed), then its S replicates: chi2[p] per
@@ -349,7 +349,8 @@ int main(int argc, char **argv) {
            "(negative control)");
   }
 
-  tap_diag("npe: budget %s %s, %d replicates", npe_budget[0], npe_budget[1], S);
+  tap_diag("npe: budget %s %s, %s %s (batch 64), %d replicates", npe_budget[0], npe_budget[1],
+           npe_budget[2], npe_budget[3], S);
   for (size_t k = 0; k < sizeof npe_models / sizeof *npe_models; k++) {
     const SbcModel *sm = &npe_models[k];
     bool ran = npe_sbc(ctx, dir, sm, S, 3000 + k, chi2);
