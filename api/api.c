@@ -33,6 +33,7 @@
 #include "../ir/interp.h"
 #include "../parser/ast.h"
 #include "../lang/check.h"
+#include "../stdlib/tensor.h"
 #include "data.h"
 #include "ppl.h"
 #include "start.h"
@@ -139,6 +140,7 @@ ppl_context *ppl_context_new(const ppl_config *cfg) {
   if (ctx->cfg.threads < 0) ctx->cfg.threads = 0;
   diag_init(&ctx->err);
   atomic_init(&ctx->interrupt, 0);
+  tensor_blas_init(); /* now: OpenBLAS's idle threads spin from the moment it loads */
   return ctx;
 }
 
@@ -818,8 +820,16 @@ int ppl_engine_options(const char *engine, ppl_option_info *out, int max) {
 
 /* The options of one run: the typed fields, validated against the tables,
  * then the options given by name, which must be the common ones or eng's. */
+static bool listed(const char *const *names, const char *name) {
+  for (int k = 0; names && names[k]; k++)
+    if (!strcmp(names[k], name)) return true;
+  return false;
+}
+
+/* ... also: names of other engines' options that apply too (NULL: none). */
 static ppl_status run_engine_opts(ppl_context *ctx, const ppl_run_options *o, const EngineVT *eng,
-                                  const IrAnalysis *an, bool chosen, EngineOpts *eo) {
+                                  const IrAnalysis *an, bool chosen, const char *const *also,
+                                  EngineOpts *eo) {
   engine_opts_default(eo);
   eo->threads = ctx->cfg.threads;
   char err[256];
@@ -834,7 +844,7 @@ static ppl_status run_engine_opts(ppl_context *ctx, const ppl_run_options *o, co
   const OptSet *named = o->named ? &o->named->set : NULL;
   for (int k = 0; named && k < named->n; k++) {
     const OptSpec *s = named->spec[k];
-    if (!engine_option_applies(eng, s->name))
+    if (!engine_option_applies(eng, s->name) && !listed(also, s->name))
       return fail(ctx, DIAG_USAGE, "option --%s does not apply to engine '%s'%s (it applies to %s)",
                   s->name, eng->name, chosen ? " chosen by the analysis" : "",
                   engine_option_users(s->name));
@@ -939,7 +949,8 @@ static ppl_status run_prepare(ppl_model *m, const ppl_run_options *o, const Engi
   ppl_status s = choose_engine(m, o->engine, load_path(o), eng, why);
   if (s != PPL_OK) return s;
   driver_opts_default(d_o);
-  if ((s = run_engine_opts(m->ctx, o, *eng, m->an, !o->engine, &d_o->eng)) != PPL_OK) return s;
+  if ((s = run_engine_opts(m->ctx, o, *eng, m->an, !o->engine, NULL, &d_o->eng)) != PPL_OK)
+    return s;
   d_o->output_csv = o->output_csv;
   d_o->summary_json = o->summary_json;
   d_o->include = o->include;
@@ -988,7 +999,7 @@ static ppl_status run_engine_(ppl_model *m, const ppl_run_options *o, const char
 }
 
 /* Options of a run that one fit has no use for. */
-static const char *const train_refused[] = {"chains", "draws", "warmup", "thin", "load",
+static const char *const train_refused[] = {"chains", "draws", "warmup", "thin",
                                             "save-params", "load-params", "psis-resample",
                                             "save-warmup", "save-metric", "choices", NULL};
 
@@ -1025,7 +1036,12 @@ static ppl_status train_(ppl_model *m, const ppl_run_options *o, const char *sav
                 : o->include ? "include" : "exclude");
   DriverOpts d_o;
   driver_opts_default(&d_o);
-  ppl_status s = run_engine_opts(m->ctx, o, eng, m->an, false, &d_o.eng);
+  static const char *const resume[] = {"load", NULL};
+  if (amortize && load_path(o))
+    return fail(m->ctx, DIAG_USAGE, "train --amortize: --load does not apply (it trains its "
+                "networks from the start)");
+  ppl_status s = run_engine_opts(m->ctx, o, eng, m->an, false,
+                                 amortize ? train_npe_borrowed : resume, &d_o.eng);
   if (s != PPL_OK) return s;
   d_o.model_file = m->file;
   d_o.data_file = m->data_file;
@@ -1035,8 +1051,8 @@ static ppl_status train_(ppl_model *m, const ppl_run_options *o, const char *sav
   if (!amortize && (s = need_data(m)) != PPL_OK) return s;
   d_o.eng.chains = 1;
   d_o.eng.interrupt = &m->ctx->interrupt;
-  TrainOpts t = {.save = save, .amortize = amortize, .data = m->src ? m->src : data_empty(),
-                 .progress_out = stderr};
+  TrainOpts t = {.save = save, .amortize = amortize, .resume = load_path(o),
+                 .data = m->src ? m->src : data_empty(), .progress_out = stderr};
   t.progress = o->progress == PPL_PROGRESS_LINES || (o->progress && !isatty(2)) ? PROGRESS_LINES
                : o->progress                                                   ? PROGRESS_TERMINAL
                                                                                : PROGRESS_OFF;

@@ -473,7 +473,10 @@ typedef struct ppl_train_info {
  *     program's prior predictive (its options: simulations, ...); observed
  *     values missing from the data are fine.  The file's kind is "npe".
  * One fit from the seed (o->seed); the options chains, draws, warmup, thin
- * and the output fields do not apply (PPL_ERR_USAGE when set by name).
+ * and the output fields do not apply (PPL_ERR_USAGE when set by name).  With
+ * "load" naming a file ppl_train wrote for this program, svi training starts
+ * from its params (resuming an interrupted training; the optimiser's moments
+ * and the learning-rate schedule start afresh).
  * o->progress: a progress line on stderr (epoch, step, smoothed ELBO,
  * examples/s).  ppl_interrupt stops it before its next step and the file is
  * still written, info->interrupted set (PPL_OK).  Errors: save_path the

@@ -42,7 +42,6 @@
 #include "../stdlib/transform.h"
 #include "advi.h"
 #include "csv.h"
-#include "psis.h"
 #include "resample.h"
 #include "svi.h"
 #include "trace.h"
@@ -1082,9 +1081,7 @@ StFile *svi_read_params(const char *path, const IrProgram *p, const char *opt, D
   return f;
 }
 
-/* The params from f, a file svi saved for this program (path and opt name
-   it in messages). */
-static bool svi_load(Svi *s, const StFile *f, const char *path, const char *opt, Diag *d) {
+bool svi_set_params(Svi *s, const StFile *f, const char *path, const char *opt, Diag *d) {
   const char *err = NULL;
   const char *fam = st_meta_get(f, "family"), *kind = st_meta_get(f, "kind");
   if ((kind && strcmp(kind, ST_KIND_SVI) != 0) || !fam || strcmp(fam, "guide") != 0)
@@ -1111,22 +1108,23 @@ static bool svi_load(Svi *s, const StFile *f, const char *path, const char *opt,
       s->x[p->off + e] = u;
     }
   }
-  if (!err) {
-    s->loaded = path;
-    s->converged = true;
-    return true;
-  }
+  if (!err) return true;
   diag_error(d, DIAG_DATA, (SrcPos){0}, "%s: %s", opt, err);
   return false;
 }
 
+/* The params of f for drawing, with no optimisation. */
+static bool svi_load(Svi *s, const StFile *f, const char *path, const char *opt, Diag *d) {
+  if (!svi_set_params(s, f, path, opt, d)) return false;
+  s->loaded = path;
+  s->converged = true;
+  return true;
+}
+
 /* --psis-resample: as many draws of the guide as the run takes, resampled by
-   their Pareto-smoothed importance weights (systematic resampling) and
-   written in a random order, as advi's. */
+   their Pareto-smoothed importance weights, as advi's (resample_psis_order). */
 static bool svi_resample(Svi *s, int n, Diag *d) {
   s->pool = gc_alloc(sizeof(Draw) * (size_t)n);
-  double *lw = gc_alloc_atomic(sizeof(double) * (size_t)n);
-  double *w = gc_alloc_atomic(sizeof(double) * (size_t)n);
   s->lw = gc_alloc_atomic(sizeof(double) * (size_t)n);
   s->caplw = n;
   for (int i = 0; i < n; i++) {
@@ -1138,18 +1136,11 @@ static bool svi_resample(Svi *s, int n, Diag *d) {
     engine_draw_outputs(dr, st);
     dr->lp = dr->stats[0] = lp.v;
     dr->stats[1] = lq.v;
-    lw[i] = s->lw[i] = lp.v - lq.v;
+    s->lw[i] = lp.v - lq.v;
   }
   s->nlw = s->npool = n;
-  psis_smooth(n, lw);
-  resample_normalise(n, lw, w);
   s->order = gc_alloc_atomic(sizeof(int) * (size_t)n);
-  resample(RESAMPLE_SYSTEMATIC, n, w, s->r, s->order);
-  for (int i = n - 1; i > 0; i--) {
-    int j = (int)rng_int(s->r, 0, i);
-    int t = s->order[i];
-    s->order[i] = s->order[j], s->order[j] = t;
-  }
+  resample_psis_order(n, s->lw, s->r, s->order);
   return true;
 }
 

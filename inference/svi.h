@@ -53,6 +53,12 @@ bool svi_write_params(Svi *s, const char *path, Diag *d);
  * not a ppl file, or another program's (DIAG_DATA). */
 StFile *svi_read_params(const char *path, const IrProgram *p, const char *opt, Diag *d);
 
+/* The params of f (read from path, of kind svi, for this program) as the
+ * point s starts from: `ppl train --load` resumes a training.  False + d
+ * (DIAG_DATA, messages starting with opt): another kind, a tensor missing,
+ * of another shape, or outside its param's bounds. */
+bool svi_set_params(Svi *s, const StFile *f, const char *path, const char *opt, Diag *d);
+
 /* A chain of svi with the params of f (read from path, of kind svi) and no
  * optimisation: the engine amortized's guide form, which shares engine_svi's
  * step, free and report hooks. */

@@ -24,6 +24,8 @@
 #include "svi.h"
 #include "train.h"
 
+const char *const train_npe_borrowed[] = {"lr", "flow-layers", "flow-hidden", NULL};
+
 #define TRAIN_SMOOTH 100 /* steps in the progress line's running ELBO average */
 
 static double train_now(void) {
@@ -32,8 +34,10 @@ static double train_now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-const char *train_line(long step, long total, double elapsed, double elbo, int64_t plate_size,
-                       int64_t batch) {
+/* The progress line after `step` of `total` steps, `elapsed` seconds in;
+   plate_size 0: no batched plate. */
+static const char *train_line(long step, long total, double elapsed, double elbo, int64_t plate_size,
+                              int64_t batch) {
   double rate = elapsed > 0 ? (double)step / elapsed : 0;
   if (plate_size > 0)
     return gc_printf("epoch %.2f  step %ld/%ld  ELBO %.6g (smoothed)  %.0f examples/s",
@@ -49,6 +53,7 @@ typedef struct TrainShow {
   double avg;       /* the running average of the steps' ELBO estimates */
   long shown;       /* the tenth last shown as a plain line */
   bool drawn;       /* a terminal line is up */
+  const char *unit; /* npe's current unit ("simulation", "epoch") */
 } TrainShow;
 
 static void train_show(TrainShow *sh, const char *line, bool final) {
@@ -82,6 +87,10 @@ static bool train_svi(const Interp *in, const EngineOpts *o, const TrainOpts *t,
                       Diag *d) {
   Svi *s = svi_prepare(in, o, 0, d);
   if (!s) return false;
+  if (t->resume) { /* the params trained so far; the optimiser's moments start afresh */
+    StFile *f = svi_read_params(t->resume, interp_program(in), "--load", d);
+    if (!f || !svi_set_params(s, f, t->resume, "--load", d)) return false;
+  }
   if (svi_dim(s) == 0) {
     diag_error(d, DIAG_USAGE, (SrcPos){0}, "train: the program has no param to train "
                "(declare the guide's encoder weights with param or network; docs/language.md)");
@@ -109,13 +118,18 @@ static void train_npe_progress(void *ctx, int chain, long done, long total, cons
   (void)chain;
   TrainShow *sh = ctx;
   if (sh->t->progress == PROGRESS_OFF) return;
-  double el = train_now() - sh->t0;
-  train_show(sh, gc_printf("%s %ld/%ld  %.1f s", unit, done, total, el), false);
+  double now = train_now();
+  long tenth = total > 0 ? 10 * done / total : 0;
+  if (strcmp(unit, sh->unit ? sh->unit : "") != 0) sh->unit = unit, sh->shown = -1;
+  if (sh->t->progress != PROGRESS_TERMINAL && tenth <= sh->shown && now - sh->last < 10) return;
+  sh->shown = tenth, sh->last = now;
+  train_show(sh, gc_printf("%s %ld/%ld  %.1f s", unit, done, total, now - sh->t0), false);
 }
 
 static bool train_npe(const IrProgram *p, const EngineOpts *o, const TrainOpts *t, TrainInfo *info,
                       Diag *d) {
   TrainShow sh = {.t = t, .t0 = train_now()};
+  sh.last = sh.t0;
   EngineOpts eo = *o;
   eo.progress = train_npe_progress, eo.progress_ctx = &sh;
   NpeTrainInfo ni = {0};

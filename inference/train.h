@@ -12,10 +12,16 @@
 typedef struct TrainOpts {
   const char *save;      /* the file to write */
   bool amortize;         /* whole-program amortization (npe_train) instead of svi */
+  const char *resume;    /* svi: a file ppl train wrote to start from (--load), or NULL */
   DataSource *data;      /* the data as given (npe: its sizes and inputs); NULL = none */
   ProgressMode progress; /* the progress line on progress_out */
   FILE *progress_out;
 } TrainOpts;
+
+/* The options of other engines' tables that npe_train reads too (lr,
+ * flow-layers, flow-hidden: the same meaning as advi's): `ppl train
+ * --amortize` takes them beside the amortized engine's own. */
+extern const char *const train_npe_borrowed[];
 
 /* What a training run did (ppl_train_info's fields). */
 typedef struct TrainInfo {
@@ -36,12 +42,5 @@ typedef struct TrainInfo {
  * has nothing to train, a step failed, or the file cannot be written. */
 bool train_run(const IrProgram *p, const Interp *in, const EngineOpts *o, const TrainOpts *t, TrainInfo *info,
                Diag *d);
-
-/* The progress line of svi training after `step` of `total` steps (elapsed
- * seconds since the start, the smoothed ELBO, the batched plate's size and
- * batch, size 0 without one): "epoch 3.20  step 1200/5000  ELBO -1234.5
- * (smoothed)  10400 examples/s"; for the tests. */
-const char *train_line(long step, long total, double elapsed, double elbo, int64_t plate_size,
-                       int64_t batch);
 
 #endif

@@ -25,9 +25,17 @@
 /* ---- BLAS set-up ---- */
 
 #if PPL_HAVE_OPENBLAS
+/* OpenBLAS's pthread build starts a server thread per core when it loads, and
+   each spins in sched_yield for about 2^28 cycles before it sleeps: a fifth
+   of a short run's CPU, and a core taken from the chains.  With one BLAS
+   thread they never get work, so they are stopped, by the function
+   OpenBLAS's own fork handler calls (weak: a BLAS without it is fine). */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 static void blas_one_thread(void) {
-  if (!getenv("OPENBLAS_NUM_THREADS")) openblas_set_num_threads(1);
+  if (getenv("OPENBLAS_NUM_THREADS")) return;
+  openblas_set_num_threads(1);
+  if (blas_thread_shutdown_) blas_thread_shutdown_();
 }
 void tensor_blas_init(void) { pthread_once(&blas_once, blas_one_thread); }
 #else

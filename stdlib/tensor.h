@@ -105,7 +105,8 @@ AdNum tensor_sum(Tape *t, Tensor x);
 AdNum tensor_mean(Tape *t, Tensor x);
 
 /* Set OpenBLAS to one thread (deterministic runs, no fight with the driver's
- * threads) unless OPENBLAS_NUM_THREADS is set.  Idempotent and cheap. */
+ * threads) and stop its idle server threads, unless OPENBLAS_NUM_THREADS is
+ * set.  Idempotent and cheap; ppl_context_new calls it. */
 void tensor_blas_init(void);
 
 #endif

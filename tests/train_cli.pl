@@ -20,8 +20,10 @@
 #    never without it; --engine amortized without --load is a usage error;
 #  - a file of another program: exit 65; a truncated file: exit 65 with the
 #    file named; a missing one: exit 66;
-#  - Ctrl-C during a long `ppl train`: exit 130, the file is written, and it
-#    loads.
+#  - train --amortize on data without the observed values, then run --load:
+#    the npe form is picked and named;
+#  - Ctrl-C during a long `ppl train`: exit 130, the file is written, it
+#    loads, and `ppl train --load` resumes from it.
 use strict;
 use warnings;
 use File::Temp qw(tempdir);
@@ -144,6 +146,12 @@ ok($err =~ /^train: epoch 40\.00  step 400\/4000  ELBO -[\d.]+ \(smoothed\)  \d+
 ($s, $out, $err) = run_cmd(@train[0 .. 4], 'quiet.params', '--iter', '10', '--no-progress', '--quiet');
 ok($s == 0 && $out eq '' && $err eq '', "--no-progress --quiet: nothing printed");
 
+spit("$dir/noplate.ppl", "model { real mu ~ normal(0, 1); 1.5 ~ normal(mu, 1); }\n" .
+     "guide { param real m; param real<lower=0> s = 1; real mu ~ normal(m, s); }\n");
+($s, $out, $err) = run_cmd('train', 'noplate.ppl', '--save', 'np.params', '--iter', '200');
+ok($s == 0 && $err =~ /^train: step 20\/200  ELBO -[\d.]+ \(smoothed\)  [\d.]+ steps\/s$/m &&
+   $out =~ /^trained: 200 steps, ELBO -[\d.]+ in /m, "without a batched plate: steps/s, no epoch");
+
 my @run = ('run', 'toy.ppl', '--load', 'toy.params', '--data', 'new.json', '--seed', '7');
 ($s, $out, $err) = run_cmd(@run, '--output', 'a.csv', '--quiet');
 ok($s == 0, "run --load without --engine: exit 0 (status $s)");
@@ -213,6 +221,21 @@ spit("$dir/noguide.ppl", "model { real mu ~ normal(0, 1); }\n");
 ($s, $out, $err) = run_cmd('train', 'noguide.ppl', '--save', 'x.params');
 ok($s == 64 && $err =~ /^ppl: train: the program has latents but no guide block/, "train without a guide: exit 64");
 
+# ---- --amortize: whole-program amortization (npe), the data without y ----------
+spit("$dir/nm.ppl", "data { int N; vector[N] y; }\nmodel {\n  real mu ~ normal(0, 1);\n" .
+                    "  plate (i in 1:N) { y[i] ~ normal(mu, 1); }\n}\n");
+spit("$dir/shape.json", "{\"N\": 10}\n");
+spit("$dir/obs.json", "{\"N\": 10, \"y\": [0.5, 1.2, 0.3, 0.9, 1.5, 0.2, 0.8, 1.1, 0.4, 0.7]}\n");
+($s, $out, $err) = run_cmd('train', 'nm.ppl', '--amortize', '--data', 'shape.json', '--save', 'nm.params',
+                           '--simulations', '500', '--epochs', '3', '--lr', '0.002');
+ok($s == 0 && $out =~ /^trained: 500 simulations, 3 epochs, held-out loss [-\d.e+]+ in [\d.]+ s; saved nm\.params/m &&
+   $err =~ /^train: epoch 3\/3 /m, "train --amortize (data without the observed y): trained, epochs shown ($s)");
+($s, $out, $err) = run_cmd('run', 'nm.ppl', '--load', 'nm.params', '--data', 'obs.json', '--chains', '1');
+ok($s == 0 && $err =~ /^engine: amortized — --load nm\.params holds a conditional flow trained for this program/m &&
+   $out =~ /^mu\s+-?\d/m, "run --load of an npe file: amortized, and why");
+($s, $out, $err) = run_cmd('run', 'toy.ppl', '--amortize', '--data', 'new.json');
+ok($s == 64 && $err =~ /^ppl: --amortize is an option of train/, "--amortize outside train: exit 64");
+
 # ---- Ctrl-C saves what it has --------------------------------------------------
 my $pid = start("$dir/int.out", "$dir/int.err", @train[0 .. 4], 'int.params', '--iter',
                 '100000000', '--no-progress');
@@ -224,6 +247,13 @@ if (!defined $ws) { kill 'KILL', $pid; waitpid($pid, 0); }
 ok(slurp("$dir/int.out") =~ /^interrupted: \d+ steps, .* saved what it had to int\.params/m, "it says it saved what it had");
 ($s, $out) = run_cmd(@run[0 .. 1], '--load', 'int.params', @run[4 .. 5], '--chains', '1');
 ok($s == 0 && $out =~ /^z\[1\]\s+-/m, "the interrupted file loads and draws");
+my ($gp) = $out =~ /^chain 1: guide params: (.*)$/m;
+($s, $out, $err) = run_cmd(@train[0 .. 4], 'resumed.params', '--load', 'int.params', '--iter', '1',
+                           '--lr', '1e-9');
+ok($s == 0 && $out =~ /^trained: 1 steps, 0\.10 epochs/m, "train --load int.params resumes from it ($s)");
+($s, $out) = run_cmd(@run[0 .. 1], '--load', 'resumed.params', @run[4 .. 5], '--chains', '1');
+ok(defined $gp && $out =~ /^chain 1: guide params: \Q$gp\E$/m,
+   "one step of lr 1e-9 from the interrupted params keeps them (" . ($gp // 'none') . ")");
 
 print "1..$n\n";
 exit($failed ? 1 : 0);

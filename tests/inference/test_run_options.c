@@ -104,8 +104,8 @@ static void test_listing(void) {
   const char *summary = NULL;
   bool summaries = true;
   while (ppl_engine_name(ne, &summary)) summaries &= summary && *summary, ne++;
-  tap_ok(ne == 9 && summaries && !strcmp(ppl_engine_name(0, NULL), "prior"),
-         "9 engines listed with summaries");
+  tap_ok(ne == 10 && summaries && !strcmp(ppl_engine_name(0, NULL), "prior"),
+         "10 engines listed with summaries");
   ppl_option_info info[16];
   int n = ppl_engine_options(NULL, info, 16);
   tap_ok(n == 12 && !strcmp(info[0].name, "chains") && !strcmp(info[0].type, "int") &&
