@@ -87,15 +87,14 @@ static bool npe_elementwise_type(Type t) {
          (t.ndims == 0 && (t.base == TY_VECTOR || t.base == TY_ROWVEC));
 }
 
-/* y ~ d(scalars...) with y a 1-D container: its elements are iid. */
+/* y ~ d(scalars...) with y a 1-D container of scalars: its elements are iid. */
 static bool npe_iid(const IrProgram *p, const IrInstr *ins) {
   Type t = p->main.regtypes[ins->var];
-  if (t.ndims + (t.base == TY_VECTOR || t.base == TY_ROWVEC) != 1 ||
-      !(t.base == TY_INT || t.base == TY_REAL || t.ndims == 0))
-    return false;
-  for (int k = 0; k < ins->dist.nparams; k++)
-    if (!ty_is_scalar_num(p->main.regtypes[ins->dist.params[k]])) return false;
-  return true;
+  bool flat = (t.ndims == 1 && (t.base == TY_INT || t.base == TY_REAL)) ||
+              (t.ndims == 0 && (t.base == TY_VECTOR || t.base == TY_ROWVEC));
+  for (int k = 0; flat && k < ins->dist.nparams; k++)
+    flat = ty_is_scalar_num(p->main.regtypes[ins->dist.params[k]]);
+  return flat;
 }
 
 static void npe_walk(NpeWalk *w, IrBlock b, int plate, int depth) {
@@ -711,7 +710,7 @@ bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const 
       if (!diag_failed(&firstfail) && diag_failed(&ed)) firstfail = ed;
       dropped++;
     }
-    if ((s + 1) % 256 == 0 || s + 1 == S) engine_progress(o, 0, s + 1, S, "simulation");
+    if ((s + 1) % (S / 10 > 0 ? S / 10 : 1) == 0) engine_progress(o, 0, s + 1, S, "simulation");
   }
   long nval = kept < 10 ? 0 : (long)ceil(NPE_HOLDOUT * (double)kept);
   long ntrain = kept - nval;
@@ -1011,7 +1010,11 @@ static void npe_free(void *state) { (void)state; /* GC memory; the log density i
 
 static const char *npe_backend(void *state) { return ld_backend(((NpeState *)state)->ld); }
 
-static const char *npe_notes(void *state) { return ((NpeState *)state)->notes; }
+/* The same for every chain: said once, by the first. */
+static const char *npe_notes(void *state) {
+  NpeState *s = state;
+  return s->chain == 0 ? s->notes : NULL;
+}
 
 static bool npe_vi_report(void *state, ViReport *r) {
   NpeState *s = state;
