@@ -109,15 +109,6 @@ static bool problem_read(json_t *d, Problem *pb) {
 
 /* Draws for the data in d (set on m) and the comparison with the exact
    posterior of pb; `what` names the data set. */
-static bool khat_warned(const ppl_result *r) {
-  for (int i = 0; i < ppl_result_num_warnings(r); i++) {
-    const char *kind = NULL;
-    ppl_result_warning(r, i, &kind, NULL);
-    if (kind && !strcmp(kind, "vi_khat")) return true;
-  }
-  return false;
-}
-
 /* accurate: the claim is the tolerance (and no k-hat warning); else only
    that k-hat warns whenever a mean or sd is outside it. */
 static void compare(ppl_context *ctx, ppl_model *m, const char *name, const char *file,
@@ -163,7 +154,7 @@ static void compare(ppl_context *ctx, ppl_model *m, const char *name, const char
                what, col_name, gm, mean[a], fabs(gm - mean[a]) / sd[a], gs, sd[a]);
     }
   }
-  bool warned = khat_warned(r);
+  bool warned = sbc_khat_warned(r);
   if (accurate)
     tap_ok(smoke || !warned, "%s, %s: no k-hat warning", name, what);
   else

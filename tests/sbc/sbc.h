@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ppl.h"
 #include "tap.h"
@@ -92,6 +93,17 @@ static inline double sbc_chi2(const int *counts, const char *label) {
   }
   tap_diag("%s: rank histogram%s (chi2 %.2f)", label, line, chi2);
   return chi2;
+}
+
+/* Whether a variational or amortized run warned that its PSIS k-hat is too
+   high (the warning of kind vi_khat: q does not fit these data). */
+static inline bool sbc_khat_warned(const ppl_result *r) {
+  for (int i = 0; i < ppl_result_num_warnings(r); i++) {
+    const char *kind = NULL;
+    ppl_result_warning(r, i, &kind, NULL);
+    if (kind && !strcmp(kind, "vi_khat")) return true;
+  }
+  return false;
 }
 
 /* ---- the models: a simulator in C and the ppl program that fits it ---- */

@@ -96,16 +96,6 @@ static void toy_simulate(SbcRng *r, int n, double s_model, double *z, double *x,
   toy_simulate_sd(r, n, TOY_S, s_model, z, x, json, jsz);
 }
 
-/* Whether the run warned that its k-hat is too high (docs/output.md). */
-static bool toy_warned(const ppl_result *r) {
-  for (int i = 0; i < ppl_result_num_warnings(r); i++) {
-    const char *kind = NULL;
-    ppl_result_warning(r, i, &kind, NULL);
-    if (kind && !strcmp(kind, "vi_khat")) return true;
-  }
-  return false;
-}
-
 /* Trains the toy's guide on simulated data (model sd s_model), then draws for
    new points: the SBC chi-square of their ranks into *chi2 and, when exact
    is set, the direct check against the exact posterior.  False on an error. */
@@ -213,7 +203,7 @@ static bool toy_run(ppl_context *ctx, const char *dir, double s_model, uint64_t 
     for (int i = 0; i < toy_m; i++)
       want += -0.5 * log(2 * M_PI * (1 + TOY_S * TOY_S)) - x[i] * x[i] / (2 * (1 + TOY_S * TOY_S));
     bool have = ppl_result_log_evidence(r, &est, &se) == PPL_OK;
-    tap_ok(smoke || !toy_warned(r), "guide form, toy: no k-hat warning for new data of its kind");
+    tap_ok(smoke || !sbc_khat_warned(r), "guide form, toy: no k-hat warning for new data of its kind");
     tap_ok(smoke || (have && fabs(est - want) <= 4 * se),
            "guide form, toy: log evidence %.4f ± %.4f, exact %.4f", est, se, want);
 
@@ -226,7 +216,7 @@ static bool toy_run(ppl_context *ctx, const char *dir, double s_model, uint64_t 
       tap_diag("toy: drawing for other data: %s", ppl_errmsg(ctx));
       goto out;
     }
-    tap_ok(smoke || toy_warned(r),
+    tap_ok(smoke || sbc_khat_warned(r),
            "guide form, toy: data of another likelihood sd: k-hat warns (vi_khat)");
   }
   ok = true;
