@@ -818,15 +818,15 @@ int ppl_engine_options(const char *engine, ppl_option_info *out, int max) {
   return n;
 }
 
-/* The options of one run: the typed fields, validated against the tables,
- * then the options given by name, which must be the common ones or eng's. */
 static bool listed(const char *const *names, const char *name) {
   for (int k = 0; names && names[k]; k++)
     if (!strcmp(names[k], name)) return true;
   return false;
 }
 
-/* ... also: names of other engines' options that apply too (NULL: none). */
+/* The options of one run: the typed fields, validated against the tables,
+ * then the options given by name, which must be the common ones or eng's
+ * (or named in `also`: other engines' options that apply too; NULL: none). */
 static ppl_status run_engine_opts(ppl_context *ctx, const ppl_run_options *o, const EngineVT *eng,
                                   const IrAnalysis *an, bool chosen, const char *const *also,
                                   EngineOpts *eo) {
@@ -930,17 +930,22 @@ static ppl_status choose_engine(ppl_model *m, const char *requested, const char 
   return PPL_OK;
 }
 
-static ppl_status model_engine_(ppl_model *m, const char *requested, const char **name,
-                            const char **why) {
-  if (!m) return PPL_ERR_USAGE;
+/* ppl_model_engine's and ppl_run_engine's answer. */
+static ppl_status engine_answer(ppl_model *m, const char *requested, const char *load,
+                                const char **name, const char **why) {
   gc_ensure_thread();
   const EngineVT *e;
   const char *w;
-  ppl_status s = choose_engine(m, requested, NULL, &e, &w);
+  ppl_status s = choose_engine(m, requested, load, &e, &w);
   if (s != PPL_OK) return s;
   if (name) *name = e->name;
   if (why) *why = w;
   return ok(m->ctx);
+}
+
+static ppl_status model_engine_(ppl_model *m, const char *requested, const char **name,
+                            const char **why) {
+  return engine_answer(m, requested, NULL, name, why);
 }
 
 /* The engine and the driver's options of a run, every option validated. */
@@ -987,15 +992,7 @@ static ppl_status run_check_(ppl_model *m, const ppl_run_options *o) {
 
 static ppl_status run_engine_(ppl_model *m, const ppl_run_options *o, const char **name,
                               const char **why) {
-  if (!o) return model_engine_(m, NULL, name, why);
-  gc_ensure_thread();
-  const EngineVT *e;
-  const char *w;
-  ppl_status s = choose_engine(m, o->engine, load_path(o), &e, &w);
-  if (s != PPL_OK) return s;
-  if (name) *name = e->name;
-  if (why) *why = w;
-  return ok(m->ctx);
+  return engine_answer(m, o ? o->engine : NULL, load_path(o), name, why);
 }
 
 /* Options of a run that one fit has no use for. */
@@ -1036,12 +1033,12 @@ static ppl_status train_(ppl_model *m, const ppl_run_options *o, const char *sav
                 : o->include ? "include" : "exclude");
   DriverOpts d_o;
   driver_opts_default(&d_o);
-  static const char *const resume[] = {"load", NULL};
+  static const char *const svi_extra[] = {"load", "epochs", NULL}; /* resume; npe's entry */
   if (amortize && load_path(o))
     return fail(m->ctx, DIAG_USAGE, "train --amortize: --load does not apply (it trains its "
                 "networks from the start)");
   ppl_status s = run_engine_opts(m->ctx, o, eng, m->an, false,
-                                 amortize ? train_npe_borrowed : resume, &d_o.eng);
+                                 amortize ? train_npe_borrowed : svi_extra, &d_o.eng);
   if (s != PPL_OK) return s;
   d_o.model_file = m->file;
   d_o.data_file = m->data_file;

@@ -467,7 +467,8 @@ typedef struct ppl_train_info {
  *     mapping each observation to its latent's posterior) and its model's
  *     params are trained jointly with svi's loop and options (iter, lr,
  *     optimizer, grad-samples, lr-schedule, ...); plates with a batch size are
- *     subsampled each step.  The file's kind is "svi".
+ *     subsampled each step ("epochs" E instead of "iter": E passes over
+ *     the plate).  The file's kind is "svi".
  *   o->engine "amortized": whole-program amortization (`ppl train
  *     --amortize`): a conditional flow trained on simulations from the
  *     program's prior predictive (its options: simulations, ...); observed

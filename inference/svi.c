@@ -1095,7 +1095,13 @@ bool svi_set_params(Svi *s, const StFile *f, const char *path, const char *opt, 
       err = gc_printf("%s has no tensor '%s'", path, svi_tensor_name(p));
       break;
     }
-    if (!st_value_of_tensor(path, t, svi_param_value(s, p, NULL), &v, &err)) break;
+    if (!st_value_of_tensor(path, t, svi_param_value(s, p, NULL), &v, &err)) {
+      if (!strcmp(opt, "--load")) /* new data of another size */
+        err = gc_printf("%s: a param whose size follows the data is fitted to the data it was "
+                        "trained on, not amortized: compute it with an encoder network of each "
+                        "datapoint instead", err);
+      break;
+    }
     double *x = gc_alloc_atomic(sizeof(double) * (p->n ? p->n : 1));
     val_flatten(v, x);
     for (size_t e = 0; e < p->n && !err; e++) {
@@ -1175,6 +1181,12 @@ bool svi_fit(Svi *s, SviTick tick, void *ctx, Diag *d) {
   return svi_elbo(s, &s->elbo, d);
 }
 
+bool svi_data_plate_of(Svi *s, int64_t *size, int64_t *batch) {
+  svi_data_plate(s);
+  *size = s->data_n, *batch = s->data_batch;
+  return s->data_n > 0;
+}
+
 bool svi_fit_info(const Svi *s, SviFitInfo *out) {
   *out = (SviFitInfo){.steps = s->iterations, .elbo = s->elbo, .converged = s->converged,
                       .interrupted = s->interrupted, .seconds = s->seconds,
@@ -1249,20 +1261,26 @@ static const char *svi_guide_params(Svi *s) {
   return t;
 }
 
+/* q's name in the summary and the warnings: the guide, or the guide whose
+   encoders were trained once for other data (the engine amortized). */
+static const char *svi_family(const Svi *s) { return s->amortized ? "amortized guide" : "guide"; }
+
 /* The CSV's lines after the header, in advi's "key = value" form (so that
    `ppl summary` of the files rebuilds the vi block), then the ELBO trace. */
 static const char *svi_adaptation(void *state) {
   Svi *s = state;
   int g = s->o->sig_figs > 0 ? s->o->sig_figs : 6;
-  const char *t = gc_printf("%s\noptimizer = %s\nlr = %g\nfamily = guide\niterations = %ld\n"
+  const char *t = gc_printf("%s\noptimizer = %s\nlr = %g\nfamily = %s\niterations = %ld\n"
                             "converged = %d\nelbo = %.*g\nfit_seconds = %.*g\npsis_resample = %d\n"
                             "guide params: %s\nELBO trace: iter, ELBO, delta_ELBO_mean, "
                             "delta_ELBO_med",
-                            s->loaded ? gc_printf("Params loaded from %s (no optimisation).",
-                                                  s->loaded)
+                            s->amortized ? gc_printf("Amortized guide loaded (--load %s): no "
+                                                     "optimisation.", s->loaded)
+                            : s->loaded ? gc_printf("Params loaded from %s (no optimisation).",
+                                                    s->loaded)
                                       : "Optimisation complete.",
                             engine_opt_enum(s->o, "optimizer") == SVI_OPT_SGD ? "sgd" : "adam",
-                            engine_opt_real(s->o, "lr"), s->iterations, s->converged, g, s->elbo,
+                            engine_opt_real(s->o, "lr"), svi_family(s), s->iterations, s->converged, g, s->elbo,
                             g, s->seconds, s->pool != NULL, svi_guide_params(s));
   for (int i = 0; i < s->ntrace; i++)
     t = gc_printf("%s\n%.0f, %.*g, %.*g, %.*g", t, s->trace[i][0], g, s->trace[i][1], g,
@@ -1273,7 +1291,7 @@ static const char *svi_adaptation(void *state) {
 static bool svi_vi_report(void *state, ViReport *r) {
   Svi *s = state;
   *r = (ViReport){
-      .family = "guide",
+      .family = svi_family(s),
       .elbo = s->elbo,
       .eta = engine_opt_real(s->o, "lr"),
       .iterations = s->iterations,

@@ -43,6 +43,9 @@ typedef struct SviFitInfo {
   int64_t plate_size, batch;
 } SviFitInfo;
 bool svi_fit_info(const Svi *s, SviFitInfo *out);
+/* The data plate of s's last run (after svi_prepare: of its check run), its
+ * size and batch; false without a subsampled plate. */
+bool svi_data_plate_of(Svi *s, int64_t *size, int64_t *batch);
 
 /* Every param at its fitted (constrained) value into the file `path`
  * (safetensors, kind ST_KIND_SVI, this program's hash). */

@@ -56,11 +56,13 @@ typedef struct TrainShow {
   const char *unit; /* npe's current unit ("simulation", "epoch") */
 } TrainShow;
 
-static void train_show(TrainShow *sh, const char *line, bool final) {
+/* The line, redrawn in place on a terminal (the caller ends it with a
+   newline when training is over: sh->drawn), else a line of its own. */
+static void train_show(TrainShow *sh, const char *line) {
   FILE *f = sh->t->progress_out;
   if (sh->t->progress == PROGRESS_TERMINAL) {
-    fprintf(f, "\r\033[K%s%s", line, final ? "\n" : "");
-    sh->drawn = !final;
+    fprintf(f, "\r\033[K%s", line);
+    sh->drawn = true;
   } else {
     fprintf(f, "train: %s\n", line);
   }
@@ -79,12 +81,46 @@ static void train_tick(void *ctx, const Svi *s, long step, double elbo) {
   sh->last = now, sh->shown = tenth;
   SviFitInfo fi;
   svi_fit_info(s, &fi);
-  train_show(sh, train_line(step, sh->total, now - sh->t0, sh->avg, fi.plate_size, fi.batch),
-             false);
+  train_show(sh, train_line(step, sh->total, now - sh->t0, sh->avg, fi.plate_size, fi.batch));
+}
+
+/* --epochs E for svi: o with --iter = ceil(E N / B) of the data plate (N
+   elements, batches of B), which the check run of a first svi_prepare finds;
+   o itself without --epochs. */
+static const EngineOpts *train_epochs(const Interp *in, const EngineOpts *o, Diag *d) {
+  const OptValue *ep = opt_set_get(o->set, "epochs");
+  if (!ep) return o;
+  if (opt_set_get(o->set, "iter")) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "train: give --epochs or --iter, not both");
+    return NULL;
+  }
+  Svi *s = svi_prepare(in, o, 0, d);
+  int64_t n, b;
+  if (!s) return NULL;
+  if (!svi_data_plate_of(s, &n, &b)) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "train: --epochs counts passes over a plate with a "
+               "batch size (plate (i in 1:N, batch = B)), and the program has none: give --iter");
+    return NULL;
+  }
+  EngineOpts *eo = gc_alloc(sizeof *eo);
+  *eo = *o;
+  eo->set = opt_set_new();
+  for (int k = 0; k < o->set->n; k++) opt_set_put(eo->set, o->set->spec[k], o->set->val[k]);
+  const OptSpec *iter = engine_option_find("iter");
+  double steps = ceil((double)ep->i * (double)n / (double)b);
+  if (steps > (double)iter->ihi) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "train: --epochs %lld of %lld elements in batches of "
+               "%lld are %.0f steps, more than --iter's %lld", (long long)ep->i, (long long)n,
+               (long long)b, steps, (long long)iter->ihi);
+    return NULL;
+  }
+  opt_set_put(eo->set, iter, (OptValue){.i = (int64_t)steps});
+  return eo;
 }
 
 static bool train_svi(const Interp *in, const EngineOpts *o, const TrainOpts *t, TrainInfo *info,
                       Diag *d) {
+  if (!(o = train_epochs(in, o, d))) return false;
   Svi *s = svi_prepare(in, o, 0, d);
   if (!s) return false;
   if (t->resume) { /* the params trained so far; the optimiser's moments start afresh */
@@ -123,7 +159,7 @@ static void train_npe_progress(void *ctx, int chain, long done, long total, cons
   if (strcmp(unit, sh->unit ? sh->unit : "") != 0) sh->unit = unit, sh->shown = -1;
   if (sh->t->progress != PROGRESS_TERMINAL && tenth <= sh->shown && now - sh->last < 10) return;
   sh->shown = tenth, sh->last = now;
-  train_show(sh, gc_printf("%s %ld/%ld  %.1f s", unit, done, total, now - sh->t0), false);
+  train_show(sh, gc_printf("%s %ld/%ld  %.1f s", unit, done, total, now - sh->t0));
 }
 
 static bool train_npe(const IrProgram *p, const EngineOpts *o, const TrainOpts *t, TrainInfo *info,

@@ -377,6 +377,11 @@ static void wn_vi(const WarnInput *in, WList *l) {
            : strcmp(in->vi_family, "flow") == 0
                ? "do not use these draws: run --engine nuts (more --grad-samples, --iter or "
                  "--flow-layers may help; --psis-resample corrects only mild mismatches)"
+           : strcmp(in->vi_family, "amortized guide") == 0
+               ? "the trained encoders do not fit these data (they may be unlike the data they "
+                 "were trained on): do not use these draws; run --engine nuts (a longer `ppl "
+                 "train`, or richer encoders, may help; --psis-resample corrects only mild "
+                 "mismatches)"
            : strcmp(in->vi_family, "npe") == 0
                ? "the amortized network does not fit these data (they may be unlike the "
                  "simulations it was trained on): do not use these draws; run --engine nuts "

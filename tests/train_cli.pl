@@ -146,11 +146,18 @@ ok($err =~ /^train: epoch 40\.00  step 400\/4000  ELBO -[\d.]+ \(smoothed\)  \d+
 ($s, $out, $err) = run_cmd(@train[0 .. 4], 'quiet.params', '--iter', '10', '--no-progress', '--quiet');
 ok($s == 0 && $out eq '' && $err eq '', "--no-progress --quiet: nothing printed");
 
+($s, $out, $err) = run_cmd(@train[0 .. 4], 'ep.params', '--epochs', '7', '--no-progress');
+ok($s == 0 && $out =~ /^trained: 70 steps, 7\.00 epochs \(1400 examples\)/m, "--epochs 7 of 200 in batches of 20: 70 steps");
+($s, $out, $err) = run_cmd(@train[0 .. 4], 'ep.params', '--epochs', '7', '--iter', '5');
+ok($s == 64 && $err =~ /^ppl: train: give --epochs or --iter, not both$/m, "--epochs with --iter: exit 64");
 spit("$dir/noplate.ppl", "model { real mu ~ normal(0, 1); 1.5 ~ normal(mu, 1); }\n" .
      "guide { param real m; param real<lower=0> s = 1; real mu ~ normal(m, s); }\n");
 ($s, $out, $err) = run_cmd('train', 'noplate.ppl', '--save', 'np.params', '--iter', '200');
 ok($s == 0 && $err =~ /^train: step 20\/200  ELBO -[\d.]+ \(smoothed\)  [\d.]+ steps\/s$/m &&
    $out =~ /^trained: 200 steps, ELBO -[\d.]+ in /m, "without a batched plate: steps/s, no epoch");
+($s, $out, $err) = run_cmd('train', 'noplate.ppl', '--save', 'np.params', '--epochs', '3');
+ok($s == 64 && $err =~ /^ppl: train: --epochs counts passes over a plate with a batch size/m,
+   "--epochs without a batched plate: exit 64");
 
 my @run = ('run', 'toy.ppl', '--load', 'toy.params', '--data', 'new.json', '--seed', '7');
 ($s, $out, $err) = run_cmd(@run, '--output', 'a.csv', '--quiet');
@@ -180,6 +187,15 @@ ok(rows("$dir/a_1.csv") ne rows("$dir/a_2.csv"), "chains draw differently");
 ok($s == 0 && rows("$dir/a_1.csv") eq rows("$dir/c.csv"), "the same draws as svi --load-params");
 ($s, $out) = run_cmd(@run, '--chains', '1', '--psis-resample');
 ok($s == 0 && $out =~ /PSIS k-hat/ && $out =~ /importance-resampled/, "--psis-resample: k-hat, resampled draws");
+
+# an encoder trained 5 steps, on data far from the training set: k-hat says so
+($s) = run_cmd(@train[0 .. 4], 'short.params', '--iter', '5', '--no-progress');
+spit("$dir/far.json", '{"N": 26, "x": [' . join(', ', ('4.0') x 26) . "]}\n");
+($s, $out) = run_cmd('run', 'toy.ppl', '--load', 'short.params', '--data', 'far.json');
+my ($khat) = $out =~ /^PSIS k-hat of the draws against the posterior: ([\d.]+)/m;
+ok($s == 0 && defined $khat && $khat > 0.7 && $out =~ /^variational family: amortized guide;/m &&
+   $out =~ /advice: the trained encoders do not fit these data .* run --engine nuts/,
+   "an untrained encoder on far data: k-hat " . ($khat // 'none') . " warns, and suggests nuts");
 
 # ---- the selector ------------------------------------------------------------
 ($s, $out) = run_cmd('check', 'toy.ppl', '--data', 'new.json', '--load', 'toy.params');
@@ -220,6 +236,14 @@ ok($s == 64 && $err =~ /^ppl: train: --chains does not apply/, "train --chains: 
 spit("$dir/noguide.ppl", "model { real mu ~ normal(0, 1); }\n");
 ($s, $out, $err) = run_cmd('train', 'noguide.ppl', '--save', 'x.params');
 ok($s == 64 && $err =~ /^ppl: train: the program has latents but no guide block/, "train without a guide: exit 64");
+
+# a guide whose params follow the data's size is fitted, not amortized
+spit("$dir/local.ppl", "data { int N; vector[N] x; }\nmodel { vector[N] z ~ normal(0, 1); x ~ normal(z, 0.5); }\n" .
+     "guide { param vector[N] m = rep_vector(0, N); vector[N] z ~ normal(m, 1); }\n");
+($s) = run_cmd('train', 'local.ppl', '--data', 'train.json', '--save', 'local.params', '--iter', '10');
+($s, $out, $err) = run_cmd('run', 'local.ppl', '--data', 'new.json', '--load', 'local.params');
+ok($s == 65 && $err =~ /^--load: local\.params: tensor 'guide\.m' has shape \[200\], the program's value has shape \[26\]: a param whose size follows the data is fitted to the data it was trained on, not amortized/m,
+   "per-datapoint params on new data of another size: exit 65, and why ($s)");
 
 # ---- --amortize: whole-program amortization (npe), the data without y ----------
 spit("$dir/nm.ppl", "data { int N; vector[N] y; }\nmodel {\n  real mu ~ normal(0, 1);\n" .
