@@ -77,6 +77,9 @@ typedef struct NpeWalk {
   int (*cov)[2];          /* (data register, plate register) */
   int nord, capord;
   int *order;             /* observed registers in order of first observation */
+  bool *in_data;          /* by register: set in the data block (fixed data) */
+  int *ndef;              /* by register: instructions of the model block that set it */
+  const IrInstr **def;    /* by register: the last of them */
 } NpeWalk;
 
 enum { KEY_NONE = -3, KEY_REST = -1, KEY_VECTOR = -2 };
@@ -87,14 +90,56 @@ static bool npe_elementwise_type(Type t) {
          (t.ndims == 0 && (t.base == TY_VECTOR || t.base == TY_ROWVEC));
 }
 
-/* y ~ d(scalars...) with y a 1-D container of scalars: its elements are iid. */
-static bool npe_iid(const IrProgram *p, const IrInstr *ins) {
-  Type t = p->main.regtypes[ins->var];
-  bool flat = (t.ndims == 1 && (t.base == TY_INT || t.base == TY_REAL)) ||
-              (t.ndims == 0 && (t.base == TY_VECTOR || t.base == TY_ROWVEC));
-  for (int k = 0; flat && k < ins->dist.nparams; k++)
-    flat = ty_is_scalar_num(p->main.regtypes[ins->dist.params[k]]);
-  return flat;
+static bool npe_flat(Type t) {
+  return (t.ndims == 1 && (t.base == TY_INT || t.base == TY_REAL)) ||
+         (t.ndims == 0 && (t.base == TY_VECTOR || t.base == TY_ROWVEC));
+}
+
+static void npe_add_cov(NpeWalk *w, int reg, int key) {
+  w->cov = gc_grow(w->cov, w->ncov, &w->capcov, sizeof(int[2]));
+  w->cov[w->ncov][0] = reg, w->cov[w->ncov][1] = key;
+  w->ncov++;
+}
+
+/* Whether the vector in register r is, element by element, a function of
+ * values every element shares (scalars, a vector of latents) and of element
+ * n of fixed data: a data vector, X * v with X a data matrix (row n of X),
+ * and +, -, .*, ./, negation of such terms.  The data it reads become
+ * covariates of the group `key`. */
+static bool npe_rowwise(NpeWalk *w, int r, int key, int depth) {
+  const Type *rt = w->p->main.regtypes;
+  if (ty_is_scalar_num(rt[r])) return true;
+  if (depth > 32) return false;
+  if (w->in_data[r]) {
+    if (!npe_flat(rt[r])) return false;
+    npe_add_cov(w, r, key);
+    return true;
+  }
+  const IrInstr *d = w->ndef[r] == 1 ? w->def[r] : NULL;
+  if (!d) return false;
+  if (d->op == IR_MOVE || (d->op == IR_UNARY && d->sub == OP_NEG))
+    return npe_rowwise(w, d->args[0], key, depth + 1);
+  if (d->op != IR_BINARY) return false;
+  int a = d->args[0], b = d->args[1];
+  if (d->sub == OP_ADD || d->sub == OP_SUB || d->sub == OP_EMUL || d->sub == OP_EDIV ||
+      (d->sub == OP_MUL && (ty_is_scalar_num(rt[a]) || ty_is_scalar_num(rt[b]))))
+    return npe_rowwise(w, a, key, depth + 1) && npe_rowwise(w, b, key, depth + 1);
+  if (d->sub == OP_MUL && w->in_data[a] && rt[a].ndims == 0 && rt[a].base == TY_MATRIX &&
+      rt[b].ndims == 0 && rt[b].base == TY_VECTOR && !w->in_data[b]) {
+    npe_add_cov(w, a, key); /* X * beta: element n is dot(X[n], beta) */
+    return true;
+  }
+  return false;
+}
+
+/* y ~ d(...) with y a 1-D container of scalars whose parameters are scalars
+ * or row-wise vectors (npe_rowwise): its elements, with their rows of the
+ * data the parameters read, are exchangeable given the shared latents. */
+static bool npe_iid(NpeWalk *w, const IrInstr *ins) {
+  bool ok = npe_flat(w->p->main.regtypes[ins->var]);
+  for (int k = 0; ok && k < ins->dist.nparams; k++)
+    ok = npe_rowwise(w, ins->dist.params[k], -2 - ins->var, 0);
+  return ok;
 }
 
 static void npe_walk(NpeWalk *w, IrBlock b, int plate, int depth) {
@@ -106,7 +151,7 @@ static void npe_walk(NpeWalk *w, IrBlock b, int plate, int depth) {
       int key = KEY_REST;
       if (plate >= 0 && ins->nidx == 1 && ins->idx[0].kind == IX_SINGLE && ins->idx[0].lo == plate)
         key = plate;
-      else if (depth == 0 && ins->nidx == 0 && npe_iid(w->p, ins))
+      else if (depth == 0 && ins->nidx == 0 && npe_iid(w, ins))
         key = KEY_VECTOR;
       int *cur = &w->key[ins->var];
       if (*cur == KEY_NONE) {
@@ -121,9 +166,7 @@ static void npe_walk(NpeWalk *w, IrBlock b, int plate, int depth) {
     case IR_INDEX:
       if (plate >= 0 && ins->nargs >= 1 && w->data_name[ins->args[0]] && ins->nidx == 1 &&
           ins->idx[0].kind == IX_SINGLE && ins->idx[0].lo == plate) {
-        w->cov = gc_grow(w->cov, w->ncov, &w->capcov, sizeof(int[2]));
-        w->cov[w->ncov][0] = ins->args[0], w->cov[w->ncov][1] = plate;
-        w->ncov++;
+        npe_add_cov(w, ins->args[0], plate);
       }
       break;
     case IR_IF:
@@ -151,7 +194,21 @@ static NpeVar *npe_add_var(NpeLayout *L, const char *name, int reg, int obs, int
 static int npe_len(Value v) {
   if (v.k == V_ARR) return v.a->n;
   if (v.k == V_VEC || v.k == V_ROWVEC) return v.t->rows * v.t->cols;
+  if (v.k == V_MAT) return v.t->rows;
   return -1;
+}
+
+/* Which instructions of the model block set each register (any depth). */
+static void npe_defs(NpeWalk *w, IrBlock b) {
+  for (int k = 0; k < b.n; k++) {
+    const IrInstr *ins = &b.ins[k];
+    if (ins->dst >= 0) w->ndef[ins->dst]++, w->def[ins->dst] = ins;
+    if (ins->op == IR_FOR && ins->var >= 0) w->ndef[ins->var]++;
+    npe_defs(w, ins->then_b);
+    npe_defs(w, ins->else_b);
+    npe_defs(w, ins->body);
+    npe_defs(w, ins->cond_b);
+  }
 }
 
 /* The observations of data variables in p's model block. */
@@ -162,8 +219,15 @@ static NpeWalk *npe_scan(const IrProgram *p) {
   w->data_name = gc_alloc(sizeof(char *) * (size_t)(nregs + 1));
   w->key = gc_alloc_atomic(sizeof(int) * (size_t)(nregs + 1));
   for (int r = 0; r < nregs; r++) w->key[r] = KEY_NONE;
-  for (int k = 0; k < p->data_b.n; k++)
-    if (p->data_b.ins[k].op == IR_DATA) w->data_name[p->data_b.ins[k].dst] = p->data_b.ins[k].name;
+  w->in_data = gc_alloc_atomic(sizeof(bool) * (size_t)(nregs + 1));
+  w->ndef = gc_alloc_atomic(sizeof(int) * (size_t)(nregs + 1));
+  w->def = gc_alloc(sizeof(IrInstr *) * (size_t)(nregs + 1));
+  for (int k = 0; k < p->data_b.n; k++) {
+    const IrInstr *ins = &p->data_b.ins[k];
+    if (ins->op == IR_DATA) w->data_name[ins->dst] = ins->name;
+    if (ins->dst >= 0) w->in_data[ins->dst] = true;
+  }
+  npe_defs(w, p->model_b);
   npe_walk(w, p->model_b, -1, 0);
   return w;
 }
@@ -173,6 +237,19 @@ static NpeWalk *npe_scan(const IrProgram *p) {
  * variables' values there may be NaN, only their shapes count). */
 static NpeLayout *npe_layout(const IrProgram *p, const Value *regs) {
   NpeWalk *wp = npe_scan(p), w = *wp;
+  /* an observed variable read as another set's covariate would be pooled
+     apart from it (their pairing lost): both become part of the rest */
+  for (int c = 0; c < w.ncov; c++) {
+    int reg = w.cov[c][0], key = w.cov[c][1];
+    if (w.key[reg] == KEY_NONE) continue;
+    int own = w.key[reg] == KEY_VECTOR ? -2 - reg : w.key[reg];
+    if (own == key) continue;
+    for (int i = 0; i < w.nord; i++) {
+      int o = w.order[i];
+      if ((w.key[o] == KEY_VECTOR ? -2 - o : w.key[o]) == key) w.key[o] = KEY_REST;
+    }
+    w.key[reg] = KEY_REST; /* and the covariate itself, or its order would be lost */
+  }
   NpeLayout *L = gc_alloc(sizeof *L);
   L->obs = gc_alloc(sizeof(char *) * (size_t)(w.nord + 1));
   for (int i = 0; i < w.nord; i++) {
@@ -196,7 +273,8 @@ static NpeLayout *npe_layout(const IrProgram *p, const Value *regs) {
     int reg = w.cov[c][0];
     bool seen = w.key[reg] != KEY_NONE;
     for (int j = 0; j < L->nvars && !seen; j++) seen = L->vars[j].reg == reg;
-    if (seen || !npe_elementwise_type(p->main.regtypes[reg])) continue;
+    Type ct = p->main.regtypes[reg];
+    if (seen || !(npe_elementwise_type(ct) || (ct.ndims == 0 && ct.base == TY_MATRIX))) continue;
     for (int g = 0; g < L->ngroups; g++)
       if (L->gkey[g] == w.cov[c][1] && npe_len(regs[reg]) == L->n[g])
         npe_add_var(L, w.data_name[reg], reg, -1, g);
@@ -236,8 +314,10 @@ static void npe_row(const NpeLayout *L, const Value *values, double *row, int *c
       for (int j = 0; j < L->nvars; j++) {
         const NpeVar *v = &L->vars[j];
         if (v->group != g) continue;
+        bool rows = values[j].k == V_MAT; /* row i of a column-major matrix */
         for (int e = 0; e < v->width; e++, pos++, col++) {
-          row[pos] = flat[j][(size_t)i * (size_t)v->width + (size_t)e];
+          row[pos] = rows ? flat[j][(size_t)i + (size_t)L->n[g] * (size_t)e]
+                          : flat[j][(size_t)i * (size_t)v->width + (size_t)e];
           if (cols) cols[pos] = col;
         }
       }

@@ -441,6 +441,38 @@ static void test_layout(void) {
          "z's iid elements); rest %s (a matrix, and w observed in a plain for)%s%s",
          obs, gs, gw, rest, ok ? "" : ": ", ok ? "" : d.msg);
   remove(f);
+  /* a design matrix: y ~ normal(X * beta + a, s) has the elements (y[n],
+     X[n]); an observed variable read by another's parameters keeps the
+     pairing by going to the rest */
+  const char *dm =
+      "data { int N; matrix[N, 2] X; vector[N] y; vector[N] u; vector[N] v; }\n"
+      "model {\n"
+      "  vector[2] beta ~ normal(0, 1);\n"
+      "  real a ~ normal(0, 1);\n"
+      "  y ~ normal(X * beta + a, 1);\n"
+      "  u ~ normal(a, 1);\n"
+      "  v ~ normal(u * 2, 1);\n"
+      "}\n";
+  ast = parse_string(dm, strlen(dm), "dm.ppl", &d);
+  cp = ast ? check_program(ast, "dm.ppl", 0, NULL, &d) : NULL;
+  p = cp ? ir_lower(cp, &d) : NULL;
+  TData dd;
+  tdata_init(&dd);
+  tdata_add(&dd, "N", val_int(4));
+  Value X = val_mat(4, 2);
+  for (int i = 0; i < 8; i++) X.t->d[i] = 0.5 * i - 1;
+  tdata_add(&dd, "X", X);
+  diag_init(&d);
+  ok = p && npe_train(p, &dd.src, &o, f, &info, &d);
+  sf = ok ? st_read(f, &err) : NULL;
+  obs = sf ? st_meta_get(sf, "observed") : "", gs = sf ? st_meta_get(sf, "group_sizes") : "";
+  gw = sf ? st_meta_get(sf, "group_widths") : "", rest = sf ? st_meta_get(sf, "rest") : "";
+  tap_ok(ok && sf && !strcmp(obs, "y,u,v") && !strcmp(gs, "4") && !strcmp(gw, "3") &&
+             !strcmp(rest, "8"),
+         "layout: y ~ normal(X * beta + a, 1) is a set of (y[n], X[n]) (sizes %s, widths %s); "
+         "u, read by v's mean, and v are the rest (%s)%s%s",
+         gs, gw, rest, ok ? "" : ": ", ok ? "" : d.msg);
+  remove(f);
   /* programs that cannot be amortized say why */
   const char *disc = "data { int N; int y[N]; }\n"
                      "model { int k ~ poisson(3); plate (i in 1:N) { y[i] ~ poisson(k + 1); } }\n";
