@@ -258,11 +258,10 @@ int main(int argc, char **argv) {
   ppl_context *ctx = ppl_context_new(NULL);
   run_case(ctx, argv[1], argv[2], dir, "normal_mean", true);
   /* A finding, not a claim: at this budget npe's posterior of the five
-     coefficients (prior sd 10, posterior sd 0.07, 200 observations summarised
-     in 8 numbers) is 2-4 times too wide and off by 1-12 posterior sds; with
-     20,000 simulations and 50 epochs its sds are right but means are off by up
-     to 1.7 sds (k-hat 0.81), which --psis-resample corrects to within 0.5 sd.
-     What is tested: k-hat says so whenever it is outside the tolerance. */
+     coefficients (prior sd 10, posterior sd 0.07, 200 observations) is 2-7
+     times too wide and off by up to 13 posterior sds (docs/engines.md has
+     the figures, and those of larger budgets).  What is tested: k-hat says
+     so whenever it is outside the tolerance. */
   run_case(ctx, argv[1], argv[2], dir, "linreg_known_sigma", false);
   ppl_context_free(ctx);
   char cmd[1200];
