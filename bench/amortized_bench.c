@@ -86,11 +86,13 @@ typedef struct AbCase {
   const char *train_opts[12]; /* its options: name, value pairs, NULL-ended */
 } AbCase;
 
-/* One chain of 1,000 draws; csv (or NULL) gets the draws. */
-static ppl_status ab_run(ppl_model *m, const char *engine, const char *load_opt,
-                         const char *params, const char *csv, ppl_result **r) {
+/* One chain of 1,000 draws; csv (or NULL) gets the draws; no_jit: the log
+   density interpreted. */
+static ppl_status ab_run_jit(ppl_model *m, const char *engine, const char *load_opt,
+                             const char *params, const char *csv, bool no_jit, ppl_result **r) {
   ppl_run_options ro;
   ppl_run_options_default(&ro);
+  ro.no_jit = no_jit;
   ro.engine = engine;
   ro.chains = 1;
   ro.draws = AB_DRAWS;
@@ -100,6 +102,12 @@ static ppl_status ab_run(ppl_model *m, const char *engine, const char *load_opt,
   if (st == PPL_OK) st = ppl_run(m, &ro, r);
   ppl_run_options_free(&ro);
   return st;
+}
+
+/* One chain of 1,000 draws; csv (or NULL) gets the draws. */
+static ppl_status ab_run(ppl_model *m, const char *engine, const char *load_opt,
+                         const char *params, const char *csv, ppl_result **r) {
+  return ab_run_jit(m, engine, load_opt, params, csv, false, r);
 }
 
 /* The chain's own time, warmup and sampling, from the CSV's "Elapsed Time"
@@ -165,11 +173,31 @@ static void ab_case(ppl_context *ctx, const char *ppl, const char *dir, const Ab
   tmp = NULL;
   if (ab_run(m, "nuts", NULL, NULL, csv_n, &tmp) == PPL_OK) en = ab_elapsed(csv_n);
   ppl_result_free(tmp);
+  tmp = NULL;
   printf("  the chain itself:      amortized %.4f s   nuts %.4f s (warmup and draws)   "
          "nuts/amortized %.1fx\n", ea, en, en / ea);
   printf("  ppl_run, 1,000 draws:  amortized %.4f s   nuts %.4f s   nuts/amortized %.1fx\n", a,
          n, n / a);
   printf("  (nuts's backend: %s)\n", ppl_result_backend(rn));
+
+  /* a new data set before each run, as amortization is used: the data
+     are set again (the same values) so that nothing of the last run's is
+     reused, with the log density compiled and interpreted */
+  for (int jit = 0; jit < 2; jit++) {
+    for (int k = 0; k < AB_REPEAT; k++) {
+      ppl_result_free(tmp);
+      tmp = NULL;
+      t0 = ab_now();
+      if (ppl_set_data_file(m, c->data) != PPL_OK ||
+          ab_run_jit(m, c->engine, c->load_opt, c->params, NULL, jit == 1, &tmp) != PPL_OK)
+        goto fail;
+      ta[k] = ab_now() - t0;
+    }
+    printf("  new data each run:     amortized %.4f s (%s)\n", ab_median(ta, AB_REPEAT),
+           jit ? "--no-jit" : "log density compiled");
+  }
+  ppl_result_free(tmp);
+  tmp = NULL;
 
   /* the whole command */
   char *common[] = {(char *)ppl, "run", (char *)c->model, "--data", (char *)c->data, "--chains",
