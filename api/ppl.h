@@ -425,7 +425,9 @@ int ppl_result_interrupted(const ppl_result *r);
  * ppl_run_options.output_csv) that chain `chain` (0-based) of the result
  * wrote, or NULL when the run wrote none.  Owned by the result. */
 const char *ppl_result_choices_file(const ppl_result *r, int chain);
-/* Log evidence and its standard error; PPL_ERR_USAGE if the engine does not estimate it. */
+/* Log evidence and its standard error; PPL_ERR_USAGE if the engine does not estimate it.
+ * advi, svi and amortized give the estimate their summary prints, from the
+ * draws' log p - log q (trustworthy only with a small PSIS k-hat). */
 ppl_status ppl_result_log_evidence(const ppl_result *r, double *estimate, double *se);
 /* The warnings of the checks every run gets (R-hat, ESS, E-BFMI, divergences,
  * tree depth, collapsed weights, MH acceptance, points the program rejected;

@@ -1331,6 +1331,13 @@ double rr_pareto_k(const RunResult *r) { return r->pareto_k; }
 const SummaryVi *rr_vi(const RunResult *r) { return r->vi; }
 
 bool rr_log_evidence(const RunResult *r, double *est, double *se) {
+  /* the variational engines' draws carry log p - log q: their estimate is
+     the one the summary prints (none when the weights were not kept) */
+  if (!r->weighted && r->vi && isfinite(r->vi->log_evidence)) {
+    if (est) *est = r->vi->log_evidence;
+    if (se) *se = r->vi->log_evidence_se;
+    return true;
+  }
   if (!r->weighted) return false;
   if (est) *est = r->logz;
   if (se) *se = r->logz_se;

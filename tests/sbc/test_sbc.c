@@ -17,6 +17,9 @@
  * one that simulated the data: an overconfident posterior) and must FAIL the
  * uniformity test, which shows the test has the power to catch a real bug.
  *
+ * The generator, the models' struct, the replicates and the ranks are in sbc.h,
+ * which test_sbc_amortized.c shares.
+ *
  * Engines: "mh" always; "nuts" as well once it is registered.
  *   test_sbc [replicates]
  */
@@ -28,70 +31,10 @@
 #include <string.h>
 
 #include "ppl.h"
+#include "sbc.h"
 #include "tap.h"
 
-#define SBC_L 19          /* posterior draws per replicate: ranks 0..19 */
-#define SBC_BINS 10       /* two adjacent ranks per bin */
-#define SBC_CHI2_999 27.877164871256573 /* chi-square, 9 df, 0.999 quantile */
-#define SBC_MAXPAR 4
-#define SBC_MAXN 32
-
-/* ---- our own generator: splitmix64-seeded xoshiro256** ---- */
-
-typedef struct { uint64_t s[4]; } SbcRng;
-
-static uint64_t sbc_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t sbc_next(SbcRng *r) {
-  uint64_t *s = r->s, out = sbc_rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-  s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
-  s[2] ^= t; s[3] = sbc_rotl(s[3], 45);
-  return out;
-}
-
-static void sbc_seed(SbcRng *r, uint64_t seed) {
-  for (int i = 0; i < 4; i++) {
-    uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    r->s[i] = z ^ (z >> 31);
-  }
-}
-
-static double sbc_unif(SbcRng *r) { return ((sbc_next(r) >> 11) + 0.5) * 0x1.0p-53; }
-
-static double sbc_normal(SbcRng *r) {
-  /* Box–Muller; the second variate is dropped for simplicity. */
-  return sqrt(-2 * log(sbc_unif(r))) * cos(2 * M_PI * sbc_unif(r));
-}
-
 /* ---- the models: a simulator in C and the ppl program that fits it ---- */
-
-typedef struct {
-  const char *name;
-  const char *source;
-  int npar;
-  const char *par[SBC_MAXPAR];
-  /* Draws the parameters into par and writes the data set as JSON. */
-  void (*simulate)(SbcRng *r, double *par, char *json, size_t jsz);
-} SbcModel;
-
-static size_t sbc_vec(char *buf, size_t sz, const char *name, const double *v, int n) {
-  size_t k = (size_t)snprintf(buf, sz, "\"%s\": [", name);
-  for (int i = 0; i < n && k < sz; i++)
-    k += (size_t)snprintf(buf + k, sz - k, "%s%.17g", i ? ", " : "", v[i]);
-  if (k < sz) k += (size_t)snprintf(buf + k, sz - k, "]");
-  return k;
-}
-
-static void sim_normal_mean(SbcRng *r, double *par, char *json, size_t jsz) {
-  double y[10];
-  par[0] = sbc_normal(r);
-  for (int i = 0; i < 10; i++) y[i] = par[0] + sbc_normal(r);
-  size_t k = (size_t)snprintf(json, jsz, "{\"N\": 10, ");
-  k += sbc_vec(json + k, jsz - k, "y", y, 10);
-  snprintf(json + k, jsz - k, "}");
-}
 
 static void sim_normal_scale(SbcRng *r, double *par, char *json, size_t jsz) {
   double y[8];
@@ -124,7 +67,7 @@ static const SbcModel sbc_models[] = {
     {"normal_mean",
      "data { int N; vector[N] y; }\n"
      "model { real mu ~ normal(0, 1); y ~ normal(mu, 1); }\n",
-     1, {"mu"}, sim_normal_mean},
+     1, {"mu"}, sbc_sim_normal_mean},
     {"normal_scale",
      "data { int N; vector[N] y; }\n"
      "model { real mu ~ normal(0, 2); real sigma ~ lognormal(0, 0.5);\n"
@@ -142,70 +85,7 @@ static const SbcModel sbc_wrong = {
     "normal_mean with a wrong likelihood sd",
     "data { int N; vector[N] y; }\n"
     "model { real mu ~ normal(0, 1); y ~ normal(mu, 0.5); }\n",
-    1, {"mu"}, sim_normal_mean};
-
-/* ---- running ---- */
-
-typedef struct {
-  const char *engine;
-  int warmup, stride; /* draws = SBC_L * stride; every stride-th draw is kept */
-} SbcEngine;
-
-/* Runs S replicates and fills chi2[p] for each parameter; false on an error. */
-static bool sbc_run(ppl_context *ctx, const SbcModel *sm, const SbcEngine *se, int S,
-                    uint64_t seed, double *chi2) {
-  ppl_model *m = NULL;
-  if (ppl_compile_string(ctx, sm->source, sm->name, &m) != PPL_OK) {
-    tap_diag("%s: %s", sm->name, ppl_errmsg(ctx));
-    return false;
-  }
-  int counts[SBC_MAXPAR][SBC_BINS] = {{0}};
-  SbcRng rng;
-  sbc_seed(&rng, seed);
-  static char json[8192];
-  bool ok = true;
-  for (int s = 0; s < S && ok; s++) {
-    double par[SBC_MAXPAR];
-    sm->simulate(&rng, par, json, sizeof json);
-    ppl_run_options ro;
-    ppl_run_options_default(&ro);
-    /* PPL_TEST_NO_JIT: the same test under the interpreter (meson runs both) */
-    ro.no_jit = getenv("PPL_TEST_NO_JIT") != NULL;
-    ro.engine = se->engine;
-    ro.chains = 1;
-    ro.warmup = se->warmup;
-    ro.draws = SBC_L * se->stride;
-    ro.seed = seed * 1000003u + (uint64_t)s;
-    ppl_result *r = NULL;
-    if (ppl_set_data_json(m, json, "sim.json") != PPL_OK || ppl_run(m, &ro, &r) != PPL_OK) {
-      tap_diag("%s, replicate %d: %s", sm->name, s, ppl_errmsg(ctx));
-      ok = false;
-      break;
-    }
-    for (int p = 0; p < sm->npar; p++) {
-      int col = ppl_result_column_index(r, sm->par[p]), rank = 0;
-      for (int l = 1; l <= SBC_L; l++)
-        if (ppl_result_draw(r, 0, l * se->stride - 1, col) < par[p]) rank++;
-      counts[p][rank * SBC_BINS / (SBC_L + 1)]++;
-    }
-    ppl_result_free(r);
-  }
-  ppl_model_free(m);
-  if (!ok) return false;
-  double expect = (double)S / SBC_BINS;
-  for (int p = 0; p < sm->npar; p++) {
-    chi2[p] = 0;
-    char line[256];
-    size_t k = 0;
-    for (int b = 0; b < SBC_BINS; b++) {
-      chi2[p] += (counts[p][b] - expect) * (counts[p][b] - expect) / expect;
-      k += (size_t)snprintf(line + k, sizeof line - k, " %d", counts[p][b]);
-    }
-    tap_diag("%s/%s %s: rank histogram%s (chi2 %.2f)", sm->name, se->engine, sm->par[p], line,
-             chi2[p]);
-  }
-  return true;
-}
+    1, {"mu"}, sbc_sim_normal_mean};
 
 int main(int argc, char **argv) {
   int S = argc > 1 ? atoi(argv[1]) : 400;
@@ -219,7 +99,7 @@ int main(int argc, char **argv) {
   }
   if (S < SBC_BINS) S = SBC_BINS;
   ppl_context *ctx = ppl_context_new(NULL);
-  const SbcEngine engines[] = {{"mh", 300, 20}, {"nuts", 300, 5}};
+  const SbcEngine engines[] = {{"mh", 300, 20, NULL}, {"nuts", 300, 5, NULL}};
   double chi2[SBC_MAXPAR];
   for (size_t e = 0; e < sizeof engines / sizeof *engines; e++) {
     const SbcEngine *se = &engines[e];

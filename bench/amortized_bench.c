@@ -1,0 +1,348 @@
+/* amortized_bench.c — once trained, how much faster than NUTS is an amortized
+ * posterior for a new data set, and how close is it?  For each program: train
+ * once (timed, reported), then on the same program and new data, wall time
+ * to 1,000 draws of one chain of the amortized draws and of nuts (1,000
+ * warmup + 1,000 draws, Stan's default), measured three times: the chain
+ * itself (its CSV's "Elapsed Time", warmup and sampling: the engine's work),
+ * the run (ppl_run through ppl.h, the program compiled and its data set
+ * beforehand: with the setup, the summary and its diagnostics; the median of
+ * several runs) and the whole command (`ppl run ...` in a
+ * child process: start-up, parsing, the JIT's compile, the CSV).  Accuracy:
+ * each latent's mean and sd against nuts's, the mean's difference in nuts's
+ * sds, and the sd's ratio (the worst and the median over the latents).
+ *
+ *   amortized_bench PPL_BINARY SOURCE_ROOT    (e.g. build/ppl .)
+ *
+ * Programs: the per-datapoint conjugate toy of tests/sbc/test_sbc_amortized.c
+ * with an encoder guide (trained by ppl_train, svi's loop, on 2,000 simulated
+ * points, drawn for 100 new ones), and npe on tests/exact's normal_mean and
+ * linreg_known_sigma (ppl_train with --amortize: 4,000 simulations and 30
+ * epochs, the exact test's budget, drawn for the problems' data).
+ *
+ * The issue's target is 1,000x faster than nuts once trained.  Not a test:
+ * it prints a table; the figures are in docs/engines.md ("amortized"). */
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ppl.h"
+#include "sbc.h"
+
+#define AB_DRAWS 1000
+#define AB_REPEAT 5
+
+static double ab_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static int ab_cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double ab_median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, ab_cmp);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static bool ab_write(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  if (!f) return false;
+  bool ok = fputs(text, f) >= 0;
+  return fclose(f) == 0 && ok;
+}
+
+/* Runs argv (NULL-terminated) with stdout and stderr to /dev/null; the wall
+   time, or -1 when it failed. */
+static double ab_command(char *const *argv) {
+  fflush(stdout);
+  double t0 = ab_now();
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(127);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+    return -1;
+  return ab_now() - t0;
+}
+
+/* One program: how to draw from its amortized posterior. */
+typedef struct AbCase {
+  const char *name;
+  char model[1024], train_data[1024], data[1024], params[1024];
+  const char *engine;   /* the amortized draws' engine */
+  const char *load_opt; /* its option naming the trained file */
+  const char *train_engine; /* ppl_train's: NULL (svi, a guide) or "amortized" (npe) */
+  const char *train_opts[12]; /* its options: name, value pairs, NULL-ended */
+} AbCase;
+
+/* One chain of 1,000 draws; csv (or NULL) gets the draws; no_jit: the log
+   density interpreted. */
+static ppl_status ab_run_jit(ppl_model *m, const char *engine, const char *load_opt,
+                             const char *params, const char *csv, bool no_jit, ppl_result **r) {
+  ppl_run_options ro;
+  ppl_run_options_default(&ro);
+  ro.no_jit = no_jit;
+  ro.engine = engine;
+  ro.chains = 1;
+  ro.draws = AB_DRAWS;
+  ro.seed = 7;
+  ro.output_csv = csv;
+  ppl_status st = load_opt ? ppl_run_set(&ro, load_opt, params) : PPL_OK;
+  if (st == PPL_OK) st = ppl_run(m, &ro, r);
+  ppl_run_options_free(&ro);
+  return st;
+}
+
+/* One chain of 1,000 draws; csv (or NULL) gets the draws. */
+static ppl_status ab_run(ppl_model *m, const char *engine, const char *load_opt,
+                         const char *params, const char *csv, ppl_result **r) {
+  return ab_run_jit(m, engine, load_opt, params, csv, false, r);
+}
+
+/* The chain's own time, warmup and sampling, from the CSV's "Elapsed Time"
+   comments (CmdStan's): the engine's work without the run's setup, summary
+   and diagnostics; -1 when not found. */
+static double ab_elapsed(const char *csv) {
+  FILE *f = fopen(csv, "r");
+  char line[256];
+  double total = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (strstr(line, "seconds (Total)")) total = atof(line + 1);
+  if (f) fclose(f);
+  return total;
+}
+
+static void ab_case(ppl_context *ctx, const char *ppl, const char *dir, const AbCase *c) {
+  ppl_model *m = NULL;
+  ppl_result *ra = NULL, *rn = NULL;
+  printf("\n%s\n", c->name);
+  if (ppl_compile_file(ctx, c->model, &m) != PPL_OK) goto fail;
+
+  /* training, once */
+  ppl_run_options ro;
+  ppl_run_options_default(&ro);
+  ro.engine = c->train_engine;
+  ro.seed = 1;
+  ppl_status st = ppl_set_data_file(m, c->train_data);
+  for (int i = 0; st == PPL_OK && c->train_opts[i]; i += 2)
+    st = ppl_run_set(&ro, c->train_opts[i], c->train_opts[i + 1]);
+  double t0 = ab_now();
+  if (st == PPL_OK) st = ppl_train(m, &ro, c->params, NULL);
+  double train_s = ab_now() - t0;
+  ppl_run_options_free(&ro);
+  if (st != PPL_OK) goto fail;
+  printf("  training (ppl_train, once): %.2f s\n", train_s);
+
+  /* the run itself */
+  if (ppl_set_data_file(m, c->data) != PPL_OK) goto fail;
+  double ta[AB_REPEAT], tn[AB_REPEAT];
+  for (int k = 0; k < AB_REPEAT; k++) {
+    ppl_result_free(ra);
+    ra = NULL;
+    t0 = ab_now();
+    if (ab_run(m, c->engine, c->load_opt, c->params, NULL, &ra) != PPL_OK) goto fail;
+    ta[k] = ab_now() - t0;
+  }
+  int nrep = 3;
+  for (int k = 0; k < nrep; k++) {
+    ppl_result_free(rn);
+    rn = NULL;
+    t0 = ab_now();
+    if (ab_run(m, "nuts", NULL, NULL, NULL, &rn) != PPL_OK) goto fail;
+    tn[k] = ab_now() - t0;
+  }
+  double a = ab_median(ta, AB_REPEAT), n = ab_median(tn, nrep);
+  char csv_a[1100], csv_n[1100];
+  snprintf(csv_a, sizeof csv_a, "%s/a.csv", dir);
+  snprintf(csv_n, sizeof csv_n, "%s/n.csv", dir);
+  ppl_result *tmp = NULL;
+  double ea = -1, en = -1;
+  if (ab_run(m, c->engine, c->load_opt, c->params, csv_a, &tmp) == PPL_OK) ea = ab_elapsed(csv_a);
+  ppl_result_free(tmp);
+  tmp = NULL;
+  if (ab_run(m, "nuts", NULL, NULL, csv_n, &tmp) == PPL_OK) en = ab_elapsed(csv_n);
+  ppl_result_free(tmp);
+  tmp = NULL;
+  printf("  the chain itself:      amortized %.4f s   nuts %.4f s (warmup and draws)   "
+         "nuts/amortized %.1fx\n", ea, en, en / ea);
+  printf("  ppl_run, 1,000 draws:  amortized %.4f s   nuts %.4f s   nuts/amortized %.1fx\n", a,
+         n, n / a);
+  printf("  (nuts's backend: %s)\n", ppl_result_backend(rn));
+
+  /* a new data set before each run, as amortization is used: the data
+     are set again (the same values) so that nothing of the last run's is
+     reused, with the log density compiled and interpreted */
+  for (int jit = 0; jit < 2; jit++) {
+    for (int k = 0; k < AB_REPEAT; k++) {
+      ppl_result_free(tmp);
+      tmp = NULL;
+      t0 = ab_now();
+      if (ppl_set_data_file(m, c->data) != PPL_OK ||
+          ab_run_jit(m, c->engine, c->load_opt, c->params, NULL, jit == 1, &tmp) != PPL_OK)
+        goto fail;
+      ta[k] = ab_now() - t0;
+    }
+    printf("  new data each run:     amortized %.4f s (%s)\n", ab_median(ta, AB_REPEAT),
+           jit ? "--no-jit" : "log density compiled");
+  }
+  ppl_result_free(tmp);
+  tmp = NULL;
+
+  /* the whole command */
+  char *common[] = {(char *)ppl, "run", (char *)c->model, "--data", (char *)c->data, "--chains",
+                    "1", "--draws", "1000", "--seed", "7", "--quiet", "--output", "/dev/null"};
+  enum { NC = sizeof common / sizeof *common };
+  char *argv_a[NC + 6], *argv_n[NC + 3];
+  memcpy(argv_a, common, sizeof common);
+  memcpy(argv_n, common, sizeof common);
+  char load_flag[64];
+  snprintf(load_flag, sizeof load_flag, "--%s", c->load_opt);
+  argv_a[NC] = "--engine", argv_a[NC + 1] = (char *)c->engine;
+  argv_a[NC + 2] = load_flag, argv_a[NC + 3] = (char *)c->params, argv_a[NC + 4] = NULL;
+  argv_n[NC] = "--engine", argv_n[NC + 1] = "nuts", argv_n[NC + 2] = NULL;
+  for (int k = 0; k < AB_REPEAT; k++) ta[k] = ab_command(argv_a);
+  for (int k = 0; k < nrep; k++) tn[k] = ab_command(argv_n);
+  a = ab_median(ta, AB_REPEAT), n = ab_median(tn, nrep);
+  if (a < 0 || n < 0) printf("  ppl run: a command failed\n");
+  else
+    printf("  ppl run, 1,000 draws:  amortized %.4f s   nuts %.4f s   nuts/amortized %.1fx\n", a,
+           n, n / a);
+
+  /* accuracy: every output column the two share, but the engines' own */
+  int ncols = ppl_result_num_columns(ra), nlat = 0;
+  double *dm = malloc(sizeof(double) * (size_t)ncols), *rs = malloc(sizeof(double) * (size_t)ncols);
+  for (int col = 0; col < ncols; col++) {
+    const char *name = ppl_result_column_name(ra, col);
+    size_t len = strlen(name);
+    if (len > 2 && name[len - 1] == '_' && name[len - 2] == '_') continue;
+    int cn = ppl_result_column_index(rn, name);
+    if (cn < 0) continue;
+    ppl_summary sa, sn;
+    ppl_result_summary(ra, col, &sa);
+    ppl_result_summary(rn, cn, &sn);
+    dm[nlat] = fabs(sa.mean - sn.mean) / sn.sd;
+    rs[nlat] = sa.sd / sn.sd;
+    nlat++;
+  }
+  if (nlat) {
+    double worst_ratio = 1;
+    for (int i = 0; i < nlat; i++)
+      if (fabs(log(rs[i])) > fabs(log(worst_ratio))) worst_ratio = rs[i];
+    double worst_dm = 0;
+    for (int i = 0; i < nlat; i++) worst_dm = fmax(worst_dm, dm[i]);
+    printf("  accuracy over %d latents against nuts: |mean difference| / nuts sd median %.3f, "
+           "worst %.3f; sd ratio median %.3f, worst %.3f\n",
+           nlat, ab_median(dm, nlat), worst_dm, ab_median(rs, nlat), worst_ratio);
+    printf("  (nuts's own Monte Carlo error in a mean: about 1/sqrt(ESS) = %.3f nuts sd at "
+           "ESS 1000)\n", 1 / sqrt(1000.0));
+  }
+  free(dm);
+  free(rs);
+  goto out;
+fail:
+  printf("  failed: %s\n", ppl_errmsg(ctx));
+out:
+  ppl_result_free(ra);
+  ppl_result_free(rn);
+  ppl_model_free(m);
+}
+
+/* ---- the programs ---- */
+
+/* The per-datapoint conjugate toy of tests/sbc/test_sbc_amortized.c, with an
+   encoder guide: trained on 2,000 simulated points, drawn for 100 new ones. */
+static const char toy_src[] =
+    "data { int N; vector[N] x; real<lower=0> s; }\n"
+    "model {\n"
+    "  plate (i in 1:N, batch = 100) {\n"
+    "    real z ~ normal(0, 1);\n"
+    "    x[i] ~ normal(z, s);\n"
+    "  }\n"
+    "}\n"
+    "guide {\n"
+    "  param network enc = mlp(1, [16], 2, relu);\n"
+    "  plate (i in 1:N, batch = 100) {\n"
+    "    vector[2] h = enc(rep_vector(x[i], 1));\n"
+    "    real z ~ normal(h[1], exp(h[2]));\n"
+    "  }\n"
+    "}\n";
+
+static bool toy_files(const char *dir, AbCase *c) {
+  static char json[2000 * 26 + 128];
+  double z[2000], x[2000];
+  SbcRng rng;
+  sbc_seed(&rng, 11);
+  snprintf(c->model, sizeof c->model, "%s/toy.ppl", dir);
+  snprintf(c->train_data, sizeof c->train_data, "%s/toy_train.json", dir);
+  snprintf(c->data, sizeof c->data, "%s/toy_new.json", dir);
+  snprintf(c->params, sizeof c->params, "%s/toy.params", dir);
+  if (!ab_write(c->model, toy_src)) return false;
+  for (int pass = 0; pass < 2; pass++) {
+    int n = pass ? 100 : 2000;
+    for (int i = 0; i < n; i++) {
+      z[i] = sbc_normal(&rng);
+      x[i] = z[i] + 0.5 * sbc_normal(&rng);
+    }
+    size_t k = (size_t)snprintf(json, sizeof json, "{\"N\": %d, \"s\": 0.5, ", n);
+    k += sbc_vec(json + k, sizeof json - k, "x", x, n);
+    snprintf(json + k, sizeof json - k, "}\n");
+    if (!ab_write(pass ? c->data : c->train_data, json)) return false;
+  }
+  return true;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: amortized_bench PPL_BINARY SOURCE_ROOT\n");
+    return 2;
+  }
+  char tmpl[] = "/tmp/amortized_bench_XXXXXX";
+  const char *dir = mkdtemp(tmpl);
+  if (!dir) return 1;
+  ppl_context *ctx = ppl_context_new(NULL);
+  printf("amortized posteriors against nuts (one chain, 1,000 draws; nuts 1,000 warmup)\n");
+
+  AbCase toy = {.name = "conjugate toy, guide form: 100 new points, 100 latents z[i]",
+                .engine = "amortized",
+                .load_opt = "load",
+                .train_opts = {"iter", "6000", "lr", "0.01", "lr-schedule", "cosine", NULL}};
+  if (toy_files(dir, &toy)) ab_case(ctx, argv[1], dir, &toy);
+  else printf("could not write the toy's files in %s\n", dir);
+
+  /* whole-program amortization on tests/exact's conjugate cases: trained on
+     simulations given the problem's fixed inputs, drawn for its data */
+  static const char *const names[] = {"normal_mean", "linreg_known_sigma"};
+  /* the budget of tests/exact/test_exact_amortized.c, with which normal_mean
+     reaches the exact posterior and linreg does not (docs/engines.md) */
+  static const char *const sims[] = {"4000", "4000"}, *const epochs[] = {"30", "30"};
+  for (int i = 0; i < 2; i++) {
+    AbCase c = {.engine = "amortized", .load_opt = "load", .train_engine = "amortized",
+                .train_opts = {"simulations", sims[i], "epochs", epochs[i], NULL}};
+    char title[160];
+    snprintf(title, sizeof title,
+             "%s (tests/exact), npe: ppl train --amortize --simulations %s --epochs %s", names[i],
+             sims[i], epochs[i]);
+    c.name = title;
+    snprintf(c.model, sizeof c.model, "%s/tests/exact/%s.ppl", argv[2], names[i]);
+    snprintf(c.data, sizeof c.data, "%s/tests/exact/problems/%s/data.json", argv[2], names[i]);
+    snprintf(c.train_data, sizeof c.train_data, "%s", c.data);
+    snprintf(c.params, sizeof c.params, "%s/%s.params", dir, names[i]);
+    ab_case(ctx, argv[1], dir, &c);
+  }
+
+  ppl_context_free(ctx);
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  return system(cmd) == 0 ? 0 : 1;
+}
