@@ -31,7 +31,6 @@
 #include "csv.h"
 #include "logdensity.h"
 #include "psis.h"
-#include "resample.h"
 #include "vi.h"
 #include "../stdlib/optim.h"
 
@@ -74,12 +73,7 @@ typedef struct Advi {
   int ntrace, captrace;
   double (*trace)[4];
   Diag last_fail; /* the last program error met at a draw of q */
-  /* the draws' log weights */
-  int nlw, caplw;
-  double *lw;
-  /* --psis-resample: the pool and the order its members are written in */
-  double *pool, *pool_lp, *pool_lq;
-  int *order, npool, next;
+  ViDraws draws; /* the steps' draws of q, their log weights, the resampled pool */
 } Advi;
 
 /* log p at theta (the gradient too when grad is not NULL); a program error
@@ -322,40 +316,13 @@ static bool advi_start(Advi *a, const EngineOpts *o, double *mu, Diag *d) {
 }
 
 /* One draw of q: theta, log p (with the Jacobian) and log q at it. */
-static bool advi_sample(Advi *a, double *theta, double *lp, double *lq, Diag *d) {
+static bool advi_sample(void *ctx, double *theta, double *lp, double *lq, Diag *d) {
+  Advi *a = ctx;
   double logdet;
   advi_draw_eps(a, &a->draw_rng);
   a->q->forward(a->q, a->eps, theta, &logdet);
   *lq = advi_lognormal(a->dim, a->eps) - logdet;
   return advi_logp(a, theta, lp, NULL, d);
-}
-
-static void advi_keep_lw(Advi *a, double lw) {
-  if (a->nlw == a->caplw) {
-    int cap = a->caplw ? 2 * a->caplw : 256;
-    double *t = gc_alloc_atomic(sizeof(double) * (size_t)cap);
-    if (a->nlw) memcpy(t, a->lw, sizeof(double) * (size_t)a->nlw);
-    a->lw = t, a->caplw = cap;
-  }
-  a->lw[a->nlw++] = lw;
-}
-
-/* --psis-resample: as many draws of q as the run takes, resampled by their
- * Pareto-smoothed importance weights (systematic resampling), written in a
- * random order so the duplicates are not neighbours. */
-static bool advi_resample(Advi *a, int n, Diag *d) {
-  a->npool = n;
-  a->pool = gc_alloc_atomic(sizeof(double) * a->dim * (size_t)n);
-  a->pool_lp = gc_alloc_atomic(sizeof(double) * (size_t)n);
-  a->pool_lq = gc_alloc_atomic(sizeof(double) * (size_t)n);
-  for (int i = 0; i < n; i++) {
-    if (!advi_sample(a, a->pool + a->dim * (size_t)i, &a->pool_lp[i], &a->pool_lq[i], d))
-      return false;
-    advi_keep_lw(a, a->pool_lp[i] - a->pool_lq[i]);
-  }
-  a->order = gc_alloc_atomic(sizeof(int) * (size_t)n);
-  resample_psis_order(n, a->lw, &a->draw_rng, a->order);
-  return true;
 }
 
 /* ---- saving and loading q (safetensors, stdlib/safetensors.h) ---- */
@@ -452,7 +419,8 @@ static bool advi_uses_adam(const Advi *a) {
 
 /* After the fit (or the load): the resampled pool, if asked for. */
 static void *advi_finish(Advi *a, Diag *d) {
-  if (engine_opt_bool(a->o, "psis-resample") && !advi_resample(a, a->o->draws * a->o->thin, d))
+  if (engine_opt_bool(a->o, "psis-resample") &&
+      !vi_draws_resample(&a->draws, a->o->draws * a->o->thin, &a->draw_rng, d))
     return NULL;
   return a;
 }
@@ -502,6 +470,7 @@ static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d
   size_t np = a->q->nparams;
   a->eps = gc_alloc_atomic(sizeof(double) * a->dim);
   a->theta = gc_alloc_atomic(sizeof(double) * a->dim);
+  vi_draws_init(&a->draws, a->dim, advi_sample, a);
   a->grad = gc_alloc_atomic(sizeof(double) * a->dim);
   a->gphi = gc_alloc_atomic(sizeof(double) * np);
   a->hist = gc_alloc_atomic(sizeof(double) * np);
@@ -562,26 +531,7 @@ static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d
 static bool advi_step(void *state, bool warmup, Draw *out, Diag *d) {
   (void)warmup;
   Advi *a = state;
-  double lp, lq;
-  const double *theta = a->theta;
-  if (a->pool) {
-    int k = a->order[a->next++ % a->npool];
-    theta = a->pool + a->dim * (size_t)k;
-    lp = a->pool_lp[k], lq = a->pool_lq[k];
-  } else {
-    if (!advi_sample(a, a->theta, &lp, &lq, d)) return false;
-    advi_keep_lw(a, lp - lq);
-  }
-  InterpLatent *nested;
-  out->outputs = ld_draw(a->work, theta, rng_u64(&a->out_rng), (uint64_t)a->chain, &nested,
-                         &out->nlatents, d);
-  if (!out->outputs) return false;
-  out->latents = nested;
-  out->lp = lp;
-  out->log_weight = lp - lq;
-  out->stats[0] = lp;
-  out->stats[1] = lq;
-  return true;
+  return vi_draws_step(&a->draws, a->work, &a->out_rng, a->chain, out, d);
 }
 
 static void advi_free(void *state) { (void)state; /* GC memory; the log density is shared */ }
@@ -603,7 +553,7 @@ static const char *advi_adaptation(void *state) {
                                 ? "Stepsize adaptation complete."
                                 : "Stepsize adaptation off.",
                             a->eta, a->q->name, a->iterations, a->converged, g, a->elbo, g,
-                            a->seconds, a->pool != NULL);
+                            a->seconds, a->draws.pool != NULL);
   for (int i = 0; i < a->ntrace; i++)
     t = gc_printf("%s\n%.0f, %.*g, %.*g, %.*g", t, a->trace[i][0], g, a->trace[i][1], g,
                   a->trace[i][2], g, a->trace[i][3]);
@@ -618,12 +568,12 @@ static bool advi_vi_report(void *state, ViReport *r) {
       .eta = a->eta,
       .iterations = a->iterations,
       .converged = a->converged,
-      .resampled = a->pool != NULL,
+      .resampled = a->draws.pool != NULL,
       .seconds = a->seconds,
       .ntrace = a->ntrace,
       .trace = (const double(*)[4])a->trace,
-      .n = a->nlw,
-      .lw = a->lw,
+      .n = a->draws.nlw,
+      .lw = a->draws.lw,
   };
   return true;
 }

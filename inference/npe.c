@@ -40,7 +40,7 @@
 #include "csv.h"
 #include "logdensity.h"
 #include "psis.h"
-#include "resample.h"
+#include "vi.h"
 #include "simulate.h"
 
 #define NPE_HOLDOUT 0.1 /* share of the simulations kept for the held-out loss */
@@ -944,16 +944,12 @@ typedef struct NpeState {
   LdWork *work;
   Tape *tape;
   double *ctx;           /* the summary of the observed data, M->ctx reals */
-  double *theta;
   double *bth, *blq;     /* draws of q made a batch at a time (npe_refill) */
   int bnext;             /* the next of them; NPE_DRAW_BATCH: none left */
   Rng draw_rng, out_rng;
   Diag last_fail;
   const char *notes;
-  int nlw, caplw;
-  double *lw;
-  double *pool, *pool_lp, *pool_lq;
-  int *order, npool, next;
+  ViDraws draws;         /* the steps' draws, their log weights, the resampled pool */
 } NpeState;
 
 /* The next NPE_DRAW_BATCH draws of q in one pass of the flow (one BLAS
@@ -990,7 +986,8 @@ static void npe_refill(NpeState *s) {
 }
 
 /* theta ~ q(. | x) with log q(theta | x) in *lq, log p(theta, x) in *lp. */
-static bool npe_sample(NpeState *s, double *theta, double *lp, double *lq, Diag *d) {
+static bool npe_sample(void *state, double *theta, double *lp, double *lq, Diag *d) {
+  NpeState *s = state;
   int dim = s->M->dim;
   if (s->bnext == NPE_DRAW_BATCH) npe_refill(s);
   memcpy(theta, s->bth + (size_t)s->bnext * dim, sizeof(double) * (size_t)dim);
@@ -1007,11 +1004,6 @@ static bool npe_sample(NpeState *s, double *theta, double *lp, double *lq, Diag 
   }
   if (isnan(*lp) || *lp == INFINITY) *lp = -INFINITY;
   return true;
-}
-
-static void npe_keep_lw(NpeState *s, double lw) {
-  s->lw = gc_grow(s->lw, s->nlw, &s->caplw, sizeof(double));
-  s->lw[s->nlw++] = lw;
 }
 
 static void *npe_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
@@ -1057,7 +1049,7 @@ static void *npe_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
   }
   s->ctx = gc_alloc_atomic(sizeof(double) * (size_t)M->ctx);
   memcpy(s->ctx, c.d, sizeof(double) * (size_t)M->ctx);
-  s->theta = gc_alloc_atomic(sizeof(double) * (size_t)M->dim);
+  vi_draws_init(&s->draws, (size_t)M->dim, npe_sample, s);
   s->bth = gc_alloc_atomic(sizeof(double) * (size_t)M->dim * NPE_DRAW_BATCH);
   s->blq = gc_alloc_atomic(sizeof(double) * NPE_DRAW_BATCH);
   s->bnext = NPE_DRAW_BATCH;
@@ -1069,46 +1061,16 @@ static void *npe_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
       s->notes = gc_printf("%s; trained with %d exchangeable elements where these data have %d: "
                            "check the k-hat",
                            s->notes, M->trained_n[g], L->n[g]);
-  if (npe_opt(o, "psis-resample").i) {
-    int n = o->draws * o->thin;
-    s->npool = n;
-    s->pool = gc_alloc_atomic(sizeof(double) * (size_t)M->dim * (size_t)n);
-    s->pool_lp = gc_alloc_atomic(sizeof(double) * (size_t)n);
-    s->pool_lq = gc_alloc_atomic(sizeof(double) * (size_t)n);
-    for (int i = 0; i < n; i++) {
-      if (!npe_sample(s, s->pool + (size_t)M->dim * (size_t)i, &s->pool_lp[i], &s->pool_lq[i], d))
-        return NULL;
-      npe_keep_lw(s, s->pool_lp[i] - s->pool_lq[i]);
-    }
-    s->order = gc_alloc_atomic(sizeof(int) * (size_t)n);
-    resample_psis_order(n, s->lw, &s->draw_rng, s->order);
-  }
+  if (npe_opt(o, "psis-resample").i &&
+      !vi_draws_resample(&s->draws, o->draws * o->thin, &s->draw_rng, d))
+    return NULL;
   return s;
 }
 
 static bool npe_step(void *state, bool warmup, Draw *out, Diag *d) {
   (void)warmup;
   NpeState *s = state;
-  double lp, lq;
-  const double *theta = s->theta;
-  if (s->pool) {
-    int k = s->order[s->next++ % s->npool];
-    theta = s->pool + (size_t)s->M->dim * (size_t)k;
-    lp = s->pool_lp[k], lq = s->pool_lq[k];
-  } else {
-    if (!npe_sample(s, s->theta, &lp, &lq, d)) return false;
-    npe_keep_lw(s, lp - lq);
-  }
-  InterpLatent *nested;
-  out->outputs = ld_draw(s->work, theta, rng_u64(&s->out_rng), (uint64_t)s->chain, &nested,
-                         &out->nlatents, d);
-  if (!out->outputs) return false;
-  out->latents = nested;
-  out->lp = lp;
-  out->log_weight = lp - lq;
-  out->stats[0] = lp;
-  out->stats[1] = lq;
-  return true;
+  return vi_draws_step(&s->draws, s->work, &s->out_rng, s->chain, out, d);
 }
 
 static void npe_free(void *state) { (void)state; /* GC memory; the log density is shared */ }
@@ -1125,16 +1087,16 @@ static bool npe_vi_report(void *state, ViReport *r) {
   NpeState *s = state;
   double sum = 0;
   int n = 0;
-  for (int i = 0; i < s->nlw; i++)
-    if (isfinite(s->lw[i])) sum += s->lw[i], n++;
+  for (int i = 0; i < s->draws.nlw; i++)
+    if (isfinite(s->draws.lw[i])) sum += s->draws.lw[i], n++;
   *r = (ViReport){
       .family = "npe",
       .elbo = n ? sum / n : -INFINITY, /* E_q[log p - log q] over the draws */
       .iterations = s->M->epochs,
       .converged = true,
-      .resampled = s->pool != NULL,
-      .n = s->nlw,
-      .lw = s->lw,
+      .resampled = s->draws.pool != NULL,
+      .n = s->draws.nlw,
+      .lw = s->draws.lw,
   };
   return true;
 }
@@ -1143,7 +1105,7 @@ static const char *npe_csv_info(void *state) {
   NpeState *s = state;
   return gc_printf("Amortized posterior loaded (--load %s).\nfamily = npe\nsimulations = %ld\n"
                    "epochs = %d\npsis_resample = %d",
-                   s->file, s->M->simulations, s->M->epochs, s->pool != NULL);
+                   s->file, s->M->simulations, s->M->epochs, s->draws.pool != NULL);
 }
 
 const EngineVT npe_draws = {

@@ -8,8 +8,12 @@
 #include "vi.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "../core/value.h"
+#include "engine.h"
+#include "logdensity.h"
+#include "resample.h"
 
 /* The tensors' metadata (names, ranks, shapes) lives beside the family. */
 typedef struct ViMeta {
@@ -133,4 +137,54 @@ void vi_reltest_push(ViRelTest *t, double rel, double *mean, double *median) {
     }
   *mean = sum / n;
   *median = s[n / 2]; /* Stan's: nth_element at n/2, the upper middle of an even count */
+}
+
+/* ---- the draws an engine writes from q ---- */
+
+void vi_draws_init(ViDraws *v, size_t dim, ViSample sample, void *ctx) {
+  memset(v, 0, sizeof *v);
+  v->dim = dim, v->sample = sample, v->ctx = ctx;
+  v->theta = gc_alloc_atomic(sizeof(double) * (dim ? dim : 1));
+}
+
+static void vi_keep_lw(ViDraws *v, double lw) {
+  v->lw = gc_grow(v->lw, v->nlw, &v->caplw, sizeof(double));
+  v->lw[v->nlw++] = lw;
+}
+
+bool vi_draws_resample(ViDraws *v, int n, Rng *r, Diag *d) {
+  v->npool = n;
+  v->pool = gc_alloc_atomic(sizeof(double) * v->dim * (size_t)(n ? n : 1));
+  v->pool_lp = gc_alloc_atomic(sizeof(double) * (size_t)(n ? n : 1));
+  v->pool_lq = gc_alloc_atomic(sizeof(double) * (size_t)(n ? n : 1));
+  for (int i = 0; i < n; i++) {
+    if (!v->sample(v->ctx, v->pool + v->dim * (size_t)i, &v->pool_lp[i], &v->pool_lq[i], d))
+      return false;
+    vi_keep_lw(v, v->pool_lp[i] - v->pool_lq[i]);
+  }
+  v->order = gc_alloc_atomic(sizeof(int) * (size_t)(n ? n : 1));
+  resample_psis_order(n, v->lw, r, v->order);
+  return true;
+}
+
+bool vi_draws_step(ViDraws *v, LdWork *w, Rng *out_rng, int chain, Draw *out, Diag *d) {
+  double lp, lq;
+  const double *theta = v->theta;
+  if (v->pool) {
+    int k = v->order[v->next++ % v->npool];
+    theta = v->pool + v->dim * (size_t)k;
+    lp = v->pool_lp[k], lq = v->pool_lq[k];
+  } else {
+    if (!v->sample(v->ctx, v->theta, &lp, &lq, d)) return false;
+    vi_keep_lw(v, lp - lq);
+  }
+  InterpLatent *nested;
+  out->outputs = ld_draw(w, theta, rng_u64(out_rng), (uint64_t)chain, &nested, &out->nlatents, d);
+  if (!out->outputs) return false;
+  out->latents = nested;
+  out->lp = lp;
+  out->log_weight = lp - lq;
+  out->stats[0] = lp;
+  out->stats[1] = lq;
+  return true;
 }

@@ -68,4 +68,38 @@ void vi_reltest_init(ViRelTest *t, int cb);
  * of an even count) into *mean, *median. */
 void vi_reltest_push(ViRelTest *t, double rel, double *mean, double *median);
 
+/* ---- the draws an engine writes from q (advi, amortized npe) ---- */
+
+struct Diag;
+struct LdWork;
+struct Draw;
+
+/* One draw of q: theta (dim reals), log p(theta) and log q(theta). */
+typedef bool (*ViSample)(void *ctx, double *theta, double *lp, double *lq, struct Diag *d);
+
+/* Each step's draw is a fresh one of q or, under --psis-resample, the next
+ * of a pool of n draws made beforehand and resampled by their
+ * Pareto-smoothed importance weights (in a random order, so that duplicates
+ * are not neighbours).  The log weights log p - log q of every draw made are
+ * kept: the ViReport's n and lw. */
+typedef struct ViDraws {
+  size_t dim;
+  ViSample sample;
+  void *ctx;
+  double *theta;      /* the current fresh draw */
+  double *lw;         /* log weights of every draw made */
+  int nlw, caplw;
+  double *pool, *pool_lp, *pool_lq;
+  int *order, npool, next;
+} ViDraws;
+
+void vi_draws_init(ViDraws *v, size_t dim, ViSample sample, void *ctx);
+/* The pool of n draws, resampled with r's randomness. */
+bool vi_draws_resample(ViDraws *v, int n, Rng *r, struct Diag *d);
+/* The next draw written as a Draw: the program's outputs at theta
+ * (ld_draw with a seed from out_rng, stream chain), lp__ = log p, the log
+ * weight, and the engine columns log_p__ and log_g__. */
+bool vi_draws_step(ViDraws *v, struct LdWork *w, Rng *out_rng, int chain, struct Draw *out,
+                   struct Diag *d);
+
 #endif
