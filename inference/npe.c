@@ -384,27 +384,18 @@ static bool npe_nets(NpeNets *m, const NpeLayout *L, int dim, int ctx, int ehidd
   return true;
 }
 
-static Tensor npe_slice(Tensor w, size_t off, size_t n) {
-  Tensor v = w;
-  v.rank = 1;
-  v.shape[0] = (int)n;
-  v.d = w.d + off;
-  v.node = w.node ? w.node + (int32_t)off : 0;
-  return v;
-}
-
 /* The mean over B rows of -log q(theta | x) in standardised units (theta
  * B x dim, x B x in, both standardised), recorded on t with weights w. */
 static AdNum npe_loss(Tape *t, const NpeNets *m, Tensor w, int B, const double *x,
                       const double *theta) {
   size_t d = (size_t)m->flow.dim, n = (size_t)B * d;
-  Tensor c = ds_forward(t, &m->ds, npe_slice(w, 0, m->ds.nparams), B, x);
+  Tensor c = ds_forward(t, &m->ds, tensor_slice(w, 0, m->ds.nparams), B, x);
   AdNum *th = tape_alloc_atomic(t, sizeof(AdNum) * n), *eps = tape_alloc_atomic(t, sizeof(AdNum) * n);
   AdNum *ld = tape_alloc_atomic(t, sizeof(AdNum) * (size_t)B);
   AdNum *terms = tape_alloc_atomic(t, sizeof(AdNum) * (n + (size_t)B));
   for (size_t e = 0; e < n; e++) th[e] = ad_const(theta[e]);
   if (!tensor_ok(c)) return ad_const(NAN);
-  rnvp_inverse_batch(t, &m->flow, npe_slice(w, m->ds.nparams, m->flow.nparams), B, c, th, eps, ld);
+  rnvp_inverse_batch(t, &m->flow, tensor_slice(w, m->ds.nparams, m->flow.nparams), B, c, th, eps, ld);
   for (size_t e = 0; e < n; e++) terms[e] = ad_scale(t, ad_mul(t, eps[e], eps[e]), 0.5);
   for (int b = 0; b < B; b++) terms[n + (size_t)b] = ld[b];
   AdNum sum = ad_sum(t, (int)(n + (size_t)B), terms);

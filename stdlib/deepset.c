@@ -46,15 +46,6 @@ void ds_init(const DeepSet *s, Rng *r, double *w) {
   nn_mlp_init(&s->rho, r, 1.0, w + s->rho_off);
 }
 
-static Tensor ds_slice(Tensor w, size_t off, size_t n) {
-  Tensor v = w;
-  v.rank = 1;
-  v.shape[0] = (int)n;
-  v.d = w.d + off;
-  v.node = w.node ? w.node + (int32_t)off : 0;
-  return v;
-}
-
 Tensor ds_forward(Tape *t, const DeepSet *s, Tensor w, int B, const double *rows) {
   int rin = s->ngroups * s->hidden + s->rest;
   size_t nr = (size_t)B * (size_t)rin;
@@ -68,7 +59,7 @@ Tensor ds_forward(Tape *t, const DeepSet *s, Tensor w, int B, const double *rows
     for (int b = 0; b < B; b++) memcpy(x + (size_t)b * ne, rows + (size_t)b * s->in + col, sizeof(double) * ne);
     col += ne;
     Tensor e = tensor_const(2, (int[]){B * n, wd}, x);
-    Tensor feat = nn_mlp_forward(t, &s->phi[g], ds_slice(w, s->phi_off[g], s->phi[g].nparams), e);
+    Tensor feat = nn_mlp_forward(t, &s->phi[g], tensor_slice(w, s->phi_off[g], s->phi[g].nparams), e);
     feat = tensor_reshape(t, feat, 3, (int[]){B, n, h});
     double *avg = tape_alloc_atomic(t, sizeof(double) * (size_t)B * (size_t)n);
     for (size_t i = 0; i < (size_t)B * (size_t)n; i++) avg[i] = 1.0 / n;
@@ -88,5 +79,5 @@ Tensor ds_forward(Tape *t, const DeepSet *s, Tensor w, int B, const double *rows
       ids[dst] = 0;
     }
   Tensor in = tensor_gather(t, 2, (int[]){B, rin}, vals, ids);
-  return nn_mlp_forward(t, &s->rho, ds_slice(w, s->rho_off, s->rho.nparams), in);
+  return nn_mlp_forward(t, &s->rho, tensor_slice(w, s->rho_off, s->rho.nparams), in);
 }

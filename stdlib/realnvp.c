@@ -72,16 +72,6 @@ void rnvp_init(const Rnvp *f, Rng *r, double *w) {
   for (int k = 0; k < f->ncoupling; k++) nn_mlp_init(&f->layer[k].mlp, r, 0.0, w + f->layer[k].off);
 }
 
-/* w's elements [off, off + n) as a rank-1 tensor, with their nodes if w has them. */
-static Tensor w_slice(Tensor w, size_t off, size_t n) {
-  Tensor s = w;
-  s.rank = 1;
-  s.shape[0] = (int)n;
-  s.d = w.d + off;
-  s.node = w.node ? w.node + (int32_t)off : 0;
-  return s;
-}
-
 /* The moved halves' scales s and shifts of layer L at the B points x (raw
  * MLP outputs through the soft bound), each reading its row of the context:
  * s[b * nmoved + j] and shift[b * nmoved + j]. */
@@ -108,7 +98,7 @@ static void coupling(Tape *t, const RnvpLayer *L, Tensor w, int B, int ctx, Tens
   /* one point keeps the rank-1 form, whose products are the unbatched ones */
   int shape[2] = {B, in};
   Tensor inp = B == 1 ? tensor_gather(t, 1, &in, vals, ids) : tensor_gather(t, 2, shape, vals, ids);
-  Tensor out = nn_mlp_forward(t, &L->mlp, w_slice(w, L->off, L->mlp.nparams), inp);
+  Tensor out = nn_mlp_forward(t, &L->mlp, tensor_slice(w, L->off, L->mlp.nparams), inp);
   if (!tensor_ok(out)) { /* tape_fail said why; the values are garbage, not a crash */
     for (size_t e = 0; e < (size_t)B * L->nmoved; e++) s[e] = shift[e] = ad_const(NAN);
     return;
@@ -129,7 +119,7 @@ static void base_affine(Tape *t, const Rnvp *f, Tensor w, int B, Tensor c, AdNum
                         AdNum *omega) {
   size_t d = (size_t)f->dim;
   Tensor bo = {.rank = -1};
-  if (f->ctx > 0) bo = nn_mlp_forward(t, &f->base, w_slice(w, f->base_off, f->base.nparams), c);
+  if (f->ctx > 0) bo = nn_mlp_forward(t, &f->base, tensor_slice(w, f->base_off, f->base.nparams), c);
   for (int b = 0; b < B; b++)
     for (size_t i = 0; i < d; i++) {
       AdNum m = tensor_at(w, i), o = tensor_at(w, d + i);

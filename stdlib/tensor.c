@@ -169,6 +169,15 @@ Tensor tensor_reshape(Tape *t, Tensor x, int rank, const int *shape) {
   return y;
 }
 
+Tensor tensor_slice(Tensor x, size_t off, size_t n) {
+  Tensor v = x;
+  v.rank = 1;
+  v.shape[0] = (int)n;
+  v.d = x.d + off;
+  v.node = x.node ? x.node + (int32_t)off : 0;
+  return v;
+}
+
 AdNum tensor_at(Tensor x, size_t i) {
   return (AdNum){x.d[i], x.node ? x.node + (int32_t)i : 0};
 }

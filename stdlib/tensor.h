@@ -60,6 +60,10 @@ Tensor tensor_keep(Tape *t, Tensor x);
 Tensor tensor_reshape(Tape *t, Tensor x, int rank, const int *shape);
 /* Element i (row-major) as a scalar: its node is x.node + i. */
 AdNum tensor_at(Tensor x, size_t i);
+/* x's elements [off, off + n) (row-major) as a rank-1 tensor over the same
+ * data, with their nodes if x has them: a layer's weights within a network's
+ * flat vector. */
+Tensor tensor_slice(Tensor x, size_t off, size_t n);
 
 /* ---- operations (each records at most one block) ---- */
 
