@@ -898,8 +898,6 @@ static bool dr_cut_interrupted(Run *r) {
   return true;
 }
 
-/* The statistics of every column and the evidence.  Sampler columns
- * describe the sampler, not the posterior: they are summarised unweighted. */
 /* The columns' diagnostics are independent of each other, and with many
  * draws (sorts, FFTs) they are the end of a run that no chain shares: they
  * are spread over threads, each taking the next column. */
@@ -930,6 +928,8 @@ static void *dr_summarise_worker(void *arg) {
   return NULL;
 }
 
+/* The statistics of every column and the evidence.  Sampler columns
+ * describe the sampler, not the posterior: they are summarised unweighted. */
 static void dr_summarise(const DriverDraws *dd, RunResult *rr) {
   int m = rr->nchains, n = rr->ndraws;
   SumJob job = {.rr = rr};
