@@ -22,7 +22,13 @@ static void tap_vreport_(int ok, const char *fmt, va_list ap) {
   tap_n_++;
   if (!ok) tap_failed_++;
   printf("%sok %d - ", ok ? "" : "not ", tap_n_);
-  vprintf(fmt, ap);
+  /* a name that quotes a multi-line text (a message, a summary) stays on
+     the TAP line: its newlines become spaces */
+  char name[4096];
+  vsnprintf(name, sizeof name, fmt, ap);
+  for (char *c = name; *c; c++)
+    if (*c == '\n') *c = ' ';
+  fputs(name, stdout);
   printf("\n");
 }
 

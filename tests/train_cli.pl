@@ -37,6 +37,8 @@ my $n = 0;
 my $failed = 0;
 sub ok {
   my ($cond, $name) = @_;
+  $name =~ s/\s*\n\s*/ /g; # a message quoted in the name stays on the TAP line
+  $name =~ s/\s+$//;
   $n++;
   $failed++ unless $cond;
   print(($cond ? "ok" : "not ok") . " $n - $name\n");
