@@ -685,15 +685,22 @@ static int lower_sizes(Lower *L, const AstType *at, int *out) {
    IR_PARAM with the layout's sizes (imm: a network's activations; none for a
    flow), recorded in netdefs so that calls (f(x)) and flow(q) find the
    layout.  Not an output: the weights are saved apart (safetensors). */
-static void lower_weights_param(Lower *L, const Ast *s, IrCon con, int n, int *sz, Value imm) {
+/* The IR_PARAM of the declaration s (its register made and bound to it), for
+   the caller to complete and emit. */
+static IrInstr param_ins(Lower *L, const Ast *s, IrCon con, int nsizes, int *sizes) {
   int r = reg_new(L, s->ty, s->name);
   map_put(&L->vars, s, r);
   IrInstr in = ins_new(IR_PARAM, s->pos);
   in.dst = r;
   in.name = s->name;
   in.con = con;
-  in.nsizes = n;
-  in.sizes = sz;
+  in.nsizes = nsizes;
+  in.sizes = sizes;
+  return in;
+}
+
+static void lower_weights_param(Lower *L, const Ast *s, IrCon con, int n, int *sz, Value imm) {
+  IrInstr in = param_ins(L, s, con, n, sz);
   in.imm = imm;
   emit(L, &in);
   map_put(&L->nets, s, L->nnets);
@@ -729,21 +736,14 @@ static void lower_decl(Lower *L, const Ast *s) {
   }
   if (s->is_param) { /* param T x [= init]; (the checker keeps it at the model's top level) */
     int init = s->a ? lower_as(L, s->a, s->ty) : -1;
-    int r = reg_new(L, s->ty, s->name);
-    map_put(&L->vars, s, r);
-    IrInstr in = ins_new(IR_PARAM, s->pos);
-    in.dst = r;
-    in.name = s->name;
-    in.con = con;
-    in.nsizes = ns > 0 ? ns : 0;
-    in.sizes = sizes;
+    IrInstr in = param_ins(L, s, con, ns > 0 ? ns : 0, sizes);
     if (init >= 0) {
       in.nargs = 1;
       in.args = int_array(1);
       in.args[0] = init;
     }
     emit(L, &in);
-    if (L->blk == BLK_MODEL) add_output(L, s->name, r, s->ty, OUT_DERIVED);
+    if (L->blk == BLK_MODEL) add_output(L, s->name, in.dst, s->ty, OUT_DERIVED);
     return;
   }
   if (s->b) { /* T x ~ dist(...) */
