@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "inference/engine.h"
+#include "inference/svi.h"
 #include "lang/check.h"
 #include "parser/ast.h"
 #include "tests/tap.h"
@@ -135,6 +136,28 @@ __attribute__((unused)) static bool trun(const EngineVT *e, const Interp *in, ui
   }
   e->free(st);
   return true;
+}
+
+/* svi_gradient's partials at the params' current values into g, and the
+ * worst relative error |fd - g| / (1 + |g|) against central differences of
+ * step h of the same-noise ELBO (seed); -1 when an evaluation fails (d says
+ * why). */
+__attribute__((unused)) static double tsvi_fd_worst(Svi *s, uint64_t seed, double h, double *g,
+                                                    Diag *d) {
+  size_t n = svi_dim(s);
+  double *x = svi_values(s), *g2 = calloc(n ? n : 1, sizeof(double)), e0, ep, em, worst = 0;
+  bool ok = svi_gradient(s, seed, true, &e0, g, d);
+  for (size_t j = 0; ok && j < n; j++) {
+    double x0 = x[j];
+    x[j] = x0 + h;
+    ok = svi_gradient(s, seed, true, &ep, g2, d);
+    x[j] = x0 - h;
+    ok = ok && svi_gradient(s, seed, true, &em, g2, d);
+    x[j] = x0;
+    worst = fmax(worst, fabs((ep - em) / (2 * h) - g[j]) / (1 + fabs(g[j])));
+  }
+  free(g2);
+  return ok ? worst : -1;
 }
 
 __attribute__((unused)) static double tmean(int n, const double *x) {
