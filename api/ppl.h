@@ -180,6 +180,66 @@ typedef struct ppl_family {
 /* Copies *fam (and its strings); ud is kept as given. */
 ppl_status ppl_register_family(ppl_context *ctx, const ppl_family *fam);
 
+/* A host function on strings, for language-model cascades' tools (a
+ * calculator, a look-up): called from models as `name(a, b, ...)` with
+ * `arity` string arguments (numbers are converted with to_string in the
+ * program), it returns a string.  fn writes its result to *out, allocated
+ * with malloc (ppl frees it), and returns 0; or returns non-zero with a
+ * message in err (the run fails with it, at the call's source position).
+ * Registered before the models that call it are compiled; threads as for
+ * ppl_register_function. */
+typedef int (*ppl_host_str_fn)(void *ud, int nargs, const char *const *args, char **out, char *err,
+                               size_t errsz);
+ppl_status ppl_register_string_function(ppl_context *ctx, const char *name, int arity,
+                                        ppl_host_str_fn fn, void *ud);
+
+/* ---- language-model backends (docs/cascades.md) ------------------------ */
+
+/* A language model for the `lm` / `lm_next` families of the models run in
+ * this context: tokenize, detokenize, vocabulary, end of sequence, and the
+ * full next-token log-probability vector for a context state; states fork
+ * (particles share a prompt's KV cache) and are released one by one.  One
+ * eval call is one batch over several states.  Every callback receives
+ * self; none is called from two threads at once.  Contracts, member by
+ * member, as the built-in backends keep them (ngram:, llama:):
+ *   tokenize:   text[0..len) -> out[0..max); returns the count (may exceed
+ *               max: call again with room) or -1 with a message in err.
+ *   token_text: the bytes of token tok into buf[0..cap) (not terminated);
+ *               returns their count (may exceed cap), -1 for a bad token.
+ *   start:      a new state holding the empty context; NULL + err.
+ *   fork:       a new state with s's context; NULL + err.
+ *   release:    frees one state.
+ *   eval:       for i < n, appends toks[i][0..ntoks[i]) to states[i] and
+ *               writes its normalised next-token log-probabilities to
+ *               logp + i * n_vocab; 0, or -1 with a message.
+ *   score:      optional (NULL: eval is used): appends toks[0..n) to s and
+ *               adds their log-probabilities to *lp.
+ *   destroy:    optional: frees self; called by ppl_context_free.
+ * ppl copies *lm (and name); self stays the host's until destroy. */
+typedef struct ppl_lm_state ppl_lm_state;
+typedef struct ppl_lm_backend {
+  const char *name;
+  void *self;
+  int n_vocab;
+  int32_t eos; /* end-of-sequence token, or -1 */
+  int (*tokenize)(void *self, const char *text, size_t len, int32_t *out, int max, char *err,
+                  size_t errsz);
+  int (*token_text)(void *self, int32_t tok, char *buf, int cap);
+  ppl_lm_state *(*start)(void *self, char *err, size_t errsz);
+  ppl_lm_state *(*fork)(void *self, const ppl_lm_state *s, char *err, size_t errsz);
+  void (*release)(void *self, ppl_lm_state *s);
+  int (*eval)(void *self, int n, ppl_lm_state *const *states, const int32_t *const *toks,
+              const int *ntoks, float *logp, char *err, size_t errsz);
+  int (*score)(void *self, ppl_lm_state *s, const int32_t *toks, int n, double *lp, char *err,
+               size_t errsz);
+  void (*destroy)(void *self);
+} ppl_lm_backend;
+/* Register lm under name ("" is the default model, used by `lm(...)` calls
+ * that name none; others are chosen with `model = "NAME"`).  A run's
+ * `lm` option (`--lm SPEC` or `--lm NAME=SPEC`: ngram:FILE, llama:FILE.gguf)
+ * opens a built-in backend instead for that run. */
+ppl_status ppl_register_lm(ppl_context *ctx, const char *name, const ppl_lm_backend *lm);
+
 /* ---- models ------------------------------------------------------------ */
 
 typedef struct ppl_model ppl_model;
