@@ -46,6 +46,7 @@ struct LogDensity {
   bool jit_borrowed;   /* jit is that other's: not ld's to free */
   bool nested;         /* latents no output holds (in loops, functions): a draw
                           reports them, which only the interpreter's run keeps */
+  uint64_t steps;      /* interpreter instructions of one run (ld_jit_pays) */
 };
 
 struct LdWork {
@@ -477,7 +478,7 @@ static HandlerResult disc_sample(Handler *h, const char *addr, const DistCall *d
   return r;
 }
 
-static Trace *discover(const Interp *in, int *nnested, Diag *d) {
+static Trace *discover(const Interp *in, int *nnested, uint64_t *steps, Diag *d) {
   Rng rng;
   rng_seed(&rng, 0x6c64, 0);
   Diag rd;
@@ -491,6 +492,7 @@ static Trace *discover(const Interp *in, int *nnested, Diag *d) {
     Trace *t = trace_run(in, &dh.th, 0, 0, false, &st, &rd);
     if (t) {
       interp_nested_latents(st, nnested);
+      *steps = interp_steps(st);
       return t;
     }
   }
@@ -507,10 +509,12 @@ LogDensity *ld_new(const Interp *in, Diag *d) {
     return NULL;
   }
   int nnested = 0;
-  Trace *t = discover(in, &nnested, d);
+  uint64_t steps = 0;
+  Trace *t = discover(in, &nnested, &steps, d);
   if (!t) return NULL;
   LogDensity *ld = gc_alloc(sizeof(LogDensity));
   ld->in = in;
+  ld->steps = steps;
   ld->nested = nnested > 0;
   ld->n = t->n;
   ld->lat = gc_alloc(sizeof(LdLatent) * (size_t)(t->n > 0 ? t->n : 1));
@@ -723,6 +727,16 @@ static void *make_shared(const Interp *in, void *arg) {
 LogDensity *ld_shared(const Interp *in, bool jit, Diag *d) {
   SharedArg a = {jit, d};
   return interp_cache(in, jit ? 0 : 1, make_shared, &a);
+}
+
+bool ld_jit_pays(const LogDensity *ld, double evals) {
+  const IrProgram *p = interp_program(ld->in);
+  const Value *R = interp_data_regs(ld->in);
+  double elements = 0;
+  for (int r = 0; R && r < p->main.nregs; r++)
+    if (R[r].k >= V_ARR) elements += (double)val_numel(R[r]);
+  double interp_us = 3 + 0.15 * (double)ld->steps + 0.01 * elements;
+  return evals * 0.9 * interp_us > 40e3;
 }
 
 void ld_shared_free(const Interp *in) {

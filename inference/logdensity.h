@@ -114,6 +114,15 @@ Value *ld_draw(LdWork *w, const double *theta, uint64_t seed, uint64_t stream,
  * engines take it here instead of ld_new, so compilation happens once.
  * Released by ld_shared_free (ppl_model_free), never by the engines. */
 LogDensity *ld_shared(const Interp *in, bool jit, Diag *d);
+/* Will compiling pay for itself over `evals` evaluations of ld (an
+ * interpreted one)?  An estimate from the program and its data, never from
+ * a clock, so the choice (and the output) is the same on every machine: one
+ * interpreted evaluation costs about 3 us + 0.15 us per instruction the
+ * interpreter executes in a run + 0.01 us per element of the data that its
+ * vectorised kernels read, compiled code a tenth of that, and compiling
+ * about 40 ms (docs/performance.md, "When compiling pays").  Engines that
+ * evaluate a few thousand times (amortized) ask; the others always compile. */
+bool ld_jit_pays(const LogDensity *ld, double evals);
 void ld_shared_free(const Interp *in);
 /* Release compiled code (the LogDensity itself is collected memory). */
 void ld_free(LogDensity *ld);

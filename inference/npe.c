@@ -941,6 +941,7 @@ typedef struct NpeState {
   Diag last_fail;
   const char *notes;
   ViDraws draws;         /* the steps' draws, their log weights, the resampled pool */
+  const char *backend;   /* why the log density is interpreted, when ld_jit_pays said so */
 } NpeState;
 
 /* The next NPE_DRAW_BATCH draws of q in one pass of the flow (one BLAS
@@ -1008,8 +1009,17 @@ static void *npe_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
   s->o = o, s->chain = chain, s->file = lv->path;
   if (!(s->M = npe_load(in, lv->path, d))) return NULL;
   NpeModel *M = s->M;
-  s->ld = ld_shared(in, !o->no_jit, d);
+  /* the log density weighs each draw once: compile only where that pays */
+  s->ld = ld_shared(in, false, d);
   if (!s->ld) return NULL;
+  double evals = (double)o->draws * o->thin * o->chains;
+  if (!o->no_jit && ld_jit_pays(s->ld, evals)) {
+    s->ld = ld_shared(in, true, d);
+    if (!s->ld) return NULL;
+  } else if (!o->no_jit) {
+    s->backend = gc_printf("interpreter (%.0f evaluations of the log density: compiling it "
+                           "would cost more than it saves)", evals);
+  }
   if ((int)ld_dim(s->ld) != M->dim) {
     diag_error(d, DIAG_DATA, (SrcPos){0},
                "%s: trained for %d unconstrained latents; with these data the program has %zu",
@@ -1066,7 +1076,10 @@ static bool npe_step(void *state, bool warmup, Draw *out, Diag *d) {
 
 static void npe_free(void *state) { (void)state; /* GC memory; the log density is shared */ }
 
-static const char *npe_backend(void *state) { return ld_backend(((NpeState *)state)->ld); }
+static const char *npe_backend(void *state) {
+  NpeState *s = state;
+  return s->backend ? s->backend : ld_backend(s->ld);
+}
 
 /* The same for every chain: said once, by the first. */
 static const char *npe_notes(void *state) {

@@ -149,6 +149,7 @@ struct InterpState {
      first, a persistent list, so a fork shares it and appends privately. */
   const struct LatNode *nested;
   int nnested;
+  uint64_t steps;       /* instructions executed (interp_steps) */
 };
 
 typedef struct LatNode {
@@ -445,6 +446,7 @@ InterpLatent *interp_nested_latents(const InterpState *st, int *n) {
 }
 
 long interp_events(const InterpState *st) { return st->events; }
+uint64_t interp_steps(const InterpState *st) { return st->steps; }
 
 void interp_set_tape(InterpState *st, Tape *t) { st->tape = t; }
 int32_t interp_factor_node(const InterpState *st) { return st->factor_ad; }
@@ -1355,6 +1357,7 @@ static inline __attribute__((always_inline)) RunStatus run_loop(InterpState *st,
 
     const IrInstr *ins = &c->blk->ins[c->pc++];
     const int *A = ins->args;
+    st->steps++;
     switch ((IrOpcode)ins->op) {
     case IR_CONST:
       R[ins->dst] = ins->imm;

@@ -229,6 +229,10 @@ InterpLatent *interp_nested_latents(const InterpState *st, int *n);
 /* Number of observations (IR_OBSERVE and IR_FACTOR/IR_CONDITION events)
  * executed so far, for SMC's bookkeeping. */
 long interp_events(const InterpState *st);
+/* Instructions executed so far (a fork keeps its parent's count): the
+ * interpreter's share of a run's cost, for deciding whether compiling pays
+ * (ld_jit_pays).  Deterministic: the same run counts the same. */
+uint64_t interp_steps(const InterpState *st);
 
 /* Reverse-mode AD (stdlib/ad.h): with a tape set, every operation on reals
  * that carry nodes records itself, so values computed from node-carrying

@@ -2,8 +2,8 @@
  * against log densities written out by hand in gen_engines_reference.py
  * (Jacobians of the log, logit and stick-breaking maps included), the
  * constrain/unconstrain round trip, CmdStan element names and order, errors
- * for dynamic and discrete programs and for failed parameter checks, and
- * concurrent evaluation from two threads. */
+ * for dynamic and discrete programs and for failed parameter checks,
+ * concurrent evaluation from two threads, and ld_jit_pays's choice. */
 #include <pthread.h>
 
 #include "engines_reference.h"
@@ -196,8 +196,41 @@ static void test_threads(const LogDensity *ld) {
          "two threads evaluating at once agree with the serial result");
 }
 
+/* ld_jit_pays: a small vectorised program is not worth compiling for a
+   thousand evaluations but is for a million; a loop of 2,000 statements is
+   worth it for a thousand; the estimate sees the data's size. */
+static void test_jit_pays(void) {
+  TData td;
+  tdata_init(&td);
+  tdata_add(&td, "N", val_int(5));
+  tdata_add(&td, "y", tvec(5, A_y));
+  Diag d;
+  Interp *in = tcompile(SRC_G, &td, &d);
+  LogDensity *ld = in ? ld_new(in, &d) : NULL;
+  if (!tap_ok(ld != NULL, "model G for ld_jit_pays")) return;
+  tap_ok(!ld_jit_pays(ld, 1000), "a small vectorised program: 1,000 evaluations interpreted");
+  tap_ok(ld_jit_pays(ld, 1e6), "... a million compiled");
+  in = tcompile("model { real x ~ normal(0, 1); for (i in 1:2000) target += -0.5 * x * x; }\n",
+                NULL, &d);
+  ld = in ? ld_new(in, &d) : NULL;
+  if (!tap_ok(ld != NULL, "loop program for ld_jit_pays")) return;
+  tap_ok(ld_jit_pays(ld, 1000), "a loop of 2,000 statements: 1,000 evaluations compiled");
+  tap_ok(!ld_jit_pays(ld, 10), "... 10 interpreted");
+  TData big;
+  tdata_init(&big);
+  double *y = calloc(100000, sizeof *y);
+  tdata_add(&big, "N", val_int(100000));
+  tdata_add(&big, "y", tvec(100000, y));
+  in = tcompile(SRC_G, &big, &d);
+  ld = in ? ld_new(in, &d) : NULL;
+  free(y);
+  if (!tap_ok(ld != NULL, "model G with 100,000 points")) return;
+  tap_ok(ld_jit_pays(ld, 1000), "100,000 data points: 1,000 evaluations compiled");
+}
+
 int main(void) {
   gc_init();
+  test_jit_pays();
   LogDensity *ld = NULL;
   test_normal_model(&ld);
   test_simplex_and_bounds();
