@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "../stdlib/deepset.h"
+#include "../stdlib/linalg.h"
 #include "../stdlib/optim.h"
 #include "../stdlib/realnvp.h"
 #include "../stdlib/safetensors.h"
@@ -46,6 +47,8 @@
 #define NPE_HOLDOUT 0.1 /* share of the simulations kept for the held-out loss */
 #define NPE_CLIP 10.0   /* gradient-norm clipping of Adam's steps */
 #define NPE_DRAW_BATCH 256 /* draws of q made in one pass of the flow */
+#define NPE_QUAD_WIDTH 8  /* widest set element whose pairwise products the summary sees */
+#define NPE_POOLED_MAX 64 /* most pooled features passed to the flow beside the summary */
 
 /* ---- the layout of x ---- */
 
@@ -369,19 +372,47 @@ static OptValue npe_opt(const EngineOpts *o, const char *name) {
 
 /* ---- the networks ---- */
 
+/* The flow is conditioned on the summary network's output and, with
+ * `pooled`, on the data's pooled features themselves (ds_pooled: each
+ * group's means of its elements and their products, the other reals): a
+ * linear path from the sufficient statistics of linear-Gaussian models to
+ * the flow's base, which npe_warm_start fits by least squares. */
 typedef struct NpeNets {
   DeepSet ds;
   Rnvp flow;
+  int npooled;    /* pooled features in the flow's context (0: none) */
   size_t nparams; /* the summary's weights, then the flow's */
 } NpeNets;
 
-static bool npe_nets(NpeNets *m, const NpeLayout *L, int dim, int ctx, int ehidden, int layers,
-                     int fhidden, char *err, size_t errsz) {
-  if (!ds_make(&m->ds, L->ngroups, L->n, L->width, L->rest, ehidden, ctx, err, errsz) ||
-      !rnvp_make_cond(&m->flow, dim, ctx, layers, fhidden, err, errsz))
+static bool npe_nets(NpeNets *m, const NpeLayout *L, int dim, int ctx, int ehidden, bool quadratic,
+                     bool pooled, int layers, int fhidden, char *err, size_t errsz) {
+  if (!ds_make(&m->ds, L->ngroups, L->n, L->width, L->rest, ehidden, ctx, quadratic, err, errsz))
     return false;
+  m->npooled = pooled ? ds_pooled_size(&m->ds) : 0;
+  if (!rnvp_make_cond(&m->flow, dim, ctx + m->npooled, layers, fhidden, err, errsz)) return false;
   m->nparams = m->ds.nparams + m->flow.nparams;
   return true;
+}
+
+/* The flow's context of B standardised rows [B, ctx + npooled]: the summary
+ * (differentiable in w's summary part), then the pooled features. */
+static Tensor npe_context(Tape *t, const NpeNets *m, Tensor w, int B, const double *x) {
+  Tensor c = ds_forward(t, &m->ds, tensor_slice(w, 0, m->ds.nparams), B, x);
+  if (!m->npooled || !tensor_ok(c)) return c;
+  int k = m->ds.out, n = k + m->npooled;
+  double *vals = tape_alloc_atomic(t, sizeof(double) * (size_t)B * (size_t)n);
+  int32_t *ids = tape_alloc_atomic(t, sizeof(int32_t) * (size_t)B * (size_t)n);
+  for (int b = 0; b < B; b++) {
+    double *v = vals + (size_t)b * n;
+    int32_t *id = ids + (size_t)b * n;
+    for (int j = 0; j < k; j++) {
+      v[j] = c.d[(size_t)b * k + j];
+      id[j] = c.node ? c.node + (int32_t)((size_t)b * k + j) : 0;
+    }
+    ds_pooled(&m->ds, x + (size_t)b * m->ds.in, v + k);
+    for (int j = k; j < n; j++) id[j] = 0;
+  }
+  return tensor_gather(t, 2, (int[]){B, n}, vals, ids);
 }
 
 /* The mean over B rows of -log q(theta | x) in standardised units (theta
@@ -389,7 +420,7 @@ static bool npe_nets(NpeNets *m, const NpeLayout *L, int dim, int ctx, int ehidd
 static AdNum npe_loss(Tape *t, const NpeNets *m, Tensor w, int B, const double *x,
                       const double *theta) {
   size_t d = (size_t)m->flow.dim, n = (size_t)B * d;
-  Tensor c = ds_forward(t, &m->ds, tensor_slice(w, 0, m->ds.nparams), B, x);
+  Tensor c = npe_context(t, m, w, B, x);
   AdNum *th = tape_alloc_atomic(t, sizeof(AdNum) * n), *eps = tape_alloc_atomic(t, sizeof(AdNum) * n);
   AdNum *ld = tape_alloc_atomic(t, sizeof(AdNum) * (size_t)B);
   AdNum *terms = tape_alloc_atomic(t, sizeof(AdNum) * (n + (size_t)B));
@@ -542,6 +573,8 @@ typedef struct NpeModel {
   NpeLayout *L;
   NpeNets m;
   int dim, ctx, ehidden, layers, fhidden;
+  bool quadratic;               /* the summary's elements with their products (deepset.h) */
+  bool pooled;                  /* the flow also reads the pooled features (NpeNets) */
   double *w;                    /* m.nparams */
   double *tmean, *tsd;          /* dim */
   double *xmean, *xsd;          /* L->ncols */
@@ -567,6 +600,8 @@ static bool npe_save(const NpeModel *M, const IrProgram *p, const char *path, Di
       {"dim", gc_printf("%d", M->dim)},
       {"embed_dim", gc_printf("%d", M->ctx)},
       {"embed_hidden", gc_printf("%d", M->ehidden)},
+      {"embed_features", M->quadratic ? "quadratic" : "linear"},
+      {"embed_pooled", M->pooled ? "yes" : "no"},
       {"flow_layers", gc_printf("%d", M->layers)},
       {"flow_hidden", gc_printf("%d", M->fhidden)},
       {"observed", obs},
@@ -664,7 +699,18 @@ static NpeModel *npe_load(const Interp *in, const char *path, Diag *d) {
     return NULL;
   }
   char e2[256];
-  if (!npe_nets(&M->m, M->L, M->dim, M->ctx, M->ehidden, M->layers, M->fhidden, e2, sizeof e2)) {
+  /* files from before the products were added say nothing: linear */
+  const char *ef = st_meta_get(f, "embed_features");
+  M->quadratic = ef && !strcmp(ef, "quadratic");
+  if (ef && !M->quadratic && strcmp(ef, "linear")) {
+    diag_error(d, DIAG_DATA, (SrcPos){0}, "%s: unknown embed_features \"%s\" (this ppl knows "
+               "\"linear\" and \"quadratic\")", path, ef);
+    return NULL;
+  }
+  const char *pooled = st_meta_get(f, "embed_pooled");
+  M->pooled = pooled && !strcmp(pooled, "yes");
+  if (!npe_nets(&M->m, M->L, M->dim, M->ctx, M->ehidden, M->quadratic, M->pooled, M->layers,
+                M->fhidden, e2, sizeof e2)) {
     diag_error(d, DIAG_DATA, (SrcPos){0}, "%s: %s", path, e2);
     return NULL;
   }
@@ -687,6 +733,99 @@ static NpeModel *npe_load(const Interp *in, const char *path, Diag *d) {
 }
 
 /* ---- training ---- */
+
+/* The mean loss over the held-out simulations (idx[ntrain..ntrain+nval);
+ * the training ones when none are held out), in batches of B through the
+ * buffers bx, bt. */
+static double npe_heldout(const NpeModel *M, const double *X, const double *T, const long *idx,
+                          long ntrain, long nval, int B, double *bx, double *bt, Tape *t) {
+  const NpeLayout *L = M->L;
+  int dim = M->dim, npi = (int)M->m.nparams;
+  long v0 = nval > 0 ? ntrain : 0, vn = nval > 0 ? nval : ntrain;
+  double sum = 0;
+  for (long b0 = 0; b0 < vn; b0 += B) {
+    int nb = (int)(vn - b0 < B ? vn - b0 : B);
+    for (int r = 0; r < nb; r++) {
+      memcpy(bx + (size_t)r * L->in, X + (size_t)idx[v0 + b0 + r] * L->in, sizeof(double) * L->in);
+      memcpy(bt + (size_t)r * dim, T + (size_t)idx[v0 + b0 + r] * (size_t)dim,
+             sizeof(double) * (size_t)dim);
+    }
+    tape_reset(t);
+    sum += npe_loss(t, &M->m, tensor_const(1, &npi, M->w), nb, bx, bt).v * nb;
+  }
+  return sum / (double)vn;
+}
+
+/* Start the flow's base affine at the linear-Gaussian fit: the least-squares
+ * regression of the standardised latents on the pooled features (with an
+ * intercept) over the training simulations, and the residuals' log sds as
+ * its log scales — regression adjustment (Beaumont, Zhang & Balding 2002) —
+ * which training then improves on.  The summary network's outputs are left
+ * out (at their random start they carry nothing a fit should trust, and
+ * each would add to its variance).  The couplings start as the identity, so
+ * q starts as that Gaussian.  A singular or failed fit leaves the base at
+ * the prior (mu 0, log scale 0). */
+static void npe_warm_start(NpeModel *M, const double *X, const double *T, const long *idx,
+                           long ntrain, Tape *t) {
+  const NpeNets *m = &M->m;
+  int dim = M->dim, K = m->npooled + 1, npi = (int)m->ds.nparams, skip = m->ds.out;
+  size_t kk = (size_t)K;
+  double *Z = malloc(sizeof(double) * kk * (size_t)ntrain);
+  double *G = calloc(kk * kk, sizeof(double)), *Lc = malloc(sizeof(double) * kk * kk);
+  double *H = calloc(kk * (size_t)dim, sizeof(double)), *beta = malloc(sizeof(double) * kk * (size_t)dim);
+  double *row = malloc(sizeof(double) * M->L->in * NPE_DRAW_BATCH);
+  bool ok = Z && G && Lc && H && beta && row;
+  for (long b0 = 0; ok && b0 < ntrain; b0 += NPE_DRAW_BATCH) {
+    int nb = (int)(ntrain - b0 < NPE_DRAW_BATCH ? ntrain - b0 : NPE_DRAW_BATCH);
+    for (int r = 0; r < nb; r++)
+      memcpy(row + (size_t)r * M->L->in, X + (size_t)idx[b0 + r] * M->L->in, sizeof(double) * M->L->in);
+    tape_reset(t);
+    Tensor c = npe_context(t, m, tensor_const(1, &npi, M->w), nb, row);
+    if (!(ok = tensor_ok(c))) break;
+    for (int r = 0; r < nb; r++) {
+      double *z = Z + (size_t)(b0 + r) * kk;
+      memcpy(z, c.d + (size_t)r * m->flow.ctx + skip, sizeof(double) * (kk - 1));
+      z[K - 1] = 1;
+    }
+  }
+  for (long i = 0; ok && i < ntrain; i++) { /* G = Z'Z (column-major, lower), H = Z'T */
+    const double *z = Z + (size_t)i * kk, *th = T + (size_t)idx[i] * (size_t)dim;
+    for (int a = 0; a < K; a++) {
+      for (int b = a; b < K; b++) G[(size_t)a * kk + b] += z[a] * z[b];
+      for (int j = 0; j < dim; j++) H[(size_t)j * kk + a] += z[a] * th[j];
+    }
+  }
+  if (ok) { /* a small ridge keeps collinear contexts solvable */
+    double tr = 0;
+    for (int a = 0; a < K; a++) tr += G[(size_t)a * kk + a];
+    for (int a = 0; a < K; a++) G[(size_t)a * kk + a] += 1e-8 * tr / K + 1e-12;
+    ok = la_cholesky(K, G, Lc);
+  }
+  for (int j = 0; ok && j < dim; j++) {
+    la_solve_lower(K, Lc, H + (size_t)j * kk, beta + (size_t)j * kk);
+    la_solve_lower_t(K, Lc, beta + (size_t)j * kk, beta + (size_t)j * kk);
+  }
+  if (ok) {
+    double *w = M->w + m->ds.nparams, *W = w + m->flow.base_off;
+    size_t od = 2 * (size_t)dim; /* the base layer: W [ctx, 2 dim] row-major, then b [2 dim] */
+    for (int j = 0; j < dim; j++) {
+      double ss = 0;
+      for (long i = 0; i < ntrain; i++) {
+        const double *z = Z + (size_t)i * kk, *bj = beta + (size_t)j * kk;
+        double r = T[(size_t)idx[i] * (size_t)dim + j];
+        for (int a = 0; a < K; a++) r -= z[a] * bj[a];
+        ss += r * r;
+      }
+      double sd = sqrt(ss / (double)ntrain);
+      if (!(sd > 0) || !isfinite(sd)) continue;
+      w[j] = 0, w[dim + j] = log(sd);
+      for (int a = 0; a < K - 1; a++) W[(size_t)(skip + a) * od + j] = beta[(size_t)j * kk + a];
+      W[(size_t)m->flow.ctx * od + j] = beta[(size_t)j * kk + K - 1]; /* the bias */
+    }
+  }
+  free(Z), free(G), free(Lc), free(H), free(beta), free(row);
+}
+
 
 bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const char *save,
                NpeTrainInfo *info, Diag *d) {
@@ -801,7 +940,16 @@ bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const 
   M.fhidden = (int)npe_opt(o, "flow-hidden").i;
   M.simulations = kept;
   char err[256];
-  if (!npe_nets(&M.m, L, dim, M.ctx, M.ehidden, M.layers, M.fhidden, err, sizeof err)) {
+  /* the elements' products where they are few (rows of a regression, not
+     images) */
+  M.quadratic = L->ngroups > 0;
+  for (int g = 0; g < L->ngroups; g++) M.quadratic = M.quadratic && L->width[g] <= NPE_QUAD_WIDTH;
+  int npooled = L->rest;
+  for (int g = 0; g < L->ngroups; g++)
+    npooled += L->width[g] + (M.quadratic ? L->width[g] * (L->width[g] + 1) / 2 : 0);
+  M.pooled = npooled <= NPE_POOLED_MAX;
+  if (!npe_nets(&M.m, L, dim, M.ctx, M.ehidden, M.quadratic, M.pooled, M.layers, M.fhidden, err,
+                sizeof err)) {
     diag_error(d, DIAG_USAGE, (SrcPos){0}, "npe: %s", err);
     free(X), free(T);
     return false;
@@ -826,6 +974,8 @@ bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const 
   M.w = gc_alloc_atomic(sizeof(double) * np);
   ds_init(&M.m.ds, &trng, M.w);
   rnvp_init(&M.m.flow, &trng, M.w + M.m.ds.nparams);
+  Tape *t = tape_new();
+  if (M.m.npooled) npe_warm_start(&M, X, T, idx, ntrain, t);
   double *best = gc_alloc_atomic(sizeof(double) * np), *grad = gc_alloc_atomic(sizeof(double) * np);
   memcpy(best, M.w, sizeof(double) * np);
   int B = (int)npe_opt(o, "batch").i, epochs = (int)npe_opt(o, "epochs").i;
@@ -839,12 +989,13 @@ bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const 
   oc.horizon = (long)epochs * nbatch;
   oc.lr_min = oc.lr / 20;
   Optim *opt = optim_new(&oc, np);
-  Tape *t = tape_new();
   double *bx = malloc(sizeof(double) * L->in * (size_t)(B > 0 ? B : 1));
   double *bt = malloc(sizeof(double) * (size_t)dim * (size_t)(B > 0 ? B : 1));
   double *adj = NULL;
   size_t adjcap = 0;
-  double best_loss = INFINITY;
+  /* the start (the warm start's Gaussian) competes with the epochs */
+  double best_loss = npe_heldout(&M, X, T, idx, ntrain, nval, B, bx, bt, t);
+  if (!isfinite(best_loss)) best_loss = INFINITY;
   int done = 0;
   int npi = (int)np;
   for (int ep = 0; ep < epochs && !info->interrupted; ep++) {
@@ -882,22 +1033,7 @@ bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const 
       for (size_t i = 0; i < np; i++) finite = finite && isfinite(grad[i] = adj[wt.node + (int32_t)i]);
       if (finite) optim_step(opt, M.w, grad);
     }
-    /* held-out loss (the training loss when too few simulations to hold any out) */
-    long v0 = nval > 0 ? ntrain : 0, vn = nval > 0 ? nval : ntrain;
-    double sum = 0;
-    int nvb = 0;
-    for (long b0 = 0; b0 < vn; b0 += B) {
-      int nb = (int)(vn - b0 < B ? vn - b0 : B);
-      for (int r = 0; r < nb; r++) {
-        memcpy(bx + (size_t)r * L->in, X + (size_t)idx[v0 + b0 + r] * L->in, sizeof(double) * L->in);
-        memcpy(bt + (size_t)r * dim, T + (size_t)idx[v0 + b0 + r] * (size_t)dim,
-               sizeof(double) * (size_t)dim);
-      }
-      tape_reset(t);
-      sum += npe_loss(t, &M.m, tensor_const(1, &npi, M.w), nb, bx, bt).v * nb;
-      nvb += nb;
-    }
-    double vloss = sum / nvb;
+    double vloss = npe_heldout(&M, X, T, idx, ntrain, nval, B, bx, bt, t);
     if (!info->interrupted) done = ep + 1;
     if (vloss < best_loss) {
       best_loss = vloss;
@@ -934,7 +1070,7 @@ typedef struct NpeState {
   LogDensity *ld;
   LdWork *work;
   Tape *tape;
-  double *ctx;           /* the summary of the observed data, M->ctx reals */
+  double *ctx;           /* the flow's context for the observed data, M->m.flow.ctx reals */
   double *bth, *blq;     /* draws of q made a batch at a time (npe_refill) */
   int bnext;             /* the next of them; NPE_DRAW_BATCH: none left */
   Rng draw_rng, out_rng;
@@ -948,7 +1084,7 @@ typedef struct NpeState {
  * product per layer for the batch): thetas in s->bth, log q in s->blq. */
 static void npe_refill(NpeState *s) {
   NpeModel *M = s->M;
-  int dim = M->dim, ctx = M->ctx, nfl = (int)M->m.flow.nparams, B = NPE_DRAW_BATCH;
+  int dim = M->dim, ctx = M->m.flow.ctx, nfl = (int)M->m.flow.nparams, B = NPE_DRAW_BATCH;
   size_t n = (size_t)B * (size_t)dim;
   Tape *t = s->tape;
   tape_reset(t);
@@ -1043,13 +1179,13 @@ static void *npe_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
     }
     row[k] = (row[k] - M->xmean[cols[k]]) / M->xsd[cols[k]];
   }
-  Tensor c = ds_forward(s->tape, &M->m.ds, tensor_const(1, (int[]){(int)M->m.ds.nparams}, M->w), 1, row);
+  Tensor c = npe_context(s->tape, &M->m, tensor_const(1, (int[]){(int)M->m.ds.nparams}, M->w), 1, row);
   if (!tensor_ok(c)) {
     diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "npe: %s", tape_error(s->tape));
     return NULL;
   }
-  s->ctx = gc_alloc_atomic(sizeof(double) * (size_t)M->ctx);
-  memcpy(s->ctx, c.d, sizeof(double) * (size_t)M->ctx);
+  s->ctx = gc_alloc_atomic(sizeof(double) * (size_t)M->m.flow.ctx);
+  memcpy(s->ctx, c.d, sizeof(double) * (size_t)M->m.flow.ctx);
   vi_draws_init(&s->draws, (size_t)M->dim, npe_sample, s);
   s->bth = gc_alloc_atomic(sizeof(double) * (size_t)M->dim * NPE_DRAW_BATCH);
   s->blq = gc_alloc_atomic(sizeof(double) * NPE_DRAW_BATCH);

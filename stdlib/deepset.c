@@ -4,10 +4,11 @@
 #include "deepset.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool ds_make(DeepSet *s, int ngroups, const int *n, const int *width, int rest, int hidden,
-             int out, char *err, size_t errsz) {
+             int out, bool quadratic, char *err, size_t errsz) {
   memset(s, 0, sizeof *s);
   if (ngroups < 0 || ngroups > DS_MAXGROUPS) {
     snprintf(err, errsz, "a summary network takes 0 to %d groups of exchangeable elements, not %d",
@@ -19,6 +20,7 @@ bool ds_make(DeepSet *s, int ngroups, const int *n, const int *width, int rest, 
     return false;
   }
   s->ngroups = ngroups, s->rest = rest, s->hidden = hidden, s->out = out;
+  s->quadratic = quadratic;
   s->in = (size_t)rest;
   int hid[1] = {hidden};
   for (int g = 0; g < ngroups; g++) {
@@ -27,8 +29,9 @@ bool ds_make(DeepSet *s, int ngroups, const int *n, const int *width, int rest, 
       return false;
     }
     s->n[g] = n[g], s->width[g] = width[g];
+    s->feat[g] = width[g] + (quadratic ? width[g] * (width[g] + 1) / 2 : 0);
     s->in += (size_t)n[g] * (size_t)width[g];
-    if (!nn_mlp_make(&s->phi[g], width[g], 1, hid, hidden, TENSOR_RELU, TENSOR_RELU, err, errsz))
+    if (!nn_mlp_make(&s->phi[g], s->feat[g], 1, hid, hidden, TENSOR_RELU, TENSOR_RELU, err, errsz))
       return false;
     s->phi_off[g] = s->nparams;
     s->nparams += s->phi[g].nparams;
@@ -46,6 +49,35 @@ void ds_init(const DeepSet *s, Rng *r, double *w) {
   nn_mlp_init(&s->rho, r, 1.0, w + s->rho_off);
 }
 
+void ds_features(const DeepSet *s, int g, const double *el, double *f) {
+  int wd = s->width[g];
+  memcpy(f, el, sizeof(double) * (size_t)wd);
+  for (int j = 0, k = wd; s->quadratic && j < wd; j++)
+    for (int l = j; l < wd; l++) f[k++] = el[j] * el[l];
+}
+
+int ds_pooled_size(const DeepSet *s) {
+  int n = s->rest;
+  for (int g = 0; g < s->ngroups; g++) n += s->feat[g];
+  return n;
+}
+
+void ds_pooled(const DeepSet *s, const double *row, double *out) {
+  for (int g = 0; g < s->ngroups; g++) {
+    int nf = s->feat[g];
+    double *f = malloc(sizeof(double) * (size_t)nf);
+    memset(out, 0, sizeof(double) * (size_t)nf);
+    for (int i = 0; i < s->n[g]; i++) {
+      ds_features(s, g, row + (size_t)i * s->width[g], f);
+      for (int k = 0; k < nf; k++) out[k] += f[k] / s->n[g];
+    }
+    free(f);
+    row += (size_t)s->n[g] * s->width[g];
+    out += nf;
+  }
+  memcpy(out, row, sizeof(double) * (size_t)s->rest);
+}
+
 Tensor ds_forward(Tape *t, const DeepSet *s, Tensor w, int B, const double *rows) {
   int rin = s->ngroups * s->hidden + s->rest;
   size_t nr = (size_t)B * (size_t)rin;
@@ -53,12 +85,14 @@ Tensor ds_forward(Tape *t, const DeepSet *s, Tensor w, int B, const double *rows
   int32_t *ids = tape_alloc_atomic(t, sizeof(int32_t) * nr);
   size_t col = 0; /* where group g starts in a row */
   for (int g = 0; g < s->ngroups; g++) {
-    int n = s->n[g], wd = s->width[g], h = s->hidden;
+    int n = s->n[g], wd = s->width[g], nf = s->feat[g], h = s->hidden;
     size_t ne = (size_t)n * (size_t)wd;
-    double *x = tape_alloc_atomic(t, sizeof(double) * (size_t)B * ne);
-    for (int b = 0; b < B; b++) memcpy(x + (size_t)b * ne, rows + (size_t)b * s->in + col, sizeof(double) * ne);
+    double *x = tape_alloc_atomic(t, sizeof(double) * (size_t)B * (size_t)n * (size_t)nf);
+    for (int b = 0; b < B; b++)
+      for (int i = 0; i < n; i++)
+        ds_features(s, g, rows + (size_t)b * s->in + col + (size_t)i * wd, x + ((size_t)b * n + i) * nf);
     col += ne;
-    Tensor e = tensor_const(2, (int[]){B * n, wd}, x);
+    Tensor e = tensor_const(2, (int[]){B * n, nf}, x);
     Tensor feat = nn_mlp_forward(t, &s->phi[g], tensor_slice(w, s->phi_off[g], s->phi[g].nparams), e);
     feat = tensor_reshape(t, feat, 3, (int[]){B, n, h});
     double *avg = tape_alloc_atomic(t, sizeof(double) * (size_t)B * (size_t)n);

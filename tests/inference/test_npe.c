@@ -122,7 +122,7 @@ static void test_deepset(void) {
   DeepSet s;
   char err[128];
   int n[2] = {5, 3}, wd[2] = {2, 1};
-  if (!ds_make(&s, 2, n, wd, 2, 7, 4, err, sizeof err)) {
+  if (!ds_make(&s, 2, n, wd, 2, 7, 4, false, err, sizeof err)) {
     tap_ok(0, "ds_make: %s", err);
     return;
   }
@@ -150,6 +150,25 @@ static void test_deepset(void) {
          "deep set: permuting the elements of each group leaves the summary as is (%.2g); "
          "changing one element moves it (%.2g)", d, moved);
   free(w);
+  /* quadratic: group 0's pooled features are the means of (a, b, a a, a b, b b) */
+  DeepSet q;
+  if (!ds_make(&q, 2, n, wd, 2, 7, 4, true, err, sizeof err)) {
+    tap_ok(0, "ds_make (quadratic): %s", err);
+    return;
+  }
+  double pooled[5 + 2 + 2], want[5] = {0};
+  ds_pooled(&q, rows, pooled);
+  for (int i = 0; i < 5; i++) {
+    double a = rows[2 * i], b = rows[2 * i + 1];
+    want[0] += a / 5, want[1] += b / 5, want[2] += a * a / 5, want[3] += a * b / 5, want[4] += b * b / 5;
+  }
+  double pe = 0;
+  for (int k = 0; k < 5; k++) pe = fmax(pe, fabs(pooled[k] - want[k]));
+  pe = fmax(pe, fabs(pooled[6] - (rows[10] * rows[10] + rows[11] * rows[11] + rows[12] * rows[12]) / 3));
+  pe = fmax(pe, fabs(pooled[7] - rows[13]) + fabs(pooled[8] - rows[14]));
+  tap_ok(ds_pooled_size(&q) == 9 && q.feat[0] == 5 && q.feat[1] == 2 && pe < 1e-14,
+         "deep set with products: the pooled features are the elements' means, their products' "
+         "means and the rest (%.2g)", pe);
 }
 
 /* ---- training and drawing ---- */
