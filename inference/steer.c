@@ -37,8 +37,9 @@
  * its log weight log Z_run + log(N W_i) as smc gives it; a chain runs
  * ceil(draws / N) runs.  --select best gives one row per run: the particle of
  * the largest weight (best-of-N under the program's rewards); --select vote
- * one row per run: a particle of the value of the program's last output
- * (its answer) whose particles have the largest total weight (weighted majority vote; the
+ * one row per run: a particle of the value of the program's last string
+ * output (its answer; else its last output) whose particles have the
+ * largest total weight (weighted majority vote; the
  * plain vote when the weights are equal).  Those rows have log weight 0.
  * --budget T caps the tokens drawn by a run (all particles together):
  * particles still generating when it is spent are dropped (weight 0) and the
@@ -55,6 +56,7 @@
 #include <string.h>
 
 #include "../stdlib/lm.h"
+#include "../stdlib/lm_family.h"
 #include "engine.h"
 #include "resample.h"
 #include "steer.h"
@@ -70,6 +72,14 @@ typedef struct SteerCur {
   LmBackend *b;
   LmCursor c;
 } SteerCur;
+
+/* One suspended lm choice, as the engine answers it: the family's arguments
+ * (lm_call_args, so steer reads a call exactly as inline sampling does). */
+typedef struct SteerCall {
+  LmArgs a;
+  LmBackend *b;         /* the backend of its `model` in the run's LmSet */
+  const uint8_t *allow; /* the mask of avoid (lm_avoid_mask); NULL: none */
+} SteerCall;
 
 typedef struct SteerParticle {
   InterpState *st;
@@ -134,7 +144,7 @@ typedef struct SteerHandler {
 
 static HandlerResult steer_sample(Handler *h, const char *addr, const DistCall *dc, Value *out,
                                   SrcPos pos, Diag *d) {
-  if (steer_is_lm(dc->fam)) return HR_SUSPEND;
+  if (lm_family_is(dc->fam)) return HR_SUSPEND;
   return ((SteerHandler *)h)->inline_sample(h, addr, dc, out, pos, d);
 }
 
@@ -213,18 +223,22 @@ static bool steer_append(SteerParticle *p, const char *t, size_t n) {
   return true;
 }
 
-/* The allowed tokens of (b, avoid), made once per chain. */
-static const uint8_t *steer_mask(SteerState *s, LmBackend *b, const char *avoid) {
-  if (!avoid || !*avoid) return NULL;
+/* The allowed tokens of (b, avoid), made once per chain; *allow NULL: all. */
+static bool steer_mask(SteerState *s, LmBackend *b, const char *avoid, const uint8_t **out,
+                       char *err, size_t errsz) {
+  *out = NULL;
+  if (!avoid || !*avoid) return true;
   for (int k = 0; k < s->nmask; k++)
-    if (s->masks[k].b == b && !strcmp(s->masks[k].avoid, avoid)) return s->masks[k].allow;
+    if (s->masks[k].b == b && !strcmp(s->masks[k].avoid, avoid))
+      return *out = s->masks[k].allow, true;
   uint8_t *allow = gc_alloc_atomic((size_t)b->n_vocab);
-  steer_avoid_mask(b, avoid, allow);
+  if (!lm_avoid_mask(b, avoid, allow, err, errsz)) return false;
   SteerMask *m = gc_alloc(sizeof(SteerMask) * (size_t)(s->nmask + 1));
   if (s->nmask) memcpy(m, s->masks, sizeof(SteerMask) * (size_t)s->nmask);
   m[s->nmask++] = (SteerMask){b, gc_strdup(avoid), allow};
   s->masks = m;
-  return allow;
+  *out = allow;
+  return true;
 }
 
 /* ---- one run ---- */
@@ -273,17 +287,18 @@ static bool steer_advance(SteerState *s, int i, Diag *d) {
     return false;
   }
   char err[256] = "";
-  if (!steer_call(&ch->dc, &p->call, err, sizeof err) ||
-      !(p->cur = steer_cursor(p, p->call.b, err, sizeof err))) {
+  lm_call_args(ch->dc.fam, ch->dc.p, &p->call.a);
+  if (!(p->call.b = lm_args_backend(lm_family_set(ch->dc.fam), &p->call.a, err, sizeof err)) ||
+      !(p->cur = steer_cursor(p, p->call.b, err, sizeof err)) ||
+      !steer_mask(s, p->call.b, p->call.a.avoid, &p->call.allow, err, sizeof err)) {
     diag_error(d, DIAG_RUNTIME, ch->pos, "%s", err);
     return false;
   }
-  p->call.allow = steer_mask(s, p->call.b, p->call.avoid);
   p->waiting = true;
   p->ntok = 0;
   p->glen = 0;
   if (p->gen) p->gen[0] = 0;
-  if (!lm_cursor_seek(&p->cur->c, p->call.context, p->call.context_len, err, sizeof err)) {
+  if (!lm_cursor_seek(&p->cur->c, p->call.a.prompt, p->call.a.prompt_len, err, sizeof err)) {
     diag_error(d, DIAG_RUNTIME, ch->pos, "%s", err);
     return false;
   }
@@ -391,7 +406,7 @@ static bool steer_token(SteerState *s, int i, Diag *d) {
     diag_error(d, DIAG_RUNTIME, (SrcPos){0}, "steer: %s", err);
     return false;
   }
-  if (p->call.kind == STEER_LM_NEXT) return steer_provide(s, i, val_strn(text, (size_t)nt), d);
+  if (p->call.a.next) return steer_provide(s, i, val_strn(text, (size_t)nt), d);
   /* an lm string: it ends at eos, at the stop string, or after max_tokens */
   if (eos) return steer_provide(s, i, val_strn(p->gen ? p->gen : "", p->glen), d);
   if (!steer_append(p, text, (size_t)nt)) {
@@ -399,9 +414,9 @@ static bool steer_token(SteerState *s, int i, Diag *d) {
     return false;
   }
   p->ntok++;
-  const char *stop = p->call.stop_len ? strstr(p->gen, p->call.stop) : NULL;
+  const char *stop = p->call.a.stop_len ? strstr(p->gen, p->call.a.stop) : NULL;
   if (stop) return steer_provide(s, i, val_strn(p->gen, (size_t)(stop - p->gen)), d);
-  if (p->ntok >= p->call.max_tokens) return steer_provide(s, i, val_strn(p->gen, p->glen), d);
+  if (p->ntok >= p->call.a.max_tokens) return steer_provide(s, i, val_strn(p->gen, p->glen), d);
   return true;
 }
 
@@ -569,8 +584,11 @@ static void *steer_init(const Interp *in, const EngineOpts *o, int chain, Diag *
   s->budget = engine_opt_int(o, "budget");
   s->vote_out = -1;
   if (s->select == SEL_VOTE) {
-    /* the answer: the last variable the program outputs */
-    s->vote_out = s->prog->noutputs - 1;
+    /* the answer: the last string the program outputs, else its last output */
+    for (int j = 0; j < s->prog->noutputs; j++)
+      if (s->prog->outputs[j].type.base == TY_STRING && s->prog->outputs[j].type.ndims == 0)
+        s->vote_out = j;
+    if (s->vote_out < 0) s->vote_out = s->prog->noutputs - 1;
     if (s->vote_out < 0) {
       diag_error(d, DIAG_USAGE, (SrcPos){0}, "--select vote: the program has no output to vote on");
       return NULL;
@@ -651,7 +669,7 @@ static const OptSpec steer_options[] = {
     {.name = "select", .type = OPT_ENUM, .def = "all", .choices = steer_select_names,
      .arg = "HOW",
      .help = "steer: the draws of a run: all (every particle, weighted), best (best-of-N: the "
-             "heaviest particle), vote (weighted majority vote over the program's last output)"},
+             "heaviest particle), vote (weighted majority vote over the program's last string output)"},
     {.name = "budget", .type = OPT_INT, .def = "0", .ilo = 0, .ihi = INT64_MAX, .arg = "T",
      .help = "steer: tokens a run may draw, all particles together (particles x tokens); "
              "particles unfinished when it is spent are dropped; 0: no limit"},
