@@ -271,9 +271,9 @@ static ppl_status register_family_(ppl_context *ctx, const ppl_family *fam) {
   if (!name) return fail(ctx, DIAG_USAGE, "ppl_register_family: name is NULL");
   if (!valid_name(name))
     return fail(ctx, DIAG_USAGE, "ppl_register_family: invalid family name '%s'", name);
-  if (fam->nparams < 1 || fam->nparams > DIST_MAX_PARAMS)
+  if (fam->nparams < 1 || fam->nparams > 4) /* ppl_family.param_names[4] */
     return fail(ctx, DIAG_USAGE, "ppl_register_family: '%s' must have 1..%d parameters, got %d", name,
-                DIST_MAX_PARAMS, fam->nparams);
+                4, fam->nparams);
   if (!fam->lpdf || !fam->quantile)
     return fail(ctx, DIAG_USAGE, "ppl_register_family: '%s' needs lpdf and quantile", name);
   if (fam->support < PPL_SUPPORT_REAL || fam->support > PPL_SUPPORT_UNIT)
