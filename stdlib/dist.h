@@ -233,6 +233,9 @@ bool dist_call_init(DistCall *dc, const DistFamily *f, int np, const Value *p,
  * the parameters), normalised over the truncation when dc->truncated. A value
  * outside the support gives -inf, not an error. Errors: shape mismatch. */
 bool dist_call_lpdf(const DistCall *dc, Value x, double *out, char *err, size_t errsz);
+/* The summed draw weights (DistFamily.draw_weight_ctx) of x, a draw of dc
+ * made by dist_call_rng: 0 for families that draw from their density. */
+bool dist_call_draw_weight(const DistCall *dc, Value x, double *out, char *err, size_t errsz);
 /* Draw a value of dc's type and sizes (truncated draws by inverse CDF or
  * rejection). */
 bool dist_call_rng(const DistCall *dc, Rng *r, Value *out, char *err, size_t errsz);
