@@ -17,7 +17,9 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -33,6 +35,7 @@
 #include "../ir/interp.h"
 #include "../parser/ast.h"
 #include "../lang/check.h"
+#include "../stdlib/lm.h"
 #include "../stdlib/tensor.h"
 #include "data.h"
 #include "ppl.h"
@@ -46,6 +49,7 @@ struct ppl_context {
   HostFunc *host; /* root allocation, grown by ppl_register_function */
   DistRegistry fams; /* ppl_register_family's (reachable: the context is a root) */
   atomic_int interrupt; /* set by ppl_interrupt, cleared when ppl_run returns */
+  LmSet lm; /* ppl_register_lm's backends (malloc'd copies, owned: destroyed with the context) */
 };
 
 struct ppl_model {
@@ -152,6 +156,12 @@ void ppl_context_free(ppl_context *ctx) {
   if (!ctx) return;
   gc_ensure_thread();
   if (ctx->host) gc_free_root(ctx->host);
+  for (int i = 0; i < ctx->lm.n; i++) {
+    free((char *)ctx->lm.names[i]);
+    lm_close(ctx->lm.b[i]);
+  }
+  free(ctx->lm.names);
+  free(ctx->lm.b);
   gc_free_root(ctx);
 }
 
@@ -271,9 +281,9 @@ static ppl_status register_family_(ppl_context *ctx, const ppl_family *fam) {
   if (!name) return fail(ctx, DIAG_USAGE, "ppl_register_family: name is NULL");
   if (!valid_name(name))
     return fail(ctx, DIAG_USAGE, "ppl_register_family: invalid family name '%s'", name);
-  if (fam->nparams < 1 || fam->nparams > DIST_MAX_PARAMS)
+  if (fam->nparams < 1 || fam->nparams > 4) /* ppl_family.param_names[4] */
     return fail(ctx, DIAG_USAGE, "ppl_register_family: '%s' must have 1..%d parameters, got %d", name,
-                DIST_MAX_PARAMS, fam->nparams);
+                4, fam->nparams);
   if (!fam->lpdf || !fam->quantile)
     return fail(ctx, DIAG_USAGE, "ppl_register_family: '%s' needs lpdf and quantile", name);
   if (fam->support < PPL_SUPPORT_REAL || fam->support > PPL_SUPPORT_UNIT)
@@ -1293,6 +1303,62 @@ ppl_status ppl_register_function_ex(ppl_context *ctx, const char *name, const ch
 ppl_status ppl_register_family(ppl_context *ctx, const ppl_family *fam) {
   if (!ctx) return PPL_ERR_USAGE;
   GUARDED(ctx, NULL, register_family_(ctx, fam));
+}
+
+/* ---- language-model backends ------------------------------------------ */
+
+/* The host's struct is copied into the internal one as it is: the two must
+   agree member by member. */
+#define LM_SAME(m)                                                                                 \
+  _Static_assert(offsetof(ppl_lm_backend, m) == offsetof(LmBackend, m) &&                          \
+                     sizeof(((ppl_lm_backend *)0)->m) == sizeof(((LmBackend *)0)->m),              \
+                 "ppl_lm_backend." #m " differs from LmBackend." #m)
+LM_SAME(name);
+LM_SAME(self);
+LM_SAME(n_vocab);
+LM_SAME(eos);
+LM_SAME(tokenize);
+LM_SAME(token_text);
+LM_SAME(start);
+LM_SAME(fork);
+LM_SAME(release);
+LM_SAME(eval);
+LM_SAME(score);
+LM_SAME(destroy);
+_Static_assert(sizeof(ppl_lm_backend) == sizeof(LmBackend), "ppl_lm_backend differs from LmBackend");
+
+ppl_status ppl_register_lm(ppl_context *ctx, const char *name, const ppl_lm_backend *lm) {
+  if (!ctx) return PPL_ERR_USAGE;
+  if (!name) return fail(ctx, DIAG_USAGE, "ppl_register_lm: name is NULL");
+  if (*name && !valid_name(name)) return fail(ctx, DIAG_USAGE, "ppl_register_lm: invalid model name '%s'", name);
+  const char *shown = *name ? name : "(the default)";
+  if (!lm) return fail(ctx, DIAG_USAGE, "ppl_register_lm: '%s': lm is NULL", shown);
+  if (!lm->tokenize || !lm->token_text || !lm->start || !lm->fork || !lm->release || !lm->eval)
+    return fail(ctx, DIAG_USAGE,
+                "ppl_register_lm: '%s' needs tokenize, token_text, start, fork, release and eval", shown);
+  if (lm->n_vocab < 1 || lm->eos < -1 || lm->eos >= lm->n_vocab)
+    return fail(ctx, DIAG_USAGE, "ppl_register_lm: '%s' has n_vocab %d and eos %d (want n_vocab > 0, -1 <= eos < n_vocab)",
+                shown, lm->n_vocab, (int)lm->eos);
+  if (lm_set_find(&ctx->lm, name))
+    return fail(ctx, DIAG_USAGE, "ppl_register_lm: '%s' is already registered", shown);
+  const char *bname = lm->name ? lm->name : *name ? name : "host language model";
+  LmBackend *b = malloc(sizeof *b);
+  char *nm = strdup(name), *bn = strdup(bname);
+  const char **names = realloc(ctx->lm.names, sizeof *names * (size_t)(ctx->lm.n + 1));
+  if (names) ctx->lm.names = names;
+  LmBackend **bs = realloc(ctx->lm.b, sizeof *bs * (size_t)(ctx->lm.n + 1));
+  if (bs) ctx->lm.b = bs;
+  if (!b || !nm || !bn || !names || !bs) {
+    free(b);
+    free(nm);
+    free(bn);
+    return fail(ctx, DIAG_NOMEM, "ppl_register_lm: out of memory");
+  }
+  memcpy(b, lm, sizeof *b);
+  b->name = bn;
+  ctx->lm.names[ctx->lm.n] = nm;
+  ctx->lm.b[ctx->lm.n++] = b;
+  return ok(ctx);
 }
 
 ppl_status ppl_compile_file(ppl_context *ctx, const char *path, ppl_model **out) {
