@@ -45,7 +45,7 @@ typedef struct Exact {
   double Z;
 } Exact;
 
-/* The program's weight of a finished string (tests/exact/lm/*.ppl): the
+/* The program's weight of a finished string (tests/exact/lm/, the .ppl files): the
  * condition and the factor. */
 static double prog_weight(const char *s) {
   if (!strcmp(s, "ab")) return 0;        /* condition(s != "ab") */
@@ -120,7 +120,7 @@ typedef struct Est {
 } Est;
 
 static ppl_result *run(ppl_model *m, const char *spec, const char *engine, int particles,
-                       int draws, const char *resample, uint64_t seed) {
+                       int draws, const char *opt, const char *val, uint64_t seed) {
   ppl_run_options o;
   ppl_run_options_default(&o);
   o.engine = engine;
@@ -128,8 +128,10 @@ static ppl_result *run(ppl_model *m, const char *spec, const char *engine, int p
   o.draws = draws;
   o.seed = seed;
   ppl_run_set(&o, "lm", spec);
-  if (particles) ppl_run_set(&o, "particles", particles == 1 ? "1" : particles == 50 ? "50" : "20");
-  if (resample) ppl_run_set(&o, "resample", resample);
+  char buf[32];
+  snprintf(buf, sizeof buf, "%d", particles);
+  if (particles) ppl_run_set(&o, "particles", buf);
+  if (opt) ppl_run_set(&o, opt, val);
   ppl_result *r = NULL;
   if (ppl_run(m, &o, &r) != PPL_OK) r = NULL;
   ppl_run_options_free(&o);
@@ -199,7 +201,7 @@ static ppl_model *compile(ppl_context *ctx, const char *name) {
 
 /* Exact draws from `is` on the all-conditions program: chi-square. */
 static void rejection(ppl_model *m, const char *spec, const Exact *e, const char *tag) {
-  ppl_result *r = run(m, spec, "is", 0, 20000, NULL, 11);
+  ppl_result *r = run(m, spec, "is", 0, 20000, NULL, NULL, 11);
   if (!tap_ok(r != NULL, "%s rejection: runs", tag)) return;
   int D = ppl_result_num_draws(r), cc = ppl_result_column_index(r, "code"),
       lc = ppl_result_column_index(r, "log_weight__");
@@ -243,25 +245,27 @@ static void backend(const char *spec, const char *tag) {
             *str = compile(ctx, "string_avoid");
   if (!mask || !cond || !str) return;
   const int N = 50, R = 200;
+  /* ess-threshold 1: resample after every step whose weights differ */
   struct {
     ppl_model *m;
-    const char *name, *engine, *resample;
+    const char *name, *engine, *opt, *val;
     int N;
   } cases[] = {
-      {mask, "tokens_avoid/steer", "steer", NULL, N},
-      {mask, "tokens_avoid/steer never", "steer", "never", N},
-      {cond, "tokens_condition/steer", "steer", NULL, N},
-      {str, "string_avoid/steer", "steer", NULL, N},
-      {str, "string_avoid/steer never", "steer", "never", N},
-      {mask, "tokens_avoid/is", "is", NULL, 1},
-      {str, "string_avoid/is", "is", NULL, 1},
+      {mask, "tokens_avoid/steer (resampling each step)", "steer", "ess-threshold", "1", N},
+      {mask, "tokens_avoid/steer --resample never", "steer", "resample", "never", N},
+      {cond, "tokens_condition/steer", "steer", NULL, NULL, N},
+      {cond, "tokens_condition/steer (resampling each step)", "steer", "ess-threshold", "1", N},
+      {str, "string_avoid/steer (resampling each step)", "steer", "ess-threshold", "1", N},
+      {str, "string_avoid/steer --resample never", "steer", "resample", "never", N},
+      {mask, "tokens_avoid/is", "is", NULL, NULL, 1},
+      {str, "string_avoid/is", "is", NULL, NULL, 1},
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     char what[128];
     snprintf(what, sizeof what, "%s %s", tag, cases[c].name);
     int n = cases[c].N;
     ppl_result *r = run(cases[c].m, spec, cases[c].engine, n > 1 ? n : 0,
-                        n > 1 ? n * R : 10000, cases[c].resample, 20261207 + c);
+                        n > 1 ? n * R : 10000, cases[c].opt, cases[c].val, 20261207 + c);
     if (!tap_ok(r != NULL, "%s: runs (%s)", what, ppl_errmsg(ctx))) continue;
     Est s = estimate(r, &e, n);
     check(what, &s, &e, n);
