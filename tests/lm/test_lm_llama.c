@@ -233,7 +233,7 @@ static void test_cursor(LmBackend *b) {
 
 static void test_states(const char *model) {
   char spec[700];
-  snprintf(spec, sizeof spec, "llama:%s,states=3,ctx=64", model);
+  snprintf(spec, sizeof spec, "llama:%s,states=3,ctx=64,threads=1", model);
   LmBackend *b;
   if (!tap_ok(lm_open(spec, &b, err, sizeof err), "open with states=3, ctx=64: %s", err)) return;
   LmState *s[3];
@@ -268,7 +268,8 @@ int main(int argc, char **argv) {
     printf("Bail out! %s\n", err);
     return 1;
   }
-  snprintf(spec, sizeof spec, "llama:%s,states=16", model);
+  /* one thread: on a loaded machine llama.cpp's spinning workers cost ~100x */
+  snprintf(spec, sizeof spec, "llama:%s,states=16,threads=1", model);
   LmBackend *b;
   if (!lm_open(spec, &b, err, sizeof err)) {
     unlink(model);
