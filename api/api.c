@@ -202,7 +202,8 @@ static bool valid_name(const char *s) {
 static ppl_status register_host_(ppl_context *ctx, const char *who, const char *name, HostFunc f) {
   if (!name) return fail(ctx, DIAG_USAGE, "%s: name is NULL", who);
   if (!valid_name(name)) return fail(ctx, DIAG_USAGE, "%s: invalid function name '%s'", who, name);
-  if (!f.fn && !f.fn_ex) return fail(ctx, DIAG_USAGE, "%s: NULL function for '%s'", who, name);
+  if (!f.fn && !f.fn_ex && !f.str_fn)
+    return fail(ctx, DIAG_USAGE, "%s: NULL function for '%s'", who, name);
   if (f.arity < 0 || f.arity > 16)
     return fail(ctx, DIAG_USAGE, "%s: arity of '%s' must be 0..16, got %d", who, name, f.arity);
   if (builtin_lookup(name) || dist_lookup(name))
@@ -246,6 +247,12 @@ static ppl_status register_function_ex_(ppl_context *ctx, const char *name, cons
   return register_host_(ctx, who, name,
                         (HostFunc){.arity = (int)strlen(args), .kinds = args, .fn_ex = fn,
                                    .has_grad = has_gradient != 0, .ud = ud});
+}
+
+static ppl_status register_string_function_(ppl_context *ctx, const char *name, int arity,
+                                            ppl_host_str_fn fn, void *ud) {
+  return register_host_(ctx, "ppl_register_string_function", name,
+                        (HostFunc){.arity = arity, .str_fn = fn, .ud = ud});
 }
 
 /* ---- host families ---------------------------------------------------- */
@@ -1410,6 +1417,12 @@ ppl_status ppl_register_function_ex(ppl_context *ctx, const char *name, const ch
                                     ppl_host_grad_fn fn, int has_gradient, void *ud) {
   if (!ctx) return PPL_ERR_USAGE;
   GUARDED(ctx, NULL, register_function_ex_(ctx, name, args, fn, has_gradient, ud));
+}
+
+ppl_status ppl_register_string_function(ppl_context *ctx, const char *name, int arity,
+                                        ppl_host_str_fn fn, void *ud) {
+  if (!ctx) return PPL_ERR_USAGE;
+  GUARDED(ctx, NULL, register_string_function_(ctx, name, arity, fn, ud));
 }
 
 ppl_status ppl_register_family(ppl_context *ctx, const ppl_family *fam) {
