@@ -118,7 +118,7 @@ static void print_wrapped(FILE *f, const char *text, int col, int indent) {
 
 /* The default as help and docs show it: reals with %g ("6.28319"); NULL for flags. */
 static const char *show_default(const ppl_option_info *o, char *buf, size_t n) {
-  if (!strcmp(o->type, "bool")) return NULL;
+  if (!strcmp(o->type, "bool") || !*o->def) return NULL;
   if (strcmp(o->type, "real")) return o->def;
   snprintf(buf, n, "%g", strtod(o->def, NULL));
   return buf;
@@ -184,6 +184,8 @@ static void md_value(FILE *f, const ppl_option_info *o) {
     else fprintf(f, "number, %g to %g", o->min, o->max);
   } else if (!strcmp(o->type, "bool")) {
     fputs("flag", f);
+  } else if (!strcmp(o->type, "text")) {
+    fputs("text", f);
   } else {
     for (int k = 0; o->choices[k]; k++) fprintf(f, "%s`%s`", k ? ", " : "", o->choices[k]);
   }

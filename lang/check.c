@@ -1146,6 +1146,16 @@ static Type chk_call(Checker *c, Ast *e, bool stmt) {
     if (!check_arity(c, e, n, h->arity)) return T_VOID;
     Type *types = gc_alloc_atomic(sizeof(Type) * (size_t)(e->list.n + 1));
     if (!chk_args(c, e, types)) return T_VOID;
+    if (h->str_fn) { /* a tool on strings: ppl_register_string_function */
+      for (int i = 0; i < e->list.n; i++)
+        if (types[i].ndims != 0 || types[i].base != TY_STRING) {
+          chk_error(c, e->list.items[i]->pos, "argument %d of '%s' must be string, got %s%s",
+                    i + 1, n, ty_name(types[i]),
+                    is_num(types[i]) ? " (convert numbers with to_string)" : "");
+          return T_VOID;
+        }
+      return ty_make(TY_STRING, 0);
+    }
     for (int i = 0; i < e->list.n; i++) {
       bool vec = h->kinds && h->kinds[i] == 'v';
       Type t = vec ? types[i] : (types[i] = bool_to(&e->list.items[i], TY_REAL));
