@@ -658,6 +658,11 @@ arg:
       $$ = mk(AST_NAMED, P(ctx, @1));
       $$->name = $1, $$->a = $3;
     }
+  /* `model` is a block's keyword and the lm families' argument naming a backend */
+  | MODEL '=' expr {
+      $$ = mk(AST_NAMED, P(ctx, @1));
+      $$->name = "model", $$->a = $3;
+    }
   ;
 
 exprs:
