@@ -1109,7 +1109,6 @@ typedef struct LmRun {
 
 static void lm_run_free(LmRun *r) {
   for (int i = 0; i < r->nopen; i++) lm_close(r->set.b[i]);
-  free(r->set.names);
   free(r->set.b);
   memset(r, 0, sizeof *r);
 }
@@ -1132,7 +1131,9 @@ static ppl_status lm_run_begin(ppl_model *m, const ppl_run_options *o, LmRun *r)
   ppl_context *ctx = m->ctx;
   const OptSet *named = o->named ? &o->named->set : NULL;
   int cap = ctx->lm.n + (named ? named->n : 0) + 1;
-  r->set.names = calloc((size_t)cap, sizeof *r->set.names);
+  /* GC memory: the names of --lm NAME=SPEC are GC strings, which a malloc'd
+     array would not keep alive */
+  r->set.names = gc_alloc(sizeof *r->set.names * (size_t)cap);
   r->set.b = calloc((size_t)cap, sizeof *r->set.b);
   if (!r->set.names || !r->set.b) {
     lm_run_free(r);

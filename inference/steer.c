@@ -140,12 +140,31 @@ typedef struct SteerHandler {
   TraceHandler th; /* first: a SteerHandler* is a Handler* */
   HandlerResult (*inline_sample)(Handler *, const char *, const DistCall *, Value *, SrcPos,
                                  Diag *);
+  HandlerResult (*inline_observe)(Handler *, const DistCall *, Value, SrcPos, Diag *);
+  HandlerResult (*inline_factor)(Handler *, double, SrcPos, Diag *);
 } SteerHandler;
 
 static HandlerResult steer_sample(Handler *h, const char *addr, const DistCall *dc, Value *out,
                                   SrcPos pos, Diag *d) {
   if (lm_family_is(dc->fam)) return HR_SUSPEND;
   return ((SteerHandler *)h)->inline_sample(h, addr, dc, out, pos, d);
+}
+
+/* A particle whose weight has become 0 stops at that event: what follows a
+   failed condition (a judge that cannot read a malformed answer) never runs. */
+static HandlerResult steer_stop_dead(SteerHandler *sh, HandlerResult r) {
+  return r == HR_CONTINUE && !(sh->th.tr->loglik > -INFINITY) ? HR_SUSPEND : r;
+}
+
+static HandlerResult steer_observe(Handler *h, const DistCall *dc, Value x, SrcPos pos,
+                                   Diag *d) {
+  SteerHandler *sh = (SteerHandler *)h;
+  return steer_stop_dead(sh, sh->inline_observe(h, dc, x, pos, d));
+}
+
+static HandlerResult steer_factor(Handler *h, double lw, SrcPos pos, Diag *d) {
+  SteerHandler *sh = (SteerHandler *)h;
+  return steer_stop_dead(sh, sh->inline_factor(h, lw, pos, d));
 }
 
 /* ---- cursors ---- */
@@ -256,7 +275,11 @@ static bool steer_advance(SteerState *s, int i, Diag *d) {
   SteerHandler sh;
   trace_handler_init(&sh.th, &p->rng, NULL, NULL, NULL, NULL);
   sh.inline_sample = sh.th.h.sample;
+  sh.inline_observe = sh.th.h.observe;
+  sh.inline_factor = sh.th.h.factor;
   sh.th.h.sample = steer_sample;
+  sh.th.h.observe = steer_observe;
+  sh.th.h.factor = steer_factor;
   Diag rd;
   diag_init(&rd);
   RunStatus rs = interp_run(p->st, &sh.th.h, &rd);

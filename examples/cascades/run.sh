@@ -2,7 +2,7 @@
 # run.sh [RUNS] [OUT_DIR] — the cascades examples on the n-gram models of this
 # folder (offline): the lipogram, the scratchpad, and inference-time scaling:
 # particle filtering, best-of-N and majority voting at the same budget of
-# particles x tokens on sums a+b, each method RUNS times per sum (default 40),
+# particles x tokens on five sums a+b, each method RUNS times per sum (default 40),
 # with each one's accuracy in a table and OUT_DIR/scaling.svg.
 # PPL names the ppl command (default: build/ppl).
 set -e
@@ -24,12 +24,12 @@ if grep -q '"tok[^"]*":"[^"]*[eE]' "$out/lipogram_choices.jsonl"; then
 fi
 
 echo "== scratchpad: a thought, then an answer the verifier accepts"
-"$ppl" run "$here/scratchpad.ppl" --data "$here/scratchpad.data.json" $lm --particles 64 \
-  --draws 64 --chains 1 --seed 1 --output "$out/scratchpad.csv" >"$out/scratchpad.txt"
+"$ppl" run "$here/scratchpad.ppl" --data "$here/scratchpad.data.json" $lm --particles 128 \
+  --draws 128 --chains 1 --seed 1 --output "$out/scratchpad.csv" >"$out/scratchpad.txt"
 grep -E "log evidence|steer:" "$out/scratchpad.txt" | head -3
 
 echo "== inference-time scaling: equal budgets (16 particles x 3 tokens)"
-sums="--lm ngram:$here/sums.txt,order=3 --lm judge=ngram:$here/judge.txt,order=8"
+sums="--lm ngram:$here/sums.txt,order=3 --lm judge=ngram:$here/judge.txt,order=6"
 printf '%-22s %s\n' method accuracy >"$out/scaling.tsv.txt"
 for method in pf bon vote; do
   case $method in
