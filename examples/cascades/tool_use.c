@@ -51,7 +51,7 @@ int main(int argc, char **argv) {
   if (ppl_register_string_function(ctx, "calc", 1, calc, NULL) != PPL_OK)
     return fail(ctx, "register calc");
   if (ppl_compile_file(ctx, argv[1], &m) != PPL_OK) return fail(ctx, "compile");
-  if (ppl_set_data_json(m, "{\"a\": 7, \"target\": 12}", "data") != PPL_OK) return fail(ctx, "data");
+  if (ppl_set_data_json(m, "{\"a\": 7, \"goal\": 12}", "data") != PPL_OK) return fail(ctx, "data");
   ppl_run_options o;
   ppl_run_options_default(&o);
   o.engine = "steer";
