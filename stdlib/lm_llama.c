@@ -1,7 +1,9 @@
 /* lm_llama.c — llama.cpp's libllama as a language-model backend
- * (`--lm llama:FILE.gguf[,ctx=N,states=N,threads=N]`), loaded at run time
- * with dlopen so that ppl builds and runs without it (lm_llama.h says which
- * release is pinned and how the library is found).
+ * (`--lm llama:FILE.gguf[,ctx=N,states=N,threads=N]`: KV cells, default
+ * 8192; sequences, default and at most 256; threads, default the
+ * processors up to 8), loaded at run time with dlopen so that ppl builds and
+ * runs without it (lm_llama.h says which release is pinned and how the
+ * library is found).
  *
  * One llama sequence per state, from a free list of n_seq_max ids; the KV
  * cache is one buffer shared by all sequences, so fork copies a sequence
