@@ -1,7 +1,9 @@
 /* lm_llama.c — llama.cpp's libllama as a language-model backend
- * (`--lm llama:FILE.gguf[,ctx=N,states=N,threads=N]`), loaded at run time
- * with dlopen so that ppl builds and runs without it (lm_llama.h says which
- * release is pinned and how the library is found).
+ * (`--lm llama:FILE.gguf[,ctx=N,states=N,threads=N]`: KV cells, default
+ * 8192; sequences, default and at most 256; threads, default the
+ * processors up to 8), loaded at run time with dlopen so that ppl builds and
+ * runs without it (lm_llama.h says which release is pinned and how the
+ * library is found).
  *
  * One llama sequence per state, from a free list of n_seq_max ids; the KV
  * cache is one buffer shared by all sequences, so fork copies a sequence
@@ -438,8 +440,8 @@ bool lm_llama_open(const LmSpec *s, LmBackend *b, char *err, size_t errsz) {
   long n_ctx, nseq, threads;
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   if (!lm_spec_check(s, "llama", known, err, errsz) ||
-      !lm_spec_int(s, "ctx", 16, 1 << 20, 4096, &n_ctx, err, errsz) ||
-      !lm_spec_int(s, "states", 1, 256, 64, &nseq, err, errsz) ||
+      !lm_spec_int(s, "ctx", 16, 1 << 20, 8192, &n_ctx, err, errsz) ||
+      !lm_spec_int(s, "states", 1, 256, 256, &nseq, err, errsz) ||
       !lm_spec_int(s, "threads", 1, 256, ncpu < 1 ? 1 : ncpu > 8 ? 8 : ncpu, &threads, err, errsz))
     return false;
   FILE *f = fopen(s->path, "rb");
