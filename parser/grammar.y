@@ -658,6 +658,11 @@ arg:
       $$ = mk(AST_NAMED, P(ctx, @1));
       $$->name = $1, $$->a = $3;
     }
+  /* lm(prompt, model = "NAME"): the block keyword as a parameter's name */
+  | MODEL '=' expr {
+      $$ = mk(AST_NAMED, P(ctx, @1));
+      $$->name = "model", $$->a = $3;
+    }
   ;
 
 exprs:
