@@ -15,10 +15,11 @@
 #include "amortized.h"
 #include "engine.h"
 #include "nuts.h"
+#include "steer.h"
 #include "svi.h"
 #include "trace.h"
 
-static const EngineVT *const engines[] = {&engine_prior, &engine_is, &engine_mh, &engine_smc, &engine_pgibbs, &engine_nuts, &engine_hmc, &engine_advi, &engine_svi, &engine_amortized, NULL};
+static const EngineVT *const engines[] = {&engine_prior, &engine_is, &engine_mh, &engine_smc, &engine_pgibbs, &engine_nuts, &engine_hmc, &engine_advi, &engine_svi, &engine_amortized, &engine_steer, NULL};
 
 const EngineVT *const *engine_all(void) { return engines; }
 
