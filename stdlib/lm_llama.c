@@ -438,8 +438,8 @@ bool lm_llama_open(const LmSpec *s, LmBackend *b, char *err, size_t errsz) {
   long n_ctx, nseq, threads;
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   if (!lm_spec_check(s, "llama", known, err, errsz) ||
-      !lm_spec_int(s, "ctx", 16, 1 << 20, 4096, &n_ctx, err, errsz) ||
-      !lm_spec_int(s, "states", 1, 256, 64, &nseq, err, errsz) ||
+      !lm_spec_int(s, "ctx", 16, 1 << 20, 8192, &n_ctx, err, errsz) ||
+      !lm_spec_int(s, "states", 1, 256, 256, &nseq, err, errsz) ||
       !lm_spec_int(s, "threads", 1, 256, ncpu < 1 ? 1 : ncpu > 8 ? 8 : ncpu, &threads, err, errsz))
     return false;
   FILE *f = fopen(s->path, "rb");

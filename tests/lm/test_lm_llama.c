@@ -268,7 +268,7 @@ int main(int argc, char **argv) {
     printf("Bail out! %s\n", err);
     return 1;
   }
-  /* one thread: on a loaded machine llama.cpp's spinning workers cost ~100x */
+  /* 16 states; one thread: on a loaded machine llama.cpp's spinning workers cost ~100x */
   snprintf(spec, sizeof spec, "llama:%s,states=16,threads=1", model);
   LmBackend *b;
   if (!lm_open(spec, &b, err, sizeof err)) {
