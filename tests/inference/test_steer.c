@@ -117,12 +117,14 @@ static void sharing(void) {
   if (tap_ok(r != NULL, "lm string: runs (%s)", ppl_errmsg(ctx))) {
     /* the prompt once, then at most one token per particle per step (4 steps;
        eos is drawn, never decoded) */
-    tap_ok(cnt.decoded <= P + 4L * N && cnt.decoded >= P + N,
+    tap_ok(cnt.decoded <= P + 4L * N && cnt.decoded >= P,
            "the shared prompt is decoded once: %ld tokens decoded for %d particles (prompt %d)",
            cnt.decoded, N, P);
-    tap_ok(cnt.evals <= 5 && cnt.maxbatch == N,
-           "one batched eval per token step: %ld evals, largest batch %ld", cnt.evals,
-           cnt.maxbatch);
+    /* equal contexts (particles that drew the same tokens) are decoded once
+       too, so a batch has the distinct ones */
+    tap_ok(cnt.evals <= 4 && cnt.maxbatch <= N && cnt.starts <= cnt.maxbatch,
+           "one batched eval per token step: %ld evals, largest batch %ld, %ld states started",
+           cnt.evals, cnt.maxbatch, cnt.starts);
     tap_ok(col_sum(r, "has_c") == 0, "avoid: no generated string has a masked byte");
     tap_ok(col_sum(r, "n") > 0, "the strings are not all empty (%g bytes)", col_sum(r, "n"));
     ppl_result_free(r);
@@ -185,11 +187,11 @@ static void selection(void) {
   }
   ppl_result_free(all);
   ppl_result_free(v);
-  r = run(ctx, str_src, 20, 20, "budget", "50", 5);
-  if (tap_ok(r != NULL, "--budget 50 runs (%s)", ppl_errmsg(ctx))) {
+  r = run(ctx, str_src, 20, 20, "budget", "30", 5);
+  if (tap_ok(r != NULL, "--budget 30 runs (%s)", ppl_errmsg(ctx))) {
     int lw = ppl_result_column_index(r, "log_weight__"), zero = 0;
     for (int d = 0; d < 20; d++) zero += !(ppl_result_draw(r, 0, d, lw) > -INFINITY);
-    tap_ok(zero > 0, "--budget 50 with 20 particles of up to 4 tokens: %d dropped", zero);
+    tap_ok(zero > 0, "--budget 30 with 20 particles of up to 4 tokens: %d dropped", zero);
     ppl_result_free(r);
   }
   ppl_context_free(ctx);
