@@ -291,6 +291,7 @@ typedef struct Args {
   int quiet, llvm, help, markdown, deps, json;
   int progress; /* --progress 1, --no-progress 0, neither -1 (on when stderr is a terminal) */
   ppl_run_options ro; /* the engines' options, set by name from their tables */
+  ppl_run_options lm; /* the --lm options alone, for exec (its run takes no others) */
 } Args;
 
 static int parse_args(int argc, char **argv, Args *a) {
@@ -361,6 +362,7 @@ static int parse_args(int argc, char **argv, Args *a) {
       else if (!strcmp(bare, "save")) a->save = val;
       else if (ppl_run_set(&a->ro, bare, val) != PPL_OK)
         return usage_error("%s", ppl_run_options_errmsg(&a->ro));
+      if (!strcmp(bare, "lm")) ppl_run_set(&a->lm, bare, val);
       if (!strcmp(bare, "load")) a->load = val;
     } else if (o[0] == '-' && o[1]) {
       return usage_error("unknown option '%s'", o);
@@ -590,6 +592,7 @@ int main(int argc, char **argv) {
       strcmp(a.cmd, "train"))
     return usage_error("unknown command '%s'", a.cmd);
   ppl_run_options_default(&a.ro);
+  ppl_run_options_default(&a.lm);
   int rc = parse_args(argc, argv, &a);
   if (rc == EX_OK && a.help) {
     if (a.engine && ppl_engine_options(a.engine, NULL, 0) < 0)
@@ -655,6 +658,7 @@ int main(int argc, char **argv) {
   ppl_run_options ro;
   ppl_run_options_default(&ro);
   if (!strcmp(a.cmd, "exec")) { /* one forward run: only the seed applies */
+    ro = a.lm; /* its language models (--lm), nothing else by name */
     ro.seed = a.ro.seed;
     ro.engine = "prior";
     ro.chains = 1;
@@ -702,5 +706,6 @@ done:
   ppl_model_free(m);
   ppl_context_free(ctx);
   ppl_run_options_free(&a.ro);
+  ppl_run_options_free(&a.lm);
   return rc;
 }

@@ -658,7 +658,7 @@ arg:
       $$ = mk(AST_NAMED, P(ctx, @1));
       $$->name = $1, $$->a = $3;
     }
-  /* `model` is a block's keyword and the lm families' argument naming a backend */
+  /* lm(prompt, model = "NAME"): the block keyword as a parameter's name */
   | MODEL '=' expr {
       $$ = mk(AST_NAMED, P(ctx, @1));
       $$->name = "model", $$->a = $3;

@@ -107,14 +107,15 @@ LmBackend *lm_args_backend(const LmSet *set, const LmArgs *a, char *err, size_t 
   have[0] = 0;
   for (int i = 0; i < set->n && n < sizeof have; i++) {
     const char *nm = set->names[i] ? set->names[i] : "";
-    int w = snprintf(have + n, sizeof have - n, "%s'%s'", i ? ", " : "", nm);
+    int w = *nm ? snprintf(have + n, sizeof have - n, "%s'%s'", i ? ", " : "", nm)
+                : snprintf(have + n, sizeof have - n, "%sthe default", i ? ", " : "");
     if (w > 0) n += (size_t)w;
   }
   if (!*a->model)
-    lmf_fail(err, errsz, "no default language model: the run has only named ones (%s); give "
+    lmf_fail(err, errsz, "no default language model: the run has only named ones: %s; give "
                          "model = \"NAME\" or --lm SPEC", have);
   else
-    lmf_fail(err, errsz, "no language model named '%s' (the run has %s); give it with --lm %s=SPEC",
+    lmf_fail(err, errsz, "no language model named '%s' (the run has: %s); give it with --lm %s=SPEC",
              a->model, have, a->model);
   return NULL;
 }
