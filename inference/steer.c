@@ -94,7 +94,7 @@ typedef struct SteerParticle {
   int ntok;      /* its tokens so far */
   int ncur;
   SteerCur *curs; /* malloc'd, one per backend used */
-  int eve;
+  int eve; /* the initial particle it descends from (Lee-Whiteley) */
   Rng rng;
 } SteerParticle;
 
@@ -129,6 +129,7 @@ typedef struct SteerState {
   /* per chain */
   int nruns;
   double logz_max, logz_sum;
+  double relvar_sum; /* Lee-Whiteley relative variances of the runs' Z, summed */
   long resamplings, steps, evals, decoded, drawn, forks, shared, killed, dropped, dead;
   double ess_min;
   char first_err[sizeof ((Diag *)0)->msg];
@@ -540,7 +541,7 @@ static bool steer_run(SteerState *s, Diag *d) {
   for (int i = 0; i < N; i++)
     if (!steer_advance(s, i, d)) return false;
   double logz = 0;
-  long tokens = 0, step = 0;
+  long tokens = 0, step = 0, nres = 0;
   for (;;) {
     int waiting = 0;
     for (int i = 0; i < N; i++) waiting += s->p[i].waiting;
@@ -569,6 +570,7 @@ static bool steer_run(SteerState *s, Diag *d) {
     if (s->scheme != RESAMPLE_NEVER && ess < s->ess_threshold * N) {
       logz += lz;
       if (!steer_resample(s, d)) return false;
+      nres++;
     }
     if (!steer_eval(s, d)) return false;
     for (int i = 0; i < N; i++)
@@ -581,6 +583,13 @@ static bool steer_run(SteerState *s, Diag *d) {
   }
   if (step > s->steps) s->steps = step;
   s->run_logz = logz;
+  /* the within-run relative variance of Z from the genealogy, as smc gives
+     it (Lee & Whiteley 2018): weight mass per initial particle */
+  double *mass = gc_alloc_atomic(sizeof(double) * (size_t)N), sq = 0;
+  memset(mass, 0, sizeof(double) * (size_t)N);
+  for (int j = 0; j < N; j++) mass[s->p[j].eve] += s->w[j];
+  for (int i = 0; i < N; i++) sq += mass[i] * mass[i];
+  if (N > 1) s->relvar_sum += 1 - pow((double)N / (N - 1), (double)(1 + nres)) * (1 - sq);
   if (logz > s->logz_max) {
     s->logz_sum = s->nruns ? s->logz_sum * exp(s->logz_max - logz) : 0;
     s->logz_max = logz;
@@ -668,6 +677,13 @@ static bool steer_log_evidence(void *state, double *est) {
   return true;
 }
 
+static bool steer_log_evidence_se(void *state, double *se) {
+  SteerState *s = state;
+  if (s->nruns == 0) return false;
+  *se = sqrt(fmax(s->relvar_sum / s->nruns, 0) / s->nruns);
+  return true;
+}
+
 static const char *steer_notes(void *state) {
   SteerState *s = state;
   if (s->nruns == 0) return "";
@@ -712,5 +728,6 @@ const EngineVT engine_steer = {
     .step = steer_step,
     .free = steer_free,
     .log_evidence = steer_log_evidence,
+    .log_evidence_se = steer_log_evidence_se,
     .chain_notes = steer_notes,
 };

@@ -140,8 +140,10 @@ static void sharing(void) {
       if (ppl_result_draw(r, 0, d, lw) > -INFINITY) bad += ppl_result_draw(r, 0, d, c);
     tap_ok(bad == 0, "token loop: no weighted draw has a 'c' (the condition per token)");
     double ev, se;
-    tap_ok(ppl_result_log_evidence(r, &ev, &se) == PPL_OK && ev < 0 && ev > -20,
-           "token loop: a log evidence (%.3f), below 0 (the condition has mass < 1)", ev);
+    tap_ok(ppl_result_log_evidence(r, &ev, &se) == PPL_OK && ev < 0 && ev > -20 && se > 0 &&
+               se < 1,
+           "token loop: a log evidence (%.3f ± %.3f), below 0 (the condition has mass < 1)", ev,
+           se);
     ppl_result_free(r);
   }
   ppl_context_free(ctx);
