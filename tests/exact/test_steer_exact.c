@@ -324,7 +324,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   dir = argv[1];
-  char spec[600], err[256];
+  char spec[600], err[256] = "";
   LmBackend *b = NULL;
   snprintf(spec, sizeof spec, "ngram:%s/lm/abc.txt", dir);
   if (tap_ok(lm_open(spec, &b, err, sizeof err), "ngram: opens (%s)", err))
