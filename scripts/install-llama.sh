@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 PKG="@node-llama-cpp/linux-x64@3.22.1"
 TGZ="node-llama-cpp-linux-x64-3.22.1.tgz"
 DEST=${1:-.llama}
-CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/ppl/npm"
+CACHE="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/ppl/npm"
 
 if [ -f "$DEST/libllama.v0.5.0.so" ] && [ -f "$DEST/.installed-3.22.1" ]; then
   echo "install-llama: $DEST has libllama v0.5.0"

@@ -8,7 +8,7 @@
  * max_tokens); nothing when x has max_tokens tokens.  A string containing
  * the stop string, or longer than max_tokens tokens, has density 0.  With
  * avoid, every token of the generation, the ending's included, must be free
- * of those bytes (the target is the model times that indicator) and draws
+ * of those characters (the target is the model times that indicator) and draws
  * come from the masked, renormalised model q: the draw weight is
  * log p(x) - log q(x), with q summed over the same two endings.  lm_next's
  * density at x is the mass of the tokens spelling x ("" is eos), its weight
@@ -161,6 +161,21 @@ static bool texts(LmBinding *B, LmBackend *b, char *err, size_t errsz) {
   return true;
 }
 
+static const char *find(const char *h, size_t hn, const char *n, size_t nn);
+
+/* Does s[0..n) contain one of the characters of set (UTF-8: a character is
+   its whole byte sequence, so "é" does not forbid every token with a 0xc3)? */
+static bool has_char_of(const char *s, size_t n, const char *set) {
+  for (const char *c = set; *c;) {
+    unsigned char u = (unsigned char)*c;
+    size_t k = u < 0x80 ? 1 : u >= 0xf0 ? 4 : u >= 0xe0 ? 3 : u >= 0xc0 ? 2 : 1;
+    size_t have = strnlen(c, k);
+    if (find(s, n, c, have)) return true;
+    c += have;
+  }
+  return false;
+}
+
 bool lm_avoid_mask(LmBackend *b, const char *avoid, uint8_t *allow, char *err, size_t errsz) {
   char buf[64];
   for (int t = 0; t < b->n_vocab; t++) {
@@ -170,10 +185,7 @@ bool lm_avoid_mask(LmBackend *b, const char *avoid, uint8_t *allow, char *err, s
       if (!(big = malloc((size_t)n))) return lmf_oom(err, errsz);
       n = b->token_text(b->self, t, big, n);
     }
-    const char *s = big ? big : buf;
-    bool ok = true;
-    for (int i = 0; i < n && ok; i++) ok = s[i] == 0 || !strchr(avoid, s[i]);
-    allow[t] = t == b->eos || ok;
+    allow[t] = t == b->eos || n <= 0 || !has_char_of(big ? big : buf, (size_t)n, avoid);
     free(big);
   }
   return true;
@@ -255,12 +267,6 @@ static bool tokenize(LmBinding *B, LmBackend *b, const char *s, size_t n, int *n
   return true;
 }
 
-static bool has_byte_of(const char *s, size_t n, const char *set) {
-  if (!*set) return false;
-  for (size_t i = 0; i < n; i++)
-    if (s[i] && strchr(set, s[i])) return true;
-  return false;
-}
 
 static const char *find(const char *h, size_t hn, const char *n, size_t nn) {
   if (nn == 0 || nn > hn) return NULL;
@@ -306,8 +312,7 @@ static bool stop_route(LmBinding *B, LmBackend *b, const LmArgs *a, const uint8_
 static bool score_lm(LmBinding *B, LmBackend *b, const LmArgs *a, const char *x, size_t xn,
                      double *lp, double *lw, char *err, size_t errsz) {
   *lp = *lw = -INFINITY;
-  if (has_byte_of(x, xn, a->avoid) || (a->stop_len && find(x, xn, a->stop, a->stop_len)))
-    return true;
+  if (a->stop_len && find(x, xn, a->stop, a->stop_len)) return true;
   const uint8_t *allow;
   int nt;
   if (!mask_for(B, b, a->avoid, &allow, err, errsz) || !tokenize(B, b, x, xn, &nt, err, errsz))
@@ -321,7 +326,7 @@ static bool score_lm(LmBinding *B, LmBackend *b, const LmArgs *a, const char *x,
   for (int i = 0; ok && i < nt && p > -INFINITY; i++) {
     ok = eval1(&B->cur, err, errsz);
     if (!ok) break;
-    double l = B->cur.logp[xt[i]];
+    double l = allow && !allow[xt[i]] ? -INFINITY : B->cur.logp[xt[i]]; /* the mask, per token */
     p += l;
     q += l - log_mass(B->cur.logp, b->n_vocab, allow);
     ok = lm_cursor_push(&B->cur, xt[i], err, errsz);
@@ -349,7 +354,7 @@ static bool score_lm(LmBinding *B, LmBackend *b, const LmArgs *a, const char *x,
 static bool score_next(LmBinding *B, LmBackend *b, const LmArgs *a, const char *x, size_t xn,
                        double *lp, double *lw, char *err, size_t errsz) {
   *lp = *lw = -INFINITY;
-  if (has_byte_of(x, xn, a->avoid)) return true;
+  if (has_char_of(x, xn, a->avoid)) return true;
   const uint8_t *allow;
   if (!mask_for(B, b, a->avoid, &allow, err, errsz) || !texts(B, b, err, errsz) ||
       !cursor_at(B, b, a->prompt, a->prompt_len, err, errsz) || !eval1(&B->cur, err, errsz))

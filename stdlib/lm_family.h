@@ -64,13 +64,13 @@ typedef struct LmArgs {
   size_t stop_len;
   int max_tokens;     /* lm only; >= 1 */
   const char *model;  /* "" the default backend */
-  const char *avoid;  /* bytes no token may contain; "" none */
+  const char *avoid;  /* characters (UTF-8) no token may contain; "" none */
 } LmArgs;
 void lm_call_args(const DistFamily *f, const Value *p, LmArgs *out);
 /* The backend a call names in set, or NULL with a message. */
 LmBackend *lm_args_backend(const LmSet *set, const LmArgs *a, char *err, size_t errsz);
-/* allow[t] = 1 for tokens whose text has no byte of avoid (eos always), 0
-   for the others: the mask of `avoid = "..."`. */
+/* allow[t] = 1 for tokens whose text has no character of avoid (UTF-8; eos
+   always), 0 for the others: the mask of `avoid = "..."`. */
 bool lm_avoid_mask(LmBackend *b, const char *avoid, uint8_t *allow, char *err, size_t errsz);
 
 #endif

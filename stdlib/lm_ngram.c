@@ -95,6 +95,13 @@ static int32_t key_tok(uint64_t key, int n, int i) {
   return (int32_t)((key >> (NG_BITS * (n - 1 - i))) & ((1u << NG_BITS) - 1));
 }
 
+/* The key of an order-k n-gram's history (its first k-1 tokens), tagged k:
+   what ng_prob looks up as ng_key(k, h, k - 1). */
+static uint64_t ctx_key(uint64_t key) {
+  uint64_t k = key >> 60;
+  return ((key & ~((uint64_t)15 << 60)) >> NG_BITS) | k << 60;
+}
+
 static bool ng_train(Ngram *g, const unsigned char *text, size_t len) {
   int N = g->order;
   size_t nev = len + 1; /* events: a line's bytes and its eos (for '\n') */
@@ -160,10 +167,8 @@ static bool ng_train(Ngram *g, const unsigned char *text, size_t len) {
   }
   /* contexts: the order-k n-grams' sums and types per history */
   nk = 0;
-  for (size_t i = 0; i < nraw; i++) {
-    int k = (int)(raw[i].key >> 60);
-    if (raw[i].a > 0) keys[nk++] = ((raw[i].key & ~((uint64_t)15 << 60)) >> NG_BITS) | (uint64_t)k << 60;
-  }
+  for (size_t i = 0; i < nraw; i++)
+    if (raw[i].a > 0) keys[nk++] = ctx_key(raw[i].key);
   NgEntry *ctx = ng_unique(keys, nk, &g->nctx);
   free(keys);
   if (!ctx) {
@@ -175,10 +180,8 @@ static bool ng_train(Ngram *g, const unsigned char *text, size_t len) {
     ctx[i].a = 0;
   }
   for (size_t i = 0; i < nraw; i++) {
-    int k = (int)(raw[i].key >> 60);
     if (raw[i].a <= 0) continue;
-    uint64_t ck = ((raw[i].key & ~((uint64_t)15 << 60)) >> NG_BITS) | (uint64_t)k << 60;
-    NgEntry *c = (NgEntry *)ng_find(ctx, g->nctx, ck);
+    NgEntry *c = (NgEntry *)ng_find(ctx, g->nctx, ctx_key(raw[i].key));
     c->a += raw[i].a;
   }
   g->gram = raw;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ppl.h"
+#include "stdlib/lm.h"
 #include "tap.h"
 
 /* ---- a bigram model over {a, b, c} and eos ---------------------------- */
@@ -373,7 +374,78 @@ static void test_unbound(void) {
   ppl_context_free(bare);
 }
 
-int main(void) {
+/* The built-in n-gram model through --lm: an observation's log density is
+   the sum of its tokens' log-probabilities after the prompt, read here from
+   the backend token by token, and the ending's (eos, or the stop string). */
+static double ngram_evidence(const char *spec, const char *src, const char *x) {
+  ppl_context *cx = ppl_context_new(NULL);
+  ppl_model *m = NULL;
+  double z = NAN, se;
+  if (ppl_compile_string(cx, src, "m.ppl", &m) == PPL_OK &&
+      ppl_set_data_json(m, x, "data") == PPL_OK) {
+    ppl_run_options o;
+    ppl_run_options_default(&o);
+    o.engine = "is";
+    o.chains = 1;
+    o.draws = 10;
+    o.progress = PPL_PROGRESS_OFF;
+    ppl_run_set(&o, "lm", spec);
+    ppl_result *r = NULL;
+    if (ppl_run(m, &o, &r) == PPL_OK) ppl_result_log_evidence(r, &z, &se);
+    else tap_ok(0, "n-gram run: %s", ppl_errmsg(cx));
+    ppl_result_free(r);
+    ppl_run_options_free(&o);
+  }
+  ppl_model_free(m);
+  ppl_context_free(cx);
+  return z;
+}
+
+static void test_ngram(const char *corpus) {
+  char spec[1024], err[256];
+  snprintf(spec, sizeof spec, "ngram:%s", corpus);
+  LmBackend *b = NULL;
+  if (!tap_ok(lm_open(spec, &b, err, sizeof err), "n-gram model opened: %s", b ? spec : err)) return;
+  const char *prompt = "the ", *x = "cat sat";
+  LmCursor c;
+  LmCursor *one[1] = {&c};
+  lm_cursor_init(&c, b, err, sizeof err);
+  lm_cursor_seek(&c, prompt, strlen(prompt), err, sizeof err);
+  int32_t toks[16], sp;
+  int n = b->tokenize(b->self, x, strlen(x), toks, 16, err, sizeof err);
+  b->tokenize(b->self, " ", 1, &sp, 1, err, sizeof err);
+  double lp[16] = {0}, end3 = 0; /* lp[i]: the first i tokens' log-probability */
+  for (int i = 0; i < n; i++) {
+    lm_cursor_eval(one, 1, err, sizeof err);
+    if (i == 3) /* after "cat": eos or the stop string " " */
+      end3 = log(exp((double)c.logp[b->eos]) + exp((double)c.logp[sp]));
+    lp[i + 1] = lp[i] + c.logp[toks[i]];
+    lm_cursor_push(&c, toks[i], err, sizeof err);
+  }
+  lm_cursor_eval(one, 1, err, sizeof err);
+  double end7 = c.logp[b->eos];
+  lm_cursor_free(&c);
+  /* lm_score (double precision where the backend has it) agrees */
+  lm_cursor_init(&c, b, err, sizeof err);
+  lm_cursor_seek(&c, prompt, strlen(prompt), err, sizeof err);
+  lm_cursor_eval(one, 1, err, sizeof err);
+  double scored = 0;
+  lm_score(b, c.st, toks, n, &scored, err, sizeof err);
+  lm_cursor_free(&c);
+  lm_close(b);
+  tap_ok(n == 7 && fabs(scored - lp[7]) < 1e-5, "lm_score agrees with the tokens' sum (%.7f, %.7f)",
+         scored, lp[7]);
+  const char *with_stop = "data { string x; }\nmodel { x ~ lm(\"the \", stop = \" \"); }\n";
+  const char *no_stop = "data { string x; }\nmodel { x ~ lm(\"the \"); }\n";
+  tap_near(ngram_evidence(spec, no_stop, "{\"x\": \"cat sat\"}"), lp[7] + end7, 1e-9,
+           "n-gram: log density of an observed string = its tokens' sum + eos");
+  tap_near(ngram_evidence(spec, with_stop, "{\"x\": \"cat\"}"), lp[3] + end3, 1e-9,
+           "n-gram with stop: + log(P(eos) + P(stop))");
+  tap_ok(ngram_evidence(spec, with_stop, "{\"x\": \"cat sat\"}") == -INFINITY,
+         "a string holding the stop string has density 0");
+}
+
+int main(int argc, char **argv) {
   ctx = ppl_context_new(NULL);
   ppl_lm_backend lm = {"bigram", NULL, NV, EOS, m_tokenize, m_token_text, m_start, m_fork,
                        m_release, m_eval, NULL, NULL};
@@ -388,6 +460,7 @@ int main(void) {
   test_engines();
   test_tools(&calls);
   test_unbound();
+  if (argc > 1) test_ngram(argv[1]);
   ppl_context_free(ctx);
   return tap_done();
 }
