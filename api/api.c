@@ -17,7 +17,9 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -33,6 +35,8 @@
 #include "../ir/interp.h"
 #include "../parser/ast.h"
 #include "../lang/check.h"
+#include "../stdlib/lm.h"
+#include "../stdlib/lm_family.h"
 #include "../stdlib/tensor.h"
 #include "data.h"
 #include "ppl.h"
@@ -46,6 +50,9 @@ struct ppl_context {
   HostFunc *host; /* root allocation, grown by ppl_register_function */
   DistRegistry fams; /* ppl_register_family's (reachable: the context is a root) */
   atomic_int interrupt; /* set by ppl_interrupt, cleared when ppl_run returns */
+  LmSet lm; /* ppl_register_lm's backends (malloc'd copies, owned: destroyed with the context) */
+  LmFamilies *lmf;    /* the lm and lm_next families (in fams), bound to a run's models */
+  atomic_bool lm_busy; /* a run binds lmf: one language-model run at a time */
 };
 
 struct ppl_model {
@@ -140,6 +147,16 @@ ppl_context *ppl_context_new(const ppl_config *cfg) {
   if (ctx->cfg.threads < 0) ctx->cfg.threads = 0;
   diag_init(&ctx->err);
   atomic_init(&ctx->interrupt, 0);
+  atomic_init(&ctx->lm_busy, false);
+  if (!gc_guard_enter(&g, setjmp(g.jb))) return NULL;
+  ctx->lmf = lm_families_new();
+  gc_guard_leave(&g);
+  if (!ctx->lmf) {
+    gc_free_root(ctx);
+    return NULL;
+  }
+  dist_registry_add(&ctx->fams, &ctx->lmf->lm);
+  dist_registry_add(&ctx->fams, &ctx->lmf->lm_next);
   tensor_blas_init(); /* now: OpenBLAS's idle threads spin from the moment it loads */
   return ctx;
 }
@@ -152,6 +169,13 @@ void ppl_context_free(ppl_context *ctx) {
   if (!ctx) return;
   gc_ensure_thread();
   if (ctx->host) gc_free_root(ctx->host);
+  lm_families_free(ctx->lmf);
+  for (int i = 0; i < ctx->lm.n; i++) {
+    free((char *)ctx->lm.names[i]);
+    lm_close(ctx->lm.b[i]);
+  }
+  free(ctx->lm.names);
+  free(ctx->lm.b);
   gc_free_root(ctx);
 }
 
@@ -178,7 +202,8 @@ static bool valid_name(const char *s) {
 static ppl_status register_host_(ppl_context *ctx, const char *who, const char *name, HostFunc f) {
   if (!name) return fail(ctx, DIAG_USAGE, "%s: name is NULL", who);
   if (!valid_name(name)) return fail(ctx, DIAG_USAGE, "%s: invalid function name '%s'", who, name);
-  if (!f.fn && !f.fn_ex) return fail(ctx, DIAG_USAGE, "%s: NULL function for '%s'", who, name);
+  if (!f.fn && !f.fn_ex && !f.str_fn)
+    return fail(ctx, DIAG_USAGE, "%s: NULL function for '%s'", who, name);
   if (f.arity < 0 || f.arity > 16)
     return fail(ctx, DIAG_USAGE, "%s: arity of '%s' must be 0..16, got %d", who, name, f.arity);
   if (builtin_lookup(name) || dist_lookup(name))
@@ -222,6 +247,12 @@ static ppl_status register_function_ex_(ppl_context *ctx, const char *name, cons
   return register_host_(ctx, who, name,
                         (HostFunc){.arity = (int)strlen(args), .kinds = args, .fn_ex = fn,
                                    .has_grad = has_gradient != 0, .ud = ud});
+}
+
+static ppl_status register_string_function_(ppl_context *ctx, const char *name, int arity,
+                                            ppl_host_str_fn fn, void *ud) {
+  return register_host_(ctx, "ppl_register_string_function", name,
+                        (HostFunc){.arity = arity, .str_fn = fn, .ud = ud});
 }
 
 /* ---- host families ---------------------------------------------------- */
@@ -271,9 +302,9 @@ static ppl_status register_family_(ppl_context *ctx, const ppl_family *fam) {
   if (!name) return fail(ctx, DIAG_USAGE, "ppl_register_family: name is NULL");
   if (!valid_name(name))
     return fail(ctx, DIAG_USAGE, "ppl_register_family: invalid family name '%s'", name);
-  if (fam->nparams < 1 || fam->nparams > DIST_MAX_PARAMS)
+  if (fam->nparams < 1 || fam->nparams > 4) /* ppl_family.param_names[4] */
     return fail(ctx, DIAG_USAGE, "ppl_register_family: '%s' must have 1..%d parameters, got %d", name,
-                DIST_MAX_PARAMS, fam->nparams);
+                4, fam->nparams);
   if (!fam->lpdf || !fam->quantile)
     return fail(ctx, DIAG_USAGE, "ppl_register_family: '%s' needs lpdf and quantile", name);
   if (fam->support < PPL_SUPPORT_REAL || fam->support > PPL_SUPPORT_UNIT)
@@ -807,7 +838,7 @@ int ppl_engine_options(const char *engine, ppl_option_info *out, int max) {
   if (engine && !(e = engine_lookup(engine))) return -1;
   const OptSpec *buf[64];
   int n = engine_options(e, buf, 64);
-  static const char *const types[] = {"int", "real", "bool", "enum"};
+  static const char *const types[] = {"int", "real", "bool", "enum", "text"};
   for (int k = 0; k < n && k < max && k < 64 && out; k++) {
     const OptSpec *s = buf[k];
     out[k] = (ppl_option_info){.name = s->name, .type = types[s->type], .def = s->def,
@@ -967,6 +998,7 @@ static ppl_status run_prepare(ppl_model *m, const ppl_run_options *o, const Engi
                   : o->progress                                                   ? PROGRESS_TERMINAL
                                                                                   : PROGRESS_OFF;
   d_o->threads = d_o->eng.threads; /* particle engines split it with the chains */
+  if (m->an->has_lm) d_o->threads = d_o->eng.threads = 1; /* a backend serves one thread */
   d_o->model_file = m->file;
   d_o->model_name = m->file;
   d_o->data_file = m->data_file;
@@ -1065,6 +1097,101 @@ static ppl_status train_(ppl_model *m, const ppl_run_options *o, const char *sav
   return ok(m->ctx);
 }
 
+/* ---- a run's language models ------------------------------------------ */
+
+/* The LmSet of one run: the `lm` options' backends, opened for it, then the
+   context's registered ones whose names no option takes. */
+typedef struct LmRun {
+  bool bound;
+  LmSet set;
+  int nopen; /* set.b[0..nopen) are opened here, closed by lm_run_end */
+} LmRun;
+
+static void lm_run_free(LmRun *r) {
+  for (int i = 0; i < r->nopen; i++) lm_close(r->set.b[i]);
+  free(r->set.b);
+  memset(r, 0, sizeof *r);
+}
+
+/* "NAME=SPEC" -> NAME (GC memory) and SPEC; a spec alone has the name "". */
+static const char *lm_spec_name(const char *text, const char **spec) {
+  const char *eq = strchr(text, '=');
+  const char *colon = strchr(text, ':');
+  if (!eq || (colon && colon < eq)) { /* "ngram:f.txt,order=3" has no name */
+    *spec = text;
+    return "";
+  }
+  *spec = eq + 1;
+  return gc_strndup(text, (size_t)(eq - text));
+}
+
+static ppl_status lm_run_begin(ppl_model *m, const ppl_run_options *o, LmRun *r) {
+  memset(r, 0, sizeof *r);
+  if (!m->an->has_lm) return PPL_OK; /* other programs open nothing, whatever --lm says */
+  ppl_context *ctx = m->ctx;
+  const OptSet *named = o->named ? &o->named->set : NULL;
+  int cap = ctx->lm.n + (named ? named->n : 0) + 1;
+  /* GC memory: the names of --lm NAME=SPEC are GC strings, which a malloc'd
+     array would not keep alive */
+  r->set.names = gc_alloc(sizeof *r->set.names * (size_t)cap);
+  r->set.b = calloc((size_t)cap, sizeof *r->set.b);
+  if (!r->set.names || !r->set.b) {
+    lm_run_free(r);
+    return fail(ctx, DIAG_NOMEM, "ppl_run: out of memory");
+  }
+  char err[512];
+  for (int k = 0; named && k < named->n; k++) {
+    if (strcmp(named->spec[k]->name, "lm") || !named->val[k].path) continue;
+    const char *spec, *name = lm_spec_name(named->val[k].path, &spec);
+    if (*name && !valid_name(name)) {
+      lm_run_free(r);
+      return fail(ctx, DIAG_USAGE, "--lm %s: '%s' is not a model name (letters, digits and _)",
+                  named->val[k].path, name);
+    }
+    if (lm_set_find(&r->set, name)) {
+      lm_run_free(r);
+      return fail(ctx, DIAG_USAGE, "--lm: %s given twice",
+                  *name ? gc_printf("the model '%s' is", name) : "the default model is");
+    }
+    LmBackend *b;
+    if (!lm_open(spec, &b, err, sizeof err)) {
+      lm_run_free(r);
+      return fail(ctx, DIAG_USAGE, "%s", err);
+    }
+    r->set.names[r->set.n] = name;
+    r->set.b[r->set.n++] = b;
+    r->nopen++;
+  }
+  for (int i = 0; i < ctx->lm.n; i++)
+    if (!lm_set_find(&r->set, ctx->lm.names[i])) {
+      r->set.names[r->set.n] = ctx->lm.names[i];
+      r->set.b[r->set.n++] = ctx->lm.b[i];
+    }
+  if (r->set.n == 0) {
+    lm_run_free(r);
+    Diag d;
+    diag_init(&d);
+    diag_error(&d, DIAG_USAGE, m->an->lm_pos, "%s", lm_families_unbound_msg);
+    return fail_diag(ctx, &d);
+  }
+  bool idle = false;
+  if (!atomic_compare_exchange_strong(&ctx->lm_busy, &idle, true)) {
+    lm_run_free(r);
+    return fail(ctx, DIAG_USAGE, "ppl_run: this context is running another program that draws "
+                                 "from a language model (one at a time per context)");
+  }
+  lm_families_bind(ctx->lmf, &r->set);
+  r->bound = true;
+  return PPL_OK;
+}
+
+static void lm_run_end(ppl_model *m, LmRun *r) {
+  if (!r->bound) return;
+  lm_families_bind(m->ctx->lmf, NULL);
+  atomic_store(&m->ctx->lm_busy, false);
+  lm_run_free(r);
+}
+
 static ppl_status run_(ppl_model *m, const ppl_run_options *o, ppl_result **out) {
   if (!m) return PPL_ERR_USAGE;
   if (!out) return fail(m->ctx, DIAG_USAGE, "ppl_run: out is NULL");
@@ -1081,10 +1208,13 @@ static ppl_status run_(ppl_model *m, const ppl_run_options *o, ppl_result **out)
   ppl_status s = run_prepare(m, o, &eng, &why, &d_o);
   if (s != PPL_OK) return s;
   if ((s = need_data(m)) != PPL_OK) return s;
+  LmRun lr;
+  if ((s = lm_run_begin(m, o, &lr)) != PPL_OK) return s;
   Diag d;
   diag_init(&d);
   RunResult *rr = NULL;
   bool done = driver_run(m->in, eng, &d_o, &rr, &d);
+  lm_run_end(m, &lr);
   atomic_store(&m->ctx->interrupt, 0);
   if (!done) {
     if (d.code == DIAG_NOMEM) m->retired = true; /* a chain's locks may be held */
@@ -1290,9 +1420,71 @@ ppl_status ppl_register_function_ex(ppl_context *ctx, const char *name, const ch
   GUARDED(ctx, NULL, register_function_ex_(ctx, name, args, fn, has_gradient, ud));
 }
 
+ppl_status ppl_register_string_function(ppl_context *ctx, const char *name, int arity,
+                                        ppl_host_str_fn fn, void *ud) {
+  if (!ctx) return PPL_ERR_USAGE;
+  GUARDED(ctx, NULL, register_string_function_(ctx, name, arity, fn, ud));
+}
+
 ppl_status ppl_register_family(ppl_context *ctx, const ppl_family *fam) {
   if (!ctx) return PPL_ERR_USAGE;
   GUARDED(ctx, NULL, register_family_(ctx, fam));
+}
+
+/* ---- language-model backends ------------------------------------------ */
+
+/* The host's struct is copied into the internal one as it is: the two must
+   agree member by member. */
+#define LM_SAME(m)                                                                                 \
+  _Static_assert(offsetof(ppl_lm_backend, m) == offsetof(LmBackend, m) &&                          \
+                     sizeof(((ppl_lm_backend *)0)->m) == sizeof(((LmBackend *)0)->m),              \
+                 "ppl_lm_backend." #m " differs from LmBackend." #m)
+LM_SAME(name);
+LM_SAME(self);
+LM_SAME(n_vocab);
+LM_SAME(eos);
+LM_SAME(tokenize);
+LM_SAME(token_text);
+LM_SAME(start);
+LM_SAME(fork);
+LM_SAME(release);
+LM_SAME(eval);
+LM_SAME(score);
+LM_SAME(destroy);
+_Static_assert(sizeof(ppl_lm_backend) == sizeof(LmBackend), "ppl_lm_backend differs from LmBackend");
+
+ppl_status ppl_register_lm(ppl_context *ctx, const char *name, const ppl_lm_backend *lm) {
+  if (!ctx) return PPL_ERR_USAGE;
+  if (!name) return fail(ctx, DIAG_USAGE, "ppl_register_lm: name is NULL");
+  if (*name && !valid_name(name)) return fail(ctx, DIAG_USAGE, "ppl_register_lm: invalid model name '%s'", name);
+  const char *shown = *name ? name : "(the default)";
+  if (!lm) return fail(ctx, DIAG_USAGE, "ppl_register_lm: '%s': lm is NULL", shown);
+  if (!lm->tokenize || !lm->token_text || !lm->start || !lm->fork || !lm->release || !lm->eval)
+    return fail(ctx, DIAG_USAGE,
+                "ppl_register_lm: '%s' needs tokenize, token_text, start, fork, release and eval", shown);
+  if (lm->n_vocab < 1 || lm->eos < -1 || lm->eos >= lm->n_vocab)
+    return fail(ctx, DIAG_USAGE, "ppl_register_lm: '%s' has n_vocab %d and eos %d (want n_vocab > 0, -1 <= eos < n_vocab)",
+                shown, lm->n_vocab, (int)lm->eos);
+  if (lm_set_find(&ctx->lm, name))
+    return fail(ctx, DIAG_USAGE, "ppl_register_lm: '%s' is already registered", shown);
+  const char *bname = lm->name ? lm->name : *name ? name : "host language model";
+  LmBackend *b = malloc(sizeof *b);
+  char *nm = strdup(name), *bn = strdup(bname);
+  const char **names = realloc(ctx->lm.names, sizeof *names * (size_t)(ctx->lm.n + 1));
+  if (names) ctx->lm.names = names;
+  LmBackend **bs = realloc(ctx->lm.b, sizeof *bs * (size_t)(ctx->lm.n + 1));
+  if (bs) ctx->lm.b = bs;
+  if (!b || !nm || !bn || !names || !bs) {
+    free(b);
+    free(nm);
+    free(bn);
+    return fail(ctx, DIAG_NOMEM, "ppl_register_lm: out of memory");
+  }
+  memcpy(b, lm, sizeof *b);
+  b->name = bn;
+  ctx->lm.names[ctx->lm.n] = nm;
+  ctx->lm.b[ctx->lm.n++] = b;
+  return ok(ctx);
 }
 
 ppl_status ppl_compile_file(ppl_context *ctx, const char *path, ppl_model **out) {

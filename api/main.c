@@ -118,7 +118,7 @@ static void print_wrapped(FILE *f, const char *text, int col, int indent) {
 
 /* The default as help and docs show it: reals with %g ("6.28319"); NULL for flags. */
 static const char *show_default(const ppl_option_info *o, char *buf, size_t n) {
-  if (!strcmp(o->type, "bool")) return NULL;
+  if (!strcmp(o->type, "bool") || !*o->def) return NULL;
   if (strcmp(o->type, "real")) return o->def;
   snprintf(buf, n, "%g", strtod(o->def, NULL));
   return buf;
@@ -184,6 +184,8 @@ static void md_value(FILE *f, const ppl_option_info *o) {
     else fprintf(f, "number, %g to %g", o->min, o->max);
   } else if (!strcmp(o->type, "bool")) {
     fputs("flag", f);
+  } else if (!strcmp(o->type, "text")) {
+    fputs("text", f);
   } else {
     for (int k = 0; o->choices[k]; k++) fprintf(f, "%s`%s`", k ? ", " : "", o->choices[k]);
   }
@@ -289,6 +291,7 @@ typedef struct Args {
   int quiet, llvm, help, markdown, deps, json;
   int progress; /* --progress 1, --no-progress 0, neither -1 (on when stderr is a terminal) */
   ppl_run_options ro; /* the engines' options, set by name from their tables */
+  ppl_run_options lm; /* the --lm options alone, for exec (its run takes no others) */
 } Args;
 
 static int parse_args(int argc, char **argv, Args *a) {
@@ -359,6 +362,7 @@ static int parse_args(int argc, char **argv, Args *a) {
       else if (!strcmp(bare, "save")) a->save = val;
       else if (ppl_run_set(&a->ro, bare, val) != PPL_OK)
         return usage_error("%s", ppl_run_options_errmsg(&a->ro));
+      if (!strcmp(bare, "lm")) ppl_run_set(&a->lm, bare, val);
       if (!strcmp(bare, "load")) a->load = val;
     } else if (o[0] == '-' && o[1]) {
       return usage_error("unknown option '%s'", o);
@@ -588,6 +592,7 @@ int main(int argc, char **argv) {
       strcmp(a.cmd, "train"))
     return usage_error("unknown command '%s'", a.cmd);
   ppl_run_options_default(&a.ro);
+  ppl_run_options_default(&a.lm);
   int rc = parse_args(argc, argv, &a);
   if (rc == EX_OK && a.help) {
     if (a.engine && ppl_engine_options(a.engine, NULL, 0) < 0)
@@ -653,6 +658,7 @@ int main(int argc, char **argv) {
   ppl_run_options ro;
   ppl_run_options_default(&ro);
   if (!strcmp(a.cmd, "exec")) { /* one forward run: only the seed applies */
+    ro = a.lm; /* its language models (--lm), nothing else by name */
     ro.seed = a.ro.seed;
     ro.engine = "prior";
     ro.chains = 1;
@@ -700,5 +706,6 @@ done:
   ppl_model_free(m);
   ppl_context_free(ctx);
   ppl_run_options_free(&a.ro);
+  ppl_run_options_free(&a.lm);
   return rc;
 }

@@ -387,6 +387,8 @@ void ppl_run_options_default(ppl_run_options *o);
  * At ppl_run, an option set by name that the run's engine does not have is an
  * error naming the engines that have it (fields set directly are not checked:
  * engines ignore the ones they do not use, as before).
+ * "lm" may be given several times ("ngram:corpus.txt", "judge=llama:m.gguf"):
+ * each adds a language model to the run (docs/language.md).
  * Memory: the first call allocates a store owned by *o (the strings passed in
  * are not kept); release it with ppl_run_options_free.  Copies of *o share
  * the store: free it once, and only after the last ppl_run with a copy. */
@@ -402,7 +404,7 @@ void ppl_run_options_free(ppl_run_options *o);
  * string is static storage. */
 typedef struct ppl_option_info {
   const char *name;   /* "particles" (--particles on the command line) */
-  const char *type;   /* "int", "real", "bool" or "enum" */
+  const char *type;   /* "int", "real", "bool", "enum" or "text" (--lm) */
   const char *def;    /* the default as text: "1000", "0.8", "diag", "false" */
   const char *const *choices; /* enum: the values, NULL-terminated; else NULL */
   int64_t imin, imax; /* int: the inclusive range */

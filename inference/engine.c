@@ -15,10 +15,11 @@
 #include "amortized.h"
 #include "engine.h"
 #include "nuts.h"
+#include "steer.h"
 #include "svi.h"
 #include "trace.h"
 
-static const EngineVT *const engines[] = {&engine_prior, &engine_is, &engine_mh, &engine_smc, &engine_pgibbs, &engine_nuts, &engine_hmc, &engine_advi, &engine_svi, &engine_amortized, NULL};
+static const EngineVT *const engines[] = {&engine_prior, &engine_is, &engine_mh, &engine_smc, &engine_pgibbs, &engine_nuts, &engine_hmc, &engine_advi, &engine_svi, &engine_amortized, &engine_steer, NULL};
 
 const EngineVT *const *engine_all(void) { return engines; }
 
@@ -62,6 +63,10 @@ static const OptSpec common_options[] = {
      .help = "write every random choice of each draw, by address, to OUT_choices.jsonl beside "
              "each chain's CSV (one JSON object a row); always on for a program whose latents' "
              "addresses change between runs"},
+    {.name = "lm", .type = OPT_TEXT, .def = "", .arg = "SPEC", .repeat = true,
+     .help = "the language model of the program's lm and lm_next draws: ngram:FILE[,order=N] "
+             "(built in, trained from a text file) or llama:FILE.gguf (libllama, loaded at run "
+             "time); NAME=SPEC adds one that calls pick with model = \"NAME\"; repeatable"},
     OPT_END,
 };
 
@@ -300,7 +305,27 @@ static char *why_nuts(const IrAnalysis *a) {
                    describe_latents(a));
 }
 
+/* Programs that draw from a language model: steering batches the particles'
+ * LM calls per token (inference/steer.c); until that engine is registered,
+ * importance sampling, whose particles draw their tokens one call at a time
+ * (both weigh masked proposals the same way: docs/language.md). */
+static bool has_lm(const IrAnalysis *a) { return a->has_lm; }
+
+static char *why_steer(const IrAnalysis *a) {
+  (void)a;
+  return gc_strdup("the program draws from a language model: SMC steering, particles batched "
+                   "per token");
+}
+
+static char *why_is_lm(const IrAnalysis *a) {
+  (void)a;
+  return gc_strdup("the program draws from a language model: importance sampling, each particle "
+                   "drawing its tokens inline");
+}
+
 static const SelectRule rules[] = {
+    {"steer", has_lm, why_steer},
+    {"is", has_lm, why_is_lm},
     {"prior", no_latents, why_prior},
     {"nuts", NULL, why_nuts},
     {"smc", smc_prefers, why_smc},

@@ -76,7 +76,8 @@ static inline void engine_progress(const EngineOpts *o, int chain, long done, lo
 }
 
 enum { METRIC_DIAG = 0, METRIC_DENSE, METRIC_UNIT };
-enum { RESAMPLE_SYSTEMATIC = 0, RESAMPLE_MULTINOMIAL, RESAMPLE_STRATIFIED, RESAMPLE_RESIDUAL };
+enum { RESAMPLE_SYSTEMATIC = 0, RESAMPLE_MULTINOMIAL, RESAMPLE_STRATIFIED, RESAMPLE_RESIDUAL,
+       RESAMPLE_NEVER /* the `resample` option's "never": importance sampling */ };
 
 /* The common options' defaults (chains 4, draws 1000, warmup 1000, thin 1,
  * seed 1, ...: the table's), and no engine options set. */

@@ -28,6 +28,7 @@ const char *opt_type_text(const OptSpec *s) {
   case OPT_REAL: return s->or_file ? "number or file" : "number";
   case OPT_BOOL: return "bool";
   case OPT_ENUM: return gc_printf("one of %s%s", choices_text(s), s->or_file ? ", or a file" : "");
+  case OPT_TEXT: return "text";
   }
   return "";
 }
@@ -58,6 +59,7 @@ static bool bad(const OptSpec *s, const char *got, char *err, size_t n) {
   case OPT_ENUM:
     snprintf(err, n, "--%s expects one of %s, got '%s'", s->name, choices_text(s), got);
     break;
+  case OPT_TEXT: snprintf(err, n, "--%s: bad value '%s'", s->name, got); break;
   }
   return false;
 }
@@ -112,6 +114,9 @@ bool opt_parse(const OptSpec *s, const char *text, OptValue *out, char *err, siz
       if (!strcmp(text, s->choices[k])) return out->i = k, true;
     if (s->or_file && opt_is_file(text)) return out->path = gc_strdup(text), true;
     return bad(s, text, err, n);
+  case OPT_TEXT:
+    if (*text) out->path = gc_strdup(text);
+    return true;
   }
   return bad(s, text, err, n);
 }
@@ -130,6 +135,7 @@ const char *opt_value_text(const OptSpec *s, OptValue v) {
   case OPT_REAL: return gc_printf("%g", v.r);
   case OPT_BOOL: return v.i ? "true" : "false";
   case OPT_ENUM: return s->choices[v.i];
+  case OPT_TEXT: return "";
   }
   return "";
 }
@@ -162,7 +168,7 @@ int opt_distance(const char *a, const char *b) {
 OptSet *opt_set_new(void) { return gc_alloc(sizeof(OptSet)); }
 
 void opt_set_put(OptSet *s, const OptSpec *spec, OptValue v) {
-  for (int k = 0; k < s->n; k++)
+  for (int k = 0; k < s->n && !spec->repeat; k++)
     if (!strcmp(s->spec[k]->name, spec->name)) {
       s->spec[k] = spec;
       s->val[k] = v;

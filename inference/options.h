@@ -15,7 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum OptType { OPT_INT, OPT_REAL, OPT_BOOL, OPT_ENUM } OptType;
+typedef enum OptType { OPT_INT, OPT_REAL, OPT_BOOL, OPT_ENUM, OPT_TEXT } OptType;
+/* OPT_TEXT: any text, kept in OptValue.path ("": none) */
 
 typedef struct OptSpec {
   const char *name;   /* CLI spelling without the dashes: "particles", "adapt-delta" */
@@ -32,6 +33,7 @@ typedef struct OptSpec {
                          choice and has a '.' or '/' is a file (starting with
                          '{': JSON text), kept in OptValue.path: --init R|FILE,
                          --metric KIND|FILE */
+  bool repeat;        /* may be given several times: each value is kept (--lm) */
 } OptSpec;
 
 /* A table ends with an entry whose name is NULL. */
@@ -72,7 +74,8 @@ typedef struct OptSet {
 } OptSet;
 
 OptSet *opt_set_new(void);
-/* Set (or replace) the value of spec. */
+/* Set (or replace) the value of spec; a repeat option's values are all kept,
+   in order. */
 void opt_set_put(OptSet *s, const OptSpec *spec, OptValue v);
 /* The entry for the option named name, or NULL (s may be NULL). */
 const OptValue *opt_set_get(const OptSet *s, const char *name);

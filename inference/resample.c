@@ -27,6 +27,17 @@
 const char *const resample_names[] = {"systematic", "multinomial", "stratified", "residual",
                                       NULL};
 
+static const char *const resample_choices[] = {"systematic", "multinomial", "stratified",
+                                               "residual",   "never",       NULL};
+
+const OptSpec resample_options[] = {
+    {.name = "resample", .type = OPT_ENUM, .def = "systematic", .choices = resample_choices,
+     .arg = "SCHEME",
+     .help = "the resampling scheme; never: no resampling (importance sampling with the same "
+             "code)"},
+    OPT_END,
+};
+
 const OptSpec particle_options[] = {
     {.name = "particles", .type = OPT_INT, .def = "0", .ilo = 0, .ihi = 100000000, .arg = "N",
      .help = "particles per chain; 0: the engine's choice (smc 1000, pgibbs from the program's "
@@ -43,6 +54,7 @@ int resample_scheme(const char *s) {
 }
 
 const char *resample_name(int scheme) {
+  if (scheme == RESAMPLE_NEVER) return "never";
   return scheme >= 0 && scheme < 4 ? resample_names[scheme] : "unknown";
 }
 

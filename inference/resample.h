@@ -25,6 +25,10 @@ struct EngineOpts;
  * pgibbs list this table first in their EngineVT.options. */
 extern const OptSpec particle_options[];
 
+/* The `resample` option of smc and steer: a scheme, or never (no
+ * resampling: importance sampling with the same code). */
+extern const OptSpec resample_options[];
+
 /* The schemes' names in RESAMPLE_* order, NULL-terminated. */
 extern const char *const resample_names[];
 /* The scheme named s ("systematic", ...) as RESAMPLE_* (engine.h); -1 if none. */

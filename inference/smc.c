@@ -736,6 +736,10 @@ static void *smc_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
   s->lambda = 1;
   s->distinct_min = -1;
   s->moves_on = s->rejuvenate > 0 || (s->rejuvenate < 0 && s->nstatic > 0);
+  if (s->scheme == RESAMPLE_NEVER) { /* importance sampling: no resampling, so no moves */
+    s->ess_threshold = 0;
+    s->moves_on = false;
+  }
   if (s->moves_on)
     s->mover = mh_mover_new(in, s->model_seed, (uint64_t)chain, o->seed ^ 0x72656au, false);
   s->next = s->N; /* no run yet */
@@ -818,8 +822,6 @@ static const char *smc_notes(void *state) {
 static void smc_free(void *state) { (void)state; /* GC memory */ }
 
 static const OptSpec smc_options[] = {
-    {.name = "resample", .type = OPT_ENUM, .def = "systematic", .choices = resample_names,
-     .arg = "SCHEME", .help = "the resampling scheme"},
     {.name = "rejuvenate", .type = OPT_INT, .def = "-1", .ilo = -1, .ihi = 1000000, .arg = "K",
      .help = "rounds of MH moves per particle after each resampling, with tempered events; -1: "
              "as many as needed when the program has static parameters, 0: none"},
@@ -834,7 +836,7 @@ const EngineVT engine_smc = {
     .weighted = true,
     .uses_warmup = false,
     .traits = ENGINE_DISCRETE | ENGINE_DYNAMIC,
-    .options = {particle_options, smc_options},
+    .options = {particle_options, resample_options, smc_options},
     .init = smc_init,
     .step = smc_step,
     .free = smc_free,

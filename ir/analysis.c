@@ -26,6 +26,7 @@
 
 #include "../stdlib/builtins.h"
 #include "../stdlib/dist.h"
+#include "../stdlib/lm_family.h"
 #include "ir.h"
 
 typedef struct FnInfo {
@@ -675,6 +676,13 @@ static void latent_support(Ana *A, int fn, const IrInstr *in, IrLatentInfo *li, 
   else li->support = gc_printf("{%s, ..., %s}", L, H);
 }
 
+/* Language-model draws and observations, the first one's place. */
+static void note_lm(IrAnalysis *a, const IrInstr *in) {
+  if (!lm_family_is(in->dist.fam) || a->has_lm) return;
+  a->has_lm = true;
+  a->lm_pos = in->pos;
+}
+
 static void add_latent(Ana *A, int fn, const IrInstr *in, bool in_loop) {
   IrAnalysis *a = A->a;
   if (a->nlatents == A->caplat) {
@@ -715,6 +723,7 @@ static void add_latent(Ana *A, int fn, const IrInstr *in, bool in_loop) {
   sym_latent(A, fn, in, x);
   if (li->kind == LK_DISCRETE) a->has_discrete = true;
   if (li->kind == LK_STRING) a->has_string = true;
+  note_lm(a, in);
 }
 
 /* What an observed register is, for the listing: "y", "y[...]", or "..." */
@@ -732,6 +741,7 @@ static const char *obs_lhs(const Ana *A, int fn, int r) {
 
 static void add_obs(Ana *A, int fn, const IrInstr *in, bool in_loop, bool random_ctl) {
   IrAnalysis *a = A->a;
+  if (in->op == IR_OBSERVE) note_lm(a, in);
   if (a->nobs == A->capobs) {
     A->capobs = A->capobs ? 2 * A->capobs : 16;
     IrObsInfo *no = gc_alloc(sizeof(IrObsInfo) * (size_t)A->capobs);
@@ -1327,6 +1337,19 @@ static void out_latents_params(Out *o, const IrProgram *p, const IrAnalysis *a,
   }
 }
 
+/* "lm choices: thought (line 12), tok (line 20)": the latents drawn from a
+   language model, which engine steer answers in batches. */
+static void out_lm_choices(Out *o, const IrAnalysis *a) {
+  if (!a->has_lm) return;
+  const char *s = "";
+  for (int i = 0; i < a->nlatents; i++) {
+    const IrLatentInfo *l = &a->latents[i];
+    if (strcmp(l->family, "lm") && strcmp(l->family, "lm_next")) continue;
+    s = gc_printf("%s%s%s (line %d)", s, *s ? ", " : "", l->name, l->pos.line);
+  }
+  out_str(o, gc_printf("lm choices: %s\n", *s ? s : "none (observations of strings only)"));
+}
+
 char *ir_analysis_print(const IrProgram *p, const IrAnalysis *a, long unconstrained_size) {
   Out o = {0};
   out_str(&o, "");
@@ -1384,6 +1407,7 @@ char *ir_analysis_print(const IrProgram *p, const IrAnalysis *a, long unconstrai
   }
   if (a->interleaved_observations)
     out_str(&o, "observations interleaved with latents: yes\n");
+  out_lm_choices(&o, a);
   if (p->guide_b.n > 0) {
     const IrProgram *g = guide_as_program(p);
     LatExtra *gx = NULL;

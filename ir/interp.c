@@ -651,6 +651,30 @@ static bool put_sample(InterpState *st, const IrInstr *ins, const char *addr, Va
   return true;
 }
 
+/* A draw the handler made inline from a proposal other than the family's
+   density (the lm families' masks, stdlib/lm_family.h): its importance
+   weight, log density - log proposal, enters the run as a factor, so every
+   engine targets the density.  A value an engine provides (interp_provide)
+   gets none: that engine weighs its own proposals. */
+static HandlerResult draw_weight(InterpState *st, const DistCall *dc, Value v, const IrInstr *ins,
+                                 Handler *h, char *err, Diag *d) {
+  if (!dc->fam->draw_weight_ctx) return HR_CONTINUE;
+  double w;
+  if (!dist_call_draw_weight(dc, v, &w, err, ERRSZ)) {
+    diag_error(d, DIAG_RUNTIME, ins->pos, "%s", err);
+    return HR_ERROR;
+  }
+  if (w == 0) return HR_CONTINUE;
+  if (!h->factor) {
+    diag_error(d, DIAG_INTERNAL, ins->pos, "factor reached without a handler");
+    return HR_ERROR;
+  }
+  st->events++;
+  st->factor_ad = 0;
+  HandlerResult hr = h->factor(h, w, ins->pos, d);
+  return hr == HR_ERROR ? handler_failed(d, ins->pos, "factor") : hr;
+}
+
 static HandlerResult exec_sample(InterpState *st, Frame *f, const IrInstr *ins, Handler *h,
                                  char *err, Diag *d) {
   const Value *R = f->regs;
@@ -696,7 +720,8 @@ static HandlerResult exec_sample(InterpState *st, Frame *f, const IrInstr *ins, 
     memcpy(st->pend_sz, sz64, sizeof(int64_t) * (size_t)n);
     return HR_SUSPEND;
   }
-  return put_sample(st, ins, addr, v, n, sz64, d) ? HR_CONTINUE : HR_ERROR;
+  if (!put_sample(st, ins, addr, v, n, sz64, d)) return HR_ERROR;
+  return draw_weight(st, &dc, v, ins, h, err, d);
 }
 
 /* An observation of simulated data: the handler's simulate() produces the

@@ -305,6 +305,10 @@ typedef struct IrAnalysis {
                            do not optimise them hold them at their initial values */
   IrParamInfo *params;
   bool has_guide;       /* the program has a guide block (engine svi) */
+  /* Added by issue 14: draws from or observes a language model (the lm and
+     lm_next families, stdlib/lm_family.h), first at lm_pos */
+  bool has_lm;
+  SrcPos lm_pos;
   /* the dependency graph (read it through ir_dep_*): per node, see there */
   int *dep_npar, *dep_nch, *dep_nmb;
   int **dep_par, **dep_ch, **dep_mb;

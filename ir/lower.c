@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../lang/check.h"
@@ -378,12 +379,48 @@ static bool host_eval(const Builtin *b, BuiltinCtx *ctx, int nargs, const Value 
   return true;
 }
 
+/* A host's function on strings (ppl_register_string_function) is a Builtin
+   with a check (the checker typed the call already), so it is not taken for
+   a numeric host function; eval calls it and copies its malloc'd result. */
+static bool host_str_check(const Builtin *b, int nargs, const Type *args, Type *ret, char *err,
+                           size_t errsz) {
+  (void)b, (void)nargs, (void)args, (void)err, (void)errsz;
+  *ret = ty_make(TY_STRING, 0);
+  return true;
+}
+
+static bool host_str_eval(const Builtin *b, BuiltinCtx *ctx, int nargs, const Value *args,
+                          Value *out, char *err, size_t errsz) {
+  (void)ctx;
+  const HostFunc *h = b->data;
+  const char *small[16];
+  const char **sa = nargs <= 16 ? small : gc_alloc(sizeof(char *) * (size_t)nargs);
+  for (int i = 0; i < nargs; i++) sa[i] = args[i].k == V_STR ? args[i].s->data : "";
+  char *res = NULL;
+  char msg[256] = "";
+  if (h->str_fn(h->ud, nargs, sa, &res, msg, sizeof msg) != 0) {
+    free(res);
+    snprintf(err, errsz, "%s: %s", h->name, msg[0] ? msg : "failed");
+    return false;
+  }
+  *out = val_str(res ? res : "");
+  free(res);
+  return true;
+}
+
 static const Builtin *host_builtin(Lower *L, const char *name) {
   for (int i = 0; i < L->cp->nhost; i++) {
     if (strcmp(L->cp->host[i].name, name) != 0) continue;
     if (!L->hostb[i]) {
       Builtin *b = gc_alloc(sizeof *b);
       b->name = L->cp->host[i].name;
+      if (L->cp->host[i].str_fn) {
+        b->check = host_str_check;
+        b->eval = host_str_eval;
+        b->data = &L->cp->host[i];
+        L->hostb[i] = b;
+        return b;
+      }
       BuiltinHost *hb = gc_alloc(sizeof *hb);
       *hb = (BuiltinHost){host_flat, L->cp->host[i].has_grad, &L->cp->host[i]};
       b->eval = host_eval;

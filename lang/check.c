@@ -24,6 +24,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../stdlib/builtins.h"
@@ -708,6 +709,95 @@ static bool check_arity(Checker *c, Ast *e, const char *name, int want) {
   return false;
 }
 
+/* ---- named arguments ------------------------------------------------------- */
+
+static bool has_named(const Ast *call) {
+  for (int i = 0; i < call->list.n; i++)
+    if (call->list.items[i]->kind == AST_NAMED) return true;
+  return false;
+}
+
+/* The literal a parameter's default stands for (DistFamily.pdefault). */
+static Ast *default_arg(const char *text, Type t, SrcPos pos) {
+  Ast *a;
+  if (t.base == TY_STRING) {
+    a = ast_new(AST_STRING, pos);
+    a->sval = text;
+  } else if (t.base == TY_INT) {
+    a = ast_new(AST_INT, pos);
+    a->ival = strtoll(text, NULL, 10);
+  } else {
+    a = ast_new(AST_REAL, pos);
+    a->rval = strtod(text, NULL);
+  }
+  return a;
+}
+
+/* A call's arguments in the order of the parameters names[0..n): positional
+ * ones first, then named ones (`stop = "\n"`) at their parameter's place,
+ * and the defaults (defs[i]: text, NULL where required; defs NULL: none) of
+ * the rest.  Rewrites call->list; calls without names or defaults to fill in
+ * are left as they are, so their messages stay the arity checks'. */
+static bool chk_named(Checker *c, Ast *call, const char *what, int n, const char *const *names,
+                      const char *const *defs, const Type *types) {
+  bool defaults = false;
+  for (int i = 0; defs && i < n; i++) defaults |= defs[i] != NULL;
+  if (!has_named(call) && (!defaults || call->list.n >= n)) return true;
+  Ast **slot = gc_alloc(sizeof(Ast *) * (size_t)(n + 1));
+  const Ast *first_named = NULL;
+  int k = 0;
+  for (int i = 0; i < call->list.n; i++) {
+    Ast *a = call->list.items[i];
+    if (a->kind != AST_NAMED) {
+      if (first_named) {
+        chk_error(c, a->pos, "a positional argument cannot follow the named argument '%s'",
+                  first_named->name);
+        return false;
+      }
+      if (k >= n) {
+        chk_error(c, a->pos, "%s expects at most %d argument%s, got more", what, n,
+                  n == 1 ? "" : "s");
+        return false;
+      }
+      slot[k++] = a;
+      continue;
+    }
+    if (!first_named) first_named = a;
+    int j = 0;
+    while (j < n && strcmp(names[j], a->name) != 0) j++;
+    if (j == n) {
+      Suggest sg = {a->name, NULL, 99};
+      char list[256];
+      size_t len = 0;
+      list[0] = 0;
+      for (int q = 0; q < n; q++) {
+        suggest_try(&sg, names[q]);
+        int w = snprintf(list + len, sizeof list - len, "%s%s", q ? ", " : "", names[q]);
+        if (w > 0 && (size_t)w < sizeof list - len) len += (size_t)w;
+      }
+      chk_error(c, a->pos, "%s has no parameter '%s'%s (its parameters: %s)", what, a->name,
+                suggestion_text(&sg), list);
+      return false;
+    }
+    if (slot[j]) {
+      chk_error(c, a->pos, "argument '%s' of %s is given twice", a->name, what);
+      return false;
+    }
+    slot[j] = a->a;
+  }
+  AstList l = {0, 0, NULL};
+  for (int i = 0; i < n; i++) {
+    if (!slot[i] && defs && defs[i]) slot[i] = default_arg(defs[i], types[i], call->pos);
+    if (!slot[i]) {
+      chk_error(c, call->pos, "%s needs its argument '%s'", what, names[i]);
+      return false;
+    }
+    ast_list_push(&l, slot[i]);
+  }
+  call->list = l;
+  return true;
+}
+
 /* Statements that only make sense where the log density is accumulated. */
 static bool allowed_in_block(Checker *c, SrcPos pos, const char *what) {
   if (c->block == BLK_DATA || c->block == BLK_GEN || c->block == BLK_GUIDE) {
@@ -791,7 +881,9 @@ static void chk_dist(Checker *c, Ast *call, Type x) {
     chk_error(c, call->pos, "unknown distribution '%s'%s", call->name, suggestion_text(&s));
     return;
   }
-  if (!check_arity(c, call, f->name, f->nparams)) return;
+  if (!chk_named(c, call, f->name, f->nparams, f->pnames, f->pdefault, f->ptype) ||
+      !check_arity(c, call, f->name, f->nparams))
+    return;
   Type *types = gc_alloc_atomic(sizeof(Type) * (size_t)(call->list.n + 1));
   if (!chk_args(c, call, types)) return;
   for (int i = 0; i < call->list.n; i++) types[i] = bool_to(&call->list.items[i], TY_INT);
@@ -864,7 +956,11 @@ static Type chk_user_call(Checker *c, Ast *e, int fi, bool stmt) {
                          "the %s block", f->name, block_name(c->block));
     return T_VOID;
   }
-  if (!check_arity(c, e, f->name, f->list.n)) return T_VOID;
+  const char **pn = gc_alloc(sizeof(char *) * (size_t)(f->list.n + 1));
+  for (int i = 0; i < f->list.n; i++) pn[i] = f->list.items[i]->name;
+  if (!chk_named(c, e, gc_printf("'%s'", f->name), f->list.n, pn, NULL, NULL) ||
+      !check_arity(c, e, f->name, f->list.n))
+    return T_VOID;
   Type *types = gc_alloc_atomic(sizeof(Type) * (size_t)(e->list.n + 1));
   if (!chk_args(c, e, types)) return T_VOID;
   for (int i = 0; i < e->list.n; i++) {
@@ -1016,6 +1112,14 @@ static Type chk_net_call(Checker *c, Ast *e, Sym *y) {
 
 static Type chk_call(Checker *c, Ast *e, bool stmt) {
   const char *n = e->name;
+  if (has_named(e) && func_index(c, n) < 0) {
+    const Ast *a = NULL;
+    for (int i = 0; !a; i++)
+      if (e->list.items[i]->kind == AST_NAMED) a = e->list.items[i];
+    chk_error(c, a->pos, "%s() takes no named arguments ('%s = ...'): only distributions and the "
+                         "program's functions do", n, a->name);
+    return T_VOID;
+  }
   Sym *net = sym_find(c, n);
   if (net && net->decl->ty.base == TY_NETWORK) return chk_net_call(c, e, net);
   if (net && net->decl->ty.base == TY_FLOW) {
@@ -1042,6 +1146,16 @@ static Type chk_call(Checker *c, Ast *e, bool stmt) {
     if (!check_arity(c, e, n, h->arity)) return T_VOID;
     Type *types = gc_alloc_atomic(sizeof(Type) * (size_t)(e->list.n + 1));
     if (!chk_args(c, e, types)) return T_VOID;
+    if (h->str_fn) { /* a tool on strings: ppl_register_string_function */
+      for (int i = 0; i < e->list.n; i++)
+        if (types[i].ndims != 0 || types[i].base != TY_STRING) {
+          chk_error(c, e->list.items[i]->pos, "argument %d of '%s' must be string, got %s%s",
+                    i + 1, n, ty_name(types[i]),
+                    is_num(types[i]) ? " (convert numbers with to_string)" : "");
+          return T_VOID;
+        }
+      return ty_make(TY_STRING, 0);
+    }
     for (int i = 0; i < e->list.n; i++) {
       bool vec = h->kinds && h->kinds[i] == 'v';
       Type t = vec ? types[i] : (types[i] = bool_to(&e->list.items[i], TY_REAL));

@@ -9,8 +9,8 @@
 
 #include "../parser/ast.h"
 
-/* A function supplied by the host program (ppl_register_function, _ex): it
- * returns a real; its arguments are reals, or with kinds (one letter each)
+/* A function supplied by the host program (ppl_register_function, _ex, or
+ * ppl_register_string_function: strings in and out, str_fn): it returns a real; its arguments are reals, or with kinds (one letter each)
  * 'r' a real and 'v' a vector of reals (vector, row_vector or 1-d array). */
 typedef struct HostFunc {
   const char *name;
@@ -22,6 +22,10 @@ typedef struct HostFunc {
      (lens[i] each), the partials into grad when it is not NULL */
   double (*fn_ex)(void *ud, int nargs, const int *lens, const double *x, double *grad, int *err);
   bool has_grad;      /* fn_ex fills grad (else numerical differences) */
+  /* ppl_register_string_function's: arity strings in, a malloc'd string out
+     (*out), 0; or non-zero with a message in err.  The call's type is string. */
+  int (*str_fn)(void *ud, int nargs, const char *const *args, char **out, char *err,
+                size_t errsz);
 } HostFunc;
 
 typedef struct CheckedProgram {

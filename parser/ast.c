@@ -408,6 +408,11 @@ static void dump(Buf *b, const Ast *a) {
     dump(b, a->a);
     buf_str(b, ")");
     break;
+  case AST_NAMED:
+    buf_fmt(b, "(= %s ", a->name);
+    dump(b, a->a);
+    buf_str(b, ")");
+    break;
   }
 }
 

@@ -95,6 +95,8 @@ typedef enum {
   AST_ROWVEC,   /* list: elements -- `[a, b, c]` row vector (of row vectors: a matrix) */
   AST_CONVERT,  /* a: a bool expression; ty: the int or real it converts to.  Made by the
                    checker (never parsed) where Stan would use a comparison as 0/1 */
+  AST_NAMED,    /* name, a: value -- a named argument `name = a` in a call's list; the
+                   checker replaces it by its position (lang/check.c, chk_named) */
 } AstKind;
 
 typedef enum {

@@ -233,7 +233,8 @@ static bool is_lvalue(const Ast *e) {
 %type <node> top_item fundef param block_body stmt decl decl_tail
 %type <node> expr or_expr and_expr eq_expr rel_expr add_expr mul_expr unary pow_expr
 %type <node> postfix primary index
-%type <list> top_items fundefs params params_opt stmt_list exprs args_opt indices
+%type <list> top_items fundefs params params_opt stmt_list exprs args_opt args indices
+%type <node> arg
 %type <list> old_dims_opt
 %type <type> decl_type sized_type sig_type ret_type constraint_opt bounds bound
 %type <base> base_kw
@@ -641,7 +642,27 @@ primary:
 
 args_opt:
     %empty { $$ = list0(); }
-  | exprs
+  | args
+  ;
+
+/* A call's arguments: positional, then named (`stop = "\n"`); the checker
+   maps names to positions and says where one is out of place. */
+args:
+    arg { $$ = list1($1); }
+  | args ',' arg { $$ = $1; ast_list_push(&$$, $3); }
+  ;
+
+arg:
+    expr
+  | IDENT '=' expr {
+      $$ = mk(AST_NAMED, P(ctx, @1));
+      $$->name = $1, $$->a = $3;
+    }
+  /* lm(prompt, model = "NAME"): the block keyword as a parameter's name */
+  | MODEL '=' expr {
+      $$ = mk(AST_NAMED, P(ctx, @1));
+      $$->name = "model", $$->a = $3;
+    }
   ;
 
 exprs:

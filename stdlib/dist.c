@@ -617,7 +617,10 @@ static bool dist_value_arg(const DistFamily *f, Value x, DArg *xa, char *err, si
   return true;
 }
 
-static bool dist_lpdf_whole(const DistCall *dc, Value x, double *out, char *err, size_t errsz) {
+/* The sum over the draws of x of the family's log density, or with weight of
+   its draw weight (DistFamily.draw_weight_ctx). */
+static bool dist_whole_sum(const DistCall *dc, Value x, bool weight, double *out, char *err,
+                           size_t errsz) {
   const DistFamily *f = dc->fam;
   int n, nx;
   if (!dist_whole_params(f, dc->np, dc->p, &n, err, errsz)) return false;
@@ -643,13 +646,24 @@ static bool dist_lpdf_whole(const DistCall *dc, Value x, double *out, char *err,
     dist_whole_pick(f, dc->np, dc->p, j, pj);
     double lp;
     Value xj = nx >= 0 ? x.a->e[j] : x;
-    bool ok = f->lpdf_ctx ? f->lpdf_ctx(f->ctx, pj, xj, &lp, err, errsz)
-                          : f->lpdf(pj, xj, &lp, err, errsz);
+    bool ok = weight       ? f->draw_weight_ctx(f->ctx, pj, xj, &lp, err, errsz)
+              : f->lpdf_ctx ? f->lpdf_ctx(f->ctx, pj, xj, &lp, err, errsz)
+                            : f->lpdf(pj, xj, &lp, err, errsz);
     if (!ok) return false;
     total += lp;
   }
   *out = total;
   return true;
+}
+
+static bool dist_lpdf_whole(const DistCall *dc, Value x, double *out, char *err, size_t errsz) {
+  return dist_whole_sum(dc, x, false, out, err, errsz);
+}
+
+bool dist_call_draw_weight(const DistCall *dc, Value x, double *out, char *err, size_t errsz) {
+  *out = 0;
+  if (!dc->fam->draw_weight_ctx) return true;
+  return dist_whole_sum(dc, x, true, out, err, errsz);
 }
 
 /* Ordered vectors (ordered[K], positive_ordered[K]) under a scalar family with

@@ -21,7 +21,9 @@
 #include "../core/value.h"
 #include "rng.h"
 
-#define DIST_MAX_PARAMS 4
+/* The `lm` family has five (prompt, stop, max_tokens, model, avoid); the
+   scalar kernels of dist_kernel.h take at most four. */
+#define DIST_MAX_PARAMS 5
 
 /* Domain of a scalar parameter, checked by dist.c before any kernel runs. */
 typedef enum {
@@ -127,6 +129,18 @@ typedef struct DistFamily {
   double (*rng1_ctx)(void *ctx, Rng *r, const double *p);
   bool (*lpdf_ctx)(void *ctx, const Value *p, Value x, double *out, char *err, size_t errsz);
   bool (*rng_ctx)(void *ctx, Rng *r, const Value *p, Value *out, char *err, size_t errsz);
+  /* Added by issue 14 (named arguments): each parameter's default as text (a
+   * string parameter's value itself, an int's or real's digits), or NULL where
+   * the argument is required.  Calls may then leave trailing parameters out or
+   * give them by name: `lm(prompt, stop = "\n")` (lang/check.c, chk_named). */
+  const char *pdefault[DIST_MAX_PARAMS];
+  /* Added by issue 14: a family whose draws are made under a proposal other
+   * than its density (the `lm` families' masks) gives the log importance
+   * weight of a draw x made by rng_ctx, log density(x) - log proposal(x); the
+   * interpreter adds it to the run as a factor after each choice it draws
+   * inline (not after a value an engine provides).  NULL: 0. */
+  bool (*draw_weight_ctx)(void *ctx, const Value *p, Value x, double *out, char *err,
+                          size_t errsz);
 } DistFamily;
 
 /* A scalar family's kernels, whichever form the family gives them in. */
@@ -219,6 +233,9 @@ bool dist_call_init(DistCall *dc, const DistFamily *f, int np, const Value *p,
  * the parameters), normalised over the truncation when dc->truncated. A value
  * outside the support gives -inf, not an error. Errors: shape mismatch. */
 bool dist_call_lpdf(const DistCall *dc, Value x, double *out, char *err, size_t errsz);
+/* The summed draw weights (DistFamily.draw_weight_ctx) of x, a draw of dc
+ * made by dist_call_rng: 0 for families that draw from their density. */
+bool dist_call_draw_weight(const DistCall *dc, Value x, double *out, char *err, size_t errsz);
 /* Draw a value of dc's type and sizes (truncated draws by inverse CDF or
  * rejection). */
 bool dist_call_rng(const DistCall *dc, Rng *r, Value *out, char *err, size_t errsz);

@@ -2,7 +2,7 @@
  * once, as data, for both backends.
  *
  * A kernel is straight-line code over doubles: register 0 holds the value x,
- * registers 1..DIST_MAX_PARAMS the parameters, and instruction k writes
+ * registers 1..4 the parameters, and instruction k writes
  * register DK_FIRST + k.  The first `nlp` instructions compute the log
  * density (register `lp`); the rest compute the partials (registers `dx`,
  * `dp[i]`).  The same list of instructions becomes the family's C kernels
@@ -25,7 +25,7 @@
 
 #define DK_X 0     /* the value */
 #define DK_P(i) (1 + (i)) /* parameter i */
-#define DK_FIRST 5 /* 1 + DIST_MAX_PARAMS: the first instruction's register */
+#define DK_FIRST 5 /* 1 + 4 (a kernel has at most four parameters): the first instruction's register */
 #define DK_MAXREG 48
 #define DK_NONE 0xff /* an output that is identically 0 */
 
@@ -95,7 +95,7 @@ typedef struct DistKernel {
   int nlp;  /* of which the first nlp compute the log density */
   int np;   /* parameters read (the family's nparams) */
   uint8_t lp, dx;
-  uint8_t dp[4]; /* DIST_MAX_PARAMS; DK_NONE past the family's parameters */
+  uint8_t dp[4]; /* one per parameter (at most four); DK_NONE past the family's parameters */
 } DistKernel;
 
 /* The evaluator of descriptions (the reference the tests hold the DK_C

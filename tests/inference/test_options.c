@@ -106,7 +106,7 @@ static void test_registry(void) {
   tap_ok(bad_default == 0, "every default parses and lies in its range (%d options)", total);
   tap_ok(dup_entry == 0, "each option name has one table entry");
   tap_ok(dup_in_engine == 0, "no engine lists an option twice");
-  tap_ok(!strcmp(engine_option_users("particles"), "smc, pgibbs") &&
+  tap_ok(!strcmp(engine_option_users("particles"), "smc, pgibbs, steer") &&
              !strcmp(engine_option_users("metric"), "nuts, hmc") &&
              !strcmp(engine_option_users("max-depth"), "nuts, hmc") &&
              !strcmp(engine_option_users("int-time"), "hmc") &&

@@ -57,7 +57,7 @@ static void test_set(void) {
          "real out of range: %s", ppl_run_options_errmsg(&ro));
   tap_ok(ppl_run_set(&ro, "resample", "random") == PPL_ERR_USAGE &&
              !strcmp(ppl_run_options_errmsg(&ro),
-                     "--resample expects one of systematic, multinomial, stratified, residual, got 'random'"),
+                     "--resample expects one of systematic, multinomial, stratified, residual, never, got 'random'"),
          "bad choice: %s", ppl_run_options_errmsg(&ro));
   tap_ok(ppl_run_set(&ro, "no-jit", "2") == PPL_ERR_USAGE &&
              !strcmp(ppl_run_options_errmsg(&ro), "--no-jit expects true or false, got '2'"),
@@ -104,18 +104,20 @@ static void test_listing(void) {
   const char *summary = NULL;
   bool summaries = true;
   while (ppl_engine_name(ne, &summary)) summaries &= summary && *summary, ne++;
-  tap_ok(ne == 10 && summaries && !strcmp(ppl_engine_name(0, NULL), "prior"),
-         "10 engines listed with summaries");
+  tap_ok(ne == 11 && summaries && !strcmp(ppl_engine_name(0, NULL), "prior"),
+         "11 engines listed with summaries");
   ppl_option_info info[16];
   int n = ppl_engine_options(NULL, info, 16);
-  tap_ok(n == 12 && !strcmp(info[0].name, "chains") && !strcmp(info[0].type, "int") &&
+  tap_ok(n == 13 && !strcmp(info[0].name, "chains") && !strcmp(info[0].type, "int") &&
              info[0].imin == 1 && info[0].imax == 1024 && !strcmp(info[0].def, "4"),
          "common options: %d, chains int 1..1024 default 4", n);
+  tap_ok(n == 13 && !strcmp(info[12].name, "lm") && !strcmp(info[12].type, "text"),
+         "the last common option is lm, a text");
   n = ppl_engine_options("smc", info, 16);
   tap_ok(n == 4 && !strcmp(info[0].name, "particles") && !strcmp(info[2].name, "resample") &&
              !strcmp(info[2].type, "enum") && !strcmp(info[2].choices[3], "residual") &&
-             info[2].choices[4] == NULL,
-         "smc: particles, ess-threshold, resample (4 choices), rejuvenate");
+             !strcmp(info[2].choices[4], "never") && info[2].choices[5] == NULL,
+         "smc: particles, ess-threshold, resample (4 schemes and never), rejuvenate");
   n = ppl_engine_options("nuts", info, 1);
   tap_ok(n == 5 && !strcmp(info[0].name, "metric"), "nuts: 5 options; a short array gets the first");
   tap_ok(ppl_engine_options("mh", info, 8) == 1 && !strcmp(info[0].name, "block") &&
@@ -136,7 +138,7 @@ static void test_check(void) {
               "continuous model compiles (%s)", ppl_errmsg(ctx)))
     return;
   const char *an = ppl_model_analysis(m);
-  tap_ok(an && strstr(an, "engines that can run it: prior, is, mh, smc, pgibbs, nuts, hmc, advi\nengine: nuts"),
+  tap_ok(an && strstr(an, "engines that can run it: prior, is, mh, smc, pgibbs, nuts, hmc, advi, steer\nengine: nuts"),
          "ppl check lists the engines whose traits fit");
   ppl_run_options ro;
   ppl_run_options_default(&ro);
@@ -145,12 +147,12 @@ static void test_check(void) {
   ppl_run_set(&ro, "particles", "5");
   tap_ok(ppl_run_check(m, &ro) == PPL_ERR_USAGE &&
              !strcmp(ppl_errmsg(ctx), "option --particles does not apply to engine 'nuts' chosen by "
-                                      "the analysis (it applies to smc, pgibbs)"),
+                                      "the analysis (it applies to smc, pgibbs, steer)"),
          "set by name for the chosen nuts: %s", ppl_errmsg(ctx));
   ro.engine = "hmc";
   ppl_result *r = NULL;
   tap_ok(ppl_run(m, &ro, &r) == PPL_ERR_USAGE && r == NULL &&
-             !strcmp(ppl_errmsg(ctx), "option --particles does not apply to engine 'hmc' (it applies to smc, pgibbs)"),
+             !strcmp(ppl_errmsg(ctx), "option --particles does not apply to engine 'hmc' (it applies to smc, pgibbs, steer)"),
          "ppl_run refuses it too: %s", ppl_errmsg(ctx));
   ro.engine = "smc";
   tap_ok(ppl_run_check(m, &ro) == PPL_OK, "with --engine smc it applies");

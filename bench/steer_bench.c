@@ -1,0 +1,205 @@
+/* steer_bench.c — what prompt and KV sharing saves in engine steer, and what
+ * the engine costs over plain batched sampling.  The backend is the n-gram
+ * model of a corpus (default examples/cascades/english.txt) wrapped in a
+ * counting backend registered with ppl_register_lm, so every run reports
+ * its eval calls (batches), tokens decoded (tokens appended to states) and
+ * states started, whichever engine made them.
+ *
+ *   1. N particles of steer (--resample never) generating one `lm` string
+ *      from a shared prompt of P bytes, against N independent generations
+ *      (engine is: one inline generation per draw, each decoding the prompt):
+ *      tokens decoded, eval calls, wall time, and their ratios.  Target: the
+ *      prompt is decoded once (steer decodes P + N x T tokens).
+ *   2. steer on a token loop with a condition per token (resampling) against
+ *      plain batched sampling of the same number of tokens by the same
+ *      backend (the prompt decoded once and forked into N cursors, one
+ *      lm_cursor_eval per step, lm_sample): wall time per token drawn.
+ *      Target: steering costs at most 1.3x.
+ *
+ *   steer_bench [N] [CORPUS | ngram:... | llama:M.gguf,threads=1]   (default N = 64)
+ * Not a test: it prints a table (docs/cascades.md quotes it). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ppl.h"
+#include "stdlib/lm.h"
+
+typedef struct Count {
+  LmBackend *b;
+  long evals, decoded, states, forks;
+} Count;
+
+static int c_tokenize(void *self, const char *text, size_t len, int32_t *out, int max, char *err,
+                      size_t errsz) {
+  Count *c = self;
+  return c->b->tokenize(c->b->self, text, len, out, max, err, errsz);
+}
+static int c_token_text(void *self, int32_t tok, char *buf, int cap) {
+  Count *c = self;
+  return c->b->token_text(c->b->self, tok, buf, cap);
+}
+static ppl_lm_state *c_start(void *self, char *err, size_t errsz) {
+  Count *c = self;
+  c->states++;
+  return (ppl_lm_state *)c->b->start(c->b->self, err, errsz);
+}
+static ppl_lm_state *c_fork(void *self, const ppl_lm_state *s, char *err, size_t errsz) {
+  Count *c = self;
+  c->forks++;
+  return (ppl_lm_state *)c->b->fork(c->b->self, (const LmState *)s, err, errsz);
+}
+static void c_release(void *self, ppl_lm_state *s) {
+  Count *c = self;
+  c->b->release(c->b->self, (LmState *)s);
+}
+static int c_eval(void *self, int n, ppl_lm_state *const *states, const int32_t *const *toks,
+                  const int *ntoks, float *logp, char *err, size_t errsz) {
+  Count *c = self;
+  c->evals++;
+  for (int i = 0; i < n; i++) c->decoded += ntoks[i];
+  return c->b->eval(c->b->self, n, (LmState *const *)states, toks, ntoks, logp, err, errsz);
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static const char *prompt =
+    "The old man walked slowly to the shop at the end of the road. The children played in "
+    "the garden until it was time for dinner. It rained all night, and in the morning the "
+    "streets were wet. We took the train to the city and walked along the river. The teacher "
+    "wrote a question on the board and waited for an answer. ";
+
+typedef struct Meas {
+  long evals, decoded, drawn;
+  double secs;
+} Meas;
+
+/* One run of src with engine (and options) on the counting backend. */
+static bool run(Count *cnt, const char *src, const char *engine, int N, int draws,
+                const char *resample, Meas *m) {
+  ppl_context *ctx = ppl_context_new(NULL);
+  ppl_lm_backend lb = {.name = "counting n-gram", .self = cnt, .n_vocab = cnt->b->n_vocab,
+                       .eos = cnt->b->eos, .tokenize = c_tokenize, .token_text = c_token_text,
+                       .start = c_start, .fork = c_fork, .release = c_release, .eval = c_eval};
+  ppl_model *mod = NULL;
+  ppl_result *r = NULL;
+  bool ok = ppl_register_lm(ctx, "", &lb) == PPL_OK &&
+            ppl_compile_string(ctx, src, "bench.ppl", &mod) == PPL_OK;
+  if (ok) {
+    ppl_run_options o;
+    ppl_run_options_default(&o);
+    o.engine = engine;
+    o.chains = 1;
+    o.draws = draws;
+    o.seed = 5;
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d", N);
+    if (N) ppl_run_set(&o, "particles", buf);
+    if (resample) ppl_run_set(&o, "resample", resample);
+    Count before = *cnt;
+    double t0 = now();
+    ok = ppl_run(mod, &o, &r) == PPL_OK;
+    m->secs = now() - t0;
+    m->evals = cnt->evals - before.evals;
+    m->decoded = cnt->decoded - before.decoded;
+    ppl_run_options_free(&o);
+  }
+  if (!ok) fprintf(stderr, "steer_bench: %s: %s\n", engine, ppl_errmsg(ctx));
+  ppl_result_free(r);
+  ppl_context_free(ctx);
+  return ok;
+}
+
+/* Plain batched sampling: the prompt decoded once and forked into N
+ * cursors, then T steps of one eval and one draw each. */
+static bool plain(Count *cnt, int N, int T, Meas *m) {
+  char err[256];
+  LmBackend *b = cnt->b;
+  LmCursor *cs = calloc((size_t)N, sizeof(LmCursor));
+  LmCursor **pc = calloc((size_t)N, sizeof(LmCursor *));
+  Rng r;
+  rng_seed(&r, 5, 0);
+  double t0 = now();
+  bool ok = true;
+  ok = lm_cursor_init(&cs[0], b, err, sizeof err) &&
+       lm_cursor_seek(&cs[0], prompt, strlen(prompt), err, sizeof err);
+  pc[0] = &cs[0];
+  ok = ok && lm_cursor_eval(pc, 1, err, sizeof err);
+  for (int i = 1; ok && i < N; i++) {
+    pc[i] = &cs[i];
+    ok = lm_cursor_fork(&cs[i], &cs[0], err, sizeof err);
+  }
+  m->drawn = 0;
+  for (int t = 0; ok && t < T; t++) {
+    ok = lm_cursor_eval(pc, N, err, sizeof err);
+    for (int i = 0; ok && i < N; i++) {
+      double lz;
+      int32_t tok = lm_sample(cs[i].logp, b->n_vocab, NULL, &r, &lz);
+      m->drawn++;
+      if (tok == b->eos) tok = 0; /* keep every cursor going: the cost of T tokens */
+      ok = lm_cursor_push(&cs[i], tok, err, sizeof err);
+    }
+  }
+  m->secs = now() - t0;
+  for (int i = 0; i < N && pc[i]; i++) lm_cursor_free(&cs[i]);
+  free(cs);
+  free(pc);
+  if (!ok) fprintf(stderr, "steer_bench: plain: %s\n", err);
+  return ok;
+}
+
+int main(int argc, char **argv) {
+  int N = argc > 1 ? atoi(argv[1]) : 64;
+  const char *corpus = argc > 2 ? argv[2] : "examples/cascades/english.txt";
+  char spec[600], err[256];
+  if (!strncmp(corpus, "ngram:", 6) || !strncmp(corpus, "llama:", 6))
+    snprintf(spec, sizeof spec, "%s", corpus);
+  else
+    snprintf(spec, sizeof spec, "ngram:%s", corpus);
+  Count cnt = {0};
+  if (!lm_open(spec, &cnt.b, err, sizeof err)) {
+    fprintf(stderr, "steer_bench: %s\n", err);
+    return 1;
+  }
+  const int T = 32;
+  char src[2048];
+  snprintf(src, sizeof src,
+           "model {\n  string s ~ lm(\"%s\", max_tokens = %d);\n}\ngenerated {\n"
+           "  int n = length(s);\n}\n", prompt, T);
+  Meas sh = {0}, ind = {0};
+  if (!run(&cnt, src, "steer", N, N, "never", &sh) || !run(&cnt, src, "is", 0, N, NULL, &ind))
+    return 1;
+  size_t P = strlen(prompt);
+  printf("1. one lm string (max %d tokens) from a shared prompt of %zu bytes, N = %d\n", T, P, N);
+  printf("   %-28s %8s %10s %9s\n", "", "evals", "decoded", "wall s");
+  printf("   %-28s %8ld %10ld %9.4f\n", "steer, N particles", sh.evals, sh.decoded, sh.secs);
+  printf("   %-28s %8ld %10ld %9.4f\n", "N independent generations", ind.evals, ind.decoded,
+         ind.secs);
+  printf("   prompt decoded by steer: %s (decoded - generated <= %zu); ratios independent/steer: "
+         "decoded %.1fx, evals %.1fx, wall %.1fx\n",
+         sh.decoded <= (long)P + (long)N * T ? "once" : "MORE THAN ONCE", P,
+         (double)ind.decoded / (double)sh.decoded, (double)ind.evals / (double)sh.evals,
+         ind.secs / sh.secs);
+
+  /* 2: the token loop, resampled on a condition per token */
+  snprintf(src, sizeof src,
+           "model {\n  string text = \"\";\n  for (i in 1:%d) {\n"
+           "    string tok ~ lm_next(\"%s\" + text);\n"
+           "    condition(!contains(tok, \"z\"));\n    text = text + tok;\n  }\n}\n", T, prompt);
+  Meas st = {0}, pl = {0};
+  if (!run(&cnt, src, "steer", N, N, NULL, &st) || !plain(&cnt, N, T, &pl)) return 1;
+  long tokens = (long)N * T;
+  printf("2. %d tokens for each of %d particles (lm_next loop, a condition per token)\n", T, N);
+  printf("   steer: %.4f s (%.2f us a token); plain batched sampling: %.4f s (%.2f us a token); "
+         "steer / plain = %.2fx\n",
+         st.secs, 1e6 * st.secs / (double)tokens, pl.secs, 1e6 * pl.secs / (double)pl.drawn,
+         (st.secs / (double)tokens) / (pl.secs / (double)pl.drawn));
+  lm_close(cnt.b);
+  return 0;
+}
