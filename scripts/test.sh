@@ -36,6 +36,12 @@ if [ -z "${PPL_NO_R:-}" ]; then
         $rmissing >/dev/null; } || echo "could not install$rmissing: csv-readers will be skipped"
   fi
 fi
+# llama.cpp's libllama (npm's @node-llama-cpp/linux-x64, pinned) for the
+# llama: language-model backend's tests (lm-llama, steer-exact's llama
+# cases skip without it); PPL_NO_LLAMA=1 leaves it out.
+if [ -z "${PPL_NO_LLAMA:-}" ]; then
+  sh scripts/install-llama.sh || echo "install-llama.sh failed: the llama tests will be skipped"
+fi
 status=0
 meson test -C "$BUILD" --print-errorlogs --num-processes "${NPROC:-2}" ${MESON_TEST_ARGS:-} || status=$?
 perl scripts/tally.pl "$BUILD/meson-logs/testlog.json"
