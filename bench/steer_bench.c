@@ -25,43 +25,8 @@
 #include <time.h>
 
 #include "ppl.h"
+#include "lm_count.h"
 #include "stdlib/lm.h"
-
-typedef struct Count {
-  LmBackend *b;
-  long evals, decoded, states, forks;
-} Count;
-
-static int c_tokenize(void *self, const char *text, size_t len, int32_t *out, int max, char *err,
-                      size_t errsz) {
-  Count *c = self;
-  return c->b->tokenize(c->b->self, text, len, out, max, err, errsz);
-}
-static int c_token_text(void *self, int32_t tok, char *buf, int cap) {
-  Count *c = self;
-  return c->b->token_text(c->b->self, tok, buf, cap);
-}
-static ppl_lm_state *c_start(void *self, char *err, size_t errsz) {
-  Count *c = self;
-  c->states++;
-  return (ppl_lm_state *)c->b->start(c->b->self, err, errsz);
-}
-static ppl_lm_state *c_fork(void *self, const ppl_lm_state *s, char *err, size_t errsz) {
-  Count *c = self;
-  c->forks++;
-  return (ppl_lm_state *)c->b->fork(c->b->self, (const LmState *)s, err, errsz);
-}
-static void c_release(void *self, ppl_lm_state *s) {
-  Count *c = self;
-  c->b->release(c->b->self, (LmState *)s);
-}
-static int c_eval(void *self, int n, ppl_lm_state *const *states, const int32_t *const *toks,
-                  const int *ntoks, float *logp, char *err, size_t errsz) {
-  Count *c = self;
-  c->evals++;
-  for (int i = 0; i < n; i++) c->decoded += ntoks[i];
-  return c->b->eval(c->b->self, n, (LmState *const *)states, toks, ntoks, logp, err, errsz);
-}
 
 static double now(void) {
   struct timespec ts;
@@ -81,12 +46,10 @@ typedef struct Meas {
 } Meas;
 
 /* One run of src with engine (and options) on the counting backend. */
-static bool run(Count *cnt, const char *src, const char *engine, int N, int draws,
+static bool run(LmCount *cnt, const char *src, const char *engine, int N, int draws,
                 const char *resample, Meas *m) {
   ppl_context *ctx = ppl_context_new(NULL);
-  ppl_lm_backend lb = {.name = "counting n-gram", .self = cnt, .n_vocab = cnt->b->n_vocab,
-                       .eos = cnt->b->eos, .tokenize = c_tokenize, .token_text = c_token_text,
-                       .start = c_start, .fork = c_fork, .release = c_release, .eval = c_eval};
+  ppl_lm_backend lb = lm_count_backend(cnt, "counting n-gram");
   ppl_model *mod = NULL;
   ppl_result *r = NULL;
   bool ok = ppl_register_lm(ctx, "", &lb) == PPL_OK &&
@@ -102,7 +65,7 @@ static bool run(Count *cnt, const char *src, const char *engine, int N, int draw
     snprintf(buf, sizeof buf, "%d", N);
     if (N) ppl_run_set(&o, "particles", buf);
     if (resample) ppl_run_set(&o, "resample", resample);
-    Count before = *cnt;
+    LmCount before = *cnt;
     double t0 = now();
     ok = ppl_run(mod, &o, &r) == PPL_OK;
     m->secs = now() - t0;
@@ -118,7 +81,7 @@ static bool run(Count *cnt, const char *src, const char *engine, int N, int draw
 
 /* Plain batched sampling: the prompt decoded once and forked into N
  * cursors, then T steps of one eval and one draw each. */
-static bool plain(Count *cnt, int N, int T, Meas *m) {
+static bool plain(LmCount *cnt, int N, int T, Meas *m) {
   char err[256];
   LmBackend *b = cnt->b;
   LmCursor *cs = calloc((size_t)N, sizeof(LmCursor));
@@ -162,7 +125,7 @@ int main(int argc, char **argv) {
     snprintf(spec, sizeof spec, "%s", corpus);
   else
     snprintf(spec, sizeof spec, "ngram:%s", corpus);
-  Count cnt = {0};
+  LmCount cnt = {0};
   if (!lm_open(spec, &cnt.b, err, sizeof err)) {
     fprintf(stderr, "steer_bench: %s\n", err);
     return 1;

@@ -379,6 +379,15 @@ bool lm_score(LmBackend *b, LmState *s, const int32_t *toks, int n, double *lp, 
   return ok;
 }
 
+bool lm_check_tokens(int n_vocab, const int32_t *toks, int n, char *err, size_t errsz) {
+  for (int i = 0; i < n; i++)
+    if (toks[i] < 0 || toks[i] >= n_vocab) {
+      snprintf(err, errsz, "token %d is not in the vocabulary (%d tokens)", (int)toks[i], n_vocab);
+      return false;
+    }
+  return true;
+}
+
 int32_t lm_sample(const float *logp, int n_vocab, const uint8_t *allow, Rng *r, double *logz) {
   double m = -INFINITY;
   for (int i = 0; i < n_vocab; i++)

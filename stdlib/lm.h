@@ -124,6 +124,10 @@ bool lm_cursor_eval(LmCursor *const *cs, int n, char *err, size_t errsz);
 bool lm_score(LmBackend *b, LmState *s, const int32_t *toks, int n, double *lp, char *err,
               size_t errsz);
 
+/* Are toks[0..n) all in [0, n_vocab)?  False with "token T is not in the
+ * vocabulary (V tokens)": the backends check what eval and score are given. */
+bool lm_check_tokens(int n_vocab, const int32_t *toks, int n, char *err, size_t errsz);
+
 /* Draw a token from logp[0..n_vocab) restricted to the tokens allow[] marks
  * (allow NULL: all).  *logz gets the log of the probability mass allowed
  * (0 without a mask): the importance weight of proposing from the masked,

@@ -353,21 +353,12 @@ static void ll_add(Llama *L, LlState *s, int32_t tok, bool out) {
   s->has_logp = false;
 }
 
-static bool ll_check(const Llama *L, const int32_t *toks, int n, char *err, size_t errsz) {
-  for (int j = 0; j < n; j++)
-    if (toks[j] < 0 || toks[j] >= L->nv) {
-      snprintf(err, errsz, "token %d is not in the vocabulary (%d tokens)", (int)toks[j], L->nv);
-      return false;
-    }
-  return true;
-}
-
 static int ll_eval(void *self, int n, LmState *const *states, const int32_t *const *toks,
                    const int *ntoks, float *logp, char *err, size_t errsz) {
   Llama *L = self;
   for (int i = 0; i < n; i++) {
     const LlState *s = (const LlState *)states[i];
-    if (!ll_check(L, toks[i], ntoks[i], err, errsz)) return -1;
+    if (!lm_check_tokens(L->nv, toks[i], ntoks[i], err, errsz)) return -1;
     if (ntoks[i] == 0 && !s->bos_pending && !s->has_logp) {
       snprintf(err, errsz, "the empty context has no next-token distribution (the model takes no BOS token)");
       return -1;
@@ -396,7 +387,7 @@ static int ll_score(void *self, LmState *st, const int32_t *toks, int n, double 
                     size_t errsz) {
   Llama *L = self;
   LlState *s = (LlState *)st;
-  if (!ll_check(L, toks, n, err, errsz)) return -1;
+  if (!lm_check_tokens(L->nv, toks, n, err, errsz)) return -1;
   if (n == 0) return 0;
   if (!s->bos_pending && !s->has_logp) {
     snprintf(err, errsz, "the empty context has no next-token distribution (the model takes no BOS token)");

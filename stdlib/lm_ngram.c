@@ -277,15 +277,6 @@ static void ng_release(void *self, LmState *s) {
   free(s);
 }
 
-static bool ng_check(const Ngram *g, const int32_t *toks, int n, char *err, size_t errsz) {
-  for (int i = 0; i < n; i++)
-    if (toks[i] < 0 || toks[i] >= g->nv) {
-      snprintf(err, errsz, "token %d is not in the vocabulary (%d tokens)", (int)toks[i], g->nv);
-      return false;
-    }
-  return true;
-}
-
 static int ng_eval(void *self, int n, LmState *const *states, const int32_t *const *toks,
                    const int *ntoks, float *logp, char *err, size_t errsz) {
   Ngram *g = self;
@@ -295,7 +286,7 @@ static int ng_eval(void *self, int n, LmState *const *states, const int32_t *con
     return -1;
   }
   for (int i = 0; i < n; i++)
-    if (!ng_check(g, toks[i], ntoks[i], err, errsz)) {
+    if (!lm_check_tokens(g->nv, toks[i], ntoks[i], err, errsz)) {
       free(p);
       return -1;
     }
@@ -311,7 +302,7 @@ static int ng_eval(void *self, int n, LmState *const *states, const int32_t *con
 static int ng_score(void *self, LmState *s, const int32_t *toks, int n, double *lp, char *err,
                     size_t errsz) {
   Ngram *g = self;
-  if (!ng_check(g, toks, n, err, errsz)) return -1;
+  if (!lm_check_tokens(g->nv, toks, n, err, errsz)) return -1;
   for (int i = 0; i < n; i++) {
     *lp += log(ng_prob(g, s->hist, toks[i], NULL));
     ng_append(g, s, toks[i]);

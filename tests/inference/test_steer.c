@@ -14,53 +14,15 @@
 #include <string.h>
 
 #include "ppl.h"
+#include "lm_count.h"
 #include "stdlib/lm.h"
 #include "tap.h"
 
-typedef struct Count {
-  LmBackend *b;
-  long evals, decoded, starts, forks, maxbatch;
-} Count;
-
-static int c_tokenize(void *self, const char *text, size_t len, int32_t *out, int max, char *err,
-                      size_t errsz) {
-  Count *c = self;
-  return c->b->tokenize(c->b->self, text, len, out, max, err, errsz);
-}
-static int c_token_text(void *self, int32_t tok, char *buf, int cap) {
-  Count *c = self;
-  return c->b->token_text(c->b->self, tok, buf, cap);
-}
-static ppl_lm_state *c_start(void *self, char *err, size_t errsz) {
-  Count *c = self;
-  c->starts++;
-  return (ppl_lm_state *)c->b->start(c->b->self, err, errsz);
-}
-static ppl_lm_state *c_fork(void *self, const ppl_lm_state *s, char *err, size_t errsz) {
-  Count *c = self;
-  c->forks++;
-  return (ppl_lm_state *)c->b->fork(c->b->self, (const LmState *)s, err, errsz);
-}
-static void c_release(void *self, ppl_lm_state *s) {
-  Count *c = self;
-  c->b->release(c->b->self, (LmState *)s);
-}
-static int c_eval(void *self, int n, ppl_lm_state *const *states, const int32_t *const *toks,
-                  const int *ntoks, float *logp, char *err, size_t errsz) {
-  Count *c = self;
-  c->evals++;
-  if (n > c->maxbatch) c->maxbatch = n;
-  for (int i = 0; i < n; i++) c->decoded += ntoks[i];
-  return c->b->eval(c->b->self, n, (LmState *const *)states, toks, ntoks, logp, err, errsz);
-}
-
-static Count cnt;
+static LmCount cnt;
 
 static ppl_context *context(void) {
   ppl_context *ctx = ppl_context_new(NULL);
-  ppl_lm_backend lb = {.name = "counting", .self = &cnt, .n_vocab = cnt.b->n_vocab,
-                       .eos = cnt.b->eos, .tokenize = c_tokenize, .token_text = c_token_text,
-                       .start = c_start, .fork = c_fork, .release = c_release, .eval = c_eval};
+  ppl_lm_backend lb = lm_count_backend(&cnt, "counting");
   if (ppl_register_lm(ctx, "", &lb) != PPL_OK) tap_diag("register: %s", ppl_errmsg(ctx));
   return ctx;
 }
@@ -112,7 +74,7 @@ static double col_sum(const ppl_result *r, const char *name) {
 static void sharing(void) {
   ppl_context *ctx = context();
   const int N = 40, P = 20;
-  cnt = (Count){.b = cnt.b};
+  cnt = (LmCount){.b = cnt.b};
   ppl_result *r = run(ctx, str_src, N, N, "resample", "never", 1);
   if (tap_ok(r != NULL, "lm string: runs (%s)", ppl_errmsg(ctx))) {
     /* the prompt once, then at most one token per particle per step (4 steps;
@@ -129,7 +91,7 @@ static void sharing(void) {
     tap_ok(col_sum(r, "n") > 0, "the strings are not all empty (%g bytes)", col_sum(r, "n"));
     ppl_result_free(r);
   }
-  cnt = (Count){.b = cnt.b};
+  cnt = (LmCount){.b = cnt.b};
   r = run(ctx, loop_src, N, N, NULL, NULL, 2);
   if (tap_ok(r != NULL, "token loop with a condition: runs (%s)", ppl_errmsg(ctx))) {
     tap_ok(cnt.decoded <= P + 4L * N, "token loop: prompt once, one token a step (%ld decoded)",
