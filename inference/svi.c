@@ -197,9 +197,10 @@ static SviParam *svi_param_find(Svi *s, bool guide, const char *name) {
 /* First met (the check run): its reals start at its initial value. */
 static SviParam *svi_param_add(Svi *s, bool guide, const char *name, const ParamSpec *spec,
                                SrcPos pos, Diag *d) {
-  size_t n = val_numel(spec->init);
+  Value iv = interp_param_init(spec);
+  size_t n = val_numel(iv);
   double *init = gc_alloc_atomic(sizeof(double) * (n ? n : 1));
-  val_flatten(spec->init, init);
+  val_flatten(iv, init);
   if (s->np == s->capp) {
     int cap = s->capp ? 2 * s->capp : 8;
     SviParam *np = gc_alloc(sizeof(SviParam) * (size_t)cap);
