@@ -1472,10 +1472,15 @@ static inline __attribute__((always_inline)) RunStatus run_loop(InterpState *st,
         R[ins->dst] = r;
         break;
       }
-      if (!op_index(R[A[0]], ins->nidx, ins->idx, R, &r, err, ERRSZ)) goto runtime_error;
+      /* x shared (the data, an argument): x[i] may be a view of it, shared as
+         well, so that reading a row copies nothing; an owned x is written in
+         place, so its rows are copied out */
+      bool view = !owned(f, A[0]);
+      if (!(view ? op_index_view : op_index)(R[A[0]], ins->nidx, ins->idx, R, &r, err, ERRSZ))
+        goto runtime_error;
       bool fresh;
-      if (!put(f, ins->dst, op_convert(r, f->fn->regtypes[ins->dst], &fresh), true, ins->pos, d))
-        return fail(st);
+      r = op_convert(r, f->fn->regtypes[ins->dst], &fresh);
+      if (!put(f, ins->dst, r, !view || fresh, ins->pos, d)) return fail(st);
       break;
     }
 
