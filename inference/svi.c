@@ -84,6 +84,8 @@ struct Svi {
   double *x, *grad;
   Optim *opt;
   Tape *tape;
+  double *adj;     /* the sweep's adjoints, kept across steps (the tape's size repeats) */
+  size_t adjcap;
   long step;       /* steps taken: the plates' subsets are drawn once per step */
   int nplates, capplates;
   SviPlate *plates;
@@ -818,9 +820,14 @@ static bool svi_grad(Svi *s, double *elbo, double *grad, Diag *d) {
       }
       continue;
     }
-    double *adj = gc_alloc_atomic(sizeof(double) * (tape_size(s->tape) + 1));
-    memset(adj, 0, sizeof(double) * (tape_size(s->tape) + 1));
-    if (total.n) tape_backward(s->tape, total.n, adj);
+    size_t nt = tape_size(s->tape) + 1;
+    if (nt > s->adjcap) {
+      s->adj = gc_alloc_atomic(sizeof(double) * nt);
+      s->adjcap = nt;
+    }
+    double *adj = s->adj;
+    if (total.n) tape_backward(s->tape, total.n, adj); /* which zeroes adj first */
+    else memset(adj, 0, sizeof(double) * nt);
     for (int i = 0; i < s->np; i++)
       for (size_t e = 0; e < s->p[i].n; e++)
         grad[s->p[i].off + e] = adj[s->p[i].node0 + (int32_t)e] / s->grad_samples;
