@@ -205,11 +205,13 @@ int32_t tape_block(Tape *t, size_t n, TapeVjp vjp, void *ctx) {
   return first;
 }
 
-void tape_defer(Tape *t, int32_t first, int32_t last, TapeFlush flush, void *ctx) {
+bool tape_defer(Tape *t, int32_t first, int32_t last, TapeFlush flush, void *ctx) {
+  if (t->ndfr >= TAPE_MAXDEFER) return false;
   t->dfr = gc_grow(t->dfr, t->ndfr, &t->capdfr, sizeof(TapeDefer));
   int i = t->ndfr++;
   for (; i > 0 && t->dfr[i - 1].last < last; i--) t->dfr[i] = t->dfr[i - 1];
   t->dfr[i] = (TapeDefer){first, last, flush, ctx};
+  return true;
 }
 
 void *tape_deferred(const Tape *t, int32_t first, int32_t last, TapeFlush flush) {

@@ -29,6 +29,7 @@
 #ifndef PPL_AD_H
 #define PPL_AD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -86,7 +87,11 @@ size_t tape_bytes(const Tape *t);
  * of one rank-1 update per call).  tape_deferred finds the ctx registered with
  * the same flush and ids (NULL if none), so calls share one. */
 typedef void (*TapeFlush)(void *ctx, double *adj);
-void tape_defer(Tape *t, int32_t first, int32_t last, TapeFlush flush, void *ctx);
+/* false (nothing registered) once a recording has TAPE_MAXDEFER: then the
+ * block adds its share itself, so that many distinct targets (a different
+ * matrix at every call) cost no quadratic search. */
+#define TAPE_MAXDEFER 64
+bool tape_defer(Tape *t, int32_t first, int32_t last, TapeFlush flush, void *ctx);
 void *tape_deferred(const Tape *t, int32_t first, int32_t last, TapeFlush flush);
 /* The first failure of a recording (a shape mismatch in a tensor operation),
  * NULL if none; cleared by tape_reset.  Operations record the failure here

@@ -216,14 +216,15 @@ static void outer_flush(void *ctx, double *adj) {
   else if (r > 1) cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, M, r, 1, A, K, G, M, 1, adj + o->nb, M);
 }
 
-/* Leave this call's dB += a' g to B's accumulator (made at its first call). */
-static void outer_defer(Tape *t, int K, int M, const double *a, int32_t nb, int32_t gout) {
+/* Leave this call's dB += a' g to B's accumulator (made at its first call);
+ * false when the tape takes no more flushes. */
+static bool outer_defer(Tape *t, int K, int M, const double *a, int32_t nb, int32_t gout) {
   int32_t last = nb + (int32_t)((size_t)K * (size_t)M) - 1;
   OuterAcc *o = tape_deferred(t, nb, last, outer_flush);
   if (!o) {
     o = tape_alloc(t, sizeof *o);
     *o = (OuterAcc){K, M, 0, 0, nb, NULL, NULL, NULL};
-    tape_defer(t, nb, last, outer_flush, o);
+    if (!tape_defer(t, nb, last, outer_flush, o)) return false;
   }
   if (o->n == o->cap) { /* the old arrays stay in the arena until the reset */
     int cap = o->cap ? 2 * o->cap : 64;
@@ -240,6 +241,7 @@ static void outer_defer(Tape *t, int K, int M, const double *a, int32_t nb, int3
   }
   o->rows[o->n] = a;
   o->gout[o->n++] = gout;
+  return true;
 }
 
 /* C[N, M] = A[N, K] B[K, M], nb times with the operands' strides. */
@@ -314,11 +316,10 @@ static Tensor matmul(Tape *t, Tensor a, Tensor b, double *given) {
   }
   if ((!a.node && !b.node) || n == 0 || K == 0) return y;
   MatmulCtx *c = tape_alloc(t, sizeof *c);
-  /* a vector times a matrix of nodes: a rank-1 update of dB, deferred */
-  bool defer = b.node && N == 1 && nb == 1 && M > 1;
-  *c = (MatmulCtx){N, K, M, nb, a.d, b.d, a.node, b.node, defer};
+  *c = (MatmulCtx){N, K, M, nb, a.d, b.d, a.node, b.node, false};
   y.node = tape_block(t, n, matmul_vjp, c);
-  if (defer) outer_defer(t, K, M, a.d, b.node, y.node);
+  /* a vector times a matrix of nodes: a rank-1 update of dB, deferred */
+  if (b.node && N == 1 && nb == 1 && M > 1) c->defer = outer_defer(t, K, M, a.d, b.node, y.node);
   return y;
 mismatch:
   fail_shapes(t, "matmul", a, b);

@@ -616,6 +616,26 @@ static void test_deferred(void) {
   l1 = tensor_sum(t, tensor_matmul(t, tensor_const(1, (int[]){2}, x1), W));
   tape_backward(t, l1.n, adj);
   tap_ok(adj[1] == 1 && adj[6] == 2, "a reset forgets the flushes of the last recording");
+  /* more distinct matrices than TAPE_MAXDEFER, each called twice: the calls
+     past the limit add their own updates; every dW_j = (x1 + x2) 1' */
+  tape_reset(t);
+  enum { NM = TAPE_MAXDEFER + 6 };
+  int32_t first[NM];
+  AdNum l = ad_const(0);
+  for (int j = 0; j < NM; j++) {
+    Tensor Wj = tensor_var(t, 2, (int[]){2, 3}, w);
+    first[j] = Wj.node;
+    for (int k = 0; k < 2; k++)
+      l = ad_add(t, l, tensor_sum(t, tensor_matmul(t, tensor_const(1, (int[]){2}, k ? x2 : x1), Wj)));
+  }
+  double *big = calloc(tape_size(t) + 1, sizeof(double));
+  tape_backward(t, l.n, big);
+  bool all = true;
+  for (int j = 0; j < NM; j++)
+    for (int r = 0; r < 2; r++)
+      for (int q = 0; q < 3; q++) all &= big[first[j] + 3 * r + q] == x1[r] + x2[r];
+  tap_ok(all, "%d matrices past the tape's %d flushes: every gradient still (x1 + x2) 1'", NM, TAPE_MAXDEFER);
+  free(big);
 }
 
 int main(void) {
