@@ -84,6 +84,8 @@ struct Svi {
   double *x, *grad;
   Optim *opt;
   Tape *tape;
+  double *adj;     /* the sweep's adjoints, kept across steps (the tape's size repeats) */
+  size_t adjcap;
   long step;       /* steps taken: the plates' subsets are drawn once per step */
   int nplates, capplates;
   SviPlate *plates;
@@ -197,9 +199,10 @@ static SviParam *svi_param_find(Svi *s, bool guide, const char *name) {
 /* First met (the check run): its reals start at its initial value. */
 static SviParam *svi_param_add(Svi *s, bool guide, const char *name, const ParamSpec *spec,
                                SrcPos pos, Diag *d) {
-  size_t n = val_numel(spec->init);
+  Value iv = interp_param_init(spec);
+  size_t n = val_numel(iv);
   double *init = gc_alloc_atomic(sizeof(double) * (n ? n : 1));
-  val_flatten(spec->init, init);
+  val_flatten(iv, init);
   if (s->np == s->capp) {
     int cap = s->capp ? 2 * s->capp : 8;
     SviParam *np = gc_alloc(sizeof(SviParam) * (size_t)cap);
@@ -817,9 +820,14 @@ static bool svi_grad(Svi *s, double *elbo, double *grad, Diag *d) {
       }
       continue;
     }
-    double *adj = gc_alloc_atomic(sizeof(double) * (tape_size(s->tape) + 1));
-    memset(adj, 0, sizeof(double) * (tape_size(s->tape) + 1));
-    if (total.n) tape_backward(s->tape, total.n, adj);
+    size_t nt = tape_size(s->tape) + 1;
+    if (nt > s->adjcap) {
+      s->adj = gc_alloc_atomic(sizeof(double) * nt);
+      s->adjcap = nt;
+    }
+    double *adj = s->adj;
+    if (total.n) tape_backward(s->tape, total.n, adj); /* which zeroes adj first */
+    else memset(adj, 0, sizeof(double) * nt);
     for (int i = 0; i < s->np; i++)
       for (size_t e = 0; e < s->p[i].n; e++)
         grad[s->p[i].off + e] = adj[s->p[i].node0 + (int32_t)e] / s->grad_samples;

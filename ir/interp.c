@@ -821,9 +821,17 @@ static bool net_of(const Value *R, const IrInstr *ins, const int *regs, int n, c
   return false;
 }
 
+Value interp_param_init(const ParamSpec *ps) {
+  if (ps->init.k != V_NONE) return ps->init;
+  if (ps->net) return net_initial(ps->net, ps->wname);
+  if (ps->flow) return net_flow_initial(ps->flow, ps->wname);
+  return ps->init;
+}
+
 /* A param whose value is a flat weight vector (a network's or a flow's): the
-   handler's value, else the initial weights ps->init.  `what` names the kind
-   in messages. */
+   handler's value, else the initial weights.  These are made only when
+   needed: a handler with param() usually has its own after the first run.
+   `what` names the kind in messages. */
 static HandlerResult exec_param_weights(InterpState *st, const IrInstr *ins, Handler *h,
                                         ParamSpec *ps, size_t nweights, const char *what,
                                         Diag *d) {
@@ -833,11 +841,11 @@ static HandlerResult exec_param_weights(InterpState *st, const IrInstr *ins, Han
   ps->con = CON_NONE;
   ps->lower = -INFINITY;
   ps->upper = INFINITY;
-  Value v = ps->init;
+  Value v = val_none();
   HandlerResult hr = HR_CONTINUE;
   const char *addr = sample_address(st, ins->name);
-  if (h && h->param) {
-    v = val_none();
+  if (!h || !h->param) v = interp_param_init(ps);
+  else {
     hr = h->param(h, addr, ps, &v, ins->pos, d);
     if (hr == HR_ERROR) return handler_failed(d, ins->pos, "param");
     if (v.k != V_VEC || (size_t)v.t->rows != nweights) {
@@ -858,7 +866,7 @@ static HandlerResult exec_param_net(InterpState *st, Frame *f, const IrInstr *in
                                     Diag *d) {
   NnMlp *m = gc_alloc_atomic(sizeof *m);
   if (!net_of(f->regs, ins, ins->sizes, ins->nsizes, ins->name, m, d)) return HR_ERROR;
-  ParamSpec ps = {.net = m, .init = net_initial(m, ins->name)};
+  ParamSpec ps = {.net = m, .init = val_none(), .wname = ins->name};
   return exec_param_weights(st, ins, h, &ps, m->nparams, "network", d);
 }
 
@@ -873,7 +881,7 @@ static HandlerResult exec_param_flow(InterpState *st, Frame *f, const IrInstr *i
     diag_error(d, DIAG_RUNTIME, ins->pos, "flow '%s': %s", ins->name, err);
     return HR_ERROR;
   }
-  ParamSpec ps = {.flow = fl, .init = net_flow_initial(fl, ins->name)};
+  ParamSpec ps = {.flow = fl, .init = val_none(), .wname = ins->name};
   return exec_param_weights(st, ins, h, &ps, fl->nparams, "flow", d);
 }
 
@@ -1492,10 +1500,15 @@ static inline __attribute__((always_inline)) RunStatus run_loop(InterpState *st,
         R[ins->dst] = r;
         break;
       }
-      if (!op_index(R[A[0]], ins->nidx, ins->idx, R, &r, err, ERRSZ)) goto runtime_error;
+      /* x shared (the data, an argument): x[i] may be a view of it, shared as
+         well, so that reading a row copies nothing; an owned x is written in
+         place, so its rows are copied out */
+      bool view = !owned(f, A[0]);
+      if (!(view ? op_index_view : op_index)(R[A[0]], ins->nidx, ins->idx, R, &r, err, ERRSZ))
+        goto runtime_error;
       bool fresh;
-      if (!put(f, ins->dst, op_convert(r, f->fn->regtypes[ins->dst], &fresh), true, ins->pos, d))
-        return fail(st);
+      r = op_convert(r, f->fn->regtypes[ins->dst], &fresh);
+      if (!put(f, ins->dst, r, !view || fresh, ins->pos, d)) return fail(st);
       break;
     }
 

@@ -72,7 +72,11 @@ typedef struct ParamSpec {
   ConKind con;        /* CON_NONE, CON_LOWER, CON_UPPER, CON_LOWER_UPPER */
   double lower, upper;/* bounds (-INFINITY / INFINITY when absent) */
   Value init;         /* the initial value: the declaration's, or zero on the
-                         unconstrained scale (see IR_PARAM) */
+                         unconstrained scale (see IR_PARAM); none for a
+                         network's or flow's weights, which thousands of draws
+                         make: interp_param_init gives them to a handler that
+                         needs them (at the first run) */
+  const char *wname;  /* a network's or flow's name: its initial weights' stream */
   const NnMlp *net;   /* a network param (`param network f = mlp(...)`): its
                          layout, and the value is its flat weight vector (type
                          vector, sizes {net->nparams}, no bounds; init from
@@ -82,6 +86,10 @@ typedef struct ParamSpec {
                          vector, sizes {flow->nparams}, no bounds; init from
                          rnvp_init, see ir/net.h); NULL otherwise */
 } ParamSpec;
+
+/* ps->init, or for a network's or flow's weights their initial values (a
+ * fresh vector: the same for the same name and layout). */
+Value interp_param_init(const ParamSpec *ps);
 
 typedef struct Handler Handler;
 struct Handler {

@@ -563,19 +563,20 @@ static const char *ten_what(ValKind k) {
 }
 
 static bool index_rec(Value v, int nidx, const IrIndex *ix, const Value *regs, Value *out,
-                      char *err, size_t errsz) {
+                      bool view, char *err, size_t errsz) {
   if (nidx == 0) {
-    *out = val_copy(v); /* an element reached through single indices must not alias */
+    /* an element reached through single indices must not alias, unless asked */
+    *out = view ? v : val_copy(v);
     return true;
   }
   Sel s;
   switch (v.k) {
   case V_ARR: {
     if (!sel_make(ix, regs, v.a->n, "array of size", &s, err, errsz)) return false;
-    if (s.single) return index_rec(v.a->e[s.lo - 1], nidx - 1, ix + 1, regs, out, err, errsz);
+    if (s.single) return index_rec(v.a->e[s.lo - 1], nidx - 1, ix + 1, regs, out, view, err, errsz);
     Value r = val_arr(s.n);
-    for (int k = 0; k < s.n; k++)
-      if (!index_rec(v.a->e[sel_at(&s, k) - 1], nidx - 1, ix + 1, regs, &r.a->e[k], err, errsz))
+    for (int k = 0; k < s.n; k++) /* a fresh array: its elements are copies */
+      if (!index_rec(v.a->e[sel_at(&s, k) - 1], nidx - 1, ix + 1, regs, &r.a->e[k], false, err, errsz))
         return false;
     *out = r;
     return true;
@@ -625,7 +626,12 @@ static bool index_rec(Value v, int nidx, const IrIndex *ix, const Value *regs, V
 
 bool op_index(Value v, int nidx, const IrIndex *ix, const Value *regs, Value *out, char *err,
               size_t errsz) {
-  return index_rec(v, nidx, ix, regs, out, err, errsz);
+  return index_rec(v, nidx, ix, regs, out, false, err, errsz);
+}
+
+bool op_index_view(Value v, int nidx, const IrIndex *ix, const Value *regs, Value *out, char *err,
+                   size_t errsz) {
+  return index_rec(v, nidx, ix, regs, out, true, err, errsz);
 }
 
 /* ---- conversions ---------------------------------------------------------- */

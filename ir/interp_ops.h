@@ -32,6 +32,11 @@ bool op_unary_ad(Tape *T, int op, Value a, Value *out, char *err, size_t errsz);
 /* v[ix...]: 1-based, with range checks; index registers are read from regs. */
 bool op_index(Value v, int nidx, const IrIndex *ix, const Value *regs, Value *out,
               char *err, size_t errsz);
+/* The same, but a container reached through single indices alone is v's own
+ * (no copy): for a v that no one writes in place (shared registers, which are
+ * copied before a write), so the result can be shared as well. */
+bool op_index_view(Value v, int nidx, const IrIndex *ix, const Value *regs, Value *out,
+                   char *err, size_t errsz);
 /* (*dst)[ix...] = rhs in place; *dst must be exclusively owned by the caller.
    rhs is copied where it lands in the container; ints become reals when the
    slot holds reals (or `base` is TY_REAL for unset slots). */

@@ -28,6 +28,13 @@ typedef struct TapeBlock {
   void *ctx;
 } TapeBlock;
 
+/* A deferred flush; kept sorted by last, highest first (the sweep's order). */
+typedef struct TapeDefer {
+  int32_t first, last;
+  TapeFlush flush;
+  void *ctx;
+} TapeDefer;
+
 /* Chunks kept across resets; cur is the chunk being filled. */
 typedef struct Arena {
   char **chunk;
@@ -45,6 +52,8 @@ struct Tape {
   double *dv;
   TapeBlock *blk;        /* blocks in id order */
   int nblk, capblk;
+  TapeDefer *dfr;        /* deferred flushes, by last descending */
+  int ndfr, capdfr;
   Arena mem, num;        /* tape_alloc, tape_alloc_atomic */
   char err[200];
 };
@@ -65,6 +74,7 @@ void tape_reset(Tape *t) {
   t->m = 0;
   t->start[1] = 0;
   t->nblk = 0;
+  t->ndfr = 0;
   t->mem.cur = t->num.cur = 0;
   t->mem.used = t->num.used = 0;
   t->err[0] = 0;
@@ -132,20 +142,31 @@ int32_t tape_binary(Tape *t, int32_t a, double da, int32_t b, double db) {
 }
 
 /* The sweep from node `top` down.  Between blocks it is the scalar loop as it
- * always was; a block's rule runs once every id above it is done. */
+ * always was; a block's rule runs once every id above it is done, and a
+ * deferred flush before the first node or block that reads its ids. */
 static void sweep(const Tape *t, size_t top, double *adj) {
-  int b = t->nblk - 1;
+  int b = t->nblk - 1, d = 0;
   while (b >= 0 && (size_t)t->blk[b].first > top) b--;
   size_t k = top;
   for (;;) {
+    while (d < t->ndfr && (size_t)t->dfr[d].last >= k) {
+      t->dfr[d].flush(t->dfr[d].ctx, adj);
+      d++;
+    }
     size_t stop = b >= 0 ? (size_t)t->blk[b].last : 0;
-    for (; k > stop; k--) {
+    size_t fl = d < t->ndfr ? (size_t)t->dfr[d].last : 0, lim = stop > fl ? stop : fl;
+    for (; k > lim; k--) {
       double a = adj[k];
       if (a == 0) continue;
       for (size_t q = t->start[k]; q < t->start[k + 1]; q++) adj[t->par[q]] += a * t->dv[q];
     }
+    if (k > stop) continue; /* at a flush's ids: flush, then go on */
     if (b < 0) return;
     const TapeBlock *B = &t->blk[b--];
+    while (d < t->ndfr && t->dfr[d].last >= B->first) {
+      t->dfr[d].flush(t->dfr[d].ctx, adj);
+      d++;
+    }
     if (B->vjp) {
       const double *g = adj + B->first;
       size_t n = (size_t)(B->last - B->first) + 1, i = 0;
@@ -182,6 +203,21 @@ int32_t tape_block(Tape *t, size_t n, TapeVjp vjp, void *ctx) {
   t->n += n;
   t->start[t->n + 1] = t->m;
   return first;
+}
+
+bool tape_defer(Tape *t, int32_t first, int32_t last, TapeFlush flush, void *ctx) {
+  if (t->ndfr >= TAPE_MAXDEFER) return false;
+  t->dfr = gc_grow(t->dfr, t->ndfr, &t->capdfr, sizeof(TapeDefer));
+  int i = t->ndfr++;
+  for (; i > 0 && t->dfr[i - 1].last < last; i--) t->dfr[i] = t->dfr[i - 1];
+  t->dfr[i] = (TapeDefer){first, last, flush, ctx};
+  return true;
+}
+
+void *tape_deferred(const Tape *t, int32_t first, int32_t last, TapeFlush flush) {
+  for (int i = 0; i < t->ndfr; i++)
+    if (t->dfr[i].first == first && t->dfr[i].last == last && t->dfr[i].flush == flush) return t->dfr[i].ctx;
+  return NULL;
 }
 
 static void *arena_alloc(Arena *a, size_t bytes) {
@@ -229,7 +265,7 @@ static size_t arena_bytes(const Arena *a) {
 
 size_t tape_bytes(const Tape *t) {
   return sizeof(size_t) * (t->cap + 2) + (sizeof(int32_t) + sizeof(double)) * t->mcap +
-         sizeof(TapeBlock) * (size_t)t->capblk + arena_bytes(&t->mem) + arena_bytes(&t->num);
+         sizeof(TapeBlock) * (size_t)t->capblk + sizeof(TapeDefer) * (size_t)t->capdfr + arena_bytes(&t->mem) + arena_bytes(&t->num);
 }
 
 const char *tape_error(const Tape *t) { return t->err[0] ? t->err : NULL; }

@@ -29,6 +29,7 @@
 #ifndef PPL_AD_H
 #define PPL_AD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,6 +75,24 @@ void *tape_alloc_atomic(Tape *t, size_t bytes);
 /* Bytes the tape holds (nodes, parents, blocks, arena): constant once the
  * recordings repeat, which is how tests see that reuse allocates nothing. */
 size_t tape_bytes(const Tape *t);
+
+/* ---- deferred contributions ----
+ *
+ * Some blocks add into the same ids at every call: a network's weight matrix
+ * gets one rank-1 update per call in a plate.  Such a block may leave its share
+ * to a flush registered on those ids [first, last]: the sweep calls
+ * flush(ctx, adj) once, after every block above the ids (every contributor)
+ * and before any node or block that reads an adjoint in [first, last].  The
+ * flush can then add all the calls' shares at once (one matrix product instead
+ * of one rank-1 update per call).  tape_deferred finds the ctx registered with
+ * the same flush and ids (NULL if none), so calls share one. */
+typedef void (*TapeFlush)(void *ctx, double *adj);
+/* false (nothing registered) once a recording has TAPE_MAXDEFER: then the
+ * block adds its share itself, so that many distinct targets (a different
+ * matrix at every call) cost no quadratic search. */
+#define TAPE_MAXDEFER 64
+bool tape_defer(Tape *t, int32_t first, int32_t last, TapeFlush flush, void *ctx);
+void *tape_deferred(const Tape *t, int32_t first, int32_t last, TapeFlush flush);
 /* The first failure of a recording (a shape mismatch in a tensor operation),
  * NULL if none; cleared by tape_reset.  Operations record the failure here
  * and return an invalid result instead of stopping the program. */

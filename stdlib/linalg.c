@@ -286,10 +286,18 @@ bool la_disc_ltail(double n, double ln, double ln1, bool upper,
 }
 
 /* The two ends use log1p to keep tiny p or q accurate. */
+double la_binom_small(double n, double N, double lp, double lq) {
+  double k = n < N - n ? n : N - n, c = 1;
+  for (double i = 0; i < k; i++) c = c * (N - i) / (i + 1);
+  /* a count of 0 adds nothing, even where its log probability is -inf */
+  return log(c) + (n > 0 ? n * lp : 0) + (n < N ? (N - n) * lq : 0);
+}
+
 double la_binom_lpmf(double n, double N, double p, double q) {
   if (n < 0 || n > N || n != floor(n)) return -INFINITY;
   if (p == 0) return n == 0 ? 0 : -INFINITY;
   if (q == 0) return n == N ? 0 : -INFINITY;
+  if (N <= LA_SMALL_N) return la_binom_small(n, N, p < 0.5 ? log(p) : log1p(-q), q < 0.5 ? log(q) : log1p(-p));
   if (n == 0) return N * (p < 0.5 ? log1p(-p) : log(q));
   if (n == N) return N * (q < 0.5 ? log1p(-q) : log(p));
   return la_binom_raw(n, N - n, p, q);

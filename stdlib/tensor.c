@@ -184,11 +184,72 @@ AdNum tensor_at(Tensor x, size_t i) {
 
 /* ---- matrix products ---- */
 
+/* The rank-1 updates dB += a' g of vector-times-matrix products with the same
+ * B (a network's layer called once per plate iteration), left by their blocks
+ * and added at the sweep's flush as one product dB += A' G over the rows
+ * saved: the BLAS-3 form of the same sum.  rows holds each call's input (in
+ * the tape's arena) and gout the first id of its output. */
+typedef struct {
+  int K, M, n, cap;
+  int32_t nb; /* B's first id */
+  const double **rows;
+  int32_t *gout;
+  double *buf; /* cap * (K + M): the flush's A and G */
+} OuterAcc;
+
+static void outer_flush(void *ctx, double *adj) {
+  const OuterAcc *o = ctx;
+  int K = o->K, M = o->M, n = o->n;
+  double *A = o->buf, *G = A + (size_t)n * K;
+  /* the calls whose output adjoints are all zero add nothing: leave them out */
+  int r = 0;
+  for (int i = 0; i < n; i++) {
+    const double *g = adj + o->gout[i];
+    int j = 0;
+    while (j < M && g[j] == 0) j++;
+    if (j == M) continue;
+    memcpy(A + (size_t)r * K, o->rows[i], sizeof(double) * (size_t)K);
+    memcpy(G + (size_t)r * M, g, sizeof(double) * (size_t)M);
+    r++;
+  }
+  if (r == 1) cblas_dger(CblasRowMajor, K, M, 1, A, 1, G, 1, adj + o->nb, M);
+  else if (r > 1) cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, M, r, 1, A, K, G, M, 1, adj + o->nb, M);
+}
+
+/* Leave this call's dB += a' g to B's accumulator (made at its first call);
+ * false when the tape takes no more flushes. */
+static bool outer_defer(Tape *t, int K, int M, const double *a, int32_t nb, int32_t gout) {
+  int32_t last = nb + (int32_t)((size_t)K * (size_t)M) - 1;
+  OuterAcc *o = tape_deferred(t, nb, last, outer_flush);
+  if (!o) {
+    o = tape_alloc(t, sizeof *o);
+    *o = (OuterAcc){K, M, 0, 0, nb, NULL, NULL, NULL};
+    if (!tape_defer(t, nb, last, outer_flush, o)) return false;
+  }
+  if (o->n == o->cap) { /* the old arrays stay in the arena until the reset */
+    int cap = o->cap ? 2 * o->cap : 64;
+    const double **rows = tape_alloc(t, sizeof(double *) * (size_t)cap);
+    int32_t *g = tape_alloc_atomic(t, sizeof(int32_t) * (size_t)cap);
+    if (o->n) {
+      memcpy(rows, o->rows, sizeof(double *) * (size_t)o->n);
+      memcpy(g, o->gout, sizeof(int32_t) * (size_t)o->n);
+    }
+    o->rows = rows;
+    o->gout = g;
+    o->buf = tape_alloc_atomic(t, sizeof(double) * (size_t)cap * (size_t)(K + M));
+    o->cap = cap;
+  }
+  o->rows[o->n] = a;
+  o->gout[o->n++] = gout;
+  return true;
+}
+
 /* C[N, M] = A[N, K] B[K, M], nb times with the operands' strides. */
 typedef struct {
   int N, K, M, nb;
   const double *A, *B;
   int32_t na, nbn; /* operands' first ids, 0 = constant */
+  bool defer;      /* dB is left to an OuterAcc */
 } MatmulCtx;
 
 static void gemm_fwd(int N, int K, int M, const double *A, const double *B, double *C) {
@@ -209,7 +270,7 @@ static void matmul_vjp(void *ctx, const double *G, double *adj) {
       else if (N == 1) cblas_dgemv(CblasRowMajor, CblasNoTrans, K, M, 1, B, M, g, 1, 1, dA, 1);
       else cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, K, M, 1, g, M, B, M, 1, dA, K);
     }
-    if (c->nbn) { /* dB += A' G */
+    if (c->nbn && !c->defer) { /* dB += A' G */
       double *dB = adj + c->nbn + (size_t)b * K * M;
       if (M == 1) cblas_dgemv(CblasRowMajor, CblasTrans, N, K, 1, A, K, g, 1, 1, dB, 1);
       else if (N == 1) cblas_dger(CblasRowMajor, K, M, 1, A, 1, g, 1, dB, M);
@@ -255,8 +316,10 @@ static Tensor matmul(Tape *t, Tensor a, Tensor b, double *given) {
   }
   if ((!a.node && !b.node) || n == 0 || K == 0) return y;
   MatmulCtx *c = tape_alloc(t, sizeof *c);
-  *c = (MatmulCtx){N, K, M, nb, a.d, b.d, a.node, b.node};
+  *c = (MatmulCtx){N, K, M, nb, a.d, b.d, a.node, b.node, false};
   y.node = tape_block(t, n, matmul_vjp, c);
+  /* a vector times a matrix of nodes: a rank-1 update of dB, deferred */
+  if (b.node && N == 1 && nb == 1 && M > 1) c->defer = outer_defer(t, K, M, a.d, b.node, y.node);
   return y;
 mismatch:
   fail_shapes(t, "matmul", a, b);

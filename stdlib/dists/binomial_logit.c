@@ -12,8 +12,27 @@ static void bl_support(const double *p, double *lo, double *hi) {
   *hi = p[0];
 }
 
+/* The log mass and d/dalpha = n - N theta.  Up to LA_SMALL_N trials from log
+   theta and log(1 - theta), both -log1p(exp(-|alpha|)) less |alpha| or not:
+   one exp and one log1p for the two and for theta. */
+static double bl_lpmf_grad(double n, const double *p, double *dx, double *dp) {
+  double N = p[0], a = p[1];
+  *dx = 0;
+  dp[0] = dp[1] = 0;
+  if (!(N <= LA_SMALL_N) || isnan(a)) {
+    double l = la_binom_lpmf(n, N, m_inv_logit(a), m_inv_logit(-a));
+    if (isfinite(l)) dp[1] = n - N * m_inv_logit(a);
+    return l;
+  }
+  if (n < 0 || n > N || n != floor(n)) return -INFINITY;
+  double e = exp(-fabs(a)), s = log1p(e);
+  double l = la_binom_small(n, N, a > 0 ? -s : a - s, a > 0 ? -a - s : -s);
+  if (isfinite(l)) dp[1] = n - N * (a >= 0 ? 1 / (1 + e) : e / (1 + e));
+  return l;
+}
 static double bl_lpmf(double n, const double *p) {
-  return la_binom_lpmf(n, p[0], m_inv_logit(p[1]), m_inv_logit(-p[1]));
+  double dx, dp[2];
+  return bl_lpmf_grad(n, p, &dx, dp);
 }
 static double bl_lcdf(double n, const double *p) {
   return la_binom_ltail(n, p[0], m_inv_logit(p[1]), m_inv_logit(-p[1]), false);
@@ -60,6 +79,7 @@ const DistFamily dist_binomial_logit = {
   .discrete = true,
   .support = bl_support,
   .lpdf1 = bl_lpmf,
+  .lpdf_grad1 = bl_lpmf_grad,
   .rng1 = bl_rng,
   .lcdf1 = bl_lcdf,
   .lccdf1 = bl_lccdf,

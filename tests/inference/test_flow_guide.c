@@ -197,7 +197,7 @@ static HandlerResult fh_param(Handler *h, const char *addr, const ParamSpec *spe
   (void)pos, (void)d;
   FH *f = (FH *)h;
   f->addr = addr, f->spec = *spec, f->nparam++;
-  *out = f->give.k == V_VEC ? f->give : spec->init;
+  *out = f->give.k == V_VEC ? f->give : interp_param_init(spec);
   return HR_CONTINUE;
 }
 
@@ -248,9 +248,9 @@ static void test_handler_view(void) {
              isinf(a.spec.upper),
          "view: param() sees 'q', a vector of %zu weights with the flow's layout", f.nparams);
   /* the initial weights: the identity map, from the name alone */
-  Value w0 = a.spec.init;
-  bool same = w0.k == V_VEC && b.spec.init.k == V_VEC && (size_t)w0.t->rows == f.nparams &&
-              memcmp(w0.t->d, b.spec.init.t->d, sizeof(double) * f.nparams) == 0;
+  Value w0 = interp_param_init(&a.spec), w1 = interp_param_init(&b.spec);
+  bool same = w0.k == V_VEC && w1.k == V_VEC && (size_t)w0.t->rows == f.nparams &&
+              memcmp(w0.t->d, w1.t->d, sizeof(double) * f.nparams) == 0;
   double base = 0, last = 0, hidden = 0;
   for (int i = 0; same && i < 6; i++) base = fmax(base, fabs(w0.t->d[i]));
   for (int k = 0; same && k < f.ncoupling; k++) {

@@ -175,9 +175,10 @@ static void test_values(Interp *in) {
              s.spec.net->act == TENSOR_TANH && s.spec.net->out_act == TENSOR_SOFTPLUS,
          "param(): address 'enc', the layout mlp(2, [5, 4], 2, tanh, softplus)");
   tap_ok(s.spec.type.base == TY_VECTOR && s.spec.type.ndims == 0 && s.spec.nsizes == 1 && s.spec.sizes[0] == NW &&
-             s.spec.net->nparams == NW && s.spec.init.k == V_VEC && s.spec.init.t->rows == NW &&
-             isinf(s.spec.lower) && isinf(s.spec.upper),
+             s.spec.net->nparams == NW && interp_param_init(&s.spec).k == V_VEC &&
+             interp_param_init(&s.spec).t->rows == NW && isinf(s.spec.lower) && isinf(s.spec.upper),
          "param(): a vector of %d weights, unbounded, with its initial value", NW);
+  tap_ok(s.spec.init.k == V_NONE, "param(): the initial weights are not drawn unless asked for");
   double want[OUT];
   Value h = out_of(in, st, "h"), rr = out_of(in, st, "r"), Z = out_of(in, st, "Z");
   by_hand(s.w, U, want);
@@ -201,12 +202,13 @@ static void test_values(Interp *in) {
          "runs without a param handler");
   Value za = out_of(in, a, "Z"), zb = out_of(in, b, "Z");
   tap_ok(memcmp(za.t->d, zb.t->d, sizeof(double) * N * OUT) == 0, "initial weights: the same for any run seed");
-  by_hand(s.spec.init.t->d, X[0], want);
+  Value w0 = interp_param_init(&s.spec);
+  by_hand(w0.t->d, X[0], want);
   tap_ok(fabs(za.t->d[0] - want[0]) < 1e-14 && fabs(za.t->d[N] - want[1]) < 1e-14,
          "... and they are the spec's init");
   int nonzero = 0, zero_bias = 1;
-  for (int i = 0; i < D * H1; i++) nonzero += s.spec.init.t->d[i] != 0;
-  for (int i = 0; i < H1; i++) zero_bias &= s.spec.init.t->d[D * H1 + i] == 0;
+  for (int i = 0; i < D * H1; i++) nonzero += w0.t->d[i] != 0;
+  for (int i = 0; i < H1; i++) zero_bias &= w0.t->d[D * H1 + i] == 0;
   tap_ok(nonzero == D * H1 && zero_bias, "init: random weights, zero biases");
 }
 
@@ -310,7 +312,7 @@ static HandlerResult th_param(Handler *h, const char *addr, const ParamSpec *ps,
   if (!s->w) { /* the first run: take the program's initial weights */
     s->np = ps->sizes[0];
     s->w = gc_alloc_atomic(sizeof(double) * (size_t)s->np);
-    memcpy(s->w, ps->init.t->d, sizeof(double) * (size_t)s->np);
+    memcpy(s->w, interp_param_init(ps).t->d, sizeof(double) * (size_t)s->np);
   }
   Value v = val_vec(s->np);
   memcpy(v.t->d, s->w, sizeof(double) * (size_t)s->np);

@@ -7,6 +7,7 @@
 
 #include "disc_reference.h"
 #include "stdlib/dist.h"
+#include "stdlib/linalg.h"
 #include "tap.h"
 
 extern const DistFamily dist_bernoulli, dist_bernoulli_logit, dist_binomial,
@@ -183,8 +184,44 @@ static void test_records(void) {
   tap_ok(dist_poisson.lpdf1(2.5, p) == -INFINITY, "non-integer value has mass 0");
 }
 
+/* Up to LA_SMALL_N trials the mass is log C(N, n) + n log p + (N - n) log q
+ * with C(N, n) exact: it agrees with Loader's saddle-point form (la_binom_raw,
+ * the path beyond) at every count, and binomial_logit's value and derivative
+ * with binomial's at theta = inv_logit(alpha). */
+static void test_small_n(void) {
+  static const double Ns[] = {1, 2, 7, 16, 33, 49, 50};
+  static const double ps[] = {1e-9, 0.02, 0.3, 0.5, 0.77, 0.999};
+  double worst = 0, worst_l = 0, worst_g = 0;
+  for (size_t a = 0; a < sizeof Ns / sizeof *Ns; a++)
+    for (size_t b = 0; b < sizeof ps / sizeof *ps; b++) {
+      double N = Ns[a], p = ps[b], q = 1 - p, alpha = log(p) - log1p(-p);
+      for (double n = 1; n < N; n++) {
+        double want = la_binom_raw(n, N - n, p, q), got = la_binom_lpmf(n, N, p, q);
+        worst = fmax(worst, fabs(got - want) / fmax(1, fabs(want)));
+        double bp[2] = {N, p}, lp[2] = {N, alpha}, dx, dbp[2], dlp[2];
+        double lb = dist_lpdf_grad1(&dist_binomial, n, bp, &dx, dbp);
+        double ll = dist_lpdf_grad1(&dist_binomial_logit, n, lp, &dx, dlp);
+        worst_l = fmax(worst_l, fabs(ll - lb) / fmax(1, fabs(lb)));
+        /* d/dalpha = d/dtheta theta (1 - theta) */
+        worst_g = fmax(worst_g, fabs(dlp[1] - dbp[1] * p * q) / fmax(1, fabs(dlp[1])));
+      }
+    }
+  tap_ok(worst < 1e-13, "binomial N <= %d: exact log C(N, n) form = Loader's to %.2g", LA_SMALL_N, worst);
+  tap_ok(worst_l < 1e-12, "binomial_logit's mass = binomial's at inv_logit(alpha) to %.2g", worst_l);
+  tap_ok(worst_g < 1e-9, "and its derivative to %.2g", worst_g);
+  double N = 50, k = 25, c = 126410606437752.0; /* C(50, 25), the largest on the way */
+  tap_near(la_binom_small(k, N, 0, 0), log(c), 1e-15, "log C(50, 25) from the exact integer");
+  double lp[2] = {16, 800}, dx, dp[2];
+  tap_ok(dist_lpdf_grad1(&dist_binomial_logit, 16, lp, &dx, dp) == 0 && dp[1] == 0,
+         "binomial_logit(16, 800): all successes have mass 1");
+  double l15 = dist_lpdf_grad1(&dist_binomial_logit, 15, lp, &dx, dp);
+  tap_ok(fabs(l15 - (log(16) - 800)) < 1e-12 && dp[1] == -1,
+         "one failure: log 16 - 800 on the log scale (%.17g), not -inf", l15);
+}
+
 int main(void) {
   gc_init();
+  test_small_n();
   test_reference();
   test_moments();
   test_records();
