@@ -326,3 +326,31 @@ void pool_free(Pool *p) {
   pthread_cond_destroy(&p->finished);
   p->workers = 1;
 }
+
+void evidence_init(RunEvidence *e) { *e = (RunEvidence){.logz_max = -INFINITY}; }
+
+void evidence_add(RunEvidence *e, double logz, int n, const double *w, const int *eve,
+                  int resamplings) {
+  double *mass = gc_alloc_atomic(sizeof(double) * (size_t)n), sq = 0;
+  for (int j = 0; j < n; j++) mass[eve[j]] += w[j];
+  for (int i = 0; i < n; i++) sq += mass[i] * mass[i];
+  e->relvar_sum += n > 1 ? 1 - pow((double)n / (n - 1), 1.0 + resamplings) * (1 - sq) : NAN;
+  if (logz > e->logz_max) {
+    e->logz_sum = e->nruns ? e->logz_sum * exp(e->logz_max - logz) : 0;
+    e->logz_max = logz;
+  }
+  e->logz_sum += exp(logz - e->logz_max);
+  e->nruns++;
+}
+
+bool evidence_log(const RunEvidence *e, double *est) {
+  if (e->nruns == 0) return false;
+  *est = e->logz_max + log(e->logz_sum / e->nruns);
+  return true;
+}
+
+bool evidence_se(const RunEvidence *e, double *se) {
+  if (e->nruns == 0) return false;
+  *se = sqrt(fmax(e->relvar_sum / e->nruns, 0) / e->nruns);
+  return true;
+}

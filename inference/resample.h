@@ -46,6 +46,24 @@ double resample_ess(int n, const double *w);
  * weights w[0..n). False only for an unknown scheme or n < 1. */
 bool resample(int scheme, int n, const double *w, Rng *r, int *anc);
 
+/* The log evidence of a particle engine over its independent runs (smc,
+ * steer): the mean of the runs' Z, kept as a maximum and a sum of exp(log Z
+ * - max) so that no run overflows, and its standard error from each run's
+ * relative variance estimated from its genealogy (Lee & Whiteley 2018). */
+typedef struct RunEvidence {
+  int nruns;
+  double logz_max, logz_sum, relvar_sum;
+} RunEvidence;
+void evidence_init(RunEvidence *e);
+/* A run with log Z logz whose n final particles have normalised weights w
+ * and initial ancestors eve[0..n), after `resamplings` resampling stages. */
+void evidence_add(RunEvidence *e, double logz, int n, const double *w, const int *eve,
+                  int resamplings);
+/* log of the mean Z, and its standard error (relative to Z); false before
+ * the first run. */
+bool evidence_log(const RunEvidence *e, double *est);
+bool evidence_se(const RunEvidence *e, double *se);
+
 /* --psis-resample of the variational engines (advi, amortized): order[0..n)
  * gets n indices of draws resampled (systematic) by the Pareto-smoothed
  * weights of their log weights lw[0..n), in a random order so that the

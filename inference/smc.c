@@ -149,9 +149,7 @@ typedef struct SmcState {
   int next; /* next particle of the current run to emit; N = run exhausted */
   int heavy; /* the current run's heaviest particle */
   /* per chain */
-  int nruns;
-  double logz_max, logz_sum; /* sum exp(logz - logz_max) over runs */
-  double relvar_sum;         /* Lee–Whiteley relative variances, summed */
+  RunEvidence ev;
   long resamplings, events_max, moves, accepts, killed;
   long block_moves, block_accepts, rounds, move_phases, temper_steps;
   int distinct_min;          /* distinct final histories, fewest over runs */
@@ -626,7 +624,7 @@ static bool smc_run_pool(SmcState *s, Diag *d) {
     if (!smc_round(s, &alive, d)) return false;
     events++;
     /* the events of a run are known once one run has finished */
-    engine_progress(&s->o, s->chain, events, s->nruns ? s->events_max + 1 : 0, "event");
+    engine_progress(&s->o, s->chain, events, s->ev.nruns ? s->events_max + 1 : 0, "event");
     if (base && !smc_temper(s, base, &logz, &stages, d)) return false;
     double lz = resample_normalise(N, s->lw, s->w);
     if (!(lz > -INFINITY)) {
@@ -650,21 +648,11 @@ static bool smc_run_pool(SmcState *s, Diag *d) {
   for (int i = 0; i < N; i++) /* the last round only finished the runs */
     if (s->p[i].events > s->events_max) s->events_max = s->p[i].events;
   s->run_logz = logz;
-  /* Lee–Whiteley: weight mass per Eve index */
-  double *mass = gc_alloc_atomic(sizeof(double) * (size_t)N);
-  for (int j = 0; j < N; j++) mass[s->p[j].eve] += s->w[j];
-  double sq = 0;
-  for (int i = 0; i < N; i++) sq += mass[i] * mass[i];
-  double relvar = N > 1 ? 1 - pow((double)N / (N - 1), stages) * (1 - sq) : NAN;
-  s->relvar_sum += relvar;
+  int *eve = gc_alloc_atomic(sizeof(int) * (size_t)N);
+  for (int j = 0; j < N; j++) eve[j] = s->p[j].eve;
+  evidence_add(&s->ev, logz, N, s->w, eve, stages - 1);
   int k = smc_distinct(s);
   if (s->distinct_min < 0 || k < s->distinct_min) s->distinct_min = k;
-  if (logz > s->logz_max) {
-    s->logz_sum = s->nruns ? s->logz_sum * exp(s->logz_max - logz) : 0;
-    s->logz_max = logz;
-  }
-  s->logz_sum += exp(logz - s->logz_max);
-  s->nruns++;
   /* hand out the particles in a random order */
   for (int i = 0; i < N; i++) s->perm[i] = i;
   for (int i = N - 1; i > 0; i--) {
@@ -743,7 +731,7 @@ static void *smc_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
   if (s->moves_on)
     s->mover = mh_mover_new(in, s->model_seed, (uint64_t)chain, o->seed ^ 0x72656au, false);
   s->next = s->N; /* no run yet */
-  s->logz_max = -INFINITY;
+  evidence_init(&s->ev);
   s->ess_min = -1;
   return s;
 }
@@ -769,23 +757,17 @@ static bool smc_step(void *state, bool warmup, Draw *out, Diag *d) {
 }
 
 static bool smc_log_evidence(void *state, double *est) {
-  SmcState *s = state;
-  if (s->nruns == 0) return false;
-  *est = s->logz_max + log(s->logz_sum / s->nruns);
-  return true;
+  return evidence_log(&((SmcState *)state)->ev, est);
 }
 
 static bool smc_log_evidence_se(void *state, double *se) {
-  SmcState *s = state;
-  if (s->nruns == 0) return false;
-  *se = sqrt(fmax(s->relvar_sum / s->nruns, 0) / s->nruns);
-  return true;
+  return evidence_se(&((SmcState *)state)->ev, se);
 }
 
 static const char *smc_notes(void *state) {
   SmcState *s = state;
-  if (s->nruns == 0) return "";
-  double se = sqrt(fmax(s->relvar_sum / s->nruns, 0) / s->nruns);
+  double logz, se;
+  if (!evidence_log(&s->ev, &logz) || !evidence_se(&s->ev, &se)) return "";
   char *moves = "";
   if (s->temper_steps)
     moves = gc_printf(", %ld tempering steps", s->temper_steps);
@@ -811,11 +793,11 @@ static const char *smc_notes(void *state) {
   return gc_printf("smc: %d run%s of %d particles (draws = particles per run), up to %ld "
                    "events, %ld %s resamplings, min ESS %.1f%s%s; log evidence %.4f, "
                    "within-run SE %.4f (Lee–Whiteley%s)%s",
-                   s->nruns, s->nruns == 1 ? "" : "s", s->N, s->events_max, s->resamplings,
+                   s->ev.nruns, s->ev.nruns == 1 ? "" : "s", s->N, s->events_max, s->resamplings,
                    resample_name(s->scheme), s->ess_min, moves,
                    s->killed ? gc_printf(", %ld particles killed by runtime errors", s->killed)
                              : "",
-                   s->logz_max + log(s->logz_sum / s->nruns), se,
+                   logz, se,
                    se > 0 ? "" : "; the estimate was <= 0, clamped", distinct);
 }
 

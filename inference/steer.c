@@ -127,9 +127,7 @@ typedef struct SteerState {
   int ndraws;
   int heavy; /* the run's heaviest particle */
   /* per chain */
-  int nruns;
-  double logz_max, logz_sum;
-  double relvar_sum; /* Lee-Whiteley relative variances of the runs' Z, summed */
+  RunEvidence ev;
   long resamplings, steps, evals, decoded, drawn, forks, shared, killed, dropped, dead;
   double ess_min;
   char first_err[sizeof ((Diag *)0)->msg];
@@ -583,19 +581,9 @@ static bool steer_run(SteerState *s, Diag *d) {
   }
   if (step > s->steps) s->steps = step;
   s->run_logz = logz;
-  /* the within-run relative variance of Z from the genealogy, as smc gives
-     it (Lee & Whiteley 2018): weight mass per initial particle */
-  double *mass = gc_alloc_atomic(sizeof(double) * (size_t)N), sq = 0;
-  memset(mass, 0, sizeof(double) * (size_t)N);
-  for (int j = 0; j < N; j++) mass[s->p[j].eve] += s->w[j];
-  for (int i = 0; i < N; i++) sq += mass[i] * mass[i];
-  if (N > 1) s->relvar_sum += 1 - pow((double)N / (N - 1), (double)(1 + nres)) * (1 - sq);
-  if (logz > s->logz_max) {
-    s->logz_sum = s->nruns ? s->logz_sum * exp(s->logz_max - logz) : 0;
-    s->logz_max = logz;
-  }
-  s->logz_sum += exp(logz - s->logz_max);
-  s->nruns++;
+  int *eve = gc_alloc_atomic(sizeof(int) * (size_t)N);
+  for (int j = 0; j < N; j++) eve[j] = s->p[j].eve;
+  evidence_add(&s->ev, logz, N, s->w, eve, (int)nres);
   steer_pick(s);
   return true;
 }
@@ -638,7 +626,7 @@ static void *steer_init(const Interp *in, const EngineOpts *o, int chain, Diag *
   s->order = gc_alloc_atomic(sizeof(int) * N);
   s->batch = gc_alloc(sizeof(LmCursor *) * N);
   s->next = s->ndraws = 0;
-  s->logz_max = -INFINITY;
+  evidence_init(&s->ev);
   s->ess_min = -1;
   return s;
 }
@@ -672,26 +660,23 @@ static bool steer_step(void *state, bool warmup, Draw *out, Diag *d) {
 
 static bool steer_log_evidence(void *state, double *est) {
   SteerState *s = state;
-  if (s->nruns == 0) return false;
-  *est = s->logz_max + log(s->logz_sum / s->nruns);
-  return true;
+  return evidence_log(&s->ev, est);
 }
 
 static bool steer_log_evidence_se(void *state, double *se) {
   SteerState *s = state;
-  if (s->nruns == 0) return false;
-  *se = sqrt(fmax(s->relvar_sum / s->nruns, 0) / s->nruns);
-  return true;
+  return evidence_se(&s->ev, se);
 }
 
 static const char *steer_notes(void *state) {
   SteerState *s = state;
-  if (s->nruns == 0) return "";
+  double logz;
+  if (!evidence_log(&s->ev, &logz)) return "";
   return gc_printf(
       "steer: %d run%s of %d particles (%s), up to %ld token steps, %ld %s resamplings, min "
       "ESS %.1f; LM: %ld batched evals, %ld tokens decoded, %ld tokens drawn, %ld contexts "
       "shared, %ld forks; %ld particles stopped by conditions%s%s; log evidence %.4f",
-      s->nruns, s->nruns == 1 ? "" : "s", s->N,
+      s->ev.nruns, s->ev.nruns == 1 ? "" : "s", s->N,
       s->select == SEL_ALL ? "draws = particles per run"
       : s->select == SEL_BEST ? "best of N: one draw per run"
                               : "majority vote: one draw per run",
@@ -699,7 +684,7 @@ static const char *steer_notes(void *state) {
       s->ess_min, s->evals, s->decoded, s->drawn, s->shared, s->forks, s->dead,
       s->dropped ? gc_printf(", %ld dropped unfinished by --budget", s->dropped) : "",
       s->killed ? gc_printf(", %ld killed by runtime errors", s->killed) : "",
-      s->logz_max + log(s->logz_sum / s->nruns));
+      logz);
 }
 
 static void steer_free(void *state) { steer_release_all(state); }
