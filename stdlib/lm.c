@@ -379,6 +379,30 @@ bool lm_score(LmBackend *b, LmState *s, const int32_t *toks, int n, double *lp, 
   return ok;
 }
 
+bool lm_utf8_valid(const char *text, size_t len, size_t *bad) {
+  const unsigned char *u = (const unsigned char *)text;
+  for (size_t i = 0; i < len;) {
+    unsigned c = u[i];
+    size_t n = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+             : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    bool ok = n > 0 && i + n <= len;
+    for (size_t k = 1; ok && k < n; k++) ok = (u[i + k] & 0xc0) == 0x80;
+    /* the second byte's range rules out overlong forms, surrogates and
+       code points past U+10FFFF */
+    if (ok && n > 2) {
+      unsigned c1 = u[i + 1];
+      ok = c == 0xe0 ? c1 >= 0xa0 : c == 0xed ? c1 <= 0x9f : c == 0xf0 ? c1 >= 0x90
+         : c == 0xf4 ? c1 <= 0x8f : true;
+    }
+    if (!ok) {
+      if (bad) *bad = i;
+      return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
 bool lm_check_tokens(int n_vocab, const int32_t *toks, int n, char *err, size_t errsz) {
   for (int i = 0; i < n; i++)
     if (toks[i] < 0 || toks[i] >= n_vocab) {

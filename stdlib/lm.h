@@ -124,6 +124,12 @@ bool lm_cursor_eval(LmCursor *const *cs, int n, char *err, size_t errsz);
 bool lm_score(LmBackend *b, LmState *s, const int32_t *toks, int n, double *lp, char *err,
               size_t errsz);
 
+/* Is text[0..len) well-formed UTF-8 (no overlong forms, surrogates or code
+ * points past U+10FFFF)?  When not, *bad is the offset of the first byte
+ * that is not.  A backend whose tokenizer takes only UTF-8 (llama.cpp's
+ * throws a C++ exception, which would end the host) checks first. */
+bool lm_utf8_valid(const char *text, size_t len, size_t *bad);
+
 /* Are toks[0..n) all in [0, n_vocab)?  False with "token T is not in the
  * vocabulary (V tokens)": the backends check what eval and score are given. */
 bool lm_check_tokens(int n_vocab, const int32_t *toks, int n, char *err, size_t errsz);

@@ -233,6 +233,13 @@ static int ll_tokenize(void *self, const char *text, size_t len, int32_t *out, i
     snprintf(err, errsz, "text of %zu bytes is too long to tokenize", len);
     return -1;
   }
+  size_t bad;
+  if (!lm_utf8_valid(text, len, &bad)) {
+    snprintf(err, errsz, "llama.cpp tokenizes UTF-8 only: the text has a malformed byte 0x%02x "
+             "at offset %zu (a context built from tokens that split a character?)",
+             (unsigned char)text[bad], bad);
+    return -1;
+  }
   int32_t dummy;
   int32_t r = L->api.tokenize(L->vocab, text, (int32_t)len, out ? out : &dummy, out ? max : 0, false, false);
   if (r == INT32_MIN) {

@@ -54,6 +54,12 @@ static void test_tokens(LmBackend *b) {
   tap_ok(b->token_text(b->self, b->eos, back, 8) == 0, "eos has no text");
   tap_ok(b->token_text(b->self, TINY_BOS, back, 8) == 0, "bos (a control token) has no text");
   tap_ok(b->token_text(b->self, V, back, 8) == -1, "a token past the vocabulary: -1");
+  /* llama.cpp's tokenizer throws (ending the process) on malformed UTF-8,
+     which a context built from byte tokens can hold: refused first */
+  err[0] = 0;
+  tap_ok(b->tokenize(b->self, "A \xda\x41", 4, t, 64, err, sizeof err) == -1 &&
+             strstr(err, "UTF-8 only") != NULL,
+         "malformed UTF-8: an error, not an abort (%s)", err);
 }
 
 static void test_eval(LmBackend *b) {

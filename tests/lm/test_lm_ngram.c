@@ -366,8 +366,26 @@ static void test_set(LmBackend *b) {
   tap_ok(lm_set_find(&s, "big") == NULL && lm_set_find(NULL, "") == NULL, "unknown names: NULL");
 }
 
+/* lm_utf8_valid: well-formed text, and each malformed kind at its offset */
+static void test_utf8(void) {
+  static const struct { const char *s; size_t bad; } cases[] = {
+      {"plain ascii", (size_t)-1},         {"na\xc3\xafve \xe2\x82\xac \xf0\x9f\x98\x80", (size_t)-1},
+      {"ab\x80", 2},                      {"a\xc0\xaf", 1},          /* continuation alone; overlong */
+      {"\xe0\x80\xaf", 0},               {"x\xed\xa0\x80", 1},     /* overlong 3-byte; surrogate */
+      {"\xf4\x90\x80\x80", 0},           {"ok\xe2\x82", 2},         /* past U+10FFFF; cut short */
+  };
+  int good = 0;
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    size_t bad = (size_t)-1;
+    bool v = lm_utf8_valid(cases[k].s, strlen(cases[k].s), &bad);
+    good += v == (cases[k].bad == (size_t)-1) && (v || bad == cases[k].bad);
+  }
+  tap_ok(good == 8, "lm_utf8_valid: 2 well-formed texts and 6 malformed kinds at their offsets (%d of 8)", good);
+}
+
 int main(int argc, char **argv) {
   CORPUS = argc > 1 ? argv[1] : "examples/cascades/english.txt";
+  test_utf8();
   test_kn_bruteforce();
   test_open_errors();
   char spec[512];
