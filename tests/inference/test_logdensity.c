@@ -18,13 +18,18 @@ static const char *SRC_G =
     "  y ~ normal(mu, sigma);\n"
     "}\n";
 
-static void test_normal_model(LogDensity **keep) {
+/* Model G with the n points y. */
+static Interp *model_g(int n, const double *y, Diag *d) {
   TData td;
   tdata_init(&td);
-  tdata_add(&td, "N", val_int(5));
-  tdata_add(&td, "y", tvec(5, A_y));
+  tdata_add(&td, "N", val_int(n));
+  tdata_add(&td, "y", tvec(n, y));
+  return tcompile(SRC_G, &td, d);
+}
+
+static void test_normal_model(LogDensity **keep) {
   Diag d;
-  Interp *in = tcompile(SRC_G, &td, &d);
+  Interp *in = model_g(5, A_y, &d);
   if (!tap_ok(in != NULL, "model G compiles")) return;
   LogDensity *ld = ld_new(in, &d);
   if (!tap_ok(ld != NULL, "ld_new: %s", d.msg)) return;
@@ -200,12 +205,8 @@ static void test_threads(const LogDensity *ld) {
    thousand evaluations but is for a million; a loop of 2,000 statements is
    worth it for a thousand; the estimate sees the data's size. */
 static void test_jit_pays(void) {
-  TData td;
-  tdata_init(&td);
-  tdata_add(&td, "N", val_int(5));
-  tdata_add(&td, "y", tvec(5, A_y));
   Diag d;
-  Interp *in = tcompile(SRC_G, &td, &d);
+  Interp *in = model_g(5, A_y, &d);
   LogDensity *ld = in ? ld_new(in, &d) : NULL;
   if (!tap_ok(ld != NULL, "model G for ld_jit_pays")) return;
   tap_ok(!ld_jit_pays(ld, 1000), "a small vectorised program: 1,000 evaluations interpreted");
@@ -216,12 +217,8 @@ static void test_jit_pays(void) {
   if (!tap_ok(ld != NULL, "loop program for ld_jit_pays")) return;
   tap_ok(ld_jit_pays(ld, 1000), "a loop of 2,000 statements: 1,000 evaluations compiled");
   tap_ok(!ld_jit_pays(ld, 10), "... 10 interpreted");
-  TData big;
-  tdata_init(&big);
   double *y = calloc(100000, sizeof *y);
-  tdata_add(&big, "N", val_int(100000));
-  tdata_add(&big, "y", tvec(100000, y));
-  in = tcompile(SRC_G, &big, &d);
+  in = model_g(100000, y, &d);
   ld = in ? ld_new(in, &d) : NULL;
   free(y);
   if (!tap_ok(ld != NULL, "model G with 100,000 points")) return;
