@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "ppl.h"
+#include "amortized_toy.h"
 #include "sbc.h"
 
 #define AB_DRAWS 1000
@@ -260,23 +261,8 @@ out:
 
 /* ---- the programs ---- */
 
-/* The per-datapoint conjugate toy of tests/sbc/test_sbc_amortized.c, with an
-   encoder guide: trained on 2,000 simulated points, drawn for 100 new ones. */
-static const char toy_src[] =
-    "data { int N; vector[N] x; real<lower=0> s; }\n"
-    "model {\n"
-    "  plate (i in 1:N, batch = 100) {\n"
-    "    real z ~ normal(0, 1);\n"
-    "    x[i] ~ normal(z, s);\n"
-    "  }\n"
-    "}\n"
-    "guide {\n"
-    "  param network enc = mlp(1, [16], 2, relu);\n"
-    "  plate (i in 1:N, batch = 100) {\n"
-    "    vector[2] h = enc(rep_vector(x[i], 1));\n"
-    "    real z ~ normal(h[1], exp(h[2]));\n"
-    "  }\n"
-    "}\n";
+/* The toy (amortized_toy.h) with its encoder guide: trained on 2,000
+   simulated points, drawn for 100 new ones. */
 
 static bool toy_files(const char *dir, AbCase *c) {
   static char json[2000 * 26 + 128];

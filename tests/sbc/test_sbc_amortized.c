@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "ppl.h"
+#include "amortized_toy.h"
 #include "sbc.h"
 #include "tap.h"
 
@@ -59,24 +60,6 @@
 #define TOY_S 0.5         /* the simulator's likelihood sd */
 #define TOY_MAXN 2000
 static int toy_train = 2000, toy_iter = 6000, toy_m = 1000, toy_draws = 1000;
-
-/* The model's likelihood sd is data, so that the negative control is the same
-   program given a wrong s. */
-static const char toy_src[] =
-    "data { int N; vector[N] x; real<lower=0> s; }\n"
-    "model {\n"
-    "  plate (i in 1:N, batch = 100) {\n"
-    "    real z ~ normal(0, 1);\n"
-    "    x[i] ~ normal(z, s);\n"
-    "  }\n"
-    "}\n"
-    "guide {\n"
-    "  param network enc = mlp(1, [16], 2, relu);\n"
-    "  plate (i in 1:N, batch = 100) {\n"
-    "    vector[2] h = enc(rep_vector(x[i], 1));\n"
-    "    real z ~ normal(h[1], exp(h[2]));\n"
-    "  }\n"
-    "}\n";
 
 /* n points (z*, x*) from the prior predictive with likelihood sd s_sim, as
    the program's data (whose s is s_model). */
