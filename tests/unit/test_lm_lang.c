@@ -195,15 +195,18 @@ static void test_mask(void) {
   ppl_model_free(m);
 }
 
-/* A latent token and an observation: importance sampling's evidence and
-   posterior against enumeration (the mask's weight included). */
+/* A latent token under a mask, and an observation that depends on it. */
+static const char TOKEN_OBS[] = "data { string y; }\n"
+                                "model {\n"
+                                "  string w ~ lm_next(\"a\", avoid = \"b\");\n"
+                                "  y ~ lm(w, max_tokens = 3);\n"
+                                "}\n"
+                                "generated { int is_c = w == \"c\"; }\n";
+
+/* TOKEN_OBS: importance sampling's evidence and posterior against
+   enumeration (the mask's weight included). */
 static void test_exact(void) {
-  ppl_model *m = compile("data { string y; }\n"
-                         "model {\n"
-                         "  string w ~ lm_next(\"a\", avoid = \"b\");\n"
-                         "  y ~ lm(w, max_tokens = 3);\n"
-                         "}\n"
-                         "generated { int is_c = w == \"c\"; }\n");
+  ppl_model *m = compile(TOKEN_OBS);
   const char *y = "ca";
   /* w in {a, c, eos}: the target is P(w | a) (b excluded) times p(y | w) */
   const char *ws[3] = {"a", "c", ""};
@@ -289,12 +292,7 @@ static void test_exact_lm(void) {
 
 /* MH and SMC run the same program inline (the weight enters as a factor). */
 static void test_engines(void) {
-  ppl_model *m = compile("data { string y; }\n"
-                         "model {\n"
-                         "  string w ~ lm_next(\"a\", avoid = \"b\");\n"
-                         "  y ~ lm(w, max_tokens = 3);\n"
-                         "}\n"
-                         "generated { int is_c = w == \"c\"; }\n");
+  ppl_model *m = compile(TOKEN_OBS);
   const char *eng[2] = {"mh", "smc"};
   for (int e = 0; e < 2; e++) {
     ppl_result *r = run(m, "{\"y\": \"ca\"}", eng[e], 4000, 3);
