@@ -568,6 +568,7 @@ static bool advi_vi_report(void *state, ViReport *r) {
       .eta = a->eta,
       .iterations = a->iterations,
       .converged = a->converged,
+      .loaded = a->loaded,
       .resampled = a->draws.pool != NULL,
       .seconds = a->seconds,
       .ntrace = a->ntrace,

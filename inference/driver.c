@@ -983,6 +983,7 @@ static void dr_vi(const DriverDraws *dd, RunResult *rr) {
   int m = dd->m;
   SummaryVi *vi = gc_alloc(sizeof *vi);
   vi->family = dd->vi[0].family;
+  vi->loaded = dd->vi[0].loaded;
   vi->nchains = m;
   vi->chains = dd->vi;
   vi->converged = true;

@@ -346,8 +346,9 @@ const OptSpec npe_options[] = {
      .help = "amortized training (ppl train --amortize): pairs (latents, data) simulated from "
              "the program's prior predictive"},
     {.name = "epochs", .type = OPT_INT, .def = "50", .ilo = 1, .ihi = 1000000, .arg = "N",
-     .help = "amortized training: passes over the simulations (the held-out loss picks the "
-             "epoch whose networks are kept)"},
+     .help = "ppl train: passes over the data plate (svi; instead of --iter), or over the "
+             "simulations (--amortize; the held-out loss picks the epoch whose networks are "
+             "kept)"},
     {.name = "batch", .type = OPT_INT, .def = "64", .ilo = 1, .ihi = 1000000, .arg = "N",
      .help = "amortized training: simulations per Adam step"},
     {.name = "embed-dim", .type = OPT_INT, .def = "8", .ilo = 1, .ihi = 4096, .arg = "N",
@@ -1234,6 +1235,7 @@ static bool npe_vi_report(void *state, ViReport *r) {
       .elbo = n ? sum / n : -INFINITY, /* E_q[log p - log q] over the draws */
       .iterations = s->M->epochs,
       .converged = true,
+      .loaded = s->file,
       .resampled = s->draws.pool != NULL,
       .n = s->draws.nlw,
       .lw = s->draws.lw,

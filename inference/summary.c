@@ -99,10 +99,14 @@ static const SummaryStats *sm_tuning_stats(const char *label, const SummaryStats
 /* A variational run's lines: the fit, then how far its draws can be
  * trusted (PSIS k-hat of the weights p / q of its draws). */
 static void sm_vi_text(SBuf *b, const SummaryVi *vi) {
-  sb_add(b, "variational family: %s; ELBO %.6g%s; %s after %ld iterations%s\n", vi->family,
-         vi->elbo, vi->nchains > 1 ? " (mean of the chains')" : "",
-         vi->converged ? "converged" : "NOT converged", vi->iterations,
-         vi->nchains > 1 ? " (the most of any chain)" : "");
+  if (vi->loaded)
+    sb_add(b, "variational family: %s; ELBO %.6g%s; read from %s, not optimised in this run\n",
+           vi->family, vi->elbo, vi->nchains > 1 ? " (mean of the chains')" : "", vi->loaded);
+  else
+    sb_add(b, "variational family: %s; ELBO %.6g%s; %s after %ld iterations%s\n", vi->family,
+           vi->elbo, vi->nchains > 1 ? " (mean of the chains')" : "",
+           vi->converged ? "converged" : "NOT converged", vi->iterations,
+           vi->nchains > 1 ? " (the most of any chain)" : "");
   if (isnan(vi->khat))
     sb_add(b, "PSIS k-hat of the draws against the posterior: not available (too few draws)\n");
   else
@@ -225,6 +229,7 @@ static json_t *sm_vi_json(const SummaryVi *vi) {
   json_object_set_new(o, "iterations", json_integer(vi->iterations));
   json_object_set_new(o, "converged", json_boolean(vi->converged));
   json_object_set_new(o, "resampled", json_boolean(vi->resampled));
+  if (vi->loaded) json_object_set_new(o, "loaded", json_string(vi->loaded));
   json_t *chains = json_array();
   for (int c = 0; c < vi->nchains; c++) {
     const ViReport *r = &vi->chains[c];

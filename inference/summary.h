@@ -21,6 +21,8 @@ typedef struct ViReport {
   bool converged;          /* the relative ELBO change fell below tol-rel-obj */
   bool resampled;          /* the draws are importance-resampled (--psis-resample) */
   double seconds;          /* wall time of the fit (the eta search and the optimisation) */
+  const char *loaded;      /* the file the fit was read from (no optimisation in this
+                              run: iterations are the file's), or NULL */
   int ntrace;              /* ELBO evaluations: {iteration, ELBO, mean and median */
   const double (*trace)[4];/* relative change}, as Stan prints them */
   int n;                   /* log weights log p(theta) - log q(theta) of the chain's */
@@ -37,6 +39,7 @@ typedef struct SummaryVi {
   long iterations;         /* the most iterations a chain ran */
   bool converged;          /* every chain converged */
   bool resampled;          /* the draws are importance-resampled */
+  const char *loaded;      /* the first chain's ViReport.loaded */
   int nchains;
   const ViReport *chains;  /* each chain's */
 } SummaryVi;

@@ -1315,6 +1315,7 @@ static bool svi_vi_report(void *state, ViReport *r) {
       .eta = engine_opt_real(s->o, "lr"),
       .iterations = s->iterations,
       .converged = s->converged,
+      .loaded = s->loaded,
       .resampled = s->pool != NULL,
       .seconds = s->seconds,
       .ntrace = s->ntrace,

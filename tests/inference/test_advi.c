@@ -331,6 +331,14 @@ static void test_save_load(void) {
   json_t *vi = r[1] ? vi_json(r[1]) : NULL;
   tap_ok(vi && json_integer_value(json_object_get(vi, "iterations")) == 0,
          "--load-params: no optimisation (0 iterations)");
+  const char *lo = vi ? json_string_value(json_object_get(vi, "loaded")) : NULL;
+  char first[300];
+  snprintf(first, sizeof first, "%s/q_1.safetensors", dir);
+  tap_ok(lo && !strcmp(lo, first), "--load-params: the summary's vi.loaded names chain 1's file (%s)",
+         lo ? lo : "none");
+  const char *txt = r[1] ? ppl_result_summary_text(r[1]) : NULL;
+  tap_ok(txt && strstr(txt, "not optimised in this run") && !strstr(txt, "converged after"),
+         "--load-params: the table says the fit was read, not that it converged");
   json_decref(vi);
   for (int k = 0; k < 2; k++) {
     ppl_result_free(r[k]);
