@@ -1064,19 +1064,30 @@ static const char *svi_tensor_name(const SviParam *p) {
   return gc_printf("%s.%s", p->guide ? "guide" : "model", p->name);
 }
 
+/* The optimiser's moments as tensors "optim.m" and "optim.v" (on the
+   unconstrained scale, in the params' order) and its step count in the
+   metadata, so that `ppl train --load` resumes where the run stopped. */
+static const char *const svi_moment_names[2] = {"optim.m", "optim.v"};
+
 bool svi_write_params(Svi *s, const char *path, Diag *d) {
-  StFile f = {.ntensors = s->np, .tensors = gc_alloc(sizeof(StTensor) * (size_t)(s->np + 1))};
+  bool moments = s->opt && optim_steps(s->opt) > 0 && optim_size(s->opt) == s->nx && s->nx > 0;
+  StFile f = {.ntensors = s->np, .tensors = gc_alloc(sizeof(StTensor) * (size_t)(s->np + 3))};
   const char *err = NULL;
   for (int i = 0; i < s->np; i++)
     if (!st_tensor_of_value(svi_tensor_name(&s->p[i]), svi_param_value(s, &s->p[i], NULL),
                             &f.tensors[i], &err))
       break;
+  for (int k = 0; moments && k < 2; k++)
+    f.tensors[f.ntensors++] = (StTensor){.name = svi_moment_names[k], .rank = 1,
+                                         .shape = {(int64_t)s->nx}, .numel = s->nx,
+                                         .data = (double *)optim_moment(s->opt, k)};
   if (!err) {
     st_set_ppl_meta(&f, ir_program_hash(interp_program(s->in)), ST_KIND_SVI);
-    StMeta *meta = gc_alloc(sizeof(StMeta) * (size_t)(f.nmeta + 2));
+    StMeta *meta = gc_alloc(sizeof(StMeta) * (size_t)(f.nmeta + 3));
     memcpy(meta, f.meta, sizeof(StMeta) * (size_t)f.nmeta);
     meta[f.nmeta++] = (StMeta){"family", "guide"};
     meta[f.nmeta++] = (StMeta){"elbo", gc_printf("%.17g", s->elbo)};
+    if (moments) meta[f.nmeta++] = (StMeta){"optim_steps", gc_printf("%ld", optim_steps(s->opt))};
     f.meta = meta;
     if (st_write(path, &f, &err)) return true;
   }
@@ -1136,6 +1147,23 @@ bool svi_set_params(Svi *s, const StFile *f, const char *path, const char *opt, 
   if (!err) return true;
   diag_error(d, DIAG_DATA, (SrcPos){0}, "%s: %s", opt, err);
   return false;
+}
+
+bool svi_resume_optim(Svi *s, const StFile *f, const char *path, Diag *d) {
+  const StTensor *m = st_find(f, svi_moment_names[0]), *v = st_find(f, svi_moment_names[1]);
+  const char *steps = st_meta_get(f, "optim_steps");
+  if (!m && !v && !steps) return true;
+  char *end = NULL;
+  long t = steps ? strtol(steps, &end, 10) : -1;
+  if (!m || !v || !steps || *end || t < 1 || m->numel != s->nx || v->numel != s->nx ||
+      optim_size(s->opt) != s->nx) {
+    diag_error(d, DIAG_DATA, (SrcPos){0}, "--load: %s: the optimiser's state (tensors '%s', "
+               "'%s' of %zu reals and metadata 'optim_steps') is incomplete or of another size",
+               path, svi_moment_names[0], svi_moment_names[1], s->nx);
+    return false;
+  }
+  optim_restore(s->opt, t, m->data, v->data);
+  return true;
 }
 
 /* The params of f for drawing, with no optimisation. */

@@ -61,6 +61,10 @@ StFile *svi_read_params(const char *path, const IrProgram *p, const char *opt, D
  * (DIAG_DATA, messages starting with opt): another kind, a tensor missing,
  * of another shape, or outside its param's bounds. */
 bool svi_set_params(Svi *s, const StFile *f, const char *path, const char *opt, Diag *d);
+/* The optimiser's moments and step count from f, where svi_write_params kept
+ * them (a file without them leaves the optimiser fresh), so that a resumed
+ * training run (ppl train --load) goes on as if it had not stopped. */
+bool svi_resume_optim(Svi *s, const StFile *f, const char *path, Diag *d);
 
 /* A chain of svi with the params of f (read from path, of kind svi) and no
  * optimisation: the engine amortized's guide form, which shares engine_svi's

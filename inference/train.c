@@ -123,9 +123,11 @@ static bool train_svi(const Interp *in, const EngineOpts *o, const TrainOpts *t,
   if (!(o = train_epochs(in, o, d))) return false;
   Svi *s = svi_prepare(in, o, 0, d);
   if (!s) return false;
-  if (t->resume) { /* the params trained so far; the optimiser's moments start afresh */
+  if (t->resume) { /* the params trained so far, and the optimiser's state */
     StFile *f = svi_read_params(t->resume, interp_program(in), "--load", d);
-    if (!f || !svi_set_params(s, f, t->resume, "--load", d)) return false;
+    if (!f || !svi_set_params(s, f, t->resume, "--load", d) ||
+        !svi_resume_optim(s, f, t->resume, d))
+      return false;
   }
   if (svi_dim(s) == 0) {
     diag_error(d, DIAG_USAGE, (SrcPos){0}, "train: the program has no param to train "

@@ -76,6 +76,13 @@ static double sched_lr(const OptimConfig *c, long t) {
 }
 
 long optim_steps(const Optim *o) { return o->t; }
+const double *optim_moment(const Optim *o, int k) { return k ? o->v : o->m; }
+size_t optim_size(const Optim *o) { return o->n; }
+
+void optim_restore(Optim *o, long steps, const double *m, const double *v) {
+  o->t = steps;
+  for (size_t i = 0; i < o->n; i++) o->m[i] = m[i], o->v[i] = v[i];
+}
 double optim_lr(const Optim *o) { return sched_lr(&o->c, o->t); }
 
 void optim_step(Optim *o, double *x, const double *grad) {

@@ -44,6 +44,13 @@ void optim_step(Optim *o, double *x, const double *grad);
 /* Steps taken so far, and the learning rate of the next step. */
 long optim_steps(const Optim *o);
 double optim_lr(const Optim *o);
+/* The state a later run resumes from (a training file keeps it): the
+ * moments (k = 0: Adam's first / SGD's momentum buffer, k = 1: Adam's
+ * second; n reals each), and optim_restore to put them back with the step
+ * count, so the bias correction and the schedule go on where they were. */
+const double *optim_moment(const Optim *o, int k);
+size_t optim_size(const Optim *o);
+void optim_restore(Optim *o, long steps, const double *m, const double *v);
 void optim_free(Optim *o);
 
 #endif

@@ -127,6 +127,37 @@ int main(void) {
   tap_ok(b1 && memmem(b1, n1, "\"kind\":\"svi\"", 12), "the file's kind is svi");
   free(b1), free(b2);
 
+  /* ---- resuming: the optimiser's state is in the file and read back ---- */
+  char p5[64], p6[64];
+  snprintf(p5, sizeof p5, "%s/e.params", dir);
+  snprintf(p6, sizeof p6, "%s/f.params", dir);
+  b1 = slurp(p1, &n1);
+  tap_ok(b1 && memmem(b1, n1, "\"optim_steps\":\"1000\"", 20) && memmem(b1, n1, "\"optim.m\"", 9) &&
+             memmem(b1, n1, "\"optim.v\"", 9),
+         "the file keeps Adam's moments and its 1000 steps");
+  ppl_run_options rr;
+  ppl_run_options_default(&rr);
+  rr.seed = 5;
+  s = ppl_run_set(&rr, "iter", "300") || ppl_run_set(&rr, "load", p1) ? PPL_ERR_USAGE
+                                                                        : ppl_train(m, &rr, p5, &info);
+  b2 = slurp(p5, &n2);
+  tap_ok(s == PPL_OK && b2 && memmem(b2, n2, "\"optim_steps\":\"1300\"", 20),
+         "ppl_train with load: 300 more steps go on from the file's 1000 (%s)",
+         s ? ppl_errmsg(ctx) : "ok");
+  char *at = b1 ? memmem(b1, n1, "\"optim_steps\":\"1000\"", 20) : NULL;
+  FILE *f = at ? fopen(p6, "wb") : NULL;
+  if (f) { /* the same length, so the header stays valid */
+    memcpy(at + 15, "x000", 4);
+    fwrite(b1, 1, n1, f);
+    fclose(f);
+  }
+  ppl_run_set(&rr, "load", p6);
+  s = ppl_train(m, &rr, p5, &info);
+  tap_ok(s == PPL_ERR_DATA && strstr(ppl_errmsg(ctx), "the optimiser's state"), "%s",
+         s ? ppl_errmsg(ctx) : "a damaged optim_steps was accepted");
+  ppl_run_options_free(&rr);
+  free(b1), free(b2);
+
   /* ---- the selector ---- */
   ppl_run_options ro;
   ppl_run_options_default(&ro);
