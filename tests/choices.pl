@@ -7,26 +7,12 @@
 #   perl choices.pl PPL_BINARY
 use strict;
 use warnings;
-use File::Temp qw(tempdir);
-use Cwd qw(abs_path);
 use JSON::PP;
+use FindBin;
+use lib $FindBin::Bin;
+use TapCli;
 
-my $ppl = abs_path(shift @ARGV) or die "usage: choices.pl PPL\n";
-my $dir = tempdir(CLEANUP => 1);
-chdir $dir or die;
-my $n = 0;
-sub ok($$) {
-  my ($cond, $name) = @_;
-  $n++;
-  print(($cond ? "ok" : "not ok") . " $n - $name\n");
-  return $cond;
-}
-sub slurp { my $f = shift; open my $h, '<', $f or return ''; local $/; my $t = <$h>; close $h; return $t; }
-sub spit { my ($f, $t) = @_; open my $h, '>', $f or die "$f: $!"; print $h $t; close $h; }
-sub ppl {
-  system("$ppl " . join(' ', map { "'$_'" } @_) . " >out.txt 2>err.txt");
-  return ($? >> 8, slurp('out.txt'), slurp('err.txt'));
-}
+tapcli_setup(shift @ARGV);
 # A CSV's header and rows (comments left out): (names, [row arrays]).
 sub csv {
   my @lines = grep { !/^#/ && /\S/ } split /\n/, slurp(shift);
@@ -77,7 +63,7 @@ sub check_dynamic {
 }
 
 {
-  my ($rc, $out, $err) = ppl('run', 'dyn.ppl', '--engine', 'mh', '--chains', '2', '--draws', '150',
+  my ($rc, $out, $err) = run_cmd('run', 'dyn.ppl', '--engine', 'mh', '--chains', '2', '--draws', '150',
                              '--seed', '3', '--output', 'mh.csv');
   ok($rc == 0, 'mh runs the dynamic program') or print "# $err";
   my @all;
@@ -108,7 +94,7 @@ sub check_dynamic {
 }
 
 for my $e ('smc', 'is', 'pgibbs', 'prior') {
-  my ($rc, $out, $err) = ppl('run', 'dyn.ppl', '--engine', $e, '--chains', '1', '--draws', '60',
+  my ($rc, $out, $err) = run_cmd('run', 'dyn.ppl', '--engine', $e, '--chains', '1', '--draws', '60',
                              '--output', "$e.csv");
   ok($rc == 0, "$e runs the dynamic program") or print "# $err";
   check_dynamic("$e.csv", "${e}_choices.jsonl", $e);
@@ -117,14 +103,14 @@ for my $e ('smc', 'is', 'pgibbs', 'prior') {
 }
 
 { # no output file: the table all the same
-  my ($rc, $out, $err) = ppl('run', 'dyn.ppl', '--engine', 'smc', '--chains', '1', '--draws', '40');
+  my ($rc, $out, $err) = run_cmd('run', 'dyn.ppl', '--engine', 'smc', '--chains', '1', '--draws', '40');
   ok($rc == 0 && $out =~ /^choices: \d+ addresses \(every random choice of each draw; a run with an output FILE\.csv writes them to FILE_choices\.jsonl\)$/m
        && $out =~ /^x +\d+\.\d% /m,
      'no output file: the summary says where a run would write them, and has the table') or print "# $out";
 }
 
 { # warmup rows too, in the CSV's order
-  my ($rc, $out, $err) = ppl('run', 'dyn.ppl', '--engine', 'mh', '--chains', '1', '--draws', '20',
+  my ($rc, $out, $err) = run_cmd('run', 'dyn.ppl', '--engine', 'mh', '--chains', '1', '--draws', '20',
                              '--warmup', '30', '--save-warmup', '--output', 'w.csv');
   ok($rc == 0, '--save-warmup runs') or print "# $err";
   my $objs = check_dynamic('w.csv', 'w_choices.jsonl', '--save-warmup');
@@ -143,11 +129,11 @@ model {
 }
 EOF
 {
-  my ($rc, $out, $err) = ppl('run', 'ss.ppl', '--engine', 'mh', '--chains', '1', '--draws', '10',
+  my ($rc, $out, $err) = run_cmd('run', 'ss.ppl', '--engine', 'mh', '--chains', '1', '--draws', '10',
                              '--output', 'f.csv');
   ok($rc == 0 && !-e 'f_choices.jsonl' && $out !~ /^choices:/m,
      'fixed structure: no choices file unless asked');
-  ($rc, $out, $err) = ppl('run', 'ss.ppl', '--engine', 'mh', '--chains', '1', '--draws', '10',
+  ($rc, $out, $err) = run_cmd('run', 'ss.ppl', '--engine', 'mh', '--chains', '1', '--draws', '10',
                           '--output', 'f.csv', '--choices');
   my $objs = jsonl('f_choices.jsonl');
   my ($names, $rows) = csv('f.csv');
@@ -162,25 +148,25 @@ EOF
   ok($rc == 0 && $same, '--choices: the latents (not g) by address, the CSV rows\' values') or print "# $err";
   ok($out =~ /^choices: 4 addresses in f_choices\.jsonl/m && $out !~ /^x +\d/m,
      '--choices: the summary counts them; no table for a fixed structure');
-  ($rc, $out, $err) = ppl('run', 'ss.ppl', '--engine', 'mh', '--chains', '1', '--draws', '3',
+  ($rc, $out, $err) = run_cmd('run', 'ss.ppl', '--engine', 'mh', '--chains', '1', '--draws', '3',
                           '--output', '-', '--choices');
   ok($rc == 64 && $err =~ /--choices writes each chain's choices beside its CSV: give --output FILE\.csv/,
      '--choices needs an output file') or print "# $rc $err";
 
   # --include / --exclude name a latent in a loop by its name
-  ($rc, $out, $err) = ppl('run', 'ss.ppl', '--engine', 'mh', '--chains', '1', '--draws', '3',
+  ($rc, $out, $err) = run_cmd('run', 'ss.ppl', '--engine', 'mh', '--chains', '1', '--draws', '3',
                           '--output', 'i.csv', '--include', 'h');
   ok($rc == 0 && join(',', @{(csv('i.csv'))[0]}) eq 'lp__,accept_stat__,h.2,h.3,h.4',
      '--include h: every h.t column, nothing else') or print "# $err";
-  ($rc, $out, $err) = ppl('run', 'ss.ppl', '--engine', 'mh', '--chains', '1', '--draws', '3',
+  ($rc, $out, $err) = run_cmd('run', 'ss.ppl', '--engine', 'mh', '--chains', '1', '--draws', '3',
                           '--output', 'i.csv', '--include', 'mu, h');
   ok($rc == 0 && join(',', @{(csv('i.csv'))[0]}) eq 'lp__,accept_stat__,mu,h.2,h.3,h.4',
      '--include mu,h');
-  ($rc, $out, $err) = ppl('run', 'ss.ppl', '--engine', 'mh', '--chains', '1', '--draws', '3',
+  ($rc, $out, $err) = run_cmd('run', 'ss.ppl', '--engine', 'mh', '--chains', '1', '--draws', '3',
                           '--output', 'i.csv', '--exclude', 'h');
   ok($rc == 0 && join(',', @{(csv('i.csv'))[0]}) eq 'lp__,accept_stat__,mu,g' && $out !~ /^h\[/m,
      '--exclude h: no h column nor summary row');
-  ($rc, $out, $err) = ppl('run', 'ss.ppl', '--engine', 'mh', '--chains', '1', '--draws', '3',
+  ($rc, $out, $err) = run_cmd('run', 'ss.ppl', '--engine', 'mh', '--chains', '1', '--draws', '3',
                           '--include', 'hh');
   ok($rc == 64 && $err =~ /no output 'hh' \(its outputs: mu, g; latents in loops, branches and functions: h\)/,
      '--include of an unknown name lists the latents in loops') or print "# $err";
@@ -200,7 +186,7 @@ model {
 EOF
 for my $case (['--include', 'x', 'lp__,accept_stat__,f/x,f/x#2'], ['--include', 'f/x', 'lp__,accept_stat__,f/x,f/x#2'],
               ['--exclude', 'f/x', 'lp__,accept_stat__,mu,a,b']) {
-  my ($rc, $out, $err) = ppl('run', 'fn.ppl', '--engine', 'mh', '--chains', '1', '--draws', '3',
+  my ($rc, $out, $err) = run_cmd('run', 'fn.ppl', '--engine', 'mh', '--chains', '1', '--draws', '3',
                              '--output', 'fn.csv', $case->[0], $case->[1]);
   ok($rc == 0 && join(',', @{(csv('fn.csv'))[0]}) eq $case->[2], "$case->[0] $case->[1]: a function's latent")
     or print "# $err";
@@ -216,7 +202,7 @@ model {
 }
 EOF
 {
-  my ($rc, $out, $err) = ppl('run', 'clash.ppl', '--engine', 'mh', '--chains', '1', '--draws', '3',
+  my ($rc, $out, $err) = run_cmd('run', 'clash.ppl', '--engine', 'mh', '--chains', '1', '--draws', '3',
                              '--output', 'c.csv');
   ok($rc != 0 && $err =~ /the latent at address 'h\[1\]' and an output both have column 'h\.1': rename/,
      'a loop latent whose column an output has is refused') or print "# $rc $err";
@@ -231,9 +217,9 @@ model {
 }
 EOF
 {
-  my ($rc, $out, $err) = ppl('run', 'shadow.ppl', '--engine', 'mh', '--chains', '1', '--draws', '3');
+  my ($rc, $out, $err) = run_cmd('run', 'shadow.ppl', '--engine', 'mh', '--chains', '1', '--draws', '3');
   ok($rc == 65 && $err =~ /^shadow\.ppl:4:10: 'h' is already declared at line 2/m,
      'a loop latent cannot shadow a top-level variable') or print "# $rc $err";
 }
 
-print "1..$n\n";
+exit tap_done();

@@ -20,35 +20,11 @@
 #    file in `ppl train` (a run option that does not apply).
 use strict;
 use warnings;
-use File::Temp qw(tempdir);
-use Cwd qw(abs_path);
+use FindBin;
+use lib $FindBin::Bin;
+use TapCli;
 
-my $ppl = abs_path(shift @ARGV) or die "usage: npe_cli.pl PPL\n";
-my $dir = tempdir(CLEANUP => 1);
-my ($n, $failed) = (0, 0);
-sub ok {
-  my ($cond, $name) = @_;
-  $n++;
-  $failed++ unless $cond;
-  print(($cond ? "ok" : "not ok") . " $n - $name\n");
-  return $cond;
-}
-sub slurp { my $f = shift; open my $h, '<', $f or return ''; local $/; my $t = <$h>; close $h; return $t; }
-sub spit { my ($f, $t) = @_; open my $h, '>', $f or die "$f: $!"; print $h $t; close $h; }
-sub run_cmd {
-  my @args = @_;
-  my $pid = fork();
-  die "fork: $!" unless defined $pid;
-  if (!$pid) {
-    chdir $dir;
-    open STDOUT, '>', "$dir/out.txt" or die;
-    open STDERR, '>', "$dir/err.txt" or die;
-    exec $ppl, @args or exit 127;
-  }
-  waitpid($pid, 0);
-  return ($? >> 8, slurp("$dir/out.txt"), slurp("$dir/err.txt"));
-}
-sub rows { return join "\n", grep { !/^#/ } split /\n/, slurp(shift); }
+my ($dir) = tapcli_setup(shift @ARGV);
 # mean and sd of a CSV column over files
 sub column {
   my ($name, @files) = @_;
@@ -116,5 +92,4 @@ spit("$dir/disc.ppl", "data { int N; int y[N]; }\nmodel { int k ~ poisson(3); pl
 ($s, $out, $err) = run_cmd('train', 'disc.ppl', '--amortize', '--data', 'shape.json', '--save', 'd.params');
 ok($s == 64 && $err =~ /cannot amortize the program: it needs every latent continuous, and 'k' is discrete/,
    "a discrete latent: exit 64, and why ($s): $err");
-print "1..$n\n";
-exit($failed ? 1 : 0);
+exit tap_done();

@@ -26,61 +26,14 @@
 #    loads, and `ppl train --load` resumes from it.
 use strict;
 use warnings;
-use File::Temp qw(tempdir);
-use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep time);
-use Cwd qw(abs_path);
+use FindBin;
+use lib $FindBin::Bin;
+use TapCli;
 
-my $ppl = abs_path(shift @ARGV) or die "usage: train_cli.pl PPL\n";
-my $dir = tempdir(CLEANUP => 1);
-my $n = 0;
-my $failed = 0;
-sub ok {
-  my ($cond, $name) = @_;
-  $name =~ s/\s*\n\s*/ /g; # a message quoted in the name stays on the TAP line
-  $name =~ s/\s+$//;
-  $n++;
-  $failed++ unless $cond;
-  print(($cond ? "ok" : "not ok") . " $n - $name\n");
-  return $cond;
-}
-sub slurp { my $f = shift; open my $h, '<', $f or return ''; local $/; my $t = <$h>; close $h; return $t; }
-sub spit { my ($f, $t) = @_; open my $h, '>', $f or die "$f: $!"; print $h $t; close $h; }
-
-sub start {
-  my ($out, $err, @args) = @_;
-  my $pid = fork();
-  die "fork: $!" unless defined $pid;
-  if (!$pid) {
-    chdir $dir;
-    open STDOUT, '>', $out or die;
-    open STDERR, '>', $err or die;
-    open STDIN, '<', '/dev/null' or die;
-    exec $ppl, @args or exit 127;
-  }
-  return $pid;
-}
-
-sub wait_for {
-  my ($pid, $secs) = @_;
-  my $end = time + $secs;
-  while (time < $end) {
-    return $? if waitpid($pid, WNOHANG) == $pid;
-    sleep 0.05;
-  }
-  return undef;
-}
-
-sub run_cmd {
-  my (@args) = @_;
-  my $pid = start("$dir/out.txt", "$dir/err.txt", @args);
-  my $st = wait_for($pid, 120);
-  if (!defined $st) { kill 'KILL', $pid; waitpid($pid, 0); $st = -1; }
-  return ($st >> 8, slurp("$dir/out.txt"), slurp("$dir/err.txt"));
-}
+my ($dir, $ppl) = tapcli_setup(shift @ARGV);
 
 # The draws of a CSV (comment lines left out), and column means and sds.
-sub rows { return join "\n", grep { !/^#/ } split /\n/, slurp(shift); }
 sub column_stats {
   my @files = @_;
   my (%sum, %sq, $cnt, @names);
@@ -281,5 +234,4 @@ ok($s == 0 && $out =~ /^trained: 1 steps, 0\.10 epochs/m, "train --load int.para
 ok(defined $gp && $out =~ /^chain 1: guide params: \Q$gp\E$/m,
    "one step of lr 1e-9 from the interrupted params keeps them (" . ($gp // 'none') . ")");
 
-print "1..$n\n";
-exit($failed ? 1 : 0);
+exit tap_done();

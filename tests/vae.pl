@@ -19,19 +19,13 @@
 # is 0.1).
 use strict;
 use warnings;
-use File::Temp qw(tempdir);
 use Cwd qw(abs_path);
+use FindBin;
+use lib $FindBin::Bin;
+use TapCli;
 
-my $ppl = abs_path(shift @ARGV) or die "usage: vae.pl PPL EXAMPLES_VAE_DIR\n";
-my $ex = abs_path(shift @ARGV) or die "usage: vae.pl PPL EXAMPLES_VAE_DIR\n";
-my $dir = tempdir(CLEANUP => 1);
-my $n = 0;
-sub ok($$) {
-  my ($cond, $name) = @_;
-  $n++;
-  print(($cond ? "ok" : "not ok") . " $n - $name\n");
-  return $cond;
-}
+my $ex = abs_path($ARGV[1] // '') or die "usage: vae.pl PPL EXAMPLES_VAE_DIR\n";
+my ($dir, $ppl) = tapcli_setup($ARGV[0]);
 
 my $steps = 3000;
 my $out = `PPL='$ppl' SEED=1 sh '$ex/run.sh' $steps '$dir' 2>&1`;
@@ -53,4 +47,4 @@ my $svg = do { local $/; my $f; open($f, '<', "$dir/vae.svg") ? <$f> : '' };
 my $dots = () = $svg =~ /<circle /g;
 ok($svg =~ m{</svg>\s*$} && $dots == 355 + 10, "the picture: 355 latent means and 10 legend marks")
   or print "# $dots circles\n";
-print "1..$n\n";
+exit tap_done();
