@@ -49,11 +49,17 @@ void ds_init(const DeepSet *s, Rng *r, double *w) {
   nn_mlp_init(&s->rho, r, 1.0, w + s->rho_off);
 }
 
-void ds_features(const DeepSet *s, int g, const double *el, double *f) {
+/* f += the features of el divided by n (ds_features: f zeroed, n = 1). */
+static void ds_features_add(const DeepSet *s, int g, const double *el, double n, double *f) {
   int wd = s->width[g];
-  memcpy(f, el, sizeof(double) * (size_t)wd);
+  for (int j = 0; j < wd; j++) f[j] += el[j] / n;
   for (int j = 0, k = wd; s->quadratic && j < wd; j++)
-    for (int l = j; l < wd; l++) f[k++] = el[j] * el[l];
+    for (int l = j; l < wd; l++) f[k++] += el[j] * el[l] / n;
+}
+
+void ds_features(const DeepSet *s, int g, const double *el, double *f) {
+  memset(f, 0, sizeof(double) * (size_t)s->feat[g]);
+  ds_features_add(s, g, el, 1.0, f);
 }
 
 int ds_pooled_size(const DeepSet *s) {
@@ -65,13 +71,9 @@ int ds_pooled_size(const DeepSet *s) {
 void ds_pooled(const DeepSet *s, const double *row, double *out) {
   for (int g = 0; g < s->ngroups; g++) {
     int nf = s->feat[g];
-    double *f = malloc(sizeof(double) * (size_t)nf);
     memset(out, 0, sizeof(double) * (size_t)nf);
-    for (int i = 0; i < s->n[g]; i++) {
-      ds_features(s, g, row + (size_t)i * s->width[g], f);
-      for (int k = 0; k < nf; k++) out[k] += f[k] / s->n[g];
-    }
-    free(f);
+    for (int i = 0; i < s->n[g]; i++)
+      ds_features_add(s, g, row + (size_t)i * s->width[g], s->n[g], out);
     row += (size_t)s->n[g] * s->width[g];
     out += nf;
   }

@@ -59,14 +59,17 @@ __attribute__((unused)) static Value tints(int n, const int *x) {
   return v;
 }
 
-/* parse -> check -> lower -> interp with data; NULL (and a TAP diagnostic) on error */
-__attribute__((unused)) static Interp *tcompile(const char *src, TData *td, Diag *d) {
+/* parse -> check -> lower; NULL + d on error */
+__attribute__((unused)) static IrProgram *tlower(const char *src, Diag *d) {
   diag_init(d);
   Ast *a = parse_string(src, strlen(src), "test.ppl", d);
-  if (!a) goto fail;
-  CheckedProgram *cp = check_program(a, "test.ppl", 0, NULL, d);
-  if (!cp) goto fail;
-  IrProgram *p = ir_lower(cp, d);
+  CheckedProgram *cp = a ? check_program(a, "test.ppl", 0, NULL, d) : NULL;
+  return cp ? ir_lower(cp, d) : NULL;
+}
+
+/* tlower -> interp with data; NULL (and a TAP diagnostic) on error */
+__attribute__((unused)) static Interp *tcompile(const char *src, TData *td, Diag *d) {
+  IrProgram *p = tlower(src, d);
   if (!p) goto fail;
   Interp *in = interp_new(p, NULL);
   if (!interp_load_data(in, td ? &td->src : NULL, d)) goto fail;

@@ -435,10 +435,7 @@ static void test_layout(void) {
   tdata_add(&td, "N", val_int(6));
   tdata_add(&td, "x", tvec(6, xs));
   Diag d;
-  diag_init(&d);
-  Ast *ast = parse_string(src, strlen(src), "test.ppl", &d);
-  CheckedProgram *cp = ast ? check_program(ast, "test.ppl", 0, NULL, &d) : NULL;
-  IrProgram *p = cp ? ir_lower(cp, &d) : NULL;
+  IrProgram *p = tlower(src, &d);
   if (!p) {
     tap_ok(0, "compile: %s", d.msg);
     return;
@@ -472,9 +469,7 @@ static void test_layout(void) {
       "  u ~ normal(a, 1);\n"
       "  v ~ normal(u * 2, 1);\n"
       "}\n";
-  ast = parse_string(dm, strlen(dm), "dm.ppl", &d);
-  cp = ast ? check_program(ast, "dm.ppl", 0, NULL, &d) : NULL;
-  p = cp ? ir_lower(cp, &d) : NULL;
+  p = tlower(dm, &d);
   TData dd;
   tdata_init(&dd);
   tdata_add(&dd, "N", val_int(4));
@@ -495,9 +490,7 @@ static void test_layout(void) {
   /* programs that cannot be amortized say why */
   const char *disc = "data { int N; int y[N]; }\n"
                      "model { int k ~ poisson(3); plate (i in 1:N) { y[i] ~ poisson(k + 1); } }\n";
-  ast = parse_string(disc, strlen(disc), "disc.ppl", &d);
-  cp = ast ? check_program(ast, "disc.ppl", 0, NULL, &d) : NULL;
-  p = cp ? ir_lower(cp, &d) : NULL;
+  p = tlower(disc, &d);
   TData n3;
   tdata_init(&n3);
   tdata_add(&n3, "N", val_int(3));
