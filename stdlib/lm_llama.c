@@ -1,7 +1,7 @@
 /* lm_llama.c — llama.cpp's libllama as a language-model backend
  * (`--lm llama:FILE.gguf[,ctx=N,states=N,threads=N]`: KV cells, default
  * 8192; sequences, default and at most 256; threads, default the
- * processors up to 8), loaded at run time with dlopen so that ppl builds and
+ * processors the load leaves idle, 1 to 8), loaded at run time with dlopen so that ppl builds and
  * runs without it (lm_llama.h says which release is pinned and how the
  * library is found).
  *
@@ -460,14 +460,21 @@ static void ll_destroy(void *self) {
   free(L);
 }
 
+int lm_llama_default_threads(long ncpu, double load) {
+  long idle = ncpu - (long)floor(load + 0.5);
+  return idle < 1 ? 1 : idle > 8 ? 8 : (int)idle;
+}
+
 bool lm_llama_open(const LmSpec *s, LmBackend *b, char *err, size_t errsz) {
   static const char *const known[] = {"ctx", "states", "threads", NULL};
   long n_ctx, nseq, threads;
-  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  double load = 0;
+  if (getloadavg(&load, 1) < 1) load = 0;
+  int def = lm_llama_default_threads(sysconf(_SC_NPROCESSORS_ONLN), load);
   if (!lm_spec_check(s, "llama", known, err, errsz) ||
       !lm_spec_int(s, "ctx", 16, 1 << 20, 8192, &n_ctx, err, errsz) ||
       !lm_spec_int(s, "states", 1, 256, 256, &nseq, err, errsz) ||
-      !lm_spec_int(s, "threads", 1, 256, ncpu < 1 ? 1 : ncpu > 8 ? 8 : ncpu, &threads, err, errsz))
+      !lm_spec_int(s, "threads", 1, 256, def, &threads, err, errsz))
     return false;
   FILE *f = fopen(s->path, "rb");
   if (!f) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "stdlib/lm.h"
+#include "stdlib/lm_llama.h"
 #include "tap.h"
 #include "tiny_gguf.h"
 
@@ -295,6 +296,12 @@ int main(int argc, char **argv) {
   }
   V = b->n_vocab;
   tap_ok(V == TINY_VOCAB && b->eos == TINY_EOS, "the tiny model: %d tokens, eos %d", V, (int)b->eos);
+  /* the default threads: the processors the load leaves idle, 1..8 */
+  tap_ok(lm_llama_default_threads(2, 12.5) == 1 && lm_llama_default_threads(2, 0.3) == 2 &&
+             lm_llama_default_threads(4, 1.4) == 3 && lm_llama_default_threads(4, 1.6) == 2 &&
+             lm_llama_default_threads(16, 0) == 8 && lm_llama_default_threads(1, 0) == 1 &&
+             lm_llama_default_threads(0, 0) == 1,
+         "default threads: idle processors (2 at load 12.5: 1; 4 at load 1.4: 3; 16 idle: 8)");
   test_tokens(b);
   test_eval(b);
   test_fork(b);
