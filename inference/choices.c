@@ -7,6 +7,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "../stdlib/lm.h"
+
 char *choices_path(const char *csv_path) {
   const char *slash = strrchr(csv_path, '/');
   const char *dot = strrchr(csv_path, '.');
@@ -23,12 +25,34 @@ static json_t *ch_real(double x) {
   return json_real(x);
 }
 
+/* A string as JSON, which holds Unicode only: a string that is not
+   well-formed UTF-8 (a token of a byte-level model that splits a
+   character) has each malformed byte replaced by U+FFFD, as decoders do
+   (jansson refuses such a string, and its address was dropped). */
+static json_t *ch_string(const char *s, size_t n) {
+  size_t bad;
+  if (lm_utf8_valid(s, n, &bad)) return json_stringn(s, n);
+  char *o = gc_alloc_atomic(3 * n + 1);
+  size_t k = 0;
+  for (size_t i = 0; i < n;) {
+    bool whole = lm_utf8_valid(s + i, n - i, &bad);
+    size_t run = whole ? n - i : bad;
+    memcpy(o + k, s + i, run);
+    k += run;
+    if (whole) break;
+    memcpy(o + k, "\xef\xbf\xbd", 3);
+    k += 3;
+    i += run + 1;
+  }
+  return json_stringn(o, k);
+}
+
 static json_t *ch_value(Value v) {
   switch (v.k) {
   case V_INT: return json_integer((json_int_t)v.i);
   case V_REAL: return ch_real(v.r);
   case V_BOOL: return json_boolean(v.b);
-  case V_STR: return json_stringn(v.s->data, v.s->len);
+  case V_STR: return ch_string(v.s->data, v.s->len);
   case V_ARR: {
     json_t *a = json_array();
     for (int i = 0; i < v.a->n; i++) json_array_append_new(a, ch_value(v.a->e[i]));

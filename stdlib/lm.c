@@ -188,7 +188,11 @@ static bool grow(void **p, int *cap, int need, size_t elt) {
   return true;
 }
 
-static bool text_append(LmCursor *c, const char *s, size_t n) {
+#define LM_FNV_PRIME 1099511628211ull
+#define LM_FNV_BASIS 1469598103934665603ull
+
+/* text_append without the hash (a fork copies its source's) */
+static bool text_put(LmCursor *c, const char *s, size_t n) {
   if (c->len + n + 1 > c->cap) {
     size_t cap = c->cap ? c->cap : 64;
     while (cap < c->len + n + 1) cap *= 2;
@@ -203,9 +207,16 @@ static bool text_append(LmCursor *c, const char *s, size_t n) {
   return true;
 }
 
+static bool text_append(LmCursor *c, const char *s, size_t n) {
+  if (!text_put(c, s, n)) return false;
+  for (size_t k = 0; k < n; k++) c->hash = (c->hash ^ (uint8_t)s[k]) * LM_FNV_PRIME;
+  return true;
+}
+
 bool lm_cursor_init(LmCursor *c, LmBackend *b, char *err, size_t errsz) {
   memset(c, 0, sizeof *c);
   c->b = b;
+  c->hash = LM_FNV_BASIS;
   c->logp = malloc((size_t)b->n_vocab * sizeof *c->logp);
   if (!c->logp || !text_append(c, "", 0)) {
     lm_cursor_free(c);
@@ -217,7 +228,8 @@ bool lm_cursor_init(LmCursor *c, LmBackend *b, char *err, size_t errsz) {
 
 bool lm_cursor_fork(LmCursor *dst, const LmCursor *src, char *err, size_t errsz) {
   if (!lm_cursor_init(dst, src->b, err, errsz)) return false;
-  if (!text_append(dst, src->text, src->len) ||
+  dst->hash = src->hash;
+  if (!text_put(dst, src->text, src->len) ||
       !grow((void **)&dst->pend, &dst->pcap, src->npend, sizeof *dst->pend)) {
     lm_cursor_free(dst);
     snprintf(err, errsz, "%s: out of memory", src->b->name);
@@ -271,6 +283,7 @@ bool lm_cursor_seek(LmCursor *c, const char *text, size_t len, char *err, size_t
   c->st = NULL;
   c->len = 0;
   c->text[0] = 0;
+  c->hash = LM_FNV_BASIS;
   c->npend = 0;
   c->fresh = false;
   return queue_text(c, text, len, err, errsz);

@@ -99,6 +99,8 @@ typedef struct LmCursor {
   LmState *st;       /* NULL until first used */
   char *text;        /* what the state's tokens spell, NUL-terminated */
   size_t len, cap;
+  uint64_t hash;     /* FNV-1a of text, kept as it grows: engines that group equal
+                        contexts (steer) compare hashes without reading the text */
   int32_t *pend;     /* tokens queued for the next eval */
   int npend, pcap;
   float *logp;       /* n_vocab next-token log-probabilities, valid when fresh */

@@ -22,6 +22,7 @@
 #include "lm_family.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,10 +38,27 @@ typedef struct LmMemo {
   double lp, lw;
 } LmMemo;
 
+/* The run's cursors, by the text they hold.  A draw pushes the tokens it
+   drew (by id) onto a fork of the context's cursor, so the context a
+   program builds from them next (`lm_next(prompt + s)`) finds a cursor
+   holding exactly its text and tokens, and the context of the draw itself,
+   which the handler scores next, still has its own.  A context no cursor
+   holds extends the longest one that is its prefix.  The pool is shared by
+   every particle and trace of the run (keyed by text, not by who drew), so
+   engines that fork runs or revisit old traces (smc, mh) find what they
+   left; the least recently used cursor makes room. */
+#define LMF_POOL 32
+
+typedef struct LmSlot {
+  LmCursor c;
+  bool used;
+  uint64_t stamp; /* last use */
+} LmSlot;
+
 struct LmBinding {
   const LmSet *set;
-  LmBackend *cb; /* the cursor's backend, NULL: no cursor */
-  LmCursor cur;  /* reused from call to call: contexts that extend the last one queue only the new part */
+  LmSlot pool[LMF_POOL];
+  uint64_t clock;
   LmBackend *vb; /* the token texts' backend */
   char **tt;     /* token texts (malloc'd), tl their lengths */
   int *tl;
@@ -212,16 +230,60 @@ static bool mask_for(LmBinding *B, LmBackend *b, const char *avoid, const uint8_
   return true;
 }
 
-/* The cursor, for backend b, standing at text[0..len). */
-static bool cursor_at(LmBinding *B, LmBackend *b, const char *text, size_t len, char *err,
-                      size_t errsz) {
-  if (B->cb != b) {
-    if (B->cb) lm_cursor_free(&B->cur);
-    B->cb = NULL;
-    if (!lm_cursor_init(&B->cur, b, err, errsz)) return false;
-    B->cb = b;
+static void touch(LmBinding *B, LmSlot *s) { s->stamp = ++B->clock; }
+
+/* A slot to fill, emptied: a free one, else the least recently used but
+   keep (which the caller is about to fork). */
+static LmSlot *slot_free(LmBinding *B, const LmSlot *keep) {
+  LmSlot *v = NULL;
+  for (int i = 0; i < LMF_POOL; i++) {
+    LmSlot *s = &B->pool[i];
+    if (s == keep) continue;
+    if (!s->used) return s;
+    if (!v || s->stamp < v->stamp) v = s;
   }
-  return lm_cursor_seek(&B->cur, text, len, err, errsz);
+  lm_cursor_free(&v->c);
+  v->used = false;
+  return v;
+}
+
+/* A new cursor of the pool: a fork of src (a slot's), or at the empty
+   context of b when src is NULL. */
+static LmCursor *pool_new(LmBinding *B, LmBackend *b, LmCursor *src, char *err, size_t errsz) {
+  LmSlot *from = src ? (LmSlot *)((char *)src - offsetof(LmSlot, c)) : NULL;
+  if (from) touch(B, from);
+  LmSlot *s = slot_free(B, from);
+  if (!(src ? lm_cursor_fork(&s->c, src, err, errsz) : lm_cursor_init(&s->c, b, err, errsz)))
+    return NULL;
+  s->used = true;
+  touch(B, s);
+  return &s->c;
+}
+
+/* The pool's cursor of backend b standing at text[0..len): the one holding
+   that text, or a fork of the longest that is a prefix of it, extended. */
+static LmCursor *cursor_at(LmBinding *B, LmBackend *b, const char *text, size_t len, char *err,
+                           size_t errsz) {
+  LmSlot *best = NULL;
+  for (int i = 0; i < LMF_POOL; i++) {
+    LmSlot *s = &B->pool[i];
+    if (s->used && s->c.b == b && s->c.len <= len && (!best || s->c.len > best->c.len) &&
+        !memcmp(s->c.text, text, s->c.len))
+      best = s;
+  }
+  if (best && best->c.len == len) {
+    touch(B, best);
+    return &best->c;
+  }
+  LmCursor *c = pool_new(B, b, best ? &best->c : NULL, err, errsz);
+  if (!c) return NULL;
+  if (!lm_cursor_seek(c, text, len, err, errsz)) {
+    LmSlot *s = (LmSlot *)((char *)c - offsetof(LmSlot, c));
+    lm_cursor_free(c);
+    s->used = false;
+    return NULL;
+  }
+  return c;
 }
 
 static bool eval1(LmCursor *c, char *err, size_t errsz) {
@@ -277,10 +339,10 @@ static const char *find(const char *h, size_t hn, const char *n, size_t nn) {
 
 /* ---- scoring ------------------------------------------------------------ */
 
-/* The stop route of an ending: the stop string's tokens after the cursor's
+/* The stop route of an ending: the stop string's tokens after cursor c's
    context (its logp fresh), target and proposal log-probabilities. */
-static bool stop_route(LmBinding *B, LmBackend *b, const LmArgs *a, const uint8_t *allow,
-                       double *ps, double *qs, char *err, size_t errsz) {
+static bool stop_route(LmBinding *B, LmBackend *b, LmCursor *c, const LmArgs *a,
+                       const uint8_t *allow, double *ps, double *qs, char *err, size_t errsz) {
   *ps = *qs = 0;
   int ns;
   if (!tokenize(B, b, a->stop, a->stop_len, &ns, err, errsz)) return false;
@@ -288,7 +350,7 @@ static bool stop_route(LmBinding *B, LmBackend *b, const LmArgs *a, const uint8_
   if (!st) return lmf_oom(err, errsz);
   memcpy(st, B->toks, sizeof *st * (size_t)ns);
   LmCursor f;
-  if (!lm_cursor_fork(&f, &B->cur, err, errsz)) {
+  if (!lm_cursor_fork(&f, c, err, errsz)) {
     free(st);
     return false;
   }
@@ -322,30 +384,35 @@ static bool score_lm(LmBinding *B, LmBackend *b, const LmArgs *a, const char *x,
   if (!xt) return lmf_oom(err, errsz);
   memcpy(xt, B->toks, sizeof *xt * (size_t)nt);
   double p = 0, q = 0;
-  bool ok = cursor_at(B, b, a->prompt, a->prompt_len, err, errsz);
+  /* x's tokens go on a fork: the prompt's cursor stays for the next call */
+  LmCursor *pc = cursor_at(B, b, a->prompt, a->prompt_len, err, errsz), c;
+  if (!pc || !eval1(pc, err, errsz) || !lm_cursor_fork(&c, pc, err, errsz)) {
+    free(xt);
+    return false;
+  }
+  bool ok = true;
   for (int i = 0; ok && i < nt && p > -INFINITY; i++) {
-    ok = eval1(&B->cur, err, errsz);
+    ok = eval1(&c, err, errsz);
     if (!ok) break;
-    double l = allow && !allow[xt[i]] ? -INFINITY : B->cur.logp[xt[i]]; /* the mask, per token */
+    double l = allow && !allow[xt[i]] ? -INFINITY : c.logp[xt[i]]; /* the mask, per token */
     p += l;
-    q += l - log_mass(B->cur.logp, b->n_vocab, allow);
-    ok = lm_cursor_push(&B->cur, xt[i], err, errsz);
+    q += l - log_mass(c.logp, b->n_vocab, allow);
+    ok = lm_cursor_push(&c, xt[i], err, errsz);
   }
   free(xt);
-  if (!ok) return false;
-  if (p > -INFINITY && nt < a->max_tokens) {
-    if (!eval1(&B->cur, err, errsz)) return false;
-    double lz = log_mass(B->cur.logp, b->n_vocab, allow);
-    double pe = b->eos >= 0 ? B->cur.logp[b->eos] : -INFINITY, qe = pe - lz;
-    if (a->stop_len) {
-      double ps, qs;
-      if (!stop_route(B, b, a, allow, &ps, &qs, err, errsz)) return false;
+  if (ok && p > -INFINITY && nt < a->max_tokens && (ok = eval1(&c, err, errsz))) {
+    double lz = log_mass(c.logp, b->n_vocab, allow);
+    double pe = b->eos >= 0 ? c.logp[b->eos] : -INFINITY, qe = pe - lz;
+    double ps, qs;
+    if (a->stop_len && (ok = stop_route(B, b, &c, a, allow, &ps, &qs, err, errsz))) {
       pe = log_add(pe, ps);
       qe = log_add(qe, qs);
     }
     p += pe;
     q += qe;
   }
+  lm_cursor_free(&c);
+  if (!ok) return false;
   *lp = p;
   *lw = p > -INFINITY ? p - q : -INFINITY;
   return true;
@@ -356,19 +423,20 @@ static bool score_next(LmBinding *B, LmBackend *b, const LmArgs *a, const char *
   *lp = *lw = -INFINITY;
   if (has_char_of(x, xn, a->avoid)) return true;
   const uint8_t *allow;
+  LmCursor *c;
   if (!mask_for(B, b, a->avoid, &allow, err, errsz) || !texts(B, b, err, errsz) ||
-      !cursor_at(B, b, a->prompt, a->prompt_len, err, errsz) || !eval1(&B->cur, err, errsz))
+      !(c = cursor_at(B, b, a->prompt, a->prompt_len, err, errsz)) || !eval1(c, err, errsz))
     return false;
   double p = -INFINITY;
   if (xn == 0) {
-    p = b->eos >= 0 ? B->cur.logp[b->eos] : -INFINITY;
+    p = b->eos >= 0 ? c->logp[b->eos] : -INFINITY;
   } else {
     for (int t = 0; t < b->n_vocab; t++)
       if (t != b->eos && (size_t)B->tl[t] == xn && !memcmp(B->tt[t], x, xn))
-        p = log_add(p, B->cur.logp[t]);
+        p = log_add(p, c->logp[t]);
   }
   *lp = p;
-  *lw = p > -INFINITY ? log_mass(B->cur.logp, b->n_vocab, allow) : -INFINITY;
+  *lw = p > -INFINITY ? log_mass(c->logp, b->n_vocab, allow) : -INFINITY;
   return true;
 }
 
@@ -469,20 +537,25 @@ static bool lmf_rng(void *ctx, Rng *r, const Value *p, Value *out, char *err, si
   lm_call_args(f, p, &a);
   LmBackend *b = lm_args_backend(B->set, &a, err, errsz);
   const uint8_t *allow;
+  LmCursor *pc, *c;
+  /* the draw goes on a fork of the prompt's cursor, which stays for the
+     handler's scoring of this draw; the fork, holding the drawn token ids,
+     is where the program's next context finds them */
   if (!b || !mask_for(B, b, a.avoid, &allow, err, errsz) ||
-      !cursor_at(B, b, a.prompt, a.prompt_len, err, errsz))
+      !(pc = cursor_at(B, b, a.prompt, a.prompt_len, err, errsz)) || !eval1(pc, err, errsz) ||
+      !(c = pool_new(B, b, pc, err, errsz)))
     return false;
   char *s = NULL;
   size_t len = 0, cap = 0;
   bool ok = true;
   for (int n = 0; ok && n < a.max_tokens; n++) {
-    ok = eval1(&B->cur, err, errsz);
+    ok = eval1(c, err, errsz);
     if (!ok) break;
     double lz;
-    int32_t t = lm_sample(B->cur.logp, b->n_vocab, allow, r, &lz);
+    int32_t t = lm_sample(c->logp, b->n_vocab, allow, r, &lz);
     if (t < 0 || t == b->eos) break; /* t < 0: nothing allowed is possible; the weight says so */
     size_t before = len;
-    ok = append_token(b, t, &s, &len, &cap, err, errsz) && lm_cursor_push(&B->cur, t, err, errsz);
+    ok = append_token(b, t, &s, &len, &cap, err, errsz) && lm_cursor_push(c, t, err, errsz);
     if (ok && a.stop_len) {
       size_t from = before >= a.stop_len ? before - a.stop_len + 1 : 0;
       const char *hit = find(s + from, len - from, a.stop, a.stop_len);
@@ -580,8 +653,10 @@ LmFamilies *lm_families_new(void) {
 }
 
 static void caches_free(LmBinding *B) {
-  if (B->cb) lm_cursor_free(&B->cur);
-  B->cb = NULL;
+  for (int i = 0; i < LMF_POOL; i++)
+    if (B->pool[i].used) lm_cursor_free(&B->pool[i].c);
+  memset(B->pool, 0, sizeof B->pool);
+  B->clock = 0;
   texts_free(B);
   free(B->mask);
   free(B->mavoid);

@@ -1,7 +1,7 @@
 /* lm_llama.c — llama.cpp's libllama as a language-model backend
  * (`--lm llama:FILE.gguf[,ctx=N,states=N,threads=N]`: KV cells, default
  * 8192; sequences, default and at most 256; threads, default the
- * processors up to 8), loaded at run time with dlopen so that ppl builds and
+ * processors the load leaves idle, 1 to 8), loaded at run time with dlopen so that ppl builds and
  * runs without it (lm_llama.h says which release is pinned and how the
  * library is found).
  *
@@ -210,6 +210,7 @@ typedef struct Llama {
   int32_t bos, eos;
   bool add_bos;
   uint8_t *masked; /* control tokens other than eos */
+  int32_t byte_tok[256]; /* the token whose text is that one byte, or -1 */
   int nseq, nfree;
   int32_t *free_seq;
   int n_batch;
@@ -226,6 +227,26 @@ typedef struct LlState {
   float *logp;
 } LlState;
 
+/* llama.cpp's tokenizer on a well-formed UTF-8 run (it throws on anything
+   else, which would end the host): the count, or -1 with a message. */
+static int ll_tokenize_utf8(Llama *L, const char *text, size_t len, int32_t *out, int max,
+                            char *err, size_t errsz) {
+  if (len == 0) return 0;
+  int32_t dummy;
+  int32_t r = L->api.tokenize(L->vocab, text, (int32_t)len, out && max > 0 ? out : &dummy,
+                              out && max > 0 ? max : 0, false, false);
+  if (r == INT32_MIN) {
+    snprintf(err, errsz, "llama.cpp could not tokenize a text of %zu bytes", len);
+    return -1;
+  }
+  return r < 0 ? -r : r;
+}
+
+/* Text that is not well-formed UTF-8 (a context built from byte tokens
+   that split a character, as a byte-level model generates them) is
+   tokenised run by run: the well-formed runs by llama.cpp, each malformed
+   byte as the vocabulary's token for that byte (byte-level BPE and
+   SentencePiece's byte fallback have one for every byte). */
 static int ll_tokenize(void *self, const char *text, size_t len, int32_t *out, int max, char *err,
                        size_t errsz) {
   Llama *L = self;
@@ -233,20 +254,26 @@ static int ll_tokenize(void *self, const char *text, size_t len, int32_t *out, i
     snprintf(err, errsz, "text of %zu bytes is too long to tokenize", len);
     return -1;
   }
-  size_t bad;
-  if (!lm_utf8_valid(text, len, &bad)) {
-    snprintf(err, errsz, "llama.cpp tokenizes UTF-8 only: the text has a malformed byte 0x%02x "
-             "at offset %zu (a context built from tokens that split a character?)",
-             (unsigned char)text[bad], bad);
-    return -1;
+  int n = 0;
+  for (size_t i = 0; i < len;) {
+    size_t bad = len - i;
+    bool whole = lm_utf8_valid(text + i, len - i, &bad);
+    int k = ll_tokenize_utf8(L, text + i, bad, out ? out + (n < max ? n : max) : NULL,
+                             n < max ? max - n : 0, err, errsz);
+    if (k < 0) return -1;
+    n += k;
+    if (whole) break;
+    unsigned char u = (unsigned char)text[i + bad];
+    if (L->byte_tok[u] < 0) {
+      snprintf(err, errsz, "the text has a byte 0x%02x at offset %zu that is not UTF-8 and the "
+               "vocabulary has no token for it", u, i + bad);
+      return -1;
+    }
+    if (out && n < max) out[n] = L->byte_tok[u];
+    n++;
+    i += bad + 1;
   }
-  int32_t dummy;
-  int32_t r = L->api.tokenize(L->vocab, text, (int32_t)len, out ? out : &dummy, out ? max : 0, false, false);
-  if (r == INT32_MIN) {
-    snprintf(err, errsz, "llama.cpp could not tokenize a text of %zu bytes", len);
-    return -1;
-  }
-  return r < 0 ? -r : r;
+  return n;
 }
 
 static int ll_token_text(void *self, int32_t tok, char *buf, int cap) {
@@ -433,14 +460,21 @@ static void ll_destroy(void *self) {
   free(L);
 }
 
+int lm_llama_default_threads(long ncpu, double load) {
+  long idle = ncpu - (long)floor(load + 0.5);
+  return idle < 1 ? 1 : idle > 8 ? 8 : (int)idle;
+}
+
 bool lm_llama_open(const LmSpec *s, LmBackend *b, char *err, size_t errsz) {
   static const char *const known[] = {"ctx", "states", "threads", NULL};
   long n_ctx, nseq, threads;
-  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  double load = 0;
+  if (getloadavg(&load, 1) < 1) load = 0;
+  int def = lm_llama_default_threads(sysconf(_SC_NPROCESSORS_ONLN), load);
   if (!lm_spec_check(s, "llama", known, err, errsz) ||
       !lm_spec_int(s, "ctx", 16, 1 << 20, 8192, &n_ctx, err, errsz) ||
       !lm_spec_int(s, "states", 1, 256, 256, &nseq, err, errsz) ||
-      !lm_spec_int(s, "threads", 1, 256, ncpu < 1 ? 1 : ncpu > 8 ? 8 : ncpu, &threads, err, errsz))
+      !lm_spec_int(s, "threads", 1, 256, def, &threads, err, errsz))
     return false;
   FILE *f = fopen(s->path, "rb");
   if (!f) {
@@ -507,6 +541,13 @@ bool lm_llama_open(const LmSpec *s, LmBackend *b, char *err, size_t errsz) {
     return false;
   }
   for (int v = 0; v < L->nv; v++) L->masked[v] = v != L->eos && a->vocab_is_control(L->vocab, v);
+  for (int u = 0; u < 256; u++) L->byte_tok[u] = -1;
+  for (int v = 0; v < L->nv; v++) {
+    char c[2];
+    if (!L->masked[v] && v != L->eos && a->token_to_piece(L->vocab, v, c, 2, 0, false) == 1 &&
+        L->byte_tok[(unsigned char)c[0]] < 0)
+      L->byte_tok[(unsigned char)c[0]] = v;
+  }
   for (int i = 0; i < L->nseq; i++) L->free_seq[i] = L->nseq - 1 - i; /* 0 is handed out first */
   L->nfree = L->nseq;
   b->self = L;

@@ -1,5 +1,5 @@
-/* test_steer_exact.c — engine steer (resampling, and --resample never), is
- * and rejection against the exact distribution over strings of short
+/* test_steer_exact.c — engine steer (resampling, and --resample never), smc,
+ * is and rejection against the exact distribution over strings of short
  * language-model programs (tests/exact/lm/): a token loop under a mask
  * (`avoid`), the same loop with a condition per token instead, the same as
  * one `lm` string choice, each with a condition on the final string and a
@@ -21,8 +21,10 @@
  *   test_steer_exact TESTS_EXACT_DIR
  * Backends: the n-gram model of lm/abc.txt (letters a, b, c: L = 3, every
  * string checked); llama.cpp on the tiny GGUF model of tests/lm/tiny_gguf.c
- * (L = 2, steer only: the statistics above) when libllama is installed,
- * else a skip line.
+ * (L = 2, the same engines; its strings are too many to list, so the
+ * statistics above and rejection's acceptance rate) when libllama is
+ * installed, else a skip line.  The inline engines (smc, is) draw bytes that
+ * split UTF-8 characters there: the families push the drawn token ids.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -272,8 +274,7 @@ static ppl_model *compile(ppl_context *ctx, const char *name, int L) {
 }
 
 /* The cases on one backend: L tokens at most, R runs of N particles for
- * steer, D draws for is and rejection (0: not run; llama's inline sampling
- * is slow). */
+ * steer and smc, D draws for is and 2 D for rejection. */
 static void backend(LmBackend *b, const char *spec, const char *tag, int L, int N, int R, int D) {
   Exact e = {.L = L};
   char s[64];
@@ -298,6 +299,8 @@ static void backend(LmBackend *b, const char *spec, const char *tag, int L, int 
       {cond, "tokens_condition/steer (resampling each step)", "steer", "ess-threshold", "1", N},
       {str, "string_avoid/steer (resampling each step)", "steer", "ess-threshold", "1", N},
       {str, "string_avoid/steer --resample never", "steer", "resample", "never", N},
+      {cond, "tokens_condition/smc (resampling each step)", "smc", "ess-threshold", "1", N},
+      {mask, "tokens_avoid/smc", "smc", NULL, NULL, N},
       {mask, "tokens_avoid/is", "is", NULL, NULL, 1},
       {str, "string_avoid/is", "is", NULL, NULL, 1},
   };
@@ -343,7 +346,7 @@ int main(int argc, char **argv) {
              !lm_open(spec, &b, err, sizeof err)) {
     tap_ok(1, "llama.cpp # SKIP %s (scripts/install-llama.sh installs it)", err);
   } else {
-    backend(b, spec, "llama", 2, 20, 100, 0);
+    backend(b, spec, "llama", 2, 20, 100, 10000);
   }
   lm_close(b);
   if (fd >= 0) close(fd), unlink(path);

@@ -44,6 +44,16 @@ static void test_line(void) {
   arr.a->e[0] = val_int(4), arr.a->e[1] = val_none();
   InterpLatent one = {"a", arr};
   tap_streq(line_of(0, NULL, NULL, 1, &one, 6), "{\"a\":[4,null]}\n", "an array; an unset element is null");
+  /* a byte-level model's token that splits a character: its address is
+     written, each malformed byte as U+FFFD (jansson refuses the raw bytes:
+     the address was dropped) */
+  InterpLatent toks[3] = {{"tok[1]", val_strn("\xc3", 1)},
+                          {"tok[2]", val_strn("a\xa9\xe2\x82\xac\xf0" "b", 7)},
+                          {"tok[3]", val_str("\xc3\xa9")}};
+  tap_streq(line_of(0, NULL, NULL, 3, toks, 6),
+            "{\"tok[1]\":\"\xef\xbf\xbd\",\"tok[2]\":\"a\xef\xbf\xbd\xe2\x82\xac\xef\xbf\xbd"
+            "b\",\"tok[3]\":\"\xc3\xa9\"}\n",
+            "strings that are not UTF-8: every address, malformed bytes as U+FFFD");
 }
 
 static void test_names(void) {

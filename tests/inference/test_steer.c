@@ -5,7 +5,10 @@
  * the same draws; --select best and vote give one draw per run, and vote's
  * draw carries the most common answer; --budget drops the unfinished;
  * a condition that no particle meets is a clear error; an unknown model
- * name is a clear error.  The distribution itself is test_steer_exact's.
+ * name is a clear error.  The inline engines (is, smc) on the same backend
+ * tokenise the prompt once and decode each drawn token once: the lm
+ * families' cursors keep the drawn ids.  The distribution itself is
+ * test_steer_exact's.
  *
  *   test_steer TESTS_EXACT_DIR */
 #include <math.h>
@@ -176,6 +179,41 @@ static void errors(void) {
   ppl_context_free(ctx);
 }
 
+/* is and smc draw inline through the families' pool of cursors: the prompt
+   is tokenised once (the drawn tokens are pushed by id, never tokenised as
+   text) and each token a draw adds is decoded once.  A pool that lost the
+   draw's context, or re-read it as text, tokenises the prompt per draw. */
+static void inline_engines(void) {
+  const char *eng[] = {"is", "smc"};
+  for (int e = 0; e < 2; e++) {
+    ppl_context *ctx = context();
+    ppl_model *m = NULL;
+    cnt = (LmCount){.b = cnt.b};
+    ppl_run_options o;
+    ppl_run_options_default(&o);
+    o.engine = eng[e];
+    o.chains = 1;
+    o.draws = 40;
+    o.seed = 5;
+    if (e == 1) ppl_run_set(&o, "particles", "10");
+    ppl_result *r = NULL;
+    bool ok = ppl_compile_string(ctx, loop_src, "t.ppl", &m) == PPL_OK &&
+              ppl_run(m, &o, &r) == PPL_OK;
+    if (tap_ok(ok, "%s, inline: runs (%s)", eng[e], ppl_errmsg(ctx))) {
+      double n = col_sum(r, "n");
+      tap_ok(cnt.tokenized == 20, "%s, inline: the 20-byte prompt tokenised once (%ld bytes)",
+             eng[e], cnt.tokenized);
+      /* at most once: a context another draw reached is still in the pool */
+      tap_ok(cnt.decoded <= 20 + 4 * 40 && cnt.starts == 1 && n > 0,
+             "%s, inline: each drawn token decoded at most once (%ld decoded: prompt 20 + at most "
+             "4 a draw; %ld states started; %.0f letters kept)", eng[e], cnt.decoded, cnt.starts, n);
+    }
+    ppl_result_free(r);
+    ppl_run_options_free(&o);
+    ppl_context_free(ctx);
+  }
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) return 2;
   char spec[600], err[256] = "";
@@ -186,6 +224,7 @@ int main(int argc, char **argv) {
   determinism();
   selection();
   errors();
+  inline_engines();
   lm_close(cnt.b);
   return tap_done();
 }

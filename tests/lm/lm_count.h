@@ -1,6 +1,6 @@
 /* lm_count.h — a language-model backend that counts what the engine asks of
  * another (eval batches, tokens decoded, states started and forked, the
- * largest batch) and forwards every call to it: the steer tests and
+ * largest batch, bytes tokenised) and forwards every call to it: the steer tests and
  * bench/steer_bench measure prompt sharing and batching with it.  Header
  * only, for tests and benches. */
 #ifndef PPL_LM_COUNT_H
@@ -12,12 +12,15 @@
 typedef struct LmCount {
   LmBackend *b; /* the counted backend */
   long evals, decoded, starts, forks, maxbatch;
+  long tokenized; /* bytes of text tokenised */
 } LmCount;
 
 static int lmc_tokenize(void *self, const char *text, size_t len, int32_t *out, int max, char *err,
                         size_t errsz) {
   LmCount *c = self;
-  return c->b->tokenize(c->b->self, text, len, out, max, err, errsz);
+  int n = c->b->tokenize(c->b->self, text, len, out, max, err, errsz);
+  if (n >= 0 && n <= max) c->tokenized += (long)len; /* not the calls that only count */
+  return n;
 }
 static int lmc_token_text(void *self, int32_t tok, char *buf, int cap) {
   LmCount *c = self;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "stdlib/lm.h"
+#include "stdlib/lm_llama.h"
 #include "tap.h"
 #include "tiny_gguf.h"
 
@@ -55,11 +56,17 @@ static void test_tokens(LmBackend *b) {
   tap_ok(b->token_text(b->self, TINY_BOS, back, 8) == 0, "bos (a control token) has no text");
   tap_ok(b->token_text(b->self, V, back, 8) == -1, "a token past the vocabulary: -1");
   /* llama.cpp's tokenizer throws (ending the process) on malformed UTF-8,
-     which a context built from byte tokens can hold: refused first */
-  err[0] = 0;
-  tap_ok(b->tokenize(b->self, "A \xda\x41", 4, t, 64, err, sizeof err) == -1 &&
-             strstr(err, "UTF-8 only") != NULL,
-         "malformed UTF-8: an error, not an abort (%s)", err);
+     which a context built from byte tokens holds: the malformed bytes are
+     the vocabulary's byte tokens, the well-formed runs llama.cpp's */
+  const char *mal = "A \xda\x41\xc3\xa9\xe2\x82";
+  int nm = b->tokenize(b->self, mal, 8, t, 64, err, sizeof err);
+  m = 0;
+  for (int i = 0; i < nm; i++) m += b->token_text(b->self, t[i], back + m, 128 - m);
+  tap_ok(nm == 8 && m == 8 && !memcmp(back, mal, 8),
+         "malformed UTF-8: one byte token each, round trip (%d tokens: %s)", nm, nm < 0 ? err : "");
+  tap_ok(b->tokenize(b->self, mal, 8, t, 3, err, sizeof err) == 8 &&
+             b->tokenize(b->self, mal, 8, NULL, 0, err, sizeof err) == 8,
+         "malformed UTF-8, too little room: the count");
 }
 
 static void test_eval(LmBackend *b) {
@@ -289,6 +296,12 @@ int main(int argc, char **argv) {
   }
   V = b->n_vocab;
   tap_ok(V == TINY_VOCAB && b->eos == TINY_EOS, "the tiny model: %d tokens, eos %d", V, (int)b->eos);
+  /* the default threads: the processors the load leaves idle, 1..8 */
+  tap_ok(lm_llama_default_threads(2, 12.5) == 1 && lm_llama_default_threads(2, 0.3) == 2 &&
+             lm_llama_default_threads(4, 1.4) == 3 && lm_llama_default_threads(4, 1.6) == 2 &&
+             lm_llama_default_threads(16, 0) == 8 && lm_llama_default_threads(1, 0) == 1 &&
+             lm_llama_default_threads(0, 0) == 1,
+         "default threads: idle processors (2 at load 12.5: 1; 4 at load 1.4: 3; 16 idle: 8)");
   test_tokens(b);
   test_eval(b);
   test_fork(b);

@@ -256,6 +256,12 @@ static void test_fork(LmBackend *b) {
   free(a);
 }
 
+static uint64_t fnv(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+  return h;
+}
+
 static void test_cursor(LmBackend *b) {
   int V = b->n_vocab;
   LmCursor c, d, e;
@@ -276,6 +282,10 @@ static void test_cursor(LmBackend *b) {
          "a third cursor fed the same text at once");
   cs[1] = &d;
   cs[2] = &e;
+  /* the hash steer groups contexts by: the same for the same text, however
+     it was reached (pushed after a fork, fed at once) */
+  tap_ok(d.hash == e.hash && d.hash != c.hash && c.hash == fnv(c.text),
+         "the cursors' text hashes: pushed + forked = fed at once = FNV-1a of the text");
   tap_ok(lm_cursor_eval(cs, 3, err, sizeof err), "one batched eval of three cursors");
   tap_ok(!memcmp(d.logp, e.logp, sizeof(float) * (size_t)V), "forked + pushed cursor = fresh cursor");
   tap_ok(memcmp(c.logp, d.logp, sizeof(float) * (size_t)V) != 0, "the fork's parent kept its own context");
@@ -288,7 +298,9 @@ static void test_cursor(LmBackend *b) {
   cs[0] = &d;
   cs[1] = &f;
   lm_cursor_eval(cs, 2, err, sizeof err);
-  tap_ok(!memcmp(d.logp, f.logp, sizeof(float) * (size_t)V), "restarted cursor = new cursor");
+  tap_ok(!memcmp(d.logp, f.logp, sizeof(float) * (size_t)V) && d.hash == f.hash &&
+             d.hash == fnv("a dog"),
+         "restarted cursor = new cursor (its logp and hash)");
   tap_ok(!lm_cursor_seek(&f, "a \x02", 3, err, sizeof err), "seek to untokenisable text fails: %s", err);
   lm_cursor_free(&c);
   lm_cursor_free(&d);

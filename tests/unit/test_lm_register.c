@@ -85,6 +85,31 @@ int main(void) {
   tap_ok(ppl_register_lm(ctx, "x", NULL) == PPL_ERR_USAGE, "NULL lm is refused");
   tap_ok(ppl_register_lm(NULL, "x", &lm) == PPL_ERR_USAGE, "NULL context is refused");
   tap_ok(h.destroyed == 0 && h.states == 0, "nothing destroyed or started yet");
+  /* a run whose models fail to open (a missing file, a name given twice)
+     leaves the context free for the next run */
+  ppl_model *m = NULL;
+  tap_ok(ppl_compile_string(ctx, "model {\n  string t ~ lm_next(\"a\");\n}\n", "t.ppl", &m) ==
+             PPL_OK, "an lm program compiles (%s)", ppl_errmsg(ctx));
+  const char *fails[][2] = {{"lm", "ngram:/nonexistent/corpus.txt"}, {"lm", "small=ngram:/nonexistent/x"}};
+  for (int k = 0; k < 3; k++) {
+    ppl_run_options o;
+    ppl_run_options_default(&o);
+    o.engine = "is";
+    o.chains = 1;
+    o.draws = 4;
+    if (k < 2) ppl_run_set(&o, fails[k][0], fails[k][1]);
+    if (k == 1) ppl_run_set(&o, "lm", "small=ngram:/nonexistent/y"); /* given twice */
+    ppl_result *r = NULL;
+    ppl_status st = ppl_run(m, &o, &r);
+    if (k < 2)
+      tap_ok(st != PPL_OK && !strstr(ppl_errmsg(ctx), "another program"),
+             "a run whose models do not open fails: %s", ppl_errmsg(ctx));
+    else
+      tap_ok(st == PPL_OK && ppl_result_num_draws(r) == 4,
+             "and the next run of the context runs (%s)", ppl_errmsg(ctx));
+    ppl_result_free(r);
+    ppl_run_options_free(&o);
+  }
   ppl_context_free(ctx);
   tap_ok(h.destroyed == 2, "both registered models destroyed with the context (%d)", h.destroyed);
   ppl_context *c2 = ppl_context_new(NULL);
