@@ -604,6 +604,23 @@ bool mh_mover_move_at(MhMover *m, const char *addr, bool adapt, Trace **cur, Int
   return true;
 }
 
+/* Engine lmh composes engine mh's sweeps with its block moves on one chain
+   state: it reads and replaces the state's current trace between them. */
+MhMover *mh_mover_of_state(void *mh_state) { return mh_state; }
+
+void mh_mover_current(const MhMover *m, Trace **cur, InterpState **st, uint64_t *model_seed) {
+  const MhState *s = (const MhState *)m;
+  *cur = s->cur;
+  *st = s->cur_st;
+  if (model_seed) *model_seed = s->model_seed;
+}
+
+void mh_mover_set_current(MhMover *m, Trace *cur, InterpState *st) {
+  MhState *s = (MhState *)m;
+  s->cur = cur;
+  s->cur_st = st;
+}
+
 static void mh_free(void *state) { (void)state; /* GC memory */ }
 
 static const OptSpec mh_options[] = {
