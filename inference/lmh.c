@@ -7,8 +7,8 @@
  * the MH ratio, so the chain is exact however poor the network -- and then
  * engine mh's sweep of single-site moves (its state, warmup adaptation and
  * draw reporting are reused as they are: engine_mh.init / step) moves
- * everything, the continuous latents and the blocks without a proposal
- * included.
+ * the continuous latents and the blocks without a proposal (the sweeps
+ * draw their sites among the choices the learned moves do not cover).
  *
  * The blocks are found per distinct structure of the trace (its addresses)
  * and cached, so programs whose latents change between runs re-detect only
@@ -60,6 +60,11 @@ typedef struct LmhState {
   int nstats, statcap;
   const char *other;      /* a block that is no motif, and why (for the notes) */
   long nother;
+  /* choices whose every element has a learned move: engine mh's sweeps
+     leave them out.  Once covered, an address stays covered (in a program
+     of fixed structure this is settled at the first step) */
+  const char **covered;   /* open addressing; NULL = empty */
+  int ccap, cn;
 } LmhState;
 
 static uint64_t structure_key(const Trace *t) {
@@ -84,6 +89,41 @@ static LmhStat *stat_of(LmhState *s, const char *sig) {
   memset(t, 0, sizeof *t);
   t->sig = sig;
   return t;
+}
+
+static uint64_t str_hash(const char *p) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+  return h;
+}
+
+static bool lmh_covers(void *ctx, const char *addr) {
+  const LmhState *s = ctx;
+  if (!s->ccap) return false;
+  size_t mask = (size_t)s->ccap - 1;
+  for (size_t j = str_hash(addr) & mask; s->covered[j]; j = (j + 1) & mask)
+    if (!strcmp(s->covered[j], addr)) return true;
+  return false;
+}
+
+static void cover(LmhState *s, const char *addr) {
+  if (lmh_covers(s, addr)) return;
+  if (2 * (s->cn + 1) > s->ccap) {
+    int cap = s->ccap ? 2 * s->ccap : 16;
+    const char **t = gc_alloc(sizeof(char *) * (size_t)cap);
+    for (int i = 0; i < s->ccap; i++) {
+      if (!s->covered[i]) continue;
+      size_t j = str_hash(s->covered[i]) & (size_t)(cap - 1);
+      while (t[j]) j = (j + 1) & (size_t)(cap - 1);
+      t[j] = s->covered[i];
+    }
+    s->covered = t;
+    s->ccap = cap;
+  }
+  size_t j = str_hash(addr) & (size_t)(s->ccap - 1);
+  while (s->covered[j]) j = (j + 1) & (size_t)(s->ccap - 1);
+  s->covered[j] = addr;
+  s->cn++;
 }
 
 /* The blocks of cur's structure, probed once per structure. */
@@ -124,6 +164,15 @@ static LmhStructure *structure_of(LmhState *s, const Trace *cur, Diag *d) {
     LmhStructure *a = gc_alloc(sizeof(LmhStructure) * (size_t)s->stcap);
     if (s->nst) memcpy(a, s->st, sizeof(LmhStructure) * (size_t)s->nst);
     s->st = a;
+  }
+  /* a choice is covered when all its elements have learned moves; the
+     decision stays with the address (the sweeps' site choice must be a fixed
+     function of addresses for the MH ratio to hold) */
+  for (int i = 0, j; i < n; i = j) {
+    bool all = true;
+    for (j = i; j < n && !strcmp(ns.b[j].addr, ns.b[i].addr); j++) all = all && ns.b[j].net;
+    const TraceChoice *c = trace_find(cur, ns.b[i].addr);
+    if (all && c && j - i == c->numel) cover(s, ns.b[i].addr);
   }
   s->st[s->nst] = ns;
   return &s->st[s->nst++];
@@ -188,6 +237,7 @@ static void *lmh_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
   s->dir = proposals_dir(o);
   s->lib = motif_lib_open(s->dir);
   s->tape = tape_new();
+  mh_mover_set_skip(s->mv, lmh_covers, s);
   return s;
 }
 

@@ -205,6 +205,10 @@ bool mh_mover_move_at(MhMover *m, const char *addr, bool adapt, Trace **cur, Int
 MhMover *mh_mover_of_state(void *mh_state);
 void mh_mover_current(const MhMover *m, Trace **cur, InterpState **st, uint64_t *model_seed);
 void mh_mover_set_current(MhMover *m, Trace *cur, InterpState *st);
+/* The sweeps of engine mh's step draw their sites among the choices skip
+ * does not claim (a fixed function of the address; the MH ratio carries the
+ * eligible site counts). */
+void mh_mover_set_skip(MhMover *m, bool (*skip)(void *ctx, const char *addr), void *ctx);
 
 /* ---- block proposals (mh.c) ---- */
 
