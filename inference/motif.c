@@ -306,16 +306,17 @@ bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const T
     }
     if (e0->kind == 's' && !strcmp(e0->addr, addr)) continue;
     for (int j = 0; j < e0->xn; j++) {
+      unsigned varies = 0;
+      for (int q = 0; q < e0->np; q++)
+        if (param_varies(ev, K, k0, i, q, j)) varies |= 1u << q;
+      if (!varies) continue;
       char kind[128];
       size_t len = (size_t)snprintf(kind, sizeof kind, "%s(", e0->fam->name);
-      bool any = false;
-      for (int q = 0; q < e0->np; q++)
-        if (param_varies(ev, K, k0, i, q, j)) {
+      for (int q = 0, any = 0; q < e0->np; q++)
+        if (varies & (1u << q)) {
           len += (size_t)snprintf(kind + len, len < sizeof kind ? sizeof kind - len : 0, "%s%s",
-                                  any ? "," : "", e0->fam->pnames[q] ? e0->fam->pnames[q] : "?");
-          any = true;
+                                  any++ ? "," : "", e0->fam->pnames[q] ? e0->fam->pnames[q] : "?");
         }
-      if (!any) continue;
       if (len < sizeof kind - 1) strcat(kind, ")");
       if (nu == ucap) {
         ucap *= 2;
