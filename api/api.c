@@ -919,9 +919,16 @@ static const char *load_path(const ppl_run_options *o) {
   return v ? v->path : NULL;
 }
 
-/* The engine of a run (load: its --load file, or NULL) and why. */
+/* The library of learned proposals the option "proposals" names, or NULL. */
+static const char *proposals_path(const ppl_run_options *o) {
+  const OptValue *v = o && o->named ? opt_set_get(&o->named->set, "proposals") : NULL;
+  return v ? v->path : NULL;
+}
+
+/* The engine of a run (load: its --load file, or NULL; proposals: its
+   library of learned proposals, NULL the default) and why. */
 static ppl_status choose_engine(ppl_model *m, const char *requested, const char *load,
-                                const EngineVT **eng, const char **why) {
+                                const char *proposals, const EngineVT **eng, const char **why) {
   const IrLatentInfo *imp = improper_latent(m);
   if ((!requested && load) || (requested && !strcmp(requested, engine_amortized.name))) {
     if (!load) return fail(m->ctx, DIAG_USAGE, "%s", AMORTIZED_NEEDS_LOAD);
@@ -953,6 +960,16 @@ static ppl_status choose_engine(ppl_model *m, const char *requested, const char 
   const char *reason = NULL;
   const EngineVT *e = engine_select(m->an, &reason);
   if (!e) return fail(m->ctx, DIAG_INTERNAL, "no engine can run this program");
+  /* a discrete or dynamic program whose motifs all have learned proposals
+     in the library (--proposals DIR, or the default one) */
+  if ((m->an->has_discrete || !m->an->fixed_structure) && m->in &&
+      !m->an->has_lm) {
+    Diag d;
+    diag_init(&d);
+    const char *lw;
+    if (lmh_prefers(m->in, proposals, &lw, &d)) e = &engine_lmh, reason = lw;
+    else if (diag_failed(&d)) return fail_diag(m->ctx, &d);
+  }
   if (imp && !accepts_improper(e)) {
     e = engine_lookup("mh");
     reason = gc_printf("mh — latent '%s' has an improper prior, which %s cannot sample", imp->name,
@@ -965,11 +982,11 @@ static ppl_status choose_engine(ppl_model *m, const char *requested, const char 
 
 /* ppl_model_engine's and ppl_run_engine's answer. */
 static ppl_status engine_answer(ppl_model *m, const char *requested, const char *load,
-                                const char **name, const char **why) {
+                                const char *proposals, const char **name, const char **why) {
   gc_ensure_thread();
   const EngineVT *e;
   const char *w;
-  ppl_status s = choose_engine(m, requested, load, &e, &w);
+  ppl_status s = choose_engine(m, requested, load, proposals, &e, &w);
   if (s != PPL_OK) return s;
   if (name) *name = e->name;
   if (why) *why = w;
@@ -978,13 +995,13 @@ static ppl_status engine_answer(ppl_model *m, const char *requested, const char 
 
 static ppl_status model_engine_(ppl_model *m, const char *requested, const char **name,
                             const char **why) {
-  return engine_answer(m, requested, NULL, name, why);
+  return engine_answer(m, requested, NULL, NULL, name, why);
 }
 
 /* The engine and the driver's options of a run, every option validated. */
 static ppl_status run_prepare(ppl_model *m, const ppl_run_options *o, const EngineVT **eng,
                               const char **why, DriverOpts *d_o) {
-  ppl_status s = choose_engine(m, o->engine, load_path(o), eng, why);
+  ppl_status s = choose_engine(m, o->engine, load_path(o), proposals_path(o), eng, why);
   if (s != PPL_OK) return s;
   driver_opts_default(d_o);
   if ((s = run_engine_opts(m->ctx, o, *eng, m->an, !o->engine, NULL, &d_o->eng)) != PPL_OK)
@@ -1026,7 +1043,7 @@ static ppl_status run_check_(ppl_model *m, const ppl_run_options *o) {
 
 static ppl_status run_engine_(ppl_model *m, const ppl_run_options *o, const char **name,
                               const char **why) {
-  return engine_answer(m, o ? o->engine : NULL, load_path(o), name, why);
+  return engine_answer(m, o ? o->engine : NULL, load_path(o), proposals_path(o), name, why);
 }
 
 /* Options of a run that one fit has no use for. */
@@ -1681,6 +1698,11 @@ const char *ppl_model_motifs(ppl_model *m, const char *dir) {
   if (model_motifs_(m, dir, &t) == PPL_OK) text = t;
   gc_guard_leave(&g);
   return text;
+}
+
+const char *ppl_default_proposals_dir(void) {
+  gc_ensure_thread();
+  return motif_default_dir();
 }
 
 ppl_status ppl_learn_proposals(ppl_model *m, const ppl_learn_options *o, int *ntrained) {

@@ -471,7 +471,7 @@ static int cmd_learn(ppl_context *ctx, Args *a, ppl_model *m) {
   if (ppl_learn_proposals(m, &lo, &n) != PPL_OK) return report(ctx);
   if (!a->quiet)
     printf("learn-proposals: %d proposal%s written to %s\n", n, n == 1 ? "" : "s",
-           lo.out_dir ? lo.out_dir : "the default library");
+           lo.out_dir ? lo.out_dir : ppl_default_proposals_dir());
   return EX_OK;
 }
 
@@ -685,7 +685,10 @@ int main(int argc, char **argv) {
   if (!strcmp(a.cmd, "check")) {
     const char *text = ppl_model_analysis(m);
     const char *name, *why = NULL;
-    if (text && a.load) { /* the choice for a run with the trained file */
+    /* the learned-proposal motifs, when the program has any (engine lmh) */
+    const char *motifs = text ? ppl_model_motifs(m, a.proposals) : NULL;
+    if (motifs && !strstr(motifs, "\n  finite->")) motifs = NULL;
+    if (text && (a.load || motifs)) { /* the choice for a run with the trained file */
       ppl_run_options ro = a.ro;
       ro.engine = a.engine;
       if (ppl_run_engine(m, &ro, &name, &why) != PPL_OK) {
@@ -698,9 +701,7 @@ int main(int argc, char **argv) {
     else if (why && last) printf("%.*s\nengine: %s\n", (int)(last - text), text, why);
     else fputs(text, stdout);
     if (text && a.deps) fputs(ppl_model_dependencies(m), stdout);
-    /* the learned-proposal motifs, when the program has any (engine lmh) */
-    const char *motifs = text ? ppl_model_motifs(m, a.proposals) : NULL;
-    if (motifs && strstr(motifs, "\n  finite->")) fputs(motifs, stdout);
+    if (motifs) fputs(motifs, stdout);
     goto done;
   }
 

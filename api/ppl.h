@@ -559,6 +559,8 @@ ppl_status ppl_train(ppl_model *m, const ppl_run_options *o, const char *save_pa
  *     finite->normal(mu): 12 blocks (z[1] ...), trained proposal in DIR
  * NULL on failure (ppl_errmsg): the program's errors, an unreadable proposal. */
 const char *ppl_model_motifs(ppl_model *m, const char *dir);
+/* That default library directory (NULL when neither variable is set). */
+const char *ppl_default_proposals_dir(void);
 
 typedef struct ppl_learn_options {
   const char *motif;   /* train this signature only (NULL: every motif of the model) */

@@ -19,6 +19,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "motif.h"
@@ -282,6 +283,31 @@ static const char *lmh_notes(void *state) {
 static void lmh_free(void *state) {
   LmhState *s = state;
   if (s && s->mh) engine_mh.free(s->mh);
+}
+
+bool lmh_prefers(const Interp *in, const char *dir, const char **why, Diag *d) {
+  if (!dir) dir = motif_default_dir();
+  if (!dir || access(dir, R_OK) != 0) return false;
+  MotifReport r;
+  Diag dd;
+  diag_init(&dd);
+  if (!motif_detect(in, 1, &r, &dd) || r.n == 0) return false; /* then the usual engine */
+  MotifLib *lib = motif_lib_open(dir);
+  const char *list = "";
+  int blocks = 0;
+  for (int i = 0; i < r.n; i++) {
+    const char *err;
+    if (!motif_lib_get(lib, r.found[i].sig, &err)) {
+      if (err) diag_error(d, DIAG_USAGE, (SrcPos){0}, "%s", err);
+      return false;
+    }
+    list = gc_printf("%s%s%s", list, i ? ", " : "", r.found[i].sig);
+    blocks += r.found[i].blocks;
+  }
+  *why = gc_printf("lmh — %d block%s of motif%s %s with trained proposals in %s: learned block "
+                   "proposals within Metropolis–Hastings, single-site moves elsewhere",
+                   blocks, blocks == 1 ? "" : "s", r.n == 1 ? "" : "s", list, dir);
+  return true;
 }
 
 static const OptSpec lmh_options[] = {

@@ -137,4 +137,13 @@ MotifLib *motif_lib_open(const char *dir);
  * there but unreadable or for another signature is an error (*err). */
 const MotifNet *motif_lib_get(MotifLib *l, const char *sig, const char **err);
 
+/* ---- engine lmh (lmh.c) ---- */
+
+/* Whether a program (its data loaded) should run with engine lmh: every
+ * motif of it has a trained proposal in the library dir (NULL: the default
+ * location) and there is at least one.  *why then gives the reason
+ * ("lmh — 12 blocks of motif finite->normal(mu) have trained proposals in
+ * DIR: ..."). False with d unset when not; with d set on errors. */
+bool lmh_prefers(const Interp *in, const char *dir, const char **why, Diag *d);
+
 #endif
