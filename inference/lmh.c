@@ -36,6 +36,12 @@ typedef struct LmhStructure {
   uint64_t key;           /* hash of the trace's addresses and sizes */
   int n;
   LmhBlock *b;
+  /* blocks with trained proposals whose blankets do not meet: their
+     features come from K runs a step (motif_probe_batch) */
+  bool batch;
+  int nbatch;
+  MotifProbe *probes;     /* [nbatch]: the blocks of b with a network, in order */
+  int *bidx;              /* their index in b */
 } LmhStructure;
 
 typedef struct LmhStat {
@@ -136,11 +142,13 @@ static LmhStructure *structure_of(LmhState *s, const Trace *cur, Diag *d) {
   int n = motif_sites(cur, &sites);
   LmhStructure ns = {.key = key, .n = n, .b = gc_alloc(sizeof(LmhBlock) * (size_t)(n + 1))};
   for (int i = 0; i < s->nstats; i++) s->stats[i].blocks = 0;
+  MotifProbe *probes = gc_alloc(sizeof(MotifProbe) * (size_t)(n + 1));
   for (int i = 0; i < n; i++) {
     MotifProbe p;
     if (!motif_probe(s->in, s->model_seed, (uint64_t)s->chain, cur, sites[i].addr, sites[i].elem,
                      &s->rng, &p, d))
       return NULL;
+    probes[i] = p;
     LmhBlock *b = &ns.b[i];
     b->addr = sites[i].addr;
     b->elem = sites[i].elem;
@@ -166,6 +174,12 @@ static LmhStructure *structure_of(LmhState *s, const Trace *cur, Diag *d) {
     if (s->nst) memcpy(a, s->st, sizeof(LmhStructure) * (size_t)s->nst);
     s->st = a;
   }
+  MotifProbe *keep = gc_alloc(sizeof(MotifProbe) * (size_t)(n + 1));
+  ns.bidx = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+  for (int i = 0; i < n; i++)
+    if (ns.b[i].net) ns.bidx[ns.nbatch] = i, keep[ns.nbatch++] = probes[i];
+  ns.probes = keep;
+  ns.batch = ns.nbatch == n && motif_batchable(ns.nbatch, keep);
   /* a choice is covered when all its elements have learned moves; the
      decision stays with the address (the sweeps' site choice must be a fixed
      function of addresses for the MH ratio to hold) */
@@ -222,6 +236,78 @@ static bool lmh_move(LmhState *s, const LmhBlock *b, bool warmup, Trace **cur, I
   return true;
 }
 
+/* A block's move from a proposal already computed (batched features). */
+typedef struct BatchProp {
+  const MotifProbe *p;
+  const double *logq;
+  int from, to;
+} BatchProp;
+
+static bool bp_propose(void *ctx, const Trace *cur, Rng *r, TraceBlock *b, char *err, size_t errsz) {
+  (void)r, (void)err, (void)errsz;
+  const BatchProp *x = ctx;
+  Value v = val_copy(trace_find(cur, x->p->addr)->val);
+  trace_value_set(&v, (size_t)x->p->elem, x->p->lo + x->to);
+  b->n = 1;
+  b->addrs = gc_alloc(sizeof(char *));
+  b->vals = gc_alloc(sizeof(Value));
+  b->addrs[0] = x->p->addr;
+  b->vals[0] = v;
+  b->log_q_ratio = x->logq[x->from] - x->logq[x->to];
+  return true;
+}
+
+/* the same addresses before and after: then the reverse move is this kind */
+static bool bp_check(void *ctx, const Trace *old, const Trace *new_, const TraceBlock *b) {
+  (void)ctx, (void)b;
+  return structure_key(old) == structure_key(new_);
+}
+
+/* One step's moves of a batched structure; *done false when the batch runs
+   could not be used (then block by block). */
+static bool lmh_batch(LmhState *s, LmhStructure *ls, bool warmup, Trace **cur, InterpState **ist,
+                      bool *done, Diag *d) {
+  if (!motif_probe_batch(s->in, s->model_seed, (uint64_t)s->chain, *cur, ls->nbatch, ls->probes,
+                         &s->rng, done, d))
+    return false;
+  if (!*done) return true;
+  double logq[MOTIF_MAXK];
+  for (int i = 0; i < ls->nbatch; i++) {
+    const MotifProbe *p = &ls->probes[i];
+    const LmhBlock *b = &ls->b[ls->bidx[i]];
+    if (!motif_net_logq(b->net, s->tape, p, logq)) {
+      diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "lmh: %s", tape_error(s->tape));
+      return false;
+    }
+    const TraceChoice *c = trace_find(*cur, p->addr);
+    int from = c ? (int)(trace_value_get(c->val, (size_t)p->elem) - p->lo) : -1;
+    if (from < 0 || from >= p->K) continue;
+    double u = rng_uniform(&s->rng), acc = 0;
+    int to = p->K - 1;
+    for (int k = 0; k < p->K; k++)
+      if (u < (acc += exp(logq[k]))) {
+        to = k;
+        break;
+      }
+    while (to > 0 && !(logq[to] > -INFINITY)) to--;
+    bool accepted = true;
+    if (to != from) {
+      BatchProp x = {p, logq, from, to};
+      TraceBlockProposal bp = {bp_propose, bp_check, &x};
+      double pa;
+      if (!mh_block_move(s->in, &bp, &s->rng, s->model_seed, (uint64_t)s->chain, cur, ist,
+                         &accepted, &pa, d))
+        return false;
+    }
+    if (!warmup) {
+      LmhStat *t = stat_of(s, b->sig);
+      t->prop++;
+      t->acc += accepted;
+    }
+  }
+  return true;
+}
+
 static const char *proposals_dir(const EngineOpts *o) {
   const OptValue *v = opt_set_get(o ? o->set : NULL, "proposals");
   return v && v->path ? v->path : motif_default_dir();
@@ -249,7 +335,9 @@ static bool lmh_step(void *state, bool warmup, Draw *out, Diag *d) {
   mh_mover_current(s->mv, &cur, &ist, &s->model_seed);
   LmhStructure *ls = structure_of(s, cur, d);
   if (!ls) return false;
-  for (int i = 0; i < ls->n; i++) {
+  bool done = false;
+  if (ls->batch && !lmh_batch(s, ls, warmup, &cur, &ist, &done, d)) return false;
+  for (int i = 0; i < ls->n && !done; i++) {
     const LmhBlock *b = &ls->b[i];
     if (!b->net) continue;
     if (!lmh_move(s, b, warmup, &cur, &ist, d)) return false;

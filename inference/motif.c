@@ -204,6 +204,29 @@ static bool param_varies(PEv **ev, int K, int k0, int i, int q, int j) {
   return false;
 }
 
+static int cmp_long(const void *a, const void *b) {
+  long x = *(const long *)a, y = *(const long *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The features of p's children under each value, from the runs' events
+   (ev[k] NULL: value k impossible, features 0). */
+static void unit_features(MotifProbe *p, const PEv *const *ev) {
+  ChildKind ck = child_kind(p->sig ? strstr(p->sig, "->") + 2 : "");
+  for (int u = 0; u < p->nunits; u++)
+    for (int k = 0; k < p->K; k++) {
+      double *f = p->feat + ((size_t)u * (size_t)p->K + (size_t)k) * MOTIF_NFEAT;
+      memset(f, 0, sizeof(double) * MOTIF_NFEAT);
+      if (!ev[k] || ck == CK_NONE) continue;
+      const PEv *e = &ev[k][p->unit_ev[u]];
+      int j = p->unit_el[u];
+      if (ck == CK_NORMAL) feat_normal(e->x[j], pv(e, 0, j), pv(e, 1, j), f);
+      else feat_bernoulli(e->x[j], pv(e, 0, j), f);
+      for (int m = 0; m < MOTIF_NFEAT; m++)
+        if (!isfinite(f[m])) f[m] = 0;
+    }
+}
+
 static int cmp_str(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
@@ -304,7 +327,10 @@ bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const T
         }
       continue;
     }
-    if (e0->kind == 's' && !strcmp(e0->addr, addr)) continue;
+    if (e0->kind == 's' && !strcmp(e0->addr, addr)) {
+      out->own_ev = i;
+      continue;
+    }
     for (int j = 0; j < e0->xn; j++) {
       unsigned varies = 0;
       for (int q = 0; q < e0->np; q++)
@@ -345,20 +371,97 @@ bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const T
       sig = gc_printf("%s%s%s", sig, u ? "+" : "", kinds[u]);
   out->sig = sig;
   out->nunits = nu;
+  out->nev = nev[k0];
+  out->unit_ev = gc_alloc_atomic(sizeof(int) * (size_t)nu);
+  out->unit_el = gc_alloc_atomic(sizeof(int) * (size_t)nu);
+  memcpy(out->unit_ev, ui, sizeof(int) * (size_t)nu);
+  memcpy(out->unit_el, uel, sizeof(int) * (size_t)nu);
+  out->own_choice = c->numel == 1;
   out->feat = gc_alloc_atomic(sizeof(double) * (size_t)nu * (size_t)K * MOTIF_NFEAT);
-  for (int u = 0; u < nu; u++) {
-    ChildKind ck = child_kind(ukind[u]);
-    for (int k = 0; k < K; k++) {
-      double *f = out->feat + ((size_t)u * (size_t)K + (size_t)k) * MOTIF_NFEAT;
-      if (!ev[k] || ck == CK_NONE) continue;
-      const PEv *e = &ev[k][ui[u]];
-      int j = uel[u];
-      if (ck == CK_NORMAL) feat_normal(e->x[j], pv(e, 0, j), pv(e, 1, j), f);
-      else feat_bernoulli(e->x[j], pv(e, 0, j), f);
-      for (int m2 = 0; m2 < MOTIF_NFEAT; m2++)
-        if (!isfinite(f[m2])) f[m2] = 0;
-    }
+  unit_features(out, (const PEv *const *)ev);
+  return true;
+}
+
+bool motif_batchable(int n, const MotifProbe *p) {
+  if (n < 2) return false;
+  int nev = p[0].nev;
+  for (int b = 0; b < n; b++)
+    if (!p[b].sig || p[b].K != p[0].K || p[b].lo != p[0].lo || p[b].nev != nev) return false;
+  /* each child (event, element) claimed once */
+  int total = 0;
+  for (int b = 0; b < n; b++) total += p[b].nunits;
+  long *keys = gc_alloc_atomic(sizeof(long) * (size_t)(total + 1));
+  int m = 0;
+  for (int b = 0; b < n; b++)
+    for (int u = 0; u < p[b].nunits; u++) keys[m++] = (long)p[b].unit_ev[u] * 1000003L + p[b].unit_el[u];
+  qsort(keys, (size_t)m, sizeof(long), cmp_long);
+  for (int i = 1; i < m; i++)
+    if (keys[i] == keys[i - 1]) return false;
+  /* and no block among the children */
+  for (int b = 0; b < n; b++) {
+    long own = (long)p[b].own_ev * 1000003L + p[b].elem;
+    if (bsearch(&own, keys, (size_t)m, sizeof(long), cmp_long)) return false;
   }
+  return true;
+}
+
+bool motif_probe_batch(const Interp *in, uint64_t model_seed, uint64_t stream, const Trace *cur,
+                       int n, MotifProbe *p, Rng *rng, bool *ok, Diag *d) {
+  *ok = false;
+  int K = p[0].K;
+  /* the blocks' choices, each once, with every block element at value k */
+  const char **addrs = gc_alloc(sizeof(char *) * (size_t)n);
+  int *slot = gc_alloc_atomic(sizeof(int) * (size_t)n), na = 0;
+  for (int b = 0; b < n; b++) {
+    int a = 0;
+    while (a < na && strcmp(addrs[a], p[b].addr)) a++;
+    if (a == na) addrs[na++] = p[b].addr;
+    slot[b] = a;
+  }
+  Value *vals = gc_alloc(sizeof(Value) * (size_t)na);
+  const PEv **ev = gc_alloc(sizeof(PEv *) * (size_t)K);
+  Trace **tr = gc_alloc(sizeof(Trace *) * (size_t)K);
+  for (int k = 0; k < K; k++) {
+    for (int a = 0; a < na; a++) vals[a] = val_copy(trace_find(cur, addrs[a])->val);
+    for (int b = 0; b < n; b++) trace_value_set(&vals[slot[b]], (size_t)p[b].elem, p[b].lo + k);
+    TraceBlock blk = {.n = na, .addrs = addrs, .vals = vals, .log_q_ratio = 0};
+    ProbeHandler ph;
+    memset(&ph, 0, sizeof ph);
+    trace_handler_init(&ph.th, rng, cur, NULL, NULL, NULL);
+    char err[256];
+    if (!trace_handler_set_block(&ph.th, &blk, err, sizeof err)) return true;
+    ph.sample = ph.th.h.sample, ph.observe = ph.th.h.observe, ph.factor = ph.th.h.factor;
+    ph.th.h.sample = ph_sample, ph.th.h.observe = ph_observe, ph.th.h.factor = ph_factor;
+    Diag rd;
+    diag_init(&rd);
+    Trace *t = trace_run(in, &ph.th, model_seed, stream, false, NULL, &rd);
+    if (!t) {
+      if (rd.code == DIAG_INTERNAL) {
+        *d = rd;
+        return false;
+      }
+      return true;
+    }
+    if (ph.n != p[0].nev) return true;
+    for (int i = 0; i < t->n; i++)
+      if (t->c[i].fresh) return true;
+    ev[k] = ph.ev;
+    tr[k] = t;
+  }
+  for (int b = 0; b < n; b++) {
+    unit_features(&p[b], ev);
+    if (!p[b].own_choice) continue;
+    double m = -INFINITY, s = 0;
+    for (int k = 0; k < K; k++) {
+      const TraceChoice *c = trace_find(tr[k], p[b].addr);
+      p[b].lprior[k] = c ? c->lp : -INFINITY;
+      m = fmax(m, p[b].lprior[k]);
+    }
+    if (!(m > -INFINITY)) return true;
+    for (int k = 0; k < K; k++) s += exp(p[b].lprior[k] - m);
+    for (int k = 0; k < K; k++) p[b].lprior[k] -= m + log(s);
+  }
+  *ok = true;
   return true;
 }
 

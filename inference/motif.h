@@ -54,7 +54,27 @@ typedef struct MotifProbe {
   double *feat;       /* [nunits][K][MOTIF_NFEAT] */
   const char *sig;    /* the signature, or NULL when this block is not a motif */
   const char *why;    /* then why not ("no child depends on it", ...) */
+  /* where its children are: event number (in run order) and element */
+  int nev;            /* events of a run */
+  int *unit_ev, *unit_el;
+  int own_choice;     /* the block is a choice of its own (one element) */
+  int own_ev;         /* the event that draws it */
 } MotifProbe;
+
+/* Blocks whose Markov blankets do not meet -- no block is a child of
+ * another and no two share a child, as the probes p[0..n) found (same K and
+ * values) -- can take their features from K runs in all: run k sets every
+ * block to its k-th value, and a block's children there are as if it alone
+ * had changed.  motif_batchable says whether they can; motif_probe_batch
+ * refreshes each p[b].feat (and lprior when the block is a choice of its
+ * own) from the K runs on cur.  The proposal of a block then depends on
+ * the rest of the trace but on no block's value, its own included: each
+ * block's move is an exact independence MH move.  False + d on internal
+ * errors; *ok false when a run failed or its events are not the probes'
+ * (then probe block by block). */
+bool motif_batchable(int n, const MotifProbe *p);
+bool motif_probe_batch(const Interp *in, uint64_t model_seed, uint64_t stream, const Trace *cur,
+                       int n, MotifProbe *p, Rng *rng, bool *ok, Diag *d);
 
 /* The blocks of a trace: every element of a discrete choice with a finite
  * support of 2..MOTIF_MAXK values (in trace order). */
