@@ -36,12 +36,12 @@ typedef struct LmhStructure {
   uint64_t key;           /* hash of the trace's addresses and sizes */
   int n;
   LmhBlock *b;
-  /* blocks with trained proposals whose blankets do not meet: their
-     features come from K runs a step (motif_probe_batch) */
-  bool batch;
-  int nbatch;
-  MotifProbe *probes;     /* [nbatch]: the blocks of b with a network, in order */
-  int *bidx;              /* their index in b */
+  /* the blocks with trained proposals in groups whose blankets do not meet
+     (motif_groups): each group's features come from K runs a step */
+  int ngroups;
+  int *gsize;             /* per group: its blocks */
+  MotifProbe **gprobe;    /* [group][i] */
+  int **gidx;             /* [group][i]: index in b */
 } LmhStructure;
 
 typedef struct LmhStat {
@@ -174,12 +174,33 @@ static LmhStructure *structure_of(LmhState *s, const Trace *cur, Diag *d) {
     if (s->nst) memcpy(a, s->st, sizeof(LmhStructure) * (size_t)s->nst);
     s->st = a;
   }
+  /* groups of the blocks with networks, of one K each */
+  int nn = 0, *which = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
   MotifProbe *keep = gc_alloc(sizeof(MotifProbe) * (size_t)(n + 1));
-  ns.bidx = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
   for (int i = 0; i < n; i++)
-    if (ns.b[i].net) ns.bidx[ns.nbatch] = i, keep[ns.nbatch++] = probes[i];
-  ns.probes = keep;
-  ns.batch = ns.nbatch == n && motif_batchable(ns.nbatch, keep);
+    if (ns.b[i].net) which[nn] = i, keep[nn++] = probes[i];
+  int *grp = gc_alloc_atomic(sizeof(int) * (size_t)(nn + 1));
+  int ng = nn ? motif_groups(nn, keep, grp) : 0;
+  /* split each colour by K and values: one batch runs one K */
+  ns.gsize = gc_alloc_atomic(sizeof(int) * (size_t)(nn + 1));
+  ns.gprobe = gc_alloc(sizeof(MotifProbe *) * (size_t)(nn + 1));
+  ns.gidx = gc_alloc(sizeof(int *) * (size_t)(nn + 1));
+  int *gcol = gc_alloc_atomic(sizeof(int) * (size_t)(nn + 1));
+  for (int i = 0; i < nn; i++) {
+    int h = 0;
+    while (h < ns.ngroups && !(gcol[h] == grp[i] && ns.gprobe[h][0].K == keep[i].K &&
+                               ns.gprobe[h][0].lo == keep[i].lo))
+      h++;
+    if (h == ns.ngroups) {
+      ns.gprobe[h] = gc_alloc(sizeof(MotifProbe) * (size_t)(nn + 1));
+      ns.gidx[h] = gc_alloc_atomic(sizeof(int) * (size_t)(nn + 1));
+      gcol[h] = grp[i];
+      ns.ngroups++;
+    }
+    ns.gprobe[h][ns.gsize[h]] = keep[i];
+    ns.gidx[h][ns.gsize[h]++] = which[i];
+  }
+  (void)ng;
   /* a choice is covered when all its elements have learned moves; the
      decision stays with the address (the sweeps' site choice must be a fixed
      function of addresses for the MH ratio to hold) */
@@ -265,16 +286,16 @@ static bool bp_check(void *ctx, const Trace *old, const Trace *new_, const Trace
 
 /* One step's moves of a batched structure; *done false when the batch runs
    could not be used (then block by block). */
-static bool lmh_batch(LmhState *s, LmhStructure *ls, bool warmup, Trace **cur, InterpState **ist,
-                      bool *done, Diag *d) {
-  if (!motif_probe_batch(s->in, s->model_seed, (uint64_t)s->chain, *cur, ls->nbatch, ls->probes,
-                         &s->rng, done, d))
+static bool lmh_batch(LmhState *s, LmhStructure *ls, int g, bool warmup, Trace **cur,
+                      InterpState **ist, bool *done, Diag *d) {
+  if (!motif_probe_batch(s->in, s->model_seed, (uint64_t)s->chain, *cur, ls->gsize[g],
+                         ls->gprobe[g], &s->rng, done, d))
     return false;
   if (!*done) return true;
   double logq[MOTIF_MAXK];
-  for (int i = 0; i < ls->nbatch; i++) {
-    const MotifProbe *p = &ls->probes[i];
-    const LmhBlock *b = &ls->b[ls->bidx[i]];
+  for (int i = 0; i < ls->gsize[g]; i++) {
+    const MotifProbe *p = &ls->gprobe[g][i];
+    const LmhBlock *b = &ls->b[ls->gidx[g][i]];
     if (!motif_net_logq(b->net, s->tape, p, logq)) {
       diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "lmh: %s", tape_error(s->tape));
       return false;
@@ -335,13 +356,13 @@ static bool lmh_step(void *state, bool warmup, Draw *out, Diag *d) {
   mh_mover_current(s->mv, &cur, &ist, &s->model_seed);
   LmhStructure *ls = structure_of(s, cur, d);
   if (!ls) return false;
-  bool done = false;
-  if (ls->batch && !lmh_batch(s, ls, warmup, &cur, &ist, &done, d)) return false;
-  for (int i = 0; i < ls->n && !done; i++) {
-    const LmhBlock *b = &ls->b[i];
-    if (!b->net) continue;
-    if (!lmh_move(s, b, warmup, &cur, &ist, d)) return false;
-    if (i + 1 < ls->n && structure_key(cur) != ls->key) break; /* a new structure: next step */
+  /* group by group; a group whose batch runs fail is moved block by block */
+  for (int g = 0; g < ls->ngroups; g++) {
+    bool done = false;
+    if (!lmh_batch(s, ls, g, warmup, &cur, &ist, &done, d)) return false;
+    for (int i = 0; i < ls->gsize[g] && !done; i++)
+      if (!lmh_move(s, &ls->b[ls->gidx[g][i]], warmup, &cur, &ist, d)) return false;
+    if (structure_key(cur) != ls->key) break; /* a new structure: next step */
   }
   mh_mover_set_current(s->mv, cur, ist);
   return engine_mh.step(s->mh, warmup, out, d);

@@ -204,11 +204,6 @@ static bool param_varies(PEv **ev, int K, int k0, int i, int q, int j) {
   return false;
 }
 
-static int cmp_long(const void *a, const void *b) {
-  long x = *(const long *)a, y = *(const long *)b;
-  return x < y ? -1 : x > y;
-}
-
 /* The features of p's children under each value, from the runs' events
    (ev[k] NULL: value k impossible, features 0). */
 static void unit_features(MotifProbe *p, const PEv *const *ev) {
@@ -382,27 +377,60 @@ bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const T
   return true;
 }
 
-bool motif_batchable(int n, const MotifProbe *p) {
-  if (n < 2) return false;
-  int nev = p[0].nev;
-  for (int b = 0; b < n; b++)
-    if (!p[b].sig || p[b].K != p[0].K || p[b].lo != p[0].lo || p[b].nev != nev) return false;
-  /* each child (event, element) claimed once */
+typedef struct KeyBlock {
+  long key;
+  int block;
+} KeyBlock;
+
+static int cmp_keyblock(const void *a, const void *b) {
+  const KeyBlock *x = a, *y = b;
+  return x->key != y->key ? (x->key < y->key ? -1 : 1) : x->block - y->block;
+}
+
+int motif_groups(int n, const MotifProbe *p, int *group) {
+  /* each (event, element) with the blocks that are it or whose child it is */
   int total = 0;
-  for (int b = 0; b < n; b++) total += p[b].nunits;
-  long *keys = gc_alloc_atomic(sizeof(long) * (size_t)(total + 1));
+  for (int b = 0; b < n; b++) total += p[b].nunits + 1;
+  KeyBlock *kb = gc_alloc_atomic(sizeof(KeyBlock) * (size_t)(total + 1));
   int m = 0;
-  for (int b = 0; b < n; b++)
-    for (int u = 0; u < p[b].nunits; u++) keys[m++] = (long)p[b].unit_ev[u] * 1000003L + p[b].unit_el[u];
-  qsort(keys, (size_t)m, sizeof(long), cmp_long);
-  for (int i = 1; i < m; i++)
-    if (keys[i] == keys[i - 1]) return false;
-  /* and no block among the children */
   for (int b = 0; b < n; b++) {
-    long own = (long)p[b].own_ev * 1000003L + p[b].elem;
-    if (bsearch(&own, keys, (size_t)m, sizeof(long), cmp_long)) return false;
+    kb[m++] = (KeyBlock){(long)p[b].own_ev * 1000003L + p[b].elem, b};
+    for (int u = 0; u < p[b].nunits; u++)
+      kb[m++] = (KeyBlock){(long)p[b].unit_ev[u] * 1000003L + p[b].unit_el[u], b};
   }
-  return true;
+  qsort(kb, (size_t)m, sizeof(KeyBlock), cmp_keyblock);
+  /* conflicts: blocks that meet at a key */
+  int *deg = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1)), **adj = gc_alloc(sizeof(int *) * (size_t)(n + 1)),
+      *cap = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+  for (int i = 0, j; i < m; i = j) {
+    for (j = i; j < m && kb[j].key == kb[i].key; j++) {}
+    for (int a = i; a < j; a++)
+      for (int c = i; c < j; c++) {
+        int x = kb[a].block, y = kb[c].block;
+        if (x == y) continue;
+        if (deg[x] == cap[x]) {
+          cap[x] = cap[x] ? 2 * cap[x] : 8;
+          int *t = gc_alloc_atomic(sizeof(int) * (size_t)cap[x]);
+          if (deg[x]) memcpy(t, adj[x], sizeof(int) * (size_t)deg[x]);
+          adj[x] = t;
+        }
+        adj[x][deg[x]++] = y;
+      }
+  }
+  /* greedy colouring in block order */
+  int ng = 0;
+  bool *used = gc_alloc_atomic(sizeof(bool) * (size_t)(n + 1));
+  for (int b = 0; b < n; b++) group[b] = -1;
+  for (int b = 0; b < n; b++) {
+    memset(used, 0, sizeof(bool) * (size_t)(n + 1));
+    for (int e = 0; e < deg[b]; e++)
+      if (group[adj[b][e]] >= 0) used[group[adj[b][e]]] = true;
+    int g = 0;
+    while (used[g]) g++;
+    group[b] = g;
+    if (g + 1 > ng) ng = g + 1;
+  }
+  return ng;
 }
 
 bool motif_probe_batch(const Interp *in, uint64_t model_seed, uint64_t stream, const Trace *cur,

@@ -61,18 +61,20 @@ typedef struct MotifProbe {
   int own_ev;         /* the event that draws it */
 } MotifProbe;
 
-/* Blocks whose Markov blankets do not meet -- no block is a child of
- * another and no two share a child, as the probes p[0..n) found (same K and
- * values) -- can take their features from K runs in all: run k sets every
- * block to its k-th value, and a block's children there are as if it alone
- * had changed.  motif_batchable says whether they can; motif_probe_batch
- * refreshes each p[b].feat (and lprior when the block is a choice of its
- * own) from the K runs on cur.  The proposal of a block then depends on
- * the rest of the trace but on no block's value, its own included: each
- * block's move is an exact independence MH move.  False + d on internal
+/* Blocks whose Markov blankets do not meet -- none is a child of another
+ * and no two share a child -- take their features from K runs in all: run
+ * k sets every block of the group to its k-th value, and a block's children
+ * there are as if it alone had changed.  motif_groups colours the probed
+ * blocks p[0..n) into such groups (greedily; group[b] = 0, 1, ...) and
+ * returns their number; motif_probe_batch refreshes the features of one
+ * group's probes (same K and values; and lprior when a block is a choice
+ * of its own) from K runs on cur.  Whether or not the blankets meet, a
+ * block's proposal then depends on the rest of the trace but on no value of
+ * its group, its own included: each move is an exact independence MH move
+ * (the grouping only makes the proposals good).  False + d on internal
  * errors; *ok false when a run failed or its events are not the probes'
  * (then probe block by block). */
-bool motif_batchable(int n, const MotifProbe *p);
+int motif_groups(int n, const MotifProbe *p, int *group);
 bool motif_probe_batch(const Interp *in, uint64_t model_seed, uint64_t stream, const Trace *cur,
                        int n, MotifProbe *p, Rng *rng, bool *ok, Diag *d);
 
