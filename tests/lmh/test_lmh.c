@@ -152,6 +152,40 @@ static void test_run(ppl_context *ctx, const char *lib, const char *bad) {
   }
   ppl_result_free(r1);
   ppl_result_free(r2);
+  /* the selector: every motif has a proposal in the library given */
+  ppl_run_options ro;
+  ppl_run_options_default(&ro);
+  ppl_run_set(&ro, "proposals", lib);
+  const char *name = NULL, *why = NULL;
+  ppl_status st = ppl_run_engine(m, &ro, &name, &why);
+  tap_ok(st == PPL_OK && name && !strcmp(name, "lmh") &&
+             strstr(why, "lmh — 20 blocks of motif finite->normal(mu) with trained proposals in "),
+         "the selector picks lmh and says why (%s)", why ? why : ppl_errmsg(ctx));
+  ppl_run_options_free(&ro);
+  ppl_run_options_default(&ro);
+  char empty[1100];
+  snprintf(empty, sizeof empty, "%s/none", bad);
+  ppl_run_set(&ro, "proposals", empty);
+  st = ppl_run_engine(m, &ro, &name, &why);
+  tap_ok(st == PPL_OK && name && !strcmp(name, "mh"),
+         "without proposals for its motifs: mh (%s)", why ? why : ppl_errmsg(ctx));
+  ppl_run_options_free(&ro);
+  /* the acceptance rates in the summary JSON */
+  char json[1100];
+  snprintf(json, sizeof json, "%s/summary.json", bad);
+  ppl_run_options_default(&ro);
+  ro.engine = "lmh";
+  ro.chains = 1, ro.warmup = 20, ro.draws = 20;
+  ro.summary_json = json;
+  ppl_run_set(&ro, "proposals", lib);
+  ppl_result *rj = NULL;
+  size_t jl = 0;
+  char *jt = ppl_run(m, &ro, &rj) == PPL_OK ? slurp(json, &jl) : NULL;
+  tap_ok(jt && strstr(jt, "\"notes\"") && strstr(jt, "finite->normal(mu) 20 blocks, 400 moves"),
+         "the summary JSON's notes give the moves per motif");
+  free(jt);
+  ppl_result_free(rj);
+  ppl_run_options_free(&ro);
   /* a file under the name of finite->normal(mu) that is another motif's */
   ppl_result *r = NULL;
   tap_ok(run_lmh(m, bad, 9, &r) != PPL_OK &&
