@@ -1583,6 +1583,10 @@ ppl_status ppl_run(ppl_model *m, const ppl_run_options *o, ppl_result **out) {
 static ppl_status model_motifs_(ppl_model *m, const char *dir, const char **text) {
   ppl_status s = need_data(m);
   if (s != PPL_OK) return s;
+  if (!m->an->has_discrete) { /* blocks are discrete: no need to run the program */
+    *text = "motifs: 0 blocks\n";
+    return ok(m->ctx);
+  }
   Diag d;
   diag_init(&d);
   MotifReport r;

@@ -384,8 +384,8 @@ static const char *lmh_notes(void *state) {
                     x->prop ? 100.0 * (double)x->acc / (double)x->prop : 0.0);
   }
   if (s->nother)
-    t = gc_printf("%s; %ld block%s no motif (%s)", t, s->nother, s->nother == 1 ? " is" : "s are",
-                  s->other);
+    t = gc_printf("%s; %ld block%s (over the structures seen) no motif (%s)", t, s->nother,
+                  s->nother == 1 ? "" : "s", s->other);
   return t;
 }
 
