@@ -3,6 +3,8 @@
  * must make both exact, the untrained one only slower.
  *
  *   - mix2_enum (tests/exact): P(z[n] = 1) enumerated in exact.json;
+ *   - a program whose structure changes (tests/lmh/dynamic.ppl): P(z = 1)
+ *     and P(k = 1) in closed form;
  *   - a 3 x 3 binary grid network with random tables: every node's marginal
  *     by enumeration of its 512 states (lmh_util.h);
  *   - generalisation: a proposal trained on the K = 3 mixture (mixk.ppl) on
@@ -84,6 +86,27 @@ static void test_mix2(ppl_context *ctx, const char *trained, const char *untrain
   }
 out:
   json_decref(root);
+  ppl_model_free(m);
+}
+
+/* A structure that changes between runs (tests/lmh/dynamic.ppl), with the
+   proposal trained for mix2: P(z = 1) and P(k = 1) in closed form. */
+static void test_dynamic(ppl_context *ctx, const char *trained) {
+  ppl_model *m = lmh_model(ctx, "dynamic.ppl", "{\"y1\": 0.5, \"y2\": 0.3}");
+  if (!tap_ok(m != NULL, "dynamic loads")) return;
+  double pz, pk;
+  double a = 0.3 * exp(-0.5 * 1.5 * 1.5), b = 0.7 * exp(-0.5 * 2.5 * 2.5);
+  pz = a / (a + b);
+  double c = exp(-0.5 * 0.3 * 0.3 / 2) / sqrt(2 * M_PI * 2);
+  pk = c / (c + 1);
+  ppl_result *r = run(m, "lmh", trained, 4, 300, 2000, 31);
+  if (tap_ok(r != NULL, "dynamic: lmh runs")) {
+    check_prob(r, "dynamic", "z", pz);
+    check_prob(r, "dynamic", "k", pk);
+    double acc = lmh_accepted(r, "finite->normal(mu)");
+    tap_ok(acc > 0.9, "dynamic: z's learned moves accepted %.3f in both structures", acc);
+  }
+  ppl_result_free(r);
   ppl_model_free(m);
 }
 
@@ -189,6 +212,7 @@ int main(int argc, char **argv) {
   char *dirs[6];
   for (int i = 0; i < 6; i++) dirs[i] = lmh_tmpdir();
   if (!only || !strcmp(only, "mix2")) test_mix2(ctx, dirs[0], dirs[1]);
+  if (!only || !strcmp(only, "mix2")) test_dynamic(ctx, dirs[0]);
   if (!only || !strcmp(only, "grid")) test_grid(ctx, dirs[2], dirs[3]);
   if (!only || !strcmp(only, "mixk")) test_generalise(ctx, dirs[4], dirs[5]);
   ppl_context_free(ctx);
