@@ -69,7 +69,8 @@ typedef struct LmhState {
   long nother;
   /* choices whose every element has a learned move: engine mh's sweeps
      leave them out.  Once covered, an address stays covered (in a program
-     of fixed structure this is settled at the first step) */
+     of fixed structure this is settled at the first step); in a structure
+     where it has no learned move, lmh_step gives it single-site moves */
   const char **covered;   /* open addressing; NULL = empty */
   int ccap, cn;
 } LmhState;
@@ -180,7 +181,7 @@ static LmhStructure *structure_of(LmhState *s, const Trace *cur, Diag *d) {
   for (int i = 0; i < n; i++)
     if (ns.b[i].net) which[nn] = i, keep[nn++] = probes[i];
   int *grp = gc_alloc_atomic(sizeof(int) * (size_t)(nn + 1));
-  int ng = nn ? motif_groups(nn, keep, grp) : 0;
+  if (nn) motif_groups(nn, keep, grp);
   /* split each colour by K and values: one batch runs one K */
   ns.gsize = gc_alloc_atomic(sizeof(int) * (size_t)(nn + 1));
   ns.gprobe = gc_alloc(sizeof(MotifProbe *) * (size_t)(nn + 1));
@@ -200,7 +201,6 @@ static LmhStructure *structure_of(LmhState *s, const Trace *cur, Diag *d) {
     ns.gprobe[h][ns.gsize[h]] = keep[i];
     ns.gidx[h][ns.gsize[h]++] = which[i];
   }
-  (void)ng;
   /* a choice is covered when all its elements have learned moves; the
      decision stays with the address (the sweeps' site choice must be a fixed
      function of addresses for the MH ratio to hold) */
@@ -364,6 +364,14 @@ static bool lmh_step(void *state, bool warmup, Draw *out, Diag *d) {
       if (!lmh_move(s, &ls->b[ls->gidx[g][i]], warmup, &cur, &ist, d)) return false;
     if (structure_key(cur) != ls->key) break; /* a new structure: next step */
   }
+  /* a covered address that is no motif in this structure: the sweeps skip
+     it, so it gets its single-site moves here (once per element) */
+  if (structure_key(cur) == ls->key)
+    for (int i = 0; i < ls->n; i++)
+      if (!ls->b[i].net && lmh_covers(s, ls->b[i].addr)) {
+        bool acc;
+        if (!mh_mover_move_at(s->mv, ls->b[i].addr, warmup, &cur, &ist, &acc, d)) return false;
+      }
   mh_mover_set_current(s->mv, cur, ist);
   return engine_mh.step(s->mh, warmup, out, d);
 }
