@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../inference/amortized.h"
@@ -29,6 +30,7 @@
 #include "../inference/engine.h"
 #include "../inference/generate.h"
 #include "../inference/logdensity.h"
+#include "../inference/motif.h"
 #include "../inference/progress.h"
 #include "../inference/svi.h"
 #include "../inference/train.h"
@@ -917,9 +919,16 @@ static const char *load_path(const ppl_run_options *o) {
   return v ? v->path : NULL;
 }
 
-/* The engine of a run (load: its --load file, or NULL) and why. */
+/* The library of learned proposals the option "proposals" names, or NULL. */
+static const char *proposals_path(const ppl_run_options *o) {
+  const OptValue *v = o && o->named ? opt_set_get(&o->named->set, "proposals") : NULL;
+  return v ? v->path : NULL;
+}
+
+/* The engine of a run (load: its --load file, or NULL; proposals: its
+   library of learned proposals, NULL the default) and why. */
 static ppl_status choose_engine(ppl_model *m, const char *requested, const char *load,
-                                const EngineVT **eng, const char **why) {
+                                const char *proposals, const EngineVT **eng, const char **why) {
   const IrLatentInfo *imp = improper_latent(m);
   if ((!requested && load) || (requested && !strcmp(requested, engine_amortized.name))) {
     if (!load) return fail(m->ctx, DIAG_USAGE, "%s", AMORTIZED_NEEDS_LOAD);
@@ -951,6 +960,16 @@ static ppl_status choose_engine(ppl_model *m, const char *requested, const char 
   const char *reason = NULL;
   const EngineVT *e = engine_select(m->an, &reason);
   if (!e) return fail(m->ctx, DIAG_INTERNAL, "no engine can run this program");
+  /* a discrete or dynamic program whose motifs all have learned proposals
+     in the library (--proposals DIR, or the default one) */
+  if ((m->an->has_discrete || !m->an->fixed_structure) && m->in &&
+      !m->an->has_lm) {
+    Diag d;
+    diag_init(&d);
+    const char *lw;
+    if (lmh_prefers(m->in, proposals, &lw, &d)) e = &engine_lmh, reason = lw;
+    else if (diag_failed(&d)) return fail_diag(m->ctx, &d);
+  }
   if (imp && !accepts_improper(e)) {
     e = engine_lookup("mh");
     reason = gc_printf("mh — latent '%s' has an improper prior, which %s cannot sample", imp->name,
@@ -963,11 +982,11 @@ static ppl_status choose_engine(ppl_model *m, const char *requested, const char 
 
 /* ppl_model_engine's and ppl_run_engine's answer. */
 static ppl_status engine_answer(ppl_model *m, const char *requested, const char *load,
-                                const char **name, const char **why) {
+                                const char *proposals, const char **name, const char **why) {
   gc_ensure_thread();
   const EngineVT *e;
   const char *w;
-  ppl_status s = choose_engine(m, requested, load, &e, &w);
+  ppl_status s = choose_engine(m, requested, load, proposals, &e, &w);
   if (s != PPL_OK) return s;
   if (name) *name = e->name;
   if (why) *why = w;
@@ -976,13 +995,13 @@ static ppl_status engine_answer(ppl_model *m, const char *requested, const char 
 
 static ppl_status model_engine_(ppl_model *m, const char *requested, const char **name,
                             const char **why) {
-  return engine_answer(m, requested, NULL, name, why);
+  return engine_answer(m, requested, NULL, NULL, name, why);
 }
 
 /* The engine and the driver's options of a run, every option validated. */
 static ppl_status run_prepare(ppl_model *m, const ppl_run_options *o, const EngineVT **eng,
                               const char **why, DriverOpts *d_o) {
-  ppl_status s = choose_engine(m, o->engine, load_path(o), eng, why);
+  ppl_status s = choose_engine(m, o->engine, load_path(o), proposals_path(o), eng, why);
   if (s != PPL_OK) return s;
   driver_opts_default(d_o);
   if ((s = run_engine_opts(m->ctx, o, *eng, m->an, !o->engine, NULL, &d_o->eng)) != PPL_OK)
@@ -1024,7 +1043,7 @@ static ppl_status run_check_(ppl_model *m, const ppl_run_options *o) {
 
 static ppl_status run_engine_(ppl_model *m, const ppl_run_options *o, const char **name,
                               const char **why) {
-  return engine_answer(m, o ? o->engine : NULL, load_path(o), name, why);
+  return engine_answer(m, o ? o->engine : NULL, load_path(o), proposals_path(o), name, why);
 }
 
 /* Options of a run that one fit has no use for. */
@@ -1557,6 +1576,141 @@ ppl_status ppl_train(ppl_model *m, const ppl_run_options *o, const char *save_pa
 ppl_status ppl_run(ppl_model *m, const ppl_run_options *o, ppl_result **out) {
   if (out) *out = NULL;
   GUARDED_MODEL(m, "ppl_run", run_(m, o, out));
+}
+
+/* ---- learned proposals ---- */
+
+static ppl_status model_motifs_(ppl_model *m, const char *dir, const char **text) {
+  ppl_status s = need_data(m);
+  if (s != PPL_OK) return s;
+  if (!m->an->has_discrete) { /* blocks are discrete: no need to run the program */
+    *text = "motifs: 0 blocks\n";
+    return ok(m->ctx);
+  }
+  Diag d;
+  diag_init(&d);
+  MotifReport r;
+  if (!motif_detect(m->in, 1, &r, &d)) return fail_diag(m->ctx, &d);
+  if (!dir) dir = motif_default_dir();
+  MotifLib *lib = motif_lib_open(dir);
+  const char *t = gc_printf("motifs: %d block%s\n", r.nsites, r.nsites == 1 ? "" : "s");
+  for (int i = 0; i < r.n; i++) {
+    const char *err, *why;
+    const MotifNet *net = motif_lib_get(lib, r.found[i].sig, &err);
+    if (err) return fail(m->ctx, DIAG_USAGE, "%s", err);
+    const char *has = net ? gc_printf("trained proposal in %s", dir)
+                      : motif_sig_supported(r.found[i].sig, &why)
+                          ? gc_printf("no trained proposal in %s (ppl learn-proposals)",
+                                      dir ? dir : "(no library directory)")
+                          : "no proposal in this version: single-site moves";
+    t = gc_printf("%s  %s: %d block%s (%s%s), %s\n", t, r.found[i].sig, r.found[i].blocks,
+                  r.found[i].blocks == 1 ? "" : "s", r.found[i].first,
+                  r.found[i].blocks > 1 ? " ..." : "", has);
+  }
+  if (r.nother)
+    t = gc_printf("%s  %d block%s no motif (%s)\n", t, r.nother, r.nother == 1 ? " is" : "s are",
+                  r.other);
+  *text = t;
+  return ok(m->ctx);
+}
+
+void ppl_learn_options_default(ppl_learn_options *o) {
+  memset(o, 0, sizeof *o);
+  o->steps = 1500;
+  o->batch = 64;
+  o->seed = 1;
+}
+
+static bool make_dirs(const char *dir) {
+  char *p = gc_strdup(dir);
+  for (char *q = p + 1; *q; q++)
+    if (*q == '/') {
+      *q = 0;
+      mkdir(p, 0777);
+      *q = '/';
+    }
+  return mkdir(p, 0777) == 0 || access(p, W_OK) == 0;
+}
+
+static ppl_status learn_proposals_(ppl_model *m, const ppl_learn_options *o, int *ntrained) {
+  ppl_learn_options def;
+  if (!o) ppl_learn_options_default(&def), o = &def;
+  if (ntrained) *ntrained = 0;
+  const char *dir = o->out_dir ? o->out_dir : motif_default_dir();
+  if (!dir) return fail(m->ctx, DIAG_USAGE, "learn-proposals: no library directory (give --out DIR; "
+                                            "neither XDG_DATA_HOME nor HOME is set)");
+  const char **sigs;
+  int n = 0;
+  const char *why;
+  if (o->motif) {
+    if (!motif_sig_supported(o->motif, &why)) return fail(m->ctx, DIAG_USAGE, "learn-proposals: %s", why);
+    sigs = gc_alloc(sizeof(char *));
+    sigs[n++] = o->motif;
+  } else {
+    ppl_status s = need_data(m);
+    if (s != PPL_OK) return s;
+    Diag d;
+    diag_init(&d);
+    MotifReport r;
+    if (!motif_detect(m->in, o->seed, &r, &d)) return fail_diag(m->ctx, &d);
+    sigs = gc_alloc(sizeof(char *) * (size_t)(r.n + 1));
+    const char *skipped = NULL;
+    for (int i = 0; i < r.n; i++)
+      if (motif_sig_supported(r.found[i].sig, &why)) sigs[n++] = r.found[i].sig;
+      else if (!skipped) skipped = why;
+    if (n == 0)
+      return fail(m->ctx, DIAG_USAGE, "learn-proposals: %s has no motif this version can learn (%s)",
+                  m->file ? m->file : "the model",
+                  skipped ? skipped : r.other ? r.other : "no discrete latent with a finite support");
+  }
+  if (!make_dirs(dir)) return fail(m->ctx, DIAG_IO, "learn-proposals: cannot create the directory %s", dir);
+  for (int i = 0; i < n; i++) {
+    MotifNet net;
+    Rng r;
+    rng_seed(&r, o->seed, (uint64_t)i);
+    const char *err;
+    if (!motif_net_new(&net, sigs[i], &r, &err)) return fail(m->ctx, DIAG_USAGE, "learn-proposals: %s", err);
+    MotifTrainOpts to;
+    motif_train_opts_default(&to);
+    to.steps = o->steps;
+    if (o->batch > 0) to.batch = o->batch;
+    to.seed = o->seed;
+    to.progress = o->progress;
+    to.progress_ctx = o->progress_ctx;
+    if (!motif_train(&net, &to, &err)) return fail(m->ctx, DIAG_INTERNAL, "%s", err);
+    const char *path = gc_printf("%s/%s", dir, motif_file_name(sigs[i]));
+    if (!motif_net_save(&net, path, &err)) return fail(m->ctx, DIAG_IO, "%s", err);
+    if (ntrained) (*ntrained)++;
+  }
+  return ok(m->ctx);
+}
+
+const char *ppl_model_motifs(ppl_model *m, const char *dir) {
+  if (!m) return NULL;
+  const char *volatile text = NULL;
+  GcGuard g;
+  gc_ensure_thread();
+  if (m->retired) {
+    retired(m, "ppl_model_motifs");
+    return NULL;
+  }
+  if (!gc_guard_enter(&g, setjmp(g.jb))) {
+    out_of_memory(m->ctx, m, *(volatile size_t *)&g.bytes);
+    return NULL;
+  }
+  const char *t = NULL;
+  if (model_motifs_(m, dir, &t) == PPL_OK) text = t;
+  gc_guard_leave(&g);
+  return text;
+}
+
+const char *ppl_default_proposals_dir(void) {
+  gc_ensure_thread();
+  return motif_default_dir();
+}
+
+ppl_status ppl_learn_proposals(ppl_model *m, const ppl_learn_options *o, int *ntrained) {
+  GUARDED_MODEL(m, "ppl_learn_proposals", learn_proposals_(m, o, ntrained));
 }
 
 /* The text accessors: NULL on failure, as before. */

@@ -36,6 +36,11 @@ static const char usage_text[] =
     "                            (without --data: sizes as declared, 'vector[N]');\n"
     "                            --deps: the latents' dependency graph as well;\n"
     "                            --load: the choice for a run with that trained file\n"
+    "  learn-proposals MODEL.ppl [--data F] [--motif SIG] [--out DIR] [--steps N] [--seed N]\n"
+    "                            train a learned MH proposal for each motif of the\n"
+    "                            program (or SIG) on simulations of the motif, into the\n"
+    "                            library DIR (default $XDG_DATA_HOME/ppl/proposals) that\n"
+    "                            'run --engine lmh --proposals DIR' reads\n"
     "  ir MODEL.ppl              print the intermediate representation\n"
     "  ir --llvm MODEL.ppl [--data F]\n"
     "                            print the optimised LLVM IR of the compiled log density\n"
@@ -69,7 +74,7 @@ static const char usage_text[] =
 
 /* The command's own options; the rest come from the engines' tables. */
 static const char *const cli_valued[] = {"data", "engine", "output", "summary", "include", "exclude",
-                                         "save", NULL};
+                                         "save", "out", "motif", "steps", NULL};
 
 /* The table entry of option name (common or any engine's), or 0. */
 static int find_option(const char *name, ppl_option_info *out) {
@@ -286,6 +291,7 @@ static int report(ppl_context *ctx) {
 typedef struct Args {
   const char *cmd, *model, *data, *engine, *output, *summary;
   const char *save, *load; /* train --save FILE; --load FILE (also set in ro) */
+  const char *out, *motif, *steps, *proposals; /* learn-proposals; --proposals DIR */
   int amortize;            /* train --amortize */
   const char *include, *exclude; /* --include / --exclude NAME,... */
   int quiet, llvm, help, markdown, deps, json;
@@ -360,10 +366,17 @@ static int parse_args(int argc, char **argv, Args *a) {
         return usage_error("--save is an option of train (ppl train MODEL.ppl --save FILE); "
                            "%s", "the engines save their fits with --save-params");
       else if (!strcmp(bare, "save")) a->save = val;
+      else if ((!strcmp(bare, "out") || !strcmp(bare, "motif") || !strcmp(bare, "steps")) &&
+               strcmp(a->cmd, "learn-proposals"))
+        return usage_error("%s is an option of learn-proposals", name);
+      else if (!strcmp(bare, "out")) a->out = val;
+      else if (!strcmp(bare, "motif")) a->motif = val;
+      else if (!strcmp(bare, "steps")) a->steps = val;
       else if (ppl_run_set(&a->ro, bare, val) != PPL_OK)
         return usage_error("%s", ppl_run_options_errmsg(&a->ro));
       if (!strcmp(bare, "lm")) ppl_run_set(&a->lm, bare, val);
       if (!strcmp(bare, "load")) a->load = val;
+      if (!strcmp(bare, "proposals")) a->proposals = val;
     } else if (o[0] == '-' && o[1]) {
       return usage_error("unknown option '%s'", o);
     } else if (!a->model) {
@@ -431,6 +444,35 @@ static void catch_sigint(ppl_context *ctx) {
   sa.sa_flags = SA_RESTART; /* writes of the CSV go on */
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
+}
+
+static void learn_progress(void *ctx, const char *motif, long step, long steps, double loss) {
+  (void)ctx;
+  fprintf(stderr, "learn-proposals: %s: step %ld/%ld, loss %.4f\n", motif, step, steps, loss);
+}
+
+/* `ppl learn-proposals MODEL.ppl [--motif SIG] [--out DIR] [--steps N]`: a
+ * proposal network per motif, written into the library directory. */
+static int cmd_learn(ppl_context *ctx, Args *a, ppl_model *m) {
+  ppl_learn_options lo;
+  ppl_learn_options_default(&lo);
+  lo.motif = a->motif;
+  lo.out_dir = a->out ? a->out : a->proposals;
+  lo.seed = a->ro.seed;
+  if (a->steps) {
+    char *end;
+    long v = strtol(a->steps, &end, 10);
+    if (*end || v < 0 || v > 100000000)
+      return usage_error("--steps expects an integer from 0 to 100000000, got '%s'", a->steps);
+    lo.steps = v;
+  }
+  if (a->progress != 0) lo.progress = learn_progress;
+  int n = 0;
+  if (ppl_learn_proposals(m, &lo, &n) != PPL_OK) return report(ctx);
+  if (!a->quiet)
+    printf("learn-proposals: %d proposal%s written to %s\n", n, n == 1 ? "" : "s",
+           lo.out_dir ? lo.out_dir : ppl_default_proposals_dir());
+  return EX_OK;
 }
 
 /* `ppl train MODEL.ppl --data F --save FILE [--amortize] [options]`: one fit
@@ -589,7 +631,7 @@ int main(int argc, char **argv) {
   if (!strcmp(a.cmd, "summary")) return cmd_summary(argc, argv);
   if (!strcmp(a.cmd, "generate")) return cmd_generate(argc, argv);
   if (strcmp(a.cmd, "run") && strcmp(a.cmd, "check") && strcmp(a.cmd, "ir") && strcmp(a.cmd, "exec") &&
-      strcmp(a.cmd, "train"))
+      strcmp(a.cmd, "train") && strcmp(a.cmd, "learn-proposals"))
     return usage_error("unknown command '%s'", a.cmd);
   ppl_run_options_default(&a.ro);
   ppl_run_options_default(&a.lm);
@@ -635,11 +677,18 @@ int main(int argc, char **argv) {
     rc = cmd_train(ctx, &a, m);
     goto done;
   }
+  if (!strcmp(a.cmd, "learn-proposals")) {
+    rc = cmd_learn(ctx, &a, m);
+    goto done;
+  }
 
   if (!strcmp(a.cmd, "check")) {
     const char *text = ppl_model_analysis(m);
     const char *name, *why = NULL;
-    if (text && a.load) { /* the choice for a run with the trained file */
+    /* the learned-proposal motifs, when the program has any (engine lmh) */
+    const char *motifs = text ? ppl_model_motifs(m, a.proposals) : NULL;
+    if (motifs && !strstr(motifs, "\n  finite->")) motifs = NULL;
+    if (text && (a.load || motifs)) { /* the choice for a run with the trained file */
       ppl_run_options ro = a.ro;
       ro.engine = a.engine;
       if (ppl_run_engine(m, &ro, &name, &why) != PPL_OK) {
@@ -652,6 +701,7 @@ int main(int argc, char **argv) {
     else if (why && last) printf("%.*s\nengine: %s\n", (int)(last - text), text, why);
     else fputs(text, stdout);
     if (text && a.deps) fputs(ppl_model_dependencies(m), stdout);
+    if (motifs) fputs(motifs, stdout);
     goto done;
   }
 

@@ -549,6 +549,39 @@ typedef struct ppl_train_info {
 ppl_status ppl_train(ppl_model *m, const ppl_run_options *o, const char *save_path,
                      ppl_train_info *info);
 
+/* ---- learned MCMC proposals (engine lmh) ------------------------------ */
+
+/* The model's motifs (docs/engines.md, "lmh"): its blocks in one run from the
+ * prior, probed, by signature, and whether the library directory dir (NULL:
+ * the default, $XDG_DATA_HOME/ppl/proposals or ~/.local/share/ppl/proposals)
+ * has a trained proposal for each; lines for `ppl check`:
+ *   motifs: 12 blocks
+ *     finite->normal(mu): 12 blocks (z[1] ...), trained proposal in DIR
+ * NULL on failure (ppl_errmsg): the program's errors, an unreadable proposal. */
+const char *ppl_model_motifs(ppl_model *m, const char *dir);
+/* That default library directory (NULL when neither variable is set). */
+const char *ppl_default_proposals_dir(void);
+
+typedef struct ppl_learn_options {
+  const char *motif;   /* train this signature only (NULL: every motif of the model) */
+  const char *out_dir; /* the library directory written (NULL: the default); made if missing */
+  long steps;          /* Adam steps per motif (default 1500; 0 keeps the random weights) */
+  int batch;           /* simulated motifs per step (default 64) */
+  uint64_t seed;       /* default 1: the same seed writes the same files */
+  /* called every 100 steps and at the end of each motif (NULL: none) */
+  void (*progress)(void *ctx, const char *motif, long step, long steps, double loss);
+  void *progress_ctx;
+} ppl_learn_options;
+void ppl_learn_options_default(ppl_learn_options *o);
+/* Train a proposal network for each motif of the model (or o->motif) on
+ * simulations of the motif with parameters from a broad meta-training
+ * distribution, and write each to the library (one safetensors file per
+ * signature, metadata "kind": "lmh", "signature").  *ntrained (may be NULL)
+ * gets how many were written.  Errors: a signature this version cannot
+ * train, a model without motifs (PPL_ERR_USAGE), an unwritable directory
+ * (PPL_ERR_IO). */
+ppl_status ppl_learn_proposals(ppl_model *m, const ppl_learn_options *o, int *ntrained);
+
 /* ---- draws read back from CSV files ------------------------------------ */
 
 /* A result from CSV files in CmdStan's layout, one file a chain, as `ppl

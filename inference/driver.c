@@ -1081,6 +1081,9 @@ RunResult *driver_result(const DriverDraws *dd) {
       .planned_draws = dd->planned_draws,
       .planned_chains = dd->planned_chains,
       .vi = rr->vi,
+      .nnotes = dd->notes ? m : 0,
+      .notes = (const char *const *)dd->notes,
+      .note_chains = dd->chain_ids,
   };
   rr->summary_text = summary_table(&rr->sr, rr->ncols, rr->labels, rr->stats);
   /* the engines' own remarks (divergences, tree depth ...), chain by chain */

@@ -19,7 +19,7 @@
 #include "svi.h"
 #include "trace.h"
 
-static const EngineVT *const engines[] = {&engine_prior, &engine_is, &engine_mh, &engine_smc, &engine_pgibbs, &engine_nuts, &engine_hmc, &engine_advi, &engine_svi, &engine_amortized, &engine_steer, NULL};
+static const EngineVT *const engines[] = {&engine_prior, &engine_is, &engine_mh, &engine_lmh, &engine_smc, &engine_pgibbs, &engine_nuts, &engine_hmc, &engine_advi, &engine_svi, &engine_amortized, &engine_steer, NULL};
 
 const EngineVT *const *engine_all(void) { return engines; }
 

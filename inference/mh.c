@@ -72,6 +72,10 @@ typedef struct MhState {
   double stop_scale;  /* tempering of the stop event (smc); 1 = none */
   double cur_stop_lp; /* the accepted trace's untempered stop event density */
   const char *only; /* propose only at this choice (particle Gibbs), or NULL */
+  /* choices the sweeps leave to another kernel (lmh's learned moves): sites
+     are drawn among the others' (NULL: none) */
+  bool (*skip)(void *ctx, const char *addr);
+  void *skip_ctx;
   bool block;       /* the `block` option: a joint move after each sweep */
   MhBlockRw rw;     /* its scale (adapted in warmup towards MH_BLOCK_ACCEPT) */
   long block_n;
@@ -254,6 +258,30 @@ static void choose_kernel(MhState *s, const TraceChoice *c, int local, Proposal 
   }
 }
 
+/* The sites a sweep draws from: all but the skipped choices'. */
+static long eligible_sites(const MhState *s, const Trace *t) {
+  if (!s->skip) return t->nsites;
+  long n = 0;
+  for (int i = 0; i < t->n; i++)
+    if (!s->skip(s->skip_ctx, t->c[i].addr)) n += t->c[i].nsites;
+  return n;
+}
+
+/* Site number `site` among the eligible ones of t. */
+static int eligible_site(const MhState *s, const Trace *t, long site, int *local) {
+  if (!s->skip) return trace_site(t, site, local);
+  for (int i = 0; i < t->n; i++) {
+    if (s->skip(s->skip_ctx, t->c[i].addr)) continue;
+    if (site < t->c[i].nsites) {
+      *local = (int)site;
+      return i;
+    }
+    site -= t->c[i].nsites;
+  }
+  *local = 0;
+  return 0;
+}
+
 /* One proposal from the current trace. False only for internal errors. */
 static bool mh_one(MhState *s, bool warmup, bool *accepted, Diag *fatal) {
   Trace *cur = s->cur;
@@ -267,8 +295,8 @@ static bool mh_one(MhState *s, bool warmup, bool *accepted, Diag *fatal) {
     }
     local = (int)rng_int(&s->rng, 0, c->nsites - 1);
   } else {
-    long site = (long)rng_int(&s->rng, 0, cur->nsites - 1);
-    c = &cur->c[trace_site(cur, site, &local)];
+    long site = (long)rng_int(&s->rng, 0, eligible_sites(s, cur) - 1);
+    c = &cur->c[eligible_site(s, cur, site, &local)];
   }
   Proposal p;
   choose_kernel(s, c, local, &p);
@@ -300,6 +328,12 @@ static bool mh_one(MhState *s, bool warmup, bool *accepted, Diag *fatal) {
     if (nc && a > -INFINITY) /* the site was chosen within this choice, not the trace */
       a += log((double)nt->nsites) - log((double)cur->nsites) + log((double)c->nsites) -
            log((double)nc->nsites);
+    if (!s->only && s->skip && a > -INFINITY) { /* the site was one of the eligible ones */
+      long en = eligible_sites(s, nt);
+      a = en > 0 ? a + log((double)nt->nsites) - log((double)cur->nsites) +
+                       log((double)eligible_sites(s, cur)) - log((double)en)
+                 : -INFINITY;
+    }
   }
   *accepted = log(rng_uniform(&s->rng)) < a;
   if (*accepted) {
@@ -510,13 +544,13 @@ static bool mh_step(void *state, bool warmup, Draw *out, Diag *d) {
   MhState *s = state;
   long n = s->sweep, acc = 0;
   if (warmup) {
-    n = s->cur->nsites;
+    n = eligible_sites(s, s->cur);
     s->sites_sum += (double)n;
     s->sites_n++;
     s->sweep = lround(s->sites_sum / (double)s->sites_n);
     if (s->sweep < 1 && n > 0) s->sweep = 1;
   }
-  for (long i = 0; i < n && s->cur->nsites > 0; i++) {
+  for (long i = 0; i < n && eligible_sites(s, s->cur) > 0; i++) {
     bool ok;
     if (!mh_one(s, warmup, &ok, d)) return false;
     acc += ok;
@@ -602,6 +636,29 @@ bool mh_mover_move_at(MhMover *m, const char *addr, bool adapt, Trace **cur, Int
   *cur = s->cur;
   *st = s->cur_st;
   return true;
+}
+
+/* Engine lmh composes engine mh's sweeps with its block moves on one chain
+   state: it reads and replaces the state's current trace between them. */
+MhMover *mh_mover_of_state(void *mh_state) { return mh_state; }
+
+void mh_mover_current(const MhMover *m, Trace **cur, InterpState **st, uint64_t *model_seed) {
+  const MhState *s = (const MhState *)m;
+  *cur = s->cur;
+  *st = s->cur_st;
+  if (model_seed) *model_seed = s->model_seed;
+}
+
+void mh_mover_set_skip(MhMover *m, bool (*skip)(void *ctx, const char *addr), void *ctx) {
+  MhState *s = (MhState *)m;
+  s->skip = skip;
+  s->skip_ctx = ctx;
+}
+
+void mh_mover_set_current(MhMover *m, Trace *cur, InterpState *st) {
+  MhState *s = (MhState *)m;
+  s->cur = cur;
+  s->cur_st = st;
 }
 
 static void mh_free(void *state) { (void)state; /* GC memory */ }

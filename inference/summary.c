@@ -296,6 +296,16 @@ static json_t *sm_doc(const SummaryRun *run, int ncols, const char *const *label
     json_object_set_new(root, "log_evidence", le);
   }
   if (run->vi) json_object_set_new(root, "vi", sm_vi_json(run->vi));
+  json_t *notes = json_array();
+  for (int c = 0; c < run->nnotes; c++)
+    if (run->notes[c] && *run->notes[c]) {
+      json_t *o = json_object();
+      json_object_set_new(o, "chain", json_integer(run->note_chains ? run->note_chains[c] : c + 1));
+      json_object_set_new(o, "note", json_string(run->notes[c]));
+      json_array_append_new(notes, o);
+    }
+  if (json_array_size(notes)) json_object_set_new(root, "notes", notes);
+  else json_decref(notes);
   json_object_set_new(root, "interrupted", json_boolean(run->planned_draws > 0));
   json_t *warns = json_array();
   for (int i = 0; i < run->nwarnings; i++) {

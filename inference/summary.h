@@ -68,6 +68,12 @@ typedef struct SummaryRun {
   double pareto_k;
   /* Variational runs: the fit and its diagnostics; NULL for the others. */
   const SummaryVi *vi;
+  /* The engines' remarks per chain (EngineVT.chain_notes; NULL or "" =
+     none), in the JSON's "notes" when any chain has one: lmh's acceptance
+     rates per motif, for instance. */
+  int nnotes;
+  const char *const *notes;
+  const int *note_chains;    /* their chain numbers (1-based) */
 } SummaryRun;
 
 /* The warnings as the table prints them ("" when none): for the CLI to show

@@ -199,6 +199,17 @@ double mh_mover_stop_lp(const MhMover *m);
 bool mh_mover_move_at(MhMover *m, const char *addr, bool adapt, Trace **cur, InterpState **st,
                       bool *accepted, Diag *fatal);
 
+/* Engine mh's chain state (from engine_mh.init) seen as a mover, and its
+ * current trace, state and model seed: engine lmh runs its block moves on the
+ * trace between mh's sweeps (engine_mh.step). */
+MhMover *mh_mover_of_state(void *mh_state);
+void mh_mover_current(const MhMover *m, Trace **cur, InterpState **st, uint64_t *model_seed);
+void mh_mover_set_current(MhMover *m, Trace *cur, InterpState *st);
+/* The sweeps of engine mh's step draw their sites among the choices skip
+ * does not claim (a fixed function of the address; the MH ratio carries the
+ * eligible site counts). */
+void mh_mover_set_skip(MhMover *m, bool (*skip)(void *ctx, const char *addr), void *ctx);
+
 /* ---- block proposals (mh.c) ---- */
 
 /* A proposal over several addresses at once: propose() fills b (addresses of
@@ -235,7 +246,7 @@ TraceBlockProposal mh_block_rw(MhBlockRw *rw);
 
 /* ---- the trace-based engines (prior.c, is.c, mh.c), listed by engine.c ---- */
 
-extern const EngineVT engine_prior, engine_is, engine_mh, engine_smc, engine_pgibbs;
+extern const EngineVT engine_prior, engine_is, engine_mh, engine_smc, engine_pgibbs, engine_lmh;
 /* One forward run of the whole program (latents from the prior, generated
  * block included) filling out->outputs; shared by prior and is.  NULL + d on
  * error. */

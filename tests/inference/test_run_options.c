@@ -104,8 +104,8 @@ static void test_listing(void) {
   const char *summary = NULL;
   bool summaries = true;
   while (ppl_engine_name(ne, &summary)) summaries &= summary && *summary, ne++;
-  tap_ok(ne == 11 && summaries && !strcmp(ppl_engine_name(0, NULL), "prior"),
-         "11 engines listed with summaries");
+  tap_ok(ne == 12 && summaries && !strcmp(ppl_engine_name(0, NULL), "prior"),
+         "12 engines listed with summaries");
   ppl_option_info info[16];
   int n = ppl_engine_options(NULL, info, 16);
   tap_ok(n == 13 && !strcmp(info[0].name, "chains") && !strcmp(info[0].type, "int") &&
@@ -138,7 +138,7 @@ static void test_check(void) {
               "continuous model compiles (%s)", ppl_errmsg(ctx)))
     return;
   const char *an = ppl_model_analysis(m);
-  tap_ok(an && strstr(an, "engines that can run it: prior, is, mh, smc, pgibbs, nuts, hmc, advi, steer\nengine: nuts"),
+  tap_ok(an && strstr(an, "engines that can run it: prior, is, mh, lmh, smc, pgibbs, nuts, hmc, advi, steer\nengine: nuts"),
          "ppl check lists the engines whose traits fit");
   ppl_run_options ro;
   ppl_run_options_default(&ro);

@@ -120,7 +120,7 @@ static void test_init(const char *tmp) {
   ro.engine = "smc";
   ppl_run_set(&ro, "init", path);
   tap_ok(ppl_run_check(m, &ro) == PPL_ERR_USAGE &&
-             !strcmp(ppl_errmsg(ctx), "engine 'smc' cannot start from initial values: --init FILE applies to mh, nuts, hmc, advi"),
+             !strcmp(ppl_errmsg(ctx), "engine 'smc' cannot start from initial values: --init FILE applies to mh, lmh, nuts, hmc, advi"),
          "an engine without initial values says so: %s", ppl_errmsg(ctx));
   ppl_run_options_free(&ro);
   ppl_model_free(m);

@@ -1,0 +1,174 @@
+/* lmh_bench.c — engine lmh (learned block proposals) against single-site mh,
+ * in one run, on the two families of the issue:
+ *
+ *   1. binary grid Bayesian networks with random conditional tables
+ *      (tests/lmh/grid_bn.ppl, 4 x 4: exact marginals by enumeration of
+ *      2^16 states): the mean absolute error of the 16 marginals against
+ *      iterations and CPU seconds, and the mean ESS of the nodes per second;
+ *   2. a Gaussian mixture (tests/lmh/mixk.ppl, K = 5, N = 60; assignments
+ *      z[n] and component means mu, nuts cannot run it: the z are discrete):
+ *      ESS per CPU second of the component means (the smallest over k) and
+ *      of the uncertain assignments.
+ *
+ * The proposals are trained once (1500 Adam steps, seed 1) on the K = 3
+ * mixture and on the 3 x 3 grid, so both runs reuse proposals trained on
+ * other programs.  CPU time of the process (one thread), so other work on a
+ * shared machine slows both sides alike.  Not a test: it prints a table
+ * (docs/engines.md quotes it).
+ *
+ *   lmh_bench [SOURCE_ROOT]   (default .)
+ */
+#include <time.h>
+
+#include "lmh/lmh_util.h"
+
+static double cpu_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static ppl_result *run(ppl_model *m, const char *engine, const char *lib, int chains, int warmup,
+                       int draws, double *secs) {
+  ppl_run_options ro;
+  ppl_run_options_default(&ro);
+  ro.engine = engine;
+  ro.chains = chains;
+  ro.warmup = warmup;
+  ro.draws = draws;
+  ppl_run_set(&ro, "threads", "1");
+  ro.seed = 2026;
+  if (lib) ppl_run_set(&ro, "proposals", lib);
+  ppl_result *r = NULL;
+  double t0 = cpu_now();
+  if (ppl_run(m, &ro, &r) != PPL_OK) fprintf(stderr, "lmh_bench: %s failed\n", engine);
+  *secs = cpu_now() - t0;
+  ppl_run_options_free(&ro);
+  return r;
+}
+
+static double col_stat(ppl_result *r, const char *col, double *mean) {
+  ppl_summary s;
+  int c = ppl_result_column_index(r, col);
+  if (c < 0 || ppl_result_summary(r, c, &s) != PPL_OK) return NAN;
+  if (mean) *mean = s.mean;
+  return s.ess_bulk;
+}
+
+static void bench_grid(ppl_context *ctx, const char *lib) {
+  Grid g;
+  grid_make(&g, 4, 4, 5);
+  double p[GRID_MAX * GRID_MAX];
+  grid_marginals(&g, p);
+  char *js = grid_json(&g);
+  ppl_model *m = lmh_model(ctx, "grid_bn.ppl", js);
+  free(js);
+  if (!m) return;
+  printf("\n1. grid network 4 x 4 (16 binary nodes, 4 bits seen), 2 chains, warmup 100:\n");
+  printf("  %-6s %7s %9s %11s %14s\n", "engine", "draws", "CPU s", "mean |err|", "mean ESS/s");
+  static const int draws[] = {100, 300, 1000, 3000};
+  double esss[2][4];
+  for (int d = 0; d < 4; d++)
+    for (int e = 0; e < 2; e++) {
+      const char *eng = e ? "mh" : "lmh";
+      double secs;
+      ppl_result *r = run(m, eng, e ? NULL : lib, 2, 100, draws[d], &secs);
+      if (!r) continue;
+      double err = 0, ess = 0;
+      for (int k = 0; k < 16; k++) {
+        char col[16];
+        double mean = NAN;
+        snprintf(col, sizeof col, "x[%d,%d]", k / 4 + 1, k % 4 + 1);
+        ess += col_stat(r, col, &mean) / 16;
+        err += fabs(mean - p[k]) / 16;
+      }
+      esss[e][d] = ess / secs;
+      printf("  %-6s %7d %9.2f %11.4f %14.0f\n", eng, draws[d], secs, err, ess / secs);
+      ppl_result_free(r);
+    }
+  printf("  ESS/s lmh / mh: %.2f (100), %.2f (300), %.2f (1000), %.2f (3000 draws)\n",
+         esss[0][0] / esss[1][0], esss[0][1] / esss[1][1], esss[0][2] / esss[1][2],
+         esss[0][3] / esss[1][3]);
+  ppl_model_free(m);
+}
+
+static const char *mix_json(int K, int N) {
+  static char buf[16384];
+  size_t n = (size_t)snprintf(buf, sizeof buf, "{\"N\": %d, \"K\": %d, \"w\": [", N, K);
+  for (int k = 0; k < K; k++) n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%.17g", k ? ", " : "", 1.0 / K);
+  n += (size_t)snprintf(buf + n, sizeof buf - n, "], \"m0\": [");
+  for (int k = 0; k < K; k++) n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%d", k ? ", " : "", 4 * k);
+  n += (size_t)snprintf(buf + n, sizeof buf - n, "], \"y\": [");
+  for (int i = 0; i < N; i++)
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%.2f", i ? ", " : "", 4.0 * (i % K) - 2 + 0.5 * (i % 9));
+  snprintf(buf + n, sizeof buf - n, "]}");
+  return buf;
+}
+
+static void bench_mix(ppl_context *ctx, const char *lib) {
+  int K = 5, N = 60;
+  ppl_model *m = lmh_model(ctx, "mixk.ppl", mix_json(K, N));
+  if (!m) return;
+  printf("\n2. Gaussian mixture K = %d, N = %d, 2 chains, warmup 200, 1000 draws:\n", K, N);
+  printf("  %-6s %9s %14s %16s %18s\n", "engine", "CPU s", "min ESS mu", "min ESS mu / s",
+         "mean ESS z / s");
+  double ratio[2][2];
+  for (int e = 0; e < 2; e++) {
+    const char *eng = e ? "mh" : "lmh";
+    double secs;
+    ppl_result *r = run(m, eng, e ? NULL : lib, 2, 200, 1000, &secs);
+    if (!r) continue;
+    double emu = INFINITY, ez = 0;
+    int nz = 0;
+    for (int k = 1; k <= K; k++) {
+      char col[16];
+      snprintf(col, sizeof col, "mu[%d]", k);
+      emu = fmin(emu, col_stat(r, col, NULL));
+    }
+    for (int i = 1; i <= N; i++) {
+      char col[16];
+      ppl_summary s;
+      snprintf(col, sizeof col, "z[%d]", i);
+      int c = ppl_result_column_index(r, col);
+      if (c >= 0 && ppl_result_summary(r, c, &s) == PPL_OK && s.sd > 0.1 && isfinite(s.ess_bulk))
+        ez += s.ess_bulk, nz++;
+    }
+    ez = nz ? ez / nz : NAN;
+    ratio[e][0] = emu / secs, ratio[e][1] = ez / secs;
+    printf("  %-6s %9.2f %14.0f %16.0f %18.0f\n", eng, secs, emu, emu / secs, ez / secs);
+    ppl_result_free(r);
+  }
+  printf("  ESS/s lmh / mh: component means %.2f, uncertain assignments %.2f (nuts: not applicable, "
+         "the z are discrete)\n", ratio[0][0] / ratio[1][0], ratio[0][1] / ratio[1][1]);
+  ppl_model_free(m);
+}
+
+int main(int argc, char **argv) {
+  const char *root = argc > 1 ? argv[1] : ".";
+  char dir[1024];
+  snprintf(dir, sizeof dir, "%s/tests/lmh", root);
+  lmh_dir = dir;
+  ppl_context *ctx = ppl_context_new(NULL);
+  char *lib = lmh_tmpdir();
+  /* proposals trained on other programs: the K = 3 mixture, the 3 x 3 grid */
+  double t0 = cpu_now();
+  ppl_model *m3 = lmh_model(ctx, "mixk.ppl", mix_json(3, 12));
+  Grid g;
+  grid_make(&g, 3, 3, 1);
+  char *js = grid_json(&g);
+  ppl_model *g3 = lmh_model(ctx, "grid_bn.ppl", js);
+  free(js);
+  if (!m3 || !g3 || lmh_learn(m3, lib, 1500, 1) != 1 || lmh_learn(g3, lib, 1500, 1) != 1) {
+    fprintf(stderr, "lmh_bench: training failed: %s\n", ppl_errmsg(ctx));
+    return 1;
+  }
+  printf("trained 2 proposals (1500 steps each) in %.1f CPU s\n", cpu_now() - t0);
+  ppl_model_free(m3), ppl_model_free(g3);
+  bench_grid(ctx, lib);
+  bench_mix(ctx, lib);
+  ppl_context_free(ctx);
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", lib);
+  if (system(cmd) != 0) fprintf(stderr, "lmh_bench: could not remove %s\n", lib);
+  return 0;
+}

@@ -1,0 +1,452 @@
+/* lmh.c — engine lmh: Metropolis–Hastings within Gibbs with learned block
+ * proposals (inference/motif.h; Wang, Wu, Moore & Russell 2018).
+ *
+ * One step: every block of the current trace whose motif has a trained
+ * proposal in the library gets one independence move from its network --
+ * the K candidate traces are the probe's replays, the proposal's log q enters
+ * the MH ratio, so the chain is exact however poor the network -- and then
+ * engine mh's sweep of single-site moves (its state, warmup adaptation and
+ * draw reporting are reused as they are: engine_mh.init / step) moves
+ * the continuous latents and the blocks without a proposal (the sweeps
+ * draw their sites among the choices the learned moves do not cover).
+ *
+ * The blocks are found per distinct structure of the trace (its addresses)
+ * and cached, so programs whose latents change between runs re-detect only
+ * when a new structure appears.  A block's move is skipped (a valid kernel
+ * choice: it depends on the blanket, which forward and reverse moves share)
+ * when its probe finds another signature than the cached one.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "motif.h"
+#include "trace.h"
+
+typedef struct LmhBlock {
+  const char *addr;
+  int elem;
+  const char *sig;        /* NULL: not a motif */
+  const MotifNet *net;    /* NULL: no trained proposal */
+} LmhBlock;
+
+typedef struct LmhStructure {
+  uint64_t key;           /* hash of the trace's addresses and sizes */
+  int n;
+  LmhBlock *b;
+  /* the blocks with trained proposals in groups whose blankets do not meet
+     (motif_groups): each group's features come from K runs a step */
+  int ngroups;
+  int *gsize;             /* per group: its blocks */
+  MotifProbe **gprobe;    /* [group][i] */
+  int **gidx;             /* [group][i]: index in b */
+} LmhStructure;
+
+typedef struct LmhStat {
+  const char *sig;
+  bool trained;
+  long blocks;            /* in the last structure seen */
+  long prop, acc;         /* moves after warmup */
+} LmhStat;
+
+typedef struct LmhState {
+  void *mh;               /* engine mh's state: single-site sweeps and the draw */
+  MhMover *mv;
+  const Interp *in;
+  int chain;
+  Rng rng;
+  uint64_t model_seed;
+  MotifLib *lib;
+  const char *dir;
+  Tape *tape;
+  LmhStructure *st;
+  int nst, stcap;
+  LmhStat *stats;
+  int nstats, statcap;
+  const char *other;      /* a block that is no motif, and why (for the notes) */
+  long nother;
+  /* choices whose every element has a learned move: engine mh's sweeps
+     leave them out.  Once covered, an address stays covered (in a program
+     of fixed structure this is settled at the first step); in a structure
+     where it has no learned move, lmh_step gives it single-site moves */
+  const char **covered;   /* open addressing; NULL = empty */
+  int ccap, cn;
+} LmhState;
+
+static uint64_t structure_key(const Trace *t) {
+  uint64_t h = 1469598103934665603ull;
+  for (int i = 0; i < t->n; i++) {
+    for (const char *p = t->c[i].addr; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h = (h ^ (uint64_t)(unsigned)t->c[i].numel ^ 0xff00u) * 1099511628211ull;
+  }
+  return h;
+}
+
+static LmhStat *stat_of(LmhState *s, const char *sig) {
+  for (int i = 0; i < s->nstats; i++)
+    if (!strcmp(s->stats[i].sig, sig)) return &s->stats[i];
+  if (s->nstats == s->statcap) {
+    s->statcap = s->statcap ? 2 * s->statcap : 4;
+    LmhStat *a = gc_alloc(sizeof(LmhStat) * (size_t)s->statcap);
+    if (s->nstats) memcpy(a, s->stats, sizeof(LmhStat) * (size_t)s->nstats);
+    s->stats = a;
+  }
+  LmhStat *t = &s->stats[s->nstats++];
+  memset(t, 0, sizeof *t);
+  t->sig = sig;
+  return t;
+}
+
+static uint64_t str_hash(const char *p) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+  return h;
+}
+
+static bool lmh_covers(void *ctx, const char *addr) {
+  const LmhState *s = ctx;
+  if (!s->ccap) return false;
+  size_t mask = (size_t)s->ccap - 1;
+  for (size_t j = str_hash(addr) & mask; s->covered[j]; j = (j + 1) & mask)
+    if (!strcmp(s->covered[j], addr)) return true;
+  return false;
+}
+
+static void cover(LmhState *s, const char *addr) {
+  if (lmh_covers(s, addr)) return;
+  if (2 * (s->cn + 1) > s->ccap) {
+    int cap = s->ccap ? 2 * s->ccap : 16;
+    const char **t = gc_alloc(sizeof(char *) * (size_t)cap);
+    for (int i = 0; i < s->ccap; i++) {
+      if (!s->covered[i]) continue;
+      size_t j = str_hash(s->covered[i]) & (size_t)(cap - 1);
+      while (t[j]) j = (j + 1) & (size_t)(cap - 1);
+      t[j] = s->covered[i];
+    }
+    s->covered = t;
+    s->ccap = cap;
+  }
+  size_t j = str_hash(addr) & (size_t)(s->ccap - 1);
+  while (s->covered[j]) j = (j + 1) & (size_t)(s->ccap - 1);
+  s->covered[j] = addr;
+  s->cn++;
+}
+
+/* The blocks of cur's structure, probed once per structure. */
+static LmhStructure *structure_of(LmhState *s, const Trace *cur, Diag *d) {
+  uint64_t key = structure_key(cur);
+  for (int i = 0; i < s->nst; i++)
+    if (s->st[i].key == key) return &s->st[i];
+  MotifSite *sites;
+  int n = motif_sites(cur, &sites);
+  LmhStructure ns = {.key = key, .n = n, .b = gc_alloc(sizeof(LmhBlock) * (size_t)(n + 1))};
+  for (int i = 0; i < s->nstats; i++) s->stats[i].blocks = 0;
+  MotifProbe *probes = gc_alloc(sizeof(MotifProbe) * (size_t)(n + 1));
+  for (int i = 0; i < n; i++) {
+    MotifProbe p;
+    if (!motif_probe(s->in, s->model_seed, (uint64_t)s->chain, cur, sites[i].addr, sites[i].elem,
+                     &s->rng, &p, d))
+      return NULL;
+    probes[i] = p;
+    LmhBlock *b = &ns.b[i];
+    b->addr = sites[i].addr;
+    b->elem = sites[i].elem;
+    b->sig = p.sig;
+    if (!p.sig) {
+      if (!s->other) s->other = gc_printf("%s: %s", b->addr, p.why);
+      s->nother++;
+      continue;
+    }
+    const char *err;
+    b->net = motif_lib_get(s->lib, p.sig, &err);
+    if (err) {
+      diag_error(d, DIAG_USAGE, (SrcPos){0}, "lmh: %s", err);
+      return NULL;
+    }
+    LmhStat *t = stat_of(s, p.sig);
+    t->trained = b->net != NULL;
+    t->blocks++;
+  }
+  if (s->nst == s->stcap) {
+    s->stcap = s->stcap ? 2 * s->stcap : 4;
+    LmhStructure *a = gc_alloc(sizeof(LmhStructure) * (size_t)s->stcap);
+    if (s->nst) memcpy(a, s->st, sizeof(LmhStructure) * (size_t)s->nst);
+    s->st = a;
+  }
+  /* groups of the blocks with networks, of one K each */
+  int nn = 0, *which = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+  MotifProbe *keep = gc_alloc(sizeof(MotifProbe) * (size_t)(n + 1));
+  for (int i = 0; i < n; i++)
+    if (ns.b[i].net) which[nn] = i, keep[nn++] = probes[i];
+  int *grp = gc_alloc_atomic(sizeof(int) * (size_t)(nn + 1));
+  if (nn) motif_groups(nn, keep, grp);
+  /* split each colour by K and values: one batch runs one K */
+  ns.gsize = gc_alloc_atomic(sizeof(int) * (size_t)(nn + 1));
+  ns.gprobe = gc_alloc(sizeof(MotifProbe *) * (size_t)(nn + 1));
+  ns.gidx = gc_alloc(sizeof(int *) * (size_t)(nn + 1));
+  int *gcol = gc_alloc_atomic(sizeof(int) * (size_t)(nn + 1));
+  for (int i = 0; i < nn; i++) {
+    int h = 0;
+    while (h < ns.ngroups && !(gcol[h] == grp[i] && ns.gprobe[h][0].K == keep[i].K &&
+                               ns.gprobe[h][0].lo == keep[i].lo))
+      h++;
+    if (h == ns.ngroups) {
+      ns.gprobe[h] = gc_alloc(sizeof(MotifProbe) * (size_t)(nn + 1));
+      ns.gidx[h] = gc_alloc_atomic(sizeof(int) * (size_t)(nn + 1));
+      gcol[h] = grp[i];
+      ns.ngroups++;
+    }
+    ns.gprobe[h][ns.gsize[h]] = keep[i];
+    ns.gidx[h][ns.gsize[h]++] = which[i];
+  }
+  /* a choice is covered when all its elements have learned moves; the
+     decision stays with the address (the sweeps' site choice must be a fixed
+     function of addresses for the MH ratio to hold) */
+  for (int i = 0, j; i < n; i = j) {
+    bool all = true;
+    for (j = i; j < n && !strcmp(ns.b[j].addr, ns.b[i].addr); j++) all = all && ns.b[j].net;
+    const TraceChoice *c = trace_find(cur, ns.b[i].addr);
+    if (all && c && j - i == c->numel) cover(s, ns.b[i].addr);
+  }
+  s->st[s->nst] = ns;
+  return &s->st[s->nst++];
+}
+
+/* One learned independence move of block b from (*cur, *ist). */
+static bool lmh_move(LmhState *s, const LmhBlock *b, bool warmup, Trace **cur, InterpState **ist,
+                     Diag *d) {
+  MotifProbe p;
+  if (!motif_probe(s->in, s->model_seed, (uint64_t)s->chain, *cur, b->addr, b->elem, &s->rng, &p, d))
+    return false;
+  if (!p.sig || strcmp(p.sig, b->sig)) return true;
+  double logq[MOTIF_MAXK];
+  if (!motif_net_logq(b->net, s->tape, &p, logq)) {
+    diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "lmh: %s", tape_error(s->tape));
+    return false;
+  }
+  double u = rng_uniform(&s->rng), c = 0;
+  int k = p.K - 1;
+  for (int j = 0; j < p.K; j++) {
+    c += exp(logq[j]);
+    if (u < c) {
+      k = j;
+      break;
+    }
+  }
+  while (k > 0 && !p.tr[k]) k--; /* rounding at the top end onto an impossible value */
+  LmhStat *t = stat_of(s, b->sig);
+  bool accepted = true;
+  if (k != p.cur && p.tr[k]) {
+    Value v = val_copy(trace_find(*cur, b->addr)->val);
+    trace_value_set(&v, (size_t)b->elem, p.lo + k);
+    TraceBlock blk = {.n = 1, .addrs = &p.addr, .vals = &v,
+                      .log_q_ratio = logq[p.cur] - logq[k]};
+    double a = trace_block_log_accept(*cur, p.tr[k], &blk, p.block_seen[k], p.fresh_lp[k]);
+    accepted = log(rng_uniform(&s->rng)) < a;
+    if (accepted) {
+      *cur = p.tr[k];
+      *ist = p.st[k];
+    }
+  }
+  if (!warmup) {
+    t->prop++;
+    t->acc += accepted;
+  }
+  return true;
+}
+
+/* A block's move from a proposal already computed (batched features). */
+typedef struct BatchProp {
+  const MotifProbe *p;
+  const double *logq;
+  int from, to;
+} BatchProp;
+
+static bool bp_propose(void *ctx, const Trace *cur, Rng *r, TraceBlock *b, char *err, size_t errsz) {
+  (void)r, (void)err, (void)errsz;
+  const BatchProp *x = ctx;
+  Value v = val_copy(trace_find(cur, x->p->addr)->val);
+  trace_value_set(&v, (size_t)x->p->elem, x->p->lo + x->to);
+  b->n = 1;
+  b->addrs = gc_alloc(sizeof(char *));
+  b->vals = gc_alloc(sizeof(Value));
+  b->addrs[0] = x->p->addr;
+  b->vals[0] = v;
+  b->log_q_ratio = x->logq[x->from] - x->logq[x->to];
+  return true;
+}
+
+/* the same addresses before and after: then the reverse move is this kind */
+static bool bp_check(void *ctx, const Trace *old, const Trace *new_, const TraceBlock *b) {
+  (void)ctx, (void)b;
+  return structure_key(old) == structure_key(new_);
+}
+
+/* One step's moves of a batched structure; *done false when the batch runs
+   could not be used (then block by block). */
+static bool lmh_batch(LmhState *s, LmhStructure *ls, int g, bool warmup, Trace **cur,
+                      InterpState **ist, bool *done, Diag *d) {
+  if (!motif_probe_batch(s->in, s->model_seed, (uint64_t)s->chain, *cur, ls->gsize[g],
+                         ls->gprobe[g], &s->rng, done, d))
+    return false;
+  if (!*done) return true;
+  double logq[MOTIF_MAXK];
+  for (int i = 0; i < ls->gsize[g]; i++) {
+    const MotifProbe *p = &ls->gprobe[g][i];
+    const LmhBlock *b = &ls->b[ls->gidx[g][i]];
+    if (!motif_net_logq(b->net, s->tape, p, logq)) {
+      diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "lmh: %s", tape_error(s->tape));
+      return false;
+    }
+    const TraceChoice *c = trace_find(*cur, p->addr);
+    int from = c ? (int)(trace_value_get(c->val, (size_t)p->elem) - p->lo) : -1;
+    if (from < 0 || from >= p->K) continue;
+    double u = rng_uniform(&s->rng), acc = 0;
+    int to = p->K - 1;
+    for (int k = 0; k < p->K; k++)
+      if (u < (acc += exp(logq[k]))) {
+        to = k;
+        break;
+      }
+    while (to > 0 && !(logq[to] > -INFINITY)) to--;
+    bool accepted = true;
+    if (to != from) {
+      BatchProp x = {p, logq, from, to};
+      TraceBlockProposal bp = {bp_propose, bp_check, &x};
+      double pa;
+      if (!mh_block_move(s->in, &bp, &s->rng, s->model_seed, (uint64_t)s->chain, cur, ist,
+                         &accepted, &pa, d))
+        return false;
+    }
+    if (!warmup) {
+      LmhStat *t = stat_of(s, b->sig);
+      t->prop++;
+      t->acc += accepted;
+    }
+  }
+  return true;
+}
+
+static const char *proposals_dir(const EngineOpts *o) {
+  const OptValue *v = opt_set_get(o ? o->set : NULL, "proposals");
+  return v && v->path ? v->path : motif_default_dir();
+}
+
+static void *lmh_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
+  LmhState *s = gc_alloc(sizeof(LmhState));
+  s->mh = engine_mh.init(in, o, chain, d);
+  if (!s->mh) return NULL;
+  s->mv = mh_mover_of_state(s->mh);
+  s->in = in;
+  s->chain = chain;
+  rng_seed(&s->rng, o->seed ^ 0x6c6d68u, (uint64_t)chain); /* apart from mh's stream */
+  s->dir = proposals_dir(o);
+  s->lib = motif_lib_open(s->dir);
+  s->tape = tape_new();
+  mh_mover_set_skip(s->mv, lmh_covers, s);
+  return s;
+}
+
+static bool lmh_step(void *state, bool warmup, Draw *out, Diag *d) {
+  LmhState *s = state;
+  Trace *cur;
+  InterpState *ist;
+  mh_mover_current(s->mv, &cur, &ist, &s->model_seed);
+  LmhStructure *ls = structure_of(s, cur, d);
+  if (!ls) return false;
+  /* group by group; a group whose batch runs fail is moved block by block */
+  for (int g = 0; g < ls->ngroups; g++) {
+    bool done = false;
+    if (!lmh_batch(s, ls, g, warmup, &cur, &ist, &done, d)) return false;
+    for (int i = 0; i < ls->gsize[g] && !done; i++)
+      if (!lmh_move(s, &ls->b[ls->gidx[g][i]], warmup, &cur, &ist, d)) return false;
+    if (structure_key(cur) != ls->key) break; /* a new structure: next step */
+  }
+  /* a covered address that is no motif in this structure: the sweeps skip
+     it, so it gets its single-site moves here (once per element) */
+  if (structure_key(cur) == ls->key)
+    for (int i = 0; i < ls->n; i++)
+      if (!ls->b[i].net && lmh_covers(s, ls->b[i].addr)) {
+        bool acc;
+        if (!mh_mover_move_at(s->mv, ls->b[i].addr, warmup, &cur, &ist, &acc, d)) return false;
+      }
+  mh_mover_set_current(s->mv, cur, ist);
+  return engine_mh.step(s->mh, warmup, out, d);
+}
+
+/* "learned proposals (DIR): finite->normal(mu) 12 blocks, 24000 moves, 96.5% accepted; ..." */
+static const char *lmh_notes(void *state) {
+  LmhState *s = state;
+  const char *t = gc_printf("learned proposals (%s):", s->dir ? s->dir : "no library directory");
+  if (s->nstats == 0) t = gc_printf("%s no motif found", t);
+  for (int i = 0; i < s->nstats; i++) {
+    const LmhStat *x = &s->stats[i];
+    if (!x->trained)
+      t = gc_printf("%s%s %s %ld block%s, no trained proposal (single-site moves)", t,
+                    i ? ";" : "", x->sig, x->blocks, x->blocks == 1 ? "" : "s");
+    else
+      t = gc_printf("%s%s %s %ld block%s, %ld moves, %.1f%% accepted", t, i ? ";" : "", x->sig,
+                    x->blocks, x->blocks == 1 ? "" : "s", x->prop,
+                    x->prop ? 100.0 * (double)x->acc / (double)x->prop : 0.0);
+  }
+  if (s->nother)
+    t = gc_printf("%s; %ld block%s (over the structures seen) no motif (%s)", t, s->nother,
+                  s->nother == 1 ? "" : "s", s->other);
+  return t;
+}
+
+static void lmh_free(void *state) {
+  LmhState *s = state;
+  if (s && s->mh) engine_mh.free(s->mh);
+}
+
+bool lmh_prefers(const Interp *in, const char *dir, const char **why, Diag *d) {
+  if (!dir) dir = motif_default_dir();
+  if (!dir || access(dir, R_OK) != 0) return false;
+  MotifReport r;
+  Diag dd;
+  diag_init(&dd);
+  if (!motif_detect(in, 1, &r, &dd) || r.n == 0) return false; /* then the usual engine */
+  MotifLib *lib = motif_lib_open(dir);
+  const char *list = "";
+  int blocks = 0;
+  for (int i = 0; i < r.n; i++) {
+    const char *err;
+    if (!motif_lib_get(lib, r.found[i].sig, &err)) {
+      if (err) diag_error(d, DIAG_USAGE, (SrcPos){0}, "%s", err);
+      return false;
+    }
+    list = gc_printf("%s%s%s", list, i ? ", " : "", r.found[i].sig);
+    blocks += r.found[i].blocks;
+  }
+  *why = gc_printf("lmh — %d block%s of motif%s %s with trained proposals in %s: learned block "
+                   "proposals within Metropolis–Hastings, single-site moves elsewhere",
+                   blocks, blocks == 1 ? "" : "s", r.n == 1 ? "" : "s", list, dir);
+  return true;
+}
+
+static const OptSpec lmh_options[] = {
+    {.name = "proposals", .type = OPT_TEXT, .def = "", .arg = "DIR",
+     .help = "lmh: the library of learned proposals ('ppl learn-proposals' writes it); default "
+             "$XDG_DATA_HOME/ppl/proposals, else ~/.local/share/ppl/proposals"},
+    OPT_END,
+};
+
+const EngineVT engine_lmh = {
+    .name = "lmh",
+    .summary = "Metropolis-Hastings within Gibbs with learned block proposals for the "
+               "program's motifs (ppl learn-proposals), single-site moves elsewhere",
+    .nstats = 1,
+    .stat_names = {"accept_stat__"},
+    .random_walk = true,
+    .weighted = false,
+    .uses_warmup = true,
+    .traits = ENGINE_DISCRETE | ENGINE_DYNAMIC | ENGINE_IMPROPER | ENGINE_INITS,
+    .options = {lmh_options},
+    .init = lmh_init,
+    .step = lmh_step,
+    .free = lmh_free,
+    .chain_notes = lmh_notes,
+};

@@ -1,0 +1,855 @@
+/* motif.c — blocks, their Markov blankets found by probing, signatures, and
+ * the proposal networks of learned MH (motif.h): their features, training on
+ * simulated motifs, and their files.
+ *
+ * Why probing rather than the static dependency graph: the graph has one node
+ * per declaration (z and y, not z[3] and y[3]), and which mu a y[n] reads is
+ * decided by z[n]'s value at run time.  Replaying the program with the element
+ * set to each of its values shows exactly which distributions it enters and
+ * how, whatever indexing or control flow the program uses; and the same
+ * replays are the candidate traces of the move, so the proposal costs K runs.
+ */
+#include "motif.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../stdlib/optim.h"
+#include "../stdlib/safetensors.h"
+#include "../stdlib/tensor.h"
+
+#define MOTIF_HIDDEN 32
+#define MOTIF_PROB_EPS 1e-12 /* theta clamped away from 0 and 1 in the features */
+
+/* ---- blocks ---- */
+
+static bool finite_support(const TraceChoice *c, int *K) {
+  if (c->continuous || c->type.base == TY_STRING || c->structured || c->unit_len != 1)
+    return false;
+  if (!isfinite(c->lower) || !isfinite(c->upper)) return false;
+  double k = c->upper - c->lower + 1;
+  if (!(k >= 2 && k <= MOTIF_MAXK)) return false;
+  *K = (int)k;
+  return true;
+}
+
+int motif_sites(const Trace *t, MotifSite **out) {
+  int n = 0, K;
+  for (int i = 0; i < t->n; i++)
+    if (finite_support(&t->c[i], &K)) n += t->c[i].numel;
+  MotifSite *s = gc_alloc(sizeof(MotifSite) * (size_t)(n + 1));
+  int k = 0;
+  for (int i = 0; i < t->n; i++)
+    if (finite_support(&t->c[i], &K))
+      for (int e = 0; e < t->c[i].numel; e++) s[k++] = (MotifSite){t->c[i].addr, e};
+  *out = s;
+  return n;
+}
+
+/* ---- probing: a trace handler that also records every event ---- */
+
+typedef struct PEv {
+  char kind; /* 's'ample, 'o'bserve, 'f'actor */
+  const char *addr;
+  const DistFamily *fam;
+  int np;
+  int pn[DIST_MAX_PARAMS];
+  double *p[DIST_MAX_PARAMS];
+  int xn;
+  double *x;
+} PEv;
+
+typedef struct ProbeHandler {
+  TraceHandler th; /* first: a ProbeHandler* is a Handler* */
+  HandlerResult (*sample)(Handler *, const char *, const DistCall *, Value *, SrcPos, Diag *);
+  HandlerResult (*observe)(Handler *, const DistCall *, Value, SrcPos, Diag *);
+  HandlerResult (*factor)(Handler *, double, SrcPos, Diag *);
+  PEv *ev;
+  int n, cap;
+} ProbeHandler;
+
+static double *flat(Value v, int *n) {
+  size_t m = val_numel(v);
+  double *d = gc_alloc_atomic(sizeof(double) * (m + 1));
+  *n = (int)val_flatten(v, d);
+  return d;
+}
+
+static PEv *push_ev(ProbeHandler *ph, char kind, const DistCall *dc) {
+  if (ph->n == ph->cap) {
+    int cap = ph->cap ? 2 * ph->cap : 32;
+    PEv *e = gc_alloc(sizeof(PEv) * (size_t)cap);
+    if (ph->n) memcpy(e, ph->ev, sizeof(PEv) * (size_t)ph->n);
+    ph->ev = e;
+    ph->cap = cap;
+  }
+  PEv *e = &ph->ev[ph->n++];
+  memset(e, 0, sizeof *e);
+  e->kind = kind;
+  if (dc) {
+    e->fam = dc->fam;
+    e->np = dc->np < DIST_MAX_PARAMS ? dc->np : DIST_MAX_PARAMS;
+    for (int q = 0; q < e->np; q++) e->p[q] = flat(dc->p[q], &e->pn[q]);
+  }
+  return e;
+}
+
+static HandlerResult ph_sample(Handler *h, const char *addr, const DistCall *dc, Value *out,
+                               SrcPos pos, Diag *d) {
+  ProbeHandler *ph = (ProbeHandler *)h;
+  HandlerResult r = ph->sample(h, addr, dc, out, pos, d);
+  if (r == HR_ERROR) return r;
+  PEv *e = push_ev(ph, 's', dc);
+  e->addr = addr;
+  e->x = flat(*out, &e->xn);
+  return r;
+}
+
+static HandlerResult ph_observe(Handler *h, const DistCall *dc, Value x, SrcPos pos, Diag *d) {
+  ProbeHandler *ph = (ProbeHandler *)h;
+  PEv *e = push_ev(ph, 'o', dc);
+  e->x = flat(x, &e->xn);
+  return ph->observe(h, dc, x, pos, d);
+}
+
+static HandlerResult ph_factor(Handler *h, double lw, SrcPos pos, Diag *d) {
+  ProbeHandler *ph = (ProbeHandler *)h;
+  PEv *e = push_ev(ph, 'f', NULL);
+  e->x = gc_alloc_atomic(sizeof(double));
+  e->x[0] = lw;
+  e->xn = 1;
+  return ph->factor(h, lw, pos, d);
+}
+
+/* ---- features ---- */
+
+typedef enum { CK_NONE, CK_NORMAL, CK_BERNOULLI } ChildKind;
+
+static void feat_normal(double y, double mu, double sigma, double *f) {
+  double r = (y - mu) / sigma;
+  f[0] = r;
+  f[1] = 0.5 * r * r;
+  f[2] = log(sigma);
+}
+
+static void feat_bernoulli(double y, double theta, double *f) {
+  double p = fmin(fmax(theta, MOTIF_PROB_EPS), 1 - MOTIF_PROB_EPS);
+  f[0] = y;
+  f[1] = log(p);
+  f[2] = log1p(-p);
+}
+
+/* The kind of a child "normal(mu)" ... from its family and the parameters the
+   block moves; CK_NONE for kinds this version has no features for. */
+static ChildKind child_kind(const char *kind) {
+  if (!strcmp(kind, "normal(mu)") || !strcmp(kind, "normal(sigma)") ||
+      !strcmp(kind, "normal(mu,sigma)"))
+    return CK_NORMAL;
+  if (!strcmp(kind, "bernoulli(theta)")) return CK_BERNOULLI;
+  return CK_NONE;
+}
+
+#define SIG_PREFIX "finite->"
+
+bool motif_sig_supported(const char *sig, const char **why) {
+  if (strncmp(sig, SIG_PREFIX, strlen(SIG_PREFIX)) != 0) {
+    *why = gc_printf("'%s' is not a motif signature (they start with \"" SIG_PREFIX "\")", sig);
+    return false;
+  }
+  const char *kind = sig + strlen(SIG_PREFIX);
+  if (strchr(kind, '+')) {
+    *why = gc_printf("motif '%s' has children of several kinds; this version proposes for "
+                     "one kind of child (normal(mu), normal(sigma), normal(mu,sigma) or "
+                     "bernoulli(theta))", sig);
+    return false;
+  }
+  if (child_kind(kind) == CK_NONE) {
+    *why = gc_printf("motif '%s': no proposal for children '%s' in this version (normal(mu), "
+                     "normal(sigma), normal(mu,sigma) or bernoulli(theta))", sig, kind);
+    return false;
+  }
+  return true;
+}
+
+static double pv(const PEv *e, int q, int j) {
+  if (q >= e->np || e->pn[q] == 0) return NAN;
+  return e->pn[q] == 1 ? e->p[q][0] : e->p[q][j < e->pn[q] ? j : 0];
+}
+
+static bool same_event(const PEv *a, const PEv *b) {
+  if (a->kind != b->kind || a->fam != b->fam || a->np != b->np || a->xn != b->xn) return false;
+  if (a->kind == 's' && strcmp(a->addr, b->addr) != 0) return false;
+  for (int q = 0; q < a->np; q++)
+    if (a->pn[q] != b->pn[q]) return false;
+  return true;
+}
+
+/* Does parameter q of event i, as element j sees it, differ between values? */
+static bool param_varies(PEv **ev, int K, int k0, int i, int q, int j) {
+  const PEv *e0 = &ev[k0][i];
+  int pn = e0->pn[q];
+  for (int k = k0 + 1; k < K; k++) {
+    if (!ev[k]) continue;
+    const PEv *e = &ev[k][i];
+    if (pn == 1 || pn == e0->xn) {
+      if (pv(e, q, j) != pv(e0, q, j)) return true;
+    } else { /* a vector parameter of a scalar draw (categorical's theta) */
+      for (int m = 0; m < pn; m++)
+        if (e->p[q][m] != e0->p[q][m]) return true;
+    }
+  }
+  return false;
+}
+
+/* The features of p's children under each value, from the runs' events
+   (ev[k] NULL: value k impossible, features 0). */
+static void unit_features(MotifProbe *p, const PEv *const *ev) {
+  ChildKind ck = child_kind(p->sig ? strstr(p->sig, "->") + 2 : "");
+  for (int u = 0; u < p->nunits; u++)
+    for (int k = 0; k < p->K; k++) {
+      double *f = p->feat + ((size_t)u * (size_t)p->K + (size_t)k) * MOTIF_NFEAT;
+      memset(f, 0, sizeof(double) * MOTIF_NFEAT);
+      if (!ev[k] || ck == CK_NONE) continue;
+      const PEv *e = &ev[k][p->unit_ev[u]];
+      int j = p->unit_el[u];
+      if (ck == CK_NORMAL) feat_normal(e->x[j], pv(e, 0, j), pv(e, 1, j), f);
+      else feat_bernoulli(e->x[j], pv(e, 0, j), f);
+      for (int m = 0; m < MOTIF_NFEAT; m++)
+        if (!isfinite(f[m])) f[m] = 0;
+    }
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const Trace *cur,
+                 const char *addr, int elem, Rng *rng, MotifProbe *out, Diag *d) {
+  memset(out, 0, sizeof *out);
+  const TraceChoice *c = trace_find(cur, addr);
+  int K;
+  if (!c || elem >= c->numel || !finite_support(c, &K)) {
+    out->why = "not an element of a discrete choice with a small finite support";
+    return true;
+  }
+  out->addr = c->addr;
+  out->elem = elem;
+  out->K = K;
+  out->lo = c->lower;
+  out->cur = (int)(trace_value_get(c->val, (size_t)elem) - c->lower);
+  out->tr = gc_alloc(sizeof(Trace *) * (size_t)K);
+  out->st = gc_alloc(sizeof(InterpState *) * (size_t)K);
+  out->fresh_lp = gc_alloc_atomic(sizeof(double) * (size_t)K);
+  out->block_seen = gc_alloc_atomic(sizeof(int) * (size_t)K);
+  out->lprior = gc_alloc_atomic(sizeof(double) * (size_t)K);
+  PEv **ev = gc_alloc(sizeof(PEv *) * (size_t)K);
+  int *nev = gc_alloc_atomic(sizeof(int) * (size_t)K);
+  int k0 = -1;
+  for (int k = 0; k < K; k++) {
+    Value v = val_copy(c->val);
+    trace_value_set(&v, (size_t)elem, c->lower + k);
+    TraceBlock b = {.n = 1, .addrs = &out->addr, .vals = &v, .log_q_ratio = 0};
+    ProbeHandler ph;
+    memset(&ph, 0, sizeof ph);
+    trace_handler_init(&ph.th, rng, cur, NULL, NULL, NULL);
+    char err[256];
+    if (!trace_handler_set_block(&ph.th, &b, err, sizeof err)) {
+      diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "%s", err);
+      return false;
+    }
+    ph.sample = ph.th.h.sample, ph.observe = ph.th.h.observe, ph.factor = ph.th.h.factor;
+    ph.th.h.sample = ph_sample, ph.th.h.observe = ph_observe, ph.th.h.factor = ph_factor;
+    Diag rd;
+    diag_init(&rd);
+    Trace *t = trace_run(in, &ph.th, model_seed, stream, false, &out->st[k], &rd);
+    out->lprior[k] = -INFINITY;
+    if (!t) {
+      if (rd.code == DIAG_INTERNAL) {
+        *d = rd;
+        return false;
+      }
+      continue; /* a value the program rejects: impossible */
+    }
+    const TraceChoice *nc = trace_find(t, addr);
+    if (!nc || !(nc->lp > -INFINITY) || !isfinite(t->loglik)) continue;
+    for (int i = 0; i < t->n; i++)
+      if (t->c[i].fresh) {
+        out->why = gc_printf("the program draws new choices ('%s') when %s takes another value",
+                             t->c[i].addr, addr);
+        return true;
+      }
+    out->tr[k] = t;
+    out->fresh_lp[k] = ph.th.fresh_lp;
+    out->block_seen[k] = ph.th.block_seen;
+    out->lprior[k] = nc->lp;
+    ev[k] = ph.ev;
+    nev[k] = ph.n;
+    if (k0 < 0) k0 = k;
+  }
+  if (k0 < 0 || !out->tr[out->cur]) {
+    out->why = "no other value of it is possible";
+    return true;
+  }
+  double m = -INFINITY, s = 0;
+  for (int k = 0; k < K; k++) m = fmax(m, out->lprior[k]);
+  for (int k = 0; k < K; k++) s += exp(out->lprior[k] - m);
+  for (int k = 0; k < K; k++) out->lprior[k] -= m + log(s);
+  /* the same events in every replay: a fixed structure around the block */
+  for (int k = k0 + 1; k < K; k++) {
+    if (!ev[k]) continue;
+    bool same = nev[k] == nev[k0];
+    for (int i = 0; same && i < nev[k0]; i++) same = same_event(&ev[k][i], &ev[k0][i]);
+    if (!same) {
+      out->why = gc_printf("the program's events change with the value of %s", addr);
+      return true;
+    }
+  }
+  /* children: elements of events whose parameters move with the block */
+  int ucap = 16, nu = 0;
+  const PEv **uev = gc_alloc(sizeof(PEv *) * (size_t)ucap);
+  int *uel = gc_alloc_atomic(sizeof(int) * (size_t)ucap), *ui = gc_alloc_atomic(sizeof(int) * (size_t)ucap);
+  const char **ukind = gc_alloc(sizeof(char *) * (size_t)ucap);
+  for (int i = 0; i < nev[k0]; i++) {
+    const PEv *e0 = &ev[k0][i];
+    if (e0->kind == 'f') {
+      for (int k = k0 + 1; k < K; k++)
+        if (ev[k] && ev[k][i].x[0] != e0->x[0]) {
+          out->why = gc_printf("a factor statement depends on %s", addr);
+          return true;
+        }
+      continue;
+    }
+    if (e0->kind == 's' && !strcmp(e0->addr, addr)) {
+      out->own_ev = i;
+      continue;
+    }
+    for (int j = 0; j < e0->xn; j++) {
+      unsigned varies = 0;
+      for (int q = 0; q < e0->np; q++)
+        if (param_varies(ev, K, k0, i, q, j)) varies |= 1u << q;
+      if (!varies) continue;
+      char kind[128];
+      size_t len = (size_t)snprintf(kind, sizeof kind, "%s(", e0->fam->name);
+      for (int q = 0, any = 0; q < e0->np; q++)
+        if (varies & (1u << q)) {
+          len += (size_t)snprintf(kind + len, len < sizeof kind ? sizeof kind - len : 0, "%s%s",
+                                  any++ ? "," : "", e0->fam->pnames[q] ? e0->fam->pnames[q] : "?");
+        }
+      if (len < sizeof kind - 1) strcat(kind, ")");
+      if (nu == ucap) {
+        ucap *= 2;
+        const PEv **a = gc_alloc(sizeof(PEv *) * (size_t)ucap);
+        int *b = gc_alloc_atomic(sizeof(int) * (size_t)ucap), *c2 = gc_alloc_atomic(sizeof(int) * (size_t)ucap);
+        const char **kk = gc_alloc(sizeof(char *) * (size_t)ucap);
+        memcpy(a, uev, sizeof(PEv *) * (size_t)nu), memcpy(b, uel, sizeof(int) * (size_t)nu);
+        memcpy(c2, ui, sizeof(int) * (size_t)nu), memcpy(kk, ukind, sizeof(char *) * (size_t)nu);
+        uev = a, uel = b, ui = c2, ukind = kk;
+      }
+      uev[nu] = e0, uel[nu] = j, ui[nu] = i, ukind[nu] = gc_strdup(kind);
+      nu++;
+    }
+  }
+  if (nu == 0) {
+    out->why = gc_printf("no observation or latent depends on %s", addr);
+    return true;
+  }
+  /* the signature: the children's kinds, sorted, each once */
+  const char **kinds = gc_alloc(sizeof(char *) * (size_t)nu);
+  memcpy(kinds, ukind, sizeof(char *) * (size_t)nu);
+  qsort(kinds, (size_t)nu, sizeof(char *), cmp_str);
+  const char *sig = SIG_PREFIX;
+  for (int u = 0; u < nu; u++)
+    if (u == 0 || strcmp(kinds[u], kinds[u - 1]))
+      sig = gc_printf("%s%s%s", sig, u ? "+" : "", kinds[u]);
+  out->sig = sig;
+  out->nunits = nu;
+  out->nev = nev[k0];
+  out->unit_ev = gc_alloc_atomic(sizeof(int) * (size_t)nu);
+  out->unit_el = gc_alloc_atomic(sizeof(int) * (size_t)nu);
+  memcpy(out->unit_ev, ui, sizeof(int) * (size_t)nu);
+  memcpy(out->unit_el, uel, sizeof(int) * (size_t)nu);
+  out->own_choice = c->numel == 1;
+  out->feat = gc_alloc_atomic(sizeof(double) * (size_t)nu * (size_t)K * MOTIF_NFEAT);
+  unit_features(out, (const PEv *const *)ev);
+  return true;
+}
+
+typedef struct KeyBlock {
+  long key;
+  int block;
+} KeyBlock;
+
+static int cmp_keyblock(const void *a, const void *b) {
+  const KeyBlock *x = a, *y = b;
+  return x->key != y->key ? (x->key < y->key ? -1 : 1) : x->block - y->block;
+}
+
+int motif_groups(int n, const MotifProbe *p, int *group) {
+  /* each (event, element) with the blocks that are it or whose child it is */
+  int total = 0;
+  for (int b = 0; b < n; b++) total += p[b].nunits + 1;
+  KeyBlock *kb = gc_alloc_atomic(sizeof(KeyBlock) * (size_t)(total + 1));
+  int m = 0;
+  for (int b = 0; b < n; b++) {
+    kb[m++] = (KeyBlock){(long)p[b].own_ev * 1000003L + p[b].elem, b};
+    for (int u = 0; u < p[b].nunits; u++)
+      kb[m++] = (KeyBlock){(long)p[b].unit_ev[u] * 1000003L + p[b].unit_el[u], b};
+  }
+  qsort(kb, (size_t)m, sizeof(KeyBlock), cmp_keyblock);
+  /* conflicts: blocks that meet at a key */
+  int *deg = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1)), **adj = gc_alloc(sizeof(int *) * (size_t)(n + 1)),
+      *cap = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+  for (int i = 0, j; i < m; i = j) {
+    for (j = i; j < m && kb[j].key == kb[i].key; j++) {}
+    for (int a = i; a < j; a++)
+      for (int c = i; c < j; c++) {
+        int x = kb[a].block, y = kb[c].block;
+        if (x == y) continue;
+        if (deg[x] == cap[x]) {
+          cap[x] = cap[x] ? 2 * cap[x] : 8;
+          int *t = gc_alloc_atomic(sizeof(int) * (size_t)cap[x]);
+          if (deg[x]) memcpy(t, adj[x], sizeof(int) * (size_t)deg[x]);
+          adj[x] = t;
+        }
+        adj[x][deg[x]++] = y;
+      }
+  }
+  /* greedy colouring in block order */
+  int ng = 0;
+  bool *used = gc_alloc_atomic(sizeof(bool) * (size_t)(n + 1));
+  for (int b = 0; b < n; b++) group[b] = -1;
+  for (int b = 0; b < n; b++) {
+    memset(used, 0, sizeof(bool) * (size_t)(n + 1));
+    for (int e = 0; e < deg[b]; e++)
+      if (group[adj[b][e]] >= 0) used[group[adj[b][e]]] = true;
+    int g = 0;
+    while (used[g]) g++;
+    group[b] = g;
+    if (g + 1 > ng) ng = g + 1;
+  }
+  return ng;
+}
+
+bool motif_probe_batch(const Interp *in, uint64_t model_seed, uint64_t stream, const Trace *cur,
+                       int n, MotifProbe *p, Rng *rng, bool *ok, Diag *d) {
+  *ok = false;
+  int K = p[0].K;
+  /* the blocks' choices, each once, with every block element at value k */
+  const char **addrs = gc_alloc(sizeof(char *) * (size_t)n);
+  int *slot = gc_alloc_atomic(sizeof(int) * (size_t)n), na = 0;
+  for (int b = 0; b < n; b++) {
+    int a = 0;
+    while (a < na && strcmp(addrs[a], p[b].addr)) a++;
+    if (a == na) addrs[na++] = p[b].addr;
+    slot[b] = a;
+  }
+  Value *vals = gc_alloc(sizeof(Value) * (size_t)na);
+  const PEv **ev = gc_alloc(sizeof(PEv *) * (size_t)K);
+  Trace **tr = gc_alloc(sizeof(Trace *) * (size_t)K);
+  for (int k = 0; k < K; k++) {
+    for (int a = 0; a < na; a++) vals[a] = val_copy(trace_find(cur, addrs[a])->val);
+    for (int b = 0; b < n; b++) trace_value_set(&vals[slot[b]], (size_t)p[b].elem, p[b].lo + k);
+    TraceBlock blk = {.n = na, .addrs = addrs, .vals = vals, .log_q_ratio = 0};
+    ProbeHandler ph;
+    memset(&ph, 0, sizeof ph);
+    trace_handler_init(&ph.th, rng, cur, NULL, NULL, NULL);
+    char err[256];
+    if (!trace_handler_set_block(&ph.th, &blk, err, sizeof err)) return true;
+    ph.sample = ph.th.h.sample, ph.observe = ph.th.h.observe, ph.factor = ph.th.h.factor;
+    ph.th.h.sample = ph_sample, ph.th.h.observe = ph_observe, ph.th.h.factor = ph_factor;
+    Diag rd;
+    diag_init(&rd);
+    Trace *t = trace_run(in, &ph.th, model_seed, stream, false, NULL, &rd);
+    if (!t) {
+      if (rd.code == DIAG_INTERNAL) {
+        *d = rd;
+        return false;
+      }
+      return true;
+    }
+    if (ph.n != p[0].nev) return true;
+    for (int i = 0; i < t->n; i++)
+      if (t->c[i].fresh) return true;
+    ev[k] = ph.ev;
+    tr[k] = t;
+  }
+  for (int b = 0; b < n; b++) {
+    unit_features(&p[b], ev);
+    if (!p[b].own_choice) continue;
+    double m = -INFINITY, s = 0;
+    for (int k = 0; k < K; k++) {
+      const TraceChoice *c = trace_find(tr[k], p[b].addr);
+      p[b].lprior[k] = c ? c->lp : -INFINITY;
+      m = fmax(m, p[b].lprior[k]);
+    }
+    if (!(m > -INFINITY)) return true;
+    for (int k = 0; k < K; k++) s += exp(p[b].lprior[k] - m);
+    for (int k = 0; k < K; k++) p[b].lprior[k] -= m + log(s);
+  }
+  *ok = true;
+  return true;
+}
+
+static const char *elem_name(const TraceChoice *c, int elem) {
+  return c->numel == 1 && c->type.ndims == 0 ? c->addr : gc_printf("%s[%d]", c->addr, elem + 1);
+}
+
+bool motif_detect(const Interp *in, uint64_t seed, MotifReport *out, Diag *d) {
+  memset(out, 0, sizeof *out);
+  Rng r;
+  rng_seed(&r, seed, 0x6d6f);
+  uint64_t model_seed = seed ^ 0x6d68u;
+  Trace *t = NULL;
+  Diag rd;
+  for (int tries = 0; tries < 100 && !t; tries++) {
+    TraceHandler th;
+    trace_handler_init(&th, &r, NULL, NULL, NULL, NULL);
+    diag_init(&rd);
+    t = trace_run(in, &th, model_seed, 0, false, NULL, &rd);
+    if (!t && rd.code == DIAG_INTERNAL) {
+      *d = rd;
+      return false;
+    }
+    if (t && !(isfinite(t->loglik) && isfinite(t->logprior))) t = NULL;
+  }
+  if (!t) {
+    diag_error(d, DIAG_RUNTIME, (SrcPos){0},
+               "motifs: no run from the prior with a finite log density in 100 tries: %s",
+               rd.msg[0] ? rd.msg : "the log density is not finite");
+    return false;
+  }
+  MotifSite *sites;
+  out->nsites = motif_sites(t, &sites);
+  out->found = gc_alloc(sizeof(MotifFound) * (size_t)(out->nsites + 1));
+  for (int i = 0; i < out->nsites; i++) {
+    MotifProbe p;
+    if (!motif_probe(in, model_seed, 0, t, sites[i].addr, sites[i].elem, &r, &p, d)) return false;
+    const char *name = elem_name(trace_find(t, sites[i].addr), sites[i].elem);
+    if (!p.sig) {
+      if (!out->other) out->other = gc_printf("%s: %s", name, p.why);
+      out->nother++;
+      continue;
+    }
+    int k = 0;
+    while (k < out->n && strcmp(out->found[k].sig, p.sig)) k++;
+    if (k == out->n) out->found[out->n++] = (MotifFound){p.sig, 0, name};
+    out->found[k].blocks++;
+  }
+  return true;
+}
+
+/* ---- the network ---- */
+
+bool motif_net_new(MotifNet *n, const char *sig, Rng *r, const char **err) {
+  memset(n, 0, sizeof *n);
+  if (!motif_sig_supported(sig, err)) return false;
+  char e[256];
+  int hidden[2] = {MOTIF_HIDDEN, MOTIF_HIDDEN};
+  if (!nn_mlp_make(&n->mlp, MOTIF_NFEAT, 2, hidden, 1, TENSOR_TANH, TENSOR_IDENTITY, e, sizeof e)) {
+    *err = gc_strdup(e);
+    return false;
+  }
+  n->sig = gc_strdup(sig);
+  n->nparams = n->mlp.nparams + MOTIF_NFEAT;
+  n->w = gc_alloc_atomic(sizeof(double) * n->nparams);
+  nn_mlp_init(&n->mlp, r, 1, n->w);
+  for (int i = 0; i < MOTIF_NFEAT; i++) n->w[n->mlp.nparams + (size_t)i] = 0.1 * rng_normal(r);
+  n->loss = NAN;
+  return true;
+}
+
+/* Scores of B examples of up to Kmax values each:
+   S[b, k] = lp[b, k] + sum over rows r with A[b K + k, r] = 1 of E(F[r]),
+   then log softmax over k.  F is [rows, NFEAT]; A is [B Kmax, rows]. */
+static Tensor net_logq(const MotifNet *n, Tape *t, Tensor w, int rows, const double *F, int B,
+                       int Kmax, const double *A, const double *lp) {
+  Tensor X = tensor_const(2, (int[]){rows, MOTIF_NFEAT}, F);
+  Tensor h = nn_mlp_forward(t, &n->mlp, tensor_slice(w, 0, n->mlp.nparams), X);
+  h = tensor_reshape(t, h, 1, (int[]){rows});
+  Tensor lin = tensor_matmul(t, X, tensor_slice(w, n->mlp.nparams, MOTIF_NFEAT));
+  Tensor e = tensor_add(t, h, lin);
+  Tensor Am = tensor_const(2, (int[]){B * Kmax, rows}, A);
+  Tensor s = tensor_add(t, tensor_matmul(t, Am, e), tensor_const(1, (int[]){B * Kmax}, lp));
+  s = tensor_reshape(t, s, 2, (int[]){B, Kmax});
+  return tensor_log_softmax(t, s);
+}
+
+#define LP_ABSENT (-1e30) /* padding values and impossible ones: never proposed */
+
+bool motif_net_logq(const MotifNet *n, Tape *t, const MotifProbe *p, double *logq) {
+  int K = p->K, rows = p->nunits * K;
+  double *A = gc_alloc_atomic(sizeof(double) * (size_t)K * (size_t)rows);
+  double *lp = gc_alloc_atomic(sizeof(double) * (size_t)K);
+  for (int u = 0; u < p->nunits; u++)
+    for (int k = 0; k < K; k++) A[(size_t)k * (size_t)rows + (size_t)u * (size_t)K + (size_t)k] = 1;
+  for (int k = 0; k < K; k++) lp[k] = p->lprior[k] > -INFINITY ? p->lprior[k] : LP_ABSENT;
+  tape_reset(t);
+  Tensor w = tensor_const(1, (int[]){(int)n->nparams}, n->w);
+  Tensor q = net_logq(n, t, w, rows, p->feat, 1, K, A, lp);
+  if (!tensor_ok(q)) return false;
+  for (int k = 0; k < K; k++) logq[k] = p->lprior[k] > -INFINITY ? q.d[k] : -INFINITY;
+  return true;
+}
+
+/* ---- training on simulated motifs ---- */
+
+void motif_train_opts_default(MotifTrainOpts *o) {
+  memset(o, 0, sizeof *o);
+  o->steps = 1500;
+  o->batch = 64;
+  o->lr = 3e-3;
+  o->seed = 1;
+}
+
+/* Prior weights of a block: uniform, or Dirichlet with a random concentration. */
+static void sim_prior(Rng *r, int K, double *logw) {
+  if (rng_uniform(r) < 0.3) {
+    for (int k = 0; k < K; k++) logw[k] = -log((double)K);
+    return;
+  }
+  double a = exp(rng_uniform(r) * 2 - 1), s = 0, g[MOTIF_MAXK];
+  for (int k = 0; k < K; k++) s += g[k] = fmax(rng_gamma(r, a), 1e-300);
+  for (int k = 0; k < K; k++) logw[k] = fmax(log(g[k] / s), -30);
+}
+
+static int sim_cat(Rng *r, int K, const double *logw) {
+  double u = rng_uniform(r), c = 0;
+  for (int k = 0; k < K; k++) {
+    c += exp(logw[k]);
+    if (u < c) return k;
+  }
+  return K - 1;
+}
+
+/* One simulated motif: K values, c children, its features appended to F
+   (rows c K), and the true value. */
+static int sim_motif(Rng *r, ChildKind ck, bool mu_varies, bool sigma_varies, int *K, int *c,
+                     double *logw, double *F) {
+  double mu[MOTIF_MAXK], sg[MOTIF_MAXK];
+  if (ck == CK_NORMAL) {
+    *K = (int)rng_int(r, 2, 8);
+    *c = (int)rng_int(r, 1, 3);
+    double s = exp(rng_uniform(r) * 6 - 3), spread = exp(rng_uniform(r) * 3.5 - 1);
+    for (int k = 0; k < *K; k++) {
+      mu[k] = mu_varies ? s * spread * rng_normal(r) : 0;
+      sg[k] = sigma_varies ? s * exp(0.8 * rng_normal(r)) : s;
+    }
+  } else {
+    *K = rng_uniform(r) < 0.75 ? 2 : (int)rng_int(r, 3, 4);
+    *c = (int)rng_int(r, 1, 6);
+  }
+  sim_prior(r, *K, logw);
+  int z = sim_cat(r, *K, logw);
+  double a = exp(rng_uniform(r) * 2.5 - 1.5);
+  for (int j = 0; j < *c; j++) {
+    double th[MOTIF_MAXK] = {0};
+    if (ck == CK_BERNOULLI)
+      for (int k = 0; k < *K; k++) th[k] = rng_beta(r, a, a);
+    double y = ck == CK_NORMAL ? mu[z] + sg[z] * rng_normal(r) : (rng_uniform(r) < th[z]);
+    for (int k = 0; k < *K; k++) {
+      double *f = F + ((size_t)j * (size_t)*K + (size_t)k) * MOTIF_NFEAT;
+      if (ck == CK_NORMAL) feat_normal(y, mu[k], sg[k], f);
+      else feat_bernoulli(y, th[k], f);
+    }
+  }
+  return z;
+}
+
+bool motif_train(MotifNet *n, const MotifTrainOpts *o, const char **err) {
+  const char *kind = n->sig + strlen(SIG_PREFIX);
+  ChildKind ck = child_kind(kind);
+  bool mu_varies = strstr(kind, "mu") != NULL, sigma_varies = strstr(kind, "sigma") != NULL;
+  int B = o->batch > 0 ? o->batch : 64, Kmax = ck == CK_NORMAL ? 8 : 4, cmax = ck == CK_NORMAL ? 3 : 6;
+  size_t maxrows = (size_t)B * (size_t)Kmax * (size_t)cmax;
+  double *F = malloc(sizeof(double) * maxrows * MOTIF_NFEAT);
+  double *A = malloc(sizeof(double) * maxrows * (size_t)B * (size_t)Kmax);
+  double *lp = malloc(sizeof(double) * (size_t)B * (size_t)Kmax);
+  int *z = malloc(sizeof(int) * (size_t)B);
+  double *grad = malloc(sizeof(double) * n->nparams), *adj = NULL;
+  size_t adjcap = 0;
+  Rng r;
+  rng_seed(&r, o->seed, 0x6c6d68);
+  OptimConfig oc;
+  optim_config_default(&oc, OPTIM_ADAM);
+  oc.lr = o->lr > 0 ? o->lr : 3e-3;
+  oc.clip_norm = 10;
+  oc.sched = OPTIM_SCHED_COSINE;
+  oc.horizon = o->steps;
+  oc.lr_min = oc.lr / 20;
+  Optim *opt = optim_new(&oc, n->nparams);
+  Tape *t = tape_new();
+  bool ok = F && A && lp && z && grad && opt && t;
+  if (!ok) *err = "learn-proposals: out of memory";
+  double avg = NAN;
+  int np = (int)n->nparams;
+  for (long step = 0; ok && step < o->steps; step++) {
+    int rows = 0;
+    double logw[MOTIF_MAXK];
+    int Ks[1024], cs[1024], rs[1024];
+    for (int b = 0; b < B && b < 1024; b++) {
+      rs[b] = rows;
+      z[b] = sim_motif(&r, ck, mu_varies, sigma_varies, &Ks[b], &cs[b], logw,
+                       F + (size_t)rows * MOTIF_NFEAT);
+      for (int k = 0; k < Kmax; k++) lp[b * Kmax + k] = k < Ks[b] ? logw[k] : LP_ABSENT;
+      rows += cs[b] * Ks[b];
+    }
+    memset(A, 0, sizeof(double) * (size_t)B * (size_t)Kmax * (size_t)rows);
+    for (int b = 0; b < B; b++)
+      for (int j = 0; j < cs[b]; j++)
+        for (int k = 0; k < Ks[b]; k++)
+          A[(size_t)(b * Kmax + k) * (size_t)rows + (size_t)(rs[b] + j * Ks[b] + k)] = 1;
+    tape_reset(t);
+    Tensor w = tensor_var(t, 1, &np, n->w);
+    Tensor q = net_logq(n, t, w, rows, F, B, Kmax, A, lp);
+    AdNum ll = tensor_mean(t, tensor_pick(t, q, z));
+    if (tape_error(t)) {
+      *err = gc_printf("learn-proposals: %s", tape_error(t));
+      ok = false;
+      break;
+    }
+    size_t need = tape_size(t) + 1;
+    if (need > adjcap) {
+      free(adj);
+      adjcap = 2 * need;
+      adj = malloc(sizeof(double) * adjcap);
+      if (!adj) {
+        *err = "learn-proposals: out of memory";
+        ok = false;
+        break;
+      }
+    }
+    memset(adj, 0, sizeof(double) * need);
+    tape_backward(t, ll.n, adj);
+    bool finite = isfinite(ll.v);
+    for (size_t i = 0; i < n->nparams; i++) /* minimise -log q */
+      finite = finite && isfinite(grad[i] = -adj[w.node + (int32_t)i]);
+    if (finite) optim_step(opt, n->w, grad);
+    avg = isnan(avg) ? -ll.v : 0.98 * avg - 0.02 * ll.v;
+    n->steps = step + 1;
+    n->loss = avg;
+    if (o->progress && ((step + 1) % 100 == 0 || step + 1 == o->steps))
+      o->progress(o->progress_ctx, n->sig, step + 1, o->steps, avg);
+  }
+  free(F), free(A), free(lp), free(z), free(grad), free(adj);
+  if (opt) optim_free(opt);
+  return ok;
+}
+
+/* ---- files ---- */
+
+const char *motif_file_name(const char *sig) {
+  char *s = gc_strdup(sig);
+  for (char *p = s; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+          *p == '-' || *p == '_'))
+      *p = '_';
+  return gc_printf("%s.safetensors", s);
+}
+
+bool motif_net_save(const MotifNet *n, const char *path, const char **err) {
+  StFile f = {0};
+  StTensor tw = {.name = "weights", .rank = 1, .numel = n->nparams, .data = n->w};
+  tw.shape[0] = (int64_t)n->nparams;
+  f.ntensors = 1;
+  f.tensors = &tw;
+  st_set_ppl_meta(&f, 0, MOTIF_KIND);
+  StMeta *m = gc_alloc(sizeof(StMeta) * (size_t)(f.nmeta + 5));
+  memcpy(m, f.meta, sizeof(StMeta) * (size_t)f.nmeta);
+  m[f.nmeta++] = (StMeta){"signature", n->sig};
+  m[f.nmeta++] = (StMeta){"motif_version", MOTIF_VERSION};
+  m[f.nmeta++] = (StMeta){"hidden", gc_printf("%d,%d", MOTIF_HIDDEN, MOTIF_HIDDEN)};
+  m[f.nmeta++] = (StMeta){"steps", gc_printf("%ld", n->steps)};
+  m[f.nmeta++] = (StMeta){"loss", gc_printf("%.6g", n->loss)};
+  f.meta = m;
+  return st_write(path, &f, err);
+}
+
+bool motif_net_load(const char *path, const char *sig, MotifNet *n, const char **err) {
+  StFile *f = st_read(path, err);
+  if (!f) return false;
+  const char *fmt = st_meta_get(f, "format"), *kind = st_meta_get(f, "kind"),
+             *fsig = st_meta_get(f, "signature"), *ver = st_meta_get(f, "motif_version"),
+             *hid = st_meta_get(f, "hidden");
+  if (!fmt || strcmp(fmt, ST_FORMAT) || !kind || strcmp(kind, MOTIF_KIND) || !fsig) {
+    *err = gc_printf("%s: not a learned proposal (a ppl parameter file of kind \"" MOTIF_KIND
+                     "\"; this one is %s%s%s)", path, kind ? "of kind \"" : "", kind ? kind : "not",
+                     kind ? "\"" : " one");
+    return false;
+  }
+  if (!ver || strcmp(ver, MOTIF_VERSION)) {
+    *err = gc_printf("%s: proposal version %s, this ppl reads version " MOTIF_VERSION, path,
+                     ver ? ver : "(none)");
+    return false;
+  }
+  if (sig && strcmp(fsig, sig)) {
+    *err = gc_printf("%s: a proposal for motif '%s', not '%s'", path, fsig, sig);
+    return false;
+  }
+  Rng r;
+  rng_seed(&r, 0, 0);
+  if (!motif_net_new(n, fsig, &r, err)) {
+    *err = gc_printf("%s: %s", path, *err);
+    return false;
+  }
+  const StTensor *w = st_find(f, "weights");
+  if (!hid || strcmp(hid, gc_printf("%d,%d", MOTIF_HIDDEN, MOTIF_HIDDEN)) || !w ||
+      w->numel != n->nparams) {
+    *err = gc_printf("%s: the network's layout (hidden %s, %zu weights) is not this version's "
+                     "(hidden %d,%d, %zu weights)", path, hid ? hid : "?", w ? w->numel : 0,
+                     MOTIF_HIDDEN, MOTIF_HIDDEN, n->nparams);
+    return false;
+  }
+  memcpy(n->w, w->data, sizeof(double) * n->nparams);
+  const char *steps = st_meta_get(f, "steps"), *loss = st_meta_get(f, "loss");
+  n->steps = steps ? atol(steps) : 0;
+  n->loss = loss ? atof(loss) : NAN;
+  return true;
+}
+
+const char *motif_default_dir(void) {
+  const char *x = getenv("XDG_DATA_HOME"), *h = getenv("HOME");
+  if (x && *x) return gc_printf("%s/ppl/proposals", x);
+  if (h && *h) return gc_printf("%s/.local/share/ppl/proposals", h);
+  return NULL;
+}
+
+struct MotifLib {
+  const char *dir;
+  int n, cap;
+  const char **sigs;
+  const MotifNet **nets; /* NULL: the library has none */
+};
+
+MotifLib *motif_lib_open(const char *dir) {
+  MotifLib *l = gc_alloc(sizeof(MotifLib));
+  l->dir = dir ? gc_strdup(dir) : NULL;
+  return l;
+}
+
+const MotifNet *motif_lib_get(MotifLib *l, const char *sig, const char **err) {
+  *err = NULL;
+  for (int i = 0; i < l->n; i++)
+    if (!strcmp(l->sigs[i], sig)) return l->nets[i];
+  MotifNet *net = NULL;
+  const char *why;
+  if (l->dir && motif_sig_supported(sig, &why)) {
+    const char *path = gc_printf("%s/%s", l->dir, motif_file_name(sig));
+    if (access(path, F_OK) == 0) {
+      net = gc_alloc(sizeof(MotifNet));
+      if (!motif_net_load(path, sig, net, err)) return NULL;
+    }
+  }
+  if (l->n == l->cap) {
+    l->cap = l->cap ? 2 * l->cap : 8;
+    const char **s = gc_alloc(sizeof(char *) * (size_t)l->cap);
+    const MotifNet **m = gc_alloc(sizeof(MotifNet *) * (size_t)l->cap);
+    if (l->n) memcpy(s, l->sigs, sizeof(char *) * (size_t)l->n), memcpy(m, l->nets, sizeof(MotifNet *) * (size_t)l->n);
+    l->sigs = s, l->nets = m;
+  }
+  l->sigs[l->n] = gc_strdup(sig);
+  l->nets[l->n++] = net;
+  return net;
+}

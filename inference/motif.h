@@ -1,0 +1,171 @@
+/* motif.h — motifs of learned MCMC proposals (Wang, Wu, Moore & Russell,
+ * "Meta-Learning MCMC Proposals", NeurIPS 2018): a block of latents with its
+ * Markov blanket, named by a canonical signature, and the network that
+ * proposes the block given the blanket, trained once on simulations of the
+ * motif and reused by every program in which the motif occurs.
+ *
+ * A block is one element of a discrete choice with a finite support of K
+ * values (z[n] ~ categorical(pi), a binary node of a Bayesian network).  Its
+ * children are found at run time, element by element, by probing: the
+ * program is replayed with the element set to each of its K values, and the
+ * observations and latents whose distribution's parameters change with it are
+ * its children (their other parents, the co-parents, enter through those
+ * parameters).  The signature names the block's kind and its children's
+ * families with the parameters the block moves, "finite->normal(mu)",
+ * "finite->bernoulli(theta)"; K and the number of children are parameters of
+ * the motif, not of its signature, so a network trained on K = 3 serves
+ * K = 10.
+ *
+ * The proposal scores each value k of the block,
+ *   score_k = log prior(k) + sum over children j of E(f_jk),
+ * with f_jk three features of child j under value k (normal:
+ * r = (y - mu) / sigma, r^2 / 2, log sigma; bernoulli: y, log theta,
+ * log(1 - theta)) and E a small MLP plus a linear term, and proposes
+ * softmax(score): a permutation-equivariant per-value scorer.  It is trained
+ * by maximum likelihood of the block given its blanket on simulations of the
+ * motif with parameters drawn from a broad meta-training distribution.
+ *
+ * Everything is GC memory; no global state.
+ */
+#ifndef PPL_MOTIF_H
+#define PPL_MOTIF_H
+
+#include "../stdlib/nn.h"
+#include "trace.h"
+
+#define MOTIF_VERSION "1"
+#define MOTIF_KIND "lmh"  /* the safetensors "kind" of a proposal file */
+#define MOTIF_MAXK 64     /* larger finite supports are left to single-site MH */
+#define MOTIF_NFEAT 3
+
+/* One probe of a block on a trace: the K replays and the features. */
+typedef struct MotifProbe {
+  const char *addr;   /* the choice and the element of it that is the block */
+  int elem;
+  int K;              /* values lo, lo + 1, ..., lo + K - 1 */
+  double lo;
+  int cur;            /* index of the trace's current value */
+  Trace **tr;         /* per value: the replayed trace (NULL: the program rejects it) */
+  InterpState **st;
+  double *fresh_lp;
+  int *block_seen;
+  double *lprior;     /* per value: log prior mass, normalised over the K values */
+  int nunits;         /* children, element by element */
+  double *feat;       /* [nunits][K][MOTIF_NFEAT] */
+  const char *sig;    /* the signature, or NULL when this block is not a motif */
+  const char *why;    /* then why not ("no child depends on it", ...) */
+  /* where its children are: event number (in run order) and element */
+  int nev;            /* events of a run */
+  int *unit_ev, *unit_el;
+  int own_choice;     /* the block is a choice of its own (one element) */
+  int own_ev;         /* the event that draws it */
+} MotifProbe;
+
+/* Blocks whose Markov blankets do not meet -- none is a child of another
+ * and no two share a child -- take their features from K runs in all: run
+ * k sets every block of the group to its k-th value, and a block's children
+ * there are as if it alone had changed.  motif_groups colours the probed
+ * blocks p[0..n) into such groups (greedily; group[b] = 0, 1, ...) and
+ * returns their number; motif_probe_batch refreshes the features of one
+ * group's probes (same K and values; and lprior when a block is a choice
+ * of its own) from K runs on cur.  Whether or not the blankets meet, a
+ * block's proposal then depends on the rest of the trace but on no value of
+ * its group, its own included: each move is an exact independence MH move
+ * (the grouping only makes the proposals good).  False + d on internal
+ * errors; *ok false when a run failed or its events are not the probes'
+ * (then probe block by block). */
+int motif_groups(int n, const MotifProbe *p, int *group);
+bool motif_probe_batch(const Interp *in, uint64_t model_seed, uint64_t stream, const Trace *cur,
+                       int n, MotifProbe *p, Rng *rng, bool *ok, Diag *d);
+
+/* The blocks of a trace: every element of a discrete choice with a finite
+ * support of 2..MOTIF_MAXK values (in trace order). */
+typedef struct MotifSite {
+  const char *addr;
+  int elem;
+} MotifSite;
+int motif_sites(const Trace *t, MotifSite **out);
+
+/* Probe the block (addr, elem) of the complete trace cur: the program
+ * replayed (model block, seeded with model_seed, stream) with each value.
+ * False only for internal errors (d filled); a block that is no supported
+ * motif has out->sig NULL and out->why set. */
+bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const Trace *cur,
+                 const char *addr, int elem, Rng *rng, MotifProbe *out, Diag *d);
+
+/* The motifs of a program: its blocks in one run from the prior (the first
+ * of up to 100 with a finite log density), probed, grouped by signature. */
+typedef struct MotifFound {
+  const char *sig;
+  int blocks;
+  const char *first;  /* the first block's address, "z[3]" */
+} MotifFound;
+typedef struct MotifReport {
+  int nsites;         /* blocks probed */
+  int n;              /* distinct signatures */
+  MotifFound *found;
+  int nother;         /* blocks that are no motif */
+  const char *other;  /* the first of them and why */
+} MotifReport;
+bool motif_detect(const Interp *in, uint64_t seed, MotifReport *out, Diag *d);
+
+/* A proposal network of one signature (weights in a flat vector). */
+typedef struct MotifNet {
+  const char *sig;
+  NnMlp mlp;          /* E's nonlinear part: MOTIF_NFEAT -> hidden -> 1 */
+  size_t nparams;     /* mlp.nparams + MOTIF_NFEAT (the linear term) */
+  double *w;
+  long steps;         /* training steps it had (0: random weights) */
+  double loss;        /* its last training loss (NaN: none) */
+} MotifNet;
+
+/* Whether a signature is one this version can train and propose for; if not,
+ * *why says why. */
+bool motif_sig_supported(const char *sig, const char **why);
+/* A network of sig with random weights drawn from r. */
+bool motif_net_new(MotifNet *n, const char *sig, Rng *r, const char **err);
+/* log q(k) for the K values of the probe into logq (normalised). */
+bool motif_net_logq(const MotifNet *n, Tape *t, const MotifProbe *p, double *logq);
+
+typedef struct MotifTrainOpts {
+  long steps;         /* Adam steps (default 1500) */
+  int batch;          /* simulated motifs per step (default 64) */
+  double lr;          /* default 3e-3, cosine-decayed to lr / 20 */
+  uint64_t seed;
+  /* called every progress_every steps and at the end (NULL: none) */
+  void (*progress)(void *ctx, const char *sig, long step, long steps, double loss);
+  void *progress_ctx;
+} MotifTrainOpts;
+void motif_train_opts_default(MotifTrainOpts *o);
+/* Train n (made by motif_net_new) in place by maximum likelihood of the
+ * block given its blanket on simulations of its motif. */
+bool motif_train(MotifNet *n, const MotifTrainOpts *o, const char **err);
+
+/* The file name of sig's proposal within a library directory. */
+const char *motif_file_name(const char *sig);
+bool motif_net_save(const MotifNet *n, const char *path, const char **err);
+/* Read the proposal at path, which must be for signature sig (NULL: any):
+ * "p.safetensors: a proposal for motif 'a', not 'b'". */
+bool motif_net_load(const char *path, const char *sig, MotifNet *n, const char **err);
+
+/* The library directory when none is given: $XDG_DATA_HOME/ppl/proposals,
+ * else $HOME/.local/share/ppl/proposals (NULL when neither is set). */
+const char *motif_default_dir(void);
+
+/* A library directory's networks, read on first use by signature. */
+typedef struct MotifLib MotifLib;
+MotifLib *motif_lib_open(const char *dir);
+/* The network of sig, or NULL when the library has none; a file that is
+ * there but unreadable or for another signature is an error (*err). */
+const MotifNet *motif_lib_get(MotifLib *l, const char *sig, const char **err);
+
+/* ---- engine lmh (lmh.c) ---- */
+
+/* Whether a program (its data loaded) should run with engine lmh: every
+ * motif of it has a trained proposal in the library dir (NULL: the default
+ * location) and there is at least one.  *why then gives the reason
+ * ("lmh — 12 blocks of motif finite->normal(mu) have trained proposals in
+ * DIR: ..."). False with d unset when not; with d set on errors. */
+bool lmh_prefers(const Interp *in, const char *dir, const char **why, Diag *d);
+
+#endif

@@ -1,0 +1,127 @@
+/* lmh_util.h — what tests/lmh's tests share: a model with data through the
+ * public API, a proposal library trained into a temporary directory, and the
+ * binary grid network's data and marginals by enumeration. */
+#ifndef LMH_UTIL_H
+#define LMH_UTIL_H
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ppl.h"
+#include "tap.h"
+
+static const char *lmh_dir; /* tests/lmh */
+
+static ppl_model *lmh_model(ppl_context *ctx, const char *name, const char *json) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", lmh_dir, name);
+  ppl_model *m = NULL;
+  if (ppl_compile_file(ctx, path, &m) != PPL_OK) {
+    tap_diag("%s: %s", name, ppl_errmsg(ctx));
+    return NULL;
+  }
+  if (json && ppl_set_data_json(m, json, "data.json") != PPL_OK) {
+    tap_diag("%s: data: %s", name, ppl_errmsg(ctx));
+    ppl_model_free(m);
+    return NULL;
+  }
+  return m;
+}
+
+/* A fresh directory under $TMPDIR. */
+static char *lmh_tmpdir(void) {
+  const char *t = getenv("TMPDIR");
+  char *p = malloc(1024);
+  snprintf(p, 1024, "%s/ppl-lmh-XXXXXX", t && *t ? t : "/tmp");
+  return mkdtemp(p) ? p : NULL;
+}
+
+/* Train the model's motifs into dir: steps 0 keeps the random weights. */
+static int lmh_learn(ppl_model *m, const char *dir, long steps, uint64_t seed) {
+  ppl_learn_options lo;
+  ppl_learn_options_default(&lo);
+  lo.out_dir = dir;
+  lo.steps = steps;
+  lo.seed = seed;
+  int n = 0;
+  return ppl_learn_proposals(m, &lo, &n) == PPL_OK ? n : -1;
+}
+
+/* The R x C grid of tests/lmh/grid_bn.ppl: random tables from seed, y = 1 0 1 ... */
+#define GRID_MAX 16
+typedef struct Grid {
+  int R, C;
+  double tab[GRID_MAX][GRID_MAX][4];
+  int y[GRID_MAX];
+} Grid;
+
+static uint64_t grid_rand(uint64_t *s) {
+  *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+  return *s >> 11;
+}
+
+static void grid_make(Grid *g, int R, int C, uint64_t seed) {
+  g->R = R, g->C = C;
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < C; j++)
+      for (int k = 0; k < 4; k++)
+        g->tab[i][j][k] = 0.05 + 0.9 * (double)grid_rand(&seed) / 9007199254740992.0;
+  for (int j = 0; j < C; j++) g->y[j] = (j + 1) % 2;
+}
+
+static char *grid_json(const Grid *g) {
+  size_t cap = 256 + (size_t)g->R * (size_t)g->C * 128;
+  char *s = malloc(cap);
+  size_t n = (size_t)snprintf(s, cap, "{\"R\": %d, \"C\": %d, \"tab\": [", g->R, g->C);
+  for (int i = 0; i < g->R; i++) {
+    n += (size_t)snprintf(s + n, cap - n, "%s[", i ? ", " : "");
+    for (int j = 0; j < g->C; j++)
+      n += (size_t)snprintf(s + n, cap - n, "%s[%.17g, %.17g, %.17g, %.17g]", j ? ", " : "",
+                            g->tab[i][j][0], g->tab[i][j][1], g->tab[i][j][2], g->tab[i][j][3]);
+    n += (size_t)snprintf(s + n, cap - n, "]");
+  }
+  n += (size_t)snprintf(s + n, cap - n, "], \"y\": [");
+  for (int j = 0; j < g->C; j++) n += (size_t)snprintf(s + n, cap - n, "%s%d", j ? ", " : "", g->y[j]);
+  snprintf(s + n, cap - n, "]}");
+  return s;
+}
+
+/* P(x[i, j] = 1 | y) by summing over the 2^(R C) states (R C <= 20). */
+static inline void grid_marginals(const Grid *g, double *p /* [R * C] */) {
+  int n = g->R * g->C;
+  double z = 0;
+  for (int k = 0; k < n; k++) p[k] = 0;
+  for (long s = 0; s < (1L << n); s++) {
+    double w = 1;
+    for (int i = 0; i < g->R; i++)
+      for (int j = 0; j < g->C; j++) {
+        int x = (int)(s >> (i * g->C + j)) & 1;
+        int up = i > 0 ? (int)(s >> ((i - 1) * g->C + j)) & 1 : 0;
+        int left = j > 0 ? (int)(s >> (i * g->C + j - 1)) & 1 : 0;
+        double t = g->tab[i][j][up + 2 * left];
+        w *= x ? t : 1 - t;
+      }
+    for (int j = 0; j < g->C; j++) {
+      int x = (int)(s >> ((g->R - 1) * g->C + j)) & 1;
+      double t = x ? 0.85 : 0.2;
+      w *= g->y[j] ? t : 1 - t;
+    }
+    z += w;
+    for (int k = 0; k < n; k++)
+      if ((s >> k) & 1) p[k] += w;
+  }
+  for (int k = 0; k < n; k++) p[k] /= z;
+}
+
+/* The acceptance of the learned moves of motif sig in chain 1's note
+   ("... finite->normal(mu) 12 blocks, 24000 moves, 99.9% accepted"); NaN if none. */
+static inline double lmh_accepted(ppl_result *r, const char *sig) {
+  const char *t = ppl_result_summary_text(r), *a = t ? strstr(t, sig) : NULL;
+  const char *m = a ? strstr(a, "moves, ") : NULL;
+  return m ? atof(m + 7) / 100 : NAN;
+}
+
+#endif

@@ -1,0 +1,226 @@
+/* test_lmh.c — learned MH proposals (engine lmh, inference/motif.c) through
+ * the public API: the motifs and signatures `ppl check` lists, training
+ * deterministic for a seed, proposal files refused for another motif or
+ * another kind, and the engine repeating itself for a seed.  Exactness is
+ * test_lmh_exact.c's (suite statistical).
+ *
+ *   test_lmh TESTS_LMH_DIR TESTS_EXACT_DIR
+ */
+#include "lmh_util.h"
+
+static const char *exact_dir;
+
+static char *slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *s = malloc((size_t)n + 1);
+  *len = fread(s, 1, (size_t)n, f);
+  s[*len] = 0;
+  fclose(f);
+  return s;
+}
+
+static ppl_model *exact_model(ppl_context *ctx, const char *name) {
+  char path[1024], data[1024];
+  snprintf(path, sizeof path, "%s/%s.ppl", exact_dir, name);
+  snprintf(data, sizeof data, "%s/problems/%s/data.json", exact_dir, name);
+  ppl_model *m = NULL;
+  if (ppl_compile_file(ctx, path, &m) != PPL_OK || ppl_set_data_file(m, data) != PPL_OK) {
+    tap_diag("%s: %s", name, ppl_errmsg(ctx));
+    return NULL;
+  }
+  return m;
+}
+
+static const char *mix_json(int K, int N) {
+  static char buf[4096];
+  size_t n = (size_t)snprintf(buf, sizeof buf, "{\"N\": %d, \"K\": %d, \"w\": [", N, K);
+  for (int k = 0; k < K; k++) n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%.17g", k ? ", " : "", 1.0 / K);
+  n += (size_t)snprintf(buf + n, sizeof buf - n, "], \"m0\": [");
+  for (int k = 0; k < K; k++) n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%d", k ? ", " : "", 4 * k);
+  n += (size_t)snprintf(buf + n, sizeof buf - n, "], \"y\": [");
+  for (int i = 0; i < N; i++)
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%.3f", i ? ", " : "", 4.0 * (i % K) + 0.3 * ((i * 7) % 5 - 2));
+  snprintf(buf + n, sizeof buf - n, "]}");
+  return buf;
+}
+
+static void test_motifs(ppl_context *ctx, const char *lib) {
+  ppl_model *m = exact_model(ctx, "mix2_enum");
+  const char *t = m ? ppl_model_motifs(m, lib) : NULL;
+  tap_ok(t && strstr(t, "motifs: 12 blocks\n") &&
+             strstr(t, "  finite->normal(mu): 12 blocks (z[1] ...), no trained proposal in "),
+         "mix2_enum: 12 blocks z[n], each the motif finite->normal(mu) (%s)", t ? t : ppl_errmsg(ctx));
+  ppl_model_free(m);
+  /* the number of components is a parameter of the motif, not of its signature */
+  for (int K = 3; K <= 10; K += 7) {
+    m = lmh_model(ctx, "mixk.ppl", mix_json(K, 20));
+    t = m ? ppl_model_motifs(m, lib) : NULL;
+    tap_ok(t && strstr(t, "  finite->normal(mu): 20 blocks (z[1] ...)"),
+           "mixk K = %d: the same signature finite->normal(mu) (%s)", K, t ? t : ppl_errmsg(ctx));
+    ppl_model_free(m);
+  }
+  Grid g;
+  grid_make(&g, 3, 3, 7);
+  char *js = grid_json(&g);
+  m = lmh_model(ctx, "grid_bn.ppl", js);
+  t = m ? ppl_model_motifs(m, lib) : NULL;
+  tap_ok(t && strstr(t, "  finite->bernoulli(theta): 9 blocks (x[1,1] ...)"),
+         "grid 3x3: 9 binary nodes, motif finite->bernoulli(theta) (children and co-parents through "
+         "theta) (%s)", t ? t : ppl_errmsg(ctx));
+  ppl_model_free(m);
+  free(js);
+  /* hmm3: z[t]'s children are y[t] (normal(mu)) and z[t+1] (categorical(theta)) */
+  m = exact_model(ctx, "hmm3");
+  t = m ? ppl_model_motifs(m, lib) : NULL;
+  tap_ok(t && strstr(t, "finite->categorical(theta)+normal(mu)") &&
+             strstr(t, "no proposal in this version: single-site moves"),
+         "hmm3: two kinds of children, a motif this version does not propose for (%s)",
+         t ? t : ppl_errmsg(ctx));
+  ppl_model_free(m);
+  /* no discrete latent: nothing to learn */
+  m = exact_model(ctx, "normal_mean");
+  tap_ok(m && lmh_learn(m, lib, 10, 1) < 0 && strstr(ppl_errmsg(ctx), "has no motif this version can learn"),
+         "normal_mean: learn-proposals refused (%s)", ppl_errmsg(ctx));
+  ppl_model_free(m);
+}
+
+static void test_learn(ppl_context *ctx, const char *a, const char *b, const char *c) {
+  ppl_model *m = lmh_model(ctx, "mixk.ppl", mix_json(3, 20));
+  if (!tap_ok(m != NULL, "mixk compiles")) return;
+  tap_ok(lmh_learn(m, a, 60, 5) == 1 && lmh_learn(m, b, 60, 5) == 1 && lmh_learn(m, c, 60, 6) == 1,
+         "learn-proposals writes one proposal (%s)", ppl_errmsg(ctx));
+  char pa[1024], pb[1024], pc[1024];
+  snprintf(pa, sizeof pa, "%s/finite-_normal_mu_.safetensors", a);
+  snprintf(pb, sizeof pb, "%s/finite-_normal_mu_.safetensors", b);
+  snprintf(pc, sizeof pc, "%s/finite-_normal_mu_.safetensors", c);
+  size_t la = 0, lb = 0, lc = 0;
+  char *fa = slurp(pa, &la), *fb = slurp(pb, &lb), *fc = slurp(pc, &lc);
+  tap_ok(fa && fb && la == lb && !memcmp(fa, fb, la), "the same seed writes the same bytes");
+  tap_ok(fa && fc && (la != lc || memcmp(fa, fc, la)), "another seed, other weights");
+  tap_ok(fa && strstr(fa + 8, "\"signature\":\"finite->normal(mu)\"") && strstr(fa + 8, "\"kind\":\"lmh\""),
+         "the file's metadata names its signature and kind");
+  free(fa), free(fb), free(fc);
+  const char *t = ppl_model_motifs(m, a);
+  tap_ok(t && strstr(t, "finite->normal(mu): 20 blocks (z[1] ...), trained proposal in "),
+         "check sees the trained proposal (%s)", t ? t : ppl_errmsg(ctx));
+  ppl_learn_options lo;
+  ppl_learn_options_default(&lo);
+  lo.out_dir = a;
+  lo.motif = "finite->poisson(lambda)";
+  tap_ok(ppl_learn_proposals(m, &lo, NULL) == PPL_ERR_USAGE &&
+             strstr(ppl_errmsg(ctx), "no proposal for children 'poisson(lambda)'"),
+         "--motif with a signature this version cannot train: %s", ppl_errmsg(ctx));
+  lo.motif = "normal(mu)";
+  tap_ok(ppl_learn_proposals(m, &lo, NULL) == PPL_ERR_USAGE &&
+             strstr(ppl_errmsg(ctx), "is not a motif signature"),
+         "--motif that is no signature: %s", ppl_errmsg(ctx));
+  ppl_model_free(m);
+}
+
+static ppl_status run_lmh(ppl_model *m, const char *lib, uint64_t seed, ppl_result **r) {
+  ppl_run_options ro;
+  ppl_run_options_default(&ro);
+  ro.engine = "lmh";
+  ro.chains = 1;
+  ro.warmup = 50;
+  ro.draws = 100;
+  ro.seed = seed;
+  ppl_run_set(&ro, "proposals", lib);
+  ppl_status s = ppl_run(m, &ro, r);
+  ppl_run_options_free(&ro);
+  return s;
+}
+
+static void test_run(ppl_context *ctx, const char *lib, const char *bad) {
+  ppl_model *m = lmh_model(ctx, "mixk.ppl", mix_json(5, 20));
+  if (!tap_ok(m != NULL, "mixk K = 5 compiles")) return;
+  ppl_result *r1 = NULL, *r2 = NULL;
+  bool ok = run_lmh(m, lib, 9, &r1) == PPL_OK && run_lmh(m, lib, 9, &r2) == PPL_OK;
+  tap_ok(ok, "lmh runs (%s)", ppl_errmsg(ctx));
+  if (ok) {
+    bool same = ppl_result_num_draws(r1) == ppl_result_num_draws(r2);
+    int col = ppl_result_column_index(r1, "mu[1]");
+    for (int d = 0; same && d < ppl_result_num_draws(r1); d++)
+      same = ppl_result_draw(r1, 0, d, col) == ppl_result_draw(r2, 0, d, col);
+    tap_ok(col >= 0 && same, "the same seed, the same draws");
+    double acc = lmh_accepted(r1, "finite->normal(mu)");
+    tap_ok(acc > 0, "the summary gives the learned moves' acceptance (%.3f)", acc);
+  }
+  ppl_result_free(r1);
+  ppl_result_free(r2);
+  /* the selector: every motif has a proposal in the library given */
+  ppl_run_options ro;
+  ppl_run_options_default(&ro);
+  ppl_run_set(&ro, "proposals", lib);
+  const char *name = NULL, *why = NULL;
+  ppl_status st = ppl_run_engine(m, &ro, &name, &why);
+  tap_ok(st == PPL_OK && name && !strcmp(name, "lmh") &&
+             strstr(why, "lmh — 20 blocks of motif finite->normal(mu) with trained proposals in "),
+         "the selector picks lmh and says why (%s)", why ? why : ppl_errmsg(ctx));
+  ppl_run_options_free(&ro);
+  ppl_run_options_default(&ro);
+  char empty[1100];
+  snprintf(empty, sizeof empty, "%s/none", bad);
+  ppl_run_set(&ro, "proposals", empty);
+  st = ppl_run_engine(m, &ro, &name, &why);
+  tap_ok(st == PPL_OK && name && !strcmp(name, "mh"),
+         "without proposals for its motifs: mh (%s)", why ? why : ppl_errmsg(ctx));
+  ppl_run_options_free(&ro);
+  /* the acceptance rates in the summary JSON */
+  char json[1100];
+  snprintf(json, sizeof json, "%s/summary.json", bad);
+  ppl_run_options_default(&ro);
+  ro.engine = "lmh";
+  ro.chains = 1, ro.warmup = 20, ro.draws = 20;
+  ro.summary_json = json;
+  ppl_run_set(&ro, "proposals", lib);
+  ppl_result *rj = NULL;
+  size_t jl = 0;
+  char *jt = ppl_run(m, &ro, &rj) == PPL_OK ? slurp(json, &jl) : NULL;
+  tap_ok(jt && strstr(jt, "\"notes\"") && strstr(jt, "finite->normal(mu) 20 blocks, 400 moves"),
+         "the summary JSON's notes give the moves per motif");
+  free(jt);
+  ppl_result_free(rj);
+  ppl_run_options_free(&ro);
+  /* a file under the name of finite->normal(mu) that is another motif's */
+  ppl_result *r = NULL;
+  tap_ok(run_lmh(m, bad, 9, &r) != PPL_OK &&
+             strstr(ppl_errmsg(ctx), "a proposal for motif 'finite->bernoulli(theta)', not 'finite->normal(mu)'"),
+         "a proposal file for another signature is refused: %s", ppl_errmsg(ctx));
+  ppl_result_free(r);
+  ppl_model_free(m);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: test_lmh TESTS_LMH_DIR TESTS_EXACT_DIR\n");
+    return 2;
+  }
+  lmh_dir = argv[1];
+  exact_dir = argv[2];
+  ppl_context *ctx = ppl_context_new(NULL);
+  char *a = lmh_tmpdir(), *b = lmh_tmpdir(), *c = lmh_tmpdir(), *bad = lmh_tmpdir();
+  test_motifs(ctx, a);
+  test_learn(ctx, a, b, c);
+  /* the grid's proposal, renamed to the mixture's file */
+  Grid g;
+  grid_make(&g, 2, 2, 3);
+  char *js = grid_json(&g);
+  ppl_model *m = lmh_model(ctx, "grid_bn.ppl", js);
+  char from[1200], to[1200];
+  snprintf(from, sizeof from, "%s/finite-_bernoulli_theta_.safetensors", bad);
+  snprintf(to, sizeof to, "%s/finite-_normal_mu_.safetensors", bad);
+  tap_ok(m && lmh_learn(m, bad, 0, 1) == 1 && rename(from, to) == 0, "a bernoulli proposal, renamed");
+  ppl_model_free(m);
+  free(js);
+  test_run(ctx, a, bad);
+  ppl_context_free(ctx);
+  char cmd[5000];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s' '%s'", a, b, c, bad);
+  if (system(cmd) != 0) tap_diag("could not remove the temporary directories");
+  return tap_done();
+}
