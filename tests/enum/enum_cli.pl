@@ -74,13 +74,14 @@ for my $c (@not) {
   ok(defined $line && $line =~ /^not enumerated: (.*)$/ && $1 =~ $why,
      "check not/$prog: $latent not enumerated, with the reason") or print "# " . ($line // 'no line') . "\n# $out";
   my ($engine) = $out =~ /^(engine: .*)$/m;
-  ok(defined $engine && $engine =~ /^engine: mh / && $engine !~ /summed out/,
+  ok(defined $engine && $engine =~ /^engine: mh / && $engine !~ /are summed out by enumeration/,
      "check not/$prog: the engine falls back to mh") or print "# " . ($engine // 'no engine line') . "\n";
 }
-# the limit: the reason names the factor's size
+# the limit: the engine line says why it falls back, with the factor's size
 {
   my ($st, $out) = ppl('check', "$src/not/too_big.ppl", '--data', "$src/not/too_big.data.json");
-  ok($out =~ /^  s\s+not enumerated: .*100000/m, 'check not/too_big: the reason gives the factor size 100000')
+  ok($out =~ /^engine: mh .*not summed out.*100000 terms.*limit/m,
+     'check not/too_big: the engine line gives the factor size 100000 and the limit')
     or print "# $out";
 }
 
@@ -95,25 +96,41 @@ sub columns_of_mh {
 for my $c (['changepoint', 'coal', 's', 112], ['mix', 'mix4', 'z', 4], ['hmm_loop', 'hmm', 'z', 3]) {
   my ($prog, $data, $z, $k) = @$c;
   my @mh = columns_of_mh($prog, $data);
-  my ($st, $out, $err) = ppl('run', "$src/$prog.ppl", '--data', "$src/$data.data.json", '--chains', '1',
-                             '--warmup', '200', '--draws', '200', '--seed', '7', '--enum-marginals',
-                             '--output', "$tmp/nuts.csv");
+  my @scalars = grep { /^\Q$z\E(\.\d+)?$/ } @mh;
+  my @args = ('run', "$src/$prog.ppl", '--data', "$src/$data.data.json", '--chains', '1',
+              '--warmup', '200', '--draws', '200', '--seed', '7');
+  # without --enum-marginals: the engine line, mh's columns, draws in the support
+  my ($st, $out, $err) = ppl(@args, '--output', "$tmp/nuts.csv");
   ok($st == 0 && $out =~ /^engine: nuts .*summed out by enumeration/m, "run $prog: nuts, summed out")
     or do { print "# $err"; next };
   my ($names, $rows) = csv("$tmp/nuts.csv");
   my %col;
   @col{@$names} = (0 .. $#$names);
   my @missing = grep { !exists $col{$_} } @mh;
-  ok(!@missing && @$rows == 200, "run $prog: mh's columns (" . scalar(@mh) . ") all present, 200 rows")
+  ok(!@missing && @$rows == 200 && !grep({ /^pr_/ } @$names),
+     "run $prog: mh's columns (" . scalar(@mh) . ") all present, no pr_ columns, 200 rows")
     or print "# missing: @missing\n";
-  # the discrete columns: values in the support; the pr_ columns: one per value,
-  # each a probability, summing to 1 per scalar and row; the drawn value possible
-  my @scalars = grep { /^\Q$z\E(\.\d+)?$/ } @mh;
-  my ($bad, $nprob) = (0, 0);
+  my $bad = 0;
+  for my $r (@$rows) {
+    for my $s (@scalars) {
+      my $v = $r->[$col{$s}] // '';
+      $bad++ unless $v =~ /^\d+$/ && $v >= 1 && $v <= $k;
+    }
+  }
+  ok(@scalars && !$bad, "run $prog: " . scalar(@scalars) . " discrete columns, every draw in 1..$k")
+    or print "# $bad draws outside the support\n";
+  # --enum-marginals: one pr_ column per value, probabilities summing to 1 per
+  # scalar and row, the drawn value of positive probability
+  ($st, $out, $err) = ppl(@args, '--enum-marginals', '--output', "$tmp/marg.csv");
+  ok($st == 0, "run $prog --enum-marginals") or do { print "# $err"; next };
+  ($names, $rows) = csv("$tmp/marg.csv");
+  %col = ();
+  @col{@$names} = (0 .. $#$names);
+  my $nprob = 0;
+  $bad = 0;
   for my $r (@$rows) {
     for my $s (@scalars) {
       my $v = $r->[$col{$s}];
-      $bad++ unless $v =~ /^\d+$/ && $v >= 1 && $v <= $k;
       my $sum = 0;
       for my $j (1 .. $k) {
         my $i = $col{"pr_$s.$j"};
@@ -124,14 +141,14 @@ for my $c (['changepoint', 'coal', 's', 112], ['mix', 'mix4', 'z', 4], ['hmm_loo
         $sum += $p;
       }
       $bad++ unless abs($sum - 1) < 1e-9;
-      my $pv = defined $col{"pr_$s.$v"} ? $r->[$col{"pr_$s.$v"}] : 0;
+      my $pv = defined $v && defined $col{"pr_$s.$v"} ? $r->[$col{"pr_$s.$v"}] : 0;
       $bad++ unless $pv > 0;
     }
   }
   ok(@scalars && !$bad && $nprob == 200 * $k * @scalars,
-     "run $prog: " . scalar(@scalars) . " discrete columns in 1..$k, pr_$z columns sum to 1, drawn values have probability > 0")
+     "run $prog --enum-marginals: pr_$z columns sum to 1, drawn values have probability > 0")
     or print "# $bad problems, $nprob probabilities\n";
-  if ($prog eq 'changepoint') {
+  if ($prog eq 'changepoint' && !$bad) {
     # the coal-mining change: the posterior of s peaks at 1890-1892 (s = 40..42)
     my @m = (0) x ($k + 1);
     for my $r (@$rows) { $m[$_] += $r->[$col{"pr_s.$_"}] / @$rows for 1 .. $k; }
@@ -152,7 +169,8 @@ for my $c (['changepoint', 'coal', 's', 112], ['mix', 'mix4', 'z', 4], ['hmm_loo
 {
   my ($st, $out, $err) = ppl('run', "$src/not/running_sum.ppl", '--data', "$src/not/running_sum.data.json",
                              '--chains', '1', '--warmup', '50', '--draws', '50');
-  ok($st == 0 && $out =~ /^engine: mh /m && $out !~ /summed out/, 'run not/running_sum: falls back to mh')
+  ok($st == 0 && $out =~ /^engine: mh /m && $out !~ /are summed out by enumeration/,
+     'run not/running_sum: falls back to mh')
     or print "# $err";
 }
 print "1..$n\n";

@@ -16,7 +16,10 @@
  * pr_NAME.I.K, their mean the posterior probability) within 4 of their MCSE.
  * mix2_enum's exact posterior of mu1 and mu2 is not in exact.json: the test
  * computes it (mix2_exact: a sum over the 2^12 assignments, each conjugate),
- * checking that sum against exact.json's log evidence first.
+ * checking that sum against exact.json's log evidence first.  (0.05% of the
+ * posterior mass lies in a label-swapped mode, mu1 > mu2, which no sampler here
+ * visits in 4000 draws; it raises mu1's sd from 0.4318 to 0.4422, half of the
+ * test's 4-se band: the comparison stays with the whole posterior.)
  *
  * PPL_TEST_SCALE (default 1) scales the number of draws and the minimum ESS,
  * for sanitizer builds where every run is many times slower and nothing is
@@ -174,10 +177,10 @@ static void run_case(const Case *c) {
     goto out;
   /* the analysis's own choice: nuts, summed out (c->engine says what it must be) */
   if (c->enum_marginals) ro.engine = NULL;
-  if (c->enum_marginals && !tap_ok(ppl_run_set(&ro, "enum-marginals", "true") == PPL_OK,
-                                   "%s/%s: --enum-marginals (%s)", c->model, c->engine,
-                                   ppl_run_options_errmsg(&ro)))
-    goto out;
+  /* without the option the run goes on: the pr_ checks then fail alone */
+  if (c->enum_marginals)
+    tap_ok(ppl_run_set(&ro, "enum-marginals", "true") == PPL_OK, "%s/%s: --enum-marginals (%s)",
+           c->model, c->engine, ppl_run_options_errmsg(&ro));
   if (!tap_ok(ppl_run(m, &ro, &r) == PPL_OK, "%s/%s: runs (%s)", c->model, c->engine,
               ppl_errmsg(ctx)))
     goto out;
