@@ -23,6 +23,7 @@ typedef struct Site {
      the value carried to the next iteration (carry = move z) */
   const IrInstr *chain;
   int at, carry;
+  const IrInstr *outer;   /* a scalar in a loop (not a chain): that loop */
 } Site;
 
 enum { SUP_BERNOULLI, SUP_CATEGORICAL, SUP_UNIFORM, SUP_BINOMIAL };
@@ -404,6 +405,7 @@ static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, boo
   L->cost = cost;
   Site *s = &P->sites[P->pub->n - 1];
   s->seg = seg, s->from = from, s->loop = loop >= 0 ? &b->ins[loop] : NULL, s->top = top;
+  if (!top && loop < 0) s->outer = &outer->ins[outer_i];
   s->kind = kind;
   if (carry >= 0) {
     s->chain = &outer->ins[outer_i];
@@ -443,7 +445,7 @@ static void plan_block(Plan *P, const IrBlock *b, bool top, const IrBlock *outer
   }
 }
 
-static IrProgram *rewrite(const Plan *P);
+static IrProgram *rewrite(const Plan *P, bool marg);
 
 EnumPlan *enum_plan(const IrProgram *p, const IrAnalysis *a) {
   if (!a->has_discrete) return NULL;
@@ -480,7 +482,7 @@ EnumPlan *enum_plan(const IrProgram *p, const IrAnalysis *a) {
     }
   if (p->has_guide || a->nparams > 0) all = false;
   P.pub->all = all;
-  if (all) P.pub->prog = rewrite(&P);
+  if (all) P.pub->prog = rewrite(&P, false), P.pub->prog_marg = rewrite(&P, true);
   return P.pub;
 }
 
@@ -559,6 +561,10 @@ typedef struct Rw {
   Type *types;
   const char **names;
   const Site *entered; /* the element form's segment being copied for its draw */
+  bool marg;           /* --enum-marginals: the pr_ outputs */
+  int *pr;             /* per site: its pr_ output's register, -1 before it has one */
+  int nout;
+  IrOutput *out;
 } Rw;
 
 enum { M_DENSITY, M_ACC, M_DRAW };
@@ -758,6 +764,31 @@ static void emit_density(Rw *W, Code *c, const Site *s) {
   f->args = regs(1, lse);
 }
 
+/* The pr_ output of site s (--enum-marginals): P(z = k-th value | draw),
+   a vector per scalar, rows by index for one in a loop or an array. */
+static int pr_reg(Rw *W, const Site *s, bool rows) {
+  int i = (int)(s - W->P->sites);
+  if (W->pr[i] >= 0) return W->pr[i];
+  Type t = ty_make(TY_VECTOR, rows ? 1 : 0);
+  int r = W->pr[i] = new_reg(W, t);
+  W->names[r] = gc_printf("pr_%s", s->ins->name);
+  W->out[W->nout++] = (IrOutput){W->names[r], r, t, OUT_GENERATED};
+  return r;
+}
+
+/* pr = rows of K0 reals, one per index 1..n */
+static int pr_decl(Rw *W, Code *c, const Site *s, int n, int K0) {
+  int r = pr_reg(W, s, true);
+  IrInstr *d = emit(c, IR_DECL, s->ins->pos);
+  d->dst = r;
+  d->nsizes = 2, d->sizes = regs(2, n, K0);
+  return r;
+}
+
+static int softmax(Rw *W, Code *c, SrcPos pos, int v) {
+  return call_builtin(W, c, pos, "softmax", ty_make(TY_VECTOR, 0), -1, 1, &v);
+}
+
 /* z = v as a choice under z's own name and address (a point mass,
    discrete_uniform(v, v), which the draw handler draws), so the run keeps it
    as a latent of its loop, with the columns and the choices-file address mh
@@ -889,6 +920,15 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   store1(&dc, pos, KS, niter, call_builtin(W, &dc, pos, "categorical_logit_rng", ti, -1, 1, &aT));
   int r = new_reg(W, ti);
   Code rb = {0}, wb = {0};
+  int pr = -1, beta = -1;
+  if (W->marg) { /* smoothing: P(z_t | all the data) from alpha_t + beta_t */
+    pr = pr_decl(W, &dc, s, hi, K0);
+    int zero = k_real(W, &dc, pos, 0);
+    int za[2] = {zero, K0};
+    beta = new_reg(W, tv);
+    call_builtin(W, &dc, pos, "rep_vector", tv, beta, 2, za);
+    store1(&dc, pos, pr, hi, softmax(W, &dc, pos, aT));
+  }
   int i = binop(W, &rb, pos, OP_SUB, niter, r, ti);
   move(&rb, pos, F->var, binop(W, &rb, pos, OP_ADD, lo, i, ti)); /* the step after i */
   int knext = index1(W, &rb, pos, KS, binop(W, &rb, pos, OP_ADD, i, one, ti), ti);
@@ -904,6 +944,30 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   store1(&wb, pos, w, jj, step_lp(W, &wb, s, post, support_value(W, &wb, s, knext), lq));
   emit_for(&rb, NULL, pos, jj, one, K0, &wb);
   store1(&rb, pos, KS, i, call_builtin(W, &rb, pos, "categorical_logit_rng", ti, -1, 1, &w));
+  if (W->marg) { /* beta_i[j] = log_sum_exp_k(M_{i+1}[j, k] + beta_{i+1}[k]) */
+    d = emit(&rb, IR_DECL, pos);
+    int nb = d->dst = new_reg(W, tv);
+    d->nsizes = 1, d->sizes = regs(1, K0);
+    int j2 = new_reg(W, ti), k2 = new_reg(W, ti);
+    Code jb2 = {0}, kb2 = {0};
+    move(&jb2, pos, s->carry, support_value(W, &jb2, s, j2));
+    int l0 = new_reg(W, tr);
+    move(&jb2, pos, l0, k_real(W, &jb2, pos, 0));
+    append(&jb2, copy_block(W, &pre, 0, M_ACC, l0));
+    d = emit(&jb2, IR_DECL, pos);
+    int a2 = d->dst = new_reg(W, tv);
+    d->nsizes = 1, d->sizes = regs(1, K0);
+    int lk = step_lp(W, &kb2, s, post, support_value(W, &kb2, s, k2), l0);
+    int bk = index1(W, &kb2, pos, beta, k2, tr);
+    store1(&kb2, pos, a2, k2, binop(W, &kb2, pos, OP_ADD, lk, bk, tr));
+    emit_for(&jb2, NULL, pos, k2, one, K0, &kb2);
+    store1(&jb2, pos, nb, j2, call_builtin(W, &jb2, pos, "log_sum_exp", tr, -1, 1, &a2));
+    emit_for(&rb, NULL, pos, j2, one, K0, &jb2);
+    move(&rb, pos, beta, nb);
+    int t = binop(W, &rb, pos, OP_SUB, binop(W, &rb, pos, OP_ADD, lo, i, ti), one, ti);
+    int ab = binop(W, &rb, pos, OP_ADD, index1(W, &rb, pos, AL, i, tv), beta, tv);
+    store1(&rb, pos, pr, t, softmax(W, &rb, pos, ab));
+  }
   emit_for(&dc, NULL, pos, r, one, binop(W, &dc, pos, OP_SUB, niter, one, ti), &rb);
   /* replay the loop with the drawn choices */
   move(&dc, pos, s->carry, c0);
@@ -933,6 +997,9 @@ static void emit_draw(Rw *W, Code *c, const Site *s) {
   int K;
   int acc = emit_acc(W, c, s, &K);
   Type ti = ty_make(TY_INT, 0);
+  if (W->marg && s->loop) store1(c, pos, pr_reg(W, s, true), s->loop->var, softmax(W, c, pos, acc));
+  else if (W->marg && s->top) move(c, pos, pr_reg(W, s, false), softmax(W, c, pos, acc));
+  else if (W->marg) store1(c, pos, pr_reg(W, s, true), s->outer->var, softmax(W, c, pos, acc));
   int k = call_builtin(W, c, pos, "categorical_logit_rng", ti, -1, 1, &acc);
   int v = support_value(W, c, s, k);
   if (s->loop) store1(c, pos, s->ins->dst, s->loop->var, v);
@@ -980,6 +1047,7 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
         d->dst = in->dst;
         d->nsizes = in->nsizes;
         d->sizes = in->sizes;
+        if (W->marg && mode == M_DRAW) pr_decl(W, &c, s, in->sizes[0], support_size(W, &c, s));
         continue;
       }
       if (mode == M_DENSITY) emit_density(W, &c, s);
@@ -1011,6 +1079,17 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
       f->else_b = done(&e);
       continue;
     }
+    if (W->marg && mode == M_DRAW && in->op == IR_FOR) {
+      for (int k = 0; k < P->pub->n; k++) {
+        const Site *ls = &P->sites[k];
+        if (ls->outer != in || !P->pub->lat[k].ok || ls->chain) continue;
+        /* the support's size from the first iteration's part before the choice */
+        move(&c, in->pos, in->var, in->args[0]);
+        IrBlock pre = {ls->from - 1, in->body.ins};
+        append(&c, copy_block(W, &pre, 0, M_DRAW, -1));
+        pr_decl(W, &c, ls, in->args[1], support_size(W, &c, ls));
+      }
+    }
     IrInstr *o = emit(&c, in->op, in->pos);
     *o = *in;
     if (in->then_b.n) o->then_b = copy_block(W, &in->then_b, 0, mode, lp);
@@ -1021,11 +1100,16 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
   return done(&c);
 }
 
-static IrProgram *rewrite(const Plan *P) {
+static IrProgram *rewrite(const Plan *P, bool marg) {
   const IrProgram *p = P->p;
   IrProgram *q = gc_alloc(sizeof *q);
   *q = *p;
-  Rw W = {.P = P, .q = q, .nregs = p->main.nregs, .capregs = p->main.nregs + 64};
+  Rw W = {.P = P, .q = q, .nregs = p->main.nregs, .capregs = p->main.nregs + 64, .marg = marg};
+  W.pr = gc_alloc_atomic(sizeof(int) * (size_t)(P->pub->n + 1));
+  for (int i = 0; i < P->pub->n; i++) W.pr[i] = -1;
+  W.out = gc_alloc(sizeof(IrOutput) * (size_t)(p->noutputs + P->pub->n + 1));
+  memcpy(W.out, p->outputs, sizeof(IrOutput) * (size_t)p->noutputs);
+  W.nout = p->noutputs;
   W.types = gc_alloc_atomic(sizeof(Type) * (size_t)W.capregs);
   W.names = gc_alloc(sizeof(char *) * (size_t)W.capregs);
   memcpy(W.types, p->main.regtypes, sizeof(Type) * (size_t)p->main.nregs);
@@ -1036,6 +1120,8 @@ static IrProgram *rewrite(const Plan *P) {
   if (draws.n) memcpy(g, draws.ins, sizeof(IrInstr) * (size_t)draws.n);
   if (p->gen_b.n) memcpy(g + draws.n, p->gen_b.ins, sizeof(IrInstr) * (size_t)p->gen_b.n);
   q->gen_b = (IrBlock){draws.n + p->gen_b.n, g};
+  q->noutputs = W.nout;
+  q->outputs = W.out;
   q->main.nregs = W.nregs;
   q->main.regtypes = W.types;
   q->main.regnames = W.names;
@@ -1059,8 +1145,11 @@ char *enum_print(const EnumPlan *pl) {
   for (int i = 0; i < pl->n; i++) {
     const EnumLatent *L = &pl->lat[i];
     long k = L->chain && L->size > 0 ? lround(sqrt((double)L->size)) : 0;
-    if (L->ok && L->chain && L->size > 0)
-      s = gc_printf("%s  %s  enumerated (a chain: forward algorithm), factor %ld x %ld\n", s,
+    if (L->ok && L->size > ENUM_FACTOR_LIMIT)
+      s = gc_printf("%s  %s  not enumerated: its factor has %ld terms, above the limit of %d\n",
+                    s, L->name, L->size, ENUM_FACTOR_LIMIT);
+    else if (L->ok && L->chain && L->size > 0)
+      s = gc_printf("%s  %s  enumerated, factor %ld x %ld (a chain: forward algorithm)\n", s,
                     L->name, k, k);
     else if (L->ok && L->size >= 0)
       s = gc_printf("%s  %s  enumerated, factor %ld\n", s, L->name, L->size);

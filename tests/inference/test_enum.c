@@ -282,7 +282,7 @@ int main(void) {
   check_text(ctx, hmm_nat,
              "{\"T\": 5, \"K\": 3, \"y\": [-1.9, 0.3, 2.2, 2.5, -0.4], \"trans\": [[0.8, 0.1, "
              "0.1], [0.2, 0.7, 0.1], [0.0, 0.3, 0.7]], \"init\": [0.5, 0.3, 0.2]}",
-             "  z  enumerated (a chain: forward algorithm), factor 3 x 3\n",
+             "  z  enumerated, factor 3 x 3 (a chain: forward algorithm)\n",
              "HMM: a chain, factor K x K");
   /* not enumerated, with the reason */
   check_text(ctx,
