@@ -23,6 +23,7 @@ typedef struct Site {
      the value carried to the next iteration (carry = move z) */
   const IrInstr *chain;
   int at, carry;
+  bool carry_arr;         /* the state is carry[t - 1] (z[t] = zt), not carry itself */
   const IrInstr *outer;   /* a scalar in a loop (not a chain): that loop */
 } Site;
 
@@ -153,7 +154,8 @@ static const char *support_of(const Plan *P, const IrInstr *in, int *kind, const
 
 /* Why the segment b[from..] cannot be run once per value, or NULL.  z: the
    choice; skip: the SAMPLE itself (not part of the segment). */
-static const char *segment_ok(const Plan *P, const IrInstr *z, const IrBlock *b, int from);
+static const char *segment_ok(const Plan *P, const IrInstr *z, const IrBlock *b, int from,
+                              int allow);
 
 static const char *walk_segment(const Plan *P, const IrInstr *z, const IrBlock *b, int from,
                                 bool *def, const bool *w) {
@@ -208,12 +210,14 @@ static const char *walk_segment(const Plan *P, const IrInstr *z, const IrBlock *
   return NULL;
 }
 
-static const char *segment_ok(const Plan *P, const IrInstr *z, const IrBlock *b, int from) {
+static const char *segment_ok(const Plan *P, const IrInstr *z, const IrBlock *b, int from,
+                              int allow) {
   int nr = P->p->main.nregs;
   bool *w = gc_alloc_atomic((size_t)nr), *def = gc_alloc_atomic((size_t)nr);
   memset(w, 0, (size_t)nr);
   memset(def, 0, (size_t)nr);
   mark_writes(b, from, w);
+  if (allow >= 0) w[allow] = false; /* a chain's state, which the rewrite sets */
   def[z->dst] = true;
   return walk_segment(P, z, b, from, def, w);
 }
@@ -305,6 +309,60 @@ static int count_writes(const IrBlock *b, int from, int r) {
   return n;
 }
 
+static const IrInstr *find_def(const IrBlock *b, int r) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    if (in->dst == r && in->op != IR_STORE) return in;
+    const IrBlock *subs[4] = {&in->then_b, &in->else_b, &in->cond_b, &in->body};
+    for (int k = 0; k < 4; k++) {
+      const IrInstr *d = find_def(subs[k], r);
+      if (d) return d;
+    }
+  }
+  return NULL;
+}
+
+/* Is r computed as t - 1 in the loop body (or the 1 in the model block)? */
+static bool is_prev(const Plan *P, const IrBlock *body, int r, int t) {
+  const IrInstr *d = find_def(body, r);
+  if (!d || d->op != IR_BINARY || d->sub != OP_SUB || d->args[0] != t) return false;
+  const IrInstr *c = find_def(body, d->args[1]);
+  if (!c) c = find_def(&P->p->model_b, d->args[1]);
+  return c && c->op == IR_CONST && c->imm.k == V_INT && c->imm.i == 1;
+}
+
+/* Every read of the array arr in blk is arr[t - 1] (before the choice) or
+   arr[t] (after it, once the choice is stored there). */
+static bool prev_reads(const Plan *P, const IrBlock *body, const IrBlock *blk, bool after, int arr,
+                       int t) {
+  for (int i = 0; i < blk->n; i++) {
+    const IrInstr *in = &blk->ins[i];
+    if (in->op == IR_STORE && in->dst == arr) continue; /* the one store of the choice */
+    if (in->op == IR_INDEX && in->args[0] == arr) {
+      if (in->nidx != 1 || in->idx[0].kind != IX_SINGLE) return false;
+      if (after ? in->idx[0].lo != t : !is_prev(P, body, in->idx[0].lo, t)) return false;
+      continue;
+    }
+    const IrBlock *subs[4] = {&in->then_b, &in->else_b, &in->cond_b, &in->body};
+    for (int k = 0; k < 4; k++)
+      if (!prev_reads(P, body, subs[k], after, arr, t)) return false;
+    IrInstr probe = *in;
+    probe.then_b.n = probe.else_b.n = probe.cond_b.n = probe.body.n = 0;
+    if (reads_reg(&probe, arr)) return false;
+  }
+  return true;
+}
+
+/* In a chain whose state is an array element (`z[t] = zt`, read back as
+   z[t - 1]): the loop body b reads the array only so, around the choice b[i]. */
+static bool prev_reads_only(const Plan *P, const IrBlock *b, int i, int arr, int t) {
+  for (int k = 0; k < b->n; k++) {
+    IrBlock one = {1, &b->ins[k]};
+    if (!prev_reads(P, b, &one, k > i, arr, t)) return false;
+  }
+  return true;
+}
+
 /* A chain (the forward algorithm's case): the choice at b[i], b the body of
    the loop outer[outer_i] of the model block, whose segment writes exactly
    one register that the next iteration reads before the choice, as a copy
@@ -326,12 +384,18 @@ static int chain_carry(const Plan *P, const IrInstr *z, const IrBlock *b, int i,
     carry = r;
   }
   if (carry < 0) return -1;
-  const IrInstr *copy = NULL;
-  for (int k = i + 1; k < b->n; k++)
-    if (b->ins[k].op == IR_MOVE && b->ins[k].dst == carry && b->ins[k].args[0] == z->dst)
-      copy = &b->ins[k];
+  const IrInstr *copy = NULL, *F = &outer->ins[outer_i];
   Type tc = P->p->main.regtypes[carry];
-  if (!copy || count_writes(b, 0, carry) != 1 || tc.ndims != 0 || tc.base != TY_INT) {
+  bool arr = tc.ndims == 1;
+  for (int k = i + 1; k < b->n; k++) {
+    const IrInstr *in = &b->ins[k];
+    if (in->op == IR_MOVE && in->dst == carry && in->args[0] == z->dst && !arr) copy = in;
+    if (in->op == IR_STORE && in->dst == carry && in->args[0] == z->dst && arr && in->nidx == 1 &&
+        in->idx[0].kind == IX_SINGLE && in->idx[0].lo == F->var)
+      copy = in;
+  }
+  if (copy && arr && !prev_reads_only(P, b, i, carry, F->var)) copy = NULL;
+  if (!copy || count_writes(b, 0, carry) != 1 || tc.ndims > 1 || tc.base != TY_INT) {
     *why = gc_printf("'%s' carries a value from its segment to the next iteration that is not "
                      "a copy of '%s' (a chain's state must be the last choice itself)",
                      reg_label(P->p, carry), z->name);
@@ -382,7 +446,7 @@ static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, boo
   int carry = -1;
   if (!why && !top && loop < 0) carry = chain_carry(P, in, b, i, outer, outer_i, &why);
   if (!why && carry >= 0) { /* the chain's own segment check: the carried copy is expected */
-    why = segment_ok(P, in, seg, from);
+    why = segment_ok(P, in, seg, from, carry);
     if (!why) {
       int nr = P->p->main.nregs;
       bool *w = gc_alloc_atomic((size_t)nr);
@@ -396,7 +460,7 @@ static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, boo
           why = gc_printf("a choice at line %d precedes it in its iteration", b->ins[k].pos.line);
     }
   } else if (!why) {
-    why = segment_ok(P, in, seg, from);
+    why = segment_ok(P, in, seg, from, -1);
   }
   if (!why && loop >= 0) why = leaks(P, seg, from, b, loop + 1, seg, from, in->name);
   else if (!why && !top && carry < 0) why = leaks(P, b, i + 1, outer, outer_i + 1, b, i, in->name);
@@ -411,6 +475,7 @@ static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, boo
     s->chain = &outer->ins[outer_i];
     s->at = i;
     s->carry = carry;
+    s->carry_arr = P->p->main.regtypes[carry].ndims == 1;
     L->cost = gc_printf("%s x %s", cost, cost);
     L->chain = true;
   }
@@ -800,14 +865,25 @@ static void point_choice(Code *c, const Site *s, int v) {
   in->con = (IrCon){CON_NONE, -1, -1};
 }
 
-/* carry = the state before choice j: the value before the loop at the
-   first step, else the j-th value of the support. */
+/* The chain's state before the step the loop variable is at = v. */
+static void put_state(Rw *W, Code *c, const Site *s, int v) {
+  SrcPos pos = s->ins->pos;
+  if (!s->carry_arr) {
+    move(c, pos, s->carry, v);
+    return;
+  }
+  Type ti = ty_make(TY_INT, 0);
+  store1(c, pos, s->carry, binop(W, c, pos, OP_SUB, s->chain->var, k_int(W, c, pos, 1), ti), v);
+}
+
+/* The state before choice j: the value before the loop at the first step,
+   else the j-th value of the support. */
 static void set_state(Rw *W, Code *c, const Site *s, int started, int c0, int j) {
   SrcPos pos = s->ins->pos;
   int b = binop(W, c, pos, OP_NE, started, k_int(W, c, pos, 0), ty_make(TY_BOOL, 0));
   Code th = {0}, el = {0};
-  move(&th, pos, s->carry, support_value(W, &th, s, j));
-  move(&el, pos, s->carry, c0);
+  put_state(W, &th, s, support_value(W, &th, s, j));
+  if (!s->carry_arr) move(&el, pos, s->carry, c0);
   IrInstr *in = emit(c, IR_IF, pos);
   in->nargs = 1;
   in->args = regs(1, b);
@@ -856,7 +932,7 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   int m = new_reg(W, ti), started = new_reg(W, ti), c0 = new_reg(W, ti);
   move(c, pos, m, one);
   move(c, pos, started, k_int(W, c, pos, 0));
-  move(c, pos, c0, s->carry);
+  if (!s->carry_arr) move(c, pos, c0, s->carry);
   /* alpha changes size after the first step: a copy, not a declared size */
   IrInstr *d = emit(c, IR_DECL, pos);
   int a0 = d->dst = new_reg(W, tv), alpha = new_reg(W, tv);
@@ -868,7 +944,7 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   if (draw) {
     niter = binop(W, c, pos, OP_ADD, binop(W, c, pos, OP_SUB, hi, lo, ti), one, ti);
     move(&dc, pos, F->var, lo); /* the first step's support size */
-    move(&dc, pos, s->carry, c0);
+    if (!s->carry_arr) move(&dc, pos, s->carry, c0);
     append(&dc, copy_block(W, &pre, 0, M_DRAW, -1));
     K0 = support_size(W, &dc, s);
     d = emit(&dc, IR_DECL, pos);
@@ -937,7 +1013,7 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   int w = d->dst = new_reg(W, tv);
   d->nsizes = 1, d->sizes = regs(1, K0);
   int jj = new_reg(W, ti);
-  move(&wb, pos, s->carry, support_value(W, &wb, s, jj));
+  put_state(W, &wb, s, support_value(W, &wb, s, jj));
   int lq = new_reg(W, tr);
   move(&wb, pos, lq, index1(W, &wb, pos, ai, jj, tr));
   append(&wb, copy_block(W, &pre, 0, M_ACC, lq));
@@ -950,7 +1026,7 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
     d->nsizes = 1, d->sizes = regs(1, K0);
     int j2 = new_reg(W, ti), k2 = new_reg(W, ti);
     Code jb2 = {0}, kb2 = {0};
-    move(&jb2, pos, s->carry, support_value(W, &jb2, s, j2));
+    put_state(W, &jb2, s, support_value(W, &jb2, s, j2));
     int l0 = new_reg(W, tr);
     move(&jb2, pos, l0, k_real(W, &jb2, pos, 0));
     append(&jb2, copy_block(W, &pre, 0, M_ACC, l0));
@@ -970,7 +1046,7 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   }
   emit_for(&dc, NULL, pos, r, one, binop(W, &dc, pos, OP_SUB, niter, one, ti), &rb);
   /* replay the loop with the drawn choices */
-  move(&dc, pos, s->carry, c0);
+  if (!s->carry_arr) move(&dc, pos, s->carry, c0);
   Code pb = {0};
   append(&pb, copy_block(W, &pre, 0, M_DRAW, -1));
   int ip = binop(W, &pb, pos, OP_ADD, binop(W, &pb, pos, OP_SUB, F->var, lo, ti), one, ti);
