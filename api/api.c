@@ -1102,7 +1102,10 @@ static ppl_status run_prepare(ppl_model *m, const ppl_run_options *o, const Engi
   ppl_status s = choose_engine(m, o->engine, load_path(o), eng, why, en);
   if (s != PPL_OK) return s;
   driver_opts_default(d_o);
-  if ((s = run_engine_opts(m->ctx, o, *eng, *en ? m->an_en : m->an, !o->engine, NULL,
+  /* the marginalised program run forward under prior (no continuous latent
+     left) takes the gradient engines' options: --enum-marginals */
+  const EngineVT *oe = *en && !((*eng)->traits & ENGINE_GRADIENT) ? engine_lookup("nuts") : *eng;
+  if ((s = run_engine_opts(m->ctx, o, oe, *en ? m->an_en : m->an, !o->engine, NULL,
                            &d_o->eng)) != PPL_OK)
     return s;
   d_o->output_csv = o->output_csv;
