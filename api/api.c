@@ -594,6 +594,7 @@ static bool accepts_improper(const EngineVT *e);
 static bool enum_runs(ppl_model *m, const EngineVT *e);
 static const char *enum_fallback(const ppl_model *m);
 static const char *enum_reason(const ppl_model *m, const EngineVT *e, const char *rest);
+static const EngineVT *enum_select(const ppl_model *m, const char **why);
 
 static const char *model_analysis_(ppl_model *m) {
   if (!m) return NULL;
@@ -604,7 +605,7 @@ static const char *model_analysis_(ppl_model *m) {
   diag_init(&m->ctx->err);
   const char *why = NULL;
   const EngineVT *e = NULL;
-  if (m->an_en && (e = engine_select(m->an_en, &why)) != NULL && enum_runs(m, e)) {
+  if (m->an_en && (e = enum_select(m, &why)) != NULL && enum_runs(m, e)) {
     const char *dash = strstr(why, " — ");
     why = enum_reason(m, e, dash ? dash + strlen(" — ") : why);
   } else {
@@ -959,8 +960,16 @@ static const char *load_path(const ppl_run_options *o) {
    gradient engine on a program whose discrete latents are all enumerated,
    with data loaded and every factor within the limit. */
 static bool enum_runs(ppl_model *m, const EngineVT *e) {
-  if (!m->an_en || !(e->traits & ENGINE_GRADIENT)) return false;
+  if (!m->an_en) return false;
+  if (m->an_en->nlatents == 0) { /* enum_select's prior, or a gradient engine asked for */
+    if (e != engine_lookup("prior") && !(e->traits & ENGINE_GRADIENT)) return false;
+    if (!m->in) need_data(m);
+    return m->in_en != NULL;
+  }
+  if (!(e->traits & ENGINE_GRADIENT)) return false;
   if (!m->in) need_data(m); /* the factors' sizes come from the data */
+  /* no continuous latent left (an HMM with known parameters): a gradient
+     engine's draws are then the draws pass's exact, independent ones */
   return m->in_en && engine_fits(e, m->an_en, NULL);
 }
 
@@ -971,6 +980,19 @@ static const char *enum_fallback(const ppl_model *m) {
   return gc_printf("; the discrete latents %s are not summed out: the largest factor has %ld "
                    "terms, above the limit of %d", enum_names(m->en), m->en->largest,
                    ENUM_FACTOR_LIMIT);
+}
+
+/* The selector's choice for the marginalised program.  With no continuous
+   latent left (an HMM with known parameters) it is prior's forward run of
+   the marginalised program: its draws pass draws the discrete latents
+   exactly and independently; its model block only scores. */
+#define ENUM_EXACT "no continuous latent is left: each draw is an exact, independent draw of " \
+                   "the discrete latents from their posterior (the marginalised program run " \
+                   "forward)"
+static const EngineVT *enum_select(const ppl_model *m, const char **why) {
+  if (m->an_en->nlatents > 0) return engine_select(m->an_en, why);
+  *why = gc_printf("%s — %s", "prior", ENUM_EXACT);
+  return engine_lookup("prior");
 }
 
 /* The engine line of a run of the marginalised program, the selector's reason
@@ -1001,9 +1023,16 @@ static ppl_status choose_engine(ppl_model *m, const char *requested, const char 
       return fail(m->ctx, DIAG_USAGE, "unknown engine '%s' (available: %s)", requested,
                   engine_names());
     const char *why_not = NULL;
-    if (enum_runs(m, e)) {
+    if ((e->traits & ENGINE_GRADIENT) && enum_runs(m, e)) {
       *eng = e;
       *en = true;
+      if (m->an_en->nlatents == 0) {
+        *eng = engine_lookup("prior");
+        *why = gc_printf("%s — --engine %s: the discrete latents %s are summed out by "
+                         "enumeration (largest factor %ld) and %s", "prior", e->name,
+                         enum_names(m->en), m->en->largest, ENUM_EXACT);
+        return PPL_OK;
+      }
       *why = gc_printf("%s — chosen with --engine; the discrete latents %s are summed out by "
                        "enumeration (largest factor %ld)", e->name, enum_names(m->en),
                        m->en->largest);
@@ -1023,7 +1052,7 @@ static ppl_status choose_engine(ppl_model *m, const char *requested, const char 
   }
   const char *reason = NULL;
   const EngineVT *e = NULL;
-  if (m->an_en && (e = engine_select(m->an_en, &reason)) != NULL && enum_runs(m, e)) {
+  if (m->an_en && (e = enum_select(m, &reason)) != NULL && enum_runs(m, e)) {
     const char *dash = strstr(reason, " — ");
     *eng = e;
     *en = true;

@@ -19,6 +19,10 @@ typedef struct Site {
   const IrInstr *loop;    /* element form: the loop reading z[n] (seg is its body) */
   bool top;               /* the SAMPLE is in the model block's own list */
   int kind;               /* SUP_* */
+  /* a chain: the loop F (chain) whose body seg holds the SAMPLE at index at,
+     the value carried to the next iteration (carry = move z) */
+  const IrInstr *chain;
+  int at, carry;
 } Site;
 
 enum { SUP_BERNOULLI, SUP_CATEGORICAL, SUP_UNIFORM, SUP_BINOMIAL };
@@ -289,6 +293,69 @@ static bool only_elements(const IrBlock *b, int z, int v) {
 static void plan_block(Plan *P, const IrBlock *b, bool top, const IrBlock *outer, int outer_i,
                        int depth);
 
+static int count_writes(const IrBlock *b, int from, int r) {
+  int n = 0;
+  for (int i = from; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    n += in->dst == r || (in->op == IR_FOR && in->var == r);
+    const IrBlock *subs[4] = {&in->then_b, &in->else_b, &in->cond_b, &in->body};
+    for (int k = 0; k < 4; k++) n += count_writes(subs[k], 0, r);
+  }
+  return n;
+}
+
+/* A chain (the forward algorithm's case): the choice at b[i], b the body of
+   the loop outer[outer_i] of the model block, whose segment writes exactly
+   one register that the next iteration reads before the choice, as a copy
+   of the choice (`z_prev = z`), and nothing read after the loop scores with
+   it.  The carried register, or -1 with *why. */
+static int chain_carry(const Plan *P, const IrInstr *z, const IrBlock *b, int i,
+                       const IrBlock *outer, int outer_i, const char **why) {
+  int nr = P->p->main.nregs, carry = -1;
+  bool *w = gc_alloc_atomic((size_t)nr);
+  memset(w, 0, (size_t)nr);
+  mark_writes(b, i + 1, w);
+  for (int r = 0; r < nr; r++) {
+    if (!w[r] || !block_reads(b, 0, i + 1, r)) continue;
+    if (carry >= 0) {
+      *why = gc_printf("both '%s' and '%s' carry values from its segment to the next iteration",
+                       reg_label(P->p, carry), reg_label(P->p, r));
+      return -1;
+    }
+    carry = r;
+  }
+  if (carry < 0) return -1;
+  const IrInstr *copy = NULL;
+  for (int k = i + 1; k < b->n; k++)
+    if (b->ins[k].op == IR_MOVE && b->ins[k].dst == carry && b->ins[k].args[0] == z->dst)
+      copy = &b->ins[k];
+  Type tc = P->p->main.regtypes[carry];
+  if (!copy || count_writes(b, 0, carry) != 1 || tc.ndims != 0 || tc.base != TY_INT) {
+    *why = gc_printf("'%s' carries a value from its segment to the next iteration that is not "
+                     "a copy of '%s' (a chain's state must be the last choice itself)",
+                     reg_label(P->p, carry), z->name);
+    return -1;
+  }
+  /* after the loop: only what does not score may read the carried value */
+  bool *t = gc_alloc_atomic((size_t)nr);
+  memset(t, 0, (size_t)nr);
+  t[carry] = true;
+  for (int k = outer_i + 1; k < outer->n; k++) {
+    const IrInstr *in = &outer->ins[k];
+    bool reads = false;
+    for (int r = 0; r < nr && !reads; r++) reads = t[r] && reads_reg(in, r);
+    if (!reads) continue;
+    if (in->op == IR_OBSERVE || in->op == IR_FACTOR || in->op == IR_CONDITION ||
+        in->op == IR_SAMPLE || in->then_b.n || in->else_b.n || in->body.n) {
+      *why = gc_printf("the chain's last state '%s' is used at line %d after the loop in a way "
+                       "enumeration does not rewrite", reg_label(P->p, carry), in->pos.line);
+      return -1;
+    }
+    if (in->dst >= 0) t[in->dst] = true;
+  }
+  return carry;
+}
+
 /* A discrete SAMPLE at b[i]. */
 static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, bool top,
                         const IrBlock *outer, int outer_i) {
@@ -311,18 +378,40 @@ static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, boo
     seg = &F->body;
     for (from = 0; !why && from < seg->n && !reads_reg(&seg->ins[from], in->dst); from++) {}
   }
-  if (!why && !top && loop < 0 && kind != SUP_BERNOULLI && kind != SUP_CATEGORICAL)
-    why = "its family's draws in a loop have no column of their own yet (only bernoulli and "
-          "categorical latents are enumerated inside loops)";
-  if (!why) why = segment_ok(P, in, seg, from);
+  int carry = -1;
+  if (!why && !top && loop < 0) carry = chain_carry(P, in, b, i, outer, outer_i, &why);
+  if (!why && carry >= 0) { /* the chain's own segment check: the carried copy is expected */
+    why = segment_ok(P, in, seg, from);
+    if (!why) {
+      int nr = P->p->main.nregs;
+      bool *w = gc_alloc_atomic((size_t)nr);
+      memset(w, 0, (size_t)nr);
+      mark_writes(b, i + 1, w);
+      for (int r = 0; r < nr && !why; r++)
+        if (w[r] && r != carry && block_reads(outer, outer_i + 1, outer->n, r))
+          why = gc_printf("'%s', which its segment writes, is read after the loop", reg_label(P->p, r));
+      for (int k = 0; k < i && !why; k++) /* the part before the choice runs once per state */
+        if (b->ins[k].op == IR_SAMPLE || (b->ins[k].op == IR_CALL && P->p->funcs[b->ins[k].callee].stochastic))
+          why = gc_printf("a choice at line %d precedes it in its iteration", b->ins[k].pos.line);
+    }
+  } else if (!why) {
+    why = segment_ok(P, in, seg, from);
+  }
   if (!why && loop >= 0) why = leaks(P, seg, from, b, loop + 1, seg, from, in->name);
-  else if (!why && !top) why = leaks(P, b, i + 1, outer, outer_i + 1, b, i, in->name);
+  else if (!why && !top && carry < 0) why = leaks(P, b, i + 1, outer, outer_i + 1, b, i, in->name);
   EnumLatent *L = new_latent(P, in, why);
   L->ok = !why;
   L->cost = cost;
   Site *s = &P->sites[P->pub->n - 1];
   s->seg = seg, s->from = from, s->loop = loop >= 0 ? &b->ins[loop] : NULL, s->top = top;
   s->kind = kind;
+  if (carry >= 0) {
+    s->chain = &outer->ins[outer_i];
+    s->at = i;
+    s->carry = carry;
+    L->cost = gc_printf("%s x %s", cost, cost);
+    L->chain = true;
+  }
 }
 
 static void plan_other(Plan *P, const IrBlock *b, const char *where, int depth) {
@@ -449,6 +538,7 @@ void enum_sizes(EnumPlan *pl, const Value *R) {
     else if (!strcmp(f, "discrete_uniform") && int_at(p, R, pr[0], &a) && int_at(p, R, pr[1], &b))
       L->size = b - a + 1;
     else if (!strcmp(f, "binomial") && int_at(p, R, pr[0], &a)) L->size = a + 1;
+    if (L->chain && L->size > 0) L->size *= L->size; /* K x K per step */
     if (!L->ok) continue;
     if (L->size < 0) pl->largest = -1;
     else if (pl->largest >= 0 && L->size > pl->largest) pl->largest = L->size;
@@ -593,6 +683,7 @@ static void add_lp(Rw *W, Code *c, SrcPos pos, int lp, int x) {
 }
 
 static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp);
+static void point_choice(Code *c, const Site *s, int v);
 
 /* The support's size K and the value of its k-th element, for a site. */
 static int support_size(Rw *W, Code *c, const Site *s) {
@@ -667,34 +758,186 @@ static void emit_density(Rw *W, Code *c, const Site *s) {
   f->args = regs(1, lse);
 }
 
+/* z = v as a choice under z's own name and address (a point mass,
+   discrete_uniform(v, v), which the draw handler draws), so the run keeps it
+   as a latent of its loop, with the columns and the choices-file address mh
+   gives it. */
+static void point_choice(Code *c, const Site *s, int v) {
+  IrInstr *in = emit(c, IR_SAMPLE, s->ins->pos);
+  *in = *s->ins;
+  in->dist = (IrDist){dist_lookup("discrete_uniform"), 2, regs(2, v, v)};
+  in->con = (IrCon){CON_NONE, -1, -1};
+}
+
+/* carry = the state before choice j: the value before the loop at the
+   first step, else the j-th value of the support. */
+static void set_state(Rw *W, Code *c, const Site *s, int started, int c0, int j) {
+  SrcPos pos = s->ins->pos;
+  int b = binop(W, c, pos, OP_NE, started, k_int(W, c, pos, 0), ty_make(TY_BOOL, 0));
+  Code th = {0}, el = {0};
+  move(&th, pos, s->carry, support_value(W, &th, s, j));
+  move(&el, pos, s->carry, c0);
+  IrInstr *in = emit(c, IR_IF, pos);
+  in->nargs = 1;
+  in->args = regs(1, b);
+  in->then_b = done(&th);
+  in->else_b = done(&el);
+}
+
+/* lp = lp0 + the iteration's log density from its choice on, with z = its
+   value v (the part before the choice is already in lp0). */
+static int step_lp(Rw *W, Code *c, const Site *s, IrBlock post, int v, int lp0) {
+  SrcPos pos = s->ins->pos;
+  Type tr = ty_make(TY_REAL, 0);
+  move(c, pos, s->ins->dst, v);
+  int n = s->ins->dist.nparams;
+  int *args = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+  args[0] = v;
+  memcpy(args + 1, s->ins->dist.params, sizeof(int) * (size_t)n);
+  int lp = new_reg(W, tr);
+  call_builtin(W, c, pos, lp_name(s->ins->dist.fam), tr, lp, n + 1, args);
+  add_lp(W, c, pos, lp, lp0);
+  append(c, copy_block(W, &post, 0, M_ACC, lp));
+  return lp;
+}
+
+static void emit_for(Code *c, const IrInstr *like, SrcPos pos, int var, int lo, int hi, Code *body) {
+  IrInstr *f = emit(c, IR_FOR, pos);
+  if (like) *f = *like;
+  f->var = var;
+  f->nargs = 2;
+  f->args = regs(2, lo, hi);
+  f->body = done(body);
+}
+
+/* A chain by the forward algorithm: alpha[k] = log p(the data so far, this
+   step's choice = the k-th value), one K x K log-sum-exp per step; the
+   density adds log_sum_exp(alpha) after the loop.  The draws pass keeps
+   every step's alpha, draws the choices backwards (forward filtering,
+   backward sampling) and replays the loop with them. */
+static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
+  const IrInstr *F = s->chain;
+  SrcPos pos = s->ins->pos;
+  IrBlock pre = {s->at, F->body.ins}, post = {F->body.n - s->at - 1, F->body.ins + s->at + 1};
+  Type ti = ty_make(TY_INT, 0), tr = ty_make(TY_REAL, 0), tv = ty_make(TY_VECTOR, 0);
+  int lo = F->args[0], hi = F->args[1];
+  int one = k_int(W, c, pos, 1), ninf = k_real(W, c, pos, -INFINITY);
+  int m = new_reg(W, ti), started = new_reg(W, ti), c0 = new_reg(W, ti);
+  move(c, pos, m, one);
+  move(c, pos, started, k_int(W, c, pos, 0));
+  move(c, pos, c0, s->carry);
+  /* alpha changes size after the first step: a copy, not a declared size */
+  IrInstr *d = emit(c, IR_DECL, pos);
+  int a0 = d->dst = new_reg(W, tv), alpha = new_reg(W, tv);
+  d->nsizes = 1, d->sizes = regs(1, one);
+  store1(c, pos, a0, one, k_real(W, c, pos, 0));
+  move(c, pos, alpha, a0);
+  int niter = -1, K0 = -1, AL = -1;
+  Code dc = {0}; /* the draws pass: only for a loop that runs */
+  if (draw) {
+    niter = binop(W, c, pos, OP_ADD, binop(W, c, pos, OP_SUB, hi, lo, ti), one, ti);
+    move(&dc, pos, F->var, lo); /* the first step's support size */
+    move(&dc, pos, s->carry, c0);
+    append(&dc, copy_block(W, &pre, 0, M_DRAW, -1));
+    K0 = support_size(W, &dc, s);
+    d = emit(&dc, IR_DECL, pos);
+    AL = d->dst = new_reg(W, ty_make(TY_VECTOR, 1));
+    d->nsizes = 2, d->sizes = regs(2, niter, K0);
+  }
+  /* forward */
+  Code body = {0};
+  set_state(W, &body, s, started, c0, one);
+  append(&body, copy_block(W, &pre, 0, M_DRAW, -1));
+  int K = support_size(W, &body, s);
+  d = emit(&body, IR_DECL, pos);
+  int nA = d->dst = new_reg(W, tv);
+  d->nsizes = 1, d->sizes = regs(1, K);
+  int kf = new_reg(W, ti);
+  Code fill = {0};
+  store1(&fill, pos, nA, kf, ninf);
+  emit_for(&body, NULL, pos, kf, one, K, &fill);
+  int j = new_reg(W, ti), k = new_reg(W, ti);
+  Code jb = {0}, kb = {0};
+  set_state(W, &jb, s, started, c0, j);
+  int lp0 = new_reg(W, tr);
+  move(&jb, pos, lp0, index1(W, &jb, pos, alpha, j, tr));
+  append(&jb, copy_block(W, &pre, 0, M_ACC, lp0));
+  int lp = step_lp(W, &kb, s, post, support_value(W, &kb, s, k), lp0);
+  int args2[2] = {index1(W, &kb, pos, nA, k, tr), lp};
+  store1(&kb, pos, nA, k, call_builtin(W, &kb, pos, "log_sum_exp", tr, -1, 2, args2));
+  emit_for(&jb, NULL, pos, k, one, K, &kb);
+  emit_for(&body, NULL, pos, j, one, m, &jb);
+  move(&body, pos, alpha, nA);
+  move(&body, pos, m, K);
+  move(&body, pos, started, one);
+  if (!draw) {
+    emit_for(c, F, pos, F->var, lo, hi, &body);
+    int lse = call_builtin(W, c, pos, "log_sum_exp", tr, -1, 1, &alpha);
+    IrInstr *f = emit(c, IR_FACTOR, pos);
+    f->nargs = 1;
+    f->args = regs(1, lse);
+    return;
+  }
+  int ib = binop(W, &body, pos, OP_ADD, binop(W, &body, pos, OP_SUB, F->var, lo, ti), one, ti);
+  store1(&body, pos, AL, ib, nA);
+  emit_for(&dc, F, pos, F->var, lo, hi, &body);
+  /* backward: the last choice from alpha, each earlier one given the next */
+  d = emit(&dc, IR_DECL, pos);
+  int KS = d->dst = new_reg(W, ty_make(TY_INT, 1));
+  d->nsizes = 1, d->sizes = regs(1, niter);
+  int aT = index1(W, &dc, pos, AL, niter, tv);
+  store1(&dc, pos, KS, niter, call_builtin(W, &dc, pos, "categorical_logit_rng", ti, -1, 1, &aT));
+  int r = new_reg(W, ti);
+  Code rb = {0}, wb = {0};
+  int i = binop(W, &rb, pos, OP_SUB, niter, r, ti);
+  move(&rb, pos, F->var, binop(W, &rb, pos, OP_ADD, lo, i, ti)); /* the step after i */
+  int knext = index1(W, &rb, pos, KS, binop(W, &rb, pos, OP_ADD, i, one, ti), ti);
+  int ai = index1(W, &rb, pos, AL, i, tv);
+  d = emit(&rb, IR_DECL, pos);
+  int w = d->dst = new_reg(W, tv);
+  d->nsizes = 1, d->sizes = regs(1, K0);
+  int jj = new_reg(W, ti);
+  move(&wb, pos, s->carry, support_value(W, &wb, s, jj));
+  int lq = new_reg(W, tr);
+  move(&wb, pos, lq, index1(W, &wb, pos, ai, jj, tr));
+  append(&wb, copy_block(W, &pre, 0, M_ACC, lq));
+  store1(&wb, pos, w, jj, step_lp(W, &wb, s, post, support_value(W, &wb, s, knext), lq));
+  emit_for(&rb, NULL, pos, jj, one, K0, &wb);
+  store1(&rb, pos, KS, i, call_builtin(W, &rb, pos, "categorical_logit_rng", ti, -1, 1, &w));
+  emit_for(&dc, NULL, pos, r, one, binop(W, &dc, pos, OP_SUB, niter, one, ti), &rb);
+  /* replay the loop with the drawn choices */
+  move(&dc, pos, s->carry, c0);
+  Code pb = {0};
+  append(&pb, copy_block(W, &pre, 0, M_DRAW, -1));
+  int ip = binop(W, &pb, pos, OP_ADD, binop(W, &pb, pos, OP_SUB, F->var, lo, ti), one, ti);
+  point_choice(&pb, s, support_value(W, &pb, s, index1(W, &pb, pos, KS, ip, ti)));
+  append(&pb, copy_block(W, &post, 0, M_DRAW, -1));
+  emit_for(&dc, F, pos, F->var, lo, hi, &pb);
+  int runs = binop(W, c, pos, OP_GE, niter, one, ty_make(TY_BOOL, 0));
+  IrInstr *in = emit(c, IR_IF, pos);
+  in->nargs = 1;
+  in->args = regs(1, runs);
+  in->then_b = done(&dc);
+}
+
+static const Site *site_chain(const Plan *P, const IrInstr *F) {
+  for (int i = 0; i < P->pub->n; i++)
+    if (P->sites[i].chain == F) return &P->sites[i];
+  return NULL;
+}
+
 /* The enumerated site in the draws pass: z from softmax(acc), then its
    segment once with that value. */
 static void emit_draw(Rw *W, Code *c, const Site *s) {
   SrcPos pos = s->ins->pos;
   int K;
   int acc = emit_acc(W, c, s, &K);
-  Type ti = ty_make(TY_INT, 0), tr = ty_make(TY_REAL, 0);
-  if (!s->top && !s->loop) {
-    /* a latent in a loop: a choice under its own name, so its address and
-       columns are mh's; its family is the exact conditional's */
-    int par = acc;
-    const char *fam = "categorical_logit";
-    if (s->kind == SUP_BERNOULLI) {
-      int a1 = index1(W, c, pos, acc, k_int(W, c, pos, 1), tr);
-      int a2 = index1(W, c, pos, acc, k_int(W, c, pos, 2), tr);
-      par = binop(W, c, pos, OP_SUB, a2, a1, tr);
-      fam = "bernoulli_logit";
-    }
-    IrInstr *in = emit(c, IR_SAMPLE, pos);
-    *in = *s->ins;
-    in->dist = (IrDist){dist_lookup(fam), 1, regs(1, par)};
-    in->con = (IrCon){CON_NONE, -1, -1};
-  } else {
-    int k = call_builtin(W, c, pos, "categorical_logit_rng", ti, -1, 1, &acc);
-    int v = support_value(W, c, s, k);
-    if (s->loop) store1(c, pos, s->ins->dst, s->loop->var, v);
-    else move(c, pos, s->ins->dst, v);
-  }
+  Type ti = ty_make(TY_INT, 0);
+  int k = call_builtin(W, c, pos, "categorical_logit_rng", ti, -1, 1, &acc);
+  int v = support_value(W, c, s, k);
+  if (s->loop) store1(c, pos, s->ins->dst, s->loop->var, v);
+  else if (s->top) move(c, pos, s->ins->dst, v);
+  else point_choice(c, s, v);
   W->entered = s; /* the segment's own start is no site again */
   IrBlock seg = copy_block(W, s->seg, s->from, M_DRAW, -1);
   append(c, seg);
@@ -726,6 +969,10 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
       if (mode == M_DENSITY) emit_density(W, &c, s);
       else emit_draw(W, &c, s);
       break;
+    }
+    if (in->op == IR_FOR && mode != M_ACC && (s = site_chain(P, in)) != NULL) {
+      emit_chain(W, &c, s, mode == M_DRAW);
+      continue;
     }
     if (in->op == IR_SAMPLE && mode != M_ACC && (s = site_of(P, in)) != NULL) {
       if (s->loop) { /* drawn element by element in its loop */
@@ -811,7 +1058,11 @@ char *enum_print(const EnumPlan *pl) {
   char *s = gc_printf("enumerated:\n");
   for (int i = 0; i < pl->n; i++) {
     const EnumLatent *L = &pl->lat[i];
-    if (L->ok && L->size >= 0)
+    long k = L->chain && L->size > 0 ? lround(sqrt((double)L->size)) : 0;
+    if (L->ok && L->chain && L->size > 0)
+      s = gc_printf("%s  %s  enumerated (a chain: forward algorithm), factor %ld x %ld\n", s,
+                    L->name, k, k);
+    else if (L->ok && L->size >= 0)
       s = gc_printf("%s  %s  enumerated, factor %ld\n", s, L->name, L->size);
     else if (L->ok)
       s = gc_printf("%s  %s  enumerated, factor %s\n", s, L->name, L->cost);

@@ -41,6 +41,7 @@ typedef struct EnumLatent {
   const char *cost; /* the factor's size as the source says it: "2", "K" */
   long size;        /* with data (enum_sizes): the factor's size, -1 unknown */
   const IrInstr *instr; /* its SAMPLE in the original program */
+  bool chain;       /* a chain (forward algorithm): size is K x K */
 } EnumLatent;
 
 typedef struct EnumPlan {

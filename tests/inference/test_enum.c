@@ -119,6 +119,31 @@ static const char *zero_twin =
     "  }\n"
     "}\n";
 
+/* a chain (an HMM with unknown emission means): the forward algorithm */
+static const char *hmm_nat =
+    "data { int T; int K; real y[T]; simplex[K] trans[K]; simplex[K] init; }\n"
+    "model {\n"
+    "  vector[K] mu ~ normal(0, 3);\n"
+    "  real<lower=0> sigma ~ lognormal(0, 0.5);\n"
+    "  int z_prev = 0;\n"
+    "  for (t in 1:T) {\n"
+    "    int z ~ categorical(t == 1 ? init : trans[z_prev]);\n"
+    "    y[t] ~ normal(mu[z], sigma);\n"
+    "    z_prev = z;\n"
+    "  }\n"
+    "  int z_last = z_prev;\n"
+    "}\n";
+static const char *hmm_twin =
+    "data { int T; int K; real y[T]; simplex[K] trans[K]; simplex[K] init; int zs[T]; }\n"
+    "model {\n"
+    "  vector[K] mu ~ normal(0, 3);\n"
+    "  real<lower=0> sigma ~ lognormal(0, 0.5);\n"
+    "  for (t in 1:T) {\n"
+    "    target += categorical_lpmf(zs[t] | t == 1 ? init : trans[zs[t - 1]]);\n"
+    "    y[t] ~ normal(mu[zs[t]], sigma);\n"
+    "  }\n"
+    "}\n";
+
 static ppl_model *compile(ppl_context *ctx, const char *src, const char *json) {
   ppl_model *m = NULL;
   if (ppl_compile_string(ctx, src, "enum.ppl", &m) != PPL_OK) {
@@ -231,6 +256,9 @@ int main(void) {
       {"mix2 element form", mix2_nat, mix2_twin,
        "\"N\": 6, \"y\": [-2.5, 1.9, 2.2, -1.7, 0.3, 2.8]", 6, 2, 0},
       {"change point", cp_nat, cp_twin, "\"T\": 7, \"D\": [4, 5, 4, 1, 0, 2, 1]", 1, 7, 1},
+      {"HMM chain", hmm_nat, hmm_twin,
+       "\"T\": 5, \"K\": 3, \"y\": [-1.9, 0.3, 2.2, 2.5, -0.4], \"trans\": [[0.8, 0.1, 0.1], "
+       "[0.2, 0.7, 0.1], [0.0, 0.3, 0.7]], \"init\": [0.5, 0.3, 0.2]", 5, 3, 1},
       {"zero-probability category", zero_nat, zero_twin,
        "\"N\": 3, \"y\": [-1.2, 0.4, 2.1], \"w\": [0.5, 0, 0.5]", 3, 3, 1},
   };
@@ -251,6 +279,11 @@ int main(void) {
              "check: the engine line says nuts and why");
   check_text(ctx, cp_nat, "{\"T\": 7, \"D\": [4, 5, 4, 1, 0, 2, 1]}",
              "  s  enumerated, factor 7\n", "change point: s enumerated, factor T");
+  check_text(ctx, hmm_nat,
+             "{\"T\": 5, \"K\": 3, \"y\": [-1.9, 0.3, 2.2, 2.5, -0.4], \"trans\": [[0.8, 0.1, "
+             "0.1], [0.2, 0.7, 0.1], [0.0, 0.3, 0.7]], \"init\": [0.5, 0.3, 0.2]}",
+             "  z  enumerated (a chain: forward algorithm), factor 3 x 3\n",
+             "HMM: a chain, factor K x K");
   /* not enumerated, with the reason */
   check_text(ctx,
              "data { int T; real y[T]; }\n"
