@@ -81,6 +81,8 @@ struct ppl_model {
   EnumPlan *en;
   IrAnalysis *an_en;
   Interp *in_en;
+  Interp *in_marg;     /* the same with the pr_ outputs (--enum-marginals), on first use */
+  DataSource *en_src;  /* the data both were loaded from */
 };
 
 struct ppl_result {
@@ -421,6 +423,7 @@ void ppl_model_free(ppl_model *m) {
   ld_free(m->ld_ir);
   ld_shared_free(m->in); /* m->ld among them */
   ld_shared_free(m->in_en);
+  ld_shared_free(m->in_marg);
   gc_free_root(m);
 }
 
@@ -454,8 +457,10 @@ static ppl_status load(ppl_model *m, DataSource *src) {
   }
   ld_shared_free(m->in); /* m->ld among them */
   ld_shared_free(m->in_en);
+  ld_shared_free(m->in_marg);
   m->in = in;
-  m->in_en = NULL;
+  m->in_en = m->in_marg = NULL;
+  m->en_src = src;
   if (m->an_en) { /* the same data for the marginalised program */
     enum_sizes(m->en, interp_data_regs(in));
     Interp *ie = interp_new(m->en->prog, print_out(m));
@@ -1328,7 +1333,16 @@ static ppl_status run_(ppl_model *m, const ppl_run_options *o, ppl_result **out)
   Diag d;
   diag_init(&d);
   RunResult *rr = NULL;
-  bool done = driver_run(en ? m->in_en : m->in, eng, &d_o, &rr, &d);
+  const Interp *in = en ? m->in_en : m->in;
+  if (en && engine_opt_bool(&d_o.eng, "enum-marginals")) { /* the pr_ columns */
+    if (!m->in_marg) {
+      Interp *im = interp_new(m->en->prog_marg, print_out(m));
+      if (!interp_load_data(im, m->en_src, &d)) return fail_diag(m->ctx, &d);
+      m->in_marg = im;
+    }
+    in = m->in_marg;
+  }
+  bool done = driver_run(in, eng, &d_o, &rr, &d);
   lm_run_end(m, &lr);
   atomic_store(&m->ctx->interrupt, 0);
   if (!done) {

@@ -23,6 +23,8 @@ typedef struct Site {
      the value carried to the next iteration (carry = move z) */
   const IrInstr *chain;
   int at, carry;
+  bool carry_arr;         /* the state is carry[t - 1] (z[t] = zt), not carry itself */
+  const IrInstr *outer;   /* a scalar in a loop (not a chain): that loop */
 } Site;
 
 enum { SUP_BERNOULLI, SUP_CATEGORICAL, SUP_UNIFORM, SUP_BINOMIAL };
@@ -152,7 +154,8 @@ static const char *support_of(const Plan *P, const IrInstr *in, int *kind, const
 
 /* Why the segment b[from..] cannot be run once per value, or NULL.  z: the
    choice; skip: the SAMPLE itself (not part of the segment). */
-static const char *segment_ok(const Plan *P, const IrInstr *z, const IrBlock *b, int from);
+static const char *segment_ok(const Plan *P, const IrInstr *z, const IrBlock *b, int from,
+                              int allow);
 
 static const char *walk_segment(const Plan *P, const IrInstr *z, const IrBlock *b, int from,
                                 bool *def, const bool *w) {
@@ -207,12 +210,14 @@ static const char *walk_segment(const Plan *P, const IrInstr *z, const IrBlock *
   return NULL;
 }
 
-static const char *segment_ok(const Plan *P, const IrInstr *z, const IrBlock *b, int from) {
+static const char *segment_ok(const Plan *P, const IrInstr *z, const IrBlock *b, int from,
+                              int allow) {
   int nr = P->p->main.nregs;
   bool *w = gc_alloc_atomic((size_t)nr), *def = gc_alloc_atomic((size_t)nr);
   memset(w, 0, (size_t)nr);
   memset(def, 0, (size_t)nr);
   mark_writes(b, from, w);
+  if (allow >= 0) w[allow] = false; /* a chain's state, which the rewrite sets */
   def[z->dst] = true;
   return walk_segment(P, z, b, from, def, w);
 }
@@ -304,6 +309,60 @@ static int count_writes(const IrBlock *b, int from, int r) {
   return n;
 }
 
+static const IrInstr *find_def(const IrBlock *b, int r) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    if (in->dst == r && in->op != IR_STORE) return in;
+    const IrBlock *subs[4] = {&in->then_b, &in->else_b, &in->cond_b, &in->body};
+    for (int k = 0; k < 4; k++) {
+      const IrInstr *d = find_def(subs[k], r);
+      if (d) return d;
+    }
+  }
+  return NULL;
+}
+
+/* Is r computed as t - 1 in the loop body (or the 1 in the model block)? */
+static bool is_prev(const Plan *P, const IrBlock *body, int r, int t) {
+  const IrInstr *d = find_def(body, r);
+  if (!d || d->op != IR_BINARY || d->sub != OP_SUB || d->args[0] != t) return false;
+  const IrInstr *c = find_def(body, d->args[1]);
+  if (!c) c = find_def(&P->p->model_b, d->args[1]);
+  return c && c->op == IR_CONST && c->imm.k == V_INT && c->imm.i == 1;
+}
+
+/* Every read of the array arr in blk is arr[t - 1] (before the choice) or
+   arr[t] (after it, once the choice is stored there). */
+static bool prev_reads(const Plan *P, const IrBlock *body, const IrBlock *blk, bool after, int arr,
+                       int t) {
+  for (int i = 0; i < blk->n; i++) {
+    const IrInstr *in = &blk->ins[i];
+    if (in->op == IR_STORE && in->dst == arr) continue; /* the one store of the choice */
+    if (in->op == IR_INDEX && in->args[0] == arr) {
+      if (in->nidx != 1 || in->idx[0].kind != IX_SINGLE) return false;
+      if (after ? in->idx[0].lo != t : !is_prev(P, body, in->idx[0].lo, t)) return false;
+      continue;
+    }
+    const IrBlock *subs[4] = {&in->then_b, &in->else_b, &in->cond_b, &in->body};
+    for (int k = 0; k < 4; k++)
+      if (!prev_reads(P, body, subs[k], after, arr, t)) return false;
+    IrInstr probe = *in;
+    probe.then_b.n = probe.else_b.n = probe.cond_b.n = probe.body.n = 0;
+    if (reads_reg(&probe, arr)) return false;
+  }
+  return true;
+}
+
+/* In a chain whose state is an array element (`z[t] = zt`, read back as
+   z[t - 1]): the loop body b reads the array only so, around the choice b[i]. */
+static bool prev_reads_only(const Plan *P, const IrBlock *b, int i, int arr, int t) {
+  for (int k = 0; k < b->n; k++) {
+    IrBlock one = {1, &b->ins[k]};
+    if (!prev_reads(P, b, &one, k > i, arr, t)) return false;
+  }
+  return true;
+}
+
 /* A chain (the forward algorithm's case): the choice at b[i], b the body of
    the loop outer[outer_i] of the model block, whose segment writes exactly
    one register that the next iteration reads before the choice, as a copy
@@ -325,12 +384,18 @@ static int chain_carry(const Plan *P, const IrInstr *z, const IrBlock *b, int i,
     carry = r;
   }
   if (carry < 0) return -1;
-  const IrInstr *copy = NULL;
-  for (int k = i + 1; k < b->n; k++)
-    if (b->ins[k].op == IR_MOVE && b->ins[k].dst == carry && b->ins[k].args[0] == z->dst)
-      copy = &b->ins[k];
+  const IrInstr *copy = NULL, *F = &outer->ins[outer_i];
   Type tc = P->p->main.regtypes[carry];
-  if (!copy || count_writes(b, 0, carry) != 1 || tc.ndims != 0 || tc.base != TY_INT) {
+  bool arr = tc.ndims == 1;
+  for (int k = i + 1; k < b->n; k++) {
+    const IrInstr *in = &b->ins[k];
+    if (in->op == IR_MOVE && in->dst == carry && in->args[0] == z->dst && !arr) copy = in;
+    if (in->op == IR_STORE && in->dst == carry && in->args[0] == z->dst && arr && in->nidx == 1 &&
+        in->idx[0].kind == IX_SINGLE && in->idx[0].lo == F->var)
+      copy = in;
+  }
+  if (copy && arr && !prev_reads_only(P, b, i, carry, F->var)) copy = NULL;
+  if (!copy || count_writes(b, 0, carry) != 1 || tc.ndims > 1 || tc.base != TY_INT) {
     *why = gc_printf("'%s' carries a value from its segment to the next iteration that is not "
                      "a copy of '%s' (a chain's state must be the last choice itself)",
                      reg_label(P->p, carry), z->name);
@@ -381,7 +446,7 @@ static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, boo
   int carry = -1;
   if (!why && !top && loop < 0) carry = chain_carry(P, in, b, i, outer, outer_i, &why);
   if (!why && carry >= 0) { /* the chain's own segment check: the carried copy is expected */
-    why = segment_ok(P, in, seg, from);
+    why = segment_ok(P, in, seg, from, carry);
     if (!why) {
       int nr = P->p->main.nregs;
       bool *w = gc_alloc_atomic((size_t)nr);
@@ -395,7 +460,7 @@ static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, boo
           why = gc_printf("a choice at line %d precedes it in its iteration", b->ins[k].pos.line);
     }
   } else if (!why) {
-    why = segment_ok(P, in, seg, from);
+    why = segment_ok(P, in, seg, from, -1);
   }
   if (!why && loop >= 0) why = leaks(P, seg, from, b, loop + 1, seg, from, in->name);
   else if (!why && !top && carry < 0) why = leaks(P, b, i + 1, outer, outer_i + 1, b, i, in->name);
@@ -404,11 +469,13 @@ static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, boo
   L->cost = cost;
   Site *s = &P->sites[P->pub->n - 1];
   s->seg = seg, s->from = from, s->loop = loop >= 0 ? &b->ins[loop] : NULL, s->top = top;
+  if (!top && loop < 0) s->outer = &outer->ins[outer_i];
   s->kind = kind;
   if (carry >= 0) {
     s->chain = &outer->ins[outer_i];
     s->at = i;
     s->carry = carry;
+    s->carry_arr = P->p->main.regtypes[carry].ndims == 1;
     L->cost = gc_printf("%s x %s", cost, cost);
     L->chain = true;
   }
@@ -443,7 +510,7 @@ static void plan_block(Plan *P, const IrBlock *b, bool top, const IrBlock *outer
   }
 }
 
-static IrProgram *rewrite(const Plan *P);
+static IrProgram *rewrite(const Plan *P, bool marg);
 
 EnumPlan *enum_plan(const IrProgram *p, const IrAnalysis *a) {
   if (!a->has_discrete) return NULL;
@@ -480,7 +547,7 @@ EnumPlan *enum_plan(const IrProgram *p, const IrAnalysis *a) {
     }
   if (p->has_guide || a->nparams > 0) all = false;
   P.pub->all = all;
-  if (all) P.pub->prog = rewrite(&P);
+  if (all) P.pub->prog = rewrite(&P, false), P.pub->prog_marg = rewrite(&P, true);
   return P.pub;
 }
 
@@ -559,6 +626,10 @@ typedef struct Rw {
   Type *types;
   const char **names;
   const Site *entered; /* the element form's segment being copied for its draw */
+  bool marg;           /* --enum-marginals: the pr_ outputs */
+  int *pr;             /* per site: its pr_ output's register, -1 before it has one */
+  int nout;
+  IrOutput *out;
 } Rw;
 
 enum { M_DENSITY, M_ACC, M_DRAW };
@@ -758,6 +829,31 @@ static void emit_density(Rw *W, Code *c, const Site *s) {
   f->args = regs(1, lse);
 }
 
+/* The pr_ output of site s (--enum-marginals): P(z = k-th value | draw),
+   a vector per scalar, rows by index for one in a loop or an array. */
+static int pr_reg(Rw *W, const Site *s, bool rows) {
+  int i = (int)(s - W->P->sites);
+  if (W->pr[i] >= 0) return W->pr[i];
+  Type t = ty_make(TY_VECTOR, rows ? 1 : 0);
+  int r = W->pr[i] = new_reg(W, t);
+  W->names[r] = gc_printf("pr_%s", s->ins->name);
+  W->out[W->nout++] = (IrOutput){W->names[r], r, t, OUT_GENERATED};
+  return r;
+}
+
+/* pr = rows of K0 reals, one per index 1..n */
+static int pr_decl(Rw *W, Code *c, const Site *s, int n, int K0) {
+  int r = pr_reg(W, s, true);
+  IrInstr *d = emit(c, IR_DECL, s->ins->pos);
+  d->dst = r;
+  d->nsizes = 2, d->sizes = regs(2, n, K0);
+  return r;
+}
+
+static int softmax(Rw *W, Code *c, SrcPos pos, int v) {
+  return call_builtin(W, c, pos, "softmax", ty_make(TY_VECTOR, 0), -1, 1, &v);
+}
+
 /* z = v as a choice under z's own name and address (a point mass,
    discrete_uniform(v, v), which the draw handler draws), so the run keeps it
    as a latent of its loop, with the columns and the choices-file address mh
@@ -769,14 +865,25 @@ static void point_choice(Code *c, const Site *s, int v) {
   in->con = (IrCon){CON_NONE, -1, -1};
 }
 
-/* carry = the state before choice j: the value before the loop at the
-   first step, else the j-th value of the support. */
+/* The chain's state before the step the loop variable is at = v. */
+static void put_state(Rw *W, Code *c, const Site *s, int v) {
+  SrcPos pos = s->ins->pos;
+  if (!s->carry_arr) {
+    move(c, pos, s->carry, v);
+    return;
+  }
+  Type ti = ty_make(TY_INT, 0);
+  store1(c, pos, s->carry, binop(W, c, pos, OP_SUB, s->chain->var, k_int(W, c, pos, 1), ti), v);
+}
+
+/* The state before choice j: the value before the loop at the first step,
+   else the j-th value of the support. */
 static void set_state(Rw *W, Code *c, const Site *s, int started, int c0, int j) {
   SrcPos pos = s->ins->pos;
   int b = binop(W, c, pos, OP_NE, started, k_int(W, c, pos, 0), ty_make(TY_BOOL, 0));
   Code th = {0}, el = {0};
-  move(&th, pos, s->carry, support_value(W, &th, s, j));
-  move(&el, pos, s->carry, c0);
+  put_state(W, &th, s, support_value(W, &th, s, j));
+  if (!s->carry_arr) move(&el, pos, s->carry, c0);
   IrInstr *in = emit(c, IR_IF, pos);
   in->nargs = 1;
   in->args = regs(1, b);
@@ -825,7 +932,7 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   int m = new_reg(W, ti), started = new_reg(W, ti), c0 = new_reg(W, ti);
   move(c, pos, m, one);
   move(c, pos, started, k_int(W, c, pos, 0));
-  move(c, pos, c0, s->carry);
+  if (!s->carry_arr) move(c, pos, c0, s->carry);
   /* alpha changes size after the first step: a copy, not a declared size */
   IrInstr *d = emit(c, IR_DECL, pos);
   int a0 = d->dst = new_reg(W, tv), alpha = new_reg(W, tv);
@@ -837,7 +944,7 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   if (draw) {
     niter = binop(W, c, pos, OP_ADD, binop(W, c, pos, OP_SUB, hi, lo, ti), one, ti);
     move(&dc, pos, F->var, lo); /* the first step's support size */
-    move(&dc, pos, s->carry, c0);
+    if (!s->carry_arr) move(&dc, pos, s->carry, c0);
     append(&dc, copy_block(W, &pre, 0, M_DRAW, -1));
     K0 = support_size(W, &dc, s);
     d = emit(&dc, IR_DECL, pos);
@@ -889,6 +996,15 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   store1(&dc, pos, KS, niter, call_builtin(W, &dc, pos, "categorical_logit_rng", ti, -1, 1, &aT));
   int r = new_reg(W, ti);
   Code rb = {0}, wb = {0};
+  int pr = -1, beta = -1;
+  if (W->marg) { /* smoothing: P(z_t | all the data) from alpha_t + beta_t */
+    pr = pr_decl(W, &dc, s, hi, K0);
+    int zero = k_real(W, &dc, pos, 0);
+    int za[2] = {zero, K0};
+    beta = new_reg(W, tv);
+    call_builtin(W, &dc, pos, "rep_vector", tv, beta, 2, za);
+    store1(&dc, pos, pr, hi, softmax(W, &dc, pos, aT));
+  }
   int i = binop(W, &rb, pos, OP_SUB, niter, r, ti);
   move(&rb, pos, F->var, binop(W, &rb, pos, OP_ADD, lo, i, ti)); /* the step after i */
   int knext = index1(W, &rb, pos, KS, binop(W, &rb, pos, OP_ADD, i, one, ti), ti);
@@ -897,16 +1013,40 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   int w = d->dst = new_reg(W, tv);
   d->nsizes = 1, d->sizes = regs(1, K0);
   int jj = new_reg(W, ti);
-  move(&wb, pos, s->carry, support_value(W, &wb, s, jj));
+  put_state(W, &wb, s, support_value(W, &wb, s, jj));
   int lq = new_reg(W, tr);
   move(&wb, pos, lq, index1(W, &wb, pos, ai, jj, tr));
   append(&wb, copy_block(W, &pre, 0, M_ACC, lq));
   store1(&wb, pos, w, jj, step_lp(W, &wb, s, post, support_value(W, &wb, s, knext), lq));
   emit_for(&rb, NULL, pos, jj, one, K0, &wb);
   store1(&rb, pos, KS, i, call_builtin(W, &rb, pos, "categorical_logit_rng", ti, -1, 1, &w));
+  if (W->marg) { /* beta_i[j] = log_sum_exp_k(M_{i+1}[j, k] + beta_{i+1}[k]) */
+    d = emit(&rb, IR_DECL, pos);
+    int nb = d->dst = new_reg(W, tv);
+    d->nsizes = 1, d->sizes = regs(1, K0);
+    int j2 = new_reg(W, ti), k2 = new_reg(W, ti);
+    Code jb2 = {0}, kb2 = {0};
+    put_state(W, &jb2, s, support_value(W, &jb2, s, j2));
+    int l0 = new_reg(W, tr);
+    move(&jb2, pos, l0, k_real(W, &jb2, pos, 0));
+    append(&jb2, copy_block(W, &pre, 0, M_ACC, l0));
+    d = emit(&jb2, IR_DECL, pos);
+    int a2 = d->dst = new_reg(W, tv);
+    d->nsizes = 1, d->sizes = regs(1, K0);
+    int lk = step_lp(W, &kb2, s, post, support_value(W, &kb2, s, k2), l0);
+    int bk = index1(W, &kb2, pos, beta, k2, tr);
+    store1(&kb2, pos, a2, k2, binop(W, &kb2, pos, OP_ADD, lk, bk, tr));
+    emit_for(&jb2, NULL, pos, k2, one, K0, &kb2);
+    store1(&jb2, pos, nb, j2, call_builtin(W, &jb2, pos, "log_sum_exp", tr, -1, 1, &a2));
+    emit_for(&rb, NULL, pos, j2, one, K0, &jb2);
+    move(&rb, pos, beta, nb);
+    int t = binop(W, &rb, pos, OP_SUB, binop(W, &rb, pos, OP_ADD, lo, i, ti), one, ti);
+    int ab = binop(W, &rb, pos, OP_ADD, index1(W, &rb, pos, AL, i, tv), beta, tv);
+    store1(&rb, pos, pr, t, softmax(W, &rb, pos, ab));
+  }
   emit_for(&dc, NULL, pos, r, one, binop(W, &dc, pos, OP_SUB, niter, one, ti), &rb);
   /* replay the loop with the drawn choices */
-  move(&dc, pos, s->carry, c0);
+  if (!s->carry_arr) move(&dc, pos, s->carry, c0);
   Code pb = {0};
   append(&pb, copy_block(W, &pre, 0, M_DRAW, -1));
   int ip = binop(W, &pb, pos, OP_ADD, binop(W, &pb, pos, OP_SUB, F->var, lo, ti), one, ti);
@@ -933,6 +1073,9 @@ static void emit_draw(Rw *W, Code *c, const Site *s) {
   int K;
   int acc = emit_acc(W, c, s, &K);
   Type ti = ty_make(TY_INT, 0);
+  if (W->marg && s->loop) store1(c, pos, pr_reg(W, s, true), s->loop->var, softmax(W, c, pos, acc));
+  else if (W->marg && s->top) move(c, pos, pr_reg(W, s, false), softmax(W, c, pos, acc));
+  else if (W->marg) store1(c, pos, pr_reg(W, s, true), s->outer->var, softmax(W, c, pos, acc));
   int k = call_builtin(W, c, pos, "categorical_logit_rng", ti, -1, 1, &acc);
   int v = support_value(W, c, s, k);
   if (s->loop) store1(c, pos, s->ins->dst, s->loop->var, v);
@@ -980,6 +1123,7 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
         d->dst = in->dst;
         d->nsizes = in->nsizes;
         d->sizes = in->sizes;
+        if (W->marg && mode == M_DRAW) pr_decl(W, &c, s, in->sizes[0], support_size(W, &c, s));
         continue;
       }
       if (mode == M_DENSITY) emit_density(W, &c, s);
@@ -1011,6 +1155,17 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
       f->else_b = done(&e);
       continue;
     }
+    if (W->marg && mode == M_DRAW && in->op == IR_FOR) {
+      for (int k = 0; k < P->pub->n; k++) {
+        const Site *ls = &P->sites[k];
+        if (ls->outer != in || !P->pub->lat[k].ok || ls->chain) continue;
+        /* the support's size from the first iteration's part before the choice */
+        move(&c, in->pos, in->var, in->args[0]);
+        IrBlock pre = {ls->from - 1, in->body.ins};
+        append(&c, copy_block(W, &pre, 0, M_DRAW, -1));
+        pr_decl(W, &c, ls, in->args[1], support_size(W, &c, ls));
+      }
+    }
     IrInstr *o = emit(&c, in->op, in->pos);
     *o = *in;
     if (in->then_b.n) o->then_b = copy_block(W, &in->then_b, 0, mode, lp);
@@ -1021,11 +1176,16 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
   return done(&c);
 }
 
-static IrProgram *rewrite(const Plan *P) {
+static IrProgram *rewrite(const Plan *P, bool marg) {
   const IrProgram *p = P->p;
   IrProgram *q = gc_alloc(sizeof *q);
   *q = *p;
-  Rw W = {.P = P, .q = q, .nregs = p->main.nregs, .capregs = p->main.nregs + 64};
+  Rw W = {.P = P, .q = q, .nregs = p->main.nregs, .capregs = p->main.nregs + 64, .marg = marg};
+  W.pr = gc_alloc_atomic(sizeof(int) * (size_t)(P->pub->n + 1));
+  for (int i = 0; i < P->pub->n; i++) W.pr[i] = -1;
+  W.out = gc_alloc(sizeof(IrOutput) * (size_t)(p->noutputs + P->pub->n + 1));
+  memcpy(W.out, p->outputs, sizeof(IrOutput) * (size_t)p->noutputs);
+  W.nout = p->noutputs;
   W.types = gc_alloc_atomic(sizeof(Type) * (size_t)W.capregs);
   W.names = gc_alloc(sizeof(char *) * (size_t)W.capregs);
   memcpy(W.types, p->main.regtypes, sizeof(Type) * (size_t)p->main.nregs);
@@ -1036,6 +1196,8 @@ static IrProgram *rewrite(const Plan *P) {
   if (draws.n) memcpy(g, draws.ins, sizeof(IrInstr) * (size_t)draws.n);
   if (p->gen_b.n) memcpy(g + draws.n, p->gen_b.ins, sizeof(IrInstr) * (size_t)p->gen_b.n);
   q->gen_b = (IrBlock){draws.n + p->gen_b.n, g};
+  q->noutputs = W.nout;
+  q->outputs = W.out;
   q->main.nregs = W.nregs;
   q->main.regtypes = W.types;
   q->main.regnames = W.names;
@@ -1059,8 +1221,11 @@ char *enum_print(const EnumPlan *pl) {
   for (int i = 0; i < pl->n; i++) {
     const EnumLatent *L = &pl->lat[i];
     long k = L->chain && L->size > 0 ? lround(sqrt((double)L->size)) : 0;
-    if (L->ok && L->chain && L->size > 0)
-      s = gc_printf("%s  %s  enumerated (a chain: forward algorithm), factor %ld x %ld\n", s,
+    if (L->ok && L->size > ENUM_FACTOR_LIMIT)
+      s = gc_printf("%s  %s  not enumerated: its factor has %ld terms, above the limit of %d\n",
+                    s, L->name, L->size, ENUM_FACTOR_LIMIT);
+    else if (L->ok && L->chain && L->size > 0)
+      s = gc_printf("%s  %s  enumerated, factor %ld x %ld (a chain: forward algorithm)\n", s,
                     L->name, k, k);
     else if (L->ok && L->size >= 0)
       s = gc_printf("%s  %s  enumerated, factor %ld\n", s, L->name, L->size);

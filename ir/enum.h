@@ -49,6 +49,9 @@ typedef struct EnumPlan {
   EnumLatent *lat;   /* every discrete latent of the model block, in order */
   bool all;          /* at least one, and every one enumerated */
   IrProgram *prog;   /* the marginalised program when all, else NULL */
+  IrProgram *prog_marg; /* the same with the pr_ outputs (--enum-marginals): per
+                        enumerated scalar, P(z = k-th value | continuous draw,
+                        data); for a chain the smoothing marginal */
   long largest;      /* the largest factor's size (-1 unknown) */
   const IrProgram *src; /* the original program */
 } EnumPlan;

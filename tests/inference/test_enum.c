@@ -5,7 +5,9 @@
  * adds their log probabilities (ppl_log_density once per configuration), to
  * 1e-12 relative, and its gradient equals the configurations' gradients
  * weighted by their posterior probabilities, under the interpreter and the
- * JIT (which must compile the marginalised program).  A value of zero
+ * JIT (which must compile the marginalised program); the cases: K = 3, 5
+ * mixtures, mix2's element form, a change point, HMM chains (the forward
+ * algorithm) with the state in a variable or an array element.  A value of zero
  * probability (a simplex with a zero) leaves the gradient finite.  Then what
  * `ppl check` and the engine selector say, reasons for programs that are not
  * enumerated, and that --engine mh still runs the original program. */
@@ -144,6 +146,20 @@ static const char *hmm_twin =
     "  }\n"
     "}\n";
 
+/* the same chain with its state in an array element: z[t] = zt, read as z[t - 1] */
+static const char *hmma_nat =
+    "data { int T; int K; real y[T]; simplex[K] trans[K]; simplex[K] init; }\n"
+    "model {\n"
+    "  vector[K] mu ~ normal(0, 3);\n"
+    "  real<lower=0> sigma ~ lognormal(0, 0.5);\n"
+    "  int z[T] = rep_array(1, T);\n"
+    "  for (t in 1:T) {\n"
+    "    int zt ~ categorical(t == 1 ? init : trans[z[t - 1]]);\n"
+    "    z[t] = zt;\n"
+    "    y[t] ~ normal(mu[z[t]], sigma);\n"
+    "  }\n"
+    "}\n";
+
 static ppl_model *compile(ppl_context *ctx, const char *src, const char *json) {
   ppl_model *m = NULL;
   if (ppl_compile_string(ctx, src, "enum.ppl", &m) != PPL_OK) {
@@ -259,6 +275,9 @@ int main(void) {
       {"HMM chain", hmm_nat, hmm_twin,
        "\"T\": 5, \"K\": 3, \"y\": [-1.9, 0.3, 2.2, 2.5, -0.4], \"trans\": [[0.8, 0.1, 0.1], "
        "[0.2, 0.7, 0.1], [0.0, 0.3, 0.7]], \"init\": [0.5, 0.3, 0.2]", 5, 3, 1},
+      {"HMM chain, array state", hmma_nat, hmm_twin,
+       "\"T\": 5, \"K\": 3, \"y\": [-1.9, 0.3, 2.2, 2.5, -0.4], \"trans\": [[0.8, 0.1, 0.1], "
+       "[0.2, 0.7, 0.1], [0.0, 0.3, 0.7]], \"init\": [0.5, 0.3, 0.2]", 5, 3, 1},
       {"zero-probability category", zero_nat, zero_twin,
        "\"N\": 3, \"y\": [-1.2, 0.4, 2.1], \"w\": [0.5, 0, 0.5]", 3, 3, 1},
   };
@@ -282,7 +301,7 @@ int main(void) {
   check_text(ctx, hmm_nat,
              "{\"T\": 5, \"K\": 3, \"y\": [-1.9, 0.3, 2.2, 2.5, -0.4], \"trans\": [[0.8, 0.1, "
              "0.1], [0.2, 0.7, 0.1], [0.0, 0.3, 0.7]], \"init\": [0.5, 0.3, 0.2]}",
-             "  z  enumerated (a chain: forward algorithm), factor 3 x 3\n",
+             "  z  enumerated, factor 3 x 3 (a chain: forward algorithm)\n",
              "HMM: a chain, factor K x K");
   /* not enumerated, with the reason */
   check_text(ctx,
