@@ -54,7 +54,7 @@ for my $c (@natural) {
   my $sec = section($out);
   ok($st == 0 && defined $sec, "check $prog ($data): an enumerated: section") or print "# $out$err";
   my ($line) = ($sec // '') =~ /^  \Q$latent\E\s+(.*)$/m;
-  ok(defined $line && $line =~ /^enumerated, factor (.*)$/ && $1 =~ $size,
+  ok(defined $line && $line =~ /^enumerated\b.*factor (.*)$/ && $1 =~ $size,
      "check $prog ($data): $latent enumerated with its factor's size") or print "# " . ($line // 'no line') . "\n";
   ok($out =~ /^engine: nuts .*summed out by enumeration/m, "check $prog ($data): engine nuts, summed out")
     or print "# " . join("\n# ", grep { /^engine/ } split /\n/, $out) . "\n";

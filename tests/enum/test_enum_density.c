@@ -11,6 +11,13 @@
  * interpreter and under the JIT (ppl_config.no_jit), and the two backends must
  * agree with each other.
  *
+ * The HMMs' gradients are held to 1e-11: the forward algorithm is a recurrence
+ * over T = 100 steps, and the twin's loop and the transform's sum the same
+ * terms in another order, so their rounding differs by more than a single sum's.
+ * At sigma = e^-2 (a corner of the points) d lp / d log sigma is 2e4 with
+ * terms of 1e3 to 1e4 per step; the two differ there by 4.4e-12 of it (the log
+ * densities by 8e-16).
+ *
  *   test_enum_density TESTS_ENUM_DIR
  */
 #include <math.h>
@@ -28,15 +35,16 @@
 
 typedef struct {
   const char *natural, *hand, *data;
+  double gtol; /* the gradient's tolerance (TOL unless said) */
 } Pair;
 
 static const Pair pairs[] = {
-    {"changepoint", "changepoint_hand", "coal"},
-    {"mix", "mix_hand", "mix3"},
-    {"mix", "mix_hand", "mix4"},
-    {"mix", "mix_hand", "mix5"},
-    {"hmm_loop", "hmm_hand", "hmm"},
-    {"hmm_array", "hmm_hand", "hmm"},
+    {"changepoint", "changepoint_hand", "coal", 0},
+    {"mix", "mix_hand", "mix3", 0},
+    {"mix", "mix_hand", "mix4", 0},
+    {"mix", "mix_hand", "mix5", 0},
+    {"hmm_loop", "hmm_hand", "hmm", 1e-11},
+    {"hmm_array", "hmm_hand", "hmm", 1e-11},
 };
 
 static const char *dir;
@@ -117,7 +125,7 @@ static int check_pair(const Pair *p, int no_jit, Eval evals[POINTS], double thet
     for (size_t i = 0; i < n_nat; i++) {
       double eg = fabs(ga[i] - gb[i]) / s;
       worst_g = fmax(worst_g, eg);
-      if (!(eg <= TOL)) {
+      if (!(eg <= (p->gtol ? p->gtol : TOL))) {
         tap_diag("point %d: d/dtheta[%zu] %.17g, twin %.17g", k, i, ga[i], gb[i]);
         bad++;
       }
@@ -127,8 +135,8 @@ static int check_pair(const Pair *p, int no_jit, Eval evals[POINTS], double thet
   }
   done = bad == 0;
   tap_ok(bad == 0, "%s/%s (%s): log density and gradient equal the twin's at %d points "
-         "(largest relative difference %.2g, gradient %.2g)", p->natural, p->data, be, POINTS,
-         worst_lp, worst_g);
+         "(largest relative difference %.2g, gradient %.2g; tolerance %g, gradient %g)", p->natural,
+         p->data, be, POINTS, worst_lp, worst_g, TOL, p->gtol ? p->gtol : TOL);
 out:
   if (hand) ppl_model_free(hand);
   if (nat) ppl_model_free(nat);
