@@ -34,6 +34,7 @@
 #include "../inference/progress.h"
 #include "../inference/svi.h"
 #include "../inference/train.h"
+#include "../ir/enum.h"
 #include "../ir/interp.h"
 #include "../parser/ast.h"
 #include "../lang/check.h"
@@ -74,6 +75,16 @@ struct ppl_model {
   int nwarnings;         /* the checker's (CheckedProgram.warnings) */
   const char **warnings;
   bool retired;       /* ran out of memory: only ppl_model_free is allowed */
+  /* Discrete latents summed out by enumeration (ir/enum.h): the plan (NULL
+     without discrete latents); when every one is enumerated, the
+     marginalised program's analysis, and once data are loaded and the
+     factors are within ENUM_FACTOR_LIMIT its interpreter, which the
+     gradient engines and the log density calls run */
+  EnumPlan *en;
+  IrAnalysis *an_en;
+  Interp *in_en;
+  Interp *in_marg;     /* the same with the pr_ outputs (--enum-marginals), on first use */
+  DataSource *en_src;  /* the data both were loaded from */
 };
 
 struct ppl_result {
@@ -361,6 +372,8 @@ static ppl_status compile_ast(ppl_context *ctx, Ast *ast, const char *file, ppl_
   m->file = file;
   m->ir = ir;
   m->an = ir_analyze(ir);
+  m->en = enum_plan(ir, m->an);
+  if (m->en && m->en->all) m->an_en = ir_analyze(m->en->prog);
   m->nwarnings = cp->nwarnings;
   m->warnings = cp->warnings;
   *out = m;
@@ -411,6 +424,8 @@ void ppl_model_free(ppl_model *m) {
   if (m->pending) json_decref(m->pending);
   ld_free(m->ld_ir);
   ld_shared_free(m->in); /* m->ld among them */
+  ld_shared_free(m->in_en);
+  ld_shared_free(m->in_marg);
   gc_free_root(m);
 }
 
@@ -443,7 +458,20 @@ static ppl_status load(ppl_model *m, DataSource *src) {
     return fail_diag(m->ctx, &d);
   }
   ld_shared_free(m->in); /* m->ld among them */
+  ld_shared_free(m->in_en);
+  ld_shared_free(m->in_marg);
   m->in = in;
+  m->in_en = m->in_marg = NULL;
+  m->en_src = src;
+  if (m->an_en) { /* the same data for the marginalised program */
+    enum_sizes(m->en, interp_data_regs(in));
+    Interp *ie = interp_new(m->en->prog, print_out(m));
+    Diag de;
+    diag_init(&de);
+    if ((m->en->largest < 0 || m->en->largest <= ENUM_FACTOR_LIMIT) &&
+        interp_load_data(ie, src, &de))
+      m->in_en = ie;
+  }
   ld_free(m->ld_ir);
   m->ld = m->ld_ir = NULL;
   m->llvm_ir = NULL;
@@ -553,19 +581,27 @@ static ppl_status need_data(ppl_model *m) {
   return load(m, NULL);
 }
 
+/* The program the log density calls evaluate: the marginalised one when the
+   discrete latents are summed out. */
+static const Interp *ld_in(const ppl_model *m) { return m->in_en ? m->in_en : m->in; }
+
 static ppl_status need_ld(ppl_model *m) {
   ppl_status s = need_data(m);
   if (s != PPL_OK) return s;
   if (m->ld) return PPL_OK;
   Diag d;
   diag_init(&d);
-  m->ld = ld_shared(m->in, false, &d); /* the interpreted one: the analysis needs no compiling */
+  m->ld = ld_shared(ld_in(m), false, &d); /* the interpreted one: the analysis needs no compiling */
   if (!m->ld) return fail_diag(m->ctx, &d);
   return PPL_OK;
 }
 
 static const IrLatentInfo *improper_latent(const ppl_model *m);
 static bool accepts_improper(const EngineVT *e);
+static bool enum_runs(ppl_model *m, const EngineVT *e);
+static const char *enum_fallback(const ppl_model *m);
+static const char *enum_reason(const ppl_model *m, const EngineVT *e, const char *rest);
+static const EngineVT *enum_select(const ppl_model *m, const char **why);
 
 static const char *model_analysis_(ppl_model *m) {
   if (!m) return NULL;
@@ -575,12 +611,20 @@ static const char *model_analysis_(ppl_model *m) {
   if (m->an->fixed_structure && need_ld(m) == PPL_OK) n = (long)ld_dim(m->ld);
   diag_init(&m->ctx->err);
   const char *why = NULL;
-  const EngineVT *e = engine_select(m->an, &why);
+  const EngineVT *e = NULL;
+  if (m->an_en && (e = enum_select(m, &why)) != NULL && enum_runs(m, e)) {
+    const char *dash = strstr(why, " — ");
+    why = enum_reason(m, e, dash ? dash + strlen(" — ") : why);
+  } else {
+    e = engine_select(m->an, &why);
+    if (e) why = gc_printf("%s%s", why, enum_fallback(m));
+  }
   char *text = ir_analysis_print(m->ir, m->an, n);
+  if (m->en) text = gc_printf("%s%s", text, enum_print(m->en));
   const char *fit = ""; /* the engines whose traits fit the program */
   const IrLatentInfo *imp = improper_latent(m);
   for (const EngineVT *const *all = engine_all(); *all; all++)
-    if (engine_fits(*all, m->an, NULL) && (!imp || accepts_improper(*all)))
+    if ((engine_fits(*all, m->an, NULL) || enum_runs(m, *all)) && (!imp || accepts_improper(*all)))
       fit = gc_printf("%s%s%s", fit, *fit ? ", " : "", (*all)->name);
   m->analysis_text = gc_printf("%sengines that can run it: %s\nengine: %s\n", text, fit,
                                e ? why : "none");
@@ -619,7 +663,7 @@ static void want_jit(ppl_model *m) {
   if (m->ctx->cfg.no_jit) return;
   Diag d;
   diag_init(&d);
-  LogDensity *lj = ld_shared(m->in, true, &d); /* the same one ppl_run's chains use */
+  LogDensity *lj = ld_shared(ld_in(m), true, &d); /* the same one ppl_run's chains use */
   if (lj) m->ld = lj;
 }
 
@@ -630,7 +674,7 @@ static const char *model_llvm_ir_(ppl_model *m) {
   if (need_ld(m) != PPL_OK) return NULL;
   Diag d;
   diag_init(&d);
-  if (!m->ld_ir) m->ld_ir = ld_new(m->in, &d);
+  if (!m->ld_ir) m->ld_ir = ld_new(ld_in(m), &d);
   if (!m->ld_ir) {
     fail_diag(m->ctx, &d);
     return NULL;
@@ -925,11 +969,60 @@ static const char *proposals_path(const ppl_run_options *o) {
   return v ? v->path : NULL;
 }
 
+/* Whether a run of engine e sums the discrete latents out (ir/enum.h): a
+   gradient engine on a program whose discrete latents are all enumerated,
+   with data loaded and every factor within the limit. */
+static bool enum_runs(ppl_model *m, const EngineVT *e) {
+  if (!m->an_en) return false;
+  if (m->an_en->nlatents == 0) { /* enum_select's prior, or a gradient engine asked for */
+    if (e != engine_lookup("prior") && !(e->traits & ENGINE_GRADIENT)) return false;
+    if (!m->in) need_data(m);
+    return m->in_en != NULL;
+  }
+  if (!(e->traits & ENGINE_GRADIENT)) return false;
+  if (!m->in) need_data(m); /* the factors' sizes come from the data */
+  /* no continuous latent left (an HMM with known parameters): a gradient
+     engine's draws are then the draws pass's exact, independent ones */
+  return m->in_en && engine_fits(e, m->an_en, NULL);
+}
+
+/* Why a program with enumerable discrete latents keeps its engine: the
+   limit, said after the selector's reason. */
+static const char *enum_fallback(const ppl_model *m) {
+  if (!m->an_en || m->in_en || !m->in) return "";
+  return gc_printf("; the discrete latents %s are not summed out: the largest factor has %ld "
+                   "terms, above the limit of %d", enum_names(m->en), m->en->largest,
+                   ENUM_FACTOR_LIMIT);
+}
+
+/* The selector's choice for the marginalised program.  With no continuous
+   latent left (an HMM with known parameters) it is prior's forward run of
+   the marginalised program: its draws pass draws the discrete latents
+   exactly and independently; its model block only scores. */
+#define ENUM_EXACT "no continuous latent is left: each draw is an exact, independent draw of " \
+                   "the discrete latents from their posterior (the marginalised program run " \
+                   "forward)"
+static const EngineVT *enum_select(const ppl_model *m, const char **why) {
+  if (m->an_en->nlatents > 0) return engine_select(m->an_en, why);
+  *why = gc_printf("%s — %s", "prior", ENUM_EXACT);
+  return engine_lookup("prior");
+}
+
+/* The engine line of a run of the marginalised program, the selector's reason
+   (rest) after what was summed out. */
+static const char *enum_reason(const ppl_model *m, const EngineVT *e, const char *rest) {
+  return gc_printf("%s — the discrete latents %s are summed out by enumeration (largest factor "
+                   "%s); %s", e->name, enum_names(m->en), enum_largest_text(m->en), rest);
+}
+
 /* The engine of a run (load: its --load file, or NULL; proposals: its
-   library of learned proposals, NULL the default) and why. */
+   library of learned proposals, NULL the default) and why; *en: the run is
+   of the marginalised program (enum_runs). */
 static ppl_status choose_engine(ppl_model *m, const char *requested, const char *load,
-                                const char *proposals, const EngineVT **eng, const char **why) {
+                                const char *proposals, const EngineVT **eng, const char **why,
+                                bool *en) {
   const IrLatentInfo *imp = improper_latent(m);
+  *en = false;
   if ((!requested && load) || (requested && !strcmp(requested, engine_amortized.name))) {
     if (!load) return fail(m->ctx, DIAG_USAGE, "%s", AMORTIZED_NEEDS_LOAD);
     Diag d;
@@ -945,6 +1038,21 @@ static ppl_status choose_engine(ppl_model *m, const char *requested, const char 
       return fail(m->ctx, DIAG_USAGE, "unknown engine '%s' (available: %s)", requested,
                   engine_names());
     const char *why_not = NULL;
+    if ((e->traits & ENGINE_GRADIENT) && enum_runs(m, e)) {
+      *eng = e;
+      *en = true;
+      if (m->an_en->nlatents == 0) {
+        *eng = engine_lookup("prior");
+        *why = gc_printf("%s — --engine %s: the discrete latents %s are summed out by "
+                         "enumeration (largest factor %s) and %s", "prior", e->name,
+                         enum_names(m->en), enum_largest_text(m->en), ENUM_EXACT);
+        return PPL_OK;
+      }
+      *why = gc_printf("%s — chosen with --engine; the discrete latents %s are summed out by "
+                       "enumeration (largest factor %s)", e->name, enum_names(m->en),
+                       enum_largest_text(m->en));
+      return PPL_OK;
+    }
     if (!engine_fits(e, m->an, &why_not))
       return fail(m->ctx, DIAG_USAGE, "engine '%s' cannot run this program: %s", e->name, why_not);
     if (imp && !accepts_improper(e))
@@ -958,7 +1066,15 @@ static ppl_status choose_engine(ppl_model *m, const char *requested, const char 
     return PPL_OK;
   }
   const char *reason = NULL;
-  const EngineVT *e = engine_select(m->an, &reason);
+  const EngineVT *e = NULL;
+  if (m->an_en && (e = enum_select(m, &reason)) != NULL && enum_runs(m, e)) {
+    const char *dash = strstr(reason, " — ");
+    *eng = e;
+    *en = true;
+    *why = enum_reason(m, e, dash ? dash + strlen(" — ") : reason);
+    return PPL_OK;
+  }
+  e = engine_select(m->an, &reason);
   if (!e) return fail(m->ctx, DIAG_INTERNAL, "no engine can run this program");
   /* a discrete or dynamic program whose motifs all have learned proposals
      in the library (--proposals DIR, or the default one) */
@@ -970,6 +1086,7 @@ static ppl_status choose_engine(ppl_model *m, const char *requested, const char 
     if (lmh_prefers(m->in, proposals, &lw, &d)) e = &engine_lmh, reason = lw;
     else if (diag_failed(&d)) return fail_diag(m->ctx, &d);
   }
+  reason = gc_printf("%s%s", reason, enum_fallback(m));
   if (imp && !accepts_improper(e)) {
     e = engine_lookup("mh");
     reason = gc_printf("mh — latent '%s' has an improper prior, which %s cannot sample", imp->name,
@@ -986,7 +1103,8 @@ static ppl_status engine_answer(ppl_model *m, const char *requested, const char 
   gc_ensure_thread();
   const EngineVT *e;
   const char *w;
-  ppl_status s = choose_engine(m, requested, load, proposals, &e, &w);
+  bool en;
+  ppl_status s = choose_engine(m, requested, load, proposals, &e, &w, &en);
   if (s != PPL_OK) return s;
   if (name) *name = e->name;
   if (why) *why = w;
@@ -1000,11 +1118,15 @@ static ppl_status model_engine_(ppl_model *m, const char *requested, const char 
 
 /* The engine and the driver's options of a run, every option validated. */
 static ppl_status run_prepare(ppl_model *m, const ppl_run_options *o, const EngineVT **eng,
-                              const char **why, DriverOpts *d_o) {
-  ppl_status s = choose_engine(m, o->engine, load_path(o), proposals_path(o), eng, why);
+                              const char **why, DriverOpts *d_o, bool *en) {
+  ppl_status s = choose_engine(m, o->engine, load_path(o), proposals_path(o), eng, why, en);
   if (s != PPL_OK) return s;
   driver_opts_default(d_o);
-  if ((s = run_engine_opts(m->ctx, o, *eng, m->an, !o->engine, NULL, &d_o->eng)) != PPL_OK)
+  /* the marginalised program run forward under prior (no continuous latent
+     left) takes the gradient engines' options: --enum-marginals */
+  const EngineVT *oe = *en && !((*eng)->traits & ENGINE_GRADIENT) ? engine_lookup("nuts") : *eng;
+  if ((s = run_engine_opts(m->ctx, o, oe, *en ? m->an_en : m->an, !o->engine, NULL,
+                           &d_o->eng)) != PPL_OK)
     return s;
   d_o->output_csv = o->output_csv;
   d_o->summary_json = o->summary_json;
@@ -1037,7 +1159,8 @@ static ppl_status run_check_(ppl_model *m, const ppl_run_options *o) {
   const EngineVT *eng;
   const char *why;
   DriverOpts d_o;
-  ppl_status s = run_prepare(m, o, &eng, &why, &d_o);
+  bool en;
+  ppl_status s = run_prepare(m, o, &eng, &why, &d_o, &en);
   return s != PPL_OK ? s : ok(m->ctx);
 }
 
@@ -1224,7 +1347,8 @@ static ppl_status run_(ppl_model *m, const ppl_run_options *o, ppl_result **out)
   const EngineVT *eng;
   const char *why;
   DriverOpts d_o;
-  ppl_status s = run_prepare(m, o, &eng, &why, &d_o);
+  bool en;
+  ppl_status s = run_prepare(m, o, &eng, &why, &d_o, &en);
   if (s != PPL_OK) return s;
   if ((s = need_data(m)) != PPL_OK) return s;
   LmRun lr;
@@ -1232,7 +1356,16 @@ static ppl_status run_(ppl_model *m, const ppl_run_options *o, ppl_result **out)
   Diag d;
   diag_init(&d);
   RunResult *rr = NULL;
-  bool done = driver_run(m->in, eng, &d_o, &rr, &d);
+  const Interp *in = en ? m->in_en : m->in;
+  if (en && engine_opt_bool(&d_o.eng, "enum-marginals")) { /* the pr_ columns */
+    if (!m->in_marg) {
+      Interp *im = interp_new(m->en->prog_marg, print_out(m));
+      if (!interp_load_data(im, m->en_src, &d)) return fail_diag(m->ctx, &d);
+      m->in_marg = im;
+    }
+    in = m->in_marg;
+  }
+  bool done = driver_run(in, eng, &d_o, &rr, &d);
   lm_run_end(m, &lr);
   atomic_store(&m->ctx->interrupt, 0);
   if (!done) {

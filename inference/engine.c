@@ -72,6 +72,16 @@ static const OptSpec common_options[] = {
 
 const OptSpec *engine_common_options(void) { return common_options; }
 
+/* Of the gradient engines (nuts, hmc, advi), for programs whose discrete
+   latents are summed out by enumeration (ir/enum.h). */
+const OptSpec enum_options[] = {
+    {.name = "enum-marginals", .type = OPT_BOOL, .def = "false",
+     .help = "with discrete latents summed out by enumeration: columns pr_NAME.K, the "
+             "probability of each latent's K-th value given the draw (their mean: the "
+             "posterior marginal)"},
+    OPT_END,
+};
+
 int engine_options(const EngineVT *e, const OptSpec **out, int max) {
   int n = 0;
   if (!e) {

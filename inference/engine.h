@@ -209,6 +209,8 @@ bool engine_fits(const EngineVT *e, const IrAnalysis *a, const char **why_not);
 /* The options of every run (chains, draws, warmup, thin, seed, threads,
  * init, no-jit), ending with OPT_END. */
 const OptSpec *engine_common_options(void);
+/* --enum-marginals, an option of the gradient engines (engine.c) */
+extern const OptSpec enum_options[];
 /* The options of e (NULL: the common ones) in order into out[0..max);
  * returns how many there are. */
 int engine_options(const EngineVT *e, const OptSpec **out, int max);

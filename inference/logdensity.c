@@ -478,6 +478,18 @@ static HandlerResult disc_sample(Handler *h, const char *addr, const DistCall *d
   return r;
 }
 
+/* A choice in the generated block: the draws pass of enumeration
+   (ir/enum.h), whose latents in loops only the interpreter's run keeps. */
+static bool has_sample(const IrBlock *b) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    if (in->op == IR_SAMPLE || has_sample(&in->then_b) || has_sample(&in->else_b) ||
+        has_sample(&in->body))
+      return true;
+  }
+  return false;
+}
+
 static Trace *discover(const Interp *in, int *nnested, uint64_t *steps, Diag *d) {
   Rng rng;
   rng_seed(&rng, 0x6c64, 0);
@@ -515,7 +527,7 @@ LogDensity *ld_new(const Interp *in, Diag *d) {
   LogDensity *ld = gc_alloc(sizeof(LogDensity));
   ld->in = in;
   ld->steps = steps;
-  ld->nested = nnested > 0;
+  ld->nested = nnested > 0 || has_sample(&interp_program(in)->gen_b);
   ld->n = t->n;
   ld->lat = gc_alloc(sizeof(LdLatent) * (size_t)(t->n > 0 ? t->n : 1));
   for (int k = 0; k < t->n; k++) {
@@ -648,12 +660,21 @@ typedef struct DrawHandler {
   const LogDensity *ld;
   const double *theta;
   int k;
+  Rng rng; /* for discrete choices (below) */
 } DrawHandler;
 
 static HandlerResult draw_sample(Handler *h, const char *addr, const DistCall *dc, Value *out,
                                  SrcPos pos, Diag *d) {
   DrawHandler *dh = (DrawHandler *)h;
   const LogDensity *ld = dh->ld;
+  if (dc->fam->discrete) {
+    /* a fixed-structure density has no discrete latent: this is the draws
+       pass of a program whose discrete latents are summed out (ir/enum.h),
+       and dc their exact conditional */
+    char err[256];
+    if (!dist_call_rng(dc, &dh->rng, out, err, sizeof err)) return ld_fail(d, pos, err);
+    return HR_CONTINUE;
+  }
   const LdLatent *L = ld_latent_at(ld, dh->k++, dc->nsizes, dc->sizes);
   if (!L)
     return ld_fail(d, pos, gc_printf("the program's latents changed between runs at '%s'", addr));
@@ -672,6 +693,7 @@ Value *ld_draw_full(const LogDensity *ld, const double *theta, uint64_t seed, ui
                     InterpLatent **nested, int *nnested, Diag *d) {
   DrawHandler dh = {.h = {draw_sample, interp_observe_ignored, interp_factor_ignored},
                     .ld = ld, .theta = theta};
+  rng_seed(&dh.rng, seed, stream ^ 0x656e756dULL); /* apart from the _rng builtins' stream */
   InterpState *st = interp_start(ld->in, seed, stream, true);
   RunStatus rs;
   do rs = interp_run(st, &dh.h, d);

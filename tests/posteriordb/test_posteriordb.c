@@ -8,7 +8,12 @@
  * the reference mean, and its sd within 10% of the reference sd.  A minimum
  * bulk ESS keeps a stuck chain from passing on a huge MCSE.
  *
- *   test_posteriordb EXAMPLES_DIR REFERENCE_DIR [model-filter]
+ *   test_posteriordb EXAMPLES_DIR REFERENCE_DIR [model-filter...]
+ *
+ * PPL_PDB_DATA_DIR reads the data from another directory than the models:
+ * test posteriordb-enum runs the natural versions of the hand-marginalised
+ * models (tests/enum/posteriordb) on examples/posteriordb's data, with the
+ * same seeds.
  *
  * The engine is "nuts".  PPL_PDB_ENGINE=mh and PPL_PDB_ITER=N (warmup = draws
  * = N per chain) run the same checks with another engine and longer chains;
@@ -53,11 +58,11 @@ static double ref_field(json_t *param, const char *field) {
 }
 
 /* One model: compile, run, compare every reference quantity. */
-static void check_model(ppl_context *ctx, const char *ex_dir, const char *ref_dir,
-                        const char *name, uint64_t seed) {
+static void check_model(ppl_context *ctx, const char *ex_dir, const char *data_dir,
+                        const char *ref_dir, const char *name, uint64_t seed) {
   char path[1024], data[1024], refpath[1024];
   snprintf(path, sizeof path, "%s/%s.ppl", ex_dir, name);
-  snprintf(data, sizeof data, "%s/%s.data.json", ex_dir, name);
+  snprintf(data, sizeof data, "%s/%s.data.json", data_dir, name);
   snprintf(refpath, sizeof refpath, "%s/%s.json", ref_dir, name);
 
   json_error_t jerr;
@@ -123,10 +128,10 @@ static void check_model(ppl_context *ctx, const char *ex_dir, const char *ref_di
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: test_posteriordb EXAMPLES_DIR REFERENCE_DIR [model-filter]\n");
+    fprintf(stderr, "usage: test_posteriordb EXAMPLES_DIR REFERENCE_DIR [model-filter...]\n");
     return 2;
   }
-  const char *filter = argc > 3 ? argv[3] : NULL;
+  const char *data_dir = getenv("PPL_PDB_DATA_DIR") ? getenv("PPL_PDB_DATA_DIR") : argv[1];
   if (getenv("PPL_PDB_ENGINE")) engine = getenv("PPL_PDB_ENGINE");
   if (getenv("PPL_PDB_ITER")) iters = atoi(getenv("PPL_PDB_ITER"));
   if (iters < 100) iters = 100;
@@ -141,8 +146,10 @@ int main(int argc, char **argv) {
   }
   ppl_context *ctx = ppl_context_new(NULL);
   for (size_t k = 0; k < sizeof pdb_models / sizeof *pdb_models; k++) {
-    if (filter && !strstr(pdb_models[k], filter)) continue;
-    check_model(ctx, argv[1], argv[2], pdb_models[k], 20261128u + k);
+    bool chosen = argc == 3;
+    for (int f = 3; f < argc; f++) chosen |= strstr(pdb_models[k], argv[f]) != NULL;
+    if (!chosen) continue;
+    check_model(ctx, argv[1], data_dir, argv[2], pdb_models[k], 20261128u + k);
   }
   ppl_context_free(ctx);
   return tap_done();

@@ -1,0 +1,1248 @@
+/* enum.c — discrete latents summed out by enumeration (enum.h says what and
+ * why).  Two passes over the model block: the plan finds each discrete
+ * choice's segment and says why one cannot be enumerated; the rewrite copies
+ * the program with each segment run once per value of the support. */
+#include "enum.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "../stdlib/builtins.h"
+#include "../stdlib/dist.h"
+
+/* Where a discrete choice is summed out. */
+typedef struct Site {
+  const IrInstr *ins;     /* the SAMPLE */
+  const IrBlock *seg;     /* the block whose tail [from, n) is the segment */
+  int from;
+  const IrInstr *loop;    /* element form: the loop reading z[n] (seg is its body) */
+  bool top;               /* the SAMPLE is in the model block's own list */
+  int kind;               /* SUP_* */
+  /* a chain: the loop F (chain) whose body seg holds the SAMPLE at index at,
+     the value carried to the next iteration (carry = move z) */
+  const IrInstr *chain;
+  int at, carry;
+  bool carry_arr;         /* the state is carry[t - 1] (z[t] = zt), not carry itself */
+  const IrInstr *outer;   /* a scalar in a loop (not a chain): that loop */
+} Site;
+
+enum { SUP_BERNOULLI, SUP_CATEGORICAL, SUP_UNIFORM, SUP_BINOMIAL };
+
+typedef struct Plan {
+  const IrProgram *p;
+  EnumPlan *pub;
+  Site *sites;          /* per latent of pub */
+  int cap;
+  bool *written;        /* registers written anywhere in the model block */
+} Plan;
+
+/* ---- register facts -------------------------------------------------------- */
+
+static bool reads_reg(const IrInstr *in, int r);
+
+static bool block_reads(const IrBlock *b, int from, int to, int r) {
+  for (int i = from; i < to; i++)
+    if (reads_reg(&b->ins[i], r)) return true;
+  return false;
+}
+
+/* Does the instruction (or one nested in it) read register r? */
+static bool reads_reg(const IrInstr *in, int r) {
+  for (int k = 0; k < in->nargs; k++)
+    if (in->args[k] == r) return true;
+  for (int k = 0; k < in->dist.nparams; k++)
+    if (in->dist.params[k] == r) return true;
+  for (int k = 0; k < in->nsizes; k++)
+    if (in->sizes[k] == r) return true;
+  for (int k = 0; k < in->nidx; k++)
+    if (in->idx[k].lo == r || in->idx[k].hi == r) return true;
+  if (in->con.lower == r || in->con.upper == r) return true;
+  if (in->op == IR_STORE && in->dst == r) return true; /* a partial write keeps the rest */
+  if (in->op == IR_OBSERVE && in->var == r) return true;
+  if (in->op == IR_WHILE && (in->cond == r || block_reads(&in->cond_b, 0, in->cond_b.n, r)))
+    return true;
+  return block_reads(&in->then_b, 0, in->then_b.n, r) ||
+         block_reads(&in->else_b, 0, in->else_b.n, r) || block_reads(&in->body, 0, in->body.n, r);
+}
+
+static void mark_writes(const IrBlock *b, int from, bool *w) {
+  for (int i = from; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    if (in->dst >= 0) w[in->dst] = true;
+    if (in->op == IR_FOR) w[in->var] = true;
+    mark_writes(&in->then_b, 0, w);
+    mark_writes(&in->else_b, 0, w);
+    mark_writes(&in->body, 0, w);
+    mark_writes(&in->cond_b, 0, w);
+  }
+}
+
+/* The only instruction of the model block writing r, when it is a constant. */
+static const IrInstr *const_def(const Plan *P, const IrBlock *b, int r) {
+  for (int i = 0; i < b->n; i++)
+    if (b->ins[i].op == IR_CONST && b->ins[i].dst == r) return &b->ins[i];
+  (void)P;
+  return NULL;
+}
+
+/* Is r known once the data is loaded: written by the data block only, or a
+   constant of the model block? */
+static bool data_reg(const Plan *P, int r) {
+  if (!P->written[r]) return true;
+  return const_def(P, &P->p->model_b, r) != NULL;
+}
+
+/* ---- the plan ---------------------------------------------------------------- */
+
+static EnumLatent *new_latent(Plan *P, const IrInstr *in, const char *why) {
+  EnumPlan *pl = P->pub;
+  if (pl->n == P->cap) {
+    int cap = P->cap ? 2 * P->cap : 8;
+    EnumLatent *l = gc_alloc(sizeof *l * (size_t)cap);
+    Site *s = gc_alloc(sizeof *s * (size_t)cap);
+    if (pl->n) {
+      memcpy(l, pl->lat, sizeof *l * (size_t)pl->n);
+      memcpy(s, P->sites, sizeof *s * (size_t)pl->n);
+    }
+    pl->lat = l, P->sites = s, P->cap = cap;
+  }
+  EnumLatent *L = &pl->lat[pl->n];
+  P->sites[pl->n] = (Site){.ins = in};
+  pl->n++;
+  L->name = in->name;
+  L->pos = in->pos;
+  L->size = -1;
+  L->instr = in;
+  if (why) L->why = gc_printf("%s:%d:%d: %s", in->pos.file ? in->pos.file : P->p->file,
+                              in->pos.line, in->pos.col, why);
+  return L;
+}
+
+static const char *reg_label(const IrProgram *p, int r) {
+  const char *s = p->main.regnames ? p->main.regnames[r] : NULL;
+  return s ? s : "a temporary";
+}
+
+/* The support's kind and the factor's size in words, or why it has none. */
+static const char *support_of(const Plan *P, const IrInstr *in, int *kind, const char **cost) {
+  const char *f = in->dist.fam->name;
+  const int *pr = in->dist.params;
+  const IrProgram *p = P->p;
+  if (!strcmp(f, "bernoulli") || !strcmp(f, "bernoulli_logit")) {
+    *kind = SUP_BERNOULLI, *cost = "2";
+  } else if (!strcmp(f, "categorical") || !strcmp(f, "categorical_logit")) {
+    *kind = SUP_CATEGORICAL;
+    *cost = gc_printf("size of %s", reg_label(p, pr[0]));
+  } else if (!strcmp(f, "discrete_uniform")) {
+    if (!data_reg(P, pr[0]) || !data_reg(P, pr[1]))
+      return "its bounds are computed in the model block, not known once the data is loaded";
+    *kind = SUP_UNIFORM;
+    *cost = gc_printf("%s - %s + 1", reg_label(p, pr[1]), reg_label(p, pr[0]));
+  } else if (!strcmp(f, "binomial")) {
+    if (!data_reg(P, pr[0]))
+      return "its number of trials is computed in the model block, not known once the data is "
+             "loaded";
+    *kind = SUP_BINOMIAL;
+    *cost = gc_printf("%s + 1", reg_label(p, pr[0]));
+  } else {
+    return gc_printf("its family %s has no finite support", f);
+  }
+  if (in->con.kind != CON_NONE) return "it has declared bounds (a truncated choice is not enumerated)";
+  return NULL;
+}
+
+/* Why the segment b[from..] cannot be run once per value, or NULL.  z: the
+   choice; skip: the SAMPLE itself (not part of the segment). */
+static const char *segment_ok(const Plan *P, const IrInstr *z, const IrBlock *b, int from,
+                              int allow);
+
+static const char *walk_segment(const Plan *P, const IrInstr *z, const IrBlock *b, int from,
+                                bool *def, const bool *w) {
+  const IrProgram *p = P->p;
+  for (int i = from; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    if (in->op == IR_SAMPLE)
+      return in->dist.fam->discrete
+                 ? gc_printf("the discrete latent '%s' (line %d) lies in its segment (two discrete "
+                             "latents in one segment are not enumerated yet)", in->name, in->pos.line)
+                 : gc_printf("the latent '%s' (line %d) lies in its segment, between it and the end "
+                             "of its block; declare '%s' before '%s'", in->name, in->pos.line,
+                             in->name, z->name);
+    if (in->op == IR_CALL && p->funcs[in->callee].stochastic)
+      return gc_printf("its segment calls '%s', which draws or scores (line %d)",
+                       p->funcs[in->callee].name, in->pos.line);
+    if (in->op == IR_PARAM || in->op == IR_NET || in->op == IR_RETURN || in->op == IR_BREAK ||
+        in->op == IR_CONTINUE)
+      return gc_printf("its segment holds a statement enumeration does not rewrite (line %d)",
+                       in->pos.line);
+    /* a value the segment updates from its value before the segment would be
+       updated once per value of the support */
+    for (int r = 0; r < p->main.nregs; r++)
+      if (w[r] && !def[r] && reads_reg(in, r) && in->op != IR_IF && in->op != IR_FOR &&
+          in->op != IR_WHILE)
+        return gc_printf("its segment updates '%s' from its value before the segment (line %d)",
+                         reg_label(p, r), in->pos.line);
+    if (in->op == IR_IF || in->op == IR_FOR || in->op == IR_WHILE) {
+      size_t nr = (size_t)p->main.nregs;
+      for (int k = 0; k < in->nargs; k++)
+        if (w[in->args[k]] && !def[in->args[k]])
+          return gc_printf("its segment updates '%s' from its value before the segment (line %d)",
+                           reg_label(p, in->args[k]), in->pos.line);
+      bool *d1 = gc_alloc_atomic(nr), *d2 = gc_alloc_atomic(nr);
+      memcpy(d1, def, nr);
+      if (in->op == IR_FOR) d1[in->var] = true;
+      memcpy(d2, def, nr);
+      const char *why = NULL;
+      if (in->op == IR_IF)
+        why = walk_segment(P, z, &in->then_b, 0, d1, w) ?: walk_segment(P, z, &in->else_b, 0, d2, w);
+      else if (in->op == IR_FOR)
+        why = walk_segment(P, z, &in->body, 0, d1, w);
+      else
+        why = walk_segment(P, z, &in->cond_b, 0, d1, w) ?: walk_segment(P, z, &in->body, 0, d1, w);
+      if (why) return why;
+      if (in->op == IR_IF) /* written on both branches: certain */
+        for (size_t r = 0; r < nr; r++) def[r] = def[r] || (d1[r] && d2[r]);
+      continue;
+    }
+    if (in->dst >= 0 && in->op != IR_STORE) def[in->dst] = true;
+  }
+  return NULL;
+}
+
+static const char *segment_ok(const Plan *P, const IrInstr *z, const IrBlock *b, int from,
+                              int allow) {
+  int nr = P->p->main.nregs;
+  bool *w = gc_alloc_atomic((size_t)nr), *def = gc_alloc_atomic((size_t)nr);
+  memset(w, 0, (size_t)nr);
+  memset(def, 0, (size_t)nr);
+  mark_writes(b, from, w);
+  if (allow >= 0) w[allow] = false; /* a chain's state, which the rewrite sets */
+  def[z->dst] = true;
+  return walk_segment(P, z, b, from, def, w);
+}
+
+/* Is a register the segment writes read elsewhere in the model block (before
+   it in its loop's next iteration, or after the loop)?  Then its value would
+   be the last enumerated one's. */
+static const char *leaks(const Plan *P, const IrBlock *b, int from, const IrBlock *outer_rest,
+                         int orest_from, const IrBlock *pre, int pre_to, const char *zname) {
+  int nr = P->p->main.nregs;
+  bool *w = gc_alloc_atomic((size_t)nr);
+  memset(w, 0, (size_t)nr);
+  mark_writes(b, from, w);
+  for (int r = 0; r < nr; r++) {
+    if (!w[r]) continue;
+    if (pre && block_reads(pre, 0, pre_to, r))
+      return gc_printf("'%s' carries a value from its segment to the next iteration, a chain "
+                       "(chains such as hidden Markov models are not enumerated yet)",
+                       reg_label(P->p, r));
+    if (outer_rest && block_reads(outer_rest, orest_from, outer_rest->n, r))
+      return gc_printf("'%s', which its segment writes, is read after the loop (only the last "
+                       "value of '%s' would reach it)", reg_label(P->p, r), zname);
+  }
+  return NULL;
+}
+
+/* The element form: `int z[N] ~ f(...)` in b at i, read only as z[n] in one
+   later `for (n in 1:N)` of b.  The loop's index, or -1 with *why. */
+static int element_loop(const Plan *P, const IrInstr *in, const IrBlock *b, int i,
+                        const char **why) {
+  int z = in->dst, found = -1;
+  for (int j = i + 1; j < b->n; j++) {
+    if (!reads_reg(&b->ins[j], z)) continue;
+    if (found >= 0 || b->ins[j].op != IR_FOR) {
+      *why = gc_printf("'%s' is read at line %d other than as '%s[n]' in one loop over n",
+                       in->name, b->ins[j].pos.line, in->name);
+      return -1;
+    }
+    found = j;
+  }
+  if (found < 0) {
+    *why = gc_printf("no loop reads '%s'", in->name);
+    return -1;
+  }
+  const IrInstr *F = &b->ins[found];
+  const IrInstr *c1 = const_def(P, b, F->args[0]);
+  if (in->nsizes != 1 || F->args[1] != in->sizes[0] || !c1 || c1->imm.k != V_INT || c1->imm.i != 1) {
+    *why = gc_printf("the loop at line %d does not run over all of '%s' (for (n in 1:N) with "
+                     "N its size)", F->pos.line, in->name);
+    return -1;
+  }
+  return found;
+}
+
+/* Every read of z in b is z[v] (one single index, the loop variable v). */
+static bool only_elements(const IrBlock *b, int z, int v) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    if (in->op == IR_INDEX && in->args[0] == z) {
+      if (in->nidx != 1 || in->idx[0].kind != IX_SINGLE || in->idx[0].lo != v) return false;
+      continue;
+    }
+    if ((in->dst == v || (in->op == IR_FOR && in->var == v))) return false;
+    for (int k = 0; k < in->nargs; k++)
+      if (in->args[k] == z) return false;
+    if (in->op == IR_STORE && in->dst == z) return false;
+    const IrBlock *subs[4] = {&in->then_b, &in->else_b, &in->cond_b, &in->body};
+    for (int k = 0; k < 4; k++)
+      if (!only_elements(subs[k], z, v)) return false;
+    /* any other use (a distribution's parameter, a size): not an element read */
+    IrInstr probe = *in;
+    probe.nargs = 0, probe.then_b.n = probe.else_b.n = probe.cond_b.n = probe.body.n = 0;
+    if (reads_reg(&probe, z)) return false;
+  }
+  return true;
+}
+
+static void plan_block(Plan *P, const IrBlock *b, bool top, const IrBlock *outer, int outer_i,
+                       int depth);
+
+static int count_writes(const IrBlock *b, int from, int r) {
+  int n = 0;
+  for (int i = from; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    n += in->dst == r || (in->op == IR_FOR && in->var == r);
+    const IrBlock *subs[4] = {&in->then_b, &in->else_b, &in->cond_b, &in->body};
+    for (int k = 0; k < 4; k++) n += count_writes(subs[k], 0, r);
+  }
+  return n;
+}
+
+static const IrInstr *find_def(const IrBlock *b, int r) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    if (in->dst == r && in->op != IR_STORE) return in;
+    const IrBlock *subs[4] = {&in->then_b, &in->else_b, &in->cond_b, &in->body};
+    for (int k = 0; k < 4; k++) {
+      const IrInstr *d = find_def(subs[k], r);
+      if (d) return d;
+    }
+  }
+  return NULL;
+}
+
+/* Is r computed as t - 1 in the loop body (or the 1 in the model block)? */
+static bool is_prev(const Plan *P, const IrBlock *body, int r, int t) {
+  const IrInstr *d = find_def(body, r);
+  if (!d || d->op != IR_BINARY || d->sub != OP_SUB || d->args[0] != t) return false;
+  const IrInstr *c = find_def(body, d->args[1]);
+  if (!c) c = find_def(&P->p->model_b, d->args[1]);
+  return c && c->op == IR_CONST && c->imm.k == V_INT && c->imm.i == 1;
+}
+
+/* Every read of the array arr in blk is arr[t - 1] (before the choice) or
+   arr[t] (after it, once the choice is stored there). */
+static bool prev_reads(const Plan *P, const IrBlock *body, const IrBlock *blk, bool after, int arr,
+                       int t) {
+  for (int i = 0; i < blk->n; i++) {
+    const IrInstr *in = &blk->ins[i];
+    if (in->op == IR_STORE && in->dst == arr) continue; /* the one store of the choice */
+    if (in->op == IR_INDEX && in->args[0] == arr) {
+      if (in->nidx != 1 || in->idx[0].kind != IX_SINGLE) return false;
+      if (after ? in->idx[0].lo != t : !is_prev(P, body, in->idx[0].lo, t)) return false;
+      continue;
+    }
+    const IrBlock *subs[4] = {&in->then_b, &in->else_b, &in->cond_b, &in->body};
+    for (int k = 0; k < 4; k++)
+      if (!prev_reads(P, body, subs[k], after, arr, t)) return false;
+    IrInstr probe = *in;
+    probe.then_b.n = probe.else_b.n = probe.cond_b.n = probe.body.n = 0;
+    if (reads_reg(&probe, arr)) return false;
+  }
+  return true;
+}
+
+/* In a chain whose state is an array element (`z[t] = zt`, read back as
+   z[t - 1]): the loop body b reads the array only so, around the choice b[i]. */
+static bool prev_reads_only(const Plan *P, const IrBlock *b, int i, int arr, int t) {
+  for (int k = 0; k < b->n; k++) {
+    IrBlock one = {1, &b->ins[k]};
+    if (!prev_reads(P, b, &one, k > i, arr, t)) return false;
+  }
+  return true;
+}
+
+/* A chain (the forward algorithm's case): the choice at b[i], b the body of
+   the loop outer[outer_i] of the model block, whose segment writes exactly
+   one register that the next iteration reads before the choice, as a copy
+   of the choice (`z_prev = z`), and nothing read after the loop scores with
+   it.  The carried register, or -1 with *why. */
+static int chain_carry(const Plan *P, const IrInstr *z, const IrBlock *b, int i,
+                       const IrBlock *outer, int outer_i, const char **why) {
+  int nr = P->p->main.nregs, carry = -1;
+  bool *w = gc_alloc_atomic((size_t)nr);
+  memset(w, 0, (size_t)nr);
+  mark_writes(b, i + 1, w);
+  for (int r = 0; r < nr; r++) {
+    if (!w[r] || !block_reads(b, 0, i + 1, r)) continue;
+    if (carry >= 0) {
+      *why = gc_printf("both '%s' and '%s' carry values from its segment to the next iteration",
+                       reg_label(P->p, carry), reg_label(P->p, r));
+      return -1;
+    }
+    carry = r;
+  }
+  if (carry < 0) return -1;
+  const IrInstr *copy = NULL, *F = &outer->ins[outer_i];
+  Type tc = P->p->main.regtypes[carry];
+  bool arr = tc.ndims == 1;
+  for (int k = i + 1; k < b->n; k++) {
+    const IrInstr *in = &b->ins[k];
+    if (in->op == IR_MOVE && in->dst == carry && in->args[0] == z->dst && !arr) copy = in;
+    if (in->op == IR_STORE && in->dst == carry && in->args[0] == z->dst && arr && in->nidx == 1 &&
+        in->idx[0].kind == IX_SINGLE && in->idx[0].lo == F->var)
+      copy = in;
+  }
+  if (copy && arr && !prev_reads_only(P, b, i, carry, F->var)) copy = NULL;
+  if (!copy || count_writes(b, 0, carry) != 1 || tc.ndims > 1 || tc.base != TY_INT) {
+    *why = gc_printf("'%s' carries a value from its segment to the next iteration that is not "
+                     "a copy of '%s' (a chain's state must be the last choice itself)",
+                     reg_label(P->p, carry), z->name);
+    return -1;
+  }
+  /* after the loop: only what does not score may read the carried value */
+  bool *t = gc_alloc_atomic((size_t)nr);
+  memset(t, 0, (size_t)nr);
+  t[carry] = true;
+  for (int k = outer_i + 1; k < outer->n; k++) {
+    const IrInstr *in = &outer->ins[k];
+    bool reads = false;
+    for (int r = 0; r < nr && !reads; r++) reads = t[r] && reads_reg(in, r);
+    if (!reads) continue;
+    if (in->op == IR_OBSERVE || in->op == IR_FACTOR || in->op == IR_CONDITION ||
+        in->op == IR_SAMPLE || in->then_b.n || in->else_b.n || in->body.n) {
+      *why = gc_printf("the chain's last state '%s' is used at line %d after the loop in a way "
+                       "enumeration does not rewrite", reg_label(P->p, carry), in->pos.line);
+      return -1;
+    }
+    if (in->dst >= 0) t[in->dst] = true;
+  }
+  return carry;
+}
+
+/* A discrete SAMPLE at b[i]. */
+static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, bool top,
+                        const IrBlock *outer, int outer_i) {
+  int kind = 0;
+  const char *cost = NULL;
+  const char *why = support_of(P, in, &kind, &cost);
+  Type t = P->p->main.regtypes[in->dst];
+  if (!why && t.ndims > 1) why = "it is a multi-dimensional array (not enumerated yet)";
+  int loop = -1;
+  if (!why && t.ndims == 1 && !top)
+    why = "it is an array drawn inside a loop (not enumerated yet)";
+  if (!why && t.ndims == 1) loop = element_loop(P, in, b, i, &why);
+  const IrBlock *seg = b;
+  int from = i + 1;
+  if (!why && loop >= 0) {
+    const IrInstr *F = &b->ins[loop];
+    if (!only_elements(&F->body, in->dst, F->var))
+      why = gc_printf("the loop at line %d reads '%s' other than as '%s[n]' with n its variable",
+                      F->pos.line, in->name, in->name);
+    seg = &F->body;
+    for (from = 0; !why && from < seg->n && !reads_reg(&seg->ins[from], in->dst); from++) {}
+  }
+  int carry = -1;
+  if (!why && !top && loop < 0) carry = chain_carry(P, in, b, i, outer, outer_i, &why);
+  if (!why && carry >= 0) { /* the chain's own segment check: the carried copy is expected */
+    why = segment_ok(P, in, seg, from, carry);
+    if (!why) {
+      int nr = P->p->main.nregs;
+      bool *w = gc_alloc_atomic((size_t)nr);
+      memset(w, 0, (size_t)nr);
+      mark_writes(b, i + 1, w);
+      for (int r = 0; r < nr && !why; r++)
+        if (w[r] && r != carry && block_reads(outer, outer_i + 1, outer->n, r))
+          why = gc_printf("'%s', which its segment writes, is read after the loop", reg_label(P->p, r));
+      for (int k = 0; k < i && !why; k++) /* the part before the choice runs once per state */
+        if (b->ins[k].op == IR_SAMPLE || (b->ins[k].op == IR_CALL && P->p->funcs[b->ins[k].callee].stochastic))
+          why = gc_printf("a choice at line %d precedes it in its iteration", b->ins[k].pos.line);
+    }
+  } else if (!why) {
+    why = segment_ok(P, in, seg, from, -1);
+  }
+  if (!why && loop >= 0) why = leaks(P, seg, from, b, loop + 1, seg, from, in->name);
+  else if (!why && !top && carry < 0) why = leaks(P, b, i + 1, outer, outer_i + 1, b, i, in->name);
+  EnumLatent *L = new_latent(P, in, why);
+  L->ok = !why;
+  L->cost = cost;
+  Site *s = &P->sites[P->pub->n - 1];
+  s->seg = seg, s->from = from, s->loop = loop >= 0 ? &b->ins[loop] : NULL, s->top = top;
+  if (!top && loop < 0) s->outer = &outer->ins[outer_i];
+  s->kind = kind;
+  if (carry >= 0) {
+    s->chain = &outer->ins[outer_i];
+    s->at = i;
+    s->carry = carry;
+    s->carry_arr = P->p->main.regtypes[carry].ndims == 1;
+    L->cost = gc_printf("%s x %s", cost, cost);
+    L->chain = true;
+  }
+}
+
+static void plan_other(Plan *P, const IrBlock *b, const char *where, int depth) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    if (in->op == IR_SAMPLE && in->dist.fam->discrete) {
+      EnumLatent *L = new_latent(P, in, gc_printf("it is drawn %s", where));
+      L->ok = false;
+    }
+    const IrBlock *subs[4] = {&in->then_b, &in->else_b, &in->cond_b, &in->body};
+    for (int k = 0; k < 4; k++) plan_other(P, subs[k], where, depth + 1);
+  }
+}
+
+static void plan_block(Plan *P, const IrBlock *b, bool top, const IrBlock *outer, int outer_i,
+                       int depth) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    if (in->op == IR_SAMPLE && in->dist.fam->discrete) plan_sample(P, in, b, i, top, outer, outer_i);
+    /* loops nested in loops: their segments would need the outer loop's
+       leaks too; one level is what the patterns need */
+    if (in->op == IR_FOR && depth == 0) plan_block(P, &in->body, false, b, i, depth + 1);
+    else if (in->op == IR_FOR) plan_other(P, &in->body, "inside nested loops (not enumerated yet)", 0);
+    if (in->op == IR_IF) {
+      plan_other(P, &in->then_b, "under an if (not enumerated yet)", 0);
+      plan_other(P, &in->else_b, "under an if (not enumerated yet)", 0);
+    }
+    if (in->op == IR_WHILE) plan_other(P, &in->body, "inside a while loop", 0);
+  }
+}
+
+static IrProgram *rewrite(const Plan *P, bool marg);
+
+EnumPlan *enum_plan(const IrProgram *p, const IrAnalysis *a) {
+  if (!a->has_discrete) return NULL;
+  Plan P = {.p = p};
+  P.pub = gc_alloc(sizeof *P.pub);
+  P.pub->largest = -1;
+  P.pub->src = p;
+  P.written = gc_alloc_atomic((size_t)p->main.nregs);
+  memset(P.written, 0, (size_t)p->main.nregs);
+  mark_writes(&p->model_b, 0, P.written);
+  plan_block(&P, &p->model_b, true, NULL, 0, 0);
+  /* discrete choices in user functions are not in the model block's list */
+  bool all = P.pub->n > 0 && !a->has_string && a->fixed_structure;
+  int ndisc = 0;
+  for (int i = 0; i < a->nlatents; i++) ndisc += a->latents[i].kind == LK_DISCRETE;
+  if (ndisc > 0 && P.pub->n == 0) all = false;
+  for (int i = 0; i < a->nlatents; i++)
+    if (a->latents[i].kind == LK_DISCRETE && a->latents[i].in_function) all = false;
+  for (int i = 0; i < P.pub->n; i++) all = all && P.pub->lat[i].ok;
+  /* the draws pass runs the model block again without the continuous
+     choices: their registers must still hold the draw's values */
+  for (int i = 0; all && i < a->nlatents; i++)
+    if (a->latents[i].kind == LK_CONTINUOUS && (a->latents[i].in_loop || a->latents[i].in_function)) {
+      all = false;
+      for (int k = 0; k < P.pub->n; k++) {
+        EnumLatent *L = &P.pub->lat[k];
+        L->ok = false;
+        L->why = gc_printf("%s:%d:%d: the continuous latent '%s' is declared inside a loop or a "
+                           "function, where the draws of '%s' cannot replay it (not yet)",
+                           a->latents[i].pos.file ? a->latents[i].pos.file : p->file,
+                           a->latents[i].pos.line, a->latents[i].pos.col, a->latents[i].name,
+                           L->name);
+      }
+    }
+  if (p->has_guide || a->nparams > 0) all = false;
+  P.pub->all = all;
+  if (all) P.pub->prog = rewrite(&P, false), P.pub->prog_marg = rewrite(&P, true);
+  return P.pub;
+}
+
+/* ---- sizes ------------------------------------------------------------------- */
+
+static bool int_at(const IrProgram *p, const Value *R, int r, long *v) {
+  const IrInstr *c = NULL;
+  for (int i = 0; i < p->model_b.n && !c; i++)
+    if (p->model_b.ins[i].op == IR_CONST && p->model_b.ins[i].dst == r) c = &p->model_b.ins[i];
+  Value x = c ? c->imm : R[r];
+  if (x.k != V_INT) return false;
+  *v = (long)x.i;
+  return true;
+}
+
+/* The number of elements of register r's value: a data value, a latent's
+   declared size, or a copy or element of such. */
+static long numel_of(const IrProgram *p, const Value *R, const IrBlock *b, int r, int depth) {
+  if (depth > 8) return -1;
+  if (R[r].k >= V_ARR) return (long)val_numel(R[r]);
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    if (in->dst == r) {
+      long v;
+      if (in->op == IR_SAMPLE && in->nsizes >= 1 && int_at(p, R, in->sizes[in->nsizes - 1], &v))
+        return v;
+      if (in->op == IR_MOVE) return numel_of(p, R, &p->model_b, in->args[0], depth + 1);
+      if (in->op == IR_INDEX && in->nidx == 1 && in->idx[0].kind == IX_SINGLE) {
+        Value base = R[in->args[0]];
+        if (base.k == V_ARR && base.a->n > 0) return (long)val_numel(base.a->e[0]);
+      }
+    }
+    const IrBlock *subs[3] = {&in->then_b, &in->else_b, &in->body};
+    for (int k = 0; k < 3; k++) {
+      long v = numel_of(p, R, subs[k], r, depth + 1);
+      if (v >= 0) return v;
+    }
+  }
+  return -1;
+}
+
+void enum_sizes(EnumPlan *pl, const Value *R) {
+  if (!pl || !R) return;
+  const IrProgram *p = pl->src;
+  pl->largest = 0;
+  for (int i = 0; i < pl->n; i++) {
+    EnumLatent *L = &pl->lat[i];
+    const IrInstr *in = L->instr;
+    const int *pr = in->dist.params;
+    const char *f = in->dist.fam->name;
+    long a, b;
+    L->size = -1;
+    if (!strncmp(f, "bernoulli", 9)) L->size = 2;
+    else if (!strncmp(f, "categorical", 11)) L->size = numel_of(p, R, &p->model_b, pr[0], 0);
+    else if (!strcmp(f, "discrete_uniform") && int_at(p, R, pr[0], &a) && int_at(p, R, pr[1], &b))
+      L->size = b - a + 1;
+    else if (!strcmp(f, "binomial") && int_at(p, R, pr[0], &a)) L->size = a + 1;
+    if (L->chain && L->size > 0) L->size *= L->size; /* K x K per step */
+    if (!L->ok) continue;
+    if (L->size < 0) pl->largest = -1;
+    else if (pl->largest >= 0 && L->size > pl->largest) pl->largest = L->size;
+  }
+}
+
+/* ---- the rewrite ------------------------------------------------------------- */
+
+typedef struct Code {
+  int n, cap;
+  IrInstr *ins;
+} Code;
+
+typedef struct Rw {
+  const Plan *P;
+  IrProgram *q;
+  int nregs, capregs;
+  Type *types;
+  const char **names;
+  const Site *entered; /* the element form's segment being copied for its draw */
+  bool marg;           /* --enum-marginals: the pr_ outputs */
+  int *pr;             /* per site: its pr_ output's register, -1 before it has one */
+  int nout;
+  IrOutput *out;
+} Rw;
+
+enum { M_DENSITY, M_ACC, M_DRAW };
+
+static int new_reg(Rw *W, Type t) {
+  if (W->nregs == W->capregs) {
+    int cap = 2 * W->capregs + 16;
+    Type *t2 = gc_alloc_atomic(sizeof *t2 * (size_t)cap);
+    const char **n2 = gc_alloc(sizeof *n2 * (size_t)cap);
+    memcpy(t2, W->types, sizeof *t2 * (size_t)W->nregs);
+    memcpy(n2, W->names, sizeof *n2 * (size_t)W->nregs);
+    W->types = t2, W->names = n2, W->capregs = cap;
+  }
+  W->types[W->nregs] = t;
+  W->names[W->nregs] = NULL;
+  return W->nregs++;
+}
+
+static IrInstr *emit(Code *c, int op, SrcPos pos) {
+  if (c->n == c->cap) {
+    int cap = 2 * c->cap + 8;
+    IrInstr *n2 = gc_alloc(sizeof *n2 * (size_t)cap);
+    if (c->n) memcpy(n2, c->ins, sizeof *n2 * (size_t)c->n);
+    c->ins = n2, c->cap = cap;
+  }
+  IrInstr *in = &c->ins[c->n++];
+  memset(in, 0, sizeof *in);
+  in->op = (uint8_t)op;
+  in->pos = pos;
+  in->dst = -1;
+  in->con.lower = in->con.upper = -1;
+  in->var = -1;
+  return in;
+}
+
+static IrBlock done(Code *c) { return (IrBlock){c->n, c->ins}; }
+
+static void append(Code *c, IrBlock b) {
+  for (int i = 0; i < b.n; i++) *emit(c, IR_CONST, b.ins[i].pos) = b.ins[i];
+}
+
+static int *regs(int n, ...) {
+  int *a = gc_alloc_atomic(sizeof(int) * (size_t)(n ? n : 1));
+  va_list ap;
+  va_start(ap, n);
+  for (int i = 0; i < n; i++) a[i] = va_arg(ap, int);
+  va_end(ap);
+  return a;
+}
+
+static int k_int(Rw *W, Code *c, SrcPos pos, long v) {
+  IrInstr *in = emit(c, IR_CONST, pos);
+  in->dst = new_reg(W, ty_make(TY_INT, 0));
+  in->imm = val_int(v);
+  return in->dst;
+}
+
+static int k_real(Rw *W, Code *c, SrcPos pos, double v) {
+  IrInstr *in = emit(c, IR_CONST, pos);
+  in->dst = new_reg(W, ty_make(TY_REAL, 0));
+  in->imm = val_real(v);
+  return in->dst;
+}
+
+static int binop(Rw *W, Code *c, SrcPos pos, IrOp op, int a, int b, Type t) {
+  IrInstr *in = emit(c, IR_BINARY, pos);
+  in->sub = (uint8_t)op;
+  in->dst = new_reg(W, t);
+  in->nargs = 2;
+  in->args = regs(2, a, b);
+  return in->dst;
+}
+
+/* dst = name(args...), or into the given dst (>= 0). */
+static int call_builtin(Rw *W, Code *c, SrcPos pos, const char *name, Type t, int dst, int n,
+                        const int *args) {
+  IrInstr *in = emit(c, IR_BUILTIN, pos);
+  in->builtin = builtin_lookup(name);
+  in->dst = dst >= 0 ? dst : new_reg(W, t);
+  in->nargs = n;
+  in->args = gc_alloc_atomic(sizeof(int) * (size_t)(n ? n : 1));
+  memcpy(in->args, args, sizeof(int) * (size_t)n);
+  return in->dst;
+}
+
+static int index1(Rw *W, Code *c, SrcPos pos, int base, int i, Type t) {
+  IrInstr *in = emit(c, IR_INDEX, pos);
+  in->dst = new_reg(W, t);
+  in->nargs = 1;
+  in->args = regs(1, base);
+  in->nidx = 1;
+  in->idx = gc_alloc_atomic(sizeof(IrIndex));
+  in->idx[0] = (IrIndex){IX_SINGLE, i, -1};
+  return in->dst;
+}
+
+static void store1(Code *c, SrcPos pos, int base, int i, int v) {
+  IrInstr *in = emit(c, IR_STORE, pos);
+  in->dst = base;
+  in->nargs = 1;
+  in->args = regs(1, v);
+  in->nidx = 1;
+  in->idx = gc_alloc_atomic(sizeof(IrIndex));
+  in->idx[0] = (IrIndex){IX_SINGLE, i, -1};
+}
+
+static void move(Code *c, SrcPos pos, int dst, int src) {
+  IrInstr *in = emit(c, IR_MOVE, pos);
+  in->dst = dst;
+  in->nargs = 1;
+  in->args = regs(1, src);
+}
+
+static const char *lp_name(const DistFamily *f) {
+  return gc_printf("%s_%s", f->name, f->discrete ? "lpmf" : "lpdf");
+}
+
+/* lp = lp + x */
+static void add_lp(Rw *W, Code *c, SrcPos pos, int lp, int x) {
+  int s = binop(W, c, pos, OP_ADD, lp, x, ty_make(TY_REAL, 0));
+  move(c, pos, lp, s);
+}
+
+static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp);
+static void point_choice(Code *c, const Site *s, int v);
+
+/* The support's size K and the value of its k-th element, for a site. */
+static int support_size(Rw *W, Code *c, const Site *s) {
+  SrcPos pos = s->ins->pos;
+  const int *pr = s->ins->dist.params;
+  Type ti = ty_make(TY_INT, 0);
+  switch (s->kind) {
+  case SUP_BERNOULLI: return k_int(W, c, pos, 2);
+  case SUP_CATEGORICAL: return call_builtin(W, c, pos, "num_elements", ti, -1, 1, pr);
+  case SUP_UNIFORM: {
+    int d = binop(W, c, pos, OP_SUB, pr[1], pr[0], ti);
+    return binop(W, c, pos, OP_ADD, d, k_int(W, c, pos, 1), ti);
+  }
+  default: return binop(W, c, pos, OP_ADD, pr[0], k_int(W, c, pos, 1), ti);
+  }
+}
+
+static int support_value(Rw *W, Code *c, const Site *s, int k) {
+  SrcPos pos = s->ins->pos;
+  Type ti = ty_make(TY_INT, 0);
+  switch (s->kind) {
+  case SUP_CATEGORICAL: return k;
+  case SUP_UNIFORM: {
+    int d = binop(W, c, pos, OP_SUB, k, k_int(W, c, pos, 1), ti);
+    return binop(W, c, pos, OP_ADD, s->ins->dist.params[0], d, ti);
+  }
+  default: return binop(W, c, pos, OP_SUB, k, k_int(W, c, pos, 1), ti);
+  }
+}
+
+/* acc[k] = the log density of the segment with z = its k-th value, for each
+   k of the support (its size into *K).  Returns acc. */
+static int emit_acc(Rw *W, Code *c, const Site *s, int *K) {
+  SrcPos pos = s->ins->pos;
+  Type tr = ty_make(TY_REAL, 0), ti = ty_make(TY_INT, 0);
+  *K = support_size(W, c, s);
+  IrInstr *decl = emit(c, IR_DECL, pos);
+  int acc = decl->dst = new_reg(W, ty_make(TY_VECTOR, 0));
+  decl->nsizes = 1;
+  decl->sizes = regs(1, *K);
+  int one = k_int(W, c, pos, 1);
+  int k = new_reg(W, ti);
+  Code body = {0};
+  int v = support_value(W, &body, s, k);
+  if (s->loop) store1(&body, pos, s->ins->dst, s->loop->var, v);
+  else move(&body, pos, s->ins->dst, v);
+  /* the choice's own log probability, then the segment's */
+  int n = s->ins->dist.nparams;
+  int *args = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+  args[0] = v;
+  memcpy(args + 1, s->ins->dist.params, sizeof(int) * (size_t)n);
+  int lp = new_reg(W, tr);
+  call_builtin(W, &body, pos, lp_name(s->ins->dist.fam), tr, lp, n + 1, args);
+  IrBlock seg = copy_block(W, s->seg, s->from, M_ACC, lp);
+  append(&body, seg);
+  store1(&body, pos, acc, k, lp);
+  IrInstr *f = emit(c, IR_FOR, pos);
+  f->var = k;
+  f->nargs = 2;
+  f->args = regs(2, one, *K);
+  f->body = done(&body);
+  return acc;
+}
+
+/* The enumerated site in the density: acc, then target += log_sum_exp(acc). */
+static void emit_density(Rw *W, Code *c, const Site *s) {
+  int K;
+  int acc = emit_acc(W, c, s, &K);
+  int lse = call_builtin(W, c, s->ins->pos, "log_sum_exp", ty_make(TY_REAL, 0), -1, 1, &acc);
+  IrInstr *f = emit(c, IR_FACTOR, s->ins->pos);
+  f->nargs = 1;
+  f->args = regs(1, lse);
+}
+
+/* The pr_ output of site s (--enum-marginals): P(z = k-th value | draw),
+   a vector per scalar, rows by index for one in a loop or an array. */
+static int pr_reg(Rw *W, const Site *s, bool rows) {
+  int i = (int)(s - W->P->sites);
+  if (W->pr[i] >= 0) return W->pr[i];
+  Type t = ty_make(TY_VECTOR, rows ? 1 : 0);
+  int r = W->pr[i] = new_reg(W, t);
+  W->names[r] = gc_printf("pr_%s", s->ins->name);
+  W->out[W->nout++] = (IrOutput){W->names[r], r, t, OUT_GENERATED};
+  return r;
+}
+
+/* pr = rows of K0 reals, one per index 1..n */
+static int pr_decl(Rw *W, Code *c, const Site *s, int n, int K0) {
+  int r = pr_reg(W, s, true);
+  IrInstr *d = emit(c, IR_DECL, s->ins->pos);
+  d->dst = r;
+  d->nsizes = 2, d->sizes = regs(2, n, K0);
+  return r;
+}
+
+static int softmax(Rw *W, Code *c, SrcPos pos, int v) {
+  return call_builtin(W, c, pos, "softmax", ty_make(TY_VECTOR, 0), -1, 1, &v);
+}
+
+/* z = v as a choice under z's own name and address (a point mass,
+   discrete_uniform(v, v), which the draw handler draws), so the run keeps it
+   as a latent of its loop, with the columns and the choices-file address mh
+   gives it. */
+static void point_choice(Code *c, const Site *s, int v) {
+  IrInstr *in = emit(c, IR_SAMPLE, s->ins->pos);
+  *in = *s->ins;
+  in->dist = (IrDist){dist_lookup("discrete_uniform"), 2, regs(2, v, v)};
+  in->con = (IrCon){CON_NONE, -1, -1};
+}
+
+/* The chain's state before the step the loop variable is at = v. */
+static void put_state(Rw *W, Code *c, const Site *s, int v) {
+  SrcPos pos = s->ins->pos;
+  if (!s->carry_arr) {
+    move(c, pos, s->carry, v);
+    return;
+  }
+  Type ti = ty_make(TY_INT, 0);
+  store1(c, pos, s->carry, binop(W, c, pos, OP_SUB, s->chain->var, k_int(W, c, pos, 1), ti), v);
+}
+
+/* The state before choice j: the value before the loop at the first step,
+   else the j-th value of the support. */
+static void set_state(Rw *W, Code *c, const Site *s, int started, int c0, int j) {
+  SrcPos pos = s->ins->pos;
+  int b = binop(W, c, pos, OP_NE, started, k_int(W, c, pos, 0), ty_make(TY_BOOL, 0));
+  Code th = {0}, el = {0};
+  put_state(W, &th, s, support_value(W, &th, s, j));
+  if (!s->carry_arr) move(&el, pos, s->carry, c0);
+  IrInstr *in = emit(c, IR_IF, pos);
+  in->nargs = 1;
+  in->args = regs(1, b);
+  in->then_b = done(&th);
+  in->else_b = done(&el);
+}
+
+/* lp = lp0 + the iteration's log density from its choice on, with z = its
+   value v (the part before the choice is already in lp0). */
+static int step_lp(Rw *W, Code *c, const Site *s, IrBlock post, int v, int lp0) {
+  SrcPos pos = s->ins->pos;
+  Type tr = ty_make(TY_REAL, 0);
+  move(c, pos, s->ins->dst, v);
+  int n = s->ins->dist.nparams;
+  int *args = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+  args[0] = v;
+  memcpy(args + 1, s->ins->dist.params, sizeof(int) * (size_t)n);
+  int lp = new_reg(W, tr);
+  call_builtin(W, c, pos, lp_name(s->ins->dist.fam), tr, lp, n + 1, args);
+  add_lp(W, c, pos, lp, lp0);
+  append(c, copy_block(W, &post, 0, M_ACC, lp));
+  return lp;
+}
+
+static void emit_for(Code *c, const IrInstr *like, SrcPos pos, int var, int lo, int hi, Code *body) {
+  IrInstr *f = emit(c, IR_FOR, pos);
+  if (like) *f = *like;
+  f->var = var;
+  f->nargs = 2;
+  f->args = regs(2, lo, hi);
+  f->body = done(body);
+}
+
+/* A chain by the forward algorithm: alpha[k] = log p(the data so far, this
+   step's choice = the k-th value), one K x K log-sum-exp per step; the
+   density adds log_sum_exp(alpha) after the loop.  The draws pass keeps
+   every step's alpha, draws the choices backwards (forward filtering,
+   backward sampling) and replays the loop with them. */
+static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
+  const IrInstr *F = s->chain;
+  SrcPos pos = s->ins->pos;
+  IrBlock pre = {s->at, F->body.ins}, post = {F->body.n - s->at - 1, F->body.ins + s->at + 1};
+  Type ti = ty_make(TY_INT, 0), tr = ty_make(TY_REAL, 0), tv = ty_make(TY_VECTOR, 0);
+  int lo = F->args[0], hi = F->args[1];
+  int one = k_int(W, c, pos, 1), ninf = k_real(W, c, pos, -INFINITY);
+  int m = new_reg(W, ti), started = new_reg(W, ti), c0 = new_reg(W, ti);
+  move(c, pos, m, one);
+  move(c, pos, started, k_int(W, c, pos, 0));
+  if (!s->carry_arr) move(c, pos, c0, s->carry);
+  /* alpha changes size after the first step: a copy, not a declared size */
+  IrInstr *d = emit(c, IR_DECL, pos);
+  int a0 = d->dst = new_reg(W, tv), alpha = new_reg(W, tv);
+  d->nsizes = 1, d->sizes = regs(1, one);
+  store1(c, pos, a0, one, k_real(W, c, pos, 0));
+  move(c, pos, alpha, a0);
+  int niter = -1, K0 = -1, AL = -1;
+  Code dc = {0}; /* the draws pass: only for a loop that runs */
+  if (draw) {
+    niter = binop(W, c, pos, OP_ADD, binop(W, c, pos, OP_SUB, hi, lo, ti), one, ti);
+    move(&dc, pos, F->var, lo); /* the first step's support size */
+    if (!s->carry_arr) move(&dc, pos, s->carry, c0);
+    append(&dc, copy_block(W, &pre, 0, M_DRAW, -1));
+    K0 = support_size(W, &dc, s);
+    d = emit(&dc, IR_DECL, pos);
+    AL = d->dst = new_reg(W, ty_make(TY_VECTOR, 1));
+    d->nsizes = 2, d->sizes = regs(2, niter, K0);
+  }
+  /* forward */
+  Code body = {0};
+  set_state(W, &body, s, started, c0, one);
+  append(&body, copy_block(W, &pre, 0, M_DRAW, -1));
+  int K = support_size(W, &body, s);
+  d = emit(&body, IR_DECL, pos);
+  int nA = d->dst = new_reg(W, tv);
+  d->nsizes = 1, d->sizes = regs(1, K);
+  int kf = new_reg(W, ti);
+  Code fill = {0};
+  store1(&fill, pos, nA, kf, ninf);
+  emit_for(&body, NULL, pos, kf, one, K, &fill);
+  int j = new_reg(W, ti), k = new_reg(W, ti);
+  Code jb = {0}, kb = {0};
+  set_state(W, &jb, s, started, c0, j);
+  int lp0 = new_reg(W, tr);
+  move(&jb, pos, lp0, index1(W, &jb, pos, alpha, j, tr));
+  append(&jb, copy_block(W, &pre, 0, M_ACC, lp0));
+  int lp = step_lp(W, &kb, s, post, support_value(W, &kb, s, k), lp0);
+  int args2[2] = {index1(W, &kb, pos, nA, k, tr), lp};
+  store1(&kb, pos, nA, k, call_builtin(W, &kb, pos, "log_sum_exp", tr, -1, 2, args2));
+  emit_for(&jb, NULL, pos, k, one, K, &kb);
+  emit_for(&body, NULL, pos, j, one, m, &jb);
+  move(&body, pos, alpha, nA);
+  move(&body, pos, m, K);
+  move(&body, pos, started, one);
+  if (!draw) {
+    emit_for(c, F, pos, F->var, lo, hi, &body);
+    int lse = call_builtin(W, c, pos, "log_sum_exp", tr, -1, 1, &alpha);
+    IrInstr *f = emit(c, IR_FACTOR, pos);
+    f->nargs = 1;
+    f->args = regs(1, lse);
+    return;
+  }
+  int ib = binop(W, &body, pos, OP_ADD, binop(W, &body, pos, OP_SUB, F->var, lo, ti), one, ti);
+  store1(&body, pos, AL, ib, nA);
+  emit_for(&dc, F, pos, F->var, lo, hi, &body);
+  /* backward: the last choice from alpha, each earlier one given the next */
+  d = emit(&dc, IR_DECL, pos);
+  int KS = d->dst = new_reg(W, ty_make(TY_INT, 1));
+  d->nsizes = 1, d->sizes = regs(1, niter);
+  int aT = index1(W, &dc, pos, AL, niter, tv);
+  store1(&dc, pos, KS, niter, call_builtin(W, &dc, pos, "categorical_logit_rng", ti, -1, 1, &aT));
+  int r = new_reg(W, ti);
+  Code rb = {0}, wb = {0};
+  int pr = -1, beta = -1;
+  if (W->marg) { /* smoothing: P(z_t | all the data) from alpha_t + beta_t */
+    pr = pr_decl(W, &dc, s, hi, K0);
+    int zero = k_real(W, &dc, pos, 0);
+    int za[2] = {zero, K0};
+    beta = new_reg(W, tv);
+    call_builtin(W, &dc, pos, "rep_vector", tv, beta, 2, za);
+    store1(&dc, pos, pr, hi, softmax(W, &dc, pos, aT));
+  }
+  int i = binop(W, &rb, pos, OP_SUB, niter, r, ti);
+  move(&rb, pos, F->var, binop(W, &rb, pos, OP_ADD, lo, i, ti)); /* the step after i */
+  int knext = index1(W, &rb, pos, KS, binop(W, &rb, pos, OP_ADD, i, one, ti), ti);
+  int ai = index1(W, &rb, pos, AL, i, tv);
+  d = emit(&rb, IR_DECL, pos);
+  int w = d->dst = new_reg(W, tv);
+  d->nsizes = 1, d->sizes = regs(1, K0);
+  int jj = new_reg(W, ti);
+  put_state(W, &wb, s, support_value(W, &wb, s, jj));
+  int lq = new_reg(W, tr);
+  move(&wb, pos, lq, index1(W, &wb, pos, ai, jj, tr));
+  append(&wb, copy_block(W, &pre, 0, M_ACC, lq));
+  store1(&wb, pos, w, jj, step_lp(W, &wb, s, post, support_value(W, &wb, s, knext), lq));
+  emit_for(&rb, NULL, pos, jj, one, K0, &wb);
+  store1(&rb, pos, KS, i, call_builtin(W, &rb, pos, "categorical_logit_rng", ti, -1, 1, &w));
+  if (W->marg) { /* beta_i[j] = log_sum_exp_k(M_{i+1}[j, k] + beta_{i+1}[k]) */
+    d = emit(&rb, IR_DECL, pos);
+    int nb = d->dst = new_reg(W, tv);
+    d->nsizes = 1, d->sizes = regs(1, K0);
+    int j2 = new_reg(W, ti), k2 = new_reg(W, ti);
+    Code jb2 = {0}, kb2 = {0};
+    put_state(W, &jb2, s, support_value(W, &jb2, s, j2));
+    int l0 = new_reg(W, tr);
+    move(&jb2, pos, l0, k_real(W, &jb2, pos, 0));
+    append(&jb2, copy_block(W, &pre, 0, M_ACC, l0));
+    d = emit(&jb2, IR_DECL, pos);
+    int a2 = d->dst = new_reg(W, tv);
+    d->nsizes = 1, d->sizes = regs(1, K0);
+    int lk = step_lp(W, &kb2, s, post, support_value(W, &kb2, s, k2), l0);
+    int bk = index1(W, &kb2, pos, beta, k2, tr);
+    store1(&kb2, pos, a2, k2, binop(W, &kb2, pos, OP_ADD, lk, bk, tr));
+    emit_for(&jb2, NULL, pos, k2, one, K0, &kb2);
+    store1(&jb2, pos, nb, j2, call_builtin(W, &jb2, pos, "log_sum_exp", tr, -1, 1, &a2));
+    emit_for(&rb, NULL, pos, j2, one, K0, &jb2);
+    move(&rb, pos, beta, nb);
+    int t = binop(W, &rb, pos, OP_SUB, binop(W, &rb, pos, OP_ADD, lo, i, ti), one, ti);
+    int ab = binop(W, &rb, pos, OP_ADD, index1(W, &rb, pos, AL, i, tv), beta, tv);
+    store1(&rb, pos, pr, t, softmax(W, &rb, pos, ab));
+  }
+  emit_for(&dc, NULL, pos, r, one, binop(W, &dc, pos, OP_SUB, niter, one, ti), &rb);
+  /* replay the loop with the drawn choices */
+  if (!s->carry_arr) move(&dc, pos, s->carry, c0);
+  Code pb = {0};
+  append(&pb, copy_block(W, &pre, 0, M_DRAW, -1));
+  int ip = binop(W, &pb, pos, OP_ADD, binop(W, &pb, pos, OP_SUB, F->var, lo, ti), one, ti);
+  point_choice(&pb, s, support_value(W, &pb, s, index1(W, &pb, pos, KS, ip, ti)));
+  append(&pb, copy_block(W, &post, 0, M_DRAW, -1));
+  emit_for(&dc, F, pos, F->var, lo, hi, &pb);
+  int runs = binop(W, c, pos, OP_GE, niter, one, ty_make(TY_BOOL, 0));
+  IrInstr *in = emit(c, IR_IF, pos);
+  in->nargs = 1;
+  in->args = regs(1, runs);
+  in->then_b = done(&dc);
+}
+
+static const Site *site_chain(const Plan *P, const IrInstr *F) {
+  for (int i = 0; i < P->pub->n; i++)
+    if (P->sites[i].chain == F) return &P->sites[i];
+  return NULL;
+}
+
+/* The enumerated site in the draws pass: z from softmax(acc), then its
+   segment once with that value. */
+static void emit_draw(Rw *W, Code *c, const Site *s) {
+  SrcPos pos = s->ins->pos;
+  int K;
+  int acc = emit_acc(W, c, s, &K);
+  Type ti = ty_make(TY_INT, 0);
+  if (W->marg && s->loop) store1(c, pos, pr_reg(W, s, true), s->loop->var, softmax(W, c, pos, acc));
+  else if (W->marg && s->top) move(c, pos, pr_reg(W, s, false), softmax(W, c, pos, acc));
+  else if (W->marg) store1(c, pos, pr_reg(W, s, true), s->outer->var, softmax(W, c, pos, acc));
+  int k = call_builtin(W, c, pos, "categorical_logit_rng", ti, -1, 1, &acc);
+  int v = support_value(W, c, s, k);
+  if (s->loop) store1(c, pos, s->ins->dst, s->loop->var, v);
+  else if (s->top) move(c, pos, s->ins->dst, v);
+  else point_choice(c, s, v);
+  W->entered = s; /* the segment's own start is no site again */
+  IrBlock seg = copy_block(W, s->seg, s->from, M_DRAW, -1);
+  append(c, seg);
+}
+
+static const Site *site_of(const Plan *P, const IrInstr *in) {
+  for (int i = 0; i < P->pub->n; i++)
+    if (P->sites[i].ins == in) return &P->sites[i];
+  return NULL;
+}
+
+static const Site *site_at(const Plan *P, const IrBlock *b, int i) {
+  for (int k = 0; k < P->pub->n; k++)
+    if (P->sites[k].loop && P->sites[k].seg == b && P->sites[k].from == i) return &P->sites[k];
+  return NULL;
+}
+
+/* A copy of b[from..]: M_DENSITY the marginalised model, M_ACC a segment
+   adding its scores into lp, M_DRAW the draws pass. */
+static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
+  Code c = {0};
+  const Plan *P = W->P;
+  Type tr = ty_make(TY_REAL, 0);
+  for (int i = from; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    const Site *s = mode != M_ACC ? site_at(P, b, i) : NULL;
+    if (s && s == W->entered) s = NULL, W->entered = NULL;
+    if (s) { /* the element form's loop body from its first read of z[n] */
+      if (mode == M_DENSITY) emit_density(W, &c, s);
+      else emit_draw(W, &c, s);
+      break;
+    }
+    if (in->op == IR_FOR && mode != M_ACC && (s = site_chain(P, in)) != NULL) {
+      emit_chain(W, &c, s, mode == M_DRAW);
+      continue;
+    }
+    if (in->op == IR_SAMPLE && mode != M_ACC && (s = site_of(P, in)) != NULL) {
+      if (s->loop) { /* drawn element by element in its loop */
+        IrInstr *d = emit(&c, IR_DECL, in->pos);
+        d->dst = in->dst;
+        d->nsizes = in->nsizes;
+        d->sizes = in->sizes;
+        if (W->marg && mode == M_DRAW) pr_decl(W, &c, s, in->sizes[0], support_size(W, &c, s));
+        continue;
+      }
+      if (mode == M_DENSITY) emit_density(W, &c, s);
+      else emit_draw(W, &c, s);
+      break; /* the rest of the block was its segment */
+    }
+    if (mode == M_DRAW && (in->op == IR_SAMPLE || in->op == IR_OBSERVE || in->op == IR_FACTOR ||
+                           in->op == IR_CONDITION))
+      continue;
+    if (mode == M_ACC && in->op == IR_OBSERVE) {
+      int n = in->dist.nparams;
+      int *args = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+      args[0] = in->args[0];
+      memcpy(args + 1, in->dist.params, sizeof(int) * (size_t)n);
+      add_lp(W, &c, in->pos, lp, call_builtin(W, &c, in->pos, lp_name(in->dist.fam), tr, -1, n + 1, args));
+      continue;
+    }
+    if (mode == M_ACC && in->op == IR_FACTOR) {
+      add_lp(W, &c, in->pos, lp, in->args[0]);
+      continue;
+    }
+    if (mode == M_ACC && in->op == IR_CONDITION) {
+      IrInstr *f = emit(&c, IR_IF, in->pos);
+      f->nargs = 1;
+      f->args = regs(1, in->args[0]);
+      Code e = {0};
+      add_lp(W, &e, in->pos, lp, k_real(W, &e, in->pos, -INFINITY));
+      f = &c.ins[c.n - 1];
+      f->else_b = done(&e);
+      continue;
+    }
+    if (W->marg && mode == M_DRAW && in->op == IR_FOR) {
+      for (int k = 0; k < P->pub->n; k++) {
+        const Site *ls = &P->sites[k];
+        if (ls->outer != in || !P->pub->lat[k].ok || ls->chain) continue;
+        /* the support's size from the first iteration's part before the choice */
+        move(&c, in->pos, in->var, in->args[0]);
+        IrBlock pre = {ls->from - 1, in->body.ins};
+        append(&c, copy_block(W, &pre, 0, M_DRAW, -1));
+        pr_decl(W, &c, ls, in->args[1], support_size(W, &c, ls));
+      }
+    }
+    IrInstr *o = emit(&c, in->op, in->pos);
+    *o = *in;
+    if (in->then_b.n) o->then_b = copy_block(W, &in->then_b, 0, mode, lp);
+    if (in->else_b.n) o->else_b = copy_block(W, &in->else_b, 0, mode, lp);
+    if (in->body.n) o->body = copy_block(W, &in->body, 0, mode, lp);
+    if (in->cond_b.n) o->cond_b = copy_block(W, &in->cond_b, 0, mode, lp);
+  }
+  return done(&c);
+}
+
+static IrProgram *rewrite(const Plan *P, bool marg) {
+  const IrProgram *p = P->p;
+  IrProgram *q = gc_alloc(sizeof *q);
+  *q = *p;
+  Rw W = {.P = P, .q = q, .nregs = p->main.nregs, .capregs = p->main.nregs + 64, .marg = marg};
+  W.pr = gc_alloc_atomic(sizeof(int) * (size_t)(P->pub->n + 1));
+  for (int i = 0; i < P->pub->n; i++) W.pr[i] = -1;
+  W.out = gc_alloc(sizeof(IrOutput) * (size_t)(p->noutputs + P->pub->n + 1));
+  memcpy(W.out, p->outputs, sizeof(IrOutput) * (size_t)p->noutputs);
+  W.nout = p->noutputs;
+  W.types = gc_alloc_atomic(sizeof(Type) * (size_t)W.capregs);
+  W.names = gc_alloc(sizeof(char *) * (size_t)W.capregs);
+  memcpy(W.types, p->main.regtypes, sizeof(Type) * (size_t)p->main.nregs);
+  if (p->main.regnames) memcpy(W.names, p->main.regnames, sizeof(char *) * (size_t)p->main.nregs);
+  q->model_b = copy_block(&W, &p->model_b, 0, M_DENSITY, -1);
+  IrBlock draws = copy_block(&W, &p->model_b, 0, M_DRAW, -1);
+  IrInstr *g = gc_alloc(sizeof(IrInstr) * (size_t)(draws.n + p->gen_b.n + 1));
+  if (draws.n) memcpy(g, draws.ins, sizeof(IrInstr) * (size_t)draws.n);
+  if (p->gen_b.n) memcpy(g + draws.n, p->gen_b.ins, sizeof(IrInstr) * (size_t)p->gen_b.n);
+  q->gen_b = (IrBlock){draws.n + p->gen_b.n, g};
+  q->noutputs = W.nout;
+  q->outputs = W.out;
+  q->main.nregs = W.nregs;
+  q->main.regtypes = W.types;
+  q->main.regnames = W.names;
+  return q;
+}
+
+/* ---- text -------------------------------------------------------------------- */
+
+const char *enum_names(const EnumPlan *pl) {
+  const char *s = "";
+  for (int i = 0; pl && i < pl->n; i++) {
+    bool seen = false;
+    for (int k = 0; k < i; k++) seen |= !strcmp(pl->lat[k].name, pl->lat[i].name);
+    if (pl->lat[i].ok && !seen) s = gc_printf("%s%s%s", s, *s ? ", " : "", pl->lat[i].name);
+  }
+  return s;
+}
+
+const char *enum_largest_text(const EnumPlan *pl) {
+  const EnumLatent *big = NULL;
+  for (int i = 0; pl && i < pl->n; i++)
+    if (pl->lat[i].ok && (!big || pl->lat[i].size > big->size)) big = &pl->lat[i];
+  if (!big || big->size < 0) return "unknown";
+  if (!big->chain) return gc_printf("%ld", big->size);
+  long k = lround(sqrt((double)big->size));
+  return gc_printf("%ld x %ld", k, k);
+}
+
+char *enum_print(const EnumPlan *pl) {
+  char *s = gc_printf("enumerated:\n");
+  for (int i = 0; i < pl->n; i++) {
+    const EnumLatent *L = &pl->lat[i];
+    long k = L->chain && L->size > 0 ? lround(sqrt((double)L->size)) : 0;
+    if (L->ok && L->size > ENUM_FACTOR_LIMIT)
+      s = gc_printf("%s  %s  not enumerated: its factor has %ld terms, above the limit of %d\n",
+                    s, L->name, L->size, ENUM_FACTOR_LIMIT);
+    else if (L->ok && L->chain && L->size > 0)
+      s = gc_printf("%s  %s  enumerated, factor %ld x %ld (a chain: forward algorithm)\n", s,
+                    L->name, k, k);
+    else if (L->ok && L->size >= 0)
+      s = gc_printf("%s  %s  enumerated, factor %ld\n", s, L->name, L->size);
+    else if (L->ok)
+      s = gc_printf("%s  %s  enumerated, factor %s\n", s, L->name, L->cost);
+    else
+      s = gc_printf("%s  %s  not enumerated: %s\n", s, L->name, L->why);
+  }
+  return s;
+}

@@ -1,0 +1,71 @@
+/* enum.h — automatic marginalisation of finite discrete latents by
+ * enumeration (issue 16), as an IR-to-IR transformation.
+ *
+ * A discrete latent whose support is finite and fixed once the data is
+ * loaded, and whose dependents all lie in the rest of its own block (the
+ * rest of its loop iteration, or of the model block), is summed out: the
+ * "segment" from its choice to the end of that block is run once per value
+ * of the support with its observations and factors added into acc[k], and
+ * the block adds log_sum_exp(acc) to the target.  A container latent drawn
+ * at once (`int z[N] ~ bernoulli(p)`) whose elements a later loop reads only
+ * as z[n] in iteration n is summed element by element in that loop.
+ *
+ * The result is an ordinary program without the discrete choices, so the
+ * log density, its gradient (interpreter and AD tape) and the JIT need
+ * nothing new.  Its generated block starts with the draws pass: the model
+ * block again, without the continuous choices (their registers hold the
+ * draw's values) and without scoring, in which each enumerated latent is
+ * drawn from its exact conditional softmax(acc) and its segment run once
+ * with that value, so derived variables and the generated block see it.  A
+ * latent in a loop is drawn as a choice of that conditional's family under
+ * its own name (the draw handler draws discrete choices), so its address
+ * and CSV columns are the ones mh writes.
+ *
+ * Not yet enumerated (the reason says so): chains (a value carried to the
+ * next iteration, HMMs), two discrete latents in one segment, latents under
+ * an if or in a user function, programs with continuous latents in loops. */
+#ifndef PPL_ENUM_H
+#define PPL_ENUM_H
+
+#include "ir.h"
+
+/* Above this many terms in one factor (the support's size) the program is
+   not enumerated and keeps the engine it would get without enumeration. */
+#define ENUM_FACTOR_LIMIT 4096
+
+typedef struct EnumLatent {
+  const char *name; /* address name of the choice */
+  SrcPos pos;
+  bool ok;          /* enumerated */
+  const char *why;  /* why not, with a position */
+  const char *cost; /* the factor's size as the source says it: "2", "K" */
+  long size;        /* with data (enum_sizes): the factor's size, -1 unknown */
+  const IrInstr *instr; /* its SAMPLE in the original program */
+  bool chain;       /* a chain (forward algorithm): size is K x K */
+} EnumLatent;
+
+typedef struct EnumPlan {
+  int n;
+  EnumLatent *lat;   /* every discrete latent of the model block, in order */
+  bool all;          /* at least one, and every one enumerated */
+  IrProgram *prog;   /* the marginalised program when all, else NULL */
+  IrProgram *prog_marg; /* the same with the pr_ outputs (--enum-marginals): per
+                        enumerated scalar, P(z = k-th value | continuous draw,
+                        data); for a chain the smoothing marginal */
+  long largest;      /* the largest factor's size (-1 unknown) */
+  const IrProgram *src; /* the original program */
+} EnumPlan;
+
+/* The plan for p (analysed as a): NULL when p has no discrete latent. */
+EnumPlan *enum_plan(const IrProgram *p, const IrAnalysis *a);
+/* The factors' sizes from the registers after the data block (the
+   original program's, interp_data_regs): fills size and largest. */
+void enum_sizes(EnumPlan *pl, const Value *data_regs);
+/* The enumerated latents' names, "z, s". */
+const char *enum_names(const EnumPlan *pl);
+/* The largest factor in words: "3", "3 x 3" for a chain's step. */
+const char *enum_largest_text(const EnumPlan *pl);
+/* The `ppl check` section: "enumerated:\n  z  enumerated, factor 2\n". */
+char *enum_print(const EnumPlan *pl);
+
+#endif

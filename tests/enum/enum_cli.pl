@@ -1,0 +1,176 @@
+#!/usr/bin/perl
+# enum_cli.pl — discrete latents summed out by enumeration as a user of the
+# `ppl` command sees them (issue 16): the `enumerated:` section of `ppl check`
+# for the natural programs of tests/enum and for programs that cannot be
+# enumerated (with the reason, and the engine falling back), and `ppl run`'s
+# engine line, discrete columns (mh's names) and --enum-marginals columns; TAP.
+#
+#   perl enum_cli.pl PPL_BINARY TESTS_ENUM_DIR
+use strict;
+use warnings;
+use File::Temp qw(tempdir);
+use Cwd qw(abs_path);
+
+my $ppl = abs_path(shift @ARGV) or die "usage: enum_cli.pl PPL DIR\n";
+my $src = abs_path(shift @ARGV) or die "usage: enum_cli.pl PPL DIR\n";
+my $tmp = tempdir(CLEANUP => 1);
+my $n = 0;
+sub ok($$) {
+  my ($cond, $name) = @_;
+  $n++;
+  print(($cond ? "ok" : "not ok") . " $n - $name\n");
+  return $cond;
+}
+sub slurp { my $f = shift; open my $h, '<', $f or return ''; local $/; my $t = <$h>; close $h; return $t; }
+sub ppl {
+  system("$ppl " . join(' ', map { "'$_'" } @_) . " >$tmp/out.txt 2>$tmp/err.txt");
+  return ($? >> 8, slurp("$tmp/out.txt"), slurp("$tmp/err.txt"));
+}
+# A CSV's header and rows (comments left out): (names, [row arrays]).
+sub csv {
+  my @lines = grep { !/^#/ && /\S/ } split /\n/, slurp(shift);
+  my @names = split /,/, shift @lines;
+  return (\@names, [map { [split /,/] } @lines]);
+}
+# The lines of the `enumerated:` section (up to the next unindented line).
+sub section {
+  my $out = shift;
+  my ($sec) = $out =~ /^enumerated:\n((?:  .*\n)*)/m;
+  return $sec;
+}
+
+# --- ppl check on the natural programs: every discrete latent enumerated,
+#     with the size of its factor, and nuts chosen
+my @natural = (
+  ['changepoint', 'coal', 's', qr/\b112\b/],
+  ['mix', 'mix3', 'z', qr/\b3\b/],
+  ['mix', 'mix5', 'z', qr/\b5\b/],
+  ['hmm_loop', 'hmm', 'z', qr/\b(3|9)\b/],
+  ['hmm_array', 'hmm', 'zt', qr/\b(3|9)\b/],
+);
+for my $c (@natural) {
+  my ($prog, $data, $latent, $size) = @$c;
+  my ($st, $out, $err) = ppl('check', "$src/$prog.ppl", '--data', "$src/$data.data.json");
+  my $sec = section($out);
+  ok($st == 0 && defined $sec, "check $prog ($data): an enumerated: section") or print "# $out$err";
+  my ($line) = ($sec // '') =~ /^  \Q$latent\E\s+(.*)$/m;
+  ok(defined $line && $line =~ /^enumerated\b.*factor (.*)$/ && $1 =~ $size,
+     "check $prog ($data): $latent enumerated with its factor's size") or print "# " . ($line // 'no line') . "\n";
+  ok($out =~ /^engine: nuts .*summed out by enumeration/m, "check $prog ($data): engine nuts, summed out")
+    or print "# " . join("\n# ", grep { /^engine/ } split /\n/, $out) . "\n";
+}
+
+# --- programs that cannot be enumerated: the reason, and today's engine
+my @not = (
+  ['running_sum', 'z', qr/\S/],
+  ['unbounded', 'k', qr/\S/],
+  ['too_big', 's', qr/\S/],
+);
+for my $c (@not) {
+  my ($prog, $latent, $why) = @$c;
+  my ($st, $out, $err) = ppl('check', "$src/not/$prog.ppl", '--data', "$src/not/$prog.data.json");
+  my $sec = section($out);
+  my ($line) = ($sec // '') =~ /^  \Q$latent\E\s+(.*)$/m;
+  ok(defined $line && $line =~ /^not enumerated: (.*)$/ && $1 =~ $why,
+     "check not/$prog: $latent not enumerated, with the reason") or print "# " . ($line // 'no line') . "\n# $out";
+  my ($engine) = $out =~ /^(engine: .*)$/m;
+  ok(defined $engine && $engine =~ /^engine: mh / && $engine !~ /are summed out by enumeration/,
+     "check not/$prog: the engine falls back to mh") or print "# " . ($engine // 'no engine line') . "\n";
+}
+# the limit: the engine line says why it falls back, with the factor's size
+{
+  my ($st, $out) = ppl('check', "$src/not/too_big.ppl", '--data', "$src/not/too_big.data.json");
+  ok($out =~ /^engine: mh .*not summed out.*100000 terms.*limit/m,
+     'check not/too_big: the engine line gives the factor size 100000 and the limit')
+    or print "# $out";
+}
+
+# --- ppl run: the engine line, the columns mh writes, --enum-marginals
+sub columns_of_mh {
+  my ($prog, $data) = @_;
+  ppl('run', "$src/$prog.ppl", '--data', "$src/$data.data.json", '--engine', 'mh', '--chains', '1',
+      '--warmup', '20', '--draws', '20', '--seed', '3', '--output', "$tmp/mh.csv");
+  my ($names) = csv("$tmp/mh.csv");
+  return grep { !/__$/ } @$names;
+}
+for my $c (['changepoint', 'coal', 's', 112], ['mix', 'mix4', 'z', 4], ['hmm_loop', 'hmm', 'z', 3]) {
+  my ($prog, $data, $z, $k) = @$c;
+  my @mh = columns_of_mh($prog, $data);
+  my @scalars = grep { /^\Q$z\E(\.\d+)?$/ } @mh;
+  my @args = ('run', "$src/$prog.ppl", '--data', "$src/$data.data.json", '--chains', '1',
+              '--warmup', '200', '--draws', '200', '--seed', '7');
+  # without --enum-marginals: the engine line, mh's columns, draws in the support
+  my ($st, $out, $err) = ppl(@args, '--output', "$tmp/nuts.csv");
+  ok($st == 0 && $out =~ /^engine: nuts .*summed out by enumeration/m, "run $prog: nuts, summed out")
+    or do { print "# $err"; next };
+  my ($names, $rows) = csv("$tmp/nuts.csv");
+  my %col;
+  @col{@$names} = (0 .. $#$names);
+  my @missing = grep { !exists $col{$_} } @mh;
+  ok(!@missing && @$rows == 200 && !grep({ /^pr_/ } @$names),
+     "run $prog: mh's columns (" . scalar(@mh) . ") all present, no pr_ columns, 200 rows")
+    or print "# missing: @missing\n";
+  my $bad = 0;
+  for my $r (@$rows) {
+    for my $s (@scalars) {
+      my $v = $r->[$col{$s}] // '';
+      $bad++ unless $v =~ /^\d+$/ && $v >= 1 && $v <= $k;
+    }
+  }
+  ok(@scalars && !$bad, "run $prog: " . scalar(@scalars) . " discrete columns, every draw in 1..$k")
+    or print "# $bad draws outside the support\n";
+  # --enum-marginals: one pr_ column per value, probabilities summing to 1 per
+  # scalar and row, the drawn value of positive probability
+  ($st, $out, $err) = ppl(@args, '--enum-marginals', '--output', "$tmp/marg.csv");
+  ok($st == 0, "run $prog --enum-marginals") or do { print "# $err"; next };
+  ($names, $rows) = csv("$tmp/marg.csv");
+  %col = ();
+  @col{@$names} = (0 .. $#$names);
+  my $nprob = 0;
+  $bad = 0;
+  for my $r (@$rows) {
+    for my $s (@scalars) {
+      my $v = $r->[$col{$s}];
+      my $sum = 0;
+      for my $j (1 .. $k) {
+        my $i = $col{"pr_$s.$j"};
+        if (!defined $i) { $bad++; next; }
+        my $p = $r->[$i];
+        $nprob++;
+        $bad++ unless $p >= 0 && $p <= 1;
+        $sum += $p;
+      }
+      $bad++ unless abs($sum - 1) < 1e-9;
+      my $pv = defined $v && defined $col{"pr_$s.$v"} ? $r->[$col{"pr_$s.$v"}] : 0;
+      $bad++ unless $pv > 0;
+    }
+  }
+  ok(@scalars && !$bad && $nprob == 200 * $k * @scalars,
+     "run $prog --enum-marginals: pr_$z columns sum to 1, drawn values have probability > 0")
+    or print "# $bad problems, $nprob probabilities\n";
+  if ($prog eq 'changepoint' && !$bad) {
+    # the coal-mining change: the posterior of s peaks at 1890-1892 (s = 40..42)
+    my @m = (0) x ($k + 1);
+    for my $r (@$rows) { $m[$_] += $r->[$col{"pr_s.$_"}] / @$rows for 1 .. $k; }
+    my ($mode) = sort { $m[$b] <=> $m[$a] } 1 .. $k;
+    ok($mode >= 39 && $mode <= 43, "run changepoint: the posterior of s peaks at year " . (1850 + $mode));
+  }
+}
+
+# --engine mh on a natural program runs it as before: no pr_ columns
+{
+  my ($st, $out) = ppl('run', "$src/mix.ppl", '--data', "$src/mix3.data.json", '--engine', 'mh',
+                       '--chains', '1', '--warmup', '20', '--draws', '20', '--output', "$tmp/mh.csv");
+  my ($names) = csv("$tmp/mh.csv");
+  ok($st == 0 && $out =~ /^engine: mh /m && !grep({ /^pr_/ } @$names) && grep({ $_ eq 'z.1' } @$names),
+     'run mix --engine mh: the program as written, z columns, no pr_ columns');
+}
+# a program that is not enumerable runs with today's choice
+{
+  my ($st, $out, $err) = ppl('run', "$src/not/running_sum.ppl", '--data', "$src/not/running_sum.data.json",
+                             '--chains', '1', '--warmup', '50', '--draws', '50');
+  ok($st == 0 && $out =~ /^engine: mh /m && $out !~ /are summed out by enumeration/,
+     'run not/running_sum: falls back to mh')
+    or print "# $err";
+}
+print "1..$n\n";

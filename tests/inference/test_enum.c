@@ -1,0 +1,380 @@
+/* test_enum.c — discrete latents summed out by enumeration (ir/enum.h),
+ * through ppl.h as a host sees them: the log density of the naturally
+ * written program equals the brute-force sum over every configuration of its
+ * discrete latents, computed here from a twin that takes them as data and
+ * adds their log probabilities (ppl_log_density once per configuration), to
+ * 1e-12 relative, and its gradient equals the configurations' gradients
+ * weighted by their posterior probabilities, under the interpreter and the
+ * JIT (which must compile the marginalised program); the cases: K = 3, 5
+ * mixtures, mix2's element form, a change point, HMM chains (the forward
+ * algorithm) with the state in a variable or an array element.  A value of zero
+ * probability (a simplex with a zero) leaves the gradient finite.  Then what
+ * `ppl check` and the engine selector say, reasons for programs that are not
+ * enumerated, and that --engine mh still runs the original program. */
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ppl.h"
+#include "tap.h"
+
+typedef struct Case {
+  const char *name;
+  const char *natural; /* the program as written */
+  const char *twin;    /* the discrete latents as data `zs`, their lpmf added */
+  const char *data;    /* JSON members without braces, shared */
+  int nz, K;           /* discrete scalars and the support's size */
+  int lo;              /* the support's first value */
+} Case;
+
+/* K = 3..5 mixtures, local form (scalar in the loop) */
+static const char *mix_nat =
+    "data { int N; int K; real y[N]; }\n"
+    "model {\n"
+    "  simplex[K] theta ~ dirichlet(rep_vector(2, K));\n"
+    "  vector[K] mu ~ normal(0, 5);\n"
+    "  real<lower=0> sigma ~ lognormal(0, 1);\n"
+    "  for (n in 1:N) {\n"
+    "    int z ~ categorical(theta);\n"
+    "    y[n] ~ normal(mu[z], sigma);\n"
+    "  }\n"
+    "}\n";
+static const char *mix_twin =
+    "data { int N; int K; real y[N]; int zs[N]; }\n"
+    "model {\n"
+    "  simplex[K] theta ~ dirichlet(rep_vector(2, K));\n"
+    "  vector[K] mu ~ normal(0, 5);\n"
+    "  real<lower=0> sigma ~ lognormal(0, 1);\n"
+    "  for (n in 1:N) {\n"
+    "    target += categorical_lpmf(zs[n] | theta);\n"
+    "    y[n] ~ normal(mu[zs[n]], sigma);\n"
+    "  }\n"
+    "}\n";
+
+/* mix2_enum's element form: int z[N] drawn at once, read as z[n] */
+static const char *mix2_nat =
+    "data { int N; real y[N]; }\n"
+    "model {\n"
+    "  real mu1 ~ normal(-2, 1.5);\n"
+    "  real mu2 ~ normal(2, 1.5);\n"
+    "  real<lower=0, upper=1> p ~ beta(2, 2);\n"
+    "  int z[N] ~ bernoulli(p);\n"
+    "  for (n in 1:N)\n"
+    "    y[n] ~ normal(z[n] == 1 ? mu2 : mu1, 1);\n"
+    "}\n";
+static const char *mix2_twin =
+    "data { int N; real y[N]; int zs[N]; }\n"
+    "model {\n"
+    "  real mu1 ~ normal(-2, 1.5);\n"
+    "  real mu2 ~ normal(2, 1.5);\n"
+    "  real<lower=0, upper=1> p ~ beta(2, 2);\n"
+    "  target += bernoulli_lpmf(zs | p);\n"
+    "  for (n in 1:N)\n"
+    "    y[n] ~ normal(zs[n] == 1 ? mu2 : mu1, 1);\n"
+    "}\n";
+
+/* a change point, coal-mining style: the top-level scalar form */
+static const char *cp_nat =
+    "data { int T; int D[T]; }\n"
+    "model {\n"
+    "  real<lower=0> e ~ exponential(0.5);\n"
+    "  real<lower=0> l ~ exponential(0.5);\n"
+    "  int s ~ discrete_uniform(1, T);\n"
+    "  for (t in 1:T)\n"
+    "    D[t] ~ poisson(t < s ? e : l);\n"
+    "}\n";
+static const char *cp_twin =
+    "data { int T; int D[T]; int zs[1]; }\n"
+    "model {\n"
+    "  real<lower=0> e ~ exponential(0.5);\n"
+    "  real<lower=0> l ~ exponential(0.5);\n"
+    "  target += discrete_uniform_lpmf(zs[1] | 1, T);\n"
+    "  for (t in 1:T)\n"
+    "    D[t] ~ poisson(t < zs[1] ? e : l);\n"
+    "}\n";
+
+/* a category of probability zero, and a condition and a factor in the segment */
+static const char *zero_nat =
+    "data { int N; real y[N]; simplex[3] w; }\n"
+    "model {\n"
+    "  vector[3] mu ~ normal(0, 3);\n"
+    "  for (n in 1:N) {\n"
+    "    int z ~ categorical(w);\n"
+    "    real m = mu[z];\n"
+    "    condition(z != 2 || y[n] > -10);\n"
+    "    target += -0.1 * m * m;\n"
+    "    y[n] ~ normal(m, 1);\n"
+    "  }\n"
+    "}\n";
+static const char *zero_twin =
+    "data { int N; real y[N]; simplex[3] w; int zs[N]; }\n"
+    "model {\n"
+    "  vector[3] mu ~ normal(0, 3);\n"
+    "  for (n in 1:N) {\n"
+    "    target += categorical_lpmf(zs[n] | w);\n"
+    "    real m = mu[zs[n]];\n"
+    "    condition(zs[n] != 2 || y[n] > -10);\n"
+    "    target += -0.1 * m * m;\n"
+    "    y[n] ~ normal(m, 1);\n"
+    "  }\n"
+    "}\n";
+
+/* a chain (an HMM with unknown emission means): the forward algorithm */
+static const char *hmm_nat =
+    "data { int T; int K; real y[T]; simplex[K] trans[K]; simplex[K] init; }\n"
+    "model {\n"
+    "  vector[K] mu ~ normal(0, 3);\n"
+    "  real<lower=0> sigma ~ lognormal(0, 0.5);\n"
+    "  int z_prev = 0;\n"
+    "  for (t in 1:T) {\n"
+    "    int z ~ categorical(t == 1 ? init : trans[z_prev]);\n"
+    "    y[t] ~ normal(mu[z], sigma);\n"
+    "    z_prev = z;\n"
+    "  }\n"
+    "  int z_last = z_prev;\n"
+    "}\n";
+static const char *hmm_twin =
+    "data { int T; int K; real y[T]; simplex[K] trans[K]; simplex[K] init; int zs[T]; }\n"
+    "model {\n"
+    "  vector[K] mu ~ normal(0, 3);\n"
+    "  real<lower=0> sigma ~ lognormal(0, 0.5);\n"
+    "  for (t in 1:T) {\n"
+    "    target += categorical_lpmf(zs[t] | t == 1 ? init : trans[zs[t - 1]]);\n"
+    "    y[t] ~ normal(mu[zs[t]], sigma);\n"
+    "  }\n"
+    "}\n";
+
+/* the same chain with its state in an array element: z[t] = zt, read as z[t - 1] */
+static const char *hmma_nat =
+    "data { int T; int K; real y[T]; simplex[K] trans[K]; simplex[K] init; }\n"
+    "model {\n"
+    "  vector[K] mu ~ normal(0, 3);\n"
+    "  real<lower=0> sigma ~ lognormal(0, 0.5);\n"
+    "  int z[T] = rep_array(1, T);\n"
+    "  for (t in 1:T) {\n"
+    "    int zt ~ categorical(t == 1 ? init : trans[z[t - 1]]);\n"
+    "    z[t] = zt;\n"
+    "    y[t] ~ normal(mu[z[t]], sigma);\n"
+    "  }\n"
+    "}\n";
+
+static ppl_model *compile(ppl_context *ctx, const char *src, const char *json) {
+  ppl_model *m = NULL;
+  if (ppl_compile_string(ctx, src, "enum.ppl", &m) != PPL_OK) {
+    tap_diag("compile: %s", ppl_errmsg(ctx));
+    return NULL;
+  }
+  if (ppl_set_data_json(m, json, "enum.json") != PPL_OK) {
+    tap_diag("data: %s", ppl_errmsg(ctx));
+    ppl_model_free(m);
+    return NULL;
+  }
+  return m;
+}
+
+static double rnd(unsigned *s) {
+  *s = *s * 1103515245u + 12345u;
+  return ((*s >> 8) & 0xffff) / 65536.0;
+}
+
+/* natural vs brute force at a few random points */
+static void check_case(ppl_context *ctx, ppl_context *tctx, const Case *c, bool jit) {
+  char json[4096];
+  snprintf(json, sizeof json, "{%s}", c->data);
+  ppl_model *nat = compile(ctx, c->natural, json);
+  if (!tap_ok(nat != NULL, "%s (%s): compiles", c->name, jit ? "jit" : "interp")) return;
+  size_t n = 0;
+  ppl_num_unconstrained(nat, &n);
+  if (jit)
+    tap_ok(ppl_model_llvm_ir(nat) != NULL, "%s: the JIT compiles the marginalised program (%s)",
+           c->name, ppl_model_llvm_ir(nat) ? "ok" : ppl_errmsg(ctx));
+  long nconf = 1;
+  for (int i = 0; i < c->nz; i++) nconf *= c->K;
+  ppl_model **tw = calloc((size_t)nconf, sizeof *tw);
+  bool ok = true;
+  for (long k = 0; k < nconf && ok; k++) { /* one twin per configuration */
+    char zs[512];
+    size_t len = (size_t)snprintf(zs, sizeof zs, "[");
+    long r = k;
+    for (int i = 0; i < c->nz; i++, r /= c->K)
+      len += (size_t)snprintf(zs + len, sizeof zs - len, "%s%ld", i ? "," : "", c->lo + r % c->K);
+    snprintf(zs + len, sizeof zs - len, "]");
+    snprintf(json, sizeof json, "{%s, \"zs\": %s}", c->data, zs);
+    ok = (tw[k] = compile(tctx, c->twin, json)) != NULL;
+  }
+  size_t nt = 0;
+  if (ok) ppl_num_unconstrained(tw[0], &nt);
+  if (!tap_ok(ok && nt == n, "%s: the twin has the same %zu unconstrained parameters", c->name, n))
+    goto out;
+  unsigned seed = 7;
+  double worst = 0, worst_g = 0;
+  bool finite = true;
+  for (int trial = 0; trial < 4; trial++) {
+    double theta[32], g[32], want_g[32] = {0}, gk[32];
+    for (size_t i = 0; i < n; i++) theta[i] = 2 * rnd(&seed) - 1;
+    double lp;
+    if (ppl_log_density_gradient(nat, theta, n, &lp, g) != PPL_OK) {
+      tap_diag("%s", ppl_errmsg(ctx));
+      finite = false;
+      break;
+    }
+    double *lps = malloc(sizeof(double) * (size_t)nconf), mx = -INFINITY;
+    for (long k = 0; k < nconf; k++) {
+      ppl_log_density(tw[k], theta, n, &lps[k]);
+      if (lps[k] > mx) mx = lps[k];
+    }
+    double s = 0;
+    for (long k = 0; k < nconf; k++) s += exp(lps[k] - mx);
+    double want = mx + log(s);
+    for (long k = 0; k < nconf; k++) {
+      if (lps[k] == -INFINITY) continue;
+      double lk;
+      ppl_log_density_gradient(tw[k], theta, n, &lk, gk);
+      for (size_t i = 0; i < n; i++) want_g[i] += exp(lps[k] - want) * gk[i];
+    }
+    free(lps);
+    double e = fabs(lp - want) / fmax(1, fabs(want));
+    if (e > worst) worst = e;
+    for (size_t i = 0; i < n; i++) {
+      finite = finite && isfinite(g[i]);
+      double eg = fabs(g[i] - want_g[i]) / fmax(1, fabs(want_g[i]));
+      if (eg > worst_g) worst_g = eg;
+    }
+  }
+  tap_ok(finite, "%s: gradient finite", c->name);
+  tap_ok(worst < 1e-12, "%s: log density = brute-force sum over %ld configurations (rel. error %.2g)",
+         c->name, nconf, worst);
+  tap_ok(worst_g < 1e-10, "%s: gradient = the configurations' weighted gradients (rel. error %.2g)",
+         c->name, worst_g);
+out:
+  for (long k = 0; k < nconf; k++) ppl_model_free(tw[k]);
+  free(tw);
+  ppl_model_free(nat);
+}
+
+static bool contains(const char *s, const char *sub) { return s && strstr(s, sub); }
+
+static void check_text(ppl_context *ctx, const char *src, const char *json, const char *want,
+                       const char *what) {
+  ppl_model *m = compile(ctx, src, json);
+  const char *a = m ? ppl_model_analysis(m) : NULL;
+  if (!tap_ok(contains(a, want), "%s", what)) tap_diag("analysis:\n%s", a ? a : "(none)");
+  ppl_model_free(m);
+}
+
+int main(void) {
+  const Case cases[] = {
+      {"mixture K=3", mix_nat, mix_twin,
+       "\"N\": 4, \"K\": 3, \"y\": [-3.1, 0.2, 2.9, 3.4]", 4, 3, 1},
+      {"mixture K=5", mix_nat, mix_twin, "\"N\": 3, \"K\": 5, \"y\": [-3.1, 0.2, 2.9]", 3, 5, 1},
+      {"mix2 element form", mix2_nat, mix2_twin,
+       "\"N\": 6, \"y\": [-2.5, 1.9, 2.2, -1.7, 0.3, 2.8]", 6, 2, 0},
+      {"change point", cp_nat, cp_twin, "\"T\": 7, \"D\": [4, 5, 4, 1, 0, 2, 1]", 1, 7, 1},
+      {"HMM chain", hmm_nat, hmm_twin,
+       "\"T\": 5, \"K\": 3, \"y\": [-1.9, 0.3, 2.2, 2.5, -0.4], \"trans\": [[0.8, 0.1, 0.1], "
+       "[0.2, 0.7, 0.1], [0.0, 0.3, 0.7]], \"init\": [0.5, 0.3, 0.2]", 5, 3, 1},
+      {"HMM chain, array state", hmma_nat, hmm_twin,
+       "\"T\": 5, \"K\": 3, \"y\": [-1.9, 0.3, 2.2, 2.5, -0.4], \"trans\": [[0.8, 0.1, 0.1], "
+       "[0.2, 0.7, 0.1], [0.0, 0.3, 0.7]], \"init\": [0.5, 0.3, 0.2]", 5, 3, 1},
+      {"zero-probability category", zero_nat, zero_twin,
+       "\"N\": 3, \"y\": [-1.2, 0.4, 2.1], \"w\": [0.5, 0, 0.5]", 3, 3, 1},
+  };
+  /* the twins, one per configuration, are the reference: interpreted */
+  ppl_config tcfg;
+  ppl_config_default(&tcfg);
+  tcfg.no_jit = 1;
+  ppl_context *tctx = ppl_context_new(&tcfg);
+  for (int jit = 0; jit < 2; jit++) {
+    ppl_config cfg;
+    ppl_config_default(&cfg);
+    cfg.no_jit = !jit;
+    ppl_context *ctx = ppl_context_new(&cfg);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+      check_case(ctx, tctx, &cases[i], jit);
+    ppl_context_free(ctx);
+  }
+  ppl_context_free(tctx);
+
+  ppl_context *ctx = ppl_context_new(NULL);
+  const char *mixd = "{\"N\": 4, \"K\": 3, \"y\": [-3.1, 0.2, 2.9, 3.4]}";
+  check_text(ctx, mix_nat, mixd, "enumerated:\n  z  enumerated, factor 3\n",
+             "check: 'enumerated:' section with the factor's size");
+  check_text(ctx, mix_nat, mixd, "engine: nuts — the discrete latents z are summed out by enumeration (largest factor 3)",
+             "check: the engine line says nuts and why");
+  check_text(ctx, cp_nat, "{\"T\": 7, \"D\": [4, 5, 4, 1, 0, 2, 1]}",
+             "  s  enumerated, factor 7\n", "change point: s enumerated, factor T");
+  check_text(ctx, hmm_nat,
+             "{\"T\": 5, \"K\": 3, \"y\": [-1.9, 0.3, 2.2, 2.5, -0.4], \"trans\": [[0.8, 0.1, "
+             "0.1], [0.2, 0.7, 0.1], [0.0, 0.3, 0.7]], \"init\": [0.5, 0.3, 0.2]}",
+             "  z  enumerated, factor 3 x 3 (a chain: forward algorithm)\n",
+             "HMM: a chain, factor K x K");
+  /* not enumerated, with the reason */
+  check_text(ctx,
+             "data { int T; real y[T]; }\n"
+             "model {\n"
+             "  real mu ~ normal(0, 1);\n"
+             "  int c = 0;\n"
+             "  for (t in 1:T) {\n"
+             "    int z ~ bernoulli(0.5);\n"
+             "    c = c + z;\n"
+             "    y[t] ~ normal(mu + c, 1);\n"
+             "  }\n"
+             "}\n",
+             "{\"T\": 3, \"y\": [0.1, 0.2, 0.3]}",
+             "  z  not enumerated: enum.ppl:6:9: its segment updates 'c' from its value before the segment",
+             "a running count of z: not enumerated, and why");
+  check_text(ctx,
+             "data { int T; real y[T]; }\n"
+             "model {\n"
+             "  int s ~ discrete_uniform(1, T);\n"
+             "  real mu ~ normal(0, 1);\n"
+             "  for (t in 1:T) y[t] ~ normal(t < s ? mu : -mu, 1);\n"
+             "}\n",
+             "{\"T\": 3, \"y\": [0.1, 0.2, 0.3]}",
+             "its segment, between it and the end of its block; declare 'mu' before 's'",
+             "a continuous latent after the discrete one: the reason says what to move");
+  check_text(ctx,
+             "data { int T; real y[T]; }\n"
+             "model {\n"
+             "  real mu ~ normal(0, 1);\n"
+             "  int z ~ poisson(3);\n"
+             "  for (t in 1:T) y[t] ~ normal(mu + z, 1);\n"
+             "}\n",
+             "{\"T\": 3, \"y\": [0.1, 0.2, 0.3]}", "its family poisson has no finite support",
+             "poisson: not enumerated, infinite support");
+  check_text(ctx,
+             "data { int T; real y[T]; }\n"
+             "model {\n"
+             "  real mu ~ normal(0, 1);\n"
+             "  int z ~ poisson(3);\n"
+             "  for (t in 1:T) y[t] ~ normal(mu + z, 1);\n"
+             "}\n",
+             "{\"T\": 3, \"y\": [0.1, 0.2, 0.3]}", "engine: mh",
+             "a program with a latent that is not enumerated keeps its engine");
+  check_text(ctx,
+             "data { int K; real y; }\n"
+             "model {\n"
+             "  real mu ~ normal(0, 1);\n"
+             "  int z ~ discrete_uniform(1, K);\n"
+             "  y ~ normal(mu + z, 1);\n"
+             "}\n",
+             "{\"K\": 5000, \"y\": 0.5}", "above the limit of 4096",
+             "a factor above the limit: the engine line says why it is not summed out");
+
+  /* --engine mh runs the original program: z is a choice of its own there */
+  ppl_model *m = compile(ctx, mix_nat, mixd);
+  const char *name = NULL, *why = NULL;
+  ppl_model_engine(m, "mh", &name, &why);
+  tap_streq(why, "mh — chosen with --engine", "--engine mh: the original program");
+  ppl_model_engine(m, "nuts", &name, &why);
+  tap_ok(contains(why, "summed out by enumeration"), "--engine nuts: the marginalised one (%s)",
+         why ? why : "NULL");
+  size_t n = 0;
+  ppl_num_unconstrained(m, &n);
+  tap_ok(n == 2 + 3 + 1, "ppl_num_unconstrained: the continuous latents only (%zu)", n);
+  ppl_model_free(m);
+  ppl_context_free(ctx);
+  return tap_done();
+}
