@@ -1004,7 +1004,7 @@ static const EngineVT *enum_select(const ppl_model *m, const char **why) {
    (rest) after what was summed out. */
 static const char *enum_reason(const ppl_model *m, const EngineVT *e, const char *rest) {
   return gc_printf("%s — the discrete latents %s are summed out by enumeration (largest factor "
-                   "%ld); %s", e->name, enum_names(m->en), m->en->largest, rest);
+                   "%s); %s", e->name, enum_names(m->en), enum_largest_text(m->en), rest);
 }
 
 /* The engine of a run (load: its --load file, or NULL) and why; *en: the run
@@ -1034,13 +1034,13 @@ static ppl_status choose_engine(ppl_model *m, const char *requested, const char 
       if (m->an_en->nlatents == 0) {
         *eng = engine_lookup("prior");
         *why = gc_printf("%s — --engine %s: the discrete latents %s are summed out by "
-                         "enumeration (largest factor %ld) and %s", "prior", e->name,
-                         enum_names(m->en), m->en->largest, ENUM_EXACT);
+                         "enumeration (largest factor %s) and %s", "prior", e->name,
+                         enum_names(m->en), enum_largest_text(m->en), ENUM_EXACT);
         return PPL_OK;
       }
       *why = gc_printf("%s — chosen with --engine; the discrete latents %s are summed out by "
-                       "enumeration (largest factor %ld)", e->name, enum_names(m->en),
-                       m->en->largest);
+                       "enumeration (largest factor %s)", e->name, enum_names(m->en),
+                       enum_largest_text(m->en));
       return PPL_OK;
     }
     if (!engine_fits(e, m->an, &why_not))
@@ -1102,7 +1102,10 @@ static ppl_status run_prepare(ppl_model *m, const ppl_run_options *o, const Engi
   ppl_status s = choose_engine(m, o->engine, load_path(o), eng, why, en);
   if (s != PPL_OK) return s;
   driver_opts_default(d_o);
-  if ((s = run_engine_opts(m->ctx, o, *eng, *en ? m->an_en : m->an, !o->engine, NULL,
+  /* the marginalised program run forward under prior (no continuous latent
+     left) takes the gradient engines' options: --enum-marginals */
+  const EngineVT *oe = *en && !((*eng)->traits & ENGINE_GRADIENT) ? engine_lookup("nuts") : *eng;
+  if ((s = run_engine_opts(m->ctx, o, oe, *en ? m->an_en : m->an, !o->engine, NULL,
                            &d_o->eng)) != PPL_OK)
     return s;
   d_o->output_csv = o->output_csv;

@@ -1216,6 +1216,16 @@ const char *enum_names(const EnumPlan *pl) {
   return s;
 }
 
+const char *enum_largest_text(const EnumPlan *pl) {
+  const EnumLatent *big = NULL;
+  for (int i = 0; pl && i < pl->n; i++)
+    if (pl->lat[i].ok && (!big || pl->lat[i].size > big->size)) big = &pl->lat[i];
+  if (!big || big->size < 0) return "unknown";
+  if (!big->chain) return gc_printf("%ld", big->size);
+  long k = lround(sqrt((double)big->size));
+  return gc_printf("%ld x %ld", k, k);
+}
+
 char *enum_print(const EnumPlan *pl) {
   char *s = gc_printf("enumerated:\n");
   for (int i = 0; i < pl->n; i++) {

@@ -63,6 +63,8 @@ EnumPlan *enum_plan(const IrProgram *p, const IrAnalysis *a);
 void enum_sizes(EnumPlan *pl, const Value *data_regs);
 /* The enumerated latents' names, "z, s". */
 const char *enum_names(const EnumPlan *pl);
+/* The largest factor in words: "3", "3 x 3" for a chain's step. */
+const char *enum_largest_text(const EnumPlan *pl);
 /* The `ppl check` section: "enumerated:\n  z  enumerated, factor 2\n". */
 char *enum_print(const EnumPlan *pl);
 
