@@ -698,6 +698,8 @@ typedef struct DensCtx {
   LLVMValueRef lpv; /* alloca: the sum, lane by lane, in vector code */
   bool rev;         /* partials too: added to each container operand's `adj`,
                        summed into `gsum` for scalar operands */
+  bool lponly;      /* the copy of a rev loop that runs when no gradient is asked
+                       for (grad == NULL): the same checks, no partials */
 } DensCtx;
 
 static void dens_body(Gen *g, LLVMValueRef i, void *ud);
@@ -747,10 +749,11 @@ static void dens_body(Gen *g, LLVMValueRef i, void *ud) {
   LLVMValueRef plog[DIST_MAX_PARAMS] = {0};
   for (int k = 0; k < f->nparams; k++)
     if (c->p[k].logd) plog[k] = g->vw ? vload(g, c->p[k].logd, i) : ld_f64(g, c->p[k].logd, i);
-  LLVMValueRef lp = emit_lpdf1(g, f, dop_at(g, &c->x, i), p, c->rev, &dx, dp, plog);
+  bool want = c->rev && !c->lponly;
+  LLVMValueRef lp = emit_lpdf1(g, f, dop_at(g, &c->x, i), p, want, &dx, dp, plog);
   LLVMValueRef acc = g->vw ? c->lpv : c->lp;
   LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, vty(g), acc, ""), lp, ""), acc);
-  if (!c->rev) return;
+  if (!want) return;
   DOp *ops[DIST_MAX_PARAMS + 1];
   LLVMValueRef ds[DIST_MAX_PARAMS + 1];
   ops[0] = &c->x;
@@ -850,7 +853,27 @@ bool jg_emit_observe_native(Gen *g, RevList *l, const IrInstr *ins) {
   }
   c.lp = entry_alloca(g, g->f64, "obs");
   LLVMBuildStore(g->B, cf(g, 0), c.lp);
-  dens_loop(g, &c, n);
+  if (c.rev) {
+    /* The partials cost as much as the density (bernoulli_logit: two
+       divisions beside its exp and log1p), and a caller asking for log p
+       alone (grad NULL: ADVI's ELBO, PSIS's weights) does not use them: a
+       second loop without them runs then. */
+    LLVMBasicBlockRef lo = new_bb(g, "lponly"), wg = new_bb(g, "partials"), join = new_bb(g, "dens");
+    LLVMValueRef nograd = LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildPtrToInt(g->B, g->grad, g->i64, ""),
+                                        ci(g, 0), "");
+    LLVMBuildCondBr(g->B, nograd, lo, wg);
+    LLVMPositionBuilderAtEnd(g->B, lo);
+    c.lponly = true;
+    dens_loop(g, &c, n);
+    LLVMBuildBr(g->B, join);
+    LLVMPositionBuilderAtEnd(g->B, wg);
+    c.lponly = false;
+    dens_loop(g, &c, n);
+    LLVMBuildBr(g->B, join);
+    LLVMPositionBuilderAtEnd(g->B, join);
+  } else {
+    dens_loop(g, &c, n);
+  }
   LLVMValueRef sum = LLVMBuildLoad2(g->B, g->f64, c.lp, "");
   LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, g->lp, ""), sum, ""), g->lp);
   bool scalars = false;
