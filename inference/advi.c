@@ -139,24 +139,30 @@ static bool advi_grad(Advi *a, bool *finite, Diag *d) {
 }
 
 /* The ELBO E[log p(T(eps)) + logdet(eps)] + H[N(0, I)] from elbo_samples
- * draws.  Draws where log p is -inf are dropped, as Stan drops them (it
- * fails when all are); the mean is over the others (Stan divides by all,
- * counting a dropped draw as 0). */
+ * draws where log p is finite: as Stan's calc_ELBO, a draw where it is not
+ * is dropped and another drawn in its place, and once elbo_samples draws
+ * have been dropped the ELBO is -inf (Stan throws; its eta search scores
+ * that eta -inf, its optimisation stops, as the callers here do). */
 static bool advi_elbo(Advi *a, double *elbo, Diag *d) {
   ViFamily *q = a->q;
   double sum = 0;
-  int kept = 0;
-  for (int s = 0; s < a->elbo_samples; s++) {
+  int kept = 0, dropped = 0;
+  while (kept < a->elbo_samples) {
     double logdet, lp;
     advi_draw_eps(a, &a->rng);
     q->forward(q, a->eps, a->theta, &logdet);
     if (!advi_logp(a, a->theta, &lp, NULL, d)) return false;
-    if (!isfinite(lp) || !isfinite(logdet)) continue;
+    if (!isfinite(lp) || !isfinite(logdet)) {
+      if (++dropped >= a->elbo_samples) {
+        *elbo = -INFINITY;
+        return true;
+      }
+      continue;
+    }
     sum += lp + logdet;
     kept++;
   }
-  if (kept == 0) *elbo = -INFINITY;
-  else *elbo = sum / kept + 0.5 * (double)a->dim * (1 + log(2 * M_PI));
+  *elbo = sum / kept + 0.5 * (double)a->dim * (1 + log(2 * M_PI));
   return true;
 }
 

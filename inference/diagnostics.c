@@ -160,14 +160,24 @@ static Chains dg_split(int m, int n, const double *const *x) {
 /* z_scale: fractional ranks (ties get their average rank), back-transformed
  * with Blom's offset, (r - 3/8) / (S + 1/4), then through the normal
  * quantile. Callers have excluded NaN. */
-static void dg_rank_normalise(size_t n, double *v) {
+static double dg_rank_score(size_t n, double r) {
+  return m_std_normal_qf((r - 0.375) / ((double)n + 0.25));
+}
+
+double *diag_rank_scores(size_t n) {
+  double *z = dg_alloc(n);
+  for (size_t a = 0; a < n; a++) z[a] = dg_rank_score(n, (double)(a + 1));
+  return z;
+}
+
+/* scores: diag_rank_scores(n) or NULL; ties (average ranks) are computed */
+static void dg_rank_normalise(size_t n, double *v, const double *scores) {
   size_t *ord = dg_order(n, v);
-  double denom = (double)n + 0.25;
   for (size_t a = 0; a < n;) {
     size_t b = a;
     while (b + 1 < n && v[ord[b + 1]] == v[ord[a]]) b++;
     double r = ((double)(a + 1) + (double)(b + 1)) / 2;
-    double z = m_std_normal_qf((r - 0.375) / denom);
+    double z = scores && a == b ? scores[a] : dg_rank_score(n, r);
     for (size_t k = a; k <= b; k++) v[ord[k]] = z;
     a = b + 1;
   }
@@ -222,7 +232,7 @@ double diag_rhat(int m, int n, const double *const *x) {
   if (dg_stuck_apart(m, n, x)) return INFINITY;
 
   Chains bulk = dg_split(m, n, x);
-  dg_rank_normalise((size_t)bulk.m * (size_t)bulk.l, bulk.v);
+  dg_rank_normalise((size_t)bulk.m * (size_t)bulk.l, bulk.v, NULL);
   double rb = dg_rhat_chains(&bulk);
 
   /* folded draws |x - median(x)|, median over all draws before splitting */
@@ -237,7 +247,7 @@ double diag_rhat(int m, int n, const double *const *x) {
   }
   if (dg_any_nan(total, all)) return NAN;
   Chains tail = dg_split(m, n, fx);
-  dg_rank_normalise((size_t)tail.m * (size_t)tail.l, tail.v);
+  dg_rank_normalise((size_t)tail.m * (size_t)tail.l, tail.v, NULL);
   double rt = dg_rhat_chains(&tail);
   if (isnan(rb) || isnan(rt)) return NAN; /* R's max() propagates NA */
   return rb > rt ? rb : rt;
@@ -410,7 +420,7 @@ double diag_ess_bulk(int m, int n, const double *const *x) {
   for (int c = 0; c < m; c++)
     if (dg_any_nan((size_t)n, x[c])) return NAN;
   Chains s = dg_split(m, n, x);
-  dg_rank_normalise((size_t)s.m * (size_t)s.l, s.v);
+  dg_rank_normalise((size_t)s.m * (size_t)s.l, s.v, NULL);
   return dg_ess_chains(&s);
 }
 
@@ -447,7 +457,7 @@ double diag_ess_tail(int m, int n, const double *const *x) {
  * even number (>= 4) of them per chain: the split chains are then the draws
  * in their order, so one sort of the pooled draws gives the quantiles, the
  * tail ESS's thresholds and the bulk ranks that ESS and R-hat share. */
-static void dg_summarise_even(int m, int n, double *all, SummaryStats *s) {
+static void dg_summarise_even(int m, int n, double *all, const double *scores, SummaryStats *s) {
   size_t total = (size_t)m * (size_t)n;
   double *sorted = dg_sorted_copy(total, all);
   s->q5 = dg_quantile_sorted(total, sorted, 0.05);
@@ -458,7 +468,7 @@ static void dg_summarise_even(int m, int n, double *all, SummaryStats *s) {
 
   double *z = dg_alloc(total), *ind = dg_alloc(total);
   memcpy(z, all, sizeof(double) * total);
-  dg_rank_normalise(total, z);
+  dg_rank_normalise(total, z, scores);
   Chains bulk = {2 * m, n / 2, z};
   s->ess_bulk = dg_ess_chains(&bulk);
 
@@ -479,13 +489,18 @@ static void dg_summarise_even(int m, int n, double *all, SummaryStats *s) {
   }
   double med = (sorted[total / 2 - 1] + sorted[total / 2]) / 2; /* total is even */
   for (size_t i = 0; i < total; i++) ind[i] = fabs(all[i] - med);
-  dg_rank_normalise(total, ind);
+  dg_rank_normalise(total, ind, scores);
   Chains tail = {2 * m, n / 2, ind};
   double rb = dg_rhat_chains(&bulk), rt = dg_rhat_chains(&tail);
   s->rhat = isnan(rb) || isnan(rt) ? NAN : rb > rt ? rb : rt;
 }
 
 void diag_summarise(int m, int n, const double *const *x, SummaryStats *s) {
+  diag_summarise_scores(m, n, x, NULL, s);
+}
+
+void diag_summarise_scores(int m, int n, const double *const *x, const double *scores,
+                           SummaryStats *s) {
   s->mean = s->sd = s->mcse = s->q5 = s->q50 = s->q95 = NAN;
   s->ess_bulk = s->ess_tail = s->rhat = NAN;
   if (m < 1 || n < 1) return;
@@ -495,7 +510,7 @@ void diag_summarise(int m, int n, const double *const *x, SummaryStats *s) {
   s->mean = dg_mean(total, all);
   s->sd = sqrt(dg_var(total, all));
   if (n >= 4 && n % 2 == 0 && dg_all_finite(total, all) && !dg_is_constant(total, all)) {
-    dg_summarise_even(m, n, all, s);
+    dg_summarise_even(m, n, all, scores, s);
     return;
   }
   if (!dg_any_nan(total, all)) {

@@ -6,6 +6,7 @@
 #define PPL_DIAGNOSTICS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* x[c][i]: chain c (0..m-1), draw i (0..n-1). All chains have n draws. */
 double diag_ess_basic(int m, int n, const double *const *x); /* Geyer initial monotone sequence */
@@ -21,6 +22,13 @@ typedef struct SummaryStats {
 
 /* Unweighted: all of SummaryStats (rhat NaN with one chain -> reported null). */
 void diag_summarise(int m, int n, const double *const *x, SummaryStats *s);
+/* The normal scores Phi^-1((r - 3/8) / (n + 1/4)) of the ranks r = 1..n that
+ * rank normalisation gives the draws of a column without ties: the same for
+ * every column of n draws, so a summary of many columns computes them once. */
+double *diag_rank_scores(size_t n);
+/* diag_summarise with the scores of m * n ranks (or NULL): the same bits. */
+void diag_summarise_scores(int m, int n, const double *const *x, const double *scores,
+                           SummaryStats *s);
 /* Weighted (log weights lw, same layout): self-normalised mean, sd, weighted
  * quantiles; each ESS is the smaller of (a) Kish's ESS over the column's
  * distinct values (copies of one particle count once; columns of whole

@@ -903,6 +903,7 @@ static bool dr_cut_interrupted(Run *r) {
  * are spread over threads, each taking the next column. */
 typedef struct SumJob {
   RunResult *rr;
+  const double *scores; /* diag_rank_scores of all the draws of a column */
   atomic_int next;
 } SumJob;
 
@@ -917,7 +918,7 @@ static void dr_summarise_cols(SumJob *j) {
     if (rr->weighted && !stat)
       diag_summarise_weighted(m, n, x, (const double *const *)rr->lw, &rr->stats[col]);
     else
-      diag_summarise(m, n, x, &rr->stats[col]);
+      diag_summarise_scores(m, n, x, j->scores, &rr->stats[col]);
   }
 }
 
@@ -932,7 +933,7 @@ static void *dr_summarise_worker(void *arg) {
  * describe the sampler, not the posterior: they are summarised unweighted. */
 static void dr_summarise(const DriverDraws *dd, RunResult *rr) {
   int m = rr->nchains, n = rr->ndraws;
-  SumJob job = {.rr = rr};
+  SumJob job = {.rr = rr, .scores = m > 0 && n > 0 ? diag_rank_scores((size_t)m * (size_t)n) : NULL};
   atomic_init(&job.next, 0);
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   int nt = dd->threads > 0 ? dd->threads : (ncpu > 0 ? (int)ncpu : 1);

@@ -322,6 +322,11 @@ static LLVMValueRef data_numbers(Gen *g, int r, bool logs) {
   return g->dnums[r];
 }
 
+/* a C function's address as a constant of the generated code */
+static LLVMValueRef fn_const(Gen *g, const void *f) {
+  return LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)f, 0), g->ptr);
+}
+
 /* ---- matrix * vector ---- */
 
 typedef struct MvCtx {
@@ -367,6 +372,26 @@ static void mv_rev_k(Gen *g, LLVMValueRef k, void *ud) {
 
 static void mv_zero(Gen *g, LLVMValueRef i, void *ud) { st_f64(g, ((MvCtx *)ud)->g, i, cf(g, 0)); }
 
+/* Products of a matrix that is not differentiated with more than MV_BLAS
+   elements (or of a size known only at run time) go to BLAS (jit_rt_gemv):
+   one pass over the matrix forward and one for the vector's adjoint, where
+   the loops above make one pass over the result per column.  Small ones stay
+   inline, where a call would cost more than the product. */
+#define MV_BLAS 256
+
+static bool mv_blas(Gen *g, int a, LLVMValueRef n) {
+  if (active(g, a)) return false;
+  return !LLVMIsAConstantInt(n) || LLVMConstIntGetSExtValue(n) > MV_BLAS;
+}
+
+static void mv_gemv(Gen *g, int64_t trans, LLVMValueRef rows, LLVMValueRef cols, LLVMValueRef A,
+                    LLVMValueRef x, LLVMValueRef y) {
+  LLVMTypeRef ps[6] = {g->i64, g->i64, g->i64, g->ptr, g->ptr, g->ptr};
+  LLVMTypeRef ft = LLVMFunctionType(g->vd, ps, 6, 0);
+  LLVMValueRef args[6] = {ci(g, trans), rows, cols, A, x, y};
+  call(g, ft, fn_const(g, (const void *)jit_rt_gemv), args, 6);
+}
+
 bool jg_emit_matvec(Gen *g, RevList *l, const IrInstr *ins) {
   int a = ins->args[0], b = ins->args[1], d = ins->dst;
   Type ta = g->f->regtypes[a], tb = g->f->regtypes[b];
@@ -382,7 +407,8 @@ bool jg_emit_matvec(Gen *g, RevList *l, const IrInstr *ins) {
   MvCtx m = {.A = g->isdata[a] ? data_numbers(g, a, false) : NULL, .b = box_data(g, Bv),
              .R = box_data(g, R), .rows = rows};
   if (!m.A) m.A = box_data(g, A);
-  emit_loop(g, cols, mv_fwd_k, &m);
+  if (mv_blas(g, a, n)) mv_gemv(g, 0, rows, cols, m.A, m.b, m.R);
+  else emit_loop(g, cols, mv_fwd_k, &m);
   jg_wr_ten(g, d, R, rows, ci(g, 1));
   if (!active(g, d)) return true;
   RevItem *it = rev_add(g, l, RV_MATVEC, ins);
@@ -391,6 +417,7 @@ bool jg_emit_matvec(Gen *g, RevList *l, const IrInstr *ins) {
   save(it, Bv);
   save(it, rows);
   save(it, cols);
+  save(it, n);
   push_saved(g, it);
   return true;
 }
@@ -404,15 +431,13 @@ void jg_rev_matvec(Gen *g, RevItem *it) {
   if (active(g, a)) m.aadj = box_adjp(g, it->save[1]);
   if (active(g, b)) m.badj = box_adjp(g, it->save[2]);
   m.sum = entry_alloca(g, g->f64, "dot");
-  emit_loop(g, it->save[4], mv_rev_k, &m);
+  if (m.badj && mv_blas(g, a, it->save[5])) mv_gemv(g, 1, it->save[3], it->save[4], m.A, m.g, m.badj);
+  else emit_loop(g, it->save[4], mv_rev_k, &m);
   emit_loop(g, it->save[3], mv_zero, &m);
 }
 
 /* ---- scalar-family densities ---- */
 
-static LLVMValueRef fn_const(Gen *g, const void *f) {
-  return LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)f, 0), g->ptr);
-}
 
 /* ---- vector code: densities over several elements at once ----
  * The families' descriptions (stdlib/dist_kernel.h) are emitted at a width
@@ -698,6 +723,8 @@ typedef struct DensCtx {
   LLVMValueRef lpv; /* alloca: the sum, lane by lane, in vector code */
   bool rev;         /* partials too: added to each container operand's `adj`,
                        summed into `gsum` for scalar operands */
+  bool lponly;      /* the copy of a rev loop that runs when no gradient is asked
+                       for (grad == NULL): the same checks, no partials */
 } DensCtx;
 
 static void dens_body(Gen *g, LLVMValueRef i, void *ud);
@@ -747,10 +774,11 @@ static void dens_body(Gen *g, LLVMValueRef i, void *ud) {
   LLVMValueRef plog[DIST_MAX_PARAMS] = {0};
   for (int k = 0; k < f->nparams; k++)
     if (c->p[k].logd) plog[k] = g->vw ? vload(g, c->p[k].logd, i) : ld_f64(g, c->p[k].logd, i);
-  LLVMValueRef lp = emit_lpdf1(g, f, dop_at(g, &c->x, i), p, c->rev, &dx, dp, plog);
+  bool want = c->rev && !c->lponly;
+  LLVMValueRef lp = emit_lpdf1(g, f, dop_at(g, &c->x, i), p, want, &dx, dp, plog);
   LLVMValueRef acc = g->vw ? c->lpv : c->lp;
   LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, vty(g), acc, ""), lp, ""), acc);
-  if (!c->rev) return;
+  if (!want) return;
   DOp *ops[DIST_MAX_PARAMS + 1];
   LLVMValueRef ds[DIST_MAX_PARAMS + 1];
   ops[0] = &c->x;
@@ -850,7 +878,27 @@ bool jg_emit_observe_native(Gen *g, RevList *l, const IrInstr *ins) {
   }
   c.lp = entry_alloca(g, g->f64, "obs");
   LLVMBuildStore(g->B, cf(g, 0), c.lp);
-  dens_loop(g, &c, n);
+  if (c.rev) {
+    /* The partials cost as much as the density (bernoulli_logit: two
+       divisions beside its exp and log1p), and a caller asking for log p
+       alone (grad NULL: ADVI's ELBO, PSIS's weights) does not use them: a
+       second loop without them runs then. */
+    LLVMBasicBlockRef lo = new_bb(g, "lponly"), wg = new_bb(g, "partials"), join = new_bb(g, "dens");
+    LLVMValueRef nograd = LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildPtrToInt(g->B, g->grad, g->i64, ""),
+                                        ci(g, 0), "");
+    LLVMBuildCondBr(g->B, nograd, lo, wg);
+    LLVMPositionBuilderAtEnd(g->B, lo);
+    c.lponly = true;
+    dens_loop(g, &c, n);
+    LLVMBuildBr(g->B, join);
+    LLVMPositionBuilderAtEnd(g->B, wg);
+    c.lponly = false;
+    dens_loop(g, &c, n);
+    LLVMBuildBr(g->B, join);
+    LLVMPositionBuilderAtEnd(g->B, join);
+  } else {
+    dens_loop(g, &c, n);
+  }
   LLVMValueRef sum = LLVMBuildLoad2(g->B, g->f64, c.lp, "");
   LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, g->lp, ""), sum, ""), g->lp);
   bool scalars = false;

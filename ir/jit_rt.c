@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "../stdlib/mathfn.h"
+#include "../stdlib/tensor.h"
 #include "../stdlib/transform.h"
 #include "interp_ops.h"
 
@@ -337,6 +338,15 @@ JitBox *jit_rt_tensor(JitCtx *cx, int64_t kind, int64_t rows, int64_t cols, int6
     memset(b->adj, 0, sizeof(double) * m);
   }
   return b;
+}
+
+/* The layout is column-major, which is BLAS's row-major of A^T (cols x rows):
+   A x is (A^T)^T x. */
+void jit_rt_gemv(int64_t trans, int64_t rows, int64_t cols, const double *A, const double *x,
+                 double *y) {
+  if (rows <= 0 || cols <= 0) return; /* y is zeros already, or has no elements */
+  if (trans) tensor_gemv(false, (int)cols, (int)rows, A, x, 1, y);
+  else tensor_gemv(true, (int)cols, (int)rows, A, x, 0, y);
 }
 
 /* x = lo + (hi - lo) inv_logit(u) as tf_constrain computes it, with dx/du

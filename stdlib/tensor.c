@@ -258,6 +258,11 @@ static void gemm_fwd(int N, int K, int M, const double *A, const double *B, doub
   else cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, M, K, 1, A, K, B, M, 0, C, M);
 }
 
+void tensor_gemv(bool trans, int m, int n, const double *A, const double *x, double beta,
+                 double *y) {
+  cblas_dgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, m, n, 1, A, n, x, 1, beta, y, 1);
+}
+
 static void matmul_vjp(void *ctx, const double *G, double *adj) {
   const MatmulCtx *c = ctx;
   int N = c->N, K = c->K, M = c->M;

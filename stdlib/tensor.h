@@ -108,6 +108,11 @@ Tensor tensor_pick(Tape *t, Tensor x, const int *idx);
 AdNum tensor_sum(Tape *t, Tensor x);
 AdNum tensor_mean(Tape *t, Tensor x);
 
+/* y = A x + beta y, or A^T x + beta y when trans, for a row-major m x n A:
+ * one BLAS call, for code that keeps no tape (the JIT's matrix products). */
+void tensor_gemv(bool trans, int m, int n, const double *A, const double *x, double beta,
+                 double *y);
+
 /* Set OpenBLAS to one thread (deterministic runs, no fight with the driver's
  * threads) and stop its idle server threads, unless OPENBLAS_NUM_THREADS is
  * set.  Idempotent and cheap; ppl_context_new calls it. */

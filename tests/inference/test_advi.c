@@ -419,6 +419,52 @@ static void test_files(void) {
   rmdir(dir);
 }
 
+/* The ELBO keeps drawing until --elbo-samples draws have a finite log p, as
+ * Stan's calc_ELBO, and is -inf once as many have been dropped: with q about
+ * N(1.2, 1) (started at x = 1.2, steps of 1e-4) and log p finite only on
+ * (1, 1.5), a fifth of the draws count, so 100 of them are not found (an
+ * average over the finite ones among 100 draws would be finite); on
+ * (0.5, inf), three quarters count and the fit ends. */
+static void test_elbo_dropped(void) {
+  static const char *src[2] = {
+      "model {\n  real x ~ normal(0, 1);\n  if (x < 1 || x > 1.5) factor(negative_infinity());\n}\n",
+      "model {\n  real x ~ normal(0, 1);\n  if (x < 0.5) factor(negative_infinity());\n}\n"};
+  char path[] = "/tmp/test_advi_init_XXXXXX";
+  int fd = mkstemp(path);
+  if (!tap_ok(fd >= 0, "elbo: a temporary init file")) return;
+  FILE *f = fdopen(fd, "w");
+  fputs("{\"x\": 1.2}", f);
+  fclose(f);
+  for (int k = 0; k < 2; k++) {
+    ppl_context *ctx = ppl_context_new(NULL);
+    ppl_model *m = NULL;
+    ppl_run_options ro;
+    ppl_run_options_default(&ro);
+    ro.engine = "advi";
+    ro.chains = 1;
+    ro.draws = 10;
+    ro.seed = 3;
+    static const char *o[][2] = {{"adapt-engaged", "0"}, {"eta", "0.0001"}, {"eval-elbo", "1"},
+                                 {"iter", "2"},          {"grad-samples", "1"}};
+    bool set = ppl_run_set(&ro, "init", path) == PPL_OK;
+    for (int i = 0; i < 5; i++) set = set && ppl_run_set(&ro, o[i][0], o[i][1]) == PPL_OK;
+    ppl_result *r = NULL;
+    ppl_status st = ppl_compile_string(ctx, src[k], "t.ppl", &m) == PPL_OK && ppl_data_commit(m) == PPL_OK && set
+                        ? ppl_run(m, &ro, &r)
+                        : PPL_ERR_USAGE;
+    if (k == 0)
+      tap_ok(st != PPL_OK && strstr(ppl_errmsg(ctx), "the ELBO is not finite"),
+             "elbo: a fifth of q's draws finite: 100 finite ones are not found (%s)", ppl_errmsg(ctx));
+    else
+      tap_ok(st == PPL_OK, "elbo: three quarters finite: the fit ends (%s)", ppl_errmsg(ctx));
+    ppl_run_options_free(&ro);
+    ppl_result_free(r);
+    ppl_model_free(m);
+    ppl_context_free(ctx);
+  }
+  remove(path);
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: test_advi EXACT_PROBLEMS_DIR EXACT_MODELS_DIR\n");
@@ -432,5 +478,6 @@ int main(int argc, char **argv) {
   test_seed_and_flow();
   test_save_load();
   test_files();
+  test_elbo_dropped();
   return tap_done();
 }
