@@ -152,23 +152,32 @@ static void test_run(ppl_context *ctx, const char *lib, const char *bad) {
   }
   ppl_result_free(r1);
   ppl_result_free(r2);
-  /* the selector: every motif has a proposal in the library given */
+  /* the selector: a program whose discrete latents are all summed out by
+     enumeration keeps nuts (its continuous latents move together); one that
+     cannot be enumerated, every motif with a proposal in the library given,
+     gets lmh */
   ppl_run_options ro;
   ppl_run_options_default(&ro);
   ppl_run_set(&ro, "proposals", lib);
   const char *name = NULL, *why = NULL;
   ppl_status st = ppl_run_engine(m, &ro, &name, &why);
+  tap_ok(st == PPL_OK && name && !strcmp(name, "nuts") && strstr(why, "summed out by enumeration"),
+         "an enumerable mixture keeps nuts, proposals or not (%s)", why ? why : ppl_errmsg(ctx));
+  ppl_model *dyn = lmh_model(ctx, "dynamic.ppl", "{\"y1\": 0.5, \"y2\": 0.3}");
+  st = dyn ? ppl_run_engine(dyn, &ro, &name, &why) : PPL_ERR_USAGE;
   tap_ok(st == PPL_OK && name && !strcmp(name, "lmh") &&
-             strstr(why, "lmh — 20 blocks of motif finite->normal(mu) with trained proposals in "),
-         "the selector picks lmh and says why (%s)", why ? why : ppl_errmsg(ctx));
+             strstr(why, "lmh — 1 block of motif finite->normal(mu) with trained proposals in "),
+         "a program enumeration cannot take: the selector picks lmh and says why (%s)",
+         why ? why : ppl_errmsg(ctx));
   ppl_run_options_free(&ro);
   ppl_run_options_default(&ro);
   char empty[1100];
   snprintf(empty, sizeof empty, "%s/none", bad);
   ppl_run_set(&ro, "proposals", empty);
-  st = ppl_run_engine(m, &ro, &name, &why);
+  st = dyn ? ppl_run_engine(dyn, &ro, &name, &why) : PPL_ERR_USAGE;
   tap_ok(st == PPL_OK && name && !strcmp(name, "mh"),
          "without proposals for its motifs: mh (%s)", why ? why : ppl_errmsg(ctx));
+  ppl_model_free(dyn);
   ppl_run_options_free(&ro);
   /* the acceptance rates in the summary JSON */
   char json[1100];
