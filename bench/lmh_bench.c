@@ -92,19 +92,6 @@ static void bench_grid(ppl_context *ctx, const char *lib) {
   ppl_model_free(m);
 }
 
-static const char *mix_json(int K, int N) {
-  static char buf[16384];
-  size_t n = (size_t)snprintf(buf, sizeof buf, "{\"N\": %d, \"K\": %d, \"w\": [", N, K);
-  for (int k = 0; k < K; k++) n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%.17g", k ? ", " : "", 1.0 / K);
-  n += (size_t)snprintf(buf + n, sizeof buf - n, "], \"m0\": [");
-  for (int k = 0; k < K; k++) n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%d", k ? ", " : "", 4 * k);
-  n += (size_t)snprintf(buf + n, sizeof buf - n, "], \"y\": [");
-  for (int i = 0; i < N; i++)
-    n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%.2f", i ? ", " : "", 4.0 * (i % K) - 2 + 0.5 * (i % 9));
-  snprintf(buf + n, sizeof buf - n, "]}");
-  return buf;
-}
-
 static void bench_mix(ppl_context *ctx, const char *lib) {
   int K = 5, N = 60;
   ppl_model *m = lmh_model(ctx, "mixk.ppl", mix_json(K, N));

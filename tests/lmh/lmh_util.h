@@ -1,6 +1,7 @@
 /* lmh_util.h — what tests/lmh's tests share: a model with data through the
- * public API, a proposal library trained into a temporary directory, and the
- * binary grid network's data and marginals by enumeration. */
+ * public API, a proposal library trained into a temporary directory, the
+ * mixture's data, and the binary grid network's data and marginals by
+ * enumeration. */
 #ifndef LMH_UTIL_H
 #define LMH_UTIL_H
 
@@ -48,6 +49,23 @@ static int lmh_learn(ppl_model *m, const char *dir, long steps, uint64_t seed) {
   lo.seed = seed;
   int n = 0;
   return ppl_learn_proposals(m, &lo, &n) == PPL_OK ? n : -1;
+}
+
+/* The data of tests/lmh/mixk.ppl (up to 300 points; the string is static): K components 4 apart with a tight prior around their places, so that the
+   means hardly move and each z[n]'s posterior is nearly a categorical of its
+   own: then the ESS of the z's measures the z moves.  The points lie at
+   offsets -2 ... 2 from their component: those at +-2 are halfway. */
+static inline const char *mix_json(int K, int N) {
+  static char buf[16384];
+  size_t n = (size_t)snprintf(buf, sizeof buf, "{\"N\": %d, \"K\": %d, \"w\": [", N, K);
+  for (int k = 0; k < K; k++) n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%.17g", k ? ", " : "", 1.0 / K);
+  n += (size_t)snprintf(buf + n, sizeof buf - n, "], \"m0\": [");
+  for (int k = 0; k < K; k++) n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%d", k ? ", " : "", 4 * k);
+  n += (size_t)snprintf(buf + n, sizeof buf - n, "], \"y\": [");
+  for (int i = 0; i < N; i++)
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%.2f", i ? ", " : "", 4.0 * (i % K) - 2 + 0.5 * (i % 9));
+  snprintf(buf + n, sizeof buf - n, "]}");
+  return buf;
 }
 
 /* The R x C grid of tests/lmh/grid_bn.ppl: random tables from seed, y = 1 0 1 ... */

@@ -35,19 +35,6 @@ static ppl_model *exact_model(ppl_context *ctx, const char *name) {
   return m;
 }
 
-static const char *mix_json(int K, int N) {
-  static char buf[4096];
-  size_t n = (size_t)snprintf(buf, sizeof buf, "{\"N\": %d, \"K\": %d, \"w\": [", N, K);
-  for (int k = 0; k < K; k++) n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%.17g", k ? ", " : "", 1.0 / K);
-  n += (size_t)snprintf(buf + n, sizeof buf - n, "], \"m0\": [");
-  for (int k = 0; k < K; k++) n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%d", k ? ", " : "", 4 * k);
-  n += (size_t)snprintf(buf + n, sizeof buf - n, "], \"y\": [");
-  for (int i = 0; i < N; i++)
-    n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%.3f", i ? ", " : "", 4.0 * (i % K) + 0.3 * ((i * 7) % 5 - 2));
-  snprintf(buf + n, sizeof buf - n, "]}");
-  return buf;
-}
-
 static void test_motifs(ppl_context *ctx, const char *lib) {
   ppl_model *m = exact_model(ctx, "mix2_enum");
   const char *t = m ? ppl_model_motifs(m, lib) : NULL;

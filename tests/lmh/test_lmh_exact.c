@@ -139,23 +139,6 @@ static void test_grid(ppl_context *ctx, const char *trained, const char *untrain
   ppl_model_free(m);
 }
 
-/* K components 4 apart with a tight prior around their places, so that the
-   means hardly move and each z[n]'s posterior is nearly a categorical of its
-   own: then the ESS of the z's measures the z moves.  The points lie at
-   offsets -2 ... 2 from their component: those at +-2 are halfway. */
-static const char *mix_json(int K, int N) {
-  static char buf[8192];
-  size_t n = (size_t)snprintf(buf, sizeof buf, "{\"N\": %d, \"K\": %d, \"w\": [", N, K);
-  for (int k = 0; k < K; k++) n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%.17g", k ? ", " : "", 1.0 / K);
-  n += (size_t)snprintf(buf + n, sizeof buf - n, "], \"m0\": [");
-  for (int k = 0; k < K; k++) n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%d", k ? ", " : "", 4 * k);
-  n += (size_t)snprintf(buf + n, sizeof buf - n, "], \"y\": [");
-  for (int i = 0; i < N; i++)
-    n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%.2f", i ? ", " : "", 4.0 * (i % K) - 2 + 0.5 * (i % 9));
-  snprintf(buf + n, sizeof buf - n, "]}");
-  return buf;
-}
-
 /* The mean bulk ESS of the z[n] whose posterior sd is above 0.1. */
 static double mean_ess_z(ppl_result *r, int N) {
   double s = 0;
