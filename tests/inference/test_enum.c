@@ -335,22 +335,17 @@ int main(void) {
              "{\"T\": 3, \"y\": [0.1, 0.2, 0.3]}",
              "its segment, between it and the end of its block; declare 'mu' before 's'",
              "a continuous latent after the discrete one: the reason says what to move");
-  check_text(ctx,
-             "data { int T; real y[T]; }\n"
-             "model {\n"
-             "  real mu ~ normal(0, 1);\n"
-             "  int z ~ poisson(3);\n"
-             "  for (t in 1:T) y[t] ~ normal(mu + z, 1);\n"
-             "}\n",
+  /* a latent with an infinite support beside a continuous one */
+  const char *poisson_src = "data { int T; real y[T]; }\n"
+                            "model {\n"
+                            "  real mu ~ normal(0, 1);\n"
+                            "  int z ~ poisson(3);\n"
+                            "  for (t in 1:T) y[t] ~ normal(mu + z, 1);\n"
+                            "}\n";
+  check_text(ctx, poisson_src,
              "{\"T\": 3, \"y\": [0.1, 0.2, 0.3]}", "its family poisson has no finite support",
              "poisson: not enumerated, infinite support");
-  check_text(ctx,
-             "data { int T; real y[T]; }\n"
-             "model {\n"
-             "  real mu ~ normal(0, 1);\n"
-             "  int z ~ poisson(3);\n"
-             "  for (t in 1:T) y[t] ~ normal(mu + z, 1);\n"
-             "}\n",
+  check_text(ctx, poisson_src,
              "{\"T\": 3, \"y\": [0.1, 0.2, 0.3]}", "engine: mh",
              "a program with a latent that is not enumerated keeps its engine");
   check_text(ctx,
