@@ -21,9 +21,14 @@
  * its own name (the draw handler draws discrete choices), so its address
  * and CSV columns are the ones mh writes.
  *
- * Not yet enumerated (the reason says so): chains (a value carried to the
- * next iteration, HMMs), two discrete latents in one segment, latents under
- * an if or in a user function, programs with continuous latents in loops. */
+ * A chain (an HMM: the latent's value carried to the next iteration in a
+ * local copy, or stored in an array element read back as z[t - 1]) is
+ * summed by the forward algorithm, K x K a step, and drawn by forward
+ * filtering, backward sampling.
+ *
+ * Not yet enumerated (the reason says so): two discrete latents in one
+ * segment, latents under an if, in a while loop, in nested loops or in a
+ * user function, programs with continuous latents in loops. */
 #ifndef PPL_ENUM_H
 #define PPL_ENUM_H
 
