@@ -17,6 +17,7 @@
  * passing a wrong (zero) derivative on.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -501,14 +502,6 @@ static bool rule_dist_cdf(Tape *T, const DistFamily *f, bool upper, bool prob, i
 }
 
 /* NAME_lcdf / NAME_lccdf / NAME_cdf of a family: its rule, or not handled. */
-static bool dist_cdf_kind(const Builtin *b, bool *upper, bool *prob) {
-  if (bi_dist_lookup(b->name) != b || !b->data) return false;
-  const char *s = strrchr(b->name, '_');
-  if (!s) return false;
-  *upper = strcmp(s, "_lccdf") == 0;
-  *prob = strcmp(s, "_cdf") == 0;
-  return *upper || *prob || strcmp(s, "_lcdf") == 0;
-}
 
 /* ---- data movement: rerun on node ids ------------------------------------------------ */
 
@@ -685,10 +678,28 @@ static const AdRule ad_rules[] = {
     {NULL, K_D1, NULL, NULL, 0},
 };
 
+/* The rules sorted by name once (written once, read after: no other global
+   state), so that finding one on every call of a builtin in a gradient is a
+   binary search rather than a scan of the table. */
+#define NRULES (sizeof ad_rules / sizeof ad_rules[0] - 1)
+static const AdRule *rules_by_name[NRULES];
+static pthread_once_t rules_once = PTHREAD_ONCE_INIT;
+
+static int rule_cmp(const void *a, const void *b) {
+  return strcmp((*(const AdRule *const *)a)->name, (*(const AdRule *const *)b)->name);
+}
+
+static void rules_sort(void) {
+  for (size_t i = 0; i < NRULES; i++) rules_by_name[i] = &ad_rules[i];
+  qsort(rules_by_name, NRULES, sizeof rules_by_name[0], rule_cmp);
+}
+
 static const AdRule *rule_find(const char *name) {
-  for (const AdRule *r = ad_rules; r->name; r++)
-    if (strcmp(r->name, name) == 0) return r;
-  return NULL;
+  pthread_once(&rules_once, rules_sort);
+  AdRule key = {.name = name};
+  const AdRule *k = &key, *const *r =
+      bsearch(&k, rules_by_name, NRULES, sizeof rules_by_name[0], rule_cmp);
+  return r ? *r : NULL;
 }
 
 bool builtin_eval_ad(const Builtin *b, BuiltinCtx *ctx, Tape *T, int nargs, const Value *args,
@@ -706,16 +717,20 @@ bool builtin_eval_ad(const Builtin *b, BuiltinCtx *ctx, Tape *T, int nargs, cons
   if (!T || !has_reals(*out)) return true; /* int, bool and string results have no derivative */
   if (b->uses_rng) return bi_fail(err, errsz, "gradient of '%s' is not implemented", b->name);
   *out = val_copy(*out); /* it may share storage with an argument */
-  bool ok = bi_ad_linalg(T, b->name, nargs, args, out, err, errsz, &handled);
-  if (handled) return ok;
-  bool upper, prob;
-  if (dist_cdf_kind(b, &upper, &prob)) {
-    if (rule_dist_cdf(T, b->data, upper, prob, nargs, args, out)) return true;
+  /* the elementwise rules first: they are the common case, and the names
+     of the linear-algebra rules are not among them */
+  const AdRule *r = rule_find(b->name);
+  if (!r) {
+    bool ok = bi_ad_linalg(T, b->name, nargs, args, out, err, errsz, &handled);
+    if (handled) return ok;
+    bool upper, prob;
+    if (bi_dist_cdf_kind(b, &upper, &prob)) {
+      if (rule_dist_cdf(T, b->data, upper, prob, nargs, args, out)) return true;
+      return bi_fail(err, errsz, "gradient of '%s' is not implemented", b->name);
+    }
+    if (builtin_host(b)) return rule_host(b, T, nargs, args, out, err, errsz);
     return bi_fail(err, errsz, "gradient of '%s' is not implemented", b->name);
   }
-  const AdRule *r = rule_find(b->name);
-  if (!r && builtin_host(b)) return rule_host(b, T, nargs, args, out, err, errsz);
-  if (!r) return bi_fail(err, errsz, "gradient of '%s' is not implemented", b->name);
   switch (r->kind) {
   case K_D1: return rule_d1(T, r->d1, args[0], out);
   case K_D2: return rule_d2(T, r->d2, args[0], args[1], out);

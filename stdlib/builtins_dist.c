@@ -154,6 +154,14 @@ static void dist_init(void) {
   dist_table = t;
 }
 
+bool bi_dist_cdf_kind(const Builtin *b, bool *upper, bool *prob) {
+  if (b->eval != dist_eval || !b->data) return false;
+  int k = DB(b)->kind;
+  *upper = k == DK_LCCDF;
+  *prob = k == DK_CDF;
+  return k == DK_LCDF || k == DK_LCCDF || k == DK_CDF;
+}
+
 const Builtin *bi_dist_lookup(const char *name) {
   pthread_once(&dist_once, dist_init);
   for (int i = 0; i < dist_table.n; i++)

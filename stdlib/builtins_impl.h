@@ -42,6 +42,10 @@ extern const Builtin bi_linalg_table[];
 extern const Builtin bi_str_table[];
 /* NAME_rng, NAME_lpdf, ... built on first use from dist_all(). */
 const Builtin *bi_dist_lookup(const char *name);
+/* Whether b is a family's lcdf, lccdf or cdf builtin, and which (upper: lccdf;
+   prob: cdf): a pointer test, so the AD path of every other builtin costs
+   nothing here. */
+bool bi_dist_cdf_kind(const Builtin *b, bool *upper, bool *prob);
 /* NAME_lpdf / NAME_lpmf with derivatives (builtin_eval_ad): *handled is false
    when b is not one of them. */
 /* The linear-algebra rules (builtins_adla.c), by name; *handled is false
