@@ -785,6 +785,26 @@ static int support_value(Rw *W, Code *c, const Site *s, int k) {
   }
 }
 
+/* The choice's log probabilities over its whole support as one vector, where
+   the family has a vector form: one call a segment instead of one a value.
+   categorical_lpmf checks its simplex at each call (O(K), through the JIT's
+   runtime), which made a mixture's sum O(K^2) a datapoint; one call of it
+   keeps the check, log(theta) gives the K values.  -1: no vector form. */
+static int lp_vector(Rw *W, Code *c, const Site *s) {
+  SrcPos pos = s->ins->pos;
+  const char *f = s->ins->dist.fam->name;
+  const int *pr = s->ins->dist.params;
+  Type tv = W->P->p->main.regtypes[pr[0]];
+  if (!strcmp(f, "categorical")) {
+    int one = k_int(W, c, pos, 1);
+    call_builtin(W, c, pos, "categorical_lpmf", ty_make(TY_REAL, 0), -1, 2, regs(2, one, pr[0]));
+    return call_builtin(W, c, pos, "log", tv, -1, 1, pr);
+  }
+  if (!strcmp(f, "categorical_logit") && tv.base == TY_VECTOR && tv.ndims == 0)
+    return call_builtin(W, c, pos, "log_softmax", tv, -1, 1, pr);
+  return -1;
+}
+
 /* acc[k] = the log density of the segment with z = its k-th value, for each
    k of the support (its size into *K).  Returns acc. */
 static int emit_acc(Rw *W, Code *c, const Site *s, int *K) {
@@ -796,18 +816,23 @@ static int emit_acc(Rw *W, Code *c, const Site *s, int *K) {
   decl->nsizes = 1;
   decl->sizes = regs(1, *K);
   int one = k_int(W, c, pos, 1);
+  int lpv = lp_vector(W, c, s);
   int k = new_reg(W, ti);
   Code body = {0};
   int v = support_value(W, &body, s, k);
   if (s->loop) store1(&body, pos, s->ins->dst, s->loop->var, v);
   else move(&body, pos, s->ins->dst, v);
   /* the choice's own log probability, then the segment's */
-  int n = s->ins->dist.nparams;
-  int *args = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
-  args[0] = v;
-  memcpy(args + 1, s->ins->dist.params, sizeof(int) * (size_t)n);
   int lp = new_reg(W, tr);
-  call_builtin(W, &body, pos, lp_name(s->ins->dist.fam), tr, lp, n + 1, args);
+  if (lpv >= 0) {
+    move(&body, pos, lp, index1(W, &body, pos, lpv, k, tr));
+  } else {
+    int n = s->ins->dist.nparams;
+    int *args = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+    args[0] = v;
+    memcpy(args + 1, s->ins->dist.params, sizeof(int) * (size_t)n);
+    call_builtin(W, &body, pos, lp_name(s->ins->dist.fam), tr, lp, n + 1, args);
+  }
   IrBlock seg = copy_block(W, s->seg, s->from, M_ACC, lp);
   append(&body, seg);
   store1(&body, pos, acc, k, lp);
