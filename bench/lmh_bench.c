@@ -56,13 +56,8 @@ static double col_stat(ppl_result *r, const char *col, double *mean) {
 }
 
 static void bench_grid(ppl_context *ctx, const char *lib) {
-  Grid g;
-  grid_make(&g, 4, 4, 5);
   double p[GRID_MAX * GRID_MAX];
-  grid_marginals(&g, p);
-  char *js = grid_json(&g);
-  ppl_model *m = lmh_model(ctx, "grid_bn.ppl", js);
-  free(js);
+  ppl_model *m = grid_model(ctx, 4, 4, 5, p);
   if (!m) return;
   printf("\n1. grid network 4 x 4 (16 binary nodes, 4 bits seen), 2 chains, warmup 100:\n");
   printf("  %-6s %7s %9s %11s %14s\n", "engine", "draws", "CPU s", "mean |err|", "mean ESS/s");
@@ -140,11 +135,7 @@ int main(int argc, char **argv) {
   /* proposals trained on other programs: the K = 3 mixture, the 3 x 3 grid */
   double t0 = cpu_now();
   ppl_model *m3 = lmh_model(ctx, "mixk.ppl", mix_json(3, 12));
-  Grid g;
-  grid_make(&g, 3, 3, 1);
-  char *js = grid_json(&g);
-  ppl_model *g3 = lmh_model(ctx, "grid_bn.ppl", js);
-  free(js);
+  ppl_model *g3 = grid_model(ctx, 3, 3, 1, NULL);
   if (!m3 || !g3 || lmh_learn(m3, lib, 1500, 1) != 1 || lmh_learn(g3, lib, 1500, 1) != 1) {
     fprintf(stderr, "lmh_bench: training failed: %s\n", ppl_errmsg(ctx));
     return 1;

@@ -134,6 +134,18 @@ static inline void grid_marginals(const Grid *g, double *p /* [R * C] */) {
   for (int k = 0; k < n; k++) p[k] /= z;
 }
 
+/* tests/lmh/grid_bn.ppl with the R x C grid of tables from seed; its exact
+   marginals into p (R C reals) unless p is NULL. */
+static inline ppl_model *grid_model(ppl_context *ctx, int R, int C, uint64_t seed, double *p) {
+  Grid g;
+  grid_make(&g, R, C, seed);
+  if (p) grid_marginals(&g, p);
+  char *js = grid_json(&g);
+  ppl_model *m = lmh_model(ctx, "grid_bn.ppl", js);
+  free(js);
+  return m;
+}
+
 /* The acceptance of the learned moves of motif sig in chain 1's note
    ("... finite->normal(mu) 12 blocks, 24000 moves, 99.9% accepted"); NaN if none. */
 static inline double lmh_accepted(ppl_result *r, const char *sig) {

@@ -50,16 +50,12 @@ static void test_motifs(ppl_context *ctx, const char *lib) {
            "mixk K = %d: the same signature finite->normal(mu) (%s)", K, t ? t : ppl_errmsg(ctx));
     ppl_model_free(m);
   }
-  Grid g;
-  grid_make(&g, 3, 3, 7);
-  char *js = grid_json(&g);
-  m = lmh_model(ctx, "grid_bn.ppl", js);
+  m = grid_model(ctx, 3, 3, 7, NULL);
   t = m ? ppl_model_motifs(m, lib) : NULL;
   tap_ok(t && strstr(t, "  finite->bernoulli(theta): 9 blocks (x[1,1] ...)"),
          "grid 3x3: 9 binary nodes, motif finite->bernoulli(theta) (children and co-parents through "
          "theta) (%s)", t ? t : ppl_errmsg(ctx));
   ppl_model_free(m);
-  free(js);
   /* hmm3: z[t]'s children are y[t] (normal(mu)) and z[t+1] (categorical(theta)) */
   m = exact_model(ctx, "hmm3");
   t = m ? ppl_model_motifs(m, lib) : NULL;
@@ -203,16 +199,12 @@ int main(int argc, char **argv) {
   test_motifs(ctx, a);
   test_learn(ctx, a, b, c);
   /* the grid's proposal, renamed to the mixture's file */
-  Grid g;
-  grid_make(&g, 2, 2, 3);
-  char *js = grid_json(&g);
-  ppl_model *m = lmh_model(ctx, "grid_bn.ppl", js);
+  ppl_model *m = grid_model(ctx, 2, 2, 3, NULL);
   char from[1200], to[1200];
   snprintf(from, sizeof from, "%s/finite-_bernoulli_theta_.safetensors", bad);
   snprintf(to, sizeof to, "%s/finite-_normal_mu_.safetensors", bad);
   tap_ok(m && lmh_learn(m, bad, 0, 1) == 1 && rename(from, to) == 0, "a bernoulli proposal, renamed");
   ppl_model_free(m);
-  free(js);
   test_run(ctx, a, bad);
   ppl_context_free(ctx);
   char cmd[5000];

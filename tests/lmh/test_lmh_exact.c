@@ -111,13 +111,8 @@ static void test_dynamic(ppl_context *ctx, const char *trained) {
 }
 
 static void test_grid(ppl_context *ctx, const char *trained, const char *untrained) {
-  Grid g;
-  grid_make(&g, 3, 3, 11);
   double p[GRID_MAX * GRID_MAX];
-  grid_marginals(&g, p);
-  char *js = grid_json(&g);
-  ppl_model *m = lmh_model(ctx, "grid_bn.ppl", js);
-  free(js);
+  ppl_model *m = grid_model(ctx, 3, 3, 11, p);
   if (!tap_ok(m != NULL, "grid_bn loads")) return;
   tap_ok(lmh_learn(m, trained, 1500, 1) == 1 && lmh_learn(m, untrained, 0, 1) == 1,
          "grid: a trained and an untrained proposal (%s)", ppl_errmsg(ctx));
