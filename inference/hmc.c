@@ -47,6 +47,9 @@ typedef struct HmcEngine {
   Hmc *h;
   double init_radius;
   long draws, capped;
+  long warm_it, samp_it; /* transitions so far in warmup / sampling */
+  int thin;
+  bool save_warmup;
   int restarts;     /* random starts redrawn for their step size (HMC_INIT_STARTS) */
   double bad_step;  /* the last redrawn start's initial step size */
   Diag last_fail;   /* the last program error met while evaluating */
@@ -181,6 +184,8 @@ static void *engine_init(const Interp *in, const EngineOpts *o, int chain, bool 
   e->nuts = nuts;
   e->max_depth = (int)engine_opt_int(o, "max-depth");
   e->int_time = engine_opt_real(o, "int-time");
+  e->thin = o->thin > 0 ? o->thin : 1;
+  e->save_warmup = o->save_warmup;
   rng_seed(&e->rng, o->seed, (uint64_t)chain);
   rng_seed(&e->out_rng, o->seed ^ 0x6e757473u, (uint64_t)chain);
   /* one log density for all chains, compiled once (unless --no-jit or the
@@ -244,7 +249,16 @@ static bool engine_step(void *state, bool warmup, Draw *out, Diag *d) {
     e->draws++;
     e->capped += !e->nuts && s.capped;
   }
-  if (!engine_outputs(e, out, d)) return false;
+  /* Only the draws the driver writes need the program's outputs (CmdStan
+     runs generated quantities for those alone): warmup without
+     --save-warmup and thinned-out iterations skip the run but still take
+     its seed, so the kept draws' random numbers are the same either way. */
+  long it = warmup ? e->warm_it++ : e->samp_it++;
+  if (warmup ? e->save_warmup && it % e->thin == 0 : it % e->thin == 0) {
+    if (!engine_outputs(e, out, d)) return false;
+  } else {
+    rng_u64(&e->out_rng);
+  }
   out->lp = s.lp;
   out->log_weight = 0;
   out->stats[0] = s.accept_stat;
