@@ -354,25 +354,46 @@ static void dg_autocov_add(FftPlan *f, size_t l, const double *y, const double *
 /* posterior's .ess on (already split) chains: Geyer's initial positive then
  * initial monotone sequence over the multi-chain autocorrelation estimate,
  * with the "improved" last term and the cap ESS <= S log10(S). */
-/* Lags computed directly before the FFT takes over: Geyer's sequence of a
- * well-mixing chain ends within a few lags, and a direct sum over them costs
- * a tenth of the two transforms per pair of chains a summary used to make
- * (a third of a short NUTS run's CPU). */
-#define DG_DIRECT_LAGS 32
+/* Lags are summed directly, DG_LAG_CHUNK at a time as Geyer's sequence asks
+ * for them, up to DG_DIRECT_LAGS; past that one FFT gives the rest.  The
+ * sequence of a well-mixing chain ends within a few lags, and a few direct
+ * sums cost far less than the two transforms per pair of chains a summary
+ * made before (a third of a short NUTS run's CPU). */
+#define DG_LAG_CHUNK 4
+#define DG_DIRECT_LAGS 64
 
-/* acov[t] for t < lags as dg_autocov_add sums them, averaged over the m
- * chains; cy holds each chain centred by its mean (a constant chain as 0). */
-static void dg_autocov_direct(int m, size_t l, const double *cy, size_t lags, double *acov) {
-  for (size_t t = 0; t < lags; t++) {
-    double sum = 0;
-    for (int c = 0; c < m; c++) {
-      const double *y = cy + (size_t)c * l;
+/* acov[t] for from <= t < to as dg_autocov_add sums them, averaged over the
+ * m chains; cy holds each chain centred by its mean (a constant chain as 0). */
+static void dg_autocov_direct(int m, size_t l, const double *cy, size_t from, size_t to,
+                              double *acov) {
+  for (size_t t = from; t < to; t++) acov[t] = 0;
+  for (int c = 0; c < m; c++) {
+    const double *y = cy + (size_t)c * l;
+    size_t t = from;
+    /* four lags a pass: independent sums, each in the order of one lag alone */
+    for (; t + 4 <= to; t += 4) {
+      double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      size_t i = 0;
+      for (; i + t + 3 < l; i++) {
+        double yi = y[i];
+        a0 += yi * y[i + t], a1 += yi * y[i + t + 1];
+        a2 += yi * y[i + t + 2], a3 += yi * y[i + t + 3];
+      }
+      for (; i + t < l; i++) { /* the longer lags end first */
+        a0 += y[i] * y[i + t];
+        if (i + t + 1 < l) a1 += y[i] * y[i + t + 1];
+        if (i + t + 2 < l) a2 += y[i] * y[i + t + 2];
+      }
+      acov[t] += a0 / (double)l, acov[t + 1] += a1 / (double)l;
+      acov[t + 2] += a2 / (double)l, acov[t + 3] += a3 / (double)l;
+    }
+    for (; t < to; t++) {
       double a = 0;
       for (size_t i = 0; i + t < l; i++) a += y[i] * y[i + t];
-      sum += a / (double)l;
+      acov[t] += a / (double)l;
     }
-    acov[t] = sum / m;
   }
+  for (size_t t = from; t < to; t++) acov[t] /= m;
 }
 
 /* The lags from `from` on by FFT (the ones before keep their direct sums). */
@@ -402,8 +423,8 @@ static double dg_ess_chains(const Chains *s) {
     for (size_t i = 0; i < l && constant; i++) constant = y[i] == y[0];
     for (size_t i = 0; i < l; i++) cy[(size_t)c * l + i] = constant ? 0 : y[i] - cmean[c];
   }
-  size_t have = l < DG_DIRECT_LAGS ? l : DG_DIRECT_LAGS;
-  dg_autocov_direct(m, l, cy, have, acov);
+  size_t have = l < DG_LAG_CHUNK ? l : DG_LAG_CHUNK;
+  dg_autocov_direct(m, l, cy, 0, have, acov);
 
   double n = (double)l;
   double mean_var = acov[0] * n / (n - 1);
@@ -416,9 +437,15 @@ static double dg_ess_chains(const Chains *s) {
   rho[0] = even, rho[1] = odd;
   while ((long)t < (long)l - 5 && !isnan(even + odd) && even + odd > 0) {
     t += 2;
-    if (t + 1 >= have && have < l) {
-      dg_autocov_fft(s, have, acov);
-      have = l;
+    if (t + 1 >= have) { /* t + 1 < l: the loop's bound */
+      if (have + DG_LAG_CHUNK <= DG_DIRECT_LAGS) {
+        size_t to = have + DG_LAG_CHUNK < l ? have + DG_LAG_CHUNK : l;
+        dg_autocov_direct(m, l, cy, have, to, acov);
+        have = to;
+      } else {
+        dg_autocov_fft(s, have, acov);
+        have = l;
+      }
     }
     even = 1 - (mean_var - acov[t]) / var_plus;
     odd = 1 - (mean_var - acov[t + 1]) / var_plus;
