@@ -166,7 +166,7 @@ bool rr_interrupted(const RunResult *r);
 /* The choices file (choices.h) chain `chain` of the result wrote, or NULL
  * when the run wrote none. */
 const char *rr_choices_path(const RunResult *r, int chain);
-/* Wall-clock seconds of a chain's warmup and sampling phases. */
+/* CPU seconds of a chain's warmup and sampling phases (its thread's). */
 double rr_chain_seconds(const RunResult *r, int chain, bool warmup);
 
 #endif

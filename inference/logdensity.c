@@ -633,7 +633,8 @@ const char *ld_backend(const LogDensity *ld) {
                      "(they keep the latents of loops, branches and functions)",
                      jit_compile_ms(ld->jit));
   if (ld->jit && jit_has_draw(ld->jit))
-    return gc_printf("LLVM JIT: log density and gradient compiled in %.0f ms, draws in %.0f ms",
+    return gc_printf("LLVM JIT: log density and gradient compiled in %.0f ms, the draw function "
+                     "(generated quantities) in %.0f ms",
                      jit_compile_ms(ld->jit), jit_draw_ms(ld->jit));
   if (ld->jit)
     return gc_printf("LLVM JIT: log density and gradient compiled in %.0f ms; draws "

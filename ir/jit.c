@@ -1051,8 +1051,10 @@ static bool lower_draw(Gen *g, const IrProgram *p) {
   return true;
 }
 
-/* Target M at this machine and run LLVM's O2 pipeline over it. */
-static void optimise(LLVMOrcLLJITRef lljit, LLVMModuleRef M) {
+/* Target M at this machine and run LLVM's pipeline `passes` over it: O2 for
+ * what runs per gradient; the draw function runs once per kept draw, and O1
+ * compiles it in about half the time (start-up of a short run). */
+static void optimise(LLVMOrcLLJITRef lljit, LLVMModuleRef M, const char *passes) {
   const char *triple = LLVMOrcLLJITGetTripleString(lljit);
   LLVMSetTarget(M, triple);
   LLVMSetDataLayout(M, LLVMOrcLLJITGetDataLayoutStr(lljit));
@@ -1063,7 +1065,7 @@ static void optimise(LLVMOrcLLJITRef lljit, LLVMModuleRef M) {
     LLVMTargetMachineRef tm = LLVMCreateTargetMachine(T, triple, cpu, feat, LLVMCodeGenLevelDefault,
                                                       LLVMRelocDefault, LLVMCodeModelJITDefault);
     LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-    LLVMErrorRef pe = LLVMRunPasses(M, "default<O2>", tm, po);
+    LLVMErrorRef pe = LLVMRunPasses(M, passes, tm, po);
     if (pe) LLVMConsumeError(pe);
     LLVMDisposePassBuilderOptions(po);
     LLVMDisposeTargetMachine(tm);
@@ -1122,7 +1124,7 @@ static LLVMOrcThreadSafeModuleRef build_module(Jit *j, bool draw, bool keep_ir, 
     LLVMOrcDisposeThreadSafeContext(tsc);
     return NULL;
   }
-  optimise(j->lljit, g->M);
+  optimise(j->lljit, g->M, draw ? "default<O1>" : "default<O2>");
   if (keep_ir) {
     char *text = LLVMPrintModuleToString(g->M);
     j->ir_text = j->ir_text ? gc_printf("%s\n%s", j->ir_text, text) : gc_strdup(text);
@@ -1424,7 +1426,7 @@ static JitKernel *compile_test_fn(int width, int nptr, TestBody body, const void
     return NULL;
   }
   if (msg) LLVMDisposeMessage(msg);
-  optimise(tmp.lljit, g->M);
+  optimise(tmp.lljit, g->M, "default<O2>");
   LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(g->M, tsc);
   LLVMOrcDisposeThreadSafeContext(tsc);
   JitFn fn = load_module(&tmp, tsm, "ppl_kernel", why);
