@@ -193,6 +193,7 @@ static void *engine_init(const Interp *in, const EngineOpts *o, int chain, bool 
   LogDensity *ld = ld_shared(in, !o->no_jit, d);
   if (!ld) return NULL;
   e->ld = ld;
+  ld_prepare_draw(ld);
   e->work = ld_work_new(ld);
   e->dim = ld_dim(ld);
   if (e->dim == 0) {

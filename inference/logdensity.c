@@ -721,6 +721,10 @@ Value *ld_draw(LdWork *w, const double *theta, uint64_t seed, uint64_t stream,
   return out ? out : ld_draw_full(w->ld, theta, seed, stream, nested, nnested, d);
 }
 
+void ld_prepare_draw(const LogDensity *ld) {
+  if (ld->jit && !ld->nested) jit_has_draw(ld->jit); /* compiles once, under the JIT's lock */
+}
+
 Value *ld_draw_jit(LdWork *w, const double *theta, uint64_t seed, uint64_t stream) {
   const LogDensity *ld = w->ld;
   if (!ld->jit || !jit_has_draw(ld->jit)) return NULL;

@@ -94,6 +94,9 @@ const Interp *ld_interp(const LogDensity *ld);
  * stream) seeds them, so the interpreter gives the same draw.  NULL when the
  * draw is not compiled or compiled code reported an error (run the
  * interpreter then). */
+/* Compile the draw function now (where the JIT takes the program) rather
+ * than at the first draw, so that no chain's timing includes it. */
+void ld_prepare_draw(const LogDensity *ld);
 Value *ld_draw_jit(LdWork *w, const double *theta, uint64_t seed, uint64_t stream);
 /* The same by the interpreter: one run of the program (model and generated
  * blocks) whose latents take their values from theta; nothing is scored. */

@@ -222,12 +222,12 @@ static bool build_tree(Hmc *h, int depth, Point *z_propose, double *ps_beg, doub
       return false;
     }
     ++*n_leapfrog;
-    double H = hamiltonian(h, &h->z);
+    double H = hamiltonian(h, &h->z); /* leaves the velocity M^-1 p in h->tmp */
     if (H - H0 > NUTS_MAX_DELTA_H) h->divergent = true;
     *log_sum_weight = log_sum_exp2(*log_sum_weight, H0 - H);
     *sum_metro_prob += H0 - H > 0 ? 1 : exp(H0 - H);
     point_copy(z_propose, &h->z, n);
-    velocity(h, h->z.p, ps_beg);
+    memcpy(ps_beg, h->tmp, sizeof(double) * n);
     memcpy(ps_end, ps_beg, sizeof(double) * n);
     for (size_t i = 0; i < n; i++) rho[i] += h->z.p[i];
     memcpy(p_beg, h->z.p, sizeof(double) * n);
