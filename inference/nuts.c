@@ -204,8 +204,11 @@ static bool init_stepsize(Hmc *h, Diag *d) {
   return true;
 }
 
+/* Both dot products in one pass (each summed in index order, as dot does). */
 static bool criterion(const double *ps_minus, const double *ps_plus, const double *rho, size_t n) {
-  return dot(ps_plus, rho, n) > 0 && dot(ps_minus, rho, n) > 0;
+  double plus = 0, minus = 0;
+  for (size_t i = 0; i < n; i++) plus += ps_plus[i] * rho[i], minus += ps_minus[i] * rho[i];
+  return plus > 0 && minus > 0;
 }
 
 /* Stan's build_tree: 2^depth leapfrog steps from h->z in direction sign.
