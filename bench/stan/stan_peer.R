@@ -9,7 +9,10 @@
 # steps of all chains, warmup included; CALL_CPU_S: user + system CPU of the
 # whole sampling() call (rstan's set-up and output handling included).  The
 # C++ compilation is not counted; compiled models are cached under
-# $PPL_BENCH_CACHE (default /tmp/ppl-bench-stan) by the hash of their code.
+# $PPL_BENCH_CACHE (default /tmp/ppl-bench-stan) by the hash of their file.
+#
+# With PPL_BENCH_CACHED_ONLY=1 in the environment, programs not compiled
+# yet are skipped (no line): a run that must finish soon.
 #
 #   Rscript bench/stan/stan_peer.R SEED CHAINS WARMUP DRAWS NAME=FILE.stan:DATA.json ...
 suppressMessages({library(rstan); library(jsonlite); library(tools)})
@@ -24,7 +27,8 @@ for (spec in args[-(1:4)]) {
   name <- sub("=.*", "", spec)
   files <- strsplit(sub("^[^=]*=", "", spec), ":", fixed = TRUE)[[1]]
   code <- paste(readLines(files[1]), collapse = "\n")
-  rds <- file.path(cache, paste0(name, "-", md5sum(files[1]), ".rds"))
+  rds <- file.path(cache, paste0(md5sum(files[1]), ".rds"))
+  if (!file.exists(rds) && Sys.getenv("PPL_BENCH_CACHED_ONLY") == "1") next
   sm <- if (file.exists(rds)) readRDS(rds) else {
     m <- stan_model(model_code = code, model_name = name); saveRDS(m, rds); m }
   d <- fromJSON(files[2])

@@ -440,6 +440,55 @@ static void test_same_seed(void) {
   tap_ok(rr_draw(a, 0, 49, 8) != rr_draw(c, 0, 49, 8), "another seed, other draws");
 }
 
+/* The output run (generated block) is made only for the draws the driver
+ * keeps, but every iteration takes its seed: a run with --thin 3 keeps
+ * iterations 0, 3, 6 ... of the plain run, and one with --save-warmup the
+ * same sampling draws, bit for bit, a generated normal_rng included (a
+ * skipped iteration that did not take its seed would shift every later
+ * y_rep). */
+static void test_kept_outputs(void) {
+  const char *src = "data { int J; real y[J]; real<lower=0> sigma[J]; }\n"
+                    "model {\n"
+                    "  real mu ~ normal(0, 5);\n"
+                    "  real<lower=0> tau ~ cauchy(0, 5);\n"
+                    "  vector[J] eta ~ normal(0, 1);\n"
+                    "  vector[J] theta = mu + tau * eta;\n"
+                    "  y ~ normal(theta, sigma);\n"
+                    "}\n"
+                    "generated { real y_rep = normal_rng(theta[1], sigma[1]); }\n";
+  TData td;
+  tdata_init(&td);
+  tdata_add(&td, "J", val_int(8));
+  Value y = val_arr(8), sg = val_arr(8);
+  for (int i = 0; i < 8; i++) y.a->e[i] = val_real(es_y[i]), sg.a->e[i] = val_real(es_sigma[i]);
+  tdata_add(&td, "y", y);
+  tdata_add(&td, "sigma", sg);
+  Diag d;
+  Interp *in = tcompile(src, &td, &d);
+  RunResult *rr[3] = {NULL, NULL, NULL};
+  for (int k = 0; in && k < 3; k++) {
+    DriverOpts o;
+    driver_opts_default(&o);
+    o.eng.chains = 2, o.eng.warmup = 60, o.eng.draws = k == 1 ? 10 : 30, o.eng.seed = 5;
+    o.eng.thin = k == 1 ? 3 : 1;
+    o.eng.save_warmup = k == 2;
+    o.threads = 1;
+    o.model_name = "test";
+    diag_init(&d);
+    if (!driver_run(in, engine_lookup("nuts"), &o, &rr[k], &d)) rr[k] = NULL;
+  }
+  if (!tap_ok(rr[0] && rr[1] && rr[2], "plain, thinned and --save-warmup runs: %s", d.msg)) return;
+  int yc = rr_column_index(rr[0], "y_rep");
+  bool thin_same = yc >= 0, warm_same = yc >= 0;
+  for (int c = 0; c < 2; c++)
+    for (int j = 0; j < rr_num_columns(rr[0]); j++) {
+      for (int i = 0; i < 10; i++) thin_same = thin_same && rr_draw(rr[1], c, i, j) == rr_draw(rr[0], c, 3 * i, j);
+      for (int i = 0; i < 30; i++) warm_same = warm_same && rr_draw(rr[2], c, i, j) == rr_draw(rr[0], c, i, j);
+    }
+  tap_ok(thin_same, "--thin 3 keeps every third draw of the plain run, y_rep included");
+  tap_ok(warm_same, "--save-warmup leaves the sampling draws as they were, y_rep included");
+}
+
 static void test_init_failure(void) {
   /* the prior run is fine (x near 0), but at uniform(-2, 2) inits the scale
      1 - dot_self(x) is negative: the error names that statement */
@@ -505,6 +554,7 @@ int main(void) {
   test_selector();
   test_csv();
   test_same_seed();
+  test_kept_outputs();
   test_init_failure();
   test_treedepth_notes();
   test_priors();
