@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../stdlib/dist_kernel.h"
 #include "interp_ops.h"
 #include "particle.h"
 
@@ -50,19 +51,19 @@ typedef struct PcOp {
   const char *msg;     /* PK_KILL */
 } PcOp;
 
-/* The history of one nested latent: its value in every particle when drawn. */
+/* The history of one nested latent, a generation of the particles'
+ * genealogy: the value of each of its n slots and the slot of the previous
+ * entry that the same lineage holds (par; -1 in the first entry).  Drawn,
+ * it has one slot per particle; pc_compact later drops the slots no living
+ * particle descends from (path storage as in Jacob, Murray & Rubenthaler
+ * 2015: the histories of a long series mostly coalesce). */
 typedef struct PcPath {
   const char *addr;
   bool isint;
+  int n;
   double *v;
+  int *par;
 } PcPath;
-
-/* A resampling after `after` history entries: new particle j descends from
- * old particle anc[j]. */
-typedef struct PcAnc {
-  int after;
-  int *anc;
-} PcAnc;
 
 typedef struct PcFrame {
   const IrBlock *b;
@@ -76,9 +77,9 @@ struct PcRun {
   int N, workers;
   void **cols, **spare; /* per column: N values of its kind */
   Rng *rng;
-  uint8_t *dead;
+  uint8_t *dead, *dead2;
   double *logprior, *loglik, *seg;
-  uint64_t *root;
+  uint64_t *root, *root2;
   /* the uniform state: main's registers (varying ones unused) */
   Value *U;
   bool *assigned;       /* varying registers written at least once */
@@ -93,10 +94,21 @@ struct PcRun {
   /* histories */
   PcPath *path;
   int npath, pathcap;
-  PcAnc *ancs;
-  int nanc, anccap;
-  Value **scratch;      /* per worker: a register file for generic instructions */
+  int *cur, *cur2;      /* per particle: its slot in the newest entry */
+  long stored, live;    /* slots held; slots held after the last compaction */
+  struct PcWork *work;  /* per worker */
 };
+
+/* A worker's scratch: a register file for generic instructions, and the
+ * columns of one chunk for the families' kernels. */
+typedef struct PcWork {
+  Value *R;
+  double kr[DK_MAXREG][PC_CHUNK]; /* kernel registers that vary */
+  double p[4][PC_CHUNK];          /* parameters read from int columns */
+  double x[PC_CHUNK], lp[PC_CHUNK];
+  Rng saved[PC_CHUNK];
+  uint8_t ok[PC_CHUNK];
+} PcWork;
 
 /* ---- registers an instruction reads ---- */
 
@@ -350,14 +362,18 @@ PcRun *pc_run_new(const PcProg *pc, int N, int workers) {
   }
   r->rng = gc_alloc_atomic(sizeof(Rng) * (size_t)N);
   r->dead = gc_alloc_atomic((size_t)N);
+  r->dead2 = gc_alloc_atomic((size_t)N);
+  r->cur = gc_alloc_atomic(sizeof(int) * (size_t)N);
+  r->cur2 = gc_alloc_atomic(sizeof(int) * (size_t)N);
+  r->root2 = gc_alloc_atomic(sizeof(uint64_t) * (size_t)N);
   r->logprior = gc_alloc_atomic(sizeof(double) * (size_t)N);
   r->loglik = gc_alloc_atomic(sizeof(double) * (size_t)N);
   r->seg = gc_alloc_atomic(sizeof(double) * (size_t)N);
   r->root = gc_alloc_atomic(sizeof(uint64_t) * (size_t)N);
   r->U = gc_alloc(sizeof(Value) * (size_t)(pc->nregs + 1));
   r->assigned = gc_alloc_atomic(sizeof(bool) * (size_t)(pc->nregs + 1));
-  r->scratch = gc_alloc(sizeof(Value *) * (size_t)r->workers);
-  for (int w = 0; w < r->workers; w++) r->scratch[w] = gc_alloc(sizeof(Value) * (size_t)(pc->nregs + 1));
+  r->work = gc_alloc(sizeof(PcWork) * (size_t)r->workers);
+  for (int w = 0; w < r->workers; w++) r->work[w].R = gc_alloc(sizeof(Value) * (size_t)(pc->nregs + 1));
   return r;
 }
 
@@ -374,7 +390,8 @@ void pc_run_start(PcRun *r, uint64_t seed) {
   for (int c = 0; c < pc->ncols; c++) memset(r->cols[c], 0, ck_size(pc->ckind[c]) * (size_t)N);
   r->depth = 1;
   r->fr[0] = (PcFrame){.b = &pc->p->model_b};
-  r->npath = r->nanc = 0;
+  r->npath = 0;
+  r->stored = r->live = 0;
   r->segments = 0;
 }
 
@@ -387,8 +404,7 @@ uint64_t pc_root(const PcRun *r, int i) { return r->root[i]; }
 size_t pc_bytes(const PcRun *r) {
   size_t b = (size_t)r->N * (2 * sizeof(double) * 3 + sizeof(Rng) + sizeof(uint64_t) + 1);
   for (int c = 0; c < r->pc->ncols; c++) b += 2 * ck_size(r->pc->ckind[c]) * (size_t)r->N;
-  b += (size_t)r->npath * (size_t)r->N * sizeof(double);
-  b += (size_t)r->nanc * (size_t)r->N * sizeof(int);
+  b += (size_t)r->stored * (sizeof(double) + sizeof(int)) + 2 * sizeof(int) * (size_t)r->N;
   return b;
 }
 
@@ -508,7 +524,14 @@ static void record_sample(PcRun *r, const IrInstr *ins) {
     PcPath *pp = &r->path[r->npath];
     pp->addr = op->addr;
     pp->isint = t.base == TY_INT;
+    pp->n = r->N;
     pp->v = gc_alloc_atomic(sizeof(double) * (size_t)r->N);
+    pp->par = gc_alloc_atomic(sizeof(int) * (size_t)r->N);
+    for (int j = 0; j < r->N; j++) {
+      pp->par[j] = r->npath ? r->cur[j] : -1;
+      r->cur[j] = j;
+    }
+    r->stored += r->N;
     op->path = r->npath++;
   }
 }
@@ -647,11 +670,50 @@ static void record_varying(PcRun *r, const IrInstr *ins) {
   }
 }
 
+/* Drop the history slots that no particle descends from: mark the living
+ * lineages from the newest entry back, then copy each entry's marked slots
+ * forward with their parents renumbered.  O(slots held); run when they have
+ * doubled since the last time, so O(1) per slot drawn. */
+static void pc_compact(PcRun *r) {
+  int E = r->npath, N = r->N;
+  if (E == 0) return;
+  int **map = gc_alloc(sizeof(int *) * (size_t)E);
+  for (int e = 0; e < E; e++) {
+    map[e] = gc_alloc_atomic(sizeof(int) * (size_t)r->path[e].n);
+    memset(map[e], 0, sizeof(int) * (size_t)r->path[e].n);
+  }
+  for (int j = 0; j < N; j++) map[E - 1][r->cur[j]] = 1;
+  for (int e = E - 1; e > 0; e--)
+    for (int s = 0; s < r->path[e].n; s++)
+      if (map[e][s]) map[e - 1][r->path[e].par[s]] = 1;
+  long kept = 0;
+  for (int e = 0; e < E; e++) {
+    PcPath *pp = &r->path[e];
+    int m = 0;
+    for (int s = 0; s < pp->n; s++) map[e][s] = map[e][s] ? m++ : -1;
+    double *v = gc_alloc_atomic(sizeof(double) * (size_t)(m ? m : 1));
+    int *par = gc_alloc_atomic(sizeof(int) * (size_t)(m ? m : 1));
+    for (int s = 0; s < pp->n; s++) {
+      int k = map[e][s];
+      if (k < 0) continue;
+      v[k] = pp->v[s];
+      par[k] = e ? map[e - 1][pp->par[s]] : -1;
+    }
+    pp->v = v;
+    pp->par = par;
+    pp->n = m;
+    kept += m;
+  }
+  for (int j = 0; j < N; j++) r->cur[j] = map[E - 1][r->cur[j]];
+  r->stored = r->live = kept;
+}
+
 int pc_record(PcRun *r, Diag *d) {
   const PcProg *pc = r->pc;
   char err[512];
   r->nops = 0;
   r->seg_draws = false;
+  if (r->stored > 2 * r->live + 8L * r->N) pc_compact(r);
   r->seg_id = (uint64_t)(r->segments++) * (uint64_t)r->N + 1;
   while (r->depth > 0) {
     PcFrame *f = &r->fr[r->depth - 1];
@@ -680,7 +742,16 @@ int pc_record(PcRun *r, Diag *d) {
       continue;
     }
     case IR_SAMPLE: record_sample(r, ins); continue;
-    case IR_OBSERVE: op_new(r, ins, PK_OBSERVE); return 1;
+    case IR_OBSERVE: {
+      PcOp *op = op_new(r, ins, PK_OBSERVE);
+      const DistFamily *fam = ins->dist.fam;
+      bool fast = dist_scalar_family(fam) && fam->lpdf1 && ins->dist.nparams <= 4 &&
+                  pc_scalar(pc->p->main.regtypes[ins->args[0]]);
+      for (int k = 0; k < ins->dist.nparams; k++)
+        fast = fast && pc_scalar(pc->p->main.regtypes[ins->dist.params[k]]);
+      op->fast = fast;
+      return 1;
+    }
     case IR_FACTOR: case IR_CONDITION: op_new(r, ins, PK_FACTOR); return 1;
     default: break;
     }
@@ -800,52 +871,158 @@ static bool observe_generic(PcRun *r, const PcOp *op, int i, double *lp, char *e
   return dist_call_lpdf(&dc, opnd_val(r, op_opnd(op, op->ins->args[0]), i), lp, err, errsz);
 }
 
-/* Are the scalar parameters p of f in their domains (dist.c's checks)? */
-static inline bool params_ok(const DistFamily *f, int np, const double *p) {
-  for (int k = 0; k < np; k++)
-    if (!dist_domain_ok(f->pdom[k], p[k])) return false;
-  if (f->support && np >= 2) {
-    double lo, hi;
-    f->support(p, &lo, &hi);
-    if (lo > hi || (!f->discrete && lo == hi)) return false;
+/* ---- scalar families over a chunk: the family's kernel, column by column ---- */
+
+/* An input of a kernel: a column (indexed by particle) or a uniform value. */
+typedef struct KIn {
+  const double *col;
+  double u;
+} KIn;
+
+/* The log density of kernel k (its first nlp instructions, stdlib/dist_kernel.h)
+ * for particles [lo, hi) into W->lp[i - lo].  Each instruction is the IEEE
+ * operation or libm call of the family's C kernel, so the bits are lpdf1's;
+ * instructions that read only uniform registers (normal's log(sigma) for a
+ * uniform sigma) run once, the others as loops over the chunk. */
+static void kernel_lp(const DistKernel *k, KIn x, const KIn *p, int lo, int hi, PcWork *W) {
+  double ru[DK_MAXREG];
+  const double *rc[DK_MAXREG];
+  int n = hi - lo;
+  rc[DK_X] = x.col ? x.col + lo : NULL;
+  ru[DK_X] = x.u;
+  for (int j = 0; j < k->np; j++) {
+    rc[DK_P(j)] = p[j].col ? p[j].col + lo : NULL;
+    ru[DK_P(j)] = p[j].u;
   }
-  return true;
+  for (int j = 0; j < k->nlp; j++) {
+    const DkIns *in = &k->ins[j];
+    int dst = DK_FIRST + j, na = dk_nargs(in->op);
+    const double *a = na > 0 ? rc[in->a] : NULL, *b = na > 1 ? rc[in->b] : NULL,
+                 *c = na > 2 ? rc[in->c] : NULL;
+    if (!a && !b && !c) { /* uniform: once */
+      dk_run(k->ins, NULL, j, j + 1, ru);
+      rc[dst] = NULL;
+      continue;
+    }
+    double *z = W->kr[dst], ua = na > 0 ? ru[in->a] : 0, ub = na > 1 ? ru[in->b] : 0;
+    rc[dst] = z;
+#define BIN(E)                                                                           \
+  do {                                                                                   \
+    if (a && b) for (int i = 0; i < n; i++) { double u = a[i], v = b[i]; z[i] = (E); }  \
+    else if (a) for (int i = 0; i < n; i++) { double u = a[i], v = ub; z[i] = (E); }    \
+    else for (int i = 0; i < n; i++) { double u = ua, v = b[i]; z[i] = (E); }            \
+  } while (0)
+    switch (in->op) {
+    case DK_ADD: BIN(u + v); break;
+    case DK_SUB: BIN(u - v); break;
+    case DK_MUL: BIN(u * v); break;
+    case DK_DIV: BIN(u / v); break;
+    case DK_NEG: for (int i = 0; i < n; i++) z[i] = -a[i]; break;
+    case DK_LOG: for (int i = 0; i < n; i++) z[i] = log(a[i]); break;
+    case DK_EXP: for (int i = 0; i < n; i++) z[i] = exp(a[i]); break;
+    default: /* the evaluator's own code, one particle at a time */
+      for (int i = 0; i < n; i++) {
+        double r1[DK_MAXREG];
+        if (na > 0) r1[in->a] = a ? a[i] : ua;
+        if (na > 1) r1[in->b] = b ? b[i] : ub;
+        if (na > 2) r1[in->c] = c ? c[i] : ru[in->c];
+        dk_run(k->ins, NULL, j, j + 1, r1);
+        z[i] = r1[dst];
+      }
+      break;
+    }
+#undef BIN
+  }
+  int l = k->lp;
+  if (rc[l]) memcpy(W->lp, rc[l], sizeof(double) * (size_t)n);
+  else for (int i = 0; i < n; i++) W->lp[i] = ru[l];
 }
 
-static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, double *inc, const char **perr) {
+/* The parameters of op as kernel inputs (int columns converted into W->p),
+ * and in ok[i - lo] whether particle i's are in their domains and give a
+ * support (dist.c's checks; a failing one takes the general path, which
+ * reports it).  Uniform parameters are checked once. */
+static void kernel_params(const PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, KIn *p) {
+  const IrInstr *ins = op->ins;
+  const DistFamily *f = ins->dist.fam;
+  int np = ins->dist.nparams, n = hi - lo;
+  bool uok = true;
+  for (int j = 0; j < np; j++) {
+    const PcOpnd *o = op_opnd(op, ins->dist.params[j]);
+    if (o->col < 0) {
+      p[j] = (KIn){NULL, val_as_real(o->u)};
+      uok = uok && dist_domain_ok(f->pdom[j], p[j].u);
+    } else if (r->pc->ckind[o->col] == CK_REAL) {
+      p[j] = (KIn){r->cols[o->col], 0};
+    } else {
+      const int64_t *c = r->cols[o->col];
+      for (int i = lo; i < hi; i++) W->p[j][i - lo] = (double)c[i];
+      p[j] = (KIn){W->p[j] - lo, 0};
+    }
+  }
+  memset(W->ok, uok, (size_t)n);
+  if (!uok) return;
+  for (int j = 0; j < np; j++) {
+    if (!p[j].col) continue;
+    const DistDomain *dm = dist_domain(f->pdom[j]);
+    if (dm->any) continue;
+    const double *v = p[j].col;
+    if (f->pdom[j] == PD_ANY) /* the common case inline: a finite real */
+      for (int i = lo; i < hi; i++) W->ok[i - lo] &= isfinite(v[i]);
+    else
+      for (int i = lo; i < hi; i++) W->ok[i - lo] &= dist_domain_ok(f->pdom[j], v[i]);
+  }
+  if (f->support && np >= 2)
+    for (int i = lo; i < hi; i++) {
+      double q[4], slo, shi;
+      for (int j = 0; j < np; j++) q[j] = p[j].col ? p[j].col[i] : p[j].u;
+      f->support(q, &slo, &shi);
+      if (slo > shi || (!f->discrete && slo == shi)) W->ok[i - lo] = 0;
+    }
+}
+
+static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, double *inc,
+                        const char **perr) {
   const IrInstr *ins = op->ins;
   const DistFamily *f = ins->dist.fam;
   int np = ins->dist.nparams;
-  const PcOpnd *po[DIST_MAX_PARAMS];
-  for (int k = 0; k < np; k++) po[k] = op_opnd(op, ins->dist.params[k]);
   double *pathv = op->path >= 0 ? r->path[op->path].v : NULL;
   bool isint = r->pc->ckind[op->dst] != CK_REAL;
   char err[512];
-  for (int i = lo; i < hi; i++) {
-    if (r->dead[i]) continue;
-    double x, lp;
-    if (op->fast) {
-      double p[4];
-      for (int k = 0; k < np; k++) p[k] = opnd_real(r, po[k], i);
-      if (!params_ok(f, np, p)) goto slow;
-      Rng saved = r->rng[i];
-      x = f->rng1(&r->rng[i], p);
+  KIn p[4];
+  if (op->fast) {
+    kernel_params(r, op, lo, hi, W, p);
+    for (int i = lo; i < hi; i++) {
+      int c = i - lo;
+      if (r->dead[i] || !W->ok[c]) continue;
+      double q[4];
+      for (int j = 0; j < np; j++) q[j] = p[j].col ? p[j].col[i] : p[j].u;
+      W->saved[c] = r->rng[i];
+      double x = f->rng1(&r->rng[i], q);
       if (f->discrete) {
         double slo = -INFINITY, shi = INFINITY;
-        if (f->support) f->support(p, &slo, &shi);
-        if (!(fabs(x) <= 9007199254740992.0) || x < slo || x > shi) {
-          r->rng[i] = saved;
-          goto slow;
-        }
+        if (f->support) f->support(q, &slo, &shi);
+        if (!(fabs(x) <= 9007199254740992.0) || x < slo || x > shi) W->ok[c] = 2; /* drawn, refused */
       }
-      lp = f->lpdf1(x, p);
-      if (isnan(lp) || lp == INFINITY) {
-        r->rng[i] = saved;
-        goto slow;
-      }
-      goto done;
+      W->x[c] = x;
     }
-  slow: {
+    if (f->kernel) kernel_lp(f->kernel, (KIn){W->x - lo, 0}, p, lo, hi, W);
+    else
+      for (int i = lo; i < hi; i++) {
+        double q[4];
+        for (int j = 0; j < np; j++) q[j] = p[j].col ? p[j].col[i] : p[j].u;
+        W->lp[i - lo] = f->lpdf1(W->x[i - lo], q);
+      }
+  }
+  for (int i = lo; i < hi; i++) {
+    if (r->dead[i]) continue;
+    int c = i - lo;
+    double x, lp;
+    if (op->fast && W->ok[c] == 1 && !isnan(W->lp[c]) && W->lp[c] != INFINITY) {
+      x = W->x[c];
+      lp = W->lp[c];
+    } else {
+      if (op->fast && W->ok[c]) r->rng[i] = W->saved[c]; /* drawn, then failed: redo it the general way */
       Value v;
       if (!sample_generic(r, op, i, &v, &lp, err, sizeof err)) {
         pc_kill(r, i, ins, err, inc, perr);
@@ -853,7 +1030,6 @@ static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, double *inc, c
       }
       x = val_as_real(v);
     }
-  done:
     if (isint) ((int64_t *)r->cols[op->dst])[i] = (int64_t)x;
     else ((double *)r->cols[op->dst])[i] = x;
     if (pathv) pathv[i] = x;
@@ -861,34 +1037,42 @@ static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, double *inc, c
   }
 }
 
-static void exec_observe(PcRun *r, const PcOp *op, int lo, int hi, double *inc, const char **perr) {
+static void exec_observe(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, double *inc,
+                         const char **perr) {
   const IrInstr *ins = op->ins;
   const DistFamily *f = ins->dist.fam;
   int np = ins->dist.nparams;
-  const PcOpnd *po[DIST_MAX_PARAMS], *xo = op_opnd(op, ins->args[0]);
-  bool fast = dist_scalar_family(f) && f->lpdf1 && np <= 4 &&
-              pc_scalar(r->pc->p->main.regtypes[ins->args[0]]);
-  for (int k = 0; k < np; k++) {
-    po[k] = op_opnd(op, ins->dist.params[k]);
-    fast = fast && pc_scalar(r->pc->p->main.regtypes[ins->dist.params[k]]);
-  }
+  const PcOpnd *xo = op_opnd(op, ins->args[0]);
+  bool fast = op->fast;
   char err[512];
+  KIn p[4];
+  if (fast) {
+    kernel_params(r, op, lo, hi, W, p);
+    KIn x;
+    if (xo->col < 0) x = (KIn){NULL, val_as_real(xo->u)};
+    else if (r->pc->ckind[xo->col] == CK_REAL) x = (KIn){r->cols[xo->col], 0};
+    else {
+      const int64_t *c = r->cols[xo->col];
+      for (int i = lo; i < hi; i++) W->x[i - lo] = (double)c[i];
+      x = (KIn){W->x - lo, 0};
+    }
+    if (f->kernel) kernel_lp(f->kernel, x, p, lo, hi, W);
+    else
+      for (int i = lo; i < hi; i++) {
+        double q[4];
+        for (int j = 0; j < np; j++) q[j] = p[j].col ? p[j].col[i] : p[j].u;
+        W->lp[i - lo] = f->lpdf1(x.col ? x.col[i] : x.u, q);
+      }
+  }
   for (int i = lo; i < hi; i++) {
     if (r->dead[i]) continue;
+    int c = i - lo;
     double lp;
-    if (fast) {
-      double p[4];
-      for (int k = 0; k < np; k++) p[k] = opnd_real(r, po[k], i);
-      if (params_ok(f, np, p)) {
-        lp = f->lpdf1(opnd_real(r, xo, i), p);
-        if (!isnan(lp) && lp != INFINITY) goto done;
-      }
-    }
-    if (!observe_generic(r, op, i, &lp, err, sizeof err)) {
+    if (fast && W->ok[c] && !isnan(W->lp[c]) && W->lp[c] != INFINITY) lp = W->lp[c];
+    else if (!observe_generic(r, op, i, &lp, err, sizeof err)) {
       pc_kill(r, i, ins, err, inc, perr);
       continue;
     }
-  done:
     r->loglik[i] += lp;
     inc[i] = lp;
   }
@@ -911,7 +1095,7 @@ static void exec_factor(PcRun *r, const PcOp *op, int lo, int hi, double *inc, c
   }
 }
 
-static void exec_op(PcRun *r, const PcOp *op, int lo, int hi, Value *R, double *inc,
+static void exec_op(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, Value *R, double *inc,
                     const char **perr) {
   char err[512];
   switch (op->kind) {
@@ -970,8 +1154,8 @@ static void exec_op(PcRun *r, const PcOp *op, int lo, int hi, Value *R, double *
     for (int i = lo; i < hi; i++)
       if (!r->dead[i] && !exec_generic(r, op, i, R, err, sizeof err)) pc_kill(r, i, op->ins, err, inc, perr);
     break;
-  case PK_SAMPLE: exec_sample(r, op, lo, hi, inc, perr); break;
-  case PK_OBSERVE: exec_observe(r, op, lo, hi, inc, perr); break;
+  case PK_SAMPLE: exec_sample(r, op, lo, hi, W, inc, perr); break;
+  case PK_OBSERVE: exec_observe(r, op, lo, hi, W, inc, perr); break;
   case PK_FACTOR: exec_factor(r, op, lo, hi, inc, perr); break;
   case PK_KILL:
     for (int i = lo; i < hi; i++) {
@@ -985,7 +1169,8 @@ static void exec_op(PcRun *r, const PcOp *op, int lo, int hi, Value *R, double *
 }
 
 void pc_exec(PcRun *r, int worker, int lo, int hi, double *inc, const char **perr) {
-  Value *R = r->scratch[worker];
+  PcWork *W = &r->work[worker];
+  Value *R = W->R;
   for (int c0 = lo; c0 < hi; c0 += PC_CHUNK) {
     int c1 = c0 + PC_CHUNK < hi ? c0 + PC_CHUNK : hi;
     for (int i = c0; i < c1; i++) {
@@ -993,7 +1178,7 @@ void pc_exec(PcRun *r, int worker, int lo, int hi, double *inc, const char **per
       perr[i] = NULL;
       r->seg[i] = 0;
     }
-    for (int k = 0; k < r->nops; k++) exec_op(r, &r->ops[k], c0, c1, R, inc, perr);
+    for (int k = 0; k < r->nops; k++) exec_op(r, &r->ops[k], c0, c1, W, R, inc, perr);
     for (int i = c0; i < c1; i++) {
       if (r->dead[i]) continue; /* dead before, or killed now: not advanced */
       r->logprior[i] += r->seg[i];
@@ -1032,26 +1217,22 @@ void pc_resample(PcRun *r, const int *anc, uint64_t fork_seed) {
   for (int j = 0; j < N; j++) t[j] = r->loglik[anc[j]];
   r->seg = r->loglik;
   r->loglik = t;
-  uint64_t *root = gc_alloc_atomic(sizeof(uint64_t) * (size_t)N);
-  uint8_t *dead = gc_alloc_atomic((size_t)N);
+  uint64_t *root = r->root2;
+  uint8_t *dead = r->dead2;
   for (int j = 0; j < N; j++) {
     root[j] = r->root[anc[j]];
     dead[j] = r->dead[anc[j]];
     rng_seed(&r->rng[j], fork_seed ^ 0x9E3779B97F4A7C15ull, (uint64_t)j);
   }
+  r->root2 = r->root;
+  r->dead2 = r->dead;
   r->root = root;
   r->dead = dead;
-  if (r->npath > 0) { /* the histories need the ancestry */
-    if (r->nanc == r->anccap) {
-      int cap = r->anccap ? 2 * r->anccap : 64;
-      PcAnc *na = gc_alloc(sizeof(PcAnc) * (size_t)cap);
-      if (r->nanc) memcpy(na, r->ancs, sizeof(PcAnc) * (size_t)r->nanc);
-      r->ancs = na;
-      r->anccap = cap;
-    }
-    int *a = gc_alloc_atomic(sizeof(int) * (size_t)N);
-    memcpy(a, anc, sizeof(int) * (size_t)N);
-    r->ancs[r->nanc++] = (PcAnc){r->npath, a};
+  if (r->npath > 0) { /* the histories follow their lineages */
+    for (int j = 0; j < N; j++) r->cur2[j] = r->cur[anc[j]];
+    int *c = r->cur;
+    r->cur = r->cur2;
+    r->cur2 = c;
   }
 }
 
@@ -1072,11 +1253,12 @@ Value *pc_outputs(const PcRun *r, int i) {
 InterpLatent *pc_latents(const PcRun *r, int i, int *n) {
   *n = r->npath;
   InterpLatent *a = gc_alloc(sizeof(InterpLatent) * (size_t)(r->npath ? r->npath : 1));
-  int idx = i, k = r->nanc - 1;
+  int idx = r->npath ? r->cur[i] : 0;
   for (int e = r->npath - 1; e >= 0; e--) {
-    while (k >= 0 && r->ancs[k].after > e) idx = r->ancs[k--].anc[idx];
-    double x = r->path[e].v[idx];
-    a[e] = (InterpLatent){r->path[e].addr, r->path[e].isint ? val_int((int64_t)x) : val_real(x)};
+    const PcPath *pp = &r->path[e];
+    double x = pp->v[idx];
+    a[e] = (InterpLatent){pp->addr, pp->isint ? val_int((int64_t)x) : val_real(x)};
+    idx = pp->par[idx];
   }
   return a;
 }
