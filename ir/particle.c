@@ -672,8 +672,9 @@ static void record_varying(PcRun *r, const IrInstr *ins) {
 
 /* Drop the history slots that no particle descends from: mark the living
  * lineages from the newest entry back, then copy each entry's marked slots
- * forward with their parents renumbered.  O(slots held); run when they have
- * doubled since the last time, so O(1) per slot drawn. */
+ * forward with their parents renumbered.  O(slots held); run when they are
+ * more than 3 times what the last compaction kept (plus 16 N), so O(1) per
+ * slot drawn. */
 static void pc_compact(PcRun *r) {
   int E = r->npath, N = r->N;
   if (E == 0) return;
@@ -713,7 +714,7 @@ int pc_record(PcRun *r, Diag *d) {
   char err[512];
   r->nops = 0;
   r->seg_draws = false;
-  if (r->stored > 2 * r->live + 8L * r->N) pc_compact(r);
+  if (r->stored > 3 * r->live + 16L * r->N) pc_compact(r);
   r->seg_id = (uint64_t)(r->segments++) * (uint64_t)r->N + 1;
   while (r->depth > 0) {
     PcFrame *f = &r->fr[r->depth - 1];
