@@ -350,7 +350,8 @@ typedef struct ppl_run_options {
                               when the program has static parameters; 0: none */
   int ancestor_sampling;   /* pgibbs: nonzero = ancestor sampling (PGAS), default 0 */
   int no_jit;              /* nuts/hmc: nonzero = interpret the log density instead of
-                              compiling it with LLVM (default 0) */
+                              compiling it with LLVM; smc: advance the particles in the
+                              interpreter instead of as compiled particle steps (default 0) */
   /* gradient-based engines, continued (CmdStan's names) */
   double stepsize;         /* initial step size before adaptation, > 0, default 1 */
   double stepsize_jitter;  /* each transition's step size times uniform(1 - j, 1 + j),

@@ -1,18 +1,28 @@
-/* smc_bench.c — speed and memory of engine smc on the Kalman model
- * (tests/exact/kalman.ppl) with simulated data: particle-steps per second and
- * peak resident memory for N particles over T observations, and how both grow
- * with N and T.  Each configuration runs in its own child process so that its
- * peak RSS (getrusage) is its own.  The last column is what N particles
- * holding private copies of their T-choice traces would take for the traces
- * alone (N T sizeof(TraceChoice)), the cost copy-on-write avoids.  "cpu s" is
- * the process's user + system time (all threads, setup included): on a shared
- * machine it tells contention apart from the engine's own cost.
+/* smc_bench.c — speed and memory of engine smc: compiled particle steps
+ * (ir/particle.h) against the interpreted particles (--no-jit) and, on the
+ * Kalman model, against a hand-written C bootstrap filter; particle Gibbs
+ * sweeps per second beside them.
  *
- *   smc_bench [-t THREADS] [N T]...
- *       (default: one thread; N in 1000 3000 10000, T in 100 300 1000)
+ * Models (simulated data, seed 42):
+ *   kalman  x[t] ~ normal(0.9 x[t-1], 0.5), y[t] ~ normal(x[t], 1)
+ *           (tests/exact/kalman.ppl without x_first)
+ *   hmm3    3-state HMM with Gaussian emissions (tests/exact/hmm3.ppl)
+ *   sv      stochastic volatility: h[t] ~ normal(mu + phi (h[t-1] - mu), s),
+ *           y[t] ~ normal(0, exp(h[t] / 2))
+ * Every configuration runs in its own child process, so its peak resident
+ * memory (getrusage) is its own.  "cpu s" is the CPU time of the SMC run
+ * alone (CLOCK_PROCESS_CPUTIME_ID: every thread, the collector's included),
+ * the fair figure on a shared machine; steps/cpu s = N T / cpu s.  The hand
+ * filter does what the compiled one does for this model: one normal draw and
+ * one normal log density per particle and step, log-weight normalisation,
+ * systematic resampling at ESS < N/2 (the project's resample()) with the
+ * state permuted; it keeps no history and draws from one stream.
  *
- * With -t, the particles of the one SMC run advance in THREADS threads (one
- * chain: the whole budget goes to its particles).
+ *   smc_bench [-t THREADS] [-m kalman|hmm3|sv|pgibbs] [-i] [-c] [N T]...
+ *       default: kalman, N in 1000 10000 100000, T = 1000, one thread;
+ *       the interpreter runs N <= 10000 unless -i; -c: compiled only.
+ *   -m pgibbs: particle Gibbs sweeps per second on the Kalman model with
+ *       static a (N particles, T steps; interpreted).
  *
  * Not a test: it prints a table. */
 #include <math.h>
@@ -25,7 +35,7 @@
 #include <unistd.h>
 
 #include "inference/engine.h"
-#include "inference/trace.h"
+#include "inference/resample.h"
 #include "bench_util.h"
 
 static const char *kalman_src =
@@ -40,112 +50,248 @@ static const char *kalman_src =
     "  real x_last = x_prev;\n"
     "}\n";
 
-typedef struct KData {
+static const char *hmm3_src =
+    "data { int T; int K; real y[T]; vector[K] mu; real<lower=0> sigma;\n"
+    "       simplex[K] trans[K]; simplex[K] init; }\n"
+    "model {\n"
+    "  int z_prev = 0;\n"
+    "  for (t in 1:T) {\n"
+    "    int z ~ categorical(t == 1 ? init : trans[z_prev]);\n"
+    "    y[t] ~ normal(mu[z], sigma);\n"
+    "    z_prev = z;\n"
+    "  }\n"
+    "  int z_last = z_prev;\n"
+    "}\n";
+
+static const char *sv_src =
+    "data { int T; real y[T]; real mu; real phi; real<lower=0> s; }\n"
+    "model {\n"
+    "  real h_prev = mu;\n"
+    "  for (t in 1:T) {\n"
+    "    real h ~ normal(t == 1 ? mu : mu + phi * (h_prev - mu), t == 1 ? s / sqrt(1 - phi * phi) : s);\n"
+    "    y[t] ~ normal(0, exp(h / 2));\n"
+    "    h_prev = h;\n"
+    "  }\n"
+    "}\n";
+
+/* particle Gibbs: the AR coefficient a is static */
+static const char *pg_src =
+    "data { int T; real y[T]; real q; real r; }\n"
+    "model {\n"
+    "  real a ~ uniform(-1, 1);\n"
+    "  real x_prev = 0;\n"
+    "  for (t in 1:T) {\n"
+    "    real x ~ normal(t == 1 ? 0.0 : a * x_prev, t == 1 ? 1.0 : q);\n"
+    "    y[t] ~ normal(x, r);\n"
+    "    x_prev = x;\n"
+    "  }\n"
+    "}\n";
+
+typedef struct BData {
   DataSource src;
   int T;
   Value y;
-} KData;
+} BData;
 
-static bool kdata_get(DataSource *src, const char *name, Type t, int nsizes, const int64_t *sizes,
+static Value simplex3(double a, double b, double c) {
+  Value v = val_vec(3);
+  v.t->d[0] = a;
+  v.t->d[1] = b;
+  v.t->d[2] = c;
+  return v;
+}
+
+static bool bdata_get(DataSource *src, const char *name, Type t, int nsizes, const int64_t *sizes,
                       const char *size_desc, ConKind con, double lo, double hi, Value *out,
                       Diag *d) {
-  KData *k = (KData *)src;
+  (void)t, (void)nsizes, (void)sizes, (void)size_desc, (void)con, (void)lo, (void)hi, (void)d;
+  BData *k = (BData *)src;
   if (!strcmp(name, "T")) *out = val_int(k->T);
   else if (!strcmp(name, "y")) *out = val_copy(k->y);
   else if (!strcmp(name, "a")) *out = val_real(0.9);
   else if (!strcmp(name, "q")) *out = val_real(0.5);
   else if (!strcmp(name, "r")) *out = val_real(1.0);
-  else return false;
+  else if (!strcmp(name, "K")) *out = val_int(3);
+  else if (!strcmp(name, "mu") && t.base == TY_VECTOR) *out = simplex3(-2, 0, 2);
+  else if (!strcmp(name, "mu")) *out = val_real(-1.0);
+  else if (!strcmp(name, "sigma")) *out = val_real(1.0);
+  else if (!strcmp(name, "phi")) *out = val_real(0.95);
+  else if (!strcmp(name, "s")) *out = val_real(0.25);
+  else if (!strcmp(name, "init")) *out = simplex3(1.0 / 3, 1.0 / 3, 1.0 / 3);
+  else if (!strcmp(name, "trans")) {
+    *out = val_arr(3);
+    out->a->e[0] = simplex3(0.8, 0.1, 0.1);
+    out->a->e[1] = simplex3(0.1, 0.8, 0.1);
+    out->a->e[2] = simplex3(0.1, 0.1, 0.8);
+  } else return false;
   return true;
 }
 
-static double now(void) {
+static double cpu_now(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int bench_one(int N, int T, int threads) {
-  KData kd = {.src.get = kdata_get, .T = T, .y = val_arr(T)};
+static void simulate(const char *model, int T, Value y) {
   Rng r;
   rng_seed(&r, 42, 0);
   double x = rng_normal(&r);
+  int z = 0;
   for (int t = 0; t < T; t++) {
-    if (t) x = 0.9 * x + 0.5 * rng_normal(&r);
-    kd.y.a->e[t] = val_real(x + rng_normal(&r));
+    double v;
+    if (!strcmp(model, "hmm3")) {
+      double u = rng_uniform(&r);
+      z = u < 0.8 ? z : u < 0.9 ? (z + 1) % 3 : (z + 2) % 3;
+      v = -2.0 + 2.0 * z + rng_normal(&r);
+    } else if (!strcmp(model, "sv")) {
+      x = t ? -1 + 0.95 * (x + 1) + 0.25 * rng_normal(&r) : -1 + 0.8 * rng_normal(&r);
+      v = exp(x / 2) * rng_normal(&r);
+    } else {
+      if (t) x = 0.9 * x + 0.5 * rng_normal(&r);
+      v = x + rng_normal(&r);
+    }
+    y.a->e[t] = val_real(v);
   }
-  Diag d;
-  diag_init(&d);
-  Interp *in = bench_program(kalman_src, strlen(kalman_src), "kalman.ppl", &d);
-  if (!in || !interp_load_data(in, &kd.src, &d)) {
-    fprintf(stderr, "smc_bench: %s\n", d.msg);
-    return 1;
+}
+
+/* The hand-written bootstrap filter of the Kalman model: log evidence. */
+static double hand_kalman(int N, int T, const Value y) {
+  double *x = malloc(sizeof(double) * (size_t)N), *x2 = malloc(sizeof(double) * (size_t)N);
+  double *lw = malloc(sizeof(double) * (size_t)N), *w = malloc(sizeof(double) * (size_t)N);
+  int *anc = malloc(sizeof(int) * (size_t)N);
+  Rng r;
+  rng_seed(&r, 7, 0);
+  const double a = 0.9, q = 0.5, lr = log(1.0), c = 0.5 * log(2 * M_PI);
+  double logz = 0;
+  for (int i = 0; i < N; i++) lw[i] = 0;
+  for (int t = 0; t < T; t++) {
+    double yt = y.a->e[t].r;
+    for (int i = 0; i < N; i++) {
+      x[i] = t == 0 ? rng_normal(&r) : a * x[i] + q * rng_normal(&r);
+      double z = yt - x[i];
+      lw[i] += -0.5 * z * z - lr - c;
+    }
+    double lz = resample_normalise(N, lw, w);
+    if (t == T - 1 || resample_ess(N, w) < 0.5 * N) {
+      logz += lz;
+      if (t == T - 1) break;
+      resample(RESAMPLE_SYSTEMATIC, N, w, &r, anc);
+      for (int i = 0; i < N; i++) x2[i] = x[anc[i]];
+      double *s = x;
+      x = x2;
+      x2 = s;
+      for (int i = 0; i < N; i++) lw[i] = 0;
+    }
   }
-  EngineOpts o;
-  engine_opts_default(&o);
-  o.draws = N;
-  o.chains = 1;
-  if (!engine_opts_set(&o, "particles", gc_printf("%d", N), &d)) {
-    fprintf(stderr, "smc_bench: %s\n", d.msg);
-    return 1;
+  free(x), free(x2), free(lw), free(w), free(anc);
+  return logz;
+}
+
+/* mode: 0 compiled, 1 interpreted, 2 hand-written C, 3 particle Gibbs */
+static int bench_one(const char *model, int mode, int N, int T, int threads) {
+  BData kd = {.src.get = bdata_get, .T = T, .y = val_arr(T)};
+  simulate(model, T, kd.y);
+  double t0, logz = NAN;
+  const char *backend = "";
+  if (mode == 2) {
+    t0 = cpu_now();
+    logz = hand_kalman(N, T, kd.y);
+  } else {
+    const char *src = mode == 3 ? pg_src : !strcmp(model, "hmm3") ? hmm3_src
+                      : !strcmp(model, "sv") ? sv_src : kalman_src;
+    Diag d;
+    diag_init(&d);
+    Interp *in = bench_program(src, strlen(src), "bench.ppl", &d);
+    if (!in || !interp_load_data(in, &kd.src, &d)) {
+      fprintf(stderr, "smc_bench: %s\n", d.msg);
+      return 1;
+    }
+    EngineOpts o;
+    engine_opts_default(&o);
+    o.chains = 1;
+    o.draws = mode == 3 ? 20 : N;
+    o.threads = threads;
+    o.no_jit = mode == 1;
+    if (!engine_opts_set(&o, "particles", gc_printf("%d", N), &d)) {
+      fprintf(stderr, "smc_bench: %s\n", d.msg);
+      return 1;
+    }
+    const EngineVT *e = engine_lookup(mode == 3 ? "pgibbs" : "smc");
+    t0 = cpu_now();
+    void *st = e->init(in, &o, 0, &d);
+    Draw dr;
+    memset(&dr, 0, sizeof dr);
+    int steps = mode == 3 ? 20 : 1;
+    for (int k = 0; k < steps; k++)
+      if (!st || !e->step(st, false, &dr, &d)) {
+        fprintf(stderr, "smc_bench: %s\n", d.msg);
+        return 1;
+      }
+    if (mode != 3) e->log_evidence(st, &logz);
+    if (e->backend) backend = e->backend(st);
   }
-  o.threads = threads;
-  double t0 = now();
-  void *st = engine_smc.init(in, &o, 0, &d);
-  Draw dr;
-  memset(&dr, 0, sizeof dr);
-  if (!st || !engine_smc.step(st, false, &dr, &d)) {
-    fprintf(stderr, "smc_bench: %s\n", d.msg);
-    return 1;
-  }
-  double secs = now() - t0, logz;
-  engine_smc.log_evidence(st, &logz);
+  double cpu = cpu_now() - t0;
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  double steps = (double)N * T;
-  double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec +
-               ru.ru_stime.tv_usec * 1e-6;
-  printf("%6d %5d %9.2f %9.2f %12.0f %10.1f %14.1f %12.2f\n", N, T, secs, cpu, steps / secs,
-         ru.ru_maxrss / 1024.0, steps * sizeof(TraceChoice) / 1048576.0, logz);
+  static const char *names[] = {"compiled", "interpreted", "hand C", "pgibbs"};
+  if (mode == 3)
+    printf("%-7s %-11s %7d %5d %9.2f %12.1f sweeps/s %9.1f\n", model, names[mode], N, T, cpu,
+           20 / cpu, ru.ru_maxrss / 1024.0);
+  else
+    printf("%-7s %-11s %7d %5d %9.2f %12.0f %9.1f %12.4f %s\n", model, names[mode], N, T, cpu,
+           (double)N * T / cpu, ru.ru_maxrss / 1024.0, logz, mode == 0 && !strstr(backend, "compiled") ? backend : "");
   fflush(stdout);
   return 0;
 }
 
+static void run_child(const char *model, int mode, int N, int T, int threads) {
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    gc_init();
+    exit(bench_one(model, mode, N, T, threads));
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+    fprintf(stderr, "smc_bench: %s N=%d T=%d failed\n", model, N, T);
+}
+
 int main(int argc, char **argv) {
-  static const int defN[] = {1000, 3000, 10000}, defT[] = {100, 300, 1000};
   int cfg[64][2], n = 0, threads = 1;
-  if (argc > 2 && !strcmp(argv[1], "-t")) {
-    threads = atoi(argv[2]);
-    argc -= 2;
-    argv += 2;
-    if (threads < 1) threads = 1;
+  bool interp_all = false, only_compiled = false;
+  const char *model = "kalman";
+  int k = 1;
+  for (; k < argc && argv[k][0] == '-'; k++) {
+    if (!strcmp(argv[k], "-t") && k + 1 < argc) threads = atoi(argv[++k]);
+    else if (!strcmp(argv[k], "-m") && k + 1 < argc) model = argv[++k];
+    else if (!strcmp(argv[k], "-i")) interp_all = true;
+    else if (!strcmp(argv[k], "-c")) only_compiled = true;
   }
-  if (argc > 2) {
-    for (int i = 1; i + 1 < argc && n < 64; i += 2, n++) {
-      cfg[n][0] = atoi(argv[i]);
-      cfg[n][1] = atoi(argv[i + 1]);
+  if (threads < 1) threads = 1;
+  for (; k + 1 < argc && n < 64; k += 2, n++) {
+    cfg[n][0] = atoi(argv[k]);
+    cfg[n][1] = atoi(argv[k + 1]);
+  }
+  if (n == 0) {
+    static const int defN[] = {1000, 10000, 100000};
+    for (int i = 0; i < 3; i++, n++) {
+      cfg[n][0] = !strcmp(model, "pgibbs") ? 10 * (i + 1) : defN[i];
+      cfg[n][1] = !strcmp(model, "pgibbs") ? 100 : 1000;
     }
-  } else {
-    for (int i = 0; i < 3; i++)
-      for (int j = 0; j < 3; j++, n++) {
-        cfg[n][0] = defN[i];
-        cfg[n][1] = defT[j];
-      }
   }
-  printf("smc on the Kalman model, systematic resampling at ESS < N/2, %d thread%s\n", threads,
-         threads == 1 ? "" : "s");
-  printf("%6s %5s %9s %9s %12s %10s %14s %12s\n", "N", "T", "seconds", "cpu s", "steps/s",
-         "peak MiB", "N*T copies MiB", "log Z");
+  printf("smc, systematic resampling at ESS < N/2, %d thread%s\n", threads, threads == 1 ? "" : "s");
+  printf("%-7s %-11s %7s %5s %9s %12s %9s %12s\n", "model", "particles", "N", "T", "cpu s",
+         "steps/cpu s", "peak MiB", "log Z");
   for (int i = 0; i < n; i++) {
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-      gc_init();
-      exit(bench_one(cfg[i][0], cfg[i][1], threads));
+    int N = cfg[i][0], T = cfg[i][1];
+    if (!strcmp(model, "pgibbs")) {
+      run_child("kalman", 3, N, T, threads);
+      continue;
     }
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
-      fprintf(stderr, "smc_bench: configuration N=%d T=%d failed\n", cfg[i][0], cfg[i][1]);
+    if (!strcmp(model, "kalman") && !only_compiled) run_child(model, 2, N, T, threads);
+    run_child(model, 0, N, T, threads);
+    if (!only_compiled && (interp_all || N <= 10000)) run_child(model, 1, N, T, threads);
   }
   return 0;
 }

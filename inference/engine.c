@@ -52,7 +52,8 @@ static const OptSpec common_options[] = {
              "for digit"},
     {.name = "no-jit", .type = OPT_BOOL, .def = "false",
      .help = "gradient-based engines: interpret the log density instead of compiling it with "
-             "LLVM (the summary's 'backend:' line says which ran)"},
+             "LLVM; smc: advance the particles one by one in the interpreter instead of as "
+             "compiled particle steps (the summary's 'backend:' line says which ran)"},
     {.name = "save-warmup", .type = OPT_BOOL, .def = "false",
      .help = "write the warmup iterations' draws to the CSV too, before the sampling draws "
              "(CmdStan's save_warmup=1); the summary uses the sampling draws only"},

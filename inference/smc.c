@@ -70,13 +70,7 @@
 #include <string.h>
 
 #include "../stdlib/transform.h"
-#include "engine.h"
-#include "resample.h"
-#include "trace.h"
-
-/* Particles per worker below which a round is not spread over threads (one
- * advance costs about a microsecond, a thread wake-up tens). */
-#define SMC_GRAIN 64
+#include "smc_impl.h"
 
 #define SMC_PARTICLES 1000   /* --particles 0 (the default) */
 #define SMC_JUMPS 3.0        /* automatic rounds: accepted moves per particle wanted */
@@ -84,78 +78,6 @@
 #define SMC_BLOCK_ACCEPT 0.234
 #define SMC_MAX_TEMPER 1000  /* tempering steps of one event, at most */
 #define SMC_TEMPER_ESS 0.8   /* tempering steps aim at most at this ESS / N */
-
-/* Choices made between two events of one lineage; shared by descendants. */
-typedef struct Segment {
-  const struct Segment *parent;
-  int n;
-  const TraceChoice *c;
-} Segment;
-
-typedef struct Particle {
-  InterpState *st;
-  const Segment *seg; /* newest segment; NULL = no choices yet */
-  long events;        /* events passed (the run is suspended after the last) */
-  long nchoices;
-  double loglik, logprior;
-  double last_inc;    /* untempered log density of its latest event (0 when done) */
-  bool done, killed; /* killed: its program failed with a runtime error */
-  int eve;
-  Rng rng; /* this particle's own stream: its fresh choices */
-} Particle;
-
-/* Scratch of one worker thread: the handler and the growing choice buffer
- * every advance records into before its segment is copied out. */
-typedef struct SmcWorker {
-  TraceHandler th;
-  Trace tr;
-  TraceChoice *scratch;
-  int scap;
-  int fatal_at; /* lowest particle whose advance failed internally; -1 = none */
-  Diag fatal;
-} SmcWorker;
-
-typedef struct SmcState {
-  const Interp *in;
-  const IrProgram *prog;
-  int chain;
-  Rng rng;
-  EngineOpts o;
-  int N;
-  int scheme, rejuvenate; /* the options, read once */
-  double ess_threshold;
-  uint64_t model_seed;
-  bool has_gen;
-  Particle *p, *q; /* population and resampling scratch */
-  double *lw, *w;
-  int *anc, *perm;
-  int workers;      /* particle worker threads of this chain */
-  Pool *pool;       /* during a run */
-  SmcWorker *wk;    /* [workers] */
-  double *inc;      /* a round's log weight increments, per particle */
-  const char **perr;/* a round's runtime errors (killed particles), per particle */
-  uint64_t fork_seed;
-  MhMover *mover;
-  /* resample-move (see the header): on when moves > 0 */
-  bool moves_on;
-  int nstatic;               /* static latents' names (addresses) */
-  const char **static_names;
-  double lambda;             /* block step factor, adapted to SMC_BLOCK_ACCEPT */
-  int nscale;                /* population scales of the static elements */
-  struct SmcScale *scale;
-  Trace **tr;                /* moves: each particle's trace, tempered */
-  /* the current run */
-  double run_logz;
-  int next; /* next particle of the current run to emit; N = run exhausted */
-  int heavy; /* the current run's heaviest particle */
-  /* per chain */
-  RunEvidence ev;
-  long resamplings, events_max, moves, accepts, killed;
-  long block_moves, block_accepts, rounds, move_phases, temper_steps;
-  int distinct_min;          /* distinct final histories, fewest over runs */
-  double ess_min;
-  char first_err[sizeof ((Diag *)0)->msg];
-} SmcState;
 
 /* ---- particles ---- */
 
@@ -674,7 +596,7 @@ static bool smc_run_pool(SmcState *s, Diag *d) {
 /* The worker threads live for one run (the driver may never call free). */
 static bool smc_run(SmcState *s, Diag *d) {
   s->pool = pool_new(s->workers);
-  bool ok = smc_run_pool(s, d);
+  bool ok = s->pcr ? smcc_run_pool(s, d) : smc_run_pool(s, d);
   pool_free(s->pool);
   s->pool = NULL;
   return ok;
@@ -733,6 +655,7 @@ static void *smc_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
   s->next = s->N; /* no run yet */
   evidence_init(&s->ev);
   s->ess_min = -1;
+  smcc_setup(s);
   return s;
 }
 
@@ -741,6 +664,10 @@ static bool smc_step(void *state, bool warmup, Draw *out, Diag *d) {
   (void)warmup;
   if (s->next >= s->N && !smc_run(s, d)) return false;
   int i = s->perm[s->next++];
+  if (s->pcr) {
+    smcc_draw(s, i, out);
+    return true;
+  }
   const Particle *p = &s->p[i];
   if (p->killed) p = &s->p[s->heavy]; /* no outputs of its own (see smc_run_pool) */
   InterpState *st = p->st;
@@ -803,6 +730,16 @@ static const char *smc_notes(void *state) {
 
 static void smc_free(void *state) { (void)state; /* GC memory */ }
 
+/* How the particles advance: "compiled particle steps ..." or "interpreted
+   (why)", for the summary's backend line. */
+static const char *smc_backend(void *state) {
+  SmcState *s = state;
+  if (s->pcr)
+    return gc_printf("smc: compiled particle steps (%d registers per particle in columns)",
+                     pc_ncolumns(pc_run_prog(s->pcr)));
+  return gc_printf("smc: interpreted (%s)", s->pc_why ? s->pc_why : "not compiled");
+}
+
 static const OptSpec smc_options[] = {
     {.name = "rejuvenate", .type = OPT_INT, .def = "-1", .ilo = -1, .ihi = 1000000, .arg = "K",
      .help = "rounds of MH moves per particle after each resampling, with tempered events; -1: "
@@ -825,4 +762,5 @@ const EngineVT engine_smc = {
     .log_evidence = smc_log_evidence,
     .log_evidence_se = smc_log_evidence_se,
     .chain_notes = smc_notes,
+    .backend = smc_backend,
 };

@@ -1,0 +1,102 @@
+/* smc_impl.h — engine smc's state, shared by its two ways of advancing the
+ * particles: interpreted executions (smc.c) and compiled particle steps
+ * (smc_compiled.c, over ir/particle.h).  Private to those two files. */
+#ifndef PPL_SMC_IMPL_H
+#define PPL_SMC_IMPL_H
+
+#include "../ir/particle.h"
+#include "engine.h"
+#include "resample.h"
+#include "trace.h"
+
+/* Particles per worker below which a round is not spread over threads (one
+ * advance costs about a microsecond, a thread wake-up tens). */
+#define SMC_GRAIN 64
+
+/* Choices made between two events of one lineage; shared by descendants. */
+typedef struct Segment {
+  const struct Segment *parent;
+  int n;
+  const TraceChoice *c;
+} Segment;
+
+typedef struct Particle {
+  InterpState *st;
+  const Segment *seg; /* newest segment; NULL = no choices yet */
+  long events;        /* events passed (the run is suspended after the last) */
+  long nchoices;
+  double loglik, logprior;
+  double last_inc;    /* untempered log density of its latest event (0 when done) */
+  bool done, killed; /* killed: its program failed with a runtime error */
+  int eve;
+  Rng rng; /* this particle's own stream: its fresh choices */
+} Particle;
+
+/* Scratch of one worker thread: the handler and the growing choice buffer
+ * every advance records into before its segment is copied out. */
+typedef struct SmcWorker {
+  TraceHandler th;
+  Trace tr;
+  TraceChoice *scratch;
+  int scap;
+  int fatal_at; /* lowest particle whose advance failed internally; -1 = none */
+  Diag fatal;
+} SmcWorker;
+
+typedef struct SmcState {
+  const Interp *in;
+  const IrProgram *prog;
+  int chain;
+  Rng rng;
+  EngineOpts o;
+  int N;
+  int scheme, rejuvenate; /* the options, read once */
+  double ess_threshold;
+  uint64_t model_seed;
+  bool has_gen;
+  Particle *p, *q; /* population and resampling scratch */
+  double *lw, *w;
+  int *anc, *perm;
+  int workers;      /* particle worker threads of this chain */
+  Pool *pool;       /* during a run */
+  SmcWorker *wk;    /* [workers] */
+  double *inc;      /* a round's log weight increments, per particle */
+  const char **perr;/* a round's runtime errors (killed particles), per particle */
+  uint64_t fork_seed;
+  MhMover *mover;
+  /* resample-move (see the header): on when moves > 0 */
+  bool moves_on;
+  int nstatic;               /* static latents' names (addresses) */
+  const char **static_names;
+  double lambda;             /* block step factor, adapted to SMC_BLOCK_ACCEPT */
+  int nscale;                /* population scales of the static elements */
+  struct SmcScale *scale;
+  Trace **tr;                /* moves: each particle's trace, tempered */
+  /* the current run */
+  double run_logz;
+  int next; /* next particle of the current run to emit; N = run exhausted */
+  int heavy; /* the current run's heaviest particle */
+  /* per chain */
+  RunEvidence ev;
+  long resamplings, events_max, moves, accepts, killed;
+  long block_moves, block_accepts, rounds, move_phases, temper_steps;
+  int distinct_min;          /* distinct final histories, fewest over runs */
+  double ess_min;
+  char first_err[sizeof ((Diag *)0)->msg];
+  /* compiled particle steps (smc_compiled.c): the population, or NULL and
+     why the run is interpreted */
+  PcRun *pcr;
+  const char *pc_why;
+  int *eve;                  /* compiled: each particle's initial ancestor */
+  int *eve2;
+} SmcState;
+
+/* Compiled particle steps (smc_compiled.c).  smcc_setup compiles the program
+ * for particles when the run qualifies (s->pcr set) and otherwise keeps the
+ * reason (s->pc_why); smcc_run_pool is smc_run_pool's twin for them and
+ * smcc_draw a draw of final particle i. */
+void smcc_setup(SmcState *s);
+bool smcc_run_pool(SmcState *s, Diag *d);
+void smcc_draw(SmcState *s, int i, Draw *out);
+
+#endif

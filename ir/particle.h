@@ -1,0 +1,85 @@
+/* particle.h — compiled particle steps: a whole SMC population advanced from
+ * one observation to the next in structure-of-arrays layout.
+ *
+ * Engine smc's interpreted particles are suspended executions, one at a time.
+ * Most sequential models (state-space models, HMMs, time series) carry a
+ * fixed set of scalar registers between observations and take the same path
+ * through the program in every particle: their control flow depends on the
+ * data and loop counters only.  For them, pc_compile classifies main's
+ * registers into *uniform* ones (the same in every particle: data, loop
+ * variables, what is computed from them) and *varying* ones (depending on a
+ * latent: one column of N values across the particles).  Each step walks the
+ * program once for the whole population: uniform instructions run once, and
+ * each varying instruction becomes one loop over the particles' columns
+ * (pc_record), which pc_exec then runs over any range of particles — so the
+ * population splits across threads and the result does not depend on how.
+ *
+ * Same random numbers, same bits.  Each particle draws from its own Rng with
+ * the family's own sampler and scores with the family's own density, exactly
+ * as the interpreter's trace handler does, and arithmetic follows the
+ * interpreter's operations (the fast loops do the same IEEE operations; the
+ * others call the interpreter's op_* functions per particle).  Runtime errors
+ * kill the particle with the interpreter's message and position.  So compiled
+ * and interpreted SMC give bit-identical draws, weights and evidence for the
+ * same seed (tests/inference/test_smc_compiled.c).
+ *
+ * Programs that do not qualify keep the interpreter; pc_compile says why,
+ * with the position ("model.ppl:7:5: branch on a latent-dependent
+ * condition").  The latents' histories (the CSV's x[1], x[2], ... columns)
+ * are kept as one column per choice plus the ancestor indices of every
+ * resampling, and a particle's path is read back when it is drawn.
+ */
+#ifndef PPL_PARTICLE_H
+#define PPL_PARTICLE_H
+
+#include "interp.h"
+
+typedef struct PcProg PcProg; /* a program compiled for particles: immutable, shared */
+typedef struct PcRun PcRun;   /* one population (N particles) of one chain */
+
+/* The program of in compiled for particles, or NULL with *why (a GC string
+ * with the source position where there is one) saying why it does not
+ * qualify. */
+PcProg *pc_compile(const Interp *in, const char **why);
+/* Varying registers (columns per particle), for the backend line. */
+int pc_ncolumns(const PcProg *pc);
+
+/* A population of N particles advanced by up to `workers` threads. */
+PcRun *pc_run_new(const PcProg *pc, int N, int workers);
+const PcProg *pc_run_prog(const PcRun *r);
+/* Start a run: every particle at the beginning of the model block, particle
+ * i drawing from rng_seed(seed, i) (the interpreted engine's streams). */
+void pc_run_start(PcRun *r, uint64_t seed);
+/* Walk the uniform part of the program to the next event (observe, factor,
+ * condition) and record the varying instructions on the way.  Returns 1 when
+ * the segment ends at an event, 0 when the program finishes; -1 only on
+ * internal errors (d).  A runtime error of a uniform instruction is every
+ * particle's: the segment kills them all with its message. */
+int pc_record(PcRun *r, Diag *d);
+/* Run the recorded segment for particles [lo, hi) on worker `worker`'s
+ * scratch: inc[i] = the event's log density (0 after the program finished or
+ * for a particle already dead; -inf for one killed now, with perr[i] its
+ * error message). */
+void pc_exec(PcRun *r, int worker, int lo, int hi, double *inc, const char **perr);
+/* Replace the population by the offspring anc[0..N) (sorted ancestors, as
+ * resample() gives them); particle j then draws from
+ * rng_seed(fork_seed ^ 0x9E3779B97F4A7C15, j), as the interpreted engine's
+ * forks do. */
+void pc_resample(PcRun *r, const int *anc, uint64_t fork_seed);
+
+/* Particle i: killed by a runtime error?  Its log prior and log likelihood
+ * so far; the identity of the oldest choices of its lineage (0: none), which
+ * tells final particles with distinct histories apart. */
+bool pc_dead(const PcRun *r, int i);
+double pc_logprior(const PcRun *r, int i);
+double pc_loglik(const PcRun *r, int i);
+uint64_t pc_root(const PcRun *r, int i);
+/* After the program finished: particle i's outputs (IrProgram.outputs order,
+ * as interp_outputs) and its nested latents by address, in run order (as
+ * interp_nested_latents). */
+Value *pc_outputs(const PcRun *r, int i);
+InterpLatent *pc_latents(const PcRun *r, int i, int *n);
+/* Bytes the run holds for its columns and the latents' histories. */
+size_t pc_bytes(const PcRun *r);
+
+#endif
