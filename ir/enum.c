@@ -1057,20 +1057,58 @@ static void set_state(Rw *W, Code *c, const Site *s, int started, int c0, int j)
 }
 
 /* lp = lp0 + the iteration's log density from its choice on, with z = its
-   value v (the part before the choice is already in lp0). */
-static int step_lp(Rw *W, Code *c, const Site *s, IrBlock post, int v, int lp0) {
+   value v (the part before the choice is already in lp0); lpk: the choice's
+   log probability when it is made already, else -1. */
+static int step_lp(Rw *W, Code *c, const Site *s, IrBlock post, int v, int lp0, int lpk) {
   SrcPos pos = s->ins->pos;
   Type tr = ty_make(TY_REAL, 0);
   move(c, pos, s->ins->dst, v);
-  int n = s->ins->dist.nparams;
-  int *args = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
-  args[0] = v;
-  memcpy(args + 1, s->ins->dist.params, sizeof(int) * (size_t)n);
   int lp = new_reg(W, tr);
-  call_builtin(W, c, pos, lp_name(s->ins->dist.fam), tr, lp, n + 1, args);
+  if (lpk >= 0) {
+    move(c, pos, lp, lpk);
+  } else {
+    int n = s->ins->dist.nparams;
+    int *args = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+    args[0] = v;
+    memcpy(args + 1, s->ins->dist.params, sizeof(int) * (size_t)n);
+    call_builtin(W, c, pos, lp_name(s->ins->dist.fam), tr, lp, n + 1, args);
+  }
   add_lp(W, c, pos, lp, lp0);
   append(c, copy_block(W, &post, 0, M_ACC, lp));
   return lp;
+}
+
+/* Taint: does in read a register of t?  Then what it writes depends on
+   them; else its dst is overwritten with a value that does not. */
+static bool taint_step(const Plan *P, const IrInstr *in, bool *t) {
+  int nr = P->p->main.nregs;
+  bool r = false;
+  for (int k = 0; k < nr && !r; k++) r = t[k] && reads_reg(in, k);
+  if (r) {
+    IrBlock one = {1, (IrInstr *)in};
+    mark_writes(&one, 0, t);
+  } else if (in->dst >= 0 && in->op != IR_STORE) {
+    t[in->dst] = false;
+  }
+  return r;
+}
+
+/* Does the chain's iteration after its choice read nothing that depends on
+   the previous state (the carried value, or what the part before the choice
+   made from it)?  Then its log density is a function of the choice alone,
+   made once per value of a step (K), not once per pair of values (K x K):
+   an HMM's emissions. */
+static bool post_free(const Plan *P, const Site *s) {
+  const IrBlock *b = &s->chain->body;
+  int nr = P->p->main.nregs;
+  bool *t = gc_alloc_atomic((size_t)nr);
+  memset(t, 0, (size_t)nr);
+  t[s->carry] = true;
+  for (int i = 0; i < s->at; i++) taint_step(P, &b->ins[i], t);
+  if (s->carry_arr) t[s->carry] = false; /* after the choice, z[t] is the choice itself */
+  for (int i = s->at + 1; i < b->n; i++)
+    if (taint_step(P, &b->ins[i], t)) return false;
+  return true;
 }
 
 static void emit_for(Code *c, const IrInstr *like, SrcPos pos, int var, int lo, int hi, Code *body) {
@@ -1093,7 +1131,7 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   IrBlock pre = {s->at, F->body.ins}, post = {F->body.n - s->at - 1, F->body.ins + s->at + 1};
   Type ti = ty_make(TY_INT, 0), tr = ty_make(TY_REAL, 0), tv = ty_make(TY_VECTOR, 0);
   int lo = F->args[0], hi = F->args[1];
-  int one = k_int(W, c, pos, 1), ninf = k_real(W, c, pos, -INFINITY);
+  int one = k_int(W, c, pos, 1);
   int m = new_reg(W, ti), started = new_reg(W, ti), c0 = new_reg(W, ti);
   move(c, pos, m, one);
   move(c, pos, started, k_int(W, c, pos, 0));
@@ -1116,42 +1154,71 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
     AL = d->dst = new_reg(W, ty_make(TY_VECTOR, 1));
     d->nsizes = 2, d->sizes = regs(2, niter, K0);
   }
-  /* forward */
+  /* forward: per previous state j, the part before the choice (which makes
+     the transition's distribution) and its log probabilities as a vector;
+     MX[j, k] = alpha[j] + the step's log density from j to k; then
+     alpha[k] = log_sum_exp over j of MX[j, k], in native loops */
   Code body = {0};
   set_state(W, &body, s, started, c0, one);
   append(&body, copy_block(W, &pre, 0, M_DRAW, -1));
   int K = support_size(W, &body, s);
-  d = emit(&body, IR_DECL, pos);
-  int nA = d->dst = new_reg(W, tv);
-  d->nsizes = 1, d->sizes = regs(1, K);
-  int kf = new_reg(W, ti);
-  Code fill = {0};
-  store1(&fill, pos, nA, kf, ninf);
-  emit_for(&body, NULL, pos, kf, one, K, &fill);
+  bool free_post = post_free(W->P, s);
+  int E = -1;
+  if (free_post) { /* E[k]: the part after the choice, once per value */
+    E = decl(W, &body, pos, tv, K, -1);
+    int ke = new_reg(W, ti), e = new_reg(W, tr);
+    Code eb = {0};
+    move(&eb, pos, s->ins->dst, support_value(W, &eb, s, ke));
+    move(&eb, pos, e, k_real(W, &eb, pos, 0));
+    append(&eb, copy_block(W, &post, 0, M_ACC, e));
+    store1(&eb, pos, E, ke, e);
+    emit_for(&body, NULL, pos, ke, one, K, &eb);
+  }
+  int MX = decl(W, &body, pos, ty_make(TY_MATRIX, 0), m, K);
   int j = new_reg(W, ti), k = new_reg(W, ti);
   Code jb = {0}, kb = {0};
   set_state(W, &jb, s, started, c0, j);
   int lp0 = new_reg(W, tr);
   move(&jb, pos, lp0, index1(W, &jb, pos, alpha, j, tr));
   append(&jb, copy_block(W, &pre, 0, M_ACC, lp0));
-  int lp = step_lp(W, &kb, s, post, support_value(W, &kb, s, k), lp0);
-  int args2[2] = {index1(W, &kb, pos, nA, k, tr), lp};
-  store1(&kb, pos, nA, k, call_builtin(W, &kb, pos, "log_sum_exp", tr, -1, 2, args2));
+  int lpv = lp_vector(W, &jb, s, K);
+  int lpk = lpv >= 0 ? index1(W, &kb, pos, lpv, k, tr) : -1, x;
+  if (free_post) {
+    if (lpk < 0) {
+      int n = s->ins->dist.nparams;
+      int *args = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+      args[0] = support_value(W, &kb, s, k);
+      memcpy(args + 1, s->ins->dist.params, sizeof(int) * (size_t)n);
+      lpk = call_builtin(W, &kb, pos, lp_name(s->ins->dist.fam), tr, -1, n + 1, args);
+    }
+    x = binop(W, &kb, pos, OP_ADD, binop(W, &kb, pos, OP_ADD, lp0, lpk, tr),
+              index1(W, &kb, pos, E, k, tr), tr);
+  } else {
+    x = step_lp(W, &kb, s, post, support_value(W, &kb, s, k), lp0, lpk);
+  }
+  store2(&kb, pos, MX, j, k, x);
   emit_for(&jb, NULL, pos, k, one, K, &kb);
   emit_for(&body, NULL, pos, j, one, m, &jb);
-  move(&body, pos, alpha, nA);
+  /* alpha is declared anew (the compiled code keeps a vector's size across
+     copies, and alpha grows from 1 to K after the first step) */
+  IrInstr *da = emit(&body, IR_DECL, pos);
+  da->dst = alpha, da->nsizes = 1, da->sizes = regs(1, K);
+  int kl = new_reg(W, ti);
+  Code lb = {0};
+  store1(&lb, pos, alpha, kl, emit_lse(W, &lb, pos, MX, kl, m));
+  emit_for(&body, NULL, pos, kl, one, K, &lb);
   move(&body, pos, m, K);
   move(&body, pos, started, one);
   if (!draw) {
     emit_for(c, F, pos, F->var, lo, hi, &body);
-    int lse = call_builtin(W, c, pos, "log_sum_exp", tr, -1, 1, &alpha);
+    int lse = emit_lse(W, c, pos, alpha, -1, m);
     IrInstr *f = emit(c, IR_FACTOR, pos);
     f->nargs = 1;
     f->args = regs(1, lse);
     return;
   }
   int ib = binop(W, &body, pos, OP_ADD, binop(W, &body, pos, OP_SUB, F->var, lo, ti), one, ti);
-  store1(&body, pos, AL, ib, nA);
+  store1(&body, pos, AL, ib, alpha);
   emit_for(&dc, F, pos, F->var, lo, hi, &body);
   /* backward: the last choice from alpha, each earlier one given the next */
   d = emit(&dc, IR_DECL, pos);
@@ -1182,7 +1249,7 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   int lq = new_reg(W, tr);
   move(&wb, pos, lq, index1(W, &wb, pos, ai, jj, tr));
   append(&wb, copy_block(W, &pre, 0, M_ACC, lq));
-  store1(&wb, pos, w, jj, step_lp(W, &wb, s, post, support_value(W, &wb, s, knext), lq));
+  store1(&wb, pos, w, jj, step_lp(W, &wb, s, post, support_value(W, &wb, s, knext), lq, -1));
   emit_for(&rb, NULL, pos, jj, one, K0, &wb);
   store1(&rb, pos, KS, i, call_builtin(W, &rb, pos, "categorical_logit_rng", ti, -1, 1, &w));
   if (W->marg) { /* beta_i[j] = log_sum_exp_k(M_{i+1}[j, k] + beta_{i+1}[k]) */
@@ -1198,7 +1265,7 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
     d = emit(&jb2, IR_DECL, pos);
     int a2 = d->dst = new_reg(W, tv);
     d->nsizes = 1, d->sizes = regs(1, K0);
-    int lk = step_lp(W, &kb2, s, post, support_value(W, &kb2, s, k2), l0);
+    int lk = step_lp(W, &kb2, s, post, support_value(W, &kb2, s, k2), l0, -1);
     int bk = index1(W, &kb2, pos, beta, k2, tr);
     store1(&kb2, pos, a2, k2, binop(W, &kb2, pos, OP_ADD, lk, bk, tr));
     emit_for(&jb2, NULL, pos, k2, one, K0, &kb2);
