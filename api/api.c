@@ -572,6 +572,12 @@ static const char *model_ir_(ppl_model *m) {
   if (!m) return NULL;
   gc_ensure_thread();
   if (!m->ir_text) m->ir_text = ir_print(m->ir);
+  if (!m->ir_text) return NULL;
+  /* the program nuts runs when the discrete latents are summed out */
+  if (m->en && m->en->all && !strstr(m->ir_text, "\nmarginalised by enumeration "))
+    m->ir_text = gc_printf("%s\nmarginalised by enumeration (%s; what nuts, hmc, advi and "
+                           "ppl_log_density run):\n%s", m->ir_text, enum_names(m->en),
+                           ir_print(m->en->prog));
   return m->ir_text;
 }
 

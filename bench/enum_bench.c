@@ -15,6 +15,15 @@
  * hand-marginalised program.
  *
  *   enum_bench SOURCE_ROOT [SEED [PROBLEM]]   (from the source root: build/bench/enum_bench .)
+ *   enum_bench SOURCE_ROOT grad [REPS]
+ *
+ * `grad`: the CPU cost of one log density gradient (what nuts pays per leapfrog
+ * step) of each natural program against its twin, at the same points (the
+ * two have the same unconstrained parameters, so the same posterior and the
+ * same ESS per gradient in expectation): the least of REPS (default 5)
+ * interleaved repetitions per side, the least being the fair figure on a
+ * shared machine.  Its ratio is the issue's "no slower than the hand-
+ * marginalised program" without the ESS estimates' noise.
  *
  * Two chains each (one thread; the machine is shared): nuts 1000 warmup +
  * 1000 draws, mh 1000 + 4000, smc 1000 draws of 1000 particles.
@@ -168,8 +177,78 @@ static char *eb_run_stan(const char *root, uint64_t seed) {
   return buf;
 }
 
+/* The model compiled (JIT) with the problem's data, or NULL. */
+static ppl_model *eb_model(ppl_context *ctx, const char *root, const char *prog, const char *data) {
+  char path[1024], dpath[1024];
+  snprintf(path, sizeof path, "%s/tests/enum/%s.ppl", root, prog);
+  snprintf(dpath, sizeof dpath, "%s/tests/enum/%s.data.json", root, data);
+  ppl_model *m = NULL;
+  if (ppl_compile_file(ctx, path, &m) != PPL_OK || ppl_set_data_file(m, dpath) != PPL_OK) {
+    fprintf(stderr, "%s: %s\n", path, ppl_errmsg(ctx));
+    ppl_model_free(m);
+    return NULL;
+  }
+  return m;
+}
+
+/* CPU seconds of n gradients at the points th[0..npts) (each n entries). */
+static double eb_grads(ppl_model *m, const double *th, int npts, size_t n, int reps, double *sink) {
+  double g[EB_MAXCOLS * 8], lp = 0, t0 = eb_cpu();
+  for (int r = 0; r < reps; r++)
+    for (int i = 0; i < npts; i++) {
+      ppl_log_density_gradient(m, th + (size_t)i * n, n, &lp, g);
+      *sink += lp + g[0];
+    }
+  return eb_cpu() - t0;
+}
+
+static int eb_grad_main(const char *root, int reps) {
+  ppl_config cfg;
+  ppl_config_default(&cfg);
+  cfg.threads = 1;
+  ppl_context *ctx = ppl_context_new(&cfg);
+  printf("%-8s %14s %14s %8s  (CPU per gradient, least of %d interleaved repetitions)\n",
+         "problem", "enumerated us", "by hand us", "ratio", reps);
+  for (size_t i = 0; i < sizeof problems / sizeof *problems; i++) {
+    const EbProblem *p = &problems[i];
+    ppl_model *a = eb_model(ctx, root, p->natural, p->data);
+    ppl_model *b = eb_model(ctx, root, p->hand, p->data);
+    size_t na = 0, nb = 0;
+    if (!a || !b || ppl_num_unconstrained(a, &na) != PPL_OK ||
+        ppl_num_unconstrained(b, &nb) != PPL_OK || na != nb || na > EB_MAXCOLS * 8) {
+      printf("%-8s failed\n", p->name);
+      ppl_model_free(a), ppl_model_free(b);
+      continue;
+    }
+    enum { NPTS = 16 };
+    double th[NPTS * EB_MAXCOLS * 8], sink = 0;
+    uint64_t x = 88172645463325252ull; /* xorshift: points in (-1, 1) */
+    for (size_t k = 0; k < NPTS * na; k++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      th[k] = 2.0 * (double)(x >> 11) / 9007199254740992.0 - 1;
+    }
+    eb_grads(a, th, NPTS, na, 4, &sink), eb_grads(b, th, NPTS, na, 4, &sink); /* compile, warm */
+    int per = 100; /* gradients per repetition: NPTS x per */
+    double ta = INFINITY, tb = INFINITY;
+    for (int r = 0; r < reps; r++) {
+      double t = eb_grads(a, th, NPTS, na, per, &sink);
+      if (t < ta) ta = t;
+      t = eb_grads(b, th, NPTS, na, per, &sink);
+      if (t < tb) tb = t;
+    }
+    double n = (double)NPTS * per;
+    printf("%-8s %14.2f %14.2f %7.2fx%s\n", p->name, 1e6 * ta / n, 1e6 * tb / n, ta / tb,
+           isfinite(sink) ? "" : " ");
+    ppl_model_free(a), ppl_model_free(b);
+  }
+  printf("ratio: the enumerated program's CPU per gradient over the twin's (target <= 1)\n");
+  ppl_context_free(ctx);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *root = argc > 1 ? argv[1] : ".";
+  if (argc > 2 && !strcmp(argv[2], "grad")) return eb_grad_main(root, argc > 3 ? atoi(argv[3]) : 5);
   uint64_t seed = argc > 2 ? strtoull(argv[2], NULL, 10) : 1;
   const char *only = argc > 3 ? argv[3] : NULL;
   printf("%-8s %-18s %-6s %8s %9s %10s  %s\n", "problem", "method", "engine", "min ESS", "CPU s",

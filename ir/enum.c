@@ -627,6 +627,8 @@ typedef struct Rw {
   const char **names;
   const Site *entered; /* the element form's segment being copied for its draw */
   bool marg;           /* --enum-marginals: the pr_ outputs */
+  int *hK, *hV;        /* per site: its support's size and log probabilities made
+                          before its loop (hoist_before), -1 when not */
   int *pr;             /* per site: its pr_ output's register, -1 before it has one */
   int nout;
   IrOutput *out;
@@ -743,6 +745,84 @@ static void move(Code *c, SrcPos pos, int dst, int src) {
   in->args = regs(1, src);
 }
 
+static int index2(Rw *W, Code *c, SrcPos pos, int base, int i, int j, Type t) {
+  IrInstr *in = emit(c, IR_INDEX, pos);
+  in->dst = new_reg(W, t);
+  in->nargs = 1;
+  in->args = regs(1, base);
+  in->nidx = 2;
+  in->idx = gc_alloc_atomic(2 * sizeof(IrIndex));
+  in->idx[0] = (IrIndex){IX_SINGLE, i, -1};
+  in->idx[1] = (IrIndex){IX_SINGLE, j, -1};
+  return in->dst;
+}
+
+static void store2(Code *c, SrcPos pos, int base, int i, int j, int v) {
+  IrInstr *in = emit(c, IR_STORE, pos);
+  in->dst = base;
+  in->nargs = 1;
+  in->args = regs(1, v);
+  in->nidx = 2;
+  in->idx = gc_alloc_atomic(2 * sizeof(IrIndex));
+  in->idx[0] = (IrIndex){IX_SINGLE, i, -1};
+  in->idx[1] = (IrIndex){IX_SINGLE, j, -1};
+}
+
+static int decl(Rw *W, Code *c, SrcPos pos, Type t, int n1, int n2) {
+  IrInstr *d = emit(c, IR_DECL, pos);
+  d->dst = new_reg(W, t);
+  d->nsizes = n2 >= 0 ? 2 : 1;
+  d->sizes = n2 >= 0 ? regs(2, n1, n2) : regs(1, n1);
+  return d->dst;
+}
+
+static void emit_if(Code *c, SrcPos pos, int cond, Code *th, Code *el) {
+  IrInstr *in = emit(c, IR_IF, pos);
+  in->nargs = 1;
+  in->args = regs(1, cond);
+  if (th) in->then_b = done(th);
+  if (el) in->else_b = done(el);
+}
+
+static void emit_for(Code *c, const IrInstr *like, SrcPos pos, int var, int lo, int hi, Code *body);
+
+/* The k-th term of a log-sum-exp: v[k] of a vector, or v[k, col] of a
+   matrix's column. */
+static int lse_term(Rw *W, Code *c, SrcPos pos, int v, int col, int k) {
+  Type tr = ty_make(TY_REAL, 0);
+  return col >= 0 ? index2(W, c, pos, v, k, col, tr) : index1(W, c, pos, v, k, tr);
+}
+
+/* log_sum_exp of the n >= 1 terms v[1..n] (or the column col of a matrix
+   v) as scalar loops, which the JIT compiles natively (a call of the
+   log_sum_exp builtin is a call into its runtime per datapoint or per
+   step): the largest term, then mx + log(sum exp(v[k] - mx)).  An infinite
+   largest term is the result itself, so that every term -inf gives -inf
+   with a zero gradient, never NaN; a NaN term gives NaN. */
+static int emit_lse(Rw *W, Code *c, SrcPos pos, int v, int col, int n) {
+  Type tr = ty_make(TY_REAL, 0), ti = ty_make(TY_INT, 0), tb = ty_make(TY_BOOL, 0);
+  int one = k_int(W, c, pos, 1), two = k_int(W, c, pos, 2);
+  int mx = new_reg(W, tr), r = new_reg(W, tr);
+  move(c, pos, mx, lse_term(W, c, pos, v, col, one));
+  int k = new_reg(W, ti);
+  Code mb = {0}, up = {0};
+  int x = lse_term(W, &mb, pos, v, col, k);
+  move(&up, pos, mx, x);
+  emit_if(&mb, pos, binop(W, &mb, pos, OP_GT, x, mx, tb), &up, NULL);
+  emit_for(c, NULL, pos, k, two, n, &mb);
+  int fin = binop(W, c, pos, OP_LT, binop(W, c, pos, OP_SUB, mx, mx, tr), k_real(W, c, pos, 1), tb);
+  Code th = {0}, el = {0}, sb = {0};
+  int sum = new_reg(W, tr), k2 = new_reg(W, ti);
+  move(&th, pos, sum, k_real(W, &th, pos, 0));
+  int d = binop(W, &sb, pos, OP_SUB, lse_term(W, &sb, pos, v, col, k2), mx, tr);
+  move(&sb, pos, sum, binop(W, &sb, pos, OP_ADD, sum, call_builtin(W, &sb, pos, "exp", tr, -1, 1, &d), tr));
+  emit_for(&th, NULL, pos, k2, one, n, &sb);
+  move(&th, pos, r, binop(W, &th, pos, OP_ADD, mx, call_builtin(W, &th, pos, "log", tr, -1, 1, &sum), tr));
+  move(&el, pos, r, mx); /* +-inf, or NaN (which fails mx - mx < 1 too) */
+  emit_if(c, pos, fin, &th, &el);
+  return r;
+}
+
 static const char *lp_name(const DistFamily *f) {
   return gc_printf("%s_%s", f->name, f->discrete ? "lpmf" : "lpdf");
 }
@@ -785,24 +865,85 @@ static int support_value(Rw *W, Code *c, const Site *s, int k) {
   }
 }
 
-/* The choice's log probabilities over its whole support as one vector, where
-   the family has a vector form: one call a segment instead of one a value.
-   categorical_lpmf checks its simplex at each call (O(K), through the JIT's
-   runtime), which made a mixture's sum O(K^2) a datapoint; one call of it
-   keeps the check, log(theta) gives the K values.  -1: no vector form. */
-static int lp_vector(Rw *W, Code *c, const Site *s) {
+/* Is register r a simplex by construction: a simplex latent, an element of
+   an array of them, or a copy of one (on every path that writes it)?  Then
+   categorical's check of its argument cannot fail and is not made. */
+static bool defs_simplex(const Plan *P, const IrBlock *b, int r, int depth, int *ndefs) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    const IrBlock *subs[4] = {&in->then_b, &in->else_b, &in->cond_b, &in->body};
+    for (int k = 0; k < 4; k++)
+      if (!defs_simplex(P, subs[k], r, depth, ndefs)) return false;
+    if (in->dst != r) continue;
+    ++*ndefs;
+    const IrBlock *mb = &P->p->model_b;
+    if (in->op == IR_SAMPLE && in->con.kind == CON_SIMPLEX && count_writes(mb, 0, r) == 1) continue;
+    if (in->op == IR_MOVE && depth < 4) {
+      int nd = 0;
+      if (defs_simplex(P, mb, in->args[0], depth + 1, &nd) && nd > 0) continue;
+      return false;
+    }
+    if (in->op == IR_INDEX && in->nidx == 1 && in->idx[0].kind == IX_SINGLE) {
+      const IrInstr *d = find_def(mb, in->args[0]);
+      if (d && d->op == IR_SAMPLE && d->con.kind == CON_SIMPLEX &&
+          count_writes(mb, 0, in->args[0]) == 1 && P->p->main.regtypes[in->args[0]].ndims == 1)
+        continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+static bool known_simplex(const Plan *P, int r) {
+  int n = 0;
+  return defs_simplex(P, &P->p->model_b, r, 0, &n) && n > 0;
+}
+
+/* The choice's log probabilities over its whole support (K values) as one
+   vector, where the family has a vector form: made once a segment (or once
+   for a whole loop, hoisted) instead of one lpmf call a value; log(theta)
+   element by element, in loops the JIT compiles natively.  categorical's
+   check of its simplex (O(K), a runtime call) is made once, and not at all
+   for a simplex by construction.  -1: no vector form. */
+static int lp_vector(Rw *W, Code *c, const Site *s, int K) {
   SrcPos pos = s->ins->pos;
   const char *f = s->ins->dist.fam->name;
   const int *pr = s->ins->dist.params;
-  Type tv = W->P->p->main.regtypes[pr[0]];
-  if (!strcmp(f, "categorical")) {
-    int one = k_int(W, c, pos, 1);
-    call_builtin(W, c, pos, "categorical_lpmf", ty_make(TY_REAL, 0), -1, 2, regs(2, one, pr[0]));
-    return call_builtin(W, c, pos, "log", tv, -1, 1, pr);
+  Type tv = W->P->p->main.regtypes[pr[0]], tr = ty_make(TY_REAL, 0);
+  bool cat = !strcmp(f, "categorical");
+  if (!cat && !(!strcmp(f, "categorical_logit") && tv.base == TY_VECTOR && tv.ndims == 0)) return -1;
+  int one = k_int(W, c, pos, 1), norm = -1;
+  if (cat && !known_simplex(W->P, pr[0]))
+    call_builtin(W, c, pos, "categorical_lpmf", tr, -1, 2, regs(2, one, pr[0]));
+  if (!cat) norm = emit_lse(W, c, pos, pr[0], -1, K);
+  int lv = decl(W, c, pos, ty_make(TY_VECTOR, 0), K, -1), k = new_reg(W, ty_make(TY_INT, 0));
+  Code b = {0};
+  int x = index1(W, &b, pos, pr[0], k, tr);
+  store1(&b, pos, lv, k, cat ? call_builtin(W, &b, pos, "log", tr, -1, 1, &x)
+                             : binop(W, &b, pos, OP_SUB, x, norm, tr));
+  emit_for(c, NULL, pos, k, one, K, &b);
+  return lv;
+}
+
+/* A site in the loop F whose support and log probabilities do not change
+   from one iteration to the next (its parameters are not written in F):
+   they are made once before F (hoist_before), not per datapoint. */
+static void hoist_before(Rw *W, Code *c, const IrInstr *F) {
+  const Plan *P = W->P;
+  for (int i = 0; i < P->pub->n; i++) {
+    const Site *s = &P->sites[i];
+    if (!P->pub->lat[i].ok || s->chain || (s->outer != F && s->loop != F)) continue;
+    int nr = P->p->main.nregs;
+    bool *w = gc_alloc_atomic((size_t)nr);
+    memset(w, 0, (size_t)nr);
+    mark_writes(&F->body, 0, w);
+    w[F->var] = true;
+    bool inv = true;
+    for (int k = 0; k < s->ins->dist.nparams; k++) inv = inv && !w[s->ins->dist.params[k]];
+    if (!inv) continue;
+    W->hK[i] = support_size(W, c, s);
+    W->hV[i] = lp_vector(W, c, s, W->hK[i]);
   }
-  if (!strcmp(f, "categorical_logit") && tv.base == TY_VECTOR && tv.ndims == 0)
-    return call_builtin(W, c, pos, "log_softmax", tv, -1, 1, pr);
-  return -1;
 }
 
 /* acc[k] = the log density of the segment with z = its k-th value, for each
@@ -810,13 +951,12 @@ static int lp_vector(Rw *W, Code *c, const Site *s) {
 static int emit_acc(Rw *W, Code *c, const Site *s, int *K) {
   SrcPos pos = s->ins->pos;
   Type tr = ty_make(TY_REAL, 0), ti = ty_make(TY_INT, 0);
-  *K = support_size(W, c, s);
-  IrInstr *decl = emit(c, IR_DECL, pos);
-  int acc = decl->dst = new_reg(W, ty_make(TY_VECTOR, 0));
-  decl->nsizes = 1;
-  decl->sizes = regs(1, *K);
+  int si = (int)(s - W->P->sites);
+  bool hoisted = W->hK[si] >= 0;
+  *K = hoisted ? W->hK[si] : support_size(W, c, s);
+  int acc = decl(W, c, pos, ty_make(TY_VECTOR, 0), *K, -1);
   int one = k_int(W, c, pos, 1);
-  int lpv = lp_vector(W, c, s);
+  int lpv = hoisted ? W->hV[si] : lp_vector(W, c, s, *K);
   int k = new_reg(W, ti);
   Code body = {0};
   int v = support_value(W, &body, s, k);
@@ -848,7 +988,7 @@ static int emit_acc(Rw *W, Code *c, const Site *s, int *K) {
 static void emit_density(Rw *W, Code *c, const Site *s) {
   int K;
   int acc = emit_acc(W, c, s, &K);
-  int lse = call_builtin(W, c, s->ins->pos, "log_sum_exp", ty_make(TY_REAL, 0), -1, 1, &acc);
+  int lse = emit_lse(W, c, s->ins->pos, acc, -1, K);
   IrInstr *f = emit(c, IR_FACTOR, s->ins->pos);
   f->nargs = 1;
   f->args = regs(1, lse);
@@ -917,20 +1057,58 @@ static void set_state(Rw *W, Code *c, const Site *s, int started, int c0, int j)
 }
 
 /* lp = lp0 + the iteration's log density from its choice on, with z = its
-   value v (the part before the choice is already in lp0). */
-static int step_lp(Rw *W, Code *c, const Site *s, IrBlock post, int v, int lp0) {
+   value v (the part before the choice is already in lp0); lpk: the choice's
+   log probability when it is made already, else -1. */
+static int step_lp(Rw *W, Code *c, const Site *s, IrBlock post, int v, int lp0, int lpk) {
   SrcPos pos = s->ins->pos;
   Type tr = ty_make(TY_REAL, 0);
   move(c, pos, s->ins->dst, v);
-  int n = s->ins->dist.nparams;
-  int *args = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
-  args[0] = v;
-  memcpy(args + 1, s->ins->dist.params, sizeof(int) * (size_t)n);
   int lp = new_reg(W, tr);
-  call_builtin(W, c, pos, lp_name(s->ins->dist.fam), tr, lp, n + 1, args);
+  if (lpk >= 0) {
+    move(c, pos, lp, lpk);
+  } else {
+    int n = s->ins->dist.nparams;
+    int *args = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+    args[0] = v;
+    memcpy(args + 1, s->ins->dist.params, sizeof(int) * (size_t)n);
+    call_builtin(W, c, pos, lp_name(s->ins->dist.fam), tr, lp, n + 1, args);
+  }
   add_lp(W, c, pos, lp, lp0);
   append(c, copy_block(W, &post, 0, M_ACC, lp));
   return lp;
+}
+
+/* Taint: does in read a register of t?  Then what it writes depends on
+   them; else its dst is overwritten with a value that does not. */
+static bool taint_step(const Plan *P, const IrInstr *in, bool *t) {
+  int nr = P->p->main.nregs;
+  bool r = false;
+  for (int k = 0; k < nr && !r; k++) r = t[k] && reads_reg(in, k);
+  if (r) {
+    IrBlock one = {1, (IrInstr *)in};
+    mark_writes(&one, 0, t);
+  } else if (in->dst >= 0 && in->op != IR_STORE) {
+    t[in->dst] = false;
+  }
+  return r;
+}
+
+/* Does the chain's iteration after its choice read nothing that depends on
+   the previous state (the carried value, or what the part before the choice
+   made from it)?  Then its log density is a function of the choice alone,
+   made once per value of a step (K), not once per pair of values (K x K):
+   an HMM's emissions. */
+static bool post_free(const Plan *P, const Site *s) {
+  const IrBlock *b = &s->chain->body;
+  int nr = P->p->main.nregs;
+  bool *t = gc_alloc_atomic((size_t)nr);
+  memset(t, 0, (size_t)nr);
+  t[s->carry] = true;
+  for (int i = 0; i < s->at; i++) taint_step(P, &b->ins[i], t);
+  if (s->carry_arr) t[s->carry] = false; /* after the choice, z[t] is the choice itself */
+  for (int i = s->at + 1; i < b->n; i++)
+    if (taint_step(P, &b->ins[i], t)) return false;
+  return true;
 }
 
 static void emit_for(Code *c, const IrInstr *like, SrcPos pos, int var, int lo, int hi, Code *body) {
@@ -953,7 +1131,7 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   IrBlock pre = {s->at, F->body.ins}, post = {F->body.n - s->at - 1, F->body.ins + s->at + 1};
   Type ti = ty_make(TY_INT, 0), tr = ty_make(TY_REAL, 0), tv = ty_make(TY_VECTOR, 0);
   int lo = F->args[0], hi = F->args[1];
-  int one = k_int(W, c, pos, 1), ninf = k_real(W, c, pos, -INFINITY);
+  int one = k_int(W, c, pos, 1);
   int m = new_reg(W, ti), started = new_reg(W, ti), c0 = new_reg(W, ti);
   move(c, pos, m, one);
   move(c, pos, started, k_int(W, c, pos, 0));
@@ -976,42 +1154,71 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
     AL = d->dst = new_reg(W, ty_make(TY_VECTOR, 1));
     d->nsizes = 2, d->sizes = regs(2, niter, K0);
   }
-  /* forward */
+  /* forward: per previous state j, the part before the choice (which makes
+     the transition's distribution) and its log probabilities as a vector;
+     MX[j, k] = alpha[j] + the step's log density from j to k; then
+     alpha[k] = log_sum_exp over j of MX[j, k], in native loops */
   Code body = {0};
   set_state(W, &body, s, started, c0, one);
   append(&body, copy_block(W, &pre, 0, M_DRAW, -1));
   int K = support_size(W, &body, s);
-  d = emit(&body, IR_DECL, pos);
-  int nA = d->dst = new_reg(W, tv);
-  d->nsizes = 1, d->sizes = regs(1, K);
-  int kf = new_reg(W, ti);
-  Code fill = {0};
-  store1(&fill, pos, nA, kf, ninf);
-  emit_for(&body, NULL, pos, kf, one, K, &fill);
+  bool free_post = post_free(W->P, s);
+  int E = -1;
+  if (free_post) { /* E[k]: the part after the choice, once per value */
+    E = decl(W, &body, pos, tv, K, -1);
+    int ke = new_reg(W, ti), e = new_reg(W, tr);
+    Code eb = {0};
+    move(&eb, pos, s->ins->dst, support_value(W, &eb, s, ke));
+    move(&eb, pos, e, k_real(W, &eb, pos, 0));
+    append(&eb, copy_block(W, &post, 0, M_ACC, e));
+    store1(&eb, pos, E, ke, e);
+    emit_for(&body, NULL, pos, ke, one, K, &eb);
+  }
+  int MX = decl(W, &body, pos, ty_make(TY_MATRIX, 0), m, K);
   int j = new_reg(W, ti), k = new_reg(W, ti);
   Code jb = {0}, kb = {0};
   set_state(W, &jb, s, started, c0, j);
   int lp0 = new_reg(W, tr);
   move(&jb, pos, lp0, index1(W, &jb, pos, alpha, j, tr));
   append(&jb, copy_block(W, &pre, 0, M_ACC, lp0));
-  int lp = step_lp(W, &kb, s, post, support_value(W, &kb, s, k), lp0);
-  int args2[2] = {index1(W, &kb, pos, nA, k, tr), lp};
-  store1(&kb, pos, nA, k, call_builtin(W, &kb, pos, "log_sum_exp", tr, -1, 2, args2));
+  int lpv = lp_vector(W, &jb, s, K);
+  int lpk = lpv >= 0 ? index1(W, &kb, pos, lpv, k, tr) : -1, x;
+  if (free_post) {
+    if (lpk < 0) {
+      int n = s->ins->dist.nparams;
+      int *args = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+      args[0] = support_value(W, &kb, s, k);
+      memcpy(args + 1, s->ins->dist.params, sizeof(int) * (size_t)n);
+      lpk = call_builtin(W, &kb, pos, lp_name(s->ins->dist.fam), tr, -1, n + 1, args);
+    }
+    x = binop(W, &kb, pos, OP_ADD, binop(W, &kb, pos, OP_ADD, lp0, lpk, tr),
+              index1(W, &kb, pos, E, k, tr), tr);
+  } else {
+    x = step_lp(W, &kb, s, post, support_value(W, &kb, s, k), lp0, lpk);
+  }
+  store2(&kb, pos, MX, j, k, x);
   emit_for(&jb, NULL, pos, k, one, K, &kb);
   emit_for(&body, NULL, pos, j, one, m, &jb);
-  move(&body, pos, alpha, nA);
+  /* alpha is declared anew (the compiled code keeps a vector's size across
+     copies, and alpha grows from 1 to K after the first step) */
+  IrInstr *da = emit(&body, IR_DECL, pos);
+  da->dst = alpha, da->nsizes = 1, da->sizes = regs(1, K);
+  int kl = new_reg(W, ti);
+  Code lb = {0};
+  store1(&lb, pos, alpha, kl, emit_lse(W, &lb, pos, MX, kl, m));
+  emit_for(&body, NULL, pos, kl, one, K, &lb);
   move(&body, pos, m, K);
   move(&body, pos, started, one);
   if (!draw) {
     emit_for(c, F, pos, F->var, lo, hi, &body);
-    int lse = call_builtin(W, c, pos, "log_sum_exp", tr, -1, 1, &alpha);
+    int lse = emit_lse(W, c, pos, alpha, -1, m);
     IrInstr *f = emit(c, IR_FACTOR, pos);
     f->nargs = 1;
     f->args = regs(1, lse);
     return;
   }
   int ib = binop(W, &body, pos, OP_ADD, binop(W, &body, pos, OP_SUB, F->var, lo, ti), one, ti);
-  store1(&body, pos, AL, ib, nA);
+  store1(&body, pos, AL, ib, alpha);
   emit_for(&dc, F, pos, F->var, lo, hi, &body);
   /* backward: the last choice from alpha, each earlier one given the next */
   d = emit(&dc, IR_DECL, pos);
@@ -1042,7 +1249,7 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   int lq = new_reg(W, tr);
   move(&wb, pos, lq, index1(W, &wb, pos, ai, jj, tr));
   append(&wb, copy_block(W, &pre, 0, M_ACC, lq));
-  store1(&wb, pos, w, jj, step_lp(W, &wb, s, post, support_value(W, &wb, s, knext), lq));
+  store1(&wb, pos, w, jj, step_lp(W, &wb, s, post, support_value(W, &wb, s, knext), lq, -1));
   emit_for(&rb, NULL, pos, jj, one, K0, &wb);
   store1(&rb, pos, KS, i, call_builtin(W, &rb, pos, "categorical_logit_rng", ti, -1, 1, &w));
   if (W->marg) { /* beta_i[j] = log_sum_exp_k(M_{i+1}[j, k] + beta_{i+1}[k]) */
@@ -1058,7 +1265,7 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
     d = emit(&jb2, IR_DECL, pos);
     int a2 = d->dst = new_reg(W, tv);
     d->nsizes = 1, d->sizes = regs(1, K0);
-    int lk = step_lp(W, &kb2, s, post, support_value(W, &kb2, s, k2), l0);
+    int lk = step_lp(W, &kb2, s, post, support_value(W, &kb2, s, k2), l0, -1);
     int bk = index1(W, &kb2, pos, beta, k2, tr);
     store1(&kb2, pos, a2, k2, binop(W, &kb2, pos, OP_ADD, lk, bk, tr));
     emit_for(&jb2, NULL, pos, k2, one, K0, &kb2);
@@ -1191,12 +1398,15 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
         pr_decl(W, &c, ls, in->args[1], support_size(W, &c, ls));
       }
     }
+    if (in->op == IR_FOR && mode != M_ACC) hoist_before(W, &c, in);
     IrInstr *o = emit(&c, in->op, in->pos);
     *o = *in;
     if (in->then_b.n) o->then_b = copy_block(W, &in->then_b, 0, mode, lp);
     if (in->else_b.n) o->else_b = copy_block(W, &in->else_b, 0, mode, lp);
     if (in->body.n) o->body = copy_block(W, &in->body, 0, mode, lp);
     if (in->cond_b.n) o->cond_b = copy_block(W, &in->cond_b, 0, mode, lp);
+    for (int k = 0; in->op == IR_FOR && k < P->pub->n; k++) /* the hoisted values end with it */
+      if (P->sites[k].outer == in || P->sites[k].loop == in) W->hK[k] = W->hV[k] = -1;
   }
   return done(&c);
 }
@@ -1207,7 +1417,9 @@ static IrProgram *rewrite(const Plan *P, bool marg) {
   *q = *p;
   Rw W = {.P = P, .q = q, .nregs = p->main.nregs, .capregs = p->main.nregs + 64, .marg = marg};
   W.pr = gc_alloc_atomic(sizeof(int) * (size_t)(P->pub->n + 1));
-  for (int i = 0; i < P->pub->n; i++) W.pr[i] = -1;
+  W.hK = gc_alloc_atomic(sizeof(int) * (size_t)(P->pub->n + 1));
+  W.hV = gc_alloc_atomic(sizeof(int) * (size_t)(P->pub->n + 1));
+  for (int i = 0; i < P->pub->n; i++) W.pr[i] = W.hK[i] = W.hV[i] = -1;
   W.out = gc_alloc(sizeof(IrOutput) * (size_t)(p->noutputs + P->pub->n + 1));
   memcpy(W.out, p->outputs, sizeof(IrOutput) * (size_t)p->noutputs);
   W.nout = p->noutputs;

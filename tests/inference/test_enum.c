@@ -160,6 +160,30 @@ static const char *hmma_nat =
     "  }\n"
     "}\n";
 
+/* a chain whose emission reads the previous state too: K x K terms a step */
+static const char *hmmp_nat =
+    "data { int T; int K; real y[T]; simplex[K] trans[K]; simplex[K] init; }\n"
+    "model {\n"
+    "  vector[K] mu ~ normal(0, 3);\n"
+    "  int z_prev = 1;\n"
+    "  for (t in 1:T) {\n"
+    "    real m = mu[z_prev];\n"
+    "    int z ~ categorical(t == 1 ? init : trans[z_prev]);\n"
+    "    y[t] ~ normal(mu[z] + 0.5 * m, 1);\n"
+    "    z_prev = z;\n"
+    "  }\n"
+    "}\n";
+static const char *hmmp_twin =
+    "data { int T; int K; real y[T]; simplex[K] trans[K]; simplex[K] init; int zs[T]; }\n"
+    "model {\n"
+    "  vector[K] mu ~ normal(0, 3);\n"
+    "  for (t in 1:T) {\n"
+    "    real m = mu[t == 1 ? 1 : zs[t - 1]];\n"
+    "    target += categorical_lpmf(zs[t] | t == 1 ? init : trans[zs[t - 1]]);\n"
+    "    y[t] ~ normal(mu[zs[t]] + 0.5 * m, 1);\n"
+    "  }\n"
+    "}\n";
+
 static ppl_model *compile(ppl_context *ctx, const char *src, const char *json) {
   ppl_model *m = NULL;
   if (ppl_compile_string(ctx, src, "enum.ppl", &m) != PPL_OK) {
@@ -276,6 +300,9 @@ int main(void) {
        "\"T\": 5, \"K\": 3, \"y\": [-1.9, 0.3, 2.2, 2.5, -0.4], \"trans\": [[0.8, 0.1, 0.1], "
        "[0.2, 0.7, 0.1], [0.0, 0.3, 0.7]], \"init\": [0.5, 0.3, 0.2]", 5, 3, 1},
       {"HMM chain, array state", hmma_nat, hmm_twin,
+       "\"T\": 5, \"K\": 3, \"y\": [-1.9, 0.3, 2.2, 2.5, -0.4], \"trans\": [[0.8, 0.1, 0.1], "
+       "[0.2, 0.7, 0.1], [0.0, 0.3, 0.7]], \"init\": [0.5, 0.3, 0.2]", 5, 3, 1},
+      {"HMM chain, emission reads the previous state", hmmp_nat, hmmp_twin,
        "\"T\": 5, \"K\": 3, \"y\": [-1.9, 0.3, 2.2, 2.5, -0.4], \"trans\": [[0.8, 0.1, 0.1], "
        "[0.2, 0.7, 0.1], [0.0, 0.3, 0.7]], \"init\": [0.5, 0.3, 0.2]", 5, 3, 1},
       {"zero-probability category", zero_nat, zero_twin,
