@@ -10,6 +10,7 @@
  * replays are the candidate traces of the move, so the proposal costs K runs.
  */
 #include "motif.h"
+#include "motif_int.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -51,23 +52,13 @@ int motif_sites(const Trace *t, MotifSite **out) {
 
 /* ---- probing: a trace handler that also records every event ---- */
 
-typedef struct PEv {
-  char kind; /* 's'ample, 'o'bserve, 'f'actor */
-  const char *addr;
-  const DistFamily *fam;
-  int np;
-  int pn[DIST_MAX_PARAMS];
-  double *p[DIST_MAX_PARAMS];
-  int xn;
-  double *x;
-} PEv;
 
 typedef struct ProbeHandler {
   TraceHandler th; /* first: a ProbeHandler* is a Handler* */
   HandlerResult (*sample)(Handler *, const char *, const DistCall *, Value *, SrcPos, Diag *);
   HandlerResult (*observe)(Handler *, const DistCall *, Value, SrcPos, Diag *);
   HandlerResult (*factor)(Handler *, double, SrcPos, Diag *);
-  PEv *ev;
+  MotifEv *ev;
   int n, cap;
 } ProbeHandler;
 
@@ -78,15 +69,15 @@ static double *flat(Value v, int *n) {
   return d;
 }
 
-static PEv *push_ev(ProbeHandler *ph, char kind, const DistCall *dc) {
+static MotifEv *push_ev(ProbeHandler *ph, char kind, const DistCall *dc) {
   if (ph->n == ph->cap) {
     int cap = ph->cap ? 2 * ph->cap : 32;
-    PEv *e = gc_alloc(sizeof(PEv) * (size_t)cap);
-    if (ph->n) memcpy(e, ph->ev, sizeof(PEv) * (size_t)ph->n);
+    MotifEv *e = gc_alloc(sizeof(MotifEv) * (size_t)cap);
+    if (ph->n) memcpy(e, ph->ev, sizeof(MotifEv) * (size_t)ph->n);
     ph->ev = e;
     ph->cap = cap;
   }
-  PEv *e = &ph->ev[ph->n++];
+  MotifEv *e = &ph->ev[ph->n++];
   memset(e, 0, sizeof *e);
   e->kind = kind;
   if (dc) {
@@ -102,7 +93,7 @@ static HandlerResult ph_sample(Handler *h, const char *addr, const DistCall *dc,
   ProbeHandler *ph = (ProbeHandler *)h;
   HandlerResult r = ph->sample(h, addr, dc, out, pos, d);
   if (r == HR_ERROR) return r;
-  PEv *e = push_ev(ph, 's', dc);
+  MotifEv *e = push_ev(ph, 's', dc);
   e->addr = addr;
   e->x = flat(*out, &e->xn);
   return r;
@@ -110,18 +101,39 @@ static HandlerResult ph_sample(Handler *h, const char *addr, const DistCall *dc,
 
 static HandlerResult ph_observe(Handler *h, const DistCall *dc, Value x, SrcPos pos, Diag *d) {
   ProbeHandler *ph = (ProbeHandler *)h;
-  PEv *e = push_ev(ph, 'o', dc);
+  MotifEv *e = push_ev(ph, 'o', dc);
   e->x = flat(x, &e->xn);
   return ph->observe(h, dc, x, pos, d);
 }
 
 static HandlerResult ph_factor(Handler *h, double lw, SrcPos pos, Diag *d) {
   ProbeHandler *ph = (ProbeHandler *)h;
-  PEv *e = push_ev(ph, 'f', NULL);
+  MotifEv *e = push_ev(ph, 'f', NULL);
   e->x = gc_alloc_atomic(sizeof(double));
   e->x[0] = lw;
   e->xn = 1;
   return ph->factor(h, lw, pos, d);
+}
+
+Trace *motif_run_events(const Interp *in, uint64_t model_seed, uint64_t stream, const Trace *cur,
+                        const TraceBlock *b, Rng *rng, MotifEv **ev, int *nev, InterpState **st,
+                        TraceHandler *done, Diag *rd) {
+  ProbeHandler ph;
+  memset(&ph, 0, sizeof ph);
+  trace_handler_init(&ph.th, rng, cur, NULL, NULL, NULL);
+  char err[256];
+  diag_init(rd);
+  if (b && !trace_handler_set_block(&ph.th, b, err, sizeof err)) {
+    diag_error(rd, DIAG_INTERNAL, (SrcPos){0}, "%s", err);
+    return NULL;
+  }
+  ph.sample = ph.th.h.sample, ph.observe = ph.th.h.observe, ph.factor = ph.th.h.factor;
+  ph.th.h.sample = ph_sample, ph.th.h.observe = ph_observe, ph.th.h.factor = ph_factor;
+  Trace *t = trace_run(in, &ph.th, model_seed, stream, false, st, rd);
+  *ev = ph.ev;
+  *nev = ph.n;
+  if (done) *done = ph.th;
+  return t;
 }
 
 /* ---- features ---- */
@@ -155,6 +167,12 @@ static ChildKind child_kind(const char *kind) {
 #define SIG_PREFIX "finite->"
 
 bool motif_sig_supported(const char *sig, const char **why) {
+  if (motif_cont_sig(sig)) return true;
+  if (!strncmp(sig, "normal->", 8)) {
+    *why = gc_printf("motif '%s': continuous blocks have proposals for children normal(mu) "
+                     "located at the block (normal->normal(mu)) in this version", sig);
+    return false;
+  }
   if (strncmp(sig, SIG_PREFIX, strlen(SIG_PREFIX)) != 0) {
     *why = gc_printf("'%s' is not a motif signature (they start with \"" SIG_PREFIX "\")", sig);
     return false;
@@ -174,12 +192,12 @@ bool motif_sig_supported(const char *sig, const char **why) {
   return true;
 }
 
-static double pv(const PEv *e, int q, int j) {
+double motif_pv(const MotifEv *e, int q, int j) {
   if (q >= e->np || e->pn[q] == 0) return NAN;
   return e->pn[q] == 1 ? e->p[q][0] : e->p[q][j < e->pn[q] ? j : 0];
 }
 
-static bool same_event(const PEv *a, const PEv *b) {
+bool motif_same_event(const MotifEv *a, const MotifEv *b) {
   if (a->kind != b->kind || a->fam != b->fam || a->np != b->np || a->xn != b->xn) return false;
   if (a->kind == 's' && strcmp(a->addr, b->addr) != 0) return false;
   for (int q = 0; q < a->np; q++)
@@ -188,14 +206,14 @@ static bool same_event(const PEv *a, const PEv *b) {
 }
 
 /* Does parameter q of event i, as element j sees it, differ between values? */
-static bool param_varies(PEv **ev, int K, int k0, int i, int q, int j) {
-  const PEv *e0 = &ev[k0][i];
+static bool param_varies(MotifEv **ev, int K, int k0, int i, int q, int j) {
+  const MotifEv *e0 = &ev[k0][i];
   int pn = e0->pn[q];
   for (int k = k0 + 1; k < K; k++) {
     if (!ev[k]) continue;
-    const PEv *e = &ev[k][i];
+    const MotifEv *e = &ev[k][i];
     if (pn == 1 || pn == e0->xn) {
-      if (pv(e, q, j) != pv(e0, q, j)) return true;
+      if (motif_pv(e, q, j) != motif_pv(e0, q, j)) return true;
     } else { /* a vector parameter of a scalar draw (categorical's theta) */
       for (int m = 0; m < pn; m++)
         if (e->p[q][m] != e0->p[q][m]) return true;
@@ -206,17 +224,17 @@ static bool param_varies(PEv **ev, int K, int k0, int i, int q, int j) {
 
 /* The features of p's children under each value, from the runs' events
    (ev[k] NULL: value k impossible, features 0). */
-static void unit_features(MotifProbe *p, const PEv *const *ev) {
+static void unit_features(MotifProbe *p, const MotifEv *const *ev) {
   ChildKind ck = child_kind(p->sig ? strstr(p->sig, "->") + 2 : "");
   for (int u = 0; u < p->nunits; u++)
     for (int k = 0; k < p->K; k++) {
       double *f = p->feat + ((size_t)u * (size_t)p->K + (size_t)k) * MOTIF_NFEAT;
       memset(f, 0, sizeof(double) * MOTIF_NFEAT);
       if (!ev[k] || ck == CK_NONE) continue;
-      const PEv *e = &ev[k][p->unit_ev[u]];
+      const MotifEv *e = &ev[k][p->unit_ev[u]];
       int j = p->unit_el[u];
-      if (ck == CK_NORMAL) feat_normal(e->x[j], pv(e, 0, j), pv(e, 1, j), f);
-      else feat_bernoulli(e->x[j], pv(e, 0, j), f);
+      if (ck == CK_NORMAL) feat_normal(e->x[j], motif_pv(e, 0, j), motif_pv(e, 1, j), f);
+      else feat_bernoulli(e->x[j], motif_pv(e, 0, j), f);
       for (int m = 0; m < MOTIF_NFEAT; m++)
         if (!isfinite(f[m])) f[m] = 0;
     }
@@ -245,7 +263,7 @@ bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const T
   out->fresh_lp = gc_alloc_atomic(sizeof(double) * (size_t)K);
   out->block_seen = gc_alloc_atomic(sizeof(int) * (size_t)K);
   out->lprior = gc_alloc_atomic(sizeof(double) * (size_t)K);
-  PEv **ev = gc_alloc(sizeof(PEv *) * (size_t)K);
+  MotifEv **ev = gc_alloc(sizeof(MotifEv *) * (size_t)K);
   int *nev = gc_alloc_atomic(sizeof(int) * (size_t)K);
   int k0 = -1;
   for (int k = 0; k < K; k++) {
@@ -301,7 +319,7 @@ bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const T
   for (int k = k0 + 1; k < K; k++) {
     if (!ev[k]) continue;
     bool same = nev[k] == nev[k0];
-    for (int i = 0; same && i < nev[k0]; i++) same = same_event(&ev[k][i], &ev[k0][i]);
+    for (int i = 0; same && i < nev[k0]; i++) same = motif_same_event(&ev[k][i], &ev[k0][i]);
     if (!same) {
       out->why = gc_printf("the program's events change with the value of %s", addr);
       return true;
@@ -309,11 +327,11 @@ bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const T
   }
   /* children: elements of events whose parameters move with the block */
   int ucap = 16, nu = 0;
-  const PEv **uev = gc_alloc(sizeof(PEv *) * (size_t)ucap);
+  const MotifEv **uev = gc_alloc(sizeof(MotifEv *) * (size_t)ucap);
   int *uel = gc_alloc_atomic(sizeof(int) * (size_t)ucap), *ui = gc_alloc_atomic(sizeof(int) * (size_t)ucap);
   const char **ukind = gc_alloc(sizeof(char *) * (size_t)ucap);
   for (int i = 0; i < nev[k0]; i++) {
-    const PEv *e0 = &ev[k0][i];
+    const MotifEv *e0 = &ev[k0][i];
     if (e0->kind == 'f') {
       for (int k = k0 + 1; k < K; k++)
         if (ev[k] && ev[k][i].x[0] != e0->x[0]) {
@@ -341,10 +359,10 @@ bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const T
       if (len < sizeof kind - 1) strcat(kind, ")");
       if (nu == ucap) {
         ucap *= 2;
-        const PEv **a = gc_alloc(sizeof(PEv *) * (size_t)ucap);
+        const MotifEv **a = gc_alloc(sizeof(MotifEv *) * (size_t)ucap);
         int *b = gc_alloc_atomic(sizeof(int) * (size_t)ucap), *c2 = gc_alloc_atomic(sizeof(int) * (size_t)ucap);
         const char **kk = gc_alloc(sizeof(char *) * (size_t)ucap);
-        memcpy(a, uev, sizeof(PEv *) * (size_t)nu), memcpy(b, uel, sizeof(int) * (size_t)nu);
+        memcpy(a, uev, sizeof(MotifEv *) * (size_t)nu), memcpy(b, uel, sizeof(int) * (size_t)nu);
         memcpy(c2, ui, sizeof(int) * (size_t)nu), memcpy(kk, ukind, sizeof(char *) * (size_t)nu);
         uev = a, uel = b, ui = c2, ukind = kk;
       }
@@ -373,7 +391,7 @@ bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const T
   memcpy(out->unit_el, uel, sizeof(int) * (size_t)nu);
   out->own_choice = c->numel == 1;
   out->feat = gc_alloc_atomic(sizeof(double) * (size_t)nu * (size_t)K * MOTIF_NFEAT);
-  unit_features(out, (const PEv *const *)ev);
+  unit_features(out, (const MotifEv *const *)ev);
   return true;
 }
 
@@ -447,7 +465,7 @@ bool motif_probe_batch(const Interp *in, uint64_t model_seed, uint64_t stream, c
     slot[b] = a;
   }
   Value *vals = gc_alloc(sizeof(Value) * (size_t)na);
-  const PEv **ev = gc_alloc(sizeof(PEv *) * (size_t)K);
+  const MotifEv **ev = gc_alloc(sizeof(MotifEv *) * (size_t)K);
   Trace **tr = gc_alloc(sizeof(Trace *) * (size_t)K);
   for (int k = 0; k < K; k++) {
     for (int a = 0; a < na; a++) vals[a] = val_copy(trace_find(cur, addrs[a])->val);
@@ -523,7 +541,8 @@ bool motif_detect(const Interp *in, uint64_t seed, MotifReport *out, Diag *d) {
   }
   MotifSite *sites;
   out->nsites = motif_sites(t, &sites);
-  out->found = gc_alloc(sizeof(MotifFound) * (size_t)(out->nsites + 1));
+  MotifSite *cs;
+  out->found = gc_alloc(sizeof(MotifFound) * (size_t)(out->nsites + motif_csites(t, &cs) + 1));
   for (int i = 0; i < out->nsites; i++) {
     MotifProbe p;
     if (!motif_probe(in, model_seed, 0, t, sites[i].addr, sites[i].elem, &r, &p, d)) return false;
@@ -538,6 +557,24 @@ bool motif_detect(const Interp *in, uint64_t seed, MotifReport *out, Diag *d) {
     if (k == out->n) out->found[out->n++] = (MotifFound){p.sig, 0, name};
     out->found[k].blocks++;
   }
+  /* continuous blocks: only those that are motifs (an element nothing
+     depends on in this run takes its siblings' signature) */
+  int nc = motif_csites(t, &sites);
+  MotifCProbe *cp = gc_alloc(sizeof(MotifCProbe) * (size_t)(nc + 1));
+  for (int i = 0; i < nc; i++)
+    if (!motif_cprobe(in, model_seed, 0, t, sites[i].addr, sites[i].elem, &r, &cp[i], d)) return false;
+  for (int i = 0; i < nc; i++) {
+    const char *sig = cp[i].sig;
+    for (int j = 0; !sig && cp[i].empty && j < nc; j++)
+      if (cp[j].sig && !strcmp(sites[j].addr, sites[i].addr)) sig = cp[j].sig;
+    if (!sig) continue;
+    const char *name = elem_name(trace_find(t, sites[i].addr), sites[i].elem);
+    int k = 0;
+    while (k < out->n && strcmp(out->found[k].sig, sig)) k++;
+    if (k == out->n) out->found[out->n++] = (MotifFound){sig, 0, name};
+    out->found[k].blocks++;
+    out->nsites++;
+  }
   return true;
 }
 
@@ -546,6 +583,7 @@ bool motif_detect(const Interp *in, uint64_t seed, MotifReport *out, Diag *d) {
 bool motif_net_new(MotifNet *n, const char *sig, Rng *r, const char **err) {
   memset(n, 0, sizeof *n);
   if (!motif_sig_supported(sig, err)) return false;
+  if (motif_cont_sig(sig)) return motif_cont_net_new(n, sig, r, err);
   char e[256];
   int hidden[2] = {MOTIF_HIDDEN, MOTIF_HIDDEN};
   if (!nn_mlp_make(&n->mlp, MOTIF_NFEAT, 2, hidden, 1, TENSOR_TANH, TENSOR_IDENTITY, e, sizeof e)) {
@@ -659,6 +697,7 @@ static int sim_motif(Rng *r, ChildKind ck, bool mu_varies, bool sigma_varies, in
 }
 
 bool motif_train(MotifNet *n, const MotifTrainOpts *o, const char **err) {
+  if (n->mdn) return motif_cont_train(n, o, err);
   const char *kind = n->sig + strlen(SIG_PREFIX);
   ChildKind ck = child_kind(kind);
   bool mu_varies = strstr(kind, "mu") != NULL, sigma_varies = strstr(kind, "sigma") != NULL;
@@ -740,6 +779,11 @@ bool motif_train(MotifNet *n, const MotifTrainOpts *o, const char **err) {
 
 /* ---- files ---- */
 
+/* The network's layout as the file's "hidden" says it. */
+static const char *net_layout(const MotifNet *n) {
+  return n->mdn ? motif_cont_layout() : gc_printf("%d,%d", MOTIF_HIDDEN, MOTIF_HIDDEN);
+}
+
 const char *motif_file_name(const char *sig) {
   char *s = gc_strdup(sig);
   for (char *p = s; *p; p++)
@@ -760,7 +804,7 @@ bool motif_net_save(const MotifNet *n, const char *path, const char **err) {
   memcpy(m, f.meta, sizeof(StMeta) * (size_t)f.nmeta);
   m[f.nmeta++] = (StMeta){"signature", n->sig};
   m[f.nmeta++] = (StMeta){"motif_version", MOTIF_VERSION};
-  m[f.nmeta++] = (StMeta){"hidden", gc_printf("%d,%d", MOTIF_HIDDEN, MOTIF_HIDDEN)};
+  m[f.nmeta++] = (StMeta){"hidden", net_layout(n)};
   m[f.nmeta++] = (StMeta){"steps", gc_printf("%ld", n->steps)};
   m[f.nmeta++] = (StMeta){"loss", gc_printf("%.6g", n->loss)};
   f.meta = m;
@@ -795,11 +839,10 @@ bool motif_net_load(const char *path, const char *sig, MotifNet *n, const char *
     return false;
   }
   const StTensor *w = st_find(f, "weights");
-  if (!hid || strcmp(hid, gc_printf("%d,%d", MOTIF_HIDDEN, MOTIF_HIDDEN)) || !w ||
-      w->numel != n->nparams) {
+  if (!hid || strcmp(hid, net_layout(n)) || !w || w->numel != n->nparams) {
     *err = gc_printf("%s: the network's layout (hidden %s, %zu weights) is not this version's "
-                     "(hidden %d,%d, %zu weights)", path, hid ? hid : "?", w ? w->numel : 0,
-                     MOTIF_HIDDEN, MOTIF_HIDDEN, n->nparams);
+                     "(hidden %s, %zu weights)", path, hid ? hid : "?", w ? w->numel : 0,
+                     net_layout(n), n->nparams);
     return false;
   }
   memcpy(n->w, w->data, sizeof(double) * n->nparams);
