@@ -138,7 +138,7 @@ Trace *motif_run_events(const Interp *in, uint64_t model_seed, uint64_t stream, 
 
 /* ---- features ---- */
 
-typedef enum { CK_NONE, CK_NORMAL, CK_BERNOULLI } ChildKind;
+typedef enum { CK_NONE, CK_NORMAL, CK_BERNOULLI, CK_CATEGORICAL } ChildKind;
 
 static void feat_normal(double y, double mu, double sigma, double *f) {
   double r = (y - mu) / sigma;
@@ -154,6 +154,16 @@ static void feat_bernoulli(double y, double theta, double *f) {
   f[2] = log1p(-p);
 }
 
+/* A categorical child of C values at y (1-based) with probabilities theta. */
+static void feat_categorical(double y, const double *theta, int C, double *f) {
+  int i = (int)y - 1;
+  if (i < 0 || i >= C) return;
+  double p = fmin(fmax(theta[i], MOTIF_PROB_EPS), 1 - MOTIF_PROB_EPS);
+  f[0] = log(p);
+  f[1] = log1p(-p);
+  f[2] = log((double)C);
+}
+
 /* The kind of a child "normal(mu)" ... from its family and the parameters the
    block moves; CK_NONE for kinds this version has no features for. */
 static ChildKind child_kind(const char *kind) {
@@ -161,7 +171,31 @@ static ChildKind child_kind(const char *kind) {
       !strcmp(kind, "normal(mu,sigma)"))
     return CK_NORMAL;
   if (!strcmp(kind, "bernoulli(theta)")) return CK_BERNOULLI;
+  if (!strcmp(kind, "categorical(theta)")) return CK_CATEGORICAL;
   return CK_NONE;
+}
+
+/* A discrete signature's kinds of children, in its order ("a+b"). */
+typedef struct SigKinds {
+  int n;
+  ChildKind ck[MOTIF_MAXKINDS];
+  const char *name[MOTIF_MAXKINDS];
+} SigKinds;
+
+static bool sig_kinds(const char *kinds, SigKinds *sk) {
+  memset(sk, 0, sizeof *sk);
+  for (const char *p = kinds; *p;) {
+    const char *e = strchr(p, '+');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (sk->n == MOTIF_MAXKINDS) return false;
+    char *name = gc_alloc_atomic(len + 1);
+    memcpy(name, p, len);
+    name[len] = 0;
+    sk->name[sk->n] = name;
+    if ((sk->ck[sk->n++] = child_kind(name)) == CK_NONE) return false;
+    p += len + (e != NULL);
+  }
+  return sk->n > 0;
 }
 
 #define SIG_PREFIX "finite->"
@@ -178,15 +212,14 @@ bool motif_sig_supported(const char *sig, const char **why) {
     return false;
   }
   const char *kind = sig + strlen(SIG_PREFIX);
-  if (strchr(kind, '+')) {
-    *why = gc_printf("motif '%s' has children of several kinds; this version proposes for "
-                     "one kind of child (normal(mu), normal(sigma), normal(mu,sigma) or "
-                     "bernoulli(theta))", sig);
-    return false;
-  }
-  if (child_kind(kind) == CK_NONE) {
-    *why = gc_printf("motif '%s': no proposal for children '%s' in this version (normal(mu), "
-                     "normal(sigma), normal(mu,sigma) or bernoulli(theta))", sig, kind);
+  SigKinds sk;
+  if (!sig_kinds(kind, &sk)) {
+    const char *bad = sk.n && sk.ck[sk.n - 1] == CK_NONE ? sk.name[sk.n - 1] : kind;
+    *why = sk.n == MOTIF_MAXKINDS && sk.ck[sk.n - 1] != CK_NONE
+               ? gc_printf("motif '%s' has more than %d kinds of children", sig, MOTIF_MAXKINDS)
+               : gc_printf("motif '%s': no proposal for children '%s' in this version (normal(mu), "
+                           "normal(sigma), normal(mu,sigma), bernoulli(theta), categorical(theta) "
+                           "and mixtures of them)", sig, bad);
     return false;
   }
   return true;
@@ -225,16 +258,18 @@ static bool param_varies(MotifEv **ev, int K, int k0, int i, int q, int j) {
 /* The features of p's children under each value, from the runs' events
    (ev[k] NULL: value k impossible, features 0). */
 static void unit_features(MotifProbe *p, const MotifEv *const *ev) {
-  ChildKind ck = child_kind(p->sig ? strstr(p->sig, "->") + 2 : "");
   for (int u = 0; u < p->nunits; u++)
     for (int k = 0; k < p->K; k++) {
+      ChildKind ck = (ChildKind)p->unit_ck[u];
       double *f = p->feat + ((size_t)u * (size_t)p->K + (size_t)k) * MOTIF_NFEAT;
       memset(f, 0, sizeof(double) * MOTIF_NFEAT);
       if (!ev[k] || ck == CK_NONE) continue;
       const MotifEv *e = &ev[k][p->unit_ev[u]];
       int j = p->unit_el[u];
       if (ck == CK_NORMAL) feat_normal(e->x[j], motif_pv(e, 0, j), motif_pv(e, 1, j), f);
-      else feat_bernoulli(e->x[j], motif_pv(e, 0, j), f);
+      else if (ck == CK_BERNOULLI) feat_bernoulli(e->x[j], motif_pv(e, 0, j), f);
+      else if (e->np > 0) /* theta: one vector of probabilities for the draw */
+        feat_categorical(e->x[j], e->p[0], e->pn[0], f);
       for (int m = 0; m < MOTIF_NFEAT; m++)
         if (!isfinite(f[m])) f[m] = 0;
     }
@@ -390,6 +425,17 @@ bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const T
   memcpy(out->unit_ev, ui, sizeof(int) * (size_t)nu);
   memcpy(out->unit_el, uel, sizeof(int) * (size_t)nu);
   out->own_choice = c->numel == 1;
+  /* each child's kind: its place among the signature's kinds */
+  SigKinds sk;
+  bool known = sig_kinds(sig + strlen(SIG_PREFIX), &sk);
+  out->unit_ck = gc_alloc_atomic(sizeof(int) * (size_t)nu);
+  out->unit_kind = gc_alloc_atomic(sizeof(int) * (size_t)nu);
+  for (int u = 0; u < nu; u++) {
+    int c2 = 0;
+    while (known && c2 < sk.n - 1 && strcmp(sk.name[c2], ukind[u])) c2++;
+    out->unit_kind[u] = c2;
+    out->unit_ck[u] = known ? (int)sk.ck[c2] : CK_NONE;
+  }
   out->feat = gc_alloc_atomic(sizeof(double) * (size_t)nu * (size_t)K * MOTIF_NFEAT);
   unit_features(out, (const MotifEv *const *)ev);
   return true;
@@ -590,25 +636,44 @@ bool motif_net_new(MotifNet *n, const char *sig, Rng *r, const char **err) {
     *err = gc_strdup(e);
     return false;
   }
+  SigKinds sk;
+  sig_kinds(sig + strlen(SIG_PREFIX), &sk);
   n->sig = gc_strdup(sig);
-  n->nparams = n->mlp.nparams + MOTIF_NFEAT;
+  n->nkinds = sk.n;
+  size_t per = n->mlp.nparams + MOTIF_NFEAT;
+  n->nparams = (size_t)n->nkinds * per;
   n->w = gc_alloc_atomic(sizeof(double) * n->nparams);
-  nn_mlp_init(&n->mlp, r, 1, n->w);
-  for (int i = 0; i < MOTIF_NFEAT; i++) n->w[n->mlp.nparams + (size_t)i] = 0.1 * rng_normal(r);
+  for (int c = 0; c < n->nkinds; c++) {
+    double *w = n->w + (size_t)c * per;
+    nn_mlp_init(&n->mlp, r, 1, w);
+    for (int i = 0; i < MOTIF_NFEAT; i++) w[n->mlp.nparams + (size_t)i] = 0.1 * rng_normal(r);
+  }
   n->loss = NAN;
   return true;
 }
 
 /* Scores of B examples of up to Kmax values each:
-   S[b, k] = lp[b, k] + sum over rows r with A[b K + k, r] = 1 of E(F[r]),
-   then log softmax over k.  F is [rows, NFEAT]; A is [B Kmax, rows]. */
-static Tensor net_logq(const MotifNet *n, Tape *t, Tensor w, int rows, const double *F, int B,
-                       int Kmax, const double *A, const double *lp) {
+   S[b, k] = lp[b, k] + sum over rows r with A[b K + k, r] = 1 of E_c(F[r]),
+   then log softmax over k, with c = rk[r] the row's kind of child (each
+   kind its own E; every row goes through each, masked: kinds are few).
+   F is [rows, NFEAT]; A is [B Kmax, rows]. */
+static Tensor net_logq(const MotifNet *n, Tape *t, Tensor w, int rows, const double *F,
+                       const int *rk, int B, int Kmax, const double *A, const double *lp) {
   Tensor X = tensor_const(2, (int[]){rows, MOTIF_NFEAT}, F);
-  Tensor h = nn_mlp_forward(t, &n->mlp, tensor_slice(w, 0, n->mlp.nparams), X);
-  h = tensor_reshape(t, h, 1, (int[]){rows});
-  Tensor lin = tensor_matmul(t, X, tensor_slice(w, n->mlp.nparams, MOTIF_NFEAT));
-  Tensor e = tensor_add(t, h, lin);
+  size_t per = n->mlp.nparams + MOTIF_NFEAT;
+  Tensor e = {.rank = -1};
+  for (int c = 0; c < n->nkinds; c++) {
+    Tensor wc = tensor_slice(w, (size_t)c * per, per);
+    Tensor h = nn_mlp_forward(t, &n->mlp, tensor_slice(wc, 0, n->mlp.nparams), X);
+    h = tensor_reshape(t, h, 1, (int[]){rows});
+    Tensor ec = tensor_add(t, h, tensor_matmul(t, X, tensor_slice(wc, n->mlp.nparams, MOTIF_NFEAT)));
+    if (n->nkinds > 1) {
+      double *mask = gc_alloc_atomic(sizeof(double) * (size_t)rows);
+      for (int i = 0; i < rows; i++) mask[i] = rk[i] == c;
+      ec = tensor_mul(t, ec, tensor_const(1, (int[]){rows}, mask));
+    }
+    e = c ? tensor_add(t, e, ec) : ec;
+  }
   Tensor Am = tensor_const(2, (int[]){B * Kmax, rows}, A);
   Tensor s = tensor_add(t, tensor_matmul(t, Am, e), tensor_const(1, (int[]){B * Kmax}, lp));
   s = tensor_reshape(t, s, 2, (int[]){B, Kmax});
@@ -624,9 +689,12 @@ bool motif_net_logq(const MotifNet *n, Tape *t, const MotifProbe *p, double *log
   for (int u = 0; u < p->nunits; u++)
     for (int k = 0; k < K; k++) A[(size_t)k * (size_t)rows + (size_t)u * (size_t)K + (size_t)k] = 1;
   for (int k = 0; k < K; k++) lp[k] = p->lprior[k] > -INFINITY ? p->lprior[k] : LP_ABSENT;
+  int *rk = gc_alloc_atomic(sizeof(int) * (size_t)rows);
+  for (int u = 0; u < p->nunits; u++)
+    for (int k = 0; k < K; k++) rk[u * K + k] = p->unit_kind[u];
   tape_reset(t);
   Tensor w = tensor_const(1, (int[]){(int)n->nparams}, n->w);
-  Tensor q = net_logq(n, t, w, rows, p->feat, 1, K, A, lp);
+  Tensor q = net_logq(n, t, w, rows, p->feat, rk, 1, K, A, lp);
   if (!tensor_ok(q)) return false;
   for (int k = 0; k < K; k++) logq[k] = p->lprior[k] > -INFINITY ? q.d[k] : -INFINITY;
   return true;
@@ -662,35 +730,65 @@ static int sim_cat(Rng *r, int K, const double *logw) {
   return K - 1;
 }
 
-/* One simulated motif: K values, c children, its features appended to F
-   (rows c K), and the true value. */
-static int sim_motif(Rng *r, ChildKind ck, bool mu_varies, bool sigma_varies, int *K, int *c,
-                     double *logw, double *F) {
-  double mu[MOTIF_MAXK], sg[MOTIF_MAXK];
-  if (ck == CK_NORMAL) {
-    *K = (int)rng_int(r, 2, 8);
-    *c = (int)rng_int(r, 1, 3);
-    double s = exp(rng_uniform(r) * 6 - 3), spread = exp(rng_uniform(r) * 3.5 - 1);
-    for (int k = 0; k < *K; k++) {
-      mu[k] = mu_varies ? s * spread * rng_normal(r) : 0;
-      sg[k] = sigma_varies ? s * exp(0.8 * rng_normal(r)) : s;
-    }
-  } else {
-    *K = rng_uniform(r) < 0.75 ? 2 : (int)rng_int(r, 3, 4);
-    *c = (int)rng_int(r, 1, 6);
-  }
+/* The children a simulated motif has of one kind: 1 .. cmax. */
+static int sim_cmax(ChildKind ck) { return ck == CK_BERNOULLI ? 6 : 3; }
+
+/* One simulated motif: K values, c children of the signature's kinds (their
+   rows' kinds into rk), its features appended to F (rows c K), and the true
+   value. */
+static int sim_motif(Rng *r, const SigKinds *sk, int *K, int *c, double *logw, double *F, int *rk) {
+  bool normal = false;
+  for (int i = 0; i < sk->n; i++) normal |= sk->ck[i] == CK_NORMAL;
+  *K = normal ? (int)rng_int(r, 2, 8) : rng_uniform(r) < 0.75 ? 2 : (int)rng_int(r, 3, 4);
   sim_prior(r, *K, logw);
   int z = sim_cat(r, *K, logw);
-  double a = exp(rng_uniform(r) * 2.5 - 1.5);
-  for (int j = 0; j < *c; j++) {
-    double th[MOTIF_MAXK] = {0};
-    if (ck == CK_BERNOULLI)
-      for (int k = 0; k < *K; k++) th[k] = rng_beta(r, a, a);
-    double y = ck == CK_NORMAL ? mu[z] + sg[z] * rng_normal(r) : (rng_uniform(r) < th[z]);
-    for (int k = 0; k < *K; k++) {
-      double *f = F + ((size_t)j * (size_t)*K + (size_t)k) * MOTIF_NFEAT;
-      if (ck == CK_NORMAL) feat_normal(y, mu[k], sg[k], f);
-      else feat_bernoulli(y, th[k], f);
+  *c = 0;
+  for (int i = 0; i < sk->n; i++) {
+    ChildKind ck = sk->ck[i];
+    double mu[MOTIF_MAXK], sg[MOTIF_MAXK];
+    if (ck == CK_NORMAL) {
+      bool mu_varies = strstr(sk->name[i], "mu") != NULL, sigma_varies = strstr(sk->name[i], "sigma") != NULL;
+      double sc = exp(rng_uniform(r) * 6 - 3), spread = exp(rng_uniform(r) * 3.5 - 1);
+      for (int k = 0; k < *K; k++) {
+        mu[k] = mu_varies ? sc * spread * rng_normal(r) : 0;
+        sg[k] = sigma_varies ? sc * exp(0.8 * rng_normal(r)) : sc;
+      }
+    }
+    int nc = (int)rng_int(r, 1, sim_cmax(ck));
+    double a = exp(rng_uniform(r) * 2.5 - 1.5);
+    for (int j = 0; j < nc; j++, (*c)++) {
+      double th[MOTIF_MAXK] = {0}, cat[MOTIF_MAXK][MOTIF_MAXK];
+      int C = 0;
+      double y;
+      if (ck == CK_BERNOULLI) {
+        for (int k = 0; k < *K; k++) th[k] = rng_beta(r, a, a);
+        y = rng_uniform(r) < th[z];
+      } else if (ck == CK_CATEGORICAL) { /* a next state: often the block's own K values */
+        C = rng_uniform(r) < 0.5 ? *K : (int)rng_int(r, 2, 6);
+        for (int k = 0; k < *K; k++) {
+          double s = 0;
+          for (int m = 0; m < C; m++) s += cat[k][m] = fmax(rng_gamma(r, a), 1e-300);
+          for (int m = 0; m < C; m++) cat[k][m] /= s;
+        }
+        double u = rng_uniform(r), acc = 0;
+        y = C;
+        for (int m = 0; m < C; m++)
+          if (u < (acc += cat[z][m])) {
+            y = m + 1;
+            break;
+          }
+      } else {
+        y = mu[z] + sg[z] * rng_normal(r);
+      }
+      for (int k = 0; k < *K; k++) {
+        size_t row = (size_t)*c * (size_t)*K + (size_t)k;
+        double *f = F + row * MOTIF_NFEAT;
+        memset(f, 0, sizeof(double) * MOTIF_NFEAT);
+        rk[row] = i;
+        if (ck == CK_NORMAL) feat_normal(y, mu[k], sg[k], f);
+        else if (ck == CK_BERNOULLI) feat_bernoulli(y, th[k], f);
+        else feat_categorical(y, cat[k], C, f);
+      }
     }
   }
   return z;
@@ -698,12 +796,19 @@ static int sim_motif(Rng *r, ChildKind ck, bool mu_varies, bool sigma_varies, in
 
 bool motif_train(MotifNet *n, const MotifTrainOpts *o, const char **err) {
   if (n->mdn) return motif_cont_train(n, o, err);
-  const char *kind = n->sig + strlen(SIG_PREFIX);
-  ChildKind ck = child_kind(kind);
-  bool mu_varies = strstr(kind, "mu") != NULL, sigma_varies = strstr(kind, "sigma") != NULL;
-  int B = o->batch > 0 ? o->batch : 64, Kmax = ck == CK_NORMAL ? 8 : 4, cmax = ck == CK_NORMAL ? 3 : 6;
+  SigKinds sk;
+  if (!sig_kinds(n->sig + strlen(SIG_PREFIX), &sk)) {
+    *err = gc_printf("learn-proposals: no proposal for motif '%s'", n->sig);
+    return false;
+  }
+  int B = o->batch > 0 ? o->batch : 64, Kmax = 4, cmax = 0;
+  for (int i = 0; i < sk.n; i++) {
+    cmax += sim_cmax(sk.ck[i]);
+    if (sk.ck[i] == CK_NORMAL) Kmax = 8;
+  }
   size_t maxrows = (size_t)B * (size_t)Kmax * (size_t)cmax;
   double *F = malloc(sizeof(double) * maxrows * MOTIF_NFEAT);
+  int *rk = malloc(sizeof(int) * maxrows);
   double *A = malloc(sizeof(double) * maxrows * (size_t)B * (size_t)Kmax);
   double *lp = malloc(sizeof(double) * (size_t)B * (size_t)Kmax);
   int *z = malloc(sizeof(int) * (size_t)B);
@@ -720,7 +825,7 @@ bool motif_train(MotifNet *n, const MotifTrainOpts *o, const char **err) {
   oc.lr_min = oc.lr / 20;
   Optim *opt = optim_new(&oc, n->nparams);
   Tape *t = tape_new();
-  bool ok = F && A && lp && z && grad && opt && t;
+  bool ok = F && rk && A && lp && z && grad && opt && t;
   if (!ok) *err = "learn-proposals: out of memory";
   double avg = NAN;
   int np = (int)n->nparams;
@@ -730,8 +835,7 @@ bool motif_train(MotifNet *n, const MotifTrainOpts *o, const char **err) {
     int Ks[1024], cs[1024], rs[1024];
     for (int b = 0; b < B && b < 1024; b++) {
       rs[b] = rows;
-      z[b] = sim_motif(&r, ck, mu_varies, sigma_varies, &Ks[b], &cs[b], logw,
-                       F + (size_t)rows * MOTIF_NFEAT);
+      z[b] = sim_motif(&r, &sk, &Ks[b], &cs[b], logw, F + (size_t)rows * MOTIF_NFEAT, rk + rows);
       for (int k = 0; k < Kmax; k++) lp[b * Kmax + k] = k < Ks[b] ? logw[k] : LP_ABSENT;
       rows += cs[b] * Ks[b];
     }
@@ -742,7 +846,7 @@ bool motif_train(MotifNet *n, const MotifTrainOpts *o, const char **err) {
           A[(size_t)(b * Kmax + k) * (size_t)rows + (size_t)(rs[b] + j * Ks[b] + k)] = 1;
     tape_reset(t);
     Tensor w = tensor_var(t, 1, &np, n->w);
-    Tensor q = net_logq(n, t, w, rows, F, B, Kmax, A, lp);
+    Tensor q = net_logq(n, t, w, rows, F, rk, B, Kmax, A, lp);
     AdNum ll = tensor_mean(t, tensor_pick(t, q, z));
     if (tape_error(t)) {
       *err = gc_printf("learn-proposals: %s", tape_error(t));
@@ -772,7 +876,7 @@ bool motif_train(MotifNet *n, const MotifTrainOpts *o, const char **err) {
     if (o->progress && ((step + 1) % 100 == 0 || step + 1 == o->steps))
       o->progress(o->progress_ctx, n->sig, step + 1, o->steps, avg);
   }
-  free(F), free(A), free(lp), free(z), free(grad), free(adj);
+  free(F), free(rk), free(A), free(lp), free(z), free(grad), free(adj);
   if (opt) optim_free(opt);
   return ok;
 }
@@ -781,7 +885,9 @@ bool motif_train(MotifNet *n, const MotifTrainOpts *o, const char **err) {
 
 /* The network's layout as the file's "hidden" says it. */
 static const char *net_layout(const MotifNet *n) {
-  return n->mdn ? motif_cont_layout() : gc_printf("%d,%d", MOTIF_HIDDEN, MOTIF_HIDDEN);
+  if (n->mdn) return motif_cont_layout();
+  return n->nkinds > 1 ? gc_printf("%d,%d x%d", MOTIF_HIDDEN, MOTIF_HIDDEN, n->nkinds)
+                       : gc_printf("%d,%d", MOTIF_HIDDEN, MOTIF_HIDDEN);
 }
 
 const char *motif_file_name(const char *sig) {

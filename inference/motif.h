@@ -37,6 +37,7 @@
 #define MOTIF_KIND "lmh"  /* the safetensors "kind" of a proposal file */
 #define MOTIF_MAXK 64     /* larger finite supports are left to single-site MH */
 #define MOTIF_NFEAT 3
+#define MOTIF_MAXKINDS 4  /* kinds of children of one discrete motif */
 
 /* One probe of a block on a trace: the K replays and the features. */
 typedef struct MotifProbe {
@@ -57,6 +58,8 @@ typedef struct MotifProbe {
   /* where its children are: event number (in run order) and element */
   int nev;            /* events of a run */
   int *unit_ev, *unit_el;
+  int *unit_kind;     /* its kind's place in the signature ("a+b": 0 or 1) */
+  int *unit_ck;       /* its kind (motif.c's ChildKind) */
   int own_choice;     /* the block is a choice of its own (one element) */
   int own_ev;         /* the event that draws it */
 } MotifProbe;
@@ -114,8 +117,9 @@ typedef struct MotifNet {
   const char *sig;
   bool mdn;           /* a continuous block's mixture density network */
   NnMlp mlp;          /* E's nonlinear part: MOTIF_NFEAT -> hidden -> 1; mdn: phi */
+  int nkinds;         /* kinds of children: one E (mlp's layout, own weights) each */
   NnMlp rho;          /* mdn: the pooled summary -> the mixture */
-  size_t nparams;     /* mlp.nparams + MOTIF_NFEAT (the linear term); mdn: phi + rho */
+  size_t nparams;     /* nkinds (mlp.nparams + MOTIF_NFEAT (the linear term)); mdn: phi + rho */
   double *w;
   long steps;         /* training steps it had (0: random weights) */
   double loss;        /* its last training loss (NaN: none) */
