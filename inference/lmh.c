@@ -136,8 +136,9 @@ static void cover(LmhState *s, const char *addr) {
 }
 
 /* The continuous blocks of cur (nc candidate sites) appended to ns->b: those
-   that are motifs, an element nothing depends on in this trace taking its
-   siblings' signature (its children may come with the next assignment). */
+   that are motifs, an element nothing depends on in this trace counting as
+   the motif with no children (its children may come with the next
+   assignment; its proposal is then near its prior). */
 static bool cont_blocks(LmhState *s, const Trace *cur, int nc, const MotifSite *cs,
                         LmhStructure *ns, Diag *d) {
   MotifCProbe *cp = gc_alloc(sizeof(MotifCProbe) * (size_t)(nc + 1));
@@ -146,9 +147,7 @@ static bool cont_blocks(LmhState *s, const Trace *cur, int nc, const MotifSite *
                       &s->rng, &cp[i], d))
       return false;
   for (int i = 0; i < nc; i++) {
-    const char *sig = cp[i].sig;
-    for (int j = 0; !sig && cp[i].empty && j < nc; j++)
-      if (cp[j].sig && !strcmp(cs[j].addr, cs[i].addr)) sig = cp[j].sig;
+    const char *sig = cp[i].sig ? cp[i].sig : cp[i].empty ? motif_cont_empty_sig() : NULL;
     if (!sig) continue;
     const char *err;
     LmhBlock *b = &ns->b[ns->n++];

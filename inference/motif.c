@@ -604,15 +604,13 @@ bool motif_detect(const Interp *in, uint64_t seed, MotifReport *out, Diag *d) {
     out->found[k].blocks++;
   }
   /* continuous blocks: only those that are motifs (an element nothing
-     depends on in this run takes its siblings' signature) */
+     depends on in this run is the motif with no children) */
   int nc = motif_csites(t, &sites);
   MotifCProbe *cp = gc_alloc(sizeof(MotifCProbe) * (size_t)(nc + 1));
   for (int i = 0; i < nc; i++)
     if (!motif_cprobe(in, model_seed, 0, t, sites[i].addr, sites[i].elem, &r, &cp[i], d)) return false;
   for (int i = 0; i < nc; i++) {
-    const char *sig = cp[i].sig;
-    for (int j = 0; !sig && cp[i].empty && j < nc; j++)
-      if (cp[j].sig && !strcmp(sites[j].addr, sites[i].addr)) sig = cp[j].sig;
+    const char *sig = cp[i].sig ? cp[i].sig : cp[i].empty ? motif_cont_empty_sig() : NULL;
     if (!sig) continue;
     const char *name = elem_name(trace_find(t, sites[i].addr), sites[i].elem);
     int k = 0;

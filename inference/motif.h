@@ -172,6 +172,9 @@ typedef struct MotifCProbe {
   const char *why;
   bool empty;         /* a normal block nothing depends on (in this trace) */
 } MotifCProbe;
+/* The signature of a continuous block nothing depends on (in some trace):
+ * normal->normal(mu) with no children. */
+const char *motif_cont_empty_sig(void);
 /* The real latents' elements that may be continuous blocks (in trace order). */
 int motif_csites(const Trace *t, MotifSite **out);
 /* Probe (addr, elem) of cur: two replays (unchanged, and at x + delta). */

@@ -34,6 +34,8 @@
 
 bool motif_cont_sig(const char *sig) { return !strcmp(sig, CONT_SIG); }
 
+const char *motif_cont_empty_sig(void) { return CONT_SIG; }
+
 const char *motif_cont_layout(void) {
   return "mdn " "2,32,16/19,32,32,9";
 }

@@ -61,10 +61,22 @@ static void test_motifs(ppl_context *ctx, const char *lib) {
   /* hmm3: z[t]'s children are y[t] (normal(mu)) and z[t+1] (categorical(theta)) */
   m = exact_model(ctx, "hmm3");
   t = m ? ppl_model_motifs(m, lib) : NULL;
-  tap_ok(t && strstr(t, "finite->categorical(theta)+normal(mu)") &&
-             strstr(t, "no proposal in this version: single-site moves"),
-         "hmm3: two kinds of children, a motif this version does not propose for (%s)",
-         t ? t : ppl_errmsg(ctx));
+  tap_ok(t && strstr(t, "  finite->categorical(theta)+normal(mu): 99 blocks (z[1] ...), no trained "
+                        "proposal in ") &&
+             strstr(t, "  finite->normal(mu): 1 block (z[100]), no trained proposal in "),
+         "hmm3: z[t] with two kinds of children, the last state with one (%s)", t ? t : ppl_errmsg(ctx));
+  /* a motif of too many kinds of children, and one of a kind without features */
+  ppl_learn_options lo;
+  ppl_learn_options_default(&lo);
+  lo.out_dir = lib;
+  lo.motif = "finite->bernoulli(theta)+categorical(theta)+normal(mu)+normal(sigma)+poisson(lambda)";
+  tap_ok(m && ppl_learn_proposals(m, &lo, NULL) == PPL_ERR_USAGE &&
+             strstr(ppl_errmsg(ctx), "more than 4 kinds of children"),
+         "--motif with five kinds of children: %s", ppl_errmsg(ctx));
+  lo.motif = "finite->categorical(theta)+poisson(lambda)";
+  tap_ok(m && ppl_learn_proposals(m, &lo, NULL) == PPL_ERR_USAGE &&
+             strstr(ppl_errmsg(ctx), "no proposal for children 'poisson(lambda)'"),
+         "--motif with a kind without features: %s", ppl_errmsg(ctx));
   ppl_model_free(m);
   /* a mean and the points located at it: a continuous motif; through a
      function (a regression's coefficients) it is one without a proposal */

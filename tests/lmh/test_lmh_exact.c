@@ -75,6 +75,113 @@ static void check_mean(ppl_result *r, const char *what, const char *col, double 
            what, col, s.sd, want_sd);
 }
 
+static double mean_ess_z(ppl_result *r, int N);
+
+/* P(col = v) from the draws against want within 4 MCSE (the column's ESS). */
+static void check_value_prob(ppl_result *r, const char *what, const char *col, int v, double want) {
+  int c = ppl_result_column_index(r, col);
+  if (!tap_ok(c >= 0, "%s: column %s", what, col)) return;
+  double n1 = 0, n = 0;
+  for (int ch = 0; ch < ppl_result_num_chains(r); ch++)
+    for (int d = 0; d < ppl_result_num_draws(r); d++) n1 += ppl_result_draw(r, ch, d, c) == v, n++;
+  ppl_summary x;
+  ppl_result_summary(r, c, &x);
+  double ess = isfinite(x.ess_bulk) && x.ess_bulk > 0 ? x.ess_bulk : 1;
+  double mcse = sqrt(want * (1 - want) / ess);
+  tap_ok(fabs(n1 / n - want) <= 4 * mcse + 1e-12, "%s: P(%s = %d) = %.4f, exact %.4f (4 mcse = %.4f)",
+         what, col, v, n1 / n, want, 4 * mcse);
+}
+
+/* hmm3 (tests/exact): z[t]'s motif has two kinds of children (the next
+   state, categorical(theta), and y[t], normal(mu)); P(z_last = k) enumerated. */
+static void test_hmm3(ppl_context *ctx, const char *trained, const char *untrained) {
+  char path[1024], data[1024], ex[1024];
+  snprintf(path, sizeof path, "%s/hmm3.ppl", exact_dir);
+  snprintf(data, sizeof data, "%s/problems/hmm3/data.json", exact_dir);
+  snprintf(ex, sizeof ex, "%s/problems/hmm3/exact.json", exact_dir);
+  ppl_model *m = NULL;
+  json_error_t je;
+  json_t *root = json_load_file(ex, 0, &je);
+  if (!tap_ok(root && ppl_compile_file(ctx, path, &m) == PPL_OK && ppl_set_data_file(m, data) == PPL_OK,
+              "hmm3 loads (%s)", ppl_errmsg(ctx)))
+    goto out;
+  tap_ok(lmh_learn(m, trained, 1500, 4) == 2 && lmh_learn(m, untrained, 0, 4) == 2,
+         "hmm3: trained and untrained proposals for its two motifs (%s)", ppl_errmsg(ctx));
+  json_t *probs = json_object_get(root, "z_last_probs");
+  for (int t = 0; t < 2; t++) {
+    const char *lib = t ? untrained : trained, *what = t ? "hmm3/untrained" : "hmm3/trained";
+    ppl_result *r = run(m, "lmh", lib, 4, 200, 1000, 3131);
+    if (!tap_ok(r != NULL, "%s runs", what)) continue;
+    for (int k = 1; k <= 3; k++)
+      check_value_prob(r, what, "z_last", k, json_number_value(json_array_get(probs, (size_t)k - 1)));
+    double acc = lmh_accepted(r, "finite->categorical(theta)+normal(mu)");
+    tap_diag("%s: the states' learned moves accepted %.3f", what, acc);
+    if (t == 0) tap_ok(acc > 0.95, "hmm3/trained: the states' moves accepted %.3f > 0.95", acc);
+    ppl_result_free(r);
+  }
+out:
+  json_decref(root);
+  ppl_model_free(m);
+}
+
+/* hmm3.ppl with K = 4 states and T = 60 steps simulated from seed: an HMM
+   of another size than the one the proposals were trained on. */
+static char *hmm4_json(void) {
+  int K = 4, T = 60;
+  uint64_t seed = 99;
+  double mu[4] = {-3, -1, 1, 3};
+  char *s = malloc(8192);
+  size_t n = (size_t)snprintf(s, 8192, "{\"T\": %d, \"K\": %d, \"sigma\": 1, \"mu\": [-3, -1, 1, 3], "
+                                       "\"init\": [0.25, 0.25, 0.25, 0.25], \"trans\": [", T, K);
+  for (int i = 0; i < K; i++) {
+    n += (size_t)snprintf(s + n, 8192 - n, "%s[", i ? ", " : "");
+    for (int j = 0; j < K; j++) n += (size_t)snprintf(s + n, 8192 - n, "%s%g", j ? ", " : "", i == j ? 0.85 : 0.05);
+    n += (size_t)snprintf(s + n, 8192 - n, "]");
+  }
+  n += (size_t)snprintf(s + n, 8192 - n, "], \"y\": [");
+  int z = 0;
+  for (int t = 0; t < T; t++) {
+    double u = (double)grid_rand(&seed) / 9007199254740992.0;
+    if (u > 0.85) z = (z + 1 + (int)((u - 0.85) / 0.05)) % K;
+    double g = 0; /* a rough standard normal: the sum of 12 uniforms less 6 */
+    for (int i = 0; i < 12; i++) g += (double)grid_rand(&seed) / 9007199254740992.0;
+    n += (size_t)snprintf(s + n, 8192 - n, "%s%.4f", t ? ", " : "", mu[z] + g - 6);
+  }
+  snprintf(s + n, 8192 - n, "]}");
+  return s;
+}
+
+/* Proposals trained on hmm3 (3 states, 100 steps) on a 4-state HMM of 60
+   steps: accepted more often than untrained ones, and the uncertain states
+   mix better than under mh. */
+static void test_hmm_generalise(ppl_context *ctx, const char *trained, const char *untrained) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/hmm3.ppl", exact_dir);
+  ppl_model *m = NULL;
+  char *js = hmm4_json();
+  if (!tap_ok(ppl_compile_file(ctx, path, &m) == PPL_OK && ppl_set_data_json(m, js, "hmm4.json") == PPL_OK,
+              "hmm3.ppl with a 4-state series loads (%s)", ppl_errmsg(ctx))) {
+    free(js);
+    ppl_model_free(m);
+    return;
+  }
+  free(js);
+  ppl_result *rt = run(m, "lmh", trained, 2, 100, 300, 5),
+             *ru = run(m, "lmh", untrained, 2, 100, 300, 5), *rm = run(m, "mh", NULL, 2, 100, 300, 5);
+  if (tap_ok(rt && ru && rm, "hmm4: lmh trained, untrained and mh run")) {
+    const char *sig = "finite->categorical(theta)+normal(mu)";
+    double at = lmh_accepted(rt, sig), au = lmh_accepted(ru, sig);
+    double et = mean_ess_z(rt, 60), eu = mean_ess_z(ru, 60), em = mean_ess_z(rm, 60);
+    tap_diag("hmm4: accepted %.3f trained, %.3f untrained; mean ESS of the uncertain z[t] %.0f "
+             "trained, %.0f untrained, %.0f mh (600 draws)", at, au, et, eu, em);
+    tap_ok(at > 0.9 && at > au + 0.1, "hmm4: trained on hmm3, the states' moves are accepted %.3f "
+           "(untrained %.3f)", at, au);
+    tap_ok(et > 1.5 * em, "hmm4: mean ESS of the uncertain states %.0f trained > 1.5 x mh's %.0f", et, em);
+  }
+  ppl_result_free(rt), ppl_result_free(ru), ppl_result_free(rm);
+  ppl_model_free(m);
+}
+
 /* normal_mean (tests/exact): mu's conjugate posterior, mu moved only by the
    continuous block's learned moves. */
 static void test_normal_mean(ppl_context *ctx, const char *trained, const char *untrained) {
@@ -163,22 +270,7 @@ static void test_openmix(ppl_context *ctx, const char *trained, const char *untr
     const char *lib = t ? untrained : trained, *what = t ? "openmix/untrained" : "openmix/trained";
     ppl_result *r = run(m, "lmh", lib, 4, 500, 5000, 8080);
     if (!tap_ok(r != NULL, "%s runs", what)) continue;
-    int c = ppl_result_column_index(r, "K");
-    if (tap_ok(c >= 0, "%s: column K", what)) {
-      /* P(K = k) as the mean of an indicator: from the draws */
-      for (int k = 2; k <= 3; k++) {
-        double n1 = 0, n = 0;
-        for (int ch = 0; ch < ppl_result_num_chains(r); ch++)
-          for (int d = 0; d < ppl_result_num_draws(r); d++)
-            n1 += ppl_result_draw(r, ch, d, c) == k, n++;
-        ppl_summary x;
-        ppl_result_summary(r, c, &x);
-        double ess = isfinite(x.ess_bulk) && x.ess_bulk > 0 ? x.ess_bulk : 1;
-        double mcse = sqrt(pk[k] * (1 - pk[k]) / ess);
-        tap_ok(fabs(n1 / n - pk[k]) <= 4 * mcse, "%s: P(K = %d) = %.4f, exact %.4f (4 mcse = %.4f)",
-               what, k, n1 / n, pk[k], 4 * mcse);
-      }
-    }
+    for (int k = 2; k <= 3; k++) check_value_prob(r, what, "K", k, pk[k]);
     check_mean(r, what, "mu[1]", m1, 0);
     tap_diag("%s: continuous moves accepted %.3f, discrete %.3f", what,
              lmh_accepted(r, "normal->normal(mu)"), lmh_accepted(r, "finite->normal(mu)"));
@@ -341,16 +433,18 @@ int main(int argc, char **argv) {
   const char *only = argc > 3 ? argv[3] : NULL;
   ppl_context *ctx = ppl_context_new(NULL);
   the_ctx = ctx;
-  char *dirs[8];
-  for (int i = 0; i < 8; i++) dirs[i] = lmh_tmpdir();
+  char *dirs[10];
+  for (int i = 0; i < 10; i++) dirs[i] = lmh_tmpdir();
   if (!only || !strcmp(only, "mix2")) test_mix2(ctx, dirs[0], dirs[1]);
   if (!only || !strcmp(only, "mix2")) test_dynamic(ctx, dirs[0]);
   if (!only || !strcmp(only, "grid")) test_grid(ctx, dirs[2], dirs[3]);
   if (!only || !strcmp(only, "mixk")) test_generalise(ctx, dirs[4], dirs[5]);
   if (!only || !strcmp(only, "mixk")) test_openmix(ctx, dirs[4], dirs[5]);
   if (!only || !strcmp(only, "normal")) test_normal_mean(ctx, dirs[6], dirs[7]);
+  if (!only || !strcmp(only, "hmm")) test_hmm3(ctx, dirs[8], dirs[9]);
+  if (!only || !strcmp(only, "hmm")) test_hmm_generalise(ctx, dirs[8], dirs[9]);
   ppl_context_free(ctx);
-  for (int i = 0; i < 8; i++) {
+  for (int i = 0; i < 10; i++) {
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dirs[i]);
     if (system(cmd) != 0) tap_diag("could not remove %s", dirs[i]);
