@@ -6,9 +6,14 @@
  *      2^16 states): the mean absolute error of the 16 marginals against
  *      iterations and CPU seconds, and the mean ESS of the nodes per second;
  *   2. a Gaussian mixture (tests/lmh/mixk.ppl, K = 5, N = 60; assignments
- *      z[n] and component means mu, nuts cannot run it: the z are discrete):
- *      ESS per CPU second of the component means (the smallest over k) and
- *      of the uncertain assignments.
+ *      z[n] and component means mu): lmh, mh and nuts (which sums the z out
+ *      by enumeration), ESS per CPU second of the component means (the
+ *      smallest over k) and of the uncertain assignments;
+ *   3. the open-universe Gaussian mixture (tests/lmh/openmix.ppl: K latent,
+ *      uniform on 1..8, N = 40 points from 3 components): lmh, mh, pgibbs
+ *      and smc in one run, the mean log joint (lp__) over draws 1-10,
+ *      11-100 and 101-1000 after a short warmup, and ESS per CPU second of
+ *      the first component's mean and of K.
  *
  * The proposals are trained once (1500 Adam steps, seed 1) on the K = 3
  * mixture and on the 3 x 3 grid, so both runs reuse proposals trained on
@@ -16,7 +21,7 @@
  * shared machine slows both sides alike.  Not a test: it prints a table
  * (docs/engines.md quotes it).
  *
- *   lmh_bench [SOURCE_ROOT]   (default .)
+ *   lmh_bench [SOURCE_ROOT [grid|mix|openmix]]   (default ., every part)
  */
 #include <time.h>
 
@@ -28,8 +33,8 @@ static double cpu_now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static ppl_result *run(ppl_model *m, const char *engine, const char *lib, int chains, int warmup,
-                       int draws, double *secs) {
+static ppl_result *run_opt(ppl_model *m, const char *engine, const char *lib, int chains,
+                           int warmup, int draws, const char *opt, const char *val, double *secs) {
   ppl_run_options ro;
   ppl_run_options_default(&ro);
   ro.engine = engine;
@@ -39,12 +44,18 @@ static ppl_result *run(ppl_model *m, const char *engine, const char *lib, int ch
   ppl_run_set(&ro, "threads", "1");
   ro.seed = 2026;
   if (lib) ppl_run_set(&ro, "proposals", lib);
+  if (opt) ppl_run_set(&ro, opt, val);
   ppl_result *r = NULL;
   double t0 = cpu_now();
   if (ppl_run(m, &ro, &r) != PPL_OK) fprintf(stderr, "lmh_bench: %s failed\n", engine);
   *secs = cpu_now() - t0;
   ppl_run_options_free(&ro);
   return r;
+}
+
+static ppl_result *run(ppl_model *m, const char *engine, const char *lib, int chains, int warmup,
+                       int draws, double *secs) {
+  return run_opt(m, engine, lib, chains, warmup, draws, NULL, NULL, secs);
 }
 
 static double col_stat(ppl_result *r, const char *col, double *mean) {
@@ -94,9 +105,10 @@ static void bench_mix(ppl_context *ctx, const char *lib) {
   printf("\n2. Gaussian mixture K = %d, N = %d, 2 chains, warmup 200, 1000 draws:\n", K, N);
   printf("  %-6s %9s %14s %16s %18s\n", "engine", "CPU s", "min ESS mu", "min ESS mu / s",
          "mean ESS z / s");
-  double ratio[2][2];
-  for (int e = 0; e < 2; e++) {
-    const char *eng = e ? "mh" : "lmh";
+  double ratio[3][2];
+  static const char *engs[] = {"lmh", "mh", "nuts"};
+  for (int e = 0; e < 3; e++) {
+    const char *eng = engs[e];
     double secs;
     ppl_result *r = run(m, eng, e ? NULL : lib, 2, 200, 1000, &secs);
     if (!r) continue;
@@ -120,8 +132,56 @@ static void bench_mix(ppl_context *ctx, const char *lib) {
     printf("  %-6s %9.2f %14.0f %16.0f %18.0f\n", eng, secs, emu, emu / secs, ez / secs);
     ppl_result_free(r);
   }
-  printf("  ESS/s lmh / mh: component means %.2f, uncertain assignments %.2f (nuts: not applicable, "
-         "the z are discrete)\n", ratio[0][0] / ratio[1][0], ratio[0][1] / ratio[1][1]);
+  printf("  ESS/s lmh / mh: component means %.2f, uncertain assignments %.2f; lmh / nuts (the z "
+         "summed out by enumeration, drawn exactly given mu): %.2f, %.2f\n",
+         ratio[0][0] / ratio[1][0], ratio[0][1] / ratio[1][1], ratio[0][0] / ratio[2][0],
+         ratio[0][1] / ratio[2][1]);
+  ppl_model_free(m);
+}
+
+/* The mean of column col over draws [a, b) of every chain. */
+static double window_mean(ppl_result *r, const char *col, int a, int b) {
+  int c = ppl_result_column_index(r, col), n = 0;
+  double s = 0;
+  for (int ch = 0; c >= 0 && ch < ppl_result_num_chains(r); ch++)
+    for (int d = a; d < b && d < ppl_result_num_draws(r); d++) s += ppl_result_draw(r, ch, d, c), n++;
+  return n ? s / n : NAN;
+}
+
+static void bench_openmix(ppl_context *ctx, const char *lib) {
+  char js[2048];
+  size_t n = (size_t)snprintf(js, sizeof js, "{\"N\": 40, \"Kmax\": 8, \"s\": 5, \"y\": [");
+  for (int i = 0; i < 40; i++) /* components at -5, 0, 5; offsets -1 .. 1 */
+    n += (size_t)snprintf(js + n, sizeof js - n, "%s%.2f", i ? ", " : "", 5.0 * (i % 3 - 1) + 0.25 * (i % 9) - 1);
+  snprintf(js + n, sizeof js - n, "]}");
+  ppl_model *m = lmh_model(ctx, "openmix.ppl", js);
+  if (!m) return;
+  printf("\n3. open-universe Gaussian mixture (K ~ uniform 1..8), N = 40, 2 chains, warmup 100, "
+         "1000 draws (smc: 1 run, 1000 particles):\n");
+  printf("  %-7s %8s %11s %11s %11s %11s %11s %9s\n", "engine", "CPU s", "lp 1-10", "lp 11-100",
+         "lp 101-1000", "ESS mu1/s", "ESS K/s", "mean K");
+  static const char *engs[] = {"lmh", "mh", "pgibbs", "smc"};
+  double ratio[4][2];
+  for (int e = 0; e < 4; e++) {
+    double secs;
+    bool smc = !strcmp(engs[e], "smc");
+    ppl_result *r = smc ? run_opt(m, "smc", NULL, 1, 0, 1000, "particles", "1000", &secs)
+                        : run(m, engs[e], e ? NULL : lib, 2, 100, 1000, &secs);
+    if (!r) continue;
+    double emu = col_stat(r, "mu[1]", NULL), mk = NAN, ek = col_stat(r, "K", &mk);
+    ratio[e][0] = emu / secs, ratio[e][1] = ek / secs;
+    if (smc)
+      printf("  %-7s %8.2f %11s %11s %11.1f %11.0f %11.0f %9.2f\n", engs[e], secs, "-", "-",
+             window_mean(r, "lp__", 0, 1000), emu / secs, ek / secs, mk);
+    else
+      printf("  %-7s %8.2f %11.1f %11.1f %11.1f %11.0f %11.0f %9.2f\n", engs[e], secs,
+             window_mean(r, "lp__", 0, 10), window_mean(r, "lp__", 10, 100),
+             window_mean(r, "lp__", 100, 1000), emu / secs, ek / secs, mk);
+    ppl_result_free(r);
+  }
+  printf("  ESS/s of mu[1], lmh / mh: %.2f, lmh / pgibbs: %.2f; of K, lmh / mh: %.2f (smc's "
+         "ESS is its summary's, over weighted particles; nuts: not applicable, K changes the "
+         "structure)\n", ratio[0][0] / ratio[1][0], ratio[0][0] / ratio[2][0], ratio[0][1] / ratio[1][1]);
   ppl_model_free(m);
 }
 
@@ -136,14 +196,16 @@ int main(int argc, char **argv) {
   double t0 = cpu_now();
   ppl_model *m3 = lmh_model(ctx, "mixk.ppl", mix_json(3, 12));
   ppl_model *g3 = grid_model(ctx, 3, 3, 1, NULL);
-  if (!m3 || !g3 || lmh_learn(m3, lib, 1500, 1) != 1 || lmh_learn(g3, lib, 1500, 1) != 1) {
+  if (!m3 || !g3 || lmh_learn(m3, lib, 1500, 1) != 2 || lmh_learn(g3, lib, 1500, 1) != 1) {
     fprintf(stderr, "lmh_bench: training failed: %s\n", ppl_errmsg(ctx));
     return 1;
   }
-  printf("trained 2 proposals (1500 steps each) in %.1f CPU s\n", cpu_now() - t0);
+  printf("trained 3 proposals (1500 steps each) in %.1f CPU s\n", cpu_now() - t0);
   ppl_model_free(m3), ppl_model_free(g3);
-  bench_grid(ctx, lib);
-  bench_mix(ctx, lib);
+  const char *only = argc > 2 ? argv[2] : NULL; /* grid, mix or openmix: that part alone */
+  if (!only || !strcmp(only, "grid")) bench_grid(ctx, lib);
+  if (!only || !strcmp(only, "mix")) bench_mix(ctx, lib);
+  if (!only || !strcmp(only, "openmix")) bench_openmix(ctx, lib);
   ppl_context_free(ctx);
   char cmd[1200];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", lib);

@@ -30,6 +30,7 @@ typedef struct LmhBlock {
   int elem;
   const char *sig;        /* NULL: not a motif */
   const MotifNet *net;    /* NULL: no trained proposal */
+  bool cont;              /* a continuous block (motif_cprobe) */
 } LmhBlock;
 
 typedef struct LmhStructure {
@@ -134,14 +135,43 @@ static void cover(LmhState *s, const char *addr) {
   s->cn++;
 }
 
+/* The continuous blocks of cur (nc candidate sites) appended to ns->b: those
+   that are motifs, an element nothing depends on in this trace counting as
+   the motif with no children (its children may come with the next
+   assignment; its proposal is then near its prior). */
+static bool cont_blocks(LmhState *s, const Trace *cur, int nc, const MotifSite *cs,
+                        LmhStructure *ns, Diag *d) {
+  MotifCProbe *cp = gc_alloc(sizeof(MotifCProbe) * (size_t)(nc + 1));
+  for (int i = 0; i < nc; i++)
+    if (!motif_cprobe(s->in, s->model_seed, (uint64_t)s->chain, cur, cs[i].addr, cs[i].elem,
+                      &s->rng, &cp[i], d))
+      return false;
+  for (int i = 0; i < nc; i++) {
+    const char *sig = cp[i].sig ? cp[i].sig : cp[i].empty ? motif_cont_empty_sig() : NULL;
+    if (!sig) continue;
+    const char *err;
+    LmhBlock *b = &ns->b[ns->n++];
+    *b = (LmhBlock){.addr = cs[i].addr, .elem = cs[i].elem, .sig = sig, .cont = true};
+    b->net = motif_lib_get(s->lib, sig, &err);
+    if (err) {
+      diag_error(d, DIAG_USAGE, (SrcPos){0}, "lmh: %s", err);
+      return false;
+    }
+    LmhStat *t = stat_of(s, sig);
+    t->trained = b->net != NULL;
+    t->blocks++;
+  }
+  return true;
+}
+
 /* The blocks of cur's structure, probed once per structure. */
 static LmhStructure *structure_of(LmhState *s, const Trace *cur, Diag *d) {
   uint64_t key = structure_key(cur);
   for (int i = 0; i < s->nst; i++)
     if (s->st[i].key == key) return &s->st[i];
-  MotifSite *sites;
-  int n = motif_sites(cur, &sites);
-  LmhStructure ns = {.key = key, .n = n, .b = gc_alloc(sizeof(LmhBlock) * (size_t)(n + 1))};
+  MotifSite *sites, *csites;
+  int n = motif_sites(cur, &sites), nc = motif_csites(cur, &csites);
+  LmhStructure ns = {.key = key, .n = n, .b = gc_alloc(sizeof(LmhBlock) * (size_t)(n + nc + 1))};
   for (int i = 0; i < s->nstats; i++) s->stats[i].blocks = 0;
   MotifProbe *probes = gc_alloc(sizeof(MotifProbe) * (size_t)(n + 1));
   for (int i = 0; i < n; i++) {
@@ -201,12 +231,13 @@ static LmhStructure *structure_of(LmhState *s, const Trace *cur, Diag *d) {
     ns.gprobe[h][ns.gsize[h]] = keep[i];
     ns.gidx[h][ns.gsize[h]++] = which[i];
   }
+  if (!cont_blocks(s, cur, nc, csites, &ns, d)) return NULL;
   /* a choice is covered when all its elements have learned moves; the
      decision stays with the address (the sweeps' site choice must be a fixed
      function of addresses for the MH ratio to hold) */
-  for (int i = 0, j; i < n; i = j) {
+  for (int i = 0, j; i < ns.n; i = j) {
     bool all = true;
-    for (j = i; j < n && !strcmp(ns.b[j].addr, ns.b[i].addr); j++) all = all && ns.b[j].net;
+    for (j = i; j < ns.n && !strcmp(ns.b[j].addr, ns.b[i].addr); j++) all = all && ns.b[j].net;
     const TraceChoice *c = trace_find(cur, ns.b[i].addr);
     if (all && c && j - i == c->numel) cover(s, ns.b[i].addr);
   }
@@ -251,6 +282,77 @@ static bool lmh_move(LmhState *s, const LmhBlock *b, bool warmup, Trace **cur, I
     }
   }
   if (!warmup) {
+    t->prop++;
+    t->acc += accepted;
+  }
+  return true;
+}
+
+/* A continuous block's move: x' ~ q(. | blanket), an independence proposal
+   given the blanket, vetoed when the blanket seen from the new trace is not
+   the same (a symmetric veto), so q(x | blanket) is the reverse proposal. */
+typedef struct ContProp {
+  LmhState *s;
+  const MotifCProbe *p;
+  double to, log_q_ratio;
+  bool internal;          /* the check's probe failed inside */
+  Diag *d;
+} ContProp;
+
+static bool cp_propose(void *ctx, const Trace *cur, Rng *r, TraceBlock *b, char *err, size_t errsz) {
+  (void)r, (void)err, (void)errsz;
+  const ContProp *x = ctx;
+  Value v = val_copy(trace_find(cur, x->p->addr)->val);
+  trace_value_set(&v, (size_t)x->p->elem, x->to);
+  b->n = 1;
+  b->addrs = gc_alloc(sizeof(char *));
+  b->vals = gc_alloc(sizeof(Value));
+  b->addrs[0] = x->p->addr;
+  b->vals[0] = v;
+  b->log_q_ratio = x->log_q_ratio;
+  return true;
+}
+
+static bool cp_check(void *ctx, const Trace *old, const Trace *new_, const TraceBlock *b) {
+  (void)b;
+  ContProp *x = ctx;
+  if (structure_key(old) != structure_key(new_)) return false;
+  MotifCProbe q;
+  if (!motif_cprobe(x->s->in, x->s->model_seed, (uint64_t)x->s->chain, new_, x->p->addr,
+                    x->p->elem, &x->s->rng, &q, x->d)) {
+    x->internal = true;
+    return false;
+  }
+  return motif_cprobe_same(x->p, &q);
+}
+
+static bool lmh_cmove(LmhState *s, const LmhBlock *b, bool warmup, Trace **cur, InterpState **ist,
+                      Diag *d) {
+  MotifCProbe p;
+  if (!motif_cprobe(s->in, s->model_seed, (uint64_t)s->chain, *cur, b->addr, b->elem, &s->rng, &p, d))
+    return false;
+  if (!(p.empty || (p.sig && !strcmp(p.sig, b->sig)))) {
+    /* not this motif in this trace: the single-site move it would have had */
+    bool acc;
+    return mh_mover_move_at(s->mv, b->addr, warmup, cur, ist, &acc, d);
+  }
+  MotifMix q;
+  if (!motif_net_mix(b->net, s->tape, &p, &q)) {
+    diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "lmh: %s", tape_error(s->tape));
+    return false;
+  }
+  double to = motif_mix_draw(&q, &s->rng);
+  ContProp x = {s, &p, to, motif_mix_logq(&q, p.x) - motif_mix_logq(&q, to), false, d};
+  TraceBlockProposal bp = {cp_propose, cp_check, &x};
+  bool accepted = false;
+  double pa;
+  if (isfinite(x.log_q_ratio) &&
+      !mh_block_move(s->in, &bp, &s->rng, s->model_seed, (uint64_t)s->chain, cur, ist, &accepted,
+                     &pa, d))
+    return false;
+  if (x.internal) return false;
+  if (!warmup) {
+    LmhStat *t = stat_of(s, b->sig);
     t->prop++;
     t->acc += accepted;
   }
@@ -364,6 +466,9 @@ static bool lmh_step(void *state, bool warmup, Draw *out, Diag *d) {
       if (!lmh_move(s, &ls->b[ls->gidx[g][i]], warmup, &cur, &ist, d)) return false;
     if (structure_key(cur) != ls->key) break; /* a new structure: next step */
   }
+  for (int i = 0; i < ls->n && structure_key(cur) == ls->key; i++)
+    if (ls->b[i].cont && ls->b[i].net && !lmh_cmove(s, &ls->b[i], warmup, &cur, &ist, d))
+      return false;
   /* a covered address that is no motif in this structure: the sweeps skip
      it, so it gets its single-site moves here (once per element) */
   if (structure_key(cur) == ls->key)
@@ -411,19 +516,23 @@ bool lmh_prefers(const Interp *in, const char *dir, const char **why, Diag *d) {
   if (!motif_detect(in, 1, &r, &dd) || r.n == 0) return false; /* then the usual engine */
   MotifLib *lib = motif_lib_open(dir);
   const char *list = "";
-  int blocks = 0;
+  int blocks = 0, nsig = 0;
   for (int i = 0; i < r.n; i++) {
     const char *err;
     if (!motif_lib_get(lib, r.found[i].sig, &err)) {
       if (err) diag_error(d, DIAG_USAGE, (SrcPos){0}, "%s", err);
-      return false;
+      /* continuous motifs are optional: their latents have single-site moves */
+      if (err || strncmp(r.found[i].sig, "finite->", 8) == 0) return false;
+      continue;
     }
-    list = gc_printf("%s%s%s", list, i ? ", " : "", r.found[i].sig);
+    list = gc_printf("%s%s%s", list, *list ? ", " : "", r.found[i].sig);
     blocks += r.found[i].blocks;
+    nsig++;
   }
+  if (!blocks) return false;
   *why = gc_printf("lmh — %d block%s of motif%s %s with trained proposals in %s: learned block "
                    "proposals within Metropolis–Hastings, single-site moves elsewhere",
-                   blocks, blocks == 1 ? "" : "s", r.n == 1 ? "" : "s", list, dir);
+                   blocks, blocks == 1 ? "" : "s", nsig == 1 ? "" : "s", list, dir);
   return true;
 }
 
@@ -440,7 +549,7 @@ const EngineVT engine_lmh = {
                "program's motifs (ppl learn-proposals), single-site moves elsewhere",
     .nstats = 1,
     .stat_names = {"accept_stat__"},
-    .random_walk = true,
+    .random_walk = false, /* its acceptance is per motif, in the notes */
     .weighted = false,
     .uses_warmup = true,
     .traits = ENGINE_DISCRETE | ENGINE_DYNAMIC | ENGINE_IMPROPER | ENGINE_INITS,

@@ -10,6 +10,7 @@
  * replays are the candidate traces of the move, so the proposal costs K runs.
  */
 #include "motif.h"
+#include "motif_int.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -51,23 +52,13 @@ int motif_sites(const Trace *t, MotifSite **out) {
 
 /* ---- probing: a trace handler that also records every event ---- */
 
-typedef struct PEv {
-  char kind; /* 's'ample, 'o'bserve, 'f'actor */
-  const char *addr;
-  const DistFamily *fam;
-  int np;
-  int pn[DIST_MAX_PARAMS];
-  double *p[DIST_MAX_PARAMS];
-  int xn;
-  double *x;
-} PEv;
 
 typedef struct ProbeHandler {
   TraceHandler th; /* first: a ProbeHandler* is a Handler* */
   HandlerResult (*sample)(Handler *, const char *, const DistCall *, Value *, SrcPos, Diag *);
   HandlerResult (*observe)(Handler *, const DistCall *, Value, SrcPos, Diag *);
   HandlerResult (*factor)(Handler *, double, SrcPos, Diag *);
-  PEv *ev;
+  MotifEv *ev;
   int n, cap;
 } ProbeHandler;
 
@@ -78,15 +69,15 @@ static double *flat(Value v, int *n) {
   return d;
 }
 
-static PEv *push_ev(ProbeHandler *ph, char kind, const DistCall *dc) {
+static MotifEv *push_ev(ProbeHandler *ph, char kind, const DistCall *dc) {
   if (ph->n == ph->cap) {
     int cap = ph->cap ? 2 * ph->cap : 32;
-    PEv *e = gc_alloc(sizeof(PEv) * (size_t)cap);
-    if (ph->n) memcpy(e, ph->ev, sizeof(PEv) * (size_t)ph->n);
+    MotifEv *e = gc_alloc(sizeof(MotifEv) * (size_t)cap);
+    if (ph->n) memcpy(e, ph->ev, sizeof(MotifEv) * (size_t)ph->n);
     ph->ev = e;
     ph->cap = cap;
   }
-  PEv *e = &ph->ev[ph->n++];
+  MotifEv *e = &ph->ev[ph->n++];
   memset(e, 0, sizeof *e);
   e->kind = kind;
   if (dc) {
@@ -102,7 +93,7 @@ static HandlerResult ph_sample(Handler *h, const char *addr, const DistCall *dc,
   ProbeHandler *ph = (ProbeHandler *)h;
   HandlerResult r = ph->sample(h, addr, dc, out, pos, d);
   if (r == HR_ERROR) return r;
-  PEv *e = push_ev(ph, 's', dc);
+  MotifEv *e = push_ev(ph, 's', dc);
   e->addr = addr;
   e->x = flat(*out, &e->xn);
   return r;
@@ -110,23 +101,44 @@ static HandlerResult ph_sample(Handler *h, const char *addr, const DistCall *dc,
 
 static HandlerResult ph_observe(Handler *h, const DistCall *dc, Value x, SrcPos pos, Diag *d) {
   ProbeHandler *ph = (ProbeHandler *)h;
-  PEv *e = push_ev(ph, 'o', dc);
+  MotifEv *e = push_ev(ph, 'o', dc);
   e->x = flat(x, &e->xn);
   return ph->observe(h, dc, x, pos, d);
 }
 
 static HandlerResult ph_factor(Handler *h, double lw, SrcPos pos, Diag *d) {
   ProbeHandler *ph = (ProbeHandler *)h;
-  PEv *e = push_ev(ph, 'f', NULL);
+  MotifEv *e = push_ev(ph, 'f', NULL);
   e->x = gc_alloc_atomic(sizeof(double));
   e->x[0] = lw;
   e->xn = 1;
   return ph->factor(h, lw, pos, d);
 }
 
+Trace *motif_run_events(const Interp *in, uint64_t model_seed, uint64_t stream, const Trace *cur,
+                        const TraceBlock *b, Rng *rng, MotifEv **ev, int *nev, InterpState **st,
+                        TraceHandler *done, Diag *rd) {
+  ProbeHandler ph;
+  memset(&ph, 0, sizeof ph);
+  trace_handler_init(&ph.th, rng, cur, NULL, NULL, NULL);
+  char err[256];
+  diag_init(rd);
+  if (b && !trace_handler_set_block(&ph.th, b, err, sizeof err)) {
+    diag_error(rd, DIAG_INTERNAL, (SrcPos){0}, "%s", err);
+    return NULL;
+  }
+  ph.sample = ph.th.h.sample, ph.observe = ph.th.h.observe, ph.factor = ph.th.h.factor;
+  ph.th.h.sample = ph_sample, ph.th.h.observe = ph_observe, ph.th.h.factor = ph_factor;
+  Trace *t = trace_run(in, &ph.th, model_seed, stream, false, st, rd);
+  *ev = ph.ev;
+  *nev = ph.n;
+  if (done) *done = ph.th;
+  return t;
+}
+
 /* ---- features ---- */
 
-typedef enum { CK_NONE, CK_NORMAL, CK_BERNOULLI } ChildKind;
+typedef enum { CK_NONE, CK_NORMAL, CK_BERNOULLI, CK_CATEGORICAL } ChildKind;
 
 static void feat_normal(double y, double mu, double sigma, double *f) {
   double r = (y - mu) / sigma;
@@ -142,6 +154,16 @@ static void feat_bernoulli(double y, double theta, double *f) {
   f[2] = log1p(-p);
 }
 
+/* A categorical child of C values at y (1-based) with probabilities theta. */
+static void feat_categorical(double y, const double *theta, int C, double *f) {
+  int i = (int)y - 1;
+  if (i < 0 || i >= C) return;
+  double p = fmin(fmax(theta[i], MOTIF_PROB_EPS), 1 - MOTIF_PROB_EPS);
+  f[0] = log(p);
+  f[1] = log1p(-p);
+  f[2] = log((double)C);
+}
+
 /* The kind of a child "normal(mu)" ... from its family and the parameters the
    block moves; CK_NONE for kinds this version has no features for. */
 static ChildKind child_kind(const char *kind) {
@@ -149,37 +171,66 @@ static ChildKind child_kind(const char *kind) {
       !strcmp(kind, "normal(mu,sigma)"))
     return CK_NORMAL;
   if (!strcmp(kind, "bernoulli(theta)")) return CK_BERNOULLI;
+  if (!strcmp(kind, "categorical(theta)")) return CK_CATEGORICAL;
   return CK_NONE;
+}
+
+/* A discrete signature's kinds of children, in its order ("a+b"). */
+typedef struct SigKinds {
+  int n;
+  ChildKind ck[MOTIF_MAXKINDS];
+  const char *name[MOTIF_MAXKINDS];
+} SigKinds;
+
+static bool sig_kinds(const char *kinds, SigKinds *sk) {
+  memset(sk, 0, sizeof *sk);
+  for (const char *p = kinds; *p;) {
+    const char *e = strchr(p, '+');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (sk->n == MOTIF_MAXKINDS) return false;
+    char *name = gc_alloc_atomic(len + 1);
+    memcpy(name, p, len);
+    name[len] = 0;
+    sk->name[sk->n] = name;
+    if ((sk->ck[sk->n++] = child_kind(name)) == CK_NONE) return false;
+    p += len + (e != NULL);
+  }
+  return sk->n > 0;
 }
 
 #define SIG_PREFIX "finite->"
 
 bool motif_sig_supported(const char *sig, const char **why) {
+  if (motif_cont_sig(sig)) return true;
+  if (!strncmp(sig, "normal->", 8)) {
+    *why = gc_printf("motif '%s': continuous blocks have proposals for children normal(mu) "
+                     "located at the block (normal->normal(mu)) in this version", sig);
+    return false;
+  }
   if (strncmp(sig, SIG_PREFIX, strlen(SIG_PREFIX)) != 0) {
     *why = gc_printf("'%s' is not a motif signature (they start with \"" SIG_PREFIX "\")", sig);
     return false;
   }
   const char *kind = sig + strlen(SIG_PREFIX);
-  if (strchr(kind, '+')) {
-    *why = gc_printf("motif '%s' has children of several kinds; this version proposes for "
-                     "one kind of child (normal(mu), normal(sigma), normal(mu,sigma) or "
-                     "bernoulli(theta))", sig);
-    return false;
-  }
-  if (child_kind(kind) == CK_NONE) {
-    *why = gc_printf("motif '%s': no proposal for children '%s' in this version (normal(mu), "
-                     "normal(sigma), normal(mu,sigma) or bernoulli(theta))", sig, kind);
+  SigKinds sk;
+  if (!sig_kinds(kind, &sk)) {
+    const char *bad = sk.n && sk.ck[sk.n - 1] == CK_NONE ? sk.name[sk.n - 1] : kind;
+    *why = sk.n == MOTIF_MAXKINDS && sk.ck[sk.n - 1] != CK_NONE
+               ? gc_printf("motif '%s' has more than %d kinds of children", sig, MOTIF_MAXKINDS)
+               : gc_printf("motif '%s': no proposal for children '%s' in this version (normal(mu), "
+                           "normal(sigma), normal(mu,sigma), bernoulli(theta), categorical(theta) "
+                           "and mixtures of them)", sig, bad);
     return false;
   }
   return true;
 }
 
-static double pv(const PEv *e, int q, int j) {
+double motif_pv(const MotifEv *e, int q, int j) {
   if (q >= e->np || e->pn[q] == 0) return NAN;
   return e->pn[q] == 1 ? e->p[q][0] : e->p[q][j < e->pn[q] ? j : 0];
 }
 
-static bool same_event(const PEv *a, const PEv *b) {
+bool motif_same_event(const MotifEv *a, const MotifEv *b) {
   if (a->kind != b->kind || a->fam != b->fam || a->np != b->np || a->xn != b->xn) return false;
   if (a->kind == 's' && strcmp(a->addr, b->addr) != 0) return false;
   for (int q = 0; q < a->np; q++)
@@ -188,14 +239,14 @@ static bool same_event(const PEv *a, const PEv *b) {
 }
 
 /* Does parameter q of event i, as element j sees it, differ between values? */
-static bool param_varies(PEv **ev, int K, int k0, int i, int q, int j) {
-  const PEv *e0 = &ev[k0][i];
+static bool param_varies(MotifEv **ev, int K, int k0, int i, int q, int j) {
+  const MotifEv *e0 = &ev[k0][i];
   int pn = e0->pn[q];
   for (int k = k0 + 1; k < K; k++) {
     if (!ev[k]) continue;
-    const PEv *e = &ev[k][i];
+    const MotifEv *e = &ev[k][i];
     if (pn == 1 || pn == e0->xn) {
-      if (pv(e, q, j) != pv(e0, q, j)) return true;
+      if (motif_pv(e, q, j) != motif_pv(e0, q, j)) return true;
     } else { /* a vector parameter of a scalar draw (categorical's theta) */
       for (int m = 0; m < pn; m++)
         if (e->p[q][m] != e0->p[q][m]) return true;
@@ -206,17 +257,19 @@ static bool param_varies(PEv **ev, int K, int k0, int i, int q, int j) {
 
 /* The features of p's children under each value, from the runs' events
    (ev[k] NULL: value k impossible, features 0). */
-static void unit_features(MotifProbe *p, const PEv *const *ev) {
-  ChildKind ck = child_kind(p->sig ? strstr(p->sig, "->") + 2 : "");
+static void unit_features(MotifProbe *p, const MotifEv *const *ev) {
   for (int u = 0; u < p->nunits; u++)
     for (int k = 0; k < p->K; k++) {
+      ChildKind ck = (ChildKind)p->unit_ck[u];
       double *f = p->feat + ((size_t)u * (size_t)p->K + (size_t)k) * MOTIF_NFEAT;
       memset(f, 0, sizeof(double) * MOTIF_NFEAT);
       if (!ev[k] || ck == CK_NONE) continue;
-      const PEv *e = &ev[k][p->unit_ev[u]];
+      const MotifEv *e = &ev[k][p->unit_ev[u]];
       int j = p->unit_el[u];
-      if (ck == CK_NORMAL) feat_normal(e->x[j], pv(e, 0, j), pv(e, 1, j), f);
-      else feat_bernoulli(e->x[j], pv(e, 0, j), f);
+      if (ck == CK_NORMAL) feat_normal(e->x[j], motif_pv(e, 0, j), motif_pv(e, 1, j), f);
+      else if (ck == CK_BERNOULLI) feat_bernoulli(e->x[j], motif_pv(e, 0, j), f);
+      else if (e->np > 0) /* theta: one vector of probabilities for the draw */
+        feat_categorical(e->x[j], e->p[0], e->pn[0], f);
       for (int m = 0; m < MOTIF_NFEAT; m++)
         if (!isfinite(f[m])) f[m] = 0;
     }
@@ -245,7 +298,7 @@ bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const T
   out->fresh_lp = gc_alloc_atomic(sizeof(double) * (size_t)K);
   out->block_seen = gc_alloc_atomic(sizeof(int) * (size_t)K);
   out->lprior = gc_alloc_atomic(sizeof(double) * (size_t)K);
-  PEv **ev = gc_alloc(sizeof(PEv *) * (size_t)K);
+  MotifEv **ev = gc_alloc(sizeof(MotifEv *) * (size_t)K);
   int *nev = gc_alloc_atomic(sizeof(int) * (size_t)K);
   int k0 = -1;
   for (int k = 0; k < K; k++) {
@@ -301,7 +354,7 @@ bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const T
   for (int k = k0 + 1; k < K; k++) {
     if (!ev[k]) continue;
     bool same = nev[k] == nev[k0];
-    for (int i = 0; same && i < nev[k0]; i++) same = same_event(&ev[k][i], &ev[k0][i]);
+    for (int i = 0; same && i < nev[k0]; i++) same = motif_same_event(&ev[k][i], &ev[k0][i]);
     if (!same) {
       out->why = gc_printf("the program's events change with the value of %s", addr);
       return true;
@@ -309,11 +362,11 @@ bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const T
   }
   /* children: elements of events whose parameters move with the block */
   int ucap = 16, nu = 0;
-  const PEv **uev = gc_alloc(sizeof(PEv *) * (size_t)ucap);
+  const MotifEv **uev = gc_alloc(sizeof(MotifEv *) * (size_t)ucap);
   int *uel = gc_alloc_atomic(sizeof(int) * (size_t)ucap), *ui = gc_alloc_atomic(sizeof(int) * (size_t)ucap);
   const char **ukind = gc_alloc(sizeof(char *) * (size_t)ucap);
   for (int i = 0; i < nev[k0]; i++) {
-    const PEv *e0 = &ev[k0][i];
+    const MotifEv *e0 = &ev[k0][i];
     if (e0->kind == 'f') {
       for (int k = k0 + 1; k < K; k++)
         if (ev[k] && ev[k][i].x[0] != e0->x[0]) {
@@ -341,10 +394,10 @@ bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const T
       if (len < sizeof kind - 1) strcat(kind, ")");
       if (nu == ucap) {
         ucap *= 2;
-        const PEv **a = gc_alloc(sizeof(PEv *) * (size_t)ucap);
+        const MotifEv **a = gc_alloc(sizeof(MotifEv *) * (size_t)ucap);
         int *b = gc_alloc_atomic(sizeof(int) * (size_t)ucap), *c2 = gc_alloc_atomic(sizeof(int) * (size_t)ucap);
         const char **kk = gc_alloc(sizeof(char *) * (size_t)ucap);
-        memcpy(a, uev, sizeof(PEv *) * (size_t)nu), memcpy(b, uel, sizeof(int) * (size_t)nu);
+        memcpy(a, uev, sizeof(MotifEv *) * (size_t)nu), memcpy(b, uel, sizeof(int) * (size_t)nu);
         memcpy(c2, ui, sizeof(int) * (size_t)nu), memcpy(kk, ukind, sizeof(char *) * (size_t)nu);
         uev = a, uel = b, ui = c2, ukind = kk;
       }
@@ -372,8 +425,19 @@ bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const T
   memcpy(out->unit_ev, ui, sizeof(int) * (size_t)nu);
   memcpy(out->unit_el, uel, sizeof(int) * (size_t)nu);
   out->own_choice = c->numel == 1;
+  /* each child's kind: its place among the signature's kinds */
+  SigKinds sk;
+  bool known = sig_kinds(sig + strlen(SIG_PREFIX), &sk);
+  out->unit_ck = gc_alloc_atomic(sizeof(int) * (size_t)nu);
+  out->unit_kind = gc_alloc_atomic(sizeof(int) * (size_t)nu);
+  for (int u = 0; u < nu; u++) {
+    int c2 = 0;
+    while (known && c2 < sk.n - 1 && strcmp(sk.name[c2], ukind[u])) c2++;
+    out->unit_kind[u] = c2;
+    out->unit_ck[u] = known ? (int)sk.ck[c2] : CK_NONE;
+  }
   out->feat = gc_alloc_atomic(sizeof(double) * (size_t)nu * (size_t)K * MOTIF_NFEAT);
-  unit_features(out, (const PEv *const *)ev);
+  unit_features(out, (const MotifEv *const *)ev);
   return true;
 }
 
@@ -447,7 +511,7 @@ bool motif_probe_batch(const Interp *in, uint64_t model_seed, uint64_t stream, c
     slot[b] = a;
   }
   Value *vals = gc_alloc(sizeof(Value) * (size_t)na);
-  const PEv **ev = gc_alloc(sizeof(PEv *) * (size_t)K);
+  const MotifEv **ev = gc_alloc(sizeof(MotifEv *) * (size_t)K);
   Trace **tr = gc_alloc(sizeof(Trace *) * (size_t)K);
   for (int k = 0; k < K; k++) {
     for (int a = 0; a < na; a++) vals[a] = val_copy(trace_find(cur, addrs[a])->val);
@@ -523,7 +587,8 @@ bool motif_detect(const Interp *in, uint64_t seed, MotifReport *out, Diag *d) {
   }
   MotifSite *sites;
   out->nsites = motif_sites(t, &sites);
-  out->found = gc_alloc(sizeof(MotifFound) * (size_t)(out->nsites + 1));
+  MotifSite *cs;
+  out->found = gc_alloc(sizeof(MotifFound) * (size_t)(out->nsites + motif_csites(t, &cs) + 1));
   for (int i = 0; i < out->nsites; i++) {
     MotifProbe p;
     if (!motif_probe(in, model_seed, 0, t, sites[i].addr, sites[i].elem, &r, &p, d)) return false;
@@ -538,6 +603,22 @@ bool motif_detect(const Interp *in, uint64_t seed, MotifReport *out, Diag *d) {
     if (k == out->n) out->found[out->n++] = (MotifFound){p.sig, 0, name};
     out->found[k].blocks++;
   }
+  /* continuous blocks: only those that are motifs (an element nothing
+     depends on in this run is the motif with no children) */
+  int nc = motif_csites(t, &sites);
+  MotifCProbe *cp = gc_alloc(sizeof(MotifCProbe) * (size_t)(nc + 1));
+  for (int i = 0; i < nc; i++)
+    if (!motif_cprobe(in, model_seed, 0, t, sites[i].addr, sites[i].elem, &r, &cp[i], d)) return false;
+  for (int i = 0; i < nc; i++) {
+    const char *sig = cp[i].sig ? cp[i].sig : cp[i].empty ? motif_cont_empty_sig() : NULL;
+    if (!sig) continue;
+    const char *name = elem_name(trace_find(t, sites[i].addr), sites[i].elem);
+    int k = 0;
+    while (k < out->n && strcmp(out->found[k].sig, sig)) k++;
+    if (k == out->n) out->found[out->n++] = (MotifFound){sig, 0, name};
+    out->found[k].blocks++;
+    out->nsites++;
+  }
   return true;
 }
 
@@ -546,31 +627,51 @@ bool motif_detect(const Interp *in, uint64_t seed, MotifReport *out, Diag *d) {
 bool motif_net_new(MotifNet *n, const char *sig, Rng *r, const char **err) {
   memset(n, 0, sizeof *n);
   if (!motif_sig_supported(sig, err)) return false;
+  if (motif_cont_sig(sig)) return motif_cont_net_new(n, sig, r, err);
   char e[256];
   int hidden[2] = {MOTIF_HIDDEN, MOTIF_HIDDEN};
   if (!nn_mlp_make(&n->mlp, MOTIF_NFEAT, 2, hidden, 1, TENSOR_TANH, TENSOR_IDENTITY, e, sizeof e)) {
     *err = gc_strdup(e);
     return false;
   }
+  SigKinds sk;
+  sig_kinds(sig + strlen(SIG_PREFIX), &sk);
   n->sig = gc_strdup(sig);
-  n->nparams = n->mlp.nparams + MOTIF_NFEAT;
+  n->nkinds = sk.n;
+  size_t per = n->mlp.nparams + MOTIF_NFEAT;
+  n->nparams = (size_t)n->nkinds * per;
   n->w = gc_alloc_atomic(sizeof(double) * n->nparams);
-  nn_mlp_init(&n->mlp, r, 1, n->w);
-  for (int i = 0; i < MOTIF_NFEAT; i++) n->w[n->mlp.nparams + (size_t)i] = 0.1 * rng_normal(r);
+  for (int c = 0; c < n->nkinds; c++) {
+    double *w = n->w + (size_t)c * per;
+    nn_mlp_init(&n->mlp, r, 1, w);
+    for (int i = 0; i < MOTIF_NFEAT; i++) w[n->mlp.nparams + (size_t)i] = 0.1 * rng_normal(r);
+  }
   n->loss = NAN;
   return true;
 }
 
 /* Scores of B examples of up to Kmax values each:
-   S[b, k] = lp[b, k] + sum over rows r with A[b K + k, r] = 1 of E(F[r]),
-   then log softmax over k.  F is [rows, NFEAT]; A is [B Kmax, rows]. */
-static Tensor net_logq(const MotifNet *n, Tape *t, Tensor w, int rows, const double *F, int B,
-                       int Kmax, const double *A, const double *lp) {
+   S[b, k] = lp[b, k] + sum over rows r with A[b K + k, r] = 1 of E_c(F[r]),
+   then log softmax over k, with c = rk[r] the row's kind of child (each
+   kind its own E; every row goes through each, masked: kinds are few).
+   F is [rows, NFEAT]; A is [B Kmax, rows]. */
+static Tensor net_logq(const MotifNet *n, Tape *t, Tensor w, int rows, const double *F,
+                       const int *rk, int B, int Kmax, const double *A, const double *lp) {
   Tensor X = tensor_const(2, (int[]){rows, MOTIF_NFEAT}, F);
-  Tensor h = nn_mlp_forward(t, &n->mlp, tensor_slice(w, 0, n->mlp.nparams), X);
-  h = tensor_reshape(t, h, 1, (int[]){rows});
-  Tensor lin = tensor_matmul(t, X, tensor_slice(w, n->mlp.nparams, MOTIF_NFEAT));
-  Tensor e = tensor_add(t, h, lin);
+  size_t per = n->mlp.nparams + MOTIF_NFEAT;
+  Tensor e = {.rank = -1};
+  for (int c = 0; c < n->nkinds; c++) {
+    Tensor wc = tensor_slice(w, (size_t)c * per, per);
+    Tensor h = nn_mlp_forward(t, &n->mlp, tensor_slice(wc, 0, n->mlp.nparams), X);
+    h = tensor_reshape(t, h, 1, (int[]){rows});
+    Tensor ec = tensor_add(t, h, tensor_matmul(t, X, tensor_slice(wc, n->mlp.nparams, MOTIF_NFEAT)));
+    if (n->nkinds > 1) {
+      double *mask = gc_alloc_atomic(sizeof(double) * (size_t)rows);
+      for (int i = 0; i < rows; i++) mask[i] = rk[i] == c;
+      ec = tensor_mul(t, ec, tensor_const(1, (int[]){rows}, mask));
+    }
+    e = c ? tensor_add(t, e, ec) : ec;
+  }
   Tensor Am = tensor_const(2, (int[]){B * Kmax, rows}, A);
   Tensor s = tensor_add(t, tensor_matmul(t, Am, e), tensor_const(1, (int[]){B * Kmax}, lp));
   s = tensor_reshape(t, s, 2, (int[]){B, Kmax});
@@ -586,9 +687,12 @@ bool motif_net_logq(const MotifNet *n, Tape *t, const MotifProbe *p, double *log
   for (int u = 0; u < p->nunits; u++)
     for (int k = 0; k < K; k++) A[(size_t)k * (size_t)rows + (size_t)u * (size_t)K + (size_t)k] = 1;
   for (int k = 0; k < K; k++) lp[k] = p->lprior[k] > -INFINITY ? p->lprior[k] : LP_ABSENT;
+  int *rk = gc_alloc_atomic(sizeof(int) * (size_t)rows);
+  for (int u = 0; u < p->nunits; u++)
+    for (int k = 0; k < K; k++) rk[u * K + k] = p->unit_kind[u];
   tape_reset(t);
   Tensor w = tensor_const(1, (int[]){(int)n->nparams}, n->w);
-  Tensor q = net_logq(n, t, w, rows, p->feat, 1, K, A, lp);
+  Tensor q = net_logq(n, t, w, rows, p->feat, rk, 1, K, A, lp);
   if (!tensor_ok(q)) return false;
   for (int k = 0; k < K; k++) logq[k] = p->lprior[k] > -INFINITY ? q.d[k] : -INFINITY;
   return true;
@@ -624,47 +728,85 @@ static int sim_cat(Rng *r, int K, const double *logw) {
   return K - 1;
 }
 
-/* One simulated motif: K values, c children, its features appended to F
-   (rows c K), and the true value. */
-static int sim_motif(Rng *r, ChildKind ck, bool mu_varies, bool sigma_varies, int *K, int *c,
-                     double *logw, double *F) {
-  double mu[MOTIF_MAXK], sg[MOTIF_MAXK];
-  if (ck == CK_NORMAL) {
-    *K = (int)rng_int(r, 2, 8);
-    *c = (int)rng_int(r, 1, 3);
-    double s = exp(rng_uniform(r) * 6 - 3), spread = exp(rng_uniform(r) * 3.5 - 1);
-    for (int k = 0; k < *K; k++) {
-      mu[k] = mu_varies ? s * spread * rng_normal(r) : 0;
-      sg[k] = sigma_varies ? s * exp(0.8 * rng_normal(r)) : s;
-    }
-  } else {
-    *K = rng_uniform(r) < 0.75 ? 2 : (int)rng_int(r, 3, 4);
-    *c = (int)rng_int(r, 1, 6);
-  }
+/* The children a simulated motif has of one kind: 1 .. cmax. */
+static int sim_cmax(ChildKind ck) { return ck == CK_BERNOULLI ? 6 : 3; }
+
+/* One simulated motif: K values, c children of the signature's kinds (their
+   rows' kinds into rk), its features appended to F (rows c K), and the true
+   value. */
+static int sim_motif(Rng *r, const SigKinds *sk, int *K, int *c, double *logw, double *F, int *rk) {
+  bool normal = false;
+  for (int i = 0; i < sk->n; i++) normal |= sk->ck[i] == CK_NORMAL;
+  *K = normal ? (int)rng_int(r, 2, 8) : rng_uniform(r) < 0.75 ? 2 : (int)rng_int(r, 3, 4);
   sim_prior(r, *K, logw);
   int z = sim_cat(r, *K, logw);
-  double a = exp(rng_uniform(r) * 2.5 - 1.5);
-  for (int j = 0; j < *c; j++) {
-    double th[MOTIF_MAXK] = {0};
-    if (ck == CK_BERNOULLI)
-      for (int k = 0; k < *K; k++) th[k] = rng_beta(r, a, a);
-    double y = ck == CK_NORMAL ? mu[z] + sg[z] * rng_normal(r) : (rng_uniform(r) < th[z]);
-    for (int k = 0; k < *K; k++) {
-      double *f = F + ((size_t)j * (size_t)*K + (size_t)k) * MOTIF_NFEAT;
-      if (ck == CK_NORMAL) feat_normal(y, mu[k], sg[k], f);
-      else feat_bernoulli(y, th[k], f);
+  *c = 0;
+  for (int i = 0; i < sk->n; i++) {
+    ChildKind ck = sk->ck[i];
+    double mu[MOTIF_MAXK], sg[MOTIF_MAXK];
+    if (ck == CK_NORMAL) {
+      bool mu_varies = strstr(sk->name[i], "mu") != NULL, sigma_varies = strstr(sk->name[i], "sigma") != NULL;
+      double sc = exp(rng_uniform(r) * 6 - 3), spread = exp(rng_uniform(r) * 3.5 - 1);
+      for (int k = 0; k < *K; k++) {
+        mu[k] = mu_varies ? sc * spread * rng_normal(r) : 0;
+        sg[k] = sigma_varies ? sc * exp(0.8 * rng_normal(r)) : sc;
+      }
+    }
+    int nc = (int)rng_int(r, 1, sim_cmax(ck));
+    double a = exp(rng_uniform(r) * 2.5 - 1.5);
+    for (int j = 0; j < nc; j++, (*c)++) {
+      double th[MOTIF_MAXK] = {0}, cat[MOTIF_MAXK][MOTIF_MAXK];
+      int C = 0;
+      double y;
+      if (ck == CK_BERNOULLI) {
+        for (int k = 0; k < *K; k++) th[k] = rng_beta(r, a, a);
+        y = rng_uniform(r) < th[z];
+      } else if (ck == CK_CATEGORICAL) { /* a next state: often the block's own K values */
+        C = rng_uniform(r) < 0.5 ? *K : (int)rng_int(r, 2, 6);
+        for (int k = 0; k < *K; k++) {
+          double s = 0;
+          for (int m = 0; m < C; m++) s += cat[k][m] = fmax(rng_gamma(r, a), 1e-300);
+          for (int m = 0; m < C; m++) cat[k][m] /= s;
+        }
+        double u = rng_uniform(r), acc = 0;
+        y = C;
+        for (int m = 0; m < C; m++)
+          if (u < (acc += cat[z][m])) {
+            y = m + 1;
+            break;
+          }
+      } else {
+        y = mu[z] + sg[z] * rng_normal(r);
+      }
+      for (int k = 0; k < *K; k++) {
+        size_t row = (size_t)*c * (size_t)*K + (size_t)k;
+        double *f = F + row * MOTIF_NFEAT;
+        memset(f, 0, sizeof(double) * MOTIF_NFEAT);
+        rk[row] = i;
+        if (ck == CK_NORMAL) feat_normal(y, mu[k], sg[k], f);
+        else if (ck == CK_BERNOULLI) feat_bernoulli(y, th[k], f);
+        else feat_categorical(y, cat[k], C, f);
+      }
     }
   }
   return z;
 }
 
 bool motif_train(MotifNet *n, const MotifTrainOpts *o, const char **err) {
-  const char *kind = n->sig + strlen(SIG_PREFIX);
-  ChildKind ck = child_kind(kind);
-  bool mu_varies = strstr(kind, "mu") != NULL, sigma_varies = strstr(kind, "sigma") != NULL;
-  int B = o->batch > 0 ? o->batch : 64, Kmax = ck == CK_NORMAL ? 8 : 4, cmax = ck == CK_NORMAL ? 3 : 6;
+  if (n->mdn) return motif_cont_train(n, o, err);
+  SigKinds sk;
+  if (!sig_kinds(n->sig + strlen(SIG_PREFIX), &sk)) {
+    *err = gc_printf("learn-proposals: no proposal for motif '%s'", n->sig);
+    return false;
+  }
+  int B = o->batch > 0 ? o->batch : 64, Kmax = 4, cmax = 0;
+  for (int i = 0; i < sk.n; i++) {
+    cmax += sim_cmax(sk.ck[i]);
+    if (sk.ck[i] == CK_NORMAL) Kmax = 8;
+  }
   size_t maxrows = (size_t)B * (size_t)Kmax * (size_t)cmax;
   double *F = malloc(sizeof(double) * maxrows * MOTIF_NFEAT);
+  int *rk = malloc(sizeof(int) * maxrows);
   double *A = malloc(sizeof(double) * maxrows * (size_t)B * (size_t)Kmax);
   double *lp = malloc(sizeof(double) * (size_t)B * (size_t)Kmax);
   int *z = malloc(sizeof(int) * (size_t)B);
@@ -681,7 +823,7 @@ bool motif_train(MotifNet *n, const MotifTrainOpts *o, const char **err) {
   oc.lr_min = oc.lr / 20;
   Optim *opt = optim_new(&oc, n->nparams);
   Tape *t = tape_new();
-  bool ok = F && A && lp && z && grad && opt && t;
+  bool ok = F && rk && A && lp && z && grad && opt && t;
   if (!ok) *err = "learn-proposals: out of memory";
   double avg = NAN;
   int np = (int)n->nparams;
@@ -691,8 +833,7 @@ bool motif_train(MotifNet *n, const MotifTrainOpts *o, const char **err) {
     int Ks[1024], cs[1024], rs[1024];
     for (int b = 0; b < B && b < 1024; b++) {
       rs[b] = rows;
-      z[b] = sim_motif(&r, ck, mu_varies, sigma_varies, &Ks[b], &cs[b], logw,
-                       F + (size_t)rows * MOTIF_NFEAT);
+      z[b] = sim_motif(&r, &sk, &Ks[b], &cs[b], logw, F + (size_t)rows * MOTIF_NFEAT, rk + rows);
       for (int k = 0; k < Kmax; k++) lp[b * Kmax + k] = k < Ks[b] ? logw[k] : LP_ABSENT;
       rows += cs[b] * Ks[b];
     }
@@ -703,7 +844,7 @@ bool motif_train(MotifNet *n, const MotifTrainOpts *o, const char **err) {
           A[(size_t)(b * Kmax + k) * (size_t)rows + (size_t)(rs[b] + j * Ks[b] + k)] = 1;
     tape_reset(t);
     Tensor w = tensor_var(t, 1, &np, n->w);
-    Tensor q = net_logq(n, t, w, rows, F, B, Kmax, A, lp);
+    Tensor q = net_logq(n, t, w, rows, F, rk, B, Kmax, A, lp);
     AdNum ll = tensor_mean(t, tensor_pick(t, q, z));
     if (tape_error(t)) {
       *err = gc_printf("learn-proposals: %s", tape_error(t));
@@ -733,12 +874,19 @@ bool motif_train(MotifNet *n, const MotifTrainOpts *o, const char **err) {
     if (o->progress && ((step + 1) % 100 == 0 || step + 1 == o->steps))
       o->progress(o->progress_ctx, n->sig, step + 1, o->steps, avg);
   }
-  free(F), free(A), free(lp), free(z), free(grad), free(adj);
+  free(F), free(rk), free(A), free(lp), free(z), free(grad), free(adj);
   if (opt) optim_free(opt);
   return ok;
 }
 
 /* ---- files ---- */
+
+/* The network's layout as the file's "hidden" says it. */
+static const char *net_layout(const MotifNet *n) {
+  if (n->mdn) return motif_cont_layout();
+  return n->nkinds > 1 ? gc_printf("%d,%d x%d", MOTIF_HIDDEN, MOTIF_HIDDEN, n->nkinds)
+                       : gc_printf("%d,%d", MOTIF_HIDDEN, MOTIF_HIDDEN);
+}
 
 const char *motif_file_name(const char *sig) {
   char *s = gc_strdup(sig);
@@ -760,7 +908,7 @@ bool motif_net_save(const MotifNet *n, const char *path, const char **err) {
   memcpy(m, f.meta, sizeof(StMeta) * (size_t)f.nmeta);
   m[f.nmeta++] = (StMeta){"signature", n->sig};
   m[f.nmeta++] = (StMeta){"motif_version", MOTIF_VERSION};
-  m[f.nmeta++] = (StMeta){"hidden", gc_printf("%d,%d", MOTIF_HIDDEN, MOTIF_HIDDEN)};
+  m[f.nmeta++] = (StMeta){"hidden", net_layout(n)};
   m[f.nmeta++] = (StMeta){"steps", gc_printf("%ld", n->steps)};
   m[f.nmeta++] = (StMeta){"loss", gc_printf("%.6g", n->loss)};
   f.meta = m;
@@ -795,11 +943,10 @@ bool motif_net_load(const char *path, const char *sig, MotifNet *n, const char *
     return false;
   }
   const StTensor *w = st_find(f, "weights");
-  if (!hid || strcmp(hid, gc_printf("%d,%d", MOTIF_HIDDEN, MOTIF_HIDDEN)) || !w ||
-      w->numel != n->nparams) {
+  if (!hid || strcmp(hid, net_layout(n)) || !w || w->numel != n->nparams) {
     *err = gc_printf("%s: the network's layout (hidden %s, %zu weights) is not this version's "
-                     "(hidden %d,%d, %zu weights)", path, hid ? hid : "?", w ? w->numel : 0,
-                     MOTIF_HIDDEN, MOTIF_HIDDEN, n->nparams);
+                     "(hidden %s, %zu weights)", path, hid ? hid : "?", w ? w->numel : 0,
+                     net_layout(n), n->nparams);
     return false;
   }
   memcpy(n->w, w->data, sizeof(double) * n->nparams);

@@ -37,6 +37,7 @@
 #define MOTIF_KIND "lmh"  /* the safetensors "kind" of a proposal file */
 #define MOTIF_MAXK 64     /* larger finite supports are left to single-site MH */
 #define MOTIF_NFEAT 3
+#define MOTIF_MAXKINDS 4  /* kinds of children of one discrete motif */
 
 /* One probe of a block on a trace: the K replays and the features. */
 typedef struct MotifProbe {
@@ -57,6 +58,8 @@ typedef struct MotifProbe {
   /* where its children are: event number (in run order) and element */
   int nev;            /* events of a run */
   int *unit_ev, *unit_el;
+  int *unit_kind;     /* its kind's place in the signature ("a+b": 0 or 1) */
+  int *unit_ck;       /* its kind (motif.c's ChildKind) */
   int own_choice;     /* the block is a choice of its own (one element) */
   int own_ev;         /* the event that draws it */
 } MotifProbe;
@@ -112,8 +115,11 @@ bool motif_detect(const Interp *in, uint64_t seed, MotifReport *out, Diag *d);
 /* A proposal network of one signature (weights in a flat vector). */
 typedef struct MotifNet {
   const char *sig;
-  NnMlp mlp;          /* E's nonlinear part: MOTIF_NFEAT -> hidden -> 1 */
-  size_t nparams;     /* mlp.nparams + MOTIF_NFEAT (the linear term) */
+  bool mdn;           /* a continuous block's mixture density network */
+  NnMlp mlp;          /* E's nonlinear part: MOTIF_NFEAT -> hidden -> 1; mdn: phi */
+  int nkinds;         /* kinds of children: one E (mlp's layout, own weights) each */
+  NnMlp rho;          /* mdn: the pooled summary -> the mixture */
+  size_t nparams;     /* nkinds (mlp.nparams + MOTIF_NFEAT (the linear term)); mdn: phi + rho */
   double *w;
   long steps;         /* training steps it had (0: random weights) */
   double loss;        /* its last training loss (NaN: none) */
@@ -140,6 +146,49 @@ void motif_train_opts_default(MotifTrainOpts *o);
 /* Train n (made by motif_net_new) in place by maximum likelihood of the
  * block given its blanket on simulations of its motif. */
 bool motif_train(MotifNet *n, const MotifTrainOpts *o, const char **err);
+
+/* ---- continuous blocks (motif_cont.c) ----
+ *
+ * A continuous block is one element of a real latent without bounds drawn
+ * from a normal, x ~ normal(m0, s0); its children are found by probing as
+ * for discrete blocks, with one replay at x + delta: every event whose
+ * parameters move with it.  When every child is a normal whose location is
+ * x itself (y ~ normal(x, sigma_j): a component mean and the points assigned
+ * to it, a group mean and its members) the signature is
+ * "normal->normal(mu)".  The proposal is a mixture density network: a
+ * permutation-invariant summary of the children (a per-child network
+ * phi, averaged, beside their count and precision-weighted statistics) read
+ * by a network rho that gives MOTIF_MDN_K Gaussian components on the
+ * block's scale (it is unbounded: the unconstrained scale is its own). */
+#define MOTIF_MDN_K 3
+typedef struct MotifCProbe {
+  const char *addr;
+  int elem;
+  double x;           /* the current value */
+  double m0, s0;      /* its prior's location and scale */
+  int n;              /* children */
+  double *y, *sg;     /* their values and scales */
+  const char *sig;    /* NULL: no motif (why says why; empty when only for want of children) */
+  const char *why;
+  bool empty;         /* a normal block nothing depends on (in this trace) */
+} MotifCProbe;
+/* The signature of a continuous block nothing depends on (in some trace):
+ * normal->normal(mu) with no children. */
+const char *motif_cont_empty_sig(void);
+/* The real latents' elements that may be continuous blocks (in trace order). */
+int motif_csites(const Trace *t, MotifSite **out);
+/* Probe (addr, elem) of cur: two replays (unchanged, and at x + delta). */
+bool motif_cprobe(const Interp *in, uint64_t model_seed, uint64_t stream, const Trace *cur,
+                  const char *addr, int elem, Rng *rng, MotifCProbe *out, Diag *d);
+/* The same blanket: prior, children and their values (bit for bit). */
+bool motif_cprobe_same(const MotifCProbe *a, const MotifCProbe *b);
+/* The proposal of a probed block: a Gaussian mixture on its scale. */
+typedef struct MotifMix {
+  double logw[MOTIF_MDN_K], mean[MOTIF_MDN_K], sd[MOTIF_MDN_K];
+} MotifMix;
+bool motif_net_mix(const MotifNet *n, Tape *t, const MotifCProbe *p, MotifMix *q);
+double motif_mix_logq(const MotifMix *q, double x);
+double motif_mix_draw(const MotifMix *q, Rng *r);
 
 /* The file name of sig's proposal within a library directory. */
 const char *motif_file_name(const char *sig);

@@ -38,9 +38,11 @@ static ppl_model *exact_model(ppl_context *ctx, const char *name) {
 static void test_motifs(ppl_context *ctx, const char *lib) {
   ppl_model *m = exact_model(ctx, "mix2_enum");
   const char *t = m ? ppl_model_motifs(m, lib) : NULL;
-  tap_ok(t && strstr(t, "motifs: 12 blocks\n") &&
-             strstr(t, "  finite->normal(mu): 12 blocks (z[1] ...), no trained proposal in "),
-         "mix2_enum: 12 blocks z[n], each the motif finite->normal(mu) (%s)", t ? t : ppl_errmsg(ctx));
+  tap_ok(t && strstr(t, "motifs: 14 blocks\n") &&
+             strstr(t, "  finite->normal(mu): 12 blocks (z[1] ...), no trained proposal in ") &&
+             strstr(t, "  normal->normal(mu): 2 blocks (mu1 ...), no trained proposal in "),
+         "mix2_enum: 12 blocks z[n], each the motif finite->normal(mu), and the means mu1, mu2, "
+         "normal->normal(mu) (%s)", t ? t : ppl_errmsg(ctx));
   ppl_model_free(m);
   /* the number of components is a parameter of the motif, not of its signature */
   for (int K = 3; K <= 10; K += 7) {
@@ -59,23 +61,40 @@ static void test_motifs(ppl_context *ctx, const char *lib) {
   /* hmm3: z[t]'s children are y[t] (normal(mu)) and z[t+1] (categorical(theta)) */
   m = exact_model(ctx, "hmm3");
   t = m ? ppl_model_motifs(m, lib) : NULL;
-  tap_ok(t && strstr(t, "finite->categorical(theta)+normal(mu)") &&
-             strstr(t, "no proposal in this version: single-site moves"),
-         "hmm3: two kinds of children, a motif this version does not propose for (%s)",
-         t ? t : ppl_errmsg(ctx));
+  tap_ok(t && strstr(t, "  finite->categorical(theta)+normal(mu): 99 blocks (z[1] ...), no trained "
+                        "proposal in ") &&
+             strstr(t, "  finite->normal(mu): 1 block (z[100]), no trained proposal in "),
+         "hmm3: z[t] with two kinds of children, the last state with one (%s)", t ? t : ppl_errmsg(ctx));
+  /* a motif of too many kinds of children, and one of a kind without features */
+  ppl_learn_options lo;
+  ppl_learn_options_default(&lo);
+  lo.out_dir = lib;
+  lo.motif = "finite->bernoulli(theta)+categorical(theta)+normal(mu)+normal(sigma)+poisson(lambda)";
+  tap_ok(m && ppl_learn_proposals(m, &lo, NULL) == PPL_ERR_USAGE &&
+             strstr(ppl_errmsg(ctx), "more than 4 kinds of children"),
+         "--motif with five kinds of children: %s", ppl_errmsg(ctx));
+  lo.motif = "finite->categorical(theta)+poisson(lambda)";
+  tap_ok(m && ppl_learn_proposals(m, &lo, NULL) == PPL_ERR_USAGE &&
+             strstr(ppl_errmsg(ctx), "no proposal for children 'poisson(lambda)'"),
+         "--motif with a kind without features: %s", ppl_errmsg(ctx));
   ppl_model_free(m);
-  /* no discrete latent: nothing to learn */
+  /* a mean and the points located at it: a continuous motif; through a
+     function (a regression's coefficients) it is one without a proposal */
   m = exact_model(ctx, "normal_mean");
+  tap_ok(m && lmh_learn(m, lib, 10, 1) == 1, "normal_mean: learn-proposals trains mu's motif (%s)",
+         ppl_errmsg(ctx));
+  ppl_model_free(m);
+  m = exact_model(ctx, "linreg_known_sigma");
   tap_ok(m && lmh_learn(m, lib, 10, 1) < 0 && strstr(ppl_errmsg(ctx), "has no motif this version can learn"),
-         "normal_mean: learn-proposals refused (%s)", ppl_errmsg(ctx));
+         "linreg_known_sigma: learn-proposals refused (%s)", ppl_errmsg(ctx));
   ppl_model_free(m);
 }
 
 static void test_learn(ppl_context *ctx, const char *a, const char *b, const char *c) {
   ppl_model *m = lmh_model(ctx, "mixk.ppl", mix_json(3, 20));
   if (!tap_ok(m != NULL, "mixk compiles")) return;
-  tap_ok(lmh_learn(m, a, 60, 5) == 1 && lmh_learn(m, b, 60, 5) == 1 && lmh_learn(m, c, 60, 6) == 1,
-         "learn-proposals writes one proposal (%s)", ppl_errmsg(ctx));
+  tap_ok(lmh_learn(m, a, 60, 5) == 2 && lmh_learn(m, b, 60, 5) == 2 && lmh_learn(m, c, 60, 6) == 2,
+         "learn-proposals writes two proposals, z's and mu's (%s)", ppl_errmsg(ctx));
   char pa[1024], pb[1024], pc[1024];
   snprintf(pa, sizeof pa, "%s/finite-_normal_mu_.safetensors", a);
   snprintf(pb, sizeof pb, "%s/finite-_normal_mu_.safetensors", b);

@@ -7,6 +7,10 @@
  *     and P(k = 1) in closed form;
  *   - a 3 x 3 binary grid network with random tables: every node's marginal
  *     by enumeration of its 512 states (lmh_util.h);
+ *   - continuous blocks (normal->normal(mu)): normal_mean (tests/exact)
+ *     against its conjugate posterior, and the open-universe mixture
+ *     (tests/lmh/openmix.ppl, K latent) against P(K) and E(mu[1]) summed
+ *     over every K and assignment with the means integrated out;
  *   - generalisation: a proposal trained on the K = 3 mixture (mixk.ppl) on
  *     K = 5 and K = 10 mixtures with other data: its moves are accepted
  *     more often, and the uncertain assignments z[n] mix better (ESS per
@@ -15,7 +19,8 @@
  *     compares per second).
  *
  * Tolerances: a probability within 4 Monte Carlo standard errors,
- * sqrt(p (1 - p) / ESS) with the run's bulk ESS.  Fixed seeds.
+ * sqrt(p (1 - p) / ESS) with the run's bulk ESS, a mean within 4 sd / sqrt(ESS),
+ * an sd within 4 sd / sqrt(2 ESS).  Fixed seeds.
  *
  *   test_lmh_exact TESTS_LMH_DIR TESTS_EXACT_DIR
  */
@@ -55,6 +60,225 @@ static void check_prob(ppl_result *r, const char *what, const char *col, double 
          col, s.mean, want, 4 * mcse);
 }
 
+/* A mean against want within 4 MCSE (and its sd against want_sd when > 0). */
+static void check_mean(ppl_result *r, const char *what, const char *col, double want, double want_sd) {
+  int c = ppl_result_column_index(r, col);
+  if (!tap_ok(c >= 0, "%s: column %s", what, col)) return;
+  ppl_summary s;
+  ppl_result_summary(r, c, &s);
+  double ess = isfinite(s.ess_bulk) && s.ess_bulk > 0 ? s.ess_bulk : 1;
+  double sd = want_sd > 0 ? want_sd : s.sd;
+  tap_ok(fabs(s.mean - want) <= 4 * sd / sqrt(ess), "%s: E(%s) = %.4f, exact %.4f (4 mcse = %.4f)",
+         what, col, s.mean, want, 4 * sd / sqrt(ess));
+  if (want_sd > 0)
+    tap_ok(fabs(s.sd - want_sd) <= 4 * want_sd / sqrt(2 * ess), "%s: sd(%s) = %.4f, exact %.4f",
+           what, col, s.sd, want_sd);
+}
+
+static double mean_ess_z(ppl_result *r, int N);
+
+/* P(col = v) from the draws against want within 4 MCSE (the column's ESS). */
+static void check_value_prob(ppl_result *r, const char *what, const char *col, int v, double want) {
+  int c = ppl_result_column_index(r, col);
+  if (!tap_ok(c >= 0, "%s: column %s", what, col)) return;
+  double n1 = 0, n = 0;
+  for (int ch = 0; ch < ppl_result_num_chains(r); ch++)
+    for (int d = 0; d < ppl_result_num_draws(r); d++) n1 += ppl_result_draw(r, ch, d, c) == v, n++;
+  ppl_summary x;
+  ppl_result_summary(r, c, &x);
+  double ess = isfinite(x.ess_bulk) && x.ess_bulk > 0 ? x.ess_bulk : 1;
+  double mcse = sqrt(want * (1 - want) / ess);
+  tap_ok(fabs(n1 / n - want) <= 4 * mcse + 1e-12, "%s: P(%s = %d) = %.4f, exact %.4f (4 mcse = %.4f)",
+         what, col, v, n1 / n, want, 4 * mcse);
+}
+
+/* hmm3 (tests/exact): z[t]'s motif has two kinds of children (the next
+   state, categorical(theta), and y[t], normal(mu)); P(z_last = k) enumerated. */
+static void test_hmm3(ppl_context *ctx, const char *trained, const char *untrained) {
+  char path[1024], data[1024], ex[1024];
+  snprintf(path, sizeof path, "%s/hmm3.ppl", exact_dir);
+  snprintf(data, sizeof data, "%s/problems/hmm3/data.json", exact_dir);
+  snprintf(ex, sizeof ex, "%s/problems/hmm3/exact.json", exact_dir);
+  ppl_model *m = NULL;
+  json_error_t je;
+  json_t *root = json_load_file(ex, 0, &je);
+  if (!tap_ok(root && ppl_compile_file(ctx, path, &m) == PPL_OK && ppl_set_data_file(m, data) == PPL_OK,
+              "hmm3 loads (%s)", ppl_errmsg(ctx)))
+    goto out;
+  tap_ok(lmh_learn(m, trained, 1500, 4) == 2 && lmh_learn(m, untrained, 0, 4) == 2,
+         "hmm3: trained and untrained proposals for its two motifs (%s)", ppl_errmsg(ctx));
+  json_t *probs = json_object_get(root, "z_last_probs");
+  for (int t = 0; t < 2; t++) {
+    const char *lib = t ? untrained : trained, *what = t ? "hmm3/untrained" : "hmm3/trained";
+    ppl_result *r = run(m, "lmh", lib, 4, 200, 1000, 3131);
+    if (!tap_ok(r != NULL, "%s runs", what)) continue;
+    for (int k = 1; k <= 3; k++)
+      check_value_prob(r, what, "z_last", k, json_number_value(json_array_get(probs, (size_t)k - 1)));
+    double acc = lmh_accepted(r, "finite->categorical(theta)+normal(mu)");
+    tap_diag("%s: the states' learned moves accepted %.3f", what, acc);
+    if (t == 0) tap_ok(acc > 0.95, "hmm3/trained: the states' moves accepted %.3f > 0.95", acc);
+    ppl_result_free(r);
+  }
+out:
+  json_decref(root);
+  ppl_model_free(m);
+}
+
+/* hmm3.ppl with K = 4 states and T = 60 steps simulated from seed: an HMM
+   of another size than the one the proposals were trained on. */
+static char *hmm4_json(void) {
+  int K = 4, T = 60;
+  uint64_t seed = 99;
+  double mu[4] = {-3, -1, 1, 3};
+  char *s = malloc(8192);
+  size_t n = (size_t)snprintf(s, 8192, "{\"T\": %d, \"K\": %d, \"sigma\": 1, \"mu\": [-3, -1, 1, 3], "
+                                       "\"init\": [0.25, 0.25, 0.25, 0.25], \"trans\": [", T, K);
+  for (int i = 0; i < K; i++) {
+    n += (size_t)snprintf(s + n, 8192 - n, "%s[", i ? ", " : "");
+    for (int j = 0; j < K; j++) n += (size_t)snprintf(s + n, 8192 - n, "%s%g", j ? ", " : "", i == j ? 0.85 : 0.05);
+    n += (size_t)snprintf(s + n, 8192 - n, "]");
+  }
+  n += (size_t)snprintf(s + n, 8192 - n, "], \"y\": [");
+  int z = 0;
+  for (int t = 0; t < T; t++) {
+    double u = (double)grid_rand(&seed) / 9007199254740992.0;
+    if (u > 0.85) z = (z + 1 + (int)((u - 0.85) / 0.05)) % K;
+    double g = 0; /* a rough standard normal: the sum of 12 uniforms less 6 */
+    for (int i = 0; i < 12; i++) g += (double)grid_rand(&seed) / 9007199254740992.0;
+    n += (size_t)snprintf(s + n, 8192 - n, "%s%.4f", t ? ", " : "", mu[z] + g - 6);
+  }
+  snprintf(s + n, 8192 - n, "]}");
+  return s;
+}
+
+/* Proposals trained on hmm3 (3 states, 100 steps) on a 4-state HMM of 60
+   steps: accepted more often than untrained ones, and the uncertain states
+   mix better than under mh. */
+static void test_hmm_generalise(ppl_context *ctx, const char *trained, const char *untrained) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/hmm3.ppl", exact_dir);
+  ppl_model *m = NULL;
+  char *js = hmm4_json();
+  if (!tap_ok(ppl_compile_file(ctx, path, &m) == PPL_OK && ppl_set_data_json(m, js, "hmm4.json") == PPL_OK,
+              "hmm3.ppl with a 4-state series loads (%s)", ppl_errmsg(ctx))) {
+    free(js);
+    ppl_model_free(m);
+    return;
+  }
+  free(js);
+  ppl_result *rt = run(m, "lmh", trained, 2, 100, 300, 5),
+             *ru = run(m, "lmh", untrained, 2, 100, 300, 5), *rm = run(m, "mh", NULL, 2, 100, 300, 5);
+  if (tap_ok(rt && ru && rm, "hmm4: lmh trained, untrained and mh run")) {
+    const char *sig = "finite->categorical(theta)+normal(mu)";
+    double at = lmh_accepted(rt, sig), au = lmh_accepted(ru, sig);
+    double et = mean_ess_z(rt, 60), eu = mean_ess_z(ru, 60), em = mean_ess_z(rm, 60);
+    tap_diag("hmm4: accepted %.3f trained, %.3f untrained; mean ESS of the uncertain z[t] %.0f "
+             "trained, %.0f untrained, %.0f mh (600 draws)", at, au, et, eu, em);
+    tap_ok(at > 0.9 && at > au + 0.1, "hmm4: trained on hmm3, the states' moves are accepted %.3f "
+           "(untrained %.3f)", at, au);
+    tap_ok(et > 1.5 * em, "hmm4: mean ESS of the uncertain states %.0f trained > 1.5 x mh's %.0f", et, em);
+  }
+  ppl_result_free(rt), ppl_result_free(ru), ppl_result_free(rm);
+  ppl_model_free(m);
+}
+
+/* normal_mean (tests/exact): mu's conjugate posterior, mu moved only by the
+   continuous block's learned moves. */
+static void test_normal_mean(ppl_context *ctx, const char *trained, const char *untrained) {
+  char path[1024], data[1024], ex[1024];
+  snprintf(path, sizeof path, "%s/normal_mean.ppl", exact_dir);
+  snprintf(data, sizeof data, "%s/problems/normal_mean/data.json", exact_dir);
+  snprintf(ex, sizeof ex, "%s/problems/normal_mean/exact.json", exact_dir);
+  ppl_model *m = NULL;
+  json_error_t je;
+  json_t *root = json_load_file(ex, 0, &je);
+  if (!tap_ok(root && ppl_compile_file(ctx, path, &m) == PPL_OK && ppl_set_data_file(m, data) == PPL_OK,
+              "normal_mean loads (%s)", ppl_errmsg(ctx)))
+    goto out;
+  tap_ok(lmh_learn(m, trained, 1500, 3) == 1 && lmh_learn(m, untrained, 0, 3) == 1,
+         "normal_mean: a trained and an untrained proposal for normal->normal(mu) (%s)", ppl_errmsg(ctx));
+  json_t *mu = json_object_get(root, "mu");
+  double want = json_number_value(json_object_get(mu, "mean")), sd = json_number_value(json_object_get(mu, "sd"));
+  for (int t = 0; t < 2; t++) {
+    const char *lib = t ? untrained : trained, *what = t ? "normal_mean/untrained" : "normal_mean/trained";
+    ppl_result *r = run(m, "lmh", lib, 4, 200, 1000, 515);
+    if (!tap_ok(r != NULL, "%s runs", what)) continue;
+    check_mean(r, what, "mu", want, sd);
+    double acc = lmh_accepted(r, "normal->normal(mu)");
+    tap_diag("%s: learned moves accepted %.3f", what, acc);
+    if (t == 0) tap_ok(acc > 0.95, "normal_mean/trained: accepted %.3f > 0.95 (near Gibbs)", acc);
+    else tap_ok(acc > 0.01 && acc < 0.95, "normal_mean/untrained: accepted %.3f, below the trained", acc);
+    ppl_result_free(r);
+  }
+out:
+  json_decref(root);
+  ppl_model_free(m);
+}
+
+/* log of the integral over m of prod_i N(y_i; m, 1) N(m; 0, s^2) */
+static double log_ml(int n, const double *y, double s) {
+  if (n == 0) return 0;
+  double prec = 1 / (s * s) + n, S = 0, SS = 0;
+  for (int i = 0; i < n; i++) S += y[i], SS += y[i] * y[i];
+  return -0.5 * n * log(2 * M_PI) - 0.5 * log(s * s * prec) - 0.5 * (SS - S * S / prec);
+}
+
+/* tests/lmh/openmix.ppl's exact P(K = k) (pk[1..Kmax]) and E(mu[1]): every
+   K and assignment, the means integrated out (Kmax^N terms). */
+static void openmix_exact(int N, const double *y, int Kmax, double s, double *pk, double *m1) {
+  double Z = 0, M = 0;
+  for (int k = 0; k <= Kmax; k++) pk[k] = 0;
+  for (int K = 1; K <= Kmax; K++) {
+    long total = 1;
+    for (int i = 0; i < N; i++) total *= K;
+    for (long code = 0; code < total; code++) {
+      int z[16];
+      long c = code;
+      for (int i = 0; i < N; i++) z[i] = (int)(c % K), c /= K;
+      double lw = -log((double)Kmax) - N * log((double)K), mean1 = 0;
+      for (int k = 0; k < K; k++) {
+        double ys[16];
+        int n = 0;
+        for (int i = 0; i < N; i++)
+          if (z[i] == k) ys[n++] = y[i];
+        lw += log_ml(n, ys, s);
+        if (k == 0) {
+          double S = 0;
+          for (int i = 0; i < n; i++) S += ys[i];
+          mean1 = S / (1 / (s * s) + n);
+        }
+      }
+      double w = exp(lw);
+      Z += w, pk[K] += w, M += w * mean1;
+    }
+  }
+  for (int k = 1; k <= Kmax; k++) pk[k] /= Z;
+  *m1 = M / Z;
+}
+
+/* The open-universe mixture with proposals trained on another program (the
+   K = 3 mixture of mixk.ppl), and untrained ones. */
+static void test_openmix(ppl_context *ctx, const char *trained, const char *untrained) {
+  static const double y[] = {-2.1, -1.7, 0.3, 2.2, 2.6};
+  int N = 5, Kmax = 3;
+  double s = 3, pk[4], m1;
+  openmix_exact(N, y, Kmax, s, pk, &m1);
+  ppl_model *m = lmh_model(ctx, "openmix.ppl", "{\"N\": 5, \"Kmax\": 3, \"s\": 3, "
+                                               "\"y\": [-2.1, -1.7, 0.3, 2.2, 2.6]}");
+  if (!tap_ok(m != NULL, "openmix loads")) return;
+  for (int t = 0; t < 2; t++) {
+    const char *lib = t ? untrained : trained, *what = t ? "openmix/untrained" : "openmix/trained";
+    ppl_result *r = run(m, "lmh", lib, 4, 500, 5000, 8080);
+    if (!tap_ok(r != NULL, "%s runs", what)) continue;
+    for (int k = 2; k <= 3; k++) check_value_prob(r, what, "K", k, pk[k]);
+    check_mean(r, what, "mu[1]", m1, 0);
+    tap_diag("%s: continuous moves accepted %.3f, discrete %.3f", what,
+             lmh_accepted(r, "normal->normal(mu)"), lmh_accepted(r, "finite->normal(mu)"));
+    ppl_result_free(r);
+  }
+  ppl_model_free(m);
+}
+
 static void test_mix2(ppl_context *ctx, const char *trained, const char *untrained) {
   char path[1024], data[1024], ex[1024];
   snprintf(path, sizeof path, "%s/mix2_enum.ppl", exact_dir);
@@ -66,7 +290,7 @@ static void test_mix2(ppl_context *ctx, const char *trained, const char *untrain
   if (!tap_ok(root && ppl_compile_file(ctx, path, &m) == PPL_OK && ppl_set_data_file(m, data) == PPL_OK,
               "mix2_enum loads (%s)", ppl_errmsg(ctx)))
     goto out;
-  tap_ok(lmh_learn(m, trained, 1500, 1) == 1 && lmh_learn(m, untrained, 0, 1) == 1,
+  tap_ok(lmh_learn(m, trained, 1500, 1) == 2 && lmh_learn(m, untrained, 0, 1) == 2,
          "mix2_enum: a trained and an untrained proposal (%s)", ppl_errmsg(ctx));
   json_t *probs = json_object_get(root, "z_is_second_probs");
   for (int t = 0; t < 2; t++) {
@@ -149,10 +373,24 @@ static double mean_ess_z(ppl_result *r, int N) {
   return m ? s / m : NAN;
 }
 
+/* The smallest bulk ESS of mu[1..K]. */
+static double min_ess_mu(ppl_result *r, int K) {
+  double e = INFINITY;
+  for (int k = 1; k <= K; k++) {
+    char col[16];
+    snprintf(col, sizeof col, "mu[%d]", k);
+    ppl_summary x;
+    int c = ppl_result_column_index(r, col);
+    if (c < 0 || ppl_result_summary(r, c, &x) != PPL_OK) return NAN;
+    e = fmin(e, x.ess_bulk);
+  }
+  return e;
+}
+
 static void test_generalise(ppl_context *ctx, const char *trained, const char *untrained) {
   /* train on K = 3 only */
   ppl_model *m3 = lmh_model(ctx, "mixk.ppl", mix_json(3, 12));
-  tap_ok(m3 && lmh_learn(m3, trained, 1500, 2) == 1 && lmh_learn(m3, untrained, 0, 2) == 1,
+  tap_ok(m3 && lmh_learn(m3, trained, 1500, 2) == 2 && lmh_learn(m3, untrained, 0, 2) == 2,
          "mixk K = 3: a trained and an untrained proposal (%s)", ppl_errmsg(ctx));
   ppl_model_free(m3);
   for (int K = 5; K <= 10; K += 5) {
@@ -171,6 +409,14 @@ static void test_generalise(ppl_context *ctx, const char *trained, const char *u
              "(untrained %.3f)", K, at, au);
       tap_ok(et > 1.5 * eu && et > 1.5 * em, "K = %d: mean ESS of the uncertain z %.0f trained > 1.5 x "
              "(%.0f untrained, %.0f mh)", K, et, eu, em);
+      /* the means: the continuous motif, trained on K = 3's three means */
+      double ct = lmh_accepted(rt, "normal->normal(mu)"), cu = lmh_accepted(ru, "normal->normal(mu)");
+      double mt = min_ess_mu(rt, K), mm = min_ess_mu(rm, K);
+      tap_diag("K = %d: the means' moves accepted %.3f trained, %.3f untrained; smallest ESS of "
+               "mu %.0f trained, %.0f mh", K, ct, cu, mt, mm);
+      tap_ok(ct > 0.95 && ct > cu, "K = %d: the means' learned moves accepted %.3f (untrained %.3f)",
+             K, ct, cu);
+      tap_ok(mt > 2 * mm, "K = %d: smallest ESS of the means %.0f > 2 x mh's %.0f", K, mt, mm);
     }
     ppl_result_free(rt), ppl_result_free(ru), ppl_result_free(rm);
     ppl_model_free(m);
@@ -187,14 +433,18 @@ int main(int argc, char **argv) {
   const char *only = argc > 3 ? argv[3] : NULL;
   ppl_context *ctx = ppl_context_new(NULL);
   the_ctx = ctx;
-  char *dirs[6];
-  for (int i = 0; i < 6; i++) dirs[i] = lmh_tmpdir();
+  char *dirs[10];
+  for (int i = 0; i < 10; i++) dirs[i] = lmh_tmpdir();
   if (!only || !strcmp(only, "mix2")) test_mix2(ctx, dirs[0], dirs[1]);
   if (!only || !strcmp(only, "mix2")) test_dynamic(ctx, dirs[0]);
   if (!only || !strcmp(only, "grid")) test_grid(ctx, dirs[2], dirs[3]);
   if (!only || !strcmp(only, "mixk")) test_generalise(ctx, dirs[4], dirs[5]);
+  if (!only || !strcmp(only, "mixk")) test_openmix(ctx, dirs[4], dirs[5]);
+  if (!only || !strcmp(only, "normal")) test_normal_mean(ctx, dirs[6], dirs[7]);
+  if (!only || !strcmp(only, "hmm")) test_hmm3(ctx, dirs[8], dirs[9]);
+  if (!only || !strcmp(only, "hmm")) test_hmm_generalise(ctx, dirs[8], dirs[9]);
   ppl_context_free(ctx);
-  for (int i = 0; i < 6; i++) {
+  for (int i = 0; i < 10; i++) {
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dirs[i]);
     if (system(cmd) != 0) tap_diag("could not remove %s", dirs[i]);
