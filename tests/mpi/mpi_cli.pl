@@ -1,0 +1,108 @@
+#!/usr/bin/perl
+# mpi_cli.pl — `ppl run` under `mpirun -n R` (issue 18, docs/scaling.md); TAP.
+#
+#   perl mpi_cli.pl PPL_BINARY HAS_MPI
+#
+# Skipped (one TAP skip line) when the build has no MPI or mpirun is missing.
+# For nuts, mh and smc, with R = 1, 2 and 4 ranks on this machine
+# (--oversubscribe), the draws of every chain's CSV (its rows, comments
+# aside: they hold the timings and the engine line) are the single-process
+# run's for the same seed, byte for byte; the engine line says how the run
+# is split; rank 0 alone prints the summary and the messages; a run that
+# cannot start on one rank stops every rank with one message.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::Bin . '/..';
+use TapCli;
+
+my ($dir, $ppl) = tapcli_setup(shift @ARGV);
+my $has_mpi = shift @ARGV // 0;
+my $mpirun = `sh -c 'command -v mpirun' 2>/dev/null`;
+chomp $mpirun;
+if (!$has_mpi || !$mpirun) {
+  print "1..0 # SKIP ", (!$has_mpi ? "this build has no MPI (meson setup -Dmpi=enabled, libopenmpi-dev)"
+                                    : "mpirun not found (apt-get install openmpi-bin)"), "\n";
+  exit 0;
+}
+# as root Open MPI wants to be told; two cores carry four ranks
+$ENV{OMPI_ALLOW_RUN_AS_ROOT} = 1;
+$ENV{OMPI_ALLOW_RUN_AS_ROOT_CONFIRM} = 1;
+$ENV{OMPI_MCA_rmaps_base_oversubscribe} = 1;
+$ENV{OMPI_MCA_btl_vader_single_copy_mechanism} = 'none'; # containers without CMA
+
+# mpirun -n R ppl ARGS: (exit status, stdout, stderr), killed after 300 s
+sub mpi {
+  my ($r, @args) = @_;
+  my $cmd = join ' ', 'timeout', '300', $mpirun, '--oversubscribe', '-n', $r, $ppl,
+    map { "'$_'" } @args;
+  system("$cmd >mpi_out.txt 2>mpi_err.txt");
+  my $st = $? >> 8;
+  return ($st, slurp('mpi_out.txt'), slurp('mpi_err.txt'));
+}
+
+spit('normal.ppl', <<'PPL');
+data { int N; vector[N] y; }
+model {
+  real mu ~ normal(0, 10);
+  real<lower=0> sigma ~ exponential(1);
+  for (n in 1:N) y[n] ~ normal(mu, sigma);
+}
+PPL
+spit('normal.json', '{"N": 8, "y": [1.2, 0.3, 2.2, 1.9, 0.7, 1.4, 2.8, 1.1]}');
+
+my @runs = (
+  ['nuts', '--chains', '4', '--draws', '150', '--warmup', '150'],
+  ['mh', '--chains', '4', '--draws', '300', '--warmup', '100'],
+  ['smc', '--chains', '4', '--draws', '100', '--particles', '100'],
+);
+for my $run (@runs) {
+  my ($eng, @opts) = @$run;
+  my @args = ('run', 'normal.ppl', '--data', 'normal.json', '--engine', $eng, '--seed', '7', @opts);
+  my ($st1) = run_cmd(@args, '--output', "one_$eng.csv", '--quiet');
+  ok($st1 == 0, "$eng: the single-process run");
+  for my $r (1, 2, 4) {
+    my ($st, $out, $err) = mpi($r, @args, '--output', "r${r}_$eng.csv");
+    ok($st == 0, "$eng: mpirun -n $r runs") or print "# $err\n";
+    my $same = 1;
+    for my $c (1 .. 4) {
+      my ($a, $b) = (rows("one_${eng}_$c.csv"), rows("r${r}_${eng}_$c.csv"));
+      $same &&= length($a) > 100 && $a eq $b;
+    }
+    ok($same, "$eng: mpirun -n $r writes the single-process run's draws, chain by chain");
+    my $split = $r == 1 ? qr/; MPI: 1 rank/ : qr/; MPI: 4 chains over $r ranks \(chain c on rank c mod $r\)/;
+    ok($err =~ /^engine: $eng — .*$split$/m, "$eng, $r ranks: the engine line says how the run is split")
+      or print "# $err\n";
+    my @tables = $out =~ /^Inference for ppl model/mg;
+    my @lines = $err =~ /^engine:/mg;
+    ok(@tables == 1 && @lines == 1, "$eng, $r ranks: rank 0 alone prints the summary and the engine line");
+    ok($out =~ /\n\s*mu\s/ && $out =~ /4 chains, /, "$eng, $r ranks: the summary covers every chain");
+  }
+}
+
+# --mpi-split shard: every rank runs every chain in step, rank 0 writes; the
+# draws are the same again
+{
+  my @args = ('run', 'normal.ppl', '--data', 'normal.json', '--engine', 'nuts', '--seed', '7',
+              '--chains', '4', '--draws', '150', '--warmup', '150');
+  my ($st, $out, $err) = mpi(2, @args, '--output', 'sh.csv', '--mpi-split', 'shard');
+  ok($st == 0 && $err =~ /; MPI: each of the 2 ranks runs every chain in step; rank 0 writes/,
+     "--mpi-split shard: the engine line says so") or print "# $err\n";
+  my $same = 1;
+  $same &&= rows("one_nuts_$_.csv") eq rows("sh_$_.csv") for 1 .. 4;
+  ok($same, "--mpi-split shard: the single-process run's draws");
+}
+
+# a run that cannot start stops every rank, with one message
+{
+  my ($st, $out, $err) = mpi(2, 'run', 'normal.ppl', '--data', 'missing.json');
+  ok($st != 0 && $st != 124, "a missing data file: every rank stops (status $st)");
+  my @msgs = $err =~ /missing\.json/g;
+  ok(@msgs == 1, "a missing data file: one message, from rank 0") or print "# $err\n";
+}
+# outside mpirun the option is refused
+{
+  my ($st, $out, $err) = run_cmd('run', 'normal.ppl', '--data', 'normal.json', '--mpi-split', 'chains');
+  ok($st == 64 && $err =~ /--mpi-split applies under mpirun only/, "--mpi-split outside mpirun: a usage error");
+}
+exit tap_done();
