@@ -29,6 +29,7 @@
 #include "../inference/driver.h"
 #include "../inference/engine.h"
 #include "../inference/generate.h"
+#include "../inference/ld_shard.h"
 #include "../inference/logdensity.h"
 #include "../inference/motif.h"
 #include "../inference/mpi_run.h"
@@ -37,6 +38,7 @@
 #include "../inference/train.h"
 #include "../ir/enum.h"
 #include "../ir/interp.h"
+#include "../ir/shard.h"
 #include "../parser/ast.h"
 #include "../lang/check.h"
 #include "../stdlib/lm.h"
@@ -622,6 +624,9 @@ static const char *model_analysis_(ppl_model *m) {
   }
   char *text = ir_analysis_print(m->ir, m->an, n);
   if (m->en) text = gc_printf("%s%s", text, enum_print(m->en));
+  /* the rows an MPI run splits (nuts and hmc: docs/scaling.md), when there are */
+  const IrShard *sh = m->an->fixed_structure && m->an->all_continuous ? ir_shard_plan(m->ir) : NULL;
+  if (sh && !sh->why) text = gc_printf("%s%s", text, ir_shard_print(sh));
   const char *fit = ""; /* the engines whose traits fit the program */
   const IrLatentInfo *imp = improper_latent(m);
   for (const EngineVT *const *all = engine_all(); *all; all++)
@@ -1152,23 +1157,40 @@ static ppl_status model_engine_(ppl_model *m, const char *requested, const char 
   return engine_answer(m, requested, NULL, NULL, name, why);
 }
 
+/* Every rank runs every chain: the gradient engines split the rows of the
+   log density (ld_shard.h) when the program has rows to split. */
+static const char *run_mpi_shard(const ppl_model *m, const EngineVT *eng, int R) {
+  const char *all = gc_printf("each of the %d ranks runs every chain in step; rank 0 writes", R);
+  if (!(eng->traits & ENGINE_GRADIENT)) return gc_printf("MPI: %s", all);
+  const IrShard *sh = m->an->fixed_structure && m->an->all_continuous ? ir_shard_plan(m->ir) : NULL;
+  if (!sh || sh->why)
+    return gc_printf("MPI: %s (no rows split: %s)", all,
+                     sh ? sh->why : "the program has no fixed set of continuous latents");
+  const char *what = "";
+  for (int k = 0; k < sh->nstmts; k++)
+    what = gc_printf("%s%s%d:%d %s", what, k ? ", " : "", sh->pos[k].line, sh->pos[k].col, sh->what[k]);
+  return gc_printf("MPI: each chain's log density is split over %d rank%s by the rows of %s "
+                   "(%s; in at most %d blocks, summed in order), the chains one after another",
+                   R, R == 1 ? "" : "s", sh->size_name, what, LD_SHARD_BLOCKS);
+}
+
 /* MPI (ppl_run_set_mpi): how the ranks share the run, said after the
  * engine's reason; d_o (NULL: only the words) gets the communicator.
  * Chains across ranks when there are at least as many chains as ranks
  * (their draws come back whole), else every rank runs every chain in step
  * and the engine splits its work. */
-static void run_mpi(const ppl_run_options *o, const EngineVT *eng, const char **why,
-                    DriverOpts *d_o) {
+static void run_mpi(const ppl_model *m, const ppl_run_options *o, const EngineVT *eng,
+                    const char **why, DriverOpts *d_o) {
   const MpiComm *c = o && o->named ? o->named->comm : NULL;
   int R = mpi_size(c), split = o && o->named ? o->named->mpi_split : 0;
   if (!c) return;
   int chains = d_o ? d_o->eng.chains : o->chains;
   bool by_chain = (split == 1 || (split == 0 && chains >= R)) && !eng->vi_report;
   const char *how =
-      R == 1     ? "MPI: 1 rank"
+      R == 1 && by_chain ? "MPI: 1 rank"
       : by_chain ? gc_printf("MPI: %d chain%s over %d ranks (chain c on rank c mod %d)", chains,
                              chains == 1 ? "" : "s", R, R)
-                 : gc_printf("MPI: each of the %d ranks runs every chain in step; rank 0 writes", R);
+                 : run_mpi_shard(m, eng, R);
   *why = gc_printf("%s; %s", *why, how);
   if (d_o) {
     d_o->eng.comm = c;
@@ -1215,7 +1237,7 @@ static ppl_status run_prepare(ppl_model *m, const ppl_run_options *o, const Engi
   d_o->data_file = m->data_file;
   d_o->engine_reason = *why;
   d_o->interrupt = &m->ctx->interrupt;
-  run_mpi(o, *eng, why, d_o);
+  run_mpi(m, o, *eng, why, d_o);
   /* outputs that are inputs or cannot be written, draws that cannot fit
      (rank 0 writes them) */
   Diag d;
@@ -1239,7 +1261,7 @@ static ppl_status run_check_(ppl_model *m, const ppl_run_options *o) {
 static ppl_status run_engine_(ppl_model *m, const ppl_run_options *o, const char **name,
                               const char **why) {
   ppl_status s = engine_answer(m, o ? o->engine : NULL, load_path(o), proposals_path(o), name, why);
-  if (s == PPL_OK && why && *why && name && *name) run_mpi(o, engine_lookup(*name), why, NULL);
+  if (s == PPL_OK && why && *why && name && *name) run_mpi(m, o, engine_lookup(*name), why, NULL);
   return s;
 }
 

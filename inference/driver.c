@@ -1371,7 +1371,7 @@ bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
   r->prog = progress_new(stderr, (ProgressMode)o->progress, m, r->warmup, r->iters);
   if (r->prog) r->eo.progress = dr_engine_progress, r->eo.progress_ctx = r->prog;
   r->eo.interrupt = o->interrupt;
-  if (r->split) r->eo.comm = NULL; /* each chain is one rank's alone */
+  if (o->mpi_chains) r->eo.comm = NULL; /* each chain is one rank's alone */
 
   const IrProgram *prog = in ? interp_program(in) : NULL;
   bool ok = driver_check_outputs(eng, o, prog, noutputs, outputs, d) &&

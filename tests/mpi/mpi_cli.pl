@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 # mpi_cli.pl — `ppl run` under `mpirun -n R` (issue 18, docs/scaling.md); TAP.
 #
-#   perl mpi_cli.pl PPL_BINARY HAS_MPI
+#   perl mpi_cli.pl PPL_BINARY HAS_MPI TEST_LD_SHARD
 #
 # Skipped (one TAP skip line) when the build has no MPI or mpirun is missing.
 # For nuts, mh and smc, with R = 1, 2 and 4 ranks on this machine
@@ -16,6 +16,8 @@ use FindBin;
 use lib $FindBin::Bin . '/..';
 use TapCli;
 
+use Cwd qw(abs_path);
+my $ld_test = $ARGV[2] ? abs_path($ARGV[2]) : undef; # before the chdir
 my ($dir, $ppl) = tapcli_setup(shift @ARGV);
 my $has_mpi = shift @ARGV // 0;
 my $mpirun = `sh -c 'command -v mpirun' 2>/dev/null`;
@@ -80,17 +82,67 @@ for my $run (@runs) {
   }
 }
 
-# --mpi-split shard: every rank runs every chain in step, rank 0 writes; the
-# draws are the same again
+# --mpi-split shard on a program whose rows cannot be split: every rank runs
+# every chain in step, unsplit, and the draws are the single-process run's
 {
-  my @args = ('run', 'normal.ppl', '--data', 'normal.json', '--engine', 'nuts', '--seed', '7',
-              '--chains', '4', '--draws', '150', '--warmup', '150');
-  my ($st, $out, $err) = mpi(2, @args, '--output', 'sh.csv', '--mpi-split', 'shard');
-  ok($st == 0 && $err =~ /; MPI: each of the 2 ranks runs every chain in step; rank 0 writes/,
-     "--mpi-split shard: the engine line says so") or print "# $err\n";
-  my $same = 1;
-  $same &&= rows("one_nuts_$_.csv") eq rows("sh_$_.csv") for 1 .. 4;
-  ok($same, "--mpi-split shard: the single-process run's draws");
+  spit('carry.ppl', <<'PPL');
+data { int N; vector[N] y; }
+model {
+  real mu ~ normal(0, 10);
+  real<lower=0> sigma ~ exponential(1);
+  real s = 0;
+  for (n in 1:N) { y[n] ~ normal(mu, sigma); s += y[n]; }
+  target += 0.01 * s;
+}
+PPL
+  my @args = ('run', 'carry.ppl', '--data', 'normal.json', '--engine', 'nuts', '--seed', '7',
+              '--chains', '2', '--draws', '100', '--warmup', '100');
+  run_cmd(@args, '--output', 'carry1.csv');
+  my ($st, $out, $err) = mpi(2, @args, '--output', 'carry2.csv', '--mpi-split', 'shard');
+  ok($st == 0 && $err =~ /; MPI: each of the 2 ranks runs every chain in step; rank 0 writes \(no rows split: carry.ppl:6:3: the loop over the rows carries 's' from row to row\)$/m,
+     "--mpi-split shard, rows not independent: the engine line says why they are not split") or print "# $err\n";
+  ok(length(rows('carry1_1.csv')) > 100 && rows('carry1_1.csv') eq rows('carry2_1.csv') &&
+     rows('carry1_2.csv') eq rows('carry2_2.csv'), "--mpi-split shard, rows not split: the single-process run's draws");
+}
+
+# one chain's log density split by rows (--mpi-split shard, or fewer chains
+# than ranks): the same draws for 1, 2 and 4 ranks
+{
+  spit('logit.ppl', <<'PPL');
+data { int N; vector[N] x; int<lower=0, upper=1> y[N]; }
+model {
+  real a ~ normal(0, 2);
+  real b ~ normal(0, 2);
+  for (n in 1:N) y[n] ~ bernoulli_logit(a + b * x[n]);
+}
+PPL
+  my @x = map { sprintf '%.3f', sin($_) * 2 } 1 .. 37;
+  my @y = map { ($_ * 7) % 3 == 0 ? 1 : 0 } 1 .. 37;
+  spit('logit.json', '{"N": 37, "x": [' . join(',', @x) . '], "y": [' . join(',', @y) . ']}');
+  my @args = ('run', 'logit.ppl', '--data', 'logit.json', '--engine', 'nuts', '--seed', '3',
+              '--chains', '1', '--draws', '100', '--warmup', '100');
+  my ($st, $out, $err) = mpi(1, @args, '--output', 'sh1.csv', '--mpi-split', 'shard');
+  ok($st == 0 && $err =~ /; MPI: each chain's log density is split over 1 rank by the rows of N \(5:3 for \(n in 1:N\);/,
+     "shard, 1 rank: the engine line names the split loop") or print "# $err\n";
+  for my $r (2, 4) {
+    ($st, $out, $err) = mpi($r, @args, '--output', "sh$r.csv");
+    ok($st == 0 && $err =~ /split over $r ranks by the rows of N/, "1 chain, $r ranks: the rows are split (auto)")
+      or print "# $err\n";
+    ok(length(rows('sh1.csv')) > 100 && rows('sh1.csv') eq rows("sh$r.csv"),
+       "1 chain, $r ranks: the draws of 1 rank, bit for bit");
+  }
+}
+
+# the sharded density itself over 2 and 4 ranks (test_ld_shard under mpirun)
+if (my $t = $ld_test) {
+  for my $r (2, 4) {
+    system("timeout 300 $mpirun --oversubscribe -n $r $t >ld_out.txt 2>ld_err.txt");
+    my $tap = slurp('ld_out.txt');
+    my @oks = $tap =~ /^ok /mg;
+    ok($? == 0 && @oks == 12 && $tap !~ /^not ok/m,
+       "test_ld_shard under mpirun -n $r: the density over $r ranks is the one-rank density bit for bit")
+      or print map { "# $_\n" } split /\n/, $tap . slurp('ld_err.txt');
+  }
 }
 
 # a run that cannot start stops every rank, with one message
