@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include "../ir/shard.h"
 
@@ -24,7 +25,15 @@ struct LdShard {
   LdWork **w;
   double *g0, *part, *all; /* rest's gradient; this rank's parts; everyone's */
   Diag *bd;                /* this rank's blocks' errors */
+  double cpu_blocks, wall_exchange; /* seconds so far (ld_shard_times) */
+  long evals;
 };
+
+static double lds_clock(clockid_t c) {
+  struct timespec t;
+  clock_gettime(c, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 /* ---- the data of one block ------------------------------------------------- */
 
@@ -170,6 +179,7 @@ bool ld_shard_eval_grad(LdShard *s, const double *theta, double *lp, double *gra
   }
   size_t stride = s->dim + 2;
   memset(s->part, 0, sizeof(double) * stride * (size_t)s->per_rank);
+  double c0 = lds_clock(CLOCK_THREAD_CPUTIME_ID);
   for (int k = 0; k < s->count; k++) {
     double *o = s->part + stride * (size_t)k;
     double lpb;
@@ -181,7 +191,12 @@ bool ld_shard_eval_grad(LdShard *s, const double *theta, double *lp, double *gra
     o[1] = lpb - lp0;
     for (size_t i = 0; i < s->dim; i++) o[2 + i] -= s->g0[i];
   }
-  if (!mpi_allgather(s->comm, s->part, stride * (size_t)s->per_rank, s->all)) {
+  double w0 = lds_clock(CLOCK_MONOTONIC);
+  s->cpu_blocks += lds_clock(CLOCK_THREAD_CPUTIME_ID) - c0;
+  bool sent = mpi_allgather(s->comm, s->part, stride * (size_t)s->per_rank, s->all);
+  s->wall_exchange += lds_clock(CLOCK_MONOTONIC) - w0;
+  s->evals++;
+  if (!sent) {
     diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "sharded density: MPI_Allgather failed");
     return false;
   }
@@ -212,6 +227,12 @@ int ld_shard_blocks(const LdShard *s, int *first, int *count) {
   if (first) *first = s->first;
   if (count) *count = s->count;
   return s->nb;
+}
+
+void ld_shard_times(const LdShard *s, long *evals, double *cpu_blocks, double *wall_exchange) {
+  *evals = s->evals;
+  *cpu_blocks = s->cpu_blocks;
+  *wall_exchange = s->wall_exchange;
 }
 
 const char *ld_shard_describe(const LdShard *s) {

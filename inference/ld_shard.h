@@ -38,6 +38,10 @@ LdShard *ld_shard_new(const Interp *in, const MpiComm *comm, int nblocks, bool j
 bool ld_shard_eval_grad(LdShard *s, const double *theta, double *lp, double *grad, Diag *d);
 /* Blocks, and this rank's share of them ([*first, *first + *count)). */
 int ld_shard_blocks(const LdShard *s, int *first, int *count);
+/* Evaluations so far, and their totals on this rank: the thread's CPU
+ * seconds in its blocks, and the wall seconds of the exchange (waiting for
+ * the slowest rank included).  For benchmarks. */
+void ld_shard_times(const LdShard *s, long *evals, double *cpu_blocks, double *wall_exchange);
 /* "the rows of N (X, y): 1000000 rows in 256 blocks" */
 const char *ld_shard_describe(const LdShard *s);
 /* Release the compiled code. */
