@@ -10,7 +10,7 @@
 #include <mpi.h>
 
 static MPI_Comm world;
-static int rank;
+static int rank, size = 1;
 
 static void cli_mpi_end(void) {
   int fin = 0;
@@ -26,14 +26,17 @@ const void *cli_mpi_start(int *argc, char ***argv) {
   atexit(cli_mpi_end);
   world = MPI_COMM_WORLD;
   MPI_Comm_rank(world, &rank);
+  MPI_Comm_size(world, &size);
   return &world;
 }
 
 int cli_mpi_rank(void) { return rank; }
+int cli_mpi_size(void) { return size; }
 
 #else
 
 const void *cli_mpi_start(int *argc, char ***argv) { return NULL; }
 int cli_mpi_rank(void) { return 0; }
+int cli_mpi_size(void) { return 1; }
 
 #endif

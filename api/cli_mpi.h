@@ -10,7 +10,8 @@
  * the world communicator (a pointer to an MPI_Comm), or NULL when the
  * command runs alone. */
 const void *cli_mpi_start(int *argc, char ***argv);
-/* This process's rank (0 alone). */
+/* This process's rank (0 alone), and the number of ranks (1 alone). */
 int cli_mpi_rank(void);
+int cli_mpi_size(void);
 
 #endif

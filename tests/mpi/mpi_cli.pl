@@ -152,6 +152,12 @@ if (my $t = $ld_test) {
   my @msgs = $err =~ /missing\.json/g;
   ok(@msgs == 1, "a missing data file: one message, from rank 0") or print "# $err\n";
 }
+# training writes one file: one process
+{
+  my ($st, $out, $err) = mpi(2, 'train', 'normal.ppl', '--data', 'normal.json', '--save', 'x.params');
+  ok($st == 64 && $err =~ /ppl: train trains in one process: run it without mpirun/ && !-e 'x.params',
+     "ppl train under mpirun -n 2: a usage error, nothing written");
+}
 # outside mpirun the option is refused
 {
   my ($st, $out, $err) = run_cmd('run', 'normal.ppl', '--data', 'normal.json', '--mpi-split', 'chains');
