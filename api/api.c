@@ -29,13 +29,16 @@
 #include "../inference/driver.h"
 #include "../inference/engine.h"
 #include "../inference/generate.h"
+#include "../inference/ld_shard.h"
 #include "../inference/logdensity.h"
 #include "../inference/motif.h"
+#include "../inference/mpi_run.h"
 #include "../inference/progress.h"
 #include "../inference/svi.h"
 #include "../inference/train.h"
 #include "../ir/enum.h"
 #include "../ir/interp.h"
+#include "../ir/shard.h"
 #include "../parser/ast.h"
 #include "../lang/check.h"
 #include "../stdlib/lm.h"
@@ -627,6 +630,9 @@ static const char *model_analysis_(ppl_model *m) {
   }
   char *text = ir_analysis_print(m->ir, m->an, n);
   if (m->en) text = gc_printf("%s%s", text, enum_print(m->en));
+  /* the rows an MPI run splits (nuts and hmc: docs/scaling.md), when there are */
+  const IrShard *sh = m->an->fixed_structure && m->an->all_continuous ? ir_shard_plan(m->ir) : NULL;
+  if (sh && !sh->why) text = gc_printf("%s%s", text, ir_shard_print(sh));
   const char *fit = ""; /* the engines whose traits fit the program */
   const IrLatentInfo *imp = improper_latent(m);
   for (const EngineVT *const *all = engine_all(); *all; all++)
@@ -823,6 +829,8 @@ static bool field_get(const ppl_run_options *o, const RunField *f, const OptSpec
 struct ppl_run_named {
   OptSet set;
   char msg[256];
+  const MpiComm *comm; /* ppl_run_set_mpi; NULL: one process */
+  int mpi_split;       /* 0 auto, 1 chains, 2 shard */
 };
 
 void ppl_run_options_default(ppl_run_options *o) {
@@ -836,16 +844,23 @@ void ppl_run_options_default(ppl_run_options *o) {
   }
 }
 
-ppl_status ppl_run_set(ppl_run_options *o, const char *name, const char *value) {
-  if (!o) return PPL_ERR_USAGE;
-  gc_ensure_thread();
-  if (!o->named) { /* the store of the options and of the message: no context to tell */
+/* The store of the options and of the message (no context to tell); NULL
+   when out of memory. */
+static struct ppl_run_named *run_named(ppl_run_options *o) {
+  if (!o->named) {
     GcGuard g;
-    if (!gc_guard_enter(&g, setjmp(g.jb))) return PPL_ERR_NOMEM;
+    if (!gc_guard_enter(&g, setjmp(g.jb))) return NULL;
     o->named = gc_alloc_root(sizeof *o->named);
     gc_guard_leave(&g);
   }
-  struct ppl_run_named *st = o->named;
+  return o->named;
+}
+
+ppl_status ppl_run_set(ppl_run_options *o, const char *name, const char *value) {
+  if (!o) return PPL_ERR_USAGE;
+  gc_ensure_thread();
+  struct ppl_run_named *st = run_named(o);
+  if (!st) return PPL_ERR_NOMEM;
   st->msg[0] = 0;
   if (!name || !value) {
     snprintf(st->msg, sizeof st->msg, "ppl_run_set: %s is NULL", !name ? "name" : "value");
@@ -861,6 +876,32 @@ ppl_status ppl_run_set(ppl_run_options *o, const char *name, const char *value) 
   opt_set_put(&st->set, s, v);
   const RunField *f = run_field(s->name);
   if (f) field_put(o, f, s, v);
+  return PPL_OK;
+}
+
+ppl_status ppl_run_set_mpi(ppl_run_options *o, const void *comm, const char *split) {
+  if (!o) return PPL_ERR_USAGE;
+  gc_ensure_thread();
+  struct ppl_run_named *st = run_named(o);
+  if (!st) return PPL_ERR_NOMEM;
+  st->msg[0] = 0;
+  static const char *const splits[] = {"auto", "chains", "shard", NULL};
+  int k = 0;
+  while (split && splits[k] && strcmp(splits[k], split)) k++;
+  if (split && !splits[k]) {
+    snprintf(st->msg, sizeof st->msg, "ppl_run_set_mpi: split is '%s', expected auto, chains or shard", split);
+    return PPL_ERR_USAGE;
+  }
+  MpiComm *c = mpi_comm_new(comm);
+  if (!c) {
+    snprintf(st->msg, sizeof st->msg, "ppl_run_set_mpi: %s",
+             !mpi_built() ? "this build of ppl has no MPI (meson setup -Dmpi=enabled)"
+             : !comm      ? "comm is NULL"
+                          : "MPI is not initialised");
+    return PPL_ERR_USAGE;
+  }
+  st->comm = c;
+  st->mpi_split = split ? k : 0;
   return PPL_OK;
 }
 
@@ -1122,6 +1163,57 @@ static ppl_status model_engine_(ppl_model *m, const char *requested, const char 
   return engine_answer(m, requested, NULL, NULL, name, why);
 }
 
+/* Every rank runs every chain: the gradient engines split the rows of the
+   log density (ld_shard.h) when the program has rows to split. */
+static const char *run_mpi_shard(const ppl_model *m, const EngineVT *eng, int R) {
+  const char *all = gc_printf("each of the %d ranks runs every chain in step; rank 0 writes", R);
+  if (!(eng->traits & ENGINE_GRADIENT)) return gc_printf("MPI: %s", all);
+  const IrShard *sh = m->an->fixed_structure && m->an->all_continuous ? ir_shard_plan(m->ir) : NULL;
+  if (!sh || sh->why)
+    return gc_printf("MPI: %s (no rows split: %s)", all,
+                     sh ? sh->why : "the program has no fixed set of continuous latents");
+  const char *what = "";
+  for (int k = 0; k < sh->nstmts; k++)
+    what = gc_printf("%s%s%d:%d %s", what, k ? ", " : "", sh->pos[k].line, sh->pos[k].col, sh->what[k]);
+  return gc_printf("MPI: each chain's log density is split over %d rank%s by the rows of %s "
+                   "(%s; in at most %d blocks, summed in order), the chains one after another",
+                   R, R == 1 ? "" : "s", sh->size_name, what, LD_SHARD_BLOCKS);
+}
+
+/* MPI (ppl_run_set_mpi): how the ranks share the run, said after the
+ * engine's reason; d_o (NULL: only the words) gets the communicator.
+ * Chains across ranks when there are at least as many chains as ranks
+ * (their draws come back whole), else every rank runs every chain in step
+ * and the engine splits its work. */
+static void run_mpi(const ppl_model *m, const ppl_run_options *o, const EngineVT *eng,
+                    const char **why, DriverOpts *d_o) {
+  const MpiComm *c = o && o->named ? o->named->comm : NULL;
+  int R = mpi_size(c), split = o && o->named ? o->named->mpi_split : 0;
+  if (!c) return;
+  int chains = d_o ? d_o->eng.chains : o->chains;
+  bool by_chain = (split == 1 || (split == 0 && chains >= R)) && !eng->vi_report;
+  const char *how =
+      R == 1 && by_chain ? "MPI: 1 rank"
+      : by_chain ? gc_printf("MPI: %d chain%s over %d ranks (chain c on rank c mod %d)", chains,
+                             chains == 1 ? "" : "s", R, R)
+                 : run_mpi_shard(m, eng, R);
+  *why = gc_printf("%s; %s", *why, how);
+  if (d_o) {
+    d_o->eng.comm = c;
+    d_o->mpi_chains = by_chain;
+    d_o->engine_reason = *why;
+  }
+}
+
+/* Under MPI a rank that cannot start stops every rank (the others would
+   wait for it in the run's first exchange). */
+static ppl_status run_mpi_agree(ppl_model *m, const ppl_run_options *o, ppl_status s) {
+  const MpiComm *c = o && o->named ? o->named->comm : NULL;
+  bool bad = s != PPL_OK;
+  if (!c || !mpi_allreduce_or(c, &bad) || !bad || s != PPL_OK) return s;
+  return fail(m->ctx, DIAG_USAGE, "MPI: another rank could not start the run");
+}
+
 /* The engine and the driver's options of a run, every option validated. */
 static ppl_status run_prepare(ppl_model *m, const ppl_run_options *o, const EngineVT **eng,
                               const char **why, DriverOpts *d_o, bool *en) {
@@ -1151,10 +1243,12 @@ static ppl_status run_prepare(ppl_model *m, const ppl_run_options *o, const Engi
   d_o->data_file = m->data_file;
   d_o->engine_reason = *why;
   d_o->interrupt = &m->ctx->interrupt;
-  /* outputs that are inputs or cannot be written, draws that cannot fit */
+  run_mpi(m, o, *eng, why, d_o);
+  /* outputs that are inputs or cannot be written, draws that cannot fit
+     (rank 0 writes them) */
   Diag d;
   diag_init(&d);
-  if (!driver_check_outputs(*eng, d_o, m->ir, m->ir->noutputs, m->ir->outputs, &d)) return fail_diag(m->ctx, &d);
+  if (mpi_rank(d_o->eng.comm) == 0 && !driver_check_outputs(*eng, d_o, m->ir, m->ir->noutputs, m->ir->outputs, &d)) return fail_diag(m->ctx, &d);
   return PPL_OK;
 }
 
@@ -1172,7 +1266,9 @@ static ppl_status run_check_(ppl_model *m, const ppl_run_options *o) {
 
 static ppl_status run_engine_(ppl_model *m, const ppl_run_options *o, const char **name,
                               const char **why) {
-  return engine_answer(m, o ? o->engine : NULL, load_path(o), proposals_path(o), name, why);
+  ppl_status s = engine_answer(m, o ? o->engine : NULL, load_path(o), proposals_path(o), name, why);
+  if (s == PPL_OK && why && *why && name && *name) run_mpi(m, o, engine_lookup(*name), why, NULL);
+  return s;
 }
 
 /* Options of a run that one fit has no use for. */
@@ -1355,8 +1451,8 @@ static ppl_status run_(ppl_model *m, const ppl_run_options *o, ppl_result **out)
   DriverOpts d_o;
   bool en;
   ppl_status s = run_prepare(m, o, &eng, &why, &d_o, &en);
-  if (s != PPL_OK) return s;
-  if ((s = need_data(m)) != PPL_OK) return s;
+  if (s == PPL_OK) s = need_data(m);
+  if ((s = run_mpi_agree(m, o, s)) != PPL_OK) return s;
   LmRun lr;
   if ((s = lm_run_begin(m, o, &lr)) != PPL_OK) return s;
   Diag d;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_mpi.h"
 #include "ppl.h"
 #include "show.h"
 
@@ -70,11 +71,15 @@ static const char usage_text[] =
     "  --quiet               no summary table on stdout (warnings still go to stderr)\n"
     "  --progress            progress of each chain on stderr (default when stderr is a\n"
     "                        terminal: bars redrawn in place; else plain lines)\n"
-    "  --no-progress         no progress\n";
+    "  --no-progress         no progress\n"
+    "  --mpi-split MODE      under mpirun: auto (chains across ranks when there are at\n"
+    "                        least as many chains as ranks, else each chain's work is\n"
+    "                        split), chains or shard (docs/scaling.md)\n"
+    "  --mpi-verbose         under mpirun: every rank writes its messages, not rank 0 alone\n";
 
 /* The command's own options; the rest come from the engines' tables. */
 static const char *const cli_valued[] = {"data", "engine", "output", "summary", "include", "exclude",
-                                         "save", "out", "motif", "steps", NULL};
+                                         "save", "out", "motif", "steps", "mpi-split", NULL};
 
 /* The table entry of option name (common or any engine's), or 0. */
 static int find_option(const char *name, ppl_option_info *out) {
@@ -295,6 +300,7 @@ typedef struct Args {
   int amortize;            /* train --amortize */
   const char *include, *exclude; /* --include / --exclude NAME,... */
   int quiet, llvm, help, markdown, deps, json;
+  const char *mpi_split; int mpi_verbose; /* --mpi-split MODE, --mpi-verbose */
   int progress; /* --progress 1, --no-progress 0, neither -1 (on when stderr is a terminal) */
   ppl_run_options ro; /* the engines' options, set by name from their tables */
   ppl_run_options lm; /* the --lm options alone, for exec (its run takes no others) */
@@ -316,6 +322,11 @@ static int parse_args(int argc, char **argv, Args *a) {
       if (!strcmp(bare, "progress") || !strcmp(bare, "no-progress")) {
         if (eq) return usage_error("%s takes no value", name);
         a->progress = bare[0] == 'p';
+        continue;
+      }
+      if (!strcmp(bare, "mpi-verbose")) {
+        if (eq) return usage_error("%s takes no value", name);
+        a->mpi_verbose = 1;
         continue;
       }
       if (!strcmp(bare, "amortize")) {
@@ -362,6 +373,7 @@ static int parse_args(int argc, char **argv, Args *a) {
       else if (!strcmp(bare, "summary")) a->summary = val;
       else if (!strcmp(bare, "include")) a->include = val;
       else if (!strcmp(bare, "exclude")) a->exclude = val;
+      else if (!strcmp(bare, "mpi-split")) a->mpi_split = val;
       else if (!strcmp(bare, "save") && strcmp(a->cmd, "train"))
         return usage_error("--save is an option of train (ppl train MODEL.ppl --save FILE); "
                            "%s", "the engines save their fits with --save-params");
@@ -603,6 +615,7 @@ static int cmd_generate(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
+  const void *mpi_world = cli_mpi_start(&argc, &argv); /* NULL: not under mpirun */
   if (argc < 2) {
     print_help(stderr, NULL);
     return EX_USAGE_;
@@ -644,6 +657,16 @@ int main(int argc, char **argv) {
   }
   if (rc == EX_OK && a.json && strcmp(a.cmd, "exec"))
     rc = usage_error("%s is an option of exec (ppl exec MODEL.ppl --json)", "--json");
+  if (rc == EX_OK && mpi_world && cli_mpi_rank() != 0 && !a.mpi_verbose) {
+    /* rank 0 writes the messages; the other ranks' go nowhere */
+    if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) rc = EX_SOFTWARE_;
+  }
+  if (rc == EX_OK && mpi_world && ppl_run_set_mpi(&a.ro, mpi_world, a.mpi_split) != PPL_OK)
+    rc = usage_error("%s", ppl_run_options_errmsg(&a.ro));
+  else if (rc == EX_OK && cli_mpi_size() > 1 && (!strcmp(a.cmd, "train") || !strcmp(a.cmd, "learn-proposals")))
+    rc = usage_error("%s trains in one process: run it without mpirun (or with -n 1)", a.cmd);
+  else if (rc == EX_OK && a.mpi_split && !mpi_world)
+    rc = usage_error("%s", "--mpi-split applies under mpirun only");
   if (rc != EX_OK || a.help) {
     ppl_run_options_free(&a.ro);
     return rc;

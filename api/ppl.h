@@ -400,6 +400,16 @@ const char *ppl_run_options_errmsg(const ppl_run_options *o);
 /* Frees what ppl_run_set allocated (the typed fields are left as they are);
  * o->named is NULL afterwards. */
 void ppl_run_options_free(ppl_run_options *o);
+/* MPI (docs/scaling.md): spread the runs with o over the ranks of the host's
+ * communicator.  comm points at the host's MPI_Comm, which must stay valid
+ * while runs with o go on; every rank calls ppl_run with the same model, data
+ * and options, and every rank gets the whole result (rank 0 alone writes the
+ * files).  split: "auto" (NULL) runs chain c on rank c mod R when there are
+ * at least as many chains as ranks, else every rank runs every chain and the
+ * engine splits its work; "chains" or "shard" force either.  The draws are
+ * the single-process run's for every R.  PPL_ERR_USAGE when this build has no
+ * MPI, MPI is not initialised, or split is none of these. */
+ppl_status ppl_run_set_mpi(ppl_run_options *o, const void *comm, const char *split);
 
 /* One option of an engine's table, as ppl_engine_options lists it.  Every
  * string is static storage. */

@@ -33,6 +33,7 @@
 
 #include "choices.h"
 #include "csv.h"
+#include "mpi_run.h"
 #include "progress.h"
 #include "psis.h"
 #include "summary.h"
@@ -93,6 +94,9 @@ typedef struct Chain {
   ChoiceLog *clog;      /* the kept draws' choices for the summary, or NULL */
   int kept;             /* draws recorded */
   bool interrupted;     /* stopped by the host's interrupt flag */
+  char *mem;            /* chains across MPI ranks: the CSV text a rank other than
+                           0 writes for rank 0 (open_memstream) */
+  size_t mem_n;
 } Chain;
 
 typedef struct Run {
@@ -117,6 +121,8 @@ typedef struct Run {
   bool *keep;           /* per output: written (--include / --exclude) */
   Progress *prog;       /* NULL = no progress shown */
   EngineOpts eo;        /* the run's engine options, with the progress hook */
+  int rank, nranks;     /* this process among the run's MPI ranks (0 of 1: alone) */
+  bool split;           /* chains across ranks (DriverOpts.mpi_chains) */
 } Run;
 
 void driver_opts_default(DriverOpts *o) {
@@ -565,8 +571,12 @@ static void dr_run_chain(Run *r, Chain *ch) {
   }
 }
 
+/* chains across ranks: chain c is rank c mod R's */
+static bool dr_mine(const Run *r, int c) { return !r->split || c % r->nranks == r->rank; }
+
 static bool dr_take_chain(Run *r, int *c) {
   pthread_mutex_lock(&r->mu);
+  while (r->next_chain < r->o->eng.chains && !dr_mine(r, r->next_chain)) r->next_chain++;
   *c = r->next_chain < r->o->eng.chains ? r->next_chain++ : -1;
   pthread_mutex_unlock(&r->mu);
   return *c >= 0;
@@ -835,11 +845,15 @@ static bool dr_open_files(Run *r, Diag *d) {
 }
 
 static void dr_run_all(Run *r) {
-  int nch = r->o->eng.chains;
+  int nch = 0;
+  for (int c = 0; c < r->o->eng.chains; c++) nch += dr_mine(r, c);
+  if (nch == 0) return;
   /* default: one thread per chain up to the number of processors */
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   int nt = r->o->threads > 0 ? r->o->threads : (ncpu > 0 ? (int)ncpu : 1);
   if (nt > nch) nt = nch;
+  /* ranks that run each chain together exchange in step: one chain at a time */
+  if (r->nranks > 1 && !r->split) nt = 1;
   pthread_t *tid = gc_alloc_atomic(sizeof(pthread_t) * (size_t)nt);
   int started = 0;
   for (int t = 0; t < nt && nt > 1; t++)
@@ -1208,6 +1222,115 @@ static void dr_choices_rule(Run *r) {
   r->choices = kind == DR_FILE && (r->o->eng.choices || r->choices_table);
 }
 
+/* ---- chains across MPI ranks ---------------------------------------------
+ *
+ * Chain c runs on rank c mod R with its usual seed (seed, c), so its draws
+ * are the single-process run's.  Afterwards each chain's result goes from
+ * its rank to every other one, in chain order, and rank 0 appends the rows
+ * a remote chain wrote (into memory) to the CSV file it opened with the
+ * header: the files are the single-process run's but for the timings. */
+
+static void dr_pack_chain(MpiPack *b, Chain *ch, int nd) {
+  mpi_put_int(b, ch->failed);
+  mpi_put_int(b, ch->d.code);
+  mpi_put_str(b, ch->d.msg);
+  mpi_put_int(b, ch->interrupted);
+  mpi_put_int(b, ch->kept);
+  mpi_put_int(b, ch->ncols);
+  for (int k = 0; k < ch->ncols; k++) mpi_put_str(b, ch->names[k]);
+  if (ch->ncols) mpi_put(b, ch->is_int, sizeof(bool) * (size_t)ch->ncols);
+  mpi_put_int(b, ch->data != NULL);
+  if (ch->data) mpi_put(b, ch->data, sizeof(double) * (size_t)ch->ncols * (size_t)nd);
+  mpi_put_int(b, ch->lw != NULL);
+  if (ch->lw) mpi_put(b, ch->lw, sizeof(double) * (size_t)nd);
+  mpi_put_real(b, ch->warm_s), mpi_put_real(b, ch->samp_s);
+  mpi_put_real(b, ch->logz), mpi_put_real(b, ch->logz_se);
+  mpi_put_str(b, ch->adapt), mpi_put_str(b, ch->notes), mpi_put_str(b, ch->backend);
+  mpi_put_int(b, ch->rejecting), mpi_put_int(b, ch->transitions);
+  mpi_put_str(b, ch->reject_first), mpi_put_str(b, ch->reject_latent);
+  mpi_put_int(b, (int64_t)ch->mem_n);
+  if (ch->mem_n) mpi_put(b, ch->mem, ch->mem_n);
+}
+
+static bool dr_unpack_chain(MpiPack *b, Chain *ch, int nd) {
+  ch->failed = mpi_get_int(b);
+  ch->d.code = (DiagCode)mpi_get_int(b);
+  const char *msg = mpi_get_str(b);
+  snprintf(ch->d.msg, sizeof ch->d.msg, "%s", msg ? msg : "");
+  ch->interrupted = mpi_get_int(b);
+  ch->kept = (int)mpi_get_int(b);
+  ch->ncols = (int)mpi_get_int(b);
+  if (b->bad || ch->ncols < 0) return false;
+  ch->names = gc_alloc(sizeof(char *) * (size_t)(ch->ncols + 1));
+  for (int k = 0; k < ch->ncols; k++) ch->names[k] = mpi_get_str(b);
+  ch->is_int = gc_alloc_atomic(sizeof(bool) * (size_t)(ch->ncols + 1));
+  mpi_get(b, ch->is_int, sizeof(bool) * (size_t)ch->ncols);
+  if (mpi_get_int(b)) {
+    ch->data = gc_alloc_atomic(sizeof(double) * (size_t)ch->ncols * (size_t)nd + 1);
+    mpi_get(b, ch->data, sizeof(double) * (size_t)ch->ncols * (size_t)nd);
+  }
+  if (mpi_get_int(b)) {
+    ch->lw = gc_alloc_atomic(sizeof(double) * (size_t)nd + 1);
+    mpi_get(b, ch->lw, sizeof(double) * (size_t)nd);
+  }
+  ch->warm_s = mpi_get_real(b), ch->samp_s = mpi_get_real(b);
+  ch->logz = mpi_get_real(b), ch->logz_se = mpi_get_real(b);
+  ch->adapt = mpi_get_str(b), ch->notes = mpi_get_str(b), ch->backend = mpi_get_str(b);
+  ch->rejecting = mpi_get_int(b), ch->transitions = mpi_get_int(b);
+  ch->reject_first = mpi_get_str(b), ch->reject_latent = mpi_get_str(b);
+  int64_t n = mpi_get_int(b);
+  if (b->bad || n < 0 || (uint64_t)n > b->n - b->at) return false;
+  /* rank 0 writes the remote chain's rows after the header it wrote */
+  if (n && ch->csv && fwrite(b->p + b->at, 1, (size_t)n, ch->csv) != (size_t)n) {
+    char buf[128];
+    dr_fail(ch, DIAG_IO, "error writing '%s': %s", ch->csv_path, dr_strerror(errno, buf, sizeof buf));
+  }
+  b->at += (size_t)n;
+  return !b->bad;
+}
+
+static bool dr_share_chains(Run *r, Diag *d) {
+  int nd = r->o->eng.draws;
+  for (int c = 0; c < r->o->eng.chains; c++) {
+    Chain *ch = &r->chains[c];
+    int owner = c % r->nranks;
+    MpiPack b = {0};
+    if (owner == r->rank) {
+      if (ch->mem) { /* the memory CSV's text, then its buffer (malloc'd) back */
+        fclose(ch->csv);
+        ch->csv = NULL;
+      }
+      dr_pack_chain(&b, ch, nd);
+      free(ch->mem);
+      ch->mem = NULL, ch->mem_n = 0;
+    }
+    void *buf = b.p;
+    size_t n = b.n;
+    if (!mpi_bcast_blob(r->o->eng.comm, &buf, &n, owner)) {
+      diag_error(d, DIAG_IO, (SrcPos){0}, "MPI: chain %d's draws could not be sent from rank %d",
+                 c + 1, owner);
+      return false;
+    }
+    MpiPack in = {.p = buf, .n = n};
+    if (owner != r->rank && !dr_unpack_chain(&in, ch, nd)) {
+      diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "MPI: chain %d's draws from rank %d are malformed",
+                 c + 1, owner);
+      return false;
+    }
+  }
+  return true;
+}
+
+/* Every rank learns whether any failed before the chains start (a rank that
+   could not open its files), so none waits for the others' draws forever. */
+static bool dr_all_ready(Run *r, bool ok, Diag *d) {
+  bool bad = !ok;
+  if (!mpi_allreduce_or(r->o->eng.comm, &bad)) bad = true;
+  if (bad && ok)
+    diag_error(d, DIAG_IO, (SrcPos){0}, "MPI: another rank could not start the run");
+  return !bad;
+}
+
 bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
                         const EngineVT *eng, const DriverOpts *o, RunResult **out, Diag *d) {
   *out = NULL;
@@ -1217,6 +1340,21 @@ bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
   r->noutputs = noutputs, r->outputs = outputs;
   dr_nested_rule(r);
   dr_choices_rule(r);
+  r->rank = mpi_rank(o->eng.comm), r->nranks = mpi_size(o->eng.comm);
+  /* the choices' files and summary and the variational fits are not sent
+     between ranks: such runs go every chain on every rank */
+  r->split = r->nranks > 1 && o->mpi_chains && !r->choices && !r->choices_table && !eng->vi_report;
+  bool mem_csv = false;
+  if (r->nranks > 1 && r->rank != 0) { /* rank 0 writes; the others keep quiet */
+    DriverOpts *q = gc_alloc(sizeof *q);
+    *q = *o;
+    mem_csv = r->split && o->output_csv;
+    q->output_csv = q->summary_json = NULL;
+    q->summary_out = NULL;
+    q->progress = 0;
+    r->o = o = q;
+    r->choices = false;
+  }
   r->warmup = eng->uses_warmup ? o->eng.warmup : 0;
   r->iters = o->eng.draws * o->eng.thin;
   int m = o->eng.chains;
@@ -1237,17 +1375,25 @@ bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
   r->prog = progress_new(stderr, (ProgressMode)o->progress, m, r->warmup, r->iters);
   if (r->prog) r->eo.progress = dr_engine_progress, r->eo.progress_ctx = r->prog;
   r->eo.interrupt = o->interrupt;
+  if (o->mpi_chains) r->eo.comm = NULL; /* each chain is one rank's alone */
 
   const IrProgram *prog = in ? interp_program(in) : NULL;
   bool ok = driver_check_outputs(eng, o, prog, noutputs, outputs, d) &&
             dr_select(o, prog, noutputs, outputs, &r->keep, &r->nested_sel, &r->nnested_sel, d) &&
             dr_open_files(r, d);
+  for (int c = 0; ok && mem_csv && c < m; c++)
+    if (dr_mine(r, c) && !(r->chains[c].csv = open_memstream(&r->chains[c].mem, &r->chains[c].mem_n))) {
+      diag_error(d, DIAG_NOMEM, (SrcPos){0}, "out of memory (chain %d's CSV text)", c + 1);
+      ok = false;
+    }
+  if (r->nranks > 1) ok = dr_all_ready(r, ok, d);
   bool stopped = false;
   if (ok) {
     dr_run_all(r);
     progress_end(r->prog);
+    if (r->split && !dr_share_chains(r, d)) ok = false;
     for (int c = 0; c < m; c++) stopped |= r->chains[c].interrupted;
-    if (dr_first_error(r, d)) ok = false;
+    if (ok && dr_first_error(r, d)) ok = false;
   }
   /* files are closed before the chains are cut to those that kept draws */
   for (int c = 0; c < m; c++) {

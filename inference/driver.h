@@ -40,6 +40,11 @@ typedef struct DriverOpts {
                                 lp__ and the engine's columns always stay */
   const char *exclude;       /* NULL, or "a,b,...": every output but these (not
                                 with include); an unknown name is DIAG_USAGE */
+  bool mpi_chains;           /* with eng.comm of R > 1 ranks: chain c runs on rank
+                              c mod R alone and its draws are sent to the others
+                              (CSV files written by rank 0); false: every rank
+                              runs every chain with eng.comm (the engine splits
+                              its work), and rank 0 alone writes */
   atomic_int *interrupt;     /* NULL, or a flag the host sets (from a signal handler)
                                 to stop the run at the next iteration: the draws
                                 kept so far are summarised and marked interrupted */

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 
 #include "../ir/interp.h"
+#include "mpi_run.h"
 #include "options.h"
 #include "summary.h"
 
@@ -62,6 +63,11 @@ typedef struct EngineOpts {
      init runs long (a training loop) polls it with engine_interrupted and stops
      early, keeping what it has (svi and npe save the params trained so far). */
   atomic_int *interrupt;
+  /* The ranks of an MPI job that run this chain together (mpi.h; NULL: this
+     process alone).  Every rank runs the chain in step with the same seed;
+     an engine may split its work over them (nuts: the log density's rows,
+     smc: the particles) as long as its draws do not depend on their number. */
+  const MpiComm *comm;
 } EngineOpts;
 
 static inline bool engine_interrupted(const EngineOpts *o) {

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "csv.h"
+#include "ld_shard.h"
 #include "logdensity.h"
 #include "nuts.h"
 
@@ -59,6 +60,7 @@ typedef struct HmcEngine {
   long rejecting;   /* of them, those that met such a point */
   Diag first_reject; /* the first of them */
   const char *reject_latent; /* the latent it names, when the IR can tell */
+  LdShard *shard;   /* under MPI, the density split by rows over the ranks (or NULL) */
 } HmcEngine;
 
 /* ---- the log density ---- */
@@ -81,7 +83,7 @@ static bool engine_density(void *ctx, const double *q, double *lp, double *g, Di
   HmcEngine *e = ctx;
   Diag ed;
   diag_init(&ed);
-  if (ld_eval_grad_w(e->work, q, lp, g, &ed)) {
+  if (e->shard ? ld_shard_eval_grad(e->shard, q, lp, g, &ed) : ld_eval_grad_w(e->work, q, lp, g, &ed)) {
     if (isnan(*lp) || *lp == INFINITY) { /* compiled code does not stop at the term */
       diag_error(&e->last_fail, DIAG_RUNTIME, (SrcPos){0}, "the log density is %s",
                  isnan(*lp) ? "NaN" : "+inf");
@@ -196,6 +198,11 @@ static void *engine_init(const Interp *in, const EngineOpts *o, int chain, bool 
   ld_prepare_draw(ld);
   e->work = ld_work_new(ld);
   e->dim = ld_dim(ld);
+  if (o->comm) { /* every rank runs this chain: each evaluates its blocks of rows */
+    const char *why;
+    e->shard = e->dim ? ld_shard_new(in, o->comm, 0, !o->no_jit, &why, d) : NULL;
+    if (!e->shard && diag_failed(d)) return NULL;
+  }
   if (e->dim == 0) {
     diag_error(d, DIAG_USAGE, (SrcPos){0},
                "%s needs at least one continuous latent; this program has none (use --engine prior)",
@@ -285,7 +292,10 @@ static long engine_rejections(void *state, long *transitions, const char **first
   return e->rejecting;
 }
 
-static void engine_free(void *state) { (void)state; /* GC memory; the log density is shared */ }
+static void engine_free(void *state) {
+  /* GC memory; the log density is shared, the sharded one the chain's */
+  ld_shard_free(((HmcEngine *)state)->shard);
+}
 
 static const char *engine_backend(void *state) { return ld_backend(((HmcEngine *)state)->ld); }
 

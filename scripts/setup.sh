@@ -4,7 +4,9 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PKGS="gcc g++ flex bison meson ninja-build pkg-config libgc-dev llvm-19-dev libjansson-dev libopenblas-dev perl"
+# Open MPI (libopenmpi-dev, openmpi-bin): -Dmpi=auto builds with it and the
+# mpi suite runs mpirun (docs/scaling.md)
+PKGS="gcc g++ flex bison meson ninja-build pkg-config libgc-dev llvm-19-dev libjansson-dev libopenblas-dev perl libopenmpi-dev openmpi-bin"
 missing=
 for p in $PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
