@@ -7,7 +7,9 @@
  * the run (ppl_run through ppl.h, the program compiled and its data set
  * beforehand: with the setup, the summary and its diagnostics; the median of
  * several runs) and the whole command (`ppl run ...` in a
- * child process: start-up, parsing, the JIT's compile, the CSV).  Accuracy:
+ * child process: start-up, parsing, the JIT's compile, the CSV); the last two
+ * also in CPU time (the least of the repetitions, the commands interleaved),
+ * the figure a loaded machine disturbs least.  Accuracy:
  * each latent's mean and sd against nuts's, the mean's difference in nuts's
  * sds, and the sd's ratio (the worst and the median over the latents).
  *
@@ -26,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +44,20 @@ static double ab_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+/* CPU seconds of this process, all its threads: on a shared machine the
+   figure that other jobs slow least */
+static double ab_cpu(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static double ab_min(const double *v, int n) {
+  double m = v[0];
+  for (int i = 1; i < n; i++) m = fmin(m, v[i]);
+  return m;
 }
 
 static int ab_cmp(const void *a, const void *b) {
@@ -61,8 +78,8 @@ static bool ab_write(const char *path, const char *text) {
 }
 
 /* Runs argv (NULL-terminated) with stdout and stderr to /dev/null; the wall
-   time, or -1 when it failed. */
-static double ab_command(char *const *argv) {
+   time, or -1 when it failed; *cpu gets the child's CPU time (user + sys). */
+static double ab_command(char *const *argv, double *cpu) {
   fflush(stdout);
   double t0 = ab_now();
   pid_t pid = fork();
@@ -72,8 +89,11 @@ static double ab_command(char *const *argv) {
     _exit(127);
   }
   int status = 0;
-  if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+  struct rusage ru;
+  if (pid < 0 || wait4(pid, &status, 0, &ru) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
     return -1;
+  *cpu = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+         (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
   return ab_now() - t0;
 }
 
@@ -147,23 +167,26 @@ static void ab_case(ppl_context *ctx, const char *ppl, const char *dir, const Ab
 
   /* the run itself */
   if (ppl_set_data_file(m, c->data) != PPL_OK) goto fail;
-  double ta[AB_REPEAT], tn[AB_REPEAT];
+  double ta[AB_REPEAT], tn[AB_REPEAT], ca[AB_REPEAT], cn[AB_REPEAT];
   for (int k = 0; k < AB_REPEAT; k++) {
     ppl_result_free(ra);
     ra = NULL;
     t0 = ab_now();
+    double c0 = ab_cpu();
     if (ab_run(m, c->engine, c->load_opt, c->params, NULL, &ra) != PPL_OK) goto fail;
-    ta[k] = ab_now() - t0;
+    ta[k] = ab_now() - t0, ca[k] = ab_cpu() - c0;
   }
   int nrep = 3;
   for (int k = 0; k < nrep; k++) {
     ppl_result_free(rn);
     rn = NULL;
     t0 = ab_now();
+    double c0 = ab_cpu();
     if (ab_run(m, "nuts", NULL, NULL, NULL, &rn) != PPL_OK) goto fail;
-    tn[k] = ab_now() - t0;
+    tn[k] = ab_now() - t0, cn[k] = ab_cpu() - c0;
   }
   double a = ab_median(ta, AB_REPEAT), n = ab_median(tn, nrep);
+  double acpu = ab_min(ca, AB_REPEAT), ncpu = ab_min(cn, nrep);
   char csv_a[1100], csv_n[1100];
   snprintf(csv_a, sizeof csv_a, "%s/a.csv", dir);
   snprintf(csv_n, sizeof csv_n, "%s/n.csv", dir);
@@ -179,6 +202,8 @@ static void ab_case(ppl_context *ctx, const char *ppl, const char *dir, const Ab
          "nuts/amortized %.1fx\n", ea, en, en / ea);
   printf("  ppl_run, 1,000 draws:  amortized %.4f s   nuts %.4f s   nuts/amortized %.1fx\n", a,
          n, n / a);
+  printf("    its CPU time (least): amortized %.4f s   nuts %.4f s   nuts/amortized %.1fx\n", acpu,
+         ncpu, ncpu / acpu);
   printf("  (nuts's backend: %s)\n", ppl_result_backend(rn));
 
   /* a new data set before each run, as amortization is used: the data
@@ -212,13 +237,22 @@ static void ab_case(ppl_context *ctx, const char *ppl, const char *dir, const Ab
   argv_a[NC] = "--engine", argv_a[NC + 1] = (char *)c->engine;
   argv_a[NC + 2] = load_flag, argv_a[NC + 3] = (char *)c->params, argv_a[NC + 4] = NULL;
   argv_n[NC] = "--engine", argv_n[NC + 1] = "nuts", argv_n[NC + 2] = NULL;
-  for (int k = 0; k < AB_REPEAT; k++) ta[k] = ab_command(argv_a);
-  for (int k = 0; k < nrep; k++) tn[k] = ab_command(argv_n);
-  a = ab_median(ta, AB_REPEAT), n = ab_median(tn, nrep);
-  if (a < 0 || n < 0) printf("  ppl run: a command failed\n");
-  else
+  /* interleaved, so that a change in the machine's load falls on both */
+  bool failed = false;
+  for (int k = 0; k < AB_REPEAT; k++) {
+    ta[k] = ab_command(argv_a, &ca[k]);
+    if (k < nrep) tn[k] = ab_command(argv_n, &cn[k]), failed |= tn[k] < 0;
+    failed |= ta[k] < 0;
+  }
+  if (failed) printf("  ppl run: a command failed\n");
+  else {
+    a = ab_median(ta, AB_REPEAT), n = ab_median(tn, nrep);
+    acpu = ab_min(ca, AB_REPEAT), ncpu = ab_min(cn, nrep);
     printf("  ppl run, 1,000 draws:  amortized %.4f s   nuts %.4f s   nuts/amortized %.1fx\n", a,
            n, n / a);
+    printf("    its CPU time (least): amortized %.4f s   nuts %.4f s   nuts/amortized %.1fx\n",
+           acpu, ncpu, ncpu / acpu);
+  }
 
   /* accuracy: every output column the two share, but the engines' own */
   int ncols = ppl_result_num_columns(ra), nlat = 0;
@@ -227,11 +261,11 @@ static void ab_case(ppl_context *ctx, const char *ppl, const char *dir, const Ab
     const char *name = ppl_result_column_name(ra, col);
     size_t len = strlen(name);
     if (len > 2 && name[len - 1] == '_' && name[len - 2] == '_') continue;
-    int cn = ppl_result_column_index(rn, name);
-    if (cn < 0) continue;
+    int ci = ppl_result_column_index(rn, name);
+    if (ci < 0) continue;
     ppl_summary sa, sn;
     ppl_result_summary(ra, col, &sa);
-    ppl_result_summary(rn, cn, &sn);
+    ppl_result_summary(rn, ci, &sn);
     dm[nlat] = fabs(sa.mean - sn.mean) / sn.sd;
     rs[nlat] = sa.sd / sn.sd;
     nlat++;

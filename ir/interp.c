@@ -209,23 +209,38 @@ static Frame *push_frame(InterpState *st, const IrFunc *fn, int ret_dst) {
 /* ---- addresses ------------------------------------------------------------- */
 
 /* "[2,5]" for the enclosing for loops of frame f (outermost first), "" if none. */
-static const char *loop_suffix(const Frame *f) {
-  char buf[256];
+/* "[i,j]" of the enclosing for loops' indices into buf (256 bytes), its
+   length returned; "" outside loops.  Written by hand, not by snprintf: an
+   address is made at every choice, and printf's formatting was a third of an
+   amortized draw (the encoder's guide, bench/amortized_bench.c).  An index
+   list too long for buf stops at the last index that fits, as it did. */
+enum { LOOP_SUFFIX_CAP = 256 };
+static size_t loop_suffix_to(const Frame *f, char *buf) {
   size_t k = 0;
   int nloops = 0;
   for (int i = 0; i < f->ncur; i++) {
     if (f->cur[i].kind != CK_FOR) continue;
-    int w = snprintf(buf + k, sizeof buf - k, "%s%lld", nloops ? "," : "[", (long long)f->cur[i].i);
-    if (w < 0 || (size_t)w >= sizeof buf - k) break;
-    k += (size_t)w;
+    char digits[24];
+    long long v = f->cur[i].i;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    int nd = 0;
+    do digits[nd++] = (char)('0' + u % 10); while ((u /= 10) != 0);
+    size_t w = 1 + (v < 0) + (size_t)nd;
+    if (w >= LOOP_SUFFIX_CAP - k) break;
+    buf[k++] = nloops ? ',' : '[';
+    if (v < 0) buf[k++] = '-';
+    while (nd) buf[k++] = digits[--nd];
     nloops++;
   }
-  if (!nloops) return "";
-  if (k + 2 <= sizeof buf) {
-    buf[k++] = ']';
-    buf[k] = 0;
-  }
-  return gc_strdup(buf);
+  if (!nloops) k = 0;
+  else if (k + 2 <= LOOP_SUFFIX_CAP) buf[k++] = ']';
+  buf[k] = 0;
+  return k;
+}
+
+static const char *loop_suffix(const Frame *f) {
+  char buf[LOOP_SUFFIX_CAP];
+  return loop_suffix_to(f, buf) ? gc_strdup(buf) : "";
 }
 
 /* Prefix of frame k: the caller's prefix, the callee's name and the caller's
@@ -319,8 +334,14 @@ static const char *addr_unique(InterpState *st, const char *base) {
 
 static const char *sample_address(InterpState *st, const char *name) {
   const char *prefix = frame_prefix(st, st->nframes - 1);
-  const char *loops = loop_suffix(&st->frames[st->nframes - 1]);
-  const char *base = (*prefix || *loops) ? gc_printf("%s%s%s", prefix, name, loops) : name;
+  char loops[LOOP_SUFFIX_CAP];
+  size_t nl = loop_suffix_to(&st->frames[st->nframes - 1], loops);
+  if (!*prefix && !nl) return addr_unique(st, name);
+  size_t np = strlen(prefix), nn = strlen(name);
+  char *base = gc_alloc_atomic(np + nn + nl + 1);
+  memcpy(base, prefix, np);
+  memcpy(base + np, name, nn);
+  memcpy(base + np + nn, loops, nl + 1);
   return addr_unique(st, base);
 }
 

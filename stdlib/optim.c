@@ -14,6 +14,10 @@
 #include <math.h>
 #include <stdlib.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 struct Optim {
   OptimConfig c;
   size_t n;
@@ -75,6 +79,42 @@ static double sched_lr(const OptimConfig *c, long t) {
   }
 }
 
+/* Adam's update of every coordinate.  The same operations in the same order
+ * for each, two at a time with SSE2 (IEEE arithmetic and square root, no
+ * fused multiply-add: the same bits as one at a time), which the compiler
+ * would not do by itself (the arrays may overlap as far as it knows, and
+ * sqrt may set errno).  A network's ten thousands of weights make this a
+ * few percent of a training step. */
+static void adam_update(const OptimConfig *c, size_t n, double lr, double scale, double bc1,
+                        double bc2, double *x, const double *grad, double *m, double *v) {
+  const double b1 = c->beta1, b2 = c->beta2, wd = c->weight_decay, eps = c->eps;
+  size_t i = 0;
+#ifdef __SSE2__
+  const __m128d B1 = _mm_set1_pd(b1), C1 = _mm_set1_pd(1 - b1), B2 = _mm_set1_pd(b2),
+                C2 = _mm_set1_pd(1 - b2), WD = _mm_set1_pd(wd), S = _mm_set1_pd(scale),
+                BC1 = _mm_set1_pd(bc1), BC2 = _mm_set1_pd(bc2), LR = _mm_set1_pd(lr),
+                EPS = _mm_set1_pd(eps);
+  for (; i + 2 <= n; i += 2) {
+    __m128d xi = _mm_loadu_pd(x + i);
+    __m128d g = _mm_mul_pd(_mm_add_pd(_mm_loadu_pd(grad + i), _mm_mul_pd(WD, xi)), S);
+    __m128d mi = _mm_add_pd(_mm_mul_pd(B1, _mm_loadu_pd(m + i)), _mm_mul_pd(C1, g));
+    __m128d vi = _mm_add_pd(_mm_mul_pd(B2, _mm_loadu_pd(v + i)), _mm_mul_pd(_mm_mul_pd(C2, g), g));
+    _mm_storeu_pd(m + i, mi);
+    _mm_storeu_pd(v + i, vi);
+    __m128d mh = _mm_div_pd(mi, BC1), vh = _mm_div_pd(vi, BC2);
+    __m128d step = _mm_div_pd(_mm_mul_pd(LR, mh), _mm_add_pd(_mm_sqrt_pd(vh), EPS));
+    _mm_storeu_pd(x + i, _mm_sub_pd(xi, step));
+  }
+#endif
+  for (; i < n; i++) {
+    double g = (grad[i] + wd * x[i]) * scale;
+    m[i] = b1 * m[i] + (1 - b1) * g;
+    v[i] = b2 * v[i] + (1 - b2) * g * g;
+    double mh = m[i] / bc1, vh = v[i] / bc2;
+    x[i] -= lr * mh / (sqrt(vh) + eps);
+  }
+}
+
 long optim_steps(const Optim *o) { return o->t; }
 const double *optim_moment(const Optim *o, int k) { return k ? o->v : o->m; }
 size_t optim_size(const Optim *o) { return o->n; }
@@ -106,13 +146,7 @@ void optim_step(Optim *o, double *x, const double *grad) {
   if (c->kind == OPTIM_ADAM) {
     double bc1 = 1 - pow(c->beta1, (double)o->t);
     double bc2 = 1 - pow(c->beta2, (double)o->t);
-    for (size_t i = 0; i < n; i++) {
-      double g = (grad[i] + c->weight_decay * x[i]) * scale;
-      o->m[i] = c->beta1 * o->m[i] + (1 - c->beta1) * g;
-      o->v[i] = c->beta2 * o->v[i] + (1 - c->beta2) * g * g;
-      double mh = o->m[i] / bc1, vh = o->v[i] / bc2;
-      x[i] -= lr * mh / (sqrt(vh) + c->eps);
-    }
+    adam_update(c, n, lr, scale, bc1, bc2, x, grad, o->m, o->v);
     return;
   }
   for (size_t i = 0; i < n; i++) {

@@ -6,7 +6,12 @@
 # the fit alone (ppl: the summary JSON's vi.chains[0].seconds, the eta search
 # and the optimisation), and the accuracy of both against ppl's own NUTS: per parameter |mean - NUTS
 # mean| / NUTS sd and |log(sd / NUTS sd)|, rms over the parameters and the
-# seeds.  Not a test: the figures go to docs/engines.md.
+# seeds.  Wall times (medians over the seeds) and, fairer on a shared
+# machine, CPU times: the whole ppl process's and vb()'s (the least over
+# the seeds), and ppl's fit as the CPU time of the run less that of the same
+# run drawing from its saved q (--save-params / --load-params; the median
+# over the seeds: too noisy to mean anything when the fit takes a few ms).
+# Not a test: the figures go to docs/engines.md.
 #
 #   Rscript bench/vi_bench/vi_bench.R build/ppl [SEEDS]     (run with nice)
 suppressMessages({library(rstan); library(jsonlite)})
@@ -50,14 +55,33 @@ problems <- list(
        data = file.path(tmp, "logit.json"), stan = stan_logit, standata = logit_data,
        pars = c("alpha", paste0("beta[", 1:K, "]"))))
 
-ppl_run <- function(p, extra, seed) {
+cpu_child <- function(t) t[["user.child"]] + t[["sys.child"]]
+cpu_self <- function(t) t[["user.self"]] + t[["sys.self"]]
+
+# fit = TRUE: the run saves its q, and a second run draws from the saved q
+# without optimising (--load-params, the same draws and output): the CPU
+# time of the fit is the difference of the two runs' CPU times.
+ppl_run <- function(p, extra, seed, fit = FALSE) {
   out <- file.path(tmp, "s.json")
-  t <- system.time(status <- system2(ppl, c("run", p$model, "--data", p$data, "--quiet",
-                                            "--seed", seed, "--summary", out, extra),
-                                     stdout = FALSE, stderr = FALSE))[["elapsed"]]
-  if (status != 0) stop("ppl failed: ", paste(extra, collapse = " "))
+  q <- file.path(tmp, "q.safetensors")
+  run <- function(more) {
+    t <- system.time(status <- system2(ppl, c("run", p$model, "--data", p$data, "--quiet",
+                                              "--seed", seed, "--summary", out, extra, more),
+                                       stdout = FALSE, stderr = FALSE))
+    if (status != 0) stop("ppl failed: ", paste(c(extra, more), collapse = " "))
+    t
+  }
+  t <- run(if (fit) c("--save-params", q) else c())
+  fit_cpu <- NA
+  if (fit) {
+    s1 <- readLines(out)
+    t2 <- run(c("--load-params", q))
+    fit_cpu <- cpu_child(t) - cpu_child(t2)
+    writeLines(s1, out)
+  }
   s <- fromJSON(out, simplifyVector = FALSE)
-  list(time = t, mean = sapply(p$pars, function(v) s$variables[[v]]$mean),
+  list(time = t[["elapsed"]], cpu = cpu_child(t), fit_cpu = fit_cpu,
+       mean = sapply(p$pars, function(v) s$variables[[v]]$mean),
        sd = sapply(p$pars, function(v) s$variables[[v]]$sd),
        iter = if (!is.null(s$vi)) s$vi$iterations else NA,
        fit = if (!is.null(s$vi)) s$vi$chains[[1]]$seconds else NA,
@@ -67,42 +91,48 @@ ppl_run <- function(p, extra, seed) {
 err <- function(fit, ref) c(mean = sqrt(mean(((fit$mean - ref$mean) / ref$sd)^2)),
                             sd = sqrt(mean(log(fit$sd / ref$sd)^2)))
 
-cat(sprintf("%-22s %-18s %9s %9s %9s %11s %9s %7s\n", "problem", "method", "run (s)", "fit (s)",
-            "iter", "mean err", "sd err", "k-hat"))
+cat(sprintf("%-22s %-18s %9s %9s %9s %9s %9s %11s %9s %7s\n", "problem", "method", "run (s)",
+            "fit (s)", "run CPU", "fit CPU", "iter", "mean err", "sd err", "k-hat"))
 for (p in problems) {
   ref <- ppl_run(p, c("--engine", "nuts", "--chains", "4", "--draws", "5000"), 1)
   sm <- stan_model(model_code = p$stan)
   rows <- list()
   for (method in c("ppl advi meanfield", "ppl advi fullrank", "rstan vb meanfield", "rstan vb fullrank")) {
-    times <- c(); fits <- c(); iters <- c(); khats <- c(); e <- c(0, 0)
+    times <- c(); fits <- c(); cpus <- c(); fcpus <- c(); iters <- c(); khats <- c(); e <- c(0, 0)
     for (s in seq_len(nseeds)) {
       if (startsWith(method, "ppl")) {
         fam <- sub("ppl advi ", "", method)
-        f <- ppl_run(p, c("--engine", "advi", "--vi", fam, "--chains", "1", "--draws", "1000"), s)
+        f <- ppl_run(p, c("--engine", "advi", "--vi", fam, "--chains", "1", "--draws", "1000"), s,
+                     fit = TRUE)
         khats <- c(khats, f$khat)
       } else {
         fam <- sub("rstan vb ", "", method)
         t <- system.time(capture.output(v <- suppressMessages(suppressWarnings(
           vb(sm, data = p$standata, seed = s, algorithm = fam, output_samples = 1000,
-             refresh = 0)))))[["elapsed"]]
+             refresh = 0)))))
         m <- as.matrix(v)[, p$pars, drop = FALSE]
-        f <- list(time = t, fit = t, mean = colMeans(m), sd = apply(m, 2, sd), iter = NA)
+        f <- list(time = t[["elapsed"]], fit = t[["elapsed"]], cpu = cpu_self(t),
+                  fit_cpu = cpu_self(t), mean = colMeans(m), sd = apply(m, 2, sd), iter = NA)
       }
       times <- c(times, f$time); fits <- c(fits, f$fit); iters <- c(iters, f$iter)
+      cpus <- c(cpus, f$cpu); fcpus <- c(fcpus, f$fit_cpu)
       e <- e + err(f, ref)^2 / nseeds
     }
-    rows[[method]] <- c(time = median(times), fit = median(fits), mean = sqrt(e[[1]]),
-                        sd = sqrt(e[[2]]))
-    cat(sprintf("%-22s %-18s %9.3f %9.4f %9s %11.3f %9.3f %7s\n", p$name, method, median(times),
-                median(fits),
+    # the fit's CPU time is a difference of two runs' (ppl): its median
+    rows[[method]] <- c(time = median(times), fit = median(fits), cpu = min(cpus),
+                        fcpu = median(fcpus), mean = sqrt(e[[1]]), sd = sqrt(e[[2]]))
+    cat(sprintf("%-22s %-18s %9.3f %9.4f %9.3f %9.4f %9s %11.3f %9.3f %7s\n", p$name, method,
+                median(times), median(fits), min(cpus), median(fcpus),
                 if (all(is.na(iters))) "-" else format(median(iters)), sqrt(e[1]), sqrt(e[2]),
                 if (length(khats)) sprintf("%.2f", median(khats)) else "-"))
   }
   for (fam in c("meanfield", "fullrank")) {
     a <- rows[[paste("ppl advi", fam)]]; b <- rows[[paste("rstan vb", fam)]]
-    cat(sprintf(paste("%-22s %-18s vb() / ppl: %.1fx the whole run, %.1fx the fit;",
+    cat(sprintf(paste("%-22s %-18s vb() / ppl: %.1fx the whole run, %.1fx the fit (wall);",
+                      "CPU: %.1fx the whole run, %.1fx the fit;",
                       "mean err ppl/vb %.2f; sd err ppl/vb %.2f\n"),
                 p$name, fam, b[["time"]] / a[["time"]], b[["fit"]] / a[["fit"]],
+                b[["cpu"]] / a[["cpu"]], b[["fcpu"]] / a[["fcpu"]],
                 a[["mean"]] / b[["mean"]], a[["sd"]] / b[["sd"]]))
   }
 }

@@ -684,6 +684,26 @@ static void test_addresses(void) {
   interp_run(st2, &rec2.h, &d2);
   tap_ok(rec2.nsample == nw && strcmp(rec2.addr[11], "z#2") == 0 && strcmp(rec2.addr[0], "theta") == 0,
          "a second run starts with a fresh address set");
+
+  /* the loop indices are written by hand (interp.c's loop_suffix_to):
+     negative ones, several digits, both in one address */
+  IrProgram *q = prog_new();
+  IrFunc *qm = &q->main;
+  IrBlock *qb = &q->model_b;
+  int qmu = KR(qm, qb, 0), qsd = KR(qm, qb, 1);
+  int a = reg(qm, T_INT, "a"), e = reg(qm, T_INT, "e");
+  IrBlock inner = blk(), outer = blk();
+  SAMPLE(qm, &inner, reg(qm, T_REAL, "w"), "w", qmu, qsd);
+  FOR(&outer, e, KI(qm, &outer, 99), KI(qm, &outer, 100), inner);
+  FOR(qb, a, KI(qm, qb, -10), KI(qm, qb, -9), outer);
+  Run *rq = run_prog(q, false);
+  char gq[256] = "";
+  for (int k = 0; k < rq->rec.nsample; k++) {
+    strcat(gq, rq->rec.addr[k]);
+    strcat(gq, " ");
+  }
+  tap_streq(gq, "w[-10,99] w[-10,100] w[-9,99] w[-9,100] ",
+            "addresses of negative and many-digit loop indices");
 }
 
 static void test_handlers(void) {

@@ -1,6 +1,7 @@
 /* test_optim.c — stdlib/optim.c: convergence on a closed-form quadratic, Adam's
  * bias-corrected first steps, SGD momentum / Nesterov / weight decay by hand,
- * gradient clipping, the schedules' rates, and bit-for-bit determinism. */
+ * gradient clipping, the schedules' rates, bit-for-bit determinism, and
+ * Adam's two-at-a-time update against one coordinate at a time. */
 #include <math.h>
 #include <string.h>
 
@@ -84,6 +85,46 @@ static void test_adam_first_steps(void) {
     ok &= fabs(x[i] - want) <= 1e-14;
   }
   tap_ok(ok, "adam step 2 equals the bias-corrected update");
+  optim_free(o);
+}
+
+/* Adam's update as optim.c documents it, one coordinate at a time: optim.c
+   does two at a time (SSE2) and must give the same bits, the tail included */
+static void test_adam_bits(void) {
+  enum { M = 37, STEPS = 50 };
+  OptimConfig c;
+  optim_config_default(&c, OPTIM_ADAM);
+  c.lr = 0.02, c.weight_decay = 0.01, c.clip_norm = 3;
+  Optim *o = optim_new(&c, M);
+  double x[M], y[M], m[M] = {0}, v[M] = {0}, g[M];
+  unsigned long long r = 12345;
+  for (int i = 0; i < M; i++) {
+    r = r * 6364136223846793005ull + 1442695040888963407ull;
+    x[i] = y[i] = (double)(r >> 11) * 0x1.0p-53 - 0.5;
+  }
+  for (int t = 1; t <= STEPS; t++) {
+    double ss = 0;
+    for (int i = 0; i < M; i++) {
+      r = r * 6364136223846793005ull + 1442695040888963407ull;
+      g[i] = ((double)(r >> 11) * 0x1.0p-53 - 0.5) * (i % 5 ? 1 : 1e-12);
+      double gd = g[i] + c.weight_decay * y[i];
+      ss += gd * gd;
+    }
+    double scale = sqrt(ss) > c.clip_norm ? c.clip_norm / sqrt(ss) : 1;
+    double bc1 = 1 - pow(c.beta1, t), bc2 = 1 - pow(c.beta2, t);
+    for (int i = 0; i < M; i++) {
+      double gi = (g[i] + c.weight_decay * y[i]) * scale;
+      m[i] = c.beta1 * m[i] + (1 - c.beta1) * gi;
+      v[i] = c.beta2 * v[i] + (1 - c.beta2) * gi * gi;
+      double mh = m[i] / bc1, vh = v[i] / bc2;
+      y[i] -= c.lr * mh / (sqrt(vh) + c.eps);
+    }
+    optim_step(o, x, g);
+  }
+  bool same = memcmp(x, y, sizeof x) == 0 && memcmp(optim_moment(o, 0), m, sizeof m) == 0 &&
+         memcmp(optim_moment(o, 1), v, sizeof v) == 0;
+  tap_ok(same, "adam: %d steps of %d coordinates (weight decay, clipping) bit for bit as the "
+               "update one coordinate at a time", STEPS, M);
   optim_free(o);
 }
 
@@ -211,6 +252,7 @@ static void test_determinism(void) {
 int main(void) {
   test_converge();
   test_adam_first_steps();
+  test_adam_bits();
   test_sgd_by_hand();
   test_clip();
   test_schedules();
