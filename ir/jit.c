@@ -215,24 +215,37 @@ static void part(RevItem *it, int reg, int psave, double pconst) {
 }
 
 /* A real operation whose value and partials are a scalar rule
-   (stdlib/scalar_rule.h), on operand registers a and b (-1 for a unary rule)
-   with values x and y: the value into ins->dst; for the adjoint, a partial
-   that is a constant is kept as one, the others are saved. */
-static void emit_rule_scalar(Gen *g, RevList *l, const IrInstr *ins, const ScalarRule *sr, int a,
-                             int b, LLVMValueRef x, LLVMValueRef y) {
-  int d = ins->dst;
-  bool aa = active(g, a), ab = b >= 0 && active(g, b);
-  bool want = active(g, d) && (aa || ab);
+   (stdlib/scalar_rule.h), on operand registers r[0..nargs) with values
+   x[]: the value into ins->dst; for the adjoint, a partial that is a
+   constant is kept as one, the others are saved.  A rule's ok, where it has
+   one, is checked: the interpreter, re-run, reports the error. */
+static void emit_rule_n(Gen *g, RevList *l, const IrInstr *ins, const ScalarRule *sr,
+                        const int *r, const LLVMValueRef *x) {
+  int d = ins->dst, n = sr->nargs;
+  bool act[3] = {false, false, false}, any = false;
+  for (int k = 0; k < n; k++) any |= act[k] = active(g, r[k]);
+  bool want = active(g, d) && any;
   /* an active dst overwritten by a constant gets an item too: its adjoint dies */
   RevItem *it = active(g, d) ? scalar_item(g, l, ins) : NULL;
-  LLVMValueRef z, pa = NULL, pb = NULL;
-  double ca = 0, cb = 0;
-  bool ka = sr_partial_const(sr, 0, &ca), kb = b >= 0 && sr_partial_const(sr, 1, &cb);
-  jg_emit_rule(g, sr, x, y, &z, want && aa && !ka ? &pa : NULL, want && ab && !kb ? &pb : NULL);
-  if (want && aa) part(it, a, ka ? -1 : save(it, pa), ca);
-  if (want && ab) part(it, b, kb ? -1 : save(it, pb), cb);
+  LLVMValueRef z, ok = NULL, p[3] = {NULL, NULL, NULL};
+  double c[3] = {0, 0, 0};
+  bool kc[3];
+  for (int k = 0; k < n; k++) kc[k] = sr_partial_const(sr, k, &c[k]);
+  jg_emit_rule3(g, sr, x[0], n >= 2 ? x[1] : NULL, n == 3 ? x[2] : NULL, &z,
+                want && act[0] && !kc[0] ? &p[0] : NULL, want && act[1] && !kc[1] ? &p[1] : NULL,
+                want && act[2] && !kc[2] ? &p[2] : NULL, sr->ok != DK_NONE ? &ok : NULL);
+  if (ok) check(g, ok);
+  for (int k = 0; k < n; k++)
+    if (want && act[k]) part(it, r[k], kc[k] ? -1 : save(it, p[k]), c[k]);
   wr_conv(g, d, z, RC_REAL);
   if (it) push_saved(g, it);
+}
+
+static void emit_rule_scalar(Gen *g, RevList *l, const IrInstr *ins, const ScalarRule *sr, int a,
+                             int b, LLVMValueRef x, LLVMValueRef y) {
+  int r[3] = {a, b, -1};
+  LLVMValueRef v[3] = {x, y, NULL};
+  emit_rule_n(g, l, ins, sr, r, v);
 }
 
 static void emit_binary_scalar(Gen *g, RevList *l, const IrInstr *ins) {
@@ -307,8 +320,9 @@ static bool emit_builtin_rule(Gen *g, RevList *l, const IrInstr *ins) {
     return false;
   for (int k = 0; k < ins->nargs; k++)
     if (g->rc[ins->args[k]] != RC_REAL && g->rc[ins->args[k]] != RC_INT) return false;
-  int a = ins->args[0], b = sr->nargs == 2 ? ins->args[1] : -1;
-  emit_rule_scalar(g, l, ins, sr, a, b, as_f64(g, a), b >= 0 ? as_f64(g, b) : NULL);
+  LLVMValueRef x[3];
+  for (int k = 0; k < ins->nargs; k++) x[k] = as_f64(g, ins->args[k]);
+  emit_rule_n(g, l, ins, sr, ins->args, x);
   return true;
 }
 
@@ -1403,12 +1417,12 @@ static JitKernel *compile_test_fn(int width, int nptr, TestBody body, const void
   jg_module_begin(g, tsc, "ppl_kernel");
   g->simd = width;
   g->mvec = width == 8 ? "_ZGVeN8v_" : width == 4 ? "_ZGVdN4v_" : "_ZGVbN2v_";
-  LLVMTypeRef ps[8] = {g->i64, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr};
+  LLVMTypeRef ps[10] = {g->i64, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr};
   g->fn = LLVMAddFunction(g->M, "ppl_kernel", LLVMFunctionType(g->vd, ps, (unsigned)nptr + 1, 0));
   g->entry = LLVMAppendBasicBlockInContext(g->C, g->fn, "entry");
   LLVMPositionBuilderAtEnd(g->B, g->entry);
   g->entry_end = LLVMBuildAlloca(g->B, g->i8, "mark");
-  LLVMValueRef arg[7];
+  LLVMValueRef arg[9];
   for (int i = 0; i < nptr; i++) arg[i] = LLVMGetParam(g->fn, (unsigned)i + 1);
   body(g, ud, LLVMGetParam(g->fn, 0), arg);
   LLVMBuildRetVoid(g->B);
@@ -1466,13 +1480,12 @@ typedef struct RuleCtx {
 
 static void rule_point(Gen *g, LLVMValueRef i, void *ud) {
   const RuleCtx *c = ud;
-  LLVMValueRef *arg = c->arg, v, da, db;
-  LLVMValueRef a = LLVMBuildLoad2(g->B, g->f64, gep(g, g->f64, arg[0], i), "");
-  LLVMValueRef b = LLVMBuildLoad2(g->B, g->f64, gep(g, g->f64, arg[1], i), "");
-  jg_emit_rule(g, c->r, a, c->r->nargs == 2 ? b : NULL, &v, &da, &db);
-  LLVMBuildStore(g->B, v, gep(g, g->f64, arg[2], i));
-  LLVMBuildStore(g->B, da, gep(g, g->f64, arg[3], i));
-  LLVMBuildStore(g->B, db, gep(g, g->f64, arg[4], i));
+  LLVMValueRef *arg = c->arg, out[5], x[3];
+  for (int k = 0; k < 3; k++) x[k] = LLVMBuildLoad2(g->B, g->f64, gep(g, g->f64, arg[k], i), "");
+  jg_emit_rule3(g, c->r, x[0], c->r->nargs >= 2 ? x[1] : NULL, c->r->nargs == 3 ? x[2] : NULL,
+                &out[0], &out[1], &out[2], &out[3], &out[4]);
+  out[4] = LLVMBuildUIToFP(g->B, out[4], g->f64, "");
+  for (int k = 0; k < 5; k++) LLVMBuildStore(g->B, out[k], gep(g, g->f64, arg[3 + k], i));
 }
 
 static void rule_body(Gen *g, const void *ud, LLVMValueRef n, LLVMValueRef *arg) {
@@ -1482,7 +1495,7 @@ static void rule_body(Gen *g, const void *ud, LLVMValueRef n, LLVMValueRef *arg)
 
 JitKernel *jit_rule_compile(const ScalarRule *r, const char **why) {
   pthread_once(&llvm_once, llvm_init);
-  return compile_test_fn(0, 5, rule_body, r, why);
+  return compile_test_fn(0, 8, rule_body, r, why);
 }
 
 JitKernelFn jit_kernel_fn(const JitKernel *k) { return k->fn; }

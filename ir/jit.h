@@ -106,11 +106,12 @@ typedef struct JitKernel JitKernel;
 JitKernel *jit_kernel_compile(const DistFamily *f, int width, const char **why);
 JitKernelFn jit_kernel_fn(const JitKernel *k);
 /* A scalar rule (stdlib/scalar_rule.h) compiled on its own, by the code that
- * emits it into programs (jg_emit_rule), for tests: jit_rule_fn(k)(n, a,
- * b, v, da, db) writes the
- * value and both partials at each of the n points (a[i], b[i]). */
-typedef void (*JitRuleFn)(int64_t n, const double *a, const double *b, double *v, double *da,
-                          double *db);
+ * emits it into programs (jg_emit_rule3), for tests: jit_rule_fn(k)(n, a,
+ * b, c, v, da, db, dc, ok) writes the value, the three partials (0 for an
+ * operand the rule lacks) and ok (1 or 0) at each of the n points
+ * (a[i], b[i], c[i]). */
+typedef void (*JitRuleFn)(int64_t n, const double *a, const double *b, const double *c, double *v,
+                          double *da, double *db, double *dc, double *ok);
 JitKernel *jit_rule_compile(const ScalarRule *r, const char **why);
 JitRuleFn jit_rule_fn(const JitKernel *k);
 void jit_kernel_free(JitKernel *k);

@@ -416,6 +416,9 @@ bool jg_emit_copy(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_ew(Gen *g, RevList *l, const IrInstr *ins);
 void jg_emit_rule(Gen *g, const ScalarRule *s, LLVMValueRef a, LLVMValueRef b, LLVMValueRef *v,
                   LLVMValueRef *da, LLVMValueRef *db);
+void jg_emit_rule3(Gen *g, const ScalarRule *s, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c,
+                   LLVMValueRef *v, LLVMValueRef *da, LLVMValueRef *db, LLVMValueRef *dc,
+                   LLVMValueRef *ok);
 bool jg_emit_matvec(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_observe_native(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_sample_native(Gen *g, RevList *l, const IrInstr *ins);
