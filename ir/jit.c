@@ -40,6 +40,40 @@ const JitData *jit_data0(const Jit *j) { return j->data0; }
 const char *jit_llvm_ir(const Jit *j) { return j->ir_text; }
 double jit_compile_ms(const Jit *j) { return j->ms; }
 
+/* What a runtime call site does, in the words of the program. */
+static const char *site_what(const IrInstr *ins) {
+  switch ((IrOpcode)ins->op) {
+  case IR_BUILTIN: return gc_printf("%s(...)", ins->builtin->name);
+  case IR_SAMPLE: return gc_printf("a latent of %s", ins->dist.fam->name);
+  case IR_OBSERVE: return gc_printf("~ %s", ins->dist.fam->name);
+  case IR_INDEX: return "indexing";
+  case IR_STORE: return "an element store";
+  case IR_BINARY: return gc_printf("the operator %s of containers", ir_op_name((IrOp)ins->sub));
+  case IR_UNARY: return gc_printf("the operator %s of a container", ir_op_name((IrOp)ins->sub));
+  case IR_ODE: return "ode_rk45 (the solver, with the right-hand side interpreted)";
+  case IR_DECL: return "a container declaration";
+  case IR_MOVE: return "a container copy";
+  case IR_CONST: return "a container constant";
+  case IR_ARRAY: return "an array expression";
+  case IR_ROWVEC: return "a vector expression";
+  default: return "an operation";
+  }
+}
+
+const char *jit_runtime_calls(const Jit *j, int *count) {
+  const char *file = j->prog && j->prog->file ? j->prog->file : "model";
+  char *out = gc_strdup("");
+  int n = j->nsites_ld;
+  for (int i = 0; i < n; i++) {
+    const IrInstr *ins = j->sites[i].ins;
+    out = gc_printf("%s%s:%d:%d: %s: runtime call (the interpreter's implementation, on a tape)\n",
+                    out, file, ins->pos.line, ins->pos.col, site_what(ins));
+  }
+  if (count) *count = n;
+  return gc_printf("%sbackend: %d runtime call site%s in the compiled log density\n", out, n,
+                   n == 1 ? "" : "s");
+}
+
 #if PPL_HAVE_LLVM
 static JitFn compile_draw(Jit *j);
 static double now_ms(void);
@@ -530,7 +564,7 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
       return;
     }
     if (d < 0) break;
-    if (emit_builtin_rule(g, l, ins)) return;
+    if (emit_builtin_rule(g, l, ins) || jg_emit_lpdf_native(g, l, ins)) return;
     emit_site(g, l, ins, ins->args, ins->nargs, d, false);
     return;
   case IR_INDEX: emit_index(g, l, ins); return;
@@ -1368,6 +1402,7 @@ Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_
     return NULL;
   }
   j->ms = now_ms() - t0;
+  j->nsites_ld = j->nsites;
   if (keep_ir) jit_has_draw(j); /* all of the IR now */
   return j;
 }

@@ -63,6 +63,11 @@ Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_
 const char *jit_llvm_ir(const Jit *j);
 /* Milliseconds spent in jit_compile (lowering, optimisation, machine code). */
 double jit_compile_ms(const Jit *j);
+/* The log density's calls into the runtime (ir/jit_rt.c: the interpreter's
+ * implementation on a small tape), one line each with its position
+ * ("model.ppl:12:7: log_mix(...): runtime call ..."), then their count;
+ * *count (if not NULL) gets the count.  What `ppl run --verbose` prints. */
+const char *jit_runtime_calls(const Jit *j, int *count);
 /* Release the machine code and LLVM state (compiled code must no longer run). */
 void jit_free(Jit *j);
 

@@ -956,6 +956,46 @@ bool jg_emit_observe_native(Gen *g, RevList *l, const IrInstr *ins) {
   return true;
 }
 
+/* NAME_lpdf(x | params) / NAME_lpmf of scalars (target += normal_lpdf(y[n] |
+   mu, sigma) in a loop): the ~ statement's density (the family's kernel
+   inline, or its C kernel), with the same checks, its value into dst and
+   its partials saved for the reverse part, where adj(dst) scales them like
+   any scalar operation's.  A value of NaN or +inf is an error of the
+   interpreter's (dist_call_lpdf), so it fails here too.  Containers keep
+   the runtime's path (jit_rt.c fast_density, no tape). */
+bool jg_emit_lpdf_native(Gen *g, RevList *l, const IrInstr *ins) {
+  const DistFamily *f = jit_rt_lpdf_family(ins->builtin);
+  int d = ins->dst;
+  if (!f || !dens_family_ok(f) || ins->nargs != f->nparams + 1 || d < 0 || g->rc[d] != RC_REAL)
+    return false;
+  for (int k = 0; k < ins->nargs; k++) {
+    uint8_t rc = g->rc[ins->args[k]];
+    if (rc != RC_REAL && rc != RC_INT && rc != RC_BOOL) return false;
+  }
+  LLVMValueRef x = as_f64(g, ins->args[0]), p[DIST_MAX_PARAMS], dx = NULL, dp[DIST_MAX_PARAMS] = {0};
+  for (int k = 0; k < f->nparams; k++) {
+    p[k] = as_f64(g, ins->args[k + 1]);
+    check(g, dom_ok(g, f->pdom[k], p[k]));
+  }
+  bool act[DIST_MAX_PARAMS + 1], any = false;
+  for (int k = 0; k <= f->nparams; k++) any |= act[k] = active(g, ins->args[k]) && !(k == 0 && f->discrete);
+  bool want = any && active(g, d) && !g->fwd;
+  LLVMValueRef lp = emit_lpdf1(g, f, x, p, want, &dx, dp, NULL);
+  check(g, LLVMBuildFCmp(g->B, LLVMRealOLT, lp, cf(g, INFINITY), ""));
+  RevItem *it = active(g, d) ? rev_add(g, l, RV_SCALAR, ins) : NULL;
+  if (it) it->dst = d;
+  for (int k = 0; want && k <= f->nparams; k++) {
+    if (!act[k]) continue;
+    int sv = save(it, k == 0 ? dx : dp[k - 1]);
+    it->preg[it->np] = ins->args[k];
+    it->psave[it->np] = sv;
+    it->pconst[it->np++] = 0;
+  }
+  wr(g, d, lp);
+  if (it) push_saved(g, it);
+  return true;
+}
+
 void jg_rev_observe(Gen *g, RevItem *it) {
   const IrInstr *ins = it->ins;
   const DistFamily *f = it->aux;
