@@ -432,15 +432,81 @@ static LLVMValueRef flat_index(Gen *g, const IrInstr *ins, int boxreg, LLVMValue
                       LLVMBuildSub(g->B, i, ci(g, 1), ""), "");
 }
 
+/* box[i1, ..., ik] down to one scalar of an array of arrays of reals or
+   ints (real g[N, 2]), or of an array of vectors or matrices (vector[2]
+   g[N]), all single indexes: the scalar's address, and its flat position
+   (val_flatten order: rows of the arrays, then the tensor column-major) in
+   *flat for the adjoint.  Walking the levels reads one element per level, so
+   an element store or read is O(1), not a runtime call over the whole value.
+   Each index is range-checked; the position assumes every element of a
+   level has the size of the one walked through (declared arrays do:
+   assignments keep shapes), which the product of the sizes equal to the
+   box's count checks.  NULL if this is not such an indexing. */
+static LLVMValueRef nested_elem(Gen *g, const IrInstr *ins, int boxreg, LLVMValueRef box,
+                                LLVMValueRef *flat) {
+  Type t = g->f->regtypes[boxreg];
+  int leaf = t.base == TY_REAL || t.base == TY_INT ? 0 : t.base == TY_MATRIX ? 2
+           : t.base == TY_VECTOR || t.base == TY_ROWVEC ? 1 : -1;
+  if (leaf < 0 || t.ndims < 1 || (t.ndims == 1 && leaf == 0) || ins->nidx != t.ndims + leaf)
+    return NULL;
+  for (int k = 0; k < ins->nidx; k++)
+    if (ins->idx[k].kind != IX_SINGLE || g->rc[ins->idx[k].lo] != RC_INT) return NULL;
+  LLVMValueRef arr = LLVMBuildLoad2(g->B, g->ptr, field(g, box, 8), ""); /* ValArr * */
+  LLVMValueRef pos = ci(g, 0), count = ci(g, 1), elem = NULL;
+  for (int l = 0; l < t.ndims; l++) {
+    LLVMValueRef n = LLVMBuildSExt(g->B, LLVMBuildLoad2(g->B, g->i32, arr, ""), g->i64, "");
+    LLVMValueRef i = rd(g, ins->idx[l].lo);
+    check(g, LLVMBuildAnd(g->B, LLVMBuildICmp(g->B, LLVMIntSGE, i, ci(g, 1), ""),
+                          LLVMBuildICmp(g->B, LLVMIntSLE, i, n, ""), ""));
+    LLVMValueRef i0 = LLVMBuildSub(g->B, i, ci(g, 1), "");
+    pos = LLVMBuildAdd(g->B, LLVMBuildMul(g->B, pos, n, ""), i0, "");
+    count = LLVMBuildMul(g->B, count, n, "");
+    LLVMValueRef e = LLVMBuildLoad2(g->B, g->ptr, field(g, arr, 8), "");
+    elem = gep(g, g->i8, e, LLVMBuildMul(g->B, i0, ci(g, 16), "")); /* the Value */
+    if (l + 1 < t.ndims) arr = LLVMBuildLoad2(g->B, g->ptr, field(g, elem, 8), "");
+  }
+  LLVMValueRef p;
+  if (leaf == 0) {
+    p = field(g, elem, 8);
+  } else {
+    LLVMValueRef ten = LLVMBuildLoad2(g->B, g->ptr, field(g, elem, 8), "");
+    LLVMValueRef rows = LLVMBuildSExt(g->B, LLVMBuildLoad2(g->B, g->i32, ten, ""), g->i64, "");
+    LLVMValueRef cols = LLVMBuildSExt(g->B, LLVMBuildLoad2(g->B, g->i32, field(g, ten, 4), ""), g->i64, "");
+    LLVMValueRef numel = LLVMBuildMul(g->B, rows, cols, ""), off;
+    LLVMValueRef i = rd(g, ins->idx[t.ndims].lo);
+    if (leaf == 1) {
+      check(g, LLVMBuildAnd(g->B, LLVMBuildICmp(g->B, LLVMIntSGE, i, ci(g, 1), ""),
+                            LLVMBuildICmp(g->B, LLVMIntSLE, i, numel, ""), ""));
+      off = LLVMBuildSub(g->B, i, ci(g, 1), "");
+    } else {
+      LLVMValueRef j = rd(g, ins->idx[t.ndims + 1].lo);
+      LLVMValueRef ok = LLVMBuildAnd(g->B, LLVMBuildICmp(g->B, LLVMIntSGE, i, ci(g, 1), ""),
+                                     LLVMBuildICmp(g->B, LLVMIntSLE, i, rows, ""), "");
+      ok = LLVMBuildAnd(g->B, ok, LLVMBuildICmp(g->B, LLVMIntSGE, j, ci(g, 1), ""), "");
+      ok = LLVMBuildAnd(g->B, ok, LLVMBuildICmp(g->B, LLVMIntSLE, j, cols, ""), "");
+      check(g, ok);
+      off = LLVMBuildAdd(g->B, LLVMBuildMul(g->B, LLVMBuildSub(g->B, j, ci(g, 1), ""), rows, ""),
+                         LLVMBuildSub(g->B, i, ci(g, 1), ""), "");
+    }
+    pos = LLVMBuildAdd(g->B, LLVMBuildMul(g->B, pos, numel, ""), off, "");
+    count = LLVMBuildMul(g->B, count, numel, "");
+    p = gep(g, g->f64, LLVMBuildLoad2(g->B, g->ptr, field(g, ten, 8), ""), off);
+  }
+  check(g, LLVMBuildICmp(g->B, LLVMIntEQ, count, LLVMBuildLoad2(g->B, g->i64, field(g, box, 24), ""), ""));
+  *flat = pos;
+  return p;
+}
+
 static void emit_index(Gen *g, RevList *l, const IrInstr *ins) {
   int src = ins->args[0], d = ins->dst;
   Type t = g->f->regtypes[src];
   if (g->rc[d] == RC_REAL || g->rc[d] == RC_INT) {
-    LLVMValueRef box = rd(g, src);
+    LLVMValueRef box = rd(g, src), p = NULL;
     LLVMValueRef i = flat_index(g, ins, src, box);
-    if (i) {
+    if (i) p = elem_ptr(g, box, t, i);
+    else p = nested_elem(g, ins, src, box, &i);
+    if (p) {
       bool ints = t.base == TY_INT;
-      LLVMValueRef p = elem_ptr(g, box, t, i);
       LLVMValueRef v = LLVMBuildLoad2(g->B, ints ? g->i64 : g->f64, p, "");
       if (active(g, d)) {
         RevItem *it = rev_add(g, l, active(g, src) ? RV_INDEX : RV_SCALAR, ins);
@@ -468,13 +534,15 @@ static void emit_store(Gen *g, RevList *l, const IrInstr *ins) {
   int d = ins->dst, src = ins->args[0];
   Type t = g->f->regtypes[d];
   if (g->rc[src] == RC_REAL || g->rc[src] == RC_INT || g->rc[src] == RC_BOOL) {
-    LLVMValueRef box = rd(g, d);
+    LLVMValueRef box = rd(g, d), p = NULL;
     LLVMValueRef i = flat_index(g, ins, d, box);
-    if (i) {
-      LLVMValueRef p = elem_ptr(g, box, t, i);
+    if (i) p = elem_ptr(g, box, t, i);
+    else p = nested_elem(g, ins, d, box, &i);
+    if (p) {
       if (t.base == TY_INT) LLVMBuildStore(g->B, as_i64(g, src), p);
       else LLVMBuildStore(g->B, as_f64(g, src), p);
-      if (t.ndims > 0) /* an array element is a Value: say what it holds */
+      bool scalars = t.base == TY_REAL || t.base == TY_INT;
+      if (t.ndims > 0 && scalars) /* an array element is a Value: say what it holds */
         LLVMBuildStore(g->B, LLVMConstInt(g->i8, t.base == TY_INT ? V_INT : V_REAL, 0),
                        gep(g, g->i8, p, ci(g, -8)));
       if (active(g, d)) {
