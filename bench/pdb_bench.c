@@ -9,7 +9,7 @@
  * sampler: its column is leapfrog steps per chain CPU-second, a lower bound
  * of its gradients per second (the sampler's own cost included).
  *
- *   pdb_bench [--quick] [--no-stan] [--no-interp] [--only NAME] [SOURCE_ROOT [BUILD_DIR]]
+ *   pdb_bench [--quick] [--no-stan] [--no-interp] [--only PREFIX] [SOURCE_ROOT [BUILD_DIR]]
  *
  * Full: 4 chains x (1000 + 1000), seed 1.  --quick: 2 chains x (300 + 300),
  * no NUTS run under the interpreter (its gradient rate is still measured), and
@@ -81,7 +81,7 @@ int main(int argc, char **argv) {
   int n = 0;
   for (struct dirent *e; (e = readdir(dp)) && n < PDB_MAX;) {
     size_t len = strlen(e->d_name);
-    if (len > 4 && !strcmp(e->d_name + len - 4, ".ppl") && (!only || !strncmp(e->d_name, only, len - 4)))
+    if (len > 4 && !strcmp(e->d_name + len - 4, ".ppl") && (!only || !strncmp(e->d_name, only, strlen(only))))
       names[n++] = strndup(e->d_name, len - 4);
   }
   closedir(dp);
