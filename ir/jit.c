@@ -442,29 +442,47 @@ static LLVMValueRef flat_index(Gen *g, const IrInstr *ins, int boxreg, LLVMValue
    level has the size of the one walked through (declared arrays do:
    assignments keep shapes), which the product of the sizes equal to the
    box's count checks.  NULL if this is not such an indexing. */
-static LLVMValueRef nested_elem(Gen *g, const IrInstr *ins, int boxreg, LLVMValueRef box,
-                                LLVMValueRef *flat) {
-  Type t = g->f->regtypes[boxreg];
-  int leaf = t.base == TY_REAL || t.base == TY_INT ? 0 : t.base == TY_MATRIX ? 2
-           : t.base == TY_VECTOR || t.base == TY_ROWVEC ? 1 : -1;
-  if (leaf < 0 || t.ndims < 1 || (t.ndims == 1 && leaf == 0) || ins->nidx != t.ndims + leaf)
-    return NULL;
-  for (int k = 0; k < ins->nidx; k++)
-    if (ins->idx[k].kind != IX_SINGLE || g->rc[ins->idx[k].lo] != RC_INT) return NULL;
+/* The walk down the array levels of box[i1, ..., im] (m <= the array's
+   dimensions, single indexes): the element's Value, its position among the
+   elements of its level (rows first) in *pos, and the product of the sizes
+   walked through in *count. */
+static LLVMValueRef nested_walk(Gen *g, const IrInstr *ins, int m, LLVMValueRef box,
+                                LLVMValueRef *pos, LLVMValueRef *count) {
   LLVMValueRef arr = LLVMBuildLoad2(g->B, g->ptr, field(g, box, 8), ""); /* ValArr * */
-  LLVMValueRef pos = ci(g, 0), count = ci(g, 1), elem = NULL;
-  for (int l = 0; l < t.ndims; l++) {
+  LLVMValueRef elem = NULL;
+  *pos = ci(g, 0);
+  *count = ci(g, 1);
+  for (int l = 0; l < m; l++) {
     LLVMValueRef n = LLVMBuildSExt(g->B, LLVMBuildLoad2(g->B, g->i32, arr, ""), g->i64, "");
     LLVMValueRef i = rd(g, ins->idx[l].lo);
     check(g, LLVMBuildAnd(g->B, LLVMBuildICmp(g->B, LLVMIntSGE, i, ci(g, 1), ""),
                           LLVMBuildICmp(g->B, LLVMIntSLE, i, n, ""), ""));
     LLVMValueRef i0 = LLVMBuildSub(g->B, i, ci(g, 1), "");
-    pos = LLVMBuildAdd(g->B, LLVMBuildMul(g->B, pos, n, ""), i0, "");
-    count = LLVMBuildMul(g->B, count, n, "");
+    *pos = LLVMBuildAdd(g->B, LLVMBuildMul(g->B, *pos, n, ""), i0, "");
+    *count = LLVMBuildMul(g->B, *count, n, "");
     LLVMValueRef e = LLVMBuildLoad2(g->B, g->ptr, field(g, arr, 8), "");
     elem = gep(g, g->i8, e, LLVMBuildMul(g->B, i0, ci(g, 16), "")); /* the Value */
-    if (l + 1 < t.ndims) arr = LLVMBuildLoad2(g->B, g->ptr, field(g, elem, 8), "");
+    if (l + 1 < m) arr = LLVMBuildLoad2(g->B, g->ptr, field(g, elem, 8), "");
   }
+  return elem;
+}
+
+static bool single_int_indexes(Gen *g, const IrInstr *ins) {
+  for (int k = 0; k < ins->nidx; k++)
+    if (ins->idx[k].kind != IX_SINGLE || g->rc[ins->idx[k].lo] != RC_INT) return false;
+  return true;
+}
+
+static LLVMValueRef nested_elem(Gen *g, const IrInstr *ins, int boxreg, LLVMValueRef box,
+                                LLVMValueRef *flat) {
+  Type t = g->f->regtypes[boxreg];
+  int leaf = t.base == TY_REAL || t.base == TY_INT ? 0 : t.base == TY_MATRIX ? 2
+           : t.base == TY_VECTOR || t.base == TY_ROWVEC ? 1 : -1;
+  if (leaf < 0 || t.ndims < 1 || (t.ndims == 1 && leaf == 0) || ins->nidx != t.ndims + leaf ||
+      !single_int_indexes(g, ins))
+    return NULL;
+  LLVMValueRef pos, count;
+  LLVMValueRef elem = nested_walk(g, ins, t.ndims, box, &pos, &count);
   LLVMValueRef p;
   if (leaf == 0) {
     p = field(g, elem, 8);
@@ -497,9 +515,56 @@ static LLVMValueRef nested_elem(Gen *g, const IrInstr *ins, int boxreg, LLVMValu
   return p;
 }
 
+/* dst = box[i1, ..., im], a whole element of a nested array (a row of real
+   acc[N, K], a vector of vector[K] g[N]), single indexes: reached in place,
+   copied into a box of the evaluation (jit_rt_sub), its adjoints added back
+   at its position in the reverse part: O(the element), not O(the array). */
+static bool nested_sub(Gen *g, RevList *l, const IrInstr *ins) {
+  int src = ins->args[0], d = ins->dst;
+  Type t = g->f->regtypes[src];
+  if (g->rc[d] != RC_BOX || g->rc[src] != RC_BOX || t.ndims < 1 || ins->nidx > t.ndims ||
+      !single_int_indexes(g, ins))
+    return false;
+  LLVMValueRef box = rd(g, src), pos, count;
+  LLVMValueRef elem = nested_walk(g, ins, ins->nidx, box, &pos, &count);
+  LLVMTypeRef ps[3] = {g->ptr, g->ptr, g->i64};
+  LLVMValueRef a[3] = {g->cx, elem, ci(g, active(g, d))};
+  LLVMValueRef sub = call(g, LLVMFunctionType(g->ptr, ps, 3, 0),
+                          LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)jit_rt_sub, 0), g->ptr),
+                          a, 3);
+  LLVMValueRef n = LLVMBuildLoad2(g->B, g->i64, field(g, sub, 24), "");
+  /* every element of the level has this one's size: the offset is pos * n */
+  check(g, LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildMul(g->B, count, n, ""),
+                         LLVMBuildLoad2(g->B, g->i64, field(g, box, 24), ""), ""));
+  g->krows[d] = g->kcols[d] = -1;
+  wr(g, d, sub);
+  if (active(g, d) && active(g, src)) {
+    RevItem *it = rev_add(g, l, RV_SUB, ins);
+    save(it, box);
+    save(it, LLVMBuildMul(g->B, pos, n, ""));
+    save(it, sub);
+    push_saved(g, it);
+  }
+  return true;
+}
+
+typedef struct SubCtx {
+  LLVMValueRef to, off, from;
+} SubCtx;
+
+static void sub_rev_body(Gen *g, LLVMValueRef e, void *ud) {
+  SubCtx *c = ud;
+  LLVMValueRef pf = gep(g, g->f64, c->from, e);
+  LLVMValueRef pt = gep(g, g->f64, c->to, LLVMBuildAdd(g->B, c->off, e, ""));
+  LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, pt, ""),
+                                     LLVMBuildLoad2(g->B, g->f64, pf, ""), ""), pt);
+  LLVMBuildStore(g->B, cf(g, 0), pf);
+}
+
 static void emit_index(Gen *g, RevList *l, const IrInstr *ins) {
   int src = ins->args[0], d = ins->dst;
   Type t = g->f->regtypes[src];
+  if (nested_sub(g, l, ins)) return;
   if (g->rc[d] == RC_REAL || g->rc[d] == RC_INT) {
     LLVMValueRef box = rd(g, src), p = NULL;
     LLVMValueRef i = flat_index(g, ins, src, box);
@@ -849,6 +914,13 @@ static void rev_item(Gen *g, RevItem *it) {
     break;
   }
   case RV_FACTOR: adj_add(g, it->dst, cf(g, 1)); break;
+  case RV_SUB: {
+    LLVMValueRef sub = it->save[2];
+    SubCtx c = {LLVMBuildLoad2(g->B, g->ptr, field(g, it->save[0], 16), ""), it->save[1],
+                LLVMBuildLoad2(g->B, g->ptr, field(g, sub, 16), "")};
+    emit_loop(g, LLVMBuildLoad2(g->B, g->i64, field(g, sub, 24), ""), sub_rev_body, &c);
+    break;
+  }
   case RV_SITE: {
     const JitSite *s = &g->j->sites[it->site];
     LLVMValueRef out = cf(g, 0);

@@ -120,6 +120,7 @@ typedef enum {
   RV_SAMPLE,   /* a latent of a scalar family, lowered natively */
   RV_OBS,      /* an observation of a scalar family, lowered natively */
   RV_MATVEC,   /* matrix * vector */
+  RV_SUB,      /* dst = a copy of an element of a nested array: its adjoints back */
 } RevKind;
 
 struct RevItem {

@@ -966,7 +966,8 @@ bool jg_emit_observe_native(Gen *g, RevList *l, const IrInstr *ins) {
 bool jg_emit_lpdf_native(Gen *g, RevList *l, const IrInstr *ins) {
   const DistFamily *f = jit_rt_lpdf_family(ins->builtin);
   int d = ins->dst;
-  if (!f || !dens_family_ok(f) || ins->nargs != f->nparams + 1 || d < 0 || g->rc[d] != RC_REAL)
+  if (!f || !f->lpdf1 || !dist_has_grad1(f) || f->improper || f->nparams > DIST_MAX_PARAMS ||
+      ins->nargs != f->nparams + 1 || d < 0 || g->rc[d] != RC_REAL)
     return false;
   for (int k = 0; k < ins->nargs; k++) {
     uint8_t rc = g->rc[ins->args[k]];
@@ -976,6 +977,17 @@ bool jg_emit_lpdf_native(Gen *g, RevList *l, const IrInstr *ins) {
   for (int k = 0; k < f->nparams; k++) {
     p[k] = as_f64(g, ins->args[k + 1]);
     check(g, dom_ok(g, f->pdom[k], p[k]));
+  }
+  if (f->support && f->nparams >= 2) { /* a support that depends on the parameters must not be
+                                          empty (dist.c's check) */
+    LLVMValueRef pa = entry_alloca(g, LLVMArrayType2(g->f64, DIST_MAX_PARAMS), "p");
+    LLVMValueRef lo = entry_alloca(g, g->f64, "lo"), hi = entry_alloca(g, g->f64, "hi");
+    for (int k = 0; k < f->nparams; k++) st_f64(g, pa, ci(g, k), p[k]);
+    LLVMTypeRef ps[3] = {g->ptr, g->ptr, g->ptr};
+    LLVMValueRef a[3] = {pa, lo, hi};
+    call(g, LLVMFunctionType(LLVMVoidTypeInContext(g->C), ps, 3, 0), fn_const(g, (const void *)f->support), a, 3);
+    LLVMValueRef lv = LLVMBuildLoad2(g->B, g->f64, lo, ""), hv = LLVMBuildLoad2(g->B, g->f64, hi, "");
+    check(g, LLVMBuildFCmp(g->B, f->discrete ? LLVMRealULE : LLVMRealULT, lv, hv, ""));
   }
   bool act[DIST_MAX_PARAMS + 1], any = false;
   for (int k = 0; k <= f->nparams; k++) any |= act[k] = active(g, ins->args[k]) && !(k == 0 && f->discrete);
