@@ -1362,6 +1362,15 @@ bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
     q->output_csv = q->summary_json = NULL;
     q->summary_out = NULL;
     q->progress = 0;
+    q->eng.choices = q->eng.save_metric = false;
+    if (o->eng.set) { /* nor does it save a fit (advi's --save-params) */
+      OptSet *set = opt_set_new();
+      for (int k = 0; k < o->eng.set->n; k++)
+        opt_set_put(set, o->eng.set->spec[k], strcmp(o->eng.set->spec[k]->name, "save-params")
+                                                   ? o->eng.set->val[k]
+                                                   : opt_default(o->eng.set->spec[k]));
+      q->eng.set = set;
+    }
     r->o = o = q;
     r->choices = false;
   }
