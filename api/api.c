@@ -1196,7 +1196,13 @@ static void run_mpi(const ppl_model *m, const ppl_run_options *o, const EngineVT
   int R = mpi_size(c), split = o && o->named ? o->named->mpi_split : 0;
   if (!c) return;
   int chains = d_o ? d_o->eng.chains : o->chains;
-  bool by_chain = (split == 1 || (split == 0 && chains >= R)) && !eng->vi_report;
+  /* the driver sends draws and CSV rows between ranks, not the choices
+     files (--choices, and dynamic programs' nested latents), the metric
+     files nor the variational fits: such runs go every chain on every rank */
+  const OptValue *ch = opt_set_get(&o->named->set, "choices");
+  const OptValue *sm = opt_set_get(&o->named->set, "save-metric");
+  bool by_chain = (split == 1 || (split == 0 && chains >= R)) && !eng->vi_report &&
+                  !(ch && ch->i) && !(sm && sm->i) && m->an->fixed_structure;
   const char *how =
       R == 1 && by_chain ? "MPI: 1 rank"
       : by_chain ? gc_printf("MPI: %d chain%s over %d ranks (chain c on rank c mod %d)", chains,

@@ -670,7 +670,10 @@ int main(int argc, char **argv) {
     /* rank 0 writes the messages; the other ranks' go nowhere */
     if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) rc = EX_SOFTWARE_;
   }
-  if (rc == EX_OK && mpi_world && ppl_run_set_mpi(&a.ro, mpi_world, a.mpi_split) != PPL_OK)
+  if (rc == EX_OK && a.mpi_split && strcmp(a.mpi_split, "auto") && strcmp(a.mpi_split, "chains") &&
+      strcmp(a.mpi_split, "shard"))
+    rc = usage_error("--mpi-split expects auto, chains or shard, got '%s'", a.mpi_split);
+  else if (rc == EX_OK && mpi_world && ppl_run_set_mpi(&a.ro, mpi_world, a.mpi_split) != PPL_OK)
     rc = usage_error("%s", ppl_run_options_errmsg(&a.ro));
   else if (rc == EX_OK && cli_mpi_size() > 1 && (!strcmp(a.cmd, "train") || !strcmp(a.cmd, "learn-proposals")))
     rc = usage_error("%s trains in one process: run it without mpirun (or with -n 1)", a.cmd);

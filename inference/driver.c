@@ -482,9 +482,23 @@ static bool dr_step(Run *r, Chain *ch, void *state, bool warmup, Draw *dr) {
 
 /* The host asked the run to stop (ppl_interrupt). */
 static bool dr_interrupted(Run *r, Chain *ch) {
-  if (!r->o->interrupt || !atomic_load(r->o->interrupt)) return false;
+  bool stop = r->o->interrupt && atomic_load(r->o->interrupt);
+  /* ranks running a chain in step stop at the same iteration: if one was
+     asked (a signal reaches the ranks at different times), all stop */
+  if (r->nranks > 1 && !r->split) mpi_allreduce_or(r->o->eng.comm, &stop);
+  if (!stop) return false;
   ch->interrupted = true;
   return true;
+}
+
+/* Stop before the next iteration: another chain failed, or the host asked.
+   Ranks in step ask the others every iteration (one collective each). */
+static bool dr_halt(Run *r, Chain *ch) {
+  if (r->nranks > 1 && !r->split) {
+    bool asked = dr_interrupted(r, ch);
+    return asked || atomic_load(&r->stop);
+  }
+  return atomic_load(&r->stop) || dr_interrupted(r, ch);
 }
 
 /* --save-metric: out_1.csv's metric is out_1_metric.json (CmdStan's
@@ -527,7 +541,7 @@ static void dr_run_chain(Run *r, Chain *ch) {
   double t0 = dr_now();
   bool ok = true;
   for (int w = 0; ok && w < r->warmup; w++) {
-    if (atomic_load(&r->stop) || dr_interrupted(r, ch)) ok = false;
+    if (dr_halt(r, ch)) ok = false;
     else ok = dr_step(r, ch, state, true, &dr);
     /* thinned as the sampling draws are, as CmdStan does */
     if (ok && eo->save_warmup && w % eo->thin == 0) ok = dr_record(r, ch, &dr, w / eo->thin, true);
@@ -537,7 +551,7 @@ static void dr_run_chain(Run *r, Chain *ch) {
   if (ok && r->eng->adaptation_info) ch->adapt = r->eng->adaptation_info(state);
   if (ok && eo->save_metric && r->eng->metric_json) ok = dr_save_metric(r, ch, state);
   for (int it = 0; ok && it < r->iters; it++) {
-    if (atomic_load(&r->stop) || dr_interrupted(r, ch)) ok = false;
+    if (dr_halt(r, ch)) ok = false;
     else ok = dr_step(r, ch, state, false, &dr);
     /* CmdStan keeps iterations 0, thin, 2 thin, ... */
     if (ok && it % eo->thin == 0 && (ok = dr_record(r, ch, &dr, ch->kept, false))) ch->kept++;
@@ -1352,6 +1366,15 @@ bool driver_run_outputs(const Interp *in, int noutputs, const IrOutput *outputs,
     q->output_csv = q->summary_json = NULL;
     q->summary_out = NULL;
     q->progress = 0;
+    q->eng.choices = q->eng.save_metric = false;
+    if (o->eng.set) { /* nor does it save a fit (advi's --save-params) */
+      OptSet *set = opt_set_new();
+      for (int k = 0; k < o->eng.set->n; k++)
+        opt_set_put(set, o->eng.set->spec[k], strcmp(o->eng.set->spec[k]->name, "save-params")
+                                                   ? o->eng.set->val[k]
+                                                   : opt_default(o->eng.set->spec[k]));
+      q->eng.set = set;
+    }
     r->o = o = q;
     r->choices = false;
   }

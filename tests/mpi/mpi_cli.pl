@@ -152,6 +152,20 @@ if (my $t = $ld_test) {
   my @msgs = $err =~ /missing\.json/g;
   ok(@msgs == 1, "a missing data file: one message, from rank 0") or print "# $err\n";
 }
+# --choices: the choices files are not sent between ranks, so every rank
+# runs every chain and rank 0 writes the single-process run's files
+{
+  my @args = ('run', 'normal.ppl', '--data', 'normal.json', '--engine', 'mh', '--seed', '5',
+              '--chains', '2', '--draws', '60', '--choices', '--quiet');
+  run_cmd(@args, '--output', 'ch1.csv');
+  my ($st, $out, $err) = mpi(2, @args, '--output', 'ch2.csv');
+  ok($st == 0 && $err =~ /; MPI: each of the 2 ranks runs every chain in step; rank 0 writes$/m,
+     "--choices under mpirun: every rank runs every chain, and the engine line says so") or print "# $err\n";
+  ok(length(slurp('ch1_2_choices.jsonl')) > 100 && slurp('ch1_2_choices.jsonl') eq slurp('ch2_2_choices.jsonl') &&
+     rows('ch1_1.csv') eq rows('ch2_1.csv') && rows('ch1_2.csv') eq rows('ch2_2.csv'),
+     "--choices under mpirun: the single-process run's CSV and choices files");
+}
+
 # training writes one file: one process
 {
   my ($st, $out, $err) = mpi(2, 'train', 'normal.ppl', '--data', 'normal.json', '--save', 'x.params');
