@@ -694,6 +694,11 @@ static const char *model_llvm_ir_(ppl_model *m) {
   return m->llvm_ir;
 }
 
+static const char *model_runtime_calls_(ppl_model *m) {
+  if (!m || !model_llvm_ir_(m)) return NULL;
+  return ld_runtime_calls(m->ld_ir);
+}
+
 static ppl_status log_density(ppl_model *m, const double *theta, size_t n, double *lp) {
   if (lp) *lp = NAN; /* until there is a value */
   ppl_status s = check_dim(m, "ppl_log_density", theta, n);
@@ -1880,6 +1885,9 @@ const char *ppl_model_llvm_ir(ppl_model *m) {
 }
 const char *ppl_model_dependencies(ppl_model *m) {
   return guarded_text(m, "ppl_model_dependencies", model_dependencies_);
+}
+const char *ppl_model_runtime_calls(ppl_model *m) {
+  return guarded_text(m, "ppl_model_runtime_calls", model_runtime_calls_);
 }
 
 ppl_status ppl_result_from_csv(ppl_context *ctx, int nfiles, const char *const *paths,

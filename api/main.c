@@ -68,6 +68,8 @@ static const char usage_text[] =
     "  --include NAME,...    only these outputs in the CSV and the summary\n"
     "  --exclude NAME,...    every output but these (lp__ and the engine's columns stay)\n"
     "  --quiet               no summary table on stdout (warnings still go to stderr)\n"
+    "  --verbose             run: list the compiled log density's calls back into the\n"
+    "                        interpreter (runtime calls), with their positions\n"
     "  --progress            progress of each chain on stderr (default when stderr is a\n"
     "                        terminal: bars redrawn in place; else plain lines)\n"
     "  --no-progress         no progress\n";
@@ -295,6 +297,7 @@ typedef struct Args {
   int amortize;            /* train --amortize */
   const char *include, *exclude; /* --include / --exclude NAME,... */
   int quiet, llvm, help, markdown, deps, json;
+  int verbose; /* run --verbose */
   int progress; /* --progress 1, --no-progress 0, neither -1 (on when stderr is a terminal) */
   ppl_run_options ro; /* the engines' options, set by name from their tables */
   ppl_run_options lm; /* the --lm options alone, for exec (its run takes no others) */
@@ -316,6 +319,12 @@ static int parse_args(int argc, char **argv, Args *a) {
       if (!strcmp(bare, "progress") || !strcmp(bare, "no-progress")) {
         if (eq) return usage_error("%s takes no value", name);
         a->progress = bare[0] == 'p';
+        continue;
+      }
+      if (!strcmp(bare, "verbose")) {
+        if (eq) return usage_error("%s takes no value", name);
+        if (strcmp(a->cmd, "run")) return usage_error("%s is an option of run", name);
+        a->verbose = 1;
         continue;
       }
       if (!strcmp(bare, "amortize")) {
@@ -732,6 +741,11 @@ int main(int argc, char **argv) {
       goto done;
     }
     fprintf(stderr, "engine: %s\n", why);
+  }
+  if (a.verbose && !ro.no_jit) { /* run --verbose: what still calls back into the interpreter */
+    const char *calls = ppl_model_runtime_calls(m);
+    if (calls) fputs(calls, stderr);
+    else fprintf(stderr, "backend: interpreter (%s)\n", ppl_errmsg(ctx));
   }
   if (!strcmp(a.cmd, "run")) catch_sigint(ctx);
   if (ppl_run(m, &ro, &r) != PPL_OK) {

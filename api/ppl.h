@@ -284,6 +284,12 @@ const char *ppl_model_dependencies(ppl_model *m);
  * optimised LLVM IR text (`ppl ir --llvm`), owned by the model; needs the data.
  * NULL on failure (ppl_errmsg says why, e.g. why the JIT refused the program). */
 const char *ppl_model_llvm_ir(ppl_model *m);
+/* Which statements of the compiled log density still call back into the
+ * interpreter's implementations (`ppl run --verbose`): one line per call
+ * site, "model.ppl:12:7: log_mix(...): runtime call ...", then their count;
+ * owned by the model; needs the data.  NULL on failure, as
+ * ppl_model_llvm_ir. */
+const char *ppl_model_runtime_calls(ppl_model *m);
 
 /* ---- log density ------------------------------------------------------- */
 

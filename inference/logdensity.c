@@ -645,6 +645,10 @@ const char *ld_backend(const LogDensity *ld) {
 
 const char *ld_llvm_ir(const LogDensity *ld) { return ld->jit ? jit_llvm_ir(ld->jit) : NULL; }
 
+const char *ld_runtime_calls(const LogDensity *ld) {
+  return ld->jit ? jit_runtime_calls(ld->jit, NULL) : NULL;
+}
+
 const char *ld_jit_refusal(const LogDensity *ld) { return ld->jit_why; }
 
 const Interp *ld_interp(const LogDensity *ld) { return ld->in; }

@@ -84,6 +84,9 @@ const char *ld_backend(const LogDensity *ld);
 const char *ld_jit_refusal(const LogDensity *ld);
 /* The optimised LLVM IR (ld_use_jit with keep_ir), or NULL. */
 const char *ld_llvm_ir(const LogDensity *ld);
+/* The compiled log density's runtime calls, with positions (jit_runtime_calls);
+   NULL when not compiled. */
+const char *ld_runtime_calls(const LogDensity *ld);
 /* The compiled code alone, without falling back to the interpreter (tests,
  * benchmarks): false if there is none or it reported a runtime error. grad may
  * be NULL. */

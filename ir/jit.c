@@ -40,6 +40,40 @@ const JitData *jit_data0(const Jit *j) { return j->data0; }
 const char *jit_llvm_ir(const Jit *j) { return j->ir_text; }
 double jit_compile_ms(const Jit *j) { return j->ms; }
 
+/* What a runtime call site does, in the words of the program. */
+static const char *site_what(const IrInstr *ins) {
+  switch ((IrOpcode)ins->op) {
+  case IR_BUILTIN: return gc_printf("%s(...)", ins->builtin->name);
+  case IR_SAMPLE: return gc_printf("a latent of %s", ins->dist.fam->name);
+  case IR_OBSERVE: return gc_printf("~ %s", ins->dist.fam->name);
+  case IR_INDEX: return "indexing";
+  case IR_STORE: return "an element store";
+  case IR_BINARY: return gc_printf("the operator %s of containers", ir_op_name((IrOp)ins->sub));
+  case IR_UNARY: return gc_printf("the operator %s of a container", ir_op_name((IrOp)ins->sub));
+  case IR_ODE: return "ode_rk45 (the solver, with the right-hand side interpreted)";
+  case IR_DECL: return "a container declaration";
+  case IR_MOVE: return "a container copy";
+  case IR_CONST: return "a container constant";
+  case IR_ARRAY: return "an array expression";
+  case IR_ROWVEC: return "a vector expression";
+  default: return "an operation";
+  }
+}
+
+const char *jit_runtime_calls(const Jit *j, int *count) {
+  const char *file = j->prog && j->prog->file ? j->prog->file : "model";
+  char *out = gc_strdup("");
+  int n = j->nsites_ld;
+  for (int i = 0; i < n; i++) {
+    const IrInstr *ins = j->sites[i].ins;
+    out = gc_printf("%s%s:%d:%d: %s: runtime call (the interpreter's implementation, on a tape)\n",
+                    out, file, ins->pos.line, ins->pos.col, site_what(ins));
+  }
+  if (count) *count = n;
+  return gc_printf("%sbackend: %d runtime call site%s in the compiled log density\n", out, n,
+                   n == 1 ? "" : "s");
+}
+
 #if PPL_HAVE_LLVM
 static JitFn compile_draw(Jit *j);
 static double now_ms(void);
@@ -215,24 +249,37 @@ static void part(RevItem *it, int reg, int psave, double pconst) {
 }
 
 /* A real operation whose value and partials are a scalar rule
-   (stdlib/scalar_rule.h), on operand registers a and b (-1 for a unary rule)
-   with values x and y: the value into ins->dst; for the adjoint, a partial
-   that is a constant is kept as one, the others are saved. */
-static void emit_rule_scalar(Gen *g, RevList *l, const IrInstr *ins, const ScalarRule *sr, int a,
-                             int b, LLVMValueRef x, LLVMValueRef y) {
-  int d = ins->dst;
-  bool aa = active(g, a), ab = b >= 0 && active(g, b);
-  bool want = active(g, d) && (aa || ab);
+   (stdlib/scalar_rule.h), on operand registers r[0..nargs) with values
+   x[]: the value into ins->dst; for the adjoint, a partial that is a
+   constant is kept as one, the others are saved.  A rule's ok, where it has
+   one, is checked: the interpreter, re-run, reports the error. */
+static void emit_rule_n(Gen *g, RevList *l, const IrInstr *ins, const ScalarRule *sr,
+                        const int *r, const LLVMValueRef *x) {
+  int d = ins->dst, n = sr->nargs;
+  bool act[3] = {false, false, false}, any = false;
+  for (int k = 0; k < n; k++) any |= act[k] = active(g, r[k]);
+  bool want = active(g, d) && any;
   /* an active dst overwritten by a constant gets an item too: its adjoint dies */
   RevItem *it = active(g, d) ? scalar_item(g, l, ins) : NULL;
-  LLVMValueRef z, pa = NULL, pb = NULL;
-  double ca = 0, cb = 0;
-  bool ka = sr_partial_const(sr, 0, &ca), kb = b >= 0 && sr_partial_const(sr, 1, &cb);
-  jg_emit_rule(g, sr, x, y, &z, want && aa && !ka ? &pa : NULL, want && ab && !kb ? &pb : NULL);
-  if (want && aa) part(it, a, ka ? -1 : save(it, pa), ca);
-  if (want && ab) part(it, b, kb ? -1 : save(it, pb), cb);
+  LLVMValueRef z, ok = NULL, p[3] = {NULL, NULL, NULL};
+  double c[3] = {0, 0, 0};
+  bool kc[3];
+  for (int k = 0; k < n; k++) kc[k] = sr_partial_const(sr, k, &c[k]);
+  jg_emit_rule3(g, sr, x[0], n >= 2 ? x[1] : NULL, n == 3 ? x[2] : NULL, &z,
+                want && act[0] && !kc[0] ? &p[0] : NULL, want && act[1] && !kc[1] ? &p[1] : NULL,
+                want && act[2] && !kc[2] ? &p[2] : NULL, sr->ok != DK_NONE ? &ok : NULL);
+  if (ok) check(g, ok);
+  for (int k = 0; k < n; k++)
+    if (want && act[k]) part(it, r[k], kc[k] ? -1 : save(it, p[k]), c[k]);
   wr_conv(g, d, z, RC_REAL);
   if (it) push_saved(g, it);
+}
+
+static void emit_rule_scalar(Gen *g, RevList *l, const IrInstr *ins, const ScalarRule *sr, int a,
+                             int b, LLVMValueRef x, LLVMValueRef y) {
+  int r[3] = {a, b, -1};
+  LLVMValueRef v[3] = {x, y, NULL};
+  emit_rule_n(g, l, ins, sr, r, v);
 }
 
 static void emit_binary_scalar(Gen *g, RevList *l, const IrInstr *ins) {
@@ -307,8 +354,9 @@ static bool emit_builtin_rule(Gen *g, RevList *l, const IrInstr *ins) {
     return false;
   for (int k = 0; k < ins->nargs; k++)
     if (g->rc[ins->args[k]] != RC_REAL && g->rc[ins->args[k]] != RC_INT) return false;
-  int a = ins->args[0], b = sr->nargs == 2 ? ins->args[1] : -1;
-  emit_rule_scalar(g, l, ins, sr, a, b, as_f64(g, a), b >= 0 ? as_f64(g, b) : NULL);
+  LLVMValueRef x[3];
+  for (int k = 0; k < ins->nargs; k++) x[k] = as_f64(g, ins->args[k]);
+  emit_rule_n(g, l, ins, sr, ins->args, x);
   return true;
 }
 
@@ -384,15 +432,146 @@ static LLVMValueRef flat_index(Gen *g, const IrInstr *ins, int boxreg, LLVMValue
                       LLVMBuildSub(g->B, i, ci(g, 1), ""), "");
 }
 
+/* box[i1, ..., ik] down to one scalar of an array of arrays of reals or
+   ints (real g[N, 2]), or of an array of vectors or matrices (vector[2]
+   g[N]), all single indexes: the scalar's address, and its flat position
+   (val_flatten order: rows of the arrays, then the tensor column-major) in
+   *flat for the adjoint.  Walking the levels reads one element per level, so
+   an element store or read is O(1), not a runtime call over the whole value.
+   Each index is range-checked; the position assumes every element of a
+   level has the size of the one walked through (declared arrays do:
+   assignments keep shapes), which the product of the sizes equal to the
+   box's count checks.  NULL if this is not such an indexing. */
+/* The walk down the array levels of box[i1, ..., im] (m <= the array's
+   dimensions, single indexes): the element's Value, its position among the
+   elements of its level (rows first) in *pos, and the product of the sizes
+   walked through in *count. */
+static LLVMValueRef nested_walk(Gen *g, const IrInstr *ins, int m, LLVMValueRef box,
+                                LLVMValueRef *pos, LLVMValueRef *count) {
+  LLVMValueRef arr = LLVMBuildLoad2(g->B, g->ptr, field(g, box, 8), ""); /* ValArr * */
+  LLVMValueRef elem = NULL;
+  *pos = ci(g, 0);
+  *count = ci(g, 1);
+  for (int l = 0; l < m; l++) {
+    LLVMValueRef n = LLVMBuildSExt(g->B, LLVMBuildLoad2(g->B, g->i32, arr, ""), g->i64, "");
+    LLVMValueRef i = rd(g, ins->idx[l].lo);
+    check(g, LLVMBuildAnd(g->B, LLVMBuildICmp(g->B, LLVMIntSGE, i, ci(g, 1), ""),
+                          LLVMBuildICmp(g->B, LLVMIntSLE, i, n, ""), ""));
+    LLVMValueRef i0 = LLVMBuildSub(g->B, i, ci(g, 1), "");
+    *pos = LLVMBuildAdd(g->B, LLVMBuildMul(g->B, *pos, n, ""), i0, "");
+    *count = LLVMBuildMul(g->B, *count, n, "");
+    LLVMValueRef e = LLVMBuildLoad2(g->B, g->ptr, field(g, arr, 8), "");
+    elem = gep(g, g->i8, e, LLVMBuildMul(g->B, i0, ci(g, 16), "")); /* the Value */
+    if (l + 1 < m) arr = LLVMBuildLoad2(g->B, g->ptr, field(g, elem, 8), "");
+  }
+  return elem;
+}
+
+static bool single_int_indexes(Gen *g, const IrInstr *ins) {
+  for (int k = 0; k < ins->nidx; k++)
+    if (ins->idx[k].kind != IX_SINGLE || g->rc[ins->idx[k].lo] != RC_INT) return false;
+  return true;
+}
+
+static LLVMValueRef nested_elem(Gen *g, const IrInstr *ins, int boxreg, LLVMValueRef box,
+                                LLVMValueRef *flat) {
+  Type t = g->f->regtypes[boxreg];
+  int leaf = t.base == TY_REAL || t.base == TY_INT ? 0 : t.base == TY_MATRIX ? 2
+           : t.base == TY_VECTOR || t.base == TY_ROWVEC ? 1 : -1;
+  if (leaf < 0 || t.ndims < 1 || (t.ndims == 1 && leaf == 0) || ins->nidx != t.ndims + leaf ||
+      !single_int_indexes(g, ins))
+    return NULL;
+  LLVMValueRef pos, count;
+  LLVMValueRef elem = nested_walk(g, ins, t.ndims, box, &pos, &count);
+  LLVMValueRef p;
+  if (leaf == 0) {
+    p = field(g, elem, 8);
+  } else {
+    LLVMValueRef ten = LLVMBuildLoad2(g->B, g->ptr, field(g, elem, 8), "");
+    LLVMValueRef rows = LLVMBuildSExt(g->B, LLVMBuildLoad2(g->B, g->i32, ten, ""), g->i64, "");
+    LLVMValueRef cols = LLVMBuildSExt(g->B, LLVMBuildLoad2(g->B, g->i32, field(g, ten, 4), ""), g->i64, "");
+    LLVMValueRef numel = LLVMBuildMul(g->B, rows, cols, ""), off;
+    LLVMValueRef i = rd(g, ins->idx[t.ndims].lo);
+    if (leaf == 1) {
+      check(g, LLVMBuildAnd(g->B, LLVMBuildICmp(g->B, LLVMIntSGE, i, ci(g, 1), ""),
+                            LLVMBuildICmp(g->B, LLVMIntSLE, i, numel, ""), ""));
+      off = LLVMBuildSub(g->B, i, ci(g, 1), "");
+    } else {
+      LLVMValueRef j = rd(g, ins->idx[t.ndims + 1].lo);
+      LLVMValueRef ok = LLVMBuildAnd(g->B, LLVMBuildICmp(g->B, LLVMIntSGE, i, ci(g, 1), ""),
+                                     LLVMBuildICmp(g->B, LLVMIntSLE, i, rows, ""), "");
+      ok = LLVMBuildAnd(g->B, ok, LLVMBuildICmp(g->B, LLVMIntSGE, j, ci(g, 1), ""), "");
+      ok = LLVMBuildAnd(g->B, ok, LLVMBuildICmp(g->B, LLVMIntSLE, j, cols, ""), "");
+      check(g, ok);
+      off = LLVMBuildAdd(g->B, LLVMBuildMul(g->B, LLVMBuildSub(g->B, j, ci(g, 1), ""), rows, ""),
+                         LLVMBuildSub(g->B, i, ci(g, 1), ""), "");
+    }
+    pos = LLVMBuildAdd(g->B, LLVMBuildMul(g->B, pos, numel, ""), off, "");
+    count = LLVMBuildMul(g->B, count, numel, "");
+    p = gep(g, g->f64, LLVMBuildLoad2(g->B, g->ptr, field(g, ten, 8), ""), off);
+  }
+  check(g, LLVMBuildICmp(g->B, LLVMIntEQ, count, LLVMBuildLoad2(g->B, g->i64, field(g, box, 24), ""), ""));
+  *flat = pos;
+  return p;
+}
+
+/* dst = box[i1, ..., im], a whole element of a nested array (a row of real
+   acc[N, K], a vector of vector[K] g[N]), single indexes: reached in place,
+   copied into a box of the evaluation (jit_rt_sub), its adjoints added back
+   at its position in the reverse part: O(the element), not O(the array). */
+static bool nested_sub(Gen *g, RevList *l, const IrInstr *ins) {
+  int src = ins->args[0], d = ins->dst;
+  Type t = g->f->regtypes[src];
+  if (g->rc[d] != RC_BOX || g->rc[src] != RC_BOX || t.ndims < 1 || ins->nidx > t.ndims ||
+      !single_int_indexes(g, ins))
+    return false;
+  LLVMValueRef box = rd(g, src), pos, count;
+  LLVMValueRef elem = nested_walk(g, ins, ins->nidx, box, &pos, &count);
+  LLVMTypeRef ps[3] = {g->ptr, g->ptr, g->i64};
+  LLVMValueRef a[3] = {g->cx, elem, ci(g, active(g, d))};
+  LLVMValueRef sub = call(g, LLVMFunctionType(g->ptr, ps, 3, 0),
+                          LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)jit_rt_sub, 0), g->ptr),
+                          a, 3);
+  LLVMValueRef n = LLVMBuildLoad2(g->B, g->i64, field(g, sub, 24), "");
+  /* every element of the level has this one's size: the offset is pos * n */
+  check(g, LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildMul(g->B, count, n, ""),
+                         LLVMBuildLoad2(g->B, g->i64, field(g, box, 24), ""), ""));
+  g->krows[d] = g->kcols[d] = -1;
+  wr(g, d, sub);
+  if (active(g, d) && active(g, src)) {
+    RevItem *it = rev_add(g, l, RV_SUB, ins);
+    save(it, box);
+    save(it, LLVMBuildMul(g->B, pos, n, ""));
+    save(it, sub);
+    push_saved(g, it);
+  }
+  return true;
+}
+
+typedef struct SubCtx {
+  LLVMValueRef to, off, from;
+} SubCtx;
+
+static void sub_rev_body(Gen *g, LLVMValueRef e, void *ud) {
+  SubCtx *c = ud;
+  LLVMValueRef pf = gep(g, g->f64, c->from, e);
+  LLVMValueRef pt = gep(g, g->f64, c->to, LLVMBuildAdd(g->B, c->off, e, ""));
+  LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, pt, ""),
+                                     LLVMBuildLoad2(g->B, g->f64, pf, ""), ""), pt);
+  LLVMBuildStore(g->B, cf(g, 0), pf);
+}
+
 static void emit_index(Gen *g, RevList *l, const IrInstr *ins) {
   int src = ins->args[0], d = ins->dst;
   Type t = g->f->regtypes[src];
+  if (nested_sub(g, l, ins)) return;
   if (g->rc[d] == RC_REAL || g->rc[d] == RC_INT) {
-    LLVMValueRef box = rd(g, src);
+    LLVMValueRef box = rd(g, src), p = NULL;
     LLVMValueRef i = flat_index(g, ins, src, box);
-    if (i) {
+    if (i) p = elem_ptr(g, box, t, i);
+    else p = nested_elem(g, ins, src, box, &i);
+    if (p) {
       bool ints = t.base == TY_INT;
-      LLVMValueRef p = elem_ptr(g, box, t, i);
       LLVMValueRef v = LLVMBuildLoad2(g->B, ints ? g->i64 : g->f64, p, "");
       if (active(g, d)) {
         RevItem *it = rev_add(g, l, active(g, src) ? RV_INDEX : RV_SCALAR, ins);
@@ -420,13 +599,15 @@ static void emit_store(Gen *g, RevList *l, const IrInstr *ins) {
   int d = ins->dst, src = ins->args[0];
   Type t = g->f->regtypes[d];
   if (g->rc[src] == RC_REAL || g->rc[src] == RC_INT || g->rc[src] == RC_BOOL) {
-    LLVMValueRef box = rd(g, d);
+    LLVMValueRef box = rd(g, d), p = NULL;
     LLVMValueRef i = flat_index(g, ins, d, box);
-    if (i) {
-      LLVMValueRef p = elem_ptr(g, box, t, i);
+    if (i) p = elem_ptr(g, box, t, i);
+    else p = nested_elem(g, ins, d, box, &i);
+    if (p) {
       if (t.base == TY_INT) LLVMBuildStore(g->B, as_i64(g, src), p);
       else LLVMBuildStore(g->B, as_f64(g, src), p);
-      if (t.ndims > 0) /* an array element is a Value: say what it holds */
+      bool scalars = t.base == TY_REAL || t.base == TY_INT;
+      if (t.ndims > 0 && scalars) /* an array element is a Value: say what it holds */
         LLVMBuildStore(g->B, LLVMConstInt(g->i8, t.base == TY_INT ? V_INT : V_REAL, 0),
                        gep(g, g->i8, p, ci(g, -8)));
       if (active(g, d)) {
@@ -516,7 +697,7 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
       return;
     }
     if (d < 0) break;
-    if (emit_builtin_rule(g, l, ins)) return;
+    if (emit_builtin_rule(g, l, ins) || jg_emit_lpdf_native(g, l, ins)) return;
     emit_site(g, l, ins, ins->args, ins->nargs, d, false);
     return;
   case IR_INDEX: emit_index(g, l, ins); return;
@@ -733,6 +914,13 @@ static void rev_item(Gen *g, RevItem *it) {
     break;
   }
   case RV_FACTOR: adj_add(g, it->dst, cf(g, 1)); break;
+  case RV_SUB: {
+    LLVMValueRef sub = it->save[2];
+    SubCtx c = {LLVMBuildLoad2(g->B, g->ptr, field(g, it->save[0], 16), ""), it->save[1],
+                LLVMBuildLoad2(g->B, g->ptr, field(g, sub, 16), "")};
+    emit_loop(g, LLVMBuildLoad2(g->B, g->i64, field(g, sub, 24), ""), sub_rev_body, &c);
+    break;
+  }
   case RV_SITE: {
     const JitSite *s = &g->j->sites[it->site];
     LLVMValueRef out = cf(g, 0);
@@ -1354,6 +1542,7 @@ Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_
     return NULL;
   }
   j->ms = now_ms() - t0;
+  j->nsites_ld = j->nsites;
   if (keep_ir) jit_has_draw(j); /* all of the IR now */
   return j;
 }
@@ -1403,12 +1592,12 @@ static JitKernel *compile_test_fn(int width, int nptr, TestBody body, const void
   jg_module_begin(g, tsc, "ppl_kernel");
   g->simd = width;
   g->mvec = width == 8 ? "_ZGVeN8v_" : width == 4 ? "_ZGVdN4v_" : "_ZGVbN2v_";
-  LLVMTypeRef ps[8] = {g->i64, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr};
+  LLVMTypeRef ps[10] = {g->i64, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr};
   g->fn = LLVMAddFunction(g->M, "ppl_kernel", LLVMFunctionType(g->vd, ps, (unsigned)nptr + 1, 0));
   g->entry = LLVMAppendBasicBlockInContext(g->C, g->fn, "entry");
   LLVMPositionBuilderAtEnd(g->B, g->entry);
   g->entry_end = LLVMBuildAlloca(g->B, g->i8, "mark");
-  LLVMValueRef arg[7];
+  LLVMValueRef arg[9];
   for (int i = 0; i < nptr; i++) arg[i] = LLVMGetParam(g->fn, (unsigned)i + 1);
   body(g, ud, LLVMGetParam(g->fn, 0), arg);
   LLVMBuildRetVoid(g->B);
@@ -1466,13 +1655,12 @@ typedef struct RuleCtx {
 
 static void rule_point(Gen *g, LLVMValueRef i, void *ud) {
   const RuleCtx *c = ud;
-  LLVMValueRef *arg = c->arg, v, da, db;
-  LLVMValueRef a = LLVMBuildLoad2(g->B, g->f64, gep(g, g->f64, arg[0], i), "");
-  LLVMValueRef b = LLVMBuildLoad2(g->B, g->f64, gep(g, g->f64, arg[1], i), "");
-  jg_emit_rule(g, c->r, a, c->r->nargs == 2 ? b : NULL, &v, &da, &db);
-  LLVMBuildStore(g->B, v, gep(g, g->f64, arg[2], i));
-  LLVMBuildStore(g->B, da, gep(g, g->f64, arg[3], i));
-  LLVMBuildStore(g->B, db, gep(g, g->f64, arg[4], i));
+  LLVMValueRef *arg = c->arg, out[5], x[3];
+  for (int k = 0; k < 3; k++) x[k] = LLVMBuildLoad2(g->B, g->f64, gep(g, g->f64, arg[k], i), "");
+  jg_emit_rule3(g, c->r, x[0], c->r->nargs >= 2 ? x[1] : NULL, c->r->nargs == 3 ? x[2] : NULL,
+                &out[0], &out[1], &out[2], &out[3], &out[4]);
+  out[4] = LLVMBuildUIToFP(g->B, out[4], g->f64, "");
+  for (int k = 0; k < 5; k++) LLVMBuildStore(g->B, out[k], gep(g, g->f64, arg[3 + k], i));
 }
 
 static void rule_body(Gen *g, const void *ud, LLVMValueRef n, LLVMValueRef *arg) {
@@ -1482,7 +1670,7 @@ static void rule_body(Gen *g, const void *ud, LLVMValueRef n, LLVMValueRef *arg)
 
 JitKernel *jit_rule_compile(const ScalarRule *r, const char **why) {
   pthread_once(&llvm_once, llvm_init);
-  return compile_test_fn(0, 5, rule_body, r, why);
+  return compile_test_fn(0, 8, rule_body, r, why);
 }
 
 JitKernelFn jit_kernel_fn(const JitKernel *k) { return k->fn; }

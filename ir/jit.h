@@ -63,6 +63,11 @@ Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_
 const char *jit_llvm_ir(const Jit *j);
 /* Milliseconds spent in jit_compile (lowering, optimisation, machine code). */
 double jit_compile_ms(const Jit *j);
+/* The log density's calls into the runtime (ir/jit_rt.c: the interpreter's
+ * implementation on a small tape), one line each with its position
+ * ("model.ppl:12:7: log_mix(...): runtime call ..."), then their count;
+ * *count (if not NULL) gets the count.  What `ppl run --verbose` prints. */
+const char *jit_runtime_calls(const Jit *j, int *count);
 /* Release the machine code and LLVM state (compiled code must no longer run). */
 void jit_free(Jit *j);
 
@@ -106,11 +111,12 @@ typedef struct JitKernel JitKernel;
 JitKernel *jit_kernel_compile(const DistFamily *f, int width, const char **why);
 JitKernelFn jit_kernel_fn(const JitKernel *k);
 /* A scalar rule (stdlib/scalar_rule.h) compiled on its own, by the code that
- * emits it into programs (jg_emit_rule), for tests: jit_rule_fn(k)(n, a,
- * b, v, da, db) writes the
- * value and both partials at each of the n points (a[i], b[i]). */
-typedef void (*JitRuleFn)(int64_t n, const double *a, const double *b, double *v, double *da,
-                          double *db);
+ * emits it into programs (jg_emit_rule3), for tests: jit_rule_fn(k)(n, a,
+ * b, c, v, da, db, dc, ok) writes the value, the three partials (0 for an
+ * operand the rule lacks) and ok (1 or 0) at each of the n points
+ * (a[i], b[i], c[i]). */
+typedef void (*JitRuleFn)(int64_t n, const double *a, const double *b, const double *c, double *v,
+                          double *da, double *db, double *dc, double *ok);
 JitKernel *jit_rule_compile(const ScalarRule *r, const char **why);
 JitRuleFn jit_rule_fn(const JitKernel *k);
 void jit_kernel_free(JitKernel *k);

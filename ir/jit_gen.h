@@ -47,6 +47,7 @@ struct Jit {
   int capsites;
   JitSite *sites;
   int nsites;
+  int nsites_ld;  /* of which the log density's (the draw's come after) */
   void **keep;    /* memory the code refers to (data boxes, tables) */
   int nkeep, capkeep;
   JitLatents lat;
@@ -96,7 +97,7 @@ static inline bool real_based(Type t) {
 /* ---- what the reverse part needs of each forward instruction ---- */
 
 #define MAX_SAVE 8
-#define MAX_PART 4
+#define MAX_PART 6 /* a density call: x and up to five parameters */
 
 typedef struct RevItem RevItem;
 typedef struct RevList {
@@ -119,6 +120,7 @@ typedef enum {
   RV_SAMPLE,   /* a latent of a scalar family, lowered natively */
   RV_OBS,      /* an observation of a scalar family, lowered natively */
   RV_MATVEC,   /* matrix * vector */
+  RV_SUB,      /* dst = a copy of an element of a nested array: its adjoints back */
 } RevKind;
 
 struct RevItem {
@@ -416,8 +418,12 @@ bool jg_emit_copy(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_ew(Gen *g, RevList *l, const IrInstr *ins);
 void jg_emit_rule(Gen *g, const ScalarRule *s, LLVMValueRef a, LLVMValueRef b, LLVMValueRef *v,
                   LLVMValueRef *da, LLVMValueRef *db);
+void jg_emit_rule3(Gen *g, const ScalarRule *s, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c,
+                   LLVMValueRef *v, LLVMValueRef *da, LLVMValueRef *db, LLVMValueRef *dc,
+                   LLVMValueRef *ok);
 bool jg_emit_matvec(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_observe_native(Gen *g, RevList *l, const IrInstr *ins);
+bool jg_emit_lpdf_native(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_sample_native(Gen *g, RevList *l, const IrInstr *ins);
 void jg_kernel_body(Gen *g, const DistFamily *f, LLVMValueRef n, LLVMValueRef *arg);
 void jg_rev_ew(Gen *g, RevItem *it);

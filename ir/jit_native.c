@@ -538,6 +538,26 @@ static LLVMValueRef lanes(Gen *g, const char *f, LLVMValueRef x, LLVMValueRef y)
   return v;
 }
 
+/* The C function at address f (dist_kernel.h's DK_FN1 / DK_FN2: libm's, or
+   mathfn.c's) of each lane, called as the C kernels call it: the same bits. */
+static LLVMValueRef call_lanes(Gen *g, const void *f, LLVMValueRef x, LLVMValueRef y) {
+  LLVMTypeRef ps[2] = {g->f64, g->f64};
+  LLVMTypeRef ft = LLVMFunctionType(g->f64, ps, y ? 2 : 1, 0);
+  LLVMValueRef fp = fn_const(g, f);
+  if (!g->vw) {
+    LLVMValueRef a[2] = {x, y};
+    return call(g, ft, fp, a, y ? 2 : 1);
+  }
+  LLVMValueRef v = LLVMGetUndef(vty(g));
+  for (int i = 0; i < g->vw; i++) {
+    LLVMValueRef at = LLVMConstInt(g->i32, (unsigned long long)i, 0);
+    LLVMValueRef a[2] = {LLVMBuildExtractElement(g->B, x, at, ""),
+                         y ? LLVMBuildExtractElement(g->B, y, at, "") : NULL};
+    v = LLVMBuildInsertElement(g->B, v, call(g, ft, fp, a, y ? 2 : 1), at, "");
+  }
+  return v;
+}
+
 /* One instruction of a description (stdlib/dist_kernel.h) at the current
    width, its operands in r. */
 static LLVMValueRef dk_emit(Gen *g, const DkIns *in, LLVMValueRef *r) {
@@ -562,6 +582,19 @@ static LLVMValueRef dk_emit(Gen *g, const DkIns *in, LLVMValueRef *r) {
   case DK_SQRT: return vintr(g, "sqrt", a);
   case DK_EXPM1: return lanes(g, "expm1", a, NULL);
   case DK_TRUNC: return vintr(g, "trunc", a);
+  case DK_CALL1: return call_lanes(g, (const void *)dk_fn1[(int)in->k], a, NULL);
+  case DK_CALL2: return call_lanes(g, (const void *)dk_fn2[(int)in->k], a, b);
+  case DK_FMA: {
+    char nm[32];
+    if (g->vw) snprintf(nm, sizeof nm, "llvm.fma.v%df64", g->vw);
+    else snprintf(nm, sizeof nm, "llvm.fma.f64");
+    LLVMTypeRef t = vty(g), ps[3] = {t, t, t};
+    LLVMTypeRef ft = LLVMFunctionType(t, ps, 3, 0);
+    LLVMValueRef f = LLVMGetNamedFunction(g->M, nm);
+    if (!f) f = LLVMAddFunction(g->M, nm, ft);
+    LLVMValueRef av[3] = {a, b, r[in->c]};
+    return call(g, ft, f, av, 3);
+  }
   default: return LLVMBuildFRem(g->B, a, b, ""); /* DK_FMOD: fmod's bits */
   }
 }
@@ -598,10 +631,18 @@ static LLVMValueRef emit_kernel(Gen *g, const DistKernel *k, LLVMValueRef x, LLV
    only the instructions those need.  b is NULL for a unary rule. */
 void jg_emit_rule(Gen *g, const ScalarRule *s, LLVMValueRef a, LLVMValueRef b, LLVMValueRef *v,
                   LLVMValueRef *da, LLVMValueRef *db) {
+  jg_emit_rule3(g, s, a, b, NULL, v, da, db, NULL, NULL);
+}
+
+void jg_emit_rule3(Gen *g, const ScalarRule *s, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c,
+                   LLVMValueRef *v, LLVMValueRef *da, LLVMValueRef *db, LLVMValueRef *dc,
+                   LLVMValueRef *ok) {
   bool need[DK_MAXREG] = {0};
   if (v) need[s->v] = true;
   if (da) need[s->da] = true;
   if (db && s->db != DK_NONE) need[s->db] = true;
+  if (dc && s->dc != DK_NONE) need[s->dc] = true;
+  if (ok && s->ok != DK_NONE) need[s->ok] = true;
   for (int j = s->n - 1; j >= 0; j--) {
     if (!need[DK_FIRST + j]) continue;
     const DkIns *in = &s->ins[j];
@@ -613,12 +654,15 @@ void jg_emit_rule(Gen *g, const ScalarRule *s, LLVMValueRef a, LLVMValueRef b, L
   LLVMValueRef r[DK_MAXREG] = {0};
   r[SR_A] = a;
   r[SR_B] = b ? b : cf(g, 0);
+  r[SR_C] = c ? c : cf(g, 0);
   for (int j = 0; j < s->n; j++)
     if (need[DK_FIRST + j]) r[DK_FIRST + j] = dk_emit(g, &s->ins[j], r);
   g->vw = vw;
   if (v) *v = r[s->v];
   if (da) *da = r[s->da];
   if (db) *db = s->db == DK_NONE ? cf(g, 0) : r[s->db];
+  if (dc) *dc = s->dc == DK_NONE ? cf(g, 0) : r[s->dc];
+  if (ok) *ok = s->ok == DK_NONE ? LLVMConstInt(g->i1, 1, 0) : r[s->ok];
 }
 
 /* log density of one x under f with parameters p (f64 values), and its
@@ -909,6 +953,58 @@ bool jg_emit_observe_native(Gen *g, RevList *l, const IrInstr *ins) {
   for (int k = 0; k <= f->nparams; k++)
     if (ops[k]->act && !ops[k]->box) save(it, LLVMBuildLoad2(g->B, g->f64, ops[k]->gsum, ""));
   push_saved(g, it);
+  return true;
+}
+
+/* NAME_lpdf(x | params) / NAME_lpmf of scalars (target += normal_lpdf(y[n] |
+   mu, sigma) in a loop): the ~ statement's density (the family's kernel
+   inline, or its C kernel), with the same checks, its value into dst and
+   its partials saved for the reverse part, where adj(dst) scales them like
+   any scalar operation's.  A value of NaN or +inf is an error of the
+   interpreter's (dist_call_lpdf), so it fails here too.  Containers keep
+   the runtime's path (jit_rt.c fast_density, no tape). */
+bool jg_emit_lpdf_native(Gen *g, RevList *l, const IrInstr *ins) {
+  const DistFamily *f = jit_rt_lpdf_family(ins->builtin);
+  int d = ins->dst;
+  if (!f || !f->lpdf1 || !dist_has_grad1(f) || f->improper || f->nparams > DIST_MAX_PARAMS ||
+      ins->nargs != f->nparams + 1 || d < 0 || g->rc[d] != RC_REAL)
+    return false;
+  for (int k = 0; k < ins->nargs; k++) {
+    uint8_t rc = g->rc[ins->args[k]];
+    if (rc != RC_REAL && rc != RC_INT && rc != RC_BOOL) return false;
+  }
+  LLVMValueRef x = as_f64(g, ins->args[0]), p[DIST_MAX_PARAMS], dx = NULL, dp[DIST_MAX_PARAMS] = {0};
+  for (int k = 0; k < f->nparams; k++) {
+    p[k] = as_f64(g, ins->args[k + 1]);
+    check(g, dom_ok(g, f->pdom[k], p[k]));
+  }
+  if (f->support && f->nparams >= 2) { /* a support that depends on the parameters must not be
+                                          empty (dist.c's check) */
+    LLVMValueRef pa = entry_alloca(g, LLVMArrayType2(g->f64, DIST_MAX_PARAMS), "p");
+    LLVMValueRef lo = entry_alloca(g, g->f64, "lo"), hi = entry_alloca(g, g->f64, "hi");
+    for (int k = 0; k < f->nparams; k++) st_f64(g, pa, ci(g, k), p[k]);
+    LLVMTypeRef ps[3] = {g->ptr, g->ptr, g->ptr};
+    LLVMValueRef a[3] = {pa, lo, hi};
+    call(g, LLVMFunctionType(LLVMVoidTypeInContext(g->C), ps, 3, 0), fn_const(g, (const void *)f->support), a, 3);
+    LLVMValueRef lv = LLVMBuildLoad2(g->B, g->f64, lo, ""), hv = LLVMBuildLoad2(g->B, g->f64, hi, "");
+    check(g, LLVMBuildFCmp(g->B, f->discrete ? LLVMRealULE : LLVMRealULT, lv, hv, ""));
+  }
+  bool act[DIST_MAX_PARAMS + 1], any = false;
+  for (int k = 0; k <= f->nparams; k++) any |= act[k] = active(g, ins->args[k]) && !(k == 0 && f->discrete);
+  bool want = any && active(g, d) && !g->fwd;
+  LLVMValueRef lp = emit_lpdf1(g, f, x, p, want, &dx, dp, NULL);
+  check(g, LLVMBuildFCmp(g->B, LLVMRealOLT, lp, cf(g, INFINITY), ""));
+  RevItem *it = active(g, d) ? rev_add(g, l, RV_SCALAR, ins) : NULL;
+  if (it) it->dst = d;
+  for (int k = 0; want && k <= f->nparams; k++) {
+    if (!act[k]) continue;
+    int sv = save(it, k == 0 ? dx : dp[k - 1]);
+    it->preg[it->np] = ins->args[k];
+    it->psave[it->np] = sv;
+    it->pconst[it->np++] = 0;
+  }
+  wr(g, d, lp);
+  if (it) push_saved(g, it);
   return true;
 }
 

@@ -340,6 +340,16 @@ JitBox *jit_rt_tensor(JitCtx *cx, int64_t kind, int64_t rows, int64_t cols, int6
   return b;
 }
 
+/* A copy of one element of a nested array (g[t] of vector[K] g[N], acc[t]
+   of real acc[N, K]), which compiled code reached in place (jit.c
+   nested_sub), as a box of the evaluation: zero adjoints when active, which
+   the reverse part adds back into the array's at the element's position. */
+JitBox *jit_rt_sub(JitCtx *cx, const Value *v, int64_t active) {
+  Value c = val_copy(*v);
+  detach(&c);
+  return box_new(cx, c, active != 0);
+}
+
 /* The layout is column-major, which is BLAS's row-major of A^T (cols x rows):
    A x is (A^T)^T x. */
 void jit_rt_gemv(int64_t trans, int64_t rows, int64_t cols, const double *A, const double *x,

@@ -115,6 +115,7 @@ void jit_rt_op_rev(JitCtx *cx, JitRec *r, double out_adj, double *sadj);
 JitBox *jit_rt_tensor(JitCtx *cx, int64_t kind, int64_t rows, int64_t cols, int64_t active,
                       int64_t fill);
 double jit_rt_lub(double u, double lo, double hi, double *out);
+JitBox *jit_rt_sub(JitCtx *cx, const Value *v, int64_t active);
 /* y = A x (rows x cols A in the JIT's layout: column k at A + k rows), or
    y += A^T x when trans: tensor_gemv's BLAS call, for large products. */
 void jit_rt_gemv(int64_t trans, int64_t rows, int64_t cols, const double *A, const double *x,

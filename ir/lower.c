@@ -275,11 +275,27 @@ static int lower_indices(Lower *L, const AstList *list, IrIndex *out) {
   return list->n;
 }
 
+static bool single_indices(const AstList *list) {
+  for (int i = 0; i < list->n; i++)
+    if (list->items[i]->kind == AST_SLICE || list->items[i]->ty.ndims > 0) return false;
+  return true;
+}
+
+/* x[i][j] is x[i, j] where x[i]'s indexes are all single: one IR_INDEX, so
+   that reading one element of a nested array (vector[2] g[N]: g[t][k]) does
+   not copy g[t] first (the JIT then reads it in place, ir/jit.c). */
 static int lower_index(Lower *L, const Ast *e) {
-  int base = lower_expr(L, e->a);
+  const Ast *chain[16];
+  int nc = 0, total = 0;
+  for (const Ast *x = e;; x = x->a) {
+    chain[nc++] = x;
+    total += x->list.n;
+    if (nc == 16 || x->a->kind != AST_INDEX || !single_indices(&x->a->list)) break;
+  }
+  int base = lower_expr(L, chain[nc - 1]->a);
   IrInstr in = ins_new(IR_INDEX, e->pos);
-  in.idx = gc_alloc_atomic(sizeof(IrIndex) * (size_t)(e->list.n + 1));
-  in.nidx = lower_indices(L, &e->list, in.idx);
+  in.idx = gc_alloc_atomic(sizeof(IrIndex) * (size_t)(total + 1));
+  for (int k = nc - 1; k >= 0; k--) in.nidx += lower_indices(L, &chain[k]->list, in.idx + in.nidx);
   in.nargs = 1;
   in.args = int_array(1);
   in.args[0] = base;

@@ -121,21 +121,7 @@ static double d_log2(double x, double y) { (void)y; return 1 / (x * PPL_LOG2); }
 static double d_log10(double x, double y) { (void)y; return 1 / (x * M_LN10); }
 static double d_cbrt(double x, double y) { (void)x; return 1 / (3 * y * y); }
 static double d_zero(double x, double y) { (void)x; (void)y; return 0; }
-static double d_sin(double x, double y) { (void)y; return cos(x); }
-static double d_cos(double x, double y) { (void)y; return -sin(x); }
-static double d_tan(double x, double y) { (void)x; return 1 + y * y; }
-static double d_asin(double x, double y) { (void)y; return 1 / sqrt(1 - x * x); }
-static double d_acos(double x, double y) { (void)y; return -1 / sqrt(1 - x * x); }
-static double d_atan(double x, double y) { (void)y; return 1 / (1 + x * x); }
-static double d_sinh(double x, double y) { (void)y; return cosh(x); }
-static double d_cosh(double x, double y) { (void)y; return sinh(x); }
-static double d_tanh(double x, double y) { (void)x; return 1 - y * y; }
-static double d_asinh(double x, double y) { (void)y; return 1 / sqrt(x * x + 1); }
-static double d_acosh(double x, double y) { (void)y; return 1 / sqrt(x * x - 1); }
-static double d_atanh(double x, double y) { (void)y; return 1 / (1 - x * x); }
-static double d_lgamma(double x, double y) { (void)y; return m_digamma(x); }
 static double d_tgamma(double x, double y) { return y * m_digamma(x); }
-static double d_digamma(double x, double y) { (void)y; return m_trigamma(x); }
 
 /* psi''(x), the derivative of m_trigamma: the same reflection and upward
    recurrence, then the asymptotic series differentiated term by term
@@ -157,21 +143,8 @@ static double ad_tetragamma(double x) {
   return r - z - z / x - s * z * z;
 }
 static double d_trigamma(double x, double y) { (void)y; return ad_tetragamma(x); }
-static double d_erf(double x, double y) { (void)y; return M_2_SQRTPI * exp(-x * x); }
-static double d_erfc(double x, double y) { (void)y; return -M_2_SQRTPI * exp(-x * x); }
-static double d_Phi(double x, double y) { (void)y; return exp(-0.5 * x * x) / AD_SQRT_2PI; }
-static double d_Phi_approx(double x, double y) {
-  return y * (1 - y) * (3 * 0.07056 * x * x + 1.5976);
-}
 static double d_inv_Phi(double x, double y) { (void)x; return AD_SQRT_2PI * exp(0.5 * y * y); }
-static double d_logit(double x, double y) { (void)y; return 1 / (x * (1 - x)); }
-static double d_inv_logit(double x, double y) { (void)y; return m_inv_logit(x) * m_inv_logit(-x); }
-static double d_log_inv_logit(double x, double y) { (void)y; return m_inv_logit(-x); }
-static double d_log1m_inv_logit(double x, double y) { (void)y; return -m_inv_logit(x); }
-static double d_log1m(double x, double y) { (void)y; return -1 / (1 - x); }
-static double d_log1p_exp(double x, double y) { (void)y; return m_inv_logit(x); }
 static double d_log1m_exp(double x, double y) { (void)y; return -1 / expm1(-x); }
-static double d_inv_cloglog(double x, double y) { (void)y; return exp(x - exp(x)); }
 
 /* dz/dx, dz/dy given x, y and z = f(x, y) */
 typedef void (*D2)(double x, double y, double z, double *dx, double *dy);
@@ -201,18 +174,6 @@ static void d2_fdim(double x, double y, double z, double *dx, double *dy) {
   *dx = x > y;
   *dy = -(double)(x > y);
 }
-static void d2_lbeta(double x, double y, double z, double *dx, double *dy) {
-  (void)z;
-  double s = m_digamma(x + y);
-  *dx = m_digamma(x) - s;
-  *dy = m_digamma(y) - s;
-}
-static void d2_lchoose(double n, double k, double z, double *dn, double *dk) {
-  (void)z;
-  double s = m_digamma(n - k + 1);
-  *dn = m_digamma(n + 1) - s;
-  *dk = s - m_digamma(k + 1);
-}
 static void d2_log_diff_exp(double x, double y, double z, double *dx, double *dy) {
   (void)z;
   *dx = -1 / expm1(y - x);
@@ -222,10 +183,6 @@ static void d2_lmultiply(double x, double y, double z, double *dx, double *dy) {
   (void)z;
   *dx = x == 0 && y == 0 ? 0 : log(y);
   *dy = x / y;
-}
-static void d2_log_sum_exp(double x, double y, double z, double *dx, double *dy) {
-  *dx = x == -INFINITY ? 0 : exp(x - z);
-  *dy = y == -INFINITY ? 0 : exp(y - z);
 }
 
 static bool rule_d1(Tape *T, D1 f, Value a, Value *out) {
@@ -342,11 +299,11 @@ static bool rule_cumsum(Tape *T, Value a, Value *out) {
 static bool rule_log_mix(Tape *T, int nargs, const Value *args, Value *out) {
   double z = out->r;
   if (nargs == 3) {
-    double t = val_as_real(args[0]), a = val_as_real(args[1]), c = val_as_real(args[2]);
-    double ea = exp(a - z), ec = exp(c - z);
     int32_t nd[3] = {args[0].k == V_REAL ? args[0].ad : 0, args[1].k == V_REAL ? args[1].ad : 0,
                      args[2].k == V_REAL ? args[2].ad : 0};
-    double dv[3] = {ea - ec, t * ea, (1 - t) * ec};
+    double dv[3];
+    sr_log_mix_d3(val_as_real(args[0]), val_as_real(args[1]), val_as_real(args[2]), z, &dv[0],
+                  &dv[1], &dv[2]);
     out->ad = tape_push(T, 3, nd, dv);
     return true;
   }
@@ -367,7 +324,9 @@ static bool rule_log_mix(Tape *T, int nargs, const Value *args, Value *out) {
 
 static bool rule_fma(Tape *T, const Value *args, Value *out) {
   int32_t nd[3];
-  double dv[3] = {val_as_real(args[1]), val_as_real(args[0]), 1};
+  double dv[3];
+  sr_fma_d3(val_as_real(args[0]), val_as_real(args[1]), val_as_real(args[2]), out->r, &dv[0],
+            &dv[1], &dv[2]);
   for (int i = 0; i < 3; i++) nd[i] = args[i].k == V_REAL ? args[i].ad : 0;
   out->ad = tape_push(T, 3, nd, dv);
   return true;
@@ -623,33 +582,33 @@ static const AdRule ad_rules[] = {
     {"floor", K_D1, d_zero, NULL, 0}, {"ceil", K_D1, d_zero, NULL, 0},
     {"round", K_D1, d_zero, NULL, 0}, {"trunc", K_D1, d_zero, NULL, 0},
     {"step", K_D1, d_zero, NULL, 0},
-    {"sin", K_D1, d_sin, NULL, 0}, {"cos", K_D1, d_cos, NULL, 0},
-    {"tan", K_D1, d_tan, NULL, 0}, {"asin", K_D1, d_asin, NULL, 0},
-    {"acos", K_D1, d_acos, NULL, 0}, {"atan", K_D1, d_atan, NULL, 0},
-    {"sinh", K_D1, d_sinh, NULL, 0}, {"cosh", K_D1, d_cosh, NULL, 0},
-    {"tanh", K_D1, d_tanh, NULL, 0}, {"asinh", K_D1, d_asinh, NULL, 0},
-    {"acosh", K_D1, d_acosh, NULL, 0}, {"atanh", K_D1, d_atanh, NULL, 0},
-    {"lgamma", K_D1, d_lgamma, NULL, 0}, {"tgamma", K_D1, d_tgamma, NULL, 0},
-    {"digamma", K_D1, d_digamma, NULL, 0}, {"trigamma", K_D1, d_trigamma, NULL, 0},
-    {"erf", K_D1, d_erf, NULL, 0},
-    {"erfc", K_D1, d_erfc, NULL, 0}, {"Phi", K_D1, d_Phi, NULL, 0},
-    {"Phi_approx", K_D1, d_Phi_approx, NULL, 0}, {"inv_Phi", K_D1, d_inv_Phi, NULL, 0},
-    {"logit", K_D1, d_logit, NULL, 0}, {"inv_logit", K_D1, d_inv_logit, NULL, 0},
-    {"log_inv_logit", K_D1, d_log_inv_logit, NULL, 0},
-    {"log1m_inv_logit", K_D1, d_log1m_inv_logit, NULL, 0},
-    {"log1m", K_D1, d_log1m, NULL, 0}, {"log1p_exp", K_D1, d_log1p_exp, NULL, 0},
-    {"log1m_exp", K_D1, d_log1m_exp, NULL, 0}, {"inv_cloglog", K_D1, d_inv_cloglog, NULL, 0},
-    {"pow", K_D2, NULL, sr_pow_d, 0}, {"fmin", K_D2, NULL, d2_fmin, 0},
-    {"fmax", K_D2, NULL, d2_fmax, 0}, {"fmod", K_D2, NULL, sr_mod_d, 0},
+    {"sin", K_D1, sr_sin_d1, NULL, 0}, {"cos", K_D1, sr_cos_d1, NULL, 0},
+    {"tan", K_D1, sr_tan_d1, NULL, 0}, {"asin", K_D1, sr_asin_d1, NULL, 0},
+    {"acos", K_D1, sr_acos_d1, NULL, 0}, {"atan", K_D1, sr_atan_d1, NULL, 0},
+    {"sinh", K_D1, sr_sinh_d1, NULL, 0}, {"cosh", K_D1, sr_cosh_d1, NULL, 0},
+    {"tanh", K_D1, sr_tanh_d1, NULL, 0}, {"asinh", K_D1, sr_asinh_d1, NULL, 0},
+    {"acosh", K_D1, sr_acosh_d1, NULL, 0}, {"atanh", K_D1, sr_atanh_d1, NULL, 0},
+    {"lgamma", K_D1, sr_lgamma_d1, NULL, 0}, {"tgamma", K_D1, d_tgamma, NULL, 0},
+    {"digamma", K_D1, sr_digamma_d1, NULL, 0}, {"trigamma", K_D1, d_trigamma, NULL, 0},
+    {"erf", K_D1, sr_erf_d1, NULL, 0},
+    {"erfc", K_D1, sr_erfc_d1, NULL, 0}, {"Phi", K_D1, sr_Phi_d1, NULL, 0},
+    {"Phi_approx", K_D1, sr_Phi_approx_d1, NULL, 0}, {"inv_Phi", K_D1, d_inv_Phi, NULL, 0},
+    {"logit", K_D1, sr_logit_d1, NULL, 0}, {"inv_logit", K_D1, sr_inv_logit_d1, NULL, 0},
+    {"log_inv_logit", K_D1, sr_log_inv_logit_d1, NULL, 0},
+    {"log1m_inv_logit", K_D1, sr_log1m_inv_logit_d1, NULL, 0},
+    {"log1m", K_D1, sr_log1m_d1, NULL, 0}, {"log1p_exp", K_D1, sr_log1p_exp_d1, NULL, 0},
+    {"log1m_exp", K_D1, d_log1m_exp, NULL, 0}, {"inv_cloglog", K_D1, sr_inv_cloglog_d1, NULL, 0},
+    {"pow", K_D2, NULL, sr_pow_d, 0}, {"fmin", K_D2, NULL, sr_fmin_d, 0},
+    {"fmax", K_D2, NULL, sr_fmax_d, 0}, {"fmod", K_D2, NULL, sr_mod_d, 0},
     {"hypot", K_D2, NULL, d2_hypot, 0}, {"atan2", K_D2, NULL, d2_atan2, 0},
     {"fdim", K_D2, NULL, d2_fdim, 0},
-    {"lbeta", K_D2, NULL, d2_lbeta, 0}, {"lchoose", K_D2, NULL, d2_lchoose, 0},
-    {"binomial_coefficient_log", K_D2, NULL, d2_lchoose, 0},
+    {"lbeta", K_D2, NULL, sr_lbeta_d, 0}, {"lchoose", K_D2, NULL, sr_lchoose_d, 0},
+    {"binomial_coefficient_log", K_D2, NULL, sr_lchoose_d, 0},
     {"log_diff_exp", K_D2, NULL, d2_log_diff_exp, 0},
     {"lmultiply", K_D2, NULL, d2_lmultiply, 0}, {"multiply_log", K_D2, NULL, d2_lmultiply, 0},
     {"sum", K_RED, NULL, NULL, RD_SUM}, {"prod", K_RED, NULL, NULL, RD_PROD},
     {"mean", K_RED, NULL, NULL, RD_MEAN}, {"variance", K_RED, NULL, NULL, RD_VAR},
-    {"sd", K_RED, NULL, NULL, RD_SD}, {"log_sum_exp", K_LSE, NULL, d2_log_sum_exp, RD_LSE},
+    {"sd", K_RED, NULL, NULL, RD_SD}, {"log_sum_exp", K_LSE, NULL, sr_log_sum_exp_d, RD_LSE},
     {"min", K_MINMAX, NULL, d2_fmin, RD_MIN}, {"max", K_MINMAX, NULL, d2_fmax, RD_MAX},
     {"dot_self", K_RED, NULL, NULL, RD_DOT_SELF}, {"norm1", K_RED, NULL, NULL, RD_NORM1},
     {"norm2", K_RED, NULL, NULL, RD_NORM2},

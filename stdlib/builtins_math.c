@@ -18,27 +18,16 @@
 
 /* ---- kernels ------------------------------------------------------------- */
 
-static double k_lgamma(double x) { return m_lgamma(x); }
-static double k_digamma(double x) { return m_digamma(x); }
 static double k_trigamma(double x) { return m_trigamma(x); }
-static double k_Phi(double x) { return 0.5 * erfc(-x * M_SQRT1_2); }
-static double k_Phi_approx(double x) { return m_inv_logit(0.07056 * x * x * x + 1.5976 * x); }
 static double k_inv_Phi(double p) {
   if (p == 0) return -INFINITY;
   if (p == 1) return INFINITY;
   return m_std_normal_qf(p);
 }
-static double k_logit(double p) { return m_logit(p); }
-static double k_inv_logit(double x) { return m_inv_logit(x); }
-static double k_log_inv_logit(double x) { return m_log_inv_logit(x); }
-static double k_log1m_inv_logit(double x) { return m_log1m_inv_logit(x); }
-static double k_log1m(double x) { return log1p(-x); }
-static double k_log1p_exp(double x) { return m_log1p_exp(x); }
 static double k_log1m_exp(double x) { return x > 0 ? NAN : m_log1m_exp(x); }
-static double k_inv_cloglog(double x) { return -expm1(-exp(x)); }
 
 static bool in_unit(double x) { return x >= 0 && x <= 1; }
-static bool le_one(double x) { return x <= 1; }
+static bool le_one(double x) { return sr_log1m_ok(x, 0, 0); }
 
 static double k_log_diff_exp(double a, double b) {
   if (isnan(a) || isnan(b) || a < b) return NAN;
@@ -46,12 +35,6 @@ static double k_log_diff_exp(double a, double b) {
   if (a == b) return -INFINITY;
   return m_log_diff_exp(a, b);
 }
-static double k_log_sum_exp2(double a, double b) {
-  if (a == -INFINITY && b == -INFINITY) return -INFINITY;
-  return m_log_sum_exp2(a, b);
-}
-static double k_lbeta(double a, double b) { return m_lbeta(a, b); }
-static double k_lchoose(double n, double k) { return m_lchoose(n, k); }
 static double k_lmultiply(double a, double b) { return a == 0 && b == 0 ? 0 : a * log(b); }
 static double k_min(double a, double b) { return isnan(a) || isnan(b) ? NAN : (a < b ? a : b); }
 static double k_max(double a, double b) { return isnan(a) || isnan(b) ? NAN : (a > b ? a : b); }
@@ -276,7 +259,7 @@ static bool eval_special3(BI_EVAL_ARGS) {
   double r;
   switch (BI_SPEC(b)->op) {
   case 0: r = m_inc_beta(x, y, z); break; /* inc_beta(a, b, x) */
-  default: r = fma(x, y, z); break;
+  default: r = sr_fma3(x, y, z); break;
   }
   *out = val_real(r);
   return true;
@@ -317,7 +300,7 @@ static bool check_log_mix(BI_CHECK_ARGS) {
 }
 
 static bool mix_theta(const Builtin *b, double t, char *err, size_t errsz) {
-  if (isnan(t) || (t >= 0 && t <= 1)) return true;
+  if (sr_log_mix_ok(t, 0, 0)) return true;
   char tb[40];
   return bi_efail(b, err, errsz, "theta must be in [0, 1], got %s", bi_fmt_real(t, tb, sizeof tb));
 }
@@ -326,7 +309,7 @@ static bool eval_log_mix(BI_EVAL_ARGS) {
   if (nargs == 3) {
     double t = val_as_real(args[0]), a = val_as_real(args[1]), c = val_as_real(args[2]);
     if (!mix_theta(b, t, err, errsz)) return false;
-    *out = val_real(k_log_sum_exp2(log(t) + a, log1p(-t) + c));
+    *out = val_real(sr_log_mix3(t, a, c));
     return true;
   }
   const double *th, *lp;
@@ -339,7 +322,7 @@ static bool eval_log_mix(BI_EVAL_ARGS) {
   double acc = -INFINITY;
   for (int i = 0; i < n; i++) {
     if (!mix_theta(b, th[i], err, errsz)) return false;
-    acc = k_log_sum_exp2(acc, log(th[i]) + lp[i]);
+    acc = sr_log_sum_exp(acc, log(th[i]) + lp[i]);
   }
   *out = val_real(acc);
   return true;
@@ -416,7 +399,7 @@ static bool eval_red(BI_EVAL_ARGS) {
   int op = BI_SPEC(b)->op;
   if (nargs == 2) {
     if (op == R_LSE) {
-      *out = val_real(k_log_sum_exp2(val_as_real(args[0]), val_as_real(args[1])));
+      *out = val_real(sr_log_sum_exp(val_as_real(args[0]), val_as_real(args[1])));
       return true;
     }
     return map2(b, args[0], args[1], out, err, errsz);
@@ -598,50 +581,50 @@ const Builtin bi_math_table[] = {
     UV("ceil", ceil),
     UV("round", round),
     UV("trunc", trunc),
-    UV("sin", sin),
-    UV("cos", cos),
-    UV("tan", tan),
-    UV("asin", asin),
-    UV("acos", acos),
-    UV("atan", atan),
-    UV("sinh", sinh),
-    UV("cosh", cosh),
-    UV("tanh", tanh),
-    UV("asinh", asinh),
-    UV("acosh", acosh),
-    UV("atanh", atanh),
-    UV("lgamma", k_lgamma),
+    UV("sin", sr_sin1),
+    UV("cos", sr_cos1),
+    UV("tan", sr_tan1),
+    UV("asin", sr_asin1),
+    UV("acos", sr_acos1),
+    UV("atan", sr_atan1),
+    UV("sinh", sr_sinh1),
+    UV("cosh", sr_cosh1),
+    UV("tanh", sr_tanh1),
+    UV("asinh", sr_asinh1),
+    UV("acosh", sr_acosh1),
+    UV("atanh", sr_atanh1),
+    UV("lgamma", sr_lgamma1),
     UV("tgamma", tgamma),
-    UV("digamma", k_digamma),
+    UV("digamma", sr_digamma1),
     UV("trigamma", k_trigamma),
-    UV("erf", erf),
-    UV("erfc", erfc),
-    UV("Phi", k_Phi),
-    UV("Phi_approx", k_Phi_approx),
+    UV("erf", sr_erf1),
+    UV("erfc", sr_erfc1),
+    UV("Phi", sr_Phi1),
+    UV("Phi_approx", sr_Phi_approx1),
     UVD("inv_Phi", k_inv_Phi, in_unit, "must be in [0, 1]"),
-    UV("logit", k_logit),
-    UV("inv_logit", k_inv_logit),
-    UV("log_inv_logit", k_log_inv_logit),
-    UV("log1m_inv_logit", k_log1m_inv_logit),
-    UVD("log1m", k_log1m, le_one, "must be <= 1"),
-    UV("log1p_exp", k_log1p_exp),
+    UV("logit", sr_logit1),
+    UV("inv_logit", sr_inv_logit1),
+    UV("log_inv_logit", sr_log_inv_logit1),
+    UV("log1m_inv_logit", sr_log1m_inv_logit1),
+    UVD("log1m", sr_log1m1, le_one, "must be <= 1"),
+    UV("log1p_exp", sr_log1p_exp1),
     UV("log1m_exp", k_log1m_exp),
-    UV("inv_cloglog", k_inv_cloglog),
+    UV("inv_cloglog", sr_inv_cloglog1),
     BI_SIG("step", "(real)real", eval_pred, 0),
     BI_SIG("int_step", "(real)int", eval_pred, 1),
     BI_SIG("is_inf", "(real)bool", eval_pred, 2),
     BI_SIG("is_nan", "(real)bool", eval_pred, 3),
 
     BV("pow", sr_pow),
-    BV("fmin", fmin),
-    BV("fmax", fmax),
+    BV("fmin", sr_fmin),
+    BV("fmax", sr_fmax),
     BV("fmod", sr_mod),
     BV("hypot", hypot),
     BV("atan2", atan2),
     BV("fdim", fdim),
-    BV("lbeta", k_lbeta),
-    BV("lchoose", k_lchoose),
-    BV("binomial_coefficient_log", k_lchoose),
+    BV("lbeta", sr_lbeta),
+    BV("lchoose", sr_lchoose),
+    BV("binomial_coefficient_log", sr_lchoose),
     BV("log_diff_exp", k_log_diff_exp),
     BV("lmultiply", k_lmultiply),
     BV("multiply_log", k_lmultiply),
@@ -665,7 +648,7 @@ const Builtin bi_math_table[] = {
     RED("mean", R_MEAN, NULL),
     RED("variance", R_VAR, NULL),
     RED("sd", R_SD, NULL),
-    RED("log_sum_exp", R_LSE, k_log_sum_exp2),
+    RED("log_sum_exp", R_LSE, sr_log_sum_exp),
     RED("min", R_MIN, k_min),
     RED("max", R_MAX, k_max),
     {"size", check_size, eval_size, &(const BiSpec){.op = SZ_SIZE}, false},

@@ -33,11 +33,23 @@ void dk_run(const DkIns *ins, const DkMath *m, int from, int to, double *r) {
     case DK_EXPM1: v = expm1(a); break;
     case DK_TRUNC: v = trunc(a); break;
     case DK_FMOD: v = fmod(a, b); break;
+    case DK_CALL1: v = dk_call1((int)in->k, a); break;
+    case DK_CALL2: v = dk_call2((int)in->k, a, b); break;
+    case DK_FMA: v = fma(a, b, r[in->c]); break;
     default: v = NAN; break;
     }
     r[DK_FIRST + i] = v;
   }
 }
+
+#define DK_FN_ADDR(e, f) f,
+#define DK_FN_NAME(e, f) #f,
+double (*const dk_fn1[DKF_N1])(double) = {DK_FN1(DK_FN_ADDR)};
+double (*const dk_fn2[DKF_N2])(double, double) = {DK_FN2(DK_FN_ADDR)};
+const char *const dk_fn1_name[DKF_N1] = {DK_FN1(DK_FN_NAME)};
+const char *const dk_fn2_name[DKF_N2] = {DK_FN2(DK_FN_NAME)};
+#undef DK_FN_ADDR
+#undef DK_FN_NAME
 
 static void dk_load(const DistKernel *k, double *r, double x, const double *p) {
   r[DK_X] = x;
@@ -83,10 +95,16 @@ int dk_nargs(int op) {
   switch (op) {
   case DK_CONST: return 0;
   case DK_NEG: case DK_ABS: case DK_LOG: case DK_EXP: case DK_LOG1P:
-  case DK_SQRT: case DK_EXPM1: case DK_TRUNC: return 1;
-  case DK_SEL: return 3;
+  case DK_SQRT: case DK_EXPM1: case DK_TRUNC: case DK_CALL1: return 1;
+  case DK_SEL: case DK_FMA: return 3;
   default: return op >= 0 && op < DK_NOPS ? 2 : -1;
   }
+}
+
+bool dk_fn_ok(const DkIns *in) {
+  if (in->op == DK_CALL1) return in->k >= 0 && in->k < DKF_N1 && in->k == (int)in->k;
+  if (in->op == DK_CALL2) return in->k >= 0 && in->k < DKF_N2 && in->k == (int)in->k;
+  return true;
 }
 
 bool dk_valid(const DistKernel *k) {
@@ -96,7 +114,7 @@ bool dk_valid(const DistKernel *k) {
     const DkIns *in = &k->ins[i];
     int top = DK_FIRST + i; /* registers below are defined */
     int nargs = dk_nargs(in->op);
-    if (nargs < 0) return false;
+    if (nargs < 0 || !dk_fn_ok(in)) return false;
     const uint8_t reg[3] = {in->a, in->b, in->c};
     for (int j = 0; j < nargs; j++) {
       if (reg[j] >= top) return false;

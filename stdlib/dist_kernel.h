@@ -20,13 +20,16 @@
 #ifndef PPL_DIST_KERNEL_H
 #define PPL_DIST_KERNEL_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "mathfn.h"
 
 #define DK_X 0     /* the value */
 #define DK_P(i) (1 + (i)) /* parameter i */
 #define DK_FIRST 5 /* 1 + 4 (a kernel has at most four parameters): the first instruction's register */
-#define DK_MAXREG 48
+#define DK_MAXREG 64
 #define DK_NONE 0xff /* an output that is identically 0 */
 
 typedef enum {
@@ -41,6 +44,11 @@ typedef enum {
   /* libm's pow, sqrt, expm1, trunc, fmod: used by the scalar rules
      (scalar_rule.h); the JIT emits them per lane in vector code */
   DK_POW, DK_SQRT, DK_EXPM1, DK_TRUNC, DK_FMOD,
+  /* a C function of one or two doubles (DK_FN1 / DK_FN2 below, k its index):
+     libm's and mathfn.h's special functions, which the JIT calls as they are
+     (lane by lane in vector code), so both give the same bits */
+  DK_CALL1, DK_CALL2,
+  DK_FMA, /* fma(a, b, c), rounded once */
   DK_NOPS
 } DkOp;
 
@@ -88,6 +96,37 @@ typedef struct DkIns {
 #define DKC_EXPM1(a, b, c, k) expm1(a)
 #define DKC_TRUNC(a, b, c, k) trunc(a)
 #define DKC_FMOD(a, b, c, k) fmod(a, b)
+#define DKC_CALL1(a, b, c, k) dk_call1((int)(k), a)
+#define DKC_CALL2(a, b, c, k) dk_call2((int)(k), a, b)
+#define DKC_FMA(a, b, c, k) fma(a, b, c)
+
+/* The functions DK_CALL1 and DK_CALL2 call, by index (the instruction's k):
+   X(ENUM, c_function).  An instruction names one as I(dst, CALL1, x, 0, 0,
+   DKF_LGAMMA). */
+#define DK_FN1(X)                                                                                 \
+  X(SIN, sin) X(COS, cos) X(TAN, tan) X(ASIN, asin) X(ACOS, acos) X(ATAN, atan)                   \
+  X(SINH, sinh) X(COSH, cosh) X(TANH, tanh) X(ASINH, asinh) X(ACOSH, acosh) X(ATANH, atanh)       \
+  X(ERF, erf) X(ERFC, erfc) X(LGAMMA, m_lgamma) X(DIGAMMA, m_digamma) X(TRIGAMMA, m_trigamma)
+#define DK_FN2(X) X(LBETA, m_lbeta) X(LCHOOSE, m_lchoose) X(FMIN, fmin) X(FMAX, fmax)
+#define DK_FN_ENUM(e, f) DKF_##e,
+enum { DK_FN1(DK_FN_ENUM) DKF_N1 };
+enum { DK_FN2(DK_FN_ENUM) DKF_N2 };
+#undef DK_FN_ENUM
+#define DK_FN_CASE1(e, f) case DKF_##e: return f(a);
+#define DK_FN_CASE2(e, f) case DKF_##e: return f(a, b);
+/* with a constant k (every expansion of a list), the switch folds to one call */
+static inline double dk_call1(int k, double a) {
+  switch (k) { DK_FN1(DK_FN_CASE1) default: return NAN; }
+}
+static inline double dk_call2(int k, double a, double b) {
+  switch (k) { DK_FN2(DK_FN_CASE2) default: return NAN; }
+}
+#undef DK_FN_CASE1
+#undef DK_FN_CASE2
+/* their addresses and names, by index (the JIT calls them; ppl ir --llvm) */
+extern double (*const dk_fn1[DKF_N1])(double);
+extern double (*const dk_fn2[DKF_N2])(double, double);
+extern const char *const dk_fn1_name[DKF_N1], *const dk_fn2_name[DKF_N2];
 
 typedef struct DistKernel {
   const DkIns *ins;
@@ -127,5 +166,7 @@ bool dk_logs_param(const DistKernel *k, int i);
 bool dk_valid(const DistKernel *k);
 /* Registers an instruction reads (0..3), -1 for an unknown op. */
 int dk_nargs(int op);
+/* A call names a function there is (always true for other instructions). */
+bool dk_fn_ok(const DkIns *in);
 
 #endif
