@@ -35,7 +35,17 @@ typedef struct Plan {
   Site *sites;          /* per latent of pub */
   int cap;
   bool *written;        /* registers written anywhere in the model block */
+  /* instructions of top-level segments that do not depend on their choice
+     (continuous latents declared after it among them): moved before it */
+  const IrInstr **hoist;
+  int nhoist, caphoist;
 } Plan;
+
+static bool hoisted(const Plan *P, const IrInstr *in) {
+  for (int i = 0; i < P->nhoist; i++)
+    if (P->hoist[i] == in) return true;
+  return false;
+}
 
 /* ---- register facts -------------------------------------------------------- */
 
@@ -162,6 +172,15 @@ static const char *walk_segment(const Plan *P, const IrInstr *z, const IrBlock *
   const IrProgram *p = P->p;
   for (int i = from; i < b->n; i++) {
     const IrInstr *in = &b->ins[i];
+    if (hoisted(P, in)) { /* runs before the choice */
+      def[in->dst] = true;
+      continue;
+    }
+    if (in->op == IR_SAMPLE && !in->dist.fam->discrete && b == &p->model_b)
+      return gc_printf("the latent '%s' (line %d) lies in its segment and depends on '%s' (or on "
+                       "a value computed after it that cannot move before it): a continuous latent "
+                       "that depends on a discrete one is not enumerated", in->name, in->pos.line,
+                       z->name);
     if (in->op == IR_SAMPLE)
       return in->dist.fam->discrete
                  ? gc_printf("the discrete latent '%s' (line %d) lies in its segment (two discrete "
@@ -421,6 +440,44 @@ static int chain_carry(const Plan *P, const IrInstr *z, const IrBlock *b, int i,
   return carry;
 }
 
+static int count_writes(const IrBlock *b, int from, int r);
+
+/* A top-level choice's segment: the instructions that depend neither on the
+   choice nor on what a statement that stays in the segment writes, and have
+   no effect but their one register (constants, arithmetic, continuous
+   latents), are moved before the choice, so that a continuous latent declared
+   after a change point (`int s ~ ...; real e ~ ...;`) is not in its segment,
+   and what does not change with the choice's value is computed once. */
+static void plan_hoist(Plan *P, const IrInstr *z, const IrBlock *b, int from) {
+  int nr = P->p->main.nregs;
+  bool *t = gc_alloc_atomic((size_t)nr);
+  memset(t, 0, (size_t)nr);
+  t[z->dst] = true;
+  for (int i = from; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    bool pure = in->op == IR_CONST || in->op == IR_MOVE || in->op == IR_UNARY ||
+                in->op == IR_BINARY || in->op == IR_INDEX ||
+                (in->op == IR_BUILTIN && !in->builtin->uses_rng) ||
+                (in->op == IR_SAMPLE && !in->dist.fam->discrete);
+    pure = pure && in->dst >= 0 && !in->then_b.n && !in->else_b.n && !in->body.n &&
+           count_writes(&P->p->model_b, 0, in->dst) == 1;
+    bool reads = false;
+    for (int r = 0; r < nr && !reads; r++) reads = t[r] && reads_reg(in, r);
+    if (pure && !reads) {
+      if (P->nhoist == P->caphoist) {
+        int cap = 2 * P->caphoist + 16;
+        const IrInstr **h = gc_alloc(sizeof *h * (size_t)cap);
+        if (P->nhoist) memcpy(h, P->hoist, sizeof *h * (size_t)P->nhoist);
+        P->hoist = h, P->caphoist = cap;
+      }
+      P->hoist[P->nhoist++] = in;
+      continue;
+    }
+    IrBlock one = {1, (IrInstr *)in};
+    mark_writes(&one, 0, t);
+  }
+}
+
 /* A discrete SAMPLE at b[i]. */
 static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, bool top,
                         const IrBlock *outer, int outer_i) {
@@ -460,6 +517,7 @@ static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, boo
           why = gc_printf("a choice at line %d precedes it in its iteration", b->ins[k].pos.line);
     }
   } else if (!why) {
+    if (top && loop < 0) plan_hoist(P, in, seg, from);
     why = segment_ok(P, in, seg, from, -1);
   }
   if (!why && loop >= 0) why = leaks(P, seg, from, b, loop + 1, seg, from, in->name);
@@ -627,6 +685,7 @@ typedef struct Rw {
   const char **names;
   const Site *entered; /* the element form's segment being copied for its draw */
   bool marg;           /* --enum-marginals: the pr_ outputs */
+  bool hoisting;       /* copying a hoisted instruction (Plan.hoist) */
   int *hK, *hV;        /* per site: its support's size and log probabilities made
                           before its loop (hoist_before), -1 when not */
   int *pr;             /* per site: its pr_ output's register, -1 before it has one */
@@ -1338,6 +1397,7 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
   Type tr = ty_make(TY_REAL, 0);
   for (int i = from; i < b->n; i++) {
     const IrInstr *in = &b->ins[i];
+    if (!W->hoisting && hoisted(P, in)) continue; /* made before its segment's choice */
     const Site *s = mode != M_ACC ? site_at(P, b, i) : NULL;
     if (s && s == W->entered) s = NULL, W->entered = NULL;
     if (s) { /* the element form's loop body from its first read of z[n] */
@@ -1358,6 +1418,10 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
         if (W->marg && mode == M_DRAW) pr_decl(W, &c, s, in->sizes[0], support_size(W, &c, s));
         continue;
       }
+      W->hoisting = true;
+      for (int k = s->from; k < s->seg->n; k++)
+        if (hoisted(P, &s->seg->ins[k])) append(&c, copy_block(W, &(IrBlock){1, &s->seg->ins[k]}, 0, mode, -1));
+      W->hoisting = false;
       if (mode == M_DENSITY) emit_density(W, &c, s);
       else emit_draw(W, &c, s);
       break; /* the rest of the block was its segment */

@@ -26,9 +26,15 @@
  * summed by the forward algorithm, K x K a step, and drawn by forward
  * filtering, backward sampling.
  *
+ * A top-level choice's segment keeps only what depends on it: constants,
+ * arithmetic and continuous latents declared after it that do not depend on
+ * it are moved before it.  Loop-invariant log probabilities are made before
+ * their loop; log-sum-exps are scalar loops the JIT compiles natively.
+ *
  * Not yet enumerated (the reason says so): two discrete latents in one
  * segment, latents under an if, in a while loop, in nested loops or in a
- * user function, programs with continuous latents in loops. */
+ * user function, continuous latents that depend on a discrete one, programs
+ * with continuous latents in loops, truncated choices. */
 #ifndef PPL_ENUM_H
 #define PPL_ENUM_H
 

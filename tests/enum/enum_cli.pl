@@ -43,6 +43,7 @@ sub section {
 #     with the size of its factor, and nuts chosen
 my @natural = (
   ['changepoint', 'coal', 's', qr/\b112\b/],
+  ['changepoint_late', 'coal', 's', qr/\b112\b/],
   ['mix', 'mix3', 'z', qr/\b3\b/],
   ['mix', 'mix5', 'z', qr/\b5\b/],
   ['hmm_loop', 'hmm', 'z', qr/\b(3|9)\b/],
@@ -98,17 +99,18 @@ for my $c (['changepoint', 'coal', 's', 112], ['mix', 'mix4', 'z', 4], ['hmm_loo
   my @mh = columns_of_mh($prog, $data);
   my @scalars = grep { /^\Q$z\E(\.\d+)?$/ } @mh;
   my @args = ('run', "$src/$prog.ppl", '--data', "$src/$data.data.json", '--chains', '1',
-              '--warmup', '200', '--draws', '200', '--seed', '7');
-  # without --enum-marginals: the engine line, mh's columns, draws in the support
-  my ($st, $out, $err) = ppl(@args, '--output', "$tmp/nuts.csv");
+              '--seed', '7');
+  # without --enum-marginals: the engine line, mh's columns, draws in the
+  # support (what this run checks needs no long chain: 50 draws)
+  my ($st, $out, $err) = ppl(@args, '--warmup', '50', '--draws', '50', '--output', "$tmp/nuts.csv");
   ok($st == 0 && $out =~ /^engine: nuts .*summed out by enumeration/m, "run $prog: nuts, summed out")
     or do { print "# $err"; next };
   my ($names, $rows) = csv("$tmp/nuts.csv");
   my %col;
   @col{@$names} = (0 .. $#$names);
   my @missing = grep { !exists $col{$_} } @mh;
-  ok(!@missing && @$rows == 200 && !grep({ /^pr_/ } @$names),
-     "run $prog: mh's columns (" . scalar(@mh) . ") all present, no pr_ columns, 200 rows")
+  ok(!@missing && @$rows == 50 && !grep({ /^pr_/ } @$names),
+     "run $prog: mh's columns (" . scalar(@mh) . ") all present, no pr_ columns, 50 rows")
     or print "# missing: @missing\n";
   my $bad = 0;
   for my $r (@$rows) {
@@ -121,6 +123,7 @@ for my $c (['changepoint', 'coal', 's', 112], ['mix', 'mix4', 'z', 4], ['hmm_loo
     or print "# $bad draws outside the support\n";
   # --enum-marginals: one pr_ column per value, probabilities summing to 1 per
   # scalar and row, the drawn value of positive probability
+  push @args, '--warmup', '200', '--draws', '200';
   ($st, $out, $err) = ppl(@args, '--enum-marginals', '--output', "$tmp/marg.csv");
   ok($st == 0, "run $prog --enum-marginals") or do { print "# $err"; next };
   ($names, $rows) = csv("$tmp/marg.csv");

@@ -40,6 +40,7 @@ typedef struct {
 
 static const Pair pairs[] = {
     {"changepoint", "changepoint_hand", "coal", 0},
+    {"changepoint_late", "changepoint_hand", "coal", 0},
     {"mix", "mix_hand", "mix3", 0},
     {"mix", "mix_hand", "mix4", 0},
     {"mix", "mix_hand", "mix5", 0},

@@ -95,6 +95,18 @@ static const char *cp_twin =
     "    D[t] ~ poisson(t < zs[1] ? e : l);\n"
     "}\n";
 
+/* the change point with its rates declared after it (moved before it) */
+static const char *cpl_nat =
+    "data { int T; int D[T]; }\n"
+    "model {\n"
+    "  int s ~ discrete_uniform(1, T);\n"
+    "  real<lower=0> e ~ exponential(0.5);\n"
+    "  real r = 2 * e;\n"
+    "  real<lower=0> l ~ exponential(0.5);\n"
+    "  for (t in 1:T)\n"
+    "    D[t] ~ poisson(t < s ? r / 2 : l);\n"
+    "}\n";
+
 /* a category of probability zero, and a condition and a factor in the segment */
 static const char *zero_nat =
     "data { int N; real y[N]; simplex[3] w; }\n"
@@ -296,6 +308,8 @@ int main(void) {
       {"mix2 element form", mix2_nat, mix2_twin,
        "\"N\": 6, \"y\": [-2.5, 1.9, 2.2, -1.7, 0.3, 2.8]", 6, 2, 0},
       {"change point", cp_nat, cp_twin, "\"T\": 7, \"D\": [4, 5, 4, 1, 0, 2, 1]", 1, 7, 1},
+      {"change point, rates declared after it", cpl_nat, cp_twin,
+       "\"T\": 7, \"D\": [4, 5, 4, 1, 0, 2, 1]", 1, 7, 1},
       {"HMM chain", hmm_nat, hmm_twin,
        "\"T\": 5, \"K\": 3, \"y\": [-1.9, 0.3, 2.2, 2.5, -0.4], \"trans\": [[0.8, 0.1, 0.1], "
        "[0.2, 0.7, 0.1], [0.0, 0.3, 0.7]], \"init\": [0.5, 0.3, 0.2]", 5, 3, 1},
@@ -360,8 +374,21 @@ int main(void) {
              "  for (t in 1:T) y[t] ~ normal(t < s ? mu : -mu, 1);\n"
              "}\n",
              "{\"T\": 3, \"y\": [0.1, 0.2, 0.3]}",
-             "its segment, between it and the end of its block; declare 'mu' before 's'",
-             "a continuous latent after the discrete one: the reason says what to move");
+             "  s  enumerated, factor 3\n",
+             "a continuous latent declared after the discrete one, not depending on it: moved "
+             "before it, enumerated");
+  check_text(ctx,
+             "data { int T; real y[T]; }\n"
+             "model {\n"
+             "  int s ~ discrete_uniform(1, T);\n"
+             "  real mu ~ normal(s, 1);\n"
+             "  for (t in 1:T) y[t] ~ normal(t < s ? mu : -mu, 1);\n"
+             "}\n",
+             "{\"T\": 3, \"y\": [0.1, 0.2, 0.3]}",
+             "  s  not enumerated: enum.ppl:3:7: the latent 'mu' (line 4) lies in its segment and "
+             "depends on 's'",
+             "a continuous latent whose distribution depends on the discrete one: not enumerated, "
+             "and why");
   /* a latent with an infinite support beside a continuous one */
   const char *poisson_src = "data { int T; real y[T]; }\n"
                             "model {\n"

@@ -6,7 +6,7 @@
  * gradient (ld_eval_grad_jit, no fallback) must succeed at random points and
  * equal the interpreter's to 1e-12.  The shapes: a mixture (a latent per
  * datapoint, its log probabilities hoisted out of the loop), the element form,
- * a change point, chains with the state in a local and in an array element
+ * a change point (its rates declared before it and after it), chains with the state in a local and in an array element
  * (the emissions once per state), a chain whose emission reads the previous
  * state (K x K terms), a bernoulli chain (no vector form). */
 #include <stdio.h>
@@ -101,6 +101,15 @@ int main(void) {
          "  real<lower=0> e ~ exponential(0.5);\n"
          "  real<lower=0> l ~ exponential(0.5);\n"
          "  int s ~ discrete_uniform(1, N);\n"
+         "  for (t in 1:N) D[t] ~ poisson(t < s ? e : l);\n"
+         "}\n",
+         &td);
+  agrees("change point, rates declared after it",
+         "data { int N; int K; vector[N] y; int D[N]; }\n"
+         "model {\n"
+         "  int s ~ discrete_uniform(1, N);\n"
+         "  real<lower=0> e ~ exponential(0.5);\n"
+         "  real<lower=0> l ~ exponential(0.5);\n"
          "  for (t in 1:N) D[t] ~ poisson(t < s ? e : l);\n"
          "}\n",
          &td);
