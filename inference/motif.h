@@ -178,6 +178,8 @@ typedef struct MotifCProbe {
 /* The signature of a continuous block nothing depends on (in some trace):
  * normal->normal(mu) with no children. */
 const char *motif_cont_empty_sig(void);
+/* Whether sig is that continuous signature. */
+bool motif_cont_sig(const char *sig);
 /* The real latents' elements that may be continuous blocks (in trace order). */
 int motif_csites(const Trace *t, MotifSite **out);
 /* Probe (addr, elem) of cur: two replays (unchanged, and at x + delta). */
