@@ -572,8 +572,10 @@ ppl_status ppl_train(ppl_model *m, const ppl_run_options *o, const char *save_pa
  * prior, probed, by signature, and whether the library directory dir (NULL:
  * the default, $XDG_DATA_HOME/ppl/proposals or ~/.local/share/ppl/proposals)
  * has a trained proposal for each; lines for `ppl check`:
- *   motifs: 12 blocks
+ *   motifs: 14 blocks
  *     finite->normal(mu): 12 blocks (z[1] ...), trained proposal in DIR
+ *     normal->normal(mu): 2 blocks (mu[1] ...), trained proposal in DIR
+ * (a program without discrete latents: "motifs: 0 blocks", not run)
  * NULL on failure (ppl_errmsg): the program's errors, an unreadable proposal. */
 const char *ppl_model_motifs(ppl_model *m, const char *dir);
 /* That default library directory (NULL when neither variable is set). */

@@ -146,8 +146,10 @@ static bool cont_blocks(LmhState *s, const Trace *cur, int nc, const MotifSite *
     if (!motif_cprobe(s->in, s->model_seed, (uint64_t)s->chain, cur, cs[i].addr, cs[i].elem,
                       &s->rng, &cp[i], d))
       return false;
+  bool any_cont = false; /* empty blocks join the motif when the trace has it */
+  for (int i = 0; i < nc; i++) any_cont |= cp[i].sig && motif_cont_sig(cp[i].sig);
   for (int i = 0; i < nc; i++) {
-    const char *sig = cp[i].sig ? cp[i].sig : cp[i].empty ? motif_cont_empty_sig() : NULL;
+    const char *sig = cp[i].sig ? cp[i].sig : cp[i].empty && any_cont ? motif_cont_empty_sig() : NULL;
     if (!sig) continue;
     const char *err;
     LmhBlock *b = &ns->b[ns->n++];
@@ -232,12 +234,15 @@ static LmhStructure *structure_of(LmhState *s, const Trace *cur, Diag *d) {
     ns.gidx[h][ns.gsize[h]++] = which[i];
   }
   if (!cont_blocks(s, cur, nc, csites, &ns, d)) return NULL;
-  /* a choice is covered when all its elements have learned moves; the
-     decision stays with the address (the sweeps' site choice must be a fixed
+  /* a choice is covered when all its elements have learned discrete moves
+     (continuous ones keep mh's random walks beside the learned moves: an
+     untrained network then costs runs, never mixing); the decision stays
+     with the address (the sweeps' site choice must be a fixed
      function of addresses for the MH ratio to hold) */
   for (int i = 0, j; i < ns.n; i = j) {
     bool all = true;
-    for (j = i; j < ns.n && !strcmp(ns.b[j].addr, ns.b[i].addr); j++) all = all && ns.b[j].net;
+    for (j = i; j < ns.n && !strcmp(ns.b[j].addr, ns.b[i].addr); j++)
+      all = all && ns.b[j].net && !ns.b[j].cont;
     const TraceChoice *c = trace_find(cur, ns.b[i].addr);
     if (all && c && j - i == c->numel) cover(s, ns.b[i].addr);
   }

@@ -609,8 +609,10 @@ bool motif_detect(const Interp *in, uint64_t seed, MotifReport *out, Diag *d) {
   MotifCProbe *cp = gc_alloc(sizeof(MotifCProbe) * (size_t)(nc + 1));
   for (int i = 0; i < nc; i++)
     if (!motif_cprobe(in, model_seed, 0, t, sites[i].addr, sites[i].elem, &r, &cp[i], d)) return false;
+  bool any_cont = false; /* empty blocks join the motif when the trace has it */
+  for (int i = 0; i < nc; i++) any_cont |= cp[i].sig && motif_cont_sig(cp[i].sig);
   for (int i = 0; i < nc; i++) {
-    const char *sig = cp[i].sig ? cp[i].sig : cp[i].empty ? motif_cont_empty_sig() : NULL;
+    const char *sig = cp[i].sig ? cp[i].sig : cp[i].empty && any_cont ? motif_cont_empty_sig() : NULL;
     if (!sig) continue;
     const char *name = elem_name(trace_find(t, sites[i].addr), sites[i].elem);
     int k = 0;

@@ -12,18 +12,21 @@
  * its children (their other parents, the co-parents, enter through those
  * parameters).  The signature names the block's kind and its children's
  * families with the parameters the block moves, "finite->normal(mu)",
- * "finite->bernoulli(theta)"; K and the number of children are parameters of
- * the motif, not of its signature, so a network trained on K = 3 serves
- * K = 10.
+ * "finite->bernoulli(theta)", "finite->categorical(theta)+normal(mu)" (an
+ * HMM state); K and the number of children are parameters of the motif, not
+ * of its signature, so a network trained on K = 3 serves K = 10.
  *
  * The proposal scores each value k of the block,
- *   score_k = log prior(k) + sum over children j of E(f_jk),
+ *   score_k = log prior(k) + sum over children j of E_c(j)(f_jk),
  * with f_jk three features of child j under value k (normal:
  * r = (y - mu) / sigma, r^2 / 2, log sigma; bernoulli: y, log theta,
- * log(1 - theta)) and E a small MLP plus a linear term, and proposes
+ * log(1 - theta); categorical: log theta[y], log(1 - theta[y]), log C) and
+ * E_c a small MLP plus a linear term per kind of child c, and proposes
  * softmax(score): a permutation-equivariant per-value scorer.  It is trained
  * by maximum likelihood of the block given its blanket on simulations of the
  * motif with parameters drawn from a broad meta-training distribution.
+ * Continuous blocks ("normal->normal(mu)": a component mean with its points)
+ * are below, with their mixture density network (motif_cont.c).
  *
  * Everything is GC memory; no global state.
  */
@@ -175,6 +178,8 @@ typedef struct MotifCProbe {
 /* The signature of a continuous block nothing depends on (in some trace):
  * normal->normal(mu) with no children. */
 const char *motif_cont_empty_sig(void);
+/* Whether sig is that continuous signature. */
+bool motif_cont_sig(const char *sig);
 /* The real latents' elements that may be continuous blocks (in trace order). */
 int motif_csites(const Trace *t, MotifSite **out);
 /* Probe (addr, elem) of cur: two replays (unchanged, and at x + delta). */

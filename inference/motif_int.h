@@ -36,7 +36,6 @@ double motif_pv(const MotifEv *e, int q, int j);
 bool motif_same_event(const MotifEv *a, const MotifEv *b);
 
 /* The continuous half (motif_cont.c), for motif.c's network functions. */
-bool motif_cont_sig(const char *sig);
 bool motif_cont_net_new(MotifNet *n, const char *sig, Rng *r, const char **err);
 bool motif_cont_train(MotifNet *n, const MotifTrainOpts *o, const char **err);
 const char *motif_cont_layout(void);
