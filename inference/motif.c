@@ -812,22 +812,12 @@ bool motif_train(MotifNet *n, const MotifTrainOpts *o, const char **err) {
   double *A = malloc(sizeof(double) * maxrows * (size_t)B * (size_t)Kmax);
   double *lp = malloc(sizeof(double) * (size_t)B * (size_t)Kmax);
   int *z = malloc(sizeof(int) * (size_t)B);
-  double *grad = malloc(sizeof(double) * n->nparams), *adj = NULL;
-  size_t adjcap = 0;
   Rng r;
   rng_seed(&r, o->seed, 0x6c6d68);
-  OptimConfig oc;
-  optim_config_default(&oc, OPTIM_ADAM);
-  oc.lr = o->lr > 0 ? o->lr : 3e-3;
-  oc.clip_norm = 10;
-  oc.sched = OPTIM_SCHED_COSINE;
-  oc.horizon = o->steps;
-  oc.lr_min = oc.lr / 20;
-  Optim *opt = optim_new(&oc, n->nparams);
-  Tape *t = tape_new();
-  bool ok = F && rk && A && lp && z && grad && opt && t;
-  if (!ok) *err = "learn-proposals: out of memory";
-  double avg = NAN;
+  MotifFit fit;
+  bool ok = motif_fit_init(&fit, n, o, err);
+  if (ok && !(F && rk && A && lp && z)) ok = false, *err = "learn-proposals: out of memory";
+  Tape *t = fit.t;
   int np = (int)n->nparams;
   for (long step = 0; ok && step < o->steps; step++) {
     int rows = 0;
@@ -848,37 +838,61 @@ bool motif_train(MotifNet *n, const MotifTrainOpts *o, const char **err) {
     Tensor w = tensor_var(t, 1, &np, n->w);
     Tensor q = net_logq(n, t, w, rows, F, rk, B, Kmax, A, lp);
     AdNum ll = tensor_mean(t, tensor_pick(t, q, z));
-    if (tape_error(t)) {
-      *err = gc_printf("learn-proposals: %s", tape_error(t));
-      ok = false;
-      break;
-    }
-    size_t need = tape_size(t) + 1;
-    if (need > adjcap) {
-      free(adj);
-      adjcap = 2 * need;
-      adj = malloc(sizeof(double) * adjcap);
-      if (!adj) {
-        *err = "learn-proposals: out of memory";
-        ok = false;
-        break;
-      }
-    }
-    memset(adj, 0, sizeof(double) * need);
-    tape_backward(t, ll.n, adj);
-    bool finite = isfinite(ll.v);
-    for (size_t i = 0; i < n->nparams; i++) /* minimise -log q */
-      finite = finite && isfinite(grad[i] = -adj[w.node + (int32_t)i]);
-    if (finite) optim_step(opt, n->w, grad);
-    avg = isnan(avg) ? -ll.v : 0.98 * avg - 0.02 * ll.v;
-    n->steps = step + 1;
-    n->loss = avg;
-    if (o->progress && ((step + 1) % 100 == 0 || step + 1 == o->steps))
-      o->progress(o->progress_ctx, n->sig, step + 1, o->steps, avg);
+    ok = motif_fit_step(&fit, n, o, step, w.node, ll, err);
   }
-  free(F), free(rk), free(A), free(lp), free(z), free(grad), free(adj);
-  if (opt) optim_free(opt);
+  free(F), free(rk), free(A), free(lp), free(z);
+  motif_fit_free(&fit);
   return ok;
+}
+
+bool motif_fit_init(MotifFit *f, const MotifNet *n, const MotifTrainOpts *o, const char **err) {
+  OptimConfig oc;
+  optim_config_default(&oc, OPTIM_ADAM);
+  oc.lr = o->lr > 0 ? o->lr : 3e-3;
+  oc.clip_norm = 10;
+  oc.sched = OPTIM_SCHED_COSINE;
+  oc.horizon = o->steps;
+  oc.lr_min = oc.lr / 20;
+  *f = (MotifFit){.opt = optim_new(&oc, n->nparams), .t = tape_new(),
+                  .grad = malloc(sizeof(double) * n->nparams), .avg = NAN};
+  if (f->opt && f->t && f->grad) return true;
+  *err = "learn-proposals: out of memory";
+  return false;
+}
+
+bool motif_fit_step(MotifFit *f, MotifNet *n, const MotifTrainOpts *o, long step, int32_t w_node,
+                    AdNum ll, const char **err) {
+  if (tape_error(f->t)) {
+    *err = gc_printf("learn-proposals: %s", tape_error(f->t));
+    return false;
+  }
+  size_t need = tape_size(f->t) + 1;
+  if (need > f->adjcap) {
+    free(f->adj);
+    f->adjcap = 2 * need;
+    f->adj = malloc(sizeof(double) * f->adjcap);
+    if (!f->adj) {
+      *err = "learn-proposals: out of memory";
+      return false;
+    }
+  }
+  memset(f->adj, 0, sizeof(double) * need);
+  tape_backward(f->t, ll.n, f->adj);
+  bool finite = isfinite(ll.v);
+  for (size_t i = 0; i < n->nparams; i++) /* minimise -log q */
+    finite = finite && isfinite(f->grad[i] = -f->adj[w_node + (int32_t)i]);
+  if (finite) optim_step(f->opt, n->w, f->grad);
+  f->avg = isnan(f->avg) ? -ll.v : 0.98 * f->avg - 0.02 * ll.v;
+  n->steps = step + 1;
+  n->loss = f->avg;
+  if (o->progress && ((step + 1) % 100 == 0 || step + 1 == o->steps))
+    o->progress(o->progress_ctx, n->sig, step + 1, o->steps, f->avg);
+  return true;
+}
+
+void motif_fit_free(MotifFit *f) {
+  free(f->grad), free(f->adj);
+  if (f->opt) optim_free(f->opt);
 }
 
 /* ---- files ---- */

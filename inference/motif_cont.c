@@ -346,7 +346,6 @@ bool motif_cont_train(MotifNet *n, const MotifTrainOpts *o, const char **err) {
   double *F = malloc(sizeof(double) * maxrows * CONT_PHI_IN), *A = malloc(sizeof(double) * maxrows * (size_t)B);
   double *H = malloc(sizeof(double) * (size_t)B * CONT_HAND), *Z = malloc(sizeof(double) * (size_t)B * (size_t)M);
   double *tt = malloc(sizeof(double) * CONT_MAXCHILD), *rr = malloc(sizeof(double) * CONT_MAXCHILD);
-  double *grad = malloc(sizeof(double) * n->nparams), *adj = NULL;
   double *E1 = malloc(sizeof(double) * CONT_PHI_OUT * (size_t)in), *E2 = malloc(sizeof(double) * CONT_HAND * (size_t)in);
   int *zero = calloc((size_t)B, sizeof(int)), *nb = malloc(sizeof(int) * (size_t)B);
   /* the outputs' three parts as products with selection matrices: logits,
@@ -357,21 +356,13 @@ bool motif_cont_train(MotifNet *n, const MotifTrainOpts *o, const char **err) {
     Spi[c * M + c] = 1, Sa[(M + c) * M + c] = 1, Sb[(2 * M + c) * M + c] = -1;
     half[c] = -0.5;
   }
-  size_t adjcap = 0;
   Rng r;
   rng_seed(&r, o->seed, 0x6c6d6863);
-  OptimConfig oc;
-  optim_config_default(&oc, OPTIM_ADAM);
-  oc.lr = o->lr > 0 ? o->lr : 3e-3;
-  oc.clip_norm = 10;
-  oc.sched = OPTIM_SCHED_COSINE;
-  oc.horizon = o->steps;
-  oc.lr_min = oc.lr / 20;
-  Optim *opt = optim_new(&oc, n->nparams);
-  Tape *t = tape_new();
-  bool ok = F && A && H && Z && tt && rr && grad && E1 && E2 && zero && nb && opt && t;
-  if (!ok) *err = "learn-proposals: out of memory";
-  double avg = NAN;
+  MotifFit fit;
+  bool ok = motif_fit_init(&fit, n, o, err);
+  if (ok && !(F && A && H && Z && tt && rr && E1 && E2 && zero && nb))
+    ok = false, *err = "learn-proposals: out of memory";
+  Tape *t = fit.t;
   int np = (int)n->nparams;
   for (long step = 0; ok && step < o->steps; step++) {
     int R = 0;
@@ -399,37 +390,11 @@ bool motif_cont_train(MotifNet *n, const MotifTrainOpts *o, const char **err) {
     /* log sum_c exp(y_c) = y_0 - log_softmax(y)_0 */
     Tensor lse = tensor_sub(t, tensor_pick(t, y, zero), tensor_pick(t, tensor_log_softmax(t, y), zero));
     AdNum ll = tensor_mean(t, lse);
-    if (tape_error(t)) {
-      *err = gc_printf("learn-proposals: %s", tape_error(t));
-      ok = false;
-      break;
-    }
-    size_t need = tape_size(t) + 1;
-    if (need > adjcap) {
-      free(adj);
-      adjcap = 2 * need;
-      adj = malloc(sizeof(double) * adjcap);
-      if (!adj) {
-        *err = "learn-proposals: out of memory";
-        ok = false;
-        break;
-      }
-    }
-    memset(adj, 0, sizeof(double) * need);
-    tape_backward(t, ll.n, adj);
-    bool finite = isfinite(ll.v);
-    for (size_t i = 0; i < n->nparams; i++) /* minimise -log q */
-      finite = finite && isfinite(grad[i] = -adj[w.node + (int32_t)i]);
-    if (finite) optim_step(opt, n->w, grad);
-    /* the loss in the standardised scale, less the constant 0.5 log 2 pi */
-    avg = isnan(avg) ? -ll.v : 0.98 * avg - 0.02 * ll.v;
-    n->steps = step + 1;
-    n->loss = avg;
-    if (o->progress && ((step + 1) % 100 == 0 || step + 1 == o->steps))
-      o->progress(o->progress_ctx, n->sig, step + 1, o->steps, avg);
+    /* the loss is in the standardised scale, less the constant 0.5 log 2 pi */
+    ok = motif_fit_step(&fit, n, o, step, w.node, ll, err);
   }
-  free(F), free(A), free(H), free(Z), free(tt), free(rr), free(grad), free(adj), free(E1), free(E2);
+  free(F), free(A), free(H), free(Z), free(tt), free(rr), free(E1), free(E2);
   free(zero), free(nb);
-  if (opt) optim_free(opt);
+  motif_fit_free(&fit);
   return ok;
 }

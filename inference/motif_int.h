@@ -7,6 +7,7 @@
 #define PPL_MOTIF_INT_H
 
 #include "motif.h"
+#include "../stdlib/optim.h"
 
 /* One event of a run: a sample, observe or factor, with its distribution's
  * parameters and its value flattened. */
@@ -34,6 +35,24 @@ Trace *motif_run_events(const Interp *in, uint64_t model_seed, uint64_t stream, 
 double motif_pv(const MotifEv *e, int q, int j);
 /* The same kind of event, family, address and shapes. */
 bool motif_same_event(const MotifEv *a, const MotifEv *b);
+
+/* One network's training state, shared by both halves (motif.c): Adam as
+ * learn-proposals documents it, the tape, the gradient and its buffers. */
+typedef struct MotifFit {
+  Optim *opt;
+  Tape *t;
+  double *grad, *adj;
+  size_t adjcap;
+  double avg; /* the smoothed loss (-log q), NaN before the first step */
+} MotifFit;
+/* false: out of memory (*err set); free it with motif_fit_free either way. */
+bool motif_fit_init(MotifFit *f, const MotifNet *n, const MotifTrainOpts *o, const char **err);
+/* One step maximising ll, the batch's mean log q on f->t, whose weights are
+ * the tape's variables from node w_node on; reports progress every 100 steps.
+ * false with *err on a tape error or out of memory. */
+bool motif_fit_step(MotifFit *f, MotifNet *n, const MotifTrainOpts *o, long step, int32_t w_node,
+                    AdNum ll, const char **err);
+void motif_fit_free(MotifFit *f);
 
 /* The continuous half (motif_cont.c), for motif.c's network functions. */
 bool motif_cont_net_new(MotifNet *n, const char *sig, Rng *r, const char **err);
