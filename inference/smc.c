@@ -548,21 +548,10 @@ static bool smc_run_pool(SmcState *s, Diag *d) {
     /* the events of a run are known once one run has finished */
     engine_progress(&s->o, s->chain, events, s->ev.nruns ? s->events_max + 1 : 0, "event");
     if (base && !smc_temper(s, base, &logz, &stages, d)) return false;
-    double lz = resample_normalise(N, s->lw, s->w);
-    if (!(lz > -INFINITY)) {
-      diag_error(d, DIAG_RUNTIME, (SrcPos){0},
-                 "smc: every particle has zero weight after event %ld%s%s", events,
-                 s->first_err[0] ? "; first error: " : "", s->first_err);
-      return false;
-    }
-    if (alive == 0) {
-      logz += lz;
-      break;
-    }
-    double ess = resample_ess(N, s->w);
-    if (ess < s->ess_min || s->ess_min < 0) s->ess_min = ess;
-    if (ess < s->ess_threshold * N) {
-      logz += lz;
+    int w = smc_weigh(s, events, alive, &logz, d);
+    if (w == SMC_FAILED) return false;
+    if (w == SMC_FINISHED) break;
+    if (w == SMC_RESAMPLE) {
       if (!smc_resample_move(s, 1, d)) return false;
       stages++;
     }
@@ -573,8 +562,32 @@ static bool smc_run_pool(SmcState *s, Diag *d) {
   int *eve = gc_alloc_atomic(sizeof(int) * (size_t)N);
   for (int j = 0; j < N; j++) eve[j] = s->p[j].eve;
   evidence_add(&s->ev, logz, N, s->w, eve, stages - 1);
-  int k = smc_distinct(s);
-  if (s->distinct_min < 0 || k < s->distinct_min) s->distinct_min = k;
+  smc_finish(s, smc_distinct(s));
+  return true;
+}
+
+int smc_weigh(SmcState *s, long events, int alive, double *logz, Diag *d) {
+  int N = s->N;
+  double lz = resample_normalise(N, s->lw, s->w);
+  if (!(lz > -INFINITY)) {
+    diag_error(d, DIAG_RUNTIME, (SrcPos){0}, "smc: every particle has zero weight after event %ld%s%s",
+               events, s->first_err[0] ? "; first error: " : "", s->first_err);
+    return SMC_FAILED;
+  }
+  if (alive == 0) {
+    *logz += lz;
+    return SMC_FINISHED;
+  }
+  double ess = resample_ess(N, s->w);
+  if (ess < s->ess_min || s->ess_min < 0) s->ess_min = ess;
+  if (ess >= s->ess_threshold * N) return SMC_GO_ON;
+  *logz += lz;
+  return SMC_RESAMPLE;
+}
+
+void smc_finish(SmcState *s, int distinct) {
+  int N = s->N;
+  if (s->distinct_min < 0 || distinct < s->distinct_min) s->distinct_min = distinct;
   /* hand out the particles in a random order */
   for (int i = 0; i < N; i++) s->perm[i] = i;
   for (int i = N - 1; i > 0; i--) {
@@ -590,7 +603,6 @@ static bool smc_run_pool(SmcState *s, Diag *d) {
   for (int j = 1; j < N; j++)
     if (s->w[j] > s->w[s->heavy]) s->heavy = j;
   s->next = 0;
-  return true;
 }
 
 /* The worker threads live for one run (the driver may never call free). */

@@ -103,21 +103,10 @@ bool smcc_run_pool(SmcState *s, Diag *d) {
     if (!smcc_round(s, &alive, d)) return false;
     events++;
     engine_progress(&s->o, s->chain, events, s->ev.nruns ? s->events_max + 1 : 0, "event");
-    double lz = resample_normalise(N, s->lw, s->w);
-    if (!(lz > -INFINITY)) {
-      diag_error(d, DIAG_RUNTIME, (SrcPos){0},
-                 "smc: every particle has zero weight after event %ld%s%s", events,
-                 s->first_err[0] ? "; first error: " : "", s->first_err);
-      return false;
-    }
-    if (alive == 0) {
-      logz += lz;
-      break;
-    }
-    double ess = resample_ess(N, s->w);
-    if (ess < s->ess_min || s->ess_min < 0) s->ess_min = ess;
-    if (ess < s->ess_threshold * N) {
-      logz += lz;
+    int w = smc_weigh(s, events, alive, &logz, d);
+    if (w == SMC_FAILED) return false;
+    if (w == SMC_FINISHED) break;
+    if (w == SMC_RESAMPLE) {
       smcc_resample(s);
       stages++;
     }
@@ -125,18 +114,7 @@ bool smcc_run_pool(SmcState *s, Diag *d) {
   if (events - 1 > s->events_max) s->events_max = events - 1; /* the last round only finished */
   s->run_logz = logz;
   evidence_add(&s->ev, logz, N, s->w, s->eve, stages - 1);
-  int k = smcc_distinct(s);
-  if (s->distinct_min < 0 || k < s->distinct_min) s->distinct_min = k;
-  for (int i = 0; i < N; i++) s->perm[i] = i;
-  for (int i = N - 1; i > 0; i--) {
-    int j = (int)rng_int(&s->rng, 0, i), t = s->perm[i];
-    s->perm[i] = s->perm[j];
-    s->perm[j] = t;
-  }
-  s->heavy = 0;
-  for (int j = 1; j < N; j++)
-    if (s->w[j] > s->w[s->heavy]) s->heavy = j;
-  s->next = 0;
+  smc_finish(s, smcc_distinct(s));
   return true;
 }
 

@@ -95,6 +95,14 @@ typedef struct SmcState {
  * for particles when the run qualifies (s->pcr set) and otherwise keeps the
  * reason (s->pc_why); smcc_run_pool is smc_run_pool's twin for them and
  * smcc_draw a draw of final particle i. */
+/* smc.c, for both kinds of particles: after a round, the weights normalised,
+ * the ESS and the evidence updated, and what comes next. */
+enum { SMC_FAILED, SMC_GO_ON, SMC_RESAMPLE, SMC_FINISHED };
+int smc_weigh(SmcState *s, long events, int alive, double *logz, Diag *d);
+/* The end of a run: the fewest distinct particles, the order the draws are
+ * handed out in, the heaviest particle (a killed one's stand-in). */
+void smc_finish(SmcState *s, int distinct);
+
 void smcc_setup(SmcState *s);
 bool smcc_run_pool(SmcState *s, Diag *d);
 void smcc_draw(SmcState *s, int i, Draw *out);
