@@ -1158,6 +1158,21 @@ static int dep_get(const IrAnalysis *a, int node, int *const *lists, const int *
   return counts[node];
 }
 
+bool ir_instr_reads_here(const IrInstr *in, int r) {
+  for (int k = 0; k < in->nargs; k++)
+    if (in->args[k] == r) return true;
+  for (int k = 0; k < in->dist.nparams; k++)
+    if (in->dist.params[k] == r) return true;
+  for (int k = 0; k < in->nsizes; k++)
+    if (in->sizes[k] == r) return true;
+  for (int k = 0; k < in->nidx; k++)
+    if (in->idx[k].lo == r || in->idx[k].hi == r) return true;
+  if (in->con.lower == r || in->con.upper == r) return true;
+  if (in->op == IR_STORE && in->dst == r) return true;
+  if (in->op == IR_OBSERVE && in->var == r) return true;
+  return in->op == IR_WHILE && in->cond == r;
+}
+
 int ir_dep_parents(const IrAnalysis *a, int node, const int **out) {
   return dep_get(a, node, a ? a->dep_par : NULL, a ? a->dep_npar : NULL, out);
 }

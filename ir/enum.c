@@ -59,19 +59,8 @@ static bool block_reads(const IrBlock *b, int from, int to, int r) {
 
 /* Does the instruction (or one nested in it) read register r? */
 static bool reads_reg(const IrInstr *in, int r) {
-  for (int k = 0; k < in->nargs; k++)
-    if (in->args[k] == r) return true;
-  for (int k = 0; k < in->dist.nparams; k++)
-    if (in->dist.params[k] == r) return true;
-  for (int k = 0; k < in->nsizes; k++)
-    if (in->sizes[k] == r) return true;
-  for (int k = 0; k < in->nidx; k++)
-    if (in->idx[k].lo == r || in->idx[k].hi == r) return true;
-  if (in->con.lower == r || in->con.upper == r) return true;
-  if (in->op == IR_STORE && in->dst == r) return true; /* a partial write keeps the rest */
-  if (in->op == IR_OBSERVE && in->var == r) return true;
-  if (in->op == IR_WHILE && (in->cond == r || block_reads(&in->cond_b, 0, in->cond_b.n, r)))
-    return true;
+  if (ir_instr_reads_here(in, r)) return true;
+  if (in->op == IR_WHILE && block_reads(&in->cond_b, 0, in->cond_b.n, r)) return true;
   return block_reads(&in->then_b, 0, in->then_b.n, r) ||
          block_reads(&in->else_b, 0, in->else_b.n, r) || block_reads(&in->body, 0, in->body.n, r);
 }

@@ -259,6 +259,10 @@ char *ir_print(const IrProgram *p);
  * change to what the program computes does. */
 uint64_t ir_program_hash(const IrProgram *p);
 
+/* Does the instruction itself (not the blocks it holds) read register r?  A
+ * partial STORE reads its destination (it keeps the rest).  (ir/analysis.c) */
+bool ir_instr_reads_here(const IrInstr *in, int r);
+
 /* ---- structural analysis (ir/analysis.c), printed by `ppl check` ---- */
 
 typedef enum { LK_CONTINUOUS, LK_DISCRETE, LK_STRING } LatentKind;

@@ -40,25 +40,9 @@ static const char *sh_name(const Sh *S, int r) {
 
 static bool sh_block_reads(const IrBlock *b, int r);
 
-/* Does the instruction itself (not the blocks it holds) read register r? */
-static bool sh_reads_here(const IrInstr *in, int r) {
-  for (int k = 0; k < in->nargs; k++)
-    if (in->args[k] == r) return true;
-  for (int k = 0; k < in->dist.nparams; k++)
-    if (in->dist.params[k] == r) return true;
-  for (int k = 0; k < in->nsizes; k++)
-    if (in->sizes[k] == r) return true;
-  for (int k = 0; k < in->nidx; k++)
-    if (in->idx[k].lo == r || in->idx[k].hi == r) return true;
-  if (in->con.lower == r || in->con.upper == r) return true;
-  if (in->op == IR_STORE && in->dst == r) return true;
-  if (in->op == IR_OBSERVE && in->var == r) return true;
-  return in->op == IR_WHILE && in->cond == r;
-}
-
 /* Does the instruction (or one nested in it) read register r? */
 static bool sh_reads(const IrInstr *in, int r) {
-  return sh_reads_here(in, r) || sh_block_reads(&in->cond_b, r) || sh_block_reads(&in->then_b, r) ||
+  return ir_instr_reads_here(in, r) || sh_block_reads(&in->cond_b, r) || sh_block_reads(&in->then_b, r) ||
          sh_block_reads(&in->else_b, r) || sh_block_reads(&in->body, r);
 }
 
@@ -106,14 +90,14 @@ static bool sh_body(Sh *S, const IrBlock *b, int n) {
       return sh_fail(S, in->pos, "a latent is drawn in the loop over the rows");
     if (in->op == IR_CALL && S->p->funcs[in->callee].stochastic)
       return sh_fail(S, in->pos, "the loop over the rows calls a function with random choices");
-    if (sh_reads_here(in, S->N))
+    if (ir_instr_reads_here(in, S->N))
       return sh_fail(S, in->pos, gc_printf("'%s' is read inside the loop over its rows",
                                            S->p->main.regnames[S->N]));
     bool at_row = in->nidx >= 1 && in->idx[0].kind == IX_SINGLE && in->idx[0].lo == n;
     bool row_index = (in->op == IR_INDEX && at_row && sh_row(S, in->args[0])) ||
                      (in->op == IR_OBSERVE && at_row && sh_row(S, in->var));
     for (int r = 0; r < S->p->main.nregs; r++) {
-      if (!(r == n || sh_row(S, r)) || !sh_reads_here(in, r)) continue;
+      if (!(r == n || sh_row(S, r)) || !ir_instr_reads_here(in, r)) continue;
       if (row_index) {
         /* x[n] and y[n] ~: n only as the first index, the rows only indexed */
         bool ok = true;
