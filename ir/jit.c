@@ -20,7 +20,7 @@
  * slicing) is a call into ir/jit_rt.c, whose forward call returns a record
  * that the reverse part hands back.
  */
-#include "jit_gen.h"
+#include "jit_module.h"
 
 #include <dlfcn.h>
 #include <math.h>
@@ -28,123 +28,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-
-
-
-const JitSite *jit_site(const Jit *j, int i) { return &j->sites[i]; }
-
-const JitLatents *jit_latents(const Jit *j) { return &j->lat; }
-const Interp *jit_interp(const Jit *j) { return j->in; }
-const JitData *jit_data0(const Jit *j) { return j->data0; }
-const char *jit_llvm_ir(const Jit *j) { return j->ir_text; }
-double jit_compile_ms(const Jit *j) { return j->ms; }
-
-/* What a runtime call site does, in the words of the program. */
-static const char *site_what(const IrInstr *ins) {
-  switch ((IrOpcode)ins->op) {
-  case IR_BUILTIN: return gc_printf("%s(...)", ins->builtin->name);
-  case IR_SAMPLE: return gc_printf("a latent of %s", ins->dist.fam->name);
-  case IR_OBSERVE: return gc_printf("~ %s", ins->dist.fam->name);
-  case IR_INDEX: return "indexing";
-  case IR_STORE: return "an element store";
-  case IR_BINARY: return gc_printf("the operator %s of containers", ir_op_name((IrOp)ins->sub));
-  case IR_UNARY: return gc_printf("the operator %s of a container", ir_op_name((IrOp)ins->sub));
-  case IR_ODE: return "ode_rk45 (the solver, with the right-hand side interpreted)";
-  case IR_DECL: return "a container declaration";
-  case IR_MOVE: return "a container copy";
-  case IR_CONST: return "a container constant";
-  case IR_ARRAY: return "an array expression";
-  case IR_ROWVEC: return "a vector expression";
-  default: return "an operation";
-  }
-}
-
-const char *jit_runtime_calls(const Jit *j, int *count) {
-  const char *file = j->prog && j->prog->file ? j->prog->file : "model";
-  char *out = gc_strdup("");
-  int n = j->nsites_ld;
-  for (int i = 0; i < n; i++) {
-    const IrInstr *ins = j->sites[i].ins;
-    out = gc_printf("%s%s:%d:%d: %s: runtime call (the interpreter's implementation, on a tape)\n",
-                    out, file, ins->pos.line, ins->pos.col, site_what(ins));
-  }
-  if (count) *count = n;
-  return gc_printf("%sbackend: %d runtime call site%s in the compiled log density\n", out, n,
-                   n == 1 ? "" : "s");
-}
-
-#if PPL_HAVE_LLVM
-static JitFn compile_draw(Jit *j);
-static double now_ms(void);
-#endif
-
-bool jit_has_draw(const Jit *j) {
-#if PPL_HAVE_LLVM
-  Jit *m = (Jit *)j; /* compiles on first use, under the lock */
-  pthread_mutex_lock(&m->mu);
-  if (!m->draw_tried) {
-    m->draw_tried = true;
-    double t0 = now_ms();
-    m->draw = compile_draw(m);
-    m->draw_ms = now_ms() - t0;
-  }
-  pthread_mutex_unlock(&m->mu);
-#endif
-  return j->draw != NULL;
-}
-const char *jit_draw_refusal(const Jit *j) { return j->draw_why; }
-double jit_draw_ms(const Jit *j) { return j->draw_ms; }
-
-Value *jit_draw(JitCtx *cx, const double *theta, uint64_t seed, uint64_t stream) {
-  const Jit *j = cx->jit;
-  if (!cx->draw_ready) {
-    if (!jit_has_draw(j)) return NULL;
-    cx->draw_ready = true;
-  }
-  const IrProgram *p = interp_program(j->in);
-  rng_seed(&cx->rng, seed, stream);
-  cx->outputs = gc_alloc(sizeof(Value) * (size_t)(p->noutputs ? p->noutputs : 1));
-  double lp;
-  if (j->draw(cx, theta, NULL, &lp) != 0) return NULL;
-  return cx->outputs;
-}
-
-bool jit_eval(JitCtx *cx, const double *theta, double *lp, double *grad) {
-  const Jit *j = cx->jit;
-  if (grad) memset(grad, 0, sizeof(double) * j->dim);
-  return j->fn(cx, theta, grad, lp) == 0;
-}
-
-#if !PPL_HAVE_LLVM
-
-Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_ir,
-                 const char **why) {
-  (void)in, (void)lat, (void)dim, (void)keep_ir;
-  *why = "ppl was built without LLVM";
-  return NULL;
-}
-void jit_free(Jit *j) { (void)j; }
-JitData *jit_data_bind(const Jit *j, const Value *data, const char **why) {
-  (void)j, (void)data;
-  *why = "ppl was built without LLVM";
-  return NULL;
-}
-JitKernel *jit_kernel_compile(const DistFamily *f, int width, const char **why) {
-  (void)f, (void)width;
-  *why = "ppl was built without LLVM";
-  return NULL;
-}
-JitKernelFn jit_kernel_fn(const JitKernel *k) { (void)k; return NULL; }
-JitRuleFn jit_rule_fn(const JitKernel *k) { (void)k; return NULL; }
-JitKernel *jit_rule_compile(const ScalarRule *r, const char **why) {
-  (void)r;
-  *why = "ppl was built without LLVM";
-  return NULL;
-}
-void jit_kernel_free(JitKernel *k) { (void)k; }
-
-#else
 
 /* ---- runtime call sites ---- */
 
@@ -1459,7 +1342,7 @@ static bool same_shape(Value a, Value b) {
   }
 }
 
-JitData *jit_data_bind(const Jit *j, const Value *data, const char **why) {
+static JitData *data_bind(const Jit *j, const Value *data, const char **why) {
   const IrFunc *f = &j->prog->main;
   int nr = f->nregs, norig = interp_program(j->in)->main.nregs;
   JitData *d = gc_alloc(sizeof(JitData));
@@ -1511,8 +1394,27 @@ JitData *jit_data_bind(const Jit *j, const Value *data, const char **why) {
   return d;
 }
 
-Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_ir,
-                 const char **why) {
+/* The draw function (the model and generated blocks forward), on its first
+   use: jit_has_draw calls it under the Jit's lock. */
+static JitFn compile_draw(Jit *j) {
+  double t0 = now_ms();
+  const char *why = NULL;
+  JitFn f = NULL;
+  if (j->gen_why) {
+    why = j->gen_why;
+  } else {
+    LLVMOrcThreadSafeModuleRef tsm = build_module(j, true, j->keep_ir, &why);
+    f = tsm ? load_module(j, tsm, "ppl_draw", &why) : NULL;
+  }
+  if (!f) j->draw_why = why ? why : "the generated block could not be compiled";
+  j->draw_ms = now_ms() - t0;
+  return f;
+}
+
+static void release(Jit *j);
+
+static Jit *compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_ir,
+                    const char **why) {
   double t0 = now_ms();
   pthread_once(&llvm_once, llvm_init);
   Jit *j = gc_alloc_root(sizeof(Jit));
@@ -1522,46 +1424,38 @@ Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_
   j->keep_ir = keep_ir;
   pthread_mutex_init(&j->mu, NULL);
   if (!jit_program(j, why)) {
-    jit_free(j);
+    release(j);
     return NULL;
   }
   jit_data_regs(j);
-  j->data0 = jit_data_bind(j, interp_data_regs(in), why);
+  j->data0 = data_bind(j, interp_data_regs(in), why);
   if (!j->data0) {
-    jit_free(j);
+    release(j);
     return NULL;
   }
   LLVMErrorRef e = make_lljit(j);
   if (e) {
     *why = gc_printf("LLVM: %s", take_error(e));
-    jit_free(j);
+    release(j);
     return NULL;
   }
   LLVMOrcThreadSafeModuleRef tsm = build_module(j, false, keep_ir, why);
   j->fn = tsm ? load_module(j, tsm, "ppl_ld", why) : NULL;
   if (!j->fn) {
-    jit_free(j);
+    release(j);
     return NULL;
   }
   j->ms = now_ms() - t0;
   j->nsites_ld = j->nsites;
-  if (keep_ir) jit_has_draw(j); /* all of the IR now */
+  if (keep_ir) { /* all of the IR now */
+    j->draw_tried = true;
+    j->draw = compile_draw(j);
+  }
   return j;
 }
 
-static JitFn compile_draw(Jit *j) {
-  const char *why = NULL;
-  if (j->gen_why) {
-    j->draw_why = j->gen_why;
-    return NULL;
-  }
-  LLVMOrcThreadSafeModuleRef tsm = build_module(j, true, j->keep_ir, &why);
-  JitFn f = tsm ? load_module(j, tsm, "ppl_draw", &why) : NULL;
-  if (!f) j->draw_why = why ? why : "the generated block could not be compiled";
-  return f;
-}
 
-void jit_free(Jit *j) {
+static void release(Jit *j) {
   if (!j) return;
   if (j->lljit) LLVMOrcDisposeLLJIT(j->lljit);
   pthread_mutex_destroy(&j->mu);
@@ -1633,7 +1527,7 @@ static void kernel_body(Gen *g, const void *ud, LLVMValueRef n, LLVMValueRef *ar
   jg_kernel_body(g, ud, n, arg);
 }
 
-JitKernel *jit_kernel_compile(const DistFamily *f, int width, const char **why) {
+static JitKernel *kernel_compile(const DistFamily *f, int width, const char **why) {
   pthread_once(&llvm_once, llvm_init);
   if (!f->kernel) {
     *why = gc_printf("%s has no kernel description", f->name);
@@ -1670,16 +1564,20 @@ static void rule_body(Gen *g, const void *ud, LLVMValueRef n, LLVMValueRef *arg)
   emit_loop(g, n, rule_point, &c);
 }
 
-JitKernel *jit_rule_compile(const ScalarRule *r, const char **why) {
+static JitKernel *rule_compile(const ScalarRule *r, const char **why) {
   pthread_once(&llvm_once, llvm_init);
   return compile_test_fn(0, 8, rule_body, r, why);
 }
 
-JitKernelFn jit_kernel_fn(const JitKernel *k) { return k->fn; }
-JitRuleFn jit_rule_fn(const JitKernel *k) { return (JitRuleFn)(uintptr_t)k->fn; }
+static void *kernel_fn(const JitKernel *k) { return (void *)(uintptr_t)k->fn; }
 
-void jit_kernel_free(JitKernel *k) {
+static void kernel_free(JitKernel *k) {
   if (k && k->lljit) LLVMOrcDisposeLLJIT(k->lljit);
 }
 
-#endif
+/* ---- the module's one exported symbol (ir/jit_module.h) ---- */
+
+__attribute__((visibility("default"))) const JitModule ppl_jit_module = {
+    PPL_VERSION_STRING, JIT_MODULE_SIZES, compile, compile_draw, release, data_bind,
+    kernel_compile, rule_compile, kernel_fn, kernel_free,
+};

@@ -1,0 +1,202 @@
+/* jit_host.c — the JIT's half in the library: running compiled code and
+ * reporting on it, and loading the LLVM half (ir/jit.c, ir/jit_native.c, built
+ * as libppl_jit.so: ir/jit_module.h) the first time something is compiled.
+ *
+ * The library does not link libLLVM, whose loading would cost every process
+ * tens of milliseconds; a run that compiles nothing never loads it.  The
+ * module is looked for, in order, where $PPL_JIT_MODULE says (only there, when
+ * set), beside the shared object holding this code (an installed libppl.so,
+ * or build/libppl.so), in the build tree it was built in, and in the install
+ * directory.  A module that is missing, fails to load or belongs to another
+ * build makes jit_compile fail with the reason, and callers interpret.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* dladdr */
+#endif
+#include "jit_module.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const JitSite *jit_site(const Jit *j, int i) { return &j->sites[i]; }
+
+const JitLatents *jit_latents(const Jit *j) { return &j->lat; }
+const Interp *jit_interp(const Jit *j) { return j->in; }
+const JitData *jit_data0(const Jit *j) { return j->data0; }
+const char *jit_llvm_ir(const Jit *j) { return j->ir_text; }
+double jit_compile_ms(const Jit *j) { return j->ms; }
+
+/* What a runtime call site does, in the words of the program. */
+static const char *site_what(const IrInstr *ins) {
+  switch ((IrOpcode)ins->op) {
+  case IR_BUILTIN: return gc_printf("%s(...)", ins->builtin->name);
+  case IR_SAMPLE: return gc_printf("a latent of %s", ins->dist.fam->name);
+  case IR_OBSERVE: return gc_printf("~ %s", ins->dist.fam->name);
+  case IR_INDEX: return "indexing";
+  case IR_STORE: return "an element store";
+  case IR_BINARY: return gc_printf("the operator %s of containers", ir_op_name((IrOp)ins->sub));
+  case IR_UNARY: return gc_printf("the operator %s of a container", ir_op_name((IrOp)ins->sub));
+  case IR_ODE: return "ode_rk45 (the solver, with the right-hand side interpreted)";
+  case IR_DECL: return "a container declaration";
+  case IR_MOVE: return "a container copy";
+  case IR_CONST: return "a container constant";
+  case IR_ARRAY: return "an array expression";
+  case IR_ROWVEC: return "a vector expression";
+  default: return "an operation";
+  }
+}
+
+const char *jit_runtime_calls(const Jit *j, int *count) {
+  const char *file = j->prog && j->prog->file ? j->prog->file : "model";
+  char *out = gc_strdup("");
+  int n = j->nsites_ld;
+  for (int i = 0; i < n; i++) {
+    const IrInstr *ins = j->sites[i].ins;
+    out = gc_printf("%s%s:%d:%d: %s: runtime call (the interpreter's implementation, on a tape)\n",
+                    out, file, ins->pos.line, ins->pos.col, site_what(ins));
+  }
+  if (count) *count = n;
+  return gc_printf("%sbackend: %d runtime call site%s in the compiled log density\n", out, n,
+                   n == 1 ? "" : "s");
+}
+
+bool jit_has_draw(const Jit *j) {
+  Jit *m = (Jit *)j; /* compiles on first use, under the lock */
+  pthread_mutex_lock(&m->mu);
+  if (!m->draw_tried) {
+    m->draw_tried = true;
+    m->draw = jit_module(NULL)->compile_draw(m); /* loaded: j was compiled */
+  }
+  pthread_mutex_unlock(&m->mu);
+  return j->draw != NULL;
+}
+const char *jit_draw_refusal(const Jit *j) { return j->draw_why; }
+double jit_draw_ms(const Jit *j) { return j->draw_ms; }
+
+Value *jit_draw(JitCtx *cx, const double *theta, uint64_t seed, uint64_t stream) {
+  const Jit *j = cx->jit;
+  if (!cx->draw_ready) {
+    if (!jit_has_draw(j)) return NULL;
+    cx->draw_ready = true;
+  }
+  const IrProgram *p = interp_program(j->in);
+  rng_seed(&cx->rng, seed, stream);
+  cx->outputs = gc_alloc(sizeof(Value) * (size_t)(p->noutputs ? p->noutputs : 1));
+  double lp;
+  if (j->draw(cx, theta, NULL, &lp) != 0) return NULL;
+  return cx->outputs;
+}
+
+bool jit_eval(JitCtx *cx, const double *theta, double *lp, double *grad) {
+  const Jit *j = cx->jit;
+  if (grad) memset(grad, 0, sizeof(double) * j->dim);
+  return j->fn(cx, theta, grad, lp) == 0;
+}
+
+/* ---- loading the module ---- */
+
+/* The process's one copy of the module: loaded once, never unloaded (code it
+   compiled may run until the process ends). */
+static pthread_once_t module_once = PTHREAD_ONCE_INIT;
+static const JitModule *module;
+static char module_why[1024];
+
+#if PPL_HAVE_LLVM
+/* Try one path: false when there is no file there (the search goes on); true
+   when there is, with module set or module_why saying why not. */
+static bool module_try(const char *path) {
+  if (access(path, F_OK) != 0) return false;
+  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (!h) {
+    snprintf(module_why, sizeof module_why, "cannot load the JIT module: %s", dlerror());
+    return true;
+  }
+  const JitModule *m = dlsym(h, PPL_JIT_MODULE_SYMBOL);
+  size_t sizes[3] = {JIT_MODULE_SIZES};
+  if (!m || strcmp(m->version, PPL_VERSION_STRING) != 0 || m->size_jit != sizes[0] ||
+      m->size_ctx != sizes[1] || m->size_site != sizes[2]) {
+    snprintf(module_why, sizeof module_why,
+             "cannot load the JIT module: %s is not of this build of ppl (%s)", path,
+             m ? m->version : "no " PPL_JIT_MODULE_SYMBOL);
+    dlclose(h);
+    return true;
+  }
+  module = m;
+  return true;
+}
+
+static void module_load(void) {
+  const char *env = getenv("PPL_JIT_MODULE");
+  if (env && *env) {
+    if (!module_try(env))
+      snprintf(module_why, sizeof module_why,
+               "cannot load the JIT module: %s (PPL_JIT_MODULE) does not exist", env);
+    return;
+  }
+  char here[4096] = "";
+  Dl_info info;
+  if (dladdr((void *)jit_module, &info) && info.dli_fname) {
+    const char *slash = strrchr(info.dli_fname, '/');
+    if (slash)
+      snprintf(here, sizeof here, "%.*s/%s", (int)(slash - info.dli_fname), info.dli_fname,
+               PPL_JIT_MODULE_FILE);
+  }
+  if ((*here && module_try(here)) || module_try(PPL_JIT_MODULE_BUILD) ||
+      module_try(PPL_JIT_MODULE_INSTALL))
+    return;
+  snprintf(module_why, sizeof module_why,
+           "cannot load the JIT module: " PPL_JIT_MODULE_FILE " is in none of %s%s" PPL_JIT_MODULE_BUILD
+           ", " PPL_JIT_MODULE_INSTALL " (set PPL_JIT_MODULE to its path)",
+           here, *here ? ", " : "");
+}
+#else
+static void module_load(void) { snprintf(module_why, sizeof module_why, "ppl was built without LLVM"); }
+#endif
+
+const JitModule *jit_module(const char **why) {
+  pthread_once(&module_once, module_load);
+  if (!module && why) *why = gc_strdup(module_why);
+  return module;
+}
+
+/* ---- the entry points that need LLVM: the module's ---- */
+
+Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_ir,
+                 const char **why) {
+  const JitModule *m = jit_module(why);
+  return m ? m->compile(in, lat, dim, keep_ir, why) : NULL;
+}
+
+void jit_free(Jit *j) {
+  if (j) jit_module(NULL)->free(j);
+}
+
+JitData *jit_data_bind(const Jit *j, const Value *data, const char **why) {
+  return jit_module(NULL)->data_bind(j, data, why);
+}
+
+JitKernel *jit_kernel_compile(const DistFamily *f, int width, const char **why) {
+  const JitModule *m = jit_module(why);
+  return m ? m->kernel_compile(f, width, why) : NULL;
+}
+
+JitKernel *jit_rule_compile(const ScalarRule *r, const char **why) {
+  const JitModule *m = jit_module(why);
+  return m ? m->rule_compile(r, why) : NULL;
+}
+
+JitKernelFn jit_kernel_fn(const JitKernel *k) {
+  return (JitKernelFn)(uintptr_t)jit_module(NULL)->kernel_fn(k);
+}
+
+JitRuleFn jit_rule_fn(const JitKernel *k) {
+  return (JitRuleFn)(uintptr_t)jit_module(NULL)->kernel_fn(k);
+}
+
+void jit_kernel_free(JitKernel *k) {
+  if (k) jit_module(NULL)->kernel_free(k);
+}
