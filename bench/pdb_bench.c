@@ -11,11 +11,12 @@
  *
  *   pdb_bench [--quick] [--no-stan] [--no-interp] [--only PREFIX] [SOURCE_ROOT [BUILD_DIR]]
  *
- * Full: 4 chains x (1000 + 1000), seed 1.  --quick: 2 chains x (300 + 300),
- * no NUTS run under the interpreter (its gradient rate is still measured), and
- * shorter gradient timings: a few minutes once rstan's models are compiled
- * (the first run compiles them, about a minute each, cached under
- * $PPL_BENCH_CACHE).  Each ppl run stops after PDB_TIMEOUT seconds.
+ * Stan runs just before ppl on each program (interleaved: both under the same
+ * load).  Full: 4 chains x (1000 + 1000), seed 1.  --quick: 2 chains x
+ * (300 + 300) and shorter gradient timings; --no-interp: no run under
+ * --no-jit (its gradient rate is still measured).  The first run compiles
+ * rstan's models (minutes each), cached under $PPL_BENCH_CACHE; with
+ * PPL_BENCH_CACHED_ONLY=1 those not compiled yet are left out.  Each ppl run stops after PDB_TIMEOUT seconds.
  * Not a test: the figures are in docs/performance.md. */
 #include <dirent.h>
 #include <fcntl.h>
@@ -67,7 +68,7 @@ int main(int argc, char **argv) {
   }
   const char *root = pos[0], *build = pos[1];
   int chains = quick ? 2 : 4, warmup = quick ? 300 : 1000, draws = quick ? 300 : 1000;
-  bool interp_nuts = interp && !quick;
+  bool interp_nuts = interp;
   double grad_secs = quick ? 0.3 : 1.0;
 
   char dir[1024];
@@ -89,23 +90,20 @@ int main(int argc, char **argv) {
 
   printf("pdb_bench: %d programs, %d chains x (%d + %d), one thread, seed 1; load average %.1f\n",
          n, chains, warmup, draws, np_loadavg());
-  char *stan_out = NULL;
-  if (stan) {
-    size_t cap = 256 + (size_t)n * 3 * 1100, len = 0;
-    char *specs = calloc(cap, 1);
-    for (int i = 0; i < n; i++)
-      len += (size_t)snprintf(specs + len, cap - len,
-                              " '%s=%s/bench/stan/%s.stan:%s/examples/posteriordb/%s.data.json'",
-                              names[i], root, names[i], root, names[i]);
-    stan_out = np_run_stan(root, 1, chains, warmup, draws, specs);
-    free(specs);
-  }
-  printf("\n%-40s %10s %10s %6s | %9s %9s %9s | %9s %9s\n", "program", "grad/s JIT",
-         "grad/s int", "x", "ESS/s JIT", "ESS/s int", "ESS/s Stan", "Stan lf/s", "JIT/Stan");
+  printf("\n%-40s %10s %10s %6s | %9s %9s %9s | %9s %9s %6s\n", "program", "grad/s JIT",
+         "grad/s int", "x", "ESS/s JIT", "ESS/s int", "ESS/s Stan", "Stan lf/s", "JIT/Stan", "JIT/int");
   for (int i = 0; i < n; i++) {
     char model[1024], data[1024];
     snprintf(model, sizeof model, "%s/examples/posteriordb/%s.ppl", root, names[i]);
     snprintf(data, sizeof data, "%s/examples/posteriordb/%s.data.json", root, names[i]);
+    /* Stan beside each program, run just before ppl's runs of it (interleaved,
+       so both see the same load) */
+    char *stan_out = NULL;
+    if (stan) {
+      char spec[3400];
+      snprintf(spec, sizeof spec, " '%s=%s/bench/stan/%s.stan:%s'", names[i], root, names[i], data);
+      stan_out = np_run_stan(root, 1, chains, warmup, draws, spec);
+    }
     double gj = np_grad_rate(model, data, false, grad_secs);
     double gi = interp ? np_grad_rate(model, data, true, grad_secs) : NAN;
     double ej = NAN, cj = NAN, ei = NAN, ci = NAN;
@@ -114,16 +112,19 @@ int main(int argc, char **argv) {
     NpStan s = np_stan(stan_out, names[i]);
     double rj = okj ? ej / cj : NAN, ri = oki ? ei / ci : NAN;
     double rs = s.ok ? s.ess / s.chain_cpu : NAN;
-    printf("%-40s %10.0f %10.0f %6.1f | %9.1f %9.1f %9.1f | %9.0f %9.2f\n", names[i], gj, gi,
-           gj / gi, rj, ri, rs, s.ok ? s.leapfrogs / s.chain_cpu : NAN, rj / rs);
+    printf("%-40s %10.0f %10.0f %6.1f | %9.1f %9.1f %9.1f | %9.0f %9.2f %6.2f  load %.1f\n",
+           names[i], gj, gi, gj / gi, rj, ri, rs, s.ok ? s.leapfrogs / s.chain_cpu : NAN, rj / rs,
+           rj / ri, np_loadavg());
+    free(stan_out);
     fflush(stdout);
   }
   printf("\ngrad/s: gradient evaluations per CPU-second through ppl.h (JIT; int: --no-jit), x: "
          "their ratio;\nESS/s: smallest bulk ESS over the outputs per CPU-second (ppl: the whole "
          "process; Stan: its chains);\nStan lf/s: leapfrog steps per chain CPU-second (its "
          "gradients per second, sampler included);\nJIT/Stan: the ESS/s ratio (target >= 1 for "
-         "every program). nan: not run (--quick skips NUTS under --no-jit) or failed.\n");
-  free(stan_out);
+         "every program); JIT/int: the JIT's ESS/s over --no-jit's (target >= 1).\nnan: not run "
+         "(--no-interp skips NUTS under --no-jit; Stan's model not compiled yet under\n"
+         "PPL_BENCH_CACHED_ONLY=1) or failed.  Stan runs just before ppl on each program.\n");
   for (int i = 0; i < n; i++) free(names[i]);
   return 0;
 }
