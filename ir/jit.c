@@ -1163,9 +1163,37 @@ static void jg_module_begin(Gen *g, LLVMOrcThreadSafeContextRef tsc, const char 
   declare_runtime(g);
 }
 
+/* M as machine code without the code generator's optimisations (fast
+   instruction selection and register allocation): the draw function runs
+   once per kept draw, where the default level's cost is not repaid (eight
+   schools: a third less to compile the draw, its runs as fast).  The same
+   IEEE operations either way, so the same numbers.  NULL with *why. */
+static LLVMMemoryBufferRef emit_object_fast(LLVMOrcLLJITRef lljit, LLVMModuleRef M,
+                                            const char **why) {
+  const char *triple = LLVMOrcLLJITGetTripleString(lljit);
+  LLVMTargetRef T;
+  char *err = NULL;
+  LLVMMemoryBufferRef buf = NULL;
+  if (LLVMGetTargetFromTriple(triple, &T, &err) == 0) {
+    char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
+    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(T, triple, cpu, feat, LLVMCodeGenLevelNone,
+                                                      LLVMRelocPIC, LLVMCodeModelSmall);
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, M, LLVMObjectFile, &err, &buf)) buf = NULL;
+    LLVMDisposeTargetMachine(tm);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(feat);
+  }
+  if (!buf) *why = gc_printf("LLVM: %s", err ? err : "no machine code");
+  if (err) LLVMDisposeMessage(err);
+  return buf;
+}
+
 /* One module in its own context: ppl_ld, or ppl_draw (draw), lowered from p,
-   verified and optimised for this machine; NULL with *why if not compiled. */
-static LLVMOrcThreadSafeModuleRef build_module(Jit *j, bool draw, bool keep_ir, const char **why) {
+   verified and optimised for this machine; NULL with *why if not compiled.
+   With obj, the module becomes machine code at once (emit_object_fast):
+   *obj, and NULL is returned. */
+static LLVMOrcThreadSafeModuleRef build_module(Jit *j, bool draw, bool keep_ir,
+                                               LLVMMemoryBufferRef *obj, const char **why) {
   const IrProgram *p = j->prog;
   LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
   Gen G;
@@ -1201,9 +1229,28 @@ static LLVMOrcThreadSafeModuleRef build_module(Jit *j, bool draw, bool keep_ir, 
     j->ir_text = j->ir_text ? gc_printf("%s\n%s", j->ir_text, text) : gc_strdup(text);
     LLVMDisposeMessage(text);
   }
+  if (obj) {
+    *obj = emit_object_fast(j->lljit, g->M, why);
+    LLVMDisposeModule(g->M);
+    LLVMOrcDisposeThreadSafeContext(tsc);
+    return NULL;
+  }
   LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(g->M, tsc);
   LLVMOrcDisposeThreadSafeContext(tsc);
   return tsm;
+}
+
+/* Add machine code to the JIT (which links it) and look its function up. */
+static JitFn load_object(Jit *j, LLVMMemoryBufferRef obj, const char *name, const char **why) {
+  LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(j->lljit);
+  LLVMErrorRef e = LLVMOrcLLJITAddObjectFile(j->lljit, jd, obj);
+  LLVMOrcExecutorAddress addr = 0;
+  if (!e) e = LLVMOrcLLJITLookup(j->lljit, &addr, name);
+  if (e) {
+    *why = gc_printf("LLVM: %s", take_error(e));
+    return NULL;
+  }
+  return (JitFn)(uintptr_t)addr;
 }
 
 /* Add a module to the JIT and look its function up (which compiles it). */
@@ -1403,8 +1450,9 @@ static JitFn compile_draw(Jit *j) {
   if (j->gen_why) {
     why = j->gen_why;
   } else {
-    LLVMOrcThreadSafeModuleRef tsm = build_module(j, true, j->keep_ir, &why);
-    f = tsm ? load_module(j, tsm, "ppl_draw", &why) : NULL;
+    LLVMMemoryBufferRef obj = NULL;
+    build_module(j, true, j->keep_ir, &obj, &why);
+    f = obj ? load_object(j, obj, "ppl_draw", &why) : NULL;
   }
   if (!f) j->draw_why = why ? why : "the generated block could not be compiled";
   j->draw_ms = now_ms() - t0;
@@ -1439,7 +1487,7 @@ static Jit *compile(const Interp *in, const JitLatents *lat, size_t dim, bool ke
     release(j);
     return NULL;
   }
-  LLVMOrcThreadSafeModuleRef tsm = build_module(j, false, keep_ir, why);
+  LLVMOrcThreadSafeModuleRef tsm = build_module(j, false, keep_ir, NULL, why);
   j->fn = tsm ? load_module(j, tsm, "ppl_ld", why) : NULL;
   if (!j->fn) {
     release(j);

@@ -110,7 +110,7 @@ static char module_why[1024];
    when there is, with module set or module_why saying why not. */
 static bool module_try(const char *path) {
   if (access(path, F_OK) != 0) return false;
-  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  void *h = dlopen(path, RTLD_LAZY | RTLD_LOCAL); /* libLLVM binds its calls as made */
   if (!h) {
     snprintf(module_why, sizeof module_why, "cannot load the JIT module: %s", dlerror());
     return true;
