@@ -110,11 +110,14 @@ static void velocity(const Hmc *h, const double *p, double *out) {
   }
 }
 
-static double hamiltonian(Hmc *h, const Point *z) {
-  velocity(h, z->p, h->tmp);
-  double H = -z->lp + 0.5 * dot(z->p, h->tmp, h->n);
+/* H at z, leaving the velocity M^-1 p in v. */
+static double hamiltonian_v(Hmc *h, const Point *z, double *v) {
+  velocity(h, z->p, v);
+  double H = -z->lp + 0.5 * dot(z->p, v, h->n);
   return isnan(H) ? INFINITY : H;
 }
+
+static double hamiltonian(Hmc *h, const Point *z) { return hamiltonian_v(h, z, h->tmp); }
 
 /* Lower Cholesky factor of the dense inverse metric; false if it is not
  * positive definite. */
@@ -159,9 +162,16 @@ static bool eval(Hmc *h, Point *z, Diag *d) {
 
 static bool leapfrog(Hmc *h, Point *z, double eps, Diag *d) {
   size_t n = h->n;
-  for (size_t i = 0; i < n; i++) z->p[i] += 0.5 * eps * z->g[i];
-  velocity(h, z->p, h->tmp);
-  for (size_t i = 0; i < n; i++) z->q[i] += eps * h->tmp[i];
+  if (h->metric == METRIC_DENSE) {
+    for (size_t i = 0; i < n; i++) z->p[i] += 0.5 * eps * z->g[i];
+    velocity(h, z->p, h->tmp);
+    for (size_t i = 0; i < n; i++) z->q[i] += eps * h->tmp[i];
+  } else { /* one pass, the same operations as velocity's */
+    for (size_t i = 0; i < n; i++) {
+      z->p[i] += 0.5 * eps * z->g[i];
+      z->q[i] += eps * (h->inv[i] * z->p[i]);
+    }
+  }
   if (!eval(h, z, d)) return false;
   for (size_t i = 0; i < n; i++) z->p[i] += 0.5 * eps * z->g[i];
   return true;
@@ -225,16 +235,17 @@ static bool build_tree(Hmc *h, int depth, Point *z_propose, double *ps_beg, doub
       return false;
     }
     ++*n_leapfrog;
-    double H = hamiltonian(h, &h->z); /* leaves the velocity M^-1 p in h->tmp */
+    double H = hamiltonian_v(h, &h->z, ps_beg); /* the velocity M^-1 p into ps_beg */
     if (H - H0 > NUTS_MAX_DELTA_H) h->divergent = true;
     *log_sum_weight = log_sum_exp2(*log_sum_weight, H0 - H);
     *sum_metro_prob += H0 - H > 0 ? 1 : exp(H0 - H);
     point_copy(z_propose, &h->z, n);
-    memcpy(ps_beg, h->tmp, sizeof(double) * n);
-    memcpy(ps_end, ps_beg, sizeof(double) * n);
-    for (size_t i = 0; i < n; i++) rho[i] += h->z.p[i];
-    memcpy(p_beg, h->z.p, sizeof(double) * n);
-    memcpy(p_end, h->z.p, sizeof(double) * n);
+    const double *p = h->z.p;
+    for (size_t i = 0; i < n; i++) {
+      ps_end[i] = ps_beg[i];
+      rho[i] += p[i];
+      p_beg[i] = p_end[i] = p[i];
+    }
     return !h->divergent;
   }
   Level *L = &h->lev[depth];
