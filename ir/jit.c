@@ -66,6 +66,14 @@ const char *jit_runtime_calls(const Jit *j, int *count) {
   int n = j->nsites_ld;
   for (int i = 0; i < n; i++) {
     const IrInstr *ins = j->sites[i].ins;
+    if (ins->op == IR_ODE) { /* the solver's C and, unless said, a compiled right-hand side */
+      const JitSite *s = &j->sites[i];
+      out = gc_printf("%s%s:%d:%d: ode_rk45: runtime call (the solver; %s)\n", out, file,
+                      ins->pos.line, ins->pos.col,
+                      s->ode ? "the right-hand side compiled"
+                             : gc_printf("the right-hand side interpreted: %s", s->ode_why));
+      continue;
+    }
     out = gc_printf("%s%s:%d:%d: %s: runtime call (the interpreter's implementation, on a tape)\n",
                     out, file, ins->pos.line, ins->pos.col, site_what(ins));
   }
@@ -828,8 +836,9 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
     LLVMBuildBr(g->B, g->errbb);
     LLVMPositionBuilderAtEnd(g->B, new_bb(g, "dead"));
     return;
-  case IR_ODE: /* the solver and its sensitivities run in the runtime */
+  case IR_ODE: /* the solver runs in the runtime, the right-hand side native */
     emit_site(g, l, ins, ins->args, ins->nargs, d, false);
+    jg_ode_site(g, ins);
     return;
   case IR_CALL: refuse(g, ins, "user function calls are not compiled"); return;
   case IR_PARAM: refuse(g, ins, "param is not compiled yet"); return;
@@ -1543,6 +1552,7 @@ Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_
     jit_free(j);
     return NULL;
   }
+  jg_ode_link(j);
   j->ms = now_ms() - t0;
   j->nsites_ld = j->nsites;
   if (keep_ir) jit_has_draw(j); /* all of the IR now */
@@ -1557,6 +1567,7 @@ static JitFn compile_draw(Jit *j) {
   }
   LLVMOrcThreadSafeModuleRef tsm = build_module(j, true, j->keep_ir, &why);
   JitFn f = tsm ? load_module(j, tsm, "ppl_draw", &why) : NULL;
+  if (f) jg_ode_link(j);
   if (!f) j->draw_why = why ? why : "the generated block could not be compiled";
   return f;
 }
