@@ -288,7 +288,7 @@ static void rule_ew(Og *o, const ScalarRule *sr, int dst, const int *args) {
   int n = sr->nargs, c = -1;
   for (int k = 0; k < n; k++)
     if (is_cont(o->kind[args[k]])) {
-      if (c >= 0) check(g, LLVMBuildICmp(g->B, LLVMIntEQ, clen(o, args[k]), clen(o, args[c]), ""));
+      if (c >= 0) check(g, LLVMBuildICmp(g->B, LLVMIntEQ, clen(o, args[k]), clen(o, c), ""));
       else c = args[k];
     }
   LLVMValueRef m = clen(o, c);
