@@ -114,27 +114,77 @@ static void std_(Gen *g, LLVMValueRef base, LLVMValueRef i, LLVMValueRef v) {
   LLVMBuildStore(g->B, v, gep(g, g->f64, base, i));
 }
 
-/* dst[k] = sum_j p[j] * src[j][k] over the lanes (src[j] NULL: no term) */
+/* The tangents' lane loops are these C functions, called from the code:
+   inline loops over a length known only at run time made the module's
+   optimisation several times slower than all the rest of a program, for
+   nothing measurable at run time (P is a handful). */
+static void lanes0(double *d, int64_t P) { memset(d, 0, sizeof(double) * (size_t)P); }
+static void lanes1(double *d, int64_t P, double a, const double *x) {
+  for (int64_t k = 0; k < P; k++) d[k] = a * x[k];
+}
+static void lanes2(double *d, int64_t P, double a, const double *x, double b, const double *y) {
+  for (int64_t k = 0; k < P; k++) d[k] = a * x[k] + b * y[k];
+}
+static void lanes3(double *d, int64_t P, double a, const double *x, double b, const double *y,
+                   double c, const double *z) {
+  for (int64_t k = 0; k < P; k++) d[k] = a * x[k] + b * y[k] + c * z[k];
+}
+static void lanes_copy_c(double *d, int64_t P, const double *x) {
+  memcpy(d, x, sizeof(double) * (size_t)P);
+}
+/* the unit vector along lane (none when lane < 0) */
+static void lanes_unit(double *d, int64_t P, int64_t lane) {
+  memset(d, 0, sizeof(double) * (size_t)P);
+  if (lane >= 0 && lane < P) d[lane] = 1;
+}
+/* an extra argument's element e: the unit vector along its parameter
+   column's lane n + col, or zero */
+static void lanes_extra(double *d, int64_t P, int64_t n, const int32_t *col, int64_t e) {
+  lanes_unit(d, P, col && col[e] >= 0 ? n + col[e] : -1);
+}
+/* component i's tangents into column i of jy (lanes < n) and jp (the rest) */
+static void lanes_jac(const double *t, int64_t P, int64_t n, int64_t i, double *jy, double *jp) {
+  for (int64_t k = 0; k < P; k++) {
+    if (k < n) jy[k * n + i] = t[k];
+    else jp[(k - n) * n + i] = t[k];
+  }
+}
+
+static LLVMValueRef fn_ptr(Gen *g, const void *f) {
+  return LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)f, 0), g->ptr);
+}
+
+/* a call of one of the functions above; types: 'p' pointer, 'i' i64, 'd' double */
+static void lane_call(Og *o, const void *f, const char *sig, LLVMValueRef *a) {
+  Gen *g = o->g;
+  LLVMTypeRef ps[8];
+  int n = (int)strlen(sig);
+  for (int i = 0; i < n; i++) ps[i] = sig[i] == 'p' ? g->ptr : sig[i] == 'i' ? g->i64 : g->f64;
+  LLVMTypeRef ft = LLVMFunctionType(g->vd, ps, (unsigned)n, 0);
+  call(g, ft, fn_ptr(g, f), a, n);
+}
+
+/* dst = sum_j p[j] * src[j] over the lanes (src[j] NULL: no term) */
 static void lanes_combine(Og *o, LLVMValueRef dst, int m, const LLVMValueRef *p,
                           const LLVMValueRef *src) {
-  Gen *g = o->g;
-  OLoop L;
-  LLVMValueRef k = loop_begin(g, ci(g, 0), o->P, &L);
-  LLVMValueRef acc = NULL;
-  for (int j = 0; j < m; j++) {
-    if (!src[j]) continue;
-    LLVMValueRef term = LLVMBuildFMul(g->B, p[j], ldd(g, src[j], k), "");
-    acc = acc ? LLVMBuildFAdd(g->B, acc, term, "") : term;
-  }
-  std_(g, dst, k, acc ? acc : cf(g, 0));
-  loop_end(g, &L);
+  LLVMValueRef a[8] = {dst, o->P};
+  int k = 2;
+  for (int j = 0; j < m; j++)
+    if (src[j]) {
+      a[k++] = p[j];
+      a[k++] = src[j];
+    }
+  static const char *sig[4] = {"pi", "pidp", "pidpdp", "pidpdpdp"};
+  static const void *fs[4] = {(const void *)lanes0, (const void *)lanes1, (const void *)lanes2,
+                              (const void *)lanes3};
+  lane_call(o, fs[(k - 2) / 2], sig[(k - 2) / 2], a);
 }
 
 static void lanes_zero(Og *o, LLVMValueRef dst) { lanes_combine(o, dst, 0, NULL, NULL); }
 
 static void lanes_copy(Og *o, LLVMValueRef dst, LLVMValueRef src) {
-  LLVMValueRef one = cf(o->g, 1);
-  lanes_combine(o, dst, 1, &one, &src);
+  LLVMValueRef a[3] = {dst, o->P, src};
+  lane_call(o, (const void *)lanes_copy_c, "pip", a);
 }
 
 /* ---- values ---- */
@@ -202,36 +252,13 @@ static void elem_tan(Og *o, LLVMValueRef dst, int r, LLVMValueRef e) {
   Gen *g = o->g;
   if (o->kind[r] == OK_LOCAL) {
     lanes_copy(o, dst, gep(g, g->f64, o->tan[r], LLVMBuildMul(g->B, e, o->P, "")));
-    return;
-  }
-  lanes_zero(o, dst);
-  LLVMValueRef lane; /* the unit vector's lane, or -1 */
-  if (o->kind[r] == OK_Y) {
-    lane = e;
+  } else if (o->kind[r] == OK_Y) {
+    LLVMValueRef a[3] = {dst, o->P, e};
+    lane_call(o, (const void *)lanes_unit, "pii", a);
   } else {
-    LLVMValueRef c = o->xc[r];
-    LLVMBasicBlockRef has = new_bb(g, "xcol"), join = new_bb(g, "xcolj"), from = LLVMGetInsertBlock(g->B);
-    LLVMBuildCondBr(g->B, LLVMBuildIsNotNull(g->B, c, ""), has, join);
-    LLVMPositionBuilderAtEnd(g->B, has);
-    LLVMValueRef col = LLVMBuildSExt(g->B, LLVMBuildLoad2(g->B, g->i32, gep(g, g->i32, c, e), ""), g->i64, "");
-    LLVMValueRef l1 = LLVMBuildSelect(g->B, LLVMBuildICmp(g->B, LLVMIntSGE, col, ci(g, 0), ""),
-                                      LLVMBuildAdd(g->B, o->n, col, ""), ci(g, -1), "");
-    LLVMBuildBr(g->B, join);
-    LLVMPositionBuilderAtEnd(g->B, join);
-    lane = LLVMBuildPhi(g->B, g->i64, "");
-    LLVMValueRef iv[2] = {ci(g, -1), l1};
-    LLVMBasicBlockRef ib[2] = {from, has};
-    LLVMAddIncoming(lane, iv, ib, 2);
+    LLVMValueRef a[5] = {dst, o->P, o->n, o->xc[r], e};
+    lane_call(o, (const void *)lanes_extra, "piipi", a);
   }
-  /* only with tangents (P > 0) and a lane */
-  LLVMValueRef ok = LLVMBuildAnd(g->B, LLVMBuildICmp(g->B, LLVMIntSGE, lane, ci(g, 0), ""),
-                                 LLVMBuildICmp(g->B, LLVMIntSLT, lane, o->P, ""), "");
-  LLVMBasicBlockRef set = new_bb(g, "unit"), done = new_bb(g, "unitj");
-  LLVMBuildCondBr(g->B, ok, set, done);
-  LLVMPositionBuilderAtEnd(g->B, set);
-  std_(g, dst, lane, cf(g, 1));
-  LLVMBuildBr(g->B, done);
-  LLVMPositionBuilderAtEnd(g->B, done);
 }
 
 /* index register ir as a 0-based index into container r, checked */
@@ -599,20 +626,9 @@ static void emit_ins(Og *o, const IrInstr *ins) {
     OLoop L;
     LLVMValueRef i = loop_begin(g, ci(g, 0), n, &L);
     std_(g, o->dy, i, elem(o, a, i));
-    LLVMBasicBlockRef tb = new_bb(g, "jac"), jb = new_bb(g, "jacj");
-    LLVMBuildCondBr(g->B, LLVMBuildICmp(g->B, LLVMIntSGT, o->P, ci(g, 0), ""), tb, jb);
-    LLVMPositionBuilderAtEnd(g->B, tb);
     elem_tan(o, o->s[0], a, i);
-    OLoop K;
-    LLVMValueRef k = loop_begin(g, ci(g, 0), n, &K); /* jy[k*n + i] */
-    std_(g, o->jy, LLVMBuildAdd(g->B, LLVMBuildMul(g->B, k, n, ""), i, ""), ldd(g, o->s[0], k));
-    loop_end(g, &K);
-    k = loop_begin(g, n, o->P, &K); /* jp[(k-n)*n + i] */
-    LLVMValueRef at = LLVMBuildAdd(g->B, LLVMBuildMul(g->B, LLVMBuildSub(g->B, k, n, ""), n, ""), i, "");
-    std_(g, o->jp, at, ldd(g, o->s[0], k));
-    loop_end(g, &K);
-    LLVMBuildBr(g->B, jb);
-    LLVMPositionBuilderAtEnd(g->B, jb);
+    LLVMValueRef av[6] = {o->s[0], o->P, n, i, o->jy, o->jp};
+    lane_call(o, (const void *)lanes_jac, "piiipp", av);
     loop_end(g, &L);
     LLVMBuildRet(g->B, LLVMConstInt(g->i32, 1, 0));
     LLVMPositionBuilderAtEnd(g->B, new_bb(g, "dead"));
