@@ -118,7 +118,9 @@ static void std_(Gen *g, LLVMValueRef base, LLVMValueRef i, LLVMValueRef v) {
    inline loops over a length known only at run time made the module's
    optimisation several times slower than all the rest of a program, for
    nothing measurable at run time (P is a handful). */
-static void lanes0(double *d, int64_t P) { memset(d, 0, sizeof(double) * (size_t)P); }
+static void lanes0(double *d, int64_t P) {
+  for (int64_t k = 0; k < P; k++) d[k] = 0;
+}
 static void lanes1(double *d, int64_t P, double a, const double *x) {
   for (int64_t k = 0; k < P; k++) d[k] = a * x[k];
 }
@@ -130,12 +132,11 @@ static void lanes3(double *d, int64_t P, double a, const double *x, double b, co
   for (int64_t k = 0; k < P; k++) d[k] = a * x[k] + b * y[k] + c * z[k];
 }
 static void lanes_copy_c(double *d, int64_t P, const double *x) {
-  memcpy(d, x, sizeof(double) * (size_t)P);
+  for (int64_t k = 0; k < P; k++) d[k] = x[k];
 }
 /* the unit vector along lane (none when lane < 0) */
 static void lanes_unit(double *d, int64_t P, int64_t lane) {
-  memset(d, 0, sizeof(double) * (size_t)P);
-  if (lane >= 0 && lane < P) d[lane] = 1;
+  for (int64_t k = 0; k < P; k++) d[k] = k == lane;
 }
 /* an extra argument's element e: the unit vector along its parameter
    column's lane n + col, or zero */
@@ -334,9 +335,11 @@ static void rule_ew(Og *o, const ScalarRule *sr, int dst, const int *args) {
 static void rule_scalar(Og *o, const ScalarRule *sr, int dst, const int *args) {
   LLVMValueRef x[3] = {NULL, NULL, NULL}, xt[3] = {NULL, NULL, NULL};
   for (int k = 0; k < sr->nargs; k++) operand(o, args[k], NULL, k, &x[k], &xt[k]);
-  /* the tangents go to a scratch slot first: dst may be an operand */
-  LLVMValueRef z = rule(o, sr, x, xt, o->s[2]);
-  lanes_copy(o, o->tan[dst], o->s[2]);
+  /* the tangents go to a scratch slot first where dst is an operand */
+  bool alias = false;
+  for (int k = 0; k < sr->nargs; k++) alias |= args[k] == dst;
+  LLVMValueRef z = rule(o, sr, x, xt, alias ? o->s[2] : o->tan[dst]);
+  if (alias) lanes_copy(o, o->tan[dst], o->s[2]);
   put_scalar(o, dst, z, OK_REAL);
 }
 
