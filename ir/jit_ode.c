@@ -694,6 +694,7 @@ static void int_consts(const IrBlock *b, int64_t *kint) {
 static bool ode_emit(Gen *outer, const IrInstr *ins, int site, InterpOdeNative **out,
                  const char **whynot) {
   const IrFunc *f = &outer->p->funcs[ins->callee];
+  const char *file = outer->p->file ? outer->p->file : "model";
   Gen G = *outer, *g = &G;
   Og O;
   memset(&O, 0, sizeof O);
@@ -711,14 +712,16 @@ static bool ode_emit(Gen *outer, const IrInstr *ins, int site, InterpOdeNative *
     o->xi[r] = r >= 2 && r < f->nparams ? r - 2 : -1;
     o->kind[r] = kind_of(f->regtypes[r]);
     if (o->kind[r] == OK_NONE) {
-      *whynot = gc_printf("a %s value is not compiled (in '%s')", ty_name(f->regtypes[r]), f->name);
+      *whynot = gc_printf("%s:%d:%d: a %s value is not compiled (in '%s')", file, f->pos.line,
+                          f->pos.col, ty_name(f->regtypes[r]), f->name);
       return false;
     }
     if (r == 0 && o->kind[r] != OK_REAL) o->kind[r] = OK_NONE;
     if (r == 1) o->kind[r] = f->regtypes[r].base == TY_VECTOR && f->regtypes[r].ndims == 0 ? OK_Y : OK_NONE;
     if (o->xi[r] >= 0 && o->kind[r] == OK_LOCAL) o->kind[r] = OK_X;
     if (o->kind[r] == OK_NONE || f->nparams < 2) {
-      *whynot = gc_printf("the signature of '%s' is not compiled", f->name);
+      *whynot = gc_printf("%s:%d:%d: the signature of '%s' is not compiled", file, f->pos.line,
+                          f->pos.col, f->name);
       return false;
     }
   }
@@ -804,8 +807,7 @@ static bool ode_emit(Gen *outer, const IrInstr *ins, int site, InterpOdeNative *
   if (o->why) {
     /* the half-made function goes: the module keeps only what is linked */
     LLVMDeleteFunction(g->fn);
-    *whynot = gc_printf("%s:%s is not compiled (in '%s')", outer->p->file ? outer->p->file : "model",
-                        o->why, f->name);
+    *whynot = gc_printf("%s:%s is not compiled (in '%s')", file, o->why, f->name);
     return false;
   }
   InterpOdeNative *nat = gc_alloc(sizeof(InterpOdeNative));
