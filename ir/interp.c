@@ -1034,7 +1034,12 @@ static HandlerResult exec_factor(InterpState *st, Frame *f, const IrInstr *ins, 
    runs on a private tape where y and those reals are fresh variables, and one
    backward sweep per component of f gives a row of J_y and J_p; the solver
    integrates the sensitivities dy/dp, which become the partials of the
-   result's nodes on the outer tape. */
+   result's nodes on the outer tape.
+
+   The JIT passes a right-hand side compiled to native code (ir/jit_ode.c),
+   which gives f and its Jacobians in one forward-mode pass from the same
+   scalar rules, so f is the same bit for bit and the solver takes the same
+   steps; no InterpState or private tape is made then. */
 
 #define ODE_MAX_NESTING 8
 
@@ -1052,6 +1057,14 @@ typedef struct OdeCall {
   double *adj;
   size_t adjcap;
   Diag *d;
+  /* a native right-hand side (else NULL): its operands, made once a solve */
+  const InterpOdeNative *nat;
+  const double **xv;
+  const int32_t **xcol;
+  int64_t *xlen;
+  int64_t P, C;
+  double *work;
+  bool nat_failed; /* it refused a point: solve again interpreted */
 } OdeCall;
 
 static RunStatus run(InterpState *st, Handler *h, DataSource *src, Diag *d);
@@ -1117,6 +1130,49 @@ static bool ode_rhs(void *ctx, double t, const double *y, double *dy, double *jy
     for (int k = 0; k < oc->njp; k++) jp[(size_t)k * (size_t)n + i] = oc->adj[1 + n + k];
   }
   return true;
+}
+
+/* The solver's callback with a native right-hand side. */
+static bool ode_rhs_native(void *ctx, double t, const double *y, double *dy, double *jy,
+                           double *jp, char *err, size_t errsz) {
+  OdeCall *oc = ctx;
+  if (oc->nat->fn(t, y, oc->xv, (const int32_t *const *)oc->xcol, oc->xlen, oc->n,
+                  jy ? oc->P : 0, oc->C, dy, jy, jp, oc->work))
+    return true;
+  oc->nat_failed = true;
+  snprintf(err, errsz, "the compiled right-hand side refused a point");
+  return false;
+}
+
+/* A native right-hand side's operands: the extras flattened, each element's
+   parameter column (ode_params gave the active ones nodes n+1+column on the
+   private tape's numbering), and its workspace. */
+static void ode_native_setup(OdeCall *oc, const OdeSystem *sys) {
+  int n = oc->n, nx = oc->nargs - 2;
+  size_t nn = (size_t)(nx ? nx : 1);
+  oc->xv = gc_alloc(sizeof(double *) * nn);
+  oc->xcol = gc_alloc(sizeof(int32_t *) * nn);
+  oc->xlen = gc_alloc_atomic(sizeof(int64_t) * nn);
+  for (int i = 0; i < nx; i++) {
+    bool fresh;
+    Value v = op_convert(oc->args[2 + i], oc->fn->regtypes[2 + i], &fresh);
+    size_t m = val_numel(v);
+    double *x = gc_alloc_atomic(sizeof(double) * (m ? m : 1));
+    val_flatten(v, x);
+    oc->xv[i] = x;
+    oc->xlen[i] = (int64_t)m;
+    oc->xcol[i] = NULL;
+    if (!builtin_has_nodes(v)) continue;
+    int32_t *c = gc_alloc_atomic(sizeof(int32_t) * (m ? m : 1));
+    val_flatten_nodes(v, c);
+    for (size_t e = 0; e < m; e++) c[e] = c[e] ? c[e] - (n + 1) : -1;
+    oc->xcol[i] = c;
+  }
+  oc->P = sys->nsens ? n + sys->njp : 0;
+  oc->C = n > oc->nat->kmax ? n : oc->nat->kmax;
+  size_t w = (size_t)oc->nat->nscalar * (size_t)oc->P +
+             (size_t)oc->nat->ncont * (size_t)oc->C * (size_t)(1 + oc->P);
+  oc->work = gc_alloc_atomic(sizeof(double) * (w ? w : 1));
 }
 
 /* Tape nodes of v's numeric scalars in val_flatten order (0 = constant). */
@@ -1185,13 +1241,15 @@ static int32_t *ode_params(OdeCall *oc, Value y0, OdeSystem *sys) {
   sys->njp = oc->njp;
   sys->s0 = s0;
   sys->pcol = pcol;
-  oc->tape = tape_new();
-  oc->sub->tape = oc->tape;
+  if (!oc->nat) { /* the native code takes the columns from the extras' nodes */
+    oc->tape = tape_new();
+    oc->sub->tape = oc->tape;
+  }
   return pnode;
 }
 
-bool interp_ode(const Interp *in, const IrInstr *ins, const Value *args, Tape *tape, int depth,
-                Value *result, Diag *d) {
+static bool ode_solve(const Interp *in, const IrInstr *ins, const Value *args, Tape *tape,
+                      int depth, const InterpOdeNative *nat, Value *result, Diag *d) {
   const char *name = ins->sub ? "ode_rk45_tol" : "ode_rk45";
   char err[ERRSZ];
   Value y0 = args[0], tsv = args[2];
@@ -1224,14 +1282,18 @@ bool interp_ode(const Interp *in, const IrInstr *ins, const Value *args, Tape *t
   oc.stub.nregs = 1;
   oc.ret = oc.fn->ret;
   oc.stub.regtypes = &oc.ret;
-  oc.sub = state_new(in, 0, 0);
-  oc.sub->ode_depth = depth + 1;
+  oc.nat = nat;
+  if (!nat) {
+    oc.sub = state_new(in, 0, 0);
+    oc.sub->ode_depth = depth + 1;
+  }
   oc.nargs = 2 + nextra;
   oc.args = gc_alloc(sizeof(Value) * (size_t)oc.nargs);
   for (int i = 0; i < nextra; i++) oc.args[2 + i] = args[6 + i];
 
-  OdeSystem sys = {.n = n, .rhs = ode_rhs, .ctx = &oc};
+  OdeSystem sys = {.n = n, .rhs = nat ? ode_rhs_native : ode_rhs, .ctx = &oc};
   int32_t *pnode = tape ? ode_params(&oc, y0, &sys) : NULL;
+  if (nat) ode_native_setup(&oc, &sys);
 
   double *yout = gc_alloc_atomic(sizeof(double) * (size_t)n * (size_t)(nts ? nts : 1));
   double *sout = sys.nsens ? gc_alloc_atomic(sizeof(double) * (size_t)n * (size_t)nts *
@@ -1240,6 +1302,7 @@ bool interp_ode(const Interp *in, const IrInstr *ins, const Value *args, Tape *t
   err[0] = 0;
   if (!ode_rk45_solve(&sys, y0.t->d, val_as_real(args[1]), nts, ts, &opt, yout, sout, err,
                       ERRSZ)) {
+    if (oc.nat_failed) return ode_solve(in, ins, args, tape, depth, NULL, result, d);
     if (!diag_failed(d)) diag_error(d, DIAG_RUNTIME, ins->pos, "%s: %s", name, err);
     return false;
   }
@@ -1261,6 +1324,16 @@ bool interp_ode(const Interp *in, const IrInstr *ins, const Value *args, Tape *t
   }
   *result = out;
   return true;
+}
+
+bool interp_ode(const Interp *in, const IrInstr *ins, const Value *args, Tape *tape, int depth,
+                Value *result, Diag *d) {
+  return ode_solve(in, ins, args, tape, depth, NULL, result, d);
+}
+
+bool interp_ode_native(const Interp *in, const IrInstr *ins, const Value *args, Tape *tape,
+                       const InterpOdeNative *nat, Value *result, Diag *d) {
+  return ode_solve(in, ins, args, tape, 0, nat, result, d);
 }
 
 /* f(x) for a network f: one BLAS product per layer, on the run's tape when

@@ -192,6 +192,28 @@ const Value *interp_data_regs(const Interp *in);
  * is nested in.  Errors in d with ins's position. */
 bool interp_ode(const Interp *in, const IrInstr *ins, const Value *args, Tape *tape, int depth,
                 Value *result, Diag *d);
+/* An ODE right-hand side compiled to native code (ir/jit_ode.c), forward
+ * mode: dy = f(t, y, extras) and, when P > 0, the tangents of dy along P
+ * directions: lane k < n is d/dy_k, lane n + c is d/d(parameter column c),
+ * written as jy[k*n + i] (k < n) and jp[(k-n)*n + i] (ode.h's layout).  The
+ * extras come flattened (xv[i]: xlen[i] doubles, ints as doubles) with each
+ * element's parameter column (xcol[i][e], -1 for none; xcol[i] NULL: none).
+ * work holds nscalar*P + ncont*C*(1 + P) doubles, C = max(n, kmax).
+ * Returns 0 where the interpreter would report an error (a domain, an index,
+ * a size): the caller re-runs the solve interpreted, which reports it. */
+typedef int (*InterpOdeFn)(double t, const double *y, const double *const *xv,
+                           const int32_t *const *xcol, const int64_t *xlen, int64_t n,
+                           int64_t P, int64_t C, double *dy, double *jy, double *jp,
+                           double *work);
+typedef struct InterpOdeNative {
+  InterpOdeFn fn;
+  int nscalar, ncont;
+  int64_t kmax;
+} InterpOdeNative;
+/* interp_ode with the right-hand side nat (NULL: interpreted); the solver,
+ * the step sequence and the recorded result are the same either way. */
+bool interp_ode_native(const Interp *in, const IrInstr *ins, const Value *args, Tape *tape,
+                       const InterpOdeNative *nat, Value *result, Diag *d);
 #define INTERP_CACHE_SLOTS 4
 void *interp_cache(const Interp *in, int slot, void *(*make)(const Interp *, void *), void *arg);
 

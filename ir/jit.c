@@ -711,8 +711,9 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
     LLVMBuildBr(g->B, g->errbb);
     LLVMPositionBuilderAtEnd(g->B, new_bb(g, "dead"));
     return;
-  case IR_ODE: /* the solver and its sensitivities run in the runtime */
+  case IR_ODE: /* the solver runs in the runtime, the right-hand side native */
     emit_site(g, l, ins, ins->args, ins->nargs, d, false);
+    jg_ode_site(g, ins);
     return;
   case IR_CALL: refuse(g, ins, "user function calls are not compiled"); return;
   case IR_PARAM: refuse(g, ins, "param is not compiled yet"); return;
@@ -1453,6 +1454,7 @@ static JitFn compile_draw(Jit *j) {
     LLVMMemoryBufferRef obj = NULL;
     build_module(j, true, j->keep_ir, &obj, &why);
     f = obj ? load_object(j, obj, "ppl_draw", &why) : NULL;
+    if (f) jg_ode_link(j);
   }
   if (!f) j->draw_why = why ? why : "the generated block could not be compiled";
   j->draw_ms = now_ms() - t0;
@@ -1493,6 +1495,7 @@ static Jit *compile(const Interp *in, const JitLatents *lat, size_t dim, bool ke
     release(j);
     return NULL;
   }
+  jg_ode_link(j);
   j->ms = now_ms() - t0;
   j->nsites_ld = j->nsites;
   if (keep_ir) { /* all of the IR now */

@@ -434,6 +434,11 @@ void jg_rev_sample(Gen *g, RevItem *it);
 LLVMValueRef jg_new_ten(Gen *g, int kind, LLVMValueRef rows, LLVMValueRef cols, bool active,
                             int fill);
 void jg_wr_ten(Gen *g, int r, LLVMValueRef box, LLVMValueRef rows, LLVMValueRef cols);
+/* ir/jit_ode.c: the IR_ODE site just made gets its right-hand side compiled
+   into g's module (ppl_ode_SITE), or the reason it is not; jg_ode_link binds
+   the sites' functions once their module is loaded. */
+void jg_ode_site(Gen *g, const IrInstr *ins);
+void jg_ode_link(Jit *j);
 /* for (i = lo; i < hi; i += step) body(i): every loop the generator emits */
 typedef void (*LoopBody)(Gen *g, LLVMValueRef i, void *ud);
 

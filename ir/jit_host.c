@@ -56,6 +56,14 @@ const char *jit_runtime_calls(const Jit *j, int *count) {
   int n = j->nsites_ld;
   for (int i = 0; i < n; i++) {
     const IrInstr *ins = j->sites[i].ins;
+    if (ins->op == IR_ODE) { /* the solver's C and, unless said, a compiled right-hand side */
+      const JitSite *s = &j->sites[i];
+      out = gc_printf("%s%s:%d:%d: ode_rk45: runtime call (the solver; %s)\n", out, file,
+                      ins->pos.line, ins->pos.col,
+                      s->ode ? "the right-hand side compiled"
+                             : gc_printf("the right-hand side interpreted: %s", s->ode_why));
+      continue;
+    }
     out = gc_printf("%s%s:%d:%d: %s: runtime call (the interpreter's implementation, on a tape)\n",
                     out, file, ins->pos.line, ins->pos.col, site_what(ins));
   }

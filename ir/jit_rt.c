@@ -822,7 +822,7 @@ JitRec *jit_rt_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res) {
     for (int k = 0; k < s->nargs && !ad; k++) ad = builtin_has_nodes(v[k]);
     Diag od;
     diag_init(&od);
-    ok = interp_ode(jit_interp(cx->jit), ins, v, ad ? t : NULL, 0, &out, &od);
+    ok = interp_ode_native(jit_interp(cx->jit), ins, v, ad ? t : NULL, s->ode, &out, &od);
     break;
   }
   case IR_OBSERVE: ok = run_observe(r, v, t, &lp, err); break;

@@ -58,6 +58,8 @@ typedef struct JitSite {
   uint8_t rkind;      /* JitArgKind of the result (JA_NONE: none) */
   int nsizes, nidx;   /* how many of the operands are sizes / index registers */
   const DistFamily *lpdf; /* IR_BUILTIN NAME_lpdf / NAME_lpmf: the family */
+  InterpOdeNative *ode;   /* IR_ODE: the right-hand side compiled (ir/jit_ode.c), or NULL */
+  const char *ode_why;    /* IR_ODE: why it is not */
 } JitSite;
 
 typedef struct JitRec JitRec;
