@@ -697,6 +697,7 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
       return;
     }
     if (d < 0) break;
+    if (ins->builtin->uses_rng && jg_emit_rng_native(g, l, ins)) return;
     if (emit_builtin_rule(g, l, ins) || jg_emit_lpdf_native(g, l, ins) || jg_emit_cbuiltin(g, l, ins))
       return;
     emit_site(g, l, ins, ins->args, ins->nargs, d, false);

@@ -428,6 +428,7 @@ bool jg_emit_observe_native(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_lpdf_native(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_sample_native(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_cbuiltin(Gen *g, RevList *l, const IrInstr *ins);
+bool jg_emit_rng_native(Gen *g, RevList *l, const IrInstr *ins);
 void jg_rev_cbuiltin(Gen *g, RevItem *it);
 void jg_rev_lpdfv(Gen *g, RevItem *it);
 void jg_kernel_body(Gen *g, const DistFamily *f, LLVMValueRef n, LLVMValueRef *arg);

@@ -1653,4 +1653,55 @@ void jg_rev_cbuiltin(Gen *g, RevItem *it) {
   }
 }
 
+
+/* ---- draws of scalar families ----
+ *
+ * NAME_rng(params) of scalars in the draw function: the checks of
+ * dist_rng_value (parameter domains, a support that is not empty; for a
+ * discrete family, a draw that is an exact int inside the support), then the
+ * family's own sampler (rng1) on the draw's random-number stream (JitCtx.rng,
+ * the one the runtime's call would use): the same numbers, in the same
+ * order, as the interpreter's run.  A failed check fails the compiled draw,
+ * and the interpreter, re-run, reports it. */
+bool jg_emit_rng_native(Gen *g, RevList *l, const IrInstr *ins) {
+  const DistFamily *f = jit_rt_rng_family(ins->builtin);
+  int d = ins->dst;
+  if (!f || !g->draw || !f->rng1 || f->rng1_ctx || f->improper || !dist_scalar_family(f) ||
+      f->nparams > DIST_MAX_PARAMS || ins->nargs != f->nparams || d < 0 ||
+      g->rc[d] != (f->discrete ? RC_INT : RC_REAL))
+    return false;
+  for (int k = 0; k < ins->nargs; k++) {
+    uint8_t rc = g->rc[ins->args[k]];
+    if (rc != RC_REAL && rc != RC_INT && rc != RC_BOOL) return false;
+  }
+  LLVMValueRef p[DIST_MAX_PARAMS];
+  for (int k = 0; k < f->nparams; k++) {
+    p[k] = as_f64(g, ins->args[k]);
+    check(g, dom_ok(g, f->pdom[k], p[k]));
+  }
+  support_ok(g, f, p);
+  LLVMValueRef pa = entry_alloca(g, LLVMArrayType2(g->f64, DIST_MAX_PARAMS), "p");
+  for (int k = 0; k < f->nparams; k++) st_f64(g, pa, ci(g, k), p[k]);
+  LLVMTypeRef ps[2] = {g->ptr, g->ptr};
+  LLVMValueRef a[2] = {field(g, g->cx, (int)offsetof(JitCtx, rng)), pa};
+  LLVMValueRef x = call(g, LLVMFunctionType(g->f64, ps, 2, 0), fn_const(g, (const void *)f->rng1), a, 2);
+  if (f->discrete) { /* dist_draw1's check */
+    LLVMValueRef ok = LLVMBuildFCmp(g->B, LLVMRealOLE, vintr(g, "fabs", x), cf(g, 9007199254740992.0), "");
+    if (f->support) {
+      LLVMValueRef lo = entry_alloca(g, g->f64, "lo"), hi = entry_alloca(g, g->f64, "hi");
+      LLVMTypeRef s3[3] = {g->ptr, g->ptr, g->ptr};
+      LLVMValueRef b[3] = {pa, lo, hi};
+      call(g, LLVMFunctionType(LLVMVoidTypeInContext(g->C), s3, 3, 0), fn_const(g, (const void *)f->support), b, 3);
+      ok = LLVMBuildAnd(g->B, ok, LLVMBuildFCmp(g->B, LLVMRealOGE, x, LLVMBuildLoad2(g->B, g->f64, lo, ""), ""), "");
+      ok = LLVMBuildAnd(g->B, ok, LLVMBuildFCmp(g->B, LLVMRealOLE, x, LLVMBuildLoad2(g->B, g->f64, hi, ""), ""), "");
+    }
+    check(g, ok);
+    wr(g, d, LLVMBuildFPToSI(g->B, x, g->i64, ""));
+  } else {
+    wr(g, d, x);
+  }
+  if (active(g, d)) rev_add(g, l, RV_SCALAR, ins)->dst = d; /* no operand: its adjoint dies */
+  return true;
+}
+
 #endif

@@ -451,6 +451,21 @@ static void test_interp_ops(void) {
                &td;
              }),
              0.6);
+  /* NAME_rng of scalars in generated quantities: the compiled draw calls the
+     families' samplers on the draw's stream (test_jit: the same draws as the
+     interpreter's run) */
+  grad_model("draws of scalar families in generated quantities",
+             "model { real mu ~ normal(0, 1); real<lower=0> s ~ lognormal(0, 1); }\n"
+             "generated {\n"
+             "  real a = normal_rng(mu, s);\n"
+             "  int k = poisson_rng(s);\n"
+             "  int b = bernoulli_rng(inv_logit(mu));\n"
+             "  real u = uniform_rng(mu, mu + s);\n"
+             "  real g = gamma_rng(2, s) + exponential_rng(s) + student_t_rng(3, mu, s);\n"
+             "  int n = binomial_rng(10, inv_logit(mu)) + neg_binomial_2_rng(s + 1, 2);\n"
+             "  real c = cauchy_rng(mu, s) + lognormal_rng(mu, s) + beta_rng(s + 1, 2);\n"
+             "}\n",
+             NULL, 0.8);
 }
 
 /* ---- builtins ---- */
