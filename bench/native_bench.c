@@ -6,8 +6,13 @@
  *   - hmm_example (posteriordb): log_sum_exp of two and normal_lpdf per step;
  *   - hmm_nested (examples/): a 3-state HMM whose forward variables are a
  *     nested local array of vectors and a 2-D array filled element by element;
+ *   - arma11 (posteriordb): normal_lpdf of a local vector of residuals;
  *   - target += normal_lpdf(y[n] | mu, sigma) against y[n] ~ normal(mu, sigma)
- *     in a loop of 1,000 (the issue: 5x apart): the two should cost the same.
+ *     in a loop of 1,000 (the issue: 5x apart): the two should cost the same;
+ *   - the same with a vector y: target += normal_lpdf(y | mu, sigma) against
+ *     y ~ normal(mu, sigma), and lognormal and gamma (kernel lists);
+ *   - builtins of containers: log_sum_exp, log1p_exp, softmax, log_softmax
+ *     of a vector of 100 latents.
  * Each rate is the best of 3 alternating rounds of CPU time (getrusage via
  * CLOCK_PROCESS_CPUTIME_ID), robust to a loaded machine.
  *
@@ -105,6 +110,7 @@ int main(int argc, char **argv) {
       {"low_dim_gauss_mix", "examples/posteriordb/low_dim_gauss_mix-low_dim_gauss_mix"},
       {"hmm_example", "examples/posteriordb/hmm_example-hmm_example"},
       {"hmm_nested (N = 100)", "examples/hmm_nested"},
+      {"arma11", "examples/posteriordb/arma-arma11"},
   };
   printf("%-34s %12s %12s %9s %6s\n", "program", "JIT grad/s", "interp grad/s", "ratio",
          "rt calls");
@@ -134,6 +140,30 @@ int main(int argc, char **argv) {
         "  real<lower=0> sigma ~ normal(0, 1);\n"
         "  for (n in 1:N) y[n] ~ normal(mu, sigma);\n}\n",
         data, secs);
+  /* containers: the density call against the statement, N = 1,000 */
+  n = sprintf(data, "{\"N\": 1000, \"y\": [");
+  for (int i = 0; i < 1000; i++) n += sprintf(data + n, "%s%.4f", i ? ", " : "", 2.5 + sin(i * 0.37) * 2);
+  sprintf(data + n, "]}");
+  bench("target += normal_lpdf(y | ...) (vec)",
+        "data { int N; vector[N] y; }\nmodel {\n  real mu ~ normal(0, 1);\n"
+        "  real<lower=0> sigma ~ normal(0, 1);\n"
+        "  target += normal_lpdf(y | mu, sigma);\n}\n",
+        data, secs);
+  bench("y ~ normal(...) (vec)",
+        "data { int N; vector[N] y; }\nmodel {\n  real mu ~ normal(0, 1);\n"
+        "  real<lower=0> sigma ~ normal(0, 1);\n"
+        "  y ~ normal(mu, sigma);\n}\n",
+        data, secs);
+  bench("y ~ lognormal(...), gamma(...) (vec)",
+        "data { int N; vector[N] y; }\nmodel {\n  real mu ~ normal(0, 1);\n"
+        "  real<lower=0> sigma ~ normal(0, 1);\n"
+        "  y ~ lognormal(mu, sigma);\n  y ~ gamma(sigma + 1, exp(mu));\n}\n",
+        data, secs);
+  bench("log_sum_exp, softmax ... of vector[100]",
+        "model {\n  vector[100] m ~ normal(0, 1);\n"
+        "  target += log_sum_exp(m) + sum(log1p_exp(m)) + log_softmax(m)[3]\n"
+        "            + sum(softmax(m) .* m);\n}\n",
+        "{}", secs);
   free(data);
   return 0;
 }

@@ -580,7 +580,9 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
       return;
     }
     if (d < 0) break;
-    if (emit_builtin_rule(g, l, ins) || jg_emit_lpdf_native(g, l, ins)) return;
+    if (ins->builtin->uses_rng && jg_emit_rng_native(g, l, ins)) return;
+    if (emit_builtin_rule(g, l, ins) || jg_emit_lpdf_native(g, l, ins) || jg_emit_cbuiltin(g, l, ins))
+      return;
     emit_site(g, l, ins, ins->args, ins->nargs, d, false);
     return;
   case IR_INDEX: emit_index(g, l, ins); return;
@@ -840,6 +842,8 @@ static void rev_item(Gen *g, RevItem *it) {
   case RV_SAMPLE: jg_rev_sample(g, it); break;
   case RV_OBS: jg_rev_observe(g, it); break;
   case RV_MATVEC: jg_rev_matvec(g, it); break;
+  case RV_CBUILTIN: jg_rev_cbuiltin(g, it); break;
+  case RV_LPDFV: jg_rev_lpdfv(g, it); break;
   default: break;
   }
 }

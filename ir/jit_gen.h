@@ -121,6 +121,8 @@ typedef enum {
   RV_OBS,      /* an observation of a scalar family, lowered natively */
   RV_MATVEC,   /* matrix * vector */
   RV_SUB,      /* dst = a copy of an element of a nested array: its adjoints back */
+  RV_CBUILTIN, /* a builtin of a container, lowered natively */
+  RV_LPDFV,    /* NAME_lpdf of containers: partials saved, scaled by adj(dst) */
 } RevKind;
 
 struct RevItem {
@@ -425,6 +427,10 @@ bool jg_emit_matvec(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_observe_native(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_lpdf_native(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_sample_native(Gen *g, RevList *l, const IrInstr *ins);
+bool jg_emit_cbuiltin(Gen *g, RevList *l, const IrInstr *ins);
+bool jg_emit_rng_native(Gen *g, RevList *l, const IrInstr *ins);
+void jg_rev_cbuiltin(Gen *g, RevItem *it);
+void jg_rev_lpdfv(Gen *g, RevItem *it);
 void jg_kernel_body(Gen *g, const DistFamily *f, LLVMValueRef n, LLVMValueRef *arg);
 void jg_rev_ew(Gen *g, RevItem *it);
 void jg_rev_copy(Gen *g, RevItem *it);

@@ -842,12 +842,32 @@ static void dens_body(Gen *g, LLVMValueRef i, void *ud) {
   }
 }
 
+/* A family whose support depends on its parameters (uniform) is taken
+   with scalar parameters only, its support checked once (support_ok). */
 static bool dens_family_ok(const DistFamily *f) {
-  return f->lpdf1 && dist_has_grad1(f) && !f->improper && !(f->support && f->nparams >= 2) &&
-         f->nparams <= DIST_MAX_PARAMS;
+  return f->lpdf1 && dist_has_grad1(f) && !f->improper && f->nparams <= DIST_MAX_PARAMS;
 }
 
-static bool dop_make(Gen *g, int r, DOp *o) {
+/* dist.c's check that a support depending on the parameters is not empty
+   (for the others, a call that returns constants) */
+static void support_ok(Gen *g, const DistFamily *f, LLVMValueRef *p) {
+  if (!f->support || f->nparams < 2) return;
+  LLVMValueRef pa = entry_alloca(g, LLVMArrayType2(g->f64, DIST_MAX_PARAMS), "p");
+  LLVMValueRef lo = entry_alloca(g, g->f64, "lo"), hi = entry_alloca(g, g->f64, "hi");
+  for (int k = 0; k < f->nparams; k++) st_f64(g, pa, ci(g, k), p[k]);
+  LLVMTypeRef ps[3] = {g->ptr, g->ptr, g->ptr};
+  LLVMValueRef a[3] = {pa, lo, hi};
+  call(g, LLVMFunctionType(LLVMVoidTypeInContext(g->C), ps, 3, 0), fn_const(g, (const void *)f->support), a, 3);
+  LLVMValueRef lv = LLVMBuildLoad2(g->B, g->f64, lo, ""), hv = LLVMBuildLoad2(g->B, g->f64, hi, "");
+  check(g, LLVMBuildFCmp(g->B, f->discrete ? LLVMRealULE : LLVMRealULT, lv, hv, ""));
+}
+
+static bool dop_make2(Gen *g, int r, DOp *o, bool stored_ok);
+static bool dop_make(Gen *g, int r, DOp *o) { return dop_make2(g, r, o, false); }
+
+/* stored_ok: the caller reads the box's numbers now only (not in the
+   reverse part) and adds no adjoint before the reverse part */
+static bool dop_make2(Gen *g, int r, DOp *o, bool stored_ok) {
   memset(o, 0, sizeof *o);
   o->reg = r;
   Type t = g->f->regtypes[r];
@@ -855,7 +875,7 @@ static bool dop_make(Gen *g, int r, DOp *o) {
     o->v = as_f64(g, r);
   } else if (g->rc[r] == RC_BOX && (is_tensor(t) || (t.ndims == 1 && (t.base == TY_REAL || t.base == TY_INT)))) {
     if (!is_tensor(t) && !g->isdata[r]) return false; /* arrays: data only (flat in the box) */
-    if (g->stored[r]) return false;
+    if (g->stored[r] && !stored_ok) return false;
     o->box = true;
     o->v = rd(g, r);
     o->data = g->isdata[r] ? data_numbers(g, r, false) : NULL;
@@ -900,9 +920,15 @@ bool jg_emit_observe_native(Gen *g, RevList *l, const IrInstr *ins) {
     LLVMValueRef rows, cols;
     shape_of(g, xr, c.x.v, &rows, &cols, &n);
   }
+  LLVMValueRef pv[DIST_MAX_PARAMS];
+  for (int k = 0; k < f->nparams; k++) {
+    if (c.p[k].box && f->support && f->nparams >= 2) return false; /* a support per element: the runtime */
+    pv[k] = c.p[k].v;
+  }
   for (int k = 0; k < f->nparams; k++)
     if (c.p[k].box) check(g, LLVMBuildICmp(g->B, LLVMIntEQ, box_n(g, c.p[k].v), n, ""));
     else check(g, dom_ok(g, f->pdom[k], c.p[k].v));
+  support_ok(g, f, pv);
   DOp *ops[DIST_MAX_PARAMS + 1];
   ops[0] = &c.x;
   for (int k = 0; k < f->nparams; k++) ops[k + 1] = &c.p[k];
@@ -956,6 +982,117 @@ bool jg_emit_observe_native(Gen *g, RevList *l, const IrInstr *ins) {
   return true;
 }
 
+/* NAME_lpdf(y | params) with containers (target += normal_lpdf(y | mu,
+   sigma), y and mu vectors): the density loop of `y ~ NAME(params)` (the
+   family's kernel, vectorised where it has one), its sum into dst.  The
+   partials of each operand element go to a buffer of their own, as the
+   tape would record them, and the reverse part adds them, scaled by
+   adj(dst), to the operands' adjoints: the operands may be stored into
+   after the call (a local vector of residuals filled in a loop). */
+static bool emit_lpdf_boxes(Gen *g, RevList *l, const IrInstr *ins, const DistFamily *f) {
+  int d = ins->dst;
+  if (!dens_family_ok(f)) return false;
+  DensCtx c = {.f = f};
+  if (!dop_make2(g, ins->args[0], &c.x, true) || !c.x.box) return false;
+  DOp *ops[DIST_MAX_PARAMS + 1];
+  ops[0] = &c.x;
+  LLVMValueRef pv[DIST_MAX_PARAMS];
+  for (int k = 0; k < f->nparams; k++) {
+    if (!dop_make2(g, ins->args[k + 1], &c.p[k], true)) return false;
+    if (c.p[k].box && f->support && f->nparams >= 2) return false; /* a support per element: the runtime */
+    if (f->kernel && c.p[k].box && g->isdata[c.p[k].reg] && dk_logs_param(f->kernel, k))
+      c.p[k].logd = data_numbers(g, c.p[k].reg, true);
+    ops[k + 1] = &c.p[k];
+    pv[k] = c.p[k].v;
+  }
+  int xr = ins->args[0];
+  LLVMValueRef n;
+  if (g->isdata[xr]) {
+    n = ci(g, (int64_t)val_numel(g->data[xr]));
+  } else {
+    LLVMValueRef rows, cols;
+    shape_of(g, xr, c.x.v, &rows, &cols, &n);
+  }
+  for (int k = 0; k < f->nparams; k++)
+    if (c.p[k].box) check(g, LLVMBuildICmp(g->B, LLVMIntEQ, box_n(g, c.p[k].v), n, ""));
+    else check(g, dom_ok(g, f->pdom[k], c.p[k].v));
+  support_ok(g, f, pv);
+  if (f->discrete) c.x.act = false;
+  bool any = false;
+  for (int k = 0; k <= f->nparams; k++) any |= ops[k]->act;
+  c.rev = any && active(g, d) && !g->fwd;
+  LLVMValueRef buf[DIST_MAX_PARAMS + 1] = {0};
+  for (int k = 0; c.rev && k <= f->nparams; k++) {
+    DOp *o = ops[k];
+    if (!o->act) continue;
+    if (o->box) {
+      buf[k] = jg_new_ten(g, V_VEC, n, ci(g, 1), false, FILL_ZERO);
+      o->adj = box_data(g, buf[k]);
+    } else {
+      o->gsum = entry_alloca(g, g->f64, "gs");
+      LLVMBuildStore(g->B, cf(g, 0), o->gsum);
+    }
+  }
+  c.lp = entry_alloca(g, g->f64, "lpdf");
+  LLVMBuildStore(g->B, cf(g, 0), c.lp);
+  if (c.rev) { /* log p alone (grad NULL): no partials, as for ~ */
+    LLVMBasicBlockRef lo = new_bb(g, "lponly"), wg = new_bb(g, "partials"), join = new_bb(g, "dens");
+    LLVMValueRef nograd = LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildPtrToInt(g->B, g->grad, g->i64, ""), ci(g, 0), "");
+    LLVMBuildCondBr(g->B, nograd, lo, wg);
+    LLVMPositionBuilderAtEnd(g->B, lo);
+    c.lponly = true;
+    dens_loop(g, &c, n);
+    LLVMBuildBr(g->B, join);
+    LLVMPositionBuilderAtEnd(g->B, wg);
+    c.lponly = false;
+    dens_loop(g, &c, n);
+    LLVMBuildBr(g->B, join);
+    LLVMPositionBuilderAtEnd(g->B, join);
+  } else {
+    dens_loop(g, &c, n);
+  }
+  LLVMValueRef lp = LLVMBuildLoad2(g->B, g->f64, c.lp, "");
+  check(g, LLVMBuildFCmp(g->B, LLVMRealOLT, lp, cf(g, INFINITY), "")); /* dist_call_lpdf's error */
+  wr(g, d, lp);
+  if (!active(g, d)) return true;
+  RevItem *it = rev_add(g, l, RV_LPDFV, ins);
+  it->dst = d;
+  for (int k = 0; c.rev && k <= f->nparams; k++) {
+    DOp *o = ops[k];
+    if (!o->act) continue;
+    it->preg[it->np] = o->reg;
+    it->pconst[it->np] = o->box; /* 1: a container (its box, then the partials' buffer) */
+    it->psave[it->np] = o->box ? save(it, o->v) : save(it, LLVMBuildLoad2(g->B, g->f64, o->gsum, ""));
+    if (o->box) save(it, buf[k]);
+    it->np++;
+  }
+  if (c.rev) save(it, n);
+  push_saved(g, it);
+  return true;
+}
+
+typedef struct LvCtx {
+  LLVMValueRef adj, part, gd;
+} LvCtx;
+
+static void lv_rev(Gen *g, LLVMValueRef i, void *ud) {
+  LvCtx *c = ud;
+  add_f64(g, c->adj, i, LLVMBuildFMul(g->B, c->gd, ld_f64(g, c->part, i), ""));
+}
+
+void jg_rev_lpdfv(Gen *g, RevItem *it) {
+  LLVMValueRef gd = take_adj(g, it->dst);
+  for (int k = 0; k < it->np; k++) {
+    LLVMValueRef v = it->save[it->psave[k]];
+    if (it->pconst[k] == 0) {
+      adj_add(g, it->preg[k], LLVMBuildFMul(g->B, gd, v, ""));
+      continue;
+    }
+    LvCtx c = {box_adjp(g, v), box_data(g, it->save[it->psave[k] + 1]), gd};
+    emit_loop(g, it->save[it->nsave - 1], lv_rev, &c);
+  }
+}
+
 /* NAME_lpdf(x | params) / NAME_lpmf of scalars (target += normal_lpdf(y[n] |
    mu, sigma) in a loop): the ~ statement's density (the family's kernel
    inline, or its C kernel), with the same checks, its value into dst and
@@ -971,6 +1108,7 @@ bool jg_emit_lpdf_native(Gen *g, RevList *l, const IrInstr *ins) {
     return false;
   for (int k = 0; k < ins->nargs; k++) {
     uint8_t rc = g->rc[ins->args[k]];
+    if (rc == RC_BOX) return emit_lpdf_boxes(g, l, ins, f);
     if (rc != RC_REAL && rc != RC_INT && rc != RC_BOOL) return false;
   }
   LLVMValueRef x = as_f64(g, ins->args[0]), p[DIST_MAX_PARAMS], dx = NULL, dp[DIST_MAX_PARAMS] = {0};
@@ -978,17 +1116,7 @@ bool jg_emit_lpdf_native(Gen *g, RevList *l, const IrInstr *ins) {
     p[k] = as_f64(g, ins->args[k + 1]);
     check(g, dom_ok(g, f->pdom[k], p[k]));
   }
-  if (f->support && f->nparams >= 2) { /* a support that depends on the parameters must not be
-                                          empty (dist.c's check) */
-    LLVMValueRef pa = entry_alloca(g, LLVMArrayType2(g->f64, DIST_MAX_PARAMS), "p");
-    LLVMValueRef lo = entry_alloca(g, g->f64, "lo"), hi = entry_alloca(g, g->f64, "hi");
-    for (int k = 0; k < f->nparams; k++) st_f64(g, pa, ci(g, k), p[k]);
-    LLVMTypeRef ps[3] = {g->ptr, g->ptr, g->ptr};
-    LLVMValueRef a[3] = {pa, lo, hi};
-    call(g, LLVMFunctionType(LLVMVoidTypeInContext(g->C), ps, 3, 0), fn_const(g, (const void *)f->support), a, 3);
-    LLVMValueRef lv = LLVMBuildLoad2(g->B, g->f64, lo, ""), hv = LLVMBuildLoad2(g->B, g->f64, hi, "");
-    check(g, LLVMBuildFCmp(g->B, f->discrete ? LLVMRealULE : LLVMRealULT, lv, hv, ""));
-  }
+  support_ok(g, f, p);
   bool act[DIST_MAX_PARAMS + 1], any = false;
   for (int k = 0; k <= f->nparams; k++) any |= act[k] = active(g, ins->args[k]) && !(k == 0 && f->discrete);
   bool want = any && active(g, d) && !g->fwd;
@@ -1234,6 +1362,346 @@ void jg_rev_sample(Gen *g, RevItem *it) {
   emit_loop(g, ci(g, it->sub), samp_body, &c);
   for (int k = 0; k < np; k++)
     if (c.p[k].gsum) adj_add(g, c.p[k].reg, LLVMBuildLoad2(g->B, g->f64, c.p[k].gsum, ""));
+}
+
+
+/* ---- builtins of containers, from the scalar rules ----
+ *
+ * log(v), exp(v), inv_logit(v) ... of a vector, row vector or matrix (a
+ * loop running the builtin's scalar rule, stdlib/scalar_rule.h, element by
+ * element), the reductions log_sum_exp and sum of a tensor or a 1-D array
+ * of reals, and softmax / log_softmax of a vector: each computed as the
+ * interpreter computes it (builtins_math.c, builtins_linalg.c), in the same
+ * order, so the values have its bits; the adjoints are those of its tape
+ * rules (builtins_ad.c), softmax's in O(n) instead of the tape's n x n.
+ * No tape, no runtime record. */
+
+/* A sequence of reals read element by element: element i at p + i * stride
+   bytes + off (a tensor's doubles: 8, 0; a 1-D array's Values: 16, 8). */
+typedef struct Seq {
+  LLVMValueRef p;
+  int stride, off;
+} Seq;
+
+static LLVMValueRef seq_at(Gen *g, Seq s, LLVMValueRef i) {
+  if (s.stride == 8) return ld_f64(g, s.p, i);
+  LLVMValueRef o = LLVMBuildAdd(g->B, LLVMBuildMul(g->B, i, ci(g, s.stride), ""), ci(g, s.off), "");
+  return LLVMBuildLoad2(g->B, g->f64, gep(g, g->i8, s.p, o), "");
+}
+
+/* Operand register r as a sequence, with its number of elements: a tensor,
+   a 1-D array of reals, or a data array (its numbers); false for others. */
+static bool seq_of(Gen *g, int r, Seq *s, LLVMValueRef *n) {
+  Type t = g->f->regtypes[r];
+  if (g->rc[r] != RC_BOX) return false;
+  bool arr = t.ndims == 1 && (t.base == TY_REAL || (g->isdata[r] && t.base == TY_INT));
+  if (!is_tensor(t) && !arr) return false;
+  LLVMValueRef box = rd(g, r);
+  s->stride = 8, s->off = 0;
+  if (g->isdata[r]) {
+    s->p = data_numbers(g, r, false);
+    *n = ci(g, (int64_t)val_numel(g->data[r]));
+    if (s->p) return true;
+  }
+  if (is_tensor(t)) {
+    LLVMValueRef rows, cols;
+    shape_of(g, r, box, &rows, &cols, n);
+    s->p = box_data(g, box);
+    return true;
+  }
+  if (t.base != TY_REAL) return false;
+  *n = box_n(g, box);
+  s->p = LLVMBuildLoad2(g->B, g->ptr, field(g, LLVMBuildLoad2(g->B, g->ptr, field(g, box, 8), ""), 8), "");
+  s->stride = 16, s->off = 8;
+  return true;
+}
+
+static void snap_body(Gen *g, LLVMValueRef i, void *ud) {
+  Seq *s = ud; /* s[0] from, s[1] to */
+  st_f64(g, s[1].p, i, seq_at(g, s[0], i));
+}
+
+/* What the reverse part reads of operand a: the operand itself, or, when
+   element stores may change it before the reverse part runs, a copy taken
+   now (n doubles).  Its box is saved too, for the adjoints. */
+static Seq seq_keep(Gen *g, int a, Seq s, LLVMValueRef n) {
+  if (!g->stored[a] || g->isdata[a]) return s;
+  LLVMValueRef cp = jg_new_ten(g, V_VEC, n, ci(g, 1), false, FILL_NONE);
+  Seq t[2] = {s, {box_data(g, cp), 8, 0}};
+  emit_loop(g, n, snap_body, t);
+  return t[1];
+}
+
+enum { CB_MAP, CB_LSE, CB_SUM, CB_SOFTMAX, CB_LOG_SOFTMAX };
+
+typedef struct CbCtx {
+  const ScalarRule *sr;
+  Seq x;
+  LLVMValueRef z, n;         /* the result's data (map, softmax), the count */
+  LLVMValueRef mx, nan, acc; /* allocas */
+  LLVMValueRef ls, s;        /* softmax: log of the sum, the sum */
+  LLVMValueRef xadj, zadj, gz, zv; /* reverse */
+  int kind;
+} CbCtx;
+
+static void cb_map_fwd(Gen *g, LLVMValueRef i, void *ud) {
+  CbCtx *c = ud;
+  LLVMValueRef v, ok = NULL;
+  jg_emit_rule3(g, c->sr, seq_at(g, c->x, i), NULL, NULL, &v, NULL, NULL, NULL,
+                c->sr->ok != DK_NONE ? &ok : NULL);
+  if (ok) check(g, ok);
+  st_f64(g, c->z, i, v);
+}
+
+static void cb_map_rev(Gen *g, LLVMValueRef i, void *ud) {
+  CbCtx *c = ud;
+  LLVMValueRef gz = ld_f64(g, c->zadj, i), pa;
+  st_f64(g, c->zadj, i, cf(g, 0));
+  jg_emit_rule(g, c->sr, seq_at(g, c->x, i), NULL, NULL, &pa, NULL);
+  add_f64(g, c->xadj, i, times(g, gz, pa));
+}
+
+/* the largest element, NaN noted apart (log_sum_exp) */
+static void cb_max(Gen *g, LLVMValueRef i, void *ud) {
+  CbCtx *c = ud;
+  LLVMValueRef x = seq_at(g, c->x, i), mx = LLVMBuildLoad2(g->B, g->f64, c->mx, "");
+  LLVMValueRef isn = LLVMBuildFCmp(g->B, LLVMRealUNO, x, x, "");
+  LLVMBuildStore(g->B, LLVMBuildOr(g->B, LLVMBuildLoad2(g->B, g->i1, c->nan, ""), isn, ""), c->nan);
+  LLVMValueRef gt = LLVMBuildFCmp(g->B, LLVMRealOGT, x, mx, "");
+  LLVMBuildStore(g->B, LLVMBuildSelect(g->B, gt, x, mx, ""), c->mx);
+}
+
+/* softmax's: if (x > mx || isnan(x)) mx = isnan(mx) ? mx : x */
+static void cb_max_sm(Gen *g, LLVMValueRef i, void *ud) {
+  CbCtx *c = ud;
+  LLVMValueRef x = seq_at(g, c->x, i), mx = LLVMBuildLoad2(g->B, g->f64, c->mx, "");
+  LLVMValueRef take = LLVMBuildOr(g->B, LLVMBuildFCmp(g->B, LLVMRealOGT, x, mx, ""),
+                                  LLVMBuildFCmp(g->B, LLVMRealUNO, x, x, ""), "");
+  LLVMValueRef nv = LLVMBuildSelect(g->B, LLVMBuildFCmp(g->B, LLVMRealUNO, mx, mx, ""), mx, x, "");
+  LLVMBuildStore(g->B, LLVMBuildSelect(g->B, take, nv, mx, ""), c->mx);
+}
+
+/* acc += exp(x - mx), or acc += x (sum) */
+static void cb_sum(Gen *g, LLVMValueRef i, void *ud) {
+  CbCtx *c = ud;
+  LLVMValueRef x = seq_at(g, c->x, i);
+  if (c->kind != CB_SUM)
+    x = intrinsic1(g, "llvm.exp.f64", LLVMBuildFSub(g->B, x, LLVMBuildLoad2(g->B, g->f64, c->mx, ""), ""));
+  LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, c->acc, ""), x, ""), c->acc);
+}
+
+/* xadj[i] += gz * (x == -inf ? 0 : exp(x - z)) (log_sum_exp), or += gz (sum) */
+static void cb_red_rev(Gen *g, LLVMValueRef i, void *ud) {
+  CbCtx *c = ud;
+  if (c->kind == CB_SUM) {
+    add_f64(g, c->xadj, i, c->gz);
+    return;
+  }
+  LLVMValueRef x = seq_at(g, c->x, i);
+  LLVMValueRef e = intrinsic1(g, "llvm.exp.f64", LLVMBuildFSub(g->B, x, c->zv, ""));
+  e = LLVMBuildSelect(g->B, LLVMBuildFCmp(g->B, LLVMRealOEQ, x, cf(g, -INFINITY), ""), cf(g, 0), e, "");
+  add_f64(g, c->xadj, i, LLVMBuildFMul(g->B, c->gz, e, ""));
+}
+
+static void cb_sm_fwd(Gen *g, LLVMValueRef i, void *ud) {
+  CbCtx *c = ud;
+  LLVMValueRef d = LLVMBuildFSub(g->B, seq_at(g, c->x, i), LLVMBuildLoad2(g->B, g->f64, c->mx, ""), "");
+  LLVMValueRef v = c->kind == CB_SOFTMAX ? LLVMBuildFDiv(g->B, intrinsic1(g, "llvm.exp.f64", d), c->s, "")
+                                         : LLVMBuildFSub(g->B, d, c->ls, "");
+  st_f64(g, c->z, i, v);
+}
+
+/* the softmax's probabilities p_j: z_j (softmax), exp(z_j) (log_softmax) */
+static LLVMValueRef cb_prob(Gen *g, CbCtx *c, LLVMValueRef i) {
+  LLVMValueRef z = ld_f64(g, c->z, i);
+  return c->kind == CB_SOFTMAX ? z : intrinsic1(g, "llvm.exp.f64", z);
+}
+
+/* acc = sum_j gz_j (log_softmax), sum_j gz_j z_j (softmax) */
+static void cb_sm_dot(Gen *g, LLVMValueRef i, void *ud) {
+  CbCtx *c = ud;
+  LLVMValueRef gz = ld_f64(g, c->zadj, i);
+  if (c->kind == CB_SOFTMAX) gz = LLVMBuildFMul(g->B, gz, ld_f64(g, c->z, i), "");
+  LLVMBuildStore(g->B, reassoc(LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, c->acc, ""), gz, "")), c->acc);
+}
+
+/* xadj_j += gz_j - p_j S (log_softmax), z_j (gz_j - S) (softmax) */
+static void cb_sm_rev(Gen *g, LLVMValueRef i, void *ud) {
+  CbCtx *c = ud;
+  LLVMValueRef gz = ld_f64(g, c->zadj, i), S = LLVMBuildLoad2(g->B, g->f64, c->acc, "");
+  st_f64(g, c->zadj, i, cf(g, 0));
+  LLVMValueRef d = c->kind == CB_SOFTMAX
+                       ? LLVMBuildFMul(g->B, ld_f64(g, c->z, i), LLVMBuildFSub(g->B, gz, S, ""), "")
+                       : LLVMBuildFSub(g->B, gz, LLVMBuildFMul(g->B, cb_prob(g, c, i), S, ""), "");
+  if (c->xadj) add_f64(g, c->xadj, i, d);
+}
+
+bool jg_emit_cbuiltin(Gen *g, RevList *l, const IrInstr *ins) {
+  const Builtin *bi = ins->builtin;
+  int d = ins->dst;
+  if (ins->nargs != 1 || d < 0 || builtin_lookup(bi->name) != bi) return false;
+  int a = ins->args[0];
+  Type ta = g->f->regtypes[a], td = g->f->regtypes[d];
+  const ScalarRule *sr = sr_builtin(bi->name);
+  int kind;
+  if (sr && sr->nargs == 1 && is_tensor(ta) && ty_eq(ta, td)) kind = CB_MAP;
+  else if (!strcmp(bi->name, "log_sum_exp") && g->rc[d] == RC_REAL) kind = CB_LSE;
+  else if (!strcmp(bi->name, "sum") && g->rc[d] == RC_REAL && (is_tensor(ta) || ta.base == TY_REAL))
+    kind = CB_SUM;
+  else if (!strcmp(bi->name, "softmax") && is_tensor(ta) && ta.base == TY_VECTOR) kind = CB_SOFTMAX;
+  else if (!strcmp(bi->name, "log_softmax") && is_tensor(ta) && ta.base == TY_VECTOR) kind = CB_LOG_SOFTMAX;
+  else return false;
+  CbCtx c = {.sr = sr, .kind = kind};
+  if (!seq_of(g, a, &c.x, &c.n)) return false;
+  bool act = active(g, d) && active(g, a) && !g->fwd;
+  LLVMValueRef Z = NULL, rows = NULL, cols = NULL;
+  if (kind == CB_MAP || kind == CB_SOFTMAX || kind == CB_LOG_SOFTMAX) {
+    LLVMValueRef n;
+    shape_of(g, a, rd(g, a), &rows, &cols, &n);
+    Z = jg_new_ten(g, ten_kind(td), rows, cols, active(g, d), FILL_NONE);
+    c.z = box_data(g, Z);
+  }
+  LLVMValueRef zv = NULL;
+  if (kind == CB_MAP) {
+    emit_loop(g, c.n, cb_map_fwd, &c);
+  } else {
+    c.acc = entry_alloca(g, g->f64, "acc");
+    LLVMBuildStore(g->B, cf(g, 0), c.acc);
+    if (kind != CB_SUM) { /* an empty container is the interpreter's error */
+      check(g, LLVMBuildICmp(g->B, LLVMIntSGT, c.n, ci(g, 0), ""));
+      c.mx = entry_alloca(g, g->f64, "mx");
+      c.nan = entry_alloca(g, g->i1, "nan");
+      LLVMBuildStore(g->B, cf(g, -INFINITY), c.mx);
+      LLVMBuildStore(g->B, LLVMConstInt(g->i1, 0, 0), c.nan);
+      emit_loop(g, c.n, kind == CB_LSE ? cb_max : cb_max_sm, &c);
+    }
+    if (kind == CB_LSE) { /* NaN if any is; the max if it is infinite; else the sum */
+      LLVMValueRef mx = LLVMBuildLoad2(g->B, g->f64, c.mx, "");
+      LLVMValueRef isinf = LLVMBuildFCmp(g->B, LLVMRealOEQ, vintr(g, "fabs", mx), cf(g, INFINITY), "");
+      LLVMValueRef nan = LLVMBuildLoad2(g->B, g->i1, c.nan, "");
+      LLVMValueRef special = LLVMBuildSelect(g->B, nan, cf(g, NAN), mx, "");
+      LLVMBasicBlockRef sb = new_bb(g, "lse"), jb = new_bb(g, "lsed");
+      LLVMBasicBlockRef from = LLVMGetInsertBlock(g->B);
+      LLVMBuildCondBr(g->B, LLVMBuildOr(g->B, nan, isinf, ""), jb, sb);
+      LLVMPositionBuilderAtEnd(g->B, sb);
+      emit_loop(g, c.n, cb_sum, &c);
+      LLVMValueRef r = LLVMBuildFAdd(g->B, mx, intrinsic1(g, "llvm.log.f64", LLVMBuildLoad2(g->B, g->f64, c.acc, "")), "");
+      LLVMBasicBlockRef send = LLVMGetInsertBlock(g->B);
+      LLVMBuildBr(g->B, jb);
+      LLVMPositionBuilderAtEnd(g->B, jb);
+      zv = LLVMBuildPhi(g->B, g->f64, "lse");
+      LLVMValueRef vals[2] = {special, r};
+      LLVMBasicBlockRef bbs[2] = {from, send};
+      LLVMAddIncoming(zv, vals, bbs, 2);
+    } else if (kind == CB_SUM) {
+      emit_loop(g, c.n, cb_sum, &c);
+      zv = LLVMBuildLoad2(g->B, g->f64, c.acc, "");
+    } else {
+      emit_loop(g, c.n, cb_sum, &c);
+      c.s = LLVMBuildLoad2(g->B, g->f64, c.acc, "");
+      c.ls = intrinsic1(g, "llvm.log.f64", c.s);
+      emit_loop(g, c.n, cb_sm_fwd, &c);
+    }
+  }
+  if (Z) jg_wr_ten(g, d, Z, rows, cols);
+  else wr(g, d, zv);
+  if (!active(g, d)) return true;
+  RevItem *it = rev_add(g, l, RV_CBUILTIN, ins);
+  it->sub = kind;
+  it->aux = sr;
+  it->dst = d;
+  if (!act) return true; /* the result's adjoint is dropped (a constant result) */
+  Seq keep = kind == CB_SOFTMAX || kind == CB_LOG_SOFTMAX || kind == CB_SUM ? c.x : seq_keep(g, a, c.x, c.n);
+  it->opreg = gc_alloc_atomic(sizeof(int) * 2);
+  it->opreg[0] = keep.stride, it->opreg[1] = keep.off;
+  save(it, rd(g, a)); /* 0: the operand's box (its adjoints) */
+  save(it, keep.p);   /* 1: its numbers as the reverse part reads them */
+  save(it, c.n);      /* 2 */
+  save(it, Z ? Z : zv); /* 3: the result */
+  push_saved(g, it);
+  return true;
+}
+
+void jg_rev_cbuiltin(Gen *g, RevItem *it) {
+  CbCtx c = {.sr = it->aux, .kind = it->sub};
+  if (it->nsave == 0) { /* nothing flows back: the result's adjoint dies */
+    if (g->rc[it->dst] == RC_REAL) take_adj(g, it->dst);
+    return;
+  }
+  c.x = (Seq){it->save[1], it->opreg[0], it->opreg[1]};
+  c.n = it->save[2];
+  c.xadj = box_adjp(g, it->save[0]);
+  switch (c.kind) {
+  case CB_MAP:
+    c.zadj = box_adjp(g, it->save[3]);
+    emit_loop(g, c.n, cb_map_rev, &c);
+    break;
+  case CB_LSE:
+  case CB_SUM:
+    c.gz = take_adj(g, it->dst);
+    c.zv = it->save[3];
+    emit_loop(g, c.n, cb_red_rev, &c);
+    break;
+  default:
+    c.zadj = box_adjp(g, it->save[3]);
+    c.z = box_data(g, it->save[3]);
+    c.acc = entry_alloca(g, g->f64, "dot");
+    LLVMBuildStore(g->B, cf(g, 0), c.acc);
+    emit_loop(g, c.n, cb_sm_dot, &c);
+    emit_loop(g, c.n, cb_sm_rev, &c);
+    break;
+  }
+}
+
+
+/* ---- draws of scalar families ----
+ *
+ * NAME_rng(params) of scalars in the draw function: the checks of
+ * dist_rng_value (parameter domains, a support that is not empty; for a
+ * discrete family, a draw that is an exact int inside the support), then the
+ * family's own sampler (rng1) on the draw's random-number stream (JitCtx.rng,
+ * the one the runtime's call would use): the same numbers, in the same
+ * order, as the interpreter's run.  A failed check fails the compiled draw,
+ * and the interpreter, re-run, reports it. */
+bool jg_emit_rng_native(Gen *g, RevList *l, const IrInstr *ins) {
+  const DistFamily *f = jit_rt_rng_family(ins->builtin);
+  int d = ins->dst;
+  if (!f || !g->draw || !f->rng1 || f->rng1_ctx || f->improper || !dist_scalar_family(f) ||
+      f->nparams > DIST_MAX_PARAMS || ins->nargs != f->nparams || d < 0 ||
+      g->rc[d] != (f->discrete ? RC_INT : RC_REAL))
+    return false;
+  for (int k = 0; k < ins->nargs; k++) {
+    uint8_t rc = g->rc[ins->args[k]];
+    if (rc != RC_REAL && rc != RC_INT && rc != RC_BOOL) return false;
+  }
+  LLVMValueRef p[DIST_MAX_PARAMS];
+  for (int k = 0; k < f->nparams; k++) {
+    p[k] = as_f64(g, ins->args[k]);
+    check(g, dom_ok(g, f->pdom[k], p[k]));
+  }
+  support_ok(g, f, p);
+  LLVMValueRef pa = entry_alloca(g, LLVMArrayType2(g->f64, DIST_MAX_PARAMS), "p");
+  for (int k = 0; k < f->nparams; k++) st_f64(g, pa, ci(g, k), p[k]);
+  LLVMTypeRef ps[2] = {g->ptr, g->ptr};
+  LLVMValueRef a[2] = {field(g, g->cx, (int)offsetof(JitCtx, rng)), pa};
+  LLVMValueRef x = call(g, LLVMFunctionType(g->f64, ps, 2, 0), fn_const(g, (const void *)f->rng1), a, 2);
+  if (f->discrete) { /* dist_draw1's check */
+    LLVMValueRef ok = LLVMBuildFCmp(g->B, LLVMRealOLE, vintr(g, "fabs", x), cf(g, 9007199254740992.0), "");
+    if (f->support) {
+      LLVMValueRef lo = entry_alloca(g, g->f64, "lo"), hi = entry_alloca(g, g->f64, "hi");
+      LLVMTypeRef s3[3] = {g->ptr, g->ptr, g->ptr};
+      LLVMValueRef b[3] = {pa, lo, hi};
+      call(g, LLVMFunctionType(LLVMVoidTypeInContext(g->C), s3, 3, 0), fn_const(g, (const void *)f->support), b, 3);
+      ok = LLVMBuildAnd(g->B, ok, LLVMBuildFCmp(g->B, LLVMRealOGE, x, LLVMBuildLoad2(g->B, g->f64, lo, ""), ""), "");
+      ok = LLVMBuildAnd(g->B, ok, LLVMBuildFCmp(g->B, LLVMRealOLE, x, LLVMBuildLoad2(g->B, g->f64, hi, ""), ""), "");
+    }
+    check(g, ok);
+    wr(g, d, LLVMBuildFPToSI(g->B, x, g->i64, ""));
+  } else {
+    wr(g, d, x);
+  }
+  if (active(g, d)) rev_add(g, l, RV_SCALAR, ins)->dst = d; /* no operand: its adjoint dies */
+  return true;
 }
 
 #endif

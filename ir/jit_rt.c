@@ -696,6 +696,13 @@ const DistFamily *jit_rt_lpdf_family(const Builtin *b) {
   return f == b->data ? f : NULL;
 }
 
+const DistFamily *jit_rt_rng_family(const Builtin *b) {
+  size_t n = strlen(b->name);
+  if (!b->data || !b->uses_rng || n < 5 || strcmp(b->name + n - 4, "_rng") != 0) return NULL;
+  const DistFamily *f = dist_lookup(gc_strndup(b->name, n - 4));
+  return f == b->data ? f : NULL;
+}
+
 /* 1: done (*out set), 0: not a fast case, -1: error */
 static int fast_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitRec **out) {
   const IrInstr *ins = s->ins;

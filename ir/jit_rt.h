@@ -126,6 +126,8 @@ void jit_rt_out(JitCtx *cx, int64_t i, double r, int64_t iv, JitBox *b, int64_t 
 
 /* The family of a NAME_lpdf / NAME_lpmf builtin, else NULL. */
 const DistFamily *jit_rt_lpdf_family(const Builtin *b);
+/* The family of a NAME_rng builtin, else NULL. */
+const DistFamily *jit_rt_rng_family(const Builtin *b);
 
 /* Sites, latents and code of a compiled program: what jit_rt.c needs of a Jit. */
 const JitSite *jit_site(const Jit *j, int i);

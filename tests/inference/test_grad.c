@@ -414,6 +414,58 @@ static void test_interp_ops(void) {
                &td;
              }),
              0.8);
+  /* builtins of containers (element-wise from the scalar rules, the
+     reductions log_sum_exp and sum of vectors and of local and data real
+     arrays, softmax, log_softmax) and NAME_lpdf of containers, which the JIT
+     lowers natively: operands that element stores change after the call (r,
+     u), an -inf element, scalars and containers mixed */
+  grad_model("container builtins and density calls of containers",
+             "data { int N; vector[N] y; real z[N]; int k[N]; }\n"
+             "model {\n"
+             "  real mu ~ normal(0, 1);\n"
+             "  real<lower=0> s ~ lognormal(0, 1);\n"
+             "  vector[N] m ~ normal(mu, 2);\n"
+             "  vector[N] r;\n"
+             "  real u[N];\n"
+             "  for (n in 1:N) { r[n] = y[n] - m[n]; u[n] = m[n] * z[n]; }\n"
+             "  target += normal_lpdf(r | 0, s) + normal_lpdf(y | m, s) + cauchy_lpdf(z | mu, s);\n"
+             "  target += student_t_lpdf(y | 3, m, s) + lognormal_lpdf(exp(m) | mu, s)\n"
+             "            + poisson_log_lpmf(k | m) + gamma_lpdf(exp(r) | 2, s);\n"
+             "  target += log_sum_exp(m) + log_sum_exp(u) + log_sum_exp(z) + sum(u) + sum(log1p_exp(m));\n"
+             "  target += sum(log_softmax(m) .* y) + sum(softmax(r) .* y) + sum(inv_logit(m) .* square(r));\n"
+             "  r[1] = -1.0 / 0.0;\n"
+             "  u[2] = 3 * mu;\n"
+             "  target += log_sum_exp(r) + log_sum_exp(u) + normal_lpdf(u | mu, s) + sum(lgamma(exp(m)));\n"
+             "}\n",
+             ({
+               static TData td;
+               static const double yv[5] = {0.3, -1.2, 2.5, 0.1, -0.4};
+               static const int kv[5] = {0, 3, 1, 7, 2};
+               tdata_init(&td);
+               tdata_add(&td, "N", val_int(5));
+               tdata_add(&td, "y", tvec(5, yv));
+               Value z = val_arr(5);
+               for (int i = 0; i < 5; i++) z.a->e[i] = val_real(yv[4 - i] * 0.7);
+               tdata_add(&td, "z", z);
+               tdata_add(&td, "k", tints(5, kv));
+               &td;
+             }),
+             0.6);
+  /* NAME_rng of scalars in generated quantities: the compiled draw calls the
+     families' samplers on the draw's stream (test_jit: the same draws as the
+     interpreter's run) */
+  grad_model("draws of scalar families in generated quantities",
+             "model { real mu ~ normal(0, 1); real<lower=0> s ~ lognormal(0, 1); }\n"
+             "generated {\n"
+             "  real a = normal_rng(mu, s);\n"
+             "  int k = poisson_rng(s);\n"
+             "  int b = bernoulli_rng(inv_logit(mu));\n"
+             "  real u = uniform_rng(mu, mu + s);\n"
+             "  real g = gamma_rng(2, s) + exponential_rng(s) + student_t_rng(3, mu, s);\n"
+             "  int n = binomial_rng(10, inv_logit(mu)) + neg_binomial_2_rng(s + 1, 2);\n"
+             "  real c = cauchy_rng(mu, s) + lognormal_rng(mu, s) + beta_rng(s + 1, 2);\n"
+             "}\n",
+             NULL, 0.8);
 }
 
 /* ---- builtins ---- */
