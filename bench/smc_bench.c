@@ -37,6 +37,7 @@
 #include "inference/engine.h"
 #include "inference/resample.h"
 #include "bench_util.h"
+#include "../tests/inference/smc_models.h"
 
 static const char *kalman_src =
     "data { int T; real y[T]; real a; real<lower=0> q; real<lower=0> r; }\n"
@@ -61,30 +62,6 @@ static const char *hmm3_src =
     "    z_prev = z;\n"
     "  }\n"
     "  int z_last = z_prev;\n"
-    "}\n";
-
-static const char *sv_src =
-    "data { int T; real y[T]; real mu; real phi; real<lower=0> s; }\n"
-    "model {\n"
-    "  real h_prev = mu;\n"
-    "  for (t in 1:T) {\n"
-    "    real h ~ normal(t == 1 ? mu : mu + phi * (h_prev - mu), t == 1 ? s / sqrt(1 - phi * phi) : s);\n"
-    "    y[t] ~ normal(0, exp(h / 2));\n"
-    "    h_prev = h;\n"
-    "  }\n"
-    "}\n";
-
-/* particle Gibbs: the AR coefficient a is static */
-static const char *pg_src =
-    "data { int T; real y[T]; real q; real r; }\n"
-    "model {\n"
-    "  real a ~ uniform(-1, 1);\n"
-    "  real x_prev = 0;\n"
-    "  for (t in 1:T) {\n"
-    "    real x ~ normal(t == 1 ? 0.0 : a * x_prev, t == 1 ? 1.0 : q);\n"
-    "    y[t] ~ normal(x, r);\n"
-    "    x_prev = x;\n"
-    "  }\n"
     "}\n";
 
 typedef struct BData {
@@ -198,8 +175,8 @@ static int bench_one(const char *model, int mode, int N, int T, int threads) {
     t0 = cpu_now();
     logz = hand_kalman(N, T, kd.y);
   } else {
-    const char *src = mode == 3 ? pg_src : !strcmp(model, "hmm3") ? hmm3_src
-                      : !strcmp(model, "sv") ? sv_src : kalman_src;
+    const char *src = mode == 3 ? smc_pg_src : !strcmp(model, "hmm3") ? hmm3_src
+                      : !strcmp(model, "sv") ? smc_sv_src : kalman_src;
     Diag d;
     diag_init(&d);
     Interp *in = bench_program(src, strlen(src), "bench.ppl", &d);

@@ -552,6 +552,27 @@ static void record_kill(PcRun *r, const IrInstr *ins, const char *err) {
   op->msg = gc_strdup(d.msg);
 }
 
+/* A builtin on the registers R, its result converted to the register's type
+ * (uniform and per-particle instructions alike); false + err. */
+static bool call_builtin(const IrInstr *ins, const Value *R, const Type *rt, Value *out, char *err,
+                         size_t errsz) {
+  Value av[16], v = val_none();
+  if (ins->nargs > 16) {
+    snprintf(err, errsz, "%s: too many arguments", ins->builtin->name);
+    return false;
+  }
+  for (int k = 0; k < ins->nargs; k++) av[k] = R[ins->args[k]];
+  BuiltinCtx ctx = {NULL, NULL};
+  err[0] = 0;
+  if (!ins->builtin->eval(ins->builtin, &ctx, ins->nargs, av, &v, err, errsz)) {
+    if (!err[0]) snprintf(err, errsz, "%s failed", ins->builtin->name);
+    return false;
+  }
+  bool fresh;
+  *out = op_convert(v, rt[ins->dst], &fresh);
+  return true;
+}
+
 /* Evaluate a uniform instruction into r->U, as the interpreter does. */
 static bool eval_uniform(PcRun *r, const IrInstr *ins, char *err, size_t errsz) {
   Value *R = r->U;
@@ -584,22 +605,7 @@ static bool eval_uniform(PcRun *r, const IrInstr *ins, char *err, size_t errsz) 
     R[ins->dst] = op_convert(v, rt[ins->dst], &fresh);
     return true;
   }
-  case IR_BUILTIN: {
-    Value av[16], v = val_none();
-    if (ins->nargs > 16) {
-      snprintf(err, errsz, "%s: too many arguments", ins->builtin->name);
-      return false;
-    }
-    for (int k = 0; k < ins->nargs; k++) av[k] = R[ins->args[k]];
-    BuiltinCtx ctx = {NULL, NULL};
-    err[0] = 0;
-    if (!ins->builtin->eval(ins->builtin, &ctx, ins->nargs, av, &v, err, errsz)) {
-      if (!err[0]) snprintf(err, errsz, "%s failed", ins->builtin->name);
-      return false;
-    }
-    R[ins->dst] = op_convert(v, rt[ins->dst], &fresh);
-    return true;
-  }
+  case IR_BUILTIN: return call_builtin(ins, R, rt, &R[ins->dst], err, errsz);
   case IR_DECL: {
     int64_t sz[8];
     for (int k = 0; k < ins->nsizes && k < 8; k++) sz[k] = reg_i64(R[ins->sizes[k]]);
@@ -818,22 +824,9 @@ static bool exec_generic(PcRun *r, const PcOp *op, int i, Value *R, char *err, s
     if (!op_index_view(R[ins->args[0]], ins->nidx, ins->idx, R, &v, err, errsz)) return false;
     v = op_convert(v, rt[ins->dst], &fresh);
     break;
-  case IR_BUILTIN: {
-    Value av[16];
-    if (ins->nargs > 16) {
-      snprintf(err, errsz, "%s: too many arguments", ins->builtin->name);
-      return false;
-    }
-    for (int k = 0; k < ins->nargs; k++) av[k] = R[ins->args[k]];
-    BuiltinCtx ctx = {NULL, NULL};
-    err[0] = 0;
-    if (!ins->builtin->eval(ins->builtin, &ctx, ins->nargs, av, &v, err, errsz)) {
-      if (!err[0]) snprintf(err, errsz, "%s failed", ins->builtin->name);
-      return false;
-    }
-    v = op_convert(v, rt[ins->dst], &fresh);
+  case IR_BUILTIN:
+    if (!call_builtin(ins, R, rt, &v, err, errsz)) return false;
     break;
-  }
   case IR_DECL: {
     int64_t sz[8];
     for (int k = 0; k < ins->nsizes && k < 8; k++) sz[k] = reg_i64(R[ins->sizes[k]]);
