@@ -64,14 +64,26 @@ typedef struct PcOp {
  * entry that the same lineage holds (par; -1 in the first entry).  Drawn,
  * it has one slot per particle; pc_compact later drops the slots no living
  * particle descends from (path storage as in Jacob, Murray & Rubenthaler
- * 2015: the histories of a long series mostly coalesce). */
+ * 2015: the histories of a long series mostly coalesce).  Between two
+ * resamplings a lineage keeps its slot number, so an entry drawn then has no
+ * parent array (par NULL: slot s's parent is slot s, or none in the first
+ * entry); only the draws after a resampling and compacted entries carry one.
+ * A drawn entry's arrays are the run's N-slot buffers, recycled by the
+ * compaction that drops them, so a long run does not keep taking fresh
+ * pages from the collector. */
 typedef struct PcPath {
   const char *addr;
   bool isint;
+  bool drawn;  /* v (and par) are N-slot buffers of the run's free list */
   int n;
   double *v;
   int *par;
 } PcPath;
+
+/* The slot of entry e - 1 that slot s of entry e descends from. */
+static inline int path_parent(const PcPath *pp, int e, int s) {
+  return pp->par ? pp->par[s] : e ? s : -1;
+}
 
 typedef struct PcFrame {
   const IrBlock *b;
@@ -86,7 +98,7 @@ struct PcRun {
   void **cols, **spare; /* per column: N values of its kind */
   Rng *rng;
   uint8_t *dead, *dead2;
-  double *logprior, *loglik, *seg;
+  double *logprior, *loglik, *tmp; /* tmp: pc_resample's scratch column */
   uint64_t *root, *root2;
   /* the uniform state: main's registers (varying ones unused) */
   Value *U;
@@ -97,13 +109,19 @@ struct PcRun {
   PcOp *ops;
   int nops, opcap;
   bool seg_draws;       /* the segment draws a latent */
+  bool rooted;          /* every living particle has drawn (has a root) */
   uint64_t seg_id;      /* root id of the segment's choices, minus the particle index */
   long segments;
   /* histories */
   PcPath *path;
   int npath, pathcap;
   int *cur, *cur2;      /* per particle: its slot in the newest entry */
+  bool cur_id;          /* cur[j] == j for every particle */
   long stored, live;    /* slots held; slots held after the last compaction */
+  void **spare_bufs;    /* N-slot history buffers (8 bytes a slot) free for reuse */
+  int nspare_bufs;
+  int *mark;            /* pc_compact's scratch: a slot number per slot held */
+  long markcap;
   struct PcWork *work;  /* per worker */
 };
 
@@ -114,6 +132,7 @@ typedef struct PcWork {
   double kr[DK_MAXREG][PC_CHUNK]; /* kernel registers that vary */
   double p[4][PC_CHUNK];          /* parameters read from int columns */
   double x[PC_CHUNK], lp[PC_CHUNK];
+  double seg[PC_CHUNK];           /* the chunk's log prior of this segment */
   Rng saved[PC_CHUNK];
   uint8_t ok[PC_CHUNK];
 } PcWork;
@@ -357,6 +376,25 @@ static void *col_new(int kind, int N) {
   return c;
 }
 
+/* History buffers of N slots (a double or an int each). */
+#define PC_SPARE_BUFS 64
+static void *path_buf(PcRun *r) {
+  if (r->nspare_bufs > 0) return r->spare_bufs[--r->nspare_bufs];
+  return gc_alloc_atomic(sizeof(double) * (size_t)r->N);
+}
+
+static void path_free_buf(PcRun *r, void *b) {
+  if (b && r->nspare_bufs < PC_SPARE_BUFS) r->spare_bufs[r->nspare_bufs++] = b;
+}
+
+/* An entry's buffers back to the free list (the entry is being replaced). */
+static void path_release(PcRun *r, PcPath *pp) {
+  if (!pp->drawn) return;
+  path_free_buf(r, pp->v);
+  path_free_buf(r, pp->par);
+  pp->drawn = false;
+}
+
 PcRun *pc_run_new(const PcProg *pc, int N, int workers) {
   PcRun *r = gc_alloc(sizeof(PcRun));
   r->pc = pc;
@@ -373,10 +411,11 @@ PcRun *pc_run_new(const PcProg *pc, int N, int workers) {
   r->dead2 = gc_alloc_atomic((size_t)N);
   r->cur = gc_alloc_atomic(sizeof(int) * (size_t)N);
   r->cur2 = gc_alloc_atomic(sizeof(int) * (size_t)N);
+  r->spare_bufs = gc_alloc(sizeof(void *) * PC_SPARE_BUFS);
   r->root2 = gc_alloc_atomic(sizeof(uint64_t) * (size_t)N);
   r->logprior = gc_alloc_atomic(sizeof(double) * (size_t)N);
   r->loglik = gc_alloc_atomic(sizeof(double) * (size_t)N);
-  r->seg = gc_alloc_atomic(sizeof(double) * (size_t)N);
+  r->tmp = gc_alloc_atomic(sizeof(double) * (size_t)N);
   r->root = gc_alloc_atomic(sizeof(uint64_t) * (size_t)N);
   r->U = gc_alloc(sizeof(Value) * (size_t)(pc->nregs + 1));
   r->assigned = gc_alloc_atomic(sizeof(bool) * (size_t)(pc->nregs + 1));
@@ -398,9 +437,12 @@ void pc_run_start(PcRun *r, uint64_t seed) {
   for (int c = 0; c < pc->ncols; c++) memset(r->cols[c], 0, ck_size(pc->ckind[c]) * (size_t)N);
   r->depth = 1;
   r->fr[0] = (PcFrame){.b = &pc->p->model_b};
+  for (int e = 0; e < r->npath; e++) path_release(r, &r->path[e]);
   r->npath = 0;
+  r->cur_id = false;
   r->stored = r->live = 0;
   r->segments = 0;
+  r->rooted = r->seg_draws = false;
 }
 
 const PcProg *pc_run_prog(const PcRun *r) { return r->pc; }
@@ -533,12 +575,16 @@ static void record_sample(PcRun *r, const IrInstr *ins) {
     pp->addr = op->addr;
     pp->isint = t.base == TY_INT;
     pp->n = r->N;
-    pp->v = gc_alloc_atomic(sizeof(double) * (size_t)r->N);
-    pp->par = gc_alloc_atomic(sizeof(int) * (size_t)r->N);
-    for (int j = 0; j < r->N; j++) {
-      pp->par[j] = r->npath ? r->cur[j] : -1;
-      r->cur[j] = j;
+    pp->drawn = true;
+    pp->v = path_buf(r);
+    pp->par = NULL;
+    if (r->npath && !r->cur_id) {
+      pp->par = path_buf(r);
+      memcpy(pp->par, r->cur, sizeof(int) * (size_t)r->N);
     }
+    if (!r->cur_id)
+      for (int j = 0; j < r->N; j++) r->cur[j] = j;
+    r->cur_id = true;
     r->stored += r->N;
     op->path = r->npath++;
   }
@@ -692,34 +738,55 @@ static void record_varying(PcRun *r, const IrInstr *ins) {
 static void pc_compact(PcRun *r) {
   int E = r->npath, N = r->N;
   if (E == 0) return;
-  int **map = gc_alloc(sizeof(int *) * (size_t)E);
-  for (int e = 0; e < E; e++) {
-    map[e] = gc_alloc_atomic(sizeof(int) * (size_t)r->path[e].n);
-    memset(map[e], 0, sizeof(int) * (size_t)r->path[e].n);
+  if (r->markcap < r->stored) { /* one scratch for every entry's marks */
+    r->markcap = r->stored + r->stored / 2;
+    r->mark = gc_alloc_atomic(sizeof(int) * (size_t)r->markcap);
   }
+  int **map = gc_alloc(sizeof(int *) * (size_t)E);
+  long off = 0;
+  for (int e = 0; e < E; e++) {
+    map[e] = r->mark + off;
+    off += r->path[e].n;
+  }
+  memset(r->mark, 0, sizeof(int) * (size_t)off);
   for (int j = 0; j < N; j++) map[E - 1][r->cur[j]] = 1;
-  for (int e = E - 1; e > 0; e--)
-    for (int s = 0; s < r->path[e].n; s++)
-      if (map[e][s]) map[e - 1][r->path[e].par[s]] = 1;
+  for (int e = E - 1; e > 0; e--) {
+    const PcPath *pp = &r->path[e];
+    if (!pp->par) memcpy(map[e - 1], map[e], sizeof(int) * (size_t)pp->n);
+    else
+      for (int s = 0; s < pp->n; s++)
+        if (map[e][s]) map[e - 1][pp->par[s]] = 1;
+  }
   long kept = 0;
   for (int e = 0; e < E; e++) {
     PcPath *pp = &r->path[e];
-    int m = 0;
-    for (int s = 0; s < pp->n; s++) map[e][s] = map[e][s] ? m++ : -1;
-    double *v = gc_alloc_atomic(sizeof(double) * (size_t)(m ? m : 1));
-    int *par = gc_alloc_atomic(sizeof(int) * (size_t)(m ? m : 1));
-    for (int s = 0; s < pp->n; s++) {
-      int k = map[e][s];
-      if (k < 0) continue;
-      v[k] = pp->v[s];
-      par[k] = e ? map[e - 1][pp->par[s]] : -1;
+    int m = 0, *mp = map[e];
+    for (int s = 0; s < pp->n; s++) { /* without branches: survivors are scattered */
+      int keep = mp[s] != 0;
+      mp[s] = keep ? m : -1;
+      m += keep;
     }
+    if (m == pp->n && (e == 0 || r->path[e - 1].n == pp->n) && !pp->par) {
+      kept += m; /* every slot lives and so did its parents': the entry stands */
+      continue;
+    }
+    /* slot m takes the dropped slots' writes */
+    double *v = gc_alloc_atomic(sizeof(double) * (size_t)(m + 1));
+    int *par = gc_alloc_atomic(sizeof(int) * (size_t)(m + 1));
+    const int *pm = e ? map[e - 1] : NULL;
+    for (int s = 0; s < pp->n; s++) {
+      int k = mp[s] < 0 ? m : mp[s];
+      v[k] = pp->v[s];
+      par[k] = pm ? pm[path_parent(pp, e, s)] : -1;
+    }
+    path_release(r, pp);
     pp->v = v;
     pp->par = par;
     pp->n = m;
     kept += m;
   }
   for (int j = 0; j < N; j++) r->cur[j] = map[E - 1][r->cur[j]];
+  r->cur_id = false;
   r->stored = r->live = kept;
 }
 
@@ -727,6 +794,7 @@ int pc_record(PcRun *r, Diag *d) {
   const PcProg *pc = r->pc;
   char err[512];
   r->nops = 0;
+  r->rooted |= r->seg_draws; /* the last segment drew in every living particle */
   r->seg_draws = false;
   if (r->stored > 3 * r->live + 16L * r->N) pc_compact(r);
   r->seg_id = (uint64_t)(r->segments++) * (uint64_t)r->N + 1;
@@ -1035,7 +1103,7 @@ static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, dou
     if (isint) ((int64_t *)r->cols[op->dst])[i] = (int64_t)x;
     else ((double *)r->cols[op->dst])[i] = x;
     if (pathv) pathv[i] = x;
-    r->seg[i] += lp;
+    W->seg[c] += lp;
   }
 }
 
@@ -1178,14 +1246,14 @@ void pc_exec(PcRun *r, int worker, int lo, int hi, double *inc, const char **per
     for (int i = c0; i < c1; i++) {
       inc[i] = 0;
       perr[i] = NULL;
-      r->seg[i] = 0;
+      W->seg[i - c0] = 0;
     }
     for (int k = 0; k < r->nops; k++) exec_op(r, &r->ops[k], c0, c1, W, R, inc, perr);
-    for (int i = c0; i < c1; i++) {
-      if (r->dead[i]) continue; /* dead before, or killed now: not advanced */
-      r->logprior[i] += r->seg[i];
-      if (r->seg_draws && !r->root[i] && !perr[i]) r->root[i] = r->seg_id + (uint64_t)i;
-    }
+    for (int i = c0; i < c1; i++) /* dead before, or killed now: not advanced */
+      if (!r->dead[i]) r->logprior[i] += W->seg[i - c0];
+    if (r->seg_draws && !r->rooted)
+      for (int i = c0; i < c1; i++)
+        if (!r->dead[i] && !r->root[i]) r->root[i] = r->seg_id + (uint64_t)i;
   }
 }
 
@@ -1211,13 +1279,13 @@ void pc_resample(PcRun *r, const int *anc, uint64_t fork_seed) {
     r->spare[c] = src;
   }
   /* the small per-particle arrays go through one scratch column */
-  double *t = r->seg;
+  double *t = r->tmp;
   for (int j = 0; j < N; j++) t[j] = r->logprior[anc[j]];
-  r->seg = r->logprior;
+  r->tmp = r->logprior;
   r->logprior = t;
-  t = r->seg;
+  t = r->tmp;
   for (int j = 0; j < N; j++) t[j] = r->loglik[anc[j]];
-  r->seg = r->loglik;
+  r->tmp = r->loglik;
   r->loglik = t;
   uint64_t *root = r->root2;
   uint8_t *dead = r->dead2;
@@ -1231,7 +1299,10 @@ void pc_resample(PcRun *r, const int *anc, uint64_t fork_seed) {
   r->root = root;
   r->dead = dead;
   if (r->npath > 0) { /* the histories follow their lineages */
-    for (int j = 0; j < N; j++) r->cur2[j] = r->cur[anc[j]];
+    if (r->cur_id) memcpy(r->cur2, anc, sizeof(int) * (size_t)N);
+    else
+      for (int j = 0; j < N; j++) r->cur2[j] = r->cur[anc[j]];
+    r->cur_id = false;
     int *c = r->cur;
     r->cur = r->cur2;
     r->cur2 = c;
@@ -1260,7 +1331,7 @@ InterpLatent *pc_latents(const PcRun *r, int i, int *n) {
     const PcPath *pp = &r->path[e];
     double x = pp->v[idx];
     a[e] = (InterpLatent){pp->addr, pp->isint ? val_int((int64_t)x) : val_real(x)};
-    idx = pp->par[idx];
+    idx = path_parent(pp, e, idx);
   }
   return a;
 }
