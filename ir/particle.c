@@ -135,6 +135,7 @@ typedef struct PcWork {
   double seg[PC_CHUNK];           /* the chunk's log prior of this segment */
   Rng saved[PC_CHUNK];
   uint8_t ok[PC_CHUNK];
+  long kills;                     /* particles this worker has killed */
 } PcWork;
 
 /* ---- registers an instruction reads ---- */
@@ -450,6 +451,18 @@ bool pc_dead(const PcRun *r, int i) { return r->dead[i]; }
 double pc_logprior(const PcRun *r, int i) { return r->logprior[i]; }
 double pc_loglik(const PcRun *r, int i) { return r->loglik[i]; }
 uint64_t pc_root(const PcRun *r, int i) { return r->root[i]; }
+
+long pc_kills(const PcRun *r) {
+  long k = 0;
+  for (int w = 0; w < r->workers; w++) k += r->work[w].kills;
+  return k;
+}
+
+int pc_nalive(const PcRun *r) {
+  int n = 0;
+  for (int i = 0; i < r->N; i++) n += !r->dead[i];
+  return n;
+}
 
 size_t pc_bytes(const PcRun *r) {
   size_t b = (size_t)r->N * (2 * sizeof(double) * 3 + sizeof(Rng) + sizeof(uint64_t) + 1);
@@ -1243,14 +1256,18 @@ void pc_exec(PcRun *r, int worker, int lo, int hi, double *inc, const char **per
   Value *R = W->R;
   for (int c0 = lo; c0 < hi; c0 += PC_CHUNK) {
     int c1 = c0 + PC_CHUNK < hi ? c0 + PC_CHUNK : hi;
+    int alive = 0;
     for (int i = c0; i < c1; i++) {
       inc[i] = 0;
-      perr[i] = NULL;
       W->seg[i - c0] = 0;
+      alive += !r->dead[i];
     }
     for (int k = 0; k < r->nops; k++) exec_op(r, &r->ops[k], c0, c1, W, R, inc, perr);
-    for (int i = c0; i < c1; i++) /* dead before, or killed now: not advanced */
+    for (int i = c0; i < c1; i++) { /* dead before, or killed now: not advanced */
+      alive -= !r->dead[i];
       if (!r->dead[i]) r->logprior[i] += W->seg[i - c0];
+    }
+    W->kills += alive;
     if (r->seg_draws && !r->rooted)
       for (int i = c0; i < c1; i++)
         if (!r->dead[i] && !r->root[i]) r->root[i] = r->seg_id + (uint64_t)i;
