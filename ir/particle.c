@@ -57,6 +57,8 @@ typedef struct PcOp {
   int nsizes;
   int sizes[8];
   const char *msg;     /* PK_KILL */
+  uint8_t replay;      /* PK_SAMPLE: 0 drawn, 1 rval in particle 0, 2 rval in every particle */
+  Value rval;
 } PcOp;
 
 /* The history of one nested latent, a generation of the particles'
@@ -123,6 +125,8 @@ struct PcRun {
   int *mark;            /* pc_compact's scratch: a slot number per slot held */
   long markcap;
   struct PcWork *work;  /* per worker */
+  PcReplayFn replay;    /* conditioning (pc_set_replay), or NULL */
+  void *replay_ctx;
 };
 
 /* A worker's scratch: a register file for generic instructions, and the
@@ -447,6 +451,11 @@ void pc_run_start(PcRun *r, uint64_t seed) {
 }
 
 const PcProg *pc_run_prog(const PcRun *r) { return r->pc; }
+
+void pc_set_replay(PcRun *r, PcReplayFn find, void *ctx) {
+  r->replay = find;
+  r->replay_ctx = ctx;
+}
 bool pc_dead(const PcRun *r, int i) { return r->dead[i]; }
 double pc_logprior(const PcRun *r, int i) { return r->logprior[i]; }
 double pc_loglik(const PcRun *r, int i) { return r->loglik[i]; }
@@ -576,6 +585,8 @@ static void record_sample(PcRun *r, const IrInstr *ins) {
     scalars = pc_scalar(r->pc->p->main.regtypes[ins->dist.params[k]]);
   op->fast = scalars && f->lpdf1 && f->rng1 && f->nparams <= 4;
   r->seg_draws = true;
+  bool all = false;
+  if (r->replay && r->replay(r->replay_ctx, op->addr, &op->rval, &all)) op->replay = all ? 2 : 1;
   if (r->depth > 1) { /* nested: its history is kept (as the interpreter keeps it) */
     if (r->npath == r->pathcap) {
       int cap = r->pathcap ? 2 * r->pathcap : 64;
@@ -947,6 +958,23 @@ static bool sample_generic(PcRun *r, const PcOp *op, int i, Value *out, double *
   return dist_call_lpdf(&dc, *out, lp, err, errsz);
 }
 
+/* A replayed latent as the trace handler replays a previous trace's value:
+ * scored under particle i's parameters, and drawn afresh when it is outside
+ * their support (log density -inf or NaN). */
+static bool sample_replay(PcRun *r, const PcOp *op, int i, Value *out, double *lp, char *err,
+                          size_t errsz) {
+  Value pv[DIST_MAX_PARAMS];
+  DistCall dc;
+  if (!make_call(r, op, i, pv, &dc, err, errsz)) return false;
+  if (!dist_call_lpdf(&dc, op->rval, lp, err, errsz)) return false;
+  if (*lp > -INFINITY) {
+    *out = op->rval;
+    return true;
+  }
+  if (!dist_call_rng(&dc, &r->rng[i], out, err, errsz)) return false;
+  return dist_call_lpdf(&dc, *out, lp, err, errsz);
+}
+
 static bool observe_generic(PcRun *r, const PcOp *op, int i, double *lp, char *err, size_t errsz) {
   Value pv[DIST_MAX_PARAMS];
   DistCall dc;
@@ -1077,7 +1105,7 @@ static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, dou
     kernel_params(r, op, lo, hi, W, p);
     for (int i = lo; i < hi; i++) {
       int c = i - lo;
-      if (r->dead[i] || !W->ok[c]) continue;
+      if (r->dead[i] || !W->ok[c] || (op->replay && (op->replay == 2 || i == 0))) continue;
       double q[4];
       for (int j = 0; j < np; j++) q[j] = p[j].col ? p[j].col[i] : p[j].u;
       W->saved[c] = r->rng[i];
@@ -1101,7 +1129,14 @@ static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, dou
     if (r->dead[i]) continue;
     int c = i - lo;
     double x, lp;
-    if (op->fast && W->ok[c] == 1 && !isnan(W->lp[c]) && W->lp[c] != INFINITY) {
+    if (op->replay && (op->replay == 2 || i == 0)) {
+      Value v;
+      if (!sample_replay(r, op, i, &v, &lp, err, sizeof err)) {
+        pc_kill(r, i, ins, err, inc, perr);
+        continue;
+      }
+      x = val_as_real(v);
+    } else if (op->fast && W->ok[c] == 1 && !isnan(W->lp[c]) && W->lp[c] != INFINITY) {
       x = W->x[c];
       lp = W->lp[c];
     } else {

@@ -73,6 +73,17 @@ int pc_nalive(const PcRun *r);
  * forks do. */
 void pc_resample(PcRun *r, const int *anc, uint64_t fork_seed);
 
+/* Conditioning, for particle Gibbs: when find(ctx, addr, &x, &all) returns
+ * true for a latent's address, the latent is not drawn but takes the value
+ * x, in particle 0 only (the retained reference path; resampling must keep
+ * it at index 0) or, with all set, in every particle (a static parameter).
+ * The value is scored under the particle's parameters and, outside their
+ * support, drawn afresh: what the trace handler does when it replays a
+ * previous trace.  find runs while a segment is recorded (one thread);
+ * NULL turns conditioning off. */
+typedef bool (*PcReplayFn)(void *ctx, const char *addr, Value *x, bool *all);
+void pc_set_replay(PcRun *r, PcReplayFn find, void *ctx);
+
 /* Particle i: killed by a runtime error?  Its log prior and log likelihood
  * so far; the identity of the oldest choices of its lineage (0: none), which
  * tells final particles with distinct histories apart. */
