@@ -22,7 +22,9 @@
  *       default: kalman, N in 1000 10000 100000, T = 1000, one thread;
  *       the interpreter runs N <= 10000 unless -i; -c: compiled only.
  *   -m pgibbs: particle Gibbs sweeps per second on the Kalman model with
- *       static a (N particles, T steps; interpreted).
+ *       static a (N particles, T steps), the conditional SMC on compiled
+ *       particles and interpreted (--no-jit) side by side; default N in 10 20
+ *       30 100 1000, T = 100.
  *
  * Not a test: it prints a table. */
 #include <math.h>
@@ -165,7 +167,10 @@ static double hand_kalman(int N, int T, const Value y) {
   return logz;
 }
 
-/* mode: 0 compiled, 1 interpreted, 2 hand-written C, 3 particle Gibbs */
+#define PG_SWEEPS 200 /* particle Gibbs sweeps timed (warmup ones: no adaptation to time) */
+
+/* mode: 0 compiled, 1 interpreted, 2 hand-written C, 3 particle Gibbs compiled,
+   4 particle Gibbs interpreted */
 static int bench_one(const char *model, int mode, int N, int T, int threads) {
   BData kd = {.src.get = bdata_get, .T = T, .y = val_arr(T)};
   simulate(model, T, kd.y);
@@ -175,7 +180,8 @@ static int bench_one(const char *model, int mode, int N, int T, int threads) {
     t0 = cpu_now();
     logz = hand_kalman(N, T, kd.y);
   } else {
-    const char *src = mode == 3 ? smc_pg_src : !strcmp(model, "hmm3") ? hmm3_src
+    bool pg = mode >= 3;
+    const char *src = pg ? smc_pg_src : !strcmp(model, "hmm3") ? hmm3_src
                       : !strcmp(model, "sv") ? smc_sv_src : kalman_src;
     Diag d;
     diag_init(&d);
@@ -187,34 +193,34 @@ static int bench_one(const char *model, int mode, int N, int T, int threads) {
     EngineOpts o;
     engine_opts_default(&o);
     o.chains = 1;
-    o.draws = mode == 3 ? 20 : N;
+    o.draws = pg ? PG_SWEEPS : N;
     o.threads = threads;
-    o.no_jit = mode == 1;
+    o.no_jit = mode == 1 || mode == 4;
     if (!engine_opts_set(&o, "particles", gc_printf("%d", N), &d)) {
       fprintf(stderr, "smc_bench: %s\n", d.msg);
       return 1;
     }
-    const EngineVT *e = engine_lookup(mode == 3 ? "pgibbs" : "smc");
+    const EngineVT *e = engine_lookup(pg ? "pgibbs" : "smc");
     t0 = cpu_now();
     void *st = e->init(in, &o, 0, &d);
     Draw dr;
     memset(&dr, 0, sizeof dr);
-    int steps = mode == 3 ? 20 : 1;
+    int steps = pg ? PG_SWEEPS : 1;
     for (int k = 0; k < steps; k++)
       if (!st || !e->step(st, false, &dr, &d)) {
         fprintf(stderr, "smc_bench: %s\n", d.msg);
         return 1;
       }
-    if (mode != 3) e->log_evidence(st, &logz);
+    if (!pg) e->log_evidence(st, &logz);
     if (e->backend) backend = e->backend(st);
   }
   double cpu = cpu_now() - t0;
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  static const char *names[] = {"compiled", "interpreted", "hand C", "pgibbs"};
-  if (mode == 3)
-    printf("%-7s %-11s %7d %5d %9.2f %12.1f sweeps/s %9.1f\n", model, names[mode], N, T, cpu,
-           20 / cpu, ru.ru_maxrss / 1024.0);
+  static const char *names[] = {"compiled", "interpreted", "hand C", "compiled", "interpreted"};
+  if (mode >= 3)
+    printf("%-7s %-11s %7d %5d %9.2f %12.1f %9.1f %s\n", "pgibbs", names[mode], N, T, cpu,
+           PG_SWEEPS / cpu, ru.ru_maxrss / 1024.0, mode == 3 && !strstr(backend, "compiled") ? backend : "");
   else
     printf("%-7s %-11s %7d %5d %9.2f %12.0f %9.1f %12.4f %s\n", model, names[mode], N, T, cpu,
            (double)N * T / cpu, ru.ru_maxrss / 1024.0, logz, mode == 0 && !strstr(backend, "compiled") ? backend : "");
@@ -250,20 +256,34 @@ int main(int argc, char **argv) {
     cfg[n][0] = atoi(argv[k]);
     cfg[n][1] = atoi(argv[k + 1]);
   }
-  if (n == 0) {
+  if (n == 0 && !strcmp(model, "pgibbs")) {
+    static const int pgN[] = {10, 20, 30, 100, 1000};
+    for (int i = 0; i < 5; i++, n++) {
+      cfg[n][0] = pgN[i];
+      cfg[n][1] = 100;
+    }
+  } else if (n == 0) {
     static const int defN[] = {1000, 10000, 100000};
     for (int i = 0; i < 3; i++, n++) {
-      cfg[n][0] = !strcmp(model, "pgibbs") ? 10 * (i + 1) : defN[i];
-      cfg[n][1] = !strcmp(model, "pgibbs") ? 100 : 1000;
+      cfg[n][0] = defN[i];
+      cfg[n][1] = 1000;
     }
   }
-  printf("smc, systematic resampling at ESS < N/2, %d thread%s\n", threads, threads == 1 ? "" : "s");
-  printf("%-7s %-11s %7s %5s %9s %12s %9s %12s\n", "model", "particles", "N", "T", "cpu s",
-         "steps/cpu s", "peak MiB", "log Z");
+  bool pg = !strcmp(model, "pgibbs");
+  if (pg)
+    printf("pgibbs, %d sweeps (static MH moves + conditional SMC, multinomial resampling at ESS < "
+           "N/2), %d thread%s\n%-7s %-11s %7s %5s %9s %12s %9s\n", PG_SWEEPS, threads,
+           threads == 1 ? "" : "s", "model", "particles", "N", "T", "cpu s", "sweeps/cpu s",
+           "peak MiB");
+  else
+    printf("smc, systematic resampling at ESS < N/2, %d thread%s\n%-7s %-11s %7s %5s %9s %12s %9s %12s\n",
+           threads, threads == 1 ? "" : "s", "model", "particles", "N", "T", "cpu s",
+           "steps/cpu s", "peak MiB", "log Z");
   for (int i = 0; i < n; i++) {
     int N = cfg[i][0], T = cfg[i][1];
     if (!strcmp(model, "pgibbs")) {
       run_child("kalman", 3, N, T, threads);
+      if (!only_compiled && (interp_all || N <= 100)) run_child("kalman", 4, N, T, threads);
       continue;
     }
     if (!strcmp(model, "kalman") && !only_compiled) run_child(model, 2, N, T, threads);

@@ -26,6 +26,7 @@ typedef struct RunOut {
 typedef struct RunCfg {
   const char *engine, *name, *src, *path, *data, *data_path, *resample;
   int threads, chains, particles, draws, warmup, no_jit, rejuvenate, ancestor_sampling;
+  double ess_threshold; /* 0: the default */
   unsigned long long seed;
 } RunCfg;
 
@@ -47,6 +48,7 @@ static inline RunOut run_cfg(RunCfg c) {
     ro.engine = c.engine ? c.engine : "smc";
     if (c.warmup) ro.warmup = c.warmup;
     ro.ancestor_sampling = c.ancestor_sampling;
+    if (c.ess_threshold > 0) ro.ess_threshold = c.ess_threshold;
     ro.chains = c.chains;
     ro.particles = c.particles;
     ro.draws = c.draws;
