@@ -1315,6 +1315,7 @@ void pc_resample(PcRun *r, const int *anc, uint64_t fork_seed) {
   const PcProg *pc = r->pc;
   int N = r->N;
   for (int c = 0; c < pc->ncols; c++) {
+    if (!r->assigned[pc->creg[c]]) continue; /* not written yet: zeros in every particle */
     void *src = r->cols[c], *dst = r->spare[c];
     switch (pc->ckind[c]) {
     case CK_REAL:
