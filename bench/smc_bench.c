@@ -18,9 +18,10 @@
  * systematic resampling at ESS < N/2 (the project's resample()) with the
  * state permuted; it keeps no history and draws from one stream.
  *
- *   smc_bench [-t THREADS] [-m kalman|hmm3|sv|pgibbs] [-i] [-c] [N T]...
+ *   smc_bench [-t THREADS] [-m kalman|hmm3|sv|pgibbs] [-i] [-c] [-n] [N T]...
  *       default: kalman, N in 1000 10000 100000, T = 1000, one thread;
- *       the interpreter runs N <= 10000 unless -i; -c: compiled only.
+ *       the interpreter runs N <= 10000 unless -i; -c: compiled only;
+ *       -n: no interpreter (hand C and compiled side by side).
  *   -m pgibbs: particle Gibbs sweeps per second on the Kalman model with
  *       static a (N particles, T steps), the conditional SMC on compiled
  *       particles and interpreted (--no-jit) side by side; default N in 10 20
@@ -242,7 +243,7 @@ static void run_child(const char *model, int mode, int N, int T, int threads) {
 
 int main(int argc, char **argv) {
   int cfg[64][2], n = 0, threads = 1;
-  bool interp_all = false, only_compiled = false;
+  bool interp_all = false, only_compiled = false, no_interp = false;
   const char *model = "kalman";
   int k = 1;
   for (; k < argc && argv[k][0] == '-'; k++) {
@@ -250,6 +251,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[k], "-m") && k + 1 < argc) model = argv[++k];
     else if (!strcmp(argv[k], "-i")) interp_all = true;
     else if (!strcmp(argv[k], "-c")) only_compiled = true;
+    else if (!strcmp(argv[k], "-n")) no_interp = true;
   }
   if (threads < 1) threads = 1;
   for (; k + 1 < argc && n < 64; k += 2, n++) {
@@ -288,7 +290,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(model, "kalman") && !only_compiled) run_child(model, 2, N, T, threads);
     run_child(model, 0, N, T, threads);
-    if (!only_compiled && (interp_all || N <= 10000)) run_child(model, 1, N, T, threads);
+    if (!only_compiled && !no_interp && (interp_all || N <= 10000)) run_child(model, 1, N, T, threads);
   }
   return 0;
 }
