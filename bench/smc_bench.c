@@ -18,11 +18,14 @@
  * systematic resampling at ESS < N/2 (the project's resample()) with the
  * state permuted; it keeps no history and draws from one stream.
  *
- *   smc_bench [-t THREADS] [-m kalman|hmm3|sv|pgibbs] [-i] [-c] [N T]...
+ *   smc_bench [-t THREADS] [-m kalman|hmm3|sv|pgibbs] [-i] [-c] [-n] [N T]...
  *       default: kalman, N in 1000 10000 100000, T = 1000, one thread;
- *       the interpreter runs N <= 10000 unless -i; -c: compiled only.
+ *       the interpreter runs N <= 10000 unless -i; -c: compiled only;
+ *       -n: no interpreter (hand C and compiled side by side).
  *   -m pgibbs: particle Gibbs sweeps per second on the Kalman model with
- *       static a (N particles, T steps; interpreted).
+ *       static a (N particles, T steps), the conditional SMC on compiled
+ *       particles and interpreted (--no-jit) side by side; default N in 10 20
+ *       30 100 1000, T = 100.
  *
  * Not a test: it prints a table. */
 #include <math.h>
@@ -37,6 +40,7 @@
 #include "inference/engine.h"
 #include "inference/resample.h"
 #include "bench_util.h"
+#include "../tests/inference/smc_models.h"
 
 static const char *kalman_src =
     "data { int T; real y[T]; real a; real<lower=0> q; real<lower=0> r; }\n"
@@ -61,30 +65,6 @@ static const char *hmm3_src =
     "    z_prev = z;\n"
     "  }\n"
     "  int z_last = z_prev;\n"
-    "}\n";
-
-static const char *sv_src =
-    "data { int T; real y[T]; real mu; real phi; real<lower=0> s; }\n"
-    "model {\n"
-    "  real h_prev = mu;\n"
-    "  for (t in 1:T) {\n"
-    "    real h ~ normal(t == 1 ? mu : mu + phi * (h_prev - mu), t == 1 ? s / sqrt(1 - phi * phi) : s);\n"
-    "    y[t] ~ normal(0, exp(h / 2));\n"
-    "    h_prev = h;\n"
-    "  }\n"
-    "}\n";
-
-/* particle Gibbs: the AR coefficient a is static */
-static const char *pg_src =
-    "data { int T; real y[T]; real q; real r; }\n"
-    "model {\n"
-    "  real a ~ uniform(-1, 1);\n"
-    "  real x_prev = 0;\n"
-    "  for (t in 1:T) {\n"
-    "    real x ~ normal(t == 1 ? 0.0 : a * x_prev, t == 1 ? 1.0 : q);\n"
-    "    y[t] ~ normal(x, r);\n"
-    "    x_prev = x;\n"
-    "  }\n"
     "}\n";
 
 typedef struct BData {
@@ -188,7 +168,10 @@ static double hand_kalman(int N, int T, const Value y) {
   return logz;
 }
 
-/* mode: 0 compiled, 1 interpreted, 2 hand-written C, 3 particle Gibbs */
+#define PG_SWEEPS 200 /* particle Gibbs sweeps timed (warmup ones: no adaptation to time) */
+
+/* mode: 0 compiled, 1 interpreted, 2 hand-written C, 3 particle Gibbs compiled,
+   4 particle Gibbs interpreted */
 static int bench_one(const char *model, int mode, int N, int T, int threads) {
   BData kd = {.src.get = bdata_get, .T = T, .y = val_arr(T)};
   simulate(model, T, kd.y);
@@ -198,8 +181,9 @@ static int bench_one(const char *model, int mode, int N, int T, int threads) {
     t0 = cpu_now();
     logz = hand_kalman(N, T, kd.y);
   } else {
-    const char *src = mode == 3 ? pg_src : !strcmp(model, "hmm3") ? hmm3_src
-                      : !strcmp(model, "sv") ? sv_src : kalman_src;
+    bool pg = mode >= 3;
+    const char *src = pg ? smc_pg_src : !strcmp(model, "hmm3") ? hmm3_src
+                      : !strcmp(model, "sv") ? smc_sv_src : kalman_src;
     Diag d;
     diag_init(&d);
     Interp *in = bench_program(src, strlen(src), "bench.ppl", &d);
@@ -210,34 +194,34 @@ static int bench_one(const char *model, int mode, int N, int T, int threads) {
     EngineOpts o;
     engine_opts_default(&o);
     o.chains = 1;
-    o.draws = mode == 3 ? 20 : N;
+    o.draws = pg ? PG_SWEEPS : N;
     o.threads = threads;
-    o.no_jit = mode == 1;
+    o.no_jit = mode == 1 || mode == 4;
     if (!engine_opts_set(&o, "particles", gc_printf("%d", N), &d)) {
       fprintf(stderr, "smc_bench: %s\n", d.msg);
       return 1;
     }
-    const EngineVT *e = engine_lookup(mode == 3 ? "pgibbs" : "smc");
+    const EngineVT *e = engine_lookup(pg ? "pgibbs" : "smc");
     t0 = cpu_now();
     void *st = e->init(in, &o, 0, &d);
     Draw dr;
     memset(&dr, 0, sizeof dr);
-    int steps = mode == 3 ? 20 : 1;
+    int steps = pg ? PG_SWEEPS : 1;
     for (int k = 0; k < steps; k++)
       if (!st || !e->step(st, false, &dr, &d)) {
         fprintf(stderr, "smc_bench: %s\n", d.msg);
         return 1;
       }
-    if (mode != 3) e->log_evidence(st, &logz);
+    if (!pg) e->log_evidence(st, &logz);
     if (e->backend) backend = e->backend(st);
   }
   double cpu = cpu_now() - t0;
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  static const char *names[] = {"compiled", "interpreted", "hand C", "pgibbs"};
-  if (mode == 3)
-    printf("%-7s %-11s %7d %5d %9.2f %12.1f sweeps/s %9.1f\n", model, names[mode], N, T, cpu,
-           20 / cpu, ru.ru_maxrss / 1024.0);
+  static const char *names[] = {"compiled", "interpreted", "hand C", "compiled", "interpreted"};
+  if (mode >= 3)
+    printf("%-7s %-11s %7d %5d %9.2f %12.1f %9.1f %s\n", "pgibbs", names[mode], N, T, cpu,
+           PG_SWEEPS / cpu, ru.ru_maxrss / 1024.0, mode == 3 && !strstr(backend, "compiled") ? backend : "");
   else
     printf("%-7s %-11s %7d %5d %9.2f %12.0f %9.1f %12.4f %s\n", model, names[mode], N, T, cpu,
            (double)N * T / cpu, ru.ru_maxrss / 1024.0, logz, mode == 0 && !strstr(backend, "compiled") ? backend : "");
@@ -259,7 +243,7 @@ static void run_child(const char *model, int mode, int N, int T, int threads) {
 
 int main(int argc, char **argv) {
   int cfg[64][2], n = 0, threads = 1;
-  bool interp_all = false, only_compiled = false;
+  bool interp_all = false, only_compiled = false, no_interp = false;
   const char *model = "kalman";
   int k = 1;
   for (; k < argc && argv[k][0] == '-'; k++) {
@@ -267,31 +251,46 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[k], "-m") && k + 1 < argc) model = argv[++k];
     else if (!strcmp(argv[k], "-i")) interp_all = true;
     else if (!strcmp(argv[k], "-c")) only_compiled = true;
+    else if (!strcmp(argv[k], "-n")) no_interp = true;
   }
   if (threads < 1) threads = 1;
   for (; k + 1 < argc && n < 64; k += 2, n++) {
     cfg[n][0] = atoi(argv[k]);
     cfg[n][1] = atoi(argv[k + 1]);
   }
-  if (n == 0) {
+  if (n == 0 && !strcmp(model, "pgibbs")) {
+    static const int pgN[] = {10, 20, 30, 100, 1000};
+    for (int i = 0; i < 5; i++, n++) {
+      cfg[n][0] = pgN[i];
+      cfg[n][1] = 100;
+    }
+  } else if (n == 0) {
     static const int defN[] = {1000, 10000, 100000};
     for (int i = 0; i < 3; i++, n++) {
-      cfg[n][0] = !strcmp(model, "pgibbs") ? 10 * (i + 1) : defN[i];
-      cfg[n][1] = !strcmp(model, "pgibbs") ? 100 : 1000;
+      cfg[n][0] = defN[i];
+      cfg[n][1] = 1000;
     }
   }
-  printf("smc, systematic resampling at ESS < N/2, %d thread%s\n", threads, threads == 1 ? "" : "s");
-  printf("%-7s %-11s %7s %5s %9s %12s %9s %12s\n", "model", "particles", "N", "T", "cpu s",
-         "steps/cpu s", "peak MiB", "log Z");
+  bool pg = !strcmp(model, "pgibbs");
+  if (pg)
+    printf("pgibbs, %d sweeps (static MH moves + conditional SMC, multinomial resampling at ESS < "
+           "N/2), %d thread%s\n%-7s %-11s %7s %5s %9s %12s %9s\n", PG_SWEEPS, threads,
+           threads == 1 ? "" : "s", "model", "particles", "N", "T", "cpu s", "sweeps/cpu s",
+           "peak MiB");
+  else
+    printf("smc, systematic resampling at ESS < N/2, %d thread%s\n%-7s %-11s %7s %5s %9s %12s %9s %12s\n",
+           threads, threads == 1 ? "" : "s", "model", "particles", "N", "T", "cpu s",
+           "steps/cpu s", "peak MiB", "log Z");
   for (int i = 0; i < n; i++) {
     int N = cfg[i][0], T = cfg[i][1];
     if (!strcmp(model, "pgibbs")) {
       run_child("kalman", 3, N, T, threads);
+      if (!only_compiled && (interp_all || N <= 100)) run_child("kalman", 4, N, T, threads);
       continue;
     }
     if (!strcmp(model, "kalman") && !only_compiled) run_child(model, 2, N, T, threads);
     run_child(model, 0, N, T, threads);
-    if (!only_compiled && (interp_all || N <= 10000)) run_child(model, 1, N, T, threads);
+    if (!only_compiled && !no_interp && (interp_all || N <= 10000)) run_child(model, 1, N, T, threads);
   }
   return 0;
 }

@@ -54,11 +54,24 @@
  * of --threads (resample.h); each particle has its own Rng stream, and
  * everything order-dependent runs in the chain's thread, so the draws do not
  * depend on the number of threads.
+ *
+ * Compiled particles.  Without ancestor sampling, a program whose control
+ * flow is the same in every particle (ir/particle.h: state-space models,
+ * HMMs) runs its conditional SMC as columns: the reference and the statics
+ * are replayed through pc_set_replay (particle 0 is the reference and stays
+ * at index 0 through resampling), and the same calls on the chain's Rng are
+ * made in the same order, so the chain is the interpreted one's bit for bit
+ * (tests/inference/test_smc_compiled.c).  The chosen path is then replayed
+ * once through the interpreter, which gives the new reference its trace
+ * (what the MH moves on the statics work on) and its outputs.  Ancestor
+ * sampling keeps the interpreter: its candidates' continuations are runs of
+ * suspended executions.
  */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "../ir/particle.h"
 #include "engine.h"
 #include "resample.h"
 #include "trace.h"
@@ -126,6 +139,10 @@ typedef struct PgState {
   long *snap_cnt;
   int nsnap;
   long iters, static_moves, static_accepts, as_draws, as_moved;
+  /* compiled particles (the header), or NULL and why not */
+  PcRun *pcr;
+  const char *pc_why;
+  const char **perr;
 } PgState;
 
 static bool is_static(const char *addr) { return !strchr(addr, '[') && !strchr(addr, '#'); }
@@ -507,6 +524,16 @@ static bool pg_resample(PgState *s, Diag *d) {
   return true;
 }
 
+/* The new reference: a final particle drawn by weight. */
+static int pg_pick(PgState *s) {
+  double u = rng_uniform(&s->rng), c = 0;
+  for (int i = 0; i < s->N; i++) {
+    c += s->w[i];
+    if (u < c) return i;
+  }
+  return s->N - 1;
+}
+
 /* Conditional SMC given the statics; replaces the reference. */
 static bool pg_csmc(PgState *s, Diag *d) {
   int N = s->N;
@@ -531,19 +558,92 @@ static bool pg_csmc(PgState *s, Diag *d) {
     if (alive == 0) break;
     if (resample_ess(N, s->w) < s->ess_threshold * N && !pg_resample(s, d)) return false;
   }
-  /* the new reference, by final weight */
-  double u = rng_uniform(&s->rng), c = 0;
-  int pick = N - 1;
-  for (int i = 0; i < N; i++) {
-    c += s->w[i];
-    if (u < c) {
-      pick = i;
-      break;
-    }
-  }
+  int pick = pg_pick(s); /* the new reference, by final weight */
   s->ref = pg_trace(&s->p[pick]);
   s->ref_st = s->p[pick].st;
   return true;
+}
+
+/* ---- conditional SMC on compiled particles ---- */
+
+/* The reference's value at addr for particle 0; a static's for every one. */
+static bool pgc_find(void *ctx, const char *addr, Value *x, bool *all) {
+  const PgState *s = ctx;
+  const TraceChoice *c = trace_find(s->ref, addr);
+  if (!c) return false;
+  *x = c->val;
+  *all = is_static(addr);
+  return true;
+}
+
+static void pgc_exec_fn(void *ctx, int worker, int lo, int hi) {
+  PgState *s = ctx;
+  pc_exec(s->pcr, worker, lo, hi, s->inc, s->perr);
+}
+
+/* The final particle pick's path, replayed once through the interpreter:
+ * the new reference's trace and execution.  Every particle makes the
+ * reference's choices (the structure is fixed), so its trace is the
+ * template for the path's values. */
+static bool pgc_take(PgState *s, int pick, Diag *d) {
+  int n;
+  InterpLatent *lat = pc_latents(s->pcr, pick, &n);
+  TraceChoice *c = gc_alloc(sizeof(TraceChoice) * (size_t)(s->ref->n > 0 ? s->ref->n : 1));
+  memcpy(c, s->ref->c, sizeof(TraceChoice) * (size_t)s->ref->n);
+  for (int k = 0; k < n; k++) {
+    const TraceChoice *t = trace_find(s->ref, lat[k].addr);
+    if (!t) {
+      diag_error(d, DIAG_INTERNAL, (SrcPos){0},
+                 "pgibbs: a compiled particle's latent %s is not in the reference", lat[k].addr);
+      return false;
+    }
+    c[t - s->ref->c].val = lat[k].v;
+  }
+  Trace *path = trace_from_choices(s->ref->n, c, 0);
+  Rng none; /* every value is replayed: nothing is drawn */
+  rng_seed(&none, 0, 0);
+  TraceHandler th;
+  trace_handler_init(&th, &none, path, NULL, NULL, NULL);
+  InterpState *st = NULL;
+  Trace *t = trace_run(s->in, &th, s->model_seed, (uint64_t)s->chain, false, &st, d);
+  if (!t) return false;
+  s->ref = t;
+  s->ref_st = st;
+  return true;
+}
+
+/* pg_csmc on compiled particles: the same rounds, weights, ancestors, seeds
+ * and pick, so the same bits. */
+static bool pgc_csmc(PgState *s, Diag *d) {
+  int N = s->N;
+  uint64_t seed = rng_u64(&s->rng);
+  pc_set_replay(s->pcr, pgc_find, s);
+  pc_run_start(s->pcr, seed);
+  for (int i = 0; i < N; i++) s->lw[i] = 0;
+  for (;;) {
+    int more = pc_record(s->pcr, d);
+    if (more < 0) return false;
+    long kills = pc_kills(s->pcr);
+    pool_run(s->pool, N, PG_GRAIN, pgc_exec_fn, s);
+    if (pc_dead(s->pcr, 0)) {
+      diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "pgibbs: the reference run failed: %s",
+                 s->perr[0] ? s->perr[0] : "killed");
+      return false;
+    }
+    if (pc_kills(s->pcr) != kills)
+      for (int i = 0; i < N; i++) s->perr[i] = NULL;
+    int alive = more ? pc_nalive(s->pcr) : 0;
+    for (int i = 0; i < N; i++) s->lw[i] += s->inc[i];
+    resample_normalise(N, s->lw, s->w);
+    if (alive == 0) break;
+    if (resample_ess(N, s->w) < s->ess_threshold * N) {
+      pg_ancestors(s);
+      s->anc[0] = 0;
+      pc_resample(s->pcr, s->anc, rng_u64(&s->rng));
+      for (int k = 0; k < N; k++) s->lw[k] = 0;
+    }
+  }
+  return pgc_take(s, pg_pick(s), d);
 }
 
 /* The particles of the conditional SMC when --particles is 0 (its default),
@@ -626,6 +726,17 @@ static void *pg_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) 
   if (s->workers > s->N) s->workers = s->N;
   s->wk = gc_alloc(sizeof(PgWorker) * (size_t)s->workers);
   if (s->ancestor_sampling) s->relevant = pg_relevant(s->prog);
+  if (s->ancestor_sampling)
+    s->pc_why = "ancestor sampling: the candidates' continuations run suspended executions";
+  else if (o->no_jit)
+    s->pc_why = "--no-jit";
+  else {
+    const PcProg *pc = pc_compile(in, &s->pc_why);
+    if (pc) {
+      s->pcr = pc_run_new(pc, s->N, s->workers);
+      s->perr = gc_alloc(sizeof(char *) * N);
+    }
+  }
   return s;
 }
 
@@ -650,7 +761,7 @@ static bool pg_step(void *state, bool warmup, Draw *out, Diag *d) {
   /* 2–3. conditional SMC over the rest; the worker threads live for one sweep
      (the driver may never call free) */
   s->pool = pool_new(s->workers);
-  bool ok = pg_csmc(s, d);
+  bool ok = s->pcr ? pgc_csmc(s, d) : pg_csmc(s, d);
   pool_free(s->pool);
   s->pool = NULL;
   if (!ok) return false;
@@ -685,6 +796,15 @@ static const char *pg_notes(void *state) {
 
 static void pg_free(void *state) { (void)state; /* GC memory */ }
 
+/* How the conditional SMC runs, for the summary's backend line. */
+static const char *pg_backend(void *state) {
+  PgState *s = state;
+  if (s->pcr)
+    return gc_printf("pgibbs: compiled particle steps (%d registers per particle in columns)",
+                     pc_ncolumns(pc_run_prog(s->pcr)));
+  return gc_printf("pgibbs: interpreted (%s)", s->pc_why ? s->pc_why : "not compiled");
+}
+
 static const OptSpec pg_options[] = {
     {.name = "ancestor-sampling", .type = OPT_BOOL, .def = "false",
      .help = "resample the reference trajectory's ancestor at each step (PGAS)"},
@@ -704,4 +824,5 @@ const EngineVT engine_pgibbs = {
     .step = pg_step,
     .free = pg_free,
     .chain_notes = pg_notes,
+    .backend = pg_backend,
 };

@@ -44,16 +44,17 @@ static bool smcc_round(SmcState *s, int *alive, Diag *d) {
   int N = s->N;
   int more = pc_record(s->pcr, d);
   if (more < 0) return false;
+  long kills = pc_kills(s->pcr);
   pool_run(s->pool, N, SMC_GRAIN, smcc_exec_fn, s);
-  *alive = 0;
-  for (int i = 0; i < N; i++) {
-    if (s->perr[i]) {
-      if (!s->first_err[0]) snprintf(s->first_err, sizeof s->first_err, "%s", s->perr[i]);
-      s->killed++;
-    }
-    s->lw[i] += s->inc[i];
-    *alive += more && !pc_dead(s->pcr, i);
-  }
+  if (pc_kills(s->pcr) != kills)
+    for (int i = 0; i < N; i++)
+      if (s->perr[i]) {
+        if (!s->first_err[0]) snprintf(s->first_err, sizeof s->first_err, "%s", s->perr[i]);
+        s->killed++;
+        s->perr[i] = NULL;
+      }
+  for (int i = 0; i < N; i++) s->lw[i] += s->inc[i];
+  *alive = more ? pc_nalive(s->pcr) : 0;
   return true;
 }
 

@@ -57,6 +57,8 @@ typedef struct PcOp {
   int nsizes;
   int sizes[8];
   const char *msg;     /* PK_KILL */
+  uint8_t replay;      /* PK_SAMPLE: 0 drawn, 1 rval in particle 0, 2 rval in every particle */
+  Value rval;
 } PcOp;
 
 /* The history of one nested latent, a generation of the particles'
@@ -64,14 +66,26 @@ typedef struct PcOp {
  * entry that the same lineage holds (par; -1 in the first entry).  Drawn,
  * it has one slot per particle; pc_compact later drops the slots no living
  * particle descends from (path storage as in Jacob, Murray & Rubenthaler
- * 2015: the histories of a long series mostly coalesce). */
+ * 2015: the histories of a long series mostly coalesce).  Between two
+ * resamplings a lineage keeps its slot number, so an entry drawn then has no
+ * parent array (par NULL: slot s's parent is slot s, or none in the first
+ * entry); only the draws after a resampling and compacted entries carry one.
+ * A drawn entry's arrays are the run's N-slot buffers, recycled by the
+ * compaction that drops them, so a long run does not keep taking fresh
+ * pages from the collector. */
 typedef struct PcPath {
   const char *addr;
   bool isint;
+  bool drawn;  /* v (and par) are N-slot buffers of the run's free list */
   int n;
   double *v;
   int *par;
 } PcPath;
+
+/* The slot of entry e - 1 that slot s of entry e descends from. */
+static inline int path_parent(const PcPath *pp, int e, int s) {
+  return pp->par ? pp->par[s] : e ? s : -1;
+}
 
 typedef struct PcFrame {
   const IrBlock *b;
@@ -86,7 +100,7 @@ struct PcRun {
   void **cols, **spare; /* per column: N values of its kind */
   Rng *rng;
   uint8_t *dead, *dead2;
-  double *logprior, *loglik, *seg;
+  double *logprior, *loglik, *tmp; /* tmp: pc_resample's scratch column */
   uint64_t *root, *root2;
   /* the uniform state: main's registers (varying ones unused) */
   Value *U;
@@ -97,14 +111,22 @@ struct PcRun {
   PcOp *ops;
   int nops, opcap;
   bool seg_draws;       /* the segment draws a latent */
+  bool rooted;          /* every living particle has drawn (has a root) */
   uint64_t seg_id;      /* root id of the segment's choices, minus the particle index */
   long segments;
   /* histories */
   PcPath *path;
   int npath, pathcap;
   int *cur, *cur2;      /* per particle: its slot in the newest entry */
+  bool cur_id;          /* cur[j] == j for every particle */
   long stored, live;    /* slots held; slots held after the last compaction */
+  void **spare_bufs;    /* N-slot history buffers (8 bytes a slot) free for reuse */
+  int nspare_bufs;
+  int *mark;            /* pc_compact's scratch: a slot number per slot held */
+  long markcap;
   struct PcWork *work;  /* per worker */
+  PcReplayFn replay;    /* conditioning (pc_set_replay), or NULL */
+  void *replay_ctx;
 };
 
 /* A worker's scratch: a register file for generic instructions, and the
@@ -114,8 +136,10 @@ typedef struct PcWork {
   double kr[DK_MAXREG][PC_CHUNK]; /* kernel registers that vary */
   double p[4][PC_CHUNK];          /* parameters read from int columns */
   double x[PC_CHUNK], lp[PC_CHUNK];
+  double seg[PC_CHUNK];           /* the chunk's log prior of this segment */
   Rng saved[PC_CHUNK];
   uint8_t ok[PC_CHUNK];
+  long kills;                     /* particles this worker has killed */
 } PcWork;
 
 /* ---- registers an instruction reads ---- */
@@ -357,6 +381,25 @@ static void *col_new(int kind, int N) {
   return c;
 }
 
+/* History buffers of N slots (a double or an int each). */
+#define PC_SPARE_BUFS 64
+static void *path_buf(PcRun *r) {
+  if (r->nspare_bufs > 0) return r->spare_bufs[--r->nspare_bufs];
+  return gc_alloc_atomic(sizeof(double) * (size_t)r->N);
+}
+
+static void path_free_buf(PcRun *r, void *b) {
+  if (b && r->nspare_bufs < PC_SPARE_BUFS) r->spare_bufs[r->nspare_bufs++] = b;
+}
+
+/* An entry's buffers back to the free list (the entry is being replaced). */
+static void path_release(PcRun *r, PcPath *pp) {
+  if (!pp->drawn) return;
+  path_free_buf(r, pp->v);
+  path_free_buf(r, pp->par);
+  pp->drawn = false;
+}
+
 PcRun *pc_run_new(const PcProg *pc, int N, int workers) {
   PcRun *r = gc_alloc(sizeof(PcRun));
   r->pc = pc;
@@ -373,10 +416,11 @@ PcRun *pc_run_new(const PcProg *pc, int N, int workers) {
   r->dead2 = gc_alloc_atomic((size_t)N);
   r->cur = gc_alloc_atomic(sizeof(int) * (size_t)N);
   r->cur2 = gc_alloc_atomic(sizeof(int) * (size_t)N);
+  r->spare_bufs = gc_alloc(sizeof(void *) * PC_SPARE_BUFS);
   r->root2 = gc_alloc_atomic(sizeof(uint64_t) * (size_t)N);
   r->logprior = gc_alloc_atomic(sizeof(double) * (size_t)N);
   r->loglik = gc_alloc_atomic(sizeof(double) * (size_t)N);
-  r->seg = gc_alloc_atomic(sizeof(double) * (size_t)N);
+  r->tmp = gc_alloc_atomic(sizeof(double) * (size_t)N);
   r->root = gc_alloc_atomic(sizeof(uint64_t) * (size_t)N);
   r->U = gc_alloc(sizeof(Value) * (size_t)(pc->nregs + 1));
   r->assigned = gc_alloc_atomic(sizeof(bool) * (size_t)(pc->nregs + 1));
@@ -398,16 +442,36 @@ void pc_run_start(PcRun *r, uint64_t seed) {
   for (int c = 0; c < pc->ncols; c++) memset(r->cols[c], 0, ck_size(pc->ckind[c]) * (size_t)N);
   r->depth = 1;
   r->fr[0] = (PcFrame){.b = &pc->p->model_b};
+  for (int e = 0; e < r->npath; e++) path_release(r, &r->path[e]);
   r->npath = 0;
+  r->cur_id = false;
   r->stored = r->live = 0;
   r->segments = 0;
+  r->rooted = r->seg_draws = false;
 }
 
 const PcProg *pc_run_prog(const PcRun *r) { return r->pc; }
+
+void pc_set_replay(PcRun *r, PcReplayFn find, void *ctx) {
+  r->replay = find;
+  r->replay_ctx = ctx;
+}
 bool pc_dead(const PcRun *r, int i) { return r->dead[i]; }
 double pc_logprior(const PcRun *r, int i) { return r->logprior[i]; }
 double pc_loglik(const PcRun *r, int i) { return r->loglik[i]; }
 uint64_t pc_root(const PcRun *r, int i) { return r->root[i]; }
+
+long pc_kills(const PcRun *r) {
+  long k = 0;
+  for (int w = 0; w < r->workers; w++) k += r->work[w].kills;
+  return k;
+}
+
+int pc_nalive(const PcRun *r) {
+  int n = 0;
+  for (int i = 0; i < r->N; i++) n += !r->dead[i];
+  return n;
+}
 
 size_t pc_bytes(const PcRun *r) {
   size_t b = (size_t)r->N * (2 * sizeof(double) * 3 + sizeof(Rng) + sizeof(uint64_t) + 1);
@@ -521,6 +585,8 @@ static void record_sample(PcRun *r, const IrInstr *ins) {
     scalars = pc_scalar(r->pc->p->main.regtypes[ins->dist.params[k]]);
   op->fast = scalars && f->lpdf1 && f->rng1 && f->nparams <= 4;
   r->seg_draws = true;
+  bool all = false;
+  if (r->replay && r->replay(r->replay_ctx, op->addr, &op->rval, &all)) op->replay = all ? 2 : 1;
   if (r->depth > 1) { /* nested: its history is kept (as the interpreter keeps it) */
     if (r->npath == r->pathcap) {
       int cap = r->pathcap ? 2 * r->pathcap : 64;
@@ -533,12 +599,16 @@ static void record_sample(PcRun *r, const IrInstr *ins) {
     pp->addr = op->addr;
     pp->isint = t.base == TY_INT;
     pp->n = r->N;
-    pp->v = gc_alloc_atomic(sizeof(double) * (size_t)r->N);
-    pp->par = gc_alloc_atomic(sizeof(int) * (size_t)r->N);
-    for (int j = 0; j < r->N; j++) {
-      pp->par[j] = r->npath ? r->cur[j] : -1;
-      r->cur[j] = j;
+    pp->drawn = true;
+    pp->v = path_buf(r);
+    pp->par = NULL;
+    if (r->npath && !r->cur_id) {
+      pp->par = path_buf(r);
+      memcpy(pp->par, r->cur, sizeof(int) * (size_t)r->N);
     }
+    if (!r->cur_id)
+      for (int j = 0; j < r->N; j++) r->cur[j] = j;
+    r->cur_id = true;
     r->stored += r->N;
     op->path = r->npath++;
   }
@@ -550,6 +620,27 @@ static void record_kill(PcRun *r, const IrInstr *ins, const char *err) {
   diag_error(&d, DIAG_RUNTIME, ins->pos, "%s", err);
   PcOp *op = op_new(r, NULL, PK_KILL);
   op->msg = gc_strdup(d.msg);
+}
+
+/* A builtin on the registers R, its result converted to the register's type
+ * (uniform and per-particle instructions alike); false + err. */
+static bool call_builtin(const IrInstr *ins, const Value *R, const Type *rt, Value *out, char *err,
+                         size_t errsz) {
+  Value av[16], v = val_none();
+  if (ins->nargs > 16) {
+    snprintf(err, errsz, "%s: too many arguments", ins->builtin->name);
+    return false;
+  }
+  for (int k = 0; k < ins->nargs; k++) av[k] = R[ins->args[k]];
+  BuiltinCtx ctx = {NULL, NULL};
+  err[0] = 0;
+  if (!ins->builtin->eval(ins->builtin, &ctx, ins->nargs, av, &v, err, errsz)) {
+    if (!err[0]) snprintf(err, errsz, "%s failed", ins->builtin->name);
+    return false;
+  }
+  bool fresh;
+  *out = op_convert(v, rt[ins->dst], &fresh);
+  return true;
 }
 
 /* Evaluate a uniform instruction into r->U, as the interpreter does. */
@@ -584,22 +675,7 @@ static bool eval_uniform(PcRun *r, const IrInstr *ins, char *err, size_t errsz) 
     R[ins->dst] = op_convert(v, rt[ins->dst], &fresh);
     return true;
   }
-  case IR_BUILTIN: {
-    Value av[16], v = val_none();
-    if (ins->nargs > 16) {
-      snprintf(err, errsz, "%s: too many arguments", ins->builtin->name);
-      return false;
-    }
-    for (int k = 0; k < ins->nargs; k++) av[k] = R[ins->args[k]];
-    BuiltinCtx ctx = {NULL, NULL};
-    err[0] = 0;
-    if (!ins->builtin->eval(ins->builtin, &ctx, ins->nargs, av, &v, err, errsz)) {
-      if (!err[0]) snprintf(err, errsz, "%s failed", ins->builtin->name);
-      return false;
-    }
-    R[ins->dst] = op_convert(v, rt[ins->dst], &fresh);
-    return true;
-  }
+  case IR_BUILTIN: return call_builtin(ins, R, rt, &R[ins->dst], err, errsz);
   case IR_DECL: {
     int64_t sz[8];
     for (int k = 0; k < ins->nsizes && k < 8; k++) sz[k] = reg_i64(R[ins->sizes[k]]);
@@ -686,34 +762,55 @@ static void record_varying(PcRun *r, const IrInstr *ins) {
 static void pc_compact(PcRun *r) {
   int E = r->npath, N = r->N;
   if (E == 0) return;
-  int **map = gc_alloc(sizeof(int *) * (size_t)E);
-  for (int e = 0; e < E; e++) {
-    map[e] = gc_alloc_atomic(sizeof(int) * (size_t)r->path[e].n);
-    memset(map[e], 0, sizeof(int) * (size_t)r->path[e].n);
+  if (r->markcap < r->stored) { /* one scratch for every entry's marks */
+    r->markcap = r->stored + r->stored / 2;
+    r->mark = gc_alloc_atomic(sizeof(int) * (size_t)r->markcap);
   }
+  int **map = gc_alloc(sizeof(int *) * (size_t)E);
+  long off = 0;
+  for (int e = 0; e < E; e++) {
+    map[e] = r->mark + off;
+    off += r->path[e].n;
+  }
+  memset(r->mark, 0, sizeof(int) * (size_t)off);
   for (int j = 0; j < N; j++) map[E - 1][r->cur[j]] = 1;
-  for (int e = E - 1; e > 0; e--)
-    for (int s = 0; s < r->path[e].n; s++)
-      if (map[e][s]) map[e - 1][r->path[e].par[s]] = 1;
+  for (int e = E - 1; e > 0; e--) {
+    const PcPath *pp = &r->path[e];
+    if (!pp->par) memcpy(map[e - 1], map[e], sizeof(int) * (size_t)pp->n);
+    else
+      for (int s = 0; s < pp->n; s++)
+        if (map[e][s]) map[e - 1][pp->par[s]] = 1;
+  }
   long kept = 0;
   for (int e = 0; e < E; e++) {
     PcPath *pp = &r->path[e];
-    int m = 0;
-    for (int s = 0; s < pp->n; s++) map[e][s] = map[e][s] ? m++ : -1;
-    double *v = gc_alloc_atomic(sizeof(double) * (size_t)(m ? m : 1));
-    int *par = gc_alloc_atomic(sizeof(int) * (size_t)(m ? m : 1));
-    for (int s = 0; s < pp->n; s++) {
-      int k = map[e][s];
-      if (k < 0) continue;
-      v[k] = pp->v[s];
-      par[k] = e ? map[e - 1][pp->par[s]] : -1;
+    int m = 0, *mp = map[e];
+    for (int s = 0; s < pp->n; s++) { /* without branches: survivors are scattered */
+      int keep = mp[s] != 0;
+      mp[s] = keep ? m : -1;
+      m += keep;
     }
+    if (m == pp->n && (e == 0 || r->path[e - 1].n == pp->n) && !pp->par) {
+      kept += m; /* every slot lives and so did its parents': the entry stands */
+      continue;
+    }
+    /* slot m takes the dropped slots' writes */
+    double *v = gc_alloc_atomic(sizeof(double) * (size_t)(m + 1));
+    int *par = gc_alloc_atomic(sizeof(int) * (size_t)(m + 1));
+    const int *pm = e ? map[e - 1] : NULL;
+    for (int s = 0; s < pp->n; s++) {
+      int k = mp[s] < 0 ? m : mp[s];
+      v[k] = pp->v[s];
+      par[k] = pm ? pm[path_parent(pp, e, s)] : -1;
+    }
+    path_release(r, pp);
     pp->v = v;
     pp->par = par;
     pp->n = m;
     kept += m;
   }
   for (int j = 0; j < N; j++) r->cur[j] = map[E - 1][r->cur[j]];
+  r->cur_id = false;
   r->stored = r->live = kept;
 }
 
@@ -721,6 +818,7 @@ int pc_record(PcRun *r, Diag *d) {
   const PcProg *pc = r->pc;
   char err[512];
   r->nops = 0;
+  r->rooted |= r->seg_draws; /* the last segment drew in every living particle */
   r->seg_draws = false;
   if (r->stored > 3 * r->live + 16L * r->N) pc_compact(r);
   r->seg_id = (uint64_t)(r->segments++) * (uint64_t)r->N + 1;
@@ -818,22 +916,9 @@ static bool exec_generic(PcRun *r, const PcOp *op, int i, Value *R, char *err, s
     if (!op_index_view(R[ins->args[0]], ins->nidx, ins->idx, R, &v, err, errsz)) return false;
     v = op_convert(v, rt[ins->dst], &fresh);
     break;
-  case IR_BUILTIN: {
-    Value av[16];
-    if (ins->nargs > 16) {
-      snprintf(err, errsz, "%s: too many arguments", ins->builtin->name);
-      return false;
-    }
-    for (int k = 0; k < ins->nargs; k++) av[k] = R[ins->args[k]];
-    BuiltinCtx ctx = {NULL, NULL};
-    err[0] = 0;
-    if (!ins->builtin->eval(ins->builtin, &ctx, ins->nargs, av, &v, err, errsz)) {
-      if (!err[0]) snprintf(err, errsz, "%s failed", ins->builtin->name);
-      return false;
-    }
-    v = op_convert(v, rt[ins->dst], &fresh);
+  case IR_BUILTIN:
+    if (!call_builtin(ins, R, rt, &v, err, errsz)) return false;
     break;
-  }
   case IR_DECL: {
     int64_t sz[8];
     for (int k = 0; k < ins->nsizes && k < 8; k++) sz[k] = reg_i64(R[ins->sizes[k]]);
@@ -869,6 +954,23 @@ static bool sample_generic(PcRun *r, const PcOp *op, int i, Value *out, double *
   Value pv[DIST_MAX_PARAMS];
   DistCall dc;
   if (!make_call(r, op, i, pv, &dc, err, errsz)) return false;
+  if (!dist_call_rng(&dc, &r->rng[i], out, err, errsz)) return false;
+  return dist_call_lpdf(&dc, *out, lp, err, errsz);
+}
+
+/* A replayed latent as the trace handler replays a previous trace's value:
+ * scored under particle i's parameters, and drawn afresh when it is outside
+ * their support (log density -inf or NaN). */
+static bool sample_replay(PcRun *r, const PcOp *op, int i, Value *out, double *lp, char *err,
+                          size_t errsz) {
+  Value pv[DIST_MAX_PARAMS];
+  DistCall dc;
+  if (!make_call(r, op, i, pv, &dc, err, errsz)) return false;
+  if (!dist_call_lpdf(&dc, op->rval, lp, err, errsz)) return false;
+  if (*lp > -INFINITY) {
+    *out = op->rval;
+    return true;
+  }
   if (!dist_call_rng(&dc, &r->rng[i], out, err, errsz)) return false;
   return dist_call_lpdf(&dc, *out, lp, err, errsz);
 }
@@ -1003,7 +1105,7 @@ static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, dou
     kernel_params(r, op, lo, hi, W, p);
     for (int i = lo; i < hi; i++) {
       int c = i - lo;
-      if (r->dead[i] || !W->ok[c]) continue;
+      if (r->dead[i] || !W->ok[c] || (op->replay && (op->replay == 2 || i == 0))) continue;
       double q[4];
       for (int j = 0; j < np; j++) q[j] = p[j].col ? p[j].col[i] : p[j].u;
       W->saved[c] = r->rng[i];
@@ -1027,7 +1129,14 @@ static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, dou
     if (r->dead[i]) continue;
     int c = i - lo;
     double x, lp;
-    if (op->fast && W->ok[c] == 1 && !isnan(W->lp[c]) && W->lp[c] != INFINITY) {
+    if (op->replay && (op->replay == 2 || i == 0)) {
+      Value v;
+      if (!sample_replay(r, op, i, &v, &lp, err, sizeof err)) {
+        pc_kill(r, i, ins, err, inc, perr);
+        continue;
+      }
+      x = val_as_real(v);
+    } else if (op->fast && W->ok[c] == 1 && !isnan(W->lp[c]) && W->lp[c] != INFINITY) {
       x = W->x[c];
       lp = W->lp[c];
     } else {
@@ -1042,7 +1151,7 @@ static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, dou
     if (isint) ((int64_t *)r->cols[op->dst])[i] = (int64_t)x;
     else ((double *)r->cols[op->dst])[i] = x;
     if (pathv) pathv[i] = x;
-    r->seg[i] += lp;
+    W->seg[c] += lp;
   }
 }
 
@@ -1182,17 +1291,21 @@ void pc_exec(PcRun *r, int worker, int lo, int hi, double *inc, const char **per
   Value *R = W->R;
   for (int c0 = lo; c0 < hi; c0 += PC_CHUNK) {
     int c1 = c0 + PC_CHUNK < hi ? c0 + PC_CHUNK : hi;
+    int alive = 0;
     for (int i = c0; i < c1; i++) {
       inc[i] = 0;
-      perr[i] = NULL;
-      r->seg[i] = 0;
+      W->seg[i - c0] = 0;
+      alive += !r->dead[i];
     }
     for (int k = 0; k < r->nops; k++) exec_op(r, &r->ops[k], c0, c1, W, R, inc, perr);
-    for (int i = c0; i < c1; i++) {
-      if (r->dead[i]) continue; /* dead before, or killed now: not advanced */
-      r->logprior[i] += r->seg[i];
-      if (r->seg_draws && !r->root[i] && !perr[i]) r->root[i] = r->seg_id + (uint64_t)i;
+    for (int i = c0; i < c1; i++) { /* dead before, or killed now: not advanced */
+      alive -= !r->dead[i];
+      if (!r->dead[i]) r->logprior[i] += W->seg[i - c0];
     }
+    W->kills += alive;
+    if (r->seg_draws && !r->rooted)
+      for (int i = c0; i < c1; i++)
+        if (!r->dead[i] && !r->root[i]) r->root[i] = r->seg_id + (uint64_t)i;
   }
 }
 
@@ -1202,6 +1315,7 @@ void pc_resample(PcRun *r, const int *anc, uint64_t fork_seed) {
   const PcProg *pc = r->pc;
   int N = r->N;
   for (int c = 0; c < pc->ncols; c++) {
+    if (!r->assigned[pc->creg[c]]) continue; /* not written yet: zeros in every particle */
     void *src = r->cols[c], *dst = r->spare[c];
     switch (pc->ckind[c]) {
     case CK_REAL:
@@ -1218,13 +1332,13 @@ void pc_resample(PcRun *r, const int *anc, uint64_t fork_seed) {
     r->spare[c] = src;
   }
   /* the small per-particle arrays go through one scratch column */
-  double *t = r->seg;
+  double *t = r->tmp;
   for (int j = 0; j < N; j++) t[j] = r->logprior[anc[j]];
-  r->seg = r->logprior;
+  r->tmp = r->logprior;
   r->logprior = t;
-  t = r->seg;
+  t = r->tmp;
   for (int j = 0; j < N; j++) t[j] = r->loglik[anc[j]];
-  r->seg = r->loglik;
+  r->tmp = r->loglik;
   r->loglik = t;
   uint64_t *root = r->root2;
   uint8_t *dead = r->dead2;
@@ -1238,7 +1352,10 @@ void pc_resample(PcRun *r, const int *anc, uint64_t fork_seed) {
   r->root = root;
   r->dead = dead;
   if (r->npath > 0) { /* the histories follow their lineages */
-    for (int j = 0; j < N; j++) r->cur2[j] = r->cur[anc[j]];
+    if (r->cur_id) memcpy(r->cur2, anc, sizeof(int) * (size_t)N);
+    else
+      for (int j = 0; j < N; j++) r->cur2[j] = r->cur[anc[j]];
+    r->cur_id = false;
     int *c = r->cur;
     r->cur = r->cur2;
     r->cur2 = c;
@@ -1267,7 +1384,7 @@ InterpLatent *pc_latents(const PcRun *r, int i, int *n) {
     const PcPath *pp = &r->path[e];
     double x = pp->v[idx];
     a[e] = (InterpLatent){pp->addr, pp->isint ? val_int((int64_t)x) : val_real(x)};
-    idx = pp->par[idx];
+    idx = path_parent(pp, e, idx);
   }
   return a;
 }

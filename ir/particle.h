@@ -59,13 +59,30 @@ int pc_record(PcRun *r, Diag *d);
 /* Run the recorded segment for particles [lo, hi) on worker `worker`'s
  * scratch: inc[i] = the event's log density (0 after the program finished or
  * for a particle already dead; -inf for one killed now, with perr[i] its
- * error message). */
+ * error message).  perr is written only for particles killed now, so the
+ * caller keeps it NULL elsewhere and looks at it only when pc_kills has
+ * grown (a pass over N pointers a round is memory traffic at 100k). */
 void pc_exec(PcRun *r, int worker, int lo, int hi, double *inc, const char **perr);
+/* Particles killed by runtime errors so far in this population's runs; the
+ * living particles now. */
+long pc_kills(const PcRun *r);
+int pc_nalive(const PcRun *r);
 /* Replace the population by the offspring anc[0..N) (sorted ancestors, as
  * resample() gives them); particle j then draws from
  * rng_seed(fork_seed ^ 0x9E3779B97F4A7C15, j), as the interpreted engine's
  * forks do. */
 void pc_resample(PcRun *r, const int *anc, uint64_t fork_seed);
+
+/* Conditioning, for particle Gibbs: when find(ctx, addr, &x, &all) returns
+ * true for a latent's address, the latent is not drawn but takes the value
+ * x, in particle 0 only (the retained reference path; resampling must keep
+ * it at index 0) or, with all set, in every particle (a static parameter).
+ * The value is scored under the particle's parameters and, outside their
+ * support, drawn afresh: what the trace handler does when it replays a
+ * previous trace.  find runs while a segment is recorded (one thread);
+ * NULL turns conditioning off. */
+typedef bool (*PcReplayFn)(void *ctx, const char *addr, Value *x, bool *all);
+void pc_set_replay(PcRun *r, PcReplayFn find, void *ctx);
 
 /* Particle i: killed by a runtime error?  Its log prior and log likelihood
  * so far; the identity of the oldest choices of its lineage (0: none), which

@@ -15,6 +15,14 @@
  * particle threads.  The exact values themselves (evidence, posterior
  * moments) are held by test_smc_exact.c, which runs the compiled steps now.
  *
+ * Engine pgibbs runs its conditional SMC on the same steps: the chains
+ * (static MH moves, the reference path kept and replayed, its resampling
+ * and the pick of the next reference) must be the `--no-jit` chains' bytes
+ * too, with 1, 2 and 3 particle threads, on the static-a Kalman model, the
+ * shared kalman and hmm3, the count series and the nested loops with
+ * killed particles; ancestor sampling and dynamic programs fall back with
+ * their reason.
+ *
  *   test_smc_compiled SHARED_EXACT_DIR TESTS_EXACT_DIR
  */
 #include <math.h>
@@ -23,20 +31,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ppl.h"
+#include "run_compare.h"
+#include "smc_models.h"
 #include "tap.h"
 
-static const char *sv_src =
-    "data { int T; real y[T]; real mu; real phi; real<lower=0> s; }\n"
-    "model {\n"
-    "  real h_prev = mu;\n"
-    "  for (t in 1:T) {\n"
-    "    real h ~ normal(t == 1 ? mu : mu + phi * (h_prev - mu), t == 1 ? s / sqrt(1 - phi * phi) : s);\n"
-    "    y[t] ~ normal(0, exp(h / 2));\n"
-    "    h_prev = h;\n"
-    "  }\n"
-    "  real h_last = h_prev;\n"
-    "}\n";
 static const char *sv_data =
     "{\"T\": 12, \"y\": [0.3, -1.2, 0.4, 0.8, -1.9, 0.1, 2.7, -1.1, 0.05, 0.6, -0.3, 1.4],"
     " \"mu\": -0.5, \"phi\": 0.9, \"s\": 0.4}";
@@ -116,6 +114,10 @@ static const char *while_src =
     "}\n";
 static const char *while_data = "{\"K\": 6, \"y\": [1, 0, 1, 1, 0, 1]}";
 
+static const char *pg_data =
+    "{\"T\": 25, \"q\": 0.5, \"r\": 1.0, \"y\": [0.3, 1.2, -0.4, 0.8, 1.9, 0.1, 0.7, 1.1, -0.6,"
+    " 0.2, 1.4, 0.9, -1.1, -0.3, 0.5, 0.8, 1.6, 2.1, 1.2, 0.4, -0.2, 0.3, 0.9, -0.7, 0.1]}";
+
 static const char *static_src =
     "data { int T; real y[T]; }\n"
     "model {\n"
@@ -124,100 +126,35 @@ static const char *static_src =
     "    y[t] ~ normal(mu, 1);\n"
     "}\n";
 
-typedef struct Out {
-  bool ok;
-  int chains, draws, cols;
-  double *x;
-  double logz, se;
-  bool have_logz;
-  char backend[512], notes[4096], err[512];
-} Out;
+typedef RunCfg Cfg;
 
-typedef struct Cfg {
-  const char *src, *path, *data, *data_path;
-  int threads, chains, particles, draws, no_jit, rejuvenate;
-  const char *resample;
-} Cfg;
-
-static Out run(Cfg c) {
-  Out o;
-  memset(&o, 0, sizeof o);
-  ppl_config cfg;
-  ppl_config_default(&cfg);
-  cfg.threads = c.threads;
-  ppl_context *ctx = ppl_context_new(&cfg);
-  ppl_model *m = NULL;
-  ppl_result *r = NULL;
-  ppl_status st = c.src ? ppl_compile_string(ctx, c.src, "model.ppl", &m) : ppl_compile_file(ctx, c.path, &m);
-  if (st == PPL_OK) st = c.data ? ppl_set_data_json(m, c.data, "data.json") : ppl_set_data_file(m, c.data_path);
-  if (st == PPL_OK) {
-    ppl_run_options ro;
-    ppl_run_options_default(&ro);
-    ro.engine = "smc";
-    ro.chains = c.chains;
-    ro.particles = c.particles;
-    ro.draws = c.draws;
-    ro.no_jit = c.no_jit;
-    ro.rejuvenate = c.rejuvenate;
-    ro.resample = c.resample ? c.resample : "systematic";
-    ro.seed = 77;
-    st = ppl_run(m, &ro, &r);
-  }
-  if (st != PPL_OK) {
-    snprintf(o.err, sizeof o.err, "%s", ppl_errmsg(ctx));
-  } else {
-    o.ok = true;
-    o.chains = ppl_result_num_chains(r);
-    o.draws = ppl_result_num_draws(r);
-    o.cols = ppl_result_num_columns(r);
-    o.x = malloc(sizeof(double) * (size_t)o.chains * (size_t)o.draws * (size_t)o.cols);
-    size_t k = 0;
-    for (int ch = 0; ch < o.chains; ch++)
-      for (int i = 0; i < o.draws; i++)
-        for (int j = 0; j < o.cols; j++) o.x[k++] = ppl_result_draw(r, ch, i, j);
-    o.have_logz = ppl_result_log_evidence(r, &o.logz, &o.se) == PPL_OK;
-    const char *b = ppl_result_backend(r);
-    snprintf(o.backend, sizeof o.backend, "%s", b ? b : "");
-    const char *s = ppl_result_summary_text(r);
-    snprintf(o.notes, sizeof o.notes, "%s", s ? s : "");
-  }
-  ppl_result_free(r);
-  ppl_model_free(m);
-  ppl_context_free(ctx);
-  return o;
-}
-
-static bool same(const Out *a, const Out *b) {
-  if (!a->ok || !b->ok || a->chains != b->chains || a->draws != b->draws || a->cols != b->cols)
-    return false;
-  size_t n = (size_t)a->chains * (size_t)a->draws * (size_t)a->cols;
-  return memcmp(a->x, b->x, sizeof(double) * n) == 0 && a->have_logz == b->have_logz &&
-         memcmp(&a->logz, &b->logz, sizeof(double)) == 0 && memcmp(&a->se, &b->se, sizeof(double)) == 0;
+static RunOut run(Cfg c) {
+  c.seed = 77;
+  return run_cfg(c);
 }
 
 /* Compiled (with 1, 2 and 3 particle threads) against interpreted. */
 static void check(const char *what, Cfg c, bool threads) {
   c.no_jit = 1;
-  Out in = run(c);
+  RunOut in = run(c);
   c.no_jit = 0;
-  Out co = run(c);
+  RunOut co = run(c);
   tap_ok(in.ok && co.ok, "%s: both run (%s%s)", what, in.err, co.err);
-  tap_ok(strstr(co.backend, "smc: compiled particle steps") != NULL, "%s: compiled (%s)", what,
-         co.backend);
-  tap_ok(strstr(in.backend, "smc: interpreted (--no-jit)") != NULL, "%s: --no-jit interprets (%s)",
-         what, in.backend);
-  tap_ok(same(&in, &co), "%s: compiled = interpreted, bit for bit (log Z %.6f / %.6f)", what,
+  const char *eng = c.engine ? c.engine : "smc";
+  char want[64];
+  snprintf(want, sizeof want, "%s: compiled particle steps", eng);
+  tap_ok(strstr(co.backend, want) != NULL, "%s: compiled (%s)", what, co.backend);
+  snprintf(want, sizeof want, "%s: interpreted (--no-jit)", eng);
+  tap_ok(strstr(in.backend, want) != NULL, "%s: --no-jit interprets (%s)", what, in.backend);
+  tap_ok(run_same(&in, &co), "%s: compiled = interpreted, bit for bit (log Z %.6f / %.6f)", what,
          in.logz, co.logz);
-  bool varied = false;
-  for (int i = 1; co.ok && i < co.draws && !varied; i++)
-    varied = memcmp(&co.x[i * co.cols], &co.x[0], sizeof(double) * (size_t)co.cols) != 0;
-  tap_ok(co.ok && varied && co.have_logz && isfinite(co.logz),
-         "%s: the draws vary and the evidence is finite", what);
+  tap_ok(run_varied(&co) && (c.engine || (co.have_logz && isfinite(co.logz))),
+         "%s: the draws vary%s", what, c.engine ? "" : " and the evidence is finite");
   if (threads)
     for (int t = 2; t <= 3; t++) {
       c.threads = t;
-      Out o = run(c);
-      tap_ok(same(&co, &o), "%s: compiled with %d particle threads = 1 thread", what, t);
+      RunOut o = run(c);
+      tap_ok(run_same(&co, &o), "%s: compiled with %d particle threads = 1 thread", what, t);
       free(o.x);
     }
   free(in.x);
@@ -225,9 +162,11 @@ static void check(const char *what, Cfg c, bool threads) {
 }
 
 static void check_fallback(const char *what, Cfg c, const char *reason) {
-  Out o = run(c);
+  RunOut o = run(c);
+  char want[64];
+  snprintf(want, sizeof want, "%s: interpreted (", c.engine ? c.engine : "smc");
   tap_ok(o.ok, "%s: runs (%s)", what, o.err);
-  tap_ok(strstr(o.backend, "smc: interpreted (") && strstr(o.backend, reason),
+  tap_ok(strstr(o.backend, want) && strstr(o.backend, reason),
          "%s: interpreted, with the reason '%s' (%s)", what, reason, o.backend);
   free(o.x);
 }
@@ -247,7 +186,7 @@ int main(int argc, char **argv) {
                         .draws = 400, .rejuvenate = -1}, true);
   check("hmm3", (Cfg){.path = hpath, .data_path = hdata, .threads = 1, .chains = 1, .particles = 300,
                       .draws = 600, .rejuvenate = -1}, true);
-  check("stochastic volatility", (Cfg){.src = sv_src, .data = sv_data, .threads = 1, .chains = 1,
+  check("stochastic volatility", (Cfg){.src = smc_sv_src, .data = sv_data, .threads = 1, .chains = 1,
                                        .particles = 300, .draws = 300, .rejuvenate = -1}, true);
   check("poisson counts", (Cfg){.src = pois_src, .data = pois_data, .threads = 1, .chains = 1,
                                 .particles = 200, .draws = 200, .rejuvenate = -1, .resample = "multinomial"}, false);
@@ -262,7 +201,7 @@ int main(int argc, char **argv) {
                                           .resample = "never"}, false);
 
   /* the killed particles are counted in the notes, as interpreted */
-  Out o = run((Cfg){.src = nest_src, .data = nest_data, .threads = 1, .chains = 1, .particles = 300,
+  RunOut o = run((Cfg){.src = nest_src, .data = nest_data, .threads = 1, .chains = 1, .particles = 300,
                     .draws = 300, .rejuvenate = -1, .resample = "residual"});
   tap_ok(o.ok && strstr(o.notes, "particles killed by runtime errors"),
          "nested: the notes count the particles killed by runtime errors");
@@ -277,5 +216,28 @@ int main(int argc, char **argv) {
   check_fallback("static parameter", (Cfg){.src = static_src, .data = branch_data, .threads = 1,
                                             .chains = 1, .particles = 100, .draws = 100, .rejuvenate = -1},
                  "resample-move: the moves replay traces");
+
+  /* particle Gibbs: the conditional SMC on compiled particles (static
+     parameters replayed, the reference kept at index 0) gives the
+     interpreted chain's bits, MH moves on the statics included */
+  check("pgibbs, kalman (static a)", (Cfg){.engine = "pgibbs", .src = smc_pg_src, .data = pg_data,
+        .threads = 1, .chains = 2, .particles = 20, .draws = 40, .warmup = 20}, true);
+  check("pgibbs, shared kalman (150 particles: rounds spread over threads)",
+        (Cfg){.engine = "pgibbs", .path = kpath, .data_path = kdata, .threads = 1, .chains = 1,
+              .particles = 150, .draws = 12, .warmup = 4}, true);
+  check("pgibbs, hmm3", (Cfg){.engine = "pgibbs", .path = hpath, .data_path = hdata, .threads = 1,
+        .chains = 1, .particles = 12, .draws = 30, .warmup = 10}, false);
+  check("pgibbs, poisson counts", (Cfg){.engine = "pgibbs", .src = pois_src, .data = pois_data,
+        .threads = 1, .chains = 1, .particles = 10, .draws = 30, .warmup = 10}, false);
+  check("pgibbs, nested loops, killed particles", (Cfg){.engine = "pgibbs", .src = nest_src,
+        .data = nest_data, .threads = 1, .chains = 1, .particles = 80, .draws = 20, .warmup = 5,
+        .ess_threshold = 1}, true);
+  check_fallback("pgibbs, ancestor sampling", (Cfg){.engine = "pgibbs", .src = smc_pg_src,
+                 .data = pg_data, .threads = 1, .chains = 1, .particles = 10, .draws = 10,
+                 .warmup = 5, .ancestor_sampling = 1},
+                 "ancestor sampling: the candidates' continuations run suspended executions");
+  check_fallback("pgibbs, branch on a latent", (Cfg){.engine = "pgibbs", .src = branch_src,
+                 .data = branch_data, .threads = 1, .chains = 1, .particles = 10, .draws = 10,
+                 .warmup = 5}, "model.ppl:6:5: branch on a latent-dependent condition");
   return tap_done();
 }

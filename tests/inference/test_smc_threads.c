@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ppl.h"
+#include "run_compare.h"
 #include "tap.h"
 
 /* A while loop of random length; `y[n]` reads past the end of y when the loop
@@ -69,96 +69,38 @@ static const char *seq_src =
     "}\n";
 static const char *seq_data = "{\"N\": 8, \"y\": [0.3, 1.2, -0.4, 0.8, 1.9, 0.1, 0.7, 1.1]}";
 
-typedef struct Out {
-  bool ok;
-  int chains, draws, cols;
-  double *x; /* chains * draws * cols */
-  double logz, se;
-  bool have_logz;
-  char err[512];
-} Out;
-
 /* One run of source (or file) with data (JSON text or file) under a thread
- * budget; copies every draw of every column. */
-static Out run_engine(const char *engine, const char *src, const char *path, const char *data,
-                      const char *data_path, int threads, int chains, int particles, int draws,
-                      int rejuvenate, const char *resample) {
-  Out o;
-  memset(&o, 0, sizeof o);
-  ppl_config cfg;
-  ppl_config_default(&cfg);
-  cfg.threads = threads;
-  ppl_context *ctx = ppl_context_new(&cfg);
-  ppl_model *m = NULL;
-  ppl_result *r = NULL;
-  ppl_status st = src ? ppl_compile_string(ctx, src, "threads.ppl", &m) : ppl_compile_file(ctx, path, &m);
-  if (st == PPL_OK) st = data ? ppl_set_data_json(m, data, "data.json") : ppl_set_data_file(m, data_path);
-  if (st == PPL_OK) {
-    ppl_run_options ro;
-    ppl_run_options_default(&ro);
-    ro.engine = engine;
-    ro.warmup = 5;
-    ro.ancestor_sampling = !strcmp(engine, "pgibbs");
-    ro.chains = chains;
-    ro.particles = particles;
-    ro.draws = draws;
-    ro.rejuvenate = rejuvenate;
-    ro.resample = resample;
-    ro.seed = 4242;
-    st = ppl_run(m, &ro, &r);
-  }
-  if (st != PPL_OK) {
-    snprintf(o.err, sizeof o.err, "%s", ppl_errmsg(ctx));
-  } else {
-    o.ok = true;
-    o.chains = ppl_result_num_chains(r);
-    o.draws = ppl_result_num_draws(r);
-    o.cols = ppl_result_num_columns(r);
-    o.x = malloc(sizeof(double) * (size_t)o.chains * (size_t)o.draws * (size_t)o.cols);
-    size_t k = 0;
-    for (int c = 0; c < o.chains; c++)
-      for (int i = 0; i < o.draws; i++)
-        for (int j = 0; j < o.cols; j++) o.x[k++] = ppl_result_draw(r, c, i, j);
-    o.have_logz = ppl_result_log_evidence(r, &o.logz, &o.se) == PPL_OK;
-  }
-  ppl_result_free(r);
-  ppl_model_free(m);
-  ppl_context_free(ctx);
-  return o;
+ * budget. */
+static RunOut run_engine(const char *engine, const char *src, const char *path, const char *data,
+                         const char *data_path, int threads, int chains, int particles, int draws,
+                         int rejuvenate, const char *resample) {
+  return run_cfg((RunCfg){.engine = engine, .name = "threads.ppl", .src = src, .path = path,
+                          .data = data, .data_path = data_path, .threads = threads,
+                          .chains = chains, .particles = particles, .draws = draws, .warmup = 5,
+                          .rejuvenate = rejuvenate, .resample = resample,
+                          .ancestor_sampling = !strcmp(engine, "pgibbs"), .seed = 4242});
 }
 
-static Out run(const char *src, const char *path, const char *data, const char *data_path,
-               int threads, int chains, int particles, int draws, int rejuvenate,
-               const char *resample) {
+static RunOut run(const char *src, const char *path, const char *data, const char *data_path,
+                  int threads, int chains, int particles, int draws, int rejuvenate,
+                  const char *resample) {
   return run_engine("smc", src, path, data, data_path, threads, chains, particles, draws,
                     rejuvenate, resample);
-}
-
-/* Bitwise equality (NaN payloads included: memcmp). */
-static bool same(const Out *a, const Out *b) {
-  if (!a->ok || !b->ok || a->chains != b->chains || a->draws != b->draws || a->cols != b->cols)
-    return false;
-  size_t n = (size_t)a->chains * (size_t)a->draws * (size_t)a->cols;
-  return memcmp(a->x, b->x, sizeof(double) * n) == 0 && a->have_logz == b->have_logz &&
-         memcmp(&a->logz, &b->logz, sizeof(double)) == 0 && memcmp(&a->se, &b->se, sizeof(double)) == 0;
 }
 
 /* Runs with 1, 2 and 3 particle threads (chains = 1) must agree bit for bit. */
 static void check_threads(const char *what, const char *src, const char *path, const char *data,
                           const char *data_path, int particles, int draws, int rejuvenate,
                           const char *resample) {
-  Out o[3];
+  RunOut o[3];
   for (int t = 0; t < 3; t++) {
     o[t] = run(src, path, data, data_path, t + 1, 1, particles, draws, rejuvenate, resample);
     tap_ok(o[t].ok, "%s: runs with %d particle thread%s (%s)", what, t + 1, t ? "s" : "", o[t].err);
   }
-  tap_ok(same(&o[0], &o[1]), "%s: 2 threads give the same draws, weights and evidence as 1", what);
-  tap_ok(same(&o[0], &o[2]), "%s: 3 threads give the same draws, weights and evidence as 1", what);
+  tap_ok(run_same(&o[0], &o[1]), "%s: 2 threads give the same draws, weights and evidence as 1", what);
+  tap_ok(run_same(&o[0], &o[2]), "%s: 3 threads give the same draws, weights and evidence as 1", what);
   /* the comparison could pass vacuously if nothing varied */
-  bool varied = false;
-  for (int i = 1; o[0].ok && i < o[0].draws && !varied; i++)
-    varied = memcmp(&o[0].x[i * o[0].cols], &o[0].x[0], sizeof(double) * (size_t)o[0].cols) != 0;
-  tap_ok(o[0].ok && varied && o[0].have_logz && isfinite(o[0].logz),
+  tap_ok(run_varied(&o[0]) && o[0].have_logz && isfinite(o[0].logz),
          "%s: the draws vary and the evidence is finite (%.4f)", what, o[0].logz);
   for (int t = 0; t < 3; t++) free(o[t].x);
 }
@@ -181,9 +123,9 @@ int main(int argc, char **argv) {
   check_threads("kalman T=100", NULL, kpath, NULL, kdata, 600, 600, 0, "stratified");
 
   /* a budget of 4 threads for 2 chains: 2 chain threads, 2 particle threads each */
-  Out a = run(NULL, kpath, NULL, kdata, 1, 2, 300, 300, 0, "systematic");
-  Out b = run(NULL, kpath, NULL, kdata, 4, 2, 300, 300, 0, "systematic");
-  tap_ok(a.ok && b.ok && same(&a, &b), "kalman, 2 chains: 4 threads (2 per chain) = 1 thread (%s%s)",
+  RunOut a = run(NULL, kpath, NULL, kdata, 1, 2, 300, 300, 0, "systematic");
+  RunOut b = run(NULL, kpath, NULL, kdata, 4, 2, 300, 300, 0, "systematic");
+  tap_ok(a.ok && b.ok && run_same(&a, &b), "kalman, 2 chains: 4 threads (2 per chain) = 1 thread (%s%s)",
          a.err, b.err);
   tap_ok(a.ok && a.chains == 2 &&
              memcmp(a.x, a.x + (size_t)a.draws * (size_t)a.cols, sizeof(double) * (size_t)a.cols) != 0,
@@ -195,14 +137,14 @@ int main(int argc, char **argv) {
      (130 particles: enough for a round to be spread) */
   a = run_engine("pgibbs", NULL, kpath, NULL, kdata, 1, 1, 130, 15, 0, "systematic");
   b = run_engine("pgibbs", NULL, kpath, NULL, kdata, 2, 1, 130, 15, 0, "systematic");
-  tap_ok(a.ok && b.ok && same(&a, &b),
+  tap_ok(a.ok && b.ok && run_same(&a, &b),
          "kalman, pgibbs --ancestor-sampling: 2 threads give the same draws as 1 (%s%s)", a.err,
          b.err);
   free(a.x);
   free(b.x);
   a = run_engine("pgibbs", dyn_src, NULL, dyn_data, NULL, 1, 1, 200, 15, 0, "systematic");
   b = run_engine("pgibbs", dyn_src, NULL, dyn_data, NULL, 3, 1, 200, 15, 0, "systematic");
-  tap_ok(a.ok && b.ok && same(&a, &b),
+  tap_ok(a.ok && b.ok && run_same(&a, &b),
          "dyn, pgibbs --ancestor-sampling: 3 threads give the same draws as 1 (%s%s)", a.err,
          b.err);
   free(a.x);
