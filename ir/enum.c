@@ -25,6 +25,11 @@ typedef struct Site {
   int at, carry;
   bool carry_arr;         /* the state is carry[t - 1] (z[t] = zt), not carry itself */
   const IrInstr *outer;   /* a scalar in a loop (not a chain): that loop */
+  /* a scalar's segment as a set (top level and in a loop, not a chain): of
+     seg's instructions from `from` on, those that depend on the choice or
+     that such a one needs before it; the others run once, after it */
+  const bool *mask;
+  int parent;             /* the site whose segment holds this choice, or -1 */
 } Site;
 
 enum { SUP_BERNOULLI, SUP_CATEGORICAL, SUP_UNIFORM, SUP_BINOMIAL };
@@ -38,12 +43,19 @@ typedef struct Plan {
   /* instructions of top-level segments that do not depend on their choice
      (continuous latents declared after it among them): moved before it */
   const IrInstr **hoist;
+  int *hoist_for;       /* per hoisted instruction: the site it is moved before */
   int nhoist, caphoist;
 } Plan;
 
 static bool hoisted(const Plan *P, const IrInstr *in) {
   for (int i = 0; i < P->nhoist; i++)
     if (P->hoist[i] == in) return true;
+  return false;
+}
+
+static bool hoisted_for(const Plan *P, const IrInstr *in, int site) {
+  for (int i = 0; i < P->nhoist; i++)
+    if (P->hoist[i] == in) return P->hoist_for[i] == site;
   return false;
 }
 
@@ -111,7 +123,8 @@ static EnumLatent *new_latent(Plan *P, const IrInstr *in, const char *why) {
   pl->n++;
   L->name = in->name;
   L->pos = in->pos;
-  L->size = -1;
+  L->size = L->joint = -1;
+  L->parent = -1;
   L->instr = in;
   if (why) L->why = gc_printf("%s:%d:%d: %s", in->pos.file ? in->pos.file : P->p->file,
                               in->pos.line, in->pos.col, why);
@@ -154,14 +167,22 @@ static const char *support_of(const Plan *P, const IrInstr *in, int *kind, const
 /* Why the segment b[from..] cannot be run once per value, or NULL.  z: the
    choice; skip: the SAMPLE itself (not part of the segment). */
 static const char *segment_ok(const Plan *P, const IrInstr *z, const IrBlock *b, int from,
-                              int allow);
+                              int allow, const bool *mask);
 
+/* mask: the segment's own instructions of b (a set segment, whose block may
+   hold further discrete scalars: summed inside it), NULL in nested blocks. */
 static const char *walk_segment(const Plan *P, const IrInstr *z, const IrBlock *b, int from,
-                                bool *def, const bool *w) {
+                                bool *def, const bool *w, const bool *mask) {
   const IrProgram *p = P->p;
   for (int i = from; i < b->n; i++) {
     const IrInstr *in = &b->ins[i];
+    if (mask && !mask[i]) continue; /* runs after the segment */
     if (hoisted(P, in)) { /* runs before the choice */
+      def[in->dst] = true;
+      continue;
+    }
+    if (mask && in->op == IR_SAMPLE && in->dist.fam->discrete &&
+        p->main.regtypes[in->dst].ndims == 0) { /* summed out inside this one's segment */
       def[in->dst] = true;
       continue;
     }
@@ -203,11 +224,13 @@ static const char *walk_segment(const Plan *P, const IrInstr *z, const IrBlock *
       memcpy(d2, def, nr);
       const char *why = NULL;
       if (in->op == IR_IF)
-        why = walk_segment(P, z, &in->then_b, 0, d1, w) ?: walk_segment(P, z, &in->else_b, 0, d2, w);
+        why = walk_segment(P, z, &in->then_b, 0, d1, w, NULL) ?:
+              walk_segment(P, z, &in->else_b, 0, d2, w, NULL);
       else if (in->op == IR_FOR)
-        why = walk_segment(P, z, &in->body, 0, d1, w);
+        why = walk_segment(P, z, &in->body, 0, d1, w, NULL);
       else
-        why = walk_segment(P, z, &in->cond_b, 0, d1, w) ?: walk_segment(P, z, &in->body, 0, d1, w);
+        why = walk_segment(P, z, &in->cond_b, 0, d1, w, NULL) ?:
+              walk_segment(P, z, &in->body, 0, d1, w, NULL);
       if (why) return why;
       if (in->op == IR_IF) /* written on both branches: certain */
         for (size_t r = 0; r < nr; r++) def[r] = def[r] || (d1[r] && d2[r]);
@@ -219,15 +242,57 @@ static const char *walk_segment(const Plan *P, const IrInstr *z, const IrBlock *
 }
 
 static const char *segment_ok(const Plan *P, const IrInstr *z, const IrBlock *b, int from,
-                              int allow) {
+                              int allow, const bool *mask) {
   int nr = P->p->main.nregs;
   bool *w = gc_alloc_atomic((size_t)nr), *def = gc_alloc_atomic((size_t)nr);
   memset(w, 0, (size_t)nr);
   memset(def, 0, (size_t)nr);
-  mark_writes(b, from, w);
+  for (int i = from; i < b->n; i++)
+    if (!mask || mask[i]) mark_writes(&(IrBlock){1, &b->ins[i]}, 0, w);
   if (allow >= 0) w[allow] = false; /* a chain's state, which the rewrite sets */
   def[z->dst] = true;
-  return walk_segment(P, z, b, from, def, w);
+  return walk_segment(P, z, b, from, def, w, mask);
+}
+
+/* The segment of the choice z at b[from - 1] as a set: the instructions of
+   b[from..] (not moved before z) that read what z or another member writes,
+   those a member reads the result of (a discrete choice among them is summed
+   out inside z's segment), and those that would otherwise run after a
+   member that overwrites what they read or write.  The others run once,
+   after the segment: independent latents are summed one after the other,
+   not one inside the other (K1 + K2 terms, not K1 x K2). */
+static bool *segment_mask(const Plan *P, const IrInstr *z, const IrBlock *b, int from) {
+  int nr = P->p->main.nregs, n = b->n;
+  bool *m = gc_alloc_atomic((size_t)n + 1), *t = gc_alloc_atomic((size_t)nr);
+  memset(m, 0, (size_t)n + 1);
+  memset(t, 0, (size_t)nr);
+  bool **rd = gc_alloc(sizeof *rd * (size_t)(n + 1)), **wr = gc_alloc(sizeof *wr * (size_t)(n + 1));
+  for (int i = from; i < n; i++) {
+    rd[i] = gc_alloc_atomic((size_t)nr), wr[i] = gc_alloc_atomic((size_t)nr);
+    memset(wr[i], 0, (size_t)nr);
+    mark_writes(&(IrBlock){1, &b->ins[i]}, 0, wr[i]);
+    for (int r = 0; r < nr; r++) rd[i][r] = reads_reg(&b->ins[i], r);
+  }
+  t[z->dst] = true;
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (int i = from; i < n; i++) {
+      if (hoisted(P, &b->ins[i])) continue;
+      for (int r = 0; r < nr && !m[i]; r++)
+        if (t[r] && rd[i][r]) m[i] = changed = true;
+      if (m[i])
+        for (int r = 0; r < nr; r++) t[r] = t[r] || wr[i][r];
+    }
+    for (int i = from; i < n; i++) {
+      if (m[i] || hoisted(P, &b->ins[i])) continue;
+      for (int j = i + 1; j < n && !m[i]; j++) {
+        if (!m[j]) continue;
+        for (int r = 0; r < nr && !m[i]; r++)
+          if ((wr[i][r] && rd[j][r]) || (wr[j][r] && (rd[i][r] || wr[i][r]))) m[i] = changed = true;
+      }
+    }
+  }
+  return m;
 }
 
 /* Is a register the segment writes read elsewhere in the model block (before
@@ -437,7 +502,7 @@ static int count_writes(const IrBlock *b, int from, int r);
    latents), are moved before the choice, so that a continuous latent declared
    after a change point (`int s ~ ...; real e ~ ...;`) is not in its segment,
    and what does not change with the choice's value is computed once. */
-static void plan_hoist(Plan *P, const IrInstr *z, const IrBlock *b, int from) {
+static void plan_hoist(Plan *P, const IrInstr *z, const IrBlock *b, int from, int site) {
   int nr = P->p->main.nregs;
   bool *t = gc_alloc_atomic((size_t)nr);
   memset(t, 0, (size_t)nr);
@@ -452,16 +517,25 @@ static void plan_hoist(Plan *P, const IrInstr *z, const IrBlock *b, int from) {
            count_writes(&P->p->model_b, 0, in->dst) == 1;
     bool reads = false;
     for (int r = 0; r < nr && !reads; r++) reads = t[r] && reads_reg(in, r);
-    if (pure && !reads) {
+    /* in an earlier choice's segment that z is not in: it stays there */
+    for (int k = 0; k < site && pure; k++) {
+      const Site *e = &P->sites[k];
+      if (e->mask && e->seg == b && e->mask[i] != e->mask[from - 1]) pure = false;
+    }
+    if (pure && !reads && !hoisted(P, in)) {
       if (P->nhoist == P->caphoist) {
         int cap = 2 * P->caphoist + 16;
         const IrInstr **h = gc_alloc(sizeof *h * (size_t)cap);
+        int *hf = gc_alloc_atomic(sizeof *hf * (size_t)cap);
         if (P->nhoist) memcpy(h, P->hoist, sizeof *h * (size_t)P->nhoist);
-        P->hoist = h, P->caphoist = cap;
+        if (P->nhoist) memcpy(hf, P->hoist_for, sizeof *hf * (size_t)P->nhoist);
+        P->hoist = h, P->hoist_for = hf, P->caphoist = cap;
       }
+      P->hoist_for[P->nhoist] = site;
       P->hoist[P->nhoist++] = in;
       continue;
     }
+    if (hoisted(P, in)) continue; /* before an earlier choice already */
     IrBlock one = {1, (IrInstr *)in};
     mark_writes(&one, 0, t);
   }
@@ -490,9 +564,10 @@ static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, boo
     for (from = 0; !why && from < seg->n && !reads_reg(&seg->ins[from], in->dst); from++) {}
   }
   int carry = -1;
+  const bool *mask = NULL;
   if (!why && !top && loop < 0) carry = chain_carry(P, in, b, i, outer, outer_i, &why);
   if (!why && carry >= 0) { /* the chain's own segment check: the carried copy is expected */
-    why = segment_ok(P, in, seg, from, carry);
+    why = segment_ok(P, in, seg, from, carry, NULL);
     if (!why) {
       int nr = P->p->main.nregs;
       bool *w = gc_alloc_atomic((size_t)nr);
@@ -506,8 +581,10 @@ static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, boo
           why = gc_printf("a choice at line %d precedes it in its iteration", b->ins[k].pos.line);
     }
   } else if (!why) {
-    if (top && loop < 0) plan_hoist(P, in, seg, from);
-    why = segment_ok(P, in, seg, from, -1);
+    int site = P->pub->n;
+    if (top && loop < 0) plan_hoist(P, in, seg, from, site);
+    if (loop < 0) mask = segment_mask(P, in, seg, from);
+    why = segment_ok(P, in, seg, from, -1, mask);
   }
   if (!why && loop >= 0) why = leaks(P, seg, from, b, loop + 1, seg, from, in->name);
   else if (!why && !top && carry < 0) why = leaks(P, b, i + 1, outer, outer_i + 1, b, i, in->name);
@@ -516,6 +593,8 @@ static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, boo
   L->cost = cost;
   Site *s = &P->sites[P->pub->n - 1];
   s->seg = seg, s->from = from, s->loop = loop >= 0 ? &b->ins[loop] : NULL, s->top = top;
+  s->mask = carry < 0 ? mask : NULL;
+  s->parent = -1;
   if (!top && loop < 0) s->outer = &outer->ins[outer_i];
   s->kind = kind;
   if (carry >= 0) {
@@ -559,6 +638,36 @@ static void plan_block(Plan *P, const IrBlock *b, bool top, const IrBlock *outer
 
 static IrProgram *rewrite(const Plan *P, bool marg);
 
+/* A discrete scalar in another's segment is summed out inside it (the
+   innermost such segment is its parent); the outer one is enumerated only
+   when the inner one is, and is neither a chain nor an array. */
+static void plan_nesting(Plan *P) {
+  for (int i = P->pub->n - 1; i >= 0; i--) {
+    Site *s = &P->sites[i];
+    EnumLatent *L = &P->pub->lat[i];
+    for (int k = i - 1; k >= 0; k--) {
+      const Site *e = &P->sites[k];
+      if (!e->mask || s->ins < e->seg->ins || s->ins >= e->seg->ins + e->seg->n ||
+          !e->mask[s->ins - e->seg->ins])
+        continue;
+      s->parent = k;
+      EnumLatent *E = &P->pub->lat[k];
+      const char *why = !L->ok ? "is not enumerated"
+                        : s->chain || s->loop ? "is a chain or an array, not enumerated inside another's segment"
+                                              : NULL;
+      if (why && E->ok) {
+        E->ok = false;
+        E->why = gc_printf("%s:%d:%d: the discrete latent '%s' (line %d) in its segment %s",
+                           E->pos.file ? E->pos.file : P->p->file, E->pos.line, E->pos.col,
+                           L->name, L->pos.line, why);
+      }
+      L->within = E->name;
+      L->parent = k;
+      break;
+    }
+  }
+}
+
 EnumPlan *enum_plan(const IrProgram *p, const IrAnalysis *a) {
   if (!a->has_discrete) return NULL;
   Plan P = {.p = p};
@@ -569,6 +678,7 @@ EnumPlan *enum_plan(const IrProgram *p, const IrAnalysis *a) {
   memset(P.written, 0, (size_t)p->main.nregs);
   mark_writes(&p->model_b, 0, P.written);
   plan_block(&P, &p->model_b, true, NULL, 0, 0);
+  plan_nesting(&P);
   /* discrete choices in user functions are not in the model block's list */
   bool all = P.pub->n > 0 && !a->has_string && a->fixed_structure;
   int ndisc = 0;
@@ -653,9 +763,14 @@ void enum_sizes(EnumPlan *pl, const Value *R) {
       L->size = b - a + 1;
     else if (!strcmp(f, "binomial") && int_at(p, R, pr[0], &a)) L->size = a + 1;
     if (L->chain && L->size > 0) L->size *= L->size; /* K x K per step */
+    L->joint = L->size;
+    if (L->parent >= 0) { /* summed inside its parent's sum: the joint factor */
+      long pj = pl->lat[L->parent].joint;
+      L->joint = pj < 0 || L->size < 0 ? -1 : pj * L->size;
+    }
     if (!L->ok) continue;
-    if (L->size < 0) pl->largest = -1;
-    else if (pl->largest >= 0 && L->size > pl->largest) pl->largest = L->size;
+    if (L->joint < 0) pl->largest = -1;
+    else if (pl->largest >= 0 && L->joint > pl->largest) pl->largest = L->joint;
   }
 }
 
@@ -675,6 +790,10 @@ typedef struct Rw {
   const Site *entered; /* the element form's segment being copied for its draw */
   bool marg;           /* --enum-marginals: the pr_ outputs */
   bool hoisting;       /* copying a hoisted instruction (Plan.hoist) */
+  const IrBlock *mseg; /* the block whose set segment is being copied, */
+  const bool *mmask;   /* and that segment's instructions */
+  bool sizing;         /* copying a loop's first part for a support's size: the
+                          enumerated choices there take their first value */
   int *hK, *hV;        /* per site: its support's size and log probabilities made
                           before its loop (hoist_before), -1 when not */
   int *pr;             /* per site: its pr_ output's register, -1 before it has one */
@@ -884,6 +1003,17 @@ static void add_lp(Rw *W, Code *c, SrcPos pos, int lp, int x) {
 static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp);
 static void point_choice(Code *c, const Site *s, int v);
 
+/* A copy of the site's segment (its set, when it has one). */
+static IrBlock copy_seg(Rw *W, const Site *s, int mode, int lp) {
+  const IrBlock *ms = W->mseg;
+  const bool *mm = W->mmask;
+  W->mseg = s->mask ? s->seg : NULL;
+  W->mmask = s->mask;
+  IrBlock r = copy_block(W, s->seg, s->from, mode, lp);
+  W->mseg = ms, W->mmask = mm;
+  return r;
+}
+
 /* The support's size K and the value of its k-th element, for a site. */
 static int support_size(Rw *W, Code *c, const Site *s) {
   SrcPos pos = s->ins->pos;
@@ -1021,7 +1151,7 @@ static int emit_acc(Rw *W, Code *c, const Site *s, int *K) {
     memcpy(args + 1, s->ins->dist.params, sizeof(int) * (size_t)n);
     call_builtin(W, &body, pos, lp_name(s->ins->dist.fam), tr, lp, n + 1, args);
   }
-  IrBlock seg = copy_block(W, s->seg, s->from, M_ACC, lp);
+  IrBlock seg = copy_seg(W, s, M_ACC, lp);
   append(&body, seg);
   store1(&body, pos, acc, k, lp);
   IrInstr *f = emit(c, IR_FOR, pos);
@@ -1362,7 +1492,7 @@ static void emit_draw(Rw *W, Code *c, const Site *s) {
   else if (s->top) move(c, pos, s->ins->dst, v);
   else point_choice(c, s, v);
   W->entered = s; /* the segment's own start is no site again */
-  IrBlock seg = copy_block(W, s->seg, s->from, M_DRAW, -1);
+  IrBlock seg = copy_seg(W, s, M_DRAW, -1);
   append(c, seg);
 }
 
@@ -1384,10 +1514,23 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
   Code c = {0};
   const Plan *P = W->P;
   Type tr = ty_make(TY_REAL, 0);
+  const bool *mask = b == W->mseg ? W->mmask : NULL;
+  /* set segments copied already: their members are done */
+  const Site **summed = gc_alloc(sizeof *summed * (size_t)(P->pub->n + 1));
+  int nsummed = 0;
   for (int i = from; i < b->n; i++) {
     const IrInstr *in = &b->ins[i];
     if (!W->hoisting && hoisted(P, in)) continue; /* made before its segment's choice */
-    const Site *s = mode != M_ACC ? site_at(P, b, i) : NULL;
+    if (mask && !mask[i]) continue;               /* runs after the segment */
+    bool in_summed = false;
+    for (int k = 0; k < nsummed; k++) in_summed |= summed[k]->mask[i];
+    if (in_summed) continue;
+    const Site *s = NULL;
+    if (W->sizing && in->op == IR_SAMPLE && (s = site_of(P, in)) != NULL && !s->loop) {
+      move(&c, in->pos, in->dst, support_value(W, &c, s, k_int(W, &c, in->pos, 1)));
+      continue;
+    }
+    s = mode != M_ACC ? site_at(P, b, i) : NULL;
     if (s && s == W->entered) s = NULL, W->entered = NULL;
     if (s) { /* the element form's loop body from its first read of z[n] */
       if (mode == M_DENSITY) emit_density(W, &c, s);
@@ -1398,7 +1541,7 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
       emit_chain(W, &c, s, mode == M_DRAW);
       continue;
     }
-    if (in->op == IR_SAMPLE && mode != M_ACC && (s = site_of(P, in)) != NULL) {
+    if (in->op == IR_SAMPLE && (s = site_of(P, in)) != NULL && (mode != M_ACC || s->mask)) {
       if (s->loop) { /* drawn element by element in its loop */
         IrInstr *d = emit(&c, IR_DECL, in->pos);
         d->dst = in->dst;
@@ -1407,12 +1550,25 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
         if (W->marg && mode == M_DRAW) pr_decl(W, &c, s, in->sizes[0], support_size(W, &c, s));
         continue;
       }
+      int si = (int)(s - P->sites);
       W->hoisting = true;
       for (int k = s->from; k < s->seg->n; k++)
-        if (hoisted(P, &s->seg->ins[k])) append(&c, copy_block(W, &(IrBlock){1, &s->seg->ins[k]}, 0, mode, -1));
+        if (hoisted_for(P, &s->seg->ins[k], si))
+          append(&c, copy_block(W, &(IrBlock){1, &s->seg->ins[k]}, 0, mode, lp));
       W->hoisting = false;
-      if (mode == M_DENSITY) emit_density(W, &c, s);
-      else emit_draw(W, &c, s);
+      if (mode == M_ACC) { /* summed out inside the enclosing segment: lp += its sum */
+        int K;
+        int acc = emit_acc(W, &c, s, &K);
+        add_lp(W, &c, in->pos, lp, emit_lse(W, &c, in->pos, acc, -1, K));
+      } else if (mode == M_DENSITY) {
+        emit_density(W, &c, s);
+      } else {
+        emit_draw(W, &c, s);
+      }
+      if (s->mask) {
+        summed[nsummed++] = s;
+        continue;
+      }
       break; /* the rest of the block was its segment */
     }
     if (mode == M_DRAW && (in->op == IR_SAMPLE || in->op == IR_OBSERVE || in->op == IR_FACTOR ||
@@ -1447,7 +1603,9 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
         /* the support's size from the first iteration's part before the choice */
         move(&c, in->pos, in->var, in->args[0]);
         IrBlock pre = {ls->from - 1, in->body.ins};
+        W->sizing = true;
         append(&c, copy_block(W, &pre, 0, M_DRAW, -1));
+        W->sizing = false;
         pr_decl(W, &c, ls, in->args[1], support_size(W, &c, ls));
       }
     }
@@ -1506,11 +1664,20 @@ const char *enum_names(const EnumPlan *pl) {
   return s;
 }
 
+/* A nested latent's joint factor: "2 x 3" (the outermost's size first). */
+static const char *joint_text(const EnumPlan *pl, const EnumLatent *L) {
+  const char *s = gc_printf("%ld", L->size);
+  for (int k = L->parent; k >= 0; k = pl->lat[k].parent)
+    s = gc_printf("%ld x %s", pl->lat[k].size, s);
+  return s;
+}
+
 const char *enum_largest_text(const EnumPlan *pl) {
   const EnumLatent *big = NULL;
   for (int i = 0; pl && i < pl->n; i++)
-    if (pl->lat[i].ok && (!big || pl->lat[i].size > big->size)) big = &pl->lat[i];
+    if (pl->lat[i].ok && (!big || pl->lat[i].joint > big->joint)) big = &pl->lat[i];
   if (!big || big->size < 0) return "unknown";
+  if (big->parent >= 0) return joint_text(pl, big);
   if (!big->chain) return gc_printf("%ld", big->size);
   long k = lround(sqrt((double)big->size));
   return gc_printf("%ld x %ld", k, k);
@@ -1521,9 +1688,15 @@ char *enum_print(const EnumPlan *pl) {
   for (int i = 0; i < pl->n; i++) {
     const EnumLatent *L = &pl->lat[i];
     long k = L->chain && L->size > 0 ? lround(sqrt((double)L->size)) : 0;
-    if (L->ok && L->size > ENUM_FACTOR_LIMIT)
+    if (L->ok && L->joint > ENUM_FACTOR_LIMIT)
       s = gc_printf("%s  %s  not enumerated: its factor has %ld terms, above the limit of %d\n",
-                    s, L->name, L->size, ENUM_FACTOR_LIMIT);
+                    s, L->name, L->joint, ENUM_FACTOR_LIMIT);
+    else if (L->ok && L->parent >= 0 && L->joint >= 0)
+      s = gc_printf("%s  %s  enumerated, factor %s = %ld (summed out inside the sum over '%s')\n",
+                    s, L->name, joint_text(pl, L), L->joint, L->within);
+    else if (L->ok && L->parent >= 0)
+      s = gc_printf("%s  %s  enumerated, factor %s (summed out inside the sum over '%s')\n", s,
+                    L->name, L->cost, L->within);
     else if (L->ok && L->chain && L->size > 0)
       s = gc_printf("%s  %s  enumerated, factor %ld x %ld (a chain: forward algorithm)\n", s,
                     L->name, k, k);
@@ -1533,6 +1706,15 @@ char *enum_print(const EnumPlan *pl) {
       s = gc_printf("%s  %s  enumerated, factor %s\n", s, L->name, L->cost);
     else
       s = gc_printf("%s  %s  not enumerated: %s\n", s, L->name, L->why);
+  }
+  /* inner sums first: a latent is eliminated before the one whose segment holds it */
+  bool nested = false;
+  for (int i = 0; i < pl->n; i++) nested |= pl->lat[i].ok && pl->lat[i].parent >= 0;
+  if (nested) {
+    const char *o = "";
+    for (int i = pl->n - 1; i >= 0; i--)
+      if (pl->lat[i].ok) o = gc_printf("%s%s%s", o, *o ? ", " : "", pl->lat[i].name);
+    s = gc_printf("%s  elimination order: %s\n", s, o);
   }
   return s;
 }

@@ -196,6 +196,101 @@ static const char *hmmp_twin =
     "  }\n"
     "}\n";
 
+/* several discrete latents in one segment (variable elimination): b's
+   distribution depends on a, and one likelihood reads both, so b is summed
+   inside a's sum (a joint factor of 3 x 3) */
+static const char *two_nat =
+    "data { int N; real y[N]; simplex[3] w; simplex[3] v[3]; }\n"
+    "model {\n"
+    "  vector[3] mu ~ normal(0, 3);\n"
+    "  int a ~ categorical(w);\n"
+    "  real<lower=0> sigma ~ lognormal(0, 0.5);\n"
+    "  int b ~ categorical(v[a]);\n"
+    "  for (n in 1:N) y[n] ~ normal(mu[a] + mu[b], sigma);\n"
+    "}\n";
+static const char *two_twin =
+    "data { int N; real y[N]; simplex[3] w; simplex[3] v[3]; int zs[2]; }\n"
+    "model {\n"
+    "  vector[3] mu ~ normal(0, 3);\n"
+    "  real<lower=0> sigma ~ lognormal(0, 0.5);\n"
+    "  target += categorical_lpmf(zs[1] | w) + categorical_lpmf(zs[2] | v[zs[1]]);\n"
+    "  for (n in 1:N) y[n] ~ normal(mu[zs[1]] + mu[zs[2]], sigma);\n"
+    "}\n";
+/* independent latents, declared together and observed apart: summed one
+   after the other (the second one's statements run after the first's sum) */
+static const char *indep_nat =
+    "data { int N; real y[N]; real x[N]; simplex[3] w; }\n"
+    "model {\n"
+    "  vector[3] mu ~ normal(0, 3);\n"
+    "  int a ~ categorical(w);\n"
+    "  int b ~ categorical(w);\n"
+    "  real s = 0;\n"
+    "  for (n in 1:N) y[n] ~ normal(mu[a], 1);\n"
+    "  for (n in 1:N) x[n] ~ normal(mu[b], 1);\n"
+    "  target += -0.5 * s;\n"
+    "}\n";
+static const char *indep_twin =
+    "data { int N; real y[N]; real x[N]; simplex[3] w; int zs[2]; }\n"
+    "model {\n"
+    "  vector[3] mu ~ normal(0, 3);\n"
+    "  target += categorical_lpmf(zs[1] | w) + categorical_lpmf(zs[2] | w);\n"
+    "  for (n in 1:N) y[n] ~ normal(mu[zs[1]], 1);\n"
+    "  for (n in 1:N) x[n] ~ normal(mu[zs[2]], 1);\n"
+    "}\n";
+/* a chain of three (a -> b -> c), a latent in several observations, and an
+   independent one after them */
+static const char *three_nat =
+    "data { real y; real x; simplex[2] w; simplex[2] v[2]; }\n"
+    "model {\n"
+    "  vector[2] mu ~ normal(0, 3);\n"
+    "  int a ~ categorical(w);\n"
+    "  int b ~ categorical(v[a]);\n"
+    "  int c ~ categorical(v[b]);\n"
+    "  int d ~ categorical(v[2]);\n"
+    "  y ~ normal(mu[a] - mu[c], 1);\n"
+    "  x ~ normal(mu[a], 2);\n"
+    "  x ~ normal(mu[d], 1);\n"
+    "}\n";
+static const char *three_twin =
+    "data { real y; real x; simplex[2] w; simplex[2] v[2]; int zs[4]; }\n"
+    "model {\n"
+    "  vector[2] mu ~ normal(0, 3);\n"
+    "  target += categorical_lpmf(zs[1] | w) + categorical_lpmf(zs[2] | v[zs[1]]);\n"
+    "  target += categorical_lpmf(zs[3] | v[zs[2]]) + categorical_lpmf(zs[4] | v[2]);\n"
+    "  y ~ normal(mu[zs[1]] - mu[zs[3]], 1);\n"
+    "  x ~ normal(mu[zs[1]], 2);\n"
+    "  x ~ normal(mu[zs[4]], 1);\n"
+    "}\n";
+/* a mixture whose component has a discrete sub-choice, per datapoint */
+static const char *sub_nat =
+    "data { int N; real y[N]; }\n"
+    "model {\n"
+    "  vector[2] mu ~ normal(0, 3);\n"
+    "  real<lower=0, upper=1> p ~ beta(2, 2);\n"
+    "  for (n in 1:N) {\n"
+    "    int z ~ bernoulli(p);\n"
+    "    int c ~ bernoulli(z == 1 ? 0.8 : 0.3);\n"
+    "    real m = mu[z + 1];\n"
+    "    int e ~ bernoulli(0.4);\n"
+    "    y[n] ~ normal(m + (c == 1 ? 1 : -1), 1);\n"
+    "    y[n] ~ normal(e, 3);\n"
+    "  }\n"
+    "}\n";
+static const char *sub_twin =
+    "data { int N; real y[N]; int zs[3 * N]; }\n"
+    "model {\n"
+    "  vector[2] mu ~ normal(0, 3);\n"
+    "  real<lower=0, upper=1> p ~ beta(2, 2);\n"
+    "  for (n in 1:N) {\n"
+    "    int z = zs[3 * n - 2];\n"
+    "    int c = zs[3 * n - 1];\n"
+    "    target += bernoulli_lpmf(z | p) + bernoulli_lpmf(c | z == 1 ? 0.8 : 0.3);\n"
+    "    target += bernoulli_lpmf(zs[3 * n] | 0.4);\n"
+    "    y[n] ~ normal(mu[z + 1] + (c == 1 ? 1 : -1), 1);\n"
+    "    y[n] ~ normal(zs[3 * n], 3);\n"
+    "  }\n"
+    "}\n";
+
 static ppl_model *compile(ppl_context *ctx, const char *src, const char *json) {
   ppl_model *m = NULL;
   if (ppl_compile_string(ctx, src, "enum.ppl", &m) != PPL_OK) {
@@ -321,6 +416,16 @@ int main(void) {
        "[0.2, 0.7, 0.1], [0.0, 0.3, 0.7]], \"init\": [0.5, 0.3, 0.2]", 5, 3, 1},
       {"zero-probability category", zero_nat, zero_twin,
        "\"N\": 3, \"y\": [-1.2, 0.4, 2.1], \"w\": [0.5, 0, 0.5]", 3, 3, 1},
+      {"two latents, b | a, one likelihood", two_nat, two_twin,
+       "\"N\": 3, \"y\": [0.5, 1.2, 2.0], \"w\": [0.2, 0.3, 0.5], \"v\": [[0.6, 0.2, 0.2], "
+       "[0.1, 0.8, 0.1], [0.3, 0.3, 0.4]]", 2, 3, 1},
+      {"two independent latents", indep_nat, indep_twin,
+       "\"N\": 3, \"y\": [0.5, 1.2, 2.0], \"x\": [-1, 0.1, -0.5], \"w\": [0.2, 0.3, 0.5]", 2,
+       3, 1},
+      {"a -> b -> c, a in two observations, d apart", three_nat, three_twin,
+       "\"y\": 0.7, \"x\": -1.3, \"w\": [0.35, 0.65], \"v\": [[0.9, 0.1], [0.25, 0.75]]", 4, 2, 1},
+      {"mixture with a discrete sub-choice", sub_nat, sub_twin,
+       "\"N\": 3, \"y\": [-2.1, 0.3, 2.4]", 9, 2, 0},
   };
   /* the twins, one per configuration, are the reference: interpreted */
   ppl_config tcfg;
