@@ -32,7 +32,10 @@ typedef struct Site {
   int parent;             /* the site whose segment holds this choice, or -1 */
 } Site;
 
-enum { SUP_BERNOULLI, SUP_CATEGORICAL, SUP_UNIFORM, SUP_BINOMIAL };
+/* SUP_RANGE: a choice with declared bounds (`int<lower=a, upper=b> k ~
+   poisson(l)`), its values a..b (a bound not declared is the family's own),
+   its probabilities renormalised over them as the truncation does */
+enum { SUP_BERNOULLI, SUP_CATEGORICAL, SUP_UNIFORM, SUP_BINOMIAL, SUP_RANGE };
 
 typedef struct Plan {
   const IrProgram *p;
@@ -136,11 +139,65 @@ static const char *reg_label(const IrProgram *p, int r) {
   return s ? s : "a temporary";
 }
 
+/* A bounded choice's range: each end a register (>= 0) or the constant in
+   *k.  An end not declared is the family's: bernoulli's 0 and 1, binomial's
+   0 and n, discrete_uniform's parameters, and a lower end of 0 where the
+   family's support starts there whatever its parameters (the counts). */
+static bool range_of(const IrInstr *in, int *lr, long *lk, int *hr, long *hk) {
+  const DistFamily *fam = in->dist.fam;
+  const char *f = fam->name;
+  const int *pr = in->dist.params;
+  int c = in->con.kind;
+  *lr = c == CON_LOWER || c == CON_LOWER_UPPER ? in->con.lower : -1;
+  *hr = c == CON_UPPER || c == CON_LOWER_UPPER ? in->con.upper : -1;
+  *lk = *hk = 0;
+  bool lo_ok = *lr >= 0, hi_ok = *hr >= 0;
+  if (!strncmp(f, "bernoulli", 9)) {
+    *hk = 1, lo_ok = hi_ok = true;
+  } else if (!strncmp(f, "binomial", 8)) {
+    if (*hr < 0) *hr = pr[0];
+    lo_ok = hi_ok = true;
+  } else if (!strcmp(f, "discrete_uniform")) {
+    if (*lr < 0) *lr = pr[0];
+    if (*hr < 0) *hr = pr[1];
+    lo_ok = hi_ok = true;
+  } else if (!lo_ok && fam->support) { /* 0 at two unrelated parameter points */
+    double p1[DIST_MAX_PARAMS], p2[DIST_MAX_PARAMS], a1, b1, a2, b2;
+    for (int i = 0; i < DIST_MAX_PARAMS; i++) p1[i] = 0.37, p2[i] = 4.5;
+    fam->support(p1, &a1, &b1);
+    fam->support(p2, &a2, &b2);
+    lo_ok = a1 == 0 && a2 == 0;
+  }
+  return lo_ok && hi_ok;
+}
+
 /* The support's kind and the factor's size in words, or why it has none. */
 static const char *support_of(const Plan *P, const IrInstr *in, int *kind, const char **cost) {
   const char *f = in->dist.fam->name;
   const int *pr = in->dist.params;
   const IrProgram *p = P->p;
+  int c = in->con.kind;
+  if (c == CON_LOWER || c == CON_UPPER || c == CON_LOWER_UPPER) {
+    int lr, hr;
+    long lk, hk;
+    if (!dist_scalar_family(in->dist.fam))
+      return gc_printf("it has declared bounds, which %s does not truncate to", f);
+    if (!range_of(in, &lr, &lk, &hr, &hk))
+      return gc_printf("its family %s has no finite support within its declared bounds (declare "
+                       "both: int<lower=a, upper=b>)", f);
+    for (int e = 0; e < 2; e++) {
+      int r = e ? hr : lr;
+      if (r < 0) continue;
+      if (!data_reg(P, r))
+        return "its bounds are computed in the model block, not known once the data is loaded";
+      if (p->main.regtypes[r].base != TY_INT || p->main.regtypes[r].ndims)
+        return "its bounds are not integers";
+    }
+    *kind = SUP_RANGE;
+    const char *l = lr >= 0 ? reg_label(p, lr) : gc_printf("%ld", lk);
+    *cost = hr >= 0 ? gc_printf("%s - %s + 1", reg_label(p, hr), l) : gc_printf("%ld", hk - lk + 1);
+    return NULL;
+  }
   if (!strcmp(f, "bernoulli") || !strcmp(f, "bernoulli_logit")) {
     *kind = SUP_BERNOULLI, *cost = "2";
   } else if (!strcmp(f, "categorical") || !strcmp(f, "categorical_logit")) {
@@ -158,9 +215,10 @@ static const char *support_of(const Plan *P, const IrInstr *in, int *kind, const
     *kind = SUP_BINOMIAL;
     *cost = gc_printf("%s + 1", reg_label(p, pr[0]));
   } else {
-    return gc_printf("its family %s has no finite support", f);
+    return gc_printf("its family %s has no finite support (bounds such as int<upper=U> would "
+                     "give it one)", f);
   }
-  if (in->con.kind != CON_NONE) return "it has declared bounds (a truncated choice is not enumerated)";
+  if (c != CON_NONE) return "it has a constraint other than bounds";
   return NULL;
 }
 
@@ -566,6 +624,8 @@ static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, boo
   int carry = -1;
   const bool *mask = NULL;
   if (!why && !top && loop < 0) carry = chain_carry(P, in, b, i, outer, outer_i, &why);
+  if (!why && carry >= 0 && kind == SUP_RANGE)
+    why = "it is a chain's state with declared bounds (not enumerated yet)";
   if (!why && carry >= 0) { /* the chain's own segment check: the carried copy is expected */
     why = segment_ok(P, in, seg, from, carry, NULL);
     if (!why) {
@@ -762,6 +822,13 @@ void enum_sizes(EnumPlan *pl, const Value *R) {
     else if (!strcmp(f, "discrete_uniform") && int_at(p, R, pr[0], &a) && int_at(p, R, pr[1], &b))
       L->size = b - a + 1;
     else if (!strcmp(f, "binomial") && int_at(p, R, pr[0], &a)) L->size = a + 1;
+    int lr, hr;
+    long lk, hk;
+    if (in->con.kind != CON_NONE && range_of(in, &lr, &lk, &hr, &hk)) {
+      L->size = -1;
+      if ((lr < 0 || int_at(p, R, lr, &lk)) && (hr < 0 || int_at(p, R, hr, &hk)))
+        L->size = hk >= lk ? hk - lk + 1 : 0;
+    }
     if (L->chain && L->size > 0) L->size *= L->size; /* K x K per step */
     L->joint = L->size;
     if (L->parent >= 0) { /* summed inside its parent's sum: the joint factor */
@@ -1014,12 +1081,30 @@ static IrBlock copy_seg(Rw *W, const Site *s, int mode, int lp) {
   return r;
 }
 
+/* A bounded site's range's ends as registers. */
+static void range_ends(Rw *W, Code *c, const Site *s, int *lo, int *hi) {
+  long lk, hk;
+  range_of(s->ins, lo, &lk, hi, &hk);
+  if (*lo < 0) *lo = k_int(W, c, s->ins->pos, lk);
+  if (*hi < 0) *hi = k_int(W, c, s->ins->pos, hk);
+}
+
 /* The support's size K and the value of its k-th element, for a site. */
 static int support_size(Rw *W, Code *c, const Site *s) {
   SrcPos pos = s->ins->pos;
   const int *pr = s->ins->dist.params;
   Type ti = ty_make(TY_INT, 0);
   switch (s->kind) {
+  case SUP_RANGE: { /* hi - lo + 1, none when the range is empty */
+    int lo, hi;
+    range_ends(W, c, s, &lo, &hi);
+    int n = binop(W, c, pos, OP_ADD, binop(W, c, pos, OP_SUB, hi, lo, ti), k_int(W, c, pos, 1), ti);
+    int none = binop(W, c, pos, OP_LT, n, k_int(W, c, pos, 0), ty_make(TY_BOOL, 0));
+    Code th = {0};
+    move(&th, pos, n, k_int(W, &th, pos, 0));
+    emit_if(c, pos, none, &th, NULL);
+    return n;
+  }
   case SUP_BERNOULLI: return k_int(W, c, pos, 2);
   case SUP_CATEGORICAL: return call_builtin(W, c, pos, "num_elements", ti, -1, 1, pr);
   case SUP_UNIFORM: {
@@ -1035,6 +1120,11 @@ static int support_value(Rw *W, Code *c, const Site *s, int k) {
   Type ti = ty_make(TY_INT, 0);
   switch (s->kind) {
   case SUP_CATEGORICAL: return k;
+  case SUP_RANGE: {
+    int lo, hi;
+    range_ends(W, c, s, &lo, &hi);
+    return binop(W, c, pos, OP_ADD, lo, binop(W, c, pos, OP_SUB, k, k_int(W, c, pos, 1), ti), ti);
+  }
   case SUP_UNIFORM: {
     int d = binop(W, c, pos, OP_SUB, k, k_int(W, c, pos, 1), ti);
     return binop(W, c, pos, OP_ADD, s->ins->dist.params[0], d, ti);
@@ -1087,6 +1177,18 @@ static int lp_vector(Rw *W, Code *c, const Site *s, int K) {
   SrcPos pos = s->ins->pos;
   const char *f = s->ins->dist.fam->name;
   const int *pr = s->ins->dist.params;
+  if (s->kind == SUP_RANGE) { /* lpmf per value of the range, its sum the truncation's mass */
+    int n = s->ins->dist.nparams, k = new_reg(W, ty_make(TY_INT, 0));
+    int lv = decl(W, c, pos, ty_make(TY_VECTOR, 0), K, -1);
+    Code b = {0};
+    int *args = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+    args[0] = support_value(W, &b, s, k);
+    memcpy(args + 1, pr, sizeof(int) * (size_t)n);
+    int x = call_builtin(W, &b, pos, lp_name(s->ins->dist.fam), ty_make(TY_REAL, 0), -1, n + 1, args);
+    store1(&b, pos, lv, k, x);
+    emit_for(c, NULL, pos, k, k_int(W, c, pos, 1), K, &b);
+    return lv;
+  }
   Type tv = W->P->p->main.regtypes[pr[0]], tr = ty_make(TY_REAL, 0);
   bool cat = !strcmp(f, "categorical");
   if (!cat && !(!strcmp(f, "categorical_logit") && tv.base == TY_VECTOR && tv.ndims == 0)) return -1;
@@ -1125,8 +1227,10 @@ static void hoist_before(Rw *W, Code *c, const IrInstr *F) {
 }
 
 /* acc[k] = the log density of the segment with z = its k-th value, for each
-   k of the support (its size into *K).  Returns acc. */
-static int emit_acc(Rw *W, Code *c, const Site *s, int *K) {
+   k of the support (its size into *K).  Returns acc; *norm: for a bounded
+   choice, the log of its family's mass over the range (the truncation's
+   normaliser, to subtract from the sum), else -1. */
+static int emit_acc(Rw *W, Code *c, const Site *s, int *K, int *norm) {
   SrcPos pos = s->ins->pos;
   Type tr = ty_make(TY_REAL, 0), ti = ty_make(TY_INT, 0);
   int si = (int)(s - W->P->sites);
@@ -1135,6 +1239,7 @@ static int emit_acc(Rw *W, Code *c, const Site *s, int *K) {
   int acc = decl(W, c, pos, ty_make(TY_VECTOR, 0), *K, -1);
   int one = k_int(W, c, pos, 1);
   int lpv = hoisted ? W->hV[si] : lp_vector(W, c, s, *K);
+  *norm = s->kind == SUP_RANGE ? emit_lse(W, c, pos, lpv, -1, *K) : -1;
   int k = new_reg(W, ti);
   Code body = {0};
   int v = support_value(W, &body, s, k);
@@ -1164,9 +1269,10 @@ static int emit_acc(Rw *W, Code *c, const Site *s, int *K) {
 
 /* The enumerated site in the density: acc, then target += log_sum_exp(acc). */
 static void emit_density(Rw *W, Code *c, const Site *s) {
-  int K;
-  int acc = emit_acc(W, c, s, &K);
+  int K, norm;
+  int acc = emit_acc(W, c, s, &K, &norm);
   int lse = emit_lse(W, c, s->ins->pos, acc, -1, K);
+  if (norm >= 0) lse = binop(W, c, s->ins->pos, OP_SUB, lse, norm, ty_make(TY_REAL, 0));
   IrInstr *f = emit(c, IR_FACTOR, s->ins->pos);
   f->nargs = 1;
   f->args = regs(1, lse);
@@ -1480,8 +1586,8 @@ static const Site *site_chain(const Plan *P, const IrInstr *F) {
    segment once with that value. */
 static void emit_draw(Rw *W, Code *c, const Site *s) {
   SrcPos pos = s->ins->pos;
-  int K;
-  int acc = emit_acc(W, c, s, &K);
+  int K, norm;
+  int acc = emit_acc(W, c, s, &K, &norm);
   Type ti = ty_make(TY_INT, 0);
   if (W->marg && s->loop) store1(c, pos, pr_reg(W, s, true), s->loop->var, softmax(W, c, pos, acc));
   else if (W->marg && s->top) move(c, pos, pr_reg(W, s, false), softmax(W, c, pos, acc));
@@ -1557,9 +1663,11 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
           append(&c, copy_block(W, &(IrBlock){1, &s->seg->ins[k]}, 0, mode, lp));
       W->hoisting = false;
       if (mode == M_ACC) { /* summed out inside the enclosing segment: lp += its sum */
-        int K;
-        int acc = emit_acc(W, &c, s, &K);
-        add_lp(W, &c, in->pos, lp, emit_lse(W, &c, in->pos, acc, -1, K));
+        int K, norm;
+        int acc = emit_acc(W, &c, s, &K, &norm);
+        int lse = emit_lse(W, &c, in->pos, acc, -1, K);
+        if (norm >= 0) lse = binop(W, &c, in->pos, OP_SUB, lse, norm, tr);
+        add_lp(W, &c, in->pos, lp, lse);
       } else if (mode == M_DENSITY) {
         emit_density(W, &c, s);
       } else {

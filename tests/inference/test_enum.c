@@ -291,6 +291,55 @@ static const char *sub_twin =
     "  }\n"
     "}\n";
 
+/* bounded ints: a population size in ymax..Nmax (a truncated poisson; the
+   twin renormalises with the family's CDF), a count with only an upper bound
+   (its lower end poisson's 0), per datapoint, and a change year whose bounds
+   do not cut discrete_uniform's support */
+static const char *pop_nat =
+    "data { int M; int y[M]; int Nmax; int ymax; }\n"
+    "model {\n"
+    "  real<lower=0> lambda ~ exponential(0.05);\n"
+    "  real<lower=0, upper=1> theta ~ beta(2, 2);\n"
+    "  int<lower=ymax, upper=Nmax> N ~ poisson(lambda);\n"
+    "  y ~ binomial(N, theta);\n"
+    "}\n";
+static const char *pop_twin =
+    "data { int M; int y[M]; int Nmax; int ymax; int zs[1]; }\n"
+    "model {\n"
+    "  real<lower=0> lambda ~ exponential(0.05);\n"
+    "  real<lower=0, upper=1> theta ~ beta(2, 2);\n"
+    "  target += poisson_lpmf(zs[1] | lambda)\n"
+    "            - log_diff_exp(poisson_lcdf(Nmax | lambda), poisson_lcdf(ymax - 1 | lambda));\n"
+    "  y ~ binomial(zs[1], theta);\n"
+    "}\n";
+static const char *cnt_nat =
+    "data { int N; real y[N]; int U; }\n"
+    "model {\n"
+    "  real<lower=0> l ~ exponential(0.5);\n"
+    "  for (n in 1:N) {\n"
+    "    int<upper=U> k ~ poisson(l);\n"
+    "    y[n] ~ normal(k, 0.7);\n"
+    "  }\n"
+    "}\n";
+static const char *cnt_twin =
+    "data { int N; real y[N]; int U; int zs[N]; }\n"
+    "model {\n"
+    "  real<lower=0> l ~ exponential(0.5);\n"
+    "  for (n in 1:N) {\n"
+    "    target += poisson_lpmf(zs[n] | l) - poisson_lcdf(U | l);\n"
+    "    y[n] ~ normal(zs[n], 0.7);\n"
+    "  }\n"
+    "}\n";
+static const char *cpb_nat =
+    "data { int T; int D[T]; }\n"
+    "model {\n"
+    "  real<lower=0> e ~ exponential(0.5);\n"
+    "  real<lower=0> l ~ exponential(0.5);\n"
+    "  int<lower=1, upper=T> s ~ discrete_uniform(1, T);\n"
+    "  for (t in 1:T)\n"
+    "    D[t] ~ poisson(t < s ? e : l);\n"
+    "}\n";
+
 static ppl_model *compile(ppl_context *ctx, const char *src, const char *json) {
   ppl_model *m = NULL;
   if (ppl_compile_string(ctx, src, "enum.ppl", &m) != PPL_OK) {
@@ -426,6 +475,12 @@ int main(void) {
        "\"y\": 0.7, \"x\": -1.3, \"w\": [0.35, 0.65], \"v\": [[0.9, 0.1], [0.25, 0.75]]", 4, 2, 1},
       {"mixture with a discrete sub-choice", sub_nat, sub_twin,
        "\"N\": 3, \"y\": [-2.1, 0.3, 2.4]", 9, 2, 0},
+      {"bounded int: population size, truncated poisson", pop_nat, pop_twin,
+       "\"M\": 4, \"y\": [5, 8, 6, 7], \"Nmax\": 40, \"ymax\": 8", 1, 33, 8},
+      {"bounded int: int<upper=U> poisson per datapoint", cnt_nat, cnt_twin,
+       "\"N\": 3, \"y\": [0.2, 2.9, 1.4], \"U\": 3", 3, 4, 0},
+      {"bounded int: change year int<lower=1, upper=T>", cpb_nat, cp_twin,
+       "\"T\": 7, \"D\": [4, 5, 4, 1, 0, 2, 1]", 1, 7, 1},
   };
   /* the twins, one per configuration, are the reference: interpreted */
   ppl_config tcfg;
@@ -494,6 +549,32 @@ int main(void) {
              "depends on 's'",
              "a continuous latent whose distribution depends on the discrete one: not enumerated, "
              "and why");
+  /* bounded ints: the range's size; a bound missing at the open end: not enumerated */
+  check_text(ctx, pop_nat, "{\"M\": 4, \"y\": [5, 8, 6, 7], \"Nmax\": 40, \"ymax\": 8}",
+             "  N  enumerated, factor 33\n", "bounded int: factor Nmax - ymax + 1");
+  check_text(ctx,
+             "data { real y; }\n"
+             "model {\n"
+             "  real mu ~ normal(0, 1);\n"
+             "  int<lower=2> k ~ poisson(3);\n"
+             "  y ~ normal(mu + k, 1);\n"
+             "}\n",
+             "{\"y\": 0.5}",
+             "  k  not enumerated: enum.ppl:4:17: its family poisson has no finite support within "
+             "its declared bounds (declare both: int<lower=a, upper=b>)",
+             "a count with only a lower bound: not enumerated, and why");
+  /* several latents: the joint factor of nested sums, the elimination order */
+  check_text(ctx, two_nat,
+             "{\"N\": 3, \"y\": [0.5, 1.2, 2.0], \"w\": [0.2, 0.3, 0.5], \"v\": [[0.6, 0.2, 0.2], "
+             "[0.1, 0.8, 0.1], [0.3, 0.3, 0.4]]}",
+             "  a  enumerated, factor 3\n"
+             "  b  enumerated, factor 3 x 3 = 9 (summed out inside the sum over 'a')\n"
+             "  elimination order: b, a\n",
+             "b | a: b summed inside a's sum, factor 3 x 3, the elimination order");
+  check_text(ctx, indep_nat,
+             "{\"N\": 3, \"y\": [0.5, 1.2, 2.0], \"x\": [-1, 0.1, -0.5], \"w\": [0.2, 0.3, 0.5]}",
+             "enumerated:\n  a  enumerated, factor 3\n  b  enumerated, factor 3\nengines",
+             "independent latents: summed one after the other, factor 3 each");
   /* a latent with an infinite support beside a continuous one */
   const char *poisson_src = "data { int T; real y[T]; }\n"
                             "model {\n"
