@@ -560,7 +560,7 @@ int main(void) {
              "  y ~ normal(mu + k, 1);\n"
              "}\n",
              "{\"y\": 0.5}",
-             "  k  not enumerated: enum.ppl:4:17: its family poisson has no finite support within "
+             "  k  not enumerated: enum.ppl:4:16: its family poisson has no finite support within "
              "its declared bounds (declare both: int<lower=a, upper=b>)",
              "a count with only a lower bound: not enumerated, and why");
   /* several latents: the joint factor of nested sums, the elimination order */
