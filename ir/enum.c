@@ -30,6 +30,7 @@ typedef struct Site {
      that such a one needs before it; the others run once, after it */
   const bool *mask;
   int parent;             /* the site whose segment holds this choice, or -1 */
+  bool nested;            /* under an if, or in a loop in a loop: no pr_ output */
 } Site;
 
 /* SUP_RANGE: a choice with declared bounds (`int<lower=a, upper=b> k ~
@@ -48,6 +49,10 @@ typedef struct Plan {
   const IrInstr **hoist;
   int *hoist_for;       /* per hoisted instruction: the site it is moved before */
   int nhoist, caphoist;
+  /* where plan_block is: under an if, its loop depth, the innermost loop */
+  bool in_branch;
+  int depth;
+  const IrInstr *loop;
 } Plan;
 
 static bool hoisted(const Plan *P, const IrInstr *in) {
@@ -667,6 +672,62 @@ static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, boo
   }
 }
 
+/* Is r read anywhere in b but b's own [skip_from, skip_to) (NULL skip: all)? */
+static const IrInstr *read_outside(const IrBlock *b, const IrBlock *skip, int skip_from,
+                                   int skip_to, int r) {
+  for (int i = 0; i < b->n; i++) {
+    if (b == skip && i >= skip_from && i < skip_to) continue;
+    const IrInstr *in = &b->ins[i];
+    if (ir_instr_reads_here(in, r)) return in;
+    const IrBlock *subs[4] = {&in->then_b, &in->else_b, &in->cond_b, &in->body};
+    for (int k = 0; k < 4; k++) {
+      const IrInstr *x = read_outside(subs[k], skip, skip_from, skip_to, r);
+      if (x) return x;
+    }
+  }
+  return NULL;
+}
+
+/* A scalar under an if or in a loop in a loop: its segment is the set of
+   the rest of its block that depends on it (segment_mask), and nothing else
+   in the model block may read the choice or what the segment writes (it
+   would see only the last value summed over: a chain, a running value, a
+   read after the branch). */
+static void plan_nested(Plan *P, const IrInstr *in, const IrBlock *b, int i) {
+  int kind = 0, site = P->pub->n;
+  const char *cost = NULL;
+  const char *why = support_of(P, in, &kind, &cost);
+  if (!why && P->p->main.regtypes[in->dst].ndims)
+    why = P->in_branch ? "it is an array drawn under an if (not enumerated yet)"
+                       : "it is an array drawn inside nested loops (not enumerated yet)";
+  bool *mask = NULL;
+  if (!why) {
+    mask = segment_mask(P, in, b, i + 1);
+    why = segment_ok(P, in, b, i + 1, -1, mask);
+  }
+  int nr = P->p->main.nregs;
+  bool *w = gc_alloc_atomic((size_t)nr);
+  memset(w, 0, (size_t)nr);
+  w[in->dst] = true;
+  for (int k = i + 1; !why && k < b->n; k++)
+    if (mask[k]) mark_writes(&(IrBlock){1, &b->ins[k]}, 0, w);
+  for (int r = 0; r < nr && !why; r++) {
+    const IrInstr *x = w[r] ? read_outside(&P->p->model_b, b, i, b->n, r) : NULL;
+    if (x)
+      why = gc_printf("'%s', which %s, is read outside its segment (line %d): only the last "
+                      "value summed over would reach it", reg_label(P->p, r),
+                      r == in->dst ? "is the choice" : "its segment writes", x->pos.line);
+  }
+  (void)site;
+  EnumLatent *L = new_latent(P, in, why);
+  L->ok = !why;
+  L->cost = cost;
+  Site *s = &P->sites[P->pub->n - 1];
+  s->seg = b, s->from = i + 1, s->kind = kind, s->mask = mask, s->parent = -1;
+  s->outer = P->loop;
+  s->nested = true;
+}
+
 static void plan_other(Plan *P, const IrBlock *b, const char *where, int depth) {
   for (int i = 0; i < b->n; i++) {
     const IrInstr *in = &b->ins[i];
@@ -683,14 +744,24 @@ static void plan_block(Plan *P, const IrBlock *b, bool top, const IrBlock *outer
                        int depth) {
   for (int i = 0; i < b->n; i++) {
     const IrInstr *in = &b->ins[i];
-    if (in->op == IR_SAMPLE && in->dist.fam->discrete) plan_sample(P, in, b, i, top, outer, outer_i);
-    /* loops nested in loops: their segments would need the outer loop's
-       leaks too; one level is what the patterns need */
-    if (in->op == IR_FOR && depth == 0) plan_block(P, &in->body, false, b, i, depth + 1);
-    else if (in->op == IR_FOR) plan_other(P, &in->body, "inside nested loops (not enumerated yet)", 0);
+    if (in->op == IR_SAMPLE && in->dist.fam->discrete) {
+      if (P->in_branch || depth >= 2) plan_nested(P, in, b, i);
+      else plan_sample(P, in, b, i, top, outer, outer_i);
+    }
+    /* a loop in a loop, and the branches of an if: plan_nested's shapes
+       (no chains there) */
+    const IrInstr *was = P->loop;
+    if (in->op == IR_FOR) {
+      P->loop = in;
+      plan_block(P, &in->body, false, b, i, depth + 1);
+      P->loop = was;
+    }
     if (in->op == IR_IF) {
-      plan_other(P, &in->then_b, "under an if (not enumerated yet)", 0);
-      plan_other(P, &in->else_b, "under an if (not enumerated yet)", 0);
+      bool br = P->in_branch;
+      P->in_branch = true;
+      plan_block(P, &in->then_b, false, outer, outer_i, depth);
+      plan_block(P, &in->else_b, false, outer, outer_i, depth);
+      P->in_branch = br;
     }
     if (in->op == IR_WHILE) plan_other(P, &in->body, "inside a while loop", 0);
   }
@@ -1589,9 +1660,11 @@ static void emit_draw(Rw *W, Code *c, const Site *s) {
   int K, norm;
   int acc = emit_acc(W, c, s, &K, &norm);
   Type ti = ty_make(TY_INT, 0);
-  if (W->marg && s->loop) store1(c, pos, pr_reg(W, s, true), s->loop->var, softmax(W, c, pos, acc));
-  else if (W->marg && s->top) move(c, pos, pr_reg(W, s, false), softmax(W, c, pos, acc));
-  else if (W->marg) store1(c, pos, pr_reg(W, s, true), s->outer->var, softmax(W, c, pos, acc));
+  if (W->marg && !s->nested) { /* under an if or in nested loops: no pr_ output (not yet) */
+    if (s->loop) store1(c, pos, pr_reg(W, s, true), s->loop->var, softmax(W, c, pos, acc));
+    else if (s->top) move(c, pos, pr_reg(W, s, false), softmax(W, c, pos, acc));
+    else store1(c, pos, pr_reg(W, s, true), s->outer->var, softmax(W, c, pos, acc));
+  }
   int k = call_builtin(W, c, pos, "categorical_logit_rng", ti, -1, 1, &acc);
   int v = support_value(W, c, s, k);
   if (s->loop) store1(c, pos, s->ins->dst, s->loop->var, v);
@@ -1707,7 +1780,7 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
     if (W->marg && mode == M_DRAW && in->op == IR_FOR) {
       for (int k = 0; k < P->pub->n; k++) {
         const Site *ls = &P->sites[k];
-        if (ls->outer != in || !P->pub->lat[k].ok || ls->chain) continue;
+        if (ls->outer != in || !P->pub->lat[k].ok || ls->chain || ls->nested) continue;
         /* the support's size from the first iteration's part before the choice */
         move(&c, in->pos, in->var, in->args[0]);
         IrBlock pre = {ls->from - 1, in->body.ins};

@@ -340,6 +340,65 @@ static const char *cpb_nat =
     "    D[t] ~ poisson(t < s ? e : l);\n"
     "}\n";
 
+/* structure: a latent under a data-dependent if (the twin's configurations
+   where the branch is not taken keep z = 0, the others have probability
+   zero), and per-row per-item latents in a loop in a loop */
+static const char *br_nat =
+    "data { int N; real y[N]; int kind[N]; }\n"
+    "model {\n"
+    "  vector[2] mu ~ normal(0, 3);\n"
+    "  real<lower=0, upper=1> p ~ beta(2, 2);\n"
+    "  for (n in 1:N) {\n"
+    "    if (kind[n] == 1) {\n"
+    "      real s = 0.5;\n"
+    "      int z ~ bernoulli(p);\n"
+    "      y[n] ~ normal(mu[z + 1], 1 + s);\n"
+    "    } else {\n"
+    "      y[n] ~ normal(mu[1], 2);\n"
+    "    }\n"
+    "  }\n"
+    "}\n";
+static const char *br_twin =
+    "data { int N; real y[N]; int kind[N]; int zs[N]; }\n"
+    "model {\n"
+    "  vector[2] mu ~ normal(0, 3);\n"
+    "  real<lower=0, upper=1> p ~ beta(2, 2);\n"
+    "  for (n in 1:N) {\n"
+    "    if (kind[n] == 1) {\n"
+    "      target += bernoulli_lpmf(zs[n] | p);\n"
+    "      y[n] ~ normal(mu[zs[n] + 1], 1.5);\n"
+    "    } else {\n"
+    "      condition(zs[n] == 0);\n"
+    "      y[n] ~ normal(mu[1], 2);\n"
+    "    }\n"
+    "  }\n"
+    "}\n";
+static const char *nl_nat =
+    "data { int I; int J; real y[I, J]; }\n"
+    "model {\n"
+    "  vector[2] mu ~ normal(0, 3);\n"
+    "  vector<lower=0, upper=1>[I] p ~ beta(2, 2);\n"
+    "  for (i in 1:I) {\n"
+    "    real m = mu[2] - mu[1];\n"
+    "    for (j in 1:J) {\n"
+    "      int z ~ bernoulli(p[i]);\n"
+    "      y[i, j] ~ normal(mu[1] + z * m, 1);\n"
+    "    }\n"
+    "  }\n"
+    "}\n";
+static const char *nl_twin =
+    "data { int I; int J; real y[I, J]; int zs[I * J]; }\n"
+    "model {\n"
+    "  vector[2] mu ~ normal(0, 3);\n"
+    "  vector<lower=0, upper=1>[I] p ~ beta(2, 2);\n"
+    "  for (i in 1:I)\n"
+    "    for (j in 1:J) {\n"
+    "      int z = zs[(i - 1) * J + j];\n"
+    "      target += bernoulli_lpmf(z | p[i]);\n"
+    "      y[i, j] ~ normal(mu[z + 1], 1);\n"
+    "    }\n"
+    "}\n";
+
 static ppl_model *compile(ppl_context *ctx, const char *src, const char *json) {
   ppl_model *m = NULL;
   if (ppl_compile_string(ctx, src, "enum.ppl", &m) != PPL_OK) {
@@ -481,6 +540,10 @@ int main(void) {
        "\"N\": 3, \"y\": [0.2, 2.9, 1.4], \"U\": 3", 3, 4, 0},
       {"bounded int: change year int<lower=1, upper=T>", cpb_nat, cp_twin,
        "\"T\": 7, \"D\": [4, 5, 4, 1, 0, 2, 1]", 1, 7, 1},
+      {"a latent under a data-dependent if", br_nat, br_twin,
+       "\"N\": 4, \"y\": [-2.1, 0.3, 2.4, 3.1], \"kind\": [1, 0, 1, 1]", 4, 2, 0},
+      {"per-row per-item latents (a loop in a loop)", nl_nat, nl_twin,
+       "\"I\": 2, \"J\": 3, \"y\": [[-2.1, 0.3, 2.4], [3.1, -1, 0.5]]", 6, 2, 0},
   };
   /* the twins, one per configuration, are the reference: interpreted */
   ppl_config tcfg;
@@ -575,6 +638,26 @@ int main(void) {
              "{\"N\": 3, \"y\": [0.5, 1.2, 2.0], \"x\": [-1, 0.1, -0.5], \"w\": [0.2, 0.3, 0.5]}",
              "enumerated:\n  a  enumerated, factor 3\n  b  enumerated, factor 3\nengines",
              "independent latents: summed one after the other, factor 3 each");
+  /* under an if: a value the segment writes read after the branch */
+  check_text(ctx,
+             "data { int N; real y[N]; int kind[N]; }\n"
+             "model {\n"
+             "  real mu ~ normal(0, 1);\n"
+             "  for (n in 1:N) {\n"
+             "    int c = 0;\n"
+             "    if (kind[n] == 1) {\n"
+             "      int z ~ bernoulli(0.5);\n"
+             "      c = z;\n"
+             "    }\n"
+             "    y[n] ~ normal(mu + c, 1);\n"
+             "  }\n"
+             "}\n",
+             "{\"N\": 2, \"y\": [0.1, 0.2], \"kind\": [1, 0]}",
+             "  z  not enumerated: enum.ppl:7:11: 'c', which its segment writes, is read outside its "
+             "segment (line 10): only the last value summed over would reach it",
+             "under an if: a value read after the branch, not enumerated, and why");
+  check_text(ctx, nl_nat, "{\"I\": 2, \"J\": 3, \"y\": [[-2.1, 0.3, 2.4], [3.1, -1, 0.5]]}",
+             "  z  enumerated, factor 2\n", "a latent in a loop in a loop: enumerated");
   /* a latent with an infinite support beside a continuous one */
   const char *poisson_src = "data { int T; real y[T]; }\n"
                             "model {\n"
