@@ -31,10 +31,20 @@
  * it are moved before it.  Loop-invariant log probabilities are made before
  * their loop; log-sum-exps are scalar loops the JIT compiles natively.
  *
- * Not yet enumerated (the reason says so): two discrete latents in one
- * segment, latents under an if, in a while loop, in nested loops or in a
- * user function, continuous latents that depend on a discrete one, programs
- * with continuous latents in loops, truncated choices. */
+ * Variable elimination: a scalar's segment is the set of the rest of its
+ * block that depends on it (and what that needs before it); the rest runs
+ * once after its sum, so independent latents are summed one after the
+ * other, and a discrete scalar inside another's segment is summed inside
+ * that one's sum (the joint factor, the product of the sizes), drawn after
+ * it from its conditional.  A bounded int (`int<lower=a, upper=b> k ~
+ * poisson(l)`) is summed over its range less the truncation's log mass.
+ * Scalars under an if (a condition from the data) and in a loop in a loop
+ * are summed over the rest of their branch or iteration.
+ *
+ * Not yet enumerated (the reason says so): a chain or an array inside
+ * another's segment, in nested loops or under an if; latents in a while loop
+ * or in a user function; continuous latents that depend on a discrete one;
+ * programs with continuous latents in loops; unbounded counts. */
 #ifndef PPL_ENUM_H
 #define PPL_ENUM_H
 
