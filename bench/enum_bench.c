@@ -58,6 +58,10 @@ typedef struct {
 static const EbProblem problems[] = {
     {"hmm", "hmm_loop", "hmm_hand", "hmm"},
     {"mixture", "mix", "mix_hand", "mix3"},
+    /* several discrete latents in one block (variable elimination), and a
+       bounded int (a population size) */
+    {"nested", "nested", "nested_hand", "nested"},
+    {"popul", "population", "population_hand", "population"},
 };
 
 /* Stan's lengths for nuts; mh gets more draws so that its ESS is measurable
