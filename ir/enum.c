@@ -801,10 +801,23 @@ static void plan_nesting(Plan *P) {
 
 EnumPlan *enum_plan(const IrProgram *p, const IrAnalysis *a) {
   if (!a->has_discrete) return NULL;
+  /* discrete latents in user functions: planned on the program with its
+     calls inlined (main's registers unchanged, so the data block's values
+     still fit) */
+  for (int i = 0; i < a->nlatents; i++)
+    if (a->latents[i].kind == LK_DISCRETE && a->latents[i].in_function) {
+      const char *why = NULL;
+      IrProgram *q = ir_inline_calls(p, &why);
+      if (!q) break;
+      EnumPlan *pl = enum_plan(q, ir_analyze(q));
+      if (pl) pl->ndata = p->main.nregs;
+      return pl;
+    }
   Plan P = {.p = p};
   P.pub = gc_alloc(sizeof *P.pub);
   P.pub->largest = -1;
   P.pub->src = p;
+  P.pub->ndata = p->main.nregs;
   P.written = gc_alloc_atomic((size_t)p->main.nregs);
   memset(P.written, 0, (size_t)p->main.nregs);
   mark_writes(&p->model_b, 0, P.written);
@@ -880,6 +893,11 @@ static long numel_of(const IrProgram *p, const Value *R, const IrBlock *b, int r
 void enum_sizes(EnumPlan *pl, const Value *R) {
   if (!pl || !R) return;
   const IrProgram *p = pl->src;
+  if (p->main.nregs > pl->ndata) { /* inlined: the callees' registers hold nothing yet */
+    Value *R2 = gc_alloc(sizeof *R2 * (size_t)p->main.nregs);
+    memcpy(R2, R, sizeof *R2 * (size_t)pl->ndata);
+    R = R2;
+  }
   pl->largest = 0;
   for (int i = 0; i < pl->n; i++) {
     EnumLatent *L = &pl->lat[i];

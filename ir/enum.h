@@ -78,10 +78,15 @@ typedef struct EnumPlan {
                         enumerated scalar, P(z = k-th value | continuous draw,
                         data); for a chain the smoothing marginal */
   long largest;      /* the largest factor's size (-1 unknown) */
-  const IrProgram *src; /* the original program */
+  const IrProgram *src; /* the original program, or it with its calls inlined
+                           when a discrete latent is in a function */
+  int ndata;         /* the original program's registers (enum_sizes' data) */
 } EnumPlan;
 
-/* The plan for p (analysed as a): NULL when p has no discrete latent. */
+/* The plan for p (analysed as a): NULL when p has no discrete latent.  With
+   a discrete latent in a user function the plan is made on p with its calls
+   inlined (ir_inline_calls): those latents' draws are then addressed as the
+   inlined program names them, "f/z[3]" (mh: "f[3]/z"). */
 EnumPlan *enum_plan(const IrProgram *p, const IrAnalysis *a);
 /* The factors' sizes from the registers after the data block (the
    original program's, interp_data_regs): fills size and largest. */

@@ -399,6 +399,23 @@ static const char *nl_twin =
     "    }\n"
     "}\n";
 
+/* a latent in a user function, summed out on the program with its calls
+   inlined: the K = 3 mixture's twin */
+static const char *fn_nat =
+    "functions {\n"
+    "  real component(vector theta, vector mu) {\n"
+    "    int z ~ categorical(theta);\n"
+    "    return mu[z];\n"
+    "  }\n"
+    "}\n"
+    "data { int N; int K; real y[N]; }\n"
+    "model {\n"
+    "  simplex[K] theta ~ dirichlet(rep_vector(2, K));\n"
+    "  vector[K] mu ~ normal(0, 5);\n"
+    "  real<lower=0> sigma ~ lognormal(0, 1);\n"
+    "  for (n in 1:N) y[n] ~ normal(component(theta, mu), sigma);\n"
+    "}\n";
+
 static ppl_model *compile(ppl_context *ctx, const char *src, const char *json) {
   ppl_model *m = NULL;
   if (ppl_compile_string(ctx, src, "enum.ppl", &m) != PPL_OK) {
@@ -540,6 +557,8 @@ int main(void) {
        "\"N\": 3, \"y\": [0.2, 2.9, 1.4], \"U\": 3", 3, 4, 0},
       {"bounded int: change year int<lower=1, upper=T>", cpb_nat, cp_twin,
        "\"T\": 7, \"D\": [4, 5, 4, 1, 0, 2, 1]", 1, 7, 1},
+      {"a latent in a user function (inlined)", fn_nat, mix_twin,
+       "\"N\": 4, \"K\": 3, \"y\": [-3.1, 0.2, 2.9, 3.4]", 4, 3, 1},
       {"a latent under a data-dependent if", br_nat, br_twin,
        "\"N\": 4, \"y\": [-2.1, 0.3, 2.4, 3.1], \"kind\": [1, 0, 1, 1]", 4, 2, 0},
       {"per-row per-item latents (a loop in a loop)", nl_nat, nl_twin,
@@ -638,6 +657,8 @@ int main(void) {
              "{\"N\": 3, \"y\": [0.5, 1.2, 2.0], \"x\": [-1, 0.1, -0.5], \"w\": [0.2, 0.3, 0.5]}",
              "enumerated:\n  a  enumerated, factor 3\n  b  enumerated, factor 3\nengines",
              "independent latents: summed one after the other, factor 3 each");
+  check_text(ctx, fn_nat, mixd, "  component/z  enumerated, factor 3\n",
+             "a latent in a function: enumerated on the inlined program, factor K");
   /* under an if: a value the segment writes read after the branch */
   check_text(ctx,
              "data { int N; real y[N]; int kind[N]; }\n"
