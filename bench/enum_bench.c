@@ -1,6 +1,7 @@
 /* enum_bench.c — what summing discrete latents out by enumeration buys
- * (issue 16): effective draws per CPU-second of the naturally written HMM and
- * mixture of tests/enum (discrete latents in plain sight) under nuts with
+ * (issue 16): effective draws per CPU-second of the naturally written HMM,
+ * mixture, nested sums (nested.ppl) and bounded int (population.ppl) of
+ * tests/enum (discrete latents in plain sight) under nuts with
  * enumeration, against the same programs under mh and smc (which draw the
  * discrete latents), against their hand-marginalised twins under nuts, and,
  * where R with rstan is installed, against the hand-marginalised Stan
@@ -58,6 +59,10 @@ typedef struct {
 static const EbProblem problems[] = {
     {"hmm", "hmm_loop", "hmm_hand", "hmm"},
     {"mixture", "mix", "mix_hand", "mix3"},
+    /* several discrete latents in one block (variable elimination), and a
+       bounded int (a population size) */
+    {"nested", "nested", "nested_hand", "nested"},
+    {"popul", "population", "population_hand", "population"},
 };
 
 /* Stan's lengths for nuts; mh gets more draws so that its ESS is measurable

@@ -25,9 +25,18 @@ typedef struct Site {
   int at, carry;
   bool carry_arr;         /* the state is carry[t - 1] (z[t] = zt), not carry itself */
   const IrInstr *outer;   /* a scalar in a loop (not a chain): that loop */
+  /* a scalar's segment as a set (top level and in a loop, not a chain): of
+     seg's instructions from `from` on, those that depend on the choice or
+     that such a one needs before it; the others run once, after it */
+  const bool *mask;
+  int parent;             /* the site whose segment holds this choice, or -1 */
+  bool nested;            /* under an if, or in a loop in a loop: no pr_ output */
 } Site;
 
-enum { SUP_BERNOULLI, SUP_CATEGORICAL, SUP_UNIFORM, SUP_BINOMIAL };
+/* SUP_RANGE: a choice with declared bounds (`int<lower=a, upper=b> k ~
+   poisson(l)`), its values a..b (a bound not declared is the family's own),
+   its probabilities renormalised over them as the truncation does */
+enum { SUP_BERNOULLI, SUP_CATEGORICAL, SUP_UNIFORM, SUP_BINOMIAL, SUP_RANGE };
 
 typedef struct Plan {
   const IrProgram *p;
@@ -38,12 +47,23 @@ typedef struct Plan {
   /* instructions of top-level segments that do not depend on their choice
      (continuous latents declared after it among them): moved before it */
   const IrInstr **hoist;
+  int *hoist_for;       /* per hoisted instruction: the site it is moved before */
   int nhoist, caphoist;
+  /* where plan_block is: under an if, its loop depth, the innermost loop */
+  bool in_branch;
+  int depth;
+  const IrInstr *loop;
 } Plan;
 
 static bool hoisted(const Plan *P, const IrInstr *in) {
   for (int i = 0; i < P->nhoist; i++)
     if (P->hoist[i] == in) return true;
+  return false;
+}
+
+static bool hoisted_for(const Plan *P, const IrInstr *in, int site) {
+  for (int i = 0; i < P->nhoist; i++)
+    if (P->hoist[i] == in) return P->hoist_for[i] == site;
   return false;
 }
 
@@ -111,7 +131,8 @@ static EnumLatent *new_latent(Plan *P, const IrInstr *in, const char *why) {
   pl->n++;
   L->name = in->name;
   L->pos = in->pos;
-  L->size = -1;
+  L->size = L->joint = -1;
+  L->parent = -1;
   L->instr = in;
   if (why) L->why = gc_printf("%s:%d:%d: %s", in->pos.file ? in->pos.file : P->p->file,
                               in->pos.line, in->pos.col, why);
@@ -123,11 +144,65 @@ static const char *reg_label(const IrProgram *p, int r) {
   return s ? s : "a temporary";
 }
 
+/* A bounded choice's range: each end a register (>= 0) or the constant in
+   *k.  An end not declared is the family's: bernoulli's 0 and 1, binomial's
+   0 and n, discrete_uniform's parameters, and a lower end of 0 where the
+   family's support starts there whatever its parameters (the counts). */
+static bool range_of(const IrInstr *in, int *lr, long *lk, int *hr, long *hk) {
+  const DistFamily *fam = in->dist.fam;
+  const char *f = fam->name;
+  const int *pr = in->dist.params;
+  int c = in->con.kind;
+  *lr = c == CON_LOWER || c == CON_LOWER_UPPER ? in->con.lower : -1;
+  *hr = c == CON_UPPER || c == CON_LOWER_UPPER ? in->con.upper : -1;
+  *lk = *hk = 0;
+  bool lo_ok = *lr >= 0, hi_ok = *hr >= 0;
+  if (!strncmp(f, "bernoulli", 9)) {
+    *hk = 1, lo_ok = hi_ok = true;
+  } else if (!strncmp(f, "binomial", 8)) {
+    if (*hr < 0) *hr = pr[0];
+    lo_ok = hi_ok = true;
+  } else if (!strcmp(f, "discrete_uniform")) {
+    if (*lr < 0) *lr = pr[0];
+    if (*hr < 0) *hr = pr[1];
+    lo_ok = hi_ok = true;
+  } else if (!lo_ok && fam->support) { /* 0 at two unrelated parameter points */
+    double p1[DIST_MAX_PARAMS], p2[DIST_MAX_PARAMS], a1, b1, a2, b2;
+    for (int i = 0; i < DIST_MAX_PARAMS; i++) p1[i] = 0.37, p2[i] = 4.5;
+    fam->support(p1, &a1, &b1);
+    fam->support(p2, &a2, &b2);
+    lo_ok = a1 == 0 && a2 == 0;
+  }
+  return lo_ok && hi_ok;
+}
+
 /* The support's kind and the factor's size in words, or why it has none. */
 static const char *support_of(const Plan *P, const IrInstr *in, int *kind, const char **cost) {
   const char *f = in->dist.fam->name;
   const int *pr = in->dist.params;
   const IrProgram *p = P->p;
+  int c = in->con.kind;
+  if (c == CON_LOWER || c == CON_UPPER || c == CON_LOWER_UPPER) {
+    int lr, hr;
+    long lk, hk;
+    if (!dist_scalar_family(in->dist.fam))
+      return gc_printf("it has declared bounds, which %s does not truncate to", f);
+    if (!range_of(in, &lr, &lk, &hr, &hk))
+      return gc_printf("its family %s has no finite support within its declared bounds (declare "
+                       "both: int<lower=a, upper=b>)", f);
+    for (int e = 0; e < 2; e++) {
+      int r = e ? hr : lr;
+      if (r < 0) continue;
+      if (!data_reg(P, r))
+        return "its bounds are computed in the model block, not known once the data is loaded";
+      if (p->main.regtypes[r].base != TY_INT || p->main.regtypes[r].ndims)
+        return "its bounds are not integers";
+    }
+    *kind = SUP_RANGE;
+    const char *l = lr >= 0 ? reg_label(p, lr) : gc_printf("%ld", lk);
+    *cost = hr >= 0 ? gc_printf("%s - %s + 1", reg_label(p, hr), l) : gc_printf("%ld", hk - lk + 1);
+    return NULL;
+  }
   if (!strcmp(f, "bernoulli") || !strcmp(f, "bernoulli_logit")) {
     *kind = SUP_BERNOULLI, *cost = "2";
   } else if (!strcmp(f, "categorical") || !strcmp(f, "categorical_logit")) {
@@ -145,23 +220,32 @@ static const char *support_of(const Plan *P, const IrInstr *in, int *kind, const
     *kind = SUP_BINOMIAL;
     *cost = gc_printf("%s + 1", reg_label(p, pr[0]));
   } else {
-    return gc_printf("its family %s has no finite support", f);
+    return gc_printf("its family %s has no finite support (bounds such as int<upper=U> would "
+                     "give it one)", f);
   }
-  if (in->con.kind != CON_NONE) return "it has declared bounds (a truncated choice is not enumerated)";
+  if (c != CON_NONE) return "it has a constraint other than bounds";
   return NULL;
 }
 
 /* Why the segment b[from..] cannot be run once per value, or NULL.  z: the
    choice; skip: the SAMPLE itself (not part of the segment). */
 static const char *segment_ok(const Plan *P, const IrInstr *z, const IrBlock *b, int from,
-                              int allow);
+                              int allow, const bool *mask);
 
+/* mask: the segment's own instructions of b (a set segment, whose block may
+   hold further discrete scalars: summed inside it), NULL in nested blocks. */
 static const char *walk_segment(const Plan *P, const IrInstr *z, const IrBlock *b, int from,
-                                bool *def, const bool *w) {
+                                bool *def, const bool *w, const bool *mask) {
   const IrProgram *p = P->p;
   for (int i = from; i < b->n; i++) {
     const IrInstr *in = &b->ins[i];
+    if (mask && !mask[i]) continue; /* runs after the segment */
     if (hoisted(P, in)) { /* runs before the choice */
+      def[in->dst] = true;
+      continue;
+    }
+    if (mask && in->op == IR_SAMPLE && in->dist.fam->discrete &&
+        p->main.regtypes[in->dst].ndims == 0) { /* summed out inside this one's segment */
       def[in->dst] = true;
       continue;
     }
@@ -203,11 +287,13 @@ static const char *walk_segment(const Plan *P, const IrInstr *z, const IrBlock *
       memcpy(d2, def, nr);
       const char *why = NULL;
       if (in->op == IR_IF)
-        why = walk_segment(P, z, &in->then_b, 0, d1, w) ?: walk_segment(P, z, &in->else_b, 0, d2, w);
+        why = walk_segment(P, z, &in->then_b, 0, d1, w, NULL) ?:
+              walk_segment(P, z, &in->else_b, 0, d2, w, NULL);
       else if (in->op == IR_FOR)
-        why = walk_segment(P, z, &in->body, 0, d1, w);
+        why = walk_segment(P, z, &in->body, 0, d1, w, NULL);
       else
-        why = walk_segment(P, z, &in->cond_b, 0, d1, w) ?: walk_segment(P, z, &in->body, 0, d1, w);
+        why = walk_segment(P, z, &in->cond_b, 0, d1, w, NULL) ?:
+              walk_segment(P, z, &in->body, 0, d1, w, NULL);
       if (why) return why;
       if (in->op == IR_IF) /* written on both branches: certain */
         for (size_t r = 0; r < nr; r++) def[r] = def[r] || (d1[r] && d2[r]);
@@ -219,15 +305,57 @@ static const char *walk_segment(const Plan *P, const IrInstr *z, const IrBlock *
 }
 
 static const char *segment_ok(const Plan *P, const IrInstr *z, const IrBlock *b, int from,
-                              int allow) {
+                              int allow, const bool *mask) {
   int nr = P->p->main.nregs;
   bool *w = gc_alloc_atomic((size_t)nr), *def = gc_alloc_atomic((size_t)nr);
   memset(w, 0, (size_t)nr);
   memset(def, 0, (size_t)nr);
-  mark_writes(b, from, w);
+  for (int i = from; i < b->n; i++)
+    if (!mask || mask[i]) mark_writes(&(IrBlock){1, &b->ins[i]}, 0, w);
   if (allow >= 0) w[allow] = false; /* a chain's state, which the rewrite sets */
   def[z->dst] = true;
-  return walk_segment(P, z, b, from, def, w);
+  return walk_segment(P, z, b, from, def, w, mask);
+}
+
+/* The segment of the choice z at b[from - 1] as a set: the instructions of
+   b[from..] (not moved before z) that read what z or another member writes,
+   those a member reads the result of (a discrete choice among them is summed
+   out inside z's segment), and those that would otherwise run after a
+   member that overwrites what they read or write.  The others run once,
+   after the segment: independent latents are summed one after the other,
+   not one inside the other (K1 + K2 terms, not K1 x K2). */
+static bool *segment_mask(const Plan *P, const IrInstr *z, const IrBlock *b, int from) {
+  int nr = P->p->main.nregs, n = b->n;
+  bool *m = gc_alloc_atomic((size_t)n + 1), *t = gc_alloc_atomic((size_t)nr);
+  memset(m, 0, (size_t)n + 1);
+  memset(t, 0, (size_t)nr);
+  bool **rd = gc_alloc(sizeof *rd * (size_t)(n + 1)), **wr = gc_alloc(sizeof *wr * (size_t)(n + 1));
+  for (int i = from; i < n; i++) {
+    rd[i] = gc_alloc_atomic((size_t)nr), wr[i] = gc_alloc_atomic((size_t)nr);
+    memset(wr[i], 0, (size_t)nr);
+    mark_writes(&(IrBlock){1, &b->ins[i]}, 0, wr[i]);
+    for (int r = 0; r < nr; r++) rd[i][r] = reads_reg(&b->ins[i], r);
+  }
+  t[z->dst] = true;
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (int i = from; i < n; i++) {
+      if (hoisted(P, &b->ins[i])) continue;
+      for (int r = 0; r < nr && !m[i]; r++)
+        if (t[r] && rd[i][r]) m[i] = changed = true;
+      if (m[i])
+        for (int r = 0; r < nr; r++) t[r] = t[r] || wr[i][r];
+    }
+    for (int i = from; i < n; i++) {
+      if (m[i] || hoisted(P, &b->ins[i])) continue;
+      for (int j = i + 1; j < n && !m[i]; j++) {
+        if (!m[j]) continue;
+        for (int r = 0; r < nr && !m[i]; r++)
+          if ((wr[i][r] && rd[j][r]) || (wr[j][r] && (rd[i][r] || wr[i][r]))) m[i] = changed = true;
+      }
+    }
+  }
+  return m;
 }
 
 /* Is a register the segment writes read elsewhere in the model block (before
@@ -437,7 +565,7 @@ static int count_writes(const IrBlock *b, int from, int r);
    latents), are moved before the choice, so that a continuous latent declared
    after a change point (`int s ~ ...; real e ~ ...;`) is not in its segment,
    and what does not change with the choice's value is computed once. */
-static void plan_hoist(Plan *P, const IrInstr *z, const IrBlock *b, int from) {
+static void plan_hoist(Plan *P, const IrInstr *z, const IrBlock *b, int from, int site) {
   int nr = P->p->main.nregs;
   bool *t = gc_alloc_atomic((size_t)nr);
   memset(t, 0, (size_t)nr);
@@ -452,16 +580,25 @@ static void plan_hoist(Plan *P, const IrInstr *z, const IrBlock *b, int from) {
            count_writes(&P->p->model_b, 0, in->dst) == 1;
     bool reads = false;
     for (int r = 0; r < nr && !reads; r++) reads = t[r] && reads_reg(in, r);
-    if (pure && !reads) {
+    /* in an earlier choice's segment that z is not in: it stays there */
+    for (int k = 0; k < site && pure; k++) {
+      const Site *e = &P->sites[k];
+      if (e->mask && e->seg == b && e->mask[i] != e->mask[from - 1]) pure = false;
+    }
+    if (pure && !reads && !hoisted(P, in)) {
       if (P->nhoist == P->caphoist) {
         int cap = 2 * P->caphoist + 16;
         const IrInstr **h = gc_alloc(sizeof *h * (size_t)cap);
+        int *hf = gc_alloc_atomic(sizeof *hf * (size_t)cap);
         if (P->nhoist) memcpy(h, P->hoist, sizeof *h * (size_t)P->nhoist);
-        P->hoist = h, P->caphoist = cap;
+        if (P->nhoist) memcpy(hf, P->hoist_for, sizeof *hf * (size_t)P->nhoist);
+        P->hoist = h, P->hoist_for = hf, P->caphoist = cap;
       }
+      P->hoist_for[P->nhoist] = site;
       P->hoist[P->nhoist++] = in;
       continue;
     }
+    if (hoisted(P, in)) continue; /* before an earlier choice already */
     IrBlock one = {1, (IrInstr *)in};
     mark_writes(&one, 0, t);
   }
@@ -490,9 +627,12 @@ static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, boo
     for (from = 0; !why && from < seg->n && !reads_reg(&seg->ins[from], in->dst); from++) {}
   }
   int carry = -1;
+  const bool *mask = NULL;
   if (!why && !top && loop < 0) carry = chain_carry(P, in, b, i, outer, outer_i, &why);
+  if (!why && carry >= 0 && kind == SUP_RANGE)
+    why = "it is a chain's state with declared bounds (not enumerated yet)";
   if (!why && carry >= 0) { /* the chain's own segment check: the carried copy is expected */
-    why = segment_ok(P, in, seg, from, carry);
+    why = segment_ok(P, in, seg, from, carry, NULL);
     if (!why) {
       int nr = P->p->main.nregs;
       bool *w = gc_alloc_atomic((size_t)nr);
@@ -506,8 +646,10 @@ static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, boo
           why = gc_printf("a choice at line %d precedes it in its iteration", b->ins[k].pos.line);
     }
   } else if (!why) {
-    if (top && loop < 0) plan_hoist(P, in, seg, from);
-    why = segment_ok(P, in, seg, from, -1);
+    int site = P->pub->n;
+    if (top && loop < 0) plan_hoist(P, in, seg, from, site);
+    if (loop < 0) mask = segment_mask(P, in, seg, from);
+    why = segment_ok(P, in, seg, from, -1, mask);
   }
   if (!why && loop >= 0) why = leaks(P, seg, from, b, loop + 1, seg, from, in->name);
   else if (!why && !top && carry < 0) why = leaks(P, b, i + 1, outer, outer_i + 1, b, i, in->name);
@@ -516,6 +658,8 @@ static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, boo
   L->cost = cost;
   Site *s = &P->sites[P->pub->n - 1];
   s->seg = seg, s->from = from, s->loop = loop >= 0 ? &b->ins[loop] : NULL, s->top = top;
+  s->mask = carry < 0 ? mask : NULL;
+  s->parent = -1;
   if (!top && loop < 0) s->outer = &outer->ins[outer_i];
   s->kind = kind;
   if (carry >= 0) {
@@ -526,6 +670,62 @@ static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, boo
     L->cost = gc_printf("%s x %s", cost, cost);
     L->chain = true;
   }
+}
+
+/* Is r read anywhere in b but b's own [skip_from, skip_to) (NULL skip: all)? */
+static const IrInstr *read_outside(const IrBlock *b, const IrBlock *skip, int skip_from,
+                                   int skip_to, int r) {
+  for (int i = 0; i < b->n; i++) {
+    if (b == skip && i >= skip_from && i < skip_to) continue;
+    const IrInstr *in = &b->ins[i];
+    if (ir_instr_reads_here(in, r)) return in;
+    const IrBlock *subs[4] = {&in->then_b, &in->else_b, &in->cond_b, &in->body};
+    for (int k = 0; k < 4; k++) {
+      const IrInstr *x = read_outside(subs[k], skip, skip_from, skip_to, r);
+      if (x) return x;
+    }
+  }
+  return NULL;
+}
+
+/* A scalar under an if or in a loop in a loop: its segment is the set of
+   the rest of its block that depends on it (segment_mask), and nothing else
+   in the model block may read the choice or what the segment writes (it
+   would see only the last value summed over: a chain, a running value, a
+   read after the branch). */
+static void plan_nested(Plan *P, const IrInstr *in, const IrBlock *b, int i) {
+  int kind = 0, site = P->pub->n;
+  const char *cost = NULL;
+  const char *why = support_of(P, in, &kind, &cost);
+  if (!why && P->p->main.regtypes[in->dst].ndims)
+    why = P->in_branch ? "it is an array drawn under an if (not enumerated yet)"
+                       : "it is an array drawn inside nested loops (not enumerated yet)";
+  bool *mask = NULL;
+  if (!why) {
+    mask = segment_mask(P, in, b, i + 1);
+    why = segment_ok(P, in, b, i + 1, -1, mask);
+  }
+  int nr = P->p->main.nregs;
+  bool *w = gc_alloc_atomic((size_t)nr);
+  memset(w, 0, (size_t)nr);
+  w[in->dst] = true;
+  for (int k = i + 1; !why && k < b->n; k++)
+    if (mask[k]) mark_writes(&(IrBlock){1, &b->ins[k]}, 0, w);
+  for (int r = 0; r < nr && !why; r++) {
+    const IrInstr *x = w[r] ? read_outside(&P->p->model_b, b, i, b->n, r) : NULL;
+    if (x)
+      why = gc_printf("'%s', which %s, is read outside its segment (line %d): only the last "
+                      "value summed over would reach it", reg_label(P->p, r),
+                      r == in->dst ? "is the choice" : "its segment writes", x->pos.line);
+  }
+  (void)site;
+  EnumLatent *L = new_latent(P, in, why);
+  L->ok = !why;
+  L->cost = cost;
+  Site *s = &P->sites[P->pub->n - 1];
+  s->seg = b, s->from = i + 1, s->kind = kind, s->mask = mask, s->parent = -1;
+  s->outer = P->loop;
+  s->nested = true;
 }
 
 static void plan_other(Plan *P, const IrBlock *b, const char *where, int depth) {
@@ -544,14 +744,24 @@ static void plan_block(Plan *P, const IrBlock *b, bool top, const IrBlock *outer
                        int depth) {
   for (int i = 0; i < b->n; i++) {
     const IrInstr *in = &b->ins[i];
-    if (in->op == IR_SAMPLE && in->dist.fam->discrete) plan_sample(P, in, b, i, top, outer, outer_i);
-    /* loops nested in loops: their segments would need the outer loop's
-       leaks too; one level is what the patterns need */
-    if (in->op == IR_FOR && depth == 0) plan_block(P, &in->body, false, b, i, depth + 1);
-    else if (in->op == IR_FOR) plan_other(P, &in->body, "inside nested loops (not enumerated yet)", 0);
+    if (in->op == IR_SAMPLE && in->dist.fam->discrete) {
+      if (P->in_branch || depth >= 2) plan_nested(P, in, b, i);
+      else plan_sample(P, in, b, i, top, outer, outer_i);
+    }
+    /* a loop in a loop, and the branches of an if: plan_nested's shapes
+       (no chains there) */
+    const IrInstr *was = P->loop;
+    if (in->op == IR_FOR) {
+      P->loop = in;
+      plan_block(P, &in->body, false, b, i, depth + 1);
+      P->loop = was;
+    }
     if (in->op == IR_IF) {
-      plan_other(P, &in->then_b, "under an if (not enumerated yet)", 0);
-      plan_other(P, &in->else_b, "under an if (not enumerated yet)", 0);
+      bool br = P->in_branch;
+      P->in_branch = true;
+      plan_block(P, &in->then_b, false, outer, outer_i, depth);
+      plan_block(P, &in->else_b, false, outer, outer_i, depth);
+      P->in_branch = br;
     }
     if (in->op == IR_WHILE) plan_other(P, &in->body, "inside a while loop", 0);
   }
@@ -559,16 +769,60 @@ static void plan_block(Plan *P, const IrBlock *b, bool top, const IrBlock *outer
 
 static IrProgram *rewrite(const Plan *P, bool marg);
 
+/* A discrete scalar in another's segment is summed out inside it (the
+   innermost such segment is its parent); the outer one is enumerated only
+   when the inner one is, and is neither a chain nor an array. */
+static void plan_nesting(Plan *P) {
+  for (int i = P->pub->n - 1; i >= 0; i--) {
+    Site *s = &P->sites[i];
+    EnumLatent *L = &P->pub->lat[i];
+    for (int k = i - 1; k >= 0; k--) {
+      const Site *e = &P->sites[k];
+      if (!e->mask || s->ins < e->seg->ins || s->ins >= e->seg->ins + e->seg->n ||
+          !e->mask[s->ins - e->seg->ins])
+        continue;
+      s->parent = k;
+      EnumLatent *E = &P->pub->lat[k];
+      const char *why = !L->ok ? "is not enumerated"
+                        : s->chain || s->loop ? "is a chain or an array, not enumerated inside another's segment"
+                                              : NULL;
+      if (why && E->ok) {
+        E->ok = false;
+        E->why = gc_printf("%s:%d:%d: the discrete latent '%s' (line %d) in its segment %s",
+                           E->pos.file ? E->pos.file : P->p->file, E->pos.line, E->pos.col,
+                           L->name, L->pos.line, why);
+      }
+      L->within = E->name;
+      L->parent = k;
+      break;
+    }
+  }
+}
+
 EnumPlan *enum_plan(const IrProgram *p, const IrAnalysis *a) {
   if (!a->has_discrete) return NULL;
+  /* discrete latents in user functions: planned on the program with its
+     calls inlined (main's registers unchanged, so the data block's values
+     still fit) */
+  for (int i = 0; i < a->nlatents; i++)
+    if (a->latents[i].kind == LK_DISCRETE && a->latents[i].in_function) {
+      const char *why = NULL;
+      IrProgram *q = ir_inline_calls(p, &why);
+      if (!q) break;
+      EnumPlan *pl = enum_plan(q, ir_analyze(q));
+      if (pl) pl->ndata = p->main.nregs;
+      return pl;
+    }
   Plan P = {.p = p};
   P.pub = gc_alloc(sizeof *P.pub);
   P.pub->largest = -1;
   P.pub->src = p;
+  P.pub->ndata = p->main.nregs;
   P.written = gc_alloc_atomic((size_t)p->main.nregs);
   memset(P.written, 0, (size_t)p->main.nregs);
   mark_writes(&p->model_b, 0, P.written);
   plan_block(&P, &p->model_b, true, NULL, 0, 0);
+  plan_nesting(&P);
   /* discrete choices in user functions are not in the model block's list */
   bool all = P.pub->n > 0 && !a->has_string && a->fixed_structure;
   int ndisc = 0;
@@ -639,6 +893,11 @@ static long numel_of(const IrProgram *p, const Value *R, const IrBlock *b, int r
 void enum_sizes(EnumPlan *pl, const Value *R) {
   if (!pl || !R) return;
   const IrProgram *p = pl->src;
+  if (p->main.nregs > pl->ndata) { /* inlined: the callees' registers hold nothing yet */
+    Value *R2 = gc_alloc(sizeof *R2 * (size_t)p->main.nregs);
+    memcpy(R2, R, sizeof *R2 * (size_t)pl->ndata);
+    R = R2;
+  }
   pl->largest = 0;
   for (int i = 0; i < pl->n; i++) {
     EnumLatent *L = &pl->lat[i];
@@ -652,10 +911,22 @@ void enum_sizes(EnumPlan *pl, const Value *R) {
     else if (!strcmp(f, "discrete_uniform") && int_at(p, R, pr[0], &a) && int_at(p, R, pr[1], &b))
       L->size = b - a + 1;
     else if (!strcmp(f, "binomial") && int_at(p, R, pr[0], &a)) L->size = a + 1;
+    int lr, hr;
+    long lk, hk;
+    if (in->con.kind != CON_NONE && range_of(in, &lr, &lk, &hr, &hk)) {
+      L->size = -1;
+      if ((lr < 0 || int_at(p, R, lr, &lk)) && (hr < 0 || int_at(p, R, hr, &hk)))
+        L->size = hk >= lk ? hk - lk + 1 : 0;
+    }
     if (L->chain && L->size > 0) L->size *= L->size; /* K x K per step */
+    L->joint = L->size;
+    if (L->parent >= 0) { /* summed inside its parent's sum: the joint factor */
+      long pj = pl->lat[L->parent].joint;
+      L->joint = pj < 0 || L->size < 0 ? -1 : pj * L->size;
+    }
     if (!L->ok) continue;
-    if (L->size < 0) pl->largest = -1;
-    else if (pl->largest >= 0 && L->size > pl->largest) pl->largest = L->size;
+    if (L->joint < 0) pl->largest = -1;
+    else if (pl->largest >= 0 && L->joint > pl->largest) pl->largest = L->joint;
   }
 }
 
@@ -675,6 +946,10 @@ typedef struct Rw {
   const Site *entered; /* the element form's segment being copied for its draw */
   bool marg;           /* --enum-marginals: the pr_ outputs */
   bool hoisting;       /* copying a hoisted instruction (Plan.hoist) */
+  const IrBlock *mseg; /* the block whose set segment is being copied, */
+  const bool *mmask;   /* and that segment's instructions */
+  bool sizing;         /* copying a loop's first part for a support's size: the
+                          enumerated choices there take their first value */
   int *hK, *hV;        /* per site: its support's size and log probabilities made
                           before its loop (hoist_before), -1 when not */
   int *pr;             /* per site: its pr_ output's register, -1 before it has one */
@@ -884,12 +1159,41 @@ static void add_lp(Rw *W, Code *c, SrcPos pos, int lp, int x) {
 static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp);
 static void point_choice(Code *c, const Site *s, int v);
 
+/* A copy of the site's segment (its set, when it has one). */
+static IrBlock copy_seg(Rw *W, const Site *s, int mode, int lp) {
+  const IrBlock *ms = W->mseg;
+  const bool *mm = W->mmask;
+  W->mseg = s->mask ? s->seg : NULL;
+  W->mmask = s->mask;
+  IrBlock r = copy_block(W, s->seg, s->from, mode, lp);
+  W->mseg = ms, W->mmask = mm;
+  return r;
+}
+
+/* A bounded site's range's ends as registers. */
+static void range_ends(Rw *W, Code *c, const Site *s, int *lo, int *hi) {
+  long lk, hk;
+  range_of(s->ins, lo, &lk, hi, &hk);
+  if (*lo < 0) *lo = k_int(W, c, s->ins->pos, lk);
+  if (*hi < 0) *hi = k_int(W, c, s->ins->pos, hk);
+}
+
 /* The support's size K and the value of its k-th element, for a site. */
 static int support_size(Rw *W, Code *c, const Site *s) {
   SrcPos pos = s->ins->pos;
   const int *pr = s->ins->dist.params;
   Type ti = ty_make(TY_INT, 0);
   switch (s->kind) {
+  case SUP_RANGE: { /* hi - lo + 1, none when the range is empty */
+    int lo, hi;
+    range_ends(W, c, s, &lo, &hi);
+    int n = binop(W, c, pos, OP_ADD, binop(W, c, pos, OP_SUB, hi, lo, ti), k_int(W, c, pos, 1), ti);
+    int none = binop(W, c, pos, OP_LT, n, k_int(W, c, pos, 0), ty_make(TY_BOOL, 0));
+    Code th = {0};
+    move(&th, pos, n, k_int(W, &th, pos, 0));
+    emit_if(c, pos, none, &th, NULL);
+    return n;
+  }
   case SUP_BERNOULLI: return k_int(W, c, pos, 2);
   case SUP_CATEGORICAL: return call_builtin(W, c, pos, "num_elements", ti, -1, 1, pr);
   case SUP_UNIFORM: {
@@ -905,6 +1209,11 @@ static int support_value(Rw *W, Code *c, const Site *s, int k) {
   Type ti = ty_make(TY_INT, 0);
   switch (s->kind) {
   case SUP_CATEGORICAL: return k;
+  case SUP_RANGE: {
+    int lo, hi;
+    range_ends(W, c, s, &lo, &hi);
+    return binop(W, c, pos, OP_ADD, lo, binop(W, c, pos, OP_SUB, k, k_int(W, c, pos, 1), ti), ti);
+  }
   case SUP_UNIFORM: {
     int d = binop(W, c, pos, OP_SUB, k, k_int(W, c, pos, 1), ti);
     return binop(W, c, pos, OP_ADD, s->ins->dist.params[0], d, ti);
@@ -957,6 +1266,18 @@ static int lp_vector(Rw *W, Code *c, const Site *s, int K) {
   SrcPos pos = s->ins->pos;
   const char *f = s->ins->dist.fam->name;
   const int *pr = s->ins->dist.params;
+  if (s->kind == SUP_RANGE) { /* lpmf per value of the range, its sum the truncation's mass */
+    int n = s->ins->dist.nparams, k = new_reg(W, ty_make(TY_INT, 0));
+    int lv = decl(W, c, pos, ty_make(TY_VECTOR, 0), K, -1);
+    Code b = {0};
+    int *args = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+    args[0] = support_value(W, &b, s, k);
+    memcpy(args + 1, pr, sizeof(int) * (size_t)n);
+    int x = call_builtin(W, &b, pos, lp_name(s->ins->dist.fam), ty_make(TY_REAL, 0), -1, n + 1, args);
+    store1(&b, pos, lv, k, x);
+    emit_for(c, NULL, pos, k, k_int(W, c, pos, 1), K, &b);
+    return lv;
+  }
   Type tv = W->P->p->main.regtypes[pr[0]], tr = ty_make(TY_REAL, 0);
   bool cat = !strcmp(f, "categorical");
   if (!cat && !(!strcmp(f, "categorical_logit") && tv.base == TY_VECTOR && tv.ndims == 0)) return -1;
@@ -995,8 +1316,10 @@ static void hoist_before(Rw *W, Code *c, const IrInstr *F) {
 }
 
 /* acc[k] = the log density of the segment with z = its k-th value, for each
-   k of the support (its size into *K).  Returns acc. */
-static int emit_acc(Rw *W, Code *c, const Site *s, int *K) {
+   k of the support (its size into *K).  Returns acc; *norm: for a bounded
+   choice, the log of its family's mass over the range (the truncation's
+   normaliser, to subtract from the sum), else -1. */
+static int emit_acc(Rw *W, Code *c, const Site *s, int *K, int *norm) {
   SrcPos pos = s->ins->pos;
   Type tr = ty_make(TY_REAL, 0), ti = ty_make(TY_INT, 0);
   int si = (int)(s - W->P->sites);
@@ -1005,6 +1328,7 @@ static int emit_acc(Rw *W, Code *c, const Site *s, int *K) {
   int acc = decl(W, c, pos, ty_make(TY_VECTOR, 0), *K, -1);
   int one = k_int(W, c, pos, 1);
   int lpv = hoisted ? W->hV[si] : lp_vector(W, c, s, *K);
+  *norm = s->kind == SUP_RANGE ? emit_lse(W, c, pos, lpv, -1, *K) : -1;
   int k = new_reg(W, ti);
   Code body = {0};
   int v = support_value(W, &body, s, k);
@@ -1021,7 +1345,7 @@ static int emit_acc(Rw *W, Code *c, const Site *s, int *K) {
     memcpy(args + 1, s->ins->dist.params, sizeof(int) * (size_t)n);
     call_builtin(W, &body, pos, lp_name(s->ins->dist.fam), tr, lp, n + 1, args);
   }
-  IrBlock seg = copy_block(W, s->seg, s->from, M_ACC, lp);
+  IrBlock seg = copy_seg(W, s, M_ACC, lp);
   append(&body, seg);
   store1(&body, pos, acc, k, lp);
   IrInstr *f = emit(c, IR_FOR, pos);
@@ -1034,9 +1358,10 @@ static int emit_acc(Rw *W, Code *c, const Site *s, int *K) {
 
 /* The enumerated site in the density: acc, then target += log_sum_exp(acc). */
 static void emit_density(Rw *W, Code *c, const Site *s) {
-  int K;
-  int acc = emit_acc(W, c, s, &K);
+  int K, norm;
+  int acc = emit_acc(W, c, s, &K, &norm);
   int lse = emit_lse(W, c, s->ins->pos, acc, -1, K);
+  if (norm >= 0) lse = binop(W, c, s->ins->pos, OP_SUB, lse, norm, ty_make(TY_REAL, 0));
   IrInstr *f = emit(c, IR_FACTOR, s->ins->pos);
   f->nargs = 1;
   f->args = regs(1, lse);
@@ -1350,19 +1675,21 @@ static const Site *site_chain(const Plan *P, const IrInstr *F) {
    segment once with that value. */
 static void emit_draw(Rw *W, Code *c, const Site *s) {
   SrcPos pos = s->ins->pos;
-  int K;
-  int acc = emit_acc(W, c, s, &K);
+  int K, norm;
+  int acc = emit_acc(W, c, s, &K, &norm);
   Type ti = ty_make(TY_INT, 0);
-  if (W->marg && s->loop) store1(c, pos, pr_reg(W, s, true), s->loop->var, softmax(W, c, pos, acc));
-  else if (W->marg && s->top) move(c, pos, pr_reg(W, s, false), softmax(W, c, pos, acc));
-  else if (W->marg) store1(c, pos, pr_reg(W, s, true), s->outer->var, softmax(W, c, pos, acc));
+  if (W->marg && !s->nested) { /* under an if or in nested loops: no pr_ output (not yet) */
+    if (s->loop) store1(c, pos, pr_reg(W, s, true), s->loop->var, softmax(W, c, pos, acc));
+    else if (s->top) move(c, pos, pr_reg(W, s, false), softmax(W, c, pos, acc));
+    else store1(c, pos, pr_reg(W, s, true), s->outer->var, softmax(W, c, pos, acc));
+  }
   int k = call_builtin(W, c, pos, "categorical_logit_rng", ti, -1, 1, &acc);
   int v = support_value(W, c, s, k);
   if (s->loop) store1(c, pos, s->ins->dst, s->loop->var, v);
   else if (s->top) move(c, pos, s->ins->dst, v);
   else point_choice(c, s, v);
   W->entered = s; /* the segment's own start is no site again */
-  IrBlock seg = copy_block(W, s->seg, s->from, M_DRAW, -1);
+  IrBlock seg = copy_seg(W, s, M_DRAW, -1);
   append(c, seg);
 }
 
@@ -1384,10 +1711,23 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
   Code c = {0};
   const Plan *P = W->P;
   Type tr = ty_make(TY_REAL, 0);
+  const bool *mask = b == W->mseg ? W->mmask : NULL;
+  /* set segments copied already: their members are done */
+  const Site **summed = gc_alloc(sizeof *summed * (size_t)(P->pub->n + 1));
+  int nsummed = 0;
   for (int i = from; i < b->n; i++) {
     const IrInstr *in = &b->ins[i];
     if (!W->hoisting && hoisted(P, in)) continue; /* made before its segment's choice */
-    const Site *s = mode != M_ACC ? site_at(P, b, i) : NULL;
+    if (mask && !mask[i]) continue;               /* runs after the segment */
+    bool in_summed = false;
+    for (int k = 0; k < nsummed; k++) in_summed |= summed[k]->mask[i];
+    if (in_summed) continue;
+    const Site *s = NULL;
+    if (W->sizing && in->op == IR_SAMPLE && (s = site_of(P, in)) != NULL && !s->loop) {
+      move(&c, in->pos, in->dst, support_value(W, &c, s, k_int(W, &c, in->pos, 1)));
+      continue;
+    }
+    s = mode != M_ACC ? site_at(P, b, i) : NULL;
     if (s && s == W->entered) s = NULL, W->entered = NULL;
     if (s) { /* the element form's loop body from its first read of z[n] */
       if (mode == M_DENSITY) emit_density(W, &c, s);
@@ -1398,7 +1738,7 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
       emit_chain(W, &c, s, mode == M_DRAW);
       continue;
     }
-    if (in->op == IR_SAMPLE && mode != M_ACC && (s = site_of(P, in)) != NULL) {
+    if (in->op == IR_SAMPLE && (s = site_of(P, in)) != NULL && (mode != M_ACC || s->mask)) {
       if (s->loop) { /* drawn element by element in its loop */
         IrInstr *d = emit(&c, IR_DECL, in->pos);
         d->dst = in->dst;
@@ -1407,12 +1747,27 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
         if (W->marg && mode == M_DRAW) pr_decl(W, &c, s, in->sizes[0], support_size(W, &c, s));
         continue;
       }
+      int si = (int)(s - P->sites);
       W->hoisting = true;
       for (int k = s->from; k < s->seg->n; k++)
-        if (hoisted(P, &s->seg->ins[k])) append(&c, copy_block(W, &(IrBlock){1, &s->seg->ins[k]}, 0, mode, -1));
+        if (hoisted_for(P, &s->seg->ins[k], si))
+          append(&c, copy_block(W, &(IrBlock){1, &s->seg->ins[k]}, 0, mode, lp));
       W->hoisting = false;
-      if (mode == M_DENSITY) emit_density(W, &c, s);
-      else emit_draw(W, &c, s);
+      if (mode == M_ACC) { /* summed out inside the enclosing segment: lp += its sum */
+        int K, norm;
+        int acc = emit_acc(W, &c, s, &K, &norm);
+        int lse = emit_lse(W, &c, in->pos, acc, -1, K);
+        if (norm >= 0) lse = binop(W, &c, in->pos, OP_SUB, lse, norm, tr);
+        add_lp(W, &c, in->pos, lp, lse);
+      } else if (mode == M_DENSITY) {
+        emit_density(W, &c, s);
+      } else {
+        emit_draw(W, &c, s);
+      }
+      if (s->mask) {
+        summed[nsummed++] = s;
+        continue;
+      }
       break; /* the rest of the block was its segment */
     }
     if (mode == M_DRAW && (in->op == IR_SAMPLE || in->op == IR_OBSERVE || in->op == IR_FACTOR ||
@@ -1443,11 +1798,13 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
     if (W->marg && mode == M_DRAW && in->op == IR_FOR) {
       for (int k = 0; k < P->pub->n; k++) {
         const Site *ls = &P->sites[k];
-        if (ls->outer != in || !P->pub->lat[k].ok || ls->chain) continue;
+        if (ls->outer != in || !P->pub->lat[k].ok || ls->chain || ls->nested) continue;
         /* the support's size from the first iteration's part before the choice */
         move(&c, in->pos, in->var, in->args[0]);
         IrBlock pre = {ls->from - 1, in->body.ins};
+        W->sizing = true;
         append(&c, copy_block(W, &pre, 0, M_DRAW, -1));
+        W->sizing = false;
         pr_decl(W, &c, ls, in->args[1], support_size(W, &c, ls));
       }
     }
@@ -1506,11 +1863,20 @@ const char *enum_names(const EnumPlan *pl) {
   return s;
 }
 
+/* A nested latent's joint factor: "2 x 3" (the outermost's size first). */
+static const char *joint_text(const EnumPlan *pl, const EnumLatent *L) {
+  const char *s = gc_printf("%ld", L->size);
+  for (int k = L->parent; k >= 0; k = pl->lat[k].parent)
+    s = gc_printf("%ld x %s", pl->lat[k].size, s);
+  return s;
+}
+
 const char *enum_largest_text(const EnumPlan *pl) {
   const EnumLatent *big = NULL;
   for (int i = 0; pl && i < pl->n; i++)
-    if (pl->lat[i].ok && (!big || pl->lat[i].size > big->size)) big = &pl->lat[i];
+    if (pl->lat[i].ok && (!big || pl->lat[i].joint > big->joint)) big = &pl->lat[i];
   if (!big || big->size < 0) return "unknown";
+  if (big->parent >= 0) return joint_text(pl, big);
   if (!big->chain) return gc_printf("%ld", big->size);
   long k = lround(sqrt((double)big->size));
   return gc_printf("%ld x %ld", k, k);
@@ -1521,9 +1887,15 @@ char *enum_print(const EnumPlan *pl) {
   for (int i = 0; i < pl->n; i++) {
     const EnumLatent *L = &pl->lat[i];
     long k = L->chain && L->size > 0 ? lround(sqrt((double)L->size)) : 0;
-    if (L->ok && L->size > ENUM_FACTOR_LIMIT)
+    if (L->ok && L->joint > ENUM_FACTOR_LIMIT)
       s = gc_printf("%s  %s  not enumerated: its factor has %ld terms, above the limit of %d\n",
-                    s, L->name, L->size, ENUM_FACTOR_LIMIT);
+                    s, L->name, L->joint, ENUM_FACTOR_LIMIT);
+    else if (L->ok && L->parent >= 0 && L->joint >= 0)
+      s = gc_printf("%s  %s  enumerated, factor %s = %ld (summed out inside the sum over '%s')\n",
+                    s, L->name, joint_text(pl, L), L->joint, L->within);
+    else if (L->ok && L->parent >= 0)
+      s = gc_printf("%s  %s  enumerated, factor %s (summed out inside the sum over '%s')\n", s,
+                    L->name, L->cost, L->within);
     else if (L->ok && L->chain && L->size > 0)
       s = gc_printf("%s  %s  enumerated, factor %ld x %ld (a chain: forward algorithm)\n", s,
                     L->name, k, k);
@@ -1533,6 +1905,15 @@ char *enum_print(const EnumPlan *pl) {
       s = gc_printf("%s  %s  enumerated, factor %s\n", s, L->name, L->cost);
     else
       s = gc_printf("%s  %s  not enumerated: %s\n", s, L->name, L->why);
+  }
+  /* inner sums first: a latent is eliminated before the one whose segment holds it */
+  bool nested = false;
+  for (int i = 0; i < pl->n; i++) nested |= pl->lat[i].ok && pl->lat[i].parent >= 0;
+  if (nested) {
+    const char *o = "";
+    for (int i = pl->n - 1; i >= 0; i--)
+      if (pl->lat[i].ok) o = gc_printf("%s%s%s", o, *o ? ", " : "", pl->lat[i].name);
+    s = gc_printf("%s  elimination order: %s\n", s, o);
   }
   return s;
 }

@@ -31,10 +31,20 @@
  * it are moved before it.  Loop-invariant log probabilities are made before
  * their loop; log-sum-exps are scalar loops the JIT compiles natively.
  *
- * Not yet enumerated (the reason says so): two discrete latents in one
- * segment, latents under an if, in a while loop, in nested loops or in a
- * user function, continuous latents that depend on a discrete one, programs
- * with continuous latents in loops, truncated choices. */
+ * Variable elimination: a scalar's segment is the set of the rest of its
+ * block that depends on it (and what that needs before it); the rest runs
+ * once after its sum, so independent latents are summed one after the
+ * other, and a discrete scalar inside another's segment is summed inside
+ * that one's sum (the joint factor, the product of the sizes), drawn after
+ * it from its conditional.  A bounded int (`int<lower=a, upper=b> k ~
+ * poisson(l)`) is summed over its range less the truncation's log mass.
+ * Scalars under an if (a condition from the data) and in a loop in a loop
+ * are summed over the rest of their branch or iteration.
+ *
+ * Not yet enumerated (the reason says so): a chain or an array inside
+ * another's segment, in nested loops or under an if; latents in a while loop
+ * or in a user function; continuous latents that depend on a discrete one;
+ * programs with continuous latents in loops; unbounded counts. */
 #ifndef PPL_ENUM_H
 #define PPL_ENUM_H
 
@@ -53,6 +63,10 @@ typedef struct EnumLatent {
   long size;        /* with data (enum_sizes): the factor's size, -1 unknown */
   const IrInstr *instr; /* its SAMPLE in the original program */
   bool chain;       /* a chain (forward algorithm): size is K x K */
+  const char *within; /* summed out inside this latent's segment, or NULL */
+  int parent;       /* its index in the plan, or -1 */
+  long joint;       /* with data: the joint factor's size, size times the
+                       enclosing latents' (-1 unknown) */
 } EnumLatent;
 
 typedef struct EnumPlan {
@@ -64,10 +78,15 @@ typedef struct EnumPlan {
                         enumerated scalar, P(z = k-th value | continuous draw,
                         data); for a chain the smoothing marginal */
   long largest;      /* the largest factor's size (-1 unknown) */
-  const IrProgram *src; /* the original program */
+  const IrProgram *src; /* the original program, or it with its calls inlined
+                           when a discrete latent is in a function */
+  int ndata;         /* the original program's registers (enum_sizes' data) */
 } EnumPlan;
 
-/* The plan for p (analysed as a): NULL when p has no discrete latent. */
+/* The plan for p (analysed as a): NULL when p has no discrete latent.  With
+   a discrete latent in a user function the plan is made on p with its calls
+   inlined (ir_inline_calls): those latents' draws are then addressed as the
+   inlined program names them, "f/z[3]" (mh: "f[3]/z"). */
 EnumPlan *enum_plan(const IrProgram *p, const IrAnalysis *a);
 /* The factors' sizes from the registers after the data block (the
    original program's, interp_data_regs): fills size and largest. */

@@ -48,6 +48,11 @@ my @natural = (
   ['mix', 'mix5', 'z', qr/\b5\b/],
   ['hmm_loop', 'hmm', 'z', qr/\b(3|9)\b/],
   ['hmm_array', 'hmm', 'zt', qr/\b(3|9)\b/],
+  ['nested', 'nested', 'a', qr/^3$/],
+  ['nested', 'nested', 'b', qr/^3 x 3 = 9 \(summed out inside the sum over 'a'\)$/],
+  ['nested', 'nested', 'd', qr/^3$/],
+  ['nested', 'nested', 'c', qr/^2 x 2 = 4 \(summed out inside the sum over 'z'\)$/],
+  ['population', 'population', 'N', qr/^33$/],
 );
 for my $c (@natural) {
   my ($prog, $data, $latent, $size) = @$c;
@@ -66,6 +71,8 @@ my @not = (
   ['running_sum', 'z', qr/\S/],
   ['unbounded', 'k', qr/\S/],
   ['too_big', 's', qr/\S/],
+  ['nested_poisson', 'a', qr/the discrete latent 'k' \(line 9\) in its segment is not enumerated/],
+  ['nested_poisson', 'k', qr/its family poisson has no finite support/],
 );
 for my $c (@not) {
   my ($prog, $latent, $why) = @$c;
@@ -84,6 +91,33 @@ for my $c (@not) {
   ok($out =~ /^engine: mh .*not summed out.*100000 terms.*limit/m,
      'check not/too_big: the engine line gives the factor size 100000 and the limit')
     or print "# $out";
+}
+
+# the elimination order of nested sums: inner ones first
+{
+  my ($st, $out) = ppl('check', "$src/nested.ppl", '--data', "$src/nested.data.json");
+  ok((section($out) // '') =~ /^  elimination order: c, z, d, b, a$/m,
+     'check nested: the elimination order, inner sums first') or print "# $out";
+}
+# a bounded int: its draws lie in its bounds, its pr_ columns cover them
+{
+  my ($st, $out, $err) = ppl('run', "$src/population.ppl", '--data', "$src/population.data.json",
+                             '--chains', '1', '--seed', '5', '--warmup', '100', '--draws', '100',
+                             '--enum-marginals', '--output', "$tmp/pop.csv");
+  my ($names, $rows) = csv("$tmp/pop.csv");
+  my %col;
+  @col{@$names} = (0 .. $#$names);
+  my ($bad, $np) = (0, scalar grep { /^pr_N\.\d+$/ } @$names);
+  for my $r (@$rows) {
+    my $v = $r->[$col{N} // 0];
+    $bad++ unless defined $col{N} && $v =~ /^\d+$/ && $v >= 8 && $v <= 40;
+    my $sum = 0;
+    $sum += $r->[$col{"pr_N.$_"} // 0] for 1 .. $np;
+    $bad++ unless abs($sum - 1) < 1e-5;
+  }
+  ok($st == 0 && $out =~ /^engine: nuts .*summed out by enumeration/m && @$rows == 100 && $np == 33
+       && !$bad, "run population: N drawn in 8..40, 33 pr_N columns summing to 1")
+    or print "# $err $bad problems, $np pr_N columns\n";
 }
 
 # --- ppl run: the engine line, the columns mh writes, --enum-marginals

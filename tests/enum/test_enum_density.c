@@ -46,6 +46,8 @@ static const Pair pairs[] = {
     {"mix", "mix_hand", "mix5", 0},
     {"hmm_loop", "hmm_hand", "hmm", 1e-11},
     {"hmm_array", "hmm_hand", "hmm", 1e-11},
+    {"nested", "nested_hand", "nested", 0},
+    {"population", "population_hand", "population", 0},
 };
 
 static const char *dir;

@@ -388,6 +388,22 @@ static const Case cases[] = {
                 CAT("z_last", "z_last_probs#3", 3), CAT("z[100]", "z_last_probs#2", 2),
                 MARG("pr_z.100.1", "z_last_probs#1"), MARG("pr_z.100.2", "z_last_probs#2"),
                 MARG("pr_z.100.3", "z_last_probs#3")}},
+    /* several discrete latents in one block (variable elimination): b | a
+       summed inside a's sum, d after it, and per datapoint z with its
+       sub-choice c inside z's sum; is checks the exact evidence on the
+       original program.  pr_b and pr_c are conditional on the drawn a and z
+       (their means are still the marginals). */
+    {.model = "enum_nested", .engine = "is", .chains = 4, .draws = 25000, .evidence = true},
+    {.model = "enum_nested", .engine = "nuts", .chains = 4, .warmup = 1000, .draws = 1000,
+     .min_ess = 400, .enumerated = true, .enum_marginals = true,
+     .checks = {MEAN("mu", "mu"), CAT("a", "a_probs#1", 1), CAT("a", "a_probs#2", 2),
+                CAT("b", "b_probs#1", 1), CAT("b", "b_probs#3", 3), CAT("d", "d_probs#1", 1),
+                CAT("d", "d_probs#2", 2), PROB("z[1]", "z_is_one_probs#1"),
+                PROB("z[4]", "z_is_one_probs#4"), PROB("c[1]", "c_is_one_probs#1"),
+                PROB("c[2]", "c_is_one_probs#2"), PROB("c[4]", "c_is_one_probs#4"),
+                MARG("pr_a.1", "a_probs#1"), MARG("pr_b.2", "b_probs#2"),
+                MARG("pr_d.3", "d_probs#3"), MARG("pr_z.1.2", "z_is_one_probs#1"),
+                MARG("pr_c.1.2", "c_is_one_probs#1"), MARG("pr_c.4.2", "c_is_one_probs#4")}},
 };
 
 int main(int argc, char **argv) {

@@ -196,6 +196,226 @@ static const char *hmmp_twin =
     "  }\n"
     "}\n";
 
+/* several discrete latents in one segment (variable elimination): b's
+   distribution depends on a, and one likelihood reads both, so b is summed
+   inside a's sum (a joint factor of 3 x 3) */
+static const char *two_nat =
+    "data { int N; real y[N]; simplex[3] w; simplex[3] v[3]; }\n"
+    "model {\n"
+    "  vector[3] mu ~ normal(0, 3);\n"
+    "  int a ~ categorical(w);\n"
+    "  real<lower=0> sigma ~ lognormal(0, 0.5);\n"
+    "  int b ~ categorical(v[a]);\n"
+    "  for (n in 1:N) y[n] ~ normal(mu[a] + mu[b], sigma);\n"
+    "}\n";
+static const char *two_twin =
+    "data { int N; real y[N]; simplex[3] w; simplex[3] v[3]; int zs[2]; }\n"
+    "model {\n"
+    "  vector[3] mu ~ normal(0, 3);\n"
+    "  real<lower=0> sigma ~ lognormal(0, 0.5);\n"
+    "  target += categorical_lpmf(zs[1] | w) + categorical_lpmf(zs[2] | v[zs[1]]);\n"
+    "  for (n in 1:N) y[n] ~ normal(mu[zs[1]] + mu[zs[2]], sigma);\n"
+    "}\n";
+/* independent latents, declared together and observed apart: summed one
+   after the other (the second one's statements run after the first's sum) */
+static const char *indep_nat =
+    "data { int N; real y[N]; real x[N]; simplex[3] w; }\n"
+    "model {\n"
+    "  vector[3] mu ~ normal(0, 3);\n"
+    "  int a ~ categorical(w);\n"
+    "  int b ~ categorical(w);\n"
+    "  real s = 0;\n"
+    "  for (n in 1:N) y[n] ~ normal(mu[a], 1);\n"
+    "  for (n in 1:N) x[n] ~ normal(mu[b], 1);\n"
+    "  target += -0.5 * s;\n"
+    "}\n";
+static const char *indep_twin =
+    "data { int N; real y[N]; real x[N]; simplex[3] w; int zs[2]; }\n"
+    "model {\n"
+    "  vector[3] mu ~ normal(0, 3);\n"
+    "  target += categorical_lpmf(zs[1] | w) + categorical_lpmf(zs[2] | w);\n"
+    "  for (n in 1:N) y[n] ~ normal(mu[zs[1]], 1);\n"
+    "  for (n in 1:N) x[n] ~ normal(mu[zs[2]], 1);\n"
+    "}\n";
+/* a chain of three (a -> b -> c), a latent in several observations, and an
+   independent one after them */
+static const char *three_nat =
+    "data { real y; real x; simplex[2] w; simplex[2] v[2]; }\n"
+    "model {\n"
+    "  vector[2] mu ~ normal(0, 3);\n"
+    "  int a ~ categorical(w);\n"
+    "  int b ~ categorical(v[a]);\n"
+    "  int c ~ categorical(v[b]);\n"
+    "  int d ~ categorical(v[2]);\n"
+    "  y ~ normal(mu[a] - mu[c], 1);\n"
+    "  x ~ normal(mu[a], 2);\n"
+    "  x ~ normal(mu[d], 1);\n"
+    "}\n";
+static const char *three_twin =
+    "data { real y; real x; simplex[2] w; simplex[2] v[2]; int zs[4]; }\n"
+    "model {\n"
+    "  vector[2] mu ~ normal(0, 3);\n"
+    "  target += categorical_lpmf(zs[1] | w) + categorical_lpmf(zs[2] | v[zs[1]]);\n"
+    "  target += categorical_lpmf(zs[3] | v[zs[2]]) + categorical_lpmf(zs[4] | v[2]);\n"
+    "  y ~ normal(mu[zs[1]] - mu[zs[3]], 1);\n"
+    "  x ~ normal(mu[zs[1]], 2);\n"
+    "  x ~ normal(mu[zs[4]], 1);\n"
+    "}\n";
+/* a mixture whose component has a discrete sub-choice, per datapoint */
+static const char *sub_nat =
+    "data { int N; real y[N]; }\n"
+    "model {\n"
+    "  vector[2] mu ~ normal(0, 3);\n"
+    "  real<lower=0, upper=1> p ~ beta(2, 2);\n"
+    "  for (n in 1:N) {\n"
+    "    int z ~ bernoulli(p);\n"
+    "    int c ~ bernoulli(z == 1 ? 0.8 : 0.3);\n"
+    "    real m = mu[z + 1];\n"
+    "    int e ~ bernoulli(0.4);\n"
+    "    y[n] ~ normal(m + (c == 1 ? 1 : -1), 1);\n"
+    "    y[n] ~ normal(e, 3);\n"
+    "  }\n"
+    "}\n";
+static const char *sub_twin =
+    "data { int N; real y[N]; int zs[3 * N]; }\n"
+    "model {\n"
+    "  vector[2] mu ~ normal(0, 3);\n"
+    "  real<lower=0, upper=1> p ~ beta(2, 2);\n"
+    "  for (n in 1:N) {\n"
+    "    int z = zs[3 * n - 2];\n"
+    "    int c = zs[3 * n - 1];\n"
+    "    target += bernoulli_lpmf(z | p) + bernoulli_lpmf(c | z == 1 ? 0.8 : 0.3);\n"
+    "    target += bernoulli_lpmf(zs[3 * n] | 0.4);\n"
+    "    y[n] ~ normal(mu[z + 1] + (c == 1 ? 1 : -1), 1);\n"
+    "    y[n] ~ normal(zs[3 * n], 3);\n"
+    "  }\n"
+    "}\n";
+
+/* bounded ints: a population size in ymax..Nmax (a truncated poisson; the
+   twin renormalises with the family's CDF), a count with only an upper bound
+   (its lower end poisson's 0), per datapoint, and a change year whose bounds
+   do not cut discrete_uniform's support */
+static const char *pop_nat =
+    "data { int M; int y[M]; int Nmax; int ymax; }\n"
+    "model {\n"
+    "  real<lower=0> lambda ~ exponential(0.05);\n"
+    "  real<lower=0, upper=1> theta ~ beta(2, 2);\n"
+    "  int<lower=ymax, upper=Nmax> N ~ poisson(lambda);\n"
+    "  y ~ binomial(N, theta);\n"
+    "}\n";
+static const char *pop_twin =
+    "data { int M; int y[M]; int Nmax; int ymax; int zs[1]; }\n"
+    "model {\n"
+    "  real<lower=0> lambda ~ exponential(0.05);\n"
+    "  real<lower=0, upper=1> theta ~ beta(2, 2);\n"
+    "  target += poisson_lpmf(zs[1] | lambda)\n"
+    "            - log_diff_exp(poisson_lcdf(Nmax | lambda), poisson_lcdf(ymax - 1 | lambda));\n"
+    "  y ~ binomial(zs[1], theta);\n"
+    "}\n";
+static const char *cnt_nat =
+    "data { int N; real y[N]; int U; }\n"
+    "model {\n"
+    "  real<lower=0> l ~ exponential(0.5);\n"
+    "  for (n in 1:N) {\n"
+    "    int<upper=U> k ~ poisson(l);\n"
+    "    y[n] ~ normal(k, 0.7);\n"
+    "  }\n"
+    "}\n";
+static const char *cnt_twin =
+    "data { int N; real y[N]; int U; int zs[N]; }\n"
+    "model {\n"
+    "  real<lower=0> l ~ exponential(0.5);\n"
+    "  for (n in 1:N) {\n"
+    "    target += poisson_lpmf(zs[n] | l) - poisson_lcdf(U | l);\n"
+    "    y[n] ~ normal(zs[n], 0.7);\n"
+    "  }\n"
+    "}\n";
+static const char *cpb_nat =
+    "data { int T; int D[T]; }\n"
+    "model {\n"
+    "  real<lower=0> e ~ exponential(0.5);\n"
+    "  real<lower=0> l ~ exponential(0.5);\n"
+    "  int<lower=1, upper=T> s ~ discrete_uniform(1, T);\n"
+    "  for (t in 1:T)\n"
+    "    D[t] ~ poisson(t < s ? e : l);\n"
+    "}\n";
+
+/* structure: a latent under a data-dependent if (the twin's configurations
+   where the branch is not taken keep z = 0, the others have probability
+   zero), and per-row per-item latents in a loop in a loop */
+static const char *br_nat =
+    "data { int N; real y[N]; int kind[N]; }\n"
+    "model {\n"
+    "  vector[2] mu ~ normal(0, 3);\n"
+    "  real<lower=0, upper=1> p ~ beta(2, 2);\n"
+    "  for (n in 1:N) {\n"
+    "    if (kind[n] == 1) {\n"
+    "      real s = 0.5;\n"
+    "      int z ~ bernoulli(p);\n"
+    "      y[n] ~ normal(mu[z + 1], 1 + s);\n"
+    "    } else {\n"
+    "      y[n] ~ normal(mu[1], 2);\n"
+    "    }\n"
+    "  }\n"
+    "}\n";
+static const char *br_twin =
+    "data { int N; real y[N]; int kind[N]; int zs[N]; }\n"
+    "model {\n"
+    "  vector[2] mu ~ normal(0, 3);\n"
+    "  real<lower=0, upper=1> p ~ beta(2, 2);\n"
+    "  for (n in 1:N) {\n"
+    "    if (kind[n] == 1) {\n"
+    "      target += bernoulli_lpmf(zs[n] | p);\n"
+    "      y[n] ~ normal(mu[zs[n] + 1], 1.5);\n"
+    "    } else {\n"
+    "      condition(zs[n] == 0);\n"
+    "      y[n] ~ normal(mu[1], 2);\n"
+    "    }\n"
+    "  }\n"
+    "}\n";
+static const char *nl_nat =
+    "data { int I; int J; real y[I, J]; }\n"
+    "model {\n"
+    "  vector[2] mu ~ normal(0, 3);\n"
+    "  vector<lower=0, upper=1>[I] p ~ beta(2, 2);\n"
+    "  for (i in 1:I) {\n"
+    "    real m = mu[2] - mu[1];\n"
+    "    for (j in 1:J) {\n"
+    "      int z ~ bernoulli(p[i]);\n"
+    "      y[i, j] ~ normal(mu[1] + z * m, 1);\n"
+    "    }\n"
+    "  }\n"
+    "}\n";
+static const char *nl_twin =
+    "data { int I; int J; real y[I, J]; int zs[I * J]; }\n"
+    "model {\n"
+    "  vector[2] mu ~ normal(0, 3);\n"
+    "  vector<lower=0, upper=1>[I] p ~ beta(2, 2);\n"
+    "  for (i in 1:I)\n"
+    "    for (j in 1:J) {\n"
+    "      int z = zs[(i - 1) * J + j];\n"
+    "      target += bernoulli_lpmf(z | p[i]);\n"
+    "      y[i, j] ~ normal(mu[z + 1], 1);\n"
+    "    }\n"
+    "}\n";
+
+/* a latent in a user function, summed out on the program with its calls
+   inlined: the K = 3 mixture's twin */
+static const char *fn_nat =
+    "functions {\n"
+    "  real component(vector theta, vector mu) {\n"
+    "    int z ~ categorical(theta);\n"
+    "    return mu[z];\n"
+    "  }\n"
+    "}\n"
+    "data { int N; int K; real y[N]; }\n"
+    "model {\n"
+    "  simplex[K] theta ~ dirichlet(rep_vector(2, K));\n"
+    "  vector[K] mu ~ normal(0, 5);\n"
+    "  real<lower=0> sigma ~ lognormal(0, 1);\n"
+    "  for (n in 1:N) y[n] ~ normal(component(theta, mu), sigma);\n"
+    "}\n";
+
 static ppl_model *compile(ppl_context *ctx, const char *src, const char *json) {
   ppl_model *m = NULL;
   if (ppl_compile_string(ctx, src, "enum.ppl", &m) != PPL_OK) {
@@ -321,6 +541,28 @@ int main(void) {
        "[0.2, 0.7, 0.1], [0.0, 0.3, 0.7]], \"init\": [0.5, 0.3, 0.2]", 5, 3, 1},
       {"zero-probability category", zero_nat, zero_twin,
        "\"N\": 3, \"y\": [-1.2, 0.4, 2.1], \"w\": [0.5, 0, 0.5]", 3, 3, 1},
+      {"two latents, b | a, one likelihood", two_nat, two_twin,
+       "\"N\": 3, \"y\": [0.5, 1.2, 2.0], \"w\": [0.2, 0.3, 0.5], \"v\": [[0.6, 0.2, 0.2], "
+       "[0.1, 0.8, 0.1], [0.3, 0.3, 0.4]]", 2, 3, 1},
+      {"two independent latents", indep_nat, indep_twin,
+       "\"N\": 3, \"y\": [0.5, 1.2, 2.0], \"x\": [-1, 0.1, -0.5], \"w\": [0.2, 0.3, 0.5]", 2,
+       3, 1},
+      {"a -> b -> c, a in two observations, d apart", three_nat, three_twin,
+       "\"y\": 0.7, \"x\": -1.3, \"w\": [0.35, 0.65], \"v\": [[0.9, 0.1], [0.25, 0.75]]", 4, 2, 1},
+      {"mixture with a discrete sub-choice", sub_nat, sub_twin,
+       "\"N\": 3, \"y\": [-2.1, 0.3, 2.4]", 9, 2, 0},
+      {"bounded int: population size, truncated poisson", pop_nat, pop_twin,
+       "\"M\": 4, \"y\": [5, 8, 6, 7], \"Nmax\": 40, \"ymax\": 8", 1, 33, 8},
+      {"bounded int: int<upper=U> poisson per datapoint", cnt_nat, cnt_twin,
+       "\"N\": 3, \"y\": [0.2, 2.9, 1.4], \"U\": 3", 3, 4, 0},
+      {"bounded int: change year int<lower=1, upper=T>", cpb_nat, cp_twin,
+       "\"T\": 7, \"D\": [4, 5, 4, 1, 0, 2, 1]", 1, 7, 1},
+      {"a latent in a user function (inlined)", fn_nat, mix_twin,
+       "\"N\": 4, \"K\": 3, \"y\": [-3.1, 0.2, 2.9, 3.4]", 4, 3, 1},
+      {"a latent under a data-dependent if", br_nat, br_twin,
+       "\"N\": 4, \"y\": [-2.1, 0.3, 2.4, 3.1], \"kind\": [1, 0, 1, 1]", 4, 2, 0},
+      {"per-row per-item latents (a loop in a loop)", nl_nat, nl_twin,
+       "\"I\": 2, \"J\": 3, \"y\": [[-2.1, 0.3, 2.4], [3.1, -1, 0.5]]", 6, 2, 0},
   };
   /* the twins, one per configuration, are the reference: interpreted */
   ppl_config tcfg;
@@ -389,6 +631,54 @@ int main(void) {
              "depends on 's'",
              "a continuous latent whose distribution depends on the discrete one: not enumerated, "
              "and why");
+  /* bounded ints: the range's size; a bound missing at the open end: not enumerated */
+  check_text(ctx, pop_nat, "{\"M\": 4, \"y\": [5, 8, 6, 7], \"Nmax\": 40, \"ymax\": 8}",
+             "  N  enumerated, factor 33\n", "bounded int: factor Nmax - ymax + 1");
+  check_text(ctx,
+             "data { real y; }\n"
+             "model {\n"
+             "  real mu ~ normal(0, 1);\n"
+             "  int<lower=2> k ~ poisson(3);\n"
+             "  y ~ normal(mu + k, 1);\n"
+             "}\n",
+             "{\"y\": 0.5}",
+             "  k  not enumerated: enum.ppl:4:16: its family poisson has no finite support within "
+             "its declared bounds (declare both: int<lower=a, upper=b>)",
+             "a count with only a lower bound: not enumerated, and why");
+  /* several latents: the joint factor of nested sums, the elimination order */
+  check_text(ctx, two_nat,
+             "{\"N\": 3, \"y\": [0.5, 1.2, 2.0], \"w\": [0.2, 0.3, 0.5], \"v\": [[0.6, 0.2, 0.2], "
+             "[0.1, 0.8, 0.1], [0.3, 0.3, 0.4]]}",
+             "  a  enumerated, factor 3\n"
+             "  b  enumerated, factor 3 x 3 = 9 (summed out inside the sum over 'a')\n"
+             "  elimination order: b, a\n",
+             "b | a: b summed inside a's sum, factor 3 x 3, the elimination order");
+  check_text(ctx, indep_nat,
+             "{\"N\": 3, \"y\": [0.5, 1.2, 2.0], \"x\": [-1, 0.1, -0.5], \"w\": [0.2, 0.3, 0.5]}",
+             "enumerated:\n  a  enumerated, factor 3\n  b  enumerated, factor 3\nengines",
+             "independent latents: summed one after the other, factor 3 each");
+  check_text(ctx, fn_nat, mixd, "  component/z  enumerated, factor 3\n",
+             "a latent in a function: enumerated on the inlined program, factor K");
+  /* under an if: a value the segment writes read after the branch */
+  check_text(ctx,
+             "data { int N; real y[N]; int kind[N]; }\n"
+             "model {\n"
+             "  real mu ~ normal(0, 1);\n"
+             "  for (n in 1:N) {\n"
+             "    int c = 0;\n"
+             "    if (kind[n] == 1) {\n"
+             "      int z ~ bernoulli(0.5);\n"
+             "      c = z;\n"
+             "    }\n"
+             "    y[n] ~ normal(mu + c, 1);\n"
+             "  }\n"
+             "}\n",
+             "{\"N\": 2, \"y\": [0.1, 0.2], \"kind\": [1, 0]}",
+             "  z  not enumerated: enum.ppl:7:11: 'c', which its segment writes, is read outside its "
+             "segment (line 10): only the last value summed over would reach it",
+             "under an if: a value read after the branch, not enumerated, and why");
+  check_text(ctx, nl_nat, "{\"I\": 2, \"J\": 3, \"y\": [[-2.1, 0.3, 2.4], [3.1, -1, 0.5]]}",
+             "  z  enumerated, factor 2\n", "a latent in a loop in a loop: enumerated");
   /* a latent with an infinite support beside a continuous one */
   const char *poisson_src = "data { int T; real y[T]; }\n"
                             "model {\n"

@@ -8,7 +8,9 @@
  * datapoint, its log probabilities hoisted out of the loop), the element form,
  * a change point (its rates declared before it and after it), chains with the state in a local and in an array element
  * (the emissions once per state), a chain whose emission reads the previous
- * state (K x K terms), a bernoulli chain (no vector form). */
+ * state (K x K terms), a bernoulli chain (no vector form); several latents in
+ * one block (variable elimination), a bounded int, latents under an if and
+ * in a loop in a loop. */
 #include <stdio.h>
 
 #include "inference/logdensity.h"
@@ -165,6 +167,56 @@ int main(void) {
          "    int z ~ bernoulli(s == 1 ? a : b);\n"
          "    y[t] ~ normal(2 * z - 1, 1);\n"
          "    s = z;\n"
+         "  }\n"
+         "}\n",
+         &td);
+  agrees("b | a summed inside a's sum, d after it",
+         "data { int N; int K; vector[N] y; int D[N]; }\n"
+         "model {\n"
+         "  simplex[K] Gamma[K] ~ dirichlet(rep_vector(1, K));\n"
+         "  ordered[K] mu ~ normal(0, 5);\n"
+         "  int a ~ categorical(Gamma[1]);\n"
+         "  int b ~ categorical(Gamma[a]);\n"
+         "  int d ~ categorical(Gamma[2]);\n"
+         "  y ~ normal(mu[a] + mu[b], 1);\n"
+         "  y[1] ~ normal(mu[d], 1);\n"
+         "}\n",
+         &td);
+  agrees("a component with a sub-choice, per datapoint",
+         "data { int N; int K; vector[N] y; int D[N]; }\n"
+         "model {\n"
+         "  real<lower=0, upper=1> p ~ beta(2, 2);\n"
+         "  vector[2] mu ~ normal(0, 3);\n"
+         "  for (n in 1:N) {\n"
+         "    int z ~ bernoulli(p);\n"
+         "    int c ~ bernoulli(z == 1 ? 0.8 : 0.3);\n"
+         "    y[n] ~ normal(mu[z + 1] + c, 1);\n"
+         "  }\n"
+         "}\n",
+         &td);
+  agrees("a bounded int (truncated poisson)",
+         "data { int N; int K; vector[N] y; int D[N]; }\n"
+         "model {\n"
+         "  real<lower=0> lambda ~ exponential(0.1);\n"
+         "  real<lower=0, upper=1> theta ~ beta(2, 2);\n"
+         "  int<lower=5, upper=30> M ~ poisson(lambda);\n"
+         "  D ~ binomial(M, theta);\n"
+         "}\n",
+         &td);
+  agrees("under an if, and in a loop in a loop",
+         "data { int N; int K; vector[N] y; int D[N]; }\n"
+         "model {\n"
+         "  real<lower=0, upper=1> p ~ beta(2, 2);\n"
+         "  vector[2] mu ~ normal(0, 3);\n"
+         "  for (n in 1:N) {\n"
+         "    if (D[n] > 1) {\n"
+         "      int z ~ bernoulli(p);\n"
+         "      y[n] ~ normal(mu[z + 1], 1);\n"
+         "    }\n"
+         "    for (j in 1:2) {\n"
+         "      int c ~ bernoulli(p);\n"
+         "      y[n] ~ normal(mu[c + 1], 3);\n"
+         "    }\n"
          "  }\n"
          "}\n",
          &td);
