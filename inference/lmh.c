@@ -31,6 +31,9 @@ typedef struct LmhBlock {
   const char *sig;        /* NULL: not a motif */
   const MotifNet *net;    /* NULL: no trained proposal */
   bool cont;              /* a continuous block (motif_cprobe) */
+  int ncell;              /* cells of a discrete block (motif_blocks); 1: addr, elem */
+  MotifSite *cells;
+  bool absorbed;          /* a cell moved by the block of an earlier entry */
 } LmhBlock;
 
 typedef struct LmhStructure {
@@ -185,6 +188,8 @@ static LmhStructure *structure_of(LmhState *s, const Trace *cur, Diag *d) {
     LmhBlock *b = &ns.b[i];
     b->addr = sites[i].addr;
     b->elem = sites[i].elem;
+    b->ncell = 1;
+    b->cells = &sites[i];
     b->sig = p.sig;
     if (!p.sig) {
       if (!s->other) s->other = gc_printf("%s: %s", b->addr, p.why);
@@ -197,8 +202,35 @@ static LmhStructure *structure_of(LmhState *s, const Trace *cur, Diag *d) {
       diag_error(d, DIAG_USAGE, (SrcPos){0}, "lmh: %s", err);
       return NULL;
     }
-    LmhStat *t = stat_of(s, p.sig);
-    t->trained = b->net != NULL;
+  }
+  /* blocks of several cells with a trained proposal replace their cells */
+  int *blk = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+  int nblk = motif_blocks(n, probes, blk);
+  for (int k = 0; k < nblk; k++) {
+    MotifSite *cells = gc_alloc(sizeof(MotifSite) * MOTIF_MAXCELLS);
+    int m = 0, first = -1;
+    for (int i = 0; i < n; i++)
+      if (blk[i] == k) cells[m++] = sites[i], first = first < 0 ? i : first;
+    MotifProbe bp;
+    if (!motif_probe_block(s->in, s->model_seed, (uint64_t)s->chain, cur, m, cells, &s->rng, &bp, d))
+      return NULL;
+    const char *err;
+    const MotifNet *net = bp.sig ? motif_lib_get(s->lib, bp.sig, &err) : NULL;
+    if (bp.sig && err) {
+      diag_error(d, DIAG_USAGE, (SrcPos){0}, "lmh: %s", err);
+      return NULL;
+    }
+    if (!net) continue;
+    for (int i = 0; i < n; i++)
+      if (blk[i] == k) ns.b[i].net = NULL, ns.b[i].absorbed = true;
+    ns.b[first] = (LmhBlock){.addr = cells[0].addr, .elem = cells[0].elem, .sig = bp.sig,
+                             .net = net, .ncell = m, .cells = cells};
+    probes[first] = bp;
+  }
+  for (int i = 0; i < n; i++) {
+    if (!ns.b[i].sig || ns.b[i].absorbed) continue;
+    LmhStat *t = stat_of(s, ns.b[i].sig);
+    t->trained = ns.b[i].net != NULL;
     t->blocks++;
   }
   if (s->nst == s->stcap) {
@@ -222,7 +254,8 @@ static LmhStructure *structure_of(LmhState *s, const Trace *cur, Diag *d) {
   for (int i = 0; i < nn; i++) {
     int h = 0;
     while (h < ns.ngroups && !(gcol[h] == grp[i] && ns.gprobe[h][0].K == keep[i].K &&
-                               ns.gprobe[h][0].lo == keep[i].lo))
+                               ns.gprobe[h][0].lo == keep[i].lo &&
+                               ns.gprobe[h][0].ncell == keep[i].ncell))
       h++;
     if (h == ns.ngroups) {
       ns.gprobe[h] = gc_alloc(sizeof(MotifProbe) * (size_t)(nn + 1));
@@ -242,7 +275,7 @@ static LmhStructure *structure_of(LmhState *s, const Trace *cur, Diag *d) {
   for (int i = 0, j; i < ns.n; i = j) {
     bool all = true;
     for (j = i; j < ns.n && !strcmp(ns.b[j].addr, ns.b[i].addr); j++)
-      all = all && ns.b[j].net && !ns.b[j].cont;
+      all = all && (ns.b[j].net || ns.b[j].absorbed) && !ns.b[j].cont;
     const TraceChoice *c = trace_find(cur, ns.b[i].addr);
     if (all && c && j - i == c->numel) cover(s, ns.b[i].addr);
   }
@@ -254,7 +287,8 @@ static LmhStructure *structure_of(LmhState *s, const Trace *cur, Diag *d) {
 static bool lmh_move(LmhState *s, const LmhBlock *b, bool warmup, Trace **cur, InterpState **ist,
                      Diag *d) {
   MotifProbe p;
-  if (!motif_probe(s->in, s->model_seed, (uint64_t)s->chain, *cur, b->addr, b->elem, &s->rng, &p, d))
+  if (!motif_probe_block(s->in, s->model_seed, (uint64_t)s->chain, *cur, b->ncell, b->cells,
+                         &s->rng, &p, d))
     return false;
   if (!p.sig || strcmp(p.sig, b->sig)) return true;
   double logq[MOTIF_MAXK];
@@ -275,10 +309,8 @@ static bool lmh_move(LmhState *s, const LmhBlock *b, bool warmup, Trace **cur, I
   LmhStat *t = stat_of(s, b->sig);
   bool accepted = true;
   if (k != p.cur && p.tr[k]) {
-    Value v = val_copy(trace_find(*cur, b->addr)->val);
-    trace_value_set(&v, (size_t)b->elem, p.lo + k);
-    TraceBlock blk = {.n = 1, .addrs = &p.addr, .vals = &v,
-                      .log_q_ratio = logq[p.cur] - logq[k]};
+    TraceBlock blk = motif_probe_at(&p, *cur, k);
+    blk.log_q_ratio = logq[p.cur] - logq[k];
     double a = trace_block_log_accept(*cur, p.tr[k], &blk, p.block_seen[k], p.fresh_lp[k]);
     accepted = log(rng_uniform(&s->rng)) < a;
     if (accepted) {
@@ -374,13 +406,7 @@ typedef struct BatchProp {
 static bool bp_propose(void *ctx, const Trace *cur, Rng *r, TraceBlock *b, char *err, size_t errsz) {
   (void)r, (void)err, (void)errsz;
   const BatchProp *x = ctx;
-  Value v = val_copy(trace_find(cur, x->p->addr)->val);
-  trace_value_set(&v, (size_t)x->p->elem, x->p->lo + x->to);
-  b->n = 1;
-  b->addrs = gc_alloc(sizeof(char *));
-  b->vals = gc_alloc(sizeof(Value));
-  b->addrs[0] = x->p->addr;
-  b->vals[0] = v;
+  *b = motif_probe_at(x->p, cur, x->to);
   b->log_q_ratio = x->logq[x->from] - x->logq[x->to];
   return true;
 }
@@ -407,9 +433,8 @@ static bool lmh_batch(LmhState *s, LmhStructure *ls, int g, bool warmup, Trace *
       diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "lmh: %s", tape_error(s->tape));
       return false;
     }
-    const TraceChoice *c = trace_find(*cur, p->addr);
-    int from = c ? (int)(trace_value_get(c->val, (size_t)p->elem) - p->lo) : -1;
-    if (from < 0 || from >= p->K) continue;
+    int from = motif_probe_value(p, *cur);
+    if (from < 0) continue;
     double u = rng_uniform(&s->rng), acc = 0;
     int to = p->K - 1;
     for (int k = 0; k < p->K; k++)
@@ -478,7 +503,7 @@ static bool lmh_step(void *state, bool warmup, Draw *out, Diag *d) {
      it, so it gets its single-site moves here (once per element) */
   if (structure_key(cur) == ls->key)
     for (int i = 0; i < ls->n; i++)
-      if (!ls->b[i].net && lmh_covers(s, ls->b[i].addr)) {
+      if (!ls->b[i].net && !ls->b[i].absorbed && lmh_covers(s, ls->b[i].addr)) {
         bool acc;
         if (!mh_mover_move_at(s->mv, ls->b[i].addr, warmup, &cur, &ist, &acc, d)) return false;
       }

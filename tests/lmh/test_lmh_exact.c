@@ -362,7 +362,7 @@ static void test_grid(ppl_context *ctx, const char *trained, const char *untrain
         snprintf(col, sizeof col, "x[%d,%d]", i + 1, j + 1);
         check_prob(r, what, col, p[i * 3 + j]);
       }
-    double acc = lmh_accepted(r, "finite->bernoulli(theta)");
+    double acc = lmh_accepted(r, "finite-block->bernoulli(theta)");
     tap_diag("%s: learned moves accepted %.3f", what, acc);
     if (t == 0) tap_ok(acc > 0.95, "grid/trained: the learned moves are accepted %.3f > 0.95", acc);
     ppl_result_free(r);
