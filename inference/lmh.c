@@ -69,6 +69,8 @@ typedef struct LmhState {
   int nst, stcap;
   LmhStat *stats;
   int nstats, statcap;
+  int cells;              /* --cells: the most cells of a block (1: single elements) */
+  long gmoves, gacc;      /* group moves after warmup, and those the joint check accepted */
   const char *other;      /* a block that is no motif, and why (for the notes) */
   long nother;
   /* choices whose every element has a learned move: engine mh's sweeps
@@ -205,7 +207,7 @@ static LmhStructure *structure_of(LmhState *s, const Trace *cur, Diag *d) {
   }
   /* blocks of several cells with a trained proposal replace their cells */
   int *blk = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
-  int nblk = motif_blocks(n, probes, blk);
+  int nblk = s->cells > 1 ? motif_blocks(n, probes, blk, s->cells) : 0;
   for (int k = 0; k < nblk; k++) {
     MotifSite *cells = gc_alloc(sizeof(MotifSite) * MOTIF_MAXCELLS);
     int m = 0, first = -1;
@@ -396,37 +398,61 @@ static bool lmh_cmove(LmhState *s, const LmhBlock *b, bool warmup, Trace **cur, 
   return true;
 }
 
-/* A block's move from a proposal already computed (batched features). */
-typedef struct BatchProp {
-  const MotifProbe *p;
-  const double *logq;
-  int from, to;
-} BatchProp;
+/* A group's move: every block of the group at its new value at once. */
+typedef struct GroupProp {
+  int n;
+  const MotifProbe **p;
+  const int *to;
+  double log_q_ratio;
+} GroupProp;
 
-static bool bp_propose(void *ctx, const Trace *cur, Rng *r, TraceBlock *b, char *err, size_t errsz) {
+static bool gp_propose(void *ctx, const Trace *cur, Rng *r, TraceBlock *b, char *err, size_t errsz) {
   (void)r, (void)err, (void)errsz;
-  const BatchProp *x = ctx;
-  *b = motif_probe_at(x->p, cur, x->to);
-  b->log_q_ratio = x->logq[x->from] - x->logq[x->to];
+  const GroupProp *x = ctx;
+  int m = 0;
+  for (int i = 0; i < x->n; i++) m += x->p[i]->ncell;
+  b->n = 0;
+  b->addrs = gc_alloc(sizeof(char *) * (size_t)m);
+  b->vals = gc_alloc(sizeof(Value) * (size_t)m);
+  for (int i = 0; i < x->n; i++) {
+    TraceBlock one = motif_probe_at(x->p[i], cur, x->to[i]);
+    for (int c = 0; c < one.n; c++) b->addrs[b->n] = one.addrs[c], b->vals[b->n++] = one.vals[c];
+  }
+  b->log_q_ratio = x->log_q_ratio;
   return true;
 }
 
 /* the same addresses before and after: then the reverse move is this kind */
-static bool bp_check(void *ctx, const Trace *old, const Trace *new_, const TraceBlock *b) {
+static bool gp_check(void *ctx, const Trace *old, const Trace *new_, const TraceBlock *b) {
   (void)ctx, (void)b;
   return structure_key(old) == structure_key(new_);
 }
 
-/* One step's moves of a batched structure; *done false when the batch runs
-   could not be used (then block by block). */
+/* One step's move of a group from its K batch runs (motif_probe_batch), by
+   delayed acceptance (Christen & Fox 2005).  Each block b draws k' ~ q_b and
+   keeps it with the Metropolis probability of its local log posterior
+   L_b(k) = lprior_b(k) + lloc_b(k) read off the runs -- a kernel P_b that
+   depends on nothing in the group, as q_b does not.  The group's new values
+   are then one proposal of density prod_b P_b, replayed once and accepted
+   with pi(new) Q(old | new) / (pi(old) Q(new | old)); a changed block
+   contributes L_b(from) - L_b(to) to log Q(old | new) / Q(new | old) (P_b
+   satisfies detailed balance for exp(L_b)), so the ratio is 1 when the
+   blankets separate and corrects the local decisions when they do not: the
+   move is exact for any program and any grouping.  A group costs K runs and
+   one more when some block changes, where block-by-block moves cost one run
+   per changed block.  *done false when the batch runs could not be used
+   (then block by block). */
 static bool lmh_batch(LmhState *s, LmhStructure *ls, int g, bool warmup, Trace **cur,
                       InterpState **ist, bool *done, Diag *d) {
   if (!motif_probe_batch(s->in, s->model_seed, (uint64_t)s->chain, *cur, ls->gsize[g],
                          ls->gprobe[g], &s->rng, done, d))
     return false;
   if (!*done) return true;
-  double logq[MOTIF_MAXK];
-  for (int i = 0; i < ls->gsize[g]; i++) {
+  int n = ls->gsize[g], nch = 0;
+  const MotifProbe **cp = gc_alloc(sizeof(MotifProbe *) * (size_t)n);
+  int *to = gc_alloc_atomic(sizeof(int) * (size_t)n), *who = gc_alloc_atomic(sizeof(int) * (size_t)n);
+  double lqr = 0, logq[MOTIF_MAXK];
+  for (int i = 0; i < n; i++) {
     const MotifProbe *p = &ls->gprobe[g][i];
     const LmhBlock *b = &ls->b[ls->gidx[g][i]];
     if (!motif_net_logq(b->net, s->tape, p, logq)) {
@@ -436,27 +462,42 @@ static bool lmh_batch(LmhState *s, LmhStructure *ls, int g, bool warmup, Trace *
     int from = motif_probe_value(p, *cur);
     if (from < 0) continue;
     double u = rng_uniform(&s->rng), acc = 0;
-    int to = p->K - 1;
-    for (int k = 0; k < p->K; k++)
-      if (u < (acc += exp(logq[k]))) {
-        to = k;
+    int k = p->K - 1;
+    for (int j = 0; j < p->K; j++)
+      if (u < (acc += exp(logq[j]))) {
+        k = j;
         break;
       }
-    while (to > 0 && !(logq[to] > -INFINITY)) to--;
-    bool accepted = true;
-    if (to != from) {
-      BatchProp x = {p, logq, from, to};
-      TraceBlockProposal bp = {bp_propose, bp_check, &x};
-      double pa;
-      if (!mh_block_move(s->in, &bp, &s->rng, s->model_seed, (uint64_t)s->chain, cur, ist,
-                         &accepted, &pa, d))
-        return false;
+    while (k > 0 && !(logq[k] > -INFINITY)) k--;
+    bool kept = false;
+    if (k != from) {
+      double L1 = p->lprior[k] + p->lloc[k], L0 = p->lprior[from] + p->lloc[from];
+      double a = L1 - L0 + logq[from] - logq[k];
+      kept = isfinite(L1) && isfinite(a) && log(rng_uniform(&s->rng)) < a;
+      if (kept) {
+        cp[nch] = p, to[nch] = k, who[nch++] = i;
+        lqr += L0 - L1;
+      }
     }
     if (!warmup) {
       LmhStat *t = stat_of(s, b->sig);
       t->prop++;
-      t->acc += accepted;
+      t->acc += k == from || kept;
     }
+  }
+  if (nch == 0) return true;
+  GroupProp x = {nch, cp, to, lqr};
+  TraceBlockProposal bp = {gp_propose, gp_check, &x};
+  bool accepted;
+  double pa;
+  if (!mh_block_move(s->in, &bp, &s->rng, s->model_seed, (uint64_t)s->chain, cur, ist, &accepted,
+                     &pa, d))
+    return false;
+  if (!warmup) {
+    s->gmoves++;
+    s->gacc += accepted;
+    if (!accepted) /* the changed blocks' moves were rejected after all */
+      for (int c = 0; c < nch; c++) stat_of(s, ls->b[ls->gidx[g][who[c]]].sig)->acc--;
   }
   return true;
 }
@@ -475,6 +516,7 @@ static void *lmh_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
   s->chain = chain;
   rng_seed(&s->rng, o->seed ^ 0x6c6d68u, (uint64_t)chain); /* apart from mh's stream */
   s->dir = proposals_dir(o);
+  s->cells = (int)engine_opt_int(o, "cells");
   s->lib = motif_lib_open(s->dir);
   s->tape = tape_new();
   mh_mover_set_skip(s->mv, lmh_covers, s);
@@ -526,6 +568,9 @@ static const char *lmh_notes(void *state) {
                     x->blocks, x->blocks == 1 ? "" : "s", x->prop,
                     x->prop ? 100.0 * (double)x->acc / (double)x->prop : 0.0);
   }
+  if (s->gmoves)
+    t = gc_printf("%s; %ld group moves, %.1f%% passing the joint check", t, s->gmoves,
+                  100.0 * (double)s->gacc / (double)s->gmoves);
   if (s->nother)
     t = gc_printf("%s; %ld block%s (over the structures seen) no motif (%s)", t, s->nother,
                   s->nother == 1 ? "" : "s", s->other);
@@ -570,6 +615,10 @@ static const OptSpec lmh_options[] = {
     {.name = "proposals", .type = OPT_TEXT, .def = "", .arg = "DIR",
      .help = "lmh: the library of learned proposals ('ppl learn-proposals' writes it); default "
              "$XDG_DATA_HOME/ppl/proposals, else ~/.local/share/ppl/proposals"},
+    {.name = "cells", .type = OPT_INT, .def = "1", .ilo = 1, .ihi = MOTIF_MAXCELLS, .arg = "N",
+     .help = "lmh: move binary nodes of a network in blocks of up to N cells (a variable with "
+             "its children; a grid's 2x2 squares at 4) with the block motif's proposal; 1: "
+             "each node alone"},
     OPT_END,
 };
 

@@ -91,11 +91,13 @@ static MotifEv *push_ev(ProbeHandler *ph, char kind, const DistCall *dc) {
 static HandlerResult ph_sample(Handler *h, const char *addr, const DistCall *dc, Value *out,
                                SrcPos pos, Diag *d) {
   ProbeHandler *ph = (ProbeHandler *)h;
+  double before = ph->th.tr->logprior;
   HandlerResult r = ph->sample(h, addr, dc, out, pos, d);
   if (r == HR_ERROR) return r;
   MotifEv *e = push_ev(ph, 's', dc);
   e->addr = addr;
   e->x = flat(*out, &e->xn);
+  e->lp = ph->th.tr->logprior - before;
   return r;
 }
 
@@ -103,7 +105,11 @@ static HandlerResult ph_observe(Handler *h, const DistCall *dc, Value x, SrcPos 
   ProbeHandler *ph = (ProbeHandler *)h;
   MotifEv *e = push_ev(ph, 'o', dc);
   e->x = flat(x, &e->xn);
-  return ph->observe(h, dc, x, pos, d);
+  int i = ph->n - 1;
+  double before = ph->th.tr->loglik;
+  HandlerResult r = ph->observe(h, dc, x, pos, d);
+  ph->ev[i].lp = ph->th.tr->loglik - before;
+  return r;
 }
 
 static HandlerResult ph_factor(Handler *h, double lw, SrcPos pos, Diag *d) {
@@ -516,7 +522,7 @@ static int parents_in(const MotifProbe *p, const int *cells, int m, int e) {
   return cnt;
 }
 
-int motif_blocks(int n, const MotifProbe *p, int *blk) {
+int motif_blocks(int n, const MotifProbe *p, int *blk, int maxcells) {
   /* the cells, and which is drawn by which event */
   bool *ok = gc_alloc_atomic(sizeof(bool) * (size_t)(n + 1));
   int maxev = 0;
@@ -538,7 +544,7 @@ int motif_blocks(int n, const MotifProbe *p, int *blk) {
     /* the variable with its free latent children, then the free cell that
        is a child of most cells of the block (the first on ties) */
     for (int phase = 0; phase < 2; phase++)
-      while (m < MOTIF_MAXCELLS) {
+      while (m < maxcells && m < MOTIF_MAXCELLS) {
         int best = -1, bestn = 0;
         for (int a = 0; a < (phase ? m : 1); a++)
           for (int u = 0; u < p[cells[a]].nunits; u++) {
@@ -599,11 +605,18 @@ int motif_groups(int n, const MotifProbe *p, int *group) {
         adj[x][deg[x]++] = y;
       }
   }
-  /* greedy colouring in block order */
+  /* colouring by saturation (DSatur): the block whose neighbours have the
+     most colours first, then the one with most neighbours; few colours are
+     few batches (a grid's squares meet their neighbours across six sides,
+     which three colours serve, against five or six in block order) */
   int ng = 0;
   bool *used = gc_alloc_atomic(sizeof(bool) * (size_t)(n + 1));
-  for (int b = 0; b < n; b++) group[b] = -1;
-  for (int b = 0; b < n; b++) {
+  int *sat = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1)), *stamp = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+  for (int b = 0; b < n; b++) group[b] = -1, stamp[b] = -1;
+  for (int step = 0; step < n; step++) {
+    int b = -1;
+    for (int v = 0; v < n; v++)
+      if (group[v] < 0 && (b < 0 || sat[v] > sat[b] || (sat[v] == sat[b] && deg[v] > deg[b]))) b = v;
     memset(used, 0, sizeof(bool) * (size_t)(n + 1));
     for (int e = 0; e < deg[b]; e++)
       if (group[adj[b][e]] >= 0) used[group[adj[b][e]]] = true;
@@ -611,6 +624,14 @@ int motif_groups(int n, const MotifProbe *p, int *group) {
     while (used[g]) g++;
     group[b] = g;
     if (g + 1 > ng) ng = g + 1;
+    for (int e = 0; e < deg[b]; e++) { /* g is new to an uncoloured neighbour: one more colour */
+      int u = adj[b][e];
+      if (group[u] >= 0 || stamp[u] == step) continue;
+      stamp[u] = step;
+      bool had = false;
+      for (int f = 0; f < deg[u] && !had; f++) had = adj[u][f] != b && group[adj[u][f]] == g;
+      sat[u] += !had;
+    }
   }
   return ng;
 }
@@ -665,6 +686,12 @@ bool motif_probe_batch(const Interp *in, uint64_t model_seed, uint64_t stream, c
   }
   for (int b = 0; b < n; b++) {
     unit_features(&p[b], ev);
+    if (!p[b].lloc) p[b].lloc = gc_alloc_atomic(sizeof(double) * (size_t)K);
+    for (int k = 0; k < K; k++) {
+      p[b].lloc[k] = 0;
+      for (int u = 0; u < p[b].nunits; u++)
+        if (u == 0 || p[b].unit_ev[u] != p[b].unit_ev[u - 1]) p[b].lloc[k] += ev[k][p[b].unit_ev[u]].lp;
+    }
     if (!p[b].own_choice) continue;
     double m = -INFINITY, s = 0;
     for (int k = 0; k < K; k++) {
@@ -714,30 +741,28 @@ bool motif_detect(const Interp *in, uint64_t seed, MotifReport *out, Diag *d) {
   MotifSite *sites;
   out->nsites = motif_sites(t, &sites);
   MotifSite *cs;
-  out->found = gc_alloc(sizeof(MotifFound) * (size_t)(out->nsites + motif_csites(t, &cs) + 1));
+  out->found = gc_alloc(sizeof(MotifFound) * (size_t)(2 * out->nsites + motif_csites(t, &cs) + 1));
   MotifProbe *pr = gc_alloc(sizeof(MotifProbe) * (size_t)(out->nsites + 1));
   for (int i = 0; i < out->nsites; i++)
     if (!motif_probe(in, model_seed, 0, t, sites[i].addr, sites[i].elem, &r, &pr[i], d)) return false;
-  /* blocks of several cells: each counts once, under its own signature (a
-     block no motif leaves its cells to their own) */
+  /* blocks of several cells: their motif is listed beside the cells' own
+     (engine lmh moves one or the other, --cells) */
   int *blk = gc_alloc_atomic(sizeof(int) * (size_t)(out->nsites + 1));
-  int nb = motif_blocks(out->nsites, pr, blk), absorbed = 0;
+  int nb = motif_blocks(out->nsites, pr, blk, MOTIF_MAXCELLS);
+  MotifProbe *bpr = gc_alloc(sizeof(MotifProbe) * (size_t)(nb + 1));
+  const char **bname = gc_alloc(sizeof(char *) * (size_t)(nb + 1));
   for (int b = 0; b < nb; b++) {
     MotifSite cells[MOTIF_MAXCELLS];
-    int m = 0, first = -1;
+    int m = 0;
     for (int i = 0; i < out->nsites; i++)
-      if (blk[i] == b) cells[m++] = sites[i], first = first < 0 ? i : first;
-    MotifProbe bp;
-    if (!motif_probe_block(in, model_seed, 0, t, m, cells, &r, &bp, d)) return false;
-    if (!bp.sig) continue;
-    for (int i = 0; i < out->nsites; i++)
-      if (blk[i] == b) pr[i].sig = NULL, pr[i].why = NULL;
-    pr[first] = bp;
-    absorbed += m - 1;
+      if (blk[i] == b) {
+        if (!m) bname[b] = elem_name(trace_find(t, sites[i].addr), sites[i].elem);
+        cells[m++] = sites[i];
+      }
+    if (!motif_probe_block(in, model_seed, 0, t, m, cells, &r, &bpr[b], d)) return false;
   }
   for (int i = 0; i < out->nsites; i++) {
     MotifProbe p = pr[i];
-    if (!p.sig && !p.why) continue; /* a cell of a block */
     const char *name = elem_name(trace_find(t, sites[i].addr), sites[i].elem);
     if (!p.sig) {
       if (!out->other) out->other = gc_printf("%s: %s", name, p.why);
@@ -749,7 +774,13 @@ bool motif_detect(const Interp *in, uint64_t seed, MotifReport *out, Diag *d) {
     if (k == out->n) out->found[out->n++] = (MotifFound){p.sig, 0, name};
     out->found[k].blocks++;
   }
-  out->nsites -= absorbed;
+  for (int b = 0; b < nb; b++) {
+    if (!bpr[b].sig) continue;
+    int k = 0;
+    while (k < out->n && strcmp(out->found[k].sig, bpr[b].sig)) k++;
+    if (k == out->n) out->found[out->n++] = (MotifFound){bpr[b].sig, 0, bname[b]};
+    out->found[k].blocks++;
+  }
   /* continuous blocks: only those that are motifs (an element nothing
      depends on in this run is the motif with no children) */
   int nc = motif_csites(t, &sites);

@@ -77,6 +77,10 @@ typedef struct MotifProbe {
   int ncell;
   const char **cell_addr;
   int *cell_elem, *cell_ev;
+  /* motif_probe_batch: per value, the log densities of its children's
+     events in run k (with lprior, the block's local log posterior there
+     when the group's blankets separate) */
+  double *lloc;
 } MotifProbe;
 
 /* Blocks of several cells (the paper's heuristic "a variable with its
@@ -90,10 +94,13 @@ typedef struct MotifProbe {
  * proposal the per-value scorer over them: a softmax over the block's joint
  * values, drawn cell by cell (its autoregressive factors are its marginals).
  * motif_blocks fills blk[i] (the block of probe i, -1: none) for the
- * probed single cells p[0..n) and returns the number of blocks. */
+ * probed single cells p[0..n), blocks of up to maxcells cells, and returns
+ * the number of blocks.  Engine lmh moves blocks when --cells says so (its
+ * default is single cells, cheaper per effective draw on the grids
+ * measured); ppl check lists the block motif beside the cells' own. */
 #define MOTIF_MAXCELLS 4
 #define MOTIF_BLOCK_PREFIX "finite-block->"
-int motif_blocks(int n, const MotifProbe *p, int *blk);
+int motif_blocks(int n, const MotifProbe *p, int *blk, int maxcells);
 /* Probe a block of ncell cells (cells of motif_blocks) of cur: 2^ncell runs. */
 bool motif_probe_block(const Interp *in, uint64_t model_seed, uint64_t stream, const Trace *cur,
                        int ncell, const MotifSite *cells, Rng *rng, MotifProbe *out, Diag *d);
