@@ -210,7 +210,7 @@ int main(int argc, char **argv) {
   double t0 = cpu_now();
   ppl_model *m3 = lmh_model(ctx, "mixk.ppl", mix_json(3, 12));
   ppl_model *g3 = grid_model(ctx, 3, 3, 1, NULL);
-  if (!m3 || !g3 || lmh_learn(m3, lib, 1500, 1) != 2 || lmh_learn(g3, lib, 1500, 1) != 1) {
+  if (!m3 || !g3 || lmh_learn(m3, lib, 1500, 1) != 2 || lmh_learn(g3, lib, 1500, 1) != 2) {
     fprintf(stderr, "lmh_bench: training failed: %s\n", ppl_errmsg(ctx));
     return 1;
   }
