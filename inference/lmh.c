@@ -2,9 +2,11 @@
  * proposals (inference/motif.h; Wang, Wu, Moore & Russell 2018).
  *
  * One step: every block of the current trace whose motif has a trained
- * proposal in the library gets one independence move from its network --
- * the K candidate traces are the probe's replays, the proposal's log q enters
- * the MH ratio, so the chain is exact however poor the network -- and then
+ * proposal in the library gets one move from its network -- blocks whose
+ * Markov blankets do not meet move together, by delayed acceptance on the
+ * local log posteriors their K batch runs give (lmh_batch), then one replay
+ * and a joint MH check; the proposal's log q enters the ratios, so the chain
+ * is exact however poor the network (or the grouping) -- and then
  * engine mh's sweep of single-site moves (its state, warmup adaptation and
  * draw reporting are reused as they are: engine_mh.init / step) moves
  * the continuous latents and the blocks without a proposal (the sweeps
@@ -414,9 +416,14 @@ static bool gp_propose(void *ctx, const Trace *cur, Rng *r, TraceBlock *b, char 
   b->n = 0;
   b->addrs = gc_alloc(sizeof(char *) * (size_t)m);
   b->vals = gc_alloc(sizeof(Value) * (size_t)m);
-  for (int i = 0; i < x->n; i++) {
+  for (int i = 0; i < x->n; i++) { /* blocks that are elements of one choice share its value */
     TraceBlock one = motif_probe_at(x->p[i], cur, x->to[i]);
-    for (int c = 0; c < one.n; c++) b->addrs[b->n] = one.addrs[c], b->vals[b->n++] = one.vals[c];
+    for (int c = 0; c < one.n; c++) {
+      int j = 0, e = x->p[i]->cell_elem[c];
+      while (j < b->n && strcmp(b->addrs[j], one.addrs[c])) j++;
+      if (j == b->n) b->addrs[b->n] = one.addrs[c], b->vals[b->n++] = one.vals[c];
+      else trace_value_set(&b->vals[j], (size_t)e, trace_value_get(one.vals[c], (size_t)e));
+    }
   }
   b->log_q_ratio = x->log_q_ratio;
   return true;
