@@ -224,7 +224,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "lmh_bench: training failed: %s\n", ppl_errmsg(ctx));
     return 1;
   }
-  printf("trained 3 proposals (1500 steps each) in %.1f CPU s\n", cpu_now() - t0);
+  printf("trained the mixture's (K = 3) and the 3 x 3 grid's proposals (1500 steps each) in "
+         "%.1f CPU s\n", cpu_now() - t0);
   ppl_model_free(m3), ppl_model_free(g3);
   const char *only = argc > 2 ? argv[2] : NULL; /* grid, mix or openmix: that part alone */
   if (!only || !strcmp(only, "grid")) bench_grid(ctx, lib);

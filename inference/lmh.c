@@ -73,6 +73,7 @@ typedef struct LmhState {
   int nstats, statcap;
   int cells;              /* --cells: the most cells of a block (1: single elements) */
   long gmoves, gacc;      /* group moves after warmup, and those the joint check accepted */
+  int ngroups;            /* groups of the current structure */
   const char *other;      /* a block that is no motif, and why (for the notes) */
   long nother;
   /* choices whose every element has a learned move: engine mh's sweeps
@@ -537,6 +538,7 @@ static bool lmh_step(void *state, bool warmup, Draw *out, Diag *d) {
   mh_mover_current(s->mv, &cur, &ist, &s->model_seed);
   LmhStructure *ls = structure_of(s, cur, d);
   if (!ls) return false;
+  s->ngroups = ls->ngroups;
   /* group by group; a group whose batch runs fail is moved block by block */
   for (int g = 0; g < ls->ngroups; g++) {
     bool done = false;
@@ -576,7 +578,8 @@ static const char *lmh_notes(void *state) {
                     x->prop ? 100.0 * (double)x->acc / (double)x->prop : 0.0);
   }
   if (s->gmoves)
-    t = gc_printf("%s; %ld group moves, %.1f%% passing the joint check", t, s->gmoves,
+    t = gc_printf("%s; %ld group moves (%d group%s a step), %.1f%% passing the joint check", t,
+                  s->gmoves, s->ngroups, s->ngroups == 1 ? "" : "s",
                   100.0 * (double)s->gacc / (double)s->gmoves);
   if (s->nother)
     t = gc_printf("%s; %ld block%s (over the structures seen) no motif (%s)", t, s->nother,
