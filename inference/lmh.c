@@ -2,9 +2,11 @@
  * proposals (inference/motif.h; Wang, Wu, Moore & Russell 2018).
  *
  * One step: every block of the current trace whose motif has a trained
- * proposal in the library gets one independence move from its network --
- * the K candidate traces are the probe's replays, the proposal's log q enters
- * the MH ratio, so the chain is exact however poor the network -- and then
+ * proposal in the library gets one move from its network -- blocks whose
+ * Markov blankets do not meet move together, by delayed acceptance on the
+ * local log posteriors their K batch runs give (lmh_batch), then one replay
+ * and a joint MH check; the proposal's log q enters the ratios, so the chain
+ * is exact however poor the network (or the grouping) -- and then
  * engine mh's sweep of single-site moves (its state, warmup adaptation and
  * draw reporting are reused as they are: engine_mh.init / step) moves
  * the continuous latents and the blocks without a proposal (the sweeps
@@ -31,6 +33,9 @@ typedef struct LmhBlock {
   const char *sig;        /* NULL: not a motif */
   const MotifNet *net;    /* NULL: no trained proposal */
   bool cont;              /* a continuous block (motif_cprobe) */
+  int ncell;              /* cells of a discrete block (motif_blocks); 1: addr, elem */
+  MotifSite *cells;
+  bool absorbed;          /* a cell moved by the block of an earlier entry */
 } LmhBlock;
 
 typedef struct LmhStructure {
@@ -66,6 +71,9 @@ typedef struct LmhState {
   int nst, stcap;
   LmhStat *stats;
   int nstats, statcap;
+  int cells;              /* --cells: the most cells of a block (1: single elements) */
+  long gmoves, gacc;      /* group moves after warmup, and those the joint check accepted */
+  int ngroups;            /* groups of the current structure */
   const char *other;      /* a block that is no motif, and why (for the notes) */
   long nother;
   /* choices whose every element has a learned move: engine mh's sweeps
@@ -185,6 +193,8 @@ static LmhStructure *structure_of(LmhState *s, const Trace *cur, Diag *d) {
     LmhBlock *b = &ns.b[i];
     b->addr = sites[i].addr;
     b->elem = sites[i].elem;
+    b->ncell = 1;
+    b->cells = &sites[i];
     b->sig = p.sig;
     if (!p.sig) {
       if (!s->other) s->other = gc_printf("%s: %s", b->addr, p.why);
@@ -197,8 +207,35 @@ static LmhStructure *structure_of(LmhState *s, const Trace *cur, Diag *d) {
       diag_error(d, DIAG_USAGE, (SrcPos){0}, "lmh: %s", err);
       return NULL;
     }
-    LmhStat *t = stat_of(s, p.sig);
-    t->trained = b->net != NULL;
+  }
+  /* blocks of several cells with a trained proposal replace their cells */
+  int *blk = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+  int nblk = s->cells > 1 ? motif_blocks(n, probes, blk, s->cells) : 0;
+  for (int k = 0; k < nblk; k++) {
+    MotifSite *cells = gc_alloc(sizeof(MotifSite) * MOTIF_MAXCELLS);
+    int m = 0, first = -1;
+    for (int i = 0; i < n; i++)
+      if (blk[i] == k) cells[m++] = sites[i], first = first < 0 ? i : first;
+    MotifProbe bp;
+    if (!motif_probe_block(s->in, s->model_seed, (uint64_t)s->chain, cur, m, cells, &s->rng, &bp, d))
+      return NULL;
+    const char *err;
+    const MotifNet *net = bp.sig ? motif_lib_get(s->lib, bp.sig, &err) : NULL;
+    if (bp.sig && err) {
+      diag_error(d, DIAG_USAGE, (SrcPos){0}, "lmh: %s", err);
+      return NULL;
+    }
+    if (!net) continue;
+    for (int i = 0; i < n; i++)
+      if (blk[i] == k) ns.b[i].net = NULL, ns.b[i].absorbed = true;
+    ns.b[first] = (LmhBlock){.addr = cells[0].addr, .elem = cells[0].elem, .sig = bp.sig,
+                             .net = net, .ncell = m, .cells = cells};
+    probes[first] = bp;
+  }
+  for (int i = 0; i < n; i++) {
+    if (!ns.b[i].sig || ns.b[i].absorbed) continue;
+    LmhStat *t = stat_of(s, ns.b[i].sig);
+    t->trained = ns.b[i].net != NULL;
     t->blocks++;
   }
   if (s->nst == s->stcap) {
@@ -222,7 +259,8 @@ static LmhStructure *structure_of(LmhState *s, const Trace *cur, Diag *d) {
   for (int i = 0; i < nn; i++) {
     int h = 0;
     while (h < ns.ngroups && !(gcol[h] == grp[i] && ns.gprobe[h][0].K == keep[i].K &&
-                               ns.gprobe[h][0].lo == keep[i].lo))
+                               ns.gprobe[h][0].lo == keep[i].lo &&
+                               ns.gprobe[h][0].ncell == keep[i].ncell))
       h++;
     if (h == ns.ngroups) {
       ns.gprobe[h] = gc_alloc(sizeof(MotifProbe) * (size_t)(nn + 1));
@@ -242,7 +280,7 @@ static LmhStructure *structure_of(LmhState *s, const Trace *cur, Diag *d) {
   for (int i = 0, j; i < ns.n; i = j) {
     bool all = true;
     for (j = i; j < ns.n && !strcmp(ns.b[j].addr, ns.b[i].addr); j++)
-      all = all && ns.b[j].net && !ns.b[j].cont;
+      all = all && (ns.b[j].net || ns.b[j].absorbed) && !ns.b[j].cont;
     const TraceChoice *c = trace_find(cur, ns.b[i].addr);
     if (all && c && j - i == c->numel) cover(s, ns.b[i].addr);
   }
@@ -254,7 +292,8 @@ static LmhStructure *structure_of(LmhState *s, const Trace *cur, Diag *d) {
 static bool lmh_move(LmhState *s, const LmhBlock *b, bool warmup, Trace **cur, InterpState **ist,
                      Diag *d) {
   MotifProbe p;
-  if (!motif_probe(s->in, s->model_seed, (uint64_t)s->chain, *cur, b->addr, b->elem, &s->rng, &p, d))
+  if (!motif_probe_block(s->in, s->model_seed, (uint64_t)s->chain, *cur, b->ncell, b->cells,
+                         &s->rng, &p, d))
     return false;
   if (!p.sig || strcmp(p.sig, b->sig)) return true;
   double logq[MOTIF_MAXK];
@@ -275,10 +314,8 @@ static bool lmh_move(LmhState *s, const LmhBlock *b, bool warmup, Trace **cur, I
   LmhStat *t = stat_of(s, b->sig);
   bool accepted = true;
   if (k != p.cur && p.tr[k]) {
-    Value v = val_copy(trace_find(*cur, b->addr)->val);
-    trace_value_set(&v, (size_t)b->elem, p.lo + k);
-    TraceBlock blk = {.n = 1, .addrs = &p.addr, .vals = &v,
-                      .log_q_ratio = logq[p.cur] - logq[k]};
+    TraceBlock blk = motif_probe_at(&p, *cur, k);
+    blk.log_q_ratio = logq[p.cur] - logq[k];
     double a = trace_block_log_accept(*cur, p.tr[k], &blk, p.block_seen[k], p.fresh_lp[k]);
     accepted = log(rng_uniform(&s->rng)) < a;
     if (accepted) {
@@ -364,74 +401,111 @@ static bool lmh_cmove(LmhState *s, const LmhBlock *b, bool warmup, Trace **cur, 
   return true;
 }
 
-/* A block's move from a proposal already computed (batched features). */
-typedef struct BatchProp {
-  const MotifProbe *p;
-  const double *logq;
-  int from, to;
-} BatchProp;
+/* A group's move: every block of the group at its new value at once. */
+typedef struct GroupProp {
+  int n;
+  const MotifProbe **p;
+  const int *to;
+  double log_q_ratio;
+} GroupProp;
 
-static bool bp_propose(void *ctx, const Trace *cur, Rng *r, TraceBlock *b, char *err, size_t errsz) {
+static bool gp_propose(void *ctx, const Trace *cur, Rng *r, TraceBlock *b, char *err, size_t errsz) {
   (void)r, (void)err, (void)errsz;
-  const BatchProp *x = ctx;
-  Value v = val_copy(trace_find(cur, x->p->addr)->val);
-  trace_value_set(&v, (size_t)x->p->elem, x->p->lo + x->to);
-  b->n = 1;
-  b->addrs = gc_alloc(sizeof(char *));
-  b->vals = gc_alloc(sizeof(Value));
-  b->addrs[0] = x->p->addr;
-  b->vals[0] = v;
-  b->log_q_ratio = x->logq[x->from] - x->logq[x->to];
+  const GroupProp *x = ctx;
+  int m = 0;
+  for (int i = 0; i < x->n; i++) m += x->p[i]->ncell;
+  b->n = 0;
+  b->addrs = gc_alloc(sizeof(char *) * (size_t)m);
+  b->vals = gc_alloc(sizeof(Value) * (size_t)m);
+  for (int i = 0; i < x->n; i++) { /* blocks that are elements of one choice share its value */
+    TraceBlock one = motif_probe_at(x->p[i], cur, x->to[i]);
+    for (int c = 0; c < one.n; c++) {
+      int j = 0, e = x->p[i]->cell_elem[c];
+      while (j < b->n && strcmp(b->addrs[j], one.addrs[c])) j++;
+      if (j == b->n) b->addrs[b->n] = one.addrs[c], b->vals[b->n++] = one.vals[c];
+      else trace_value_set(&b->vals[j], (size_t)e, trace_value_get(one.vals[c], (size_t)e));
+    }
+  }
+  b->log_q_ratio = x->log_q_ratio;
   return true;
 }
 
 /* the same addresses before and after: then the reverse move is this kind */
-static bool bp_check(void *ctx, const Trace *old, const Trace *new_, const TraceBlock *b) {
+static bool gp_check(void *ctx, const Trace *old, const Trace *new_, const TraceBlock *b) {
   (void)ctx, (void)b;
   return structure_key(old) == structure_key(new_);
 }
 
-/* One step's moves of a batched structure; *done false when the batch runs
-   could not be used (then block by block). */
+/* One step's move of a group from its K batch runs (motif_probe_batch), by
+   delayed acceptance (Christen & Fox 2005).  Each block b draws k' ~ q_b and
+   keeps it with the Metropolis probability of its local log posterior
+   L_b(k) = lprior_b(k) + lloc_b(k) read off the runs -- a kernel P_b that
+   depends on nothing in the group, as q_b does not.  The group's new values
+   are then one proposal of density prod_b P_b, replayed once and accepted
+   with pi(new) Q(old | new) / (pi(old) Q(new | old)); a changed block
+   contributes L_b(from) - L_b(to) to log Q(old | new) / Q(new | old) (P_b
+   satisfies detailed balance for exp(L_b)), so the ratio is 1 when the
+   blankets separate and corrects the local decisions when they do not: the
+   move is exact for any program and any grouping.  A group costs K runs and
+   one more when some block changes, where block-by-block moves cost one run
+   per changed block.  *done false when the batch runs could not be used
+   (then block by block). */
 static bool lmh_batch(LmhState *s, LmhStructure *ls, int g, bool warmup, Trace **cur,
                       InterpState **ist, bool *done, Diag *d) {
   if (!motif_probe_batch(s->in, s->model_seed, (uint64_t)s->chain, *cur, ls->gsize[g],
                          ls->gprobe[g], &s->rng, done, d))
     return false;
   if (!*done) return true;
-  double logq[MOTIF_MAXK];
-  for (int i = 0; i < ls->gsize[g]; i++) {
+  int n = ls->gsize[g], nch = 0;
+  const MotifProbe **cp = gc_alloc(sizeof(MotifProbe *) * (size_t)n);
+  int *to = gc_alloc_atomic(sizeof(int) * (size_t)n), *who = gc_alloc_atomic(sizeof(int) * (size_t)n);
+  double lqr = 0, logq[MOTIF_MAXK];
+  for (int i = 0; i < n; i++) {
     const MotifProbe *p = &ls->gprobe[g][i];
     const LmhBlock *b = &ls->b[ls->gidx[g][i]];
     if (!motif_net_logq(b->net, s->tape, p, logq)) {
       diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "lmh: %s", tape_error(s->tape));
       return false;
     }
-    const TraceChoice *c = trace_find(*cur, p->addr);
-    int from = c ? (int)(trace_value_get(c->val, (size_t)p->elem) - p->lo) : -1;
-    if (from < 0 || from >= p->K) continue;
+    int from = motif_probe_value(p, *cur);
+    if (from < 0) continue;
     double u = rng_uniform(&s->rng), acc = 0;
-    int to = p->K - 1;
-    for (int k = 0; k < p->K; k++)
-      if (u < (acc += exp(logq[k]))) {
-        to = k;
+    int k = p->K - 1;
+    for (int j = 0; j < p->K; j++)
+      if (u < (acc += exp(logq[j]))) {
+        k = j;
         break;
       }
-    while (to > 0 && !(logq[to] > -INFINITY)) to--;
-    bool accepted = true;
-    if (to != from) {
-      BatchProp x = {p, logq, from, to};
-      TraceBlockProposal bp = {bp_propose, bp_check, &x};
-      double pa;
-      if (!mh_block_move(s->in, &bp, &s->rng, s->model_seed, (uint64_t)s->chain, cur, ist,
-                         &accepted, &pa, d))
-        return false;
+    while (k > 0 && !(logq[k] > -INFINITY)) k--;
+    bool kept = false;
+    if (k != from) {
+      double L1 = p->lprior[k] + p->lloc[k], L0 = p->lprior[from] + p->lloc[from];
+      double a = L1 - L0 + logq[from] - logq[k];
+      kept = isfinite(L1) && isfinite(a) && log(rng_uniform(&s->rng)) < a;
+      if (kept) {
+        cp[nch] = p, to[nch] = k, who[nch++] = i;
+        lqr += L0 - L1;
+      }
     }
     if (!warmup) {
       LmhStat *t = stat_of(s, b->sig);
       t->prop++;
-      t->acc += accepted;
+      t->acc += k == from || kept;
     }
+  }
+  if (nch == 0) return true;
+  GroupProp x = {nch, cp, to, lqr};
+  TraceBlockProposal bp = {gp_propose, gp_check, &x};
+  bool accepted;
+  double pa;
+  if (!mh_block_move(s->in, &bp, &s->rng, s->model_seed, (uint64_t)s->chain, cur, ist, &accepted,
+                     &pa, d))
+    return false;
+  if (!warmup) {
+    s->gmoves++;
+    s->gacc += accepted;
+    if (!accepted) /* the changed blocks' moves were rejected after all */
+      for (int c = 0; c < nch; c++) stat_of(s, ls->b[ls->gidx[g][who[c]]].sig)->acc--;
   }
   return true;
 }
@@ -450,6 +524,7 @@ static void *lmh_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
   s->chain = chain;
   rng_seed(&s->rng, o->seed ^ 0x6c6d68u, (uint64_t)chain); /* apart from mh's stream */
   s->dir = proposals_dir(o);
+  s->cells = (int)engine_opt_int(o, "cells");
   s->lib = motif_lib_open(s->dir);
   s->tape = tape_new();
   mh_mover_set_skip(s->mv, lmh_covers, s);
@@ -463,6 +538,7 @@ static bool lmh_step(void *state, bool warmup, Draw *out, Diag *d) {
   mh_mover_current(s->mv, &cur, &ist, &s->model_seed);
   LmhStructure *ls = structure_of(s, cur, d);
   if (!ls) return false;
+  s->ngroups = ls->ngroups;
   /* group by group; a group whose batch runs fail is moved block by block */
   for (int g = 0; g < ls->ngroups; g++) {
     bool done = false;
@@ -478,7 +554,7 @@ static bool lmh_step(void *state, bool warmup, Draw *out, Diag *d) {
      it, so it gets its single-site moves here (once per element) */
   if (structure_key(cur) == ls->key)
     for (int i = 0; i < ls->n; i++)
-      if (!ls->b[i].net && lmh_covers(s, ls->b[i].addr)) {
+      if (!ls->b[i].net && !ls->b[i].absorbed && lmh_covers(s, ls->b[i].addr)) {
         bool acc;
         if (!mh_mover_move_at(s->mv, ls->b[i].addr, warmup, &cur, &ist, &acc, d)) return false;
       }
@@ -501,6 +577,10 @@ static const char *lmh_notes(void *state) {
                     x->blocks, x->blocks == 1 ? "" : "s", x->prop,
                     x->prop ? 100.0 * (double)x->acc / (double)x->prop : 0.0);
   }
+  if (s->gmoves)
+    t = gc_printf("%s; %ld group moves (%d group%s a step), %.1f%% passing the joint check", t,
+                  s->gmoves, s->ngroups, s->ngroups == 1 ? "" : "s",
+                  100.0 * (double)s->gacc / (double)s->gmoves);
   if (s->nother)
     t = gc_printf("%s; %ld block%s (over the structures seen) no motif (%s)", t, s->nother,
                   s->nother == 1 ? "" : "s", s->other);
@@ -545,6 +625,10 @@ static const OptSpec lmh_options[] = {
     {.name = "proposals", .type = OPT_TEXT, .def = "", .arg = "DIR",
      .help = "lmh: the library of learned proposals ('ppl learn-proposals' writes it); default "
              "$XDG_DATA_HOME/ppl/proposals, else ~/.local/share/ppl/proposals"},
+    {.name = "cells", .type = OPT_INT, .def = "1", .ilo = 1, .ihi = MOTIF_MAXCELLS, .arg = "N",
+     .help = "lmh: move binary nodes of a network in blocks of up to N cells (a variable with "
+             "its children; a grid's 2x2 squares at 4) with the block motif's proposal; 1: "
+             "each node alone"},
     OPT_END,
 };
 

@@ -91,11 +91,13 @@ static MotifEv *push_ev(ProbeHandler *ph, char kind, const DistCall *dc) {
 static HandlerResult ph_sample(Handler *h, const char *addr, const DistCall *dc, Value *out,
                                SrcPos pos, Diag *d) {
   ProbeHandler *ph = (ProbeHandler *)h;
+  double before = ph->th.tr->logprior;
   HandlerResult r = ph->sample(h, addr, dc, out, pos, d);
   if (r == HR_ERROR) return r;
   MotifEv *e = push_ev(ph, 's', dc);
   e->addr = addr;
   e->x = flat(*out, &e->xn);
+  e->lp = ph->th.tr->logprior - before;
   return r;
 }
 
@@ -103,7 +105,11 @@ static HandlerResult ph_observe(Handler *h, const DistCall *dc, Value x, SrcPos 
   ProbeHandler *ph = (ProbeHandler *)h;
   MotifEv *e = push_ev(ph, 'o', dc);
   e->x = flat(x, &e->xn);
-  return ph->observe(h, dc, x, pos, d);
+  int i = ph->n - 1;
+  double before = ph->th.tr->loglik;
+  HandlerResult r = ph->observe(h, dc, x, pos, d);
+  ph->ev[i].lp = ph->th.tr->loglik - before;
+  return r;
 }
 
 static HandlerResult ph_factor(Handler *h, double lw, SrcPos pos, Diag *d) {
@@ -200,6 +206,17 @@ static bool sig_kinds(const char *kinds, SigKinds *sk) {
 
 #define SIG_PREFIX "finite->"
 
+/* The children's kinds of a discrete signature (single or block). */
+static const char *sig_body(const char *sig) {
+  if (!strncmp(sig, MOTIF_BLOCK_PREFIX, strlen(MOTIF_BLOCK_PREFIX)))
+    return sig + strlen(MOTIF_BLOCK_PREFIX);
+  return sig + strlen(SIG_PREFIX);
+}
+
+static bool sig_block(const char *sig) {
+  return !strncmp(sig, MOTIF_BLOCK_PREFIX, strlen(MOTIF_BLOCK_PREFIX));
+}
+
 bool motif_sig_supported(const char *sig, const char **why) {
   if (motif_cont_sig(sig)) return true;
   if (!strncmp(sig, "normal->", 8)) {
@@ -207,11 +224,11 @@ bool motif_sig_supported(const char *sig, const char **why) {
                      "located at the block (normal->normal(mu)) in this version", sig);
     return false;
   }
-  if (strncmp(sig, SIG_PREFIX, strlen(SIG_PREFIX)) != 0) {
+  if (strncmp(sig, SIG_PREFIX, strlen(SIG_PREFIX)) != 0 && !sig_block(sig)) {
     *why = gc_printf("'%s' is not a motif signature (they start with \"" SIG_PREFIX "\")", sig);
     return false;
   }
-  const char *kind = sig + strlen(SIG_PREFIX);
+  const char *kind = sig_body(sig);
   SigKinds sk;
   if (!sig_kinds(kind, &sk)) {
     const char *bad = sk.n && sk.ck[sk.n - 1] == CK_NONE ? sk.name[sk.n - 1] : kind;
@@ -279,20 +296,71 @@ static int cmp_str(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* The value cell i of p has at block value k. */
+static double cell_value(const MotifProbe *p, int i, int k) {
+  return p->ncell == 1 ? p->lo + k : p->lo + ((k >> i) & 1);
+}
+
+TraceBlock motif_probe_at(const MotifProbe *p, const Trace *cur, int k) {
+  TraceBlock b = {.n = p->ncell, .addrs = gc_alloc(sizeof(char *) * (size_t)p->ncell),
+                  .vals = gc_alloc(sizeof(Value) * (size_t)p->ncell), .log_q_ratio = 0};
+  for (int i = 0; i < p->ncell; i++) {
+    const TraceChoice *c = trace_find(cur, p->cell_addr[i]);
+    b.addrs[i] = p->cell_addr[i];
+    b.vals[i] = val_copy(c->val);
+    trace_value_set(&b.vals[i], (size_t)p->cell_elem[i], cell_value(p, i, k));
+  }
+  return b;
+}
+
+int motif_probe_value(const MotifProbe *p, const Trace *cur) {
+  int k = 0;
+  for (int i = 0; i < p->ncell; i++) {
+    const TraceChoice *c = trace_find(cur, p->cell_addr[i]);
+    if (!c || p->cell_elem[i] >= c->numel) return -1;
+    int v = (int)(trace_value_get(c->val, (size_t)p->cell_elem[i]) - p->lo);
+    if (p->ncell == 1) k = v;
+    else if (v == 1) k |= 1 << i;
+    else if (v != 0) return -1;
+  }
+  return k >= 0 && k < p->K ? k : -1;
+}
+
 bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const Trace *cur,
                  const char *addr, int elem, Rng *rng, MotifProbe *out, Diag *d) {
+  MotifSite one = {addr, elem};
+  return motif_probe_block(in, model_seed, stream, cur, 1, &one, rng, out, d);
+}
+
+bool motif_probe_block(const Interp *in, uint64_t model_seed, uint64_t stream, const Trace *cur,
+                       int ncell, const MotifSite *cells, Rng *rng, MotifProbe *out, Diag *d) {
   memset(out, 0, sizeof *out);
-  const TraceChoice *c = trace_find(cur, addr);
-  int K;
-  if (!c || elem >= c->numel || !finite_support(c, &K)) {
-    out->why = "not an element of a discrete choice with a small finite support";
-    return true;
+  int K = 1;
+  out->ncell = ncell;
+  out->cell_addr = gc_alloc(sizeof(char *) * (size_t)ncell);
+  out->cell_elem = gc_alloc_atomic(sizeof(int) * (size_t)ncell);
+  out->cell_ev = gc_alloc_atomic(sizeof(int) * (size_t)ncell);
+  out->own_choice = 1;
+  for (int i = 0; i < ncell; i++) {
+    const TraceChoice *c = trace_find(cur, cells[i].addr);
+    int Ki;
+    if (!c || cells[i].elem >= c->numel || !finite_support(c, &Ki) ||
+        (ncell > 1 && (Ki != 2 || c->numel != 1 || c->lower != trace_find(cur, cells[0].addr)->lower))) {
+      out->why = ncell == 1 ? "not an element of a discrete choice with a small finite support"
+                            : "not a block of binary choices";
+      return true;
+    }
+    out->cell_addr[i] = c->addr;
+    out->cell_elem[i] = cells[i].elem;
+    out->own_choice &= c->numel == 1;
+    K *= Ki;
   }
-  out->addr = c->addr;
-  out->elem = elem;
+  const char *addr = out->cell_addr[0];
+  out->addr = addr;
+  out->elem = cells[0].elem;
   out->K = K;
-  out->lo = c->lower;
-  out->cur = (int)(trace_value_get(c->val, (size_t)elem) - c->lower);
+  out->lo = trace_find(cur, addr)->lower;
+  out->cur = motif_probe_value(out, cur);
   out->tr = gc_alloc(sizeof(Trace *) * (size_t)K);
   out->st = gc_alloc(sizeof(InterpState *) * (size_t)K);
   out->fresh_lp = gc_alloc_atomic(sizeof(double) * (size_t)K);
@@ -302,9 +370,7 @@ bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const T
   int *nev = gc_alloc_atomic(sizeof(int) * (size_t)K);
   int k0 = -1;
   for (int k = 0; k < K; k++) {
-    Value v = val_copy(c->val);
-    trace_value_set(&v, (size_t)elem, c->lower + k);
-    TraceBlock b = {.n = 1, .addrs = &out->addr, .vals = &v, .log_q_ratio = 0};
+    TraceBlock b = motif_probe_at(out, cur, k);
     ProbeHandler ph;
     memset(&ph, 0, sizeof ph);
     trace_handler_init(&ph.th, rng, cur, NULL, NULL, NULL);
@@ -326,8 +392,12 @@ bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const T
       }
       continue; /* a value the program rejects: impossible */
     }
-    const TraceChoice *nc = trace_find(t, addr);
-    if (!nc || !(nc->lp > -INFINITY) || !isfinite(t->loglik)) continue;
+    double lp = 0;
+    for (int i = 0; i < ncell; i++) {
+      const TraceChoice *nc = trace_find(t, out->cell_addr[i]);
+      lp += nc ? nc->lp : -INFINITY;
+    }
+    if (!(lp > -INFINITY) || !isfinite(t->loglik)) continue;
     for (int i = 0; i < t->n; i++)
       if (t->c[i].fresh) {
         out->why = gc_printf("the program draws new choices ('%s') when %s takes another value",
@@ -337,12 +407,12 @@ bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const T
     out->tr[k] = t;
     out->fresh_lp[k] = ph.th.fresh_lp;
     out->block_seen[k] = ph.th.block_seen;
-    out->lprior[k] = nc->lp;
+    out->lprior[k] = lp;
     ev[k] = ph.ev;
     nev[k] = ph.n;
     if (k0 < 0) k0 = k;
   }
-  if (k0 < 0 || !out->tr[out->cur]) {
+  if (k0 < 0 || out->cur < 0 || !out->tr[out->cur]) {
     out->why = "no other value of it is possible";
     return true;
   }
@@ -375,8 +445,12 @@ bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const T
         }
       continue;
     }
-    if (e0->kind == 's' && !strcmp(e0->addr, addr)) {
-      out->own_ev = i;
+    int own = -1;
+    for (int c = 0; e0->kind == 's' && c < ncell; c++)
+      if (!strcmp(e0->addr, out->cell_addr[c])) own = c;
+    if (own >= 0) {
+      out->cell_ev[own] = i;
+      if (own == 0) out->own_ev = i;
       continue;
     }
     for (int j = 0; j < e0->xn; j++) {
@@ -413,7 +487,7 @@ bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const T
   const char **kinds = gc_alloc(sizeof(char *) * (size_t)nu);
   memcpy(kinds, ukind, sizeof(char *) * (size_t)nu);
   qsort(kinds, (size_t)nu, sizeof(char *), cmp_str);
-  const char *sig = SIG_PREFIX;
+  const char *sig = ncell > 1 ? MOTIF_BLOCK_PREFIX : SIG_PREFIX;
   for (int u = 0; u < nu; u++)
     if (u == 0 || strcmp(kinds[u], kinds[u - 1]))
       sig = gc_printf("%s%s%s", sig, u ? "+" : "", kinds[u]);
@@ -424,10 +498,9 @@ bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const T
   out->unit_el = gc_alloc_atomic(sizeof(int) * (size_t)nu);
   memcpy(out->unit_ev, ui, sizeof(int) * (size_t)nu);
   memcpy(out->unit_el, uel, sizeof(int) * (size_t)nu);
-  out->own_choice = c->numel == 1;
   /* each child's kind: its place among the signature's kinds */
   SigKinds sk;
-  bool known = sig_kinds(sig + strlen(SIG_PREFIX), &sk);
+  bool known = sig_kinds(sig_body(sig), &sk);
   out->unit_ck = gc_alloc_atomic(sizeof(int) * (size_t)nu);
   out->unit_kind = gc_alloc_atomic(sizeof(int) * (size_t)nu);
   for (int u = 0; u < nu; u++) {
@@ -439,6 +512,56 @@ bool motif_probe(const Interp *in, uint64_t model_seed, uint64_t stream, const T
   out->feat = gc_alloc_atomic(sizeof(double) * (size_t)nu * (size_t)K * MOTIF_NFEAT);
   unit_features(out, (const MotifEv *const *)ev);
   return true;
+}
+
+/* How many of the block's cells have event e as a child. */
+static int parents_in(const MotifProbe *p, const int *cells, int m, int e) {
+  int cnt = 0;
+  for (int b = 0; b < m; b++)
+    for (int v = 0; v < p[cells[b]].nunits; v++) cnt += p[cells[b]].unit_ev[v] == e;
+  return cnt;
+}
+
+int motif_blocks(int n, const MotifProbe *p, int *blk, int maxcells) {
+  /* the cells, and which is drawn by which event */
+  bool *ok = gc_alloc_atomic(sizeof(bool) * (size_t)(n + 1));
+  int maxev = 0;
+  for (int i = 0; i < n; i++) {
+    ok[i] = p[i].sig && p[i].ncell == 1 && p[i].K == 2 && p[i].own_choice;
+    if (ok[i] && p[i].own_ev + 1 > maxev) maxev = p[i].own_ev + 1;
+  }
+  int *cell_of_ev = gc_alloc_atomic(sizeof(int) * (size_t)(maxev + 1));
+  for (int e = 0; e <= maxev; e++) cell_of_ev[e] = -1;
+  for (int i = 0; i < n; i++)
+    if (ok[i]) cell_of_ev[p[i].own_ev] = i;
+  for (int i = 0; i < n; i++) blk[i] = -1;
+  int nb = 0, cells[MOTIF_MAXCELLS];
+  for (int s = 0; s < n; s++) {
+    if (!ok[s] || blk[s] >= 0) continue;
+    int m = 0;
+    cells[m++] = s;
+    blk[s] = nb;
+    /* the variable with its free latent children, then the free cell that
+       is a child of most cells of the block (the first on ties) */
+    for (int phase = 0; phase < 2; phase++)
+      while (m < maxcells && m < MOTIF_MAXCELLS) {
+        int best = -1, bestn = 0;
+        for (int a = 0; a < (phase ? m : 1); a++)
+          for (int u = 0; u < p[cells[a]].nunits; u++) {
+            int e = p[cells[a]].unit_ev[u];
+            int c = e < maxev ? cell_of_ev[e] : -1;
+            if (c < 0 || blk[c] >= 0 || p[c].lo != p[s].lo) continue;
+            int cnt = parents_in(p, cells, m, e);
+            if (cnt > bestn || (cnt == bestn && c < best)) best = c, bestn = cnt;
+          }
+        if (best < 0) break;
+        blk[best] = nb;
+        cells[m++] = best;
+      }
+    if (m == 1) blk[s] = -1;
+    else nb++;
+  }
+  return nb;
 }
 
 typedef struct KeyBlock {
@@ -454,11 +577,12 @@ static int cmp_keyblock(const void *a, const void *b) {
 int motif_groups(int n, const MotifProbe *p, int *group) {
   /* each (event, element) with the blocks that are it or whose child it is */
   int total = 0;
-  for (int b = 0; b < n; b++) total += p[b].nunits + 1;
+  for (int b = 0; b < n; b++) total += p[b].nunits + p[b].ncell;
   KeyBlock *kb = gc_alloc_atomic(sizeof(KeyBlock) * (size_t)(total + 1));
   int m = 0;
   for (int b = 0; b < n; b++) {
-    kb[m++] = (KeyBlock){(long)p[b].own_ev * 1000003L + p[b].elem, b};
+    for (int i = 0; i < p[b].ncell; i++)
+      kb[m++] = (KeyBlock){(long)p[b].cell_ev[i] * 1000003L + p[b].cell_elem[i], b};
     for (int u = 0; u < p[b].nunits; u++)
       kb[m++] = (KeyBlock){(long)p[b].unit_ev[u] * 1000003L + p[b].unit_el[u], b};
   }
@@ -481,11 +605,18 @@ int motif_groups(int n, const MotifProbe *p, int *group) {
         adj[x][deg[x]++] = y;
       }
   }
-  /* greedy colouring in block order */
+  /* colouring by saturation (DSatur): the block whose neighbours have the
+     most colours first, then the one with most neighbours; few colours are
+     few batches (a grid's squares meet their neighbours across six sides,
+     which three colours serve, against five or six in block order) */
   int ng = 0;
   bool *used = gc_alloc_atomic(sizeof(bool) * (size_t)(n + 1));
-  for (int b = 0; b < n; b++) group[b] = -1;
-  for (int b = 0; b < n; b++) {
+  int *sat = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1)), *stamp = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+  for (int b = 0; b < n; b++) group[b] = -1, stamp[b] = -1;
+  for (int step = 0; step < n; step++) {
+    int b = -1;
+    for (int v = 0; v < n; v++)
+      if (group[v] < 0 && (b < 0 || sat[v] > sat[b] || (sat[v] == sat[b] && deg[v] > deg[b]))) b = v;
     memset(used, 0, sizeof(bool) * (size_t)(n + 1));
     for (int e = 0; e < deg[b]; e++)
       if (group[adj[b][e]] >= 0) used[group[adj[b][e]]] = true;
@@ -493,6 +624,14 @@ int motif_groups(int n, const MotifProbe *p, int *group) {
     while (used[g]) g++;
     group[b] = g;
     if (g + 1 > ng) ng = g + 1;
+    for (int e = 0; e < deg[b]; e++) { /* g is new to an uncoloured neighbour: one more colour */
+      int u = adj[b][e];
+      if (group[u] >= 0 || stamp[u] == step) continue;
+      stamp[u] = step;
+      bool had = false;
+      for (int f = 0; f < deg[u] && !had; f++) had = adj[u][f] != b && group[adj[u][f]] == g;
+      sat[u] += !had;
+    }
   }
   return ng;
 }
@@ -501,21 +640,26 @@ bool motif_probe_batch(const Interp *in, uint64_t model_seed, uint64_t stream, c
                        int n, MotifProbe *p, Rng *rng, bool *ok, Diag *d) {
   *ok = false;
   int K = p[0].K;
-  /* the blocks' choices, each once, with every block element at value k */
-  const char **addrs = gc_alloc(sizeof(char *) * (size_t)n);
-  int *slot = gc_alloc_atomic(sizeof(int) * (size_t)n), na = 0;
-  for (int b = 0; b < n; b++) {
-    int a = 0;
-    while (a < na && strcmp(addrs[a], p[b].addr)) a++;
-    if (a == na) addrs[na++] = p[b].addr;
-    slot[b] = a;
-  }
+  /* the blocks' choices, each once, with every block's cells at value k */
+  int ncells = 0;
+  for (int b = 0; b < n; b++) ncells += p[b].ncell;
+  const char **addrs = gc_alloc(sizeof(char *) * (size_t)ncells);
+  int *slot = gc_alloc_atomic(sizeof(int) * (size_t)ncells), na = 0;
+  for (int b = 0, j = 0; b < n; b++)
+    for (int i = 0; i < p[b].ncell; i++, j++) {
+      int a = 0;
+      while (a < na && strcmp(addrs[a], p[b].cell_addr[i])) a++;
+      if (a == na) addrs[na++] = p[b].cell_addr[i];
+      slot[j] = a;
+    }
   Value *vals = gc_alloc(sizeof(Value) * (size_t)na);
   const MotifEv **ev = gc_alloc(sizeof(MotifEv *) * (size_t)K);
   Trace **tr = gc_alloc(sizeof(Trace *) * (size_t)K);
   for (int k = 0; k < K; k++) {
     for (int a = 0; a < na; a++) vals[a] = val_copy(trace_find(cur, addrs[a])->val);
-    for (int b = 0; b < n; b++) trace_value_set(&vals[slot[b]], (size_t)p[b].elem, p[b].lo + k);
+    for (int b = 0, j = 0; b < n; b++)
+      for (int i = 0; i < p[b].ncell; i++, j++)
+        trace_value_set(&vals[slot[j]], (size_t)p[b].cell_elem[i], cell_value(&p[b], i, k));
     TraceBlock blk = {.n = na, .addrs = addrs, .vals = vals, .log_q_ratio = 0};
     ProbeHandler ph;
     memset(&ph, 0, sizeof ph);
@@ -542,11 +686,20 @@ bool motif_probe_batch(const Interp *in, uint64_t model_seed, uint64_t stream, c
   }
   for (int b = 0; b < n; b++) {
     unit_features(&p[b], ev);
+    if (!p[b].lloc) p[b].lloc = gc_alloc_atomic(sizeof(double) * (size_t)K);
+    for (int k = 0; k < K; k++) {
+      p[b].lloc[k] = 0;
+      for (int u = 0; u < p[b].nunits; u++)
+        if (u == 0 || p[b].unit_ev[u] != p[b].unit_ev[u - 1]) p[b].lloc[k] += ev[k][p[b].unit_ev[u]].lp;
+    }
     if (!p[b].own_choice) continue;
     double m = -INFINITY, s = 0;
     for (int k = 0; k < K; k++) {
-      const TraceChoice *c = trace_find(tr[k], p[b].addr);
-      p[b].lprior[k] = c ? c->lp : -INFINITY;
+      p[b].lprior[k] = 0;
+      for (int i = 0; i < p[b].ncell; i++) {
+        const TraceChoice *c = trace_find(tr[k], p[b].cell_addr[i]);
+        p[b].lprior[k] += c ? c->lp : -INFINITY;
+      }
       m = fmax(m, p[b].lprior[k]);
     }
     if (!(m > -INFINITY)) return true;
@@ -588,10 +741,28 @@ bool motif_detect(const Interp *in, uint64_t seed, MotifReport *out, Diag *d) {
   MotifSite *sites;
   out->nsites = motif_sites(t, &sites);
   MotifSite *cs;
-  out->found = gc_alloc(sizeof(MotifFound) * (size_t)(out->nsites + motif_csites(t, &cs) + 1));
+  out->found = gc_alloc(sizeof(MotifFound) * (size_t)(2 * out->nsites + motif_csites(t, &cs) + 1));
+  MotifProbe *pr = gc_alloc(sizeof(MotifProbe) * (size_t)(out->nsites + 1));
+  for (int i = 0; i < out->nsites; i++)
+    if (!motif_probe(in, model_seed, 0, t, sites[i].addr, sites[i].elem, &r, &pr[i], d)) return false;
+  /* blocks of several cells: their motif is listed beside the cells' own
+     (engine lmh moves one or the other, --cells) */
+  int *blk = gc_alloc_atomic(sizeof(int) * (size_t)(out->nsites + 1));
+  int nb = motif_blocks(out->nsites, pr, blk, MOTIF_MAXCELLS);
+  MotifProbe *bpr = gc_alloc(sizeof(MotifProbe) * (size_t)(nb + 1));
+  const char **bname = gc_alloc(sizeof(char *) * (size_t)(nb + 1));
+  for (int b = 0; b < nb; b++) {
+    MotifSite cells[MOTIF_MAXCELLS];
+    int m = 0;
+    for (int i = 0; i < out->nsites; i++)
+      if (blk[i] == b) {
+        if (!m) bname[b] = elem_name(trace_find(t, sites[i].addr), sites[i].elem);
+        cells[m++] = sites[i];
+      }
+    if (!motif_probe_block(in, model_seed, 0, t, m, cells, &r, &bpr[b], d)) return false;
+  }
   for (int i = 0; i < out->nsites; i++) {
-    MotifProbe p;
-    if (!motif_probe(in, model_seed, 0, t, sites[i].addr, sites[i].elem, &r, &p, d)) return false;
+    MotifProbe p = pr[i];
     const char *name = elem_name(trace_find(t, sites[i].addr), sites[i].elem);
     if (!p.sig) {
       if (!out->other) out->other = gc_printf("%s: %s", name, p.why);
@@ -601,6 +772,13 @@ bool motif_detect(const Interp *in, uint64_t seed, MotifReport *out, Diag *d) {
     int k = 0;
     while (k < out->n && strcmp(out->found[k].sig, p.sig)) k++;
     if (k == out->n) out->found[out->n++] = (MotifFound){p.sig, 0, name};
+    out->found[k].blocks++;
+  }
+  for (int b = 0; b < nb; b++) {
+    if (!bpr[b].sig) continue;
+    int k = 0;
+    while (k < out->n && strcmp(out->found[k].sig, bpr[b].sig)) k++;
+    if (k == out->n) out->found[out->n++] = (MotifFound){bpr[b].sig, 0, bname[b]};
     out->found[k].blocks++;
   }
   /* continuous blocks: only those that are motifs (an element nothing
@@ -637,7 +815,7 @@ bool motif_net_new(MotifNet *n, const char *sig, Rng *r, const char **err) {
     return false;
   }
   SigKinds sk;
-  sig_kinds(sig + strlen(SIG_PREFIX), &sk);
+  sig_kinds(sig_body(sig), &sk);
   n->sig = gc_strdup(sig);
   n->nkinds = sk.n;
   size_t per = n->mlp.nparams + MOTIF_NFEAT;
@@ -794,17 +972,97 @@ static int sim_motif(Rng *r, const SigKinds *sk, int *K, int *c, double *logw, d
   return z;
 }
 
+/* One simulated block motif: m = 2..MOTIF_MAXCELLS binary cells, whose
+   joint prior over the K = 2^m configurations is a chain of random
+   conditional tables (cell i given the cells before it, as a grid's square
+   given its parents outside), and children of the signature's kinds each
+   reading a random subset of the cells through a random table of its own
+   (as a grid's next cells and observations do); features appended to F as
+   sim_motif's, the true configuration returned. */
+static int sim_block_motif(Rng *r, const SigKinds *sk, int *K, int *c, double *logw, double *F,
+                           int *rk) {
+  int m = (int)rng_int(r, 2, MOTIF_MAXCELLS);
+  *K = 1 << m;
+  double a = exp(rng_uniform(r) * 2.5 - 1.5);
+  for (int k = 0; k < *K; k++) logw[k] = 0;
+  for (int i = 0; i < m; i++)
+    for (int pre = 0; pre < (1 << i); pre++) { /* theta of cell i given the cells before it */
+      double th = fmin(fmax(rng_beta(r, a, a), 1e-9), 1 - 1e-9);
+      for (int k = 0; k < *K; k++)
+        if ((k & ((1 << i) - 1)) == pre) logw[k] += (k >> i) & 1 ? log(th) : log1p(-th);
+    }
+  for (int k = 0; k < *K; k++) logw[k] = fmax(logw[k], -30);
+  double mx = -INFINITY, sum = 0;
+  for (int k = 0; k < *K; k++) mx = fmax(mx, logw[k]);
+  for (int k = 0; k < *K; k++) sum += exp(logw[k] - mx);
+  for (int k = 0; k < *K; k++) logw[k] -= mx + log(sum);
+  int z = sim_cat(r, *K, logw);
+  *c = 0;
+  for (int i = 0; i < sk->n; i++) {
+    ChildKind ck = sk->ck[i];
+    int nc = (int)rng_int(r, 1, sim_cmax(ck));
+    for (int j = 0; j < nc; j++, (*c)++) {
+      int mask = 0; /* the cells this child reads: mostly one or two */
+      while (!mask)
+        for (int b = 0; b < m; b++) mask |= (rng_uniform(r) < 1.5 / m) << b;
+      int sub[MOTIF_MAXK], ns = 0; /* each configuration's row of the child's table */
+      for (int k = 0; k < *K; k++) {
+        int t = 0, bit = 0;
+        for (int b = 0; b < m; b++)
+          if (mask >> b & 1) t |= ((k >> b) & 1) << bit++;
+        sub[k] = t;
+        ns = ns > t + 1 ? ns : t + 1;
+      }
+      double th[MOTIF_MAXK], mu[MOTIF_MAXK], sg[MOTIF_MAXK], cat[MOTIF_MAXK][MOTIF_MAXK];
+      int C = (int)rng_int(r, 2, 6);
+      double sc = exp(rng_uniform(r) * 6 - 3), spread = exp(rng_uniform(r) * 3.5 - 1);
+      for (int t = 0; t < ns; t++) {
+        th[t] = rng_beta(r, a, a);
+        mu[t] = strstr(sk->name[i], "mu") ? sc * spread * rng_normal(r) : 0;
+        sg[t] = strstr(sk->name[i], "sigma") ? sc * exp(0.8 * rng_normal(r)) : sc;
+        double s2 = 0;
+        for (int q = 0; q < C; q++) s2 += cat[t][q] = fmax(rng_gamma(r, a), 1e-300);
+        for (int q = 0; q < C; q++) cat[t][q] /= s2;
+      }
+      int tz = sub[z];
+      double y;
+      if (ck == CK_BERNOULLI) y = rng_uniform(r) < th[tz];
+      else if (ck == CK_NORMAL) y = mu[tz] + sg[tz] * rng_normal(r);
+      else {
+        double u = rng_uniform(r), acc = 0;
+        y = C;
+        for (int q = 0; q < C; q++)
+          if (u < (acc += cat[tz][q])) {
+            y = q + 1;
+            break;
+          }
+      }
+      for (int k = 0; k < *K; k++) {
+        size_t row = (size_t)*c * (size_t)*K + (size_t)k;
+        double *f = F + row * MOTIF_NFEAT;
+        memset(f, 0, sizeof(double) * MOTIF_NFEAT);
+        rk[row] = i;
+        if (ck == CK_NORMAL) feat_normal(y, mu[sub[k]], sg[sub[k]], f);
+        else if (ck == CK_BERNOULLI) feat_bernoulli(y, th[sub[k]], f);
+        else feat_categorical(y, cat[sub[k]], C, f);
+      }
+    }
+  }
+  return z;
+}
+
 bool motif_train(MotifNet *n, const MotifTrainOpts *o, const char **err) {
   if (n->mdn) return motif_cont_train(n, o, err);
   SigKinds sk;
-  if (!sig_kinds(n->sig + strlen(SIG_PREFIX), &sk)) {
+  if (!sig_kinds(sig_body(n->sig), &sk)) {
     *err = gc_printf("learn-proposals: no proposal for motif '%s'", n->sig);
     return false;
   }
-  int B = o->batch > 0 ? o->batch : 64, Kmax = 4, cmax = 0;
+  bool block = sig_block(n->sig);
+  int B = o->batch > 0 ? o->batch : 64, Kmax = block ? 1 << MOTIF_MAXCELLS : 4, cmax = 0;
   for (int i = 0; i < sk.n; i++) {
     cmax += sim_cmax(sk.ck[i]);
-    if (sk.ck[i] == CK_NORMAL) Kmax = 8;
+    if (sk.ck[i] == CK_NORMAL && !block) Kmax = 8;
   }
   size_t maxrows = (size_t)B * (size_t)Kmax * (size_t)cmax;
   double *F = malloc(sizeof(double) * maxrows * MOTIF_NFEAT);
@@ -825,7 +1083,8 @@ bool motif_train(MotifNet *n, const MotifTrainOpts *o, const char **err) {
     int Ks[1024], cs[1024], rs[1024];
     for (int b = 0; b < B && b < 1024; b++) {
       rs[b] = rows;
-      z[b] = sim_motif(&r, &sk, &Ks[b], &cs[b], logw, F + (size_t)rows * MOTIF_NFEAT, rk + rows);
+      z[b] = (block ? sim_block_motif : sim_motif)(&r, &sk, &Ks[b], &cs[b], logw,
+                                                   F + (size_t)rows * MOTIF_NFEAT, rk + rows);
       for (int k = 0; k < Kmax; k++) lp[b * Kmax + k] = k < Ks[b] ? logw[k] : LP_ABSENT;
       rows += cs[b] * Ks[b];
     }

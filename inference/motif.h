@@ -42,6 +42,12 @@
 #define MOTIF_NFEAT 3
 #define MOTIF_MAXKINDS 4  /* kinds of children of one discrete motif */
 
+/* An element of a choice: a cell of a block. */
+typedef struct MotifSite {
+  const char *addr;
+  int elem;
+} MotifSite;
+
 /* One probe of a block on a trace: the K replays and the features. */
 typedef struct MotifProbe {
   const char *addr;   /* the choice and the element of it that is the block */
@@ -65,7 +71,43 @@ typedef struct MotifProbe {
   int *unit_ck;       /* its kind (motif.c's ChildKind) */
   int own_choice;     /* the block is a choice of its own (one element) */
   int own_ev;         /* the event that draws it */
+  /* its cells: one for a single element; 2..MOTIF_MAXCELLS for a block of
+     binary choices (motif_blocks), whose value k is the configuration with
+     cell i at lo + bit i of k (addr, elem, own_ev: cell 0's) */
+  int ncell;
+  const char **cell_addr;
+  int *cell_elem, *cell_ev;
+  /* motif_probe_batch: per value, the log densities of its children's
+     events in run k (with lprior, the block's local log posterior there
+     when the group's blankets separate) */
+  double *lloc;
 } MotifProbe;
+
+/* Blocks of several cells (the paper's heuristic "a variable with its
+ * children", for binary networks: a grid's 2 x 2 squares).  A cell is a
+ * binary choice of its own (one element, two values) that is a motif; a
+ * block grows from the first free cell in trace order by its free latent
+ * children, then by free cells that are children of two of its cells
+ * (a common child closes a square), then of one, up to MOTIF_MAXCELLS.
+ * Its signature is "finite-block->" and its children's kinds, its values
+ * the 2^m configurations (m is a parameter of the motif, as K is), its
+ * proposal the per-value scorer over them: a softmax over the block's joint
+ * values, drawn cell by cell (its autoregressive factors are its marginals).
+ * motif_blocks fills blk[i] (the block of probe i, -1: none) for the
+ * probed single cells p[0..n), blocks of up to maxcells cells, and returns
+ * the number of blocks.  Engine lmh moves blocks when --cells says so (its
+ * default is single cells, cheaper per effective draw on the grids
+ * measured); ppl check lists the block motif beside the cells' own. */
+#define MOTIF_MAXCELLS 4
+#define MOTIF_BLOCK_PREFIX "finite-block->"
+int motif_blocks(int n, const MotifProbe *p, int *blk, int maxcells);
+/* Probe a block of ncell cells (cells of motif_blocks) of cur: 2^ncell runs. */
+bool motif_probe_block(const Interp *in, uint64_t model_seed, uint64_t stream, const Trace *cur,
+                       int ncell, const MotifSite *cells, Rng *rng, MotifProbe *out, Diag *d);
+/* The probe's block at value k as a TraceBlock on cur (log_q_ratio 0), and
+ * the value the block has in cur (-1: none of the K). */
+TraceBlock motif_probe_at(const MotifProbe *p, const Trace *cur, int k);
+int motif_probe_value(const MotifProbe *p, const Trace *cur);
 
 /* Blocks whose Markov blankets do not meet -- none is a child of another
  * and no two share a child -- take their features from K runs in all: run
@@ -86,10 +128,6 @@ bool motif_probe_batch(const Interp *in, uint64_t model_seed, uint64_t stream, c
 
 /* The blocks of a trace: every element of a discrete choice with a finite
  * support of 2..MOTIF_MAXK values (in trace order). */
-typedef struct MotifSite {
-  const char *addr;
-  int elem;
-} MotifSite;
 int motif_sites(const Trace *t, MotifSite **out);
 
 /* Probe the block (addr, elem) of the complete trace cur: the program

@@ -20,6 +20,7 @@ typedef struct MotifEv {
   double *p[DIST_MAX_PARAMS];
   int xn;
   double *x;
+  double lp;  /* its log density in the run (observations: as the log-likelihood counts it) */
 } MotifEv;
 
 /* Replay cur with block b's values (b NULL: unchanged), recording every

@@ -134,12 +134,72 @@ static inline void grid_marginals(const Grid *g, double *p /* [R * C] */) {
   for (int k = 0; k < n; k++) p[k] /= z;
 }
 
+/* The same marginals by variable elimination along the raster order: the
+   state after cell t is its last C cells (the frontier: cell t - C + 1 is
+   bit 0, cell t bit C - 1), whose cell t - C + 1 is the next cell's parent
+   above and cell t its left one; forward messages per cell, then the
+   backward ones, R C 2^C steps (C <= 16). */
+static inline void grid_marginals_frontier(const Grid *g, double *p /* [R * C] */) {
+  int R = g->R, C = g->C, n = R * C;
+  size_t S = (size_t)1 << C;
+  double *al = malloc(sizeof(double) * S * (size_t)(n + 1)), *be = malloc(sizeof(double) * S),
+         *nb = malloc(sizeof(double) * S);
+  for (size_t s = 0; s < S; s++) al[s] = s == 0; /* before cell 0: no parents (zeros) */
+  for (int t = 0; t < n; t++) {
+    int i = t / C, j = t % C;
+    const double *a = al + S * (size_t)t;
+    double *b = al + S * (size_t)(t + 1), z = 0;
+    for (size_t s = 0; s < S; s++) b[s] = 0;
+    for (size_t s = 0; s < S; s++) {
+      if (a[s] == 0) continue;
+      int up = i > 0 ? (int)(s & 1) : 0, left = j > 0 ? (int)(s >> (C - 1)) & 1 : 0;
+      double th = g->tab[i][j][up + 2 * left];
+      for (int x = 0; x < 2; x++) {
+        double w = a[s] * (x ? th : 1 - th);
+        if (i == R - 1) w *= g->y[j] ? (x ? 0.85 : 0.2) : (x ? 0.15 : 0.8);
+        b[(s >> 1) | ((size_t)x << (C - 1))] += w;
+      }
+    }
+    for (size_t s = 0; s < S; s++) z += b[s];
+    for (size_t s = 0; s < S; s++) b[s] /= z;
+  }
+  for (size_t s = 0; s < S; s++) be[s] = 1;
+  for (int t = n - 1; t >= 0; t--) {
+    /* be: the messages after cell t; the marginal of cell t, bit C - 1 */
+    const double *b = al + S * (size_t)(t + 1);
+    double num = 0, den = 0;
+    for (size_t s = 0; s < S; s++) {
+      den += b[s] * be[s];
+      if (s >> (C - 1) & 1) num += b[s] * be[s];
+    }
+    p[t] = num / den;
+    int i = t / C, j = t % C;
+    const double *a = al + S * (size_t)t;
+    double z = 0;
+    for (size_t s = 0; s < S; s++) {
+      nb[s] = 0;
+      if (a[s] == 0) continue;
+      int up = i > 0 ? (int)(s & 1) : 0, left = j > 0 ? (int)(s >> (C - 1)) & 1 : 0;
+      double th = g->tab[i][j][up + 2 * left];
+      for (int x = 0; x < 2; x++) {
+        double w = x ? th : 1 - th;
+        if (i == R - 1) w *= g->y[j] ? (x ? 0.85 : 0.2) : (x ? 0.15 : 0.8);
+        nb[s] += w * be[(s >> 1) | ((size_t)x << (C - 1))];
+      }
+      z += nb[s];
+    }
+    for (size_t s = 0; s < S; s++) be[s] = nb[s] / z;
+  }
+  free(al), free(be), free(nb);
+}
+
 /* tests/lmh/grid_bn.ppl with the R x C grid of tables from seed; its exact
    marginals into p (R C reals) unless p is NULL. */
 static inline ppl_model *grid_model(ppl_context *ctx, int R, int C, uint64_t seed, double *p) {
   Grid g;
   grid_make(&g, R, C, seed);
-  if (p) grid_marginals(&g, p);
+  if (p && R * C <= 20) grid_marginals(&g, p);
+  else if (p) grid_marginals_frontier(&g, p);
   char *js = grid_json(&g);
   ppl_model *m = lmh_model(ctx, "grid_bn.ppl", js);
   free(js);
