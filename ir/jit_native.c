@@ -505,9 +505,9 @@ static LLVMValueRef vmath(Gen *g, const char *name, LLVMValueRef x) {
 /* log1p over vectors as log(u) - ((u - 1) - x) / u with u = 1 + x: the
    second term is the first-order correction for u's rounding (u - 1 and its
    difference with x are exact), a few ulp like libmvec's log1p, whose vector
-   variant costs twice libmvec's log (a third of an ADVI fit of a logistic
-   regression went to it).  Where the correction is NaN (u = 0 or inf, x NaN)
-   log(u) alone is log1p's value.  Scalars keep libm's log1p. */
+   variant costs more than libmvec's log and the division.  Where the
+   correction is NaN (u = 0 or inf, x NaN) log(u) alone is log1p's value.
+   Scalars keep libm's log1p. */
 static LLVMValueRef vlog1p(Gen *g, LLVMValueRef x) {
   if (!g->vw) return vmath(g, "log1p", x);
   LLVMValueRef one = cv(g, 1.0);
