@@ -31,7 +31,7 @@
  * amortization is used, asked
  * for 1,000 draws for several new data sets by a host through ppl.h (the
  * data given as typed arrays, ppl_data_real; each ppl_run reads the trained
- * file again, a few kB), beside nuts on the same data sets (ab_host).
+ * file again, about 200 kB), beside nuts on the same data sets (ab_host).
  *
  * The issue's target is 1,000x faster than nuts once trained.  Not a test:
  * it prints a table; the figures are in docs/engines.md ("amortized"). */
