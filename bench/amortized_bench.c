@@ -13,13 +13,25 @@
  * each latent's mean and sd against nuts's, the mean's difference in nuts's
  * sds, and the sd's ratio (the worst and the median over the latents).
  *
- *   amortized_bench PPL_BINARY SOURCE_ROOT    (e.g. build/ppl .)
+ *   amortized_bench PPL_BINARY SOURCE_ROOT [collinear]   (e.g. build/ppl .)
+ *
+ * (with `collinear`, only the program where nuts takes seconds)
  *
  * Programs: the per-datapoint conjugate toy of tests/sbc/test_sbc_amortized.c
  * with an encoder guide (trained by ppl_train, svi's loop, on 2,000 simulated
  * points, drawn for 100 new ones), and npe on tests/exact's normal_mean and
  * linreg_known_sigma (ppl_train with --amortize: 4,000 simulations and 30
- * epochs, the exact test's budget, drawn for the problems' data).
+ * epochs, the exact test's budget, drawn for the problems' data), and a
+ * program where nuts takes seconds: linreg_known_sigma's program on a
+ * larger regression with collinear predictors (N = 1,000, K = 5, each
+ * pair of predictors correlated 0.999: a posterior elongated along their
+ * sum, whose condition number (about 5,000) makes nuts's trees deep with
+ * a diagonal metric; npe trained on 2,000 simulations for 10 epochs, for
+ * the training's sake: the data are 1,000 rows), trained once and then, as
+ * amortization is used, asked
+ * for 1,000 draws for several new data sets by a host through ppl.h (the
+ * data given as typed arrays, ppl_data_real; each ppl_run reads the trained
+ * file again, about 200 kB), beside nuts on the same data sets (ab_host).
  *
  * The issue's target is 1,000x faster than nuts once trained.  Not a test:
  * it prints a table; the figures are in docs/engines.md ("amortized"). */
@@ -293,6 +305,126 @@ out:
   ppl_model_free(m);
 }
 
+/* ---- a host asking for posteriors for several new data sets ---- */
+
+#define CL_N 1000
+#define CL_K 5
+#define CL_RHO 0.999
+#define CL_SETS 5
+
+/* The collinear regression's fixed design: x_k = f + s e_k with one common
+   factor f, so that corr(x_j, x_k) = 1 / (1 + s^2) = CL_RHO. */
+static void cl_design(double *X) {
+  SbcRng rng;
+  sbc_seed(&rng, 23);
+  double s = sqrt(1 / CL_RHO - 1);
+  for (int i = 0; i < CL_N; i++) {
+    double f = sbc_normal(&rng);
+    for (int k = 0; k < CL_K; k++) X[i * CL_K + k] = (f + s * sbc_normal(&rng)) / sqrt(1 + s * s);
+  }
+}
+
+/* y for data set `set`: beta from the program's prior normal(0, 10), y = X
+   beta + normal(0, sigma = 1) noise. */
+static void cl_response(const double *X, int set, double *y) {
+  SbcRng rng;
+  sbc_seed(&rng, 1000 + (uint64_t)set);
+  double beta[CL_K];
+  for (int k = 0; k < CL_K; k++) beta[k] = 10 * sbc_normal(&rng);
+  for (int i = 0; i < CL_N; i++) {
+    double m = 0;
+    for (int k = 0; k < CL_K; k++) m += X[i * CL_K + k] * beta[k];
+    y[i] = m + sbc_normal(&rng);
+  }
+}
+
+static ppl_status cl_set_data(ppl_model *m, const double *X, const double *y) {
+  int64_t n = CL_N, k = CL_K;
+  double sigma = 1;
+  ppl_status st = ppl_data_int(m, "N", &n, 0, NULL);
+  if (st == PPL_OK) st = ppl_data_int(m, "K", &k, 0, NULL);
+  if (st == PPL_OK) st = ppl_data_real(m, "X", X, 2, (int[]){CL_N, CL_K});
+  if (st == PPL_OK) st = ppl_data_real(m, "y", y, 1, (int[]){CL_N});
+  if (st == PPL_OK) st = ppl_data_real(m, "sigma", &sigma, 0, NULL);
+  return st == PPL_OK ? ppl_data_commit(m) : st;
+}
+
+/* The JSON of data set 0 (training's fixed inputs, and the commands'). */
+static bool cl_json(const char *path, const double *X, const double *y) {
+  FILE *f = fopen(path, "w");
+  if (!f) return false;
+  fprintf(f, "{\"N\": %d, \"K\": %d, \"sigma\": 1,\n\"X\": [", CL_N, CL_K);
+  for (int i = 0; i < CL_N; i++) {
+    fprintf(f, "%s[", i ? ",\n" : "");
+    for (int k = 0; k < CL_K; k++) fprintf(f, "%s%.17g", k ? ", " : "", X[i * CL_K + k]);
+    fprintf(f, "]");
+  }
+  fprintf(f, "],\n\"y\": [");
+  for (int i = 0; i < CL_N; i++) fprintf(f, "%s%.17g", i ? ", " : "", y[i]);
+  fprintf(f, "]}\n");
+  return fclose(f) == 0;
+}
+
+/* The amortized use: the trained file, then for each new data set its data
+   as typed arrays and 1,000 draws (wall and CPU time of the two calls), and
+   nuts on the same data sets; the accuracy against nuts per data set. */
+static void ab_host(ppl_context *ctx, const AbCase *c, const double *X) {
+  ppl_model *m = NULL;
+  printf("\n  a host through ppl.h: %d new data sets, each set as typed arrays and 1,000 draws\n",
+         CL_SETS);
+  if (ppl_compile_file(ctx, c->model, &m) != PPL_OK) {
+    printf("  failed: %s\n", ppl_errmsg(ctx));
+    return;
+  }
+  double y[CL_N], ta[CL_SETS], ca[CL_SETS], tn[CL_SETS], cn[CL_SETS];
+  double worst_dm = 0, worst_rs = 1;
+  int warned = 0;
+  for (int set = 1; set <= CL_SETS; set++) {
+    ppl_result *ra = NULL, *rn = NULL;
+    cl_response(X, set, y);
+    double t0 = ab_now(), c0 = ab_cpu();
+    ppl_status st = cl_set_data(m, X, y);
+    if (st == PPL_OK) st = ab_run(m, c->engine, c->load_opt, c->params, NULL, &ra);
+    ta[set - 1] = ab_now() - t0, ca[set - 1] = ab_cpu() - c0;
+    t0 = ab_now(), c0 = ab_cpu();
+    if (st == PPL_OK) st = cl_set_data(m, X, y);
+    if (st == PPL_OK) st = ab_run(m, "nuts", NULL, NULL, NULL, &rn);
+    tn[set - 1] = ab_now() - t0, cn[set - 1] = ab_cpu() - c0;
+    if (st != PPL_OK) {
+      printf("  failed: %s\n", ppl_errmsg(ctx));
+      ppl_result_free(ra), ppl_result_free(rn), ppl_model_free(m);
+      return;
+    }
+    warned += sbc_khat_warned(ra);
+    for (int k = 1; k <= CL_K; k++) {
+      char name[32];
+      snprintf(name, sizeof name, "beta[%d]", k);
+      int ia = ppl_result_column_index(ra, name), in = ppl_result_column_index(rn, name);
+      ppl_summary sa, sn;
+      if (ia < 0 || in < 0 || ppl_result_summary(ra, ia, &sa) != PPL_OK ||
+          ppl_result_summary(rn, in, &sn) != PPL_OK)
+        continue;
+      worst_dm = fmax(worst_dm, fabs(sa.mean - sn.mean) / sn.sd);
+      if (fabs(log(sa.sd / sn.sd)) > fabs(log(worst_rs))) worst_rs = sa.sd / sn.sd;
+    }
+    printf("    set %d: amortized %.4f s (CPU %.4f)   nuts %.3f s (CPU %.3f)   "
+           "nuts/amortized %.0fx (CPU %.0fx)\n",
+           set, ta[set - 1], ca[set - 1], tn[set - 1], cn[set - 1], tn[set - 1] / ta[set - 1],
+           cn[set - 1] / ca[set - 1]);
+    ppl_result_free(ra), ppl_result_free(rn);
+  }
+  double a = ab_median(ta, CL_SETS), n = ab_median(tn, CL_SETS);
+  double acpu = ab_min(ca, CL_SETS), ncpu = ab_min(cn, CL_SETS);
+  printf("  in-process, per new data set: amortized %.4f s   nuts %.3f s   nuts/amortized %.0fx "
+         "(medians)\n", a, n, n / a);
+  printf("    its CPU time (least): amortized %.4f s   nuts %.3f s   nuts/amortized %.0fx\n", acpu,
+         ncpu, ncpu / acpu);
+  printf("  accuracy over the sets against nuts: worst |mean difference| / nuts sd %.3f, worst "
+         "sd ratio %.3f; the k-hat warning (q does not fit) on %d of %d sets\n",
+         worst_dm, worst_rs, warned, CL_SETS);
+  ppl_model_free(m);
+}
+
 /* ---- the programs ---- */
 
 /* The toy (amortized_toy.h) with its encoder guide: trained on 2,000
@@ -324,7 +456,7 @@ static bool toy_files(const char *dir, AbCase *c) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: amortized_bench PPL_BINARY SOURCE_ROOT\n");
+    fprintf(stderr, "usage: amortized_bench PPL_BINARY SOURCE_ROOT [collinear]\n");
     return 2;
   }
   char tmpl[] = "/tmp/amortized_bench_XXXXXX";
@@ -333,12 +465,13 @@ int main(int argc, char **argv) {
   ppl_context *ctx = ppl_context_new(NULL);
   printf("amortized posteriors against nuts (one chain, 1,000 draws; nuts 1,000 warmup)\n");
 
+  bool only_slow = argc > 3 && !strcmp(argv[3], "collinear");
   AbCase toy = {.name = "conjugate toy, guide form: 100 new points, 100 latents z[i]",
                 .engine = "amortized",
                 .load_opt = "load",
                 .train_opts = {"iter", "6000", "lr", "0.01", "lr-schedule", "cosine", NULL}};
-  if (toy_files(dir, &toy)) ab_case(ctx, argv[1], dir, &toy);
-  else printf("could not write the toy's files in %s\n", dir);
+  if (!only_slow && toy_files(dir, &toy)) ab_case(ctx, argv[1], dir, &toy);
+  else if (!only_slow) printf("could not write the toy's files in %s\n", dir);
 
   /* whole-program amortization on tests/exact's conjugate cases: trained on
      simulations given the problem's fixed inputs, drawn for its data */
@@ -346,7 +479,7 @@ int main(int argc, char **argv) {
   /* the budget of tests/exact/test_exact_amortized.c, with which normal_mean
      reaches the exact posterior and linreg does not (docs/engines.md) */
   static const char *const sims[] = {"4000", "4000"}, *const epochs[] = {"30", "30"};
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < 2 && !only_slow; i++) {
     AbCase c = {.engine = "amortized", .load_opt = "load", .train_engine = "amortized",
                 .train_opts = {"simulations", sims[i], "epochs", epochs[i], NULL}};
     char title[160];
@@ -359,6 +492,25 @@ int main(int argc, char **argv) {
     snprintf(c.train_data, sizeof c.train_data, "%s", c.data);
     snprintf(c.params, sizeof c.params, "%s/%s.params", dir, names[i]);
     ab_case(ctx, argv[1], dir, &c);
+  }
+
+  /* a program where nuts takes seconds: the collinear regression */
+  static double X[CL_N * CL_K], y0[CL_N];
+  cl_design(X);
+  cl_response(X, 0, y0);
+  AbCase cl = {.engine = "amortized", .load_opt = "load", .train_engine = "amortized",
+               .train_opts = {"simulations", "2000", "epochs", "10", NULL},
+               .name = "collinear regression N=1000 K=5 (linreg_known_sigma's program, predictors "
+                       "correlated 0.999), npe: ppl train --amortize --simulations 2000 --epochs 10"};
+  snprintf(cl.model, sizeof cl.model, "%s/tests/exact/linreg_known_sigma.ppl", argv[2]);
+  snprintf(cl.data, sizeof cl.data, "%s/collinear.json", dir);
+  snprintf(cl.train_data, sizeof cl.train_data, "%s", cl.data);
+  snprintf(cl.params, sizeof cl.params, "%s/collinear.params", dir);
+  if (cl_json(cl.data, X, y0)) {
+    ab_case(ctx, argv[1], dir, &cl);
+    ab_host(ctx, &cl, X);
+  } else {
+    printf("could not write the collinear regression's data in %s\n", dir);
   }
 
   ppl_context_free(ctx);

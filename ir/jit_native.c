@@ -502,6 +502,22 @@ static LLVMValueRef vmath(Gen *g, const char *name, LLVMValueRef x) {
   return call(g, ft, f, &x, 1);
 }
 
+/* log1p over vectors as log(u) - ((u - 1) - x) / u with u = 1 + x: the
+   second term is the first-order correction for u's rounding (u - 1 and its
+   difference with x are exact), a few ulp like libmvec's log1p, whose vector
+   variant costs more than libmvec's log and the division.  Where the
+   correction is NaN (u = 0 or inf, x NaN) log(u) alone is log1p's value.
+   Scalars keep libm's log1p. */
+static LLVMValueRef vlog1p(Gen *g, LLVMValueRef x) {
+  if (!g->vw) return vmath(g, "log1p", x);
+  LLVMValueRef one = cv(g, 1.0);
+  LLVMValueRef u = LLVMBuildFAdd(g->B, one, x, "");
+  LLVMValueRef c = LLVMBuildFDiv(g->B, LLVMBuildFSub(g->B, LLVMBuildFSub(g->B, u, one, ""), x, ""), u, "");
+  LLVMValueRef ok = LLVMBuildFCmp(g->B, LLVMRealORD, c, c, "");
+  c = LLVMBuildSelect(g->B, ok, c, cv(g, 0.0), "");
+  return LLVMBuildFSub(g->B, vmath(g, "log", u), c, "");
+}
+
 /* all lanes true */
 static LLVMValueRef all_true(Gen *g, LLVMValueRef c) {
   if (!g->vw) return c;
@@ -572,7 +588,7 @@ static LLVMValueRef dk_emit(Gen *g, const DkIns *in, LLVMValueRef *r) {
   case DK_ABS: return vintr(g, "fabs", a);
   case DK_LOG: return vmath(g, "log", a);
   case DK_EXP: return vmath(g, "exp", a);
-  case DK_LOG1P: return vmath(g, "log1p", a);
+  case DK_LOG1P: return vlog1p(g, a);
   case DK_EQ: return LLVMBuildFCmp(g->B, LLVMRealOEQ, a, b, "");
   case DK_GT: return LLVMBuildFCmp(g->B, LLVMRealOGT, a, b, "");
   case DK_GE: return LLVMBuildFCmp(g->B, LLVMRealOGE, a, b, "");

@@ -10,7 +10,10 @@
 # machine, CPU times: the whole ppl process's and vb()'s (the least over
 # the seeds), and ppl's fit as the CPU time of the run less that of the same
 # run drawing from its saved q (--save-params / --load-params; the median
-# over the seeds: too noisy to mean anything when the fit takes a few ms).
+# over the seeds: too noisy to mean anything when the fit takes a few ms),
+# and where build/bench/advi_fit_bench exists, the fit's CPU time measured in
+# one process by its own clock (the same difference of runs, precise to
+# well under a millisecond).
 # Not a test: the figures go to docs/engines.md.
 #
 #   Rscript bench/vi_bench/vi_bench.R build/ppl [SEEDS]     (run with nice)
@@ -134,6 +137,15 @@ for (p in problems) {
                 p$name, fam, b[["time"]] / a[["time"]], b[["fit"]] / a[["fit"]],
                 b[["cpu"]] / a[["cpu"]], b[["fcpu"]] / a[["fcpu"]],
                 a[["mean"]] / b[["mean"]], a[["sd"]] / b[["sd"]]))
+    # the fit's CPU time in process (bench/advi_fit_bench.c: the same difference of
+    # runs, with the process's own clock) against vb()'s median CPU
+    afb <- file.path(dirname(ppl), "bench", "advi_fit_bench")
+    if (file.exists(afb)) {
+      out <- system2(afb, c(p$model, p$data, fam, nseeds), stdout = TRUE)
+      fcpu <- as.numeric(sub(".*median fit ([0-9.]+) s.*", "\\1", tail(out, 1)))
+      cat(sprintf("%-22s %-18s advi_fit_bench: ppl's fit %.4f s of CPU (median, in process); vb() %.4f: %.1fx\n",
+                  p$name, fam, fcpu, b[["fcpu"]], b[["fcpu"]] / fcpu))
+    }
   }
 }
 unlink(tmp, recursive = TRUE)

@@ -3,11 +3,13 @@
  * moments against the analytic ones, and their DistFamily records. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "disc_reference.h"
 #include "stdlib/dist.h"
 #include "stdlib/linalg.h"
+#include "stdlib/mathfn.h"
 #include "tap.h"
 
 extern const DistFamily dist_bernoulli, dist_bernoulli_logit, dist_binomial,
@@ -219,8 +221,42 @@ static void test_small_n(void) {
          "one failure: log 16 - 800 on the log scale (%.17g), not -inf", l15);
 }
 
+/* units in the last place between two finite doubles */
+static double ulp_dist(double a, double b) {
+  if (a == b) return 0;
+  if (!isfinite(a) || !isfinite(b)) return INFINITY;
+  double u = fmax(nextafter(fabs(a), INFINITY) - fabs(a), nextafter(fabs(b), INFINITY) - fabs(b));
+  return fabs(a - b) / u;
+}
+
+/* bernoulli_logit's kernel takes log1p(e) as log(1 + e) less the rounding's
+   correction and inv_logit as e * (1/u) (bernoulli_logit.c): within 2 ulp
+   of libm's log1p and of m_inv_logit for alpha from -745 to 745, at
+   fractions of a unit and at 1e-300 .. 1e-1 (where log1p(e) ~ log 2 - ...) */
+static void test_bernoulli_logit_ulp(void) {
+  double worst_lp = 0, worst_g = 0;
+  for (int i = -20000; i <= 20000; i++) {
+    for (int s = 0; s < 2; s++) {
+      double a = s ? copysign(pow(10.0, -300 + 300.0 * abs(i) / 20000), i) : i * 0.03725;
+      for (int y = 0; y <= 1; y++) {
+        double p[1] = {a}, dx, dp[1];
+        double lp = dist_bernoulli_logit.lpdf_grad1(y, p, &dx, dp);
+        double want = y ? -m_log1p_exp(-a) : -m_log1p_exp(a);
+        double wg = y ? m_inv_logit(-a) : -m_inv_logit(a);
+        worst_lp = fmax(worst_lp, ulp_dist(lp, want));
+        worst_g = fmax(worst_g, ulp_dist(dp[0], wg));
+        if (lp != dist_bernoulli_logit.lpdf1(y, p)) worst_lp = INFINITY;
+      }
+    }
+  }
+  tap_ok(worst_lp <= 2, "bernoulli_logit log mass within 2 ulp of -log1p(exp(.)) (worst %.2g)",
+         worst_lp);
+  tap_ok(worst_g <= 2, "bernoulli_logit derivative within 2 ulp of inv_logit (worst %.2g)", worst_g);
+}
+
 int main(void) {
   gc_init();
+  test_bernoulli_logit_ulp();
   test_small_n();
   test_reference();
   test_moments();
