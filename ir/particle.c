@@ -1271,3 +1271,52 @@ InterpLatent *pc_latents(const PcRun *r, int i, int *n) {
   }
   return a;
 }
+
+/* ---- a population spread over the ranks of an MPI job ---- */
+
+bool pc_sendable(const PcProg *pc, const char **why) {
+  for (int c = 0; c < pc->ncols; c++)
+    if (pc->ckind[c] == CK_VAL) {
+      const IrProgram *p = pc->p;
+      *why = gc_printf("'%s' varies across particles and is not a number",
+                       p->main.regnames && p->main.regnames[pc->creg[c]] ? p->main.regnames[pc->creg[c]]
+                                                                           : "a register");
+      return false;
+    }
+  return true;
+}
+
+int pc_width(const PcProg *pc) { return pc->ncols + 2; }
+
+/* int columns travel as their bits in a double's place */
+void pc_pack(const PcRun *r, int i, double *out) {
+  for (int c = 0; c < r->pc->ncols; c++) memcpy(&out[c], (const char *)r->cols[c] + 8 * (size_t)i, 8);
+  out[r->pc->ncols] = r->logprior[i];
+  out[r->pc->ncols + 1] = r->loglik[i];
+}
+
+void pc_unpack(PcRun *r, int i, const double *in) {
+  for (int c = 0; c < r->pc->ncols; c++) memcpy((char *)r->cols[c] + 8 * (size_t)i, &in[c], 8);
+  r->logprior[i] = in[r->pc->ncols];
+  r->loglik[i] = in[r->pc->ncols + 1];
+}
+
+int pc_seg_paths(const PcRun *r) {
+  int n = 0;
+  for (int k = 0; k < r->nops; k++) n += r->ops[k].kind == PK_SAMPLE && r->ops[k].path >= 0;
+  return n;
+}
+
+void pc_seg_path_get(const PcRun *r, int i, double *out) {
+  int n = 0;
+  for (int k = 0; k < r->nops; k++)
+    if (r->ops[k].kind == PK_SAMPLE && r->ops[k].path >= 0) out[n++] = r->path[r->ops[k].path].v[i];
+}
+
+void pc_settle(PcRun *r, int i, bool killed, const double *pathv) {
+  int n = 0;
+  for (int k = 0; k < r->nops; k++)
+    if (r->ops[k].kind == PK_SAMPLE && r->ops[k].path >= 0) r->path[r->ops[k].path].v[i] = pathv[n++];
+  if (killed) r->dead[i] = 1;
+  if (!r->dead[i] && r->seg_draws && !r->root[i]) r->root[i] = r->seg_id + (uint64_t)i;
+}
