@@ -1188,15 +1188,14 @@ static const char *run_mpi_shard(const ppl_model *m, const EngineVT *eng, int R)
 
 /* Every rank runs every chain: smc splits each chain's particles when they
    run compiled (smc_mpi.h), the gradient engines the log density's rows. */
-static const char *run_mpi_split(const ppl_model *m, const EngineVT *eng, const DriverOpts *d_o,
-                                 int R) {
+static const char *run_mpi_split(const ppl_model *m, const ppl_run_options *o, const EngineVT *eng,
+                                 const DriverOpts *d_o, int R) {
   const char *how = NULL;
-  if (eng == &engine_smc && m->in) {
-    EngineOpts eo;
-    if (d_o) eo = d_o->eng;
-    else engine_opts_default(&eo);
+  EngineOpts eo;
+  if (eng == &engine_smc && m->in &&
+      (d_o ? (eo = d_o->eng, true)
+           : run_engine_opts(m->ctx, o, eng, m->an, !o->engine, NULL, &eo) == PPL_OK))
     how = smcm_plan(m->in, &eo, R);
-  }
   return how ? how : run_mpi_shard(m, eng, R);
 }
 
@@ -1222,7 +1221,7 @@ static void run_mpi(const ppl_model *m, const ppl_run_options *o, const EngineVT
       R == 1 && by_chain ? "MPI: 1 rank"
       : by_chain ? gc_printf("MPI: %d chain%s over %d ranks (chain c on rank c mod %d)", chains,
                              chains == 1 ? "" : "s", R, R)
-                 : run_mpi_split(m, eng, d_o, R);
+                 : run_mpi_split(m, o, eng, d_o, R);
   *why = gc_printf("%s; %s", *why, how);
   if (d_o) {
     d_o->eng.comm = c;

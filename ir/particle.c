@@ -1274,31 +1274,42 @@ InterpLatent *pc_latents(const PcRun *r, int i, int *n) {
 
 /* ---- a population spread over the ranks of an MPI job ---- */
 
+/* Columns of values other than numbers (vectors that vary across particles)
+ * cannot travel.  Those of temporaries need not: the lowering gives every
+ * intermediate value a fresh temporary, written and read within the
+ * evaluation of one statement, and an event is a statement of its own, so
+ * such a column is dead at every segment's end. */
+static bool pc_travels(const PcProg *pc, int c) { return pc->ckind[c] != CK_VAL; }
+
 bool pc_sendable(const PcProg *pc, const char **why) {
+  const char *const *names = pc->p->main.regnames;
   for (int c = 0; c < pc->ncols; c++)
-    if (pc->ckind[c] == CK_VAL) {
-      const IrProgram *p = pc->p;
-      *why = gc_printf("'%s' varies across particles and is not a number",
-                       p->main.regnames && p->main.regnames[pc->creg[c]] ? p->main.regnames[pc->creg[c]]
-                                                                           : "a register");
+    if (!pc_travels(pc, c) && names && names[pc->creg[c]]) {
+      *why = gc_printf("'%s' varies across particles and is not a number", names[pc->creg[c]]);
       return false;
     }
   return true;
 }
 
-int pc_width(const PcProg *pc) { return pc->ncols + 2; }
+int pc_width(const PcProg *pc) {
+  int w = 2;
+  for (int c = 0; c < pc->ncols; c++) w += pc_travels(pc, c);
+  return w;
+}
 
 /* int columns travel as their bits in a double's place */
 void pc_pack(const PcRun *r, int i, double *out) {
-  for (int c = 0; c < r->pc->ncols; c++) memcpy(&out[c], (const char *)r->cols[c] + 8 * (size_t)i, 8);
-  out[r->pc->ncols] = r->logprior[i];
-  out[r->pc->ncols + 1] = r->loglik[i];
+  for (int c = 0; c < r->pc->ncols; c++)
+    if (pc_travels(r->pc, c)) memcpy(out++, (const char *)r->cols[c] + 8 * (size_t)i, 8);
+  out[0] = r->logprior[i];
+  out[1] = r->loglik[i];
 }
 
 void pc_unpack(PcRun *r, int i, const double *in) {
-  for (int c = 0; c < r->pc->ncols; c++) memcpy((char *)r->cols[c] + 8 * (size_t)i, &in[c], 8);
-  r->logprior[i] = in[r->pc->ncols];
-  r->loglik[i] = in[r->pc->ncols + 1];
+  for (int c = 0; c < r->pc->ncols; c++)
+    if (pc_travels(r->pc, c)) memcpy((char *)r->cols[c] + 8 * (size_t)i, in++, 8);
+  r->logprior[i] = in[0];
+  r->loglik[i] = in[1];
 }
 
 int pc_seg_paths(const PcRun *r) {
