@@ -33,6 +33,7 @@
 #include "../inference/logdensity.h"
 #include "../inference/motif.h"
 #include "../inference/mpi_run.h"
+#include "../inference/smc_mpi.h"
 #include "../inference/progress.h"
 #include "../inference/svi.h"
 #include "../inference/train.h"
@@ -1185,6 +1186,19 @@ static const char *run_mpi_shard(const ppl_model *m, const EngineVT *eng, int R)
                    R, R == 1 ? "" : "s", sh->size_name, what, LD_SHARD_BLOCKS);
 }
 
+/* Every rank runs every chain: smc splits each chain's particles when they
+   run compiled (smc_mpi.h), the gradient engines the log density's rows. */
+static const char *run_mpi_split(const ppl_model *m, const ppl_run_options *o, const EngineVT *eng,
+                                 const DriverOpts *d_o, int R) {
+  const char *how = NULL;
+  EngineOpts eo;
+  if (eng == &engine_smc && m->in &&
+      (d_o ? (eo = d_o->eng, true)
+           : run_engine_opts(m->ctx, o, eng, m->an, !o->engine, NULL, &eo) == PPL_OK))
+    how = smcm_plan(m->in, &eo, R);
+  return how ? how : run_mpi_shard(m, eng, R);
+}
+
 /* MPI (ppl_run_set_mpi): how the ranks share the run, said after the
  * engine's reason; d_o (NULL: only the words) gets the communicator.
  * Chains across ranks when there are at least as many chains as ranks
@@ -1207,7 +1221,7 @@ static void run_mpi(const ppl_model *m, const ppl_run_options *o, const EngineVT
       R == 1 && by_chain ? "MPI: 1 rank"
       : by_chain ? gc_printf("MPI: %d chain%s over %d ranks (chain c on rank c mod %d)", chains,
                              chains == 1 ? "" : "s", R, R)
-                 : run_mpi_shard(m, eng, R);
+                 : run_mpi_split(m, o, eng, d_o, R);
   *why = gc_printf("%s; %s", *why, how);
   if (d_o) {
     d_o->eng.comm = c;

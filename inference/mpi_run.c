@@ -55,6 +55,26 @@ bool mpi_allgather(const MpiComm *c, const double *mine, size_t n, double *all) 
   return MPI_Allgather(mine, (int)n, MPI_DOUBLE, all, (int)n, MPI_DOUBLE, c->comm) == MPI_SUCCESS;
 }
 
+bool mpi_allgatherv(const MpiComm *c, const double *mine, double *all, const int *count,
+                    const int *displ) {
+  if (!c || c->size == 1) {
+    if (all + displ[0] != mine) memmove(all + displ[0], mine, sizeof(double) * (size_t)count[0]);
+    return true;
+  }
+  return MPI_Allgatherv(mine, count[c->rank], MPI_DOUBLE, all, count, displ, MPI_DOUBLE,
+                        c->comm) == MPI_SUCCESS;
+}
+
+bool mpi_alltoallv(const MpiComm *c, const double *send, const int *scount, const int *sdispl,
+                   double *recv, const int *rcount, const int *rdispl) {
+  if (!c || c->size == 1) {
+    memmove(recv + rdispl[0], send + sdispl[0], sizeof(double) * (size_t)scount[0]);
+    return true;
+  }
+  return MPI_Alltoallv(send, scount, sdispl, MPI_DOUBLE, recv, rcount, rdispl, MPI_DOUBLE,
+                       c->comm) == MPI_SUCCESS;
+}
+
 bool mpi_allreduce_sum(const MpiComm *c, double *x, size_t n) {
   if (!c || c->size == 1) return true;
   if (n > (size_t)INT_MAX) return false;
@@ -78,6 +98,16 @@ int mpi_size(const MpiComm *c) { return 1; }
 bool mpi_bcast(const MpiComm *c, void *buf, size_t n, int root) { return true; }
 bool mpi_allgather(const MpiComm *c, const double *mine, size_t n, double *all) {
   if (all != mine) memcpy(all, mine, sizeof(double) * n);
+  return true;
+}
+bool mpi_allgatherv(const MpiComm *c, const double *mine, double *all, const int *count,
+                    const int *displ) {
+  if (all + displ[0] != mine) memmove(all + displ[0], mine, sizeof(double) * (size_t)count[0]);
+  return true;
+}
+bool mpi_alltoallv(const MpiComm *c, const double *send, const int *scount, const int *sdispl,
+                   double *recv, const int *rcount, const int *rdispl) {
+  memmove(recv + rdispl[0], send + sdispl[0], sizeof(double) * (size_t)scount[0]);
   return true;
 }
 bool mpi_allreduce_sum(const MpiComm *c, double *x, size_t n) { return true; }

@@ -37,6 +37,13 @@ bool mpi_bcast_blob(const MpiComm *c, void **buf, size_t *n, int root);
 /* Each rank gives n doubles; all receives the size * n of every rank, rank
  * by rank. */
 bool mpi_allgather(const MpiComm *c, const double *mine, size_t n, double *all);
+/* Rank q gives count[q] doubles (mine); all receives them at displ[q]. */
+bool mpi_allgatherv(const MpiComm *c, const double *mine, double *all, const int *count,
+                    const int *displ);
+/* Rank by rank, scount[q] doubles from send + sdispl[q] go to rank q, and
+ * rcount[q] doubles from rank q arrive at recv + rdispl[q]. */
+bool mpi_alltoallv(const MpiComm *c, const double *send, const int *scount, const int *sdispl,
+                   double *recv, const int *rcount, const int *rdispl);
 /* Elementwise sum over the ranks of n doubles, in place.  The order of the
  * additions is MPI's: for results that must not depend on the number of
  * ranks, gather the parts and add them in a fixed order instead. */

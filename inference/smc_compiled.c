@@ -31,11 +31,12 @@ void smcc_setup(SmcState *s) {
   s->pcr = pc_run_new(pc, s->N, s->workers);
   s->eve = gc_alloc_atomic(sizeof(int) * (size_t)s->N);
   s->eve2 = gc_alloc_atomic(sizeof(int) * (size_t)s->N);
+  smcm_setup(s);
 }
 
 static void smcc_exec_fn(void *ctx, int worker, int lo, int hi) {
   SmcState *s = ctx;
-  pc_exec(s->pcr, worker, lo, hi, s->inc, s->perr);
+  pc_exec(s->pcr, worker, s->mlo + lo, s->mlo + hi, s->inc, s->perr); /* this rank's range */
 }
 
 /* Every live particle to its next event; the log weights in index order, as
@@ -44,6 +45,21 @@ static bool smcc_round(SmcState *s, int *alive, Diag *d) {
   int N = s->N;
   int more = pc_record(s->pcr, d);
   if (more < 0) return false;
+  if (s->split) { /* this rank's range, then every rank learns the others' */
+    pool_run(s->pool, s->mhi - s->mlo, SMC_GRAIN, smcc_exec_fn, s);
+    if (!smcm_share_round(s, d)) return false;
+    *alive = 0;
+    for (int i = 0; i < N; i++) {
+      if (s->perr[i]) {
+        if (!s->first_err[0]) snprintf(s->first_err, sizeof s->first_err, "%s", s->perr[i]);
+        s->killed++;
+        s->perr[i] = NULL;
+      }
+      s->lw[i] += s->inc[i];
+      *alive += more && !pc_dead(s->pcr, i);
+    }
+    return true;
+  }
   long kills = pc_kills(s->pcr);
   pool_run(s->pool, N, SMC_GRAIN, smcc_exec_fn, s);
   if (pc_kills(s->pcr) != kills)
@@ -58,10 +74,11 @@ static bool smcc_round(SmcState *s, int *alive, Diag *d) {
   return true;
 }
 
-static void smcc_resample(SmcState *s) {
+static bool smcc_resample(SmcState *s, Diag *d) {
   int N = s->N;
   resample(s->scheme, N, s->w, &s->rng, s->anc);
   s->fork_seed = rng_u64(&s->rng);
+  if (s->split && !smcm_exchange(s, d)) return false;
   pc_resample(s->pcr, s->anc, s->fork_seed);
   for (int j = 0; j < N; j++) s->eve2[j] = s->eve[s->anc[j]];
   int *t = s->eve;
@@ -69,6 +86,7 @@ static void smcc_resample(SmcState *s) {
   s->eve2 = t;
   for (int k = 0; k < N; k++) s->lw[k] = 0;
   s->resamplings++;
+  return true;
 }
 
 static int cmp_u64(const void *a, const void *b) {
@@ -108,10 +126,11 @@ bool smcc_run_pool(SmcState *s, Diag *d) {
     if (w == SMC_FAILED) return false;
     if (w == SMC_FINISHED) break;
     if (w == SMC_RESAMPLE) {
-      smcc_resample(s);
+      if (!smcc_resample(s, d)) return false;
       stages++;
     }
   }
+  if (s->split && !smcm_gather(s, d)) return false;
   if (events - 1 > s->events_max) s->events_max = events - 1; /* the last round only finished */
   s->run_logz = logz;
   evidence_add(&s->ev, logz, N, s->w, s->eve, stages - 1);

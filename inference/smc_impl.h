@@ -89,6 +89,10 @@ typedef struct SmcState {
   const char *pc_why;
   int *eve;                  /* compiled: each particle's initial ancestor */
   int *eve2;
+  /* the population spread over MPI ranks (smc_mpi.c), or NULL; this rank
+     advances the particles [mlo, mhi) */
+  struct SmcSplit *split;
+  int mlo, mhi;
 } SmcState;
 
 /* Compiled particle steps (smc_compiled.c).  smcc_setup compiles the program
@@ -104,6 +108,19 @@ int smc_weigh(SmcState *s, long events, int alive, double *logz, Diag *d);
 void smc_finish(SmcState *s, int distinct);
 
 void smcc_setup(SmcState *s);
+
+/* A compiled population spread over MPI ranks (smc_mpi.c).  smcm_setup
+ * splits it when the run's communicator has more than one rank and the
+ * population can travel (smcm_why_not: NULL, or why not); after each round
+ * smcm_share_round gives every rank the whole population's weights and
+ * bookkeeping, smcm_exchange brings the ancestors of this rank's offspring
+ * before pc_resample, and smcm_gather the final particles to every rank. */
+typedef struct SmcSplit SmcSplit;
+const char *smcm_why_not(const SmcState *s);
+void smcm_setup(SmcState *s);
+bool smcm_share_round(SmcState *s, Diag *d);
+bool smcm_exchange(SmcState *s, Diag *d);
+bool smcm_gather(SmcState *s, Diag *d);
 bool smcc_run_pool(SmcState *s, Diag *d);
 void smcc_draw(SmcState *s, int i, Draw *out);
 

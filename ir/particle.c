@@ -1388,3 +1388,63 @@ InterpLatent *pc_latents(const PcRun *r, int i, int *n) {
   }
   return a;
 }
+
+/* ---- a population spread over the ranks of an MPI job ---- */
+
+/* Columns of values other than numbers (vectors that vary across particles)
+ * cannot travel.  Those of temporaries need not: the lowering gives every
+ * intermediate value a fresh temporary, written and read within the
+ * evaluation of one statement, and an event is a statement of its own, so
+ * such a column is dead at every segment's end. */
+static bool pc_travels(const PcProg *pc, int c) { return pc->ckind[c] != CK_VAL; }
+
+bool pc_sendable(const PcProg *pc, const char **why) {
+  const char *const *names = pc->p->main.regnames;
+  for (int c = 0; c < pc->ncols; c++)
+    if (!pc_travels(pc, c) && names && names[pc->creg[c]]) {
+      *why = gc_printf("'%s' varies across particles and is not a number", names[pc->creg[c]]);
+      return false;
+    }
+  return true;
+}
+
+int pc_width(const PcProg *pc) {
+  int w = 2;
+  for (int c = 0; c < pc->ncols; c++) w += pc_travels(pc, c);
+  return w;
+}
+
+/* int columns travel as their bits in a double's place */
+void pc_pack(const PcRun *r, int i, double *out) {
+  for (int c = 0; c < r->pc->ncols; c++)
+    if (pc_travels(r->pc, c)) memcpy(out++, (const char *)r->cols[c] + 8 * (size_t)i, 8);
+  out[0] = r->logprior[i];
+  out[1] = r->loglik[i];
+}
+
+void pc_unpack(PcRun *r, int i, const double *in) {
+  for (int c = 0; c < r->pc->ncols; c++)
+    if (pc_travels(r->pc, c)) memcpy((char *)r->cols[c] + 8 * (size_t)i, in++, 8);
+  r->logprior[i] = in[0];
+  r->loglik[i] = in[1];
+}
+
+int pc_seg_paths(const PcRun *r) {
+  int n = 0;
+  for (int k = 0; k < r->nops; k++) n += r->ops[k].kind == PK_SAMPLE && r->ops[k].path >= 0;
+  return n;
+}
+
+void pc_seg_path_get(const PcRun *r, int i, double *out) {
+  int n = 0;
+  for (int k = 0; k < r->nops; k++)
+    if (r->ops[k].kind == PK_SAMPLE && r->ops[k].path >= 0) out[n++] = r->path[r->ops[k].path].v[i];
+}
+
+void pc_settle(PcRun *r, int i, bool killed, const double *pathv) {
+  int n = 0;
+  for (int k = 0; k < r->nops; k++)
+    if (r->ops[k].kind == PK_SAMPLE && r->ops[k].path >= 0) r->path[r->ops[k].path].v[i] = pathv[n++];
+  if (killed) r->dead[i] = 1;
+  if (!r->dead[i] && r->seg_draws && !r->root[i]) r->root[i] = r->seg_id + (uint64_t)i;
+}
