@@ -13,8 +13,9 @@
  * solver takes the same steps; the Jacobians differ from the interpreter's
  * reverse sweeps only by the order of their sums.
  *
- * P is known only at run time, so tangents are short loops over lanes in a
- * workspace the caller provides: a slot of P doubles per real register, and
+ * P is known only at run time, so the tangents live in a workspace the
+ * caller provides and their lane loops are small C functions the code calls
+ * (lanes2 ...): a slot of P doubles per real register, and
  * for each local container (declared, built, or computed element-wise)
  * C values and C*P tangents, C = max(n, the largest constant size).  The
  * arguments y and the extras are read in place; their tangents are unit

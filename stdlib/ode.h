@@ -1,7 +1,9 @@
 /* ode.h — the explicit Runge–Kutta ODE solver behind ode_rk45 / ode_rk45_tol.
  *
  * The numerics know nothing about the language: the right-hand side is a C
- * callback (the interpreter's adapter runs the user's function in it).  For
+ * callback (ir/interp.c's adapters: the user's function run by the
+ * interpreter on a private tape, or compiled to native code with its
+ * Jacobians by the JIT, ir/jit_ode.c; the same steps either way).  For
  * gradients the solver integrates forward sensitivities alongside the state
  * (Stan's approach): with S = dy/dp (n x nsens),
  *     dS/dt = J_y(t, y) S + J_p(t, y),   S(t0) = s0,
