@@ -1125,20 +1125,29 @@ static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, dou
         W->lp[i - lo] = f->lpdf1(W->x[i - lo], q);
       }
   }
+  /* the columns in locals: the compiler cannot tell that the stores below
+     leave r's fields alone */
+  const uint8_t *dead = r->dead, *ok = W->ok;
+  const double *wx = W->x, *wl = W->lp;
+  double *zr = isint ? NULL : r->cols[op->dst], *seg = W->seg;
+  int64_t *zi = isint ? r->cols[op->dst] : NULL;
+  int rmode = op->replay;
+  bool fast = op->fast;
   for (int i = lo; i < hi; i++) {
-    if (r->dead[i]) continue;
+    if (dead[i]) continue;
     int c = i - lo;
     double x, lp;
-    if (op->replay && (op->replay == 2 || i == 0)) {
+    bool replayed = rmode && (rmode == 2 || i == 0);
+    if (!replayed && fast && ok[c] == 1 && !isnan(wl[c]) && wl[c] != INFINITY) {
+      x = wx[c];
+      lp = wl[c];
+    } else if (replayed) {
       Value v;
       if (!sample_replay(r, op, i, &v, &lp, err, sizeof err)) {
         pc_kill(r, i, ins, err, inc, perr);
         continue;
       }
       x = val_as_real(v);
-    } else if (op->fast && W->ok[c] == 1 && !isnan(W->lp[c]) && W->lp[c] != INFINITY) {
-      x = W->x[c];
-      lp = W->lp[c];
     } else {
       if (op->fast && W->ok[c]) r->rng[i] = W->saved[c]; /* drawn, then failed: redo it the general way */
       Value v;
@@ -1148,10 +1157,10 @@ static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, dou
       }
       x = val_as_real(v);
     }
-    if (isint) ((int64_t *)r->cols[op->dst])[i] = (int64_t)x;
-    else ((double *)r->cols[op->dst])[i] = x;
+    if (zi) zi[i] = (int64_t)x;
+    else zr[i] = x;
     if (pathv) pathv[i] = x;
-    W->seg[c] += lp;
+    seg[c] += lp;
   }
 }
 
@@ -1182,16 +1191,19 @@ static void exec_observe(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, do
         W->lp[i - lo] = f->lpdf1(x.col ? x.col[i] : x.u, q);
       }
   }
+  const uint8_t *dead = r->dead, *ok = W->ok;
+  const double *wl = W->lp;
+  double *loglik = r->loglik;
   for (int i = lo; i < hi; i++) {
-    if (r->dead[i]) continue;
+    if (dead[i]) continue;
     int c = i - lo;
     double lp;
-    if (fast && W->ok[c] && !isnan(W->lp[c]) && W->lp[c] != INFINITY) lp = W->lp[c];
+    if (fast && ok[c] && !isnan(wl[c]) && wl[c] != INFINITY) lp = wl[c];
     else if (!observe_generic(r, op, i, &lp, err, sizeof err)) {
       pc_kill(r, i, ins, err, inc, perr);
       continue;
     }
-    r->loglik[i] += lp;
+    loglik[i] += lp;
     inc[i] = lp;
   }
 }
