@@ -804,10 +804,10 @@ EnumPlan *enum_plan(const IrProgram *p, const IrAnalysis *a) {
   /* discrete latents in user functions: planned on the program with its
      calls inlined (main's registers unchanged, so the data block's values
      still fit) */
+  const char *no_inline = NULL;
   for (int i = 0; i < a->nlatents; i++)
     if (a->latents[i].kind == LK_DISCRETE && a->latents[i].in_function) {
-      const char *why = NULL;
-      IrProgram *q = ir_inline_calls(p, &why);
+      IrProgram *q = ir_inline_calls(p, &no_inline);
       if (!q) break;
       EnumPlan *pl = enum_plan(q, ir_analyze(q));
       if (pl) pl->ndata = p->main.nregs;
@@ -823,6 +823,17 @@ EnumPlan *enum_plan(const IrProgram *p, const IrAnalysis *a) {
   mark_writes(&p->model_b, 0, P.written);
   plan_block(&P, &p->model_b, true, NULL, 0, 0);
   plan_nesting(&P);
+  /* one line for each discrete latent in a function that cannot be inlined */
+  for (int i = 0; no_inline && i < a->nlatents; i++) {
+    const IrLatentInfo *li = &a->latents[i];
+    if (li->kind != LK_DISCRETE || !li->in_function) continue;
+    IrInstr *fake = gc_alloc(sizeof *fake);
+    fake->name = li->name, fake->pos = li->pos;
+    EnumLatent *L = new_latent(&P, fake, gc_printf("it is drawn in a user function, which cannot "
+                                                   "be inlined (%s)", no_inline));
+    L->ok = false;
+    L->instr = NULL;
+  }
   /* discrete choices in user functions are not in the model block's list */
   bool all = P.pub->n > 0 && !a->has_string && a->fixed_structure;
   int ndisc = 0;
@@ -902,6 +913,7 @@ void enum_sizes(EnumPlan *pl, const Value *R) {
   for (int i = 0; i < pl->n; i++) {
     EnumLatent *L = &pl->lat[i];
     const IrInstr *in = L->instr;
+    if (!in) continue; /* in a function that cannot be inlined: not enumerated */
     const int *pr = in->dist.params;
     const char *f = in->dist.fam->name;
     long a, b;
