@@ -799,17 +799,17 @@ static void plan_nesting(Plan *P) {
   }
 }
 
-EnumPlan *enum_plan(const IrProgram *p, const IrAnalysis *a) {
+static EnumPlan *plan_program(const IrProgram *p, const IrAnalysis *a, bool inlined) {
   if (!a->has_discrete) return NULL;
   /* discrete latents in user functions: planned on the program with its
      calls inlined (main's registers unchanged, so the data block's values
      still fit) */
   const char *no_inline = NULL;
-  for (int i = 0; i < a->nlatents; i++)
+  for (int i = 0; !inlined && i < a->nlatents; i++)
     if (a->latents[i].kind == LK_DISCRETE && a->latents[i].in_function) {
       IrProgram *q = ir_inline_calls(p, &no_inline);
       if (!q) break;
-      EnumPlan *pl = enum_plan(q, ir_analyze(q));
+      EnumPlan *pl = plan_program(q, ir_analyze(q), true);
       if (pl) pl->ndata = p->main.nregs;
       return pl;
     }
@@ -862,6 +862,8 @@ EnumPlan *enum_plan(const IrProgram *p, const IrAnalysis *a) {
   if (all) P.pub->prog = rewrite(&P, false), P.pub->prog_marg = rewrite(&P, true);
   return P.pub;
 }
+
+EnumPlan *enum_plan(const IrProgram *p, const IrAnalysis *a) { return plan_program(p, a, false); }
 
 /* ---- sizes ------------------------------------------------------------------- */
 
