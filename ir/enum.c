@@ -799,17 +799,17 @@ static void plan_nesting(Plan *P) {
   }
 }
 
-EnumPlan *enum_plan(const IrProgram *p, const IrAnalysis *a) {
+static EnumPlan *plan_program(const IrProgram *p, const IrAnalysis *a, bool inlined) {
   if (!a->has_discrete) return NULL;
   /* discrete latents in user functions: planned on the program with its
      calls inlined (main's registers unchanged, so the data block's values
      still fit) */
-  for (int i = 0; i < a->nlatents; i++)
+  const char *no_inline = NULL;
+  for (int i = 0; !inlined && i < a->nlatents; i++)
     if (a->latents[i].kind == LK_DISCRETE && a->latents[i].in_function) {
-      const char *why = NULL;
-      IrProgram *q = ir_inline_calls(p, &why);
+      IrProgram *q = ir_inline_calls(p, &no_inline);
       if (!q) break;
-      EnumPlan *pl = enum_plan(q, ir_analyze(q));
+      EnumPlan *pl = plan_program(q, ir_analyze(q), true);
       if (pl) pl->ndata = p->main.nregs;
       return pl;
     }
@@ -823,6 +823,17 @@ EnumPlan *enum_plan(const IrProgram *p, const IrAnalysis *a) {
   mark_writes(&p->model_b, 0, P.written);
   plan_block(&P, &p->model_b, true, NULL, 0, 0);
   plan_nesting(&P);
+  /* one line for each discrete latent in a function that cannot be inlined */
+  for (int i = 0; no_inline && i < a->nlatents; i++) {
+    const IrLatentInfo *li = &a->latents[i];
+    if (li->kind != LK_DISCRETE || !li->in_function) continue;
+    IrInstr *fake = gc_alloc(sizeof *fake);
+    fake->name = li->name, fake->pos = li->pos;
+    EnumLatent *L = new_latent(&P, fake, gc_printf("it is drawn in a user function, which cannot "
+                                                   "be inlined (%s)", no_inline));
+    L->ok = false;
+    L->instr = NULL;
+  }
   /* discrete choices in user functions are not in the model block's list */
   bool all = P.pub->n > 0 && !a->has_string && a->fixed_structure;
   int ndisc = 0;
@@ -851,6 +862,8 @@ EnumPlan *enum_plan(const IrProgram *p, const IrAnalysis *a) {
   if (all) P.pub->prog = rewrite(&P, false), P.pub->prog_marg = rewrite(&P, true);
   return P.pub;
 }
+
+EnumPlan *enum_plan(const IrProgram *p, const IrAnalysis *a) { return plan_program(p, a, false); }
 
 /* ---- sizes ------------------------------------------------------------------- */
 
@@ -902,6 +915,7 @@ void enum_sizes(EnumPlan *pl, const Value *R) {
   for (int i = 0; i < pl->n; i++) {
     EnumLatent *L = &pl->lat[i];
     const IrInstr *in = L->instr;
+    if (!in) continue; /* in a function that cannot be inlined: not enumerated */
     const int *pr = in->dist.params;
     const char *f = in->dist.fam->name;
     long a, b;

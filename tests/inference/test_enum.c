@@ -659,6 +659,20 @@ int main(void) {
              "independent latents: summed one after the other, factor 3 each");
   check_text(ctx, fn_nat, mixd, "  component/z  enumerated, factor 3\n",
              "a latent in a function: enumerated on the inlined program, factor K");
+  /* nested sums above the limit: the joint factor counts */
+  const char *big_src = "data { int K; real y; }\n"
+                        "model {\n"
+                        "  real mu ~ normal(0, 1);\n"
+                        "  int a ~ discrete_uniform(1, K);\n"
+                        "  int b ~ discrete_uniform(1, K);\n"
+                        "  y ~ normal(mu + a - b, 1);\n"
+                        "}\n";
+  check_text(ctx, big_src, "{\"K\": 100, \"y\": 0.5}",
+             "  b  not enumerated: its factor has 10000 terms, above the limit of 4096\n",
+             "nested sums: the joint factor 100 x 100 is above the limit");
+  check_text(ctx, big_src, "{\"K\": 100, \"y\": 0.5}",
+             "the discrete latents a, b are not summed out: the largest factor has 10000 terms",
+             "nested sums above the limit: the engine line says why");
   /* under an if: a value the segment writes read after the branch */
   check_text(ctx,
              "data { int N; real y[N]; int kind[N]; }\n"
