@@ -1567,6 +1567,8 @@ bool jg_emit_cbuiltin(Gen *g, RevList *l, const IrInstr *ins) {
   else if (!strcmp(bi->name, "softmax") && is_tensor(ta) && ta.base == TY_VECTOR) kind = CB_SOFTMAX;
   else if (!strcmp(bi->name, "log_softmax") && is_tensor(ta) && ta.base == TY_VECTOR) kind = CB_LOG_SOFTMAX;
   else return false;
+  /* softmax's adjoint reads its result: element stores must not change it */
+  if ((kind == CB_SOFTMAX || kind == CB_LOG_SOFTMAX) && g->stored[d]) return false;
   CbCtx c = {.sr = sr, .kind = kind};
   if (!seq_of(g, a, &c.x, &c.n)) return false;
   bool act = active(g, d) && active(g, a) && !g->fwd;

@@ -436,6 +436,9 @@ static void test_interp_ops(void) {
              "  r[1] = -1.0 / 0.0;\n"
              "  u[2] = 3 * mu;\n"
              "  target += log_sum_exp(r) + log_sum_exp(u) + normal_lpdf(u | mu, s) + sum(lgamma(exp(m)));\n"
+             "  vector[N] sm = softmax(m);\n"
+             "  sm[2] = mu;\n"
+             "  target += sum(sm .* y);\n"
              "}\n",
              ({
                static TData td;
