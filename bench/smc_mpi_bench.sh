@@ -7,7 +7,8 @@
 # MPI's start nor the compile) and the CPU time of the busiest rank
 # (/usr/bin/time around each rank: its whole process), then the least of the
 # rounds as particle-steps per second and the ratios 1 -> R.  The runs of
-# every R write the same draws (tests/mpi/mpi_smc.pl checks the bits).
+# every R write the same draws (tests/mpi/mpi_smc.pl checks the bits).  One
+# particle thread per rank (--threads 1), so 1 -> 2 ranks is 1 -> 2 cores.
 set -eu
 build=$(cd "${1:-build}" && pwd)
 N=${2:-200000}
@@ -37,7 +38,7 @@ awk -v T="$T" 'BEGIN { srand(7); h = -0.5; printf "{\"T\": %d, \"mu\": -0.5, \"p
 for r in $(seq "$rounds"); do
   for R in 1 2 4; do
     mpirun --oversubscribe -n "$R" /usr/bin/time -f "cpu %U %S" -a -o "cpu$R.$r" "$build/ppl" run sv.ppl \
-      --data sv.json --engine smc --chains 1 --particles "$N" --draws "$N" --seed 1 --quiet \
+      --data sv.json --engine smc --chains 1 --particles "$N" --draws "$N" --seed 1 --quiet --threads 1 \
       --include h_last --output "o$R.csv" >/dev/null 2>"err$R"
     s=$(awk '/seconds \(Sampling\)/ { print $2 }' "o$R.csv")
     c=$(awk '$1 == "cpu" { t = $2 + $3; if (t > m) m = t } END { print m }' "cpu$R.$r")

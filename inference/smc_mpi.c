@@ -98,14 +98,16 @@ static void smcm_layout(SmcSplit *m, int rec) {
 bool smcm_share_round(SmcState *s, Diag *d) {
   SmcSplit *m = s->split;
   PcRun *r = s->pcr;
-  int N = s->N, np = pc_seg_paths(r), rec = 2 + np;
+  int N = s->N, np = pc_seg_paths(r, NULL), rec = 2 + np;
+  double **pv = gc_alloc(sizeof(double *) * (size_t)(np + 1));
+  pc_seg_paths(r, pv);
   double *mine = smcm_scratch(&m->a, &m->na, (size_t)(s->mhi - s->mlo) * (size_t)rec);
   double *all = smcm_scratch(&m->b, &m->nb, (size_t)N * (size_t)rec);
   for (int i = s->mlo; i < s->mhi; i++) {
     double *x = mine + (size_t)(i - s->mlo) * (size_t)rec;
     x[0] = s->inc[i];
     x[1] = s->perr[i] != NULL;
-    pc_seg_path_get(r, i, x + 2);
+    for (int k = 0; k < np; k++) x[2 + k] = pv[k][i];
   }
   smcm_layout(m, rec);
   if (!mpi_allgatherv(m->comm, mine, all, m->rcount, m->rdispl)) return smcm_fail(d, "share a round's weights");
@@ -114,7 +116,8 @@ bool smcm_share_round(SmcState *s, Diag *d) {
     if (i < s->mlo || i >= s->mhi) {
       const double *x = all + (size_t)i * (size_t)rec;
       s->inc[i] = x[0];
-      pc_settle(r, i, x[1] != 0, x + 2);
+      for (int k = 0; k < np; k++) pv[k][i] = x[2 + k];
+      pc_settle(r, i, x[1] != 0);
       s->perr[i] = x[1] != 0 ? "" : NULL;
     }
     if (first < 0 && s->perr[i]) first = i;

@@ -1441,22 +1441,17 @@ void pc_unpack(PcRun *r, int i, const double *in) {
   r->loglik[i] = in[1];
 }
 
-int pc_seg_paths(const PcRun *r) {
+int pc_seg_paths(const PcRun *r, double **v) {
   int n = 0;
-  for (int k = 0; k < r->nops; k++) n += r->ops[k].kind == PK_SAMPLE && r->ops[k].path >= 0;
+  for (int k = 0; k < r->nops; k++)
+    if (r->ops[k].kind == PK_SAMPLE && r->ops[k].path >= 0) {
+      if (v) v[n] = r->path[r->ops[k].path].v;
+      n++;
+    }
   return n;
 }
 
-void pc_seg_path_get(const PcRun *r, int i, double *out) {
-  int n = 0;
-  for (int k = 0; k < r->nops; k++)
-    if (r->ops[k].kind == PK_SAMPLE && r->ops[k].path >= 0) out[n++] = r->path[r->ops[k].path].v[i];
-}
-
-void pc_settle(PcRun *r, int i, bool killed, const double *pathv) {
-  int n = 0;
-  for (int k = 0; k < r->nops; k++)
-    if (r->ops[k].kind == PK_SAMPLE && r->ops[k].path >= 0) r->path[r->ops[k].path].v[i] = pathv[n++];
+void pc_settle(PcRun *r, int i, bool killed) {
   if (killed) r->dead[i] = 1;
   if (!r->dead[i] && r->seg_draws && !r->root[i]) r->root[i] = r->seg_id + (uint64_t)i;
 }

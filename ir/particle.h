@@ -105,16 +105,16 @@ size_t pc_bytes(const PcRun *r);
  * range of particles only, so the columns hold its own particles' values.
  * pc_sendable: whether the columns are all numbers (else *why).  A
  * particle's own values (its columns, log prior and log likelihood) are
- * pc_width doubles, read by pc_pack and written by pc_unpack.  After
+ * pc_width doubles, read by pc_pack and written by pc_unpack.  The histories
+ * the recorded segment extends hold the particles' draws in the pc_seg_paths
+ * arrays v[0..n) (one slot per particle; v NULL: only count them).  After
  * pc_exec elsewhere, pc_settle gives particle i what that run decided for
- * everyone: whether it was killed, and the values it drew for the
- * pc_seg_paths histories the segment extends (pc_seg_path_get reads them). */
+ * everyone: whether it was killed. */
 bool pc_sendable(const PcProg *pc, const char **why);
 int pc_width(const PcProg *pc);
 void pc_pack(const PcRun *r, int i, double *out);
 void pc_unpack(PcRun *r, int i, const double *in);
-int pc_seg_paths(const PcRun *r);
-void pc_seg_path_get(const PcRun *r, int i, double *out);
-void pc_settle(PcRun *r, int i, bool killed, const double *pathv);
+int pc_seg_paths(const PcRun *r, double **v);
+void pc_settle(PcRun *r, int i, bool killed);
 
 #endif

@@ -9,7 +9,8 @@
 # stochastic-volatility model and a model whose particles are killed by
 # runtime errors, with R = 1, 2 and 4 ranks: the engine line says the
 # particles are split, and the CSV rows and the log evidence (the CSV's
-# comment, every digit) are the single-process run's; a run in which every
+# comment, every digit) are the single-process run's (and for two chains of
+# two runs each over 3 ranks with 2 threads each); a run in which every
 # particle dies fails with the single-process run's message.  A program the
 # particles cannot run compiled falls back to every rank running the whole
 # population, says so and why, and still writes the single-process draws.
@@ -93,6 +94,21 @@ for my $m (@models) {
     ok(evidence('one.csv') eq evidence("r$r.csv"),
        "$name, $r ranks: the single-process log evidence (" . evidence("r$r.csv") . ")");
   }
+}
+
+# two chains in step, two runs per chain, multinomial resampling, two
+# particle threads per rank, ranges of unequal sizes (3 ranks)
+{
+  my @args = ('run', "$exact/kalman.ppl", '--data', "$exact/problems/kalman/data.json", '--engine', 'smc',
+              '--seed', '9', '--chains', '2', '--particles', '500', '--draws', '1000', '--resample',
+              'multinomial', '--quiet');
+  run_cmd(@args, '--output', 'm1.csv');
+  my ($st, $out, $err) = mpi(3, @args, '--threads', '2', '--output', 'm3.csv');
+  ok($st == 0 && $err =~ /MPI: each chain's 500 particles are split over 3 ranks/, "2 chains, 3 ranks: split")
+    or print map { "# $_\n" } split /\n/, $err;
+  ok(length(rows('m1_1.csv')) > 1000 && rows('m1_1.csv') eq rows('m3_1.csv') && rows('m1_2.csv') eq rows('m3_2.csv') &&
+     evidence('m1_1.csv') eq evidence('m3_1.csv') && evidence('m1_2.csv') eq evidence('m3_2.csv'),
+     "2 chains of 2 runs, multinomial, 2 threads a rank, 3 ranks: the single-process draws and evidence");
 }
 
 # every particle dies (the scale turns negative for all by the last step):
