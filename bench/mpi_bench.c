@@ -4,7 +4,11 @@
  * `mpirun -n R` (bench/mpi_bench.sh runs R = 1, 2, 4 side by side and
  * prints the ratios); alone it is R = 1.
  *
- *   mpi_bench [N] [K] [REPS]
+ *   mpi_bench [N] [K] [REPS] [BLOCKS]
+ *
+ * BLOCKS (default 0: ld_shard's own number, LD_SHARD_BLOCKS) tries another
+ * cut of the rows: smaller blocks stay in cache between the forward pass and
+ * the adjoint, at more per-block work (measured in docs/scaling.md).
  *
  * Rank 0 prints one line: the wall time of one gradient (least and median of
  * REPS, all ranks started together), each rank's CPU time per gradient
@@ -65,6 +69,7 @@ int main(int argc, char **argv) {
   long N = argc > 1 ? atol(argv[1]) : 1000000;
   int K = argc > 2 ? atoi(argv[2]) : 100;
   int reps = argc > 3 ? atoi(argv[3]) : 10;
+  int nblocks = argc > 4 ? atoi(argv[4]) : 0; /* 0: ld_shard's own choice */
   const void *world = NULL;
 #if PPL_HAVE_MPI
   MPI_Comm w = MPI_COMM_WORLD;
@@ -92,7 +97,7 @@ int main(int argc, char **argv) {
   Interp *in = tcompile(SRC, &td, &d);
   const char *why = NULL;
   double t0 = wall();
-  LdShard *sh = in ? ld_shard_new(in, c, 0, true, &why, &d) : NULL;
+  LdShard *sh = in ? ld_shard_new(in, c, nblocks, true, &why, &d) : NULL;
   double setup = wall() - t0;
   if (!sh) {
     fprintf(stderr, "mpi_bench: %s\n", why ? why : d.msg);
