@@ -165,6 +165,42 @@ static void emit_rule_scalar(Gen *g, RevList *l, const IrInstr *ins, const Scala
   emit_rule_n(g, l, ins, sr, r, v);
 }
 
+/* An operator of two integers (i64) as the interpreter's int_binary computes
+   it: a comparison as an i1; + - * with their overflow checks, / and % with
+   the division checks. NULL when op has no integer form here. */
+LLVMValueRef jg_int_binary(Gen *g, int op, LLVMValueRef x, LLVMValueRef y) {
+  if (op == OP_EQ || op == OP_NE || op == OP_LT || op == OP_LE || op == OP_GT || op == OP_GE) {
+    LLVMIntPredicate p = op == OP_EQ ? LLVMIntEQ : op == OP_NE ? LLVMIntNE : op == OP_LT ? LLVMIntSLT
+                       : op == OP_LE ? LLVMIntSLE : op == OP_GT ? LLVMIntSGT : LLVMIntSGE;
+    return LLVMBuildICmp(g->B, p, x, y, "");
+  }
+  const char *ov = op == OP_ADD ? "llvm.sadd.with.overflow.i64"
+                 : op == OP_SUB ? "llvm.ssub.with.overflow.i64"
+                 : op == OP_MUL || op == OP_EMUL ? "llvm.smul.with.overflow.i64" : NULL;
+  if (ov) {
+    LLVMTypeRef st[2] = {g->i64, g->i1};
+    LLVMTypeRef rt = LLVMStructTypeInContext(g->C, st, 2, 0);
+    LLVMTypeRef ps[2] = {g->i64, g->i64};
+    LLVMTypeRef ft = LLVMFunctionType(rt, ps, 2, 0);
+    LLVMValueRef f = LLVMGetNamedFunction(g->M, ov);
+    if (!f) f = LLVMAddFunction(g->M, ov, ft);
+    LLVMValueRef av[2] = {x, y};
+    LLVMValueRef r = call(g, ft, f, av, 2);
+    check(g, LLVMBuildNot(g->B, LLVMBuildExtractValue(g->B, r, 1, ""), ""));
+    return LLVMBuildExtractValue(g->B, r, 0, "");
+  }
+  if (op != OP_DIV && op != OP_EDIV && op != OP_IDIV && op != OP_MOD) return NULL;
+  check(g, LLVMBuildICmp(g->B, LLVMIntNE, y, ci(g, 0), ""));
+  LLVMValueRef m1 = LLVMBuildICmp(g->B, LLVMIntEQ, y, ci(g, -1), "");
+  if (op == OP_MOD) { /* x % -1 is 0 (and x % y never overflows then) */
+    LLVMValueRef ysafe = LLVMBuildSelect(g->B, m1, ci(g, 1), y, "");
+    return LLVMBuildSelect(g->B, m1, ci(g, 0), LLVMBuildSRem(g->B, x, ysafe, ""), "");
+  }
+  LLVMValueRef bad = LLVMBuildAnd(g->B, m1, LLVMBuildICmp(g->B, LLVMIntEQ, x, ci(g, INT64_MIN), ""), "");
+  check(g, LLVMBuildNot(g->B, bad, ""));
+  return LLVMBuildSDiv(g->B, x, y, "");
+}
+
 static void emit_binary_scalar(Gen *g, RevList *l, const IrInstr *ins) {
   int a = ins->args[0], b = ins->args[1], d = ins->dst;
   uint8_t ca = g->rc[a], cb = g->rc[b];
@@ -172,43 +208,12 @@ static void emit_binary_scalar(Gen *g, RevList *l, const IrInstr *ins) {
   bool ints = ca != RC_REAL && cb != RC_REAL;
   bool cmp = op == OP_EQ || op == OP_NE || op == OP_LT || op == OP_LE || op == OP_GT || op == OP_GE;
   if (ints && op != OP_POW) {
-    LLVMValueRef x = as_i64(g, a), y = as_i64(g, b), z = NULL;
-    if (cmp) {
-      LLVMIntPredicate p = op == OP_EQ ? LLVMIntEQ : op == OP_NE ? LLVMIntNE : op == OP_LT ? LLVMIntSLT
-                         : op == OP_LE ? LLVMIntSLE : op == OP_GT ? LLVMIntSGT : LLVMIntSGE;
-      wr_conv(g, d, LLVMBuildICmp(g->B, p, x, y, ""), RC_BOOL);
-      return;
-    }
-    const char *ov = op == OP_ADD ? "llvm.sadd.with.overflow.i64"
-                   : op == OP_SUB ? "llvm.ssub.with.overflow.i64"
-                   : op == OP_MUL || op == OP_EMUL ? "llvm.smul.with.overflow.i64" : NULL;
-    if (ov) {
-      LLVMTypeRef st[2] = {g->i64, g->i1};
-      LLVMTypeRef rt = LLVMStructTypeInContext(g->C, st, 2, 0);
-      LLVMTypeRef ps[2] = {g->i64, g->i64};
-      LLVMTypeRef ft = LLVMFunctionType(rt, ps, 2, 0);
-      LLVMValueRef f = LLVMGetNamedFunction(g->M, ov);
-      if (!f) f = LLVMAddFunction(g->M, ov, ft);
-      LLVMValueRef av[2] = {x, y};
-      LLVMValueRef r = call(g, ft, f, av, 2);
-      check(g, LLVMBuildNot(g->B, LLVMBuildExtractValue(g->B, r, 1, ""), ""));
-      z = LLVMBuildExtractValue(g->B, r, 0, "");
-    } else if (op == OP_DIV || op == OP_EDIV || op == OP_IDIV || op == OP_MOD) {
-      check(g, LLVMBuildICmp(g->B, LLVMIntNE, y, ci(g, 0), ""));
-      LLVMValueRef m1 = LLVMBuildICmp(g->B, LLVMIntEQ, y, ci(g, -1), "");
-      if (op == OP_MOD) { /* x % -1 is 0 (and x % y never overflows then) */
-        LLVMValueRef ysafe = LLVMBuildSelect(g->B, m1, ci(g, 1), y, "");
-        z = LLVMBuildSelect(g->B, m1, ci(g, 0), LLVMBuildSRem(g->B, x, ysafe, ""), "");
-      } else {
-        LLVMValueRef bad = LLVMBuildAnd(g->B, m1, LLVMBuildICmp(g->B, LLVMIntEQ, x, ci(g, INT64_MIN), ""), "");
-        check(g, LLVMBuildNot(g->B, bad, ""));
-        z = LLVMBuildSDiv(g->B, x, y, "");
-      }
-    } else {
+    LLVMValueRef z = jg_int_binary(g, op, as_i64(g, a), as_i64(g, b));
+    if (!z) {
       refuse(g, ins, gc_printf("operator '%s' on integers is not compiled", ir_op_name((IrOp)op)));
       return;
     }
-    wr_conv(g, d, z, RC_INT);
+    wr_conv(g, d, z, cmp ? RC_BOOL : RC_INT);
     return;
   }
   LLVMValueRef x = as_f64(g, a), y = as_f64(g, b);

@@ -440,6 +440,10 @@ void jg_rev_sample(Gen *g, RevItem *it);
 LLVMValueRef jg_new_ten(Gen *g, int kind, LLVMValueRef rows, LLVMValueRef cols, bool active,
                             int fill);
 void jg_wr_ten(Gen *g, int r, LLVMValueRef box, LLVMValueRef rows, LLVMValueRef cols);
+/* An operator of two i64 integers as the interpreter computes it (checks
+   included; a comparison gives an i1); NULL when op has no integer form. */
+LLVMValueRef jg_int_binary(Gen *g, int op, LLVMValueRef x, LLVMValueRef y);
+
 /* ir/jit_ode.c: the IR_ODE site just made gets its right-hand side compiled
    into g's module (ppl_ode_SITE), or the reason it is not; jg_ode_link binds
    the sites' functions once their module is loaded. */

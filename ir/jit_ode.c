@@ -379,30 +379,12 @@ static void emit_binary(Og *o, const IrInstr *ins) {
   if (is_scal(ka) && is_scal(kb)) {
     bool ints = ka != OK_REAL && kb != OK_REAL;
     if (ints && op != OP_POW) {
-      LLVMValueRef x = as_int(o, a), y = as_int(o, b);
-      if (cmp) {
-        LLVMIntPredicate p = op == OP_EQ ? LLVMIntEQ : op == OP_NE ? LLVMIntNE : op == OP_LT ? LLVMIntSLT
-                           : op == OP_LE ? LLVMIntSLE : op == OP_GT ? LLVMIntSGT : LLVMIntSGE;
-        put_scalar(o, d, LLVMBuildICmp(g->B, p, x, y, ""), OK_BOOL);
-        return;
-      }
-      const char *ov = op == OP_ADD ? "llvm.sadd.with.overflow.i64"
-                     : op == OP_SUB ? "llvm.ssub.with.overflow.i64"
-                     : op == OP_MUL || op == OP_EMUL ? "llvm.smul.with.overflow.i64" : NULL;
-      if (!ov) {
+      LLVMValueRef z = jg_int_binary(g, op, as_int(o, a), as_int(o, b));
+      if (!z) {
         why(o, ins, gc_printf("operator '%s' on integers", ir_op_name((IrOp)op)));
         return;
       }
-      LLVMTypeRef st[2] = {g->i64, g->i1};
-      LLVMTypeRef rt = LLVMStructTypeInContext(g->C, st, 2, 0);
-      LLVMTypeRef ps[2] = {g->i64, g->i64};
-      LLVMTypeRef ft = LLVMFunctionType(rt, ps, 2, 0);
-      LLVMValueRef f = LLVMGetNamedFunction(g->M, ov);
-      if (!f) f = LLVMAddFunction(g->M, ov, ft);
-      LLVMValueRef av[2] = {x, y};
-      LLVMValueRef r = call(g, ft, f, av, 2);
-      check(g, LLVMBuildNot(g->B, LLVMBuildExtractValue(g->B, r, 1, ""), ""));
-      put_scalar(o, d, LLVMBuildExtractValue(g->B, r, 0, ""), OK_INT);
+      put_scalar(o, d, z, cmp ? OK_BOOL : OK_INT);
       return;
     }
     if (cmp) {
