@@ -822,6 +822,30 @@ static void dens_loop(Gen *g, DensCtx *c, LLVMValueRef n) {
   emit_range(g, nv, n, 1, dens_body, c);
 }
 
+/* The density loop, twice when there are partials: a caller asking for log p
+   alone (grad NULL: ADVI's ELBO, PSIS's weights) does not use them, and they
+   cost as much as the density (bernoulli_logit: two divisions beside its exp
+   and log1p), so a second loop without them runs then. */
+static void dens_loops(Gen *g, DensCtx *c, LLVMValueRef n) {
+  if (!c->rev) {
+    dens_loop(g, c, n);
+    return;
+  }
+  LLVMBasicBlockRef lo = new_bb(g, "lponly"), wg = new_bb(g, "partials"), join = new_bb(g, "dens");
+  LLVMValueRef nograd = LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildPtrToInt(g->B, g->grad, g->i64, ""), ci(g, 0), "");
+  LLVMBuildCondBr(g->B, nograd, lo, wg);
+  LLVMPositionBuilderAtEnd(g->B, lo);
+  c->lponly = true;
+  dens_loop(g, c, n);
+  LLVMBuildBr(g->B, join);
+  LLVMPositionBuilderAtEnd(g->B, wg);
+  c->lponly = false;
+  dens_loop(g, c, n);
+  LLVMBuildBr(g->B, join);
+  LLVMPositionBuilderAtEnd(g->B, join);
+}
+
+
 static void dens_body(Gen *g, LLVMValueRef i, void *ud) {
   DensCtx *c = ud;
   const DistFamily *f = c->f;
@@ -964,27 +988,7 @@ bool jg_emit_observe_native(Gen *g, RevList *l, const IrInstr *ins) {
   }
   c.lp = entry_alloca(g, g->f64, "obs");
   LLVMBuildStore(g->B, cf(g, 0), c.lp);
-  if (c.rev) {
-    /* The partials cost as much as the density (bernoulli_logit: two
-       divisions beside its exp and log1p), and a caller asking for log p
-       alone (grad NULL: ADVI's ELBO, PSIS's weights) does not use them: a
-       second loop without them runs then. */
-    LLVMBasicBlockRef lo = new_bb(g, "lponly"), wg = new_bb(g, "partials"), join = new_bb(g, "dens");
-    LLVMValueRef nograd = LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildPtrToInt(g->B, g->grad, g->i64, ""),
-                                        ci(g, 0), "");
-    LLVMBuildCondBr(g->B, nograd, lo, wg);
-    LLVMPositionBuilderAtEnd(g->B, lo);
-    c.lponly = true;
-    dens_loop(g, &c, n);
-    LLVMBuildBr(g->B, join);
-    LLVMPositionBuilderAtEnd(g->B, wg);
-    c.lponly = false;
-    dens_loop(g, &c, n);
-    LLVMBuildBr(g->B, join);
-    LLVMPositionBuilderAtEnd(g->B, join);
-  } else {
-    dens_loop(g, &c, n);
-  }
+  dens_loops(g, &c, n);
   LLVMValueRef sum = LLVMBuildLoad2(g->B, g->f64, c.lp, "");
   LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, g->lp, ""), sum, ""), g->lp);
   bool scalars = false;
@@ -1051,22 +1055,7 @@ static bool emit_lpdf_boxes(Gen *g, RevList *l, const IrInstr *ins, const DistFa
   }
   c.lp = entry_alloca(g, g->f64, "lpdf");
   LLVMBuildStore(g->B, cf(g, 0), c.lp);
-  if (c.rev) { /* log p alone (grad NULL): no partials, as for ~ */
-    LLVMBasicBlockRef lo = new_bb(g, "lponly"), wg = new_bb(g, "partials"), join = new_bb(g, "dens");
-    LLVMValueRef nograd = LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildPtrToInt(g->B, g->grad, g->i64, ""), ci(g, 0), "");
-    LLVMBuildCondBr(g->B, nograd, lo, wg);
-    LLVMPositionBuilderAtEnd(g->B, lo);
-    c.lponly = true;
-    dens_loop(g, &c, n);
-    LLVMBuildBr(g->B, join);
-    LLVMPositionBuilderAtEnd(g->B, wg);
-    c.lponly = false;
-    dens_loop(g, &c, n);
-    LLVMBuildBr(g->B, join);
-    LLVMPositionBuilderAtEnd(g->B, join);
-  } else {
-    dens_loop(g, &c, n);
-  }
+  dens_loops(g, &c, n); /* as for ~ */
   LLVMValueRef lp = LLVMBuildLoad2(g->B, g->f64, c.lp, "");
   check(g, LLVMBuildFCmp(g->B, LLVMRealOLT, lp, cf(g, INFINITY), "")); /* dist_call_lpdf's error */
   wr(g, d, lp);
