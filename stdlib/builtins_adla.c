@@ -369,36 +369,64 @@ static bool r_mdivide(Tape *T, bool right, bool tri, const Value *args, Value *o
   return true;
 }
 
-/* coordinate k of a GP point (a number or a vector) and its node */
-static double pt_val(Value p, int k) { return bi_is_ten(p) ? p.t->d[k] : val_as_real(p); }
-static int32_t pt_node(Value p, int k) {
-  return bi_is_ten(p) ? (p.t->ad ? p.t->ad[k] : 0) : p.k == V_REAL ? p.ad : 0;
+/* A GP argument's points flattened once: d coordinates per point and their
+ * nodes (0: constant), so the n1 x n2 loop below reads plain arrays. */
+static void gp_flat(Value x, int *d, double **v, int32_t **nd) {
+  int n = x.a->n;
+  *d = n ? (int)val_numel(x.a->e[0]) : 1;
+  size_t k = (size_t)n * (size_t)*d;
+  *v = gc_alloc_atomic(sizeof(double) * (k ? k : 1));
+  *nd = gc_alloc_atomic(sizeof(int32_t) * (k ? k : 1));
+  for (int i = 0; i < n; i++) {
+    Value p = x.a->e[i];
+    for (int c = 0; c < *d; c++) {
+      bool ten = bi_is_ten(p);
+      (*v)[(size_t)i * *d + c] = ten ? p.t->d[c] : val_as_real(p);
+      (*nd)[(size_t)i * *d + c] = ten ? (p.t->ad ? p.t->ad[c] : 0) : p.k == V_REAL ? p.ad : 0;
+    }
+  }
 }
 
-/* gp_exp_quad_cov(x, alpha, rho) and (x1, x2, alpha, rho) */
-static bool r_gp(Tape *T, int nargs, const Value *args, Value *out, Parts *q) {
+/* gp_exp_quad_cov(x, alpha, rho) and (x1, x2, alpha, rho): one node per
+ * entry with parents alpha, rho and the two points' coordinates.  K(x, x)
+ * is symmetric with the same parents and partials at (i, j) and (j, i)
+ * (swapping the points flips both the difference and its sign), so the
+ * upper triangle shares the lower triangle's nodes: half the tape. */
+static bool r_gp(Tape *T, int nargs, const Value *args, Value *out) {
   bool cross = nargs == 4;
   Value pa = args[cross ? 2 : 1], pr = args[cross ? 3 : 2];
   double alpha = val_as_real(pa), rho = val_as_real(pr);
   int32_t na = pa.k == V_REAL ? pa.ad : 0, nr = pr.k == V_REAL ? pr.ad : 0;
-  Value x1 = args[0], x2 = args[cross ? 1 : 0];
-  int n1 = x1.a->n, n2 = x2.a->n;
+  int n1 = args[0].a->n, n2 = args[cross ? 1 : 0].a->n, d, d2;
+  double *v1, *v2;
+  int32_t *m1, *m2;
+  gp_flat(args[0], &d, &v1, &m1);
+  if (cross)
+    gp_flat(args[1], &d2, &v2, &m2);
+  else
+    v2 = v1, m2 = m1;
+  int32_t *par = gc_alloc_atomic(sizeof(int32_t) * (size_t)(2 + 2 * d));
+  double *dv = gc_alloc_atomic(sizeof(double) * (size_t)(2 + 2 * d));
   int32_t *N = gc_alloc_atomic(sizeof(int32_t) * (size_t)(n1 * n2 > 0 ? n1 * n2 : 1));
+  const double *K = out->t->d;
   for (int j = 0; j < n2; j++)
     for (int i = 0; i < n1; i++) {
-      Value a = x1.a->e[i], b = x2.a->e[j];
-      int d = (int)val_numel(a);
-      double sq = 0;
-      for (int k = 0; k < d; k++) sq += (pt_val(a, k) - pt_val(b, k)) * (pt_val(a, k) - pt_val(b, k));
-      double K = out->t->d[(size_t)j * n1 + i];
-      parts_add(q, na, 2 * K / alpha);
-      parts_add(q, nr, K * sq / (rho * rho * rho));
-      for (int k = 0; k < d; k++) {
-        double g = -K * (pt_val(a, k) - pt_val(b, k)) / (rho * rho);
-        parts_add(q, pt_node(a, k), g);
-        parts_add(q, pt_node(b, k), -g);
+      size_t ij = (size_t)j * n1 + i;
+      if (!cross && i < j) {
+        N[ij] = N[(size_t)i * n1 + j];
+        continue;
       }
-      N[(size_t)j * n1 + i] = parts_push(T, q);
+      const double *a = v1 + (size_t)i * d, *b = v2 + (size_t)j * d;
+      double sq = 0;
+      for (int k = 0; k < d; k++) sq += (a[k] - b[k]) * (a[k] - b[k]);
+      par[0] = na, dv[0] = 2 * K[ij] / alpha;
+      par[1] = nr, dv[1] = K[ij] * sq / (rho * rho * rho);
+      for (int k = 0; k < d; k++) {
+        double g = -K[ij] * (a[k] - b[k]) / (rho * rho);
+        par[2 + 2 * k] = m1[(size_t)i * d + k], dv[2 + 2 * k] = g;
+        par[3 + 2 * k] = m2[(size_t)j * d + k], dv[3 + 2 * k] = -g;
+      }
+      N[ij] = tape_push(T, 2 + 2 * d, par, dv);
     }
   out_nodes(out, N);
   return true;
@@ -435,7 +463,7 @@ bool bi_ad_linalg(Tape *T, const char *name, int nargs, const Value *args, Value
   if (!strcmp(name, "mdivide_right_tri_low"))
     return r_mdivide(T, true, true, args, out, &q, err, errsz);
   if (!strcmp(name, "gp_exp_quad_cov") || !strcmp(name, "cov_exp_quad"))
-    return r_gp(T, nargs, args, out, &q);
+    return r_gp(T, nargs, args, out);
   *handled = false;
   return true;
 }

@@ -1131,6 +1131,7 @@ static bool gp_points(const Builtin *b, Value v, int *n, int *dim, const double 
   *n = v.a->n;
   *dim = -1;
   const double **p = gc_alloc(sizeof(double *) * (size_t)(*n ? *n : 1));
+  double *reals = NULL; /* scalar points, one block rather than one allocation each */
   for (int i = 0; i < *n; i++) {
     Value e = v.a->e[i];
     int k = 1;
@@ -1138,9 +1139,9 @@ static bool gp_points(const Builtin *b, Value v, int *n, int *dim, const double 
       k = e.t->rows * e.t->cols;
       p[i] = e.t->d;
     } else {
-      double *one = gc_alloc_atomic(sizeof(double));
-      *one = val_as_real(e);
-      p[i] = one;
+      if (!reals) reals = gc_alloc_atomic(sizeof(double) * (size_t)*n);
+      reals[i] = val_as_real(e);
+      p[i] = &reals[i];
     }
     if (*dim >= 0 && k != *dim)
       return bi_efail(b, err, errsz, "points have different sizes (%d and %d)", *dim, k);
@@ -1159,14 +1160,18 @@ static bool eval_gp_exp_quad(BI_EVAL_ARGS) {
     return bi_efail(b, err, errsz, "rho must be positive, got %g", rho);
   int n1, n2, d1, d2;
   const double **x1, **x2;
-  if (!gp_points(b, args[0], &n1, &d1, &x1, err, errsz) ||
-      !gp_points(b, args[cross ? 1 : 0], &n2, &d2, &x2, err, errsz))
-    return false;
+  if (!gp_points(b, args[0], &n1, &d1, &x1, err, errsz)) return false;
+  n2 = n1, d2 = d1, x2 = x1;
+  if (cross && !gp_points(b, args[1], &n2, &d2, &x2, err, errsz)) return false;
   if (n1 && n2 && d1 != d2)
     return bi_efail(b, err, errsz, "points have different sizes (%d and %d)", d1, d2);
   Value r = val_mat(n1, n2);
   for (int j = 0; j < n2; j++)
     for (int i = 0; i < n1; i++) {
+      if (!cross && i < j) { /* K(x, x) is symmetric: one exp per pair */
+        AT(r.t, i, j) = AT(r.t, j, i);
+        continue;
+      }
       double sq = 0;
       for (int k = 0; k < d1; k++)
         sq += (x1[i][k] - x2[j][k]) * (x1[i][k] - x2[j][k]);

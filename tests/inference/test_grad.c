@@ -520,6 +520,11 @@ static const char *const builtin_exprs[] = {
     "sum(mdivide_left_spd(add_diag(crossprod(M), 1), v)) + sum(solve(add_diag(M, 4), M))",
     "sum(gp_exp_quad_cov({a, q, p}, q, exp(a))) + sum(gp_exp_quad_cov({v, r'}, q + 0.5, 1.3)) + "
     "sum(gp_exp_quad_cov({a}, {q, p}, q, 2.0)) + sum(cov_exp_quad({1.0, 2.5}, q, p + 1))",
+    /* single entries of K(x, x) above and below the diagonal (its nodes are shared
+       between (i, j) and (j, i)), and a GP covariance inside multi_normal */
+    "gp_exp_quad_cov({v, r'}, q, 1.3)[1, 2] * 3 + gp_exp_quad_cov({a, q, p}, 1.5, q)[3, 1] + "
+    "gp_exp_quad_cov({a, q, p}, p, 2.0)[1, 3] * 2 + "
+    "multi_normal_lpdf(v, r', add_diag(gp_exp_quad_cov({a, q, p}, q + 0.5, exp(a)), p + 0.1))",
     "normal_lpdf(v, a, q) + poisson_lpmf(3, q) + gamma_lpdf(q, 2, 1.5) + beta_lpdf(p, q, 2) + "
     "student_t_lpdf(a, q + 1, v[1], 2) + multi_normal_lpdf(v, r', add_diag(crossprod(M), 1))",
     /* trigamma on both sides of its reflection; fdim away from its kink */
