@@ -22,19 +22,6 @@
 
 static const char *shared_dir, *models_dir;
 
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *s = malloc((size_t)n + 1);
-  size_t got = fread(s, 1, (size_t)n, f);
-  s[got] = 0;
-  fclose(f);
-  return s;
-}
-
 static Interp *compile(const char *src, const char *json, Diag *d) {
   diag_init(d);
   Ast *a = parse_string(src, strlen(src), "m.ppl", d);
@@ -154,9 +141,9 @@ static json_t *exact_json(const char *model) {
 static Interp *exact_model(const char *model, Diag *d) {
   char path[1024];
   snprintf(path, sizeof path, "%s/%s.ppl", models_dir, model);
-  char *src = slurp(path);
+  char *src = read_text(path);
   snprintf(path, sizeof path, "%s/%s/data.json", shared_dir, model);
-  char *data = slurp(path);
+  char *data = read_text(path);
   if (!src || !data) {
     tap_diag("cannot read %s or its data", model);
     return NULL;

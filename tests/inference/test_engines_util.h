@@ -6,6 +6,7 @@
 #define TEST_ENGINES_UTIL_H
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,21 @@ typedef struct TData {
   int n;
   TDatum d[8];
 } TData;
+
+/* A whole file as a NUL-terminated string (malloc), NULL when it cannot be
+   opened: model files and data read by the tests. */
+__attribute__((unused)) static char *read_text(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *s = malloc((size_t)n + 1);
+  size_t got = fread(s, 1, (size_t)n, f);
+  s[got] = 0;
+  fclose(f);
+  return s;
+}
 
 __attribute__((unused)) static bool tdata_get(DataSource *src, const char *name, Type t, int nsizes, const int64_t *sizes,
                       const char *size_desc, ConKind con, double lo, double hi, Value *out,

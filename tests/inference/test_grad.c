@@ -199,19 +199,6 @@ static void grad_model(const char *what, const char *src, TData *td, double scal
 
 /* ---- model files ---- */
 
-static char *read_text(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *s = malloc((size_t)n + 1);
-  size_t got = fread(s, 1, (size_t)n, f);
-  s[got] = 0;
-  fclose(f);
-  return s;
-}
-
 static void grad_file(const char *model, const char *data) {
   Diag d;
   diag_init(&d);

@@ -40,19 +40,6 @@ static Value treals(int n, const double *x) {
   return v;
 }
 
-static char *read_text(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *s = malloc((size_t)n + 1);
-  size_t got = fread(s, 1, (size_t)n, f);
-  s[got] = 0;
-  fclose(f);
-  return s;
-}
-
 static LogDensity *ld_from(const char *what, const char *src, DataSource *ds) {
   Diag d;
   diag_init(&d);
