@@ -100,19 +100,28 @@ static void check_value_prob(ppl_result *r, const char *what, const char *col, i
          what, col, v, n1 / n, want, 4 * mcse);
 }
 
+/* Problem NAME of tests/exact: its program with its data in *m, and its
+   exact.json (NULL, after the failed check, when either does not load). */
+static json_t *load_exact(ppl_context *ctx, const char *name, ppl_model **m) {
+  char path[1024], data[1024], ex[1024];
+  snprintf(path, sizeof path, "%s/%s.ppl", exact_dir, name);
+  snprintf(data, sizeof data, "%s/problems/%s/data.json", exact_dir, name);
+  snprintf(ex, sizeof ex, "%s/problems/%s/exact.json", exact_dir, name);
+  json_error_t je;
+  json_t *root = json_load_file(ex, 0, &je);
+  if (tap_ok(root && ppl_compile_file(ctx, path, m) == PPL_OK && ppl_set_data_file(*m, data) == PPL_OK,
+             "%s loads (%s)", name, ppl_errmsg(ctx)))
+    return root;
+  json_decref(root);
+  return NULL;
+}
+
 /* hmm3 (tests/exact): z[t]'s motif has two kinds of children (the next
    state, categorical(theta), and y[t], normal(mu)); P(z_last = k) enumerated. */
 static void test_hmm3(ppl_context *ctx, const char *trained, const char *untrained) {
-  char path[1024], data[1024], ex[1024];
-  snprintf(path, sizeof path, "%s/hmm3.ppl", exact_dir);
-  snprintf(data, sizeof data, "%s/problems/hmm3/data.json", exact_dir);
-  snprintf(ex, sizeof ex, "%s/problems/hmm3/exact.json", exact_dir);
   ppl_model *m = NULL;
-  json_error_t je;
-  json_t *root = json_load_file(ex, 0, &je);
-  if (!tap_ok(root && ppl_compile_file(ctx, path, &m) == PPL_OK && ppl_set_data_file(m, data) == PPL_OK,
-              "hmm3 loads (%s)", ppl_errmsg(ctx)))
-    goto out;
+  json_t *root = load_exact(ctx, "hmm3", &m);
+  if (!root) goto out;
   tap_ok(lmh_learn(m, trained, 1500, 4) == 2 && lmh_learn(m, untrained, 0, 4) == 2,
          "hmm3: trained and untrained proposals for its two motifs (%s)", ppl_errmsg(ctx));
   json_t *probs = json_object_get(root, "z_last_probs");
@@ -193,16 +202,9 @@ static void test_hmm_generalise(ppl_context *ctx, const char *trained, const cha
 /* normal_mean (tests/exact): mu's conjugate posterior, mu moved only by the
    continuous block's learned moves. */
 static void test_normal_mean(ppl_context *ctx, const char *trained, const char *untrained) {
-  char path[1024], data[1024], ex[1024];
-  snprintf(path, sizeof path, "%s/normal_mean.ppl", exact_dir);
-  snprintf(data, sizeof data, "%s/problems/normal_mean/data.json", exact_dir);
-  snprintf(ex, sizeof ex, "%s/problems/normal_mean/exact.json", exact_dir);
   ppl_model *m = NULL;
-  json_error_t je;
-  json_t *root = json_load_file(ex, 0, &je);
-  if (!tap_ok(root && ppl_compile_file(ctx, path, &m) == PPL_OK && ppl_set_data_file(m, data) == PPL_OK,
-              "normal_mean loads (%s)", ppl_errmsg(ctx)))
-    goto out;
+  json_t *root = load_exact(ctx, "normal_mean", &m);
+  if (!root) goto out;
   tap_ok(lmh_learn(m, trained, 1500, 3) == 1 && lmh_learn(m, untrained, 0, 3) == 1,
          "normal_mean: a trained and an untrained proposal for normal->normal(mu) (%s)", ppl_errmsg(ctx));
   json_t *mu = json_object_get(root, "mu");
@@ -288,16 +290,9 @@ static void test_openmix(ppl_context *ctx, const char *trained, const char *untr
 }
 
 static void test_mix2(ppl_context *ctx, const char *trained, const char *untrained) {
-  char path[1024], data[1024], ex[1024];
-  snprintf(path, sizeof path, "%s/mix2_enum.ppl", exact_dir);
-  snprintf(data, sizeof data, "%s/problems/mix2_enum/data.json", exact_dir);
-  snprintf(ex, sizeof ex, "%s/problems/mix2_enum/exact.json", exact_dir);
   ppl_model *m = NULL;
-  json_error_t je;
-  json_t *root = json_load_file(ex, 0, &je);
-  if (!tap_ok(root && ppl_compile_file(ctx, path, &m) == PPL_OK && ppl_set_data_file(m, data) == PPL_OK,
-              "mix2_enum loads (%s)", ppl_errmsg(ctx)))
-    goto out;
+  json_t *root = load_exact(ctx, "mix2_enum", &m);
+  if (!root) goto out;
   tap_ok(lmh_learn(m, trained, 1500, 1) == 2 && lmh_learn(m, untrained, 0, 1) == 2,
          "mix2_enum: a trained and an untrained proposal (%s)", ppl_errmsg(ctx));
   json_t *probs = json_object_get(root, "z_is_second_probs");
