@@ -231,7 +231,17 @@ my ($gp) = $out =~ /^chain 1: guide params: (.*)$/m;
                            '--lr', '1e-9');
 ok($s == 0 && $out =~ /^trained: 1 steps, 0\.10 epochs/m, "train --load int.params resumes from it ($s)");
 ($s, $out) = run_cmd(@run[0 .. 1], '--load', 'resumed.params', @run[4 .. 5], '--chains', '1');
-ok(defined $gp && $out =~ /^chain 1: guide params: \Q$gp\E$/m,
-   "one step of lr 1e-9 from the interrupted params keeps them (" . ($gp // 'none') . ")");
+# Adam moves each param by at most ~30 lr in a step, yet where Ctrl-C lands
+# decides the values, so the printed 6 digits may flip in the last place:
+# same names, each number within one unit of its 6th digit
+my ($gp2) = $out =~ /^chain 1: guide params: (.*)$/m;
+my $num = qr/-?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?/i;
+my ($shape1, $shape2) = map { (my $t = $_ // '') =~ s/$num/#/g; $t } $gp, $gp2;
+my @a = defined $gp ? $gp =~ /($num)/g : ();
+my @b = defined $gp2 ? $gp2 =~ /($num)/g : ();
+my $close = @a && @a == @b && $shape1 eq $shape2;
+for my $i (0 .. $#a) { $close &&= abs($a[$i] - $b[$i]) <= 1.5e-5 * abs($a[$i]) + 1e-7 }
+ok($close, "one step of lr 1e-9 from the interrupted params keeps them (" . ($gp // 'none') .
+           " -> " . ($gp2 // 'none') . ")");
 
 exit tap_done();
