@@ -461,9 +461,11 @@ static ppl_status load(ppl_model *m, DataSource *src) {
     m->in = NULL;
     return fail_diag(m->ctx, &d);
   }
-  ld_shared_free(m->in); /* m->ld among them */
-  ld_shared_free(m->in_en);
+  /* the old data's compiled log density passes to the new data, which reuse
+     it without compiling when their shapes are the same (ld_shared_pass) */
+  ld_shared_pass(m->in, in); /* m->ld among them */
   ld_shared_free(m->in_marg);
+  Interp *old_en = m->in_en;
   m->in = in;
   m->in_en = m->in_marg = NULL;
   m->en_src = src;
@@ -476,6 +478,7 @@ static ppl_status load(ppl_model *m, DataSource *src) {
         interp_load_data(ie, src, &de))
       m->in_en = ie;
   }
+  ld_shared_pass(old_en, m->in_en);
   ld_free(m->ld_ir);
   m->ld = m->ld_ir = NULL;
   m->llvm_ir = NULL;
