@@ -562,15 +562,10 @@ static ppl_status data_commit_(ppl_model *m) {
   if (!m) return PPL_ERR_USAGE;
   gc_ensure_thread();
   if (!m->pending) return load(m, NULL);
-  char *text = json_dumps(m->pending, JSON_COMPACT);
-  if (!text) return fail(m->ctx, DIAG_INTERNAL, "could not serialise the data");
-  Diag d;
-  diag_init(&d);
-  DataSource *src = data_json_string(text, strlen(text), "<data>", &d);
-  free(text);
+  /* read as a data file's JSON is, without printing and parsing it */
+  DataSource *src = data_json_object(m->pending, "<data>");
   json_decref(m->pending);
   m->pending = NULL;
-  if (!src) return fail_diag(m->ctx, &d);
   m->src = src;
   return load(m, src);
 }
