@@ -461,9 +461,11 @@ static ppl_status load(ppl_model *m, DataSource *src) {
     m->in = NULL;
     return fail_diag(m->ctx, &d);
   }
-  ld_shared_free(m->in); /* m->ld among them */
-  ld_shared_free(m->in_en);
+  /* the old data's compiled log density passes to the new data, which reuse
+     it without compiling when their shapes are the same (ld_shared_pass) */
+  ld_shared_pass(m->in, in); /* m->ld among them */
   ld_shared_free(m->in_marg);
+  Interp *old_en = m->in_en;
   m->in = in;
   m->in_en = m->in_marg = NULL;
   m->en_src = src;
@@ -476,6 +478,7 @@ static ppl_status load(ppl_model *m, DataSource *src) {
         interp_load_data(ie, src, &de))
       m->in_en = ie;
   }
+  ld_shared_pass(old_en, m->in_en);
   ld_free(m->ld_ir);
   m->ld = m->ld_ir = NULL;
   m->llvm_ir = NULL;
@@ -559,15 +562,10 @@ static ppl_status data_commit_(ppl_model *m) {
   if (!m) return PPL_ERR_USAGE;
   gc_ensure_thread();
   if (!m->pending) return load(m, NULL);
-  char *text = json_dumps(m->pending, JSON_COMPACT);
-  if (!text) return fail(m->ctx, DIAG_INTERNAL, "could not serialise the data");
-  Diag d;
-  diag_init(&d);
-  DataSource *src = data_json_string(text, strlen(text), "<data>", &d);
-  free(text);
+  /* read as a data file's JSON is, without printing and parsing it */
+  DataSource *src = data_json_object(m->pending, "<data>");
   json_decref(m->pending);
   m->pending = NULL;
-  if (!src) return fail_diag(m->ctx, &d);
   m->src = src;
   return load(m, src);
 }

@@ -707,12 +707,18 @@ DataSource *data_json_string(const char *json, size_t len, const char *name, Dia
     diag_error(d, DIAG_DATA, (SrcPos){file, 0, 0}, "top level must be an object");
     return NULL;
   }
+  DataSource *src = data_json_object(root, file);
+  json_decref(root);
+  return src;
+}
+
+DataSource *data_json_object(struct json_t *root, const char *name) {
+  gc_init();
   JsonSource *js = gc_alloc(sizeof(JsonSource));
   js->base.get = json_get;
   js->base.has = json_has;
-  js->file = file;
+  js->file = gc_strdup(name ? name : "<data>");
   js->root = jnode_from(root, true);
-  json_decref(root);
   return &js->base;
 }
 

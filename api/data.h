@@ -25,6 +25,11 @@
    DIAG_DATA "data.json:3:14: invalid JSON: <jansson's text>". */
 DataSource *data_json_string(const char *json, size_t len, const char *name, Diag *d);
 
+/* The same from a JSON object already built (ppl_data_real's typed arrays:
+   no text in between); root stays the caller's. */
+struct json_t;
+DataSource *data_json_object(struct json_t *root, const char *name);
+
 /* Read and parse a file; DIAG_IO "cannot read data.json: No such file or
    directory" when it cannot be read. */
 DataSource *data_json_file(const char *path, Diag *d);

@@ -13,9 +13,12 @@
  * each latent's mean and sd against nuts's, the mean's difference in nuts's
  * sds, and the sd's ratio (the worst and the median over the latents).
  *
- *   amortized_bench PPL_BINARY SOURCE_ROOT [collinear]   (e.g. build/ppl .)
+ *   amortized_bench PPL_BINARY SOURCE_ROOT [collinear|all] [KEEP_DIR]   (e.g. build/ppl .)
  *
- * (with `collinear`, only the program where nuts takes seconds)
+ * (with `collinear`, only the program where nuts takes seconds; with a
+ * KEEP_DIR, the trained files are written there and, when they are already
+ * there, read instead of training again: the collinear training takes
+ * minutes, the draws milliseconds)
  *
  * Programs: the per-datapoint conjugate toy of tests/sbc/test_sbc_amortized.c
  * with an encoder guide (trained by ppl_train, svi's loop, on 2,000 simulated
@@ -41,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -117,6 +121,7 @@ typedef struct AbCase {
   const char *load_opt; /* its option naming the trained file */
   const char *train_engine; /* ppl_train's: NULL (svi, a guide) or "amortized" (npe) */
   const char *train_opts[12]; /* its options: name, value pairs, NULL-ended */
+  bool keep; /* params is in the KEEP_DIR: trained only when not there yet */
 } AbCase;
 
 /* One chain of 1,000 draws; csv (or NULL) gets the draws; no_jit: the log
@@ -171,11 +176,13 @@ static void ab_case(ppl_context *ctx, const char *ppl, const char *dir, const Ab
   for (int i = 0; st == PPL_OK && c->train_opts[i]; i += 2)
     st = ppl_run_set(&ro, c->train_opts[i], c->train_opts[i + 1]);
   double t0 = ab_now();
-  if (st == PPL_OK) st = ppl_train(m, &ro, c->params, NULL);
+  bool kept = c->keep && access(c->params, R_OK) == 0;
+  if (st == PPL_OK && !kept) st = ppl_train(m, &ro, c->params, NULL);
   double train_s = ab_now() - t0;
   ppl_run_options_free(&ro);
   if (st != PPL_OK) goto fail;
-  printf("  training (ppl_train, once): %.2f s\n", train_s);
+  if (kept) printf("  training: the file trained earlier, %s\n", c->params);
+  else printf("  training (ppl_train, once): %.2f s\n", train_s);
 
   /* the run itself */
   if (ppl_set_data_file(m, c->data) != PPL_OK) goto fail;
@@ -376,7 +383,7 @@ static void ab_host(ppl_context *ctx, const AbCase *c, const double *X) {
     printf("  failed: %s\n", ppl_errmsg(ctx));
     return;
   }
-  double y[CL_N], ta[CL_SETS], ca[CL_SETS], tn[CL_SETS], cn[CL_SETS];
+  double y[CL_N], ta[CL_SETS], ca[CL_SETS], tn[CL_SETS], cn[CL_SETS], cd[CL_SETS];
   double worst_dm = 0, worst_rs = 1;
   int warned = 0;
   for (int set = 1; set <= CL_SETS; set++) {
@@ -384,6 +391,7 @@ static void ab_host(ppl_context *ctx, const AbCase *c, const double *X) {
     cl_response(X, set, y);
     double t0 = ab_now(), c0 = ab_cpu();
     ppl_status st = cl_set_data(m, X, y);
+    cd[set - 1] = ab_cpu() - c0;
     if (st == PPL_OK) st = ab_run(m, c->engine, c->load_opt, c->params, NULL, &ra);
     ta[set - 1] = ab_now() - t0, ca[set - 1] = ab_cpu() - c0;
     t0 = ab_now(), c0 = ab_cpu();
@@ -407,10 +415,11 @@ static void ab_host(ppl_context *ctx, const AbCase *c, const double *X) {
       worst_dm = fmax(worst_dm, fabs(sa.mean - sn.mean) / sn.sd);
       if (fabs(log(sa.sd / sn.sd)) > fabs(log(worst_rs))) worst_rs = sa.sd / sn.sd;
     }
-    printf("    set %d: amortized %.4f s (CPU %.4f)   nuts %.3f s (CPU %.3f)   "
-           "nuts/amortized %.0fx (CPU %.0fx)\n",
-           set, ta[set - 1], ca[set - 1], tn[set - 1], cn[set - 1], tn[set - 1] / ta[set - 1],
-           cn[set - 1] / ca[set - 1]);
+    printf("    set %d: amortized %.4f s (CPU %.4f, of which setting the data %.4f)   nuts %.3f s "
+           "(CPU %.3f)   nuts/amortized %.0fx (CPU %.0fx)\n",
+           set, ta[set - 1], ca[set - 1], cd[set - 1], tn[set - 1], cn[set - 1],
+           tn[set - 1] / ta[set - 1], cn[set - 1] / ca[set - 1]);
+    printf("      amortized backend: %s\n", ppl_result_backend(ra));
     ppl_result_free(ra), ppl_result_free(rn);
   }
   double a = ab_median(ta, CL_SETS), n = ab_median(tn, CL_SETS);
@@ -460,7 +469,9 @@ int main(int argc, char **argv) {
     return 2;
   }
   char tmpl[] = "/tmp/amortized_bench_XXXXXX";
-  const char *dir = mkdtemp(tmpl);
+  const char *keep = argc > 4 ? argv[4] : NULL; /* the trained files and the data stay there */
+  if (keep) mkdir(keep, 0777);
+  const char *dir = keep ? keep : mkdtemp(tmpl);
   if (!dir) return 1;
   ppl_context *ctx = ppl_context_new(NULL);
   printf("amortized posteriors against nuts (one chain, 1,000 draws; nuts 1,000 warmup)\n");
@@ -469,7 +480,8 @@ int main(int argc, char **argv) {
   AbCase toy = {.name = "conjugate toy, guide form: 100 new points, 100 latents z[i]",
                 .engine = "amortized",
                 .load_opt = "load",
-                .train_opts = {"iter", "6000", "lr", "0.01", "lr-schedule", "cosine", NULL}};
+                .train_opts = {"iter", "6000", "lr", "0.01", "lr-schedule", "cosine", NULL},
+                .keep = keep != NULL};
   if (!only_slow && toy_files(dir, &toy)) ab_case(ctx, argv[1], dir, &toy);
   else if (!only_slow) printf("could not write the toy's files in %s\n", dir);
 
@@ -481,7 +493,8 @@ int main(int argc, char **argv) {
   static const char *const sims[] = {"4000", "4000"}, *const epochs[] = {"30", "30"};
   for (int i = 0; i < 2 && !only_slow; i++) {
     AbCase c = {.engine = "amortized", .load_opt = "load", .train_engine = "amortized",
-                .train_opts = {"simulations", sims[i], "epochs", epochs[i], NULL}};
+                .train_opts = {"simulations", sims[i], "epochs", epochs[i], NULL},
+                .keep = keep != NULL};
     char title[160];
     snprintf(title, sizeof title,
              "%s (tests/exact), npe: ppl train --amortize --simulations %s --epochs %s", names[i],
@@ -500,6 +513,7 @@ int main(int argc, char **argv) {
   cl_response(X, 0, y0);
   AbCase cl = {.engine = "amortized", .load_opt = "load", .train_engine = "amortized",
                .train_opts = {"simulations", "2000", "epochs", "10", NULL},
+               .keep = keep != NULL,
                .name = "collinear regression N=1000 K=5 (linreg_known_sigma's program, predictors "
                        "correlated 0.999), npe: ppl train --amortize --simulations 2000 --epochs 10"};
   snprintf(cl.model, sizeof cl.model, "%s/tests/exact/linreg_known_sigma.ppl", argv[2]);
@@ -514,6 +528,7 @@ int main(int argc, char **argv) {
   }
 
   ppl_context_free(ctx);
+  if (keep) return 0;
   char cmd[1200];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   return system(cmd) == 0 ? 0 : 1;

@@ -628,6 +628,10 @@ bool ld_use_jit_of(LogDensity *ld, const LogDensity *from, Diag *d) {
 }
 
 const char *ld_backend(const LogDensity *ld) {
+  if (ld->jit && ld->jit_borrowed)
+    return gc_printf("LLVM JIT: log density and gradient compiled in %.0f ms for an earlier data "
+                     "set of the same shapes, reused for these data (no compile)",
+                     jit_compile_ms(ld->jit));
   if (ld->jit && ld->nested)
     return gc_printf("LLVM JIT: log density and gradient compiled in %.0f ms; draws interpreted "
                      "(they keep the latents of loops, branches and functions)",
@@ -743,21 +747,54 @@ bool ld_eval_grad_jit(const LogDensity *ld, const double *theta, double *lp, dou
   return ok;
 }
 
+/* The interpreter's cache slots: the compiled and the interpreted shared
+   log density, and the donor: the compiled code of an earlier data set of
+   the same program (ld_shared_pass), which a new data set of the same shapes
+   takes instead of compiling. */
+enum { LD_SLOT_JIT, LD_SLOT_INTERP, LD_SLOT_DONOR };
+
 typedef struct SharedArg {
   bool jit;
+  const LogDensity *donor;
   Diag *d;
 } SharedArg;
 
 static void *make_shared(const Interp *in, void *arg) {
   SharedArg *a = arg;
   LogDensity *ld = ld_new(in, a->d);
-  if (ld && a->jit) ld_use_jit(ld, false);
+  if (ld && a->jit) {
+    /* data reals are arguments of the compiled code and data ints are folded
+       into it (ir/jit.h): the donor's code serves when the shapes and ints
+       are the same (jit_data_bind says which differ), with the same bits as
+       code compiled for these data */
+    Diag ignored;
+    diag_init(&ignored);
+    if (!a->donor || !ld_use_jit_of(ld, a->donor, &ignored)) ld_use_jit(ld, false);
+  }
   return ld;
 }
 
 LogDensity *ld_shared(const Interp *in, bool jit, Diag *d) {
-  SharedArg a = {jit, d};
-  return interp_cache(in, jit ? 0 : 1, make_shared, &a);
+  SharedArg a = {jit, jit ? interp_cache(in, LD_SLOT_DONOR, NULL, NULL) : NULL, d};
+  return interp_cache(in, jit ? LD_SLOT_JIT : LD_SLOT_INTERP, make_shared, &a);
+}
+
+static void *give(const Interp *in, void *arg) {
+  (void)in;
+  return arg;
+}
+
+void ld_shared_pass(const Interp *from, const Interp *to) {
+  if (!from) return;
+  LogDensity *c = interp_cache(from, LD_SLOT_JIT, NULL, NULL);
+  LogDensity *old = interp_cache(from, LD_SLOT_DONOR, NULL, NULL);
+  /* code compiled for from's own data is the newest shapes' */
+  LogDensity *keep = c && c->jit && !c->jit_borrowed ? c : old;
+  if (old != keep) ld_free(old);
+  if (c != keep) ld_free(c); /* borrowed from keep: frees nothing */
+  ld_free(interp_cache(from, LD_SLOT_INTERP, NULL, NULL));
+  if (keep && to && interp_cache(to, LD_SLOT_DONOR, give, keep) == keep) return;
+  ld_free(keep);
 }
 
 bool ld_jit_pays(const LogDensity *ld, double evals) {
@@ -772,7 +809,7 @@ bool ld_jit_pays(const LogDensity *ld, double evals) {
 
 void ld_shared_free(const Interp *in) {
   if (!in) return;
-  for (int k = 0; k < 2; k++) ld_free(interp_cache(in, k, NULL, NULL));
+  for (int k = LD_SLOT_JIT; k <= LD_SLOT_DONOR; k++) ld_free(interp_cache(in, k, NULL, NULL));
 }
 
 void ld_free(LogDensity *ld) {

@@ -130,6 +130,13 @@ LogDensity *ld_shared(const Interp *in, bool jit, Diag *d);
  * evaluate a few thousand times (amortized) ask; the others always compile. */
 bool ld_jit_pays(const LogDensity *ld, double evals);
 void ld_shared_free(const Interp *in);
+/* New data for the same program: from's shared log densities are released,
+ * except the compiled code (its own, or the one it reused), which passes to
+ * to as the donor: ld_shared(to, true) takes it without compiling when to's
+ * data have the same shapes and ints (ld_use_jit_of), else compiles.  One
+ * donor a program, the last shapes compiled: amortized inference over many
+ * data sets of one shape compiles once.  to NULL: everything is released. */
+void ld_shared_pass(const Interp *from, const Interp *to);
 /* Release compiled code (the LogDensity itself is collected memory). */
 void ld_free(LogDensity *ld);
 /* Latent metadata, for engines and the API. */

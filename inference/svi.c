@@ -1216,8 +1216,13 @@ bool svi_fit(Svi *s, SviTick tick, void *ctx, Diag *d) {
   struct timespec t0, t1;
   s->tick = tick, s->tick_ctx = ctx;
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  if (s->nx == 0) s->converged = true; /* no params: nothing to fit, q is the guide as written */
-  else svi_train(s, d);
+  if (s->nx == 0) {
+    s->converged = true; /* no params: nothing to fit, q is the guide as written */
+  } else {
+    gc_throughput_begin(); /* each step's values are garbage by the next */
+    svi_train(s, d);
+    gc_throughput_end();
+  }
   if (s->tol == 0 && !s->interrupted) s->converged = true; /* the step count, as Pyro's */
   svi_data_plate(s);
   clock_gettime(CLOCK_MONOTONIC, &t1);

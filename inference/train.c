@@ -171,7 +171,9 @@ static bool train_npe(const IrProgram *p, const EngineOpts *o, const TrainOpts *
   EngineOpts eo = *o;
   eo.progress = train_npe_progress, eo.progress_ctx = &sh;
   NpeTrainInfo ni = {0};
+  gc_throughput_begin(); /* the simulations' values are garbage by the next batch */
   bool ok = npe_train(p, t->data, &eo, t->save, &ni, d);
+  gc_throughput_end();
   if (sh.drawn) fputs("\n", t->progress_out);
   if (!ok) return false;
   *info = (TrainInfo){.method = "npe", .steps = ni.simulations, .epochs = ni.epochs,

@@ -530,9 +530,70 @@ static void for_body(Gen *g, LLVMValueRef k, void *ud) {
   emit_block(g, &fc->ins->body, &fc->it->a);
 }
 
+/* ---- what a draw needs ----
+ * A draw scores nothing, so the values only observations read (the mean
+ * X * beta of `y ~ normal(X * beta, sigma)`: a matrix-vector product per
+ * draw) need not be computed.  A register is live when an output reads it,
+ * or an instruction that is kept reads it; instructions that only define
+ * their dst (draw_pure) are kept when their dst is live, the others always
+ * (samples, control flow, factors, prints, random numbers, calls).  The
+ * skipped instructions ran at this point when its log density was computed,
+ * so their checks had passed. */
+
+static bool draw_pure(const IrInstr *ins) {
+  switch ((IrOpcode)ins->op) {
+  case IR_CONST: case IR_MOVE: case IR_UNARY: case IR_BINARY: case IR_INDEX: case IR_STORE:
+  case IR_ARRAY: case IR_ROWVEC: case IR_DECL: case IR_NET:
+    return ins->dst >= 0;
+  case IR_BUILTIN: return ins->dst >= 0 && !ins->builtin->uses_rng;
+  default: return false;
+  }
+}
+
+static bool live_mark(bool *live, int r) {
+  if (r < 0 || live[r]) return false;
+  return live[r] = true;
+}
+
+/* Marks the registers ins reads; true when one was new. */
+static bool live_reads(bool *live, const IrInstr *ins) {
+  bool ch = false;
+  for (int k = 0; k < ins->nargs; k++) ch |= live_mark(live, ins->args[k]);
+  for (int k = 0; k < ins->nidx; k++) ch |= live_mark(live, ins->idx[k].lo) | live_mark(live, ins->idx[k].hi);
+  for (int k = 0; k < ins->nsizes; k++) ch |= live_mark(live, ins->sizes[k]);
+  for (int k = 0; k < ins->dist.nparams; k++) ch |= live_mark(live, ins->dist.params[k]);
+  if (ins->op == IR_SAMPLE || ins->op == IR_DATA || ins->op == IR_PARAM || ins->op == IR_DECL)
+    ch |= live_mark(live, ins->con.lower) | live_mark(live, ins->con.upper);
+  if (ins->op == IR_WHILE) ch |= live_mark(live, ins->cond);
+  if (ins->op == IR_STORE) ch |= live_mark(live, ins->dst); /* an update in place */
+  return ch;
+}
+
+static bool live_block(const IrBlock *b, bool *live) {
+  bool ch = false;
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *ins = &b->ins[i];
+    if (ins->op == IR_OBSERVE) continue; /* a draw scores nothing */
+    if (!draw_pure(ins) || live[ins->dst]) ch |= live_reads(live, ins);
+    ch |= live_block(&ins->then_b, live) | live_block(&ins->else_b, live);
+    ch |= live_block(&ins->body, live) | live_block(&ins->cond_b, live);
+  }
+  return ch;
+}
+
+static bool *draw_liveness(const IrProgram *p) {
+  bool *live = gc_alloc_atomic(sizeof(bool) * ((size_t)p->main.nregs + 1));
+  memset(live, 0, sizeof(bool) * ((size_t)p->main.nregs + 1));
+  for (int i = 0; i < p->noutputs; i++) live_mark(live, p->outputs[i].reg);
+  while (live_block(&p->model_b, live) | live_block(&p->gen_b, live)) {
+  }
+  return live;
+}
+
 static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
   int d = ins->dst;
   if (g->why) return;
+  if (g->draw_live && draw_pure(ins) && !g->draw_live[d]) return; /* a draw does not need it */
   switch ((IrOpcode)ins->op) {
   case IR_CONST:
     if (g->rc[d] == RC_BOX) {
@@ -1102,6 +1163,7 @@ static bool lower_draw(Gen *g, const IrProgram *p) {
   memset(g->act, 0, sizeof(bool) * (size_t)(g->f->nregs + 1));
   g->fwd = true;
   g->draw = true;
+  g->draw_live = draw_liveness(p);
   open_function(g, "ppl_draw");
   RevList top = {0};
   emit_block(g, &p->model_b, &top);

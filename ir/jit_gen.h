@@ -166,6 +166,7 @@ typedef struct Gen {
   bool *written; /* assigned in the model or generated block */
   bool fwd;      /* no adjoint: nothing is saved for a reverse part */
   bool draw;     /* compiling a draw: random number builtins allowed */
+  bool *draw_live; /* a draw: registers it needs (jit.c, draw_liveness); NULL: all */
   int64_t *krows, *kcols; /* shape of a tensor register's value where known here, else -1 */
   int simd;      /* vector width of the host for densities (2, 4, 8), 0 without libmvec */
   const char *mvec; /* libmvec's name prefix for that width: "_ZGVeN8v_" */

@@ -498,7 +498,19 @@ static LLVMValueRef vmath(Gen *g, const char *name, LLVMValueRef x) {
   LLVMTypeRef t = vty(g);
   LLVMTypeRef ft = LLVMFunctionType(t, &t, 1, 0);
   LLVMValueRef f = LLVMGetNamedFunction(g->M, nm);
-  if (!f) f = LLVMAddFunction(g->M, nm, ft);
+  if (!f) {
+    f = LLVMAddFunction(g->M, nm, ft);
+    /* libmvec's functions read and write no memory (no errno either) and
+       always return: a call on a loop-invariant operand (the log of a
+       scalar sigma splat over a density loop) is hoisted out of the loop,
+       computed once instead of once per W elements; the same value */
+    static const char *const attrs[] = {"nounwind", "willreturn", "speculatable", "memory"};
+    for (int k = 0; k < 4; k++)
+      LLVMAddAttributeAtIndex(
+          f, LLVMAttributeFunctionIndex,
+          LLVMCreateEnumAttribute(g->C, LLVMGetEnumAttributeKindForName(attrs[k], strlen(attrs[k])),
+                                  0 /* memory(none) */));
+  }
   return call(g, ft, f, &x, 1);
 }
 
