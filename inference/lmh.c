@@ -77,6 +77,7 @@ typedef struct LmhState {
   int nstats, statcap;
   int cells;              /* --cells: the most cells of a block (1: single elements) */
   long gmoves, gacc;      /* group moves after warmup, and those the joint check accepted */
+  long cgmoves, cgacc;    /* the same for the group of continuous blocks */
   int jumps;              /* --jumps: trans-dimensional moves per step and jump variable */
   long jprop[2], jacc[2]; /* death, birth moves after warmup, and accepted */
   long jnone;             /* moves refused (no learned move for this change) */
@@ -412,6 +413,125 @@ static bool lmh_cmove(LmhState *s, const LmhBlock *b, bool warmup, Trace **cur, 
     LmhStat *t = stat_of(s, b->sig);
     t->prop++;
     t->acc += accepted;
+  }
+  return true;
+}
+
+/* The continuous blocks with proposals moved together (lmh_cgroup): their
+   blankets from two runs (motif_cprobe_group), each block's local step by
+   delayed acceptance on its local log posterior, then one replay and the
+   joint check. */
+typedef struct CGroupProp {
+  LmhState *s;
+  int n;                  /* blocks */
+  const MotifSite *site;
+  const MotifCProbe *p;   /* their blankets in the current trace */
+  const double *to;       /* new values (NAN: unchanged) */
+  double log_q_ratio;
+  bool internal;
+  Diag *d;
+} CGroupProp;
+
+static bool cg_propose(void *ctx, const Trace *cur, Rng *r, TraceBlock *b, char *err, size_t errsz) {
+  (void)r, (void)err, (void)errsz;
+  const CGroupProp *x = ctx;
+  b->n = 0;
+  b->addrs = gc_alloc(sizeof(char *) * (size_t)(x->n + 1));
+  b->vals = gc_alloc(sizeof(Value) * (size_t)(x->n + 1));
+  for (int i = 0; i < x->n; i++) {
+    if (isnan(x->to[i])) continue;
+    int j = 0;
+    while (j < b->n && strcmp(b->addrs[j], x->site[i].addr)) j++;
+    if (j == b->n) b->addrs[b->n] = x->site[i].addr, b->vals[b->n++] = val_copy(trace_find(cur, x->site[i].addr)->val);
+    trace_value_set(&b->vals[j], (size_t)x->site[i].elem, x->to[i]);
+  }
+  b->log_q_ratio = x->log_q_ratio;
+  return true;
+}
+
+/* the same structure and every block's blanket the same seen from the new
+   trace (a symmetric veto): then the reverse move has the same kernels */
+static bool cg_check(void *ctx, const Trace *old, const Trace *new_, const TraceBlock *b) {
+  (void)b;
+  CGroupProp *x = ctx;
+  if (structure_key(old) != structure_key(new_)) return false;
+  MotifCProbe *q = gc_alloc(sizeof(MotifCProbe) * (size_t)x->n);
+  bool ok;
+  if (!motif_cprobe_group(x->s->in, x->s->model_seed, (uint64_t)x->s->chain, new_, x->n, x->site,
+                          &x->s->rng, q, &ok, x->d)) {
+    x->internal = true;
+    return false;
+  }
+  for (int i = 0; ok && i < x->n; i++) ok = motif_cprobe_same(&x->p[i], &q[i]);
+  return ok;
+}
+
+/* log prior + log density of the children at v: the block's local log
+   posterior, as its blanket gives it (normal->normal(mu)) */
+static double cg_local(const MotifCProbe *p, double v) {
+  double z = (v - p->m0) / p->s0, l = -0.5 * z * z;
+  for (int j = 0; j < p->n; j++) {
+    double r = (p->y[j] - v) / p->sg[j];
+    l -= 0.5 * r * r;
+  }
+  return l;
+}
+
+/* The continuous blocks with proposals of structure ls moved as one group;
+   *done false when their blankets could not be found in two runs (then
+   block by block). */
+static bool lmh_cgroup(LmhState *s, LmhStructure *ls, bool warmup, Trace **cur, InterpState **ist,
+                       bool *done, Diag *d) {
+  *done = false;
+  int n = 0;
+  for (int i = 0; i < ls->n; i++) n += ls->b[i].cont && ls->b[i].net;
+  if (n < 2) return true;
+  MotifSite *site = gc_alloc(sizeof(MotifSite) * (size_t)n);
+  const LmhBlock **blk = gc_alloc(sizeof(LmhBlock *) * (size_t)n);
+  for (int i = 0, k = 0; i < ls->n; i++)
+    if (ls->b[i].cont && ls->b[i].net)
+      site[k] = (MotifSite){ls->b[i].addr, ls->b[i].elem}, blk[k++] = &ls->b[i];
+  MotifCProbe *p = gc_alloc(sizeof(MotifCProbe) * (size_t)n);
+  bool ok;
+  if (!motif_cprobe_group(s->in, s->model_seed, (uint64_t)s->chain, *cur, n, site, &s->rng, p, &ok, d))
+    return false;
+  if (!ok) return true;
+  *done = true;
+  double *to = gc_alloc_atomic(sizeof(double) * (size_t)n), lqr = 0;
+  int nch = 0;
+  for (int i = 0; i < n; i++) {
+    to[i] = NAN;
+    MotifMix q;
+    if (!motif_net_mix(blk[i]->net, s->tape, &p[i], &q)) {
+      diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "lmh: %s", tape_error(s->tape));
+      return false;
+    }
+    double x = p[i].x, y = motif_mix_draw(&q, &s->rng);
+    double L0 = cg_local(&p[i], x), L1 = cg_local(&p[i], y);
+    double a = L1 - L0 + motif_mix_logq(&q, x) - motif_mix_logq(&q, y);
+    bool kept = isfinite(a) && log(rng_uniform(&s->rng)) < a;
+    if (kept) to[i] = y, lqr += L0 - L1, nch++;
+    if (!warmup) {
+      LmhStat *t = stat_of(s, blk[i]->sig);
+      t->prop++;
+      t->acc += kept;
+    }
+  }
+  if (nch == 0) return true;
+  CGroupProp x = {s, n, site, p, to, lqr, false, d};
+  TraceBlockProposal bp = {cg_propose, cg_check, &x};
+  bool accepted;
+  double pa;
+  if (!mh_block_move(s->in, &bp, &s->rng, s->model_seed, (uint64_t)s->chain, cur, ist, &accepted,
+                     &pa, d))
+    return false;
+  if (x.internal) return false;
+  if (!warmup) {
+    s->cgmoves++;
+    s->cgacc += accepted;
+    if (!accepted)
+      for (int i = 0; i < n; i++)
+        if (!isnan(to[i])) stat_of(s, blk[i]->sig)->acc--;
   }
   return true;
 }
@@ -935,7 +1055,9 @@ static bool lmh_step(void *state, bool warmup, Draw *out, Diag *d) {
       if (!lmh_move(s, &ls->b[ls->gidx[g][i]], warmup, &cur, &ist, d)) return false;
     if (structure_key(cur) != ls->key) break; /* a new structure: next step */
   }
-  for (int i = 0; i < ls->n && structure_key(cur) == ls->key; i++)
+  bool cdone = false;
+  if (structure_key(cur) == ls->key && !lmh_cgroup(s, ls, warmup, &cur, &ist, &cdone, d)) return false;
+  for (int i = 0; i < ls->n && !cdone && structure_key(cur) == ls->key; i++)
     if (ls->b[i].cont && ls->b[i].net && !lmh_cmove(s, &ls->b[i], warmup, &cur, &ist, d))
       return false;
   /* a covered address that is no motif in this structure: the sweeps skip
@@ -985,6 +1107,9 @@ static const char *lmh_notes(void *state) {
     t = gc_printf("%s; %ld group moves (%d group%s a step), %.1f%% passing the joint check", t,
                   s->gmoves, s->ngroups, s->ngroups == 1 ? "" : "s",
                   100.0 * (double)s->gacc / (double)s->gmoves);
+  if (s->cgmoves)
+    t = gc_printf("%s; %ld group moves of the continuous blocks, %.1f%% passing the joint check", t,
+                  s->cgmoves, 100.0 * (double)s->cgacc / (double)s->cgmoves);
   if (s->jprop[0] + s->jprop[1])
     t = gc_printf("%s; jump moves: %ld births, %.1f%% accepted, %ld deaths, %.1f%% accepted", t,
                   s->jprop[1], s->jprop[1] ? 100.0 * (double)s->jacc[1] / (double)s->jprop[1] : 0.0,

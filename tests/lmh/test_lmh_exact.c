@@ -227,6 +227,44 @@ out:
   ppl_model_free(m);
 }
 
+/* tests/lmh/twomeans.ppl: two means moved as one group (their blankets
+   apart) or one by one (shared = 1: a child of both) with the proposals
+   trained on normal_mean, against their Gaussian posterior. */
+static void test_two_means(ppl_context *ctx, const char *trained, const char *untrained) {
+  static const double ya[] = {1.3, 2.1, 0.7, 1.8}, yb[] = {-1.2, -0.4, -2.0};
+  const double ys = 0.9;
+  for (int shared = 0; shared < 2; shared++) {
+    /* precision P and P (mean) = h of (a, b) */
+    double P[2][2] = {{0.25 + 4, 0}, {0, 0.25 + 3}}, h[2] = {0, 0.25};
+    for (int i = 0; i < 4; i++) h[0] += ya[i];
+    for (int i = 0; i < 3; i++) h[1] += yb[i];
+    if (shared) P[0][0] += 1, P[1][1] += 1, P[0][1] = P[1][0] = 1, h[0] += ys, h[1] += ys;
+    double det = P[0][0] * P[1][1] - P[0][1] * P[1][0];
+    double ma = (P[1][1] * h[0] - P[0][1] * h[1]) / det, mb = (P[0][0] * h[1] - P[1][0] * h[0]) / det;
+    double sa = sqrt(P[1][1] / det), sb = sqrt(P[0][0] / det);
+    char js[256];
+    snprintf(js, sizeof js, "{\"Na\": 4, \"Nb\": 3, \"ya\": [1.3, 2.1, 0.7, 1.8], \"yb\": [-1.2, -0.4, "
+             "-2.0], \"shared\": %d, \"ys\": %g}", shared, ys);
+    ppl_model *m = lmh_model(ctx, "twomeans.ppl", js);
+    if (!tap_ok(m != NULL, "twomeans (shared %d) loads", shared)) continue;
+    for (int t = 0; t < 2; t++) {
+      char what[64];
+      snprintf(what, sizeof what, "twomeans shared %d/%s", shared, t ? "untrained" : "trained");
+      ppl_result *r = run(m, "lmh", t ? untrained : trained, 4, 300, 2000, 4242);
+      if (!tap_ok(r != NULL, "%s runs", what)) continue;
+      check_mean(r, what, "a", ma, sa);
+      check_mean(r, what, "b", mb, sb);
+      const char *txt = ppl_result_summary_text(r);
+      bool grouped = txt && strstr(txt, "group moves of the continuous blocks");
+      tap_ok(grouped == !shared, "%s: the means %s", what,
+             shared ? "move one by one (a child of both)" : "move as one group");
+      tap_diag("%s: learned moves accepted %.3f", what, lmh_accepted(r, "normal->normal(mu)"));
+      ppl_result_free(r);
+    }
+    ppl_model_free(m);
+  }
+}
+
 /* log of the integral over m of prod_i N(y_i; m, 1) N(m; 0, s^2) */
 static double log_ml(int n, const double *y, double s) {
   if (n == 0) return 0;
@@ -585,6 +623,7 @@ int main(int argc, char **argv) {
   if (!only || !strcmp(only, "mixk")) test_generalise(ctx, dirs[4], dirs[5]);
   if (!only || !strcmp(only, "mixk")) test_openmix(ctx, dirs[4], dirs[5]);
   if (!only || !strcmp(only, "normal")) test_normal_mean(ctx, dirs[6], dirs[7]);
+  if (!only || !strcmp(only, "normal")) test_two_means(ctx, dirs[6], dirs[7]);
   if (!only || !strcmp(only, "hmm")) test_hmm3(ctx, dirs[8], dirs[9]);
   if (!only || !strcmp(only, "hmm")) test_hmm_generalise(ctx, dirs[8], dirs[9]);
   ppl_context_free(ctx);
