@@ -785,14 +785,23 @@ static bool jump_q(LmhState *s, const Trace *pre, const MotifNet *net, const Mot
   o.n = 0;
   if (!motif_net_mix(net, s->tape, &o, &q->none)) goto tape;
   q->n = 0;
-  int cap = 16;
+  int cap = 16, nb = 0;
   q->mix = gc_alloc_atomic(sizeof(MotifMix) * (size_t)cap);
-  for (int i = 0; i < ls->n; i++) {
-    const LmhBlock *b = &ls->b[i];
-    if (!b->cont || b->net != net) continue;
-    MotifCProbe cp;
-    if (!motif_cprobe(s->in, s->model_seed, (uint64_t)s->chain, pre, b->addr, b->elem, &s->rng, &cp, d))
+  /* the blocks' children: all in two runs, else one block at a time (each
+     a function of pre alone) */
+  MotifSite *site = gc_alloc(sizeof(MotifSite) * (size_t)(ls->n + 1));
+  for (int i = 0; i < ls->n; i++)
+    if (ls->b[i].cont && ls->b[i].net == net) site[nb++] = (MotifSite){ls->b[i].addr, ls->b[i].elem};
+  MotifCProbe *all = gc_alloc(sizeof(MotifCProbe) * (size_t)(nb + 1));
+  bool ok = false;
+  if (nb && !motif_cprobe_group(s->in, s->model_seed, (uint64_t)s->chain, pre, nb, site, &s->rng, all,
+                                &ok, d))
+    return false;
+  for (int i = 0; i < nb; i++) {
+    if (!ok && !motif_cprobe(s->in, s->model_seed, (uint64_t)s->chain, pre, site[i].addr,
+                             site[i].elem, &s->rng, &all[i], d))
       return false;
+    const MotifCProbe cp = all[i];
     if (!cp.sig || !motif_cont_sig(cp.sig)) continue;
     o.y = gc_alloc_atomic(sizeof(double) * (size_t)(cp.n + 1));
     o.sg = gc_alloc_atomic(sizeof(double) * (size_t)(cp.n + 1));
