@@ -26,7 +26,8 @@
  * shared machine slows both sides alike.  Not a test: it prints a table
  * (docs/engines.md quotes it).
  *
- *   lmh_bench [SOURCE_ROOT [grid|mix|openmix]]   (default ., every part)
+ *   lmh_bench [SOURCE_ROOT [grid [SIZE]|mix|openmix]]   (default ., every part;
+ *                                                    grid SIZE: that square grid alone)
  */
 #include <time.h>
 
@@ -134,7 +135,11 @@ static void bench_grid_size(ppl_context *ctx, const char *lib, int R, int C, int
   free(p);
 }
 
-static void bench_grid(ppl_context *ctx, const char *lib) {
+static void bench_grid(ppl_context *ctx, const char *lib, int only) {
+  if (only) { /* lmh_bench ROOT grid SIZE: that size alone */
+    bench_grid_size(ctx, lib, only, only, only <= 4 ? 3000 : only <= 10 ? 1000 : 300);
+    return;
+  }
   bench_grid_size(ctx, lib, 4, 4, 3000);
   bench_grid_size(ctx, lib, 10, 10, 1000);
   bench_grid_size(ctx, lib, 14, 14, 300);
@@ -267,7 +272,12 @@ int main(int argc, char **argv) {
          "%.1f CPU s\n", cpu_now() - t0);
   ppl_model_free(m3), ppl_model_free(g3);
   const char *only = argc > 2 ? argv[2] : NULL; /* grid, mix or openmix: that part alone */
-  if (!only || !strcmp(only, "grid")) bench_grid(ctx, lib);
+  int size = argc > 3 ? atoi(argv[3]) : 0;
+  if (size < 0 || size > GRID_MAX) {
+    fprintf(stderr, "lmh_bench: a grid of 1 to %d rows\n", GRID_MAX);
+    return 2;
+  }
+  if (!only || !strcmp(only, "grid")) bench_grid(ctx, lib, size);
   if (!only || !strcmp(only, "mix")) bench_mix(ctx, lib);
   if (!only || !strcmp(only, "openmix")) bench_openmix(ctx, lib);
   ppl_context_free(ctx);

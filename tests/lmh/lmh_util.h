@@ -69,7 +69,7 @@ static inline const char *mix_json(int K, int N) {
 }
 
 /* The R x C grid of tests/lmh/grid_bn.ppl: random tables from seed, y = 1 0 1 ... */
-#define GRID_MAX 16
+#define GRID_MAX 20
 typedef struct Grid {
   int R, C;
   double tab[GRID_MAX][GRID_MAX][4];
