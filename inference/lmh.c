@@ -11,6 +11,11 @@
  * draw reporting are reused as they are: engine_mh.init / step) moves
  * the continuous latents and the blocks without a proposal (the sweeps
  * draw their sites among the choices the learned moves do not cover).
+ * The continuous blocks with proposals move as one group when two runs find
+ * their blankets (lmh_cgroup), else one by one (lmh_cmove); a discrete
+ * choice whose value changes which choices the program draws (an
+ * open-universe mixture's K) gets reversible-jump birth/death moves whose
+ * new blocks come from their learned proposals (lmh_jump).
  *
  * The blocks are found per distinct structure of the trace (its addresses)
  * and cached, so programs whose latents change between runs re-detect only
