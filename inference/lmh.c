@@ -11,6 +11,11 @@
  * draw reporting are reused as they are: engine_mh.init / step) moves
  * the continuous latents and the blocks without a proposal (the sweeps
  * draw their sites among the choices the learned moves do not cover).
+ * The continuous blocks with proposals move as one group when two runs find
+ * their blankets (lmh_cgroup), else one by one (lmh_cmove); a discrete
+ * choice whose value changes which choices the program draws (an
+ * open-universe mixture's K) gets reversible-jump birth/death moves whose
+ * new blocks come from their learned proposals (lmh_jump).
  *
  * The blocks are found per distinct structure of the trace (its addresses)
  * and cached, so programs whose latents change between runs re-detect only
@@ -36,6 +41,10 @@ typedef struct LmhBlock {
   int ncell;              /* cells of a discrete block (motif_blocks); 1: addr, elem */
   MotifSite *cells;
   bool absorbed;          /* a cell moved by the block of an earlier entry */
+  bool jump;              /* a scalar discrete choice whose value draws new choices:
+                             the trans-dimensional move's variable (lmh_jump) */
+  double lo;              /* then its support lo .. lo + K - 1 */
+  int K;
 } LmhBlock;
 
 typedef struct LmhStructure {
@@ -73,6 +82,11 @@ typedef struct LmhState {
   int nstats, statcap;
   int cells;              /* --cells: the most cells of a block (1: single elements) */
   long gmoves, gacc;      /* group moves after warmup, and those the joint check accepted */
+  long cgmoves, cgacc;    /* the same for the group of continuous blocks */
+  int jumps;              /* --jumps: trans-dimensional moves per step and jump variable */
+  long jprop[2], jacc[2]; /* death, birth moves after warmup, and accepted */
+  long jnone;             /* moves refused (no learned move for this change) */
+  const char *jwhy;       /* the first reason */
   int ngroups;            /* groups of the current structure */
   const char *other;      /* a block that is no motif, and why (for the notes) */
   long nother;
@@ -197,6 +211,13 @@ static LmhStructure *structure_of(LmhState *s, const Trace *cur, Diag *d) {
     b->cells = &sites[i];
     b->sig = p.sig;
     if (!p.sig) {
+      const TraceChoice *c = trace_find(cur, b->addr);
+      /* its other values add or remove choices (or events: at the top of
+         its support no value adds any) */
+      b->jump = p.why && (!strncmp(p.why, "the program draws new choices", 29) ||
+                          !strncmp(p.why, "the program's events change", 27)) &&
+                c && c->numel == 1 && p.K >= 2;
+      b->lo = p.lo, b->K = p.K;
       if (!s->other) s->other = gc_printf("%s: %s", b->addr, p.why);
       s->nother++;
       continue;
@@ -401,6 +422,125 @@ static bool lmh_cmove(LmhState *s, const LmhBlock *b, bool warmup, Trace **cur, 
   return true;
 }
 
+/* The continuous blocks with proposals moved together (lmh_cgroup): their
+   blankets from two runs (motif_cprobe_group), each block's local step by
+   delayed acceptance on its local log posterior, then one replay and the
+   joint check. */
+typedef struct CGroupProp {
+  LmhState *s;
+  int n;                  /* blocks */
+  const MotifSite *site;
+  const MotifCProbe *p;   /* their blankets in the current trace */
+  const double *to;       /* new values (NAN: unchanged) */
+  double log_q_ratio;
+  bool internal;
+  Diag *d;
+} CGroupProp;
+
+static bool cg_propose(void *ctx, const Trace *cur, Rng *r, TraceBlock *b, char *err, size_t errsz) {
+  (void)r, (void)err, (void)errsz;
+  const CGroupProp *x = ctx;
+  b->n = 0;
+  b->addrs = gc_alloc(sizeof(char *) * (size_t)(x->n + 1));
+  b->vals = gc_alloc(sizeof(Value) * (size_t)(x->n + 1));
+  for (int i = 0; i < x->n; i++) {
+    if (isnan(x->to[i])) continue;
+    int j = 0;
+    while (j < b->n && strcmp(b->addrs[j], x->site[i].addr)) j++;
+    if (j == b->n) b->addrs[b->n] = x->site[i].addr, b->vals[b->n++] = val_copy(trace_find(cur, x->site[i].addr)->val);
+    trace_value_set(&b->vals[j], (size_t)x->site[i].elem, x->to[i]);
+  }
+  b->log_q_ratio = x->log_q_ratio;
+  return true;
+}
+
+/* the same structure and every block's blanket the same seen from the new
+   trace (a symmetric veto): then the reverse move has the same kernels */
+static bool cg_check(void *ctx, const Trace *old, const Trace *new_, const TraceBlock *b) {
+  (void)b;
+  CGroupProp *x = ctx;
+  if (structure_key(old) != structure_key(new_)) return false;
+  MotifCProbe *q = gc_alloc(sizeof(MotifCProbe) * (size_t)x->n);
+  bool ok;
+  if (!motif_cprobe_group(x->s->in, x->s->model_seed, (uint64_t)x->s->chain, new_, x->n, x->site,
+                          &x->s->rng, q, &ok, x->d)) {
+    x->internal = true;
+    return false;
+  }
+  for (int i = 0; ok && i < x->n; i++) ok = motif_cprobe_same(&x->p[i], &q[i]);
+  return ok;
+}
+
+/* log prior + log density of the children at v: the block's local log
+   posterior, as its blanket gives it (normal->normal(mu)) */
+static double cg_local(const MotifCProbe *p, double v) {
+  double z = (v - p->m0) / p->s0, l = -0.5 * z * z;
+  for (int j = 0; j < p->n; j++) {
+    double r = (p->y[j] - v) / p->sg[j];
+    l -= 0.5 * r * r;
+  }
+  return l;
+}
+
+/* The continuous blocks with proposals of structure ls moved as one group;
+   *done false when their blankets could not be found in two runs (then
+   block by block). */
+static bool lmh_cgroup(LmhState *s, LmhStructure *ls, bool warmup, Trace **cur, InterpState **ist,
+                       bool *done, Diag *d) {
+  *done = false;
+  int n = 0;
+  for (int i = 0; i < ls->n; i++) n += ls->b[i].cont && ls->b[i].net;
+  if (n < 2) return true;
+  MotifSite *site = gc_alloc(sizeof(MotifSite) * (size_t)n);
+  const LmhBlock **blk = gc_alloc(sizeof(LmhBlock *) * (size_t)n);
+  for (int i = 0, k = 0; i < ls->n; i++)
+    if (ls->b[i].cont && ls->b[i].net)
+      site[k] = (MotifSite){ls->b[i].addr, ls->b[i].elem}, blk[k++] = &ls->b[i];
+  MotifCProbe *p = gc_alloc(sizeof(MotifCProbe) * (size_t)n);
+  bool ok;
+  if (!motif_cprobe_group(s->in, s->model_seed, (uint64_t)s->chain, *cur, n, site, &s->rng, p, &ok, d))
+    return false;
+  if (!ok) return true;
+  *done = true;
+  double *to = gc_alloc_atomic(sizeof(double) * (size_t)n), lqr = 0;
+  int nch = 0;
+  for (int i = 0; i < n; i++) {
+    to[i] = NAN;
+    MotifMix q;
+    if (!motif_net_mix(blk[i]->net, s->tape, &p[i], &q)) {
+      diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "lmh: %s", tape_error(s->tape));
+      return false;
+    }
+    double x = p[i].x, y = motif_mix_draw(&q, &s->rng);
+    double L0 = cg_local(&p[i], x), L1 = cg_local(&p[i], y);
+    double a = L1 - L0 + motif_mix_logq(&q, x) - motif_mix_logq(&q, y);
+    bool kept = isfinite(a) && log(rng_uniform(&s->rng)) < a;
+    if (kept) to[i] = y, lqr += L0 - L1, nch++;
+    if (!warmup) {
+      LmhStat *t = stat_of(s, blk[i]->sig);
+      t->prop++;
+      t->acc += kept;
+    }
+  }
+  if (nch == 0) return true;
+  CGroupProp x = {s, n, site, p, to, lqr, false, d};
+  TraceBlockProposal bp = {cg_propose, cg_check, &x};
+  bool accepted;
+  double pa;
+  if (!mh_block_move(s->in, &bp, &s->rng, s->model_seed, (uint64_t)s->chain, cur, ist, &accepted,
+                     &pa, d))
+    return false;
+  if (x.internal) return false;
+  if (!warmup) {
+    s->cgmoves++;
+    s->cgacc += accepted;
+    if (!accepted)
+      for (int i = 0; i < n; i++)
+        if (!isnan(to[i])) stat_of(s, blk[i]->sig)->acc--;
+  }
+  return true;
+}
+
 /* A group's move: every block of the group at its new value at once. */
 typedef struct GroupProp {
   int n;
@@ -510,6 +650,387 @@ static bool lmh_batch(LmhState *s, LmhStructure *ls, int g, bool warmup, Trace *
   return true;
 }
 
+/* ---- trans-dimensional moves (reversible jump; Green 1995) ----
+ *
+ * A scalar discrete choice J whose value changes which choices the program
+ * draws (the number of components K of an open-universe mixture) moves by
+ * birth (J + 1) or death (J - 1), each chosen with probability 1/2.  A
+ * birth adds the choices the program draws at J + 1 -- each must be a
+ * continuous block of a motif with a trained proposal (a component mean:
+ * normal->normal(mu)) -- and draws their values from that proposal
+ * conditioned on the points the new block would own: an anchor a among the
+ * children of an existing block j of the motif (found by probing), with the
+ * children of j nearer a than j's value (a split of j); the proposal is the
+ * mixture over every anchor, a tenth of its mass on the proposal given no
+ * points (near the prior).  Then every discrete block of the new structure
+ * with a proposal (the assignments, whose support changed) is redrawn from
+ * its learned proposal given the new values: one group, its K batch runs
+ * (motif_probe_batch), each block from q_b, which depends on no value of the
+ * group.  A death removes the choices the program no longer draws at J - 1
+ * and redraws the discrete blocks alike.  Values are drawn directly (the
+ * dimension-matching map is the identity: Jacobian 1), so a birth x -> x'
+ * is accepted with
+ *   pi(x') q_z(z | x' at J) / (pi(x) q_m(m* | x) q_z(z' | x, J + 1, m*)),
+ * the reverse death's redraw evaluated on the trace it would see, and a
+ * death with the inverse ratio, q_m evaluated as the reverse birth would (on
+ * x').  A change the move cannot account for -- choices redrawn from the
+ * prior other than the ones it adds and redraws, discrete blocks in more
+ * than one group, an added choice after a redrawn block (its prior could
+ * read them) -- is refused, by the same test in both directions: a
+ * rejection of a valid kernel.
+ */
+
+typedef struct JSet {
+  const char *addr;
+  int elem;
+  double x;
+} JSet;
+
+/* base replayed with the values of set (elements of base's choices); a run
+   the program rejects gives NULL with *internal false. */
+static Trace *jreplay(LmhState *s, const Trace *base, int n, const JSet *set, InterpState **st,
+                      bool *internal, Diag *d) {
+  TraceChoice *c = gc_alloc(sizeof(TraceChoice) * (size_t)(base->n + 1));
+  if (base->n) memcpy(c, base->c, sizeof(TraceChoice) * (size_t)base->n);
+  for (int i = 0; i < n; i++) {
+    const TraceChoice *o = trace_find(base, set[i].addr);
+    if (!o) {
+      diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "lmh: jump: '%s' is not in the trace", set[i].addr);
+      *internal = true;
+      return NULL;
+    }
+    TraceChoice *t = &c[o - base->c];
+    t->val = val_copy(t->val);
+    trace_value_set(&t->val, (size_t)set[i].elem, set[i].x);
+  }
+  TraceHandler th;
+  trace_handler_init(&th, &s->rng, trace_from_choices(base->n, c, base->loglik), NULL, NULL, NULL);
+  Diag rd;
+  diag_init(&rd);
+  Trace *t = trace_run(s->in, &th, s->model_seed, (uint64_t)s->chain, false, st, &rd);
+  if (!t && rd.code == DIAG_INTERNAL) {
+    *d = rd;
+    *internal = true;
+  }
+  return t;
+}
+
+/* The addresses of b that a has not (*n of them). */
+static const char **jadded(const Trace *a, const Trace *b, int *n) {
+  const char **r = gc_alloc(sizeof(char *) * (size_t)(b->n + 1));
+  *n = 0;
+  for (int i = 0; i < b->n; i++)
+    if (!trace_find(a, b->c[i].addr)) r[(*n)++] = b->c[i].addr;
+  return r;
+}
+
+static bool jin(int n, const char **list, const char *addr) {
+  for (int i = 0; i < n; i++)
+    if (!strcmp(list[i], addr)) return true;
+  return false;
+}
+
+/* Whether addr is a cell of a block of ls's one group (ngroups <= 1). */
+static bool jgroup_has(const LmhStructure *ls, const char *addr) {
+  for (int g = 0; g < ls->ngroups; g++)
+    for (int i = 0; i < ls->gsize[g]; i++)
+      for (int c = 0; c < ls->gprobe[g][i].ncell; c++)
+        if (!strcmp(ls->gprobe[g][i].cell_addr[c], addr)) return true;
+  return false;
+}
+
+/* Every fresh choice of t is added (n of them), a cell of ls's group, or
+   certain (a discrete choice of one possible value: categorical(1/K) at
+   K = 1), its draw then no part of the proposal. */
+static bool jfresh_ok(const Trace *t, int n, const char **added, const LmhStructure *ls) {
+  for (int i = 0; i < t->n; i++)
+    if (t->c[i].fresh && !(!t->c[i].continuous && t->c[i].lp == 0) &&
+        !jin(n, added, t->c[i].addr) && !jgroup_has(ls, t->c[i].addr))
+      return false;
+  return true;
+}
+
+/* The added choices of big (structure ls) are scalar continuous blocks of
+   ls with proposals, each drawn before every block of ls's group; their
+   blocks in *nb. */
+static const char *jadded_ok(const Trace *big, const LmhStructure *ls, int n, const char **added,
+                             const LmhBlock **nb) {
+  if (ls->ngroups > 1) return "the discrete blocks form more than one group";
+  int first = big->n;
+  for (int i = 0; i < big->n; i++)
+    if (jgroup_has(ls, big->c[i].addr)) {
+      first = i;
+      break;
+    }
+  for (int i = 0; i < n; i++) {
+    nb[i] = NULL;
+    for (int j = 0; j < ls->n; j++)
+      if (ls->b[j].cont && ls->b[j].net && !strcmp(ls->b[j].addr, added[i])) nb[i] = &ls->b[j];
+    const TraceChoice *c = trace_find(big, added[i]);
+    if (!nb[i] || !c || c->numel != 1)
+      return gc_printf("'%s' is not a continuous block with a trained proposal", added[i]);
+    if (c - big->c > first) return gc_printf("'%s' is drawn after a redrawn block", added[i]);
+  }
+  return NULL;
+}
+
+/* The birth proposal q_m of a block of net with prior pr, from the blocks
+   of the same motif in pre: the mixture over anchors (see above). */
+typedef struct JumpQ {
+  int n;
+  MotifMix *mix, none;
+  double eps;
+} JumpQ;
+
+static bool jump_q(LmhState *s, const Trace *pre, const MotifNet *net, const MotifCProbe *pr,
+                   JumpQ *q, Diag *d) {
+  LmhStructure *ls = structure_of(s, pre, d);
+  if (!ls) return false;
+  MotifCProbe o = *pr;
+  o.n = 0;
+  if (!motif_net_mix(net, s->tape, &o, &q->none)) goto tape;
+  q->n = 0;
+  int cap = 16, nb = 0;
+  q->mix = gc_alloc_atomic(sizeof(MotifMix) * (size_t)cap);
+  /* the blocks' children: all in two runs, else one block at a time (each
+     a function of pre alone) */
+  MotifSite *site = gc_alloc(sizeof(MotifSite) * (size_t)(ls->n + 1));
+  for (int i = 0; i < ls->n; i++)
+    if (ls->b[i].cont && ls->b[i].net == net) site[nb++] = (MotifSite){ls->b[i].addr, ls->b[i].elem};
+  MotifCProbe *all = gc_alloc(sizeof(MotifCProbe) * (size_t)(nb + 1));
+  bool ok = false;
+  if (nb && !motif_cprobe_group(s->in, s->model_seed, (uint64_t)s->chain, pre, nb, site, &s->rng, all,
+                                &ok, d))
+    return false;
+  for (int i = 0; i < nb; i++) {
+    if (!ok && !motif_cprobe(s->in, s->model_seed, (uint64_t)s->chain, pre, site[i].addr,
+                             site[i].elem, &s->rng, &all[i], d))
+      return false;
+    const MotifCProbe cp = all[i];
+    if (!cp.sig || !motif_cont_sig(cp.sig)) continue;
+    o.y = gc_alloc_atomic(sizeof(double) * (size_t)(cp.n + 1));
+    o.sg = gc_alloc_atomic(sizeof(double) * (size_t)(cp.n + 1));
+    for (int a = 0; a < cp.n; a++) {
+      o.n = 0;
+      for (int c = 0; c < cp.n; c++)
+        if (fabs(cp.y[c] - cp.y[a]) <= fabs(cp.y[c] - cp.x)) o.y[o.n] = cp.y[c], o.sg[o.n++] = cp.sg[c];
+      if (q->n == cap) {
+        MotifMix *m = gc_alloc_atomic(sizeof(MotifMix) * (size_t)(2 * cap));
+        memcpy(m, q->mix, sizeof(MotifMix) * (size_t)cap);
+        q->mix = m, cap *= 2;
+      }
+      if (!motif_net_mix(net, s->tape, &o, &q->mix[q->n++])) goto tape;
+    }
+  }
+  q->eps = q->n ? 0.1 : 1;
+  return true;
+tape:
+  diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "lmh: %s", tape_error(s->tape));
+  return false;
+}
+
+static double jq_logq(const JumpQ *q, double x) {
+  double l0 = log(q->eps) + motif_mix_logq(&q->none, x), m = l0, t = 0;
+  double *l = gc_alloc_atomic(sizeof(double) * (size_t)(q->n + 1));
+  for (int i = 0; i < q->n; i++)
+    l[i] = log((1 - q->eps) / q->n) + motif_mix_logq(&q->mix[i], x), m = fmax(m, l[i]);
+  if (!(m > -INFINITY)) return -INFINITY;
+  t = exp(l0 - m);
+  for (int i = 0; i < q->n; i++) t += exp(l[i] - m);
+  return m + log(t);
+}
+
+static double jq_draw(const JumpQ *q, Rng *r) {
+  if (q->n == 0 || rng_uniform(r) < q->eps) return motif_mix_draw(&q->none, r);
+  int i = (int)(rng_uniform(r) * q->n);
+  return motif_mix_draw(&q->mix[i < q->n ? i : q->n - 1], r);
+}
+
+/* The discrete blocks of ls's group on t (K batch runs): draw each from its
+   proposal (draw: *set gets their cells, *nset of them) or evaluate the
+   proposal at the values of at; *lq the sum of log q.  *ok false when the
+   batch runs could not be used (then the move is refused). */
+static bool jredraw(LmhState *s, LmhStructure *ls, const Trace *t, const Trace *at, JSet **set,
+                    int *nset, double *lq, bool *ok, Diag *d) {
+  *lq = 0, *nset = 0, *ok = true;
+  if (ls->ngroups == 0) return true;
+  if (!motif_probe_batch(s->in, s->model_seed, (uint64_t)s->chain, t, ls->gsize[0], ls->gprobe[0],
+                         &s->rng, ok, d))
+    return false;
+  if (!*ok) return true;
+  int cells = 0;
+  for (int i = 0; i < ls->gsize[0]; i++) cells += ls->gprobe[0][i].ncell;
+  if (set) *set = gc_alloc(sizeof(JSet) * (size_t)(cells + 1));
+  double logq[MOTIF_MAXK];
+  for (int i = 0; i < ls->gsize[0]; i++) {
+    const MotifProbe *p = &ls->gprobe[0][i];
+    if (!motif_net_logq(ls->b[ls->gidx[0][i]].net, s->tape, p, logq)) {
+      diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "lmh: %s", tape_error(s->tape));
+      return false;
+    }
+    int k;
+    if (at) {
+      k = motif_probe_value(p, at);
+      if (k < 0) {
+        *lq = -INFINITY;
+        return true;
+      }
+    } else {
+      double u = rng_uniform(&s->rng), acc = 0;
+      k = p->K - 1;
+      for (int j = 0; j < p->K; j++)
+        if (u < (acc += exp(logq[j]))) {
+          k = j;
+          break;
+        }
+      while (k > 0 && !(logq[k] > -INFINITY)) k--;
+      for (int c = 0; c < p->ncell; c++)
+        (*set)[(*nset)++] = (JSet){p->cell_addr[c], p->cell_elem[c],
+                                   p->lo + (p->ncell == 1 ? k : (k >> c) & 1)};
+    }
+    *lq += logq[k];
+  }
+  return true;
+}
+
+static bool jno_fresh(const Trace *t) {
+  for (int i = 0; i < t->n; i++)
+    if (t->c[i].fresh) return false;
+  return true;
+}
+
+/* One birth or death move of jump variable jb from (*cur, *ist), whose
+   structure is ls. */
+static bool lmh_jump(LmhState *s, LmhStructure *ls, const LmhBlock *jb, bool warmup, Trace **cur,
+                     InterpState **ist, Diag *d) {
+  Trace *x = *cur;
+  const TraceChoice *jc = trace_find(x, jb->addr);
+  bool birth = rng_uniform(&s->rng) < 0.5, internal = false, accepted = false, ok;
+  const char *why = NULL;
+  if (!jc) return true;
+  double v = trace_value_get(jc->val, 0), to = birth ? v + 1 : v - 1;
+  double lq_m = 0, lq_z = 0, lq_zr = 0;
+  InterpState *st0 = NULL, *st2 = NULL, *st1 = NULL;
+  Trace *T2 = NULL;
+  int nadd, nrem, nset;
+  JSet *zset;
+  if (to < jb->lo || to > jb->lo + jb->K - 1) goto done; /* outside the support: rejected */
+  JSet js = {jb->addr, 0, to};
+  Trace *T0 = jreplay(s, x, 1, &js, &st0, &internal, d);
+  if (!T0) goto done;
+  if (birth) {
+    const char **added = jadded(x, T0, &nadd);
+    jadded(T0, x, &nrem);
+    if (nadd == 0 || nrem) {
+      why = gc_printf("%s = %g adds no choice or removes some", jb->addr, to);
+      goto refuse;
+    }
+    LmhStructure *lb = structure_of(s, T0, d);
+    if (!lb) return false;
+    const LmhBlock **nb = gc_alloc(sizeof(LmhBlock *) * (size_t)nadd);
+    if ((why = jadded_ok(T0, lb, nadd, added, nb))) goto refuse;
+    if (!jfresh_ok(T0, nadd, added, lb)) {
+      why = gc_printf("%s = %g redraws other choices", jb->addr, to);
+      goto refuse;
+    }
+    /* the new blocks' values from the learned proposal, given x's points */
+    JSet *mset = gc_alloc(sizeof(JSet) * (size_t)nadd);
+    for (int i = 0; i < nadd; i++) {
+      MotifCProbe pr;
+      JumpQ q;
+      if (!motif_cprobe(s->in, s->model_seed, (uint64_t)s->chain, T0, added[i], 0, &s->rng, &pr, d) ||
+          !jump_q(s, x, nb[i]->net, &pr, &q, d))
+        return false;
+      mset[i] = (JSet){added[i], 0, jq_draw(&q, &s->rng)};
+      lq_m += jq_logq(&q, mset[i].x);
+    }
+    Trace *T1 = jreplay(s, T0, nadd, mset, &st1, &internal, d);
+    if (!T1 || !jno_fresh(T1)) goto done;
+    if (!jredraw(s, lb, T1, NULL, &zset, &nset, &lq_z, &ok, d)) return false;
+    if (!ok) goto done;
+    T2 = jreplay(s, T1, nset, zset, &st2, &internal, d);
+    if (!T2 || !jno_fresh(T2) || structure_key(T2) != lb->key) goto done;
+    /* the reverse death: J back, the blocks redrawn on the trace it sees */
+    InterpState *str;
+    Trace *T1r = jreplay(s, T2, 1, &(JSet){jb->addr, 0, v}, &str, &internal, d);
+    if (!T1r) goto done;
+    int nr, ng;
+    const char **radd = jadded(T1r, T2, &nr);
+    jadded(T2, T1r, &ng);
+    if (ng || nr != nadd || structure_key(T1r) != ls->key || ls->ngroups > 1 ||
+        !jfresh_ok(T1r, 0, NULL, ls))
+      goto done;
+    for (int i = 0; i < nr; i++)
+      if (!jin(nadd, added, radd[i])) goto done;
+    if (!jredraw(s, ls, T1r, x, NULL, &nset, &lq_zr, &ok, d)) return false;
+    if (!ok) goto done;
+  } else {
+    const char **gone = jadded(T0, x, &nrem);
+    jadded(x, T0, &nadd);
+    if (nrem == 0 || nadd) {
+      why = gc_printf("%s = %g removes no choice or adds some", jb->addr, to);
+      goto refuse;
+    }
+    const LmhBlock **nb = gc_alloc(sizeof(LmhBlock *) * (size_t)nrem);
+    if ((why = jadded_ok(x, ls, nrem, gone, nb))) goto refuse;
+    LmhStructure *lsm = structure_of(s, T0, d);
+    if (!lsm) return false;
+    if (lsm->ngroups > 1) {
+      why = "the discrete blocks form more than one group";
+      goto refuse;
+    }
+    if (!jfresh_ok(T0, 0, NULL, lsm)) {
+      why = gc_printf("%s = %g redraws other choices", jb->addr, to);
+      goto refuse;
+    }
+    if (!jredraw(s, lsm, T0, NULL, &zset, &nset, &lq_z, &ok, d)) return false;
+    if (!ok) goto done;
+    T2 = jreplay(s, T0, nset, zset, &st2, &internal, d);
+    if (!T2 || !jno_fresh(T2) || structure_key(T2) != lsm->key) goto done;
+    /* the reverse birth from T2: the removed blocks' values under q_m given
+       T2's points, the discrete blocks' redraw at x's values (on x: the
+       trace it would see but for the group's values, which its proposal
+       does not read) */
+    InterpState *str;
+    Trace *T0r = jreplay(s, T2, 1, &(JSet){jb->addr, 0, v}, &str, &internal, d);
+    if (!T0r) goto done;
+    int na, ng;
+    const char **radd = jadded(T2, T0r, &na);
+    jadded(T0r, T2, &ng);
+    if (ng || na != nrem || structure_key(T0r) != ls->key || !jfresh_ok(T0r, nrem, gone, ls))
+      goto done;
+    for (int i = 0; i < na; i++)
+      if (!jin(nrem, gone, radd[i])) goto done;
+    for (int i = 0; i < nrem; i++) {
+      MotifCProbe pr;
+      JumpQ q;
+      if (!motif_cprobe(s->in, s->model_seed, (uint64_t)s->chain, T0r, gone[i], 0, &s->rng, &pr, d) ||
+          !jump_q(s, T2, nb[i]->net, &pr, &q, d))
+        return false;
+      lq_m -= jq_logq(&q, trace_value_get(trace_find(x, gone[i])->val, 0));
+    }
+    if (!jredraw(s, ls, x, x, NULL, &nset, &lq_zr, &ok, d)) return false;
+    if (!ok) goto done;
+  }
+  {
+    double a = trace_logjoint(T2) - trace_logjoint(x) + lq_zr - lq_z - lq_m;
+    accepted = isfinite(trace_logjoint(T2)) && log(rng_uniform(&s->rng)) < a;
+  }
+  if (accepted) *cur = T2, *ist = st2;
+done:
+  if (internal) return false;
+  if (!warmup) {
+    s->jprop[birth]++;
+    s->jacc[birth] += accepted;
+  }
+  return true;
+refuse:
+  if (internal) return false;
+  if (!s->jwhy) s->jwhy = why;
+  if (!warmup) s->jnone++;
+  return true;
+}
+
 static const char *proposals_dir(const EngineOpts *o) {
   const OptValue *v = opt_set_get(o ? o->set : NULL, "proposals");
   return v && v->path ? v->path : motif_default_dir();
@@ -525,6 +1046,7 @@ static void *lmh_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
   rng_seed(&s->rng, o->seed ^ 0x6c6d68u, (uint64_t)chain); /* apart from mh's stream */
   s->dir = proposals_dir(o);
   s->cells = (int)engine_opt_int(o, "cells");
+  s->jumps = (int)engine_opt_int(o, "jumps");
   s->lib = motif_lib_open(s->dir);
   s->tape = tape_new();
   mh_mover_set_skip(s->mv, lmh_covers, s);
@@ -547,7 +1069,9 @@ static bool lmh_step(void *state, bool warmup, Draw *out, Diag *d) {
       if (!lmh_move(s, &ls->b[ls->gidx[g][i]], warmup, &cur, &ist, d)) return false;
     if (structure_key(cur) != ls->key) break; /* a new structure: next step */
   }
-  for (int i = 0; i < ls->n && structure_key(cur) == ls->key; i++)
+  bool cdone = false;
+  if (structure_key(cur) == ls->key && !lmh_cgroup(s, ls, warmup, &cur, &ist, &cdone, d)) return false;
+  for (int i = 0; i < ls->n && !cdone && structure_key(cur) == ls->key; i++)
     if (ls->b[i].cont && ls->b[i].net && !lmh_cmove(s, &ls->b[i], warmup, &cur, &ist, d))
       return false;
   /* a covered address that is no motif in this structure: the sweeps skip
@@ -558,6 +1082,22 @@ static bool lmh_step(void *state, bool warmup, Draw *out, Diag *d) {
         bool acc;
         if (!mh_mover_move_at(s->mv, ls->b[i].addr, warmup, &cur, &ist, &acc, d)) return false;
       }
+  /* trans-dimensional moves of each jump variable (the structure found
+     afresh before each: an accepted one changes it) */
+  for (int r = 0; r < s->jumps; r++) {
+    LmhStructure *l0 = structure_of(s, cur, d);
+    if (!l0) return false;
+    for (int i = 0; i < l0->n; i++) {
+      if (!l0->b[i].jump) continue;
+      LmhStructure *lc = structure_of(s, cur, d);
+      if (!lc) return false;
+      for (int j = 0; j < lc->n; j++)
+        if (lc->b[j].jump && !strcmp(lc->b[j].addr, l0->b[i].addr)) {
+          if (!lmh_jump(s, lc, &lc->b[j], warmup, &cur, &ist, d)) return false;
+          break;
+        }
+    }
+  }
   mh_mover_set_current(s->mv, cur, ist);
   return engine_mh.step(s->mh, warmup, out, d);
 }
@@ -581,6 +1121,15 @@ static const char *lmh_notes(void *state) {
     t = gc_printf("%s; %ld group moves (%d group%s a step), %.1f%% passing the joint check", t,
                   s->gmoves, s->ngroups, s->ngroups == 1 ? "" : "s",
                   100.0 * (double)s->gacc / (double)s->gmoves);
+  if (s->cgmoves)
+    t = gc_printf("%s; %ld group moves of the continuous blocks, %.1f%% passing the joint check", t,
+                  s->cgmoves, 100.0 * (double)s->cgacc / (double)s->cgmoves);
+  if (s->jprop[0] + s->jprop[1])
+    t = gc_printf("%s; jump moves: %ld births, %.1f%% accepted, %ld deaths, %.1f%% accepted", t,
+                  s->jprop[1], s->jprop[1] ? 100.0 * (double)s->jacc[1] / (double)s->jprop[1] : 0.0,
+                  s->jprop[0], s->jprop[0] ? 100.0 * (double)s->jacc[0] / (double)s->jprop[0] : 0.0);
+  if (s->jnone)
+    t = gc_printf("%s; %ld jump move%s refused (%s)", t, s->jnone, s->jnone == 1 ? "" : "s", s->jwhy);
   if (s->nother)
     t = gc_printf("%s; %ld block%s (over the structures seen) no motif (%s)", t, s->nother,
                   s->nother == 1 ? "" : "s", s->other);
@@ -629,6 +1178,10 @@ static const OptSpec lmh_options[] = {
      .help = "lmh: move binary nodes of a network in blocks of up to N cells (a variable with "
              "its children; a grid's 2x2 squares at 4) with the block motif's proposal; 1: "
              "each node alone"},
+    {.name = "jumps", .type = OPT_INT, .def = "1", .ilo = 0, .ihi = 64, .arg = "N",
+     .help = "lmh: trans-dimensional moves (birth or death with learned proposals) per step of "
+             "each discrete choice that changes the program's choices (an open-universe "
+             "mixture's K); 0: none"},
     OPT_END,
 };
 

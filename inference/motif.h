@@ -223,6 +223,18 @@ int motif_csites(const Trace *t, MotifSite **out);
 /* Probe (addr, elem) of cur: two replays (unchanged, and at x + delta). */
 bool motif_cprobe(const Interp *in, uint64_t model_seed, uint64_t stream, const Trace *cur,
                   const char *addr, int elem, Rng *rng, MotifCProbe *out, Diag *d);
+/* The blankets of n continuous blocks of cur at once, in two replays
+ * (unchanged, and every block moved by a step of its own), where probing
+ * them one by one takes n + 1: a child is block i's when its location moves
+ * by block i's step.  *ok false (out unset) when the runs cannot say: a
+ * block is not drawn from a normal, an event moves otherwise than by one
+ * block's step (a child of two blocks, a scale or a factor that depends on
+ * them), or the program's events or choices change.  Found so, every block
+ * is normal->normal(mu), with children or empty.  A deterministic function
+ * of the trace, so the same test on the trace before and after a move is a
+ * symmetric veto (engine lmh's group move of continuous blocks). */
+bool motif_cprobe_group(const Interp *in, uint64_t model_seed, uint64_t stream, const Trace *cur,
+                        int n, const MotifSite *site, Rng *rng, MotifCProbe *out, bool *ok, Diag *d);
 /* The same blanket: prior, children and their values (bit for bit). */
 bool motif_cprobe_same(const MotifCProbe *a, const MotifCProbe *b);
 /* The proposal of a probed block: a Gaussian mixture on its scale. */

@@ -196,6 +196,91 @@ bool motif_cprobe(const Interp *in, uint64_t model_seed, uint64_t stream, const 
   return true;
 }
 
+/* The blankets of n continuous blocks at once (motif_cprobe_group in
+   motif.h): one replay unchanged, one with block i moved by its own step
+   delta_i; a child's location moved by exactly one delta_i is block i's. */
+bool motif_cprobe_group(const Interp *in, uint64_t model_seed, uint64_t stream, const Trace *cur,
+                        int n, const MotifSite *site, Rng *rng, MotifCProbe *out, bool *ok, Diag *d) {
+  *ok = false;
+  MotifEv *e0, *e1;
+  int n0, n1;
+  Diag rd;
+  Trace *t0 = motif_run_events(in, model_seed, stream, cur, NULL, rng, &e0, &n0, NULL, NULL, &rd);
+  if (!t0) return rd.code == DIAG_INTERNAL ? (*d = rd, false) : true;
+  double *delta = gc_alloc_atomic(sizeof(double) * (size_t)(n + 1));
+  TraceBlock b = {.n = 0, .addrs = gc_alloc(sizeof(char *) * (size_t)(n + 1)),
+                  .vals = gc_alloc(sizeof(Value) * (size_t)(n + 1)), .log_q_ratio = 0};
+  for (int i = 0; i < n; i++) {
+    const TraceChoice *c = trace_find(cur, site[i].addr);
+    if (!c || site[i].elem >= c->numel || !cont_site(c)) return true;
+    MotifCProbe *o = &out[i];
+    memset(o, 0, sizeof *o);
+    o->addr = c->addr;
+    o->elem = site[i].elem;
+    o->x = trace_value_get(c->val, (size_t)site[i].elem);
+    const MotifEv *oe = NULL;
+    for (int e = 0; e < n0 && !oe; e++)
+      if (e0[e].kind == 's' && !strcmp(e0[e].addr, c->addr)) oe = &e0[e];
+    if (!oe || strcmp(oe->fam->name, "normal") != 0) return true;
+    o->m0 = motif_pv(oe, 0, site[i].elem);
+    o->s0 = motif_pv(oe, 1, site[i].elem);
+    if (!isfinite(o->m0) || !(o->s0 > 0) || !isfinite(o->s0)) return true;
+    /* steps no program tests for, apart for every block (a sum of two is
+       none of them) */
+    delta[i] = 0.3741 * o->s0 * (1 + 0.0917 * (double)i / n);
+    int j = 0;
+    while (j < b.n && strcmp(b.addrs[j], c->addr)) j++;
+    if (j == b.n) b.addrs[b.n] = c->addr, b.vals[b.n++] = val_copy(c->val);
+    trace_value_set(&b.vals[j], (size_t)site[i].elem, o->x + delta[i]);
+  }
+  Trace *t1 = motif_run_events(in, model_seed, stream, cur, &b, rng, &e1, &n1, NULL, NULL, &rd);
+  if (!t1) return rd.code == DIAG_INTERNAL ? (*d = rd, false) : true;
+  for (int i = 0; i < t1->n; i++)
+    if (t1->c[i].fresh) return true;
+  if (n1 != n0) return true;
+  for (int i = 0; i < n0; i++)
+    if (!motif_same_event(&e0[i], &e1[i])) return true;
+  int *cap = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+  for (int i = 0; i < n0; i++) {
+    const MotifEv *a = &e0[i], *z = &e1[i];
+    if (a->kind == 'f') {
+      if (z->x[0] != a->x[0]) return true;
+      continue;
+    }
+    bool own = false;
+    for (int j = 0; j < b.n && !own; j++) own = a->kind == 's' && !strcmp(a->addr, b.addrs[j]);
+    if (own) continue;
+    for (int j = 0; j < a->xn; j++) {
+      bool any = false;
+      for (int q = 0; q < a->np; q++) any |= moved(a, z, q, j);
+      if (!any) continue;
+      /* only the location of a normal, by exactly one block's step */
+      if (strcmp(a->fam->name, "normal") != 0 || moved(a, z, 1, j)) return true;
+      double p0 = motif_pv(a, 0, j), dp = motif_pv(z, 0, j) - p0;
+      int who = -1;
+      for (int k = 0; k < n; k++)
+        if (fabs(dp - delta[k]) <= 1e-9 * (1 + fabs(p0) + fabs(delta[k]))) who = who < 0 ? k : -2;
+      if (who < 0) return true;
+      MotifCProbe *o = &out[who];
+      if (o->n == cap[who]) {
+        int c2 = cap[who] ? 2 * cap[who] : 8;
+        double *y = gc_alloc_atomic(sizeof(double) * (size_t)c2), *sg = gc_alloc_atomic(sizeof(double) * (size_t)c2);
+        if (o->n) memcpy(y, o->y, sizeof(double) * (size_t)o->n), memcpy(sg, o->sg, sizeof(double) * (size_t)o->n);
+        o->y = y, o->sg = sg, cap[who] = c2;
+      }
+      o->y[o->n] = a->x[j];
+      o->sg[o->n++] = motif_pv(a, 1, j);
+    }
+  }
+  for (int i = 0; i < n; i++) {
+    out[i].sig = CONT_SIG;
+    out[i].empty = out[i].n == 0;
+    if (out[i].empty) out[i].why = gc_printf("no observation or latent depends on %s", out[i].addr);
+  }
+  *ok = true;
+  return true;
+}
+
 bool motif_cprobe_same(const MotifCProbe *a, const MotifCProbe *b) {
   if ((a->sig == NULL) != (b->sig == NULL) || (a->sig && strcmp(a->sig, b->sig))) return false;
   if (a->empty != b->empty || a->n != b->n || a->m0 != b->m0 || a->s0 != b->s0) return false;
