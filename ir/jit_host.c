@@ -173,10 +173,10 @@ const JitModule *jit_module(const char **why) {
 
 /* ---- the entry points that need LLVM: the module's ---- */
 
-Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_ir,
+Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_ir, bool quick,
                  const char **why) {
   const JitModule *m = jit_module(why);
-  return m ? m->compile(in, lat, dim, keep_ir, why) : NULL;
+  return m ? m->compile(in, lat, dim, keep_ir, quick, why) : NULL;
 }
 
 void jit_free(Jit *j) {

@@ -27,7 +27,7 @@ typedef struct JitModule {
   const char *version;
   size_t size_jit, size_ctx, size_site;
   Jit *(*compile)(const Interp *in, const JitLatents *lat, size_t dim, bool keep_ir,
-                  const char **why);
+                  bool quick, const char **why);
   JitFn (*compile_draw)(Jit *j); /* NULL with j->draw_why set */
   void (*free)(Jit *j);
   JitData *(*data_bind)(const Jit *j, const Value *data, const char **why);

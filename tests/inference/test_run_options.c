@@ -108,10 +108,10 @@ static void test_listing(void) {
          "12 engines listed with summaries");
   ppl_option_info info[16];
   int n = ppl_engine_options(NULL, info, 16);
-  tap_ok(n == 13 && !strcmp(info[0].name, "chains") && !strcmp(info[0].type, "int") &&
+  tap_ok(n == 14 && !strcmp(info[0].name, "chains") && !strcmp(info[0].type, "int") &&
              info[0].imin == 1 && info[0].imax == 1024 && !strcmp(info[0].def, "4"),
          "common options: %d, chains int 1..1024 default 4", n);
-  tap_ok(n == 13 && !strcmp(info[12].name, "lm") && !strcmp(info[12].type, "text"),
+  tap_ok(n == 14 && !strcmp(info[13].name, "lm") && !strcmp(info[13].type, "text"),
          "the last common option is lm, a text");
   n = ppl_engine_options("smc", info, 16);
   tap_ok(n == 4 && !strcmp(info[0].name, "particles") && !strcmp(info[2].name, "resample") &&
