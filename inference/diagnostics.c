@@ -66,10 +66,19 @@ static double dg_var(size_t n, const double *x) {
  * sorts every column several times, and qsort's comparator calls were a
  * quarter of a short run's time. */
 static size_t *dg_order(size_t n, const double *x) {
-  uint64_t *key = gc_alloc_atomic(sizeof(uint64_t) * (n ? 2 * n : 1));
-  uint64_t *key2 = key + n;
-  size_t *ord = gc_alloc_atomic(sizeof(size_t) * (n ? 2 * n : 1)), *ord2 = ord + n;
-  size_t (*count)[256] = gc_alloc_atomic(sizeof(size_t[8][256]));
+  /* The scratch (keys, counts, the other half of the order) is malloc's
+     and freed here: on the collector's heap it was most of what the
+     summary allocates, and the collections it set off (each scanning every
+     library's data, libLLVM's included) cost more than the sorts.  The
+     order returned is the collector's. */
+  size_t scratch = sizeof(uint64_t) * 2 * n + sizeof(size_t) * n + sizeof(size_t[8][256]);
+  char *mem = malloc(scratch);
+  char *gcmem = mem ? NULL : gc_alloc_atomic(scratch); /* no malloc: as before */
+  char *base = mem ? mem : gcmem;
+  uint64_t *key = (uint64_t *)base, *key2 = key + n;
+  size_t (*count)[256] = (size_t(*)[256])(base + sizeof(uint64_t) * 2 * n);
+  size_t *ord = gc_alloc_atomic(sizeof(size_t) * (n ? n : 1)), *res = ord;
+  size_t *ord2 = (size_t *)(base + sizeof(uint64_t) * 2 * n + sizeof(size_t[8][256]));
   memset(count, 0, sizeof(size_t[8][256]));
   for (size_t i = 0; i < n; i++) {
     uint64_t u;
@@ -93,7 +102,9 @@ static size_t *dg_order(size_t n, const double *x) {
     uint64_t *tk = key; key = key2, key2 = tk;
     size_t *to = ord; ord = ord2, ord2 = to;
   }
-  return ord;
+  if (ord != res) memcpy(res, ord, sizeof(size_t) * n);
+  free(mem);
+  return res;
 }
 
 static double *dg_sorted_copy(size_t n, const double *x) {

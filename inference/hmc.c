@@ -42,9 +42,10 @@
  * depth adapts, so this is a guess, not a bound).  Fewer than
  * ld_jit_pays asks for: the interpreter, which costs them less than
  * compiling would; fewer than ld_jit_quick's: the quick pipeline; more: the
- * full one.  --no-jit and --jit force; the 'backend:' line says which ran
- * and why. */
+ * full one.  --no-jit and --jit force the backend, --jit-opt quick|full the
+ * pipeline; the 'backend:' line says which ran and why. */
 #define HMC_EXPECTED_STEPS 8
+enum { JIT_OPT_AUTO, JIT_OPT_QUICK, JIT_OPT_FULL }; /* --jit-opt */
 
 typedef struct HmcEngine {
   const Interp *in;
@@ -215,7 +216,8 @@ static void *engine_init(const Interp *in, const EngineOpts *o, int chain, bool 
   double grads = (double)o->chains * ((double)o->warmup + (double)o->draws) * HMC_EXPECTED_STEPS;
   bool jit = !o->no_jit && (o->jit || ld_jit_pays(ld, grads));
   if (jit) {
-    ld = ld_shared_jit(in, ld_jit_quick(ld, grads), d);
+    int how = engine_opt_enum(o, "jit-opt");
+    ld = ld_shared_jit(in, how == JIT_OPT_QUICK || (how == JIT_OPT_AUTO && ld_jit_quick(ld, grads)), d);
     if (!ld) return NULL;
   } else if (!o->no_jit) {
     e->backend_why = gc_printf("interpreter (about %.0f gradients expected: too few to repay "
@@ -368,6 +370,7 @@ static const char *engine_notes(void *state) {
 /* ---- options ---- */
 
 static const char *const metrics[] = {"diag", "dense", "unit", NULL}; /* METRIC_* order */
+static const char *const jit_opts[] = {"auto", "quick", "full", NULL}; /* JIT_OPT_* order */
 
 /* Shared by nuts and hmc. */
 static const OptSpec hmc_options[] = {
@@ -385,6 +388,11 @@ static const OptSpec hmc_options[] = {
     {.name = "max-depth", .type = OPT_INT, .def = "10", .ilo = 1, .ihi = 30, .arg = "N",
      .help = "tree depth limit: at most 2^N - 1 leapfrog steps per transition (hmc: a "
              "trajectory is cut at 2^N steps)"},
+    {.name = "jit-opt", .type = OPT_ENUM, .def = "auto", .choices = jit_opts, .arg = "HOW",
+     .help = "how the JIT optimises the log density: quick (a short pipeline and fast code "
+             "generation: half the compile, gradients about a quarter slower), full (LLVM's "
+             "O2), or auto: quick when the run's expected gradients would not repay full's "
+             "extra compile (the 'backend:' line says which); one of"},
     OPT_END,
 };
 

@@ -119,7 +119,7 @@ static void test_listing(void) {
              !strcmp(info[2].choices[4], "never") && info[2].choices[5] == NULL,
          "smc: particles, ess-threshold, resample (4 schemes and never), rejuvenate");
   n = ppl_engine_options("nuts", info, 1);
-  tap_ok(n == 6 && !strcmp(info[0].name, "metric"), "nuts: 6 options (enum-marginals the last); a short array gets the first");
+  tap_ok(n == 7 && !strcmp(info[0].name, "metric"), "nuts: 7 options (enum-marginals the last); a short array gets the first");
   tap_ok(ppl_engine_options("mh", info, 8) == 1 && !strcmp(info[0].name, "block") &&
              !strcmp(info[0].type, "bool") && ppl_engine_options("prior", NULL, 0) == 0 &&
              ppl_engine_options("magic", NULL, 0) == -1,
