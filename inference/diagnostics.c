@@ -426,7 +426,11 @@ static double dg_ess_chains(const Chains *s) {
   size_t l = (size_t)s->l, total = (size_t)m * l;
   if (l < 3 || !dg_all_finite(total, s->v) || dg_is_constant(total, s->v)) return NAN;
 
-  double *acov = dg_alloc(l), *cmean = dg_alloc((size_t)m), *cy = dg_alloc(total);
+  /* scratch off the collector's heap, as dg_order's (freed below) */
+  size_t words = 2 * l + (size_t)m + total;
+  double *mem = calloc(words, sizeof(double)); /* zeroed, as dg_alloc is */
+  double *base = mem ? mem : dg_alloc(words);
+  double *acov = base, *rho = base + l, *cmean = base + 2 * l, *cy = cmean + m;
   for (int c = 0; c < m; c++) {
     const double *y = s->v + (size_t)c * l;
     cmean[c] = dg_mean(l, y);
@@ -442,7 +446,6 @@ static double dg_ess_chains(const Chains *s) {
   double var_plus = mean_var * (n - 1) / n;
   if (m > 1) var_plus += dg_var((size_t)m, cmean);
 
-  double *rho = dg_alloc(l);
   size_t t = 0;
   double even = 1, odd = 1 - (mean_var - acov[1]) / var_plus;
   rho[0] = even, rho[1] = odd;
@@ -483,6 +486,7 @@ static double dg_ess_chains(const Chains *s) {
   double tau = -1 + 2 * sum + rho[max_t];
   double bound = 1 / log10(ess);
   if (tau < bound) tau = bound;
+  free(mem);
   return ess / tau;
 }
 
