@@ -635,15 +635,15 @@ bool ld_use_jit_of(LogDensity *ld, const LogDensity *from, Diag *d) {
 const char *ld_backend(const LogDensity *ld) {
   const char *how = ld->jit_quick ? "LLVM JIT, quick (a short run: the fast pipeline)" : "LLVM JIT";
   if (ld->jit && ld->nested)
-    return gc_printf("%s: log density and gradient compiled in %.0f ms; draws interpreted "
+    return gc_printf("%s: log density and gradient compiled in %.0f ms of CPU; draws interpreted "
                      "(they keep the latents of loops, branches and functions)",
                      how, jit_compile_ms(ld->jit));
   if (ld->jit && jit_has_draw(ld->jit))
-    return gc_printf("%s: log density and gradient compiled in %.0f ms, the draw function "
-                     "(generated quantities) in %.0f ms",
+    return gc_printf("%s: log density and gradient compiled in %.0f ms of CPU, the draw "
+                     "function (generated quantities) in %.0f ms",
                      how, jit_compile_ms(ld->jit), jit_draw_ms(ld->jit));
   if (ld->jit)
-    return gc_printf("%s: log density and gradient compiled in %.0f ms; draws "
+    return gc_printf("%s: log density and gradient compiled in %.0f ms of CPU; draws "
                      "interpreted (%s)",
                      how, jit_compile_ms(ld->jit), jit_draw_refusal(ld->jit));
   if (ld->jit_why) return gc_printf("interpreter (not compiled: %s)", ld->jit_why);

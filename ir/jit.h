@@ -65,7 +65,8 @@ Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_
                  const char **why);
 /* The optimised LLVM IR (NULL unless compiled with keep_ir). */
 const char *jit_llvm_ir(const Jit *j);
-/* Milliseconds spent in jit_compile (lowering, optimisation, machine code). */
+/* CPU milliseconds of the thread that ran jit_compile (lowering,
+ * optimisation, machine code). */
 double jit_compile_ms(const Jit *j);
 /* The log density's calls into the runtime (ir/jit_rt.c: the interpreter's
  * implementation on a small tape), one line each with its position
@@ -94,7 +95,7 @@ void jit_ctx_set_data(JitCtx *cx, const JitData *d);
  * says why) or hit a runtime error (re-run the interpreter for the message). */
 bool jit_has_draw(const Jit *j); /* compiles the draw on first call */
 const char *jit_draw_refusal(const Jit *j);
-/* Milliseconds spent compiling the draw (on its first use). */
+/* CPU milliseconds spent compiling the draw (on its first use). */
 double jit_draw_ms(const Jit *j);
 Value *jit_draw(JitCtx *cx, const double *theta, uint64_t seed, uint64_t stream);
 /* Log density at theta (dim reals) and, when grad is not NULL, its gradient.
