@@ -1139,7 +1139,8 @@ static bool lower_draw(Gen *g, const IrProgram *p) {
  * The quick way is a short pipeline that still makes the code the JIT's IR
  * needs made — scalars out of stack slots (mem2reg, sroa), small loops over
  * fixed sizes unrolled so their arrays become registers too, the checks and
- * constants folded (instcombine, early-cse, simplifycfg) — followed by the
+ * constants folded (instcombine, early-cse, simplifycfg), the runtime's
+ * declarations the code does not call dropped (globaldce) — followed by the
  * code generator's fast path (LLVMCodeGenLevelNone: fast instruction
  * selection and register allocation).  On eight schools it compiles the log
  * density in about half the instructions (119 M -> 64 M, callgrind) for a
@@ -1157,7 +1158,7 @@ static bool lower_draw(Gen *g, const IrProgram *p) {
 #define JG_PASSES_QUICK                                                                        \
   "function(mem2reg,simplifycfg,instcombine<no-verify-fixpoint>,loop-simplify,lcssa,"          \
   "loop(loop-rotate,indvars),loop-unroll<O2>,sroa,early-cse,instcombine<no-verify-fixpoint>,"  \
-  "simplifycfg)"
+  "simplifycfg),globaldce"
 
 /* A target machine for this host at codegen level `level` (NULL with *why). */
 static LLVMTargetMachineRef host_tm(LLVMOrcLLJITRef lljit, LLVMCodeGenOptLevel level,
