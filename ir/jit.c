@@ -1682,6 +1682,6 @@ static void kernel_free(JitKernel *k) {
 /* ---- the module's one exported symbol (ir/jit_module.h) ---- */
 
 __attribute__((visibility("default"))) const JitModule ppl_jit_module = {
-    PPL_VERSION_STRING, JIT_MODULE_SIZES, compile, compile_draw, release, data_bind,
+    PPL_JIT_MODULE_VERSION, JIT_MODULE_SIZES, compile, compile_draw, release, data_bind,
     kernel_compile, rule_compile, kernel_fn, kernel_free,
 };

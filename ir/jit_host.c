@@ -125,7 +125,7 @@ static bool module_try(const char *path) {
   }
   const JitModule *m = dlsym(h, PPL_JIT_MODULE_SYMBOL);
   size_t sizes[3] = {JIT_MODULE_SIZES};
-  if (!m || strcmp(m->version, PPL_VERSION_STRING) != 0 || m->size_jit != sizes[0] ||
+  if (!m || strcmp(m->version, PPL_JIT_MODULE_VERSION) != 0 || m->size_jit != sizes[0] ||
       m->size_ctx != sizes[1] || m->size_site != sizes[2]) {
     snprintf(module_why, sizeof module_why,
              "cannot load the JIT module: %s is not of this build of ppl (%s)", path,
