@@ -16,7 +16,13 @@
  *     with the whole CPU, start-up and summary included);
  *   - min bulk ESS per CPU-second, whole process and chains only;
  *   - start-up on eight schools: the least CPU of interleaved runs of `ppl
- *     check`, and of a one-draw run under --no-jit and under the JIT.
+ *     check`, and of a one-draw run under --no-jit, by default (too short to
+ *     compile: interpreted) and with --jit (compiled the quick way).
+ * Each model runs twice: with --jit-opt full, whose gradient is the one
+ * measured through ppl.h (so chain CPU per step minus it is the sampler's
+ * overhead), and as a user runs it (--jit-opt auto: the quick pipeline for
+ * a run this short on eight schools), for the whole process's ESS per
+ * CPU-second; the backend each used is printed.
  * Stan: its chains' CPU (get_elapsed_time), the CPU of the whole sampling()
  * call, and its CPU per leapfrog step (gradient included).  The issue's
  * targets on eight schools: overhead <= 0.3 us a step, start-up + compile
@@ -51,11 +57,21 @@ static const NbModel models[] = {
 
 typedef struct {
   double whole, chains, steps, grad_s, ess;
+  char backend[200];
   bool ok;
 } NbPpl;
 
+/* The summary JSON's backend line, shortened to what says how it compiled. */
+static void nb_backend(const char *summary_json, char *out, size_t cap) {
+  json_error_t err;
+  json_t *root = json_load_file(summary_json, 0, &err);
+  const char *b = root ? json_string_value(json_object_get(root, "backend")) : NULL;
+  snprintf(out, cap, "%.*s", b ? (int)strcspn(b, ":(") : 1, b ? b : "?");
+  json_decref(root);
+}
+
 static NbPpl nb_ppl(const char *root, const char *build, const NbModel *m, int chains,
-                    int warmup, int draws) {
+                    int warmup, int draws, const char *jit_opt) {
   NbPpl r = {.ok = false};
   char exe[1024], model[1024], data[1024], out[256], sum[256], cs[16], ws[16], ds[16];
   snprintf(exe, sizeof exe, "%s/ppl", build);
@@ -68,16 +84,17 @@ static NbPpl nb_ppl(const char *root, const char *build, const NbModel *m, int c
   snprintf(ds, sizeof ds, "%d", draws);
   char *timed[] = {exe, "run", model, "--data", data, "--threads", "1", "--seed", "1",
                    "--chains", cs, "--warmup", ws, "--draws", ds, "--output", out,
-                   "--summary", sum, "--quiet", "--no-progress", NULL};
+                   "--summary", sum, "--quiet", "--no-progress", "--jit-opt", (char *)jit_opt, NULL};
   r.whole = np_child_cpu(timed);
   double sampling_steps;
   char stem[256];
   snprintf(stem, sizeof stem, "%.*s", (int)(strlen(out) - 4), out); /* without ".csv" */
   if (r.whole < 0 || !np_csv_stats(stem, chains, &sampling_steps, &r.chains)) return r;
   r.ess = np_min_ess(sum);
+  nb_backend(sum, r.backend, sizeof r.backend);
   char *count[] = {exe, "run", model, "--data", data, "--threads", "1", "--seed", "1",
                    "--chains", cs, "--warmup", ws, "--draws", ds, "--output", out,
-                   "--save-warmup", "--quiet", "--no-progress", NULL};
+                   "--save-warmup", "--quiet", "--no-progress", "--jit-opt", (char *)jit_opt, NULL};
   double unused;
   if (np_child_cpu(count) < 0 || !np_csv_stats(stem, chains, &r.steps, &unused)) return r;
   r.grad_s = 1 / np_grad_rate(model, data, false, 0.6);
@@ -102,18 +119,23 @@ static void nb_startup(const char *root, const char *build, const NbModel *m, in
   char *check[] = {exe, "check", model, "--data", data, NULL};
   char *interp[] = {exe, "run", model, "--data", data, "--threads", "1", "--chains", "1", "--warmup",
                     "0", "--draws", "1", "--quiet", "--no-progress", "--no-jit", NULL};
+  char *dflt[] = {exe, "run", model, "--data", data, "--threads", "1", "--chains", "1", "--warmup",
+                  "0", "--draws", "1", "--quiet", "--no-progress", NULL};
   char *jit[] = {exe, "run", model, "--data", data, "--threads", "1", "--chains", "1", "--warmup",
-                 "0", "--draws", "1", "--quiet", "--no-progress", NULL};
-  char *const *cmd[3] = {check, interp, jit};
-  double best[3] = {INFINITY, INFINITY, INFINITY};
+                 "0", "--draws", "1", "--quiet", "--no-progress", "--jit", NULL};
+  char *full[] = {exe, "run", model, "--data", data, "--threads", "1", "--chains", "1", "--warmup",
+                  "0", "--draws", "1", "--quiet", "--no-progress", "--jit", "--jit-opt", "full", NULL};
+  char *const *cmd[5] = {check, interp, dflt, jit, full};
+  double best[5] = {INFINITY, INFINITY, INFINITY, INFINITY, INFINITY};
   for (int r = 0; r < reps; r++)
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 5; k++) {
       double c = np_child_cpu(cmd[k]);
       if (c >= 0 && c < best[k]) best[k] = c;
     }
   printf("%-14s start-up CPU (least of %d): ppl check %.1f ms; run, one draw: --no-jit %.1f ms, "
-         "JIT %.1f ms (start-up + compile; target < 30 ms)\n",
-         m->name, reps, best[0] * 1e3, best[1] * 1e3, best[2] * 1e3);
+         "default %.1f ms (interpreted: too short to compile), --jit %.1f ms (start-up + quick "
+         "compile; target < 30 ms), --jit --jit-opt full %.1f ms\n",
+         m->name, reps, best[0] * 1e3, best[1] * 1e3, best[2] * 1e3, best[3] * 1e3, best[4] * 1e3);
 }
 
 int main(int argc, char **argv) {
@@ -143,24 +165,29 @@ int main(int argc, char **argv) {
   printf("\n%-14s %9s %9s %9s %9s %9s %10s %10s %9s\n", "model", "steps", "grad us", "chain us",
          "ovh us", "whole-ovh", "outside s", "ESS", "ESS/CPU-s");
   for (size_t i = 0; i < NB_NMODELS; i++) {
-    NbPpl r = nb_ppl(root, build, &models[i], chains, warmup, draws);
-    if (!r.ok) {
+    NbPpl r = nb_ppl(root, build, &models[i], chains, warmup, draws, "full");
+    NbPpl a = nb_ppl(root, build, &models[i], chains, warmup, draws, "auto");
+    if (!r.ok || !a.ok) {
       printf("%-14s failed\n", models[i].name);
       continue;
     }
     double per = r.chains / r.steps * 1e6, grad = r.grad_s * 1e6;
-    printf("%-14s %9.0f %9.3f %9.3f %9.3f %9.3f %10.3f %10.0f %9.0f\n", models[i].name, r.steps,
-           grad, per, per - grad, r.whole / r.steps * 1e6 - grad, r.whole - r.chains, r.ess,
-           r.ess / r.whole);
+    printf("%-14s %9.0f %9.3f %9.3f %9.3f %9.3f %10.3f %10.0f %9.0f  (--jit-opt full: %s)\n",
+           models[i].name, r.steps, grad, per, per - grad, r.whole / r.steps * 1e6 - grad,
+           r.whole - r.chains, r.ess, r.ess / r.whole, r.backend);
+    printf("%-14s %9.0f %9s %9.3f %9s %9s %10.3f %10.0f %9.0f  (default: %s)\n", "", a.steps, "-",
+           a.chains / a.steps * 1e6, "-", "-", a.whole - a.chains, a.ess, a.ess / a.whole,
+           a.backend);
     NpStan s = np_stan(stan_out, models[i].name);
     if (s.ok) {
       printf("%-14s %9.0f %9s %9.3f %9s %9s %10s %10.0f %9.0f  (rstan, chains' CPU; whole "
              "sampling() call %.3f s: %.0f ESS/CPU-s)\n",
              "  rstan", s.leapfrogs, "-", s.chain_cpu / s.leapfrogs * 1e6, "-", "-", "-", s.ess,
              s.ess / s.chain_cpu, s.call_cpu, s.ess / s.call_cpu);
-      printf("%-14s ESS per CPU-second, ppl (whole process) / Stan (chains): %.2f; ppl (chains) "
-             "/ Stan (chains): %.2f\n",
-             "", (r.ess / r.whole) / (s.ess / s.chain_cpu), (r.ess / r.chains) / (s.ess / s.chain_cpu));
+      printf("%-14s ESS per CPU-second, ppl (whole process) / Stan (chains): %.2f (default run), "
+             "%.2f (--jit-opt full); ppl (chains) / Stan (chains): %.2f\n",
+             "", (a.ess / a.whole) / (s.ess / s.chain_cpu), (r.ess / r.whole) / (s.ess / s.chain_cpu),
+             (r.ess / r.chains) / (s.ess / s.chain_cpu));
     }
     fflush(stdout);
   }
@@ -168,7 +195,8 @@ int main(int argc, char **argv) {
          "chain us: the chains' CPU per step; ovh us: chain us - grad us (the sampler's own cost a\n"
          "step: tree, RNG, adaptation, outputs, CSV); whole-ovh: the same from the whole process's\n"
          "CPU; outside s: CPU outside the chains (start-up, LLVM, compiling, summary); ESS: the\n"
-         "smallest bulk ESS over the outputs; ESS/CPU-s: over the whole process's CPU.\n");
+         "smallest bulk ESS over the outputs; ESS/CPU-s: over the whole process's CPU.  First row\n"
+         "of a model: --jit-opt full (the gradient measured is its); second: the default run.\n");
   free(stan_out);
   return 0;
 }

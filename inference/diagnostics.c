@@ -66,10 +66,19 @@ static double dg_var(size_t n, const double *x) {
  * sorts every column several times, and qsort's comparator calls were a
  * quarter of a short run's time. */
 static size_t *dg_order(size_t n, const double *x) {
-  uint64_t *key = gc_alloc_atomic(sizeof(uint64_t) * (n ? 2 * n : 1));
-  uint64_t *key2 = key + n;
-  size_t *ord = gc_alloc_atomic(sizeof(size_t) * (n ? 2 * n : 1)), *ord2 = ord + n;
-  size_t (*count)[256] = gc_alloc_atomic(sizeof(size_t[8][256]));
+  /* The scratch (keys, counts, the other half of the order) is malloc's
+     and freed here: on the collector's heap it was most of what the
+     summary allocates, and the collections it set off (each scanning every
+     library's data, libLLVM's included) cost more than the sorts.  The
+     order returned is the collector's. */
+  size_t scratch = sizeof(uint64_t) * 2 * n + sizeof(size_t) * n + sizeof(size_t[8][256]);
+  char *mem = malloc(scratch);
+  char *gcmem = mem ? NULL : gc_alloc_atomic(scratch); /* no malloc: as before */
+  char *base = mem ? mem : gcmem;
+  uint64_t *key = (uint64_t *)base, *key2 = key + n;
+  size_t (*count)[256] = (size_t(*)[256])(base + sizeof(uint64_t) * 2 * n);
+  size_t *ord = gc_alloc_atomic(sizeof(size_t) * (n ? n : 1)), *res = ord;
+  size_t *ord2 = (size_t *)(base + sizeof(uint64_t) * 2 * n + sizeof(size_t[8][256]));
   memset(count, 0, sizeof(size_t[8][256]));
   for (size_t i = 0; i < n; i++) {
     uint64_t u;
@@ -93,7 +102,9 @@ static size_t *dg_order(size_t n, const double *x) {
     uint64_t *tk = key; key = key2, key2 = tk;
     size_t *to = ord; ord = ord2, ord2 = to;
   }
-  return ord;
+  if (ord != res) memcpy(res, ord, sizeof(size_t) * n);
+  free(mem);
+  return res;
 }
 
 static double *dg_sorted_copy(size_t n, const double *x) {
@@ -415,7 +426,11 @@ static double dg_ess_chains(const Chains *s) {
   size_t l = (size_t)s->l, total = (size_t)m * l;
   if (l < 3 || !dg_all_finite(total, s->v) || dg_is_constant(total, s->v)) return NAN;
 
-  double *acov = dg_alloc(l), *cmean = dg_alloc((size_t)m), *cy = dg_alloc(total);
+  /* scratch off the collector's heap, as dg_order's (freed below) */
+  size_t words = 2 * l + (size_t)m + total;
+  double *mem = calloc(words, sizeof(double)); /* zeroed, as dg_alloc is */
+  double *base = mem ? mem : dg_alloc(words);
+  double *acov = base, *rho = base + l, *cmean = base + 2 * l, *cy = cmean + m;
   for (int c = 0; c < m; c++) {
     const double *y = s->v + (size_t)c * l;
     cmean[c] = dg_mean(l, y);
@@ -431,7 +446,6 @@ static double dg_ess_chains(const Chains *s) {
   double var_plus = mean_var * (n - 1) / n;
   if (m > 1) var_plus += dg_var((size_t)m, cmean);
 
-  double *rho = dg_alloc(l);
   size_t t = 0;
   double even = 1, odd = 1 - (mean_var - acov[1]) / var_plus;
   rho[0] = even, rho[1] = odd;
@@ -472,6 +486,7 @@ static double dg_ess_chains(const Chains *s) {
   double tau = -1 + 2 * sum + rho[max_t];
   double bound = 1 / log10(ess);
   if (tau < bound) tau = bound;
+  free(mem);
   return ess / tau;
 }
 

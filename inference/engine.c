@@ -54,6 +54,10 @@ static const OptSpec common_options[] = {
      .help = "gradient-based engines: interpret the log density instead of compiling it with "
              "LLVM; smc: advance the particles one by one in the interpreter instead of as "
              "compiled particle steps (the summary's 'backend:' line says which ran)"},
+    {.name = "jit", .type = OPT_BOOL, .def = "false",
+     .help = "nuts, hmc: compile the log density even when the run looks too short to repay "
+             "compiling (by default a run whose expected gradients would cost the interpreter "
+             "less than compiling costs is interpreted: the 'backend:' line says so)"},
     {.name = "save-warmup", .type = OPT_BOOL, .def = "false",
      .help = "write the warmup iterations' draws to the CSV too, before the sampling draws "
              "(CmdStan's save_warmup=1); the summary uses the sampling draws only"},
@@ -179,6 +183,7 @@ void engine_opts_put(EngineOpts *o, const OptSpec *s, OptValue v) {
     else if (!strcmp(name, "init") && v.path) o->init_file = v.path; /* read by the API */
     else if (!strcmp(name, "init")) o->init_radius = v.r, o->init_file = NULL;
     else if (!strcmp(name, "no-jit")) o->no_jit = v.i != 0;
+    else if (!strcmp(name, "jit")) o->jit = v.i != 0;
     else if (!strcmp(name, "sig-figs")) o->sig_figs = (int)v.i;
     else if (!strcmp(name, "save-warmup")) o->save_warmup = v.i != 0;
     else if (!strcmp(name, "save-metric")) o->save_metric = v.i != 0;

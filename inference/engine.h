@@ -35,6 +35,8 @@ typedef struct EngineOpts {
                           0 = every coordinate 0), as CmdStan's init=R */
   bool no_jit;         /* interpret the log density even where the LLVM JIT
                           could compile it */
+  bool jit;            /* compile it even where the run looks too short to
+                          repay compiling (nuts, hmc: hmc.c's choice) */
   int sig_figs;        /* significant digits of the CSV's reals (default 6) */
   bool save_warmup;    /* the driver writes warmup draws to the CSV too */
   bool save_metric;    /* write each chain's adapted step size and inverse metric

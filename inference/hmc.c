@@ -34,8 +34,22 @@
 #define HMC_MIN_INIT_STEP 1e-8
 #define HMC_INIT_STARTS 20
 
+/* Compile or interpret, decided before the first chain from counts alone, so
+ * that a command line always runs the same backend (and gives the same bits)
+ * on every machine and at every load: the run's expected gradients are
+ * chains x (warmup + draws) x HMC_EXPECTED_STEPS, a typical trajectory's
+ * leapfrog steps (eight schools takes 9, a logistic regression 6; the tree
+ * depth adapts, so this is a guess, not a bound).  Fewer than
+ * ld_jit_pays asks for: the interpreter, which costs them less than
+ * compiling would; fewer than ld_jit_quick's: the quick pipeline; more: the
+ * full one.  --no-jit and --jit force the backend, --jit-opt quick|full the
+ * pipeline; the 'backend:' line says which ran and why. */
+#define HMC_EXPECTED_STEPS 8
+enum { JIT_OPT_AUTO, JIT_OPT_QUICK, JIT_OPT_FULL }; /* --jit-opt */
+
 typedef struct HmcEngine {
   const Interp *in;
+  const char *backend_why; /* why the run interprets, when hmc chose to */
   const LogDensity *ld;
   LdWork *work;     /* this chain's gradient workspace (no allocation per call) */
   size_t dim;
@@ -190,17 +204,32 @@ static void *engine_init(const Interp *in, const EngineOpts *o, int chain, bool 
   e->save_warmup = o->save_warmup;
   rng_seed(&e->rng, o->seed, (uint64_t)chain);
   rng_seed(&e->out_rng, o->seed ^ 0x6e757473u, (uint64_t)chain);
-  /* one log density for all chains, compiled once (unless --no-jit or the
-     JIT refuses the program: then it interprets) */
-  LogDensity *ld = ld_shared(in, !o->no_jit, d);
+  /* one log density for all chains, compiled once (unless --no-jit, a run
+     too short to repay it, or the JIT refuses the program: then it
+     interprets) */
+  if (o->jit && o->no_jit) {
+    diag_error(d, DIAG_USAGE, (SrcPos){0}, "--jit and --no-jit contradict each other: give one");
+    return NULL;
+  }
+  LogDensity *ld = ld_shared(in, false, d);
   if (!ld) return NULL;
+  double grads = (double)o->chains * ((double)o->warmup + (double)o->draws) * HMC_EXPECTED_STEPS;
+  bool jit = !o->no_jit && (o->jit || ld_jit_pays(ld, grads));
+  if (jit) {
+    int how = engine_opt_enum(o, "jit-opt");
+    ld = ld_shared_jit(in, how == JIT_OPT_QUICK || (how == JIT_OPT_AUTO && ld_jit_quick(ld, grads)), d);
+    if (!ld) return NULL;
+  } else if (!o->no_jit) {
+    e->backend_why = gc_printf("interpreter (about %.0f gradients expected: too few to repay "
+                               "compiling; --jit compiles)", grads);
+  }
   e->ld = ld;
   ld_prepare_draw(ld);
   e->work = ld_work_new(ld);
   e->dim = ld_dim(ld);
   if (o->comm) { /* every rank runs this chain: each evaluates its blocks of rows */
     const char *why;
-    e->shard = e->dim ? ld_shard_new(in, o->comm, 0, !o->no_jit, &why, d) : NULL;
+    e->shard = e->dim ? ld_shard_new(in, o->comm, 0, jit, &why, d) : NULL;
     if (!e->shard && diag_failed(d)) return NULL;
   }
   if (e->dim == 0) {
@@ -297,7 +326,10 @@ static void engine_free(void *state) {
   ld_shard_free(((HmcEngine *)state)->shard);
 }
 
-static const char *engine_backend(void *state) { return ld_backend(((HmcEngine *)state)->ld); }
+static const char *engine_backend(void *state) {
+  HmcEngine *e = state;
+  return e->backend_why ? e->backend_why : ld_backend(e->ld);
+}
 
 static const char *engine_adaptation(void *state) {
   return hmc_adaptation_info(((HmcEngine *)state)->h);
@@ -338,6 +370,7 @@ static const char *engine_notes(void *state) {
 /* ---- options ---- */
 
 static const char *const metrics[] = {"diag", "dense", "unit", NULL}; /* METRIC_* order */
+static const char *const jit_opts[] = {"auto", "quick", "full", NULL}; /* JIT_OPT_* order */
 
 /* Shared by nuts and hmc. */
 static const OptSpec hmc_options[] = {
@@ -355,6 +388,11 @@ static const OptSpec hmc_options[] = {
     {.name = "max-depth", .type = OPT_INT, .def = "10", .ilo = 1, .ihi = 30, .arg = "N",
      .help = "tree depth limit: at most 2^N - 1 leapfrog steps per transition (hmc: a "
              "trajectory is cut at 2^N steps)"},
+    {.name = "jit-opt", .type = OPT_ENUM, .def = "auto", .choices = jit_opts, .arg = "HOW",
+     .help = "how the JIT optimises the log density: quick (a short pipeline and fast code "
+             "generation: half the compile, gradients about a quarter slower), full (LLVM's "
+             "O2), or auto: quick when the run's expected gradients would not repay full's "
+             "extra compile (the 'backend:' line says which); one of"},
     OPT_END,
 };
 

@@ -47,6 +47,7 @@ struct LogDensity {
   bool nested;         /* latents no output holds (in loops, functions): a draw
                           reports them, which only the interpreter's run keeps */
   uint64_t steps;      /* interpreter instructions of one run (ld_jit_pays) */
+  bool jit_quick;      /* compiled the quick way (jit_compile's quick) */
 };
 
 struct LdWork {
@@ -598,13 +599,17 @@ static bool ld_jit_layout(void *ud, int k, int nsizes, const int *sizes, size_t 
   return true;
 }
 
-bool ld_use_jit(LogDensity *ld, bool keep_ir) {
+static bool use_jit(LogDensity *ld, bool keep_ir, bool quick) {
   JitLatents L = {.ud = ld, .n = ld->n, .sample = ld_jit_sample, .layout = ld_jit_layout};
   const char *why = NULL;
-  ld->jit = jit_compile(ld->in, &L, ld->dim, keep_ir, &why);
+  ld->jit = jit_compile(ld->in, &L, ld->dim, keep_ir, quick, &why);
   ld->jit_why = ld->jit ? NULL : why;
+  ld->jit_quick = ld->jit && quick;
   return ld->jit != NULL;
 }
+
+bool ld_use_jit(LogDensity *ld, bool keep_ir) { return use_jit(ld, keep_ir, false); }
+bool ld_use_jit_quick(LogDensity *ld) { return use_jit(ld, false, true); }
 
 bool ld_use_jit_of(LogDensity *ld, const LogDensity *from, Diag *d) {
   const char *why = NULL;
@@ -623,27 +628,29 @@ bool ld_use_jit_of(LogDensity *ld, const LogDensity *from, Diag *d) {
   ld->jit = from->jit;
   ld->jdata = jd;
   ld->jit_borrowed = true;
+  ld->jit_quick = from->jit_quick;
   ld->jit_why = NULL;
   return true;
 }
 
 const char *ld_backend(const LogDensity *ld) {
+  const char *how = ld->jit_quick ? "LLVM JIT, quick (a short run: the fast pipeline)" : "LLVM JIT";
   if (ld->jit && ld->jit_borrowed)
-    return gc_printf("LLVM JIT: log density and gradient compiled in %.0f ms for an earlier data "
+    return gc_printf("%s: log density and gradient compiled in %.0f ms of CPU for an earlier data "
                      "set of the same shapes, reused for these data (no compile)",
-                     jit_compile_ms(ld->jit));
+                     how, jit_compile_ms(ld->jit));
   if (ld->jit && ld->nested)
-    return gc_printf("LLVM JIT: log density and gradient compiled in %.0f ms; draws interpreted "
+    return gc_printf("%s: log density and gradient compiled in %.0f ms of CPU; draws interpreted "
                      "(they keep the latents of loops, branches and functions)",
-                     jit_compile_ms(ld->jit));
+                     how, jit_compile_ms(ld->jit));
   if (ld->jit && jit_has_draw(ld->jit))
-    return gc_printf("LLVM JIT: log density and gradient compiled in %.0f ms, the draw function "
-                     "(generated quantities) in %.0f ms",
-                     jit_compile_ms(ld->jit), jit_draw_ms(ld->jit));
+    return gc_printf("%s: log density and gradient compiled in %.0f ms of CPU, the draw "
+                     "function (generated quantities) in %.0f ms",
+                     how, jit_compile_ms(ld->jit), jit_draw_ms(ld->jit));
   if (ld->jit)
-    return gc_printf("LLVM JIT: log density and gradient compiled in %.0f ms; draws "
+    return gc_printf("%s: log density and gradient compiled in %.0f ms of CPU; draws "
                      "interpreted (%s)",
-                     jit_compile_ms(ld->jit), jit_draw_refusal(ld->jit));
+                     how, jit_compile_ms(ld->jit), jit_draw_refusal(ld->jit));
   if (ld->jit_why) return gc_printf("interpreter (not compiled: %s)", ld->jit_why);
   return "interpreter";
 }
@@ -754,7 +761,7 @@ bool ld_eval_grad_jit(const LogDensity *ld, const double *theta, double *lp, dou
 enum { LD_SLOT_JIT, LD_SLOT_INTERP, LD_SLOT_DONOR };
 
 typedef struct SharedArg {
-  bool jit;
+  bool jit, quick;
   const LogDensity *donor;
   Diag *d;
 } SharedArg;
@@ -769,13 +776,13 @@ static void *make_shared(const Interp *in, void *arg) {
        code compiled for these data */
     Diag ignored;
     diag_init(&ignored);
-    if (!a->donor || !ld_use_jit_of(ld, a->donor, &ignored)) ld_use_jit(ld, false);
+    if (!a->donor || !ld_use_jit_of(ld, a->donor, &ignored)) use_jit(ld, false, a->quick);
   }
   return ld;
 }
 
 LogDensity *ld_shared(const Interp *in, bool jit, Diag *d) {
-  SharedArg a = {jit, jit ? interp_cache(in, LD_SLOT_DONOR, NULL, NULL) : NULL, d};
+  SharedArg a = {jit, false, jit ? interp_cache(in, LD_SLOT_DONOR, NULL, NULL) : NULL, d};
   return interp_cache(in, jit ? LD_SLOT_JIT : LD_SLOT_INTERP, make_shared, &a);
 }
 
@@ -797,14 +804,29 @@ void ld_shared_pass(const Interp *from, const Interp *to) {
   ld_free(keep);
 }
 
-bool ld_jit_pays(const LogDensity *ld, double evals) {
+LogDensity *ld_shared_jit(const Interp *in, bool quick, Diag *d) {
+  SharedArg a = {true, quick, interp_cache(in, LD_SLOT_DONOR, NULL, NULL), d};
+  return interp_cache(in, LD_SLOT_JIT, make_shared, &a);
+}
+
+/* The cost model of ld_jit_pays and ld_jit_quick, in microseconds of the
+   quiet machine of docs/performance.md: one interpreted evaluation, and
+   compiled code's (a tenth). */
+static double interp_us(const LogDensity *ld) {
   const IrProgram *p = interp_program(ld->in);
   const Value *R = interp_data_regs(ld->in);
   double elements = 0;
   for (int r = 0; R && r < p->main.nregs; r++)
     if (R[r].k >= V_ARR) elements += (double)val_numel(R[r]);
-  double interp_us = 3 + 0.15 * (double)ld->steps + 0.01 * elements;
-  return evals * 0.9 * interp_us > 40e3;
+  return 3 + 0.15 * (double)ld->steps + 0.01 * elements;
+}
+
+bool ld_jit_pays(const LogDensity *ld, double evals) {
+  return evals * 0.9 * interp_us(ld) > LD_COMPILE_US;
+}
+
+bool ld_jit_quick(const LogDensity *ld, double evals) {
+  return evals * LD_QUICK_SLOWER * 0.1 * interp_us(ld) < LD_FULL_EXTRA_US;
 }
 
 void ld_shared_free(const Interp *in) {

@@ -69,6 +69,9 @@ bool ld_init_point(const LogDensity *ld, DataSource *init, const char *file, con
  * compiled code reports a runtime error.  False when the program is outside
  * what the JIT takes (ld_backend says why); ld keeps interpreting. */
 bool ld_use_jit(LogDensity *ld, bool keep_ir);
+/* ld_use_jit the quick way (jit_compile's quick): compiled in about half the
+ * time, the same numbers to 1e-12 (tests/inference/test_jit_quick). */
+bool ld_use_jit_quick(LogDensity *ld);
 /* Use the code compiled for `from` (ld_use_jit) with ld's own data: one
  * compilation serves every data set of the same program with the same sizes
  * and shapes (amortised inference runs one program on many data sets).  ld
@@ -126,9 +129,23 @@ LogDensity *ld_shared(const Interp *in, bool jit, Diag *d);
  * interpreted evaluation costs about 3 us + 0.15 us per instruction the
  * interpreter executes in a run + 0.01 us per element of the data that its
  * vectorised kernels read, compiled code a tenth of that, and compiling
- * about 40 ms (docs/performance.md, "When compiling pays").  Engines that
- * evaluate a few thousand times (amortized) ask; the others always compile. */
+ * about 40 ms (docs/performance.md, "When compiling pays").  Amortized
+ * inference asks with its draws; nuts and hmc with their expected gradients
+ * (hmc.c: HMC_EXPECTED_STEPS a transition). */
 bool ld_jit_pays(const LogDensity *ld, double evals);
+/* The cost model's constants (docs/performance.md, "When compiling pays"):
+ * compiling about 40 ms; the full pipeline about 20 ms more than the quick
+ * one (eight schools: 119 M against 64 M instructions), whose gradients take
+ * about a quarter longer (900 against 1,110 instructions). */
+#define LD_COMPILE_US 40e3
+#define LD_FULL_EXTRA_US 20e3
+#define LD_QUICK_SLOWER 0.25
+/* Is a run of `evals` evaluations too short to repay the full pipeline's
+ * extra compile (jit_compile's quick)?  Counts only, as ld_jit_pays. */
+bool ld_jit_quick(const LogDensity *ld, double evals);
+/* ld_shared(in, true, d), compiled the quick way when quick; a program
+ * already compiled keeps the way it was compiled. */
+LogDensity *ld_shared_jit(const Interp *in, bool quick, Diag *d);
 void ld_shared_free(const Interp *in);
 /* New data for the same program: from's shared log densities are released,
  * except the compiled code (its own, or the one it reused), which passes to

@@ -71,17 +71,17 @@ struct Hmc {
 
 static double *vec_new(size_t n) { return gc_alloc_atomic(sizeof(double) * (n > 0 ? n : 1)); }
 
+/* q, p and g side by side in one block, so that a copy is one memcpy (the
+   tree copies points at every leaf and merge). */
 static void point_init(Point *z, size_t n) {
-  z->q = vec_new(n);
-  z->p = vec_new(n);
-  z->g = vec_new(n);
+  z->q = vec_new(3 * n);
+  z->p = z->q + n;
+  z->g = z->p + n;
   z->lp = 0;
 }
 
 static void point_copy(Point *dst, const Point *src, size_t n) {
-  memcpy(dst->q, src->q, sizeof(double) * n);
-  memcpy(dst->p, src->p, sizeof(double) * n);
-  memcpy(dst->g, src->g, sizeof(double) * n);
+  memcpy(dst->q, src->q, sizeof(double) * 3 * n);
   dst->lp = src->lp;
 }
 
@@ -91,10 +91,13 @@ static double dot(const double *a, const double *b, size_t n) {
   return s;
 }
 
+/* m + log(exp(a - m) + exp(b - m)): for a finite maximum m one of the two
+   is exp(0) = 1 exactly, and is not computed (the same bits). */
 static double log_sum_exp2(double a, double b) {
   if (a == -INFINITY) return b;
   if (b == -INFINITY) return a;
   double m = a > b ? a : b;
+  if (isfinite(m)) return m + log((a > b ? exp(b - m) : exp(a - m)) + 1.0);
   return m + log(exp(a - m) + exp(b - m));
 }
 

@@ -56,12 +56,17 @@ typedef struct JitCtx JitCtx; /* one evaluation workspace; one per thread */
 /* Compile the model block of in's program (data loaded).  NULL when the program
  * is outside what the JIT takes: *why (a GC string) says why, with the source
  * position: "model.ppl:7:3: break and continue are not compiled".
- * keep_ir: keep the optimised LLVM IR text for jit_llvm_ir. */
-Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_ir,
+ * keep_ir: keep the optimised LLVM IR text for jit_llvm_ir.  quick: optimise
+ * the log density with a short pipeline and the code generator's fast path
+ * (about half the compile, a gradient about a quarter slower; the same
+ * numbers to 1e-12, bit for bit but for sums marked reassociable: for runs
+ * too short to repay the full pipeline). */
+Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_ir, bool quick,
                  const char **why);
 /* The optimised LLVM IR (NULL unless compiled with keep_ir). */
 const char *jit_llvm_ir(const Jit *j);
-/* Milliseconds spent in jit_compile (lowering, optimisation, machine code). */
+/* CPU milliseconds of the thread that ran jit_compile (lowering,
+ * optimisation, machine code). */
 double jit_compile_ms(const Jit *j);
 /* The log density's calls into the runtime (ir/jit_rt.c: the interpreter's
  * implementation on a small tape), one line each with its position
@@ -90,7 +95,7 @@ void jit_ctx_set_data(JitCtx *cx, const JitData *d);
  * says why) or hit a runtime error (re-run the interpreter for the message). */
 bool jit_has_draw(const Jit *j); /* compiles the draw on first call */
 const char *jit_draw_refusal(const Jit *j);
-/* Milliseconds spent compiling the draw (on its first use). */
+/* CPU milliseconds spent compiling the draw (on its first use). */
 double jit_draw_ms(const Jit *j);
 Value *jit_draw(JitCtx *cx, const double *theta, uint64_t seed, uint64_t stream);
 /* Log density at theta (dim reals) and, when grad is not NULL, its gradient.

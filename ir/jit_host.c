@@ -125,7 +125,7 @@ static bool module_try(const char *path) {
   }
   const JitModule *m = dlsym(h, PPL_JIT_MODULE_SYMBOL);
   size_t sizes[3] = {JIT_MODULE_SIZES};
-  if (!m || strcmp(m->version, PPL_VERSION_STRING) != 0 || m->size_jit != sizes[0] ||
+  if (!m || strcmp(m->version, PPL_JIT_MODULE_VERSION) != 0 || m->size_jit != sizes[0] ||
       m->size_ctx != sizes[1] || m->size_site != sizes[2]) {
     snprintf(module_why, sizeof module_why,
              "cannot load the JIT module: %s is not of this build of ppl (%s)", path,
@@ -173,10 +173,10 @@ const JitModule *jit_module(const char **why) {
 
 /* ---- the entry points that need LLVM: the module's ---- */
 
-Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_ir,
+Jit *jit_compile(const Interp *in, const JitLatents *lat, size_t dim, bool keep_ir, bool quick,
                  const char **why) {
   const JitModule *m = jit_module(why);
-  return m ? m->compile(in, lat, dim, keep_ir, why) : NULL;
+  return m ? m->compile(in, lat, dim, keep_ir, quick, why) : NULL;
 }
 
 void jit_free(Jit *j) {

@@ -20,6 +20,11 @@
 #include "jit_gen.h"
 
 #define PPL_JIT_MODULE_SYMBOL "ppl_jit_module"
+/* The version a module must carry: ppl's, and the number of this table's
+   layout, raised whenever an entry's signature changes (2: compile took
+   `quick`), so that a module of an older build of the same version is
+   refused rather than called with the wrong arguments. */
+#define PPL_JIT_MODULE_VERSION PPL_VERSION_STRING "+jitabi2"
 #define PPL_JIT_MODULE_FILE "libppl_jit.so"
 
 typedef struct JitModule {
@@ -27,7 +32,7 @@ typedef struct JitModule {
   const char *version;
   size_t size_jit, size_ctx, size_site;
   Jit *(*compile)(const Interp *in, const JitLatents *lat, size_t dim, bool keep_ir,
-                  const char **why);
+                  bool quick, const char **why);
   JitFn (*compile_draw)(Jit *j); /* NULL with j->draw_why set */
   void (*free)(Jit *j);
   JitData *(*data_bind)(const Jit *j, const Value *data, const char **why);

@@ -84,10 +84,22 @@ ok($s == 0 && $out =~ /amortized/, "run --load: the engine amortized (status $s)
 ok(!loads($ld, 'libLLVM') && !loads($ld, 'libppl_jit'),
    "the amortized run loads neither libLLVM nor the JIT module");
 
-# ---- runs that compile: the module and libLLVM are loaded --------------------
-($s, $out, $err, $ld) = traced(@run, '--output', 'jit.csv');
+# a run too short to repay compiling (200 iterations of a 2-latent model)
+# is interpreted unless --jit asks: nothing loaded, the reason on the line
+($s, $out, $err, $ld) = traced(@run, '--output', 'short.csv');
+ok($s == 0 && $out =~ /^backend: interpreter \(about 1600 gradients expected: too few to repay compiling; --jit compiles\)$/m,
+   "ppl run, a short run: interpreted, the reason given (status $s)") or print "# $out\n";
+ok(!loads($ld, 'libLLVM') && !loads($ld, 'libppl_jit'),
+   "... neither libLLVM nor the JIT module is loaded");
+ok(rows('short.csv') eq rows('interp.csv'), "... and its draws are --no-jit's, bit for bit");
+($s, $out, $err) = run_cmd(@run, '--warmup', '20000', '--draws', '20000', '--output', 'long.csv');
 ok($s == 0 && $out =~ /^backend: LLVM JIT: log density and gradient compiled/m,
-   "ppl run: compiled (status $s)");
+   "a long run (40,000 iterations) compiles with the full pipeline (status $s)") or print "# $out\n";
+
+# ---- runs that compile: the module and libLLVM are loaded --------------------
+($s, $out, $err, $ld) = traced(@run, '--jit', '--output', 'jit.csv');
+ok($s == 0 && $out =~ /^backend: LLVM JIT, quick \(a short run: the fast pipeline\): log density and gradient compiled/m,
+   "ppl run --jit: compiled, the quick way (status $s)");
 ok(loads($ld, 'libppl_jit.so') && loads($ld, 'libLLVM'), "ppl run: the module and libLLVM are loaded");
 ($s, $out, $err, $ld) = traced('ir', '--llvm', 'm.ppl', '--data', 'm.json');
 ok($s == 0 && $out =~ /define .*\@ppl_ld/ && loads($ld, 'libLLVM'),
@@ -101,7 +113,7 @@ for my $case (["$dir/none/libppl_jit.so", qr/\Q$dir\E\/none\/libppl_jit\.so \(PP
               [$lib, qr/\Q$lib\E is not of this build of ppl \(no ppl_jit_module\)/]) {
   my ($path, $why) = @$case;
   local $ENV{PPL_JIT_MODULE} = $path;
-  ($s, $out, $err) = run_cmd(@run, '--output', 'fallback.csv');
+  ($s, $out, $err) = run_cmd(@run, '--jit', '--output', 'fallback.csv');
   ok($s == 0 && $out =~ /^backend: interpreter \(not compiled: cannot load the JIT module: .*$why/m,
      "PPL_JIT_MODULE=$path: interpreted, the reason given (status $s)")
     or print "# $out\n";

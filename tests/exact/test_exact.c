@@ -207,6 +207,8 @@ static void run_case(const Case *c) {
     goto out;
   /* PPL_TEST_NO_JIT: the same test under the interpreter (meson runs both) */
   ro.no_jit = getenv("PPL_TEST_NO_JIT") != NULL;
+  /* and otherwise compiled, however short the run (hmc.c's choice) */
+  if (!ro.no_jit) ppl_run_set(&ro, "jit", "true");
   ro.engine = c->engine;
   ro.chains = c->chains;
   ro.warmup = scaled(c->warmup);

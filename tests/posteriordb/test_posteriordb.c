@@ -79,12 +79,15 @@ static void check_model(ppl_context *ctx, const char *ex_dir, const char *data_d
     ppl_run_options_default(&ro);
     /* PPL_TEST_NO_JIT: the same test under the interpreter (meson runs both) */
     ro.no_jit = getenv("PPL_TEST_NO_JIT") != NULL;
+    /* and otherwise compiled, however short the run (hmc.c's choice) */
+    if (!ro.no_jit) ppl_run_set(&ro, "jit", "true");
     ro.engine = engine;
     ro.chains = 4;
     ro.warmup = iters;
     ro.draws = iters;
     ro.seed = seed;
     ok = ppl_run(m, &ro, &r) == PPL_OK;
+    ppl_run_options_free(&ro);
   }
   if (!tap_ok(ok, "%s: runs with %s", name, engine)) {
     tap_diag("%s", ppl_errmsg(ctx));

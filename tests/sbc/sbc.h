@@ -155,6 +155,8 @@ static inline bool sbc_run(ppl_context *ctx, const SbcModel *sm, const SbcEngine
     ppl_run_options_default(&ro);
     /* PPL_TEST_NO_JIT: the same test under the interpreter (meson runs both) */
     ro.no_jit = getenv("PPL_TEST_NO_JIT") != NULL;
+    /* and otherwise compiled, however short the run (hmc.c's choice) */
+    if (!ro.no_jit) ppl_run_set(&ro, "jit", "true");
     ro.engine = se->engine;
     ro.chains = 1;
     ro.warmup = se->warmup;
