@@ -57,6 +57,8 @@ static ppl_status run_nuts(ppl_model *m, ppl_result **r) {
   o.draws = 40;
   o.warmup = 40;
   o.seed = 3;
+  /* 80 iterations are too few to repay compiling: the reuse is what is tested */
+  if (ppl_run_set(&o, "jit", "true") != PPL_OK) return PPL_ERR_USAGE;
   ppl_status st = ppl_run(m, &o, r);
   ppl_run_options_free(&o);
   return st;
