@@ -31,7 +31,27 @@ typedef struct Site {
   const bool *mask;
   int parent;             /* the site whose segment holds this choice, or -1 */
   bool nested;            /* under an if, or in a loop in a loop: no pr_ output */
+  int group1;             /* its variable-elimination group's index + 1, or 0 */
 } Site;
+
+/* Variable elimination over a group: a root scalar with a segment set and
+   the scalars summed inside it (all in the root's block, at its top level).
+   Members are numbered 0..m-1 in program order; a scope is a bit set of
+   them. */
+#define GROUP_MAX 12
+
+typedef struct Group {
+  int m;
+  int mem[GROUP_MAX];        /* their sites */
+  int at[GROUP_MAX];         /* their SAMPLEs' indices in b */
+  const IrBlock *b;          /* the root's block, its segment b[from..] under mask */
+  int from;
+  const bool *mask;
+  unsigned *isc;             /* per instruction of b: the members it depends on */
+  bool *iscore;              /* per instruction of b: it scores (not a member) */
+  int order[GROUP_MAX];      /* the elimination order (min fill) */
+  unsigned step[GROUP_MAX];  /* per step: the eliminated one and its neighbours */
+} Group;
 
 /* SUP_RANGE: a choice with declared bounds (`int<lower=a, upper=b> k ~
    poisson(l)`), its values a..b (a bound not declared is the family's own),
@@ -53,6 +73,8 @@ typedef struct Plan {
   bool in_branch;
   int depth;
   const IrInstr *loop;
+  Group *groups;
+  int ngroups;
 } Plan;
 
 static bool hoisted(const Plan *P, const IrInstr *in) {
@@ -799,6 +821,214 @@ static void plan_nesting(Plan *P) {
   }
 }
 
+/* ---- variable elimination: the groups ------------------------------------- */
+
+/* Does the instruction score (an observation, a factor, a condition, a
+   choice), here or in a nested block? */
+static bool has_score(const IrInstr *in) {
+  if (in->op == IR_OBSERVE || in->op == IR_FACTOR || in->op == IR_CONDITION || in->op == IR_SAMPLE)
+    return true;
+  const IrBlock *subs[4] = {&in->then_b, &in->else_b, &in->cond_b, &in->body};
+  for (int k = 0; k < 4; k++)
+    for (int i = 0; i < subs[k]->n; i++)
+      if (has_score(&subs[k]->ins[i])) return true;
+  return false;
+}
+
+/* Does the instruction hold x (itself or nested)? */
+static bool holds(const IrInstr *in, const IrInstr *x) {
+  if (in == x) return true;
+  const IrBlock *subs[4] = {&in->then_b, &in->else_b, &in->cond_b, &in->body};
+  for (int k = 0; k < 4; k++)
+    for (int i = 0; i < subs[k]->n; i++)
+      if (holds(&subs[k]->ins[i], x)) return true;
+  return false;
+}
+
+static int bits(unsigned x) { return __builtin_popcount(x); }
+
+/* Is a categorical member's support size fixed whatever the others' values:
+   its parameter not written in the segment, or an element of an array that
+   is not (arrays are rectangular)?  Then its size is known before the
+   tables are made. */
+static bool size_fixed(const Plan *P, const Group *g, const Site *s, const bool *w) {
+  if (s->kind != SUP_CATEGORICAL) return true;
+  int r = s->ins->dist.params[0];
+  if (!w[r]) return true;
+  const IrInstr *d = NULL;
+  int nd = 0;
+  for (int i = g->from; i < g->b->n; i++)
+    if (g->mask[i] && g->b->ins[i].dst == r) d = &g->b->ins[i], nd++;
+  return nd == 1 && count_writes(g->b, g->from, r) == 1 && d->op == IR_INDEX && d->nidx == 1 &&
+         d->idx[0].kind == IX_SINGLE && !w[d->args[0]] && P->p->main.regtypes[d->args[0]].ndims == 1;
+}
+
+/* The scopes of the segment's instructions: a member's choice depends on
+   itself and what its parameters depend on; any other instruction on what
+   the registers it reads depend on, and what it writes then does too (a
+   union over the writes: a scope too large costs time, never accuracy). */
+static void group_scopes(const Plan *P, Group *g) {
+  const IrBlock *b = g->b;
+  size_t nr = (size_t)P->p->main.nregs;
+  unsigned *tm = gc_alloc_atomic(sizeof *tm * nr);
+  memset(tm, 0, sizeof *tm * nr);
+  g->isc = gc_alloc_atomic(sizeof *g->isc * (size_t)(b->n + 1));
+  g->iscore = gc_alloc_atomic((size_t)b->n + 1);
+  memset(g->isc, 0, sizeof *g->isc * (size_t)(b->n + 1));
+  memset(g->iscore, 0, (size_t)b->n + 1);
+  bool *w = gc_alloc_atomic(nr);
+  for (int i = g->from - 1; i < b->n; i++) {
+    if (i >= g->from && !g->mask[i]) continue;
+    const IrInstr *in = &b->ins[i];
+    int j = -1;
+    for (int k = 0; k < g->m; k++)
+      if (g->at[k] == i) j = k;
+    unsigned sc = 0;
+    for (size_t r = 0; r < nr; r++)
+      if (tm[r] && reads_reg(in, (int)r)) sc |= tm[r];
+    if (j >= 0) {
+      sc |= 1u << j;
+      tm[in->dst] = 1u << j;
+    } else {
+      memset(w, 0, nr);
+      mark_writes(&(IrBlock){1, (IrInstr *)in}, 0, w);
+      for (size_t r = 0; r < nr; r++)
+        if (w[r]) tm[r] |= sc;
+      g->iscore[i] = has_score(in);
+    }
+    g->isc[i] = sc;
+  }
+}
+
+/* The min-fill order over the group's interaction graph (members linked
+   when a factor holds both): eliminate the one whose neighbours lack the
+   fewest links among themselves, then the fewest neighbours, then the
+   latest (inner sums first). */
+static void group_order(Group *g) {
+  unsigned adj[GROUP_MAX] = {0};
+  for (int i = g->from - 1; i < g->b->n; i++) {
+    unsigned sc = g->isc[i];
+    bool factor = i == g->from - 1 || g->iscore[i];
+    for (int k = 0; k < g->m; k++) factor |= g->at[k] == i;
+    if (!factor || (i >= g->from && !g->mask[i])) continue;
+    for (int j = 0; j < g->m; j++)
+      if (sc >> j & 1) adj[j] |= sc & ~(1u << j);
+  }
+  unsigned left = (1u << g->m) - 1;
+  for (int s = 0; s < g->m; s++) {
+    int best = -1, bf = 0, bd = 0;
+    for (int v = g->m - 1; v >= 0; v--) {
+      if (!(left >> v & 1)) continue;
+      unsigned nb = adj[v] & left;
+      int fill = 0;
+      for (int a = 0; a < g->m; a++)
+        if (nb >> a & 1) fill += bits(nb & ~adj[a] & ~(1u << a));
+      if (best < 0 || fill < bf || (fill == bf && bits(nb) < bd)) best = v, bf = fill, bd = bits(nb);
+    }
+    unsigned nb = adj[best] & left;
+    g->order[s] = best;
+    g->step[s] = nb | 1u << best;
+    for (int a = 0; a < g->m; a++)
+      if (nb >> a & 1) adj[a] |= nb & ~(1u << a);
+    left &= ~(1u << best);
+  }
+}
+
+/* The groups: each enumerated root scalar (a segment set, no parent) with
+   the scalars summed inside it, when they all lie at the top level of its
+   segment, no other choice lies in it, and their supports' sizes are
+   fixed.  Others keep the nested sums. */
+static void plan_groups(Plan *P) {
+  EnumPlan *pl = P->pub;
+  for (int r = 0; r < pl->n; r++) {
+    Site *R = &P->sites[r];
+    if (!pl->lat[r].ok || !R->mask || R->parent >= 0 || R->chain || R->loop) continue;
+    Group g = {.b = R->seg, .from = R->from, .mask = R->mask};
+    bool fits = true;
+    for (int i = r; i < pl->n && fits; i++) {
+      int a = i;
+      while (a >= 0 && a != r) a = P->sites[a].parent;
+      const Site *s = &P->sites[i];
+      if (a != r) { /* not a member: it must not lie in the segment */
+        for (int k = R->from; k < R->seg->n && fits; k++)
+          fits = !R->mask[k] || !holds(&R->seg->ins[k], s->ins);
+        fits = fits && !(s->loop && s->seg == R->seg);
+        continue;
+      }
+      int at = (int)(s->ins - R->seg->ins);
+      fits = g.m < GROUP_MAX && pl->lat[i].ok && s->seg == R->seg && at >= 0 && at < R->seg->n &&
+             !s->chain && !s->loop && count_writes(&P->p->model_b, 0, s->ins->dst) == 1 &&
+             P->p->main.regtypes[s->ins->dst].ndims == 0;
+      if (fits) g.mem[g.m] = i, g.at[g.m++] = at;
+    }
+    if (!fits || g.m < 2) continue;
+    int nr = P->p->main.nregs;
+    bool *w = gc_alloc_atomic((size_t)nr);
+    memset(w, 0, (size_t)nr);
+    for (int k = R->from; k < R->seg->n; k++)
+      if (R->mask[k]) mark_writes(&(IrBlock){1, &R->seg->ins[k]}, 0, w);
+    for (int j = 0; j < g.m && fits; j++) fits = size_fixed(P, &g, &P->sites[g.mem[j]], w);
+    if (!fits) continue;
+    group_scopes(P, &g);
+    unsigned seen[GROUP_MAX + 9];
+    int ns = 0;
+    for (int i = g.from; i < g.b->n && ns <= GROUP_MAX + 8; i++) {
+      bool dup = false;
+      for (int k = 0; k < ns; k++) dup |= seen[k] == g.isc[i];
+      if (g.mask[i] && g.iscore[i] && !dup) seen[ns++] = g.isc[i];
+    }
+    if (ns > GROUP_MAX + 8) continue; /* more tables than TAB_MAX holds: nested sums */
+    group_order(&g);
+    Group *ng = gc_alloc(sizeof *ng * (size_t)(P->ngroups + 1));
+    if (P->ngroups) memcpy(ng, P->groups, sizeof *ng * (size_t)P->ngroups);
+    ng[P->ngroups] = g;
+    P->groups = ng;
+    P->ngroups++;
+    for (int j = 0; j < g.m; j++) { /* the factor each is summed in: its step's */
+      int s = 0;
+      while (g.order[s] != j) s++;
+      EnumLatent *L = &pl->lat[g.mem[j]];
+      int *sc = gc_alloc_atomic(sizeof(int) * GROUP_MAX), n = 0;
+      const char *within = NULL;
+      for (int k = 0; k < g.m; k++)
+        if (k != j && (g.step[s] >> k & 1)) {
+          sc[n++] = g.mem[k];
+          within = within ? gc_printf("%s', '%s", within, pl->lat[g.mem[k]].name)
+                          : pl->lat[g.mem[k]].name;
+        }
+      L->nsc = n, L->sc = sc, L->within = within;
+      P->sites[g.mem[j]].group1 = P->ngroups;
+    }
+  }
+  /* the others: the enclosing sums' latents */
+  for (int i = 0; i < pl->n; i++) {
+    EnumLatent *L = &pl->lat[i];
+    if (P->sites[i].group1 || L->parent < 0) continue;
+    int n = 0;
+    for (int k = L->parent; k >= 0; k = pl->lat[k].parent) n++;
+    int *sc = gc_alloc_atomic(sizeof(int) * (size_t)n);
+    for (int k = L->parent, q = n; k >= 0; k = pl->lat[k].parent) sc[--q] = k;
+    L->nsc = n, L->sc = sc;
+  }
+  /* the order they are summed out in: inner sums first, a group's in its order */
+  int *el = gc_alloc_atomic(sizeof(int) * (size_t)(pl->n + 1)), ne = 0;
+  bool any = false;
+  for (int i = pl->n - 1; i >= 0; i--) {
+    if (!pl->lat[i].ok) continue;
+    any |= pl->lat[i].nsc > 0;
+    int gi = P->sites[i].group1 - 1;
+    if (gi < 0) {
+      el[ne++] = i;
+      continue;
+    }
+    const Group *g = &P->groups[gi];
+    if (g->mem[g->m - 1] != i) continue; /* written out at its last member */
+    for (int s = 0; s < g->m; s++) el[ne++] = g->mem[g->order[s]];
+  }
+  pl->elim = any ? el : NULL;
+  pl->nelim = any ? ne : 0;
+}
+
 static EnumPlan *plan_program(const IrProgram *p, const IrAnalysis *a, bool inlined) {
   if (!a->has_discrete) return NULL;
   /* discrete latents in user functions: planned on the program with its
@@ -858,6 +1088,7 @@ static EnumPlan *plan_program(const IrProgram *p, const IrAnalysis *a, bool inli
       }
     }
   if (p->has_guide || a->nparams > 0) all = false;
+  plan_groups(&P);
   P.pub->all = all;
   if (all) P.pub->prog = rewrite(&P, false), P.pub->prog_marg = rewrite(&P, true);
   return P.pub;
@@ -933,10 +1164,13 @@ void enum_sizes(EnumPlan *pl, const Value *R) {
         L->size = hk >= lk ? hk - lk + 1 : 0;
     }
     if (L->chain && L->size > 0) L->size *= L->size; /* K x K per step */
+  }
+  for (int i = 0; i < pl->n; i++) { /* the factor it is summed in: with sc's */
+    EnumLatent *L = &pl->lat[i];
     L->joint = L->size;
-    if (L->parent >= 0) { /* summed inside its parent's sum: the joint factor */
-      long pj = pl->lat[L->parent].joint;
-      L->joint = pj < 0 || L->size < 0 ? -1 : pj * L->size;
+    for (int k = 0; k < L->nsc && L->joint >= 0; k++) {
+      long z = pl->lat[L->sc[k]].size;
+      L->joint = z < 0 ? -1 : L->joint * z;
     }
     if (!L->ok) continue;
     if (L->joint < 0) pl->largest = -1;
@@ -1719,6 +1953,306 @@ static const Site *site_at(const Plan *P, const IrBlock *b, int i) {
   return NULL;
 }
 
+/* ---- variable elimination: the code ----------------------------------------- */
+
+/* A factor: a table of log densities over the members of sc, flattened with
+   the last member varying fastest (stride[j] per member j of sc). */
+/* the tables alive at once: a prior per member, a table per scope of the
+   segment's scores (plan_groups caps them), one more per elimination */
+#define TAB_MAX (2 * GROUP_MAX + 8)
+
+typedef struct Tab {
+  unsigned sc;
+  int reg;
+  int stride[GROUP_MAX];
+} Tab;
+
+static Tab new_tab(Rw *W, Code *c, SrcPos pos, unsigned sc, const int *K, int m) {
+  Tab t = {.sc = sc};
+  Type ti = ty_make(TY_INT, 0);
+  int n = k_int(W, c, pos, 1);
+  for (int j = m - 1; j >= 0; j--)
+    if (sc >> j & 1) t.stride[j] = n, n = binop(W, c, pos, OP_MUL, n, K[j], ti);
+  t.reg = decl(W, c, pos, ty_make(TY_VECTOR, 0), n, -1);
+  return t;
+}
+
+/* t's flat index at the members' indices cur[j] (1-based), and its entry */
+static int tab_idx(Rw *W, Code *c, SrcPos pos, const Tab *t, const int *cur, int m) {
+  Type ti = ty_make(TY_INT, 0);
+  int idx = k_int(W, c, pos, 1), one = -1;
+  for (int j = 0; j < m; j++) {
+    if (!(t->sc >> j & 1)) continue;
+    if (one < 0) one = k_int(W, c, pos, 1);
+    int d = binop(W, c, pos, OP_SUB, cur[j], one, ti);
+    idx = binop(W, c, pos, OP_ADD, idx, binop(W, c, pos, OP_MUL, d, t->stride[j], ti), ti);
+  }
+  return idx;
+}
+
+static int tab_at(Rw *W, Code *c, SrcPos pos, const Tab *t, const int *cur, int m) {
+  return index1(W, c, pos, t->reg, tab_idx(W, c, pos, t, cur, m), ty_make(TY_REAL, 0));
+}
+
+/* Loops over every assignment of the members of sc (program order), each
+   loop variable into cur[j]; setz: each member's register set to its value
+   as its loop starts.  loops_open returns the innermost body. */
+typedef struct Loops {
+  int n, j[GROUP_MAX];
+  Code body[GROUP_MAX];
+} Loops;
+
+static Code *loops_open(Rw *W, Loops *L, Code *c, const Group *g, unsigned sc, int *cur, bool setz) {
+  memset(L, 0, sizeof *L);
+  Type ti = ty_make(TY_INT, 0);
+  for (int j = 0; j < g->m; j++) {
+    if (!(sc >> j & 1)) continue;
+    const Site *s = &W->P->sites[g->mem[j]];
+    Code *b = &L->body[L->n];
+    cur[j] = new_reg(W, ti);
+    if (setz) move(b, s->ins->pos, s->ins->dst, support_value(W, b, s, cur[j]));
+    L->j[L->n++] = j;
+  }
+  return L->n ? &L->body[L->n - 1] : c;
+}
+
+static void loops_close(Rw *W, Loops *L, Code *c, const int *cur, const int *K, SrcPos pos) {
+  for (int l = L->n - 1; l >= 0; l--) {
+    Code *outer = l ? &L->body[l - 1] : c;
+    emit_for(outer, NULL, pos, cur[L->j[l]], k_int(W, outer, pos, 1), K[L->j[l]], &L->body[l]);
+  }
+}
+
+/* Copies of the segment's instructions lo..hi-1 chosen by sel: 1 as the
+   draws pass copies them (their computations, no scores), 2 with their
+   scores added into lp. */
+static void copy_sel(Rw *W, Code *c, const Group *g, int lo, int hi, const char *sel, int lp) {
+  const IrBlock *b = g->b, *ms = W->mseg;
+  const bool *mm = W->mmask;
+  bool h = W->hoisting;
+  for (int i = lo; i < hi;) {
+    if (!sel[i]) {
+      i++;
+      continue;
+    }
+    int mode = sel[i], j = i;
+    bool *mk = gc_alloc_atomic((size_t)b->n + 1);
+    memset(mk, 0, (size_t)b->n + 1);
+    for (; j < hi && (!sel[j] || sel[j] == mode); j++) mk[j] = sel[j] != 0;
+    W->mseg = b, W->mmask = mk, W->hoisting = true; /* the members' hoisted ones are in it */
+    append(c, copy_block(W, b, i, mode == 2 ? M_ACC : M_DRAW, lp));
+    W->mseg = ms, W->mmask = mm, W->hoisting = h;
+    i = j;
+  }
+}
+
+static int member_at(const Group *g, int i) {
+  for (int j = 0; j < g->m; j++)
+    if (g->at[j] == i) return j;
+  return -1;
+}
+
+/* sel for the instructions of lo..hi-1 whose scope lies in sc: those of
+   exactly scope acc_sc (when >= 0) with their scores, the others for their
+   values alone */
+static char *select_in(const Group *g, unsigned sc, long acc_sc) {
+  char *sel = gc_alloc_atomic((size_t)g->b->n + 1);
+  memset(sel, 0, (size_t)g->b->n + 1);
+  for (int i = g->from; i < g->b->n; i++)
+    if (g->mask[i] && member_at(g, i) < 0 && !(g->isc[i] & ~sc))
+      sel[i] = acc_sc >= 0 && g->iscore[i] && g->isc[i] == (unsigned)acc_sc ? 2 : 1;
+  return sel;
+}
+
+/* Sum out the members in ord[0..n) from the factors fs (*nf of them, updated
+   in place); rec[s], when given, receives the factors step s combined. */
+static void eliminate(Rw *W, Code *c, const Group *g, SrcPos pos, const int *K, Tab *fs, int *nf,
+                      const int *ord, int n, Tab (*rec)[TAB_MAX], int *nrec) {
+  Type ti = ty_make(TY_INT, 0), tr = ty_make(TY_REAL, 0);
+  for (int s = 0; s < n; s++) {
+    int v = ord[s], nc = 0;
+    unsigned U = 0;
+    Tab cons[TAB_MAX];
+    for (int f = 0; f < *nf;) {
+      if (fs[f].sc >> v & 1) {
+        U |= fs[f].sc;
+        cons[nc++] = fs[f];
+        fs[f] = fs[--*nf];
+      } else {
+        f++;
+      }
+    }
+    U &= ~(1u << v);
+    Tab nt = new_tab(W, c, pos, U, K, g->m);
+    int cur[GROUP_MAX];
+    Loops L;
+    Code *in = loops_open(W, &L, c, g, U, cur, false);
+    int tv = decl(W, in, pos, ty_make(TY_VECTOR, 0), K[v], -1);
+    Code kb = {0};
+    cur[v] = new_reg(W, ti);
+    int sum = tab_at(W, &kb, pos, &cons[0], cur, g->m);
+    for (int f = 1; f < nc; f++) sum = binop(W, &kb, pos, OP_ADD, sum, tab_at(W, &kb, pos, &cons[f], cur, g->m), tr);
+    store1(&kb, pos, tv, cur[v], sum);
+    emit_for(in, NULL, pos, cur[v], k_int(W, in, pos, 1), K[v], &kb);
+    int lse = emit_lse(W, in, pos, tv, -1, K[v]);
+    store1(in, pos, nt.reg, tab_idx(W, in, pos, &nt, cur, g->m), lse);
+    loops_close(W, &L, c, cur, K, pos);
+    if (rec) {
+      memcpy(rec[s], cons, sizeof(Tab) * (size_t)nc);
+      nrec[s] = nc;
+    }
+    fs[(*nf)++] = nt;
+  }
+}
+
+/* The group rooted at site s in the density (target += the sum over every
+   member's values) or the draws pass (each member drawn from its exact
+   conditional, the last summed first, then the segment run once with
+   them). */
+static void emit_group(Rw *W, Code *c, const Site *R, int mode) {
+  const Plan *P = W->P;
+  const Group *g = &P->groups[R->group1 - 1];
+  SrcPos pos = R->ins->pos;
+  Type ti = ty_make(TY_INT, 0), tr = ty_make(TY_REAL, 0);
+  int m = g->m, K[GROUP_MAX];
+  /* the supports' sizes, fixed (plan_groups) */
+  for (int j = 0; j < m; j++) {
+    const Site *s = &P->sites[g->mem[j]];
+    int si = g->mem[j];
+    const IrInstr *d = NULL;
+    if (s->kind == SUP_CATEGORICAL)
+      for (int i = g->from; i < g->b->n && !d; i++)
+        if (g->mask[i] && g->b->ins[i].dst == s->ins->dist.params[0]) d = &g->b->ins[i];
+    if (W->hK[si] >= 0) {
+      K[j] = W->hK[si];
+    } else if (d) { /* an element of an array: its first element's size */
+      int e = index1(W, c, pos, d->args[0], k_int(W, c, pos, 1), P->p->main.regtypes[d->dst]);
+      K[j] = call_builtin(W, c, pos, "num_elements", ti, -1, 1, &e);
+    } else {
+      K[j] = support_size(W, c, s);
+    }
+  }
+  Tab fs[TAB_MAX];
+  int nf = 0, cur[GROUP_MAX];
+  Loops L;
+  /* each member's own log probabilities: a table over it and what its
+     parameters depend on, its vector of log probabilities made once per
+     assignment of those */
+  for (int j = 0; j < m; j++) {
+    const Site *s = &P->sites[g->mem[j]];
+    int si = g->mem[j];
+    unsigned S = g->isc[g->at[j]], Pj = S & ~(1u << j);
+    Tab t = new_tab(W, c, pos, S, K, m);
+    Code *in = loops_open(W, &L, c, g, Pj, cur, true);
+    copy_sel(W, in, g, g->from, g->at[j], select_in(g, Pj, -1), -1);
+    int lpv = W->hK[si] >= 0 ? W->hV[si] : lp_vector(W, in, s, K[j]);
+    int norm = s->kind == SUP_RANGE ? emit_lse(W, in, pos, lpv, -1, K[j]) : -1;
+    Code kb = {0};
+    cur[j] = new_reg(W, ti);
+    int x;
+    if (lpv >= 0) {
+      x = index1(W, &kb, pos, lpv, cur[j], tr);
+    } else {
+      int n = s->ins->dist.nparams;
+      int *args = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+      args[0] = support_value(W, &kb, s, cur[j]);
+      memcpy(args + 1, s->ins->dist.params, sizeof(int) * (size_t)n);
+      x = call_builtin(W, &kb, pos, lp_name(s->ins->dist.fam), tr, -1, n + 1, args);
+    }
+    if (norm >= 0) x = binop(W, &kb, pos, OP_SUB, x, norm, tr);
+    store1(&kb, pos, t.reg, tab_idx(W, &kb, pos, &t, cur, m), x);
+    emit_for(in, NULL, pos, cur[j], k_int(W, in, pos, 1), K[j], &kb);
+    loops_close(W, &L, c, cur, K, pos);
+    fs[nf++] = t;
+  }
+  /* the segment's scores: one table per scope, each entry the scores of
+     that scope with the members at those values (the values they need,
+     of smaller scopes, computed again there) */
+  unsigned done_sc[TAB_MAX];
+  int nd = 0;
+  for (int i = g->from; i < g->b->n; i++) {
+    if (!g->mask[i] || !g->iscore[i]) continue;
+    unsigned S = g->isc[i];
+    bool seen = false;
+    for (int k = 0; k < nd; k++) seen |= done_sc[k] == S;
+    if (seen) continue;
+    done_sc[nd++] = S;
+    Tab t = new_tab(W, c, pos, S, K, m);
+    Code *in = loops_open(W, &L, c, g, S, cur, true);
+    int lp = new_reg(W, tr);
+    move(in, pos, lp, k_real(W, in, pos, 0));
+    copy_sel(W, in, g, g->from, g->b->n, select_in(g, S, S), lp);
+    store1(in, pos, t.reg, tab_idx(W, in, pos, &t, cur, m), lp);
+    loops_close(W, &L, c, cur, K, pos);
+    fs[nf++] = t;
+  }
+  Tab init[TAB_MAX];
+  int ninit = nf;
+  memcpy(init, fs, sizeof(Tab) * (size_t)nf);
+  Tab rec[GROUP_MAX][TAB_MAX];
+  int nrec[GROUP_MAX];
+  eliminate(W, c, g, pos, K, fs, &nf, g->order, m, mode == M_DRAW ? rec : NULL, nrec);
+  /* every factor left is over no member: their sum */
+  int tot = tab_at(W, c, pos, &fs[0], cur, m);
+  for (int f = 1; f < nf; f++) tot = binop(W, c, pos, OP_ADD, tot, tab_at(W, c, pos, &fs[f], cur, m), tr);
+  if (mode == M_DENSITY) {
+    IrInstr *f = emit(c, IR_FACTOR, pos);
+    f->nargs = 1;
+    f->args = regs(1, tot);
+    return;
+  }
+  /* draws: backwards through the elimination, each from its factors at the
+     values drawn for the later ones */
+  int dk[GROUP_MAX];
+  for (int s = m - 1; s >= 0; s--) {
+    int v = g->order[s];
+    int tv = decl(W, c, pos, ty_make(TY_VECTOR, 0), K[v], -1);
+    Code kb = {0};
+    int at[GROUP_MAX];
+    memcpy(at, dk, sizeof at);
+    at[v] = new_reg(W, ti);
+    int sum = tab_at(W, &kb, pos, &rec[s][0], at, m);
+    for (int f = 1; f < nrec[s]; f++)
+      sum = binop(W, &kb, pos, OP_ADD, sum, tab_at(W, &kb, pos, &rec[s][f], at, m), tr);
+    store1(&kb, pos, tv, at[v], sum);
+    emit_for(c, NULL, pos, at[v], k_int(W, c, pos, 1), K[v], &kb);
+    dk[v] = call_builtin(W, c, pos, "categorical_logit_rng", ti, -1, 1, &tv);
+  }
+  if (W->marg && !R->nested) /* each member's marginal: the others summed out first */
+    for (int v = 0; v < m; v++) {
+      const Site *s = &P->sites[g->mem[v]];
+      Tab f2[TAB_MAX];
+      int n2 = ninit, ord[GROUP_MAX], no = 0;
+      memcpy(f2, init, sizeof(Tab) * (size_t)ninit);
+      for (int k = 0; k < m; k++)
+        if (g->order[k] != v) ord[no++] = g->order[k];
+      eliminate(W, c, g, pos, K, f2, &n2, ord, no, NULL, NULL);
+      int tv = decl(W, c, pos, ty_make(TY_VECTOR, 0), K[v], -1);
+      Code kb = {0};
+      int at[GROUP_MAX];
+      at[v] = new_reg(W, ti);
+      int sum = tab_at(W, &kb, pos, &f2[0], at, m);
+      for (int f = 1; f < n2; f++) sum = binop(W, &kb, pos, OP_ADD, sum, tab_at(W, &kb, pos, &f2[f], at, m), tr);
+      store1(&kb, pos, tv, at[v], sum);
+      emit_for(c, NULL, pos, at[v], k_int(W, c, pos, 1), K[v], &kb);
+      if (s->top) move(c, pos, pr_reg(W, s, false), softmax(W, c, pos, tv));
+      else store1(c, pos, pr_reg(W, s, true), s->outer->var, softmax(W, c, pos, tv));
+    }
+  /* the segment once with the drawn values, each member a choice where it
+     stands */
+  char *all = select_in(g, ~0u, -1);
+  int prev = g->from;
+  for (int j = 0; j < m; j++) {
+    const Site *s = &P->sites[g->mem[j]];
+    if (g->at[j] >= g->from) copy_sel(W, c, g, prev, g->at[j], all, -1);
+    int v = support_value(W, c, s, dk[j]);
+    if (s->top) move(c, pos, s->ins->dst, v);
+    else point_choice(c, s, v);
+    if (g->at[j] >= g->from) prev = g->at[j] + 1;
+  }
+  copy_sel(W, c, g, prev, g->b->n, all, -1);
+}
+
 /* A copy of b[from..]: M_DENSITY the marginalised model, M_ACC a segment
    adding its scores into lp, M_DRAW the draws pass. */
 static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
@@ -1767,7 +2301,9 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
         if (hoisted_for(P, &s->seg->ins[k], si))
           append(&c, copy_block(W, &(IrBlock){1, &s->seg->ins[k]}, 0, mode, lp));
       W->hoisting = false;
-      if (mode == M_ACC) { /* summed out inside the enclosing segment: lp += its sum */
+      if (s->group1 && mode != M_ACC) { /* variable elimination over its group */
+        emit_group(W, &c, s, mode);
+      } else if (mode == M_ACC) { /* summed out inside the enclosing segment: lp += its sum */
         int K, norm;
         int acc = emit_acc(W, &c, s, &K, &norm);
         int lse = emit_lse(W, &c, in->pos, acc, -1, K);
@@ -1877,12 +2413,12 @@ const char *enum_names(const EnumPlan *pl) {
   return s;
 }
 
-/* A nested latent's joint factor: "2 x 3" (the outermost's size first). */
+/* A latent's joint factor: "2 x 3", the other latents' sizes first, in
+   program order. */
 static const char *joint_text(const EnumPlan *pl, const EnumLatent *L) {
-  const char *s = gc_printf("%ld", L->size);
-  for (int k = L->parent; k >= 0; k = pl->lat[k].parent)
-    s = gc_printf("%ld x %s", pl->lat[k].size, s);
-  return s;
+  const char *s = "";
+  for (int k = 0; k < L->nsc; k++) s = gc_printf("%s%ld x ", s, pl->lat[L->sc[k]].size);
+  return gc_printf("%s%ld", s, L->size);
 }
 
 const char *enum_largest_text(const EnumPlan *pl) {
@@ -1890,7 +2426,7 @@ const char *enum_largest_text(const EnumPlan *pl) {
   for (int i = 0; pl && i < pl->n; i++)
     if (pl->lat[i].ok && (!big || pl->lat[i].joint > big->joint)) big = &pl->lat[i];
   if (!big || big->size < 0) return "unknown";
-  if (big->parent >= 0) return joint_text(pl, big);
+  if (big->nsc > 0) return joint_text(pl, big);
   if (!big->chain) return gc_printf("%ld", big->size);
   long k = lround(sqrt((double)big->size));
   return gc_printf("%ld x %ld", k, k);
@@ -1904,10 +2440,10 @@ char *enum_print(const EnumPlan *pl) {
     if (L->ok && L->joint > ENUM_FACTOR_LIMIT)
       s = gc_printf("%s  %s  not enumerated: its factor has %ld terms, above the limit of %d\n",
                     s, L->name, L->joint, ENUM_FACTOR_LIMIT);
-    else if (L->ok && L->parent >= 0 && L->joint >= 0)
+    else if (L->ok && L->nsc > 0 && L->joint >= 0)
       s = gc_printf("%s  %s  enumerated, factor %s = %ld (summed out inside the sum over '%s')\n",
                     s, L->name, joint_text(pl, L), L->joint, L->within);
-    else if (L->ok && L->parent >= 0)
+    else if (L->ok && L->nsc > 0)
       s = gc_printf("%s  %s  enumerated, factor %s (summed out inside the sum over '%s')\n", s,
                     L->name, L->cost, L->within);
     else if (L->ok && L->chain && L->size > 0)
@@ -1921,12 +2457,9 @@ char *enum_print(const EnumPlan *pl) {
       s = gc_printf("%s  %s  not enumerated: %s\n", s, L->name, L->why);
   }
   /* inner sums first: a latent is eliminated before the one whose segment holds it */
-  bool nested = false;
-  for (int i = 0; i < pl->n; i++) nested |= pl->lat[i].ok && pl->lat[i].parent >= 0;
-  if (nested) {
+  if (pl->nelim) {
     const char *o = "";
-    for (int i = pl->n - 1; i >= 0; i--)
-      if (pl->lat[i].ok) o = gc_printf("%s%s%s", o, *o ? ", " : "", pl->lat[i].name);
+    for (int i = 0; i < pl->nelim; i++) o = gc_printf("%s%s%s", o, *o ? ", " : "", pl->lat[pl->elim[i]].name);
     s = gc_printf("%s  elimination order: %s\n", s, o);
   }
   return s;
