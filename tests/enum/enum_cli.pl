@@ -120,6 +120,52 @@ for my $c (@not) {
     or print "# $err $bad problems, $np pr_N columns\n";
 }
 
+# variable elimination: a chain of five with nothing continuous left, whose
+# draws are exact and independent: the drawn values' frequencies within 4
+# standard errors of the brute-force posterior marginals (243 configurations),
+# and the pr_ columns equal to them (the CSV's 6 digits)
+{
+  my ($st, $out, $err) = ppl('run', "$src/chain5.ppl", '--data', "$src/chain5.data.json",
+                             '--chains', '1', '--seed', '11', '--draws', '4000',
+                             '--enum-marginals', '--output', "$tmp/chain5.csv");
+  my @x = (0.7, -1.3, 2.2, 0.4, 1.9);
+  my @mu = (-1.5, 0.5, 2.0);
+  my @w = (0.2, 0.3, 0.5);
+  my @v = ([0.6, 0.2, 0.2], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]);
+  my $ln = sub { my ($y, $m) = @_; -0.5 * ($y - $m)**2 };   # normal(m, 1) up to a constant
+  my (@p, $tot);
+  $p[$_] = [(0) x 3] for 0 .. 4;
+  for my $k (0 .. 242) {
+    my @z = map { int($k / 3**$_) % 3 } 0 .. 4;
+    my $l = log($w[$z[0]]);
+    $l += log($v[$z[$_ - 1]][$z[$_]]) for 1 .. 4;
+    $l += $ln->($x[$_], $mu[$z[$_]]) for 0 .. 3;
+    $l += $ln->($x[4], $mu[$z[4]] + 0.5 * $mu[$z[3]]);
+    my $q = exp($l);
+    $tot += $q;
+    $p[$_][$z[$_]] += $q for 0 .. 4;
+  }
+  my ($names, $rows) = csv("$tmp/chain5.csv");
+  my %col;
+  @col{@$names} = (0 .. $#$names);
+  my ($bad, $nd) = (0, scalar @$rows);
+  my @lat = qw(a b c d e);
+  for my $i (0 .. 4) {
+    for my $k (0 .. 2) {
+      my $pk = $p[$i][$k] / $tot;
+      my $f = grep { $_->[$col{$lat[$i]} // 0] == $k + 1 } @$rows;
+      $bad++, print "# $lat[$i] = ", $k + 1, ": frequency ", $f / $nd, ", exact $pk\n"
+        if abs($f / $nd - $pk) > 4 * sqrt($pk * (1 - $pk) / $nd) + 1e-9;
+      my $pc = $col{"pr_$lat[$i]." . ($k + 1)};
+      $bad++, print "# pr_$lat[$i].", $k + 1, " missing or not $pk\n"
+        if !defined $pc || grep { abs($_->[$pc] - $pk) > 1e-5 } @$rows;
+    }
+  }
+  ok($st == 0 && $nd == 4000 && !$bad,
+     "run chain5: draws and pr_ columns of a chain of five match its brute-force posterior")
+    or print "# $err\n";
+}
+
 # --- ppl run: the engine line, the columns mh writes, --enum-marginals
 sub columns_of_mh {
   my ($prog, $data) = @_;
