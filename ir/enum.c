@@ -936,8 +936,9 @@ static void group_order(Group *g) {
 
 /* The groups: each enumerated root scalar (a segment set, no parent) with
    the scalars summed inside it, when they all lie at the top level of its
-   segment, no other choice lies in it, and their supports' sizes are
-   fixed.  Others keep the nested sums. */
+   segment, no other choice lies in it, their supports' sizes are fixed, and
+   the order's largest factor is over fewer latents than the deepest
+   nesting.  Others keep the nested sums. */
 static void plan_groups(Plan *P) {
   EnumPlan *pl = P->pub;
   for (int r = 0; r < pl->n; r++) {
@@ -979,6 +980,18 @@ static void plan_groups(Plan *P) {
     }
     if (ns > GROUP_MAX + 8) continue; /* more tables than TAB_MAX holds: nested sums */
     group_order(&g);
+    /* nested sums cost the product of the sizes along the deepest nesting,
+       elimination the product over its largest step: where the step is no
+       smaller (b | a alone, a triangle) the nested sums are kept, having
+       no tables to fill */
+    int deepest = 0, widest = 0;
+    for (int j = 0; j < g.m; j++) {
+      int dpt = 0;
+      for (int a = g.mem[j]; a >= 0; a = P->sites[a].parent) dpt++;
+      if (dpt > deepest) deepest = dpt;
+      if (bits(g.step[j]) > widest) widest = bits(g.step[j]);
+    }
+    if (widest >= deepest) continue;
     Group *ng = gc_alloc(sizeof *ng * (size_t)(P->ngroups + 1));
     if (P->ngroups) memcpy(ng, P->groups, sizeof *ng * (size_t)P->ngroups);
     ng[P->ngroups] = g;

@@ -388,11 +388,11 @@ static const Case cases[] = {
                 CAT("z_last", "z_last_probs#3", 3), CAT("z[100]", "z_last_probs#2", 2),
                 MARG("pr_z.100.1", "z_last_probs#1"), MARG("pr_z.100.2", "z_last_probs#2"),
                 MARG("pr_z.100.3", "z_last_probs#3")}},
-    /* several discrete latents in one block (variable elimination): a and
-       b | a one group (b eliminated first), d after it, and per datapoint z
-       with its sub-choice c a group; is checks the exact evidence on the
-       original program.  Every pr_ column is the latent's marginal given the
-       continuous draw. */
+    /* several discrete latents in one block (variable elimination): b | a
+       summed inside a's sum, d after it, and per datapoint z with its
+       sub-choice c inside z's sum; is checks the exact evidence on the
+       original program.  pr_b and pr_c are conditional on the drawn a and z
+       (their means are still the marginals). */
     {.model = "enum_nested", .engine = "is", .chains = 4, .draws = 25000, .evidence = true},
     {.model = "enum_nested", .engine = "nuts", .chains = 4, .warmup = 1000, .draws = 1000,
      .min_ess = 400, .enumerated = true, .enum_marginals = true,
