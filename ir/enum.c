@@ -1483,9 +1483,18 @@ static int support_value(Rw *W, Code *c, const Site *s, int k) {
   }
 }
 
-/* Is register r a simplex by construction: a simplex latent, an element of
-   an array of them, or a copy of one (on every path that writes it)?  Then
-   categorical's check of its argument cannot fail and is not made. */
+/* Is r data declared a simplex (or an array of them), which loading the
+   data checked? */
+static bool data_simplex(const Plan *P, int r) {
+  if (P->written[r]) return false;
+  const IrInstr *d = find_def(&P->p->data_b, r);
+  return d && d->op == IR_DATA && d->con.kind == CON_SIMPLEX && count_writes(&P->p->data_b, 0, r) == 1;
+}
+
+/* Is register r a simplex by construction: a simplex latent or data, an
+   element of an array of them, or a copy of one (on every path that writes
+   it)?  Then categorical's check of its argument cannot fail and is not
+   made. */
 static bool defs_simplex(const Plan *P, const IrBlock *b, int r, int depth, int *ndefs) {
   for (int i = 0; i < b->n; i++) {
     const IrInstr *in = &b->ins[i];
@@ -1502,6 +1511,7 @@ static bool defs_simplex(const Plan *P, const IrBlock *b, int r, int depth, int 
       return false;
     }
     if (in->op == IR_INDEX && in->nidx == 1 && in->idx[0].kind == IX_SINGLE) {
+      if (data_simplex(P, in->args[0]) && P->p->main.regtypes[in->args[0]].ndims == 1) continue;
       const IrInstr *d = find_def(mb, in->args[0]);
       if (d && d->op == IR_SAMPLE && d->con.kind == CON_SIMPLEX &&
           count_writes(mb, 0, in->args[0]) == 1 && P->p->main.regtypes[in->args[0]].ndims == 1)
@@ -1513,6 +1523,7 @@ static bool defs_simplex(const Plan *P, const IrBlock *b, int r, int depth, int 
 }
 
 static bool known_simplex(const Plan *P, int r) {
+  if (data_simplex(P, r)) return true;
   int n = 0;
   return defs_simplex(P, &P->p->model_b, r, 0, &n) && n > 0;
 }
@@ -2099,8 +2110,8 @@ static void eliminate(Rw *W, Code *c, const Group *g, SrcPos pos, const int *K, 
     Tab nt = new_tab(W, c, pos, U, K, g->m);
     int cur[GROUP_MAX];
     Loops L;
+    int tv = decl(W, c, pos, ty_make(TY_VECTOR, 0), K[v], -1); /* filled anew per assignment */
     Code *in = loops_open(W, &L, c, g, U, cur, false);
-    int tv = decl(W, in, pos, ty_make(TY_VECTOR, 0), K[v], -1);
     Code kb = {0};
     cur[v] = new_reg(W, ti);
     int sum = tab_at(W, &kb, pos, &cons[0], cur, g->m);
