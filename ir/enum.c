@@ -256,8 +256,11 @@ static const char *segment_ok(const Plan *P, const IrInstr *z, const IrBlock *b,
 
 /* mask: the segment's own instructions of b (a set segment, whose block may
    hold further discrete scalars: summed inside it), NULL in nested blocks. */
+/* inner: b is the body of a loop at the top level of a top-level choice's
+   segment, where a discrete scalar (a chain's step, a per-datapoint choice)
+   is summed inside the choice's sum (plan_nesting checks it is enumerated). */
 static const char *walk_segment(const Plan *P, const IrInstr *z, const IrBlock *b, int from,
-                                bool *def, const bool *w, const bool *mask) {
+                                bool *def, const bool *w, const bool *mask, bool inner) {
   const IrProgram *p = P->p;
   for (int i = from; i < b->n; i++) {
     const IrInstr *in = &b->ins[i];
@@ -266,7 +269,7 @@ static const char *walk_segment(const Plan *P, const IrInstr *z, const IrBlock *
       def[in->dst] = true;
       continue;
     }
-    if (mask && in->op == IR_SAMPLE && in->dist.fam->discrete &&
+    if ((mask || inner) && in->op == IR_SAMPLE && in->dist.fam->discrete &&
         p->main.regtypes[in->dst].ndims == 0) { /* summed out inside this one's segment */
       def[in->dst] = true;
       continue;
@@ -309,13 +312,13 @@ static const char *walk_segment(const Plan *P, const IrInstr *z, const IrBlock *
       memcpy(d2, def, nr);
       const char *why = NULL;
       if (in->op == IR_IF)
-        why = walk_segment(P, z, &in->then_b, 0, d1, w, NULL) ?:
-              walk_segment(P, z, &in->else_b, 0, d2, w, NULL);
+        why = walk_segment(P, z, &in->then_b, 0, d1, w, NULL, false) ?:
+              walk_segment(P, z, &in->else_b, 0, d2, w, NULL, false);
       else if (in->op == IR_FOR)
-        why = walk_segment(P, z, &in->body, 0, d1, w, NULL);
+        why = walk_segment(P, z, &in->body, 0, d1, w, NULL, mask && b == &p->model_b);
       else
-        why = walk_segment(P, z, &in->cond_b, 0, d1, w, NULL) ?:
-              walk_segment(P, z, &in->body, 0, d1, w, NULL);
+        why = walk_segment(P, z, &in->cond_b, 0, d1, w, NULL, false) ?:
+              walk_segment(P, z, &in->body, 0, d1, w, NULL, false);
       if (why) return why;
       if (in->op == IR_IF) /* written on both branches: certain */
         for (size_t r = 0; r < nr; r++) def[r] = def[r] || (d1[r] && d2[r]);
@@ -336,7 +339,7 @@ static const char *segment_ok(const Plan *P, const IrInstr *z, const IrBlock *b,
     if (!mask || mask[i]) mark_writes(&(IrBlock){1, &b->ins[i]}, 0, w);
   if (allow >= 0) w[allow] = false; /* a chain's state, which the rewrite sets */
   def[z->dst] = true;
-  return walk_segment(P, z, b, from, def, w, mask);
+  return walk_segment(P, z, b, from, def, w, mask, false);
 }
 
 /* The segment of the choice z at b[from - 1] as a set: the instructions of
@@ -794,20 +797,33 @@ static IrProgram *rewrite(const Plan *P, bool marg);
 /* A discrete scalar in another's segment is summed out inside it (the
    innermost such segment is its parent); the outer one is enumerated only
    when the inner one is, and is neither a chain nor an array. */
+static bool holds(const IrInstr *in, const IrInstr *x);
+
 static void plan_nesting(Plan *P) {
   for (int i = P->pub->n - 1; i >= 0; i--) {
     Site *s = &P->sites[i];
     EnumLatent *L = &P->pub->lat[i];
     for (int k = i - 1; k >= 0; k--) {
       const Site *e = &P->sites[k];
-      if (!e->mask || s->ins < e->seg->ins || s->ins >= e->seg->ins + e->seg->n ||
-          !e->mask[s->ins - e->seg->ins])
+      if (!e->mask) continue;
+      /* in a loop at the top level of its segment (a chain's step, a
+         per-datapoint choice): summed inside its sum per value */
+      const IrInstr *deep = NULL;
+      for (int q = e->from; q < e->seg->n && !deep && !e->nested; q++)
+        if (e->mask[q] && &e->seg->ins[q] != s->ins && holds(&e->seg->ins[q], s->ins))
+          deep = &e->seg->ins[q];
+      if (!deep && (s->ins < e->seg->ins || s->ins >= e->seg->ins + e->seg->n ||
+                    !e->mask[s->ins - e->seg->ins]))
         continue;
       s->parent = k;
       EnumLatent *E = &P->pub->lat[k];
       const char *why = !L->ok ? "is not enumerated"
-                        : s->chain || s->loop ? "is a chain or an array, not enumerated inside another's segment"
-                                              : NULL;
+                        : s->loop ? "is an array, not enumerated inside another's segment"
+                        : deep && !(e->top && deep->op == IR_FOR &&
+                                    (s->chain == deep || (!s->nested && s->outer == deep)))
+                            ? "is not directly in a loop of its segment (not enumerated yet)"
+                        : !deep && s->chain ? "is a chain, not enumerated inside another's segment"
+                                            : NULL;
       if (why && E->ok) {
         E->ok = false;
         E->why = gc_printf("%s:%d:%d: the discrete latent '%s' (line %d) in its segment %s",
@@ -1133,9 +1149,12 @@ static long numel_of(const IrProgram *p, const Value *R, const IrBlock *b, int r
       if (in->op == IR_SAMPLE && in->nsizes >= 1 && int_at(p, R, in->sizes[in->nsizes - 1], &v))
         return v;
       if (in->op == IR_MOVE) return numel_of(p, R, &p->model_b, in->args[0], depth + 1);
-      if (in->op == IR_INDEX && in->nidx == 1 && in->idx[0].kind == IX_SINGLE) {
+      if (in->op == IR_INDEX && in->nidx >= 1) { /* an element of an array (of arrays) */
         Value base = R[in->args[0]];
-        if (base.k == V_ARR && base.a->n > 0) return (long)val_numel(base.a->e[0]);
+        int k = 0;
+        for (; k < in->nidx && in->idx[k].kind == IX_SINGLE && base.k == V_ARR && base.a->n > 0; k++)
+          base = base.a->e[0];
+        if (k == in->nidx && k > 0) return (long)val_numel(base);
       }
     }
     const IrBlock *subs[3] = {&in->then_b, &in->else_b, &in->body};
@@ -1664,6 +1683,14 @@ static int softmax(Rw *W, Code *c, SrcPos pos, int v) {
   return call_builtin(W, c, pos, "softmax", ty_make(TY_VECTOR, 0), -1, 1, &v);
 }
 
+/* An index 1..K drawn with probabilities softmax(v): categorical_rng of
+   softmax, not categorical_logit_rng, which refuses a term of -inf (a value
+   of probability zero: a structural zero of a transition matrix). */
+static int draw_index(Rw *W, Code *c, SrcPos pos, int v) {
+  int p = softmax(W, c, pos, v);
+  return call_builtin(W, c, pos, "categorical_rng", ty_make(TY_INT, 0), -1, 1, &p);
+}
+
 /* z = v as a choice under z's own name and address (a point mass,
    discrete_uniform(v, v), which the draw handler draws), so the run keeps it
    as a latent of its loop, with the columns and the choices-file address mh
@@ -1770,7 +1797,7 @@ static void emit_for(Code *c, const IrInstr *like, SrcPos pos, int var, int lo, 
    density adds log_sum_exp(alpha) after the loop.  The draws pass keeps
    every step's alpha, draws the choices backwards (forward filtering,
    backward sampling) and replays the loop with them. */
-static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
+static void emit_chain(Rw *W, Code *c, const Site *s, bool draw, int lp) {
   const IrInstr *F = s->chain;
   SrcPos pos = s->ins->pos;
   IrBlock pre = {s->at, F->body.ins}, post = {F->body.n - s->at - 1, F->body.ins + s->at + 1};
@@ -1782,11 +1809,11 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   move(c, pos, started, k_int(W, c, pos, 0));
   if (!s->carry_arr) move(c, pos, c0, s->carry);
   /* alpha changes size after the first step: a copy, not a declared size */
-  IrInstr *d = emit(c, IR_DECL, pos);
-  int a0 = d->dst = new_reg(W, tv), alpha = new_reg(W, tv);
+  IrInstr *d = emit(c, IR_DECL, pos); /* declared, not copied: inside another's sum this
+                                          runs again after alpha had K entries */
+  int alpha = d->dst = new_reg(W, tv);
   d->nsizes = 1, d->sizes = regs(1, one);
-  store1(c, pos, a0, one, k_real(W, c, pos, 0));
-  move(c, pos, alpha, a0);
+  store1(c, pos, alpha, one, k_real(W, c, pos, 0));
   int niter = -1, K0 = -1, AL = -1;
   Code dc = {0}; /* the draws pass: only for a loop that runs */
   if (draw) {
@@ -1857,6 +1884,10 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   if (!draw) {
     emit_for(c, F, pos, F->var, lo, hi, &body);
     int lse = emit_lse(W, c, pos, alpha, -1, m);
+    if (lp >= 0) { /* inside another's sum */
+      add_lp(W, c, pos, lp, lse);
+      return;
+    }
     IrInstr *f = emit(c, IR_FACTOR, pos);
     f->nargs = 1;
     f->args = regs(1, lse);
@@ -1870,7 +1901,7 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   int KS = d->dst = new_reg(W, ty_make(TY_INT, 1));
   d->nsizes = 1, d->sizes = regs(1, niter);
   int aT = index1(W, &dc, pos, AL, niter, tv);
-  store1(&dc, pos, KS, niter, call_builtin(W, &dc, pos, "categorical_logit_rng", ti, -1, 1, &aT));
+  store1(&dc, pos, KS, niter, draw_index(W, &dc, pos, aT));
   int r = new_reg(W, ti);
   Code rb = {0}, wb = {0};
   int pr = -1, beta = -1;
@@ -1896,7 +1927,7 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   append(&wb, copy_block(W, &pre, 0, M_ACC, lq));
   store1(&wb, pos, w, jj, step_lp(W, &wb, s, post, support_value(W, &wb, s, knext), lq, -1));
   emit_for(&rb, NULL, pos, jj, one, K0, &wb);
-  store1(&rb, pos, KS, i, call_builtin(W, &rb, pos, "categorical_logit_rng", ti, -1, 1, &w));
+  store1(&rb, pos, KS, i, draw_index(W, &rb, pos, w));
   if (W->marg) { /* beta_i[j] = log_sum_exp_k(M_{i+1}[j, k] + beta_{i+1}[k]) */
     d = emit(&rb, IR_DECL, pos);
     int nb = d->dst = new_reg(W, tv);
@@ -1949,13 +1980,12 @@ static void emit_draw(Rw *W, Code *c, const Site *s) {
   SrcPos pos = s->ins->pos;
   int K, norm;
   int acc = emit_acc(W, c, s, &K, &norm);
-  Type ti = ty_make(TY_INT, 0);
   if (W->marg && !s->nested) { /* under an if or in nested loops: no pr_ output (not yet) */
     if (s->loop) store1(c, pos, pr_reg(W, s, true), s->loop->var, softmax(W, c, pos, acc));
     else if (s->top) move(c, pos, pr_reg(W, s, false), softmax(W, c, pos, acc));
     else store1(c, pos, pr_reg(W, s, true), s->outer->var, softmax(W, c, pos, acc));
   }
-  int k = call_builtin(W, c, pos, "categorical_logit_rng", ti, -1, 1, &acc);
+  int k = draw_index(W, c, pos, acc);
   int v = support_value(W, c, s, k);
   if (s->loop) store1(c, pos, s->ins->dst, s->loop->var, v);
   else if (s->top) move(c, pos, s->ins->dst, v);
@@ -2240,7 +2270,7 @@ static void emit_group(Rw *W, Code *c, const Site *R, int mode) {
       sum = binop(W, &kb, pos, OP_ADD, sum, tab_at(W, &kb, pos, &rec[s][f], at, m), tr);
     store1(&kb, pos, tv, at[v], sum);
     emit_for(c, NULL, pos, at[v], k_int(W, c, pos, 1), K[v], &kb);
-    dk[v] = call_builtin(W, c, pos, "categorical_logit_rng", ti, -1, 1, &tv);
+    dk[v] = draw_index(W, c, pos, tv);
   }
   if (W->marg && !R->nested) /* each member's marginal: the others summed out first */
     for (int v = 0; v < m; v++) {
@@ -2306,8 +2336,8 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
       else emit_draw(W, &c, s);
       break;
     }
-    if (in->op == IR_FOR && mode != M_ACC && (s = site_chain(P, in)) != NULL) {
-      emit_chain(W, &c, s, mode == M_DRAW);
+    if (in->op == IR_FOR && (s = site_chain(P, in)) != NULL) {
+      emit_chain(W, &c, s, mode == M_DRAW, mode == M_ACC ? lp : -1);
       continue;
     }
     if (in->op == IR_SAMPLE && (s = site_of(P, in)) != NULL && (mode != M_ACC || s->mask)) {
@@ -2442,6 +2472,10 @@ const char *enum_names(const EnumPlan *pl) {
 static const char *joint_text(const EnumPlan *pl, const EnumLatent *L) {
   const char *s = "";
   for (int k = 0; k < L->nsc; k++) s = gc_printf("%s%ld x ", s, pl->lat[L->sc[k]].size);
+  if (L->chain && L->size > 0) { /* a chain's step: K x K */
+    long k = lround(sqrt((double)L->size));
+    return gc_printf("%s%ld x %ld", s, k, k);
+  }
   return gc_printf("%s%ld", s, L->size);
 }
 

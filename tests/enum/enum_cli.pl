@@ -166,6 +166,40 @@ for my $c (@not) {
     or print "# $err\n";
 }
 
+# a chain inside a regime's sum, with structural zeros in its transitions:
+# the run succeeds (a -inf log probability is a value never drawn), every
+# drawn path starts at 1 or 2 and moves up by at most one state a step, and
+# each draw's pr_r and pr_z.t columns sum to 1
+{
+  my ($st, $out, $err) = ppl('run', "$src/hmm_left.ppl", '--data', "$src/hmm_left.data.json",
+                             '--chains', '1', '--seed', '5', '--warmup', '200', '--draws', '300',
+                             '--enum-marginals', '--output', "$tmp/left.csv");
+  my ($names, $rows) = csv("$tmp/left.csv");
+  my %col;
+  @col{@$names} = (0 .. $#$names);
+  my $bad = 0;
+  for my $r (@$rows) {
+    my @z = map { $r->[$col{"z.$_"} // 0] } 1 .. 8;
+    $bad++ unless defined $col{'z.8'} && defined $col{r} && $r->[$col{r}] =~ /^[01]$/;
+    $bad++ unless $z[0] == 1 || $z[0] == 2;
+    for my $t (1 .. 7) { $bad++ unless $z[$t] >= $z[$t - 1] && $z[$t] <= $z[$t - 1] + 1; }
+    my $s = 0;
+    $s += $r->[$col{"pr_r.$_"} // 0] for 1 .. 2;
+    $bad++ unless abs($s - 1) < 1e-5;
+    for my $t (1 .. 8) {
+      $s = 0;
+      $s += $r->[$col{"pr_z.$t.$_"} // 0] for 1 .. 3;
+      $bad++ unless abs($s - 1) < 1e-5;
+    }
+  }
+  ok($st == 0 && $out =~ /summed out by enumeration/ && @$rows == 300 && !$bad,
+     "run hmm_left: a chain in a regime's sum, structural zeros never drawn, pr_ columns sum to 1")
+    or print "# $err $bad problems\n";
+  ($st, $out) = ppl('check', "$src/hmm_left.ppl", '--data', "$src/hmm_left.data.json");
+  ok((section($out) // '') =~ /^  z  enumerated, factor 2 x 3 x 3 = 18 \(summed out inside the sum over 'r'\)$/m,
+     'check hmm_left: the chain summed inside r, factor 2 x 3 x 3') or print "# $out";
+}
+
 # --- ppl run: the engine line, the columns mh writes, --enum-marginals
 sub columns_of_mh {
   my ($prog, $data) = @_;

@@ -399,6 +399,59 @@ static const char *lchain_twin =
     "  }\n"
     "}\n";
 
+/* a chain inside another latent's sum: a regime r chooses the transition
+   matrix (the forward algorithm per value of r), and per-datapoint choices
+   inside a top-level choice's sum */
+static const char *regime_nat =
+    "data { int T; int K; real y[T]; simplex[K] trans[K, K]; simplex[K] init; }\n"
+    "model {\n"
+    "  vector[K] mu ~ normal(0, 3);\n"
+    "  real<lower=0> sigma ~ lognormal(0, 0.5);\n"
+    "  int r ~ categorical(init);\n"
+    "  int z_prev = 0;\n"
+    "  for (t in 1:T) {\n"
+    "    int z ~ categorical(t == 1 ? init : trans[r, z_prev]);\n"
+    "    y[t] ~ normal(mu[z] + 0.3 * r, sigma);\n"
+    "    z_prev = z;\n"
+    "  }\n"
+    "}\n";
+static const char *regime_twin =
+    "data { int T; int K; real y[T]; simplex[K] trans[K, K]; simplex[K] init; int zs[T + 1]; }\n"
+    "model {\n"
+    "  vector[K] mu ~ normal(0, 3);\n"
+    "  real<lower=0> sigma ~ lognormal(0, 0.5);\n"
+    "  int r = zs[1];\n"
+    "  target += categorical_lpmf(r | init);\n"
+    "  for (t in 1:T) {\n"
+    "    target += categorical_lpmf(zs[t + 1] | t == 1 ? init : trans[r, zs[t]]);\n"
+    "    y[t] ~ normal(mu[zs[t + 1]] + 0.3 * r, sigma);\n"
+    "  }\n"
+    "}\n";
+static const char *inmix_nat =
+    "data { int N; real y[N]; simplex[3] w; simplex[3] v[3]; }\n"
+    "model {\n"
+    "  vector[3] mu ~ normal(0, 3);\n"
+    "  int s ~ categorical(w);\n"
+    "  for (n in 1:N) {\n"
+    "    int z ~ categorical(v[s]);\n"
+    "    y[n] ~ normal(mu[z], 1);\n"
+    "  }\n"
+    "}\n";
+static const char *inmix_twin =
+    "data { int N; real y[N]; simplex[3] w; simplex[3] v[3]; int zs[N + 1]; }\n"
+    "model {\n"
+    "  vector[3] mu ~ normal(0, 3);\n"
+    "  target += categorical_lpmf(zs[1] | w);\n"
+    "  for (n in 1:N) {\n"
+    "    target += categorical_lpmf(zs[n + 1] | v[zs[1]]);\n"
+    "    y[n] ~ normal(mu[zs[n + 1]], 1);\n"
+    "  }\n"
+    "}\n";
+#define REGIME_DATA                                                                          \
+  "\"T\": 4, \"K\": 3, \"y\": [-1.9, 0.3, 2.2, 2.5], \"init\": [0.5, 0.3, 0.2], \"trans\": "   \
+  "[[[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.0, 0.3, 0.7]], [[0.4, 0.3, 0.3], [0.3, 0.4, 0.3], "  \
+  "[0.3, 0.3, 0.4]], [[0.1, 0.1, 0.8], [0.1, 0.8, 0.1], [0.8, 0.1, 0.1]]]"
+
 /* bounded ints: a population size in ymax..Nmax (a truncated poisson; the
    twin renormalises with the family's CDF), a count with only an upper bound
    (its lower end poisson's 0), per datapoint, and a change year whose bounds
@@ -680,6 +733,11 @@ int main(void) {
       {"elimination: a loop a - b - d - c - a", loop_nat, loop_twin,
        "\"y\": 0.7, \"x\": -1.3, \"w\": [0.2, 0.3, 0.5], \"v\": [[0.6, 0.2, 0.2], "
        "[0.1, 0.8, 0.1], [0.3, 0.3, 0.4]]", 4, 3, 1},
+      {"a chain inside a regime's sum (r chooses the transitions)", regime_nat, regime_twin,
+       REGIME_DATA, 5, 3, 1},
+      {"per-datapoint choices inside a top-level choice's sum", inmix_nat, inmix_twin,
+       "\"N\": 3, \"y\": [-2.1, 0.3, 2.4], \"w\": [0.2, 0.3, 0.5], \"v\": [[0.6, 0.2, 0.2], "
+       "[0.1, 0.8, 0.1], [0.3, 0.3, 0.4]]", 4, 3, 1},
       {"elimination: a chain z -> c -> e per datapoint", lchain_nat, lchain_twin,
        "\"N\": 2, \"y\": [-2.1, 1.3]", 6, 2, 0},
   };
@@ -792,6 +850,9 @@ int main(void) {
              "  d  enumerated, factor 3 x 3 x 3 = 27 (summed out inside the sum over 'b', 'c')\n"
              "  elimination order: d, c, b, a\n",
              "a loop of four: d eliminated with its two neighbours, 27 terms (not 81)");
+  check_text(ctx, regime_nat, "{" REGIME_DATA "}",
+             "  z  enumerated, factor 3 x 3 x 3 = 27 (summed out inside the sum over 'r')\n",
+             "a chain inside a regime's sum: factor K x K per value of r");
   check_text(ctx, tree_nat, ved, "largest factor 3 x 3)",
              "a tree: factors of two latents at most");
   /* nested sums above the limit: the joint factor counts */
