@@ -1660,10 +1660,10 @@ static void emit_density(Rw *W, Code *c, const Site *s) {
 
 /* The pr_ output of site s (--enum-marginals): P(z = k-th value | draw),
    a vector per scalar, rows by index for one in a loop or an array. */
-static int pr_reg(Rw *W, const Site *s, bool rows) {
+static int pr_reg(Rw *W, const Site *s, int rows) {
   int i = (int)(s - W->P->sites);
   if (W->pr[i] >= 0) return W->pr[i];
-  Type t = ty_make(TY_VECTOR, rows ? 1 : 0);
+  Type t = ty_make(TY_VECTOR, rows);
   int r = W->pr[i] = new_reg(W, t);
   W->names[r] = gc_printf("pr_%s", s->ins->name);
   W->out[W->nout++] = (IrOutput){W->names[r], r, t, OUT_GENERATED};
@@ -1672,7 +1672,7 @@ static int pr_reg(Rw *W, const Site *s, bool rows) {
 
 /* pr = rows of K0 reals, one per index 1..n */
 static int pr_decl(Rw *W, Code *c, const Site *s, int n, int K0) {
-  int r = pr_reg(W, s, true);
+  int r = pr_reg(W, s, 1);
   IrInstr *d = emit(c, IR_DECL, s->ins->pos);
   d->dst = r;
   d->nsizes = 2, d->sizes = regs(2, n, K0);
@@ -1974,16 +1974,92 @@ static const Site *site_chain(const Plan *P, const IrInstr *F) {
   return NULL;
 }
 
+/* The loops around x in b, outermost first (at most 8), and whether an if is
+   on the way; -1 when b does not hold x. */
+static int enclosing(const IrBlock *b, const IrInstr *x, const IrInstr **loops, int n, bool *branch) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    if (in == x) return n;
+    if (!holds(in, x)) continue;
+    if (in->op == IR_FOR && n < 8) loops[n++] = in;
+    else if (in->op == IR_FOR) return -1;
+    if (in->op == IR_IF) *branch = true;
+    if (in->op == IR_WHILE) return -1;
+    const IrBlock *subs[3] = {&in->then_b, &in->else_b, &in->body};
+    for (int k = 0; k < 3; k++) {
+      int r = enclosing(subs[k], x, loops, n, branch);
+      if (r >= 0) return r;
+    }
+    return -1;
+  }
+  return -1;
+}
+
+/* A latent under an if or in a loop in a loop (Site.nested) has pr_ rows
+   indexed by its loops' variables when the loops' bounds and its support's
+   size are known once the data is loaded (they size the output before the
+   outermost loop); rows where its branch does not run stay 0. */
+static int nested_loops(const Rw *W, const Site *s, const IrInstr **loops) {
+  const Plan *P = W->P;
+  bool br = false;
+  int n = enclosing(&P->p->model_b, s->ins, loops, 0, &br);
+  for (int l = 0; l < n; l++)
+    for (int k = 0; k < 2; k++) { /* data, or a constant wherever it is made */
+      int r = loops[l]->args[k];
+      const IrInstr *d = find_def(&P->p->model_b, r);
+      if (!data_reg(P, r) && !(d && d->op == IR_CONST && count_writes(&P->p->model_b, 0, r) == 1))
+        return -1;
+    }
+  if (s->kind == SUP_CATEGORICAL && !data_reg(P, s->ins->dist.params[0])) return -1;
+  return n;
+}
+
+/* Before the model block's statement `in`: the pr_ outputs of the nested
+   latents it holds, declared (loops' upper bounds x the support's size). */
+static void nested_pr_decl(Rw *W, Code *c, const IrInstr *in) {
+  const Plan *P = W->P;
+  for (int i = 0; i < P->pub->n; i++) {
+    const Site *s = &P->sites[i];
+    const IrInstr *loops[8];
+    int n;
+    if (!s->nested || !P->pub->lat[i].ok || s->group1 || !holds(in, s->ins) ||
+        (n = nested_loops(W, s, loops)) < 0)
+      continue;
+    int r = pr_reg(W, s, n);
+    int *sz = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+    for (int l = 0; l < n; l++) sz[l] = loops[l]->args[1];
+    sz[n] = support_size(W, c, s);
+    IrInstr *d = emit(c, IR_DECL, s->ins->pos);
+    d->dst = r;
+    d->nsizes = n + 1, d->sizes = sz;
+  }
+}
+
 /* The enumerated site in the draws pass: z from softmax(acc), then its
    segment once with that value. */
 static void emit_draw(Rw *W, Code *c, const Site *s) {
   SrcPos pos = s->ins->pos;
   int K, norm;
   int acc = emit_acc(W, c, s, &K, &norm);
-  if (W->marg && !s->nested) { /* under an if or in nested loops: no pr_ output (not yet) */
-    if (s->loop) store1(c, pos, pr_reg(W, s, true), s->loop->var, softmax(W, c, pos, acc));
-    else if (s->top) move(c, pos, pr_reg(W, s, false), softmax(W, c, pos, acc));
-    else store1(c, pos, pr_reg(W, s, true), s->outer->var, softmax(W, c, pos, acc));
+  if (W->marg && !s->nested) {
+    if (s->loop) store1(c, pos, pr_reg(W, s, 1), s->loop->var, softmax(W, c, pos, acc));
+    else if (s->top) move(c, pos, pr_reg(W, s, 0), softmax(W, c, pos, acc));
+    else store1(c, pos, pr_reg(W, s, 1), s->outer->var, softmax(W, c, pos, acc));
+  } else if (W->marg && W->pr[s - W->P->sites] >= 0) { /* nested: declared by nested_pr_decl */
+    const IrInstr *loops[8];
+    int n = nested_loops(W, s, loops);
+    int sm = softmax(W, c, pos, acc);
+    if (n == 0) {
+      move(c, pos, W->pr[s - W->P->sites], sm);
+    } else {
+      IrInstr *st = emit(c, IR_STORE, pos);
+      st->dst = W->pr[s - W->P->sites];
+      st->nargs = 1;
+      st->args = regs(1, sm);
+      st->nidx = n;
+      st->idx = gc_alloc_atomic(sizeof(IrIndex) * (size_t)n);
+      for (int l = 0; l < n; l++) st->idx[l] = (IrIndex){IX_SINGLE, loops[l]->var, -1};
+    }
   }
   int k = draw_index(W, c, pos, acc);
   int v = support_value(W, c, s, k);
@@ -2289,8 +2365,8 @@ static void emit_group(Rw *W, Code *c, const Site *R, int mode) {
       for (int f = 1; f < n2; f++) sum = binop(W, &kb, pos, OP_ADD, sum, tab_at(W, &kb, pos, &f2[f], at, m), tr);
       store1(&kb, pos, tv, at[v], sum);
       emit_for(c, NULL, pos, at[v], k_int(W, c, pos, 1), K[v], &kb);
-      if (s->top) move(c, pos, pr_reg(W, s, false), softmax(W, c, pos, tv));
-      else store1(c, pos, pr_reg(W, s, true), s->outer->var, softmax(W, c, pos, tv));
+      if (s->top) move(c, pos, pr_reg(W, s, 0), softmax(W, c, pos, tv));
+      else store1(c, pos, pr_reg(W, s, 1), s->outer->var, softmax(W, c, pos, tv));
     }
   /* the segment once with the drawn values, each member a choice where it
      stands */
@@ -2399,6 +2475,7 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
       f->else_b = done(&e);
       continue;
     }
+    if (W->marg && mode == M_DRAW && b == &P->p->model_b) nested_pr_decl(W, &c, in);
     if (W->marg && mode == M_DRAW && in->op == IR_FOR) {
       for (int k = 0; k < P->pub->n; k++) {
         const Site *ls = &P->sites[k];

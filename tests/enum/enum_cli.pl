@@ -200,6 +200,42 @@ for my $c (@not) {
      'check hmm_left: the chain summed inside r, factor 2 x 3 x 3') or print "# $out";
 }
 
+# pr_ columns of latents in a loop in a loop (rows by both indices) and under
+# an if (NaN where the branch does not run): one per value, summing to 1, and
+# the drawn values' frequencies within 4 standard errors of the columns' means
+# (given each draw, z is drawn with those probabilities)
+for my $c (['rows_items', [map { my $i = $_; map { "$i.$_" } 1 .. 3 } 1 .. 2], []],
+           ['branch', [1, 3, 4], [2]]) {
+  my ($prog, $idx, $off) = @$c;
+  my ($st, $out, $err) = ppl('run', "$src/$prog.ppl", '--data', "$src/$prog.data.json",
+                             '--chains', '1', '--seed', '9', '--warmup', '300', '--draws', '1000',
+                             '--enum-marginals', '--output', "$tmp/$prog.csv");
+  my ($names, $rows) = csv("$tmp/$prog.csv");
+  my %col;
+  @col{@$names} = (0 .. $#$names);
+  my $bad = 0;
+  for my $i (@$idx) {
+    my ($f, $m, $v) = (0, 0, 0);
+    for my $r (@$rows) {
+      my ($p0, $p1) = map { $col{"pr_z.$i.$_"} } 1 .. 2;
+      my $z = $col{"z.$i"};
+      if (!defined $p0 || !defined $p1 || !defined $z) { $bad++; last; }
+      $bad++ unless abs($r->[$p0] + $r->[$p1] - 1) < 1e-5;
+      $f += $r->[$z] == 1;
+      $m += $r->[$p1];
+      $v += $r->[$p1] * (1 - $r->[$p1]);
+    }
+    $bad++, print "# z.$i: frequency $f against the probabilities' sum $m\n"
+      if abs($f - $m) > 4 * sqrt($v) + 1e-9;
+  }
+  for my $i (@$off) {
+    $bad++ unless defined $col{"pr_z.$i.1"} && !grep { $_->[$col{"pr_z.$i.1"}] !~ /nan/i } @$rows;
+  }
+  ok($st == 0 && @$rows == 1000 && !$bad,
+     "run $prog --enum-marginals: pr_z columns for " . scalar(@$idx) . " latents, sums 1, draws agree")
+    or print "# $err $bad problems\n";
+}
+
 # --- ppl run: the engine line, the columns mh writes, --enum-marginals
 sub columns_of_mh {
   my ($prog, $data) = @_;
