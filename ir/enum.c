@@ -1792,6 +1792,73 @@ static void emit_for(Code *c, const IrInstr *like, SrcPos pos, int var, int lo, 
   f->body = done(body);
 }
 
+/* Is the chain's transition the same at every step after the first: its
+   distribution's parameters depend on the step's variable t only through
+   t == lo or t != lo (lo the loop's first value, a constant), as in `t == 1 ?
+   init : Gamma[z_prev]`, and its log probabilities have a vector form?  Then
+   they are made once per previous state before the loop (hoist_trans), not
+   once per step. */
+static bool trans_fixed(const Plan *P, const Site *s) {
+  const IrInstr *F = s->chain;
+  const IrBlock *b = &F->body, *mb = &P->p->model_b;
+  const char *f = s->ins->dist.fam->name;
+  if (s->kind != SUP_CATEGORICAL ||
+      !(!strcmp(f, "categorical") ||
+        (!strcmp(f, "categorical_logit") && P->p->main.regtypes[s->ins->dist.params[0]].base == TY_VECTOR &&
+         P->p->main.regtypes[s->ins->dist.params[0]].ndims == 0)))
+    return false;
+  const IrInstr *l0 = find_def(mb, F->args[0]);
+  if (!l0 || l0->op != IR_CONST || l0->imm.k != V_INT || count_writes(mb, 0, F->args[0]) != 1) return false;
+  int nr = P->p->main.nregs;
+  bool *t = gc_alloc_atomic((size_t)nr);
+  memset(t, 0, (size_t)nr);
+  t[F->var] = true;
+  for (int i = 0; i < s->at; i++) {
+    const IrInstr *in = &b->ins[i];
+    if (in->op == IR_BINARY && (in->sub == OP_EQ || in->sub == OP_NE) && in->dst >= 0) {
+      int o = in->args[0] == F->var ? in->args[1] : in->args[1] == F->var ? in->args[0] : -1;
+      const IrInstr *c = o >= 0 ? find_def(b, o) : NULL;
+      if (o >= 0 && !c) c = find_def(mb, o);
+      if (c && c->op == IR_CONST && c->imm.k == V_INT && c->imm.i == l0->imm.i &&
+          count_writes(mb, 0, o) == 1) {
+        t[in->dst] = false; /* the same at every step after the first */
+        continue;
+      }
+    }
+    taint_step(P, in, t);
+  }
+  for (int k = 0; k < s->ins->dist.nparams; k++)
+    if (t[s->ins->dist.params[k]]) return false;
+  return true;
+}
+
+/* The transitions' log probabilities at a step after the first, one vector
+   per previous state j (LG[j]), made once before the loop: the part before
+   the choice run at t = lo + 1 for each j.  Only when the loop has a second
+   step (else nothing reads them). */
+static int hoist_trans(Rw *W, Code *c, const Site *s) {
+  const IrInstr *F = s->chain;
+  SrcPos pos = s->ins->pos;
+  IrBlock pre = {s->at, F->body.ins};
+  Type ti = ty_make(TY_INT, 0);
+  int lo = F->args[0], hi = F->args[1], one = k_int(W, c, pos, 1);
+  Code h = {0}, jb = {0};
+  move(&h, pos, F->var, binop(W, &h, pos, OP_ADD, lo, one, ti));
+  put_state(W, &h, s, support_value(W, &h, s, one));
+  append(&h, copy_block(W, &pre, 0, M_DRAW, -1));
+  int K = support_size(W, &h, s);
+  IrInstr *d = emit(&h, IR_DECL, pos);
+  int LG = d->dst = new_reg(W, ty_make(TY_VECTOR, 1));
+  d->nsizes = 2, d->sizes = regs(2, K, K);
+  int j = new_reg(W, ti);
+  put_state(W, &jb, s, support_value(W, &jb, s, j));
+  append(&jb, copy_block(W, &pre, 0, M_DRAW, -1));
+  store1(&jb, pos, LG, j, lp_vector(W, &jb, s, K));
+  emit_for(&h, NULL, pos, j, one, K, &jb);
+  emit_if(c, pos, binop(W, c, pos, OP_GT, hi, lo, ty_make(TY_BOOL, 0)), &h, NULL);
+  return LG;
+}
+
 /* A chain by the forward algorithm: alpha[k] = log p(the data so far, this
    step's choice = the k-th value), one K x K log-sum-exp per step; the
    density adds log_sum_exp(alpha) after the loop.  The draws pass keeps
@@ -1826,6 +1893,7 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw, int lp) {
     AL = d->dst = new_reg(W, ty_make(TY_VECTOR, 1));
     d->nsizes = 2, d->sizes = regs(2, niter, K0);
   }
+  int LG = trans_fixed(W->P, s) ? hoist_trans(W, draw ? &dc : c, s) : -1;
   /* forward: per previous state j, the part before the choice (which makes
      the transition's distribution) and its log probabilities as a vector;
      MX[j, k] = alpha[j] + the step's log density from j to k; then
@@ -1848,29 +1916,39 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw, int lp) {
   }
   int MX = decl(W, &body, pos, ty_make(TY_MATRIX, 0), m, K);
   int j = new_reg(W, ti), k = new_reg(W, ti);
-  Code jb = {0}, kb = {0};
-  set_state(W, &jb, s, started, c0, j);
-  int lp0 = new_reg(W, tr);
-  move(&jb, pos, lp0, index1(W, &jb, pos, alpha, j, tr));
-  append(&jb, copy_block(W, &pre, 0, M_ACC, lp0));
-  int lpv = lp_vector(W, &jb, s, K);
-  int lpk = lpv >= 0 ? index1(W, &kb, pos, lpv, k, tr) : -1, x;
-  if (free_post) {
-    if (lpk < 0) {
-      int n = s->ins->dist.nparams;
-      int *args = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
-      args[0] = support_value(W, &kb, s, k);
-      memcpy(args + 1, s->ins->dist.params, sizeof(int) * (size_t)n);
-      lpk = call_builtin(W, &kb, pos, lp_name(s->ins->dist.fam), tr, -1, n + 1, args);
+  /* the loop over j, twice when the transitions are hoisted: the first step
+     makes its log probabilities, the later ones read LG[j, k] */
+  Code ver[2] = {{0}, {0}};
+  for (int later = 0; later < (LG >= 0 ? 2 : 1); later++) {
+    Code jb = {0}, kb = {0};
+    set_state(W, &jb, s, started, c0, j);
+    int lp0 = new_reg(W, tr);
+    move(&jb, pos, lp0, index1(W, &jb, pos, alpha, j, tr));
+    append(&jb, copy_block(W, &pre, 0, M_ACC, lp0));
+    int lpv = later ? -1 : lp_vector(W, &jb, s, K);
+    int lpk = later ? index2(W, &kb, pos, LG, j, k, tr) : lpv >= 0 ? index1(W, &kb, pos, lpv, k, tr) : -1, x;
+    if (free_post) {
+      if (lpk < 0) {
+        int n = s->ins->dist.nparams;
+        int *args = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+        args[0] = support_value(W, &kb, s, k);
+        memcpy(args + 1, s->ins->dist.params, sizeof(int) * (size_t)n);
+        lpk = call_builtin(W, &kb, pos, lp_name(s->ins->dist.fam), tr, -1, n + 1, args);
+      }
+      x = binop(W, &kb, pos, OP_ADD, binop(W, &kb, pos, OP_ADD, lp0, lpk, tr),
+                index1(W, &kb, pos, E, k, tr), tr);
+    } else {
+      x = step_lp(W, &kb, s, post, support_value(W, &kb, s, k), lp0, lpk);
     }
-    x = binop(W, &kb, pos, OP_ADD, binop(W, &kb, pos, OP_ADD, lp0, lpk, tr),
-              index1(W, &kb, pos, E, k, tr), tr);
-  } else {
-    x = step_lp(W, &kb, s, post, support_value(W, &kb, s, k), lp0, lpk);
+    store2(&kb, pos, MX, j, k, x);
+    emit_for(&jb, NULL, pos, k, one, K, &kb);
+    emit_for(&ver[later], NULL, pos, j, one, m, &jb);
   }
-  store2(&kb, pos, MX, j, k, x);
-  emit_for(&jb, NULL, pos, k, one, K, &kb);
-  emit_for(&body, NULL, pos, j, one, m, &jb);
+  if (LG >= 0)
+    emit_if(&body, pos, binop(W, &body, pos, OP_NE, started, k_int(W, &body, pos, 0), ty_make(TY_BOOL, 0)),
+            &ver[1], &ver[0]);
+  else
+    append(&body, done(&ver[0]));
   /* alpha is declared anew (the compiled code keeps a vector's size across
      copies, and alpha grows from 1 to K after the first step) */
   IrInstr *da = emit(&body, IR_DECL, pos);

@@ -427,6 +427,28 @@ static const char *regime_twin =
     "    y[t] ~ normal(mu[zs[t + 1]] + 0.3 * r, sigma);\n"
     "  }\n"
     "}\n";
+/* a chain whose transitions change after the second step: not the same at
+   every step after the first, so not made once before the loop */
+static const char *tvar_nat =
+    "data { int T; int K; real y[T]; simplex[K] trans[K, K]; simplex[K] init; }\n"
+    "model {\n"
+    "  vector[K] mu ~ normal(0, 3);\n"
+    "  int z_prev = 0;\n"
+    "  for (t in 1:T) {\n"
+    "    int z ~ categorical(t == 1 ? init : trans[t > 2 ? 3 : 1, z_prev]);\n"
+    "    y[t] ~ normal(mu[z], 1);\n"
+    "    z_prev = z;\n"
+    "  }\n"
+    "}\n";
+static const char *tvar_twin =
+    "data { int T; int K; real y[T]; simplex[K] trans[K, K]; simplex[K] init; int zs[T]; }\n"
+    "model {\n"
+    "  vector[K] mu ~ normal(0, 3);\n"
+    "  for (t in 1:T) {\n"
+    "    target += categorical_lpmf(zs[t] | t == 1 ? init : trans[t > 2 ? 3 : 1, zs[t - 1]]);\n"
+    "    y[t] ~ normal(mu[zs[t]], 1);\n"
+    "  }\n"
+    "}\n";
 static const char *inmix_nat =
     "data { int N; real y[N]; simplex[3] w; simplex[3] v[3]; }\n"
     "model {\n"
@@ -735,6 +757,7 @@ int main(void) {
        "[0.1, 0.8, 0.1], [0.3, 0.3, 0.4]]", 4, 3, 1},
       {"a chain inside a regime's sum (r chooses the transitions)", regime_nat, regime_twin,
        REGIME_DATA, 5, 3, 1},
+      {"HMM chain, transitions that change with t", tvar_nat, tvar_twin, REGIME_DATA, 4, 3, 1},
       {"per-datapoint choices inside a top-level choice's sum", inmix_nat, inmix_twin,
        "\"N\": 3, \"y\": [-2.1, 0.3, 2.4], \"w\": [0.2, 0.3, 0.5], \"v\": [[0.6, 0.2, 0.2], "
        "[0.1, 0.8, 0.1], [0.3, 0.3, 0.4]]", 4, 3, 1},
