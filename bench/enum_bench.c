@@ -1,6 +1,7 @@
 /* enum_bench.c — what summing discrete latents out by enumeration buys
  * (issue 16): effective draws per CPU-second of the naturally written HMM,
- * mixture, nested sums (nested.ppl) and bounded int (population.ppl) of
+ * mixture, nested sums (nested.ppl), bounded int (population.ppl) and a
+ * chain of four scalars (chain4.ppl, variable elimination) of
  * tests/enum (discrete latents in plain sight) under nuts with
  * enumeration, against the same programs under mh and smc (which draw the
  * discrete latents), against their hand-marginalised twins under nuts, and,
@@ -63,6 +64,9 @@ static const EbProblem problems[] = {
        bounded int (a population size) */
     {"nested", "nested", "nested_hand", "nested"},
     {"popul", "population", "population_hand", "population"},
+    /* a chain of four scalars (variable elimination in a min-fill order:
+       K x K a factor) against the forward algorithm by hand, K = 8 */
+    {"chain4", "chain4", "chain4_hand", "chain4"},
 };
 
 /* Stan's lengths for nuts; mh gets more draws so that its ESS is measurable

@@ -31,7 +31,27 @@ typedef struct Site {
   const bool *mask;
   int parent;             /* the site whose segment holds this choice, or -1 */
   bool nested;            /* under an if, or in a loop in a loop: no pr_ output */
+  int group1;             /* its variable-elimination group's index + 1, or 0 */
 } Site;
+
+/* Variable elimination over a group: a root scalar with a segment set and
+   the scalars summed inside it (all in the root's block, at its top level).
+   Members are numbered 0..m-1 in program order; a scope is a bit set of
+   them. */
+#define GROUP_MAX 12
+
+typedef struct Group {
+  int m;
+  int mem[GROUP_MAX];        /* their sites */
+  int at[GROUP_MAX];         /* their SAMPLEs' indices in b */
+  const IrBlock *b;          /* the root's block, its segment b[from..] under mask */
+  int from;
+  const bool *mask;
+  unsigned *isc;             /* per instruction of b: the members it depends on */
+  bool *iscore;              /* per instruction of b: it scores (not a member) */
+  int order[GROUP_MAX];      /* the elimination order (min fill) */
+  unsigned step[GROUP_MAX];  /* per step: the eliminated one and its neighbours */
+} Group;
 
 /* SUP_RANGE: a choice with declared bounds (`int<lower=a, upper=b> k ~
    poisson(l)`), its values a..b (a bound not declared is the family's own),
@@ -53,6 +73,8 @@ typedef struct Plan {
   bool in_branch;
   int depth;
   const IrInstr *loop;
+  Group *groups;
+  int ngroups;
 } Plan;
 
 static bool hoisted(const Plan *P, const IrInstr *in) {
@@ -234,8 +256,11 @@ static const char *segment_ok(const Plan *P, const IrInstr *z, const IrBlock *b,
 
 /* mask: the segment's own instructions of b (a set segment, whose block may
    hold further discrete scalars: summed inside it), NULL in nested blocks. */
+/* inner: b is the body of a loop at the top level of a top-level choice's
+   segment, where a discrete scalar (a chain's step, a per-datapoint choice)
+   is summed inside the choice's sum (plan_nesting checks it is enumerated). */
 static const char *walk_segment(const Plan *P, const IrInstr *z, const IrBlock *b, int from,
-                                bool *def, const bool *w, const bool *mask) {
+                                bool *def, const bool *w, const bool *mask, bool inner) {
   const IrProgram *p = P->p;
   for (int i = from; i < b->n; i++) {
     const IrInstr *in = &b->ins[i];
@@ -244,7 +269,7 @@ static const char *walk_segment(const Plan *P, const IrInstr *z, const IrBlock *
       def[in->dst] = true;
       continue;
     }
-    if (mask && in->op == IR_SAMPLE && in->dist.fam->discrete &&
+    if ((mask || inner) && in->op == IR_SAMPLE && in->dist.fam->discrete &&
         p->main.regtypes[in->dst].ndims == 0) { /* summed out inside this one's segment */
       def[in->dst] = true;
       continue;
@@ -287,13 +312,13 @@ static const char *walk_segment(const Plan *P, const IrInstr *z, const IrBlock *
       memcpy(d2, def, nr);
       const char *why = NULL;
       if (in->op == IR_IF)
-        why = walk_segment(P, z, &in->then_b, 0, d1, w, NULL) ?:
-              walk_segment(P, z, &in->else_b, 0, d2, w, NULL);
+        why = walk_segment(P, z, &in->then_b, 0, d1, w, NULL, false) ?:
+              walk_segment(P, z, &in->else_b, 0, d2, w, NULL, false);
       else if (in->op == IR_FOR)
-        why = walk_segment(P, z, &in->body, 0, d1, w, NULL);
+        why = walk_segment(P, z, &in->body, 0, d1, w, NULL, mask && b == &p->model_b);
       else
-        why = walk_segment(P, z, &in->cond_b, 0, d1, w, NULL) ?:
-              walk_segment(P, z, &in->body, 0, d1, w, NULL);
+        why = walk_segment(P, z, &in->cond_b, 0, d1, w, NULL, false) ?:
+              walk_segment(P, z, &in->body, 0, d1, w, NULL, false);
       if (why) return why;
       if (in->op == IR_IF) /* written on both branches: certain */
         for (size_t r = 0; r < nr; r++) def[r] = def[r] || (d1[r] && d2[r]);
@@ -314,7 +339,7 @@ static const char *segment_ok(const Plan *P, const IrInstr *z, const IrBlock *b,
     if (!mask || mask[i]) mark_writes(&(IrBlock){1, &b->ins[i]}, 0, w);
   if (allow >= 0) w[allow] = false; /* a chain's state, which the rewrite sets */
   def[z->dst] = true;
-  return walk_segment(P, z, b, from, def, w, mask);
+  return walk_segment(P, z, b, from, def, w, mask, false);
 }
 
 /* The segment of the choice z at b[from - 1] as a set: the instructions of
@@ -772,20 +797,33 @@ static IrProgram *rewrite(const Plan *P, bool marg);
 /* A discrete scalar in another's segment is summed out inside it (the
    innermost such segment is its parent); the outer one is enumerated only
    when the inner one is, and is neither a chain nor an array. */
+static bool holds(const IrInstr *in, const IrInstr *x);
+
 static void plan_nesting(Plan *P) {
   for (int i = P->pub->n - 1; i >= 0; i--) {
     Site *s = &P->sites[i];
     EnumLatent *L = &P->pub->lat[i];
     for (int k = i - 1; k >= 0; k--) {
       const Site *e = &P->sites[k];
-      if (!e->mask || s->ins < e->seg->ins || s->ins >= e->seg->ins + e->seg->n ||
-          !e->mask[s->ins - e->seg->ins])
+      if (!e->mask) continue;
+      /* in a loop at the top level of its segment (a chain's step, a
+         per-datapoint choice): summed inside its sum per value */
+      const IrInstr *deep = NULL;
+      for (int q = e->from; q < e->seg->n && !deep && !e->nested; q++)
+        if (e->mask[q] && &e->seg->ins[q] != s->ins && holds(&e->seg->ins[q], s->ins))
+          deep = &e->seg->ins[q];
+      if (!deep && (s->ins < e->seg->ins || s->ins >= e->seg->ins + e->seg->n ||
+                    !e->mask[s->ins - e->seg->ins]))
         continue;
       s->parent = k;
       EnumLatent *E = &P->pub->lat[k];
       const char *why = !L->ok ? "is not enumerated"
-                        : s->chain || s->loop ? "is a chain or an array, not enumerated inside another's segment"
-                                              : NULL;
+                        : s->loop ? "is an array, not enumerated inside another's segment"
+                        : deep && !(e->top && deep->op == IR_FOR &&
+                                    (s->chain == deep || (!s->nested && s->outer == deep)))
+                            ? "is not directly in a loop of its segment (not enumerated yet)"
+                        : !deep && s->chain ? "is a chain, not enumerated inside another's segment"
+                                            : NULL;
       if (why && E->ok) {
         E->ok = false;
         E->why = gc_printf("%s:%d:%d: the discrete latent '%s' (line %d) in its segment %s",
@@ -797,6 +835,227 @@ static void plan_nesting(Plan *P) {
       break;
     }
   }
+}
+
+/* ---- variable elimination: the groups ------------------------------------- */
+
+/* Does the instruction score (an observation, a factor, a condition, a
+   choice), here or in a nested block? */
+static bool has_score(const IrInstr *in) {
+  if (in->op == IR_OBSERVE || in->op == IR_FACTOR || in->op == IR_CONDITION || in->op == IR_SAMPLE)
+    return true;
+  const IrBlock *subs[4] = {&in->then_b, &in->else_b, &in->cond_b, &in->body};
+  for (int k = 0; k < 4; k++)
+    for (int i = 0; i < subs[k]->n; i++)
+      if (has_score(&subs[k]->ins[i])) return true;
+  return false;
+}
+
+/* Does the instruction hold x (itself or nested)? */
+static bool holds(const IrInstr *in, const IrInstr *x) {
+  if (in == x) return true;
+  const IrBlock *subs[4] = {&in->then_b, &in->else_b, &in->cond_b, &in->body};
+  for (int k = 0; k < 4; k++)
+    for (int i = 0; i < subs[k]->n; i++)
+      if (holds(&subs[k]->ins[i], x)) return true;
+  return false;
+}
+
+static int bits(unsigned x) { return __builtin_popcount(x); }
+
+/* Is a categorical member's support size fixed whatever the others' values:
+   its parameter not written in the segment, or an element of an array that
+   is not (arrays are rectangular)?  Then its size is known before the
+   tables are made. */
+static bool size_fixed(const Plan *P, const Group *g, const Site *s, const bool *w) {
+  if (s->kind != SUP_CATEGORICAL) return true;
+  int r = s->ins->dist.params[0];
+  if (!w[r]) return true;
+  const IrInstr *d = NULL;
+  int nd = 0;
+  for (int i = g->from; i < g->b->n; i++)
+    if (g->mask[i] && g->b->ins[i].dst == r) d = &g->b->ins[i], nd++;
+  return nd == 1 && count_writes(g->b, g->from, r) == 1 && d->op == IR_INDEX && d->nidx == 1 &&
+         d->idx[0].kind == IX_SINGLE && !w[d->args[0]] && P->p->main.regtypes[d->args[0]].ndims == 1;
+}
+
+/* The scopes of the segment's instructions: a member's choice depends on
+   itself and what its parameters depend on; any other instruction on what
+   the registers it reads depend on, and what it writes then does too (a
+   union over the writes: a scope too large costs time, never accuracy). */
+static void group_scopes(const Plan *P, Group *g) {
+  const IrBlock *b = g->b;
+  size_t nr = (size_t)P->p->main.nregs;
+  unsigned *tm = gc_alloc_atomic(sizeof *tm * nr);
+  memset(tm, 0, sizeof *tm * nr);
+  g->isc = gc_alloc_atomic(sizeof *g->isc * (size_t)(b->n + 1));
+  g->iscore = gc_alloc_atomic((size_t)b->n + 1);
+  memset(g->isc, 0, sizeof *g->isc * (size_t)(b->n + 1));
+  memset(g->iscore, 0, (size_t)b->n + 1);
+  bool *w = gc_alloc_atomic(nr);
+  for (int i = g->from - 1; i < b->n; i++) {
+    if (i >= g->from && !g->mask[i]) continue;
+    const IrInstr *in = &b->ins[i];
+    int j = -1;
+    for (int k = 0; k < g->m; k++)
+      if (g->at[k] == i) j = k;
+    unsigned sc = 0;
+    for (size_t r = 0; r < nr; r++)
+      if (tm[r] && reads_reg(in, (int)r)) sc |= tm[r];
+    if (j >= 0) {
+      sc |= 1u << j;
+      tm[in->dst] = 1u << j;
+    } else {
+      memset(w, 0, nr);
+      mark_writes(&(IrBlock){1, (IrInstr *)in}, 0, w);
+      for (size_t r = 0; r < nr; r++)
+        if (w[r]) tm[r] |= sc;
+      g->iscore[i] = has_score(in);
+    }
+    g->isc[i] = sc;
+  }
+}
+
+/* The min-fill order over the group's interaction graph (members linked
+   when a factor holds both): eliminate the one whose neighbours lack the
+   fewest links among themselves, then the fewest neighbours, then the
+   latest (inner sums first). */
+static void group_order(Group *g) {
+  unsigned adj[GROUP_MAX] = {0};
+  for (int i = g->from - 1; i < g->b->n; i++) {
+    unsigned sc = g->isc[i];
+    bool factor = i == g->from - 1 || g->iscore[i];
+    for (int k = 0; k < g->m; k++) factor |= g->at[k] == i;
+    if (!factor || (i >= g->from && !g->mask[i])) continue;
+    for (int j = 0; j < g->m; j++)
+      if (sc >> j & 1) adj[j] |= sc & ~(1u << j);
+  }
+  unsigned left = (1u << g->m) - 1;
+  for (int s = 0; s < g->m; s++) {
+    int best = -1, bf = 0, bd = 0;
+    for (int v = g->m - 1; v >= 0; v--) {
+      if (!(left >> v & 1)) continue;
+      unsigned nb = adj[v] & left;
+      int fill = 0;
+      for (int a = 0; a < g->m; a++)
+        if (nb >> a & 1) fill += bits(nb & ~adj[a] & ~(1u << a));
+      if (best < 0 || fill < bf || (fill == bf && bits(nb) < bd)) best = v, bf = fill, bd = bits(nb);
+    }
+    unsigned nb = adj[best] & left;
+    g->order[s] = best;
+    g->step[s] = nb | 1u << best;
+    for (int a = 0; a < g->m; a++)
+      if (nb >> a & 1) adj[a] |= nb & ~(1u << a);
+    left &= ~(1u << best);
+  }
+}
+
+/* The groups: each enumerated root scalar (a segment set, no parent) with
+   the scalars summed inside it, when they all lie at the top level of its
+   segment, no other choice lies in it, their supports' sizes are fixed, and
+   the order's largest factor is over fewer latents than the deepest
+   nesting.  Others keep the nested sums. */
+static void plan_groups(Plan *P) {
+  EnumPlan *pl = P->pub;
+  for (int r = 0; r < pl->n; r++) {
+    Site *R = &P->sites[r];
+    if (!pl->lat[r].ok || !R->mask || R->parent >= 0 || R->chain || R->loop) continue;
+    Group g = {.b = R->seg, .from = R->from, .mask = R->mask};
+    bool fits = true;
+    for (int i = r; i < pl->n && fits; i++) {
+      int a = i;
+      while (a >= 0 && a != r) a = P->sites[a].parent;
+      const Site *s = &P->sites[i];
+      if (a != r) { /* not a member: it must not lie in the segment */
+        for (int k = R->from; k < R->seg->n && fits; k++)
+          fits = !R->mask[k] || !holds(&R->seg->ins[k], s->ins);
+        fits = fits && !(s->loop && s->seg == R->seg);
+        continue;
+      }
+      int at = (int)(s->ins - R->seg->ins);
+      fits = g.m < GROUP_MAX && pl->lat[i].ok && s->seg == R->seg && at >= 0 && at < R->seg->n &&
+             !s->chain && !s->loop && count_writes(&P->p->model_b, 0, s->ins->dst) == 1 &&
+             P->p->main.regtypes[s->ins->dst].ndims == 0;
+      if (fits) g.mem[g.m] = i, g.at[g.m++] = at;
+    }
+    if (!fits || g.m < 2) continue;
+    int nr = P->p->main.nregs;
+    bool *w = gc_alloc_atomic((size_t)nr);
+    memset(w, 0, (size_t)nr);
+    for (int k = R->from; k < R->seg->n; k++)
+      if (R->mask[k]) mark_writes(&(IrBlock){1, &R->seg->ins[k]}, 0, w);
+    for (int j = 0; j < g.m && fits; j++) fits = size_fixed(P, &g, &P->sites[g.mem[j]], w);
+    if (!fits) continue;
+    group_scopes(P, &g);
+    unsigned seen[GROUP_MAX + 9];
+    int ns = 0;
+    for (int i = g.from; i < g.b->n && ns <= GROUP_MAX + 8; i++) {
+      bool dup = false;
+      for (int k = 0; k < ns; k++) dup |= seen[k] == g.isc[i];
+      if (g.mask[i] && g.iscore[i] && !dup) seen[ns++] = g.isc[i];
+    }
+    if (ns > GROUP_MAX + 8) continue; /* more tables than TAB_MAX holds: nested sums */
+    group_order(&g);
+    /* nested sums cost the product of the sizes along the deepest nesting,
+       elimination the product over its largest step: where the step is no
+       smaller (b | a alone, a triangle) the nested sums are kept, having
+       no tables to fill */
+    int deepest = 0, widest = 0;
+    for (int j = 0; j < g.m; j++) {
+      int dpt = 0;
+      for (int a = g.mem[j]; a >= 0; a = P->sites[a].parent) dpt++;
+      if (dpt > deepest) deepest = dpt;
+      if (bits(g.step[j]) > widest) widest = bits(g.step[j]);
+    }
+    if (widest >= deepest) continue;
+    Group *ng = gc_alloc(sizeof *ng * (size_t)(P->ngroups + 1));
+    if (P->ngroups) memcpy(ng, P->groups, sizeof *ng * (size_t)P->ngroups);
+    ng[P->ngroups] = g;
+    P->groups = ng;
+    P->ngroups++;
+    for (int j = 0; j < g.m; j++) { /* the factor each is summed in: its step's */
+      int s = 0;
+      while (g.order[s] != j) s++;
+      EnumLatent *L = &pl->lat[g.mem[j]];
+      int *sc = gc_alloc_atomic(sizeof(int) * GROUP_MAX), n = 0;
+      const char *within = NULL;
+      for (int k = 0; k < g.m; k++)
+        if (k != j && (g.step[s] >> k & 1)) {
+          sc[n++] = g.mem[k];
+          within = within ? gc_printf("%s', '%s", within, pl->lat[g.mem[k]].name)
+                          : pl->lat[g.mem[k]].name;
+        }
+      L->nsc = n, L->sc = sc, L->within = within;
+      P->sites[g.mem[j]].group1 = P->ngroups;
+    }
+  }
+  /* the others: the enclosing sums' latents */
+  for (int i = 0; i < pl->n; i++) {
+    EnumLatent *L = &pl->lat[i];
+    if (P->sites[i].group1 || L->parent < 0) continue;
+    int n = 0;
+    for (int k = L->parent; k >= 0; k = pl->lat[k].parent) n++;
+    int *sc = gc_alloc_atomic(sizeof(int) * (size_t)n);
+    for (int k = L->parent, q = n; k >= 0; k = pl->lat[k].parent) sc[--q] = k;
+    L->nsc = n, L->sc = sc;
+  }
+  /* the order they are summed out in: inner sums first, a group's in its order */
+  int *el = gc_alloc_atomic(sizeof(int) * (size_t)(pl->n + 1)), ne = 0;
+  bool any = false;
+  for (int i = pl->n - 1; i >= 0; i--) {
+    if (!pl->lat[i].ok) continue;
+    any |= pl->lat[i].nsc > 0;
+    int gi = P->sites[i].group1 - 1;
+    if (gi < 0) {
+      el[ne++] = i;
+      continue;
+    }
+    const Group *g = &P->groups[gi];
+    if (g->mem[g->m - 1] != i) continue; /* written out at its last member */
+    for (int s = 0; s < g->m; s++) el[ne++] = g->mem[g->order[s]];
+  }
+  pl->elim = any ? el : NULL;
+  pl->nelim = any ? ne : 0;
 }
 
 static EnumPlan *plan_program(const IrProgram *p, const IrAnalysis *a, bool inlined) {
@@ -858,6 +1117,7 @@ static EnumPlan *plan_program(const IrProgram *p, const IrAnalysis *a, bool inli
       }
     }
   if (p->has_guide || a->nparams > 0) all = false;
+  plan_groups(&P);
   P.pub->all = all;
   if (all) P.pub->prog = rewrite(&P, false), P.pub->prog_marg = rewrite(&P, true);
   return P.pub;
@@ -889,9 +1149,12 @@ static long numel_of(const IrProgram *p, const Value *R, const IrBlock *b, int r
       if (in->op == IR_SAMPLE && in->nsizes >= 1 && int_at(p, R, in->sizes[in->nsizes - 1], &v))
         return v;
       if (in->op == IR_MOVE) return numel_of(p, R, &p->model_b, in->args[0], depth + 1);
-      if (in->op == IR_INDEX && in->nidx == 1 && in->idx[0].kind == IX_SINGLE) {
+      if (in->op == IR_INDEX && in->nidx >= 1) { /* an element of an array (of arrays) */
         Value base = R[in->args[0]];
-        if (base.k == V_ARR && base.a->n > 0) return (long)val_numel(base.a->e[0]);
+        int k = 0;
+        for (; k < in->nidx && in->idx[k].kind == IX_SINGLE && base.k == V_ARR && base.a->n > 0; k++)
+          base = base.a->e[0];
+        if (k == in->nidx && k > 0) return (long)val_numel(base);
       }
     }
     const IrBlock *subs[3] = {&in->then_b, &in->else_b, &in->body};
@@ -933,10 +1196,13 @@ void enum_sizes(EnumPlan *pl, const Value *R) {
         L->size = hk >= lk ? hk - lk + 1 : 0;
     }
     if (L->chain && L->size > 0) L->size *= L->size; /* K x K per step */
+  }
+  for (int i = 0; i < pl->n; i++) { /* the factor it is summed in: with sc's */
+    EnumLatent *L = &pl->lat[i];
     L->joint = L->size;
-    if (L->parent >= 0) { /* summed inside its parent's sum: the joint factor */
-      long pj = pl->lat[L->parent].joint;
-      L->joint = pj < 0 || L->size < 0 ? -1 : pj * L->size;
+    for (int k = 0; k < L->nsc && L->joint >= 0; k++) {
+      long z = pl->lat[L->sc[k]].size;
+      L->joint = z < 0 ? -1 : L->joint * z;
     }
     if (!L->ok) continue;
     if (L->joint < 0) pl->largest = -1;
@@ -1236,9 +1502,18 @@ static int support_value(Rw *W, Code *c, const Site *s, int k) {
   }
 }
 
-/* Is register r a simplex by construction: a simplex latent, an element of
-   an array of them, or a copy of one (on every path that writes it)?  Then
-   categorical's check of its argument cannot fail and is not made. */
+/* Is r data declared a simplex (or an array of them), which loading the
+   data checked? */
+static bool data_simplex(const Plan *P, int r) {
+  if (P->written[r]) return false;
+  const IrInstr *d = find_def(&P->p->data_b, r);
+  return d && d->op == IR_DATA && d->con.kind == CON_SIMPLEX && count_writes(&P->p->data_b, 0, r) == 1;
+}
+
+/* Is register r a simplex by construction: a simplex latent or data, an
+   element of an array of them, or a copy of one (on every path that writes
+   it)?  Then categorical's check of its argument cannot fail and is not
+   made. */
 static bool defs_simplex(const Plan *P, const IrBlock *b, int r, int depth, int *ndefs) {
   for (int i = 0; i < b->n; i++) {
     const IrInstr *in = &b->ins[i];
@@ -1255,6 +1530,7 @@ static bool defs_simplex(const Plan *P, const IrBlock *b, int r, int depth, int 
       return false;
     }
     if (in->op == IR_INDEX && in->nidx == 1 && in->idx[0].kind == IX_SINGLE) {
+      if (data_simplex(P, in->args[0]) && P->p->main.regtypes[in->args[0]].ndims == 1) continue;
       const IrInstr *d = find_def(mb, in->args[0]);
       if (d && d->op == IR_SAMPLE && d->con.kind == CON_SIMPLEX &&
           count_writes(mb, 0, in->args[0]) == 1 && P->p->main.regtypes[in->args[0]].ndims == 1)
@@ -1266,6 +1542,7 @@ static bool defs_simplex(const Plan *P, const IrBlock *b, int r, int depth, int 
 }
 
 static bool known_simplex(const Plan *P, int r) {
+  if (data_simplex(P, r)) return true;
   int n = 0;
   return defs_simplex(P, &P->p->model_b, r, 0, &n) && n > 0;
 }
@@ -1383,10 +1660,10 @@ static void emit_density(Rw *W, Code *c, const Site *s) {
 
 /* The pr_ output of site s (--enum-marginals): P(z = k-th value | draw),
    a vector per scalar, rows by index for one in a loop or an array. */
-static int pr_reg(Rw *W, const Site *s, bool rows) {
+static int pr_reg(Rw *W, const Site *s, int rows) {
   int i = (int)(s - W->P->sites);
   if (W->pr[i] >= 0) return W->pr[i];
-  Type t = ty_make(TY_VECTOR, rows ? 1 : 0);
+  Type t = ty_make(TY_VECTOR, rows);
   int r = W->pr[i] = new_reg(W, t);
   W->names[r] = gc_printf("pr_%s", s->ins->name);
   W->out[W->nout++] = (IrOutput){W->names[r], r, t, OUT_GENERATED};
@@ -1395,7 +1672,7 @@ static int pr_reg(Rw *W, const Site *s, bool rows) {
 
 /* pr = rows of K0 reals, one per index 1..n */
 static int pr_decl(Rw *W, Code *c, const Site *s, int n, int K0) {
-  int r = pr_reg(W, s, true);
+  int r = pr_reg(W, s, 1);
   IrInstr *d = emit(c, IR_DECL, s->ins->pos);
   d->dst = r;
   d->nsizes = 2, d->sizes = regs(2, n, K0);
@@ -1404,6 +1681,14 @@ static int pr_decl(Rw *W, Code *c, const Site *s, int n, int K0) {
 
 static int softmax(Rw *W, Code *c, SrcPos pos, int v) {
   return call_builtin(W, c, pos, "softmax", ty_make(TY_VECTOR, 0), -1, 1, &v);
+}
+
+/* An index 1..K drawn with probabilities softmax(v): categorical_rng of
+   softmax, not categorical_logit_rng, which refuses a term of -inf (a value
+   of probability zero: a structural zero of a transition matrix). */
+static int draw_index(Rw *W, Code *c, SrcPos pos, int v) {
+  int p = softmax(W, c, pos, v);
+  return call_builtin(W, c, pos, "categorical_rng", ty_make(TY_INT, 0), -1, 1, &p);
 }
 
 /* z = v as a choice under z's own name and address (a point mass,
@@ -1507,12 +1792,79 @@ static void emit_for(Code *c, const IrInstr *like, SrcPos pos, int var, int lo, 
   f->body = done(body);
 }
 
+/* Is the chain's transition the same at every step after the first: its
+   distribution's parameters depend on the step's variable t only through
+   t == lo or t != lo (lo the loop's first value, a constant), as in `t == 1 ?
+   init : Gamma[z_prev]`, and its log probabilities have a vector form?  Then
+   they are made once per previous state before the loop (hoist_trans), not
+   once per step. */
+static bool trans_fixed(const Plan *P, const Site *s) {
+  const IrInstr *F = s->chain;
+  const IrBlock *b = &F->body, *mb = &P->p->model_b;
+  const char *f = s->ins->dist.fam->name;
+  if (s->kind != SUP_CATEGORICAL ||
+      !(!strcmp(f, "categorical") ||
+        (!strcmp(f, "categorical_logit") && P->p->main.regtypes[s->ins->dist.params[0]].base == TY_VECTOR &&
+         P->p->main.regtypes[s->ins->dist.params[0]].ndims == 0)))
+    return false;
+  const IrInstr *l0 = find_def(mb, F->args[0]);
+  if (!l0 || l0->op != IR_CONST || l0->imm.k != V_INT || count_writes(mb, 0, F->args[0]) != 1) return false;
+  int nr = P->p->main.nregs;
+  bool *t = gc_alloc_atomic((size_t)nr);
+  memset(t, 0, (size_t)nr);
+  t[F->var] = true;
+  for (int i = 0; i < s->at; i++) {
+    const IrInstr *in = &b->ins[i];
+    if (in->op == IR_BINARY && (in->sub == OP_EQ || in->sub == OP_NE) && in->dst >= 0) {
+      int o = in->args[0] == F->var ? in->args[1] : in->args[1] == F->var ? in->args[0] : -1;
+      const IrInstr *c = o >= 0 ? find_def(b, o) : NULL;
+      if (o >= 0 && !c) c = find_def(mb, o);
+      if (c && c->op == IR_CONST && c->imm.k == V_INT && c->imm.i == l0->imm.i &&
+          count_writes(mb, 0, o) == 1) {
+        t[in->dst] = false; /* the same at every step after the first */
+        continue;
+      }
+    }
+    taint_step(P, in, t);
+  }
+  for (int k = 0; k < s->ins->dist.nparams; k++)
+    if (t[s->ins->dist.params[k]]) return false;
+  return true;
+}
+
+/* The transitions' log probabilities at a step after the first, one vector
+   per previous state j (LG[j]), made once before the loop: the part before
+   the choice run at t = lo + 1 for each j.  Only when the loop has a second
+   step (else nothing reads them). */
+static int hoist_trans(Rw *W, Code *c, const Site *s) {
+  const IrInstr *F = s->chain;
+  SrcPos pos = s->ins->pos;
+  IrBlock pre = {s->at, F->body.ins};
+  Type ti = ty_make(TY_INT, 0);
+  int lo = F->args[0], hi = F->args[1], one = k_int(W, c, pos, 1);
+  Code h = {0}, jb = {0};
+  move(&h, pos, F->var, binop(W, &h, pos, OP_ADD, lo, one, ti));
+  put_state(W, &h, s, support_value(W, &h, s, one));
+  append(&h, copy_block(W, &pre, 0, M_DRAW, -1));
+  int K = support_size(W, &h, s);
+  IrInstr *d = emit(&h, IR_DECL, pos);
+  int LG = d->dst = new_reg(W, ty_make(TY_VECTOR, 1));
+  d->nsizes = 2, d->sizes = regs(2, K, K);
+  int j = new_reg(W, ti);
+  put_state(W, &jb, s, support_value(W, &jb, s, j));
+  append(&jb, copy_block(W, &pre, 0, M_DRAW, -1));
+  store1(&jb, pos, LG, j, lp_vector(W, &jb, s, K));
+  emit_for(&h, NULL, pos, j, one, K, &jb);
+  emit_if(c, pos, binop(W, c, pos, OP_GT, hi, lo, ty_make(TY_BOOL, 0)), &h, NULL);
+  return LG;
+}
+
 /* A chain by the forward algorithm: alpha[k] = log p(the data so far, this
    step's choice = the k-th value), one K x K log-sum-exp per step; the
    density adds log_sum_exp(alpha) after the loop.  The draws pass keeps
    every step's alpha, draws the choices backwards (forward filtering,
    backward sampling) and replays the loop with them. */
-static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
+static void emit_chain(Rw *W, Code *c, const Site *s, bool draw, int lp) {
   const IrInstr *F = s->chain;
   SrcPos pos = s->ins->pos;
   IrBlock pre = {s->at, F->body.ins}, post = {F->body.n - s->at - 1, F->body.ins + s->at + 1};
@@ -1524,11 +1876,11 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   move(c, pos, started, k_int(W, c, pos, 0));
   if (!s->carry_arr) move(c, pos, c0, s->carry);
   /* alpha changes size after the first step: a copy, not a declared size */
-  IrInstr *d = emit(c, IR_DECL, pos);
-  int a0 = d->dst = new_reg(W, tv), alpha = new_reg(W, tv);
+  IrInstr *d = emit(c, IR_DECL, pos); /* declared, not copied: inside another's sum this
+                                          runs again after alpha had K entries */
+  int alpha = d->dst = new_reg(W, tv);
   d->nsizes = 1, d->sizes = regs(1, one);
-  store1(c, pos, a0, one, k_real(W, c, pos, 0));
-  move(c, pos, alpha, a0);
+  store1(c, pos, alpha, one, k_real(W, c, pos, 0));
   int niter = -1, K0 = -1, AL = -1;
   Code dc = {0}; /* the draws pass: only for a loop that runs */
   if (draw) {
@@ -1541,6 +1893,7 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
     AL = d->dst = new_reg(W, ty_make(TY_VECTOR, 1));
     d->nsizes = 2, d->sizes = regs(2, niter, K0);
   }
+  int LG = trans_fixed(W->P, s) ? hoist_trans(W, draw ? &dc : c, s) : -1;
   /* forward: per previous state j, the part before the choice (which makes
      the transition's distribution) and its log probabilities as a vector;
      MX[j, k] = alpha[j] + the step's log density from j to k; then
@@ -1563,29 +1916,39 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   }
   int MX = decl(W, &body, pos, ty_make(TY_MATRIX, 0), m, K);
   int j = new_reg(W, ti), k = new_reg(W, ti);
-  Code jb = {0}, kb = {0};
-  set_state(W, &jb, s, started, c0, j);
-  int lp0 = new_reg(W, tr);
-  move(&jb, pos, lp0, index1(W, &jb, pos, alpha, j, tr));
-  append(&jb, copy_block(W, &pre, 0, M_ACC, lp0));
-  int lpv = lp_vector(W, &jb, s, K);
-  int lpk = lpv >= 0 ? index1(W, &kb, pos, lpv, k, tr) : -1, x;
-  if (free_post) {
-    if (lpk < 0) {
-      int n = s->ins->dist.nparams;
-      int *args = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
-      args[0] = support_value(W, &kb, s, k);
-      memcpy(args + 1, s->ins->dist.params, sizeof(int) * (size_t)n);
-      lpk = call_builtin(W, &kb, pos, lp_name(s->ins->dist.fam), tr, -1, n + 1, args);
+  /* the loop over j, twice when the transitions are hoisted: the first step
+     makes its log probabilities, the later ones read LG[j, k] */
+  Code ver[2] = {{0}, {0}};
+  for (int later = 0; later < (LG >= 0 ? 2 : 1); later++) {
+    Code jb = {0}, kb = {0};
+    set_state(W, &jb, s, started, c0, j);
+    int lp0 = new_reg(W, tr);
+    move(&jb, pos, lp0, index1(W, &jb, pos, alpha, j, tr));
+    append(&jb, copy_block(W, &pre, 0, M_ACC, lp0));
+    int lpv = later ? -1 : lp_vector(W, &jb, s, K);
+    int lpk = later ? index2(W, &kb, pos, LG, j, k, tr) : lpv >= 0 ? index1(W, &kb, pos, lpv, k, tr) : -1, x;
+    if (free_post) {
+      if (lpk < 0) {
+        int n = s->ins->dist.nparams;
+        int *args = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+        args[0] = support_value(W, &kb, s, k);
+        memcpy(args + 1, s->ins->dist.params, sizeof(int) * (size_t)n);
+        lpk = call_builtin(W, &kb, pos, lp_name(s->ins->dist.fam), tr, -1, n + 1, args);
+      }
+      x = binop(W, &kb, pos, OP_ADD, binop(W, &kb, pos, OP_ADD, lp0, lpk, tr),
+                index1(W, &kb, pos, E, k, tr), tr);
+    } else {
+      x = step_lp(W, &kb, s, post, support_value(W, &kb, s, k), lp0, lpk);
     }
-    x = binop(W, &kb, pos, OP_ADD, binop(W, &kb, pos, OP_ADD, lp0, lpk, tr),
-              index1(W, &kb, pos, E, k, tr), tr);
-  } else {
-    x = step_lp(W, &kb, s, post, support_value(W, &kb, s, k), lp0, lpk);
+    store2(&kb, pos, MX, j, k, x);
+    emit_for(&jb, NULL, pos, k, one, K, &kb);
+    emit_for(&ver[later], NULL, pos, j, one, m, &jb);
   }
-  store2(&kb, pos, MX, j, k, x);
-  emit_for(&jb, NULL, pos, k, one, K, &kb);
-  emit_for(&body, NULL, pos, j, one, m, &jb);
+  if (LG >= 0)
+    emit_if(&body, pos, binop(W, &body, pos, OP_NE, started, k_int(W, &body, pos, 0), ty_make(TY_BOOL, 0)),
+            &ver[1], &ver[0]);
+  else
+    append(&body, done(&ver[0]));
   /* alpha is declared anew (the compiled code keeps a vector's size across
      copies, and alpha grows from 1 to K after the first step) */
   IrInstr *da = emit(&body, IR_DECL, pos);
@@ -1599,6 +1962,10 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   if (!draw) {
     emit_for(c, F, pos, F->var, lo, hi, &body);
     int lse = emit_lse(W, c, pos, alpha, -1, m);
+    if (lp >= 0) { /* inside another's sum */
+      add_lp(W, c, pos, lp, lse);
+      return;
+    }
     IrInstr *f = emit(c, IR_FACTOR, pos);
     f->nargs = 1;
     f->args = regs(1, lse);
@@ -1612,7 +1979,7 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   int KS = d->dst = new_reg(W, ty_make(TY_INT, 1));
   d->nsizes = 1, d->sizes = regs(1, niter);
   int aT = index1(W, &dc, pos, AL, niter, tv);
-  store1(&dc, pos, KS, niter, call_builtin(W, &dc, pos, "categorical_logit_rng", ti, -1, 1, &aT));
+  store1(&dc, pos, KS, niter, draw_index(W, &dc, pos, aT));
   int r = new_reg(W, ti);
   Code rb = {0}, wb = {0};
   int pr = -1, beta = -1;
@@ -1638,7 +2005,7 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw) {
   append(&wb, copy_block(W, &pre, 0, M_ACC, lq));
   store1(&wb, pos, w, jj, step_lp(W, &wb, s, post, support_value(W, &wb, s, knext), lq, -1));
   emit_for(&rb, NULL, pos, jj, one, K0, &wb);
-  store1(&rb, pos, KS, i, call_builtin(W, &rb, pos, "categorical_logit_rng", ti, -1, 1, &w));
+  store1(&rb, pos, KS, i, draw_index(W, &rb, pos, w));
   if (W->marg) { /* beta_i[j] = log_sum_exp_k(M_{i+1}[j, k] + beta_{i+1}[k]) */
     d = emit(&rb, IR_DECL, pos);
     int nb = d->dst = new_reg(W, tv);
@@ -1685,19 +2052,94 @@ static const Site *site_chain(const Plan *P, const IrInstr *F) {
   return NULL;
 }
 
+/* The loops around x in b, outermost first (at most 8), and whether an if is
+   on the way; -1 when b does not hold x. */
+static int enclosing(const IrBlock *b, const IrInstr *x, const IrInstr **loops, int n, bool *branch) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    if (in == x) return n;
+    if (!holds(in, x)) continue;
+    if (in->op == IR_FOR && n < 8) loops[n++] = in;
+    else if (in->op == IR_FOR) return -1;
+    if (in->op == IR_IF) *branch = true;
+    if (in->op == IR_WHILE) return -1;
+    const IrBlock *subs[3] = {&in->then_b, &in->else_b, &in->body};
+    for (int k = 0; k < 3; k++) {
+      int r = enclosing(subs[k], x, loops, n, branch);
+      if (r >= 0) return r;
+    }
+    return -1;
+  }
+  return -1;
+}
+
+/* A latent under an if or in a loop in a loop (Site.nested) has pr_ rows
+   indexed by its loops' variables when the loops' bounds and its support's
+   size are known once the data is loaded (they size the output before the
+   outermost loop); rows where its branch does not run stay 0. */
+static int nested_loops(const Rw *W, const Site *s, const IrInstr **loops) {
+  const Plan *P = W->P;
+  bool br = false;
+  int n = enclosing(&P->p->model_b, s->ins, loops, 0, &br);
+  for (int l = 0; l < n; l++)
+    for (int k = 0; k < 2; k++) { /* data, or a constant wherever it is made */
+      int r = loops[l]->args[k];
+      const IrInstr *d = find_def(&P->p->model_b, r);
+      if (!data_reg(P, r) && !(d && d->op == IR_CONST && count_writes(&P->p->model_b, 0, r) == 1))
+        return -1;
+    }
+  if (s->kind == SUP_CATEGORICAL && !data_reg(P, s->ins->dist.params[0])) return -1;
+  return n;
+}
+
+/* Before the model block's statement `in`: the pr_ outputs of the nested
+   latents it holds, declared (loops' upper bounds x the support's size). */
+static void nested_pr_decl(Rw *W, Code *c, const IrInstr *in) {
+  const Plan *P = W->P;
+  for (int i = 0; i < P->pub->n; i++) {
+    const Site *s = &P->sites[i];
+    const IrInstr *loops[8];
+    int n;
+    if (!s->nested || !P->pub->lat[i].ok || s->group1 || !holds(in, s->ins) ||
+        (n = nested_loops(W, s, loops)) < 0)
+      continue;
+    int r = pr_reg(W, s, n);
+    int *sz = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+    for (int l = 0; l < n; l++) sz[l] = loops[l]->args[1];
+    sz[n] = support_size(W, c, s);
+    IrInstr *d = emit(c, IR_DECL, s->ins->pos);
+    d->dst = r;
+    d->nsizes = n + 1, d->sizes = sz;
+  }
+}
+
 /* The enumerated site in the draws pass: z from softmax(acc), then its
    segment once with that value. */
 static void emit_draw(Rw *W, Code *c, const Site *s) {
   SrcPos pos = s->ins->pos;
   int K, norm;
   int acc = emit_acc(W, c, s, &K, &norm);
-  Type ti = ty_make(TY_INT, 0);
-  if (W->marg && !s->nested) { /* under an if or in nested loops: no pr_ output (not yet) */
-    if (s->loop) store1(c, pos, pr_reg(W, s, true), s->loop->var, softmax(W, c, pos, acc));
-    else if (s->top) move(c, pos, pr_reg(W, s, false), softmax(W, c, pos, acc));
-    else store1(c, pos, pr_reg(W, s, true), s->outer->var, softmax(W, c, pos, acc));
+  if (W->marg && !s->nested) {
+    if (s->loop) store1(c, pos, pr_reg(W, s, 1), s->loop->var, softmax(W, c, pos, acc));
+    else if (s->top) move(c, pos, pr_reg(W, s, 0), softmax(W, c, pos, acc));
+    else store1(c, pos, pr_reg(W, s, 1), s->outer->var, softmax(W, c, pos, acc));
+  } else if (W->marg && W->pr[s - W->P->sites] >= 0) { /* nested: declared by nested_pr_decl */
+    const IrInstr *loops[8];
+    int n = nested_loops(W, s, loops);
+    int sm = softmax(W, c, pos, acc);
+    if (n == 0) {
+      move(c, pos, W->pr[s - W->P->sites], sm);
+    } else {
+      IrInstr *st = emit(c, IR_STORE, pos);
+      st->dst = W->pr[s - W->P->sites];
+      st->nargs = 1;
+      st->args = regs(1, sm);
+      st->nidx = n;
+      st->idx = gc_alloc_atomic(sizeof(IrIndex) * (size_t)n);
+      for (int l = 0; l < n; l++) st->idx[l] = (IrIndex){IX_SINGLE, loops[l]->var, -1};
+    }
   }
-  int k = call_builtin(W, c, pos, "categorical_logit_rng", ti, -1, 1, &acc);
+  int k = draw_index(W, c, pos, acc);
   int v = support_value(W, c, s, k);
   if (s->loop) store1(c, pos, s->ins->dst, s->loop->var, v);
   else if (s->top) move(c, pos, s->ins->dst, v);
@@ -1717,6 +2159,306 @@ static const Site *site_at(const Plan *P, const IrBlock *b, int i) {
   for (int k = 0; k < P->pub->n; k++)
     if (P->sites[k].loop && P->sites[k].seg == b && P->sites[k].from == i) return &P->sites[k];
   return NULL;
+}
+
+/* ---- variable elimination: the code ----------------------------------------- */
+
+/* A factor: a table of log densities over the members of sc, flattened with
+   the last member varying fastest (stride[j] per member j of sc). */
+/* the tables alive at once: a prior per member, a table per scope of the
+   segment's scores (plan_groups caps them), one more per elimination */
+#define TAB_MAX (2 * GROUP_MAX + 8)
+
+typedef struct Tab {
+  unsigned sc;
+  int reg;
+  int stride[GROUP_MAX];
+} Tab;
+
+static Tab new_tab(Rw *W, Code *c, SrcPos pos, unsigned sc, const int *K, int m) {
+  Tab t = {.sc = sc};
+  Type ti = ty_make(TY_INT, 0);
+  int n = k_int(W, c, pos, 1);
+  for (int j = m - 1; j >= 0; j--)
+    if (sc >> j & 1) t.stride[j] = n, n = binop(W, c, pos, OP_MUL, n, K[j], ti);
+  t.reg = decl(W, c, pos, ty_make(TY_VECTOR, 0), n, -1);
+  return t;
+}
+
+/* t's flat index at the members' indices cur[j] (1-based), and its entry */
+static int tab_idx(Rw *W, Code *c, SrcPos pos, const Tab *t, const int *cur, int m) {
+  Type ti = ty_make(TY_INT, 0);
+  int idx = k_int(W, c, pos, 1), one = -1;
+  for (int j = 0; j < m; j++) {
+    if (!(t->sc >> j & 1)) continue;
+    if (one < 0) one = k_int(W, c, pos, 1);
+    int d = binop(W, c, pos, OP_SUB, cur[j], one, ti);
+    idx = binop(W, c, pos, OP_ADD, idx, binop(W, c, pos, OP_MUL, d, t->stride[j], ti), ti);
+  }
+  return idx;
+}
+
+static int tab_at(Rw *W, Code *c, SrcPos pos, const Tab *t, const int *cur, int m) {
+  return index1(W, c, pos, t->reg, tab_idx(W, c, pos, t, cur, m), ty_make(TY_REAL, 0));
+}
+
+/* Loops over every assignment of the members of sc (program order), each
+   loop variable into cur[j]; setz: each member's register set to its value
+   as its loop starts.  loops_open returns the innermost body. */
+typedef struct Loops {
+  int n, j[GROUP_MAX];
+  Code body[GROUP_MAX];
+} Loops;
+
+static Code *loops_open(Rw *W, Loops *L, Code *c, const Group *g, unsigned sc, int *cur, bool setz) {
+  memset(L, 0, sizeof *L);
+  Type ti = ty_make(TY_INT, 0);
+  for (int j = 0; j < g->m; j++) {
+    if (!(sc >> j & 1)) continue;
+    const Site *s = &W->P->sites[g->mem[j]];
+    Code *b = &L->body[L->n];
+    cur[j] = new_reg(W, ti);
+    if (setz) move(b, s->ins->pos, s->ins->dst, support_value(W, b, s, cur[j]));
+    L->j[L->n++] = j;
+  }
+  return L->n ? &L->body[L->n - 1] : c;
+}
+
+static void loops_close(Rw *W, Loops *L, Code *c, const int *cur, const int *K, SrcPos pos) {
+  for (int l = L->n - 1; l >= 0; l--) {
+    Code *outer = l ? &L->body[l - 1] : c;
+    emit_for(outer, NULL, pos, cur[L->j[l]], k_int(W, outer, pos, 1), K[L->j[l]], &L->body[l]);
+  }
+}
+
+/* Copies of the segment's instructions lo..hi-1 chosen by sel: 1 as the
+   draws pass copies them (their computations, no scores), 2 with their
+   scores added into lp. */
+static void copy_sel(Rw *W, Code *c, const Group *g, int lo, int hi, const char *sel, int lp) {
+  const IrBlock *b = g->b, *ms = W->mseg;
+  const bool *mm = W->mmask;
+  bool h = W->hoisting;
+  for (int i = lo; i < hi;) {
+    if (!sel[i]) {
+      i++;
+      continue;
+    }
+    int mode = sel[i], j = i;
+    bool *mk = gc_alloc_atomic((size_t)b->n + 1);
+    memset(mk, 0, (size_t)b->n + 1);
+    for (; j < hi && (!sel[j] || sel[j] == mode); j++) mk[j] = sel[j] != 0;
+    W->mseg = b, W->mmask = mk, W->hoisting = true; /* the members' hoisted ones are in it */
+    append(c, copy_block(W, b, i, mode == 2 ? M_ACC : M_DRAW, lp));
+    W->mseg = ms, W->mmask = mm, W->hoisting = h;
+    i = j;
+  }
+}
+
+static int member_at(const Group *g, int i) {
+  for (int j = 0; j < g->m; j++)
+    if (g->at[j] == i) return j;
+  return -1;
+}
+
+/* sel for the instructions of lo..hi-1 whose scope lies in sc: those of
+   exactly scope acc_sc (when >= 0) with their scores, the others for their
+   values alone */
+static char *select_in(const Group *g, unsigned sc, long acc_sc) {
+  char *sel = gc_alloc_atomic((size_t)g->b->n + 1);
+  memset(sel, 0, (size_t)g->b->n + 1);
+  for (int i = g->from; i < g->b->n; i++)
+    if (g->mask[i] && member_at(g, i) < 0 && !(g->isc[i] & ~sc))
+      sel[i] = acc_sc >= 0 && g->iscore[i] && g->isc[i] == (unsigned)acc_sc ? 2 : 1;
+  return sel;
+}
+
+/* Sum out the members in ord[0..n) from the factors fs (*nf of them, updated
+   in place); rec[s], when given, receives the factors step s combined. */
+static void eliminate(Rw *W, Code *c, const Group *g, SrcPos pos, const int *K, Tab *fs, int *nf,
+                      const int *ord, int n, Tab (*rec)[TAB_MAX], int *nrec) {
+  Type ti = ty_make(TY_INT, 0), tr = ty_make(TY_REAL, 0);
+  for (int s = 0; s < n; s++) {
+    int v = ord[s], nc = 0;
+    unsigned U = 0;
+    Tab cons[TAB_MAX];
+    for (int f = 0; f < *nf;) {
+      if (fs[f].sc >> v & 1) {
+        U |= fs[f].sc;
+        cons[nc++] = fs[f];
+        fs[f] = fs[--*nf];
+      } else {
+        f++;
+      }
+    }
+    U &= ~(1u << v);
+    Tab nt = new_tab(W, c, pos, U, K, g->m);
+    int cur[GROUP_MAX];
+    Loops L;
+    int tv = decl(W, c, pos, ty_make(TY_VECTOR, 0), K[v], -1); /* filled anew per assignment */
+    Code *in = loops_open(W, &L, c, g, U, cur, false);
+    Code kb = {0};
+    cur[v] = new_reg(W, ti);
+    int sum = tab_at(W, &kb, pos, &cons[0], cur, g->m);
+    for (int f = 1; f < nc; f++) sum = binop(W, &kb, pos, OP_ADD, sum, tab_at(W, &kb, pos, &cons[f], cur, g->m), tr);
+    store1(&kb, pos, tv, cur[v], sum);
+    emit_for(in, NULL, pos, cur[v], k_int(W, in, pos, 1), K[v], &kb);
+    int lse = emit_lse(W, in, pos, tv, -1, K[v]);
+    store1(in, pos, nt.reg, tab_idx(W, in, pos, &nt, cur, g->m), lse);
+    loops_close(W, &L, c, cur, K, pos);
+    if (rec) {
+      memcpy(rec[s], cons, sizeof(Tab) * (size_t)nc);
+      nrec[s] = nc;
+    }
+    fs[(*nf)++] = nt;
+  }
+}
+
+/* The group rooted at site s in the density (target += the sum over every
+   member's values) or the draws pass (each member drawn from its exact
+   conditional, the last summed first, then the segment run once with
+   them). */
+static void emit_group(Rw *W, Code *c, const Site *R, int mode) {
+  const Plan *P = W->P;
+  const Group *g = &P->groups[R->group1 - 1];
+  SrcPos pos = R->ins->pos;
+  Type ti = ty_make(TY_INT, 0), tr = ty_make(TY_REAL, 0);
+  int m = g->m, K[GROUP_MAX];
+  /* the supports' sizes, fixed (plan_groups) */
+  for (int j = 0; j < m; j++) {
+    const Site *s = &P->sites[g->mem[j]];
+    int si = g->mem[j];
+    const IrInstr *d = NULL;
+    if (s->kind == SUP_CATEGORICAL)
+      for (int i = g->from; i < g->b->n && !d; i++)
+        if (g->mask[i] && g->b->ins[i].dst == s->ins->dist.params[0]) d = &g->b->ins[i];
+    if (W->hK[si] >= 0) {
+      K[j] = W->hK[si];
+    } else if (d) { /* an element of an array: its first element's size */
+      int e = index1(W, c, pos, d->args[0], k_int(W, c, pos, 1), P->p->main.regtypes[d->dst]);
+      K[j] = call_builtin(W, c, pos, "num_elements", ti, -1, 1, &e);
+    } else {
+      K[j] = support_size(W, c, s);
+    }
+  }
+  Tab fs[TAB_MAX];
+  int nf = 0, cur[GROUP_MAX];
+  Loops L;
+  /* each member's own log probabilities: a table over it and what its
+     parameters depend on, its vector of log probabilities made once per
+     assignment of those */
+  for (int j = 0; j < m; j++) {
+    const Site *s = &P->sites[g->mem[j]];
+    int si = g->mem[j];
+    unsigned S = g->isc[g->at[j]], Pj = S & ~(1u << j);
+    Tab t = new_tab(W, c, pos, S, K, m);
+    Code *in = loops_open(W, &L, c, g, Pj, cur, true);
+    copy_sel(W, in, g, g->from, g->at[j], select_in(g, Pj, -1), -1);
+    int lpv = W->hK[si] >= 0 ? W->hV[si] : lp_vector(W, in, s, K[j]);
+    int norm = s->kind == SUP_RANGE ? emit_lse(W, in, pos, lpv, -1, K[j]) : -1;
+    Code kb = {0};
+    cur[j] = new_reg(W, ti);
+    int x;
+    if (lpv >= 0) {
+      x = index1(W, &kb, pos, lpv, cur[j], tr);
+    } else {
+      int n = s->ins->dist.nparams;
+      int *args = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+      args[0] = support_value(W, &kb, s, cur[j]);
+      memcpy(args + 1, s->ins->dist.params, sizeof(int) * (size_t)n);
+      x = call_builtin(W, &kb, pos, lp_name(s->ins->dist.fam), tr, -1, n + 1, args);
+    }
+    if (norm >= 0) x = binop(W, &kb, pos, OP_SUB, x, norm, tr);
+    store1(&kb, pos, t.reg, tab_idx(W, &kb, pos, &t, cur, m), x);
+    emit_for(in, NULL, pos, cur[j], k_int(W, in, pos, 1), K[j], &kb);
+    loops_close(W, &L, c, cur, K, pos);
+    fs[nf++] = t;
+  }
+  /* the segment's scores: one table per scope, each entry the scores of
+     that scope with the members at those values (the values they need,
+     of smaller scopes, computed again there) */
+  unsigned done_sc[TAB_MAX];
+  int nd = 0;
+  for (int i = g->from; i < g->b->n; i++) {
+    if (!g->mask[i] || !g->iscore[i]) continue;
+    unsigned S = g->isc[i];
+    bool seen = false;
+    for (int k = 0; k < nd; k++) seen |= done_sc[k] == S;
+    if (seen) continue;
+    done_sc[nd++] = S;
+    Tab t = new_tab(W, c, pos, S, K, m);
+    Code *in = loops_open(W, &L, c, g, S, cur, true);
+    int lp = new_reg(W, tr);
+    move(in, pos, lp, k_real(W, in, pos, 0));
+    copy_sel(W, in, g, g->from, g->b->n, select_in(g, S, S), lp);
+    store1(in, pos, t.reg, tab_idx(W, in, pos, &t, cur, m), lp);
+    loops_close(W, &L, c, cur, K, pos);
+    fs[nf++] = t;
+  }
+  Tab init[TAB_MAX];
+  int ninit = nf;
+  memcpy(init, fs, sizeof(Tab) * (size_t)nf);
+  Tab rec[GROUP_MAX][TAB_MAX];
+  int nrec[GROUP_MAX];
+  eliminate(W, c, g, pos, K, fs, &nf, g->order, m, mode == M_DRAW ? rec : NULL, nrec);
+  /* every factor left is over no member: their sum */
+  int tot = tab_at(W, c, pos, &fs[0], cur, m);
+  for (int f = 1; f < nf; f++) tot = binop(W, c, pos, OP_ADD, tot, tab_at(W, c, pos, &fs[f], cur, m), tr);
+  if (mode == M_DENSITY) {
+    IrInstr *f = emit(c, IR_FACTOR, pos);
+    f->nargs = 1;
+    f->args = regs(1, tot);
+    return;
+  }
+  /* draws: backwards through the elimination, each from its factors at the
+     values drawn for the later ones */
+  int dk[GROUP_MAX];
+  for (int s = m - 1; s >= 0; s--) {
+    int v = g->order[s];
+    int tv = decl(W, c, pos, ty_make(TY_VECTOR, 0), K[v], -1);
+    Code kb = {0};
+    int at[GROUP_MAX];
+    memcpy(at, dk, sizeof at);
+    at[v] = new_reg(W, ti);
+    int sum = tab_at(W, &kb, pos, &rec[s][0], at, m);
+    for (int f = 1; f < nrec[s]; f++)
+      sum = binop(W, &kb, pos, OP_ADD, sum, tab_at(W, &kb, pos, &rec[s][f], at, m), tr);
+    store1(&kb, pos, tv, at[v], sum);
+    emit_for(c, NULL, pos, at[v], k_int(W, c, pos, 1), K[v], &kb);
+    dk[v] = draw_index(W, c, pos, tv);
+  }
+  if (W->marg && !R->nested) /* each member's marginal: the others summed out first */
+    for (int v = 0; v < m; v++) {
+      const Site *s = &P->sites[g->mem[v]];
+      Tab f2[TAB_MAX];
+      int n2 = ninit, ord[GROUP_MAX], no = 0;
+      memcpy(f2, init, sizeof(Tab) * (size_t)ninit);
+      for (int k = 0; k < m; k++)
+        if (g->order[k] != v) ord[no++] = g->order[k];
+      eliminate(W, c, g, pos, K, f2, &n2, ord, no, NULL, NULL);
+      int tv = decl(W, c, pos, ty_make(TY_VECTOR, 0), K[v], -1);
+      Code kb = {0};
+      int at[GROUP_MAX];
+      at[v] = new_reg(W, ti);
+      int sum = tab_at(W, &kb, pos, &f2[0], at, m);
+      for (int f = 1; f < n2; f++) sum = binop(W, &kb, pos, OP_ADD, sum, tab_at(W, &kb, pos, &f2[f], at, m), tr);
+      store1(&kb, pos, tv, at[v], sum);
+      emit_for(c, NULL, pos, at[v], k_int(W, c, pos, 1), K[v], &kb);
+      if (s->top) move(c, pos, pr_reg(W, s, 0), softmax(W, c, pos, tv));
+      else store1(c, pos, pr_reg(W, s, 1), s->outer->var, softmax(W, c, pos, tv));
+    }
+  /* the segment once with the drawn values, each member a choice where it
+     stands */
+  char *all = select_in(g, ~0u, -1);
+  int prev = g->from;
+  for (int j = 0; j < m; j++) {
+    const Site *s = &P->sites[g->mem[j]];
+    if (g->at[j] >= g->from) copy_sel(W, c, g, prev, g->at[j], all, -1);
+    int v = support_value(W, c, s, dk[j]);
+    if (s->top) move(c, pos, s->ins->dst, v);
+    else point_choice(c, s, v);
+    if (g->at[j] >= g->from) prev = g->at[j] + 1;
+  }
+  copy_sel(W, c, g, prev, g->b->n, all, -1);
 }
 
 /* A copy of b[from..]: M_DENSITY the marginalised model, M_ACC a segment
@@ -1748,8 +2490,8 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
       else emit_draw(W, &c, s);
       break;
     }
-    if (in->op == IR_FOR && mode != M_ACC && (s = site_chain(P, in)) != NULL) {
-      emit_chain(W, &c, s, mode == M_DRAW);
+    if (in->op == IR_FOR && (s = site_chain(P, in)) != NULL) {
+      emit_chain(W, &c, s, mode == M_DRAW, mode == M_ACC ? lp : -1);
       continue;
     }
     if (in->op == IR_SAMPLE && (s = site_of(P, in)) != NULL && (mode != M_ACC || s->mask)) {
@@ -1767,7 +2509,9 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
         if (hoisted_for(P, &s->seg->ins[k], si))
           append(&c, copy_block(W, &(IrBlock){1, &s->seg->ins[k]}, 0, mode, lp));
       W->hoisting = false;
-      if (mode == M_ACC) { /* summed out inside the enclosing segment: lp += its sum */
+      if (s->group1 && mode != M_ACC) { /* variable elimination over its group */
+        emit_group(W, &c, s, mode);
+      } else if (mode == M_ACC) { /* summed out inside the enclosing segment: lp += its sum */
         int K, norm;
         int acc = emit_acc(W, &c, s, &K, &norm);
         int lse = emit_lse(W, &c, in->pos, acc, -1, K);
@@ -1809,6 +2553,7 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
       f->else_b = done(&e);
       continue;
     }
+    if (W->marg && mode == M_DRAW && b == &P->p->model_b) nested_pr_decl(W, &c, in);
     if (W->marg && mode == M_DRAW && in->op == IR_FOR) {
       for (int k = 0; k < P->pub->n; k++) {
         const Site *ls = &P->sites[k];
@@ -1877,12 +2622,16 @@ const char *enum_names(const EnumPlan *pl) {
   return s;
 }
 
-/* A nested latent's joint factor: "2 x 3" (the outermost's size first). */
+/* A latent's joint factor: "2 x 3", the other latents' sizes first, in
+   program order. */
 static const char *joint_text(const EnumPlan *pl, const EnumLatent *L) {
-  const char *s = gc_printf("%ld", L->size);
-  for (int k = L->parent; k >= 0; k = pl->lat[k].parent)
-    s = gc_printf("%ld x %s", pl->lat[k].size, s);
-  return s;
+  const char *s = "";
+  for (int k = 0; k < L->nsc; k++) s = gc_printf("%s%ld x ", s, pl->lat[L->sc[k]].size);
+  if (L->chain && L->size > 0) { /* a chain's step: K x K */
+    long k = lround(sqrt((double)L->size));
+    return gc_printf("%s%ld x %ld", s, k, k);
+  }
+  return gc_printf("%s%ld", s, L->size);
 }
 
 const char *enum_largest_text(const EnumPlan *pl) {
@@ -1890,7 +2639,7 @@ const char *enum_largest_text(const EnumPlan *pl) {
   for (int i = 0; pl && i < pl->n; i++)
     if (pl->lat[i].ok && (!big || pl->lat[i].joint > big->joint)) big = &pl->lat[i];
   if (!big || big->size < 0) return "unknown";
-  if (big->parent >= 0) return joint_text(pl, big);
+  if (big->nsc > 0) return joint_text(pl, big);
   if (!big->chain) return gc_printf("%ld", big->size);
   long k = lround(sqrt((double)big->size));
   return gc_printf("%ld x %ld", k, k);
@@ -1904,10 +2653,10 @@ char *enum_print(const EnumPlan *pl) {
     if (L->ok && L->joint > ENUM_FACTOR_LIMIT)
       s = gc_printf("%s  %s  not enumerated: its factor has %ld terms, above the limit of %d\n",
                     s, L->name, L->joint, ENUM_FACTOR_LIMIT);
-    else if (L->ok && L->parent >= 0 && L->joint >= 0)
+    else if (L->ok && L->nsc > 0 && L->joint >= 0)
       s = gc_printf("%s  %s  enumerated, factor %s = %ld (summed out inside the sum over '%s')\n",
                     s, L->name, joint_text(pl, L), L->joint, L->within);
-    else if (L->ok && L->parent >= 0)
+    else if (L->ok && L->nsc > 0)
       s = gc_printf("%s  %s  enumerated, factor %s (summed out inside the sum over '%s')\n", s,
                     L->name, L->cost, L->within);
     else if (L->ok && L->chain && L->size > 0)
@@ -1921,12 +2670,9 @@ char *enum_print(const EnumPlan *pl) {
       s = gc_printf("%s  %s  not enumerated: %s\n", s, L->name, L->why);
   }
   /* inner sums first: a latent is eliminated before the one whose segment holds it */
-  bool nested = false;
-  for (int i = 0; i < pl->n; i++) nested |= pl->lat[i].ok && pl->lat[i].parent >= 0;
-  if (nested) {
+  if (pl->nelim) {
     const char *o = "";
-    for (int i = pl->n - 1; i >= 0; i--)
-      if (pl->lat[i].ok) o = gc_printf("%s%s%s", o, *o ? ", " : "", pl->lat[i].name);
+    for (int i = 0; i < pl->nelim; i++) o = gc_printf("%s%s%s", o, *o ? ", " : "", pl->lat[pl->elim[i]].name);
     s = gc_printf("%s  elimination order: %s\n", s, o);
   }
   return s;

@@ -34,9 +34,17 @@
  * Variable elimination: a scalar's segment is the set of the rest of its
  * block that depends on it (and what that needs before it); the rest runs
  * once after its sum, so independent latents are summed one after the
- * other, and a discrete scalar inside another's segment is summed inside
- * that one's sum (the joint factor, the product of the sizes), drawn after
- * it from its conditional.  A bounded int (`int<lower=a, upper=b> k ~
+ * other.  Scalars in one another's segments (b | a, c | b, ...) form a
+ * group summed by variable elimination: each statement of the segment
+ * depends on a subset of the group (its scope), the statements of one scope
+ * and each latent's own log probability make factors, tables over their
+ * scopes, and the latents are summed out one at a time in a min-fill order,
+ * so a chain a -> b -> c costs K x K per factor, not K^3.  The draws pass
+ * draws them backwards from the same tables (the last summed first, each
+ * given those drawn).  Where a group does not fit (a member under an if or
+ * in a loop of the segment, a support whose size changes with another
+ * member) the inner scalar is summed inside the outer one's sum (the joint
+ * factor, the product of the sizes).  A bounded int (`int<lower=a, upper=b> k ~
  * poisson(l)`) is summed over its range less the truncation's log mass.
  * Scalars under an if (a condition from the data) and in a loop in a loop
  * are summed over the rest of their branch or iteration.
@@ -66,7 +74,11 @@ typedef struct EnumLatent {
   const char *within; /* summed out inside this latent's segment, or NULL */
   int parent;       /* its index in the plan, or -1 */
   long joint;       /* with data: the joint factor's size, size times the
-                       enclosing latents' (-1 unknown) */
+                       sizes of the latents of sc (-1 unknown) */
+  int nsc;          /* the other latents of the factor it is summed out in */
+  const int *sc;    /* (their indices in the plan, in program order): its
+                       enclosing sums', or under variable elimination the
+                       neighbours it has when it is eliminated */
 } EnumLatent;
 
 typedef struct EnumPlan {
@@ -78,6 +90,9 @@ typedef struct EnumPlan {
                         enumerated scalar, P(z = k-th value | continuous draw,
                         data); for a chain the smoothing marginal */
   long largest;      /* the largest factor's size (-1 unknown) */
+  int nelim;         /* the enumerated latents in the order they are summed */
+  const int *elim;   /* out (indices in lat), when any is summed in a factor
+                        with others; else 0 */
   const IrProgram *src; /* the original program, or it with its calls inlined
                            when a discrete latent is in a function */
   int ndata;         /* the original program's registers (enum_sizes' data) */

@@ -12,7 +12,8 @@
 
 #include "builtins_impl.h"
 
-static const Builtin *const bi_tables[] = {bi_math_table, bi_linalg_table, bi_str_table};
+static const Builtin *const bi_tables[] = {bi_math_table, bi_linalg_table, bi_str_table,
+                                             bi_hmm_table};
 
 const Builtin *builtin_lookup(const char *name) {
   if (!name) return NULL;

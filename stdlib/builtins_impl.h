@@ -40,6 +40,7 @@ typedef struct BiSpec {
 extern const Builtin bi_math_table[];
 extern const Builtin bi_linalg_table[];
 extern const Builtin bi_str_table[];
+extern const Builtin bi_hmm_table[];
 /* NAME_rng, NAME_lpdf, ... built on first use from dist_all(). */
 const Builtin *bi_dist_lookup(const char *name);
 /* Whether b is a family's lcdf, lccdf or cdf builtin, and which (upper: lccdf;
@@ -52,6 +53,9 @@ bool bi_dist_cdf_kind(const Builtin *b, bool *upper, bool *prob);
    when name has none.  *out is the evaluator's (private) result. */
 bool bi_ad_linalg(Tape *T, const char *name, int nargs, const Value *args, Value *out,
                   char *err, size_t errsz, bool *handled);
+/* hmm_log_marginal's rule (builtins_hmm.c): one node over all its inputs. */
+bool bi_ad_hmm(Tape *T, const Builtin *b, const Value *args, Value *out, char *err,
+               size_t errsz);
 bool bi_dist_eval_ad(const Builtin *b, Tape *t, int nargs, const Value *args, Value *out,
                      char *err, size_t errsz, bool *handled);
 

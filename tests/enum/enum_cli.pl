@@ -120,6 +120,122 @@ for my $c (@not) {
     or print "# $err $bad problems, $np pr_N columns\n";
 }
 
+# variable elimination: a chain of five with nothing continuous left, whose
+# draws are exact and independent: the drawn values' frequencies within 4
+# standard errors of the brute-force posterior marginals (243 configurations),
+# and the pr_ columns equal to them (the CSV's 6 digits)
+{
+  my ($st, $out, $err) = ppl('run', "$src/chain5.ppl", '--data', "$src/chain5.data.json",
+                             '--chains', '1', '--seed', '11', '--draws', '4000',
+                             '--enum-marginals', '--output', "$tmp/chain5.csv");
+  my @x = (0.7, -1.3, 2.2, 0.4, 1.9);
+  my @mu = (-1.5, 0.5, 2.0);
+  my @w = (0.2, 0.3, 0.5);
+  my @v = ([0.6, 0.2, 0.2], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]);
+  my $ln = sub { my ($y, $m) = @_; -0.5 * ($y - $m)**2 };   # normal(m, 1) up to a constant
+  my (@p, $tot);
+  $p[$_] = [(0) x 3] for 0 .. 4;
+  for my $k (0 .. 242) {
+    my @z = map { int($k / 3**$_) % 3 } 0 .. 4;
+    my $l = log($w[$z[0]]);
+    $l += log($v[$z[$_ - 1]][$z[$_]]) for 1 .. 4;
+    $l += $ln->($x[$_], $mu[$z[$_]]) for 0 .. 3;
+    $l += $ln->($x[4], $mu[$z[4]] + 0.5 * $mu[$z[3]]);
+    my $q = exp($l);
+    $tot += $q;
+    $p[$_][$z[$_]] += $q for 0 .. 4;
+  }
+  my ($names, $rows) = csv("$tmp/chain5.csv");
+  my %col;
+  @col{@$names} = (0 .. $#$names);
+  my ($bad, $nd) = (0, scalar @$rows);
+  my @lat = qw(a b c d e);
+  for my $i (0 .. 4) {
+    for my $k (0 .. 2) {
+      my $pk = $p[$i][$k] / $tot;
+      my $f = grep { $_->[$col{$lat[$i]} // 0] == $k + 1 } @$rows;
+      $bad++, print "# $lat[$i] = ", $k + 1, ": frequency ", $f / $nd, ", exact $pk\n"
+        if abs($f / $nd - $pk) > 4 * sqrt($pk * (1 - $pk) / $nd) + 1e-9;
+      my $pc = $col{"pr_$lat[$i]." . ($k + 1)};
+      $bad++, print "# pr_$lat[$i].", $k + 1, " missing or not $pk\n"
+        if !defined $pc || grep { abs($_->[$pc] - $pk) > 1e-5 } @$rows;
+    }
+  }
+  ok($st == 0 && $nd == 4000 && !$bad,
+     "run chain5: draws and pr_ columns of a chain of five match its brute-force posterior")
+    or print "# $err\n";
+}
+
+# a chain inside a regime's sum, with structural zeros in its transitions:
+# the run succeeds (a -inf log probability is a value never drawn), every
+# drawn path starts at 1 or 2 and moves up by at most one state a step, and
+# each draw's pr_r and pr_z.t columns sum to 1
+{
+  my ($st, $out, $err) = ppl('run', "$src/hmm_left.ppl", '--data', "$src/hmm_left.data.json",
+                             '--chains', '1', '--seed', '5', '--warmup', '200', '--draws', '300',
+                             '--enum-marginals', '--output', "$tmp/left.csv");
+  my ($names, $rows) = csv("$tmp/left.csv");
+  my %col;
+  @col{@$names} = (0 .. $#$names);
+  my $bad = 0;
+  for my $r (@$rows) {
+    my @z = map { $r->[$col{"z.$_"} // 0] } 1 .. 8;
+    $bad++ unless defined $col{'z.8'} && defined $col{r} && $r->[$col{r}] =~ /^[01]$/;
+    $bad++ unless $z[0] == 1 || $z[0] == 2;
+    for my $t (1 .. 7) { $bad++ unless $z[$t] >= $z[$t - 1] && $z[$t] <= $z[$t - 1] + 1; }
+    my $s = 0;
+    $s += $r->[$col{"pr_r.$_"} // 0] for 1 .. 2;
+    $bad++ unless abs($s - 1) < 1e-5;
+    for my $t (1 .. 8) {
+      $s = 0;
+      $s += $r->[$col{"pr_z.$t.$_"} // 0] for 1 .. 3;
+      $bad++ unless abs($s - 1) < 1e-5;
+    }
+  }
+  ok($st == 0 && $out =~ /summed out by enumeration/ && @$rows == 300 && !$bad,
+     "run hmm_left: a chain in a regime's sum, structural zeros never drawn, pr_ columns sum to 1")
+    or print "# $err $bad problems\n";
+  ($st, $out) = ppl('check', "$src/hmm_left.ppl", '--data', "$src/hmm_left.data.json");
+  ok((section($out) // '') =~ /^  z  enumerated, factor 2 x 3 x 3 = 18 \(summed out inside the sum over 'r'\)$/m,
+     'check hmm_left: the chain summed inside r, factor 2 x 3 x 3') or print "# $out";
+}
+
+# pr_ columns of latents in a loop in a loop (rows by both indices) and under
+# an if (NaN where the branch does not run): one per value, summing to 1, and
+# the drawn values' frequencies within 4 standard errors of the columns' means
+# (given each draw, z is drawn with those probabilities)
+for my $c (['rows_items', [map { my $i = $_; map { "$i.$_" } 1 .. 3 } 1 .. 2], []],
+           ['branch', [1, 3, 4], [2]]) {
+  my ($prog, $idx, $off) = @$c;
+  my ($st, $out, $err) = ppl('run', "$src/$prog.ppl", '--data', "$src/$prog.data.json",
+                             '--chains', '1', '--seed', '9', '--warmup', '300', '--draws', '1000',
+                             '--enum-marginals', '--output', "$tmp/$prog.csv");
+  my ($names, $rows) = csv("$tmp/$prog.csv");
+  my %col;
+  @col{@$names} = (0 .. $#$names);
+  my $bad = 0;
+  for my $i (@$idx) {
+    my ($f, $m, $v) = (0, 0, 0);
+    for my $r (@$rows) {
+      my ($p0, $p1) = map { $col{"pr_z.$i.$_"} } 1 .. 2;
+      my $z = $col{"z.$i"};
+      if (!defined $p0 || !defined $p1 || !defined $z) { $bad++; last; }
+      $bad++ unless abs($r->[$p0] + $r->[$p1] - 1) < 1e-5;
+      $f += $r->[$z] == 1;
+      $m += $r->[$p1];
+      $v += $r->[$p1] * (1 - $r->[$p1]);
+    }
+    $bad++, print "# z.$i: frequency $f against the probabilities' sum $m\n"
+      if abs($f - $m) > 4 * sqrt($v) + 1e-9;
+  }
+  for my $i (@$off) {
+    $bad++ unless defined $col{"pr_z.$i.1"} && !grep { $_->[$col{"pr_z.$i.1"}] !~ /nan/i } @$rows;
+  }
+  ok($st == 0 && @$rows == 1000 && !$bad,
+     "run $prog --enum-marginals: pr_z columns for " . scalar(@$idx) . " latents, sums 1, draws agree")
+    or print "# $err $bad problems\n";
+}
+
 # --- ppl run: the engine line, the columns mh writes, --enum-marginals
 sub columns_of_mh {
   my ($prog, $data) = @_;

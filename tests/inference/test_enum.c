@@ -291,6 +291,189 @@ static const char *sub_twin =
     "  }\n"
     "}\n";
 
+/* variable elimination in a min-fill order (the groups of enum.h): a chain
+   a -> b -> c -> d -> e with each observed apart (K x K per factor, not
+   K^5), a tree, a loop (a -> b -> d, a -> c, c and d observed together), and a chain per
+   datapoint in a loop */
+static const char *chain5_nat =
+    "data { real x[5]; simplex[3] w; simplex[3] v[3]; }\n"
+    "model {\n"
+    "  vector[3] mu ~ normal(0, 3);\n"
+    "  int a ~ categorical(w);\n"
+    "  int b ~ categorical(v[a]);\n"
+    "  int c ~ categorical(v[b]);\n"
+    "  real<lower=0> s ~ lognormal(0, 0.5);\n"
+    "  int d ~ categorical(v[c]);\n"
+    "  int e ~ categorical(v[d]);\n"
+    "  x[1] ~ normal(mu[a], s);\n"
+    "  x[2] ~ normal(mu[b], s);\n"
+    "  x[3] ~ normal(mu[c], s);\n"
+    "  real m = mu[d] * 0.5;\n"
+    "  x[4] ~ normal(m, s);\n"
+    "  x[5] ~ normal(mu[e] + m, s);\n"
+    "}\n";
+static const char *chain5_twin =
+    "data { real x[5]; simplex[3] w; simplex[3] v[3]; int zs[5]; }\n"
+    "model {\n"
+    "  vector[3] mu ~ normal(0, 3);\n"
+    "  real<lower=0> s ~ lognormal(0, 0.5);\n"
+    "  target += categorical_lpmf(zs[1] | w);\n"
+    "  for (k in 2:5) target += categorical_lpmf(zs[k] | v[zs[k - 1]]);\n"
+    "  x[1] ~ normal(mu[zs[1]], s);\n"
+    "  x[2] ~ normal(mu[zs[2]], s);\n"
+    "  x[3] ~ normal(mu[zs[3]], s);\n"
+    "  x[4] ~ normal(mu[zs[4]] * 0.5, s);\n"
+    "  x[5] ~ normal(mu[zs[5]] + mu[zs[4]] * 0.5, s);\n"
+    "}\n";
+static const char *tree_nat =
+    "data { real x[5]; simplex[3] w; simplex[3] v[3]; }\n"
+    "model {\n"
+    "  vector[3] mu ~ normal(0, 3);\n"
+    "  int a ~ categorical(w);\n"
+    "  int b ~ categorical(v[a]);\n"
+    "  int c ~ categorical(v[a]);\n"
+    "  int d ~ categorical(v[b]);\n"
+    "  int e ~ discrete_uniform(1, 3);\n"
+    "  x[1] ~ normal(mu[b] + mu[e], 1);\n"
+    "  x[2] ~ normal(mu[c], 1);\n"
+    "  x[3] ~ normal(mu[d], 1);\n"
+    "}\n";
+static const char *tree_twin =
+    "data { real x[5]; simplex[3] w; simplex[3] v[3]; int zs[5]; }\n"
+    "model {\n"
+    "  vector[3] mu ~ normal(0, 3);\n"
+    "  target += categorical_lpmf(zs[1] | w) + categorical_lpmf(zs[2] | v[zs[1]]);\n"
+    "  target += categorical_lpmf(zs[3] | v[zs[1]]) + categorical_lpmf(zs[4] | v[zs[2]]);\n"
+    "  target += discrete_uniform_lpmf(zs[5] | 1, 3);\n"
+    "  x[1] ~ normal(mu[zs[2]] + mu[zs[5]], 1);\n"
+    "  x[2] ~ normal(mu[zs[3]], 1);\n"
+    "  x[3] ~ normal(mu[zs[4]], 1);\n"
+    "}\n";
+static const char *loop_nat =
+    "data { real y; real x; simplex[3] w; simplex[3] v[3]; }\n"
+    "model {\n"
+    "  vector[3] mu ~ normal(0, 3);\n"
+    "  int a ~ categorical(w);\n"
+    "  int b ~ categorical(v[a]);\n"
+    "  int c ~ categorical(v[4 - a]);\n"
+    "  int d ~ categorical(v[b]);\n"
+    "  y ~ normal(mu[a], 1);\n"
+    "  x ~ normal(mu[c] - mu[d], 1.5);\n"
+    "}\n";
+static const char *loop_twin =
+    "data { real y; real x; simplex[3] w; simplex[3] v[3]; int zs[4]; }\n"
+    "model {\n"
+    "  vector[3] mu ~ normal(0, 3);\n"
+    "  target += categorical_lpmf(zs[1] | w) + categorical_lpmf(zs[2] | v[zs[1]]);\n"
+    "  target += categorical_lpmf(zs[3] | v[4 - zs[1]]);\n"
+    "  target += categorical_lpmf(zs[4] | v[zs[2]]);\n"
+    "  y ~ normal(mu[zs[1]], 1);\n"
+    "  x ~ normal(mu[zs[3]] - mu[zs[4]], 1.5);\n"
+    "}\n";
+static const char *lchain_nat =
+    "data { int N; real y[N]; }\n"
+    "model {\n"
+    "  vector[2] mu ~ normal(0, 3);\n"
+    "  real<lower=0, upper=1> p ~ beta(2, 2);\n"
+    "  for (n in 1:N) {\n"
+    "    int z ~ bernoulli(p);\n"
+    "    int c ~ bernoulli(z == 1 ? 0.8 : 0.3);\n"
+    "    int e ~ bernoulli(c == 1 ? 0.6 : 0.1);\n"
+    "    y[n] ~ normal(mu[z + 1], 1);\n"
+    "    y[n] ~ normal(e - c, 2);\n"
+    "  }\n"
+    "}\n";
+static const char *lchain_twin =
+    "data { int N; real y[N]; int zs[3 * N]; }\n"
+    "model {\n"
+    "  vector[2] mu ~ normal(0, 3);\n"
+    "  real<lower=0, upper=1> p ~ beta(2, 2);\n"
+    "  for (n in 1:N) {\n"
+    "    int z = zs[3 * n - 2];\n"
+    "    int c = zs[3 * n - 1];\n"
+    "    int e = zs[3 * n];\n"
+    "    target += bernoulli_lpmf(z | p) + bernoulli_lpmf(c | z == 1 ? 0.8 : 0.3);\n"
+    "    target += bernoulli_lpmf(e | c == 1 ? 0.6 : 0.1);\n"
+    "    y[n] ~ normal(mu[z + 1], 1);\n"
+    "    y[n] ~ normal(e - c, 2);\n"
+    "  }\n"
+    "}\n";
+
+/* a chain inside another latent's sum: a regime r chooses the transition
+   matrix (the forward algorithm per value of r), and per-datapoint choices
+   inside a top-level choice's sum */
+static const char *regime_nat =
+    "data { int T; int K; real y[T]; simplex[K] trans[K, K]; simplex[K] init; }\n"
+    "model {\n"
+    "  vector[K] mu ~ normal(0, 3);\n"
+    "  real<lower=0> sigma ~ lognormal(0, 0.5);\n"
+    "  int r ~ categorical(init);\n"
+    "  int z_prev = 0;\n"
+    "  for (t in 1:T) {\n"
+    "    int z ~ categorical(t == 1 ? init : trans[r, z_prev]);\n"
+    "    y[t] ~ normal(mu[z] + 0.3 * r, sigma);\n"
+    "    z_prev = z;\n"
+    "  }\n"
+    "}\n";
+static const char *regime_twin =
+    "data { int T; int K; real y[T]; simplex[K] trans[K, K]; simplex[K] init; int zs[T + 1]; }\n"
+    "model {\n"
+    "  vector[K] mu ~ normal(0, 3);\n"
+    "  real<lower=0> sigma ~ lognormal(0, 0.5);\n"
+    "  int r = zs[1];\n"
+    "  target += categorical_lpmf(r | init);\n"
+    "  for (t in 1:T) {\n"
+    "    target += categorical_lpmf(zs[t + 1] | t == 1 ? init : trans[r, zs[t]]);\n"
+    "    y[t] ~ normal(mu[zs[t + 1]] + 0.3 * r, sigma);\n"
+    "  }\n"
+    "}\n";
+/* a chain whose transitions change after the second step: not the same at
+   every step after the first, so not made once before the loop */
+static const char *tvar_nat =
+    "data { int T; int K; real y[T]; simplex[K] trans[K, K]; simplex[K] init; }\n"
+    "model {\n"
+    "  vector[K] mu ~ normal(0, 3);\n"
+    "  int z_prev = 0;\n"
+    "  for (t in 1:T) {\n"
+    "    int z ~ categorical(t == 1 ? init : trans[t > 2 ? 3 : 1, z_prev]);\n"
+    "    y[t] ~ normal(mu[z], 1);\n"
+    "    z_prev = z;\n"
+    "  }\n"
+    "}\n";
+static const char *tvar_twin =
+    "data { int T; int K; real y[T]; simplex[K] trans[K, K]; simplex[K] init; int zs[T]; }\n"
+    "model {\n"
+    "  vector[K] mu ~ normal(0, 3);\n"
+    "  for (t in 1:T) {\n"
+    "    target += categorical_lpmf(zs[t] | t == 1 ? init : trans[t > 2 ? 3 : 1, zs[t - 1]]);\n"
+    "    y[t] ~ normal(mu[zs[t]], 1);\n"
+    "  }\n"
+    "}\n";
+static const char *inmix_nat =
+    "data { int N; real y[N]; simplex[3] w; simplex[3] v[3]; }\n"
+    "model {\n"
+    "  vector[3] mu ~ normal(0, 3);\n"
+    "  int s ~ categorical(w);\n"
+    "  for (n in 1:N) {\n"
+    "    int z ~ categorical(v[s]);\n"
+    "    y[n] ~ normal(mu[z], 1);\n"
+    "  }\n"
+    "}\n";
+static const char *inmix_twin =
+    "data { int N; real y[N]; simplex[3] w; simplex[3] v[3]; int zs[N + 1]; }\n"
+    "model {\n"
+    "  vector[3] mu ~ normal(0, 3);\n"
+    "  target += categorical_lpmf(zs[1] | w);\n"
+    "  for (n in 1:N) {\n"
+    "    target += categorical_lpmf(zs[n + 1] | v[zs[1]]);\n"
+    "    y[n] ~ normal(mu[zs[n + 1]], 1);\n"
+    "  }\n"
+    "}\n";
+#define REGIME_DATA                                                                          \
+  "\"T\": 4, \"K\": 3, \"y\": [-1.9, 0.3, 2.2, 2.5], \"init\": [0.5, 0.3, 0.2], \"trans\": "   \
+  "[[[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.0, 0.3, 0.7]], [[0.4, 0.3, 0.3], [0.3, 0.4, 0.3], "  \
+  "[0.3, 0.3, 0.4]], [[0.1, 0.1, 0.8], [0.1, 0.8, 0.1], [0.8, 0.1, 0.1]]]"
+
 /* bounded ints: a population size in ymax..Nmax (a truncated poisson; the
    twin renormalises with the family's CDF), a count with only an upper bound
    (its lower end poisson's 0), per datapoint, and a change year whose bounds
@@ -415,6 +598,10 @@ static const char *fn_nat =
     "  real<lower=0> sigma ~ lognormal(0, 1);\n"
     "  for (n in 1:N) y[n] ~ normal(component(theta, mu), sigma);\n"
     "}\n";
+
+#define VE_DATA                                                                              \
+  "\"x\": [0.7, -1.3, 2.2, 0.4, 1.9], \"w\": [0.2, 0.3, 0.5], \"v\": [[0.6, 0.2, 0.2], "         \
+  "[0.1, 0.8, 0.1], [0.3, 0.3, 0.4]]"
 
 static ppl_model *compile(ppl_context *ctx, const char *src, const char *json) {
   ppl_model *m = NULL;
@@ -563,6 +750,19 @@ int main(void) {
        "\"N\": 4, \"y\": [-2.1, 0.3, 2.4, 3.1], \"kind\": [1, 0, 1, 1]", 4, 2, 0},
       {"per-row per-item latents (a loop in a loop)", nl_nat, nl_twin,
        "\"I\": 2, \"J\": 3, \"y\": [[-2.1, 0.3, 2.4], [3.1, -1, 0.5]]", 6, 2, 0},
+      {"elimination: a chain a -> b -> c -> d -> e", chain5_nat, chain5_twin, VE_DATA, 5, 3, 1},
+      {"elimination: a tree", tree_nat, tree_twin, VE_DATA, 5, 3, 1},
+      {"elimination: a loop a - b - d - c - a", loop_nat, loop_twin,
+       "\"y\": 0.7, \"x\": -1.3, \"w\": [0.2, 0.3, 0.5], \"v\": [[0.6, 0.2, 0.2], "
+       "[0.1, 0.8, 0.1], [0.3, 0.3, 0.4]]", 4, 3, 1},
+      {"a chain inside a regime's sum (r chooses the transitions)", regime_nat, regime_twin,
+       REGIME_DATA, 5, 3, 1},
+      {"HMM chain, transitions that change with t", tvar_nat, tvar_twin, REGIME_DATA, 4, 3, 1},
+      {"per-datapoint choices inside a top-level choice's sum", inmix_nat, inmix_twin,
+       "\"N\": 3, \"y\": [-2.1, 0.3, 2.4], \"w\": [0.2, 0.3, 0.5], \"v\": [[0.6, 0.2, 0.2], "
+       "[0.1, 0.8, 0.1], [0.3, 0.3, 0.4]]", 4, 3, 1},
+      {"elimination: a chain z -> c -> e per datapoint", lchain_nat, lchain_twin,
+       "\"N\": 2, \"y\": [-2.1, 1.3]", 6, 2, 0},
   };
   /* the twins, one per configuration, are the reference: interpreted */
   ppl_config tcfg;
@@ -659,6 +859,25 @@ int main(void) {
              "independent latents: summed one after the other, factor 3 each");
   check_text(ctx, fn_nat, mixd, "  component/z  enumerated, factor 3\n",
              "a latent in a function: enumerated on the inlined program, factor K");
+  /* variable elimination: the min-fill order and the largest factor */
+  const char *ved = "{" VE_DATA "}";
+  check_text(ctx, chain5_nat, ved,
+             "  e  enumerated, factor 3 x 3 = 9 (summed out inside the sum over 'd')\n"
+             "  elimination order: e, d, c, b, a\n",
+             "a chain of five: eliminated from its end, factors 3 x 3 (not 3^5)");
+  check_text(ctx, chain5_nat, ved, "summed out by enumeration (largest factor 3 x 3)",
+             "a chain of five: the engine line's largest factor is 3 x 3");
+  check_text(ctx, loop_nat,
+             "{\"y\": 0.7, \"x\": -1.3, \"w\": [0.2, 0.3, 0.5], \"v\": [[0.6, 0.2, 0.2], "
+             "[0.1, 0.8, 0.1], [0.3, 0.3, 0.4]]}",
+             "  d  enumerated, factor 3 x 3 x 3 = 27 (summed out inside the sum over 'b', 'c')\n"
+             "  elimination order: d, c, b, a\n",
+             "a loop of four: d eliminated with its two neighbours, 27 terms (not 81)");
+  check_text(ctx, regime_nat, "{" REGIME_DATA "}",
+             "  z  enumerated, factor 3 x 3 x 3 = 27 (summed out inside the sum over 'r')\n",
+             "a chain inside a regime's sum: factor K x K per value of r");
+  check_text(ctx, tree_nat, ved, "largest factor 3 x 3)",
+             "a tree: factors of two latents at most");
   /* nested sums above the limit: the joint factor counts */
   const char *big_src = "data { int K; real y; }\n"
                         "model {\n"
