@@ -55,17 +55,20 @@
  * everything order-dependent runs in the chain's thread, so the draws do not
  * depend on the number of threads.
  *
- * Compiled particles.  Without ancestor sampling, a program whose control
- * flow is the same in every particle (ir/particle.h: state-space models,
- * HMMs) runs its conditional SMC as columns: the reference and the statics
- * are replayed through pc_set_replay (particle 0 is the reference and stays
- * at index 0 through resampling), and the same calls on the chain's Rng are
- * made in the same order, so the chain is the interpreted one's bit for bit
+ * Compiled particles.  A program whose control flow is the same in every
+ * particle (ir/particle.h: state-space models, HMMs) runs its conditional
+ * SMC as columns: the reference and the statics are replayed through
+ * pc_set_replay (particle 0 is the reference and stays at index 0 through
+ * resampling), and the same calls on the chain's Rng are made in the same
+ * order, so the chain is the interpreted one's bit for bit
  * (tests/inference/test_smc_compiled.c).  The chosen path is then replayed
  * once through the interpreter, which gives the new reference its trace
  * (what the MH moves on the statics work on) and its outputs.  Ancestor
- * sampling keeps the interpreter: its candidates' continuations are runs of
- * suspended executions.
+ * sampling runs there too (pgc_ref_ancestor): the candidates' continuations
+ * are a second compiled population replaying the reference's future from a
+ * copy of every particle's registers, joined to the reference's where the
+ * registers that matter are equal, summed in the interpreted order — the
+ * same weights to the bit.
  */
 #include <math.h>
 #include <stdio.h>
