@@ -282,5 +282,8 @@ int main(int argc, char **argv) {
   check_fallback("pgibbs, branch on a latent", (Cfg){.engine = "pgibbs", .src = branch_src,
                  .data = branch_data, .threads = 1, .chains = 1, .particles = 10, .draws = 10,
                  .warmup = 5}, "model.ppl:6:5: branch on a latent-dependent condition");
+  check_fallback("pgas, while loop", (Cfg){.engine = "pgibbs", .src = while_src, .data = while_data,
+                 .threads = 1, .chains = 1, .particles = 10, .draws = 10, .warmup = 5,
+                 .ancestor_sampling = 1}, "model.ppl:5:3: a while loop");
   return tap_done();
 }
