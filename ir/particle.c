@@ -1102,6 +1102,18 @@ static void kernel_params(const PcRun *r, const PcOp *op, int lo, int hi, PcWork
     }
 }
 
+/* Is x strictly inside the support of the family at particle i's
+ * parameters?  Only there is the kernel's value of a replayed x taken
+ * without the general path (a family's lpdf1 may test its support before
+ * its kernel runs). */
+static bool replay_inside(const DistFamily *f, const KIn *p, int np, int i, double x) {
+  if (!f->support) return true;
+  double q[4], slo, shi;
+  for (int j = 0; j < np; j++) q[j] = p[j].col ? p[j].col[i] : p[j].u;
+  f->support(q, &slo, &shi);
+  return slo < x && x < shi;
+}
+
 static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, double *inc,
                         const char **perr) {
   const IrInstr *ins = op->ins;
@@ -1111,11 +1123,19 @@ static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, dou
   bool isint = r->pc->ckind[op->dst] != CK_REAL;
   char err[512];
   KIn p[4];
+  /* a replayed value scored by the kernel: dist_call_lpdf of a finite scalar
+     (an int for a discrete family) without bounds is the family's lpdf1 */
+  double rv = op->replay ? val_as_real(op->rval) : 0;
+  bool rfast = op->replay && isfinite(rv) && (!f->discrete || rv == floor(rv));
   if (op->fast) {
     kernel_params(r, op, lo, hi, W, p);
     for (int i = lo; i < hi; i++) {
       int c = i - lo;
-      if (r->dead[i] || !W->ok[c] || (op->replay && (op->replay == 2 || i == 0))) continue;
+      if (op->replay && (op->replay == 2 || i == 0)) {
+        W->x[c] = rv;
+        continue;
+      }
+      if (r->dead[i] || !W->ok[c]) continue;
       double q[4];
       for (int j = 0; j < np; j++) q[j] = p[j].col ? p[j].col[i] : p[j].u;
       W->saved[c] = r->rng[i];
@@ -1150,6 +1170,10 @@ static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, dou
     bool replayed = rmode && (rmode == 2 || i == 0);
     if (!replayed && fast && ok[c] == 1 && !isnan(wl[c]) && wl[c] != INFINITY) {
       x = wx[c];
+      lp = wl[c];
+    } else if (replayed && fast && rfast && ok[c] == 1 && !isnan(wl[c]) && wl[c] > -INFINITY &&
+               wl[c] != INFINITY && replay_inside(f, p, np, i, rv)) {
+      x = rv;
       lp = wl[c];
     } else if (replayed) {
       Value v;
