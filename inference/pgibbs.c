@@ -409,9 +409,11 @@ static bool pg_snap(PgState *s, int j, InterpState *st, long cnt, double lp, dou
     InterpState **a = gc_alloc(sizeof(InterpState *) * (size_t)cap);
     double *b = gc_alloc_atomic(sizeof(double) * (size_t)cap);
     long *c = gc_alloc_atomic(sizeof(long) * (size_t)cap);
-    memcpy(a, s->snap, sizeof(InterpState *) * (size_t)s->nsnap);
-    memcpy(b, s->snap_lp, sizeof(double) * (size_t)s->nsnap);
-    memcpy(c, s->snap_cnt, sizeof(long) * (size_t)s->nsnap);
+    if (s->nsnap > 0) { /* the first time there is nothing to copy (and no arrays) */
+      memcpy(a, s->snap, sizeof(InterpState *) * (size_t)s->nsnap);
+      memcpy(b, s->snap_lp, sizeof(double) * (size_t)s->nsnap);
+      memcpy(c, s->snap_cnt, sizeof(long) * (size_t)s->nsnap);
+    }
     s->snap = a, s->snap_lp = b, s->snap_cnt = c;
   }
   s->snap[j] = interp_fork(st, s->round_seed, 0);
