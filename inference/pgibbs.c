@@ -152,6 +152,7 @@ typedef struct PgState {
   double *cinc, inc1;
   const char **cperr, *perr1;
   uint8_t *open; /* a candidate whose continuation is not known yet */
+  bool ref_known; /* ref_total and ref_events are the reference's (no static moved since) */
 } PgState;
 
 static bool is_static(const char *addr) { return !strchr(addr, '[') && !strchr(addr, '#'); }
@@ -738,7 +739,10 @@ static bool pgc_ref_ancestor(PgState *s, int *a0, Diag *d) {
  * and pick, so the same bits. */
 static bool pgc_csmc(PgState *s, Diag *d) {
   int N = s->N;
-  if (s->ancestor_sampling && !pgc_index_ref(s, d)) return false;
+  /* The reference is the last sweep's pick unless a static has moved: then
+     its total is that particle's pc_lpath, the same additions as a replay. */
+  if (s->ancestor_sampling && !s->ref_known && !pgc_index_ref(s, d)) return false;
+  long events = 0;
   uint64_t seed = rng_u64(&s->rng);
   pc_set_replay(s->pcr, pgc_find, s);
   pc_run_start(s->pcr, seed);
@@ -746,6 +750,7 @@ static bool pgc_csmc(PgState *s, Diag *d) {
   for (;;) {
     int more = pc_record(s->pcr, d);
     if (more < 0) return false;
+    events += more;
     long kills = pc_kills(s->pcr);
     pool_run(s->pool, N, PG_GRAIN, pgc_exec_fn, s);
     if (pc_dead(s->pcr, 0)) {
@@ -768,7 +773,11 @@ static bool pgc_csmc(PgState *s, Diag *d) {
       for (int k = 0; k < N; k++) s->lw[k] = 0;
     }
   }
-  return pgc_take(s, pg_pick(s), d);
+  int pick = pg_pick(s);
+  s->ref_total = pc_lpath(s->pcr, pick);
+  s->ref_events = events;
+  s->ref_known = true;
+  return pgc_take(s, pick, d);
 }
 
 /* The particles of the conditional SMC when --particles is 0 (its default),
@@ -889,6 +898,7 @@ static bool pg_step(void *state, bool warmup, Draw *out, Diag *d) {
   }
   s->static_moves += moves;
   s->static_accepts += acc;
+  if (acc) s->ref_known = false;
   /* 2–3. conditional SMC over the rest; the worker threads live for one sweep
      (the driver may never call free) */
   s->pool = pool_new(s->workers);
