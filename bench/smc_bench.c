@@ -24,8 +24,12 @@
  *       -n: no interpreter (hand C and compiled side by side).
  *   -m pgibbs: particle Gibbs sweeps per second on the Kalman model with
  *       static a (N particles, T steps), the conditional SMC on compiled
- *       particles and interpreted (--no-jit) side by side; default N in 10 20
- *       30 100 1000, T = 100.
+ *       particles and interpreted (--no-jit) side by side, without and with
+ *       ancestor sampling (PGAS), and the ratio of the two; default N in 10
+ *       20 30 100 1000, T = 100 (interpreted up to N = 100 unless -i).
+ *   -m rm: smc with resample-move on the same model (a is static, so the
+ *       moves are on), compiled and interpreted: the backend line says
+ *       which way the run went; default N in 100 1000, T = 100.
  *
  * Not a test: it prints a table. */
 #include <math.h>
@@ -171,8 +175,10 @@ static double hand_kalman(int N, int T, const Value y) {
 #define PG_SWEEPS 200 /* particle Gibbs sweeps timed (warmup ones: no adaptation to time) */
 
 /* mode: 0 compiled, 1 interpreted, 2 hand-written C, 3 particle Gibbs compiled,
-   4 particle Gibbs interpreted */
-static int bench_one(const char *model, int mode, int N, int T, int threads) {
+   4 particle Gibbs interpreted, 5 and 6 the same with ancestor sampling, 7
+   and 8 smc with resample-move, compiled and interpreted.  The CPU seconds
+   go to fd out (the parent prints ratios). */
+static int bench_one(const char *model, int mode, int N, int T, int threads, int out) {
   BData kd = {.src.get = bdata_get, .T = T, .y = val_arr(T)};
   simulate(model, T, kd.y);
   double t0, logz = NAN;
@@ -181,8 +187,8 @@ static int bench_one(const char *model, int mode, int N, int T, int threads) {
     t0 = cpu_now();
     logz = hand_kalman(N, T, kd.y);
   } else {
-    bool pg = mode >= 3;
-    const char *src = pg ? smc_pg_src : !strcmp(model, "hmm3") ? hmm3_src
+    bool pg = mode >= 3 && mode <= 6, rm = mode >= 7;
+    const char *src = pg || rm ? smc_pg_src : !strcmp(model, "hmm3") ? hmm3_src
                       : !strcmp(model, "sv") ? smc_sv_src : kalman_src;
     Diag d;
     diag_init(&d);
@@ -196,8 +202,9 @@ static int bench_one(const char *model, int mode, int N, int T, int threads) {
     o.chains = 1;
     o.draws = pg ? PG_SWEEPS : N;
     o.threads = threads;
-    o.no_jit = mode == 1 || mode == 4;
-    if (!engine_opts_set(&o, "particles", gc_printf("%d", N), &d)) {
+    o.no_jit = mode == 1 || mode == 4 || mode == 6 || mode == 8;
+    if (!engine_opts_set(&o, "particles", gc_printf("%d", N), &d) ||
+        (mode >= 5 && mode <= 6 && !engine_opts_set(&o, "ancestor-sampling", "true", &d))) {
       fprintf(stderr, "smc_bench: %s\n", d.msg);
       return 1;
     }
@@ -218,10 +225,16 @@ static int bench_one(const char *model, int mode, int N, int T, int threads) {
   double cpu = cpu_now() - t0;
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  static const char *names[] = {"compiled", "interpreted", "hand C", "compiled", "interpreted"};
-  if (mode >= 3)
-    printf("%-7s %-11s %7d %5d %9.2f %12.1f %9.1f %s\n", "pgibbs", names[mode], N, T, cpu,
-           PG_SWEEPS / cpu, ru.ru_maxrss / 1024.0, mode == 3 && !strstr(backend, "compiled") ? backend : "");
+  static const char *names[] = {"compiled", "interpreted", "hand C", "compiled", "interpreted",
+                                "compiled", "interpreted", "compiled", "interpreted"};
+  if (out >= 0 && write(out, &cpu, sizeof cpu) != (ssize_t)sizeof cpu) return 1;
+  if (mode >= 3 && mode <= 6)
+    printf("%-7s %-11s %7d %5d %9.2f %12.1f %9.1f %s\n", mode >= 5 ? "pgas" : "pgibbs",
+           names[mode], N, T, cpu, PG_SWEEPS / cpu, ru.ru_maxrss / 1024.0,
+           (mode == 3 || mode == 5) && !strstr(backend, "compiled") ? backend : "");
+  else if (mode >= 7)
+    printf("%-7s %-11s %7d %5d %9.2f %12.0f %9.1f %12.4f %s\n", "rm", names[mode], N, T, cpu,
+           (double)N * T / cpu, ru.ru_maxrss / 1024.0, logz, backend);
   else
     printf("%-7s %-11s %7d %5d %9.2f %12.0f %9.1f %12.4f %s\n", model, names[mode], N, T, cpu,
            (double)N * T / cpu, ru.ru_maxrss / 1024.0, logz, mode == 0 && !strstr(backend, "compiled") ? backend : "");
@@ -229,16 +242,27 @@ static int bench_one(const char *model, int mode, int N, int T, int threads) {
   return 0;
 }
 
-static void run_child(const char *model, int mode, int N, int T, int threads) {
+/* The configuration in a child process; its CPU seconds (NAN: failed). */
+static double run_child(const char *model, int mode, int N, int T, int threads) {
   fflush(stdout);
+  int fd[2];
+  if (pipe(fd) != 0) return NAN;
   pid_t pid = fork();
   if (pid == 0) {
+    close(fd[0]);
     gc_init();
-    exit(bench_one(model, mode, N, T, threads));
+    exit(bench_one(model, mode, N, T, threads, fd[1]));
   }
+  close(fd[1]);
+  double cpu = NAN;
+  if (pid < 0 || read(fd[0], &cpu, sizeof cpu) != (ssize_t)sizeof cpu) cpu = NAN;
+  close(fd[0]);
   int status = 0;
-  if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+  if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
     fprintf(stderr, "smc_bench: %s N=%d T=%d failed\n", model, N, T);
+    cpu = NAN;
+  }
+  return cpu;
 }
 
 int main(int argc, char **argv) {
@@ -258,7 +282,13 @@ int main(int argc, char **argv) {
     cfg[n][0] = atoi(argv[k]);
     cfg[n][1] = atoi(argv[k + 1]);
   }
-  if (n == 0 && !strcmp(model, "pgibbs")) {
+  if (n == 0 && !strcmp(model, "rm")) {
+    static const int rmN[] = {100, 1000};
+    for (int i = 0; i < 2; i++, n++) {
+      cfg[n][0] = rmN[i];
+      cfg[n][1] = 100;
+    }
+  } else if (n == 0 && !strcmp(model, "pgibbs")) {
     static const int pgN[] = {10, 20, 30, 100, 1000};
     for (int i = 0; i < 5; i++, n++) {
       cfg[n][0] = pgN[i];
@@ -271,8 +301,12 @@ int main(int argc, char **argv) {
       cfg[n][1] = 1000;
     }
   }
-  bool pg = !strcmp(model, "pgibbs");
-  if (pg)
+  bool pg = !strcmp(model, "pgibbs"), rm = !strcmp(model, "rm");
+  if (rm)
+    printf("smc with resample-move (static a), systematic resampling at ESS < N/2, %d thread%s\n"
+           "%-7s %-11s %7s %5s %9s %12s %9s %12s %s\n", threads, threads == 1 ? "" : "s", "model",
+           "particles", "N", "T", "cpu s", "steps/cpu s", "peak MiB", "log Z", "backend");
+  else if (pg)
     printf("pgibbs, %d sweeps (static MH moves + conditional SMC, multinomial resampling at ESS < "
            "N/2), %d thread%s\n%-7s %-11s %7s %5s %9s %12s %9s\n", PG_SWEEPS, threads,
            threads == 1 ? "" : "s", "model", "particles", "N", "T", "cpu s", "sweeps/cpu s",
@@ -283,9 +317,19 @@ int main(int argc, char **argv) {
            "steps/cpu s", "peak MiB", "log Z");
   for (int i = 0; i < n; i++) {
     int N = cfg[i][0], T = cfg[i][1];
-    if (!strcmp(model, "pgibbs")) {
-      run_child("kalman", 3, N, T, threads);
-      if (!only_compiled && (interp_all || N <= 100)) run_child("kalman", 4, N, T, threads);
+    if (rm) {
+      run_child("kalman", 7, N, T, threads);
+      if (!only_compiled) run_child("kalman", 8, N, T, threads);
+      continue;
+    }
+    if (pg) {
+      for (int as = 0; as <= 1; as++) { /* plain, then PGAS */
+        double c = run_child("kalman", 3 + 2 * as, N, T, threads);
+        if (only_compiled || !(interp_all || N <= 100)) continue;
+        double in = run_child("kalman", 4 + 2 * as, N, T, threads);
+        printf("%-7s %-11s %7d %5d  compiled/interpreted sweeps per cpu s: %.1fx\n",
+               as ? "pgas" : "pgibbs", "ratio", N, T, in / c);
+      }
       continue;
     }
     if (!strcmp(model, "kalman") && !only_compiled) run_child(model, 2, N, T, threads);

@@ -48,6 +48,8 @@ typedef struct SiteStep {
   int local;
   double log_sigma;
   long n;
+  double round_sum; /* mh_mover_adapt_round: this round's acceptance probabilities */
+  long round_n;
 } SiteStep;
 
 typedef struct MhState {
@@ -233,7 +235,7 @@ static bool mh_propose_fn(void *ctx, const DistCall *dc, Value old, Rng *r, Valu
 }
 
 /* Pick the kernel for a site of choice c. */
-static void choose_kernel(MhState *s, const TraceChoice *c, int local, Proposal *p) {
+static void choose_kernel(MhState *s, Rng *r, const TraceChoice *c, int local, Proposal *p) {
   memset(p, 0, sizeof *p);
   p->local = local;
   p->unit_len = c->unit_len;
@@ -245,12 +247,12 @@ static void choose_kernel(MhState *s, const TraceChoice *c, int local, Proposal 
   } else if (c->continuous) {
     /* an improper prior (flat) cannot propose: random walk only */
     bool prior_ok = !c->fam->improper;
-    if (rng_uniform(&s->rng) < MH_PRIOR_PROB && prior_ok) p->k = K_PRIOR_UNIT;
+    if (rng_uniform(r) < MH_PRIOR_PROB && prior_ok) p->k = K_PRIOR_UNIT;
     else p->k = c->structured ? K_RW_UNIT : K_RW_ELEM;
   } else {
     double k = c->upper - c->lower + 1;
     bool small = isfinite(k) && k >= 2 && k <= MH_SMALL_SUPPORT;
-    p->k = small && rng_uniform(&s->rng) < 0.5 ? K_UNIFORM : K_PRIOR_UNIT;
+    p->k = small && rng_uniform(r) < 0.5 ? K_UNIFORM : K_PRIOR_UNIT;
   }
   if (p->k == K_RW_ELEM || p->k == K_RW_UNIT) {
     SiteStep *e = step_find(s, c->addr, local, false);
@@ -282,9 +284,15 @@ static int eligible_site(const MhState *s, const Trace *t, long site, int *local
   return 0;
 }
 
-/* One proposal from the current trace. False only for internal errors. */
-static bool mh_one(MhState *s, bool warmup, bool *accepted, Diag *fatal) {
+/* One proposal from the current trace, drawn from stream r. When warmup, a
+ * random-walk site's scale adapts to the move's acceptance probability, at
+ * once, or (rec != NULL) later: the move is recorded in *rec for
+ * mh_mover_adapt_round, so that moves made in one round all use the same scales.
+ * False only for internal errors. */
+static bool mh_one(MhState *s, Rng *r, bool warmup, MhMoveRec *rec, bool *accepted,
+                   Diag *fatal) {
   Trace *cur = s->cur;
+  if (rec) rec->addr = NULL;
   int local;
   const TraceChoice *c;
   if (s->only) {
@@ -293,15 +301,15 @@ static bool mh_one(MhState *s, bool warmup, bool *accepted, Diag *fatal) {
       *accepted = false;
       return true;
     }
-    local = (int)rng_int(&s->rng, 0, c->nsites - 1);
+    local = (int)rng_int(r, 0, c->nsites - 1);
   } else {
-    long site = (long)rng_int(&s->rng, 0, eligible_sites(s, cur) - 1);
+    long site = (long)rng_int(r, 0, eligible_sites(s, cur) - 1);
     c = &cur->c[eligible_site(s, cur, site, &local)];
   }
   Proposal p;
-  choose_kernel(s, c, local, &p);
+  choose_kernel(s, r, c, local, &p);
   TraceHandler th;
-  trace_handler_init(&th, &s->rng, cur, c->addr, mh_propose_fn, &p);
+  trace_handler_init(&th, r, cur, c->addr, mh_propose_fn, &p);
   Diag d;
   diag_init(&d);
   InterpState *st = NULL;
@@ -335,15 +343,23 @@ static bool mh_one(MhState *s, bool warmup, bool *accepted, Diag *fatal) {
                  : -INFINITY;
     }
   }
-  *accepted = log(rng_uniform(&s->rng)) < a;
+  *accepted = log(rng_uniform(r)) < a;
   if (*accepted) {
     s->cur = nt;
     s->cur_st = st;
     s->cur_done = done;
     s->cur_stop_lp = th.stop_lp;
   }
-  if (warmup && (p.k == K_RW_ELEM || p.k == K_RW_UNIT))
-    step_adapt(step_find(s, c->addr, local, true), a >= 0 ? 1 : exp(a));
+  if (warmup && (p.k == K_RW_ELEM || p.k == K_RW_UNIT)) {
+    double ap = a >= 0 ? 1 : exp(a);
+    if (rec) {
+      rec->addr = c->addr;
+      rec->local = local;
+      rec->accept_prob = ap;
+    } else {
+      step_adapt(step_find(s, c->addr, local, true), ap);
+    }
+  }
   return true;
 }
 
@@ -552,7 +568,7 @@ static bool mh_step(void *state, bool warmup, Draw *out, Diag *d) {
   }
   for (long i = 0; i < n && eligible_sites(s, s->cur) > 0; i++) {
     bool ok;
-    if (!mh_one(s, warmup, &ok, d)) return false;
+    if (!mh_one(s, &s->rng, warmup, NULL, &ok, d)) return false;
     acc += ok;
   }
   if (s->block) {
@@ -599,10 +615,11 @@ MhMover *mh_mover_new(const Interp *in, uint64_t model_seed, uint64_t stream, ui
   return (MhMover *)s;
 }
 
-bool mh_mover_move(MhMover *m, Trace **cur, InterpState **st, long stop_events, bool *done,
-                   bool *accepted, Diag *fatal) {
+bool mh_mover_move(MhMover *m, Rng *rng, Trace **cur, InterpState **st, long stop_events,
+                   bool *done, bool *accepted, MhMoveRec *rec, Diag *fatal) {
   MhState *s = (MhState *)m;
   *accepted = false;
+  if (rec) rec->addr = NULL;
   if ((*cur)->nsites <= 0) return true;
   s->cur = *cur;
   s->cur_st = *st;
@@ -610,11 +627,52 @@ bool mh_mover_move(MhMover *m, Trace **cur, InterpState **st, long stop_events, 
   s->stop_events = stop_events;
   s->only = NULL;
   /* step sizes adapt from earlier moves only: each move is a valid MH move */
-  if (!mh_one(s, true, accepted, fatal)) return false;
+  if (!mh_one(s, rng ? rng : &s->rng, true, rec, accepted, fatal)) return false;
   *cur = s->cur;
   *st = s->cur_st;
   *done = s->cur_done;
   return true;
+}
+
+/* One update per site from the round's mean acceptance probability, with
+ * gain 1 as smc's block factor (the mean of many moves is not the single
+ * noisy move Robbins-Monro's decreasing gain is for; applying a round's
+ * hundreds of records one by one, all made at the same scale, would overshoot
+ * by their number). */
+void mh_mover_adapt_round(MhMover *m, const MhMoveRec *rec, int n) {
+  MhState *s = (MhState *)m;
+  for (int i = 0; i < n; i++) {
+    if (!rec[i].addr) continue;
+    SiteStep *e = step_find(s, rec[i].addr, rec[i].local, true);
+    e->round_sum += rec[i].accept_prob;
+    e->round_n++;
+  }
+  for (int i = 0; i < n; i++) { /* in record order: the same bytes every time */
+    if (!rec[i].addr) continue;
+    SiteStep *e = step_find(s, rec[i].addr, rec[i].local, false);
+    if (e->round_n == 0) continue;
+    e->log_sigma += e->round_sum / (double)e->round_n - MH_TARGET_ACCEPT;
+    if (e->log_sigma > 10) e->log_sigma = 10;
+    if (e->log_sigma < -20) e->log_sigma = -20;
+    e->n += e->round_n;
+    e->round_sum = 0;
+    e->round_n = 0;
+  }
+}
+
+MhMover *mh_mover_worker(const MhMover *m) {
+  MhState *w = gc_alloc(sizeof(MhState));
+  *w = *(const MhState *)m;
+  return (MhMover *)w;
+}
+
+void mh_mover_sync(MhMover *worker, const MhMover *m) {
+  MhState *w = (MhState *)worker;
+  const MhState *s = (const MhState *)m;
+  w->steps = s->steps;
+  w->scap = s->scap;
+  w->sn = s->sn;
+  w->stop_scale = s->stop_scale;
 }
 
 void mh_mover_set_stop_scale(MhMover *m, double scale) { ((MhState *)m)->stop_scale = scale; }
@@ -630,7 +688,7 @@ bool mh_mover_move_at(MhMover *m, const char *addr, bool adapt, Trace **cur, Int
   s->cur_done = true;
   s->stop_events = 0;
   s->only = addr;
-  bool ok = mh_one(s, adapt, accepted, fatal);
+  bool ok = mh_one(s, &s->rng, adapt, NULL, accepted, fatal);
   s->only = NULL;
   if (!ok) return false;
   *cur = s->cur;

@@ -55,17 +55,20 @@
  * everything order-dependent runs in the chain's thread, so the draws do not
  * depend on the number of threads.
  *
- * Compiled particles.  Without ancestor sampling, a program whose control
- * flow is the same in every particle (ir/particle.h: state-space models,
- * HMMs) runs its conditional SMC as columns: the reference and the statics
- * are replayed through pc_set_replay (particle 0 is the reference and stays
- * at index 0 through resampling), and the same calls on the chain's Rng are
- * made in the same order, so the chain is the interpreted one's bit for bit
+ * Compiled particles.  A program whose control flow is the same in every
+ * particle (ir/particle.h: state-space models, HMMs) runs its conditional
+ * SMC as columns: the reference and the statics are replayed through
+ * pc_set_replay (particle 0 is the reference and stays at index 0 through
+ * resampling), and the same calls on the chain's Rng are made in the same
+ * order, so the chain is the interpreted one's bit for bit
  * (tests/inference/test_smc_compiled.c).  The chosen path is then replayed
  * once through the interpreter, which gives the new reference its trace
  * (what the MH moves on the statics work on) and its outputs.  Ancestor
- * sampling keeps the interpreter: its candidates' continuations are runs of
- * suspended executions.
+ * sampling runs there too (pgc_ref_ancestor): the candidates' continuations
+ * are a second compiled population replaying the reference's future from a
+ * copy of every particle's registers, joined to the reference's where the
+ * registers that matter are equal, summed in the interpreted order — the
+ * same weights to the bit.
  */
 #include <math.h>
 #include <stdio.h>
@@ -143,6 +146,13 @@ typedef struct PgState {
   PcRun *pcr;
   const char *pc_why;
   const char **perr;
+  /* ancestor sampling on them: the candidates' continuations (pcc, N
+     particles), the reference replayed alone (pc1), their scratch */
+  PcRun *pcc, *pc1;
+  double *cinc, inc1;
+  const char **cperr, *perr1;
+  uint8_t *open; /* a candidate whose continuation is not known yet */
+  bool ref_known; /* ref_total and ref_events are the reference's (no static moved since) */
 } PgState;
 
 static bool is_static(const char *addr) { return !strchr(addr, '[') && !strchr(addr, '#'); }
@@ -400,9 +410,11 @@ static bool pg_snap(PgState *s, int j, InterpState *st, long cnt, double lp, dou
     InterpState **a = gc_alloc(sizeof(InterpState *) * (size_t)cap);
     double *b = gc_alloc_atomic(sizeof(double) * (size_t)cap);
     long *c = gc_alloc_atomic(sizeof(long) * (size_t)cap);
-    memcpy(a, s->snap, sizeof(InterpState *) * (size_t)s->nsnap);
-    memcpy(b, s->snap_lp, sizeof(double) * (size_t)s->nsnap);
-    memcpy(c, s->snap_cnt, sizeof(long) * (size_t)s->nsnap);
+    if (s->nsnap > 0) { /* the first time there is nothing to copy (and no arrays) */
+      memcpy(a, s->snap, sizeof(InterpState *) * (size_t)s->nsnap);
+      memcpy(b, s->snap_lp, sizeof(double) * (size_t)s->nsnap);
+      memcpy(c, s->snap_cnt, sizeof(long) * (size_t)s->nsnap);
+    }
     s->snap = a, s->snap_lp = b, s->snap_cnt = c;
   }
   s->snap[j] = interp_fork(st, s->round_seed, 0);
@@ -425,7 +437,8 @@ static bool pg_join(PgState *s, int j, InterpState *st, long cnt, double lp, dou
  * joined path is a path of the program (see the header comment). */
 static double pg_continuation(PgState *s, int i) {
   const PgParticle *p = &s->p[i];
-  if (p->done || p->events != s->at_event) return -INFINITY;
+  /* a candidate without weight cannot be drawn: its continuation is not run */
+  if (p->done || p->events != s->at_event || !(s->w[i] > 0)) return -INFINITY;
   if (i == 0) return s->snap_total;
   InterpState *st = interp_fork(p->st, s->round_seed, (uint64_t)i);
   return pg_continue(s, st, (uint64_t)i, s->relevant && s->nsnap > 0 ? pg_join : NULL);
@@ -435,6 +448,31 @@ static void pg_continuation_fn(void *ctx, int worker, int lo, int hi) {
   PgState *s = ctx;
   (void)worker;
   for (int i = lo; i < hi; i++) s->cont[i] = pg_continuation(s, i);
+}
+
+/* The reference's new ancestor, drawn with probability proportional to
+ * w_i exp(cont_i) (s->cont: the candidates' continuations); both kinds of
+ * particles draw it here, with the same call on the chain's Rng. */
+static int pg_draw_ancestor(PgState *s) {
+  int N = s->N, a0 = 0;
+  double mx = -INFINITY;
+  for (int i = 0; i < N; i++) {
+    s->contw[i] = s->w[i] > 0 ? log(s->w[i]) + s->cont[i] : -INFINITY;
+    if (s->contw[i] > mx) mx = s->contw[i];
+  }
+  if (!(mx > -INFINITY)) return 0; /* cannot happen: the reference continues itself */
+  double tot = 0;
+  for (int i = 0; i < N; i++) tot += s->contw[i] = exp(s->contw[i] - mx);
+  double u = rng_uniform(&s->rng) * tot, c = 0;
+  for (int i = 0; i < N; i++) {
+    if (!(s->contw[i] > 0)) continue;
+    a0 = i; /* u rounded up to tot takes the last candidate with weight */
+    c += s->contw[i];
+    if (u < c) break;
+  }
+  s->as_draws++;
+  s->as_moved += a0 != 0;
+  return a0;
 }
 
 /* The reference's new ancestor at a resampling after event k (or 0 = its
@@ -456,27 +494,8 @@ static bool pg_ref_ancestor(PgState *s, int *a0, Diag *d) {
   if (s->relevant) pg_continue(s, interp_fork(ref->st, s->round_seed, 0), 0, pg_snap);
   /* a candidate that must run to the end is worth a thread on its own */
   if (!pg_round(s, pg_continuation_fn, s->relevant ? PG_GRAIN : 1, d)) return false;
-  int N = s->N;
-  double mx = -INFINITY;
-  for (int i = 0; i < N; i++) {
-    s->contw[i] = s->w[i] > 0 ? log(s->w[i]) + s->cont[i] : -INFINITY;
-    if (s->contw[i] > mx) mx = s->contw[i];
-  }
-  if (!(mx > -INFINITY)) return true; /* cannot happen: the reference continues itself */
-  double tot = 0;
-  for (int i = 0; i < N; i++) tot += s->contw[i] = exp(s->contw[i] - mx);
-  double u = rng_uniform(&s->rng) * tot, c = 0;
-  *a0 = N - 1;
-  for (int i = 0; i < N; i++) {
-    c += s->contw[i];
-    if (u < c && s->contw[i] > 0) {
-      *a0 = i;
-      break;
-    }
-  }
+  *a0 = pg_draw_ancestor(s);
   s->ref_total = s->p[*a0].lp + s->cont[*a0];
-  s->as_draws++;
-  s->as_moved += *a0 != 0;
   return true;
 }
 
@@ -612,10 +631,118 @@ static bool pgc_take(PgState *s, int pick, Diag *d) {
   return true;
 }
 
+/* ---- ancestor sampling on compiled particles ---- */
+
+/* Every particle replays the reference's value at addr. */
+static bool pgc_find_all(void *ctx, const char *addr, Value *x, bool *all) {
+  const PgState *s = ctx;
+  const TraceChoice *c = trace_find(s->ref, addr);
+  if (!c) return false;
+  *x = c->val;
+  *all = true;
+  return true;
+}
+
+/* pg_index_ref's figures from one compiled particle replaying the
+ * reference: its events and its log density summed segment by segment, the
+ * interpreted replay's bits. */
+static bool pgc_index_ref(PgState *s, Diag *d) {
+  PcRun *r = s->pc1;
+  pc_set_replay(r, pgc_find_all, s);
+  pc_run_start(r, 0);
+  long events = 0;
+  for (;;) {
+    int more = pc_record(r, d);
+    if (more < 0) return false;
+    s->perr1 = NULL;
+    pc_exec(r, 0, 0, 1, &s->inc1, &s->perr1);
+    if (pc_dead(r, 0)) {
+      diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "pgibbs: the reference run failed: %s",
+                 s->perr1 ? s->perr1 : "killed");
+      return false;
+    }
+    if (!more) break;
+    events++;
+  }
+  s->ref_events = events;
+  s->ref_total = pc_lpath(r, 0);
+  return true;
+}
+
+static void pgc_cont_fn(void *ctx, int worker, int lo, int hi) {
+  PgState *s = ctx;
+  pc_exec(s->pcc, worker, lo, hi, s->cinc, s->cperr);
+}
+
+/* pg_ref_ancestor on compiled particles, after event k.  The candidates'
+ * continuations run together as one population (pc_run_continue: every
+ * particle replays the reference's remaining choices), event by event; the
+ * reference's own is particle 0 of it.  As in the interpreted form, a
+ * candidate is done when its state equals the reference's after the same
+ * number of events j < PG_SNAPS (pc_same_state over pg_relevant's
+ * registers): its continuation is what it has accumulated plus the rest of
+ * the reference's; the others run to the end, and a failed or impossible
+ * continuation is -inf.  The same values in the same order of additions, so
+ * the same weights, bit for bit, and the same calls on the chain's Rng. */
+static bool pgc_ref_ancestor(PgState *s, int *a0, Diag *d) {
+  int N = s->N, open = 0;
+  PcRun *r = s->pcr, *c = s->pcc;
+  s->round_seed = rng_u64(&s->rng); /* the interpreted continuations' stream: the same calls */
+  s->snap_total = s->ref_total - pc_lpath(r, 0);
+  pc_run_continue(c, r);
+  for (int i = 0; i < N; i++) {
+    s->open[i] = 0;
+    s->cperr[i] = NULL;
+    if (i == 0) s->cont[i] = s->snap_total;
+    else if (pc_dead(r, i) || !(s->w[i] > 0)) s->cont[i] = -INFINITY;
+    else if (s->relevant && pc_same_state(r, i, 0, s->relevant))
+      s->cont[i] = 0 + (s->snap_total - 0.0); /* pg_join at j = 0 */
+    else {
+      s->open[i] = 1;
+      open++;
+      continue;
+    }
+    if (i > 0) pc_drop(c, i);
+  }
+  for (int j = 0; open > 0; j++) {
+    int more = pc_record(c, d);
+    if (more < 0) return false;
+    pool_run(s->pool, N, PG_GRAIN, pgc_cont_fn, s);
+    for (int i = 1; i < N; i++) {
+      if (!s->open[i]) continue;
+      double lp = pc_lpath(c, i);
+      if (pc_dead(c, i) || !(lp > -INFINITY) || !more) {
+        /* the whole continuation; its path is the program's (fixed structure) */
+        s->cont[i] = pc_dead(c, i) || !(lp > -INFINITY) ? -INFINITY : lp;
+        s->open[i] = 0;
+        open--;
+        pc_drop(c, i);
+      }
+    }
+    if (!more) break;
+    if (j + 1 >= PG_SNAPS || pc_dead(c, 0)) continue; /* the reference's snapshots end */
+    double snap_lp = pc_lpath(c, 0);
+    for (int i = 1; i < N; i++)
+      if (s->open[i] && s->relevant && pc_same_state(c, i, 0, s->relevant)) {
+        s->cont[i] = pc_lpath(c, i) + (s->snap_total - snap_lp); /* pg_join */
+        s->open[i] = 0;
+        open--;
+        pc_drop(c, i);
+      }
+  }
+  *a0 = pg_draw_ancestor(s);
+  s->ref_total = pc_lpath(r, *a0) + s->cont[*a0];
+  return true;
+}
+
 /* pg_csmc on compiled particles: the same rounds, weights, ancestors, seeds
  * and pick, so the same bits. */
 static bool pgc_csmc(PgState *s, Diag *d) {
   int N = s->N;
+  /* The reference is the last sweep's pick unless a static has moved: then
+     its total is that particle's pc_lpath, the same additions as a replay. */
+  if (s->ancestor_sampling && !s->ref_known && !pgc_index_ref(s, d)) return false;
+  long events = 0;
   uint64_t seed = rng_u64(&s->rng);
   pc_set_replay(s->pcr, pgc_find, s);
   pc_run_start(s->pcr, seed);
@@ -623,6 +750,7 @@ static bool pgc_csmc(PgState *s, Diag *d) {
   for (;;) {
     int more = pc_record(s->pcr, d);
     if (more < 0) return false;
+    events += more;
     long kills = pc_kills(s->pcr);
     pool_run(s->pool, N, PG_GRAIN, pgc_exec_fn, s);
     if (pc_dead(s->pcr, 0)) {
@@ -637,13 +765,19 @@ static bool pgc_csmc(PgState *s, Diag *d) {
     resample_normalise(N, s->lw, s->w);
     if (alive == 0) break;
     if (resample_ess(N, s->w) < s->ess_threshold * N) {
+      int a0 = 0;
+      if (s->ancestor_sampling && !pgc_ref_ancestor(s, &a0, d)) return false;
       pg_ancestors(s);
-      s->anc[0] = 0;
+      s->anc[0] = a0;
       pc_resample(s->pcr, s->anc, rng_u64(&s->rng));
       for (int k = 0; k < N; k++) s->lw[k] = 0;
     }
   }
-  return pgc_take(s, pg_pick(s), d);
+  int pick = pg_pick(s);
+  s->ref_total = pc_lpath(s->pcr, pick);
+  s->ref_events = events;
+  s->ref_known = true;
+  return pgc_take(s, pick, d);
 }
 
 /* The particles of the conditional SMC when --particles is 0 (its default),
@@ -726,15 +860,21 @@ static void *pg_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) 
   if (s->workers > s->N) s->workers = s->N;
   s->wk = gc_alloc(sizeof(PgWorker) * (size_t)s->workers);
   if (s->ancestor_sampling) s->relevant = pg_relevant(s->prog);
-  if (s->ancestor_sampling)
-    s->pc_why = "ancestor sampling: the candidates' continuations run suspended executions";
-  else if (o->no_jit)
+  if (o->no_jit)
     s->pc_why = "--no-jit";
   else {
     const PcProg *pc = pc_compile(in, &s->pc_why);
     if (pc) {
       s->pcr = pc_run_new(pc, s->N, s->workers);
       s->perr = gc_alloc(sizeof(char *) * N);
+      if (s->ancestor_sampling) {
+        s->pcc = pc_run_new(pc, s->N, s->workers);
+        pc_set_replay(s->pcc, pgc_find_all, s);
+        s->pc1 = pc_run_new(pc, 1, 1);
+        s->cinc = gc_alloc_atomic(sizeof(double) * N);
+        s->cperr = gc_alloc(sizeof(char *) * N);
+        s->open = gc_alloc_atomic(N);
+      }
     }
   }
   return s;
@@ -758,6 +898,7 @@ static bool pg_step(void *state, bool warmup, Draw *out, Diag *d) {
   }
   s->static_moves += moves;
   s->static_accepts += acc;
+  if (acc) s->ref_known = false;
   /* 2–3. conditional SMC over the rest; the worker threads live for one sweep
      (the driver may never call free) */
   s->pool = pool_new(s->workers);

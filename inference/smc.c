@@ -78,6 +78,8 @@
 #define SMC_BLOCK_ACCEPT 0.234
 #define SMC_MAX_TEMPER 1000  /* tempering steps of one event, at most */
 #define SMC_TEMPER_ESS 0.8   /* tempering steps aim at most at this ESS / N */
+#define SMC_MOVE_GRAIN 2     /* a move re-runs a trace: worth a thread from few particles */
+enum { SMC_MV_MOVED = 1, SMC_MV_TRIED = 2, SMC_MV_BLOCK = 4, SMC_MV_SITE = 8 };
 
 /* ---- particles ---- */
 
@@ -274,8 +276,10 @@ static bool smc_same_block(const SmcState *s, const Trace *old, const Trace *new
 }
 
 /* One joint random-walk move over particle i's static continuous choices,
- * for the target tempered by beta.  *tried = there were any. */
-static bool smc_block_move(SmcState *s, int i, double beta, bool *tried, bool *acc, Diag *d) {
+ * for the target tempered by beta, drawn from stream r.  *tried = there were
+ * any.  Reads s->lambda and s->scale only: safe in parallel. */
+static bool smc_block_move(SmcState *s, int i, Rng *r, double beta, bool *tried, bool *acc,
+                           Diag *d) {
   Particle *p = &s->p[i];
   const Trace *t = s->tr[i];
   *tried = *acc = false;
@@ -301,7 +305,7 @@ static bool smc_block_move(SmcState *s, int i, double beta, bool *tried, bool *a
       double x = trace_value_get(v, (size_t)j), u, xn;
       if (!tf_unconstrain(c->con, c->lower, c->upper, 1, &x, &u)) return true; /* rejected */
       double lj_old = tf_constrain(c->con, c->lower, c->upper, 1, &u, &xn);
-      u += f * e->sd[j] * rng_normal(&s->rng);
+      u += f * e->sd[j] * rng_normal(r);
       double lj_new = tf_constrain(c->con, c->lower, c->upper, 1, &u, &xn);
       trace_value_set(&v, (size_t)j, xn);
       b.log_q_ratio += lj_new - lj_old;
@@ -311,7 +315,7 @@ static bool smc_block_move(SmcState *s, int i, double beta, bool *tried, bool *a
   }
   TraceHandler th;
   char err[256] = "";
-  trace_handler_init(&th, &s->rng, t, NULL, NULL, NULL);
+  trace_handler_init(&th, r, t, NULL, NULL, NULL);
   if (!trace_handler_set_block(&th, &b, err, sizeof err)) {
     diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "smc: %s", err);
     return false;
@@ -333,7 +337,7 @@ static bool smc_block_move(SmcState *s, int i, double beta, bool *tried, bool *a
   } else if (smc_same_block(s, t, nt)) {
     a = trace_block_log_accept(t, nt, &b, th.block_seen, th.fresh_lp);
   }
-  *acc = log(rng_uniform(&s->rng)) < a;
+  *acc = log(rng_uniform(r)) < a;
   if (*acc) {
     s->tr[i] = nt;
     p->st = nst;
@@ -343,46 +347,94 @@ static bool smc_block_move(SmcState *s, int i, double beta, bool *tried, bool *a
   return true;
 }
 
-/* One single-site move of engine mh on particle i (all its choices). */
-static bool smc_site_move(SmcState *s, int i, bool *acc, Diag *d) {
+/* One single-site move of engine mh on particle i (all its choices) with
+ * worker mover m, drawn from stream r; the site's scale adaptation is left in
+ * *rec for the end of the round. */
+static bool smc_site_move(SmcState *s, MhMover *m, int i, Rng *r, bool *acc, MhMoveRec *rec,
+                          Diag *d) {
   Particle *p = &s->p[i];
   Trace *t = s->tr[i];
   InterpState *st = p->st;
   bool done = p->done;
-  if (!mh_mover_move(s->mover, &t, &st, done ? 0 : p->events, &done, acc, d)) return false;
+  if (!mh_mover_move(m, r, &t, &st, done ? 0 : p->events, &done, acc, rec, d)) return false;
   if (*acc) {
     s->tr[i] = t;
     p->st = st;
     p->done = done;
-    p->last_inc = done ? 0 : mh_mover_stop_lp(s->mover);
+    p->last_inc = done ? 0 : mh_mover_stop_lp(m);
   }
   return true;
 }
 
+/* One round's moves of particles [lo, hi) on worker w: each particle's block
+ * then single-site move, drawn from its own stream (the round's seed, its
+ * index), with the scales fixed for the round; what each did is left in
+ * s->mv_* for smc_moves to add up in particle order. */
+static void smc_move_fn(void *ctx, int worker, int lo, int hi) {
+  SmcState *s = ctx;
+  SmcWorker *w = &s->wk[worker];
+  for (int i = lo; i < hi; i++) {
+    s->mv_flags[i] = 0;
+    s->mv_rec[i].addr = NULL;
+    if (!s->tr[i] || !(trace_logjoint(s->tr[i]) > -INFINITY)) continue;
+    Rng r;
+    rng_seed(&r, s->mv_seed, (uint64_t)i);
+    bool tried, acc, sacc;
+    Diag d;
+    diag_init(&d);
+    if (!smc_block_move(s, i, &r, s->mv_beta, &tried, &acc, &d) ||
+        !smc_site_move(s, s->movers[worker], i, &r, &sacc, &s->mv_rec[i], &d)) {
+      if (w->fatal_at < 0 || i < w->fatal_at) {
+        w->fatal_at = i;
+        w->fatal = d;
+      }
+      return;
+    }
+    s->mv_flags[i] = SMC_MV_MOVED | (tried ? SMC_MV_TRIED : 0) | (acc ? SMC_MV_BLOCK : 0) |
+                     (sacc ? SMC_MV_SITE : 0);
+  }
+}
+
 /* Rounds of moves on the freshly resampled population, for the target whose
  * latest event counts beta times: --rejuvenate K rounds, or (automatic) until
- * the particles have made SMC_JUMPS accepted moves on average. */
+ * the particles have made SMC_JUMPS accepted moves on average.  Within a
+ * round the particles move independently (own streams, the round's scales),
+ * in parallel; between rounds the block factor adapts to the round's
+ * acceptance rate and each single-site scale to its moves' mean acceptance.  So the
+ * moves give the same bytes for any number of threads. */
 static bool smc_moves(SmcState *s, double beta, Diag *d) {
   int N = s->N;
   Trace **orig = gc_alloc(sizeof(Trace *) * (size_t)N);
   for (int i = 0; i < N; i++)
     orig[i] = s->tr[i] = s->p[i].killed || s->p[i].nchoices == 0 ? NULL : smc_trace_at(&s->p[i], beta);
   mh_mover_set_stop_scale(s->mover, beta);
+  s->mv_beta = beta;
   double jumps = 0;
   for (int r = 0;; r++) {
     if (s->rejuvenate > 0 ? r >= s->rejuvenate : r >= SMC_MAX_ROUNDS || jumps >= SMC_JUMPS)
       break;
+    s->mv_seed = rng_u64(&s->rng);
+    for (int k = 0; k < s->workers; k++) {
+      s->wk[k].fatal_at = -1;
+      mh_mover_sync(s->movers[k], s->mover);
+    }
+    pool_run(s->pool, N, SMC_MOVE_GRAIN, smc_move_fn, s);
+    int bad = -1;
+    for (int k = 0; k < s->workers; k++)
+      if (s->wk[k].fatal_at >= 0 && (bad < 0 || s->wk[k].fatal_at < s->wk[bad].fatal_at)) bad = k;
+    if (bad >= 0) {
+      *d = s->wk[bad].fatal;
+      return false;
+    }
     long bt = 0, ba = 0, sa = 0, moved = 0;
     for (int i = 0; i < N; i++) {
-      if (!s->tr[i] || !(trace_logjoint(s->tr[i]) > -INFINITY)) continue;
-      bool tried, acc;
-      if (!smc_block_move(s, i, beta, &tried, &acc, d)) return false;
-      bt += tried;
-      ba += acc;
-      if (!smc_site_move(s, i, &acc, d)) return false;
-      sa += acc;
-      moved++;
+      int f = s->mv_flags[i];
+      bt += (f & SMC_MV_TRIED) != 0;
+      ba += (f & SMC_MV_BLOCK) != 0;
+      sa += (f & SMC_MV_SITE) != 0;
+      moved += (f & SMC_MV_MOVED) != 0;
     }
+    mh_mover_adapt_round(s->mover, s->mv_rec, N);
     if (moved == 0) break;
     s->rounds++;
     s->block_moves += bt;
@@ -662,8 +714,13 @@ static void *smc_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
     s->ess_threshold = 0;
     s->moves_on = false;
   }
-  if (s->moves_on)
+  if (s->moves_on) {
     s->mover = mh_mover_new(in, s->model_seed, (uint64_t)chain, o->seed ^ 0x72656au, false);
+    s->movers = gc_alloc(sizeof(MhMover *) * (size_t)s->workers);
+    for (int k = 0; k < s->workers; k++) s->movers[k] = mh_mover_worker(s->mover);
+    s->mv_flags = gc_alloc_atomic(sizeof(unsigned char) * N);
+    s->mv_rec = gc_alloc(sizeof(MhMoveRec) * N);
+  }
   s->next = s->N; /* no run yet */
   evidence_init(&s->ev);
   s->ess_min = -1;

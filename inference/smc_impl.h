@@ -72,6 +72,11 @@ typedef struct SmcState {
   int nscale;                /* population scales of the static elements */
   struct SmcScale *scale;
   Trace **tr;                /* moves: each particle's trace, tempered */
+  MhMover **movers;          /* [workers]: each worker's copy of mover */
+  uint64_t mv_seed;          /* this round's seed of the particles' move streams */
+  double mv_beta;            /* this phase's tempering */
+  unsigned char *mv_flags;   /* per particle: what its move of this round did */
+  MhMoveRec *mv_rec;         /* per particle: its single-site scale to adapt */
   /* the current run */
   double run_logz;
   int next; /* next particle of the current run to emit; N = run exhausted */

@@ -180,11 +180,26 @@ int trace_choice_sites(const TraceChoice *c);
 typedef struct MhMover MhMover;
 MhMover *mh_mover_new(const Interp *in, uint64_t model_seed, uint64_t stream, uint64_t seed,
                       bool gen);
-/* One move from (*cur, *st, *done); on acceptance they are replaced by the new
- * trace, its state and whether it finished.  False only for internal errors
- * (fatal filled); a run the program rejects is a rejected move. */
-bool mh_mover_move(MhMover *m, Trace **cur, InterpState **st, long stop_events, bool *done,
-                   bool *accepted, Diag *fatal);
+/* One move from (*cur, *st, *done), its randomness drawn from rng (NULL: the
+ * mover's own stream); on acceptance they are replaced by the new trace, its
+ * state and whether it finished.  With rec != NULL the site's scale is not
+ * adapted at once: the move is recorded in *rec, and mh_mover_adapt_round
+ * later moves each site's scale once by the round's mean acceptance (smc
+ * adapts between rounds, so a round's moves are independent of each other).  False only for internal errors (fatal
+ * filled); a run the program rejects is a rejected move. */
+typedef struct MhMoveRec {
+  const char *addr; /* NULL: nothing to adapt */
+  int local;
+  double accept_prob;
+} MhMoveRec;
+bool mh_mover_move(MhMover *m, Rng *rng, Trace **cur, InterpState **st, long stop_events,
+                   bool *done, bool *accepted, MhMoveRec *rec, Diag *fatal);
+void mh_mover_adapt_round(MhMover *m, const MhMoveRec *rec, int n);
+/* A copy of mover m for another thread's moves (its own scratch: current
+ * trace, stop event), and mh_mover_sync giving it m's current scales and
+ * tempering; workers only read the scales (moves with rec != NULL). */
+MhMover *mh_mover_worker(const MhMover *m);
+void mh_mover_sync(MhMover *worker, const MhMover *m);
 
 /* Tempered targets (smc): later moves count the stop event's log density
  * `scale` times (1 = untempered; the traces given must be scored alike), and

@@ -101,6 +101,12 @@ struct PcRun {
   Rng *rng;
   uint8_t *dead, *dead2;
   double *logprior, *loglik, *tmp; /* tmp: pc_resample's scratch column */
+  double *lpath;        /* per particle: sum over its segments of (log prior + log
+                           likelihood of the segment), the interpreted pgibbs
+                           particle's lp in its order of additions */
+  /* a continuation run (pc_run_continue): no histories, and a latent with no
+     replayed value or a replayed value outside its support scores -inf */
+  bool cont;
   uint64_t *root, *root2;
   /* the uniform state: main's registers (varying ones unused) */
   Value *U;
@@ -421,6 +427,7 @@ PcRun *pc_run_new(const PcProg *pc, int N, int workers) {
   r->logprior = gc_alloc_atomic(sizeof(double) * (size_t)N);
   r->loglik = gc_alloc_atomic(sizeof(double) * (size_t)N);
   r->tmp = gc_alloc_atomic(sizeof(double) * (size_t)N);
+  r->lpath = gc_alloc_atomic(sizeof(double) * (size_t)N);
   r->root = gc_alloc_atomic(sizeof(uint64_t) * (size_t)N);
   r->U = gc_alloc(sizeof(Value) * (size_t)(pc->nregs + 1));
   r->assigned = gc_alloc_atomic(sizeof(bool) * (size_t)(pc->nregs + 1));
@@ -436,6 +443,7 @@ void pc_run_start(PcRun *r, uint64_t seed) {
   memset(r->dead, 0, (size_t)N);
   memset(r->logprior, 0, sizeof(double) * (size_t)N);
   memset(r->loglik, 0, sizeof(double) * (size_t)N);
+  memset(r->lpath, 0, sizeof(double) * (size_t)N);
   memset(r->root, 0, sizeof(uint64_t) * (size_t)N);
   memcpy(r->U, interp_data_regs(pc->in), sizeof(Value) * (size_t)pc->nregs);
   memset(r->assigned, 0, sizeof(bool) * (size_t)pc->nregs);
@@ -459,6 +467,7 @@ void pc_set_replay(PcRun *r, PcReplayFn find, void *ctx) {
 bool pc_dead(const PcRun *r, int i) { return r->dead[i]; }
 double pc_logprior(const PcRun *r, int i) { return r->logprior[i]; }
 double pc_loglik(const PcRun *r, int i) { return r->loglik[i]; }
+double pc_lpath(const PcRun *r, int i) { return r->lpath[i]; }
 uint64_t pc_root(const PcRun *r, int i) { return r->root[i]; }
 
 long pc_kills(const PcRun *r) {
@@ -587,7 +596,7 @@ static void record_sample(PcRun *r, const IrInstr *ins) {
   r->seg_draws = true;
   bool all = false;
   if (r->replay && r->replay(r->replay_ctx, op->addr, &op->rval, &all)) op->replay = all ? 2 : 1;
-  if (r->depth > 1) { /* nested: its history is kept (as the interpreter keeps it) */
+  if (r->depth > 1 && !r->cont) { /* nested: its history is kept (as the interpreter keeps it) */
     if (r->npath == r->pathcap) {
       int cap = r->pathcap ? 2 * r->pathcap : 64;
       PcPath *np = gc_alloc(sizeof(PcPath) * (size_t)cap);
@@ -967,7 +976,8 @@ static bool sample_replay(PcRun *r, const PcOp *op, int i, Value *out, double *l
   DistCall dc;
   if (!make_call(r, op, i, pv, &dc, err, errsz)) return false;
   if (!dist_call_lpdf(&dc, op->rval, lp, err, errsz)) return false;
-  if (*lp > -INFINITY) {
+  if (*lp > -INFINITY || r->cont) { /* a continuation does not leave the replayed path */
+    if (!(*lp > -INFINITY)) *lp = -INFINITY;
     *out = op->rval;
     return true;
   }
@@ -1092,6 +1102,18 @@ static void kernel_params(const PcRun *r, const PcOp *op, int lo, int hi, PcWork
     }
 }
 
+/* Is x strictly inside the support of the family at particle i's
+ * parameters?  Only there is the kernel's value of a replayed x taken
+ * without the general path (a family's lpdf1 may test its support before
+ * its kernel runs). */
+static bool replay_inside(const DistFamily *f, const KIn *p, int np, int i, double x) {
+  if (!f->support) return true;
+  double q[4], slo, shi;
+  for (int j = 0; j < np; j++) q[j] = p[j].col ? p[j].col[i] : p[j].u;
+  f->support(q, &slo, &shi);
+  return slo < x && x < shi;
+}
+
 static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, double *inc,
                         const char **perr) {
   const IrInstr *ins = op->ins;
@@ -1101,11 +1123,19 @@ static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, dou
   bool isint = r->pc->ckind[op->dst] != CK_REAL;
   char err[512];
   KIn p[4];
+  /* a replayed value scored by the kernel: dist_call_lpdf of a finite scalar
+     (an int for a discrete family) without bounds is the family's lpdf1 */
+  double rv = op->replay ? val_as_real(op->rval) : 0;
+  bool rfast = op->replay && isfinite(rv) && (!f->discrete || rv == floor(rv));
   if (op->fast) {
     kernel_params(r, op, lo, hi, W, p);
     for (int i = lo; i < hi; i++) {
       int c = i - lo;
-      if (r->dead[i] || !W->ok[c] || (op->replay && (op->replay == 2 || i == 0))) continue;
+      if (op->replay && (op->replay == 2 || i == 0)) {
+        W->x[c] = rv;
+        continue;
+      }
+      if (r->dead[i] || !W->ok[c]) continue;
       double q[4];
       for (int j = 0; j < np; j++) q[j] = p[j].col ? p[j].col[i] : p[j].u;
       W->saved[c] = r->rng[i];
@@ -1141,6 +1171,10 @@ static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, dou
     if (!replayed && fast && ok[c] == 1 && !isnan(wl[c]) && wl[c] != INFINITY) {
       x = wx[c];
       lp = wl[c];
+    } else if (replayed && fast && rfast && ok[c] == 1 && !isnan(wl[c]) && wl[c] > -INFINITY &&
+               wl[c] != INFINITY && replay_inside(f, p, np, i, rv)) {
+      x = rv;
+      lp = wl[c];
     } else if (replayed) {
       Value v;
       if (!sample_replay(r, op, i, &v, &lp, err, sizeof err)) {
@@ -1160,7 +1194,7 @@ static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, dou
     if (zi) zi[i] = (int64_t)x;
     else zr[i] = x;
     if (pathv) pathv[i] = x;
-    seg[c] += lp;
+    seg[c] += replayed || !r->cont ? lp : -INFINITY; /* a continuation draws nothing */
   }
 }
 
@@ -1312,7 +1346,10 @@ void pc_exec(PcRun *r, int worker, int lo, int hi, double *inc, const char **per
     for (int k = 0; k < r->nops; k++) exec_op(r, &r->ops[k], c0, c1, W, R, inc, perr);
     for (int i = c0; i < c1; i++) { /* dead before, or killed now: not advanced */
       alive -= !r->dead[i];
-      if (!r->dead[i]) r->logprior[i] += W->seg[i - c0];
+      if (!r->dead[i]) {
+        r->logprior[i] += W->seg[i - c0];
+        r->lpath[i] += W->seg[i - c0] + inc[i];
+      }
     }
     W->kills += alive;
     if (r->seg_draws && !r->rooted)
@@ -1352,6 +1389,10 @@ void pc_resample(PcRun *r, const int *anc, uint64_t fork_seed) {
   for (int j = 0; j < N; j++) t[j] = r->loglik[anc[j]];
   r->tmp = r->loglik;
   r->loglik = t;
+  t = r->tmp;
+  for (int j = 0; j < N; j++) t[j] = r->lpath[anc[j]];
+  r->tmp = r->lpath;
+  r->lpath = t;
   uint64_t *root = r->root2;
   uint8_t *dead = r->dead2;
   for (int j = 0; j < N; j++) {
@@ -1399,6 +1440,66 @@ InterpLatent *pc_latents(const PcRun *r, int i, int *n) {
     idx = path_parent(pp, e, idx);
   }
   return a;
+}
+
+/* ---- continuations (ancestor sampling) ---- */
+
+void pc_run_continue(PcRun *dst, const PcRun *src) {
+  const PcProg *pc = src->pc;
+  int N = src->N;
+  dst->cont = true;
+  memcpy(dst->U, src->U, sizeof(Value) * (size_t)pc->nregs);
+  memcpy(dst->assigned, src->assigned, sizeof(bool) * (size_t)pc->nregs);
+  memcpy(dst->fr, src->fr, sizeof src->fr);
+  dst->depth = src->depth;
+  for (int c = 0; c < pc->ncols; c++)
+    if (src->assigned[pc->creg[c]])
+      memcpy(dst->cols[c], src->cols[c], ck_size(pc->ckind[c]) * (size_t)N);
+    else
+      memset(dst->cols[c], 0, ck_size(pc->ckind[c]) * (size_t)N);
+  memcpy(dst->rng, src->rng, sizeof(Rng) * (size_t)N);
+  memcpy(dst->dead, src->dead, (size_t)N);
+  memcpy(dst->logprior, src->logprior, sizeof(double) * (size_t)N);
+  memcpy(dst->loglik, src->loglik, sizeof(double) * (size_t)N);
+  memset(dst->lpath, 0, sizeof(double) * (size_t)N);
+  memset(dst->root, 0, sizeof(uint64_t) * (size_t)N);
+  dst->npath = 0;
+  dst->cur_id = false;
+  dst->stored = dst->live = 0;
+  dst->segments = 0;
+  dst->rooted = dst->seg_draws = false;
+}
+
+void pc_drop(PcRun *r, int i) { r->dead[i] = 1; }
+
+/* interp_same_continuation's test of one register (reg_same): scalars bit
+   for bit, containers shared or equal */
+bool pc_same_state(const PcRun *r, int i, int j, const bool *regs) {
+  const PcProg *pc = r->pc;
+  if (r->dead[i] || r->dead[j]) return false;
+  for (int c = 0; c < pc->ncols; c++) {
+    if (!regs[pc->creg[c]]) continue;
+    switch (pc->ckind[c]) {
+    case CK_REAL:
+      if (memcmp((const double *)r->cols[c] + i, (const double *)r->cols[c] + j, sizeof(double)))
+        return false;
+      break;
+    case CK_VAL: {
+      Value a = ((const Value *)r->cols[c])[i], b = ((const Value *)r->cols[c])[j];
+      if (a.k != b.k) return false;
+      if (a.k == V_REAL ? memcmp(&a.r, &b.r, sizeof(double)) != 0
+          : a.k == V_INT ? a.i != b.i
+          : a.k == V_BOOL ? a.b != b.b
+          : a.k != V_NONE && a.s != b.s && !val_equal(a, b))
+        return false;
+      break;
+    }
+    default:
+      if (((const int64_t *)r->cols[c])[i] != ((const int64_t *)r->cols[c])[j]) return false;
+      break;
+    }
+  }
+  return true;
 }
 
 /* ---- a population spread over the ranks of an MPI job ---- */

@@ -84,6 +84,26 @@ void pc_resample(PcRun *r, const int *anc, uint64_t fork_seed);
 typedef bool (*PcReplayFn)(void *ctx, const char *addr, Value *x, bool *all);
 void pc_set_replay(PcRun *r, PcReplayFn find, void *ctx);
 
+/* Ancestor sampling (particle Gibbs with PGAS, inference/pgibbs.c) scores
+ * the reference path's future continued from every particle's state.
+ * pc_lpath(r, i): particle i's log density so far, summed segment by segment
+ * (log prior plus log likelihood of each), the order of additions of the
+ * interpreted pgibbs particles.  pc_run_continue makes dst (a run of the same
+ * program and N) a continuation of src: the same particles at the same point
+ * of the program, with pc_lpath restarting from 0, no histories kept, and
+ * every latent scored rather than drawn: a replayed value outside its
+ * support, or a latent with no replayed value, adds -inf (the interpreted
+ * continuation rejects such a candidate).  pc_drop(r, i): particle i takes no
+ * further part (not counted as killed).  pc_same_state: particles i and j
+ * hold equal values (scalars bit for bit) in every varying register that
+ * regs marks; the uniform ones are equal by construction — the compiled form
+ * of interp_same_continuation, after which two executions make the same
+ * choices with the same densities. */
+double pc_lpath(const PcRun *r, int i);
+void pc_run_continue(PcRun *dst, const PcRun *src);
+void pc_drop(PcRun *r, int i);
+bool pc_same_state(const PcRun *r, int i, int j, const bool *regs);
+
 /* Particle i: killed by a runtime error?  Its log prior and log likelihood
  * so far; the identity of the oldest choices of its lineage (0: none), which
  * tells final particles with distinct histories apart. */

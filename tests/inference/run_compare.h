@@ -73,8 +73,9 @@ static inline RunOut run_cfg(RunCfg c) {
     o.have_logz = ppl_result_log_evidence(r, &o.logz, &o.se) == PPL_OK;
     const char *b = ppl_result_backend(r);
     snprintf(o.backend, sizeof o.backend, "%s", b ? b : "");
-    const char *s = ppl_result_summary_text(r);
-    snprintf(o.notes, sizeof o.notes, "%s", s ? s : "");
+    /* the chain notes follow the table, which a long series makes long */
+    const char *s = ppl_result_summary_text(r), *n = s ? strstr(s, "\nchain ") : NULL;
+    snprintf(o.notes, sizeof o.notes, "%s", n ? n + 1 : s ? s : "");
   }
   ppl_result_free(r);
   ppl_model_free(m);

@@ -11,7 +11,10 @@
  * reason ancestor sampling exists: on kalman with the same particles and
  * iterations, x_first's ESS with it must be several times that without.  Runs
  * with 2 particle threads per chain (draws do not depend on it:
- * test_smc_threads.c).
+ * test_smc_threads.c).  These programs run their particles compiled
+ * (ir/particle.h), ancestor sampling included; the kalman PGAS run is
+ * repeated with --no-jit (interpreted particles), which must give the same
+ * draws bit for bit (test_smc_compiled.c holds that on more models).
  *
  *   test_pgibbs_exact SHARED_EXACT_DIR TESTS_EXACT_DIR
  */
@@ -43,7 +46,7 @@ typedef struct Run {
 } Run;
 
 static bool run(Run *R, const char *model, int particles, int chains, int warmup, int draws,
-                bool as) {
+                bool as, bool no_jit) {
   char path[512], data[512], ex[512];
   snprintf(path, sizeof path, "%s/%s.ppl", models_dir, model);
   snprintf(data, sizeof data, "%s/%s/data.json", shared_dir, model);
@@ -68,9 +71,14 @@ static bool run(Run *R, const char *model, int particles, int chains, int warmup
   ro.warmup = warmup;
   ro.draws = draws;
   ro.ancestor_sampling = as;
+  ro.no_jit = no_jit;
   ro.seed = 20261128;
-  return tap_ok(ppl_run(R->m, &ro, &R->r) == PPL_OK, "%s/pgibbs%s: runs (%s)", model,
-                as ? " --ancestor-sampling" : "", ppl_errmsg(R->ctx));
+  if (!tap_ok(ppl_run(R->m, &ro, &R->r) == PPL_OK, "%s/pgibbs%s%s: runs (%s)", model,
+              as ? " --ancestor-sampling" : "", no_jit ? " --no-jit" : "", ppl_errmsg(R->ctx)))
+    return false;
+  const char *b = ppl_result_backend(R->r);
+  return tap_ok(b && strstr(b, no_jit ? "pgibbs: interpreted (--no-jit)" : "pgibbs: compiled particle steps"),
+                "%s: particles %s (%s)", model, no_jit ? "interpreted" : "compiled", b ? b : "");
 }
 
 static void done(Run *R) {
@@ -152,15 +160,32 @@ int main(int argc, char **argv) {
   Run R;
 
   double ess_as = 0, ess_plain = 0;
-  if (run(&R, "kalman", 8, 2, 50, 300, true)) {
+  double **compiled = NULL;
+  int n_compiled = 0;
+  if (run(&R, "kalman", 8, 2, 50, 300, true, false)) {
     ess_as = check_normal(&R, "kalman/pgas", "x_first", exact(R.ex, "x_first_smooth", "mean", 0),
                           exact(R.ex, "x_first_smooth", "sd", 0), 60);
     check_normal(&R, "kalman/pgas", "x_last", exact(R.ex, "x_last_filter", "mean", 0),
                  exact(R.ex, "x_last_filter", "sd", 0), 100);
+    compiled = series(&R, "x_first", 0, false);
+    n_compiled = ppl_result_num_draws(R.r);
   }
   done(&R);
+  if (compiled) {
+    if (run(&R, "kalman", 8, 2, 50, 300, true, true)) {
+      double **x = series(&R, "x_first", 0, false);
+      bool same = ppl_result_num_draws(R.r) == n_compiled;
+      for (int c = 0; c < 2 && same; c++)
+        same = memcmp(x[c], compiled[c], sizeof(double) * (size_t)n_compiled) == 0;
+      tap_ok(same, "kalman/pgas: --no-jit gives the compiled chains' x_first bit for bit");
+      free_series(&R, x);
+    }
+    done(&R);
+    for (int c = 0; c < 2; c++) free(compiled[c]);
+    free(compiled);
+  }
 
-  if (run(&R, "kalman", 8, 2, 50, 300, false)) {
+  if (run(&R, "kalman", 8, 2, 50, 300, false, false)) {
     double **x = series(&R, "x_first", 0, false);
     ess_plain = ess(2, ppl_result_num_draws(R.r), x);
     free_series(&R, x);
@@ -170,7 +195,7 @@ int main(int argc, char **argv) {
          "kalman: ancestor sampling mixes x_first (ESS %.0f with it, %.1f without, 8 particles)",
          ess_as, ess_plain);
 
-  if (run(&R, "hmm3", 5, 2, 50, 300, true))
+  if (run(&R, "hmm3", 5, 2, 50, 300, true, false))
     for (int k = 2; k <= 3; k++)
       check_prob(&R, "hmm3/pgas", "z_last", k, exact(R.ex, "z_last_probs", NULL, k), 100);
   done(&R);

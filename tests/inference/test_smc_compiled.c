@@ -20,8 +20,15 @@
  * and the pick of the next reference) must be the `--no-jit` chains' bytes
  * too, with 1, 2 and 3 particle threads, on the static-a Kalman model, the
  * shared kalman and hmm3, the count series and the nested loops with
- * killed particles; ancestor sampling and dynamic programs fall back with
- * their reason.
+ * killed particles; dynamic programs fall back with their reason.
+ *
+ * Ancestor sampling (PGAS) scores the reference's future from every
+ * particle's registers on the same steps: with --ancestor-sampling the
+ * chains must again be the `--no-jit` chains' bytes (the weights of the
+ * reference's new ancestor are the interpreted continuations' to the bit,
+ * or a draw would sooner or later differ), on the same models plus the
+ * stochastic-volatility one, and the notes must show that ancestor
+ * sampling moved the reference (else the comparison proves little).
  *
  *   test_smc_compiled SHARED_EXACT_DIR TESTS_EXACT_DIR
  */
@@ -161,6 +168,26 @@ static void check(const char *what, Cfg c, bool threads) {
   free(co.x);
 }
 
+/* The notes' share of ancestor draws that moved the reference (-1: none). */
+static double as_moved(const RunOut *o) {
+  const char *p = strstr(o->notes, "ancestor sampling: ");
+  long draws = 0;
+  double pct = -1;
+  if (!p || sscanf(p, "ancestor sampling: %ld draws, %lf%% moved", &draws, &pct) != 2 || draws <= 0)
+    return -1;
+  return pct;
+}
+
+/* check() with ancestor sampling, and the reference moved by it. */
+static void check_as(const char *what, Cfg c, bool threads) {
+  c.ancestor_sampling = 1;
+  check(what, c, threads);
+  RunOut o = run(c);
+  double m = as_moved(&o);
+  tap_ok(o.ok && m > 0, "%s: ancestor sampling moved the reference (%.0f%% of draws)", what, m);
+  free(o.x);
+}
+
 static void check_fallback(const char *what, Cfg c, const char *reason) {
   RunOut o = run(c);
   char want[64];
@@ -232,12 +259,31 @@ int main(int argc, char **argv) {
   check("pgibbs, nested loops, killed particles", (Cfg){.engine = "pgibbs", .src = nest_src,
         .data = nest_data, .threads = 1, .chains = 1, .particles = 80, .draws = 20, .warmup = 5,
         .ess_threshold = 1}, true);
-  check_fallback("pgibbs, ancestor sampling", (Cfg){.engine = "pgibbs", .src = smc_pg_src,
-                 .data = pg_data, .threads = 1, .chains = 1, .particles = 10, .draws = 10,
+
+  /* PGAS: the candidates' continuations on compiled particles */
+  check_as("pgas, kalman (static a)", (Cfg){.engine = "pgibbs", .src = smc_pg_src, .data = pg_data,
+           .threads = 1, .chains = 2, .particles = 10, .draws = 30, .warmup = 10}, true);
+  check_as("pgas, shared kalman (100 particles: continuations spread over threads)",
+           (Cfg){.engine = "pgibbs", .path = kpath, .data_path = kdata, .threads = 1, .chains = 1,
+                 .particles = 100, .draws = 8, .warmup = 2}, true);
+  check_as("pgas, hmm3", (Cfg){.engine = "pgibbs", .path = hpath, .data_path = hdata, .threads = 1,
+           .chains = 1, .particles = 6, .draws = 30, .warmup = 10}, true);
+  check_as("pgas, stochastic volatility", (Cfg){.engine = "pgibbs", .src = smc_sv_src, .data = sv_data,
+           .threads = 1, .chains = 1, .particles = 8, .draws = 40, .warmup = 10}, false);
+  check_as("pgas, poisson counts", (Cfg){.engine = "pgibbs", .src = pois_src, .data = pois_data,
+           .threads = 1, .chains = 1, .particles = 10, .draws = 30, .warmup = 10}, false);
+  check_as("pgas, nested loops, killed particles", (Cfg){.engine = "pgibbs", .src = nest_src,
+           .data = nest_data, .threads = 1, .chains = 1, .particles = 80, .draws = 20, .warmup = 5,
+           .ess_threshold = 1}, true);
+  check_fallback("pgas, branch on a latent", (Cfg){.engine = "pgibbs", .src = branch_src,
+                 .data = branch_data, .threads = 1, .chains = 1, .particles = 10, .draws = 10,
                  .warmup = 5, .ancestor_sampling = 1},
-                 "ancestor sampling: the candidates' continuations run suspended executions");
+                 "model.ppl:6:5: branch on a latent-dependent condition");
   check_fallback("pgibbs, branch on a latent", (Cfg){.engine = "pgibbs", .src = branch_src,
                  .data = branch_data, .threads = 1, .chains = 1, .particles = 10, .draws = 10,
                  .warmup = 5}, "model.ppl:6:5: branch on a latent-dependent condition");
+  check_fallback("pgas, while loop", (Cfg){.engine = "pgibbs", .src = while_src, .data = while_data,
+                 .threads = 1, .chains = 1, .particles = 10, .draws = 10, .warmup = 5,
+                 .ancestor_sampling = 1}, "model.ppl:5:3: a while loop");
   return tap_done();
 }

@@ -3,7 +3,9 @@
  *
  * Particles advance between events in parallel worker threads; each particle
  * has its own Rng stream and everything order-dependent (weights, resampling,
- * rejuvenation, draws) happens in the chain's thread.  So for a given seed the
+ * rejuvenation's adaptation, draws) happens in the chain's thread; a round of
+ * resample-move's moves runs in parallel too, each particle's from its own
+ * stream with the scales fixed for the round.  So for a given seed the
  * draws, their log weights, lp__ and the log evidence must be bit-identical
  * with 1, 2 and 3 particle threads (the chain's share of the thread budget:
  * ppl_config.threads / chains), on models that exercise the paths a thread
@@ -67,6 +69,20 @@ static const char *seq_src =
     "  for (i in 1:N)\n"
     "    y[i] ~ normal(mu, 1);\n"
     "}\n";
+/* A regression observed in one statement: tempered steps, block moves of
+ * (a, b, sigma) with a constrained sigma, single-site moves. */
+static const char *reg_src =
+    "data { int N; vector[N] x; vector[N] y; }\n"
+    "model {\n"
+    "  real a ~ normal(0, 5);\n"
+    "  real b ~ normal(0, 5);\n"
+    "  real<lower=0> sigma ~ exponential(1);\n"
+    "  y ~ normal(a + b * x, sigma);\n"
+    "}\n";
+static const char *reg_data =
+    "{\"N\": 12, \"x\": [0.1, 0.5, 0.9, 1.3, 1.7, 2.1, 2.5, 2.9, 3.3, 3.7, 4.1, 4.5],"
+    " \"y\": [1.2, 1.9, 2.1, 3.3, 3.2, 4.4, 5.1, 5.0, 6.3, 6.6, 7.4, 8.1]}";
+
 static const char *seq_data = "{\"N\": 8, \"y\": [0.3, 1.2, -0.4, 0.8, 1.9, 0.1, 0.7, 1.1]}";
 
 /* One run of source (or file) with data (JSON text or file) under a thread
@@ -121,6 +137,15 @@ int main(int argc, char **argv) {
   check_threads("static mean, --rejuvenate 2", seq_src, NULL, seq_data, NULL, 200, 200, 2,
                 "residual");
   check_threads("kalman T=100", NULL, kpath, NULL, kdata, 600, 600, 0, "stratified");
+  /* resample-move's moves run in parallel too (own streams, scales adapted
+     between rounds): automatic rounds on a static parameter with a recursion
+     below it, a tempered regression, and dynamic structure with killed
+     particles moved twice per resampling */
+  check_threads("geometric recursion, automatic resample-move", geo_src, NULL, geo_data, NULL, 400,
+                400, -1, "systematic");
+  check_threads("regression, tempered resample-move", reg_src, NULL, reg_data, NULL, 300, 300, -1,
+                "stratified");
+  check_threads("dyn, --rejuvenate 2", dyn_src, NULL, dyn_data, NULL, 300, 300, 2, "multinomial");
 
   /* a budget of 4 threads for 2 chains: 2 chain threads, 2 particle threads each */
   RunOut a = run(NULL, kpath, NULL, kdata, 1, 2, 300, 300, 0, "systematic");
