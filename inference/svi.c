@@ -131,6 +131,10 @@ struct Svi {
   int blk_b;             /* its place among the sample's blocks */
   Rng blk_rng;           /* its noise: the sample's stream, then at the split plate its own */
   bool blk_plate_met;
+  bool blk_ready;        /* the params' nodes of this step are on the tape, up to blk_mark */
+  TapeMark blk_mark;
+  Diag *blk_diag;        /* this rank's blocks' errors */
+  int blk_ndiag;
   double *blk_buf;       /* every block's [status, elbo, gradient] */
   size_t blk_cap;
 };
@@ -840,9 +844,14 @@ static void svi_block_range(int nb, int R, int q, int *first, int *count) {
 /* Block b of G of a sample with the given seed: out = [status, ELBO share,
    discrete, gradient of the surrogate (nx)]. */
 static void svi_block(Svi *s, int b, int G, uint64_t seed, double *out, Diag *d) {
-  tape_reset(s->tape);
-  for (int i = 0; i < s->np; i++) s->p[i].node0 = 0, s->p[i].val = val_none();
-  for (int i = 0; i < s->np; i++) s->p[i].val = svi_param_value(s, &s->p[i], s->tape);
+  /* the params' nodes once a step: the blocks after the first rewind to them */
+  if (!s->blk_ready || !tape_rewind(s->tape, &s->blk_mark)) {
+    tape_reset(s->tape);
+    for (int i = 0; i < s->np; i++) s->p[i].node0 = 0, s->p[i].val = val_none();
+    for (int i = 0; i < s->np; i++) s->p[i].val = svi_param_value(s, &s->p[i], s->tape);
+    s->blk_mark = tape_mark(s->tape);
+    s->blk_ready = true;
+  }
   if (s->split) {
     int64_t B = s->split->n;
     s->blk_lo = B * b / G;
@@ -932,7 +941,12 @@ static bool svi_grad_blocks(Svi *s, double *elbo, double *grad, Diag *d) {
       s->blk_buf = gc_alloc_atomic(sizeof(double) * s->blk_cap);
     }
     svi_block_range(nb, R, q, &first, &count);
-    Diag *bd = gc_alloc_atomic(sizeof(Diag) * (size_t)(count ? count : 1));
+    if (count > s->blk_ndiag) {
+      s->blk_ndiag = count;
+      s->blk_diag = gc_alloc_atomic(sizeof(Diag) * (size_t)count);
+    }
+    Diag *bd = s->blk_diag;
+    s->blk_ready = false; /* new params (or new noise after a failure) */
     for (int j = first; j < first + count; j++) {
       diag_init(&bd[j - first]);
       svi_block(s, j % G, G, seed[j / G], s->blk_buf + (size_t)j * w, &bd[j - first]);
