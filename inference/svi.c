@@ -1079,8 +1079,54 @@ static bool svi_step_opt(Svi *s, double *elbo, Diag *d) {
   return true;
 }
 
+/* svi_elbo with the gradient in blocks: the samples are shared among the
+   ranks, each drawn from a stream of its own seeded from the shared one, and
+   their values gathered and added in order, so the ELBO has the same bits
+   for every number of ranks. */
+static bool svi_elbo_blocks(Svi *s, double *out, Diag *d) {
+  int K = s->elbo_samples, R = mpi_size(s->comm), q = mpi_rank(s->comm), first, count, bad = -1;
+  uint64_t *seed = gc_alloc_atomic(sizeof(uint64_t) * (size_t)K);
+  for (int k = 0; k < K; k++) seed[k] = rng_u64(s->r);
+  double *v = gc_alloc_atomic(sizeof(double) * 2 * (size_t)K); /* [failed, log p - log q] */
+  int *cnt = gc_alloc_atomic(sizeof(int) * 2 * (size_t)R), *dis = cnt + R;
+  for (int r = 0; r < R; r++) {
+    svi_block_range(K, R, r, &first, &count);
+    cnt[r] = 2 * count, dis[r] = 2 * first;
+  }
+  svi_block_range(K, R, q, &first, &count);
+  Rng own, *shared = s->r;
+  Diag mine;
+  diag_init(&mine);
+  for (int k = first; k < first + count; k++) {
+    Diag e;
+    diag_init(&e);
+    AdNum lp, lq;
+    rng_seed(&own, seed[k], 0);
+    s->r = &own, s->nplates = 0;
+    bool ran = svi_pair(s, SR_DRAW, NULL, &lp, &lq, NULL, NULL, &e);
+    v[2 * k] = !ran, v[2 * k + 1] = ran ? lp.v - lq.v : 0;
+    if (!ran && bad < 0) mine = e, bad = k;
+  }
+  s->r = shared;
+  if (!mpi_allgatherv(s->comm, v + 2 * first, v, cnt, dis)) {
+    diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "svi: MPI could not gather the ELBO's samples");
+    return false;
+  }
+  double sum = 0;
+  for (int k = 0; k < K; k++) {
+    if (v[2 * k] != 0) {
+      svi_block_diag(s, k, K, k == bad ? &mine : NULL, d);
+      return false;
+    }
+    sum += v[2 * k + 1];
+  }
+  *out = sum / K;
+  return true;
+}
+
 /* The ELBO of the fitted guide from elbo_samples fresh pairs. */
 static bool svi_elbo(Svi *s, double *out, Diag *d) {
+  if (s->row_blocks) return svi_elbo_blocks(s, out, d);
   double sum = 0;
   for (int k = 0; k < s->elbo_samples; k++) {
     AdNum lp, lq;

@@ -73,8 +73,11 @@ my ($st, $out, $err) = run_cmd(@train, '--save', 'plain.params');
 my $st1;
 ok($st == 0 && length(bytes_of('plain.params')) > 100, "train without blocks") or print "# $err\n";
 
-# four blocks: the same file for the single process and 1, 2 and 4 ranks
-($st) = run_cmd(@train, '--save', 'g4.params', '--grad-blocks', '4');
+# four blocks: the same file for the single process and 1, 2 and 4 ranks,
+# and the same final ELBO (its samples shared among the ranks)
+my $one;
+($st, $one) = run_cmd(@train, '--save', 'g4.params', '--grad-blocks', '4');
+my ($elbo1) = $one =~ /^trained: .*?, ELBO (\S+) in /m;
 ok($st == 0 && -s 'g4.params', "train --grad-blocks 4 in one process");
 ok(bytes_of('g4.params') ne bytes_of('plain.params'), "four blocks are other bits than one");
 for my $r (1, 2, 4) {
@@ -82,7 +85,9 @@ for my $r (1, 2, 4) {
   ok($st == 0 && bytes_of("r$r.params") eq bytes_of('g4.params'),
      "train under mpirun -n $r: the single process's params file, byte for byte") or print "# $err\n";
   my @done = $out =~ /^trained: /mg;
-  ok(@done == 1, "train under mpirun -n $r: rank 0 alone reports") or print "# $out\n";
+  my ($elbo) = $out =~ /^trained: .*?, ELBO (\S+) in /m;
+  ok(@done == 1 && defined $elbo1 && defined $elbo && $elbo eq $elbo1,
+     "train under mpirun -n $r: rank 0 alone reports, the single process's ELBO ($elbo1)") or print "# $out\n";
 }
 # the default under MPI is 8 blocks; with 3 Monte Carlo samples, 24 blocks
 ($st) = run_cmd(@train, '--save', 'g8.params', '--grad-blocks', '8');
