@@ -12,8 +12,10 @@
 # ELBO (one sample).  Prints each run's line, then the least of the rounds
 # per step and the ratios, and whether every blocked run wrote the same
 # params file (cmp).  One BLAS thread per rank.  Open MPI polls while a rank
-# waits for the other (that counts as CPU), so on a loaded machine the
-# 2-rank CPU includes waiting for a core.
+# waits for the other (that counts as CPU; yield_when_idle makes it give the
+# core away between polls), so on a loaded machine the CPU of 2 and more
+# ranks includes waiting for the others to get a core: there, count
+# instructions instead (docs/scaling.md gives the callgrind command).
 set -eu
 build=$(cd "${1:-build}" && pwd)
 steps=${2:-300}
@@ -22,7 +24,7 @@ G=${4:-8}
 here=$(cd "$(dirname "$0")/.." && pwd)
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_btl_vader_single_copy_mechanism=none
+export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_mpi_yield_when_idle=1
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 cd "$dir"

@@ -101,6 +101,39 @@ for my $r (2, 4) {
      "--grad-samples 3 --grad-blocks 4 under mpirun -n $r: the single process's file") or print "# $err\n";
 }
 
+# a discrete latent per row: the score-function estimator (each block's
+# share of the baseline) and the relaxation (each block's own noise after
+# the plate), the single process's file under 2 ranks
+spit('disc.ppl', <<'PPL');
+data { int N; vector[N] x; }
+model {
+  real mu ~ normal(0, 3);
+  plate (i in 1:N, batch = 20) {
+    int k ~ bernoulli(0.5);
+    x[i] ~ normal(k == 1 ? mu : -mu, 1);
+  }
+}
+guide {
+  param real m;
+  param real<lower=0> sm = 1;
+  real mu ~ normal(m, sm);
+  param real a;
+  param real b;
+  plate (i in 1:N, batch = 20) {
+    int k ~ bernoulli_logit(a * x[i] + b);
+  }
+}
+PPL
+for my $relax ([], ['--relax']) {
+  my @d = ('train', 'disc.ppl', '--data', 'toy.json', '--iter', '40', '--seed', '3', '--no-progress',
+           '--grad-blocks', '4', @$relax);
+  ($st) = run_cmd(@d, '--save', 'd1.params');
+  ($st1, $out, $err) = mpi(2, @d, '--save', 'd2.params');
+  ok($st == 0 && $st1 == 0 && -s 'd1.params' && bytes_of('d1.params') eq bytes_of('d2.params'),
+     "a discrete latent per row" . (@$relax ? " (--relax)" : " (score function)") .
+     ", 2 ranks: the single process's file") or print "# $err\n";
+}
+
 # the weights: with every latent global (the same draw in every block) the
 # blocks add up to one block's estimate but for rounding, so 30 steps of
 # --grad-blocks 5 end where --grad-blocks 1 does, to 1e-9
