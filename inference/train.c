@@ -15,7 +15,11 @@
  * (one step's estimate is one minibatch's, noisy), and examples (plate
  * elements) a second, or steps a second without a batched plate.  The host's
  * interrupt stops training before the next step, and what was trained is
- * still written: a long fit stopped by Ctrl-C keeps its progress. */
+ * still written: a long fit stopped by Ctrl-C keeps its progress.
+ *
+ * Under MPI (o->comm) svi trains data-parallel: every rank computes its share
+ * of each step's gradient blocks (svi.c, svi_grad_blocks) and takes the same
+ * step, so every rank ends with the same params; rank 0 writes them. */
 #include <math.h>
 #include <string.h>
 #include <time.h>
