@@ -75,6 +75,77 @@ double resample_normalise(int n, const double *lw, double *w) {
   return mx + log(s / n);
 }
 
+/* At most this many blocks: enough for as many ranks, few enough that
+ * every rank combining all the summaries costs nothing. */
+#define RESAMPLE_MAX_BLOCKS 256
+
+int resample_nblocks(int n) {
+  int nb = (n + 7) / 8;
+  return nb < 1 ? 1 : nb > RESAMPLE_MAX_BLOCKS ? RESAMPLE_MAX_BLOCKS : nb;
+}
+
+int resample_block_lo(int n, int b) {
+  int nb = resample_nblocks(n), units = (n + 7) / 8;
+  if (b >= nb) return n;
+  int lo = 8 * (int)((long long)units * b / nb);
+  return lo < n ? lo : n;
+}
+
+void resample_block(const double *lw, int lo, int hi, WeightBlock *out) {
+  double mx = -INFINITY;
+  for (int i = lo; i < hi; i++)
+    if (lw[i] > mx) mx = lw[i];
+  double s = 0, q = 0;
+  if (mx > -INFINITY)
+    for (int i = lo; i < hi; i++) {
+      double e = isnan(lw[i]) ? 0 : exp(lw[i] - mx);
+      s += e;
+      q += e * e;
+    }
+  *out = (WeightBlock){mx, s, q};
+}
+
+double resample_combine(int n, int nb, const WeightBlock *b, double *mx, double *sum, double *ess) {
+  double m = -INFINITY;
+  for (int k = 0; k < nb; k++)
+    if (b[k].max > m) m = b[k].max;
+  double s = 0, q = 0;
+  if (m > -INFINITY)
+    for (int k = 0; k < nb; k++) {
+      if (!(b[k].max > -INFINITY)) continue;
+      double f = exp(b[k].max - m);
+      s += b[k].sum * f;
+      q += b[k].sq * f * f;
+    }
+  *mx = m;
+  *sum = s;
+  if (!(s > 0)) {
+    *ess = n;
+    return -INFINITY;
+  }
+  *ess = s * s / q;
+  return m + log(s / n);
+}
+
+void resample_weights(int n, int lo, int hi, const double *lw, double mx, double sum, double *w) {
+  if (!(sum > 0)) {
+    for (int i = lo; i < hi; i++) w[i] = 1.0 / n;
+    return;
+  }
+  for (int i = lo; i < hi; i++) w[i] = isnan(lw[i]) ? 0 : exp(lw[i] - mx) / sum;
+}
+
+double resample_normalise_blocked(int n, const double *lw, double *w, double *ess) {
+  int nb = resample_nblocks(n);
+  WeightBlock *b = gc_alloc_atomic(sizeof(WeightBlock) * (size_t)nb);
+  for (int k = 0; k < nb; k++)
+    resample_block(lw, resample_block_lo(n, k), resample_block_lo(n, k + 1), &b[k]);
+  double mx, sum;
+  double lz = resample_combine(n, nb, b, &mx, &sum, ess);
+  resample_weights(n, 0, n, lw, mx, sum, w);
+  return lz;
+}
+
 void resample_psis_order(int n, const double *lw, Rng *r, int *order) {
   double *sl = gc_alloc_atomic(sizeof(double) * (size_t)n);
   double *w = gc_alloc_atomic(sizeof(double) * (size_t)n);

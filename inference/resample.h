@@ -42,6 +42,31 @@ double resample_normalise(int n, const double *lw, double *w);
 /* Effective sample size 1 / sum w_i^2 of normalised weights. */
 double resample_ess(int n, const double *w);
 
+/* The normaliser in fixed blocks, so that ranks holding slices of a
+ * population combine partial results into the single process's bits (smc
+ * under MPI, docs/scaling.md): a population of n has resample_nblocks(n)
+ * blocks whose bounds depend on n only (block b is [resample_block_lo(n, b),
+ * resample_block_lo(n, b + 1)), each starting at a multiple of 8); each block
+ * is summarised by its (max, sum of exp(lw - max), sum of its squares), and
+ * the summaries are combined in block order whoever computed them. */
+typedef struct WeightBlock {
+  double max, sum, sq;
+} WeightBlock;
+int resample_nblocks(int n);
+int resample_block_lo(int n, int b);
+/* The summary of lw[lo..hi) (NaN counts as weight 0). */
+void resample_block(const double *lw, int lo, int hi, WeightBlock *out);
+/* Blocks b[0..nb) of a population of n combined in order: the maximum *mx and
+ * the sum *sum of exp(lw - mx); returns the log normalising constant increment
+ * (as resample_normalise) and sets *ess (1 / sum w_i^2).  All weights zero:
+ * -inf, *sum = 0 and *ess = n (uniform weights). */
+double resample_combine(int n, int nb, const WeightBlock *b, double *mx, double *sum, double *ess);
+/* w[i] = exp(lw[i] - mx) / sum for i in [lo, hi) (uniform when sum is 0). */
+void resample_weights(int n, int lo, int hi, const double *lw, double mx, double sum, double *w);
+/* All of the above for the whole population in one process: the blocked
+ * twin of resample_normalise + resample_ess. */
+double resample_normalise_blocked(int n, const double *lw, double *w, double *ess);
+
 /* Fill anc[0..n) with ancestor indices drawn by `scheme` from the normalised
  * weights w[0..n). False only for an unknown scheme or n < 1. */
 bool resample(int scheme, int n, const double *w, Rng *r, int *anc);

@@ -568,7 +568,10 @@ static bool smc_run_pool(SmcState *s, Diag *d) {
 
 int smc_weigh(SmcState *s, long events, int alive, double *logz, Diag *d) {
   int N = s->N;
-  double lz = resample_normalise(N, s->lw, s->w);
+  /* in fixed blocks, the partial sums that slices of the population on
+     several ranks would combine (resample_normalise_blocked) */
+  double ess;
+  double lz = resample_normalise_blocked(N, s->lw, s->w, &ess);
   if (!(lz > -INFINITY)) {
     diag_error(d, DIAG_RUNTIME, (SrcPos){0}, "smc: every particle has zero weight after event %ld%s%s",
                events, s->first_err[0] ? "; first error: " : "", s->first_err);
@@ -578,7 +581,6 @@ int smc_weigh(SmcState *s, long events, int alive, double *logz, Diag *d) {
     *logz += lz;
     return SMC_FINISHED;
   }
-  double ess = resample_ess(N, s->w);
   if (ess < s->ess_min || s->ess_min < 0) s->ess_min = ess;
   if (ess >= s->ess_threshold * N) return SMC_GO_ON;
   *logz += lz;
