@@ -188,6 +188,62 @@ static void sorted_uniforms(Rng *r, int m, double total, double *u) {
   for (int k = 0; k < m; k++) u[k] = u[k] / s * total;
 }
 
+bool resample_blocked(int scheme) {
+  return scheme == RESAMPLE_SYSTEMATIC || scheme == RESAMPLE_STRATIFIED;
+}
+
+void resample_points(int scheme, int n, Rng *r, double *u, double *v) {
+  *v = 0;
+  if (scheme == RESAMPLE_SYSTEMATIC) *v = rng_uniform(r);
+  else
+    for (int k = 0; k < n; k++) u[k] = (k + rng_uniform(r)) / n;
+}
+
+void resample_block_totals(int n, const double *w, int b0, int b1, double *T) {
+  for (int b = b0; b < b1; b++) {
+    double t = 0;
+    for (int i = resample_block_lo(n, b), hi = resample_block_lo(n, b + 1); i < hi; i++) t += w[i];
+    T[b] = t;
+  }
+}
+
+static double point_at(int n, const double *u, double v, int k) { return u ? u[k] : (k + v) / n; }
+
+int resample_offspring_lo(int n, const double *T, const double *u, double v, int b) {
+  if (b <= 0) return 0;
+  if (b >= resample_nblocks(n)) return n;
+  double c = 0;
+  for (int k = 0; k < b; k++) c += T[k];
+  int lo = 0, hi = n; /* the first k with point_at(k) >= c (the points increase) */
+  while (lo < hi) {
+    int mid = lo + (hi - lo) / 2;
+    if (point_at(n, u, v, mid) >= c) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+void resample_blocks_anc(int n, const double *w, const double *T, const double *u, double v,
+                         int b0, int b1, int *anc) {
+  double c0 = 0;
+  for (int b = 0; b < b0; b++) c0 += T[b];
+  int k = resample_offspring_lo(n, T, u, v, b0);
+  for (int b = b0; b < b1; b++) {
+    int lo = resample_block_lo(n, b), hi = resample_block_lo(n, b + 1);
+    int kend = resample_offspring_lo(n, T, u, v, b + 1);
+    double c = c0 + w[lo];
+    int i = lo;
+    for (; k < kend; k++) {
+      double x = point_at(n, u, v, k);
+      while (x >= c && i < hi - 1) c += w[++i];
+      int a = i;
+      while (!(w[a] > 0) && a > lo) a--; /* past the block's end by rounding */
+      anc[k] = a;
+    }
+    c0 += T[b];
+  }
+}
+
 bool resample(int scheme, int n, const double *w, Rng *r, int *anc) {
   if (n < 1) return false;
   double *u = gc_alloc_atomic(sizeof(double) * (size_t)n);
@@ -196,12 +252,13 @@ bool resample(int scheme, int n, const double *w, Rng *r, int *anc) {
     sorted_uniforms(r, n, 1.0, u);
     break;
   case RESAMPLE_STRATIFIED:
-    for (int k = 0; k < n; k++) u[k] = (k + rng_uniform(r)) / n;
-    break;
-  case RESAMPLE_SYSTEMATIC: {
-    double v = rng_uniform(r);
-    for (int k = 0; k < n; k++) u[k] = (k + v) / n;
-    break;
+  case RESAMPLE_SYSTEMATIC: { /* in blocks: what ranks holding slices compute */
+    int nb = resample_nblocks(n);
+    double v, *T = gc_alloc_atomic(sizeof(double) * (size_t)nb);
+    resample_points(scheme, n, r, u, &v);
+    resample_block_totals(n, w, 0, nb, T);
+    resample_blocks_anc(n, w, T, scheme == RESAMPLE_SYSTEMATIC ? NULL : u, v, 0, nb, anc);
+    return true;
   }
   case RESAMPLE_RESIDUAL: {
     /* floor(N w_i) copies each, then the remainder from the residual weights;

@@ -67,6 +67,26 @@ void resample_weights(int n, int lo, int hi, const double *lw, double mx, double
  * twin of resample_normalise + resample_ess. */
 double resample_normalise_blocked(int n, const double *lw, double *w, double *ess);
 
+/* Systematic and stratified resampling in the same blocks, which resample()
+ * uses for them, so that a rank holding blocks [b0, b1) of the weights finds
+ * its ancestors' offspring alone.  The points are u[k] = (k + v) / n
+ * (systematic: one v; stratified: u[0..n) drawn) and the cumulative weight at
+ * block b's start is the sum of the block totals T[0..b) in order (T[b]: the
+ * sum of w over block b in index order).  Offspring k belongs to the block in
+ * whose [start, next start) u[k] falls and, inside it, to the first particle
+ * whose running cumulative weight passes u[k]. */
+bool resample_blocked(int scheme); /* systematic or stratified */
+/* The scheme's points from r (the calls resample() makes): *v, or u[0..n). */
+void resample_points(int scheme, int n, Rng *r, double *u, double *v);
+/* T[b] for the blocks b in [b0, b1). */
+void resample_block_totals(int n, const double *w, int b0, int b1, double *T);
+/* The first offspring of block b (n for b = resample_nblocks(n)); u NULL for
+ * systematic points. */
+int resample_offspring_lo(int n, const double *T, const double *u, double v, int b);
+/* anc[k] for the offspring of blocks [b0, b1) (only w over those blocks is read). */
+void resample_blocks_anc(int n, const double *w, const double *T, const double *u, double v,
+                         int b0, int b1, int *anc);
+
 /* Fill anc[0..n) with ancestor indices drawn by `scheme` from the normalised
  * weights w[0..n). False only for an unknown scheme or n < 1. */
 bool resample(int scheme, int n, const double *w, Rng *r, int *anc);
