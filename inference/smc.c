@@ -570,8 +570,9 @@ int smc_weigh(SmcState *s, long events, int alive, double *logz, Diag *d) {
   int N = s->N;
   /* in fixed blocks, the partial sums that slices of the population on
      several ranks would combine (resample_normalise_blocked) */
-  double ess;
-  double lz = resample_normalise_blocked(N, s->lw, s->w, &ess);
+  double ess, lz;
+  if (!s->split) lz = resample_normalise_blocked(N, s->lw, s->w, &ess);
+  else if (!smcm_normalise(s, &lz, &ess, d)) return SMC_FAILED; /* this rank's weights */
   if (!(lz > -INFINITY)) {
     diag_error(d, DIAG_RUNTIME, (SrcPos){0}, "smc: every particle has zero weight after event %ld%s%s",
                events, s->first_err[0] ? "; first error: " : "", s->first_err);

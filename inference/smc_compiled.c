@@ -76,7 +76,8 @@ static bool smcc_round(SmcState *s, int *alive, Diag *d) {
 
 static bool smcc_resample(SmcState *s, Diag *d) {
   int N = s->N;
-  resample(s->scheme, N, s->w, &s->rng, s->anc);
+  if (!s->split) resample(s->scheme, N, s->w, &s->rng, s->anc);
+  else if (!smcm_ancestors(s, d)) return false;
   s->fork_seed = rng_u64(&s->rng);
   if (s->split && !smcm_exchange(s, d)) return false;
   pc_resample(s->pcr, s->anc, s->fork_seed);
