@@ -283,6 +283,7 @@ const char *smcm_plan(const Interp *in, const EngineOpts *o, int R) {
     return gc_printf("MPI: each of the %d ranks runs every chain's whole population in step; rank 0 "
                      "writes (particles not split: %s)", R, why);
   return gc_printf("MPI: each chain's %d particles are split over %d ranks in contiguous ranges "
-                   "(weights allgathered, the same resampling on every rank, only offspring "
-                   "that change rank sent), the chains one after another", s->N, R);
+                   "of whole blocks (log weights allgathered, each rank normalising and "
+                   "resampling its own blocks, only offspring that change rank sent), the "
+                   "chains one after another", s->N, R);
 }
