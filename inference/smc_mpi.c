@@ -2,15 +2,23 @@
  * MPI job (issue 18; docs/scaling.md).
  *
  * Every rank runs the chain in step with the same seed.  Rank q advances only
- * the particles [lo[q], lo[q+1]) (pc_exec on its range); the uniform part of
- * the program, the weights, the resampling and the genealogy are the whole
- * population's on every rank.  After each event the ranks allgather what the
- * weights and the bookkeeping need: each particle's log weight increment,
- * whether it was killed, and the values it drew for the latents whose
- * histories are kept.  Every rank then normalises the same weights and draws
- * the same ancestors from the chain's Rng, so only the offspring whose
- * ancestor another rank holds travel, as their columns (one MPI_Alltoallv per
- * resampling, each ancestor once per receiving rank).  A particle draws from
+ * the particles [lo[q], lo[q+1]) (pc_exec on its range), a run of whole
+ * blocks of the normaliser (resample.h); the uniform part of the program and
+ * the genealogy are the whole population's on every rank.  After each event
+ * the ranks allgather what the bookkeeping needs: each particle's log weight
+ * increment, whether it was killed, and the values it drew for the latents
+ * whose histories are kept.  The weights are each rank's own: it summarises
+ * its blocks (max, sum-exp), the summaries are allgathered and combined in
+ * block order on every rank, and it computes only its own particles'
+ * weights.  At a systematic or stratified resampling each rank finds the
+ * offspring of its own ancestors from the block totals (allgathered) and the
+ * points drawn from the chain's Rng, and the ancestor indices are
+ * allgathered; multinomial and residual draw every ancestor on every rank.
+ * Only the offspring whose ancestor another rank holds travel, as their
+ * columns (one MPI_Alltoallv per resampling, each ancestor once per
+ * receiving rank), and each rank copies only its own offspring's columns
+ * (pc_resample_range).  The single process uses the same blocks, so the
+ * bits are the same for every R.  A particle draws from
  * its own stream, which the resampling reseeds by its index, so a particle
  * computes the same bits wherever it runs: the run is the single-process run
  * for every number of ranks.  At the end of a run the ranks allgather the
