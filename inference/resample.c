@@ -91,17 +91,17 @@ int resample_block_lo(int n, int b) {
   return lo < n ? lo : n;
 }
 
-void resample_block(const double *lw, int lo, int hi, WeightBlock *out) {
+void resample_block(const double *lw, int lo, int hi, WeightBlock *out, double *e) {
   double mx = -INFINITY;
   for (int i = lo; i < hi; i++)
     if (lw[i] > mx) mx = lw[i];
   double s = 0, q = 0;
-  if (mx > -INFINITY)
-    for (int i = lo; i < hi; i++) {
-      double e = isnan(lw[i]) ? 0 : exp(lw[i] - mx);
-      s += e;
-      q += e * e;
-    }
+  for (int i = lo; i < hi; i++) {
+    double x = mx > -INFINITY && !isnan(lw[i]) ? exp(lw[i] - mx) : 0;
+    s += x;
+    q += x * x;
+    if (e) e[i] = x;
+  }
   *out = (WeightBlock){mx, s, q};
 }
 
@@ -127,22 +127,32 @@ double resample_combine(int n, int nb, const WeightBlock *b, double *mx, double 
   return m + log(s / n);
 }
 
-void resample_weights(int n, int lo, int hi, const double *lw, double mx, double sum, double *w) {
-  if (!(sum > 0)) {
-    for (int i = lo; i < hi; i++) w[i] = 1.0 / n;
-    return;
+/* A block's factor exp(max - mx) / sum is computed once: one exp per weight,
+ * as in resample_normalise, and the same bits whoever applies it. */
+void resample_weights(int n, int b0, int b1, const WeightBlock *blk, double mx, double sum,
+                      const double *lw, double *w) {
+  for (int b = b0; b < b1; b++) {
+    int lo = resample_block_lo(n, b), hi = resample_block_lo(n, b + 1);
+    if (!(sum > 0)) {
+      for (int i = lo; i < hi; i++) w[i] = 1.0 / n;
+      continue;
+    }
+    double g = blk[b].max > -INFINITY ? exp(blk[b].max - mx) / sum : 0;
+    for (int i = lo; i < hi; i++) {
+      double x = !lw ? w[i] : g > 0 && !isnan(lw[i]) ? exp(lw[i] - blk[b].max) : 0;
+      w[i] = x * g;
+    }
   }
-  for (int i = lo; i < hi; i++) w[i] = isnan(lw[i]) ? 0 : exp(lw[i] - mx) / sum;
 }
 
 double resample_normalise_blocked(int n, const double *lw, double *w, double *ess) {
   int nb = resample_nblocks(n);
   WeightBlock *b = gc_alloc_atomic(sizeof(WeightBlock) * (size_t)nb);
   for (int k = 0; k < nb; k++)
-    resample_block(lw, resample_block_lo(n, k), resample_block_lo(n, k + 1), &b[k]);
+    resample_block(lw, resample_block_lo(n, k), resample_block_lo(n, k + 1), &b[k], w);
   double mx, sum;
   double lz = resample_combine(n, nb, b, &mx, &sum, ess);
-  resample_weights(n, 0, n, lw, mx, sum, w);
+  resample_weights(n, 0, nb, b, mx, sum, NULL, w);
   return lz;
 }
 

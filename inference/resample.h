@@ -54,15 +54,19 @@ typedef struct WeightBlock {
 } WeightBlock;
 int resample_nblocks(int n);
 int resample_block_lo(int n, int b);
-/* The summary of lw[lo..hi) (NaN counts as weight 0). */
-void resample_block(const double *lw, int lo, int hi, WeightBlock *out);
+/* The summary of lw[lo..hi) (NaN counts as weight 0); e, unless NULL, gets
+ * e[i] = exp(lw[i] - max) for resample_weights. */
+void resample_block(const double *lw, int lo, int hi, WeightBlock *out, double *e);
 /* Blocks b[0..nb) of a population of n combined in order: the maximum *mx and
  * the sum *sum of exp(lw - mx); returns the log normalising constant increment
  * (as resample_normalise) and sets *ess (1 / sum w_i^2).  All weights zero:
  * -inf, *sum = 0 and *ess = n (uniform weights). */
 double resample_combine(int n, int nb, const WeightBlock *b, double *mx, double *sum, double *ess);
-/* w[i] = exp(lw[i] - mx) / sum for i in [lo, hi) (uniform when sum is 0). */
-void resample_weights(int n, int lo, int hi, const double *lw, double mx, double sum, double *w);
+/* The normalised weights w[i] = exp(lw[i] - max_b) * (exp(max_b - mx) / sum)
+ * of the blocks [b0, b1) (uniform when sum is 0); lw NULL: w[i] already holds
+ * resample_block's exp(lw[i] - max_b). */
+void resample_weights(int n, int b0, int b1, const WeightBlock *blk, double mx, double sum,
+                      const double *lw, double *w);
 /* All of the above for the whole population in one process: the blocked
  * twin of resample_normalise + resample_ess. */
 double resample_normalise_blocked(int n, const double *lw, double *w, double *ess);

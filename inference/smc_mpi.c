@@ -171,7 +171,7 @@ bool smcm_normalise(SmcState *s, double *lz, double *ess, Diag *d) {
   SmcSplit *m = s->split;
   int N = s->N;
   for (int b = m->blo[m->me]; b < m->blo[m->me + 1]; b++)
-    resample_block(s->lw, resample_block_lo(N, b), resample_block_lo(N, b + 1), &m->blk[b]);
+    resample_block(s->lw, resample_block_lo(N, b), resample_block_lo(N, b + 1), &m->blk[b], s->w);
   /* a block's summary is three doubles; gathered in place */
   smcm_block_layout(m, 3);
   double *all = (double *)m->blk;
@@ -179,7 +179,7 @@ bool smcm_normalise(SmcState *s, double *lz, double *ess, Diag *d) {
   memcpy(mine, all + m->rdispl[m->me], sizeof(double) * (size_t)m->rcount[m->me]);
   if (!mpi_allgatherv(m->comm, mine, all, m->rcount, m->rdispl)) return smcm_fail(d, "share the weights' block sums");
   *lz = resample_combine(N, m->nblk, m->blk, &m->mx, &m->sum, ess);
-  resample_weights(N, s->mlo, s->mhi, s->lw, m->mx, m->sum, s->w);
+  resample_weights(N, m->blo[m->me], m->blo[m->me + 1], m->blk, m->mx, m->sum, NULL, s->w);
   return true;
 }
 
@@ -187,8 +187,8 @@ bool smcm_normalise(SmcState *s, double *lz, double *ess, Diag *d) {
  * holds and this event's normaliser: the bits their owners computed. */
 static void smcm_other_weights(SmcState *s) {
   SmcSplit *m = s->split;
-  resample_weights(s->N, 0, s->mlo, s->lw, m->mx, m->sum, s->w);
-  resample_weights(s->N, s->mhi, s->N, s->lw, m->mx, m->sum, s->w);
+  resample_weights(s->N, 0, m->blo[m->me], m->blk, m->mx, m->sum, s->lw, s->w);
+  resample_weights(s->N, m->blo[m->me + 1], m->nblk, m->blk, m->mx, m->sum, s->lw, s->w);
 }
 
 bool smcm_ancestors(SmcState *s, Diag *d) {

@@ -182,13 +182,14 @@ static void test_blocked(void) {
   WeightBlock *mine = malloc(sizeof(WeightBlock) * (size_t)nb);
   WeightBlock *theirs = malloc(sizeof(WeightBlock) * (size_t)nb);
   for (int b = nb - 1; b >= 0; b--) /* any order of computation */
-    resample_block(lw, resample_block_lo(n, b), resample_block_lo(n, b + 1), b < nb / 3 ? &mine[b] : &theirs[b]);
+    resample_block(lw, resample_block_lo(n, b), resample_block_lo(n, b + 1), b < nb / 3 ? &mine[b] : &theirs[b],
+                   b < nb / 2 ? w3 : NULL);
   for (int b = 0; b < nb / 3; b++) theirs[b] = mine[b];
   double mx, sum, ess2;
   double lz2 = resample_combine(n, nb, theirs, &mx, &sum, &ess2);
-  int cut = resample_block_lo(n, nb / 2);
-  resample_weights(n, cut, n, lw, mx, sum, w3);
-  resample_weights(n, 0, cut, lw, mx, sum, w3);
+  /* the first half from the exps kept, the rest from the log weights */
+  resample_weights(n, nb / 2, nb, theirs, mx, sum, lw, w3);
+  resample_weights(n, 0, nb / 2, theirs, mx, sum, NULL, w3);
   tap_ok(lz2 == lz && ess2 == ess && !memcmp(w, w3, sizeof(double) * (size_t)n),
          "blocks summarised apart and combined in order: the same bits");
   for (int i = 0; i < n; i++) lw[i] = -INFINITY;
