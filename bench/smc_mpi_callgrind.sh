@@ -29,9 +29,9 @@ for R in $ranks; do
     --engine smc --chains 1 --particles "$N" --draws "$N" --seed 1 --quiet --threads 1 \
     --include h_last --output "o$R.csv" >/dev/null 2>"err$R"
   for q in $(seq 0 $((R - 1))); do
-    callgrind_annotate --inclusive=yes "cg.$R.$q" 2>/dev/null | awk -v R="$R" -v q="$q" '
+    callgrind_annotate --inclusive=yes --threshold=100 "cg.$R.$q" 2>/dev/null | awk -v R="$R" -v q="$q" '
       /PROGRAM TOTALS/ { gsub(",", "", $1); t = $1 }
-      $1 != "=>" && /mpi_run\.c:mpi_/ { gsub(",", "", $1); m += $1 }
+      !/=>/ && /mpi_run\.c:mpi_/ { gsub(",", "", $1); m += $1 }
       END { printf "ranks %d rank %d: run %.4g instructions, in MPI calls %.4g, own work %.4g\n", R, q, t, m, t - m }'
   done
 done | tee lines
