@@ -1171,7 +1171,12 @@ static ppl_status model_engine_(ppl_model *m, const char *requested, const char 
    log density (ld_shard.h) when the program has rows to split. */
 static const char *run_mpi_shard(const ppl_model *m, const EngineVT *eng, int R) {
   const char *all = gc_printf("each of the %d ranks runs every chain in step; rank 0 writes", R);
-  if (!(eng->traits & ENGINE_GRADIENT)) return gc_printf("MPI: %s", all);
+  if (eng == &engine_svi)
+    return gc_printf("MPI: each step's gradient is split over %d rank%s in fixed blocks (--grad-"
+                     "samples times --grad-blocks of the minibatch, summed in block order), the "
+                     "chains one after another", R, R == 1 ? "" : "s");
+  if (!(eng->traits & ENGINE_GRADIENT) || eng == &engine_amortized) /* no split log density */
+    return gc_printf("MPI: %s", all);
   const IrShard *sh = m->an->fixed_structure && m->an->all_continuous ? ir_shard_plan(m->ir) : NULL;
   if (!sh || sh->why)
     return gc_printf("MPI: %s (no rows split: %s)", all,
@@ -1347,11 +1352,19 @@ static ppl_status train_(ppl_model *m, const ppl_run_options *o, const char *sav
   if (!amortize && (s = need_data(m)) != PPL_OK) return s;
   d_o.eng.chains = 1;
   d_o.eng.interrupt = &m->ctx->interrupt;
+  /* under MPI svi trains data-parallel: each rank the gradient of its blocks
+     of every step (svi.c), rank 0 the file and the progress */
+  const MpiComm *comm = o->named ? o->named->comm : NULL;
+  if (amortize && mpi_size(comm) > 1)
+    return fail(m->ctx, DIAG_USAGE, "train --amortize trains in one process: run it without "
+                "mpirun (or with -n 1); svi training (a guide block) is split over the ranks");
+  if (!amortize) d_o.eng.comm = comm;
   TrainOpts t = {.save = save, .amortize = amortize, .resume = load_path(o),
                  .data = m->src ? m->src : data_empty(), .progress_out = stderr};
   t.progress = o->progress == PPL_PROGRESS_LINES || (o->progress && !isatty(2)) ? PROGRESS_LINES
                : o->progress                                                   ? PROGRESS_TERMINAL
                                                                                : PROGRESS_OFF;
+  if (mpi_rank(comm) != 0) t.progress = PROGRESS_OFF;
   TrainInfo ti;
   bool done = train_run(m->ir, m->in, &d_o.eng, &t, &ti, &d);
   atomic_store(&m->ctx->interrupt, 0);

@@ -675,7 +675,7 @@ int main(int argc, char **argv) {
     rc = usage_error("--mpi-split expects auto, chains or shard, got '%s'", a.mpi_split);
   else if (rc == EX_OK && mpi_world && ppl_run_set_mpi(&a.ro, mpi_world, a.mpi_split) != PPL_OK)
     rc = usage_error("%s", ppl_run_options_errmsg(&a.ro));
-  else if (rc == EX_OK && cli_mpi_size() > 1 && (!strcmp(a.cmd, "train") || !strcmp(a.cmd, "learn-proposals")))
+  else if (rc == EX_OK && cli_mpi_size() > 1 && !strcmp(a.cmd, "learn-proposals"))
     rc = usage_error("%s trains in one process: run it without mpirun (or with -n 1)", a.cmd);
   else if (rc == EX_OK && a.mpi_split && !mpi_world)
     rc = usage_error("%s", "--mpi-split applies under mpirun only");

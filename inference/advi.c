@@ -29,6 +29,7 @@
 #include "../stdlib/safetensors.h"
 #include "advi.h"
 #include "csv.h"
+#include "ld_shard.h"
 #include "logdensity.h"
 #include "psis.h"
 #include "vi.h"
@@ -49,6 +50,8 @@ typedef struct Advi {
   const Interp *in;
   const LogDensity *ld;
   LdWork *work;
+  LdShard *shard; /* under MPI, log p split by data rows over the ranks (ld_shard.h), or NULL */
+  double *sgrad;  /* its gradient when only log p is asked for */
   const EngineOpts *o;
   size_t dim;
   int chain;
@@ -82,7 +85,9 @@ typedef struct Advi {
 static bool advi_logp(Advi *a, const double *theta, double *lp, double *grad, Diag *d) {
   Diag ed;
   diag_init(&ed);
-  bool ok = grad ? ld_eval_grad_w(a->work, theta, lp, grad, &ed) : ld_eval(a->ld, theta, lp, &ed);
+  bool ok = a->shard ? ld_shard_eval_grad(a->shard, theta, lp, grad ? grad : a->sgrad, &ed)
+            : grad   ? ld_eval_grad_w(a->work, theta, lp, grad, &ed)
+                     : ld_eval(a->ld, theta, lp, &ed);
   if (ok) {
     if (isnan(*lp) || *lp == INFINITY) *lp = -INFINITY;
     return true;
@@ -186,7 +191,9 @@ static void advi_update(Advi *a, long k, double eta) {
 /* False once the host interrupts (EngineOpts.interrupt): the fit stops
  * there, and the driver ends the chain without draws. */
 static bool advi_go_on(Advi *a, Diag *d) {
-  if (!engine_interrupted(a->o)) return true;
+  bool stop = engine_interrupted(a->o);
+  if (a->shard && !mpi_allreduce_or(a->o->comm, &stop)) stop = true; /* the ranks in step agree */
+  if (!stop) return true;
   diag_error(d, DIAG_RUNTIME, (SrcPos){0}, "advi: interrupted during the fit");
   return false;
 }
@@ -469,6 +476,12 @@ static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d
                "prior)");
     return NULL;
   }
+  if (o->comm) { /* every rank runs this chain in step: each evaluates its blocks of rows */
+    const char *why;
+    a->shard = ld_shard_new(in, o->comm, 0, !o->no_jit, &why, d);
+    if (!a->shard && diag_failed(d)) return NULL;
+    a->sgrad = gc_alloc_atomic(sizeof(double) * a->dim);
+  }
   if (!(a->q = advi_family(a, engine_opt_enum(o, "vi")))) {
     diag_error(d, DIAG_RUNTIME, (SrcPos){0}, "advi: could not make the variational family");
     return NULL;
@@ -530,7 +543,7 @@ static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d
   if (!fitted) return NULL;
   a->seconds = advi_now() - t0;
   const char *save = advi_file_opt(a, "save-params");
-  if (save && !advi_save(a, save, d)) return NULL;
+  if (save && mpi_rank(a->o->comm) == 0 && !advi_save(a, save, d)) return NULL; /* rank 0 writes */
   return advi_finish(a, d);
 }
 
@@ -540,7 +553,9 @@ static bool advi_step(void *state, bool warmup, Draw *out, Diag *d) {
   return vi_draws_step(&a->draws, a->work, &a->out_rng, a->chain, out, d);
 }
 
-static void advi_free(void *state) { (void)state; /* GC memory; the log density is shared */ }
+static void advi_free(void *state) { /* GC memory; the log density is shared, the split one ours */
+  ld_shard_free(((Advi *)state)->shard);
+}
 
 static const char *advi_backend(void *state) { return ld_backend(((Advi *)state)->ld); }
 

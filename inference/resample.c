@@ -75,6 +75,87 @@ double resample_normalise(int n, const double *lw, double *w) {
   return mx + log(s / n);
 }
 
+/* At most this many blocks: enough for as many ranks, few enough that
+ * every rank combining all the summaries costs nothing. */
+#define RESAMPLE_MAX_BLOCKS 256
+
+int resample_nblocks(int n) {
+  int nb = (n + 7) / 8;
+  return nb < 1 ? 1 : nb > RESAMPLE_MAX_BLOCKS ? RESAMPLE_MAX_BLOCKS : nb;
+}
+
+int resample_block_lo(int n, int b) {
+  int nb = resample_nblocks(n), units = (n + 7) / 8;
+  if (b >= nb) return n;
+  int lo = 8 * (int)((long long)units * b / nb);
+  return lo < n ? lo : n;
+}
+
+void resample_block(const double *lw, int lo, int hi, WeightBlock *out, double *e) {
+  double mx = -INFINITY;
+  for (int i = lo; i < hi; i++)
+    if (lw[i] > mx) mx = lw[i];
+  double s = 0, q = 0;
+  for (int i = lo; i < hi; i++) {
+    double x = mx > -INFINITY && !isnan(lw[i]) ? exp(lw[i] - mx) : 0;
+    s += x;
+    q += x * x;
+    if (e) e[i] = x;
+  }
+  *out = (WeightBlock){mx, s, q};
+}
+
+double resample_combine(int n, int nb, const WeightBlock *b, double *mx, double *sum, double *ess) {
+  double m = -INFINITY;
+  for (int k = 0; k < nb; k++)
+    if (b[k].max > m) m = b[k].max;
+  double s = 0, q = 0;
+  if (m > -INFINITY)
+    for (int k = 0; k < nb; k++) {
+      if (!(b[k].max > -INFINITY)) continue;
+      double f = exp(b[k].max - m);
+      s += b[k].sum * f;
+      q += b[k].sq * f * f;
+    }
+  *mx = m;
+  *sum = s;
+  if (!(s > 0)) {
+    *ess = n;
+    return -INFINITY;
+  }
+  *ess = s * s / q;
+  return m + log(s / n);
+}
+
+/* A block's factor exp(max - mx) / sum is computed once: one exp per weight,
+ * as in resample_normalise, and the same bits whoever applies it. */
+void resample_weights(int n, int b0, int b1, const WeightBlock *blk, double mx, double sum,
+                      const double *lw, double *w) {
+  for (int b = b0; b < b1; b++) {
+    int lo = resample_block_lo(n, b), hi = resample_block_lo(n, b + 1);
+    if (!(sum > 0)) {
+      for (int i = lo; i < hi; i++) w[i] = 1.0 / n;
+      continue;
+    }
+    double g = blk[b].max > -INFINITY ? exp(blk[b].max - mx) / sum : 0;
+    for (int i = lo; i < hi; i++) {
+      double x = !lw ? w[i] : g > 0 && !isnan(lw[i]) ? exp(lw[i] - blk[b].max) : 0;
+      w[i] = x * g;
+    }
+  }
+}
+
+double resample_normalise_blocked(int n, const double *lw, double *w, double *ess) {
+  int nb = resample_nblocks(n);
+  WeightBlock *b = gc_alloc_atomic(sizeof(WeightBlock) * (size_t)nb);
+  for (int k = 0; k < nb; k++)
+    resample_block(lw, resample_block_lo(n, k), resample_block_lo(n, k + 1), &b[k], w);
+  double mx, sum;
+  double lz = resample_combine(n, nb, b, &mx, &sum, ess);
+  resample_weights(n, 0, nb, b, mx, sum, NULL, w);
+  return lz;
+}
+
 void resample_psis_order(int n, const double *lw, Rng *r, int *order) {
   double *sl = gc_alloc_atomic(sizeof(double) * (size_t)n);
   double *w = gc_alloc_atomic(sizeof(double) * (size_t)n);
@@ -117,6 +198,62 @@ static void sorted_uniforms(Rng *r, int m, double total, double *u) {
   for (int k = 0; k < m; k++) u[k] = u[k] / s * total;
 }
 
+bool resample_blocked(int scheme) {
+  return scheme == RESAMPLE_SYSTEMATIC || scheme == RESAMPLE_STRATIFIED;
+}
+
+void resample_points(int scheme, int n, Rng *r, double *u, double *v) {
+  *v = 0;
+  if (scheme == RESAMPLE_SYSTEMATIC) *v = rng_uniform(r);
+  else
+    for (int k = 0; k < n; k++) u[k] = (k + rng_uniform(r)) / n;
+}
+
+void resample_block_totals(int n, const double *w, int b0, int b1, double *T) {
+  for (int b = b0; b < b1; b++) {
+    double t = 0;
+    for (int i = resample_block_lo(n, b), hi = resample_block_lo(n, b + 1); i < hi; i++) t += w[i];
+    T[b] = t;
+  }
+}
+
+static double point_at(int n, const double *u, double v, int k) { return u ? u[k] : (k + v) / n; }
+
+int resample_offspring_lo(int n, const double *T, const double *u, double v, int b) {
+  if (b <= 0) return 0;
+  if (b >= resample_nblocks(n)) return n;
+  double c = 0;
+  for (int k = 0; k < b; k++) c += T[k];
+  int lo = 0, hi = n; /* the first k with point_at(k) >= c (the points increase) */
+  while (lo < hi) {
+    int mid = lo + (hi - lo) / 2;
+    if (point_at(n, u, v, mid) >= c) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+void resample_blocks_anc(int n, const double *w, const double *T, const double *u, double v,
+                         int b0, int b1, int *anc) {
+  double c0 = 0;
+  for (int b = 0; b < b0; b++) c0 += T[b];
+  int k = resample_offspring_lo(n, T, u, v, b0);
+  for (int b = b0; b < b1; b++) {
+    int lo = resample_block_lo(n, b), hi = resample_block_lo(n, b + 1);
+    int kend = resample_offspring_lo(n, T, u, v, b + 1);
+    double c = c0 + w[lo];
+    int i = lo;
+    for (; k < kend; k++) {
+      double x = point_at(n, u, v, k);
+      while (x >= c && i < hi - 1) c += w[++i];
+      int a = i;
+      while (!(w[a] > 0) && a > lo) a--; /* past the block's end by rounding */
+      anc[k] = a;
+    }
+    c0 += T[b];
+  }
+}
+
 bool resample(int scheme, int n, const double *w, Rng *r, int *anc) {
   if (n < 1) return false;
   double *u = gc_alloc_atomic(sizeof(double) * (size_t)n);
@@ -125,12 +262,13 @@ bool resample(int scheme, int n, const double *w, Rng *r, int *anc) {
     sorted_uniforms(r, n, 1.0, u);
     break;
   case RESAMPLE_STRATIFIED:
-    for (int k = 0; k < n; k++) u[k] = (k + rng_uniform(r)) / n;
-    break;
-  case RESAMPLE_SYSTEMATIC: {
-    double v = rng_uniform(r);
-    for (int k = 0; k < n; k++) u[k] = (k + v) / n;
-    break;
+  case RESAMPLE_SYSTEMATIC: { /* in blocks: what ranks holding slices compute */
+    int nb = resample_nblocks(n);
+    double v, *T = gc_alloc_atomic(sizeof(double) * (size_t)nb);
+    resample_points(scheme, n, r, u, &v);
+    resample_block_totals(n, w, 0, nb, T);
+    resample_blocks_anc(n, w, T, scheme == RESAMPLE_SYSTEMATIC ? NULL : u, v, 0, nb, anc);
+    return true;
   }
   case RESAMPLE_RESIDUAL: {
     /* floor(N w_i) copies each, then the remainder from the residual weights;

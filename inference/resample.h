@@ -42,6 +42,55 @@ double resample_normalise(int n, const double *lw, double *w);
 /* Effective sample size 1 / sum w_i^2 of normalised weights. */
 double resample_ess(int n, const double *w);
 
+/* The normaliser in fixed blocks, so that ranks holding slices of a
+ * population combine partial results into the single process's bits (smc
+ * under MPI, docs/scaling.md): a population of n has resample_nblocks(n)
+ * blocks whose bounds depend on n only (block b is [resample_block_lo(n, b),
+ * resample_block_lo(n, b + 1)), each starting at a multiple of 8); each block
+ * is summarised by its (max, sum of exp(lw - max), sum of its squares), and
+ * the summaries are combined in block order whoever computed them. */
+typedef struct WeightBlock {
+  double max, sum, sq;
+} WeightBlock;
+int resample_nblocks(int n);
+int resample_block_lo(int n, int b);
+/* The summary of lw[lo..hi) (NaN counts as weight 0); e, unless NULL, gets
+ * e[i] = exp(lw[i] - max) for resample_weights. */
+void resample_block(const double *lw, int lo, int hi, WeightBlock *out, double *e);
+/* Blocks b[0..nb) of a population of n combined in order: the maximum *mx and
+ * the sum *sum of exp(lw - mx); returns the log normalising constant increment
+ * (as resample_normalise) and sets *ess (1 / sum w_i^2).  All weights zero:
+ * -inf, *sum = 0 and *ess = n (uniform weights). */
+double resample_combine(int n, int nb, const WeightBlock *b, double *mx, double *sum, double *ess);
+/* The normalised weights w[i] = exp(lw[i] - max_b) * (exp(max_b - mx) / sum)
+ * of the blocks [b0, b1) (uniform when sum is 0); lw NULL: w[i] already holds
+ * resample_block's exp(lw[i] - max_b). */
+void resample_weights(int n, int b0, int b1, const WeightBlock *blk, double mx, double sum,
+                      const double *lw, double *w);
+/* All of the above for the whole population in one process: the blocked
+ * twin of resample_normalise + resample_ess. */
+double resample_normalise_blocked(int n, const double *lw, double *w, double *ess);
+
+/* Systematic and stratified resampling in the same blocks, which resample()
+ * uses for them, so that a rank holding blocks [b0, b1) of the weights finds
+ * its ancestors' offspring alone.  The points are u[k] = (k + v) / n
+ * (systematic: one v; stratified: u[0..n) drawn) and the cumulative weight at
+ * block b's start is the sum of the block totals T[0..b) in order (T[b]: the
+ * sum of w over block b in index order).  Offspring k belongs to the block in
+ * whose [start, next start) u[k] falls and, inside it, to the first particle
+ * whose running cumulative weight passes u[k]. */
+bool resample_blocked(int scheme); /* systematic or stratified */
+/* The scheme's points from r (the calls resample() makes): *v, or u[0..n). */
+void resample_points(int scheme, int n, Rng *r, double *u, double *v);
+/* T[b] for the blocks b in [b0, b1). */
+void resample_block_totals(int n, const double *w, int b0, int b1, double *T);
+/* The first offspring of block b (n for b = resample_nblocks(n)); u NULL for
+ * systematic points. */
+int resample_offspring_lo(int n, const double *T, const double *u, double v, int b);
+/* anc[k] for the offspring of blocks [b0, b1) (only w over those blocks is read). */
+void resample_blocks_anc(int n, const double *w, const double *T, const double *u, double v,
+                         int b0, int b1, int *anc);
+
 /* Fill anc[0..n) with ancestor indices drawn by `scheme` from the normalised
  * weights w[0..n). False only for an unknown scheme or n < 1. */
 bool resample(int scheme, int n, const double *w, Rng *r, int *anc);

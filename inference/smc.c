@@ -620,7 +620,11 @@ static bool smc_run_pool(SmcState *s, Diag *d) {
 
 int smc_weigh(SmcState *s, long events, int alive, double *logz, Diag *d) {
   int N = s->N;
-  double lz = resample_normalise(N, s->lw, s->w);
+  /* in fixed blocks, the partial sums that slices of the population on
+     several ranks would combine (resample_normalise_blocked) */
+  double ess, lz;
+  if (!s->split) lz = resample_normalise_blocked(N, s->lw, s->w, &ess);
+  else if (!smcm_normalise(s, &lz, &ess, d)) return SMC_FAILED; /* this rank's weights */
   if (!(lz > -INFINITY)) {
     diag_error(d, DIAG_RUNTIME, (SrcPos){0}, "smc: every particle has zero weight after event %ld%s%s",
                events, s->first_err[0] ? "; first error: " : "", s->first_err);
@@ -630,7 +634,6 @@ int smc_weigh(SmcState *s, long events, int alive, double *logz, Diag *d) {
     *logz += lz;
     return SMC_FINISHED;
   }
-  double ess = resample_ess(N, s->w);
   if (ess < s->ess_min || s->ess_min < 0) s->ess_min = ess;
   if (ess >= s->ess_threshold * N) return SMC_GO_ON;
   *logz += lz;

@@ -76,10 +76,11 @@ static bool smcc_round(SmcState *s, int *alive, Diag *d) {
 
 static bool smcc_resample(SmcState *s, Diag *d) {
   int N = s->N;
-  resample(s->scheme, N, s->w, &s->rng, s->anc);
+  if (!s->split) resample(s->scheme, N, s->w, &s->rng, s->anc);
+  else if (!smcm_ancestors(s, d)) return false;
   s->fork_seed = rng_u64(&s->rng);
   if (s->split && !smcm_exchange(s, d)) return false;
-  pc_resample(s->pcr, s->anc, s->fork_seed);
+  pc_resample_range(s->pcr, s->anc, s->fork_seed, s->mlo, s->mhi); /* all N when not split */
   for (int j = 0; j < N; j++) s->eve2[j] = s->eve[s->anc[j]];
   int *t = s->eve;
   s->eve = s->eve2;

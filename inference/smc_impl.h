@@ -124,6 +124,11 @@ typedef struct SmcSplit SmcSplit;
 const char *smcm_why_not(const SmcState *s);
 void smcm_setup(SmcState *s);
 bool smcm_share_round(SmcState *s, Diag *d);
+/* The event's normaliser from every rank's block summaries (smc_weigh), this
+ * rank's weights only; the ancestors from every rank's block totals, each
+ * rank finding its own ancestors' offspring (systematic, stratified). */
+bool smcm_normalise(SmcState *s, double *lz, double *ess, Diag *d);
+bool smcm_ancestors(SmcState *s, Diag *d);
 bool smcm_exchange(SmcState *s, Diag *d);
 bool smcm_gather(SmcState *s, Diag *d);
 bool smcc_run_pool(SmcState *s, Diag *d);

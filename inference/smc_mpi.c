@@ -2,15 +2,23 @@
  * MPI job (issue 18; docs/scaling.md).
  *
  * Every rank runs the chain in step with the same seed.  Rank q advances only
- * the particles [lo[q], lo[q+1]) (pc_exec on its range); the uniform part of
- * the program, the weights, the resampling and the genealogy are the whole
- * population's on every rank.  After each event the ranks allgather what the
- * weights and the bookkeeping need: each particle's log weight increment,
- * whether it was killed, and the values it drew for the latents whose
- * histories are kept.  Every rank then normalises the same weights and draws
- * the same ancestors from the chain's Rng, so only the offspring whose
- * ancestor another rank holds travel, as their columns (one MPI_Alltoallv per
- * resampling, each ancestor once per receiving rank).  A particle draws from
+ * the particles [lo[q], lo[q+1]) (pc_exec on its range), a run of whole
+ * blocks of the normaliser (resample.h); the uniform part of the program and
+ * the genealogy are the whole population's on every rank.  After each event
+ * the ranks allgather what the bookkeeping needs: each particle's log weight
+ * increment, whether it was killed, and the values it drew for the latents
+ * whose histories are kept.  The weights are each rank's own: it summarises
+ * its blocks (max, sum-exp), the summaries are allgathered and combined in
+ * block order on every rank, and it computes only its own particles'
+ * weights.  At a systematic or stratified resampling each rank finds the
+ * offspring of its own ancestors from the block totals (allgathered) and the
+ * points drawn from the chain's Rng, and the ancestor indices are
+ * allgathered; multinomial and residual draw every ancestor on every rank.
+ * Only the offspring whose ancestor another rank holds travel, as their
+ * columns (one MPI_Alltoallv per resampling, each ancestor once per
+ * receiving rank), and each rank copies only its own offspring's columns
+ * (pc_resample_range).  The single process uses the same blocks, so the
+ * bits are the same for every R.  A particle draws from
  * its own stream, which the resampling reseeds by its index, so a particle
  * computes the same bits wherever it runs: the run is the single-process run
  * for every number of ranks.  At the end of a run the ranks allgather the
@@ -33,6 +41,14 @@ struct SmcSplit {
   int *scount, *sdispl, *rcount, *rdispl; /* [R], in doubles */
   double *a, *b;             /* scratch */
   size_t na, nb;
+  /* the normaliser's fixed blocks (resample.h): rank q holds the blocks
+     [blo[q], blo[q+1]), whose particles are its range */
+  int nblk;
+  int *blo;                  /* [R + 1] */
+  WeightBlock *blk;          /* [nblk]: every block's summary, this event */
+  double *T;                 /* [nblk]: every block's total weight, at resampling */
+  double *u;                 /* [N]: stratified points */
+  double mx, sum;            /* this event's combined normaliser */
 };
 
 static double *smcm_scratch(double **p, size_t *cap, size_t n) {
@@ -75,9 +91,19 @@ void smcm_setup(SmcState *s) {
   m->R = R;
   m->me = mpi_rank(s->o.comm);
   m->lo = gc_alloc_atomic(sizeof(int) * (size_t)(R + 1));
-  /* contiguous ranges starting at multiples of 8 (the column loops' vectors) */
-  for (int q = 0; q < R; q++) m->lo[q] = (int)((long long)s->N * q / R) & ~7;
-  m->lo[R] = s->N;
+  /* contiguous ranges of whole blocks (which start at multiples of 8, the
+     column loops' vectors) */
+  m->nblk = resample_nblocks(s->N);
+  m->blo = gc_alloc_atomic(sizeof(int) * (size_t)(R + 1));
+  for (int q = 0; q <= R; q++) {
+    m->blo[q] = (int)((long long)m->nblk * q / R);
+    m->lo[q] = resample_block_lo(s->N, m->blo[q]);
+  }
+  m->blk = gc_alloc_atomic(sizeof(WeightBlock) * (size_t)m->nblk);
+  m->T = gc_alloc_atomic(sizeof(double) * (size_t)m->nblk);
+  m->u = resample_blocked(s->scheme) && s->scheme != RESAMPLE_SYSTEMATIC
+             ? gc_alloc_atomic(sizeof(double) * (size_t)s->N)
+             : NULL;
   m->scount = gc_alloc_atomic(sizeof(int) * 4 * (size_t)R);
   m->sdispl = m->scount + R;
   m->rcount = m->sdispl + R;
@@ -133,6 +159,71 @@ bool smcm_share_round(SmcState *s, Diag *d) {
   return true;
 }
 
+/* The counts and displacements of per doubles per block, rank by rank. */
+static void smcm_block_layout(SmcSplit *m, int per) {
+  for (int q = 0; q < m->R; q++) {
+    m->rcount[q] = (m->blo[q + 1] - m->blo[q]) * per;
+    m->rdispl[q] = m->blo[q] * per;
+  }
+}
+
+bool smcm_normalise(SmcState *s, double *lz, double *ess, Diag *d) {
+  SmcSplit *m = s->split;
+  int N = s->N;
+  for (int b = m->blo[m->me]; b < m->blo[m->me + 1]; b++)
+    resample_block(s->lw, resample_block_lo(N, b), resample_block_lo(N, b + 1), &m->blk[b], s->w);
+  /* a block's summary is three doubles; gathered in place */
+  smcm_block_layout(m, 3);
+  double *all = (double *)m->blk;
+  double *mine = smcm_scratch(&m->a, &m->na, (size_t)m->rcount[m->me]);
+  memcpy(mine, all + m->rdispl[m->me], sizeof(double) * (size_t)m->rcount[m->me]);
+  if (!mpi_allgatherv(m->comm, mine, all, m->rcount, m->rdispl)) return smcm_fail(d, "share the weights' block sums");
+  *lz = resample_combine(N, m->nblk, m->blk, &m->mx, &m->sum, ess);
+  resample_weights(N, m->blo[m->me], m->blo[m->me + 1], m->blk, m->mx, m->sum, NULL, s->w);
+  return true;
+}
+
+/* The weights of the other ranks' particles, from the log weights every rank
+ * holds and this event's normaliser: the bits their owners computed. */
+static void smcm_other_weights(SmcState *s) {
+  SmcSplit *m = s->split;
+  resample_weights(s->N, 0, m->blo[m->me], m->blk, m->mx, m->sum, s->lw, s->w);
+  resample_weights(s->N, m->blo[m->me + 1], m->nblk, m->blk, m->mx, m->sum, s->lw, s->w);
+}
+
+bool smcm_ancestors(SmcState *s, Diag *d) {
+  SmcSplit *m = s->split;
+  int N = s->N, me = m->me;
+  if (!resample_blocked(s->scheme)) { /* every rank draws every ancestor */
+    smcm_other_weights(s);
+    resample(s->scheme, N, s->w, &s->rng, s->anc);
+    return true;
+  }
+  double v;
+  resample_points(s->scheme, N, &s->rng, m->u, &v);
+  resample_block_totals(N, s->w, m->blo[me], m->blo[me + 1], m->T);
+  smcm_block_layout(m, 1);
+  double *mine = smcm_scratch(&m->a, &m->na, (size_t)m->rcount[me]);
+  memcpy(mine, m->T + m->rdispl[me], sizeof(double) * (size_t)m->rcount[me]);
+  if (!mpi_allgatherv(m->comm, mine, m->T, m->rcount, m->rdispl)) return smcm_fail(d, "share the weights' block totals");
+  /* this rank's ancestors' offspring, then everyone's (sorted ancestors: rank
+     q's offspring are the run [K_q, K_q+1)) */
+  resample_blocks_anc(N, s->w, m->T, m->u, v, m->blo[me], m->blo[me + 1], s->anc);
+  int k0 = 0;
+  for (int q = 0; q < m->R; q++) {
+    int k1 = resample_offspring_lo(N, m->T, m->u, v, m->blo[q + 1]);
+    m->rcount[q] = k1 - k0;
+    m->rdispl[q] = k0;
+    k0 = k1;
+  }
+  mine = smcm_scratch(&m->a, &m->na, (size_t)m->rcount[me]);
+  for (int k = 0; k < m->rcount[me]; k++) mine[k] = s->anc[m->rdispl[me] + k];
+  double *all = smcm_scratch(&m->b, &m->nb, (size_t)N);
+  if (!mpi_allgatherv(m->comm, mine, all, m->rcount, m->rdispl)) return smcm_fail(d, "share the ancestors");
+  for (int k = 0; k < N; k++) s->anc[k] = (int)all[k];
+  return true;
+}
+
 bool smcm_exchange(SmcState *s, Diag *d) {
   SmcSplit *m = s->split;
   PcRun *r = s->pcr;
@@ -184,6 +275,7 @@ bool smcm_gather(SmcState *s, Diag *d) {
   if (!mpi_allgatherv(m->comm, mine, all, m->rcount, m->rdispl)) return smcm_fail(d, "gather the final particles");
   for (int i = 0; i < s->N; i++)
     if (i < s->mlo || i >= s->mhi) pc_unpack(r, i, all + (size_t)i * (size_t)w);
+  smcm_other_weights(s); /* the draws' weights, the evidence's genealogy */
   return true;
 }
 
@@ -199,6 +291,7 @@ const char *smcm_plan(const Interp *in, const EngineOpts *o, int R) {
     return gc_printf("MPI: each of the %d ranks runs every chain's whole population in step; rank 0 "
                      "writes (particles not split: %s)", R, why);
   return gc_printf("MPI: each chain's %d particles are split over %d ranks in contiguous ranges "
-                   "(weights allgathered, the same resampling on every rank, only offspring "
-                   "that change rank sent), the chains one after another", s->N, R);
+                   "of whole blocks (log weights allgathered, each rank normalising and "
+                   "resampling its own blocks, only offspring that change rank sent), the "
+                   "chains one after another", s->N, R);
 }

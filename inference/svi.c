@@ -29,6 +29,7 @@
  * the model with the generated block for the outputs.  The ELBO trace and the
  * log weights log p - log q of the draws go to the driver as advi's do
  * (EngineVT.vi_report: the summary's PSIS k-hat and log evidence). */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,12 +43,14 @@
 #include "../stdlib/transform.h"
 #include "advi.h"
 #include "csv.h"
+#include "mpi_run.h"
 #include "resample.h"
 #include "svi.h"
 #include "trace.h"
 #include "vi.h"
 
 #define SVI_TRIES 10 /* noise redrawn when a step's ELBO is not finite */
+#define SVI_GRAD_BLOCKS 8 /* --grad-blocks under MPI when not given */
 
 /* A learnable parameter: its block, name and spec, and where its
    unconstrained reals live in the optimiser's vector. */
@@ -117,6 +120,23 @@ struct Svi {
   /* --relax: bernoulli and categorical choices trained through the Concrete */
   bool relax;
   double tau0, tau_min, tau_decay, tau;
+  /* the gradient in fixed blocks (svi_grad_blocks): under MPI or --grad-blocks */
+  const MpiComm *comm;
+  int row_blocks;     /* --grad-blocks: blocks of each sample's minibatch (0: no blocks) */
+  bool in_block;      /* a block's runs are under way */
+  const SviPlate *split; /* the plate whose minibatch the blocks cut (NULL: none) */
+  int64_t blk_lo, blk_n; /* the current block's share of split->idx */
+  double w_glob, w_loc;  /* its weights of terms outside / inside the split plate */
+  uint64_t blk_seed;     /* its runs' seed */
+  int blk_b;             /* its place among the sample's blocks */
+  Rng blk_rng;           /* its noise: the sample's stream, then at the split plate its own */
+  bool blk_plate_met;
+  bool blk_ready;        /* the params' nodes of this step are on the tape, up to blk_mark */
+  TapeMark blk_mark;
+  Diag *blk_diag;        /* this rank's blocks' errors */
+  int blk_ndiag;
+  double *blk_buf;       /* every block's [status, elbo, gradient] */
+  size_t blk_cap;
 };
 
 typedef enum { SR_CHECK, SR_TRAIN, SR_DRAW } SviMode;
@@ -276,6 +296,27 @@ static HandlerResult svr_param(Handler *h, const char *addr, const ParamSpec *sp
 
 /* ---- plates ---- */
 
+/* batch distinct indices of lo..lo+size-1 (Floyd's sampling) from the
+   optimisation's stream, in increasing order; *k of them. */
+static int64_t *svi_plate_pick(Svi *s, int64_t lo, int64_t size, int64_t batch, int64_t *kout) {
+  int64_t *pick = gc_alloc_atomic(sizeof(int64_t) * (size_t)batch);
+  int64_t k = 0;
+  for (int64_t j = size - batch; j < size; j++) {
+    int64_t t = rng_int(s->r, 0, j);
+    bool seen = false;
+    for (int64_t q = 0; q < k && !seen; q++) seen = pick[q] == t;
+    pick[k++] = seen ? j : t;
+  }
+  for (int64_t a = 1; a < k; a++) { /* insertion sort: batches are small */
+    int64_t v = pick[a], b = a - 1;
+    for (; b >= 0 && pick[b] > v; b--) pick[b + 1] = pick[b];
+    pick[b + 1] = v;
+  }
+  for (int64_t a = 0; a < k; a++) pick[a] += lo;
+  *kout = k;
+  return pick;
+}
+
 static HandlerResult svr_plate(Handler *h, const char *name, int64_t lo, int64_t hi,
                                int64_t batch, const int64_t **idx, int64_t *n, SrcPos pos,
                                Diag *d) {
@@ -297,29 +338,26 @@ static HandlerResult svr_plate(Handler *h, const char *name, int64_t lo, int64_t
                                         (long long)batch, (long long)pl->lo, (long long)pl->hi,
                                         (long long)pl->batch));
     *idx = pl->idx, *n = pl->n;
+    if (s->in_block && pl == s->split) {
+      *idx = pl->idx + s->blk_lo, *n = s->blk_n;
+      if (!s->blk_plate_met) /* the block's own rows draw from the block's own stream */
+        rng_seed(&s->blk_rng, s->blk_seed, 1 + (uint64_t)s->blk_b);
+      s->blk_plate_met = true;
+    }
     return HR_CONTINUE;
   }
+  if (s->in_block) /* its subset would come from a stream the blocks do not share */
+    return svi_fail(d, pos, gc_printf("plate '%s' with a batch size was not met in the first "
+                                      "run: with the gradient in blocks (MPI, --grad-blocks) "
+                                      "every subsampled plate must be met in every run", name));
   if (s->nplates == s->capplates) {
     int cap = s->capplates ? 2 * s->capplates : 4;
     SviPlate *np = gc_alloc(sizeof(SviPlate) * (size_t)cap);
     if (s->nplates) memcpy(np, s->plates, sizeof(SviPlate) * (size_t)s->nplates);
     s->plates = np, s->capplates = cap;
   }
-  /* batch distinct indices (Floyd's sampling), visited in increasing order */
-  int64_t *pick = gc_alloc_atomic(sizeof(int64_t) * (size_t)batch);
-  int64_t k = 0;
-  for (int64_t j = size - batch; j < size; j++) {
-    int64_t t = rng_int(s->r, 0, j);
-    bool seen = false;
-    for (int64_t q = 0; q < k && !seen; q++) seen = pick[q] == t;
-    pick[k++] = seen ? j : t;
-  }
-  for (int64_t a = 1; a < k; a++) { /* insertion sort: batches are small */
-    int64_t v = pick[a], b = a - 1;
-    for (; b >= 0 && pick[b] > v; b--) pick[b + 1] = pick[b];
-    pick[b + 1] = v;
-  }
-  for (int64_t a = 0; a < k; a++) pick[a] += lo;
+  int64_t k;
+  int64_t *pick = svi_plate_pick(s, lo, size, batch, &k);
   s->plates[s->nplates++] = (SviPlate){name, lo, hi, batch, k, pick};
   *idx = pick, *n = k;
   return HR_CONTINUE;
@@ -330,6 +368,9 @@ static HandlerResult svr_plate(Handler *h, const char *name, int64_t lo, int64_t
 /* acc += lp (weighed by the plates around); returns the weighed term. */
 static AdNum svr_acc(SviRun *r, double lp, int32_t node) {
   double w = interp_plate_scale(r->st);
+  /* a block of the minibatch: the split plate's terms weigh N/B, not N/block,
+     and each block carries 1/blocks of the terms outside it */
+  if (r->s->in_block && r->s->split) w = w != 1 ? w * r->s->w_loc : r->s->w_glob;
   AdNum term = {lp, node};
   if (w != 1) term = r->t ? ad_scale(r->t, term, w) : ad_const(w * lp);
   r->acc = r->t ? ad_add(r->t, r->acc, term) : ad_const(r->acc.v + term.v);
@@ -727,7 +768,7 @@ static bool svi_pair(Svi *s, SviMode mode, Tape *t, AdNum *logp, AdNum *logq, Ad
                      InterpState **model_st, Diag *d) {
   SviRun g, m;
   svr_init(&g, s, mode, true, t);
-  uint64_t seed = rng_u64(s->r);
+  uint64_t seed = s->in_block ? s->blk_seed : rng_u64(s->r);
   g.st = interp_start_guide(s->in, seed, 0);
   if (t) interp_set_tape(g.st, t);
   if (mode == SR_TRAIN && s->relax) interp_set_relaxed(g.st, true);
@@ -769,10 +810,200 @@ static void svi_trace_add(Svi *s, long iter, double elbo, double rmean, double r
   r[0] = (double)iter, r[1] = elbo, r[2] = rmean, r[3] = rmed;
 }
 
+/* ---- the gradient in fixed blocks (data-parallel training over MPI) ----
+ *
+ * Under MPI (or with --grad-blocks G in one process) a step's gradient is
+ * cut into blocks that depend on the options alone, never on the number of
+ * ranks: Monte Carlo sample k of the K of --grad-samples times block b of
+ * the G of its minibatch.  The minibatch is the split plate's subset, the
+ * largest subsampled plate when it is the only one (else G is 1).  Block
+ * (k, b) runs the guide and the model with sample k's seed over rows
+ * [b B / G, (b + 1) B / G) of the step's subset of B rows: the split plate's
+ * terms weigh N / B, as in the whole minibatch, and the terms outside it
+ * 1 / G, so the blocks of a sample add up to one estimate of the ELBO and
+ * its gradient (the terms outside the plate are the same in every block
+ * when they are drawn before it; drawn after it, each block's are a sample
+ * of their own, still unbiased).  Each rank computes a contiguous range of
+ * the blocks on its own tape; one allgather gives every rank every block's
+ * [status, ELBO, discrete flag, gradient], and every rank adds them in block
+ * order.  So the step, hence the trained params, have the same bits for
+ * every number of ranks.  The subsets and the samples' seeds come from the
+ * shared stream before the blocks run; a block's noise comes from its
+ * sample's stream until the split plate (so every block draws the same
+ * global latents), and from a stream of the block's own from there on. */
+
+enum { SB_OK, SB_NONFINITE, SB_ERROR, SB_FATAL }; /* a block's status, worst last */
+#define SB_HEAD 3                                 /* status, ELBO, discrete flag */
+
+/* Rank q's blocks of nb: [*first, *first + *count), contiguous. */
+static void svi_block_range(int nb, int R, int q, int *first, int *count) {
+  *first = (int)((int64_t)nb * q / R);
+  *count = (int)((int64_t)nb * (q + 1) / R) - *first;
+}
+
+/* Block b of G of a sample with the given seed: out = [status, ELBO share,
+   discrete, gradient of the surrogate (nx)]. */
+static void svi_block(Svi *s, int b, int G, uint64_t seed, double *out, Diag *d) {
+  /* the params' nodes once a step: the blocks after the first rewind to them */
+  if (!s->blk_ready || !tape_rewind(s->tape, &s->blk_mark)) {
+    tape_reset(s->tape);
+    for (int i = 0; i < s->np; i++) s->p[i].node0 = 0, s->p[i].val = val_none();
+    for (int i = 0; i < s->np; i++) s->p[i].val = svi_param_value(s, &s->p[i], s->tape);
+    s->blk_mark = tape_mark(s->tape);
+    s->blk_ready = true;
+  }
+  if (s->split) {
+    int64_t B = s->split->n;
+    s->blk_lo = B * b / G;
+    s->blk_n = B * (b + 1) / G - s->blk_lo;
+    s->w_loc = (double)s->blk_n / (double)B;
+    s->w_glob = 1.0 / G;
+  }
+  Rng *shared = s->r;
+  rng_seed(&s->blk_rng, seed, 0); /* the noise before the split plate: every block's */
+  s->r = &s->blk_rng, s->blk_seed = seed, s->blk_b = b, s->blk_plate_met = false;
+  s->in_block = true;
+  AdNum lp, lq, ld;
+  bool ran = svi_pair(s, SR_TRAIN, s->tape, &lp, &lq, &ld, NULL, d);
+  s->r = shared, s->in_block = false;
+  memset(out, 0, sizeof(double) * (SB_HEAD + s->nx));
+  if (!ran) {
+    out[0] = d->code == DIAG_INTERNAL ? SB_FATAL : SB_ERROR;
+    return;
+  }
+  double e = lp.v - lq.v;
+  AdNum total = ad_sub(s->tape, lp, lq);
+  if (ld.n) { /* the score-function term: this block's share of the baseline */
+    double base = s->has_baseline ? s->baseline / G : e;
+    total = ad_add(s->tape, total, ad_scale(s->tape, ld, e - base));
+    out[2] = 1;
+  }
+  out[1] = e;
+  if (!isfinite(total.v) || !isfinite(e)) {
+    out[0] = SB_NONFINITE;
+    return;
+  }
+  size_t nt = tape_size(s->tape) + 1;
+  if (nt > s->adjcap) {
+    s->adj = gc_alloc_atomic(sizeof(double) * nt);
+    s->adjcap = nt;
+  }
+  if (!total.n) return;
+  tape_backward(s->tape, total.n, s->adj);
+  for (int i = 0; i < s->np; i++)
+    for (size_t e2 = 0; e2 < s->p[i].n; e2++)
+      out[SB_HEAD + s->p[i].off + e2] = s->adj[s->p[i].node0 + (int32_t)e2];
+}
+
+/* The message of failed block j, from the rank that ran it (mine: its Diag
+   there) to every rank. */
+static void svi_block_diag(Svi *s, int j, int nb, const Diag *mine, Diag *d) {
+  int R = mpi_size(s->comm), owner = 0;
+  for (int q = 0; q < R; q++) {
+    int f, c;
+    svi_block_range(nb, R, q, &f, &c);
+    if (j >= f && j < f + c) owner = q;
+  }
+  struct { int32_t code; char msg[sizeof d->msg]; } m = {0};
+  if (mine) m.code = (int32_t)mine->code, memcpy(m.msg, mine->msg, sizeof m.msg);
+  if (!mpi_bcast(s->comm, &m, sizeof m, owner)) {
+    diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "svi: MPI could not send a block's error");
+    return;
+  }
+  m.msg[sizeof m.msg - 1] = 0;
+  diag_error(d, (DiagCode)m.code, (SrcPos){0}, "%s", m.msg);
+}
+
+/* svi_grad in blocks: the same contract. */
+static bool svi_grad_blocks(Svi *s, double *elbo, double *grad, Diag *d) {
+  int R = mpi_size(s->comm), q = mpi_rank(s->comm), K = s->grad_samples;
+  size_t w = SB_HEAD + s->nx;
+  for (int tries = 0;; tries++) {
+    s->step++;
+    /* the first sample's seed, the step's subsets (the plates of the first
+       run), the other samples' seeds: svi_grad's order */
+    uint64_t *seed = gc_alloc_atomic(sizeof(uint64_t) * (size_t)K);
+    seed[0] = rng_u64(s->r);
+    int nsub = 0;
+    s->split = NULL;
+    for (int i = 0; i < s->nplates && !s->whole; i++) {
+      SviPlate *pl = &s->plates[i];
+      pl->idx = svi_plate_pick(s, pl->lo, pl->hi - pl->lo + 1, pl->batch, &pl->n);
+      if (!s->split || pl->hi - pl->lo > s->split->hi - s->split->lo) s->split = pl;
+      nsub++;
+    }
+    if (nsub != 1) s->split = NULL;
+    int G = s->split ? (int)(s->split->n < s->row_blocks ? s->split->n : s->row_blocks) : 1;
+    int nb = K * G, first, count;
+    for (int k = 1; k < K; k++) seed[k] = rng_u64(s->r);
+    if ((size_t)nb * w > s->blk_cap) {
+      s->blk_cap = (size_t)nb * w;
+      s->blk_buf = gc_alloc_atomic(sizeof(double) * s->blk_cap);
+    }
+    svi_block_range(nb, R, q, &first, &count);
+    if (count > s->blk_ndiag) {
+      s->blk_ndiag = count;
+      s->blk_diag = gc_alloc_atomic(sizeof(Diag) * (size_t)count);
+    }
+    Diag *bd = s->blk_diag;
+    s->blk_ready = false; /* new params (or new noise after a failure) */
+    for (int j = first; j < first + count; j++) {
+      diag_init(&bd[j - first]);
+      svi_block(s, j % G, G, seed[j / G], s->blk_buf + (size_t)j * w, &bd[j - first]);
+    }
+    int *cnt = gc_alloc_atomic(sizeof(int) * 2 * (size_t)R), *dis = cnt + R;
+    for (int r = 0; r < R; r++) {
+      int f, c;
+      svi_block_range(nb, R, r, &f, &c);
+      cnt[r] = c * (int)w, dis[r] = f * (int)w;
+    }
+    if (nb * w > (size_t)INT_MAX ||
+        !mpi_allgatherv(s->comm, s->blk_buf + (size_t)first * w, s->blk_buf, cnt, dis)) {
+      diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "svi: MPI could not gather the blocks' gradients");
+      return false;
+    }
+    int worst = SB_OK, at = -1;
+    for (int j = 0; j < nb; j++) {
+      int st = (int)s->blk_buf[(size_t)j * w];
+      if (st > worst) worst = st, at = j;
+    }
+    if (worst == SB_FATAL || (worst == SB_ERROR && tries + 1 >= SVI_TRIES)) {
+      svi_block_diag(s, at, nb, at >= first && at < first + count ? &bd[at - first] : NULL, d);
+      return false;
+    }
+    if (worst != SB_OK) {
+      if (tries + 1 >= SVI_TRIES) {
+        diag_error(d, DIAG_RUNTIME, (SrcPos){0}, "svi: the ELBO was not finite at %d draws in a "
+                   "row at step %ld: the guide puts mass where the model has none",
+                   SVI_TRIES, s->iterations + 1);
+        return false;
+      }
+      continue; /* other noise, on every rank */
+    }
+    double sum = 0;
+    bool any_disc = false;
+    memset(grad, 0, sizeof(double) * s->nx);
+    for (int j = 0; j < nb; j++) { /* in block order */
+      const double *row = s->blk_buf + (size_t)j * w;
+      sum += row[1];
+      any_disc |= row[2] != 0;
+      for (size_t i = 0; i < s->nx; i++) grad[i] += row[SB_HEAD + i];
+    }
+    for (size_t i = 0; i < s->nx; i++) grad[i] /= K;
+    *elbo = sum / K;
+    if (any_disc) {
+      s->baseline = s->has_baseline ? 0.9 * s->baseline + 0.1 * *elbo : *elbo;
+      s->has_baseline = true;
+    }
+    return true;
+  }
+}
+
 /* The mean of grad_samples ELBO samples into *elbo and its gradient with
    respect to x into grad, with fresh plate subsets. */
 static bool svi_grad(Svi *s, double *elbo, double *grad, Diag *d) {
   s->tau = fmax(s->tau_min, s->tau0 * exp(-s->tau_decay * (double)s->iterations));
+  if (s->row_blocks) return svi_grad_blocks(s, elbo, grad, d);
   for (int tries = 0;; tries++) {
     tape_reset(s->tape);
     for (int i = 0; i < s->np; i++) s->p[i].node0 = 0, s->p[i].val = val_none();
@@ -848,8 +1079,54 @@ static bool svi_step_opt(Svi *s, double *elbo, Diag *d) {
   return true;
 }
 
+/* svi_elbo with the gradient in blocks: the samples are shared among the
+   ranks, each drawn from a stream of its own seeded from the shared one, and
+   their values gathered and added in order, so the ELBO has the same bits
+   for every number of ranks. */
+static bool svi_elbo_blocks(Svi *s, double *out, Diag *d) {
+  int K = s->elbo_samples, R = mpi_size(s->comm), q = mpi_rank(s->comm), first, count, bad = -1;
+  uint64_t *seed = gc_alloc_atomic(sizeof(uint64_t) * (size_t)K);
+  for (int k = 0; k < K; k++) seed[k] = rng_u64(s->r);
+  double *v = gc_alloc_atomic(sizeof(double) * 2 * (size_t)K); /* [failed, log p - log q] */
+  int *cnt = gc_alloc_atomic(sizeof(int) * 2 * (size_t)R), *dis = cnt + R;
+  for (int r = 0; r < R; r++) {
+    svi_block_range(K, R, r, &first, &count);
+    cnt[r] = 2 * count, dis[r] = 2 * first;
+  }
+  svi_block_range(K, R, q, &first, &count);
+  Rng own, *shared = s->r;
+  Diag mine;
+  diag_init(&mine);
+  for (int k = first; k < first + count; k++) {
+    Diag e;
+    diag_init(&e);
+    AdNum lp, lq;
+    rng_seed(&own, seed[k], 0);
+    s->r = &own, s->nplates = 0;
+    bool ran = svi_pair(s, SR_DRAW, NULL, &lp, &lq, NULL, NULL, &e);
+    v[2 * k] = !ran, v[2 * k + 1] = ran ? lp.v - lq.v : 0;
+    if (!ran && bad < 0) mine = e, bad = k;
+  }
+  s->r = shared;
+  if (!mpi_allgatherv(s->comm, v + 2 * first, v, cnt, dis)) {
+    diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "svi: MPI could not gather the ELBO's samples");
+    return false;
+  }
+  double sum = 0;
+  for (int k = 0; k < K; k++) {
+    if (v[2 * k] != 0) {
+      svi_block_diag(s, k, K, k == bad ? &mine : NULL, d);
+      return false;
+    }
+    sum += v[2 * k + 1];
+  }
+  *out = sum / K;
+  return true;
+}
+
 /* The ELBO of the fitted guide from elbo_samples fresh pairs. */
 static bool svi_elbo(Svi *s, double *out, Diag *d) {
+  if (s->row_blocks) return svi_elbo_blocks(s, out, d);
   double sum = 0;
   for (int k = 0; k < s->elbo_samples; k++) {
     AdNum lp, lq;
@@ -881,7 +1158,9 @@ static void svi_train(Svi *s, Diag *d) {
   double window = 0, prev = NAN;
   for (long it = 1; it <= s->max_iter; it++) {
     double e;
-    if (engine_interrupted(s->o)) { /* keep what it has: the caller saves it */
+    bool stop = engine_interrupted(s->o);
+    if (s->row_blocks && !mpi_allreduce_or(s->comm, &stop)) stop = true; /* the ranks agree */
+    if (stop) { /* keep what it has: the caller saves it */
       s->interrupted = true;
       return;
     }
@@ -1004,6 +1283,9 @@ Svi *svi_prepare(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
   s->tau0 = engine_opt_real(o, "temperature");
   s->tau_min = fmin(engine_opt_real(o, "temperature-min"), s->tau0);
   s->tau_decay = engine_opt_real(o, "temperature-decay");
+  s->comm = o->comm; /* under MPI the gradient is computed in blocks, by default SVI_GRAD_BLOCKS */
+  s->row_blocks = (int)engine_opt_int(o, "grad-blocks");
+  if (!s->row_blocks && o->comm) s->row_blocks = SVI_GRAD_BLOCKS;
   if (!prog->has_guide && ir_analyze(prog)->nlatents > 0) {
     diag_error(d, DIAG_USAGE, (SrcPos){0}, "--engine svi needs a guide block that draws the "
                "latents (docs/language.md, \"guide\"); write one, or use --engine advi");
@@ -1200,7 +1482,8 @@ static bool svi_resample(Svi *s, int n, Diag *d) {
 /* After the fit or the load (and its ELBO): the file --save-params names,
    the resampled pool. */
 static void *svi_finish(Svi *s, const char *save, Diag *d) {
-  if (save && !svi_write_params(s, save, d)) return NULL;
+  /* under MPI every rank has the same params: rank 0 writes them */
+  if (save && mpi_rank(s->comm) == 0 && !svi_write_params(s, save, d)) return NULL;
   if (engine_opt_bool(s->o, "psis-resample") && !svi_resample(s, s->o->draws * s->o->thin, d))
     return NULL;
   return s;
@@ -1384,6 +1667,11 @@ static const OptSpec svi_options[] = {
      .help = "svi: steps between decays of the step schedule"},
     {.name = "lr-min", .type = OPT_REAL, .def = "0", .rlo = 0, .rhi = INFINITY, .arg = "X",
      .help = "svi: the cosine schedule's final learning rate"},
+    {.name = "grad-blocks", .type = OPT_INT, .def = "0", .ilo = 0, .ihi = 4096, .arg = "G",
+     .help = "svi: compute each step's gradient in blocks: G of each Monte Carlo sample's "
+             "minibatch, summed in a fixed order (the data-parallel split under MPI, where 0 "
+             "means 8; in one process 0 is one undivided minibatch; the same G gives the same "
+             "bits for any number of ranks)"},
     {.name = "relax", .type = OPT_BOOL, .def = "false",
      .help = "svi: train scalar bernoulli and categorical choices through the Concrete "
              "(Gumbel-softmax) relaxation instead of the score-function estimator; the model "

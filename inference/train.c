@@ -15,11 +15,16 @@
  * (one step's estimate is one minibatch's, noisy), and examples (plate
  * elements) a second, or steps a second without a batched plate.  The host's
  * interrupt stops training before the next step, and what was trained is
- * still written: a long fit stopped by Ctrl-C keeps its progress. */
+ * still written: a long fit stopped by Ctrl-C keeps its progress.
+ *
+ * Under MPI (o->comm) svi trains data-parallel: every rank computes its share
+ * of each step's gradient blocks (svi.c, svi_grad_blocks) and takes the same
+ * step, so every rank ends with the same params; rank 0 writes them. */
 #include <math.h>
 #include <string.h>
 #include <time.h>
 
+#include "mpi_run.h"
 #include "npe.h"
 #include "svi.h"
 #include "train.h"
@@ -148,7 +153,13 @@ static bool train_svi(const Interp *in, const EngineOpts *o, const TrainOpts *t,
     info->examples = fi.steps * fi.batch;
     info->epochs = (double)info->examples / (double)fi.plate_size;
   }
-  return svi_write_params(s, t->save, d);
+  /* under MPI (o->comm) every rank trained the same params: rank 0 writes
+     them, and the others learn whether it could */
+  bool wrote = mpi_rank(o->comm) != 0 || svi_write_params(s, t->save, d), bad = !wrote;
+  if (!mpi_allreduce_or(o->comm, &bad)) bad = true;
+  if (bad && wrote)
+    diag_error(d, DIAG_IO, (SrcPos){0}, "train: rank 0 could not write %s", t->save);
+  return !bad;
 }
 
 /* npe's progress (unit "epoch") as the progress line */

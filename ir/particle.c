@@ -1361,6 +1361,10 @@ void pc_exec(PcRun *r, int worker, int lo, int hi, double *inc, const char **per
 /* ---- resampling ---- */
 
 void pc_resample(PcRun *r, const int *anc, uint64_t fork_seed) {
+  pc_resample_range(r, anc, fork_seed, 0, r->N);
+}
+
+void pc_resample_range(PcRun *r, const int *anc, uint64_t fork_seed, int lo, int hi) {
   const PcProg *pc = r->pc;
   int N = r->N;
   for (int c = 0; c < pc->ncols; c++) {
@@ -1368,13 +1372,13 @@ void pc_resample(PcRun *r, const int *anc, uint64_t fork_seed) {
     void *src = r->cols[c], *dst = r->spare[c];
     switch (pc->ckind[c]) {
     case CK_REAL:
-      for (int j = 0; j < N; j++) ((double *)dst)[j] = ((const double *)src)[anc[j]];
+      for (int j = lo; j < hi; j++) ((double *)dst)[j] = ((const double *)src)[anc[j]];
       break;
     case CK_VAL:
-      for (int j = 0; j < N; j++) ((Value *)dst)[j] = ((const Value *)src)[anc[j]];
+      for (int j = lo; j < hi; j++) ((Value *)dst)[j] = ((const Value *)src)[anc[j]];
       break;
     default:
-      for (int j = 0; j < N; j++) ((int64_t *)dst)[j] = ((const int64_t *)src)[anc[j]];
+      for (int j = lo; j < hi; j++) ((int64_t *)dst)[j] = ((const int64_t *)src)[anc[j]];
       break;
     }
     r->cols[c] = dst;
@@ -1382,11 +1386,11 @@ void pc_resample(PcRun *r, const int *anc, uint64_t fork_seed) {
   }
   /* the small per-particle arrays go through one scratch column */
   double *t = r->tmp;
-  for (int j = 0; j < N; j++) t[j] = r->logprior[anc[j]];
+  for (int j = lo; j < hi; j++) t[j] = r->logprior[anc[j]];
   r->tmp = r->logprior;
   r->logprior = t;
   t = r->tmp;
-  for (int j = 0; j < N; j++) t[j] = r->loglik[anc[j]];
+  for (int j = lo; j < hi; j++) t[j] = r->loglik[anc[j]];
   r->tmp = r->loglik;
   r->loglik = t;
   t = r->tmp;
@@ -1395,11 +1399,11 @@ void pc_resample(PcRun *r, const int *anc, uint64_t fork_seed) {
   r->lpath = t;
   uint64_t *root = r->root2;
   uint8_t *dead = r->dead2;
-  for (int j = 0; j < N; j++) {
+  for (int j = 0; j < N; j++) { /* every rank's bookkeeping: deaths, roots */
     root[j] = r->root[anc[j]];
     dead[j] = r->dead[anc[j]];
-    rng_seed(&r->rng[j], fork_seed ^ 0x9E3779B97F4A7C15ull, (uint64_t)j);
   }
+  for (int j = lo; j < hi; j++) rng_seed(&r->rng[j], fork_seed ^ 0x9E3779B97F4A7C15ull, (uint64_t)j);
   r->root2 = r->root;
   r->dead2 = r->dead;
   r->root = root;

@@ -72,6 +72,11 @@ int pc_nalive(const PcRun *r);
  * rng_seed(fork_seed ^ 0x9E3779B97F4A7C15, j), as the interpreted engine's
  * forks do. */
 void pc_resample(PcRun *r, const int *anc, uint64_t fork_seed);
+/* The same for the offspring [lo, hi) only (a rank's range under MPI): their
+ * columns, log prior and log likelihood and streams; the deaths, roots and
+ * histories' lineages of all N, which every rank keeps.  The other
+ * offspring's columns are left stale. */
+void pc_resample_range(PcRun *r, const int *anc, uint64_t fork_seed, int lo, int hi);
 
 /* Conditioning, for particle Gibbs: when find(ctx, addr, &x, &all) returns
  * true for a latent's address, the latent is not drawn but takes the value

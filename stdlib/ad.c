@@ -82,6 +82,26 @@ void tape_reset(Tape *t) {
 
 size_t tape_size(const Tape *t) { return t->n; }
 
+TapeMark tape_mark(const Tape *t) {
+  return (TapeMark){.n = t->n, .m = t->m, .mem_used = t->mem.used, .num_used = t->num.used,
+                    .nblk = t->nblk, .mem_cur = t->mem.cur, .num_cur = t->num.cur,
+                    .ok = t->ndfr == 0 && !t->err[0]};
+}
+
+/* Flushes are kept sorted, not in the order of their recording, so only a
+   mark without any can tell which came after it (all of them). */
+bool tape_rewind(Tape *t, const TapeMark *k) {
+  if (!k->ok || k->n > t->n) return false;
+  t->n = k->n, t->m = k->m;
+  t->start[t->n + 1] = t->m;
+  t->nblk = k->nblk;
+  t->ndfr = 0;
+  t->mem.cur = k->mem_cur, t->mem.used = k->mem_used;
+  t->num.cur = k->num_cur, t->num.used = k->num_used;
+  t->err[0] = 0;
+  return true;
+}
+
 /* Room for one more node with k parents. */
 static void tape_grow(Tape *t, size_t k) {
   if (t->n + 1 > t->cap) {

@@ -40,6 +40,18 @@ Tape *tape_new(void);
 void tape_reset(Tape *t);
 /* Number of nodes recorded so far (ids are 1..tape_size). */
 size_t tape_size(const Tape *t);
+/* A point of the recording to come back to: tape_rewind forgets every node,
+ * block and saved state recorded after the mark and keeps those before it,
+ * so a recording that starts from the same nodes (params) repeats without
+ * recording them again.  It refuses (false, nothing changed) when the mark
+ * was taken with deferred flushes or an error pending. */
+typedef struct TapeMark {
+  size_t n, m, mem_used, num_used;
+  int nblk, mem_cur, num_cur;
+  bool ok;
+} TapeMark;
+TapeMark tape_mark(const Tape *t);
+bool tape_rewind(Tape *t, const TapeMark *k);
 
 /* An independent variable with value v (its node id, > 0). */
 int32_t tape_var(Tape *t, double v);

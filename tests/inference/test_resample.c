@@ -146,8 +146,63 @@ static void test_pool(void) {
          "--threads split: 8 for 4 chains -> 2 per chain, 3 for 4 -> 1, 3 for 1 -> 3, default %d", d);
 }
 
+/* The blocked normaliser: the blocks tile [0, n) in order, each non-empty;
+ * it agrees with the sequential one to rounding; summaries computed block by
+ * block in any grouping (as ranks holding slices do) combine to the same bits;
+ * NaN and -inf weigh nothing; all dead: -inf and uniform weights. */
+static void test_blocked(void) {
+  int sizes[] = {1, 7, 8, 20, 1000, 2049, 100003};
+  bool tiles = true;
+  for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+    int n = sizes[k], nb = resample_nblocks(n);
+    tiles &= nb >= 1 && nb <= 256 && resample_block_lo(n, 0) == 0 && resample_block_lo(n, nb) == n;
+    for (int b = 0; b < nb; b++)
+      tiles &= resample_block_lo(n, b) < resample_block_lo(n, b + 1) && resample_block_lo(n, b) % 8 == 0;
+  }
+  tap_ok(tiles, "blocks tile the population in order, non-empty, at multiples of 8");
+
+  int n = 2049;
+  double *lw = malloc(sizeof(double) * (size_t)n), *w = malloc(sizeof(double) * (size_t)n);
+  double *w2 = malloc(sizeof(double) * (size_t)n), *w3 = malloc(sizeof(double) * (size_t)n);
+  Rng r;
+  rng_seed(&r, 5, 5);
+  for (int i = 0; i < n; i++) lw[i] = 1.5 * rng_normal(&r) - 700;
+  lw[3] = -INFINITY;
+  lw[1500] = NAN;
+  double ess, lz = resample_normalise_blocked(n, lw, w, &ess);
+  double lz0 = resample_normalise(n, lw, w2), ess0 = resample_ess(n, w2);
+  double maxd = 0;
+  for (int i = 0; i < n; i++) maxd = fmax(maxd, fabs(w[i] - w2[i]));
+  tap_ok(fabs(lz - lz0) < 1e-12 && fabs(ess - ess0) < 1e-12 * ess0 && maxd < 1e-14 && w[3] == 0 &&
+             w[1500] == 0,
+         "blocked = sequential normaliser to rounding (log Z %.6f, ESS %.4f)", lz, ess);
+  /* the summaries of "rank 1"'s blocks computed into a separate array, as
+     an allgather would deliver them */
+  int nb = resample_nblocks(n);
+  WeightBlock *mine = malloc(sizeof(WeightBlock) * (size_t)nb);
+  WeightBlock *theirs = malloc(sizeof(WeightBlock) * (size_t)nb);
+  for (int b = nb - 1; b >= 0; b--) /* any order of computation */
+    resample_block(lw, resample_block_lo(n, b), resample_block_lo(n, b + 1), b < nb / 3 ? &mine[b] : &theirs[b],
+                   b < nb / 2 ? w3 : NULL);
+  for (int b = 0; b < nb / 3; b++) theirs[b] = mine[b];
+  double mx, sum, ess2;
+  double lz2 = resample_combine(n, nb, theirs, &mx, &sum, &ess2);
+  /* the first half from the exps kept, the rest from the log weights */
+  resample_weights(n, nb / 2, nb, theirs, mx, sum, lw, w3);
+  resample_weights(n, 0, nb / 2, theirs, mx, sum, NULL, w3);
+  tap_ok(lz2 == lz && ess2 == ess && !memcmp(w, w3, sizeof(double) * (size_t)n),
+         "blocks summarised apart and combined in order: the same bits");
+  for (int i = 0; i < n; i++) lw[i] = -INFINITY;
+  lw[7] = NAN;
+  lz = resample_normalise_blocked(n, lw, w, &ess);
+  tap_ok(lz == -INFINITY && w[0] == 1.0 / n && w[n - 1] == 1.0 / n && ess == n,
+         "blocked, all dead: -inf, uniform weights, ESS n");
+  free(lw), free(w), free(w2), free(w3), free(mine), free(theirs);
+}
+
 int main(void) {
   gc_init();
+  test_blocked();
   test_pool();
   for (int s = RESAMPLE_SYSTEMATIC; s <= RESAMPLE_RESIDUAL; s++) test_scheme(s);
   double vm = count_var(RESAMPLE_MULTINOMIAL);

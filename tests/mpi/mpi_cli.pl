@@ -166,11 +166,11 @@ if (my $t = $ld_test) {
      "--choices under mpirun: the single-process run's CSV and choices files");
 }
 
-# training writes one file: one process
+# learning proposals runs in one process (train is split: mpi_train.pl)
 {
-  my ($st, $out, $err) = mpi(2, 'train', 'normal.ppl', '--data', 'normal.json', '--save', 'x.params');
-  ok($st == 64 && $err =~ /ppl: train trains in one process: run it without mpirun/ && !-e 'x.params',
-     "ppl train under mpirun -n 2: a usage error, nothing written");
+  my ($st, $out, $err) = mpi(2, 'learn-proposals', 'normal.ppl', '--data', 'normal.json', '--out', 'props');
+  ok($st == 64 && $err =~ /ppl: learn-proposals trains in one process: run it without mpirun/ && !-e 'props',
+     "ppl learn-proposals under mpirun -n 2: a usage error, nothing written");
 }
 # outside mpirun the option is refused
 {

@@ -111,6 +111,20 @@ for my $m (@models) {
      "2 chains of 2 runs, multinomial, 2 threads a rank, 3 ranks: the single-process draws and evidence");
 }
 
+# the weights and the ancestors found rank by rank in the normaliser's blocks:
+# stratified points, residual (every rank draws every ancestor), more ranks
+# than blocks (20 particles are 3 blocks: a rank holds none), 256 blocks
+for my $c (['stratified', 1001, 3], ['residual', 777, 2], ['systematic', 20, 4], ['systematic', 5000, 4]) {
+  my ($scheme, $n, $r) = @$c;
+  my @args = ('run', 'sv.ppl', '--data', 'sv.json', '--engine', 'smc', '--seed', '21', '--chains', '1',
+              '--particles', $n, '--draws', $n, '--resample', $scheme, '--quiet');
+  run_cmd(@args, '--output', 's1.csv');
+  my ($st, $out, $err) = mpi($r, @args, '--output', 'sr.csv');
+  ok($st == 0 && length(rows('s1.csv')) > 100 && rows('s1.csv') eq rows('sr.csv') && evidence('s1.csv') eq evidence('sr.csv'),
+     "$scheme, $n particles, $r ranks: the single-process draws and evidence (" . evidence('sr.csv') . ")")
+    or print map { "# $_\n" } split /\n/, $err;
+}
+
 # every particle dies (the scale turns negative for all by the last step):
 # the same failure, first error included, on every number of ranks
 {

@@ -599,6 +599,40 @@ static void test_block_api(void) {
   tap_ok(tape_block(t, 0, hand_vjp, c) == 0 && tape_size(t) == 0, "an empty block records nothing");
 }
 
+static void no_flush(void *ctx, double *adj) { (void)ctx, (void)adj; }
+
+/* tape_mark / tape_rewind: a recording repeated from the same first nodes
+   (svi's params, once a step for all its gradient blocks) */
+static void test_rewind(void) {
+  Tape *t = tape_new();
+  double a = 0.7, b = -1.9;
+  int32_t na = tape_var(t, a), nb = tape_var(t, b);
+  TapeMark k = tape_mark(t);
+  double first[8], again[8];
+  void *p[2];
+  int32_t z[2];
+  for (int rep = 0; rep < 2; rep++) {
+    if (rep) tap_ok(tape_rewind(t, &k) && tape_size(t) == 2, "rewind: the two variables are left");
+    HandCtx *c = tape_alloc(t, sizeof *c);
+    *c = (HandCtx){na, nb, a, b};
+    p[rep] = c;
+    int32_t y = tape_block(t, 3, hand_vjp, c);
+    z[rep] = tape_binary(t, y + 1, 3, y + 2, 1);
+    tape_backward(t, z[rep], rep ? again : first);
+  }
+  tap_ok(z[0] == z[1] && p[0] == p[1], "after a rewind the block and its saved state take the same ids "
+                                       "and the same arena memory");
+  tap_ok(first[na] == again[na] && first[nb] == again[nb] && first[na] == 3 * b &&
+         first[nb] == 3 * a + 2 * b, "the repeated recording sweeps to the same adjoints");
+  /* a deferred flush pending at the mark: rewinding cannot tell which came after */
+  tape_reset(t);
+  tape_var(t, 1);
+  tap_ok(tape_defer(t, 1, 1, no_flush, NULL), "a flush registered");
+  TapeMark kd = tape_mark(t);
+  tape_var(t, 2);
+  tap_ok(!tape_rewind(t, &kd) && tape_size(t) == 2, "a mark with a flush pending: rewind refuses, nothing changed");
+}
+
 /* ---- deferred weight gradients ---- */
 
 /* A square weight matrix W, the first K^2 elements of E = exp(V), shared by 2R
@@ -691,6 +725,7 @@ int main(void) {
   test_block_vs_scalar();
   test_errors();
   test_block_api();
+  test_rewind();
   test_deferred();
   return tap_done();
 }

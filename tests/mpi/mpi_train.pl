@@ -1,0 +1,241 @@
+#!/usr/bin/perl
+# mpi_train.pl — data-parallel training under `mpirun -n R` (issue 18,
+# docs/scaling.md "Training across ranks"); TAP.
+#
+#   perl mpi_train.pl PPL_BINARY HAS_MPI
+#
+# svi (`ppl train`, `ppl run --engine svi`) computes each step's gradient in
+# fixed blocks (--grad-blocks G of each sample's minibatch, times
+# --grad-samples), the ranks share the blocks and every rank adds them in
+# block order: the trained params file is the same bytes for 1, 2 and 4
+# ranks, and the single process with the same G.  G blocks of a model whose
+# latents are all global are one block's estimate up to rounding (the weights N/B and 1/G): the global
+# latents come from the sample's stream in every block.  advi splits
+# its log density by data rows (ld_shard.h): the same draws for 1, 2 and 4
+# ranks.  Skipped (one TAP skip line) without MPI or mpirun.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::Bin . '/..';
+use TapCli;
+
+my ($dir, $ppl) = tapcli_setup(shift @ARGV);
+my $has_mpi = shift @ARGV // 0;
+my $mpirun = `sh -c 'command -v mpirun' 2>/dev/null`;
+chomp $mpirun;
+if (!$has_mpi || !$mpirun) {
+  print "1..0 # SKIP ", (!$has_mpi ? "this build has no MPI (meson setup -Dmpi=enabled, libopenmpi-dev)"
+                                    : "mpirun not found (apt-get install openmpi-bin)"), "\n";
+  exit 0;
+}
+$ENV{OMPI_ALLOW_RUN_AS_ROOT} = 1;
+$ENV{OMPI_ALLOW_RUN_AS_ROOT_CONFIRM} = 1;
+$ENV{OMPI_MCA_rmaps_base_oversubscribe} = 1;
+$ENV{OMPI_MCA_btl_vader_single_copy_mechanism} = 'none';
+
+sub mpi {
+  my ($r, @args) = @_;
+  my $cmd = join ' ', 'timeout', '300', $mpirun, '--oversubscribe', '-n', $r, $ppl,
+    map { "'$_'" } @args;
+  system("$cmd >mpi_out.txt 2>mpi_err.txt");
+  return ($? >> 8, slurp('mpi_out.txt'), slurp('mpi_err.txt'));
+}
+sub bytes_of { my $t = slurp(shift); return $t; }
+
+# a local latent per row in a subsampled plate, and an encoder's params
+spit('toy.ppl', <<'PPL');
+data { int N; vector[N] x; }
+model {
+  real mu ~ normal(0, 3);
+  plate (i in 1:N, batch = 20) {
+    real z ~ normal(mu, 1);
+    x[i] ~ normal(z, 0.5);
+  }
+}
+guide {
+  param real m;
+  param real<lower=0> sm = 1;
+  real mu ~ normal(m, sm);
+  param real a;
+  param real b;
+  param real<lower=0> s = 1;
+  plate (i in 1:N, batch = 20) {
+    real z ~ normal(a * x[i] + b, s);
+  }
+}
+PPL
+my @x = map { sprintf '%.4f', 1 + 1.5 * sin(1.7 * $_) } 1 .. 200;
+spit('toy.json', '{"N": 200, "x": [' . join(',', @x) . "]}\n");
+my @train = ('train', 'toy.ppl', '--data', 'toy.json', '--iter', '60', '--lr', '0.05', '--seed', '11',
+             '--no-progress');
+
+my ($st, $out, $err) = run_cmd(@train, '--save', 'plain.params');
+my $st1;
+ok($st == 0 && length(bytes_of('plain.params')) > 100, "train without blocks") or print "# $err\n";
+
+# four blocks: the same file for the single process and 1, 2 and 4 ranks,
+# and the same final ELBO (its samples shared among the ranks)
+my $one;
+($st, $one) = run_cmd(@train, '--save', 'g4.params', '--grad-blocks', '4');
+my ($elbo1) = $one =~ /^trained: .*?, ELBO (\S+) in /m;
+ok($st == 0 && -s 'g4.params', "train --grad-blocks 4 in one process");
+ok(bytes_of('g4.params') ne bytes_of('plain.params'), "four blocks are other bits than one");
+for my $r (1, 2, 4) {
+  ($st, $out, $err) = mpi($r, @train, '--save', "r$r.params", '--grad-blocks', '4');
+  ok($st == 0 && bytes_of("r$r.params") eq bytes_of('g4.params'),
+     "train under mpirun -n $r: the single process's params file, byte for byte") or print "# $err\n";
+  my @done = $out =~ /^trained: /mg;
+  my ($elbo) = $out =~ /^trained: .*?, ELBO (\S+) in /m;
+  ok(@done == 1 && defined $elbo1 && defined $elbo && $elbo eq $elbo1,
+     "train under mpirun -n $r: rank 0 alone reports, the single process's ELBO ($elbo1)") or print "# $out\n";
+}
+# the default under MPI is 8 blocks; with 3 Monte Carlo samples, 24 blocks
+($st) = run_cmd(@train, '--save', 'g8.params', '--grad-blocks', '8');
+($st1, $out, $err) = mpi(2, @train, '--save', 'd2.params');
+ok($st == 0 && $st1 == 0 && bytes_of('d2.params') eq bytes_of('g8.params'),
+   "train under mpirun -n 2 without --grad-blocks: 8 blocks, the single process's file") or print "# $err\n";
+($st) = run_cmd(@train, '--save', 's3.params', '--grad-blocks', '4', '--grad-samples', '3');
+for my $r (2, 4) {
+  ($st1, $out, $err) = mpi($r, @train, '--save', "s3r$r.params", '--grad-blocks', '4', '--grad-samples', '3');
+  ok($st == 0 && $st1 == 0 && bytes_of("s3r$r.params") eq bytes_of('s3.params'),
+     "--grad-samples 3 --grad-blocks 4 under mpirun -n $r: the single process's file") or print "# $err\n";
+}
+
+# a discrete latent per row: the score-function estimator (each block's
+# share of the baseline) and the relaxation (each block's own noise after
+# the plate), the single process's file under 2 ranks
+spit('disc.ppl', <<'PPL');
+data { int N; vector[N] x; }
+model {
+  real mu ~ normal(0, 3);
+  plate (i in 1:N, batch = 20) {
+    int k ~ bernoulli(0.5);
+    x[i] ~ normal(k == 1 ? mu : -mu, 1);
+  }
+}
+guide {
+  param real m;
+  param real<lower=0> sm = 1;
+  real mu ~ normal(m, sm);
+  param real a;
+  param real b;
+  plate (i in 1:N, batch = 20) {
+    int k ~ bernoulli_logit(a * x[i] + b);
+  }
+}
+PPL
+for my $relax ([], ['--relax']) {
+  my @d = ('train', 'disc.ppl', '--data', 'toy.json', '--iter', '40', '--seed', '3', '--no-progress',
+           '--grad-blocks', '4', @$relax);
+  ($st) = run_cmd(@d, '--save', 'd1.params');
+  ($st1, $out, $err) = mpi(2, @d, '--save', 'd2.params');
+  ok($st == 0 && $st1 == 0 && -s 'd1.params' && bytes_of('d1.params') eq bytes_of('d2.params'),
+     "a discrete latent per row" . (@$relax ? " (--relax)" : " (score function)") .
+     ", 2 ranks: the single process's file") or print "# $err\n";
+}
+
+# the weights: with every latent global (the same draw in every block) the
+# blocks add up to one block's estimate but for rounding, so 30 steps of
+# --grad-blocks 5 end where --grad-blocks 1 does, to 1e-9
+spit('glob.ppl', <<'PPL');
+data { int N; vector[N] x; }
+model {
+  real mu ~ normal(0, 3);
+  real<lower=0> sigma ~ lognormal(0, 1);
+  plate (i in 1:N, batch = 25) { x[i] ~ normal(mu, sigma); }
+}
+guide {
+  param real m;
+  param real<lower=0> sm = 0.5;
+  param real l;
+  param real<lower=0> sl = 0.5;
+  real mu ~ normal(m, sm);
+  real<lower=0> sigma ~ lognormal(l, sl);
+}
+PPL
+# every float64 of a safetensors file, tensor by tensor in the header's order
+sub st_numbers {
+  my $t = slurp(shift);
+  return () if length($t) < 8;
+  my $n = unpack('Q<', substr($t, 0, 8));
+  my $head = substr($t, 8, $n);
+  my @v;
+  while ($head =~ /"dtype"\s*:\s*"F64"[^}]*?"data_offsets"\s*:\s*\[\s*(\d+)\s*,\s*(\d+)\s*\]/g) {
+    push @v, unpack('d<*', substr($t, 8 + $n + $1, $2 - $1));
+  }
+  return @v;
+}
+{
+  my @tr = ('train', 'glob.ppl', '--data', 'toy.json', '--iter', '30', '--lr', '0.05', '--seed', '5',
+            '--no-progress');
+  run_cmd(@tr, '--save', 'glob1.params', '--grad-blocks', '1');
+  ($st, $out, $err) = run_cmd(@tr, '--save', 'glob5.params', '--grad-blocks', '5');
+  my @a = st_numbers('glob1.params');
+  my @b = st_numbers('glob5.params');
+  my $worst = 0;
+  for my $k (0 .. $#a) {
+    my $d = abs($a[$k] - $b[$k]) / (1e-3 + abs($a[$k]));
+    $worst = $d if $d > $worst;
+  }
+  ok($st == 0 && @a >= 4 && @a == @b && $worst < 1e-9,
+     "global latents: 30 steps of 5 blocks end where 1 block does (" . scalar(@a) .
+     " numbers, largest relative difference $worst)") or print "# $err\n";
+}
+
+# ppl run --engine svi under mpirun: the engine line, and the same draws
+{
+  my @run = ('run', 'toy.ppl', '--data', 'toy.json', '--engine', 'svi', '--chains', '1', '--draws', '50',
+             '--iter', '40', '--seed', '2', '--grad-blocks', '4');
+  run_cmd(@run, '--output', 'svi1.csv', '--quiet');
+  for my $r (2, 4) {
+    ($st, $out, $err) = mpi($r, @run, '--output', "svi$r.csv");
+    ok($st == 0 && $err =~ /; MPI: each step's gradient is split over $r ranks in fixed blocks/,
+       "svi, $r ranks: the engine line says how the gradient is split") or print "# $err\n";
+    ok(length(rows('svi1.csv')) > 100 && rows('svi1.csv') eq rows("svi$r.csv"),
+       "svi, $r ranks: the single process's draws, bit for bit");
+  }
+}
+
+# advi: one chain's log density split by the rows, the same draws for any R
+{
+  spit('logit.ppl', <<'PPL');
+data { int N; vector[N] x; int<lower=0, upper=1> y[N]; }
+model {
+  real a ~ normal(0, 2);
+  real b ~ normal(0, 2);
+  for (n in 1:N) y[n] ~ bernoulli_logit(a + b * x[n]);
+}
+PPL
+  my @lx = map { sprintf '%.3f', sin($_) * 2 } 1 .. 37;
+  my @ly = map { ($_ * 7) % 3 == 0 ? 1 : 0 } 1 .. 37;
+  spit('logit.json', '{"N": 37, "x": [' . join(',', @lx) . '], "y": [' . join(',', @ly) . ']}');
+  my @run = ('run', 'logit.ppl', '--data', 'logit.json', '--engine', 'advi', '--chains', '1',
+             '--draws', '100', '--seed', '4');
+  ($st, $out, $err) = mpi(1, @run, '--output', 'advi1.csv', '--mpi-split', 'shard');
+  ok($st == 0 && $err =~ /^engine: advi — .*; MPI: each chain's log density is split over 1 rank by the rows of N/m,
+     "advi, 1 rank: the engine line names the split") or print "# $err\n";
+  for my $r (2, 4) {
+    ($st, $out, $err) = mpi($r, @run, '--output', "advi$r.csv");
+    ok($st == 0 && length(rows('advi1.csv')) > 100 && rows('advi1.csv') eq rows("advi$r.csv"),
+       "advi, $r ranks: the draws of 1 rank, bit for bit") or print "# $err\n";
+  }
+}
+
+# errors: a program error in every block fails every rank with one message,
+# the single process's; train --amortize stays in one process
+{
+  (my $bad = slurp('toy.ppl')) =~ s/x\[i\] ~ normal\(z, 0\.5\)/x[i] ~ normal(z, -0.5)/;
+  spit('bad.ppl', $bad);
+  my @b = ('train', 'bad.ppl', '--data', 'toy.json', '--iter', '5', '--save', 'bad.params', '--no-progress');
+  my ($s1, $o1, $e1) = run_cmd(@b, '--grad-blocks', '4');
+  ($st, $out, $err) = mpi(2, @b, '--grad-blocks', '4');
+  my ($m1) = $e1 =~ /^(.*sigma must be positive.*)$/m;
+  my @msgs = $err =~ /sigma must be positive/g;
+  ok($s1 != 0 && $st == $s1 && @msgs == 1 && defined $m1 && index($err, $m1) >= 0 && !-e 'bad.params',
+     "a program error in the blocks: status $st, one message, the single process's, no file")
+    or print "# one process: $e1\n# mpirun: $err\n";
+  ($st, $out, $err) = mpi(2, 'train', 'toy.ppl', '--data', 'toy.json', '--amortize', '--save', 'n.params');
+  ok($st == 64 && $err =~ /train --amortize trains in one process/ && !-e 'n.params',
+     "train --amortize under mpirun -n 2: a usage error, nothing written") or print "# $err\n";
+}
+exit tap_done();
