@@ -38,6 +38,7 @@
 #define ADVI_INIT_TRIES 100  /* random initial points, as HMC's initialisation */
 #define ADVI_TAU 1.0         /* Stan's stepsize_sequence: eta k^-1/2 / (tau + sqrt(s)) */
 #define ADVI_ALPHA 0.1       /* and s_k = alpha g^2 + (1 - alpha) s_{k-1} */
+#define ADVI_BATCH 128       /* the ELBO's draws evaluated as one batch (ld_eval_batch) */
 
 enum { ADVI_MEANFIELD, ADVI_FULLRANK, ADVI_FLOW };
 enum { ADVI_OPT_AUTO, ADVI_OPT_STAN, ADVI_OPT_ADAM, ADVI_OPT_SGD };
@@ -60,6 +61,7 @@ typedef struct Advi {
   double *phi0;  /* q at the initial point: every eta tried and the fit start here */
   /* scratch */
   double *eps, *theta, *grad, *gphi, *hist;
+  double *bth, *blp, *blogdet; /* the ELBO's batch: ADVI_BATCH points, log p, log-dets */
   /* options */
   int grad_samples, elbo_samples, eval_elbo, adapt_iter;
   long max_iter;
@@ -145,22 +147,36 @@ static bool advi_grad(Advi *a, bool *finite, Diag *d) {
  * that eta -inf, its optimisation stops, as the callers here do). */
 static bool advi_elbo(Advi *a, double *elbo, Diag *d) {
   ViFamily *q = a->q;
+  size_t dim = a->dim;
   double sum = 0;
   int kept = 0, dropped = 0;
+  /* The draws still wanted are made and evaluated as one batch
+     (ld_eval_batch), at most ADVI_BATCH at a time; the eps come from the
+     stream in the order one at a time would take them, so a batch that
+     reaches the dropped limit part-way puts the stream back and draws
+     again only the eps used: the same stream either way. */
   while (kept < a->elbo_samples) {
-    double logdet, lp;
-    advi_draw_eps(a, &a->rng);
-    q->forward(q, a->eps, a->theta, &logdet);
-    if (!advi_logp(a, a->theta, &lp, NULL, d)) return false;
-    if (!isfinite(lp) || !isfinite(logdet)) {
-      if (++dropped >= a->elbo_samples) {
-        *elbo = -INFINITY;
-        return true;
-      }
-      continue;
+    int n = a->elbo_samples - kept < ADVI_BATCH ? a->elbo_samples - kept : ADVI_BATCH;
+    Rng start = a->rng;
+    for (int s = 0; s < n; s++) {
+      advi_draw_eps(a, &a->rng);
+      q->forward(q, a->eps, a->bth + (size_t)s * dim, &a->blogdet[s]);
     }
-    sum += lp + logdet;
-    kept++;
+    if (!ld_eval_batch(a->work, (size_t)n, a->bth, a->blp, &a->last_fail, d)) return false;
+    for (int s = 0; s < n; s++) {
+      double lp = a->blp[s], logdet = a->blogdet[s];
+      if (!isfinite(lp) || !isfinite(logdet)) {
+        if (++dropped >= a->elbo_samples) {
+          a->rng = start;
+          for (int t = 0; t <= s; t++) advi_draw_eps(a, &a->rng);
+          *elbo = -INFINITY;
+          return true;
+        }
+        continue;
+      }
+      sum += lp + logdet;
+      kept++;
+    }
   }
   *elbo = sum / kept + 0.5 * (double)a->dim * (1 + log(2 * M_PI));
   return true;
@@ -478,6 +494,9 @@ static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d
   a->theta = gc_alloc_atomic(sizeof(double) * a->dim);
   vi_draws_init(&a->draws, a->dim, advi_sample, a);
   a->grad = gc_alloc_atomic(sizeof(double) * a->dim);
+  a->bth = gc_alloc_atomic(sizeof(double) * a->dim * ADVI_BATCH);
+  a->blp = gc_alloc_atomic(sizeof(double) * ADVI_BATCH);
+  a->blogdet = gc_alloc_atomic(sizeof(double) * ADVI_BATCH);
   a->gphi = gc_alloc_atomic(sizeof(double) * np);
   a->hist = gc_alloc_atomic(sizeof(double) * np);
   diag_init(&a->last_fail);

@@ -94,8 +94,9 @@ struct JitCtx {
   char **chunks;
   int nchunks, chunk, capchunks;
   size_t used;
-  char **big; /* blocks too big for a chunk: freed by the next begin */
-  int nbig, capbig;
+  char **big;     /* blocks too big for a chunk, kept for the next evaluations: */
+  size_t *bigsz;  /* the i-th big request of an evaluation reuses the i-th block */
+  int nbig, nkept, capbig; /* when it is large enough (used, held, capacity) */
   /* one tape per runtime record, reused between evaluations */
   Tape **tapes;
   int ntapes, captapes, ntape_used;
@@ -123,6 +124,19 @@ JitBox *jit_rt_sub(JitCtx *cx, const Value *v, int64_t active);
 void jit_rt_gemv(int64_t trans, int64_t rows, int64_t cols, const double *A, const double *x,
                  double *y);
 void jit_rt_out(JitCtx *cx, int64_t i, double r, int64_t iv, JitBox *b, int64_t rc);
+
+/* A batch of points evaluated one after the other on this thread
+   (jit_eval_batch): n points of dim reals at theta.  Point 0's products
+   y = A x of a data matrix A (jit_rt_gemv, the BLAS path) whose x is a slice
+   of its theta are noted; jit_rt_batch_point(1) then makes those products for
+   points 1..n-1 as one dgemm each, and point s's jit_rt_gemv copies its
+   column out after checking that its x is its theta's same slice, bit for
+   bit (else it computes its own); only evaluations of cx at the batch's
+   points use them (jit_rt_begin checks).  jit_rt_batch_end frees them.
+   Without a batch (the default) jit_rt_gemv is as before. */
+void jit_rt_batch_begin(const JitCtx *cx, const double *theta, size_t dim, size_t n);
+void jit_rt_batch_point(size_t s);
+void jit_rt_batch_end(void);
 
 /* The family of a NAME_lpdf / NAME_lpmf builtin, else NULL. */
 const DistFamily *jit_rt_lpdf_family(const Builtin *b);

@@ -17,12 +17,17 @@
 # Not a test: the figures go to docs/engines.md.
 #
 #   Rscript bench/vi_bench/vi_bench.R build/ppl [SEEDS]     (run with nice)
-suppressMessages({library(rstan); library(jsonlite)})
+#   Rscript bench/vi_bench/vi_bench.R --compile-only        (compile the Stan models only)
+# The two Stan models are compiled once and cached under $PPL_BENCH_CACHE
+# (default /tmp/ppl-bench-stan, as bench/stan/stan_peer.R) by the hash of
+# their code; compiling is never timed.
+suppressMessages({library(rstan); library(jsonlite); library(tools)})
 # Debian's r-cran-bh is a virtual package: Boost's headers are the system's
 if (!dir.exists(system.file("include", package = "BH")) && dir.exists("/usr/include/boost"))
   rstan_options(boost_lib = "/usr/include")
 args <- commandArgs(trailingOnly = TRUE)
-ppl <- normalizePath(args[1])
+compile_only <- length(args) > 0 && args[1] == "--compile-only"
+ppl <- if (compile_only) NA else normalizePath(args[1])
 nseeds <- if (length(args) > 1) as.integer(args[2]) else 5
 here <- dirname(normalizePath(sub("--file=", "", grep("--file=", commandArgs(), value = TRUE))))
 root <- normalizePath(file.path(here, "..", ".."))
@@ -57,6 +62,19 @@ problems <- list(
   list(name = "logistic N=5000 K=10", model = file.path(root, "examples", "logistic_regression.ppl"),
        data = file.path(tmp, "logit.json"), stan = stan_logit, standata = logit_data,
        pars = c("alpha", paste0("beta[", 1:K, "]"))))
+
+cache <- Sys.getenv("PPL_BENCH_CACHE", "/tmp/ppl-bench-stan")
+dir.create(cache, showWarnings = FALSE, recursive = TRUE)
+cached_model <- function(code) {
+  f <- tempfile(fileext = ".stan"); writeLines(code, f)
+  rds <- file.path(cache, paste0("vi_", md5sum(f), ".rds"))
+  if (file.exists(rds)) return(readRDS(rds))
+  m <- stan_model(model_code = code); saveRDS(m, rds); m
+}
+if (compile_only) {
+  for (p in problems) cached_model(p$stan)
+  quit(save = "no")
+}
 
 cpu_child <- function(t) t[["user.child"]] + t[["sys.child"]]
 cpu_self <- function(t) t[["user.self"]] + t[["sys.self"]]
@@ -98,7 +116,7 @@ cat(sprintf("%-22s %-18s %9s %9s %9s %9s %9s %11s %9s %7s\n", "problem", "method
             "fit (s)", "run CPU", "fit CPU", "iter", "mean err", "sd err", "k-hat"))
 for (p in problems) {
   ref <- ppl_run(p, c("--engine", "nuts", "--chains", "4", "--draws", "5000"), 1)
-  sm <- stan_model(model_code = p$stan)
+  sm <- cached_model(p$stan)
   rows <- list()
   for (method in c("ppl advi meanfield", "ppl advi fullrank", "rstan vb meanfield", "rstan vb fullrank")) {
     times <- c(); fits <- c(); cpus <- c(); fcpus <- c(); iters <- c(); khats <- c(); e <- c(0, 0)
