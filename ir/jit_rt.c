@@ -347,8 +347,10 @@ JitBox *jit_rt_tensor(JitCtx *cx, int64_t kind, int64_t rows, int64_t cols, int6
   t->cols = (int)cols;
   t->ad = NULL;
   t->d = (double *)(mem + hb + ht);
-  if (fill) /* 1: zeros (sums accumulate into them), 2: NaN (a declaration) */
-    for (size_t i = 0; i < n; i++) t->d[i] = fill == 2 ? NAN : 0.0;
+  if (fill == 1) /* zeros (sums accumulate into them) */
+    memset(t->d, 0, sizeof(double) * n);
+  else if (fill == 2) /* NaN (a declaration) */
+    for (size_t i = 0; i < n; i++) t->d[i] = NAN;
   b->v.k = (uint8_t)kind;
   b->v.t = t;
   b->n = (int64_t)n;

@@ -6,7 +6,10 @@
 # the fit alone (ppl: the summary JSON's vi.chains[0].seconds, the eta search
 # and the optimisation), and the accuracy of both against ppl's own NUTS: per parameter |mean - NUTS
 # mean| / NUTS sd and |log(sd / NUTS sd)|, rms over the parameters and the
-# seeds.  Wall times (medians over the seeds) and, fairer on a shared
+# seeds, with its standard error over the seeds, and for each family whether
+# ppl's error is below vb()'s, within two standard errors of it, or above
+# (with 5 seeds the errors of one method vary by a third from seed to seed:
+# more seeds, e.g. 20, tell small differences apart).  Wall times (medians over the seeds) and, fairer on a shared
 # machine, CPU times: the whole ppl process's and vb()'s (the least over
 # the seeds), and ppl's fit as the CPU time of the run less that of the same
 # run drawing from its saved q (--save-params / --load-params; the median
@@ -119,7 +122,8 @@ for (p in problems) {
   sm <- cached_model(p$stan)
   rows <- list()
   for (method in c("ppl advi meanfield", "ppl advi fullrank", "rstan vb meanfield", "rstan vb fullrank")) {
-    times <- c(); fits <- c(); cpus <- c(); fcpus <- c(); iters <- c(); khats <- c(); e <- c(0, 0)
+    times <- c(); fits <- c(); cpus <- c(); fcpus <- c(); iters <- c(); khats <- c()
+    e2 <- matrix(NA, nseeds, 2) # per seed: the squared rms errors of the means and of the sds
     for (s in seq_len(nseeds)) {
       if (startsWith(method, "ppl")) {
         fam <- sub("ppl advi ", "", method)
@@ -137,14 +141,19 @@ for (p in problems) {
       }
       times <- c(times, f$time); fits <- c(fits, f$fit); iters <- c(iters, f$iter)
       cpus <- c(cpus, f$cpu); fcpus <- c(fcpus, f$fit_cpu)
-      e <- e + err(f, ref)^2 / nseeds
+      e2[s, ] <- err(f, ref)^2
     }
+    # rms over parameters and seeds, and its standard error over the seeds
+    # (delta method: se(sqrt(m)) = se(m) / (2 sqrt(m)))
+    e <- sqrt(colMeans(e2))
+    se <- if (nseeds > 1) apply(e2, 2, sd) / sqrt(nseeds) / (2 * e) else c(NA, NA)
     # the fit's CPU time is a difference of two runs' (ppl): its median
     rows[[method]] <- c(time = median(times), fit = median(fits), cpu = min(cpus),
-                        fcpu = median(fcpus), mean = sqrt(e[[1]]), sd = sqrt(e[[2]]))
+                        fcpu = median(fcpus), mean = e[[1]], sd = e[[2]],
+                        mean_se = se[[1]], sd_se = se[[2]])
     cat(sprintf("%-22s %-18s %9.3f %9.4f %9.3f %9.4f %9s %11.3f %9.3f %7s\n", p$name, method,
                 median(times), median(fits), min(cpus), median(fcpus),
-                if (all(is.na(iters))) "-" else format(median(iters)), sqrt(e[1]), sqrt(e[2]),
+                if (all(is.na(iters))) "-" else format(median(iters)), e[1], e[2],
                 if (length(khats)) sprintf("%.2f", median(khats)) else "-"))
   }
   for (fam in c("meanfield", "fullrank")) {
@@ -155,6 +164,14 @@ for (p in problems) {
                 p$name, fam, b[["time"]] / a[["time"]], b[["fit"]] / a[["fit"]],
                 b[["cpu"]] / a[["cpu"]], b[["fcpu"]] / a[["fcpu"]],
                 a[["mean"]] / b[["mean"]], a[["sd"]] / b[["sd"]]))
+    # accuracy: ppl's error against vb()'s, with the seeds' standard errors
+    for (what in c("mean", "sd")) {
+      d <- a[[what]] - b[[what]]; sed <- sqrt(a[[paste0(what, "_se")]]^2 + b[[paste0(what, "_se")]]^2)
+      cat(sprintf("%-22s %-18s %s err: ppl %.3f +- %.3f, vb() %.3f +- %.3f: %s\n", p$name, fam,
+                  what, a[[what]], a[[paste0(what, "_se")]], b[[what]], b[[paste0(what, "_se")]],
+                  if (d <= 0) "ppl equal or better" else if (is.na(sed) || d > 2 * sed)
+                    "ppl WORSE (by more than 2 SE)" else "ppl within 2 SE of vb() (equal)"))
+    }
     # the fit's CPU time in process (bench/advi_fit_bench.c: the same difference of
     # runs, with the process's own clock) against vb()'s median CPU
     afb <- file.path(dirname(ppl), "bench", "advi_fit_bench")
