@@ -607,13 +607,14 @@ static const char *advi_adaptation(void *state) {
   int g = a->o->sig_figs > 0 ? a->o->sig_figs : 6;
   const char *t = gc_printf("%s\neta = %g\nfamily = %s\niterations = %ld\nconverged = %d\n"
                             "elbo = %.*g\nfit_seconds = %.*g\npsis_resample = %d\n"
+                            "average = %d\n"
                             "ELBO trace: iter, ELBO, delta_ELBO_mean, delta_ELBO_med",
                             a->loaded ? "Approximation loaded (--load-params)."
                             : engine_opt_int(a->o, "adapt-engaged") && !advi_uses_adam(a)
                                 ? "Stepsize adaptation complete."
                                 : "Stepsize adaptation off.",
                             a->eta, a->q->name, a->iterations, a->converged, g, a->elbo, g,
-                            a->seconds, a->draws.pool != NULL);
+                            a->seconds, a->draws.pool != NULL, a->avg_a != NULL);
   for (int i = 0; i < a->ntrace; i++)
     t = gc_printf("%s\n%.0f, %.*g, %.*g, %.*g", t, a->trace[i][0], g, a->trace[i][1], g,
                   a->trace[i][2], g, a->trace[i][3]);
