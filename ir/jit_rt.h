@@ -133,7 +133,10 @@ void jit_rt_out(JitCtx *cx, int64_t i, double r, int64_t iv, JitBox *b, int64_t 
    column out after checking that its x is its theta's same slice, bit for
    bit (else it computes its own); only evaluations of cx at the batch's
    points use them (jit_rt_begin checks).  jit_rt_batch_end frees them.
-   Without a batch (the default) jit_rt_gemv is as before. */
+   Without a batch (the default) jit_rt_gemv is as before.  The batch is
+   this file's thread-local: a host that does not export libppl's symbols
+   leaves the module its own copy of jit_rt_gemv, which sees no batch, and
+   every point then computes its own product (the same values, no saving). */
 void jit_rt_batch_begin(const JitCtx *cx, const double *theta, size_t dim, size_t n);
 void jit_rt_batch_point(size_t s);
 void jit_rt_batch_end(void);
