@@ -470,6 +470,51 @@ void jit_rt_gemv(int64_t trans, int64_t rows, int64_t cols, const double *A, con
   else tensor_gemv(true, (int)cols, (int)rows, A, x, 0, y);
 }
 
+/* The two halves of a fused GLM statement's row block (jit_native.c,
+   jg_emit_glm): nb rows of a column-major matrix with leading dimension ld.
+   Plain loops in a fixed order, so a block's sums are the same bits whoever
+   runs it (one process or a shard of rows, ld_shard.c); the second half runs
+   while the block is still in cache, so X is read from memory once per
+   gradient. */
+void jit_rt_glm_eta(int64_t nb, int64_t K, int64_t ld, const double *X, const double *b,
+                    const double *av, double as, double *eta) {
+  for (int64_t i = 0; i < nb; i++) eta[i] = 0;
+  for (int64_t k = 0; k < K; k++) {
+    const double *c = X + k * ld;
+    double bk = b[k];
+    for (int64_t i = 0; i < nb; i++) eta[i] += c[i] * bk;
+  }
+  if (av)
+    for (int64_t i = 0; i < nb; i++) eta[i] += av[i];
+  else
+    for (int64_t i = 0; i < nb; i++) eta[i] += as;
+}
+
+void jit_rt_glm_adj(int64_t nb, int64_t K, int64_t ld, const double *X, const double *g, double *gb,
+                    double *gav, double *gas) {
+  if (gb)
+    for (int64_t k = 0; k < K; k++) {
+      const double *c = X + k * ld;
+      double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      int64_t i = 0;
+      for (; i + 4 <= nb; i += 4) {
+        s0 += c[i] * g[i];
+        s1 += c[i + 1] * g[i + 1];
+        s2 += c[i + 2] * g[i + 2];
+        s3 += c[i + 3] * g[i + 3];
+      }
+      for (; i < nb; i++) s0 += c[i] * g[i];
+      gb[k] += (s0 + s1) + (s2 + s3);
+    }
+  if (gav)
+    for (int64_t i = 0; i < nb; i++) gav[i] += g[i];
+  if (gas) {
+    double s = 0;
+    for (int64_t i = 0; i < nb; i++) s += g[i];
+    *gas += s;
+  }
+}
+
 /* x = lo + (hi - lo) inv_logit(u) as tf_constrain computes it, with dx/du
    (out[1]) and d log|J| / du (out[2]); returns log|J|. */
 /* One scalar through a bound transform, as tf_constrain maps it: x, dx/du

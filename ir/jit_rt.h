@@ -123,6 +123,14 @@ JitBox *jit_rt_sub(JitCtx *cx, const Value *v, int64_t active);
    y += A^T x when trans: tensor_gemv's BLAS call, for large products. */
 void jit_rt_gemv(int64_t trans, int64_t rows, int64_t cols, const double *A, const double *x,
                  double *y);
+/* A fused GLM statement's row block (jg_emit_glm): eta = a + X b over nb
+   rows (a the vector av, or the scalar as when av is NULL), then the
+   adjoints of the same rows: gb += X^T g, gav += g, *gas += sum g (each
+   when not NULL).  X is column-major with leading dimension ld. */
+void jit_rt_glm_eta(int64_t nb, int64_t K, int64_t ld, const double *X, const double *b,
+                    const double *av, double as, double *eta);
+void jit_rt_glm_adj(int64_t nb, int64_t K, int64_t ld, const double *X, const double *g, double *gb,
+                    double *gav, double *gas);
 void jit_rt_out(JitCtx *cx, int64_t i, double r, int64_t iv, JitBox *b, int64_t rc);
 
 /* A batch of points evaluated one after the other on this thread
