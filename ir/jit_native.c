@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if PPL_HAVE_LLVM
@@ -1219,6 +1220,9 @@ static bool glm_matvec(Gen *g, const IrInstr *mv) {
 static bool glm_scalar(Gen *g, int r) { return g->rc[r] == RC_REAL || g->rc[r] == RC_INT; }
 
 void jg_glm_scan(Gen *g, const IrProgram *p) {
+  /* PPL_JIT_NO_GLM set: nothing fused (benchmarks measure both side by side) */
+  const char *off = getenv("PPL_JIT_NO_GLM");
+  if (off && *off && strcmp(off, "0") != 0) return;
   const IrFunc *f = g->f;
   int nr = f->nregs;
   int *reads = gc_alloc_atomic(sizeof(int) * ((size_t)nr + 1)), *defs = gc_alloc_atomic(sizeof(int) * ((size_t)nr + 1));
