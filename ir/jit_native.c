@@ -1240,6 +1240,8 @@ void jg_glm_scan(Gen *g, const IrProgram *p) {
     if (in->op != IR_OBSERVE || in->nidx) continue;
     const DistFamily *fam = in->dist.fam;
     if (!dens_family_ok(fam) || (fam->support && fam->nparams >= 2) || in->dist.nparams != fam->nparams || fam->nparams < 1) continue;
+    const DistDomain *dd = dist_domain(fam->pdom[0]); /* a location over all reals */
+    if (!dd->any && !(dd->lo == -INFINITY && dd->hi == INFINITY)) continue;
     int y = in->args[0], m = in->dist.params[0];
     if (!g->isdata[y] || g->rc[y] != RC_BOX || !glm_temp(g, m, def, reads, defs)) continue;
     bool ok = true;
