@@ -1170,6 +1170,8 @@ void jg_rev_observe(Gen *g, RevItem *it) {
  * same bits every run, and a shard of whole blocks (ld_shard.c) sums what
  * the single process sums for its rows. */
 
+#define GLM_MIN_BYTES (1 << 20)
+
 static void glm_count(const IrBlock *b, int *reads, int *defs, int nr) {
 #define GLM_READ(r) do { if ((r) >= 0 && (r) < nr) reads[r]++; } while (0)
   for (int i = 0; i < b->n; i++) {
@@ -1260,6 +1262,11 @@ void jg_glm_scan(Gen *g, const IrProgram *p) {
       mv = d;
     }
     if (!mv || !glm_stable(g, mv->args[1], defs)) continue;
+    /* a matrix that stays in the cache between the product and its
+       transposed product gains nothing, and unfused its product joins
+       ld_eval_batch's dgemm (ADVI's ELBO): fuse from GLM_MIN_BYTES */
+    Value xv = g->data[mv->args[0]];
+    if ((double)xv.t->rows * (double)xv.t->cols * 8 < GLM_MIN_BYTES) continue;
     bool act = active(g, mv->args[1]) || (a >= 0 && active(g, a));
     for (int k = 1; k < fam->nparams; k++) act |= active(g, in->dist.params[k]);
     if (!act) continue;
@@ -1287,7 +1294,7 @@ typedef struct GlmCtx {
   bool grad;
 } GlmCtx;
 
-#define GLM_MAXB 512
+#define GLM_MAXB 4096
 
 static LLVMValueRef gep_or_null(Gen *g, LLVMValueRef p, LLVMValueRef i) {
   return p ? gep(g, g->f64, p, i) : LLVMConstNull(g->ptr);

@@ -16,6 +16,7 @@
  */
 #include "jit_rt.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -471,19 +472,17 @@ void jit_rt_gemv(int64_t trans, int64_t rows, int64_t cols, const double *A, con
 }
 
 /* The two halves of a fused GLM statement's row block (jit_native.c,
-   jg_emit_glm): nb rows of a column-major matrix with leading dimension ld.
-   Plain loops in a fixed order, so a block's sums are the same bits whoever
-   runs it (one process or a shard of rows, ld_shard.c); the second half runs
-   while the block is still in cache, so X is read from memory once per
-   gradient. */
+   jg_emit_glm): nb rows of a column-major matrix with leading dimension ld,
+   one BLAS gemv each (the block's rows as a K x nb row-major matrix).  The
+   second runs while the block is still in cache, so X is read from memory
+   once per gradient.  The same call on the same block gives the same bits,
+   so a block sums the same whoever runs it (one process or a shard of rows,
+   ld_shard.c). */
 void jit_rt_glm_eta(int64_t nb, int64_t K, int64_t ld, const double *X, const double *b,
                     const double *av, double as, double *eta) {
-  for (int64_t i = 0; i < nb; i++) eta[i] = 0;
-  for (int64_t k = 0; k < K; k++) {
-    const double *c = X + k * ld;
-    double bk = b[k];
-    for (int64_t i = 0; i < nb; i++) eta[i] += c[i] * bk;
-  }
+  if (nb <= 0) return;
+  if (K > 0) cblas_dgemv(CblasRowMajor, CblasTrans, (int)K, (int)nb, 1, X, (int)ld, b, 1, 0, eta, 1);
+  else memset(eta, 0, sizeof(double) * (size_t)nb);
   if (av)
     for (int64_t i = 0; i < nb; i++) eta[i] += av[i];
   else
@@ -492,20 +491,8 @@ void jit_rt_glm_eta(int64_t nb, int64_t K, int64_t ld, const double *X, const do
 
 void jit_rt_glm_adj(int64_t nb, int64_t K, int64_t ld, const double *X, const double *g, double *gb,
                     double *gav, double *gas) {
-  if (gb)
-    for (int64_t k = 0; k < K; k++) {
-      const double *c = X + k * ld;
-      double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      int64_t i = 0;
-      for (; i + 4 <= nb; i += 4) {
-        s0 += c[i] * g[i];
-        s1 += c[i + 1] * g[i + 1];
-        s2 += c[i + 2] * g[i + 2];
-        s3 += c[i + 3] * g[i + 3];
-      }
-      for (; i < nb; i++) s0 += c[i] * g[i];
-      gb[k] += (s0 + s1) + (s2 + s3);
-    }
+  if (nb <= 0) return;
+  if (gb && K > 0) cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)K, (int)nb, 1, X, (int)ld, g, 1, 1, gb, 1);
   if (gav)
     for (int64_t i = 0; i < nb; i++) gav[i] += g[i];
   if (gas) {

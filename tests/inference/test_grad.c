@@ -617,11 +617,12 @@ static void test_threads(void) {
 /* Observations of a + X * b over a data matrix X, which the JIT fuses into
    one pass over X's rows in blocks (jit_native.c, jg_emit_glm): families
    normal, bernoulli_logit, poisson_log; a scalar, a data vector or none; X * b
-   + a; N = 1100 rows, more than one block and a short last one.  Beside
+   + a; N = 44,000 rows (X over 1 MB, the size from which it is fused), eleven
+   blocks and a short last one.  Beside
    them shapes that must not be fused, still right: X a parameter, a sigma
    per row, the location read again elsewhere, b assigned twice. */
 static void test_glm(void) {
-  enum { N = 1100, K = 3 };
+  enum { N = 44000, K = 3 }; /* X 1.06 MB: fused from 1 MB */
   uint64_t s = 12345;
   Value X = val_mat(N, K), yr = val_vec(N), off = val_vec(N), sd = val_vec(N);
   Value yb = val_arr(N), yc = val_arr(N);
@@ -646,8 +647,8 @@ static void test_glm(void) {
   tdata_add(&td, "yc", yc);
   tdata_add(&td, "off", off);
   tdata_add(&td, "sd", sd);
-#define GLM_DATA "data {\n  matrix[1100, 3] X;\n  vector[1100] yr;\n  int yb[1100];\n  int yc[1100];\n" \
-                 "  vector[1100] off;\n  vector[1100] sd;\n}\n"
+#define GLM_DATA "data {\n  matrix[44000, 3] X;\n  vector[44000] yr;\n  int yb[44000];\n  int yc[44000];\n" \
+                 "  vector[44000] off;\n  vector[44000] sd;\n}\n"
   grad_model("glm: bernoulli_logit(a + X * b)",
              GLM_DATA "model {\n  real a ~ normal(0, 1);\n  vector[3] b ~ normal(0, 1);\n"
                       "  yb ~ bernoulli_logit(a + X * b);\n}\n", &td, 0.8);
@@ -660,7 +661,7 @@ static void test_glm(void) {
                       "  yc ~ poisson_log(off + X * b);\n}\n", &td, 0.5);
   grad_model("glm not fused: a sigma per row, the location read again",
              GLM_DATA "model {\n  real a ~ normal(0, 1);\n  vector[3] b ~ normal(0, 1);\n"
-                      "  yr ~ normal(a + X * b, sd);\n  vector[1100] eta = a + X * b;\n"
+                      "  yr ~ normal(a + X * b, sd);\n  vector[44000] eta = a + X * b;\n"
                       "  yr ~ normal(eta, 2);\n  target += eta[7];\n}\n", &td, 0.8);
   grad_model("glm not fused: b assigned twice, X a parameter",
              GLM_DATA "model {\n  real a ~ normal(0, 1);\n  vector[3] b ~ normal(0, 1);\n"
