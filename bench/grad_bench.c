@@ -6,6 +6,8 @@
  * seed).  Prints gradient evaluations per second for both and their ratio,
  * and first checks that both give the same lp and gradient at a random
  * point (a benchmark of two different functions would be meaningless).
+ * Then GB_BATCH log densities one at a time against one batch
+ * (ld_eval_batch, ADVI's ELBO), checked to agree to 1e-12.
  * With the nuts engine registered it also prints NUTS effective samples per
  * second (minimum bulk ESS over the parameters, 4 chains x 1000 + 1000).
  *
@@ -32,6 +34,7 @@
 
 #define GB_N 5000
 #define GB_ROUNDS 5
+#define GB_BATCH 100 /* ADVI's ELBO draws (Stan's elbo_samples) */
 #define GB_K 10
 #define GB_LOG_SQRT_2PI 0.91893853320467274178
 
@@ -248,9 +251,28 @@ static void gb_model(const char *name, const char *src, const char *json, HandGr
     printf("  JIT: another data set on the same code: data to first gradient %.2f ms%s\n",
            1e3 * (gb_now() - b0), bound ? "" : "  ** FAILED **");
   }
+  /* ADVI's ELBO: GB_BATCH log densities at nearby points, one at a time
+   * (ld_eval) and as one batch (ld_eval_batch), which must agree */
+  double *bth = calloc(GB_BATCH * n, sizeof(double)), blp[GB_BATCH], blp1[GB_BATCH];
+  LdWork *bw = jit ? ld_work_new(lj) : NULL;
+  Diag bfail;
+  diag_init(&bfail);
+  for (int s = 0; s < GB_BATCH; s++)
+    for (size_t i = 0; i < n; i++) bth[(size_t)s * n + i] = th[i] + 0.05 * gb_normal();
+  if (jit) {
+    double maxb = 0;
+    bool ok = ld_eval_batch(bw, GB_BATCH, bth, blp, &bfail, &d);
+    for (int s = 0; s < GB_BATCH && ok; s++) {
+      ok = ld_eval(lj, bth + (size_t)s * n, &blp1[s], &d);
+      maxb = fmax(maxb, fabs(blp[s] - blp1[s]) / fmax(1, fabs(blp1[s])));
+    }
+    printf("  JIT: %d log densities as one batch against one at a time: max relative difference "
+           "%.2g%s\n",
+           GB_BATCH, maxb, !ok || maxb > 1e-12 ? "  ** MISMATCH **" : "");
+  }
   /* Alternating short rounds, best rate of each: other processes on the
    * machine slow both sides alike instead of whichever ran during a burst. */
-  double base0 = th[0], r_interp = 0, r_hand = 0, r_jit = 0, r_lp = 0, r;
+  double base0 = th[0], r_interp = 0, r_hand = 0, r_jit = 0, r_lp = 0, r_b1 = 0, r_bb = 0, r;
   for (int round = 0; round < GB_ROUNDS; round++) {
     GB_MEASURE(r, secs / GB_ROUNDS, ld_eval_grad(ld, th, &lp1, g1, &d));
     if (r > r_interp) r_interp = r;
@@ -261,16 +283,24 @@ static void gb_model(const char *name, const char *src, const char *json, HandGr
       if (r > r_jit) r_jit = r;
       GB_MEASURE(r, secs / GB_ROUNDS, ld_eval(lj, th, &lpj, &d));
       if (r > r_lp) r_lp = r;
+      GB_MEASURE(r, secs / GB_ROUNDS,
+                 for (int s = 0; s < GB_BATCH; s++) ld_eval(lj, bth + (size_t)s * n, &blp1[s], &d));
+      if (r * GB_BATCH > r_b1) r_b1 = r * GB_BATCH;
+      GB_MEASURE(r, secs / GB_ROUNDS, ld_eval_batch(bw, GB_BATCH, bth, blp, &bfail, &d));
+      if (r * GB_BATCH > r_bb) r_bb = r * GB_BATCH;
     }
   }
   printf("  gradient evaluations/s: interpreted %.4g, JIT %.4g, hand-written C %.4g\n", r_interp,
          r_jit, r_hand);
   if (jit) printf("  JIT log density alone (no gradient): %.4g evaluations/s\n", r_lp);
+  if (jit)
+    printf("  JIT log densities of %d points: one at a time %.4g/s, as one batch %.4g/s (%.2fx)\n",
+           GB_BATCH, r_b1, r_bb, r_bb / r_b1);
   printf("  ratios: JIT / interpreter %.1fx, hand-written C / JIT %.2fx, hand-written C / "
          "interpreter %.1fx\n",
          r_jit / r_interp, r_hand / r_jit, r_hand / r_interp);
   if (lj) ld_free(lj);
-  free(th), free(g1), free(g2), free(thj), free(gj);
+  free(th), free(g1), free(g2), free(thj), free(gj), free(bth);
 }
 
 /* NUTS effective samples per second, when the engine exists. */

@@ -39,6 +39,7 @@
 #define ADVI_INIT_TRIES 100  /* random initial points, as HMC's initialisation */
 #define ADVI_TAU 1.0         /* Stan's stepsize_sequence: eta k^-1/2 / (tau + sqrt(s)) */
 #define ADVI_ALPHA 0.1       /* and s_k = alpha g^2 + (1 - alpha) s_{k-1} */
+#define ADVI_BATCH 128       /* the ELBO's draws evaluated as one batch (ld_eval_batch) */
 
 enum { ADVI_MEANFIELD, ADVI_FULLRANK, ADVI_FLOW };
 enum { ADVI_OPT_AUTO, ADVI_OPT_STAN, ADVI_OPT_ADAM, ADVI_OPT_SGD };
@@ -63,6 +64,7 @@ typedef struct Advi {
   double *phi0;  /* q at the initial point: every eta tried and the fit start here */
   /* scratch */
   double *eps, *theta, *grad, *gphi, *hist;
+  double *bth, *blp, *blogdet; /* the ELBO's batch: ADVI_BATCH points, log p, log-dets */
   /* options */
   int grad_samples, elbo_samples, eval_elbo, adapt_iter;
   long max_iter;
@@ -70,6 +72,8 @@ typedef struct Advi {
   /* the fit */
   double eta, elbo;
   Optim *adam;   /* --optimizer adam (the flow's default): during the fit only */
+  double *avg_a, *avg_b; /* --average: sums of phi since 2^(j-1) and since 2^j */
+  long navg_a, navg_b, avg_next;
   long iterations;
   bool converged;
   double seconds; /* the fit's wall time */
@@ -150,22 +154,36 @@ static bool advi_grad(Advi *a, bool *finite, Diag *d) {
  * that eta -inf, its optimisation stops, as the callers here do). */
 static bool advi_elbo(Advi *a, double *elbo, Diag *d) {
   ViFamily *q = a->q;
+  size_t dim = a->dim;
   double sum = 0;
   int kept = 0, dropped = 0;
+  /* The draws still wanted are made and evaluated as one batch
+     (ld_eval_batch), at most ADVI_BATCH at a time; the eps come from the
+     stream in the order one at a time would take them, so a batch that
+     reaches the dropped limit part-way puts the stream back and draws
+     again only the eps used: the same stream either way. */
   while (kept < a->elbo_samples) {
-    double logdet, lp;
-    advi_draw_eps(a, &a->rng);
-    q->forward(q, a->eps, a->theta, &logdet);
-    if (!advi_logp(a, a->theta, &lp, NULL, d)) return false;
-    if (!isfinite(lp) || !isfinite(logdet)) {
-      if (++dropped >= a->elbo_samples) {
-        *elbo = -INFINITY;
-        return true;
-      }
-      continue;
+    int n = a->elbo_samples - kept < ADVI_BATCH ? a->elbo_samples - kept : ADVI_BATCH;
+    Rng start = a->rng;
+    for (int s = 0; s < n; s++) {
+      advi_draw_eps(a, &a->rng);
+      q->forward(q, a->eps, a->bth + (size_t)s * dim, &a->blogdet[s]);
     }
-    sum += lp + logdet;
-    kept++;
+    if (!ld_eval_batch(a->work, (size_t)n, a->bth, a->blp, &a->last_fail, d)) return false;
+    for (int s = 0; s < n; s++) {
+      double lp = a->blp[s], logdet = a->blogdet[s];
+      if (!isfinite(lp) || !isfinite(logdet)) {
+        if (++dropped >= a->elbo_samples) {
+          a->rng = start;
+          for (int t = 0; t <= s; t++) advi_draw_eps(a, &a->rng);
+          *elbo = -INFINITY;
+          return true;
+        }
+        continue;
+      }
+      sum += lp + logdet;
+      kept++;
+    }
   }
   *elbo = sum / kept + 0.5 * (double)a->dim * (1 + log(2 * M_PI));
   return true;
@@ -252,6 +270,28 @@ static void advi_trace(Advi *a, long iter, double elbo, double rmean, double rme
   r[0] = (double)iter, r[1] = elbo, r[2] = rmean, r[3] = rmed;
 }
 
+/* --average: the sums of phi over the iterations since the last checkpoint
+ * but one (a) and since the last (b), checkpoints at 1 and then each
+ * ceil(sqrt(2) times) the previous; at each checkpoint a takes b's and b
+ * starts again.  So a averages the last 29% (1 - 1/sqrt 2) to 50% of the
+ * iterations (suffix averaging, Polyak and Juditsky; Rakhlin et al.: the mean
+ * of the iterates of a decreasing step size is less noisy than the last one),
+ * in two vectors of phi whatever the number of iterations.  A longer window
+ * (the last half to three quarters) made full-rank sds on the logistic
+ * regression of bench/vi_bench worse: L still shrinks there. */
+static void advi_average_add(Advi *a, long k) {
+  size_t n = a->q->nparams;
+  if (k >= a->avg_next) {
+    a->avg_next = (long)ceil((double)k * M_SQRT2);
+    memcpy(a->avg_a, a->avg_b, sizeof(double) * n);
+    a->navg_a = a->navg_b;
+    memset(a->avg_b, 0, sizeof(double) * n);
+    a->navg_b = 0;
+  }
+  for (size_t i = 0; i < n; i++) a->avg_a[i] += a->q->phi[i], a->avg_b[i] += a->q->phi[i];
+  a->navg_a++, a->navg_b++;
+}
+
 /* Stan's stochastic_gradient_ascent: the relative ELBO changes of the last
  * cb evaluations (cb = max(0.1 iter / eval_elbo, 2)) in a circular buffer. */
 static bool advi_fit(Advi *a, Diag *d) {
@@ -275,6 +315,7 @@ static bool advi_fit(Advi *a, Diag *d) {
       return false;
     }
     advi_update(a, k, a->eta);
+    if (a->avg_a) advi_average_add(a, k);
     a->iterations = k;
     engine_progress(a->o, a->chain, k, a->max_iter, "iteration");
     if (k % a->eval_elbo != 0) continue;
@@ -298,6 +339,10 @@ static bool advi_fit(Advi *a, Diag *d) {
     }
   }
   a->elbo = elbo;
+  if (a->avg_a && a->navg_a > 0) { /* q is the averaged iterate: its own ELBO */
+    for (size_t i = 0; i < a->q->nparams; i++) a->q->phi[i] = a->avg_a[i] / (double)a->navg_a;
+    return advi_elbo(a, &a->elbo, d);
+  }
   if (a->ntrace == 0 || a->trace[a->ntrace - 1][0] != (double)a->iterations) {
     /* the last iteration was not an evaluation: the fit's ELBO is the last q's */
     if (!advi_elbo(a, &a->elbo, d)) return false;
@@ -491,6 +536,9 @@ static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d
   a->theta = gc_alloc_atomic(sizeof(double) * a->dim);
   vi_draws_init(&a->draws, a->dim, advi_sample, a);
   a->grad = gc_alloc_atomic(sizeof(double) * a->dim);
+  a->bth = gc_alloc_atomic(sizeof(double) * a->dim * ADVI_BATCH);
+  a->blp = gc_alloc_atomic(sizeof(double) * ADVI_BATCH);
+  a->blogdet = gc_alloc_atomic(sizeof(double) * ADVI_BATCH);
   a->gphi = gc_alloc_atomic(sizeof(double) * np);
   a->hist = gc_alloc_atomic(sizeof(double) * np);
   diag_init(&a->last_fail);
@@ -537,6 +585,12 @@ static void *advi_init(const Interp *in, const EngineOpts *o, int chain, Diag *d
       return NULL;
     }
   }
+  if (engine_opt_bool(o, "average")) {
+    a->avg_a = gc_alloc_atomic(sizeof(double) * np);
+    a->avg_b = gc_alloc_atomic(sizeof(double) * np);
+    memset(a->avg_b, 0, sizeof(double) * np);
+    a->avg_next = 1;
+  }
   bool fitted = advi_fit(a, d);
   optim_free(a->adam);
   a->adam = NULL;
@@ -568,13 +622,14 @@ static const char *advi_adaptation(void *state) {
   int g = a->o->sig_figs > 0 ? a->o->sig_figs : 6;
   const char *t = gc_printf("%s\neta = %g\nfamily = %s\niterations = %ld\nconverged = %d\n"
                             "elbo = %.*g\nfit_seconds = %.*g\npsis_resample = %d\n"
+                            "average = %d\n"
                             "ELBO trace: iter, ELBO, delta_ELBO_mean, delta_ELBO_med",
                             a->loaded ? "Approximation loaded (--load-params)."
                             : engine_opt_int(a->o, "adapt-engaged") && !advi_uses_adam(a)
                                 ? "Stepsize adaptation complete."
                                 : "Stepsize adaptation off.",
                             a->eta, a->q->name, a->iterations, a->converged, g, a->elbo, g,
-                            a->seconds, a->draws.pool != NULL);
+                            a->seconds, a->draws.pool != NULL, a->avg_a != NULL);
   for (int i = 0; i < a->ntrace; i++)
     t = gc_printf("%s\n%.0f, %.*g, %.*g, %.*g", t, a->trace[i][0], g, a->trace[i][1], g,
                   a->trace[i][2], g, a->trace[i][3]);
@@ -653,6 +708,11 @@ static const OptSpec advi_options[] = {
              "0: use --eta as given (CmdStan's adapt engaged)"},
     {.name = "adapt-iter", .type = OPT_INT, .def = "50", .ilo = 1, .ihi = 1000000, .arg = "N",
      .help = "iterations of each eta tried by the adaptation"},
+    {.name = "average", .type = OPT_BOOL, .def = "false",
+     .help = "draw from the mean of the optimisation's iterates over its last 29-50% "
+             "(suffix averaging) instead of from the last iterate as Stan does: less noise in "
+             "q's means for no extra gradient; a full-rank L still shrinking comes out wider; "
+             "the convergence test is unchanged"},
     {.name = "vi", .type = OPT_ENUM, .def = "meanfield", .choices = advi_families,
      .arg = "FAMILY", .help = "the variational family: one of"},
     {.name = "flow-layers", .type = OPT_INT, .def = "6", .ilo = 0, .ihi = 64, .arg = "N",

@@ -398,6 +398,40 @@ bool ld_eval(const LogDensity *ld, const double *theta, double *lp, Diag *d) {
   return true;
 }
 
+/* One point of a batch: a program error makes it -inf, with its message in
+   *fail; compiled code that reported an error runs the interpreter for it. */
+static bool ld_batch_point(const LogDensity *ld, const double *theta, double *lp, Diag *fail,
+                           Diag *d) {
+  Diag ed;
+  diag_init(&ed);
+  LdHandler lh = {.mode = LD_EVAL, .theta = theta};
+  if (ld_run(ld, &lh, &ed)) {
+    *lp = lh.lp;
+    return true;
+  }
+  if (ed.code == DIAG_INTERNAL) {
+    *d = ed;
+    return false;
+  }
+  *fail = ed;
+  *lp = -INFINITY;
+  return true;
+}
+
+bool ld_eval_batch(LdWork *w, size_t n, const double *theta, double *lp, Diag *fail, Diag *d) {
+  const LogDensity *ld = w->ld;
+  if (ld->jit) {
+    bool *ok = gc_alloc_atomic(sizeof(bool) * (n ? n : 1));
+    jit_eval_batch(work_jit(w), n, theta, lp, ok);
+    for (size_t s = 0; s < n; s++)
+      if (!ok[s] && !ld_batch_point(ld, theta + s * ld->dim, &lp[s], fail, d)) return false;
+    return true;
+  }
+  for (size_t s = 0; s < n; s++)
+    if (!ld_batch_point(ld, theta + s * ld->dim, &lp[s], fail, d)) return false;
+  return true;
+}
+
 /* ---- gradients ---- */
 
 

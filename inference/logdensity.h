@@ -51,6 +51,15 @@ bool ld_eval_grad(const LogDensity *ld, const double *theta, double *lp, double 
 typedef struct LdWork LdWork;
 LdWork *ld_work_new(const LogDensity *ld);
 bool ld_eval_grad_w(LdWork *w, const double *theta, double *lp, double *grad, Diag *d);
+/* Log densities at n points (theta: n rows of ld_dim reals, one after the
+ * other) into lp[n], each what ld_eval gives there, with w's workspace.  A
+ * point where the program reports an error (a failed parameter check) gets
+ * lp = -inf and its message in *fail (the last such point's); false only for
+ * ppl's own errors (DIAG_INTERNAL), in d.  Compiled code evaluates the batch
+ * together where it can (jit_eval_batch: a product of a data matrix with a
+ * slice of theta is one matrix-matrix product for the whole batch, the same
+ * values to rounding); otherwise it is ld_eval point by point. */
+bool ld_eval_batch(LdWork *w, size_t n, const double *theta, double *lp, Diag *fail, Diag *d);
 /* theta -> x (ld_num_constrained reals). */
 bool ld_constrain(const LogDensity *ld, const double *theta, double *x, Diag *d);
 /* x -> theta; error if x is outside a constraint. */

@@ -632,6 +632,7 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
     return;
   case IR_BINARY: {
     uint8_t ca = g->rc[ins->args[0]], cb = g->rc[ins->args[1]];
+    if (g->glm && d >= 0 && g->glm[d] == ins) return; /* computed by its GLM statement */
     if (ca == RC_BOX || cb == RC_BOX || g->rc[d] == RC_BOX) {
       if (!jg_emit_matvec(g, l, ins) && !jg_emit_ew(g, l, ins)) emit_site(g, l, ins, ins->args, 2, d, false);
       return;
@@ -907,6 +908,7 @@ static void rev_item(Gen *g, RevItem *it) {
   case RV_COPY: jg_rev_copy(g, it); break;
   case RV_SAMPLE: jg_rev_sample(g, it); break;
   case RV_OBS: jg_rev_observe(g, it); break;
+  case RV_GLM: jg_rev_glm(g, it); break;
   case RV_MATVEC: jg_rev_matvec(g, it); break;
   case RV_CBUILTIN: jg_rev_cbuiltin(g, it); break;
   case RV_LPDFV: jg_rev_lpdfv(g, it); break;
@@ -1300,6 +1302,7 @@ static LLVMOrcThreadSafeModuleRef build_module(Jit *j, bool draw, bool keep_ir,
   jg_module_begin(g, tsc, draw ? "ppl_draw" : "ppl_ld");
   g->simd = host_simd(&g->mvec);
   analyze(g, p);
+  if (!draw) jg_glm_scan(g, p);
   bool ok = draw ? lower_draw(g, p) : lower_ld(g, p);
   LLVMDisposeBuilder(g->B);
   j->nsites = g->nsites;

@@ -102,6 +102,13 @@ Value *jit_draw(JitCtx *cx, const double *theta, uint64_t seed, uint64_t stream)
  * False when the compiled code hit a runtime error (the caller re-runs the
  * interpreter for the message); *lp may be -inf. */
 bool jit_eval(JitCtx *cx, const double *theta, double *lp, double *grad);
+/* jit_eval's log density (no gradient) at n points, theta's rows of dim
+ * reals, into lp[n] and ok[n].  A product of a data matrix with a slice of
+ * theta (a GLM's X * beta, when compiled as a BLAS product) is made for the
+ * whole batch as one matrix-matrix product, which reads the matrix once
+ * instead of once a point (jit_rt_batch_begin); the values are jit_eval's to
+ * rounding (dgemm sums in another order than dgemv). */
+void jit_eval_batch(JitCtx *cx, size_t n, const double *theta, double *lp, bool *ok);
 
 /* A family's kernel description (stdlib/dist_kernel.h) compiled on its own,
  * as the JIT inlines it into programs, for tests: fn(n, x, p, lp, dx, dp)

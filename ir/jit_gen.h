@@ -123,6 +123,7 @@ typedef enum {
   RV_SUB,      /* dst = a copy of an element of a nested array: its adjoints back */
   RV_CBUILTIN, /* a builtin of a container, lowered natively */
   RV_LPDFV,    /* NAME_lpdf of containers: partials saved, scaled by adj(dst) */
+  RV_GLM,      /* a fused GLM statement: its scalars' adjoints (jg_emit_glm) */
 } RevKind;
 
 struct RevItem {
@@ -187,6 +188,12 @@ typedef struct Gen {
   LLVMTypeRef t_op, t_oprev, t_grow, t_begin, t_ten, t_lpdf1, t_lpdfg, t_d1, t_lub;
   LLVMValueRef f_op, f_oprev, f_grow, f_begin, f_ten, f_log1p, f_lub;
   Value *kval;   /* konst registers' values */
+  /* fused GLM statements (jg_glm_scan): glm[r] is the instruction defining
+     temporary r that the statement's observation computes instead (X * b,
+     a + X * b), NULL elsewhere; glm_a[m] the register of the statement's a
+     (-1: none) for its location m.  NULL when nothing is fused. */
+  const IrInstr **glm;
+  int *glm_a;
 } Gen;
 
 static inline void refuse(Gen *g, const IrInstr *ins, const char *what) {
@@ -426,6 +433,8 @@ void jg_emit_rule3(Gen *g, const ScalarRule *s, LLVMValueRef a, LLVMValueRef b, 
                    LLVMValueRef *ok);
 bool jg_emit_matvec(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_observe_native(Gen *g, RevList *l, const IrInstr *ins);
+void jg_glm_scan(Gen *g, const IrProgram *p);
+void jg_rev_glm(Gen *g, RevItem *it);
 bool jg_emit_lpdf_native(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_sample_native(Gen *g, RevList *l, const IrInstr *ins);
 bool jg_emit_cbuiltin(Gen *g, RevList *l, const IrInstr *ins);

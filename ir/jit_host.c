@@ -105,6 +105,22 @@ bool jit_eval(JitCtx *cx, const double *theta, double *lp, double *grad) {
   return j->fn(cx, theta, grad, lp) == 0;
 }
 
+#define JIT_BATCH 32 /* points a batch's products are made for at once */
+
+void jit_eval_batch(JitCtx *cx, size_t n, const double *theta, double *lp, bool *ok) {
+  const Jit *j = cx->jit;
+  for (size_t s0 = 0; s0 < n; s0 += JIT_BATCH) {
+    size_t m = n - s0 < JIT_BATCH ? n - s0 : JIT_BATCH;
+    const double *th = theta + s0 * j->dim;
+    jit_rt_batch_begin(cx, th, j->dim, m);
+    for (size_t s = 0; s < m; s++) {
+      jit_rt_batch_point(s);
+      ok[s0 + s] = j->fn(cx, th + s * j->dim, NULL, &lp[s0 + s]) == 0;
+    }
+    jit_rt_batch_end();
+  }
+}
+
 /* ---- loading the module ---- */
 
 /* The process's one copy of the module: loaded once, never unloaded (code it

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if PPL_HAVE_LLVM
@@ -950,8 +951,11 @@ static bool dop_make2(Gen *g, int r, DOp *o, bool stored_ok) {
    registers); a scalar's sum waits for the reverse part, since its register
    may be assigned again later.  Where the density is not finite the gradient
    is unspecified (logdensity.h), so nothing is undone then. */
+static bool jg_emit_glm(Gen *g, RevList *l, const IrInstr *ins);
+
 bool jg_emit_observe_native(Gen *g, RevList *l, const IrInstr *ins) {
   const DistFamily *f = ins->dist.fam;
+  if (g->glm && ins->dist.nparams && g->glm[ins->dist.params[0]]) return jg_emit_glm(g, l, ins);
   if (!dens_family_ok(f) || ins->dist.nparams != f->nparams) return false;
   DensCtx c = {.f = f};
   if (!dop_make(g, ins->args[0], &c.x)) return false;
@@ -1162,6 +1166,280 @@ void jg_rev_observe(Gen *g, RevItem *it) {
     if (!active(g, r) || (k == 0 && f->discrete) || g->rc[r] == RC_BOX) continue;
     adj_add(g, r, it->save[s++]);
   }
+}
+
+/* ---- fused GLM statements ----
+ * y ~ FAMILY(a + X * b, s...) (also X * b + a, X * b; a a scalar or a
+ * vector, s scalars, X a data matrix, y data) is Stan's normal_id_glm /
+ * bernoulli_logit_glm / poisson_log_glm, recognised here: the product and
+ * the sum are not made as vectors of N; the observation runs over blocks
+ * of rows, each block computing eta = a + X b for its rows, the density
+ * with its partials g (the family's vectorised kernel, dens_loop), and
+ * X^T g, d/da while the block's rows are still in cache
+ * (jit_rt_glm_eta/_adj).  X is read from memory once per gradient where
+ * the unfused code reads it twice (forward product, reverse product).
+ * The blocks depend on N and K only, their sums run in a fixed order: the
+ * same bits every run, and a shard of whole blocks (ld_shard.c) sums what
+ * the single process sums for its rows. */
+
+#define GLM_MIN_BYTES (1 << 20)
+
+static void glm_count(const IrBlock *b, int *reads, int *defs, int nr) {
+#define GLM_READ(r) do { if ((r) >= 0 && (r) < nr) reads[r]++; } while (0)
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    for (int k = 0; k < in->nargs; k++) GLM_READ(in->args[k]);
+    for (int k = 0; k < in->dist.nparams; k++) GLM_READ(in->dist.params[k]);
+    for (int k = 0; k < in->nidx; k++) {
+      GLM_READ(in->idx[k].lo);
+      GLM_READ(in->idx[k].hi);
+    }
+    for (int k = 0; k < in->nsizes; k++) GLM_READ(in->sizes[k]);
+    GLM_READ(in->con.lower);
+    GLM_READ(in->con.upper);
+    if (in->op == IR_WHILE) GLM_READ(in->cond);
+    if (in->op == IR_OBSERVE || in->op == IR_FOR) GLM_READ(in->var);
+    if (in->dst >= 0 && in->dst < nr) defs[in->dst]++;
+    glm_count(&in->then_b, reads, defs, nr);
+    glm_count(&in->else_b, reads, defs, nr);
+    glm_count(&in->body, reads, defs, nr);
+    glm_count(&in->cond_b, reads, defs, nr);
+  }
+#undef GLM_READ
+}
+
+/* a temporary box defined once (by def[r]) and read once, never stored into */
+static bool glm_temp(Gen *g, int r, const IrInstr **def, const int *reads, const int *defs) {
+  return r >= 0 && !g->isdata[r] && g->rc[r] == RC_BOX && def[r] && reads[r] == 1 && defs[r] == 1 &&
+         !g->stored[r];
+}
+
+/* an operand read when the observation runs rather than where it was
+   written: data, or a register assigned once and not stored into */
+static bool glm_stable(Gen *g, int r, const int *defs) {
+  return g->isdata[r] || (defs[r] == 1 && !g->stored[r]);
+}
+
+static bool glm_plain(Gen *g, int r, TyBase base) {
+  Type t = g->f->regtypes[r];
+  return g->rc[r] == RC_BOX && !t.ndims && t.base == base;
+}
+
+static bool glm_matvec(Gen *g, const IrInstr *mv) {
+  if (!mv || mv->op != IR_BINARY || mv->sub != OP_MUL) return false;
+  int x = mv->args[0], b = mv->args[1];
+  return g->isdata[x] && glm_plain(g, x, TY_MATRIX) && glm_plain(g, b, TY_VECTOR) && !g->isdata[b];
+}
+
+static bool glm_scalar(Gen *g, int r) { return g->rc[r] == RC_REAL || g->rc[r] == RC_INT; }
+
+void jg_glm_scan(Gen *g, const IrProgram *p) {
+  /* PPL_JIT_NO_GLM set: nothing fused (benchmarks measure both side by side) */
+  const char *off = getenv("PPL_JIT_NO_GLM");
+  if (off && *off && strcmp(off, "0") != 0) return;
+  const IrFunc *f = g->f;
+  int nr = f->nregs;
+  int *reads = gc_alloc_atomic(sizeof(int) * ((size_t)nr + 1)), *defs = gc_alloc_atomic(sizeof(int) * ((size_t)nr + 1));
+  memset(reads, 0, sizeof(int) * ((size_t)nr + 1));
+  memset(defs, 0, sizeof(int) * ((size_t)nr + 1));
+  glm_count(&p->data_b, reads, defs, nr);
+  glm_count(&p->model_b, reads, defs, nr);
+  glm_count(&p->gen_b, reads, defs, nr);
+  glm_count(&p->guide_b, reads, defs, nr);
+  const IrInstr **def = gc_alloc(sizeof(IrInstr *) * ((size_t)nr + 1));
+  memset(def, 0, sizeof(IrInstr *) * ((size_t)nr + 1));
+  for (int i = 0; i < p->model_b.n; i++) {
+    const IrInstr *in = &p->model_b.ins[i];
+    if (in->dst >= 0 && in->dst < nr) def[in->dst] = in;
+    if (in->op != IR_OBSERVE || in->nidx) continue;
+    const DistFamily *fam = in->dist.fam;
+    if (!dens_family_ok(fam) || (fam->support && fam->nparams >= 2) || in->dist.nparams != fam->nparams || fam->nparams < 1) continue;
+    const DistDomain *dd = dist_domain(fam->pdom[0]); /* a location over all reals */
+    if (!dd->any && !(dd->lo == -INFINITY && dd->hi == INFINITY)) continue;
+    int y = in->args[0], m = in->dist.params[0];
+    if (!g->isdata[y] || g->rc[y] != RC_BOX || !glm_temp(g, m, def, reads, defs)) continue;
+    bool ok = true;
+    for (int k = 1; k < fam->nparams; k++) ok &= glm_scalar(g, in->dist.params[k]);
+    if (!ok) continue;
+    const IrInstr *d = def[m], *mv = NULL;
+    int a = -1;
+    if (d->op == IR_BINARY && d->sub == OP_ADD && g->rc[m] == RC_BOX && glm_plain(g, m, TY_VECTOR)) {
+      for (int s = 0; s < 2 && !mv; s++) {
+        int r = d->args[s], o = d->args[1 - s];
+        if (r == o || !glm_temp(g, r, def, reads, defs) || !glm_matvec(g, def[r])) continue;
+        if (!(glm_scalar(g, o) || glm_plain(g, o, TY_VECTOR)) || !glm_stable(g, o, defs)) continue;
+        mv = def[r], a = o;
+      }
+    } else if (glm_matvec(g, d)) {
+      mv = d;
+    }
+    if (!mv || !glm_stable(g, mv->args[1], defs)) continue;
+    /* a matrix that stays in the cache between the product and its
+       transposed product gains nothing, and unfused its product joins
+       ld_eval_batch's dgemm (ADVI's ELBO): fuse from GLM_MIN_BYTES */
+    Value xv = g->data[mv->args[0]];
+    if ((double)xv.t->rows * (double)xv.t->cols * 8 < GLM_MIN_BYTES) continue;
+    bool act = active(g, mv->args[1]) || (a >= 0 && active(g, a));
+    for (int k = 1; k < fam->nparams; k++) act |= active(g, in->dist.params[k]);
+    if (!act) continue;
+    if (!g->glm) {
+      g->glm = gc_alloc(sizeof(IrInstr *) * ((size_t)nr + 1));
+      memset(g->glm, 0, sizeof(IrInstr *) * ((size_t)nr + 1));
+      g->glm_a = gc_alloc_atomic(sizeof(int) * ((size_t)nr + 1));
+    }
+    g->glm[mv->dst] = mv;
+    g->glm[m] = d;
+    g->glm_a[m] = a;
+  }
+}
+
+
+static void glm_zero(Gen *g, LLVMValueRef i, void *ud) { st_f64(g, (LLVMValueRef)ud, i, cf(g, 0)); }
+
+static void fill_zero_n(Gen *g, LLVMValueRef p, LLVMValueRef n) { emit_loop(g, n, glm_zero, p); }
+
+typedef struct GlmCtx {
+  DensCtx c;
+  LLVMValueRef X, ld, K, n, B, b, av, as, ydata;
+  LLVMValueRef eta, gbuf;         /* allocas of GLM_MAXB reals */
+  LLVMValueRef gb, gav, gas;      /* adjoints: b's, a vector's, a scalar's sum (or NULL) */
+  bool grad;
+} GlmCtx;
+
+#define GLM_MAXB 4096
+
+static LLVMValueRef gep_or_null(Gen *g, LLVMValueRef p, LLVMValueRef i) {
+  return p ? gep(g, g->f64, p, i) : LLVMConstNull(g->ptr);
+}
+
+static void glm_block(Gen *g, LLVMValueRef j, void *ud) {
+  GlmCtx *m = ud;
+  LLVMValueRef lo = LLVMBuildMul(g->B, j, m->B, "");
+  LLVMValueRef left = LLVMBuildSub(g->B, m->n, lo, "");
+  LLVMValueRef nb = LLVMBuildSelect(g->B, LLVMBuildICmp(g->B, LLVMIntSLT, left, m->B, ""), left, m->B, "");
+  LLVMValueRef Xb = gep(g, g->f64, m->X, lo);
+  LLVMTypeRef pe[8] = {g->i64, g->i64, g->i64, g->ptr, g->ptr, g->ptr, g->f64, g->ptr};
+  LLVMValueRef ae[8] = {nb, m->K, m->ld, Xb, m->b, gep_or_null(g, m->av, lo), m->as, m->eta};
+  call(g, LLVMFunctionType(g->vd, pe, 8, 0), fn_const(g, (const void *)jit_rt_glm_eta), ae, 8);
+  m->c.x.data = gep(g, g->f64, m->ydata, lo);
+  if (m->grad) fill_zero_n(g, m->gbuf, nb);
+  dens_loop(g, &m->c, nb);
+  if (!m->grad) return;
+  LLVMTypeRef pa[8] = {g->i64, g->i64, g->i64, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr};
+  LLVMValueRef aa[8] = {nb, m->K, m->ld, Xb, m->gbuf, m->gb ? m->gb : LLVMConstNull(g->ptr),
+                        gep_or_null(g, m->gav, lo), m->gas ? m->gas : LLVMConstNull(g->ptr)};
+  call(g, LLVMFunctionType(g->vd, pa, 8, 0), fn_const(g, (const void *)jit_rt_glm_adj), aa, 8);
+}
+
+static void glm_blocks(Gen *g, GlmCtx *m, bool grad) {
+  m->grad = grad;
+  m->c.lponly = !grad;
+  LLVMValueRef nblk = LLVMBuildSDiv(g->B, LLVMBuildAdd(g->B, m->n, LLVMBuildSub(g->B, m->B, ci(g, 1), ""), ""), m->B, "");
+  emit_loop(g, nblk, glm_block, m);
+}
+
+/* The observation of a statement jg_glm_scan fused: its location is
+   a + X * b, computed here block by block. */
+static bool jg_emit_glm(Gen *g, RevList *l, const IrInstr *ins) {
+  const DistFamily *f = ins->dist.fam;
+  int mreg = ins->dist.params[0];
+  const IrInstr *d = g->glm[mreg], *mv = d;
+  int a = g->glm_a[mreg];
+  if (a >= 0) mv = g->glm[d->args[0] == a ? d->args[1] : d->args[0]];
+  int xr = mv->args[0], br = mv->args[1], yr = ins->args[0];
+  GlmCtx m;
+  memset(&m, 0, sizeof m);
+  DensCtx *c = &m.c;
+  c->f = f;
+  if (!dop_make(g, yr, &c->x)) {
+    refuse(g, ins, "internal error: a fused GLM statement's observations");
+    return true;
+  }
+  m.ydata = c->x.data;
+  c->x.act = false;
+  for (int k = 1; k < f->nparams; k++) {
+    if (!dop_make(g, ins->dist.params[k], &c->p[k])) {
+      refuse(g, ins, "internal error: a fused GLM statement's parameters");
+      return true;
+    }
+    check(g, dom_ok(g, f->pdom[k], c->p[k].v));
+  }
+  LLVMValueRef X = rd(g, xr), rows, cols, nx;
+  shape_of(g, xr, X, &rows, &cols, &nx);
+  m.X = data_numbers(g, xr, false);
+  m.ld = rows;
+  m.n = ci(g, (int64_t)val_numel(g->data[yr]));
+  check(g, LLVMBuildICmp(g->B, LLVMIntEQ, rows, m.n, ""));
+  LLVMValueRef bb = rd(g, br);
+  m.K = box_n(g, bb);
+  check(g, LLVMBuildICmp(g->B, LLVMIntEQ, cols, m.K, ""));
+  m.b = box_data(g, bb);
+  m.as = cf(g, 0);
+  bool avec = a >= 0 && g->rc[a] == RC_BOX;
+  if (avec) {
+    LLVMValueRef ab = rd(g, a);
+    m.av = g->isdata[a] ? data_numbers(g, a, false) : box_data(g, ab);
+    check(g, LLVMBuildICmp(g->B, LLVMIntEQ, box_n(g, ab), m.n, ""));
+  } else if (a >= 0) {
+    m.as = as_f64(g, a);
+  }
+  /* rows per block: the block's columns about 256 KB, 64 to GLM_MAXB rows */
+  LLVMValueRef Kp = LLVMBuildSelect(g->B, LLVMBuildICmp(g->B, LLVMIntSLT, m.K, ci(g, 1), ""), ci(g, 1), m.K, "");
+  LLVMValueRef B = LLVMBuildSDiv(g->B, ci(g, 32768), Kp, "");
+  B = LLVMBuildSelect(g->B, LLVMBuildICmp(g->B, LLVMIntSLT, B, ci(g, 64), ""), ci(g, 64), B, "");
+  B = LLVMBuildSelect(g->B, LLVMBuildICmp(g->B, LLVMIntSGT, B, ci(g, GLM_MAXB), ""), ci(g, GLM_MAXB), B, "");
+  m.B = LLVMBuildAnd(g->B, B, ci(g, -8), "");
+  m.eta = entry_alloca(g, LLVMArrayType2(g->f64, GLM_MAXB), "eta");
+  m.gbuf = entry_alloca(g, LLVMArrayType2(g->f64, GLM_MAXB), "geta");
+  c->p[0].reg = mreg;
+  c->p[0].box = true;
+  c->p[0].data = m.eta;
+  c->p[0].adj = m.gbuf;
+  c->p[0].act = true;
+  c->rev = true;
+  if (active(g, br)) m.gb = box_adjp(g, bb);
+  if (avec && active(g, a)) m.gav = box_adjp(g, rd(g, a));
+  if (!avec && a >= 0 && active(g, a)) {
+    m.gas = entry_alloca(g, g->f64, "gas");
+    LLVMBuildStore(g->B, cf(g, 0), m.gas);
+  }
+  for (int k = 1; k < f->nparams; k++)
+    if (c->p[k].act) {
+      c->p[k].gsum = entry_alloca(g, g->f64, "gs");
+      LLVMBuildStore(g->B, cf(g, 0), c->p[k].gsum);
+    }
+  c->lp = entry_alloca(g, g->f64, "obs");
+  LLVMBuildStore(g->B, cf(g, 0), c->lp);
+  LLVMBasicBlockRef lo = new_bb(g, "glm_lp"), wg = new_bb(g, "glm_grad"), join = new_bb(g, "glm");
+  LLVMValueRef nograd = LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildPtrToInt(g->B, g->grad, g->i64, ""), ci(g, 0), "");
+  LLVMBuildCondBr(g->B, nograd, lo, wg);
+  LLVMPositionBuilderAtEnd(g->B, lo);
+  glm_blocks(g, &m, false);
+  LLVMBuildBr(g->B, join);
+  LLVMPositionBuilderAtEnd(g->B, wg);
+  glm_blocks(g, &m, true);
+  LLVMBuildBr(g->B, join);
+  LLVMPositionBuilderAtEnd(g->B, join);
+  LLVMValueRef sum = LLVMBuildLoad2(g->B, g->f64, c->lp, "");
+  LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, g->lp, ""), sum, ""), g->lp);
+  /* scalars' adjoints wait for the reverse part: their registers may be assigned again later */
+  int *regs = gc_alloc_atomic(sizeof(int) * (DIST_MAX_PARAMS + 1));
+  RevItem *it = NULL;
+  for (int k = 0; k <= f->nparams; k++) {
+    int r = k == 0 ? (m.gas ? a : -1) : (c->p[k].act ? ins->dist.params[k] : -1);
+    if (r < 0) continue;
+    if (!it) it = rev_add(g, l, RV_GLM, ins), it->aux = regs;
+    LLVMValueRef gs = k == 0 ? m.gas : c->p[k].gsum;
+    regs[it->nsave] = r;
+    save(it, LLVMBuildLoad2(g->B, g->f64, gs, ""));
+  }
+  if (it) push_saved(g, it);
+  return true;
+}
+
+void jg_rev_glm(Gen *g, RevItem *it) {
+  const int *regs = it->aux;
+  for (int s = 0; s < it->nsave; s++) adj_add(g, regs[s], it->save[s]);
 }
 
 /* ---- latents of scalar families ---- */

@@ -94,8 +94,9 @@ struct JitCtx {
   char **chunks;
   int nchunks, chunk, capchunks;
   size_t used;
-  char **big; /* blocks too big for a chunk: freed by the next begin */
-  int nbig, capbig;
+  char **big;     /* blocks too big for a chunk, kept for the next evaluations: */
+  size_t *bigsz;  /* the i-th big request of an evaluation reuses the i-th block */
+  int nbig, nkept, capbig; /* when it is large enough (used, held, capacity) */
   /* one tape per runtime record, reused between evaluations */
   Tape **tapes;
   int ntapes, captapes, ntape_used;
@@ -122,7 +123,31 @@ JitBox *jit_rt_sub(JitCtx *cx, const Value *v, int64_t active);
    y += A^T x when trans: tensor_gemv's BLAS call, for large products. */
 void jit_rt_gemv(int64_t trans, int64_t rows, int64_t cols, const double *A, const double *x,
                  double *y);
+/* A fused GLM statement's row block (jg_emit_glm): eta = a + X b over nb
+   rows (a the vector av, or the scalar as when av is NULL), then the
+   adjoints of the same rows: gb += X^T g, gav += g, *gas += sum g (each
+   when not NULL).  X is column-major with leading dimension ld. */
+void jit_rt_glm_eta(int64_t nb, int64_t K, int64_t ld, const double *X, const double *b,
+                    const double *av, double as, double *eta);
+void jit_rt_glm_adj(int64_t nb, int64_t K, int64_t ld, const double *X, const double *g, double *gb,
+                    double *gav, double *gas);
 void jit_rt_out(JitCtx *cx, int64_t i, double r, int64_t iv, JitBox *b, int64_t rc);
+
+/* A batch of points evaluated one after the other on this thread
+   (jit_eval_batch): n points of dim reals at theta.  Point 0's products
+   y = A x of a data matrix A (jit_rt_gemv, the BLAS path) whose x is a slice
+   of its theta are noted; jit_rt_batch_point(1) then makes those products for
+   points 1..n-1 as one dgemm each, and point s's jit_rt_gemv copies its
+   column out after checking that its x is its theta's same slice, bit for
+   bit (else it computes its own); only evaluations of cx at the batch's
+   points use them (jit_rt_begin checks).  jit_rt_batch_end frees them.
+   Without a batch (the default) jit_rt_gemv is as before.  The batch is
+   this file's thread-local: a host that does not export libppl's symbols
+   leaves the module its own copy of jit_rt_gemv, which sees no batch, and
+   every point then computes its own product (the same values, no saving). */
+void jit_rt_batch_begin(const JitCtx *cx, const double *theta, size_t dim, size_t n);
+void jit_rt_batch_point(size_t s);
+void jit_rt_batch_end(void);
 
 /* The family of a NAME_lpdf / NAME_lpmf builtin, else NULL. */
 const DistFamily *jit_rt_lpdf_family(const Builtin *b);

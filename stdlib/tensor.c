@@ -263,6 +263,11 @@ void tensor_gemv(bool trans, int m, int n, const double *A, const double *x, dou
   cblas_dgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, m, n, 1, A, n, x, 1, beta, y, 1);
 }
 
+void tensor_gemm(int m, int n, int k, const double *A, int lda, const double *B, int ldb,
+                 double *C, int ldc) {
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, A, lda, B, ldb, 0, C, ldc);
+}
+
 static void matmul_vjp(void *ctx, const double *G, double *adj) {
   const MatmulCtx *c = ctx;
   int N = c->N, K = c->K, M = c->M;

@@ -112,6 +112,11 @@ AdNum tensor_mean(Tape *t, Tensor x);
  * one BLAS call, for code that keeps no tape (the JIT's matrix products). */
 void tensor_gemv(bool trans, int m, int n, const double *A, const double *x, double beta,
                  double *y);
+/* C = A B for row-major m x k A (leading dimension lda), k x n B (ldb) and
+ * m x n C (ldc): one BLAS call, for code that keeps no tape (the JIT's
+ * products of a batch of points, jit_rt_batch_begin). */
+void tensor_gemm(int m, int n, int k, const double *A, int lda, const double *B, int ldb,
+                 double *C, int ldc);
 
 /* Set OpenBLAS to one thread (deterministic runs, no fight with the driver's
  * threads) and stop its idle server threads, unless OPENBLAS_NUM_THREADS is

@@ -28,7 +28,12 @@ run <- function(extra, seed) {
        iter = if (!is.null(s$vi)) s$vi$iterations else NA, eta = if (!is.null(s$vi)) s$vi$chains[[1]]$eta else NA)
 }
 ref <- run(c("--engine", "nuts", "--chains", "4", "--draws", "10000"), 1)
-sm <- stan_model(model_code = stan_es)
+# compiled once, in vi_bench.R's cache (the same code, the same file)
+cache <- Sys.getenv("PPL_BENCH_CACHE", "/tmp/ppl-bench-stan")
+dir.create(cache, showWarnings = FALSE, recursive = TRUE)
+sf <- tempfile(fileext = ".stan"); writeLines(stan_es, sf)
+rds <- file.path(cache, paste0("vi_", tools::md5sum(sf), ".rds"))
+sm <- if (file.exists(rds)) readRDS(rds) else { m <- stan_model(model_code = stan_es); saveRDS(m, rds); m }
 res <- data.frame()
 for (s in off + seq_len(nseeds)) {
   f <- run(c("--engine", "advi", "--vi", algo, "--chains", "1", "--draws", "1000"), s)

@@ -6,7 +6,12 @@
 # the fit alone (ppl: the summary JSON's vi.chains[0].seconds, the eta search
 # and the optimisation), and the accuracy of both against ppl's own NUTS: per parameter |mean - NUTS
 # mean| / NUTS sd and |log(sd / NUTS sd)|, rms over the parameters and the
-# seeds.  Wall times (medians over the seeds) and, fairer on a shared
+# seeds, with its standard error over the seeds, and for each family whether
+# ppl's error is below vb()'s, within two standard errors of it, or above
+# (with 5 seeds the errors of one method vary by a third from seed to seed:
+# more seeds, e.g. 20, tell small differences apart); "ppl avg" rows are
+# ppl's advi with --average (the mean of the last iterates, not Stan's
+# algorithm).  Wall times (medians over the seeds) and, fairer on a shared
 # machine, CPU times: the whole ppl process's and vb()'s (the least over
 # the seeds), and ppl's fit as the CPU time of the run less that of the same
 # run drawing from its saved q (--save-params / --load-params; the median
@@ -17,12 +22,17 @@
 # Not a test: the figures go to docs/engines.md.
 #
 #   Rscript bench/vi_bench/vi_bench.R build/ppl [SEEDS]     (run with nice)
-suppressMessages({library(rstan); library(jsonlite)})
+#   Rscript bench/vi_bench/vi_bench.R --compile-only        (compile the Stan models only)
+# The two Stan models are compiled once and cached under $PPL_BENCH_CACHE
+# (default /tmp/ppl-bench-stan, as bench/stan/stan_peer.R) by the hash of
+# their code; compiling is never timed.
+suppressMessages({library(rstan); library(jsonlite); library(tools)})
 # Debian's r-cran-bh is a virtual package: Boost's headers are the system's
 if (!dir.exists(system.file("include", package = "BH")) && dir.exists("/usr/include/boost"))
   rstan_options(boost_lib = "/usr/include")
 args <- commandArgs(trailingOnly = TRUE)
-ppl <- normalizePath(args[1])
+compile_only <- length(args) > 0 && args[1] == "--compile-only"
+ppl <- if (compile_only) NA else normalizePath(args[1])
 nseeds <- if (length(args) > 1) as.integer(args[2]) else 5
 here <- dirname(normalizePath(sub("--file=", "", grep("--file=", commandArgs(), value = TRUE))))
 root <- normalizePath(file.path(here, "..", ".."))
@@ -57,6 +67,19 @@ problems <- list(
   list(name = "logistic N=5000 K=10", model = file.path(root, "examples", "logistic_regression.ppl"),
        data = file.path(tmp, "logit.json"), stan = stan_logit, standata = logit_data,
        pars = c("alpha", paste0("beta[", 1:K, "]"))))
+
+cache <- Sys.getenv("PPL_BENCH_CACHE", "/tmp/ppl-bench-stan")
+dir.create(cache, showWarnings = FALSE, recursive = TRUE)
+cached_model <- function(code) {
+  f <- tempfile(fileext = ".stan"); writeLines(code, f)
+  rds <- file.path(cache, paste0("vi_", md5sum(f), ".rds"))
+  if (file.exists(rds)) return(readRDS(rds))
+  m <- stan_model(model_code = code); saveRDS(m, rds); m
+}
+if (compile_only) {
+  for (p in problems) cached_model(p$stan)
+  quit(save = "no")
+}
 
 cpu_child <- function(t) t[["user.child"]] + t[["sys.child"]]
 cpu_self <- function(t) t[["user.self"]] + t[["sys.self"]]
@@ -98,15 +121,17 @@ cat(sprintf("%-22s %-18s %9s %9s %9s %9s %9s %11s %9s %7s\n", "problem", "method
             "fit (s)", "run CPU", "fit CPU", "iter", "mean err", "sd err", "k-hat"))
 for (p in problems) {
   ref <- ppl_run(p, c("--engine", "nuts", "--chains", "4", "--draws", "5000"), 1)
-  sm <- stan_model(model_code = p$stan)
+  sm <- cached_model(p$stan)
   rows <- list()
-  for (method in c("ppl advi meanfield", "ppl advi fullrank", "rstan vb meanfield", "rstan vb fullrank")) {
-    times <- c(); fits <- c(); cpus <- c(); fcpus <- c(); iters <- c(); khats <- c(); e <- c(0, 0)
+  for (method in c("ppl advi meanfield", "ppl advi fullrank", "ppl avg meanfield",
+                   "ppl avg fullrank", "rstan vb meanfield", "rstan vb fullrank")) {
+    times <- c(); fits <- c(); cpus <- c(); fcpus <- c(); iters <- c(); khats <- c()
+    e2 <- matrix(NA, nseeds, 2) # per seed: the squared rms errors of the means and of the sds
     for (s in seq_len(nseeds)) {
       if (startsWith(method, "ppl")) {
-        fam <- sub("ppl advi ", "", method)
-        f <- ppl_run(p, c("--engine", "advi", "--vi", fam, "--chains", "1", "--draws", "1000"), s,
-                     fit = TRUE)
+        fam <- sub("ppl (advi|avg) ", "", method)
+        f <- ppl_run(p, c("--engine", "advi", "--vi", fam, "--chains", "1", "--draws", "1000",
+                          if (startsWith(method, "ppl avg")) "--average"), s, fit = TRUE)
         khats <- c(khats, f$khat)
       } else {
         fam <- sub("rstan vb ", "", method)
@@ -119,14 +144,19 @@ for (p in problems) {
       }
       times <- c(times, f$time); fits <- c(fits, f$fit); iters <- c(iters, f$iter)
       cpus <- c(cpus, f$cpu); fcpus <- c(fcpus, f$fit_cpu)
-      e <- e + err(f, ref)^2 / nseeds
+      e2[s, ] <- err(f, ref)^2
     }
+    # rms over parameters and seeds, and its standard error over the seeds
+    # (delta method: se(sqrt(m)) = se(m) / (2 sqrt(m)))
+    e <- sqrt(colMeans(e2))
+    se <- if (nseeds > 1) apply(e2, 2, sd) / sqrt(nseeds) / (2 * e) else c(NA, NA)
     # the fit's CPU time is a difference of two runs' (ppl): its median
     rows[[method]] <- c(time = median(times), fit = median(fits), cpu = min(cpus),
-                        fcpu = median(fcpus), mean = sqrt(e[[1]]), sd = sqrt(e[[2]]))
+                        fcpu = median(fcpus), mean = e[[1]], sd = e[[2]],
+                        mean_se = se[[1]], sd_se = se[[2]])
     cat(sprintf("%-22s %-18s %9.3f %9.4f %9.3f %9.4f %9s %11.3f %9.3f %7s\n", p$name, method,
                 median(times), median(fits), min(cpus), median(fcpus),
-                if (all(is.na(iters))) "-" else format(median(iters)), sqrt(e[1]), sqrt(e[2]),
+                if (all(is.na(iters))) "-" else format(median(iters)), e[1], e[2],
                 if (length(khats)) sprintf("%.2f", median(khats)) else "-"))
   }
   for (fam in c("meanfield", "fullrank")) {
@@ -137,6 +167,17 @@ for (p in problems) {
                 p$name, fam, b[["time"]] / a[["time"]], b[["fit"]] / a[["fit"]],
                 b[["cpu"]] / a[["cpu"]], b[["fcpu"]] / a[["fcpu"]],
                 a[["mean"]] / b[["mean"]], a[["sd"]] / b[["sd"]]))
+    # accuracy: ppl's error against vb()'s, with the seeds' standard errors
+    # (Stan's algorithm, then with --average)
+    for (which in c("advi", "avg")) for (what in c("mean", "sd")) {
+      a2 <- rows[[paste("ppl", which, fam)]]
+      d <- a2[[what]] - b[[what]]; sed <- sqrt(a2[[paste0(what, "_se")]]^2 + b[[paste0(what, "_se")]]^2)
+      cat(sprintf("%-22s %-18s %s err: ppl%s %.3f +- %.3f, vb() %.3f +- %.3f: %s\n", p$name, fam,
+                  what, if (which == "avg") " --average" else "", a2[[what]],
+                  a2[[paste0(what, "_se")]], b[[what]], b[[paste0(what, "_se")]],
+                  if (d <= 0) "ppl equal or better" else if (is.na(sed) || d > 2 * sed)
+                    "ppl WORSE (by more than 2 SE)" else "ppl within 2 SE of vb() (equal)"))
+    }
     # the fit's CPU time in process (bench/advi_fit_bench.c: the same difference of
     # runs, with the process's own clock) against vb()'s median CPU
     afb <- file.path(dirname(ppl), "bench", "advi_fit_bench")

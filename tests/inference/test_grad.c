@@ -614,6 +614,62 @@ static void test_threads(void) {
          "two threads computing gradients at once agree with the serial result");
 }
 
+/* Observations of a + X * b over a data matrix X, which the JIT fuses into
+   one pass over X's rows in blocks (jit_native.c, jg_emit_glm): families
+   normal, bernoulli_logit, poisson_log; a scalar, a data vector or none; X * b
+   + a; N = 44,000 rows (X over 1 MB, the size from which it is fused), eleven
+   blocks and a short last one.  Beside
+   them shapes that must not be fused, still right: X a parameter, a sigma
+   per row, the location read again elsewhere, b assigned twice. */
+static void test_glm(void) {
+  enum { N = 44000, K = 3 }; /* X 1.06 MB: fused from 1 MB */
+  uint64_t s = 12345;
+  Value X = val_mat(N, K), yr = val_vec(N), off = val_vec(N), sd = val_vec(N);
+  Value yb = val_arr(N), yc = val_arr(N);
+  for (int i = 0; i < N * K; i++) {
+    s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+    X.t->d[i] = ((double)(s >> 11) / 9007199254740992.0 - 0.5) * 2;
+  }
+  for (int i = 0; i < N; i++) {
+    s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+    double u = (double)(s >> 11) / 9007199254740992.0;
+    yr.t->d[i] = 4 * u - 2;
+    off.t->d[i] = 0.3 * u;
+    sd.t->d[i] = 0.5 + u;
+    yb.a->e[i] = val_int(u < 0.4);
+    yc.a->e[i] = val_int((int)(5 * u));
+  }
+  TData td;
+  tdata_init(&td);
+  tdata_add(&td, "X", X);
+  tdata_add(&td, "yr", yr);
+  tdata_add(&td, "yb", yb);
+  tdata_add(&td, "yc", yc);
+  tdata_add(&td, "off", off);
+  tdata_add(&td, "sd", sd);
+#define GLM_DATA "data {\n  matrix[44000, 3] X;\n  vector[44000] yr;\n  int yb[44000];\n  int yc[44000];\n" \
+                 "  vector[44000] off;\n  vector[44000] sd;\n}\n"
+  grad_model("glm: bernoulli_logit(a + X * b)",
+             GLM_DATA "model {\n  real a ~ normal(0, 1);\n  vector[3] b ~ normal(0, 1);\n"
+                      "  yb ~ bernoulli_logit(a + X * b);\n}\n", &td, 0.8);
+  grad_model("glm: normal(X * b + a, sigma)",
+             GLM_DATA "model {\n  real a ~ normal(0, 1);\n  vector[3] b ~ normal(0, 1);\n"
+                      "  real<lower=0> sigma ~ lognormal(0, 1);\n  yr ~ normal(X * b + a, sigma);\n}\n",
+             &td, 0.8);
+  grad_model("glm: poisson_log(X * b), poisson_log(off + X * b)",
+             GLM_DATA "model {\n  vector[3] b ~ normal(0, 1);\n  yc ~ poisson_log(X * b);\n"
+                      "  yc ~ poisson_log(off + X * b);\n}\n", &td, 0.5);
+  grad_model("glm not fused: a sigma per row, the location read again",
+             GLM_DATA "model {\n  real a ~ normal(0, 1);\n  vector[3] b ~ normal(0, 1);\n"
+                      "  yr ~ normal(a + X * b, sd);\n  vector[44000] eta = a + X * b;\n"
+                      "  yr ~ normal(eta, 2);\n  target += eta[7];\n}\n", &td, 0.8);
+  grad_model("glm not fused: b assigned twice, X a parameter",
+             GLM_DATA "model {\n  real a ~ normal(0, 1);\n  vector[3] b ~ normal(0, 1);\n"
+                      "  matrix[4, 3] Z ~ normal(0, 1);\n  vector[3] c = b;\n  c = c * 2;\n"
+                      "  yr ~ normal(a + X * c, 1.5);\n  yr[1:4] ~ normal(a + Z * b, 1.5);\n}\n", &td, 0.8);
+#undef GLM_DATA
+}
+
 int main(int argc, char **argv) {
 #if defined(TEST_JIT) && !PPL_HAVE_LLVM
   printf("1..0 # SKIP ppl was built without LLVM (-Djit=disabled)\n");
@@ -624,6 +680,7 @@ int main(int argc, char **argv) {
   test_interp_ops();
   test_builtins();
   test_no_rule();
+  test_glm();
   test_threads();
   if (argc >= 2) {
     grad_dir(argv[1], NULL);

@@ -3,7 +3,8 @@
  * (Jacobians of the log, logit and stick-breaking maps included), the
  * constrain/unconstrain round trip, CmdStan element names and order, errors
  * for dynamic and discrete programs and for failed parameter checks,
- * concurrent evaluation from two threads, and ld_jit_pays's choice. */
+ * concurrent evaluation from two threads, ld_jit_pays's choice, and
+ * batches of points (ld_eval_batch) against one point at a time. */
 #include <pthread.h>
 
 #include "engines_reference.h"
@@ -166,6 +167,74 @@ static void test_errors(void) {
   }
 }
 
+/* ld_eval_batch against ld_eval point by point: a GLM whose X * beta the
+   compiled batch makes as one matrix product (70 points: two batches of 32
+   and a remainder), points where the scale's check fails among them (-inf,
+   the message kept), interpreted (the same bits) and compiled (to 1e-12). */
+static void test_batch(void) {
+  enum { N = 300, K = 20, S = 70 };
+  Diag d;
+  TData td;
+  tdata_init(&td);
+  Value X = val_mat(N, K), y = val_vec(N);
+  uint64_t st = 0x5eed;
+  for (int i = 0; i < N * K; i++) {
+    st = st * 6364136223846793005ull + 1442695040888963407ull;
+    X.t->d[i] = (double)(st >> 11) * 0x1.0p-53 - 0.5;
+  }
+  for (int i = 0; i < N; i++) y.t->d[i] = 0.01 * (i % 17) - 0.08;
+  tdata_add(&td, "N", val_int(N));
+  tdata_add(&td, "K", val_int(K));
+  tdata_add(&td, "X", X);
+  tdata_add(&td, "y", y);
+  const char *src = "data { int N; int K; matrix[N, K] X; vector[N] y; }\n"
+                    "model {\n"
+                    "  real alpha ~ normal(0, 2);\n"
+                    "  vector[K] beta ~ normal(0, 1);\n"
+                    "  real s ~ normal(1, 1);\n"
+                    "  y ~ normal(alpha + X * beta, s);\n"
+                    "}\n";
+  for (int jit = 0; jit < 2; jit++) {
+    Interp *in = tcompile(src, &td, &d);
+    LogDensity *ld = in ? ld_new(in, &d) : NULL;
+    if (!tap_ok(ld != NULL, "batch model: %s", d.msg)) return;
+    if (jit && !ld_use_jit(ld, false)) {
+      tap_diag("batch: not compiled, %s", ld_backend(ld));
+      continue;
+    }
+    size_t n = ld_dim(ld);
+    double *th = gc_alloc_atomic(sizeof(double) * n * S), lp[S], one[S];
+    for (int p = 0; p < S; p++)
+      for (size_t i = 0; i < n; i++)
+        th[(size_t)p * n + i] = i + 1 < n ? 0.2 * sin(1.7 * (double)p + 0.9 * (double)i)
+                                          : 0.5 + 0.1 * (double)(p % 5); /* s */
+    th[5 * n + n - 1] = -0.5, th[40 * n + n - 1] = -1; /* s < 0: its check fails */
+    Diag fail, e;
+    diag_init(&fail);
+    diag_init(&d);
+    bool ok = ld_eval_batch(ld_work_new(ld), S, th, lp, &fail, &d);
+    double worst = 0;
+    int agree = 0, failed = 0;
+    for (int p = 0; p < S && ok; p++) {
+      diag_init(&e);
+      if (!ld_eval(ld, th + (size_t)p * n, &one[p], &e)) {
+        failed += lp[p] == -INFINITY;
+        continue;
+      }
+      double r = fabs(lp[p] - one[p]) / fmax(1, fabs(one[p]));
+      worst = fmax(worst, r);
+      agree += jit ? r <= 1e-12 : memcmp(&lp[p], &one[p], sizeof(double)) == 0;
+    }
+    tap_ok(ok && agree == S - 2 && failed == 2,
+           "%s: %d points as one batch agree with one at a time (%d of %d; worst %.2g), the "
+           "2 failed checks are -inf (%d)",
+           jit ? "compiled" : "interpreted", S, agree, S - 2, worst, failed);
+    tap_ok(fail.code == DIAG_RUNTIME && strstr(fail.msg, "normal") != NULL,
+           "%s: the failed check's message is kept: %s", jit ? "compiled" : "interpreted",
+           fail.msg);
+  }
+}
+
 typedef struct ThreadArg {
   const LogDensity *ld;
   double sum;
@@ -233,6 +302,7 @@ int main(void) {
   test_simplex_and_bounds();
   test_order_and_loops();
   test_errors();
+  test_batch();
   test_threads(ld);
   return tap_done();
 }
