@@ -1278,7 +1278,7 @@ void jg_glm_scan(Gen *g, const IrProgram *p) {
        transposed product gains nothing, and unfused its product joins
        ld_eval_batch's dgemm (ADVI's ELBO): fuse from GLM_MIN_BYTES */
     Value xv = g->data[mv->args[0]];
-    if ((double)xv.t->rows * (double)xv.t->cols * 8 < GLM_MIN_BYTES) continue;
+    if (xv.k != V_MAT || (double)xv.t->rows * (double)xv.t->cols * 8 < GLM_MIN_BYTES) continue;
     bool act = active(g, mv->args[1]) || (a >= 0 && active(g, a));
     for (int k = 1; k < fam->nparams; k++) act |= active(g, in->dist.params[k]);
     if (!act) continue;
