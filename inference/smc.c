@@ -53,11 +53,14 @@
  * (every particle to its next event) runs on a pool of worker threads
  * (pool_particle_workers: the chain's share of --threads), and so do the forks
  * after a resampling (one ancestor's children per work item: a fork writes to
- * its parent).  Everything order-dependent stays in the chain's thread, in
- * index order: weights, ESS, resampling, rejuvenation, draws.  Each particle
- * draws its choices from its own Rng stream, seeded from the chain's stream
- * when the run starts or the particle is resampled, so the draws, weights and
- * evidence are the same bytes for any number of threads.
+ * its parent), and so does each round of resample-move's moves (each
+ * particle's from its own stream, seeded from the round's seed and its index,
+ * with the scales fixed for the round).  Everything order-dependent stays in
+ * the chain's thread, in index order: weights, ESS, resampling, the moves'
+ * adaptation between rounds, draws.  Each particle draws its choices from its
+ * own Rng stream, seeded from the chain's stream when the run starts or the
+ * particle is resampled, so the draws, weights and evidence are the same
+ * bytes for any number of threads.
  *
  * The model block's _rng calls: particles start with one seed per chain as in
  * engine mh; forks after resampling get their own streams.  The generated block
