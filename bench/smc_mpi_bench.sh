@@ -15,7 +15,9 @@ N=${2:-200000}
 T=${3:-200}
 rounds=${4:-3}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_btl_vader_single_copy_mechanism=none
+# a rank waiting at a collective gives its core away rather than polling
+# (on a loaded machine polling is CPU time taken from the rank it waits for)
+export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_mpi_yield_when_idle=1
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 cd "$dir"

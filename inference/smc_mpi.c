@@ -173,6 +173,7 @@ bool smcm_normalise(SmcState *s, double *lz, double *ess, Diag *d) {
   for (int b = m->blo[m->me]; b < m->blo[m->me + 1]; b++)
     resample_block(s->lw, resample_block_lo(N, b), resample_block_lo(N, b + 1), &m->blk[b], s->w);
   /* a block's summary is three doubles; gathered in place */
+  _Static_assert(sizeof(WeightBlock) == 3 * sizeof(double), "WeightBlock travels as 3 doubles");
   smcm_block_layout(m, 3);
   double *all = (double *)m->blk;
   double *mine = smcm_scratch(&m->a, &m->na, (size_t)m->rcount[m->me]);
