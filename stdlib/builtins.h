@@ -65,4 +65,25 @@ bool builtin_has_nodes(Value v);
 bool builtin_eval_ad(const Builtin *b, BuiltinCtx *ctx, Tape *t, int nargs, const Value *args,
                      Value *out, char *err, size_t errsz);
 
+/* ---- block rules: builtins whose derivative is one matrix-valued node ----
+ *
+ * gp_exp_quad_cov (and cov_exp_quad, both forms), add_diag and
+ * cholesky_decompose have a vector-Jacobian product over their whole output
+ * (stdlib/linalg_vjp.c) instead of one tape node per entry.  The interpreter
+ * records it as one block node (stdlib/ad.h); the JIT's runtime calls it
+ * directly, with no tape.  Both go through these two functions, so they run
+ * the same numbers. */
+typedef struct BiBlock BiBlock;
+typedef void *(*BiAlloc)(void *ud, size_t bytes);
+/* Does b have a block rule? */
+bool builtin_has_block(const Builtin *b);
+/* What b's product needs after the call, copied (the operands may change
+ * afterwards) into memory from alloc(ud, bytes): args and out are the
+ * evaluator's operands and result.  NULL when b has no block rule. */
+BiBlock *builtin_block_save(const Builtin *b, int nargs, const Value *args, Value out,
+                            BiAlloc alloc, void *ud);
+/* Given gout, the adjoint of the result (val_flatten order), ADD the
+ * adjoint of operand k into gin[k] (val_flatten order; NULL: not wanted). */
+void builtin_block_vjp(const BiBlock *s, const double *gout, double *const *gin);
+
 #endif

@@ -680,7 +680,7 @@ bool builtin_eval_ad(const Builtin *b, BuiltinCtx *ctx, Tape *T, int nargs, cons
      of the linear-algebra rules are not among them */
   const AdRule *r = rule_find(b->name);
   if (!r) {
-    bool ok = bi_ad_linalg(T, b->name, nargs, args, out, err, errsz, &handled);
+    bool ok = bi_ad_linalg(T, b, nargs, args, out, err, errsz, &handled);
     if (handled) return ok;
     bool upper, prob;
     if (bi_dist_cdf_kind(b, &upper, &prob)) {

@@ -29,6 +29,21 @@ void la_solve_lower(int n, const double *L, const double *b, double *x);
 /* sum_i log L[i,i] = 0.5 log det(L L^T). */
 double la_log_diag_sum(int n, const double *L);
 
+/* ---- vector-Jacobian products of matrix-valued builtins (linalg_vjp.c) -- */
+
+/* gp_exp_quad_cov: K[i,j] = alpha^2 exp(-|x1_i - x2_j|^2 / (2 rho^2)), n1 x n2,
+ * points row-major (point i's d coordinates at x1 + i d).  x2 NULL: K(x1, x1),
+ * whose entries (i, j) and (j, i) are one function (both adjoints count).
+ * Given K and its adjoint G, ADDS the adjoints of x1, x2, alpha and rho
+ * (any may be NULL: not wanted). */
+void la_gp_exp_quad_cov_vjp(int n1, int n2, int d, const double *x1, const double *x2,
+                            double alpha, double rho, const double *K, const double *G,
+                            double *gx1, double *gx2, double *galpha, double *grho);
+/* L = cholesky(A) (n x n): given L and its adjoint G (lower triangle read),
+ * ADDS the adjoint of A's lower triangle (what the factorisation reads) to
+ * gA.  W: n*n doubles of workspace. */
+void la_cholesky_vjp(int n, const double *L, const double *G, double *gA, double *W);
+
 /* ---- values ------------------------------------------------------------- */
 
 /* The numbers of a vector-like value (vector, row vector, or a 1-d array of

@@ -99,5 +99,6 @@ const DistFamily dist_multi_normal = {
   .lpdf = mvn_lpdf,
   .rng = mvn_rng,
   .check = mvn_check,
-    .lpdf_grad = mvn_lpdf_grad,
+  .lpdf_grad = mvn_lpdf_grad,
+  .checked_by_density = true, /* mvn_params: one Cholesky factor per call */
 };
