@@ -755,10 +755,19 @@ static int fast_block(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, J
   Value v[4];
   for (int k = 0; k < s->nargs; k++) v[k] = arg_plain(&args[k], s->akind[k]);
   Value o;
-  char err[JIT_ERRSZ];
-  if (!b->eval(b, &cx->bctx, s->nargs, v, &o, err, sizeof err)) return -1;
-  if (!is_ten_kind(o.k)) return -1;
-  JitBox *box = box_new(cx, o, s->rkind == JA_BOX_ACT);
+  JitBox *box;
+  int rows, cols;
+  if (builtin_block_shape(b, s->nargs, v, &rows, &cols)) {
+    /* the value straight into the arena: nothing for the collector */
+    box = jit_rt_tensor(cx, V_MAT, rows, cols, s->rkind == JA_BOX_ACT, 0);
+    builtin_block_value(b, s->nargs, v, box->v.t->d);
+    o = box->v;
+  } else {
+    char err[JIT_ERRSZ];
+    if (!b->eval(b, &cx->bctx, s->nargs, v, &o, err, sizeof err)) return -1;
+    if (!is_ten_kind(o.k)) return -1;
+    box = box_new(cx, o, s->rkind == JA_BOX_ACT);
+  }
   res[0].b = box;
   JitRec *r = rec_new(cx, s, FR_BLOCK);
   bool any = false;

@@ -82,6 +82,15 @@ bool builtin_has_block(const Builtin *b);
  * evaluator's operands and result.  NULL when b has no block rule. */
 BiBlock *builtin_block_save(const Builtin *b, int nargs, const Value *args, Value out,
                             BiAlloc alloc, void *ud);
+/* The evaluator's numbers with no allocation, for the JIT's runtime, where
+ * the result lives in its own arena: gp_exp_quad_cov and add_diag of valid
+ * operands.  builtin_block_shape gives the result's rows and cols, or false
+ * (an operation without this form, or operands the evaluator would refuse:
+ * the caller then runs the evaluator, which says why); builtin_block_value
+ * then writes the result (column-major) into out, through the same kernels
+ * as the evaluator, so with the same bits. */
+bool builtin_block_shape(const Builtin *b, int nargs, const Value *args, int *rows, int *cols);
+void builtin_block_value(const Builtin *b, int nargs, const Value *args, double *out);
 /* Given gout, the adjoint of the result (val_flatten order), ADD the
  * adjoint of operand k into gin[k] (val_flatten order; NULL: not wanted). */
 void builtin_block_vjp(const BiBlock *s, const double *gout, double *const *gin);

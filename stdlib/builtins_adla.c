@@ -350,6 +350,82 @@ static int block_kind(const char *name) {
 
 bool builtin_has_block(const Builtin *b) { return !builtin_host(b) && block_kind(b->name) >= 0; }
 
+/* The points of a GP operand: n, their common size d and a pointer to each
+   (into the value itself); false if they are not all reals or all vectors
+   of one size, or there are more than cap. */
+static bool gp_ptrs(Value x, int cap, const double **p, int *n, int *d) {
+  if (x.k != V_ARR || x.a->n > cap) return false;
+  *n = x.a->n;
+  *d = *n ? (x.a->e[0].k == V_REAL ? 1 : bi_is_ten(x.a->e[0]) ? x.a->e[0].t->rows * x.a->e[0].t->cols : -1) : 1;
+  for (int i = 0; i < *n; i++) {
+    Value e = x.a->e[i];
+    if (e.k == V_REAL && *d == 1 && x.a->e[0].k == V_REAL) p[i] = &x.a->e[i].r;
+    else if (bi_is_ten(e) && x.a->e[0].k != V_REAL && e.t->rows * e.t->cols == *d) p[i] = e.t->d;
+    else return false;
+  }
+  return true;
+}
+
+#define GP_PTRS 256
+
+bool builtin_block_shape(const Builtin *b, int nargs, const Value *args, int *rows, int *cols) {
+  if (builtin_host(b)) return false;
+  switch (block_kind(b->name)) {
+  case BB_GP: {
+    const double *p[GP_PTRS];
+    int n1, n2, d1, d2;
+    bool cross = nargs == 4;
+    if (nargs != 3 && nargs != 4) return false;
+    Value va = args[cross ? 2 : 1], vr = args[cross ? 3 : 2];
+    if (!bi_is_num(va) || !bi_is_num(vr)) return false;
+    double a = val_as_real(va), r = val_as_real(vr);
+    if (!(a > 0) || !isfinite(a) || !(r > 0) || !isfinite(r)) return false;
+    if (!gp_ptrs(args[0], GP_PTRS, p, &n1, &d1)) return false;
+    n2 = n1, d2 = d1;
+    if (cross && !gp_ptrs(args[1], GP_PTRS, p, &n2, &d2)) return false;
+    if (n1 && n2 && d1 != d2) return false;
+    *rows = n1;
+    *cols = n2;
+    return true;
+  }
+  case BB_ADD_DIAG: {
+    if (nargs != 2 || args[0].k != V_MAT) return false;
+    int n = args[0].t->rows < args[0].t->cols ? args[0].t->rows : args[0].t->cols;
+    if (bi_is_ten(args[1]) ? args[1].t->rows * args[1].t->cols != n : !bi_is_num(args[1]))
+      return false;
+    *rows = args[0].t->rows;
+    *cols = args[0].t->cols;
+    return true;
+  }
+  default: return false;
+  }
+}
+
+void builtin_block_value(const Builtin *b, int nargs, const Value *args, double *out) {
+  switch (block_kind(b->name)) {
+  case BB_GP: {
+    const double *p1[GP_PTRS], *p2[GP_PTRS];
+    int n1, n2, d;
+    bool cross = nargs == 4;
+    gp_ptrs(args[0], GP_PTRS, p1, &n1, &d);
+    if (cross) gp_ptrs(args[1], GP_PTRS, p2, &n2, &d);
+    la_gp_exp_quad_cov(n1, cross ? n2 : n1, d, p1, cross ? p2 : NULL,
+                       val_as_real(args[cross ? 2 : 1]), val_as_real(args[cross ? 3 : 2]), out);
+    break;
+  }
+  case BB_ADD_DIAG: { /* eval_add_diag's operations: a copy, one addition per diagonal entry */
+    const ValTen *m = args[0].t;
+    int n = m->rows < m->cols ? m->rows : m->cols;
+    memcpy(out, m->d, sizeof(double) * (size_t)m->rows * (size_t)m->cols);
+    for (int i = 0; i < n; i++)
+      out[(size_t)i * (size_t)m->rows + i] +=
+          bi_is_ten(args[1]) ? args[1].t->d[i] : val_as_real(args[1]);
+    break;
+  }
+  default: break;
+  }
+}
+
 static const double *block_copy(Value v, size_t *n, BiAlloc alloc, void *ud) {
   *n = val_numel(v);
   double *d = alloc(ud, sizeof(double) * (*n ? *n : 1));

@@ -29,7 +29,15 @@ void la_solve_lower(int n, const double *L, const double *b, double *x);
 /* sum_i log L[i,i] = 0.5 log det(L L^T). */
 double la_log_diag_sum(int n, const double *L);
 
-/* ---- vector-Jacobian products of matrix-valued builtins (linalg_vjp.c) -- */
+/* ---- matrix-valued builtins: values and vector-Jacobian products -------- */
+/* (linalg_mv.c) */
+
+/* gp_exp_quad_cov's value: K[i,j] = alpha^2 exp(-|x1_i - x2_j|^2 / (2 rho^2))
+ * into K (n1 x n2, column-major), point i's d coordinates at x1[i]; x2 NULL:
+ * K(x1, x1), one exp per pair.  The evaluator and the JIT's runtime both
+ * call it (the same bits). */
+void la_gp_exp_quad_cov(int n1, int n2, int d, const double *const *x1, const double *const *x2,
+                        double alpha, double rho, double *K);
 
 /* gp_exp_quad_cov: K[i,j] = alpha^2 exp(-|x1_i - x2_j|^2 / (2 rho^2)), n1 x n2,
  * points row-major (point i's d coordinates at x1 + i d).  x2 NULL: K(x1, x1),

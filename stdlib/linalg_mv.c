@@ -1,5 +1,6 @@
-/* linalg_vjp.c — vector-Jacobian products of the matrix-valued builtins
- * (gp_exp_quad_cov, cholesky_decompose) over flat arrays.
+/* linalg_mv.c — kernels of the matrix-valued builtins over flat arrays:
+ * gp_exp_quad_cov's value, and the vector-Jacobian products of
+ * gp_exp_quad_cov and cholesky_decompose.
  *
  * Why: a Gaussian-process model's gradient used to be one tape node per
  * matrix entry (gp_exp_quad_cov), or per entry with O(j) parents
@@ -14,6 +15,23 @@
 #include <string.h>
 
 #include "linalg.h"
+
+void la_gp_exp_quad_cov(int n1, int n2, int d, const double *const *x1, const double *const *x2,
+                        double alpha, double rho, double *K) {
+  bool sym = x2 == NULL;
+  if (sym) x2 = x1;
+  for (int j = 0; j < n2; j++)
+    for (int i = 0; i < n1; i++) {
+      size_t ij = (size_t)j * (size_t)n1 + (size_t)i;
+      if (sym && i < j) { /* K(x, x) is symmetric: one exp per pair */
+        K[ij] = K[(size_t)i * (size_t)n1 + (size_t)j];
+        continue;
+      }
+      double sq = 0;
+      for (int k = 0; k < d; k++) sq += (x1[i][k] - x2[j][k]) * (x1[i][k] - x2[j][k]);
+      K[ij] = alpha * alpha * exp(-0.5 * sq / (rho * rho));
+    }
+}
 
 void la_gp_exp_quad_cov_vjp(int n1, int n2, int d, const double *x1, const double *x2,
                             double alpha, double rho, const double *K, const double *G,
