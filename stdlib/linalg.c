@@ -200,26 +200,24 @@ static bool la_mvn_grad_rec(const char *fam, const double *mu, int K, const doub
   return true;
 }
 
-void la_chol_inverse(int K, const double *L, double *S, double *W) {
+void la_chol_inverse(int K, const double *restrict L, double *restrict S, double *restrict W) {
   /* W = L^-1, column by column (forward substitution on e_j, reading L by
      columns); column j is zero above row j */
   for (int j = 0; j < K; j++) {
-    double *x = W + (size_t)j * K;
-    for (int i = 0; i < j; i++) x[i] = 0;
+    double *restrict x = W + (size_t)j * K;
+    for (int i = 0; i < K; i++) x[i] = 0;
     x[j] = 1;
-    for (int i = j + 1; i < K; i++) x[i] = 0;
     for (int k = j; k < K; k++) {
-      const double *lk = L + (size_t)k * K;
+      const double *restrict lk = L + (size_t)k * K;
       double xk = x[k] /= lk[k];
-      if (xk != 0)
-        for (int i = k + 1; i < K; i++) x[i] -= lk[i] * xk;
+      for (int i = k + 1; i < K; i++) x[i] -= lk[i] * xk;
     }
   }
   /* S[i, j] = sum_{k >= max(i, j)} W[k, i] W[k, j] */
   for (int j = 0; j < K; j++) {
-    const double *wj = W + (size_t)j * K;
+    const double *restrict wj = W + (size_t)j * K;
     for (int i = j; i < K; i++) {
-      const double *wi = W + (size_t)i * K;
+      const double *restrict wi = W + (size_t)i * K;
       double s = 0;
       for (int k = i; k < K; k++) s += wi[k] * wj[k];
       S[(size_t)j * K + i] = S[(size_t)i * K + j] = s;

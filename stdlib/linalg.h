@@ -83,7 +83,7 @@ bool la_mvn_sum_grad(const char *fam, const double *mu, int K, const double *L, 
                      int *ndraws, char *err, size_t errsz);
 /* S = (L L^T)^-1 = L^-T L^-1 (K x K, full) from the lower Cholesky factor L,
  * in about K^3/3 multiply-adds; W: K*K doubles of workspace (gets L^-1). */
-void la_chol_inverse(int K, const double *L, double *S, double *W);
+void la_chol_inverse(int K, const double *restrict L, double *restrict S, double *restrict W);
 /* Solve L^T x = b for lower-triangular L (back substitution); x may alias b. */
 void la_solve_lower_t(int n, const double *L, const double *b, double *x);
 /* A draw mu + L z, z standard normal, as a new vector. */
