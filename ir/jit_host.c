@@ -69,6 +69,19 @@ static const char *site_kernel(const JitSite *s) {
   else if (ins->op == IR_BUILTIN) f = jit_rt_lpdf_family(ins->builtin);
   if (f && !dist_scalar_family(f) && f->lpdf_grad && !f->lpdf_ctx)
     return "the family's density and partials, no tape";
+  if (f && dist_scalar_family(f) && dist_has_grad1(f)) /* fast_density */
+    return "the family's density and partials, no tape";
+  if (ins->op == IR_SAMPLE) { /* fast_sample: scalar bounds that are constants */
+    ConKind con = (ConKind)ins->con.kind;
+    int np = ins->dist.nparams, lo = ins->con.lower >= 0 ? np : -1;
+    int hi = ins->con.upper >= 0 ? np + (lo >= 0) : -1;
+    f = ins->dist.fam;
+    if (dist_scalar_family(f) && dist_has_grad1(f) &&
+        (con == CON_NONE || con == CON_LOWER || con == CON_UPPER || con == CON_LOWER_UPPER) &&
+        (lo < 0 || s->akind[lo] == JA_REAL || s->akind[lo] == JA_INT) &&
+        (hi < 0 || s->akind[hi] == JA_REAL || s->akind[hi] == JA_INT))
+      return "the family's density and partials, no tape";
+  }
   return NULL;
 }
 
