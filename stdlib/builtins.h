@@ -69,7 +69,7 @@ bool builtin_eval_ad(const Builtin *b, BuiltinCtx *ctx, Tape *t, int nargs, cons
  *
  * gp_exp_quad_cov (and cov_exp_quad, both forms), add_diag and
  * cholesky_decompose have a vector-Jacobian product over their whole output
- * (stdlib/linalg_vjp.c) instead of one tape node per entry.  The interpreter
+ * (stdlib/linalg_mv.c) instead of one tape node per entry.  The interpreter
  * records it as one block node (stdlib/ad.h); the JIT's runtime calls it
  * directly, with no tape.  Both go through these two functions, so they run
  * the same numbers. */

@@ -7,7 +7,7 @@
  *    (stdlib/tensor.h; BLAS in the backward rule);
  *  - the block rules (builtins.h): gp_exp_quad_cov, add_diag and
  *    cholesky_decompose record one block node whose backward rule is the
- *    whole output's vector-Jacobian product (stdlib/linalg_vjp.c), the same
+ *    whole output's vector-Jacobian product (stdlib/linalg_mv.c), the same
  *    function the JIT's runtime calls without a tape.
  * Triangular solves by differentiating the substitution recurrences step by
  * step, inverses, determinants and general solves through
