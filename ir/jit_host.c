@@ -50,10 +50,45 @@ static const char *site_what(const IrInstr *ins) {
   }
 }
 
+/* Sites whose runtime call records nothing on a tape: kernels with their own
+   derivative (jit_rt.c's FR_BLOCK and FR_WHOLE: the matrix-valued builtins'
+   block rules, whole-value families' densities), and builtins of operands
+   that carry no derivative (rep_vector(0, N)). */
+static const char *site_kernel(const JitSite *s) {
+  const IrInstr *ins = s->ins;
+  const DistFamily *f = NULL;
+  if (ins->op != IR_SAMPLE) {
+    bool active = false;
+    for (int k = 0; k < s->nargs; k++)
+      active = active || s->akind[k] == JA_REAL_ACT || s->akind[k] == JA_BOX_ACT;
+    if (!active) return "the interpreter's implementation, constant operands: no tape";
+  }
+  if (ins->op == IR_BUILTIN && builtin_has_block(ins->builtin))
+    return "a matrix kernel and its vector-Jacobian product, no tape";
+  if (ins->op == IR_OBSERVE) f = ins->dist.fam;
+  else if (ins->op == IR_BUILTIN) f = jit_rt_lpdf_family(ins->builtin);
+  if (f && !dist_scalar_family(f) && f->lpdf_grad && !f->lpdf_ctx)
+    return "the family's density and partials, no tape";
+  if (f && dist_scalar_family(f) && dist_has_grad1(f)) /* fast_density */
+    return "the family's density and partials, no tape";
+  if (ins->op == IR_SAMPLE) { /* fast_sample: scalar bounds that are constants */
+    ConKind con = (ConKind)ins->con.kind;
+    int np = ins->dist.nparams, lo = ins->con.lower >= 0 ? np : -1;
+    int hi = ins->con.upper >= 0 ? np + (lo >= 0) : -1;
+    f = ins->dist.fam;
+    if (dist_scalar_family(f) && dist_has_grad1(f) &&
+        (con == CON_NONE || con == CON_LOWER || con == CON_UPPER || con == CON_LOWER_UPPER) &&
+        (lo < 0 || s->akind[lo] == JA_REAL || s->akind[lo] == JA_INT) &&
+        (hi < 0 || s->akind[hi] == JA_REAL || s->akind[hi] == JA_INT))
+      return "the family's density and partials, no tape";
+  }
+  return NULL;
+}
+
 const char *jit_runtime_calls(const Jit *j, int *count) {
   const char *file = j->prog && j->prog->file ? j->prog->file : "model";
   char *out = gc_strdup("");
-  int n = j->nsites_ld;
+  int n = j->nsites_ld, ntape_free = 0;
   for (int i = 0; i < n; i++) {
     const IrInstr *ins = j->sites[i].ins;
     if (ins->op == IR_ODE) { /* the solver's C and, unless said, a compiled right-hand side */
@@ -64,12 +99,14 @@ const char *jit_runtime_calls(const Jit *j, int *count) {
                              : gc_printf("the right-hand side interpreted: %s", s->ode_why));
       continue;
     }
-    out = gc_printf("%s%s:%d:%d: %s: runtime call (the interpreter's implementation, on a tape)\n",
-                    out, file, ins->pos.line, ins->pos.col, site_what(ins));
+    const char *k = site_kernel(&j->sites[i]);
+    if (k) ntape_free++;
+    out = gc_printf("%s%s:%d:%d: %s: runtime call (%s)\n", out, file, ins->pos.line, ins->pos.col,
+                    site_what(ins), k ? k : "the interpreter's implementation, on a tape");
   }
   if (count) *count = n;
-  return gc_printf("%sbackend: %d runtime call site%s in the compiled log density\n", out, n,
-                   n == 1 ? "" : "s");
+  return gc_printf("%sbackend: %d runtime call site%s in the compiled log density, %d on a tape\n",
+                   out, n, n == 1 ? "" : "s", n - ntape_free);
 }
 
 bool jit_has_draw(const Jit *j) {

@@ -30,12 +30,12 @@
 #define JIT_CHUNK (1u << 20)
 #define JIT_ERRSZ 512
 
-typedef enum { FR_NONE = 0, FR_DIST, FR_SAMPLE } FastKind;
+typedef enum { FR_NONE = 0, FR_DIST, FR_SAMPLE, FR_WHOLE, FR_BLOCK } FastKind;
 
 struct JitRec {
   const JitSite *s;
   uint8_t fast;      /* FastKind: a record of the fast paths below, not a tape */
-  double **g;        /* FR_DIST/FR_SAMPLE: per operand, partials per element ... */
+  double **g;        /* FR_DIST/FR_SAMPLE/FR_WHOLE: per operand, partials per element ... */
   double *gs;        /* ... or summed, for scalar operands */
   double *du, *dxdu; /* FR_SAMPLE: d lp / d u and d x / d u per scalar */
   size_t n;
@@ -49,6 +49,7 @@ struct JitRec {
   int32_t lp_node;   /* latents and observations: their log density */
   size_t th_off, th_n;
   int32_t th_node0;
+  const BiBlock *blk; /* FR_BLOCK: what the builtin's vector-Jacobian product needs */
 };
 
 /* ---- arena ---- */
@@ -846,6 +847,88 @@ const DistFamily *jit_rt_rng_family(const Builtin *b) {
   return f == b->data ? f : NULL;
 }
 
+/* Whole-value families (multi_normal(_cholesky), dirichlet, lkj_corr_cholesky,
+   categorical ...) as observations and NAME_lpdf: the family's lpdf_grad over
+   the operands' values, its partials kept per operand (dist.c's
+   dist_lpdf_whole_grad, which the interpreter's tape node is made from): one
+   call, no tape nodes for the matrix's entries. */
+static int fast_whole(JitCtx *cx, const JitSite *s, const DistFamily *f, JitArg *args, Type xt,
+                      double *lp, JitRec **out) {
+  int np = f->nparams;
+  if (dist_scalar_family(f) || !f->lpdf_grad || f->lpdf_ctx || np > DIST_MAX_PARAMS ||
+      s->nargs != np + 1)
+    return 0;
+  Value v[DIST_MAX_PARAMS + 1];
+  for (int k = 0; k <= np; k++) v[k] = arg_plain(&args[k], s->akind[k]);
+  int sizes[8];
+  int nsz = op_shape_sizes(v[0], sizes, 8);
+  DistCall dc;
+  char err[JIT_ERRSZ];
+  if (!dist_call_init(&dc, f, np, v + 1, CON_NONE, -INFINITY, INFINITY, xt, nsz, sizes, err,
+                      sizeof err))
+    return -1;
+  JitRec *r = rec_new(cx, s, FR_WHOLE);
+  for (int k = 0; k <= np; k++) {
+    uint8_t kind = s->akind[k];
+    if (k == 0 && f->discrete) continue;
+    if (kind == JA_REAL_ACT) {
+      r->g[k] = arena_alloc(cx, sizeof(double));
+    } else if (kind == JA_BOX_ACT && args[k].b->adj) {
+      r->g[k] = arena_alloc(cx, sizeof(double) * (size_t)(args[k].b->n ? args[k].b->n : 1));
+      r->in_box[k] = args[k].b;
+    }
+  }
+  if (!dist_lpdf_whole_grad(&dc, v[0], lp, r->g[0], r->g + 1, err, sizeof err)) return -1;
+  if (!isfinite(*lp)) /* the interpreter records no partials then */
+    for (int k = 0; k <= np; k++) r->g[k] = NULL;
+  *out = r;
+  return 1;
+}
+
+static void *rt_block_alloc(void *ud, size_t bytes) { return arena_alloc_raw(ud, bytes); }
+
+/* A builtin with a block rule (gp_exp_quad_cov, add_diag, cholesky_decompose;
+   stdlib/builtins.h): the evaluator's value, and for the reverse part what
+   its vector-Jacobian product needs, which adds straight into the operands'
+   adjoints: no tape, no node per entry. */
+static int fast_block(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitRec **out) {
+  const Builtin *b = s->ins->builtin;
+  if (s->nargs > 4 || (s->rkind != JA_BOX && s->rkind != JA_BOX_ACT) || !builtin_has_block(b))
+    return 0;
+  Value v[4];
+  for (int k = 0; k < s->nargs; k++) v[k] = arg_plain(&args[k], s->akind[k]);
+  Value o;
+  JitBox *box;
+  int rows, cols;
+  if (builtin_block_shape(b, s->nargs, v, &rows, &cols)) {
+    /* the value straight into the arena: nothing for the collector */
+    box = jit_rt_tensor(cx, V_MAT, rows, cols, s->rkind == JA_BOX_ACT, 0);
+    builtin_block_value(b, s->nargs, v, box->v.t->d);
+    o = box->v;
+  } else {
+    char err[JIT_ERRSZ];
+    if (!b->eval(b, &cx->bctx, s->nargs, v, &o, err, sizeof err)) return -1;
+    if (!is_ten_kind(o.k)) return -1;
+    box = box_new(cx, o, s->rkind == JA_BOX_ACT);
+  }
+  res[0].b = box;
+  JitRec *r = rec_new(cx, s, FR_BLOCK);
+  bool any = false;
+  for (int k = 0; k < s->nargs; k++) {
+    if (s->akind[k] == JA_REAL_ACT) any = true;
+    else if (s->akind[k] == JA_BOX_ACT && args[k].b->adj) {
+      r->in_box[k] = args[k].b;
+      any = true;
+    }
+  }
+  if (box->adj && any) {
+    r->blk = builtin_block_save(b, s->nargs, v, o, rt_block_alloc, cx);
+    r->out_box = box;
+  }
+  *out = r;
+  return 1;
+}
+
 /* 1: done (*out set), 0: not a fast case, -1: error */
 static int fast_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitRec **out) {
   const IrInstr *ins = s->ins;
@@ -854,17 +937,23 @@ static int fast_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitR
     int ops[DIST_MAX_PARAMS + 1];
     for (int i = 0; i <= ins->dist.nparams && i <= DIST_MAX_PARAMS; i++) ops[i] = i;
     double lp;
-    int rc = fast_density(cx, s, ins->dist.fam, ops, args, s->fn->regtypes[ins->args[0]], &lp, out);
+    Type xt = s->fn->regtypes[ins->args[0]];
+    int rc = dist_scalar_family(ins->dist.fam)
+                 ? fast_density(cx, s, ins->dist.fam, ops, args, xt, &lp, out)
+                 : fast_whole(cx, s, ins->dist.fam, args, xt, &lp, out);
     if (rc == 1) res[1].r = lp;
     return rc;
   }
   case IR_BUILTIN: {
     const DistFamily *f = s->lpdf;
-    if (!f || s->nargs != f->nparams + 1) return 0;
+    if (!f) return fast_block(cx, s, args, res, out);
+    if (s->nargs != f->nparams + 1) return 0;
     int ops[DIST_MAX_PARAMS + 1];
     for (int i = 0; i <= f->nparams; i++) ops[i] = i;
     double lp;
-    int rc = fast_density(cx, s, f, ops, args, s->fn->regtypes[ins->args[0]], &lp, out);
+    Type xt = s->fn->regtypes[ins->args[0]];
+    int rc = dist_scalar_family(f) ? fast_density(cx, s, f, ops, args, xt, &lp, out)
+                                   : fast_whole(cx, s, f, args, xt, &lp, out);
     if (rc == 1) {
       res[0].r = lp;
       (*out)->scaled = true;
@@ -893,6 +982,33 @@ static void fast_rev(JitCtx *cx, JitRec *r, double out_adj, double *sadj) {
   size_t n = r->n;
   switch (r->fast) {
   case FR_DIST: rev_params(r, 0, s->nargs, r->scaled ? out_adj : 1.0, sadj); break;
+  case FR_WHOLE: {
+    double w = r->scaled ? out_adj : 1.0;
+    for (int k = 0; k < s->nargs; k++) {
+      const double *g = r->g[k];
+      if (!g) continue;
+      if (s->akind[k] == JA_REAL_ACT) sadj[k] = w * g[0];
+      else if (r->in_box[k]) {
+        double *adj = r->in_box[k]->adj;
+        for (int64_t e = 0; e < r->in_box[k]->n; e++) adj[e] += w * g[e];
+      }
+    }
+    break;
+  }
+  case FR_BLOCK: {
+    JitBox *o = r->out_box;
+    if (!o || !r->blk) break;
+    double *gin[4] = {NULL}, sc[4] = {0};
+    for (int k = 0; k < s->nargs && k < 4; k++) {
+      if (s->akind[k] == JA_REAL_ACT) gin[k] = &sc[k];
+      else if (r->in_box[k]) gin[k] = r->in_box[k]->adj;
+    }
+    builtin_block_vjp(r->blk, o->adj, gin);
+    memset(o->adj, 0, sizeof(double) * (size_t)(o->n ? o->n : 1));
+    for (int k = 0; k < s->nargs && k < 4; k++)
+      if (s->akind[k] == JA_REAL_ACT) sadj[k] = sc[k];
+    break;
+  }
   case FR_SAMPLE: {
     double *g = cx->grad ? cx->grad + r->th_off : NULL;
     JitBox *o = r->out_box;

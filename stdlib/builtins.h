@@ -65,4 +65,34 @@ bool builtin_has_nodes(Value v);
 bool builtin_eval_ad(const Builtin *b, BuiltinCtx *ctx, Tape *t, int nargs, const Value *args,
                      Value *out, char *err, size_t errsz);
 
+/* ---- block rules: builtins whose derivative is one matrix-valued node ----
+ *
+ * gp_exp_quad_cov (and cov_exp_quad, both forms), add_diag and
+ * cholesky_decompose have a vector-Jacobian product over their whole output
+ * (stdlib/linalg_mv.c) instead of one tape node per entry.  The interpreter
+ * records it as one block node (stdlib/ad.h); the JIT's runtime calls it
+ * directly, with no tape.  Both go through these two functions, so they run
+ * the same numbers. */
+typedef struct BiBlock BiBlock;
+typedef void *(*BiAlloc)(void *ud, size_t bytes);
+/* Does b have a block rule? */
+bool builtin_has_block(const Builtin *b);
+/* What b's product needs after the call, copied (the operands may change
+ * afterwards) into memory from alloc(ud, bytes): args and out are the
+ * evaluator's operands and result.  NULL when b has no block rule. */
+BiBlock *builtin_block_save(const Builtin *b, int nargs, const Value *args, Value out,
+                            BiAlloc alloc, void *ud);
+/* The evaluator's numbers with no allocation, for the JIT's runtime, where
+ * the result lives in its own arena: gp_exp_quad_cov and add_diag of valid
+ * operands.  builtin_block_shape gives the result's rows and cols, or false
+ * (an operation without this form, or operands the evaluator would refuse:
+ * the caller then runs the evaluator, which says why); builtin_block_value
+ * then writes the result (column-major) into out, through the same kernels
+ * as the evaluator, so with the same bits. */
+bool builtin_block_shape(const Builtin *b, int nargs, const Value *args, int *rows, int *cols);
+void builtin_block_value(const Builtin *b, int nargs, const Value *args, double *out);
+/* Given gout, the adjoint of the result (val_flatten order), ADD the
+ * adjoint of operand k into gin[k] (val_flatten order; NULL: not wanted). */
+void builtin_block_vjp(const BiBlock *s, const double *gout, double *const *gin);
+
 #endif

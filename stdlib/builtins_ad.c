@@ -681,7 +681,7 @@ bool builtin_eval_ad(const Builtin *b, BuiltinCtx *ctx, Tape *T, int nargs, cons
   const AdRule *r = rule_find(b->name);
   if (!r) {
     if (b->eval == bi_hmm_table[0].eval) return bi_ad_hmm(T, b, args, out, err, errsz);
-    bool ok = bi_ad_linalg(T, b->name, nargs, args, out, err, errsz, &handled);
+    bool ok = bi_ad_linalg(T, b, nargs, args, out, err, errsz, &handled);
     if (handled) return ok;
     bool upper, prob;
     if (bi_dist_cdf_kind(b, &upper, &prob)) {

@@ -1,17 +1,23 @@
 /* builtins_adla.c — derivative rules of the linear-algebra builtins (see
  * builtins_ad.c for the scheme).  Every output element becomes one tape node
  * whose parents are the input elements it depends on, with the partials of
- * the usual matrix calculus, except products: crossprod, tcrossprod,
- * quad_form and multiply_lower_tri_self_transpose record one block node per
- * product (stdlib/tensor.h; BLAS in the backward rule).  Cholesky factors and
- * triangular solves by differentiating the substitution recurrences step by
- * step, inverses, determinants and general
- * solves through dA^-1 = -A^-1 dA A^-1.  Values are the evaluator's; only
- * nodes are added here. */
+ * the usual matrix calculus, except
+ *  - products: crossprod, tcrossprod, quad_form and
+ *    multiply_lower_tri_self_transpose record one block node per product
+ *    (stdlib/tensor.h; BLAS in the backward rule);
+ *  - the block rules (builtins.h): gp_exp_quad_cov, add_diag and
+ *    cholesky_decompose record one block node whose backward rule is the
+ *    whole output's vector-Jacobian product (stdlib/linalg_mv.c), the same
+ *    function the JIT's runtime calls without a tape.
+ * Triangular solves by differentiating the substitution recurrences step by
+ * step, inverses, determinants and general solves through
+ * dA^-1 = -A^-1 dA A^-1.  Values are the evaluator's; only nodes are added
+ * here. */
 #include <math.h>
 #include <string.h>
 
 #include "builtins_impl.h"
+#include "linalg.h"
 #include "tensor.h"
 
 /* a strided matrix view: element (i, j) at v[i * si + j * sj] */
@@ -27,10 +33,6 @@ static AM am_of(Value v) {
   const ValTen *t = v.t;
   if (v.k == V_ROWVEC) return (AM){1, t->cols, 0, 1, t->d, t->ad};
   return (AM){t->rows, t->cols, 1, (size_t)t->rows, t->d, t->ad};
-}
-/* a scalar Value's view needs storage that outlives the call */
-static AM am_scalar(const Value *v) {
-  return (AM){1, 1, 0, 0, &v->r, v->k == V_REAL && v->ad ? &v->ad : NULL};
 }
 static AM am_t(AM a) {
   AM b = a;
@@ -230,23 +232,6 @@ static bool r_diag_mult(Tape *T, const char *name, const Value *args, Value *out
   return true;
 }
 
-static bool r_add_diag(Tape *T, const Value *args, Value *out) {
-  AM M = am_of(args[0]);
-  AM d = bi_is_num(args[1]) ? am_scalar(&args[1]) : am_of(args[1]);
-  int32_t *n = gc_alloc_atomic(sizeof(int32_t) * (size_t)(M.r * M.c > 0 ? M.r * M.c : 1));
-  for (int j = 0; j < M.c; j++)
-    for (int i = 0; i < M.r; i++) {
-      int32_t m = an(M, i, j);
-      if (i == j) {
-        int32_t dn = d.r * d.c == 1 ? an(d, 0, 0) : d.r > 1 ? an(d, i, 0) : an(d, 0, i);
-        m = tape_binary(T, m, 1, dn, 1);
-      }
-      n[(size_t)j * M.r + i] = m;
-    }
-  out_nodes(out, n);
-  return true;
-}
-
 static bool r_trace(Tape *T, const Value *args, Value *out, Parts *q) {
   AM M = am_of(args[0]);
   for (int i = 0; i < M.r && i < M.c; i++) parts_add(q, an(M, i, i), 1);
@@ -270,34 +255,6 @@ static bool r_rc_dot(Tape *T, bool rows, bool self, const Value *args, Value *ou
     n[j] = parts_push(T, q);
   }
   out_nodes(out, n);
-  return true;
-}
-
-/* Cholesky: L_jj = sqrt(A_jj - sum_k L_jk^2), L_ij = (A_ij - sum_k L_ik L_jk) / L_jj,
-   from the lower triangle of A, as the evaluator reads it. */
-static bool r_cholesky(Tape *T, const Value *args, Value *out, Parts *q) {
-  AM A = am_of(args[0]);
-  const double *L = out->t->d;
-  int n = A.r;
-  int32_t *N = gc_alloc_atomic(sizeof(int32_t) * (size_t)(n * n > 0 ? n * n : 1));
-  for (int j = 0; j < n; j++) {
-    double ljj = L[j * n + j];
-    /* L_jj^2 = A_jj - sum_k L_jk^2 */
-    parts_add(q, an(A, j, j), 0.5 / ljj);
-    for (int k = 0; k < j; k++) parts_add(q, N[k * n + j], -L[k * n + j] / ljj);
-    N[j * n + j] = parts_push(T, q);
-    for (int i = j + 1; i < n; i++) {
-      double lij = L[j * n + i];
-      parts_add(q, an(A, i, j), 1 / ljj);
-      for (int k = 0; k < j; k++) {
-        parts_add(q, N[k * n + i], -L[k * n + j] / ljj);
-        parts_add(q, N[k * n + j], -L[k * n + i] / ljj);
-      }
-      parts_add(q, N[j * n + j], -lij / ljj);
-      N[j * n + i] = parts_push(T, q);
-    }
-  }
-  out_nodes(out, N);
   return true;
 }
 
@@ -369,73 +326,231 @@ static bool r_mdivide(Tape *T, bool right, bool tri, const Value *args, Value *o
   return true;
 }
 
-/* A GP argument's points flattened once: d coordinates per point and their
- * nodes (0: constant), so the n1 x n2 loop below reads plain arrays. */
-static void gp_flat(Value x, int *d, double **v, int32_t **nd) {
-  int n = x.a->n;
-  *d = n ? (int)val_numel(x.a->e[0]) : 1;
-  size_t k = (size_t)n * (size_t)*d;
-  *v = gc_alloc_atomic(sizeof(double) * (k ? k : 1));
-  *nd = gc_alloc_atomic(sizeof(int32_t) * (k ? k : 1));
-  for (int i = 0; i < n; i++) {
-    Value p = x.a->e[i];
-    for (int c = 0; c < *d; c++) {
-      bool ten = bi_is_ten(p);
-      (*v)[(size_t)i * *d + c] = ten ? p.t->d[c] : val_as_real(p);
-      (*nd)[(size_t)i * *d + c] = ten ? (p.t->ad ? p.t->ad[c] : 0) : p.k == V_REAL ? p.ad : 0;
-    }
-  }
+/* ---- block rules (builtins.h): one matrix-valued node per call ---- */
+
+typedef enum { BB_GP, BB_ADD_DIAG, BB_CHOL } BbKind;
+
+struct BiBlock {
+  BbKind kind;
+  int nargs;
+  int n1, n2, d;          /* gp: points and coordinates; add_diag, chol: rows, cols */
+  double alpha, rho;      /* gp */
+  const double *x1, *x2;  /* gp: the points, row-major copies (x2 NULL: K(x1, x1)) */
+  const double *out;      /* gp, chol: the result (column-major copy) */
+  double *work;           /* chol: n * n */
+  bool dvec;              /* add_diag: the diagonal is a vector */
+};
+
+static int block_kind(const char *name) {
+  if (!strcmp(name, "gp_exp_quad_cov") || !strcmp(name, "cov_exp_quad")) return BB_GP;
+  if (!strcmp(name, "add_diag")) return BB_ADD_DIAG;
+  if (!strcmp(name, "cholesky_decompose")) return BB_CHOL;
+  return -1;
 }
 
-/* gp_exp_quad_cov(x, alpha, rho) and (x1, x2, alpha, rho): one node per
- * entry with parents alpha, rho and the two points' coordinates.  K(x, x)
- * is symmetric with the same parents and partials at (i, j) and (j, i)
- * (swapping the points flips both the difference and its sign), so the
- * upper triangle shares the lower triangle's nodes: half the tape. */
-static bool r_gp(Tape *T, int nargs, const Value *args, Value *out) {
-  bool cross = nargs == 4;
-  Value pa = args[cross ? 2 : 1], pr = args[cross ? 3 : 2];
-  double alpha = val_as_real(pa), rho = val_as_real(pr);
-  int32_t na = pa.k == V_REAL ? pa.ad : 0, nr = pr.k == V_REAL ? pr.ad : 0;
-  int n1 = args[0].a->n, n2 = args[cross ? 1 : 0].a->n, d, d2;
-  double *v1, *v2;
-  int32_t *m1, *m2;
-  gp_flat(args[0], &d, &v1, &m1);
-  if (cross)
-    gp_flat(args[1], &d2, &v2, &m2);
-  else
-    v2 = v1, m2 = m1;
-  int32_t *par = gc_alloc_atomic(sizeof(int32_t) * (size_t)(2 + 2 * d));
-  double *dv = gc_alloc_atomic(sizeof(double) * (size_t)(2 + 2 * d));
-  int32_t *N = gc_alloc_atomic(sizeof(int32_t) * (size_t)(n1 * n2 > 0 ? n1 * n2 : 1));
-  const double *K = out->t->d;
-  for (int j = 0; j < n2; j++)
-    for (int i = 0; i < n1; i++) {
-      size_t ij = (size_t)j * n1 + i;
-      if (!cross && i < j) {
-        N[ij] = N[(size_t)i * n1 + j];
-        continue;
-      }
-      const double *a = v1 + (size_t)i * d, *b = v2 + (size_t)j * d;
-      double sq = 0;
-      for (int k = 0; k < d; k++) sq += (a[k] - b[k]) * (a[k] - b[k]);
-      par[0] = na, dv[0] = 2 * K[ij] / alpha;
-      par[1] = nr, dv[1] = K[ij] * sq / (rho * rho * rho);
-      for (int k = 0; k < d; k++) {
-        double g = -K[ij] * (a[k] - b[k]) / (rho * rho);
-        par[2 + 2 * k] = m1[(size_t)i * d + k], dv[2 + 2 * k] = g;
-        par[3 + 2 * k] = m2[(size_t)j * d + k], dv[3 + 2 * k] = -g;
-      }
-      N[ij] = tape_push(T, 2 + 2 * d, par, dv);
-    }
-  out_nodes(out, N);
+bool builtin_has_block(const Builtin *b) { return !builtin_host(b) && block_kind(b->name) >= 0; }
+
+/* The points of a GP operand: n, their common size d and a pointer to each
+   (into the value itself); false if they are not all reals or all vectors
+   of one size, or there are more than cap. */
+static bool gp_ptrs(Value x, int cap, const double **p, int *n, int *d) {
+  if (x.k != V_ARR || x.a->n > cap) return false;
+  *n = x.a->n;
+  *d = *n ? (x.a->e[0].k == V_REAL ? 1 : bi_is_ten(x.a->e[0]) ? x.a->e[0].t->rows * x.a->e[0].t->cols : -1) : 1;
+  for (int i = 0; i < *n; i++) {
+    Value e = x.a->e[i];
+    if (e.k == V_REAL && *d == 1 && x.a->e[0].k == V_REAL) p[i] = &x.a->e[i].r;
+    else if (bi_is_ten(e) && x.a->e[0].k != V_REAL && e.t->rows * e.t->cols == *d) p[i] = e.t->d;
+    else return false;
+  }
   return true;
 }
 
-bool bi_ad_linalg(Tape *T, const char *name, int nargs, const Value *args, Value *out,
+#define GP_PTRS 256
+
+bool builtin_block_shape(const Builtin *b, int nargs, const Value *args, int *rows, int *cols) {
+  if (builtin_host(b)) return false;
+  switch (block_kind(b->name)) {
+  case BB_GP: {
+    const double *p[GP_PTRS];
+    int n1, n2, d1, d2;
+    bool cross = nargs == 4;
+    if (nargs != 3 && nargs != 4) return false;
+    Value va = args[cross ? 2 : 1], vr = args[cross ? 3 : 2];
+    if (!bi_is_num(va) || !bi_is_num(vr)) return false;
+    double a = val_as_real(va), r = val_as_real(vr);
+    if (!(a > 0) || !isfinite(a) || !(r > 0) || !isfinite(r)) return false;
+    if (!gp_ptrs(args[0], GP_PTRS, p, &n1, &d1)) return false;
+    n2 = n1, d2 = d1;
+    if (cross && !gp_ptrs(args[1], GP_PTRS, p, &n2, &d2)) return false;
+    if (n1 && n2 && d1 != d2) return false;
+    *rows = n1;
+    *cols = n2;
+    return true;
+  }
+  case BB_ADD_DIAG: {
+    if (nargs != 2 || args[0].k != V_MAT) return false;
+    int n = args[0].t->rows < args[0].t->cols ? args[0].t->rows : args[0].t->cols;
+    if (bi_is_ten(args[1]) ? args[1].t->rows * args[1].t->cols != n : !bi_is_num(args[1]))
+      return false;
+    *rows = args[0].t->rows;
+    *cols = args[0].t->cols;
+    return true;
+  }
+  default: return false;
+  }
+}
+
+void builtin_block_value(const Builtin *b, int nargs, const Value *args, double *out) {
+  switch (block_kind(b->name)) {
+  case BB_GP: {
+    const double *p1[GP_PTRS], *p2[GP_PTRS];
+    int n1, n2, d;
+    bool cross = nargs == 4;
+    gp_ptrs(args[0], GP_PTRS, p1, &n1, &d);
+    if (cross) gp_ptrs(args[1], GP_PTRS, p2, &n2, &d);
+    la_gp_exp_quad_cov(n1, cross ? n2 : n1, d, p1, cross ? p2 : NULL,
+                       val_as_real(args[cross ? 2 : 1]), val_as_real(args[cross ? 3 : 2]), out);
+    break;
+  }
+  case BB_ADD_DIAG: { /* eval_add_diag's operations: a copy, one addition per diagonal entry */
+    const ValTen *m = args[0].t;
+    int n = m->rows < m->cols ? m->rows : m->cols;
+    memcpy(out, m->d, sizeof(double) * (size_t)m->rows * (size_t)m->cols);
+    for (int i = 0; i < n; i++)
+      out[(size_t)i * (size_t)m->rows + i] +=
+          bi_is_ten(args[1]) ? args[1].t->d[i] : val_as_real(args[1]);
+    break;
+  }
+  default: break;
+  }
+}
+
+static const double *block_copy(Value v, size_t *n, BiAlloc alloc, void *ud) {
+  *n = val_numel(v);
+  double *d = alloc(ud, sizeof(double) * (*n ? *n : 1));
+  val_flatten(v, d);
+  return d;
+}
+
+BiBlock *builtin_block_save(const Builtin *b, int nargs, const Value *args, Value out,
+                            BiAlloc alloc, void *ud) {
+  if (builtin_host(b)) return NULL;
+  int kind = block_kind(b->name);
+  if (kind < 0) return NULL;
+  BiBlock *s = alloc(ud, sizeof(BiBlock));
+  memset(s, 0, sizeof *s);
+  s->kind = (BbKind)kind;
+  s->nargs = nargs;
+  size_t n;
+  switch (s->kind) {
+  case BB_GP: {
+    bool cross = nargs == 4;
+    s->n1 = args[0].a->n;
+    s->x1 = block_copy(args[0], &n, alloc, ud);
+    s->d = s->n1 ? (int)(n / (size_t)s->n1) : 1;
+    s->n2 = cross ? args[1].a->n : s->n1;
+    s->x2 = cross ? block_copy(args[1], &n, alloc, ud) : NULL;
+    s->alpha = val_as_real(args[cross ? 2 : 1]);
+    s->rho = val_as_real(args[cross ? 3 : 2]);
+    s->out = block_copy(out, &n, alloc, ud);
+    break;
+  }
+  case BB_ADD_DIAG:
+    s->n1 = out.t->rows;
+    s->n2 = out.t->cols;
+    s->dvec = bi_is_ten(args[1]);
+    break;
+  case BB_CHOL:
+    s->n1 = s->n2 = out.t->rows;
+    s->out = block_copy(out, &n, alloc, ud);
+    s->work = alloc(ud, sizeof(double) * (n ? n : 1));
+    break;
+  }
+  return s;
+}
+
+void builtin_block_vjp(const BiBlock *s, const double *gout, double *const *gin) {
+  switch (s->kind) {
+  case BB_GP: {
+    bool cross = s->nargs == 4;
+    la_gp_exp_quad_cov_vjp(s->n1, s->n2, s->d, s->x1, s->x2, s->alpha, s->rho, s->out, gout,
+                           gin[0], cross ? gin[1] : NULL, gin[cross ? 2 : 1], gin[cross ? 3 : 2]);
+    break;
+  }
+  case BB_ADD_DIAG: {
+    size_t k = (size_t)s->n1 * (size_t)s->n2;
+    int m = s->n1 < s->n2 ? s->n1 : s->n2;
+    if (gin[0])
+      for (size_t e = 0; e < k; e++) gin[0][e] += gout[e];
+    if (gin[1])
+      for (int i = 0; i < m; i++) gin[1][s->dvec ? i : 0] += gout[(size_t)i * (size_t)s->n1 + i];
+    break;
+  }
+  case BB_CHOL:
+    if (gin[0]) la_cholesky_vjp(s->n1, s->out, gout, gin[0], s->work);
+    break;
+  }
+}
+
+/* The interpreter's record: the block's saved state, and per operand its
+ * nodes and a buffer for its adjoint (allocated once, at the call). */
+#define BLK_MAXARGS 4
+typedef struct BlkTape {
+  const BiBlock *s;
+  int nargs;
+  size_t n[BLK_MAXARGS];
+  int32_t *ids[BLK_MAXARGS]; /* NULL: the operand has no nodes */
+  double *gin[BLK_MAXARGS];
+} BlkTape;
+
+static void blk_tape_vjp(void *ctx, const double *gout, double *adj) {
+  const BlkTape *c = ctx;
+  for (int k = 0; k < c->nargs; k++)
+    if (c->gin[k]) memset(c->gin[k], 0, sizeof(double) * c->n[k]);
+  builtin_block_vjp(c->s, gout, c->gin);
+  for (int k = 0; k < c->nargs; k++)
+    if (c->ids[k])
+      for (size_t e = 0; e < c->n[k]; e++)
+        if (c->ids[k][e]) adj[c->ids[k][e]] += c->gin[k][e];
+}
+
+static void *blk_tape_alloc(void *ud, size_t bytes) { return tape_alloc((Tape *)ud, bytes); }
+
+static bool r_block(Tape *T, const Builtin *b, int nargs, const Value *args, Value *out) {
+  if (nargs > BLK_MAXARGS) return false;
+  BlkTape *c = tape_alloc(T, sizeof(BlkTape));
+  memset(c, 0, sizeof *c);
+  c->nargs = nargs;
+  bool any = false;
+  for (int k = 0; k < nargs; k++) {
+    if (!builtin_has_nodes(args[k])) continue;
+    c->n[k] = val_numel(args[k]);
+    c->ids[k] = tape_alloc_atomic(T, sizeof(int32_t) * (c->n[k] ? c->n[k] : 1));
+    val_flatten_nodes(args[k], c->ids[k]);
+    c->gin[k] = tape_alloc_atomic(T, sizeof(double) * (c->n[k] ? c->n[k] : 1));
+    any = true;
+  }
+  if (!any) return true;
+  c->s = builtin_block_save(b, nargs, args, *out, blk_tape_alloc, T);
+  size_t k = val_numel(*out);
+  if (!k) return true;
+  int32_t first = tape_block(T, k, blk_tape_vjp, c);
+  out->t->ad = gc_alloc_atomic(sizeof(int32_t) * k);
+  for (size_t e = 0; e < k; e++) out->t->ad[e] = first + (int32_t)e;
+  return true;
+}
+
+bool bi_ad_linalg(Tape *T, const Builtin *b, int nargs, const Value *args, Value *out,
                   char *err, size_t errsz, bool *handled) {
+  const char *name = b->name;
   Parts q = {0, 0, NULL, NULL};
   *handled = true;
+  if (block_kind(name) >= 0) {
+    if (!r_block(T, b, nargs, args, out))
+      return bi_fail(err, errsz, "gradient of '%s': too many operands", name);
+    return true;
+  }
   if (!strcmp(name, "crossprod") || !strcmp(name, "tcrossprod") ||
       !strcmp(name, "multiply_lower_tri_self_transpose") || !strcmp(name, "quad_form") ||
       !strcmp(name, "quad_form_sym"))
@@ -443,13 +558,11 @@ bool bi_ad_linalg(Tape *T, const char *name, int nargs, const Value *args, Value
   if (!strcmp(name, "diag_pre_multiply") || !strcmp(name, "diag_post_multiply") ||
       !strcmp(name, "quad_form_diag"))
     return r_diag_mult(T, name, args, out, &q);
-  if (!strcmp(name, "add_diag")) return r_add_diag(T, args, out);
   if (!strcmp(name, "trace")) return r_trace(T, args, out, &q);
   if (!strcmp(name, "columns_dot_product")) return r_rc_dot(T, false, false, args, out, &q);
   if (!strcmp(name, "rows_dot_product")) return r_rc_dot(T, true, false, args, out, &q);
   if (!strcmp(name, "columns_dot_self")) return r_rc_dot(T, false, true, args, out, &q);
   if (!strcmp(name, "rows_dot_self")) return r_rc_dot(T, true, true, args, out, &q);
-  if (!strcmp(name, "cholesky_decompose")) return r_cholesky(T, args, out, &q);
   if (!strcmp(name, "inverse") || !strcmp(name, "inverse_spd")) return r_inverse(T, args, out, &q);
   if (!strcmp(name, "determinant")) return r_det(T, false, args, out, &q, err, errsz);
   if (!strcmp(name, "log_determinant") || !strcmp(name, "log_determinant_spd"))
@@ -462,8 +575,6 @@ bool bi_ad_linalg(Tape *T, const char *name, int nargs, const Value *args, Value
   if (!strcmp(name, "mdivide_right")) return r_mdivide(T, true, false, args, out, &q, err, errsz);
   if (!strcmp(name, "mdivide_right_tri_low"))
     return r_mdivide(T, true, true, args, out, &q, err, errsz);
-  if (!strcmp(name, "gp_exp_quad_cov") || !strcmp(name, "cov_exp_quad"))
-    return r_gp(T, nargs, args, out);
   *handled = false;
   return true;
 }

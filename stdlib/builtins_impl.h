@@ -51,7 +51,7 @@ bool bi_dist_cdf_kind(const Builtin *b, bool *upper, bool *prob);
    when b is not one of them. */
 /* The linear-algebra rules (builtins_adla.c), by name; *handled is false
    when name has none.  *out is the evaluator's (private) result. */
-bool bi_ad_linalg(Tape *T, const char *name, int nargs, const Value *args, Value *out,
+bool bi_ad_linalg(Tape *T, const Builtin *b, int nargs, const Value *args, Value *out,
                   char *err, size_t errsz, bool *handled);
 /* hmm_log_marginal's rule (builtins_hmm.c): one node over all its inputs. */
 bool bi_ad_hmm(Tape *T, const Builtin *b, const Value *args, Value *out, char *err,

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "builtins_impl.h"
+#include "linalg.h"
 
 #define AT(t, i, j) ((t)->d[(size_t)(j) * (size_t)(t)->rows + (size_t)(i)])
 
@@ -1166,17 +1167,7 @@ static bool eval_gp_exp_quad(BI_EVAL_ARGS) {
   if (n1 && n2 && d1 != d2)
     return bi_efail(b, err, errsz, "points have different sizes (%d and %d)", d1, d2);
   Value r = val_mat(n1, n2);
-  for (int j = 0; j < n2; j++)
-    for (int i = 0; i < n1; i++) {
-      if (!cross && i < j) { /* K(x, x) is symmetric: one exp per pair */
-        AT(r.t, i, j) = AT(r.t, j, i);
-        continue;
-      }
-      double sq = 0;
-      for (int k = 0; k < d1; k++)
-        sq += (x1[i][k] - x2[j][k]) * (x1[i][k] - x2[j][k]);
-      AT(r.t, i, j) = alpha * alpha * exp(-0.5 * sq / (rho * rho));
-    }
+  la_gp_exp_quad_cov(n1, n2, d1, x1, cross ? x2 : NULL, alpha, rho, r.t->d);
   *out = r;
   return true;
 }

@@ -514,7 +514,7 @@ static bool dist_init_whole(DistCall *dc, const DistFamily *f, int np, const Val
                             ConKind con, double lo, double hi, char *err, size_t errsz) {
   int n;
   if (!dist_whole_params(f, np, p, &n, err, errsz)) return false;
-  if (f->check) {
+  if (f->check && !f->checked_by_density) {
     Value pj[DIST_MAX_PARAMS];
     for (int j = 0; j < (n >= 0 ? n : 1); j++) {
       dist_whole_pick(f, np, p, j, pj);
@@ -619,6 +619,22 @@ static bool dist_value_arg(const DistFamily *f, Value x, DArg *xa, char *err, si
 
 /* The sum over the draws of x of the family's log density, or with weight of
    its draw weight (DistFamily.draw_weight_ctx). */
+/* A family checked_by_density leaves its check to the density; with no draw
+   to score (an empty array of values) the density does not run, so the
+   check does. */
+static bool dist_whole_check_unscored(const DistCall *dc, int cnt, char *err, size_t errsz) {
+  const DistFamily *f = dc->fam;
+  if (cnt != 0 || !f->checked_by_density || !f->check) return true;
+  int n;
+  if (!dist_whole_params(f, dc->np, dc->p, &n, err, errsz)) return false;
+  Value pj[DIST_MAX_PARAMS];
+  for (int j = 0; j < (n >= 0 ? n : 1); j++) {
+    dist_whole_pick(f, dc->np, dc->p, j, pj);
+    if (!f->check(pj, err, errsz)) return false;
+  }
+  return true;
+}
+
 static bool dist_whole_sum(const DistCall *dc, Value x, bool weight, double *out, char *err,
                            size_t errsz) {
   const DistFamily *f = dc->fam;
@@ -640,6 +656,7 @@ static bool dist_whole_sum(const DistCall *dc, Value x, bool weight, double *out
   }
   /* an array of values, or a single value scored under each parameter set */
   int cnt = nx >= 0 ? nx : n;
+  if (!dist_whole_check_unscored(dc, cnt, err, errsz)) return false;
   double total = 0.0;
   Value pj[DIST_MAX_PARAMS];
   for (int j = 0; j < (cnt >= 0 ? cnt : 1); j++) {
@@ -1212,8 +1229,8 @@ static size_t *dist_draw_offsets(Value v, int cnt) {
   return off;
 }
 
-static bool dist_lpdf_whole_ad(const DistCall *dc, Tape *t, Value x, double *lp, int32_t *node,
-                               char *err, size_t errsz) {
+bool dist_lpdf_whole_grad(const DistCall *dc, Value x, double *lp, double *gx, double *const *gp,
+                          char *err, size_t errsz) {
   const DistFamily *f = dc->fam;
   int np = dc->np;
   int n, nx;
@@ -1232,26 +1249,17 @@ static bool dist_lpdf_whole_ad(const DistCall *dc, Tape *t, Value x, double *lp,
     return dist_fail(err, errsz, "%s: sizes do not match: %s has %d elements, y has %d", f->name,
                      f->pnames[who], n, nx);
   }
-  bool xnodes = !f->discrete && dist_has_nodes(x), pnodes[DIST_MAX_PARAMS], any = xnodes;
-  for (int i = 0; i < np; i++) any = (pnodes[i] = dist_has_nodes(dc->p[i])) || any;
-  if (!any) return dist_lpdf_whole(dc, x, lp, err, errsz);
   if (!f->lpdf_grad)
     return dist_fail(err, errsz, "%s: no gradient is available for this family", f->name);
-
-  /* gradient buffers over the whole of x and of each parameter */
-  double *gx = NULL, *gp[DIST_MAX_PARAMS] = {NULL};
   size_t *xoff = NULL, *poff[DIST_MAX_PARAMS] = {NULL};
-  int pcnt[DIST_MAX_PARAMS];
-  if (xnodes) gx = gc_alloc_atomic(sizeof(double) * (val_numel(x) + 1));
-  if (xnodes && nx >= 0) xoff = dist_draw_offsets(x, nx);
+  if (gx && nx >= 0) xoff = dist_draw_offsets(x, nx);
   for (int i = 0; i < np; i++) {
-    pcnt[i] = -1;
-    dist_whole_count(dc->p[i], f->ptype[i], &pcnt[i]);
-    if (!pnodes[i]) continue;
-    gp[i] = gc_alloc_atomic(sizeof(double) * (val_numel(dc->p[i]) + 1));
-    if (pcnt[i] >= 0) poff[i] = dist_draw_offsets(dc->p[i], pcnt[i]);
+    int c = -1;
+    dist_whole_count(dc->p[i], f->ptype[i], &c);
+    if (gp[i] && c >= 0) poff[i] = dist_draw_offsets(dc->p[i], c);
   }
   int cnt = nx >= 0 ? nx : n;
+  if (!dist_whole_check_unscored(dc, cnt, err, errsz)) return false;
   double total = 0.0;
   Value pj[DIST_MAX_PARAMS];
   for (int j = 0; j < (cnt >= 0 ? cnt : 1); j++) {
@@ -1264,7 +1272,24 @@ static bool dist_lpdf_whole_ad(const DistCall *dc, Tape *t, Value x, double *lp,
     total += l;
   }
   *lp = total;
-  if (!isfinite(total)) return true;
+  return true;
+}
+
+static bool dist_lpdf_whole_ad(const DistCall *dc, Tape *t, Value x, double *lp, int32_t *node,
+                               char *err, size_t errsz) {
+  const DistFamily *f = dc->fam;
+  int np = dc->np;
+  bool xnodes = !f->discrete && dist_has_nodes(x), pnodes[DIST_MAX_PARAMS], any = xnodes;
+  for (int i = 0; i < np; i++) any = (pnodes[i] = dist_has_nodes(dc->p[i])) || any;
+  if (!any) return dist_lpdf_whole(dc, x, lp, err, errsz);
+
+  /* gradient buffers over the whole of x and of each parameter */
+  double *gx = NULL, *gp[DIST_MAX_PARAMS] = {NULL};
+  if (xnodes) gx = gc_alloc_atomic(sizeof(double) * (val_numel(x) + 1));
+  for (int i = 0; i < np; i++)
+    if (pnodes[i]) gp[i] = gc_alloc_atomic(sizeof(double) * (val_numel(dc->p[i]) + 1));
+  if (!dist_lpdf_whole_grad(dc, x, lp, gx, gp, err, errsz)) return false;
+  if (!isfinite(*lp)) return true;
   DistAdAcc acc;
   acc.t = t;
   acc.n = 0;

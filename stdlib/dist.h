@@ -141,6 +141,11 @@ typedef struct DistFamily {
    * inline (not after a value an engine provides).  NULL: 0. */
   bool (*draw_weight_ctx)(void *ctx, const Value *p, Value x, double *out, char *err,
                           size_t errsz);
+  /* Added by issue 17 (s11): check's tests are also made, with the same
+   * messages, by the family's lpdf, lpdf_grad and rng themselves (they need
+   * the same work: multi_normal's Cholesky factor), so dist_call_init leaves
+   * them to the density instead of factoring twice. */
+  bool checked_by_density;
 } DistFamily;
 
 /* A scalar family's kernels, whichever form the family gives them in. */
@@ -262,6 +267,13 @@ typedef struct Tape Tape; /* stdlib/ad.h */
  * built from fixed stack buffers: nothing is allocated per element. */
 bool dist_call_lpdf_ad(const DistCall *dc, Tape *t, Value x, double *lp, int32_t *node,
                        char *err, size_t errsz);
+/* A whole-value family's log density (dist_call_lpdf's) and its partials,
+ * ADDED into gx (one per scalar of x, val_flatten order; NULL: not wanted)
+ * and gp[i] (one per scalar of parameter i; NULL: not wanted), with no
+ * tape: the JIT's runtime (ir/jit_rt.c) and dist_call_lpdf_ad share it.
+ * The partials are meaningful only where *lp is finite. */
+bool dist_lpdf_whole_grad(const DistCall *dc, Value x, double *lp, double *gx, double *const *gp,
+                          char *err, size_t errsz);
 /* NAME_lpdf / NAME_lpmf(x, params...) with derivatives (see dist_lpdf_value). */
 bool dist_lpdf_value_ad(const DistFamily *f, Tape *t, Value x, int np, const Value *p,
                         double *out, int32_t *node, char *err, size_t errsz);

@@ -157,14 +157,31 @@ static bool la_mvn_grad_rec(const char *fam, const double *mu, int K, const doub
       if (!la_mvn_grad_rec(fam, mu, K, L, y.a->e[i], acc, g, err, errsz)) return false;
     return true;
   }
-  if (!la_mvn_sum(fam, mu, K, L, y, acc, err, errsz)) return false;
   int n;
   const double *yv = la_vec(y, &n);
+  if (!yv) {
+    snprintf(err, errsz, "%s: y must be a vector, got %s", fam, val_kind_name((ValKind)y.k));
+    return false;
+  }
+  if (n != K) {
+    snprintf(err, errsz, "%s: sizes do not match: mu has %d elements, y has %d", fam, K, n);
+    return false;
+  }
+  /* la_mvn_sum's value, operation for operation, and z = L^-1 (y - mu) kept */
   double buf[128];
   double *z = K <= 64 ? buf : gc_alloc_atomic(sizeof(double) * 2 * (size_t)K);
   double *w = z + K;
-  for (int i = 0; i < K; i++) z[i] = yv[i] - mu[i];
+  for (int i = 0; i < K; i++) {
+    if (isnan(yv[i])) {
+      snprintf(err, errsz, "%s: y[%d] is not a number", fam, i + 1);
+      return false;
+    }
+    z[i] = yv[i] - mu[i];
+  }
   la_solve_lower(K, L, z, z);
+  double q = 0;
+  for (int i = 0; i < K; i++) q += z[i] * z[i];
+  *acc += -K * PPL_LOG_SQRT_2PI - la_log_diag_sum(K, L) - 0.5 * q;
   la_solve_lower_t(K, L, z, w);
   for (int i = 0; i < K; i++) {
     if (g->dy) g->dy[g->pos + (size_t)i] -= w[i];
@@ -181,6 +198,31 @@ static bool la_mvn_grad_rec(const char *fam, const double *mu, int K, const doub
   g->pos += (size_t)K;
   g->ndraws++;
   return true;
+}
+
+void la_chol_inverse(int K, const double *restrict L, double *restrict S, double *restrict W) {
+  /* W = L^-1, column by column (forward substitution on e_j, reading L by
+     columns); column j is zero above row j */
+  for (int j = 0; j < K; j++) {
+    double *restrict x = W + (size_t)j * K;
+    for (int i = 0; i < K; i++) x[i] = 0;
+    x[j] = 1;
+    for (int k = j; k < K; k++) {
+      const double *restrict lk = L + (size_t)k * K;
+      double xk = x[k] /= lk[k];
+      for (int i = k + 1; i < K; i++) x[i] -= lk[i] * xk;
+    }
+  }
+  /* S[i, j] = sum_{k >= max(i, j)} W[k, i] W[k, j] */
+  for (int j = 0; j < K; j++) {
+    const double *restrict wj = W + (size_t)j * K;
+    for (int i = j; i < K; i++) {
+      const double *restrict wi = W + (size_t)i * K;
+      double s = 0;
+      for (int k = i; k < K; k++) s += wi[k] * wj[k];
+      S[(size_t)j * K + i] = S[(size_t)i * K + j] = s;
+    }
+  }
 }
 
 bool la_mvn_sum_grad(const char *fam, const double *mu, int K, const double *L, Value y,

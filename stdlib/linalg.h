@@ -29,6 +29,29 @@ void la_solve_lower(int n, const double *L, const double *b, double *x);
 /* sum_i log L[i,i] = 0.5 log det(L L^T). */
 double la_log_diag_sum(int n, const double *L);
 
+/* ---- matrix-valued builtins: values and vector-Jacobian products -------- */
+/* (linalg_mv.c) */
+
+/* gp_exp_quad_cov's value: K[i,j] = alpha^2 exp(-|x1_i - x2_j|^2 / (2 rho^2))
+ * into K (n1 x n2, column-major), point i's d coordinates at x1[i]; x2 NULL:
+ * K(x1, x1), one exp per pair.  The evaluator and the JIT's runtime both
+ * call it (the same bits). */
+void la_gp_exp_quad_cov(int n1, int n2, int d, const double *const *x1, const double *const *x2,
+                        double alpha, double rho, double *K);
+
+/* gp_exp_quad_cov: K[i,j] = alpha^2 exp(-|x1_i - x2_j|^2 / (2 rho^2)), n1 x n2,
+ * points row-major (point i's d coordinates at x1 + i d).  x2 NULL: K(x1, x1),
+ * whose entries (i, j) and (j, i) are one function (both adjoints count).
+ * Given K and its adjoint G, ADDS the adjoints of x1, x2, alpha and rho
+ * (any may be NULL: not wanted). */
+void la_gp_exp_quad_cov_vjp(int n1, int n2, int d, const double *x1, const double *x2,
+                            double alpha, double rho, const double *K, const double *G,
+                            double *gx1, double *gx2, double *galpha, double *grho);
+/* L = cholesky(A) (n x n): given L and its adjoint G (lower triangle read),
+ * ADDS the adjoint of A's lower triangle (what the factorisation reads) to
+ * gA.  W: n*n doubles of workspace. */
+void la_cholesky_vjp(int n, const double *L, const double *G, double *gA, double *W);
+
 /* ---- values ------------------------------------------------------------- */
 
 /* The numbers of a vector-like value (vector, row vector, or a 1-d array of
@@ -58,6 +81,9 @@ bool la_mvn_sum(const char *fam, const double *mu, int K, const double *L, Value
 bool la_mvn_sum_grad(const char *fam, const double *mu, int K, const double *L, Value y,
                      double *acc, double *dy, double *dmu, double *dSigma, double *dL,
                      int *ndraws, char *err, size_t errsz);
+/* S = (L L^T)^-1 = L^-T L^-1 (K x K, full) from the lower Cholesky factor L,
+ * in about K^3/3 multiply-adds; W: K*K doubles of workspace (gets L^-1). */
+void la_chol_inverse(int K, const double *restrict L, double *restrict S, double *restrict W);
 /* Solve L^T x = b for lower-triangular L (back substitution); x may alias b. */
 void la_solve_lower_t(int n, const double *L, const double *b, double *x);
 /* A draw mu + L z, z standard normal, as a new vector. */

@@ -512,6 +512,20 @@ static const char *const builtin_exprs[] = {
     "gp_exp_quad_cov({v, r'}, q, 1.3)[1, 2] * 3 + gp_exp_quad_cov({a, q, p}, 1.5, q)[3, 1] + "
     "gp_exp_quad_cov({a, q, p}, p, 2.0)[1, 3] * 2 + "
     "multi_normal_lpdf(v, r', add_diag(gp_exp_quad_cov({a, q, p}, q + 0.5, exp(a)), p + 0.1))",
+    /* the block rules (one matrix-valued node each: builtins.h) under adjoints that
+       differ entry by entry, not sum()'s ones: a Cholesky factor's entries
+       weighted, and read above its diagonal (zeros); add_diag of a vector and
+       of a scalar; a cross covariance with latent points; a GP with a latent f */
+    "cholesky_decompose(add_diag(crossprod(M), 1))[3, 1] * 2 + "
+    "cholesky_decompose(add_diag(tcrossprod(M), q))[2, 2] * a + "
+    "sum(cholesky_decompose(add_diag(crossprod(M), p)) .* M) + "
+    "cholesky_decompose(add_diag(crossprod(M), 1))[1, 3]",
+    "sum(add_diag(M, v) .* M) + add_diag(M, a)[2, 2] * q + add_diag(M, r)[3, 1] * a + "
+    "gp_exp_quad_cov({v, r'}, {r', v, v}, q, p + 1)[2, 3] * 2 + "
+    "sum(gp_exp_quad_cov({a, q}, {p, a, 2.0}, 1.5, q) * [1, 2, 3]')",
+    "multi_normal_cholesky_lpdf(v, rep_vector(0, 3), "
+    "cholesky_decompose(add_diag(gp_exp_quad_cov({a, q, p}, q, exp(a)), 0.1 + p))) + "
+    "multi_normal_lpdf(v, r', add_diag(gp_exp_quad_cov({v, r', v + 1}, q, 1.2 + p), p))",
     "normal_lpdf(v, a, q) + poisson_lpmf(3, q) + gamma_lpdf(q, 2, 1.5) + beta_lpdf(p, q, 2) + "
     "student_t_lpdf(a, q + 1, v[1], 2) + multi_normal_lpdf(v, r', add_diag(crossprod(M), 1))",
     /* trigamma on both sides of its reflection; fdim away from its kink */
