@@ -1859,12 +1859,90 @@ static int hoist_trans(Rw *W, Code *c, const Site *s) {
   return LG;
 }
 
+/* Can the chain's density be one hmm_log_marginal call (emit_chain_fused)?
+   Its transition is the same at every step after the first (trans_fixed),
+   what follows the choice does not read the previous state (post_free: the
+   emissions are a K x T matrix), and nothing before the choice scores (its
+   scores would depend on the previous state, outside the three inputs). */
+static bool chain_fusable(const Plan *P, const Site *s) {
+  for (int i = 0; i < s->at; i++)
+    if (has_score(&s->chain->body.ins[i])) return false;
+  return trans_fixed(P, s) && post_free(P, s);
+}
+
+/* The chain's density by one call of the fused forward algorithm
+   (stdlib/builtins_hmm.c): log_rho from the first step's distribution (the
+   state before the loop), log_Gamma[j, k] from a later step's with the state
+   the j-th value, and per step t the column log_omega[, t] of the part after
+   the choice once per value; then hmm_log_marginal(log_omega, log_Gamma,
+   log_rho).  A gradient then records one node for the recursion instead of
+   K x K a step, and compiled code calls the same kernel. */
+static void emit_chain_fused(Rw *W, Code *c, const Site *s, int lp) {
+  const IrInstr *F = s->chain;
+  SrcPos pos = s->ins->pos;
+  IrBlock pre = {s->at, F->body.ins}, post = {F->body.n - s->at - 1, F->body.ins + s->at + 1};
+  Type ti = ty_make(TY_INT, 0), tr = ty_make(TY_REAL, 0), tm = ty_make(TY_MATRIX, 0);
+  int lo = F->args[0], hi = F->args[1];
+  Code h = {0}; /* only when the loop runs: else the chain adds log 1 */
+  int one = k_int(W, &h, pos, 1);
+  int niter = binop(W, &h, pos, OP_ADD, binop(W, &h, pos, OP_SUB, hi, lo, ti), one, ti);
+  int c0 = new_reg(W, ti), started = new_reg(W, ti);
+  if (!s->carry_arr) move(&h, pos, c0, s->carry);
+  move(&h, pos, started, k_int(W, &h, pos, 0));
+  /* log_rho: the first step's distribution, the state as before the loop */
+  move(&h, pos, F->var, lo);
+  append(&h, copy_block(W, &pre, 0, M_DRAW, -1));
+  int K = support_size(W, &h, s);
+  int rho = lp_vector(W, &h, s, K);
+  /* log_Gamma: a later step's, per previous state j (when there is one) */
+  int G = decl(W, &h, pos, tm, K, K);
+  {
+    Code g = {0}, jb = {0}, kb = {0};
+    int j = new_reg(W, ti), k = new_reg(W, ti);
+    move(&jb, pos, F->var, binop(W, &jb, pos, OP_ADD, lo, one, ti));
+    put_state(W, &jb, s, support_value(W, &jb, s, j));
+    append(&jb, copy_block(W, &pre, 0, M_DRAW, -1));
+    int lv = lp_vector(W, &jb, s, K);
+    store2(&kb, pos, G, j, k, index1(W, &kb, pos, lv, k, tr));
+    emit_for(&jb, NULL, pos, k, one, K, &kb);
+    emit_for(&g, NULL, pos, j, one, K, &jb);
+    emit_if(&h, pos, binop(W, &h, pos, OP_GT, hi, lo, ty_make(TY_BOOL, 0)), &g, NULL);
+  }
+  /* log_omega: per step, the part after the choice once per value */
+  int O = decl(W, &h, pos, tm, K, niter);
+  Code body = {0}, eb = {0};
+  set_state(W, &body, s, started, c0, one);
+  append(&body, copy_block(W, &pre, 0, M_DRAW, -1));
+  int col = binop(W, &body, pos, OP_ADD, binop(W, &body, pos, OP_SUB, F->var, lo, ti), one, ti);
+  int ke = new_reg(W, ti), e = new_reg(W, tr);
+  move(&eb, pos, s->ins->dst, support_value(W, &eb, s, ke));
+  move(&eb, pos, e, k_real(W, &eb, pos, 0));
+  append(&eb, copy_block(W, &post, 0, M_ACC, e));
+  store2(&eb, pos, O, ke, col, e);
+  emit_for(&body, NULL, pos, ke, one, K, &eb);
+  move(&body, pos, started, one);
+  emit_for(&h, F, pos, F->var, lo, hi, &body);
+  int r = call_builtin(W, &h, pos, "hmm_log_marginal", tr, -1, 3, regs(3, O, G, rho));
+  if (lp >= 0) {
+    add_lp(W, &h, pos, lp, r);
+  } else {
+    IrInstr *f = emit(&h, IR_FACTOR, pos);
+    f->nargs = 1;
+    f->args = regs(1, r);
+  }
+  emit_if(c, pos, binop(W, c, pos, OP_GE, hi, lo, ty_make(TY_BOOL, 0)), &h, NULL);
+}
+
 /* A chain by the forward algorithm: alpha[k] = log p(the data so far, this
    step's choice = the k-th value), one K x K log-sum-exp per step; the
    density adds log_sum_exp(alpha) after the loop.  The draws pass keeps
    every step's alpha, draws the choices backwards (forward filtering,
    backward sampling) and replays the loop with them. */
 static void emit_chain(Rw *W, Code *c, const Site *s, bool draw, int lp) {
+  if (!draw && chain_fusable(W->P, s)) {
+    emit_chain_fused(W, c, s, lp);
+    return;
+  }
   const IrInstr *F = s->chain;
   SrcPos pos = s->ins->pos;
   IrBlock pre = {s->at, F->body.ins}, post = {F->body.n - s->at - 1, F->body.ins + s->at + 1};
