@@ -11,8 +11,12 @@
 #include "../stdlib/builtins.h"
 #include "../stdlib/dist.h"
 
+typedef struct Plan Plan;
+typedef struct Site Site;
+static bool chain_fusable(const Plan *P, const Site *s);
+
 /* Where a discrete choice is summed out. */
-typedef struct Site {
+struct Site {
   const IrInstr *ins;     /* the SAMPLE */
   const IrBlock *seg;     /* the block whose tail [from, n) is the segment */
   int from;
@@ -32,7 +36,7 @@ typedef struct Site {
   int parent;             /* the site whose segment holds this choice, or -1 */
   bool nested;            /* under an if, or in a loop in a loop: no pr_ output */
   int group1;             /* its variable-elimination group's index + 1, or 0 */
-} Site;
+};
 
 /* Variable elimination over a group: a root scalar with a segment set and
    the scalars summed inside it (all in the root's block, at its top level).
@@ -58,7 +62,7 @@ typedef struct Group {
    its probabilities renormalised over them as the truncation does */
 enum { SUP_BERNOULLI, SUP_CATEGORICAL, SUP_UNIFORM, SUP_BINOMIAL, SUP_RANGE };
 
-typedef struct Plan {
+struct Plan {
   const IrProgram *p;
   EnumPlan *pub;
   Site *sites;          /* per latent of pub */
@@ -75,7 +79,7 @@ typedef struct Plan {
   const IrInstr *loop;
   Group *groups;
   int ngroups;
-} Plan;
+};
 
 static bool hoisted(const Plan *P, const IrInstr *in) {
   for (int i = 0; i < P->nhoist; i++)
@@ -694,6 +698,7 @@ static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, boo
     s->carry_arr = P->p->main.regtypes[carry].ndims == 1;
     L->cost = gc_printf("%s x %s", cost, cost);
     L->chain = true;
+    L->fused = chain_fusable(P, s);
   }
 }
 
@@ -1792,6 +1797,51 @@ static void emit_for(Code *c, const IrInstr *like, SrcPos pos, int var, int lo, 
   f->body = done(body);
 }
 
+/* trans_fixed's taint of the part before the choice, b[0..n): which
+   registers depend on the step's variable other than through t == lo and
+   the carried array's z[t - 1]; an if whose condition does not descends
+   into its branches (a register is tainted after it when it is in either). */
+static void trans_taint(const Plan *P, const Site *s, const IrBlock *b, int n, long l0, bool *t) {
+  const IrInstr *F = s->chain;
+  const IrBlock *mb = &P->p->model_b;
+  int nr = P->p->main.nregs;
+  for (int i = 0; i < n; i++) {
+    const IrInstr *in = &b->ins[i];
+    if (in->op == IR_IF && in->nargs == 1 && !t[in->args[0]] && in->cond_b.n == 0) {
+      bool *t2 = gc_alloc_atomic((size_t)nr);
+      memcpy(t2, t, (size_t)nr);
+      trans_taint(P, s, &in->then_b, in->then_b.n, l0, t);
+      trans_taint(P, s, &in->else_b, in->else_b.n, l0, t2);
+      for (int k = 0; k < nr; k++) t[k] = t[k] || t2[k];
+      continue;
+    }
+    if (in->op == IR_BINARY && (in->sub == OP_EQ || in->sub == OP_NE) && in->dst >= 0) {
+      int o = in->args[0] == F->var ? in->args[1] : in->args[1] == F->var ? in->args[0] : -1;
+      const IrInstr *c = o >= 0 ? find_def(mb, o) : NULL;
+      if (c && c->op == IR_CONST && c->imm.k == V_INT && c->imm.i == l0 &&
+          count_writes(mb, 0, o) == 1) {
+        t[in->dst] = false; /* the same at every step after the first */
+        continue;
+      }
+    }
+    /* the state z[t - 1] of a chain carried in an array: what put_state
+       sets at every step, not a function of t */
+    if (s->carry_arr && in->op == IR_INDEX && in->dst >= 0 && in->nargs == 1 &&
+        in->args[0] == s->carry && in->nidx == 1 && in->idx[0].kind == IX_SINGLE) {
+      const IrInstr *ix = find_def(mb, in->idx[0].lo);
+      const IrInstr *one = ix && ix->op == IR_BINARY && ix->sub == OP_SUB && ix->args[0] == F->var
+                               ? find_def(mb, ix->args[1])
+                               : NULL;
+      if (one && one->op == IR_CONST && one->imm.k == V_INT && one->imm.i == 1 &&
+          count_writes(mb, 0, ix->dst) == 1 && count_writes(mb, 0, one->dst) == 1) {
+        t[in->dst] = false;
+        continue;
+      }
+    }
+    taint_step(P, in, t);
+  }
+}
+
 /* Is the chain's transition the same at every step after the first: its
    distribution's parameters depend on the step's variable t only through
    t == lo or t != lo (lo the loop's first value, a constant), as in `t == 1 ?
@@ -1813,20 +1863,7 @@ static bool trans_fixed(const Plan *P, const Site *s) {
   bool *t = gc_alloc_atomic((size_t)nr);
   memset(t, 0, (size_t)nr);
   t[F->var] = true;
-  for (int i = 0; i < s->at; i++) {
-    const IrInstr *in = &b->ins[i];
-    if (in->op == IR_BINARY && (in->sub == OP_EQ || in->sub == OP_NE) && in->dst >= 0) {
-      int o = in->args[0] == F->var ? in->args[1] : in->args[1] == F->var ? in->args[0] : -1;
-      const IrInstr *c = o >= 0 ? find_def(b, o) : NULL;
-      if (o >= 0 && !c) c = find_def(mb, o);
-      if (c && c->op == IR_CONST && c->imm.k == V_INT && c->imm.i == l0->imm.i &&
-          count_writes(mb, 0, o) == 1) {
-        t[in->dst] = false; /* the same at every step after the first */
-        continue;
-      }
-    }
-    taint_step(P, in, t);
-  }
+  trans_taint(P, s, b, s->at, l0->imm.i, t);
   for (int k = 0; k < s->ins->dist.nparams; k++)
     if (t[s->ins->dist.params[k]]) return false;
   return true;
@@ -2738,8 +2775,10 @@ char *enum_print(const EnumPlan *pl) {
       s = gc_printf("%s  %s  enumerated, factor %s (summed out inside the sum over '%s')\n", s,
                     L->name, L->cost, L->within);
     else if (L->ok && L->chain && L->size > 0)
-      s = gc_printf("%s  %s  enumerated, factor %ld x %ld (a chain: forward algorithm)\n", s,
-                    L->name, k, k);
+      s = gc_printf("%s  %s  enumerated, factor %ld x %ld (a chain: forward algorithm)\n%s", s,
+                    L->name, k, k,
+                    L->fused ? "     its density in one call of the fused kernel (hmm_log_marginal)\n"
+                             : "");
     else if (L->ok && L->size >= 0)
       s = gc_printf("%s  %s  enumerated, factor %ld\n", s, L->name, L->size);
     else if (L->ok)
