@@ -17,7 +17,7 @@
  * hand-marginalised program.
  *
  *   enum_bench SOURCE_ROOT [SEED [PROBLEM]]   (from the source root: build/bench/enum_bench .)
- *   enum_bench SOURCE_ROOT grad [REPS]
+ *   enum_bench SOURCE_ROOT grad [REPS]      (EB_NO_JIT=1: interpreted, not compiled)
  *
  * `grad`: the CPU cost of one log density gradient (what nuts pays per leapfrog
  * step) of each natural program against its twin, at the same points (the
@@ -215,7 +215,9 @@ static int eb_grad_main(const char *root, int reps) {
   ppl_config cfg;
   ppl_config_default(&cfg);
   cfg.threads = 1;
+  cfg.no_jit = getenv("EB_NO_JIT") != NULL; /* the interpreter's figures */
   ppl_context *ctx = ppl_context_new(&cfg);
+  printf("%s\n", cfg.no_jit ? "interpreted (EB_NO_JIT)" : "compiled (JIT)");
   printf("%-8s %14s %14s %8s  (CPU per gradient, least of %d interleaved repetitions)\n",
          "problem", "enumerated us", "by hand us", "ratio", reps);
   for (size_t i = 0; i < sizeof problems / sizeof *problems; i++) {

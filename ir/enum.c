@@ -11,8 +11,12 @@
 #include "../stdlib/builtins.h"
 #include "../stdlib/dist.h"
 
+typedef struct Plan Plan;
+typedef struct Site Site;
+static bool chain_fusable(const Plan *P, const Site *s);
+
 /* Where a discrete choice is summed out. */
-typedef struct Site {
+struct Site {
   const IrInstr *ins;     /* the SAMPLE */
   const IrBlock *seg;     /* the block whose tail [from, n) is the segment */
   int from;
@@ -32,7 +36,7 @@ typedef struct Site {
   int parent;             /* the site whose segment holds this choice, or -1 */
   bool nested;            /* under an if, or in a loop in a loop: no pr_ output */
   int group1;             /* its variable-elimination group's index + 1, or 0 */
-} Site;
+};
 
 /* Variable elimination over a group: a root scalar with a segment set and
    the scalars summed inside it (all in the root's block, at its top level).
@@ -58,7 +62,7 @@ typedef struct Group {
    its probabilities renormalised over them as the truncation does */
 enum { SUP_BERNOULLI, SUP_CATEGORICAL, SUP_UNIFORM, SUP_BINOMIAL, SUP_RANGE };
 
-typedef struct Plan {
+struct Plan {
   const IrProgram *p;
   EnumPlan *pub;
   Site *sites;          /* per latent of pub */
@@ -75,7 +79,7 @@ typedef struct Plan {
   const IrInstr *loop;
   Group *groups;
   int ngroups;
-} Plan;
+};
 
 static bool hoisted(const Plan *P, const IrInstr *in) {
   for (int i = 0; i < P->nhoist; i++)
@@ -694,6 +698,7 @@ static void plan_sample(Plan *P, const IrInstr *in, const IrBlock *b, int i, boo
     s->carry_arr = P->p->main.regtypes[carry].ndims == 1;
     L->cost = gc_printf("%s x %s", cost, cost);
     L->chain = true;
+    L->fused = chain_fusable(P, s);
   }
 }
 
@@ -1792,6 +1797,51 @@ static void emit_for(Code *c, const IrInstr *like, SrcPos pos, int var, int lo, 
   f->body = done(body);
 }
 
+/* trans_fixed's taint of the part before the choice, b[0..n): which
+   registers depend on the step's variable other than through t == lo and
+   the carried array's z[t - 1]; an if whose condition does not descends
+   into its branches (a register is tainted after it when it is in either). */
+static void trans_taint(const Plan *P, const Site *s, const IrBlock *b, int n, long l0, bool *t) {
+  const IrInstr *F = s->chain;
+  const IrBlock *mb = &P->p->model_b;
+  int nr = P->p->main.nregs;
+  for (int i = 0; i < n; i++) {
+    const IrInstr *in = &b->ins[i];
+    if (in->op == IR_IF && in->nargs == 1 && !t[in->args[0]] && in->cond_b.n == 0) {
+      bool *t2 = gc_alloc_atomic((size_t)nr);
+      memcpy(t2, t, (size_t)nr);
+      trans_taint(P, s, &in->then_b, in->then_b.n, l0, t);
+      trans_taint(P, s, &in->else_b, in->else_b.n, l0, t2);
+      for (int k = 0; k < nr; k++) t[k] = t[k] || t2[k];
+      continue;
+    }
+    if (in->op == IR_BINARY && (in->sub == OP_EQ || in->sub == OP_NE) && in->dst >= 0) {
+      int o = in->args[0] == F->var ? in->args[1] : in->args[1] == F->var ? in->args[0] : -1;
+      const IrInstr *c = o >= 0 ? find_def(mb, o) : NULL;
+      if (c && c->op == IR_CONST && c->imm.k == V_INT && c->imm.i == l0 &&
+          count_writes(mb, 0, o) == 1) {
+        t[in->dst] = false; /* the same at every step after the first */
+        continue;
+      }
+    }
+    /* the state z[t - 1] of a chain carried in an array: what put_state
+       sets at every step, not a function of t */
+    if (s->carry_arr && in->op == IR_INDEX && in->dst >= 0 && in->nargs == 1 &&
+        in->args[0] == s->carry && in->nidx == 1 && in->idx[0].kind == IX_SINGLE) {
+      const IrInstr *ix = find_def(mb, in->idx[0].lo);
+      const IrInstr *one = ix && ix->op == IR_BINARY && ix->sub == OP_SUB && ix->args[0] == F->var
+                               ? find_def(mb, ix->args[1])
+                               : NULL;
+      if (one && one->op == IR_CONST && one->imm.k == V_INT && one->imm.i == 1 &&
+          count_writes(mb, 0, ix->dst) == 1 && count_writes(mb, 0, one->dst) == 1) {
+        t[in->dst] = false;
+        continue;
+      }
+    }
+    taint_step(P, in, t);
+  }
+}
+
 /* Is the chain's transition the same at every step after the first: its
    distribution's parameters depend on the step's variable t only through
    t == lo or t != lo (lo the loop's first value, a constant), as in `t == 1 ?
@@ -1813,20 +1863,7 @@ static bool trans_fixed(const Plan *P, const Site *s) {
   bool *t = gc_alloc_atomic((size_t)nr);
   memset(t, 0, (size_t)nr);
   t[F->var] = true;
-  for (int i = 0; i < s->at; i++) {
-    const IrInstr *in = &b->ins[i];
-    if (in->op == IR_BINARY && (in->sub == OP_EQ || in->sub == OP_NE) && in->dst >= 0) {
-      int o = in->args[0] == F->var ? in->args[1] : in->args[1] == F->var ? in->args[0] : -1;
-      const IrInstr *c = o >= 0 ? find_def(b, o) : NULL;
-      if (o >= 0 && !c) c = find_def(mb, o);
-      if (c && c->op == IR_CONST && c->imm.k == V_INT && c->imm.i == l0->imm.i &&
-          count_writes(mb, 0, o) == 1) {
-        t[in->dst] = false; /* the same at every step after the first */
-        continue;
-      }
-    }
-    taint_step(P, in, t);
-  }
+  trans_taint(P, s, b, s->at, l0->imm.i, t);
   for (int k = 0; k < s->ins->dist.nparams; k++)
     if (t[s->ins->dist.params[k]]) return false;
   return true;
@@ -1859,12 +1896,90 @@ static int hoist_trans(Rw *W, Code *c, const Site *s) {
   return LG;
 }
 
+/* Can the chain's density be one hmm_log_marginal call (emit_chain_fused)?
+   Its transition is the same at every step after the first (trans_fixed),
+   what follows the choice does not read the previous state (post_free: the
+   emissions are a K x T matrix), and nothing before the choice scores (its
+   scores would depend on the previous state, outside the three inputs). */
+static bool chain_fusable(const Plan *P, const Site *s) {
+  for (int i = 0; i < s->at; i++)
+    if (has_score(&s->chain->body.ins[i])) return false;
+  return trans_fixed(P, s) && post_free(P, s);
+}
+
+/* The chain's density by one call of the fused forward algorithm
+   (stdlib/builtins_hmm.c): log_rho from the first step's distribution (the
+   state before the loop), log_Gamma[j, k] from a later step's with the state
+   the j-th value, and per step t the column log_omega[, t] of the part after
+   the choice once per value; then hmm_log_marginal(log_omega, log_Gamma,
+   log_rho).  A gradient then records one node for the recursion instead of
+   K x K a step, and compiled code calls the same kernel. */
+static void emit_chain_fused(Rw *W, Code *c, const Site *s, int lp) {
+  const IrInstr *F = s->chain;
+  SrcPos pos = s->ins->pos;
+  IrBlock pre = {s->at, F->body.ins}, post = {F->body.n - s->at - 1, F->body.ins + s->at + 1};
+  Type ti = ty_make(TY_INT, 0), tr = ty_make(TY_REAL, 0), tm = ty_make(TY_MATRIX, 0);
+  int lo = F->args[0], hi = F->args[1];
+  Code h = {0}; /* only when the loop runs: else the chain adds log 1 */
+  int one = k_int(W, &h, pos, 1);
+  int niter = binop(W, &h, pos, OP_ADD, binop(W, &h, pos, OP_SUB, hi, lo, ti), one, ti);
+  int c0 = new_reg(W, ti), started = new_reg(W, ti);
+  if (!s->carry_arr) move(&h, pos, c0, s->carry);
+  move(&h, pos, started, k_int(W, &h, pos, 0));
+  /* log_rho: the first step's distribution, the state as before the loop */
+  move(&h, pos, F->var, lo);
+  append(&h, copy_block(W, &pre, 0, M_DRAW, -1));
+  int K = support_size(W, &h, s);
+  int rho = lp_vector(W, &h, s, K);
+  /* log_Gamma: a later step's, per previous state j (when there is one) */
+  int G = decl(W, &h, pos, tm, K, K);
+  {
+    Code g = {0}, jb = {0}, kb = {0};
+    int j = new_reg(W, ti), k = new_reg(W, ti);
+    move(&jb, pos, F->var, binop(W, &jb, pos, OP_ADD, lo, one, ti));
+    put_state(W, &jb, s, support_value(W, &jb, s, j));
+    append(&jb, copy_block(W, &pre, 0, M_DRAW, -1));
+    int lv = lp_vector(W, &jb, s, K);
+    store2(&kb, pos, G, j, k, index1(W, &kb, pos, lv, k, tr));
+    emit_for(&jb, NULL, pos, k, one, K, &kb);
+    emit_for(&g, NULL, pos, j, one, K, &jb);
+    emit_if(&h, pos, binop(W, &h, pos, OP_GT, hi, lo, ty_make(TY_BOOL, 0)), &g, NULL);
+  }
+  /* log_omega: per step, the part after the choice once per value */
+  int O = decl(W, &h, pos, tm, K, niter);
+  Code body = {0}, eb = {0};
+  set_state(W, &body, s, started, c0, one);
+  append(&body, copy_block(W, &pre, 0, M_DRAW, -1));
+  int col = binop(W, &body, pos, OP_ADD, binop(W, &body, pos, OP_SUB, F->var, lo, ti), one, ti);
+  int ke = new_reg(W, ti), e = new_reg(W, tr);
+  move(&eb, pos, s->ins->dst, support_value(W, &eb, s, ke));
+  move(&eb, pos, e, k_real(W, &eb, pos, 0));
+  append(&eb, copy_block(W, &post, 0, M_ACC, e));
+  store2(&eb, pos, O, ke, col, e);
+  emit_for(&body, NULL, pos, ke, one, K, &eb);
+  move(&body, pos, started, one);
+  emit_for(&h, F, pos, F->var, lo, hi, &body);
+  int r = call_builtin(W, &h, pos, "hmm_log_marginal", tr, -1, 3, regs(3, O, G, rho));
+  if (lp >= 0) {
+    add_lp(W, &h, pos, lp, r);
+  } else {
+    IrInstr *f = emit(&h, IR_FACTOR, pos);
+    f->nargs = 1;
+    f->args = regs(1, r);
+  }
+  emit_if(c, pos, binop(W, c, pos, OP_GE, hi, lo, ty_make(TY_BOOL, 0)), &h, NULL);
+}
+
 /* A chain by the forward algorithm: alpha[k] = log p(the data so far, this
    step's choice = the k-th value), one K x K log-sum-exp per step; the
    density adds log_sum_exp(alpha) after the loop.  The draws pass keeps
    every step's alpha, draws the choices backwards (forward filtering,
    backward sampling) and replays the loop with them. */
 static void emit_chain(Rw *W, Code *c, const Site *s, bool draw, int lp) {
+  if (!draw && chain_fusable(W->P, s)) {
+    emit_chain_fused(W, c, s, lp);
+    return;
+  }
   const IrInstr *F = s->chain;
   SrcPos pos = s->ins->pos;
   IrBlock pre = {s->at, F->body.ins}, post = {F->body.n - s->at - 1, F->body.ins + s->at + 1};
@@ -2660,8 +2775,10 @@ char *enum_print(const EnumPlan *pl) {
       s = gc_printf("%s  %s  enumerated, factor %s (summed out inside the sum over '%s')\n", s,
                     L->name, L->cost, L->within);
     else if (L->ok && L->chain && L->size > 0)
-      s = gc_printf("%s  %s  enumerated, factor %ld x %ld (a chain: forward algorithm)\n", s,
-                    L->name, k, k);
+      s = gc_printf("%s  %s  enumerated, factor %ld x %ld (a chain: forward algorithm)\n%s", s,
+                    L->name, k, k,
+                    L->fused ? "     its density in one call of the fused kernel (hmm_log_marginal)\n"
+                             : "");
     else if (L->ok && L->size >= 0)
       s = gc_printf("%s  %s  enumerated, factor %ld\n", s, L->name, L->size);
     else if (L->ok)

@@ -71,6 +71,7 @@ typedef struct EnumLatent {
   long size;        /* with data (enum_sizes): the factor's size, -1 unknown */
   const IrInstr *instr; /* its SAMPLE in the original program */
   bool chain;       /* a chain (forward algorithm): size is K x K */
+  bool fused;       /* a chain whose density is one hmm_log_marginal call */
   const char *within; /* summed out inside this latent's segment, or NULL */
   int parent;       /* its index in the plan, or -1 */
   long joint;       /* with data: the joint factor's size, size times the

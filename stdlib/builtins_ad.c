@@ -671,6 +671,8 @@ bool builtin_eval_ad(const Builtin *b, BuiltinCtx *ctx, Tape *T, int nargs, cons
       *out = val_none();
       return rule_host(b, T, nargs, args, out, err, errsz);
     }
+    /* the value and the partials from one forward pass */
+    if (b->eval == bi_hmm_table[0].eval) return bi_ad_hmm(T, b, args, out, err, errsz);
   }
   if (!b->eval(b, ctx, nargs, args, out, err, errsz)) return false;
   if (!T || !has_reals(*out)) return true; /* int, bool and string results have no derivative */
@@ -680,7 +682,6 @@ bool builtin_eval_ad(const Builtin *b, BuiltinCtx *ctx, Tape *T, int nargs, cons
      of the linear-algebra rules are not among them */
   const AdRule *r = rule_find(b->name);
   if (!r) {
-    if (b->eval == bi_hmm_table[0].eval) return bi_ad_hmm(T, b, args, out, err, errsz);
     bool ok = bi_ad_linalg(T, b, nargs, args, out, err, errsz, &handled);
     if (handled) return ok;
     bool upper, prob;

@@ -144,7 +144,7 @@ bool bi_ad_hmm(Tape *T, const Builtin *b, const Value *args, Value *out, char *e
     free(par), free(d), free(beta), hmm_free(&f);
     return bi_efail(b, err, errsz, "out of memory");
   }
-  out->ad = 0;
+  *out = val_real(f.lp);
   if (n > 0 && isfinite(f.lp)) {
     /* partials: [0, kt) log_omega, [kt, kt + kk) log_Gamma, then log_rho */
     double *dO = d, *dG = d + kt, *dR = d + kt + kk, *bt = beta, *bp = beta + K;

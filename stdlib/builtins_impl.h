@@ -53,7 +53,8 @@ bool bi_dist_cdf_kind(const Builtin *b, bool *upper, bool *prob);
    when name has none.  *out is the evaluator's (private) result. */
 bool bi_ad_linalg(Tape *T, const Builtin *b, int nargs, const Value *args, Value *out,
                   char *err, size_t errsz, bool *handled);
-/* hmm_log_marginal's rule (builtins_hmm.c): one node over all its inputs. */
+/* hmm_log_marginal's value and rule (builtins_hmm.c) from one forward pass:
+   one node over all its inputs. */
 bool bi_ad_hmm(Tape *T, const Builtin *b, const Value *args, Value *out, char *err,
                size_t errsz);
 bool bi_dist_eval_ad(const Builtin *b, Tape *t, int nargs, const Value *args, Value *out,

@@ -793,6 +793,26 @@ int main(void) {
              "0.1], [0.2, 0.7, 0.1], [0.0, 0.3, 0.7]], \"init\": [0.5, 0.3, 0.2]}",
              "  z  enumerated, factor 3 x 3 (a chain: forward algorithm)\n",
              "HMM: a chain, factor K x K");
+  /* the fused kernel where the transitions are fixed and the emissions do not
+     read the previous state; not where they do, nor where the transitions
+     change with t (those keep the step-by-step recursion) */
+  {
+    const char *hd = "{\"T\": 5, \"K\": 3, \"y\": [-1.9, 0.3, 2.2, 2.5, -0.4], \"trans\": [[0.8, 0.1, "
+                     "0.1], [0.2, 0.7, 0.1], [0.0, 0.3, 0.7]], \"init\": [0.5, 0.3, 0.2]}";
+    const char *fused = "     its density in one call of the fused kernel (hmm_log_marginal)\n";
+    check_text(ctx, hmm_nat, hd, fused, "HMM: its density by the fused kernel");
+    check_text(ctx, hmma_nat, hd, fused, "HMM, array state: its density by the fused kernel");
+    const char *srcs[2] = {hmmp_nat, tvar_nat}, *what[2] = {"emission reads the previous state",
+                                                            "transitions change with t"};
+    const char *datas[2] = {hd, "{" REGIME_DATA "}"};
+    for (int i = 0; i < 2; i++) {
+      ppl_model *m = compile(ctx, srcs[i], datas[i]);
+      const char *a = m ? ppl_model_analysis(m) : NULL;
+      tap_ok(a && contains(a, "(a chain: forward algorithm)") && !contains(a, fused),
+             "HMM, %s: a chain, not the fused kernel", what[i]);
+      ppl_model_free(m);
+    }
+  }
   /* not enumerated, with the reason */
   check_text(ctx,
              "data { int T; real y[T]; }\n"

@@ -81,10 +81,10 @@ static bool by_tape(const Builtin *b, const In *x, double *v, double *vad, doubl
   Value out;
   if (!b->eval(b, &cx, 3, a, &out, err, sizeof err)) return false;
   *v = out.r;
-  int32_t *ids[3];
+  int32_t ids[3][KMAX * TMAX + 1];
   int sz[3] = {kt, kk, K};
   for (int i = 0; i < 3; i++) {
-    ids[i] = a[i].t->ad = calloc((size_t)(sz[i] ? sz[i] : 1), sizeof(int32_t));
+    a[i].t->ad = ids[i];
     for (int e = 0; e < sz[i]; e++) ids[i][e] = tape_var(tp, a[i].t->d[e]);
   }
   if (!builtin_eval_ad(b, &cx, tp, 3, a, &out, err, sizeof err)) return false;
