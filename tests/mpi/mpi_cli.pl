@@ -13,35 +13,15 @@
 use strict;
 use warnings;
 use FindBin;
-use lib $FindBin::Bin . '/..';
+use lib $FindBin::Bin . '/..', $FindBin::Bin;
 use TapCli;
+use MpiCli;
 
 use Cwd qw(abs_path);
 my $ld_test = $ARGV[2] ? abs_path($ARGV[2]) : undef; # before the chdir
 my ($dir, $ppl) = tapcli_setup(shift @ARGV);
 my $has_mpi = shift @ARGV // 0;
-my $mpirun = `sh -c 'command -v mpirun' 2>/dev/null`;
-chomp $mpirun;
-if (!$has_mpi || !$mpirun) {
-  print "1..0 # SKIP ", (!$has_mpi ? "this build has no MPI (meson setup -Dmpi=enabled, libopenmpi-dev)"
-                                    : "mpirun not found (apt-get install openmpi-bin)"), "\n";
-  exit 0;
-}
-# as root Open MPI wants to be told; two cores carry four ranks
-$ENV{OMPI_ALLOW_RUN_AS_ROOT} = 1;
-$ENV{OMPI_ALLOW_RUN_AS_ROOT_CONFIRM} = 1;
-$ENV{OMPI_MCA_rmaps_base_oversubscribe} = 1;
-$ENV{OMPI_MCA_btl_vader_single_copy_mechanism} = 'none'; # containers without CMA
-
-# mpirun -n R ppl ARGS: (exit status, stdout, stderr), killed after 300 s
-sub mpi {
-  my ($r, @args) = @_;
-  my $cmd = join ' ', 'timeout', '300', $mpirun, '--oversubscribe', '-n', $r, $ppl,
-    map { "'$_'" } @args;
-  system("$cmd >mpi_out.txt 2>mpi_err.txt");
-  my $st = $? >> 8;
-  return ($st, slurp('mpi_out.txt'), slurp('mpi_err.txt'));
-}
+mpi_setup($ppl, $has_mpi);
 
 spit('normal.ppl', <<'PPL');
 data { int N; vector[N] y; }
@@ -108,17 +88,7 @@ PPL
 # one chain's log density split by rows (--mpi-split shard, or fewer chains
 # than ranks): the same draws for 1, 2 and 4 ranks
 {
-  spit('logit.ppl', <<'PPL');
-data { int N; vector[N] x; int<lower=0, upper=1> y[N]; }
-model {
-  real a ~ normal(0, 2);
-  real b ~ normal(0, 2);
-  for (n in 1:N) y[n] ~ bernoulli_logit(a + b * x[n]);
-}
-PPL
-  my @x = map { sprintf '%.3f', sin($_) * 2 } 1 .. 37;
-  my @y = map { ($_ * 7) % 3 == 0 ? 1 : 0 } 1 .. 37;
-  spit('logit.json', '{"N": 37, "x": [' . join(',', @x) . '], "y": [' . join(',', @y) . ']}');
+  spit_logit();
   my @args = ('run', 'logit.ppl', '--data', 'logit.json', '--engine', 'nuts', '--seed', '3',
               '--chains', '1', '--draws', '100', '--warmup', '100');
   my ($st, $out, $err) = mpi(1, @args, '--output', 'sh1.csv', '--mpi-split', 'shard');
@@ -136,12 +106,11 @@ PPL
 # the sharded density itself over 2 and 4 ranks (test_ld_shard under mpirun)
 if (my $t = $ld_test) {
   for my $r (2, 4) {
-    system("timeout 300 $mpirun --oversubscribe -n $r $t >ld_out.txt 2>ld_err.txt");
-    my $tap = slurp('ld_out.txt');
+    my ($st, $tap, $err) = mpi_exec($r, $t);
     my @oks = $tap =~ /^ok /mg;
-    ok($? == 0 && @oks == 12 && $tap !~ /^not ok/m,
+    ok($st == 0 && @oks == 12 && $tap !~ /^not ok/m,
        "test_ld_shard under mpirun -n $r: the density over $r ranks is the one-rank density bit for bit")
-      or print map { "# $_\n" } split /\n/, $tap . slurp('ld_err.txt');
+      or print map { "# $_\n" } split /\n/, $tap . $err;
   }
 }
 

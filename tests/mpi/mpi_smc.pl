@@ -17,32 +17,15 @@
 use strict;
 use warnings;
 use FindBin;
-use lib $FindBin::Bin . '/..';
+use lib $FindBin::Bin . '/..', $FindBin::Bin;
 use TapCli;
+use MpiCli;
 use Cwd qw(abs_path);
 
 my $exact = abs_path($ARGV[2] // "$FindBin::Bin/../exact");
 my ($dir, $ppl) = tapcli_setup(shift @ARGV);
 my $has_mpi = shift @ARGV // 0;
-my $mpirun = `sh -c 'command -v mpirun' 2>/dev/null`;
-chomp $mpirun;
-if (!$has_mpi || !$mpirun) {
-  print "1..0 # SKIP ", (!$has_mpi ? "this build has no MPI (meson setup -Dmpi=enabled, libopenmpi-dev)"
-                                    : "mpirun not found (apt-get install openmpi-bin)"), "\n";
-  exit 0;
-}
-$ENV{OMPI_ALLOW_RUN_AS_ROOT} = 1;
-$ENV{OMPI_ALLOW_RUN_AS_ROOT_CONFIRM} = 1;
-$ENV{OMPI_MCA_rmaps_base_oversubscribe} = 1;
-$ENV{OMPI_MCA_btl_vader_single_copy_mechanism} = 'none';
-
-sub mpi {
-  my ($r, @args) = @_;
-  my $cmd = join ' ', 'timeout', '300', $mpirun, '--oversubscribe', '-n', $r, $ppl,
-    map { "'$_'" } @args;
-  system("$cmd >mpi_out.txt 2>mpi_err.txt");
-  return ($? >> 8, slurp('mpi_out.txt'), slurp('mpi_err.txt'));
-}
+mpi_setup($ppl, $has_mpi);
 sub evidence { my ($t) = slurp(shift) =~ /^# log_evidence = (\S+)$/m; return $t // 'none'; }
 
 spit('sv.ppl', <<'PPL');

@@ -16,31 +16,13 @@
 use strict;
 use warnings;
 use FindBin;
-use lib $FindBin::Bin . '/..';
+use lib $FindBin::Bin . '/..', $FindBin::Bin;
 use TapCli;
+use MpiCli;
 
 my ($dir, $ppl) = tapcli_setup(shift @ARGV);
 my $has_mpi = shift @ARGV // 0;
-my $mpirun = `sh -c 'command -v mpirun' 2>/dev/null`;
-chomp $mpirun;
-if (!$has_mpi || !$mpirun) {
-  print "1..0 # SKIP ", (!$has_mpi ? "this build has no MPI (meson setup -Dmpi=enabled, libopenmpi-dev)"
-                                    : "mpirun not found (apt-get install openmpi-bin)"), "\n";
-  exit 0;
-}
-$ENV{OMPI_ALLOW_RUN_AS_ROOT} = 1;
-$ENV{OMPI_ALLOW_RUN_AS_ROOT_CONFIRM} = 1;
-$ENV{OMPI_MCA_rmaps_base_oversubscribe} = 1;
-$ENV{OMPI_MCA_btl_vader_single_copy_mechanism} = 'none';
-
-sub mpi {
-  my ($r, @args) = @_;
-  my $cmd = join ' ', 'timeout', '300', $mpirun, '--oversubscribe', '-n', $r, $ppl,
-    map { "'$_'" } @args;
-  system("$cmd >mpi_out.txt 2>mpi_err.txt");
-  return ($? >> 8, slurp('mpi_out.txt'), slurp('mpi_err.txt'));
-}
-sub bytes_of { my $t = slurp(shift); return $t; }
+mpi_setup($ppl, $has_mpi);
 
 # a local latent per row in a subsampled plate, and an encoder's params
 spit('toy.ppl', <<'PPL');
@@ -71,7 +53,7 @@ my @train = ('train', 'toy.ppl', '--data', 'toy.json', '--iter', '60', '--lr', '
 
 my ($st, $out, $err) = run_cmd(@train, '--save', 'plain.params');
 my $st1;
-ok($st == 0 && length(bytes_of('plain.params')) > 100, "train without blocks") or print "# $err\n";
+ok($st == 0 && length(slurp('plain.params')) > 100, "train without blocks") or print "# $err\n";
 
 # four blocks: the same file for the single process and 1, 2 and 4 ranks,
 # and the same final ELBO (its samples shared among the ranks)
@@ -79,10 +61,10 @@ my $one;
 ($st, $one) = run_cmd(@train, '--save', 'g4.params', '--grad-blocks', '4');
 my ($elbo1) = $one =~ /^trained: .*?, ELBO (\S+) in /m;
 ok($st == 0 && -s 'g4.params', "train --grad-blocks 4 in one process");
-ok(bytes_of('g4.params') ne bytes_of('plain.params'), "four blocks are other bits than one");
+ok(slurp('g4.params') ne slurp('plain.params'), "four blocks are other bits than one");
 for my $r (1, 2, 4) {
   ($st, $out, $err) = mpi($r, @train, '--save', "r$r.params", '--grad-blocks', '4');
-  ok($st == 0 && bytes_of("r$r.params") eq bytes_of('g4.params'),
+  ok($st == 0 && slurp("r$r.params") eq slurp('g4.params'),
      "train under mpirun -n $r: the single process's params file, byte for byte") or print "# $err\n";
   my @done = $out =~ /^trained: /mg;
   my ($elbo) = $out =~ /^trained: .*?, ELBO (\S+) in /m;
@@ -92,12 +74,12 @@ for my $r (1, 2, 4) {
 # the default under MPI is 8 blocks; with 3 Monte Carlo samples, 24 blocks
 ($st) = run_cmd(@train, '--save', 'g8.params', '--grad-blocks', '8');
 ($st1, $out, $err) = mpi(2, @train, '--save', 'd2.params');
-ok($st == 0 && $st1 == 0 && bytes_of('d2.params') eq bytes_of('g8.params'),
+ok($st == 0 && $st1 == 0 && slurp('d2.params') eq slurp('g8.params'),
    "train under mpirun -n 2 without --grad-blocks: 8 blocks, the single process's file") or print "# $err\n";
 ($st) = run_cmd(@train, '--save', 's3.params', '--grad-blocks', '4', '--grad-samples', '3');
 for my $r (2, 4) {
   ($st1, $out, $err) = mpi($r, @train, '--save', "s3r$r.params", '--grad-blocks', '4', '--grad-samples', '3');
-  ok($st == 0 && $st1 == 0 && bytes_of("s3r$r.params") eq bytes_of('s3.params'),
+  ok($st == 0 && $st1 == 0 && slurp("s3r$r.params") eq slurp('s3.params'),
      "--grad-samples 3 --grad-blocks 4 under mpirun -n $r: the single process's file") or print "# $err\n";
 }
 
@@ -129,7 +111,7 @@ for my $relax ([], ['--relax']) {
            '--grad-blocks', '4', @$relax);
   ($st) = run_cmd(@d, '--save', 'd1.params');
   ($st1, $out, $err) = mpi(2, @d, '--save', 'd2.params');
-  ok($st == 0 && $st1 == 0 && -s 'd1.params' && bytes_of('d1.params') eq bytes_of('d2.params'),
+  ok($st == 0 && $st1 == 0 && -s 'd1.params' && slurp('d1.params') eq slurp('d2.params'),
      "a discrete latent per row" . (@$relax ? " (--relax)" : " (score function)") .
      ", 2 ranks: the single process's file") or print "# $err\n";
 }
@@ -198,17 +180,7 @@ sub st_numbers {
 
 # advi: one chain's log density split by the rows, the same draws for any R
 {
-  spit('logit.ppl', <<'PPL');
-data { int N; vector[N] x; int<lower=0, upper=1> y[N]; }
-model {
-  real a ~ normal(0, 2);
-  real b ~ normal(0, 2);
-  for (n in 1:N) y[n] ~ bernoulli_logit(a + b * x[n]);
-}
-PPL
-  my @lx = map { sprintf '%.3f', sin($_) * 2 } 1 .. 37;
-  my @ly = map { ($_ * 7) % 3 == 0 ? 1 : 0 } 1 .. 37;
-  spit('logit.json', '{"N": 37, "x": [' . join(',', @lx) . '], "y": [' . join(',', @ly) . ']}');
+  spit_logit();
   my @run = ('run', 'logit.ppl', '--data', 'logit.json', '--engine', 'advi', '--chains', '1',
              '--draws', '100', '--seed', '4');
   ($st, $out, $err) = mpi(1, @run, '--output', 'advi1.csv', '--mpi-split', 'shard');
