@@ -25,16 +25,11 @@
 #pragma GCC diagnostic pop
 
 static int run_count(const char *model, const char *data, bool no_jit, long count) {
-  ppl_config cfg;
-  ppl_config_default(&cfg);
-  cfg.threads = 1;
-  cfg.no_jit = no_jit;
-  ppl_context *ctx = ppl_context_new(&cfg);
-  ppl_model *m = NULL;
+  ppl_context *ctx;
+  ppl_model *m;
   size_t n = 0;
   int rc = 1;
-  if (ppl_compile_file(ctx, model, &m) != PPL_OK || ppl_set_data_file(m, data) != PPL_OK ||
-      ppl_num_unconstrained(m, &n) != PPL_OK || n == 0) {
+  if (!np_open(model, data, no_jit, &ctx, &m, &n)) {
     fprintf(stderr, "mv_bench: %s: cannot load it with %s\n", model, data);
     goto done;
   }

@@ -105,21 +105,30 @@ static inline bool np_csv_stats(const char *prefix, int chains, double *leapfrog
   return true;
 }
 
-/* Gradient evaluations per CPU-second through ppl.h at a fixed point
- * (theta = 0.1 in every unconstrained coordinate), for about `seconds` of
- * CPU; the best of three rounds.  NaN if the program has no gradient there. */
-static double np_grad_rate(const char *model, const char *data, bool no_jit, double seconds) {
+/* A program through ppl.h on one thread (compiled, or interpreted with
+ * no_jit), given its data; false if it does not load or has no
+ * unconstrained coordinate.  The caller frees *m and *ctx either way. */
+static bool np_open(const char *model, const char *data, bool no_jit, ppl_context **ctx,
+                    ppl_model **m, size_t *n) {
   ppl_config cfg;
   ppl_config_default(&cfg);
   cfg.threads = 1;
   cfg.no_jit = no_jit;
-  ppl_context *ctx = ppl_context_new(&cfg);
-  ppl_model *m = NULL;
+  *ctx = ppl_context_new(&cfg);
+  *m = NULL;
+  return ppl_compile_file(*ctx, model, m) == PPL_OK && ppl_set_data_file(*m, data) == PPL_OK &&
+         ppl_num_unconstrained(*m, n) == PPL_OK && *n > 0;
+}
+
+/* Gradient evaluations per CPU-second through ppl.h at a fixed point
+ * (theta = 0.1 in every unconstrained coordinate), for about `seconds` of
+ * CPU; the best of three rounds.  NaN if the program has no gradient there. */
+static double np_grad_rate(const char *model, const char *data, bool no_jit, double seconds) {
+  ppl_context *ctx;
+  ppl_model *m;
   double rate = NAN;
   size_t n = 0;
-  if (ppl_compile_file(ctx, model, &m) != PPL_OK || ppl_set_data_file(m, data) != PPL_OK ||
-      ppl_num_unconstrained(m, &n) != PPL_OK || n == 0)
-    goto done;
+  if (!np_open(model, data, no_jit, &ctx, &m, &n)) goto done;
   double *theta = malloc(sizeof(double) * n), *g = malloc(sizeof(double) * n), lp;
   for (size_t i = 0; i < n; i++) theta[i] = 0.1;
   if (ppl_log_density_gradient(m, theta, n, &lp, g) == PPL_OK) { /* the first call compiles */

@@ -103,6 +103,22 @@ const double *la_mvn_mu(const char *fam, Value p, int *K, char *err, size_t errs
   return mu;
 }
 
+/* One draw y of a multivariate normal of size K, as a vector; NULL and a
+   message if it is not a vector of K. */
+static const double *mvn_y(const char *fam, Value y, int K, char *err, size_t errsz) {
+  int n;
+  const double *yv = la_vec(y, &n);
+  if (!yv) {
+    snprintf(err, errsz, "%s: y must be a vector, got %s", fam, val_kind_name((ValKind)y.k));
+    return NULL;
+  }
+  if (n != K) {
+    snprintf(err, errsz, "%s: sizes do not match: mu has %d elements, y has %d", fam, K, n);
+    return NULL;
+  }
+  return yv;
+}
+
 bool la_mvn_sum(const char *fam, const double *mu, int K, const double *L, Value y, double *acc,
                 char *err, size_t errsz) {
   if (y.k == V_ARR && y.a->n > 0 && y.a->e[0].k != V_INT && y.a->e[0].k != V_REAL) {
@@ -110,16 +126,8 @@ bool la_mvn_sum(const char *fam, const double *mu, int K, const double *L, Value
       if (!la_mvn_sum(fam, mu, K, L, y.a->e[i], acc, err, errsz)) return false;
     return true;
   }
-  int n;
-  const double *yv = la_vec(y, &n);
-  if (!yv) {
-    snprintf(err, errsz, "%s: y must be a vector, got %s", fam, val_kind_name((ValKind)y.k));
-    return false;
-  }
-  if (n != K) {
-    snprintf(err, errsz, "%s: sizes do not match: mu has %d elements, y has %d", fam, K, n);
-    return false;
-  }
+  const double *yv = mvn_y(fam, y, K, err, errsz);
+  if (!yv) return false;
   double zbuf[64];
   double *z = K <= 64 ? zbuf : gc_alloc_atomic(sizeof(double) * (size_t)K);
   for (int i = 0; i < K; i++) {
@@ -157,16 +165,8 @@ static bool la_mvn_grad_rec(const char *fam, const double *mu, int K, const doub
       if (!la_mvn_grad_rec(fam, mu, K, L, y.a->e[i], acc, g, err, errsz)) return false;
     return true;
   }
-  int n;
-  const double *yv = la_vec(y, &n);
-  if (!yv) {
-    snprintf(err, errsz, "%s: y must be a vector, got %s", fam, val_kind_name((ValKind)y.k));
-    return false;
-  }
-  if (n != K) {
-    snprintf(err, errsz, "%s: sizes do not match: mu has %d elements, y has %d", fam, K, n);
-    return false;
-  }
+  const double *yv = mvn_y(fam, y, K, err, errsz);
+  if (!yv) return false;
   /* la_mvn_sum's value, operation for operation, and z = L^-1 (y - mu) kept */
   double buf[128];
   double *z = K <= 64 ? buf : gc_alloc_atomic(sizeof(double) * 2 * (size_t)K);
