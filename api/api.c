@@ -1352,13 +1352,11 @@ static ppl_status train_(ppl_model *m, const ppl_run_options *o, const char *sav
   if (!amortize && (s = need_data(m)) != PPL_OK) return s;
   d_o.eng.chains = 1;
   d_o.eng.interrupt = &m->ctx->interrupt;
-  /* under MPI svi trains data-parallel: each rank the gradient of its blocks
-     of every step (svi.c), rank 0 the file and the progress */
+  /* under MPI both train data-parallel: each rank the gradient of its blocks
+     of every step (svi.c; npe.c, which shares the simulations too), rank 0
+     the file and the progress */
   const MpiComm *comm = o->named ? o->named->comm : NULL;
-  if (amortize && mpi_size(comm) > 1)
-    return fail(m->ctx, DIAG_USAGE, "train --amortize trains in one process: run it without "
-                "mpirun (or with -n 1); svi training (a guide block) is split over the ranks");
-  if (!amortize) d_o.eng.comm = comm;
+  d_o.eng.comm = comm;
   TrainOpts t = {.save = save, .amortize = amortize, .resume = load_path(o),
                  .data = m->src ? m->src : data_empty(), .progress_out = stderr};
   t.progress = o->progress == PPL_PROGRESS_LINES || (o->progress && !isatty(2)) ? PROGRESS_LINES

@@ -61,7 +61,10 @@ bool mpi_allgatherv(const MpiComm *c, const double *mine, double *all, const int
     if (all + displ[0] != mine) memmove(all + displ[0], mine, sizeof(double) * (size_t)count[0]);
     return true;
   }
-  return MPI_Allgatherv(mine, count[c->rank], MPI_DOUBLE, all, count, displ, MPI_DOUBLE,
+  /* a rank's part already in place (mine inside all) is MPI_IN_PLACE: MPI
+     forbids a send buffer that overlaps the receive buffer */
+  const void *send = mine == all + displ[c->rank] ? MPI_IN_PLACE : (const void *)mine;
+  return MPI_Allgatherv(send, count[c->rank], MPI_DOUBLE, all, count, displ, MPI_DOUBLE,
                         c->comm) == MPI_SUCCESS;
 }
 
@@ -124,6 +127,31 @@ bool mpi_bcast_blob(const MpiComm *c, void **buf, size_t *n, int root) {
     *buf = gc_alloc_atomic(len ? (size_t)len : 1);
   }
   return mpi_bcast(c, *buf, (size_t)len, root);
+}
+
+void mpi_share(int64_t n, int R, int q, int64_t *first, int64_t *count) {
+  *first = n * q / R;
+  *count = n * (q + 1) / R - *first;
+}
+
+int mpi_share_owner(int64_t n, int R, int64_t j) {
+  for (int q = 0; q < R; q++)
+    if (j < n * (q + 1) / R) return q;
+  return R - 1;
+}
+
+void mpi_bcast_diag(const MpiComm *c, int owner, const Diag *mine, Diag *d) {
+  struct {
+    int32_t code;
+    char msg[sizeof d->msg];
+  } m = {0};
+  if (mine && mpi_rank(c) == owner) m.code = (int32_t)mine->code, memcpy(m.msg, mine->msg, sizeof m.msg);
+  if (!mpi_bcast(c, &m, sizeof m, owner)) {
+    diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "MPI could not send rank %d's error", owner);
+    return;
+  }
+  m.msg[sizeof m.msg - 1] = 0;
+  diag_error(d, (DiagCode)m.code, (SrcPos){0}, "%s", m.msg);
 }
 
 /* ---- packing ------------------------------------------------------------ */

@@ -18,7 +18,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../core/diag.h"
+
 typedef struct MpiComm MpiComm;
+
+/* Blocks of a training step's gradient under MPI when the run names none
+ * (--grad-blocks 0): svi's and npe's.  Fixed, so the bits do not depend on
+ * the number of ranks. */
+#define MPI_TRAIN_BLOCKS 8
 
 /* Whether this build has MPI. */
 bool mpi_built(void);
@@ -50,6 +57,15 @@ bool mpi_alltoallv(const MpiComm *c, const double *send, const int *scount, cons
 bool mpi_allreduce_sum(const MpiComm *c, double *x, size_t n);
 /* Logical or of one flag over the ranks. */
 bool mpi_allreduce_or(const MpiComm *c, bool *flag);
+
+/* Rank q's share of n items among R ranks: [*first, *first + *count),
+ * contiguous and in rank order (a rank may have none).  Not collective. */
+void mpi_share(int64_t n, int R, int q, int64_t *first, int64_t *count);
+/* The rank whose share of n holds item j. */
+int mpi_share_owner(int64_t n, int R, int64_t j);
+/* The error of rank owner to every rank: mine is its Diag there (ignored on
+ * the others), and every rank records it in d.  Where MPI fails, d says so. */
+void mpi_bcast_diag(const MpiComm *c, int owner, const Diag *mine, Diag *d);
 
 /* A growing byte buffer for what one rank sends: numbers and strings are
  * put in order and taken back in the same order (the same build on every

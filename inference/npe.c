@@ -26,6 +26,7 @@
  */
 #include "npe.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@
 #include "../stdlib/realnvp.h"
 #include "../stdlib/safetensors.h"
 #include "csv.h"
+#include "mpi_run.h"
 #include "logdensity.h"
 #include "psis.h"
 #include "vi.h"
@@ -416,9 +418,11 @@ static Tensor npe_context(Tape *t, const NpeNets *m, Tensor w, int B, const doub
   return tensor_gather(t, 2, (int[]){B, n}, vals, ids);
 }
 
-/* The mean over B rows of -log q(theta | x) in standardised units (theta
- * B x dim, x B x in, both standardised), recorded on t with weights w. */
-static AdNum npe_loss(Tape *t, const NpeNets *m, Tensor w, int B, const double *x,
+/* The sum over B rows of -log q(theta | x) in standardised units (theta
+ * B x dim, x B x in, both standardised) divided by nmean, recorded on t with
+ * weights w: the mean over the rows when nmean is B, one block's share of a
+ * minibatch of nmean rows otherwise (npe_step). */
+static AdNum npe_loss(Tape *t, const NpeNets *m, Tensor w, int B, int nmean, const double *x,
                       const double *theta) {
   size_t d = (size_t)m->flow.dim, n = (size_t)B * d;
   Tensor c = npe_context(t, m, w, B, x);
@@ -431,7 +435,8 @@ static AdNum npe_loss(Tape *t, const NpeNets *m, Tensor w, int B, const double *
   for (size_t e = 0; e < n; e++) terms[e] = ad_scale(t, ad_mul(t, eps[e], eps[e]), 0.5);
   for (int b = 0; b < B; b++) terms[n + (size_t)b] = ld[b];
   AdNum sum = ad_sum(t, (int)(n + (size_t)B), terms);
-  return ad_add(t, ad_scale(t, sum, 1.0 / B), ad_const(0.5 * (double)d * log(2 * M_PI)));
+  double k = 0.5 * (double)d * log(2 * M_PI);
+  return ad_add(t, ad_scale(t, sum, 1.0 / nmean), ad_const(B == nmean ? k : k * B / nmean));
 }
 
 /* ---- simulation ---- */
@@ -735,16 +740,49 @@ static NpeModel *npe_load(const Interp *in, const char *path, Diag *d) {
 
 /* ---- training ---- */
 
+/* Training under MPI (o->comm): every rank holds the whole training set and
+ * the same weights, and each piece of work is cut into pieces that depend
+ * on the options and the simulations alone, never on the number of ranks:
+ * simulation s is made by whichever rank's share of 0..S-1 holds it, from
+ * its own stream (npe_sim_rng); the held-out loss and the warm start's
+ * contexts go by chunks of rows; a step's gradient by --grad-blocks G blocks
+ * of its minibatch (npe_grad).  Each rank computes its contiguous share, an
+ * allgather gives every rank every piece, and every rank combines them in
+ * order: the trained weights have the same bits for every R, and those of
+ * one process with the same G.  Without a communicator R is 1. */
+typedef struct NpeSplit {
+  const MpiComm *comm;
+  int R, q;
+  bool failed; /* an MPI call failed: the training stops with an error */
+} NpeSplit;
+
+/* counts and displacements (w doubles per item) of n items shared among the
+   ranks; false when they do not fit MPI's ints */
+static bool npe_counts(const NpeSplit *sp, int64_t n, int64_t w, int **cnt, int **dis) {
+  *cnt = gc_alloc_atomic(sizeof(int) * 2 * (size_t)sp->R), *dis = *cnt + sp->R;
+  if (n * w > INT_MAX) return false;
+  for (int r = 0; r < sp->R; r++) {
+    int64_t f, c;
+    mpi_share(n, sp->R, r, &f, &c);
+    (*cnt)[r] = (int)(c * w), (*dis)[r] = (int)(f * w);
+  }
+  return true;
+}
+
 /* The mean loss over the held-out simulations (idx[ntrain..ntrain+nval);
- * the training ones when none are held out), in batches of B through the
- * buffers bx, bt. */
+ * the training ones when none are held out), in chunks of B through the
+ * buffers bx, bt; the chunks shared among the ranks and added in order. */
 static double npe_heldout(const NpeModel *M, const double *X, const double *T, const long *idx,
-                          long ntrain, long nval, int B, double *bx, double *bt, Tape *t) {
+                          long ntrain, long nval, int B, double *bx, double *bt, Tape *t,
+                          NpeSplit *sp) {
   const NpeLayout *L = M->L;
   int dim = M->dim, npi = (int)M->m.nparams;
   long v0 = nval > 0 ? ntrain : 0, vn = nval > 0 ? nval : ntrain;
-  double sum = 0;
-  for (long b0 = 0; b0 < vn; b0 += B) {
+  int64_t nc = (vn + B - 1) / B, first, count;
+  double *v = gc_alloc_atomic(sizeof(double) * (size_t)(nc + 1));
+  mpi_share(nc, sp->R, sp->q, &first, &count);
+  for (int64_t c = first; c < first + count; c++) {
+    long b0 = (long)c * B;
     int nb = (int)(vn - b0 < B ? vn - b0 : B);
     for (int r = 0; r < nb; r++) {
       memcpy(bx + (size_t)r * L->in, X + (size_t)idx[v0 + b0 + r] * L->in, sizeof(double) * L->in);
@@ -752,8 +790,15 @@ static double npe_heldout(const NpeModel *M, const double *X, const double *T, c
              sizeof(double) * (size_t)dim);
     }
     tape_reset(t);
-    sum += npe_loss(t, &M->m, tensor_const(1, &npi, M->w), nb, bx, bt).v * nb;
+    v[c] = npe_loss(t, &M->m, tensor_const(1, &npi, M->w), nb, nb, bx, bt).v * nb;
   }
+  int *cnt, *dis;
+  if (!npe_counts(sp, nc, 1, &cnt, &dis) || !mpi_allgatherv(sp->comm, v + first, v, cnt, dis)) {
+    sp->failed = true;
+    return NAN;
+  }
+  double sum = 0;
+  for (int64_t c = 0; c < nc; c++) sum += v[c];
   return sum / (double)vn;
 }
 
@@ -767,7 +812,7 @@ static double npe_heldout(const NpeModel *M, const double *X, const double *T, c
  * q starts as that Gaussian.  A singular or failed fit leaves the base at
  * the prior (mu 0, log scale 0). */
 static void npe_warm_start(NpeModel *M, const double *X, const double *T, const long *idx,
-                           long ntrain, Tape *t) {
+                           long ntrain, Tape *t, NpeSplit *sp) {
   const NpeNets *m = &M->m;
   int dim = M->dim, K = m->npooled + 1, npi = (int)m->ds.nparams, skip = m->ds.out;
   size_t kk = (size_t)K;
@@ -776,7 +821,11 @@ static void npe_warm_start(NpeModel *M, const double *X, const double *T, const 
   double *H = calloc(kk * (size_t)dim, sizeof(double)), *beta = malloc(sizeof(double) * kk * (size_t)dim);
   double *row = malloc(sizeof(double) * M->L->in * NPE_DRAW_BATCH);
   bool ok = Z && G && Lc && H && beta && row;
-  for (long b0 = 0; ok && b0 < ntrain; b0 += NPE_DRAW_BATCH) {
+  /* the contexts in chunks of NPE_DRAW_BATCH rows, shared among the ranks */
+  int64_t nc = (ntrain + NPE_DRAW_BATCH - 1) / NPE_DRAW_BATCH, first, count;
+  mpi_share(nc, sp->R, sp->q, &first, &count);
+  for (long b0 = (long)first * NPE_DRAW_BATCH; ok && b0 < (long)(first + count) * NPE_DRAW_BATCH &&
+                                               b0 < ntrain; b0 += NPE_DRAW_BATCH) {
     int nb = (int)(ntrain - b0 < NPE_DRAW_BATCH ? ntrain - b0 : NPE_DRAW_BATCH);
     for (int r = 0; r < nb; r++)
       memcpy(row + (size_t)r * M->L->in, X + (size_t)idx[b0 + r] * M->L->in, sizeof(double) * M->L->in);
@@ -788,6 +837,22 @@ static void npe_warm_start(NpeModel *M, const double *X, const double *T, const 
       memcpy(z, c.d + (size_t)r * m->flow.ctx + skip, sizeof(double) * (kk - 1));
       z[K - 1] = 1;
     }
+  }
+  if (sp->R > 1) { /* every rank's rows of Z, and whether every rank could */
+    bool bad = !ok;
+    if (!mpi_allreduce_or(sp->comm, &bad)) bad = true, sp->failed = true;
+    ok = !bad;
+    int *cnt = gc_alloc_atomic(sizeof(int) * 2 * (size_t)sp->R), *dis = cnt + sp->R;
+    for (int r = 0; ok && r < sp->R; r++) {
+      int64_t f, c;
+      mpi_share(nc, sp->R, r, &f, &c);
+      int64_t lo = f * NPE_DRAW_BATCH, hi = (f + c) * NPE_DRAW_BATCH;
+      if (lo > ntrain) lo = ntrain;
+      if (hi > ntrain) hi = ntrain;
+      if (!(ok = hi * (int64_t)kk <= INT_MAX)) sp->failed = true; /* too large to gather */
+      cnt[r] = (int)((hi - lo) * (int64_t)kk), dis[r] = (int)(lo * (int64_t)kk);
+    }
+    if (ok && !mpi_allgatherv(sp->comm, Z + dis[sp->q], Z, cnt, dis)) ok = false, sp->failed = true;
   }
   for (long i = 0; ok && i < ntrain; i++) { /* G = Z'Z (column-major, lower), H = Z'T */
     const double *z = Z + (size_t)i * kk, *th = T + (size_t)idx[i] * (size_t)dim;
@@ -828,6 +893,239 @@ static void npe_warm_start(NpeModel *M, const double *X, const double *T, const 
 }
 
 
+/* Simulation s's stream: its own, keyed by its index, so any rank makes it. */
+static void npe_sim_rng(Rng *r, const EngineOpts *o, long s) {
+  rng_seed(r, o->seed ^ 0x73696d75ull, (uint64_t)s);
+}
+
+/* The training set's simulations. */
+typedef struct NpeSims {
+  const Interp *sim;      /* the program with the observed data simulated */
+  const NpeLayout *L;
+  const Value *sregs;     /* sim's data registers (the covariates) */
+  LogDensity *ld;         /* maps a trace's latents to theta */
+  int dim;
+  long S;
+  const SimDraw *first;   /* simulation first_at, already made */
+  long first_at;
+  long kept, dropped;     /* over all ranks */
+  int fail_rank;          /* the rank holding the first failure with a message, -1: none */
+  Diag firstfail;         /* on that rank: the message */
+} NpeSims;
+
+/* Simulations 0..S-1, each rank its share, into X (L->in reals a row) and T
+ * (dim): the kept ones (finite latents and data) in index order on every
+ * rank.  False + d: interrupted (every rank agrees), a program's internal
+ * error (the lowest such rank's message), or MPI failed. */
+static bool npe_simulate(NpeSims *sm, const EngineOpts *o, NpeSplit *sp, double *X, double *T,
+                         Diag *d) {
+  const NpeLayout *L = sm->L;
+  int dim = sm->dim;
+  long S = sm->S;
+  int64_t f, c;
+  mpi_share(S, sp->R, sp->q, &f, &c);
+  /* a rank's rows, then every rank's: in place in one process */
+  double *x0 = sp->R > 1 ? malloc(sizeof(double) * L->in * (size_t)(c + 1)) : X;
+  double *t0 = sp->R > 1 ? malloc(sizeof(double) * (size_t)dim * (size_t)(c + 1)) : T;
+  double *zero = gc_alloc_atomic(sizeof(double) * (size_t)dim);
+  /* this rank's [kept, dropped, simulated, first failure's index or -1,
+     internal error's index or -1] */
+  double mine[5] = {0, 0, 0, -1, -1};
+  Diag fatal;
+  diag_init(&fatal);
+  diag_init(&sm->firstfail);
+  long kept = 0;
+  for (long s = (long)f; x0 && t0 && s < (long)(f + c); s++) {
+    if (engine_interrupted(o)) break; /* nothing trained yet: nothing to save */
+    SimDraw sd;
+    Diag ed;
+    diag_init(&ed);
+    Rng rs;
+    npe_sim_rng(&rs, o, s);
+    bool ok = s == sm->first_at ? (sd = *sm->first, true)
+                                : sim_prior_predictive(sm->sim, &rs, 0, &sd, &ed);
+    double *x = x0 + (size_t)kept * L->in, *th = t0 + (size_t)kept * (size_t)dim;
+    if (ok) {
+      npe_row(L, npe_values(L, &sd, sm->sregs), x, NULL);
+      TraceSource ts = {.src = {.get = tracesrc_get, .has = tracesrc_has}, .t = sd.trace};
+      ok = ld_init_point(sm->ld, &ts.src, "simulation", zero, th, &ed);
+    }
+    for (size_t k = 0; ok && k < L->in; k++) ok = isfinite(x[k]);
+    for (int k = 0; ok && k < dim; k++) ok = isfinite(th[k]);
+    mine[2]++;
+    if (ok) kept++;
+    else {
+      if (diag_failed(&ed) && ed.code == DIAG_INTERNAL) {
+        fatal = ed, mine[4] = (double)s;
+        break;
+      }
+      if (mine[3] < 0 && diag_failed(&ed)) sm->firstfail = ed, mine[3] = (double)s;
+      mine[1]++;
+    }
+    /* rank 0's share, shown as the whole's */
+    if ((s - f + 1) % (c / 10 > 0 ? c / 10 : 1) == 0)
+      engine_progress(o, 0, (long)((double)(s - f + 1) * (double)S / (double)c), S, "simulation");
+  }
+  mine[0] = (double)kept;
+  double *all = gc_alloc_atomic(sizeof(double) * 5 * (size_t)sp->R);
+  if (!x0 || !t0) mine[4] = -2; /* no memory on this rank */
+  if (!mpi_allgather(sp->comm, mine, 5, all)) {
+    diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "npe: MPI could not share the simulations");
+    goto fail;
+  }
+  long done = 0;
+  sm->kept = sm->dropped = 0, sm->fail_rank = -1;
+  for (int r = 0; r < sp->R; r++) {
+    const double *a = all + 5 * (size_t)r;
+    if (a[4] == -2) {
+      diag_error(d, DIAG_NOMEM, (SrcPos){0}, "npe: no memory for %ld simulations", S);
+      goto fail;
+    }
+    if (a[4] >= 0) { /* the lowest rank's internal error: the first by index */
+      mpi_bcast_diag(sp->comm, r, &fatal, d);
+      goto fail;
+    }
+    if (sm->fail_rank < 0 && a[3] >= 0) sm->fail_rank = r;
+    sm->kept += (long)a[0], sm->dropped += (long)a[1], done += (long)a[2];
+  }
+  if (done < S) {
+    diag_error(d, DIAG_INTERRUPTED, (SrcPos){0},
+               "interrupted while simulating (%ld of %ld): nothing trained, nothing saved", done, S);
+    goto fail;
+  }
+  if (sp->R > 1) { /* every rank's kept rows, in rank order: index order */
+    int *cx = gc_alloc_atomic(sizeof(int) * 4 * (size_t)sp->R), *dx = cx + sp->R,
+        *ct = dx + sp->R, *dt = ct + sp->R;
+    int64_t at = 0;
+    bool fits = (int64_t)sm->kept * (int64_t)(L->in > (size_t)dim ? L->in : (size_t)dim) <= INT_MAX;
+    for (int r = 0; fits && r < sp->R; r++) {
+      int64_t k = (int64_t)all[5 * (size_t)r];
+      cx[r] = (int)(k * (int64_t)L->in), dx[r] = (int)(at * (int64_t)L->in);
+      ct[r] = (int)(k * dim), dt[r] = (int)(at * dim);
+      at += k;
+    }
+    if (!fits || !mpi_allgatherv(sp->comm, x0, X, cx, dx) ||
+        !mpi_allgatherv(sp->comm, t0, T, ct, dt)) {
+      diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "npe: MPI could not gather the %ld simulations%s",
+                 sm->kept, fits ? "" : " (more reals than MPI counts)");
+      goto fail;
+    }
+    free(x0), free(t0);
+  }
+  return true;
+fail:
+  if (sp->R > 1) free(x0), free(t0);
+  return false;
+}
+
+/* A step's gradient in blocks (npe_grad). */
+typedef struct NpeGrad {
+  const NpeModel *M;
+  const double *X, *T;   /* the standardised training set */
+  double *bx, *bt;       /* a block's rows */
+  Tape *t;
+  NpeSplit *sp;
+  int G;                 /* --grad-blocks (0: one block) */
+  double *adj;           /* the backward sweep's adjoints (malloc) */
+  size_t adjcap;
+  double *buf;           /* every block's [status, loss, gradient] */
+  size_t bufcap;
+} NpeGrad;
+
+enum { NB_OK, NB_NONFINITE, NB_FATAL }; /* a block's status, worst last */
+
+/* The gradient of the minibatch rows[0..nb) into grad, in G blocks of the
+ * rows (block j: [j nb / G, (j + 1) nb / G), its loss divided by nb, so the
+ * blocks add up to the minibatch's mean): each rank computes its share of
+ * the blocks, each on the tape rewound to the weights' nodes, an allgather
+ * gives every rank every block, and every rank adds them in block order.
+ * One block is the whole minibatch's loss, recorded as without blocks.
+ * 1: grad holds a finite gradient; 0: a block's loss or the gradient is not
+ * finite (skip the step); -1 + d: an error, the same on every rank. */
+static int npe_grad(NpeGrad *g, const long *rows, int nb, double *grad, Diag *d) {
+  const NpeModel *M = g->M;
+  const NpeLayout *L = M->L;
+  int dim = M->dim, npi = (int)M->m.nparams, G = g->G < 1 ? 1 : g->G < nb ? g->G : nb;
+  size_t np = M->m.nparams, w = 2 + np;
+  if ((size_t)G * w > g->bufcap) {
+    g->bufcap = (size_t)G * w;
+    g->buf = gc_alloc_atomic(sizeof(double) * g->bufcap);
+  }
+  int64_t first, count;
+  mpi_share(G, g->sp->R, g->sp->q, &first, &count);
+  Diag mine;
+  diag_init(&mine);
+  Tensor wt = {0};
+  TapeMark mark = {0};
+  bool ready = false;
+  for (int64_t j = first; j < first + count; j++) {
+    double *out = g->buf + (size_t)j * w;
+    int lo = (int)((int64_t)nb * j / G), n = (int)((int64_t)nb * (j + 1) / G) - lo;
+    memset(out, 0, sizeof(double) * w);
+    /* the weights' nodes once a step: the blocks after the first rewind to them */
+    if (!ready || !tape_rewind(g->t, &mark)) {
+      tape_reset(g->t);
+      wt = tensor_var(g->t, 1, &npi, M->w);
+      mark = tape_mark(g->t);
+      ready = true;
+    }
+    for (int r = 0; r < n; r++) {
+      memcpy(g->bx + (size_t)r * L->in, g->X + (size_t)rows[lo + r] * L->in, sizeof(double) * L->in);
+      memcpy(g->bt + (size_t)r * dim, g->T + (size_t)rows[lo + r] * (size_t)dim,
+             sizeof(double) * (size_t)dim);
+    }
+    AdNum loss = npe_loss(g->t, &M->m, wt, n, nb, g->bx, g->bt);
+    out[1] = loss.v;
+    if (tape_error(g->t)) {
+      out[0] = NB_FATAL;
+      if (!diag_failed(&mine)) diag_error(&mine, DIAG_INTERNAL, (SrcPos){0}, "npe: %s", tape_error(g->t));
+      continue;
+    }
+    if (!isfinite(loss.v)) {
+      out[0] = NB_NONFINITE;
+      continue;
+    }
+    size_t need = tape_size(g->t) + 1;
+    if (need > g->adjcap) {
+      free(g->adj);
+      g->adjcap = 2 * need;
+      if (!(g->adj = malloc(sizeof(double) * g->adjcap))) {
+        g->adjcap = 0;
+        out[0] = NB_FATAL;
+        if (!diag_failed(&mine)) diag_error(&mine, DIAG_NOMEM, (SrcPos){0}, "npe: no memory for the gradient");
+        continue;
+      }
+    }
+    memset(g->adj, 0, sizeof(double) * need);
+    if (loss.n) tape_backward(g->t, loss.n, g->adj);
+    for (size_t i = 0; i < np; i++) out[2 + i] = g->adj[wt.node + (int32_t)i];
+  }
+  int *cnt, *dis;
+  if (!npe_counts(g->sp, G, (int64_t)w, &cnt, &dis) ||
+      !mpi_allgatherv(g->sp->comm, g->buf + (size_t)first * w, g->buf, cnt, dis)) {
+    diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "npe: MPI could not gather the blocks' gradients");
+    return -1;
+  }
+  int worst = NB_OK, at = -1;
+  for (int j = 0; j < G; j++) {
+    int st = (int)g->buf[(size_t)j * w];
+    if (st > worst) worst = st, at = j;
+  }
+  if (worst == NB_FATAL) {
+    mpi_bcast_diag(g->sp->comm, mpi_share_owner(G, g->sp->R, at), &mine, d);
+    return -1;
+  }
+  if (worst != NB_OK) return 0;
+  memcpy(grad, g->buf + 2, sizeof(double) * np); /* in block order */
+  for (int j = 1; j < G; j++) {
+    const double *row = g->buf + (size_t)j * w + 2;
+    for (size_t i = 0; i < np; i++) grad[i] += row[i];
+  }
+  bool finite = true;
+  for (size_t i = 0; i < np && finite; i++) finite = isfinite(grad[i]);
+  return finite;
+}
+
 bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const char *save,
                NpeTrainInfo *info, Diag *d) {
   double t0 = npe_now();
@@ -850,20 +1148,25 @@ bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const 
   if (!interp_load_data_sim(sim, data, nobs, names, d)) return false;
   NpeLayout *L = npe_layout(p, interp_data_regs(sim));
   const Value *sregs = interp_data_regs(sim);
-  Rng rng, trng;
-  rng_seed(&rng, o->seed, 0);
+  Rng trng;
   rng_seed(&trng, o->seed ^ 0x6e7065u, 0);
   long S = npe_opt(o, "simulations").i;
+  NpeSplit sp = {.comm = o->comm, .R = mpi_size(o->comm), .q = mpi_rank(o->comm)};
   /* the first simulation's data make the Interp whose log density maps
-     latents to theta (any data: only the latents' shapes matter) */
+     latents to theta (any data: only the latents' shapes matter); every
+     rank makes the same one */
   SimDraw first;
   Diag fd;
   diag_init(&fd);
   bool got = false;
-  for (int tries = 0; tries < 100 && !got; tries++) {
+  long first_at = 0;
+  for (; first_at < 100 && first_at < S && !got; first_at++) {
     diag_init(&fd);
-    got = sim_prior_predictive(sim, &rng, 0, &first, &fd);
+    Rng rs;
+    npe_sim_rng(&rs, o, first_at);
+    got = sim_prior_predictive(sim, &rs, 0, &first, &fd);
   }
+  first_at--;
   if (!got) {
     *d = fd;
     return false;
@@ -883,53 +1186,28 @@ bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const 
   double *X = malloc(sizeof(double) * L->in * (size_t)S);
   double *T = malloc(sizeof(double) * (size_t)dim * (size_t)S);
   int *cols = gc_alloc_atomic(sizeof(int) * (L->in + 1));
-  double *zero = gc_alloc_atomic(sizeof(double) * (size_t)dim);
   if (!X || !T) {
     free(X), free(T);
     diag_error(d, DIAG_NOMEM, (SrcPos){0}, "npe: no memory for %ld simulations", S);
     return false;
   }
-  long kept = 0, dropped = 0;
-  Diag firstfail;
-  diag_init(&firstfail);
-  for (long s = 0; s < S; s++) {
-    if (engine_interrupted(o)) { /* nothing trained yet: nothing to save */
-      diag_error(d, DIAG_INTERRUPTED, (SrcPos){0},
-                 "interrupted while simulating (%ld of %ld): nothing trained, nothing saved", s,
-                 S);
-      free(X), free(T);
-      return false;
-    }
-    SimDraw sd;
-    Diag ed;
-    diag_init(&ed);
-    bool ok = s == 0 ? (sd = first, true) : sim_prior_predictive(sim, &rng, 0, &sd, &ed);
-    double *x = X + (size_t)kept * L->in, *th = T + (size_t)kept * (size_t)dim;
-    if (ok) {
-      npe_row(L, npe_values(L, &sd, sregs), x, kept == 0 ? cols : NULL);
-      TraceSource ts = {.src = {.get = tracesrc_get, .has = tracesrc_has}, .t = sd.trace};
-      ok = ld_init_point(ld, &ts.src, "simulation", zero, th, &ed);
-    }
-    for (size_t k = 0; ok && k < L->in; k++) ok = isfinite(x[k]);
-    for (int k = 0; ok && k < dim; k++) ok = isfinite(th[k]);
-    if (ok) kept++;
-    else {
-      if (diag_failed(&ed) && ed.code == DIAG_INTERNAL) {
-        *d = ed;
-        free(X), free(T);
-        return false;
-      }
-      if (!diag_failed(&firstfail) && diag_failed(&ed)) firstfail = ed;
-      dropped++;
-    }
-    if ((s + 1) % (S / 10 > 0 ? S / 10 : 1) == 0) engine_progress(o, 0, s + 1, S, "simulation");
+  npe_row(L, npe_values(L, &first, sregs), X, cols); /* the columns: the layout's alone */
+  NpeSims sims = {.sim = sim, .L = L, .sregs = sregs, .ld = ld, .dim = dim, .S = S,
+                  .first = &first, .first_at = first_at};
+  if (!npe_simulate(&sims, o, &sp, X, T, d)) {
+    free(X), free(T);
+    return false;
   }
+  long kept = sims.kept;
   long nval = kept < 10 ? 0 : (long)ceil(NPE_HOLDOUT * (double)kept);
   long ntrain = kept - nval;
   if (ntrain < 2) {
+    Diag firstfail;
+    diag_init(&firstfail);
+    if (sims.fail_rank >= 0) mpi_bcast_diag(sp.comm, sims.fail_rank, &sims.firstfail, &firstfail);
     diag_error(d, DIAG_RUNTIME, (SrcPos){0},
                "npe: only %ld of %ld simulations gave finite latents and data%s%s", kept,
-               kept + dropped, diag_failed(&firstfail) ? "; the first failure: " : "",
+               kept + sims.dropped, diag_failed(&firstfail) ? "; the first failure: " : "",
                diag_failed(&firstfail) ? firstfail.msg : "");
     free(X), free(T);
     return false;
@@ -976,7 +1254,7 @@ bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const 
   ds_init(&M.m.ds, &trng, M.w);
   rnvp_init(&M.m.flow, &trng, M.w + M.m.ds.nparams);
   Tape *t = tape_new();
-  if (M.m.npooled) npe_warm_start(&M, X, T, idx, ntrain, t);
+  if (M.m.npooled) npe_warm_start(&M, X, T, idx, ntrain, t, &sp);
   double *best = gc_alloc_atomic(sizeof(double) * np), *grad = gc_alloc_atomic(sizeof(double) * np);
   memcpy(best, M.w, sizeof(double) * np);
   int B = (int)npe_opt(o, "batch").i, epochs = (int)npe_opt(o, "epochs").i;
@@ -992,49 +1270,31 @@ bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const 
   Optim *opt = optim_new(&oc, np);
   double *bx = malloc(sizeof(double) * L->in * (size_t)(B > 0 ? B : 1));
   double *bt = malloc(sizeof(double) * (size_t)dim * (size_t)(B > 0 ? B : 1));
-  double *adj = NULL;
-  size_t adjcap = 0;
+  NpeGrad g = {.M = &M, .X = X, .T = T, .bx = bx, .bt = bt, .t = t, .sp = &sp};
+  g.G = (int)npe_opt(o, "grad-blocks").i;
+  if (!g.G && o->comm) g.G = MPI_TRAIN_BLOCKS;
   /* the start (the warm start's Gaussian) competes with the epochs */
-  double best_loss = npe_heldout(&M, X, T, idx, ntrain, nval, B, bx, bt, t);
+  double best_loss = npe_heldout(&M, X, T, idx, ntrain, nval, B, bx, bt, t, &sp);
   if (!isfinite(best_loss)) best_loss = INFINITY;
   int done = 0;
-  int npi = (int)np;
   for (int ep = 0; ep < epochs && !info->interrupted; ep++) {
     for (long i = ntrain - 1; i > 0; i--) { /* reshuffle the training part */
       long j = (long)rng_int(&trng, 0, (int64_t)i), tmp = idx[i];
       idx[i] = idx[j], idx[j] = tmp;
     }
     for (long b0 = 0; b0 < ntrain; b0 += B) {
-      if (engine_interrupted(o)) {
+      bool stop = engine_interrupted(o);
+      if (sp.R > 1 && !mpi_allreduce_or(sp.comm, &stop)) sp.failed = true;
+      if (stop || sp.failed) { /* the ranks agree: every one keeps what it has */
         info->interrupted = true;
         break;
       }
       int nb = (int)(ntrain - b0 < B ? ntrain - b0 : B);
-      for (int r = 0; r < nb; r++) {
-        memcpy(bx + (size_t)r * L->in, X + (size_t)idx[b0 + r] * L->in, sizeof(double) * L->in);
-        memcpy(bt + (size_t)r * dim, T + (size_t)idx[b0 + r] * (size_t)dim, sizeof(double) * (size_t)dim);
-      }
-      tape_reset(t);
-      Tensor wt = tensor_var(t, 1, &npi, M.w);
-      AdNum loss = npe_loss(t, &M.m, wt, nb, bx, bt);
-      if (tape_error(t)) {
-        diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "npe: %s", tape_error(t));
-        goto fail;
-      }
-      if (!isfinite(loss.v)) continue; /* a step that would poison the weights */
-      size_t need = tape_size(t) + 1;
-      if (need > adjcap) {
-        free(adj);
-        adjcap = 2 * need;
-        adj = malloc(sizeof(double) * adjcap);
-      }
-      memset(adj, 0, sizeof(double) * need);
-      tape_backward(t, loss.n, adj);
-      bool finite = true;
-      for (size_t i = 0; i < np; i++) finite = finite && isfinite(grad[i] = adj[wt.node + (int32_t)i]);
-      if (finite) optim_step(opt, M.w, grad);
+      int ready = npe_grad(&g, idx + b0, nb, grad, d);
+      if (ready < 0) goto fail;
+      if (ready) optim_step(opt, M.w, grad); /* else a step that would poison the weights */
     }
-    double vloss = npe_heldout(&M, X, T, idx, ntrain, nval, B, bx, bt, t);
+    double vloss = npe_heldout(&M, X, T, idx, ntrain, nval, B, bx, bt, t, &sp);
     if (!info->interrupted) done = ep + 1;
     if (vloss < best_loss) {
       best_loss = vloss;
@@ -1042,21 +1302,32 @@ bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const 
     }
     engine_progress(o, 0, ep + 1, epochs, "epoch");
   }
+  if (sp.failed) {
+    diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "npe: MPI could not share the training's results");
+    goto fail;
+  }
   /* back to theta's own units: log q(theta) = log q(z) - sum log sd */
   for (int k = 0; k < dim; k++) best_loss += log(M.tsd[k]);
   memcpy(M.w, best, sizeof(double) * np);
   M.epochs = done;
   M.loss = best_loss;
-  if (save && !npe_save(&M, p, save, d)) goto fail;
+  /* every rank trained the same weights: rank 0 writes them, and the others
+     learn whether it could */
+  if (save) {
+    bool wrote = sp.q != 0 || npe_save(&M, p, save, d), bad = !wrote;
+    if (!mpi_allreduce_or(sp.comm, &bad)) bad = true;
+    if (bad && wrote) diag_error(d, DIAG_IO, (SrcPos){0}, "train: rank 0 could not write %s", save);
+    if (bad) goto fail;
+  }
   info->simulations = kept;
   info->epochs = done;
   info->loss = best_loss;
   info->seconds = npe_now() - t0;
-  free(X), free(T), free(idx), free(bx), free(bt), free(adj);
+  free(X), free(T), free(idx), free(bx), free(bt), free(g.adj);
   optim_free(opt);
   return true;
 fail:
-  free(X), free(T), free(idx), free(bx), free(bt), free(adj);
+  free(X), free(T), free(idx), free(bx), free(bt), free(g.adj);
   optim_free(opt);
   return false;
 }

@@ -50,7 +50,6 @@
 #include "vi.h"
 
 #define SVI_TRIES 10 /* noise redrawn when a step's ELBO is not finite */
-#define SVI_GRAD_BLOCKS 8 /* --grad-blocks under MPI when not given */
 
 /* A learnable parameter: its block, name and spec, and where its
    unconstrained reals live in the optimiser's vector. */
@@ -837,8 +836,9 @@ enum { SB_OK, SB_NONFINITE, SB_ERROR, SB_FATAL }; /* a block's status, worst las
 
 /* Rank q's blocks of nb: [*first, *first + *count), contiguous. */
 static void svi_block_range(int nb, int R, int q, int *first, int *count) {
-  *first = (int)((int64_t)nb * q / R);
-  *count = (int)((int64_t)nb * (q + 1) / R) - *first;
+  int64_t f, c;
+  mpi_share(nb, R, q, &f, &c);
+  *first = (int)f, *count = (int)c;
 }
 
 /* Block b of G of a sample with the given seed: out = [status, ELBO share,
@@ -898,20 +898,7 @@ static void svi_block(Svi *s, int b, int G, uint64_t seed, double *out, Diag *d)
 /* The message of failed block j, from the rank that ran it (mine: its Diag
    there) to every rank. */
 static void svi_block_diag(Svi *s, int j, int nb, const Diag *mine, Diag *d) {
-  int R = mpi_size(s->comm), owner = 0;
-  for (int q = 0; q < R; q++) {
-    int f, c;
-    svi_block_range(nb, R, q, &f, &c);
-    if (j >= f && j < f + c) owner = q;
-  }
-  struct { int32_t code; char msg[sizeof d->msg]; } m = {0};
-  if (mine) m.code = (int32_t)mine->code, memcpy(m.msg, mine->msg, sizeof m.msg);
-  if (!mpi_bcast(s->comm, &m, sizeof m, owner)) {
-    diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "svi: MPI could not send a block's error");
-    return;
-  }
-  m.msg[sizeof m.msg - 1] = 0;
-  diag_error(d, (DiagCode)m.code, (SrcPos){0}, "%s", m.msg);
+  mpi_bcast_diag(s->comm, mpi_share_owner(nb, mpi_size(s->comm), j), mine, d);
 }
 
 /* svi_grad in blocks: the same contract. */
@@ -1283,9 +1270,9 @@ Svi *svi_prepare(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
   s->tau0 = engine_opt_real(o, "temperature");
   s->tau_min = fmin(engine_opt_real(o, "temperature-min"), s->tau0);
   s->tau_decay = engine_opt_real(o, "temperature-decay");
-  s->comm = o->comm; /* under MPI the gradient is computed in blocks, by default SVI_GRAD_BLOCKS */
+  s->comm = o->comm; /* under MPI the gradient is computed in blocks, by default MPI_TRAIN_BLOCKS */
   s->row_blocks = (int)engine_opt_int(o, "grad-blocks");
-  if (!s->row_blocks && o->comm) s->row_blocks = SVI_GRAD_BLOCKS;
+  if (!s->row_blocks && o->comm) s->row_blocks = MPI_TRAIN_BLOCKS;
   if (!prog->has_guide && ir_analyze(prog)->nlatents > 0) {
     diag_error(d, DIAG_USAGE, (SrcPos){0}, "--engine svi needs a guide block that draws the "
                "latents (docs/language.md, \"guide\"); write one, or use --engine advi");
@@ -1668,10 +1655,10 @@ static const OptSpec svi_options[] = {
     {.name = "lr-min", .type = OPT_REAL, .def = "0", .rlo = 0, .rhi = INFINITY, .arg = "X",
      .help = "svi: the cosine schedule's final learning rate"},
     {.name = "grad-blocks", .type = OPT_INT, .def = "0", .ilo = 0, .ihi = 4096, .arg = "G",
-     .help = "svi: compute each step's gradient in blocks: G of each Monte Carlo sample's "
-             "minibatch, summed in a fixed order (the data-parallel split under MPI, where 0 "
-             "means 8; in one process 0 is one undivided minibatch; the same G gives the same "
-             "bits for any number of ranks)"},
+     .help = "svi and train --amortize: compute each step's gradient in blocks: G of each "
+             "Monte Carlo sample's minibatch, summed in a fixed order (the data-parallel split "
+             "under MPI, where 0 means 8; in one process 0 is one undivided minibatch; the same "
+             "G gives the same bits for any number of ranks)"},
     {.name = "relax", .type = OPT_BOOL, .def = "false",
      .help = "svi: train scalar bernoulli and categorical choices through the Concrete "
              "(Gumbel-softmax) relaxation instead of the score-function estimator; the model "

@@ -17,9 +17,10 @@
  * interrupt stops training before the next step, and what was trained is
  * still written: a long fit stopped by Ctrl-C keeps its progress.
  *
- * Under MPI (o->comm) svi trains data-parallel: every rank computes its share
- * of each step's gradient blocks (svi.c, svi_grad_blocks) and takes the same
- * step, so every rank ends with the same params; rank 0 writes them. */
+ * Under MPI (o->comm) both train data-parallel: every rank computes its share
+ * of each step's gradient blocks (svi.c, svi_grad_blocks; npe.c, npe_grad,
+ * which also shares out the simulations) and takes the same step, so every
+ * rank ends with the same params; rank 0 writes them. */
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -29,7 +30,7 @@
 #include "svi.h"
 #include "train.h"
 
-const char *const train_npe_borrowed[] = {"lr", "flow-layers", "flow-hidden", NULL};
+const char *const train_npe_borrowed[] = {"lr", "flow-layers", "flow-hidden", "grad-blocks", NULL};
 
 #define TRAIN_SMOOTH 100 /* steps in the progress line's running ELBO average */
 

@@ -19,8 +19,8 @@ typedef struct TrainOpts {
 } TrainOpts;
 
 /* The options of other engines' tables that npe_train reads too (lr,
- * flow-layers, flow-hidden: the same meaning as advi's): `ppl train
- * --amortize` takes them beside the amortized engine's own. */
+ * flow-layers, flow-hidden: the same meaning as advi's; grad-blocks: svi's):
+ * `ppl train --amortize` takes them beside the amortized engine's own. */
 extern const char *const train_npe_borrowed[];
 
 /* What a training run did (ppl_train_info's fields). */
