@@ -1160,7 +1160,7 @@ bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const 
   diag_init(&fd);
   bool got = false;
   long first_at = 0;
-  for (; first_at < 100 && first_at < S && !got; first_at++) {
+  for (; first_at < 100 && !got; first_at++) {
     diag_init(&fd);
     Rng rs;
     npe_sim_rng(&rs, o, first_at);

@@ -12,7 +12,10 @@
 # latents are all global are one block's estimate up to rounding (the weights N/B and 1/G): the global
 # latents come from the sample's stream in every block.  advi splits
 # its log density by data rows (ld_shard.h): the same draws for 1, 2 and 4
-# ranks.  Skipped (one TAP skip line) without MPI or mpirun.
+# ranks.  npe (train --amortize) shares out its simulations and computes
+# each step's gradient in --grad-blocks blocks: the same file for 1, 2, 3
+# and 4 ranks and the single process with the same blocks.  Skipped (one
+# TAP skip line) without MPI or mpirun.
 use strict;
 use warnings;
 use FindBin;
@@ -194,7 +197,7 @@ sub st_numbers {
 }
 
 # errors: a program error in every block fails every rank with one message,
-# the single process's; train --amortize stays in one process
+# the single process's
 {
   (my $bad = slurp('toy.ppl')) =~ s/x\[i\] ~ normal\(z, 0\.5\)/x[i] ~ normal(z, -0.5)/;
   spit('bad.ppl', $bad);
@@ -206,8 +209,91 @@ sub st_numbers {
   ok($s1 != 0 && $st == $s1 && @msgs == 1 && defined $m1 && index($err, $m1) >= 0 && !-e 'bad.params',
      "a program error in the blocks: status $st, one message, the single process's, no file")
     or print "# one process: $e1\n# mpirun: $err\n";
-  ($st, $out, $err) = mpi(2, 'train', 'toy.ppl', '--data', 'toy.json', '--amortize', '--save', 'n.params');
-  ok($st == 64 && $err =~ /train --amortize trains in one process/ && !-e 'n.params',
-     "train --amortize under mpirun -n 2: a usage error, nothing written") or print "# $err\n";
+}
+
+# npe (train --amortize): the simulations shared among the ranks (each from
+# its own stream), each step's gradient in --grad-blocks blocks added in
+# order: the params file of 1, 2 and 4 ranks is the single process's with
+# the same blocks, byte for byte, and so are the draws run from it
+spit('nm.ppl', <<'PPL');
+data { int N; vector[N] y; }
+model {
+  real mu ~ normal(0, 2);
+  real<lower=0> s ~ lognormal(0, 0.5);
+  plate (i in 1:N) { y[i] ~ normal(mu, s); }
+}
+PPL
+spit('nm_shape.json', qq({"N": 10}\n));
+spit('nm_obs.json', qq({"N": 10, "y": [0.3, 1.2, -0.4, 0.8, 1.9, 0.1, 0.7, 1.1, 0.5, -0.2]}\n));
+{
+  my @tr = ('train', 'nm.ppl', '--data', 'nm_shape.json', '--amortize', '--simulations', '700',
+            '--epochs', '6', '--batch', '50', '--seed', '7', '--no-progress');
+  my ($s0) = run_cmd(@tr, '--save', 'npe_plain.params');
+  ($st) = run_cmd(@tr, '--save', 'npe_g1.params', '--grad-blocks', '1');
+  ok($s0 == 0 && $st == 0 && -s 'npe_plain.params' && slurp('npe_g1.params') eq slurp('npe_plain.params'),
+     "npe: --grad-blocks 1 is the undivided minibatch, byte for byte");
+  my $one;
+  ($st, $one) = run_cmd(@tr, '--save', 'npe_g4.params', '--grad-blocks', '4');
+  my ($loss1) = $one =~ /^trained: 700 simulations, 6 epochs, held-out loss (\S+) in /m;
+  ok($st == 0 && defined $loss1, "npe: --grad-blocks 4 in one process") or print "# $one\n";
+  for my $r (1, 2, 4) {
+    ($st, $out, $err) = mpi($r, @tr, '--save', "npe_r$r.params", '--grad-blocks', '4');
+    ok($st == 0 && -s "npe_r$r.params" && slurp("npe_r$r.params") eq slurp('npe_g4.params'),
+       "npe under mpirun -n $r: the single process's params file, byte for byte") or print "# $err\n";
+    my @done = $out =~ /^trained: /mg;
+    my ($loss) = $out =~ /^trained: 700 simulations, 6 epochs, held-out loss (\S+) in /m;
+    ok(@done == 1 && defined $loss1 && defined $loss && $loss eq $loss1,
+       "npe under mpirun -n $r: rank 0 alone reports, the single process's held-out loss") or print "# $out\n";
+  }
+  # under MPI without --grad-blocks: 8 blocks (3 ranks: uneven shares)
+  run_cmd(@tr, '--save', 'npe_g8.params', '--grad-blocks', '8');
+  for my $r (2, 3) {
+    ($st, $out, $err) = mpi($r, @tr, '--save', "npe_d$r.params");
+    ok($st == 0 && -s 'npe_g8.params' && slurp("npe_d$r.params") eq slurp('npe_g8.params'),
+       "npe under mpirun -n $r without --grad-blocks: 8 blocks, the single process's file") or print "# $err\n";
+  }
+  # the amortized draws: from the file 4 ranks trained, and run under 2 ranks
+  my @run = ('run', 'nm.ppl', '--data', 'nm_obs.json', '--chains', '2', '--draws', '300', '--seed', '3');
+  run_cmd(@run, '--load', 'npe_g4.params', '--output', 'npe1.csv', '--quiet');
+  run_cmd(@run, '--load', 'npe_r4.params', '--output', 'npe4.csv', '--quiet');
+  ($st, $out, $err) = mpi(2, @run, '--load', 'npe_r2.params', '--output', 'npe2.csv');
+  my $draws = rows('npe1_1.csv') . rows('npe1_2.csv');
+  ok(length($draws) > 1000 && $draws eq rows('npe4_1.csv') . rows('npe4_2.csv'),
+     "npe: the draws from the file 4 ranks trained are the single process's");
+  ok($st == 0 && $draws eq rows('npe2_1.csv') . rows('npe2_2.csv'),
+     "npe: mpirun -n 2 ppl run --load draws the single process's draws") or print "# $err\n";
+}
+# simulations that fail (a negative sd from the prior) are dropped wherever
+# they are made: the same kept set and file for 3 ranks; a set in which too
+# few are kept fails every rank with the single process's message
+{
+  spit('half.ppl', <<'PPL');
+data { int N; vector[N] y; }
+model {
+  real mu ~ normal(0, 2);
+  real s ~ normal(1, 1);
+  plate (i in 1:N) { y[i] ~ normal(mu, s); }
+}
+PPL
+  my @tr = ('train', 'half.ppl', '--data', 'nm_shape.json', '--amortize', '--simulations', '400',
+            '--epochs', '3', '--seed', '7', '--no-progress', '--grad-blocks', '3');
+  my ($s1, $o1) = run_cmd(@tr, '--save', 'half1.params');
+  my ($kept) = $o1 =~ /^trained: (\d+) simulations/m;
+  ($st, $out, $err) = mpi(3, @tr, '--save', 'half3.params');
+  ok($s1 == 0 && $st == 0 && defined $kept && $kept > 200 && $kept < 400 &&
+     $out =~ /^trained: $kept simulations/m && slurp('half1.params') eq slurp('half3.params'),
+     "npe: dropped simulations ($kept of 400 kept), 3 ranks: the same kept set and file") or print "# $o1$out$err\n";
+  (my $few = slurp('half.ppl')) =~ s/normal\(1, 1\)/normal(-2, 1)/;
+  spit('few.ppl', $few);
+  my @f = ('train', 'few.ppl', '--data', 'nm_shape.json', '--amortize', '--simulations', '10',
+           '--seed', '7', '--no-progress', '--save', 'few.params');
+  my ($e1);
+  ($s1, undef, $e1) = run_cmd(@f);
+  ($st, $out, $err) = mpi(3, @f);
+  my ($m1) = $e1 =~ /^(npe: only \d+ of 10 simulations .*first failure: .*)$/m;
+  my @msgs = $err =~ /npe: only/g;
+  ok($s1 != 0 && $st == $s1 && defined $m1 && @msgs == 1 && index($err, $m1) >= 0 && !-e 'few.params',
+     "npe: too few kept, 3 ranks: status $st, one message, the single process's, no file")
+    or print "# one process: $e1\n# mpirun: $err\n";
 }
 exit tap_done();
