@@ -40,8 +40,8 @@
 #include "../stdlib/realnvp.h"
 #include "../stdlib/safetensors.h"
 #include "csv.h"
-#include "mpi_run.h"
 #include "logdensity.h"
+#include "mpi_run.h"
 #include "psis.h"
 #include "vi.h"
 #include "simulate.h"
@@ -421,7 +421,7 @@ static Tensor npe_context(Tape *t, const NpeNets *m, Tensor w, int B, const doub
 /* The sum over B rows of -log q(theta | x) in standardised units (theta
  * B x dim, x B x in, both standardised) divided by nmean, recorded on t with
  * weights w: the mean over the rows when nmean is B, one block's share of a
- * minibatch of nmean rows otherwise (npe_step). */
+ * minibatch of nmean rows otherwise (npe_grad). */
 static AdNum npe_loss(Tape *t, const NpeNets *m, Tensor w, int B, int nmean, const double *x,
                       const double *theta) {
   size_t d = (size_t)m->flow.dim, n = (size_t)B * d;

@@ -41,7 +41,11 @@ typedef struct NpeTrainInfo {
  * has them, are not used), train, and write the file `save`.  o gives the
  * options (npe_options), seed, threads, progress (unit "epoch") and interrupt.
  * False + d: the program cannot be amortized (not a fixed structure, a
- * discrete latent, no observed data: the message says which) or it failed. */
+ * discrete latent, no observed data: the message says which) or it failed.
+ * With a communicator (o->comm) every rank calls it: the ranks share the
+ * simulations and each step's gradient blocks (--grad-blocks, 8 by default
+ * there), every rank ends with the same weights, rank 0 writes `save`, and
+ * the file is the single process's with the same --grad-blocks. */
 bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const char *save,
                NpeTrainInfo *info, Diag *d);
 
