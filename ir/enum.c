@@ -2414,12 +2414,22 @@ static void emit_fchain(Rw *W, Code *c, const Site *s, bool draw, int lp) {
     }
     return;
   }
-  /* the draws pass: alpha and K2 per step, then backwards */
+  /* the draws pass: alpha and K2 per step, then backwards; alpha's size
+     from the first step's (the sizes are the same at every step, as
+     emit_chain's) */
   Code dc = {0};
   int niter = binop(W, c, pos, OP_ADD, binop(W, c, pos, OP_SUB, hi, lo, ti), one, ti);
+  move(&dc, pos, F->var, lo);
+  move(&dc, pos, s->carry, c01);
+  move(&dc, pos, s2->carry, c02);
+  append(&dc, copy_block(W, &pre, 0, M_DRAW, -1));
+  int K10 = support_size(W, &dc, s);
+  move(&dc, pos, s->ins->dst, support_value(W, &dc, s, one));
+  append(&dc, copy_block(W, &mid, 0, M_DRAW, -1));
+  int K0 = binop(W, &dc, pos, OP_MUL, K10, support_size(W, &dc, s2), ti);
   d = emit(&dc, IR_DECL, pos);
   int AL = d->dst = new_reg(W, ty_make(TY_VECTOR, 1));
-  d->nsizes = 1, d->sizes = regs(1, niter);
+  d->nsizes = 2, d->sizes = regs(2, niter, K0);
   d = emit(&dc, IR_DECL, pos);
   int KK2 = d->dst = new_reg(W, ty_make(TY_INT, 1));
   d->nsizes = 1, d->sizes = regs(1, niter);
@@ -3085,6 +3095,8 @@ const char *enum_largest_text(const EnumPlan *pl) {
   if (big->nsc > 0) return joint_text(pl, big);
   if (!big->chain) return gc_printf("%ld", big->size);
   long k = lround(sqrt((double)big->size));
+  if (big->partner1 && pl->lat[big->partner1 - 1].size >= 0) /* the product state's step */
+    k *= lround(sqrt((double)pl->lat[big->partner1 - 1].size));
   return gc_printf("%ld x %ld", k, k);
 }
 
