@@ -10,7 +10,8 @@
  * (the emissions once per state), a chain whose emission reads the previous
  * state (K x K terms), a bernoulli chain (no vector form); several latents in
  * one block (variable elimination), a bounded int, latents under an if and
- * in a loop in a loop. */
+ * in a loop in a loop; a factorial chain (two chains in one loop).  Each
+ * compiled draw (the draws pass) must equal the interpreted one bit for bit. */
 #include <stdio.h>
 #include <string.h>
 
@@ -215,6 +216,25 @@ int main(void) {
          "    int z ~ bernoulli(s == 1 ? a : b);\n"
          "    y[t] ~ normal(2 * z - 1, 1);\n"
          "    s = z;\n"
+         "  }\n"
+         "}\n",
+         &td);
+  agrees("factorial chain (two chains in one loop)",
+         "data { int N; int K; vector[N] y; int D[N]; }\n"
+         "model {\n"
+         "  simplex[K] G1[K] ~ dirichlet(rep_vector(1, K));\n"
+         "  simplex[2] G2[2] ~ dirichlet(rep_vector(1, 2));\n"
+         "  ordered[K] mu ~ normal(0, 5);\n"
+         "  vector[2] nu ~ normal(0, 1);\n"
+         "  int a = 1;\n"
+         "  int b = 2;\n"
+         "  for (t in 1:N) {\n"
+         "    int z1 ~ categorical(G1[a]);\n"
+         "    real m = mu[z1];\n"
+         "    int z2 ~ categorical(G2[b]);\n"
+         "    y[t] ~ normal(m + nu[z2], 1);\n"
+         "    a = z1;\n"
+         "    b = z2;\n"
          "  }\n"
          "}\n",
          &td);
