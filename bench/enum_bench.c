@@ -18,6 +18,7 @@
  *
  *   enum_bench SOURCE_ROOT [SEED [PROBLEM]]   (from the source root: build/bench/enum_bench .)
  *   enum_bench SOURCE_ROOT grad [REPS]      (EB_NO_JIT=1: interpreted, not compiled)
+ *   EB_NUTS_ONLY=1: nuts only (the twins and rstan, no mh or smc); EB_NO_STAN=1: no rstan
  *
  * `grad`: the CPU cost of one log density gradient (what nuts pays per leapfrog
  * step) of each natural program against its twin, at the same points (the
@@ -262,6 +263,7 @@ int main(int argc, char **argv) {
   if (argc > 2 && !strcmp(argv[2], "grad")) return eb_grad_main(root, argc > 3 ? atoi(argv[3]) : 5);
   uint64_t seed = argc > 2 ? strtoull(argv[2], NULL, 10) : 1;
   const char *only = argc > 3 ? argv[3] : NULL;
+  bool nuts_only = getenv("EB_NUTS_ONLY") != NULL; /* no mh, no smc: the twin's ratio only */
   printf("%-8s %-18s %-6s %8s %9s %10s  %s\n", "problem", "method", "engine", "min ESS", "CPU s",
          "ESS/CPU-s", "(smallest ESS)");
   double rate[sizeof problems / sizeof *problems][EB_NMETHODS + 1];
@@ -274,6 +276,7 @@ int main(int argc, char **argv) {
     const size_t order[] = {1, 0, 2, 3};
     for (size_t j = 0; j < EB_NMETHODS; j++) {
       const EbMethod *m = &methods[order[j]];
+      if (nuts_only && m->engine && strcmp(m->engine, "nuts")) continue;
       EbResult res = eb_run(root, &problems[i], m, seed, names, &ncols);
       rate[i][order[j]] = res.ok ? res.ess / res.cpu : NAN;
       if (res.ok)

@@ -673,10 +673,10 @@ const char *ld_backend(const LogDensity *ld) {
     return gc_printf("%s: log density and gradient compiled in %.0f ms of CPU for an earlier data "
                      "set of the same shapes, reused for these data (no compile)",
                      how, jit_compile_ms(ld->jit));
-  if (ld->jit && ld->nested)
+  if (ld->jit && ld->nested && jit_has_draw(ld->jit) && jit_draw_unrecorded(ld->jit))
     return gc_printf("%s: log density and gradient compiled in %.0f ms of CPU; draws interpreted "
-                     "(they keep the latents of loops, branches and functions)",
-                     how, jit_compile_ms(ld->jit));
+                     "(they keep the latents of functions: %s)",
+                     how, jit_compile_ms(ld->jit), jit_draw_unrecorded(ld->jit));
   if (ld->jit && jit_has_draw(ld->jit))
     return gc_printf("%s: log density and gradient compiled in %.0f ms of CPU, the draw "
                      "function (generated quantities) in %.0f ms",
@@ -765,13 +765,19 @@ Value *ld_draw_full(const LogDensity *ld, const double *theta, uint64_t seed, ui
 Value *ld_draw(LdWork *w, const double *theta, uint64_t seed, uint64_t stream,
                InterpLatent **nested, int *nnested, Diag *d) {
   *nested = NULL, *nnested = 0;
-  /* the compiled draw keeps only the output registers */
-  Value *out = w->ld->nested ? NULL : ld_draw_jit(w, theta, seed, stream);
-  return out ? out : ld_draw_full(w->ld, theta, seed, stream, nested, nnested, d);
+  const LogDensity *ld = w->ld;
+  /* the compiled draw records the latents of loops and branches (and the
+     draws pass's discrete choices) under the interpreter's addresses, but
+     not those of user functions */
+  Value *out = !ld->nested || !ld->jit || (jit_has_draw(ld->jit) && !jit_draw_unrecorded(ld->jit))
+                   ? ld_draw_jit(w, theta, seed, stream)
+                   : NULL;
+  if (out && ld->nested) *nested = jit_draw_nested(work_jit(w), nnested);
+  return out ? out : ld_draw_full(ld, theta, seed, stream, nested, nnested, d);
 }
 
 void ld_prepare_draw(const LogDensity *ld) {
-  if (ld->jit && !ld->nested) jit_has_draw(ld->jit); /* compiles once, under the JIT's lock */
+  if (ld->jit) jit_has_draw(ld->jit); /* compiles once, under the JIT's lock */
 }
 
 Value *ld_draw_jit(LdWork *w, const double *theta, uint64_t seed, uint64_t stream) {

@@ -36,6 +36,10 @@ struct Site {
   int parent;             /* the site whose segment holds this choice, or -1 */
   bool nested;            /* under an if, or in a loop in a loop: no pr_ output */
   int group1;             /* its variable-elimination group's index + 1, or 0 */
+  /* a factorial chain (two chains in one loop, plan_factorial): the other
+     chain's site + 1, or 0; the first of the two (partner1 > its index)
+     sums both over the product state */
+  int partner1;
 };
 
 /* Variable elimination over a group: a root scalar with a segment set and
@@ -770,10 +774,108 @@ static void plan_other(Plan *P, const IrBlock *b, const char *where, int depth) 
   }
 }
 
+/* Does the block hold a discrete choice, at any depth? */
+static bool holds_discrete(const IrProgram *p, const IrBlock *b) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *in = &b->ins[i];
+    if (in->op == IR_SAMPLE && in->dist.fam->discrete) return true;
+    if (in->op == IR_CALL && p->funcs[in->callee].stochastic) return true;
+    const IrBlock *subs[4] = {&in->then_b, &in->else_b, &in->cond_b, &in->body};
+    for (int k = 0; k < 4; k++)
+      if (holds_discrete(p, subs[k])) return true;
+  }
+  return false;
+}
+
+/* A factorial chain: the loop F = b[fi] of the model block holds, at its
+   body's top level, exactly two discrete scalars z1, z2 (and no other
+   discrete choice), each carried to the next iteration in a local copy of
+   its own (`z1_prev = z1; z2_prev = z2`), their distributions depending on
+   their previous states (or on both), the observations on both: a factorial
+   HMM.  Summed by the forward algorithm over the product state (K1 K2
+   states, (K1 K2)^2 terms a step; emit_fchain).  False when the loop does
+   not have this shape (each choice is then planned alone, and says why);
+   true when it has, with both planned (enumerated, or with the reason). */
+static bool plan_factorial(Plan *P, const IrBlock *b, int fi) {
+  const IrInstr *F = &b->ins[fi];
+  const IrBlock *body = &F->body;
+  const IrProgram *p = P->p;
+  int at[2], n = 0;
+  for (int i = 0; i < body->n; i++) {
+    const IrInstr *in = &body->ins[i];
+    if (in->op == IR_SAMPLE && in->dist.fam->discrete) {
+      if (n == 2) return false;
+      at[n++] = i;
+      continue;
+    }
+    if (holds_discrete(p, &(IrBlock){1, (IrInstr *)in})) return false;
+  }
+  if (n != 2) return false;
+  const IrInstr *z[2] = {&body->ins[at[0]], &body->ins[at[1]]};
+  int carry[2], kind[2];
+  const char *cost[2];
+  for (int c = 0; c < 2; c++) {
+    if (support_of(P, z[c], &kind[c], &cost[c]) || p->main.regtypes[z[c]->dst].ndims ||
+        kind[c] == SUP_RANGE)
+      return false;
+    carry[c] = -1;
+    for (int i = at[c] + 1; i < body->n && carry[c] < 0; i++) {
+      const IrInstr *in = &body->ins[i];
+      if (in->op == IR_MOVE && in->args[0] == z[c]->dst) carry[c] = in->dst;
+    }
+    if (carry[c] < 0) return false;
+    Type tc = p->main.regtypes[carry[c]];
+    if (tc.ndims || tc.base != TY_INT || count_writes(body, 0, carry[c]) != 1 ||
+        !block_reads(body, 0, at[c] + 1, carry[c]))
+      return false; /* one write in the loop, read before its choice */
+  }
+  if (carry[0] == carry[1]) return false;
+  /* the shape is a factorial chain's: from here on, a reason when it fails */
+  const char *why = NULL;
+  int nr = p->main.nregs;
+  bool *w = gc_alloc_atomic((size_t)nr), *def = gc_alloc_atomic((size_t)nr);
+  memset(w, 0, (size_t)nr);
+  memset(def, 0, (size_t)nr);
+  mark_writes(body, at[0] + 1, w);
+  for (int r = 0; r < nr && !why; r++) /* the carries are the only state between steps */
+    if (w[r] && r != carry[0] && r != carry[1] && block_reads(body, 0, at[0] + 1, r))
+      why = gc_printf("'%s' carries a value from its segment to the next iteration besides "
+                      "'%s' and '%s'", reg_label(p, r), reg_label(p, carry[0]), reg_label(p, carry[1]));
+  for (int k = 0; k < at[0] && !why; k++) /* the part before the choices runs once per state */
+    if (body->ins[k].op == IR_SAMPLE)
+      why = gc_printf("a choice at line %d precedes it in its iteration", body->ins[k].pos.line);
+  for (int r = 0; r < nr && !why; r++)
+    if ((w[r] || r == carry[0] || r == carry[1]) && block_reads(b, fi + 1, b->n, r))
+      why = gc_printf("'%s', which its segment writes, is read after the loop", reg_label(p, r));
+  w[carry[0]] = w[carry[1]] = false; /* set by the rewrite per previous state */
+  def[z[0]->dst] = true;
+  IrBlock mid = {at[1] - at[0] - 1, body->ins + at[0] + 1};
+  IrBlock rest = {body->n - at[1] - 1, body->ins + at[1] + 1};
+  if (!why) why = walk_segment(P, z[0], &mid, 0, def, w, NULL, false);
+  def[z[1]->dst] = true;
+  if (!why) why = walk_segment(P, z[1], &rest, 0, def, w, NULL, false);
+  int first = P->pub->n;
+  for (int c = 0; c < 2; c++) {
+    EnumLatent *L = new_latent(P, z[c], why);
+    L->ok = !why;
+    L->chain = true;
+    L->cost = gc_printf("(%s x %s) x (%s x %s)", cost[0], cost[1], cost[0], cost[1]);
+    L->partner = z[1 - c]->name;
+    L->partner1 = first + (1 - c) + 1;
+    Site *s = &P->sites[P->pub->n - 1];
+    s->seg = body, s->from = at[c] + 1, s->top = false, s->kind = kind[c];
+    s->chain = F, s->at = at[c], s->carry = carry[c], s->parent = -1;
+    s->partner1 = first + (1 - c) + 1;
+  }
+  return true;
+}
+
 static void plan_block(Plan *P, const IrBlock *b, bool top, const IrBlock *outer, int outer_i,
                        int depth) {
   for (int i = 0; i < b->n; i++) {
     const IrInstr *in = &b->ins[i];
+    if (in->op == IR_FOR && top && depth == 0 && !P->in_branch && plan_factorial(P, b, i))
+      continue;
     if (in->op == IR_SAMPLE && in->dist.fam->discrete) {
       if (P->in_branch || depth >= 2) plan_nested(P, in, b, i);
       else plan_sample(P, in, b, i, top, outer, outer_i);
@@ -1154,6 +1256,14 @@ static long numel_of(const IrProgram *p, const Value *R, const IrBlock *b, int r
       if (in->op == IR_SAMPLE && in->nsizes >= 1 && int_at(p, R, in->sizes[in->nsizes - 1], &v))
         return v;
       if (in->op == IR_MOVE) return numel_of(p, R, &p->model_b, in->args[0], depth + 1);
+      if (in->op == IR_INDEX && in->nidx >= 1 && R[in->args[0]].k < V_ARR) {
+        /* an element of a latent array of vectors (`simplex[K] G[K]`): its
+           declared size */
+        const IrInstr *dd = find_def(&p->model_b, in->args[0]);
+        if (dd && dd->op == IR_SAMPLE && dd->nsizes == in->nidx + 1 &&
+            int_at(p, R, dd->sizes[dd->nsizes - 1], &v))
+          return v;
+      }
       if (in->op == IR_INDEX && in->nidx >= 1) { /* an element of an array (of arrays) */
         Value base = R[in->args[0]];
         int k = 0;
@@ -1209,6 +1319,10 @@ void enum_sizes(EnumPlan *pl, const Value *R) {
       long z = pl->lat[L->sc[k]].size;
       L->joint = z < 0 ? -1 : L->joint * z;
     }
+    if (L->partner1 && L->joint >= 0) { /* the product state's step */
+      long z = pl->lat[L->partner1 - 1].size;
+      L->joint = z < 0 ? -1 : L->joint * z;
+    }
     if (!L->ok) continue;
     if (L->joint < 0) pl->largest = -1;
     else if (pl->largest >= 0 && L->joint > pl->largest) pl->largest = L->joint;
@@ -1238,6 +1352,9 @@ typedef struct Rw {
   int *hK, *hV;        /* per site: its support's size and log probabilities made
                           before its loop (hoist_before), -1 when not */
   int *pr;             /* per site: its pr_ output's register, -1 before it has one */
+  const Site *fix;     /* a factorial chain's second choice, copied with its value */
+  int fixv;            /* given (fixv): its log probability added (M_ACC), or */
+  bool fixpoint;       /* made a point choice (the draws pass's replay) */
   int nout;
   IrOutput *out;
 } Rw;
@@ -2161,6 +2278,210 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw, int lp) {
   in->then_b = done(&dc);
 }
 
+/* A factorial chain (plan_factorial): s's choice z1 and its partner's z2 in
+ * one loop, summed by the forward algorithm over the product state
+ * k = (k1 - 1) K2 + k2.  Per step and previous state j = (j1, j2): both
+ * carried copies set from j, the part before z1 once (into lp0), then per
+ * k: z1 = its k1-th value with its log probability, and the rest of the
+ * iteration with z2 = its k2-th value (W->fix) and its log probability:
+ * MX[j, k]; alpha[k] = log_sum_exp_j MX[j, k].  K2 is made per step from the
+ * part between the choices run with z1's first value (z2's support may
+ * depend on what it computes).  The draws pass keeps alpha and K2 per step
+ * and draws backwards (forward filtering, backward sampling over the
+ * product state), then replays the loop with both choices as point
+ * choices under their own names.  No fused kernel, no hoisted transitions,
+ * no pr_ columns (not yet). */
+/* What emit_fchain's steps share. */
+typedef struct Fc {
+  Rw *W;
+  const Site *s, *s2;
+  const IrInstr *F;
+  SrcPos pos;
+  IrBlock pre, mid;
+  int one, pK2, started, c01, c02;
+} Fc;
+
+/* The states before a step from the product index j (1-based, over the
+   previous step's K2), or the values before the loop at the first step. */
+static void fc_set_state(Fc *f, Code *c, int j) {
+  Rw *W = f->W;
+  Type ti = ty_make(TY_INT, 0);
+  Code th = {0}, el = {0};
+  int j0 = binop(W, &th, f->pos, OP_SUB, j, f->one, ti);
+  int j1 = binop(W, &th, f->pos, OP_ADD, binop(W, &th, f->pos, OP_IDIV, j0, f->pK2, ti), f->one, ti);
+  int j2 = binop(W, &th, f->pos, OP_ADD, binop(W, &th, f->pos, OP_MOD, j0, f->pK2, ti), f->one, ti);
+  move(&th, f->pos, f->s->carry, support_value(W, &th, f->s, j1));
+  move(&th, f->pos, f->s2->carry, support_value(W, &th, f->s2, j2));
+  move(&el, f->pos, f->s->carry, f->c01);
+  move(&el, f->pos, f->s2->carry, f->c02);
+  emit_if(c, f->pos, binop(W, c, f->pos, OP_NE, f->started, k_int(W, c, f->pos, 0), ty_make(TY_BOOL, 0)),
+          &th, &el);
+}
+
+/* a0 + one step's log density from the previous state j to the product
+   state k (z1's value k / K2, z2's k % K2, 0-based), in a new register. */
+static int fc_step(Fc *f, Code *c, int j, int k, int a0, int K2) {
+  Rw *W = f->W;
+  const Site *s = f->s;
+  SrcPos pos = f->pos;
+  Type ti = ty_make(TY_INT, 0), tr = ty_make(TY_REAL, 0);
+  fc_set_state(f, c, j);
+  int lp0 = new_reg(W, tr);
+  move(c, pos, lp0, a0);
+  append(c, copy_block(W, &f->pre, 0, M_ACC, lp0));
+  int k0 = binop(W, c, pos, OP_SUB, k, f->one, ti);
+  int k1 = binop(W, c, pos, OP_ADD, binop(W, c, pos, OP_IDIV, k0, K2, ti), f->one, ti);
+  int k2 = binop(W, c, pos, OP_ADD, binop(W, c, pos, OP_MOD, k0, K2, ti), f->one, ti);
+  int v1 = support_value(W, c, s, k1);
+  int n = s->ins->dist.nparams;
+  int *args = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+  args[0] = v1;
+  memcpy(args + 1, s->ins->dist.params, sizeof(int) * (size_t)n);
+  move(c, pos, s->ins->dst, v1);
+  int out = new_reg(W, tr);
+  move(c, pos, out, lp0);
+  add_lp(W, c, pos, out, call_builtin(W, c, pos, lp_name(s->ins->dist.fam), tr, -1, n + 1, args));
+  W->fix = f->s2, W->fixv = support_value(W, c, f->s2, k2), W->fixpoint = false;
+  append(c, copy_block(W, &f->mid, 0, M_ACC, out));
+  IrBlock tail = {f->F->body.n - f->s2->at, f->F->body.ins + f->s2->at};
+  append(c, copy_block(W, &tail, 0, M_ACC, out));
+  W->fix = NULL;
+  return out;
+}
+
+static void emit_fchain(Rw *W, Code *c, const Site *s, bool draw, int lp) {
+  const Site *s2 = &W->P->sites[s->partner1 - 1];
+  const IrInstr *F = s->chain;
+  SrcPos pos = s->ins->pos;
+  IrBlock pre = {s->at, F->body.ins};
+  IrBlock mid = {s2->at - s->at - 1, F->body.ins + s->at + 1};
+  IrBlock post = {F->body.n - s->at - 1, F->body.ins + s->at + 1};
+  Type ti = ty_make(TY_INT, 0), tr = ty_make(TY_REAL, 0), tv = ty_make(TY_VECTOR, 0);
+  Type tb = ty_make(TY_BOOL, 0);
+  int lo = F->args[0], hi = F->args[1];
+  int one = k_int(W, c, pos, 1);
+  int m = new_reg(W, ti), started = new_reg(W, ti), pK2 = new_reg(W, ti);
+  int c01 = new_reg(W, ti), c02 = new_reg(W, ti);
+  move(c, pos, m, one);
+  move(c, pos, pK2, one);
+  move(c, pos, started, k_int(W, c, pos, 0));
+  move(c, pos, c01, s->carry);
+  move(c, pos, c02, s2->carry);
+  Fc fc = {W, s, s2, F, pos, pre, mid, one, pK2, started, c01, c02};
+  IrInstr *d = emit(c, IR_DECL, pos);
+  int alpha = d->dst = new_reg(W, tv);
+  d->nsizes = 1, d->sizes = regs(1, one);
+  store1(c, pos, alpha, one, k_real(W, c, pos, 0));
+  /* the step's sizes: the part before z1, z1's first value, the part
+     between the choices (no scoring) */
+  Code body = {0};
+  fc_set_state(&fc, &body, one);
+  append(&body, copy_block(W, &pre, 0, M_DRAW, -1));
+  int K1 = support_size(W, &body, s);
+  move(&body, pos, s->ins->dst, support_value(W, &body, s, one));
+  append(&body, copy_block(W, &mid, 0, M_DRAW, -1));
+  int K2 = support_size(W, &body, s2);
+  int K = binop(W, &body, pos, OP_MUL, K1, K2, ti);
+  int MX = decl(W, &body, pos, ty_make(TY_MATRIX, 0), m, K);
+  int j = new_reg(W, ti), k = new_reg(W, ti);
+  Code jb = {0}, kb = {0};
+  int x;
+  int aj = index1(W, &jb, pos, alpha, j, tr);
+  x = fc_step(&fc, &kb, j, k, aj, K2);
+  store2(&kb, pos, MX, j, k, x);
+  emit_for(&jb, NULL, pos, k, one, K, &kb);
+  emit_for(&body, NULL, pos, j, one, m, &jb);
+  IrInstr *da = emit(&body, IR_DECL, pos);
+  da->dst = alpha, da->nsizes = 1, da->sizes = regs(1, K);
+  int kl = new_reg(W, ti);
+  Code lb = {0};
+  store1(&lb, pos, alpha, kl, emit_lse(W, &lb, pos, MX, kl, m));
+  emit_for(&body, NULL, pos, kl, one, K, &lb);
+  int K2s = new_reg(W, ti);
+  move(&body, pos, K2s, K2);
+  move(&body, pos, m, K);
+  move(&body, pos, pK2, K2);
+  move(&body, pos, started, one);
+  if (!draw) {
+    emit_for(c, F, pos, F->var, lo, hi, &body);
+    int lse = emit_lse(W, c, pos, alpha, -1, m);
+    if (lp >= 0) {
+      add_lp(W, c, pos, lp, lse);
+    } else {
+      IrInstr *f = emit(c, IR_FACTOR, pos);
+      f->nargs = 1;
+      f->args = regs(1, lse);
+    }
+    return;
+  }
+  /* the draws pass: alpha and K2 per step, then backwards; alpha's size
+     from the first step's (the sizes are the same at every step, as
+     emit_chain's) */
+  Code dc = {0};
+  int niter = binop(W, c, pos, OP_ADD, binop(W, c, pos, OP_SUB, hi, lo, ti), one, ti);
+  move(&dc, pos, F->var, lo);
+  move(&dc, pos, s->carry, c01);
+  move(&dc, pos, s2->carry, c02);
+  append(&dc, copy_block(W, &pre, 0, M_DRAW, -1));
+  int K10 = support_size(W, &dc, s);
+  move(&dc, pos, s->ins->dst, support_value(W, &dc, s, one));
+  append(&dc, copy_block(W, &mid, 0, M_DRAW, -1));
+  int K0 = binop(W, &dc, pos, OP_MUL, K10, support_size(W, &dc, s2), ti);
+  d = emit(&dc, IR_DECL, pos);
+  int AL = d->dst = new_reg(W, ty_make(TY_VECTOR, 1));
+  d->nsizes = 2, d->sizes = regs(2, niter, K0);
+  d = emit(&dc, IR_DECL, pos);
+  int KK2 = d->dst = new_reg(W, ty_make(TY_INT, 1));
+  d->nsizes = 1, d->sizes = regs(1, niter);
+  int ib = binop(W, &body, pos, OP_ADD, binop(W, &body, pos, OP_SUB, F->var, lo, ti), one, ti);
+  store1(&body, pos, AL, ib, alpha);
+  store1(&body, pos, KK2, ib, K2s);
+  emit_for(&dc, F, pos, F->var, lo, hi, &body);
+  d = emit(&dc, IR_DECL, pos);
+  int KS = d->dst = new_reg(W, ty_make(TY_INT, 1));
+  d->nsizes = 1, d->sizes = regs(1, niter);
+  store1(&dc, pos, KS, niter, draw_index(W, &dc, pos, index1(W, &dc, pos, AL, niter, tv)));
+  /* step i + 1 from each state jj of step i to the drawn knext */
+  int r = new_reg(W, ti), jj = new_reg(W, ti);
+  Code rb = {0}, wb = {0};
+  int i = binop(W, &rb, pos, OP_SUB, niter, r, ti);
+  int i1 = binop(W, &rb, pos, OP_ADD, i, one, ti);
+  move(&rb, pos, F->var, binop(W, &rb, pos, OP_ADD, lo, i, ti)); /* the step after i */
+  int knext = index1(W, &rb, pos, KS, i1, ti);
+  int ai = index1(W, &rb, pos, AL, i, tv);
+  move(&rb, pos, pK2, index1(W, &rb, pos, KK2, i, ti));
+  int K2n = index1(W, &rb, pos, KK2, i1, ti);
+  int Ki = call_builtin(W, &rb, pos, "num_elements", ti, -1, 1, &ai);
+  move(&rb, pos, started, one);
+  int w = decl(W, &rb, pos, tv, Ki, -1);
+  int y;
+  y = fc_step(&fc, &wb, jj, knext, index1(W, &wb, pos, ai, jj, tr), K2n);
+  store1(&wb, pos, w, jj, y);
+  emit_for(&rb, NULL, pos, jj, one, Ki, &wb);
+  store1(&rb, pos, KS, i, draw_index(W, &rb, pos, w));
+  emit_for(&dc, NULL, pos, r, one, binop(W, &dc, pos, OP_SUB, niter, one, ti), &rb);
+  /* replay the loop with the drawn states as point choices */
+  move(&dc, pos, s->carry, c01);
+  move(&dc, pos, s2->carry, c02);
+  Code pb = {0};
+  append(&pb, copy_block(W, &pre, 0, M_DRAW, -1));
+  int ip = binop(W, &pb, pos, OP_ADD, binop(W, &pb, pos, OP_SUB, F->var, lo, ti), one, ti);
+  int kd = binop(W, &pb, pos, OP_SUB, index1(W, &pb, pos, KS, ip, ti), one, ti);
+  int K2d = index1(W, &pb, pos, KK2, ip, ti);
+  int kd1 = binop(W, &pb, pos, OP_ADD, binop(W, &pb, pos, OP_IDIV, kd, K2d, ti), one, ti);
+  int kd2 = binop(W, &pb, pos, OP_ADD, binop(W, &pb, pos, OP_MOD, kd, K2d, ti), one, ti);
+  point_choice(&pb, s, support_value(W, &pb, s, kd1));
+  W->fix = s2, W->fixv = support_value(W, &pb, s2, kd2), W->fixpoint = true;
+  append(&pb, copy_block(W, &post, 0, M_DRAW, -1));
+  W->fix = NULL, W->fixpoint = false;
+  emit_for(&dc, F, pos, F->var, lo, hi, &pb);
+  int runs = binop(W, c, pos, OP_GE, niter, one, tb);
+  IrInstr *in = emit(c, IR_IF, pos);
+  in->nargs = 1;
+  in->args = regs(1, runs);
+  in->then_b = done(&dc);
+}
+
 static const Site *site_chain(const Plan *P, const IrInstr *F) {
   for (int i = 0; i < P->pub->n; i++)
     if (P->sites[i].chain == F) return &P->sites[i];
@@ -2594,6 +2915,22 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
     for (int k = 0; k < nsummed; k++) in_summed |= summed[k]->mask[i];
     if (in_summed) continue;
     const Site *s = NULL;
+    if (W->fix && in == W->fix->ins) { /* emit_fchain's second choice, its value given */
+      if (mode == M_DRAW && W->fixpoint) {
+        point_choice(&c, W->fix, W->fixv);
+      } else {
+        move(&c, in->pos, in->dst, W->fixv);
+        if (mode == M_ACC) {
+          int n = in->dist.nparams;
+          int *args = gc_alloc_atomic(sizeof(int) * (size_t)(n + 1));
+          args[0] = W->fixv;
+          memcpy(args + 1, in->dist.params, sizeof(int) * (size_t)n);
+          add_lp(W, &c, in->pos, lp,
+                 call_builtin(W, &c, in->pos, lp_name(in->dist.fam), tr, -1, n + 1, args));
+        }
+      }
+      continue;
+    }
     if (W->sizing && in->op == IR_SAMPLE && (s = site_of(P, in)) != NULL && !s->loop) {
       move(&c, in->pos, in->dst, support_value(W, &c, s, k_int(W, &c, in->pos, 1)));
       continue;
@@ -2606,7 +2943,8 @@ static IrBlock copy_block(Rw *W, const IrBlock *b, int from, int mode, int lp) {
       break;
     }
     if (in->op == IR_FOR && (s = site_chain(P, in)) != NULL) {
-      emit_chain(W, &c, s, mode == M_DRAW, mode == M_ACC ? lp : -1);
+      if (s->partner1) emit_fchain(W, &c, s, mode == M_DRAW, mode == M_ACC ? lp : -1);
+      else emit_chain(W, &c, s, mode == M_DRAW, mode == M_ACC ? lp : -1);
       continue;
     }
     if (in->op == IR_SAMPLE && (s = site_of(P, in)) != NULL && (mode != M_ACC || s->mask)) {
@@ -2757,6 +3095,8 @@ const char *enum_largest_text(const EnumPlan *pl) {
   if (big->nsc > 0) return joint_text(pl, big);
   if (!big->chain) return gc_printf("%ld", big->size);
   long k = lround(sqrt((double)big->size));
+  if (big->partner1 && pl->lat[big->partner1 - 1].size >= 0) /* the product state's step */
+    k *= lround(sqrt((double)pl->lat[big->partner1 - 1].size));
   return gc_printf("%ld x %ld", k, k);
 }
 
@@ -2768,6 +3108,16 @@ char *enum_print(const EnumPlan *pl) {
     if (L->ok && L->joint > ENUM_FACTOR_LIMIT)
       s = gc_printf("%s  %s  not enumerated: its factor has %ld terms, above the limit of %d\n",
                     s, L->name, L->joint, ENUM_FACTOR_LIMIT);
+    else if (L->ok && L->partner && L->joint >= 0) {
+      long k2 = lround(sqrt((double)pl->lat[L->partner1 - 1].size));
+      s = gc_printf("%s  %s  enumerated, factor %ld x %ld = %ld (a factorial chain with '%s': "
+                    "forward algorithm over its %ld x %ld product states)\n",
+                    s, L->name, k * k2, k * k2, L->joint, L->partner,
+                    L->partner1 > i + 1 ? k : k2, L->partner1 > i + 1 ? k2 : k);
+    }
+    else if (L->ok && L->partner)
+      s = gc_printf("%s  %s  enumerated, factor %s (a factorial chain with '%s': forward "
+                    "algorithm over the product state)\n", s, L->name, L->cost, L->partner);
     else if (L->ok && L->nsc > 0 && L->joint >= 0)
       s = gc_printf("%s  %s  enumerated, factor %s = %ld (summed out inside the sum over '%s')\n",
                     s, L->name, joint_text(pl, L), L->joint, L->within);

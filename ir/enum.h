@@ -72,6 +72,9 @@ typedef struct EnumLatent {
   const IrInstr *instr; /* its SAMPLE in the original program */
   bool chain;       /* a chain (forward algorithm): size is K x K */
   bool fused;       /* a chain whose density is one hmm_log_marginal call */
+  const char *partner; /* a factorial chain (two chains in one loop, summed
+                          over the product state): the other chain's name */
+  int partner1;     /* its index in the plan + 1, or 0 */
   const char *within; /* summed out inside this latent's segment, or NULL */
   int parent;       /* its index in the plan, or -1 */
   long joint;       /* with data: the joint factor's size, size times the

@@ -114,6 +114,12 @@ static void emit_site(Gen *g, RevList *l, const IrInstr *ins, const int *ops, in
   push_saved(g, it);
 }
 
+/* "model.ppl:3:19: WHAT": a nested latent a draw does not record. */
+static const char *unrecorded(const Gen *g, const IrInstr *ins, const char *what) {
+  return gc_printf("%s:%d:%d: %s", g->p->file ? g->p->file : "model", ins->pos.line, ins->pos.col,
+                   what);
+}
+
 /* ---- forward lowering of one instruction ---- */
 
 static void emit_block(Gen *g, const IrBlock *b, RevList *l);
@@ -682,18 +688,47 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
     }
     return;
   case IR_SAMPLE: {
-    if (jg_emit_sample_native(g, l, ins)) return;
-    if (g->depth > 0) g->k_static = -1;
-    else if (g->k_static >= 0) g->k_static++;
-    int ops[24], n = 0;
+    /* a draw's discrete choice is the draws pass of a program whose discrete
+       latents are summed out (ir/enum.h): drawn from its family, not a
+       latent of theta */
+    bool choice = g->draw && ins->dist.fam->discrete;
+    /* a draw records a latent in a loop or a branch with its loops' indices
+       (the interpreter's nested latents: no output register holds it) */
+    bool nested = g->draw && g->depth > 0;
+    if (g->draw && g->j->prog != interp_program(g->j->in) && ins->name && strchr(ins->name, '/')) {
+      /* the interpreter addresses it through the call ("f[3]/x"), the inlined
+         copy cannot (ir/inline.c): the draw's outputs stay right, its nested
+         latents are the interpreter's to give */
+      g->j->draw_unrecorded = unrecorded(g, ins, "a latent of a user function");
+      nested = false;
+    }
+    if (nested && g->nloops > JIT_CHOICE_MAXIDX) {
+      g->j->draw_unrecorded =
+          unrecorded(g, ins, gc_printf("a latent in more than %d loops", JIT_CHOICE_MAXIDX));
+      nested = false;
+    }
+    if (!choice && !nested && jg_emit_sample_native(g, l, ins)) return;
+    if (!choice) {
+      if (g->depth > 0) g->k_static = -1;
+      else if (g->k_static >= 0) g->k_static++;
+    }
+    int ops[24 + JIT_CHOICE_MAXIDX], n = 0;
     for (int k = 0; k < ins->dist.nparams; k++) ops[n++] = ins->dist.params[k];
     if (ins->con.lower >= 0) ops[n++] = ins->con.lower;
     if (ins->con.upper >= 0) ops[n++] = ins->con.upper;
     int ns = 0;
     for (int k = 0; k < ins->nsizes && n < 24; k++, ns++) ops[n++] = ins->sizes[k];
+    int nl = nested ? g->nloops : 0;
+    for (int k = 0; k < nl; k++) ops[n++] = g->loopvar[k];
     int before = g->nsites;
     emit_site(g, l, ins, ops, n, d, true);
-    if (g->nsites > before) g->j->sites[before].nsizes = ns;
+    if (g->nsites > before) {
+      JitSite *s = &g->j->sites[before];
+      s->nsizes = ns;
+      s->choice = choice;
+      s->nested = nested;
+      s->nloops = nl;
+    }
     return;
   }
   case IR_OBSERVE: {
@@ -750,7 +785,10 @@ static void emit_ins(Gen *g, RevList *l, const IrInstr *ins) {
     save(it, n); /* pushed after the loop: the reverse part pops it before the body */
     ForCtx fc = {ins, it, lo};
     g->depth++;
+    if (g->nloops < JIT_CHOICE_MAXIDX) g->loopvar[g->nloops] = ins->var;
+    g->nloops++;
     emit_loop(g, n, for_body, &fc);
+    g->nloops--;
     g->depth--;
     push_saved(g, it);
     return;

@@ -98,6 +98,26 @@ const char *jit_draw_refusal(const Jit *j);
 /* CPU milliseconds spent compiling the draw (on its first use). */
 double jit_draw_ms(const Jit *j);
 Value *jit_draw(JitCtx *cx, const double *theta, uint64_t seed, uint64_t stream);
+/* The last jit_draw's nested latents (those in a loop or a branch, which no
+ * output holds: interp_nested_latents's), in run order, under the addresses
+ * the interpreter gives them ("z[3]", "z[2,5]", a repeat "z#2"); a new GC
+ * array of *n.  The discrete choices of the draws pass of a program whose
+ * discrete latents are summed out (ir/enum.h) are drawn as the interpreter's
+ * draw handler draws them, from a generator seeded with (seed, stream ^
+ * "enum"), so both give the same values. */
+InterpLatent *jit_draw_nested(JitCtx *cx, int *n);
+/* Why the compiled draw does not record every nested latent ("model.ppl:3:19:
+ * a latent of a user function": the inlined copy cannot address it as the
+ * interpreter does), or NULL when it does.  After jit_has_draw. */
+const char *jit_draw_unrecorded(const Jit *j);
+/* The most loops around a nested latent that a compiled draw records. */
+#define JIT_CHOICE_MAXIDX 8
+typedef struct JitChoice {
+  const char *name; /* the SAMPLE's name */
+  int nidx;
+  int64_t idx[JIT_CHOICE_MAXIDX];
+  Value v;
+} JitChoice;
 /* Log density at theta (dim reals) and, when grad is not NULL, its gradient.
  * False when the compiled code hit a runtime error (the caller re-runs the
  * interpreter for the message); *lp may be -inf. */

@@ -42,6 +42,8 @@ struct Jit {
   bool draw_tried;
   JitFn draw;           /* NULL when the generated block is not compiled */
   const char *draw_why; /* why not */
+  const char *draw_unrecorded; /* a nested latent the draw does not record
+                                  (jit_draw_nested), why; NULL: none */
   double draw_ms;
   bool keep_ir;
   int capsites;
@@ -179,6 +181,10 @@ typedef struct Gen {
   const IrProgram *p;
   const IrFunc *f;
   int depth;
+  /* a draw: the enclosing for loops' variables, outermost first (a choice
+     in a loop is recorded with their values, its address's "[i,j]") */
+  int loopvar[JIT_CHOICE_MAXIDX];
+  int nloops;
   const char *why;
   Jit *j;
   int nsites, capsites;

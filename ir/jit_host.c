@@ -120,6 +120,7 @@ bool jit_has_draw(const Jit *j) {
   return j->draw != NULL;
 }
 const char *jit_draw_refusal(const Jit *j) { return j->draw_why; }
+const char *jit_draw_unrecorded(const Jit *j) { return j->draw_unrecorded; }
 double jit_draw_ms(const Jit *j) { return j->draw_ms; }
 
 Value *jit_draw(JitCtx *cx, const double *theta, uint64_t seed, uint64_t stream) {
@@ -130,10 +131,73 @@ Value *jit_draw(JitCtx *cx, const double *theta, uint64_t seed, uint64_t stream)
   }
   const IrProgram *p = interp_program(j->in);
   rng_seed(&cx->rng, seed, stream);
+  rng_seed(&cx->drng, seed, stream ^ 0x656e756dULL); /* inference/logdensity.c's draw handler */
+  cx->nchoices = 0;
   cx->outputs = gc_alloc(sizeof(Value) * (size_t)(p->noutputs ? p->noutputs : 1));
   double lp;
   if (j->draw(cx, theta, NULL, &lp) != 0) return NULL;
   return cx->outputs;
+}
+
+/* ---- a draw's nested latents under the interpreter's addresses ---- */
+
+static bool choice_same(const JitChoice *a, const JitChoice *b) {
+  if (a->name != b->name || a->nidx != b->nidx) return false;
+  for (int k = 0; k < a->nidx; k++)
+    if (a->idx[k] != b->idx[k]) return false;
+  return true;
+}
+
+/* "z[2,5]": the name and the loops' indices, as interp.c's sample_address. */
+static char *choice_base(const JitChoice *c) {
+  size_t nn = strlen(c->name), cap = nn + 3 + (size_t)c->nidx * 22;
+  char *b = gc_alloc_atomic(cap);
+  memcpy(b, c->name, nn);
+  size_t k = nn;
+  for (int i = 0; i < c->nidx; i++)
+    k += (size_t)snprintf(b + k, cap - k, "%s%lld", i ? "," : "[", (long long)c->idx[i]);
+  if (c->nidx) b[k++] = ']';
+  b[k] = 0;
+  return b;
+}
+
+/* The addresses of cx's choices: each base once, a repeat within the draw
+   "base#2", "base#3" (interp.c's addr_unique), counted in a hash table. */
+static const char **choice_addresses(const JitChoice *c, int n) {
+  const char **a = gc_alloc(sizeof(char *) * (size_t)(n ? n : 1));
+  size_t cap = 16;
+  while (cap < 2 * (size_t)n) cap *= 2;
+  const char **key = gc_alloc(sizeof(char *) * cap);
+  int *count = gc_alloc_atomic(sizeof(int) * cap);
+  for (int i = 0; i < n; i++) {
+    char *b = choice_base(&c[i]);
+    uint64_t h = 1469598103934665603ull;
+    for (const char *q = b; *q; q++) h = (h ^ (unsigned char)*q) * 1099511628211ull;
+    size_t e = h & (cap - 1);
+    while (key[e] && strcmp(key[e], b) != 0) e = (e + 1) & (cap - 1);
+    if (!key[e]) key[e] = b, count[e] = 0;
+    int k = ++count[e];
+    a[i] = k == 1 ? b : gc_printf("%s#%d", b, k);
+  }
+  return a;
+}
+
+InterpLatent *jit_draw_nested(JitCtx *cx, int *n) {
+  int m = cx->nchoices;
+  *n = m;
+  /* the same names and indices as the last draw (a fixed structure): its
+     addresses again, not made anew */
+  bool same = cx->addrs && cx->nprev == m;
+  for (int i = 0; same && i < m; i++) same = choice_same(&cx->choices[i], &cx->prev[i]);
+  if (!same) {
+    cx->addrs = choice_addresses(cx->choices, m);
+    cx->prev = gc_alloc(sizeof(JitChoice) * (size_t)(m ? m : 1));
+    if (m) memcpy(cx->prev, cx->choices, sizeof(JitChoice) * (size_t)m);
+    cx->nprev = m;
+  }
+  InterpLatent *a = gc_alloc(sizeof(InterpLatent) * (size_t)(m ? m : 1));
+  for (int i = 0; i < m; i++) a[i] = (InterpLatent){cx->addrs[i], cx->choices[i].v};
+  return a;
 }
 
 bool jit_eval(JitCtx *cx, const double *theta, double *lp, double *grad) {

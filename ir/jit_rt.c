@@ -233,6 +233,28 @@ static double bound_arg(const Value *v, int k, double absent) {
   return k < 0 ? absent : val_as_real(v[k]);
 }
 
+/* A draw's nested latent: its name, its loops' indices (idx, as the site
+   passes them) and its value (as put_sample keeps it: a real latent holds a
+   real), appended to cx->choices for jit_draw_nested. */
+static bool record_choice(JitCtx *cx, const JitSite *s, const Value *idx, Value v) {
+  if (cx->nchoices == cx->capchoices) {
+    int cap = cx->capchoices ? 2 * cx->capchoices : 64;
+    JitChoice *c = gc_alloc(sizeof(JitChoice) * (size_t)cap);
+    if (cx->nchoices) memcpy(c, cx->choices, sizeof(JitChoice) * (size_t)cx->nchoices);
+    cx->choices = c;
+    cx->capchoices = cap;
+  }
+  Type t = s->fn->regtypes[s->ins->dst];
+  if (t.ndims == 0 && t.base == TY_REAL && v.k == V_INT) v = val_real((double)v.i);
+  JitChoice *c = &cx->choices[cx->nchoices++];
+  c->name = s->ins->name;
+  c->nidx = s->nloops;
+  for (int k = 0; k < s->nloops; k++) c->idx[k] = idx[k].i;
+  c->v = v.k >= V_ARR ? val_copy(v) : v; /* a container's box is the arena's */
+  if (v.k == V_REAL) c->v.ad = 0;
+  return true;
+}
+
 static bool run_sample(JitCtx *cx, JitRec *r, const Value *v, Tape *t, Value *out, double *lp,
                        char *err) {
   const JitSite *s = r->s;
@@ -255,9 +277,16 @@ static bool run_sample(JitCtx *cx, JitRec *r, const Value *v, Tape *t, Value *ou
     return false;
   if (lo >= 0 && v[lo].k == V_REAL && dc.lower == v[lo].r) dc.lower_ad = v[lo].ad;
   if (hi >= 0 && v[hi].k == V_REAL && dc.upper == v[hi].r) dc.upper_ad = v[hi].ad;
-  if (cx->k >= lat->n) return false;
-  return lat->sample(lat->ud, cx->k++, &dc, t, cx->theta, out, lp, &r->lp_node, &r->th_off,
-                     &r->th_n, &r->th_node0, err, JIT_ERRSZ);
+  if (s->choice) { /* the draws pass's choice: as the interpreter's draw handler */
+    *lp = 0;
+    if (!dist_call_rng(&dc, &cx->drng, out, err, JIT_ERRSZ)) return false;
+  } else {
+    if (cx->k >= lat->n) return false;
+    if (!lat->sample(lat->ud, cx->k++, &dc, t, cx->theta, out, lp, &r->lp_node, &r->th_off,
+                     &r->th_n, &r->th_node0, err, JIT_ERRSZ))
+      return false;
+  }
+  return !s->nested || record_choice(cx, s, v + sz0 + s->nsizes, *out);
 }
 
 static bool run_observe(JitRec *r, const Value *v, Tape *t, double *lp, char *err) {
@@ -960,7 +989,8 @@ static int fast_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitR
     }
     return rc;
   }
-  case IR_SAMPLE: return fast_sample(cx, s, args, res, out);
+  case IR_SAMPLE: /* a draw's choices and nested latents: run_sample records them */
+    return s->choice || s->nested ? 0 : fast_sample(cx, s, args, res, out);
   default: return 0;
   }
 }

@@ -58,6 +58,12 @@ typedef struct JitSite {
   uint8_t rkind;      /* JitArgKind of the result (JA_NONE: none) */
   int nsizes, nidx;   /* how many of the operands are sizes / index registers */
   const DistFamily *lpdf; /* IR_BUILTIN NAME_lpdf / NAME_lpmf: the family */
+  bool choice;        /* IR_SAMPLE of a discrete family in a draw: drawn from the
+                         family (the draws pass of ir/enum.h), not read from theta */
+  int nloops;         /* IR_SAMPLE in a draw, in a loop or a branch (a nested
+                         latent): the last nloops operands are its loops'
+                         indices, and the draw records it (JitChoice) */
+  bool nested;
   InterpOdeNative *ode;   /* IR_ODE: the right-hand side compiled (ir/jit_ode.c), or NULL */
   const char *ode_why;    /* IR_ODE: why it is not */
 } JitSite;
@@ -107,6 +113,16 @@ struct JitCtx {
   Value *outputs; /* jit_draw's */
   const JitDataReg *dregs; /* the data set (read by compiled code at entry) */
   bool draw_ready; /* the draw function has been compiled */
+  /* jit_draw's: the discrete choices' generator (seeded as the interpreter's
+     draw handler seeds its own), and the nested latents in run order */
+  Rng drng;
+  JitChoice *choices;
+  int nchoices, capchoices;
+  /* jit_draw_nested's addresses of the last draw, reused while the
+     choices' names and indices repeat */
+  const char **addrs;
+  JitChoice *prev;
+  int nprev;
 };
 
 /* Called by compiled code (addresses bound in jit.c). */

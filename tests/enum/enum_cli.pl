@@ -166,6 +166,56 @@ for my $c (@not) {
     or print "# $err\n";
 }
 
+# a factorial HMM (two chains in one loop, over their product state) with
+# nothing continuous left: the drawn pairs (z1[t], z2[t])' frequencies within 4
+# standard errors of the brute-force posterior over the 4^4 = 256 paths, and
+# ppl check's factor of the product state
+{
+  my ($st, $out, $err) = ppl('check', "$src/fhmm_small.ppl", '--data', "$src/fhmm_small.data.json");
+  ok($st == 0 && $out =~ /^  z1  enumerated, factor 4 x 4 = 16 \(a factorial chain with 'z2': forward algorithm over its 2 x 2 product states\)$/m
+       && $out =~ /^  z2  enumerated, factor 4 x 4 = 16 \(a factorial chain with 'z1'/m,
+     'check fhmm_small: both chains enumerated over the 2 x 2 product state') or print "# $out";
+  ($st, $out, $err) = ppl('run', "$src/fhmm_small.ppl", '--data', "$src/fhmm_small.data.json",
+                          '--chains', '1', '--seed', '13', '--draws', '4000',
+                          '--output', "$tmp/fhmm.csv");
+  my @y = (0.3, 2.1, -0.4, 1.2);
+  my @mu1 = (-1, 1);
+  my @mu2 = (0, 1.5);
+  my @g1 = ([0.7, 0.3], [0.2, 0.8]);
+  my @g2 = ([0.6, 0.4], [0.3, 0.7]);
+  my (@p, $tot);
+  $p[$_] = [(0) x 4] for 0 .. 3;
+  for my $k (0 .. 255) {
+    my @s = map { int($k / 4**$_) % 4 } 0 .. 3;   # s = 2 (z1 - 1) + (z2 - 1)
+    my ($a, $b, $l) = (0, 1, 0);                  # the states before the loop: 1, 2
+    for my $t (0 .. 3) {
+      my ($u, $v) = (int($s[$t] / 2), $s[$t] % 2);
+      $l += log($g1[$a][$u]) + log($g2[$b][$v]) - 0.5 * ($y[$t] - $mu1[$u] - $mu2[$v])**2;
+      ($a, $b) = ($u, $v);
+    }
+    my $q = exp($l);
+    $tot += $q;
+    $p[$_][$s[$_]] += $q for 0 .. 3;
+  }
+  my ($names, $rows) = csv("$tmp/fhmm.csv");
+  my %col;
+  @col{@$names} = (0 .. $#$names);
+  my ($bad, $nd) = (0, scalar @$rows);
+  for my $t (1 .. 4) {
+    for my $s (0 .. 3) {
+      my $pk = $p[$t - 1][$s] / $tot;
+      my ($u, $v) = (int($s / 2) + 1, $s % 2 + 1);
+      my $f = grep { ($_->[$col{"z1.$t"} // 0] // -1) == $u && ($_->[$col{"z2.$t"} // 0] // -1) == $v } @$rows;
+      $bad++, print "# (z1[$t], z2[$t]) = ($u, $v): frequency ", $f / ($nd || 1), ", exact $pk\n"
+        if !$nd || abs($f / $nd - $pk) > 4 * sqrt($pk * (1 - $pk) / $nd) + 1e-9;
+    }
+  }
+  ok($st == 0 && $out =~ /^engine: prior .*summed out by enumeration \(largest factor 4 x 4\)/m
+       && $nd == 4000 && !$bad,
+     "run fhmm_small: the pairs (z1[t], z2[t]) drawn match the brute-force posterior")
+    or print "# $err\n";
+}
+
 # a chain inside a regime's sum, with structural zeros in its transitions:
 # the run succeeds (a -inf log probability is a value never drawn), every
 # drawn path starts at 1 or 2 and moves up by at most one state a step, and

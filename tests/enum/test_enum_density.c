@@ -48,6 +48,8 @@ static const Pair pairs[] = {
     {"hmm_array", "hmm_hand", "hmm", 1e-11},
     {"nested", "nested_hand", "nested", 0},
     {"population", "population_hand", "population", 0},
+    /* a factorial HMM: two chains in one loop, over the product state */
+    {"fhmm", "fhmm_hand", "fhmm", 1e-11},
 };
 
 static const char *dir;
