@@ -290,17 +290,20 @@ static void dg_fft(size_t p, double *re, double *im, int sign, const double *cs,
       t = im[i]; im[i] = im[j]; im[j] = t;
     }
   }
+  /* a stage's butterflies are independent: each twiddle is loaded once and
+     applied to every block (the same operations as block by block) */
   for (size_t len = 2; len <= p; len <<= 1) {
     size_t half = len / 2, step = p / len;
-    for (size_t s = 0; s < p; s += len)
-      for (size_t k = 0; k < half; k++) {
-        double wr = cs[k * step], wi = sign * sn[k * step];
-        size_t a = s + k, b = a + half;
+    for (size_t k = 0; k < half; k++) {
+      double wr = cs[k * step], wi = sign * sn[k * step];
+      for (size_t a = k; a < p; a += len) {
+        size_t b = a + half;
         double tr = re[b] * wr - im[b] * wi;
         double ti = re[b] * wi + im[b] * wr;
         re[b] = re[a] - tr, im[b] = im[a] - ti;
         re[a] += tr, im[a] += ti;
       }
+    }
   }
 }
 
@@ -382,7 +385,7 @@ static void dg_autocov_add(FftPlan *f, size_t l, const double *y, const double *
  * cost (ceil(m/2) pairs of two complex transforms of p points, p log2 p
  * butterfly halves each, about DG_FFT_WORK times a direct sum's multiply-add
  * apiece, measured with callgrind) over a lag's m * l multiply-adds. */
-#define DG_FFT_WORK 16
+#define DG_FFT_WORK 8
 static size_t dg_direct_lags(int m, size_t l) {
   size_t p = 2, lg = 1;
   while (p < 2 * l) p <<= 1, lg++;
