@@ -186,7 +186,15 @@ static bool cv_fast_g(char *buf, double v, int digits) {
     return true;
   }
   if (v < 0) *o++ = '-', v = -v;
-  int e = (int)floor(log10(v)), k;
+  /* the decimal exponent from the binary one, without log10: v in
+     [2^(b-1), 2^b) puts log10 v in [(b-1) log10 2, b log10 2), an interval
+     shorter than 1, so the estimate is the exponent or one below it, which
+     the loop below corrects (subnormals go to snprintf) */
+  uint64_t bits;
+  memcpy(&bits, &v, sizeof bits);
+  int bexp = (int)((bits >> 52) & 0x7ff);
+  if (bexp == 0) return false;
+  int e = (int)floor((double)(bexp - 1023) * 0.30102999566398120), k;
   long double s = 0, lo = p10[digits - 1], hi = p10[digits];
   for (int tries = 0; tries < 2; tries++) { /* log10 may miss the exponent by one */
     k = digits - 1 - e;
@@ -202,7 +210,16 @@ static bool cv_fast_g(char *buf, double v, int digits) {
   uint64_t m = (uint64_t)fl + (fr > 0.5L);
   if ((long double)m == hi) m /= 10, e++;
   char dig[CSV_FAST_DIGITS + 1];
-  for (int i = digits - 1; i >= 0; i--) dig[i] = (char)('0' + m % 10), m /= 10;
+  static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                              "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                              "8081828384858687888990919293949596979899";
+  int at = digits - 1;
+  for (; at >= 1; at -= 2) { /* two digits a division */
+    unsigned r = (unsigned)(m % 100);
+    m /= 100;
+    dig[at - 1] = pairs[2 * r], dig[at] = pairs[2 * r + 1];
+  }
+  if (at == 0) dig[0] = (char)('0' + m % 10);
   int nd = digits;
   while (nd > 1 && dig[nd - 1] == '0') nd--; /* %g drops trailing zeros */
   if (e < -4 || e >= digits) {

@@ -65,19 +65,18 @@ static double dg_var(size_t n, const double *x) {
  * pass, skipping the passes where every key has the same byte: a summary
  * sorts every column several times, and qsort's comparator calls were a
  * quarter of a short run's time. */
-static size_t *dg_order(size_t n, const double *x) {
+static void dg_order_to(size_t n, const double *x, size_t *res) {
   /* The scratch (keys, counts, the other half of the order) is malloc's
      and freed here: on the collector's heap it was most of what the
      summary allocates, and the collections it set off (each scanning every
-     library's data, libLLVM's included) cost more than the sorts.  The
-     order returned is the collector's. */
+     library's data, libLLVM's included) cost more than the sorts. */
   size_t scratch = sizeof(uint64_t) * 2 * n + sizeof(size_t) * n + sizeof(size_t[8][256]);
   char *mem = malloc(scratch);
   char *gcmem = mem ? NULL : gc_alloc_atomic(scratch); /* no malloc: as before */
   char *base = mem ? mem : gcmem;
   uint64_t *key = (uint64_t *)base, *key2 = key + n;
   size_t (*count)[256] = (size_t(*)[256])(base + sizeof(uint64_t) * 2 * n);
-  size_t *ord = gc_alloc_atomic(sizeof(size_t) * (n ? n : 1)), *res = ord;
+  size_t *ord = res;
   size_t *ord2 = (size_t *)(base + sizeof(uint64_t) * 2 * n + sizeof(size_t[8][256]));
   memset(count, 0, sizeof(size_t[8][256]));
   for (size_t i = 0; i < n; i++) {
@@ -104,7 +103,13 @@ static size_t *dg_order(size_t n, const double *x) {
   }
   if (ord != res) memcpy(res, ord, sizeof(size_t) * n);
   free(mem);
-  return res;
+}
+
+/* dg_order_to into an order on the collector's heap. */
+static size_t *dg_order(size_t n, const double *x) {
+  size_t *ord = gc_alloc_atomic(sizeof(size_t) * (n ? n : 1));
+  dg_order_to(n, x, ord);
+  return ord;
 }
 
 static double *dg_sorted_copy(size_t n, const double *x) {
@@ -285,17 +290,20 @@ static void dg_fft(size_t p, double *re, double *im, int sign, const double *cs,
       t = im[i]; im[i] = im[j]; im[j] = t;
     }
   }
+  /* a stage's butterflies are independent: each twiddle is loaded once and
+     applied to every block (the same operations as block by block) */
   for (size_t len = 2; len <= p; len <<= 1) {
     size_t half = len / 2, step = p / len;
-    for (size_t s = 0; s < p; s += len)
-      for (size_t k = 0; k < half; k++) {
-        double wr = cs[k * step], wi = sign * sn[k * step];
-        size_t a = s + k, b = a + half;
+    for (size_t k = 0; k < half; k++) {
+      double wr = cs[k * step], wi = sign * sn[k * step];
+      for (size_t a = k; a < p; a += len) {
+        size_t b = a + half;
         double tr = re[b] * wr - im[b] * wi;
         double ti = re[b] * wi + im[b] * wr;
         re[b] = re[a] - tr, im[b] = im[a] - ti;
         re[a] += tr, im[a] += ti;
       }
+    }
   }
 }
 
@@ -366,37 +374,58 @@ static void dg_autocov_add(FftPlan *f, size_t l, const double *y, const double *
  * initial monotone sequence over the multi-chain autocorrelation estimate,
  * with the "improved" last term and the cap ESS <= S log10(S). */
 /* Lags are summed directly, DG_LAG_CHUNK at a time as Geyer's sequence asks
- * for them, up to DG_DIRECT_LAGS; past that one FFT gives the rest.  The
- * sequence of a well-mixing chain ends within a few lags, and a few direct
- * sums cost far less than the two transforms per pair of chains a summary
- * made before (a third of a short NUTS run's CPU). */
-#define DG_LAG_CHUNK 4
-#define DG_DIRECT_LAGS 64
+ * for them; the sequence of a well-mixing chain ends within a few lags.
+ * When it runs on (a chain that mixes slowly, or chains stuck at different
+ * levels), one FFT gives the rest, once the direct sums have cost about what
+ * the transforms cost (dg_direct_lags): never more than twice the cheaper
+ * of the two, without knowing in advance how far the sequence goes. */
+#define DG_LAG_CHUNK 8
 
-/* acov[t] for from <= t < to as dg_autocov_add sums them, averaged over the
- * m chains; cy holds each chain centred by its mean (a constant chain as 0). */
+/* Lags worth summing directly before the FFT takes over: the transforms'
+ * cost (ceil(m/2) pairs of two complex transforms of p points, p log2 p
+ * butterfly halves each, about DG_FFT_WORK times a direct sum's multiply-add
+ * apiece, measured with callgrind) over a lag's m * l multiply-adds. */
+#define DG_FFT_WORK 8
+static size_t dg_direct_lags(int m, size_t l) {
+  size_t p = 2, lg = 1;
+  while (p < 2 * l) p <<= 1, lg++;
+  double fft = (double)((m + 1) / 2) * 2.0 * (double)p * (double)lg * DG_FFT_WORK;
+  double lags = fft / ((double)m * (double)l);
+  return lags < 64 ? 64 : lags > (double)l ? l : (size_t)lags;
+}
+
+/* Two lanes of doubles: eight lags a pass as four pairs, each lane one lag's
+ * sum in the order of that lag alone (the bits of a scalar loop). */
+typedef double dg_v2 __attribute__((vector_size(16)));
+
+static inline dg_v2 dg_load2(const double *p) {
+  dg_v2 v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+/* acov[t] for from <= t < to, sum_i y_i y_{i+t} / l averaged over the m
+ * chains; cy holds each chain centred by its mean (a constant chain as 0). */
 static void dg_autocov_direct(int m, size_t l, const double *cy, size_t from, size_t to,
                               double *acov) {
   for (size_t t = from; t < to; t++) acov[t] = 0;
   for (int c = 0; c < m; c++) {
     const double *y = cy + (size_t)c * l;
     size_t t = from;
-    /* four lags a pass: independent sums, each in the order of one lag alone */
-    for (; t + 4 <= to; t += 4) {
-      double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (; t + 8 <= to; t += 8) {
+      dg_v2 a[4] = {{0, 0}, {0, 0}, {0, 0}, {0, 0}};
       size_t i = 0;
-      for (; i + t + 3 < l; i++) {
-        double yi = y[i];
-        a0 += yi * y[i + t], a1 += yi * y[i + t + 1];
-        a2 += yi * y[i + t + 2], a3 += yi * y[i + t + 3];
+      for (; i + t + 7 < l; i++) {
+        dg_v2 yi = {y[i], y[i]};
+        const double *z = y + i + t;
+        a[0] += yi * dg_load2(z), a[1] += yi * dg_load2(z + 2);
+        a[2] += yi * dg_load2(z + 4), a[3] += yi * dg_load2(z + 6);
       }
-      for (; i + t < l; i++) { /* the longer lags end first */
-        a0 += y[i] * y[i + t];
-        if (i + t + 1 < l) a1 += y[i] * y[i + t + 1];
-        if (i + t + 2 < l) a2 += y[i] * y[i + t + 2];
-      }
-      acov[t] += a0 / (double)l, acov[t + 1] += a1 / (double)l;
-      acov[t + 2] += a2 / (double)l, acov[t + 3] += a3 / (double)l;
+      double s[8];
+      memcpy(s, a, sizeof s);
+      for (; i + t < l; i++) /* the longer lags end first */
+        for (size_t k = 0; i + t + k < l && k < 8; k++) s[k] += y[i] * y[i + t + k];
+      for (int k = 0; k < 8; k++) acov[t + (size_t)k] += s[k] / (double)l;
     }
     for (; t < to; t++) {
       double a = 0;
@@ -421,16 +450,20 @@ static void dg_autocov_fft(const Chains *s, size_t from, double *acov) {
   for (size_t t = from; t < l; t++) acov[t] = acc[t] / m;
 }
 
-static double dg_ess_chains(const Chains *s) {
+/* scratch: dg_ess_words(s) doubles of the caller's, or NULL. */
+static size_t dg_ess_words(int m, size_t l) { return 2 * l + (size_t)m + (size_t)m * l; }
+
+static double dg_ess_chains_in(const Chains *s, double *scratch) {
   int m = s->m;
   size_t l = (size_t)s->l, total = (size_t)m * l;
   if (l < 3 || !dg_all_finite(total, s->v) || dg_is_constant(total, s->v)) return NAN;
 
   /* scratch off the collector's heap, as dg_order's (freed below) */
-  size_t words = 2 * l + (size_t)m + total;
-  double *mem = calloc(words, sizeof(double)); /* zeroed, as dg_alloc is */
-  double *base = mem ? mem : dg_alloc(words);
+  size_t words = dg_ess_words(m, l);
+  double *mem = scratch ? NULL : malloc(sizeof(double) * words);
+  double *base = scratch ? scratch : mem ? mem : dg_alloc(words);
   double *acov = base, *rho = base + l, *cmean = base + 2 * l, *cy = cmean + m;
+  memset(base, 0, sizeof(double) * 2 * l); /* rho past max_t is read as 0 */
   for (int c = 0; c < m; c++) {
     const double *y = s->v + (size_t)c * l;
     cmean[c] = dg_mean(l, y);
@@ -438,6 +471,7 @@ static double dg_ess_chains(const Chains *s) {
     for (size_t i = 0; i < l && constant; i++) constant = y[i] == y[0];
     for (size_t i = 0; i < l; i++) cy[(size_t)c * l + i] = constant ? 0 : y[i] - cmean[c];
   }
+  size_t direct = dg_direct_lags(m, l);
   size_t have = l < DG_LAG_CHUNK ? l : DG_LAG_CHUNK;
   dg_autocov_direct(m, l, cy, 0, have, acov);
 
@@ -452,7 +486,7 @@ static double dg_ess_chains(const Chains *s) {
   while ((long)t < (long)l - 5 && !isnan(even + odd) && even + odd > 0) {
     t += 2;
     if (t + 1 >= have) { /* t + 1 < l: the loop's bound */
-      if (have + DG_LAG_CHUNK <= DG_DIRECT_LAGS) {
+      if (have < direct) {
         size_t to = have + DG_LAG_CHUNK < l ? have + DG_LAG_CHUNK : l;
         dg_autocov_direct(m, l, cy, have, to, acov);
         have = to;
@@ -489,6 +523,8 @@ static double dg_ess_chains(const Chains *s) {
   free(mem);
   return ess / tau;
 }
+
+static double dg_ess_chains(const Chains *s) { return dg_ess_chains_in(s, NULL); }
 
 static bool dg_any_nonfinite(int m, int n, const double *const *x) {
   for (int c = 0; c < m; c++)
@@ -540,48 +576,89 @@ double diag_ess_tail(int m, int n, const double *const *x) {
 
 /* ---- summaries ---------------------------------------------------------- */
 
+/* The order of the folded draws |x - med| from the order of the draws: the
+ * sorted draws below the median, read backwards, and those above it, read
+ * forwards, are each non-decreasing once folded (rounding is monotone), so
+ * one merge gives a sorted order of the folded values without a second sort.
+ * Ties may come in another order than a sort's, which rank normalisation
+ * does not see: tied values share their average rank. */
+static void dg_fold_order(size_t n, const double *sorted, const size_t *ord, double med,
+                          size_t *out) {
+  size_t lo = n / 2, hi = n / 2, k = 0; /* left: lo - 1 down to 0; right: hi up */
+  while (lo > 0 || hi < n) {
+    bool left = hi >= n || (lo > 0 && fabs(sorted[lo - 1] - med) <= fabs(sorted[hi] - med));
+    out[k++] = left ? ord[--lo] : ord[hi++];
+  }
+}
+
 /* diag_summarise for the usual case, every draw finite, not all equal, an
  * even number (>= 4) of them per chain: the split chains are then the draws
  * in their order, so one sort of the pooled draws gives the quantiles, the
- * tail ESS's thresholds and the bulk ranks that ESS and R-hat share. */
+ * tail ESS's thresholds, the bulk ranks that ESS and R-hat share, and (by a
+ * merge) the folded draws' ranks.  The scratch is one malloc block, freed
+ * here: a summary's allocations on the collector's heap cost more than its
+ * arithmetic. */
 static void dg_summarise_even(int m, int n, double *all, const double *scores, SummaryStats *s) {
   size_t total = (size_t)m * (size_t)n;
-  size_t *ord = dg_order(total, all); /* the bulk ranks below sort the same values */
-  double *sorted = dg_alloc(total);
+  size_t ewords = dg_ess_words(2 * m, (size_t)(n / 2));
+  size_t bytes = sizeof(size_t) * 2 * total + sizeof(double) * (3 * total + ewords);
+  char *mem = malloc(bytes);
+  char *base = mem ? mem : gc_alloc_atomic(bytes);
+  size_t *ord = (size_t *)base, *ford = ord + total;
+  double *sorted = (double *)(ford + total), *z = sorted + total, *ind = z + total;
+  double *escr = ind + total;
+  dg_order_to(total, all, ord); /* the bulk ranks below sort the same values */
   for (size_t k = 0; k < total; k++) sorted[k] = all[ord[k]];
   s->q5 = dg_quantile_sorted(total, sorted, 0.05);
   s->q50 = dg_quantile_sorted(total, sorted, 0.5);
   s->q95 = dg_quantile_sorted(total, sorted, 0.95);
   Chains split = {2 * m, n / 2, all};
-  s->mcse = s->sd / sqrt(dg_ess_chains(&split));
+  s->mcse = s->sd / sqrt(dg_ess_chains_in(&split, escr));
 
-  double *z = dg_alloc(total), *ind = dg_alloc(total);
   memcpy(z, all, sizeof(double) * total);
   dg_rank_normalise_ord(total, z, scores, ord);
   Chains bulk = {2 * m, n / 2, z};
-  s->ess_bulk = dg_ess_chains(&bulk);
+  s->ess_bulk = dg_ess_chains_in(&bulk, escr);
 
   double e[2], q[2] = {s->q5, s->q95};
   for (int k = 0; k < 2; k++) {
     for (size_t i = 0; i < total; i++) ind[i] = all[i] <= q[k];
     Chains c = {2 * m, n / 2, ind};
-    e[k] = dg_ess_chains(&c);
+    e[k] = dg_ess_chains_in(&c, escr);
   }
   s->ess_tail = isnan(e[0]) || isnan(e[1]) ? NAN : e[0] < e[1] ? e[0] : e[1];
 
-  if (m < 2) return;
-  const double **x = gc_alloc(sizeof(double *) * (size_t)m);
-  for (int c = 0; c < m; c++) x[c] = all + (size_t)c * (size_t)n;
-  if (dg_stuck_apart(m, n, x)) {
+  const double *x[64], **xp = m <= 64 ? x : gc_alloc(sizeof(double *) * (size_t)m);
+  for (int c = 0; c < m; c++) xp[c] = all + (size_t)c * (size_t)n;
+  if (m < 2) {
+  } else if (dg_stuck_apart(m, n, xp)) {
     s->rhat = INFINITY;
-    return;
+  } else {
+    double med = (sorted[total / 2 - 1] + sorted[total / 2]) / 2; /* total is even */
+    for (size_t i = 0; i < total; i++) ind[i] = fabs(all[i] - med);
+    dg_fold_order(total, sorted, ord, med, ford);
+    dg_rank_normalise_ord(total, ind, scores, ford);
+    Chains tail = {2 * m, n / 2, ind};
+    double rb = dg_rhat_chains(&bulk), rt = dg_rhat_chains(&tail);
+    s->rhat = isnan(rb) || isnan(rt) ? NAN : rb > rt ? rb : rt;
   }
-  double med = (sorted[total / 2 - 1] + sorted[total / 2]) / 2; /* total is even */
-  for (size_t i = 0; i < total; i++) ind[i] = fabs(all[i] - med);
-  dg_rank_normalise(total, ind, scores);
-  Chains tail = {2 * m, n / 2, ind};
-  double rb = dg_rhat_chains(&bulk), rt = dg_rhat_chains(&tail);
-  s->rhat = isnan(rb) || isnan(rt) ? NAN : rb > rt ? rb : rt;
+  free(mem);
+}
+
+void diag_summarise_moments(int m, int n, const double *const *x, SummaryStats *s) {
+  s->mean = s->sd = s->mcse = s->q5 = s->q50 = s->q95 = NAN;
+  s->ess_bulk = s->ess_tail = s->rhat = NAN;
+  if (m < 1 || n < 1) return;
+  size_t total = (size_t)m * (size_t)n;
+  double *all = dg_alloc(total);
+  for (int c = 0; c < m; c++) memcpy(all + (size_t)c * (size_t)n, x[c], sizeof(double) * (size_t)n);
+  s->mean = dg_mean(total, all);
+  s->sd = sqrt(dg_var(total, all));
+  if (dg_any_nan(total, all)) return;
+  double *sorted = dg_sorted_copy(total, all);
+  s->q5 = dg_quantile_sorted(total, sorted, 0.05);
+  s->q50 = dg_quantile_sorted(total, sorted, 0.5);
+  s->q95 = dg_quantile_sorted(total, sorted, 0.95);
 }
 
 void diag_summarise(int m, int n, const double *const *x, SummaryStats *s) {
@@ -594,20 +671,24 @@ void diag_summarise_scores(int m, int n, const double *const *x, const double *s
   s->ess_bulk = s->ess_tail = s->rhat = NAN;
   if (m < 1 || n < 1) return;
   size_t total = (size_t)m * (size_t)n;
-  double *all = dg_alloc(total);
-  for (int c = 0; c < m; c++) memcpy(all + (size_t)c * (size_t)n, x[c], sizeof(double) * (size_t)n);
-  s->mean = dg_mean(total, all);
-  s->sd = sqrt(dg_var(total, all));
-  if (n >= 4 && n % 2 == 0 && dg_all_finite(total, all) && !dg_is_constant(total, all)) {
-    dg_summarise_even(m, n, all, scores, s);
+  double *all = malloc(sizeof(double) * total); /* freed below, as dg_summarise_even's */
+  double *gall = all ? NULL : dg_alloc(total);
+  double *pool = all ? all : gall;
+  for (int c = 0; c < m; c++) memcpy(pool + (size_t)c * (size_t)n, x[c], sizeof(double) * (size_t)n);
+  s->mean = dg_mean(total, pool);
+  s->sd = sqrt(dg_var(total, pool));
+  if (n >= 4 && n % 2 == 0 && dg_all_finite(total, pool) && !dg_is_constant(total, pool)) {
+    dg_summarise_even(m, n, pool, scores, s);
+    free(all);
     return;
   }
-  if (!dg_any_nan(total, all)) {
-    double *sorted = dg_sorted_copy(total, all);
+  if (!dg_any_nan(total, pool)) {
+    double *sorted = dg_sorted_copy(total, pool);
     s->q5 = dg_quantile_sorted(total, sorted, 0.05);
     s->q50 = dg_quantile_sorted(total, sorted, 0.5);
     s->q95 = dg_quantile_sorted(total, sorted, 0.95);
   }
+  free(all);
   s->ess_bulk = diag_ess_bulk(m, n, x);
   s->ess_tail = diag_ess_tail(m, n, x);
   /* posterior's mcse_mean: sd / sqrt(ess_mean), ess_mean = basic split ESS */

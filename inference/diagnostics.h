@@ -26,6 +26,9 @@ void diag_summarise(int m, int n, const double *const *x, SummaryStats *s);
  * rank normalisation gives the draws of a column without ties: the same for
  * every column of n draws, so a summary of many columns computes them once. */
 double *diag_rank_scores(size_t n);
+/* Only the mean, sd and quantiles (the others NaN): for columns whose MCSE,
+ * ESS and R-hat mean nothing (summary_is_tuning). */
+void diag_summarise_moments(int m, int n, const double *const *x, SummaryStats *s);
 /* diag_summarise with the scores of m * n ranks (or NULL): the same bits. */
 void diag_summarise_scores(int m, int n, const double *const *x, const double *scores,
                            SummaryStats *s);

@@ -955,6 +955,8 @@ static void dr_summarise_cols(SumJob *j) {
     bool stat = len > 2 && !strcmp(rr->names[col] + len - 2, "__") && strcmp(rr->names[col], "lp__");
     if (rr->weighted && !stat)
       diag_summarise_weighted(m, n, x, (const double *const *)rr->lw, &rr->stats[col]);
+    else if (summary_is_tuning(rr->names[col])) /* its ESS and R-hat would be shown as "-" */
+      diag_summarise_moments(m, n, x, &rr->stats[col]);
     else
       diag_summarise_scores(m, n, x, j->scores, &rr->stats[col]);
   }

@@ -86,11 +86,14 @@ static int sm_decimals(double se) {
 /* log_weight__ is no quantity to summarise either: its R-hat compares the
  * chains' evidence estimates (they differ by design), and its ESS is the
  * weights' own (the Kish ESS the log evidence line speaks of). */
+bool summary_is_tuning(const char *label) {
+  return strcmp(label, "stepsize__") == 0 || strcmp(label, "int_time__") == 0 ||
+         strcmp(label, "log_weight__") == 0;
+}
+
 static const SummaryStats *sm_tuning_stats(const char *label, const SummaryStats *s,
                                            SummaryStats *tmp) {
-  if (strcmp(label, "stepsize__") != 0 && strcmp(label, "int_time__") != 0 &&
-      strcmp(label, "log_weight__") != 0)
-    return s;
+  if (!summary_is_tuning(label)) return s;
   *tmp = *s;
   tmp->mcse = tmp->ess_bulk = tmp->ess_tail = tmp->rhat = NAN;
   return tmp;

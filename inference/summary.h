@@ -80,6 +80,11 @@ typedef struct SummaryRun {
  * them on their own under --quiet. */
 char *summary_warnings_text(int n, const RunWarning *w);
 
+/* A sampler tuning column (stepsize__, int_time__, log_weight__): constant
+ * within a chain or the weights' own, so its MCSE, ESS and R-hat say nothing;
+ * the table and the JSON show "-" and the driver does not compute them. */
+bool summary_is_tuning(const char *label);
+
 /* The table as text (a GC string), e.g.
  *   Inference for ppl model: coin
  *   engine: mh — ...

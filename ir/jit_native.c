@@ -1960,24 +1960,12 @@ void jg_rev_cbuiltin(Gen *g, RevItem *it) {
  * the one the runtime's call would use): the same numbers, in the same
  * order, as the interpreter's run.  A failed check fails the compiled draw,
  * and the interpreter, re-run, reports it. */
-bool jg_emit_rng_native(Gen *g, RevList *l, const IrInstr *ins) {
-  const DistFamily *f = jit_rt_rng_family(ins->builtin);
-  int d = ins->dst;
-  if (!f || !g->draw || !f->rng1 || f->rng1_ctx || f->improper || !dist_scalar_family(f) ||
-      f->nparams > DIST_MAX_PARAMS || ins->nargs != f->nparams || d < 0 ||
-      g->rc[d] != (f->discrete ? RC_INT : RC_REAL))
-    return false;
-  for (int k = 0; k < ins->nargs; k++) {
-    uint8_t rc = g->rc[ins->args[k]];
-    if (rc != RC_REAL && rc != RC_INT && rc != RC_BOOL) return false;
-  }
-  LLVMValueRef p[DIST_MAX_PARAMS];
-  for (int k = 0; k < f->nparams; k++) {
-    p[k] = as_f64(g, ins->args[k]);
-    check(g, dom_ok(g, f->pdom[k], p[k]));
-  }
+/* One draw of f at the parameters p (doubles): the checks, then rng1; pa is
+   the caller's array of DIST_MAX_PARAMS doubles the sampler reads.  Returns
+   the draw as a double (a discrete family's is an exact int). */
+static LLVMValueRef rng_one(Gen *g, const DistFamily *f, LLVMValueRef *p, LLVMValueRef pa) {
+  for (int k = 0; k < f->nparams; k++) check(g, dom_ok(g, f->pdom[k], p[k]));
   support_ok(g, f, p);
-  LLVMValueRef pa = entry_alloca(g, LLVMArrayType2(g->f64, DIST_MAX_PARAMS), "p");
   for (int k = 0; k < f->nparams; k++) st_f64(g, pa, ci(g, k), p[k]);
   LLVMTypeRef ps[2] = {g->ptr, g->ptr};
   LLVMValueRef a[2] = {field(g, g->cx, (int)offsetof(JitCtx, rng)), pa};
@@ -1993,10 +1981,105 @@ bool jg_emit_rng_native(Gen *g, RevList *l, const IrInstr *ins) {
       ok = LLVMBuildAnd(g->B, ok, LLVMBuildFCmp(g->B, LLVMRealOLE, x, LLVMBuildLoad2(g->B, g->f64, hi, ""), ""), "");
     }
     check(g, ok);
-    wr(g, d, LLVMBuildFPToSI(g->B, x, g->i64, ""));
-  } else {
-    wr(g, d, x);
   }
+  return x;
+}
+
+/* ---- draws of scalar families with containers among the parameters ----
+ *
+ * normal_rng(theta, sigma) of vectors: one draw per element, in element
+ * order, each with the scalar draw's checks (dist_call_rng's loop over
+ * dist_draw1), into a new 1-D array (real[] or int[], what the checker
+ * types it): the interpreter's numbers from the same stream.  Operands are
+ * scalars or 1-D containers of numbers (seq_of); the containers' sizes must
+ * agree (else the compiled draw fails and the interpreter, re-run, says
+ * which).  Other operands go through the runtime. */
+typedef struct RngCtx {
+  const DistFamily *f;
+  bool vec[DIST_MAX_PARAMS];
+  Seq s[DIST_MAX_PARAMS];
+  LLVMValueRef sp[DIST_MAX_PARAMS]; /* the scalar operands */
+  LLVMValueRef pa, out;             /* the sampler's parameters; the result's Values */
+} RngCtx;
+
+static void rng_body(Gen *g, LLVMValueRef i, void *ud) {
+  RngCtx *c = ud;
+  LLVMValueRef p[DIST_MAX_PARAMS];
+  for (int k = 0; k < c->f->nparams; k++) p[k] = c->vec[k] ? seq_at(g, c->s[k], i) : c->sp[k];
+  LLVMValueRef x = rng_one(g, c->f, p, c->pa);
+  /* Value e[i]: 16 bytes, the number at offset 8 (its kind was set) */
+  LLVMValueRef o = LLVMBuildAdd(g->B, LLVMBuildMul(g->B, i, ci(g, (int64_t)sizeof(Value)), ""),
+                                ci(g, (int64_t)offsetof(Value, r)), "");
+  LLVMValueRef at = gep(g, g->i8, c->out, o);
+  LLVMBuildStore(g->B, c->f->discrete ? LLVMBuildFPToSI(g->B, x, g->i64, "") : x, at);
+}
+
+/* A 1-D container of numbers seq_of can read (not a matrix, nor an array of
+   containers). */
+static bool rng_seq_type(Type t) {
+  if (t.ndims == 0) return t.base == TY_VECTOR || t.base == TY_ROWVEC;
+  return t.ndims == 1 && (t.base == TY_REAL || t.base == TY_INT);
+}
+
+static bool rng_vector(Gen *g, const IrInstr *ins, const DistFamily *f) {
+  int d = ins->dst;
+  Type td = g->f->regtypes[d];
+  if (g->rc[d] != RC_BOX || active(g, d) || td.ndims != 1 ||
+      td.base != (f->discrete ? TY_INT : TY_REAL))
+    return false;
+  for (int k = 0; k < ins->nargs; k++) {
+    uint8_t rc = g->rc[ins->args[k]];
+    if (rc == RC_BOX ? !rng_seq_type(g->f->regtypes[ins->args[k]])
+                     : rc != RC_REAL && rc != RC_INT && rc != RC_BOOL)
+      return false;
+  }
+  /* seq_of emits loads: every operand is read (or refused) before any code
+     that must not be left half-built; a refusal here emits nothing else */
+  RngCtx c = {.f = f};
+  LLVMValueRef n = NULL, nk[DIST_MAX_PARAMS];
+  for (int k = 0; k < f->nparams; k++) {
+    int r = ins->args[k];
+    c.vec[k] = g->rc[r] == RC_BOX;
+    if (c.vec[k] && !seq_of(g, r, &c.s[k], &nk[k])) return false;
+  }
+  for (int k = 0; k < f->nparams; k++) {
+    if (!c.vec[k]) {
+      c.sp[k] = as_f64(g, ins->args[k]);
+      continue;
+    }
+    if (!n) n = nk[k];
+    else check(g, LLVMBuildICmp(g->B, LLVMIntEQ, nk[k], n, ""));
+  }
+  if (!n) return false; /* no container: the scalar path's */
+  LLVMTypeRef ps[3] = {g->ptr, g->i64, g->i64};
+  LLVMValueRef a[3] = {g->cx, n, ci(g, f->discrete ? V_INT : V_REAL)};
+  LLVMValueRef box = call(g, LLVMFunctionType(g->ptr, ps, 3, 0), fn_const(g, (const void *)jit_rt_array), a, 3);
+  LLVMValueRef arr = LLVMBuildLoad2(g->B, g->ptr, field(g, box, (int)offsetof(JitBox, v.a)), "");
+  c.out = LLVMBuildLoad2(g->B, g->ptr, field(g, arr, (int)offsetof(ValArr, e)), "");
+  c.pa = entry_alloca(g, LLVMArrayType2(g->f64, DIST_MAX_PARAMS), "p");
+  emit_loop(g, n, rng_body, &c);
+  wr(g, d, box);
+  g->krows[d] = g->kcols[d] = -1;
+  return true;
+}
+
+bool jg_emit_rng_native(Gen *g, RevList *l, const IrInstr *ins) {
+  const DistFamily *f = jit_rt_rng_family(ins->builtin);
+  int d = ins->dst;
+  if (!f || !g->draw || !f->rng1 || f->rng1_ctx || f->improper || !dist_scalar_family(f) ||
+      f->nparams > DIST_MAX_PARAMS || ins->nargs != f->nparams || d < 0)
+    return false;
+  if (g->rc[d] == RC_BOX) return rng_vector(g, ins, f);
+  if (g->rc[d] != (f->discrete ? RC_INT : RC_REAL)) return false;
+  for (int k = 0; k < ins->nargs; k++) {
+    uint8_t rc = g->rc[ins->args[k]];
+    if (rc != RC_REAL && rc != RC_INT && rc != RC_BOOL) return false;
+  }
+  LLVMValueRef p[DIST_MAX_PARAMS];
+  for (int k = 0; k < f->nparams; k++) p[k] = as_f64(g, ins->args[k]);
+  LLVMValueRef pa = entry_alloca(g, LLVMArrayType2(g->f64, DIST_MAX_PARAMS), "p");
+  LLVMValueRef x = rng_one(g, f, p, pa);
+  wr(g, d, f->discrete ? LLVMBuildFPToSI(g->B, x, g->i64, "") : x);
   if (active(g, d)) rev_add(g, l, RV_SCALAR, ins)->dst = d; /* no operand: its adjoint dies */
   return true;
 }

@@ -392,6 +392,22 @@ JitBox *jit_rt_tensor(JitCtx *cx, int64_t kind, int64_t rows, int64_t cols, int6
   return b;
 }
 
+JitBox *jit_rt_array(JitCtx *cx, int64_t n, int64_t kind) {
+  size_t m = n > 0 ? (size_t)n : 0;
+  /* one block: the box, the array, its Values (zeroed: 0 and no tape node) */
+  size_t hb = (sizeof(JitBox) + 15) & ~(size_t)15, ha = (sizeof(ValArr) + 15) & ~(size_t)15;
+  char *mem = arena_alloc(cx, hb + ha + sizeof(Value) * (m ? m : 1));
+  JitBox *b = (JitBox *)mem;
+  ValArr *a = (ValArr *)(mem + hb);
+  a->n = (int)m;
+  a->e = (Value *)(mem + hb + ha);
+  for (size_t i = 0; i < m; i++) a->e[i].k = (uint8_t)kind;
+  b->v.k = V_ARR;
+  b->v.a = a;
+  b->n = (int64_t)m;
+  return b;
+}
+
 /* A copy of one element of a nested array (g[t] of vector[K] g[N], acc[t]
    of real acc[N, K]), which compiled code reached in place (jit.c
    nested_sub), as a box of the evaluation: zero adjoints when active, which

@@ -133,6 +133,9 @@ void jit_rt_op_rev(JitCtx *cx, JitRec *r, double out_adj, double *sadj);
 
 JitBox *jit_rt_tensor(JitCtx *cx, int64_t kind, int64_t rows, int64_t cols, int64_t active,
                       int64_t fill);
+/* A 1-D array of n numbers of kind V_REAL or V_INT (0), a box of the
+   evaluation: what a NAME_rng of containers returns (jit_native.c). */
+JitBox *jit_rt_array(JitCtx *cx, int64_t n, int64_t kind);
 double jit_rt_lub(double u, double lo, double hi, double *out);
 JitBox *jit_rt_sub(JitCtx *cx, const Value *v, int64_t active);
 /* y = A x (rows x cols A in the JIT's layout: column k at A + k rows), or

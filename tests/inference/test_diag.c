@@ -3,6 +3,7 @@
  * the independent pure-Python implementation gen_diag_reference.py. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "inference/diagnostics.h"
@@ -247,6 +248,117 @@ static void check_rank_scores(void) {
   }
 }
 
+/* posterior's ESS on split chains written out plainly: every autocovariance
+ * summed directly, O(L^2).  The library sums the first lags directly and
+ * takes the rest from one FFT once Geyer's sequence runs long: the two
+ * agree to rounding. */
+static double naive_ess(int m, int n, const double *const *x) {
+  int h = n / 2, mm = 2 * m, l = h;
+  double *y = malloc(sizeof(double) * (size_t)mm * (size_t)l);
+  double *acov = calloc((size_t)l, sizeof(double)), *rho = calloc((size_t)l, sizeof(double));
+  double *cm = malloc(sizeof(double) * (size_t)mm);
+  for (int c = 0; c < m; c++)
+    for (int i = 0; i < h; i++) {
+      y[(2 * c) * l + i] = x[c][i];
+      y[(2 * c + 1) * l + i] = x[c][n - h + i];
+    }
+  for (int c = 0; c < mm; c++) {
+    double *v = y + (size_t)c * (size_t)l, s = 0;
+    for (int i = 0; i < l; i++) s += v[i];
+    cm[c] = s / l;
+    for (int t = 0; t < l; t++) {
+      double a = 0;
+      for (int i = 0; i + t < l; i++) a += (v[i] - cm[c]) * (v[i + t] - cm[c]);
+      acov[t] += a / l / mm;
+    }
+  }
+  double gm = 0, bv = 0;
+  for (int c = 0; c < mm; c++) gm += cm[c] / mm;
+  for (int c = 0; c < mm; c++) bv += (cm[c] - gm) * (cm[c] - gm) / (mm - 1);
+  double mean_var = acov[0] * l / (l - 1), var_plus = mean_var * (l - 1) / l + bv;
+  double even = 1, odd = 1 - (mean_var - acov[1]) / var_plus;
+  int t = 0;
+  rho[0] = even, rho[1] = odd;
+  while (t < l - 5 && even + odd > 0) {
+    t += 2;
+    even = 1 - (mean_var - acov[t]) / var_plus;
+    odd = 1 - (mean_var - acov[t + 1]) / var_plus;
+    if (even + odd >= 0) rho[t] = even, rho[t + 1] = odd;
+  }
+  int max_t = t;
+  if (even > 0) rho[max_t] = even;
+  for (t = 0; t + 4 <= max_t;) {
+    t += 2;
+    if (rho[t] + rho[t + 1] > rho[t - 2] + rho[t - 1]) rho[t] = rho[t + 1] = (rho[t - 2] + rho[t - 1]) / 2;
+  }
+  double sum = 0, total = (double)mm * l;
+  if (max_t == 0) sum = rho[0];
+  for (t = 0; t < max_t; t++) sum += rho[t];
+  double tau = -1 + 2 * sum + rho[max_t];
+  if (tau < 1 / log10(total)) tau = 1 / log10(total);
+  free(y), free(acov), free(rho), free(cm);
+  return total / tau;
+}
+
+/* Chains whose Geyer sequence runs long (an AR(1) with phi = 0.995) or to
+ * the last lag (chains at different levels, as a sampler's treedepth__ is
+ * when the chains adapted different step sizes): the direct sums and the
+ * FFT that takes over from them give the plain sum's ESS. */
+static void check_long_ess(void) {
+  enum { M = 4, N = 2000 };
+  static double d[M][N];
+  const double *x[M];
+  for (int kind = 0; kind < 2; kind++) {
+    unsigned long long st = 777;
+    for (int c = 0; c < M; c++) {
+      double a = 0;
+      for (int i = 0; i < N; i++) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        double u = (double)(st >> 11) * 0x1.0p-53 - 0.5;
+        a = kind == 0 ? 0.995 * a + u : u;
+        d[c][i] = kind == 0 ? a : 3 * c + u;
+      }
+      x[c] = d[c];
+    }
+    double want = naive_ess(M, N, x), got = diag_ess_basic(M, N, x);
+    tap_ok(fabs(got - want) <= 1e-12 * fabs(want),
+           "ESS of %s: %.17g, summed plainly %.17g (relative difference %.2g)",
+           kind == 0 ? "an AR(1) with phi 0.995" : "chains at different levels", got, want,
+           fabs(got - want) / fabs(want));
+  }
+}
+
+/* The summary ranks the folded draws |x - median| by merging the sorted
+ * draws' two halves; diag_rhat sorts them.  The same R-hat, bit for bit,
+ * also when values tie across the median (the folded values of -3 and 3),
+ * and the same ESS as the per-statistic functions. */
+static void check_fold_merge(void) {
+  enum { M = 4, N = 300 };
+  static double d[M][N];
+  const double *x[M];
+  for (int kind = 0; kind < 3; kind++) {
+    unsigned long long st = 4242;
+    for (int c = 0; c < M; c++) {
+      for (int i = 0; i < N; i++) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        double u = (double)(st >> 11) * 0x1.0p-53;
+        d[c][i] = kind == 0 ? u * u * u + 0.05 * c : kind == 1 ? floor(13 * u) - 6 : (u < 0.5 ? -1 : 1) * floor(4 * u);
+      }
+      x[c] = d[c];
+    }
+    SummaryStats s;
+    diag_summarise(M, N, x, &s);
+    double r = diag_rhat(M, N, x), eb = diag_ess_bulk(M, N, x), et = diag_ess_tail(M, N, x);
+    tap_ok(memcmp(&s.rhat, &r, sizeof r) == 0 && isfinite(r),
+           "folded ranks by a merge (%s): R-hat %.17g = diag_rhat's %.17g",
+           kind == 0 ? "no ties" : kind == 1 ? "ties across the median" : "few values", s.rhat, r);
+    tap_ok(memcmp(&s.ess_bulk, &eb, sizeof eb) == 0 &&
+               (memcmp(&s.ess_tail, &et, sizeof et) == 0 || (isnan(s.ess_tail) && isnan(et))),
+           "and the summary's bulk and tail ESS (%.17g, %.17g) are diag_ess_bulk's and "
+           "diag_ess_tail's (%.17g, %.17g)", s.ess_bulk, s.ess_tail, eb, et);
+  }
+}
+
 int main(void) {
   gc_init();
   for (size_t i = 0; i < sizeof diag_refs / sizeof diag_refs[0]; i++) check_set(&diag_refs[i]);
@@ -255,5 +367,7 @@ int main(void) {
   check_weighted_ess();
   check_evidence_combine();
   check_rank_scores();
+  check_long_ess();
+  check_fold_merge();
   return tap_done();
 }

@@ -456,6 +456,38 @@ static void test_interp_ops(void) {
              "  real c = cauchy_rng(mu, s) + lognormal_rng(mu, s) + beta_rng(s + 1, 2);\n"
              "}\n",
              NULL, 0.8);
+  /* NAME_rng with containers among the parameters (y_rep = normal_rng(theta,
+     sigma)): one native draw per element, scalars broadcast, int data arrays
+     and real arrays read in place, discrete families into int[], an empty
+     container into an empty array */
+  grad_model("draws of containers in generated quantities",
+             "data { int k[4]; real sg[4]; }\n"
+             "model { real mu ~ normal(0, 1); real<lower=0> s ~ lognormal(0, 1);\n"
+             "        vector[4] th ~ normal(mu, s); }\n"
+             "generated {\n"
+             "  real y_rep[4] = normal_rng(th, sg);\n"
+             "  real z[4] = normal_rng(mu, sg);\n"
+             "  real w[4] = student_t_rng(3, th, s + 1);\n"
+             "  real t[4] = normal_rng(to_array_1d(th), s);\n"
+             "  int c[4] = poisson_rng(exp(th));\n"
+             "  int b[4] = bernoulli_rng(inv_logit(th));\n"
+             "  int bn[4] = binomial_rng(k, inv_logit(th));\n"
+             "  real u[4] = uniform_rng(th, th + s);\n"
+             "  real e0[0] = normal_rng(th[1:0], 1);\n"
+             "  real after = normal_rng(mu, s);\n"
+             "}\n",
+             ({
+               static TData td;
+               static const int kv[4] = {3, 4, 0, 10};
+               static const double sv[4] = {1.5, 0.5, 2, 10};
+               tdata_init(&td);
+               tdata_add(&td, "k", tints(4, kv));
+               Value sg = val_arr(4);
+               for (int i = 0; i < 4; i++) sg.a->e[i] = val_real(sv[i]);
+               tdata_add(&td, "sg", sg);
+               &td;
+             }),
+             0.8);
 }
 
 /* ---- builtins ---- */
