@@ -1,7 +1,8 @@
 /* particle.c — compiled particle steps (see particle.h): the classification
  * of main's registers into uniform and varying ones, the checks that make a
  * program qualify, the per-step recording of varying instructions and their
- * loops over the particles' columns. */
+ * loops over the particles' columns; for resample-move, the choices kept per
+ * particle and the moved replays of a whole population (pc_replay_moved). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
