@@ -508,6 +508,7 @@ size_t pc_bytes(const PcRun *r) {
   size_t b = (size_t)r->N * (2 * sizeof(double) * 3 + sizeof(Rng) + sizeof(uint64_t) + 1);
   for (int c = 0; c < r->pc->ncols; c++) b += 2 * ck_size(r->pc->ckind[c]) * (size_t)r->N;
   b += (size_t)r->stored * (sizeof(double) + sizeof(int)) + 2 * sizeof(int) * (size_t)r->N;
+  if (r->keep) b += (size_t)(2 * r->chcap + 1) * sizeof(double) * (size_t)r->N; /* kept choices */
   return b;
 }
 
