@@ -37,8 +37,11 @@
  * volatility with unknown phi and sigma, a Kalman model with unknown noise
  * and one with a static AR coefficient, the shared kalman and hmm3 with
  * --rejuvenate (states and categorical states moved), the count series
- * (discrete latents: uniform and prior proposals) and the nested loops
- * whose replays kill particles; the notes must show moves accepted.  A
+ * (discrete latents: uniform and prior proposals), the nested loops
+ * whose replays kill particles, statics drawn before and after an
+ * observation (one discrete) with a factor, and states that the replays
+ * draw afresh (outside their support at the moved static); the notes must
+ * show moves accepted.  A
  * latent whose support depends on a latent falls back with its reason.
  *
  *   test_smc_compiled SHARED_EXACT_DIR TESTS_EXACT_DIR
@@ -158,6 +161,39 @@ static const char *support_src =
     "    y[t] ~ normal(x, 1);\n"
     "  }\n"
     "}\n";
+
+/* statics drawn before and after the first observation, a discrete static,
+   a student_t state, a factor: tempered, moved */
+static const char *mixed_src =
+    "data { int T; real y[T]; }\n"
+    "model {\n"
+    "  real mu ~ normal(0, 3);\n"
+    "  y[1] ~ normal(mu, 1);\n"
+    "  real<lower=0> tau ~ gamma(2, 2);\n"
+    "  int k ~ poisson(2);\n"
+    "  real s = 0;\n"
+    "  for (t in 2:T) {\n"
+    "    real x ~ student_t(4, mu + 0.1 * k, tau);\n"
+    "    s = s + x;\n"
+    "    y[t] ~ normal(x, 1);\n"
+    "    target += -0.01 * s * s;\n"
+    "  }\n"
+    "}\n";
+static const char *mixed_data =
+    "{\"T\": 15, \"y\": [0.3, 1.2, -0.4, 0.8, 1.9, 0.1, 0.7, 1.1, -0.6, 0.2, 1.4, 0.9, -1.1, -0.3, 0.5]}";
+
+/* a state whose probability a moved static sends to 0: the replays draw the
+   states outside the support afresh (each such move irreversible: refused) */
+static const char *fresh_src =
+    "data { int T; int y[T]; }\n"
+    "model {\n"
+    "  real<lower=0, upper=1> p ~ beta(1, 1);\n"
+    "  for (t in 1:T) {\n"
+    "    int z ~ bernoulli(fmin(1, fmax(0, 2 * p - 0.5)));\n"
+    "    y[t] ~ poisson(z + 0.5);\n"
+    "  }\n"
+    "}\n";
+static const char *fresh_data = "{\"T\": 10, \"y\": [1, 0, 2, 1, 0, 0, 1, 3, 0, 1]}";
 
 typedef RunCfg Cfg;
 
@@ -300,6 +336,11 @@ int main(int argc, char **argv) {
   check_rm("nested loops, killed particles, --rejuvenate 2", (Cfg){.src = nest_src, .data = nest_data,
            .threads = 1, .chains = 1, .particles = 150, .draws = 150, .rejuvenate = 2,
            .resample = "residual"}, true);
+  check_rm("statics before and after an observation, a discrete static, a factor",
+           (Cfg){.src = mixed_src, .data = mixed_data, .threads = 1, .chains = 1, .particles = 150,
+                 .draws = 150, .rejuvenate = -1}, true);
+  check_rm("states drawn afresh in the replays", (Cfg){.src = fresh_src, .data = fresh_data,
+           .threads = 1, .chains = 1, .particles = 150, .draws = 150, .rejuvenate = -1}, true);
   check_fallback("resample-move, a support that depends on a latent",
                  (Cfg){.src = support_src, .data = branch_data, .threads = 1, .chains = 1,
                        .particles = 100, .draws = 100, .rejuvenate = -1},
