@@ -32,7 +32,9 @@
  * seen so far.  --rejuvenate K gives K rounds; the default (-1) adapts the
  * number of rounds until particles have made SMC_JUMPS accepted moves on
  * average (at most SMC_MAX_ROUNDS), and does nothing for programs without
- * static parameters (a particle filter, as before).
+ * static parameters (a particle filter, as before).  On compiled particles
+ * (smc_compiled.c) the same rounds of moves run as replays of the whole
+ * population, with these bits.
  *
  * Draws and evidence.  One SMC run with N = --particles particles gives N
  * weighted draws; the driver asks each chain for --draws draws, so a chain runs
@@ -219,31 +221,31 @@ static void smc_scales(SmcState *s) {
 }
 
 void smc_scale_add(SmcState *s, const TraceChoice *c, Value val, double w) {
-        if (!c->continuous || c->structured || c->type.base == TY_STRING ||
-            !smc_static_name(s, c->addr))
-          return;
-        SmcScale *e = NULL;
-        for (int k = 0; k < s->nscale && !e; k++)
-          if (!strcmp(s->scale[k].addr, c->addr)) e = &s->scale[k];
-        if (!e) {
-          if (s->nscale == s->nstatic) return;
-          e = &s->scale[s->nscale++];
-          e->addr = c->addr;
-          e->numel = c->numel;
-          e->sw = 0;
-          e->m1 = gc_alloc_atomic(sizeof(double) * (size_t)(3 * c->numel + 1));
-          e->m2 = e->m1 + c->numel;
-          e->sd = e->m2 + c->numel;
-          memset(e->m1, 0, sizeof(double) * (size_t)(3 * c->numel));
-        }
-        if (e->numel != c->numel) return;
-        e->sw += w;
-        for (int k = 0; k < c->numel; k++) {
-          double x = trace_value_get(val, (size_t)k), u;
-          if (!tf_unconstrain(c->con, c->lower, c->upper, 1, &x, &u)) u = 0;
-          e->m1[k] += w * u;
-          e->m2[k] += w * u * u;
-        }
+  if (!c->continuous || c->structured || c->type.base == TY_STRING ||
+      !smc_static_name(s, c->addr))
+    return;
+  SmcScale *e = NULL;
+  for (int k = 0; k < s->nscale && !e; k++)
+    if (!strcmp(s->scale[k].addr, c->addr)) e = &s->scale[k];
+  if (!e) {
+    if (s->nscale == s->nstatic) return;
+    e = &s->scale[s->nscale++];
+    e->addr = c->addr;
+    e->numel = c->numel;
+    e->sw = 0;
+    e->m1 = gc_alloc_atomic(sizeof(double) * (size_t)(3 * c->numel + 1));
+    e->m2 = e->m1 + c->numel;
+    e->sd = e->m2 + c->numel;
+    memset(e->m1, 0, sizeof(double) * (size_t)(3 * c->numel));
+  }
+  if (e->numel != c->numel) return;
+  e->sw += w;
+  for (int k = 0; k < c->numel; k++) {
+    double x = trace_value_get(val, (size_t)k), u;
+    if (!tf_unconstrain(c->con, c->lower, c->upper, 1, &x, &u)) u = 0;
+    e->m1[k] += w * u;
+    e->m2[k] += w * u * u;
+  }
 }
 
 void smc_scales_end(SmcState *s) {
