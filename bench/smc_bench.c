@@ -27,9 +27,14 @@
  *       particles and interpreted (--no-jit) side by side, without and with
  *       ancestor sampling (PGAS), and the ratio of the two; default N in 10
  *       20 30 100 1000, T = 100 (interpreted up to N = 100 unless -i).
- *   -m rm: smc with resample-move on the same model (a is static, so the
- *       moves are on), compiled and interpreted: the backend line says
- *       which way the run went; default N in 100 1000, T = 100.
+ *   -m rm: smc with resample-move (static parameters, so the moves are on:
+ *       tempered events, rounds of block and single-site moves after each
+ *       resampling), compiled and interpreted (--no-jit) side by side, and
+ *       the ratio of their particle-steps per CPU second, on three models:
+ *       the Kalman model with static a (kalman), stochastic volatility with
+ *       unknown phi and sigma (sv), the Kalman model with unknown noise q,
+ *       r (noise); the two runs are the same bits (the log Z column) and
+ *       make the same moves (rounds); default N in 100 1000, T = 100.
  *
  * Not a test: it prints a table. */
 #include <math.h>
@@ -188,7 +193,9 @@ static int bench_one(const char *model, int mode, int N, int T, int threads, int
     logz = hand_kalman(N, T, kd.y);
   } else {
     bool pg = mode >= 3 && mode <= 6, rm = mode >= 7;
-    const char *src = pg || rm ? smc_pg_src : !strcmp(model, "hmm3") ? hmm3_src
+    const char *src = rm && !strcmp(model, "sv") ? smc_sv_static_src
+                      : rm && !strcmp(model, "noise") ? smc_kalman_noise_src
+                      : pg || rm ? smc_pg_src : !strcmp(model, "hmm3") ? hmm3_src
                       : !strcmp(model, "sv") ? smc_sv_src : kalman_src;
     Diag d;
     diag_init(&d);
@@ -221,6 +228,8 @@ static int bench_one(const char *model, int mode, int N, int T, int threads, int
       }
     if (!pg) e->log_evidence(st, &logz);
     if (e->backend) backend = e->backend(st);
+    const char *rr = rm ? strstr(e->chain_notes(st), "resample-move: ") : NULL;
+    if (rr) backend = gc_printf("%.*s; %s", (int)strcspn(rr + 15, " "), rr + 15, backend);
   }
   double cpu = cpu_now() - t0;
   struct rusage ru;
@@ -233,7 +242,7 @@ static int bench_one(const char *model, int mode, int N, int T, int threads, int
            names[mode], N, T, cpu, PG_SWEEPS / cpu, ru.ru_maxrss / 1024.0,
            (mode == 3 || mode == 5) && !strstr(backend, "compiled") ? backend : "");
   else if (mode >= 7)
-    printf("%-7s %-11s %7d %5d %9.2f %12.0f %9.1f %12.4f %s\n", "rm", names[mode], N, T, cpu,
+    printf("%-7s %-11s %7d %5d %9.2f %12.0f %9.1f %12.4f %s\n", model, names[mode], N, T, cpu,
            (double)N * T / cpu, ru.ru_maxrss / 1024.0, logz, backend);
   else
     printf("%-7s %-11s %7d %5d %9.2f %12.0f %9.1f %12.4f %s\n", model, names[mode], N, T, cpu,
@@ -303,9 +312,9 @@ int main(int argc, char **argv) {
   }
   bool pg = !strcmp(model, "pgibbs"), rm = !strcmp(model, "rm");
   if (rm)
-    printf("smc with resample-move (static a), systematic resampling at ESS < N/2, %d thread%s\n"
+    printf("smc with resample-move (static parameters), systematic resampling at ESS < N/2, %d thread%s\n"
            "%-7s %-11s %7s %5s %9s %12s %9s %12s %s\n", threads, threads == 1 ? "" : "s", "model",
-           "particles", "N", "T", "cpu s", "steps/cpu s", "peak MiB", "log Z", "backend");
+           "particles", "N", "T", "cpu s", "steps/cpu s", "peak MiB", "log Z", "rounds; backend");
   else if (pg)
     printf("pgibbs, %d sweeps (static MH moves + conditional SMC, multinomial resampling at ESS < "
            "N/2), %d thread%s\n%-7s %-11s %7s %5s %9s %12s %9s\n", PG_SWEEPS, threads,
@@ -318,8 +327,14 @@ int main(int argc, char **argv) {
   for (int i = 0; i < n; i++) {
     int N = cfg[i][0], T = cfg[i][1];
     if (rm) {
-      run_child("kalman", 7, N, T, threads);
-      if (!only_compiled) run_child("kalman", 8, N, T, threads);
+      static const char *rmm[] = {"kalman", "sv", "noise"};
+      for (int j = 0; j < 3; j++) {
+        double c = run_child(rmm[j], 7, N, T, threads);
+        if (only_compiled) continue;
+        double in = run_child(rmm[j], 8, N, T, threads);
+        printf("%-7s %-11s %7d %5d  compiled/interpreted particle-steps per cpu s: %.1fx\n", rmm[j],
+               "ratio", N, T, in / c);
+      }
       continue;
     }
     if (pg) {

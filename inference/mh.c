@@ -83,14 +83,7 @@ typedef struct MhState {
   long block_n;
 } MhState;
 
-typedef struct Proposal {
-  Kernel k;
-  int local;     /* element (RW_ELEM, UNIFORM, PRIOR_UNIT) or unit (RW_UNIT) */
-  int unit_len;
-  bool structured;
-  double sigma;
-  double lower, upper;
-} Proposal;
+typedef MhSiteKernel Proposal; /* trace.h: k is a Kernel */
 
 /* ---- step sizes ---- */
 
@@ -259,6 +252,17 @@ static void choose_kernel(MhState *s, Rng *r, const TraceChoice *c, int local, P
     p->sigma = exp(e ? e->log_sigma : 0);
   }
 }
+
+void mh_mover_site_kernel(MhMover *m, Rng *r, const TraceChoice *c, int local, MhSiteKernel *k) {
+  choose_kernel((MhState *)m, r, c, local, k);
+}
+
+bool mh_site_propose(const MhSiteKernel *k, const DistCall *dc, Value old, Rng *r, Value *out,
+                     double *lq, char *err, size_t errsz) {
+  return mh_propose_fn((void *)k, dc, old, r, out, lq, err, errsz);
+}
+
+bool mh_site_adapts(const MhSiteKernel *k) { return k->k == K_RW_ELEM || k->k == K_RW_UNIT; }
 
 /* The sites a sweep draws from: all but the skipped choices'. */
 static long eligible_sites(const MhState *s, const Trace *t) {

@@ -32,7 +32,9 @@
  * seen so far.  --rejuvenate K gives K rounds; the default (-1) adapts the
  * number of rounds until particles have made SMC_JUMPS accepted moves on
  * average (at most SMC_MAX_ROUNDS), and does nothing for programs without
- * static parameters (a particle filter, as before).
+ * static parameters (a particle filter, as before).  On compiled particles
+ * (smc_compiled.c) the same rounds of moves run as replays of the whole
+ * population, with these bits.
  *
  * Draws and evidence.  One SMC run with N = --particles particles gives N
  * weighted draws; the driver asks each chain for --draws draws, so a chain runs
@@ -76,15 +78,14 @@
 #include "smc_impl.h"
 
 #define SMC_PARTICLES 1000   /* --particles 0 (the default) */
-#define SMC_JUMPS 3.0        /* automatic rounds: accepted moves per particle wanted */
-#define SMC_MAX_ROUNDS 30    /* automatic rounds after one resampling, at most */
-#define SMC_BLOCK_ACCEPT 0.234
 #define SMC_MAX_TEMPER 1000  /* tempering steps of one event, at most */
 #define SMC_TEMPER_ESS 0.8   /* tempering steps aim at most at this ESS / N */
 #define SMC_MOVE_GRAIN 2     /* a move re-runs a trace: worth a thread from few particles */
-enum { SMC_MV_MOVED = 1, SMC_MV_TRIED = 2, SMC_MV_BLOCK = 4, SMC_MV_SITE = 8 };
 
 /* ---- particles ---- */
+
+/* Killed by a runtime error: a compiled population's or an execution. */
+static bool smc_killed(const SmcState *s, int i) { return s->pcr ? pc_dead(s->pcr, i) : s->p[i].killed; }
 
 /* Run particle p to its next event with worker w's scratch; s->inc[i] = the
  * event's log density (0 when the program finished instead).  A run the
@@ -193,23 +194,14 @@ static Trace *smc_trace_at(const Particle *p, double beta) {
   return t;
 }
 
-/* Population scale of one static choice: per element, the weighted sd of the
- * unconstrained values before resampling. */
-typedef struct SmcScale {
-  const char *addr;
-  int numel;
-  double sw;
-  double *m1, *m2, *sd;
-} SmcScale;
-
-static bool smc_static_name(const SmcState *s, const char *addr) {
+bool smc_static_name(const SmcState *s, const char *addr) {
   for (int k = 0; k < s->nstatic; k++)
     if (!strcmp(s->static_names[k], addr)) return true;
   return false;
 }
 
 /* The choices the block move proposes for: static, continuous, scalar bounds. */
-static const SmcScale *smc_block_scale(const SmcState *s, const TraceChoice *c) {
+const SmcScale *smc_block_scale(const SmcState *s, const TraceChoice *c) {
   if (!c->continuous || c->structured || c->type.base == TY_STRING) return NULL;
   for (int k = 0; k < s->nscale; k++)
     if (!strcmp(s->scale[k].addr, c->addr)) return s->scale[k].numel == c->numel ? &s->scale[k] : NULL;
@@ -223,36 +215,40 @@ static void smc_scales(SmcState *s) {
     const Particle *p = &s->p[i];
     if (!(s->w[i] > 0) || p->killed) continue;
     for (const Segment *g = p->seg; g; g = g->parent)
-      for (int j = 0; j < g->n; j++) {
-        const TraceChoice *c = &g->c[j];
-        if (!c->continuous || c->structured || c->type.base == TY_STRING ||
-            !smc_static_name(s, c->addr))
-          continue;
-        SmcScale *e = NULL;
-        for (int k = 0; k < s->nscale && !e; k++)
-          if (!strcmp(s->scale[k].addr, c->addr)) e = &s->scale[k];
-        if (!e) {
-          if (s->nscale == s->nstatic) continue;
-          e = &s->scale[s->nscale++];
-          e->addr = c->addr;
-          e->numel = c->numel;
-          e->sw = 0;
-          e->m1 = gc_alloc_atomic(sizeof(double) * (size_t)(3 * c->numel + 1));
-          e->m2 = e->m1 + c->numel;
-          e->sd = e->m2 + c->numel;
-          memset(e->m1, 0, sizeof(double) * (size_t)(3 * c->numel));
-        }
-        if (e->numel != c->numel) continue;
-        double w = s->w[i];
-        e->sw += w;
-        for (int k = 0; k < c->numel; k++) {
-          double x = trace_value_get(c->val, (size_t)k), u;
-          if (!tf_unconstrain(c->con, c->lower, c->upper, 1, &x, &u)) u = 0;
-          e->m1[k] += w * u;
-          e->m2[k] += w * u * u;
-        }
-      }
+      for (int j = 0; j < g->n; j++) smc_scale_add(s, &g->c[j], g->c[j].val, s->w[i]);
   }
+  smc_scales_end(s);
+}
+
+void smc_scale_add(SmcState *s, const TraceChoice *c, Value val, double w) {
+  if (!c->continuous || c->structured || c->type.base == TY_STRING ||
+      !smc_static_name(s, c->addr))
+    return;
+  SmcScale *e = NULL;
+  for (int k = 0; k < s->nscale && !e; k++)
+    if (!strcmp(s->scale[k].addr, c->addr)) e = &s->scale[k];
+  if (!e) {
+    if (s->nscale == s->nstatic) return;
+    e = &s->scale[s->nscale++];
+    e->addr = c->addr;
+    e->numel = c->numel;
+    e->sw = 0;
+    e->m1 = gc_alloc_atomic(sizeof(double) * (size_t)(3 * c->numel + 1));
+    e->m2 = e->m1 + c->numel;
+    e->sd = e->m2 + c->numel;
+    memset(e->m1, 0, sizeof(double) * (size_t)(3 * c->numel));
+  }
+  if (e->numel != c->numel) return;
+  e->sw += w;
+  for (int k = 0; k < c->numel; k++) {
+    double x = trace_value_get(val, (size_t)k), u;
+    if (!tf_unconstrain(c->con, c->lower, c->upper, 1, &x, &u)) u = 0;
+    e->m1[k] += w * u;
+    e->m2[k] += w * u * u;
+  }
+}
+
+void smc_scales_end(SmcState *s) {
   for (int k = 0; k < s->nscale; k++) {
     SmcScale *e = &s->scale[k];
     for (int j = 0; j < e->numel; j++) {
@@ -501,6 +497,7 @@ static void smc_resample(SmcState *s) {
 
 /* Resample, with moves for the target tempered by beta when they are on. */
 static bool smc_resample_move(SmcState *s, double beta, Diag *d) {
+  if (s->pcr) return smcc_resample_move(s, beta, d);
   if (s->moves_on) smc_scales(s);
   smc_resample(s);
   return !s->moves_on || smc_moves(s, beta, d);
@@ -510,8 +507,12 @@ static bool smc_resample_move(SmcState *s, double beta, Diag *d) {
  * s->w; returns the ESS. */
 static double smc_weights_at(SmcState *s, const double *base, double delta) {
   for (int i = 0; i < s->N; i++) {
-    const Particle *p = &s->p[i];
-    s->lw[i] = p->killed ? -INFINITY : p->done ? base[i] : base[i] + delta * p->last_inc;
+    if (s->pcr) /* compiled: every living particle at the same point */
+      s->lw[i] = pc_dead(s->pcr, i) ? -INFINITY : s->pc_done ? base[i] : base[i] + delta * s->last_inc[i];
+    else {
+      const Particle *p = &s->p[i];
+      s->lw[i] = p->killed ? -INFINITY : p->done ? base[i] : base[i] + delta * p->last_inc;
+    }
   }
   resample_normalise(s->N, s->lw, s->w);
   return resample_ess(s->N, s->w);
@@ -522,12 +523,12 @@ static double smc_weights_at(SmcState *s, const double *base, double delta) {
  * bring the ESS below the threshold: each step's fraction is found by
  * bisection so that its ESS is the threshold, then the population is
  * resampled and moved.  Leaves s->lw with the rest of the event added. */
-static bool smc_temper(SmcState *s, double *base, double *logz, int *stages, Diag *d) {
+bool smc_temper(SmcState *s, double *base, double *logz, int *stages, Diag *d) {
   int N = s->N;
   /* a threshold near 1 would make every step tiny */
   double target = fmin(s->ess_threshold, SMC_TEMPER_ESS) * N, beta = 0;
   for (int i = 0; i < N; i++)
-    if (s->p[i].killed) base[i] = -INFINITY;
+    if (smc_killed(s, i)) base[i] = -INFINITY;
   for (int step = 0;; step++) {
     double rest = 1 - beta;
     if (step >= SMC_MAX_TEMPER || smc_weights_at(s, base, rest) >= target) return true;
@@ -549,7 +550,7 @@ static bool smc_temper(SmcState *s, double *base, double *logz, int *stages, Dia
     s->temper_steps++;
     (*stages)++;
     if (!smc_resample_move(s, beta, d)) return false;
-    for (int i = 0; i < N; i++) base[i] = s->p[i].killed ? -INFINITY : 0;
+    for (int i = 0; i < N; i++) base[i] = smc_killed(s, i) ? -INFINITY : 0;
     if (beta == 1) {
       smc_weights_at(s, base, 0);
       return true;

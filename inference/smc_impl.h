@@ -12,6 +12,19 @@
 /* Particles per worker below which a round is not spread over threads (one
  * advance costs about a microsecond, a thread wake-up tens). */
 #define SMC_GRAIN 64
+#define SMC_JUMPS 3.0        /* automatic rounds: accepted moves per particle wanted */
+#define SMC_MAX_ROUNDS 30    /* automatic rounds after one resampling, at most */
+#define SMC_BLOCK_ACCEPT 0.234
+enum { SMC_MV_MOVED = 1, SMC_MV_TRIED = 2, SMC_MV_BLOCK = 4, SMC_MV_SITE = 8 };
+
+/* Population scale of one static choice: per element, the weighted sd of the
+ * unconstrained values before resampling. */
+typedef struct SmcScale {
+  const char *addr;
+  int numel;
+  double sw;
+  double *m1, *m2, *sd;
+} SmcScale;
 
 /* Choices made between two events of one lineage; shared by descendants. */
 typedef struct Segment {
@@ -98,6 +111,11 @@ typedef struct SmcState {
      advances the particles [mlo, mhi) */
   struct SmcSplit *split;
   int mlo, mhi;
+  /* resample-move on compiled particles (smc_compiled.c) */
+  struct SmcMoves *cm;
+  double *last_inc, *last_inc2; /* per particle: its latest event's density */
+  bool pc_done;                 /* the program has finished */
+  long pc_events;               /* events passed */
 } SmcState;
 
 /* Compiled particle steps (smc_compiled.c).  smcc_setup compiles the program
@@ -113,6 +131,19 @@ int smc_weigh(SmcState *s, long events, int alive, double *logz, Diag *d);
 void smc_finish(SmcState *s, int distinct);
 
 void smcc_setup(SmcState *s);
+
+/* Resample-move's pieces both kinds of particles use (smc.c): whether an
+ * address is a static parameter's, the block move's scale of a choice (NULL:
+ * not moved), the population scales (smc_scale_add each static choice's
+ * value with its particle's weight, then smc_scales_end), and the tempered
+ * entry of an event (smc_temper: base = the log weights before it).  The
+ * compiled twin of resample + moves is smcc_resample_move. */
+bool smc_static_name(const SmcState *s, const char *addr);
+const SmcScale *smc_block_scale(const SmcState *s, const TraceChoice *c);
+void smc_scale_add(SmcState *s, const TraceChoice *c, Value val, double w);
+void smc_scales_end(SmcState *s);
+bool smc_temper(SmcState *s, double *base, double *logz, int *stages, Diag *d);
+bool smcc_resample_move(SmcState *s, double beta, Diag *d);
 
 /* A compiled population spread over MPI ranks (smc_mpi.c).  smcm_setup
  * splits it when the run's communicator has more than one rank and the

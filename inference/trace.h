@@ -195,6 +195,24 @@ typedef struct MhMoveRec {
 bool mh_mover_move(MhMover *m, Rng *rng, Trace **cur, InterpState **st, long stop_events,
                    bool *done, bool *accepted, MhMoveRec *rec, Diag *fatal);
 void mh_mover_adapt_round(MhMover *m, const MhMoveRec *rec, int n);
+/* A single-site move made outside the mover (smc's compiled resample-move
+ * replays a whole population at once): mh_mover_site_kernel picks the
+ * kernel for site `local` of choice c from r with m's scales, as a move of
+ * m does (the same calls on r); mh_site_propose is its proposal from old
+ * under dc (the handler's propose function); mh_site_adapts: a random
+ * walk, whose scale the move's MhMoveRec adapts. */
+typedef struct MhSiteKernel {
+  int k;         /* mh.c's Kernel */
+  int local;     /* element (RW_ELEM, UNIFORM, PRIOR_UNIT) or unit (RW_UNIT) */
+  int unit_len;
+  bool structured;
+  double sigma;
+  double lower, upper;
+} MhSiteKernel;
+void mh_mover_site_kernel(MhMover *m, Rng *r, const TraceChoice *c, int local, MhSiteKernel *k);
+bool mh_site_propose(const MhSiteKernel *k, const DistCall *dc, Value old, Rng *r, Value *out,
+                     double *lq, char *err, size_t errsz);
+bool mh_site_adapts(const MhSiteKernel *k);
 /* A copy of mover m for another thread's moves (its own scratch: current
  * trace, stop event), and mh_mover_sync giving it m's current scales and
  * tempering; workers only read the scales (moves with rec != NULL). */

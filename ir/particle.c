@@ -1,7 +1,8 @@
 /* particle.c — compiled particle steps (see particle.h): the classification
  * of main's registers into uniform and varying ones, the checks that make a
  * program qualify, the per-step recording of varying instructions and their
- * loops over the particles' columns. */
+ * loops over the particles' columns; for resample-move, the choices kept per
+ * particle and the moved replays of a whole population (pc_replay_moved). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,7 @@ typedef struct PcOp {
   const char *msg;     /* PK_KILL */
   uint8_t replay;      /* PK_SAMPLE: 0 drawn, 1 rval in particle 0, 2 rval in every particle */
   Value rval;
+  int seq;             /* PK_SAMPLE: the choice's number in run order */
 } PcOp;
 
 /* The history of one nested latent, a generation of the particles'
@@ -133,6 +135,23 @@ struct PcRun {
   struct PcWork *work;  /* per worker */
   PcReplayFn replay;    /* conditioning (pc_set_replay), or NULL */
   void *replay_ctx;
+  /* every particle's choices in run order (pc_keep_choices), for
+     resample-move: choice k's values and log densities, N each */
+  bool keep;
+  int nseq, chcap;
+  double **chx, **chl;
+  PcChoice *chm;        /* [nseq]: what each choice is */
+  double *chspare;      /* pc_resample's scratch for them */
+  /* a moved replay (pc_replay_moved) */
+  const double *const *rx;
+  const uint8_t *rblk;
+  const int *rtarget;
+  PcProposeFn propose;
+  void *propose_ctx;
+  int *nfresh;
+  double *lq;
+  bool flat;            /* logprior a running sum over choices (a trace's) */
+  double ev_scale;      /* the events' log densities count ev_scale times */
 };
 
 /* A worker's scratch: a register file for generic instructions, and the
@@ -433,6 +452,7 @@ PcRun *pc_run_new(const PcProg *pc, int N, int workers) {
   r->assigned = gc_alloc_atomic(sizeof(bool) * (size_t)(pc->nregs + 1));
   r->work = gc_alloc(sizeof(PcWork) * (size_t)r->workers);
   for (int w = 0; w < r->workers; w++) r->work[w].R = gc_alloc(sizeof(Value) * (size_t)(pc->nregs + 1));
+  r->ev_scale = 1;
   return r;
 }
 
@@ -456,6 +476,8 @@ void pc_run_start(PcRun *r, uint64_t seed) {
   r->stored = r->live = 0;
   r->segments = 0;
   r->rooted = r->seg_draws = false;
+  r->nseq = 0;
+  r->ev_scale = 1;
 }
 
 const PcProg *pc_run_prog(const PcRun *r) { return r->pc; }
@@ -486,6 +508,7 @@ size_t pc_bytes(const PcRun *r) {
   size_t b = (size_t)r->N * (2 * sizeof(double) * 3 + sizeof(Rng) + sizeof(uint64_t) + 1);
   for (int c = 0; c < r->pc->ncols; c++) b += 2 * ck_size(r->pc->ckind[c]) * (size_t)r->N;
   b += (size_t)r->stored * (sizeof(double) + sizeof(int)) + 2 * sizeof(int) * (size_t)r->N;
+  if (r->keep) b += (size_t)(2 * r->chcap + 1) * sizeof(double) * (size_t)r->N; /* kept choices */
   return b;
 }
 
@@ -596,6 +619,30 @@ static void record_sample(PcRun *r, const IrInstr *ins) {
   r->seg_draws = true;
   bool all = false;
   if (r->replay && r->replay(r->replay_ctx, op->addr, &op->rval, &all)) op->replay = all ? 2 : 1;
+  op->seq = r->nseq++;
+  if (r->rx) op->replay = 3; /* pc_replay_moved: every particle's own value */
+  if (r->keep) {
+    if (op->seq >= r->chcap) {
+      int cap = r->chcap ? 2 * r->chcap : 64;
+      double **x = gc_alloc(sizeof(double *) * (size_t)cap), **l = gc_alloc(sizeof(double *) * (size_t)cap);
+      PcChoice *m = gc_alloc(sizeof(PcChoice) * (size_t)cap);
+      if (r->chcap) {
+        memcpy(x, r->chx, sizeof(double *) * (size_t)r->chcap);
+        memcpy(l, r->chl, sizeof(double *) * (size_t)r->chcap);
+        memcpy(m, r->chm, sizeof(PcChoice) * (size_t)r->chcap);
+      }
+      for (int k = r->chcap; k < cap; k++) { /* kept for the next runs */
+        x[k] = gc_alloc_atomic(sizeof(double) * (size_t)r->N);
+        l[k] = gc_alloc_atomic(sizeof(double) * (size_t)r->N);
+      }
+      r->chx = x;
+      r->chl = l;
+      r->chm = m;
+      r->chcap = cap;
+    }
+    r->chm[op->seq] = (PcChoice){op->addr, t.base == TY_INT, r->depth > 1};
+    return; /* the histories are the kept choices (moves rewrite them) */
+  }
   if (r->depth > 1 && !r->cont) { /* nested: its history is kept (as the interpreter keeps it) */
     if (r->npath == r->pathcap) {
       int cap = r->pathcap ? 2 * r->pathcap : 64;
@@ -1114,8 +1161,15 @@ static bool replay_inside(const DistFamily *f, const KIn *p, int np, int i, doub
   return slo < x && x < shi;
 }
 
+static void exec_sample_moved(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, double *inc,
+                              const char **perr);
+
 static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, double *inc,
                         const char **perr) {
+  if (op->replay == 3) {
+    exec_sample_moved(r, op, lo, hi, W, inc, perr);
+    return;
+  }
   const IrInstr *ins = op->ins;
   const DistFamily *f = ins->dist.fam;
   int np = ins->dist.nparams;
@@ -1194,7 +1248,80 @@ static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, dou
     if (zi) zi[i] = (int64_t)x;
     else zr[i] = x;
     if (pathv) pathv[i] = x;
+    if (r->keep) {
+      r->chx[op->seq][i] = x;
+      r->chl[op->seq][i] = lp;
+    }
     seg[c] += replayed || !r->cont ? lp : -INFINITY; /* a continuation draws nothing */
+  }
+}
+
+/* A latent in a moved replay (pc_replay_moved): particle i's value of this
+ * choice is rx[seq][i], handled as the trace handler handles a previous
+ * trace's value: at particle i's target, the proposal's; a block value
+ * (rblk) scored whatever its density; any other scored under the
+ * particle's parameters and drawn afresh from its stream when outside
+ * their support (counted in nfresh: a fresh draw makes the move
+ * irreversible for the supports compiled moves accept). */
+static void exec_sample_moved(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, double *inc,
+                              const char **perr) {
+  const IrInstr *ins = op->ins;
+  const DistFamily *f = ins->dist.fam;
+  int np = ins->dist.nparams, k = op->seq;
+  const double *xv = r->rx[k];
+  bool blk = r->rblk && r->rblk[k], isint = r->pc->ckind[op->dst] != CK_REAL;
+  double *zr = isint ? NULL : r->cols[op->dst];
+  int64_t *zi = isint ? r->cols[op->dst] : NULL;
+  char err[512];
+  KIn p[4];
+  if (op->fast) {
+    kernel_params(r, op, lo, hi, W, p);
+    for (int i = lo; i < hi; i++) W->x[i - lo] = xv[i];
+    if (f->kernel) kernel_lp(f->kernel, (KIn){W->x - lo, 0}, p, lo, hi, W);
+    else
+      for (int i = lo; i < hi; i++) {
+        double q[4];
+        for (int j = 0; j < np; j++) q[j] = p[j].col ? p[j].col[i] : p[j].u;
+        W->lp[i - lo] = f->lpdf1(W->x[i - lo], q);
+      }
+  }
+  for (int i = lo; i < hi; i++) {
+    if (r->dead[i]) continue;
+    int c = i - lo;
+    double x = xv[i], lp = 0, wl = op->fast ? W->lp[c] : 0;
+    bool target = r->rtarget && r->rtarget[i] == k;
+    if (!target && op->fast && isfinite(x) && (!f->discrete || x == floor(x)) && W->ok[c] == 1 &&
+        !isnan(wl) && wl > -INFINITY && wl != INFINITY && replay_inside(f, p, np, i, x)) {
+      lp = wl;
+    } else {
+      Value pv[DIST_MAX_PARAMS], v, old = isint ? val_int((int64_t)x) : val_real(x);
+      DistCall dc;
+      bool ok = make_call(r, op, i, pv, &dc, err, sizeof err);
+      if (ok && target)
+        ok = r->propose(r->propose_ctx, i, &dc, old, &r->rng[i], &v, &r->lq[i], err, sizeof err) &&
+             dist_call_lpdf(&dc, v, &lp, err, sizeof err);
+      else if (ok) {
+        v = old;
+        ok = dist_call_lpdf(&dc, old, &lp, err, sizeof err);
+        if (ok && !(lp > -INFINITY) && !blk) { /* outside the support: drawn afresh */
+          ok = dist_call_rng(&dc, &r->rng[i], &v, err, sizeof err) &&
+               dist_call_lpdf(&dc, v, &lp, err, sizeof err);
+          r->nfresh[i]++;
+        }
+      }
+      if (!ok) {
+        pc_kill(r, i, ins, err, inc, perr);
+        continue;
+      }
+      x = val_as_real(v);
+    }
+    if (zi) zi[i] = (int64_t)x;
+    else zr[i] = x;
+    if (r->keep) {
+      r->chx[k][i] = x;
+      r->chl[k][i] = lp;
+    }
+    W->seg[c] += lp;
   }
 }
 
@@ -1237,7 +1364,7 @@ static void exec_observe(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, do
       pc_kill(r, i, ins, err, inc, perr);
       continue;
     }
-    loglik[i] += lp;
+    loglik[i] += r->ev_scale == 1 ? lp : r->ev_scale * lp;
     inc[i] = lp;
   }
 }
@@ -1254,7 +1381,7 @@ static void exec_factor(PcRun *r, const PcOp *op, int lo, int hi, double *inc, c
            inc, perr);
       continue;
     }
-    r->loglik[i] += lw;
+    r->loglik[i] += r->ev_scale == 1 ? lw : r->ev_scale * lw;
     inc[i] = lw;
   }
 }
@@ -1340,13 +1467,15 @@ void pc_exec(PcRun *r, int worker, int lo, int hi, double *inc, const char **per
     int alive = 0;
     for (int i = c0; i < c1; i++) {
       inc[i] = 0;
-      W->seg[i - c0] = 0;
+      W->seg[i - c0] = r->flat ? r->logprior[i] : 0; /* flat: one running sum, a trace's */
       alive += !r->dead[i];
     }
     for (int k = 0; k < r->nops; k++) exec_op(r, &r->ops[k], c0, c1, W, R, inc, perr);
     for (int i = c0; i < c1; i++) { /* dead before, or killed now: not advanced */
       alive -= !r->dead[i];
-      if (!r->dead[i]) {
+      if (r->flat) {
+        if (!r->dead[i]) r->logprior[i] = W->seg[i - c0];
+      } else if (!r->dead[i]) {
         r->logprior[i] += W->seg[i - c0];
         r->lpath[i] += W->seg[i - c0] + inc[i];
       }
@@ -1408,6 +1537,14 @@ void pc_resample_range(PcRun *r, const int *anc, uint64_t fork_seed, int lo, int
   r->dead2 = r->dead;
   r->root = root;
   r->dead = dead;
+  if (r->keep) /* the kept choices follow their lineages (a single process: lo = 0, hi = N) */
+    for (int k = 0; k < r->nseq; k++)
+      for (int h = 0; h < 2; h++) {
+        double **a = h ? &r->chl[k] : &r->chx[k], *z = r->chspare;
+        for (int j = lo; j < hi; j++) z[j] = (*a)[anc[j]];
+        r->chspare = *a;
+        *a = z;
+      }
   if (r->npath > 0) { /* the histories follow their lineages */
     if (r->cur_id) memcpy(r->cur2, anc, sizeof(int) * (size_t)N);
     else
@@ -1434,6 +1571,16 @@ Value *pc_outputs(const PcRun *r, int i) {
 }
 
 InterpLatent *pc_latents(const PcRun *r, int i, int *n) {
+  if (r->keep) { /* the nested choices, in run order */
+    InterpLatent *a = gc_alloc(sizeof(InterpLatent) * (size_t)(r->nseq ? r->nseq : 1));
+    *n = 0;
+    for (int k = 0; k < r->nseq; k++)
+      if (r->chm[k].nested) {
+        double x = r->chx[k][i];
+        a[(*n)++] = (InterpLatent){r->chm[k].addr, r->chm[k].isint ? val_int((int64_t)x) : val_real(x)};
+      }
+    return a;
+  }
   *n = r->npath;
   InterpLatent *a = gc_alloc(sizeof(InterpLatent) * (size_t)(r->npath ? r->npath : 1));
   int idx = r->npath ? r->cur[i] : 0;
@@ -1560,3 +1707,95 @@ void pc_settle(PcRun *r, int i, bool killed) {
   if (killed) r->dead[i] = 1;
   if (!r->dead[i] && r->seg_draws && !r->root[i]) r->root[i] = r->seg_id + (uint64_t)i;
 }
+
+/* ---- resample-move (inference/smc_compiled.c) ---- */
+
+void pc_keep_choices(PcRun *r, bool on) {
+  r->keep = on;
+  if (on && !r->chspare) r->chspare = gc_alloc_atomic(sizeof(double) * (size_t)r->N);
+}
+
+int pc_nchoices(const PcRun *r) { return r->nseq; }
+const PcChoice *pc_choice(const PcRun *r, int k) { return &r->chm[k]; }
+double *pc_choice_vals(PcRun *r, int k) { return r->chx[k]; }
+double *pc_choice_lps(PcRun *r, int k) { return r->chl[k]; }
+Rng *pc_rngs(PcRun *r) { return r->rng; }
+double *pc_logpriors(PcRun *r) { return r->logprior; }
+double *pc_logliks(PcRun *r) { return r->loglik; }
+int pc_nfresh(const PcRun *r, int i) { return r->nfresh[i]; }
+double pc_lq(const PcRun *r, int i) { return r->lq[i]; }
+
+void pc_replay_moved(PcRun *r, const double *const *rx, const uint8_t *blk, const int *target,
+                     PcProposeFn propose, void *ctx) {
+  int N = r->N;
+  pc_run_start(r, 0);
+  r->rx = rx;
+  r->rblk = blk;
+  r->rtarget = target;
+  r->propose = propose;
+  r->propose_ctx = ctx;
+  r->flat = true;
+  if (!r->nfresh) {
+    r->nfresh = gc_alloc_atomic(sizeof(int) * (size_t)N);
+    r->lq = gc_alloc_atomic(sizeof(double) * (size_t)N);
+  }
+  memset(r->nfresh, 0, sizeof(int) * (size_t)N);
+  memset(r->lq, 0, sizeof(double) * (size_t)N);
+}
+
+void pc_set_event_scale(PcRun *r, double scale) { r->ev_scale = scale; }
+
+void pc_take_moved(PcRun *dst, const PcRun *src, int i) {
+  const PcProg *pc = dst->pc;
+  for (int c = 0; c < pc->ncols; c++) {
+    if (!src->assigned[pc->creg[c]]) continue;
+    size_t sz = ck_size(pc->ckind[c]);
+    memcpy((char *)dst->cols[c] + sz * (size_t)i, (const char *)src->cols[c] + sz * (size_t)i, sz);
+  }
+  for (int k = 0; k < src->nseq && k < dst->nseq; k++) {
+    dst->chx[k][i] = src->chx[k][i];
+    dst->chl[k][i] = src->chl[k][i];
+  }
+}
+
+void pc_moved_root(PcRun *r, int i, uint64_t gen) { r->root[i] = gen * (uint64_t)r->N + 1 + (uint64_t)i; }
+
+uint64_t pc_new_generation(PcRun *r) { return (uint64_t)(r->segments++); }
+
+/* Why a program's choices cannot be moved on compiled particles, or NULL.
+ * A compiled move reads each choice's bounds once for every particle, so
+ * they must not depend on a latent: a family whose support moves with its
+ * parameters (uniform, binomial's n, ...) drawn with latent-dependent
+ * parameters does not qualify.  The support functions are probed at two
+ * parameter vectors (a support that moves with its parameters moves there). */
+static const char *moves_why(const PcProg *pc, const IrBlock *b) {
+  for (int i = 0; i < b->n; i++) {
+    const IrInstr *ins = &b->ins[i];
+    const char *w = NULL;
+    if (ins->op == IR_IF) {
+      if (!(w = moves_why(pc, &ins->then_b))) w = moves_why(pc, &ins->else_b);
+    } else if (ins->op == IR_FOR) {
+      w = moves_why(pc, &ins->body);
+    } else if (ins->op == IR_SAMPLE && ins->dist.fam->support) {
+      const DistFamily *f = ins->dist.fam;
+      bool varies = false;
+      for (int k = 0; k < ins->dist.nparams; k++) varies = varies || pc->col[ins->dist.params[k]] >= 0;
+      double q1[DIST_MAX_PARAMS], q2[DIST_MAX_PARAMS], a1, b1, a2, b2;
+      for (int k = 0; k < DIST_MAX_PARAMS; k++) {
+        q1[k] = 0.25;
+        q2[k] = 4.5;
+      }
+      if (varies) {
+        f->support(q1, &a1, &b1);
+        f->support(q2, &a2, &b2);
+        if (a1 != a2 || b1 != b2)
+          w = pc_at(pc->p, ins->pos, gc_printf("the support of latent '%s' (%s) depends on a latent",
+                                               ins->name, f->name));
+      }
+    }
+    if (w) return w;
+  }
+  return NULL;
+}
+
+const char *pc_moves_why(const PcProg *pc) { return moves_why(pc, &pc->p->model_b); }

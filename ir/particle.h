@@ -142,4 +142,55 @@ void pc_unpack(PcRun *r, int i, const double *in);
 int pc_seg_paths(const PcRun *r, double **v);
 void pc_settle(PcRun *r, int i, bool killed);
 
+/* Resample-move on compiled particles (inference/smc_compiled.c).  With
+ * pc_keep_choices on, a run keeps every particle's choices in run order:
+ * choice k's N values and N log densities (pc_choice_vals, pc_choice_lps;
+ * resampling permutes them with the particles, and they are the nested
+ * latents' histories pc_latents reads, so a move may rewrite them).  A
+ * fixed-structure program makes the same choices in every particle, so
+ * choice k is one address for all (pc_choice).
+ *
+ * pc_replay_moved(r, rx, blk, target, propose, ctx) starts r (a run of the
+ * same program, keeping choices) as a replay: each particle i re-runs the
+ * program with its own values rx[k][i] for its choices, as the trace
+ * handler replays a trace, from its own stream pc_rngs(r)[i] (set by the
+ * caller after this call): at target[i] (a choice number, or -1; target
+ * may be NULL) the value is propose's, whose log proposal ratio pc_lq
+ * keeps; a choice with blk[k] set takes rx whatever its density (a block
+ * proposal); any other value outside the support at the particle's
+ * parameters is drawn afresh (counted by pc_nfresh).  Its log prior is
+ * the running sum over the choices (a trace's order of additions) and
+ * each event after pc_set_event_scale(r, b) counts b times (a tempered
+ * stop event).  The caller records and executes its segments up to the
+ * population's event; particles it pc_drop()s are not replayed.
+ * pc_take_moved copies particle i's columns and choices from a replay
+ * src into dst (an accepted move); pc_moved_root gives particle i a root
+ * of its own from generation gen = pc_new_generation(r) (its history no
+ * longer shares its ancestor's oldest choices). */
+typedef struct PcChoice {
+  const char *addr;
+  bool isint, nested; /* nested: drawn inside a loop (a history the CSV shows) */
+} PcChoice;
+typedef bool (*PcProposeFn)(void *ctx, int i, const DistCall *dc, Value old, Rng *rng,
+                            Value *out, double *lq, char *err, size_t errsz);
+void pc_keep_choices(PcRun *r, bool on);
+int pc_nchoices(const PcRun *r);
+const PcChoice *pc_choice(const PcRun *r, int k);
+double *pc_choice_vals(PcRun *r, int k);
+double *pc_choice_lps(PcRun *r, int k);
+Rng *pc_rngs(PcRun *r);
+double *pc_logpriors(PcRun *r);
+double *pc_logliks(PcRun *r);
+void pc_replay_moved(PcRun *r, const double *const *rx, const uint8_t *blk, const int *target,
+                     PcProposeFn propose, void *ctx);
+void pc_set_event_scale(PcRun *r, double scale);
+int pc_nfresh(const PcRun *r, int i);
+double pc_lq(const PcRun *r, int i);
+void pc_take_moved(PcRun *dst, const PcRun *src, int i);
+uint64_t pc_new_generation(PcRun *r);
+void pc_moved_root(PcRun *r, int i, uint64_t gen);
+/* Why resample-move cannot run on pc's compiled particles (a support that
+ * depends on a latent), or NULL. */
+const char *pc_moves_why(const PcProg *pc);
+
 #endif

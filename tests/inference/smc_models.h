@@ -29,4 +29,33 @@ static const char *smc_pg_src =
     "  }\n"
     "}\n";
 
+/* Resample-move: stochastic volatility with unknown persistence and scale
+ * (static phi, sigma; a state per step). */
+static const char *smc_sv_static_src =
+    "data { int T; real y[T]; }\n"
+    "model {\n"
+    "  real<lower=-1, upper=1> phi ~ uniform(-1, 1);\n"
+    "  real<lower=0> sigma ~ normal(0, 1);\n"
+    "  real h_prev = 0;\n"
+    "  for (t in 1:T) {\n"
+    "    real h ~ normal(phi * h_prev, sigma);\n"
+    "    y[t] ~ normal(0, exp(h / 2));\n"
+    "    h_prev = h;\n"
+    "  }\n"
+    "}\n";
+
+/* Resample-move: a Kalman model with unknown state and observation noise. */
+static const char *smc_kalman_noise_src =
+    "data { int T; real y[T]; real a; }\n"
+    "model {\n"
+    "  real q ~ gamma(2, 4);\n"
+    "  real r ~ gamma(2, 4);\n"
+    "  real x_prev = 0;\n"
+    "  for (t in 1:T) {\n"
+    "    real x ~ normal(t == 1 ? 0.0 : a * x_prev, t == 1 ? 1.0 : q);\n"
+    "    y[t] ~ normal(x, r);\n"
+    "    x_prev = x;\n"
+    "  }\n"
+    "}\n";
+
 #endif

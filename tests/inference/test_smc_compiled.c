@@ -30,6 +30,20 @@
  * stochastic-volatility one, and the notes must show that ancestor
  * sampling moved the reference (else the comparison proves little).
  *
+ * Resample-move (static parameters moved after each resampling, tempered
+ * events, --rejuvenate K) replays the population on the same steps: the
+ * runs must again be the `--no-jit` runs' bytes, with 1, 2 and 3 particle
+ * threads: a static mean (one tempered event per observation), stochastic
+ * volatility with unknown phi and sigma, a Kalman model with unknown noise
+ * and one with a static AR coefficient, the shared kalman and hmm3 with
+ * --rejuvenate (states and categorical states moved), the count series
+ * (discrete latents: uniform and prior proposals), the nested loops
+ * whose replays kill particles, statics drawn before and after an
+ * observation (one discrete) with a factor, and states that the replays
+ * draw afresh (outside their support at the moved static); the notes must
+ * show moves accepted.  A
+ * latent whose support depends on a latent falls back with its reason.
+ *
  *   test_smc_compiled SHARED_EXACT_DIR TESTS_EXACT_DIR
  */
 #include <math.h>
@@ -133,6 +147,54 @@ static const char *static_src =
     "    y[t] ~ normal(mu, 1);\n"
     "}\n";
 
+static const char *kn_data =
+    "{\"T\": 20, \"a\": 0.8, \"y\": [0.3, 1.2, -0.4, 0.8, 1.9, 0.1, 0.7, 1.1, -0.6, 0.2, 1.4, 0.9,"
+    " -1.1, -0.3, 0.5, 0.8, 1.6, 2.1, 1.2, 0.4]}";
+
+/* a latent support that moves with a static parameter: moves stay interpreted */
+static const char *support_src =
+    "data { int T; real y[T]; }\n"
+    "model {\n"
+    "  real a ~ normal(0, 1);\n"
+    "  for (t in 1:T) {\n"
+    "    real x ~ uniform(a - 1, a + 1);\n"
+    "    y[t] ~ normal(x, 1);\n"
+    "  }\n"
+    "}\n";
+
+/* statics drawn before and after the first observation, a discrete static,
+   a student_t state, a factor: tempered, moved */
+static const char *mixed_src =
+    "data { int T; real y[T]; }\n"
+    "model {\n"
+    "  real mu ~ normal(0, 3);\n"
+    "  y[1] ~ normal(mu, 1);\n"
+    "  real<lower=0> tau ~ gamma(2, 2);\n"
+    "  int k ~ poisson(2);\n"
+    "  real s = 0;\n"
+    "  for (t in 2:T) {\n"
+    "    real x ~ student_t(4, mu + 0.1 * k, tau);\n"
+    "    s = s + x;\n"
+    "    y[t] ~ normal(x, 1);\n"
+    "    target += -0.01 * s * s;\n"
+    "  }\n"
+    "}\n";
+static const char *mixed_data =
+    "{\"T\": 15, \"y\": [0.3, 1.2, -0.4, 0.8, 1.9, 0.1, 0.7, 1.1, -0.6, 0.2, 1.4, 0.9, -1.1, -0.3, 0.5]}";
+
+/* a state whose probability a moved static sends to 0: the replays draw the
+   states outside the support afresh (each such move irreversible: refused) */
+static const char *fresh_src =
+    "data { int T; int y[T]; }\n"
+    "model {\n"
+    "  real<lower=0, upper=1> p ~ beta(1, 1);\n"
+    "  for (t in 1:T) {\n"
+    "    int z ~ bernoulli(fmin(1, fmax(0, 2 * p - 0.5)));\n"
+    "    y[t] ~ poisson(z + 0.5);\n"
+    "  }\n"
+    "}\n";
+static const char *fresh_data = "{\"T\": 10, \"y\": [1, 0, 2, 1, 0, 0, 1, 3, 0, 1]}";
+
 typedef RunCfg Cfg;
 
 static RunOut run(Cfg c) {
@@ -188,6 +250,20 @@ static void check_as(const char *what, Cfg c, bool threads) {
   free(o.x);
 }
 
+/* check() on a run with moves: and the notes show moves made and accepted. */
+static void check_rm(const char *what, Cfg c, bool threads) {
+  check(what, c, threads);
+  RunOut o = run(c);
+  long rounds = 0, moves = 0;
+  double pct = 0;
+  const char *p = strstr(o.notes, "resample-move: ");
+  bool ok = p && sscanf(p, "resample-move: %ld rounds", &rounds) == 1 &&
+            (p = strstr(p, "resamplings")) && sscanf(strchr(p, ',') + 2, "%ld single-site moves (%lf%%", &moves, &pct) == 2;
+  tap_ok(o.ok && ok && rounds > 0 && moves > 0 && pct > 0, "%s: moves made and accepted (%ld rounds, %ld moves, %.0f%%)",
+         what, rounds, moves, pct);
+  free(o.x);
+}
+
 static void check_fallback(const char *what, Cfg c, const char *reason) {
   RunOut o = run(c);
   char want[64];
@@ -240,9 +316,35 @@ int main(int argc, char **argv) {
   check_fallback("while loop", (Cfg){.src = while_src, .data = while_data, .threads = 1, .chains = 1,
                                       .particles = 100, .draws = 100, .rejuvenate = -1},
                  "model.ppl:5:3: a while loop");
-  check_fallback("static parameter", (Cfg){.src = static_src, .data = branch_data, .threads = 1,
-                                            .chains = 1, .particles = 100, .draws = 100, .rejuvenate = -1},
-                 "resample-move: the moves replay traces");
+  /* resample-move on compiled particles */
+  check_rm("static mean", (Cfg){.src = static_src, .data = branch_data, .threads = 1, .chains = 2,
+           .particles = 100, .draws = 100, .rejuvenate = -1}, true);
+  check_rm("stochastic volatility, unknown phi and sigma", (Cfg){.src = smc_sv_static_src,
+           .data = sv_data, .threads = 1, .chains = 1, .particles = 200, .draws = 200,
+           .rejuvenate = -1}, true);
+  check_rm("kalman, unknown noise", (Cfg){.src = smc_kalman_noise_src, .data = kn_data, .threads = 1,
+           .chains = 1, .particles = 150, .draws = 150, .rejuvenate = -1}, true);
+  check_rm("kalman, static AR coefficient", (Cfg){.src = smc_pg_src, .data = pg_data, .threads = 1,
+           .chains = 1, .particles = 100, .draws = 100, .rejuvenate = -1,
+           .resample = "stratified"}, false);
+  check_rm("shared kalman, --rejuvenate 2", (Cfg){.path = kpath, .data_path = kdata, .threads = 1,
+           .chains = 1, .particles = 100, .draws = 100, .rejuvenate = 2}, true);
+  check_rm("hmm3, --rejuvenate 2", (Cfg){.path = hpath, .data_path = hdata, .threads = 1, .chains = 1,
+           .particles = 100, .draws = 100, .rejuvenate = 2}, false);
+  check_rm("poisson counts, --rejuvenate 3", (Cfg){.src = pois_src, .data = pois_data, .threads = 1,
+           .chains = 1, .particles = 100, .draws = 100, .rejuvenate = 3, .resample = "multinomial"}, true);
+  check_rm("nested loops, killed particles, --rejuvenate 2", (Cfg){.src = nest_src, .data = nest_data,
+           .threads = 1, .chains = 1, .particles = 150, .draws = 150, .rejuvenate = 2,
+           .resample = "residual"}, true);
+  check_rm("statics before and after an observation, a discrete static, a factor",
+           (Cfg){.src = mixed_src, .data = mixed_data, .threads = 1, .chains = 1, .particles = 150,
+                 .draws = 150, .rejuvenate = -1}, true);
+  check_rm("states drawn afresh in the replays", (Cfg){.src = fresh_src, .data = fresh_data,
+           .threads = 1, .chains = 1, .particles = 150, .draws = 150, .rejuvenate = -1}, true);
+  check_fallback("resample-move, a support that depends on a latent",
+                 (Cfg){.src = support_src, .data = branch_data, .threads = 1, .chains = 1,
+                       .particles = 100, .draws = 100, .rejuvenate = -1},
+                 "resample-move: model.ppl:5:10: the support of latent 'x' (uniform) depends on a latent");
 
   /* particle Gibbs: the conditional SMC on compiled particles (static
      parameters replayed, the reference kept at index 0) gives the

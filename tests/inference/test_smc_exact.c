@@ -2,6 +2,10 @@
  * through the public API: log evidence of kalman, hmm3 and mix2_enum, the
  * filtering mean and sd of kalman's last state, hmm3's posterior state
  * probabilities P(z_last = k) and mix2_enum's P(z[n] = 1) (with resample-move).
+ * Kalman again with resample-move (--rejuvenate 1: tempered events, every
+ * state moved), once on compiled particles (asserted from the backend line)
+ * and once with --no-jit: the evidence and the filtering mean both ways, and
+ * the two runs the same bits.
  *
  * SMC draws are weighted: every estimate is self-normalised within a chain (one
  * SMC run), averaged over the chains, with its standard error from their
@@ -23,6 +27,7 @@
 #include "tap.h"
 
 static const char *shared_dir, *models_dir;
+static int no_jit; /* interpret the particles */
 
 /* exact.json: key, or key's field, or element i (1-based) of key's list */
 static double exact(json_t *root, const char *key, const char *field, int i) {
@@ -67,6 +72,7 @@ static bool run(Run *R, const char *model, int chains, int particles, int rejuve
   ro.draws = particles;
   ro.rejuvenate = rejuvenate;
   ro.seed = 20261128;
+  ro.no_jit = no_jit;
   if (!tap_ok(ppl_run(R->m, &ro, &R->r) == PPL_OK, "%s/smc: runs (%s)", model,
               ppl_errmsg(R->ctx)))
     return false;
@@ -149,6 +155,28 @@ int main(int argc, char **argv) {
            4 * sev / (2 * want_sd));
   }
   done(&R);
+
+  /* resample-move on compiled particles and interpreted */
+  double z[2] = {NAN, NAN}, xm[2] = {NAN, NAN};
+  for (no_jit = 0; no_jit <= 1; no_jit++) {
+    const char *how = no_jit ? "--no-jit" : "compiled";
+    if (run(&R, "kalman", 8, 200, 1)) {
+      tap_ok(strstr(ppl_result_backend(R.r), no_jit ? "interpreted (--no-jit)" : "compiled particle steps") != NULL,
+             "kalman/smc --rejuvenate 1, %s: %s", how, ppl_result_backend(R.r));
+      check_evidence(&R, no_jit ? "kalman --rejuvenate 1 --no-jit" : "kalman --rejuvenate 1");
+      double se;
+      double want_m = exact(R.ex, "x_last_filter", "mean", 0);
+      wmean(&R, "x_last", f_id, 0, &xm[no_jit], &se);
+      tap_ok(fabs(xm[no_jit] - want_m) <= 4 * se,
+             "kalman/smc --rejuvenate 1, %s: filtering mean of x_last %.4f ± %.4f, exact %.4f", how,
+             xm[no_jit], se, want_m);
+      ppl_result_log_evidence(R.r, &z[no_jit], &se);
+    }
+    done(&R);
+  }
+  no_jit = 0;
+  tap_ok(z[0] == z[1] && xm[0] == xm[1],
+         "kalman/smc --rejuvenate 1: compiled = --no-jit to the bit (log Z %.17g / %.17g)", z[0], z[1]);
 
   if (run(&R, "hmm3", 16, 1000, 0)) {
     tap_ok(!strcmp(ppl_result_engine(R.r), "smc"), "hmm3: engine smc");

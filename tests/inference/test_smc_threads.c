@@ -11,7 +11,9 @@
  * ppl_config.threads / chains), on models that exercise the paths a thread
  * could disturb: dynamic structure with runtime errors killing particles,
  * recursion with a generated block, resample-move, and a long Kalman filter
- * with 2 chains sharing the budget; and pgibbs with ancestor sampling, whose
+ * with 2 chains sharing the budget, resample-move on compiled particles
+ * (its replays of the population spread over the threads); and pgibbs with
+ * ancestor sampling, whose
  * candidates are scored in parallel too.  The statistical check with threads > 1
  * (Kalman evidence against the exact value) is in test_smc_exact.c, which runs
  * with 2 particle threads per chain.
@@ -155,6 +157,18 @@ int main(int argc, char **argv) {
   tap_ok(a.ok && a.chains == 2 &&
              memcmp(a.x, a.x + (size_t)a.draws * (size_t)a.cols, sizeof(double) * (size_t)a.cols) != 0,
          "kalman, 2 chains: the chains differ");
+  free(a.x);
+  free(b.x);
+
+  /* resample-move on compiled particles (every state moved, tempered
+     events): its replays of the population spread over the particle threads */
+  check_threads("kalman, --rejuvenate 1 (compiled moves)", NULL, kpath, NULL, kdata, 150, 150, 1,
+                "systematic");
+  a = run(NULL, kpath, NULL, kdata, 1, 2, 150, 150, 1, "systematic");
+  b = run(NULL, kpath, NULL, kdata, 4, 2, 150, 150, 1, "systematic");
+  tap_ok(a.ok && b.ok && run_same(&a, &b) && strstr(a.backend, "compiled particle steps"),
+         "kalman --rejuvenate 1 (compiled moves), 2 chains: 4 threads (2 per chain) = 1 thread (%s%s)",
+         a.err, b.err);
   free(a.x);
   free(b.x);
 
