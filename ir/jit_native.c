@@ -404,11 +404,12 @@ bool jg_emit_matvec(Gen *g, RevList *l, const IrInstr *ins) {
   shape_of(g, a, A, &rows, &cols, &n);
   shape_of(g, b, Bv, &br, &bc, &bn);
   check(g, LLVMBuildICmp(g->B, LLVMIntEQ, cols, br, ""));
-  LLVMValueRef R = jg_new_ten(g, V_VEC, rows, ci(g, 1), active(g, d), FILL_ZERO);
+  bool blas = mv_blas(g, a, n); /* BLAS writes every element (jit_rt_gemv); the loops add */
+  LLVMValueRef R = jg_new_ten(g, V_VEC, rows, ci(g, 1), active(g, d), blas ? FILL_NONE : FILL_ZERO);
   MvCtx m = {.A = g->isdata[a] ? data_numbers(g, a, false) : NULL, .b = box_data(g, Bv),
              .R = box_data(g, R), .rows = rows};
   if (!m.A) m.A = box_data(g, A);
-  if (mv_blas(g, a, n)) mv_gemv(g, 0, rows, cols, m.A, m.b, m.R);
+  if (blas) mv_gemv(g, 0, rows, cols, m.A, m.b, m.R);
   else emit_loop(g, cols, mv_fwd_k, &m);
   jg_wr_ten(g, d, R, rows, ci(g, 1));
   if (!active(g, d)) return true;

@@ -14,7 +14,8 @@
  *    blocks with a tail, with |x b| large enough that exp(-|t|) underflows
  *    (u = 1), and with a y outside {0, 1} (both -inf); the batched log
  *    density (ld_eval_batch, the ELBO's) gives what one point at a time
- *    gives, bit for bit.
+ *    gives, bit for bit; a gradient after evaluations without one gives
+ *    the bits it gave before them (those do not zero adjoints).
  */
 #include <stdio.h>
 
@@ -151,6 +152,19 @@ static void one_size(int N, double scale, bool bad_y, Rng *r) {
     diag_init(&e);
     batchbad += !ld_eval(lj, th + 2 * s, &a, &e) || !same_bits(a, lpb[s]);
   }
+  /* a gradient after evaluations without one (whose boxes' adjoints are
+     not zeroed: jit_rt_tensor) is the one before them, bit for bit */
+  double a0, a1, h0[2], h1[2];
+  bool again = ld_eval_grad_jit(lj, th, &a0, h0);
+  for (int s = 0; s < S; s++) {
+    double a;
+    Diag e;
+    diag_init(&e);
+    again = again && ld_eval(lj, th + 2 * s, &a, &e);
+  }
+  again = again && ld_eval_grad_jit(lj, th, &a1, h1) && same_bits(a0, a1) &&
+          (bad_y || (same_bits(h0[0], h1[0]) && same_bits(h0[1], h1[1])));
+  tap_ok(again, "%s: a gradient after log densities alone is the same, bit for bit", what);
   tap_ok(bad == 0, "%s: compiled = the interpreter (1e-12), value%s", what,
          bad_y ? " (-inf)" : " and gradient");
   tap_ok(bok && batchbad == 0, "%s: the batch (ld_eval_batch) = one point at a time, bit for bit",
