@@ -130,7 +130,9 @@ static void print_wrapped(FILE *f, const char *text, int col, int indent) {
 
 /* The default as help and docs show it: reals with %g ("6.28319"); NULL for flags. */
 static const char *show_default(const ppl_option_info *o, char *buf, size_t n) {
-  if (!strcmp(o->type, "bool") || !*o->def) return NULL;
+  if (!strcmp(o->type, "bool")) /* a flag on by default (advi's --average) says so */
+    return !strcmp(o->def, "true") ? "on" : NULL;
+  if (!*o->def) return NULL;
   if (strcmp(o->type, "real")) return o->def;
   snprintf(buf, n, "%g", strtod(o->def, NULL));
   return buf;

@@ -404,11 +404,12 @@ bool jg_emit_matvec(Gen *g, RevList *l, const IrInstr *ins) {
   shape_of(g, a, A, &rows, &cols, &n);
   shape_of(g, b, Bv, &br, &bc, &bn);
   check(g, LLVMBuildICmp(g->B, LLVMIntEQ, cols, br, ""));
-  LLVMValueRef R = jg_new_ten(g, V_VEC, rows, ci(g, 1), active(g, d), FILL_ZERO);
+  bool blas = mv_blas(g, a, n); /* BLAS writes every element (jit_rt_gemv); the loops add */
+  LLVMValueRef R = jg_new_ten(g, V_VEC, rows, ci(g, 1), active(g, d), blas ? FILL_NONE : FILL_ZERO);
   MvCtx m = {.A = g->isdata[a] ? data_numbers(g, a, false) : NULL, .b = box_data(g, Bv),
              .R = box_data(g, R), .rows = rows};
   if (!m.A) m.A = box_data(g, A);
-  if (mv_blas(g, a, n)) mv_gemv(g, 0, rows, cols, m.A, m.b, m.R);
+  if (blas) mv_gemv(g, 0, rows, cols, m.A, m.b, m.R);
   else emit_loop(g, cols, mv_fwd_k, &m);
   jg_wr_ten(g, d, R, rows, ci(g, 1));
   if (!active(g, d)) return true;
@@ -630,9 +631,12 @@ static LLVMValueRef dk_emit(Gen *g, const DkIns *in, LLVMValueRef *r) {
 
 /* A family's description (stdlib/dist_kernel.h) as code at the current width:
    the log density, and its partials when want.  plog[i], when not NULL, is
-   log(p[i]) already computed. */
+   log(p[i]) already computed.  With lsum_arg (a kernel with an lsum), that
+   log is left out (0) and *lsum_arg is its argument: the caller adds
+   lsum_sign times its log. */
 static LLVMValueRef emit_kernel(Gen *g, const DistKernel *k, LLVMValueRef x, LLVMValueRef *p,
-                                LLVMValueRef *plog, bool want, LLVMValueRef *dx, LLVMValueRef *dp) {
+                                LLVMValueRef *plog, bool want, LLVMValueRef *dx, LLVMValueRef *dp,
+                                LLVMValueRef *lsum_arg) {
   LLVMValueRef r[DK_MAXREG];
   r[DK_X] = x;
   for (int i = 0; i < k->np; i++) r[DK_P(i)] = p[i];
@@ -642,6 +646,8 @@ static LLVMValueRef emit_kernel(Gen *g, const DistKernel *k, LLVMValueRef x, LLV
     int pi = in->a - DK_P(0);
     if (in->op == DK_LOG && plog && in->a >= DK_P(0) && in->a < DK_FIRST && plog[pi])
       r[DK_FIRST + j] = plog[pi];
+    else if (lsum_arg && k->lsum && DK_FIRST + j == k->lsum)
+      *lsum_arg = r[in->a], r[DK_FIRST + j] = cv(g, 0);
     else
       r[DK_FIRST + j] = dk_emit(g, in, r);
   }
@@ -698,8 +704,9 @@ void jg_emit_rule3(Gen *g, const ScalarRule *s, LLVMValueRef a, LLVMValueRef b, 
    partials (dx, dp[]) when want: inline from the family's description, or
    by calling its C kernels (dist_lpdf_grad1: one call for both). */
 static LLVMValueRef emit_lpdf1(Gen *g, const DistFamily *f, LLVMValueRef x, LLVMValueRef *p,
-                               bool want, LLVMValueRef *dx, LLVMValueRef *dp, LLVMValueRef *plog) {
-  if (f->kernel) return emit_kernel(g, f->kernel, x, p, plog, want, dx, dp);
+                               bool want, LLVMValueRef *dx, LLVMValueRef *dp, LLVMValueRef *plog,
+                               LLVMValueRef *lsum_arg) {
+  if (f->kernel) return emit_kernel(g, f->kernel, x, p, plog, want, dx, dp, lsum_arg);
   LLVMValueRef pa = entry_alloca(g, LLVMArrayType2(g->f64, DIST_MAX_PARAMS), "p");
   for (int i = 0; i < f->nparams; i++) st_f64(g, pa, ci(g, i), p[i]);
   if (!want) {
@@ -732,7 +739,7 @@ static void kern_body(Gen *g, LLVMValueRef i, void *ud) {
     p[k] = g->vw ? vload(g, c->p, j) : ld_f64(g, c->p, j);
   }
   LLVMValueRef x = g->vw ? vload(g, c->x, i) : ld_f64(g, c->x, i);
-  LLVMValueRef lp = emit_lpdf1(g, f, x, p, true, &dx, dp, NULL);
+  LLVMValueRef lp = emit_lpdf1(g, f, x, p, true, &dx, dp, NULL, NULL);
   if (g->vw) {
     vstore(g, c->lp, i, lp);
     vstore(g, c->dx, i, dx);
@@ -798,12 +805,42 @@ typedef struct DensCtx {
                        summed into `gsum` for scalar operands */
   bool lponly;      /* the copy of a rev loop that runs when no gradient is asked
                        for (grad == NULL): the same checks, no partials */
+  LLVMValueRef prodv; /* alloca: in vector code of a kernel with an lsum, the product of
+                         its arguments since the last log taken, lane by lane, or NULL */
+  int64_t lsum_block; /* elements per log taken (a multiple of the width) */
+  LLVMValueRef lsum_end; /* the vector loop's end */
 } DensCtx;
 
 static void dens_body(Gen *g, LLVMValueRef i, void *ud);
 
+/* lpv += lsum_sign log(prodv), prodv = 1: the product's log added to the sum
+   (stdlib/dist_kernel.h's lsum) */
+static void dens_lsum_flush(Gen *g, DensCtx *c) {
+  LLVMTypeRef vt = vty(g);
+  LLVMValueRef l = vmath(g, "log", LLVMBuildLoad2(g->B, vt, c->prodv, ""));
+  if (c->f->kernel->lsum_sign < 0) l = LLVMBuildFNeg(g->B, l, "");
+  LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, vt, c->lpv, ""), l, ""), c->lpv);
+  LLVMBuildStore(g->B, cv(g, 1), c->prodv);
+}
+
+/* One block of the vector loop of a kernel with an lsum: its elements
+   i .. min(i + lsum_block, nv), then the log of their product.  (A loop
+   in a loop: a test for the block's end in the one loop lets LLVM call the
+   log at every element, speculatively.) */
+static void dens_lsum_block(Gen *g, LLVMValueRef i, void *ud) {
+  DensCtx *c = ud;
+  LLVMValueRef hi = LLVMBuildAdd(g->B, i, ci(g, c->lsum_block), "");
+  hi = LLVMBuildSelect(g->B, LLVMBuildICmp(g->B, LLVMIntSLT, hi, c->lsum_end, ""), hi, c->lsum_end, "");
+  emit_range(g, i, hi, g->vw, dens_body, c);
+  dens_lsum_flush(g, c);
+}
+
 /* The density loop over n elements: W at a time where the host and the
-   family allow (the kernels above), then the rest one by one. */
+   family allow (the kernels above), then the rest one by one.  A kernel's
+   lsum log (dist_kernel.h) is taken in the vector loop once per block of
+   lsum_block elements, of the product of its arguments: as many elements
+   as keep the product of numbers up to lsum_hi below 2^1000, at most 128,
+   so that its rounding stays near 128 ulps. */
 static void dens_loop(Gen *g, DensCtx *c, LLVMValueRef n) {
   int w = g->simd;
   if (!w || !c->f->kernel) {
@@ -817,13 +854,28 @@ static void dens_loop(Gen *g, DensCtx *c, LLVMValueRef n) {
   g->vw = w;
   c->lpv = entry_alloca(g, vt, "lpv");
   LLVMBuildStore(g->B, cv(g, 0), c->lpv);
+  const DistKernel *dk = c->f->kernel;
+  c->prodv = NULL;
+  if (dk->lsum && dk->lsum_hi > 1) {
+    int64_t blk = 128;
+    while (blk > 1 && (double)blk * log2(dk->lsum_hi) > 1000) blk /= 2;
+    c->lsum_block = blk * w;
+    c->prodv = entry_alloca(g, vt, "prodv");
+    LLVMBuildStore(g->B, cv(g, 1), c->prodv);
+  }
   for (int k = 0; k <= c->f->nparams; k++)
     if (ops[k]->gsum) {
       ops[k]->gsumv = entry_alloca(g, vt, "gsv");
       LLVMBuildStore(g->B, cv(g, 0), ops[k]->gsumv);
     }
   LLVMValueRef nv = LLVMBuildAnd(g->B, n, ci(g, -(int64_t)w), "");
-  emit_range(g, ci(g, 0), nv, w, dens_body, c);
+  if (c->prodv) {
+    c->lsum_end = nv;
+    emit_range(g, ci(g, 0), nv, (int)c->lsum_block, dens_lsum_block, c);
+  } else {
+    emit_range(g, ci(g, 0), nv, w, dens_body, c);
+  }
+  c->prodv = NULL;
   g->vw = 0;
   LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, g->f64, c->lp, ""),
                                      hsum(g, LLVMBuildLoad2(g->B, vt, c->lpv, ""), w), ""), c->lp);
@@ -872,9 +924,14 @@ static void dens_body(Gen *g, LLVMValueRef i, void *ud) {
   for (int k = 0; k < f->nparams; k++)
     if (c->p[k].logd) plog[k] = g->vw ? vload(g, c->p[k].logd, i) : ld_f64(g, c->p[k].logd, i);
   bool want = c->rev && !c->lponly;
-  LLVMValueRef lp = emit_lpdf1(g, f, dop_at(g, &c->x, i), p, want, &dx, dp, plog);
+  bool lsum = g->vw && c->prodv;
+  LLVMValueRef larg = NULL;
+  LLVMValueRef lp = emit_lpdf1(g, f, dop_at(g, &c->x, i), p, want, &dx, dp, plog, lsum ? &larg : NULL);
   LLVMValueRef acc = g->vw ? c->lpv : c->lp;
   LLVMBuildStore(g->B, LLVMBuildFAdd(g->B, LLVMBuildLoad2(g->B, vty(g), acc, ""), lp, ""), acc);
+  if (lsum && larg) /* the product of the lsum's arguments (its log: dens_lsum_block) */
+    LLVMBuildStore(g->B, LLVMBuildFMul(g->B, LLVMBuildLoad2(g->B, vty(g), c->prodv, ""), larg, ""),
+                   c->prodv);
   if (!want) return;
   DOp *ops[DIST_MAX_PARAMS + 1];
   LLVMValueRef ds[DIST_MAX_PARAMS + 1];
@@ -1141,7 +1198,7 @@ bool jg_emit_lpdf_native(Gen *g, RevList *l, const IrInstr *ins) {
   bool act[DIST_MAX_PARAMS + 1], any = false;
   for (int k = 0; k <= f->nparams; k++) any |= act[k] = active(g, ins->args[k]) && !(k == 0 && f->discrete);
   bool want = any && active(g, d) && !g->fwd;
-  LLVMValueRef lp = emit_lpdf1(g, f, x, p, want, &dx, dp, NULL);
+  LLVMValueRef lp = emit_lpdf1(g, f, x, p, want, &dx, dp, NULL, NULL);
   check(g, LLVMBuildFCmp(g->B, LLVMRealOLT, lp, cf(g, INFINITY), ""));
   RevItem *it = active(g, d) ? rev_add(g, l, RV_SCALAR, ins) : NULL;
   if (it) it->dst = d;
@@ -1501,7 +1558,7 @@ static void samp_body(Gen *g, LLVMValueRef i, void *ud) {
     p[k] = dop_at(g, &c->p[k], i);
     if (!c->rev && c->p[k].box) check(g, dom_ok(g, f->pdom[k], p[k]));
   }
-  LLVMValueRef l = emit_lpdf1(g, f, x, p, c->rev, &dx, dp, NULL);
+  LLVMValueRef l = emit_lpdf1(g, f, x, p, c->rev, &dx, dp, NULL, NULL);
   if (!c->rev) {
     if (c->x) st_f64(g, c->x, i, x);
     else LLVMBuildStore(g->B, x, c->xs);

@@ -385,9 +385,9 @@ JitBox *jit_rt_tensor(JitCtx *cx, int64_t kind, int64_t rows, int64_t cols, int6
   b->v.k = (uint8_t)kind;
   b->v.t = t;
   b->n = (int64_t)n;
-  if (active) {
+  if (active) { /* an evaluation without a gradient never reads them: not zeroed then */
     b->adj = t->d + m;
-    memset(b->adj, 0, sizeof(double) * m);
+    if (cx->grad) memset(b->adj, 0, sizeof(double) * m);
   }
   return b;
 }
@@ -511,7 +511,11 @@ static bool mvb_take(MvBatch *b, int64_t rows, int64_t cols, const double *A, co
 
 void jit_rt_gemv(int64_t trans, int64_t rows, int64_t cols, const double *A, const double *x,
                  double *y) {
-  if (rows <= 0 || cols <= 0) return; /* y is zeros already, or has no elements */
+  if (rows <= 0) return;
+  if (cols <= 0) { /* A x with no columns: zeros (the caller's y is not filled) */
+    if (!trans) memset(y, 0, sizeof(double) * (size_t)rows);
+    return;
+  }
   if (!trans && mvb && mvb_take(mvb, rows, cols, A, x, y)) return;
   if (trans) tensor_gemv(false, (int)cols, (int)rows, A, x, 1, y);
   else tensor_gemv(true, (int)cols, (int)rows, A, x, 0, y);

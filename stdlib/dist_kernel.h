@@ -135,6 +135,21 @@ typedef struct DistKernel {
   int np;   /* parameters read (the family's nparams) */
   uint8_t lp, dx;
   uint8_t dp[4]; /* one per parameter (at most four); DK_NONE past the family's parameters */
+  /* A log the JIT may take of a product instead (0: none): the register of
+     a DK_LOG instruction whose value enters the log density as lsum_sign
+     times itself and nowhere else (not in the partials), so that lp is what
+     the kernel gives with that register 0 plus lsum_sign log(a), and whose
+     argument a lies in [1, lsum_hi] wherever the parameters are in their
+     domain.  A vectorised sum of the density over many elements then
+     multiplies the arguments together, lane by lane, and takes one log per
+     block of them (ir/jit_native.c, dens_loop): bernoulli_logit's
+     log(1 + exp(-|t|)), a log per element, becomes one per 128 elements
+     (products of up to 128 numbers in [1, 2] stay far from overflow; the
+     product's rounding, 128 ulps at most, is 3e-14 of the log at most).  The
+     C kernels and the per-element lp keep the log as written. */
+  uint8_t lsum;
+  int8_t lsum_sign;
+  double lsum_hi;
 } DistKernel;
 
 /* The evaluator of descriptions (the reference the tests hold the DK_C

@@ -9,9 +9,9 @@
 # seeds, with its standard error over the seeds, and for each family whether
 # ppl's error is below vb()'s, within two standard errors of it, or above
 # (with 5 seeds the errors of one method vary by a third from seed to seed:
-# more seeds, e.g. 20, tell small differences apart); "ppl avg" rows are
-# ppl's advi with --average (the mean of the last iterates, not Stan's
-# algorithm).  Wall times (medians over the seeds) and, fairer on a shared
+# more seeds, e.g. 20, tell small differences apart); "ppl advi" rows
+# are ppl's default (the averaged iterate, inference/advi.c), "ppl last"
+# rows ppl with --last-iterate (Stan's answer, the last iterate).  Wall times (medians over the seeds) and, fairer on a shared
 # machine, CPU times: the whole ppl process's and vb()'s (the least over
 # the seeds), and ppl's fit as the CPU time of the run less that of the same
 # run drawing from its saved q (--save-params / --load-params; the median
@@ -123,15 +123,15 @@ for (p in problems) {
   ref <- ppl_run(p, c("--engine", "nuts", "--chains", "4", "--draws", "5000"), 1)
   sm <- cached_model(p$stan)
   rows <- list()
-  for (method in c("ppl advi meanfield", "ppl advi fullrank", "ppl avg meanfield",
-                   "ppl avg fullrank", "rstan vb meanfield", "rstan vb fullrank")) {
+  for (method in c("ppl advi meanfield", "ppl advi fullrank", "ppl last meanfield",
+                   "ppl last fullrank", "rstan vb meanfield", "rstan vb fullrank")) {
     times <- c(); fits <- c(); cpus <- c(); fcpus <- c(); iters <- c(); khats <- c()
     e2 <- matrix(NA, nseeds, 2) # per seed: the squared rms errors of the means and of the sds
     for (s in seq_len(nseeds)) {
       if (startsWith(method, "ppl")) {
-        fam <- sub("ppl (advi|avg) ", "", method)
+        fam <- sub("ppl (advi|last) ", "", method)
         f <- ppl_run(p, c("--engine", "advi", "--vi", fam, "--chains", "1", "--draws", "1000",
-                          if (startsWith(method, "ppl avg")) "--average"), s, fit = TRUE)
+                          if (startsWith(method, "ppl last")) "--last-iterate"), s, fit = TRUE)
         khats <- c(khats, f$khat)
       } else {
         fam <- sub("rstan vb ", "", method)
@@ -168,12 +168,12 @@ for (p in problems) {
                 b[["cpu"]] / a[["cpu"]], b[["fcpu"]] / a[["fcpu"]],
                 a[["mean"]] / b[["mean"]], a[["sd"]] / b[["sd"]]))
     # accuracy: ppl's error against vb()'s, with the seeds' standard errors
-    # (Stan's algorithm, then with --average)
-    for (which in c("advi", "avg")) for (what in c("mean", "sd")) {
+    # (ppl's default, then Stan's last iterate)
+    for (which in c("advi", "last")) for (what in c("mean", "sd")) {
       a2 <- rows[[paste("ppl", which, fam)]]
       d <- a2[[what]] - b[[what]]; sed <- sqrt(a2[[paste0(what, "_se")]]^2 + b[[paste0(what, "_se")]]^2)
       cat(sprintf("%-22s %-18s %s err: ppl%s %.3f +- %.3f, vb() %.3f +- %.3f: %s\n", p$name, fam,
-                  what, if (which == "avg") " --average" else "", a2[[what]],
+                  what, if (which == "last") " --last-iterate" else "", a2[[what]],
                   a2[[paste0(what, "_se")]], b[[what]], b[[paste0(what, "_se")]],
                   if (d <= 0) "ppl equal or better" else if (is.na(sed) || d > 2 * sed)
                     "ppl WORSE (by more than 2 SE)" else "ppl within 2 SE of vb() (equal)"))

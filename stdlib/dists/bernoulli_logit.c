@@ -67,6 +67,10 @@ static const DkIns bl_code[] = {BL_LP(DK_TABLE) BL_GRAD(DK_TABLE)};
 static const DistKernel bl_kernel = {
     .ins = bl_code, .n = B_END - DK_FIRST, .nlp = B_LP - DK_FIRST + 1, .np = 1,
     .lp = B_LP, .dx = DK_NONE, .dp = {B_DA, DK_NONE, DK_NONE, DK_NONE},
+    /* lp = -(B_LU + the rest) where y is 0 or 1, -inf (whatever B_LU) where
+       not; u = 1 + exp(-|t|) is in [1, 2] (dist_kernel.h: the JIT's sums
+       take one log per block of elements) */
+    .lsum = B_LU, .lsum_sign = -1, .lsum_hi = 2,
 };
 
 static double bl_lpmf(double y, const double *p) {
