@@ -627,7 +627,7 @@ static bool ld_jit_layout(void *ud, int k, int nsizes, const int *sizes, size_t 
                           size_t *n) {
   const LogDensity *ld = ud;
   const LdLatent *L = ld_latent_at(ld, k, nsizes, sizes);
-  if (!L || L->structured) return false;
+  if (!L) return false; /* structured units: the caller derives them from the type */
   *off = L->off;
   *n = L->free;
   return true;

@@ -81,6 +81,8 @@ static const char *site_kernel(const JitSite *s) {
         (lo < 0 || s->akind[lo] == JA_REAL || s->akind[lo] == JA_INT) &&
         (hi < 0 || s->akind[hi] == JA_REAL || s->akind[hi] == JA_INT))
       return "the family's density and partials, no tape";
+    if (jit_rt_struct_ok(ins, s->fn->regtypes[ins->dst])) /* fast_structured */
+      return "the transform's and the family's derivatives, no tape";
   }
   return NULL;
 }

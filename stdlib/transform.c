@@ -298,10 +298,149 @@ double tf_constrain(ConKind con, double lo, double hi, int n, const double *u, d
   }
 }
 
+/* ---- derivatives of the structured maps ---------------------------------------- */
+
+/* Each rule below is the reverse of its map above, written from the map's own
+   steps (recomputed from u where the map keeps no intermediate), so the
+   interpreter's tape (one block, tfa_structured) and the JIT's runtime
+   (ir/jit_rt.c) run the same numbers. */
+
+bool tf_structured(ConKind con) {
+  return con == CON_SIMPLEX || con == CON_ORDERED || con == CON_POS_ORDERED ||
+         con == CON_UNIT_VECTOR || con == CON_CHOL_CORR || con == CON_COV;
+}
+
+/* Scratch of n doubles: on the stack for small units, else collected memory. */
+#define TF_STACK 64
+static double *tf_scratch(double *buf, size_t n) {
+  return n <= TF_STACK ? buf : gc_alloc_atomic(sizeof(double) * n);
+}
+
+/* x[k] = x[k-1] + exp(u[k]): x[k]'s adjoint reaches every earlier step, so
+   sweep from the end with the running sum of xbar. */
+static void tf_ordered_vjp(bool pos, int n, const double *u, const double *xbar, double ljbar,
+                           double *ubar) {
+  double c = 0;
+  for (int k = n - 1; k >= 0; k--) {
+    c += xbar[k];
+    if (k == 0 && !pos) ubar[0] += c;
+    else ubar[k] += c * exp(u[k]) + ljbar;
+  }
+}
+
+/* stick-breaking backwards: sb is the adjoint of the stick left after step k */
+static void tf_simplex_vjp(int K, const double *u, const double *xbar, double ljbar,
+                           double *ubar) {
+  if (K <= 1) return;
+  double buf[TF_STACK];
+  double *stick = tf_scratch(buf, (size_t)K);
+  stick[0] = 1;
+  for (int k = 0; k < K - 1; k++)
+    stick[k + 1] = stick[k] * m_inv_logit(-(u[k] - log((double)(K - 1 - k))));
+  double sb = xbar[K - 1];
+  for (int k = K - 2; k >= 0; k--) {
+    double a = u[k] - log((double)(K - 1 - k));
+    double p = m_inv_logit(a), q = m_inv_logit(-a), s = stick[k];
+    /* stick[k+1] = s q; x[k] = s p; lj += log s + log p + log q */
+    double ab = sb * s * (-p * q) + xbar[k] * s * p * q + ljbar * (q - p);
+    sb = sb * q + xbar[k] * p + (k > 0 ? ljbar / s : 0);
+    ubar[k] += ab;
+  }
+}
+
+/* x = u / |u|, lj = -|u|^2 / 2 */
+static void tf_unit_vjp(int n, const double *u, const double *x, const double *xbar, double ljbar,
+                        double *ubar) {
+  double r2 = 0, dot = 0;
+  for (int k = 0; k < n; k++) r2 += u[k] * u[k];
+  if (!(r2 > 0)) return; /* a constant point and -inf: no derivative */
+  double r = sqrt(r2);
+  for (int k = 0; k < n; k++) dot += xbar[k] * x[k];
+  for (int k = 0; k < n; k++) ubar[k] += (xbar[k] - dot * x[k]) / r - ljbar * u[k];
+}
+
+/* Row by row: the row's entries v_j = z_j sqrt(1 - ss_j) (z = tanh u, ss_j the
+   squares before j), the diagonal sqrt(1 - ss); ssb carries the adjoint of
+   the running sum of squares backwards along the row. */
+static void tf_chol_corr_vjp(int K, const double *u, const double *x, const double *xbar,
+                             double ljbar, double *ubar) {
+  double buf[TF_STACK];
+  double *ss = tf_scratch(buf, (size_t)(K > 0 ? K : 1));
+  int k0 = 0;
+  for (int i = 1; i < K; i++) {
+    ss[0] = 0;
+    for (int j = 0; j < i; j++) {
+      double v = x[j * K + i];
+      if (j + 1 < i) ss[j + 1] = ss[j] + v * v;
+    }
+    double last = ss[i - 1] + x[(i - 1) * K + i] * x[(i - 1) * K + i];
+    double om = 1 - last, ssb = 0;
+    if (om > 0) ssb = -xbar[i * K + i] * 0.5 / sqrt(om);
+    for (int j = i - 1; j >= 0; j--) {
+      int k = k0 + j;
+      double z = tanh(u[k]), v = x[j * K + i];
+      double vb = xbar[j * K + i] + 2 * v * ssb, zb = vb;
+      if (j > 0) {
+        double o = 1 - ss[j], so = sqrt(o);
+        zb = vb * so;
+        ssb -= vb * z * 0.5 / so + ljbar * 0.5 / o;
+      }
+      ubar[k] += zb * (1 - z * z) - ljbar * 2 * z;
+    }
+    k0 += i;
+  }
+}
+
+/* x = L L' with L from u (off-diagonal entries as they are, the diagonal
+   exp'd).  x[i,j] and x[j,i] are one value: its adjoint is the sum of both. */
+static void tf_cov_vjp(int K, const double *u, const double *xbar, double ljbar, double *ubar) {
+  double buf[TF_STACK], bufb[TF_STACK];
+  size_t kk = (size_t)(K * K > 0 ? K * K : 1);
+  double *L = tf_scratch(buf, kk), *Lb = tf_scratch(bufb, kk);
+  int k = 0;
+  for (int m = 0; m < K; m++) {
+    for (int j = 0; j < K; j++) L[j * K + m] = Lb[j * K + m] = 0;
+    for (int j = 0; j < m; j++) L[j * K + m] = u[k++];
+    L[m * K + m] = exp(u[k++]);
+  }
+  for (int i = 0; i < K; i++)
+    for (int j = 0; j <= i; j++) {
+      double sb = i == j ? xbar[i * K + i] : xbar[j * K + i] + xbar[i * K + j];
+      for (int q = 0; q <= j; q++) {
+        Lb[q * K + i] += sb * L[q * K + j];
+        Lb[q * K + j] += sb * L[q * K + i];
+      }
+    }
+  k = 0;
+  for (int m = 0; m < K; m++) {
+    for (int j = 0; j < m; j++, k++) ubar[k] += Lb[j * K + m];
+    ubar[k] += Lb[m * K + m] * L[m * K + m] + ljbar * (K - m + 1);
+    k++;
+  }
+}
+
+void tf_constrain_vjp(ConKind con, int n, const double *u, const double *x, const double *xbar,
+                      double ljbar, double *ubar) {
+  int K;
+  switch (con) {
+  case CON_SIMPLEX: tf_simplex_vjp(n, u, xbar, ljbar, ubar); break;
+  case CON_ORDERED: tf_ordered_vjp(false, n, u, xbar, ljbar, ubar); break;
+  case CON_POS_ORDERED: tf_ordered_vjp(true, n, u, xbar, ljbar, ubar); break;
+  case CON_UNIT_VECTOR: tf_unit_vjp(n, u, x, xbar, ljbar, ubar); break;
+  case CON_CHOL_CORR:
+    if ((K = tf_side(n)) >= 0) tf_chol_corr_vjp(K, u, x, xbar, ljbar, ubar);
+    break;
+  case CON_COV:
+    if ((K = tf_side(n)) >= 0) tf_cov_vjp(K, u, xbar, ljbar, ubar);
+    break;
+  default: break;
+  }
+}
+
 /* ---- the same maps on a tape ------------------------------------------------ */
 
-/* Each mirrors its double version above operation by operation, so values
-   agree bit for bit wherever the operations are the same. */
+/* Scalar bounds node by node (the bounds may carry nodes); the structured
+   kinds as one block whose rule is tf_constrain_vjp. */
 
 /* The bounds may carry nodes too (bounds computed from parameters). */
 static AdNum tfa_bound(Tape *t, ConKind k, AdNum lo, AdNum hi, AdNum u, AdNum *x) {
@@ -331,117 +470,55 @@ static AdNum tfa_bound(Tape *t, ConKind k, AdNum lo, AdNum hi, AdNum u, AdNum *x
   }
 }
 
-static AdNum tfa_simplex(Tape *t, int K, const AdNum *u, AdNum *x) {
-  if (K == 0) return ad_const(0);
-  AdNum stick = ad_const(1), lj = ad_const(0);
-  for (int k = 0; k < K - 1; k++) {
-    AdNum a = ad_add(t, u[k], ad_const(-log((double)(K - 1 - k))));
-    x[k] = ad_mul(t, stick, ad_inv_logit(t, a));
-    AdNum terms[3] = {ad_log(t, stick), ad_log_inv_logit(t, a), ad_log1m_inv_logit(t, a)};
-    lj = ad_add(t, lj, ad_sum(t, 3, terms));
-    stick = ad_mul(t, stick, ad_inv_logit(t, ad_scale(t, a, -1)));
-  }
-  x[K - 1] = stick;
-  return lj;
+/* A structured kind on a tape: one block node of n + 1 ids (x's n scalars,
+   then log|J|) whose rule is tf_constrain_vjp, so the interpreter's tape and
+   the JIT run the same derivative.  The block keeps u's values and nodes. */
+typedef struct TfBlock {
+  ConKind con;
+  int n, m;
+  const double *u, *x;
+  const int32_t *un;
+  double *ubar;
+} TfBlock;
+
+static void tf_block_vjp(void *ctx, const double *gout, double *adj) {
+  const TfBlock *b = ctx;
+  for (int i = 0; i < b->m; i++) b->ubar[i] = 0;
+  tf_constrain_vjp(b->con, b->n, b->u, b->x, gout, gout[b->n], b->ubar);
+  for (int i = 0; i < b->m; i++)
+    if (b->un[i]) adj[b->un[i]] += b->ubar[i];
 }
 
-static AdNum tfa_ordered(Tape *t, bool pos, int n, const AdNum *u, AdNum *x) {
-  AdNum lj = ad_const(0);
-  for (int k = 0; k < n; k++) {
-    if (k == 0 && !pos) {
-      x[0] = u[0];
-      continue;
-    }
-    x[k] = ad_add(t, k == 0 ? ad_const(0) : x[k - 1], ad_exp(t, u[k]));
-    lj = ad_add(t, lj, u[k]);
+static AdNum tfa_structured(Tape *t, ConKind con, int n, const AdNum *u, AdNum *x) {
+  int m = tf_free_size(con, n);
+  if (m < 0) return ad_const(NAN);
+  size_t mm = (size_t)(m > 0 ? m : 1), nn = (size_t)(n > 0 ? n : 1);
+  double *uv = tape_alloc_atomic(t, sizeof(double) * (2 * mm + nn));
+  double *xv = uv + mm;
+  int32_t *un = tape_alloc_atomic(t, sizeof(int32_t) * mm);
+  bool live = false;
+  for (int i = 0; i < m; i++) {
+    uv[i] = u[i].v;
+    un[i] = u[i].n;
+    live = live || u[i].n;
   }
-  return lj;
-}
-
-static AdNum tfa_unit(Tape *t, int n, const AdNum *u, AdNum *x) {
-  AdNum r2 = ad_const(0);
-  for (int k = 0; k < n; k++) r2 = ad_add(t, r2, ad_mul(t, u[k], u[k]));
-  if (!(r2.v > 0)) {
-    for (int k = 0; k < n; k++) x[k] = ad_const(k == 0);
-    return ad_const(-INFINITY);
+  double lj = tf_constrain(con, -INFINITY, INFINITY, n, uv, xv);
+  if (!live) {
+    for (int i = 0; i < n; i++) x[i] = ad_const(xv[i]);
+    return ad_const(lj);
   }
-  AdNum r = ad_sqrt(t, r2);
-  for (int k = 0; k < n; k++) x[k] = ad_div(t, u[k], r);
-  return ad_scale(t, r2, -0.5);
-}
-
-static AdNum tfa_chol_corr(Tape *t, int K, const AdNum *u, AdNum *x) {
-  for (int q = 0; q < K * K; q++) x[q] = ad_const(0);
-  if (K == 0) return ad_const(0);
-  x[0] = ad_const(1);
-  AdNum lj = ad_const(0);
-  int k = 0;
-  for (int i = 1; i < K; i++) {
-    AdNum ss = ad_const(0);
-    for (int j = 0; j < i; j++, k++) {
-      AdNum z = ad_tanh(t, u[k]);
-      /* d/du log(1 - tanh^2 u) = -2 tanh u */
-      lj = ad_add(t, lj, (AdNum){tf_log1m_tanh2(u[k].v), tape_unary(t, u[k].n, -2 * z.v)});
-      AdNum v = z;
-      if (j > 0) {
-        AdNum om = ad_sub(t, ad_const(1), ss);
-        lj = ad_add(t, lj, ad_scale(t, ad_log(t, om), 0.5));
-        v = ad_mul(t, z, ad_sqrt(t, om));
-      }
-      x[j * K + i] = v;
-      ss = ad_add(t, ss, ad_mul(t, v, v));
-    }
-    AdNum om = ad_sub(t, ad_const(1), ss);
-    x[i * K + i] = om.v > 0 ? ad_sqrt(t, om) : ad_const(0);
-  }
-  return lj;
-}
-
-static AdNum tfa_cov(Tape *t, int K, const AdNum *u, AdNum *x) {
-  AdNum *L = gc_alloc_atomic(sizeof(AdNum) * (size_t)(K * K > 0 ? K * K : 1));
-  int k = 0;
-  AdNum lj = ad_const(K * PPL_LOG2);
-  for (int m = 0; m < K; m++) {
-    for (int j = 0; j < K; j++) L[j * K + m] = ad_const(0);
-    for (int j = 0; j < m; j++) L[j * K + m] = u[k++];
-    L[m * K + m] = ad_exp(t, u[k]);
-    lj = ad_add(t, lj, ad_scale(t, u[k++], K - m + 1));
-  }
-  int32_t *par = gc_alloc_atomic(sizeof(int32_t) * (size_t)(2 * K + 1));
-  double *dv = gc_alloc_atomic(sizeof(double) * (size_t)(2 * K + 1));
-  for (int i = 0; i < K; i++)
-    for (int j = 0; j <= i; j++) {
-      double s = 0;
-      int np = 0;
-      for (int q = 0; q <= j; q++) {
-        AdNum a = L[q * K + i], b = L[q * K + j];
-        s += a.v * b.v;
-        par[np] = a.n;
-        dv[np++] = b.v;
-        par[np] = b.n;
-        dv[np++] = a.v;
-      }
-      x[j * K + i] = x[i * K + j] = (AdNum){s, tape_push(t, np, par, dv)};
-    }
-  return lj;
+  TfBlock *b = tape_alloc(t, sizeof(TfBlock));
+  *b = (TfBlock){con, n, m, uv, xv, un, xv + nn};
+  int32_t first = tape_block(t, (size_t)n + 1, tf_block_vjp, b);
+  for (int i = 0; i < n; i++) x[i] = (AdNum){xv[i], first + i};
+  return (AdNum){lj, first + n};
 }
 
 AdNum tf_constrain_ad(Tape *t, ConKind con, AdNum lo, AdNum hi, int n, const AdNum *u,
                       AdNum *x) {
-  int K;
-  switch (con) {
-  case CON_SIMPLEX: return tfa_simplex(t, n, u, x);
-  case CON_ORDERED: return tfa_ordered(t, false, n, u, x);
-  case CON_POS_ORDERED: return tfa_ordered(t, true, n, u, x);
-  case CON_UNIT_VECTOR: return tfa_unit(t, n, u, x);
-  case CON_CHOL_CORR:
-    return (K = tf_side(n)) >= 0 ? tfa_chol_corr(t, K, u, x) : ad_const(NAN);
-  case CON_COV: return (K = tf_side(n)) >= 0 ? tfa_cov(t, K, u, x) : ad_const(NAN);
-  default: {
-    ConKind k = tf_bound_kind(con, lo.v, hi.v);
-    AdNum lj = ad_const(0);
-    for (int i = 0; i < n; i++) lj = ad_add(t, lj, tfa_bound(t, k, lo, hi, u[i], &x[i]));
-    return lj;
-  }
-  }
+  if (tf_structured(con)) return tfa_structured(t, con, n, u, x);
+  ConKind k = tf_bound_kind(con, lo.v, hi.v);
+  AdNum lj = ad_const(0);
+  for (int i = 0; i < n; i++) lj = ad_add(t, lj, tfa_bound(t, k, lo, hi, u[i], &x[i]));
+  return lj;
 }
