@@ -6,7 +6,8 @@
  *
  * Covered: every example and exact-posterior model with fixed structure and
  * continuous latents; small models for each constraint kind (bounds, simplex,
- * ordered, positive_ordered, cholesky_factor_corr),
+ * ordered, positive_ordered, unit_vector, cholesky_factor_corr, cov_matrix;
+ * arrays of them, latent parameters, values read afterwards),
  * for bounds computed from parameters, for the interpreter's operations
  * (broadcasting, matrix products, indexing, slicing, stores, literals,
  * conditionals, user functions) and for each differentiable builtin; the
@@ -290,8 +291,39 @@ static void test_transforms(void) {
              NULL, 0.8);
   grad_model("cholesky_factor_corr",
              "model { cholesky_factor_corr[3] L ~ lkj_corr_cholesky(2.5); }\n", NULL, 0.8);
-  /* unit_vector and cov_matrix have no family to sample them yet: their
-     transforms are tested directly in tests/lang/test_ad.c */
+  /* unit_vector and cov_matrix have no proper family yet: flat() and a
+     factor that reads them */
+  grad_model("unit_vector and cov_matrix",
+             "model {\n"
+             "  unit_vector[3] v ~ flat();\n"
+             "  cov_matrix[3] S ~ flat();\n"
+             "  target += -0.5 * sum(S .* S) + 2 * v[1] - v[3] + log_determinant(S);\n"
+             "}\n",
+             NULL, 0.7);
+  /* arrays of structured units, parameters that are latents themselves (the
+     family's partials reach them), and values read after the draw (the
+     value's adjoint goes back through the transform) */
+  grad_model("structured latents with latent parameters",
+             "model {\n"
+             "  vector<lower=0>[3] alpha ~ gamma(3, 2);\n"
+             "  simplex[3] G[2] ~ dirichlet(alpha);\n"
+             "  real<lower=0> eta ~ gamma(4, 2);\n"
+             "  cholesky_factor_corr[4] L ~ lkj_corr_cholesky(eta);\n"
+             "  vector[3] m ~ normal(0, 2);\n"
+             "  ordered[3] o ~ normal(m, 2);\n"
+             "  positive_ordered[2] q[2] ~ lognormal(0, 1);\n"
+             "  target += 3 * G[1, 2] - G[2, 3] + L[3, 2] * L[4, 1] + o[2] * q[2, 1];\n"
+             "  [0.5, -1]' ~ multi_normal_cholesky(o[1:2], L[1:2, 1:2]);\n"
+             "}\n",
+             NULL, 0.6);
+  grad_model("larger units: simplex[12], cholesky_factor_corr[6], cov_matrix[4]",
+             "model {\n"
+             "  simplex[12] s ~ dirichlet(rep_vector(1.3, 12));\n"
+             "  cholesky_factor_corr[6] L ~ lkj_corr_cholesky(1.5);\n"
+             "  cov_matrix[4] S ~ flat();\n"
+             "  target += dot_self(s) * 4 + sum(L * L) - trace(S) + 2 * log_determinant(S);\n"
+             "}\n",
+             NULL, 0.5);
   grad_model("bounds from parameters",
              "model {\n"
              "  real a ~ normal(0, 1);\n"
