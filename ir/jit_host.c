@@ -82,7 +82,8 @@ static const char *site_kernel(const JitSite *s) {
         (hi < 0 || s->akind[hi] == JA_REAL || s->akind[hi] == JA_INT))
       return "the family's density and partials, no tape";
     if (jit_rt_struct_ok(ins, s->fn->regtypes[ins->dst])) /* fast_structured */
-      return "the transform's and the family's derivatives, no tape";
+      return con == CON_NONE ? "the family's density and partials, no tape"
+                             : "the transform's and the family's derivatives, no tape";
   }
   return NULL;
 }

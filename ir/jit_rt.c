@@ -838,10 +838,14 @@ static int fast_sample(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, 
 /* Whether a latent of this instruction takes fast_structured: a structured
    constraint (stdlib/transform.h) on one vector or matrix or a 1-D array of
    them, and a family with partials outside the tape (scalar kernels or a
-   whole-value lpdf_grad).  jit_host.c's --verbose labels use it too. */
+   whole-value lpdf_grad); or an unconstrained one of a whole-value family
+   (vector[K] beta[J] ~ multi_normal_cholesky(mu, L): the identity
+   transform).  jit_host.c's --verbose labels use it too. */
 bool jit_rt_struct_ok(const IrInstr *ins, Type t) {
   const DistFamily *f = ins->dist.fam;
-  if (!tf_structured((ConKind)ins->con.kind) || f->lpdf_ctx || f->discrete ||
+  ConKind con = (ConKind)ins->con.kind;
+  bool whole_free = con == CON_NONE && !dist_scalar_family(f);
+  if (!(tf_structured(con) || whole_free) || f->lpdf_ctx || f->discrete ||
       ins->dist.nparams > DIST_MAX_PARAMS || t.ndims > 1 ||
       !(t.base == TY_VECTOR || t.base == TY_MATRIX))
     return false;

@@ -433,6 +433,9 @@ void tf_constrain_vjp(ConKind con, int n, const double *u, const double *x, cons
   case CON_COV:
     if ((K = tf_side(n)) >= 0) tf_cov_vjp(K, u, xbar, ljbar, ubar);
     break;
+  case CON_NONE: /* the identity: a whole-value family's unconstrained latent */
+    for (int i = 0; i < n; i++) ubar[i] += xbar[i];
+    break;
   default: break;
   }
 }

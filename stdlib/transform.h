@@ -33,6 +33,7 @@ bool tf_structured(ConKind con);
 /* Reverse of tf_constrain for a structured kind: given u, the x that
  * tf_constrain gave for it, the adjoints xbar of x (n) and ljbar of log|J|,
  * ADD d(xbar.x + ljbar log|J|)/du into ubar (tf_free_size(con, n) reals).
+ * CON_NONE is the identity (ubar += xbar); elementwise bounds add nothing.
  * The one derivative of these maps: the interpreter's tape records it as one
  * block (tf_constrain_ad) and compiled code calls it directly. */
 void tf_constrain_vjp(ConKind con, int n, const double *u, const double *x, const double *xbar,

@@ -316,6 +316,15 @@ static void test_transforms(void) {
              "  [0.5, -1]' ~ multi_normal_cholesky(o[1:2], L[1:2, 1:2]);\n"
              "}\n",
              NULL, 0.6);
+  grad_model("unconstrained latents of whole-value families",
+             "model {\n"
+             "  vector[2] m ~ normal(0, 1);\n"
+             "  cholesky_factor_corr[2] L ~ lkj_corr_cholesky(3);\n"
+             "  vector[2] b[3] ~ multi_normal_cholesky(m, L);\n"
+             "  vector[2] c ~ multi_normal([0.5, -1]', [[2, 0.3], [0.3, 1]]);\n"
+             "  target += b[2, 1] * c[2] - square(b[3, 2]);\n"
+             "}\n",
+             NULL, 0.7);
   grad_model("larger units: simplex[12], cholesky_factor_corr[6], cov_matrix[4]",
              "model {\n"
              "  simplex[12] s ~ dirichlet(rep_vector(1.3, 12));\n"
