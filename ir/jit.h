@@ -104,6 +104,10 @@ Value *jit_draw(JitCtx *cx, const double *theta, uint64_t seed, uint64_t stream)
  * False when the compiled code hit a runtime error (the caller re-runs the
  * interpreter for the message); *lp may be -inf. */
 bool jit_eval(JitCtx *cx, const double *theta, double *lp, double *grad);
+/* Tapes the runtime recorded in cx's last evaluation (runtime calls that ran
+ * the interpreter's implementation): tests check that tape-free paths are
+ * taken. */
+int jit_ctx_tapes(const JitCtx *cx);
 /* jit_eval's log density (no gradient) at n points, theta's rows of dim
  * reals, into lp[n] and ok[n].  A product of a data matrix with a slice of
  * theta (a GLM's X * beta, when compiled as a BLAS product) is made for the

@@ -145,6 +145,8 @@ bool jit_eval(JitCtx *cx, const double *theta, double *lp, double *grad) {
   return j->fn(cx, theta, grad, lp) == 0;
 }
 
+int jit_ctx_tapes(const JitCtx *cx) { return cx->ntape_used; }
+
 #define JIT_BATCH 32 /* points a batch's products are made for at once */
 
 void jit_eval_batch(JitCtx *cx, size_t n, const double *theta, double *lp, bool *ok) {

@@ -343,6 +343,43 @@ static void test_transforms(void) {
              NULL, 0.8);
 }
 
+#ifdef TEST_JIT
+/* Latents of every structured type, and of whole-value families, run with
+   no tape in compiled code (jit_rt.c's fast_structured): a fallback to the
+   interpreter's implementation would record one. */
+static void test_transforms_tape_free(void) {
+  static const char *const progs[][2] = {
+      /* (parameters that are latents: a constant vector expression is a
+         runtime call of its own, which records on a tape) */
+      {"simplex", "model { vector<lower=0>[4] a ~ gamma(2, 2); simplex[4] s ~ dirichlet(a);\n"
+                  "  vector<lower=0>[3] b ~ gamma(3, 1); simplex[3] G[2] ~ dirichlet(b); }\n"},
+      {"ordered", "model { vector[3] m ~ normal(0, 2); ordered[3] o ~ normal(m, 2);\n"
+                  "  positive_ordered[2] q[2] ~ lognormal(0, 1); }\n"},
+      {"cholesky_factor_corr", "model { real<lower=0> eta ~ gamma(4, 2);\n"
+                               "  cholesky_factor_corr[4] L ~ lkj_corr_cholesky(eta); }\n"},
+      {"unit_vector, cov_matrix", "model { unit_vector[3] v ~ flat(); cov_matrix[3] S ~ flat();\n"
+                                  "  target += -0.5 * sum(S .* S) + v[1]; }\n"},
+      {"multi_normal_cholesky latents",
+       "model { vector[2] m ~ normal(0, 1); cholesky_factor_corr[2] L ~ lkj_corr_cholesky(3);\n"
+       "  vector[2] b[3] ~ multi_normal_cholesky(m, L); }\n"},
+  };
+  for (size_t i = 0; i < sizeof progs / sizeof progs[0]; i++) {
+    LogDensity *ld = ld_of(progs[i][1], NULL, progs[i][0]);
+    if (!ld || !tap_ok(ld_use_jit(ld, false), "%s: compiled (%s)", progs[i][0], ld_jit_refusal(ld)))
+      continue;
+    size_t n = ld_dim(ld);
+    double *theta = calloc(n + 1, sizeof(double)), *g = calloc(n + 1, sizeof(double)), lp = NAN;
+    for (size_t k = 0; k < n; k++) theta[k] = 0.3 * sin(1.0 + (double)k);
+    int ntapes = -1;
+    bool ok = ld_eval_grad_jit_tapes(ld, theta, &lp, g, &ntapes);
+    tap_ok(ok && isfinite(lp) && ntapes == 0, "%s: compiled gradient records no tape (%d)",
+           progs[i][0], ntapes);
+    free(theta);
+    free(g);
+  }
+}
+#endif
+
 /* ---- interpreter operations ---- */
 
 static void test_interp_ops(void) {
@@ -732,6 +769,9 @@ int main(int argc, char **argv) {
 #endif
   gc_init();
   test_transforms();
+#ifdef TEST_JIT
+  test_transforms_tape_free();
+#endif
   test_interp_ops();
   test_builtins();
   test_no_rule();
