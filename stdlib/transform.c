@@ -30,7 +30,8 @@ int tf_free_size(ConKind con, int n) {
   switch (con) {
   case CON_SIMPLEX: return n > 0 ? n - 1 : 0;
   case CON_CHOL_CORR: K = tf_side(n); return K < 0 ? -1 : K * (K - 1) / 2;
-  case CON_COV: K = tf_side(n); return K < 0 ? -1 : K * (K + 1) / 2;
+  case CON_COV: case CON_CHOL_COV: K = tf_side(n); return K < 0 ? -1 : K * (K + 1) / 2;
+  case CON_CORR: K = tf_side(n); return K < 0 ? -1 : K * (K - 1) / 2;
   default: return n;
   }
 }
@@ -223,6 +224,16 @@ static bool tf_chol_corr_free(int K, const double *x, double *u) {
   return true;
 }
 
+/* x = L L' of a lower-triangular L (column-major K x K), both triangles */
+static void tf_llt(int K, const double *L, double *x) {
+  for (int i = 0; i < K; i++)
+    for (int j = 0; j <= i; j++) {
+      double s = 0;
+      for (int q = 0; q <= j; q++) s += L[q * K + i] * L[q * K + j];
+      x[j * K + i] = x[i * K + j] = s;
+    }
+}
+
 /* ---- cov_matrix: Cholesky factor with log diagonal -------------------------- */
 
 /* u fills L row by row (row m: m off-diagonal entries, then log L[m,m]);
@@ -239,12 +250,7 @@ static double tf_cov_map(int K, const double *u, double *x) {
     L[m * K + m] = exp(u[k]);
     lj += (K - m + 1) * u[k++];
   }
-  for (int i = 0; i < K; i++)
-    for (int j = 0; j <= i; j++) {
-      double s = 0;
-      for (int q = 0; q <= j; q++) s += L[q * K + i] * L[q * K + j];
-      x[j * K + i] = x[i * K + j] = s;
-    }
+  tf_llt(K, L, x);
   return lj;
 }
 
@@ -260,6 +266,79 @@ static bool tf_cov_free(int K, const double *x, double *u) {
   return true;
 }
 
+/* ---- corr_matrix: a correlation factor, times its transpose ---------------- */
+
+/* Stan reads a correlation matrix's canonical partial correlations column by
+   column (x21, x31, ..., xK1, x32, ...), cholesky_factor_corr's row by row:
+   the position in u of entry (i, j), i > j, in each order. */
+static int tf_col_pos(int K, int i, int j) { return j * (2 * K - j - 1) / 2 + (i - j - 1); }
+static int tf_row_pos(int i, int j) { return i * (i - 1) / 2 + j; }
+
+/* CPC weight in the log-Jacobian of u -> the correlation matrix: tanh's own
+   term plus Stan's (K - k - 1) / 2 log(1 - z^2) for column k (1-based) */
+static double tf_corr_weight(int K, int j) { return 1 + 0.5 * (K - j - 2); }
+
+static double *tf_corr_factor(int K, const double *u, double *ur, double *L) {
+  for (int i = 1; i < K; i++)
+    for (int j = 0; j < i; j++) ur[tf_row_pos(i, j)] = u[tf_col_pos(K, i, j)];
+  tf_chol_corr_map(K, ur, L);
+  return L;
+}
+
+static double tf_corr_map(int K, const double *u, double *x) {
+  size_t kk = (size_t)(K * K > 0 ? K * K : 1);
+  double *L = gc_alloc_atomic(sizeof(double) * 2 * kk), *ur = L + kk;
+  tf_llt(K, tf_corr_factor(K, u, ur, L), x);
+  double lj = 0;
+  for (int j = 0; j + 1 < K; j++)
+    for (int i = j + 1; i < K; i++)
+      lj += tf_corr_weight(K, j) * tf_log1m_tanh2(u[tf_col_pos(K, i, j)]);
+  return lj;
+}
+
+static bool tf_corr_free(int K, const double *x, double *u) {
+  size_t kk = (size_t)(K * K > 0 ? K * K : 1);
+  double *L = gc_alloc_atomic(sizeof(double) * 2 * kk), *ur = L + kk;
+  for (int i = 0; i < K; i++)
+    if (!(fabs(x[i * K + i] - 1) <= 1e-8)) return false;
+  if (!la_is_symmetric(K, x, 1e-8) || !la_cholesky(K, x, L) || !tf_chol_corr_free(K, L, ur))
+    return false;
+  for (int i = 1; i < K; i++)
+    for (int j = 0; j < i; j++) u[tf_col_pos(K, i, j)] = ur[tf_row_pos(i, j)];
+  return true;
+}
+
+/* ---- cholesky_factor_cov: lower triangular, positive diagonal --------------- */
+
+/* u fills L row by row (row m: m off-diagonal entries, then log L[m,m]), as
+   cov_matrix's factor; x = L and log|J| = sum of the log diagonal. */
+static double tf_chol_cov_map(int K, const double *u, double *x) {
+  int k = 0;
+  double lj = 0;
+  for (int m = 0; m < K; m++) {
+    for (int j = 0; j < K; j++) x[j * K + m] = 0;
+    for (int j = 0; j < m; j++) x[j * K + m] = u[k++];
+    x[m * K + m] = exp(u[k]);
+    lj += u[k++];
+  }
+  return lj;
+}
+
+static bool tf_chol_cov_free(int K, const double *x, double *u) {
+  int k = 0;
+  for (int m = 0; m < K; m++) {
+    for (int j = m + 1; j < K; j++)
+      if (!(fabs(x[j * K + m]) <= 1e-8)) return false;
+    for (int j = 0; j < m; j++) {
+      if (!isfinite(x[j * K + m])) return false;
+      u[k++] = x[j * K + m];
+    }
+    if (!(x[m * K + m] > 0) || !isfinite(x[m * K + m])) return false;
+    u[k++] = log(x[m * K + m]);
+  }
+  return true;
+}
+
 /* ---- dispatch ------------------------------------------------------------------ */
 
 bool tf_unconstrain(ConKind con, double lo, double hi, int n, const double *x, double *u) {
@@ -271,6 +350,8 @@ bool tf_unconstrain(ConKind con, double lo, double hi, int n, const double *x, d
   case CON_UNIT_VECTOR: return tf_unit_free(n, x, u);
   case CON_CHOL_CORR: return (K = tf_side(n)) >= 0 && tf_chol_corr_free(K, x, u);
   case CON_COV: return (K = tf_side(n)) >= 0 && tf_cov_free(K, x, u);
+  case CON_CORR: return (K = tf_side(n)) >= 0 && tf_corr_free(K, x, u);
+  case CON_CHOL_COV: return (K = tf_side(n)) >= 0 && tf_chol_cov_free(K, x, u);
   default: {
     ConKind k = tf_bound_kind(con, lo, hi);
     for (int i = 0; i < n; i++)
@@ -289,6 +370,8 @@ double tf_constrain(ConKind con, double lo, double hi, int n, const double *u, d
   case CON_UNIT_VECTOR: return tf_unit_map(n, u, x);
   case CON_CHOL_CORR: return (K = tf_side(n)) >= 0 ? tf_chol_corr_map(K, u, x) : NAN;
   case CON_COV: return (K = tf_side(n)) >= 0 ? tf_cov_map(K, u, x) : NAN;
+  case CON_CORR: return (K = tf_side(n)) >= 0 ? tf_corr_map(K, u, x) : NAN;
+  case CON_CHOL_COV: return (K = tf_side(n)) >= 0 ? tf_chol_cov_map(K, u, x) : NAN;
   default: {
     ConKind k = tf_bound_kind(con, lo, hi);
     double lj = 0;
@@ -307,7 +390,8 @@ double tf_constrain(ConKind con, double lo, double hi, int n, const double *u, d
 
 bool tf_structured(ConKind con) {
   return con == CON_SIMPLEX || con == CON_ORDERED || con == CON_POS_ORDERED ||
-         con == CON_UNIT_VECTOR || con == CON_CHOL_CORR || con == CON_COV;
+         con == CON_UNIT_VECTOR || con == CON_CHOL_CORR || con == CON_COV || con == CON_CORR ||
+         con == CON_CHOL_COV;
 }
 
 /* Scratch of n doubles: on the stack for small units, else collected memory. */
@@ -391,8 +475,51 @@ static void tf_chol_corr_vjp(int K, const double *u, const double *x, const doub
   }
 }
 
+/* Lb += the adjoint of L through x = L L' (tf_llt): x[i,j] and x[j,i] are
+   one value, whose adjoint is the sum of both. */
+static void tf_llt_vjp(int K, const double *L, const double *xbar, double *Lb) {
+  for (int i = 0; i < K; i++)
+    for (int j = 0; j <= i; j++) {
+      double sb = i == j ? xbar[i * K + i] : xbar[j * K + i] + xbar[i * K + j];
+      for (int q = 0; q <= j; q++) {
+        Lb[q * K + i] += sb * L[q * K + j];
+        Lb[q * K + j] += sb * L[q * K + i];
+      }
+    }
+}
+
+/* corr_matrix: L's adjoint through L L', then cholesky_factor_corr's rule
+   with u in its row order (and no log-Jacobian: corr_matrix's own is a sum
+   of weighted log(1 - tanh^2) terms, added here) */
+static void tf_corr_vjp(int K, const double *u, const double *xbar, double ljbar,
+                        double *ubar) {
+  size_t kk = (size_t)(K * K > 0 ? K * K : 1);
+  double *L = gc_alloc_atomic(sizeof(double) * 4 * kk), *ur = L + kk, *Lb = ur + kk,
+         *urb = Lb + kk;
+  tf_corr_factor(K, u, ur, L);
+  for (size_t q = 0; q < kk; q++) Lb[q] = urb[q] = 0;
+  tf_llt_vjp(K, L, xbar, Lb);
+  tf_chol_corr_vjp(K, ur, L, Lb, 0, urb);
+  for (int j = 0; j + 1 < K; j++)
+    for (int i = j + 1; i < K; i++) {
+      int c = tf_col_pos(K, i, j);
+      ubar[c] += urb[tf_row_pos(i, j)] - ljbar * tf_corr_weight(K, j) * 2 * tanh(u[c]);
+    }
+}
+
+/* cholesky_factor_cov: x = L entry for entry, the diagonal exp'd */
+static void tf_chol_cov_vjp(int K, const double *u, const double *xbar, double ljbar,
+                            double *ubar) {
+  int k = 0;
+  for (int m = 0; m < K; m++) {
+    for (int j = 0; j < m; j++, k++) ubar[k] += xbar[j * K + m];
+    ubar[k] += xbar[m * K + m] * exp(u[k]) + ljbar;
+    k++;
+  }
+}
+
 /* x = L L' with L from u (off-diagonal entries as they are, the diagonal
-   exp'd).  x[i,j] and x[j,i] are one value: its adjoint is the sum of both. */
+   exp'd). */
 static void tf_cov_vjp(int K, const double *u, const double *xbar, double ljbar, double *ubar) {
   double buf[TF_STACK], bufb[TF_STACK];
   size_t kk = (size_t)(K * K > 0 ? K * K : 1);
@@ -403,14 +530,7 @@ static void tf_cov_vjp(int K, const double *u, const double *xbar, double ljbar,
     for (int j = 0; j < m; j++) L[j * K + m] = u[k++];
     L[m * K + m] = exp(u[k++]);
   }
-  for (int i = 0; i < K; i++)
-    for (int j = 0; j <= i; j++) {
-      double sb = i == j ? xbar[i * K + i] : xbar[j * K + i] + xbar[i * K + j];
-      for (int q = 0; q <= j; q++) {
-        Lb[q * K + i] += sb * L[q * K + j];
-        Lb[q * K + j] += sb * L[q * K + i];
-      }
-    }
+  tf_llt_vjp(K, L, xbar, Lb);
   k = 0;
   for (int m = 0; m < K; m++) {
     for (int j = 0; j < m; j++, k++) ubar[k] += Lb[j * K + m];
@@ -432,6 +552,12 @@ void tf_constrain_vjp(ConKind con, int n, const double *u, const double *x, cons
     break;
   case CON_COV:
     if ((K = tf_side(n)) >= 0) tf_cov_vjp(K, u, xbar, ljbar, ubar);
+    break;
+  case CON_CORR:
+    if ((K = tf_side(n)) >= 0) tf_corr_vjp(K, u, xbar, ljbar, ubar);
+    break;
+  case CON_CHOL_COV:
+    if ((K = tf_side(n)) >= 0) tf_chol_cov_vjp(K, u, xbar, ljbar, ubar);
     break;
   case CON_NONE: /* the identity: a whole-value family's unconstrained latent */
     for (int i = 0; i < n; i++) ubar[i] += xbar[i];

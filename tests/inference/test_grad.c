@@ -6,7 +6,8 @@
  *
  * Covered: every example and exact-posterior model with fixed structure and
  * continuous latents; small models for each constraint kind (bounds, simplex,
- * ordered, positive_ordered, unit_vector, cholesky_factor_corr, cov_matrix;
+ * ordered, positive_ordered, unit_vector, cholesky_factor_corr, cov_matrix,
+ * corr_matrix, cholesky_factor_cov;
  * arrays of them, latent parameters, values read afterwards),
  * for bounds computed from parameters, for the interpreter's operations
  * (broadcasting, matrix products, indexing, slicing, stores, literals,
@@ -316,6 +317,16 @@ static void test_transforms(void) {
              "  [0.5, -1]' ~ multi_normal_cholesky(o[1:2], L[1:2, 1:2]);\n"
              "}\n",
              NULL, 0.6);
+  grad_model("corr_matrix and cholesky_factor_cov",
+             "model {\n"
+             "  corr_matrix[3] R ~ flat();\n"
+             "  cholesky_factor_cov[3] Lc ~ flat();\n"
+             "  target += -2 * sum(R .* R) + R[2, 1] - 0.5 * sum(Lc .* Lc);\n"
+             "  [0.4, -0.3, 1.2]' ~ multi_normal_cholesky(rep_vector(0, 3), Lc);\n"
+             "  corr_matrix[2] Q[2] ~ flat();\n"
+             "  target += 3 * Q[1, 2, 1] - square(Q[2, 1, 2]);\n"
+             "}\n",
+             NULL, 0.6);
   grad_model("unconstrained latents of whole-value families",
              "model {\n"
              "  vector[2] m ~ normal(0, 1);\n"
@@ -359,6 +370,9 @@ static void test_transforms_tape_free(void) {
                                "  cholesky_factor_corr[4] L ~ lkj_corr_cholesky(eta); }\n"},
       {"unit_vector, cov_matrix", "model { unit_vector[3] v ~ flat(); cov_matrix[3] S ~ flat();\n"
                                   "  target += -0.5 * sum(S .* S) + v[1]; }\n"},
+      {"corr_matrix, cholesky_factor_cov",
+       "model { corr_matrix[3] R ~ flat(); cholesky_factor_cov[3] Lc ~ flat();\n"
+       "  target += -2 * sum(R .* R) - 0.5 * sum(Lc .* Lc); }\n"},
       {"multi_normal_cholesky latents",
        "model { vector[2] m ~ normal(0, 1); cholesky_factor_corr[2] L ~ lkj_corr_cholesky(3);\n"
        "  vector[2] b[3] ~ multi_normal_cholesky(m, L); }\n"},

@@ -44,6 +44,13 @@ static const Case cases[] = {
     {"cov_matrix K=1", CON_COV, 0, 0, 1},
     {"cov_matrix K=2", CON_COV, 0, 0, 4},
     {"cov_matrix K=4", CON_COV, 0, 0, 16},
+    {"corr_matrix K=1", CON_CORR, 0, 0, 1},
+    {"corr_matrix K=2", CON_CORR, 0, 0, 4},
+    {"corr_matrix K=3", CON_CORR, 0, 0, 9},
+    {"corr_matrix K=5", CON_CORR, 0, 0, 25},
+    {"cholesky_factor_cov K=1", CON_CHOL_COV, 0, 0, 1},
+    {"cholesky_factor_cov K=3", CON_CHOL_COV, 0, 0, 9},
+    {"cholesky_factor_cov K=4", CON_CHOL_COV, 0, 0, 16},
 };
 #define NCASES (int)(sizeof cases / sizeof cases[0])
 #define MAXN 32
@@ -58,10 +65,12 @@ static int free_coords(const Case *c, const double *x, double *f) {
     for (int i = 0; i < c->n - 1; i++) f[m++] = x[i];
     return m;
   case CON_CHOL_CORR:
+  case CON_CORR:
     for (int j = 0; j < K; j++)
       for (int i = j + 1; i < K; i++) f[m++] = x[j * K + i];
     return m;
   case CON_COV:
+  case CON_CHOL_COV:
     for (int j = 0; j < K; j++)
       for (int i = j; i < K; i++) f[m++] = x[j * K + i];
     return m;
@@ -252,6 +261,19 @@ static void test_known(void) {
   tap_ok(fabs(x[0] - 4) < 1e-14 && fabs(x[1] - 1) < 1e-14 && fabs(x[2] - 1) < 1e-14 &&
              fabs(x[3] - 9.25) < 1e-14,
          "cov_matrix: Stan's order (log L00, L10, log L11)");
+  /* corr_matrix reads its CPCs column by column as Stan does: the third of
+     K = 4 is entry (3,0), where cholesky_factor_corr's third is (2,1) */
+  tf_constrain(CON_CORR, 0, 0, 16, (double[]){0, 0, 0.4, 0, 0, 0}, x);
+  tap_ok(fabs(x[3] - tanh(0.4)) < 1e-15 && fabs(x[12] - tanh(0.4)) < 1e-15 && x[6] == 0 &&
+             x[0] == 1 && x[15] == 1,
+         "corr_matrix: Stan's column order of the CPCs, symmetric, unit diagonal");
+  lj = tf_constrain(CON_CORR, 0, 0, 9, (double[]){0, 0, 0}, x);
+  tap_ok(lj == 0 && x[0] == 1 && x[4] == 1 && x[8] == 1 && x[1] == 0 && x[5] == 0,
+         "corr_matrix: u = 0 is the identity");
+  lj = tf_constrain(CON_CHOL_COV, 0, 0, 4, (double[]){log(2), 0.5, log(3)}, x);
+  tap_ok(fabs(x[0] - 2) < 1e-15 && x[1] == 0.5 && x[2] == 0 && fabs(x[3] - 3) < 1e-15 &&
+             fabs(lj - log(6)) < 1e-15,
+         "cholesky_factor_cov: (log L00, L10, log L11), log|J| the log diagonal");
   /* far out: no NaN, bounds respected */
   lj = tf_constrain(CON_LOWER_UPPER, 0, 1, 1, (double[]){800}, x);
   tap_ok(x[0] <= 1 && x[0] >= 0 && !isnan(lj), "lower_upper: u = 800 stays in [lo, hi]");
@@ -287,6 +309,17 @@ static void test_reject(void) {
          "cov_matrix: an indefinite matrix refused");
   tap_ok(!tf_unconstrain(CON_COV, 0, 0, 4, (double[]){2, 0.1, 0.3, 2}, u),
          "cov_matrix: an asymmetric matrix refused");
+  tap_ok(!tf_unconstrain(CON_CORR, 0, 0, 4, (double[]){2, 0.1, 0.1, 1}, u),
+         "corr_matrix: a diagonal entry 2 refused");
+  tap_ok(!tf_unconstrain(CON_CORR, 0, 0, 4, (double[]){1, 1.2, 1.2, 1}, u),
+         "corr_matrix: an indefinite matrix refused");
+  tap_ok(tf_unconstrain(CON_CORR, 0, 0, 4, (double[]){1, -0.3, -0.3, 1}, u) &&
+             fabs(u[0] - atanh(-0.3)) < 1e-15,
+         "corr_matrix: a correlation matrix accepted");
+  tap_ok(!tf_unconstrain(CON_CHOL_COV, 0, 0, 4, (double[]){1, 0.5, 0.2, 1}, u),
+         "cholesky_factor_cov: a non-zero upper entry refused");
+  tap_ok(!tf_unconstrain(CON_CHOL_COV, 0, 0, 4, (double[]){1, 0.5, 0, -1}, u),
+         "cholesky_factor_cov: a negative diagonal refused");
 }
 
 int main(void) {
