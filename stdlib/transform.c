@@ -25,6 +25,13 @@ static int tf_side(int n) {
   return K * K == n ? K : -1;
 }
 
+/* Scratch of n doubles: in buf (TF_STACK of them, on the caller's stack)
+   for the small units models have, else collected memory. */
+#define TF_STACK 256
+static double *tf_scratch(double *buf, size_t n) {
+  return n <= TF_STACK ? buf : gc_alloc_atomic(sizeof(double) * n);
+}
+
 int tf_free_size(ConKind con, int n) {
   int K;
   switch (con) {
@@ -240,8 +247,8 @@ static void tf_llt(int K, const double *L, double *x) {
    x = L L'.  log|J| = K log 2 + sum_k (K - k + 1) log L[k,k] (0-based k): the
    Jacobian of L -> L L' on the lower triangle plus the exp on the diagonal. */
 static double tf_cov_map(int K, const double *u, double *x) {
-  double Lbuf[256];
-  double *L = K * K <= 256 ? Lbuf : gc_alloc_atomic(sizeof(double) * (size_t)(K * K));
+  double Lbuf[TF_STACK];
+  double *L = tf_scratch(Lbuf, (size_t)(K * K > 0 ? K * K : 1));
   int k = 0;
   double lj = K * PPL_LOG2;
   for (int m = 0; m < K; m++) {
@@ -255,8 +262,8 @@ static double tf_cov_map(int K, const double *u, double *x) {
 }
 
 static bool tf_cov_free(int K, const double *x, double *u) {
-  double Lbuf[256];
-  double *L = K * K <= 256 ? Lbuf : gc_alloc_atomic(sizeof(double) * (size_t)(K * K));
+  double Lbuf[TF_STACK];
+  double *L = tf_scratch(Lbuf, (size_t)(K * K > 0 ? K * K : 1));
   if (!la_is_symmetric(K, x, 1e-8) || !la_cholesky(K, x, L)) return false;
   int k = 0;
   for (int m = 0; m < K; m++) {
@@ -287,7 +294,8 @@ static double *tf_corr_factor(int K, const double *u, double *ur, double *L) {
 
 static double tf_corr_map(int K, const double *u, double *x) {
   size_t kk = (size_t)(K * K > 0 ? K * K : 1);
-  double *L = gc_alloc_atomic(sizeof(double) * 2 * kk), *ur = L + kk;
+  double buf[TF_STACK];
+  double *L = tf_scratch(buf, 2 * kk), *ur = L + kk;
   tf_llt(K, tf_corr_factor(K, u, ur, L), x);
   double lj = 0;
   for (int j = 0; j + 1 < K; j++)
@@ -298,7 +306,8 @@ static double tf_corr_map(int K, const double *u, double *x) {
 
 static bool tf_corr_free(int K, const double *x, double *u) {
   size_t kk = (size_t)(K * K > 0 ? K * K : 1);
-  double *L = gc_alloc_atomic(sizeof(double) * 2 * kk), *ur = L + kk;
+  double buf[TF_STACK];
+  double *L = tf_scratch(buf, 2 * kk), *ur = L + kk;
   for (int i = 0; i < K; i++)
     if (!(fabs(x[i * K + i] - 1) <= 1e-8)) return false;
   if (!la_is_symmetric(K, x, 1e-8) || !la_cholesky(K, x, L) || !tf_chol_corr_free(K, L, ur))
@@ -394,11 +403,6 @@ bool tf_structured(ConKind con) {
          con == CON_CHOL_COV;
 }
 
-/* Scratch of n doubles: on the stack for small units, else collected memory. */
-#define TF_STACK 64
-static double *tf_scratch(double *buf, size_t n) {
-  return n <= TF_STACK ? buf : gc_alloc_atomic(sizeof(double) * n);
-}
 
 /* x[k] = x[k-1] + exp(u[k]): x[k]'s adjoint reaches every earlier step, so
    sweep from the end with the running sum of xbar. */
@@ -494,7 +498,8 @@ static void tf_llt_vjp(int K, const double *L, const double *xbar, double *Lb) {
 static void tf_corr_vjp(int K, const double *u, const double *xbar, double ljbar,
                         double *ubar) {
   size_t kk = (size_t)(K * K > 0 ? K * K : 1);
-  double *L = gc_alloc_atomic(sizeof(double) * 4 * kk), *ur = L + kk, *Lb = ur + kk,
+  double buf[TF_STACK];
+  double *L = tf_scratch(buf, 4 * kk), *ur = L + kk, *Lb = ur + kk,
          *urb = Lb + kk;
   tf_corr_factor(K, u, ur, L);
   for (size_t q = 0; q < kk; q++) Lb[q] = urb[q] = 0;

@@ -344,6 +344,14 @@ static void test_transforms(void) {
              "  target += dot_self(s) * 4 + sum(L * L) - trace(S) + 2 * log_determinant(S);\n"
              "}\n",
              NULL, 0.5);
+  /* scratch past the transforms' stack buffers (K^2 > 256, 4 K^2 > 256) */
+  grad_model("larger units: cov_matrix[17], corr_matrix[9]",
+             "model {\n"
+             "  cov_matrix[17] S ~ flat();\n"
+             "  corr_matrix[9] R ~ flat();\n"
+             "  target += -0.5 * sum(S .* S) - sum(R .* R) + R[7, 2] + S[16, 3];\n"
+             "}\n",
+             NULL, 0.3);
   grad_model("bounds from parameters",
              "model {\n"
              "  real a ~ normal(0, 1);\n"
