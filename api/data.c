@@ -413,11 +413,33 @@ static bool con_vector(Reader *r, const Con *c, const ValTen *t) {
 
 static bool con_matrix(Reader *r, const Con *c, const ValTen *t) {
   int n = t->rows;
-  if (c->kind != CON_CHOL_CORR && c->kind != CON_COV) return true;
-  const char *what = c->kind == CON_COV ? "a covariance matrix"
-                                        : "a Cholesky factor of a correlation matrix";
+  if (c->kind != CON_CHOL_CORR && c->kind != CON_COV && c->kind != CON_CORR &&
+      c->kind != CON_CHOL_COV)
+    return true;
+  const char *what = c->kind == CON_COV    ? "a covariance matrix"
+                     : c->kind == CON_CORR ? "a correlation matrix"
+                     : c->kind == CON_CHOL_COV
+                         ? "a Cholesky factor of a covariance matrix"
+                         : "a Cholesky factor of a correlation matrix";
   if (t->rows != t->cols)
     return rd_fail(r, "is not %s: it is %d x %d, not square", what, t->rows, t->cols);
+  if (c->kind == CON_CHOL_COV) {
+    for (int i = 0; i < n; i++) {
+      for (int j = i + 1; j < n; j++)
+        if (M(t, i, j) != 0)
+          return rd_fail(r, "is not %s: element [%d, %d] above the diagonal is %s", what, i + 1,
+                         j + 1, fmt_real(M(t, i, j)));
+      if (!(M(t, i, i) > 0))
+        return rd_fail(r, "is not %s: diagonal element [%d, %d] is %s, not positive", what,
+                       i + 1, i + 1, fmt_real(M(t, i, i)));
+    }
+    return true;
+  }
+  if (c->kind == CON_CORR)
+    for (int i = 0; i < n; i++)
+      if (!(fabs(M(t, i, i) - 1) <= CON_TOL))
+        return rd_fail(r, "is not %s: diagonal element [%d, %d] is %s, not 1", what, i + 1,
+                       i + 1, fmt_real(M(t, i, i)));
   if (c->kind == CON_CHOL_CORR) {
     for (int i = 0; i < n; i++) {
       double ss = 0;
@@ -536,7 +558,8 @@ static bool json_get(DataSource *src, const char *name, Type t, int nsizes, cons
   if (!rd_value(&r, n, 0, &v)) return false;
   Con c = {con, lo, hi};
   if (con == CON_NONE || con == CON_SIMPLEX || con == CON_ORDERED || con == CON_POS_ORDERED ||
-      con == CON_UNIT_VECTOR || con == CON_CHOL_CORR || con == CON_COV)
+      con == CON_UNIT_VECTOR || con == CON_CHOL_CORR || con == CON_COV || con == CON_CORR ||
+      con == CON_CHOL_COV)
     c.lo = c.hi = NAN; /* bounds only go with the bound kinds */
   else if (con == CON_LOWER)
     c.hi = NAN;

@@ -53,6 +53,8 @@ typedef enum {
   CON_UNIT_VECTOR,
   CON_CHOL_CORR,
   CON_COV,
+  CON_CORR,         /* corr_matrix[K] */
+  CON_CHOL_COV,     /* cholesky_factor_cov[K] */
 } ConKind;
 
 #endif

@@ -627,7 +627,7 @@ static bool ld_jit_layout(void *ud, int k, int nsizes, const int *sizes, size_t 
                           size_t *n) {
   const LogDensity *ld = ud;
   const LdLatent *L = ld_latent_at(ld, k, nsizes, sizes);
-  if (!L || L->structured) return false;
+  if (!L) return false; /* structured units: the caller derives them from the type */
   *off = L->off;
   *n = L->free;
   return true;
@@ -786,12 +786,18 @@ Value *ld_draw_jit(LdWork *w, const double *theta, uint64_t seed, uint64_t strea
   return jit_draw(work_jit(w), theta, seed, stream);
 }
 
-bool ld_eval_grad_jit(const LogDensity *ld, const double *theta, double *lp, double *grad) {
+bool ld_eval_grad_jit_tapes(const LogDensity *ld, const double *theta, double *lp, double *grad,
+                            int *ntapes) {
   if (!ld->jit) return false;
   LdWork *w = work_take(ld);
   bool ok = jit_eval(work_jit(w), theta, lp, grad);
+  if (ntapes) *ntapes = jit_ctx_tapes(work_jit(w));
   work_give(ld, w);
   return ok;
+}
+
+bool ld_eval_grad_jit(const LogDensity *ld, const double *theta, double *lp, double *grad) {
+  return ld_eval_grad_jit_tapes(ld, theta, lp, grad, NULL);
 }
 
 /* The interpreter's cache slots: the compiled and the interpreted shared

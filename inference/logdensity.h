@@ -103,6 +103,10 @@ const char *ld_runtime_calls(const LogDensity *ld);
  * benchmarks): false if there is none or it reported a runtime error. grad may
  * be NULL. */
 bool ld_eval_grad_jit(const LogDensity *ld, const double *theta, double *lp, double *grad);
+/* ld_eval_grad_jit that also gives the number of tapes the compiled code's
+ * runtime calls recorded (0: every call tape-free), for tests. */
+bool ld_eval_grad_jit_tapes(const LogDensity *ld, const double *theta, double *lp, double *grad,
+                            int *ntapes);
 const Interp *ld_interp(const LogDensity *ld);
 /* One draw's outputs (IrProgram.outputs order) at theta by compiled code: the
  * model and generated blocks, random numbers seeded as interp_start(in, seed,

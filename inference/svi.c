@@ -196,6 +196,8 @@ static const char *svi_support(const DistCall *dc) {
   case CON_POS_ORDERED: return "positive ordered vectors";
   case CON_UNIT_VECTOR: return "unit vectors";
   case CON_CHOL_CORR: return "Cholesky factors of correlation matrices";
+  case CON_CORR: return "correlation matrices";
+  case CON_CHOL_COV: return "Cholesky factors of covariance matrices";
   default: return "covariance matrices";
   }
 }

@@ -239,7 +239,8 @@ double trace_mh_log_accept(const Trace *old, const Trace *new_, const char *targ
 
 static bool is_structured(ConKind c) {
   return c == CON_SIMPLEX || c == CON_ORDERED || c == CON_POS_ORDERED ||
-         c == CON_UNIT_VECTOR || c == CON_CHOL_CORR || c == CON_COV;
+         c == CON_UNIT_VECTOR || c == CON_CHOL_CORR || c == CON_COV || c == CON_CORR ||
+         c == CON_CHOL_COV;
 }
 
 /* Scalars in the innermost non-array value: one draw of a vector family, or

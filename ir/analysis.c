@@ -623,6 +623,8 @@ static const char *structured_text(int con) {
   case CON_UNIT_VECTOR: return "unit_vector";
   case CON_CHOL_CORR: return "cholesky_factor_corr";
   case CON_COV: return "cov_matrix";
+  case CON_CORR: return "corr_matrix";
+  case CON_CHOL_COV: return "cholesky_factor_cov";
   default: return NULL;
   }
 }

@@ -41,9 +41,11 @@
 typedef struct JitLatents {
   void *ud;
   int n; /* number of latents */
-  /* Where the k-th latent's scalars sit in theta when it has these sizes and
-     each scalar is transformed on its own (no simplex, ordered, ...): false
-     otherwise (the sample callback then handles it). */
+  /* Where the k-th latent's unconstrained reals sit in theta (*n of them
+     from *off) when it has these sizes: false otherwise (the sample callback
+     then handles it).  A structured latent (simplex, ordered, ...) takes
+     tf_free_size reals per unit, the unit being its type's last vector or
+     matrix. */
   bool (*layout)(void *ud, int k, int nsizes, const int *sizes, size_t *off, size_t *n);
   bool (*sample)(void *ud, int k, const DistCall *dc, Tape *t, const double *theta, Value *out,
                  double *lp, int32_t *lpnode, size_t *off, size_t *nfree, int32_t *node0,
@@ -122,6 +124,10 @@ typedef struct JitChoice {
  * False when the compiled code hit a runtime error (the caller re-runs the
  * interpreter for the message); *lp may be -inf. */
 bool jit_eval(JitCtx *cx, const double *theta, double *lp, double *grad);
+/* Tapes the runtime recorded in cx's last evaluation (runtime calls that ran
+ * the interpreter's implementation): tests check that tape-free paths are
+ * taken. */
+int jit_ctx_tapes(const JitCtx *cx);
 /* jit_eval's log density (no gradient) at n points, theta's rows of dim
  * reals, into lp[n] and ok[n].  A product of a data matrix with a slice of
  * theta (a GLM's X * beta, when compiled as a BLAS product) is made for the

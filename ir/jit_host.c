@@ -81,6 +81,9 @@ static const char *site_kernel(const JitSite *s) {
         (lo < 0 || s->akind[lo] == JA_REAL || s->akind[lo] == JA_INT) &&
         (hi < 0 || s->akind[hi] == JA_REAL || s->akind[hi] == JA_INT))
       return "the family's density and partials, no tape";
+    if (jit_rt_struct_ok(ins, s->fn->regtypes[ins->dst])) /* fast_structured */
+      return con == CON_NONE ? "the family's density and partials, no tape"
+                             : "the transform's and the family's derivatives, no tape";
   }
   return NULL;
 }
@@ -205,6 +208,8 @@ bool jit_eval(JitCtx *cx, const double *theta, double *lp, double *grad) {
   if (grad) memset(grad, 0, sizeof(double) * j->dim);
   return j->fn(cx, theta, grad, lp) == 0;
 }
+
+int jit_ctx_tapes(const JitCtx *cx) { return cx->ntape_used; }
 
 #define JIT_BATCH 32 /* points a batch's products are made for at once */
 

@@ -30,7 +30,7 @@
 #define JIT_CHUNK (1u << 20)
 #define JIT_ERRSZ 512
 
-typedef enum { FR_NONE = 0, FR_DIST, FR_SAMPLE, FR_WHOLE, FR_BLOCK } FastKind;
+typedef enum { FR_NONE = 0, FR_DIST, FR_SAMPLE, FR_WHOLE, FR_BLOCK, FR_STRUCT } FastKind;
 
 struct JitRec {
   const JitSite *s;
@@ -50,6 +50,10 @@ struct JitRec {
   size_t th_off, th_n;
   int32_t th_node0;
   const BiBlock *blk; /* FR_BLOCK: what the builtin's vector-Jacobian product needs */
+  /* FR_STRUCT: units of tf_unit scalars from tf_m reals of theta each; the
+     density's partials in x (du, val_flatten order), x itself (dxdu) */
+  int tf_unit, tf_m;
+  bool tf_whole;      /* partials of the parameters as FR_WHOLE keeps them */
 };
 
 /* ---- arena ---- */
@@ -880,6 +884,144 @@ static int fast_sample(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, 
   return 1;
 }
 
+/* Whether a latent of this instruction takes fast_structured: a structured
+   constraint (stdlib/transform.h) on one vector or matrix or a 1-D array of
+   them, and a family with partials outside the tape (scalar kernels or a
+   whole-value lpdf_grad); or an unconstrained one of a whole-value family
+   (vector[K] beta[J] ~ multi_normal_cholesky(mu, L): the identity
+   transform).  jit_host.c's --verbose labels use it too. */
+bool jit_rt_struct_ok(const IrInstr *ins, Type t) {
+  const DistFamily *f = ins->dist.fam;
+  ConKind con = (ConKind)ins->con.kind;
+  bool whole_free = con == CON_NONE && !dist_scalar_family(f);
+  if (!(tf_structured(con) || whole_free) || f->lpdf_ctx || f->discrete ||
+      ins->dist.nparams > DIST_MAX_PARAMS || t.ndims > 1 ||
+      !(t.base == TY_VECTOR || t.base == TY_MATRIX))
+    return false;
+  return dist_scalar_family(f) ? dist_has_grad1(f) : f->lpdf_grad != NULL;
+}
+
+/* A latent of a structured type: each unit's value by tf_constrain straight
+   from theta, the family's density and its partials in x and the parameters
+   (the scalar kernels element by element, or a whole-value family's
+   dist_lpdf_whole_grad), and backwards tf_constrain_vjp of x's adjoint: the
+   same rule the interpreter's tape records as one block, with no tape. */
+static int fast_structured(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res,
+                           JitRec **out) {
+  const IrInstr *ins = s->ins;
+  const DistFamily *f = ins->dist.fam;
+  const JitLatents *lat = jit_latents(cx->jit);
+  int np = ins->dist.nparams;
+  ConKind con = (ConKind)ins->con.kind;
+  Type t = s->fn->regtypes[ins->dst];
+  if (!jit_rt_struct_ok(ins, t) || !lat->layout || ins->con.lower >= 0 || ins->con.upper >= 0)
+    return 0;
+  int sizes[8], nsz = s->nsizes;
+  int64_t sz64[8];
+  if (nsz > 8 || nsz != t.ndims + (t.base == TY_MATRIX ? 2 : 1)) return 0;
+  for (int i = 0; i < nsz; i++) {
+    if (args[np + i].i < 0) return 0;
+    sizes[i] = (int)args[np + i].i;
+    sz64[i] = args[np + i].i;
+  }
+  int unit = t.base == TY_MATRIX ? sizes[nsz - 2] * sizes[nsz - 1] : sizes[nsz - 1];
+  size_t numel = (size_t)unit * (size_t)(t.ndims ? sizes[0] : 1);
+  int m = tf_free_size(con, unit);
+  size_t off, nfree;
+  if (m < 0 || cx->k >= lat->n || !lat->layout(lat->ud, cx->k, nsz, sizes, &off, &nfree) ||
+      nfree != (size_t)m * (numel / (size_t)(unit ? unit : 1)))
+    return 0;
+  Value pv[DIST_MAX_PARAMS];
+  for (int i = 0; i < np; i++) pv[i] = arg_plain(&args[i], s->akind[i]);
+  DistCall dc;
+  char err[JIT_ERRSZ];
+  if (!dist_call_init(&dc, f, np, pv, con, -INFINITY, INFINITY, t, nsz, sizes, err, sizeof err))
+    return 0; /* the general path reports it */
+  /* the value, unit by unit, in val_flatten order */
+  JitBox *b;
+  double *x;
+  if (t.ndims == 0) {
+    bool mat = t.base == TY_MATRIX;
+    b = jit_rt_tensor(cx, mat ? V_MAT : V_VEC, sizes[0], mat ? sizes[1] : 1, 1, 0);
+    x = b->v.t->d;
+  } else {
+    Value v;
+    if (!op_decl(t, nsz, sz64, &v, err, sizeof err)) return 0;
+    b = box_new(cx, v, true);
+    x = arena_alloc_raw(cx, sizeof(double) * (numel ? numel : 1));
+  }
+  const double *u = cx->theta + off;
+  size_t nu = unit ? numel / (size_t)unit : 0;
+  double ljs = 0;
+  for (size_t q = 0; q < nu; q++)
+    ljs += tf_constrain(con, -INFINITY, INFINITY, unit, u + q * (size_t)m, x + q * (size_t)unit);
+  if (t.ndims == 1)
+    for (size_t q = 0; q < nu; q++)
+      memcpy(b->v.a->e[q].t->d, x + q * (size_t)unit, sizeof(double) * (size_t)unit);
+  JitRec *r = rec_new(cx, s, FR_STRUCT);
+  r->n = numel;
+  r->th_off = off;
+  r->tf_unit = unit;
+  r->tf_m = m;
+  r->du = arena_alloc(cx, sizeof(double) * (numel ? numel : 1));
+  r->dxdu = x;
+  double lp = 0;
+  if (!dist_scalar_family(f)) { /* dirichlet, lkj_corr_cholesky, wishart ... */
+    r->tf_whole = true;
+    for (int k = 0; k < np; k++) {
+      if (s->akind[k] == JA_REAL_ACT) {
+        r->g[k] = arena_alloc(cx, sizeof(double));
+      } else if (s->akind[k] == JA_BOX_ACT && args[k].b->adj) {
+        r->g[k] = arena_alloc(cx, sizeof(double) * (size_t)(args[k].b->n ? args[k].b->n : 1));
+        r->in_box[k] = args[k].b;
+      }
+    }
+    if (!dist_lpdf_whole_grad(&dc, b->v, &lp, r->du, r->g, err, sizeof err)) return 0;
+    if (!isfinite(lp)) { /* the interpreter records no partials then */
+      for (int k = 0; k < np; k++) r->g[k] = NULL;
+      memset(r->du, 0, sizeof(double) * (numel ? numel : 1));
+    }
+  } else { /* a scalar family over every element (ordered[K] c ~ normal(0, 5)) */
+    Flat fp[DIST_MAX_PARAMS];
+    bool params_scalar = true;
+    for (int i = 0; i < np; i++) {
+      if (!flat_of(cx, &args[i], s->akind[i], &fp[i])) return 0;
+      if (!fp[i].scalar) {
+        if (fp[i].n != numel) return 0;
+        params_scalar = false;
+      }
+      alloc_partials(cx, r, i, &fp[i], args);
+    }
+    double p[DIST_MAX_PARAMS] = {0}, total = 0;
+    for (int i = 0; i < np; i++) p[i] = fp[i].d[0];
+    for (size_t j = 0; j < numel; j++) {
+      if (!params_scalar)
+        for (int i = 0; i < np; i++) p[i] = fp[i].scalar ? fp[i].d[0] : fp[i].d[j];
+      double dx = 0, dp[DIST_MAX_PARAMS] = {0};
+      double l = dist_lpdf_grad1(f, x[j], p, &dx, dp);
+      total += l;
+      if (!isfinite(l)) continue;
+      r->du[j] = dx;
+      for (int i = 0; i < np; i++) acc_partial(r, i, fp[i].scalar, j, dp[i]);
+    }
+    lp = total + (isfinite(total) ? dist_ordered_norm(&dc, params_scalar, numel) : 0.0);
+    if (!isfinite(total)) {
+      memset(r->du, 0, sizeof(double) * (numel ? numel : 1));
+      for (int k = 0; k < np; k++) {
+        r->gs[k] = 0;
+        if (r->g[k]) memset(r->g[k], 0, sizeof(double) * numel);
+      }
+    }
+  }
+  if (isnan(lp) || lp == INFINITY) return 0; /* the general path says why */
+  cx->k++;
+  r->out_box = b;
+  res[0].b = b;
+  res[1].r = ljs + lp;
+  *out = r;
+  return 1;
+}
+
 const DistFamily *jit_rt_lpdf_family(const Builtin *b) {
   size_t n = strlen(b->name);
   if (!b->data || n < 6) return NULL;
@@ -1009,8 +1151,11 @@ static int fast_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitR
     }
     return rc;
   }
-  case IR_SAMPLE: /* a draw's choices and nested latents: run_sample records them */
-    return s->choice || s->nested ? 0 : fast_sample(cx, s, args, res, out);
+  case IR_SAMPLE: { /* a draw's choices and nested latents: run_sample records them */
+    if (s->choice || s->nested) return 0;
+    int rc = fast_sample(cx, s, args, res, out);
+    return rc ? rc : fast_structured(cx, s, args, res, out);
+  }
   default: return 0;
   }
 }
@@ -1068,6 +1213,37 @@ static void fast_rev(JitCtx *cx, JitRec *r, double out_adj, double *sadj) {
       if (g) g[e] += oa * r->dxdu[e] + r->du[e];
     }
     rev_params(r, 0, s->ins->dist.nparams, 1.0, sadj);
+    break;
+  }
+  case FR_STRUCT: {
+    JitBox *o = r->out_box;
+    double *xb = r->du; /* the density's partials, plus the value's adjoint */
+    for (size_t e = 0; e < n; e++) {
+      xb[e] += o->adj[e];
+      o->adj[e] = 0;
+    }
+    if (cx->grad) {
+      const double *u = cx->theta + r->th_off;
+      double *g = cx->grad + r->th_off;
+      size_t unit = (size_t)r->tf_unit, m = (size_t)r->tf_m, nu = unit ? n / unit : 0;
+      for (size_t q = 0; q < nu; q++)
+        tf_constrain_vjp((ConKind)s->ins->con.kind, r->tf_unit, u + q * m, r->dxdu + q * unit,
+                         xb + q * unit, 1.0, g + q * m);
+    }
+    int np = s->ins->dist.nparams;
+    if (!r->tf_whole) {
+      rev_params(r, 0, np, 1.0, sadj);
+      break;
+    }
+    for (int k = 0; k < np; k++) {
+      const double *gk = r->g[k];
+      if (!gk) continue;
+      if (s->akind[k] == JA_REAL_ACT) sadj[k] = gk[0];
+      else if (r->in_box[k]) {
+        double *adj = r->in_box[k]->adj;
+        for (int64_t e = 0; e < r->in_box[k]->n; e++) adj[e] += gk[e];
+      }
+    }
     break;
   }
   default: break;

@@ -170,6 +170,10 @@ void jit_rt_batch_end(void);
 
 /* The family of a NAME_lpdf / NAME_lpmf builtin, else NULL. */
 const DistFamily *jit_rt_lpdf_family(const Builtin *b);
+/* Whether a latent of ins (of register type t) runs without a tape: a
+   structured constraint (simplex, ordered, ..., cov_matrix) whose transform
+   and family both have their own derivatives. */
+bool jit_rt_struct_ok(const IrInstr *ins, Type t);
 /* The family of a NAME_rng builtin, else NULL. */
 const DistFamily *jit_rt_rng_family(const Builtin *b);
 

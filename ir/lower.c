@@ -696,6 +696,8 @@ static ConKind con_of(const AstType *at) {
   case TB_UNIT_VECTOR: return CON_UNIT_VECTOR;
   case TB_CHOL_CORR: return CON_CHOL_CORR;
   case TB_COV: return CON_COV;
+  case TB_CORR: return CON_CORR;
+  case TB_CHOL_COV: return CON_CHOL_COV;
   default: break;
   }
   if (at->lower && at->upper) return CON_LOWER_UPPER;
@@ -720,7 +722,7 @@ static int lower_sizes(Lower *L, const AstType *at, int *out) {
     out[n++] = lower_expr(L, at->size1);
     out[n++] = lower_expr(L, at->size2);
     break;
-  case TB_CHOL_CORR: case TB_COV:
+  case TB_CHOL_CORR: case TB_COV: case TB_CORR: case TB_CHOL_COV:
     if (!at->size1) return -1;
     out[n] = lower_expr(L, at->size1);
     out[n + 1] = out[n];

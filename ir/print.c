@@ -169,6 +169,8 @@ static const char *con_word(int k) {
   case CON_UNIT_VECTOR: return "unit_vector";
   case CON_CHOL_CORR: return "cholesky_factor_corr";
   case CON_COV: return "cov_matrix";
+  case CON_CORR: return "corr_matrix";
+  case CON_CHOL_COV: return "cholesky_factor_cov";
   default: return NULL;
   }
 }

@@ -206,7 +206,8 @@ static Type type_of_ast(const AstType *at) {
   case TB_VECTOR: case TB_SIMPLEX: case TB_ORDERED: case TB_POS_ORDERED: case TB_UNIT_VECTOR:
     b = TY_VECTOR; break;
   case TB_ROWVEC: b = TY_ROWVEC; break;
-  case TB_MATRIX: case TB_CHOL_CORR: case TB_COV: b = TY_MATRIX; break;
+  case TB_MATRIX: case TB_CHOL_CORR: case TB_COV: case TB_CORR: case TB_CHOL_COV:
+    b = TY_MATRIX; break;
   case TB_NETWORK: b = TY_NETWORK; break;
   case TB_FLOW: b = TY_FLOW; break;
   }

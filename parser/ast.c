@@ -107,6 +107,8 @@ const char *ast_type_base_name(AstTypeBase b) {
   case TB_UNIT_VECTOR: return "unit_vector";
   case TB_CHOL_CORR: return "cholesky_factor_corr";
   case TB_COV: return "cov_matrix";
+  case TB_CORR: return "corr_matrix";
+  case TB_CHOL_COV: return "cholesky_factor_cov";
   case TB_NETWORK: return "network";
   case TB_FLOW: return "flow";
   }

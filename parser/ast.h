@@ -37,6 +37,8 @@ typedef enum {
   TB_UNIT_VECTOR,    /* unit_vector[K]: vector */
   TB_CHOL_CORR,      /* cholesky_factor_corr[K]: K x K matrix */
   TB_COV,            /* cov_matrix[K]: K x K matrix */
+  TB_CORR,           /* corr_matrix[K]: K x K matrix */
+  TB_CHOL_COV,       /* cholesky_factor_cov[K]: K x K matrix */
   TB_NETWORK,        /* `param network f = mlp(...)` only */
   TB_FLOW,           /* `param flow q = realnvp(...)` only */
 } AstTypeBase;

@@ -216,6 +216,7 @@ static bool is_lvalue(const Ast *e) {
 %token ROW_VECTOR "'row_vector'" MATRIX "'matrix'" SIMPLEX "'simplex'" ORDERED "'ordered'"
 %token POSITIVE_ORDERED "'positive_ordered'" UNIT_VECTOR "'unit_vector'"
 %token CHOLESKY_FACTOR_CORR "'cholesky_factor_corr'" COV_MATRIX "'cov_matrix'"
+%token CORR_MATRIX "'corr_matrix'" CHOLESKY_FACTOR_COV "'cholesky_factor_cov'"
 %token ARRAY "'array'" VOID "'void'"
 %token IF "'if'" ELSE "'else'" FOR "'for'" IN "'in'" WHILE "'while'" BREAK "'break'"
 %token CONTINUE "'continue'" RETURN "'return'" TRUE "'true'" FALSE "'false'"
@@ -346,6 +347,8 @@ base_kw:
   | UNIT_VECTOR { $$ = TB_UNIT_VECTOR; }
   | CHOLESKY_FACTOR_CORR { $$ = TB_CHOL_CORR; }
   | COV_MATRIX { $$ = TB_COV; }
+  | CORR_MATRIX { $$ = TB_CORR; }
+  | CHOLESKY_FACTOR_COV { $$ = TB_CHOL_COV; }
   ;
 
 /* ---- statements ---- */
@@ -692,7 +695,7 @@ static const char *const operators[] = {
 static const char *const stmt_start[] = {
     "'int'", "'real'", "'bool'", "'string'", "'vector'", "'row_vector'", "'matrix'",
     "'simplex'", "'ordered'", "'positive_ordered'", "'unit_vector'", "'cholesky_factor_corr'",
-    "'cov_matrix'", "'array'", "'if'", "'for'", "'while'", "'break'", "'continue'",
+    "'cov_matrix'", "'corr_matrix'", "'cholesky_factor_cov'", "'array'", "'if'", "'for'", "'while'", "'break'", "'continue'",
     "'return'", "'target'", "'param'", "'plate'", NULL};
 
 static void msg_add(char *buf, size_t cap, const char *s) {

@@ -25,12 +25,20 @@ static int tf_side(int n) {
   return K * K == n ? K : -1;
 }
 
+/* Scratch of n doubles: in buf (TF_STACK of them, on the caller's stack)
+   for the small units models have, else collected memory. */
+#define TF_STACK 256
+static double *tf_scratch(double *buf, size_t n) {
+  return n <= TF_STACK ? buf : gc_alloc_atomic(sizeof(double) * n);
+}
+
 int tf_free_size(ConKind con, int n) {
   int K;
   switch (con) {
   case CON_SIMPLEX: return n > 0 ? n - 1 : 0;
   case CON_CHOL_CORR: K = tf_side(n); return K < 0 ? -1 : K * (K - 1) / 2;
-  case CON_COV: K = tf_side(n); return K < 0 ? -1 : K * (K + 1) / 2;
+  case CON_COV: case CON_CHOL_COV: K = tf_side(n); return K < 0 ? -1 : K * (K + 1) / 2;
+  case CON_CORR: K = tf_side(n); return K < 0 ? -1 : K * (K - 1) / 2;
   default: return n;
   }
 }
@@ -223,14 +231,24 @@ static bool tf_chol_corr_free(int K, const double *x, double *u) {
   return true;
 }
 
+/* x = L L' of a lower-triangular L (column-major K x K), both triangles */
+static void tf_llt(int K, const double *L, double *x) {
+  for (int i = 0; i < K; i++)
+    for (int j = 0; j <= i; j++) {
+      double s = 0;
+      for (int q = 0; q <= j; q++) s += L[q * K + i] * L[q * K + j];
+      x[j * K + i] = x[i * K + j] = s;
+    }
+}
+
 /* ---- cov_matrix: Cholesky factor with log diagonal -------------------------- */
 
 /* u fills L row by row (row m: m off-diagonal entries, then log L[m,m]);
    x = L L'.  log|J| = K log 2 + sum_k (K - k + 1) log L[k,k] (0-based k): the
    Jacobian of L -> L L' on the lower triangle plus the exp on the diagonal. */
 static double tf_cov_map(int K, const double *u, double *x) {
-  double Lbuf[256];
-  double *L = K * K <= 256 ? Lbuf : gc_alloc_atomic(sizeof(double) * (size_t)(K * K));
+  double Lbuf[TF_STACK];
+  double *L = tf_scratch(Lbuf, (size_t)(K * K > 0 ? K * K : 1));
   int k = 0;
   double lj = K * PPL_LOG2;
   for (int m = 0; m < K; m++) {
@@ -239,23 +257,93 @@ static double tf_cov_map(int K, const double *u, double *x) {
     L[m * K + m] = exp(u[k]);
     lj += (K - m + 1) * u[k++];
   }
-  for (int i = 0; i < K; i++)
-    for (int j = 0; j <= i; j++) {
-      double s = 0;
-      for (int q = 0; q <= j; q++) s += L[q * K + i] * L[q * K + j];
-      x[j * K + i] = x[i * K + j] = s;
-    }
+  tf_llt(K, L, x);
   return lj;
 }
 
 static bool tf_cov_free(int K, const double *x, double *u) {
-  double Lbuf[256];
-  double *L = K * K <= 256 ? Lbuf : gc_alloc_atomic(sizeof(double) * (size_t)(K * K));
+  double Lbuf[TF_STACK];
+  double *L = tf_scratch(Lbuf, (size_t)(K * K > 0 ? K * K : 1));
   if (!la_is_symmetric(K, x, 1e-8) || !la_cholesky(K, x, L)) return false;
   int k = 0;
   for (int m = 0; m < K; m++) {
     for (int j = 0; j < m; j++) u[k++] = L[j * K + m];
     u[k++] = log(L[m * K + m]);
+  }
+  return true;
+}
+
+/* ---- corr_matrix: a correlation factor, times its transpose ---------------- */
+
+/* Stan reads a correlation matrix's canonical partial correlations column by
+   column (x21, x31, ..., xK1, x32, ...), cholesky_factor_corr's row by row:
+   the position in u of entry (i, j), i > j, in each order. */
+static int tf_col_pos(int K, int i, int j) { return j * (2 * K - j - 1) / 2 + (i - j - 1); }
+static int tf_row_pos(int i, int j) { return i * (i - 1) / 2 + j; }
+
+/* CPC weight in the log-Jacobian of u -> the correlation matrix: tanh's own
+   term plus Stan's (K - k - 1) / 2 log(1 - z^2) for column k (1-based) */
+static double tf_corr_weight(int K, int j) { return 1 + 0.5 * (K - j - 2); }
+
+static double *tf_corr_factor(int K, const double *u, double *ur, double *L) {
+  for (int i = 1; i < K; i++)
+    for (int j = 0; j < i; j++) ur[tf_row_pos(i, j)] = u[tf_col_pos(K, i, j)];
+  tf_chol_corr_map(K, ur, L);
+  return L;
+}
+
+static double tf_corr_map(int K, const double *u, double *x) {
+  size_t kk = (size_t)(K * K > 0 ? K * K : 1);
+  double buf[TF_STACK];
+  double *L = tf_scratch(buf, 2 * kk), *ur = L + kk;
+  tf_llt(K, tf_corr_factor(K, u, ur, L), x);
+  double lj = 0;
+  for (int j = 0; j + 1 < K; j++)
+    for (int i = j + 1; i < K; i++)
+      lj += tf_corr_weight(K, j) * tf_log1m_tanh2(u[tf_col_pos(K, i, j)]);
+  return lj;
+}
+
+static bool tf_corr_free(int K, const double *x, double *u) {
+  size_t kk = (size_t)(K * K > 0 ? K * K : 1);
+  double buf[TF_STACK];
+  double *L = tf_scratch(buf, 2 * kk), *ur = L + kk;
+  for (int i = 0; i < K; i++)
+    if (!(fabs(x[i * K + i] - 1) <= 1e-8)) return false;
+  if (!la_is_symmetric(K, x, 1e-8) || !la_cholesky(K, x, L) || !tf_chol_corr_free(K, L, ur))
+    return false;
+  for (int i = 1; i < K; i++)
+    for (int j = 0; j < i; j++) u[tf_col_pos(K, i, j)] = ur[tf_row_pos(i, j)];
+  return true;
+}
+
+/* ---- cholesky_factor_cov: lower triangular, positive diagonal --------------- */
+
+/* u fills L row by row (row m: m off-diagonal entries, then log L[m,m]), as
+   cov_matrix's factor; x = L and log|J| = sum of the log diagonal. */
+static double tf_chol_cov_map(int K, const double *u, double *x) {
+  int k = 0;
+  double lj = 0;
+  for (int m = 0; m < K; m++) {
+    for (int j = 0; j < K; j++) x[j * K + m] = 0;
+    for (int j = 0; j < m; j++) x[j * K + m] = u[k++];
+    x[m * K + m] = exp(u[k]);
+    lj += u[k++];
+  }
+  return lj;
+}
+
+static bool tf_chol_cov_free(int K, const double *x, double *u) {
+  int k = 0;
+  for (int m = 0; m < K; m++) {
+    for (int j = m + 1; j < K; j++)
+      if (!(fabs(x[j * K + m]) <= 1e-8)) return false;
+    for (int j = 0; j < m; j++) {
+      if (!isfinite(x[j * K + m])) return false;
+      u[k++] = x[j * K + m];
+    }
+    if (!(x[m * K + m] > 0) || !isfinite(x[m * K + m])) return false;
+    u[k++] = log(x[m * K + m]);
   }
   return true;
 }
@@ -271,6 +359,8 @@ bool tf_unconstrain(ConKind con, double lo, double hi, int n, const double *x, d
   case CON_UNIT_VECTOR: return tf_unit_free(n, x, u);
   case CON_CHOL_CORR: return (K = tf_side(n)) >= 0 && tf_chol_corr_free(K, x, u);
   case CON_COV: return (K = tf_side(n)) >= 0 && tf_cov_free(K, x, u);
+  case CON_CORR: return (K = tf_side(n)) >= 0 && tf_corr_free(K, x, u);
+  case CON_CHOL_COV: return (K = tf_side(n)) >= 0 && tf_chol_cov_free(K, x, u);
   default: {
     ConKind k = tf_bound_kind(con, lo, hi);
     for (int i = 0; i < n; i++)
@@ -289,6 +379,8 @@ double tf_constrain(ConKind con, double lo, double hi, int n, const double *u, d
   case CON_UNIT_VECTOR: return tf_unit_map(n, u, x);
   case CON_CHOL_CORR: return (K = tf_side(n)) >= 0 ? tf_chol_corr_map(K, u, x) : NAN;
   case CON_COV: return (K = tf_side(n)) >= 0 ? tf_cov_map(K, u, x) : NAN;
+  case CON_CORR: return (K = tf_side(n)) >= 0 ? tf_corr_map(K, u, x) : NAN;
+  case CON_CHOL_COV: return (K = tf_side(n)) >= 0 ? tf_chol_cov_map(K, u, x) : NAN;
   default: {
     ConKind k = tf_bound_kind(con, lo, hi);
     double lj = 0;
@@ -298,10 +390,191 @@ double tf_constrain(ConKind con, double lo, double hi, int n, const double *u, d
   }
 }
 
+/* ---- derivatives of the structured maps ---------------------------------------- */
+
+/* Each rule below is the reverse of its map above, written from the map's own
+   steps (recomputed from u where the map keeps no intermediate), so the
+   interpreter's tape (one block, tfa_structured) and the JIT's runtime
+   (ir/jit_rt.c) run the same numbers. */
+
+bool tf_structured(ConKind con) {
+  return con == CON_SIMPLEX || con == CON_ORDERED || con == CON_POS_ORDERED ||
+         con == CON_UNIT_VECTOR || con == CON_CHOL_CORR || con == CON_COV || con == CON_CORR ||
+         con == CON_CHOL_COV;
+}
+
+
+/* x[k] = x[k-1] + exp(u[k]): x[k]'s adjoint reaches every earlier step, so
+   sweep from the end with the running sum of xbar. */
+static void tf_ordered_vjp(bool pos, int n, const double *u, const double *xbar, double ljbar,
+                           double *ubar) {
+  double c = 0;
+  for (int k = n - 1; k >= 0; k--) {
+    c += xbar[k];
+    if (k == 0 && !pos) ubar[0] += c;
+    else ubar[k] += c * exp(u[k]) + ljbar;
+  }
+}
+
+/* stick-breaking backwards: sb is the adjoint of the stick left after step k */
+static void tf_simplex_vjp(int K, const double *u, const double *xbar, double ljbar,
+                           double *ubar) {
+  if (K <= 1) return;
+  double buf[TF_STACK];
+  double *stick = tf_scratch(buf, (size_t)K);
+  stick[0] = 1;
+  for (int k = 0; k < K - 1; k++)
+    stick[k + 1] = stick[k] * m_inv_logit(-(u[k] - log((double)(K - 1 - k))));
+  double sb = xbar[K - 1];
+  for (int k = K - 2; k >= 0; k--) {
+    double a = u[k] - log((double)(K - 1 - k));
+    double p = m_inv_logit(a), q = m_inv_logit(-a), s = stick[k];
+    /* stick[k+1] = s q; x[k] = s p; lj += log s + log p + log q */
+    double ab = sb * s * (-p * q) + xbar[k] * s * p * q + ljbar * (q - p);
+    sb = sb * q + xbar[k] * p + (k > 0 ? ljbar / s : 0);
+    ubar[k] += ab;
+  }
+}
+
+/* x = u / |u|, lj = -|u|^2 / 2 */
+static void tf_unit_vjp(int n, const double *u, const double *x, const double *xbar, double ljbar,
+                        double *ubar) {
+  double r2 = 0, dot = 0;
+  for (int k = 0; k < n; k++) r2 += u[k] * u[k];
+  if (!(r2 > 0)) return; /* a constant point and -inf: no derivative */
+  double r = sqrt(r2);
+  for (int k = 0; k < n; k++) dot += xbar[k] * x[k];
+  for (int k = 0; k < n; k++) ubar[k] += (xbar[k] - dot * x[k]) / r - ljbar * u[k];
+}
+
+/* Row by row: the row's entries v_j = z_j sqrt(1 - ss_j) (z = tanh u, ss_j the
+   squares before j), the diagonal sqrt(1 - ss); ssb carries the adjoint of
+   the running sum of squares backwards along the row. */
+static void tf_chol_corr_vjp(int K, const double *u, const double *x, const double *xbar,
+                             double ljbar, double *ubar) {
+  double buf[TF_STACK];
+  double *ss = tf_scratch(buf, (size_t)(K > 0 ? K : 1));
+  int k0 = 0;
+  for (int i = 1; i < K; i++) {
+    ss[0] = 0;
+    for (int j = 0; j < i; j++) {
+      double v = x[j * K + i];
+      if (j + 1 < i) ss[j + 1] = ss[j] + v * v;
+    }
+    double last = ss[i - 1] + x[(i - 1) * K + i] * x[(i - 1) * K + i];
+    double om = 1 - last, ssb = 0;
+    if (om > 0) ssb = -xbar[i * K + i] * 0.5 / sqrt(om);
+    for (int j = i - 1; j >= 0; j--) {
+      int k = k0 + j;
+      double z = tanh(u[k]), v = x[j * K + i];
+      double vb = xbar[j * K + i] + 2 * v * ssb, zb = vb;
+      if (j > 0) {
+        double o = 1 - ss[j], so = sqrt(o);
+        zb = vb * so;
+        ssb -= vb * z * 0.5 / so + ljbar * 0.5 / o;
+      }
+      ubar[k] += zb * (1 - z * z) - ljbar * 2 * z;
+    }
+    k0 += i;
+  }
+}
+
+/* Lb += the adjoint of L through x = L L' (tf_llt): x[i,j] and x[j,i] are
+   one value, whose adjoint is the sum of both. */
+static void tf_llt_vjp(int K, const double *L, const double *xbar, double *Lb) {
+  for (int i = 0; i < K; i++)
+    for (int j = 0; j <= i; j++) {
+      double sb = i == j ? xbar[i * K + i] : xbar[j * K + i] + xbar[i * K + j];
+      for (int q = 0; q <= j; q++) {
+        Lb[q * K + i] += sb * L[q * K + j];
+        Lb[q * K + j] += sb * L[q * K + i];
+      }
+    }
+}
+
+/* corr_matrix: L's adjoint through L L', then cholesky_factor_corr's rule
+   with u in its row order (and no log-Jacobian: corr_matrix's own is a sum
+   of weighted log(1 - tanh^2) terms, added here) */
+static void tf_corr_vjp(int K, const double *u, const double *xbar, double ljbar,
+                        double *ubar) {
+  size_t kk = (size_t)(K * K > 0 ? K * K : 1);
+  double buf[TF_STACK];
+  double *L = tf_scratch(buf, 4 * kk), *ur = L + kk, *Lb = ur + kk,
+         *urb = Lb + kk;
+  tf_corr_factor(K, u, ur, L);
+  for (size_t q = 0; q < kk; q++) Lb[q] = urb[q] = 0;
+  tf_llt_vjp(K, L, xbar, Lb);
+  tf_chol_corr_vjp(K, ur, L, Lb, 0, urb);
+  for (int j = 0; j + 1 < K; j++)
+    for (int i = j + 1; i < K; i++) {
+      int c = tf_col_pos(K, i, j);
+      ubar[c] += urb[tf_row_pos(i, j)] - ljbar * tf_corr_weight(K, j) * 2 * tanh(u[c]);
+    }
+}
+
+/* cholesky_factor_cov: x = L entry for entry, the diagonal exp'd */
+static void tf_chol_cov_vjp(int K, const double *u, const double *xbar, double ljbar,
+                            double *ubar) {
+  int k = 0;
+  for (int m = 0; m < K; m++) {
+    for (int j = 0; j < m; j++, k++) ubar[k] += xbar[j * K + m];
+    ubar[k] += xbar[m * K + m] * exp(u[k]) + ljbar;
+    k++;
+  }
+}
+
+/* x = L L' with L from u (off-diagonal entries as they are, the diagonal
+   exp'd). */
+static void tf_cov_vjp(int K, const double *u, const double *xbar, double ljbar, double *ubar) {
+  double buf[TF_STACK], bufb[TF_STACK];
+  size_t kk = (size_t)(K * K > 0 ? K * K : 1);
+  double *L = tf_scratch(buf, kk), *Lb = tf_scratch(bufb, kk);
+  int k = 0;
+  for (int m = 0; m < K; m++) {
+    for (int j = 0; j < K; j++) L[j * K + m] = Lb[j * K + m] = 0;
+    for (int j = 0; j < m; j++) L[j * K + m] = u[k++];
+    L[m * K + m] = exp(u[k++]);
+  }
+  tf_llt_vjp(K, L, xbar, Lb);
+  k = 0;
+  for (int m = 0; m < K; m++) {
+    for (int j = 0; j < m; j++, k++) ubar[k] += Lb[j * K + m];
+    ubar[k] += Lb[m * K + m] * L[m * K + m] + ljbar * (K - m + 1);
+    k++;
+  }
+}
+
+void tf_constrain_vjp(ConKind con, int n, const double *u, const double *x, const double *xbar,
+                      double ljbar, double *ubar) {
+  int K;
+  switch (con) {
+  case CON_SIMPLEX: tf_simplex_vjp(n, u, xbar, ljbar, ubar); break;
+  case CON_ORDERED: tf_ordered_vjp(false, n, u, xbar, ljbar, ubar); break;
+  case CON_POS_ORDERED: tf_ordered_vjp(true, n, u, xbar, ljbar, ubar); break;
+  case CON_UNIT_VECTOR: tf_unit_vjp(n, u, x, xbar, ljbar, ubar); break;
+  case CON_CHOL_CORR:
+    if ((K = tf_side(n)) >= 0) tf_chol_corr_vjp(K, u, x, xbar, ljbar, ubar);
+    break;
+  case CON_COV:
+    if ((K = tf_side(n)) >= 0) tf_cov_vjp(K, u, xbar, ljbar, ubar);
+    break;
+  case CON_CORR:
+    if ((K = tf_side(n)) >= 0) tf_corr_vjp(K, u, xbar, ljbar, ubar);
+    break;
+  case CON_CHOL_COV:
+    if ((K = tf_side(n)) >= 0) tf_chol_cov_vjp(K, u, xbar, ljbar, ubar);
+    break;
+  case CON_NONE: /* the identity: a whole-value family's unconstrained latent */
+    for (int i = 0; i < n; i++) ubar[i] += xbar[i];
+    break;
+  default: break;
+  }
+}
+
 /* ---- the same maps on a tape ------------------------------------------------ */
 
-/* Each mirrors its double version above operation by operation, so values
-   agree bit for bit wherever the operations are the same. */
+/* Scalar bounds node by node (the bounds may carry nodes); the structured
+   kinds as one block whose rule is tf_constrain_vjp. */
 
 /* The bounds may carry nodes too (bounds computed from parameters). */
 static AdNum tfa_bound(Tape *t, ConKind k, AdNum lo, AdNum hi, AdNum u, AdNum *x) {
@@ -331,117 +604,55 @@ static AdNum tfa_bound(Tape *t, ConKind k, AdNum lo, AdNum hi, AdNum u, AdNum *x
   }
 }
 
-static AdNum tfa_simplex(Tape *t, int K, const AdNum *u, AdNum *x) {
-  if (K == 0) return ad_const(0);
-  AdNum stick = ad_const(1), lj = ad_const(0);
-  for (int k = 0; k < K - 1; k++) {
-    AdNum a = ad_add(t, u[k], ad_const(-log((double)(K - 1 - k))));
-    x[k] = ad_mul(t, stick, ad_inv_logit(t, a));
-    AdNum terms[3] = {ad_log(t, stick), ad_log_inv_logit(t, a), ad_log1m_inv_logit(t, a)};
-    lj = ad_add(t, lj, ad_sum(t, 3, terms));
-    stick = ad_mul(t, stick, ad_inv_logit(t, ad_scale(t, a, -1)));
-  }
-  x[K - 1] = stick;
-  return lj;
+/* A structured kind on a tape: one block node of n + 1 ids (x's n scalars,
+   then log|J|) whose rule is tf_constrain_vjp, so the interpreter's tape and
+   the JIT run the same derivative.  The block keeps u's values and nodes. */
+typedef struct TfBlock {
+  ConKind con;
+  int n, m;
+  const double *u, *x;
+  const int32_t *un;
+  double *ubar;
+} TfBlock;
+
+static void tf_block_vjp(void *ctx, const double *gout, double *adj) {
+  const TfBlock *b = ctx;
+  for (int i = 0; i < b->m; i++) b->ubar[i] = 0;
+  tf_constrain_vjp(b->con, b->n, b->u, b->x, gout, gout[b->n], b->ubar);
+  for (int i = 0; i < b->m; i++)
+    if (b->un[i]) adj[b->un[i]] += b->ubar[i];
 }
 
-static AdNum tfa_ordered(Tape *t, bool pos, int n, const AdNum *u, AdNum *x) {
-  AdNum lj = ad_const(0);
-  for (int k = 0; k < n; k++) {
-    if (k == 0 && !pos) {
-      x[0] = u[0];
-      continue;
-    }
-    x[k] = ad_add(t, k == 0 ? ad_const(0) : x[k - 1], ad_exp(t, u[k]));
-    lj = ad_add(t, lj, u[k]);
+static AdNum tfa_structured(Tape *t, ConKind con, int n, const AdNum *u, AdNum *x) {
+  int m = tf_free_size(con, n);
+  if (m < 0) return ad_const(NAN);
+  size_t mm = (size_t)(m > 0 ? m : 1), nn = (size_t)(n > 0 ? n : 1);
+  double *uv = tape_alloc_atomic(t, sizeof(double) * (2 * mm + nn));
+  double *xv = uv + mm;
+  int32_t *un = tape_alloc_atomic(t, sizeof(int32_t) * mm);
+  bool live = false;
+  for (int i = 0; i < m; i++) {
+    uv[i] = u[i].v;
+    un[i] = u[i].n;
+    live = live || u[i].n;
   }
-  return lj;
-}
-
-static AdNum tfa_unit(Tape *t, int n, const AdNum *u, AdNum *x) {
-  AdNum r2 = ad_const(0);
-  for (int k = 0; k < n; k++) r2 = ad_add(t, r2, ad_mul(t, u[k], u[k]));
-  if (!(r2.v > 0)) {
-    for (int k = 0; k < n; k++) x[k] = ad_const(k == 0);
-    return ad_const(-INFINITY);
+  double lj = tf_constrain(con, -INFINITY, INFINITY, n, uv, xv);
+  if (!live) {
+    for (int i = 0; i < n; i++) x[i] = ad_const(xv[i]);
+    return ad_const(lj);
   }
-  AdNum r = ad_sqrt(t, r2);
-  for (int k = 0; k < n; k++) x[k] = ad_div(t, u[k], r);
-  return ad_scale(t, r2, -0.5);
-}
-
-static AdNum tfa_chol_corr(Tape *t, int K, const AdNum *u, AdNum *x) {
-  for (int q = 0; q < K * K; q++) x[q] = ad_const(0);
-  if (K == 0) return ad_const(0);
-  x[0] = ad_const(1);
-  AdNum lj = ad_const(0);
-  int k = 0;
-  for (int i = 1; i < K; i++) {
-    AdNum ss = ad_const(0);
-    for (int j = 0; j < i; j++, k++) {
-      AdNum z = ad_tanh(t, u[k]);
-      /* d/du log(1 - tanh^2 u) = -2 tanh u */
-      lj = ad_add(t, lj, (AdNum){tf_log1m_tanh2(u[k].v), tape_unary(t, u[k].n, -2 * z.v)});
-      AdNum v = z;
-      if (j > 0) {
-        AdNum om = ad_sub(t, ad_const(1), ss);
-        lj = ad_add(t, lj, ad_scale(t, ad_log(t, om), 0.5));
-        v = ad_mul(t, z, ad_sqrt(t, om));
-      }
-      x[j * K + i] = v;
-      ss = ad_add(t, ss, ad_mul(t, v, v));
-    }
-    AdNum om = ad_sub(t, ad_const(1), ss);
-    x[i * K + i] = om.v > 0 ? ad_sqrt(t, om) : ad_const(0);
-  }
-  return lj;
-}
-
-static AdNum tfa_cov(Tape *t, int K, const AdNum *u, AdNum *x) {
-  AdNum *L = gc_alloc_atomic(sizeof(AdNum) * (size_t)(K * K > 0 ? K * K : 1));
-  int k = 0;
-  AdNum lj = ad_const(K * PPL_LOG2);
-  for (int m = 0; m < K; m++) {
-    for (int j = 0; j < K; j++) L[j * K + m] = ad_const(0);
-    for (int j = 0; j < m; j++) L[j * K + m] = u[k++];
-    L[m * K + m] = ad_exp(t, u[k]);
-    lj = ad_add(t, lj, ad_scale(t, u[k++], K - m + 1));
-  }
-  int32_t *par = gc_alloc_atomic(sizeof(int32_t) * (size_t)(2 * K + 1));
-  double *dv = gc_alloc_atomic(sizeof(double) * (size_t)(2 * K + 1));
-  for (int i = 0; i < K; i++)
-    for (int j = 0; j <= i; j++) {
-      double s = 0;
-      int np = 0;
-      for (int q = 0; q <= j; q++) {
-        AdNum a = L[q * K + i], b = L[q * K + j];
-        s += a.v * b.v;
-        par[np] = a.n;
-        dv[np++] = b.v;
-        par[np] = b.n;
-        dv[np++] = a.v;
-      }
-      x[j * K + i] = x[i * K + j] = (AdNum){s, tape_push(t, np, par, dv)};
-    }
-  return lj;
+  TfBlock *b = tape_alloc(t, sizeof(TfBlock));
+  *b = (TfBlock){con, n, m, uv, xv, un, xv + nn};
+  int32_t first = tape_block(t, (size_t)n + 1, tf_block_vjp, b);
+  for (int i = 0; i < n; i++) x[i] = (AdNum){xv[i], first + i};
+  return (AdNum){lj, first + n};
 }
 
 AdNum tf_constrain_ad(Tape *t, ConKind con, AdNum lo, AdNum hi, int n, const AdNum *u,
                       AdNum *x) {
-  int K;
-  switch (con) {
-  case CON_SIMPLEX: return tfa_simplex(t, n, u, x);
-  case CON_ORDERED: return tfa_ordered(t, false, n, u, x);
-  case CON_POS_ORDERED: return tfa_ordered(t, true, n, u, x);
-  case CON_UNIT_VECTOR: return tfa_unit(t, n, u, x);
-  case CON_CHOL_CORR:
-    return (K = tf_side(n)) >= 0 ? tfa_chol_corr(t, K, u, x) : ad_const(NAN);
-  case CON_COV: return (K = tf_side(n)) >= 0 ? tfa_cov(t, K, u, x) : ad_const(NAN);
-  default: {
-    ConKind k = tf_bound_kind(con, lo.v, hi.v);
-    AdNum lj = ad_const(0);
-    for (int i = 0; i < n; i++) lj = ad_add(t, lj, tfa_bound(t, k, lo, hi, u[i], &x[i]));
-    return lj;
-  }
-  }
+  if (tf_structured(con)) return tfa_structured(t, con, n, u, x);
+  ConKind k = tf_bound_kind(con, lo.v, hi.v);
+  AdNum lj = ad_const(0);
+  for (int i = 0; i < n; i++) lj = ad_add(t, lj, tfa_bound(t, k, lo, hi, u[i], &x[i]));
+  return lj;
 }

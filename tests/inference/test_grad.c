@@ -6,7 +6,9 @@
  *
  * Covered: every example and exact-posterior model with fixed structure and
  * continuous latents; small models for each constraint kind (bounds, simplex,
- * ordered, positive_ordered, cholesky_factor_corr),
+ * ordered, positive_ordered, unit_vector, cholesky_factor_corr, cov_matrix,
+ * corr_matrix, cholesky_factor_cov;
+ * arrays of them, latent parameters, values read afterwards),
  * for bounds computed from parameters, for the interpreter's operations
  * (broadcasting, matrix products, indexing, slicing, stores, literals,
  * conditionals, user functions) and for each differentiable builtin; the
@@ -290,8 +292,66 @@ static void test_transforms(void) {
              NULL, 0.8);
   grad_model("cholesky_factor_corr",
              "model { cholesky_factor_corr[3] L ~ lkj_corr_cholesky(2.5); }\n", NULL, 0.8);
-  /* unit_vector and cov_matrix have no family to sample them yet: their
-     transforms are tested directly in tests/lang/test_ad.c */
+  /* unit_vector and cov_matrix have no proper family yet: flat() and a
+     factor that reads them */
+  grad_model("unit_vector and cov_matrix",
+             "model {\n"
+             "  unit_vector[3] v ~ flat();\n"
+             "  cov_matrix[3] S ~ flat();\n"
+             "  target += -0.5 * sum(S .* S) + 2 * v[1] - v[3] + log_determinant(S);\n"
+             "}\n",
+             NULL, 0.7);
+  /* arrays of structured units, parameters that are latents themselves (the
+     family's partials reach them), and values read after the draw (the
+     value's adjoint goes back through the transform) */
+  grad_model("structured latents with latent parameters",
+             "model {\n"
+             "  vector<lower=0>[3] alpha ~ gamma(3, 2);\n"
+             "  simplex[3] G[2] ~ dirichlet(alpha);\n"
+             "  real<lower=0> eta ~ gamma(4, 2);\n"
+             "  cholesky_factor_corr[4] L ~ lkj_corr_cholesky(eta);\n"
+             "  vector[3] m ~ normal(0, 2);\n"
+             "  ordered[3] o ~ normal(m, 2);\n"
+             "  positive_ordered[2] q[2] ~ lognormal(0, 1);\n"
+             "  target += 3 * G[1, 2] - G[2, 3] + L[3, 2] * L[4, 1] + o[2] * q[2, 1];\n"
+             "  [0.5, -1]' ~ multi_normal_cholesky(o[1:2], L[1:2, 1:2]);\n"
+             "}\n",
+             NULL, 0.6);
+  grad_model("corr_matrix and cholesky_factor_cov",
+             "model {\n"
+             "  corr_matrix[3] R ~ flat();\n"
+             "  cholesky_factor_cov[3] Lc ~ flat();\n"
+             "  target += -2 * sum(R .* R) + R[2, 1] - 0.5 * sum(Lc .* Lc);\n"
+             "  [0.4, -0.3, 1.2]' ~ multi_normal_cholesky(rep_vector(0, 3), Lc);\n"
+             "  corr_matrix[2] Q[2] ~ flat();\n"
+             "  target += 3 * Q[1, 2, 1] - square(Q[2, 1, 2]);\n"
+             "}\n",
+             NULL, 0.6);
+  grad_model("unconstrained latents of whole-value families",
+             "model {\n"
+             "  vector[2] m ~ normal(0, 1);\n"
+             "  cholesky_factor_corr[2] L ~ lkj_corr_cholesky(3);\n"
+             "  vector[2] b[3] ~ multi_normal_cholesky(m, L);\n"
+             "  vector[2] c ~ multi_normal([0.5, -1]', [[2, 0.3], [0.3, 1]]);\n"
+             "  target += b[2, 1] * c[2] - square(b[3, 2]);\n"
+             "}\n",
+             NULL, 0.7);
+  grad_model("larger units: simplex[12], cholesky_factor_corr[6], cov_matrix[4]",
+             "model {\n"
+             "  simplex[12] s ~ dirichlet(rep_vector(1.3, 12));\n"
+             "  cholesky_factor_corr[6] L ~ lkj_corr_cholesky(1.5);\n"
+             "  cov_matrix[4] S ~ flat();\n"
+             "  target += dot_self(s) * 4 + sum(L * L) - trace(S) + 2 * log_determinant(S);\n"
+             "}\n",
+             NULL, 0.5);
+  /* scratch past the transforms' stack buffers (K^2 > 256, 4 K^2 > 256) */
+  grad_model("larger units: cov_matrix[17], corr_matrix[9]",
+             "model {\n"
+             "  cov_matrix[17] S ~ flat();\n"
+             "  corr_matrix[9] R ~ flat();\n"
+             "  target += -0.5 * sum(S .* S) - sum(R .* R) + R[7, 2] + S[16, 3];\n"
+             "}\n",
+             NULL, 0.3);
   grad_model("bounds from parameters",
              "model {\n"
              "  real a ~ normal(0, 1);\n"
@@ -301,6 +361,46 @@ static void test_transforms(void) {
              "}\n",
              NULL, 0.8);
 }
+
+#ifdef TEST_JIT
+/* Latents of every structured type, and of whole-value families, run with
+   no tape in compiled code (jit_rt.c's fast_structured): a fallback to the
+   interpreter's implementation would record one. */
+static void test_transforms_tape_free(void) {
+  static const char *const progs[][2] = {
+      /* (parameters that are latents: a constant vector expression is a
+         runtime call of its own, which records on a tape) */
+      {"simplex", "model { vector<lower=0>[4] a ~ gamma(2, 2); simplex[4] s ~ dirichlet(a);\n"
+                  "  vector<lower=0>[3] b ~ gamma(3, 1); simplex[3] G[2] ~ dirichlet(b); }\n"},
+      {"ordered", "model { vector[3] m ~ normal(0, 2); ordered[3] o ~ normal(m, 2);\n"
+                  "  positive_ordered[2] q[2] ~ lognormal(0, 1); }\n"},
+      {"cholesky_factor_corr", "model { real<lower=0> eta ~ gamma(4, 2);\n"
+                               "  cholesky_factor_corr[4] L ~ lkj_corr_cholesky(eta); }\n"},
+      {"unit_vector, cov_matrix", "model { unit_vector[3] v ~ flat(); cov_matrix[3] S ~ flat();\n"
+                                  "  target += -0.5 * sum(S .* S) + v[1]; }\n"},
+      {"corr_matrix, cholesky_factor_cov",
+       "model { corr_matrix[3] R ~ flat(); cholesky_factor_cov[3] Lc ~ flat();\n"
+       "  target += -2 * sum(R .* R) - 0.5 * sum(Lc .* Lc); }\n"},
+      {"multi_normal_cholesky latents",
+       "model { vector[2] m ~ normal(0, 1); cholesky_factor_corr[2] L ~ lkj_corr_cholesky(3);\n"
+       "  vector[2] b[3] ~ multi_normal_cholesky(m, L); }\n"},
+  };
+  for (size_t i = 0; i < sizeof progs / sizeof progs[0]; i++) {
+    LogDensity *ld = ld_of(progs[i][1], NULL, progs[i][0]);
+    if (!ld || !tap_ok(ld_use_jit(ld, false), "%s: compiled (%s)", progs[i][0], ld_jit_refusal(ld)))
+      continue;
+    size_t n = ld_dim(ld);
+    double *theta = calloc(n + 1, sizeof(double)), *g = calloc(n + 1, sizeof(double)), lp = NAN;
+    for (size_t k = 0; k < n; k++) theta[k] = 0.3 * sin(1.0 + (double)k);
+    int ntapes = -1;
+    bool ok = ld_eval_grad_jit_tapes(ld, theta, &lp, g, &ntapes);
+    tap_ok(ok && isfinite(lp) && ntapes == 0, "%s: compiled gradient records no tape (%d)",
+           progs[i][0], ntapes);
+    free(theta);
+    free(g);
+  }
+}
+#endif
 
 /* ---- interpreter operations ---- */
 
@@ -723,6 +823,9 @@ int main(int argc, char **argv) {
 #endif
   gc_init();
   test_transforms();
+#ifdef TEST_JIT
+  test_transforms_tape_free();
+#endif
   test_interp_ops();
   test_builtins();
   test_no_rule();

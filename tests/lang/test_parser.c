@@ -98,6 +98,8 @@ static const Good good[] = {
      "(program (block data (decl ordered[K] o) (decl positive_ordered[K] po) "
      "(decl unit_vector[K] u) (decl cholesky_factor_corr[K] L) (decl cov_matrix[K] S) "
      "(decl row_vector[K] r) (decl bool flag)))"},
+    {"data { corr_matrix[K] R; cholesky_factor_cov[K] Lc[2]; }",
+     "(program (block data (decl corr_matrix[K] R) (decl cholesky_factor_cov[K] Lc [2])))"},
     {"data { real y[N, M]; array[N, M] real z; array[J] vector[K] vs; "
      "matrix<lower=0>[N, K] X[2]; }",
      "(program (block data (decl real y [N,M]) (decl real z [N,M]) (decl vector[K] vs [J]) "

@@ -2,7 +2,10 @@
  * sizes, round trips u -> x -> u and x -> u -> x at random points of every
  * kind, log-Jacobians against a numerical Jacobian (central differences of
  * u -> the free coordinates of x, then log|det| by LU), Stan's conventions at
- * u = 0, and rejection of values outside each constraint set. */
+ * u = 0, and rejection of values outside each constraint set; the structured
+ * kinds' reverse rule (tf_constrain_vjp) against central differences of
+ * xbar.x(u) + ljbar log|J|(u), and recorded on a tape as one block with
+ * scattered and constant input nodes. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,6 +36,7 @@ static const Case cases[] = {
     {"ordered n=5", CON_ORDERED, 0, 0, 5},
     {"positive_ordered n=4", CON_POS_ORDERED, 0, 0, 4},
     {"unit_vector n=3", CON_UNIT_VECTOR, 0, 0, 3},
+    {"unit_vector n=1", CON_UNIT_VECTOR, 0, 0, 1},
     {"cholesky_factor_corr K=1", CON_CHOL_CORR, 0, 0, 1},
     {"cholesky_factor_corr K=2", CON_CHOL_CORR, 0, 0, 4},
     {"cholesky_factor_corr K=3", CON_CHOL_CORR, 0, 0, 9},
@@ -40,6 +44,13 @@ static const Case cases[] = {
     {"cov_matrix K=1", CON_COV, 0, 0, 1},
     {"cov_matrix K=2", CON_COV, 0, 0, 4},
     {"cov_matrix K=4", CON_COV, 0, 0, 16},
+    {"corr_matrix K=1", CON_CORR, 0, 0, 1},
+    {"corr_matrix K=2", CON_CORR, 0, 0, 4},
+    {"corr_matrix K=3", CON_CORR, 0, 0, 9},
+    {"corr_matrix K=5", CON_CORR, 0, 0, 25},
+    {"cholesky_factor_cov K=1", CON_CHOL_COV, 0, 0, 1},
+    {"cholesky_factor_cov K=3", CON_CHOL_COV, 0, 0, 9},
+    {"cholesky_factor_cov K=4", CON_CHOL_COV, 0, 0, 16},
 };
 #define NCASES (int)(sizeof cases / sizeof cases[0])
 #define MAXN 32
@@ -54,10 +65,12 @@ static int free_coords(const Case *c, const double *x, double *f) {
     for (int i = 0; i < c->n - 1; i++) f[m++] = x[i];
     return m;
   case CON_CHOL_CORR:
+  case CON_CORR:
     for (int j = 0; j < K; j++)
       for (int i = j + 1; i < K; i++) f[m++] = x[j * K + i];
     return m;
   case CON_COV:
+  case CON_CHOL_COV:
     for (int j = 0; j < K; j++)
       for (int i = j; i < K; i++) f[m++] = x[j * K + i];
     return m;
@@ -145,6 +158,66 @@ static void test_case(const Case *c, Rng *r) {
          c->con == CON_UNIT_VECTOR ? "is -|u|^2/2" : "matches the numerical Jacobian", worst_lj);
 }
 
+/* phi(u) = xbar.x(u) + ljbar lj(u), whose gradient tf_constrain_vjp gives */
+static double vjp_phi(const Case *c, const double *u, const double *xbar, double ljbar) {
+  double x[MAXN];
+  double lj = tf_constrain(c->con, c->lo, c->hi, c->n, u, x);
+  double s = ljbar * lj;
+  for (int i = 0; i < c->n; i++) s += xbar[i] * x[i];
+  return s;
+}
+
+static void test_vjp(const Case *c, Rng *r) {
+  int m = tf_free_size(c->con, c->n);
+  double u[MAXN], x[MAXN], xbar[MAXN], ub[MAXN], ut[MAXN];
+  double worst = 0, worst_add = 0, worst_tape = 0;
+  for (int rep = 0; rep < 10; rep++) {
+    for (int i = 0; i < m; i++) u[i] = 1.1 * rng_normal(r);
+    for (int i = 0; i < c->n; i++) xbar[i] = rng_normal(r);
+    double ljbar = rep == 0 ? 0 : rep == 1 ? 1 : rng_normal(r);
+    tf_constrain(c->con, c->lo, c->hi, c->n, u, x);
+    for (int i = 0; i < m; i++) ub[i] = 0;
+    tf_constrain_vjp(c->con, c->n, u, x, xbar, ljbar, ub);
+    for (int i = 0; i < m; i++) {
+      double v[MAXN], h = 1e-4, f[4];
+      const double off[4] = {2, 1, -1, -2};
+      memcpy(v, u, sizeof(double) * (size_t)m);
+      for (int k = 0; k < 4; k++) {
+        v[i] = u[i] + off[k] * h;
+        f[k] = vjp_phi(c, v, xbar, ljbar);
+      }
+      double fd = (-f[0] + 8 * f[1] - 8 * f[2] + f[3]) / (12 * h);
+      worst = fmax(worst, fabs(ub[i] - fd) / fmax(1, fabs(fd)));
+    }
+    /* it adds into ubar */
+    for (int i = 0; i < m; i++) ut[i] = 0.25 * i;
+    tf_constrain_vjp(c->con, c->n, u, x, xbar, ljbar, ut);
+    for (int i = 0; i < m; i++) worst_add = fmax(worst_add, fabs(ut[i] - (0.25 * i + ub[i])));
+    /* on a tape: u's nodes scattered (every other one a constant), the block
+       seeded with xbar and ljbar */
+    Tape *t = tape_new();
+    AdNum ua[MAXN], xa[MAXN];
+    int32_t pad = tape_var(t, 0.0); /* a node before u's: ids are not 1.. */
+    (void)pad;
+    for (int i = 0; i < m; i++) ua[i] = i % 2 ? ad_const(u[i]) : (AdNum){u[i], tape_var(t, u[i])};
+    AdNum lj = tf_constrain_ad(t, c->con, ad_const(c->lo), ad_const(c->hi), c->n, ua, xa);
+    double adj[4 * MAXN + 8] = {0};
+    bool live = false;
+    for (int i = 0; i < m; i++) live = live || ua[i].n;
+    if (live && (size_t)tape_size(t) + 1 <= sizeof adj / sizeof adj[0]) {
+      for (int i = 0; i < c->n; i++)
+        if (xa[i].n) adj[xa[i].n] += xbar[i];
+      if (lj.n) adj[lj.n] += ljbar;
+      tape_backward_seeded(t, adj);
+      for (int i = 0; i < m; i += 2) worst_tape = fmax(worst_tape, fabs(adj[ua[i].n] - ub[i]));
+    }
+    for (int i = 0; i < c->n; i++) worst_tape = fmax(worst_tape, fabs(xa[i].v - x[i]));
+  }
+  tap_ok(worst < 1e-7, "%s: reverse rule matches central differences (worst %.3g)", c->name, worst);
+  tap_ok(worst_add == 0, "%s: the reverse rule adds into ubar", c->name);
+  tap_ok(worst_tape == 0, "%s: on a tape, one block with the rule's values and adjoints", c->name);
+}
+
 static void test_sizes(void) {
   tap_ok(tf_free_size(CON_SIMPLEX, 5) == 4 && tf_free_size(CON_CHOL_CORR, 16) == 6 &&
              tf_free_size(CON_COV, 9) == 6 && tf_free_size(CON_LOWER, 7) == 7 &&
@@ -188,6 +261,19 @@ static void test_known(void) {
   tap_ok(fabs(x[0] - 4) < 1e-14 && fabs(x[1] - 1) < 1e-14 && fabs(x[2] - 1) < 1e-14 &&
              fabs(x[3] - 9.25) < 1e-14,
          "cov_matrix: Stan's order (log L00, L10, log L11)");
+  /* corr_matrix reads its CPCs column by column as Stan does: the third of
+     K = 4 is entry (3,0), where cholesky_factor_corr's third is (2,1) */
+  tf_constrain(CON_CORR, 0, 0, 16, (double[]){0, 0, 0.4, 0, 0, 0}, x);
+  tap_ok(fabs(x[3] - tanh(0.4)) < 1e-15 && fabs(x[12] - tanh(0.4)) < 1e-15 && x[6] == 0 &&
+             x[0] == 1 && x[15] == 1,
+         "corr_matrix: Stan's column order of the CPCs, symmetric, unit diagonal");
+  lj = tf_constrain(CON_CORR, 0, 0, 9, (double[]){0, 0, 0}, x);
+  tap_ok(lj == 0 && x[0] == 1 && x[4] == 1 && x[8] == 1 && x[1] == 0 && x[5] == 0,
+         "corr_matrix: u = 0 is the identity");
+  lj = tf_constrain(CON_CHOL_COV, 0, 0, 4, (double[]){log(2), 0.5, log(3)}, x);
+  tap_ok(fabs(x[0] - 2) < 1e-15 && x[1] == 0.5 && x[2] == 0 && fabs(x[3] - 3) < 1e-15 &&
+             fabs(lj - log(6)) < 1e-15,
+         "cholesky_factor_cov: (log L00, L10, log L11), log|J| the log diagonal");
   /* far out: no NaN, bounds respected */
   lj = tf_constrain(CON_LOWER_UPPER, 0, 1, 1, (double[]){800}, x);
   tap_ok(x[0] <= 1 && x[0] >= 0 && !isnan(lj), "lower_upper: u = 800 stays in [lo, hi]");
@@ -223,6 +309,17 @@ static void test_reject(void) {
          "cov_matrix: an indefinite matrix refused");
   tap_ok(!tf_unconstrain(CON_COV, 0, 0, 4, (double[]){2, 0.1, 0.3, 2}, u),
          "cov_matrix: an asymmetric matrix refused");
+  tap_ok(!tf_unconstrain(CON_CORR, 0, 0, 4, (double[]){2, 0.1, 0.1, 1}, u),
+         "corr_matrix: a diagonal entry 2 refused");
+  tap_ok(!tf_unconstrain(CON_CORR, 0, 0, 4, (double[]){1, 1.2, 1.2, 1}, u),
+         "corr_matrix: an indefinite matrix refused");
+  tap_ok(tf_unconstrain(CON_CORR, 0, 0, 4, (double[]){1, -0.3, -0.3, 1}, u) &&
+             fabs(u[0] - atanh(-0.3)) < 1e-15,
+         "corr_matrix: a correlation matrix accepted");
+  tap_ok(!tf_unconstrain(CON_CHOL_COV, 0, 0, 4, (double[]){1, 0.5, 0.2, 1}, u),
+         "cholesky_factor_cov: a non-zero upper entry refused");
+  tap_ok(!tf_unconstrain(CON_CHOL_COV, 0, 0, 4, (double[]){1, 0.5, 0, -1}, u),
+         "cholesky_factor_cov: a negative diagonal refused");
 }
 
 int main(void) {
@@ -230,6 +327,8 @@ int main(void) {
   rng_seed(&r, 2024, 0);
   test_sizes();
   for (int i = 0; i < NCASES; i++) test_case(&cases[i], &r);
+  for (int i = 0; i < NCASES; i++)
+    if (tf_structured(cases[i].con)) test_vjp(&cases[i], &r);
   test_known();
   test_reject();
   return tap_done();
