@@ -416,6 +416,14 @@ static Tensor npe_context(Tape *t, const NpeNets *m, Tensor w, int B, const doub
   return tensor_gather(t, 2, (int[]){B, n}, vals, ids);
 }
 
+/* npe_context of one standardised row x off the tape (the same bits), for
+ * drawing: the flow's context, m->flow.ctx reals in out. */
+static void npe_embed(const NpeNets *m, const double *w, const double *x, double *out) {
+  double *work = gc_alloc_atomic(sizeof(double) * (ds_work(&m->ds, 1) + 1));
+  ds_eval(&m->ds, w, 1, x, out, work);
+  if (m->npooled) ds_pooled(&m->ds, x, out + m->ds.out);
+}
+
 /* The mean over B rows of -log q(theta | x) in standardised units (theta
  * B x dim, x B x in, both standardised), recorded on t with weights w. */
 static AdNum npe_loss(Tape *t, const NpeNets *m, Tensor w, int B, const double *x,
@@ -1070,9 +1078,10 @@ typedef struct NpeState {
   NpeModel *M;
   LogDensity *ld;
   LdWork *work;
-  Tape *tape;
   double *ctx;           /* the flow's context for the observed data, M->m.flow.ctx reals */
   double *bth, *blq;     /* draws of q made a batch at a time (npe_refill) */
+  double *bctx;          /* the context's NPE_DRAW_BATCH rows, the flow's input */
+  double *beps, *bx, *bld, *bwork; /* the flow's base draws, outputs, log dets, workspace */
   int bnext;             /* the next of them; NPE_DRAW_BATCH: none left */
   Rng draw_rng, out_rng;
   Diag last_fail;
@@ -1081,35 +1090,29 @@ typedef struct NpeState {
   const char *backend;   /* why the log density is interpreted, when ld_jit_pays said so */
 } NpeState;
 
-/* The next NPE_DRAW_BATCH draws of q in one pass of the flow (one BLAS
- * product per layer for the batch): thetas in s->bth, log q in s->blq. */
+/* The next NPE_DRAW_BATCH draws of q in one pass of the flow, off the tape
+ * (rnvp_forward_values: one BLAS product per network layer for the batch,
+ * the buffers made once in npe_init): thetas in s->bth, log q in s->blq. */
 static void npe_refill(NpeState *s) {
   NpeModel *M = s->M;
-  int dim = M->dim, ctx = M->m.flow.ctx, nfl = (int)M->m.flow.nparams, B = NPE_DRAW_BATCH;
-  size_t n = (size_t)B * (size_t)dim;
-  Tape *t = s->tape;
-  tape_reset(t);
-  AdNum *e = tape_alloc_atomic(t, sizeof(AdNum) * n), *x = tape_alloc_atomic(t, sizeof(AdNum) * n);
-  AdNum *logdet = tape_alloc_atomic(t, sizeof(AdNum) * (size_t)B);
-  double *c = tape_alloc_atomic(t, sizeof(double) * (size_t)B * (size_t)ctx);
+  int dim = M->dim, B = NPE_DRAW_BATCH;
   double lsd = 0;
   for (int i = 0; i < dim; i++) lsd += log(M->tsd[i]);
   for (int b = 0; b < B; b++) {
-    memcpy(c + (size_t)b * ctx, s->ctx, sizeof(double) * (size_t)ctx);
     double q = -0.5 * dim * log(2 * M_PI) - lsd;
     for (int i = 0; i < dim; i++) {
       double eps = rng_normal(&s->draw_rng);
-      e[(size_t)b * dim + i] = ad_const(eps);
+      s->beps[(size_t)b * dim + i] = eps;
       q -= 0.5 * eps * eps;
     }
     s->blq[b] = q;
   }
-  rnvp_forward_batch(t, &M->m.flow, tensor_const(1, &nfl, M->w + M->m.ds.nparams), B,
-                     tensor_const(2, (int[]){B, ctx}, c), e, x, logdet);
+  rnvp_forward_values(&M->m.flow, M->w + M->m.ds.nparams, B, s->bctx, s->beps, s->bx, s->bld,
+                      s->bwork);
   for (int b = 0; b < B; b++) {
-    s->blq[b] -= logdet[b].v;
+    s->blq[b] -= s->bld[b];
     for (int i = 0; i < dim; i++)
-      s->bth[(size_t)b * dim + i] = M->tmean[i] + M->tsd[i] * x[(size_t)b * dim + i].v;
+      s->bth[(size_t)b * dim + i] = M->tmean[i] + M->tsd[i] * s->bx[(size_t)b * dim + i];
   }
   s->bnext = 0;
 }
@@ -1164,7 +1167,6 @@ static void *npe_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
     return NULL;
   }
   s->work = ld_work_new(s->ld);
-  s->tape = tape_new();
   rng_seed(&s->draw_rng, o->seed ^ 0x64726177u, (uint64_t)chain);
   rng_seed(&s->out_rng, o->seed ^ 0x6e706564u, (uint64_t)chain);
   diag_init(&s->last_fail);
@@ -1180,16 +1182,19 @@ static void *npe_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
     }
     row[k] = (row[k] - M->xmean[cols[k]]) / M->xsd[cols[k]];
   }
-  Tensor c = npe_context(s->tape, &M->m, tensor_const(1, (int[]){(int)M->m.ds.nparams}, M->w), 1, row);
-  if (!tensor_ok(c)) {
-    diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "npe: %s", tape_error(s->tape));
-    return NULL;
-  }
   s->ctx = gc_alloc_atomic(sizeof(double) * (size_t)M->m.flow.ctx);
-  memcpy(s->ctx, c.d, sizeof(double) * (size_t)M->m.flow.ctx);
+  npe_embed(&M->m, M->w, row, s->ctx);
   vi_draws_init(&s->draws, (size_t)M->dim, npe_sample, s);
   s->bth = gc_alloc_atomic(sizeof(double) * (size_t)M->dim * NPE_DRAW_BATCH);
   s->blq = gc_alloc_atomic(sizeof(double) * NPE_DRAW_BATCH);
+  int fctx = M->m.flow.ctx;
+  s->bctx = gc_alloc_atomic(sizeof(double) * (size_t)(fctx ? fctx : 1) * NPE_DRAW_BATCH);
+  for (int b = 0; b < NPE_DRAW_BATCH; b++)
+    memcpy(s->bctx + (size_t)b * fctx, s->ctx, sizeof(double) * (size_t)fctx);
+  s->beps = gc_alloc_atomic(sizeof(double) * (size_t)M->dim * NPE_DRAW_BATCH);
+  s->bx = gc_alloc_atomic(sizeof(double) * (size_t)M->dim * NPE_DRAW_BATCH);
+  s->bld = gc_alloc_atomic(sizeof(double) * NPE_DRAW_BATCH);
+  s->bwork = gc_alloc_atomic(sizeof(double) * rnvp_work(&M->m.flow, NPE_DRAW_BATCH));
   s->bnext = NPE_DRAW_BATCH;
   s->notes = gc_printf("amortized posterior from %s (neural posterior estimation: %ld "
                        "simulations, %d epochs); no optimisation for these data",
