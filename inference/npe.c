@@ -1080,6 +1080,9 @@ typedef struct NpeState {
   LdWork *work;
   double *ctx;           /* the flow's context for the observed data, M->m.flow.ctx reals */
   double *bth, *blq;     /* draws of q made a batch at a time (npe_refill) */
+  double *blp;           /* their log densities, [0, bweighed) evaluated (npe_weigh) */
+  int bweighed;
+  long want, made;       /* draws the chain asks for, draws handed out */
   double *bctx;          /* the context's NPE_DRAW_BATCH rows, the flow's input */
   double *beps, *bx, *bld, *bwork; /* the flow's base draws, outputs, log dets, workspace */
   int bnext;             /* the next of them; NPE_DRAW_BATCH: none left */
@@ -1115,6 +1118,24 @@ static void npe_refill(NpeState *s) {
       s->bth[(size_t)b * dim + i] = M->tmean[i] + M->tsd[i] * s->bx[(size_t)b * dim + i];
   }
   s->bnext = 0;
+  s->bweighed = 0;
+}
+
+/* log p at the batch's draws [bnext, bnext + m) as one batch (ld_eval_batch:
+ * compiled code makes the data matrix's products for all of them at once),
+ * m the draws the chain still asks for (o->draws * o->thin in all, the
+ * fresh draws or the pool of --psis-resample), at least one: the flow's
+ * last batch has more draws than the chain uses, and their log densities
+ * are the cost that matters. */
+static bool npe_weigh(NpeState *s, Diag *d) {
+  long left = s->want - s->made;
+  int m = NPE_DRAW_BATCH - s->bnext;
+  if (left >= 1 && left < m) m = (int)left;
+  if (!ld_eval_batch(s->work, (size_t)m, s->bth + (size_t)s->bnext * s->M->dim,
+                     s->blp + s->bnext, &s->last_fail, d))
+    return false;
+  s->bweighed = s->bnext + m;
+  return true;
 }
 
 /* theta ~ q(. | x) with log q(theta | x) in *lq, log p(theta, x) in *lp. */
@@ -1122,18 +1143,11 @@ static bool npe_sample(void *state, double *theta, double *lp, double *lq, Diag 
   NpeState *s = state;
   int dim = s->M->dim;
   if (s->bnext == NPE_DRAW_BATCH) npe_refill(s);
+  if (s->bnext == s->bweighed && !npe_weigh(s, d)) return false;
   memcpy(theta, s->bth + (size_t)s->bnext * dim, sizeof(double) * (size_t)dim);
-  *lq = s->blq[s->bnext++];
-  Diag ed;
-  diag_init(&ed);
-  if (!ld_eval(s->ld, theta, lp, &ed)) {
-    if (ed.code == DIAG_INTERNAL) {
-      *d = ed;
-      return false;
-    }
-    s->last_fail = ed;
-    *lp = -INFINITY;
-  }
+  *lq = s->blq[s->bnext];
+  *lp = s->blp[s->bnext++];
+  s->made++;
   if (isnan(*lp) || *lp == INFINITY) *lp = -INFINITY;
   return true;
 }
@@ -1187,6 +1201,8 @@ static void *npe_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
   vi_draws_init(&s->draws, (size_t)M->dim, npe_sample, s);
   s->bth = gc_alloc_atomic(sizeof(double) * (size_t)M->dim * NPE_DRAW_BATCH);
   s->blq = gc_alloc_atomic(sizeof(double) * NPE_DRAW_BATCH);
+  s->blp = gc_alloc_atomic(sizeof(double) * NPE_DRAW_BATCH);
+  s->want = (long)o->draws * o->thin;
   int fctx = M->m.flow.ctx;
   s->bctx = gc_alloc_atomic(sizeof(double) * (size_t)(fctx ? fctx : 1) * NPE_DRAW_BATCH);
   for (int b = 0; b < NPE_DRAW_BATCH; b++)
