@@ -655,19 +655,24 @@ static const double *npe_find(const StFile *f, const char *file, const char *nam
   return NULL;
 }
 
-/* The model of an npe file for the program of `in` and its data. */
-static NpeModel *npe_load(const Interp *in, const char *path, Diag *d) {
+/* The model of an npe file for the program of `in` and its data: f read
+ * from path (given, decoded and checked, by the engine amortized), or NULL to
+ * read it here. */
+static NpeModel *npe_load(const Interp *in, const StFile *f, const char *path, Diag *d) {
   const IrProgram *p = interp_program(in);
   const char *err = NULL;
-  StFile *f = st_read(path, &err);
   if (!f) {
-    diag_error(d, access(path, R_OK) == 0 ? DIAG_DATA : DIAG_IO, (SrcPos){0}, "%s",
-               err ? err : path);
-    return NULL;
-  }
-  if (!st_check_meta(f, path, ir_program_hash(p), &err)) {
-    diag_error(d, DIAG_DATA, (SrcPos){0}, "%s", err);
-    return NULL;
+    StFile *r = st_read(path, &err);
+    if (!r) {
+      diag_error(d, access(path, R_OK) == 0 ? DIAG_DATA : DIAG_IO, (SrcPos){0}, "%s",
+                 err ? err : path);
+      return NULL;
+    }
+    if (!st_check_meta(r, path, ir_program_hash(p), &err)) {
+      diag_error(d, DIAG_DATA, (SrcPos){0}, "%s", err);
+      return NULL;
+    }
+    f = r;
   }
   const char *kind = st_meta_get(f, "kind");
   if (!kind || strcmp(kind, ST_KIND_NPE) != 0) {
@@ -1152,7 +1157,8 @@ static bool npe_sample(void *state, double *theta, double *lp, double *lq, Diag 
   return true;
 }
 
-static void *npe_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
+void *npe_init_loaded(const Interp *in, const EngineOpts *o, int chain, const StFile *f,
+                      Diag *d) {
   const OptValue *lv = opt_set_get(o->set, "load");
   if (!lv || !lv->path) {
     diag_error(d, DIAG_USAGE, (SrcPos){0},
@@ -1161,7 +1167,7 @@ static void *npe_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
   }
   NpeState *s = gc_alloc(sizeof *s);
   s->o = o, s->chain = chain, s->file = lv->path;
-  if (!(s->M = npe_load(in, lv->path, d))) return NULL;
+  if (!(s->M = npe_load(in, f, lv->path, d))) return NULL;
   NpeModel *M = s->M;
   /* the log density weighs each draw once: compile only where that pays */
   s->ld = ld_shared(in, false, d);
@@ -1224,6 +1230,10 @@ static void *npe_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
       !vi_draws_resample(&s->draws, o->draws * o->thin, &s->draw_rng, d))
     return NULL;
   return s;
+}
+
+static void *npe_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
+  return npe_init_loaded(in, o, chain, NULL, d);
 }
 
 static bool npe_step(void *state, bool warmup, Draw *out, Diag *d) {
