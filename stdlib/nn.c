@@ -142,11 +142,20 @@ void nn_mlp_eval(const NnMlp *m, const double *w, int B, const double *x, double
     const double *W = w + off, *bias = w + off + (size_t)a * (size_t)b;
     off += (size_t)a * (size_t)b + (size_t)b;
     tensor_matmul_values(B, a, b, h, W, y);
+    NnAct f = last ? m->out_act : m->act;
+    /* the bias and a relu in one pass (the tape's two steps, the same
+       operations on each element); other activations after the bias */
     for (int r = 0; r < B; r++) {
       double *yr = y + (size_t)r * b;
-      for (int j = 0; j < b; j++) yr[j] = yr[j] + bias[j];
+      if (f == TENSOR_RELU)
+        for (int j = 0; j < b; j++) {
+          double v = yr[j] + bias[j];
+          yr[j] = v > 0 ? v : 0;
+        }
+      else
+        for (int j = 0; j < b; j++) yr[j] = yr[j] + bias[j];
     }
-    tensor_act_values(last ? m->out_act : m->act, (size_t)B * (size_t)b, y, y);
+    if (f != TENSOR_RELU) tensor_act_values(f, (size_t)B * (size_t)b, y, y);
     h = y;
   }
 }
