@@ -418,10 +418,15 @@ static Tensor npe_context(Tape *t, const NpeNets *m, Tensor w, int B, const doub
 
 /* npe_context of one standardised row x off the tape (the same bits), for
  * drawing: the flow's context, m->flow.ctx reals in out. */
-static void npe_embed(const NpeNets *m, const double *w, const double *x, double *out) {
-  double *work = gc_alloc_atomic(sizeof(double) * (ds_work(&m->ds, 1) + 1));
+static bool npe_embed(const NpeNets *m, const double *w, const double *x, double *out) {
+  /* scratch of every element's features and hidden units (megabytes for
+     large data): malloc's, not the collector's, which would zero it */
+  double *work = malloc(sizeof(double) * (ds_work(&m->ds, 1) + 1));
+  if (!work) return false;
   ds_eval(&m->ds, w, 1, x, out, work);
+  free(work);
   if (m->npooled) ds_pooled(&m->ds, x, out + m->ds.out);
+  return true;
 }
 
 /* The mean over B rows of -log q(theta | x) in standardised units (theta
@@ -1203,7 +1208,10 @@ void *npe_init_loaded(const Interp *in, const EngineOpts *o, int chain, const St
     row[k] = (row[k] - M->xmean[cols[k]]) / M->xsd[cols[k]];
   }
   s->ctx = gc_alloc_atomic(sizeof(double) * (size_t)M->m.flow.ctx);
-  npe_embed(&M->m, M->w, row, s->ctx);
+  if (!npe_embed(&M->m, M->w, row, s->ctx)) {
+    diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "npe: out of memory embedding the data");
+    return NULL;
+  }
   vi_draws_init(&s->draws, (size_t)M->dim, npe_sample, s);
   s->bth = gc_alloc_atomic(sizeof(double) * (size_t)M->dim * NPE_DRAW_BATCH);
   s->blq = gc_alloc_atomic(sizeof(double) * NPE_DRAW_BATCH);
