@@ -14,6 +14,14 @@
  * sds, and the sd's ratio (the worst and the median over the latents).
  *
  *   amortized_bench PPL_BINARY SOURCE_ROOT [collinear|all] [KEEP_DIR]   (e.g. build/ppl .)
+ *   amortized_bench PPL_BINARY SOURCE_ROOT profile KEEP_DIR [ROUNDS]
+ *
+ * (`profile`: only the host's amortized draws for new data sets, with the
+ * collinear file already trained in KEEP_DIR; under
+ * `valgrind --tool=callgrind --toggle-collect=ab_new_set` the instructions
+ * of the sets, each its data as typed arrays and 1,000 draws; ROUNDS
+ * repeats the sets, each set's least CPU time printed, for a sampling
+ * profiler)
  *
  * (with `collinear`, only the program where nuts takes seconds; with a
  * KEEP_DIR, the trained files are written there and, when they are already
@@ -434,6 +442,55 @@ static void ab_host(ppl_context *ctx, const AbCase *c, const double *X) {
   ppl_model_free(m);
 }
 
+/* ---- callgrind's view of a new data set ---- */
+
+/* One new data set as the host gives it: the typed arrays, then 1,000
+   amortized draws.  Not inlined: callgrind --toggle-collect=ab_new_set counts
+   exactly this (what `profile` mode prints the command for). */
+__attribute__((noinline)) static ppl_status ab_new_set(ppl_model *m, const AbCase *c,
+                                                       const double *X, const double *y,
+                                                       ppl_result **r) {
+  ppl_status st = cl_set_data(m, X, y);
+  return st == PPL_OK ? ab_run(m, c->engine, c->load_opt, c->params, NULL, r) : st;
+}
+
+/* The amortized side of ab_host alone, for a profiler and for the CPU time
+   of a new data set without nuts beside it: data set 0 first (it compiles
+   the log density; later sets reuse the code), then sets 1..CL_SETS through
+   ab_new_set, each set's CPU time printed, and the least. */
+static int ab_profile(ppl_context *ctx, const AbCase *c, const double *X, int rounds) {
+  ppl_model *m = NULL;
+  static double y[CL_N];
+  if (ppl_compile_file(ctx, c->model, &m) != PPL_OK) goto fail;
+  ppl_result *r = NULL;
+  cl_response(X, 0, y);
+  if (cl_set_data(m, X, y) != PPL_OK ||
+      ab_run(m, c->engine, c->load_opt, c->params, NULL, &r) != PPL_OK)
+    goto fail;
+  ppl_result_free(r);
+  double cpu[CL_SETS];
+  for (int k = 0; k < rounds; k++)
+    for (int set = 1; set <= CL_SETS; set++) {
+      r = NULL;
+      cl_response(X, set, y);
+      double c0 = ab_cpu();
+      if (ab_new_set(m, c, X, y, &r) != PPL_OK) goto fail;
+      double t = ab_cpu() - c0;
+      cpu[set - 1] = k ? fmin(cpu[set - 1], t) : t;
+      if (k == rounds - 1)
+        printf("  set %d: amortized %.5f s of CPU, backend %s\n", set, cpu[set - 1],
+               ppl_result_backend(r));
+      ppl_result_free(r);
+    }
+  printf("  a new data set: %.5f s of CPU (least of %d)\n", ab_min(cpu, CL_SETS), CL_SETS);
+  ppl_model_free(m);
+  return 0;
+fail:
+  printf("  failed: %s\n", ppl_errmsg(ctx));
+  ppl_model_free(m);
+  return 1;
+}
+
 /* ---- the programs ---- */
 
 /* The toy (amortized_toy.h) with its encoder guide: trained on 2,000
@@ -465,7 +522,7 @@ static bool toy_files(const char *dir, AbCase *c) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: amortized_bench PPL_BINARY SOURCE_ROOT [collinear]\n");
+    fprintf(stderr, "usage: amortized_bench PPL_BINARY SOURCE_ROOT [collinear|profile] [KEEP_DIR]\n");
     return 2;
   }
   char tmpl[] = "/tmp/amortized_bench_XXXXXX";
@@ -476,7 +533,8 @@ int main(int argc, char **argv) {
   ppl_context *ctx = ppl_context_new(NULL);
   printf("amortized posteriors against nuts (one chain, 1,000 draws; nuts 1,000 warmup)\n");
 
-  bool only_slow = argc > 3 && !strcmp(argv[3], "collinear");
+  bool profile = argc > 3 && !strcmp(argv[3], "profile");
+  bool only_slow = profile || (argc > 3 && !strcmp(argv[3], "collinear"));
   AbCase toy = {.name = "conjugate toy, guide form: 100 new points, 100 latents z[i]",
                 .engine = "amortized",
                 .load_opt = "load",
@@ -520,6 +578,16 @@ int main(int argc, char **argv) {
   snprintf(cl.data, sizeof cl.data, "%s/collinear.json", dir);
   snprintf(cl.train_data, sizeof cl.train_data, "%s", cl.data);
   snprintf(cl.params, sizeof cl.params, "%s/collinear.params", dir);
+  if (profile) {
+    if (access(cl.params, R_OK) != 0) {
+      printf("profile: no trained file %s (run the bench with `collinear %s` once)\n", cl.params,
+             dir);
+      return 1;
+    }
+    int rc = ab_profile(ctx, &cl, X, argc > 5 ? atoi(argv[5]) > 0 ? atoi(argv[5]) : 1 : 1);
+    ppl_context_free(ctx);
+    return rc;
+  }
   if (cl_json(cl.data, X, y0)) {
     ab_case(ctx, argv[1], dir, &cl);
     ab_host(ctx, &cl, X);

@@ -16,7 +16,9 @@
  * PSIS k-hat (does q fit these data?) and the log evidence, and
  * --psis-resample corrects mild mismatches.  The selector picks this engine
  * only when --load names such a file for the program (amortized_select). */
+#include <pthread.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../stdlib/safetensors.h"
 #include "advi.h"
@@ -29,6 +31,49 @@ typedef struct Amortized {
   const EngineVT *vt;
   void *state;
 } Amortized;
+
+/* The last file read (am_read).  Amortization is used by asking for
+ * posteriors for new data again and again with one trained file: decoding
+ * its 200 kB (the JSON header, every tensor checked) once per run, and once
+ * more to choose the engine, cost a tenth of a new data set's run.  The
+ * decoded file is never written after st_decode (its readers copy what they
+ * change), so it is kept, keyed by the path, the file's identity, size and
+ * modification time, and the program's hash: a file written again, even
+ * at the same size, has another modification time and is read again. */
+typedef struct AmCache {
+  char *path;
+  struct stat st;
+  uint64_t hash;
+  StFile *f;
+} AmCache;
+static pthread_mutex_t am_lock = PTHREAD_MUTEX_INITIALIZER;
+static AmCache *am_cache; /* a GC root, made at the first read */
+
+static bool am_same(const struct stat *a, const struct stat *b) {
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+         a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* svi_read_params(path, p, "--load", d), from the cache when the same file
+ * was read last for the same program. */
+static StFile *am_read(const char *path, const IrProgram *p, Diag *d) {
+  struct stat st;
+  uint64_t hash = ir_program_hash(p);
+  bool known = stat(path, &st) == 0;
+  pthread_mutex_lock(&am_lock);
+  StFile *f = known && am_cache && am_cache->hash == hash && !strcmp(am_cache->path, path) &&
+                      am_same(&am_cache->st, &st)
+                  ? am_cache->f
+                  : NULL;
+  pthread_mutex_unlock(&am_lock);
+  if (f) return f;
+  if (!(f = svi_read_params(path, p, "--load", d)) || !known) return f;
+  pthread_mutex_lock(&am_lock);
+  if (!am_cache) am_cache = gc_alloc_root(sizeof *am_cache);
+  *am_cache = (AmCache){gc_strdup(path), st, hash, f};
+  pthread_mutex_unlock(&am_lock);
+  return f;
+}
 
 static const char *am_path(const EngineOpts *o) {
   const OptValue *v = opt_set_get(o->set, "load");
@@ -61,7 +106,7 @@ static const EngineVT *am_form(const StFile *f, const IrProgram *p, const char *
 
 const EngineVT *amortized_select(const IrProgram *p, const char *path, const char **why,
                                  Diag *d) {
-  StFile *f = svi_read_params(path, p, "--load", d);
+  StFile *f = am_read(path, p, d);
   const EngineVT *form = f ? am_form(f, p, path, d) : NULL;
   if (!form) return NULL;
   if (why)
@@ -82,13 +127,13 @@ static void *am_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) 
     return NULL;
   }
   const IrProgram *p = interp_program(in);
-  StFile *f = svi_read_params(path, p, "--load", d);
+  StFile *f = am_read(path, p, d);
   const EngineVT *form = f ? am_form(f, p, path, d) : NULL;
   if (!form) return NULL;
   Amortized *a = gc_alloc(sizeof *a);
   a->vt = form;
   a->state = form == &engine_svi ? svi_init_loaded(in, o, chain, f, path, d)
-                                 : form->init(in, o, chain, d);
+                                 : npe_init_loaded(in, o, chain, f, d);
   return a->state ? a : NULL;
 }
 

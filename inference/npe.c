@@ -418,6 +418,19 @@ static Tensor npe_context(Tape *t, const NpeNets *m, Tensor w, int B, const doub
   return tensor_gather(t, 2, (int[]){B, n}, vals, ids);
 }
 
+/* npe_context of one standardised row x off the tape (the same bits), for
+ * drawing: the flow's context, m->flow.ctx reals in out. */
+static bool npe_embed(const NpeNets *m, const double *w, const double *x, double *out) {
+  /* scratch of every element's features and hidden units (megabytes for
+     large data): malloc's, not the collector's, which would zero it */
+  double *work = malloc(sizeof(double) * (ds_work(&m->ds, 1) + 1));
+  if (!work) return false;
+  ds_eval(&m->ds, w, 1, x, out, work);
+  free(work);
+  if (m->npooled) ds_pooled(&m->ds, x, out + m->ds.out);
+  return true;
+}
+
 /* The sum over B rows of -log q(theta | x) in standardised units (theta
  * B x dim, x B x in, both standardised) divided by nmean, recorded on t with
  * weights w: the mean over the rows when nmean is B, one block's share of a
@@ -652,19 +665,24 @@ static const double *npe_find(const StFile *f, const char *file, const char *nam
   return NULL;
 }
 
-/* The model of an npe file for the program of `in` and its data. */
-static NpeModel *npe_load(const Interp *in, const char *path, Diag *d) {
+/* The model of an npe file for the program of `in` and its data: f read
+ * from path (given, decoded and checked, by the engine amortized), or NULL to
+ * read it here. */
+static NpeModel *npe_load(const Interp *in, const StFile *f, const char *path, Diag *d) {
   const IrProgram *p = interp_program(in);
   const char *err = NULL;
-  StFile *f = st_read(path, &err);
   if (!f) {
-    diag_error(d, access(path, R_OK) == 0 ? DIAG_DATA : DIAG_IO, (SrcPos){0}, "%s",
-               err ? err : path);
-    return NULL;
-  }
-  if (!st_check_meta(f, path, ir_program_hash(p), &err)) {
-    diag_error(d, DIAG_DATA, (SrcPos){0}, "%s", err);
-    return NULL;
+    StFile *r = st_read(path, &err);
+    if (!r) {
+      diag_error(d, access(path, R_OK) == 0 ? DIAG_DATA : DIAG_IO, (SrcPos){0}, "%s",
+                 err ? err : path);
+      return NULL;
+    }
+    if (!st_check_meta(r, path, ir_program_hash(p), &err)) {
+      diag_error(d, DIAG_DATA, (SrcPos){0}, "%s", err);
+      return NULL;
+    }
+    f = r;
   }
   const char *kind = st_meta_get(f, "kind");
   if (!kind || strcmp(kind, ST_KIND_NPE) != 0) {
@@ -1341,9 +1359,13 @@ typedef struct NpeState {
   NpeModel *M;
   LogDensity *ld;
   LdWork *work;
-  Tape *tape;
   double *ctx;           /* the flow's context for the observed data, M->m.flow.ctx reals */
   double *bth, *blq;     /* draws of q made a batch at a time (npe_refill) */
+  double *blp;           /* their log densities, [0, bweighed) evaluated (npe_weigh) */
+  int bweighed;
+  long want, made;       /* draws the chain asks for, draws handed out */
+  double *bctx;          /* the context's NPE_DRAW_BATCH rows, the flow's input */
+  double *beps, *bx, *bld, *bwork; /* the flow's base draws, outputs, log dets, workspace */
   int bnext;             /* the next of them; NPE_DRAW_BATCH: none left */
   Rng draw_rng, out_rng;
   Diag last_fail;
@@ -1352,37 +1374,49 @@ typedef struct NpeState {
   const char *backend;   /* why the log density is interpreted, when ld_jit_pays said so */
 } NpeState;
 
-/* The next NPE_DRAW_BATCH draws of q in one pass of the flow (one BLAS
- * product per layer for the batch): thetas in s->bth, log q in s->blq. */
+/* The next NPE_DRAW_BATCH draws of q in one pass of the flow, off the tape
+ * (rnvp_forward_values: one BLAS product per network layer for the batch,
+ * the buffers made once in npe_init): thetas in s->bth, log q in s->blq. */
 static void npe_refill(NpeState *s) {
   NpeModel *M = s->M;
-  int dim = M->dim, ctx = M->m.flow.ctx, nfl = (int)M->m.flow.nparams, B = NPE_DRAW_BATCH;
-  size_t n = (size_t)B * (size_t)dim;
-  Tape *t = s->tape;
-  tape_reset(t);
-  AdNum *e = tape_alloc_atomic(t, sizeof(AdNum) * n), *x = tape_alloc_atomic(t, sizeof(AdNum) * n);
-  AdNum *logdet = tape_alloc_atomic(t, sizeof(AdNum) * (size_t)B);
-  double *c = tape_alloc_atomic(t, sizeof(double) * (size_t)B * (size_t)ctx);
+  int dim = M->dim, B = NPE_DRAW_BATCH;
   double lsd = 0;
   for (int i = 0; i < dim; i++) lsd += log(M->tsd[i]);
   for (int b = 0; b < B; b++) {
-    memcpy(c + (size_t)b * ctx, s->ctx, sizeof(double) * (size_t)ctx);
     double q = -0.5 * dim * log(2 * M_PI) - lsd;
     for (int i = 0; i < dim; i++) {
       double eps = rng_normal(&s->draw_rng);
-      e[(size_t)b * dim + i] = ad_const(eps);
+      s->beps[(size_t)b * dim + i] = eps;
       q -= 0.5 * eps * eps;
     }
     s->blq[b] = q;
   }
-  rnvp_forward_batch(t, &M->m.flow, tensor_const(1, &nfl, M->w + M->m.ds.nparams), B,
-                     tensor_const(2, (int[]){B, ctx}, c), e, x, logdet);
+  rnvp_forward_values(&M->m.flow, M->w + M->m.ds.nparams, B, s->bctx, s->beps, s->bx, s->bld,
+                      s->bwork);
   for (int b = 0; b < B; b++) {
-    s->blq[b] -= logdet[b].v;
+    s->blq[b] -= s->bld[b];
     for (int i = 0; i < dim; i++)
-      s->bth[(size_t)b * dim + i] = M->tmean[i] + M->tsd[i] * x[(size_t)b * dim + i].v;
+      s->bth[(size_t)b * dim + i] = M->tmean[i] + M->tsd[i] * s->bx[(size_t)b * dim + i];
   }
   s->bnext = 0;
+  s->bweighed = 0;
+}
+
+/* log p at the batch's draws [bnext, bnext + m) as one batch (ld_eval_batch:
+ * compiled code makes the data matrix's products for all of them at once),
+ * m the draws the chain still asks for (o->draws * o->thin in all, the
+ * fresh draws or the pool of --psis-resample), at least one: the flow's
+ * last batch has more draws than the chain uses, and their log densities
+ * are the cost that matters. */
+static bool npe_weigh(NpeState *s, Diag *d) {
+  long left = s->want - s->made;
+  int m = NPE_DRAW_BATCH - s->bnext;
+  if (left >= 1 && left < m) m = (int)left;
+  if (!ld_eval_batch(s->work, (size_t)m, s->bth + (size_t)s->bnext * s->M->dim,
+                     s->blp + s->bnext, &s->last_fail, d))
+    return false;
+  s->bweighed = s->bnext + m;
+  return true;
 }
 
 /* theta ~ q(. | x) with log q(theta | x) in *lq, log p(theta, x) in *lp. */
@@ -1390,23 +1424,17 @@ static bool npe_sample(void *state, double *theta, double *lp, double *lq, Diag 
   NpeState *s = state;
   int dim = s->M->dim;
   if (s->bnext == NPE_DRAW_BATCH) npe_refill(s);
+  if (s->bnext == s->bweighed && !npe_weigh(s, d)) return false;
   memcpy(theta, s->bth + (size_t)s->bnext * dim, sizeof(double) * (size_t)dim);
-  *lq = s->blq[s->bnext++];
-  Diag ed;
-  diag_init(&ed);
-  if (!ld_eval(s->ld, theta, lp, &ed)) {
-    if (ed.code == DIAG_INTERNAL) {
-      *d = ed;
-      return false;
-    }
-    s->last_fail = ed;
-    *lp = -INFINITY;
-  }
+  *lq = s->blq[s->bnext];
+  *lp = s->blp[s->bnext++];
+  s->made++;
   if (isnan(*lp) || *lp == INFINITY) *lp = -INFINITY;
   return true;
 }
 
-static void *npe_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
+void *npe_init_loaded(const Interp *in, const EngineOpts *o, int chain, const StFile *f,
+                      Diag *d) {
   const OptValue *lv = opt_set_get(o->set, "load");
   if (!lv || !lv->path) {
     diag_error(d, DIAG_USAGE, (SrcPos){0},
@@ -1415,7 +1443,7 @@ static void *npe_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
   }
   NpeState *s = gc_alloc(sizeof *s);
   s->o = o, s->chain = chain, s->file = lv->path;
-  if (!(s->M = npe_load(in, lv->path, d))) return NULL;
+  if (!(s->M = npe_load(in, f, lv->path, d))) return NULL;
   NpeModel *M = s->M;
   /* the log density weighs each draw once: compile only where that pays */
   s->ld = ld_shared(in, false, d);
@@ -1435,7 +1463,6 @@ static void *npe_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
     return NULL;
   }
   s->work = ld_work_new(s->ld);
-  s->tape = tape_new();
   rng_seed(&s->draw_rng, o->seed ^ 0x64726177u, (uint64_t)chain);
   rng_seed(&s->out_rng, o->seed ^ 0x6e706564u, (uint64_t)chain);
   diag_init(&s->last_fail);
@@ -1451,16 +1478,24 @@ static void *npe_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
     }
     row[k] = (row[k] - M->xmean[cols[k]]) / M->xsd[cols[k]];
   }
-  Tensor c = npe_context(s->tape, &M->m, tensor_const(1, (int[]){(int)M->m.ds.nparams}, M->w), 1, row);
-  if (!tensor_ok(c)) {
-    diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "npe: %s", tape_error(s->tape));
+  s->ctx = gc_alloc_atomic(sizeof(double) * (size_t)M->m.flow.ctx);
+  if (!npe_embed(&M->m, M->w, row, s->ctx)) {
+    diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "npe: out of memory embedding the data");
     return NULL;
   }
-  s->ctx = gc_alloc_atomic(sizeof(double) * (size_t)M->m.flow.ctx);
-  memcpy(s->ctx, c.d, sizeof(double) * (size_t)M->m.flow.ctx);
   vi_draws_init(&s->draws, (size_t)M->dim, npe_sample, s);
   s->bth = gc_alloc_atomic(sizeof(double) * (size_t)M->dim * NPE_DRAW_BATCH);
   s->blq = gc_alloc_atomic(sizeof(double) * NPE_DRAW_BATCH);
+  s->blp = gc_alloc_atomic(sizeof(double) * NPE_DRAW_BATCH);
+  s->want = (long)o->draws * o->thin;
+  int fctx = M->m.flow.ctx;
+  s->bctx = gc_alloc_atomic(sizeof(double) * (size_t)(fctx ? fctx : 1) * NPE_DRAW_BATCH);
+  for (int b = 0; b < NPE_DRAW_BATCH; b++)
+    memcpy(s->bctx + (size_t)b * fctx, s->ctx, sizeof(double) * (size_t)fctx);
+  s->beps = gc_alloc_atomic(sizeof(double) * (size_t)M->dim * NPE_DRAW_BATCH);
+  s->bx = gc_alloc_atomic(sizeof(double) * (size_t)M->dim * NPE_DRAW_BATCH);
+  s->bld = gc_alloc_atomic(sizeof(double) * NPE_DRAW_BATCH);
+  s->bwork = gc_alloc_atomic(sizeof(double) * rnvp_work(&M->m.flow, NPE_DRAW_BATCH));
   s->bnext = NPE_DRAW_BATCH;
   s->notes = gc_printf("amortized posterior from %s (neural posterior estimation: %ld "
                        "simulations, %d epochs); no optimisation for these data",
@@ -1474,6 +1509,10 @@ static void *npe_init(const Interp *in, const EngineOpts *o, int chain, Diag *d)
       !vi_draws_resample(&s->draws, o->draws * o->thin, &s->draw_rng, d))
     return NULL;
   return s;
+}
+
+static void *npe_init(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
+  return npe_init_loaded(in, o, chain, NULL, d);
 }
 
 static bool npe_step(void *state, bool warmup, Draw *out, Diag *d) {

@@ -57,4 +57,11 @@ bool npe_train(const IrProgram *p, DataSource *data, const EngineOpts *o, const 
  * when the file's kind is ST_KIND_NPE. */
 extern const EngineVT npe_draws;
 
+/* npe_draws's init with the --load file already read (decoded and checked
+ * against the program: the engine amortized's, which reads it once), or
+ * f NULL to read it. */
+struct StFile;
+void *npe_init_loaded(const Interp *in, const EngineOpts *o, int chain, const struct StFile *f,
+                      Diag *d);
+
 #endif

@@ -117,3 +117,41 @@ Tensor ds_forward(Tape *t, const DeepSet *s, Tensor w, int B, const double *rows
   Tensor in = tensor_gather(t, 2, (int[]){B, rin}, vals, ids);
   return nn_mlp_forward(t, &s->rho, tensor_slice(w, s->rho_off, s->rho.nparams), in);
 }
+
+/* ---- off the tape ---- */
+
+size_t ds_work(const DeepSet *s, int B) {
+  size_t grp = 0, rin = (size_t)(s->ngroups * s->hidden + s->rest);
+  for (int g = 0; g < s->ngroups; g++) {
+    size_t ne = (size_t)B * (size_t)s->n[g];
+    /* the features, phi's output and workspace, the pooling weights */
+    size_t need = ne * (size_t)s->feat[g] + ne * (size_t)s->hidden +
+                  nn_mlp_work(&s->phi[g], (int)ne) + (size_t)s->n[g];
+    grp = need > grp ? need : grp;
+  }
+  return (size_t)B * rin + (grp > nn_mlp_work(&s->rho, B) ? grp : nn_mlp_work(&s->rho, B));
+}
+
+void ds_eval(const DeepSet *s, const double *w, int B, const double *rows, double *out,
+             double *work) {
+  int rin = s->ngroups * s->hidden + s->rest, h = s->hidden;
+  double *in = work, *scratch = work + (size_t)B * rin;
+  size_t col = 0;
+  for (int g = 0; g < s->ngroups; g++) {
+    int n = s->n[g], wd = s->width[g], nf = s->feat[g];
+    size_t ne = (size_t)B * (size_t)n;
+    double *x = scratch, *feat = x + ne * nf, *avg = feat + ne * h, *mw = avg + n;
+    for (int b = 0; b < B; b++)
+      for (int i = 0; i < n; i++)
+        ds_features(s, g, rows + (size_t)b * s->in + col + (size_t)i * wd, x + ((size_t)b * n + i) * nf);
+    col += (size_t)n * (size_t)wd;
+    nn_mlp_eval(&s->phi[g], w + s->phi_off[g], (int)ne, x, feat, mw);
+    for (int i = 0; i < n; i++) avg[i] = 1.0 / n;
+    for (int b = 0; b < B; b++) /* ds_forward's [1, n] x [n, h] per row */
+      tensor_matmul_values(1, n, h, avg, feat + (size_t)b * n * h, in + (size_t)b * rin + (size_t)g * h);
+  }
+  for (int b = 0; b < B; b++)
+    memcpy(in + (size_t)b * rin + (size_t)s->ngroups * h, rows + (size_t)b * s->in + col,
+           sizeof(double) * (size_t)s->rest);
+  nn_mlp_eval(&s->rho, w + s->rho_off, B, in, out, scratch);
+}

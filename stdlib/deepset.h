@@ -60,6 +60,13 @@ void ds_init(const DeepSet *s, Rng *r, double *w);
  * elements one after another, then group 1's, ..., then the rest): [B, out].
  * w as nn_mlp_forward takes it (tensor_var to train, tensor_const to run). */
 Tensor ds_forward(Tape *t, const DeepSet *s, Tensor w, int B, const double *rows);
+/* ds_forward off the tape, for embedding data with trained weights: the
+ * same products and sums (the same bits as ds_forward with constant
+ * weights), no allocation.  w is s->nparams reals, out [B, s->out]; work
+ * holds ds_work(s, B) doubles. */
+size_t ds_work(const DeepSet *s, int B);
+void ds_eval(const DeepSet *s, const double *w, int B, const double *rows, double *out,
+             double *work);
 /* What phi reads of one element el of group g: its width[g] reals, then
  * (quadratic) their products x_i x_j for i <= j; feat[g] reals in f. */
 void ds_features(const DeepSet *s, int g, const double *el, double *f);

@@ -118,3 +118,44 @@ Tensor nn_mlp_forward(Tape *t, const NnMlp *m, Tensor w, Tensor x) {
   }
   return h;
 }
+
+/* ---- off the tape ---- */
+
+/* The hidden layers' widest output: two such buffers of B rows ping-pong. */
+static size_t nn_widest_hidden(const NnMlp *m) {
+  size_t h = 0;
+  for (int l = 1; l < m->nlayers; l++) h = (size_t)m->sizes[l] > h ? (size_t)m->sizes[l] : h;
+  return h;
+}
+
+size_t nn_mlp_work(const NnMlp *m, int B) { return 2 * (size_t)B * nn_widest_hidden(m); }
+
+void nn_mlp_eval(const NnMlp *m, const double *w, int B, const double *x, double *out,
+                 double *work) {
+  const double *h = x;
+  double *buf[2] = {work, work + (size_t)B * nn_widest_hidden(m)};
+  size_t off = 0;
+  for (int l = 0; l < m->nlayers; l++) {
+    int a = m->sizes[l], b = m->sizes[l + 1];
+    bool last = l == m->nlayers - 1;
+    double *y = last ? out : buf[l % 2];
+    const double *W = w + off, *bias = w + off + (size_t)a * (size_t)b;
+    off += (size_t)a * (size_t)b + (size_t)b;
+    tensor_matmul_values(B, a, b, h, W, y);
+    NnAct f = last ? m->out_act : m->act;
+    /* the bias and a relu in one pass (the tape's two steps, the same
+       operations on each element); other activations after the bias */
+    for (int r = 0; r < B; r++) {
+      double *yr = y + (size_t)r * b;
+      if (f == TENSOR_RELU)
+        for (int j = 0; j < b; j++) {
+          double v = yr[j] + bias[j];
+          yr[j] = v > 0 ? v : 0;
+        }
+      else
+        for (int j = 0; j < b; j++) yr[j] = yr[j] + bias[j];
+    }
+    if (f != TENSOR_RELU) tensor_act_values(f, (size_t)B * (size_t)b, y, y);
+    h = y;
+  }
+}

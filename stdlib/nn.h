@@ -46,5 +46,12 @@ void nn_mlp_init(const NnMlp *m, Rng *r, double last_scale, double *w);
  * (rank 1, nparams elements): tensor_var over the flat vector to differentiate
  * with respect to them, tensor_const to only evaluate. */
 Tensor nn_mlp_forward(Tape *t, const NnMlp *m, Tensor w, Tensor x);
+/* The same forward pass off the tape, for drawing with fixed weights: B rows
+ * x [B, in] row-major into out [B, out], with the products and element-wise
+ * steps nn_mlp_forward makes with constant weights (the same bits), no
+ * allocation: work holds nn_mlp_work(m, B) doubles. */
+size_t nn_mlp_work(const NnMlp *m, int B);
+void nn_mlp_eval(const NnMlp *m, const double *w, int B, const double *x, double *out,
+                 double *work);
 
 #endif

@@ -180,6 +180,68 @@ void rnvp_inverse_batch(Tape *t, const Rnvp *f, Tensor w, int B, Tensor c, const
     logdet[b] = ad_add(t, logdet[b], ad_sum(t, (int)d, omega + b * d));
 }
 
+/* ---- off the tape ---- */
+
+/* The widest coupling input and MLP workspace of f's networks. */
+static void rnvp_widths(const Rnvp *f, int B, size_t *in, size_t *mlp) {
+  *in = 0, *mlp = f->ctx > 0 ? nn_mlp_work(&f->base, B) : 0;
+  for (int k = 0; k < f->ncoupling; k++) {
+    const RnvpLayer *L = &f->layer[k];
+    size_t n = (size_t)B * (size_t)(L->nfixed + f->ctx), m = nn_mlp_work(&L->mlp, B);
+    *in = n > *in ? n : *in;
+    *mlp = m > *mlp ? m : *mlp;
+  }
+}
+
+size_t rnvp_work(const Rnvp *f, int B) {
+  size_t in, mlp;
+  rnvp_widths(f, B, &in, &mlp);
+  /* the coupling's input and output (or the base's output), the networks' */
+  return in + 2 * (size_t)B * (size_t)f->dim + mlp;
+}
+
+void rnvp_forward_values(const Rnvp *f, const double *w, int B, const double *c,
+                         const double *eps, double *x, double *logdet, double *work) {
+  size_t d = (size_t)f->dim, nin, nmlp;
+  int ctx = f->ctx;
+  rnvp_widths(f, B, &nin, &nmlp);
+  double *inp = work, *out = work + nin, *mw = out + 2 * (size_t)B * d;
+  /* the base affine (base_affine, then x = mu + exp(omega) eps) */
+  if (ctx > 0) nn_mlp_eval(&f->base, w + f->base_off, B, c, out, mw);
+  for (int b = 0; b < B; b++) {
+    double ld = 0;
+    for (size_t i = 0; i < d; i++) {
+      double mu = w[i], om = w[d + i];
+      if (ctx > 0) mu = mu + out[b * 2 * d + i], om = om + out[b * 2 * d + d + i];
+      x[b * d + i] = mu + exp(om) * eps[b * d + i];
+      ld += om;
+    }
+    logdet[b] = ld;
+  }
+  /* the couplings (coupling(), then y_m = x_m exp(s) + shift) */
+  for (int k = 0; k < f->ncoupling; k++) {
+    const RnvpLayer *L = &f->layer[k];
+    int in = L->nfixed + ctx, nm = L->nmoved;
+    for (int b = 0; b < B; b++) {
+      double *v = inp + (size_t)b * in;
+      memcpy(v, x + b * d + (size_t)L->fixed0, sizeof(double) * (size_t)L->nfixed);
+      if (ctx > 0) memcpy(v + L->nfixed, c + (size_t)b * ctx, sizeof(double) * (size_t)ctx);
+    }
+    nn_mlp_eval(&L->mlp, w + L->off, B, inp, out, mw);
+    for (int b = 0; b < B; b++) {
+      const double *o = out + (size_t)b * 2 * nm;
+      double ls = 0;
+      for (int j = 0; j < nm; j++) {
+        double s = RNVP_SCALE_BOUND * tanh(o[j] * (1 / RNVP_SCALE_BOUND));
+        double *xm = &x[b * d + (size_t)(L->moved0 + j)];
+        *xm = *xm * exp(s) + o[nm + j];
+        ls += s;
+      }
+      logdet[b] = logdet[b] + ls;
+    }
+  }
+}
+
 AdNum rnvp_forward(Tape *t, const Rnvp *f, Tensor w, const AdNum *eps, AdNum *x) {
   AdNum logdet;
   rnvp_forward_batch(t, f, w, 1, (Tensor){.rank = -1}, eps, x, &logdet);

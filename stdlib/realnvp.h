@@ -100,6 +100,15 @@ void rnvp_forward_batch(Tape *t, const Rnvp *f, Tensor w, int B, Tensor c, const
 void rnvp_inverse_batch(Tape *t, const Rnvp *f, Tensor w, int B, Tensor c, const AdNum *x,
                         AdNum *eps, AdNum *logdet);
 
+/* rnvp_forward_batch off the tape, for drawing from a trained flow: the
+ * same arithmetic in the same order (the same bits as the tape's with
+ * constant weights), no tape and no allocation.  w is f->nparams reals, c is
+ * [B, ctx] (ignored when unconditional), eps and x B * dim, logdet B; work
+ * holds rnvp_work(f, B) doubles. */
+size_t rnvp_work(const Rnvp *f, int B);
+void rnvp_forward_values(const Rnvp *f, const double *w, int B, const double *c,
+                         const double *eps, double *x, double *logdet, double *work);
+
 /* flow(q)'s family (stdlib/dists/flow.c), parameters (weights, D, layers,
  * hidden).  Not in dist_all(): programs reach it only as flow(q) of a flow
  * param, whose layout the lowering passes along. */

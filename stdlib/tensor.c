@@ -258,6 +258,12 @@ static void gemm_fwd(int N, int K, int M, const double *A, const double *B, doub
   else cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, M, K, 1, A, K, B, M, 0, C, M);
 }
 
+void tensor_matmul_values(int N, int K, int M, const double *A, const double *B, double *C) {
+  tensor_blas_init();
+  if (K == 0 || N == 0 || M == 0) memset(C, 0, sizeof(double) * (size_t)N * (size_t)M);
+  else gemm_fwd(N, K, M, A, B, C);
+}
+
 void tensor_gemv(bool trans, int m, int n, const double *A, const double *x, double beta,
                  double *y) {
   cblas_dgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, m, n, 1, A, n, x, 1, beta, y, 1);
@@ -520,15 +526,11 @@ static void act_vjp(void *ctx, const double *g, double *adj) {
   }
 }
 
-Tensor tensor_act(Tape *t, TensorAct f, Tensor x) {
-  if (!valid(t, "activation", x, x)) return bad();
-  if (f == TENSOR_IDENTITY) return x;
-  size_t n = tensor_numel(x);
-  Tensor y = shaped(x.rank, x.shape);
-  y.d = vals(t, n);
-  const double *a = x.d;
-  double *z = y.d;
+/* z = f(a) over n reals; false for an unknown f (z may be a: each element
+   is read before it is written) */
+static bool act_values(TensorAct f, size_t n, const double *a, double *z) {
   switch (f) {
+  case TENSOR_IDENTITY: if (z != a) memmove(z, a, sizeof(double) * n); break;
   case TENSOR_RELU: for (size_t i = 0; i < n; i++) z[i] = a[i] > 0 ? a[i] : 0; break;
   case TENSOR_TANH: tanh_n(a, z, n); break;
   case TENSOR_SIGMOID: for (size_t i = 0; i < n; i++) z[i] = m_inv_logit(a[i]); break;
@@ -536,7 +538,23 @@ Tensor tensor_act(Tape *t, TensorAct f, Tensor x) {
   case TENSOR_ELU: for (size_t i = 0; i < n; i++) z[i] = a[i] > 0 ? a[i] : expm1(a[i]); break;
   case TENSOR_EXP: for (size_t i = 0; i < n; i++) z[i] = exp(a[i]); break;
   case TENSOR_SQUARE: for (size_t i = 0; i < n; i++) z[i] = a[i] * a[i]; break;
-  default:
+  default: return false;
+  }
+  return true;
+}
+
+void tensor_act_values(TensorAct f, size_t n, const double *a, double *z) {
+  if (!act_values(f, n, a, z))
+    for (size_t i = 0; i < n; i++) z[i] = NAN; /* not a TensorAct: garbage, never a crash */
+}
+
+Tensor tensor_act(Tape *t, TensorAct f, Tensor x) {
+  if (!valid(t, "activation", x, x)) return bad();
+  if (f == TENSOR_IDENTITY) return x;
+  size_t n = tensor_numel(x);
+  Tensor y = shaped(x.rank, x.shape);
+  y.d = vals(t, n);
+  if (!act_values(f, n, x.d, y.d)) {
     tape_fail(t, "tensor activation: unknown function %d", (int)f);
     return bad();
   }

@@ -118,6 +118,14 @@ void tensor_gemv(bool trans, int m, int n, const double *A, const double *x, dou
 void tensor_gemm(int m, int n, int k, const double *A, int lda, const double *B, int ldb,
                  double *C, int ldc);
 
+/* Off the tape, with the tape's arithmetic (the same bits as tensor_matmul
+ * and tensor_act of constants): C[N, M] = A[N, K] B[K, M], row-major, the
+ * BLAS call tensor_matmul makes for these shapes; and z = f(a) element-wise
+ * over n reals (z may be a; TENSOR_IDENTITY copies).  For value-only passes
+ * of networks (nn_mlp_eval). */
+void tensor_matmul_values(int N, int K, int M, const double *A, const double *B, double *C);
+void tensor_act_values(TensorAct f, size_t n, const double *a, double *z);
+
 /* Set OpenBLAS to one thread (deterministic runs, no fight with the driver's
  * threads) and stop its idle server threads, unless OPENBLAS_NUM_THREADS is
  * set.  Idempotent and cheap; ppl_context_new calls it. */

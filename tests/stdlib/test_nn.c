@@ -1,5 +1,5 @@
 /* test_nn.c — stdlib/nn.c: MLP forward passes against a hand-written loop
- * (batched and unbatched), gradients with respect to the weights and the
+ * (batched and unbatched) and off the tape (nn_mlp_eval, bit for bit), gradients with respect to the weights and the
  * input against central finite differences, initial-weight statistics, the
  * activations' names, bad sizes and shapes, and tape reuse. */
 #include <math.h>
@@ -131,6 +131,35 @@ static void test_forward(void) {
     for (int j = 0; j < 2; j++) worst_ok &= fabs(y.d[j] - want[j]) < 1e-14;
   }
   tap_ok(worst_ok, "each activation (hidden and output) equals the loop");
+}
+
+/* nn_mlp_eval against nn_mlp_forward with constant weights, bit for bit:
+ * every activation, one row (the tape's matrix-vector products), several
+ * rows, an output of width 1 (another BLAS call), a net with no hidden
+ * layer. */
+static void test_eval(void) {
+  Rng r;
+  rng_seed(&r, 29, 0);
+  int bad = 0, ncases = 0;
+  for (NnAct a = TENSOR_IDENTITY; a <= TENSOR_ELU; a++)
+    for (int shape = 0; shape < 3; shape++)
+      for (int B = 1; B <= 5; B += 4) {
+        int hid[2] = {6, 3}, nh = shape == 2 ? 0 : 2, out = shape == 1 ? 1 : 4;
+        NnMlp m = make(3, nh, hid, out, a, shape ? TENSOR_IDENTITY : a);
+        double w[128], x[5 * 3], y[5 * 4];
+        double *work = malloc(sizeof(double) * (nn_mlp_work(&m, B) + 1));
+        fill(&r, w, m.nparams, 0.8);
+        fill(&r, x, (size_t)B * 3, 1);
+        Tape *t = tape_new();
+        Tensor in = B == 1 ? tensor_const(1, (int[]){3}, x) : tensor_const(2, (int[]){B, 3}, x);
+        Tensor yt = nn_mlp_forward(t, &m, tensor_const(1, (int[]){(int)m.nparams}, w), in);
+        nn_mlp_eval(&m, w, B, x, y, work);
+        bad += !tensor_ok(yt) || memcmp(yt.d, y, sizeof(double) * (size_t)B * out) != 0;
+        ncases++;
+        free(work);
+      }
+  tap_ok(bad == 0, "the forward pass off the tape gives the tape's bits (%d of %d cases differ)",
+         bad, ncases);
 }
 
 /* L = sum_i r_i y_i: its gradient is the vector-Jacobian product with r. */
@@ -295,6 +324,7 @@ int main(void) {
   test_names();
   test_make();
   test_forward();
+  test_eval();
   test_gradients();
   test_init();
   test_errors();
