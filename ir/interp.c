@@ -1526,8 +1526,12 @@ static HandlerResult exec_plate_vec(InterpState *st, Frame *f, const PvPlan *pl,
             rows[b] = x.a->e[idx[b] - 1];
           else if (!op_index_view(x, ins->nidx, ins->idx, R, &rows[b], err, ERRSZ))
             goto error;
+          Type t = T[ins->dst];
+          bool same = t.base == TY_INT || (t.ndims == 0 && ((t.base == TY_REAL && rows[b].k == V_REAL) ||
+                                                            (t.base == TY_VECTOR && rows[b].k == V_VEC) ||
+                                                            (t.base == TY_ROWVEC && rows[b].k == V_ROWVEC)));
           bool fresh;
-          rows[b] = op_convert(rows[b], T[ins->dst], &fresh);
+          if (!same) rows[b] = op_convert(rows[b], t, &fresh);
         }
         if (!pv_stack(rows, B, T[ins->dst], &r, err, ERRSZ)) goto error;
         rl = true;

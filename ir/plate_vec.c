@@ -390,6 +390,18 @@ const PvPlan *pv_find(const PvSet *s, const IrInstr *ins) {
 
 bool pv_matrix_form(Type t) { return pv_real_row(t); }
 
+/* A 1-D array of numbers (a row of int or real data) into d and nodes in
+   one pass; false for anything else (nested arrays), left to val_flatten. */
+static bool pv_flat_row(Value row, double *d, int32_t *nodes) {
+  const Value *e = row.a->e;
+  for (int i = 0; i < row.a->n; i++) {
+    if (e[i].k == V_INT) d[i] = (double)e[i].i, nodes[i] = 0;
+    else if (e[i].k == V_REAL) d[i] = e[i].r, nodes[i] = e[i].ad;
+    else return false;
+  }
+  return true;
+}
+
 bool pv_stack(const Value *rows, int B, Type t, Value *out, char *err, size_t errsz) {
   if (!pv_matrix_form(t)) {
     Value a = val_arr(B);
@@ -407,8 +419,13 @@ bool pv_stack(const Value *rows, int B, Type t, Value *out, char *err, size_t er
                val_numel(rows[b]));
       return false;
     }
-    val_flatten(rows[b], m.t->d + (size_t)b * K);
-    size_t nn = val_flatten_nodes(rows[b], nodes);
+    size_t nn;
+    if (rows[b].k == V_ARR && pv_flat_row(rows[b], m.t->d + (size_t)b * K, nodes)) {
+      nn = K;
+    } else {
+      val_flatten(rows[b], m.t->d + (size_t)b * K);
+      nn = val_flatten_nodes(rows[b], nodes);
+    }
     for (size_t k = 0; k < nn && !any; k++) any = nodes[k] != 0;
     if (any) {
       if (!m.t->ad) m.t->ad = gc_alloc_atomic(sizeof(int32_t) * (K * (size_t)B + 1));
