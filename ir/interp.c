@@ -1475,7 +1475,10 @@ static HandlerResult exec_plate_vec(InterpState *st, Frame *f, const PvPlan *pl,
           if (op == OP_MUL) op = OP_EMUL;
           if (op == OP_DIV) op = OP_EDIV;
         } else if (op == OP_DIV && lv[A[1]] == PV_LIFTED) { /* scalar / per-row */
-          if (!pv_lift(lv, L, R, T, A[0], B, &a, err)) goto error;
+          if (!pv_fill_like(a, b, &a)) {
+            snprintf(err, ERRSZ, "a number divided by a per-row value of another kind");
+            goto error;
+          }
           op = OP_EDIV;
         }
       }

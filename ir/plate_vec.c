@@ -287,11 +287,17 @@ static bool pv_check_order(PvCx *c) {
   const IrBlock *b = &c->plate->body;
   for (int k = 0; k < b->n; k++) {
     const IrInstr *ins = &b->ins[k];
-    bool bad = false;
+    int bad = -1;
     PV_READS(ins, {
-      if (role_ != 3 && r_ >= 0 && c->lv[r_] == PV_LIFTED && !set[r_]) bad = true;
+      if (role_ != 3 && r_ >= 0 && c->lv[r_] == PV_LIFTED && !set[r_]) bad = r_;
     });
-    if (bad) return pv_no(c, ins, "a per-row variable read before it is set in the row");
+    if (bad >= 0) {
+      const char *nm = c->fn->regnames && c->fn->regnames[bad] ? c->fn->regnames[bad] : NULL;
+      char w[160];
+      snprintf(w, sizeof w, "a value carried from one row to the next%s%s%s", nm ? " ('" : "",
+               nm ? nm : "", nm ? "')" : "");
+      return pv_no(c, ins, w);
+    }
     if (ins->dst >= 0 && ins->op != IR_STORE && ins->op != IR_DECL) set[ins->dst] = 1;
   }
   return true;
@@ -306,6 +312,13 @@ bool pv_analyze(const IrFunc *fn, const IrInstr *plate, PvPlan *plan, char *why,
   }
   c.lv[plate->var] = PV_LOOPVAR;
   pv_mark(&c);
+  /* the body's structure first: its reason says more than an operand's */
+  for (int k = 0; k < plate->body.n; k++) {
+    uint8_t op = plate->body.ins[k].op;
+    if (op == IR_IF || op == IR_FOR || op == IR_WHILE || op == IR_CALL || op == IR_FACTOR ||
+        op == IR_CONDITION || op == IR_PARAM || op == IR_ODE || op == IR_PRINT || op == IR_REJECT)
+      return pv_check(&c, &plate->body.ins[k]);
+  }
   bool latent = false;
   for (int k = 0; k < plate->body.n; k++) {
     if (!pv_check(&c, &plate->body.ins[k])) return false;
@@ -387,6 +400,20 @@ const PvPlan *pv_find(const PvSet *s, const IrInstr *ins) {
 }
 
 /* ---- lifted values ---- */
+
+bool pv_fill_like(Value u, Value like, Value *out) {
+  if (like.k != V_MAT || (u.k != V_REAL && u.k != V_INT)) return false;
+  size_t n = (size_t)like.t->rows * (size_t)like.t->cols;
+  Value m = val_mat(like.t->rows, like.t->cols);
+  double x = val_as_real(u);
+  for (size_t i = 0; i < n; i++) m.t->d[i] = x;
+  if (u.k == V_REAL && u.ad) {
+    m.t->ad = gc_alloc_atomic(sizeof(int32_t) * (n + 1));
+    for (size_t i = 0; i < n; i++) m.t->ad[i] = u.ad;
+  }
+  *out = m;
+  return true;
+}
 
 bool pv_matrix_form(Type t) { return pv_real_row(t); }
 

@@ -74,6 +74,9 @@ bool pv_matrix_form(Type t);
 bool pv_stack(const Value *rows, int B, Type t, Value *out, char *err, size_t errsz);
 /* Value u, the same for every row, lifted. */
 bool pv_repeat(Value u, int B, Type t, Value *out, char *err, size_t errsz);
+/* A matrix of like's shape (a lifted value) filled with the number u, its
+   node in every element. */
+bool pv_fill_like(Value u, Value like, Value *out);
 /* Row b of lifted value l of static type t (a new value for the matrix form). */
 Value pv_row(Value l, Type t, int b);
 /* to_vector of each row of l (static type t): a K x B matrix. */
