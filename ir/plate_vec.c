@@ -335,12 +335,14 @@ bool pv_analyze(const IrFunc *fn, const IrInstr *plate, PvPlan *plan, char *why,
 
 typedef struct PvFound {
   const IrInstr *ins;
+  bool guide; /* in the guide block */
   bool ok;
   PvPlan plan;
   char why[256];
 } PvFound;
 
-static void pv_collect(const IrFunc *fn, const IrBlock *b, PvFound **v, int *n, int *cap) {
+static void pv_collect(const IrFunc *fn, const IrBlock *b, bool guide, PvFound **v, int *n,
+                       int *cap) {
   for (int k = 0; k < b->n; k++) {
     const IrInstr *ins = &b->ins[k];
     if (ins->op == IR_FOR && ins->name && ins->nargs == 3) {
@@ -353,21 +355,57 @@ static void pv_collect(const IrFunc *fn, const IrBlock *b, PvFound **v, int *n, 
       PvFound *f = &(*v)[(*n)++];
       memset(f, 0, sizeof *f);
       f->ins = ins;
+      f->guide = guide;
       f->ok = pv_analyze(fn, ins, &f->plan, f->why, sizeof f->why);
     }
     if (ins->op == IR_IF) {
-      pv_collect(fn, &ins->then_b, v, n, cap);
-      pv_collect(fn, &ins->else_b, v, n, cap);
+      pv_collect(fn, &ins->then_b, guide, v, n, cap);
+      pv_collect(fn, &ins->else_b, guide, v, n, cap);
     }
-    if (ins->op == IR_FOR || ins->op == IR_WHILE) pv_collect(fn, &ins->body, v, n, cap);
+    if (ins->op == IR_FOR || ins->op == IR_WHILE) pv_collect(fn, &ins->body, guide, v, n, cap);
   }
+}
+
+static bool pv_has_latents(const IrInstr *plate) {
+  for (int k = 0; k < plate->body.n; k++)
+    if (plate->body.ins[k].op == IR_SAMPLE) return true;
+  return false;
+}
+
+/* Every latent of a's body is one of b's, and the other way round. */
+static bool pv_same_latents(const IrInstr *a, const IrInstr *b) {
+  for (int s = 0; s < 2; s++) {
+    const IrInstr *x = s ? b : a, *y = s ? a : b;
+    for (int k = 0; k < x->body.n; k++) {
+      if (x->body.ins[k].op != IR_SAMPLE) continue;
+      bool found = false;
+      for (int j = 0; j < y->body.n && !found; j++)
+        found = y->body.ins[j].op == IR_SAMPLE && !strcmp(y->body.ins[j].name, x->body.ins[k].name);
+      if (!found) return false;
+    }
+  }
+  return true;
 }
 
 PvSet *pv_program(const IrProgram *p, const char **report) {
   PvFound *v = NULL;
   int n = 0, cap = 0;
-  pv_collect(&p->main, &p->model_b, &v, &n, &cap);
-  pv_collect(&p->main, &p->guide_b, &v, &n, &cap);
+  pv_collect(&p->main, &p->model_b, false, &v, &n, &cap);
+  pv_collect(&p->main, &p->guide_b, true, &v, &n, &cap);
+  /* a plate's latents are one choice, NAME[i]: the other block must draw
+     them in a plate of the same name, with the same latents */
+  for (int i = 0; i < n; i++) {
+    if (!v[i].ok || !pv_has_latents(v[i].ins)) continue;
+    bool met = false;
+    for (int j = 0; j < n && !met; j++)
+      met = v[j].guide != v[i].guide && !strcmp(v[i].ins->name, v[j].ins->name) &&
+            pv_same_latents(v[i].ins, v[j].ins);
+    if (!met) {
+      v[i].ok = false;
+      snprintf(v[i].why, sizeof v[i].why, "its latents are not drawn in a plate %s of the %s "
+               "with the same latents", v[i].ins->name, v[i].guide ? "model" : "guide");
+    }
+  }
   /* plates of one name agree, or none of them runs vectorised */
   for (int i = 0; i < n; i++)
     for (int j = 0; j < n; j++)

@@ -276,6 +276,27 @@ static void test_reasons(void) {
   if (!tap_ok(s && s->n == 0 && strstr(rep, "runs row by row"),
               "reasons: the guide's plate follows the model's plate of the same name"))
     tap_diag("%s", p ? rep : d.msg);
+  /* the model's plate draws latents the guide draws in a plain loop (a batch
+     of all the rows): the row loop, whose addresses z[1], z[2], ... the
+     guide's match; training works */
+  const char *src = "data { int N; vector[N] y; }\n"
+                    "model { plate (i in 1:N, batch = 10) { real z ~ normal(0, 1); "
+                    "y[i] ~ normal(z, 1); } }\n"
+                    "guide { param vector[N] m = rep_vector(0, N); "
+                    "for (i in 1:N) { real z ~ normal(m[i], 1); } }\n";
+  p = lower(src, &d);
+  s = p ? pv_program(p, &rep) : NULL;
+  if (!tap_ok(s && s->n == 0 && strstr(rep, "its latents are not drawn in a plate i of the guide"),
+              "reasons: latents the guide draws outside a plate of the same name keep the row loop"))
+    tap_diag("%s", p ? rep : d.msg);
+  Interp *in = compile(src, "{\"N\": 4, \"y\": [1, 2, 3, 4]}", &d);
+  EngineOpts *o = malloc(sizeof(EngineOpts));
+  *o = topts(NULL);
+  Svi *sv = in ? svi_prepare(in, o, 0, &d) : NULL;
+  double e, g[4];
+  if (!tap_ok(sv && svi_gradient(sv, 3, true, &e, g, &d) && isfinite(e),
+              "reasons: ... and its gradient is computed row by row"))
+    tap_diag("%s", d.msg);
 }
 
 int main(void) {
