@@ -1425,6 +1425,23 @@ static HandlerResult exec_plate_vec(InterpState *st, Frame *f, const PvPlan *pl,
     at = ins->pos;
     st->steps++;
     Value r = val_none();
+    if (ldst && pv_is_row_product(fn, lv, ins)) { /* one matrix product over the rows */
+      bool sum = ins->nargs == 1;
+      int li = sum || lv[A[0]] == PV_LIFTED ? 0 : 1;
+      Value x = L[A[li]], u;
+      if (sum) {
+        u = val_rowvec(x.t->rows);
+        for (int j = 0; j < x.t->rows; j++) u.t->d[j] = 1;
+      } else {
+        u = pv_as_row(R[A[1 - li]]);
+      }
+      if (!(tape ? op_binary_ad(tape, OP_MUL, u, x, &r, err, ERRSZ)
+                 : op_binary(OP_MUL, u, x, &r, err, ERRSZ)))
+        goto error;
+      r.k = V_MAT; /* the 1 x B row of the rows' values */
+      L[ins->dst] = r;
+      continue;
+    }
     switch ((IrOpcode)ins->op) {
     case IR_CONST:
       if (ldst && !pv_repeat(ins->imm, B, T[ins->dst], &L[ins->dst], err, ERRSZ)) goto error;

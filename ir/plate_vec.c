@@ -124,6 +124,29 @@ static bool pv_check_loopvar(PvCx *c, const IrInstr *ins) {
   return true;
 }
 
+/* A product that is one matrix product over the rows: u * x[i] or x[i] * u
+   (a row vector times a vector, one of them per row, the other not),
+   dot_product of a per-row vector and another, sum of a per-row vector. */
+static bool pv_row_product(const PvCx *c, const IrInstr *ins) {
+  const Type *T = c->fn->regtypes;
+  if (ins->dst < 0 || !ty_eq(T[ins->dst], ty_make(TY_REAL, 0))) return false;
+  Type vec = ty_make(TY_VECTOR, 0), row = ty_make(TY_ROWVEC, 0);
+  if (ins->op == IR_BUILTIN && !strcmp(ins->builtin->name, "sum") && ins->nargs == 1)
+    return pv_l(c, ins->args[0]) && (ty_eq(T[ins->args[0]], vec) || ty_eq(T[ins->args[0]], row));
+  bool mul = ins->op == IR_BINARY && ins->sub == OP_MUL;
+  bool dot = ins->op == IR_BUILTIN && !strcmp(ins->builtin->name, "dot_product");
+  if ((!mul && !dot) || ins->nargs != 2) return false;
+  int a = ins->args[0], b = ins->args[1];
+  if (pv_l(c, a) == pv_l(c, b)) return false;
+  if (mul) return ty_eq(T[a], row) && ty_eq(T[b], vec);
+  return (ty_eq(T[a], vec) || ty_eq(T[a], row)) && (ty_eq(T[b], vec) || ty_eq(T[b], row));
+}
+
+bool pv_is_row_product(const IrFunc *fn, const uint8_t *lifted, const IrInstr *ins) {
+  PvCx c = {fn, NULL, (uint8_t *)lifted, NULL, 0};
+  return pv_row_product(&c, ins);
+}
+
 static bool pv_check(PvCx *c, const IrInstr *ins) {
   const IrFunc *fn = c->fn;
   const Type *T = fn->regtypes;
@@ -151,6 +174,7 @@ static bool pv_check(PvCx *c, const IrInstr *ins) {
         op != OP_EDIV)
       return pv_no(c, ins, "an operator other than + - * / .* ./ on a per-row value");
     if (!pv_real_row(T[ins->dst])) return pv_no(c, ins, "integer arithmetic on a per-row value");
+    if (pv_row_product(c, ins)) return true;
     for (int s = 0; s < 2; s++) {
       int r = s ? b : a, o = s ? a : b;
       if (pv_l(c, r) && !pv_real_row(T[r])) return pv_no(c, ins, "arithmetic on a per-row int");
@@ -166,6 +190,7 @@ static bool pv_check(PvCx *c, const IrInstr *ins) {
   case IR_BUILTIN: {
     if (!any) return !ins->builtin->uses_rng ? true : pv_no(c, ins, "a random function (_rng)");
     const char *n = ins->builtin->name;
+    if (pv_row_product(c, ins)) return true;
     if (ins->nargs != 1) return pv_no(c, ins, "a function of several arguments of a per-row value");
     Type at = T[ins->args[0]], dt = ins->dst >= 0 ? T[ins->dst] : ty_make(TY_VOID, 0);
     if (!strcmp(n, "to_vector")) {
@@ -438,6 +463,18 @@ const PvPlan *pv_find(const PvSet *s, const IrInstr *ins) {
 }
 
 /* ---- lifted values ---- */
+
+Value pv_as_row(Value v) {
+  ValTen *t = gc_alloc(sizeof(ValTen));
+  t->rows = 1;
+  t->cols = v.t->rows * v.t->cols;
+  t->d = v.t->d;
+  t->ad = v.t->ad;
+  Value r = v;
+  r.k = V_ROWVEC;
+  r.t = t;
+  return r;
+}
 
 bool pv_fill_like(Value u, Value like, Value *out) {
   if (like.k != V_MAT || (u.k != V_REAL && u.k != V_INT)) return false;

@@ -64,6 +64,12 @@ const PvPlan *pv_find(const PvSet *s, const IrInstr *ins);
  * tanh, inv_logit, ...), which a lifted value passes through as a whole? */
 bool pv_elementwise(const char *name);
 
+/* Is ins (in a plate with these lifted registers) a product over each row
+ * that the lifted run makes one matrix product: u * x[i] or x[i] * u (a row
+ * vector times a vector, one of them per row), dot_product of a per-row
+ * vector and one that is not, or sum of a per-row vector? */
+bool pv_is_row_product(const IrFunc *fn, const uint8_t *lifted, const IrInstr *ins);
+
 /* ---- lifted values (the interpreter's lifted execution) ----
  * A register of static type t holds, lifted over B rows: a K x B matrix when
  * t is real, vector or row vector (pv_matrix_form), else an array of the B
@@ -74,6 +80,8 @@ bool pv_matrix_form(Type t);
 bool pv_stack(const Value *rows, int B, Type t, Value *out, char *err, size_t errsz);
 /* Value u, the same for every row, lifted. */
 bool pv_repeat(Value u, int B, Type t, Value *out, char *err, size_t errsz);
+/* A vector or row vector's elements as a row vector (the same data). */
+Value pv_as_row(Value v);
 /* A matrix of like's shape (a lifted value) filled with the number u, its
    node in every element. */
 bool pv_fill_like(Value u, Value like, Value *out);
