@@ -261,10 +261,8 @@ static SviParam *svi_param_add(Svi *s, bool guide, const char *name, const Param
    variables when training. */
 static Value svi_param_value(Svi *s, SviParam *p, Tape *t) {
   Value v = trace_value_new(p->spec.type, p->spec.nsizes, p->spec.sizes);
-  if (t && p->node0 == 0) {
-    p->node0 = tape_var(t, s->x[p->off]);
-    for (size_t e = 1; e < p->n; e++) tape_var(t, s->x[p->off + e]);
-  }
+  if (t && p->node0 == 0) /* its reals: independent variables, one block of ids */
+    p->node0 = p->n ? tape_block(t, p->n, NULL, NULL) : tape_var(t, 0);
   int32_t *nodes = t ? gc_alloc_atomic(sizeof(int32_t) * (p->n ? p->n : 1)) : NULL;
   if (p->spec.con == CON_NONE && v.k == V_VEC) { /* networks and flows: their reals as they are */
     memcpy(v.t->d, s->x + p->off, sizeof(double) * p->n);
