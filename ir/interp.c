@@ -1442,6 +1442,13 @@ static HandlerResult exec_plate_vec(InterpState *st, Frame *f, const PvPlan *pl,
       L[ins->dst] = r;
       continue;
     }
+    if (ldst && pv_is_mat_vec(fn, lv, ins)) { /* W * x[i]: W times the K x B matrix */
+      if (!(tape ? op_binary_ad(tape, OP_MUL, R[A[0]], L[A[1]], &r, err, ERRSZ)
+                 : op_binary(OP_MUL, R[A[0]], L[A[1]], &r, err, ERRSZ)))
+        goto error;
+      L[ins->dst] = r;
+      continue;
+    }
     switch ((IrOpcode)ins->op) {
     case IR_CONST:
       if (ldst && !pv_repeat(ins->imm, B, T[ins->dst], &L[ins->dst], err, ERRSZ)) goto error;

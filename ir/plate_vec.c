@@ -142,6 +142,21 @@ static bool pv_row_product(const PvCx *c, const IrInstr *ins) {
   return (ty_eq(T[a], vec) || ty_eq(T[a], row)) && (ty_eq(T[b], vec) || ty_eq(T[b], row));
 }
 
+/* A matrix that is not per row times a per-row vector: W * x[i], one
+   product with the K x B matrix of the rows. */
+static bool pv_mat_vec(const PvCx *c, const IrInstr *ins) {
+  const Type *T = c->fn->regtypes;
+  if (ins->op != IR_BINARY || ins->sub != OP_MUL || ins->nargs != 2) return false;
+  int a = ins->args[0], b = ins->args[1];
+  return !pv_l(c, a) && pv_l(c, b) && ty_eq(T[a], ty_make(TY_MATRIX, 0)) &&
+         ty_eq(T[b], ty_make(TY_VECTOR, 0)) && ty_eq(T[ins->dst], ty_make(TY_VECTOR, 0));
+}
+
+bool pv_is_mat_vec(const IrFunc *fn, const uint8_t *lifted, const IrInstr *ins) {
+  PvCx c = {fn, NULL, (uint8_t *)lifted, NULL, 0};
+  return pv_mat_vec(&c, ins);
+}
+
 bool pv_is_row_product(const IrFunc *fn, const uint8_t *lifted, const IrInstr *ins) {
   PvCx c = {fn, NULL, (uint8_t *)lifted, NULL, 0};
   return pv_row_product(&c, ins);
@@ -174,7 +189,7 @@ static bool pv_check(PvCx *c, const IrInstr *ins) {
         op != OP_EDIV)
       return pv_no(c, ins, "an operator other than + - * / .* ./ on a per-row value");
     if (!pv_real_row(T[ins->dst])) return pv_no(c, ins, "integer arithmetic on a per-row value");
-    if (pv_row_product(c, ins)) return true;
+    if (pv_row_product(c, ins) || pv_mat_vec(c, ins)) return true;
     for (int s = 0; s < 2; s++) {
       int r = s ? b : a, o = s ? a : b;
       if (pv_l(c, r) && !pv_real_row(T[r])) return pv_no(c, ins, "arithmetic on a per-row int");

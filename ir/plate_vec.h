@@ -70,6 +70,10 @@ bool pv_elementwise(const char *name);
  * vector and one that is not, or sum of a per-row vector? */
 bool pv_is_row_product(const IrFunc *fn, const uint8_t *lifted, const IrInstr *ins);
 
+/* Is ins a matrix that is not per row times a per-row vector (W * x[i]),
+ * which the lifted run makes one product with the K x B matrix? */
+bool pv_is_mat_vec(const IrFunc *fn, const uint8_t *lifted, const IrInstr *ins);
+
 /* ---- lifted values (the interpreter's lifted execution) ----
  * A register of static type t holds, lifted over B rows: a K x B matrix when
  * t is real, vector or row vector (pv_matrix_form), else an array of the B

@@ -6,8 +6,8 @@
  * regression with an encoder (scalar latents, element-wise arithmetic with
  * data, a network's output indexed), a random-effects plate with no
  * network (params indexed by row, global latents outside the plate), and a
- * regression with covariates (x[i] * beta, dot_product, sum: one matrix
- * product over the rows) — with
+ * regression with covariates (x[i] * beta, dot_product, sum, W * x[i]:
+ * one matrix product over the rows) — with
  * minibatches and with whole plates; its gradient against central
  * differences; the same seed giving the same bits; a fit of 30 steps the row
  * loop's; and the plates that keep the row loop, with the reason
@@ -142,10 +142,13 @@ static const char *glm_src =
     "  param real ls = 0;\n"
     "  param real<lower=0> ss = 0.3;\n"
     "  param vector[K] w = rep_vector(0.1, K);\n"
+    "  param matrix[2, K] W = [[0.3, -0.2, 0.1], [0.05, 0.4, -0.3]];\n"
     "  vector[K] beta ~ normal(bm, bs);\n"
     "  real sigma ~ lognormal(ls, ss);\n"
     "  plate (i in 1:N, batch = 4) {\n"
-    "    real u ~ normal(dot_product(w, x[i]) + 0.1 * sum(x[i]) - 0.2 * y[i], 0.4);\n"
+    "    vector[2] h = tanh(W * to_vector(x[i]));\n"
+    "    real u ~ normal(dot_product(w, x[i]) + 0.1 * sum(x[i]) - 0.2 * y[i] + h[1], 0.4 + "
+    "exp(h[2]));\n"
     "  }\n"
     "}\n";
 
