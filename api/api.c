@@ -39,6 +39,7 @@
 #include "../inference/train.h"
 #include "../ir/enum.h"
 #include "../ir/interp.h"
+#include "../ir/plate_vec.h"
 #include "../ir/shard.h"
 #include "../parser/ast.h"
 #include "../lang/check.h"
@@ -643,6 +644,12 @@ static const char *model_analysis_(ppl_model *m) {
 }
 
 static const char *model_dependencies_(ppl_model *m) { return ir_deps_print(m->ir, m->an); }
+
+static const char *model_plates_(ppl_model *m) {
+  const char *rep = "";
+  pv_program(m->ir, &rep);
+  return rep;
+}
 
 /* ---- log density ------------------------------------------------------- */
 
@@ -2013,6 +2020,9 @@ const char *ppl_model_dependencies(ppl_model *m) {
 }
 const char *ppl_model_runtime_calls(ppl_model *m) {
   return guarded_text(m, "ppl_model_runtime_calls", model_runtime_calls_);
+}
+const char *ppl_model_plates(ppl_model *m) {
+  return guarded_text(m, "ppl_model_plates", model_plates_);
 }
 
 ppl_status ppl_result_from_csv(ppl_context *ctx, int nfiles, const char *const *paths,

@@ -770,6 +770,10 @@ int main(int argc, char **argv) {
     }
     fprintf(stderr, "engine: %s\n", why);
   }
+  if (a.verbose) { /* run --verbose: how svi trains the plates */
+    const char *plates = ppl_model_plates(m);
+    if (plates) fputs(plates, stderr);
+  }
   if (a.verbose && !ro.no_jit) { /* run --verbose: what still calls back into the interpreter */
     const char *calls = ppl_model_runtime_calls(m);
     if (calls) fputs(calls, stderr);

@@ -290,6 +290,11 @@ const char *ppl_model_llvm_ir(ppl_model *m);
  * owned by the model; needs the data.  NULL on failure, as
  * ppl_model_llvm_ir. */
 const char *ppl_model_runtime_calls(ppl_model *m);
+/* How engine svi trains each plate with a batch size (`ppl run --verbose`):
+ * one line a plate, "plate i (model.ppl:20:3): one pass over the minibatch"
+ * or "... row by row: WHY" (ir/plate_vec.h); "" without such plates.  Owned
+ * by the model. */
+const char *ppl_model_plates(ppl_model *m);
 
 /* ---- log density ------------------------------------------------------- */
 

@@ -20,7 +20,12 @@
  * indices drawn without replacement each step, the same for the guide and the
  * model (plates are matched by their loop variable's name), and every density
  * inside is weighted by N / B (interp_plate_scale), so the ELBO's estimate and
- * its gradient stay unbiased.
+ * its gradient stay unbiased.  While training, a plate whose body does the
+ * same to every row runs once over the minibatch (ir/plate_vec.h: networks
+ * as one product per layer, each density one call over the rows), unless
+ * --plate-rows; the guide's latent of such a plate is one choice, NAME[i],
+ * a K x B matrix drawn in the row loop's order, so the noise, the ELBO and
+ * its gradient are the row loop's (up to the order of sums).
  *
  * Before training, one traced run of each block checks that they agree: every
  * model latent drawn by the guide, every guide latent a model latent, with the
@@ -37,6 +42,7 @@
 #include <time.h>
 
 #include "../ir/net.h"
+#include "../ir/plate_vec.h"
 #include "../stdlib/mathfn.h"
 #include "../stdlib/optim.h"
 #include "../stdlib/safetensors.h"
@@ -119,6 +125,9 @@ struct Svi {
   /* --relax: bernoulli and categorical choices trained through the Concrete */
   bool relax;
   double tau0, tau_min, tau_decay, tau;
+  /* plates whose bodies run once over the minibatch while training
+     (ir/plate_vec.h); NULL with --plate-rows */
+  const PvSet *pv;
   /* the gradient in fixed blocks (svi_grad_blocks): under MPI or --grad-blocks */
   const MpiComm *comm;
   int row_blocks;     /* --grad-blocks: blocks of each sample's minibatch (0: no blocks) */
@@ -253,10 +262,8 @@ static SviParam *svi_param_add(Svi *s, bool guide, const char *name, const Param
    variables when training. */
 static Value svi_param_value(Svi *s, SviParam *p, Tape *t) {
   Value v = trace_value_new(p->spec.type, p->spec.nsizes, p->spec.sizes);
-  if (t && p->node0 == 0) {
-    p->node0 = tape_var(t, s->x[p->off]);
-    for (size_t e = 1; e < p->n; e++) tape_var(t, s->x[p->off + e]);
-  }
+  if (t && p->node0 == 0) /* its reals: independent variables, one block of ids */
+    p->node0 = p->n ? tape_block(t, p->n, NULL, NULL) : tape_var(t, 0);
   int32_t *nodes = t ? gc_alloc_atomic(sizeof(int32_t) * (p->n ? p->n : 1)) : NULL;
   if (p->spec.con == CON_NONE && v.k == V_VEC) { /* networks and flows: their reals as they are */
     memcpy(v.t->d, s->x + p->off, sizeof(double) * p->n);
@@ -772,6 +779,10 @@ static bool svi_pair(Svi *s, SviMode mode, Tape *t, AdNum *logp, AdNum *logq, Ad
   uint64_t seed = s->in_block ? s->blk_seed : rng_u64(s->r);
   g.st = interp_start_guide(s->in, seed, 0);
   if (t) interp_set_tape(g.st, t);
+  /* the minibatch at once: training only (the check and the draws keep the
+     row loop's addresses), not with relaxed choices or gradient blocks */
+  const PvSet *pv = mode == SR_TRAIN && !s->relax && !s->in_block ? s->pv : NULL;
+  interp_set_plate_vec(g.st, pv);
   if (mode == SR_TRAIN && s->relax) interp_set_relaxed(g.st, true);
   if (interp_run(g.st, &g.h, d) != RUN_DONE) return false;
   svr_init(&m, s, mode, false, t);
@@ -784,6 +795,7 @@ static bool svi_pair(Svi *s, SviMode mode, Tape *t, AdNum *logp, AdNum *logq, Ad
     m.gry = g.ry, m.grel = g.rel, m.grly = g.rly, m.grk = g.rk;
   }
   if (t) interp_set_tape(m.st, t);
+  interp_set_plate_vec(m.st, pv);
   if (interp_run(m.st, &m.h, d) != RUN_DONE) return false;
   if (mode == SR_CHECK)
     for (int i = 0; i < g.n; i++)
@@ -1281,6 +1293,7 @@ Svi *svi_prepare(const Interp *in, const EngineOpts *o, int chain, Diag *d) {
     return NULL;
   }
   if (s->relax && !svi_relax_check(prog, d)) return NULL;
+  if (!engine_opt_bool(o, "plate-rows")) s->pv = pv_program(prog, NULL);
   /* one traced run of each block: params found, latents matched */
   AdNum lp, lq;
   if (!svi_pair(s, SR_CHECK, NULL, &lp, &lq, NULL, NULL, d)) return NULL;
@@ -1672,6 +1685,9 @@ static const OptSpec svi_options[] = {
      .help = "svi --relax: the temperature's floor: max(X, temperature * exp(-decay * step))"},
     {.name = "temperature-decay", .type = OPT_REAL, .def = "0.001", .rlo = 0, .rhi = INFINITY,
      .arg = "X", .help = "svi --relax: the temperature's decay rate per step"},
+    {.name = "plate-rows", .type = OPT_BOOL, .def = "false",
+     .help = "svi: train every plate row by row; by default a plate whose body does the same "
+             "to every row runs once over the minibatch (`ppl run --verbose` says which)"},
     OPT_END,
 };
 

@@ -19,15 +19,18 @@
  */
 #include "interp.h"
 
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../stdlib/ode.h"
 #include "interp_ops.h"
 #include "net.h"
+#include "plate_vec.h"
 
 #define INTERP_MAX_FRAMES 10000
 #define ERRSZ 512
@@ -46,6 +49,8 @@ typedef struct Cursor {
   const int64_t *sub;
   int64_t k, nsub;
   double scale;
+  bool vec;              /* a plate run once over its minibatch: addresses show
+                            the loop variable's name, not an index */
 } Cursor;
 
 typedef struct Frame {
@@ -136,6 +141,7 @@ struct InterpState {
   int ode_depth;     /* ode_rk45 calls this state runs inside of (nested solves) */
   Tape *net_scratch; /* networks' arena in runs without a tape; not shared by forks */
   NetMemo net_memo;  /* the weights' nodes last found consecutive (net.h) */
+  const PvSet *pv;   /* plates to run once over their rows (interp_set_plate_vec) */
   /* A choice whose handler suspended (HR_SUSPEND from sample): the run waits
      for interp_provide.  The record is a value, so a fork copies it and each
      copy can be given its own value. */
@@ -176,6 +182,7 @@ static Cursor *push_cursor(Frame *f, const IrBlock *b, CursorKind k) {
   c->sub = NULL;
   c->k = c->nsub = 0;
   c->scale = 1;
+  c->vec = false;
   return c;
 }
 
@@ -220,6 +227,16 @@ static size_t loop_suffix_to(const Frame *f, char *buf) {
   int nloops = 0;
   for (int i = 0; i < f->ncur; i++) {
     if (f->cur[i].kind != CK_FOR) continue;
+    if (f->cur[i].vec) { /* NAME[i]: every row of a plate run at once */
+      const char *nm = f->cur[i].loop->name;
+      size_t w = strlen(nm);
+      if (w + 1 >= LOOP_SUFFIX_CAP - k) break;
+      buf[k++] = nloops ? ',' : '[';
+      memcpy(buf + k, nm, w);
+      k += w;
+      nloops++;
+      continue;
+    }
     char digits[24];
     long long v = f->cur[i].i;
     unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
@@ -1363,6 +1380,333 @@ static bool exec_ode(InterpState *st, Frame *f, const IrInstr *ins, Diag *d) {
   return put(f, ins->dst, out, true, ins->pos, d);
 }
 
+/* ---- the vectorised plate (ir/plate_vec.h) ---------------------------------- */
+
+void interp_set_plate_vec(InterpState *st, const PvSet *s) { st->pv = s; }
+
+/* The value of register r in a lifted run: its lifted value if it differs
+   by row, else the frame's. */
+#define PV_VAL(r) (lv[r] == PV_LIFTED ? L[r] : R[r])
+
+/* Register r lifted (a uniform value repeated for every row). */
+static bool pv_lift(const uint8_t *lv, const Value *L, const Value *R, const Type *T, int r, int B,
+                    Value *out, char *err) {
+  if (lv[r] == PV_LIFTED) {
+    *out = L[r];
+    return true;
+  }
+  return pv_repeat(R[r], B, T[r], out, err, ERRSZ);
+}
+
+/* The body of plate pl run once over its rows idx[0..B): the plate's cursor
+   (marked vec) is on top of f's stack, so addresses read NAME[i] and the
+   densities weigh N / B (interp_plate_scale) as in the row loop.  Each
+   instruction runs once on lifted values (plate_vec.h); at the end the
+   per-row registers hold the last row's values, as after the row loop. */
+static HandlerResult exec_plate_vec(InterpState *st, Frame *f, const PvPlan *pl,
+                                    const int64_t *idx, int B, Handler *h, Diag *d) {
+  const IrInstr *plate = pl->plate;
+  const IrFunc *fn = f->fn;
+  const Type *T = fn->regtypes;
+  const uint8_t *lv = pl->lifted;
+  Value *R = f->regs;
+  Value *L = gc_alloc(sizeof(Value) * (size_t)(fn->nregs + 1));
+  for (int r = 0; r < fn->nregs; r++) L[r] = val_none();
+  Tape *tape = st->tape;
+  int var = plate->var;
+  char err[ERRSZ];
+  err[0] = 0;
+  SrcPos at = plate->pos;
+  for (int k = 0; k < plate->body.n; k++) {
+    const IrInstr *ins = &plate->body.ins[k];
+    const int *A = ins->args;
+    bool ldst = ins->dst >= 0 && ins->op != IR_STORE && lv[ins->dst] == PV_LIFTED;
+    bool rl = false; /* r below is lifted */
+    at = ins->pos;
+    st->steps++;
+    Value r = val_none();
+    if (ldst && pv_is_row_product(fn, lv, ins)) { /* one matrix product over the rows */
+      bool sum = ins->nargs == 1;
+      int li = sum || lv[A[0]] == PV_LIFTED ? 0 : 1;
+      Value x = L[A[li]], u;
+      if (sum) {
+        u = val_rowvec(x.t->rows);
+        for (int j = 0; j < x.t->rows; j++) u.t->d[j] = 1;
+      } else {
+        u = pv_as_row(R[A[1 - li]]);
+      }
+      if (!(tape ? op_binary_ad(tape, OP_MUL, u, x, &r, err, ERRSZ)
+                 : op_binary(OP_MUL, u, x, &r, err, ERRSZ)))
+        goto error;
+      r.k = V_MAT; /* the 1 x B row of the rows' values */
+      L[ins->dst] = r;
+      continue;
+    }
+    if (ldst && pv_is_mat_vec(fn, lv, ins)) { /* W * x[i]: W times the K x B matrix */
+      if (!(tape ? op_binary_ad(tape, OP_MUL, R[A[0]], L[A[1]], &r, err, ERRSZ)
+                 : op_binary(OP_MUL, R[A[0]], L[A[1]], &r, err, ERRSZ)))
+        goto error;
+      L[ins->dst] = r;
+      continue;
+    }
+    switch ((IrOpcode)ins->op) {
+    case IR_CONST:
+      if (ldst && !pv_repeat(ins->imm, B, T[ins->dst], &L[ins->dst], err, ERRSZ)) goto error;
+      if (!ldst) {
+        R[ins->dst] = ins->imm;
+        share(f, ins->dst);
+      }
+      continue;
+    case IR_DECL: {
+      if (ldst) continue; /* written before it is read (pv_analyze) */
+      int64_t sz[260];
+      int n = eval_sizes(ins, R, sz, 260);
+      if (!op_decl(T[ins->dst], n, sz, &r, err, ERRSZ)) goto error;
+      R[ins->dst] = r;
+      f->flags[ins->dst] = F_OWNED | F_SIZED;
+      continue;
+    }
+    case IR_MOVE:
+      if (lv[A[0]] == PV_LIFTED) {
+        r = L[A[0]];
+        rl = true;
+      } else {
+        bool fresh;
+        r = op_convert(R[A[0]], T[ins->dst], &fresh);
+        if (is_container(r) && !fresh) r = val_copy(r);
+      }
+      break;
+    case IR_UNARY: {
+      Value a = PV_VAL(A[0]);
+      rl = lv[A[0]] == PV_LIFTED;
+      if (!(tape ? op_unary_ad(tape, ins->sub, a, &r, err, ERRSZ)
+                 : op_unary(ins->sub, a, &r, err, ERRSZ)))
+        goto error;
+      break;
+    }
+    case IR_BINARY: {
+      Value a = PV_VAL(A[0]), b = PV_VAL(A[1]);
+      int op = ins->sub;
+      rl = lv[A[0]] == PV_LIFTED || lv[A[1]] == PV_LIFTED;
+      if (rl) {
+        /* a uniform container or a product of per-row scalars: element-wise
+           over the K x B matrices */
+        bool sa = ty_is_scalar_num(T[A[0]]), sb = ty_is_scalar_num(T[A[1]]);
+        bool both = (lv[A[0]] == PV_LIFTED || !sa) && (lv[A[1]] == PV_LIFTED || !sb);
+        if (both) {
+          if (!pv_lift(lv, L, R, T, A[0], B, &a, err) || !pv_lift(lv, L, R, T, A[1], B, &b, err))
+            goto error;
+          if (op == OP_MUL) op = OP_EMUL;
+          if (op == OP_DIV) op = OP_EDIV;
+        } else if (op == OP_DIV && lv[A[1]] == PV_LIFTED) { /* scalar / per-row */
+          if (!pv_fill_like(a, b, &a)) {
+            snprintf(err, ERRSZ, "a number divided by a per-row value of another kind");
+            goto error;
+          }
+          op = OP_EDIV;
+        }
+      }
+      if (!(tape ? op_binary_ad(tape, op, a, b, &r, err, ERRSZ)
+                 : op_binary(op, a, b, &r, err, ERRSZ)))
+        goto error;
+      if (!rl) {
+        bool fresh;
+        r = op_convert(r, T[ins->dst], &fresh);
+      }
+      break;
+    }
+    case IR_BUILTIN: {
+      if (ins->nargs == 1 && lv[A[0]] == PV_LIFTED && !strcmp(ins->builtin->name, "to_vector")) {
+        if (!pv_to_vector(L[A[0]], T[A[0]], B, &r, err, ERRSZ)) goto error;
+        rl = true;
+        break;
+      }
+      Value argv[16];
+      Value *av = ins->nargs <= 16 ? argv : gc_alloc(sizeof(Value) * (size_t)ins->nargs);
+      bool ad = false;
+      for (int i = 0; i < ins->nargs; i++) {
+        av[i] = PV_VAL(A[i]);
+        rl |= lv[A[i]] == PV_LIFTED;
+        if (tape && !ad) ad = builtin_has_nodes(av[i]);
+      }
+      BuiltinCtx ctx = {&st->rng, st->in->out ? st->in->out : stdout};
+      if (!(ad ? builtin_eval_ad(ins->builtin, &ctx, tape, ins->nargs, av, &r, err, ERRSZ)
+               : ins->builtin->eval(ins->builtin, &ctx, ins->nargs, av, &r, err, ERRSZ))) {
+        if (!err[0]) snprintf(err, ERRSZ, "%s failed", ins->builtin->name);
+        goto error;
+      }
+      if (ins->dst < 0) continue;
+      if (!rl) {
+        bool fresh;
+        r = op_convert(r, T[ins->dst], &fresh);
+        if (is_container(r) && !fresh) r = val_copy(r);
+      }
+      break;
+    }
+    case IR_INDEX: {
+      if (ins->idx[0].kind == IX_SINGLE && ins->idx[0].lo == var) { /* row i of x: gather */
+        Value *rows = gc_alloc(sizeof(Value) * (size_t)B);
+        Value x = R[A[0]];
+        for (int b = 0; b < B; b++) {
+          R[var] = val_int(idx[b]);
+          if (ins->nidx == 1 && x.k == V_ARR && idx[b] >= 1 && idx[b] <= x.a->n)
+            rows[b] = x.a->e[idx[b] - 1];
+          else if (!op_index_view(x, ins->nidx, ins->idx, R, &rows[b], err, ERRSZ))
+            goto error;
+          Type t = T[ins->dst];
+          bool same = t.base == TY_INT || (t.ndims == 0 && ((t.base == TY_REAL && rows[b].k == V_REAL) ||
+                                                            (t.base == TY_VECTOR && rows[b].k == V_VEC) ||
+                                                            (t.base == TY_ROWVEC && rows[b].k == V_ROWVEC)));
+          bool fresh;
+          if (!same) rows[b] = op_convert(rows[b], t, &fresh);
+        }
+        if (!pv_stack(rows, B, T[ins->dst], &r, err, ERRSZ)) goto error;
+        rl = true;
+        break;
+      }
+      if (lv[A[0]] == PV_LIFTED) { /* v[k] or v[a:b] of every row's vector */
+        Value x = L[A[0]];
+        const IrIndex *ix = &ins->idx[0];
+        int64_t lo = ix->lo >= 0 ? reg_int(R, ix->lo) : 1;
+        int64_t hi = ix->kind == IX_SINGLE ? lo : ix->hi >= 0 ? reg_int(R, ix->hi) : x.t->rows;
+        if (!pv_rows(x, lo, hi, &r, err, ERRSZ)) goto error;
+        rl = true;
+        break;
+      }
+      if (!op_index(R[A[0]], ins->nidx, ins->idx, R, &r, err, ERRSZ)) goto error;
+      bool fresh;
+      r = op_convert(r, T[ins->dst], &fresh);
+      break;
+    }
+    case IR_STORE: {
+      int dst = ins->dst;
+      if (!owned(f, dst)) { /* copy on write */
+        R[dst] = val_copy(R[dst]);
+        set_owned(f, dst, true);
+      }
+      for (int b = 0; b < B; b++) {
+        Value row = lv[A[0]] == PV_LIFTED ? pv_row(L[A[0]], T[A[0]], b) : R[A[0]];
+        R[var] = val_int(idx[b]);
+        if (!op_store(&R[dst], ins->nidx, ins->idx, R, row, (TyBase)T[dst].base, err, ERRSZ))
+          goto error;
+      }
+      continue;
+    }
+    case IR_NET: {
+      if (lv[A[1]] != PV_LIFTED) {
+        if (!exec_net(st, f, ins, d)) return HR_ERROR;
+        if (ldst && !pv_repeat(R[ins->dst], B, T[ins->dst], &L[ins->dst], err, ERRSZ)) goto error;
+        continue;
+      }
+      const char *name = fn->regnames[A[0]] ? fn->regnames[A[0]] : "?";
+      NnMlp m;
+      if (!net_of(R, ins, A + 2, ins->nargs - 2, name, &m, d)) return HR_ERROR;
+      if (!st->net_scratch) st->net_scratch = tape_new();
+      Value out; /* the rows as a [B, K] batch: one product per layer */
+      if (!net_apply(tape, st->net_scratch, &st->net_memo, &m, R[A[0]], pv_transpose(L[A[1]]), &out,
+                     err, ERRSZ)) {
+        diag_error(d, DIAG_RUNTIME, ins->pos, "network '%s' %s", name, err);
+        return HR_ERROR;
+      }
+      r = pv_transpose(out);
+      rl = true;
+      break;
+    }
+    case IR_SAMPLE: {
+      int64_t sz64[8];
+      int n = eval_sizes(ins, R, sz64, 8);
+      int64_t K = 1;
+      for (int i = 0; i < n; i++) {
+        if (sz64[i] < 0) {
+          snprintf(err, ERRSZ, "size must be non-negative, got %lld", (long long)sz64[i]);
+          goto error;
+        }
+        K *= sz64[i];
+      }
+      int sizes[2] = {(int)K, B};
+      Value *p = gc_alloc(sizeof(Value) * (size_t)(ins->dist.nparams + 1));
+      for (int q = 0; q < ins->dist.nparams; q++) {
+        p[q] = PV_VAL(ins->dist.params[q]);
+        share(f, ins->dist.params[q]);
+      }
+      DistCall dc;
+      if (!dist_call_init(&dc, ins->dist.fam, ins->dist.nparams, p, (ConKind)ins->con.kind,
+                          bound_of(R, ins->con.lower, -INFINITY),
+                          bound_of(R, ins->con.upper, INFINITY), ty_make(TY_MATRIX, 0), 2, sizes,
+                          err, ERRSZ))
+        goto error;
+      if (tape) {
+        if (ins->con.lower >= 0 && R[ins->con.lower].k == V_REAL && dc.lower == R[ins->con.lower].r)
+          dc.lower_ad = R[ins->con.lower].ad;
+        if (ins->con.upper >= 0 && R[ins->con.upper].k == V_REAL && dc.upper == R[ins->con.upper].r)
+          dc.upper_ad = R[ins->con.upper].ad;
+      }
+      if (!h || !h->sample) {
+        diag_error(d, DIAG_INTERNAL, ins->pos, "latent '%s' reached without a handler", ins->name);
+        return HR_ERROR;
+      }
+      const char *addr = sample_address(st, ins->name);
+      HandlerResult hr = h->sample(h, addr, &dc, &r, ins->pos, d);
+      if (hr == HR_ERROR) return handler_failed(d, ins->pos, "sample");
+      if (hr == HR_SUSPEND || r.k != V_MAT || r.t->rows != (int)K || r.t->cols != B) {
+        diag_error(d, DIAG_INTERNAL, ins->pos, "handler gave %s for '%s', a %lld x %d matrix of "
+                   "the minibatch's rows", hr == HR_SUSPEND ? "no value" : op_shape_desc(r), addr,
+                   (long long)K, B);
+        return HR_ERROR;
+      }
+      rl = true;
+      break;
+    }
+    case IR_OBSERVE: {
+      Value y = PV_VAL(A[0]);
+      Value *p = gc_alloc(sizeof(Value) * (size_t)(ins->dist.nparams + 1));
+      for (int q = 0; q < ins->dist.nparams; q++) {
+        p[q] = PV_VAL(ins->dist.params[q]);
+        share(f, ins->dist.params[q]);
+      }
+      int sizes[8];
+      int n = op_shape_sizes(y, sizes, 8);
+      Type yt = pv_matrix_form(T[A[0]]) ? ty_make(TY_MATRIX, 0)
+                                        : ty_make((TyBase)T[A[0]].base, T[A[0]].ndims + 1);
+      DistCall dc;
+      if (!dist_call_init(&dc, ins->dist.fam, ins->dist.nparams, p, CON_NONE, -INFINITY, INFINITY,
+                          yt, n, sizes, err, ERRSZ))
+        goto error;
+      if (!h || !h->observe) {
+        diag_error(d, DIAG_INTERNAL, ins->pos, "observation reached without a handler");
+        return HR_ERROR;
+      }
+      st->events++;
+      HandlerResult hr = h->observe(h, &dc, y, ins->pos, d);
+      if (hr == HR_ERROR) return handler_failed(d, ins->pos, "observe");
+      continue;
+    }
+    default: /* pv_analyze admits nothing else */
+      diag_error(d, DIAG_INTERNAL, ins->pos, "IR opcode %d in a vectorised plate", ins->op);
+      return HR_ERROR;
+    }
+    if (ins->dst < 0) continue;
+    if (ldst) {
+      if (!rl && !pv_repeat(r, B, T[ins->dst], &r, err, ERRSZ)) goto error;
+      L[ins->dst] = r;
+    } else {
+      R[ins->dst] = r;
+      set_owned(f, ins->dst, true);
+    }
+  }
+  /* the registers after the loop: its last row's values */
+  for (int r = 0; r < fn->nregs; r++)
+    if (lv[r] == PV_LIFTED && L[r].k != V_NONE) {
+      R[r] = pv_row(L[r], T[r], B - 1);
+      share(f, r);
+    }
+  R[var] = val_int(idx[B - 1]);
+  return HR_CONTINUE;
+error:
+  diag_error(d, DIAG_RUNTIME, at, "%s", err);
+  return HR_ERROR;
+}
+
 /* ---- the run loop ----------------------------------------------------------- */
 
 /* Write v into register r (own: v is referenced from nowhere else).  A
@@ -1723,6 +2067,26 @@ static inline __attribute__((always_inline)) RunStatus run_loop(InterpState *st,
           return fail(st);
         }
         if (sub && nsub <= 0) break;
+      }
+      const PvPlan *pl = st->pv && ins->nargs == 3 && !in->sim_mask ? pv_find(st->pv, ins) : NULL;
+      if (pl && hi - lo < INT_MAX) { /* the body once over the rows (plate_vec.h) */
+        if (!sub) {
+          int64_t *all = gc_alloc_atomic(sizeof(int64_t) * (size_t)(hi - lo + 1));
+          for (int64_t j = lo; j <= hi; j++) all[j - lo] = j;
+          sub = all, nsub = hi - lo + 1;
+        }
+        Cursor *vc = push_cursor(f, &ins->body, CK_FOR);
+        vc->loop = ins;
+        vc->vec = true;
+        vc->i = sub[0];
+        vc->hi = hi;
+        vc->sub = sub;
+        vc->nsub = nsub;
+        vc->scale = (double)(hi - lo + 1) / (double)nsub;
+        HandlerResult hr = exec_plate_vec(st, f, pl, sub, (int)nsub, h, d);
+        f->ncur--;
+        if (hr == HR_ERROR) return fail(st);
+        break;
       }
       Cursor *fc = push_cursor(f, &ins->body, CK_FOR);
       fc->loop = ins;

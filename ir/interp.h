@@ -234,6 +234,13 @@ double interp_plate_scale(const InterpState *st);
  * relaxation of a discrete choice, engine svi's Gumbel-softmax): the program
  * then computes with the real where it uses the latent arithmetically. */
 void interp_set_relaxed(InterpState *st, bool on);
+
+/* Plates of s to run once over their rows instead of row by row (ir/plate_vec.h;
+ * engine svi's training): their latents' addresses are NAME[v], one K x B
+ * matrix each, and the handler gets one sample() or observe() per statement.
+ * NULL (the default): every plate is a loop. */
+struct PvSet;
+void interp_set_plate_vec(InterpState *st, const struct PvSet *s);
 /* Run until the end, a suspension or an error. Runtime errors are DIAG_RUNTIME
  * with the statement's position: "model.ppl:9:3: index 11 out of range for
  * array of size 10". */

@@ -6,7 +6,9 @@
 # CPU time, so that other work on a shared machine slows both alike: ppl's is
 # the CPU time of a run of STEPS steps less that of a run of 1 step (the same
 # start-up, draws and output), PyTorch's the process time of its steps; the
-# wall-clock rates are printed too (ppl's from fit_seconds in its CSV).  Three
+# wall-clock rates are printed too (ppl's from fit_seconds in its CSV).  ppl
+# runs twice a round: as it trains by default (the plates' bodies once over
+# the minibatch, ir/plate_vec.h) and row by row (--plate-rows).  Three
 # interleaved rounds, the best of each counts.  PyTorch is skipped with a
 # message where Debian's python3-torch is not installed.  Not a test.
 #
@@ -31,11 +33,11 @@ $ENV{OPENBLAS_NUM_THREADS} = 1;
 
 # CPU seconds (user + sys) of a ppl run of n steps, and its fit_seconds
 sub ppl_run {
-  my ($n) = @_;
+  my ($n, @more) = @_;
   my @t0 = times;
   system($ppl, 'run', "$ex/vae.ppl", '--data', "$tmp/train.json", '--engine', 'svi', '--chains', 1,
          '--threads', 1, '--iter', $n, '--lr', 0.01, '--draws', 1, '--elbo-samples', 1,
-         '--include', 'z', '--quiet', '--no-progress', '--output', "$tmp/ppl.csv") == 0
+         '--include', 'z', '--quiet', '--no-progress', '--output', "$tmp/ppl.csv", @more) == 0
     or die "ppl failed\n";
   my @t1 = times;
   open(my $f, '<', "$tmp/ppl.csv") or die;
@@ -46,11 +48,15 @@ sub ppl_run {
 my %best;
 sub best { my ($k, $v) = @_; $best{$k} = $v if !defined $best{$k} || $v > $best{$k} }
 for my $round (1 .. 3) {
-  my ($c1) = ppl_run(1);
-  my ($cn, $fit) = ppl_run($steps);
-  my ($cpu, $wall) = (100 * ($steps - 1) / ($cn - $c1), 100 * $steps / $fit);
-  printf "ppl float64: %d steps of 100: %.0f examples/s (wall), %.0f examples/s (CPU)\n", $steps, $wall, $cpu;
-  best('ppl', $cpu);
+  for my $rows (0, 1) {
+    my @more = $rows ? ('--plate-rows') : ();
+    my ($c1) = ppl_run(1, @more);
+    my ($cn, $fit) = ppl_run($steps, @more);
+    my ($cpu, $wall) = (100 * ($steps - 1) / ($cn - $c1), 100 * $steps / $fit);
+    printf "ppl float64%s: %d steps of 100: %.0f examples/s (wall), %.0f examples/s (CPU)\n",
+      $rows ? ' (row by row)' : '', $steps, $wall, $cpu;
+    best($rows ? 'rows' : 'ppl', $cpu);
+  }
   next unless $torch;
   for my $dt ('float64', 'float32') {
     my $line = `$py '$here/torch_vae.py' '$tmp/train.json' $steps 100 0.01 $dt`;
@@ -58,7 +64,8 @@ for my $round (1 .. 3) {
     best($dt, $1) if $line =~ /([0-9.]+) examples\/s \(CPU\)/;
   }
 }
-printf "best (CPU): ppl %.0f examples/s", $best{ppl};
+printf "best (CPU): ppl %.0f examples/s (row by row %.0f: %.2fx)", $best{ppl}, $best{rows},
+  $best{ppl} / $best{rows};
 printf "; torch float64 %.0f (ppl/torch %.2f), float32 %.0f (ppl/torch %.2f)", $best{float64},
   $best{ppl} / $best{float64}, $best{float32}, $best{ppl} / $best{float32} if $torch;
 print "\n";
