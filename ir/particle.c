@@ -1217,6 +1217,7 @@ static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, dou
   int64_t *zi = isint ? r->cols[op->dst] : NULL;
   int rmode = op->replay;
   bool fast = op->fast;
+  double *kx = r->keep ? r->chx[op->seq] : NULL, *kl = r->keep ? r->chl[op->seq] : NULL;
   for (int i = lo; i < hi; i++) {
     if (dead[i]) continue;
     int c = i - lo;
@@ -1248,9 +1249,9 @@ static void exec_sample(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, dou
     if (zi) zi[i] = (int64_t)x;
     else zr[i] = x;
     if (pathv) pathv[i] = x;
-    if (r->keep) {
-      r->chx[op->seq][i] = x;
-      r->chl[op->seq][i] = lp;
+    if (kx) {
+      kx[i] = x;
+      kl[i] = lp;
     }
     seg[c] += replayed || !r->cont ? lp : -INFINITY; /* a continuation draws nothing */
   }
@@ -1355,6 +1356,7 @@ static void exec_observe(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, do
   const uint8_t *dead = r->dead, *ok = W->ok;
   const double *wl = W->lp;
   double *loglik = r->loglik;
+  const double sc = r->ev_scale; /* a replay's tempered stop event; 1 elsewhere */
   for (int i = lo; i < hi; i++) {
     if (dead[i]) continue;
     int c = i - lo;
@@ -1364,7 +1366,7 @@ static void exec_observe(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, do
       pc_kill(r, i, ins, err, inc, perr);
       continue;
     }
-    loglik[i] += r->ev_scale == 1 ? lp : r->ev_scale * lp;
+    loglik[i] += sc == 1 ? lp : sc * lp;
     inc[i] = lp;
   }
 }
@@ -1462,18 +1464,19 @@ static void exec_op(PcRun *r, const PcOp *op, int lo, int hi, PcWork *W, Value *
 void pc_exec(PcRun *r, int worker, int lo, int hi, double *inc, const char **perr) {
   PcWork *W = &r->work[worker];
   Value *R = W->R;
+  const bool flat = r->flat;
   for (int c0 = lo; c0 < hi; c0 += PC_CHUNK) {
     int c1 = c0 + PC_CHUNK < hi ? c0 + PC_CHUNK : hi;
     int alive = 0;
     for (int i = c0; i < c1; i++) {
       inc[i] = 0;
-      W->seg[i - c0] = r->flat ? r->logprior[i] : 0; /* flat: one running sum, a trace's */
+      W->seg[i - c0] = flat ? r->logprior[i] : 0; /* flat: one running sum, a trace's */
       alive += !r->dead[i];
     }
     for (int k = 0; k < r->nops; k++) exec_op(r, &r->ops[k], c0, c1, W, R, inc, perr);
     for (int i = c0; i < c1; i++) { /* dead before, or killed now: not advanced */
       alive -= !r->dead[i];
-      if (r->flat) {
+      if (flat) {
         if (!r->dead[i]) r->logprior[i] = W->seg[i - c0];
       } else if (!r->dead[i]) {
         r->logprior[i] += W->seg[i - c0];
