@@ -262,6 +262,16 @@ static const BadCase bad[] = {
      "data.json: \"S\": is not a covariance matrix: not symmetric ([2, 1] is 0.3, [1, 2] is 0.5)"},
     {"{\"S\": [[1, 2], [2, 1]]}", "S", {TY_MATRIX, 0, 2, {2, 2}, NULL, CON_COV, NB, NB},
      "data.json: \"S\": is not a covariance matrix: not positive definite"},
+    {"{\"R\": [[1, 0.2], [0.2, 1.5]]}", "R", {TY_MATRIX, 0, 2, {2, 2}, NULL, CON_CORR, NB, NB},
+     "data.json: \"R\": is not a correlation matrix: diagonal element [2, 2] is 1.5, not 1"},
+    {"{\"R\": [[1, 1.2], [1.2, 1]]}", "R", {TY_MATRIX, 0, 2, {2, 2}, NULL, CON_CORR, NB, NB},
+     "data.json: \"R\": is not a correlation matrix: not positive definite"},
+    {"{\"L\": [[1, 0.1], [0.5, 2]]}", "L", {TY_MATRIX, 0, 2, {2, 2}, NULL, CON_CHOL_COV, NB, NB},
+     "data.json: \"L\": is not a Cholesky factor of a covariance matrix: element [1, 2] above "
+     "the diagonal is 0.1"},
+    {"{\"L\": [[1, 0], [0.5, -2]]}", "L", {TY_MATRIX, 0, 2, {2, 2}, NULL, CON_CHOL_COV, NB, NB},
+     "data.json: \"L\": is not a Cholesky factor of a covariance matrix: diagonal element [2, 2] "
+     "is -2, not positive"},
     {"{\"S\": [[1, 0], [0, 1]]}", "S", {TY_MATRIX, 1, 3, {2, 2, 2}, NULL, CON_COV, NB, NB},
      "data.json: \"S[1]\": row 1: expected an array of 2 reals, got a number"},
     {"{\"v\": [0.5, -0.5]}", "v", {TY_VECTOR, 0, 1, {2}, NULL, CON_LOWER, 0, NB},
