@@ -291,7 +291,7 @@ const char *ppl_model_llvm_ir(ppl_model *m);
  * ppl_model_llvm_ir. */
 const char *ppl_model_runtime_calls(ppl_model *m);
 /* How engine svi trains each plate with a batch size (`ppl run --verbose`):
- * one line a plate, "plate i (model.ppl:20:3): one pass over the minibatch"
+ * one line a plate, "svi: plate i (model.ppl:20:3): one pass over the minibatch"
  * or "... row by row: WHY" (ir/plate_vec.h); "" without such plates.  Owned
  * by the model. */
 const char *ppl_model_plates(ppl_model *m);

@@ -461,7 +461,7 @@ PvSet *pv_program(const IrProgram *p, const char **report) {
   for (int i = 0; i < n; i++) {
     if (v[i].ok) s->plans[s->n++] = v[i].plan;
     if (report)
-      rep = gc_printf("%splate %s (%s:%d:%d): %s%s\n", rep, v[i].ins->name,
+      rep = gc_printf("%ssvi: plate %s (%s:%d:%d): %s%s\n", rep, v[i].ins->name,
                       v[i].ins->pos.file ? v[i].ins->pos.file : "?", v[i].ins->pos.line,
                       v[i].ins->pos.col, v[i].ok ? "one pass over the minibatch" : "row by row: ",
                       v[i].ok ? "" : v[i].why);

@@ -23,7 +23,10 @@
 #  - train --amortize on data without the observed values, then run --load:
 #    the npe form is picked and named;
 #  - Ctrl-C during a long `ppl train`: exit 130, the file is written, it
-#    loads, and `ppl train --load` resumes from it.
+#    loads, and `ppl train --load` resumes from it;
+#  - run --verbose names how svi trains each plate (once over the minibatch,
+#    or row by row and why), and training row by row (--plate-rows) gives
+#    the same ELBO.
 use strict;
 use warnings;
 use Time::HiRes qw(sleep time);
@@ -243,5 +246,28 @@ my $close = @a && @a == @b && $shape1 eq $shape2;
 for my $i (0 .. $#a) { $close &&= abs($a[$i] - $b[$i]) <= 1.5e-5 * abs($a[$i]) + 1e-7 }
 ok($close, "one step of lr 1e-9 from the interrupted params keeps them (" . ($gp // 'none') .
            " -> " . ($gp2 // 'none') . ")");
+
+# ---- the vectorised plate (ir/plate_vec.h): run --verbose says how svi trains each plate ----
+($s, $out, $err) = run_cmd('run', 'toy.ppl', '--data', 'train.json', '--engine', 'svi', '--iter', '5',
+                           '--chains', '1', '--draws', '1', '--verbose', '--quiet', '--output', 'v.csv');
+my @once = $err =~ /^svi: plate i \(toy\.ppl:\d+:3\): one pass over the minibatch$/mg;
+ok($s == 0 && @once == 2, "run --verbose: both plates of toy.ppl run over the minibatch at once");
+spit("$dir/rows.ppl", "data { int N; vector[N] x; }\nmodel {\n  plate (i in 1:N, batch = 20) {\n" .
+     "    real z ~ normal(0, 1);\n    if (x[i] > 0) x[i] ~ normal(z, 0.5);\n  }\n}\n" .
+     "guide {\n  param real a;\n  plate (i in 1:N, batch = 20) {\n    real z ~ normal(a * x[i], 1);\n" .
+     "  }\n}\n");
+($s, $out, $err) = run_cmd('run', 'rows.ppl', '--data', 'train.json', '--engine', 'svi', '--iter', '5',
+                           '--chains', '1', '--draws', '1', '--verbose', '--quiet', '--output', 'v.csv');
+ok($s == 0 && $err =~ /^svi: plate i \(rows\.ppl:3:3\): row by row: an if in the plate's body \(rows\.ppl:5:5\)$/m &&
+   $err =~ /^svi: plate i \(rows\.ppl:10:3\): row by row: plate i at rows\.ppl:3:3 runs row by row$/m,
+   "run --verbose: a plate with an if keeps the row loop, and so does the guide's of its name");
+my @tr = ('train', 'toy.ppl', '--data', 'train.json', '--iter', '300', '--seed', '5', '--no-progress');
+my ($s1, $o1) = run_cmd(@tr, '--save', 'vec.params');
+my ($s2, $o2) = run_cmd(@tr, '--save', 'rows.params', '--plate-rows');
+my ($e1) = $o1 =~ /ELBO (-[\d.]+) in/;
+my ($e2) = $o2 =~ /ELBO (-[\d.]+) in/;
+ok($s1 == 0 && $s2 == 0 && defined $e1 && defined $e2 && $e1 eq $e2,
+   "train by the minibatch pass and row by row (--plate-rows): the same ELBO (" . ($e1 // '?') .
+   ", " . ($e2 // '?') . ")");
 
 exit tap_done();
