@@ -672,7 +672,8 @@ const char *ld_backend_draws_interpreted(const LogDensity *ld, const char *why) 
   const char *how = ld->jit_quick ? "LLVM JIT, quick (a short run: the fast pipeline)" : "LLVM JIT";
   return gc_printf("%s: log density and gradient compiled in %.0f ms of CPU%s; draws interpreted "
                    "(%s)", how, jit_compile_ms(ld->jit),
-                   ld->jit_borrowed ? " for an earlier data set of the same shapes" : "", why);
+                   ld->jit_borrowed ? " for an earlier data set of the same shapes, reused for "
+                                      "these data (no compile)" : "", why);
 }
 
 const char *ld_backend(const LogDensity *ld) {
