@@ -50,6 +50,7 @@ enum { JIT_OPT_AUTO, JIT_OPT_QUICK, JIT_OPT_FULL }; /* --jit-opt */
 typedef struct HmcEngine {
   const Interp *in;
   const char *backend_why; /* why the run interprets, when hmc chose to */
+  const char *draws_why;   /* why a compiled run's draws are interpreted, or NULL */
   const LogDensity *ld;
   LdWork *work;     /* this chain's gradient workspace (no allocation per call) */
   size_t dim;
@@ -126,9 +127,13 @@ static bool engine_density(void *ctx, const double *q, double *lp, double *g, Di
  * took the program).  The random numbers of the generated block come from
  * this chain's output stream. */
 static bool engine_outputs(HmcEngine *e, Draw *out, Diag *d) {
-  InterpLatent *nested;
-  out->outputs = ld_draw(e->work, hmc_position(e->h), rng_u64(&e->out_rng), (uint64_t)e->chain,
-                         &nested, &out->nlatents, d);
+  InterpLatent *nested = NULL;
+  out->nlatents = 0;
+  uint64_t seed = rng_u64(&e->out_rng);
+  out->outputs = e->draws_why ? ld_draw_full(e->ld, hmc_position(e->h), seed, (uint64_t)e->chain,
+                                             &nested, &out->nlatents, d)
+                              : ld_draw(e->work, hmc_position(e->h), seed, (uint64_t)e->chain,
+                                        &nested, &out->nlatents, d);
   out->latents = nested;
   return out->outputs != NULL;
 }
@@ -224,7 +229,16 @@ static void *engine_init(const Interp *in, const EngineOpts *o, int chain, bool 
                                "compiling; --jit compiles)", grads);
   }
   e->ld = ld;
-  ld_prepare_draw(ld);
+  /* the draw function too is compiled only when the run's kept draws repay
+     it (counts, as above): a short run draws by the interpreter, the same
+     draws as the compiled function's (test jit) */
+  double kept = (double)o->chains * ((double)o->draws + (o->save_warmup ? (double)o->warmup : 0)) /
+                (double)e->thin;
+  if (jit && !ld_draw_pays(ld, kept))
+    e->draws_why = gc_printf("about %.0f draw%s: too few to repay compiling the draw function",
+                             kept, kept == 1 ? "" : "s");
+  else
+    ld_prepare_draw(ld);
   e->work = ld_work_new(ld);
   e->dim = ld_dim(ld);
   if (o->comm) { /* every rank runs this chain: each evaluates its blocks of rows */
@@ -328,7 +342,9 @@ static void engine_free(void *state) {
 
 static const char *engine_backend(void *state) {
   HmcEngine *e = state;
-  return e->backend_why ? e->backend_why : ld_backend(e->ld);
+  return e->backend_why ? e->backend_why
+         : e->draws_why ? ld_backend_draws_interpreted(e->ld, e->draws_why)
+                        : ld_backend(e->ld);
 }
 
 static const char *engine_adaptation(void *state) {

@@ -667,6 +667,15 @@ bool ld_use_jit_of(LogDensity *ld, const LogDensity *from, Diag *d) {
   return true;
 }
 
+const char *ld_backend_draws_interpreted(const LogDensity *ld, const char *why) {
+  if (!ld->jit || ld->nested) return ld_backend(ld);
+  const char *how = ld->jit_quick ? "LLVM JIT, quick (a short run: the fast pipeline)" : "LLVM JIT";
+  return gc_printf("%s: log density and gradient compiled in %.0f ms of CPU%s; draws interpreted "
+                   "(%s)", how, jit_compile_ms(ld->jit),
+                   ld->jit_borrowed ? " for an earlier data set of the same shapes, reused for "
+                                      "these data (no compile)" : "", why);
+}
+
 const char *ld_backend(const LogDensity *ld) {
   const char *how = ld->jit_quick ? "LLVM JIT, quick (a short run: the fast pipeline)" : "LLVM JIT";
   if (ld->jit && ld->jit_borrowed)
@@ -869,6 +878,10 @@ static double interp_us(const LogDensity *ld) {
 
 bool ld_jit_pays(const LogDensity *ld, double evals) {
   return evals * 0.9 * interp_us(ld) > LD_COMPILE_US;
+}
+
+bool ld_draw_pays(const LogDensity *ld, double draws) {
+  return draws * 0.9 * interp_us(ld) > LD_DRAW_COMPILE_US;
 }
 
 bool ld_jit_quick(const LogDensity *ld, double evals) {

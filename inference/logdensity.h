@@ -153,6 +153,14 @@ bool ld_jit_pays(const LogDensity *ld, double evals);
 #define LD_COMPILE_US 40e3
 #define LD_FULL_EXTRA_US 20e3
 #define LD_QUICK_SLOWER 0.25
+/* Will compiling the draw function (the model and generated blocks forward,
+ * about LD_DRAW_COMPILE_US) pay for itself over `draws` kept draws, each an
+ * interpreted run otherwise?  Counts only, as ld_jit_pays; nuts and hmc ask
+ * with the run's kept draws, and draw by the interpreter when it would not. */
+#define LD_DRAW_COMPILE_US 5e3
+bool ld_draw_pays(const LogDensity *ld, double draws);
+/* ld_backend for a compiled run whose draws the engine interprets (why). */
+const char *ld_backend_draws_interpreted(const LogDensity *ld, const char *why);
 /* Is a run of `evals` evaluations too short to repay the full pipeline's
  * extra compile (jit_compile's quick)?  Counts only, as ld_jit_pays. */
 bool ld_jit_quick(const LogDensity *ld, double evals);

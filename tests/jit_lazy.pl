@@ -101,6 +101,13 @@ ok($s == 0 && $out =~ /^backend: LLVM JIT: log density and gradient compiled/m,
 ok($s == 0 && $out =~ /^backend: LLVM JIT, quick \(a short run: the fast pipeline\): log density and gradient compiled/m,
    "ppl run --jit: compiled, the quick way (status $s)");
 ok(loads($ld, 'libppl_jit.so') && loads($ld, 'libLLVM'), "ppl run: the module and libLLVM are loaded");
+# the draw function is compiled only when the kept draws repay it: 100 are
+# interpreted (the reason on the line), 20,000 compiled
+ok($out =~ /; draws interpreted \(about 100 draws: too few to repay compiling the draw function\)$/m,
+   "ppl run --jit, 100 draws: the draws interpreted, the reason given") or print "# $out\n";
+($s, $out, $err) = run_cmd(@run, '--jit', '--draws', '20000', '--output', 'jitlong.csv');
+ok($s == 0 && $out =~ /the draw function \(generated quantities\) in \d+ ms$/m,
+   "ppl run --jit, 20,000 draws: the draw function compiled (status $s)") or print "# $out\n";
 ($s, $out, $err, $ld) = traced('ir', '--llvm', 'm.ppl', '--data', 'm.json');
 ok($s == 0 && $out =~ /define .*\@ppl_ld/ && loads($ld, 'libLLVM'),
    "ppl ir --llvm: the optimised IR, libLLVM loaded (status $s)");
