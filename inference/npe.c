@@ -1096,8 +1096,7 @@ static int npe_grad(NpeGrad *g, const long *rows, int nb, double *grad, Diag *d)
         continue;
       }
     }
-    memset(g->adj, 0, sizeof(double) * need);
-    if (loss.n) tape_backward(g->t, loss.n, g->adj);
+    tape_backward(g->t, loss.n, g->adj); /* zeroes the adjoints first */
     for (size_t i = 0; i < np; i++) out[2 + i] = g->adj[wt.node + (int32_t)i];
   }
   int *cnt, *dis;
