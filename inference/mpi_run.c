@@ -145,7 +145,10 @@ void mpi_bcast_diag(const MpiComm *c, int owner, const Diag *mine, Diag *d) {
     int32_t code;
     char msg[sizeof d->msg];
   } m = {0};
-  if (mine && mpi_rank(c) == owner) m.code = (int32_t)mine->code, memcpy(m.msg, mine->msg, sizeof m.msg);
+  if (mine && mpi_rank(c) == owner) {
+    m.code = (int32_t)mine->code;
+    memcpy(m.msg, mine->msg, sizeof m.msg);
+  }
   if (!mpi_bcast(c, &m, sizeof m, owner)) {
     diag_error(d, DIAG_INTERNAL, (SrcPos){0}, "MPI could not send rank %d's error", owner);
     return;

@@ -1008,7 +1008,8 @@ static bool npe_simulate(NpeSims *sm, const EngineOpts *o, NpeSplit *sp, double 
   }
   if (done < S) {
     diag_error(d, DIAG_INTERRUPTED, (SrcPos){0},
-               "interrupted while simulating (%ld of %ld): nothing trained, nothing saved", done, S);
+               "interrupted while simulating (%ld of %ld): nothing trained, nothing saved", done,
+               S);
     goto fail;
   }
   if (sp->R > 1) { /* every rank's kept rows, in rank order: index order */
@@ -1088,7 +1089,8 @@ static int npe_grad(NpeGrad *g, const long *rows, int nb, double *grad, Diag *d)
       ready = true;
     }
     for (int r = 0; r < n; r++) {
-      memcpy(g->bx + (size_t)r * L->in, g->X + (size_t)rows[lo + r] * L->in, sizeof(double) * L->in);
+      memcpy(g->bx + (size_t)r * L->in, g->X + (size_t)rows[lo + r] * L->in,
+             sizeof(double) * L->in);
       memcpy(g->bt + (size_t)r * dim, g->T + (size_t)rows[lo + r] * (size_t)dim,
              sizeof(double) * (size_t)dim);
     }
@@ -1096,7 +1098,8 @@ static int npe_grad(NpeGrad *g, const long *rows, int nb, double *grad, Diag *d)
     out[1] = loss.v;
     if (tape_error(g->t)) {
       out[0] = NB_FATAL;
-      if (!diag_failed(&mine)) diag_error(&mine, DIAG_INTERNAL, (SrcPos){0}, "npe: %s", tape_error(g->t));
+      if (!diag_failed(&mine))
+        diag_error(&mine, DIAG_INTERNAL, (SrcPos){0}, "npe: %s", tape_error(g->t));
       continue;
     }
     if (!isfinite(loss.v)) {
@@ -1110,12 +1113,12 @@ static int npe_grad(NpeGrad *g, const long *rows, int nb, double *grad, Diag *d)
       if (!(g->adj = malloc(sizeof(double) * g->adjcap))) {
         g->adjcap = 0;
         out[0] = NB_FATAL;
-        if (!diag_failed(&mine)) diag_error(&mine, DIAG_NOMEM, (SrcPos){0}, "npe: no memory for the gradient");
+        if (!diag_failed(&mine))
+          diag_error(&mine, DIAG_NOMEM, (SrcPos){0}, "npe: no memory for the gradient");
         continue;
       }
     }
-    memset(g->adj, 0, sizeof(double) * need);
-    if (loss.n) tape_backward(g->t, loss.n, g->adj);
+    tape_backward(g->t, loss.n, g->adj); /* zeroes the adjoints first */
     for (size_t i = 0; i < np; i++) out[2 + i] = g->adj[wt.node + (int32_t)i];
   }
   int *cnt, *dis;
