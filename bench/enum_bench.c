@@ -1,7 +1,8 @@
 /* enum_bench.c — what summing discrete latents out by enumeration buys
  * (issue 16): effective draws per CPU-second of the naturally written HMM,
- * mixture, nested sums (nested.ppl), bounded int (population.ppl) and a
- * chain of four scalars (chain4.ppl, variable elimination) of
+ * mixture, nested sums (nested.ppl), bounded int (population.ppl), a
+ * chain of four scalars (chain4.ppl, variable elimination) and a factorial
+ * HMM (fhmm.ppl, the product state) of
  * tests/enum (discrete latents in plain sight) under nuts with
  * enumeration, against the same programs under mh and smc (which draw the
  * discrete latents), against their hand-marginalised twins under nuts, and,
@@ -68,6 +69,9 @@ static const EbProblem problems[] = {
     /* a chain of four scalars (variable elimination in a min-fill order:
        K x K a factor) against the forward algorithm by hand, K = 8 */
     {"chain4", "chain4", "chain4_hand", "chain4"},
+    /* a factorial HMM (two chains in one loop, 2 x 3 product states)
+       against the forward algorithm over the product state by hand */
+    {"fhmm", "fhmm", "fhmm_hand", "fhmm"},
 };
 
 /* Stan's lengths for nuts; mh gets more draws so that its ESS is measurable
