@@ -18,7 +18,7 @@
  * hand-marginalised program.
  *
  *   enum_bench SOURCE_ROOT [SEED [PROBLEM]]   (from the source root: build/bench/enum_bench .)
- *   enum_bench SOURCE_ROOT grad [REPS]      (EB_NO_JIT=1: interpreted, not compiled)
+ *   enum_bench SOURCE_ROOT grad [REPS [PROBLEM]]  (EB_NO_JIT=1: interpreted, not compiled)
  *   EB_NUTS_ONLY=1: nuts only (the twins and rstan, no mh or smc); EB_NO_STAN=1: no rstan
  *
  * `grad`: the CPU cost of one log density gradient (what nuts pays per leapfrog
@@ -216,7 +216,7 @@ static double eb_grads(ppl_model *m, const double *th, int npts, size_t n, int r
   return eb_cpu() - t0;
 }
 
-static int eb_grad_main(const char *root, int reps) {
+static int eb_grad_main(const char *root, int reps, const char *only) {
   ppl_config cfg;
   ppl_config_default(&cfg);
   cfg.threads = 1;
@@ -227,6 +227,7 @@ static int eb_grad_main(const char *root, int reps) {
          "problem", "enumerated us", "by hand us", "ratio", reps);
   for (size_t i = 0; i < sizeof problems / sizeof *problems; i++) {
     const EbProblem *p = &problems[i];
+    if (only && strcmp(only, p->name)) continue;
     ppl_model *a = eb_model(ctx, root, p->natural, p->data);
     ppl_model *b = eb_model(ctx, root, p->hand, p->data);
     size_t na = 0, nb = 0;
@@ -264,7 +265,7 @@ static int eb_grad_main(const char *root, int reps) {
 
 int main(int argc, char **argv) {
   const char *root = argc > 1 ? argv[1] : ".";
-  if (argc > 2 && !strcmp(argv[2], "grad")) return eb_grad_main(root, argc > 3 ? atoi(argv[3]) : 5);
+  if (argc > 2 && !strcmp(argv[2], "grad")) return eb_grad_main(root, argc > 3 ? atoi(argv[3]) : 5, argc > 4 ? argv[4] : NULL);
   uint64_t seed = argc > 2 ? strtoull(argv[2], NULL, 10) : 1;
   const char *only = argc > 3 ? argv[3] : NULL;
   bool nuts_only = getenv("EB_NUTS_ONLY") != NULL; /* no mh, no smc: the twin's ratio only */
