@@ -1,7 +1,8 @@
 /* enum_bench.c — what summing discrete latents out by enumeration buys
  * (issue 16): effective draws per CPU-second of the naturally written HMM,
- * mixture, nested sums (nested.ppl), bounded int (population.ppl) and a
- * chain of four scalars (chain4.ppl, variable elimination) of
+ * mixture, nested sums (nested.ppl), bounded int (population.ppl), a
+ * chain of four scalars (chain4.ppl, variable elimination) and a factorial
+ * HMM (fhmm.ppl, the product state) of
  * tests/enum (discrete latents in plain sight) under nuts with
  * enumeration, against the same programs under mh and smc (which draw the
  * discrete latents), against their hand-marginalised twins under nuts, and,
@@ -17,7 +18,7 @@
  * hand-marginalised program.
  *
  *   enum_bench SOURCE_ROOT [SEED [PROBLEM]]   (from the source root: build/bench/enum_bench .)
- *   enum_bench SOURCE_ROOT grad [REPS]      (EB_NO_JIT=1: interpreted, not compiled)
+ *   enum_bench SOURCE_ROOT grad [REPS [PROBLEM]]  (EB_NO_JIT=1: interpreted, not compiled)
  *   EB_NUTS_ONLY=1: nuts only (the twins and rstan, no mh or smc); EB_NO_STAN=1: no rstan
  *
  * `grad`: the CPU cost of one log density gradient (what nuts pays per leapfrog
@@ -68,6 +69,9 @@ static const EbProblem problems[] = {
     /* a chain of four scalars (variable elimination in a min-fill order:
        K x K a factor) against the forward algorithm by hand, K = 8 */
     {"chain4", "chain4", "chain4_hand", "chain4"},
+    /* a factorial HMM (two chains in one loop, 2 x 3 product states)
+       against the forward algorithm over the product state by hand */
+    {"fhmm", "fhmm", "fhmm_hand", "fhmm"},
 };
 
 /* Stan's lengths for nuts; mh gets more draws so that its ESS is measurable
@@ -212,7 +216,7 @@ static double eb_grads(ppl_model *m, const double *th, int npts, size_t n, int r
   return eb_cpu() - t0;
 }
 
-static int eb_grad_main(const char *root, int reps) {
+static int eb_grad_main(const char *root, int reps, const char *only) {
   ppl_config cfg;
   ppl_config_default(&cfg);
   cfg.threads = 1;
@@ -223,6 +227,7 @@ static int eb_grad_main(const char *root, int reps) {
          "problem", "enumerated us", "by hand us", "ratio", reps);
   for (size_t i = 0; i < sizeof problems / sizeof *problems; i++) {
     const EbProblem *p = &problems[i];
+    if (only && strcmp(only, p->name)) continue;
     ppl_model *a = eb_model(ctx, root, p->natural, p->data);
     ppl_model *b = eb_model(ctx, root, p->hand, p->data);
     size_t na = 0, nb = 0;
@@ -260,7 +265,7 @@ static int eb_grad_main(const char *root, int reps) {
 
 int main(int argc, char **argv) {
   const char *root = argc > 1 ? argv[1] : ".";
-  if (argc > 2 && !strcmp(argv[2], "grad")) return eb_grad_main(root, argc > 3 ? atoi(argv[3]) : 5);
+  if (argc > 2 && !strcmp(argv[2], "grad")) return eb_grad_main(root, argc > 3 ? atoi(argv[3]) : 5, argc > 4 ? argv[4] : NULL);
   uint64_t seed = argc > 2 ? strtoull(argv[2], NULL, 10) : 1;
   const char *only = argc > 3 ? argv[3] : NULL;
   bool nuts_only = getenv("EB_NUTS_ONLY") != NULL; /* no mh, no smc: the twin's ratio only */

@@ -2291,6 +2291,42 @@ static void emit_chain(Rw *W, Code *c, const Site *s, bool draw, int lp) {
  * product state), then replays the loop with both choices as point
  * choices under their own names.  No fused kernel, no hoisted transitions,
  * no pr_ columns (not yet). */
+/* Can a factorial chain's step be made from per-state parts: the part
+   between the choices scores nothing and z2's distribution does not depend
+   on z1 there (so both choices' log probabilities are vectors made once per
+   previous state), the rest after z2 reads nothing that depends on the
+   previous states (so it is made once per product state, K, not K x K: the
+   emissions), and both families give their log probabilities as a vector?
+   Then MX[j, k] = alpha[j] + pre(j) + l1(j)[k1] + l2(j)[k2] + E[k]. */
+static bool fc_separable(const Plan *P, const Site *s, const Site *s2) {
+  const IrBlock *b = &s->chain->body;
+  int nr = P->p->main.nregs;
+  bool *t = gc_alloc_atomic((size_t)nr), *u = gc_alloc_atomic((size_t)nr);
+  memset(t, 0, (size_t)nr);
+  memset(u, 0, (size_t)nr);
+  t[s->carry] = t[s2->carry] = true;
+  u[s->ins->dst] = true;
+  for (int i = 0; i < s->at; i++) taint_step(P, &b->ins[i], t);
+  for (int i = s->at + 1; i < s2->at; i++) {
+    if (has_score(&b->ins[i])) return false;
+    taint_step(P, &b->ins[i], t);
+    taint_step(P, &b->ins[i], u);
+  }
+  for (int k = 0; k < s2->ins->dist.nparams; k++)
+    if (u[s2->ins->dist.params[k]]) return false;
+  for (int i = s2->at + 1; i < b->n; i++)
+    if (taint_step(P, &b->ins[i], t)) return false;
+  for (int q = 0; q < 2; q++) { /* lp_vector's families */
+    const Site *e = q ? s2 : s;
+    const char *f = e->ins->dist.fam->name;
+    Type tv = P->p->main.regtypes[e->ins->dist.params[0]];
+    if (strcmp(f, "categorical") &&
+        !(!strcmp(f, "categorical_logit") && tv.base == TY_VECTOR && tv.ndims == 0))
+      return false;
+  }
+  return true;
+}
+
 /* What emit_fchain's steps share. */
 typedef struct Fc {
   Rw *W;
@@ -2386,8 +2422,41 @@ static void emit_fchain(Rw *W, Code *c, const Site *s, bool draw, int lp) {
   int j = new_reg(W, ti), k = new_reg(W, ti);
   Code jb = {0}, kb = {0};
   int x;
-  int aj = index1(W, &jb, pos, alpha, j, tr);
-  x = fc_step(&fc, &kb, j, k, aj, K2);
+  if (fc_separable(W->P, s, s2)) {
+    /* E[k]: the rest of the iteration after z2, once per product state */
+    IrBlock rest = {F->body.n - s2->at - 1, F->body.ins + s2->at + 1};
+    int E = decl(W, &body, pos, tv, K, -1);
+    int ke = new_reg(W, ti), e = new_reg(W, tr);
+    Code eb = {0};
+    int k0 = binop(W, &eb, pos, OP_SUB, ke, one, ti);
+    move(&eb, pos, s->ins->dst,
+         support_value(W, &eb, s, binop(W, &eb, pos, OP_ADD, binop(W, &eb, pos, OP_IDIV, k0, K2, ti), one, ti)));
+    append(&eb, copy_block(W, &mid, 0, M_DRAW, -1));
+    move(&eb, pos, s2->ins->dst,
+         support_value(W, &eb, s2, binop(W, &eb, pos, OP_ADD, binop(W, &eb, pos, OP_MOD, k0, K2, ti), one, ti)));
+    move(&eb, pos, e, k_real(W, &eb, pos, 0));
+    append(&eb, copy_block(W, &rest, 0, M_ACC, e));
+    store1(&eb, pos, E, ke, e);
+    emit_for(&body, NULL, pos, ke, one, K, &eb);
+    /* per previous state: both choices' log probabilities as vectors */
+    fc_set_state(&fc, &jb, j);
+    int lp0 = new_reg(W, tr);
+    move(&jb, pos, lp0, index1(W, &jb, pos, alpha, j, tr));
+    append(&jb, copy_block(W, &pre, 0, M_ACC, lp0));
+    int l1 = lp_vector(W, &jb, s, K1);
+    move(&jb, pos, s->ins->dst, support_value(W, &jb, s, one));
+    append(&jb, copy_block(W, &mid, 0, M_DRAW, -1));
+    int l2 = lp_vector(W, &jb, s2, K2);
+    int k0b = binop(W, &kb, pos, OP_SUB, k, one, ti);
+    int k1 = binop(W, &kb, pos, OP_ADD, binop(W, &kb, pos, OP_IDIV, k0b, K2, ti), one, ti);
+    int k2 = binop(W, &kb, pos, OP_ADD, binop(W, &kb, pos, OP_MOD, k0b, K2, ti), one, ti);
+    x = binop(W, &kb, pos, OP_ADD, lp0, index1(W, &kb, pos, l1, k1, tr), tr);
+    x = binop(W, &kb, pos, OP_ADD, x, index1(W, &kb, pos, l2, k2, tr), tr);
+    x = binop(W, &kb, pos, OP_ADD, x, index1(W, &kb, pos, E, k, tr), tr);
+  } else {
+    int aj = index1(W, &jb, pos, alpha, j, tr);
+    x = fc_step(&fc, &kb, j, k, aj, K2);
+  }
   store2(&kb, pos, MX, j, k, x);
   emit_for(&jb, NULL, pos, k, one, K, &kb);
   emit_for(&body, NULL, pos, j, one, m, &jb);

@@ -49,6 +49,11 @@
  * Scalars under an if (a condition from the data) and in a loop in a loop
  * are summed over the rest of their branch or iteration.
  *
+ * Two chains in one loop, each carried in its own local copy (a factorial
+ * HMM), are one chain over their product state: K1 K2 states, (K1 K2)^2
+ * terms a step (the transitions as vectors and the emissions once per
+ * product state when the step is separable), drawn backwards over it.
+ *
  * Not yet enumerated (the reason says so): a chain or an array inside
  * another's segment, in nested loops or under an if; latents in a while loop
  * or in a user function; continuous latents that depend on a discrete one;
