@@ -3112,7 +3112,7 @@ static IrProgram *rewrite(const Plan *P, bool marg) {
   W.hV = gc_alloc_atomic(sizeof(int) * (size_t)(P->pub->n + 1));
   for (int i = 0; i < P->pub->n; i++) W.pr[i] = W.hK[i] = W.hV[i] = -1;
   W.out = gc_alloc(sizeof(IrOutput) * (size_t)(p->noutputs + P->pub->n + 1));
-  memcpy(W.out, p->outputs, sizeof(IrOutput) * (size_t)p->noutputs);
+  if (p->noutputs) memcpy(W.out, p->outputs, sizeof(IrOutput) * (size_t)p->noutputs);
   W.nout = p->noutputs;
   W.types = gc_alloc_atomic(sizeof(Type) * (size_t)W.capregs);
   W.names = gc_alloc(sizeof(char *) * (size_t)W.capregs);
