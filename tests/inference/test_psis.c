@@ -100,6 +100,24 @@ static void check_pinned(int n, double a, double loo) {
          loo);
 }
 
+static int desc_cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x < y) - (x > y);
+}
+
+static void check_smooth(int n, double a, double sum, double top, double second, double mth) {
+  double *lw = grid(n, a);
+  bool ok = psis_smooth(n, lw);
+  double z = 0;
+  for (int i = 0; i < n; i++) z += exp(lw[i]);
+  qsort(lw, (size_t)n, sizeof(double), desc_cmp);
+  int M = (int)ceil(fmin(0.2 * n, 3 * sqrt((double)n)));
+  double got[4] = {z, lw[0], lw[1], lw[M - 1]}, want[4] = {sum, top, second, mth};
+  for (int j = 0; j < 4; j++) ok &= fabs(got[j] - want[j]) <= 1e-9 * fmax(1, fabs(want[j]));
+  tap_ok(ok, "psis_smooth of %g log u on %d quantiles as loo's: sum %.12g (%.12g), largest %.12g (%.12g), "
+         "second %.12g (%.12g), M-th %.12g (%.12g)", a, n, z, sum, lw[0], top, lw[1], second, lw[M - 1], mth);
+}
+
 int main(void) {
   gc_init();
   check_tail(0.3, 4000, 11);
@@ -118,6 +136,17 @@ int main(void) {
   check_pinned(600, 5000, 163.59845095555301);
   check_pinned(4000, 200, 2.9672705101460353);
   check_pinned(4000, -0.7, 0.68432202188462032);
+
+  /* psis_smooth's weights as loo's: weights(psis(lw, r_eff = 1), log = TRUE,
+     normalize = FALSE) on the same grids, their sum on the natural scale,
+     the largest, the second and the M-th largest; with k-hat 7.3 the
+     fitted quantiles pass the largest raw weight and are capped there */
+  check_smooth(600, -0.7, 1812.2268843908557301, 4.8428765980887771, 4.1120068861803531,
+               1.4651254062658707);
+  check_smooth(600, 200, 4.61726920064605473, -0.16673614971549061, -0.16673614971549061,
+               -23.18778740858012810);
+  check_smooth(4000, -1.2, 1.1557625804986092e+05, 1.0541575469362499e+01, 9.2788076589095851e+00,
+               3.6564970811041704e+00);
 
   /* the collinear regression's case, bounded weights u^200 with a log range
      of thousands: the largest of S draws are ~200 M / S nats apart, and
