@@ -65,6 +65,7 @@ static const char *site_kernel(const JitSite *s) {
   }
   if (ins->op == IR_BUILTIN && builtin_has_block(ins->builtin))
     return "a matrix kernel and its vector-Jacobian product, no tape";
+  if (jit_rt_dot_ok(ins, s->fn)) return "a dot product and its partials, no tape";
   if (ins->op == IR_OBSERVE) f = ins->dist.fam;
   else if (ins->op == IR_BUILTIN) f = jit_rt_lpdf_family(ins->builtin);
   if (f && !dist_scalar_family(f) && f->lpdf_grad && !f->lpdf_ctx)

@@ -1071,6 +1071,54 @@ static int fast_block(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, J
   return 1;
 }
 
+/* Whether ins is a dot product of two 1-D tensors: row_vector * vector, or
+   dot_product / dot of vectors or row vectors (not arrays).  jit_host.c's
+   --verbose labels use it too. */
+bool jit_rt_dot_ok(const IrInstr *ins, const IrFunc *fn) {
+  if (ins->nargs != 2 || ins->dst < 0) return false;
+  Type a = fn->regtypes[ins->args[0]], b = fn->regtypes[ins->args[1]];
+  if (a.ndims || b.ndims) return false;
+  if (ins->op == IR_BINARY)
+    return ins->sub == OP_MUL && a.base == TY_ROWVEC && b.base == TY_VECTOR;
+  if (ins->op != IR_BUILTIN || builtin_host(ins->builtin) ||
+      (strcmp(ins->builtin->name, "dot_product") && strcmp(ins->builtin->name, "dot")))
+    return false;
+  return (a.base == TY_VECTOR || a.base == TY_ROWVEC) && (b.base == TY_VECTOR || b.base == TY_ROWVEC);
+}
+
+/* A dot product (jit_rt_dot_ok): the interpreter's sum, in its order (so its
+   bits), and for the reverse part each active operand's partials, which are
+   the other operand's values, copied (the program may store into it later).
+   The record is a scaled FR_WHOLE one: adjoint += out_adj * partials.  Sizes
+   that differ go to the interpreter's operation, which says why. */
+static int fast_dot(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitRec **out) {
+  if (s->nargs != 2 || !jit_rt_dot_ok(s->ins, s->fn) ||
+      (s->rkind != JA_REAL && s->rkind != JA_REAL_ACT))
+    return 0;
+  for (int k = 0; k < 2; k++)
+    if (s->akind[k] != JA_BOX && s->akind[k] != JA_BOX_ACT) return 0;
+  Value a = args[0].b->v, b = args[1].b->v;
+  if (!is_ten_kind(a.k) || !is_ten_kind(b.k) || a.k == V_MAT || b.k == V_MAT) return 0;
+  size_t n = (size_t)a.t->rows * (size_t)a.t->cols;
+  if (n != (size_t)b.t->rows * (size_t)b.t->cols) return 0;
+  const double *x = a.t->d, *y = b.t->d;
+  double sum = 0;
+  for (size_t i = 0; i < n; i++) sum += x[i] * y[i];
+  res[0].r = sum;
+  JitRec *r = rec_new(cx, s, FR_WHOLE);
+  r->scaled = true;
+  for (int k = 0; k < 2; k++) {
+    JitBox *bx = args[k].b;
+    if (s->akind[k] != JA_BOX_ACT || !bx->adj) continue;
+    double *g = arena_alloc_raw(cx, sizeof(double) * (n ? n : 1));
+    if (n) memcpy(g, k == 0 ? y : x, sizeof(double) * n);
+    r->g[k] = g;
+    r->in_box[k] = bx;
+  }
+  *out = r;
+  return 1;
+}
+
 /* 1: done (*out set), 0: not a fast case, -1: error */
 static int fast_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitRec **out) {
   const IrInstr *ins = s->ins;
@@ -1086,9 +1134,13 @@ static int fast_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitR
     if (rc == 1) res[1].r = lp;
     return rc;
   }
+  case IR_BINARY: return fast_dot(cx, s, args, res, out);
   case IR_BUILTIN: {
     const DistFamily *f = s->lpdf;
-    if (!f) return fast_block(cx, s, args, res, out);
+    if (!f) {
+      int rc = fast_dot(cx, s, args, res, out);
+      return rc ? rc : fast_block(cx, s, args, res, out);
+    }
     if (s->nargs != f->nparams + 1) return 0;
     int ops[DIST_MAX_PARAMS + 1];
     for (int i = 0; i <= f->nparams; i++) ops[i] = i;
