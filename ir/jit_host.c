@@ -57,6 +57,7 @@ static const char *site_what(const IrInstr *ins) {
 static const char *site_kernel(const JitSite *s) {
   const IrInstr *ins = s->ins;
   const DistFamily *f = NULL;
+  if (jit_rt_slice_ok(ins, s->fn)) return "a row or column copied, no tape";
   if (ins->op != IR_SAMPLE) {
     bool active = false;
     for (int k = 0; k < s->nargs; k++)

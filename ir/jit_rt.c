@@ -30,7 +30,7 @@
 #define JIT_CHUNK (1u << 20)
 #define JIT_ERRSZ 512
 
-typedef enum { FR_NONE = 0, FR_DIST, FR_SAMPLE, FR_WHOLE, FR_BLOCK, FR_STRUCT } FastKind;
+typedef enum { FR_NONE = 0, FR_DIST, FR_SAMPLE, FR_WHOLE, FR_BLOCK, FR_STRUCT, FR_SLICE } FastKind;
 
 struct JitRec {
   const JitSite *s;
@@ -47,7 +47,7 @@ struct JitRec {
   JitBox *out_box;   /* container result with adjoints (or the stored-into box) */
   int32_t *out_nodes;
   int32_t lp_node;   /* latents and observations: their log density */
-  size_t th_off, th_n;
+  size_t th_off, th_n; /* FR_SLICE: the first element's offset and the stride */
   int32_t th_node0;
   const BiBlock *blk; /* FR_BLOCK: what the builtin's vector-Jacobian product needs */
   /* FR_STRUCT: units of tf_unit scalars from tf_m reals of theta each; the
@@ -1119,6 +1119,52 @@ static int fast_dot(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, Jit
   return 1;
 }
 
+/* A row or a column of a matrix (M[i], M[i, :], M[:, j]): the numbers copied
+   into a box of the arena, and backwards the row's adjoint added into the
+   matrix's at the same positions.  No tape and nothing for the collector
+   (the data rows of X[n] * beta, once per observation, were a tape and a
+   collected row vector each).  An index out of range goes to op_index,
+   which says why. */
+bool jit_rt_slice_ok(const IrInstr *ins, const IrFunc *fn) {
+  if (ins->op != IR_INDEX || ins->dst < 0 || ins->nidx < 1 || ins->nidx > 2) return false;
+  Type t = fn->regtypes[ins->args[0]];
+  if (t.ndims || t.base != TY_MATRIX) return false;
+  if (ins->nidx == 1) return ins->idx[0].kind == IX_SINGLE;
+  return (ins->idx[0].kind == IX_SINGLE && ins->idx[1].kind == IX_ALL) ||
+         (ins->idx[0].kind == IX_ALL && ins->idx[1].kind == IX_SINGLE);
+}
+
+static int fast_index(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitRec **out) {
+  const IrInstr *ins = s->ins;
+  if (!jit_rt_slice_ok(ins, s->fn) || (s->akind[0] != JA_BOX && s->akind[0] != JA_BOX_ACT) ||
+      (s->rkind != JA_BOX && s->rkind != JA_BOX_ACT) || s->nargs != 2 || s->akind[1] != JA_INT)
+    return 0;
+  JitBox *src = args[0].b;
+  if (src->v.k != V_MAT) return 0;
+  const ValTen *t = src->v.t;
+  bool row = ins->idx[0].kind == IX_SINGLE;
+  int64_t i = args[1].i, lim = row ? t->rows : t->cols;
+  if (i < 1 || i > lim) return 0;
+  size_t n = (size_t)(row ? t->cols : t->rows);
+  size_t start = row ? (size_t)(i - 1) : (size_t)(i - 1) * (size_t)t->rows;
+  size_t stride = row ? (size_t)t->rows : 1;
+  bool act = s->rkind == JA_BOX_ACT;
+  JitBox *b = jit_rt_tensor(cx, row ? V_ROWVEC : V_VEC, row ? 1 : (int64_t)n,
+                            row ? (int64_t)n : 1, act, 0);
+  for (size_t e = 0; e < n; e++) b->v.t->d[e] = t->d[start + e * stride];
+  res[0].b = b;
+  JitRec *r = rec_new(cx, s, FR_SLICE);
+  if (act && s->akind[0] == JA_BOX_ACT && src->adj) {
+    r->in_box[0] = src;
+    r->out_box = b;
+    r->n = n;
+    r->th_off = start;
+    r->th_n = stride;
+  }
+  *out = r;
+  return 1;
+}
+
 /* 1: done (*out set), 0: not a fast case, -1: error */
 static int fast_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitRec **out) {
   const IrInstr *ins = s->ins;
@@ -1135,6 +1181,7 @@ static int fast_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitR
     return rc;
   }
   case IR_BINARY: return fast_dot(cx, s, args, res, out);
+  case IR_INDEX: return fast_index(cx, s, args, res, out);
   case IR_BUILTIN: {
     const DistFamily *f = s->lpdf;
     if (!f) {
@@ -1204,6 +1251,16 @@ static void fast_rev(JitCtx *cx, JitRec *r, double out_adj, double *sadj) {
     memset(o->adj, 0, sizeof(double) * (size_t)(o->n ? o->n : 1));
     for (int k = 0; k < s->nargs && k < 4; k++)
       if (s->akind[k] == JA_REAL_ACT) sadj[k] = sc[k];
+    break;
+  }
+  case FR_SLICE: {
+    JitBox *o = r->out_box;
+    if (!o) break;
+    double *adj = r->in_box[0]->adj;
+    for (size_t e = 0; e < n; e++) {
+      adj[r->th_off + e * r->th_n] += o->adj[e];
+      o->adj[e] = 0;
+    }
     break;
   }
   case FR_SAMPLE: {

@@ -358,6 +358,11 @@ static void test_transforms(void) {
              "  matrix[3, 2] R = diag_pre_multiply(r, M);\n"
              "  matrix[2, 3] T = diag_post_multiply(X, a);\n"
              "  target += sum(P .* Q) + 3 * P[2, 1] - Q[3, 2] + R[1, 2] * T[2, 3];\n"
+             "  row_vector[2] m2 = M[2];\n"
+             "  vector[3] c1 = M[:, 1];\n"
+             "  target += m2 * [0.5, -1]' + dot_product(c1, d) + M[3, :] * M[:, 2][1:2] + X[2, :] * c1;\n"
+             "  m2[1] = 4;\n"
+             "  target += m2[1] * M[2, 1];\n"
              "}\n",
              NULL, 0.6);
   grad_model("larger units: simplex[12], cholesky_factor_corr[6], cov_matrix[4]",
@@ -416,7 +421,7 @@ static void test_transforms_tape_free(void) {
        "  row_vector[2] w ~ normal(0, 1);\n"
        "  target += r * a + dot_product(a, d) + dot(r, d);\n"
        "  matrix[3, 2] P = diag_pre_multiply(d, M); matrix[3, 2] Q = diag_post_multiply(M, w);\n"
-       "  target += P[2, 1] * Q[3, 2]; }\n"},
+       "  target += P[2, 1] * Q[3, 2] + dot_product(M[2], w) + dot(M[:, 2], a) - dot_product(M[1, :], w); }\n"},
   };
   for (size_t i = 0; i < sizeof progs / sizeof progs[0]; i++) {
     LogDensity *ld = ld_of(progs[i][1], NULL, progs[i][0]);
