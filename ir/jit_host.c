@@ -58,6 +58,9 @@ static const char *site_kernel(const JitSite *s) {
   const IrInstr *ins = s->ins;
   const DistFamily *f = NULL;
   if (jit_rt_slice_ok(ins, s->fn)) return "a row or column copied, no tape";
+  if (ins->op == IR_BUILTIN && (s->rkind == JA_INT || s->rkind == JA_BOOL) && s->nargs <= 8 &&
+      !jit_rt_lpdf_family(ins->builtin) && !jit_rt_rng_family(ins->builtin)) /* fast_nograd */
+    return "an int or bool result, no derivative: no tape";
   if (ins->op != IR_SAMPLE) {
     bool active = false;
     for (int k = 0; k < s->nargs; k++)

@@ -30,7 +30,7 @@
 #define JIT_CHUNK (1u << 20)
 #define JIT_ERRSZ 512
 
-typedef enum { FR_NONE = 0, FR_DIST, FR_SAMPLE, FR_WHOLE, FR_BLOCK, FR_STRUCT, FR_SLICE } FastKind;
+typedef enum { FR_NONE = 0, FR_DIST, FR_SAMPLE, FR_WHOLE, FR_BLOCK, FR_STRUCT, FR_SLICE, FR_NOGRAD } FastKind;
 
 struct JitRec {
   const JitSite *s;
@@ -1165,6 +1165,24 @@ static int fast_index(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, J
   return 1;
 }
 
+/* A builtin whose result is an int or a bool (num_elements, size, rows, ...):
+   it has no derivative whatever its operands, so it needs no tape (the
+   general path would record one for an active operand).  Errors go to the
+   general path, which says why. */
+static int fast_nograd(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitRec **out) {
+  const Builtin *b = s->ins->builtin;
+  if ((s->rkind != JA_INT && s->rkind != JA_BOOL) || s->nargs > 8 || jit_rt_rng_family(b))
+    return 0; /* (draws: an error after the draw would draw twice) */
+  Value v[8], o = val_none();
+  for (int k = 0; k < s->nargs; k++) v[k] = arg_plain(&args[k], s->akind[k]);
+  char err[JIT_ERRSZ];
+  if (!b->eval(b, &cx->bctx, s->nargs, v, &o, err, sizeof err)) return 0;
+  if (s->rkind == JA_INT) res[0].i = o.k == V_INT ? o.i : (int64_t)val_as_real(o);
+  else res[0].i = op_truthy(o);
+  *out = rec_new(cx, s, FR_NOGRAD);
+  return 1;
+}
+
 /* 1: done (*out set), 0: not a fast case, -1: error */
 static int fast_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitRec **out) {
   const IrInstr *ins = s->ins;
@@ -1186,6 +1204,7 @@ static int fast_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitR
     const DistFamily *f = s->lpdf;
     if (!f) {
       int rc = fast_dot(cx, s, args, res, out);
+      if (!rc) rc = fast_nograd(cx, s, args, res, out);
       return rc ? rc : fast_block(cx, s, args, res, out);
     }
     if (s->nargs != f->nparams + 1) return 0;
