@@ -151,6 +151,8 @@ static Tape *next_tape(JitCtx *cx) {
   return t;
 }
 
+static bool is_ten_kind(int k) { return k == V_VEC || k == V_ROWVEC || k == V_MAT; }
+
 /* ---- nodes on values ---- */
 
 /* Give every real of v a new tape variable, in val_flatten order. */
@@ -372,6 +374,11 @@ JitBox *jit_rt_tensor(JitCtx *cx, int64_t kind, int64_t rows, int64_t cols, int6
    nested_sub), as a box of the evaluation: zero adjoints when active, which
    the reverse part adds back into the array's at the element's position. */
 JitBox *jit_rt_sub(JitCtx *cx, const Value *v, int64_t active) {
+  if (is_ten_kind(v->k)) { /* into the arena: nothing for the collector (beta[g[n]]) */
+    JitBox *b = jit_rt_tensor(cx, v->k, v->t->rows, v->t->cols, active, 0);
+    if (b->n) memcpy(b->v.t->d, v->t->d, sizeof(double) * (size_t)b->n);
+    return b;
+  }
   Value c = val_copy(*v);
   detach(&c);
   return box_new(cx, c, active != 0);
@@ -560,7 +567,6 @@ typedef struct Flat {
   bool scalar;
 } Flat;
 
-static bool is_ten_kind(int k) { return k == V_VEC || k == V_ROWVEC || k == V_MAT; }
 
 static bool numeric_leaves(Value v) {
   if (v.k == V_ARR) {
@@ -622,12 +628,16 @@ static Value arg_plain(const JitArg *a, uint8_t kind) {
 }
 
 static JitRec *rec_new(JitCtx *cx, const JitSite *s, uint8_t fast) {
-  JitRec *r = arena_alloc(cx, sizeof(JitRec));
+  /* one zeroed block: the record and its three per-operand arrays (a record
+     per observation of a regression's row, so one allocation, not four) */
+  size_t k = (size_t)(s->nargs + 1), hr = (sizeof(JitRec) + 15) & ~(size_t)15;
+  char *mem = arena_alloc(cx, hr + k * (sizeof(double *) + sizeof(double) + sizeof(JitBox *)));
+  JitRec *r = (JitRec *)mem;
   r->s = s;
   r->fast = fast;
-  r->g = arena_alloc(cx, sizeof(double *) * (size_t)(s->nargs + 1));
-  r->gs = arena_alloc(cx, sizeof(double) * (size_t)(s->nargs + 1));
-  r->in_box = arena_alloc(cx, sizeof(JitBox *) * (size_t)(s->nargs + 1));
+  r->g = (double **)(mem + hr);
+  r->gs = (double *)(mem + hr + k * sizeof(double *));
+  r->in_box = (JitBox **)(mem + hr + k * (sizeof(double *) + sizeof(double)));
   return r;
 }
 
