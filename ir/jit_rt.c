@@ -1102,11 +1102,10 @@ bool jit_rt_dot_ok(const IrInstr *ins, const IrFunc *fn) {
    The record is a scaled FR_WHOLE one: adjoint += out_adj * partials.  Sizes
    that differ go to the interpreter's operation, which says why. */
 static int fast_dot(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitRec **out) {
-  if (s->nargs != 2 || !jit_rt_dot_ok(s->ins, s->fn) ||
-      (s->rkind != JA_REAL && s->rkind != JA_REAL_ACT))
-    return 0;
+  if (s->nargs != 2 || (s->rkind != JA_REAL && s->rkind != JA_REAL_ACT)) return 0;
   for (int k = 0; k < 2; k++)
     if (s->akind[k] != JA_BOX && s->akind[k] != JA_BOX_ACT) return 0;
+  if (!jit_rt_dot_ok(s->ins, s->fn)) return 0; /* (names last: the cheap tests first) */
   Value a = args[0].b->v, b = args[1].b->v;
   if (!is_ten_kind(a.k) || !is_ten_kind(b.k) || a.k == V_MAT || b.k == V_MAT) return 0;
   size_t n = (size_t)a.t->rows * (size_t)a.t->cols;
