@@ -68,7 +68,8 @@ bool builtin_eval_ad(const Builtin *b, BuiltinCtx *ctx, Tape *t, int nargs, cons
 /* ---- block rules: builtins whose derivative is one matrix-valued node ----
  *
  * gp_exp_quad_cov (and cov_exp_quad, both forms), add_diag,
- * cholesky_decompose, diag_pre_multiply and diag_post_multiply have a
+ * cholesky_decompose, diag_pre_multiply, diag_post_multiply, rows_dot_product
+ * and columns_dot_product have a
  * vector-Jacobian product over their whole output (stdlib/linalg_mv.c,
  * builtins_adla.c) instead of one tape node per entry.  The interpreter
  * records it as one block node (stdlib/ad.h); the JIT's runtime calls it

@@ -328,7 +328,7 @@ static bool r_mdivide(Tape *T, bool right, bool tri, const Value *args, Value *o
 
 /* ---- block rules (builtins.h): one matrix-valued node per call ---- */
 
-typedef enum { BB_GP, BB_ADD_DIAG, BB_CHOL, BB_DIAG_PRE, BB_DIAG_POST } BbKind;
+typedef enum { BB_GP, BB_ADD_DIAG, BB_CHOL, BB_DIAG_PRE, BB_DIAG_POST, BB_RCDOT } BbKind;
 
 struct BiBlock {
   BbKind kind;
@@ -338,8 +338,10 @@ struct BiBlock {
   const double *x1, *x2;  /* gp: the points, row-major copies (x2 NULL: K(x1, x1)) */
   const double *out;      /* gp, chol: the result (column-major copy) */
   double *work;           /* chol: n * n */
-  /* diag_pre/post_multiply: x1 the matrix, x2 the vector (copies: the VJP of
-     each operand reads the other's values) */
+  /* diag_pre/post_multiply: x1 the matrix, x2 the vector; rows/columns_dot_product:
+     x1 and x2 the operands (copies: the VJP of each operand reads the other's
+     values) */
+  bool bycols;            /* columns_dot_product (else rows_dot_product) */
   bool dvec;              /* add_diag: the diagonal is a vector */
 };
 
@@ -349,6 +351,7 @@ static int block_kind(const char *name) {
   if (!strcmp(name, "cholesky_decompose")) return BB_CHOL;
   if (!strcmp(name, "diag_pre_multiply")) return BB_DIAG_PRE;
   if (!strcmp(name, "diag_post_multiply")) return BB_DIAG_POST;
+  if (!strcmp(name, "rows_dot_product") || !strcmp(name, "columns_dot_product")) return BB_RCDOT;
   return -1;
 }
 
@@ -490,6 +493,13 @@ BiBlock *builtin_block_save(const Builtin *b, int nargs, const Value *args, Valu
     s->out = block_copy(out, &n, alloc, ud);
     s->work = alloc(ud, sizeof(double) * (n ? n : 1));
     break;
+  case BB_RCDOT: /* the value is the evaluator's (a vector or row vector: no shape form) */
+    s->n1 = args[0].t->rows;
+    s->n2 = args[0].t->cols;
+    s->bycols = !strcmp(b->name, "columns_dot_product");
+    s->x1 = block_copy(args[0], &n, alloc, ud);
+    s->x2 = block_copy(args[1], &n, alloc, ud);
+    break;
   case BB_DIAG_PRE: case BB_DIAG_POST: {
     bool pre = s->kind == BB_DIAG_PRE;
     s->n1 = out.t->rows;
@@ -534,6 +544,15 @@ void builtin_block_vjp(const BiBlock *s, const double *gout, double *const *gin)
       }
     break;
   }
+  case BB_RCDOT: /* out_k = sum over row or column k of x_ij y_ij */
+    for (int j = 0; j < s->n2; j++)
+      for (int i = 0; i < s->n1; i++) {
+        size_t e = (size_t)j * (size_t)s->n1 + (size_t)i;
+        double go = gout[s->bycols ? j : i];
+        if (gin[0]) gin[0][e] += go * s->x2[e];
+        if (gin[1]) gin[1][e] += go * s->x1[e];
+      }
+    break;
   }
 }
 

@@ -364,6 +364,9 @@ static void test_transforms(void) {
              "  m2[1] = 4;\n"
              "  target += m2[1] * M[2, 1];\n"
              "  target += num_elements(M) * a[1] + size(r) * cols(M) * d[2] + (is_inf(a[3]) ? 1 : 0);\n"
+             "  matrix[3, 2] N2 = M .* M;\n"
+             "  target += sum(rows_dot_product(M, N2) .* d) + columns_dot_product(N2, M) * w'\n"
+             "    + sum(rows_dot_product(a, d)) - sum(columns_dot_product(r, r));\n"
              "}\n",
              NULL, 0.6);
   grad_model("larger units: simplex[12], cholesky_factor_corr[6], cov_matrix[4]",
@@ -423,7 +426,9 @@ static void test_transforms_tape_free(void) {
        "  target += r * a + dot_product(a, d) + dot(r, d);\n"
        "  matrix[3, 2] P = diag_pre_multiply(d, M); matrix[3, 2] Q = diag_post_multiply(M, w);\n"
        "  target += P[2, 1] * Q[3, 2] + dot_product(M[2], w) + dot(M[:, 2], a) - dot_product(M[1, :], w)\n"
-       "    + num_elements(M) * a[1] + size(r) * d[2]; }\n"},
+       "    + num_elements(M) * a[1] + size(r) * d[2];\n"
+       "  vector[3] rd = rows_dot_product(M, M); row_vector[2] cd = columns_dot_product(M, M);\n"
+       "  target += rd[2] * cd[1]; }\n"},
   };
   for (size_t i = 0; i < sizeof progs / sizeof progs[0]; i++) {
     LogDensity *ld = ld_of(progs[i][1], NULL, progs[i][0]);
