@@ -57,6 +57,10 @@ static const char *site_what(const IrInstr *ins) {
 static const char *site_kernel(const JitSite *s) {
   const IrInstr *ins = s->ins;
   const DistFamily *f = NULL;
+  if (jit_rt_slice_ok(ins, s->fn)) return "a row or column copied, no tape";
+  if (ins->op == IR_BUILTIN && (s->rkind == JA_INT || s->rkind == JA_BOOL) && s->nargs <= 8 &&
+      !jit_rt_lpdf_family(ins->builtin) && !jit_rt_rng_family(ins->builtin)) /* fast_nograd */
+    return "an int or bool result, no derivative: no tape";
   if (ins->op != IR_SAMPLE) {
     bool active = false;
     for (int k = 0; k < s->nargs; k++)
@@ -65,6 +69,7 @@ static const char *site_kernel(const JitSite *s) {
   }
   if (ins->op == IR_BUILTIN && builtin_has_block(ins->builtin))
     return "a matrix kernel and its vector-Jacobian product, no tape";
+  if (jit_rt_dot_ok(ins, s->fn)) return "a dot product and its partials, no tape";
   if (ins->op == IR_OBSERVE) f = ins->dist.fam;
   else if (ins->op == IR_BUILTIN) f = jit_rt_lpdf_family(ins->builtin);
   if (f && !dist_scalar_family(f) && f->lpdf_grad && !f->lpdf_ctx)

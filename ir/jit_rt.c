@@ -30,7 +30,7 @@
 #define JIT_CHUNK (1u << 20)
 #define JIT_ERRSZ 512
 
-typedef enum { FR_NONE = 0, FR_DIST, FR_SAMPLE, FR_WHOLE, FR_BLOCK, FR_STRUCT } FastKind;
+typedef enum { FR_NONE = 0, FR_DIST, FR_SAMPLE, FR_WHOLE, FR_BLOCK, FR_STRUCT, FR_SLICE, FR_NOGRAD } FastKind;
 
 struct JitRec {
   const JitSite *s;
@@ -47,7 +47,7 @@ struct JitRec {
   JitBox *out_box;   /* container result with adjoints (or the stored-into box) */
   int32_t *out_nodes;
   int32_t lp_node;   /* latents and observations: their log density */
-  size_t th_off, th_n;
+  size_t th_off, th_n; /* FR_SLICE: the first element's offset and the stride */
   int32_t th_node0;
   const BiBlock *blk; /* FR_BLOCK: what the builtin's vector-Jacobian product needs */
   /* FR_STRUCT: units of tf_unit scalars from tf_m reals of theta each; the
@@ -150,6 +150,8 @@ static Tape *next_tape(JitCtx *cx) {
   tape_reset(t);
   return t;
 }
+
+static bool is_ten_kind(int k) { return k == V_VEC || k == V_ROWVEC || k == V_MAT; }
 
 /* ---- nodes on values ---- */
 
@@ -417,6 +419,11 @@ JitBox *jit_rt_array(JitCtx *cx, int64_t n, int64_t kind) {
    nested_sub), as a box of the evaluation: zero adjoints when active, which
    the reverse part adds back into the array's at the element's position. */
 JitBox *jit_rt_sub(JitCtx *cx, const Value *v, int64_t active) {
+  if (is_ten_kind(v->k)) { /* into the arena: nothing for the collector (beta[g[n]]) */
+    JitBox *b = jit_rt_tensor(cx, v->k, v->t->rows, v->t->cols, active, 0);
+    if (b->n) memcpy(b->v.t->d, v->t->d, sizeof(double) * (size_t)b->n);
+    return b;
+  }
   Value c = val_copy(*v);
   detach(&c);
   return box_new(cx, c, active != 0);
@@ -609,7 +616,6 @@ typedef struct Flat {
   bool scalar;
 } Flat;
 
-static bool is_ten_kind(int k) { return k == V_VEC || k == V_ROWVEC || k == V_MAT; }
 
 static bool numeric_leaves(Value v) {
   if (v.k == V_ARR) {
@@ -671,12 +677,16 @@ static Value arg_plain(const JitArg *a, uint8_t kind) {
 }
 
 static JitRec *rec_new(JitCtx *cx, const JitSite *s, uint8_t fast) {
-  JitRec *r = arena_alloc(cx, sizeof(JitRec));
+  /* one zeroed block: the record and its three per-operand arrays (a record
+     per observation of a regression's row, so one allocation, not four) */
+  size_t k = (size_t)(s->nargs + 1), hr = (sizeof(JitRec) + 15) & ~(size_t)15;
+  char *mem = arena_alloc(cx, hr + k * (sizeof(double *) + sizeof(double) + sizeof(JitBox *)));
+  JitRec *r = (JitRec *)mem;
   r->s = s;
   r->fast = fast;
-  r->g = arena_alloc(cx, sizeof(double *) * (size_t)(s->nargs + 1));
-  r->gs = arena_alloc(cx, sizeof(double) * (size_t)(s->nargs + 1));
-  r->in_box = arena_alloc(cx, sizeof(JitBox *) * (size_t)(s->nargs + 1));
+  r->g = (double **)(mem + hr);
+  r->gs = (double *)(mem + hr + k * sizeof(double *));
+  r->in_box = (JitBox **)(mem + hr + k * (sizeof(double *) + sizeof(double)));
   return r;
 }
 
@@ -1120,6 +1130,117 @@ static int fast_block(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, J
   return 1;
 }
 
+/* Whether ins is a dot product of two 1-D tensors: row_vector * vector, or
+   dot_product / dot of vectors or row vectors (not arrays).  jit_host.c's
+   --verbose labels use it too. */
+bool jit_rt_dot_ok(const IrInstr *ins, const IrFunc *fn) {
+  if (ins->nargs != 2 || ins->dst < 0) return false;
+  Type a = fn->regtypes[ins->args[0]], b = fn->regtypes[ins->args[1]];
+  if (a.ndims || b.ndims) return false;
+  if (ins->op == IR_BINARY)
+    return ins->sub == OP_MUL && a.base == TY_ROWVEC && b.base == TY_VECTOR;
+  if (ins->op != IR_BUILTIN || builtin_host(ins->builtin) ||
+      (strcmp(ins->builtin->name, "dot_product") && strcmp(ins->builtin->name, "dot")))
+    return false;
+  return (a.base == TY_VECTOR || a.base == TY_ROWVEC) && (b.base == TY_VECTOR || b.base == TY_ROWVEC);
+}
+
+/* A dot product (jit_rt_dot_ok): the interpreter's sum, in its order (so its
+   bits), and for the reverse part each active operand's partials, which are
+   the other operand's values, copied (the program may store into it later).
+   The record is a scaled FR_WHOLE one: adjoint += out_adj * partials.  Sizes
+   that differ go to the interpreter's operation, which says why. */
+static int fast_dot(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitRec **out) {
+  if (s->nargs != 2 || (s->rkind != JA_REAL && s->rkind != JA_REAL_ACT)) return 0;
+  for (int k = 0; k < 2; k++)
+    if (s->akind[k] != JA_BOX && s->akind[k] != JA_BOX_ACT) return 0;
+  if (!jit_rt_dot_ok(s->ins, s->fn)) return 0; /* (names last: the cheap tests first) */
+  Value a = args[0].b->v, b = args[1].b->v;
+  if (!is_ten_kind(a.k) || !is_ten_kind(b.k) || a.k == V_MAT || b.k == V_MAT) return 0;
+  size_t n = (size_t)a.t->rows * (size_t)a.t->cols;
+  if (n != (size_t)b.t->rows * (size_t)b.t->cols) return 0;
+  const double *x = a.t->d, *y = b.t->d;
+  double sum = 0;
+  for (size_t i = 0; i < n; i++) sum += x[i] * y[i];
+  res[0].r = sum;
+  JitRec *r = rec_new(cx, s, FR_WHOLE);
+  r->scaled = true;
+  for (int k = 0; k < 2; k++) {
+    JitBox *bx = args[k].b;
+    if (s->akind[k] != JA_BOX_ACT || !bx->adj) continue;
+    double *g = arena_alloc_raw(cx, sizeof(double) * (n ? n : 1));
+    if (n) memcpy(g, k == 0 ? y : x, sizeof(double) * n);
+    r->g[k] = g;
+    r->in_box[k] = bx;
+  }
+  *out = r;
+  return 1;
+}
+
+/* A row or a column of a matrix (M[i], M[i, :], M[:, j]): the numbers copied
+   into a box of the arena, and backwards the row's adjoint added into the
+   matrix's at the same positions.  No tape and nothing for the collector
+   (the data rows of X[n] * beta, once per observation, were a tape and a
+   collected row vector each).  An index out of range goes to op_index,
+   which says why. */
+bool jit_rt_slice_ok(const IrInstr *ins, const IrFunc *fn) {
+  if (ins->op != IR_INDEX || ins->dst < 0 || ins->nidx < 1 || ins->nidx > 2) return false;
+  Type t = fn->regtypes[ins->args[0]];
+  if (t.ndims || t.base != TY_MATRIX) return false;
+  if (ins->nidx == 1) return ins->idx[0].kind == IX_SINGLE;
+  return (ins->idx[0].kind == IX_SINGLE && ins->idx[1].kind == IX_ALL) ||
+         (ins->idx[0].kind == IX_ALL && ins->idx[1].kind == IX_SINGLE);
+}
+
+static int fast_index(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitRec **out) {
+  const IrInstr *ins = s->ins;
+  if (!jit_rt_slice_ok(ins, s->fn) || (s->akind[0] != JA_BOX && s->akind[0] != JA_BOX_ACT) ||
+      (s->rkind != JA_BOX && s->rkind != JA_BOX_ACT) || s->nargs != 2 || s->akind[1] != JA_INT)
+    return 0;
+  JitBox *src = args[0].b;
+  if (src->v.k != V_MAT) return 0;
+  const ValTen *t = src->v.t;
+  bool row = ins->idx[0].kind == IX_SINGLE;
+  int64_t i = args[1].i, lim = row ? t->rows : t->cols;
+  if (i < 1 || i > lim) return 0;
+  size_t n = (size_t)(row ? t->cols : t->rows);
+  size_t start = row ? (size_t)(i - 1) : (size_t)(i - 1) * (size_t)t->rows;
+  size_t stride = row ? (size_t)t->rows : 1;
+  bool act = s->rkind == JA_BOX_ACT;
+  JitBox *b = jit_rt_tensor(cx, row ? V_ROWVEC : V_VEC, row ? 1 : (int64_t)n,
+                            row ? (int64_t)n : 1, act, 0);
+  for (size_t e = 0; e < n; e++) b->v.t->d[e] = t->d[start + e * stride];
+  res[0].b = b;
+  JitRec *r = rec_new(cx, s, FR_SLICE);
+  if (act && s->akind[0] == JA_BOX_ACT && src->adj) {
+    r->in_box[0] = src;
+    r->out_box = b;
+    r->n = n;
+    r->th_off = start;
+    r->th_n = stride;
+  }
+  *out = r;
+  return 1;
+}
+
+/* A builtin whose result is an int or a bool (num_elements, size, rows, ...):
+   it has no derivative whatever its operands, so it needs no tape (the
+   general path would record one for an active operand).  Errors go to the
+   general path, which says why. */
+static int fast_nograd(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitRec **out) {
+  const Builtin *b = s->ins->builtin;
+  if ((s->rkind != JA_INT && s->rkind != JA_BOOL) || s->nargs > 8 || jit_rt_rng_family(b))
+    return 0; /* (draws: an error after the draw would draw twice) */
+  Value v[8], o = val_none();
+  for (int k = 0; k < s->nargs; k++) v[k] = arg_plain(&args[k], s->akind[k]);
+  char err[JIT_ERRSZ];
+  if (!b->eval(b, &cx->bctx, s->nargs, v, &o, err, sizeof err)) return 0;
+  if (s->rkind == JA_INT) res[0].i = o.k == V_INT ? o.i : (int64_t)val_as_real(o);
+  else res[0].i = op_truthy(o);
+  *out = rec_new(cx, s, FR_NOGRAD);
+  return 1;
+}
+
 /* 1: done (*out set), 0: not a fast case, -1: error */
 static int fast_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitRec **out) {
   const IrInstr *ins = s->ins;
@@ -1135,9 +1256,15 @@ static int fast_op(JitCtx *cx, const JitSite *s, JitArg *args, JitArg *res, JitR
     if (rc == 1) res[1].r = lp;
     return rc;
   }
+  case IR_BINARY: return fast_dot(cx, s, args, res, out);
+  case IR_INDEX: return fast_index(cx, s, args, res, out);
   case IR_BUILTIN: {
     const DistFamily *f = s->lpdf;
-    if (!f) return fast_block(cx, s, args, res, out);
+    if (!f) {
+      int rc = fast_dot(cx, s, args, res, out);
+      if (!rc) rc = fast_nograd(cx, s, args, res, out);
+      return rc ? rc : fast_block(cx, s, args, res, out);
+    }
     if (s->nargs != f->nparams + 1) return 0;
     int ops[DIST_MAX_PARAMS + 1];
     for (int i = 0; i <= f->nparams; i++) ops[i] = i;
@@ -1202,6 +1329,16 @@ static void fast_rev(JitCtx *cx, JitRec *r, double out_adj, double *sadj) {
     memset(o->adj, 0, sizeof(double) * (size_t)(o->n ? o->n : 1));
     for (int k = 0; k < s->nargs && k < 4; k++)
       if (s->akind[k] == JA_REAL_ACT) sadj[k] = sc[k];
+    break;
+  }
+  case FR_SLICE: {
+    JitBox *o = r->out_box;
+    if (!o) break;
+    double *adj = r->in_box[0]->adj;
+    for (size_t e = 0; e < n; e++) {
+      adj[r->th_off + e * r->th_n] += o->adj[e];
+      o->adj[e] = 0;
+    }
     break;
   }
   case FR_SAMPLE: {

@@ -174,6 +174,12 @@ const DistFamily *jit_rt_lpdf_family(const Builtin *b);
    structured constraint (simplex, ordered, ..., cov_matrix) whose transform
    and family both have their own derivatives. */
 bool jit_rt_struct_ok(const IrInstr *ins, Type t);
+/* Whether ins is a dot product of two 1-D tensors (row_vector * vector,
+   dot_product / dot of vectors): one call, its partials kept, no tape. */
+bool jit_rt_dot_ok(const IrInstr *ins, const IrFunc *fn);
+/* Whether ins takes one row or column of a matrix (M[i], M[i, :], M[:, j]):
+   copied into the evaluation's arena, no tape. */
+bool jit_rt_slice_ok(const IrInstr *ins, const IrFunc *fn);
 /* The family of a NAME_rng builtin, else NULL. */
 const DistFamily *jit_rt_rng_family(const Builtin *b);
 

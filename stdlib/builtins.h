@@ -67,9 +67,11 @@ bool builtin_eval_ad(const Builtin *b, BuiltinCtx *ctx, Tape *t, int nargs, cons
 
 /* ---- block rules: builtins whose derivative is one matrix-valued node ----
  *
- * gp_exp_quad_cov (and cov_exp_quad, both forms), add_diag and
- * cholesky_decompose have a vector-Jacobian product over their whole output
- * (stdlib/linalg_mv.c) instead of one tape node per entry.  The interpreter
+ * gp_exp_quad_cov (and cov_exp_quad, both forms), add_diag,
+ * cholesky_decompose, diag_pre_multiply, diag_post_multiply, rows_dot_product
+ * and columns_dot_product have a
+ * vector-Jacobian product over their whole output (stdlib/linalg_mv.c,
+ * builtins_adla.c) instead of one tape node per entry.  The interpreter
  * records it as one block node (stdlib/ad.h); the JIT's runtime calls it
  * directly, with no tape.  Both go through these two functions, so they run
  * the same numbers. */
@@ -83,7 +85,7 @@ bool builtin_has_block(const Builtin *b);
 BiBlock *builtin_block_save(const Builtin *b, int nargs, const Value *args, Value out,
                             BiAlloc alloc, void *ud);
 /* The evaluator's numbers with no allocation, for the JIT's runtime, where
- * the result lives in its own arena: gp_exp_quad_cov and add_diag of valid
+ * the result lives in its own arena: gp_exp_quad_cov, add_diag, diag_pre/post_multiply of valid
  * operands.  builtin_block_shape gives the result's rows and cols, or false
  * (an operation without this form, or operands the evaluator would refuse:
  * the caller then runs the evaluator, which says why); builtin_block_value

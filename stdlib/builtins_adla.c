@@ -328,7 +328,7 @@ static bool r_mdivide(Tape *T, bool right, bool tri, const Value *args, Value *o
 
 /* ---- block rules (builtins.h): one matrix-valued node per call ---- */
 
-typedef enum { BB_GP, BB_ADD_DIAG, BB_CHOL } BbKind;
+typedef enum { BB_GP, BB_ADD_DIAG, BB_CHOL, BB_DIAG_PRE, BB_DIAG_POST, BB_RCDOT } BbKind;
 
 struct BiBlock {
   BbKind kind;
@@ -338,6 +338,10 @@ struct BiBlock {
   const double *x1, *x2;  /* gp: the points, row-major copies (x2 NULL: K(x1, x1)) */
   const double *out;      /* gp, chol: the result (column-major copy) */
   double *work;           /* chol: n * n */
+  /* diag_pre/post_multiply: x1 the matrix, x2 the vector; rows/columns_dot_product:
+     x1 and x2 the operands (copies: the VJP of each operand reads the other's
+     values) */
+  bool bycols;            /* columns_dot_product (else rows_dot_product) */
   bool dvec;              /* add_diag: the diagonal is a vector */
 };
 
@@ -345,6 +349,9 @@ static int block_kind(const char *name) {
   if (!strcmp(name, "gp_exp_quad_cov") || !strcmp(name, "cov_exp_quad")) return BB_GP;
   if (!strcmp(name, "add_diag")) return BB_ADD_DIAG;
   if (!strcmp(name, "cholesky_decompose")) return BB_CHOL;
+  if (!strcmp(name, "diag_pre_multiply")) return BB_DIAG_PRE;
+  if (!strcmp(name, "diag_post_multiply")) return BB_DIAG_POST;
+  if (!strcmp(name, "rows_dot_product") || !strcmp(name, "columns_dot_product")) return BB_RCDOT;
   return -1;
 }
 
@@ -397,6 +404,16 @@ bool builtin_block_shape(const Builtin *b, int nargs, const Value *args, int *ro
     *cols = args[0].t->cols;
     return true;
   }
+  case BB_DIAG_PRE: case BB_DIAG_POST: { /* eval_diag_mult's checks */
+    bool pre = block_kind(b->name) == BB_DIAG_PRE;
+    Value m = args[pre ? 1 : 0], v = args[pre ? 0 : 1];
+    if (nargs != 2 || m.k != V_MAT || (v.k != V_VEC && v.k != V_ROWVEC) ||
+        v.t->rows * v.t->cols != (pre ? m.t->rows : m.t->cols))
+      return false;
+    *rows = m.t->rows;
+    *cols = m.t->cols;
+    return true;
+  }
   default: return false;
   }
 }
@@ -420,6 +437,16 @@ void builtin_block_value(const Builtin *b, int nargs, const Value *args, double 
     for (int i = 0; i < n; i++)
       out[(size_t)i * (size_t)m->rows + i] +=
           bi_is_ten(args[1]) ? args[1].t->d[i] : val_as_real(args[1]);
+    break;
+  }
+  case BB_DIAG_PRE: case BB_DIAG_POST: { /* eval_diag_mult's products, so its bits */
+    bool pre = block_kind(b->name) == BB_DIAG_PRE;
+    const ValTen *m = args[pre ? 1 : 0].t, *v = args[pre ? 0 : 1].t;
+    for (int j = 0; j < m->cols; j++)
+      for (int i = 0; i < m->rows; i++) {
+        size_t e = (size_t)j * (size_t)m->rows + (size_t)i;
+        out[e] = (pre ? v->d[i] : v->d[j]) * m->d[e];
+      }
     break;
   }
   default: break;
@@ -466,6 +493,21 @@ BiBlock *builtin_block_save(const Builtin *b, int nargs, const Value *args, Valu
     s->out = block_copy(out, &n, alloc, ud);
     s->work = alloc(ud, sizeof(double) * (n ? n : 1));
     break;
+  case BB_RCDOT: /* the value is the evaluator's (a vector or row vector: no shape form) */
+    s->n1 = args[0].t->rows;
+    s->n2 = args[0].t->cols;
+    s->bycols = !strcmp(b->name, "columns_dot_product");
+    s->x1 = block_copy(args[0], &n, alloc, ud);
+    s->x2 = block_copy(args[1], &n, alloc, ud);
+    break;
+  case BB_DIAG_PRE: case BB_DIAG_POST: {
+    bool pre = s->kind == BB_DIAG_PRE;
+    s->n1 = out.t->rows;
+    s->n2 = out.t->cols;
+    s->x1 = block_copy(args[pre ? 1 : 0], &n, alloc, ud);
+    s->x2 = block_copy(args[pre ? 0 : 1], &n, alloc, ud);
+    break;
+  }
   }
   return s;
 }
@@ -489,6 +531,27 @@ void builtin_block_vjp(const BiBlock *s, const double *gout, double *const *gin)
   }
   case BB_CHOL:
     if (gin[0]) la_cholesky_vjp(s->n1, s->out, gout, gin[0], s->work);
+    break;
+  case BB_DIAG_PRE: case BB_DIAG_POST: { /* C_ij = v_k M_ij, k = i (pre) or j (post) */
+    bool pre = s->kind == BB_DIAG_PRE;
+    double *gm = gin[pre ? 1 : 0], *gv = gin[pre ? 0 : 1];
+    for (int j = 0; j < s->n2; j++)
+      for (int i = 0; i < s->n1; i++) {
+        size_t e = (size_t)j * (size_t)s->n1 + (size_t)i;
+        int k = pre ? i : j;
+        if (gm) gm[e] += gout[e] * s->x2[k];
+        if (gv) gv[k] += gout[e] * s->x1[e];
+      }
+    break;
+  }
+  case BB_RCDOT: /* out_k = sum over row or column k of x_ij y_ij */
+    for (int j = 0; j < s->n2; j++)
+      for (int i = 0; i < s->n1; i++) {
+        size_t e = (size_t)j * (size_t)s->n1 + (size_t)i;
+        double go = gout[s->bycols ? j : i];
+        if (gin[0]) gin[0][e] += go * s->x2[e];
+        if (gin[1]) gin[1][e] += go * s->x1[e];
+      }
     break;
   }
 }

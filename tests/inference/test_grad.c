@@ -336,6 +336,39 @@ static void test_transforms(void) {
              "  target += b[2, 1] * c[2] - square(b[3, 2]);\n"
              "}\n",
              NULL, 0.7);
+  /* dot products and diagonal scalings (the JIT's fast_dot and block rules):
+     latent by latent, data by latent, a value stored into after the product
+     (the partials are copies), vectors and row vectors on either side */
+  grad_model("dot products, diag_pre_multiply, diag_post_multiply",
+             "model {\n"
+             "  vector[3] a ~ normal(0, 1);\n"
+             "  row_vector[3] r ~ normal(0, 1);\n"
+             "  vector<lower=0>[3] d ~ gamma(2, 2);\n"
+             "  matrix[3, 2] M ~ normal(0, 1);\n"
+             "  row_vector[2] w ~ normal(0, 1);\n"
+             "  matrix[2, 3] X = [[1.5, -2, 0.5], [0.25, 1, -0.75]];\n"
+             "  target += r * a + dot_product(a, d) + dot(r, d) + dot_product(r, r);\n"
+             "  target += X[1] * a - 0.5 * square(X[2] * d) + dot_product(X[2], r);\n"
+             "  vector[3] v = a .* d;\n"
+             "  real s = r * v;\n"
+             "  v[2] = 7;\n"
+             "  target += s * v[2] - square(s);\n"
+             "  matrix[3, 2] P = diag_pre_multiply(d, M);\n"
+             "  matrix[3, 2] Q = diag_post_multiply(M, w);\n"
+             "  matrix[3, 2] R = diag_pre_multiply(r, M);\n"
+             "  matrix[2, 3] T = diag_post_multiply(X, a);\n"
+             "  target += sum(P .* Q) + 3 * P[2, 1] - Q[3, 2] + R[1, 2] * T[2, 3];\n"
+             "  row_vector[2] m2 = M[2];\n"
+             "  vector[3] c1 = M[:, 1];\n"
+             "  target += m2 * [0.5, -1]' + dot_product(c1, d) + M[3, :] * M[:, 2][1:2] + X[2, :] * c1;\n"
+             "  m2[1] = 4;\n"
+             "  target += m2[1] * M[2, 1];\n"
+             "  target += num_elements(M) * a[1] + size(r) * cols(M) * d[2] + (is_inf(a[3]) ? 1 : 0);\n"
+             "  matrix[3, 2] N2 = M .* M;\n"
+             "  target += sum(rows_dot_product(M, N2) .* d) + columns_dot_product(N2, M) * w'\n"
+             "    + sum(rows_dot_product(a, d)) - sum(columns_dot_product(r, r));\n"
+             "}\n",
+             NULL, 0.6);
   grad_model("larger units: simplex[12], cholesky_factor_corr[6], cov_matrix[4]",
              "model {\n"
              "  simplex[12] s ~ dirichlet(rep_vector(1.3, 12));\n"
@@ -384,6 +417,18 @@ static void test_transforms_tape_free(void) {
       {"multi_normal_cholesky latents",
        "model { vector[2] m ~ normal(0, 1); cholesky_factor_corr[2] L ~ lkj_corr_cholesky(3);\n"
        "  vector[2] b[3] ~ multi_normal_cholesky(m, L); }\n"},
+      /* not transforms, but the same promise: dot products of vectors and
+         diagonal scalings of matrices of latents (fast_dot, block rules) */
+      {"dot products, diag_pre/post_multiply",
+       "model { vector[3] a ~ normal(0, 1); row_vector[3] r ~ normal(0, 1);\n"
+       "  vector<lower=0>[3] d ~ gamma(2, 2); matrix[3, 2] M ~ normal(0, 1);\n"
+       "  row_vector[2] w ~ normal(0, 1);\n"
+       "  target += r * a + dot_product(a, d) + dot(r, d);\n"
+       "  matrix[3, 2] P = diag_pre_multiply(d, M); matrix[3, 2] Q = diag_post_multiply(M, w);\n"
+       "  target += P[2, 1] * Q[3, 2] + dot_product(M[2], w) + dot(M[:, 2], a) - dot_product(M[1, :], w)\n"
+       "    + num_elements(M) * a[1] + size(r) * d[2];\n"
+       "  vector[3] rd = rows_dot_product(M, M); row_vector[2] cd = columns_dot_product(M, M);\n"
+       "  target += rd[2] * cd[1]; }\n"},
   };
   for (size_t i = 0; i < sizeof progs / sizeof progs[0]; i++) {
     LogDensity *ld = ld_of(progs[i][1], NULL, progs[i][0]);
