@@ -66,6 +66,19 @@ static double dg_var(size_t n, const double *x) {
  * sorts every column several times, and qsort's comparator calls were a
  * quarter of a short run's time. */
 static void dg_order_to(size_t n, const double *x, size_t *res) {
+  if (n <= 32) { /* few draws (a short run, a VI fit's one draw a column): the
+                    radix passes' 16 KB of counts would cost more than sorting */
+    uint64_t key[32];
+    for (size_t i = 0; i < n; i++) {
+      uint64_t u, k;
+      memcpy(&u, &x[i], sizeof u);
+      k = (u >> 63) ? ~u : u | (UINT64_C(1) << 63);
+      size_t j = i; /* insertion after equal keys: stable, as the radix sort */
+      for (; j > 0 && key[j - 1] > k; j--) key[j] = key[j - 1], res[j] = res[j - 1];
+      key[j] = k, res[j] = i;
+    }
+    return;
+  }
   /* The scratch (keys, counts, the other half of the order) is malloc's
      and freed here: on the collector's heap it was most of what the
      summary allocates, and the collections it set off (each scanning every
