@@ -250,14 +250,15 @@ const DistDomain *dist_domain(int pd) {
   return pd >= 0 && pd <= PD_CUSTOM ? &dist_domains[pd] : &dist_domains[PD_CUSTOM];
 }
 
-bool dist_domain_ok(int pd, double v) {
-  const DistDomain *d = dist_domain(pd);
+static inline bool dist_in_domain(const DistDomain *d, double v) {
   if (d->any) return true;
   if (d->finite && !isfinite(v)) return false;
   if (!(d->lo_open ? v > d->lo : v >= d->lo)) return false;
   if (!(d->hi_open ? v < d->hi : v <= d->hi)) return false;
   return !d->integer || v == floor(v);
 }
+
+bool dist_domain_ok(int pd, double v) { return dist_in_domain(dist_domain(pd), v); }
 
 /* ok, and what the message says the value must be */
 static bool dist_dom_ok(int dom, double v, const char **what) {
@@ -271,14 +272,27 @@ static bool dist_dom_ok(int dom, double v, const char **what) {
   return dist_domain_ok(dom, v);
 }
 
+/* How many elements' supports differ at most: 1 when every parameter the
+   support reads is a scalar (the same support for all n elements), else n. */
+static size_t dist_support_span(const DistFamily *f, int np, const DArg *args, size_t n) {
+  if (!f->support) return n ? 1 : 0;
+  for (int i = 0; i < np; i++)
+    if (!args[i].scalar && dist_support_reads(f, i)) return n;
+  return n ? 1 : 0;
+}
+
 static bool dist_check_params(const DistFamily *f, int np, const DArg *args, size_t n,
                               char *err, size_t errsz) {
   char nb[32];
   for (int i = 0; i < np; i++) {
     const DArg *a = &args[i];
+    /* the domain looked up once a parameter, the message made only on failure */
+    const DistDomain *d = dist_domain(f->pdom[i]);
+    if (d->any) continue;
     for (size_t j = 0; j < a->n; j++) {
+      if (dist_in_domain(d, a->d[j])) continue;
       const char *what = "";
-      if (dist_dom_ok(f->pdom[i], a->d[j], &what)) continue;
+      (void)dist_dom_ok(f->pdom[i], a->d[j], &what);
       if (a->scalar)
         return dist_fail(err, errsz, "%s: %s must be %s, got %s", f->name, f->pnames[i], what,
                          dist_num(a->d[j], nb, sizeof nb));
@@ -289,7 +303,8 @@ static bool dist_check_params(const DistFamily *f, int np, const DArg *args, siz
   /* parameter-dependent supports (uniform) must not be empty */
   if (f->support && np >= 2) {
     double p[DIST_MAX_PARAMS];
-    for (size_t j = 0; j < n; j++) {
+    size_t ns = dist_support_span(f, np, args, n);
+    for (size_t j = 0; j < ns; j++) {
       for (int i = 0; i < np; i++) p[i] = darg_at(&args[i], j);
       double lo, hi;
       f->support(p, &lo, &hi);
@@ -563,7 +578,8 @@ bool dist_call_init(DistCall *dc, const DistFamily *f, int np, const Value *p, C
   /* the support over all elements (param-dependent only for e.g. uniform) */
   double slo = INFINITY, shi = -INFINITY, pj[DIST_MAX_PARAMS];
   if (n == 0) slo = -INFINITY, shi = INFINITY; /* empty containers: no values to bound */
-  for (size_t j = 0; j < n; j++) {
+  size_t ns = dist_support_span(f, np, args, n);
+  for (size_t j = 0; j < ns; j++) {
     for (int i = 0; i < np; i++) pj[i] = darg_at(&args[i], j);
     double a, b;
     dist_support(f, pj, &a, &b);

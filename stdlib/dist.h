@@ -146,7 +146,20 @@ typedef struct DistFamily {
    * the same work: multi_normal's Cholesky factor), so dist_call_init leaves
    * them to the density instead of factoring twice. */
   bool checked_by_density;
+  /* Added by issue 13 (s12): which parameters support reads, as
+   * DIST_SUPPORT_READS(bit i = parameter i).  dist.c then evaluates the
+   * support once, not once per element, when every parameter it reads is a
+   * scalar (binomial_logit(16, alpha) over 6,400 pixels reads only N).
+   * 0 (not stated: a host's family) = the support may read every parameter. */
+  unsigned support_reads;
 } DistFamily;
+
+#define DIST_SUPPORT_STATED (1u << 8)
+#define DIST_SUPPORT_READS(mask) (DIST_SUPPORT_STATED | (unsigned)(mask))
+/* Does f's support read parameter i?  (true when the family does not say) */
+static inline bool dist_support_reads(const DistFamily *f, int i) {
+  return !(f->support_reads & DIST_SUPPORT_STATED) || ((f->support_reads >> i) & 1u);
+}
 
 /* A scalar family's kernels, whichever form the family gives them in. */
 static inline bool dist_scalar_family(const DistFamily *f) {

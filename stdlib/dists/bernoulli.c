@@ -50,6 +50,7 @@ const DistFamily dist_bernoulli = {
   .vtype = {TY_INT, 0},
   .discrete = true,
   .support = bern_support,
+  .support_reads = DIST_SUPPORT_READS(0),
   .lpdf1 = bern_lpmf,
   .rng1 = bern_rng,
   .lcdf1 = bern_lcdf,

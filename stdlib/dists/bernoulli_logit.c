@@ -127,6 +127,7 @@ const DistFamily dist_bernoulli_logit = {
   .vtype = {TY_INT, 0},
   .discrete = true,
   .support = bl_support,
+  .support_reads = DIST_SUPPORT_READS(0),
   .lpdf1 = bl_lpmf,
   .rng1 = bl_rng,
   .lcdf1 = bl_lcdf,

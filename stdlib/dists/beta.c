@@ -71,6 +71,7 @@ const DistFamily dist_beta = {
     .pdom = {PD_POS, PD_POS},
     .vtype = {TY_REAL, 0},
     .support = beta_support,
+    .support_reads = DIST_SUPPORT_READS(0),
     .lpdf1 = beta_lpdf,
     .rng1 = beta_rng,
     .lcdf1 = beta_lcdf,

@@ -59,6 +59,7 @@ const DistFamily dist_binomial = {
   .vtype = {TY_INT, 0},
   .discrete = true,
   .support = binom_support,
+  .support_reads = DIST_SUPPORT_READS(0x1),
   .lpdf1 = binom_lpmf,
   .rng1 = binom_rng,
   .lcdf1 = binom_lcdf,

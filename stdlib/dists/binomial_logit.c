@@ -78,6 +78,7 @@ const DistFamily dist_binomial_logit = {
   .vtype = {TY_INT, 0},
   .discrete = true,
   .support = bl_support,
+  .support_reads = DIST_SUPPORT_READS(0x1),
   .lpdf1 = bl_lpmf,
   .lpdf_grad1 = bl_lpmf_grad,
   .rng1 = bl_rng,

@@ -53,6 +53,7 @@ const DistFamily dist_discrete_uniform = {
   .vtype = {TY_INT, 0},
   .discrete = true,
   .support = du_support,
+  .support_reads = DIST_SUPPORT_READS(0x3),
   .lpdf1 = du_lpmf,
   .rng1 = du_rng,
   .lcdf1 = du_lcdf,

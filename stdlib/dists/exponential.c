@@ -99,6 +99,7 @@ const DistFamily dist_exponential = {
     .pdom = {PD_POS},
     .vtype = {TY_REAL, 0},
     .support = exponential_support,
+    .support_reads = DIST_SUPPORT_READS(0),
     .lpdf1 = exponential_lpdf,
     .rng1 = exponential_rng,
     .lcdf1 = exponential_lcdf,

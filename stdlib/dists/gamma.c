@@ -131,6 +131,7 @@ const DistFamily dist_gamma = {
     .pdom = {PD_POS, PD_POS},
     .vtype = {TY_REAL, 0},
     .support = gamma_support,
+    .support_reads = DIST_SUPPORT_READS(0),
     .lpdf1 = gamma_lpdf,
     .rng1 = gamma_rng,
     .lcdf1 = gamma_lcdf,

@@ -71,6 +71,7 @@ const DistFamily dist_geometric = {
   .vtype = {TY_INT, 0},
   .discrete = true,
   .support = geom_support,
+  .support_reads = DIST_SUPPORT_READS(0),
   .lpdf1 = geom_lpmf,
   .rng1 = geom_rng,
   .lcdf1 = geom_lcdf,

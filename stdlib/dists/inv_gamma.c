@@ -67,6 +67,7 @@ const DistFamily dist_inv_gamma = {
     .pdom = {PD_POS, PD_POS},
     .vtype = {TY_REAL, 0},
     .support = inv_gamma_support,
+    .support_reads = DIST_SUPPORT_READS(0),
     .lpdf1 = inv_gamma_lpdf,
     .rng1 = inv_gamma_rng,
     .lcdf1 = inv_gamma_lcdf,

@@ -122,6 +122,7 @@ const DistFamily dist_lognormal = {
     .pdom = {PD_ANY, PD_POS},
     .vtype = {TY_REAL, 0},
     .support = lognormal_support,
+    .support_reads = DIST_SUPPORT_READS(0),
     .lpdf1 = lognormal_lpdf,
     .rng1 = lognormal_rng,
     .lcdf1 = lognormal_lcdf,

@@ -91,6 +91,7 @@ const DistFamily dist_neg_binomial_2 = {
   .vtype = {TY_INT, 0},
   .discrete = true,
   .support = nb_support,
+  .support_reads = DIST_SUPPORT_READS(0),
   .lpdf1 = nb_lpmf,
   .rng1 = nb_rng,
   .lcdf1 = nb_lcdf,

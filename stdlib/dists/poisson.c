@@ -59,6 +59,7 @@ const DistFamily dist_poisson = {
   .vtype = {TY_INT, 0},
   .discrete = true,
   .support = pois_support,
+  .support_reads = DIST_SUPPORT_READS(0),
   .lpdf1 = pois_lpmf,
   .rng1 = pois_rng,
   .lcdf1 = pois_lcdf,

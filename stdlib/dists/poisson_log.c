@@ -70,6 +70,7 @@ const DistFamily dist_poisson_log = {
   .vtype = {TY_INT, 0},
   .discrete = true,
   .support = pl_support,
+  .support_reads = DIST_SUPPORT_READS(0),
   .lpdf1 = pl_lpmf,
   .rng1 = pl_rng,
   .lcdf1 = pl_lcdf,

@@ -72,6 +72,7 @@ const DistFamily dist_uniform = {
     .pdom = {PD_ANY, PD_ANY},
     .vtype = {TY_REAL, 0},
     .support = uniform_support,
+    .support_reads = DIST_SUPPORT_READS(0x3),
     .lpdf1 = uniform_lpdf,
     .rng1 = uniform_rng,
     .lcdf1 = uniform_lcdf,

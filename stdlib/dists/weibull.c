@@ -77,6 +77,7 @@ const DistFamily dist_weibull = {
     .pdom = {PD_POS, PD_POS},
     .vtype = {TY_REAL, 0},
     .support = weibull_support,
+    .support_reads = DIST_SUPPORT_READS(0),
     .lpdf1 = weibull_lpdf,
     .rng1 = weibull_rng,
     .lcdf1 = weibull_lcdf,

@@ -436,5 +436,83 @@ int main(void) {
   tap_ok(fabs(got - want) < 1e-12, "normal_lcdf sums elements");
   expect_err(dist_lcdf_value(dist_lookup("dirichlet"), vec(3, s1), 1, pd, false, &got, err, sizeof err),
              "dirichlet: no lcdf is available for this family", "no CDF for whole-value families");
+  /* ---- support_reads: every family with a support says which parameters it
+     reads (dist.c then evaluates it once for scalar read parameters); the
+     support must not move when any other parameter varies, and must move
+     with each parameter said to be read */
+  {
+    static const double vals[][3] = {
+        [PD_ANY] = {-2.5, 0, 3},    [PD_POS] = {0.5, 2, 7},       [PD_NONNEG] = {0, 1.5, 9},
+        [PD_PROB] = {0, 0.3, 1},    [PD_INT_NONNEG] = {0, 3, 16}, [PD_INT] = {-4, 0, 5},
+        [PD_ANY_INF] = {-1, 0, 2.5}, [PD_CUSTOM] = {0, 1, 2}};
+    int nsup = 0, stated = 0, steady = 0, moving = 0, nread = 0;
+    for (int k = 0; tab[k]; k++) {
+      const DistFamily *f = tab[k];
+      if (!f->support) continue;
+      nsup++;
+      if (!tap_ok(f->support_reads & DIST_SUPPORT_STATED, "%s states the parameters its support reads",
+                  f->name))
+        continue;
+      stated++;
+      double base[DIST_MAX_PARAMS] = {0}, lo0, hi0;
+      for (int i = 0; i < f->nparams; i++) base[i] = vals[f->pdom[i]][0];
+      f->support(base, &lo0, &hi0);
+      for (int i = 0; i < f->nparams; i++) {
+        bool same = true;
+        for (int v = 1; v < 3; v++) {
+          double p[DIST_MAX_PARAMS], lo, hi;
+          memcpy(p, base, sizeof p);
+          p[i] = vals[f->pdom[i]][v];
+          f->support(p, &lo, &hi);
+          same = same && lo == lo0 && hi == hi0;
+        }
+        if (dist_support_reads(f, i)) {
+          nread++;
+          if (tap_ok(!same, "%s's support moves with %s, which it says it reads", f->name, f->pnames[i]))
+            moving++;
+        } else if (tap_ok(same, "%s's support does not move with %s", f->name, f->pnames[i])) {
+          steady++;
+        }
+      }
+    }
+    tap_ok(nsup >= 16 && stated == nsup, "all %d families with a support state what it reads", nsup);
+    tap_diag("support_reads: %d steady parameters, %d of %d read ones move", steady, moving, nread);
+    tap_ok(nread >= 4 && moving == nread, "binomial, binomial_logit, uniform, discrete_uniform read theirs");
+
+    /* through dist_call_init: scalar N beside 3 logits takes the one support;
+       per-element N still gives the widest bound; an empty support in the
+       second element of a vector still fails */
+    DistCall sc;
+    double a3[3] = {-1, 0.5, 2}, n2[2] = {3, 7};
+    Value pbl[2] = {val_int(16), vec(3, a3)};
+    tap_ok(dist_call_init(&sc, dist_lookup("binomial_logit"), 2, pbl, CON_NONE, -INFINITY, INFINITY,
+                          ty_make(TY_INT, 0), 0, NULL, err, sizeof err) &&
+               sc.lower == 0 && sc.upper == 16 && !sc.truncated,
+           "binomial_logit(16, vector): support [0, 16] (%s)", err);
+    Value pbn[2] = {vec(2, n2), val_real(0.3)};
+    tap_ok(dist_call_init(&sc, dist_lookup("binomial"), 2, pbn, CON_NONE, -INFINITY, INFINITY,
+                          ty_make(TY_INT, 0), 0, NULL, err, sizeof err) &&
+               sc.lower == 0 && sc.upper == 7,
+           "binomial([3, 7], 0.3): support [0, 7] over the elements (%s)", err);
+    double lo2[2] = {0, 5};
+    Value pun[2] = {vec(2, lo2), val_real(3)};
+    expect_err(init(&sc, "uniform", 2, pun, CON_NONE, -INFINITY, INFINITY),
+               "uniform: alpha must be less than beta, got 5 and 3",
+               "uniform([0, 5], 3): the second element's empty support is found");
+    /* the same family stating that its support reads nothing is evaluated
+       once: the second element is not looked at (the shortcut is taken) */
+    DistFamily once = *dist_lookup("uniform");
+    once.support_reads = DIST_SUPPORT_READS(0);
+    err[0] = 0;
+    tap_ok(dist_call_init(&sc, &once, 2, pun, CON_NONE, -INFINITY, INFINITY, ty_make(TY_REAL, 0), 0,
+                          NULL, err, sizeof err) &&
+               sc.lower == 0 && sc.upper == 3,
+           "a support said to read no vector parameter is evaluated for the first element only (%s)", err);
+    once.support_reads = 0; /* not stated (a host's family): every element */
+    expect_err(dist_call_init(&sc, &once, 2, pun, CON_NONE, -INFINITY, INFINITY, ty_make(TY_REAL, 0), 0,
+                              NULL, err, sizeof err),
+               "uniform: alpha must be less than beta, got 5 and 3",
+               "a support whose reads are not stated is evaluated per element");
+  }
   return tap_done();
 }
