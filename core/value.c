@@ -68,8 +68,13 @@ Value val_copy(Value v) {
 size_t val_numel(Value v) {
   switch (v.k) {
   case V_ARR: {
+    /* scalar elements (data columns, a plate's rows) counted here, not by a
+       call each */
     size_t n = 0;
-    for (int i = 0; i < v.a->n; i++) n += val_numel(v.a->e[i]);
+    for (int i = 0; i < v.a->n; i++) {
+      ValKind k = v.a->e[i].k;
+      n += k == V_INT || k == V_REAL || k == V_BOOL ? 1 : val_numel(v.a->e[i]);
+    }
     return n;
   }
   case V_VEC:
@@ -96,7 +101,12 @@ size_t val_flatten(Value v, double *out) {
   switch (v.k) {
   case V_ARR: {
     size_t n = 0;
-    for (int i = 0; i < v.a->n; i++) n += val_flatten(v.a->e[i], out + n);
+    for (int i = 0; i < v.a->n; i++) {
+      Value e = v.a->e[i];
+      if (e.k == V_REAL) out[n++] = e.r; /* scalar elements inline, as below */
+      else if (e.k == V_INT) out[n++] = (double)e.i;
+      else n += val_flatten(e, out + n);
+    }
     return n;
   }
   case V_VEC:

@@ -166,8 +166,10 @@ static bool dist_numeric_leaves(Value v) {
   switch (v.k) {
   case V_INT: case V_REAL: case V_BOOL: case V_VEC: case V_ROWVEC: case V_MAT: return true;
   case V_ARR:
-    for (int i = 0; i < v.a->n; i++)
-      if (!dist_numeric_leaves(v.a->e[i])) return false;
+    for (int i = 0; i < v.a->n; i++) {
+      ValKind k = v.a->e[i].k; /* scalars without a call each */
+      if (k != V_INT && k != V_REAL && !dist_numeric_leaves(v.a->e[i])) return false;
+    }
     return true;
   default: return false;
   }
@@ -177,7 +179,7 @@ static bool dist_int_leaves(Value v) {
   if (v.k == V_INT || v.k == V_BOOL) return true;
   if (v.k != V_ARR) return false;
   for (int i = 0; i < v.a->n; i++)
-    if (!dist_int_leaves(v.a->e[i])) return false;
+    if (v.a->e[i].k != V_INT && !dist_int_leaves(v.a->e[i])) return false;
   return true;
 }
 
