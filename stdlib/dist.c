@@ -1191,9 +1191,19 @@ static bool call_lpdf_ad(const DistCall *dc, Tape *t, Value x, double *lp, int32
   double p[DIST_MAX_PARAMS] = {0}, lz = 0.0, total = 0.0;
   double dlz[DIST_MAX_PARAMS] = {0}, dlzlo = 0, dlzhi = 0;
   bool cut_lo = false, cut_hi = false;
+  /* per element only the container parameters are reloaded, and the kernel
+     is called directly when the family gives lpdf_grad1 (the same values as
+     through dist_lpdf_grad1) */
+  int vidx[DIST_MAX_PARAMS], nv = 0;
+  for (int i = 0; i < np; i++)
+    if (!args[i].scalar) vidx[nv++] = i;
+  double (*kern)(double, const double *, double *, double *) = any ? f->lpdf_grad1 : NULL;
   for (size_t j = 0; j < n; j++) {
     if (j == 0 || !params_scalar) {
-      for (int i = 0; i < np; i++) p[i] = darg_at(&args[i], j);
+      if (j == 0)
+        for (int i = 0; i < np; i++) p[i] = darg_at(&args[i], j);
+      else
+        for (int k = 0; k < nv; k++) p[vidx[k]] = args[vidx[k]].d[j];
       if (trunc) {
         lz = dist_log_mass(f, p, dc->lower, dc->upper);
         if (any) dist_log_mass_grad(f, p, dc->lower, dc->upper, lz, dlz, &dlzlo, &dlzhi);
@@ -1209,7 +1219,9 @@ static bool call_lpdf_ad(const DistCall *dc, Tape *t, Value x, double *lp, int32
       return true;
     }
     double dx = 0, dp[DIST_MAX_PARAMS] = {0};
-    double lj = any ? dist_lpdf_grad1(f, xj, p, &dx, dp) : dist_lpdf1(f, xj, p);
+    double lj = kern  ? kern(xj, p, &dx, dp)
+                : any ? dist_lpdf_grad1(f, xj, p, &dx, dp)
+                      : dist_lpdf1(f, xj, p);
     total += lj - lz;
     if (!any || !isfinite(lj)) continue;
     if (trunc) {
