@@ -355,6 +355,7 @@ static ppl_status register_family_(ppl_context *ctx, const ppl_family *fam) {
   f->support = fam->support == PPL_SUPPORT_POSITIVE ? hf_positive
                : fam->support == PPL_SUPPORT_UNIT   ? hf_unit
                                                     : NULL;
+  f->support_reads = DIST_SUPPORT_READS(0); /* the three supports read no parameter */
   f->ctx = hf;
   f->lpdf1_ctx = hf_lpdf;
   f->lpdf_grad1_ctx = fam->lpdf_grad ? hf_lpdf_grad : NULL;
