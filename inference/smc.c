@@ -394,6 +394,37 @@ static void smc_move_fn(void *ctx, int worker, int lo, int hi) {
   }
 }
 
+/* A round of moves ends (interpreted or compiled): its flags a particle
+ * counted, the movers' scales and the block factor adapted (towards the random
+ * walk's optimal acceptance), and the round's accepted moves per moving
+ * particle added to *jumps (what the rounds' stop counts).  False when no
+ * particle could move: the rounds end. */
+bool smc_round_end(SmcState *s, const unsigned char *flags, double *jumps) {
+  int N = s->N;
+  long bt = 0, ba = 0, sa = 0, moved = 0;
+  for (int i = 0; i < N; i++) {
+    int f = flags[i];
+    bt += (f & SMC_MV_TRIED) != 0;
+    ba += (f & SMC_MV_BLOCK) != 0;
+    sa += (f & SMC_MV_SITE) != 0;
+    moved += (f & SMC_MV_MOVED) != 0;
+  }
+  mh_mover_adapt_round(s->mover, s->mv_rec, N);
+  if (moved == 0) return false;
+  s->rounds++;
+  s->block_moves += bt;
+  s->block_accepts += ba;
+  s->moves += moved;
+  s->accepts += sa;
+  if (bt > 0) {
+    s->lambda *= exp((double)ba / (double)bt - SMC_BLOCK_ACCEPT);
+    if (s->lambda < 1e-4) s->lambda = 1e-4;
+    if (s->lambda > 1e4) s->lambda = 1e4;
+  }
+  *jumps += (double)(ba + sa) / (double)moved;
+  return true;
+}
+
 /* Rounds of moves on the freshly resampled population, for the target whose
  * latest event counts beta times: --rejuvenate K rounds, or (automatic) until
  * the particles have made SMC_JUMPS accepted moves on average.  Within a
@@ -425,27 +456,7 @@ static bool smc_moves(SmcState *s, double beta, Diag *d) {
       *d = s->wk[bad].fatal;
       return false;
     }
-    long bt = 0, ba = 0, sa = 0, moved = 0;
-    for (int i = 0; i < N; i++) {
-      int f = s->mv_flags[i];
-      bt += (f & SMC_MV_TRIED) != 0;
-      ba += (f & SMC_MV_BLOCK) != 0;
-      sa += (f & SMC_MV_SITE) != 0;
-      moved += (f & SMC_MV_MOVED) != 0;
-    }
-    mh_mover_adapt_round(s->mover, s->mv_rec, N);
-    if (moved == 0) break;
-    s->rounds++;
-    s->block_moves += bt;
-    s->block_accepts += ba;
-    s->moves += moved;
-    s->accepts += sa;
-    if (bt > 0) { /* towards the random walk's optimal acceptance */
-      s->lambda *= exp((double)ba / (double)bt - SMC_BLOCK_ACCEPT);
-      if (s->lambda < 1e-4) s->lambda = 1e-4;
-      if (s->lambda > 1e4) s->lambda = 1e4;
-    }
-    jumps += (double)(ba + sa) / (double)moved;
+    if (!smc_round_end(s, s->mv_flags, &jumps)) break;
   }
   for (int i = 0; i < N; i++) {
     Particle *p = &s->p[i];

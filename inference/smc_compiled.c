@@ -465,27 +465,7 @@ static bool smcc_moves(SmcState *s, double beta, Diag *d) {
     for (int i = 0; i < N; i++)
       m->state[i] = !pc_dead(r, i) && K > 0 && m->lik[i] + m->prior[i] > -INFINITY ? SMC_MV_MOVED : 0;
     if (!smcc_round_moves(s, beta, d)) return false;
-    long bt = 0, ba = 0, sa = 0, moved = 0;
-    for (int i = 0; i < N; i++) {
-      int fl = m->state[i];
-      bt += (fl & SMC_MV_TRIED) != 0;
-      ba += (fl & SMC_MV_BLOCK) != 0;
-      sa += (fl & SMC_MV_SITE) != 0;
-      moved += (fl & SMC_MV_MOVED) != 0;
-    }
-    mh_mover_adapt_round(s->mover, s->mv_rec, N);
-    if (moved == 0) break;
-    s->rounds++;
-    s->block_moves += bt;
-    s->block_accepts += ba;
-    s->moves += moved;
-    s->accepts += sa;
-    if (bt > 0) {
-      s->lambda *= exp((double)ba / (double)bt - SMC_BLOCK_ACCEPT);
-      if (s->lambda < 1e-4) s->lambda = 1e-4;
-      if (s->lambda > 1e4) s->lambda = 1e4;
-    }
-    jumps += (double)(ba + sa) / (double)moved;
+    if (!smc_round_end(s, m->state, &jumps)) break;
   }
   uint64_t gen = pc_new_generation(r);
   double *lprior = pc_logpriors(r), *llik = pc_logliks(r);

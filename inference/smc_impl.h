@@ -144,6 +144,7 @@ void smc_scale_add(SmcState *s, const TraceChoice *c, Value val, double w);
 void smc_scales_end(SmcState *s);
 bool smc_temper(SmcState *s, double *base, double *logz, int *stages, Diag *d);
 bool smcc_resample_move(SmcState *s, double beta, Diag *d);
+bool smc_round_end(SmcState *s, const unsigned char *flags, double *jumps);
 
 /* A compiled population spread over MPI ranks (smc_mpi.c).  smcm_setup
  * splits it when the run's communicator has more than one rank and the
