@@ -507,6 +507,14 @@ static double bound_of(const Value *R, int r, double absent) {
   return r < 0 ? absent : val_as_real(R[r]);
 }
 
+/* On a tape, bounds computed from parameters keep their nodes where they bind. */
+static void bound_nodes(const IrInstr *ins, const Value *R, DistCall *dc) {
+  if (ins->con.lower >= 0 && R[ins->con.lower].k == V_REAL && dc->lower == R[ins->con.lower].r)
+    dc->lower_ad = R[ins->con.lower].ad;
+  if (ins->con.upper >= 0 && R[ins->con.upper].k == V_REAL && dc->upper == R[ins->con.upper].r)
+    dc->upper_ad = R[ins->con.upper].ad;
+}
+
 /* A register now holding a value shared with another place. */
 static inline void share(Frame *f, int r) { f->flags[r] &= (uint8_t)~F_OWNED; }
 static inline void set_owned(Frame *f, int r, bool own) {
@@ -735,12 +743,7 @@ static HandlerResult exec_sample(InterpState *st, Frame *f, const IrInstr *ins, 
     diag_error(d, DIAG_RUNTIME, ins->pos, "%s", err);
     return HR_ERROR;
   }
-  if (st->tape) { /* bounds computed from parameters: their nodes, where they bind */
-    if (ins->con.lower >= 0 && R[ins->con.lower].k == V_REAL && dc.lower == R[ins->con.lower].r)
-      dc.lower_ad = R[ins->con.lower].ad;
-    if (ins->con.upper >= 0 && R[ins->con.upper].k == V_REAL && dc.upper == R[ins->con.upper].r)
-      dc.upper_ad = R[ins->con.upper].ad;
-  }
+  if (st->tape) bound_nodes(ins, R, &dc);
   if (!h || !h->sample) {
     diag_error(d, DIAG_INTERNAL, ins->pos, "latent '%s' reached without a handler", ins->name);
     return HR_ERROR;
@@ -1635,12 +1638,7 @@ static HandlerResult exec_plate_vec(InterpState *st, Frame *f, const PvPlan *pl,
                           bound_of(R, ins->con.upper, INFINITY), ty_make(TY_MATRIX, 0), 2, sizes,
                           err, ERRSZ))
         goto error;
-      if (tape) {
-        if (ins->con.lower >= 0 && R[ins->con.lower].k == V_REAL && dc.lower == R[ins->con.lower].r)
-          dc.lower_ad = R[ins->con.lower].ad;
-        if (ins->con.upper >= 0 && R[ins->con.upper].k == V_REAL && dc.upper == R[ins->con.upper].r)
-          dc.upper_ad = R[ins->con.upper].ad;
-      }
+      if (tape) bound_nodes(ins, R, &dc);
       if (!h || !h->sample) {
         diag_error(d, DIAG_INTERNAL, ins->pos, "latent '%s' reached without a handler", ins->name);
         return HR_ERROR;
