@@ -171,7 +171,7 @@ static bool prepare_pair(const Prog *pg, const char *grad_samples, Interp **in, 
   EngineOpts ov = topts((const char *const[]){"grad-samples", grad_samples, NULL});
   EngineOpts orow = topts((const char *const[]){"grad-samples", grad_samples, "plate-rows", "true",
                                                 NULL});
-  EngineOpts *pv = malloc(sizeof ov), *pr = malloc(sizeof orow);
+  EngineOpts *pv = gc_alloc(sizeof ov), *pr = gc_alloc(sizeof orow); /* they hold the collector's pointers (o.set) */
   *pv = ov, *pr = orow;
   *sv = svi_prepare(*in, pv, 0, d);
   *sr = *sv ? svi_prepare(*in, pr, 0, d) : NULL;
@@ -244,7 +244,7 @@ static void test_fit(const Prog *pg) {
   const char *kv[] = {"iter", "30", "plate-rows", "false", NULL};
   const char *kr[] = {"iter", "30", "plate-rows", "true", NULL};
   in = compile(pg->src, pg->data, &d);
-  EngineOpts *ov = malloc(sizeof(EngineOpts)), *orow = malloc(sizeof(EngineOpts));
+  EngineOpts *ov = gc_alloc(sizeof(EngineOpts)), *orow = gc_alloc(sizeof(EngineOpts));
   *ov = topts(kv), *orow = topts(kr);
   sv = in ? svi_prepare(in, ov, 0, &d) : NULL;
   sv2 = sv ? svi_prepare(in, ov, 0, &d) : NULL;
@@ -323,7 +323,7 @@ static void test_reasons(void) {
               "reasons: latents the guide draws outside a plate of the same name keep the row loop"))
     tap_diag("%s", p ? rep : d.msg);
   Interp *in = compile(src, "{\"N\": 4, \"y\": [1, 2, 3, 4]}", &d);
-  EngineOpts *o = malloc(sizeof(EngineOpts));
+  EngineOpts *o = gc_alloc(sizeof(EngineOpts));
   *o = topts(NULL);
   Svi *sv = in ? svi_prepare(in, o, 0, &d) : NULL;
   double e, g[4];
