@@ -25,13 +25,6 @@ static bool close12(double a, double b) {
   return fabs(a - b) <= 1e-12 * fmax(1, fmax(fabs(a), fabs(b)));
 }
 
-static IrProgram *lower(const char *src, Diag *d) {
-  diag_init(d);
-  Ast *a = parse_string(src, strlen(src), "test.ppl", d);
-  CheckedProgram *cp = a ? check_program(a, "test.ppl", 0, NULL, d) : NULL;
-  return cp ? ir_lower(cp, d) : NULL;
-}
-
 static Interp *with_data(IrProgram *p, TData *td, Diag *d) {
   Interp *in = interp_new(p, NULL);
   return interp_load_data(in, &td->src, d) ? in : NULL;
@@ -110,7 +103,7 @@ static const char *scales_src =
 
 static void one_program(const char *what, const char *src, MakeData make, Rng *r) {
   Diag d;
-  IrProgram *p = lower(src, &d);
+  IrProgram *p = tlower(src, &d);
   if (!tap_ok(p != NULL, "%s: lowers (%s)", what, d.msg)) return;
   TData da, db, dc;
   tdata_init(&da);

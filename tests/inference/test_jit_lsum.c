@@ -93,13 +93,6 @@ static void check_contract(const DistFamily *f, Rng *rg) {
          f->name, k->lsum_sign, k->lsum_hi, n, finite);
 }
 
-static IrProgram *lower(const char *src, Diag *d) {
-  diag_init(d);
-  Ast *a = parse_string(src, strlen(src), "test.ppl", d);
-  CheckedProgram *cp = a ? check_program(a, "test.ppl", 0, NULL, d) : NULL;
-  return cp ? ir_lower(cp, d) : NULL;
-}
-
 static const char *logit_src = "data { int N; vector[N] x; int y[N]; }\n"
                                "model {\n"
                                "  real a ~ normal(0, 1);\n"
@@ -111,7 +104,7 @@ static const char *logit_src = "data { int N; vector[N] x; int y[N]; }\n"
 static void one_size(int N, double scale, bool bad_y, Rng *r) {
   const char *what = gc_printf("bernoulli_logit N=%d |x|<=%g%s", N, scale, bad_y ? ", a y of 2" : "");
   Diag d;
-  IrProgram *p = lower(logit_src, &d);
+  IrProgram *p = tlower(logit_src, &d);
   if (!tap_ok(p != NULL, "%s: lowers (%s)", what, d.msg)) return;
   TData td;
   tdata_init(&td);
